@@ -1,0 +1,202 @@
+use super::*;
+
+fn at(ms: u64) -> Now {
+    Now { mono_ms: ms, wall_ms: 1_700_000_000_000 + ms }
+}
+
+fn spec() -> AppSpec {
+    AppSpec { name: "app".into(), script: "/bin/true".into(), ..AppSpec::default() }
+}
+
+/// Drives an instance through inputs at given times and collects every effect.
+struct Run {
+    spec: AppSpec,
+    state: InstanceState,
+}
+
+impl Run {
+    fn new(spec: AppSpec) -> Self {
+        Run { spec, state: InstanceState::new(at(0)) }
+    }
+    fn feed(&mut self, t: u64, input: Input) -> Vec<Effect> {
+        self.state.handle(&self.spec, input, at(t))
+    }
+    fn online(&mut self, t: u64, pid: u32) {
+        assert_eq!(self.feed(t, Input::Control(Control::Start)), vec![Effect::Spawn]);
+        self.feed(t, Input::Spawned { pid });
+        assert_eq!(self.state.status, Status::Online);
+    }
+    fn crash(&mut self, t: u64, code: i32) -> Vec<Effect> {
+        self.feed(t, Input::Exited { code: Some(code), signal: None })
+    }
+}
+
+#[test]
+fn a_crash_is_restarted_at_once_and_counted() {
+    let mut run = Run::new(spec());
+    run.online(0, 10);
+    let effects = run.crash(5_000, 1);
+    assert_eq!(effects, vec![Effect::KillGroup, Effect::Spawn]);
+    assert_eq!(run.state.status, Status::Launching);
+    assert_eq!(run.state.restart_time, 1);
+    assert_eq!(run.state.unstable_restarts, 0, "a 5 s run is stable");
+    let exit = run.state.exits.back().expect("exit recorded");
+    assert_eq!((exit.code, exit.uptime_ms, exit.action.as_str()), (Some(1), 5_000, "restart"));
+}
+
+#[test]
+fn short_runs_in_a_row_end_in_errored_after_max_restarts() {
+    let mut run = Run::new(AppSpec { max_restarts: 3, ..spec() });
+    run.online(0, 10);
+    let mut t = 0;
+    for round in 1..=2 {
+        t += 100;
+        assert_eq!(run.crash(t, 1), vec![Effect::KillGroup, Effect::Spawn], "round {round}");
+        run.feed(t, Input::Spawned { pid: 10 + round });
+    }
+    t += 100;
+    assert_eq!(run.crash(t, 1), vec![Effect::KillGroup]);
+    assert_eq!(run.state.status, Status::Errored);
+    assert_eq!(run.state.restart_time, 2);
+    assert!(run.state.exits.back().expect("exit").reason.contains("3 unstable restarts"));
+}
+
+#[test]
+fn a_stable_run_resets_the_unstable_count() {
+    let mut run = Run::new(AppSpec { max_restarts: 2, ..spec() });
+    run.online(0, 10);
+    run.crash(100, 1);
+    run.feed(100, Input::Spawned { pid: 11 });
+    assert_eq!(run.state.unstable_restarts, 1);
+    run.crash(5_000, 1);
+    assert_eq!(run.state.unstable_restarts, 0);
+    run.feed(5_000, Input::Spawned { pid: 12 });
+    assert_eq!(run.crash(5_100, 1), vec![Effect::KillGroup, Effect::Spawn]);
+}
+
+#[test]
+fn max_restarts_zero_never_restarts() {
+    let mut run = Run::new(AppSpec { max_restarts: 0, ..spec() });
+    run.online(0, 10);
+    assert_eq!(run.crash(60_000, 1), vec![Effect::KillGroup]);
+    assert_eq!(run.state.status, Status::Errored);
+}
+
+#[test]
+fn no_autorestart_and_stop_exit_codes_leave_the_app_stopped() {
+    let cases = [
+        (AppSpec { autorestart: false, ..spec() }, 1),
+        (AppSpec { stop_exit_codes: vec![3], ..spec() }, 3),
+    ];
+    for (spec, code) in cases {
+        let mut run = Run::new(spec);
+        run.online(0, 10);
+        assert_eq!(run.crash(5_000, code), vec![Effect::KillGroup]);
+        assert_eq!(run.state.status, Status::Stopped);
+        assert_eq!(run.state.restart_time, 0);
+    }
+}
+
+#[test]
+fn restart_delay_waits_then_spawns() {
+    let mut run = Run::new(AppSpec { restart_delay_ms: 2_000, ..spec() });
+    run.online(0, 10);
+    assert_eq!(run.crash(5_000, 1), vec![Effect::KillGroup, Effect::ArmTimer(2_000)]);
+    assert_eq!(run.state.status, Status::WaitingRestart);
+    assert_eq!(run.feed(7_000, Input::TimerFired), vec![Effect::Spawn]);
+    assert_eq!(run.state.restart_time, 1);
+}
+
+#[test]
+fn exponential_backoff_grows_and_resets_after_thirty_seconds_up() {
+    let mut run = Run::new(AppSpec { exp_backoff_restart_delay_ms: Some(100), max_restarts: 100, ..spec() });
+    run.online(0, 10);
+    let mut delays = Vec::new();
+    let mut t = 0;
+    for _ in 0..4 {
+        t += 10;
+        let effects = run.crash(t, 1);
+        let Some(Effect::ArmTimer(delay)) = effects.last().cloned() else { panic!("{effects:?}") };
+        delays.push(delay);
+        t += delay;
+        run.feed(t, Input::TimerFired);
+        run.feed(t, Input::Spawned { pid: 11 });
+    }
+    assert_eq!(delays, vec![100, 150, 225, 337]);
+    // A run of more than 30 s starts the backoff again from its initial delay.
+    t += 31_000;
+    assert_eq!(run.crash(t, 1).last(), Some(&Effect::ArmTimer(100)));
+}
+
+#[test]
+fn stop_signals_the_group_and_completes_when_the_group_is_gone() {
+    let mut run = Run::new(AppSpec { kill_signal: "SIGTERM".into(), kill_timeout_ms: 500, ..spec() });
+    run.online(0, 10);
+    let effects = run.feed(1_000, Input::Control(Control::Stop));
+    assert_eq!(effects, vec![Effect::SignalGroup("SIGTERM".into()), Effect::ArmTimer(500)]);
+    assert_eq!(run.state.status, Status::Stopping);
+    assert_eq!(run.feed(1_100, Input::Exited { code: None, signal: Some("SIGTERM".into()) }), vec![Effect::WatchGroup]);
+    assert_eq!(run.state.status, Status::Stopping, "children may still run");
+    assert_eq!(run.feed(1_500, Input::TimerFired), vec![Effect::KillGroup]);
+    assert_eq!(run.feed(1_510, Input::GroupGone), vec![Effect::CancelTimer]);
+    assert_eq!(run.state.status, Status::Stopped);
+    assert_eq!(run.state.restart_time, 0, "a stop is not a restart");
+}
+
+#[test]
+fn restart_stops_then_spawns_and_resets_unstable_counters() {
+    let mut run = Run::new(spec());
+    run.online(0, 10);
+    run.crash(100, 1);
+    run.feed(100, Input::Spawned { pid: 11 });
+    assert_eq!(run.state.unstable_restarts, 1);
+    let effects = run.feed(2_000, Input::Control(Control::Restart));
+    assert_eq!(effects, vec![Effect::SignalGroup("SIGINT".into()), Effect::ArmTimer(1600)]);
+    assert_eq!(run.state.unstable_restarts, 0);
+    run.feed(2_010, Input::Exited { code: Some(0), signal: None });
+    assert_eq!(run.feed(2_020, Input::GroupGone), vec![Effect::CancelTimer, Effect::Spawn]);
+    assert_eq!(run.state.restart_time, 2);
+}
+
+#[test]
+fn stop_during_waiting_restart_cancels_the_restart() {
+    let mut run = Run::new(AppSpec { restart_delay_ms: 1_000, ..spec() });
+    run.online(0, 10);
+    run.crash(5_000, 1);
+    assert_eq!(run.feed(5_100, Input::Control(Control::Stop)), vec![Effect::CancelTimer]);
+    assert_eq!(run.state.status, Status::Stopped);
+    assert_eq!(run.feed(6_000, Input::TimerFired), Vec::<Effect>::new());
+}
+
+#[test]
+fn a_failed_spawn_is_errored_with_the_reason() {
+    let mut run = Run::new(spec());
+    run.feed(0, Input::Control(Control::Start));
+    run.feed(0, Input::SpawnFailed { error: "No such file or directory".into() });
+    assert_eq!(run.state.status, Status::Errored);
+    assert!(run.state.exits.back().expect("exit").reason.contains("No such file"));
+    // Starting it again tries again.
+    assert_eq!(run.feed(10, Input::Control(Control::Start)), vec![Effect::Spawn]);
+}
+
+#[test]
+fn commands_on_settled_states_do_nothing() {
+    let mut run = Run::new(spec());
+    assert!(run.feed(0, Input::Control(Control::Stop)).is_empty());
+    run.online(0, 10);
+    assert!(run.feed(0, Input::Control(Control::Start)).is_empty());
+    assert!(run.feed(0, Input::GroupGone).is_empty(), "a stray report changes nothing");
+}
+
+#[test]
+fn restored_state_is_stopped_and_keeps_counters() {
+    let mut run = Run::new(spec());
+    run.online(0, 10);
+    run.crash(5_000, 1);
+    let json = serde_json::to_string(&run.state).expect("serialize");
+    let restored: InstanceState = serde_json::from_str::<InstanceState>(&json).expect("decode").restored();
+    assert_eq!(restored.status, Status::Stopped);
+    assert_eq!(restored.pid, None);
+    assert_eq!(restored.restart_time, 1);
+    assert_eq!(restored.exits.len(), 1);
+}

@@ -1,0 +1,16 @@
+//! Kelpie's domain model, free of I/O: what an app is ([`AppSpec`]), what state one of its
+//! instances is in ([`InstanceState`], [`Status`]), and how it reacts to what happens to it
+//! ([`InstanceState::handle`] returns the [`Effect`]s the daemon must carry out).
+//!
+//! Nothing here touches the clock, processes or files: time is passed in as [`Now`], so every
+//! rule (PM2's unstable-restart accounting, exponential backoff, the stop sequence) is tested
+//! with plain tables of inputs.
+#![warn(missing_docs)]
+
+mod instance;
+mod policy;
+mod spec;
+
+pub use instance::{Control, Effect, ExitRecord, Input, InstanceState, Now, Status};
+pub use policy::{next_backoff_delay, BACKOFF_CAP_MS, BACKOFF_GROWTH, BACKOFF_RESET_AFTER_MS};
+pub use spec::{sanitize_log_name, AppSpec, ExecMode, DEFAULT_NAMESPACE};
