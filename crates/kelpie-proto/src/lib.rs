@@ -1,1 +1,15 @@
-//! placeholder
+//! Kelpie's IPC between the CLI and the daemon.
+//!
+//! Frames are a 4-byte big-endian length followed by that many bytes of JSON. Every connection
+//! starts with a [`Hello`] from each side, whose shape never changes, so any two versions of
+//! Kelpie can at least tell each other apart and say so clearly. Then the client sends
+//! [`Request`]s and reads one [`Response`] for each.
+#![warn(missing_docs)]
+
+mod frame;
+mod messages;
+
+pub use frame::{decode, encode, read_frame, write_frame, FrameError, MAX_FRAME_LEN};
+pub use messages::{
+    Hello, ProcessInfo, Request, Response, StartOutcome, Target, WireError, ErrorKind, PROTOCOL_VERSION,
+};

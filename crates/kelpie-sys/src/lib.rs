@@ -1,1 +1,16 @@
-//! placeholder
+//! The operating-system calls Kelpie needs that std does not offer safely: signals to processes
+//! and process groups, credentials, sessions, and /proc sampling.
+//!
+//! This is the only crate allowed `unsafe`; every block says why it is sound.
+#![allow(unsafe_code)]
+
+mod creds;
+mod procfs;
+mod signals;
+
+pub use creds::{current_uid, username};
+pub use procfs::{clock_ticks_per_second, page_size, sample_process, ProcessSample};
+pub use signals::{
+    detach_into_new_session, group_alive, kill_group, pid_alive, send_signal, signal_name, signal_number,
+    SIGKILL,
+};

@@ -1,0 +1,184 @@
+//! The messages themselves.
+
+use kelpie_core::{AppSpec, InstanceState};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Version of the request/response vocabulary. Bumped when a change would make an older peer
+/// misread a message; the [`Hello`] exchange refuses a mismatch with a clear message.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// First frame in each direction. Its shape must never change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`PROTOCOL_VERSION`] of the sender.
+    pub protocol: u32,
+    /// Kelpie version of the sender (`CARGO_PKG_VERSION`).
+    pub version: String,
+}
+
+impl Hello {
+    /// The Hello of this build.
+    pub fn current() -> Self {
+        Hello { protocol: PROTOCOL_VERSION, version: env!("CARGO_PKG_VERSION").to_string() }
+    }
+}
+
+/// What a command acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Target {
+    /// Every app.
+    All,
+    /// One instance by `pm_id`.
+    Id(u32),
+    /// Every instance whose name, or else whose namespace, is this.
+    Name(String),
+}
+
+/// A request from the CLI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Is the daemon alive?
+    Ping,
+    /// Start apps. For each spec: a new name is created with `instances` instances; an existing
+    /// name from an ecosystem file (`from_file`) is restarted with the new spec; an existing name
+    /// that is stopped is started; one that runs is refused unless `force` (then it is duplicated).
+    Start {
+        /// Specs to start.
+        apps: Vec<AppSpec>,
+        /// Start a duplicate of a running app.
+        force: bool,
+        /// The specs come from an ecosystem file (PM2's smart start: restart what runs).
+        from_file: bool,
+    },
+    /// Stop instances (they stay in the list).
+    Stop {
+        /// What to stop.
+        targets: Vec<Target>,
+    },
+    /// Restart instances. With `update_env`, the inherited environment is replaced by this one.
+    Restart {
+        /// What to restart.
+        targets: Vec<Target>,
+        /// New inherited environment (`--update-env`).
+        update_env: Option<BTreeMap<String, String>>,
+    },
+    /// Stop and forget instances.
+    Delete {
+        /// What to delete.
+        targets: Vec<Target>,
+    },
+    /// Zero the restart counters.
+    Reset {
+        /// What to reset.
+        targets: Vec<Target>,
+    },
+    /// Send a signal to the main process of instances.
+    Signal {
+        /// Signal name (`SIGUSR2`) or number.
+        signal: String,
+        /// Who gets it.
+        targets: Vec<Target>,
+    },
+    /// Every instance with its state.
+    List,
+    /// Write the dump used by `resurrect`.
+    Save {
+        /// Overwrite a non-empty dump with an empty list.
+        force: bool,
+    },
+    /// Start the apps of the dump that are not in the list.
+    Resurrect,
+    /// Stop every app, forget them, and exit.
+    Kill,
+    /// Stop every app, keep the list, and exit (the next daemon starts them again).
+    Shutdown,
+}
+
+/// How one spec of a [`Request::Start`] was handled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StartOutcome {
+    /// A new app with these ids.
+    Created(Vec<u32>),
+    /// An existing app, restarted with the new spec.
+    Restarted(Vec<u32>),
+    /// An existing, stopped app, started.
+    Started(Vec<u32>),
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// Answer to [`Request::Ping`].
+    Pong {
+        /// Daemon pid.
+        pid: u32,
+        /// Daemon version.
+        version: String,
+        /// Daemon uptime (ms).
+        uptime_ms: u64,
+    },
+    /// The current list (answer to most commands, so the CLI can print the table).
+    Processes(Vec<ProcessInfo>),
+    /// Answer to [`Request::Start`]: what happened per spec, and the list.
+    Started {
+        /// One outcome per requested spec, in order.
+        outcomes: Vec<StartOutcome>,
+        /// The list after the start.
+        processes: Vec<ProcessInfo>,
+    },
+    /// A command that has nothing to show succeeded, with a message for people.
+    Done(String),
+    /// The command failed; nothing was changed.
+    Error(WireError),
+}
+
+/// Broad class of a failure, so the CLI can pick an exit code or a hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A target names no app.
+    NotFound,
+    /// The request makes no sense in the current state (app already running...).
+    Conflict,
+    /// The request itself is invalid.
+    Invalid,
+    /// The daemon failed to do something (I/O...).
+    Internal,
+    /// The peers do not speak the same protocol.
+    VersionMismatch,
+}
+
+/// A failure as sent on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireError {
+    /// Class of failure.
+    pub kind: ErrorKind,
+    /// Complete message for people.
+    pub message: String,
+}
+
+/// One instance as shown by `list`, `jlist` and `describe`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// Stable id of the instance.
+    pub pm_id: u32,
+    /// 0-based index among the instances of its app (`NODE_APP_INSTANCE`).
+    pub instance: u32,
+    /// The app's spec.
+    pub spec: AppSpec,
+    /// Its observed state.
+    pub state: InstanceState,
+    /// Resident memory of the main process (bytes), 0 when not running.
+    pub memory: u64,
+    /// CPU use of the main process since the last sample (percent of one core).
+    pub cpu: f64,
+    /// How long the current process has run (ms), 0 when not running.
+    pub uptime_ms: u64,
+    /// Resolved stdout log path.
+    pub out_log: String,
+    /// Resolved stderr log path.
+    pub err_log: String,
+    /// User the app runs as.
+    pub username: String,
+}

@@ -1,0 +1,81 @@
+//! Reading a process's resource use from /proc.
+
+use std::sync::OnceLock;
+
+/// One reading of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessSample {
+    /// Resident set size in bytes.
+    pub rss_bytes: u64,
+    /// User + system CPU time, in clock ticks.
+    pub cpu_ticks: u64,
+    /// Start time after boot, in clock ticks (with the pid, identifies the process across reuse).
+    pub start_ticks: u64,
+}
+
+/// Bytes per memory page.
+pub fn page_size() -> u64 {
+    static PAGE: OnceLock<u64> = OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf(3) reads a constant of the system; no memory of ours is involved.
+        let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        u64::try_from(v).ok().filter(|v| *v > 0).unwrap_or(4096)
+    })
+}
+
+/// Clock ticks per second (`USER_HZ`) for CPU times in /proc.
+pub fn clock_ticks_per_second() -> u64 {
+    static HZ: OnceLock<u64> = OnceLock::new();
+    *HZ.get_or_init(|| {
+        // SAFETY: as above.
+        let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        u64::try_from(v).ok().filter(|v| *v > 0).unwrap_or(100)
+    })
+}
+
+/// Read `/proc/<pid>/stat`; `None` when the process is gone. Blocking (a small file read): call
+/// it off the async workers.
+pub fn sample_process(pid: u32) -> Option<ProcessSample> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&stat)
+}
+
+fn parse_stat(stat: &str) -> Option<ProcessSample> {
+    // The command name (field 2) may contain spaces and parentheses: fields are counted from
+    // the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state), so field N is fields[N - 3].
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    let start_ticks: u64 = fields.get(19)?.parse().ok()?;
+    let rss_pages: u64 = fields.get(21)?.parse().ok()?;
+    Some(ProcessSample { rss_bytes: rss_pages * page_size(), cpu_ticks: utime + stime, start_ticks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_process_can_be_sampled() {
+        let sample = sample_process(std::process::id()).expect("sample self");
+        assert!(sample.rss_bytes > 0);
+        assert!(sample.start_ticks > 0);
+    }
+
+    #[test]
+    fn names_with_parentheses_and_spaces_parse() {
+        let stat = "42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 555 1000 25 \
+                    18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0";
+        let s = parse_stat(stat).expect("parse");
+        assert_eq!(s.cpu_ticks, 10);
+        assert_eq!(s.start_ticks, 555);
+        assert_eq!(s.rss_bytes, 25 * page_size());
+    }
+
+    #[test]
+    fn a_missing_process_is_none() {
+        assert_eq!(sample_process(u32::MAX - 1), None);
+    }
+}

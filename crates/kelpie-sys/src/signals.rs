@@ -1,0 +1,160 @@
+//! Signals, process groups and sessions.
+
+use std::io;
+use std::os::unix::process::CommandExt;
+
+/// SIGKILL's number, for callers that escalate.
+pub const SIGKILL: i32 = libc::SIGKILL;
+
+const SIGNALS: &[(&str, i32)] = &[
+    ("SIGHUP", libc::SIGHUP),
+    ("SIGINT", libc::SIGINT),
+    ("SIGQUIT", libc::SIGQUIT),
+    ("SIGILL", libc::SIGILL),
+    ("SIGTRAP", libc::SIGTRAP),
+    ("SIGABRT", libc::SIGABRT),
+    ("SIGBUS", libc::SIGBUS),
+    ("SIGFPE", libc::SIGFPE),
+    ("SIGKILL", libc::SIGKILL),
+    ("SIGUSR1", libc::SIGUSR1),
+    ("SIGSEGV", libc::SIGSEGV),
+    ("SIGUSR2", libc::SIGUSR2),
+    ("SIGPIPE", libc::SIGPIPE),
+    ("SIGALRM", libc::SIGALRM),
+    ("SIGTERM", libc::SIGTERM),
+    ("SIGCHLD", libc::SIGCHLD),
+    ("SIGCONT", libc::SIGCONT),
+    ("SIGSTOP", libc::SIGSTOP),
+    ("SIGTSTP", libc::SIGTSTP),
+    ("SIGTTIN", libc::SIGTTIN),
+    ("SIGTTOU", libc::SIGTTOU),
+    ("SIGURG", libc::SIGURG),
+    ("SIGXCPU", libc::SIGXCPU),
+    ("SIGXFSZ", libc::SIGXFSZ),
+    ("SIGVTALRM", libc::SIGVTALRM),
+    ("SIGPROF", libc::SIGPROF),
+    ("SIGWINCH", libc::SIGWINCH),
+    ("SIGIO", libc::SIGIO),
+    ("SIGPWR", libc::SIGPWR),
+    ("SIGSYS", libc::SIGSYS),
+];
+
+/// The number of a signal given as `SIGTERM`, `TERM`, `sigterm` or `15`.
+pub fn signal_number(name: &str) -> Option<i32> {
+    let name = name.trim();
+    if let Ok(n) = name.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    SIGNALS.iter().find(|(n, _)| *n == full).map(|(_, v)| *v)
+}
+
+/// The name of a signal number (`SIGTERM`), or `SIG<n>` when it has none.
+pub fn signal_name(number: i32) -> String {
+    SIGNALS
+        .iter()
+        .find(|(_, v)| *v == number)
+        .map(|(n, _)| (*n).to_string())
+        .unwrap_or_else(|| format!("SIG{number}"))
+}
+
+fn check(ret: libc::c_int) -> io::Result<()> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn to_pid(pid: u32) -> io::Result<libc::pid_t> {
+    match libc::pid_t::try_from(pid) {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid pid {pid}"))),
+    }
+}
+
+/// Send `signal` to one process.
+pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
+    let pid = to_pid(pid)?;
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours; a positive pid targets
+    // exactly one process.
+    check(unsafe { libc::kill(pid, signal) })
+}
+
+/// Send `signal` to every process of the process group `pgid`.
+///
+/// Callers only pass the pgid of a group whose leader they spawned: while any member lives the
+/// kernel does not hand that number to a new process, so the group cannot be someone else's.
+pub fn kill_group(pgid: u32, signal: i32) -> io::Result<()> {
+    let pgid = to_pid(pgid)?;
+    // SAFETY: kill(2) with a negative pid signals the group; no memory is involved. `to_pid`
+    // guarantees pgid > 0, so this is never kill(-0) (our own group) or kill(-1) (everything).
+    check(unsafe { libc::kill(-pgid, signal) })
+}
+
+/// Whether any process (zombies included) is left in the process group `pgid`.
+pub fn group_alive(pgid: u32) -> bool {
+    match kill_group(pgid, 0) {
+        Ok(()) => true,
+        Err(e) => e.raw_os_error() == Some(libc::EPERM),
+    }
+}
+
+/// Whether a process with this pid exists (zombies included).
+pub fn pid_alive(pid: u32) -> bool {
+    match send_signal(pid, 0) {
+        Ok(()) => true,
+        Err(e) => e.raw_os_error() == Some(libc::EPERM),
+    }
+}
+
+/// Make the child of `command` start a new session (no controlling terminal, own process
+/// group), as a daemon must.
+pub fn detach_into_new_session(command: &mut std::process::Command) {
+    // SAFETY: the closure runs between fork and exec and only calls setsid(2), which is
+    // async-signal-safe; it allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_names_and_numbers() {
+        assert_eq!(signal_number("SIGTERM"), Some(libc::SIGTERM));
+        assert_eq!(signal_number("term"), Some(libc::SIGTERM));
+        assert_eq!(signal_number("10"), Some(10));
+        assert_eq!(signal_number("SIGNOPE"), None);
+        assert_eq!(signal_number("0"), None);
+        assert_eq!(signal_name(libc::SIGKILL), "SIGKILL");
+    }
+
+    #[test]
+    fn groups_are_signalled_and_seen_gone() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .expect("spawn sleep");
+        let pgid = child.id();
+        assert!(group_alive(pgid));
+        kill_group(pgid, SIGKILL).expect("kill group");
+        child.wait().expect("reap");
+        assert!(!group_alive(pgid));
+    }
+
+    #[test]
+    fn a_zero_pid_is_refused_not_sent_to_our_group() {
+        assert!(kill_group(0, 0).is_err());
+        assert!(send_signal(0, 0).is_err());
+    }
+}
