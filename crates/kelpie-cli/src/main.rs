@@ -1,1 +1,27 @@
-fn main() {}
+//! `kelpie`: the CLI, and (hidden) the daemon itself.
+#![recursion_limit = "256"]
+
+mod cli;
+mod client;
+mod commands;
+mod render;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            // `kelpie jlist | head` closing the pipe is not an error.
+            if error.chain().any(|cause| {
+                cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("kelpie: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,58 @@
-//! placeholder
+//! The Kelpie daemon.
+//!
+//! # Theory of operation
+//!
+//! One **supervisor actor** ([`supervisor`]) owns the table of apps. The IPC server turns each
+//! request into a message to it; nothing else touches the table, so there is no lock to hold.
+//! Each instance (one `pm_id`) has its own **instance task** ([`instance`]) that owns the child
+//! process, waits on it, signals it and arms its timers. The task feeds what happens into the
+//! pure state machine of `kelpie-core` and carries out the effects it returns, then reports the
+//! new state to the supervisor. A crash is therefore seen when the child exits (no polling) and
+//! acted on at once.
+//!
+//! State is written by a **persister thread** ([`persist`]): atomically (temp file, fsync,
+//! rename, fsync of the directory), after every command before its reply, and shortly after
+//! every state change otherwise. A daemon killed with `kill -9` loses no configuration.
+//!
+//! Until the logs issue adds the log pipeline, an app's stdout and stderr are its log files,
+//! opened in append mode and handed to the child: the daemon is not in the output path at all,
+//! so it can never slow an app down, and apps keep writing when the daemon dies.
+
+mod clock;
+mod dump;
+mod instance;
+mod launch;
+pub mod log;
+mod persist;
+mod sampler;
+mod server;
+mod state;
+mod supervisor;
+
+use kelpie_proto::Home;
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The home or one of its files could not be set up.
+    #[error("{about} {path}: {source}")]
+    Io {
+        /// What we were doing.
+        about: &'static str,
+        /// The path involved.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Another daemon answers on this home's socket.
+    #[error("a kelpie daemon is already running for {0}")]
+    AlreadyRunning(String),
+}
+
+/// Run the daemon for `home` until it is told to exit. Blocks the calling thread.
+pub fn run(home: Home) -> Result<(), DaemonError> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|source| {
+        DaemonError::Io { about: "cannot start the async runtime for", path: home.root().display().to_string(), source }
+    })?;
+    runtime.block_on(supervisor::run(home))
+}

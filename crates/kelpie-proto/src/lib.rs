@@ -7,8 +7,10 @@
 #![warn(missing_docs)]
 
 mod frame;
+mod home;
 mod messages;
 
+pub use home::{Home, HOME_ENV};
 pub use frame::{decode, encode, read_frame, write_frame, FrameError, MAX_FRAME_LEN};
 pub use messages::{
     Hello, ProcessInfo, Request, Response, StartOutcome, Target, WireError, ErrorKind, PROTOCOL_VERSION,

@@ -126,6 +126,9 @@ pub enum Response {
         outcomes: Vec<StartOutcome>,
         /// The list after the start.
         processes: Vec<ProcessInfo>,
+        /// Things the user should know (a backup dump was used...).
+        #[serde(default)]
+        notes: Vec<String>,
     },
     /// A command that has nothing to show succeeded, with a message for people.
     Done(String),

@@ -1,0 +1,172 @@
+//! The command line, with PM2's verbs, aliases and flag spellings.
+
+use clap::{Args, Parser, Subcommand};
+
+/// Kelpie: a production process manager for any language. PM2's commands, one small binary.
+#[derive(Debug, Parser)]
+#[command(name = "kelpie", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a script, binary, command or ecosystem file (or restart apps by name or id)
+    Start(StartArgs),
+    /// Stop apps (they stay in the list)
+    Stop(TargetArgs),
+    /// Restart apps
+    Restart(RestartArgs),
+    /// Stop apps and remove them from the list
+    #[command(alias = "del")]
+    Delete(TargetArgs),
+    /// Zero the restart counters of apps
+    Reset(TargetArgs),
+    /// Send a signal to apps (`kelpie signal SIGUSR2 api`)
+    #[command(alias = "sendSignal")]
+    Signal {
+        /// Signal name or number
+        signal: String,
+        #[command(flatten)]
+        targets: TargetArgs,
+    },
+    /// Print the pid of apps (all apps without a target)
+    Pid {
+        /// Name, id, namespace or `all`
+        target: Option<String>,
+    },
+    /// List apps
+    #[command(aliases = ["ls", "l", "status", "ps"])]
+    List,
+    /// List apps as JSON, in PM2's `jlist` shape
+    Jlist,
+    /// Every detail of one app, including its last exits
+    #[command(aliases = ["show", "info", "desc"])]
+    Describe {
+        /// Name or id
+        target: String,
+    },
+    /// Write the list of apps for `resurrect` (and boot)
+    #[command(alias = "dump")]
+    Save {
+        /// Overwrite a saved list that has apps with an empty one
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Start the saved apps that are not running
+    Resurrect,
+    /// Is the daemon alive? (starts it if needed)
+    Ping,
+    /// Stop every app and the daemon
+    Kill,
+    /// Restart the daemon with the installed kelpie, keeping the list of apps
+    Update,
+    /// Write a commented example ecosystem.config.js
+    #[command(alias = "ecosystem")]
+    Init,
+    /// Run the daemon in the foreground (started for you by any other command)
+    #[command(hide = true)]
+    Daemon,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Names, ids, namespaces, `all`, or an ecosystem file
+    #[arg(required = true)]
+    pub targets: Vec<String>,
+    /// With an ecosystem file: only these apps (comma separated)
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// Replace the apps' inherited environment with this shell's
+    #[arg(short = 'a', long)]
+    pub update_env: bool,
+    /// With an ecosystem file: use its `env_<profile>`
+    #[arg(long = "env", value_name = "PROFILE")]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Script, binary, "command line", ecosystem file, or names/ids of existing apps
+    /// (default: the ecosystem file of the current directory)
+    pub targets: Vec<String>,
+    /// Arguments for the script, after `--`
+    #[arg(last = true)]
+    pub args: Vec<String>,
+    /// App name (default: the script's name without extension)
+    #[arg(short, long)]
+    pub name: Option<String>,
+    /// Namespace (default: `default`)
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Number of instances (`max` or 0 = one per CPU, -1 = CPUs minus one)
+    #[arg(short = 'i', long, allow_hyphen_values = true)]
+    pub instances: Option<String>,
+    /// Program that runs the script (`none` runs it directly)
+    #[arg(long)]
+    pub interpreter: Option<String>,
+    /// Arguments for the interpreter
+    #[arg(long, visible_alias = "node-args", allow_hyphen_values = true)]
+    pub interpreter_args: Option<String>,
+    /// Working directory of the app
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// Do not restart the app when it exits
+    #[arg(long)]
+    pub no_autorestart: bool,
+    /// Register the app without starting it
+    #[arg(long)]
+    pub no_autostart: bool,
+    /// Time between the stop signal and SIGKILL (ms, or 5s)
+    #[arg(short = 'k', long)]
+    pub kill_timeout: Option<String>,
+    /// Signal that stops the app (default SIGINT)
+    #[arg(long)]
+    pub kill_signal: Option<String>,
+    /// Delay before each automatic restart (ms, or 2s)
+    #[arg(long)]
+    pub restart_delay: Option<String>,
+    /// Exponential backoff between restarts, starting at this delay (ms)
+    #[arg(long)]
+    pub exp_backoff_restart_delay: Option<String>,
+    /// Unstable restarts in a row before the app is errored (default 16)
+    #[arg(long)]
+    pub max_restarts: Option<String>,
+    /// A run shorter than this is unstable (default 1000 ms)
+    #[arg(long)]
+    pub min_uptime: Option<String>,
+    /// Exit codes after which the app is not restarted
+    #[arg(long, num_args = 1.., value_delimiter = ',')]
+    pub stop_exit_codes: Vec<String>,
+    /// Memory limit (200M, 1G); shown, enforced by a later release
+    #[arg(long)]
+    pub max_memory_restart: Option<String>,
+    /// stdout log file
+    #[arg(short = 'o', long = "output")]
+    pub out_file: Option<String>,
+    /// stderr log file
+    #[arg(short = 'e', long = "error")]
+    pub error_file: Option<String>,
+    /// One log file for all instances
+    #[arg(long)]
+    pub merge_logs: bool,
+    /// With an ecosystem file: use its `env_<profile>`
+    #[arg(long = "env", value_name = "PROFILE")]
+    pub profile: Option<String>,
+    /// With an ecosystem file: only these apps (comma separated)
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// When restarting existing apps: refresh their environment from this shell
+    #[arg(short = 'a', long)]
+    pub update_env: bool,
+    /// Start another copy of an app that already runs
+    #[arg(short, long)]
+    pub force: bool,
+}

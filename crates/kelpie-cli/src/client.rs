@@ -1,0 +1,122 @@
+//! Talking to the daemon: connect (starting it on first use), Hello, one request at a time.
+
+use anyhow::{anyhow, bail, Context, Result};
+use kelpie_proto::{decode, read_frame, write_frame, Hello, Home, Request, Response, PROTOCOL_VERSION};
+use std::fs::OpenOptions;
+use std::io::{IsTerminal, Read, Seek, SeekFrom};
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a new daemon may take to answer.
+const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection to the daemon, after the Hello exchange.
+pub struct Client {
+    stream: UnixStream,
+}
+
+impl Client {
+    /// Connect to the daemon of `home`, starting it if none answers.
+    pub fn connect_or_start(home: &Home) -> Result<Client> {
+        match Client::connect(home)? {
+            Some(client) => Ok(client),
+            None => {
+                start_daemon(home)?;
+                Client::connect(home)?.ok_or_else(|| anyhow!("the daemon started but does not answer on {}", home.socket().display()))
+            }
+        }
+    }
+
+    /// Connect to the daemon of `home` if one answers.
+    pub fn connect(home: &Home) -> Result<Option<Client>> {
+        let socket = home.socket();
+        let stream = match UnixStream::connect(&socket) {
+            Ok(stream) => stream,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot connect to the daemon at {}", socket.display())),
+        };
+        let mut client = Client { stream };
+        client.hello()?;
+        Ok(Some(client))
+    }
+
+    fn hello(&mut self) -> Result<()> {
+        write_frame(&mut self.stream, &Hello::current()).context("cannot greet the daemon")?;
+        let body = read_frame(&mut self.stream).context("the daemon closed the connection during the handshake")?;
+        let daemon: Hello = decode(&body).map_err(|_| {
+            anyhow!("the process on the kelpie socket does not speak kelpie's protocol; stop it, or use another KELPIE_HOME")
+        })?;
+        if daemon.protocol != PROTOCOL_VERSION {
+            bail!(
+                "the running daemon is kelpie v{} (protocol {}) and this CLI is v{} (protocol {PROTOCOL_VERSION}); run `kelpie update` to restart the daemon with this version (the list of apps is kept)",
+                daemon.version,
+                daemon.protocol,
+                env!("CARGO_PKG_VERSION")
+            );
+        }
+        if daemon.version != env!("CARGO_PKG_VERSION") && std::io::stderr().is_terminal() {
+            eprintln!(
+                "kelpie: note: the daemon runs v{}, this CLI is v{}; `kelpie update` restarts it with this version",
+                daemon.version,
+                env!("CARGO_PKG_VERSION")
+            );
+        }
+        Ok(())
+    }
+
+    /// Send one request and read its response.
+    pub fn request(&mut self, request: &Request) -> Result<Response> {
+        write_frame(&mut self.stream, request).context("cannot send the request to the daemon")?;
+        let body = read_frame(&mut self.stream).context("the daemon closed the connection before answering")?;
+        decode(&body).map_err(|e| anyhow!("cannot understand the daemon's answer ({e}); run `kelpie update` so CLI and daemon match"))
+    }
+}
+
+/// Start `kelpie daemon` for `home`, detached, and wait until it answers. The home and the
+/// daemon's log are created here first, so a home we cannot write to is reported clearly.
+fn start_daemon(home: &Home) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(home.root())
+        .with_context(|| format!("cannot create the kelpie home {}", home.root().display()))?;
+    let log_path = home.daemon_log();
+    let mut log = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot write to the kelpie home {}", home.root().display()))?;
+    let log_start = log.seek(SeekFrom::End(0)).unwrap_or(0);
+    let exe = std::env::current_exe().context("cannot find the kelpie executable to start the daemon")?;
+    let mut command = Command::new(exe);
+    command
+        .arg("daemon")
+        .env(kelpie_proto::HOME_ENV, home.root())
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log.try_clone()?);
+    kelpie_sys::detach_into_new_session(&mut command);
+    let mut child = command.spawn().context("cannot start the kelpie daemon")?;
+
+    let deadline = Instant::now() + DAEMON_START_TIMEOUT;
+    while Instant::now() < deadline {
+        if UnixStream::connect(home.socket()).is_ok() {
+            // The daemon is on its own now (its own session); dropping the handle leaves it running.
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut output = String::new();
+            let _ = log.seek(SeekFrom::Start(log_start));
+            let _ = log.read_to_string(&mut output);
+            bail!("the kelpie daemon exited at start ({status}): {}", output.trim());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    bail!("the kelpie daemon did not answer within {}s; see {}", DAEMON_START_TIMEOUT.as_secs(), log_path.display())
+}

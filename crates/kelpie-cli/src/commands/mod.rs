@@ -1,0 +1,84 @@
+//! One module per group of commands; `run` dispatches.
+
+mod control;
+mod inspect;
+mod lifecycle;
+mod start;
+
+use crate::cli::{Cli, Command};
+use crate::client::Client;
+use anyhow::{anyhow, Result};
+use kelpie_config::LoadContext;
+use kelpie_proto::{Home, Request, Response, Target};
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+/// Run one command.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let home = Home::from_env();
+    match cli.command {
+        Command::Daemon => lifecycle::daemon(home),
+        Command::Start(args) => start::start(&home, args),
+        Command::Stop(args) => control::targeted(&home, &args, |targets| Request::Stop { targets }, "stopped"),
+        Command::Restart(args) => control::restart(&home, args),
+        Command::Delete(args) => control::targeted(&home, &args, |targets| Request::Delete { targets }, "deleted"),
+        Command::Reset(args) => control::targeted(&home, &args, |targets| Request::Reset { targets }, "reset"),
+        Command::Signal { signal, targets } => control::signal(&home, &signal, &targets),
+        Command::Pid { target } => inspect::pid(&home, target.as_deref()),
+        Command::List => inspect::list(&home),
+        Command::Jlist => inspect::jlist(&home),
+        Command::Describe { target } => inspect::describe(&home, &target),
+        Command::Save { force } => lifecycle::save(&home, force),
+        Command::Resurrect => lifecycle::resurrect(&home),
+        Command::Ping => lifecycle::ping(&home),
+        Command::Kill => lifecycle::kill(&home),
+        Command::Update => lifecycle::update(&home),
+        Command::Init => lifecycle::init(),
+    }
+}
+
+/// Send one request to the daemon (starting it if needed) and turn an error answer into an error.
+fn call(home: &Home, request: &Request) -> Result<Response> {
+    let mut client = Client::connect_or_start(home)?;
+    match client.request(request)? {
+        Response::Error(e) => Err(anyhow!(e.message)),
+        response => Ok(response),
+    }
+}
+
+/// The context ecosystem files and scripts are resolved in: this shell's directory and
+/// environment.
+fn load_context(profile: Option<String>, only: Vec<String>) -> Result<LoadContext> {
+    Ok(LoadContext { cwd: std::env::current_dir()?, env: shell_env(), profile, only })
+}
+
+/// This shell's environment (variables that are not UTF-8 cannot be stored and are skipped).
+fn shell_env() -> BTreeMap<String, String> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
+}
+
+/// `all`, an id, or a name/namespace.
+fn parse_target(arg: &str) -> Target {
+    if arg == "all" {
+        Target::All
+    } else if let Ok(id) = arg.parse::<u32>() {
+        Target::Id(id)
+    } else {
+        Target::Name(arg.to_string())
+    }
+}
+
+/// Targets from the command line; an ecosystem file stands for the names of its apps.
+fn resolve_targets(args: &[String], only: &[String]) -> Result<Vec<Target>> {
+    let mut targets = Vec::new();
+    for arg in args {
+        if kelpie_config::is_ecosystem_file(arg) {
+            let ctx = load_context(None, only.to_vec())?;
+            let names = kelpie_config::app_names(std::path::Path::new(arg), &ctx)?;
+            targets.extend(names.into_iter().map(Target::Name));
+        } else {
+            targets.push(parse_target(arg));
+        }
+    }
+    Ok(targets)
+}

@@ -1,0 +1,80 @@
+//! `describe`: every detail of one instance, then its last exits.
+
+use super::format::{bytes, short_duration, utc};
+use kelpie_proto::ProcessInfo;
+use std::io::Write;
+
+/// Write the description of one instance.
+pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<()> {
+    let spec = &p.spec;
+    let state = &p.state;
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let rows: Vec<(&str, String)> = vec![
+        ("status", state.status.as_str().into()),
+        ("name", spec.name.clone()),
+        ("namespace", spec.namespace.clone()),
+        ("id", p.pm_id.to_string()),
+        ("instance", p.instance.to_string()),
+        ("pid", opt(state.pid.map(|x| x.to_string()))),
+        ("restarts", state.restart_time.to_string()),
+        ("unstable restarts", state.unstable_restarts.to_string()),
+        ("uptime", if p.uptime_ms > 0 { short_duration(p.uptime_ms) } else { "0".into() }),
+        ("started at", if state.started_at_ms > 0 { utc(state.started_at_ms) } else { "-".into() }),
+        ("created at", utc(state.created_at_ms)),
+        ("cpu", format!("{}%", p.cpu)),
+        ("memory", bytes(p.memory)),
+        ("script path", spec.script.clone()),
+        ("script args", spec.args.join(" ")),
+        ("interpreter", opt(spec.interpreter.clone())),
+        ("interpreter args", spec.interpreter_args.join(" ")),
+        ("exec cwd", spec.cwd.clone()),
+        ("exec mode", spec.exec_mode.pm2_name().into()),
+        ("instances", spec.instances.to_string()),
+        ("out log path", p.out_log.clone()),
+        ("error log path", p.err_log.clone()),
+        ("autorestart", spec.autorestart.to_string()),
+        ("min uptime", format!("{} ms", spec.min_uptime_ms)),
+        ("max restarts", spec.max_restarts.to_string()),
+        ("restart delay", format!("{} ms", spec.restart_delay_ms)),
+        ("exp backoff restart delay", opt(spec.exp_backoff_restart_delay_ms.map(|d| format!("{d} ms")))),
+        ("stop exit codes", spec.stop_exit_codes.iter().map(i32::to_string).collect::<Vec<_>>().join(" ")),
+        ("kill signal", spec.kill_signal.clone()),
+        ("kill timeout", format!("{} ms", spec.kill_timeout_ms)),
+        ("max memory restart", opt(spec.max_memory_restart.map(bytes))),
+        ("ecosystem file", opt(spec.source_file.clone())),
+        ("env profile", opt(spec.env_profile.clone())),
+        ("user", p.username.clone()),
+        ("last error", opt(state.last_error.clone())),
+    ];
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    writeln!(out, "Describing app `{}` (id {})", spec.name, p.pm_id)?;
+    for (key, value) in &rows {
+        writeln!(out, "  {key:<width$}  {value}")?;
+    }
+    if !spec.env.is_empty() {
+        writeln!(out, "Environment from the config (the shell environment it inherited is not shown):")?;
+        for (key, value) in &spec.env {
+            writeln!(out, "  {key}={value}")?;
+        }
+    }
+    writeln!(out, "Last exits (newest last):")?;
+    if state.exits.is_empty() {
+        writeln!(out, "  none")?;
+    }
+    for exit in &state.exits {
+        let how = match (&exit.signal, exit.code) {
+            (Some(signal), _) => format!("signal {signal}"),
+            (None, Some(code)) => format!("code {code}"),
+            (None, None) => "-".into(),
+        };
+        writeln!(
+            out,
+            "  {}  {how:<14} uptime {:<6} {:<16} {}",
+            utc(exit.at_ms),
+            short_duration(exit.uptime_ms),
+            exit.action,
+            exit.reason
+        )?;
+    }
+    Ok(())
+}

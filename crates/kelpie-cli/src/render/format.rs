@@ -1,0 +1,58 @@
+//! Small formatting helpers shared by the renderers.
+
+/// PM2-style short duration: `45s`, `12m`, `5h`, `3D`.
+pub fn short_duration(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86_399 => format!("{}h", s / 3600),
+        _ => format!("{}D", s / 86_400),
+    }
+}
+
+/// PM2-style memory: `0b`, `812.0kb`, `12.3mb`, `1.2gb`.
+pub fn bytes(n: u64) -> String {
+    const K: f64 = 1024.0;
+    let f = n as f64;
+    if n == 0 {
+        "0b".into()
+    } else if f < K * K {
+        format!("{:.1}kb", f / K)
+    } else if f < K * K * K {
+        format!("{:.1}mb", f / K / K)
+    } else {
+        format!("{:.1}gb", f / K / K / K)
+    }
+}
+
+/// ms since the epoch as RFC 3339 UTC (`2026-11-22T08:17:27Z`).
+pub fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(short_duration(59_999), "59s");
+        assert_eq!(short_duration(3_600_000), "1h");
+        assert_eq!(short_duration(90_000_000), "1D");
+        assert_eq!(bytes(0), "0b");
+        assert_eq!(bytes(12 * 1024 * 1024 + 300 * 1024), "12.3mb");
+        assert_eq!(utc(1_709_210_096_789), "2024-02-29T12:34:56Z");
+    }
+}

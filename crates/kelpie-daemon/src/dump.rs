@@ -1,0 +1,135 @@
+//! The dump written by `save` and read by `resurrect`.
+
+use crate::persist::atomic_write;
+use kelpie_core::AppSpec;
+use kelpie_proto::Home;
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::sync::Arc;
+
+/// Current format of the dump.
+pub const DUMP_VERSION: u32 = 1;
+
+/// Content of `dump.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DumpFile {
+    /// Format version.
+    pub version: u32,
+    /// One entry per app (its instances are recreated from `spec.instances`).
+    pub apps: Vec<DumpedApp>,
+}
+
+/// One app in the dump.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DumpedApp {
+    /// Its spec; `instances` is the number of instances it had when saved.
+    pub spec: Arc<AppSpec>,
+    /// Whether it was running (a stopped app is brought back stopped).
+    pub run: bool,
+}
+
+fn parse(bytes: &[u8]) -> Result<DumpFile, String> {
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+/// Write the dump, keeping the previous one (if it was valid) as `dump.json.bak`. Refuses to
+/// replace a dump that has apps with an empty one unless `force`.
+pub fn save(home: &Home, dump: &DumpFile, force: bool) -> Result<String, String> {
+    let path = home.dump_file();
+    if let Ok(previous) = fs::read(&path) {
+        match parse(&previous) {
+            Ok(old) => {
+                if dump.apps.is_empty() && !old.apps.is_empty() && !force {
+                    return Err(format!(
+                        "refusing to overwrite {} ({} apps) with an empty list; use `kelpie save --force` to do it anyway",
+                        path.display(),
+                        old.apps.len()
+                    ));
+                }
+                atomic_write(&home.dump_backup(), &previous)
+                    .map_err(|e| format!("cannot write {}: {e}", home.dump_backup().display()))?;
+            }
+            // A corrupt dump is not copied over a backup that may be good.
+            Err(e) => crate::daemon_log!("previous dump {} is not valid ({e}); not backed up", path.display()),
+        }
+    }
+    let bytes = serde_json::to_vec_pretty(dump).map_err(|e| e.to_string())?;
+    atomic_write(&path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(format!("saved {} apps to {}", dump.apps.len(), path.display()))
+}
+
+/// Read the dump, falling back to the backup when the dump is missing or corrupt. Returns the
+/// dump and a note for the user when the backup was used.
+pub fn load(home: &Home) -> Result<(DumpFile, Option<String>), String> {
+    let path = home.dump_file();
+    let backup = home.dump_backup();
+    let primary = match fs::read(&path) {
+        Ok(bytes) => parse(&bytes).map_err(|e| format!("{} is not a valid dump: {e}", path.display())),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    };
+    match primary {
+        Ok(dump) => Ok((dump, None)),
+        Err(primary_error) => match fs::read(&backup).map_err(|e| e.to_string()).and_then(|b| parse(&b)) {
+            Ok(dump) => Ok((dump, Some(format!("{primary_error}; used the backup {}", backup.display())))),
+            Err(_) if !path.exists() && !backup.exists() => {
+                Err(format!("no dump at {}: run `kelpie save` first", path.display()))
+            }
+            Err(backup_error) => Err(format!(
+                "{primary_error}; the backup {} cannot be used either: {backup_error}",
+                backup.display()
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dump_of(names: &[&str]) -> DumpFile {
+        DumpFile {
+            version: DUMP_VERSION,
+            apps: names
+                .iter()
+                .map(|n| DumpedApp { spec: Arc::new(AppSpec { name: (*n).into(), ..AppSpec::default() }), run: true })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn save_keeps_a_backup_and_refuses_an_empty_overwrite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::at(dir.path().to_path_buf());
+        save(&home, &dump_of(&["a"]), false).expect("first save");
+        save(&home, &dump_of(&["a", "b"]), false).expect("second save");
+        let backup = parse(&fs::read(home.dump_backup()).expect("backup")).expect("valid backup");
+        assert_eq!(backup.apps.len(), 1);
+        let err = save(&home, &dump_of(&[]), false).expect_err("empty overwrite refused");
+        assert!(err.contains("--force"), "{err}");
+        assert_eq!(load(&home).expect("load").0.apps.len(), 2, "nothing changed");
+        save(&home, &dump_of(&[]), true).expect("forced");
+        assert_eq!(load(&home).expect("load").0.apps.len(), 0);
+    }
+
+    #[test]
+    fn a_corrupt_dump_falls_back_to_the_backup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::at(dir.path().to_path_buf());
+        save(&home, &dump_of(&["a"]), false).expect("save");
+        save(&home, &dump_of(&["a", "b"]), false).expect("save");
+        fs::write(home.dump_file(), b"{\"version\": 1, \"apps\": [").expect("truncate");
+        let (dump, note) = load(&home).expect("backup used");
+        assert_eq!(dump.apps.len(), 1);
+        assert!(note.expect("note").contains("backup"));
+        // Saving now must not copy the corrupt dump over the good backup.
+        save(&home, &dump_of(&["c"]), false).expect("save");
+        assert_eq!(parse(&fs::read(home.dump_backup()).expect("bak")).expect("valid").apps.len(), 1);
+    }
+
+    #[test]
+    fn no_dump_at_all_says_to_save_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = load(&Home::at(dir.path().to_path_buf())).expect_err("no dump");
+        assert!(err.contains("kelpie save"), "{err}");
+    }
+}

@@ -1,0 +1,169 @@
+//! Durable writes, off the async workers.
+//!
+//! A dedicated thread owns every write of `state.json` and of the dump. State writes queue up;
+//! when several are waiting only the newest is written, and every waiter is answered after it
+//! is on disk.
+
+use crate::dump::{self, DumpFile};
+use crate::state::StateFile;
+use kelpie_proto::Home;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+/// Answer to a write: `Ok` with a message for people, or the error.
+pub type Ack = oneshot::Sender<Result<String, String>>;
+
+enum Job {
+    State { state: StateFile, ack: Option<Ack> },
+    SaveDump { dump: DumpFile, force: bool, ack: Ack },
+}
+
+/// Handle to the persister thread.
+#[derive(Clone)]
+pub struct Persister {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Persister {
+    /// Start the thread for `home`.
+    pub fn start(home: Home) -> std::io::Result<Persister> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new().name("kelpie-persist".into()).spawn(move || persist_loop(&home, &rx))?;
+        Ok(Persister { tx })
+    }
+
+    /// Write `state`; `ack` is answered once it is on disk.
+    pub fn write_state(&self, state: StateFile, ack: Option<Ack>) {
+        // A send only fails when the thread is gone, which only happens at exit.
+        let _ = self.tx.send(Job::State { state, ack });
+    }
+
+    /// Write the dump (keeping the previous one as `.bak`).
+    pub fn save_dump(&self, dump: DumpFile, force: bool, ack: Ack) {
+        let _ = self.tx.send(Job::SaveDump { dump, force, ack });
+    }
+}
+
+fn persist_loop(home: &Home, rx: &mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        jobs.extend(rx.try_iter());
+        let mut latest_state = None;
+        let mut state_acks = Vec::new();
+        for job in jobs {
+            match job {
+                Job::State { state, ack } => {
+                    latest_state = Some(state);
+                    state_acks.extend(ack);
+                }
+                Job::SaveDump { dump, force, ack } => {
+                    let _ = ack.send(dump::save(home, &dump, force));
+                }
+            }
+        }
+        if let Some(mut state) = latest_state {
+            fill_start_ticks(&mut state);
+            let result = serde_json::to_vec_pretty(&state)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| atomic_write(&home.state_file(), &bytes).map_err(|e| e.to_string()))
+                .map(|()| String::new());
+            if let Err(e) = &result {
+                crate::daemon_log!("cannot write {}: {e}", home.state_file().display());
+            }
+            for ack in state_acks {
+                let _ = ack.send(result.clone());
+            }
+        }
+    }
+}
+
+/// Record which exact process each pid is, so a later daemon never mistakes a reused pid for
+/// one of its apps. Reads /proc, which is why it happens here and not in the actor.
+fn fill_start_ticks(state: &mut StateFile) {
+    for app in &mut state.apps {
+        app.pid_start_ticks =
+            app.state.pid.and_then(kelpie_sys::sample_process).map(|sample| sample.start_ticks);
+    }
+}
+
+/// Replace `path` with `bytes` so that a crash at any moment leaves either the old or the new
+/// content, never a mix: temp file, fsync, rename, fsync of the directory. Mode 0600: the files
+/// hold the apps' environments.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+    let written = (|| {
+        let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Load `state.json`. A file that cannot be read or parsed is moved aside (never overwritten:
+/// it may be all the user has) and the daemon starts empty, saying so in its log.
+pub fn load_state(home: &Home) -> Option<StateFile> {
+    let path = home.state_file();
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            crate::daemon_log!("cannot read {}: {e}; starting with no apps", path.display());
+            return None;
+        }
+    };
+    match serde_json::from_slice::<StateFile>(&bytes) {
+        Ok(state) => Some(state),
+        Err(e) => {
+            let aside = path.with_extension(format!("json.corrupt-{}", crate::clock::wall_ms()));
+            crate::daemon_log!(
+                "{} is not valid ({e}); moved to {} and starting with no apps",
+                path.display(),
+                aside.display()
+            );
+            let _ = fs::rename(&path, &aside);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn atomic_write_replaces_content_and_is_private() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.json");
+        atomic_write(&path, b"one").expect("write");
+        atomic_write(&path, b"two").expect("write");
+        assert_eq!(fs::read(&path).expect("read"), b"two");
+        assert_eq!(fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).expect("ls").collect();
+        assert_eq!(leftovers.len(), 1, "no temp file is left behind");
+    }
+
+    #[test]
+    fn a_corrupt_state_file_is_moved_aside_not_lost() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::at(dir.path().to_path_buf());
+        fs::write(home.state_file(), b"{\"version\":1,\"next_id\":").expect("write");
+        assert!(load_state(&home).is_none());
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().any(|n| n.starts_with("state.json.corrupt-")), "{names:?}");
+    }
+}

@@ -1,0 +1,144 @@
+//! The control socket: accepts CLI connections, checks who they are, speaks the Hello
+//! handshake, and passes each request to the supervisor.
+
+use crate::supervisor::{Command, Reply};
+use kelpie_proto::{decode, encode, ErrorKind, Hello, Request, Response, WireError, MAX_FRAME_LEN, PROTOCOL_VERSION};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+/// Bind the socket at `path` (mode 0600). A socket file with a live daemon behind it is an
+/// error; a stale one (daemon killed) is replaced.
+pub fn bind(path: &Path) -> Result<UnixListener, crate::DaemonError> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(crate::DaemonError::AlreadyRunning(path.display().to_string()));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let io_error = |about, source| crate::DaemonError::Io { about, path: path.display().to_string(), source };
+    let listener = UnixListener::bind(path).map_err(|e| io_error("cannot listen on", e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| io_error("cannot restrict permissions of", e))?;
+    Ok(listener)
+}
+
+/// Accept connections forever.
+pub async fn serve(listener: UnixListener, commands: mpsc::Sender<Command>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(handle_connection(stream, commands.clone()));
+            }
+            Err(e) => {
+                crate::daemon_log!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Who may talk to this daemon: its own user, and root.
+fn peer_allowed(stream: &UnixStream) -> Result<(), String> {
+    let own = kelpie_sys::current_uid();
+    match stream.peer_cred() {
+        Ok(cred) if cred.uid() == own || cred.uid() == 0 => Ok(()),
+        Ok(cred) => Err(format!(
+            "permission denied: this kelpie daemon belongs to uid {own} and refuses uid {}",
+            cred.uid()
+        )),
+        Err(e) => Err(format!("permission denied: cannot check the peer's credentials: {e}")),
+    }
+}
+
+async fn read_frame(stream: &mut UnixStream) -> std::io::Result<Option<Vec<u8>>> {
+    let len = match stream.read_u32().await {
+        Ok(len) => len as usize,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if len > MAX_FRAME_LEN {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("frame of {len} bytes refused")));
+    }
+    let mut body = vec![0; len];
+    stream.read_exact(&mut body).await?;
+    Ok(Some(body))
+}
+
+async fn write_message<T: serde::Serialize>(stream: &mut UnixStream, value: &T) -> std::io::Result<()> {
+    let frame = encode(value).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    stream.write_all(&frame).await
+}
+
+fn error(kind: ErrorKind, message: String) -> Response {
+    Response::Error(WireError { kind, message })
+}
+
+async fn handle_connection(mut stream: UnixStream, commands: mpsc::Sender<Command>) {
+    let refusal = peer_allowed(&stream).err();
+    let Ok(Some(body)) = read_frame(&mut stream).await else { return };
+    let peer_hello: Option<Hello> = decode(&body).ok();
+    if write_message(&mut stream, &Hello::current()).await.is_err() {
+        return;
+    }
+    let mismatch = match &peer_hello {
+        Some(hello) if hello.protocol == PROTOCOL_VERSION => None,
+        Some(hello) => Some(format!(
+            "the kelpie CLI (v{}, protocol {}) and this daemon (v{}, protocol {PROTOCOL_VERSION}) do not speak the same protocol; run `kelpie update` with the newest kelpie",
+            hello.version,
+            hello.protocol,
+            env!("CARGO_PKG_VERSION")
+        )),
+        None => Some("the client did not start with a Hello; is it a kelpie CLI?".to_string()),
+    };
+    loop {
+        let body = match read_frame(&mut stream).await {
+            Ok(Some(body)) => body,
+            Ok(None) => return,
+            Err(e) => {
+                let _ = write_message(&mut stream, &error(ErrorKind::Invalid, e.to_string())).await;
+                return;
+            }
+        };
+        let (response, written) = if let Some(message) = &refusal {
+            (error(ErrorKind::Invalid, message.clone()), None)
+        } else if let Some(message) = &mismatch {
+            (error(ErrorKind::VersionMismatch, message.clone()), None)
+        } else {
+            match decode::<Request>(&body) {
+                Ok(request) => dispatch(request, &commands).await,
+                Err(e) => (
+                    error(
+                        ErrorKind::VersionMismatch,
+                        format!(
+                            "this daemon (v{}) does not understand that request ({e}); run `kelpie update` so CLI and daemon match",
+                            env!("CARGO_PKG_VERSION")
+                        ),
+                    ),
+                    None,
+                ),
+            }
+        };
+        let result = write_message(&mut stream, &response).await;
+        let _ = stream.flush().await;
+        if let Some(written) = written {
+            let _ = written.send(());
+        }
+        if result.is_err() {
+            return;
+        }
+    }
+}
+
+async fn dispatch(request: Request, commands: &mpsc::Sender<Command>) -> (Response, Option<oneshot::Sender<()>>) {
+    let (tx, rx) = oneshot::channel();
+    if commands.send(Command::Request { request, reply: tx }).await.is_err() {
+        return (error(ErrorKind::Internal, "the daemon is shutting down".into()), None);
+    }
+    match rx.await {
+        Ok(Reply { response, written }) => (response, written),
+        Err(_) => (error(ErrorKind::Internal, "the daemon is shutting down".into()), None),
+    }
+}

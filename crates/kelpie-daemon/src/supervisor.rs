@@ -1,0 +1,408 @@
+//! The supervisor actor: owns the app table, handles every request, persists state.
+
+mod handlers;
+mod targets;
+
+use crate::clock;
+use crate::instance::{self, InstanceEvent, InstanceMsg, InstanceSetup};
+use crate::persist::{self, Ack, Persister};
+use crate::sampler::Sampler;
+use crate::state::{PersistedInstance, StateFile, STATE_VERSION};
+use crate::{server, DaemonError};
+use kelpie_core::{AppSpec, Control, InstanceState, Status};
+use kelpie_proto::{Home, ProcessInfo, Request, Response};
+use std::collections::BTreeMap;
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// State changes not caused by a command (a crash, a restart) are written at most this often.
+const PERSIST_DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// A message to the supervisor.
+pub enum Command {
+    /// A request from a client; the reply goes back to its connection.
+    Request {
+        /// The request.
+        request: Request,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Reply>,
+    },
+    /// Work started by a handler has finished; answer its client now.
+    Finish {
+        /// What to answer.
+        finish: Finish,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Reply>,
+    },
+    /// The dump was read for `resurrect`.
+    DumpLoaded {
+        /// The dump, or why it could not be read.
+        result: Result<(crate::dump::DumpFile, Option<String>), String>,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Reply>,
+    },
+}
+
+/// A response, and for the last response before exit a way to learn it was written.
+pub struct Reply {
+    /// The response.
+    pub response: Response,
+    /// Fired by the connection once the response is on the socket.
+    pub written: Option<oneshot::Sender<()>>,
+}
+
+/// How to answer once asynchronous work is done.
+pub enum Finish {
+    /// With the process list.
+    List,
+    /// With the list and the outcome of a start.
+    Started(Vec<kelpie_proto::StartOutcome>, Vec<String>),
+    /// With a message.
+    Done(String),
+    /// With an error.
+    Failed(kelpie_proto::WireError),
+    /// With a message, then exit the daemon.
+    Exit(String),
+}
+
+/// One instance in the table.
+struct Entry {
+    instance: u32,
+    spec: Arc<AppSpec>,
+    state: InstanceState,
+    mailbox: mpsc::UnboundedSender<InstanceMsg>,
+}
+
+/// What woke the supervisor up.
+enum Wake {
+    Command(Command),
+    Event(InstanceEvent),
+    Persist,
+    Shutdown(&'static str),
+    Hangup,
+    Exit,
+}
+
+struct Supervisor {
+    home: Home,
+    apps: BTreeMap<u32, Entry>,
+    next_id: u32,
+    events: mpsc::UnboundedSender<InstanceEvent>,
+    commands: mpsc::Sender<Command>,
+    persister: Persister,
+    persist_at: Option<Instant>,
+    /// Once shutting down, the state on disk is the one from before the apps were stopped.
+    exiting: bool,
+    exit_now: Option<oneshot::Receiver<()>>,
+    sampler: Arc<Mutex<Sampler>>,
+    username: String,
+}
+
+/// Set up the home, serve it, and supervise until told to exit.
+pub async fn run(home: Home) -> Result<(), DaemonError> {
+    prepare_home(&home)?;
+    let listener = server::bind(&home.socket())?;
+    let pid_file = home.pid_file();
+    let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
+    let persister = Persister::start(home.clone())
+        .map_err(|source| DaemonError::Io { about: "cannot start the persister for", path: home.root().display().to_string(), source })?;
+
+    let (commands_tx, commands_rx) = mpsc::channel(1024);
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let mut supervisor = Supervisor {
+        home: home.clone(),
+        apps: BTreeMap::new(),
+        next_id: 0,
+        events: events_tx,
+        commands: commands_tx.clone(),
+        persister,
+        persist_at: None,
+        exiting: false,
+        exit_now: None,
+        sampler: Arc::default(),
+        username: kelpie_sys::username(kelpie_sys::current_uid()),
+    };
+    let restore_home = home.clone();
+    if let Ok(Some((state, orphans))) = tokio::task::spawn_blocking(move || load_with_orphans(&restore_home)).await {
+        supervisor.restore(state, &orphans);
+    }
+    crate::daemon_log!("daemon v{} started (pid {}) for {}", env!("CARGO_PKG_VERSION"), std::process::id(), home.root().display());
+    let server = tokio::spawn(server::serve(listener, commands_tx));
+    let result = supervisor.run(commands_rx, events_rx).await;
+    server.abort();
+    let _ = std::fs::remove_file(home.socket());
+    let _ = std::fs::remove_file(pid_file);
+    crate::daemon_log!("daemon exited");
+    result
+}
+
+fn prepare_home(home: &Home) -> Result<(), DaemonError> {
+    let io_error = |about, path: &std::path::Path, source| DaemonError::Io { about, path: path.display().to_string(), source };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(home.root())
+        .map_err(|e| io_error("cannot create the kelpie home", home.root(), e))?;
+    // The home holds the socket and the apps' environments: only its owner may enter.
+    std::fs::set_permissions(home.root(), std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| io_error("cannot restrict permissions of", home.root(), e))?;
+    std::fs::create_dir_all(home.logs_dir()).map_err(|e| io_error("cannot create", &home.logs_dir(), e))
+}
+
+/// Read `state.json` and find which of its pids are still the very processes it recorded
+/// (same pid and start time): those were left running by a daemon that died.
+fn load_with_orphans(home: &Home) -> Option<(StateFile, BTreeMap<u32, u32>)> {
+    let state = persist::load_state(home)?;
+    let orphans = state
+        .apps
+        .iter()
+        .filter_map(|app| {
+            let pid = app.state.pid?;
+            let recorded = app.pid_start_ticks?;
+            let live = kelpie_sys::sample_process(pid)?;
+            (live.start_ticks == recorded).then_some((app.pm_id, pid))
+        })
+        .collect();
+    Some((state, orphans))
+}
+
+impl Supervisor {
+    fn restore(&mut self, state: StateFile, orphans: &BTreeMap<u32, u32>) {
+        self.next_id = state.next_id;
+        for app in state.apps {
+            let run = app.run;
+            let pm_id = app.pm_id;
+            self.add_entry(pm_id, app.instance, app.spec, app.state.restored(), orphans.get(&pm_id).copied());
+            if run {
+                self.send(pm_id, InstanceMsg::Control(Control::Start, None));
+            }
+        }
+        crate::daemon_log!("restored {} instances from {}", self.apps.len(), self.home.state_file().display());
+    }
+
+    async fn run(&mut self, mut commands: mpsc::Receiver<Command>, mut events: mpsc::UnboundedReceiver<InstanceEvent>) -> Result<(), DaemonError> {
+        let signal_error = |source| DaemonError::Io { about: "cannot handle signals in", path: self.home.root().display().to_string(), source };
+        let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
+        let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
+        let mut sighup = signal(SignalKind::hangup()).map_err(signal_error)?;
+        loop {
+            let persist_at = self.persist_at;
+            let exit_now = self.exit_now.as_mut();
+            // Biased, events first: an instance reports its new state before it wakes the waiter
+            // whose Finish then arrives on `commands`, so answers always show the settled state.
+            let wake = tokio::select! {
+                biased;
+                Some(event) = events.recv() => Wake::Event(event),
+                Some(command) = commands.recv() => Wake::Command(command),
+                () = async { match persist_at { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => Wake::Persist,
+                Some(()) = sigterm.recv() => Wake::Shutdown("SIGTERM"),
+                Some(()) = sigint.recv() => Wake::Shutdown("SIGINT"),
+                Some(()) = sighup.recv() => Wake::Hangup,
+                Ok(()) = async { match exit_now { Some(rx) => rx.await, None => std::future::pending().await } } => Wake::Exit,
+            };
+            match wake {
+                Wake::Command(command) => self.on_command(command),
+                Wake::Event(event) => self.on_event(event),
+                Wake::Persist => self.persist(None),
+                Wake::Shutdown(why) => self.begin_shutdown(why, None),
+                Wake::Hangup => crate::daemon_log!("SIGHUP received; nothing to reload yet"),
+                Wake::Exit => return Ok(()),
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Request { request, reply } => self.handle(request, reply),
+            Command::Finish { finish, reply } => self.finish(finish, reply),
+            Command::DumpLoaded { result, reply } => self.resurrect_loaded(result, reply),
+        }
+    }
+
+    fn on_event(&mut self, event: InstanceEvent) {
+        if let Some(entry) = self.apps.get_mut(&event.pm_id) {
+            entry.state = event.state;
+            self.mark_dirty();
+        }
+    }
+
+    fn mark_dirty(&mut self) {
+        if !self.exiting && self.persist_at.is_none() {
+            self.persist_at = Some(Instant::now() + PERSIST_DEBOUNCE);
+        }
+    }
+
+    /// Write the state now; `ack` hears when it is on disk.
+    fn persist(&mut self, ack: Option<Ack>) {
+        self.persist_at = None;
+        if self.exiting {
+            if let Some(ack) = ack {
+                let _ = ack.send(Ok(String::new()));
+            }
+            return;
+        }
+        let apps = self
+            .apps
+            .iter()
+            .map(|(pm_id, entry)| PersistedInstance {
+                pm_id: *pm_id,
+                instance: entry.instance,
+                spec: entry.spec.clone(),
+                state: entry.state.clone(),
+                run: matches!(entry.state.status, Status::Launching | Status::Online | Status::WaitingRestart),
+                pid_start_ticks: None,
+            })
+            .collect();
+        self.persister.write_state(StateFile { version: STATE_VERSION, next_id: self.next_id, apps }, ack);
+    }
+
+    fn add_entry(&mut self, pm_id: u32, instance: u32, spec: Arc<AppSpec>, state: InstanceState, orphan_group: Option<u32>) {
+        let setup = InstanceSetup { pm_id, instance, spec: spec.clone(), state: state.clone(), home: self.home.clone(), orphan_group };
+        let mailbox = instance::spawn(setup, self.events.clone());
+        self.apps.insert(pm_id, Entry { instance, spec, state, mailbox });
+        self.next_id = self.next_id.max(pm_id + 1);
+    }
+
+    fn send(&self, pm_id: u32, msg: InstanceMsg) {
+        if let Some(entry) = self.apps.get(&pm_id) {
+            let _ = entry.mailbox.send(msg);
+        }
+    }
+
+    /// The list as shown to clients, without CPU and memory (see [`Self::reply_with_list`]).
+    fn process_infos(&self) -> Vec<ProcessInfo> {
+        let now = clock::now();
+        self.apps
+            .iter()
+            .map(|(pm_id, entry)| {
+                let (out_log, err_log) = crate::launch::log_paths(&self.home, &entry.spec, *pm_id);
+                ProcessInfo {
+                    pm_id: *pm_id,
+                    instance: entry.instance,
+                    spec: (*entry.spec).clone(),
+                    state: entry.state.clone(),
+                    memory: 0,
+                    cpu: 0.0,
+                    uptime_ms: entry.state.uptime_ms(now),
+                    out_log,
+                    err_log,
+                    username: self.username.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// Answer with the list, CPU and memory read off the async workers.
+    fn reply_with_list(&self, reply: oneshot::Sender<Reply>, wrap: impl FnOnce(Vec<ProcessInfo>) -> Response + Send + 'static) {
+        let mut infos = self.process_infos();
+        let sampler = self.sampler.clone();
+        tokio::spawn(async move {
+            let sampled = tokio::task::spawn_blocking(move || {
+                if let Ok(mut sampler) = sampler.lock() {
+                    sampler.fill(&mut infos);
+                }
+                infos
+            })
+            .await
+            .unwrap_or_default();
+            let _ = reply.send(Reply { response: wrap(sampled), written: None });
+        });
+    }
+
+    fn finish(&mut self, finish: Finish, reply: oneshot::Sender<Reply>) {
+        match finish {
+            Finish::List => self.reply_with_list(reply, Response::Processes),
+            Finish::Started(outcomes, notes) => {
+                self.reply_with_list(reply, move |processes| Response::Started { outcomes, processes, notes })
+            }
+            Finish::Done(message) => {
+                let _ = reply.send(Reply { response: Response::Done(message), written: None });
+            }
+            Finish::Failed(error) => {
+                let _ = reply.send(Reply { response: Response::Error(error), written: None });
+            }
+            Finish::Exit(message) => {
+                let (written_tx, written_rx) = oneshot::channel();
+                let _ = reply.send(Reply { response: Response::Done(message), written: Some(written_tx) });
+                self.exit_after(written_rx);
+            }
+        }
+    }
+
+    /// Exit once `written` fires (or after a short grace if the client went away).
+    fn exit_after(&mut self, written: oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(1), written).await;
+            let _ = tx.send(());
+        });
+        self.exit_now = Some(rx);
+    }
+
+    /// Stop every app and exit, keeping the state on disk as it is now, so the next daemon
+    /// starts the same apps. Used for SIGTERM/SIGINT and `kelpie update`.
+    fn begin_shutdown(&mut self, why: &str, reply: Option<oneshot::Sender<Reply>>) {
+        if self.exiting {
+            return;
+        }
+        crate::daemon_log!("{why}: stopping every app, keeping the list");
+        self.persist(None);
+        self.exiting = true;
+        let waiters = self.shutdown_all();
+        let commands = self.commands.clone();
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            for waiter in waiters {
+                let _ = waiter.await;
+            }
+            match reply {
+                Some(reply) => {
+                    let _ = commands
+                        .send(Command::Finish { finish: Finish::Exit("daemon stopped; the apps will start again with the next daemon".into()), reply })
+                        .await;
+                }
+                None => {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        self.exit_now = Some(rx);
+    }
+
+    /// Tell every instance task to stop its process and end.
+    fn shutdown_all(&mut self) -> Vec<oneshot::Receiver<()>> {
+        self.apps
+            .values()
+            .map(|entry| {
+                let (tx, rx) = oneshot::channel();
+                let _ = entry.mailbox.send(InstanceMsg::Shutdown(tx));
+                rx
+            })
+            .collect()
+    }
+
+    /// Finish `finish` once every waiter has fired and the state is on disk.
+    fn finish_after(&mut self, waiters: Vec<oneshot::Receiver<()>>, finish: Finish, reply: oneshot::Sender<Reply>) {
+        let (ack_tx, ack_rx) = oneshot::channel();
+        self.persist(Some(ack_tx));
+        let commands = self.commands.clone();
+        tokio::spawn(async move {
+            for waiter in waiters {
+                let _ = waiter.await;
+            }
+            let finish = match ack_rx.await {
+                Ok(Err(e)) => Finish::Failed(kelpie_proto::WireError {
+                    kind: kelpie_proto::ErrorKind::Internal,
+                    message: format!("the change was made but could not be saved: {e}"),
+                }),
+                _ => finish,
+            };
+            let _ = commands.send(Command::Finish { finish, reply }).await;
+        });
+    }
+}

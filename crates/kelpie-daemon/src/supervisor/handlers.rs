@@ -1,0 +1,321 @@
+//! One handler per request. Each validates everything first, so a request that fails changes
+//! nothing, then acts, then answers once the instances have settled and the state is on disk.
+
+use super::{Entry, Finish, Reply, Supervisor};
+use crate::dump::{DumpFile, DumpedApp, DUMP_VERSION};
+use crate::instance::InstanceMsg;
+use kelpie_core::{AppSpec, Control, InstanceState, Status};
+use kelpie_proto::{ErrorKind, Request, Response, StartOutcome, Target, WireError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+fn fail(reply: oneshot::Sender<Reply>, kind: ErrorKind, message: String) {
+    let _ = reply.send(Reply { response: Response::Error(WireError { kind, message }), written: None });
+}
+
+/// What a start does with one spec.
+enum StartPlan {
+    Create(AppSpec),
+    Restart(Vec<u32>, AppSpec),
+    StartStopped(Vec<u32>),
+}
+
+impl Supervisor {
+    pub(super) fn handle(&mut self, request: Request, reply: oneshot::Sender<Reply>) {
+        match request {
+            Request::Ping => {
+                let response = Response::Pong {
+                    pid: std::process::id(),
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                    uptime_ms: crate::clock::now().mono_ms,
+                };
+                let _ = reply.send(Reply { response, written: None });
+            }
+            Request::List => self.reply_with_list(reply, Response::Processes),
+            Request::Start { apps, force, from_file } => self.start(apps, force, from_file, reply),
+            Request::Stop { targets } => self.control(&targets, Control::Stop, None, reply),
+            Request::Restart { targets, update_env } => self.control(&targets, Control::Restart, update_env, reply),
+            Request::Delete { targets } => self.delete(&targets, reply),
+            Request::Reset { targets } => match self.resolve(&targets) {
+                Ok(ids) => {
+                    for id in ids {
+                        self.send(id, InstanceMsg::Reset);
+                    }
+                    // The tasks answer in order, so a list after this reflects the reset.
+                    self.finish_after(Vec::new(), Finish::List, reply);
+                }
+                Err(e) => fail(reply, e.kind, e.message),
+            },
+            Request::Signal { signal, targets } => self.signal(&signal, &targets, reply),
+            Request::Save { force } => self.save(force, reply),
+            Request::Resurrect => {
+                let home = self.home.clone();
+                let commands = self.commands.clone();
+                tokio::spawn(async move {
+                    let result = tokio::task::spawn_blocking(move || crate::dump::load(&home))
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()));
+                    let _ = commands.send(super::Command::DumpLoaded { result, reply }).await;
+                });
+            }
+            Request::Kill => self.kill(reply),
+            Request::Shutdown => self.begin_shutdown("shutdown requested", Some(reply)),
+        }
+    }
+
+    fn start(&mut self, apps: Vec<AppSpec>, force: bool, from_file: bool, reply: oneshot::Sender<Reply>) {
+        let mut plans = Vec::new();
+        let mut conflicts = Vec::new();
+        for spec in apps {
+            let ids = self.ids_named(&spec.name);
+            if ids.is_empty() || (force && !from_file) {
+                plans.push(StartPlan::Create(spec));
+            } else if from_file {
+                plans.push(StartPlan::Restart(ids, spec));
+            } else if ids.iter().all(|id| self.apps[id].state.status.is_stopped_for_good()) {
+                plans.push(StartPlan::StartStopped(ids));
+            } else {
+                conflicts.push(format!(
+                    "app `{}` is already running (id {}): use `kelpie restart {}` to restart it, or `-f` to start another copy",
+                    spec.name,
+                    join_ids(&ids),
+                    spec.name
+                ));
+            }
+        }
+        if !conflicts.is_empty() {
+            return fail(reply, ErrorKind::Conflict, format!("{}\nnothing was started", conflicts.join("\n")));
+        }
+        let mut waiters = Vec::new();
+        let mut outcomes = Vec::new();
+        for plan in plans {
+            outcomes.push(match plan {
+                StartPlan::Create(spec) => StartOutcome::Created(self.create(spec, &mut waiters)),
+                StartPlan::Restart(ids, spec) => StartOutcome::Restarted(self.reapply(ids, spec, &mut waiters)),
+                StartPlan::StartStopped(ids) => {
+                    for id in &ids {
+                        waiters.push(self.command(*id, Control::Start));
+                    }
+                    StartOutcome::Started(ids)
+                }
+            });
+        }
+        self.finish_after(waiters, Finish::Started(outcomes, Vec::new()), reply);
+    }
+
+    /// Register `spec.instances` new instances, and start them unless `autostart` is off.
+    fn create(&mut self, spec: AppSpec, waiters: &mut Vec<oneshot::Receiver<()>>) -> Vec<u32> {
+        let count = spec.instances.max(1);
+        let spec = Arc::new(spec);
+        (0..count).map(|_| self.create_one(spec.clone(), spec.autostart, waiters)).collect()
+    }
+
+    fn create_one(&mut self, spec: Arc<AppSpec>, run: bool, waiters: &mut Vec<oneshot::Receiver<()>>) -> u32 {
+        let pm_id = self.next_id;
+        let instance = self.lowest_free_instance(&spec.name);
+        self.add_entry(pm_id, instance, spec, InstanceState::new(crate::clock::now()), None);
+        if run {
+            waiters.push(self.command(pm_id, Control::Start));
+        }
+        pm_id
+    }
+
+    /// PM2 gives each instance the lowest index not used by another instance of the same name.
+    fn lowest_free_instance(&self, name: &str) -> u32 {
+        let used: Vec<u32> = self.apps.values().filter(|e| e.spec.name == name).map(|e| e.instance).collect();
+        (0..).find(|i| !used.contains(i)).unwrap_or(0)
+    }
+
+    /// Restart existing instances with a new spec (ecosystem smart start), adding or removing
+    /// instances to match its `instances`.
+    fn reapply(&mut self, ids: Vec<u32>, spec: AppSpec, waiters: &mut Vec<oneshot::Receiver<()>>) -> Vec<u32> {
+        let wanted = spec.instances.max(1) as usize;
+        let spec = Arc::new(spec);
+        let mut kept = Vec::new();
+        for (n, id) in ids.into_iter().enumerate() {
+            if n >= wanted {
+                waiters.push(self.remove(id));
+                continue;
+            }
+            if let Some(entry) = self.apps.get_mut(&id) {
+                entry.spec = spec.clone();
+            }
+            self.send(id, InstanceMsg::UpdateSpec(spec.clone()));
+            waiters.push(self.command(id, Control::Restart));
+            kept.push(id);
+        }
+        while kept.len() < wanted {
+            kept.push(self.create_one(spec.clone(), true, waiters));
+        }
+        kept
+    }
+
+    fn command(&self, pm_id: u32, control: Control) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.send(pm_id, InstanceMsg::Control(control, Some(tx)));
+        rx
+    }
+
+    fn control(
+        &mut self,
+        targets: &[Target],
+        control: Control,
+        update_env: Option<BTreeMap<String, String>>,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        let ids = match self.resolve(targets) {
+            Ok(ids) => ids,
+            Err(e) => return fail(reply, e.kind, e.message),
+        };
+        if let Some(env) = update_env {
+            self.replace_inherited_env(&ids, env);
+        }
+        let waiters = ids.iter().map(|id| self.command(*id, control)).collect();
+        self.finish_after(waiters, Finish::List, reply);
+    }
+
+    /// `--update-env`: the inherited environment is replaced, not merged, so a variable that
+    /// is gone from the shell is gone from the app.
+    fn replace_inherited_env(&mut self, ids: &[u32], env: BTreeMap<String, String>) {
+        for id in ids {
+            let Some(entry) = self.apps.get_mut(id) else { continue };
+            let mut spec = (*entry.spec).clone();
+            spec.inherited_env = env.clone();
+            entry.spec = Arc::new(spec);
+            let _ = entry.mailbox.send(InstanceMsg::UpdateSpec(entry.spec.clone()));
+        }
+    }
+
+    fn delete(&mut self, targets: &[Target], reply: oneshot::Sender<Reply>) {
+        let ids = match self.resolve(targets) {
+            Ok(ids) => ids,
+            Err(e) => return fail(reply, e.kind, e.message),
+        };
+        let waiters = ids.into_iter().map(|id| self.remove(id)).collect();
+        self.finish_after(waiters, Finish::List, reply);
+    }
+
+    /// Take an instance out of the table and tell its task to stop and end.
+    fn remove(&mut self, pm_id: u32) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        if let Some(Entry { mailbox, .. }) = self.apps.remove(&pm_id) {
+            let _ = mailbox.send(InstanceMsg::Shutdown(tx));
+        }
+        if self.apps.is_empty() {
+            // PM2 starts numbering again once the list is empty.
+            self.next_id = 0;
+        }
+        rx
+    }
+
+    fn signal(&mut self, signal: &str, targets: &[Target], reply: oneshot::Sender<Reply>) {
+        let Some(number) = kelpie_sys::signal_number(signal) else {
+            return fail(reply, ErrorKind::Invalid, format!("unknown signal `{signal}` (try SIGUSR2, SIGHUP, 15...)"));
+        };
+        let ids = match self.resolve(targets) {
+            Ok(ids) => ids,
+            Err(e) => return fail(reply, e.kind, e.message),
+        };
+        let results: Vec<oneshot::Receiver<Result<(), String>>> = ids
+            .iter()
+            .map(|id| {
+                let (tx, rx) = oneshot::channel();
+                self.send(*id, InstanceMsg::Signal(number, tx));
+                rx
+            })
+            .collect();
+        let commands = self.commands.clone();
+        let name = kelpie_sys::signal_name(number);
+        tokio::spawn(async move {
+            let mut sent = 0;
+            let mut errors = Vec::new();
+            for result in results {
+                match result.await {
+                    Ok(Ok(())) => sent += 1,
+                    Ok(Err(e)) => errors.push(e),
+                    Err(_) => errors.push("the app was deleted meanwhile".into()),
+                }
+            }
+            let finish = if errors.is_empty() {
+                Finish::Done(format!("sent {name} to {sent} process{}", if sent == 1 { "" } else { "es" }))
+            } else {
+                Finish::Failed(WireError { kind: ErrorKind::Conflict, message: format!("sent {name} to {sent}; {}", errors.join("; ")) })
+            };
+            let _ = commands.send(super::Command::Finish { finish, reply }).await;
+        });
+    }
+
+    fn save(&mut self, force: bool, reply: oneshot::Sender<Reply>) {
+        let mut apps: Vec<DumpedApp> = Vec::new();
+        for entry in self.apps.values() {
+            let running = !entry.state.status.is_stopped_for_good();
+            match apps.iter_mut().find(|a| a.spec.name == entry.spec.name) {
+                Some(app) => {
+                    Arc::make_mut(&mut app.spec).instances += 1;
+                    app.run |= running;
+                }
+                None => {
+                    let mut spec = (*entry.spec).clone();
+                    spec.instances = 1;
+                    apps.push(DumpedApp { spec: Arc::new(spec), run: running });
+                }
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        self.persister.save_dump(DumpFile { version: DUMP_VERSION, apps }, force, tx);
+        let commands = self.commands.clone();
+        tokio::spawn(async move {
+            let finish = match rx.await {
+                Ok(Ok(message)) => Finish::Done(message),
+                Ok(Err(message)) => Finish::Failed(WireError { kind: ErrorKind::Conflict, message }),
+                Err(_) => Finish::Failed(WireError { kind: ErrorKind::Internal, message: "the dump was not written".into() }),
+            };
+            let _ = commands.send(super::Command::Finish { finish, reply }).await;
+        });
+    }
+
+    pub(super) fn resurrect_loaded(&mut self, result: Result<(DumpFile, Option<String>), String>, reply: oneshot::Sender<Reply>) {
+        let (dump, note) = match result {
+            Ok(loaded) => loaded,
+            Err(message) => return fail(reply, ErrorKind::NotFound, message),
+        };
+        let mut notes: Vec<String> = note.into_iter().collect();
+        let mut waiters = Vec::new();
+        let mut outcomes = Vec::new();
+        for app in dump.apps {
+            if !self.ids_named(&app.spec.name).is_empty() {
+                notes.push(format!("`{}` is already in the list; left as it is", app.spec.name));
+                continue;
+            }
+            let spec = Arc::new((*app.spec).clone());
+            let ids = (0..spec.instances.max(1)).map(|_| self.create_one(spec.clone(), app.run, &mut waiters)).collect();
+            outcomes.push(StartOutcome::Created(ids));
+        }
+        self.finish_after(waiters, Finish::Started(outcomes, notes), reply);
+    }
+
+    /// Stop and forget every app, then exit (PM2's `kill`: the dump is not touched).
+    fn kill(&mut self, reply: oneshot::Sender<Reply>) {
+        let waiters = self.shutdown_all();
+        self.apps.clear();
+        self.next_id = 0;
+        self.finish_after(waiters, Finish::Exit("every app stopped; daemon exiting".into()), reply);
+    }
+}
+
+fn join_ids(ids: &[u32]) -> String {
+    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+}
+
+
+trait StoppedForGood {
+    fn is_stopped_for_good(self) -> bool;
+}
+
+impl StoppedForGood for Status {
+    /// Not running and not about to run again by itself.
+    fn is_stopped_for_good(self) -> bool {
+        matches!(self, Status::Stopped | Status::Errored)
+    }
+}

@@ -1,0 +1,66 @@
+//! Where a Kelpie home keeps its files. Shared by the CLI and the daemon so they always agree.
+
+use std::path::{Path, PathBuf};
+
+/// Environment variable that chooses the home (like `PM2_HOME`).
+pub const HOME_ENV: &str = "KELPIE_HOME";
+
+/// The files of one Kelpie home.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// `$KELPIE_HOME`, else `$HOME/.kelpie`, else `./.kelpie`.
+    pub fn from_env() -> Home {
+        if let Some(dir) = std::env::var_os(HOME_ENV).filter(|v| !v.is_empty()) {
+            return Home::at(PathBuf::from(dir));
+        }
+        let base = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        Home::at(base.join(".kelpie"))
+    }
+
+    /// A home rooted at `root` (made absolute against the current directory).
+    pub fn at(root: PathBuf) -> Home {
+        let root = if root.is_absolute() {
+            root
+        } else {
+            std::env::current_dir().map(|cwd| cwd.join(&root)).unwrap_or(root)
+        };
+        Home { root }
+    }
+
+    /// The home directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// The daemon's control socket.
+    pub fn socket(&self) -> PathBuf {
+        self.root.join("kelpie.sock")
+    }
+    /// The daemon's pid.
+    pub fn pid_file(&self) -> PathBuf {
+        self.root.join("kelpie.pid")
+    }
+    /// The daemon's own log.
+    pub fn daemon_log(&self) -> PathBuf {
+        self.root.join("kelpie.log")
+    }
+    /// The live state (every app, written after each change).
+    pub fn state_file(&self) -> PathBuf {
+        self.root.join("state.json")
+    }
+    /// The list written by `save` and read by `resurrect`.
+    pub fn dump_file(&self) -> PathBuf {
+        self.root.join("dump.json")
+    }
+    /// The previous dump, kept by each `save`.
+    pub fn dump_backup(&self) -> PathBuf {
+        self.root.join("dump.json.bak")
+    }
+    /// App log files.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+}
