@@ -1,1 +1,118 @@
-//! placeholder
+//! Kelpie's configuration: ecosystem files (JSON, YAML, TOML, JavaScript) and `kelpie start`
+//! flags, validated and resolved into [`kelpie_core::AppSpec`]s.
+//!
+//! Everything wrong with a file is reported at once ([`ConfigError::Invalid`]), and PM2 fields
+//! Kelpie does not implement yet are accepted with a warning so existing files keep working.
+#![warn(missing_docs)]
+
+mod build;
+mod convert;
+mod env;
+mod errors;
+mod fields;
+mod formats;
+mod interpreter;
+mod jsonc;
+mod load;
+mod node;
+mod normalize;
+mod paths;
+mod script;
+mod template;
+mod units;
+mod words;
+
+pub use errors::ConfigError;
+pub use formats::is_ecosystem_file;
+pub use load::{app_names, from_script, load_file};
+pub use template::example_ecosystem;
+pub use units::{parse_bytes, parse_duration_ms};
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// Context of one CLI invocation.
+#[derive(Debug, Clone, Default)]
+pub struct LoadContext {
+    /// The CLI's working directory, for relative paths.
+    pub cwd: PathBuf,
+    /// The CLI's environment (becomes `AppSpec::inherited_env`; its `PATH` and `HOME` are used
+    /// for lookups).
+    pub env: BTreeMap<String, String>,
+    /// `--env <profile>`: selects `env_<profile>`.
+    pub profile: Option<String>,
+    /// `--only api,worker`, already split on commas.
+    pub only: Vec<String>,
+}
+
+impl LoadContext {
+    /// `$PATH` for command lookups: the CLI's, else this process's, else a conventional one.
+    pub(crate) fn path_var(&self) -> OsString {
+        match self.env.get("PATH") {
+            Some(path) => OsString::from(path),
+            None => std::env::var_os("PATH")
+                .unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin")),
+        }
+    }
+
+    /// `$HOME`, for `~` in paths.
+    pub(crate) fn home(&self) -> Option<&str> {
+        self.env.get("HOME").map(String::as_str)
+    }
+}
+
+/// The apps of one file or command, and what the user should know about them.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    /// Resolved specs, in file order.
+    pub apps: Vec<kelpie_core::AppSpec>,
+    /// Complete messages (ignored fields, missing profiles), to print before starting.
+    pub warnings: Vec<String>,
+}
+
+/// Options for starting a single script/command from CLI flags (`None` = not given). Values
+/// are the flags' text; they are validated like the same fields in a file.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptOptions {
+    /// `--name`.
+    pub name: Option<String>,
+    /// `--namespace`.
+    pub namespace: Option<String>,
+    /// `--cwd` (relative to the CLI's working directory).
+    pub cwd: Option<String>,
+    /// `--interpreter` (`none` runs the script directly).
+    pub interpreter: Option<String>,
+    /// `--interpreter-args` / `--node-args`, split on spaces (quote-aware).
+    pub interpreter_args: Option<String>,
+    /// Arguments after `--`.
+    pub args: Vec<String>,
+    /// `-i` / `--instances` (`max`, a number, or `-N`).
+    pub instances: Option<String>,
+    /// `--no-autorestart` gives `Some(false)`.
+    pub autorestart: Option<bool>,
+    /// `--no-autostart` gives `Some(false)`.
+    pub autostart: Option<bool>,
+    /// `--kill-timeout` (duration).
+    pub kill_timeout: Option<String>,
+    /// `--restart-delay` (duration).
+    pub restart_delay: Option<String>,
+    /// `--exp-backoff-restart-delay` (duration).
+    pub exp_backoff_restart_delay: Option<String>,
+    /// `--max-restarts`.
+    pub max_restarts: Option<String>,
+    /// `--min-uptime` (duration).
+    pub min_uptime: Option<String>,
+    /// `--stop-exit-codes`.
+    pub stop_exit_codes: Vec<String>,
+    /// `--max-memory-restart` (size).
+    pub max_memory_restart: Option<String>,
+    /// `--kill-signal`.
+    pub kill_signal: Option<String>,
+    /// `-o` / `--output`.
+    pub out_file: Option<String>,
+    /// `-e` / `--error`.
+    pub error_file: Option<String>,
+    /// `--merge-logs`.
+    pub merge_logs: bool,
+}

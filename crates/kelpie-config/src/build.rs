@@ -1,0 +1,247 @@
+//! One raw app to one `AppSpec`: every field validated, every problem collected.
+
+use crate::convert;
+use crate::normalize::RawApp;
+use crate::paths::{absolutize, expand_tilde};
+use crate::script::{self, Choice, Lookup};
+use crate::LoadContext;
+use kelpie_core::AppSpec;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// Where an app comes from: decides defaults that differ between files and `kelpie start`.
+pub struct Origin<'a> {
+    /// Default working directory, and the base for a relative `cwd`.
+    pub base_dir: &'a Path,
+    /// Absolute path of the ecosystem file, if any.
+    pub source_file: Option<String>,
+    /// The `--env` profile, for file loads.
+    pub profile: Option<&'a str>,
+    /// The CLI invocation.
+    pub ctx: &'a LoadContext,
+}
+
+/// The app's working directory as configured, without checking it exists.
+fn configured_cwd(raw: &RawApp, origin: &Origin<'_>) -> PathBuf {
+    match raw.get("cwd").and_then(|f| f.value.as_str()) {
+        Some(cwd) => absolutize(
+            origin.base_dir,
+            Path::new(&expand_tilde(cwd, origin.ctx.home())),
+        ),
+        None => origin.base_dir.to_path_buf(),
+    }
+}
+
+/// The app's name: `name`, else derived from `script`; `None` when neither is usable.
+pub fn app_name(raw: &RawApp, origin: &Origin<'_>) -> Option<String> {
+    if let Some(name) = raw.explicit_name() {
+        return Some(name.to_string());
+    }
+    let script = raw.get("script")?.value.as_str()?;
+    let cwd = configured_cwd(raw, origin);
+    Some(script::default_name(script, &cwd, origin.ctx.home())).filter(|n| !n.is_empty())
+}
+
+/// How apps are named in messages: by name, or by position when they have none.
+pub fn label(raw: &RawApp, origin: &Origin<'_>) -> String {
+    match app_name(raw, origin) {
+        Some(name) => format!("app `{name}`"),
+        None => format!("app #{}", raw.index + 1),
+    }
+}
+
+/// Reads fields, recording "field `x`: …" errors instead of stopping at the first one.
+struct Reader<'a> {
+    raw: &'a RawApp,
+    errors: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn get<T>(&mut self, field: &str, read: impl Fn(&Value) -> Result<T, String>) -> Option<T> {
+        let found = self.raw.get(field)?;
+        match read(&found.value) {
+            Ok(value) => Some(value),
+            Err(message) => {
+                self.errors
+                    .push(format!("field `{}`: {message}", found.key));
+                None
+            }
+        }
+    }
+}
+
+/// The spec of one app, or every problem found in it (each prefixed with the app's label).
+pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<AppSpec, Vec<String>> {
+    let ctx = origin.ctx;
+    let mut r = Reader {
+        raw,
+        errors: raw.errors.clone(),
+    };
+    let mut spec = AppSpec {
+        inherited_env: ctx.env.clone(),
+        env_profile: origin.profile.map(str::to_string),
+        source_file: origin.source_file.clone(),
+        ..AppSpec::default()
+    };
+
+    let cwd = match r.get("cwd", convert::string) {
+        Some(_) => configured_cwd(raw, origin),
+        None => origin.base_dir.to_path_buf(),
+    };
+    let cwd_ok = cwd.is_dir();
+    if !cwd_ok {
+        let key = raw.get("cwd").map_or("cwd", |f| f.key.as_str());
+        r.errors.push(format!(
+            "field `{key}`: working directory `{}` not found",
+            cwd.display()
+        ));
+    }
+    spec.cwd = cwd.display().to_string();
+
+    let user_interpreter_args = r
+        .get("interpreter_args", convert::words)
+        .unwrap_or_default();
+    let interpreter = r.get("interpreter", interpreter_field);
+    match r.get("script", convert::string) {
+        Some(script) if cwd_ok => {
+            let path_var = ctx.path_var();
+            let lookup = Lookup {
+                path_var: &path_var,
+                home: ctx.home(),
+            };
+            let choice = match &interpreter {
+                Some(given) => Choice::Explicit(given.as_deref()),
+                None => Choice::Auto,
+            };
+            match script::resolve(&script, &cwd, choice, &lookup) {
+                Ok(resolved) => {
+                    spec.script = resolved.script;
+                    spec.interpreter = resolved.interpreter;
+                    spec.interpreter_args = user_interpreter_args;
+                    spec.interpreter_args.extend(resolved.shell_args);
+                }
+                Err(message) => r.errors.push(message),
+            }
+        }
+        Some(_) => {}
+        None if raw.get("script").is_none() => r
+            .errors
+            .push("missing `script` (the file or command to run)".to_string()),
+        None => {}
+    }
+    spec.name = app_name(raw, origin).unwrap_or_default();
+    if let Some(name) = r.get("name", convert::string) {
+        spec.name = name;
+    }
+    if let Some(namespace) = r.get("namespace", convert::string) {
+        spec.namespace = namespace;
+    }
+    spec.args = r.get("args", convert::words).unwrap_or_default();
+
+    read_env(&mut r, &mut spec, origin.profile);
+    read_policy(&mut r, &mut spec);
+    read_logs(&mut r, &mut spec, &cwd, ctx.home());
+
+    if r.errors.is_empty() {
+        Ok(spec)
+    } else {
+        let label = label(raw, origin);
+        Err(r
+            .errors
+            .into_iter()
+            .map(|e| format!("{label}: {e}"))
+            .collect())
+    }
+}
+
+/// `Some(None)` for `interpreter: none` (or empty), which means "execute the script itself", as
+/// in PM2; `Some(Some(name))` for an interpreter.
+fn interpreter_field(value: &Value) -> Result<Option<String>, String> {
+    match value {
+        Value::String(s) if s.trim().is_empty() || s.trim() == "none" => Ok(None),
+        Value::String(s) => Ok(Some(s.trim().to_string())),
+        other => Err(format!(
+            "expected an interpreter name, path or \"none\", got {}",
+            convert::describe(other)
+        )),
+    }
+}
+
+/// `env`, every `env_<profile>` (all validated, the selected one merged), `port` and Python's
+/// unbuffered output.
+fn read_env(r: &mut Reader<'_>, spec: &mut AppSpec, profile: Option<&str>) {
+    spec.env = r.get("env", crate::env::variables).unwrap_or_default();
+    for (name, field) in &r.raw.profiles {
+        match crate::env::variables(&field.value) {
+            Ok(vars) if Some(name.as_str()) == profile => spec.env.extend(vars),
+            Ok(_) => {}
+            Err(message) => r.errors.push(format!("field `{}`: {message}", field.key)),
+        }
+    }
+    // `port` is PM2's shorthand for PORT and wins over `env`, as in PM2.
+    if let Some(port) = r.get("port", convert::port) {
+        spec.env.insert("PORT".to_string(), port.to_string());
+    }
+    let python = spec
+        .interpreter
+        .as_deref()
+        .is_some_and(crate::interpreter::is_python);
+    let already_set = spec.env.contains_key("PYTHONUNBUFFERED")
+        || spec.inherited_env.contains_key("PYTHONUNBUFFERED");
+    if python && !already_set {
+        spec.env
+            .insert("PYTHONUNBUFFERED".to_string(), "1".to_string());
+    }
+}
+
+/// Instances, exec mode and the restart/stop policy.
+fn read_policy(r: &mut Reader<'_>, spec: &mut AppSpec) {
+    let cpus = std::thread::available_parallelism()
+        .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
+    if let Some(n) = r.get("instances", |v| convert::instances(v, cpus)) {
+        spec.instances = n;
+    }
+    if let Some(mode) = r.get("exec_mode", convert::exec_mode) {
+        spec.exec_mode = mode;
+    }
+    if let Some(b) = r.get("autorestart", convert::boolean) {
+        spec.autorestart = b;
+    }
+    if let Some(b) = r.get("autostart", convert::boolean) {
+        spec.autostart = b;
+    }
+    if let Some(ms) = r.get("min_uptime", convert::duration) {
+        spec.min_uptime_ms = ms;
+    }
+    if let Some(n) = r.get("max_restarts", convert::count) {
+        spec.max_restarts = n;
+    }
+    if let Some(ms) = r.get("restart_delay", convert::duration) {
+        spec.restart_delay_ms = ms;
+    }
+    spec.exp_backoff_restart_delay_ms = r.get("exp_backoff_restart_delay", convert::duration);
+    if let Some(codes) = r.get("stop_exit_codes", convert::exit_codes) {
+        spec.stop_exit_codes = codes;
+    }
+    if let Some(ms) = r.get("kill_timeout", convert::duration) {
+        spec.kill_timeout_ms = ms;
+    }
+    if let Some(signal) = r.get("kill_signal", convert::signal) {
+        spec.kill_signal = signal;
+    }
+    spec.max_memory_restart = r.get("max_memory_restart", convert::bytes);
+}
+
+/// Log paths are made absolute against the app's cwd (as PM2 does), after `~` expansion.
+fn read_logs(r: &mut Reader<'_>, spec: &mut AppSpec, cwd: &Path, home: Option<&str>) {
+    let resolve = |p: String| {
+        absolutize(cwd, Path::new(&expand_tilde(&p, home)))
+            .display()
+            .to_string()
+    };
+    spec.out_file = r.get("out_file", convert::string).map(resolve);
+    spec.error_file = r.get("error_file", convert::string).map(resolve);
+    if let Some(b) = r.get("merge_logs", convert::boolean) {
+        spec.merge_logs = b;
+    }
+}

@@ -1,0 +1,322 @@
+//! Typed readers for field values. Each returns the "expected …, got …" half of a message; the
+//! caller prefixes file, app and field. Strings holding numbers are accepted everywhere a number
+//! is, because `kelpie start` flags arrive as strings and YAML users quote freely.
+
+use crate::units::{parse_bytes, parse_duration_ms};
+use kelpie_core::ExecMode;
+use serde_json::Value;
+
+/// A value as shown in messages: strings quoted, other values as JSON.
+pub fn describe(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    }
+}
+
+/// The JSON type of a value in words, for shape errors.
+pub fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing (null)",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn expected(what: &str, value: &Value) -> String {
+    format!("expected {what}, got {}", describe(value))
+}
+
+/// A non-empty string.
+pub fn string(value: &Value) -> Result<String, String> {
+    match value {
+        Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
+        _ => Err(expected("a non-empty string", value)),
+    }
+}
+
+/// `true`/`false` (or those words as strings).
+pub fn boolean(value: &Value) -> Result<bool, String> {
+    match value {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        _ => Err(expected("true or false", value)),
+    }
+}
+
+/// An integer, from a JSON number (integral) or a numeric string.
+fn integer(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
+                .map(|f| f as i64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A whole number ≥ 0 that fits in `u32`.
+pub fn count(value: &Value) -> Result<u32, String> {
+    integer(value)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| expected("a whole number ≥ 0", value))
+}
+
+/// Milliseconds: a number of ms, or a string like `10s`.
+pub fn duration(value: &Value) -> Result<u64, String> {
+    match value {
+        Value::String(s) => parse_duration_ms(s),
+        _ => integer(value)
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| {
+                expected(
+                    "a duration like 500ms, 10s, 5m, 1h or a number of milliseconds",
+                    value,
+                )
+            }),
+    }
+}
+
+/// Bytes: a number of bytes, or a string like `200M`.
+pub fn bytes(value: &Value) -> Result<u64, String> {
+    match value {
+        Value::String(s) => parse_bytes(s),
+        _ => integer(value)
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| expected("a size like 200M, 1G or a number of bytes", value)),
+    }
+}
+
+/// A list of words: a string (split like a shell would) or a list of scalars.
+pub fn words(value: &Value) -> Result<Vec<String>, String> {
+    match value {
+        Value::String(s) => crate::words::split_words(s),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(s) => Ok(s.clone()),
+                Value::Number(n) => Ok(n.to_string()),
+                Value::Bool(b) => Ok(b.to_string()),
+                other => Err(expected("a list of strings", other)),
+            })
+            .collect(),
+        _ => Err(expected("a string or a list of strings", value)),
+    }
+}
+
+/// Exit codes: one number or a list of them.
+pub fn exit_codes(value: &Value) -> Result<Vec<i32>, String> {
+    let one = |v: &Value| {
+        integer(v)
+            .and_then(|n| i32::try_from(n).ok())
+            .ok_or_else(|| expected("an exit code (a whole number) or a list of them", v))
+    };
+    match value {
+        Value::Array(items) => items.iter().map(one).collect(),
+        other => one(other).map(|code| vec![code]),
+    }
+}
+
+/// `instances`: a positive count; `0`, `-1` and `"max"` mean one per CPU; `-N` means N fewer
+/// than the CPUs, at least one (PM2's rules).
+pub fn instances(value: &Value, cpus: u32) -> Result<u32, String> {
+    if value
+        .as_str()
+        .is_some_and(|s| s.trim().eq_ignore_ascii_case("max"))
+    {
+        return Ok(cpus);
+    }
+    let n = integer(value).ok_or_else(|| {
+        expected(
+            "a number of instances, \"max\", or -N for \"all CPUs but N\"",
+            value,
+        )
+    })?;
+    match n {
+        0 | -1 => Ok(cpus),
+        n if n < 0 => {
+            let fewer = u32::try_from(n.unsigned_abs()).unwrap_or(u32::MAX);
+            Ok(cpus.saturating_sub(fewer).max(1))
+        }
+        n => u32::try_from(n).map_err(|_| expected("a reasonable number of instances", value)),
+    }
+}
+
+/// `exec_mode`: `fork`/`fork_mode`/`cluster`/`cluster_mode`.
+pub fn exec_mode(value: &Value) -> Result<ExecMode, String> {
+    match value.as_str().map(str::trim) {
+        Some("fork" | "fork_mode") => Ok(ExecMode::Fork),
+        Some("cluster" | "cluster_mode") => Ok(ExecMode::Cluster),
+        _ => Err(expected("\"fork\" or \"cluster\"", value)),
+    }
+}
+
+/// A TCP port, 1 to 65535.
+pub fn port(value: &Value) -> Result<u16, String> {
+    integer(value)
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|p| *p > 0)
+        .ok_or_else(|| expected("a port number between 1 and 65535", value))
+}
+
+/// Signals that terminate a process by default. Others (`SIGCHLD`, `SIGCONT`, `SIGSTOP`, …) would
+/// never stop the app and always end in SIGKILL after `kill_timeout`, so they are refused.
+const STOP_SIGNALS: &[&str] = &[
+    "SIGHUP",
+    "SIGINT",
+    "SIGQUIT",
+    "SIGILL",
+    "SIGTRAP",
+    "SIGABRT",
+    "SIGBUS",
+    "SIGFPE",
+    "SIGKILL",
+    "SIGUSR1",
+    "SIGSEGV",
+    "SIGUSR2",
+    "SIGPIPE",
+    "SIGALRM",
+    "SIGTERM",
+    "SIGXCPU",
+    "SIGXFSZ",
+    "SIGVTALRM",
+    "SIGPROF",
+    "SIGIO",
+    "SIGPWR",
+    "SIGSYS",
+];
+
+/// A stop signal name; `TERM`, `sigterm` and `SIGTERM` all give `SIGTERM`.
+pub fn signal(value: &Value) -> Result<String, String> {
+    let refuse = || {
+        format!(
+            "expected a signal name such as SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 or SIGKILL, got {}",
+            describe(value)
+        )
+    };
+    let upper = value
+        .as_str()
+        .ok_or_else(refuse)?
+        .trim()
+        .to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    STOP_SIGNALS
+        .iter()
+        .find(|s| **s == name)
+        .map(|s| s.to_string())
+        .ok_or_else(refuse)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_accept_numeric_strings() {
+        assert_eq!(count(&json!(5)), Ok(5));
+        assert_eq!(count(&json!("7")), Ok(7));
+        assert_eq!(count(&json!(3.0)), Ok(3));
+        assert!(count(&json!(-1)).is_err());
+        assert!(count(&json!(1.5)).is_err());
+        assert!(count(&json!("x"))
+            .expect_err("should fail")
+            .contains("got \"x\""));
+    }
+
+    #[test]
+    fn durations_and_bytes_take_numbers_or_units() {
+        assert_eq!(duration(&json!(3000)), Ok(3000));
+        assert_eq!(duration(&json!("3s")), Ok(3000));
+        assert!(duration(&json!(-5)).is_err());
+        assert_eq!(bytes(&json!(1024)), Ok(1024));
+        assert_eq!(bytes(&json!("200M")), Ok(200 << 20));
+        assert_eq!(
+            bytes(&json!("lots")).expect_err("should fail"),
+            "expected a size like 200M, 1G or a number of bytes, got \"lots\""
+        );
+        assert!(bytes(&json!(true)).is_err());
+    }
+
+    #[test]
+    fn words_split_strings_and_stringify_lists() {
+        assert_eq!(
+            words(&json!("--a 'b c'")),
+            Ok(vec!["--a".into(), "b c".into()])
+        );
+        assert_eq!(
+            words(&json!(["--port", 80, true])),
+            Ok(vec!["--port".into(), "80".into(), "true".into()])
+        );
+        assert!(words(&json!({"a": 1})).is_err());
+        assert!(words(&json!([["nested"]])).is_err());
+    }
+
+    #[test]
+    fn exit_codes_take_one_or_many() {
+        assert_eq!(exit_codes(&json!(0)), Ok(vec![0]));
+        assert_eq!(exit_codes(&json!([0, 2, "3"])), Ok(vec![0, 2, 3]));
+        assert!(exit_codes(&json!(["x"])).is_err());
+    }
+
+    #[test]
+    fn instances_follow_pm2_rules() {
+        assert_eq!(instances(&json!(4), 8), Ok(4));
+        assert_eq!(instances(&json!("max"), 8), Ok(8));
+        assert_eq!(instances(&json!("MAX"), 8), Ok(8));
+        assert_eq!(instances(&json!(0), 8), Ok(8));
+        assert_eq!(instances(&json!(-1), 8), Ok(8));
+        assert_eq!(instances(&json!(-2), 8), Ok(6));
+        assert_eq!(instances(&json!(-20), 8), Ok(1));
+        assert_eq!(instances(&json!("3"), 8), Ok(3));
+        assert!(instances(&json!("many"), 8).is_err());
+    }
+
+    #[test]
+    fn exec_modes_accept_pm2_spellings() {
+        assert_eq!(exec_mode(&json!("fork")), Ok(ExecMode::Fork));
+        assert_eq!(exec_mode(&json!("fork_mode")), Ok(ExecMode::Fork));
+        assert_eq!(exec_mode(&json!("cluster")), Ok(ExecMode::Cluster));
+        assert_eq!(exec_mode(&json!("cluster_mode")), Ok(ExecMode::Cluster));
+        assert!(exec_mode(&json!("threads")).is_err());
+    }
+
+    #[test]
+    fn signals_are_normalised_and_validated() {
+        assert_eq!(signal(&json!("SIGTERM")), Ok("SIGTERM".into()));
+        assert_eq!(signal(&json!("TERM")), Ok("SIGTERM".into()));
+        assert_eq!(signal(&json!("sigusr2")), Ok("SIGUSR2".into()));
+        assert!(signal(&json!("SIGCONT")).is_err());
+        assert!(signal(&json!("NOPE"))
+            .expect_err("should fail")
+            .contains("SIGINT"));
+        assert!(signal(&json!(15)).is_err());
+    }
+
+    #[test]
+    fn ports_are_checked() {
+        assert_eq!(port(&json!(8080)), Ok(8080));
+        assert_eq!(port(&json!("3000")), Ok(3000));
+        assert!(port(&json!(0)).is_err());
+        assert!(port(&json!(70000)).is_err());
+    }
+
+    #[test]
+    fn booleans_and_strings() {
+        assert_eq!(boolean(&json!(true)), Ok(true));
+        assert_eq!(boolean(&json!("false")), Ok(false));
+        assert!(boolean(&json!(1)).is_err());
+        assert!(string(&json!("")).is_err());
+        assert_eq!(string(&json!("x")), Ok("x".into()));
+    }
+}

@@ -1,0 +1,227 @@
+//! Which app keys Kelpie knows: supported fields, their PM2 aliases, PM2 fields not supported yet,
+//! and a "did you mean" for the rest.
+
+/// Canonical (snake_case) app fields Kelpie supports.
+pub const SUPPORTED: &[&str] = &[
+    "name",
+    "script",
+    "args",
+    "interpreter",
+    "interpreter_args",
+    "cwd",
+    "namespace",
+    "env",
+    "instances",
+    "exec_mode",
+    "autorestart",
+    "autostart",
+    "min_uptime",
+    "max_restarts",
+    "restart_delay",
+    "exp_backoff_restart_delay",
+    "stop_exit_codes",
+    "kill_timeout",
+    "kill_signal",
+    "out_file",
+    "error_file",
+    "merge_logs",
+    "max_memory_restart",
+    "port",
+];
+
+/// PM2's alternative names, mapped to the canonical field.
+pub const ALIASES: &[(&str, &str)] = &[
+    ("exec", "script"),
+    ("cmd", "script"),
+    ("command", "script"),
+    ("exec_interpreter", "interpreter"),
+    ("node_args", "interpreter_args"),
+    ("out", "out_file"),
+    ("output", "out_file"),
+    ("out_log", "out_file"),
+    ("error", "error_file"),
+    ("err", "error_file"),
+    ("err_file", "error_file"),
+    ("err_log", "error_file"),
+    ("combine_logs", "merge_logs"),
+    ("stop_signal", "kill_signal"),
+];
+
+/// PM2 fields that are valid in PM2 but not implemented by Kelpie yet: accepted with a warning so
+/// existing ecosystem files keep working.
+pub const UNSUPPORTED: &[&str] = &[
+    "watch",
+    "ignore_watch",
+    "watch_delay",
+    "watch_options",
+    "cron_restart",
+    "cron",
+    "log_file",
+    "log",
+    "log_date_format",
+    "time",
+    "log_type",
+    "disable_logs",
+    "wait_ready",
+    "listen_timeout",
+    "shutdown_with_message",
+    "treekill",
+    "increment_var",
+    "instance_var",
+    "pid_file",
+    "pid",
+    "uid",
+    "gid",
+    "user",
+    "username",
+    "source_map_support",
+    "disable_source_map_support",
+    "vizion",
+    "post_update",
+    "force",
+    "append_env_to_name",
+    "execute_command",
+    "filter_env",
+    "pmx",
+    "automation",
+    "trace",
+    "disable_trace",
+    "v8",
+    "event_loop_inspector",
+    "deep_monitoring",
+    "io",
+    "write",
+    "windows_hide",
+    "kill_retry_time",
+    "name_prefix",
+    "install_url",
+];
+
+/// What a (snake_case) key means.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A supported field, by canonical name.
+    Supported(&'static str),
+    /// `env_<profile>`, with the profile name.
+    Profile(String),
+    /// A PM2 field Kelpie ignores with a warning.
+    Unsupported,
+    /// Not a field at all; the closest known name when it looks like a typo.
+    Unknown(Option<&'static str>),
+}
+
+/// Classify a key already passed through [`to_snake_case`].
+pub fn classify(key: &str) -> Kind {
+    if let Some(name) = SUPPORTED.iter().find(|f| **f == key) {
+        return Kind::Supported(name);
+    }
+    if let Some((_, canonical)) = ALIASES.iter().find(|(alias, _)| *alias == key) {
+        return Kind::Supported(canonical);
+    }
+    if let Some(profile) = key.strip_prefix("env_").filter(|p| !p.is_empty()) {
+        return Kind::Profile(profile.to_string());
+    }
+    if UNSUPPORTED.contains(&key) {
+        return Kind::Unsupported;
+    }
+    Kind::Unknown(suggest(key))
+}
+
+/// PM2 accepts every key in camelCase too (`maxMemoryRestart`). `env_<profile>` keys are kept as
+/// written so the profile name matches `--env` exactly.
+pub fn to_snake_case(key: &str) -> String {
+    if key.starts_with("env_") {
+        return key.to_string();
+    }
+    let mut out = String::with_capacity(key.len() + 4);
+    let mut prev_lower = false;
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            if prev_lower {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+            prev_lower = false;
+        } else {
+            out.push(c);
+            prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        }
+    }
+    out
+}
+
+/// The known key nearest to `key`, if close enough to be a plausible typo.
+fn suggest(key: &str) -> Option<&'static str> {
+    // Longer names tolerate more typos; short ones would match almost anything.
+    let limit = match key.chars().count() {
+        0..=4 => 1,
+        5..=10 => 2,
+        _ => 3,
+    };
+    SUPPORTED
+        .iter()
+        .copied()
+        .chain(ALIASES.iter().map(|(alias, _)| *alias))
+        .chain(UNSUPPORTED.iter().copied())
+        .map(|known| (levenshtein(key, known), known))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, known)| known)
+}
+
+/// Edit distance (insertions, deletions, substitutions), one row at a time.
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camel_case_becomes_snake_case() {
+        assert_eq!(to_snake_case("maxMemoryRestart"), "max_memory_restart");
+        assert_eq!(to_snake_case("max_memory_restart"), "max_memory_restart");
+        assert_eq!(to_snake_case("windowsHide"), "windows_hide");
+        assert_eq!(to_snake_case("envProduction"), "env_production");
+        assert_eq!(to_snake_case("env_Staging"), "env_Staging");
+        assert_eq!(to_snake_case("PORT"), "port");
+    }
+
+    #[test]
+    fn classifies_fields_aliases_profiles_and_unsupported() {
+        assert_eq!(classify("script"), Kind::Supported("script"));
+        assert_eq!(classify("cmd"), Kind::Supported("script"));
+        assert_eq!(classify("node_args"), Kind::Supported("interpreter_args"));
+        assert_eq!(classify("err_log"), Kind::Supported("error_file"));
+        assert_eq!(classify("stop_signal"), Kind::Supported("kill_signal"));
+        assert_eq!(
+            classify("env_production"),
+            Kind::Profile("production".into())
+        );
+        assert_eq!(classify("watch"), Kind::Unsupported);
+        assert_eq!(
+            classify("max_memroy_restart"),
+            Kind::Unknown(Some("max_memory_restart"))
+        );
+        assert_eq!(classify("completely_different"), Kind::Unknown(None));
+    }
+
+    #[test]
+    fn levenshtein_counts_edits() {
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
+        assert_eq!(levenshtein("", "abc"), 3);
+        assert_eq!(levenshtein("same", "same"), 0);
+    }
+}

@@ -1,0 +1,183 @@
+//! Recognising ecosystem files by name and parsing JSON, YAML and TOML into one JSON tree.
+
+use crate::errors::ConfigError;
+use serde_json::Value;
+use std::path::Path;
+
+/// How a file is read, chosen by its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `.json` (comments and trailing commas tolerated, as PM2 does).
+    Json,
+    /// `.yaml` / `.yml`.
+    Yaml,
+    /// `.toml`.
+    Toml,
+    /// `.js` / `.cjs` / `.mjs`, evaluated by Node.js.
+    JavaScript,
+}
+
+/// The format for `path`'s extension, if Kelpie reads it.
+pub fn format_of(path: &Path) -> Option<Format> {
+    let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+    match extension.as_str() {
+        "json" => Some(Format::Json),
+        "yaml" | "yml" => Some(Format::Yaml),
+        "toml" => Some(Format::Toml),
+        "js" | "cjs" | "mjs" => Some(Format::JavaScript),
+        _ => None,
+    }
+}
+
+/// True when `arg` names an ecosystem file rather than a script. Any `.js` is a script unless
+/// its name says config (`*.config.js`) or ecosystem (`ecosystem*.js`): PM2 starts
+/// `ecosystem.js` as a script, a classic footgun (#4540) that Kelpie avoids.
+pub fn is_ecosystem_file(arg: &str) -> bool {
+    let Some(name) = Path::new(arg).file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let name = name.to_ascii_lowercase();
+    match format_of(Path::new(&name)) {
+        Some(Format::Json | Format::Yaml | Format::Toml) => true,
+        Some(Format::JavaScript) => {
+            let stem = name
+                .rsplit_once('.')
+                .map_or(name.as_str(), |(stem, _)| stem);
+            stem.ends_with(".config") || name.starts_with("ecosystem")
+        }
+        None => false,
+    }
+}
+
+/// Parse the text of a JSON, YAML or TOML file. `file` is the name used in messages.
+pub fn parse_text(format: Format, text: &str, file: &str) -> Result<Value, ConfigError> {
+    match format {
+        Format::Json => parse_json(text, file),
+        Format::Yaml => parse_yaml(text, file),
+        Format::Toml => parse_toml(text, file),
+        Format::JavaScript => Err(ConfigError::UnknownFormat { file: file.into() }),
+    }
+}
+
+fn parse_json(text: &str, file: &str) -> Result<Value, ConfigError> {
+    serde_json::from_str(&crate::jsonc::relax(text)).map_err(|e| ConfigError::Syntax {
+        file: file.into(),
+        location: (e.line() > 0).then(|| (e.line(), e.column().max(1))),
+        message: strip_position(&e.to_string()),
+    })
+}
+
+fn parse_yaml(text: &str, file: &str) -> Result<Value, ConfigError> {
+    serde_yaml::from_str(text).map_err(|e| ConfigError::Syntax {
+        file: file.into(),
+        location: e.location().map(|l| (l.line(), l.column())),
+        message: strip_position(&e.to_string()),
+    })
+}
+
+fn parse_toml(text: &str, file: &str) -> Result<Value, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        file: file.into(),
+        location: e.span().map(|span| line_column(text, span.start)),
+        message: e.message().trim().to_string(),
+    })
+}
+
+/// serde_json and serde_yaml append " at line L column C"; the position is shown up front instead.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(idx) => message[..idx].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    // Spans are byte offsets; step back to a character boundary before slicing.
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_ecosystem_file_names() {
+        for yes in [
+            "ecosystem.json",
+            "apps.yaml",
+            "a/b/apps.yml",
+            "kelpie.toml",
+            "ecosystem.config.js",
+            "pm2.config.cjs",
+            "x.config.mjs",
+            "ecosystem.js",
+            "ecosystem-prod.mjs",
+            "ECOSYSTEM.CONFIG.JS",
+            "process.json",
+        ] {
+            assert!(is_ecosystem_file(yes), "{yes}");
+        }
+        for no in [
+            "app.js",
+            "server.mjs",
+            "main.py",
+            "bin/server",
+            "config.js.bak",
+            "",
+        ] {
+            assert!(!is_ecosystem_file(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn json_syntax_error_has_line_and_column() {
+        let text = "{\n  \"apps\": [\n    {\"name\": \"a\" \"script\": \"x\"}\n  ]\n}";
+        let err = parse_text(Format::Json, text, "ecosystem.json").expect_err("should fail");
+        assert_eq!(err.to_string(), "ecosystem.json:3:18: expected `,` or `}`");
+    }
+
+    #[test]
+    fn json_accepts_comments_and_trailing_commas() {
+        let text = "// apps\n{\"apps\": [{\"name\": \"a\",},],}";
+        let v = parse_text(Format::Json, text, "e.json").expect("parses");
+        assert_eq!(v["apps"][0]["name"], "a");
+    }
+
+    #[test]
+    fn yaml_parses_and_reports_positions() {
+        let v = parse_text(
+            Format::Yaml,
+            "apps:\n  - name: a\n    script: x.js\n",
+            "e.yaml",
+        )
+        .expect("parses");
+        assert_eq!(v["apps"][0]["script"], "x.js");
+        let err = parse_text(Format::Yaml, "apps:\n  - name: a\n   bad: [\n", "e.yaml")
+            .expect_err("should fail")
+            .to_string();
+        assert!(err.starts_with("e.yaml:3:"), "{err}");
+    }
+
+    #[test]
+    fn toml_parses_and_reports_positions() {
+        let v = parse_text(
+            Format::Toml,
+            "[[apps]]\nname = \"a\"\nscript = \"x.js\"\n",
+            "k.toml",
+        )
+        .expect("parses");
+        assert_eq!(v["apps"][0]["name"], "a");
+        let err = parse_text(Format::Toml, "[[apps]]\nname = \"a\nscript = 1\n", "k.toml")
+            .expect_err("should fail")
+            .to_string();
+        assert!(err.starts_with("k.toml:2:"), "{err}");
+    }
+}

@@ -1,0 +1,57 @@
+//! Which program runs a script when the app does not say (PM2's `interpreter.json`).
+
+use std::path::Path;
+
+/// The interpreter PM2 would pick for `script`'s extension; `None` runs the script directly.
+pub fn by_extension(script: &str) -> Option<&'static str> {
+    let extension = Path::new(script)
+        .extension()?
+        .to_str()?
+        .to_ascii_lowercase();
+    match extension.as_str() {
+        // PM2 runs `.ts` with bun when installed; Node's type stripping is the portable choice.
+        "js" | "cjs" | "mjs" | "ts" | "cts" | "mts" => Some("node"),
+        "py" => Some("python3"),
+        "sh" => Some("bash"),
+        "rb" => Some("ruby"),
+        "php" => Some("php"),
+        "pl" => Some("perl"),
+        _ => None,
+    }
+}
+
+/// Python buffers stdout when it is not a terminal, so logs would arrive late; PM2 sets
+/// `PYTHONUNBUFFERED=1` for these interpreters.
+pub fn is_python(interpreter: &str) -> bool {
+    Path::new(interpreter)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("python"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_interpreter_by_extension() {
+        assert_eq!(by_extension("/srv/app.js"), Some("node"));
+        assert_eq!(by_extension("app.mjs"), Some("node"));
+        assert_eq!(by_extension("app.cjs"), Some("node"));
+        assert_eq!(by_extension("app.ts"), Some("node"));
+        assert_eq!(by_extension("worker.py"), Some("python3"));
+        assert_eq!(by_extension("run.sh"), Some("bash"));
+        assert_eq!(by_extension("a.rb"), Some("ruby"));
+        assert_eq!(by_extension("a.php"), Some("php"));
+        assert_eq!(by_extension("a.pl"), Some("perl"));
+        assert_eq!(by_extension("server"), None);
+        assert_eq!(by_extension("a.bin"), None);
+    }
+
+    #[test]
+    fn recognises_python_interpreters() {
+        assert!(is_python("python3"));
+        assert!(is_python("/usr/bin/python3.12"));
+        assert!(!is_python("node"));
+    }
+}

@@ -1,0 +1,299 @@
+//! The public entry points: read a file (or take flags), select apps, build specs, gather
+//! warnings and errors.
+
+use crate::build::{self, Origin};
+use crate::errors::ConfigError;
+use crate::formats::{self, Format};
+use crate::normalize::{self, RawApp};
+use crate::paths::absolutize;
+use crate::{LoadContext, Loaded, ScriptOptions};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// Label used for `kelpie start <script>` errors, where there is no file.
+const COMMAND_LINE: &str = "command line";
+
+/// A file read and split into raw apps.
+struct Document {
+    /// The file as the user named it, for messages.
+    file: String,
+    /// Absolute path.
+    abs: PathBuf,
+    /// Directory of the file: the default `cwd` of its apps.
+    dir: PathBuf,
+    /// Raw apps in file order.
+    apps: Vec<RawApp>,
+    /// Warnings about ignored top-level sections.
+    notes: Vec<String>,
+}
+
+fn read_document(path: &Path, ctx: &LoadContext) -> Result<Document, ConfigError> {
+    let file = path.display().to_string();
+    let abs = absolutize(&ctx.cwd, path);
+    let format = formats::format_of(&abs)
+        .ok_or_else(|| ConfigError::UnknownFormat { file: file.clone() })?;
+    let value: Value = match format {
+        Format::JavaScript => {
+            // Checked first so a typo in the name is "not found", not a Node stack trace.
+            std::fs::metadata(&abs).map_err(|source| ConfigError::Read {
+                file: file.clone(),
+                source,
+            })?;
+            crate::node::evaluate(&abs, &file, ctx)?
+        }
+        _ => {
+            let text = std::fs::read_to_string(&abs).map_err(|source| ConfigError::Read {
+                file: file.clone(),
+                source,
+            })?;
+            formats::parse_text(format, &text, &file)?
+        }
+    };
+    let (apps, notes) = normalize::top_level(&value).map_err(|message| ConfigError::Shape {
+        file: file.clone(),
+        message,
+    })?;
+    let apps = apps
+        .iter()
+        .enumerate()
+        .map(|(index, app)| RawApp::from_value(index, app))
+        .collect();
+    let dir = abs
+        .parent()
+        .map_or_else(|| ctx.cwd.clone(), Path::to_path_buf);
+    Ok(Document {
+        file,
+        abs,
+        dir,
+        apps,
+        notes,
+    })
+}
+
+/// Indices of the apps `--only` selects (all when it is empty).
+fn select(
+    names: &[Option<String>],
+    only: &[String],
+    file: &str,
+) -> Result<Vec<usize>, ConfigError> {
+    let wanted: Vec<&str> = only
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if wanted.is_empty() {
+        return Ok((0..names.len()).collect());
+    }
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|w| !names.iter().any(|n| n.as_deref() == Some(**w)))
+        .map(|w| w.to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(ConfigError::UnknownOnly {
+            file: file.to_string(),
+            missing,
+            available: names.iter().flatten().cloned().collect(),
+        });
+    }
+    Ok(names
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.as_deref().is_some_and(|n| wanted.contains(&n)))
+        .map(|(i, _)| i)
+        .collect())
+}
+
+/// Load an ecosystem file into specs.
+///
+/// Only the apps selected by `--only` are validated in depth, so a broken app does not stop
+/// its neighbours from being started one by one.
+pub fn load_file(path: &Path, ctx: &LoadContext) -> Result<Loaded, ConfigError> {
+    let doc = read_document(path, ctx)?;
+    let file = doc.file.as_str();
+    // Apps default to the file's directory, not the CLI's (PM2 uses the CLI's): a file then
+    // behaves the same wherever `kelpie` is run from, and `script: './app.js'` means the file
+    // next to it, which is what users expect.
+    let origin = Origin {
+        base_dir: &doc.dir,
+        source_file: Some(doc.abs.display().to_string()),
+        profile: ctx.profile.as_deref(),
+        ctx,
+    };
+    let names: Vec<Option<String>> = doc
+        .apps
+        .iter()
+        .map(|raw| build::app_name(raw, &origin))
+        .collect();
+
+    let mut errors = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let Some(name) = name else { continue };
+        let first = names.iter().position(|n| n.as_ref() == Some(name));
+        if first == Some(i) {
+            let count = names.iter().filter(|n| n.as_ref() == Some(name)).count();
+            if count > 1 {
+                errors.push(format!(
+                    "{file}: app name `{name}` is used by {count} apps; names must be unique within a file (set `name` on each)"
+                ));
+            }
+        }
+    }
+
+    let selected = select(&names, &ctx.only, file)?;
+    let mut warnings: Vec<String> = doc.notes.iter().map(|n| format!("{file}: {n}")).collect();
+    let mut apps = Vec::new();
+    for &i in &selected {
+        match build::build(&doc.apps[i], &origin) {
+            Ok(spec) => apps.push(spec),
+            Err(app_errors) => {
+                errors.extend(app_errors.into_iter().map(|e| format!("{file}: {e}")))
+            }
+        }
+    }
+    warnings.extend(unsupported_warnings(&doc, &selected, &origin));
+    if let Some(profile) = ctx.profile.as_deref() {
+        for &i in &selected {
+            let raw = &doc.apps[i];
+            if !raw.profiles.contains_key(profile) {
+                warnings.push(format!(
+                    "{file}: {}: no `env_{profile}` section; `--env {profile}` applies only its `env`",
+                    build::label(raw, &origin)
+                ));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigError::Invalid {
+            file: file.to_string(),
+            errors,
+        });
+    }
+    Ok(Loaded { apps, warnings })
+}
+
+/// One warning per ignored field, naming every app that sets it.
+fn unsupported_warnings(doc: &Document, selected: &[usize], origin: &Origin<'_>) -> Vec<String> {
+    let mut by_field: Vec<(&str, Vec<String>)> = Vec::new();
+    for &i in selected {
+        let raw = &doc.apps[i];
+        let name = build::app_name(raw, origin).unwrap_or_else(|| format!("#{}", i + 1));
+        for key in &raw.unsupported {
+            match by_field.iter_mut().find(|(k, _)| k == key) {
+                Some((_, apps)) => apps.push(name.clone()),
+                None => by_field.push((key, vec![name.clone()])),
+            }
+        }
+    }
+    by_field
+        .into_iter()
+        .map(|(key, apps)| {
+            let noun = if apps.len() == 1 { "app" } else { "apps" };
+            let list = apps
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "{}: {noun} {list}: `{key}` is not supported yet by kelpie and is ignored",
+                doc.file
+            )
+        })
+        .collect()
+}
+
+/// Names of the apps declared in a file, honouring `ctx.only` (used by `stop`/`delete <file>`).
+/// Apps are not validated: stopping must work even when a script has since been deleted.
+pub fn app_names(path: &Path, ctx: &LoadContext) -> Result<Vec<String>, ConfigError> {
+    let doc = read_document(path, ctx)?;
+    let origin = Origin {
+        base_dir: &doc.dir,
+        source_file: None,
+        profile: None,
+        ctx,
+    };
+    let names: Vec<Option<String>> = doc
+        .apps
+        .iter()
+        .map(|raw| build::app_name(raw, &origin))
+        .collect();
+    let selected = select(&names, &ctx.only, &doc.file)?;
+    Ok(selected
+        .into_iter()
+        .filter_map(|i| names[i].clone())
+        .collect())
+}
+
+/// Build the spec of `kelpie start <script> [flags] [-- args]`, with the same validation as
+/// files. The working directory is `--cwd` (relative to the CLI's) or the CLI's own.
+pub fn from_script(
+    script: &str,
+    opts: &ScriptOptions,
+    ctx: &LoadContext,
+) -> Result<Loaded, ConfigError> {
+    let raw = raw_from_options(script, opts);
+    let origin = Origin {
+        base_dir: &ctx.cwd,
+        source_file: None,
+        profile: None,
+        ctx,
+    };
+    match build::build(&raw, &origin) {
+        Ok(spec) => Ok(Loaded {
+            apps: vec![spec],
+            warnings: Vec::new(),
+        }),
+        Err(errors) => Err(ConfigError::Invalid {
+            file: COMMAND_LINE.to_string(),
+            errors,
+        }),
+    }
+}
+
+/// Flags become the same fields a file would have, so both share one validator.
+fn raw_from_options(script: &str, opts: &ScriptOptions) -> RawApp {
+    let mut raw = RawApp::default();
+    raw.add("script", Value::from(script));
+    let strings = [
+        ("name", &opts.name),
+        ("namespace", &opts.namespace),
+        ("cwd", &opts.cwd),
+        ("interpreter", &opts.interpreter),
+        ("interpreter_args", &opts.interpreter_args),
+        ("instances", &opts.instances),
+        ("kill_timeout", &opts.kill_timeout),
+        ("restart_delay", &opts.restart_delay),
+        ("exp_backoff_restart_delay", &opts.exp_backoff_restart_delay),
+        ("max_restarts", &opts.max_restarts),
+        ("min_uptime", &opts.min_uptime),
+        ("max_memory_restart", &opts.max_memory_restart),
+        ("kill_signal", &opts.kill_signal),
+        ("out_file", &opts.out_file),
+        ("error_file", &opts.error_file),
+    ];
+    for (key, value) in strings {
+        if let Some(value) = value {
+            raw.add(key, Value::from(value.as_str()));
+        }
+    }
+    if !opts.args.is_empty() {
+        raw.add("args", Value::from(opts.args.clone()));
+    }
+    if !opts.stop_exit_codes.is_empty() {
+        raw.add("stop_exit_codes", Value::from(opts.stop_exit_codes.clone()));
+    }
+    if let Some(b) = opts.autorestart {
+        raw.add("autorestart", Value::Bool(b));
+    }
+    if let Some(b) = opts.autostart {
+        raw.add("autostart", Value::Bool(b));
+    }
+    if opts.merge_logs {
+        raw.add("merge_logs", Value::Bool(true));
+    }
+    raw
+}
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod tests;

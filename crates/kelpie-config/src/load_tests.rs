@@ -1,0 +1,659 @@
+//! End-to-end tests of file loading and `kelpie start <script>` flags.
+
+use super::*;
+use crate::example_ecosystem;
+use kelpie_core::ExecMode;
+use std::collections::BTreeMap;
+
+/// A project directory with scripts, and a `bin/` holding fake interpreters; the context's
+/// PATH is only that `bin/`, so results do not depend on the machine.
+struct Project {
+    dir: tempfile::TempDir,
+    ctx: LoadContext,
+}
+
+impl Project {
+    fn new() -> Project {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).expect("mkdir");
+        for exe in ["node", "bash", "python3", "mytool"] {
+            executable(&bin.join(exe));
+        }
+        for script in ["app.js", "worker.js", "job.py"] {
+            std::fs::write(dir.path().join(script), "").expect("write");
+        }
+        let mut env = BTreeMap::new();
+        env.insert("PATH".to_string(), bin.display().to_string());
+        env.insert("HOME".to_string(), "/home/test".to_string());
+        env.insert("SHELL_VAR".to_string(), "from-shell".to_string());
+        let ctx = LoadContext {
+            cwd: dir.path().to_path_buf(),
+            env,
+            profile: None,
+            only: Vec::new(),
+        };
+        Project { dir, ctx }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn abs(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    fn load(&self, name: &str, text: &str) -> Result<Loaded, ConfigError> {
+        self.write(name, text);
+        // Relative, as typed on the command line: resolved against ctx.cwd, shown as typed.
+        load_file(Path::new(name), &self.ctx)
+    }
+
+    /// Errors of an invalid file, as the user sees them.
+    fn errors(&self, name: &str, text: &str) -> Vec<String> {
+        match self.load(name, text) {
+            Err(ConfigError::Invalid { errors, .. }) => errors,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+}
+
+fn executable(p: &Path) {
+    std::fs::write(p, "#!/bin/sh\n").expect("write");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+}
+
+fn have_node() -> bool {
+    crate::paths::which("node", &LoadContext::default().path_var()).is_some()
+}
+
+#[test]
+fn json_file_becomes_specs_with_file_defaults() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "ecosystem.json",
+            r#"{"apps": [{"name": "api", "script": "app.js", "args": "--port 80",
+                "env": {"A": "1"}}]}"#,
+        )
+        .expect("loads");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let spec = &loaded.apps[0];
+    assert_eq!(spec.name, "api");
+    assert_eq!(spec.script, p.abs("app.js"));
+    assert_eq!(spec.interpreter.as_deref(), Some("node"));
+    assert_eq!(spec.args, ["--port", "80"]);
+    assert_eq!(spec.cwd, p.dir.path().display().to_string());
+    assert_eq!(spec.source_file, Some(p.abs("ecosystem.json")));
+    assert_eq!(spec.inherited_env, p.ctx.env);
+    assert_eq!(spec.env.get("A").map(String::as_str), Some("1"));
+    assert_eq!(spec.env_profile, None);
+    assert_eq!(spec.namespace, "default");
+    assert_eq!(spec.instances, 1);
+    assert_eq!(spec.kill_timeout_ms, 1600);
+}
+
+#[test]
+fn yaml_and_toml_files_load_the_same() {
+    let p = Project::new();
+    let yaml = p
+        .load(
+            "apps.yaml",
+            "apps:\n  - name: api\n    script: app.js\n    max_restarts: 3\n",
+        )
+        .expect("yaml");
+    let toml = p
+        .load(
+            "apps.toml",
+            "[[apps]]\nname = \"api\"\nscript = \"app.js\"\nmax_restarts = 3\n",
+        )
+        .expect("toml");
+    assert_eq!(yaml.apps[0].max_restarts, 3);
+    assert_eq!(yaml.apps[0].script, toml.apps[0].script);
+    assert_eq!(toml.apps[0].max_restarts, 3);
+    let yml = p
+        .load("apps.yml", "name: one\nscript: app.js\n")
+        .expect("yml");
+    assert_eq!(yml.apps[0].name, "one");
+}
+
+#[test]
+fn javascript_files_are_evaluated_by_node() {
+    if !have_node() {
+        eprintln!("node not installed; skipping");
+        return;
+    }
+    let mut p = Project::new();
+    p.ctx.env.remove("PATH");
+    let cjs = p
+        .load(
+            "ecosystem.config.js",
+            "module.exports = { apps: [{ name: 'api', script: 'app.js', instances: 2 }] };",
+        )
+        .expect("cjs");
+    assert_eq!(cjs.apps[0].instances, 2);
+    let esm = p
+        .load(
+            "ecosystem.config.mjs",
+            "export default { apps: [{ name: 'api', script: 'app.js' }] };",
+        )
+        .expect("esm");
+    assert_eq!(esm.apps[0].name, "api");
+}
+
+#[test]
+fn example_ecosystem_loads() {
+    if !have_node() {
+        eprintln!("node not installed; skipping");
+        return;
+    }
+    let mut p = Project::new();
+    p.ctx.env.remove("PATH");
+    p.ctx.profile = Some("production".into());
+    let loaded = p
+        .load("ecosystem.config.js", example_ecosystem())
+        .expect("example is valid");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let spec = &loaded.apps[0];
+    assert_eq!(spec.name, "api");
+    assert_eq!(spec.env["NODE_ENV"], "production");
+    assert_eq!(spec.env["PORT"], "3000");
+    assert_eq!(spec.max_memory_restart, Some(300 << 20));
+}
+
+#[test]
+fn example_ecosystem_documents_profiles() {
+    let text = example_ecosystem();
+    assert!(text.contains("module.exports"));
+    assert!(text.contains("env_production"));
+    assert!(text.contains("--env production"));
+}
+
+#[test]
+fn accepts_bare_array_and_single_app_object() {
+    let p = Project::new();
+    let array = p
+        .load(
+            "a.json",
+            r#"[{"script": "app.js"}, {"script": "worker.js"}]"#,
+        )
+        .expect("array");
+    let names: Vec<_> = array.apps.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["app", "worker"]);
+    let single = p.load("b.json", r#"{"script": "app.js"}"#).expect("object");
+    assert_eq!(single.apps[0].name, "app");
+    let err = p.load("c.json", "42").expect_err("should fail").to_string();
+    assert!(
+        err.starts_with("c.json: expected an object with `apps`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn camel_case_and_pm2_aliases_are_accepted() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "e.json",
+            r#"{"apps": [{"name": "api", "cmd": "app.js", "maxMemoryRestart": "200M",
+                "node_args": "--inspect --max-old-space-size=64", "out": "logs/o.log",
+                "err_log": "~/e.log", "combine_logs": true, "stop_signal": "TERM",
+                "killTimeout": "3s", "execMode": "cluster_mode", "instances": "max",
+                "stopExitCodes": 0, "expBackoffRestartDelay": 100, "restartDelay": "1s",
+                "minUptime": "5s", "autorestart": false, "autostart": false,
+                "namespace": "web"}]}"#,
+        )
+        .expect("loads");
+    let spec = &loaded.apps[0];
+    assert_eq!(spec.script, p.abs("app.js"));
+    assert_eq!(spec.max_memory_restart, Some(200 << 20));
+    assert_eq!(
+        spec.interpreter_args,
+        ["--inspect", "--max-old-space-size=64"]
+    );
+    assert_eq!(spec.out_file, Some(p.abs("logs/o.log")));
+    assert_eq!(spec.error_file.as_deref(), Some("/home/test/e.log"));
+    assert!(spec.merge_logs);
+    assert_eq!(spec.kill_signal, "SIGTERM");
+    assert_eq!(spec.kill_timeout_ms, 3000);
+    assert_eq!(spec.exec_mode, ExecMode::Cluster);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    assert_eq!(spec.instances, cpus);
+    assert_eq!(spec.stop_exit_codes, [0]);
+    assert_eq!(spec.exp_backoff_restart_delay_ms, Some(100));
+    assert_eq!(spec.restart_delay_ms, 1000);
+    assert_eq!(spec.min_uptime_ms, 5000);
+    assert!(!spec.autorestart);
+    assert!(!spec.autostart);
+    assert_eq!(spec.namespace, "web");
+}
+
+#[test]
+fn exec_interpreter_alias_and_interpreter_none() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"name": "a", "script": "app.js", "exec_interpreter": "mytool"},
+                {"name": "b", "script": "app.js", "interpreter": "none"}]"#,
+        )
+        .expect("loads");
+    assert_eq!(loaded.apps[0].interpreter.as_deref(), Some("mytool"));
+    assert_eq!(loaded.apps[1].interpreter, None);
+}
+
+#[test]
+fn unsupported_fields_warn_once_per_field_naming_apps() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "ecosystem.json",
+            r#"{"apps": [{"name": "api", "script": "app.js", "watch": true, "cron_restart": "0 * * * *"},
+                         {"name": "worker", "script": "worker.js", "watch": ["src"], "treekill": false}],
+                "deploy": {"production": {}}}"#,
+        )
+        .expect("loads");
+    assert_eq!(
+        loaded.warnings,
+        [
+            "ecosystem.json: top-level `deploy` is not supported yet by kelpie and is ignored",
+            "ecosystem.json: app `api`: `cron_restart` is not supported yet by kelpie and is ignored",
+            "ecosystem.json: apps `api`, `worker`: `watch` is not supported yet by kelpie and is ignored",
+        ]
+    );
+}
+
+#[test]
+fn unknown_fields_are_errors_with_suggestions() {
+    let p = Project::new();
+    let errors = p.errors(
+        "ecosystem.json",
+        r#"{"apps": [{"name": "api", "script": "app.js", "max_memroy_restart": "1G", "flavour": 1}]}"#,
+    );
+    assert_eq!(
+        errors,
+        [
+            "ecosystem.json: app `api`: unknown field `flavour`",
+            "ecosystem.json: app `api`: unknown field `max_memroy_restart` (did you mean `max_memory_restart`?)",
+        ]
+    );
+}
+
+#[test]
+fn all_errors_of_all_apps_are_reported_together() {
+    let p = Project::new();
+    let err = p
+        .load(
+            "ecosystem.json",
+            r#"{"apps": [
+                {"name": "api", "script": "app.js", "max_memory_restart": "lots", "kill_signal": "SIGNOPE"},
+                {"name": "nocmd"},
+                {"name": "gone", "script": "missing.js"}]}"#,
+        )
+        .expect_err("should fail");
+    let ConfigError::Invalid { file, errors } = &err else {
+        panic!("expected Invalid, got {err:?}");
+    };
+    assert_eq!(file, "ecosystem.json");
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+    assert!(errors[0]
+        .starts_with("ecosystem.json: app `api`: field `kill_signal`: expected a signal name"));
+    assert_eq!(
+        errors[1],
+        "ecosystem.json: app `api`: field `max_memory_restart`: expected a size like 200M, 1G or a number of bytes, got \"lots\""
+    );
+    assert_eq!(
+        errors[2],
+        "ecosystem.json: app `nocmd`: missing `script` (the file or command to run)"
+    );
+    assert_eq!(
+        errors[3],
+        format!(
+            "ecosystem.json: app `gone`: script `{}` not found",
+            p.abs("missing.js")
+        )
+    );
+    assert_eq!(err.to_string().lines().count(), 4);
+}
+
+#[test]
+fn nameless_scriptless_apps_are_named_by_position() {
+    let p = Project::new();
+    let errors = p.errors("e.json", r#"[{"script": "app.js"}, {"args": "x"}]"#);
+    assert_eq!(
+        errors,
+        ["e.json: app #2: missing `script` (the file or command to run)"]
+    );
+}
+
+#[test]
+fn wrong_types_name_the_field_as_written() {
+    let p = Project::new();
+    let errors = p.errors(
+        "e.json",
+        r#"[{"name": "api", "script": "app.js", "maxRestarts": "many", "env": ["A=1"], "autorestart": 1, "port": 0}]"#,
+    );
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+    assert!(errors
+        .iter()
+        .any(|e| e.contains("field `maxRestarts`: expected a whole number")));
+    assert!(errors
+        .iter()
+        .any(|e| e.contains("field `env`: expected an object")));
+    assert!(errors
+        .iter()
+        .any(|e| e.contains("field `autorestart`: expected true or false")));
+    assert!(errors
+        .iter()
+        .any(|e| e.contains("field `port`: expected a port number")));
+}
+
+#[test]
+fn duplicate_names_are_errors() {
+    let p = Project::new();
+    let errors = p.errors(
+        "e.json",
+        r#"[{"name": "api", "script": "app.js"}, {"name": "api", "script": "worker.js"}]"#,
+    );
+    assert_eq!(
+        errors,
+        ["e.json: app name `api` is used by 2 apps; names must be unique within a file (set `name` on each)"]
+    );
+}
+
+#[test]
+fn only_filters_apps_and_rejects_unknown_names() {
+    let mut p = Project::new();
+    let text = r#"[{"name": "api", "script": "app.js"}, {"name": "worker", "script": "worker.js"},
+                  {"name": "broken", "script": "missing.js"}]"#;
+    p.ctx.only = vec!["worker".into(), "api".into()];
+    let loaded = p.load("e.json", text).expect("broken app not selected");
+    let names: Vec<_> = loaded.apps.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["api", "worker"]);
+    p.ctx.only = vec!["web".into()];
+    let err = p.load("e.json", text).expect_err("should fail").to_string();
+    assert_eq!(
+        err,
+        "e.json: --only `web`: no such app in this file; apps declared: `api`, `worker`, `broken`"
+    );
+}
+
+#[test]
+fn app_names_honour_only_without_validating() {
+    let mut p = Project::new();
+    let path = p.write(
+        "e.json",
+        r#"[{"name": "api", "script": "gone.js"}, {"script": "worker.js"}, {"name": "c", "script": "x"}]"#,
+    );
+    assert_eq!(
+        app_names(&path, &p.ctx).expect("names"),
+        ["api", "worker", "c"]
+    );
+    p.ctx.only = vec!["c".into(), "api".into()];
+    assert_eq!(app_names(&path, &p.ctx).expect("names"), ["api", "c"]);
+    p.ctx.only = vec!["zzz".into()];
+    assert!(matches!(
+        app_names(&path, &p.ctx),
+        Err(ConfigError::UnknownOnly { .. })
+    ));
+}
+
+#[test]
+fn env_profiles_overlay_env_and_warn_when_missing() {
+    let mut p = Project::new();
+    p.ctx.profile = Some("production".into());
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"name": "api", "script": "app.js", "env": {"MODE": "dev", "KEEP": 1},
+                 "env_production": {"MODE": "prod"}, "env_staging": {"MODE": "stage"}},
+                {"name": "worker", "script": "worker.js", "env": {"MODE": "dev"}}]"#,
+        )
+        .expect("loads");
+    assert_eq!(loaded.apps[0].env["MODE"], "prod");
+    assert_eq!(loaded.apps[0].env["KEEP"], "1");
+    assert_eq!(loaded.apps[0].env_profile.as_deref(), Some("production"));
+    assert_eq!(loaded.apps[1].env["MODE"], "dev");
+    assert_eq!(
+        loaded.warnings,
+        ["e.json: app `worker`: no `env_production` section; `--env production` applies only its `env`"]
+    );
+}
+
+#[test]
+fn unselected_profiles_are_still_validated() {
+    let p = Project::new();
+    let errors = p.errors(
+        "e.json",
+        r#"[{"name": "a", "script": "app.js", "env_prod": "x"}]"#,
+    );
+    assert_eq!(
+        errors,
+        ["e.json: app `a`: field `env_prod`: expected an object of environment variables, got \"x\""]
+    );
+}
+
+#[test]
+fn port_sets_port_over_env_and_nested_env_is_json() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"name": "a", "script": "app.js", "port": 8080,
+                 "env": {"PORT": 1, "CFG": {"x": true}, "ON": false}}]"#,
+        )
+        .expect("loads");
+    let env = &loaded.apps[0].env;
+    assert_eq!(env["PORT"], "8080");
+    assert_eq!(env["CFG"], r#"{"x":true}"#);
+    assert_eq!(env["ON"], "false");
+}
+
+#[test]
+fn cwd_is_relative_to_the_file_and_must_exist() {
+    let p = Project::new();
+    std::fs::create_dir(p.path("svc")).expect("mkdir");
+    std::fs::write(p.path("svc/main.py"), "").expect("write");
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"name": "svc", "cwd": "svc", "script": "main.py"}]"#,
+        )
+        .expect("loads");
+    let spec = &loaded.apps[0];
+    assert_eq!(spec.cwd, p.abs("svc"));
+    assert_eq!(spec.script, p.abs("svc/main.py"));
+    assert_eq!(spec.interpreter.as_deref(), Some("python3"));
+    assert_eq!(spec.env["PYTHONUNBUFFERED"], "1");
+    let errors = p.errors(
+        "e.json",
+        r#"[{"name": "x", "cwd": "nowhere", "script": "a.js"}]"#,
+    );
+    assert_eq!(
+        errors,
+        [format!(
+            "e.json: app `x`: field `cwd`: working directory `{}` not found",
+            p.abs("nowhere")
+        )]
+    );
+}
+
+#[test]
+fn python_unbuffered_respects_existing_setting() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"script": "job.py", "env": {"PYTHONUNBUFFERED": "0"}}]"#,
+        )
+        .expect("loads");
+    assert_eq!(loaded.apps[0].env["PYTHONUNBUFFERED"], "0");
+    assert_eq!(loaded.apps[0].name, "job");
+}
+
+#[test]
+fn command_lines_and_path_commands() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"script": "python3 -m http.server 8000"}, {"script": "mytool", "args": ["x"]}]"#,
+        )
+        .expect("loads");
+    let shell = &loaded.apps[0];
+    assert_eq!(shell.name, "python3");
+    assert_eq!(shell.interpreter.as_deref(), Some("bash"));
+    assert_eq!(shell.interpreter_args, ["-c"]);
+    assert_eq!(shell.script, "python3 -m http.server 8000");
+    let tool = &loaded.apps[1];
+    assert_eq!(tool.name, "mytool");
+    assert_eq!(tool.script, "mytool");
+    assert_eq!(tool.interpreter, None);
+}
+
+#[test]
+fn file_level_errors_are_clear() {
+    let p = Project::new();
+    let err = p
+        .load(
+            "ecosystem.json",
+            "{\n  \"apps\": [\n    {\"name\": \"a\" \"script\": \"x\"}\n  ]\n}",
+        )
+        .expect_err("should fail")
+        .to_string();
+    assert_eq!(err, "ecosystem.json:3:18: expected `,` or `}`");
+    let err = load_file(Path::new("absent.json"), &p.ctx)
+        .expect_err("should fail")
+        .to_string();
+    assert!(err.starts_with("cannot read absent.json: "), "{err}");
+    let err = load_file(Path::new("absent.config.js"), &p.ctx)
+        .expect_err("should fail")
+        .to_string();
+    assert!(err.starts_with("cannot read absent.config.js: "), "{err}");
+    let err = p
+        .load("apps.ini", "x")
+        .expect_err("should fail")
+        .to_string();
+    assert!(err.contains("unknown ecosystem file type"), "{err}");
+}
+
+#[test]
+fn javascript_without_node_is_a_clear_error() {
+    let p = Project::new();
+    let err = p
+        .load("ecosystem.config.js", "module.exports = {}")
+        .expect_err("should fail")
+        .to_string();
+    // The project's PATH has a fake `node` that prints nothing: not a JSON config.
+    assert!(
+        err.starts_with("cannot read ecosystem.config.js: Node.js failed")
+            || err.contains("not JSON"),
+        "{err}"
+    );
+    let mut q = Project::new();
+    q.ctx.env.insert("PATH".into(), "/nonexistent".into());
+    let err = q
+        .load("ecosystem.config.js", "module.exports = {}")
+        .expect_err("should fail")
+        .to_string();
+    assert!(err.contains("`node` was not found in PATH"), "{err}");
+}
+
+#[test]
+fn from_script_uses_flags_and_cli_cwd() {
+    let p = Project::new();
+    let opts = ScriptOptions {
+        name: Some("web".into()),
+        args: vec!["--port".into(), "80".into()],
+        interpreter_args: Some("--inspect '--title=a b'".into()),
+        instances: Some("2".into()),
+        kill_timeout: Some("5s".into()),
+        max_memory_restart: Some("1G".into()),
+        stop_exit_codes: vec!["0".into(), "3".into()],
+        autorestart: Some(false),
+        merge_logs: true,
+        kill_signal: Some("SIGTERM".into()),
+        max_restarts: Some("4".into()),
+        out_file: Some("out.log".into()),
+        ..ScriptOptions::default()
+    };
+    let loaded = from_script("app.js", &opts, &p.ctx).expect("builds");
+    let spec = &loaded.apps[0];
+    assert_eq!(spec.name, "web");
+    assert_eq!(spec.script, p.abs("app.js"));
+    assert_eq!(spec.cwd, p.dir.path().display().to_string());
+    assert_eq!(spec.args, ["--port", "80"]);
+    assert_eq!(spec.interpreter_args, ["--inspect", "--title=a b"]);
+    assert_eq!(spec.instances, 2);
+    assert_eq!(spec.kill_timeout_ms, 5000);
+    assert_eq!(spec.max_memory_restart, Some(1 << 30));
+    assert_eq!(spec.stop_exit_codes, [0, 3]);
+    assert!(!spec.autorestart);
+    assert!(spec.merge_logs);
+    assert_eq!(spec.max_restarts, 4);
+    assert_eq!(spec.out_file, Some(p.abs("out.log")));
+    assert_eq!(spec.source_file, None);
+    assert_eq!(spec.env_profile, None);
+    assert_eq!(spec.inherited_env, p.ctx.env);
+}
+
+#[test]
+fn from_script_defaults_and_relative_cwd() {
+    let p = Project::new();
+    std::fs::create_dir(p.path("sub")).expect("mkdir");
+    std::fs::write(p.path("sub/tool.sh"), "").expect("write");
+    let opts = ScriptOptions {
+        cwd: Some("sub".into()),
+        ..ScriptOptions::default()
+    };
+    let spec = &from_script("tool.sh", &opts, &p.ctx).expect("builds").apps[0];
+    assert_eq!(spec.name, "tool");
+    assert_eq!(spec.cwd, p.abs("sub"));
+    assert_eq!(spec.script, p.abs("sub/tool.sh"));
+    assert_eq!(spec.interpreter.as_deref(), Some("bash"));
+    let none = ScriptOptions {
+        interpreter: Some("none".into()),
+        ..ScriptOptions::default()
+    };
+    let spec = &from_script("app.js", &none, &p.ctx).expect("builds").apps[0];
+    assert_eq!(spec.interpreter, None);
+}
+
+#[test]
+fn from_script_validates_like_files() {
+    let p = Project::new();
+    let opts = ScriptOptions {
+        kill_timeout: Some("forever".into()),
+        instances: Some("lots".into()),
+        ..ScriptOptions::default()
+    };
+    let err = from_script("app.js", &opts, &p.ctx)
+        .expect_err("should fail")
+        .to_string();
+    let lines: Vec<_> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("app `app`: field `kill_timeout`: expected a duration")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("app `app`: field `instances`:")));
+    let err = from_script("x.js", &ScriptOptions::default(), &p.ctx)
+        .expect_err("should fail")
+        .to_string();
+    assert_eq!(
+        err,
+        format!("app `x`: script `{}` not found", p.abs("x.js"))
+    );
+}

@@ -1,0 +1,167 @@
+//! JavaScript ecosystem files are programs, so the only faithful reader is Node.js itself: run
+//! `node`, import the file, print its export as JSON.
+
+use crate::errors::ConfigError;
+use crate::LoadContext;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Imports `process.argv[1]` and prints its export as JSON. `import()` reads CommonJS
+/// (`module.exports`) and ESM alike; both `export default` and CommonJS arrive as `default`,
+/// while ESM named exports (`export const apps`) are on the namespace itself. The timer (unref'd,
+/// so it never delays a normal exit) stops a config that would keep Node alive forever.
+const EVALUATOR: &str = r#"
+const { pathToFileURL } = require('url');
+setTimeout(() => {
+  process.stderr.write('timed out after 10 s evaluating the config (does it keep a server or timer open?)\n');
+  process.exit(1);
+}, 10000).unref();
+import(pathToFileURL(process.argv[1]).href)
+  .then(async (ns) => {
+    const config = await (ns.default !== undefined ? ns.default : Object.assign({}, ns));
+    const json = JSON.stringify(config === undefined ? null : config);
+    process.stdout.write(json, () => process.exit(0));
+  })
+  .catch((err) => {
+    process.stderr.write(String((err && err.stack) || err) + '\n');
+    process.exit(1);
+  });
+"#;
+
+/// Evaluate the JavaScript file at `abs_path` (named `file` in messages) with the CLI's
+/// environment and working directory, as PM2 does when it `require`s the file.
+pub fn evaluate(abs_path: &Path, file: &str, ctx: &LoadContext) -> Result<Value, ConfigError> {
+    let node = crate::paths::which("node", &ctx.path_var())
+        .ok_or_else(|| ConfigError::NodeNotFound { file: file.into() })?;
+    let mut command = Command::new(node);
+    command
+        .arg("-e")
+        .arg(EVALUATOR)
+        .arg(abs_path)
+        .stdin(Stdio::null());
+    // An empty context (library callers, tests) means "no opinion": keep the process's own env.
+    if !ctx.env.is_empty() {
+        command.env_clear().envs(&ctx.env);
+    }
+    if ctx.cwd.is_dir() {
+        command.current_dir(&ctx.cwd);
+    }
+    let output = command.output().map_err(|e| ConfigError::Script {
+        file: file.into(),
+        message: format!("cannot run node: {e}"),
+    })?;
+    if !output.status.success() {
+        return Err(ConfigError::Script {
+            file: file.into(),
+            message: without_internal_frames(&String::from_utf8_lossy(&output.stderr)),
+        });
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| ConfigError::Script {
+        file: file.into(),
+        message: format!("node printed something that is not JSON: {e}"),
+    })
+}
+
+/// Node's stack for a syntax error is the useful `file:line`, the code excerpt and the message,
+/// followed by a dozen frames inside Node's module loader that only add noise.
+fn without_internal_frames(stderr: &str) -> String {
+    stderr
+        .lines()
+        .filter(|line| {
+            let t = line.trim_start();
+            !(t.starts_with("at ") && (t.contains("node:internal") || t.contains("[eval]")))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(dir: &Path) -> LoadContext {
+        LoadContext {
+            cwd: dir.to_path_buf(),
+            ..LoadContext::default()
+        }
+    }
+
+    fn have_node() -> bool {
+        crate::paths::which("node", &LoadContext::default().path_var()).is_some()
+    }
+
+    fn eval_text(name: &str, text: &str) -> Result<Value, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        evaluate(&path, name, &ctx(dir.path()))
+    }
+
+    #[test]
+    fn reads_commonjs_esm_default_and_named_exports() {
+        if !have_node() {
+            eprintln!("node not installed; skipping");
+            return;
+        }
+        let cjs =
+            eval_text("a.config.js", "module.exports = { apps: [{ name: 'a' }] };").expect("cjs");
+        assert_eq!(cjs["apps"][0]["name"], "a");
+        let esm = eval_text("b.config.mjs", "export default { apps: [{ name: 'b' }] };")
+            .expect("esm default");
+        assert_eq!(esm["apps"][0]["name"], "b");
+        let named =
+            eval_text("c.config.mjs", "export const apps = [{ name: 'c' }];").expect("esm named");
+        assert_eq!(named["apps"][0]["name"], "c");
+    }
+
+    #[test]
+    fn syntax_errors_carry_nodes_message_and_location() {
+        if !have_node() {
+            eprintln!("node not installed; skipping");
+            return;
+        }
+        let err = eval_text(
+            "bad.config.js",
+            "module.exports = {\n  apps: [{ name: 'a' script: 'x' }]\n};\n",
+        )
+        .expect_err("should fail")
+        .to_string();
+        assert!(err.contains("bad.config.js:2"), "{err}");
+        assert!(err.contains("SyntaxError"), "{err}");
+        assert!(!err.contains("node:internal"), "{err}");
+    }
+
+    #[test]
+    fn runtime_errors_are_reported() {
+        if !have_node() {
+            eprintln!("node not installed; skipping");
+            return;
+        }
+        let err = eval_text("t.config.js", "throw new Error('boom');")
+            .expect_err("should fail")
+            .to_string();
+        assert!(err.contains("Error: boom"), "{err}");
+    }
+
+    #[test]
+    fn missing_node_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ecosystem.config.js");
+        std::fs::write(&path, "module.exports = {};").expect("write");
+        let mut context = ctx(dir.path());
+        context
+            .env
+            .insert("PATH".into(), dir.path().display().to_string());
+        let err = evaluate(&path, "ecosystem.config.js", &context)
+            .expect_err("should fail")
+            .to_string();
+        assert_eq!(
+            err,
+            "cannot read ecosystem.config.js: evaluating JavaScript config files needs Node.js \
+             (`node` was not found in PATH); install Node.js or use a .json, .yaml or .toml file"
+        );
+    }
+}

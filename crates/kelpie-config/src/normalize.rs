@@ -1,0 +1,249 @@
+//! From a parsed document to a list of raw apps: the accepted top-level shapes, and each app's
+//! keys sorted into supported fields (aliases and camelCase folded), profiles, PM2 fields not
+//! supported yet, and unknown keys.
+
+use crate::fields::{self, Kind};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// A value and the key the user wrote for it (messages quote the user's spelling).
+#[derive(Debug, Clone)]
+pub struct Field {
+    /// The key as written (`maxMemoryRestart`, `cmd`, ...).
+    pub key: String,
+    /// Its value.
+    pub value: Value,
+}
+
+/// One app's keys, sorted but not yet validated.
+#[derive(Debug, Default)]
+pub struct RawApp {
+    /// 0-based position in the file, to name apps that have neither `name` nor `script`.
+    pub index: usize,
+    /// Supported fields by canonical name.
+    pub fields: BTreeMap<&'static str, Field>,
+    /// `env_<profile>` sections by profile name.
+    pub profiles: BTreeMap<String, Field>,
+    /// Keys (as written) of PM2 fields Kelpie ignores.
+    pub unsupported: Vec<String>,
+    /// Problems found while sorting (unknown keys, two aliases for one field), without prefix.
+    pub errors: Vec<String>,
+}
+
+impl RawApp {
+    /// Sort the keys of the app at `index`.
+    pub fn from_value(index: usize, value: &Value) -> RawApp {
+        let mut raw = RawApp {
+            index,
+            ..RawApp::default()
+        };
+        let Some(object) = value.as_object() else {
+            raw.errors.push(format!(
+                "expected an app object, got {}",
+                crate::convert::describe(value)
+            ));
+            return raw;
+        };
+        for (key, value) in object {
+            raw.add(key, value.clone());
+        }
+        raw
+    }
+
+    /// Record one key. Public so `kelpie start` flags can be fed through the same checks.
+    pub fn add(&mut self, key: &str, value: Value) {
+        match fields::classify(&fields::to_snake_case(key)) {
+            Kind::Supported(canonical) => {
+                if let Some(previous) = self.fields.get(canonical) {
+                    self.errors.push(format!(
+                        "`{}` and `{key}` both set `{canonical}`; keep one",
+                        previous.key
+                    ));
+                } else {
+                    let key = key.to_string();
+                    self.fields.insert(canonical, Field { key, value });
+                }
+            }
+            Kind::Profile(profile) => {
+                let key = key.to_string();
+                self.profiles.insert(profile, Field { key, value });
+            }
+            // `watch: false` asks for what Kelpie does anyway: no reason to warn.
+            Kind::Unsupported if matches!(value, Value::Null | Value::Bool(false)) => {}
+            Kind::Unsupported => self.unsupported.push(key.to_string()),
+            Kind::Unknown(Some(suggestion)) => self.errors.push(format!(
+                "unknown field `{key}` (did you mean `{suggestion}`?)"
+            )),
+            Kind::Unknown(None) => self.errors.push(format!("unknown field `{key}`")),
+        }
+    }
+
+    /// The value of a supported field.
+    pub fn get(&self, canonical: &str) -> Option<&Field> {
+        self.fields.get(canonical)
+    }
+
+    /// The `name` field, when it is a non-empty string.
+    pub fn explicit_name(&self) -> Option<&str> {
+        self.get("name")
+            .and_then(|f| f.value.as_str())
+            .filter(|n| !n.trim().is_empty())
+    }
+}
+
+/// The apps of a document and warnings about ignored top-level sections. Accepted shapes, as in
+/// PM2: `{apps: [...]}` (or `apps` as one object, or PM2's older `pm2` key), a bare array of
+/// apps, or one app object.
+pub fn top_level(doc: &Value) -> Result<(Vec<Value>, Vec<String>), String> {
+    let mut notes = Vec::new();
+    let apps = match doc {
+        Value::Array(items) => items.clone(),
+        Value::Object(object) if has_apps_key(object) => container(object, &mut notes)?,
+        Value::Object(object) if object.keys().all(|k| k == "deploy" || k == "static") => {
+            return Err(no_apps());
+        }
+        Value::Object(_) => vec![doc.clone()],
+        other => {
+            return Err(format!(
+                "expected an object with `apps`, a list of apps or one app object, got {}",
+                crate::convert::kind_of(other)
+            ))
+        }
+    };
+    if apps.is_empty() {
+        return Err(no_apps());
+    }
+    Ok((apps, notes))
+}
+
+fn has_apps_key(object: &Map<String, Value>) -> bool {
+    object.contains_key("apps") || object.contains_key("pm2")
+}
+
+fn no_apps() -> String {
+    "declares no apps (expected `apps: [...]`)".to_string()
+}
+
+fn container(object: &Map<String, Value>, notes: &mut Vec<String>) -> Result<Vec<Value>, String> {
+    if object.contains_key("apps") && object.contains_key("pm2") {
+        return Err("both `apps` and `pm2` are set; keep `apps`".to_string());
+    }
+    let mut apps = Vec::new();
+    for (key, value) in object {
+        match key.as_str() {
+            "apps" | "pm2" => {
+                apps = match value {
+                    Value::Array(items) => items.clone(),
+                    Value::Object(_) => vec![value.clone()],
+                    other => {
+                        return Err(format!(
+                            "`{key}` must be a list of apps or one app object, got {}",
+                            crate::convert::kind_of(other)
+                        ))
+                    }
+                }
+            }
+            "deploy" | "static" => notes.push(format!(
+                "top-level `{key}` is not supported yet by kelpie and is ignored"
+            )),
+            other => {
+                return Err(format!(
+                    "unknown top-level key `{other}` (expected `apps`, `deploy` or `static`)"
+                ))
+            }
+        }
+    }
+    Ok(apps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn accepts_the_three_top_level_shapes() {
+        let (apps, _) = top_level(&json!({"apps": [{"name": "a"}, {"name": "b"}]})).expect("apps");
+        assert_eq!(apps.len(), 2);
+        let (apps, _) = top_level(&json!({"apps": {"name": "a"}})).expect("single apps");
+        assert_eq!(apps.len(), 1);
+        let (apps, _) = top_level(&json!([{"name": "a"}])).expect("array");
+        assert_eq!(apps.len(), 1);
+        let (apps, _) = top_level(&json!({"name": "a", "script": "x"})).expect("object");
+        assert_eq!(apps[0]["name"], "a");
+    }
+
+    #[test]
+    fn deploy_and_static_are_ignored_with_one_warning_each() {
+        let (apps, notes) =
+            top_level(&json!({"apps": [{"name": "a"}], "deploy": {}, "static": []})).expect("ok");
+        assert_eq!(apps.len(), 1);
+        assert_eq!(notes.len(), 2);
+        assert!(
+            notes[0].contains("`deploy` is not supported yet"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn rejects_other_shapes_clearly() {
+        assert!(top_level(&json!("x"))
+            .expect_err("should fail")
+            .contains("got a string"));
+        assert!(top_level(&json!(null))
+            .expect_err("should fail")
+            .contains("got nothing"));
+        assert!(top_level(&json!([]))
+            .expect_err("should fail")
+            .contains("declares no apps"));
+        assert!(top_level(&json!({"deploy": {}}))
+            .expect_err("should fail")
+            .contains("no apps"));
+        assert!(top_level(&json!({"apps": 3}))
+            .expect_err("should fail")
+            .contains("`apps` must be"));
+        assert!(top_level(&json!({"apps": [], "extra": 1}))
+            .expect_err("should fail")
+            .contains("unknown top-level key `extra`"));
+    }
+
+    #[test]
+    fn sorts_keys_of_an_app() {
+        let raw = RawApp::from_value(
+            0,
+            &json!({
+                "name": "api", "cmd": "x.js", "maxMemoryRestart": "1G", "env_production": {},
+                "watch": true, "treekill": false, "max_memroy_restart": 1, "bogus_thing_here": 1
+            }),
+        );
+        assert_eq!(raw.get("script").map(|f| f.key.as_str()), Some("cmd"));
+        assert_eq!(
+            raw.get("max_memory_restart").map(|f| f.key.as_str()),
+            Some("maxMemoryRestart")
+        );
+        assert!(raw.profiles.contains_key("production"));
+        assert_eq!(raw.unsupported, ["watch"]);
+        assert_eq!(
+            raw.errors,
+            [
+                "unknown field `bogus_thing_here`",
+                "unknown field `max_memroy_restart` (did you mean `max_memory_restart`?)"
+            ]
+        );
+    }
+
+    #[test]
+    fn two_aliases_of_one_field_conflict() {
+        let raw = RawApp::from_value(0, &json!({"script": "a", "cmd": "b"}));
+        assert_eq!(
+            raw.errors,
+            ["`cmd` and `script` both set `script`; keep one"]
+        );
+    }
+
+    #[test]
+    fn non_object_apps_are_errors() {
+        let raw = RawApp::from_value(0, &json!(3));
+        assert_eq!(raw.errors, ["expected an app object, got 3"]);
+    }
+}

@@ -1,0 +1,300 @@
+//! What `script` means: a file next to the app, a command on `$PATH`, or a whole shell command
+//! line; and which interpreter runs it.
+
+use crate::interpreter::by_extension;
+use crate::paths::{absolutize, expand_tilde, is_executable, which};
+use std::ffi::OsString;
+use std::path::Path;
+
+/// How the app chose its interpreter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice<'a> {
+    /// Not given: pick by extension (or a shell for command lines).
+    Auto,
+    /// Given; `None` is `interpreter: none` (execute the script itself).
+    Explicit(Option<&'a str>),
+}
+
+/// Where the PATH and home directory come from, for lookups and `~`.
+pub struct Lookup<'a> {
+    /// `$PATH` to search.
+    pub path_var: &'a OsString,
+    /// `$HOME` for `~`.
+    pub home: Option<&'a str>,
+}
+
+/// The script and interpreter to store in the spec.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Resolved {
+    /// Absolute path, a bare `$PATH` command, or a shell command line.
+    pub script: String,
+    /// Program that runs the script, if any.
+    pub interpreter: Option<String>,
+    /// `["-c"]` when the script is a command line run by a shell.
+    pub shell_args: Vec<String>,
+}
+
+/// The name an app gets when it has none: the script's file name without extension, or for a
+/// command line the file name of its first word (`python3 -m http.server` → `python3`).
+pub fn default_name(script: &str, cwd: &Path, home: Option<&str>) -> String {
+    let script = script.trim();
+    let expanded = expand_tilde(script, home);
+    if is_command_line(&expanded, cwd) {
+        let first = crate::words::split_words(&expanded)
+            .ok()
+            .and_then(|w| w.into_iter().next())
+            .unwrap_or_default();
+        return file_name(&first, false);
+    }
+    file_name(&expanded, true)
+}
+
+fn file_name(path: &str, strip_extension: bool) -> String {
+    let p = Path::new(path.trim_end_matches('/'));
+    let part = if strip_extension {
+        p.file_stem()
+    } else {
+        p.file_name()
+    };
+    part.and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or(path)
+        .to_string()
+}
+
+/// A script with whitespace that is not an existing file is a command line (PM2 users write
+/// `script: "python3 -m http.server 8000"`).
+fn is_command_line(expanded: &str, cwd: &Path) -> bool {
+    expanded.contains(char::is_whitespace) && !absolutize(cwd, Path::new(expanded)).exists()
+}
+
+/// Resolve `script` (relative to `cwd`) and its interpreter. Errors are complete sentences about
+/// the script or interpreter, without the app prefix.
+pub fn resolve(
+    script: &str,
+    cwd: &Path,
+    choice: Choice<'_>,
+    lookup: &Lookup<'_>,
+) -> Result<Resolved, String> {
+    let expanded = expand_tilde(script.trim(), lookup.home);
+    let candidate = absolutize(cwd, Path::new(&expanded));
+    if candidate.is_dir() {
+        return Err(format!("script `{}` is a directory", candidate.display()));
+    }
+    if candidate.is_file() {
+        let interpreter = match choice {
+            Choice::Explicit(given) => given
+                .map(|i| checked_interpreter(i, cwd, lookup))
+                .transpose()?,
+            Choice::Auto => match by_extension(&expanded) {
+                Some(default) => Some(default_interpreter(default, &expanded, lookup)?),
+                None if !is_executable(&candidate) => {
+                    return Err(format!(
+                        "script `{}` is not executable and its extension does not say which \
+                         interpreter runs it; set `interpreter` or make it executable",
+                        candidate.display()
+                    ))
+                }
+                None => None,
+            },
+        };
+        return Ok(Resolved {
+            script: candidate.display().to_string(),
+            interpreter,
+            shell_args: Vec::new(),
+        });
+    }
+    if choice == Choice::Auto && is_command_line(&expanded, cwd) {
+        // bash for familiar syntax; any POSIX system has sh.
+        let shell = if which("bash", lookup.path_var).is_some() {
+            "bash"
+        } else {
+            "sh"
+        };
+        return Ok(Resolved {
+            script: expanded,
+            interpreter: Some(shell.to_string()),
+            shell_args: vec!["-c".to_string()],
+        });
+    }
+    if which(&expanded, lookup.path_var).is_some() {
+        // Kept bare so the app follows the command if it moves (e.g. a toolchain upgrade).
+        let interpreter = match choice {
+            Choice::Explicit(Some(given)) => Some(checked_interpreter(given, cwd, lookup)?),
+            _ => None,
+        };
+        return Ok(Resolved {
+            script: expanded,
+            interpreter,
+            shell_args: Vec::new(),
+        });
+    }
+    Err(format!("script `{}` not found", candidate.display()))
+}
+
+/// An interpreter named by the user must exist: a path (made absolute) or a `$PATH` command.
+fn checked_interpreter(given: &str, cwd: &Path, lookup: &Lookup<'_>) -> Result<String, String> {
+    let expanded = expand_tilde(given.trim(), lookup.home);
+    if expanded.contains('/') {
+        let path = absolutize(cwd, Path::new(&expanded));
+        return if is_executable(&path) {
+            Ok(path.display().to_string())
+        } else {
+            Err(format!(
+                "interpreter `{}` not found or not executable",
+                path.display()
+            ))
+        };
+    }
+    match which(&expanded, lookup.path_var) {
+        Some(_) => Ok(expanded),
+        None => Err(format!("interpreter `{expanded}` not found in PATH")),
+    }
+}
+
+/// The interpreter picked by extension, checked so a missing runtime is reported now rather
+/// than as a crash loop. `python3` falls back to `python` like PM2.
+fn default_interpreter(default: &str, script: &str, lookup: &Lookup<'_>) -> Result<String, String> {
+    let candidates: &[&str] = if default == "python3" {
+        &["python3", "python"]
+    } else {
+        std::slice::from_ref(&default)
+    };
+    candidates
+        .iter()
+        .find(|c| which(c, lookup.path_var).is_some())
+        .map(|c| c.to_string())
+        .ok_or_else(|| {
+            let extension = Path::new(script)
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or_default();
+            format!(
+                "interpreter `{default}` (used for .{extension} scripts) not found in PATH; install it or set `interpreter`"
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        path_var: OsString,
+    }
+
+    /// A directory with `app.js`, `run` (executable), `notes.txt`, and a `bin/` on PATH holding
+    /// fake `node`, `bash` and `mytool`.
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).expect("mkdir");
+        for exe in ["node", "bash", "mytool"] {
+            make_executable(&bin.join(exe));
+        }
+        make_executable(&dir.path().join("run"));
+        std::fs::write(dir.path().join("app.js"), "").expect("write");
+        std::fs::write(dir.path().join("notes.txt"), "").expect("write");
+        let path_var = OsString::from(bin);
+        Fixture { dir, path_var }
+    }
+
+    fn make_executable(p: &Path) {
+        std::fs::write(p, "#!/bin/sh\n").expect("write");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+    }
+
+    fn run(f: &Fixture, script: &str, choice: Choice<'_>) -> Result<Resolved, String> {
+        let lookup = Lookup {
+            path_var: &f.path_var,
+            home: None,
+        };
+        resolve(script, f.dir.path(), choice, &lookup)
+    }
+
+    fn abs(f: &Fixture, name: &str) -> String {
+        PathBuf::from(f.dir.path()).join(name).display().to_string()
+    }
+
+    #[test]
+    fn files_are_absolute_with_interpreter_by_extension() {
+        let f = fixture();
+        let r = run(&f, "./app.js", Choice::Auto).expect("resolves");
+        assert_eq!(r.script, abs(&f, "app.js"));
+        assert_eq!(r.interpreter.as_deref(), Some("node"));
+        let r = run(&f, "run", Choice::Auto).expect("resolves");
+        assert_eq!(r.interpreter, None);
+    }
+
+    #[test]
+    fn interpreter_none_and_explicit() {
+        let f = fixture();
+        let r = run(&f, "app.js", Choice::Explicit(None)).expect("none");
+        assert_eq!(r.interpreter, None);
+        let r = run(&f, "app.js", Choice::Explicit(Some("mytool"))).expect("explicit");
+        assert_eq!(r.interpreter.as_deref(), Some("mytool"));
+        let err = run(&f, "app.js", Choice::Explicit(Some("nope"))).expect_err("should fail");
+        assert_eq!(err, "interpreter `nope` not found in PATH");
+    }
+
+    #[test]
+    fn missing_default_interpreter_is_reported() {
+        let f = fixture();
+        std::fs::write(f.dir.path().join("w.py"), "").expect("write");
+        let err = run(&f, "w.py", Choice::Auto).expect_err("should fail");
+        assert!(
+            err.contains("interpreter `python3` (used for .py scripts)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn command_lines_run_in_a_shell() {
+        let f = fixture();
+        let r = run(&f, "python3 -m http.server 8000", Choice::Auto).expect("shell");
+        assert_eq!(r.script, "python3 -m http.server 8000");
+        assert_eq!(r.interpreter.as_deref(), Some("bash"));
+        assert_eq!(r.shell_args, ["-c"]);
+        assert_eq!(
+            default_name("python3 -m http.server", f.dir.path(), None),
+            "python3"
+        );
+        assert_eq!(default_name("/usr/bin/env  x", f.dir.path(), None), "env");
+    }
+
+    #[test]
+    fn path_commands_stay_bare() {
+        let f = fixture();
+        let r = run(&f, "mytool", Choice::Auto).expect("path");
+        assert_eq!(r.script, "mytool");
+        assert_eq!(r.interpreter, None);
+    }
+
+    #[test]
+    fn missing_scripts_and_directories_are_errors() {
+        let f = fixture();
+        let err = run(&f, "missing.js", Choice::Auto).expect_err("should fail");
+        assert_eq!(err, format!("script `{}` not found", abs(&f, "missing.js")));
+        let err = run(&f, "bin", Choice::Auto).expect_err("should fail");
+        assert!(err.contains("is a directory"), "{err}");
+        let err = run(&f, "notes.txt", Choice::Auto).expect_err("should fail");
+        assert!(err.contains("not executable"), "{err}");
+    }
+
+    #[test]
+    fn default_names_drop_the_extension() {
+        let f = fixture();
+        assert_eq!(default_name("./app.js", f.dir.path(), None), "app");
+        assert_eq!(
+            default_name("/srv/x/server.config.js", f.dir.path(), None),
+            "server.config"
+        );
+        assert_eq!(default_name("sleep", f.dir.path(), None), "sleep");
+    }
+}
