@@ -13,7 +13,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start a script, binary, command or ecosystem file (or restart apps by name or id)
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Stop apps (they stay in the list)
     Stop(TargetArgs),
     /// Restart apps

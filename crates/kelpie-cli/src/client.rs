@@ -1,7 +1,9 @@
 //! Talking to the daemon: connect (starting it on first use), Hello, one request at a time.
 
 use anyhow::{anyhow, bail, Context, Result};
-use kelpie_proto::{decode, read_frame, write_frame, Hello, Home, Request, Response, PROTOCOL_VERSION};
+use kelpie_proto::{
+    decode, read_frame, write_frame, Hello, Home, Request, Response, PROTOCOL_VERSION,
+};
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Read, Seek, SeekFrom};
 use std::os::unix::fs::DirBuilderExt;
@@ -24,7 +26,12 @@ impl Client {
             Some(client) => Ok(client),
             None => {
                 start_daemon(home)?;
-                Client::connect(home)?.ok_or_else(|| anyhow!("the daemon started but does not answer on {}", home.socket().display()))
+                Client::connect(home)?.ok_or_else(|| {
+                    anyhow!(
+                        "the daemon started but does not answer on {}",
+                        home.socket().display()
+                    )
+                })
             }
         }
     }
@@ -34,10 +41,21 @@ impl Client {
         let socket = home.socket();
         let stream = match UnixStream::connect(&socket) {
             Ok(stream) => stream,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound
+                        | std::io::ErrorKind::ConnectionRefused
+                        | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
                 return Ok(None)
             }
-            Err(e) => return Err(e).with_context(|| format!("cannot connect to the daemon at {}", socket.display())),
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("cannot connect to the daemon at {}", socket.display())
+                })
+            }
         };
         let mut client = Client { stream };
         client.hello()?;
@@ -46,7 +64,8 @@ impl Client {
 
     fn hello(&mut self) -> Result<()> {
         write_frame(&mut self.stream, &Hello::current()).context("cannot greet the daemon")?;
-        let body = read_frame(&mut self.stream).context("the daemon closed the connection during the handshake")?;
+        let body = read_frame(&mut self.stream)
+            .context("the daemon closed the connection during the handshake")?;
         let daemon: Hello = decode(&body).map_err(|_| {
             anyhow!("the process on the kelpie socket does not speak kelpie's protocol; stop it, or use another KELPIE_HOME")
         })?;
@@ -71,7 +90,8 @@ impl Client {
     /// Send one request and read its response.
     pub fn request(&mut self, request: &Request) -> Result<Response> {
         write_frame(&mut self.stream, request).context("cannot send the request to the daemon")?;
-        let body = read_frame(&mut self.stream).context("the daemon closed the connection before answering")?;
+        let body = read_frame(&mut self.stream)
+            .context("the daemon closed the connection before answering")?;
         decode(&body).map_err(|e| anyhow!("cannot understand the daemon's answer ({e}); run `kelpie update` so CLI and daemon match"))
     }
 }
@@ -92,7 +112,8 @@ fn start_daemon(home: &Home) -> Result<()> {
         .open(&log_path)
         .with_context(|| format!("cannot write to the kelpie home {}", home.root().display()))?;
     let log_start = log.seek(SeekFrom::End(0)).unwrap_or(0);
-    let exe = std::env::current_exe().context("cannot find the kelpie executable to start the daemon")?;
+    let exe =
+        std::env::current_exe().context("cannot find the kelpie executable to start the daemon")?;
     let mut command = Command::new(exe);
     command
         .arg("daemon")
@@ -114,9 +135,16 @@ fn start_daemon(home: &Home) -> Result<()> {
             let mut output = String::new();
             let _ = log.seek(SeekFrom::Start(log_start));
             let _ = log.read_to_string(&mut output);
-            bail!("the kelpie daemon exited at start ({status}): {}", output.trim());
+            bail!(
+                "the kelpie daemon exited at start ({status}): {}",
+                output.trim()
+            );
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    bail!("the kelpie daemon did not answer within {}s; see {}", DAEMON_START_TIMEOUT.as_secs(), log_path.display())
+    bail!(
+        "the kelpie daemon did not answer within {}s; see {}",
+        DAEMON_START_TIMEOUT.as_secs(),
+        log_path.display()
+    )
 }

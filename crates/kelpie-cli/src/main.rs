@@ -14,10 +14,12 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => code,
         Err(error) => {
-            // `kelpie jlist | head` closing the pipe is not an error.
-            if error.chain().any(|cause| {
-                cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            }) {
+            // `kelpie jlist | head` closing stdout is not an error. Only a bare I/O error is a
+            // stdout write: socket errors always carry context saying what failed.
+            if error
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            {
                 return ExitCode::SUCCESS;
             }
             eprintln!("kelpie: error: {error:#}");

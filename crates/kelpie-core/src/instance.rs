@@ -54,6 +54,11 @@ impl Status {
         matches!(self, Status::Launching | Status::Online | Status::Stopping)
     }
 
+    /// Not running, and not about to run again by itself (stopped or errored).
+    pub fn is_down(self) -> bool {
+        matches!(self, Status::Stopped | Status::Errored)
+    }
+
     /// The instance will not change state unless asked to.
     pub fn is_settled(self) -> bool {
         matches!(self, Status::Online | Status::Stopped | Status::Errored)
@@ -186,7 +191,10 @@ pub struct InstanceState {
 impl InstanceState {
     /// A new, stopped instance created now.
     pub fn new(now: Now) -> Self {
-        InstanceState { created_at_ms: now.wall_ms, ..InstanceState::default() }
+        InstanceState {
+            created_at_ms: now.wall_ms,
+            ..InstanceState::default()
+        }
     }
 
     /// The state as it was persisted by an earlier daemon, to be brought back: the process of
@@ -197,6 +205,16 @@ impl InstanceState {
         self.after_stop = AfterStop::StayStopped;
         self.leader_exited = false;
         self
+    }
+
+    /// Whether the instance is meant to be running: what a new daemon should bring back.
+    /// A restart in progress counts as running; a stop in progress does not.
+    pub fn wants_to_run(&self) -> bool {
+        match self.status {
+            Status::Launching | Status::Online | Status::WaitingRestart => true,
+            Status::Stopping => self.after_stop == AfterStop::Start,
+            Status::Stopped | Status::Errored => false,
+        }
     }
 
     /// How long the current process has run (ms), or 0.
@@ -311,7 +329,10 @@ impl InstanceState {
     fn begin_stop(&mut self, spec: &AppSpec) -> Vec<Effect> {
         self.status = Status::Stopping;
         self.leader_exited = false;
-        vec![Effect::SignalGroup(spec.kill_signal.clone()), Effect::ArmTimer(spec.kill_timeout_ms)]
+        vec![
+            Effect::SignalGroup(spec.kill_signal.clone()),
+            Effect::ArmTimer(spec.kill_timeout_ms),
+        ]
     }
 
     fn spawn(&mut self) -> Vec<Effect> {
@@ -320,10 +341,22 @@ impl InstanceState {
         vec![Effect::Spawn]
     }
 
-    fn on_exit(&mut self, spec: &AppSpec, code: Option<i32>, signal: Option<String>, now: Now) -> Vec<Effect> {
+    fn on_exit(
+        &mut self,
+        spec: &AppSpec,
+        code: Option<i32>,
+        signal: Option<String>,
+        now: Now,
+    ) -> Vec<Effect> {
         let uptime_ms = now.mono_ms.saturating_sub(self.started_mono_ms);
         self.pid = None;
-        let mut record = ExitRecord { at_ms: now.wall_ms, code, signal, uptime_ms, ..ExitRecord::default() };
+        let mut record = ExitRecord {
+            at_ms: now.wall_ms,
+            code,
+            signal,
+            uptime_ms,
+            ..ExitRecord::default()
+        };
 
         if self.status == Status::Stopping {
             // The stop completes when the whole group is gone, not only its leader.

@@ -157,7 +157,13 @@ impl AppSpec {
 /// PM2's file-name sanitising of app names: anything but `[A-Za-z0-9.-]` becomes `-`.
 pub fn sanitize_log_name(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 
@@ -176,7 +182,13 @@ mod tests {
         };
         assert_eq!(
             spec.command_line(),
-            ["node", "--max-old-space-size=64", "/srv/app.js", "--port", "80"]
+            [
+                "node",
+                "--max-old-space-size=64",
+                "/srv/app.js",
+                "--port",
+                "80"
+            ]
         );
     }
 
@@ -193,8 +205,8 @@ mod tests {
 
     #[test]
     fn old_state_without_new_fields_still_loads() {
-        let spec: AppSpec = serde_json::from_str(r#"{"name":"api","script":"/a.js"}"#)
-            .expect("tolerant decode");
+        let spec: AppSpec =
+            serde_json::from_str(r#"{"name":"api","script":"/a.js"}"#).expect("tolerant decode");
         assert_eq!(spec.name, "api");
         assert_eq!(spec.kill_timeout_ms, 1600);
         assert_eq!(spec.max_restarts, 16);

@@ -11,10 +11,16 @@ fn origin() -> Instant {
 
 /// Milliseconds since the Unix epoch.
 pub fn wall_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Now, on both clocks.
 pub fn now() -> Now {
-    Now { mono_ms: origin().elapsed().as_millis() as u64, wall_ms: wall_ms() }
+    Now {
+        mono_ms: origin().elapsed().as_millis() as u64,
+        wall_ms: wall_ms(),
+    }
 }

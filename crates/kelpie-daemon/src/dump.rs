@@ -50,12 +50,19 @@ pub fn save(home: &Home, dump: &DumpFile, force: bool) -> Result<String, String>
                     .map_err(|e| format!("cannot write {}: {e}", home.dump_backup().display()))?;
             }
             // A corrupt dump is not copied over a backup that may be good.
-            Err(e) => crate::daemon_log!("previous dump {} is not valid ({e}); not backed up", path.display()),
+            Err(e) => crate::daemon_log!(
+                "previous dump {} is not valid ({e}); not backed up",
+                path.display()
+            ),
         }
     }
     let bytes = serde_json::to_vec_pretty(dump).map_err(|e| e.to_string())?;
     atomic_write(&path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(format!("saved {} apps to {}", dump.apps.len(), path.display()))
+    Ok(format!(
+        "saved {} apps to {}",
+        dump.apps.len(),
+        path.display()
+    ))
 }
 
 /// Read the dump, falling back to the backup when the dump is missing or corrupt. Returns the
@@ -64,16 +71,28 @@ pub fn load(home: &Home) -> Result<(DumpFile, Option<String>), String> {
     let path = home.dump_file();
     let backup = home.dump_backup();
     let primary = match fs::read(&path) {
-        Ok(bytes) => parse(&bytes).map_err(|e| format!("{} is not a valid dump: {e}", path.display())),
+        Ok(bytes) => {
+            parse(&bytes).map_err(|e| format!("{} is not a valid dump: {e}", path.display()))
+        }
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     };
     match primary {
         Ok(dump) => Ok((dump, None)),
-        Err(primary_error) => match fs::read(&backup).map_err(|e| e.to_string()).and_then(|b| parse(&b)) {
-            Ok(dump) => Ok((dump, Some(format!("{primary_error}; used the backup {}", backup.display())))),
-            Err(_) if !path.exists() && !backup.exists() => {
-                Err(format!("no dump at {}: run `kelpie save` first", path.display()))
-            }
+        Err(primary_error) => match fs::read(&backup)
+            .map_err(|e| e.to_string())
+            .and_then(|b| parse(&b))
+        {
+            Ok(dump) => Ok((
+                dump,
+                Some(format!(
+                    "{primary_error}; used the backup {}",
+                    backup.display()
+                )),
+            )),
+            Err(_) if !path.exists() && !backup.exists() => Err(format!(
+                "no dump at {}: run `kelpie save` first",
+                path.display()
+            )),
             Err(backup_error) => Err(format!(
                 "{primary_error}; the backup {} cannot be used either: {backup_error}",
                 backup.display()
@@ -91,7 +110,13 @@ mod tests {
             version: DUMP_VERSION,
             apps: names
                 .iter()
-                .map(|n| DumpedApp { spec: Arc::new(AppSpec { name: (*n).into(), ..AppSpec::default() }), run: true })
+                .map(|n| DumpedApp {
+                    spec: Arc::new(AppSpec {
+                        name: (*n).into(),
+                        ..AppSpec::default()
+                    }),
+                    run: true,
+                })
                 .collect(),
         }
     }
@@ -106,7 +131,11 @@ mod tests {
         assert_eq!(backup.apps.len(), 1);
         let err = save(&home, &dump_of(&[]), false).expect_err("empty overwrite refused");
         assert!(err.contains("--force"), "{err}");
-        assert_eq!(load(&home).expect("load").0.apps.len(), 2, "nothing changed");
+        assert_eq!(
+            load(&home).expect("load").0.apps.len(),
+            2,
+            "nothing changed"
+        );
         save(&home, &dump_of(&[]), true).expect("forced");
         assert_eq!(load(&home).expect("load").0.apps.len(), 0);
     }
@@ -123,7 +152,13 @@ mod tests {
         assert!(note.expect("note").contains("backup"));
         // Saving now must not copy the corrupt dump over the good backup.
         save(&home, &dump_of(&["c"]), false).expect("save");
-        assert_eq!(parse(&fs::read(home.dump_backup()).expect("bak")).expect("valid").apps.len(), 1);
+        assert_eq!(
+            parse(&fs::read(home.dump_backup()).expect("bak"))
+                .expect("valid")
+                .apps
+                .len(),
+            1
+        );
     }
 
     #[test]

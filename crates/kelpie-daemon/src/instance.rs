@@ -54,7 +54,10 @@ pub struct InstanceSetup {
 }
 
 /// Start the task; returns its mailbox.
-pub fn spawn(setup: InstanceSetup, events: mpsc::UnboundedSender<InstanceEvent>) -> mpsc::UnboundedSender<InstanceMsg> {
+pub fn spawn(
+    setup: InstanceSetup,
+    events: mpsc::UnboundedSender<InstanceEvent>,
+) -> mpsc::UnboundedSender<InstanceMsg> {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(Instance::new(setup, events).run(rx));
     tx
@@ -123,7 +126,10 @@ impl Instance {
                             code: status.code(),
                             signal: status.signal().map(kelpie_sys::signal_name),
                         },
-                        Err(e) => Input::Exited { code: None, signal: Some(format!("wait failed: {e}")) },
+                        Err(e) => Input::Exited {
+                            code: None,
+                            signal: Some(format!("wait failed: {e}")),
+                        },
                     };
                     self.feed(input).await;
                 }
@@ -180,8 +186,13 @@ impl Instance {
             }
             InstanceMsg::Signal(signal, reply) => {
                 let result = match (&self.child, self.state.pid) {
-                    (Some(_), Some(pid)) => kelpie_sys::send_signal(pid, signal).map_err(|e| e.to_string()),
-                    _ => Err(format!("`{}` (id {}) is not running", self.spec.name, self.pm_id)),
+                    (Some(_), Some(pid)) => {
+                        kelpie_sys::send_signal(pid, signal).map_err(|e| e.to_string())
+                    }
+                    _ => Err(format!(
+                        "`{}` (id {}) is not running",
+                        self.spec.name, self.pm_id
+                    )),
                 };
                 let _ = reply.send(result);
             }
@@ -240,9 +251,15 @@ impl Instance {
 
     fn spawn_process(&mut self) -> Input {
         if self.shutdown_waiter.is_some() {
-            return Input::SpawnFailed { error: "the app is being deleted".into() };
+            return Input::SpawnFailed {
+                error: "the app is being deleted".into(),
+            };
         }
-        let who = InstanceIdentity { home: &self.home, pm_id: self.pm_id, instance: self.instance };
+        let who = InstanceIdentity {
+            home: &self.home,
+            pm_id: self.pm_id,
+            instance: self.instance,
+        };
         let mut command = launch::command(&self.spec, &who, &self.logs);
         match command.spawn() {
             Ok(child) => match child.id() {
@@ -251,9 +268,13 @@ impl Instance {
                     self.child = Some(child);
                     Input::Spawned { pid }
                 }
-                None => Input::SpawnFailed { error: "the process exited before its pid was known".into() },
+                None => Input::SpawnFailed {
+                    error: "the process exited before its pid was known".into(),
+                },
             },
-            Err(e) => Input::SpawnFailed { error: format!("{}: {e}", self.spec.command_line()[0]) },
+            Err(e) => Input::SpawnFailed {
+                error: format!("{}: {e}", self.spec.command_line()[0]),
+            },
         }
     }
 
@@ -265,7 +286,10 @@ impl Instance {
     }
 
     fn publish(&mut self) {
-        let _ = self.events.send(InstanceEvent { pm_id: self.pm_id, state: self.state.clone() });
+        let _ = self.events.send(InstanceEvent {
+            pm_id: self.pm_id,
+            state: self.state.clone(),
+        });
         if self.state.status.is_settled() {
             for waiter in self.settle_waiters.drain(..) {
                 let _ = waiter.send(());
@@ -276,7 +300,8 @@ impl Instance {
     fn cancel_pending_restart(&mut self) {
         self.timer = None;
         if self.state.status == Status::WaitingRestart {
-            self.state.handle(&self.spec, Input::Control(Control::Stop), clock::now());
+            self.state
+                .handle(&self.spec, Input::Control(Control::Stop), clock::now());
         }
     }
 
@@ -297,7 +322,11 @@ impl Instance {
     /// A process group that an earlier daemon started and could not stop (it was killed): stop
     /// it the way a stop would, so the app does not run twice.
     async fn stop_orphan_group(&mut self, pgid: u32) {
-        crate::daemon_log!("app `{}` (id {}): stopping process group {pgid} left by a previous daemon", self.spec.name, self.pm_id);
+        crate::daemon_log!(
+            "app `{}` (id {}): stopping process group {pgid} left by a previous daemon",
+            self.spec.name,
+            self.pm_id
+        );
         let signal = kelpie_sys::signal_number(&self.spec.kill_signal).unwrap_or(libc_sigint());
         let _ = kelpie_sys::kill_group(pgid, signal);
         let deadline = Instant::now() + Duration::from_millis(self.spec.kill_timeout_ms);

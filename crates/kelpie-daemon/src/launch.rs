@@ -17,14 +17,21 @@ pub fn log_paths(home: &Home, spec: &AppSpec, pm_id: u32) -> (String, String) {
     let logs = home.logs_dir();
     let per_instance = spec.instances > 1 && !spec.merge_logs;
     let resolve = |custom: &Option<String>, stream: &str| -> String {
-        let path = custom.clone().unwrap_or_else(|| logs.join(format!("{name}-{stream}.log")).display().to_string());
+        let path = custom.clone().unwrap_or_else(|| {
+            logs.join(format!("{name}-{stream}.log"))
+                .display()
+                .to_string()
+        });
         if per_instance && !is_discard(&path) {
             with_instance_suffix(&path, pm_id)
         } else {
             path
         }
     };
-    (resolve(&spec.out_file, "out"), resolve(&spec.error_file, "error"))
+    (
+        resolve(&spec.out_file, "out"),
+        resolve(&spec.error_file, "error"),
+    )
 }
 
 /// `/x/app-out.log` → `/x/app-out-3.log` (PM2's per-instance naming).
@@ -58,17 +65,25 @@ impl LogFiles {
             match OpenOptions::new().create(true).append(true).open(path) {
                 Ok(file) => Some(file),
                 Err(e) => {
-                    problems.push(format!("cannot open log file {path}: {e}; output discarded"));
+                    problems.push(format!(
+                        "cannot open log file {path}: {e}; output discarded"
+                    ));
                     None
                 }
             }
         };
-        let files = LogFiles { out: open(out), err: open(err) };
+        let files = LogFiles {
+            out: open(out),
+            err: open(err),
+        };
         (files, problems)
     }
 
     fn stdio(file: &Option<File>) -> Stdio {
-        file.as_ref().and_then(|f| f.try_clone().ok()).map(Stdio::from).unwrap_or_else(Stdio::null)
+        file.as_ref()
+            .and_then(|f| f.try_clone().ok())
+            .map(Stdio::from)
+            .unwrap_or_else(Stdio::null)
     }
 }
 
@@ -85,7 +100,11 @@ pub struct InstanceIdentity<'a> {
 /// The command that starts one process of `spec`: its own process group (so a stop reaches every
 /// process it starts), stdin from /dev/null, stdout/stderr to its log files, and exactly the
 /// environment the spec defines plus Kelpie's variables.
-pub fn command(spec: &AppSpec, who: &InstanceIdentity<'_>, logs: &LogFiles) -> tokio::process::Command {
+pub fn command(
+    spec: &AppSpec,
+    who: &InstanceIdentity<'_>,
+    logs: &LogFiles,
+) -> tokio::process::Command {
     let argv = spec.command_line();
     let mut cmd = tokio::process::Command::new(&argv[0]);
     cmd.args(&argv[1..])
@@ -120,13 +139,36 @@ mod tests {
     #[test]
     fn log_paths_follow_pm2_naming() {
         let home = Home::at("/h".into());
-        let spec = AppSpec { name: "my api".into(), ..AppSpec::default() };
-        assert_eq!(log_paths(&home, &spec, 4), ("/h/logs/my-api-out.log".into(), "/h/logs/my-api-error.log".into()));
-        let many = AppSpec { instances: 2, ..spec.clone() };
+        let spec = AppSpec {
+            name: "my api".into(),
+            ..AppSpec::default()
+        };
+        assert_eq!(
+            log_paths(&home, &spec, 4),
+            (
+                "/h/logs/my-api-out.log".into(),
+                "/h/logs/my-api-error.log".into()
+            )
+        );
+        let many = AppSpec {
+            instances: 2,
+            ..spec.clone()
+        };
         assert_eq!(log_paths(&home, &many, 4).0, "/h/logs/my-api-out-4.log");
-        let merged = AppSpec { merge_logs: true, ..many };
+        let merged = AppSpec {
+            merge_logs: true,
+            ..many
+        };
         assert_eq!(log_paths(&home, &merged, 4).0, "/h/logs/my-api-out.log");
-        let custom = AppSpec { out_file: Some("/var/log/x.log".into()), error_file: Some("/dev/null".into()), instances: 2, ..spec };
-        assert_eq!(log_paths(&home, &custom, 1), ("/var/log/x-1.log".into(), "/dev/null".into()));
+        let custom = AppSpec {
+            out_file: Some("/var/log/x.log".into()),
+            error_file: Some("/dev/null".into()),
+            instances: 2,
+            ..spec
+        };
+        assert_eq!(
+            log_paths(&home, &custom, 1),
+            ("/var/log/x-1.log".into(), "/dev/null".into())
+        );
     }
 }

@@ -51,8 +51,13 @@ pub enum DaemonError {
 
 /// Run the daemon for `home` until it is told to exit. Blocks the calling thread.
 pub fn run(home: Home) -> Result<(), DaemonError> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|source| {
-        DaemonError::Io { about: "cannot start the async runtime for", path: home.root().display().to_string(), source }
-    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| DaemonError::Io {
+            about: "cannot start the async runtime for",
+            path: home.root().display().to_string(),
+            source,
+        })?;
     runtime.block_on(supervisor::run(home))
 }

@@ -46,6 +46,9 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(super::format_utc(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::format_utc(1_709_210_096_789), "2024-02-29T12:34:56.789Z");
+        assert_eq!(
+            super::format_utc(1_709_210_096_789),
+            "2024-02-29T12:34:56.789Z"
+        );
     }
 }

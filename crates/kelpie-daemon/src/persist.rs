@@ -18,8 +18,15 @@ use tokio::sync::oneshot;
 pub type Ack = oneshot::Sender<Result<String, String>>;
 
 enum Job {
-    State { state: StateFile, ack: Option<Ack> },
-    SaveDump { dump: DumpFile, force: bool, ack: Ack },
+    State {
+        state: StateFile,
+        ack: Option<Ack>,
+    },
+    SaveDump {
+        dump: DumpFile,
+        force: bool,
+        ack: Ack,
+    },
 }
 
 /// Handle to the persister thread.
@@ -32,7 +39,9 @@ impl Persister {
     /// Start the thread for `home`.
     pub fn start(home: Home) -> std::io::Result<Persister> {
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new().name("kelpie-persist".into()).spawn(move || persist_loop(&home, &rx))?;
+        std::thread::Builder::new()
+            .name("kelpie-persist".into())
+            .spawn(move || persist_loop(&home, &rx))?;
         Ok(Persister { tx })
     }
 
@@ -69,7 +78,9 @@ fn persist_loop(home: &Home, rx: &mpsc::Receiver<Job>) {
             fill_start_ticks(&mut state);
             let result = serde_json::to_vec_pretty(&state)
                 .map_err(|e| e.to_string())
-                .and_then(|bytes| atomic_write(&home.state_file(), &bytes).map_err(|e| e.to_string()))
+                .and_then(|bytes| {
+                    atomic_write(&home.state_file(), &bytes).map_err(|e| e.to_string())
+                })
                 .map(|()| String::new());
             if let Err(e) = &result {
                 crate::daemon_log!("cannot write {}: {e}", home.state_file().display());
@@ -85,8 +96,11 @@ fn persist_loop(home: &Home, rx: &mpsc::Receiver<Job>) {
 /// one of its apps. Reads /proc, which is why it happens here and not in the actor.
 fn fill_start_ticks(state: &mut StateFile) {
     for app in &mut state.apps {
-        app.pid_start_ticks =
-            app.state.pid.and_then(kelpie_sys::sample_process).map(|sample| sample.start_ticks);
+        app.pid_start_ticks = app
+            .state
+            .pid
+            .and_then(kelpie_sys::sample_process)
+            .map(|sample| sample.start_ticks);
     }
 }
 
@@ -95,10 +109,18 @@ fn fill_start_ticks(state: &mut StateFile) {
 /// hold the apps' environments.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
     let written = (|| {
-        let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -149,7 +171,10 @@ mod tests {
         atomic_write(&path, b"one").expect("write");
         atomic_write(&path, b"two").expect("write");
         assert_eq!(fs::read(&path).expect("read"), b"two");
-        assert_eq!(fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
         let leftovers: Vec<_> = fs::read_dir(dir.path()).expect("ls").collect();
         assert_eq!(leftovers.len(), 1, "no temp file is left behind");
     }
@@ -164,6 +189,9 @@ mod tests {
             .expect("ls")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(names.iter().any(|n| n.starts_with("state.json.corrupt-")), "{names:?}");
+        assert!(
+            names.iter().any(|n| n.starts_with("state.json.corrupt-")),
+            "{names:?}"
+        );
     }
 }

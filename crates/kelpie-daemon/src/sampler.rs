@@ -21,7 +21,9 @@ impl Sampler {
         let mut seen = HashMap::new();
         for info in infos.iter_mut() {
             let Some(pid) = info.state.pid else { continue };
-            let Some(sample) = kelpie_sys::sample_process(pid) else { continue };
+            let Some(sample) = kelpie_sys::sample_process(pid) else {
+                continue;
+            };
             info.memory = sample.rss_bytes;
             let key = (pid, sample.start_ticks);
             info.cpu = match self.last.get(&key) {
@@ -34,7 +36,9 @@ impl Sampler {
                     }
                 }
                 None => {
-                    let age = uptime.map(|u| u - sample.start_ticks as f64 / hz).unwrap_or(0.0);
+                    let age = uptime
+                        .map(|u| u - sample.start_ticks as f64 / hz)
+                        .unwrap_or(0.0);
                     if age > 0.0 {
                         (sample.cpu_ticks as f64 / hz) / age * 100.0
                     } else {

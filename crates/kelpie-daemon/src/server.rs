@@ -2,7 +2,9 @@
 //! handshake, and passes each request to the supervisor.
 
 use crate::supervisor::{Command, Reply};
-use kelpie_proto::{decode, encode, ErrorKind, Hello, Request, Response, WireError, MAX_FRAME_LEN, PROTOCOL_VERSION};
+use kelpie_proto::{
+    decode, encode, ErrorKind, Hello, Request, Response, WireError, MAX_FRAME_LEN, PROTOCOL_VERSION,
+};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,11 +16,17 @@ use tokio::sync::{mpsc, oneshot};
 pub fn bind(path: &Path) -> Result<UnixListener, crate::DaemonError> {
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(crate::DaemonError::AlreadyRunning(path.display().to_string()));
+            return Err(crate::DaemonError::AlreadyRunning(
+                path.display().to_string(),
+            ));
         }
         let _ = std::fs::remove_file(path);
     }
-    let io_error = |about, source| crate::DaemonError::Io { about, path: path.display().to_string(), source };
+    let io_error = |about, source| crate::DaemonError::Io {
+        about,
+        path: path.display().to_string(),
+        source,
+    };
     let listener = UnixListener::bind(path).map_err(|e| io_error("cannot listen on", e))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| io_error("cannot restrict permissions of", e))?;
@@ -49,7 +57,9 @@ fn peer_allowed(stream: &UnixStream) -> Result<(), String> {
             "permission denied: this kelpie daemon belongs to uid {own} and refuses uid {}",
             cred.uid()
         )),
-        Err(e) => Err(format!("permission denied: cannot check the peer's credentials: {e}")),
+        Err(e) => Err(format!(
+            "permission denied: cannot check the peer's credentials: {e}"
+        )),
     }
 }
 
@@ -60,15 +70,22 @@ async fn read_frame(stream: &mut UnixStream) -> std::io::Result<Option<Vec<u8>>>
         Err(e) => return Err(e),
     };
     if len > MAX_FRAME_LEN {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("frame of {len} bytes refused")));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes refused"),
+        ));
     }
     let mut body = vec![0; len];
     stream.read_exact(&mut body).await?;
     Ok(Some(body))
 }
 
-async fn write_message<T: serde::Serialize>(stream: &mut UnixStream, value: &T) -> std::io::Result<()> {
-    let frame = encode(value).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+async fn write_message<T: serde::Serialize>(
+    stream: &mut UnixStream,
+    value: &T,
+) -> std::io::Result<()> {
+    let frame = encode(value)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
     stream.write_all(&frame).await
 }
 
@@ -78,7 +95,9 @@ fn error(kind: ErrorKind, message: String) -> Response {
 
 async fn handle_connection(mut stream: UnixStream, commands: mpsc::Sender<Command>) {
     let refusal = peer_allowed(&stream).err();
-    let Ok(Some(body)) = read_frame(&mut stream).await else { return };
+    let Ok(Some(body)) = read_frame(&mut stream).await else {
+        return;
+    };
     let peer_hello: Option<Hello> = decode(&body).ok();
     if write_message(&mut stream, &Hello::current()).await.is_err() {
         return;
@@ -132,13 +151,26 @@ async fn handle_connection(mut stream: UnixStream, commands: mpsc::Sender<Comman
     }
 }
 
-async fn dispatch(request: Request, commands: &mpsc::Sender<Command>) -> (Response, Option<oneshot::Sender<()>>) {
+async fn dispatch(
+    request: Request,
+    commands: &mpsc::Sender<Command>,
+) -> (Response, Option<oneshot::Sender<()>>) {
     let (tx, rx) = oneshot::channel();
-    if commands.send(Command::Request { request, reply: tx }).await.is_err() {
-        return (error(ErrorKind::Internal, "the daemon is shutting down".into()), None);
+    if commands
+        .send(Command::Request { request, reply: tx })
+        .await
+        .is_err()
+    {
+        return (
+            error(ErrorKind::Internal, "the daemon is shutting down".into()),
+            None,
+        );
     }
     match rx.await {
         Ok(Reply { response, written }) => (response, written),
-        Err(_) => (error(ErrorKind::Internal, "the daemon is shutting down".into()), None),
+        Err(_) => (
+            error(ErrorKind::Internal, "the daemon is shutting down".into()),
+            None,
+        ),
     }
 }

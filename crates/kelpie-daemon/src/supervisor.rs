@@ -9,7 +9,7 @@ use crate::persist::{self, Ack, Persister};
 use crate::sampler::Sampler;
 use crate::state::{PersistedInstance, StateFile, STATE_VERSION};
 use crate::{server, DaemonError};
-use kelpie_core::{AppSpec, Control, InstanceState, Status};
+use kelpie_core::{AppSpec, Control, InstanceState};
 use kelpie_proto::{Home, ProcessInfo, Request, Response};
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt;
@@ -35,6 +35,13 @@ pub enum Command {
     /// Work started by a handler has finished; answer its client now.
     Finish {
         /// What to answer.
+        finish: Finish,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Reply>,
+    },
+    /// The instances a handler acted on have settled: persist, then finish.
+    Settled {
+        /// What to answer once the state is on disk.
         finish: Finish,
         /// Where the answer goes.
         reply: oneshot::Sender<Reply>,
@@ -109,8 +116,11 @@ pub async fn run(home: Home) -> Result<(), DaemonError> {
     let listener = server::bind(&home.socket())?;
     let pid_file = home.pid_file();
     let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
-    let persister = Persister::start(home.clone())
-        .map_err(|source| DaemonError::Io { about: "cannot start the persister for", path: home.root().display().to_string(), source })?;
+    let persister = Persister::start(home.clone()).map_err(|source| DaemonError::Io {
+        about: "cannot start the persister for",
+        path: home.root().display().to_string(),
+        source,
+    })?;
 
     let (commands_tx, commands_rx) = mpsc::channel(1024);
     let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -128,21 +138,37 @@ pub async fn run(home: Home) -> Result<(), DaemonError> {
         username: kelpie_sys::username(kelpie_sys::current_uid()),
     };
     let restore_home = home.clone();
-    if let Ok(Some((state, orphans))) = tokio::task::spawn_blocking(move || load_with_orphans(&restore_home)).await {
+    if let Ok(Some((state, orphans))) =
+        tokio::task::spawn_blocking(move || load_with_orphans(&restore_home)).await
+    {
         supervisor.restore(state, &orphans);
     }
-    crate::daemon_log!("daemon v{} started (pid {}) for {}", env!("CARGO_PKG_VERSION"), std::process::id(), home.root().display());
+    crate::daemon_log!(
+        "daemon v{} started (pid {}) for {}",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        home.root().display()
+    );
     let server = tokio::spawn(server::serve(listener, commands_tx));
     let result = supervisor.run(commands_rx, events_rx).await;
     server.abort();
+    // The pid file goes first: a CLI waiting for the socket to disappear may start the next
+    // daemon at once, and that one's pid file must not be removed by us.
+    if std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == std::process::id().to_string())
+    {
+        let _ = std::fs::remove_file(&pid_file);
+    }
     let _ = std::fs::remove_file(home.socket());
-    let _ = std::fs::remove_file(pid_file);
     crate::daemon_log!("daemon exited");
     result
 }
 
 fn prepare_home(home: &Home) -> Result<(), DaemonError> {
-    let io_error = |about, path: &std::path::Path, source| DaemonError::Io { about, path: path.display().to_string(), source };
+    let io_error = |about, path: &std::path::Path, source| DaemonError::Io {
+        about,
+        path: path.display().to_string(),
+        source,
+    };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -151,7 +177,8 @@ fn prepare_home(home: &Home) -> Result<(), DaemonError> {
     // The home holds the socket and the apps' environments: only its owner may enter.
     std::fs::set_permissions(home.root(), std::fs::Permissions::from_mode(0o700))
         .map_err(|e| io_error("cannot restrict permissions of", home.root(), e))?;
-    std::fs::create_dir_all(home.logs_dir()).map_err(|e| io_error("cannot create", &home.logs_dir(), e))
+    std::fs::create_dir_all(home.logs_dir())
+        .map_err(|e| io_error("cannot create", &home.logs_dir(), e))
 }
 
 /// Read `state.json` and find which of its pids are still the very processes it recorded
@@ -177,16 +204,34 @@ impl Supervisor {
         for app in state.apps {
             let run = app.run;
             let pm_id = app.pm_id;
-            self.add_entry(pm_id, app.instance, app.spec, app.state.restored(), orphans.get(&pm_id).copied());
+            self.add_entry(
+                pm_id,
+                app.instance,
+                app.spec,
+                app.state.restored(),
+                orphans.get(&pm_id).copied(),
+            );
             if run {
                 self.send(pm_id, InstanceMsg::Control(Control::Start, None));
             }
         }
-        crate::daemon_log!("restored {} instances from {}", self.apps.len(), self.home.state_file().display());
+        crate::daemon_log!(
+            "restored {} instances from {}",
+            self.apps.len(),
+            self.home.state_file().display()
+        );
     }
 
-    async fn run(&mut self, mut commands: mpsc::Receiver<Command>, mut events: mpsc::UnboundedReceiver<InstanceEvent>) -> Result<(), DaemonError> {
-        let signal_error = |source| DaemonError::Io { about: "cannot handle signals in", path: self.home.root().display().to_string(), source };
+    async fn run(
+        &mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut events: mpsc::UnboundedReceiver<InstanceEvent>,
+    ) -> Result<(), DaemonError> {
+        let signal_error = |source| DaemonError::Io {
+            about: "cannot handle signals in",
+            path: self.home.root().display().to_string(),
+            source,
+        };
         let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
         let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
         let mut sighup = signal(SignalKind::hangup()).map_err(signal_error)?;
@@ -220,6 +265,7 @@ impl Supervisor {
         match command {
             Command::Request { request, reply } => self.handle(request, reply),
             Command::Finish { finish, reply } => self.finish(finish, reply),
+            Command::Settled { finish, reply } => self.persist_then_finish(finish, reply),
             Command::DumpLoaded { result, reply } => self.resurrect_loaded(result, reply),
         }
     }
@@ -254,17 +300,46 @@ impl Supervisor {
                 instance: entry.instance,
                 spec: entry.spec.clone(),
                 state: entry.state.clone(),
-                run: matches!(entry.state.status, Status::Launching | Status::Online | Status::WaitingRestart),
+                run: entry.state.wants_to_run(),
                 pid_start_ticks: None,
             })
             .collect();
-        self.persister.write_state(StateFile { version: STATE_VERSION, next_id: self.next_id, apps }, ack);
+        self.persister.write_state(
+            StateFile {
+                version: STATE_VERSION,
+                next_id: self.next_id,
+                apps,
+            },
+            ack,
+        );
     }
 
-    fn add_entry(&mut self, pm_id: u32, instance: u32, spec: Arc<AppSpec>, state: InstanceState, orphan_group: Option<u32>) {
-        let setup = InstanceSetup { pm_id, instance, spec: spec.clone(), state: state.clone(), home: self.home.clone(), orphan_group };
+    fn add_entry(
+        &mut self,
+        pm_id: u32,
+        instance: u32,
+        spec: Arc<AppSpec>,
+        state: InstanceState,
+        orphan_group: Option<u32>,
+    ) {
+        let setup = InstanceSetup {
+            pm_id,
+            instance,
+            spec: spec.clone(),
+            state: state.clone(),
+            home: self.home.clone(),
+            orphan_group,
+        };
         let mailbox = instance::spawn(setup, self.events.clone());
-        self.apps.insert(pm_id, Entry { instance, spec, state, mailbox });
+        self.apps.insert(
+            pm_id,
+            Entry {
+                instance,
+                spec,
+                state,
+                mailbox,
+            },
+        );
         self.next_id = self.next_id.max(pm_id + 1);
     }
 
@@ -298,7 +373,11 @@ impl Supervisor {
     }
 
     /// Answer with the list, CPU and memory read off the async workers.
-    fn reply_with_list(&self, reply: oneshot::Sender<Reply>, wrap: impl FnOnce(Vec<ProcessInfo>) -> Response + Send + 'static) {
+    fn reply_with_list(
+        &self,
+        reply: oneshot::Sender<Reply>,
+        wrap: impl FnOnce(Vec<ProcessInfo>) -> Response + Send + 'static,
+    ) {
         let mut infos = self.process_infos();
         let sampler = self.sampler.clone();
         tokio::spawn(async move {
@@ -310,7 +389,10 @@ impl Supervisor {
             })
             .await
             .unwrap_or_default();
-            let _ = reply.send(Reply { response: wrap(sampled), written: None });
+            let _ = reply.send(Reply {
+                response: wrap(sampled),
+                written: None,
+            });
         });
     }
 
@@ -318,17 +400,30 @@ impl Supervisor {
         match finish {
             Finish::List => self.reply_with_list(reply, Response::Processes),
             Finish::Started(outcomes, notes) => {
-                self.reply_with_list(reply, move |processes| Response::Started { outcomes, processes, notes })
+                self.reply_with_list(reply, move |processes| Response::Started {
+                    outcomes,
+                    processes,
+                    notes,
+                })
             }
             Finish::Done(message) => {
-                let _ = reply.send(Reply { response: Response::Done(message), written: None });
+                let _ = reply.send(Reply {
+                    response: Response::Done(message),
+                    written: None,
+                });
             }
             Finish::Failed(error) => {
-                let _ = reply.send(Reply { response: Response::Error(error), written: None });
+                let _ = reply.send(Reply {
+                    response: Response::Error(error),
+                    written: None,
+                });
             }
             Finish::Exit(message) => {
                 let (written_tx, written_rx) = oneshot::channel();
-                let _ = reply.send(Reply { response: Response::Done(message), written: Some(written_tx) });
+                let _ = reply.send(Reply {
+                    response: Response::Done(message),
+                    written: Some(written_tx),
+                });
                 self.exit_after(written_rx);
             }
         }
@@ -363,7 +458,13 @@ impl Supervisor {
             match reply {
                 Some(reply) => {
                     let _ = commands
-                        .send(Command::Finish { finish: Finish::Exit("daemon stopped; the apps will start again with the next daemon".into()), reply })
+                        .send(Command::Finish {
+                            finish: Finish::Exit(
+                                "daemon stopped; the apps will start again with the next daemon"
+                                    .into(),
+                            ),
+                            reply,
+                        })
                         .await;
                 }
                 None => {
@@ -386,15 +487,28 @@ impl Supervisor {
             .collect()
     }
 
-    /// Finish `finish` once every waiter has fired and the state is on disk.
-    fn finish_after(&mut self, waiters: Vec<oneshot::Receiver<()>>, finish: Finish, reply: oneshot::Sender<Reply>) {
-        let (ack_tx, ack_rx) = oneshot::channel();
-        self.persist(Some(ack_tx));
+    /// Finish `finish` once every waiter has fired (the instances have settled) and then the
+    /// settled state is on disk: when a command returns, a `kill -9` cannot undo it.
+    fn finish_after(
+        &mut self,
+        waiters: Vec<oneshot::Receiver<()>>,
+        finish: Finish,
+        reply: oneshot::Sender<Reply>,
+    ) {
         let commands = self.commands.clone();
         tokio::spawn(async move {
             for waiter in waiters {
                 let _ = waiter.await;
             }
+            let _ = commands.send(Command::Settled { finish, reply }).await;
+        });
+    }
+
+    fn persist_then_finish(&mut self, finish: Finish, reply: oneshot::Sender<Reply>) {
+        let (ack_tx, ack_rx) = oneshot::channel();
+        self.persist(Some(ack_tx));
+        let commands = self.commands.clone();
+        tokio::spawn(async move {
             let finish = match ack_rx.await {
                 Ok(Err(e)) => Finish::Failed(kelpie_proto::WireError {
                     kind: kelpie_proto::ErrorKind::Internal,

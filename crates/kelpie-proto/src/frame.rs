@@ -66,7 +66,9 @@ mod tests {
 
     #[test]
     fn frames_round_trip() {
-        let request = Request::Stop { targets: vec![Target::Name("api".into()), Target::Id(3)] };
+        let request = Request::Stop {
+            targets: vec![Target::Name("api".into()), Target::Id(3)],
+        };
         let frame = encode(&request).expect("encode");
         let body = read_frame(&mut frame.as_slice()).expect("read");
         assert_eq!(decode::<Request>(&body).expect("decode"), request);
@@ -76,13 +78,17 @@ mod tests {
     fn oversized_length_is_refused_before_allocating() {
         let mut frame = (u32::MAX).to_be_bytes().to_vec();
         frame.extend_from_slice(b"{}");
-        assert!(matches!(read_frame(&mut frame.as_slice()), Err(FrameError::TooLarge(_))));
+        assert!(matches!(
+            read_frame(&mut frame.as_slice()),
+            Err(FrameError::TooLarge(_))
+        ));
     }
 
     #[test]
     fn hello_shape_is_stable() {
         // Every version of Kelpie must read every other version's Hello: this is that contract.
-        let hello: Hello = decode(br#"{"protocol":1,"version":"0.1.0","extra":"ignored"}"#).expect("decode");
+        let hello: Hello =
+            decode(br#"{"protocol":1,"version":"0.1.0","extra":"ignored"}"#).expect("decode");
         assert_eq!(hello.protocol, 1);
         assert_eq!(hello.version, "0.1.0");
     }

@@ -17,7 +17,9 @@ impl Home {
         if let Some(dir) = std::env::var_os(HOME_ENV).filter(|v| !v.is_empty()) {
             return Home::at(PathBuf::from(dir));
         }
-        let base = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        let base = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
         Home::at(base.join(".kelpie"))
     }
 
@@ -26,7 +28,9 @@ impl Home {
         let root = if root.is_absolute() {
             root
         } else {
-            std::env::current_dir().map(|cwd| cwd.join(&root)).unwrap_or(root)
+            std::env::current_dir()
+                .map(|cwd| cwd.join(&root))
+                .unwrap_or(root)
         };
         Home { root }
     }

@@ -10,8 +10,9 @@ mod frame;
 mod home;
 mod messages;
 
-pub use home::{Home, HOME_ENV};
 pub use frame::{decode, encode, read_frame, write_frame, FrameError, MAX_FRAME_LEN};
+pub use home::{Home, HOME_ENV};
 pub use messages::{
-    Hello, ProcessInfo, Request, Response, StartOutcome, Target, WireError, ErrorKind, PROTOCOL_VERSION,
+    ErrorKind, Hello, ProcessInfo, Request, Response, StartOutcome, Target, WireError,
+    PROTOCOL_VERSION,
 };

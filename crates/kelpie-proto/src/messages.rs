@@ -20,7 +20,10 @@ pub struct Hello {
 impl Hello {
     /// The Hello of this build.
     pub fn current() -> Self {
-        Hello { protocol: PROTOCOL_VERSION, version: env!("CARGO_PKG_VERSION").to_string() }
+        Hello {
+            protocol: PROTOCOL_VERSION,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
     }
 }
 

@@ -11,6 +11,6 @@ mod signals;
 pub use creds::{current_uid, username};
 pub use procfs::{clock_ticks_per_second, page_size, sample_process, ProcessSample};
 pub use signals::{
-    detach_into_new_session, group_alive, kill_group, pid_alive, send_signal, signal_name, signal_number,
-    SIGKILL,
+    detach_into_new_session, group_alive, ignore_signal, kill_group, pid_alive, send_signal,
+    signal_name, signal_number, SIGKILL,
 };

@@ -50,7 +50,11 @@ fn parse_stat(stat: &str) -> Option<ProcessSample> {
     let stime: u64 = fields.get(12)?.parse().ok()?;
     let start_ticks: u64 = fields.get(19)?.parse().ok()?;
     let rss_pages: u64 = fields.get(21)?.parse().ok()?;
-    Some(ProcessSample { rss_bytes: rss_pages * page_size(), cpu_ticks: utime + stime, start_ticks })
+    Some(ProcessSample {
+        rss_bytes: rss_pages * page_size(),
+        cpu_ticks: utime + stime,
+        start_ticks,
+    })
 }
 
 #[cfg(test)]

@@ -46,7 +46,11 @@ pub fn signal_number(name: &str) -> Option<i32> {
         return (1..=64).contains(&n).then_some(n);
     }
     let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     SIGNALS.iter().find(|(n, _)| *n == full).map(|(_, v)| *v)
 }
 
@@ -70,7 +74,10 @@ fn check(ret: libc::c_int) -> io::Result<()> {
 fn to_pid(pid: u32) -> io::Result<libc::pid_t> {
     match libc::pid_t::try_from(pid) {
         Ok(p) if p > 0 => Ok(p),
-        _ => Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid pid {pid}"))),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid pid {pid}"),
+        )),
     }
 }
 
@@ -121,6 +128,18 @@ pub fn detach_into_new_session(command: &mut std::process::Command) {
             }
             Ok(())
         });
+    }
+}
+
+/// Make this process ignore `signal` (used by the test app that must survive stop signals).
+pub fn ignore_signal(signal: i32) -> io::Result<()> {
+    // SAFETY: installing SIG_IGN involves no handler code of ours, so nothing can run
+    // concurrently with the rest of the program; signal(2) only reads its integer arguments.
+    let previous = unsafe { libc::signal(signal, libc::SIG_IGN) };
+    if previous == libc::SIG_ERR {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
 }
 

@@ -1,1 +1,214 @@
-//! placeholder
+//! Test helpers for Kelpie: a real `kelpie` binary driven against a temporary home, and the
+//! `fake-app` binary as the app under supervision.
+//!
+//! A [`Kelpie`] cleans up after itself even when the test fails: on drop it runs `kelpie kill`,
+//! then SIGKILLs every process group it ever saw in `jlist` and the daemon itself.
+
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A Kelpie home in a temp dir, with the binaries to drive it.
+pub struct Kelpie {
+    home: tempfile::TempDir,
+    /// A scratch directory for files the test writes (ecosystem files, scripts); the CLI runs here.
+    pub dir: tempfile::TempDir,
+    bin: PathBuf,
+    fake_app: PathBuf,
+    seen_pids: RefCell<BTreeSet<u32>>,
+}
+
+impl Kelpie {
+    /// A fresh home. `kelpie_bin` is `env!("CARGO_BIN_EXE_kelpie")` of the calling test.
+    pub fn new(kelpie_bin: &str) -> Kelpie {
+        let bin = PathBuf::from(kelpie_bin);
+        let fake_app = bin.with_file_name("fake-app");
+        assert!(
+            fake_app.exists(),
+            "{} is missing: run the tests with `cargo test --workspace` (it builds fake-app)",
+            fake_app.display()
+        );
+        Kelpie {
+            home: tempfile::Builder::new()
+                .prefix("kelpie-home-")
+                .tempdir()
+                .expect("temp home"),
+            dir: tempfile::Builder::new()
+                .prefix("kelpie-work-")
+                .tempdir()
+                .expect("temp dir"),
+            bin,
+            fake_app,
+            seen_pids: RefCell::new(BTreeSet::new()),
+        }
+    }
+
+    /// The home directory.
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// Path of the fake app binary.
+    pub fn fake_app(&self) -> String {
+        self.fake_app.display().to_string()
+    }
+
+    /// Write a file in the scratch dir and return its path.
+    pub fn write(&self, name: &str, content: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, content).expect("write test file");
+        path.display().to_string()
+    }
+
+    /// A `kelpie` command for this home, run in the scratch dir.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args)
+            .env("KELPIE_HOME", self.home.path())
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    /// Run `kelpie args…`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run kelpie")
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kelpie {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Run and require failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "kelpie {args:?} should have failed:\nstdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// `kelpie jlist`, parsed; remembers every pid for cleanup.
+    pub fn jlist(&self) -> Vec<Value> {
+        let out = self.ok(&["jlist"]);
+        let list: Vec<Value> = serde_json::from_str(&out).expect("jlist is JSON");
+        for app in &list {
+            if let Some(pid) = app["pid"].as_u64().filter(|p| *p > 0) {
+                self.seen_pids.borrow_mut().insert(pid as u32);
+            }
+        }
+        list
+    }
+
+    /// The jlist entry of the first instance named `name`.
+    pub fn app(&self, name: &str) -> Value {
+        self.jlist()
+            .into_iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("no app `{name}` in jlist"))
+    }
+
+    /// Pid of the first instance named `name` (0 when not running).
+    pub fn pid(&self, name: &str) -> u32 {
+        self.app(name)["pid"].as_u64().unwrap_or(0) as u32
+    }
+
+    /// Status of the first instance named `name`.
+    pub fn status(&self, name: &str) -> String {
+        self.app(name)["pm2_env"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Wait until `cond` holds, polling; panics with `what` after `timeout`.
+    pub fn wait_for(&self, what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !cond() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Remember a pid the test learned another way (children), so drop kills it if needed.
+    pub fn track(&self, pid: u32) {
+        self.seen_pids.borrow_mut().insert(pid);
+    }
+
+    /// The daemon's pid, if it wrote one.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.home.path().join("kelpie.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Content of a file of the home's `logs/` dir ("" if missing).
+    pub fn log(&self, file: &str) -> String {
+        std::fs::read_to_string(self.home.path().join("logs").join(file)).unwrap_or_default()
+    }
+}
+
+/// Whether a process exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                != Some("Z")
+        }
+        Err(_) => false,
+    }
+}
+
+fn sigkill(target: i64) {
+    let _ = Command::new("kill")
+        .arg("-KILL")
+        .arg("--")
+        .arg(target.to_string())
+        .output();
+}
+
+impl Drop for Kelpie {
+    fn drop(&mut self) {
+        if self.daemon_pid().is_some_and(alive) {
+            // Learn the latest pids, then stop everything the normal way.
+            if let Ok(out) = self.command(&["jlist"]).output() {
+                if let Ok(list) = serde_json::from_slice::<Vec<Value>>(&out.stdout) {
+                    for app in list {
+                        if let Some(pid) = app["pid"].as_u64().filter(|p| *p > 0) {
+                            self.seen_pids.borrow_mut().insert(pid as u32);
+                        }
+                    }
+                }
+            }
+            let _ = self.command(&["kill"]).output();
+        }
+        // Whatever survived (a failed test, a killed daemon): its whole process group goes.
+        for pid in self.seen_pids.borrow().iter() {
+            sigkill(-i64::from(*pid));
+            sigkill(i64::from(*pid));
+        }
+        if let Some(pid) = self.daemon_pid().filter(|p| alive(*p)) {
+            sigkill(i64::from(pid));
+        }
+    }
+}

@@ -8,7 +8,12 @@ use kelpie_proto::{Home, Request, Target};
 use std::process::ExitCode;
 
 /// A command that acts on targets and answers with the list.
-pub fn targeted(home: &Home, args: &TargetArgs, make: impl FnOnce(Vec<Target>) -> Request, done: &str) -> Result<ExitCode> {
+pub fn targeted(
+    home: &Home,
+    args: &TargetArgs,
+    make: impl FnOnce(Vec<Target>) -> Request,
+    done: &str,
+) -> Result<ExitCode> {
     let targets = resolve_targets(&args.targets, &args.only)?;
     let response = call(home, &make(targets))?;
     println!("[kelpie] {} {}", args.targets.join(" "), done);
@@ -19,7 +24,12 @@ pub fn targeted(home: &Home, args: &TargetArgs, make: impl FnOnce(Vec<Target>) -
 /// `restart`: by name/id (environment kept unless `--update-env`), or by ecosystem file (the
 /// file's current config is applied, as PM2 does).
 pub fn restart(home: &Home, args: RestartArgs) -> Result<ExitCode> {
-    let files: Vec<&String> = args.targets.targets.iter().filter(|a| kelpie_config::is_ecosystem_file(a)).collect();
+    let files: Vec<&String> = args
+        .targets
+        .targets
+        .iter()
+        .filter(|a| kelpie_config::is_ecosystem_file(a))
+        .collect();
     if !files.is_empty() {
         let ctx = load_context(args.profile.clone(), args.targets.only.clone())?;
         let mut apps = Vec::new();
@@ -28,18 +38,36 @@ pub fn restart(home: &Home, args: RestartArgs) -> Result<ExitCode> {
             render::print_warnings(&loaded.warnings);
             apps.extend(loaded.apps);
         }
-        let response = call(home, &Request::Start { apps, force: false, from_file: true })?;
+        let response = call(
+            home,
+            &Request::Start {
+                apps,
+                force: false,
+                from_file: true,
+            },
+        )?;
         render::print_response(&response)?;
     }
-    let names: Vec<String> =
-        args.targets.targets.iter().filter(|a| !kelpie_config::is_ecosystem_file(a)).cloned().collect();
+    let names: Vec<String> = args
+        .targets
+        .targets
+        .iter()
+        .filter(|a| !kelpie_config::is_ecosystem_file(a))
+        .cloned()
+        .collect();
     if !names.is_empty() {
         if args.profile.is_some() {
             anyhow::bail!("--env selects a profile of an ecosystem file; restart the file itself (`kelpie restart ecosystem.config.js --env <profile>`)");
         }
         let targets = resolve_targets(&names, &[])?;
         let update_env = args.update_env.then(shell_env);
-        let response = call(home, &Request::Restart { targets, update_env })?;
+        let response = call(
+            home,
+            &Request::Restart {
+                targets,
+                update_env,
+            },
+        )?;
         println!("[kelpie] {} restarted", names.join(" "));
         render::print_response(&response)?;
     }
@@ -49,7 +77,13 @@ pub fn restart(home: &Home, args: RestartArgs) -> Result<ExitCode> {
 /// `signal <SIG> <targets>`.
 pub fn signal(home: &Home, signal: &str, args: &TargetArgs) -> Result<ExitCode> {
     let targets = resolve_targets(&args.targets, &args.only)?;
-    let response = call(home, &Request::Signal { signal: signal.to_string(), targets })?;
+    let response = call(
+        home,
+        &Request::Signal {
+            signal: signal.to_string(),
+            targets,
+        },
+    )?;
     render::print_response(&response)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -15,14 +15,20 @@ pub fn daemon(home: Home) -> Result<ExitCode> {
 
 pub fn ping(home: &Home) -> Result<ExitCode> {
     if let Response::Pong { pid, version, .. } = call(home, &Request::Ping)? {
-        println!("pong (daemon v{version}, pid {pid}, home {})", home.root().display());
+        println!(
+            "pong (daemon v{version}, pid {pid}, home {})",
+            home.root().display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn kill(home: &Home) -> Result<ExitCode> {
     let Some(mut client) = Client::connect(home)? else {
-        println!("[kelpie] no daemon is running for {}", home.root().display());
+        println!(
+            "[kelpie] no daemon is running for {}",
+            home.root().display()
+        );
         return Ok(ExitCode::SUCCESS);
     };
     match client.request(&Request::Kill)? {
@@ -38,7 +44,10 @@ pub fn kill(home: &Home) -> Result<ExitCode> {
 /// them again.
 pub fn update(home: &Home) -> Result<ExitCode> {
     let pid_file = home.pid_file();
-    if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse::<u32>().ok()) {
+    if let Some(pid) = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    {
         if kelpie_sys::pid_alive(pid) && Client::connect(home)?.is_some() {
             kelpie_sys::send_signal(pid, kelpie_sys::signal_number("SIGTERM").unwrap_or(15))
                 .with_context(|| format!("cannot signal the daemon (pid {pid})"))?;
@@ -46,7 +55,9 @@ pub fn update(home: &Home) -> Result<ExitCode> {
         }
     }
     if let Response::Pong { pid, version, .. } = call(home, &Request::Ping)? {
-        println!("[kelpie] daemon v{version} running (pid {pid}); apps of the list were started again");
+        println!(
+            "[kelpie] daemon v{version} running (pid {pid}); apps of the list were started again"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -70,7 +81,10 @@ pub fn save(home: &Home, force: bool) -> Result<ExitCode> {
 
 pub fn resurrect(home: &Home) -> Result<ExitCode> {
     let response = call(home, &Request::Resurrect)?;
-    if let Response::Started { outcomes, notes, .. } = &response {
+    if let Response::Started {
+        outcomes, notes, ..
+    } = &response
+    {
         for note in notes {
             println!("[kelpie] {note}");
         }
@@ -85,7 +99,10 @@ pub fn init() -> Result<ExitCode> {
     if path.exists() {
         bail!("ecosystem.config.js already exists here; not overwritten");
     }
-    std::fs::write(path, kelpie_config::example_ecosystem()).context("cannot write ecosystem.config.js")?;
-    println!("[kelpie] wrote ecosystem.config.js; start it with `kelpie start ecosystem.config.js`");
+    std::fs::write(path, kelpie_config::example_ecosystem())
+        .context("cannot write ecosystem.config.js")?;
+    println!(
+        "[kelpie] wrote ecosystem.config.js; start it with `kelpie start ecosystem.config.js`"
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -18,11 +18,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let home = Home::from_env();
     match cli.command {
         Command::Daemon => lifecycle::daemon(home),
-        Command::Start(args) => start::start(&home, args),
-        Command::Stop(args) => control::targeted(&home, &args, |targets| Request::Stop { targets }, "stopped"),
+        Command::Start(args) => start::start(&home, *args),
+        Command::Stop(args) => {
+            control::targeted(&home, &args, |targets| Request::Stop { targets }, "stopped")
+        }
         Command::Restart(args) => control::restart(&home, args),
-        Command::Delete(args) => control::targeted(&home, &args, |targets| Request::Delete { targets }, "deleted"),
-        Command::Reset(args) => control::targeted(&home, &args, |targets| Request::Reset { targets }, "reset"),
+        Command::Delete(args) => control::targeted(
+            &home,
+            &args,
+            |targets| Request::Delete { targets },
+            "deleted",
+        ),
+        Command::Reset(args) => {
+            control::targeted(&home, &args, |targets| Request::Reset { targets }, "reset")
+        }
         Command::Signal { signal, targets } => control::signal(&home, &signal, &targets),
         Command::Pid { target } => inspect::pid(&home, target.as_deref()),
         Command::List => inspect::list(&home),
@@ -49,12 +58,19 @@ fn call(home: &Home, request: &Request) -> Result<Response> {
 /// The context ecosystem files and scripts are resolved in: this shell's directory and
 /// environment.
 fn load_context(profile: Option<String>, only: Vec<String>) -> Result<LoadContext> {
-    Ok(LoadContext { cwd: std::env::current_dir()?, env: shell_env(), profile, only })
+    Ok(LoadContext {
+        cwd: std::env::current_dir()?,
+        env: shell_env(),
+        profile,
+        only,
+    })
 }
 
 /// This shell's environment (variables that are not UTF-8 cannot be stored and are skipped).
 fn shell_env() -> BTreeMap<String, String> {
-    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
 }
 
 /// `all`, an id, or a name/namespace.

@@ -38,7 +38,10 @@ pub fn start(home: &Home, args: StartArgs) -> Result<ExitCode> {
     let mut script_apps: Vec<AppSpec> = Vec::new();
     let mut restart_targets = Vec::new();
     let options = script_options(&args);
-    let scripts = targets.iter().filter(|t| !kelpie_config::is_ecosystem_file(t) && !existing.contains(t)).count();
+    let scripts = targets
+        .iter()
+        .filter(|t| !kelpie_config::is_ecosystem_file(t) && !existing.contains(t))
+        .count();
     if scripts > 1 && args.name.is_some() {
         bail!("--name applies to one script; start the scripts one at a time");
     }
@@ -61,14 +64,34 @@ pub fn start(home: &Home, args: StartArgs) -> Result<ExitCode> {
 
     let mut last = None;
     if !file_apps.is_empty() {
-        last = Some(call(home, &Request::Start { apps: file_apps, force: args.force, from_file: true })?);
+        last = Some(call(
+            home,
+            &Request::Start {
+                apps: file_apps,
+                force: args.force,
+                from_file: true,
+            },
+        )?);
     }
     if !script_apps.is_empty() {
-        last = Some(call(home, &Request::Start { apps: script_apps, force: args.force, from_file: false })?);
+        last = Some(call(
+            home,
+            &Request::Start {
+                apps: script_apps,
+                force: args.force,
+                from_file: false,
+            },
+        )?);
     }
     if !restart_targets.is_empty() {
         let update_env = args.update_env.then(shell_env);
-        last = Some(call(home, &Request::Restart { targets: restart_targets, update_env })?);
+        last = Some(call(
+            home,
+            &Request::Restart {
+                targets: restart_targets,
+                update_env,
+            },
+        )?);
     }
     if let Some(response) = last {
         if let Response::Started { outcomes, .. } = &response {
@@ -89,13 +112,17 @@ fn existing_names(home: &Home, targets: &[String]) -> Result<Vec<String>> {
     if ambiguous.is_empty() {
         return Ok(Vec::new());
     }
-    let Response::Processes(list) = call(home, &kelpie_proto::Request::List)? else { return Ok(Vec::new()) };
+    let Response::Processes(list) = call(home, &kelpie_proto::Request::List)? else {
+        return Ok(Vec::new());
+    };
     Ok(ambiguous
         .into_iter()
         .filter(|t| {
             *t == "all"
                 || list.iter().any(|p| {
-                    &p.spec.name == *t || &p.spec.namespace == *t || t.parse::<u32>().is_ok_and(|id| id == p.pm_id)
+                    &p.spec.name == *t
+                        || &p.spec.namespace == *t
+                        || t.parse::<u32>().is_ok_and(|id| id == p.pm_id)
                 })
         })
         .cloned()
@@ -126,4 +153,3 @@ fn script_options(args: &StartArgs) -> ScriptOptions {
         merge_logs: args.merge_logs,
     }
 }
-

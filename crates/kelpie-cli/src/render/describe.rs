@@ -18,8 +18,22 @@ pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
         ("pid", opt(state.pid.map(|x| x.to_string()))),
         ("restarts", state.restart_time.to_string()),
         ("unstable restarts", state.unstable_restarts.to_string()),
-        ("uptime", if p.uptime_ms > 0 { short_duration(p.uptime_ms) } else { "0".into() }),
-        ("started at", if state.started_at_ms > 0 { utc(state.started_at_ms) } else { "-".into() }),
+        (
+            "uptime",
+            if p.uptime_ms > 0 {
+                short_duration(p.uptime_ms)
+            } else {
+                "0".into()
+            },
+        ),
+        (
+            "started at",
+            if state.started_at_ms > 0 {
+                utc(state.started_at_ms)
+            } else {
+                "-".into()
+            },
+        ),
         ("created at", utc(state.created_at_ms)),
         ("cpu", format!("{}%", p.cpu)),
         ("memory", bytes(p.memory)),
@@ -36,11 +50,24 @@ pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
         ("min uptime", format!("{} ms", spec.min_uptime_ms)),
         ("max restarts", spec.max_restarts.to_string()),
         ("restart delay", format!("{} ms", spec.restart_delay_ms)),
-        ("exp backoff restart delay", opt(spec.exp_backoff_restart_delay_ms.map(|d| format!("{d} ms")))),
-        ("stop exit codes", spec.stop_exit_codes.iter().map(i32::to_string).collect::<Vec<_>>().join(" ")),
+        (
+            "exp backoff restart delay",
+            opt(spec.exp_backoff_restart_delay_ms.map(|d| format!("{d} ms"))),
+        ),
+        (
+            "stop exit codes",
+            spec.stop_exit_codes
+                .iter()
+                .map(i32::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
         ("kill signal", spec.kill_signal.clone()),
         ("kill timeout", format!("{} ms", spec.kill_timeout_ms)),
-        ("max memory restart", opt(spec.max_memory_restart.map(bytes))),
+        (
+            "max memory restart",
+            opt(spec.max_memory_restart.map(bytes)),
+        ),
         ("ecosystem file", opt(spec.source_file.clone())),
         ("env profile", opt(spec.env_profile.clone())),
         ("user", p.username.clone()),
@@ -52,7 +79,10 @@ pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
         writeln!(out, "  {key:<width$}  {value}")?;
     }
     if !spec.env.is_empty() {
-        writeln!(out, "Environment from the config (the shell environment it inherited is not shown):")?;
+        writeln!(
+            out,
+            "Environment from the config (the shell environment it inherited is not shown):"
+        )?;
         for (key, value) in &spec.env {
             writeln!(out, "  {key}={value}")?;
         }

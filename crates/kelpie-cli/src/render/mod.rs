@@ -15,7 +15,10 @@ use kelpie_proto::{Response, StartOutcome};
 /// Print a daemon answer the way PM2 users expect: the table after a command.
 pub fn print_response(response: &Response) -> Result<()> {
     match response {
-        Response::Processes(list) | Response::Started { processes: list, .. } => print_table(list)?,
+        Response::Processes(list)
+        | Response::Started {
+            processes: list, ..
+        } => print_table(list)?,
         Response::Done(message) => println!("[kelpie] {message}"),
         Response::Pong { version, pid, .. } => println!("pong (daemon v{version}, pid {pid})"),
         Response::Error(e) => eprintln!("kelpie: error: {}", e.message),

@@ -5,8 +5,20 @@ use kelpie_core::Status;
 use kelpie_proto::ProcessInfo;
 use std::io::{IsTerminal, Write};
 
-const HEADERS: [&str; 12] =
-    ["id", "name", "namespace", "mode", "pid", "uptime", "↺", "status", "cpu", "mem", "user", "watching"];
+const HEADERS: [&str; 12] = [
+    "id",
+    "name",
+    "namespace",
+    "mode",
+    "pid",
+    "uptime",
+    "↺",
+    "status",
+    "cpu",
+    "mem",
+    "user",
+    "watching",
+];
 
 fn row(p: &ProcessInfo) -> [String; 12] {
     let running = p.state.status == Status::Online;
@@ -15,8 +27,14 @@ fn row(p: &ProcessInfo) -> [String; 12] {
         p.spec.name.chars().take(40).collect(),
         p.spec.namespace.clone(),
         p.spec.exec_mode.short_name().to_string(),
-        p.state.pid.map_or_else(|| "0".into(), |pid| pid.to_string()),
-        if running { short_duration(p.uptime_ms) } else { "0".into() },
+        p.state
+            .pid
+            .map_or_else(|| "0".into(), |pid| pid.to_string()),
+        if running {
+            short_duration(p.uptime_ms)
+        } else {
+            "0".into()
+        },
         p.state.restart_time.to_string(),
         p.state.status.as_str().to_string(),
         format!("{}%", p.cpu),
@@ -51,7 +69,11 @@ pub fn print_table(list: &[ProcessInfo]) -> std::io::Result<()> {
         format!("{l}{}{r}", parts.join(m))
     };
     writeln!(out, "{}", line("┌", "┬", "┐"))?;
-    let header: Vec<String> = HEADERS.iter().zip(&widths).map(|(h, w)| format!(" {h:<w$} ")).collect();
+    let header: Vec<String> = HEADERS
+        .iter()
+        .zip(&widths)
+        .map(|(h, w)| format!(" {h:<w$} "))
+        .collect();
     writeln!(out, "│{}│", header.join("│"))?;
     writeln!(out, "{}", line("├", "┼", "┤"))?;
     for r in &rows {

@@ -1,11 +1,18 @@
 use super::*;
 
 fn at(ms: u64) -> Now {
-    Now { mono_ms: ms, wall_ms: 1_700_000_000_000 + ms }
+    Now {
+        mono_ms: ms,
+        wall_ms: 1_700_000_000_000 + ms,
+    }
 }
 
 fn spec() -> AppSpec {
-    AppSpec { name: "app".into(), script: "/bin/true".into(), ..AppSpec::default() }
+    AppSpec {
+        name: "app".into(),
+        script: "/bin/true".into(),
+        ..AppSpec::default()
+    }
 }
 
 /// Drives an instance through inputs at given times and collects every effect.
@@ -16,18 +23,30 @@ struct Run {
 
 impl Run {
     fn new(spec: AppSpec) -> Self {
-        Run { spec, state: InstanceState::new(at(0)) }
+        Run {
+            spec,
+            state: InstanceState::new(at(0)),
+        }
     }
     fn feed(&mut self, t: u64, input: Input) -> Vec<Effect> {
         self.state.handle(&self.spec, input, at(t))
     }
     fn online(&mut self, t: u64, pid: u32) {
-        assert_eq!(self.feed(t, Input::Control(Control::Start)), vec![Effect::Spawn]);
+        assert_eq!(
+            self.feed(t, Input::Control(Control::Start)),
+            vec![Effect::Spawn]
+        );
         self.feed(t, Input::Spawned { pid });
         assert_eq!(self.state.status, Status::Online);
     }
     fn crash(&mut self, t: u64, code: i32) -> Vec<Effect> {
-        self.feed(t, Input::Exited { code: Some(code), signal: None })
+        self.feed(
+            t,
+            Input::Exited {
+                code: Some(code),
+                signal: None,
+            },
+        )
     }
 }
 
@@ -41,29 +60,48 @@ fn a_crash_is_restarted_at_once_and_counted() {
     assert_eq!(run.state.restart_time, 1);
     assert_eq!(run.state.unstable_restarts, 0, "a 5 s run is stable");
     let exit = run.state.exits.back().expect("exit recorded");
-    assert_eq!((exit.code, exit.uptime_ms, exit.action.as_str()), (Some(1), 5_000, "restart"));
+    assert_eq!(
+        (exit.code, exit.uptime_ms, exit.action.as_str()),
+        (Some(1), 5_000, "restart")
+    );
 }
 
 #[test]
 fn short_runs_in_a_row_end_in_errored_after_max_restarts() {
-    let mut run = Run::new(AppSpec { max_restarts: 3, ..spec() });
+    let mut run = Run::new(AppSpec {
+        max_restarts: 3,
+        ..spec()
+    });
     run.online(0, 10);
     let mut t = 0;
     for round in 1..=2 {
         t += 100;
-        assert_eq!(run.crash(t, 1), vec![Effect::KillGroup, Effect::Spawn], "round {round}");
+        assert_eq!(
+            run.crash(t, 1),
+            vec![Effect::KillGroup, Effect::Spawn],
+            "round {round}"
+        );
         run.feed(t, Input::Spawned { pid: 10 + round });
     }
     t += 100;
     assert_eq!(run.crash(t, 1), vec![Effect::KillGroup]);
     assert_eq!(run.state.status, Status::Errored);
     assert_eq!(run.state.restart_time, 2);
-    assert!(run.state.exits.back().expect("exit").reason.contains("3 unstable restarts"));
+    assert!(run
+        .state
+        .exits
+        .back()
+        .expect("exit")
+        .reason
+        .contains("3 unstable restarts"));
 }
 
 #[test]
 fn a_stable_run_resets_the_unstable_count() {
-    let mut run = Run::new(AppSpec { max_restarts: 2, ..spec() });
+    let mut run = Run::new(AppSpec {
+        max_restarts: 2,
+        ..spec()
+    });
     run.online(0, 10);
     run.crash(100, 1);
     run.feed(100, Input::Spawned { pid: 11 });
@@ -76,7 +114,10 @@ fn a_stable_run_resets_the_unstable_count() {
 
 #[test]
 fn max_restarts_zero_never_restarts() {
-    let mut run = Run::new(AppSpec { max_restarts: 0, ..spec() });
+    let mut run = Run::new(AppSpec {
+        max_restarts: 0,
+        ..spec()
+    });
     run.online(0, 10);
     assert_eq!(run.crash(60_000, 1), vec![Effect::KillGroup]);
     assert_eq!(run.state.status, Status::Errored);
@@ -85,8 +126,20 @@ fn max_restarts_zero_never_restarts() {
 #[test]
 fn no_autorestart_and_stop_exit_codes_leave_the_app_stopped() {
     let cases = [
-        (AppSpec { autorestart: false, ..spec() }, 1),
-        (AppSpec { stop_exit_codes: vec![3], ..spec() }, 3),
+        (
+            AppSpec {
+                autorestart: false,
+                ..spec()
+            },
+            1,
+        ),
+        (
+            AppSpec {
+                stop_exit_codes: vec![3],
+                ..spec()
+            },
+            3,
+        ),
     ];
     for (spec, code) in cases {
         let mut run = Run::new(spec);
@@ -99,9 +152,15 @@ fn no_autorestart_and_stop_exit_codes_leave_the_app_stopped() {
 
 #[test]
 fn restart_delay_waits_then_spawns() {
-    let mut run = Run::new(AppSpec { restart_delay_ms: 2_000, ..spec() });
+    let mut run = Run::new(AppSpec {
+        restart_delay_ms: 2_000,
+        ..spec()
+    });
     run.online(0, 10);
-    assert_eq!(run.crash(5_000, 1), vec![Effect::KillGroup, Effect::ArmTimer(2_000)]);
+    assert_eq!(
+        run.crash(5_000, 1),
+        vec![Effect::KillGroup, Effect::ArmTimer(2_000)]
+    );
     assert_eq!(run.state.status, Status::WaitingRestart);
     assert_eq!(run.feed(7_000, Input::TimerFired), vec![Effect::Spawn]);
     assert_eq!(run.state.restart_time, 1);
@@ -109,14 +168,20 @@ fn restart_delay_waits_then_spawns() {
 
 #[test]
 fn exponential_backoff_grows_and_resets_after_thirty_seconds_up() {
-    let mut run = Run::new(AppSpec { exp_backoff_restart_delay_ms: Some(100), max_restarts: 100, ..spec() });
+    let mut run = Run::new(AppSpec {
+        exp_backoff_restart_delay_ms: Some(100),
+        max_restarts: 100,
+        ..spec()
+    });
     run.online(0, 10);
     let mut delays = Vec::new();
     let mut t = 0;
     for _ in 0..4 {
         t += 10;
         let effects = run.crash(t, 1);
-        let Some(Effect::ArmTimer(delay)) = effects.last().cloned() else { panic!("{effects:?}") };
+        let Some(Effect::ArmTimer(delay)) = effects.last().cloned() else {
+            panic!("{effects:?}")
+        };
         delays.push(delay);
         t += delay;
         run.feed(t, Input::TimerFired);
@@ -130,12 +195,28 @@ fn exponential_backoff_grows_and_resets_after_thirty_seconds_up() {
 
 #[test]
 fn stop_signals_the_group_and_completes_when_the_group_is_gone() {
-    let mut run = Run::new(AppSpec { kill_signal: "SIGTERM".into(), kill_timeout_ms: 500, ..spec() });
+    let mut run = Run::new(AppSpec {
+        kill_signal: "SIGTERM".into(),
+        kill_timeout_ms: 500,
+        ..spec()
+    });
     run.online(0, 10);
     let effects = run.feed(1_000, Input::Control(Control::Stop));
-    assert_eq!(effects, vec![Effect::SignalGroup("SIGTERM".into()), Effect::ArmTimer(500)]);
+    assert_eq!(
+        effects,
+        vec![Effect::SignalGroup("SIGTERM".into()), Effect::ArmTimer(500)]
+    );
     assert_eq!(run.state.status, Status::Stopping);
-    assert_eq!(run.feed(1_100, Input::Exited { code: None, signal: Some("SIGTERM".into()) }), vec![Effect::WatchGroup]);
+    assert_eq!(
+        run.feed(
+            1_100,
+            Input::Exited {
+                code: None,
+                signal: Some("SIGTERM".into())
+            }
+        ),
+        vec![Effect::WatchGroup]
+    );
     assert_eq!(run.state.status, Status::Stopping, "children may still run");
     assert_eq!(run.feed(1_500, Input::TimerFired), vec![Effect::KillGroup]);
     assert_eq!(run.feed(1_510, Input::GroupGone), vec![Effect::CancelTimer]);
@@ -151,19 +232,37 @@ fn restart_stops_then_spawns_and_resets_unstable_counters() {
     run.feed(100, Input::Spawned { pid: 11 });
     assert_eq!(run.state.unstable_restarts, 1);
     let effects = run.feed(2_000, Input::Control(Control::Restart));
-    assert_eq!(effects, vec![Effect::SignalGroup("SIGINT".into()), Effect::ArmTimer(1600)]);
+    assert_eq!(
+        effects,
+        vec![Effect::SignalGroup("SIGINT".into()), Effect::ArmTimer(1600)]
+    );
     assert_eq!(run.state.unstable_restarts, 0);
-    run.feed(2_010, Input::Exited { code: Some(0), signal: None });
-    assert_eq!(run.feed(2_020, Input::GroupGone), vec![Effect::CancelTimer, Effect::Spawn]);
+    run.feed(
+        2_010,
+        Input::Exited {
+            code: Some(0),
+            signal: None,
+        },
+    );
+    assert_eq!(
+        run.feed(2_020, Input::GroupGone),
+        vec![Effect::CancelTimer, Effect::Spawn]
+    );
     assert_eq!(run.state.restart_time, 2);
 }
 
 #[test]
 fn stop_during_waiting_restart_cancels_the_restart() {
-    let mut run = Run::new(AppSpec { restart_delay_ms: 1_000, ..spec() });
+    let mut run = Run::new(AppSpec {
+        restart_delay_ms: 1_000,
+        ..spec()
+    });
     run.online(0, 10);
     run.crash(5_000, 1);
-    assert_eq!(run.feed(5_100, Input::Control(Control::Stop)), vec![Effect::CancelTimer]);
+    assert_eq!(
+        run.feed(5_100, Input::Control(Control::Stop)),
+        vec![Effect::CancelTimer]
+    );
     assert_eq!(run.state.status, Status::Stopped);
     assert_eq!(run.feed(6_000, Input::TimerFired), Vec::<Effect>::new());
 }
@@ -172,11 +271,25 @@ fn stop_during_waiting_restart_cancels_the_restart() {
 fn a_failed_spawn_is_errored_with_the_reason() {
     let mut run = Run::new(spec());
     run.feed(0, Input::Control(Control::Start));
-    run.feed(0, Input::SpawnFailed { error: "No such file or directory".into() });
+    run.feed(
+        0,
+        Input::SpawnFailed {
+            error: "No such file or directory".into(),
+        },
+    );
     assert_eq!(run.state.status, Status::Errored);
-    assert!(run.state.exits.back().expect("exit").reason.contains("No such file"));
+    assert!(run
+        .state
+        .exits
+        .back()
+        .expect("exit")
+        .reason
+        .contains("No such file"));
     // Starting it again tries again.
-    assert_eq!(run.feed(10, Input::Control(Control::Start)), vec![Effect::Spawn]);
+    assert_eq!(
+        run.feed(10, Input::Control(Control::Start)),
+        vec![Effect::Spawn]
+    );
 }
 
 #[test]
@@ -185,7 +298,10 @@ fn commands_on_settled_states_do_nothing() {
     assert!(run.feed(0, Input::Control(Control::Stop)).is_empty());
     run.online(0, 10);
     assert!(run.feed(0, Input::Control(Control::Start)).is_empty());
-    assert!(run.feed(0, Input::GroupGone).is_empty(), "a stray report changes nothing");
+    assert!(
+        run.feed(0, Input::GroupGone).is_empty(),
+        "a stray report changes nothing"
+    );
 }
 
 #[test]
@@ -194,9 +310,23 @@ fn restored_state_is_stopped_and_keeps_counters() {
     run.online(0, 10);
     run.crash(5_000, 1);
     let json = serde_json::to_string(&run.state).expect("serialize");
-    let restored: InstanceState = serde_json::from_str::<InstanceState>(&json).expect("decode").restored();
+    let restored: InstanceState = serde_json::from_str::<InstanceState>(&json)
+        .expect("decode")
+        .restored();
     assert_eq!(restored.status, Status::Stopped);
     assert_eq!(restored.pid, None);
     assert_eq!(restored.restart_time, 1);
     assert_eq!(restored.exits.len(), 1);
+}
+
+#[test]
+fn a_restart_in_progress_wants_to_run_and_a_stop_does_not() {
+    let mut run = Run::new(spec());
+    run.online(0, 10);
+    assert!(run.state.wants_to_run());
+    run.feed(10, Input::Control(Control::Restart));
+    assert_eq!(run.state.status, Status::Stopping);
+    assert!(run.state.wants_to_run());
+    run.feed(20, Input::Control(Control::Stop));
+    assert!(!run.state.wants_to_run());
 }

@@ -4,14 +4,17 @@
 use super::{Entry, Finish, Reply, Supervisor};
 use crate::dump::{DumpFile, DumpedApp, DUMP_VERSION};
 use crate::instance::InstanceMsg;
-use kelpie_core::{AppSpec, Control, InstanceState, Status};
+use kelpie_core::{AppSpec, Control, InstanceState};
 use kelpie_proto::{ErrorKind, Request, Response, StartOutcome, Target, WireError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
 fn fail(reply: oneshot::Sender<Reply>, kind: ErrorKind, message: String) {
-    let _ = reply.send(Reply { response: Response::Error(WireError { kind, message }), written: None });
+    let _ = reply.send(Reply {
+        response: Response::Error(WireError { kind, message }),
+        written: None,
+    });
 }
 
 /// What a start does with one spec.
@@ -30,12 +33,22 @@ impl Supervisor {
                     version: env!("CARGO_PKG_VERSION").to_string(),
                     uptime_ms: crate::clock::now().mono_ms,
                 };
-                let _ = reply.send(Reply { response, written: None });
+                let _ = reply.send(Reply {
+                    response,
+                    written: None,
+                });
             }
             Request::List => self.reply_with_list(reply, Response::Processes),
-            Request::Start { apps, force, from_file } => self.start(apps, force, from_file, reply),
+            Request::Start {
+                apps,
+                force,
+                from_file,
+            } => self.start(apps, force, from_file, reply),
             Request::Stop { targets } => self.control(&targets, Control::Stop, None, reply),
-            Request::Restart { targets, update_env } => self.control(&targets, Control::Restart, update_env, reply),
+            Request::Restart {
+                targets,
+                update_env,
+            } => self.control(&targets, Control::Restart, update_env, reply),
             Request::Delete { targets } => self.delete(&targets, reply),
             Request::Reset { targets } => match self.resolve(&targets) {
                 Ok(ids) => {
@@ -56,7 +69,9 @@ impl Supervisor {
                     let result = tokio::task::spawn_blocking(move || crate::dump::load(&home))
                         .await
                         .unwrap_or_else(|e| Err(e.to_string()));
-                    let _ = commands.send(super::Command::DumpLoaded { result, reply }).await;
+                    let _ = commands
+                        .send(super::Command::DumpLoaded { result, reply })
+                        .await;
                 });
             }
             Request::Kill => self.kill(reply),
@@ -64,7 +79,13 @@ impl Supervisor {
         }
     }
 
-    fn start(&mut self, apps: Vec<AppSpec>, force: bool, from_file: bool, reply: oneshot::Sender<Reply>) {
+    fn start(
+        &mut self,
+        apps: Vec<AppSpec>,
+        force: bool,
+        from_file: bool,
+        reply: oneshot::Sender<Reply>,
+    ) {
         let mut plans = Vec::new();
         let mut conflicts = Vec::new();
         for spec in apps {
@@ -73,7 +94,7 @@ impl Supervisor {
                 plans.push(StartPlan::Create(spec));
             } else if from_file {
                 plans.push(StartPlan::Restart(ids, spec));
-            } else if ids.iter().all(|id| self.apps[id].state.status.is_stopped_for_good()) {
+            } else if ids.iter().all(|id| self.apps[id].state.status.is_down()) {
                 plans.push(StartPlan::StartStopped(ids));
             } else {
                 conflicts.push(format!(
@@ -85,14 +106,20 @@ impl Supervisor {
             }
         }
         if !conflicts.is_empty() {
-            return fail(reply, ErrorKind::Conflict, format!("{}\nnothing was started", conflicts.join("\n")));
+            return fail(
+                reply,
+                ErrorKind::Conflict,
+                format!("{}\nnothing was started", conflicts.join("\n")),
+            );
         }
         let mut waiters = Vec::new();
         let mut outcomes = Vec::new();
         for plan in plans {
             outcomes.push(match plan {
                 StartPlan::Create(spec) => StartOutcome::Created(self.create(spec, &mut waiters)),
-                StartPlan::Restart(ids, spec) => StartOutcome::Restarted(self.reapply(ids, spec, &mut waiters)),
+                StartPlan::Restart(ids, spec) => {
+                    StartOutcome::Restarted(self.reapply(ids, spec, &mut waiters))
+                }
                 StartPlan::StartStopped(ids) => {
                     for id in &ids {
                         waiters.push(self.command(*id, Control::Start));
@@ -108,13 +135,26 @@ impl Supervisor {
     fn create(&mut self, spec: AppSpec, waiters: &mut Vec<oneshot::Receiver<()>>) -> Vec<u32> {
         let count = spec.instances.max(1);
         let spec = Arc::new(spec);
-        (0..count).map(|_| self.create_one(spec.clone(), spec.autostart, waiters)).collect()
+        (0..count)
+            .map(|_| self.create_one(spec.clone(), spec.autostart, waiters))
+            .collect()
     }
 
-    fn create_one(&mut self, spec: Arc<AppSpec>, run: bool, waiters: &mut Vec<oneshot::Receiver<()>>) -> u32 {
+    fn create_one(
+        &mut self,
+        spec: Arc<AppSpec>,
+        run: bool,
+        waiters: &mut Vec<oneshot::Receiver<()>>,
+    ) -> u32 {
         let pm_id = self.next_id;
         let instance = self.lowest_free_instance(&spec.name);
-        self.add_entry(pm_id, instance, spec, InstanceState::new(crate::clock::now()), None);
+        self.add_entry(
+            pm_id,
+            instance,
+            spec,
+            InstanceState::new(crate::clock::now()),
+            None,
+        );
         if run {
             waiters.push(self.command(pm_id, Control::Start));
         }
@@ -123,13 +163,23 @@ impl Supervisor {
 
     /// PM2 gives each instance the lowest index not used by another instance of the same name.
     fn lowest_free_instance(&self, name: &str) -> u32 {
-        let used: Vec<u32> = self.apps.values().filter(|e| e.spec.name == name).map(|e| e.instance).collect();
+        let used: Vec<u32> = self
+            .apps
+            .values()
+            .filter(|e| e.spec.name == name)
+            .map(|e| e.instance)
+            .collect();
         (0..).find(|i| !used.contains(i)).unwrap_or(0)
     }
 
     /// Restart existing instances with a new spec (ecosystem smart start), adding or removing
     /// instances to match its `instances`.
-    fn reapply(&mut self, ids: Vec<u32>, spec: AppSpec, waiters: &mut Vec<oneshot::Receiver<()>>) -> Vec<u32> {
+    fn reapply(
+        &mut self,
+        ids: Vec<u32>,
+        spec: AppSpec,
+        waiters: &mut Vec<oneshot::Receiver<()>>,
+    ) -> Vec<u32> {
         let wanted = spec.instances.max(1) as usize;
         let spec = Arc::new(spec);
         let mut kept = Vec::new();
@@ -179,11 +229,15 @@ impl Supervisor {
     /// is gone from the shell is gone from the app.
     fn replace_inherited_env(&mut self, ids: &[u32], env: BTreeMap<String, String>) {
         for id in ids {
-            let Some(entry) = self.apps.get_mut(id) else { continue };
+            let Some(entry) = self.apps.get_mut(id) else {
+                continue;
+            };
             let mut spec = (*entry.spec).clone();
             spec.inherited_env = env.clone();
             entry.spec = Arc::new(spec);
-            let _ = entry.mailbox.send(InstanceMsg::UpdateSpec(entry.spec.clone()));
+            let _ = entry
+                .mailbox
+                .send(InstanceMsg::UpdateSpec(entry.spec.clone()));
         }
     }
 
@@ -211,7 +265,11 @@ impl Supervisor {
 
     fn signal(&mut self, signal: &str, targets: &[Target], reply: oneshot::Sender<Reply>) {
         let Some(number) = kelpie_sys::signal_number(signal) else {
-            return fail(reply, ErrorKind::Invalid, format!("unknown signal `{signal}` (try SIGUSR2, SIGHUP, 15...)"));
+            return fail(
+                reply,
+                ErrorKind::Invalid,
+                format!("unknown signal `{signal}` (try SIGUSR2, SIGHUP, 15...)"),
+            );
         };
         let ids = match self.resolve(targets) {
             Ok(ids) => ids,
@@ -238,18 +296,26 @@ impl Supervisor {
                 }
             }
             let finish = if errors.is_empty() {
-                Finish::Done(format!("sent {name} to {sent} process{}", if sent == 1 { "" } else { "es" }))
+                Finish::Done(format!(
+                    "sent {name} to {sent} process{}",
+                    if sent == 1 { "" } else { "es" }
+                ))
             } else {
-                Finish::Failed(WireError { kind: ErrorKind::Conflict, message: format!("sent {name} to {sent}; {}", errors.join("; ")) })
+                Finish::Failed(WireError {
+                    kind: ErrorKind::Conflict,
+                    message: format!("sent {name} to {sent}; {}", errors.join("; ")),
+                })
             };
-            let _ = commands.send(super::Command::Finish { finish, reply }).await;
+            let _ = commands
+                .send(super::Command::Finish { finish, reply })
+                .await;
         });
     }
 
     fn save(&mut self, force: bool, reply: oneshot::Sender<Reply>) {
         let mut apps: Vec<DumpedApp> = Vec::new();
         for entry in self.apps.values() {
-            let running = !entry.state.status.is_stopped_for_good();
+            let running = !entry.state.status.is_down();
             match apps.iter_mut().find(|a| a.spec.name == entry.spec.name) {
                 Some(app) => {
                     Arc::make_mut(&mut app.spec).instances += 1;
@@ -258,24 +324,46 @@ impl Supervisor {
                 None => {
                     let mut spec = (*entry.spec).clone();
                     spec.instances = 1;
-                    apps.push(DumpedApp { spec: Arc::new(spec), run: running });
+                    apps.push(DumpedApp {
+                        spec: Arc::new(spec),
+                        run: running,
+                    });
                 }
             }
         }
         let (tx, rx) = oneshot::channel();
-        self.persister.save_dump(DumpFile { version: DUMP_VERSION, apps }, force, tx);
+        self.persister.save_dump(
+            DumpFile {
+                version: DUMP_VERSION,
+                apps,
+            },
+            force,
+            tx,
+        );
         let commands = self.commands.clone();
         tokio::spawn(async move {
             let finish = match rx.await {
                 Ok(Ok(message)) => Finish::Done(message),
-                Ok(Err(message)) => Finish::Failed(WireError { kind: ErrorKind::Conflict, message }),
-                Err(_) => Finish::Failed(WireError { kind: ErrorKind::Internal, message: "the dump was not written".into() }),
+                Ok(Err(message)) => Finish::Failed(WireError {
+                    kind: ErrorKind::Conflict,
+                    message,
+                }),
+                Err(_) => Finish::Failed(WireError {
+                    kind: ErrorKind::Internal,
+                    message: "the dump was not written".into(),
+                }),
             };
-            let _ = commands.send(super::Command::Finish { finish, reply }).await;
+            let _ = commands
+                .send(super::Command::Finish { finish, reply })
+                .await;
         });
     }
 
-    pub(super) fn resurrect_loaded(&mut self, result: Result<(DumpFile, Option<String>), String>, reply: oneshot::Sender<Reply>) {
+    pub(super) fn resurrect_loaded(
+        &mut self,
+        result: Result<(DumpFile, Option<String>), String>,
+        reply: oneshot::Sender<Reply>,
+    ) {
         let (dump, note) = match result {
             Ok(loaded) => loaded,
             Err(message) => return fail(reply, ErrorKind::NotFound, message),
@@ -285,11 +373,16 @@ impl Supervisor {
         let mut outcomes = Vec::new();
         for app in dump.apps {
             if !self.ids_named(&app.spec.name).is_empty() {
-                notes.push(format!("`{}` is already in the list; left as it is", app.spec.name));
+                notes.push(format!(
+                    "`{}` is already in the list; left as it is",
+                    app.spec.name
+                ));
                 continue;
             }
             let spec = Arc::new((*app.spec).clone());
-            let ids = (0..spec.instances.max(1)).map(|_| self.create_one(spec.clone(), app.run, &mut waiters)).collect();
+            let ids = (0..spec.instances.max(1))
+                .map(|_| self.create_one(spec.clone(), app.run, &mut waiters))
+                .collect();
             outcomes.push(StartOutcome::Created(ids));
         }
         self.finish_after(waiters, Finish::Started(outcomes, notes), reply);
@@ -300,22 +393,17 @@ impl Supervisor {
         let waiters = self.shutdown_all();
         self.apps.clear();
         self.next_id = 0;
-        self.finish_after(waiters, Finish::Exit("every app stopped; daemon exiting".into()), reply);
+        self.finish_after(
+            waiters,
+            Finish::Exit("every app stopped; daemon exiting".into()),
+            reply,
+        );
     }
 }
 
 fn join_ids(ids: &[u32]) -> String {
-    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
-}
-
-
-trait StoppedForGood {
-    fn is_stopped_for_good(self) -> bool;
-}
-
-impl StoppedForGood for Status {
-    /// Not running and not about to run again by itself.
-    fn is_stopped_for_good(self) -> bool {
-        matches!(self, Status::Stopped | Status::Errored)
-    }
+    ids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -6,7 +6,11 @@ use kelpie_proto::{ErrorKind, Target, WireError};
 impl Supervisor {
     /// Ids of the instances named `name`, in id order.
     pub(super) fn ids_named(&self, name: &str) -> Vec<u32> {
-        self.apps.iter().filter(|(_, e)| e.spec.name == name).map(|(id, _)| *id).collect()
+        self.apps
+            .iter()
+            .filter(|(_, e)| e.spec.name == name)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// Resolve every target, or fail naming each one that matches nothing (so a typo in one
@@ -17,11 +21,20 @@ impl Supervisor {
         for target in targets {
             let found: Vec<u32> = match target {
                 Target::All => self.apps.keys().copied().collect(),
-                Target::Id(id) => self.apps.contains_key(id).then_some(*id).into_iter().collect(),
+                Target::Id(id) => self
+                    .apps
+                    .contains_key(id)
+                    .then_some(*id)
+                    .into_iter()
+                    .collect(),
                 Target::Name(name) => {
                     let by_name = self.ids_named(name);
                     if by_name.is_empty() {
-                        self.apps.iter().filter(|(_, e)| &e.spec.namespace == name).map(|(id, _)| *id).collect()
+                        self.apps
+                            .iter()
+                            .filter(|(_, e)| &e.spec.namespace == name)
+                            .map(|(id, _)| *id)
+                            .collect()
                     } else {
                         by_name
                     }
@@ -44,7 +57,8 @@ impl Supervisor {
             Ok(ids)
         } else {
             let known: Vec<String> = {
-                let mut names: Vec<String> = self.apps.values().map(|e| e.spec.name.clone()).collect();
+                let mut names: Vec<String> =
+                    self.apps.values().map(|e| e.spec.name.clone()).collect();
                 names.dedup();
                 names
             };
@@ -55,7 +69,10 @@ impl Supervisor {
             };
             Err(WireError {
                 kind: ErrorKind::NotFound,
-                message: format!("no app matches {} ({hint}); nothing was changed", unknown.join(", ")),
+                message: format!(
+                    "no app matches {} ({hint}); nothing was changed",
+                    unknown.join(", ")
+                ),
             })
         }
     }

@@ -1,0 +1,131 @@
+//! The daemon and its socket: permissions, handshake, who may connect, where it lives.
+
+use super::kelpie;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+
+#[test]
+fn ping_starts_the_daemon_with_a_private_home_and_socket() {
+    let k = kelpie();
+    let out = k.ok(&["ping"]);
+    assert!(out.contains("pong"), "{out}");
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(k.home()), 0o700);
+    assert_eq!(mode(&k.home().join("kelpie.sock")), 0o600);
+    k.ok(&["kill"]);
+    let out = k.ok(&["kill"]);
+    assert!(out.contains("no daemon is running"), "{out}");
+}
+
+/// Serve `connections` clients with a Hello of a future protocol, like an old/new daemon would.
+fn fake_daemon(listener: UnixListener, connections: usize) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for _ in 0..connections {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut len = [0u8; 4];
+            let _ = stream.read_exact(&mut len);
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+            let _ = stream.read_exact(&mut body);
+            let hello = br#"{"protocol":999,"version":"9.9.9"}"#;
+            let _ = stream.write_all(&(hello.len() as u32).to_be_bytes());
+            let _ = stream.write_all(hello);
+        }
+    })
+}
+
+#[test]
+fn a_daemon_of_another_protocol_gives_a_clear_message_not_a_panic() {
+    let k = kelpie();
+    std::fs::create_dir_all(k.home()).expect("home");
+    let listener = UnixListener::bind(k.home().join("kelpie.sock")).expect("bind");
+    let server = fake_daemon(listener, 1);
+    let err = k.fails(&["list"]);
+    assert!(
+        err.contains("v9.9.9") && err.contains("protocol 999") && err.contains("kelpie update"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    server.join().expect("fake daemon");
+}
+
+#[test]
+fn something_else_on_the_socket_is_reported() {
+    let k = kelpie();
+    std::fs::create_dir_all(k.home()).expect("home");
+    let listener = UnixListener::bind(k.home().join("kelpie.sock")).expect("bind");
+    let server = std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut hello = [0u8; 64];
+            let _ = stream.read(&mut hello);
+            let _ = stream.write_all(b"\0\0\0\x05hello");
+        }
+    });
+    let err = k.fails(&["ping"]);
+    assert!(err.contains("does not speak kelpie's protocol"), "{err}");
+    server.join().expect("server");
+}
+
+#[test]
+fn an_unusable_home_is_a_clear_error() {
+    let k = kelpie();
+    let file = k.write("not-a-dir", "x");
+    let out = k
+        .command(&["ping"])
+        .env("KELPIE_HOME", format!("{file}/home"))
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot create the kelpie home") && err.contains("not-a-dir"),
+        "{err}"
+    );
+}
+
+#[test]
+fn another_user_is_refused() {
+    if kelpie_sys_uid() != 0 {
+        eprintln!("needs root to run a client as another user; skipping");
+        return;
+    }
+    let k = kelpie();
+    k.ok(&["ping"]);
+    // Open the home so only the daemon's own check can refuse (as root we can).
+    std::fs::set_permissions(k.home(), std::fs::Permissions::from_mode(0o755)).expect("chmod home");
+    std::fs::set_permissions(
+        k.home().join("kelpie.sock"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .expect("chmod sock");
+    let Ok(out) = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_kelpie"),
+            "list",
+        ])
+        .env("KELPIE_HOME", k.home())
+        .current_dir("/")
+        .output()
+    else {
+        eprintln!("setpriv is not available; skipping");
+        return;
+    };
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("permission denied") && err.contains("uid 65534"),
+        "{err}"
+    );
+}
+
+fn kelpie_sys_uid() -> u32 {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap_or(1)
+}

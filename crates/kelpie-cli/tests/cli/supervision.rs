@@ -1,0 +1,315 @@
+//! Keeping apps alive: restarts, PM2's policy, stops that leave nothing behind.
+
+use super::kelpie;
+use kelpie_testkit::alive;
+use std::time::Duration;
+
+const SECS: Duration = Duration::from_secs(1);
+
+#[test]
+fn a_crashed_app_is_restarted_at_once_with_a_new_pid() {
+    let k = kelpie();
+    k.ok(&["start", &k.fake_app(), "--name", "web"]);
+    let first = k.pid("web");
+    assert!(alive(first));
+    std::process::Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status()
+        .expect("kill");
+    k.wait_for("a new pid", 5 * SECS, || {
+        let pid = k.pid("web");
+        pid != 0 && pid != first
+    });
+    let app = k.app("web");
+    assert_eq!(app["pm2_env"]["status"], "online");
+    assert_eq!(app["pm2_env"]["restart_time"], 1);
+    let describe = k.ok(&["describe", "web"]);
+    assert!(describe.contains("signal SIGKILL"), "{describe}");
+}
+
+#[test]
+fn short_runs_in_a_row_end_in_errored() {
+    let k = kelpie();
+    let app = k.fake_app();
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "crashy",
+        "--max-restarts",
+        "3",
+        "--",
+        "--exit-after",
+        "10",
+        "--exit-code",
+        "4",
+    ]);
+    k.wait_for("errored", 10 * SECS, || k.status("crashy") == "errored");
+    let entry = k.app("crashy");
+    assert_eq!(
+        entry["pm2_env"]["restart_time"], 2,
+        "3 unstable runs = 2 restarts, then errored"
+    );
+    assert_eq!(entry["pm2_env"]["exit_code"], 4);
+    assert!(k
+        .ok(&["describe", "crashy"])
+        .contains("3 unstable restarts"));
+}
+
+#[test]
+fn no_autorestart_and_stop_exit_codes_leave_the_app_stopped() {
+    let k = kelpie();
+    let app = k.fake_app();
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "once",
+        "--no-autorestart",
+        "--",
+        "--exit-after",
+        "50",
+        "--exit-code",
+        "9",
+    ]);
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "done",
+        "--stop-exit-codes",
+        "0",
+        "--",
+        "--exit-after",
+        "50",
+        "--exit-code",
+        "0",
+    ]);
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "again",
+        "--stop-exit-codes",
+        "0",
+        "--",
+        "--exit-after",
+        "1100",
+        "--exit-code",
+        "5",
+    ]);
+    k.wait_for("once and done stopped", 5 * SECS, || {
+        k.status("once") == "stopped" && k.status("done") == "stopped"
+    });
+    k.wait_for("again restarted", 5 * SECS, || {
+        k.app("again")["pm2_env"]["restart_time"] == 1
+    });
+    assert_eq!(k.app("once")["pm2_env"]["restart_time"], 0);
+    assert_eq!(k.app("done")["pm2_env"]["restart_time"], 0);
+}
+
+#[test]
+fn restart_delay_shows_waiting_restart() {
+    let k = kelpie();
+    let app = k.fake_app();
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "slow",
+        "--restart-delay",
+        "1500",
+        "--",
+        "--exit-after",
+        "1100",
+    ]);
+    k.wait_for("waiting restart", 5 * SECS, || {
+        k.status("slow") == "waiting restart"
+    });
+    k.wait_for("online again", 5 * SECS, || {
+        k.app("slow")["pm2_env"]["restart_time"] == 1
+    });
+}
+
+#[test]
+fn stop_kills_the_whole_process_group_including_grandchildren() {
+    let k = kelpie();
+    let children = k.dir.path().join("children");
+    let app = k.fake_app();
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "parent",
+        "--",
+        "--spawn-children",
+        "2",
+        "--children-file",
+        &children.display().to_string(),
+    ]);
+    let parent = k.pid("parent");
+    k.wait_for("two children", 5 * SECS, || {
+        std::fs::read_to_string(&children)
+            .map(|s| s.lines().count() == 2)
+            .unwrap_or(false)
+    });
+    let kids: Vec<u32> = std::fs::read_to_string(&children)
+        .expect("children")
+        .lines()
+        .map(|l| l.parse().expect("pid"))
+        .collect();
+    for kid in &kids {
+        k.track(*kid);
+        assert!(alive(*kid));
+    }
+    let out = k.ok(&["stop", "parent"]);
+    assert!(out.contains("stopped"), "{out}");
+    assert!(!alive(parent), "the app is gone when stop returns");
+    for kid in kids {
+        assert!(!alive(kid), "grandchild {kid} survived the stop");
+    }
+}
+
+#[test]
+fn an_app_ignoring_the_stop_signal_is_killed_after_kill_timeout() {
+    let k = kelpie();
+    let children = k.dir.path().join("children");
+    let app = k.fake_app();
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "stubborn",
+        "--kill-timeout",
+        "300",
+        "--",
+        "--ignore-signals",
+        "--spawn-children",
+        "1",
+        "--children-file",
+        &children.display().to_string(),
+    ]);
+    k.wait_for("child", 5 * SECS, || children.exists());
+    let kid: u32 = std::fs::read_to_string(&children)
+        .expect("child")
+        .trim()
+        .parse()
+        .expect("pid");
+    k.track(kid);
+    let pid = k.pid("stubborn");
+    let started = std::time::Instant::now();
+    k.ok(&["stop", "stubborn"]);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(300),
+        "SIGKILL came before kill_timeout: {took:?}"
+    );
+    assert!(!alive(pid) && !alive(kid));
+    let describe = k.ok(&["describe", "stubborn"]);
+    assert!(describe.contains("SIGKILL"), "{describe}");
+}
+
+#[test]
+fn kill_signal_is_configurable_and_crash_children_do_not_outlive_the_app() {
+    let k = kelpie();
+    let children = k.dir.path().join("children");
+    let app = k.fake_app();
+    // The app exits on its own after 1.2 s, leaving a child: the child must not survive it.
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "leaver",
+        "--kill-signal",
+        "SIGTERM",
+        "--no-autorestart",
+        "--",
+        "--spawn-children",
+        "1",
+        "--children-file",
+        &children.display().to_string(),
+        "--exit-after",
+        "1200",
+    ]);
+    k.wait_for("child", 5 * SECS, || children.exists());
+    let kid: u32 = std::fs::read_to_string(&children)
+        .expect("child")
+        .trim()
+        .parse()
+        .expect("pid");
+    k.track(kid);
+    k.wait_for("app stopped", 5 * SECS, || k.status("leaver") == "stopped");
+    k.wait_for("child gone", 2 * SECS, || !alive(kid));
+    assert_eq!(k.app("leaver")["pm2_env"]["kill_signal"], "SIGTERM");
+}
+
+#[test]
+fn a_flooding_app_is_never_slowed_and_the_daemon_stays_responsive() {
+    let k = kelpie();
+    k.ok(&["start", &k.fake_app(), "--name", "flood", "--", "--flood"]);
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        k.ok(&["list"]);
+    }
+    assert!(
+        started.elapsed() < 5 * SECS,
+        "the daemon answers while an app floods"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let size = std::fs::metadata(k.home().join("logs/flood-out.log"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(
+        size > 1_000_000,
+        "the app wrote only {size} bytes: something slowed it down"
+    );
+    assert_eq!(k.status("flood"), "online");
+    k.ok(&["delete", "flood"]);
+}
+
+#[test]
+fn signal_reaches_the_app_and_restart_reset_and_pid_work() {
+    let k = kelpie();
+    k.ok(&["start", &k.fake_app(), "--name", "sig"]);
+    let pid = k.pid("sig");
+    assert_eq!(k.ok(&["pid", "sig"]).trim(), pid.to_string());
+    let out = k.ok(&["signal", "SIGTERM", "sig"]);
+    assert!(out.contains("sent SIGTERM to 1 process"), "{out}");
+    k.wait_for("restart after the signal", 5 * SECS, || {
+        k.app("sig")["pm2_env"]["restart_time"] == 1
+    });
+    k.ok(&["restart", "sig"]);
+    assert_eq!(k.app("sig")["pm2_env"]["restart_time"], 2);
+    k.ok(&["reset", "sig"]);
+    assert_eq!(k.app("sig")["pm2_env"]["restart_time"], 0);
+    let err = k.fails(&["signal", "SIGNOPE", "sig"]);
+    assert!(err.contains("unknown signal"), "{err}");
+}
+
+#[test]
+fn scripts_run_with_the_interpreter_of_their_extension_and_get_their_args() {
+    let k = kelpie();
+    let sh = k.write("hello.sh", "echo \"sh args: $*\"\nexec sleep 600\n");
+    let py = k.write(
+        "hello.py",
+        "import sys, time\nprint('py args:', sys.argv[1:], flush=True)\ntime.sleep(600)\n",
+    );
+    k.ok(&["start", &sh, "--", "a", "b"]);
+    k.ok(&["start", &py, "--name", "w", "--", "--flag", "value"]);
+    k.ok(&["start", "sleep 600", "--name", "cmd"]);
+    k.wait_for("both printed", 5 * SECS, || {
+        k.log("hello-out.log").contains("sh args: a b")
+            && k.log("w-out.log").contains("py args: ['--flag', 'value']")
+    });
+    assert_eq!(k.app("hello")["pm2_env"]["exec_interpreter"], "bash");
+    assert_eq!(k.app("w")["pm2_env"]["exec_interpreter"], "python3");
+    assert_eq!(k.status("cmd"), "online");
+    let node = k.write(
+        "app.js",
+        "console.log('node', process.argv.slice(2).join(','));setInterval(()=>{},1000)\n",
+    );
+    k.ok(&["start", &node, "--", "x", "y"]);
+    k.wait_for("node printed", 5 * SECS, || {
+        k.log("app-out.log").contains("node x,y")
+    });
+}
