@@ -10,7 +10,9 @@
 mod instance;
 mod policy;
 mod spec;
+mod time;
 
 pub use instance::{Control, Effect, ExitRecord, Input, InstanceState, Now, Status};
 pub use policy::{next_backoff_delay, BACKOFF_CAP_MS, BACKOFF_GROWTH, BACKOFF_RESET_AFTER_MS};
 pub use spec::{sanitize_log_name, AppSpec, ExecMode, DEFAULT_NAMESPACE};
+pub use time::format_utc;

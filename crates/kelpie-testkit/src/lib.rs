@@ -146,6 +146,28 @@ impl Kelpie {
         }
     }
 
+    /// Wait until `file` (written by `fake-app --children-file`) lists `count` pids, and return
+    /// them, tracked for cleanup.
+    pub fn children(&self, file: &Path, count: usize) -> Vec<u32> {
+        let read = || -> Vec<u32> {
+            std::fs::read_to_string(file)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect()
+        };
+        self.wait_for(
+            &format!("{count} children in {}", file.display()),
+            Duration::from_secs(5),
+            || read().len() >= count,
+        );
+        let pids = read();
+        for pid in &pids {
+            self.track(*pid);
+        }
+        pids
+    }
+
     /// Remember a pid the test learned another way (children), so drop kills it if needed.
     pub fn track(&self, pid: u32) {
         self.seen_pids.borrow_mut().insert(pid);

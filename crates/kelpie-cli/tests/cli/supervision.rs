@@ -148,20 +148,8 @@ fn stop_kills_the_whole_process_group_including_grandchildren() {
         &children.display().to_string(),
     ]);
     let parent = k.pid("parent");
-    k.wait_for("two children", 5 * SECS, || {
-        std::fs::read_to_string(&children)
-            .map(|s| s.lines().count() == 2)
-            .unwrap_or(false)
-    });
-    let kids: Vec<u32> = std::fs::read_to_string(&children)
-        .expect("children")
-        .lines()
-        .map(|l| l.parse().expect("pid"))
-        .collect();
-    for kid in &kids {
-        k.track(*kid);
-        assert!(alive(*kid));
-    }
+    let kids = k.children(&children, 2);
+    assert!(kids.iter().all(|kid| alive(*kid)));
     let out = k.ok(&["stop", "parent"]);
     assert!(out.contains("stopped"), "{out}");
     assert!(!alive(parent), "the app is gone when stop returns");
@@ -189,13 +177,7 @@ fn an_app_ignoring_the_stop_signal_is_killed_after_kill_timeout() {
         "--children-file",
         &children.display().to_string(),
     ]);
-    k.wait_for("child", 5 * SECS, || children.exists());
-    let kid: u32 = std::fs::read_to_string(&children)
-        .expect("child")
-        .trim()
-        .parse()
-        .expect("pid");
-    k.track(kid);
+    let kid = k.children(&children, 1)[0];
     let pid = k.pid("stubborn");
     let started = std::time::Instant::now();
     k.ok(&["stop", "stubborn"]);
@@ -231,13 +213,7 @@ fn kill_signal_is_configurable_and_crash_children_do_not_outlive_the_app() {
         "--exit-after",
         "1200",
     ]);
-    k.wait_for("child", 5 * SECS, || children.exists());
-    let kid: u32 = std::fs::read_to_string(&children)
-        .expect("child")
-        .trim()
-        .parse()
-        .expect("pid");
-    k.track(kid);
+    let kid = k.children(&children, 1)[0];
     k.wait_for("app stopped", 5 * SECS, || k.status("leaver") == "stopped");
     k.wait_for("child gone", 2 * SECS, || !alive(kid));
     assert_eq!(k.app("leaver")["pm2_env"]["kill_signal"], "SIGTERM");
