@@ -51,8 +51,11 @@ pub enum DaemonError {
 
 /// Run the daemon for `home` until it is told to exit. Blocks the calling thread.
 pub fn run(home: Home) -> Result<(), DaemonError> {
+    // One async thread is plenty for a supervisor; the few blocking jobs (opening log files,
+    // reading /proc) share a small pool, so starting 200 apps at once does not make 200 threads.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(4)
         .build()
         .map_err(|source| DaemonError::Io {
             about: "cannot start the async runtime for",
