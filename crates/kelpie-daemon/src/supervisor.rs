@@ -112,10 +112,22 @@ struct Supervisor {
 
 /// Set up the home, serve it, and supervise until told to exit.
 pub async fn run(home: Home) -> Result<(), DaemonError> {
-    prepare_home(&home)?;
+    // Startup file work happens on the blocking pool, like every other file access.
+    let setup_home = home.clone();
+    tokio::task::spawn_blocking(move || prepare_home(&setup_home))
+        .await
+        .map_err(|e| DaemonError::Io {
+            about: "cannot set up the kelpie home",
+            path: home.root().display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
     let listener = server::bind(&home.socket())?;
     let pid_file = home.pid_file();
-    let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
+    let pid_path = pid_file.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        std::fs::write(pid_path, format!("{}\n", std::process::id()))
+    })
+    .await;
     let persister = Persister::start(home.clone()).map_err(|source| DaemonError::Io {
         about: "cannot start the persister for",
         path: home.root().display().to_string(),
