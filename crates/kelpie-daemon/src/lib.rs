@@ -51,6 +51,7 @@ pub enum DaemonError {
 
 /// Run the daemon for `home` until it is told to exit. Blocks the calling thread.
 pub fn run(home: Home) -> Result<(), DaemonError> {
+    kelpie_sys::use_single_malloc_arena();
     // One async thread is plenty for a supervisor; the few blocking jobs (opening log files,
     // reading /proc) share a small pool, so starting 200 apps at once does not make 200 threads.
     let runtime = tokio::runtime::Builder::new_current_thread()

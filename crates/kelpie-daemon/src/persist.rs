@@ -76,7 +76,7 @@ fn persist_loop(home: &Home, rx: &mpsc::Receiver<Job>) {
         }
         if let Some(mut state) = latest_state {
             fill_start_ticks(&mut state);
-            let result = serde_json::to_vec_pretty(&state)
+            let result = serde_json::to_vec(&state)
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| {
                     atomic_write(&home.state_file(), &bytes).map_err(|e| e.to_string())
@@ -88,6 +88,7 @@ fn persist_loop(home: &Home, rx: &mpsc::Receiver<Job>) {
             for ack in state_acks {
                 let _ = ack.send(result.clone());
             }
+            kelpie_sys::release_free_memory();
         }
     }
 }

@@ -368,10 +368,16 @@ impl Supervisor {
             .iter()
             .map(|(pm_id, entry)| {
                 let (out_log, err_log) = crate::launch::log_paths(&self.home, &entry.spec, *pm_id);
+                // The inherited shell environment is never shown (it may hold secrets) and is
+                // most of a spec's size: it stays in the daemon.
+                let spec = AppSpec {
+                    inherited_env: Default::default(),
+                    ..(*entry.spec).clone()
+                };
                 ProcessInfo {
                     pm_id: *pm_id,
                     instance: entry.instance,
-                    spec: (*entry.spec).clone(),
+                    spec,
                     state: entry.state.clone(),
                     memory: 0,
                     cpu: 0.0,

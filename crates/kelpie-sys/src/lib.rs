@@ -5,10 +5,12 @@
 #![allow(unsafe_code)]
 
 mod creds;
+mod memory;
 mod procfs;
 mod signals;
 
 pub use creds::{current_uid, username};
+pub use memory::{release_free_memory, use_single_malloc_arena};
 pub use procfs::{clock_ticks_per_second, page_size, sample_process, ProcessSample};
 pub use signals::{
     detach_into_new_session, group_alive, ignore_signal, kill_group, pid_alive, send_signal,
