@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 /// How long a new daemon may take to answer.
 const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the daemon may take to answer the Hello. Commands themselves have no timeout (a stop
+/// may rightly wait for a long `kill_timeout`), but a daemon that does not even greet is stuck.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A connection to the daemon, after the Hello exchange.
 pub struct Client {
@@ -58,14 +61,28 @@ impl Client {
             }
         };
         let mut client = Client { stream };
-        client.hello()?;
+        client.hello(home)?;
         Ok(Some(client))
     }
 
-    fn hello(&mut self) -> Result<()> {
+    fn hello(&mut self, home: &Home) -> Result<()> {
+        self.stream.set_read_timeout(Some(HELLO_TIMEOUT))?;
         write_frame(&mut self.stream, &Hello::current()).context("cannot greet the daemon")?;
-        let body = read_frame(&mut self.stream)
-            .context("the daemon closed the connection during the handshake")?;
+        let body = read_frame(&mut self.stream).map_err(|e| match e {
+            kelpie_proto::FrameError::Io(io)
+                if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+            {
+                anyhow!(
+                    "the daemon at {} does not answer (no reply within {} s); see {} or stop it (its pid is in {})",
+                    home.socket().display(),
+                    HELLO_TIMEOUT.as_secs(),
+                    home.daemon_log().display(),
+                    home.pid_file().display()
+                )
+            }
+            other => anyhow!(other).context("the daemon closed the connection during the handshake"),
+        })?;
+        self.stream.set_read_timeout(None)?;
         let daemon: Hello = decode(&body).map_err(|_| {
             anyhow!("the process on the kelpie socket does not speak kelpie's protocol; stop it, or use another KELPIE_HOME")
         })?;

@@ -129,3 +129,27 @@ fn kelpie_sys_uid() -> u32 {
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
         .unwrap_or(1)
 }
+
+#[test]
+fn a_daemon_that_does_not_answer_is_reported_not_waited_for_forever() {
+    let k = kelpie();
+    std::fs::create_dir_all(k.home()).expect("home");
+    let listener = UnixListener::bind(k.home().join("kelpie.sock")).expect("bind");
+    // Accepts, reads, never answers: a stuck daemon.
+    let server = std::thread::spawn(move || {
+        let accepted = listener.accept();
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        drop(accepted);
+    });
+    let started = std::time::Instant::now();
+    let err = k.fails(&["list"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the CLI gave up in time"
+    );
+    assert!(
+        err.contains("does not answer") && err.contains("kelpie.log"),
+        "{err}"
+    );
+    server.join().expect("server");
+}
