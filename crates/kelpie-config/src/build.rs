@@ -194,11 +194,18 @@ fn read_env(r: &mut Reader<'_>, spec: &mut AppSpec, profile: Option<&str>) {
     }
 }
 
+/// CPUs available to us, read once: it reads cgroup files, and a file may have hundreds of apps.
+fn cpu_count() -> u32 {
+    static CPUS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+    })
+}
+
 /// Instances, exec mode and the restart/stop policy.
 fn read_policy(r: &mut Reader<'_>, spec: &mut AppSpec) {
-    let cpus = std::thread::available_parallelism()
-        .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
-    if let Some(n) = r.get("instances", |v| convert::instances(v, cpus)) {
+    if let Some(n) = r.get("instances", |v| convert::instances(v, cpu_count())) {
         spec.instances = n;
     }
     if let Some(mode) = r.get("exec_mode", convert::exec_mode) {

@@ -20,10 +20,10 @@ pub fn list(home: &Home) -> Result<ExitCode> {
 }
 
 pub fn jlist(home: &Home) -> Result<ExitCode> {
-    let json = render::jlist(&processes(home)?);
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer(&mut out, &json)?;
-    writeln!(out)?;
+    let list = processes(home)?;
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    render::write_jlist(&mut out, &list)?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,7 +6,7 @@ mod jlist;
 mod table;
 
 pub use describe::write_describe;
-pub use jlist::jlist;
+pub use jlist::write_jlist;
 pub use table::print_table;
 
 use anyhow::Result;

@@ -63,7 +63,7 @@ pub fn print_table(list: &[ProcessInfo]) -> std::io::Result<()> {
         }
     }
     let tty = std::io::stdout().is_terminal();
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     let line = |l: &str, m: &str, r: &str| -> String {
         let parts: Vec<String> = widths.iter().map(|w| "─".repeat(w + 2)).collect();
         format!("{l}{}{r}", parts.join(m))
@@ -93,5 +93,5 @@ pub fn print_table(list: &[ProcessInfo]) -> std::io::Result<()> {
         writeln!(out, "│{}│", cells.join("│"))?;
     }
     writeln!(out, "{}", line("└", "┴", "┘"))?;
-    Ok(())
+    out.flush()
 }
