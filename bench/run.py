@@ -390,17 +390,17 @@ def bench_manager(m: Manager, n_apps: int, cfg: argparse.Namespace) -> dict:
     res["raw"] = {"start_s": starts, "stop_s": stops, "rss_loaded": rss_loaded,
                   "list_ms": [x * 1e3 for x in lists], "jlist_ms": [x * 1e3 for x in jlists]}
 
-    if isinstance(m, Kelpie):
-        # Diagnostic: the same start from a .json file, which needs no Node.js to evaluate.
-        starts_json = []
-        for r in range(cfg.rounds):
-            starts_json.append(m.timed("start", str(m.workdir / "ecosystem.json"), timeout=600))
-            m.jlist()
-            m.wait_status("online", n_apps, timeout=120)
-            m.run("delete", "all", timeout=300)
-        res["start_json_s"] = median(starts_json)
-        res["raw"]["start_json_s"] = starts_json
-        log(f"{m.label}:   start from .json: {res['start_json_s']:.3f} s")
+    # The same start from ecosystem.json, for both managers: no JavaScript to evaluate, so it
+    # shows the managers themselves (Kelpie runs `node` to read a .js file; PM2's CLI is node).
+    starts_json = []
+    for r in range(cfg.rounds):
+        starts_json.append(m.timed("start", str(m.workdir / "ecosystem.json"), timeout=600))
+        m.jlist()
+        m.wait_status("online", n_apps, timeout=120)
+        m.run("delete", "all", timeout=300)
+    res["start_json_s"] = median(starts_json)
+    res["raw"]["start_json_s"] = starts_json
+    log(f"{m.label}:   start from .json: {res['start_json_s']:.3f} s")
 
     log(f"{m.label}: crash-to-restart, {cfg.crash_rounds} rounds")
     lat = crash_latencies(m, crashy, stamp, cfg.crash_rounds)
@@ -434,7 +434,8 @@ def build_table(n: int, pm2: dict | None, kel: dict) -> str:
         (f"Daemon RSS, {n} apps", "rss_loaded", "MB", 1, "PM2/Kelpie >= 10x"),
         (f"`list` with {n} apps", "list_ms", "ms", 1, "PM2/Kelpie >= 20x"),
         (f"`jlist` with {n} apps", "jlist_ms", "ms", 1, "PM2/Kelpie >= 20x"),
-        (f"Start {n} apps (ecosystem file)", "start_s", "ms", 1e3, "PM2/Kelpie >= 10x"),
+        (f"Start {n} apps (ecosystem.config.js)", "start_s", "ms", 1e3, "PM2/Kelpie >= 10x"),
+        (f"Start {n} apps (ecosystem.json)", "start_json_s", "ms", 1e3, "PM2/Kelpie >= 10x"),
         (f"`stop all` ({n} apps)", "stop_s", "ms", 1e3, "PM2/Kelpie >= 10x"),
         ("Crash-to-restart, median", "restart_ms", "ms", 1, "Kelpie < 10 ms"),
         ("Crash-to-restart, p90", "restart_p90_ms", "ms", 1, ""),
@@ -612,11 +613,6 @@ def main() -> int:
     print(f"\nDate: {date}\nMachine: {mach_line}\nVersions: {ver_line}\nRepetitions: {reps}\n")
     print(table)
     extra = ""
-    if kel_res.get("start_json_s") is not None:
-        extra = (f"Diagnostic: Kelpie starting the same {cfg.apps} apps from an `ecosystem.json` "
-                 f"(no Node.js evaluation of the file): {kel_res['start_json_s'] * 1e3:.1f} ms "
-                 f"(median of {cfg.rounds}).")
-        print("\n" + extra)
 
     if cfg.output:
         raw = {"pm2": pm2_res and pm2_res["raw"], "kelpie": kel_res["raw"]}
