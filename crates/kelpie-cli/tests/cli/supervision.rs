@@ -289,3 +289,82 @@ fn scripts_run_with_the_interpreter_of_their_extension_and_get_their_args() {
         k.log("app-out.log").contains("node x,y")
     });
 }
+
+#[test]
+fn exp_backoff_waits_longer_after_each_crash() {
+    let k = kelpie();
+    let app = k.fake_app();
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "backoff",
+        "--exp-backoff-restart-delay",
+        "200",
+        "--max-restarts",
+        "50",
+        "--",
+        "--exit-after",
+        "10",
+    ]);
+    // Delays: 200, 300, 450 ms, then ×1.5 again. Read one snapshot: after the third restart,
+    // while it waits for the fourth, the delay in force must be 675 ms.
+    let mut snapshot = serde_json::Value::Null;
+    k.wait_for("waiting after three restarts", 10 * SECS, || {
+        snapshot = k.app("backoff")["pm2_env"].clone();
+        snapshot["restart_time"] == 3 && snapshot["status"] == "waiting restart"
+    });
+    assert_eq!(snapshot["prev_restart_delay"], 675, "{snapshot}");
+    let env = &snapshot;
+    assert_eq!(env["exp_backoff_restart_delay"], 200);
+}
+
+#[test]
+fn no_autostart_cwd_and_interpreter_none() {
+    let k = kelpie();
+    let app = k.fake_app();
+    let cwd = k.dir.path().join("sub");
+    std::fs::create_dir_all(&cwd).expect("sub dir");
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "later",
+        "--no-autostart",
+        "--interpreter",
+        "none",
+        "--cwd",
+        &cwd.display().to_string(),
+    ]);
+    assert_eq!(
+        k.status("later"),
+        "stopped",
+        "--no-autostart registers without starting"
+    );
+    assert_eq!(k.pid("later"), 0);
+    k.ok(&["start", "later"]);
+    let pid = k.pid("later");
+    assert_ne!(pid, 0);
+    let actual_cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).expect("cwd of the app");
+    assert_eq!(actual_cwd, cwd.canonicalize().expect("canonical"));
+    assert_eq!(k.app("later")["pm2_env"]["exec_interpreter"], "none");
+}
+
+#[test]
+fn start_without_arguments_uses_the_ecosystem_file_here() {
+    let k = kelpie();
+    let err = k.fails(&["start"]);
+    assert!(
+        err.contains("nothing to start") && err.contains("kelpie init"),
+        "{err}"
+    );
+    k.write(
+        "ecosystem.json",
+        &format!(
+            r#"{{"apps":[{{"name":"here","script":"{}"}}]}}"#,
+            k.fake_app()
+        ),
+    );
+    k.ok(&["start"]);
+    assert_eq!(k.status("here"), "online");
+}
