@@ -9,6 +9,7 @@
 mod frame;
 mod home;
 mod messages;
+mod targets;
 
 pub use frame::{decode, encode, read_frame, write_frame, FrameError, MAX_FRAME_LEN};
 pub use home::{Home, HOME_ENV};
@@ -16,3 +17,4 @@ pub use messages::{
     ErrorKind, Hello, ProcessInfo, Request, Response, StartOutcome, Target, WireError,
     PROTOCOL_VERSION,
 };
+pub use targets::{resolve_targets, Targetable};

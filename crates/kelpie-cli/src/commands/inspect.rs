@@ -1,9 +1,9 @@
 //! list, jlist, describe, pid.
 
-use super::{call, parse_target};
+use super::call;
 use crate::render;
 use anyhow::{bail, Result};
-use kelpie_proto::{Home, ProcessInfo, Request, Response, Target};
+use kelpie_proto::{resolve_targets, Home, ProcessInfo, Request, Response, Target, Targetable};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -27,20 +27,21 @@ pub fn jlist(home: &Home) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn matches(target: &Target, p: &ProcessInfo) -> bool {
-    match target {
-        Target::All => true,
-        Target::Id(id) => p.pm_id == *id,
-        Target::Name(name) => &p.spec.name == name || &p.spec.namespace == name,
-    }
+/// The instances of `list` that `target` selects, by the daemon's rule; an unknown target is
+/// an error.
+fn select<'a>(list: &'a [ProcessInfo], target: &Target) -> Result<Vec<&'a ProcessInfo>> {
+    let instances: Vec<Targetable<'_>> = list.iter().map(ProcessInfo::targetable).collect();
+    let ids = resolve_targets(std::slice::from_ref(target), &instances)
+        .map_err(|_| anyhow::anyhow!("no app matches {}", target.describe()))?;
+    Ok(list.iter().filter(|p| ids.contains(&p.pm_id)).collect())
 }
 
 pub fn describe(home: &Home, target: &str) -> Result<ExitCode> {
-    let target = parse_target(target);
+    let target = Target::parse(target);
     let list = processes(home)?;
-    let found: Vec<&ProcessInfo> = list.iter().filter(|p| matches(&target, p)).collect();
+    let found = select(&list, &target)?;
     if found.is_empty() {
-        bail!("no app matches `{}`", describe_target(&target));
+        bail!("there are no apps to describe");
     }
     let mut out = std::io::stdout().lock();
     for process in found {
@@ -49,22 +50,11 @@ pub fn describe(home: &Home, target: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn describe_target(target: &Target) -> String {
-    match target {
-        Target::All => "all".into(),
-        Target::Id(id) => id.to_string(),
-        Target::Name(name) => name.clone(),
-    }
-}
-
 /// `pid [target]`: one pid per line (0 for an instance that is not running, like PM2).
 pub fn pid(home: &Home, target: Option<&str>) -> Result<ExitCode> {
-    let target = target.map(parse_target).unwrap_or(Target::All);
+    let target = target.map(Target::parse).unwrap_or(Target::All);
     let list = processes(home)?;
-    let found: Vec<&ProcessInfo> = list.iter().filter(|p| matches(&target, p)).collect();
-    if found.is_empty() && target != Target::All {
-        bail!("no app matches `{}`", describe_target(&target));
-    }
+    let found = select(&list, &target)?;
     let mut out = std::io::stdout().lock();
     for p in found {
         writeln!(out, "{}", p.state.pid.unwrap_or(0))?;

@@ -73,17 +73,6 @@ fn shell_env() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// `all`, an id, or a name/namespace.
-fn parse_target(arg: &str) -> Target {
-    if arg == "all" {
-        Target::All
-    } else if let Ok(id) = arg.parse::<u32>() {
-        Target::Id(id)
-    } else {
-        Target::Name(arg.to_string())
-    }
-}
-
 /// Targets from the command line; an ecosystem file stands for the names of its apps.
 fn resolve_targets(args: &[String], only: &[String]) -> Result<Vec<Target>> {
     let mut targets = Vec::new();
@@ -93,7 +82,7 @@ fn resolve_targets(args: &[String], only: &[String]) -> Result<Vec<Target>> {
             let names = kelpie_config::app_names(std::path::Path::new(arg), &ctx)?;
             targets.extend(names.into_iter().map(Target::Name));
         } else {
-            targets.push(parse_target(arg));
+            targets.push(Target::parse(arg));
         }
     }
     Ok(targets)

@@ -1,13 +1,13 @@
 //! `start`: scripts, commands and ecosystem files become specs; names and ids of existing apps
 //! are restarted (PM2's smart start).
 
-use super::{call, load_context, parse_target, shell_env};
+use super::{call, load_context, shell_env};
 use crate::cli::StartArgs;
 use crate::render;
 use anyhow::{bail, Result};
 use kelpie_config::ScriptOptions;
 use kelpie_core::AppSpec;
-use kelpie_proto::{Home, Request, Response};
+use kelpie_proto::{resolve_targets, Home, ProcessInfo, Request, Response, Target, Targetable};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -51,7 +51,7 @@ pub fn start(home: &Home, args: StartArgs) -> Result<ExitCode> {
             render::print_warnings(&loaded.warnings);
             file_apps.extend(loaded.apps);
         } else if existing.contains(target) {
-            restart_targets.push(parse_target(target));
+            restart_targets.push(Target::parse(target));
         } else {
             if ctx.profile.is_some() {
                 bail!("--env selects an env_<profile> of an ecosystem file and cannot be used with a script; put the app in an ecosystem file (`kelpie init`)");
@@ -115,16 +115,10 @@ fn existing_names(home: &Home, targets: &[String]) -> Result<Vec<String>> {
     let Response::Processes(list) = call(home, &kelpie_proto::Request::List)? else {
         return Ok(Vec::new());
     };
+    let instances: Vec<Targetable<'_>> = list.iter().map(ProcessInfo::targetable).collect();
     Ok(ambiguous
         .into_iter()
-        .filter(|t| {
-            *t == "all"
-                || list.iter().any(|p| {
-                    &p.spec.name == *t
-                        || &p.spec.namespace == *t
-                        || t.parse::<u32>().is_ok_and(|id| id == p.pm_id)
-                })
-        })
+        .filter(|t| resolve_targets(&[Target::parse(t)], &instances).is_ok())
         .cloned()
         .collect())
 }

@@ -103,3 +103,24 @@ fn instances_get_their_own_ids_index_and_log_files() {
         },
     );
 }
+
+#[test]
+fn a_name_wins_over_a_namespace_of_the_same_name_everywhere() {
+    let k = kelpie();
+    let app = k.fake_app();
+    k.ok(&["start", &app, "--name", "web"]);
+    k.ok(&["start", &app, "--name", "api", "--namespace", "web"]);
+    // describe, pid (resolved by the CLI) and stop (resolved by the daemon) agree: `web` is the app.
+    let described = k.ok(&["describe", "web"]);
+    assert_eq!(
+        described.matches("Describing app").count(),
+        1,
+        "{described}"
+    );
+    assert_eq!(k.ok(&["pid", "web"]).lines().count(), 1);
+    k.ok(&["stop", "web"]);
+    assert_eq!(
+        (k.status("web").as_str(), k.status("api").as_str()),
+        ("stopped", "online")
+    );
+}
