@@ -104,6 +104,14 @@ fn select(
         .collect())
 }
 
+/// Each app's name (declared, or derived from its script), `None` when it has neither.
+fn app_names_of(doc: &Document, origin: &Origin<'_>) -> Vec<Option<String>> {
+    doc.apps
+        .iter()
+        .map(|raw| build::app_name(raw, origin))
+        .collect()
+}
+
 /// Load an ecosystem file into specs.
 ///
 /// Only the apps selected by `--only` are validated in depth, so a broken app does not stop
@@ -120,11 +128,7 @@ pub fn load_file(path: &Path, ctx: &LoadContext) -> Result<Loaded, ConfigError> 
         profile: ctx.profile.as_deref(),
         ctx,
     };
-    let names: Vec<Option<String>> = doc
-        .apps
-        .iter()
-        .map(|raw| build::app_name(raw, &origin))
-        .collect();
+    let names = app_names_of(&doc, &origin);
 
     let mut errors = Vec::new();
     for (i, name) in names.iter().enumerate() {
@@ -212,11 +216,7 @@ pub fn app_names(path: &Path, ctx: &LoadContext) -> Result<Vec<String>, ConfigEr
         profile: None,
         ctx,
     };
-    let names: Vec<Option<String>> = doc
-        .apps
-        .iter()
-        .map(|raw| build::app_name(raw, &origin))
-        .collect();
+    let names = app_names_of(&doc, &origin);
     let selected = select(&names, &ctx.only, &doc.file)?;
     Ok(selected
         .into_iter()
