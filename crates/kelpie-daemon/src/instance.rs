@@ -21,8 +21,8 @@ pub enum InstanceMsg {
     Control(Control, Option<oneshot::Sender<()>>),
     /// Use this spec for the next process it starts.
     UpdateSpec(Arc<AppSpec>),
-    /// Zero the counters.
-    Reset,
+    /// Zero the counters; `done` is answered once the new state is reported.
+    Reset(oneshot::Sender<()>),
     /// Send a signal to the main process.
     Signal(i32, oneshot::Sender<Result<(), String>>),
     /// Stop the process and end the task (delete, daemon exit).
@@ -180,9 +180,10 @@ impl Instance {
                     self.reopen_logs().await;
                 }
             }
-            InstanceMsg::Reset => {
+            InstanceMsg::Reset(done) => {
                 self.state.reset_counters(clock::now());
                 self.publish();
+                let _ = done.send(());
             }
             InstanceMsg::Signal(signal, reply) => {
                 let result = match (&self.child, self.state.pid) {

@@ -256,7 +256,16 @@ fn signal_reaches_the_app_and_restart_reset_and_pid_work() {
     });
     k.ok(&["restart", "sig"]);
     assert_eq!(k.app("sig")["pm2_env"]["restart_time"], 2);
-    k.ok(&["reset", "sig"]);
+    let table = k.ok(&["reset", "sig"]);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with('│') && l.contains(" sig "))
+        .expect("sig row");
+    assert_eq!(
+        row.split('│').nth(7).map(str::trim),
+        Some("0"),
+        "reset's own answer shows the reset: {row}"
+    );
     assert_eq!(k.app("sig")["pm2_env"]["restart_time"], 0);
     let err = k.fails(&["signal", "SIGNOPE", "sig"]);
     assert!(err.contains("unknown signal"), "{err}");

@@ -52,11 +52,15 @@ impl Supervisor {
             Request::Delete { targets } => self.delete(&targets, reply),
             Request::Reset { targets } => match self.resolve(&targets) {
                 Ok(ids) => {
-                    for id in ids {
-                        self.send(id, InstanceMsg::Reset);
-                    }
-                    // The tasks answer in order, so a list after this reflects the reset.
-                    self.finish_after(Vec::new(), Finish::List, reply);
+                    let waiters = ids
+                        .into_iter()
+                        .map(|id| {
+                            let (tx, rx) = oneshot::channel();
+                            self.send(id, InstanceMsg::Reset(tx));
+                            rx
+                        })
+                        .collect();
+                    self.finish_after(waiters, Finish::List, reply);
                 }
                 Err(e) => fail(reply, e.kind, e.message),
             },
