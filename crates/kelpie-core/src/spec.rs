@@ -36,6 +36,33 @@ impl ExecMode {
     }
 }
 
+/// How each line is written to an app's log files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogType {
+    /// The app's bytes as they are (with a date prefix when `log_date_format` is set).
+    #[default]
+    Raw,
+    /// One JSON object per line: `message`, `timestamp`, `type`, `process_id`, `app_name`.
+    Json,
+}
+
+/// Log rotation settings of one app; each `None` falls back to the daemon's setting
+/// (`<home>/kelpie.toml`, then the built-in default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct LogRotation {
+    /// Rotate a file once it reaches this many bytes (0 = never by size).
+    pub max_size: Option<u64>,
+    /// Rotated files kept per log file.
+    pub retain: Option<u32>,
+    /// Gzip rotated files.
+    pub compress: Option<bool>,
+    /// Rotate at each boundary of this period in local time (86 400 000 = at midnight; 0 = never
+    /// by time).
+    pub interval_ms: Option<u64>,
+}
+
 /// Everything the daemon needs to run one app. Built by `kelpie-config` (from the CLI's flags or
 /// an ecosystem file), stored in the daemon's state and in the dump, sent over the wire.
 ///
@@ -93,6 +120,16 @@ pub struct AppSpec {
     pub error_file: Option<String>,
     /// One log file for all instances instead of a `-<pm_id>` suffix per instance.
     pub merge_logs: bool,
+    /// Combined stdout+stderr file (`-l`); `Some("")` = `<home>/logs/<name>.log`.
+    pub log_file: Option<String>,
+    /// Prefix each line with the time in this dayjs-style format (`YYYY-MM-DD HH:mm:ss Z`).
+    pub log_date_format: Option<String>,
+    /// How lines are written to the files.
+    pub log_type: LogType,
+    /// Discard the output: no files, nothing kept for `logs`.
+    pub disable_logs: bool,
+    /// Rotation of this app's files.
+    pub log_rotation: LogRotation,
     /// Memory limit in bytes (parsed and shown; enforced by the health issue).
     pub max_memory_restart: Option<u64>,
     /// Ecosystem file this app was declared in, if any.
@@ -126,6 +163,11 @@ impl Default for AppSpec {
             out_file: None,
             error_file: None,
             merge_logs: false,
+            log_file: None,
+            log_date_format: None,
+            log_type: LogType::Raw,
+            disable_logs: false,
+            log_rotation: LogRotation::default(),
             max_memory_restart: None,
             source_file: None,
         }
