@@ -7,11 +7,13 @@
 //! with plain tables of inputs.
 #![warn(missing_docs)]
 
+mod datefmt;
 mod instance;
 mod policy;
 mod spec;
 mod time;
 
+pub use datefmt::DateFormat;
 pub use instance::{Control, Effect, ExitRecord, Input, InstanceState, Now, Status};
 pub use policy::{next_backoff_delay, BACKOFF_CAP_MS, BACKOFF_GROWTH, BACKOFF_RESET_AFTER_MS};
 pub use spec::{sanitize_log_name, AppSpec, ExecMode, LogRotation, LogType, DEFAULT_NAMESPACE};

@@ -18,7 +18,7 @@ pub fn format_utc(ms: u64, with_millis: bool) -> String {
 
 /// Days since 1970-01-01 to (year, month, day), for the proleptic Gregorian calendar
 /// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
