@@ -1,15 +1,17 @@
 //! The operating-system calls Kelpie needs that std does not offer safely: signals to processes
-//! and process groups, credentials, sessions, and /proc sampling.
+//! and process groups, credentials, sessions, /proc sampling, and the local UTC offset.
 //!
 //! This is the only crate allowed `unsafe`; every block says why it is sound.
 #![allow(unsafe_code)]
 
 mod creds;
+mod localtime;
 mod memory;
 mod procfs;
 mod signals;
 
 pub use creds::{current_uid, username};
+pub use localtime::utc_offset_secs;
 pub use memory::{release_free_memory, use_single_malloc_arena};
 pub use procfs::{clock_ticks_per_second, page_size, sample_process, ProcessSample};
 pub use signals::{

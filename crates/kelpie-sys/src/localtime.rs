@@ -1,0 +1,83 @@
+//! The local time zone's offset from UTC, for log timestamps.
+//!
+//! `localtime_r(3)` is the thread-safe form of `localtime`: it writes into the caller's
+//! `struct tm` instead of a static one. glibc reads the zone (`TZ`, else `/etc/localtime`) once,
+//! on first use, and `localtime_r` does not read them again (only `tzset`/`localtime` do), so a
+//! change to either while the process runs is not seen: the offset follows daylight saving time
+//! from the zone's rules, but a new zone needs a restart.
+
+/// The local time zone's offset east of UTC at `unix_secs`, in seconds (3600 for +01:00, and
+/// the summer offset during daylight saving time), or 0 when the C library cannot tell.
+pub fn utc_offset_secs(unix_secs: i64) -> i32 {
+    #[allow(
+        clippy::useless_conversion,
+        reason = "time_t is i64 here but 32 bits on some targets"
+    )]
+    let time: libc::time_t = match unix_secs.try_into() {
+        Ok(time) => time,
+        Err(_) => return 0,
+    };
+    // SAFETY: `struct tm` holds integers and, on glibc, a `tm_zone` pointer; all-zero (a null
+    // pointer) is a valid value for each.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live, aligned locals that outlive the call; localtime_r only
+    // reads `time`, writes `tm`, and is thread-safe (its zone state is guarded inside libc).
+    let result = unsafe { libc::localtime_r(&time, &mut tm) };
+    if result.is_null() {
+        return 0;
+    }
+    i32::try_from(tm.tm_gmtoff).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_offset_secs;
+
+    const FOURTEEN_HOURS: i32 = 14 * 3600;
+
+    #[test]
+    fn offset_is_a_real_zone_offset() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        for secs in [now, 0, 1_709_210_096, -2_208_988_800] {
+            let offset = utc_offset_secs(secs);
+            assert!(
+                (-FOURTEEN_HOURS..=FOURTEEN_HOURS).contains(&offset),
+                "offset {offset} at {secs}"
+            );
+        }
+        // Out of time_t's or the zone code's range is 0, not a panic.
+        assert_eq!(utc_offset_secs(i64::MAX), 0);
+    }
+
+    /// Agrees with date(1), which reads the same TZ and /etc/localtime in a child process, so
+    /// nothing is set in this one. Skipped where GNU date is missing.
+    #[test]
+    fn agrees_with_date() {
+        // Winter and summer in both hemispheres.
+        for secs in [1_709_210_096_i64, 1_719_792_000] {
+            let Ok(output) = std::process::Command::new("date")
+                .arg("-d")
+                .arg(format!("@{secs}"))
+                .arg("+%z")
+                .output()
+            else {
+                return;
+            };
+            if !output.status.success() {
+                return;
+            }
+            let text = String::from_utf8_lossy(&output.stdout);
+            let text = text.trim();
+            // `+0530`: sign, hours, minutes.
+            let (sign, digits) = text.split_at(1);
+            let (Ok(hours), Ok(minutes)) = (digits[..2].parse::<i32>(), digits[2..].parse::<i32>())
+            else {
+                panic!("unexpected date output {text:?}");
+            };
+            let want = (hours * 3600 + minutes * 60) * if sign == "-" { -1 } else { 1 };
+            assert_eq!(utc_offset_secs(secs), want, "at {secs}, date says {text}");
+        }
+    }
+}
