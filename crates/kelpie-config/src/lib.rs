@@ -7,6 +7,7 @@
 
 mod build;
 mod convert;
+mod daemon_settings;
 mod env;
 mod errors;
 mod fields;
@@ -22,6 +23,7 @@ mod template;
 mod units;
 mod words;
 
+pub use daemon_settings::{DaemonSettings, LogDefaults};
 pub use errors::ConfigError;
 pub use formats::is_ecosystem_file;
 pub use load::{app_names, from_script, load_file};
