@@ -157,6 +157,40 @@ pub struct StartArgs {
     /// One log file for all instances
     #[arg(long)]
     pub merge_logs: bool,
+    /// Also write stdout and stderr to one file (default: <name>.log in Kelpie's log directory).
+    /// Before the script, give the path as --log=PATH (`-l app.js` starts app.js)
+    #[arg(
+        short = 'l',
+        long = "log",
+        value_name = "PATH",
+        num_args = 0..=1,
+        default_missing_value = ""
+    )]
+    pub log_file: Option<String>,
+    /// How lines are written to the log files: raw or json
+    #[arg(long, value_name = "raw|json")]
+    pub log_type: Option<String>,
+    /// Prefix each log line with the time in this format ("YYYY-MM-DD HH:mm:ss Z")
+    #[arg(long, value_name = "FORMAT")]
+    pub log_date_format: Option<String>,
+    /// Prefix each log line with the time (YYYY-MM-DDTHH:mm:ss)
+    #[arg(long)]
+    pub time: bool,
+    /// Discard the app's output (no log files)
+    #[arg(long)]
+    pub disable_logs: bool,
+    /// Rotate a log file when it reaches this size (10M; 0 = never by size)
+    #[arg(long, value_name = "SIZE")]
+    pub log_max_size: Option<String>,
+    /// Rotated log files kept per file
+    #[arg(long, value_name = "N")]
+    pub log_retain: Option<String>,
+    /// Keep rotated log files uncompressed
+    #[arg(long)]
+    pub no_log_compress: bool,
+    /// Rotate log files daily, hourly, never, or every DURATION (6h)
+    #[arg(long, value_name = "WHEN")]
+    pub log_rotate_interval: Option<String>,
     /// With an ecosystem file: use its `env_<profile>`
     #[arg(long = "env", value_name = "PROFILE")]
     pub profile: Option<String>,

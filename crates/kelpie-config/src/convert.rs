@@ -3,7 +3,7 @@
 //! is, because `kelpie start` flags arrive as strings and YAML users quote freely.
 
 use crate::units::{parse_bytes, parse_duration_ms};
-use kelpie_core::ExecMode;
+use kelpie_core::{ExecMode, LogType};
 use serde_json::Value;
 
 /// A value as shown in messages: strings quoted, other values as JSON.
@@ -155,6 +155,64 @@ pub fn exec_mode(value: &Value) -> Result<ExecMode, String> {
         Some("cluster" | "cluster_mode") => Ok(ExecMode::Cluster),
         _ => Err(expected("\"fork\" or \"cluster\"", value)),
     }
+}
+
+/// `log_file`: `true` is the default combined file (`Some("")`), `false` none, or a path
+/// (resolved by the caller).
+pub fn log_file(value: &Value) -> Result<Option<String>, String> {
+    match value {
+        Value::Bool(b) => Ok(b.then(String::new)),
+        Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok(Some(String::new())),
+        Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Ok(None),
+        Value::String(s) if !s.trim().is_empty() => Ok(Some(s.clone())),
+        _ => Err(expected(
+            "a file path, true (the default file) or false",
+            value,
+        )),
+    }
+}
+
+/// `log_type`: `raw` or `json`.
+pub fn log_type(value: &Value) -> Result<LogType, String> {
+    match value
+        .as_str()
+        .map(|s| s.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("raw") => Ok(LogType::Raw),
+        Some("json") => Ok(LogType::Json),
+        _ => Err(expected("\"raw\" or \"json\"", value)),
+    }
+}
+
+/// One day in milliseconds: rotation at local midnight.
+pub const DAILY_MS: u64 = 86_400_000;
+/// One hour in milliseconds.
+pub const HOURLY_MS: u64 = 3_600_000;
+/// Shortest rotation period accepted (a shorter one is almost certainly a unit mistake).
+const MIN_ROTATE_INTERVAL_MS: u64 = 60_000;
+
+/// Rotation period in ms: `daily`, `hourly`, `never` (0), or a duration of at least one minute
+/// (`6h`, `30m`, a number of ms; `0` also means never).
+pub fn rotate_interval(value: &Value) -> Result<u64, String> {
+    let ms = match value.as_str().map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+        Some("daily") => DAILY_MS,
+        Some("hourly") => HOURLY_MS,
+        Some("never") => 0,
+        _ => duration(value).map_err(|_| {
+            expected(
+                "\"daily\", \"hourly\", \"never\" or a duration like 6h, 30m or a number of milliseconds",
+                value,
+            )
+        })?,
+    };
+    if ms != 0 && ms < MIN_ROTATE_INTERVAL_MS {
+        return Err(format!(
+            "expected at least 1 minute (or \"never\"), got {}",
+            describe(value)
+        ));
+    }
+    Ok(ms)
 }
 
 /// A TCP port, 1 to 65535.
@@ -309,6 +367,54 @@ mod tests {
         assert_eq!(port(&json!("3000")), Ok(3000));
         assert!(port(&json!(0)).is_err());
         assert!(port(&json!(70000)).is_err());
+    }
+
+    #[test]
+    fn log_files_take_paths_or_booleans() {
+        assert_eq!(log_file(&json!(true)), Ok(Some(String::new())));
+        assert_eq!(log_file(&json!("true")), Ok(Some(String::new())));
+        assert_eq!(log_file(&json!(false)), Ok(None));
+        assert_eq!(log_file(&json!("FALSE")), Ok(None));
+        assert_eq!(log_file(&json!("a.log")), Ok(Some("a.log".into())));
+        assert_eq!(
+            log_file(&json!("")),
+            Err("expected a file path, true (the default file) or false, got \"\"".into())
+        );
+        assert!(log_file(&json!(1)).is_err());
+    }
+
+    #[test]
+    fn log_types_are_raw_or_json() {
+        assert_eq!(log_type(&json!("json")), Ok(LogType::Json));
+        assert_eq!(log_type(&json!(" JSON ")), Ok(LogType::Json));
+        assert_eq!(log_type(&json!("raw")), Ok(LogType::Raw));
+        assert_eq!(
+            log_type(&json!("xml")),
+            Err("expected \"raw\" or \"json\", got \"xml\"".into())
+        );
+        assert!(log_type(&json!(true)).is_err());
+    }
+
+    #[test]
+    fn rotate_intervals_take_words_and_durations() {
+        assert_eq!(rotate_interval(&json!("daily")), Ok(DAILY_MS));
+        assert_eq!(rotate_interval(&json!("Hourly")), Ok(HOURLY_MS));
+        assert_eq!(rotate_interval(&json!("never")), Ok(0));
+        assert_eq!(rotate_interval(&json!(0)), Ok(0));
+        assert_eq!(rotate_interval(&json!("0")), Ok(0));
+        assert_eq!(rotate_interval(&json!("6h")), Ok(6 * HOURLY_MS));
+        assert_eq!(rotate_interval(&json!("1m")), Ok(60_000));
+        assert_eq!(rotate_interval(&json!(120_000)), Ok(120_000));
+        assert_eq!(
+            rotate_interval(&json!("30s")),
+            Err("expected at least 1 minute (or \"never\"), got \"30s\"".into())
+        );
+        assert!(rotate_interval(&json!(500)).is_err());
+        assert_eq!(
+            rotate_interval(&json!("weekly")),
+            Err("expected \"daily\", \"hourly\", \"never\" or a duration like 6h, 30m or a number of milliseconds, got \"weekly\"".into())
+        );
+        assert!(rotate_interval(&json!(-1)).is_err());
     }
 
     #[test]

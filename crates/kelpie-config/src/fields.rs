@@ -25,6 +25,15 @@ pub const SUPPORTED: &[&str] = &[
     "out_file",
     "error_file",
     "merge_logs",
+    "log_file",
+    "log_date_format",
+    "time",
+    "log_type",
+    "disable_logs",
+    "log_max_size",
+    "log_retain",
+    "log_compress",
+    "log_rotate_interval",
     "max_memory_restart",
     "port",
 ];
@@ -44,6 +53,7 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("err_file", "error_file"),
     ("err_log", "error_file"),
     ("combine_logs", "merge_logs"),
+    ("log", "log_file"),
     ("stop_signal", "kill_signal"),
 ];
 
@@ -56,12 +66,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "watch_options",
     "cron_restart",
     "cron",
-    "log_file",
-    "log",
-    "log_date_format",
-    "time",
-    "log_type",
-    "disable_logs",
     "wait_ready",
     "listen_timeout",
     "shutdown_with_message",
@@ -152,17 +156,27 @@ pub fn to_snake_case(key: &str) -> String {
 
 /// The known key nearest to `key`, if close enough to be a plausible typo.
 fn suggest(key: &str) -> Option<&'static str> {
+    closest(
+        key,
+        SUPPORTED
+            .iter()
+            .copied()
+            .chain(ALIASES.iter().map(|(alias, _)| *alias))
+            .chain(UNSUPPORTED.iter().copied()),
+    )
+}
+
+/// The candidate nearest to `key`, if close enough to be a plausible typo (also used for the
+/// keys of `kelpie.toml`).
+pub fn closest<'a>(key: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     // Longer names tolerate more typos; short ones would match almost anything.
     let limit = match key.chars().count() {
         0..=4 => 1,
         5..=10 => 2,
         _ => 3,
     };
-    SUPPORTED
-        .iter()
-        .copied()
-        .chain(ALIASES.iter().map(|(alias, _)| *alias))
-        .chain(UNSUPPORTED.iter().copied())
+    candidates
+        .into_iter()
         .map(|known| (levenshtein(key, known), known))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
@@ -206,6 +220,12 @@ mod tests {
         assert_eq!(classify("node_args"), Kind::Supported("interpreter_args"));
         assert_eq!(classify("err_log"), Kind::Supported("error_file"));
         assert_eq!(classify("stop_signal"), Kind::Supported("kill_signal"));
+        assert_eq!(classify("log"), Kind::Supported("log_file"));
+        assert_eq!(classify("time"), Kind::Supported("time"));
+        assert_eq!(
+            classify(&to_snake_case("logRotateInterval")),
+            Kind::Supported("log_rotate_interval")
+        );
         assert_eq!(
             classify("env_production"),
             Kind::Profile("production".into())
@@ -216,6 +236,33 @@ mod tests {
             Kind::Unknown(Some("max_memory_restart"))
         );
         assert_eq!(classify("completely_different"), Kind::Unknown(None));
+    }
+
+    #[test]
+    fn log_fields_are_no_longer_unsupported() {
+        for field in [
+            "log_file",
+            "log",
+            "log_date_format",
+            "time",
+            "log_type",
+            "disable_logs",
+        ] {
+            assert!(!UNSUPPORTED.contains(&field), "{field}");
+            assert!(matches!(classify(field), Kind::Supported(_)), "{field}");
+        }
+        assert_eq!(
+            classify("log_max_sise"),
+            Kind::Unknown(Some("log_max_size"))
+        );
+    }
+
+    #[test]
+    fn closest_suggests_only_plausible_typos() {
+        let keys = ["max_size", "retain", "compress", "rotate_interval"];
+        assert_eq!(closest("max_sise", keys), Some("max_size"));
+        assert_eq!(closest("retian", keys), Some("retain"));
+        assert_eq!(closest("colour", keys), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 mod build;
 mod convert;
+mod daemon_settings;
 mod env;
 mod errors;
 mod fields;
@@ -22,6 +23,7 @@ mod template;
 mod units;
 mod words;
 
+pub use daemon_settings::{DaemonSettings, LogDefaults};
 pub use errors::ConfigError;
 pub use formats::is_ecosystem_file;
 pub use load::{app_names, from_script, load_file};
@@ -115,4 +117,22 @@ pub struct ScriptOptions {
     pub error_file: Option<String>,
     /// `--merge-logs`.
     pub merge_logs: bool,
+    /// `-l` / `--log [path]`: `Some("")` without a path (the default combined file).
+    pub log_file: Option<String>,
+    /// `--log-date-format`.
+    pub log_date_format: Option<String>,
+    /// `--time` (the same as `time: true`: an ISO-like date prefix).
+    pub time: bool,
+    /// `--log-type` (`raw` or `json`).
+    pub log_type: Option<String>,
+    /// `--disable-logs`.
+    pub disable_logs: bool,
+    /// `--log-max-size` (size; `0` = never by size).
+    pub log_max_size: Option<String>,
+    /// `--log-retain`.
+    pub log_retain: Option<String>,
+    /// `--no-log-compress` gives `Some(false)`.
+    pub log_compress: Option<bool>,
+    /// `--log-rotate-interval` (`daily`, `hourly`, `never` or a duration).
+    pub log_rotate_interval: Option<String>,
 }

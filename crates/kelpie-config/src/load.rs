@@ -270,6 +270,11 @@ fn raw_from_options(script: &str, opts: &ScriptOptions) -> RawApp {
         ("kill_signal", &opts.kill_signal),
         ("out_file", &opts.out_file),
         ("error_file", &opts.error_file),
+        ("log_date_format", &opts.log_date_format),
+        ("log_type", &opts.log_type),
+        ("log_max_size", &opts.log_max_size),
+        ("log_retain", &opts.log_retain),
+        ("log_rotate_interval", &opts.log_rotate_interval),
     ];
     for (key, value) in strings {
         if let Some(value) = value {
@@ -290,6 +295,20 @@ fn raw_from_options(script: &str, opts: &ScriptOptions) -> RawApp {
     }
     if opts.merge_logs {
         raw.add("merge_logs", Value::Bool(true));
+    }
+    match opts.log_file.as_deref() {
+        Some("") => raw.add("log_file", Value::Bool(true)),
+        Some(path) => raw.add("log_file", Value::from(path)),
+        None => {}
+    }
+    if opts.time {
+        raw.add("time", Value::Bool(true));
+    }
+    if opts.disable_logs {
+        raw.add("disable_logs", Value::Bool(true));
+    }
+    if let Some(b) = opts.log_compress {
+        raw.add("log_compress", Value::Bool(b));
     }
     raw
 }

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::example_ecosystem;
-use kelpie_core::ExecMode;
+use kelpie_core::{ExecMode, LogRotation, LogType};
 use std::collections::BTreeMap;
 
 /// A project directory with scripts, and a `bin/` holding fake interpreters; the context's
@@ -655,5 +655,237 @@ fn from_script_validates_like_files() {
     assert_eq!(
         err,
         format!("app `x`: script `{}` not found", p.abs("x.js"))
+    );
+}
+
+#[test]
+fn log_fields_are_read_without_warnings() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"name": "api", "script": "app.js", "log_file": "logs/all.log",
+                 "log_date_format": "YYYY-MM-DD HH:mm Z", "log_type": "json",
+                 "disable_logs": true, "log_max_size": "512K", "log_retain": 3,
+                 "log_compress": false, "log_rotate_interval": "hourly"}]"#,
+        )
+        .expect("loads");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let spec = &loaded.apps[0];
+    assert_eq!(spec.log_file, Some(p.abs("logs/all.log")));
+    assert_eq!(spec.log_date_format.as_deref(), Some("YYYY-MM-DD HH:mm Z"));
+    assert_eq!(spec.log_type, LogType::Json);
+    assert!(spec.disable_logs);
+    assert_eq!(
+        spec.log_rotation,
+        LogRotation {
+            max_size: Some(512 * 1024),
+            retain: Some(3),
+            compress: Some(false),
+            interval_ms: Some(3_600_000),
+        }
+    );
+}
+
+#[test]
+fn log_fields_default_to_none_so_the_daemon_decides() {
+    let p = Project::new();
+    let loaded = p
+        .load("e.json", r#"[{"name": "api", "script": "app.js"}]"#)
+        .expect("loads");
+    let spec = &loaded.apps[0];
+    assert_eq!(spec.log_file, None);
+    assert_eq!(spec.log_date_format, None);
+    assert_eq!(spec.log_type, LogType::Raw);
+    assert!(!spec.disable_logs);
+    assert_eq!(spec.log_rotation, LogRotation::default());
+}
+
+#[test]
+fn log_fields_accept_camel_case_and_the_log_alias() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"name": "api", "script": "app.js", "log": true, "logDateFormat": "HH:mm",
+                 "logType": "raw", "disableLogs": false, "logMaxSize": 0, "logRetain": "0",
+                 "logCompress": "true", "logRotateInterval": "never"}]"#,
+        )
+        .expect("loads");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let spec = &loaded.apps[0];
+    assert_eq!(spec.log_file.as_deref(), Some(""));
+    assert_eq!(spec.log_date_format.as_deref(), Some("HH:mm"));
+    assert_eq!(spec.log_type, LogType::Raw);
+    assert!(!spec.disable_logs);
+    assert_eq!(
+        spec.log_rotation,
+        LogRotation {
+            max_size: Some(0),
+            retain: Some(0),
+            compress: Some(true),
+            interval_ms: Some(0),
+        }
+    );
+    let loaded = p
+        .load(
+            "e.yaml",
+            "apps:\n  - name: api\n    script: app.js\n    logFile: ~/api.log\n    logRotateInterval: 6h\n    logMaxSize: 10M\n",
+        )
+        .expect("yaml loads");
+    let spec = &loaded.apps[0];
+    assert_eq!(spec.log_file.as_deref(), Some("/home/test/api.log"));
+    assert_eq!(spec.log_rotation.interval_ms, Some(6 * 3_600_000));
+    assert_eq!(spec.log_rotation.max_size, Some(10 << 20));
+}
+
+#[test]
+fn log_file_paths_resolve_like_out_file() {
+    let p = Project::new();
+    std::fs::create_dir(p.path("svc")).expect("mkdir");
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"name": "a", "script": "app.js", "log": "a.log"},
+                {"name": "b", "script": "../app.js", "cwd": "svc", "log_file": "../b.log", "out_file": "o.log"},
+                {"name": "c", "script": "app.js", "log_file": false},
+                {"name": "d", "script": "app.js", "log_file": "/dev/null", "out_file": "NULL"},
+                {"name": "e", "script": "app.js", "log_file": "NULL", "error_file": "/dev/null"}]"#,
+        )
+        .expect("loads");
+    let apps = &loaded.apps;
+    assert_eq!(apps[0].log_file, Some(p.abs("a.log")));
+    assert_eq!(apps[1].log_file, Some(p.abs("b.log")));
+    assert_eq!(apps[1].out_file, Some(p.abs("svc/o.log")));
+    assert_eq!(apps[2].log_file, None);
+    assert_eq!(apps[3].log_file.as_deref(), Some("/dev/null"));
+    assert_eq!(apps[3].out_file.as_deref(), Some("NULL"));
+    assert_eq!(apps[4].log_file.as_deref(), Some("NULL"));
+    assert_eq!(apps[4].error_file.as_deref(), Some("/dev/null"));
+}
+
+#[test]
+fn time_true_overrides_the_date_format() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"name": "a", "script": "app.js", "time": true, "log_date_format": "HH:mm"},
+                {"name": "b", "script": "app.js", "time": true},
+                {"name": "c", "script": "app.js", "time": false, "log_date_format": "HH:mm"},
+                {"name": "d", "script": "app.js", "time": false}]"#,
+        )
+        .expect("loads");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let formats: Vec<_> = loaded
+        .apps
+        .iter()
+        .map(|a| a.log_date_format.as_deref())
+        .collect();
+    assert_eq!(
+        formats,
+        [
+            Some("YYYY-MM-DDTHH:mm:ss"),
+            Some("YYYY-MM-DDTHH:mm:ss"),
+            Some("HH:mm"),
+            None
+        ]
+    );
+}
+
+#[test]
+fn bad_log_fields_are_all_reported() {
+    let p = Project::new();
+    let errors = p.errors(
+        "e.json",
+        r#"[{"name": "api", "script": "app.js", "log_file": 3, "logType": "xml",
+             "log_date_format": "", "time": "yes", "disable_logs": "no",
+             "log_max_size": "lots", "log_retain": -1, "log_compress": "maybe",
+             "log_rotate_interval": "30s"},
+            {"name": "w", "script": "app.js", "log": "a.log", "log_file": "b.log",
+             "logRotateInterval": "weekly"}]"#,
+    );
+    assert_eq!(
+        errors,
+        [
+            "e.json: app `api`: field `log_file`: expected a file path, true (the default file) or false, got 3",
+            "e.json: app `api`: field `log_date_format`: expected a non-empty string, got \"\"",
+            "e.json: app `api`: field `time`: expected true or false, got \"yes\"",
+            "e.json: app `api`: field `logType`: expected \"raw\" or \"json\", got \"xml\"",
+            "e.json: app `api`: field `disable_logs`: expected true or false, got \"no\"",
+            "e.json: app `api`: field `log_max_size`: expected a size like 200M, 1G or a number of bytes, got \"lots\"",
+            "e.json: app `api`: field `log_retain`: expected a whole number ≥ 0, got -1",
+            "e.json: app `api`: field `log_compress`: expected true or false, got \"maybe\"",
+            "e.json: app `api`: field `log_rotate_interval`: expected at least 1 minute (or \"never\"), got \"30s\"",
+            "e.json: app `w`: `log` and `log_file` both set `log_file`; keep one",
+            "e.json: app `w`: field `logRotateInterval`: expected \"daily\", \"hourly\", \"never\" or a duration like 6h, 30m or a number of milliseconds, got \"weekly\"",
+        ]
+    );
+}
+
+#[test]
+fn from_script_takes_log_flags() {
+    let p = Project::new();
+    let opts = ScriptOptions {
+        log_file: Some("all.log".into()),
+        log_date_format: Some("HH:mm".into()),
+        time: true,
+        log_type: Some("json".into()),
+        disable_logs: true,
+        log_max_size: Some("10M".into()),
+        log_retain: Some("5".into()),
+        log_compress: Some(false),
+        log_rotate_interval: Some("6h".into()),
+        ..ScriptOptions::default()
+    };
+    let spec = &from_script("app.js", &opts, &p.ctx).expect("builds").apps[0];
+    assert_eq!(spec.log_file, Some(p.abs("all.log")));
+    assert_eq!(spec.log_date_format.as_deref(), Some("YYYY-MM-DDTHH:mm:ss"));
+    assert_eq!(spec.log_type, LogType::Json);
+    assert!(spec.disable_logs);
+    assert_eq!(
+        spec.log_rotation,
+        LogRotation {
+            max_size: Some(10 << 20),
+            retain: Some(5),
+            compress: Some(false),
+            interval_ms: Some(6 * 3_600_000),
+        }
+    );
+    let bare = ScriptOptions {
+        log_file: Some(String::new()),
+        log_date_format: Some("HH:mm".into()),
+        ..ScriptOptions::default()
+    };
+    let spec = &from_script("app.js", &bare, &p.ctx).expect("builds").apps[0];
+    assert_eq!(spec.log_file.as_deref(), Some(""));
+    assert_eq!(spec.log_date_format.as_deref(), Some("HH:mm"));
+    assert_eq!(spec.log_rotation, LogRotation::default());
+    let none = from_script("app.js", &ScriptOptions::default(), &p.ctx).expect("builds");
+    assert_eq!(none.apps[0].log_file, None);
+    assert_eq!(none.apps[0].log_date_format, None);
+}
+
+#[test]
+fn from_script_validates_log_flags_like_files() {
+    let p = Project::new();
+    let opts = ScriptOptions {
+        log_type: Some("text".into()),
+        log_max_size: Some("big".into()),
+        log_retain: Some("many".into()),
+        log_rotate_interval: Some("5s".into()),
+        ..ScriptOptions::default()
+    };
+    let err = from_script("app.js", &opts, &p.ctx)
+        .expect_err("should fail")
+        .to_string();
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            "app `app`: field `log_type`: expected \"raw\" or \"json\", got \"text\"",
+            "app `app`: field `log_max_size`: expected a size like 200M, 1G or a number of bytes, got \"big\"",
+            "app `app`: field `log_retain`: expected a whole number ≥ 0, got \"many\"",
+            "app `app`: field `log_rotate_interval`: expected at least 1 minute (or \"never\"), got \"5s\"",
+        ]
     );
 }

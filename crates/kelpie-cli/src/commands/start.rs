@@ -22,7 +22,9 @@ const DEFAULT_FILES: &[&str] = &[
     "ecosystem.toml",
 ];
 
-pub fn start(home: &Home, args: StartArgs) -> Result<ExitCode> {
+pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
+    let argv: Vec<String> = std::env::args().collect();
+    script_given_to_log(&mut args, &argv);
     let ctx = load_context(args.profile.clone(), args.only.clone())?;
     let targets = if args.targets.is_empty() {
         match DEFAULT_FILES.iter().find(|f| Path::new(f).exists()) {
@@ -145,5 +147,154 @@ fn script_options(args: &StartArgs) -> ScriptOptions {
         out_file: args.out_file.clone(),
         error_file: args.error_file.clone(),
         merge_logs: args.merge_logs,
+        log_file: args.log_file.clone(),
+        log_date_format: args.log_date_format.clone(),
+        time: args.time,
+        log_type: args.log_type.clone(),
+        disable_logs: args.disable_logs,
+        log_max_size: args.log_max_size.clone(),
+        log_retain: args.log_retain.clone(),
+        log_compress: args.no_log_compress.then_some(false),
+        log_rotate_interval: args.log_rotate_interval.clone(),
+    }
+}
+
+/// `-l`/`--log` take an optional path, as in PM2, so in `kelpie start -l app.js` the parser
+/// hands `app.js` to `-l` and leaves nothing to start. When no target was given and the path was
+/// a separate word after `-l`/`--log` (not `--log=PATH` or `-lPATH`), that word is the script
+/// and the combined log goes to its default file.
+fn script_given_to_log(args: &mut StartArgs, argv: &[String]) {
+    if !args.targets.is_empty() {
+        return;
+    }
+    let Some(value) = args.log_file.clone().filter(|v| !v.is_empty()) else {
+        return;
+    };
+    let options = argv.iter().take_while(|a| a.as_str() != "--");
+    let separate = options
+        .zip(argv.iter().skip(1))
+        .any(|(flag, next)| *next == value && takes_log_value_next(flag));
+    if separate {
+        args.targets.push(value);
+        args.log_file = Some(String::new());
+    }
+}
+
+/// `-l`, `--log`, or a cluster of `start`'s short switches ending in `l` (`-fl`).
+fn takes_log_value_next(word: &str) -> bool {
+    if word == "--log" {
+        return true;
+    }
+    match word.strip_prefix('-').and_then(|w| w.strip_suffix('l')) {
+        Some(switches) => !switches.starts_with('-') && switches.chars().all(|c| "af".contains(c)),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    /// `kelpie start <words>` parsed, with the `-l` fix applied, as the options sent to config.
+    fn parse(words: &[&str]) -> StartArgs {
+        let argv: Vec<String> = ["kelpie", "start"]
+            .iter()
+            .chain(words)
+            .map(|w| w.to_string())
+            .collect();
+        let Command::Start(args) = Cli::try_parse_from(&argv).expect("parses").command else {
+            panic!("not start");
+        };
+        let mut args = *args;
+        script_given_to_log(&mut args, &argv);
+        args
+    }
+
+    #[test]
+    fn log_without_a_path_is_the_default_file() {
+        for words in [
+            &["app.js", "-l"][..],
+            &["app.js", "--log"],
+            &["-l", "--", "x"],
+            &["app.js", "-l", "--name", "api"],
+        ] {
+            let args = parse(words);
+            assert_eq!(args.log_file.as_deref(), Some(""), "{words:?}");
+        }
+        assert_eq!(parse(&["app.js"]).log_file, None);
+    }
+
+    #[test]
+    fn log_takes_a_path_after_the_script_or_with_equals() {
+        for words in [
+            &["app.js", "-l", "all.log"][..],
+            &["app.js", "--log", "all.log"],
+            &["--log=all.log", "app.js"],
+            &["-l", "all.log", "app.js"],
+            &["app.js", "-lall.log"],
+        ] {
+            let args = parse(words);
+            assert_eq!(args.targets, ["app.js"], "{words:?}");
+            assert_eq!(args.log_file.as_deref(), Some("all.log"), "{words:?}");
+        }
+    }
+
+    #[test]
+    fn a_lone_word_after_l_is_the_script() {
+        for words in [
+            &["-l", "app.js"][..],
+            &["--log", "app.js"],
+            &["-fl", "app.js"],
+            &["-l", "app.js", "--", "--port", "80"],
+        ] {
+            let args = parse(words);
+            assert_eq!(args.targets, ["app.js"], "{words:?}");
+            assert_eq!(args.log_file.as_deref(), Some(""), "{words:?}");
+        }
+        // Attached to the flag, it is a path even without a script (the default file is started).
+        for words in [&["--log=all.log"][..], &["-lall.log"]] {
+            let args = parse(words);
+            assert!(args.targets.is_empty(), "{words:?}");
+            assert_eq!(args.log_file.as_deref(), Some("all.log"), "{words:?}");
+        }
+        // `-n` takes a value: `-nl` names the app `l`, it is not `-l`.
+        let args = parse(&["-nl", "app.js"]);
+        assert_eq!(args.targets, ["app.js"]);
+        assert_eq!(args.log_file, None);
+    }
+
+    #[test]
+    fn log_flags_become_script_options() {
+        let args = parse(&[
+            "app.js",
+            "--log-type",
+            "json",
+            "--log-date-format",
+            "HH:mm",
+            "--time",
+            "--disable-logs",
+            "--log-max-size",
+            "10M",
+            "--log-retain",
+            "3",
+            "--no-log-compress",
+            "--log-rotate-interval",
+            "hourly",
+        ]);
+        let options = script_options(&args);
+        assert_eq!(options.log_file, None);
+        assert_eq!(options.log_type.as_deref(), Some("json"));
+        assert_eq!(options.log_date_format.as_deref(), Some("HH:mm"));
+        assert!(options.time);
+        assert!(options.disable_logs);
+        assert_eq!(options.log_max_size.as_deref(), Some("10M"));
+        assert_eq!(options.log_retain.as_deref(), Some("3"));
+        assert_eq!(options.log_compress, Some(false));
+        assert_eq!(options.log_rotate_interval.as_deref(), Some("hourly"));
+        let defaults = script_options(&parse(&["app.js"]));
+        assert_eq!(defaults.log_compress, None);
+        assert!(!defaults.time && !defaults.disable_logs);
     }
 }

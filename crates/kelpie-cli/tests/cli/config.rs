@@ -198,6 +198,29 @@ fn bad_files_give_precise_errors_and_start_nothing() {
 }
 
 #[test]
+fn bad_log_flags_are_refused_and_start_nothing() {
+    let k = kelpie();
+    let app = k.fake_app();
+    let err = k.fails(&[
+        "start",
+        &app,
+        "--log-type",
+        "xml",
+        "--log-rotate-interval",
+        "10s",
+    ]);
+    assert!(
+        err.contains("field `log_type`: expected \"raw\" or \"json\", got \"xml\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("field `log_rotate_interval`: expected at least 1 minute"),
+        "{err}"
+    );
+    assert_nothing_started(&k);
+}
+
+#[test]
 fn unsupported_pm2_fields_warn_once_and_the_app_still_starts() {
     let k = kelpie();
     let app = k.fake_app();

@@ -1,0 +1,318 @@
+//! Daemon-wide settings: `<home>/kelpie.toml`. For now only the log rotation defaults that apply
+//! to apps which do not set their own `log_max_size`, `log_retain`, `log_compress` or
+//! `log_rotate_interval`.
+
+use crate::convert;
+use crate::errors::ConfigError;
+use crate::formats::{self, Format};
+use kelpie_core::LogRotation;
+use serde_json::Value;
+use std::path::Path;
+
+/// Log rotation applied to apps that do not set their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogDefaults {
+    /// Rotate a file once it reaches this many bytes (0 = never by size).
+    pub max_size: u64,
+    /// Rotated files kept per log file.
+    pub retain: u32,
+    /// Gzip rotated files.
+    pub compress: bool,
+    /// Rotate at each boundary of this period in local time (86 400 000 = at midnight; 0 = never
+    /// by time).
+    pub interval_ms: u64,
+}
+
+impl Default for LogDefaults {
+    /// 10 MiB, 10 files kept, gzip, daily at local midnight.
+    fn default() -> Self {
+        LogDefaults {
+            max_size: 10 * 1024 * 1024,
+            retain: 10,
+            compress: true,
+            interval_ms: convert::DAILY_MS,
+        }
+    }
+}
+
+impl LogDefaults {
+    /// The rotation of one app: its own settings where it has them, these defaults elsewhere.
+    pub fn for_app(&self, rotation: &LogRotation) -> LogDefaults {
+        LogDefaults {
+            max_size: rotation.max_size.unwrap_or(self.max_size),
+            retain: rotation.retain.unwrap_or(self.retain),
+            compress: rotation.compress.unwrap_or(self.compress),
+            interval_ms: rotation.interval_ms.unwrap_or(self.interval_ms),
+        }
+    }
+}
+
+/// Everything `kelpie.toml` configures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DaemonSettings {
+    /// The `[logs]` section.
+    pub logs: LogDefaults,
+}
+
+/// Sections of `kelpie.toml`.
+const SECTIONS: &[&str] = &["logs"];
+/// Keys of `[logs]`.
+const LOG_KEYS: &[&str] = &["max_size", "retain", "compress", "rotate_interval"];
+
+impl DaemonSettings {
+    /// Read `<path>` (TOML). A missing file = defaults. Any error names the file and the key;
+    /// every problem of the file is reported at once ([`ConfigError::Invalid`]).
+    pub fn load(path: &Path) -> Result<DaemonSettings, ConfigError> {
+        let file = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(DaemonSettings::default())
+            }
+            Err(source) => return Err(ConfigError::Read { file, source }),
+        };
+        let document = formats::parse_text(Format::Toml, &text, &file)?;
+        let mut settings = DaemonSettings::default();
+        let mut errors = Vec::new();
+        let Value::Object(sections) = document else {
+            // A TOML document is always a table.
+            return Ok(settings);
+        };
+        for (name, value) in &sections {
+            match (name.as_str(), value) {
+                ("logs", Value::Object(keys)) => {
+                    read_logs(keys, &mut settings.logs, &mut errors);
+                }
+                ("logs", other) => errors.push(format!(
+                    "`logs` must be a section (`[logs]`), got {}",
+                    convert::kind_of(other)
+                )),
+                (other, _) => errors.push(unknown_top_level(other)),
+            }
+        }
+        if errors.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError::Invalid {
+                errors: errors.into_iter().map(|e| format!("{file}: {e}")).collect(),
+                file,
+            })
+        }
+    }
+}
+
+/// An unknown top-level name: a misspelt section, or a `[logs]` key written outside it.
+fn unknown_top_level(name: &str) -> String {
+    if LOG_KEYS.contains(&name) {
+        return format!("unknown key `{name}` (did you mean `{name}` in the `[logs]` section?)");
+    }
+    match crate::fields::closest(name, SECTIONS.iter().copied()) {
+        Some(section) => format!("unknown section `{name}` (did you mean `[{section}]`?)"),
+        None => format!(
+            "unknown section `{name}` (known sections: {})",
+            SECTIONS
+                .iter()
+                .map(|s| format!("`[{s}]`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn read_logs(
+    keys: &serde_json::Map<String, Value>,
+    logs: &mut LogDefaults,
+    errors: &mut Vec<String>,
+) {
+    for (key, value) in keys {
+        let problem = match key.as_str() {
+            "max_size" => convert::bytes(value).map(|v| logs.max_size = v).err(),
+            "retain" => convert::count(value).map(|v| logs.retain = v).err(),
+            "compress" => convert::boolean(value).map(|v| logs.compress = v).err(),
+            "rotate_interval" => convert::rotate_interval(value)
+                .map(|v| logs.interval_ms = v)
+                .err(),
+            other => {
+                let known = LOG_KEYS
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                errors.push(
+                    match crate::fields::closest(other, LOG_KEYS.iter().copied()) {
+                        Some(k) => format!("unknown key `logs.{other}` (did you mean `{k}`?)"),
+                        None => format!("unknown key `logs.{other}` (known keys: {known})"),
+                    },
+                );
+                None
+            }
+        };
+        if let Some(message) = problem {
+            errors.push(format!("key `logs.{key}`: {message}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> (tempfile::TempDir, Result<DaemonSettings, ConfigError>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kelpie.toml");
+        std::fs::write(&path, text).expect("write");
+        let result = DaemonSettings::load(&path);
+        (dir, result)
+    }
+
+    /// The error lines of an invalid file, with the temporary directory replaced by `<home>`.
+    fn errors(text: &str) -> Vec<String> {
+        let (dir, result) = load_text(text);
+        let prefix = dir.path().display().to_string();
+        match result {
+            Err(ConfigError::Invalid { errors, .. }) => errors
+                .into_iter()
+                .map(|e| e.replace(&prefix, "<home>"))
+                .collect(),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_documented_values() {
+        let logs = LogDefaults::default();
+        assert_eq!(logs.max_size, 10 * 1024 * 1024);
+        assert_eq!(logs.retain, 10);
+        assert!(logs.compress);
+        assert_eq!(logs.interval_ms, 86_400_000);
+        assert_eq!(DaemonSettings::default().logs, logs);
+    }
+
+    #[test]
+    fn missing_or_empty_file_gives_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings = DaemonSettings::load(&dir.path().join("kelpie.toml")).expect("missing");
+        assert_eq!(settings, DaemonSettings::default());
+        let (_dir, settings) = load_text("");
+        assert_eq!(settings.expect("empty"), DaemonSettings::default());
+        let (_dir, settings) = load_text("[logs]\n");
+        assert_eq!(settings.expect("empty section"), DaemonSettings::default());
+    }
+
+    #[test]
+    fn full_file_is_read() {
+        let (_dir, settings) = load_text(
+            "[logs]\nmax_size = \"512K\"\nretain = 3\ncompress = false\nrotate_interval = \"hourly\"\n",
+        );
+        assert_eq!(
+            settings.expect("valid").logs,
+            LogDefaults {
+                max_size: 512 * 1024,
+                retain: 3,
+                compress: false,
+                interval_ms: 3_600_000,
+            }
+        );
+    }
+
+    #[test]
+    fn values_use_the_app_field_forms() {
+        let (_dir, settings) = load_text(
+            "[logs]\nmax_size = 1048576\nrotate_interval = \"6h\"\n# comment\nretain = 0\n",
+        );
+        let logs = settings.expect("valid").logs;
+        assert_eq!(logs.max_size, 1 << 20);
+        assert_eq!(logs.interval_ms, 6 * 3_600_000);
+        assert_eq!(logs.retain, 0);
+        assert!(logs.compress, "unset keys keep their default");
+        let (_dir, settings) = load_text("[logs]\nmax_size = \"0\"\nrotate_interval = \"never\"\n");
+        let logs = settings.expect("valid").logs;
+        assert_eq!((logs.max_size, logs.interval_ms), (0, 0));
+        let (_dir, settings) = load_text("[logs]\nrotate_interval = \"daily\"\n");
+        assert_eq!(settings.expect("valid").logs.interval_ms, 86_400_000);
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_with_its_key() {
+        assert_eq!(
+            errors(
+                "[logs]\nmax_size = \"lots\"\nretain = -1\ncompress = \"yes\"\nrotate_interval = \"10s\"\n"
+            ),
+            [
+                "<home>/kelpie.toml: key `logs.compress`: expected true or false, got \"yes\"",
+                "<home>/kelpie.toml: key `logs.max_size`: expected a size like 200M, 1G or a number of bytes, got \"lots\"",
+                "<home>/kelpie.toml: key `logs.retain`: expected a whole number ≥ 0, got -1",
+                "<home>/kelpie.toml: key `logs.rotate_interval`: expected at least 1 minute (or \"never\"), got \"10s\"",
+            ]
+        );
+        assert_eq!(
+            errors("[logs]\nrotate_interval = \"weekly\"\n"),
+            ["<home>/kelpie.toml: key `logs.rotate_interval`: expected \"daily\", \"hourly\", \"never\" or a duration like 6h, 30m or a number of milliseconds, got \"weekly\""]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_sections_suggest_the_right_name() {
+        assert_eq!(
+            errors("[logs]\nmax_sise = \"1M\"\nflavour = 1\n"),
+            [
+                "<home>/kelpie.toml: unknown key `logs.flavour` (known keys: `max_size`, `retain`, `compress`, `rotate_interval`)",
+                "<home>/kelpie.toml: unknown key `logs.max_sise` (did you mean `max_size`?)",
+            ]
+        );
+        assert_eq!(
+            errors("[log]\nretain = 3\n"),
+            ["<home>/kelpie.toml: unknown section `log` (did you mean `[logs]`?)"]
+        );
+        assert_eq!(
+            errors("retain = 3\n[daemon]\n"),
+            [
+                "<home>/kelpie.toml: unknown section `daemon` (known sections: `[logs]`)",
+                "<home>/kelpie.toml: unknown key `retain` (did you mean `retain` in the `[logs]` section?)",
+            ]
+        );
+        assert_eq!(
+            errors("logs = 3\n"),
+            ["<home>/kelpie.toml: `logs` must be a section (`[logs]`), got a number"]
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_file_and_line() {
+        let (dir, result) = load_text("[logs]\nretain = \n");
+        let err = result.expect_err("should fail").to_string();
+        let prefix = dir.path().display().to_string();
+        assert!(
+            err.starts_with(&format!("{prefix}/kelpie.toml:2:")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unreadable_path_is_a_read_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = DaemonSettings::load(dir.path()).expect_err("a directory");
+        assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn app_settings_win_over_defaults() {
+        let defaults = LogDefaults::default();
+        assert_eq!(defaults.for_app(&LogRotation::default()), defaults);
+        let own = LogRotation {
+            max_size: Some(0),
+            retain: None,
+            compress: Some(false),
+            interval_ms: None,
+        };
+        assert_eq!(
+            defaults.for_app(&own),
+            LogDefaults {
+                max_size: 0,
+                retain: 10,
+                compress: false,
+                interval_ms: 86_400_000,
+            }
+        );
+    }
+}
