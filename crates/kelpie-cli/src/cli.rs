@@ -47,6 +47,17 @@ pub enum Command {
         /// Name or id
         target: String,
     },
+    /// Show the last lines of apps' output, then follow it live
+    #[command(alias = "log")]
+    Logs(LogsArgs),
+    /// Empty the log files of apps (every app without a target)
+    Flush {
+        /// Names, ids, namespaces or `all`
+        targets: Vec<String>,
+    },
+    /// Reopen every log file (after an external logrotate moved them); same as SIGUSR2 to the daemon
+    #[command(name = "reloadLogs", alias = "reload-logs")]
+    ReloadLogs,
     /// Write the list of apps for `resurrect` (and boot)
     #[command(alias = "dump")]
     Save {
@@ -68,6 +79,33 @@ pub enum Command {
     /// Run the daemon in the foreground (started for you by any other command)
     #[command(hide = true)]
     Daemon,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Name, id, namespace, `all`, or a regular expression on names between slashes (`/^api/`)
+    pub target: Option<String>,
+    /// Lines of each stream to show first
+    #[arg(long, default_value_t = 15)]
+    pub lines: u32,
+    /// Only stderr
+    #[arg(long)]
+    pub err: bool,
+    /// Only stdout
+    #[arg(long)]
+    pub out: bool,
+    /// The lines alone: no prefix, no colour, stderr lines on stderr
+    #[arg(long)]
+    pub raw: bool,
+    /// One JSON object per line (PM2's keys: message, timestamp, type, process_id, app_name)
+    #[arg(long)]
+    pub json: bool,
+    /// Prefix each line with the time it was read, in this format
+    #[arg(long, num_args = 0..=1, default_missing_value = "YYYY-MM-DD-HH:mm:ss", value_name = "FORMAT")]
+    pub timestamp: Option<String>,
+    /// Print the last lines and exit instead of following
+    #[arg(long)]
+    pub nostream: bool,
 }
 
 #[derive(Debug, Args)]

@@ -106,7 +106,17 @@ impl Client {
 
     /// Send one request and read its response.
     pub fn request(&mut self, request: &Request) -> Result<Response> {
-        write_frame(&mut self.stream, request).context("cannot send the request to the daemon")?;
+        self.send(request)?;
+        self.receive()
+    }
+
+    /// Send a request whose answer comes as several responses (`logs`).
+    pub fn send(&mut self, request: &Request) -> Result<()> {
+        write_frame(&mut self.stream, request).context("cannot send the request to the daemon")
+    }
+
+    /// Read the next response.
+    pub fn receive(&mut self) -> Result<Response> {
         let body = read_frame(&mut self.stream)
             .context("the daemon closed the connection before answering")?;
         decode(&body).map_err(|e| anyhow!("cannot understand the daemon's answer ({e}); run `kelpie update` so CLI and daemon match"))

@@ -2,9 +2,11 @@
 //! timers. Decisions come from `kelpie_core::InstanceState`; this module only carries them out.
 
 use crate::clock;
-use crate::launch::{self, InstanceIdentity, LogFiles};
+use crate::launch::{self, InstanceIdentity, OutputPipes};
+use crate::logs::LogService;
 use kelpie_core::{AppSpec, Control, Effect, Input, InstanceState, Status};
-use kelpie_proto::Home;
+use kelpie_proto::{Home, LogStream};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +53,8 @@ pub struct InstanceSetup {
     pub home: Home,
     /// A process group left running by a daemon that died, to be stopped before anything else.
     pub orphan_group: Option<u32>,
+    /// The log pipeline its output goes to.
+    pub logs: LogService,
 }
 
 /// Start the task; returns its mailbox.
@@ -78,7 +82,7 @@ struct Instance {
     state: InstanceState,
     home: Home,
     events: mpsc::UnboundedSender<InstanceEvent>,
-    logs: LogFiles,
+    logs: LogService,
     child: Option<Child>,
     /// Process group of the current or last process (its leader's pid).
     pgid: Option<u32>,
@@ -98,7 +102,7 @@ impl Instance {
             state: setup.state,
             home: setup.home,
             events,
-            logs: LogFiles::default(),
+            logs: setup.logs,
             child: None,
             pgid: None,
             timer: None,
@@ -113,7 +117,6 @@ impl Instance {
         if let Some(pgid) = self.orphan_group.take() {
             self.stop_orphan_group(pgid).await;
         }
-        self.reopen_logs().await;
         loop {
             let wake = self.next_wake(&mut rx).await;
             match wake {
@@ -172,14 +175,7 @@ impl Instance {
                 self.settle_waiters.extend(done);
                 self.feed(Input::Control(control)).await;
             }
-            InstanceMsg::UpdateSpec(spec) => {
-                let logs_moved = launch::log_paths(&self.home, &spec, self.pm_id)
-                    != launch::log_paths(&self.home, &self.spec, self.pm_id);
-                self.spec = spec;
-                if logs_moved {
-                    self.reopen_logs().await;
-                }
-            }
+            InstanceMsg::UpdateSpec(spec) => self.spec = spec,
             InstanceMsg::Reset(done) => {
                 self.state.reset_counters(clock::now());
                 self.publish();
@@ -264,13 +260,32 @@ impl Instance {
             pm_id: self.pm_id,
             instance: self.instance,
         };
-        let mut command = launch::command(&self.spec, &who, &self.logs);
+        let files = launch::log_paths(&self.home, &self.spec, self.pm_id).files();
+        let route = self
+            .logs
+            .route(&self.spec, self.pm_id, self.instance, &files);
+        let (pipes, readers) = match route.as_ref().map(|_| output_pipes()).transpose() {
+            Ok(Some((pipes, readers))) => (Some(pipes), Some(readers)),
+            Ok(None) => (None, None),
+            Err(e) => {
+                return Input::SpawnFailed {
+                    error: format!("cannot create the output pipes: {e}"),
+                }
+            }
+        };
+        // The command (and with it the pipes' write ends) is dropped on the blocking thread
+        // right after the spawn, so the reader sees end-of-file when the app's processes exit.
+        let mut command = launch::command(&self.spec, &who, pipes);
         let spawned = tokio::task::spawn_blocking(move || command.spawn())
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
         match spawned {
             Ok(child) => match child.id() {
                 Some(pid) => {
+                    if let (Some(route), Some((out, err))) = (route, readers) {
+                        self.logs.attach(route.clone(), LogStream::Out, out);
+                        self.logs.attach(route, LogStream::Err, err);
+                    }
                     self.pgid = Some(pid);
                     self.child = Some(child);
                     Input::Spawned { pid }
@@ -312,20 +327,6 @@ impl Instance {
         }
     }
 
-    async fn reopen_logs(&mut self) {
-        let (out, err) = launch::log_paths(&self.home, &self.spec, self.pm_id);
-        let opened = tokio::task::spawn_blocking(move || LogFiles::open(&out, &err)).await;
-        match opened {
-            Ok((logs, problems)) => {
-                for problem in problems {
-                    crate::daemon_log!("app `{}` (id {}): {problem}", self.spec.name, self.pm_id);
-                }
-                self.logs = logs;
-            }
-            Err(e) => crate::daemon_log!("app `{}`: opening log files failed: {e}", self.spec.name),
-        }
-    }
-
     /// A process group that an earlier daemon started and could not stop (it was killed): stop
     /// it the way a stop would, so the app does not run twice.
     async fn stop_orphan_group(&mut self, pgid: u32) {
@@ -342,6 +343,20 @@ impl Instance {
         }
         let _ = kelpie_sys::kill_group(pgid, kelpie_sys::SIGKILL);
     }
+}
+
+/// Two pipes for a process's stdout and stderr: the write ends for the child, the read ends
+/// for the log thread.
+fn output_pipes() -> std::io::Result<(OutputPipes, (OwnedFd, OwnedFd))> {
+    let (out_read, out_write) = std::io::pipe()?;
+    let (err_read, err_write) = std::io::pipe()?;
+    Ok((
+        OutputPipes {
+            out: out_write,
+            err: err_write,
+        },
+        (out_read.into(), err_read.into()),
+    ))
 }
 
 fn libc_sigint() -> i32 {

@@ -14,15 +14,17 @@
 //! rename, fsync of the directory), after every command before its reply, and shortly after
 //! every state change otherwise. A daemon killed with `kill -9` loses no configuration.
 //!
-//! Until the logs issue adds the log pipeline, an app's stdout and stderr are its log files,
-//! opened in append mode and handed to the child: the daemon is not in the output path at all,
-//! so it can never slow an app down, and apps keep writing when the daemon dies.
+//! An app's stdout and stderr are pipes read by the **log pipeline** ([`logs`]): its own
+//! threads read, frame, format and write them, rotate the files, and keep recent lines for
+//! `kelpie logs` ([`follow`]). The supervisor is never in the output path.
 
 mod clock;
 mod dump;
+mod follow;
 mod instance;
 mod launch;
 pub mod log;
+mod logs;
 mod persist;
 mod sampler;
 mod server;

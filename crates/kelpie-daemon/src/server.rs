@@ -1,6 +1,8 @@
 //! The control socket: accepts CLI connections, checks who they are, speaks the Hello
 //! handshake, and passes each request to the supervisor.
 
+use crate::follow::LogsRequest;
+use crate::logs::LogService;
 use crate::supervisor::{Command, Reply};
 use kelpie_proto::{
     decode, encode, ErrorKind, Hello, Request, Response, WireError, MAX_FRAME_LEN, PROTOCOL_VERSION,
@@ -34,11 +36,11 @@ pub fn bind(path: &Path) -> Result<UnixListener, crate::DaemonError> {
 }
 
 /// Accept connections forever.
-pub async fn serve(listener: UnixListener, commands: mpsc::Sender<Command>) {
+pub async fn serve(listener: UnixListener, commands: mpsc::Sender<Command>, logs: LogService) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(handle_connection(stream, commands.clone()));
+                tokio::spawn(handle_connection(stream, commands.clone(), logs.clone()));
             }
             Err(e) => {
                 crate::daemon_log!("accept failed: {e}");
@@ -93,7 +95,11 @@ fn error(kind: ErrorKind, message: String) -> Response {
     Response::Error(WireError { kind, message })
 }
 
-async fn handle_connection(mut stream: UnixStream, commands: mpsc::Sender<Command>) {
+async fn handle_connection(
+    mut stream: UnixStream,
+    commands: mpsc::Sender<Command>,
+    logs: LogService,
+) {
     let refusal = peer_allowed(&stream).err();
     let Ok(Some(body)) = read_frame(&mut stream).await else {
         return;
@@ -127,6 +133,23 @@ async fn handle_connection(mut stream: UnixStream, commands: mpsc::Sender<Comman
             (error(ErrorKind::VersionMismatch, message.clone()), None)
         } else {
             match decode::<Request>(&body) {
+                Ok(Request::Logs {
+                    targets,
+                    lines,
+                    out,
+                    err,
+                    follow,
+                }) => {
+                    let request = LogsRequest {
+                        targets,
+                        lines,
+                        out,
+                        err,
+                        follow,
+                    };
+                    crate::follow::serve(&mut stream, &commands, &logs, request).await;
+                    return;
+                }
                 Ok(request) => dispatch(request, &commands).await,
                 Err(e) => (
                     error(

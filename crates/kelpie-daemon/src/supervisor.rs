@@ -1,10 +1,14 @@
 //! The supervisor actor: owns the app table, handles every request, persists state.
 
 mod handlers;
+mod logs;
 mod targets;
+
+pub use logs::LogSelection;
 
 use crate::clock;
 use crate::instance::{self, InstanceEvent, InstanceMsg, InstanceSetup};
+use crate::logs::LogService;
 use crate::persist::{self, Ack, Persister};
 use crate::sampler::Sampler;
 use crate::state::{PersistedInstance, StateFile, STATE_VERSION};
@@ -45,6 +49,13 @@ pub enum Command {
         finish: Finish,
         /// Where the answer goes.
         reply: oneshot::Sender<Reply>,
+    },
+    /// A `logs` client asks which instances it reads.
+    LogSelection {
+        /// Its targets (empty = all).
+        targets: Vec<kelpie_proto::Target>,
+        /// The answer.
+        reply: oneshot::Sender<Result<LogSelection, kelpie_proto::WireError>>,
     },
     /// The dump was read for `resurrect`.
     DumpLoaded {
@@ -92,6 +103,7 @@ enum Wake {
     Persist,
     Shutdown(&'static str),
     Hangup,
+    ReopenLogs,
     Exit,
 }
 
@@ -108,6 +120,7 @@ struct Supervisor {
     exit_now: Option<oneshot::Receiver<()>>,
     sampler: Arc<Mutex<Sampler>>,
     username: String,
+    logs: LogService,
 }
 
 /// Set up the home, serve it, and supervise until told to exit.
@@ -134,6 +147,19 @@ pub async fn run(home: Home) -> Result<(), DaemonError> {
         source,
     })?;
 
+    let settings_path = home.settings_file();
+    let settings = logs::read_settings(settings_path)
+        .await
+        .unwrap_or_else(|e| {
+            // Apps must still start at boot when this file has a typo: defaults, said loudly.
+            crate::daemon_log!("{e}; using the built-in log rotation defaults");
+            kelpie_config::DaemonSettings::default()
+        });
+    let log_service = LogService::start(settings.logs).map_err(|source| DaemonError::Io {
+        about: "cannot start the log pipeline for",
+        path: home.root().display().to_string(),
+        source,
+    })?;
     let (commands_tx, commands_rx) = mpsc::channel(1024);
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let mut supervisor = Supervisor {
@@ -148,6 +174,7 @@ pub async fn run(home: Home) -> Result<(), DaemonError> {
         exit_now: None,
         sampler: Arc::default(),
         username: kelpie_sys::username(kelpie_sys::current_uid()),
+        logs: log_service.clone(),
     };
     let restore_home = home.clone();
     if let Ok(Some((state, orphans))) =
@@ -161,7 +188,7 @@ pub async fn run(home: Home) -> Result<(), DaemonError> {
         std::process::id(),
         home.root().display()
     );
-    let server = tokio::spawn(server::serve(listener, commands_tx));
+    let server = tokio::spawn(server::serve(listener, commands_tx, log_service));
     let result = supervisor.run(commands_rx, events_rx).await;
     server.abort();
     // The pid file goes first: a CLI waiting for the socket to disappear may start the next
@@ -247,6 +274,7 @@ impl Supervisor {
         let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
         let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
         let mut sighup = signal(SignalKind::hangup()).map_err(signal_error)?;
+        let mut sigusr2 = signal(SignalKind::user_defined2()).map_err(signal_error)?;
         loop {
             let persist_at = self.persist_at;
             let exit_now = self.exit_now.as_mut();
@@ -260,6 +288,7 @@ impl Supervisor {
                 Some(()) = sigterm.recv() => Wake::Shutdown("SIGTERM"),
                 Some(()) = sigint.recv() => Wake::Shutdown("SIGINT"),
                 Some(()) = sighup.recv() => Wake::Hangup,
+                Some(()) = sigusr2.recv() => Wake::ReopenLogs,
                 Ok(()) = async { match exit_now { Some(rx) => rx.await, None => std::future::pending().await } } => Wake::Exit,
             };
             match wake {
@@ -268,6 +297,7 @@ impl Supervisor {
                 Wake::Persist => self.persist(None),
                 Wake::Shutdown(why) => self.begin_shutdown(why, None),
                 Wake::Hangup => crate::daemon_log!("SIGHUP received; nothing to reload yet"),
+                Wake::ReopenLogs => self.reload_logs(None),
                 Wake::Exit => return Ok(()),
             }
         }
@@ -279,6 +309,9 @@ impl Supervisor {
             Command::Finish { finish, reply } => self.finish(finish, reply),
             Command::Settled { finish, reply } => self.persist_then_finish(finish, reply),
             Command::DumpLoaded { result, reply } => self.resurrect_loaded(result, reply),
+            Command::LogSelection { targets, reply } => {
+                let _ = reply.send(self.log_selection(&targets));
+            }
         }
     }
 
@@ -341,6 +374,7 @@ impl Supervisor {
             state: state.clone(),
             home: self.home.clone(),
             orphan_group,
+            logs: self.logs.clone(),
         };
         let mailbox = instance::spawn(setup, self.events.clone());
         self.apps.insert(
@@ -367,7 +401,8 @@ impl Supervisor {
         self.apps
             .iter()
             .map(|(pm_id, entry)| {
-                let (out_log, err_log) = crate::launch::log_paths(&self.home, &entry.spec, *pm_id);
+                let paths = crate::launch::log_paths(&self.home, &entry.spec, *pm_id);
+                let log_files = self.log_file_infos(&paths);
                 // The inherited shell environment is never shown (it may hold secrets) and is
                 // most of a spec's size: it stays in the daemon.
                 let spec = AppSpec {
@@ -382,9 +417,10 @@ impl Supervisor {
                     memory: 0,
                     cpu: 0.0,
                     uptime_ms: entry.state.uptime_ms(now),
-                    out_log,
-                    err_log,
+                    out_log: paths.out,
+                    err_log: paths.err,
                     username: self.username.clone(),
+                    log_files,
                 }
             })
             .collect()

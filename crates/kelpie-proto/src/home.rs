@@ -63,6 +63,10 @@ impl Home {
     pub fn dump_backup(&self) -> PathBuf {
         self.root.join("dump.json.bak")
     }
+    /// Daemon-wide settings (`[logs]` rotation defaults), read at start and by `reloadLogs`.
+    pub fn settings_file(&self) -> PathBuf {
+        self.root.join("kelpie.toml")
+    }
     /// App log files.
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")

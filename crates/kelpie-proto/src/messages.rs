@@ -96,6 +96,112 @@ pub enum Request {
     Kill,
     /// Stop every app, keep the list, and exit (the next daemon starts them again).
     Shutdown,
+    /// Recent lines of instances, then (with `follow`) their new lines as they come. Answered
+    /// with [`Response::LogLines`] frames, then [`Response::Done`] when not following.
+    Logs {
+        /// Whose lines (empty = all).
+        targets: Vec<Target>,
+        /// Lines of each stream of each instance to show first.
+        lines: u32,
+        /// Include stdout.
+        out: bool,
+        /// Include stderr.
+        err: bool,
+        /// Keep streaming new lines.
+        follow: bool,
+    },
+    /// Empty the log files of instances (empty targets = all).
+    Flush {
+        /// Whose files.
+        targets: Vec<Target>,
+    },
+    /// Close and reopen every log file (after an external logrotate).
+    ReloadLogs,
+}
+
+/// An app's output stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogStream {
+    /// stdout.
+    Out,
+    /// stderr.
+    Err,
+}
+
+impl LogStream {
+    /// PM2's name (`out` / `err`), used in JSON log lines.
+    pub fn pm2_name(self) -> &'static str {
+        match self {
+            LogStream::Out => "out",
+            LogStream::Err => "err",
+        }
+    }
+}
+
+/// One line of an app's output, as sent to `kelpie logs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireLogLine {
+    /// Instance id.
+    pub pm_id: u32,
+    /// App name.
+    pub app_name: String,
+    /// Which stream.
+    pub stream: LogStream,
+    /// When the daemon read it (ms since the epoch); `None` for lines read back from a file.
+    pub at_ms: Option<i64>,
+    /// The bytes, without the newline (exact, even when not UTF-8).
+    pub bytes: LogBytes,
+}
+
+/// Bytes of a log line: a JSON string when they are UTF-8 (nearly always), else base64.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogBytes(pub Vec<u8>);
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum LogBytesRepr {
+    Text(String),
+    Base64 { b64: String },
+}
+
+impl Serialize for LogBytes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine;
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => serializer.serialize_str(text),
+            Err(_) => LogBytesRepr::Base64 {
+                b64: base64::engine::general_purpose::STANDARD.encode(&self.0),
+            }
+            .serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LogBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use base64::Engine;
+        match LogBytesRepr::deserialize(deserializer)? {
+            LogBytesRepr::Text(text) => Ok(LogBytes(text.into_bytes())),
+            LogBytesRepr::Base64 { b64 } => base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map(LogBytes)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// State of one of an instance's log files, for `describe`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogFileInfo {
+    /// `out`, `err` or `combined`.
+    pub kind: String,
+    /// The file.
+    pub path: String,
+    /// Lines that never reached it (writer behind, disk full, unwritable).
+    pub dropped_lines: u64,
+    /// The current problem writing it.
+    pub error: Option<String>,
 }
 
 /// How one spec of a [`Request::Start`] was handled.
@@ -135,6 +241,13 @@ pub enum Response {
     },
     /// A command that has nothing to show succeeded, with a message for people.
     Done(String),
+    /// Lines for `logs` (several of these may follow one request).
+    LogLines {
+        /// The lines, in arrival order.
+        lines: Vec<WireLogLine>,
+        /// Lines this client missed just before these because it read too slowly.
+        skipped: u64,
+    },
     /// The command failed; nothing was changed.
     Error(WireError),
 }
@@ -187,4 +300,7 @@ pub struct ProcessInfo {
     pub err_log: String,
     /// User the app runs as.
     pub username: String,
+    /// Its log files and how writing them goes.
+    #[serde(default)]
+    pub log_files: Vec<LogFileInfo>,
 }

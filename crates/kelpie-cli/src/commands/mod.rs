@@ -3,6 +3,7 @@
 mod control;
 mod inspect;
 mod lifecycle;
+mod logs;
 mod start;
 
 use crate::cli::{Cli, Command};
@@ -37,6 +38,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::List => inspect::list(&home),
         Command::Jlist => inspect::jlist(&home),
         Command::Describe { target } => inspect::describe(&home, &target),
+        Command::Logs(args) => logs::logs(&home, args),
+        Command::Flush { targets } => logs::flush(&home, &targets),
+        Command::ReloadLogs => logs::reload(&home),
         Command::Save { force } => lifecycle::save(&home, force),
         Command::Resurrect => lifecycle::resurrect(&home),
         Command::Ping => lifecycle::ping(&home),

@@ -46,6 +46,22 @@ pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
         ("instances", spec.instances.to_string()),
         ("out log path", p.out_log.clone()),
         ("error log path", p.err_log.clone()),
+        (
+            "combined log path",
+            opt(p
+                .log_files
+                .iter()
+                .find(|f| f.kind == "combined")
+                .map(|f| f.path.clone())),
+        ),
+        (
+            "log format",
+            match (spec.log_type, &spec.log_date_format) {
+                (kelpie_core::LogType::Json, _) => "json".into(),
+                (kelpie_core::LogType::Raw, Some(format)) => format!("raw, lines dated `{format}`"),
+                (kelpie_core::LogType::Raw, None) => "raw".into(),
+            },
+        ),
         ("autorestart", spec.autorestart.to_string()),
         ("min uptime", format!("{} ms", spec.min_uptime_ms)),
         ("max restarts", spec.max_restarts.to_string()),
@@ -86,6 +102,21 @@ pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
         for (key, value) in &spec.env {
             writeln!(out, "  {key}={value}")?;
         }
+    }
+    writeln!(out, "Log files:")?;
+    if p.log_files.is_empty() {
+        writeln!(out, "  none (output discarded)")?;
+    }
+    for file in &p.log_files {
+        let health = match &file.error {
+            Some(error) => format!("FAILING: {error}"),
+            None => "ok".into(),
+        };
+        writeln!(
+            out,
+            "  {:<8} {}  ({health}; {} lines dropped)",
+            file.kind, file.path, file.dropped_lines
+        )?;
     }
     writeln!(out, "Last exits (newest last):")?;
     if state.exits.is_empty() {

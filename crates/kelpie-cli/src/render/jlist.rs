@@ -47,7 +47,11 @@ struct Pm2Env<'a> {
     args: &'a [String],
     pm_out_log_path: &'a str,
     pm_err_log_path: &'a str,
+    pm_log_path: Option<&'a str>,
     merge_logs: bool,
+    log_date_format: Option<&'a str>,
+    log_type: &'static str,
+    disable_logs: bool,
     autorestart: bool,
     autostart: bool,
     watch: bool,
@@ -99,7 +103,18 @@ fn entry(p: &ProcessInfo) -> Entry<'_> {
             args: &spec.args,
             pm_out_log_path: &p.out_log,
             pm_err_log_path: &p.err_log,
+            pm_log_path: p
+                .log_files
+                .iter()
+                .find(|f| f.kind == "combined")
+                .map(|f| f.path.as_str()),
             merge_logs: spec.merge_logs,
+            log_date_format: spec.log_date_format.as_deref(),
+            log_type: match spec.log_type {
+                kelpie_core::LogType::Raw => "raw",
+                kelpie_core::LogType::Json => "json",
+            },
+            disable_logs: spec.disable_logs,
             autorestart: spec.autorestart,
             autostart: spec.autostart,
             watch: false,

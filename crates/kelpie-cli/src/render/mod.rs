@@ -22,6 +22,7 @@ pub fn print_response(response: &Response) -> Result<()> {
         Response::Done(message) => println!("[kelpie] {message}"),
         Response::Pong { version, pid, .. } => println!("pong (daemon v{version}, pid {pid})"),
         Response::Error(e) => eprintln!("kelpie: error: {}", e.message),
+        Response::LogLines { lines, .. } => println!("[kelpie] {} log lines", lines.len()),
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-fn fail(reply: oneshot::Sender<Reply>, kind: ErrorKind, message: String) {
+pub(super) fn fail(reply: oneshot::Sender<Reply>, kind: ErrorKind, message: String) {
     let _ = reply.send(Reply {
         response: Response::Error(WireError { kind, message }),
         written: None,
@@ -80,6 +80,14 @@ impl Supervisor {
             }
             Request::Kill => self.kill(reply),
             Request::Shutdown => self.begin_shutdown("shutdown requested", Some(reply)),
+            Request::Flush { targets } => self.flush_logs(&targets, reply),
+            Request::ReloadLogs => self.reload_logs(Some(reply)),
+            // The connection streams these itself (see `crate::follow`).
+            Request::Logs { .. } => fail(
+                reply,
+                ErrorKind::Invalid,
+                "logs are streamed by the connection, not the supervisor".into(),
+            ),
         }
     }
 
@@ -259,6 +267,7 @@ impl Supervisor {
         let (tx, rx) = oneshot::channel();
         if let Some(Entry { mailbox, .. }) = self.apps.remove(&pm_id) {
             let _ = mailbox.send(InstanceMsg::Shutdown(tx));
+            self.logs.forget(pm_id);
         }
         if self.apps.is_empty() {
             // PM2 starts numbering again once the list is empty.

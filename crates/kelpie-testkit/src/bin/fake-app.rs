@@ -10,6 +10,14 @@
 //! - `--spawn-children N`: start N copies of itself that sleep forever (grandchildren of
 //!   Kelpie) and append their pids to `--children-file FILE`.
 //! - `--flood`: write lines to stdout as fast as possible, forever.
+//! - `--cat FILE`: copy FILE's bytes to stdout exactly (after the start line).
+//! - `--long-line N`: print one line of N `x` bytes, then the line `after the long line`.
+//! - `--tick MS`: print `tick <n>` every MS milliseconds, forever.
+//! - `--report-elapsed`: after printing, write `elapsed_ms <ms>` to stderr (how long printing
+//!   took, to compare with and without Kelpie).
+//! - `--quiet`: no `fake-app <pid> started` line.
+//!
+//! `--print` output is block-buffered (written in 64 KiB pieces), as a fast app's would be.
 
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,6 +35,11 @@ struct Options {
     spawn_children: u32,
     children_file: Option<String>,
     flood: bool,
+    cat: Option<String>,
+    long_line: usize,
+    tick: Option<u64>,
+    report_elapsed: bool,
+    quiet: bool,
 }
 
 fn parse(args: &[String]) -> Options {
@@ -49,6 +62,11 @@ fn parse(args: &[String]) -> Options {
             "--spawn-children" => o.spawn_children = value().parse().unwrap_or(0),
             "--children-file" => o.children_file = Some(value()),
             "--flood" => o.flood = true,
+            "--cat" => o.cat = Some(value()),
+            "--long-line" => o.long_line = value().parse().unwrap_or(0),
+            "--tick" => o.tick = value().parse().ok(),
+            "--report-elapsed" => o.report_elapsed = true,
+            "--quiet" => o.quiet = true,
             _ => {}
         }
     }
@@ -83,8 +101,11 @@ fn main() {
             }
         }
     }
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "fake-app {pid} started");
+    let began = std::time::Instant::now();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    if !o.quiet {
+        let _ = writeln!(out, "fake-app {pid} started");
+    }
     if o.print_args {
         for arg in &args {
             let _ = writeln!(out, "arg={arg}");
@@ -99,8 +120,18 @@ fn main() {
     for i in 0..o.print {
         let _ = writeln!(out, "line {i}");
     }
+    if let Some(path) = &o.cat {
+        let _ = out.write_all(&std::fs::read(path).unwrap_or_default());
+    }
+    if o.long_line > 0 {
+        let _ = out.write_all(&vec![b'x'; o.long_line]);
+        let _ = writeln!(out, "\nafter the long line");
+    }
     let _ = out.flush();
     drop(out);
+    if o.report_elapsed {
+        eprintln!("elapsed_ms {}", began.elapsed().as_millis());
+    }
     for i in 0..o.print_err {
         eprintln!("error line {i}");
     }
@@ -132,6 +163,12 @@ fn main() {
                 std::process::exit(3);
             }
             n += 1;
+        }
+    }
+    if let Some(ms) = o.tick {
+        for n in 0.. {
+            println!("tick {n}");
+            std::thread::sleep(Duration::from_millis(ms));
         }
     }
     if let Some(ms) = o.exit_after {

@@ -1,0 +1,193 @@
+//! logs, flush, reloadLogs.
+
+use super::{call, resolve_targets};
+use crate::cli::LogsArgs;
+use crate::client::Client;
+use anyhow::{anyhow, bail, Result};
+use kelpie_core::DateFormat;
+use kelpie_proto::{Home, LogStream, Request, Response, Target, WireLogLine};
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+/// `logs [target]`: the last lines, then (unless `--nostream`) every new line until Ctrl-C.
+pub fn logs(home: &Home, args: LogsArgs) -> Result<ExitCode> {
+    let mut client = Client::connect_or_start(home)?;
+    let targets = match &args.target {
+        None => Vec::new(),
+        Some(target) => match regex_of(target) {
+            Some(pattern) => names_matching(&mut client, pattern)?,
+            None => vec![Target::parse(target)],
+        },
+    };
+    // `--out --err` (or neither) means both.
+    let (out, err) = match (args.out, args.err) {
+        (true, false) => (true, false),
+        (false, true) => (false, true),
+        _ => (true, true),
+    };
+    client.send(&Request::Logs {
+        targets,
+        lines: args.lines,
+        out,
+        err,
+        follow: !args.nostream,
+    })?;
+    let mut printer = Printer::new(&args);
+    loop {
+        match client.receive()? {
+            Response::LogLines { lines, skipped } => {
+                if printer.print(&lines, skipped).is_err() {
+                    // The reader went away (`kelpie logs | head`): that is a normal end.
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            Response::Done(_) => return Ok(ExitCode::SUCCESS),
+            Response::Error(e) => bail!(e.message),
+            other => bail!("unexpected answer from the daemon: {other:?}"),
+        }
+    }
+}
+
+/// `/pattern/` → `pattern`.
+fn regex_of(target: &str) -> Option<&str> {
+    target
+        .strip_prefix('/')
+        .and_then(|rest| rest.strip_suffix('/'))
+        .filter(|pattern| !pattern.is_empty())
+}
+
+/// The app names matching a regular expression, as targets.
+fn names_matching(client: &mut Client, pattern: &str) -> Result<Vec<Target>> {
+    let regex = regex_lite::Regex::new(pattern)
+        .map_err(|e| anyhow!("invalid regular expression /{pattern}/: {e}"))?;
+    let Response::Processes(list) = client.request(&Request::List)? else {
+        bail!("unexpected answer from the daemon to a list request");
+    };
+    let mut names: Vec<String> = list
+        .into_iter()
+        .map(|p| p.spec.name)
+        .filter(|name| regex.is_match(name))
+        .collect();
+    names.dedup();
+    if names.is_empty() {
+        bail!("no app name matches /{pattern}/");
+    }
+    Ok(names.into_iter().map(Target::Name).collect())
+}
+
+/// How lines are shown.
+struct Printer {
+    raw: bool,
+    json: bool,
+    timestamp: Option<DateFormat>,
+    color: bool,
+    prefix_width: usize,
+}
+
+impl Printer {
+    fn new(args: &LogsArgs) -> Printer {
+        Printer {
+            raw: args.raw,
+            json: args.json,
+            timestamp: args.timestamp.as_deref().map(DateFormat::parse),
+            color: !args.raw && !args.json && std::io::stdout().is_terminal(),
+            prefix_width: 0,
+        }
+    }
+
+    fn print(&mut self, lines: &[WireLogLine], skipped: u64) -> std::io::Result<()> {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        if skipped > 0 && !self.json {
+            writeln!(
+                out,
+                "[kelpie] {skipped} lines skipped: this terminal reads more slowly than the apps write"
+            )?;
+        }
+        // Prefixes line up: `0|api    | ` (PM2's layout).
+        for line in lines {
+            self.prefix_width = self
+                .prefix_width
+                .max(line.pm_id.to_string().len() + 1 + line.app_name.len());
+        }
+        for line in lines {
+            if self.json {
+                writeln!(out, "{}", json_line(line))?;
+            } else if self.raw {
+                if line.stream == LogStream::Err {
+                    out.flush()?;
+                    let mut err = std::io::stderr().lock();
+                    self.write_time(&mut err, line)?;
+                    err.write_all(&line.bytes.0)?;
+                    err.write_all(b"\n")?;
+                } else {
+                    self.write_time(&mut out, line)?;
+                    out.write_all(&line.bytes.0)?;
+                    out.write_all(b"\n")?;
+                }
+            } else {
+                self.write_time(&mut out, line)?;
+                let prefix = format!("{}|{}", line.pm_id, line.app_name);
+                let padded = format!("{prefix:<width$} | ", width = self.prefix_width);
+                if self.color {
+                    let code = match line.stream {
+                        LogStream::Out => "32",
+                        LogStream::Err => "31",
+                    };
+                    write!(out, "\x1b[{code}m{padded}\x1b[39m")?;
+                } else {
+                    out.write_all(padded.as_bytes())?;
+                }
+                out.write_all(&line.bytes.0)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        out.flush()
+    }
+
+    /// `--timestamp`: the time the daemon read the line (now, for lines read back from a file).
+    fn write_time(&self, out: &mut impl Write, line: &WireLogLine) -> std::io::Result<()> {
+        let Some(format) = &self.timestamp else {
+            return Ok(());
+        };
+        let at = line.at_ms.unwrap_or_else(now_ms);
+        let offset = kelpie_sys::utc_offset_secs(at.div_euclid(1000));
+        write!(out, "{} ", format.format(at, offset))
+    }
+}
+
+/// PM2's `logs --json` object.
+fn json_line(line: &WireLogLine) -> String {
+    let at = line.at_ms.unwrap_or_else(now_ms);
+    serde_json::json!({
+        "message": String::from_utf8_lossy(&line.bytes.0),
+        "timestamp": kelpie_core::format_utc(at.max(0) as u64, true),
+        "type": line.stream.pm2_name(),
+        "process_id": line.pm_id,
+        "app_name": line.app_name,
+    })
+    .to_string()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `flush [targets]`: empty the log files (all apps without a target).
+pub fn flush(home: &Home, targets: &[String]) -> Result<ExitCode> {
+    let targets = resolve_targets(targets, &[])?;
+    if let Response::Done(message) = call(home, &Request::Flush { targets })? {
+        println!("[kelpie] {message}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `reloadLogs`: reopen every log file.
+pub fn reload(home: &Home) -> Result<ExitCode> {
+    if let Response::Done(message) = call(home, &Request::ReloadLogs)? {
+        println!("[kelpie] {message}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

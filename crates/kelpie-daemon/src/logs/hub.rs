@@ -1,0 +1,347 @@
+//! Recent lines in memory, and the live feed for `kelpie logs`.
+//!
+//! Each instance keeps its last lines (both streams, bounded by count and bytes), so `logs`
+//! answers without reading large files. Followers subscribe with a filter and get every new line
+//! in arrival order; a follower that cannot keep up misses lines (counted and told) instead of
+//! slowing anything down.
+
+use kelpie_proto::LogStream;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Lines kept per instance.
+pub const RING_LINES: usize = 500;
+/// Bytes kept per instance.
+pub const RING_BYTES: usize = 128 * 1024;
+/// Batches a follower may have queued before it misses lines.
+const FOLLOWER_QUEUE: usize = 256;
+
+/// An app's name and namespace, shared by its lines.
+#[derive(Debug, PartialEq, Eq)]
+pub struct AppLabel {
+    /// Name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+}
+
+/// One line (record) of output.
+#[derive(Debug)]
+pub struct LogLine {
+    /// Arrival order across all apps.
+    pub seq: u64,
+    /// Arrival time (ms since the epoch).
+    pub at_ms: i64,
+    /// Instance id.
+    pub pm_id: u32,
+    /// Its app.
+    pub app: Arc<AppLabel>,
+    /// Which stream.
+    pub stream: LogStream,
+    /// The bytes, without the newline.
+    pub bytes: Box<[u8]>,
+}
+
+/// Which lines a reader wants.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    /// Every app, including ones started later.
+    pub all: bool,
+    /// These instances.
+    pub ids: HashSet<u32>,
+    /// Every instance of these apps, including later ones.
+    pub names: HashSet<String>,
+    /// Every app of these namespaces.
+    pub namespaces: HashSet<String>,
+    /// Include stdout.
+    pub out: bool,
+    /// Include stderr.
+    pub err: bool,
+}
+
+impl LogFilter {
+    /// Does `line` pass?
+    pub fn accepts(&self, line: &LogLine) -> bool {
+        let stream = match line.stream {
+            LogStream::Out => self.out,
+            LogStream::Err => self.err,
+        };
+        stream
+            && (self.all
+                || self.ids.contains(&line.pm_id)
+                || self.names.contains(&line.app.name)
+                || self.namespaces.contains(&line.app.namespace))
+    }
+}
+
+/// What a follower receives.
+#[derive(Debug)]
+pub struct LogBatch {
+    /// New lines, in arrival order.
+    pub lines: Vec<Arc<LogLine>>,
+    /// Lines this follower missed just before these, because it was too slow.
+    pub skipped: u64,
+}
+
+struct Follower {
+    filter: LogFilter,
+    tx: mpsc::Sender<LogBatch>,
+    skipped: u64,
+}
+
+#[derive(Default)]
+struct Ring {
+    lines: VecDeque<Arc<LogLine>>,
+    bytes: usize,
+}
+
+impl Ring {
+    fn push(&mut self, line: Arc<LogLine>) {
+        self.bytes += line.bytes.len();
+        self.lines.push_back(line);
+        while self.lines.len() > RING_LINES || (self.bytes > RING_BYTES && self.lines.len() > 1) {
+            if let Some(old) = self.lines.pop_front() {
+                self.bytes -= old.bytes.len();
+            }
+        }
+    }
+}
+
+/// The rings and the followers.
+#[derive(Default)]
+pub struct Hub {
+    seq: u64,
+    rings: HashMap<u32, Ring>,
+    followers: Vec<Follower>,
+}
+
+/// Lines of one chunk, before they are numbered.
+pub struct NewLines<'a> {
+    /// Instance id.
+    pub pm_id: u32,
+    /// Its app.
+    pub app: &'a Arc<AppLabel>,
+    /// Stream.
+    pub stream: LogStream,
+    /// Arrival time.
+    pub at_ms: i64,
+}
+
+impl Hub {
+    /// Is anyone following? (Without followers only the last lines of a chunk are kept.)
+    pub fn has_followers(&self) -> bool {
+        !self.followers.is_empty()
+    }
+
+    /// Add the lines of one chunk.
+    pub fn publish<'r>(&mut self, from: &NewLines<'_>, records: impl Iterator<Item = &'r [u8]>) {
+        let mut lines = Vec::new();
+        for bytes in records {
+            self.seq += 1;
+            lines.push(Arc::new(LogLine {
+                seq: self.seq,
+                at_ms: from.at_ms,
+                pm_id: from.pm_id,
+                app: from.app.clone(),
+                stream: from.stream,
+                bytes: bytes.into(),
+            }));
+        }
+        self.followers.retain_mut(|follower| {
+            let mine: Vec<Arc<LogLine>> = lines
+                .iter()
+                .filter(|line| follower.filter.accepts(line))
+                .cloned()
+                .collect();
+            if mine.is_empty() {
+                return !follower.tx.is_closed();
+            }
+            let count = mine.len() as u64;
+            let batch = LogBatch {
+                lines: mine,
+                skipped: follower.skipped,
+            };
+            match follower.tx.try_send(batch) {
+                Ok(()) => {
+                    follower.skipped = 0;
+                    true
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    follower.skipped += count;
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+        let ring = self.rings.entry(from.pm_id).or_default();
+        for line in lines {
+            ring.push(line);
+        }
+    }
+
+    /// Count lines that were never kept (a chunk's lines before its last [`RING_LINES`], when
+    /// nobody follows), so sequence numbers still say how much was printed.
+    pub fn skip_seq(&mut self, count: u64) {
+        self.seq += count;
+    }
+
+    /// The last `n` lines of each stream of each instance `filter` accepts, in arrival order,
+    /// and the (instance, stream) pairs that had fewer than `n` in memory.
+    pub fn tail(&self, filter: &LogFilter, pm_ids: &[u32], n: usize) -> Tail {
+        let mut tail = Tail::default();
+        for pm_id in pm_ids {
+            let Some(ring) = self.rings.get(pm_id) else {
+                for stream in streams(filter) {
+                    tail.short.push((*pm_id, stream));
+                }
+                continue;
+            };
+            for stream in streams(filter) {
+                let mine: Vec<&Arc<LogLine>> = ring
+                    .lines
+                    .iter()
+                    .rev()
+                    .filter(|line| line.stream == stream)
+                    .take(n)
+                    .collect();
+                if mine.len() < n {
+                    tail.short.push((*pm_id, stream));
+                }
+                tail.lines.extend(mine.into_iter().cloned());
+            }
+        }
+        tail.lines.sort_by_key(|line| line.seq);
+        tail
+    }
+
+    /// Follow new lines that pass `filter`.
+    pub fn follow(&mut self, filter: LogFilter) -> mpsc::Receiver<LogBatch> {
+        let (tx, rx) = mpsc::channel(FOLLOWER_QUEUE);
+        self.followers.push(Follower {
+            filter,
+            tx,
+            skipped: 0,
+        });
+        rx
+    }
+
+    /// Forget the lines of these instances (`flush`, `delete`).
+    pub fn clear(&mut self, pm_ids: &[u32]) {
+        for pm_id in pm_ids {
+            self.rings.remove(pm_id);
+        }
+    }
+}
+
+fn streams(filter: &LogFilter) -> impl Iterator<Item = LogStream> {
+    [(filter.out, LogStream::Out), (filter.err, LogStream::Err)]
+        .into_iter()
+        .filter_map(|(wanted, stream)| wanted.then_some(stream))
+}
+
+/// Answer of [`Hub::tail`].
+#[derive(Debug, Default)]
+pub struct Tail {
+    /// Lines in arrival order.
+    pub lines: Vec<Arc<LogLine>>,
+    /// Streams that had fewer lines in memory than asked for (read their files instead).
+    pub short: Vec<(u32, LogStream)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label(name: &str) -> Arc<AppLabel> {
+        Arc::new(AppLabel {
+            name: name.into(),
+            namespace: "default".into(),
+        })
+    }
+
+    fn publish(hub: &mut Hub, pm_id: u32, app: &Arc<AppLabel>, stream: LogStream, lines: &[&str]) {
+        let from = NewLines {
+            pm_id,
+            app,
+            stream,
+            at_ms: 0,
+        };
+        hub.publish(&from, lines.iter().map(|l| l.as_bytes()));
+    }
+
+    fn texts(lines: &[Arc<LogLine>]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(&l.bytes).into_owned())
+            .collect()
+    }
+
+    fn both() -> LogFilter {
+        LogFilter {
+            all: true,
+            out: true,
+            err: true,
+            ..LogFilter::default()
+        }
+    }
+
+    #[test]
+    fn tail_interleaves_streams_in_arrival_order_and_reports_short_streams() {
+        let mut hub = Hub::default();
+        let api = label("api");
+        publish(&mut hub, 0, &api, LogStream::Out, &["o1", "o2"]);
+        publish(&mut hub, 0, &api, LogStream::Err, &["e1"]);
+        publish(&mut hub, 0, &api, LogStream::Out, &["o3"]);
+        let tail = hub.tail(&both(), &[0], 2);
+        assert_eq!(texts(&tail.lines), ["o2", "e1", "o3"]);
+        assert_eq!(tail.short, [(0, LogStream::Err)]);
+    }
+
+    #[test]
+    fn the_ring_is_bounded_by_lines_and_bytes() {
+        let mut hub = Hub::default();
+        let api = label("api");
+        let many: Vec<String> = (0..RING_LINES + 10).map(|i| i.to_string()).collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        publish(&mut hub, 0, &api, LogStream::Out, &refs);
+        assert_eq!(hub.rings[&0].lines.len(), RING_LINES);
+        let big = "x".repeat(RING_BYTES / 2 + 1);
+        publish(&mut hub, 0, &api, LogStream::Out, &[&big, &big]);
+        assert!(hub.rings[&0].bytes <= RING_BYTES || hub.rings[&0].lines.len() == 1);
+    }
+
+    #[tokio::test]
+    async fn followers_get_matching_lines_and_slow_ones_are_told_what_they_missed() {
+        let mut hub = Hub::default();
+        let api = label("api");
+        let web = label("web");
+        let mut filter = LogFilter {
+            out: true,
+            err: false,
+            ..LogFilter::default()
+        };
+        filter.names.insert("api".into());
+        let mut rx = hub.follow(filter);
+        publish(&mut hub, 0, &api, LogStream::Out, &["mine"]);
+        publish(&mut hub, 0, &api, LogStream::Err, &["not this stream"]);
+        publish(&mut hub, 1, &web, LogStream::Out, &["not this app"]);
+        let batch = rx.recv().await.expect("a batch");
+        assert_eq!(texts(&batch.lines), ["mine"]);
+        assert!(rx.try_recv().is_err());
+        for _ in 0..FOLLOWER_QUEUE + 3 {
+            publish(&mut hub, 0, &api, LogStream::Out, &["flood"]);
+        }
+        let mut received = 0;
+        while let Ok(batch) = rx.try_recv() {
+            received += batch.lines.len();
+        }
+        assert_eq!(received, FOLLOWER_QUEUE);
+        publish(&mut hub, 0, &api, LogStream::Out, &["after"]);
+        let batch = rx.recv().await.expect("a batch");
+        assert_eq!(batch.skipped, 3);
+        drop(rx);
+        publish(&mut hub, 0, &api, LogStream::Out, &["nobody"]);
+        assert!(!hub.has_followers(), "a closed follower is removed");
+    }
+}

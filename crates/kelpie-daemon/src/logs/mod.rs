@@ -1,0 +1,259 @@
+//! The log pipeline.
+//!
+//! Each process's stdout and stderr are pipes. A dedicated **log thread** (its own small async
+//! runtime) reads every pipe as bytes, cuts the bytes into records ([`framer`]), formats them
+//! ([`format`]: raw, dated or JSON) into each destination file's bounded pending buffer
+//! ([`sink`]), and hands them to the in-memory [`hub`] (recent lines, live followers). The
+//! **writer thread** ([`writer`]) drains pending buffers into the files and rotates them; the
+//! **archiver thread** ([`rotation`]) gzips and prunes rotated files.
+//!
+//! Nothing on the reading side ever waits for a disk: when a buffer is full the lines are
+//! dropped and counted, so an app can never be slowed or frozen by its logs. The supervisor's
+//! thread is not involved at all, so a flood of output does not delay commands.
+
+mod format;
+mod framer;
+pub mod hub;
+mod reader;
+mod rotation;
+mod sink;
+mod tail;
+mod writer;
+
+pub use rotation::RotationPolicy;
+pub use sink::SinkStatus;
+
+use format::LineFormat;
+use hub::{AppLabel, Hub};
+use kelpie_core::AppSpec;
+use kelpie_proto::LogStream;
+use sink::{lock, Sink};
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex, Weak};
+use tokio::sync::oneshot;
+use writer::WriterMsg;
+
+/// Every open log file by path, so instances that share a file (merged logs, a combined log)
+/// share one writer-side state and one buffer.
+type Registry = Arc<Mutex<HashMap<PathBuf, Weak<Sink>>>>;
+
+/// What the log thread, the writer and the daemon share.
+pub struct Shared {
+    writer: mpsc::Sender<WriterMsg>,
+    hub: Mutex<Hub>,
+}
+
+/// Handle on the pipeline; cheap to clone.
+#[derive(Clone)]
+pub struct LogService {
+    shared: Arc<Shared>,
+    registry: Registry,
+    runtime: tokio::runtime::Handle,
+    defaults: Arc<Mutex<RotationPolicy>>,
+}
+
+/// Where an instance's output goes, for the life of one process.
+pub struct Route {
+    pm_id: u32,
+    instance: u32,
+    app: Arc<AppLabel>,
+    format: LineFormat,
+    out: Vec<Arc<Sink>>,
+    err: Vec<Arc<Sink>>,
+}
+
+impl Route {
+    fn sinks(&self, stream: LogStream) -> &[Arc<Sink>] {
+        match stream {
+            LogStream::Out => &self.out,
+            LogStream::Err => &self.err,
+        }
+    }
+}
+
+/// An instance's log files; `None` = discarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFiles {
+    /// stdout's file.
+    pub out: Option<PathBuf>,
+    /// stderr's file.
+    pub err: Option<PathBuf>,
+    /// The file that gets both.
+    pub combined: Option<PathBuf>,
+}
+
+impl LogService {
+    /// Start the log thread, the writer and the archiver.
+    pub fn start(defaults: RotationPolicy) -> std::io::Result<LogService> {
+        let registry = Registry::default();
+        let archiver = rotation::start_archiver()?;
+        let writer = writer::start(registry.clone(), archiver)?;
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("kelpie-logs".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .enable_time()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = handle_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = handle_tx.send(Ok(runtime.handle().clone()));
+                // Runs the readers for the life of the daemon.
+                runtime.block_on(std::future::pending::<()>());
+            })?;
+        let runtime = handle_rx
+            .recv()
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
+        Ok(LogService {
+            shared: Arc::new(Shared {
+                writer,
+                hub: Mutex::default(),
+            }),
+            registry,
+            runtime,
+            defaults: Arc::new(Mutex::new(defaults)),
+        })
+    }
+
+    /// Replace the daemon-wide rotation defaults (files pick them up when next registered).
+    pub fn set_defaults(&self, defaults: RotationPolicy) {
+        *lock(&self.defaults) = defaults;
+    }
+
+    /// The route for the next process of an instance; `None` when the app discards its output.
+    pub fn route(
+        &self,
+        spec: &AppSpec,
+        pm_id: u32,
+        instance: u32,
+        files: &LogFiles,
+    ) -> Option<Arc<Route>> {
+        if spec.disable_logs {
+            return None;
+        }
+        let policy = lock(&self.defaults).for_app(&spec.log_rotation);
+        let combined = files.combined.as_deref().map(|p| self.sink(p, policy));
+        let with_combined = |own: Option<&Path>| -> Vec<Arc<Sink>> {
+            own.map(|p| self.sink(p, policy))
+                .into_iter()
+                .chain(combined.clone())
+                .collect()
+        };
+        Some(Arc::new(Route {
+            pm_id,
+            instance,
+            app: Arc::new(AppLabel {
+                name: spec.name.clone(),
+                namespace: spec.namespace.clone(),
+            }),
+            format: LineFormat::for_spec(spec),
+            out: with_combined(files.out.as_deref()),
+            err: with_combined(files.err.as_deref()),
+        }))
+    }
+
+    /// The sink of `path`, created (and its file opened by the writer) if new.
+    fn sink(&self, path: &Path, policy: RotationPolicy) -> Arc<Sink> {
+        let mut registry = lock(&self.registry);
+        if let Some(sink) = registry.get(path).and_then(Weak::upgrade) {
+            *lock(&sink.policy) = policy;
+            return sink;
+        }
+        registry.retain(|_, sink| sink.strong_count() > 0);
+        let sink = Arc::new(Sink::new(path.to_path_buf(), policy));
+        registry.insert(path.to_path_buf(), Arc::downgrade(&sink));
+        // Create the file now, as PM2 does, rather than at the first line.
+        sink.queued
+            .store(true, std::sync::atomic::Ordering::Release);
+        let _ = self.shared.writer.send(WriterMsg::Write(sink.clone()));
+        sink
+    }
+
+    /// Read `fd` (a process's `stream`) on the log thread until it closes.
+    pub fn attach(&self, route: Arc<Route>, stream: LogStream, fd: OwnedFd) {
+        self.runtime
+            .spawn(reader::read_pipe(fd, stream, route, self.shared.clone()));
+    }
+
+    /// Dropped lines and errors of a file, if it is in use.
+    pub fn status(&self, path: &Path) -> Option<SinkStatus> {
+        lock(&self.registry)
+            .get(path)
+            .and_then(Weak::upgrade)
+            .map(|sink| sink.status())
+    }
+
+    /// Empty these files and forget these instances' recent lines.
+    pub async fn flush(&self, pm_ids: &[u32], paths: &[PathBuf]) {
+        lock(&self.shared.hub).clear(pm_ids);
+        let sinks: Vec<Arc<Sink>> = {
+            let registry = lock(&self.registry);
+            paths
+                .iter()
+                .map(|path| {
+                    registry
+                        .get(path)
+                        .and_then(Weak::upgrade)
+                        .unwrap_or_else(|| {
+                            Arc::new(Sink::new(path.clone(), RotationPolicy::default()))
+                        })
+                })
+                .collect()
+        };
+        let (tx, rx) = oneshot::channel();
+        if self
+            .shared
+            .writer
+            .send(WriterMsg::Truncate(sinks, tx))
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+    }
+
+    /// Close and reopen every file (after an external logrotate moved them); how many.
+    pub async fn reopen(&self) -> usize {
+        let (tx, rx) = oneshot::channel();
+        if self.shared.writer.send(WriterMsg::Reopen(tx)).is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+
+    /// Wait until everything read so far is written.
+    pub async fn written(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.shared.writer.send(WriterMsg::Barrier(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// The hub of recent lines and followers, locked (never hold it across an await).
+    pub fn lock_hub(&self) -> std::sync::MutexGuard<'_, Hub> {
+        lock(&self.shared.hub)
+    }
+
+    /// An instance was deleted: forget its recent lines.
+    pub fn forget(&self, pm_id: u32) {
+        lock(&self.shared.hub).clear(&[pm_id]);
+    }
+}
+
+/// The last `n` lines of a file (blocking: call on the blocking pool).
+pub fn file_tail(path: &Path, n: usize) -> Vec<Vec<u8>> {
+    tail::last_lines(path, n)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

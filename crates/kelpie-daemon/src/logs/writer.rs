@@ -1,0 +1,361 @@
+//! The writer thread: the only code that touches log files. It drains each file's pending
+//! buffer in one write, rotates files by size (at a line boundary) and by time, truncates them
+//! for `flush`, reopens them for `reloadLogs`, and survives a full disk or an unwritable path
+//! (the lines are dropped and counted, the error is shown, writing resumes by itself).
+//!
+//! It runs on its own thread so a slow disk only ever delays the writer: readers keep draining
+//! the apps' pipes into bounded buffers meanwhile.
+
+use super::rotation::{period_of, rotated_path, ArchiveJob, RotationPolicy};
+use super::sink::{lock, FileSlot, Sink};
+use super::Registry;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// How often the writer checks time-based rotation and retries files it could not open.
+const TICK: Duration = Duration::from_secs(1);
+/// Wait between attempts to open a file that could not be opened.
+const RETRY_OPEN: Duration = Duration::from_secs(1);
+/// A buffer that grew beyond this during a burst is freed rather than kept for reuse.
+const KEEP_SPARE: usize = 256 * 1024;
+
+/// A request to the writer thread.
+pub enum WriterMsg {
+    /// This file has pending bytes (or must be created).
+    Write(Arc<Sink>),
+    /// Empty these files (`flush`).
+    Truncate(Vec<Arc<Sink>>, oneshot::Sender<()>),
+    /// Close and reopen every file (`reloadLogs`, SIGUSR2); answers how many.
+    Reopen(oneshot::Sender<usize>),
+    /// Answer once every earlier message is handled (everything queued is on disk).
+    Barrier(oneshot::Sender<()>),
+}
+
+/// Start the writer thread.
+pub fn start(
+    registry: Registry,
+    archiver: mpsc::Sender<ArchiveJob>,
+) -> std::io::Result<mpsc::Sender<WriterMsg>> {
+    let (tx, rx) = mpsc::channel();
+    let mut writer = Writer {
+        registry,
+        archiver,
+        spare: Vec::new(),
+        offset: local_offset(),
+    };
+    std::thread::Builder::new()
+        .name("kelpie-log-writer".into())
+        .spawn(move || writer.run(&rx))?;
+    Ok(tx)
+}
+
+struct Writer {
+    registry: Registry,
+    archiver: mpsc::Sender<ArchiveJob>,
+    /// An empty buffer handed to the next sink that is drained (double buffering).
+    spare: Vec<u8>,
+    /// The local UTC offset, refreshed every tick.
+    offset: i32,
+}
+
+impl Writer {
+    fn run(&mut self, rx: &mpsc::Receiver<WriterMsg>) {
+        let mut next_tick = Instant::now() + TICK;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(msg) => self.handle(msg),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            if Instant::now() >= next_tick {
+                self.tick();
+                next_tick = Instant::now() + TICK;
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: WriterMsg) {
+        match msg {
+            WriterMsg::Write(sink) => self.drain(&sink),
+            WriterMsg::Truncate(sinks, done) => {
+                for sink in sinks {
+                    truncate(&sink);
+                }
+                let _ = done.send(());
+            }
+            WriterMsg::Reopen(done) => {
+                let sinks = self.live_sinks();
+                for sink in &sinks {
+                    let mut slot = lock(&sink.slot);
+                    slot.file = None;
+                    slot.retry_open_at = None;
+                    self.ensure_open(sink, &mut slot);
+                }
+                let _ = done.send(sinks.len());
+            }
+            WriterMsg::Barrier(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn live_sinks(&self) -> Vec<Arc<Sink>> {
+        lock(&self.registry)
+            .values()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect()
+    }
+
+    /// Rotate files whose period ended, retry files that could not be opened.
+    fn tick(&mut self) {
+        self.offset = local_offset();
+        for sink in self.live_sinks() {
+            let mut slot = lock(&sink.slot);
+            if slot.file.is_none() && slot.retry_open_at.is_some() {
+                self.ensure_open(&sink, &mut slot);
+            }
+            let policy = *lock(&sink.policy);
+            self.rotate_if_period_ended(&sink, &mut slot, &policy);
+        }
+    }
+
+    /// Write everything pending for `sink`.
+    fn drain(&mut self, sink: &Sink) {
+        let batch = sink.take_pending(std::mem::take(&mut self.spare));
+        let mut slot = lock(&sink.slot);
+        if self.ensure_open(sink, &mut slot) {
+            let policy = *lock(&sink.policy);
+            self.rotate_if_period_ended(sink, &mut slot, &policy);
+            self.write_batch(sink, &mut slot, &policy, &batch);
+        } else {
+            slot.dropped_while_failing += sink.count_dropped(&batch);
+        }
+        drop(slot);
+        let mut batch = batch;
+        batch.clear();
+        if batch.capacity() <= KEEP_SPARE {
+            self.spare = batch;
+        }
+    }
+
+    /// Write `batch`, rotating whenever the next line would take the file past its size limit.
+    fn write_batch(&self, sink: &Sink, slot: &mut FileSlot, policy: &RotationPolicy, batch: &[u8]) {
+        let mut rest = batch;
+        while !rest.is_empty() {
+            let take = match size_room(slot, policy) {
+                Some(room) if rest.len() > room => match memchr::memrchr(b'\n', &rest[..room]) {
+                    Some(newline) => newline + 1,
+                    // Not one whole line fits: into a new file. In an empty file, write the
+                    // whole (long) line anyway, or it would never be written.
+                    None if slot.size > 0 => {
+                        self.rotate(sink, slot, policy);
+                        continue;
+                    }
+                    None => {
+                        memchr::memchr(b'\n', &rest[room..]).map_or(rest.len(), |nl| room + nl + 1)
+                    }
+                },
+                _ => rest.len(),
+            };
+            let written = write_some(sink, slot, &rest[..take]);
+            slot.size += written as u64;
+            if written < take {
+                slot.dropped_while_failing += sink.count_dropped(&rest[written..]);
+                return;
+            }
+            rest = &rest[take..];
+            if policy.max_size > 0 && slot.size >= policy.max_size && slot_is_regular(slot) {
+                self.rotate(sink, slot, policy);
+            }
+        }
+    }
+
+    /// Open the file if it is not open (and a retry is due). True when it is open.
+    fn ensure_open(&self, sink: &Sink, slot: &mut FileSlot) -> bool {
+        if slot.file.is_some() {
+            return true;
+        }
+        if slot.retry_open_at.is_some_and(|at| Instant::now() < at) {
+            return false;
+        }
+        match open_append(sink) {
+            Ok(file) => {
+                let meta = file.metadata().ok();
+                slot.size = meta.as_ref().map_or(0, |m| m.len());
+                slot.regular = meta.as_ref().is_some_and(|m| m.is_file());
+                let policy = *lock(&sink.policy);
+                // A file left by an earlier run belongs to the period it was last written in,
+                // so yesterday's lines rotate out at the first check of today.
+                let written_at = meta
+                    .and_then(|m| m.modified().ok())
+                    .filter(|_| slot.size > 0)
+                    .map_or_else(now_ms, system_time_ms);
+                slot.period = period_of(&policy, written_at, self.offset);
+                slot.file = Some(file);
+                slot.retry_open_at = None;
+                resumed(sink, slot);
+                true
+            }
+            Err(e) => {
+                failed(sink, format!("cannot open {}: {e}", sink.path().display()));
+                slot.retry_open_at = Some(Instant::now() + RETRY_OPEN);
+                false
+            }
+        }
+    }
+
+    fn rotate_if_period_ended(&self, sink: &Sink, slot: &mut FileSlot, policy: &RotationPolicy) {
+        if slot.file.is_none() || policy.interval_ms == 0 || !slot_is_regular(slot) {
+            return;
+        }
+        let period = period_of(policy, now_ms(), self.offset);
+        if period != slot.period {
+            if slot.size > 0 {
+                self.rotate(sink, slot, policy);
+            }
+            slot.period = period;
+        }
+    }
+
+    /// Rename the file aside and start a new one; the archiver compresses and prunes.
+    fn rotate(&self, sink: &Sink, slot: &mut FileSlot, policy: &RotationPolicy) {
+        let live = sink.path().to_path_buf();
+        let rotated = rotated_path(&live, now_ms(), self.offset);
+        slot.file = None;
+        match std::fs::rename(&live, &rotated) {
+            Ok(()) => {
+                let _ = self.archiver.send(ArchiveJob {
+                    live,
+                    rotated,
+                    policy: *policy,
+                });
+            }
+            Err(e) => crate::daemon_log!(
+                "cannot rotate {} to {}: {e}; it keeps growing until the next attempt",
+                live.display(),
+                rotated.display()
+            ),
+        }
+        slot.retry_open_at = None;
+        self.ensure_open(sink, slot);
+        // If the rename failed, start counting again rather than retrying on every line.
+        slot.size = 0;
+        slot.period = period_of(policy, now_ms(), self.offset);
+    }
+}
+
+/// Bytes that still fit under the size limit (`None`: no limit applies).
+fn size_room(slot: &FileSlot, policy: &RotationPolicy) -> Option<usize> {
+    if policy.max_size == 0 || !slot_is_regular(slot) {
+        return None;
+    }
+    Some(policy.max_size.saturating_sub(slot.size) as usize)
+}
+
+/// Only regular files rotate (not `/dev/stdout`, a FIFO, `/dev/full`...).
+fn slot_is_regular(slot: &FileSlot) -> bool {
+    slot.file.is_some() && slot.regular
+}
+
+/// Open for appending, creating the file and its directory. Non-blocking, so a FIFO nobody
+/// reads cannot hang the writer.
+fn open_append(sink: &Sink) -> std::io::Result<File> {
+    if let Some(dir) = sink.path().parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(libc_o_nonblock())
+        .open(sink.path())
+}
+
+fn libc_o_nonblock() -> i32 {
+    // Same value on every Linux architecture Kelpie builds for.
+    0o4000
+}
+
+/// Write as much of `bytes` as the file takes; returns how much was written. A failure marks
+/// the sink as failing (once) until a later write succeeds.
+fn write_some(sink: &Sink, slot: &mut FileSlot, bytes: &[u8]) -> usize {
+    let Some(file) = slot.file.as_mut() else {
+        return 0;
+    };
+    let mut written = 0;
+    while written < bytes.len() {
+        match file.write(&bytes[written..]) {
+            Ok(0) => {
+                failed(
+                    sink,
+                    format!("cannot write {}: no space written", sink.path().display()),
+                );
+                return written;
+            }
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                failed(sink, format!("cannot write {}: {e}", sink.path().display()));
+                return written;
+            }
+        }
+    }
+    resumed(sink, slot);
+    written
+}
+
+/// Record a failure; said in the daemon log only when it starts or changes.
+fn failed(sink: &Sink, message: String) {
+    if sink.status().error.as_deref() != Some(message.as_str()) {
+        crate::daemon_log!("{message}; its lines are dropped until it works again");
+        sink.set_error(Some(message));
+    }
+}
+
+/// Clear a failure once writing works again.
+fn resumed(sink: &Sink, slot: &mut FileSlot) {
+    if sink.status().error.is_some() {
+        crate::daemon_log!(
+            "writing {} again ({} lines were dropped meanwhile)",
+            sink.path().display(),
+            slot.dropped_while_failing
+        );
+        sink.set_error(None);
+        slot.dropped_while_failing = 0;
+    }
+}
+
+/// Empty a file and what is waiting for it.
+fn truncate(sink: &Sink) {
+    sink.discard_pending();
+    let mut slot = lock(&sink.slot);
+    let result = match &slot.file {
+        Some(file) => file.set_len(0),
+        None => match OpenOptions::new().write(true).open(sink.path()) {
+            Ok(file) => file.set_len(0),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(()) => slot.size = 0,
+        Err(e) => crate::daemon_log!("cannot flush {}: {e}", sink.path().display()),
+    }
+}
+
+fn local_offset() -> i32 {
+    kelpie_sys::utc_offset_secs(now_ms() / 1000)
+}
+
+fn now_ms() -> i64 {
+    system_time_ms(std::time::SystemTime::now())
+}
+
+fn system_time_ms(at: std::time::SystemTime) -> i64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

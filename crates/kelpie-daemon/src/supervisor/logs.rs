@@ -1,0 +1,161 @@
+//! Requests about logs: which instances a `logs` client reads, `flush`, `reloadLogs`.
+
+use super::{Finish, Reply, Supervisor};
+use crate::launch::LogPaths;
+use crate::logs::hub::LogFilter;
+use kelpie_proto::{LogFileInfo, Target, WireError};
+use std::path::PathBuf;
+use tokio::sync::oneshot;
+
+/// One instance a `logs` client reads.
+pub struct SelectedInstance {
+    /// Its id.
+    pub pm_id: u32,
+    /// Its app's name.
+    pub name: String,
+    /// Its log files.
+    pub paths: LogPaths,
+}
+
+/// What a `logs` client reads: the instances to tail now, and the filter for following (which
+/// also takes in instances started later: `all` and names are kept as such).
+pub struct LogSelection {
+    /// Instances matched now.
+    pub instances: Vec<SelectedInstance>,
+    /// Which new lines to send (streams not set yet).
+    pub filter: LogFilter,
+}
+
+impl Supervisor {
+    /// The instances and follow filter for `targets` (empty = all).
+    pub(super) fn log_selection(&self, targets: &[Target]) -> Result<LogSelection, WireError> {
+        let targets = if targets.is_empty() {
+            vec![Target::All]
+        } else {
+            targets.to_vec()
+        };
+        let ids = self.resolve(&targets)?;
+        let mut filter = LogFilter::default();
+        for target in &targets {
+            match target {
+                Target::All => filter.all = true,
+                Target::Id(id) => {
+                    filter.ids.insert(*id);
+                }
+                Target::Name(name) if !self.ids_named(name).is_empty() => {
+                    filter.names.insert(name.clone());
+                }
+                Target::Name(namespace) => {
+                    filter.namespaces.insert(namespace.clone());
+                }
+            }
+        }
+        let instances = ids
+            .into_iter()
+            .filter_map(|id| {
+                let entry = self.apps.get(&id)?;
+                Some(SelectedInstance {
+                    pm_id: id,
+                    name: entry.spec.name.clone(),
+                    paths: crate::launch::log_paths(&self.home, &entry.spec, id),
+                })
+            })
+            .collect();
+        Ok(LogSelection { instances, filter })
+    }
+
+    /// Empty the log files of `targets` (empty = all) and their recent lines.
+    pub(super) fn flush_logs(&self, targets: &[Target], reply: oneshot::Sender<Reply>) {
+        let selection = match self.log_selection(targets) {
+            Ok(selection) => selection,
+            Err(e) => return super::handlers::fail(reply, e.kind, e.message),
+        };
+        let ids: Vec<u32> = selection.instances.iter().map(|i| i.pm_id).collect();
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for selected in &selection.instances {
+            let files = selected.paths.files();
+            for path in [files.out, files.err, files.combined].into_iter().flatten() {
+                if !paths.contains(&path) {
+                    paths.push(path);
+                }
+            }
+        }
+        let logs = self.logs.clone();
+        let commands = self.commands.clone();
+        tokio::spawn(async move {
+            logs.flush(&ids, &paths).await;
+            let message = format!("flushed {} log file(s)", paths.len());
+            let _ = commands
+                .send(super::Command::Finish {
+                    finish: Finish::Done(message),
+                    reply,
+                })
+                .await;
+        });
+    }
+
+    /// Re-read `kelpie.toml` and reopen every log file (after an external logrotate moved
+    /// them). A `kelpie.toml` with errors is refused and changes nothing; the files are still
+    /// reopened.
+    pub(super) fn reload_logs(&self, reply: Option<oneshot::Sender<Reply>>) {
+        let logs = self.logs.clone();
+        let commands = self.commands.clone();
+        let settings_path = self.home.settings_file();
+        tokio::spawn(async move {
+            let settings = read_settings(settings_path).await;
+            let problem = match settings {
+                Ok(settings) => {
+                    logs.set_defaults(settings.logs);
+                    None
+                }
+                Err(e) => Some(format!("{e}; the previous rotation settings stay")),
+            };
+            let count = logs.reopen().await;
+            crate::daemon_log!("reopened {count} log file(s)");
+            if let Some(problem) = &problem {
+                crate::daemon_log!("{problem}");
+            }
+            let Some(reply) = reply else { return };
+            let finish = match problem {
+                None => Finish::Done(format!("reopened {count} log file(s)")),
+                Some(problem) => Finish::Failed(kelpie_proto::WireError {
+                    kind: kelpie_proto::ErrorKind::Invalid,
+                    message: format!("reopened {count} log file(s), but {problem}"),
+                }),
+            };
+            let _ = commands
+                .send(super::Command::Finish { finish, reply })
+                .await;
+        });
+    }
+
+    /// The log files of an instance with their state, for `describe`.
+    pub(super) fn log_file_infos(&self, paths: &LogPaths) -> Vec<LogFileInfo> {
+        let files = paths.files();
+        [
+            ("out", files.out),
+            ("err", files.err),
+            ("combined", files.combined),
+        ]
+        .into_iter()
+        .filter_map(|(kind, path)| {
+            let path = path?;
+            let status = self.logs.status(&path);
+            Some(LogFileInfo {
+                kind: kind.to_string(),
+                path: path.display().to_string(),
+                dropped_lines: status.as_ref().map_or(0, |s| s.dropped_lines),
+                error: status.and_then(|s| s.error),
+            })
+        })
+        .collect()
+    }
+}
+
+/// Read `kelpie.toml` off the async thread.
+pub(super) async fn read_settings(path: PathBuf) -> Result<kelpie_config::DaemonSettings, String> {
+    tokio::task::spawn_blocking(move || kelpie_config::DaemonSettings::load(&path))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
