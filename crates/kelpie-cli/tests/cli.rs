@@ -5,6 +5,7 @@
 mod cli {
     mod config;
     mod daemon;
+    mod logs;
     mod persistence;
     mod supervision;
     mod targets;

@@ -1,0 +1,609 @@
+//! Logs: byte-exact capture, long lines, rotation without a lost or doubled line, never slowing
+//! an app, a full disk, and reading (`logs`, `flush`, `reloadLogs`).
+
+use super::kelpie;
+use kelpie_testkit::{alive, Kelpie};
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SECS: Duration = Duration::from_secs(1);
+
+/// The stdout log file of app `name`, as `jlist` reports it.
+fn out_log(k: &Kelpie, name: &str) -> PathBuf {
+    let app = k.app(name);
+    PathBuf::from(
+        app["pm2_env"]["pm_out_log_path"]
+            .as_str()
+            .expect("out log path"),
+    )
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_default()
+}
+
+/// Rotated files of `live` (`<stem>__<time>[_NNN].log[.gz]`), oldest first.
+fn archives(live: &Path) -> Vec<PathBuf> {
+    let stem = live
+        .file_name()
+        .expect("file name")
+        .to_string_lossy()
+        .trim_end_matches(".log")
+        .to_string();
+    let prefix = format!("{stem}__");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(live.parent().expect("dir"))
+        .expect("read logs dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().expect("name").to_string_lossy().into_owned();
+            name.starts_with(&prefix) && (name.ends_with(".log") || name.ends_with(".log.gz"))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Everything written to `live`: its archives (gunzipped), oldest first, then the live file.
+/// `None` when a file vanished while being read (the archiver was compressing it).
+fn all_content(live: &Path) -> Option<Vec<u8>> {
+    let mut content = Vec::new();
+    for archive in archives(live) {
+        let bytes = std::fs::read(&archive).ok()?;
+        if archive.to_string_lossy().ends_with(".gz") {
+            flate2::read::GzDecoder::new(&bytes[..])
+                .read_to_end(&mut content)
+                .ok()?;
+        } else {
+            content.extend_from_slice(&bytes);
+        }
+    }
+    content.extend_from_slice(&std::fs::read(live).ok()?);
+    Some(content)
+}
+
+/// The elapsed time fake-app reports on stderr with `--report-elapsed`.
+fn elapsed_ms(stderr: &str) -> Option<u64> {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("elapsed_ms "))
+        .and_then(|ms| ms.trim().parse().ok())
+}
+
+#[test]
+fn output_is_stored_byte_for_byte_even_when_it_is_not_utf8() {
+    let k = kelpie();
+    let payload: &[u8] = b"plain\n\xff\xfe\x00 invalid utf-8 and a NUL\n\r\n\x1b[31mred\x1b[0m\n\tcarriage\rreturn\nno newline at the end";
+    let file = k.write("payload.bin", "");
+    std::fs::write(&file, payload).expect("write payload");
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "bin",
+        "--",
+        "--quiet",
+        "--cat",
+        &file,
+    ]);
+    let log = out_log(&k, "bin");
+    k.wait_for("the payload in the log", 5 * SECS, || read(&log) == payload);
+    // `logs --raw` gives the same bytes back (each line ended by a newline).
+    let shown = k
+        .command(&["logs", "bin", "--raw", "--nostream", "--lines", "100"])
+        .output()
+        .expect("logs");
+    let mut expected = payload.to_vec();
+    expected.push(b'\n');
+    assert_eq!(shown.stdout, expected);
+}
+
+#[test]
+fn a_one_megabyte_line_is_written_whole_without_the_daemon_growing() {
+    let k = kelpie();
+    let size = 1024 * 1024;
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "long",
+        "--",
+        "--quiet",
+        "--long-line",
+        &size.to_string(),
+    ]);
+    let log = out_log(&k, "long");
+    let tail = b"\nafter the long line\n";
+    k.wait_for("the long line", 5 * SECS, || read(&log).ends_with(tail));
+    let content = read(&log);
+    assert_eq!(content.len(), size + tail.len());
+    assert!(content[..size].iter().all(|&b| b == b'x'));
+    let daemon = k.daemon_pid().expect("daemon pid");
+    let status = std::fs::read_to_string(format!("/proc/{daemon}/status")).expect("status");
+    let peak_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmHWM");
+    assert!(peak_kb < 32 * 1024, "daemon peak RSS {peak_kb} kB");
+}
+
+#[test]
+fn a_million_lines_through_many_rotations_arrive_once_and_in_order() {
+    let k = kelpie();
+    let lines = 1_000_000;
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "burst",
+        "--log-max-size",
+        "256K",
+        "--log-retain",
+        "1000",
+        "--",
+        "--quiet",
+        "--print",
+        &lines.to_string(),
+    ]);
+    let log = out_log(&k, "burst");
+    let expected: Vec<u8> = (0..lines)
+        .flat_map(|i| format!("line {i}\n").into_bytes())
+        .collect();
+    let mut content = Vec::new();
+    k.wait_for("every line on disk", 60 * SECS, || {
+        std::thread::sleep(Duration::from_millis(200));
+        content = all_content(&log).unwrap_or_default();
+        content.len() >= expected.len()
+    });
+    assert!(content == expected, "lines lost, doubled or out of order");
+    let rotated = archives(&log);
+    assert!(rotated.len() >= 20, "{} rotations", rotated.len());
+    // Rotation happens at line boundaries, before a file passes its limit.
+    let sizes = rotated.iter().map(|p| {
+        let mut text = Vec::new();
+        let bytes = read(p);
+        if p.to_string_lossy().ends_with(".gz") {
+            flate2::read::GzDecoder::new(&bytes[..])
+                .read_to_end(&mut text)
+                .expect("gunzip");
+        } else {
+            text = bytes;
+        }
+        assert!(text.ends_with(b"\n"));
+        text.len()
+    });
+    assert!(sizes.into_iter().all(|s| s <= 256 * 1024));
+    let describe = k.ok(&["describe", "burst"]);
+    assert!(describe.contains("0 lines dropped"), "{describe}");
+}
+
+#[test]
+fn an_app_that_prints_fast_is_not_slowed_down() {
+    let k = kelpie();
+    let args = ["--quiet", "--print", "2000000", "--report-elapsed"];
+    // The same program, its stdout going straight to a file.
+    let direct_out = std::fs::File::create(k.write("direct.log", "")).expect("file");
+    let direct = std::process::Command::new(k.fake_app())
+        .args(
+            args.iter()
+                .chain(&["--exit-after", "0", "--exit-code", "0"]),
+        )
+        .stdout(direct_out)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run directly");
+    let direct_ms = elapsed_ms(&String::from_utf8_lossy(&direct.stderr)).expect("direct time");
+    let app = k.fake_app();
+    let mut start = vec!["start", &app, "--name", "fast", "--no-autorestart", "--"];
+    start.extend(args);
+    k.ok(&start);
+    let err_log = k.home().join("logs/fast-error.log");
+    let mut kelpie_ms = None;
+    k.wait_for("the app's report", 30 * SECS, || {
+        kelpie_ms = elapsed_ms(&String::from_utf8_lossy(&read(&err_log)));
+        kelpie_ms.is_some()
+    });
+    let kelpie_ms = kelpie_ms.expect("time under kelpie");
+    // Generous: a pipe is not a file, and CI machines are noisy. A pipeline that blocked the
+    // app on the disk or on the daemon would be far slower than this.
+    assert!(
+        kelpie_ms <= direct_ms * 3 + 500,
+        "printing took {kelpie_ms} ms under kelpie, {direct_ms} ms directly"
+    );
+}
+
+#[test]
+fn a_log_that_cannot_be_written_costs_lines_not_the_app() {
+    let k = kelpie();
+    // A FIFO that is open but never read: every write fails at once, as a dead disk would.
+    let fifo = k.home().join("stuck.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let _never_read = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags_nonblock()
+        .open(&fifo)
+        .expect("open the fifo's read end");
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "stuck",
+        "-o",
+        &fifo.display().to_string(),
+        "--",
+        "--quiet",
+        "--print",
+        "200000",
+        "--report-elapsed",
+    ]);
+    let err_log = k.home().join("logs/stuck-error.log");
+    k.wait_for("the app finished printing", 20 * SECS, || {
+        elapsed_ms(&String::from_utf8_lossy(&read(&err_log))).is_some()
+    });
+    let describe = k.ok(&["describe", "stuck"]);
+    assert!(describe.contains("FAILING: cannot write"), "{describe}");
+    let dropped: u64 = describe
+        .lines()
+        .find(|l| l.contains("lines dropped") && l.contains("stuck.fifo"))
+        .and_then(|l| l.rsplit("; ").next())
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no dropped count in {describe}"));
+    assert!(dropped > 0, "{describe}");
+    assert_eq!(k.status("stuck"), "online");
+    assert_eq!(k.app("stuck")["pm2_env"]["restart_time"], 0);
+}
+
+/// `OpenOptions::custom_flags(O_NONBLOCK)` without a libc dependency in tests.
+trait NonBlocking {
+    fn custom_flags_nonblock(&mut self) -> &mut Self;
+}
+
+impl NonBlocking for std::fs::OpenOptions {
+    fn custom_flags_nonblock(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::custom_flags(self, 0o4000)
+    }
+}
+
+/// A small tmpfs, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_drops_lines_shows_the_error_and_writing_resumes_when_space_returns() {
+    let k = kelpie();
+    if kelpie_sys::current_uid() != 0 {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    let dir = k.home().join("small-disk");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .expect("mount");
+    assert!(mounted.success(), "mount a tmpfs");
+    let _tmpfs = Tmpfs(dir.clone());
+    // Fill it.
+    let filler = dir.join("filler");
+    let mut file = std::fs::File::create(&filler).expect("filler");
+    while std::io::Write::write_all(&mut file, &[0u8; 4096]).is_ok() {}
+    drop(file);
+    let log = dir.join("app.log");
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "full",
+        "-o",
+        &log.display().to_string(),
+        "--",
+        "--tick",
+        "10",
+    ]);
+    let pid = k.pid("full");
+    k.wait_for("the error in describe", 10 * SECS, || {
+        k.ok(&["describe", "full"])
+            .contains("No space left on device")
+    });
+    assert!(alive(pid), "the app keeps running");
+    std::fs::remove_file(&filler).expect("free the space");
+    k.wait_for("writing to resume", 10 * SECS, || {
+        String::from_utf8_lossy(&read(&log)).contains("tick")
+            && !k.ok(&["describe", "full"]).contains("FAILING")
+    });
+    assert_eq!(k.pid("full"), pid, "never restarted");
+    let daemon_log = std::fs::read_to_string(k.home().join("kelpie.log")).expect("daemon log");
+    assert!(
+        daemon_log.contains("No space left on device"),
+        "{daemon_log}"
+    );
+    assert!(
+        daemon_log.contains("lines were dropped meanwhile"),
+        "{daemon_log}"
+    );
+}
+
+/// A `kelpie logs` process whose output lines are collected; killed when dropped.
+struct Follower {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Follower {
+    fn start(k: &Kelpie, args: &[&str]) -> Follower {
+        let mut child = k
+            .command(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("kelpie logs");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().expect("lines").push(line);
+            }
+        });
+        Follower { child, lines }
+    }
+
+    fn seen(&self, what: &str) -> bool {
+        self.lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .any(|l| l.contains(what))
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn following_goes_on_across_a_restart_and_rotations() {
+    let k = kelpie();
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "ticker",
+        "--log-max-size",
+        "2K",
+        "--",
+        "--tick",
+        "5",
+    ]);
+    let first = k.pid("ticker");
+    let follower = Follower::start(&k, &["logs", "ticker", "--lines", "0"]);
+    k.wait_for("live lines", 10 * SECS, || follower.seen("| tick"));
+    k.ok(&["restart", "ticker"]);
+    let second = k.pid("ticker");
+    assert_ne!(first, second);
+    k.wait_for("the new process's lines", 10 * SECS, || {
+        follower.seen(&format!("fake-app {second} started"))
+    });
+    let log = out_log(&k, "ticker");
+    k.wait_for("a rotation while following", 10 * SECS, || {
+        archives(&log).len() >= 2
+    });
+    let before = follower.lines.lock().expect("lines").len();
+    k.wait_for("lines after the rotations", 10 * SECS, || {
+        follower.lines.lock().expect("lines").len() > before + 10
+    });
+    let lines = follower.lines.lock().expect("lines").clone();
+    assert!(
+        lines.iter().all(|l| l.starts_with("0|ticker | ")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn logs_shows_the_last_lines_by_stream_app_and_format() {
+    let k = kelpie();
+    let app = k.fake_app();
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "api",
+        "--",
+        "--print",
+        "30",
+        "--print-err",
+        "3",
+    ]);
+    k.ok(&[
+        "start", &app, "--name", "worker", "--", "--quiet", "--print", "2",
+    ]);
+    k.wait_for("api's lines", 5 * SECS, || {
+        String::from_utf8_lossy(&read(&out_log(&k, "api"))).contains("line 29")
+    });
+    let both = k.ok(&["logs", "--nostream", "--lines", "5"]);
+    assert!(both.contains("0|api    | line 29"), "{both}");
+    assert!(both.contains("0|api    | line 25"), "{both}");
+    assert!(!both.contains("| line 24\n"), "only the last 5: {both}");
+    assert!(both.contains("0|api    | error line 2"), "{both}");
+    assert!(both.contains("1|worker | line 1"), "{both}");
+
+    let out_only = k.ok(&["logs", "api", "--out", "--nostream"]);
+    assert!(!out_only.contains("error line"), "{out_only}");
+    let err_only = k.ok(&["logs", "api", "--err", "--nostream"]);
+    assert_eq!(err_only.lines().count(), 3, "{err_only}");
+
+    let by_regex = k.ok(&["logs", "/^wor/", "--nostream"]);
+    assert!(
+        by_regex.lines().all(|l| l.starts_with("1|worker")),
+        "{by_regex}"
+    );
+
+    let json = k.ok(&["logs", "worker", "--json", "--nostream"]);
+    let first: serde_json::Value =
+        serde_json::from_str(json.lines().next().expect("a line")).expect("json line");
+    assert_eq!(first["app_name"], "worker");
+    assert_eq!(first["type"], "out");
+    assert_eq!(first["process_id"], 1);
+    assert_eq!(first["message"], "line 0");
+
+    let raw = k.ok(&["logs", "worker", "--raw", "--nostream"]);
+    assert_eq!(raw, "line 0\nline 1\n");
+
+    assert!(k
+        .fails(&["logs", "nope", "--nostream"])
+        .contains("no app matches"));
+}
+
+#[test]
+fn flush_empties_files_and_reload_logs_follows_an_external_rotation() {
+    let k = kelpie();
+    k.ok(&["start", &k.fake_app(), "--name", "f", "--", "--tick", "10"]);
+    let log = out_log(&k, "f");
+    k.wait_for("ticks", 5 * SECS, || {
+        String::from_utf8_lossy(&read(&log)).contains("tick 3")
+    });
+    k.ok(&["flush", "f"]);
+    assert!(
+        !String::from_utf8_lossy(&read(&log)).contains("started"),
+        "the start line is gone after a flush"
+    );
+    // An external logrotate moves the file away; until reloadLogs the old file keeps growing.
+    let moved = log.with_extension("log.1");
+    std::fs::rename(&log, &moved).expect("mv");
+    k.ok(&["reloadLogs"]);
+    k.wait_for("ticks in a new file", 5 * SECS, || {
+        String::from_utf8_lossy(&read(&log)).contains("tick")
+    });
+    let moved_size = read(&moved).len();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(read(&moved).len(), moved_size, "the moved file is closed");
+}
+
+#[test]
+fn dated_json_combined_and_disabled_logs() {
+    let k = kelpie();
+    let app = k.fake_app();
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "dated",
+        "--log-date-format",
+        "YYYY",
+        "--",
+        "--quiet",
+        "--print",
+        "2",
+    ]);
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "js",
+        "--log-type",
+        "json",
+        "--log",
+        "--",
+        "--quiet",
+        "--print",
+        "1",
+        "--print-err",
+        "1",
+    ]);
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "silent",
+        "--disable-logs",
+        "--",
+        "--print",
+        "1",
+    ]);
+    let dated = out_log(&k, "dated");
+    k.wait_for("dated lines", 5 * SECS, || {
+        String::from_utf8_lossy(&read(&dated)).lines().count() == 2
+    });
+    for (n, line) in String::from_utf8_lossy(&read(&dated)).lines().enumerate() {
+        let (year, rest) = line.split_once(": ").expect("a date prefix");
+        assert!(
+            year.len() == 4 && year.chars().all(|c| c.is_ascii_digit()),
+            "{line}"
+        );
+        assert_eq!(rest, format!("line {n}"));
+    }
+    let combined = k.home().join("logs/js.log");
+    k.wait_for("both streams in the combined file", 5 * SECS, || {
+        String::from_utf8_lossy(&read(&combined)).lines().count() == 2
+    });
+    let objects: Vec<serde_json::Value> = String::from_utf8_lossy(&read(&combined))
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let types: Vec<&str> = objects.iter().filter_map(|o| o["type"].as_str()).collect();
+    assert!(
+        types.contains(&"out") && types.contains(&"err"),
+        "{objects:?}"
+    );
+    assert!(objects.iter().all(|o| o["app_name"] == "js"));
+    assert_eq!(
+        k.app("js")["pm2_env"]["pm_log_path"],
+        combined.display().to_string()
+    );
+
+    assert!(!k.home().join("logs/silent-out.log").exists());
+    assert!(k
+        .ok(&["describe", "silent"])
+        .contains("none (output discarded)"));
+}
+
+#[test]
+fn kelpie_toml_sets_the_rotation_defaults_and_a_bad_one_is_refused() {
+    let k = kelpie();
+    std::fs::create_dir_all(k.home()).expect("home");
+    std::fs::write(
+        k.home().join("kelpie.toml"),
+        "[logs]\nmax_size = \"1K\"\ncompress = false\n",
+    )
+    .expect("kelpie.toml");
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "small",
+        "--",
+        "--print",
+        "500",
+    ]);
+    let log = out_log(&k, "small");
+    k.wait_for("uncompressed rotations", 5 * SECS, || {
+        let found = archives(&log);
+        found.len() >= 3 && found.iter().all(|p| p.to_string_lossy().ends_with(".log"))
+    });
+    std::fs::write(k.home().join("kelpie.toml"), "[logs]\nmax_sise = 3\n").expect("write");
+    let error = k.fails(&["reloadLogs"]);
+    assert!(
+        error.contains("kelpie.toml") && error.contains("max_size"),
+        "{error}"
+    );
+}
