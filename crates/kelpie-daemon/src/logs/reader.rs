@@ -6,7 +6,7 @@ use super::framer::Framer;
 use super::hub::{NewLines, RING_LINES};
 use super::sink::lock;
 use super::writer::WriterMsg;
-use super::{Route, Shared};
+use super::{BigPipe, Route, Shared};
 use kelpie_proto::LogStream;
 use std::cell::RefCell;
 use std::os::fd::OwnedFd;
@@ -45,8 +45,15 @@ enum Outcome {
     Closed,
 }
 
-/// Read `fd` (one stream of one process) until every writer has closed it.
-pub async fn read_pipe(fd: OwnedFd, stream: LogStream, route: Arc<Route>, shared: Arc<Shared>) {
+/// Read `fd` (one stream of one process) until every writer has closed it. `_big` is the pipe's
+/// share of the enlarged-pipe budget, returned when this ends.
+pub async fn read_pipe(
+    fd: OwnedFd,
+    stream: LogStream,
+    route: Arc<Route>,
+    shared: Arc<Shared>,
+    _big: Option<BigPipe>,
+) {
     let pipe = match pipe::Receiver::from_owned_fd(fd) {
         Ok(pipe) => pipe,
         Err(e) => {
