@@ -4,7 +4,7 @@
 //! The supervisor only says which instances the targets mean; the lines come straight from the
 //! log pipeline's hub, so a busy `logs` client never occupies the supervisor.
 
-use crate::logs::hub::LogLine;
+use crate::logs::hub::{Following, LogLine};
 use crate::logs::{file_tail, LogService};
 use crate::supervisor::{Command, LogSelection};
 use kelpie_proto::{
@@ -12,16 +12,16 @@ use kelpie_proto::{
 };
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
 
-/// Lines per frame, and bytes per frame (well under the frame limit).
+/// Lines per frame, and bytes of line text per frame. Lines are at most 64 KiB, and JSON escaping
+/// at most sextuples them, so a frame stays well under the 16 MiB limit.
 const FRAME_LINES: usize = 2000;
 const FRAME_BYTES: usize = 1024 * 1024;
-/// How long the tail waits for the writer to catch up before reading files anyway.
-const WRITER_WAIT: Duration = Duration::from_secs(1);
+/// Most lines per stream a client may ask for first.
+const MAX_TAIL_LINES: usize = 10_000;
 
 /// What a `logs` request asks for.
 pub struct LogsRequest {
@@ -38,6 +38,12 @@ pub struct LogsRequest {
 }
 
 /// Answer a `logs` request on `stream` until done (or, when following, until the client goes).
+///
+/// 1. The last lines of each stream come from memory. 2. Streams memory holds too few of are
+///    read from the end of their files instead, each file once, only as far as the writer had
+///    written when everything read before step 1 was on disk. 3. Lines that arrived meanwhile
+///    come from memory, and following starts under the same lock: none is missed; one written
+///    in the instant between steps 1 and 2 can show twice.
 pub async fn serve(
     stream: &mut UnixStream,
     commands: &mpsc::Sender<Command>,
@@ -55,20 +61,26 @@ pub async fn serve(
     filter.out = request.out;
     filter.err = request.err;
     let ids: Vec<u32> = selection.instances.iter().map(|i| i.pm_id).collect();
-    let lines = request.lines as usize;
-    // Tail and subscription under one lock: no line is missed or shown twice in between.
-    let (tail, live) = {
-        let mut hub = logs.lock_hub();
-        let tail = hub.tail(&filter, &ids, lines);
-        let live = request.follow.then(|| hub.follow(filter.clone()));
-        (tail, live)
+    let lines = (request.lines as usize).min(MAX_TAIL_LINES);
+    let (tail, seen) = {
+        let hub = logs.lock_hub();
+        (hub.tail(&filter, &ids, lines), hub.last_seq())
     };
-    let mut shown = from_files(logs, &selection, &tail.short, lines).await;
-    let from_memory = tail.lines.iter().filter(|line| {
-        !tail.short.contains(&(line.pm_id, line.stream))
-            || !has_file(&selection, line.pm_id, line.stream)
-    });
-    shown.extend(from_memory.map(wire));
+    let reads = file_reads(&selection, &tail.short);
+    let mut shown = from_files(logs, reads.clone(), lines).await;
+    let read_from_file = |line: &&Arc<LogLine>| {
+        reads
+            .iter()
+            .any(|r| r.shows.contains(&(line.pm_id, line.stream)))
+    };
+    shown.extend(tail.lines.iter().filter(|l| !read_from_file(l)).map(wire));
+    let (since, live) = {
+        let mut hub = logs.lock_hub();
+        let since = hub.since(&filter, &ids, seen);
+        let live = request.follow.then(|| hub.follow(filter.clone()));
+        (since, live)
+    };
+    shown.extend(since.iter().map(wire));
     if send_lines(stream, shown, 0).await.is_err() {
         return;
     }
@@ -78,6 +90,38 @@ pub async fn serve(
         }
         Some(live) => follow(stream, live).await,
     }
+}
+
+/// One file to read for the tail, and the (instance, stream) pairs it stands for.
+#[derive(Clone)]
+struct FileRead {
+    path: PathBuf,
+    pm_id: u32,
+    stream: LogStream,
+    name: String,
+    shows: Vec<(u32, LogStream)>,
+}
+
+/// The files of the streams memory had too few lines of, each file once (instances that merge
+/// their logs, or `-o x -e x`, share one).
+fn file_reads(selection: &LogSelection, short: &[(u32, LogStream)]) -> Vec<FileRead> {
+    let mut reads: Vec<FileRead> = Vec::new();
+    for &(pm_id, stream) in short {
+        let Some((name, path)) = file_of(selection, pm_id, stream) else {
+            continue;
+        };
+        match reads.iter_mut().find(|r| r.path == path) {
+            Some(read) => read.shows.push((pm_id, stream)),
+            None => reads.push(FileRead {
+                path,
+                pm_id,
+                stream,
+                name,
+                shows: vec![(pm_id, stream)],
+            }),
+        }
+    }
+    reads
 }
 
 /// Ask the supervisor which instances `targets` means.
@@ -108,39 +152,24 @@ fn file_of(selection: &LogSelection, pm_id: u32, stream: LogStream) -> Option<(S
     Some((selected.name.clone(), path))
 }
 
-fn has_file(selection: &LogSelection, pm_id: u32, stream: LogStream) -> bool {
-    file_of(selection, pm_id, stream).is_some()
-}
-
-/// The last lines of the streams memory had too few of, read from their files once the writer
-/// has written what it holds.
-async fn from_files(
-    logs: &LogService,
-    selection: &LogSelection,
-    short: &[(u32, LogStream)],
-    lines: usize,
-) -> Vec<WireLogLine> {
-    let reads: Vec<(u32, LogStream, String, PathBuf)> = short
-        .iter()
-        .filter_map(|&(pm_id, stream)| {
-            let (name, path) = file_of(selection, pm_id, stream)?;
-            Some((pm_id, stream, name, path))
-        })
-        .collect();
+/// The last lines of these files, as far as the writer has written everything read so far.
+async fn from_files(logs: &LogService, reads: Vec<FileRead>, lines: usize) -> Vec<WireLogLine> {
     if reads.is_empty() || lines == 0 {
         return Vec::new();
     }
-    let _ = tokio::time::timeout(WRITER_WAIT, logs.written()).await;
+    let paths: Vec<PathBuf> = reads.iter().map(|r| r.path.clone()).collect();
+    let limits = logs.written_sizes(&paths).await;
     tokio::task::spawn_blocking(move || {
         reads
             .into_iter()
-            .flat_map(|(pm_id, stream, name, path)| {
-                file_tail(&path, lines)
+            .zip(limits)
+            .flat_map(|(read, limit)| {
+                file_tail(&read.path, lines, limit)
                     .into_iter()
                     .map(move |bytes| WireLogLine {
-                        pm_id,
-                        app_name: name.clone(),
-                        stream,
+                        pm_id: read.pm_id,
+                        app_name: read.name.clone(),
+                        stream: read.stream,
                         at_ms: None,
                         bytes: LogBytes(bytes),
                     })
@@ -162,7 +191,7 @@ fn wire(line: &Arc<LogLine>) -> WireLogLine {
 }
 
 /// Stream new lines until the client closes the connection.
-async fn follow(stream: &mut UnixStream, mut live: mpsc::Receiver<crate::logs::hub::LogBatch>) {
+async fn follow(stream: &mut UnixStream, mut live: Following) {
     let mut probe = [0u8; 1];
     loop {
         tokio::select! {
@@ -212,7 +241,22 @@ async fn send_lines(
 }
 
 async fn send(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {
-    let frame = encode(response)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    let frame = match encode(response) {
+        Ok(frame) => frame,
+        Err(e) => {
+            crate::daemon_log!("cannot send log lines to a client: {e}");
+            let error = Response::Error(WireError {
+                kind: ErrorKind::Internal,
+                message: format!("the daemon could not send these log lines: {e}"),
+            });
+            let frame = encode(&error)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+            stream.write_all(&frame).await?;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                e.to_string(),
+            ));
+        }
+    };
     stream.write_all(&frame).await
 }

@@ -91,6 +91,10 @@ struct Instance {
     settle_waiters: Vec<oneshot::Sender<()>>,
     shutdown_waiter: Option<oneshot::Sender<()>>,
     orphan_group: Option<u32>,
+    /// False once the supervisor dropped the mailbox.
+    mailbox_open: bool,
+    /// Where the last process's output went.
+    route: Option<Arc<crate::logs::Route>>,
 }
 
 impl Instance {
@@ -110,6 +114,8 @@ impl Instance {
             settle_waiters: Vec::new(),
             shutdown_waiter: None,
             orphan_group: setup.orphan_group,
+            mailbox_open: true,
+            route: None,
         }
     }
 
@@ -120,7 +126,17 @@ impl Instance {
         loop {
             let wake = self.next_wake(&mut rx).await;
             match wake {
-                Wake::Msg(None) => break,
+                // The supervisor dropped this instance (`kill` clears the table right after
+                // telling each instance to shut down): finish stopping the process first, so
+                // the daemon does not exit while the app still runs and prints.
+                Wake::Msg(None) => {
+                    self.mailbox_open = false;
+                    if self.shutdown_waiter.is_none() {
+                        let (done, _) = oneshot::channel();
+                        self.shutdown_waiter = Some(done);
+                        self.feed(Input::Control(Control::Stop)).await;
+                    }
+                }
                 Wake::Msg(Some(msg)) => self.on_message(msg).await,
                 Wake::Exited(result) => {
                     self.child = None;
@@ -160,9 +176,10 @@ impl Instance {
     async fn next_wake(&mut self, rx: &mut mpsc::UnboundedReceiver<InstanceMsg>) -> Wake {
         let timer = self.timer;
         let watching = self.watching_group;
+        let mailbox_open = self.mailbox_open;
         let child = self.child.as_mut();
         tokio::select! {
-            msg = rx.recv() => Wake::Msg(msg),
+            msg = async { if mailbox_open { rx.recv().await } else { std::future::pending().await } } => Wake::Msg(msg),
             status = async { match child { Some(c) => c.wait().await, None => std::future::pending().await } } => Wake::Exited(status),
             () = async { match timer { Some(t) => sleep_until(t).await, None => std::future::pending().await } } => Wake::Timer,
             () = async { if watching { sleep(GROUP_POLL).await } else { std::future::pending().await } } => Wake::GroupPoll,
@@ -282,10 +299,13 @@ impl Instance {
         match spawned {
             Ok(child) => match child.id() {
                 Some(pid) => {
-                    if let (Some(route), Some((out, err))) = (route, readers) {
+                    if let (Some(route), Some((out, err))) = (route.clone(), readers) {
                         self.logs.attach(route.clone(), LogStream::Out, out);
                         self.logs.attach(route, LogStream::Err, err);
                     }
+                    // Held while the instance exists, so its files (and their dropped-line
+                    // counts and errors) stay open across restarts and stops.
+                    self.route = route;
                     self.pgid = Some(pid);
                     self.child = Some(child);
                     Input::Spawned { pid }

@@ -24,6 +24,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+/// At exit, how long the log pipeline may take to write what the stopping apps printed.
+const LOGS_AT_EXIT: Duration = Duration::from_secs(3);
+
 /// State changes not caused by a command (a crash, a restart) are written at most this often.
 const PERSIST_DEBOUNCE: Duration = Duration::from_millis(100);
 
@@ -191,6 +194,8 @@ pub async fn run(home: Home) -> Result<(), DaemonError> {
     let server = tokio::spawn(server::serve(listener, commands_tx, log_service));
     let result = supervisor.run(commands_rx, events_rx).await;
     server.abort();
+    // The apps are stopped: write what they printed while stopping before exiting.
+    supervisor.logs.finish(LOGS_AT_EXIT).await;
     // The pid file goes first: a CLI waiting for the socket to disappear may start the next
     // daemon at once, and that one's pid file must not be removed by us.
     if std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == std::process::id().to_string())
@@ -376,6 +381,7 @@ impl Supervisor {
             orphan_group,
             logs: self.logs.clone(),
         };
+        self.logs.claim(pm_id, &spec);
         let mailbox = instance::spawn(setup, self.events.clone());
         self.apps.insert(
             pm_id,

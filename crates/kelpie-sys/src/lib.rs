@@ -14,7 +14,7 @@ mod signals;
 pub use creds::{current_uid, username};
 pub use localtime::utc_offset_secs;
 pub use memory::{release_free_memory, use_single_malloc_arena};
-pub use pipes::set_pipe_capacity;
+pub use pipes::{set_pipe_capacity, O_NONBLOCK};
 pub use procfs::{clock_ticks_per_second, page_size, sample_process, ProcessSample};
 pub use signals::{
     detach_into_new_session, group_alive, ignore_signal, kill_group, pid_alive, send_signal,

@@ -1,4 +1,8 @@
-//! Pipe capacity.
+//! Pipes and non-blocking opens.
+
+/// `O_NONBLOCK` for `OpenOptionsExt::custom_flags`: opening a FIFO nobody reads, or a device,
+/// must never hang the caller.
+pub const O_NONBLOCK: i32 = libc::O_NONBLOCK;
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 

@@ -607,3 +607,93 @@ fn kelpie_toml_sets_the_rotation_defaults_and_a_bad_one_is_refused() {
         "{error}"
     );
 }
+
+#[test]
+fn what_an_app_prints_while_stopping_is_written_before_the_daemon_exits() {
+    let k = kelpie();
+    let script = k.write(
+        "goodbye.sh",
+        "trap 'for i in $(seq 1 20000); do echo \"bye $i\"; done; exit 0' INT TERM\necho ready\nwhile true; do sleep 0.05; done\n",
+    );
+    k.ok(&["start", &script, "--name", "bye"]);
+    let log = out_log(&k, "bye");
+    k.wait_for("the app to be ready", 5 * SECS, || {
+        String::from_utf8_lossy(&read(&log)).contains("ready")
+    });
+    k.ok(&["kill"]);
+    let text = String::from_utf8_lossy(&read(&log)).into_owned();
+    assert!(
+        text.ends_with("bye 20000\n"),
+        "last lines: {:?}",
+        text.lines().rev().take(2).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("bye ")).count(),
+        20000
+    );
+}
+
+#[test]
+fn retention_keeps_the_newest_rotations_even_within_one_second() {
+    let k = kelpie();
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "keep",
+        "--log-max-size",
+        "1K",
+        "--log-retain",
+        "3",
+        "--no-log-compress",
+        "--",
+        "--quiet",
+        "--print",
+        "20000",
+    ]);
+    let log = out_log(&k, "keep");
+    k.wait_for("the last line", 20 * SECS, || {
+        String::from_utf8_lossy(&read(&log)).ends_with("line 19999\n")
+    });
+    k.wait_for("pruning to settle", 10 * SECS, || archives(&log).len() == 3);
+    // The kept archives and the live file are the end of the output, contiguous and in order.
+    let content = String::from_utf8(all_content(&log).expect("content")).expect("utf-8");
+    let numbers: Vec<u32> = content
+        .lines()
+        .map(|l| {
+            l.trim_start_matches("line ")
+                .parse()
+                .expect("a numbered line")
+        })
+        .collect();
+    assert_eq!(numbers.last(), Some(&19999));
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "gap or disorder"
+    );
+}
+
+#[test]
+fn a_shared_log_file_is_shown_once_in_the_tail() {
+    let k = kelpie();
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "twins",
+        "-i",
+        "2",
+        "--merge-logs",
+        "--",
+        "--quiet",
+        "--print",
+        "3",
+    ]);
+    let log = out_log(&k, "twins");
+    k.wait_for("both instances' lines", 5 * SECS, || {
+        String::from_utf8_lossy(&read(&log)).lines().count() == 6
+    });
+    let shown = k.ok(&["logs", "twins", "--out", "--nostream"]);
+    assert_eq!(shown.matches("| line 0\n").count(), 2, "{shown}");
+    assert_eq!(shown.lines().count(), 6, "{shown}");
+}

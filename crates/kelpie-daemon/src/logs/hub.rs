@@ -7,6 +7,7 @@
 
 use kelpie_proto::LogStream;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -16,6 +17,10 @@ pub const RING_LINES: usize = 500;
 pub const RING_BYTES: usize = 128 * 1024;
 /// Batches a follower may have queued before it misses lines.
 const FOLLOWER_QUEUE: usize = 256;
+/// Memory a follower's queued lines may take (line bytes plus bookkeeping) before it misses lines.
+const FOLLOWER_BYTES: usize = 8 * 1024 * 1024;
+/// Bookkeeping counted per queued line, on top of its bytes.
+const LINE_OVERHEAD: usize = 64;
 
 /// An app's name and namespace, shared by its lines.
 #[derive(Debug, PartialEq, Eq)]
@@ -82,18 +87,39 @@ pub struct LogBatch {
     pub lines: Vec<Arc<LogLine>>,
     /// Lines this follower missed just before these, because it was too slow.
     pub skipped: u64,
+    /// Memory the batch accounts for in its follower's budget.
+    cost: usize,
 }
 
 struct Follower {
     filter: LogFilter,
     tx: mpsc::Sender<LogBatch>,
     skipped: u64,
+    queued: Arc<AtomicUsize>,
+}
+
+/// The receiving end of a follow: batches of new lines, within a memory budget.
+pub struct Following {
+    rx: mpsc::Receiver<LogBatch>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Following {
+    /// The next batch; `None` when the hub dropped this follower.
+    pub async fn recv(&mut self) -> Option<LogBatch> {
+        let batch = self.rx.recv().await?;
+        self.queued.fetch_sub(batch.cost, Ordering::AcqRel);
+        Some(batch)
+    }
 }
 
 #[derive(Default)]
 struct Ring {
     lines: VecDeque<Arc<LogLine>>,
     bytes: usize,
+    /// The app that owns this instance id now (lines of another, such as a deleted app still
+    /// printing while it stops, are not kept).
+    owner: (String, String),
 }
 
 impl Ring {
@@ -158,12 +184,19 @@ impl Hub {
                 return !follower.tx.is_closed();
             }
             let count = mine.len() as u64;
+            let cost: usize = mine.iter().map(|l| l.bytes.len() + LINE_OVERHEAD).sum();
+            if follower.queued.load(Ordering::Acquire) + cost > FOLLOWER_BYTES {
+                follower.skipped += count;
+                return !follower.tx.is_closed();
+            }
             let batch = LogBatch {
                 lines: mine,
                 skipped: follower.skipped,
+                cost,
             };
             match follower.tx.try_send(batch) {
                 Ok(()) => {
+                    follower.queued.fetch_add(cost, Ordering::AcqRel);
                     follower.skipped = 0;
                     true
                 }
@@ -174,10 +207,31 @@ impl Hub {
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             }
         });
-        let ring = self.rings.entry(from.pm_id).or_default();
+        let Some(ring) = self.rings.get_mut(&from.pm_id) else {
+            return;
+        };
+        if ring.owner.0 != from.app.name || ring.owner.1 != from.app.namespace {
+            return;
+        }
         for line in lines {
             ring.push(line);
         }
+    }
+
+    /// A new instance takes `pm_id`: an empty ring that keeps only its app's lines.
+    pub fn claim(&mut self, pm_id: u32, name: &str, namespace: &str) {
+        self.rings.insert(
+            pm_id,
+            Ring {
+                owner: (name.to_string(), namespace.to_string()),
+                ..Ring::default()
+            },
+        );
+    }
+
+    /// The newest sequence number given so far.
+    pub fn last_seq(&self) -> u64 {
+        self.seq
     }
 
     /// Count lines that were never kept (a chunk's lines before its last [`RING_LINES`], when
@@ -215,22 +269,45 @@ impl Hub {
         tail
     }
 
+    /// Lines of these instances that `filter` accepts and that arrived after `seq`, in order.
+    pub fn since(&self, filter: &LogFilter, pm_ids: &[u32], seq: u64) -> Vec<Arc<LogLine>> {
+        let mut lines: Vec<Arc<LogLine>> = pm_ids
+            .iter()
+            .filter_map(|pm_id| self.rings.get(pm_id))
+            .flat_map(|ring| ring.lines.iter().rev().take_while(|l| l.seq > seq))
+            .filter(|line| filter.accepts(line))
+            .cloned()
+            .collect();
+        lines.sort_by_key(|line| line.seq);
+        lines
+    }
+
     /// Follow new lines that pass `filter`.
-    pub fn follow(&mut self, filter: LogFilter) -> mpsc::Receiver<LogBatch> {
+    pub fn follow(&mut self, filter: LogFilter) -> Following {
         let (tx, rx) = mpsc::channel(FOLLOWER_QUEUE);
+        let queued = Arc::new(AtomicUsize::new(0));
         self.followers.push(Follower {
             filter,
             tx,
             skipped: 0,
+            queued: queued.clone(),
         });
-        rx
+        Following { rx, queued }
     }
 
-    /// Forget the lines of these instances (`flush`, `delete`).
+    /// Forget the lines of these instances (`flush`).
     pub fn clear(&mut self, pm_ids: &[u32]) {
         for pm_id in pm_ids {
-            self.rings.remove(pm_id);
+            if let Some(ring) = self.rings.get_mut(pm_id) {
+                ring.lines.clear();
+                ring.bytes = 0;
+            }
         }
+    }
+
+    /// An instance was deleted: drop its ring.
+    pub fn forget(&mut self, pm_id: u32) {
+        self.rings.remove(&pm_id);
     }
 }
 
@@ -261,6 +338,9 @@ mod tests {
     }
 
     fn publish(hub: &mut Hub, pm_id: u32, app: &Arc<AppLabel>, stream: LogStream, lines: &[&str]) {
+        if !hub.rings.contains_key(&pm_id) {
+            hub.claim(pm_id, &app.name, &app.namespace);
+        }
         let from = NewLines {
             pm_id,
             app,
@@ -322,7 +402,7 @@ mod tests {
             ..LogFilter::default()
         };
         filter.names.insert("api".into());
-        let mut rx = hub.follow(filter);
+        let mut rx = hub.follow(filter).rx;
         publish(&mut hub, 0, &api, LogStream::Out, &["mine"]);
         publish(&mut hub, 0, &api, LogStream::Err, &["not this stream"]);
         publish(&mut hub, 1, &web, LogStream::Out, &["not this app"]);
@@ -343,5 +423,47 @@ mod tests {
         drop(rx);
         publish(&mut hub, 0, &api, LogStream::Out, &["nobody"]);
         assert!(!hub.has_followers(), "a closed follower is removed");
+    }
+
+    #[test]
+    fn a_reused_id_keeps_only_its_new_owners_lines() {
+        let mut hub = Hub::default();
+        let old = label("old");
+        let new = label("new");
+        publish(&mut hub, 0, &old, LogStream::Out, &["old line"]);
+        hub.forget(0);
+        hub.claim(0, "new", "default");
+        publish(
+            &mut hub,
+            0,
+            &old,
+            LogStream::Out,
+            &["old app still stopping"],
+        );
+        publish(&mut hub, 0, &new, LogStream::Out, &["new line"]);
+        assert_eq!(texts(&hub.tail(&both(), &[0], 10).lines), ["new line"]);
+    }
+
+    #[tokio::test]
+    async fn a_follower_that_does_not_read_is_bounded_in_bytes() {
+        let mut hub = Hub::default();
+        let api = label("api");
+        let mut following = hub.follow(both());
+        let big = "y".repeat(60_000);
+        let lines: Vec<&str> = vec![big.as_str(); 10];
+        for _ in 0..50 {
+            publish(&mut hub, 0, &api, LogStream::Out, &lines);
+        }
+        let mut queued_bytes = 0;
+        let mut skipped = 0;
+        while let Ok(batch) = following.rx.try_recv() {
+            queued_bytes += batch.lines.iter().map(|l| l.bytes.len()).sum::<usize>();
+            skipped += batch.skipped;
+        }
+        assert!(queued_bytes <= FOLLOWER_BYTES, "{queued_bytes}");
+        assert_eq!(skipped, 0, "nothing was delivered after the skips yet");
+        publish(&mut hub, 0, &api, LogStream::Out, &["after"]);
+        let batch = following.recv().await.expect("a batch");
+        assert!(batch.skipped > 0);
     }
 }

@@ -25,7 +25,7 @@ pub use sink::SinkStatus;
 
 use format::LineFormat;
 use hub::{AppLabel, Hub};
-use kelpie_core::AppSpec;
+use kelpie_core::{AppSpec, LogRotation};
 use kelpie_proto::LogStream;
 use sink::{lock, Sink};
 use std::collections::HashMap;
@@ -33,6 +33,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, Weak};
+use std::time::Duration;
 use tokio::sync::oneshot;
 use writer::WriterMsg;
 
@@ -49,12 +50,27 @@ const BIG_PIPE: usize = 1024 * 1024;
 /// staying well under it keeps that from ever happening because of Kelpie.
 const BIG_PIPE_BUDGET: usize = 32 * 1024 * 1024;
 
+/// How long a command waits for the writer (which may be stuck on a dead disk) before answering
+/// anyway.
+const WRITER_ANSWER: Duration = Duration::from_secs(5);
+
 /// What the log thread, the writer and the daemon share.
 pub struct Shared {
     writer: mpsc::Sender<WriterMsg>,
     hub: Mutex<Hub>,
     /// Capacity of the enlarged pipes now open.
     big_pipes: AtomicUsize,
+    /// Pipes being read.
+    readers: AtomicUsize,
+}
+
+/// Counts a reader while it runs.
+pub struct ReaderGuard(Arc<Shared>);
+
+impl Drop for ReaderGuard {
+    fn drop(&mut self) {
+        self.0.readers.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// An enlarged pipe's share of the budget, given back when its reader ends.
@@ -143,6 +159,7 @@ impl LogService {
                 writer,
                 hub: Mutex::default(),
                 big_pipes: AtomicUsize::new(0),
+                readers: AtomicUsize::new(0),
             }),
             registry,
             runtime,
@@ -150,9 +167,10 @@ impl LogService {
         })
     }
 
-    /// Replace the daemon-wide rotation defaults (files pick them up when next registered).
+    /// Replace the daemon-wide rotation defaults, for every file from now on.
     pub fn set_defaults(&self, defaults: RotationPolicy) {
         *lock(&self.defaults) = defaults;
+        let _ = self.shared.writer.send(WriterMsg::Defaults(defaults));
     }
 
     /// The route for the next process of an instance; `None` when the app discards its output.
@@ -166,10 +184,10 @@ impl LogService {
         if spec.disable_logs {
             return None;
         }
-        let policy = lock(&self.defaults).for_app(&spec.log_rotation);
-        let combined = files.combined.as_deref().map(|p| self.sink(p, policy));
+        let overrides = spec.log_rotation;
+        let combined = files.combined.as_deref().map(|p| self.sink(p, &overrides));
         let with_combined = |own: Option<&Path>| -> Vec<Arc<Sink>> {
-            own.map(|p| self.sink(p, policy))
+            own.map(|p| self.sink(p, &overrides))
                 .into_iter()
                 .chain(combined.clone())
                 .collect()
@@ -188,14 +206,17 @@ impl LogService {
     }
 
     /// The sink of `path`, created (and its file opened by the writer) if new.
-    fn sink(&self, path: &Path, policy: RotationPolicy) -> Arc<Sink> {
+    fn sink(&self, path: &Path, overrides: &LogRotation) -> Arc<Sink> {
+        let policy = lock(&self.defaults).for_app(overrides);
         let mut registry = lock(&self.registry);
         if let Some(sink) = registry.get(path).and_then(Weak::upgrade) {
             *lock(&sink.policy) = policy;
+            *lock(&sink.overrides) = *overrides;
             return sink;
         }
         registry.retain(|_, sink| sink.strong_count() > 0);
         let sink = Arc::new(Sink::new(path.to_path_buf(), policy));
+        *lock(&sink.overrides) = *overrides;
         registry.insert(path.to_path_buf(), Arc::downgrade(&sink));
         // Create the file now, as PM2 does, rather than at the first line.
         sink.queued
@@ -209,13 +230,27 @@ impl LogService {
         let big = (stream == LogStream::Out)
             .then(|| self.enlarge(&fd))
             .flatten();
+        self.shared.readers.fetch_add(1, Ordering::AcqRel);
+        let counted = ReaderGuard(self.shared.clone());
         self.runtime.spawn(reader::read_pipe(
             fd,
             stream,
             route,
             self.shared.clone(),
-            big,
+            (counted, big),
         ));
+    }
+
+    /// At daemon exit, once the apps have stopped: let the readers reach the end of their pipes
+    /// (what the apps printed while stopping) and the writer write it, within `limit`.
+    pub async fn finish(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.shared.readers.load(Ordering::Acquire) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = tokio::time::timeout_at(deadline, self.written()).await;
     }
 
     /// Give a stdout pipe [`BIG_PIPE`] capacity if the budget allows.
@@ -272,7 +307,7 @@ impl LogService {
             .send(WriterMsg::Truncate(sinks, tx))
             .is_ok()
         {
-            let _ = rx.await;
+            let _ = tokio::time::timeout(WRITER_ANSWER, rx).await;
         }
     }
 
@@ -282,15 +317,49 @@ impl LogService {
         if self.shared.writer.send(WriterMsg::Reopen(tx)).is_err() {
             return 0;
         }
-        rx.await.unwrap_or(0)
+        match tokio::time::timeout(WRITER_ANSWER, rx).await {
+            Ok(Ok(count)) => count,
+            _ => 0,
+        }
     }
 
     /// Wait until everything read so far is written.
     pub async fn written(&self) {
         let (tx, rx) = oneshot::channel();
         if self.shared.writer.send(WriterMsg::Barrier(tx)).is_ok() {
-            let _ = rx.await;
+            let _ = tokio::time::timeout(WRITER_ANSWER, rx).await;
         }
+    }
+
+    /// Wait until everything read so far is written, then the size of each of `paths` as
+    /// written (`None` for a file not in use, or when the writer does not answer in time).
+    pub async fn written_sizes(&self, paths: &[PathBuf]) -> Vec<Option<u64>> {
+        let sinks: Vec<Option<Arc<Sink>>> = {
+            let registry = lock(&self.registry);
+            paths
+                .iter()
+                .map(|p| registry.get(p).and_then(Weak::upgrade))
+                .collect()
+        };
+        let known: Vec<Arc<Sink>> = sinks.iter().flatten().cloned().collect();
+        let (tx, rx) = oneshot::channel();
+        let unknown = vec![None; paths.len()];
+        if self
+            .shared
+            .writer
+            .send(WriterMsg::Sizes(known, tx))
+            .is_err()
+        {
+            return unknown;
+        }
+        let Ok(Ok(sizes)) = tokio::time::timeout(WRITER_ANSWER, rx).await else {
+            return unknown;
+        };
+        let mut sizes = sizes.into_iter();
+        sinks
+            .iter()
+            .map(|sink| sink.as_ref().and_then(|_| sizes.next()))
+            .collect()
     }
 
     /// The hub of recent lines and followers, locked (never hold it across an await).
@@ -300,13 +369,31 @@ impl LogService {
 
     /// An instance was deleted: forget its recent lines.
     pub fn forget(&self, pm_id: u32) {
-        lock(&self.shared.hub).clear(&[pm_id]);
+        lock(&self.shared.hub).forget(pm_id);
+    }
+
+    /// A new instance takes `pm_id`: the recent lines kept under that id are now its own (late
+    /// lines of a deleted instance that had the id are no longer kept).
+    pub fn claim(&self, pm_id: u32, spec: &AppSpec) {
+        lock(&self.shared.hub).claim(pm_id, &spec.name, &spec.namespace);
     }
 }
 
-/// The last `n` lines of a file (blocking: call on the blocking pool).
-pub fn file_tail(path: &Path, n: usize) -> Vec<Vec<u8>> {
-    tail::last_lines(path, n)
+/// The last `n` lines among the first `limit` bytes of a file, each cut into pieces of at most
+/// the line cap (blocking: call on the blocking pool).
+pub fn file_tail(path: &Path, n: usize, limit: Option<u64>) -> Vec<Vec<u8>> {
+    tail::last_lines(path, n, limit)
+        .into_iter()
+        .flat_map(|line| {
+            if line.len() <= framer::MAX_RECORD {
+                vec![line]
+            } else {
+                line.chunks(framer::MAX_RECORD)
+                    .map(<[u8]>::to_vec)
+                    .collect()
+            }
+        })
+        .collect()
 }
 
 fn now_ms() -> i64 {

@@ -6,7 +6,7 @@ use super::framer::Framer;
 use super::hub::{NewLines, RING_LINES};
 use super::sink::lock;
 use super::writer::WriterMsg;
-use super::{BigPipe, Route, Shared};
+use super::{BigPipe, ReaderGuard, Route, Shared};
 use kelpie_proto::LogStream;
 use std::cell::RefCell;
 use std::os::fd::OwnedFd;
@@ -45,14 +45,14 @@ enum Outcome {
     Closed,
 }
 
-/// Read `fd` (one stream of one process) until every writer has closed it. `_big` is the pipe's
-/// share of the enlarged-pipe budget, returned when this ends.
+/// Read `fd` (one stream of one process) until every writer has closed it. `_held` counts this
+/// reader and holds the pipe's share of the enlarged-pipe budget, both given back when it ends.
 pub async fn read_pipe(
     fd: OwnedFd,
     stream: LogStream,
     route: Arc<Route>,
     shared: Arc<Shared>,
-    _big: Option<BigPipe>,
+    _held: (ReaderGuard, Option<BigPipe>),
 ) {
     let pipe = match pipe::Receiver::from_owned_fd(fd) {
         Ok(pipe) => pipe,

@@ -6,7 +6,7 @@
 //! so nothing is lost or written twice.
 
 use kelpie_core::DateFormat;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -67,23 +67,39 @@ impl<'a> LogName<'a> {
 }
 
 /// The name for rotating `path` at `unix_ms`: `<stem>__YYYY-MM-DD_HH-mm-ss.log` in local time,
-/// then `_001`, `_002`... when that name is taken (several rotations in one second). Sorting
-/// the names sorts the files oldest first.
+/// or with `_001`, `_002`... after the time when that second already has rotated files (always
+/// above the highest number in use, even after older ones were pruned). Sorting the names sorts
+/// the files oldest first (up to 999 rotations in one second).
 pub fn rotated_path(path: &Path, unix_ms: i64, utc_offset_secs: i32) -> PathBuf {
     let name = LogName::of(path);
     let stamp = DateFormat::parse("YYYY-MM-DD_HH-mm-ss").format(unix_ms, utc_offset_secs);
-    let taken = |candidate: &str| {
-        name.dir.join(candidate).exists() || name.dir.join(format!("{candidate}.gz")).exists()
-    };
-    let base = format!("{}__{stamp}{}", name.stem, name.ext);
-    if !taken(&base) {
-        return name.dir.join(base);
+    let same_second = format!("{}__{stamp}", name.stem);
+    // Rotations already made in this second: 0 for the plain name, n for `_n`.
+    let taken: Vec<u32> = std::fs::read_dir(name.dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if !name.is_archive(&file) {
+                return None;
+            }
+            let rest = file.strip_prefix(&same_second)?;
+            let rest = rest.strip_suffix(".gz").unwrap_or(rest);
+            let rest = rest.strip_suffix(name.ext).unwrap_or(rest);
+            match rest.strip_prefix('_') {
+                None if rest.is_empty() => Some(0),
+                Some(n) => n.parse().ok(),
+                None => None,
+            }
+        })
+        .collect();
+    match taken.iter().max() {
+        None => name.dir.join(format!("{same_second}{}", name.ext)),
+        Some(highest) => name
+            .dir
+            .join(format!("{same_second}_{:03}{}", highest + 1, name.ext)),
     }
-    (1u32..)
-        .map(|n| format!("{}__{stamp}_{n:03}{}", name.stem, name.ext))
-        .find(|candidate| !taken(candidate))
-        .map(|candidate| name.dir.join(candidate))
-        .unwrap_or_else(|| name.dir.join(base))
 }
 
 /// The rotated files of `path`, oldest first.
@@ -151,8 +167,10 @@ fn gzip(path: &Path) -> std::io::Result<()> {
         let mut encoder =
             flate2::write::GzEncoder::new(output, flate2::Compression::new(GZIP_LEVEL));
         std::io::copy(&mut input, &mut encoder)?;
-        let mut output = encoder.finish()?;
-        output.flush()?;
+        let output = encoder.finish()?;
+        let file = output.into_inner().map_err(|e| e.into_error())?;
+        // On disk before the original goes: a crash never leaves only a truncated archive.
+        file.sync_all()?;
         std::fs::rename(&tmp_path, &gz_path)?;
         std::fs::remove_file(path)
     })();
@@ -230,6 +248,13 @@ mod tests {
         )
         .expect("w");
         assert_eq!(archives(&live), made);
+        // After the oldest are pruned, the next name still sorts last.
+        std::fs::remove_file(&made[0]).expect("rm");
+        std::fs::remove_file(&made[1]).expect("rm");
+        let next = rotated_path(&live, at, 0);
+        assert!(next
+            .to_string_lossy()
+            .ends_with("api-out__2024-02-29_12-34-56_003.log"));
     }
 
     #[test]

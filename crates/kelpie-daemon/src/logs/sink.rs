@@ -53,8 +53,11 @@ pub struct Sink {
     pub pending: Mutex<Pending>,
     /// The writer's side.
     pub slot: Mutex<FileSlot>,
-    /// Current rotation settings (those of the last app that registered the file).
+    /// Current rotation settings: the daemon's defaults under the overrides of the last app
+    /// that registered the file.
     pub policy: Mutex<RotationPolicy>,
+    /// That app's own rotation fields, to recompute `policy` when the defaults change.
+    pub overrides: Mutex<kelpie_core::LogRotation>,
     dropped_lines: AtomicU64,
     error: Mutex<Option<String>>,
 }
@@ -77,6 +80,7 @@ impl Sink {
             pending: Mutex::default(),
             slot: Mutex::default(),
             policy: Mutex::new(policy),
+            overrides: Mutex::default(),
             dropped_lines: AtomicU64::new(0),
             error: Mutex::new(None),
         }
@@ -116,10 +120,11 @@ impl Sink {
         lines
     }
 
-    /// Take everything pending, leaving `spare` (an empty buffer) in its place.
-    pub fn take_pending(&self, spare: Vec<u8>) -> Vec<u8> {
+    /// Take everything pending. The buffer left behind starts empty (no capacity), so an idle
+    /// file holds no memory after a burst.
+    pub fn take_pending(&self) -> Vec<u8> {
         self.queued.store(false, Ordering::Release);
-        std::mem::replace(&mut lock(&self.pending).bytes, spare)
+        std::mem::take(&mut lock(&self.pending).bytes)
     }
 
     /// Forget everything pending (flush).
@@ -165,7 +170,7 @@ mod tests {
             notified += usize::from(sink.append(&chunk));
         }
         assert_eq!(notified, 1, "one wake-up until the writer takes the batch");
-        let pending = sink.take_pending(Vec::new());
+        let pending = sink.take_pending();
         assert!(pending.len() <= MAX_PENDING);
         assert!(pending.ends_with(b"\n"), "only whole lines are kept");
         let kept = count_lines(&pending);

@@ -20,8 +20,6 @@ use tokio::sync::oneshot;
 const TICK: Duration = Duration::from_secs(1);
 /// Wait between attempts to open a file that could not be opened.
 const RETRY_OPEN: Duration = Duration::from_secs(1);
-/// A buffer that grew beyond this during a burst is freed rather than kept for reuse.
-const KEEP_SPARE: usize = 256 * 1024;
 
 /// A request to the writer thread.
 pub enum WriterMsg {
@@ -33,6 +31,10 @@ pub enum WriterMsg {
     Reopen(oneshot::Sender<usize>),
     /// Answer once every earlier message is handled (everything queued is on disk).
     Barrier(oneshot::Sender<()>),
+    /// Like `Barrier`, answering the size of each of these files as written so far.
+    Sizes(Vec<Arc<Sink>>, oneshot::Sender<Vec<u64>>),
+    /// The daemon-wide defaults changed: recompute every file's policy.
+    Defaults(RotationPolicy),
 }
 
 /// Start the writer thread.
@@ -44,7 +46,6 @@ pub fn start(
     let mut writer = Writer {
         registry,
         archiver,
-        spare: Vec::new(),
         offset: local_offset(),
     };
     std::thread::Builder::new()
@@ -56,8 +57,6 @@ pub fn start(
 struct Writer {
     registry: Registry,
     archiver: mpsc::Sender<ArchiveJob>,
-    /// An empty buffer handed to the next sink that is drained (double buffering).
-    spare: Vec<u8>,
     /// The local UTC offset, refreshed every tick.
     offset: i32,
 }
@@ -101,6 +100,16 @@ impl Writer {
             WriterMsg::Barrier(done) => {
                 let _ = done.send(());
             }
+            WriterMsg::Sizes(sinks, done) => {
+                let sizes = sinks.iter().map(|sink| lock(&sink.slot).size).collect();
+                let _ = done.send(sizes);
+            }
+            WriterMsg::Defaults(defaults) => {
+                for sink in self.live_sinks() {
+                    let overrides = *lock(&sink.overrides);
+                    *lock(&sink.policy) = defaults.for_app(&overrides);
+                }
+            }
         }
     }
 
@@ -126,7 +135,7 @@ impl Writer {
 
     /// Write everything pending for `sink`.
     fn drain(&mut self, sink: &Sink) {
-        let batch = sink.take_pending(std::mem::take(&mut self.spare));
+        let batch = sink.take_pending();
         let mut slot = lock(&sink.slot);
         if self.ensure_open(sink, &mut slot) {
             let policy = *lock(&sink.policy);
@@ -134,12 +143,6 @@ impl Writer {
             self.write_batch(sink, &mut slot, &policy, &batch);
         } else {
             slot.dropped_while_failing += sink.count_dropped(&batch);
-        }
-        drop(slot);
-        let mut batch = batch;
-        batch.clear();
-        if batch.capacity() <= KEEP_SPARE {
-            self.spare = batch;
         }
     }
 
@@ -271,13 +274,8 @@ fn open_append(sink: &Sink) -> std::io::Result<File> {
     OpenOptions::new()
         .create(true)
         .append(true)
-        .custom_flags(libc_o_nonblock())
+        .custom_flags(kelpie_sys::O_NONBLOCK)
         .open(sink.path())
-}
-
-fn libc_o_nonblock() -> i32 {
-    // Same value on every Linux architecture Kelpie builds for.
-    0o4000
 }
 
 /// Write as much of `bytes` as the file takes; returns how much was written. A failure marks
@@ -329,14 +327,21 @@ fn resumed(sink: &Sink, slot: &mut FileSlot) {
     }
 }
 
-/// Empty a file and what is waiting for it.
+/// Empty a file and what is waiting for it. Only regular files: a FIFO or a device has nothing
+/// to empty (and opening one must not block).
 fn truncate(sink: &Sink) {
     sink.discard_pending();
     let mut slot = lock(&sink.slot);
     let result = match &slot.file {
-        Some(file) => file.set_len(0),
-        None => match OpenOptions::new().write(true).open(sink.path()) {
-            Ok(file) => file.set_len(0),
+        Some(file) if slot.regular => file.set_len(0),
+        Some(_) => Ok(()),
+        None => match OpenOptions::new()
+            .write(true)
+            .custom_flags(kelpie_sys::O_NONBLOCK)
+            .open(sink.path())
+        {
+            Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => file.set_len(0),
+            Ok(_) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         },
