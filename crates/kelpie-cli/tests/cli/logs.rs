@@ -47,19 +47,25 @@ fn archives(live: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// The content of a rotated file, gunzipped if it is a `.gz`; `None` if it vanished meanwhile
+/// (the archiver was compressing it).
+fn archive_content(archive: &Path) -> Option<Vec<u8>> {
+    let bytes = std::fs::read(archive).ok()?;
+    if !archive.to_string_lossy().ends_with(".gz") {
+        return Some(bytes);
+    }
+    let mut text = Vec::new();
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_end(&mut text)
+        .ok()?;
+    Some(text)
+}
+
 /// Everything written to `live`: its archives (gunzipped), oldest first, then the live file.
-/// `None` when a file vanished while being read (the archiver was compressing it).
 fn all_content(live: &Path) -> Option<Vec<u8>> {
     let mut content = Vec::new();
     for archive in archives(live) {
-        let bytes = std::fs::read(&archive).ok()?;
-        if archive.to_string_lossy().ends_with(".gz") {
-            flate2::read::GzDecoder::new(&bytes[..])
-                .read_to_end(&mut content)
-                .ok()?;
-        } else {
-            content.extend_from_slice(&bytes);
-        }
+        content.extend_from_slice(&archive_content(&archive)?);
     }
     content.extend_from_slice(&std::fs::read(live).ok()?);
     Some(content)
@@ -164,15 +170,7 @@ fn a_million_lines_through_many_rotations_arrive_once_and_in_order() {
     assert!(rotated.len() >= 20, "{} rotations", rotated.len());
     // Rotation happens at line boundaries, before a file passes its limit.
     let sizes = rotated.iter().map(|p| {
-        let mut text = Vec::new();
-        let bytes = read(p);
-        if p.to_string_lossy().ends_with(".gz") {
-            flate2::read::GzDecoder::new(&bytes[..])
-                .read_to_end(&mut text)
-                .expect("gunzip");
-        } else {
-            text = bytes;
-        }
+        let text = archive_content(p).expect("a rotated file");
         assert!(text.ends_with(b"\n"));
         text.len()
     });
