@@ -222,7 +222,17 @@ fn kill_signal_is_configurable_and_crash_children_do_not_outlive_the_app() {
 #[test]
 fn a_flooding_app_is_never_slowed_and_the_daemon_stays_responsive() {
     let k = kelpie();
-    k.ok(&["start", &k.fake_app(), "--name", "flood", "--", "--flood"]);
+    // No size rotation here: the live file's size is the measure.
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "flood",
+        "--log-max-size",
+        "0",
+        "--",
+        "--flood",
+    ]);
     let started = std::time::Instant::now();
     for _ in 0..5 {
         k.ok(&["list"]);
