@@ -11,7 +11,6 @@ use kelpie_proto::{
     encode, ErrorKind, LogBytes, LogStream, Response, Target, WireError, WireLogLine,
 };
 use std::path::PathBuf;
-use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
@@ -68,10 +67,11 @@ pub async fn serve(
     };
     let reads = file_reads(&selection, &tail.short);
     let mut shown = from_files(logs, reads.clone(), lines).await;
-    let read_from_file = |line: &&Arc<LogLine>| {
+    let read_from_file = |line: &&LogLine| {
+        let chunk = line.chunk();
         reads
             .iter()
-            .any(|r| r.shows.contains(&(line.pm_id, line.stream)))
+            .any(|r| r.shows.contains(&(chunk.pm_id, chunk.stream)))
     };
     shown.extend(tail.lines.iter().filter(|l| !read_from_file(l)).map(wire));
     let (since, live) = {
@@ -180,13 +180,14 @@ async fn from_files(logs: &LogService, reads: Vec<FileRead>, lines: usize) -> Ve
     .unwrap_or_default()
 }
 
-fn wire(line: &Arc<LogLine>) -> WireLogLine {
+fn wire(line: &LogLine) -> WireLogLine {
+    let chunk = line.chunk();
     WireLogLine {
-        pm_id: line.pm_id,
-        app_name: line.app.name.clone(),
-        stream: line.stream,
-        at_ms: Some(line.at_ms),
-        bytes: LogBytes(line.bytes.to_vec()),
+        pm_id: chunk.pm_id,
+        app_name: chunk.app.name.clone(),
+        stream: chunk.stream,
+        at_ms: Some(chunk.at_ms),
+        bytes: LogBytes(line.bytes().to_vec()),
     }
 }
 
@@ -197,7 +198,7 @@ async fn follow(stream: &mut UnixStream, mut live: Following) {
         tokio::select! {
             batch = live.recv() => {
                 let Some(batch) = batch else { return };
-                let lines = batch.lines.iter().map(wire).collect();
+                let lines = LogLine::all_of(&batch.chunk).map(|line| wire(&line)).collect();
                 if send_lines(stream, lines, batch.skipped).await.is_err() {
                     return;
                 }

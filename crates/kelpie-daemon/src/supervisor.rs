@@ -193,9 +193,10 @@ pub async fn run(home: Home) -> Result<(), DaemonError> {
     );
     let server = tokio::spawn(server::serve(listener, commands_tx, log_service));
     let result = supervisor.run(commands_rx, events_rx).await;
-    server.abort();
-    // The apps are stopped: write what they printed while stopping before exiting.
+    // The apps are stopped: write what they printed while stopping before exiting. The socket
+    // still accepts meanwhile, so a `kill` that waits for it to go waits for this too.
     supervisor.logs.finish(LOGS_AT_EXIT).await;
+    server.abort();
     // The pid file goes first: a CLI waiting for the socket to disappear may start the next
     // daemon at once, and that one's pid file must not be removed by us.
     if std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == std::process::id().to_string())

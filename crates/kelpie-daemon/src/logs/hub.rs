@@ -31,11 +31,12 @@ pub struct AppLabel {
     pub namespace: String,
 }
 
-/// One line (record) of output.
+/// The lines of one chunk read from one stream of one instance: one allocation for all of
+/// them (a chatty app's lines cost a few allocations per read, not two per line).
 #[derive(Debug)]
-pub struct LogLine {
-    /// Arrival order across all apps.
-    pub seq: u64,
+pub struct LogChunk {
+    /// Sequence number of the first line (arrival order across all apps).
+    pub first_seq: u64,
     /// Arrival time (ms since the epoch).
     pub at_ms: i64,
     /// Instance id.
@@ -44,8 +45,57 @@ pub struct LogLine {
     pub app: Arc<AppLabel>,
     /// Which stream.
     pub stream: LogStream,
+    raw: Box<[u8]>,
+    ends: Box<[u32]>,
+}
+
+impl LogChunk {
+    /// Number of lines.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Line `i`, without its newline.
+    pub fn line(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.raw[start..self.ends[i] as usize]
+    }
+
+    fn bytes(&self) -> usize {
+        self.raw.len()
+    }
+}
+
+/// One line of a chunk.
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    chunk: Arc<LogChunk>,
+    index: usize,
+}
+
+impl LogLine {
+    /// Its chunk (instance, app, stream, arrival time).
+    pub fn chunk(&self) -> &LogChunk {
+        &self.chunk
+    }
+
+    /// Arrival order across all apps.
+    pub fn seq(&self) -> u64 {
+        self.chunk.first_seq + self.index as u64
+    }
+
     /// The bytes, without the newline.
-    pub bytes: Box<[u8]>,
+    pub fn bytes(&self) -> &[u8] {
+        self.chunk.line(self.index)
+    }
+
+    /// Every line of `chunk`.
+    pub fn all_of(chunk: &Arc<LogChunk>) -> impl Iterator<Item = LogLine> + '_ {
+        (0..chunk.len()).map(|index| LogLine {
+            chunk: chunk.clone(),
+            index,
+        })
+    }
 }
 
 /// Which lines a reader wants.
@@ -66,17 +116,17 @@ pub struct LogFilter {
 }
 
 impl LogFilter {
-    /// Does `line` pass?
-    pub fn accepts(&self, line: &LogLine) -> bool {
-        let stream = match line.stream {
+    /// Do the lines of `chunk` pass?
+    pub fn accepts(&self, chunk: &LogChunk) -> bool {
+        let stream = match chunk.stream {
             LogStream::Out => self.out,
             LogStream::Err => self.err,
         };
         stream
             && (self.all
-                || self.ids.contains(&line.pm_id)
-                || self.names.contains(&line.app.name)
-                || self.namespaces.contains(&line.app.namespace))
+                || self.ids.contains(&chunk.pm_id)
+                || self.names.contains(&chunk.app.name)
+                || self.namespaces.contains(&chunk.app.namespace))
     }
 }
 
@@ -84,7 +134,7 @@ impl LogFilter {
 #[derive(Debug)]
 pub struct LogBatch {
     /// New lines, in arrival order.
-    pub lines: Vec<Arc<LogLine>>,
+    pub chunk: Arc<LogChunk>,
     /// Lines this follower missed just before these, because it was too slow.
     pub skipped: u64,
     /// Memory the batch accounts for in its follower's budget.
@@ -115,7 +165,8 @@ impl Following {
 
 #[derive(Default)]
 struct Ring {
-    lines: VecDeque<Arc<LogLine>>,
+    chunks: VecDeque<Arc<LogChunk>>,
+    lines: usize,
     bytes: usize,
     /// The app that owns this instance id now (lines of another, such as a deleted app still
     /// printing while it stops, are not kept).
@@ -123,14 +174,31 @@ struct Ring {
 }
 
 impl Ring {
-    fn push(&mut self, line: Arc<LogLine>) {
-        self.bytes += line.bytes.len();
-        self.lines.push_back(line);
-        while self.lines.len() > RING_LINES || (self.bytes > RING_BYTES && self.lines.len() > 1) {
-            if let Some(old) = self.lines.pop_front() {
-                self.bytes -= old.bytes.len();
+    /// Keep `chunk`, dropping the oldest chunks the newest lines do not need.
+    fn push(&mut self, chunk: Arc<LogChunk>) {
+        self.lines += chunk.len();
+        self.bytes += chunk.bytes();
+        self.chunks.push_back(chunk);
+        while let Some(oldest) = self.chunks.front() {
+            let enough_lines = self.lines - oldest.len() >= RING_LINES;
+            let too_big = self.bytes > RING_BYTES && self.chunks.len() > 1;
+            if !(enough_lines || too_big) {
+                break;
             }
+            self.lines -= oldest.len();
+            self.bytes -= oldest.bytes();
+            self.chunks.pop_front();
         }
+    }
+
+    /// Lines from newest to oldest.
+    fn newest_first(&self) -> impl Iterator<Item = LogLine> + '_ {
+        self.chunks.iter().rev().flat_map(|chunk| {
+            (0..chunk.len()).rev().map(move |index| LogLine {
+                chunk: chunk.clone(),
+                index,
+            })
+        })
     }
 }
 
@@ -155,42 +223,33 @@ pub struct NewLines<'a> {
 }
 
 impl Hub {
-    /// Is anyone following? (Without followers only the last lines of a chunk are kept.)
-    pub fn has_followers(&self) -> bool {
-        !self.followers.is_empty()
-    }
-
-    /// Add the lines of one chunk.
-    pub fn publish<'r>(&mut self, from: &NewLines<'_>, records: impl Iterator<Item = &'r [u8]>) {
-        let mut lines = Vec::new();
-        for bytes in records {
-            self.seq += 1;
-            lines.push(Arc::new(LogLine {
-                seq: self.seq,
-                at_ms: from.at_ms,
-                pm_id: from.pm_id,
-                app: from.app.clone(),
-                stream: from.stream,
-                bytes: bytes.into(),
-            }));
+    /// Add the lines of one chunk: `raw` holds them back to back, `ends` says where each ends.
+    pub fn publish(&mut self, from: &NewLines<'_>, raw: &[u8], ends: &[u32]) {
+        if ends.is_empty() {
+            return;
         }
+        let chunk = Arc::new(LogChunk {
+            first_seq: self.seq + 1,
+            at_ms: from.at_ms,
+            pm_id: from.pm_id,
+            app: from.app.clone(),
+            stream: from.stream,
+            raw: raw.into(),
+            ends: ends.into(),
+        });
+        self.seq += ends.len() as u64;
+        let count = chunk.len() as u64;
+        let cost = chunk.bytes() + chunk.len() * LINE_OVERHEAD;
         self.followers.retain_mut(|follower| {
-            let mine: Vec<Arc<LogLine>> = lines
-                .iter()
-                .filter(|line| follower.filter.accepts(line))
-                .cloned()
-                .collect();
-            if mine.is_empty() {
+            if !follower.filter.accepts(&chunk) {
                 return !follower.tx.is_closed();
             }
-            let count = mine.len() as u64;
-            let cost: usize = mine.iter().map(|l| l.bytes.len() + LINE_OVERHEAD).sum();
             if follower.queued.load(Ordering::Acquire) + cost > FOLLOWER_BYTES {
                 follower.skipped += count;
                 return !follower.tx.is_closed();
             }
             let batch = LogBatch {
-                lines: mine,
+                chunk: chunk.clone(),
                 skipped: follower.skipped,
                 cost,
             };
@@ -213,9 +272,7 @@ impl Hub {
         if ring.owner.0 != from.app.name || ring.owner.1 != from.app.namespace {
             return;
         }
-        for line in lines {
-            ring.push(line);
-        }
+        ring.push(chunk);
     }
 
     /// A new instance takes `pm_id`: an empty ring that keeps only its app's lines.
@@ -234,12 +291,6 @@ impl Hub {
         self.seq
     }
 
-    /// Count lines that were never kept (a chunk's lines before its last [`RING_LINES`], when
-    /// nobody follows), so sequence numbers still say how much was printed.
-    pub fn skip_seq(&mut self, count: u64) {
-        self.seq += count;
-    }
-
     /// The last `n` lines of each stream of each instance `filter` accepts, in arrival order,
     /// and the (instance, stream) pairs that had fewer than `n` in memory.
     pub fn tail(&self, filter: &LogFilter, pm_ids: &[u32], n: usize) -> Tail {
@@ -252,33 +303,30 @@ impl Hub {
                 continue;
             };
             for stream in streams(filter) {
-                let mine: Vec<&Arc<LogLine>> = ring
-                    .lines
-                    .iter()
-                    .rev()
-                    .filter(|line| line.stream == stream)
+                let mine: Vec<LogLine> = ring
+                    .newest_first()
+                    .filter(|line| line.chunk.stream == stream)
                     .take(n)
                     .collect();
                 if mine.len() < n {
                     tail.short.push((*pm_id, stream));
                 }
-                tail.lines.extend(mine.into_iter().cloned());
+                tail.lines.extend(mine);
             }
         }
-        tail.lines.sort_by_key(|line| line.seq);
+        tail.lines.sort_by_key(LogLine::seq);
         tail
     }
 
     /// Lines of these instances that `filter` accepts and that arrived after `seq`, in order.
-    pub fn since(&self, filter: &LogFilter, pm_ids: &[u32], seq: u64) -> Vec<Arc<LogLine>> {
-        let mut lines: Vec<Arc<LogLine>> = pm_ids
+    pub fn since(&self, filter: &LogFilter, pm_ids: &[u32], seq: u64) -> Vec<LogLine> {
+        let mut lines: Vec<LogLine> = pm_ids
             .iter()
             .filter_map(|pm_id| self.rings.get(pm_id))
-            .flat_map(|ring| ring.lines.iter().rev().take_while(|l| l.seq > seq))
-            .filter(|line| filter.accepts(line))
-            .cloned()
+            .flat_map(|ring| ring.newest_first().take_while(|l| l.seq() > seq))
+            .filter(|line| filter.accepts(&line.chunk))
             .collect();
-        lines.sort_by_key(|line| line.seq);
+        lines.sort_by_key(LogLine::seq);
         lines
     }
 
@@ -299,7 +347,8 @@ impl Hub {
     pub fn clear(&mut self, pm_ids: &[u32]) {
         for pm_id in pm_ids {
             if let Some(ring) = self.rings.get_mut(pm_id) {
-                ring.lines.clear();
+                ring.chunks.clear();
+                ring.lines = 0;
                 ring.bytes = 0;
             }
         }
@@ -321,7 +370,7 @@ fn streams(filter: &LogFilter) -> impl Iterator<Item = LogStream> {
 #[derive(Debug, Default)]
 pub struct Tail {
     /// Lines in arrival order.
-    pub lines: Vec<Arc<LogLine>>,
+    pub lines: Vec<LogLine>,
     /// Streams that had fewer lines in memory than asked for (read their files instead).
     pub short: Vec<(u32, LogStream)>,
 }
@@ -347,14 +396,26 @@ mod tests {
             stream,
             at_ms: 0,
         };
-        hub.publish(&from, lines.iter().map(|l| l.as_bytes()));
+        let raw: Vec<u8> = lines.iter().flat_map(|l| l.bytes()).collect();
+        let ends: Vec<u32> = lines
+            .iter()
+            .scan(0u32, |end, l| {
+                *end += l.len() as u32;
+                Some(*end)
+            })
+            .collect();
+        hub.publish(&from, &raw, &ends);
     }
 
-    fn texts(lines: &[Arc<LogLine>]) -> Vec<String> {
+    fn texts(lines: &[LogLine]) -> Vec<String> {
         lines
             .iter()
-            .map(|l| String::from_utf8_lossy(&l.bytes).into_owned())
+            .map(|l| String::from_utf8_lossy(l.bytes()).into_owned())
             .collect()
+    }
+
+    fn chunk_texts(chunk: &Arc<LogChunk>) -> Vec<String> {
+        texts(&LogLine::all_of(chunk).collect::<Vec<_>>())
     }
 
     fn both() -> LogFilter {
@@ -385,10 +446,21 @@ mod tests {
         let many: Vec<String> = (0..RING_LINES + 10).map(|i| i.to_string()).collect();
         let refs: Vec<&str> = many.iter().map(String::as_str).collect();
         publish(&mut hub, 0, &api, LogStream::Out, &refs);
-        assert_eq!(hub.rings[&0].lines.len(), RING_LINES);
+        for _ in 0..3 {
+            publish(&mut hub, 0, &api, LogStream::Out, &refs[..100]);
+        }
+        let ring = &hub.rings[&0];
+        assert!(ring.lines >= RING_LINES && ring.lines < RING_LINES + 100 + RING_LINES + 10);
+        let tail = hub.tail(&both(), &[0], RING_LINES);
+        assert_eq!(tail.lines.len(), RING_LINES);
+        assert!(tail.short.is_empty() || tail.short == [(0, LogStream::Err)]);
         let big = "x".repeat(RING_BYTES / 2 + 1);
         publish(&mut hub, 0, &api, LogStream::Out, &[&big, &big]);
-        assert!(hub.rings[&0].bytes <= RING_BYTES || hub.rings[&0].lines.len() == 1);
+        assert_eq!(
+            hub.rings[&0].chunks.len(),
+            1,
+            "older chunks went for the big one"
+        );
     }
 
     #[tokio::test]
@@ -407,14 +479,14 @@ mod tests {
         publish(&mut hub, 0, &api, LogStream::Err, &["not this stream"]);
         publish(&mut hub, 1, &web, LogStream::Out, &["not this app"]);
         let batch = rx.recv().await.expect("a batch");
-        assert_eq!(texts(&batch.lines), ["mine"]);
+        assert_eq!(chunk_texts(&batch.chunk), ["mine"]);
         assert!(rx.try_recv().is_err());
         for _ in 0..FOLLOWER_QUEUE + 3 {
             publish(&mut hub, 0, &api, LogStream::Out, &["flood"]);
         }
         let mut received = 0;
         while let Ok(batch) = rx.try_recv() {
-            received += batch.lines.len();
+            received += batch.chunk.len();
         }
         assert_eq!(received, FOLLOWER_QUEUE);
         publish(&mut hub, 0, &api, LogStream::Out, &["after"]);
@@ -422,7 +494,7 @@ mod tests {
         assert_eq!(batch.skipped, 3);
         drop(rx);
         publish(&mut hub, 0, &api, LogStream::Out, &["nobody"]);
-        assert!(!hub.has_followers(), "a closed follower is removed");
+        assert!(hub.followers.is_empty(), "a closed follower is removed");
     }
 
     #[test]
@@ -457,7 +529,7 @@ mod tests {
         let mut queued_bytes = 0;
         let mut skipped = 0;
         while let Ok(batch) = following.rx.try_recv() {
-            queued_bytes += batch.lines.iter().map(|l| l.bytes.len()).sum::<usize>();
+            queued_bytes += batch.chunk.bytes();
             skipped += batch.skipped;
         }
         assert!(queued_bytes <= FOLLOWER_BYTES, "{queued_bytes}");

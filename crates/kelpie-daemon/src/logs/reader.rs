@@ -3,12 +3,13 @@
 
 use super::format::Who;
 use super::framer::Framer;
-use super::hub::{NewLines, RING_LINES};
+use super::hub::NewLines;
 use super::sink::lock;
 use super::writer::WriterMsg;
 use super::{BigPipe, ReaderGuard, Route, Shared};
 use kelpie_proto::LogStream;
 use std::cell::RefCell;
+use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,10 @@ use tokio::net::unix::pipe;
 const READ_SIZE: usize = 64 * 1024;
 /// A line without its newline is written after the app has been quiet this long (a prompt).
 const PARTIAL_IDLE: Duration = Duration::from_millis(100);
+/// After a pipe becomes readable, how long to let more output gather before reading it. Bounds
+/// wake-ups to a few hundred a second per pipe; a 64 KiB pipe holds several milliseconds of even
+/// a very chatty app, so the app does not wait.
+const GATHER: Duration = Duration::from_millis(2);
 /// Reads in a row from one pipe before letting the other pipes have a turn.
 const READS_PER_TURN: usize = 16;
 
@@ -35,11 +40,12 @@ struct Scratch {
     formatted: Vec<u8>,
     /// The chunk's records, raw, back to back.
     raw: Vec<u8>,
-    /// Where each record is in `raw`.
-    spans: Vec<(usize, usize)>,
+    /// Where each record ends in `raw`.
+    ends: Vec<u32>,
 }
 
 enum Outcome {
+    /// Read the most one turn allows; more is probably waiting.
     Data,
     Drained,
     Closed,
@@ -47,6 +53,11 @@ enum Outcome {
 
 /// Read `fd` (one stream of one process) until every writer has closed it. `_held` counts this
 /// reader and holds the pipe's share of the enlarged-pipe budget, both given back when it ends.
+///
+/// The pipe is registered with the runtime only while waiting for it to become readable. Then
+/// it is taken out again and output is left to gather for [`GATHER`] before being read: with the
+/// pipe registered, every line an app writes would wake the thread (edge-triggered epoll
+/// signals each write), and an app printing line by line would cost a wake-up per line.
 pub async fn read_pipe(
     fd: OwnedFd,
     stream: LogStream,
@@ -54,8 +65,9 @@ pub async fn read_pipe(
     shared: Arc<Shared>,
     _held: (ReaderGuard, Option<BigPipe>),
 ) {
-    let pipe = match pipe::Receiver::from_owned_fd(fd) {
-        Ok(pipe) => pipe,
+    // Checks that it is a pipe and makes it non-blocking.
+    let mut fd = match pipe::Receiver::from_owned_fd(fd).and_then(|p| p.into_nonblocking_fd()) {
+        Ok(fd) => fd,
         Err(e) => {
             crate::daemon_log!(
                 "app `{}` (id {}): cannot read its {}: {e}",
@@ -73,50 +85,68 @@ pub async fn read_pipe(
         stream,
     };
     loop {
-        let ready = if framer.has_partial() {
-            match tokio::time::timeout(PARTIAL_IDLE, pipe.readable()).await {
-                Ok(ready) => ready,
-                Err(_quiet) => {
-                    chunk.process(&mut framer, None);
-                    continue;
-                }
+        let pipe = match pipe::Receiver::from_owned_fd_unchecked(fd) {
+            Ok(pipe) => pipe,
+            Err(e) => {
+                crate::daemon_log!(
+                    "app `{}` (id {}): cannot watch its {}: {e}",
+                    route.app.name,
+                    route.pm_id,
+                    stream.pm2_name()
+                );
+                return;
             }
-        } else {
-            pipe.readable().await
         };
-        if ready.is_err() {
-            break;
-        }
-        let mut closed = false;
-        for _ in 0..READS_PER_TURN {
-            let outcome = READ_BUF.with(|buf| {
-                let mut buf = buf.borrow_mut();
-                match pipe.try_read(&mut buf) {
-                    Ok(0) => Outcome::Closed,
-                    Ok(n) => {
-                        chunk.process(&mut framer, Some(&buf[..n]));
-                        Outcome::Data
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Outcome::Drained,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Outcome::Data,
-                    Err(_) => Outcome::Closed,
-                }
-            });
-            match outcome {
-                Outcome::Data => {}
-                Outcome::Drained => break,
-                Outcome::Closed => {
-                    closed = true;
-                    break;
-                }
+        let ready = if framer.has_partial() {
+            tokio::time::timeout(PARTIAL_IDLE, pipe.readable()).await
+        } else {
+            Ok(pipe.readable().await)
+        };
+        fd = match pipe.into_nonblocking_fd() {
+            Ok(fd) => fd,
+            Err(_) => break,
+        };
+        match ready {
+            Err(_quiet) => {
+                chunk.process(&mut framer, None);
+                continue;
             }
+            Ok(Err(_)) => break,
+            Ok(Ok(())) => {}
         }
+        tokio::time::sleep(GATHER).await;
+        let mut file = std::fs::File::from(fd);
+        let closed = loop {
+            match read_available(&mut file, &mut framer, &mut chunk) {
+                Outcome::Drained => break false,
+                Outcome::Closed => break true,
+                // Still more to read: let the other pipes have a turn first.
+                Outcome::Data => tokio::task::yield_now().await,
+            }
+        };
+        fd = OwnedFd::from(file);
         if closed {
             break;
         }
-        tokio::task::yield_now().await;
     }
     chunk.process(&mut framer, None);
+}
+
+/// Read what the pipe holds, up to [`READS_PER_TURN`] reads.
+fn read_available(file: &mut std::fs::File, framer: &mut Framer, chunk: &mut Chunk<'_>) -> Outcome {
+    READ_BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        for _ in 0..READS_PER_TURN {
+            match file.read(&mut buf) {
+                Ok(0) => return Outcome::Closed,
+                Ok(n) => chunk.process(framer, Some(&buf[..n])),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Outcome::Drained,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Outcome::Closed,
+            }
+        }
+        Outcome::Data
+    })
 }
 
 /// Where the chunks of one pipe go.
@@ -134,7 +164,7 @@ impl Chunk<'_> {
             let scratch = &mut *scratch.borrow_mut();
             scratch.formatted.clear();
             scratch.raw.clear();
-            scratch.spans.clear();
+            scratch.ends.clear();
             let now = super::now_ms();
             let who = Who {
                 pm_id: self.route.pm_id,
@@ -144,15 +174,14 @@ impl Chunk<'_> {
             let frame = self.route.format.frame(now, self.stream, &who);
             let mut emit = |record: &[u8], complete: bool| {
                 frame.append(record, complete, &mut scratch.formatted);
-                let start = scratch.raw.len();
                 scratch.raw.extend_from_slice(record);
-                scratch.spans.push((start, scratch.raw.len()));
+                scratch.ends.push(scratch.raw.len() as u32);
             };
             match bytes {
                 Some(bytes) => framer.push(bytes, &mut emit),
                 None => framer.flush(&mut emit),
             }
-            if scratch.spans.is_empty() {
+            if scratch.ends.is_empty() {
                 return;
             }
             for sink in self.route.sinks(self.stream) {
@@ -160,25 +189,13 @@ impl Chunk<'_> {
                     let _ = self.shared.writer.send(WriterMsg::Write(sink.clone()));
                 }
             }
-            let mut hub = lock(&self.shared.hub);
-            // Without followers, lines that would fall out of the ring at once are not kept.
-            let keep_from = if hub.has_followers() {
-                0
-            } else {
-                scratch.spans.len().saturating_sub(RING_LINES)
-            };
-            hub.skip_seq(keep_from as u64);
             let from = NewLines {
                 pm_id: self.route.pm_id,
                 app: &self.route.app,
                 stream: self.stream,
                 at_ms: now,
             };
-            let raw = &scratch.raw;
-            hub.publish(
-                &from,
-                scratch.spans[keep_from..].iter().map(|&(s, e)| &raw[s..e]),
-            );
+            lock(&self.shared.hub).publish(&from, &scratch.raw, &scratch.ends);
         });
     }
 }
