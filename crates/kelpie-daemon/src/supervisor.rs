@@ -158,11 +158,16 @@ pub async fn run(home: Home) -> Result<(), DaemonError> {
             crate::daemon_log!("{e}; using the built-in log rotation defaults");
             kelpie_config::DaemonSettings::default()
         });
-    let log_service = LogService::start(settings.logs).map_err(|source| DaemonError::Io {
-        about: "cannot start the log pipeline for",
-        path: home.root().display().to_string(),
-        source,
-    })?;
+    // Starting it waits for its thread's runtime: off the async thread.
+    let log_service = tokio::task::spawn_blocking(move || LogService::start(settings.logs))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|started| started)
+        .map_err(|source| DaemonError::Io {
+            about: "cannot start the log pipeline for",
+            path: home.root().display().to_string(),
+            source,
+        })?;
     let (commands_tx, commands_rx) = mpsc::channel(1024);
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let mut supervisor = Supervisor {

@@ -467,6 +467,16 @@ fn logs_shows_the_last_lines_by_stream_app_and_format() {
     let raw = k.ok(&["logs", "worker", "--raw", "--nostream"]);
     assert_eq!(raw, "line 0\nline 1\n");
 
+    let timed = k.ok(&["logs", "worker", "--nostream", "--timestamp", "YYYY"]);
+    for line in timed.lines() {
+        let (year, rest) = line.split_once(' ').expect("a time prefix");
+        assert!(
+            year.len() == 4 && year.chars().all(|c| c.is_ascii_digit()),
+            "{line}"
+        );
+        assert!(rest.starts_with("1|worker | line "), "{line}");
+    }
+
     assert!(k
         .fails(&["logs", "nope", "--nostream"])
         .contains("no app matches"));
@@ -495,6 +505,18 @@ fn flush_empties_files_and_reload_logs_follows_an_external_rotation() {
     let moved_size = read(&moved).len();
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(read(&moved).len(), moved_size, "the moved file is closed");
+    // SIGUSR2 to the daemon does the same.
+    let moved_again = log.with_extension("log.2");
+    std::fs::rename(&log, &moved_again).expect("mv");
+    let daemon = k.daemon_pid().expect("daemon pid");
+    let sent = std::process::Command::new("kill")
+        .args(["-USR2", &daemon.to_string()])
+        .status()
+        .expect("kill -USR2");
+    assert!(sent.success());
+    k.wait_for("ticks in a new file after SIGUSR2", 5 * SECS, || {
+        String::from_utf8_lossy(&read(&log)).contains("tick")
+    });
 }
 
 #[test]
@@ -598,6 +620,23 @@ fn kelpie_toml_sets_the_rotation_defaults_and_a_bad_one_is_refused() {
         let found = archives(&log);
         found.len() >= 3 && found.iter().all(|p| p.to_string_lossy().ends_with(".log"))
     });
+    // `reloadLogs` applies a changed file to files already open.
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "ticker",
+        "--",
+        "--tick",
+        "5",
+    ]);
+    std::fs::write(k.home().join("kelpie.toml"), "[logs]\nmax_size = \"0\"\n").expect("write");
+    k.ok(&["reloadLogs"]);
+    let ticker = out_log(&k, "ticker");
+    k.wait_for("a big unrotated file", 10 * SECS, || {
+        read(&ticker).len() > 2048
+    });
+    assert!(archives(&ticker).is_empty(), "no rotation at 1K any more");
     std::fs::write(k.home().join("kelpie.toml"), "[logs]\nmax_sise = 3\n").expect("write");
     let error = k.fails(&["reloadLogs"]);
     assert!(

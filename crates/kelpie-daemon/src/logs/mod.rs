@@ -396,12 +396,6 @@ pub fn file_tail(path: &Path, n: usize, limit: Option<u64>) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -165,7 +165,7 @@ impl Chunk<'_> {
             scratch.formatted.clear();
             scratch.raw.clear();
             scratch.ends.clear();
-            let now = super::now_ms();
+            let now = crate::clock::wall_ms() as i64;
             let who = Who {
                 pm_id: self.route.pm_id,
                 instance: self.route.instance,

@@ -357,7 +357,7 @@ fn local_offset() -> i32 {
 }
 
 fn now_ms() -> i64 {
-    system_time_ms(std::time::SystemTime::now())
+    crate::clock::wall_ms() as i64
 }
 
 fn system_time_ms(at: std::time::SystemTime) -> i64 {
