@@ -16,5 +16,8 @@ mod time;
 pub use datefmt::DateFormat;
 pub use instance::{Control, Effect, ExitRecord, Input, InstanceState, Now, Status};
 pub use policy::{next_backoff_delay, BACKOFF_CAP_MS, BACKOFF_GROWTH, BACKOFF_RESET_AFTER_MS};
-pub use spec::{sanitize_log_name, AppSpec, ExecMode, LogRotation, LogType, DEFAULT_NAMESPACE};
+pub use spec::{
+    sanitize_log_name, AppSpec, ExecMode, ListenAddress, LogRotation, LogType,
+    DEFAULT_INSTANCE_VAR, DEFAULT_LISTEN_TIMEOUT_MS, DEFAULT_NAMESPACE,
+};
 pub use time::format_utc;

@@ -6,8 +6,107 @@ use std::collections::BTreeMap;
 /// Namespace of apps that did not ask for one (PM2's default).
 pub const DEFAULT_NAMESPACE: &str = "default";
 
-/// How instances of an app are run. Cluster mode (shared listening socket) arrives with the
-/// cluster issue; until then both modes run plain processes and differ only in how they are shown.
+/// PM2's default `listen_timeout` (ms).
+pub const DEFAULT_LISTEN_TIMEOUT_MS: u64 = 3000;
+
+/// PM2's default `instance_var`.
+pub const DEFAULT_INSTANCE_VAR: &str = "NODE_APP_INSTANCE";
+
+/// Where the daemon listens for an app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ListenAddress {
+    /// A TCP port; no host = every address, IPv6 and IPv4.
+    Tcp {
+        /// The host to bind (`127.0.0.1`, `::1`...), if not every address.
+        host: Option<String>,
+        /// The port.
+        port: u16,
+    },
+    /// A Unix socket at this absolute path.
+    Unix {
+        /// The socket's path.
+        path: String,
+    },
+}
+
+impl ListenAddress {
+    /// Read `3000`, `127.0.0.1:3000`, `[::1]:3000`, `unix:/run/app.sock` or `/run/app.sock`.
+    pub fn parse(text: &str) -> Result<ListenAddress, String> {
+        let text = text.trim();
+        let bad = || {
+            format!(
+                "expected a port (3000), host:port (127.0.0.1:3000, [::1]:3000) or a Unix socket path (unix:/run/app.sock), got `{text}`"
+            )
+        };
+        let port_of = |p: &str| match p.parse::<u16>() {
+            Ok(0) | Err(_) => Err(bad()),
+            Ok(port) => Ok(port),
+        };
+        if let Some(path) = text
+            .strip_prefix("unix:")
+            .or_else(|| text.starts_with('/').then_some(text))
+        {
+            return if path.starts_with('/') {
+                Ok(ListenAddress::Unix {
+                    path: path.to_string(),
+                })
+            } else {
+                Err(bad())
+            };
+        }
+        if let Some(rest) = text.strip_prefix('[') {
+            let (host, port) = rest.split_once("]:").ok_or_else(bad)?;
+            return Ok(ListenAddress::Tcp {
+                host: Some(host.to_string()),
+                port: port_of(port)?,
+            });
+        }
+        match text.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && !host.contains(':') => {
+                Ok(ListenAddress::Tcp {
+                    host: Some(host.to_string()),
+                    port: port_of(port)?,
+                })
+            }
+            Some(_) => Err(bad()),
+            None => Ok(ListenAddress::Tcp {
+                host: None,
+                port: port_of(text)?,
+            }),
+        }
+    }
+
+    /// The TCP port, if it is one.
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            ListenAddress::Tcp { port, .. } => Some(*port),
+            ListenAddress::Unix { .. } => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddress::Tcp { host: None, port } => write!(f, "{port}"),
+            ListenAddress::Tcp {
+                host: Some(host),
+                port,
+            } if host.contains(':') => {
+                write!(f, "[{host}]:{port}")
+            }
+            ListenAddress::Tcp {
+                host: Some(host),
+                port,
+            } => write!(f, "{host}:{port}"),
+            ListenAddress::Unix { path } => write!(f, "unix:{path}"),
+        }
+    }
+}
+
+/// How instances of an app are run. Both run one process per instance; in cluster mode the
+/// instances share one Kelpie-owned listening socket when the app has a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecMode {
@@ -132,6 +231,26 @@ pub struct AppSpec {
     pub log_rotation: LogRotation,
     /// Memory limit in bytes (parsed and shown; enforced by the health issue).
     pub max_memory_restart: Option<u64>,
+    /// The address Kelpie listens on for the app (`port`): it creates the socket once and hands
+    /// it to every instance, so instances share it and a reload never leaves the port unserved.
+    pub listen: Option<ListenAddress>,
+    /// The instances bind the port themselves with `SO_REUSEPORT`; Kelpie owns no socket and
+    /// counts an instance ready once it listens on the port.
+    pub reuse_port: bool,
+    /// Wait for an explicit ready signal: `process.send('ready')` (Node) or `READY=1` on
+    /// `NOTIFY_SOCKET` (any language).
+    pub wait_ready: bool,
+    /// A line of output (regular expression) that means the instance is ready.
+    pub ready_pattern: Option<String>,
+    /// How long a starting instance may take to become ready (ms).
+    pub listen_timeout_ms: u64,
+    /// Stop by sending `shutdown` over the Node IPC channel instead of the kill signal.
+    pub shutdown_with_message: bool,
+    /// Name of the variable that holds the instance index (PM2's `NODE_APP_INSTANCE`).
+    pub instance_var: String,
+    /// A variable of `env` that each instance gets incremented by its index (`PORT`: 8000,
+    /// 8001, ...).
+    pub increment_var: Option<String>,
     /// Ecosystem file this app was declared in, if any.
     pub source_file: Option<String>,
 }
@@ -169,6 +288,14 @@ impl Default for AppSpec {
             disable_logs: false,
             log_rotation: LogRotation::default(),
             max_memory_restart: None,
+            listen: None,
+            reuse_port: false,
+            wait_ready: false,
+            ready_pattern: None,
+            listen_timeout_ms: DEFAULT_LISTEN_TIMEOUT_MS,
+            shutdown_with_message: false,
+            instance_var: DEFAULT_INSTANCE_VAR.to_string(),
+            increment_var: None,
             source_file: None,
         }
     }
@@ -252,6 +379,27 @@ mod tests {
         assert_eq!(spec.name, "api");
         assert_eq!(spec.kill_timeout_ms, 1600);
         assert_eq!(spec.max_restarts, 16);
+    }
+
+    #[test]
+    fn listen_addresses_parse_and_print_back() {
+        for text in ["3000", "127.0.0.1:3000", "[::1]:3000", "unix:/run/app.sock"] {
+            let address = ListenAddress::parse(text).expect(text);
+            assert_eq!(address.to_string(), text);
+        }
+        assert_eq!(
+            ListenAddress::parse("/run/a.sock"),
+            Ok(ListenAddress::Unix {
+                path: "/run/a.sock".into()
+            })
+        );
+        assert_eq!(
+            ListenAddress::parse("localhost:80").map(|a| a.port()),
+            Ok(Some(80))
+        );
+        for bad in ["0", "70000", "x", "::1:80", "unix:rel.sock", ""] {
+            assert!(ListenAddress::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
