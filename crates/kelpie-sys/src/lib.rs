@@ -5,13 +5,16 @@
 #![allow(unsafe_code)]
 
 mod creds;
+mod exec;
 mod localtime;
 mod memory;
 mod pipes;
 mod procfs;
 mod signals;
+mod sockets;
 
 pub use creds::{current_uid, username};
+pub use exec::{exec_with_fds, resolve_program};
 pub use localtime::utc_offset_secs;
 pub use memory::{release_free_memory, use_single_malloc_arena};
 pub use pipes::{set_pipe_capacity, O_NONBLOCK};
@@ -20,3 +23,4 @@ pub use signals::{
     detach_into_new_session, group_alive, ignore_signal, kill_group, pid_alive, send_signal,
     signal_name, signal_number, SIGKILL,
 };
+pub use sockets::{listen_tcp, set_backlog, take_listen_fds, LISTEN_BACKLOG, LISTEN_FDS_START};

@@ -1,0 +1,296 @@
+//! Starting a process with extra descriptors at fixed numbers and its own pid in its
+//! environment, without running unsafe code in the daemon's threads.
+//!
+//! Socket activation needs the listening socket at fd 3 and `LISTEN_PID` = the child's own
+//! pid, which only exists after `fork`. std's `Command` can neither place a descriptor at a
+//! given number nor edit the environment in the child, and `setenv` is not async-signal-safe
+//! (the daemon is multithreaded). So everything the child needs is built before the fork
+//! (program path, argv and envp as C strings, with a zeroed slot for the pid's digits), and a
+//! `pre_exec` hook in the child only moves descriptors, writes the digits and calls `execve`:
+//! all async-signal-safe, no allocation. std has already set up stdio, the working directory
+//! and the process group by then.
+
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+
+/// The variable whose value the child fills with its own pid.
+const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
+
+/// Room for a pid's decimal digits (pids fit in 10).
+const PID_DIGITS: usize = 10;
+
+/// Everything `execve` needs, built before the fork.
+struct Prepared {
+    program: CString,
+    /// Keeps the argument strings alive for `argv`.
+    _args: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    /// Environment entries, each NUL-terminated; the `LISTEN_PID` one has room for digits.
+    env: Vec<Vec<u8>>,
+    envp: Vec<*const libc::c_char>,
+    /// Index in `env` of the `LISTEN_PID=` entry, if asked for.
+    listen_pid_entry: Option<usize>,
+    /// (descriptor in the parent, number it gets in the child).
+    fds: Vec<(RawFd, RawFd)>,
+    /// Scratch space for the temporary copies made in the child (no allocation there).
+    moved: Vec<RawFd>,
+}
+
+// SAFETY: the raw pointers point into heap buffers owned by this same value (`_args`, `env`),
+// which are never resized after the pointers are taken; the value is only used by the forked
+// child, which has a single thread.
+unsafe impl Send for Prepared {}
+// SAFETY: as above; shared references never write through the pointers.
+unsafe impl Sync for Prepared {}
+
+fn c_string(bytes: &[u8], what: &str) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what} contains a NUL byte"),
+        )
+    })
+}
+
+impl Prepared {
+    fn new(
+        program: &Path,
+        argv: &[String],
+        env: &[(String, String)],
+        listen_pid: bool,
+        fds: Vec<(RawFd, RawFd)>,
+    ) -> io::Result<Prepared> {
+        let program = c_string(program.as_os_str().as_bytes(), "the program path")?;
+        let args = argv
+            .iter()
+            .map(|arg| c_string(arg.as_bytes(), "an argument"))
+            .collect::<io::Result<Vec<_>>>()?;
+        let mut entries = Vec::with_capacity(env.len() + 1);
+        for (key, value) in env {
+            if key == "LISTEN_PID" {
+                continue;
+            }
+            let mut entry = Vec::with_capacity(key.len() + value.len() + 2);
+            entry.extend_from_slice(key.as_bytes());
+            entry.push(b'=');
+            entry.extend_from_slice(value.as_bytes());
+            if entry.contains(&0) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("environment variable `{key}` contains a NUL byte"),
+                ));
+            }
+            entry.push(0);
+            entries.push(entry);
+        }
+        let listen_pid_entry = listen_pid.then(|| {
+            let mut entry = LISTEN_PID_PREFIX.to_vec();
+            entry.resize(LISTEN_PID_PREFIX.len() + PID_DIGITS + 1, 0);
+            entries.push(entry);
+            entries.len() - 1
+        });
+        let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> =
+            entries.iter().map(|e| e.as_ptr().cast()).collect();
+        envp.push(std::ptr::null());
+        let moved = vec![-1; fds.len()];
+        Ok(Prepared {
+            program,
+            _args: args,
+            argv,
+            env: entries,
+            envp,
+            listen_pid_entry,
+            fds,
+            moved,
+        })
+    }
+
+    /// Runs in the forked child: place the descriptors, fill in the pid, exec. Returns only on
+    /// failure.
+    fn exec_in_child(&mut self) -> io::Error {
+        // Copy every source above every target first, so placing one cannot overwrite another
+        // source that happens to sit at a target's number. The copies are close-on-exec.
+        let above = self
+            .fds
+            .iter()
+            .map(|(_, target)| *target)
+            .max()
+            .unwrap_or(2)
+            + 1;
+        for (slot, (source, _)) in self.moved.iter_mut().zip(&self.fds) {
+            // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor the parent keeps open across
+            // the spawn; async-signal-safe.
+            let copy = unsafe { libc::fcntl(*source, libc::F_DUPFD_CLOEXEC, above) };
+            if copy < 0 {
+                return io::Error::last_os_error();
+            }
+            *slot = copy;
+        }
+        for (copy, (_, target)) in self.moved.iter().zip(&self.fds) {
+            // SAFETY: dup2 between two descriptors of this process; the target loses
+            // close-on-exec, which is the point. Async-signal-safe.
+            if unsafe { libc::dup2(*copy, *target) } < 0 {
+                return io::Error::last_os_error();
+            }
+        }
+        if let Some(index) = self.listen_pid_entry {
+            // SAFETY: getpid() has no preconditions and is async-signal-safe.
+            let pid = unsafe { libc::getpid() };
+            write_decimal(
+                &mut self.env[index][LISTEN_PID_PREFIX.len()..],
+                u32::try_from(pid).unwrap_or(0),
+            );
+        }
+        // SAFETY: program, argv and envp are NUL-terminated strings in buffers owned by self,
+        // and both arrays end with a null pointer. The digits were written in place (the
+        // buffer did not move), so envp still points at the entry.
+        unsafe {
+            libc::execve(
+                self.program.as_ptr(),
+                self.argv.as_ptr(),
+                self.envp.as_ptr(),
+            );
+        }
+        io::Error::last_os_error()
+    }
+}
+
+/// Write `n` in decimal at the start of `out` followed by a NUL (no allocation).
+fn write_decimal(out: &mut [u8], mut n: u32) {
+    let mut digits = [0u8; PID_DIGITS];
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 || len == PID_DIGITS {
+            break;
+        }
+    }
+    for (i, digit) in digits[..len].iter().rev().enumerate() {
+        out[i] = *digit;
+    }
+    out[len] = 0;
+}
+
+/// Make `command` exec `program` with exactly `argv` (argv[0] included) and `env`, with each
+/// `(fd, target)` descriptor placed at `target` (not close-on-exec there) and, when
+/// `listen_pid` is set, `LISTEN_PID=<the child's pid>` added to the environment.
+///
+/// `program` must be a path (no PATH search happens). The caller keeps every `fd` open until
+/// the spawn returns. Targets must be 3 or more (std sets up 0-2).
+pub fn exec_with_fds(
+    command: &mut std::process::Command,
+    program: &Path,
+    argv: &[String],
+    env: &[(String, String)],
+    listen_pid: bool,
+    fds: Vec<(RawFd, RawFd)>,
+) -> io::Result<()> {
+    if fds.iter().any(|(_, target)| *target < 3) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "descriptors 0-2 are stdio",
+        ));
+    }
+    let mut prepared = Prepared::new(program, argv, env, listen_pid, fds)?;
+    // SAFETY: the hook runs in the child between fork and exec; it only calls
+    // async-signal-safe functions (fcntl, dup2, getpid, execve) and does not allocate.
+    unsafe {
+        command.pre_exec(move || Err(prepared.exec_in_child()));
+    }
+    Ok(())
+}
+
+/// Find `program` the way `execvp` would with this `PATH`: a name with a slash is used as
+/// is; otherwise the first executable file of that name in PATH's directories.
+pub fn resolve_program(program: &str, path_var: Option<&str>) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if program.contains('/') {
+        return Some(Path::new(program).to_path_buf());
+    }
+    let path_var = path_var.unwrap_or("/usr/local/bin:/usr/bin:/bin");
+    path_var
+        .split(':')
+        .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(OsStr::new(program)))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn decimal_digits_are_written_with_a_terminator() {
+        let mut out = [0xffu8; 11];
+        write_decimal(&mut out, 4_194_304);
+        assert_eq!(&out[..8], b"4194304\0");
+        write_decimal(&mut out, 0);
+        assert_eq!(&out[..2], b"0\0");
+    }
+
+    #[test]
+    fn the_child_gets_its_pid_and_the_descriptor_at_its_number() {
+        let (mut reader, writer) = std::io::pipe().expect("pipe");
+        let sh = resolve_program("sh", std::env::var("PATH").ok().as_deref()).expect("sh");
+        let script = r#"echo "$LISTEN_PID $$ $A" >&5"#;
+        let mut command = std::process::Command::new(&sh);
+        exec_with_fds(
+            &mut command,
+            &sh,
+            &["sh".into(), "-c".into(), script.into()],
+            &[("A".into(), "b".into())],
+            true,
+            vec![(writer.as_raw_fd(), 5)],
+        )
+        .expect("prepare");
+        let mut child = command.spawn().expect("spawn");
+        drop(command);
+        drop(writer);
+        let mut text = String::new();
+        reader.read_to_string(&mut text).expect("read");
+        child.wait().expect("wait");
+        let words: Vec<&str> = text.split_whitespace().collect();
+        assert_eq!(words.len(), 3, "{text:?}");
+        assert_eq!(words[0], words[1], "LISTEN_PID is the child's own pid");
+        assert_eq!(words[0], child.id().to_string());
+        assert_eq!(words[2], "b");
+    }
+
+    #[test]
+    fn a_missing_program_fails_the_spawn() {
+        let mut command = std::process::Command::new("/nonexistent/prog");
+        exec_with_fds(
+            &mut command,
+            Path::new("/nonexistent/prog"),
+            &["prog".into()],
+            &[],
+            false,
+            Vec::new(),
+        )
+        .expect("prepare");
+        let error = command.spawn().expect_err("no such program");
+        assert_eq!(error.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn path_search_finds_executables() {
+        assert!(resolve_program("sh", Some("/nonexistent:/bin:/usr/bin")).is_some());
+        assert_eq!(resolve_program("no-such-prog-x", Some("/bin")), None);
+        assert_eq!(
+            resolve_program("./rel", None),
+            Some(std::path::PathBuf::from("./rel"))
+        );
+    }
+}
