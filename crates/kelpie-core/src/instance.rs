@@ -96,6 +96,21 @@ pub enum Input {
         /// Its pid (also its process group id).
         pid: u32,
     },
+    /// The process asked for by [`Effect::Spawn`] was started but must say it is ready before it
+    /// counts as online (`wait_ready`, a shared port, a ready pattern); `listen_timeout_ms`
+    /// bounds the wait.
+    Started {
+        /// Its pid (also its process group id).
+        pid: u32,
+    },
+    /// The process started with [`Input::Started`] is ready.
+    Ready,
+    /// A reload replaced the process by a new one, already ready; the old one is being stopped
+    /// apart from this instance.
+    Replaced {
+        /// The new process's pid.
+        pid: u32,
+    },
     /// The process asked for by [`Effect::Spawn`] could not be started.
     SpawnFailed {
         /// Why, for people.
@@ -186,6 +201,9 @@ pub struct InstanceState {
     after_stop: AfterStop,
     #[serde(skip)]
     leader_exited: bool,
+    /// Started, waiting for the process to say it is ready.
+    #[serde(skip)]
+    awaiting_ready: bool,
 }
 
 impl InstanceState {
@@ -204,6 +222,7 @@ impl InstanceState {
         self.pid = None;
         self.after_stop = AfterStop::StayStopped;
         self.leader_exited = false;
+        self.awaiting_ready = false;
         self
     }
 
@@ -244,7 +263,36 @@ impl InstanceState {
                 self.started_at_ms = now.wall_ms;
                 self.started_mono_ms = now.mono_ms;
                 self.leader_exited = false;
+                self.awaiting_ready = false;
                 self.last_error = None;
+                Vec::new()
+            }
+            Input::Started { pid } => {
+                self.handle(spec, Input::Spawned { pid }, now);
+                self.status = Status::Launching;
+                self.awaiting_ready = true;
+                vec![Effect::ArmTimer(spec.listen_timeout_ms)]
+            }
+            Input::Ready => {
+                if !self.awaiting_ready || self.status != Status::Launching {
+                    return Vec::new();
+                }
+                self.awaiting_ready = false;
+                self.status = Status::Online;
+                vec![Effect::CancelTimer]
+            }
+            Input::Replaced { pid } => {
+                self.push_exit(ExitRecord {
+                    at_ms: now.wall_ms,
+                    uptime_ms: now.mono_ms.saturating_sub(self.started_mono_ms),
+                    action: "reload".into(),
+                    reason: format!("replaced by a new process (pid {pid}) that was ready"),
+                    ..ExitRecord::default()
+                });
+                self.handle(spec, Input::Spawned { pid }, now);
+                self.restart_time += 1;
+                self.unstable_restarts = 0;
+                self.prev_restart_delay_ms = 0;
                 Vec::new()
             }
             Input::SpawnFailed { error } => {
@@ -261,7 +309,7 @@ impl InstanceState {
             }
             Input::Exited { code, signal } => self.on_exit(spec, code, signal, now),
             Input::GroupGone => self.on_group_gone(now),
-            Input::TimerFired => self.on_timer(now),
+            Input::TimerFired => self.on_timer(spec, now),
         }
     }
 
@@ -329,6 +377,7 @@ impl InstanceState {
     fn begin_stop(&mut self, spec: &AppSpec) -> Vec<Effect> {
         self.status = Status::Stopping;
         self.leader_exited = false;
+        self.awaiting_ready = false;
         vec![
             Effect::SignalGroup(spec.kill_signal.clone()),
             Effect::ArmTimer(spec.kill_timeout_ms),
@@ -350,6 +399,7 @@ impl InstanceState {
     ) -> Vec<Effect> {
         let uptime_ms = now.mono_ms.saturating_sub(self.started_mono_ms);
         self.pid = None;
+        self.awaiting_ready = false;
         let mut record = ExitRecord {
             at_ms: now.wall_ms,
             code,
@@ -448,8 +498,19 @@ impl InstanceState {
         effects
     }
 
-    fn on_timer(&mut self, _now: Now) -> Vec<Effect> {
+    fn on_timer(&mut self, spec: &AppSpec, _now: Now) -> Vec<Effect> {
         match self.status {
+            // Not ready in time at start: online anyway, as in PM2, but said. (A reload does
+            // not get here: it fails instead, and the old process keeps serving.)
+            Status::Launching if self.awaiting_ready => {
+                self.awaiting_ready = false;
+                self.status = Status::Online;
+                self.last_error = Some(format!(
+                    "not ready within listen_timeout ({} ms); counted as online",
+                    spec.listen_timeout_ms
+                ));
+                Vec::new()
+            }
             // kill_timeout is over: whatever is left of the group is killed.
             Status::Stopping => vec![Effect::KillGroup],
             Status::WaitingRestart => {

@@ -330,3 +330,74 @@ fn a_restart_in_progress_wants_to_run_and_a_stop_does_not() {
     run.feed(20, Input::Control(Control::Stop));
     assert!(!run.state.wants_to_run());
 }
+
+#[test]
+fn a_started_process_is_online_once_ready() {
+    let mut run = Run::new(AppSpec {
+        listen_timeout_ms: 3000,
+        ..spec()
+    });
+    run.feed(0, Input::Control(Control::Start));
+    assert_eq!(
+        run.feed(10, Input::Started { pid: 7 }),
+        vec![Effect::ArmTimer(3000)]
+    );
+    assert_eq!(run.state.status, Status::Launching);
+    assert_eq!(run.state.pid, Some(7));
+    assert!(run.state.wants_to_run());
+    assert_eq!(run.feed(500, Input::Ready), vec![Effect::CancelTimer]);
+    assert_eq!(run.state.status, Status::Online);
+    assert_eq!(
+        run.feed(600, Input::Ready),
+        Vec::new(),
+        "a second ready changes nothing"
+    );
+}
+
+#[test]
+fn not_ready_in_time_counts_as_online_with_a_note() {
+    let mut run = Run::new(spec());
+    run.feed(0, Input::Control(Control::Start));
+    run.feed(10, Input::Started { pid: 7 });
+    assert_eq!(run.feed(3010, Input::TimerFired), Vec::new());
+    assert_eq!(run.state.status, Status::Online);
+    assert!(run
+        .state
+        .last_error
+        .as_deref()
+        .is_some_and(|e| e.contains("listen_timeout")));
+}
+
+#[test]
+fn a_stop_while_waiting_for_ready_stops_the_process() {
+    let mut run = Run::new(spec());
+    run.feed(0, Input::Control(Control::Start));
+    run.feed(10, Input::Started { pid: 7 });
+    let effects = run.feed(20, Input::Control(Control::Stop));
+    assert_eq!(
+        effects,
+        vec![Effect::SignalGroup("SIGINT".into()), Effect::ArmTimer(1600)]
+    );
+    // The kill_timeout timer must not be mistaken for the ready timeout.
+    assert_eq!(run.feed(1620, Input::TimerFired), vec![Effect::KillGroup]);
+    assert_eq!(run.state.status, Status::Stopping);
+}
+
+#[test]
+fn a_reload_replaces_the_pid_and_counts_a_restart() {
+    let mut run = Run::new(spec());
+    run.online(0, 10);
+    run.state.unstable_restarts = 2;
+    assert_eq!(run.feed(60_000, Input::Replaced { pid: 11 }), Vec::new());
+    assert_eq!(run.state.status, Status::Online);
+    assert_eq!(run.state.pid, Some(11));
+    assert_eq!(run.state.restart_time, 1);
+    assert_eq!(run.state.unstable_restarts, 0);
+    let last = run.state.exits.back().expect("recorded");
+    assert_eq!(last.action, "reload");
+    assert_eq!(last.uptime_ms, 60_000);
+    // The new process's uptime starts now.
+    let effects = run.crash(60_500, 1);
+    assert_eq!(effects, vec![Effect::KillGroup, Effect::Spawn]);
+    assert_eq!(run.state.unstable_restarts, 1, "a 500 ms run is unstable");
+}
