@@ -23,11 +23,13 @@ mod dump;
 mod follow;
 mod instance;
 mod launch;
+mod link;
 pub mod log;
 mod logs;
 mod persist;
 mod sampler;
 mod server;
+mod sockets;
 mod state;
 mod supervisor;
 

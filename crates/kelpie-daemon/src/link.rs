@@ -1,0 +1,232 @@
+//! What a running process can tell Kelpie besides its output: readiness over systemd's
+//! `NOTIFY_SOCKET` (any language), and Node's IPC channel (`process.send('ready')`, the cluster
+//! shim's `listening`, PM2's `shutdown` message the other way). One link per process: a reload
+//! runs two processes of one instance at once, and each must be told apart.
+
+use std::os::fd::{OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Longest notify datagram read (systemd's limit is the same order).
+const NOTIFY_MAX: usize = 4096;
+
+/// Something a process said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessSignal {
+    /// `READY=1`, or `process.send('ready')`.
+    Ready,
+    /// The Node shim's shared server is listening (a Node app in cluster mode is ready then,
+    /// as in PM2).
+    Listening,
+    /// A line of its output matched the app's `ready_pattern`.
+    ReadyLine,
+    /// Its process group listens on the app's port (apps binding it with `SO_REUSEPORT`).
+    PortOpen,
+}
+
+/// What the child needs to reach its link: variables and descriptors to place.
+#[derive(Default)]
+pub struct ChildEnds {
+    /// Variables to add to its environment.
+    pub env: Vec<(String, String)>,
+    /// Descriptors and the numbers they get in the child.
+    pub fds: Vec<(OwnedFd, RawFd)>,
+}
+
+/// The daemon's side of one process's link.
+pub struct ProcessLink {
+    signals: mpsc::UnboundedReceiver<ProcessSignal>,
+    sender: mpsc::UnboundedSender<ProcessSignal>,
+    /// JSON lines to write to the Node IPC channel.
+    ipc: Option<mpsc::UnboundedSender<String>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for ProcessLink {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Names of notify sockets: unique in this daemon.
+static NEXT_LINK: AtomicU64 = AtomicU64::new(0);
+
+impl ProcessLink {
+    /// Open the notify socket (abstract namespace: no file to clean up, no path length limit)
+    /// and, with `ipc_fd`, a Node IPC channel whose child end goes at that number.
+    pub fn open(ipc_fd: Option<RawFd>) -> std::io::Result<(ProcessLink, ChildEnds)> {
+        let (sender, signals) = mpsc::unbounded_channel();
+        let mut link = ProcessLink {
+            signals,
+            sender,
+            ipc: None,
+            tasks: Vec::new(),
+        };
+        let mut ends = ChildEnds::default();
+
+        let name = format!(
+            "kelpie/{}/{}",
+            std::process::id(),
+            NEXT_LINK.fetch_add(1, Ordering::Relaxed)
+        );
+        let socket = bind_abstract_datagram(&name)?;
+        ends.env.push(("NOTIFY_SOCKET".into(), format!("@{name}")));
+        link.tasks
+            .push(tokio::spawn(read_notify(socket, link.sender.clone())));
+
+        if let Some(fd) = ipc_fd {
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+            ours.set_nonblocking(true)?;
+            let ours = tokio::net::UnixStream::from_std(ours)?;
+            ends.fds.push((OwnedFd::from(theirs), fd));
+            ends.env.push(("NODE_CHANNEL_FD".into(), fd.to_string()));
+            ends.env
+                .push(("NODE_CHANNEL_SERIALIZATION_MODE".into(), "json".into()));
+            let (outgoing, to_write) = mpsc::unbounded_channel();
+            link.ipc = Some(outgoing);
+            link.tasks
+                .push(tokio::spawn(run_ipc(ours, link.sender.clone(), to_write)));
+        }
+        Ok((link, ends))
+    }
+
+    /// A sender for other sources of readiness (the log reader, the port watch).
+    pub fn sender(&self) -> mpsc::UnboundedSender<ProcessSignal> {
+        self.sender.clone()
+    }
+
+    /// Keep `task` running while the link lives.
+    pub fn hold(&mut self, task: JoinHandle<()>) {
+        self.tasks.push(task);
+    }
+
+    /// The next thing the process said.
+    pub async fn recv(&mut self) -> Option<ProcessSignal> {
+        self.signals.recv().await
+    }
+
+    /// Whether the process has a Node IPC channel.
+    pub fn has_ipc(&self) -> bool {
+        self.ipc.is_some()
+    }
+
+    /// Send a message (a JSON value) over the IPC channel; false without one.
+    pub fn send_message(&self, message: &serde_json::Value) -> bool {
+        match &self.ipc {
+            Some(ipc) => ipc.send(format!("{message}\n")).is_ok(),
+            None => false,
+        }
+    }
+}
+
+fn bind_abstract_datagram(name: &str) -> std::io::Result<tokio::net::UnixDatagram> {
+    use std::os::linux::net::SocketAddrExt;
+    let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+    let socket = std::os::unix::net::UnixDatagram::bind_addr(&address)?;
+    socket.set_nonblocking(true)?;
+    tokio::net::UnixDatagram::from_std(socket)
+}
+
+/// `READY=1` (one assignment per line, as sd_notify sends them) becomes [`ProcessSignal::Ready`];
+/// other assignments (`STATUS=`, `WATCHDOG=1`...) are read and ignored for now.
+async fn read_notify(socket: tokio::net::UnixDatagram, to: mpsc::UnboundedSender<ProcessSignal>) {
+    let mut buf = vec![0u8; NOTIFY_MAX];
+    while let Ok(n) = socket.recv(&mut buf).await {
+        let ready = buf[..n]
+            .split(|b| *b == b'\n')
+            .any(|line| line == b"READY=1");
+        if ready && to.send(ProcessSignal::Ready).is_err() {
+            return;
+        }
+    }
+}
+
+/// Read the JSON lines a Node process sends, and write the ones queued for it.
+async fn run_ipc(
+    stream: tokio::net::UnixStream,
+    to: mpsc::UnboundedSender<ProcessSignal>,
+    mut outgoing: mpsc::UnboundedReceiver<String>,
+) {
+    let (read, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        while let Some(line) = outgoing.recv().await {
+            if write.write_all(line.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut lines = BufReader::new(read).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(signal) = ipc_signal(&line) {
+            if to.send(signal).is_err() {
+                break;
+            }
+        }
+    }
+    // The process closed its end (it exited): nothing more can be written either.
+    writer.abort();
+}
+
+/// What one IPC message means to Kelpie, if anything.
+fn ipc_signal(line: &str) -> Option<ProcessSignal> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    if value.as_str() == Some("ready") {
+        return Some(ProcessSignal::Ready);
+    }
+    (value.get("kelpie").and_then(|k| k.as_str()) == Some("listening"))
+        .then_some(ProcessSignal::Listening)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipc_messages_are_recognised() {
+        assert_eq!(ipc_signal("\"ready\""), Some(ProcessSignal::Ready));
+        assert_eq!(
+            ipc_signal(r#"{"kelpie":"listening","address":{"port":3000}}"#),
+            Some(ProcessSignal::Listening)
+        );
+        assert_eq!(ipc_signal(r#"{"type":"process:msg"}"#), None);
+        assert_eq!(ipc_signal("not json"), None);
+    }
+
+    #[tokio::test]
+    async fn notify_ready_and_ipc_messages_reach_the_link() {
+        use std::os::linux::net::SocketAddrExt;
+        let (mut link, ends) = ProcessLink::open(Some(4)).expect("open");
+        let notify = ends
+            .env
+            .iter()
+            .find(|(k, _)| k == "NOTIFY_SOCKET")
+            .map(|(_, v)| v.clone())
+            .expect("NOTIFY_SOCKET");
+        let name = notify.strip_prefix('@').expect("abstract");
+        let client = std::os::unix::net::UnixDatagram::unbound().expect("socket");
+        let address =
+            std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).expect("addr");
+        client
+            .send_to_addr(b"STATUS=warming up\nREADY=1", &address)
+            .expect("send");
+        assert_eq!(link.recv().await, Some(ProcessSignal::Ready));
+
+        let (theirs, _) = ends.fds.into_iter().next().expect("ipc end");
+        let theirs = std::os::unix::net::UnixStream::from(theirs);
+        theirs.set_nonblocking(true).expect("nonblocking");
+        let mut theirs = tokio::net::UnixStream::from_std(theirs).expect("tokio");
+        theirs.write_all(b"\"ready\"\n").await.expect("write");
+        assert_eq!(link.recv().await, Some(ProcessSignal::Ready));
+        assert!(link.send_message(&serde_json::json!("shutdown")));
+        let mut line = String::new();
+        BufReader::new(theirs)
+            .read_line(&mut line)
+            .await
+            .expect("read");
+        assert_eq!(line, "\"shutdown\"\n");
+    }
+}
