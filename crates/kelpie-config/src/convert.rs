@@ -123,8 +123,8 @@ pub fn exit_codes(value: &Value) -> Result<Vec<i32>, String> {
     }
 }
 
-/// `instances`: a positive count; `0`, `-1` and `"max"` mean one per CPU; `-N` means N fewer
-/// than the CPUs, at least one (PM2's rules).
+/// `instances`: a positive count; `0` and `"max"` mean one per CPU; `-N` means N fewer than the
+/// CPUs, at least one (PM2's rules: `-1` is "all CPUs but one").
 pub fn instances(value: &Value, cpus: u32) -> Result<u32, String> {
     if value
         .as_str()
@@ -139,7 +139,7 @@ pub fn instances(value: &Value, cpus: u32) -> Result<u32, String> {
         )
     })?;
     match n {
-        0 | -1 => Ok(cpus),
+        0 => Ok(cpus),
         n if n < 0 => {
             let fewer = u32::try_from(n.unsigned_abs()).unwrap_or(u32::MAX);
             Ok(cpus.saturating_sub(fewer).max(1))
@@ -333,7 +333,9 @@ mod tests {
         assert_eq!(instances(&json!("max"), 8), Ok(8));
         assert_eq!(instances(&json!("MAX"), 8), Ok(8));
         assert_eq!(instances(&json!(0), 8), Ok(8));
-        assert_eq!(instances(&json!(-1), 8), Ok(8));
+        assert_eq!(instances(&json!(-1), 8), Ok(7));
+        assert_eq!(instances(&json!("-1"), 8), Ok(7));
+        assert_eq!(instances(&json!(-1), 1), Ok(1));
         assert_eq!(instances(&json!(-2), 8), Ok(6));
         assert_eq!(instances(&json!(-20), 8), Ok(1));
         assert_eq!(instances(&json!("3"), 8), Ok(3));
