@@ -140,6 +140,7 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<AppSpec, Vec<String>> 
 
     read_env(&mut r, &mut spec, origin.profile);
     read_policy(&mut r, &mut spec);
+    read_instances(&mut r, &mut spec);
     read_logs(&mut r, &mut spec, &cwd, ctx.home());
 
     if r.errors.is_empty() {
@@ -237,6 +238,24 @@ fn read_policy(r: &mut Reader<'_>, spec: &mut AppSpec) {
         spec.kill_signal = signal;
     }
     spec.max_memory_restart = r.get("max_memory_restart", convert::bytes);
+}
+
+/// Readiness, stopping by message and the per-instance variables.
+fn read_instances(r: &mut Reader<'_>, spec: &mut AppSpec) {
+    if let Some(b) = r.get("wait_ready", convert::boolean) {
+        spec.wait_ready = b;
+    }
+    spec.ready_pattern = r.get("ready_pattern", convert::regex);
+    if let Some(ms) = r.get("listen_timeout", convert::duration) {
+        spec.listen_timeout_ms = ms;
+    }
+    if let Some(b) = r.get("shutdown_with_message", convert::boolean) {
+        spec.shutdown_with_message = b;
+    }
+    if let Some(name) = r.get("instance_var", convert::env_var_name) {
+        spec.instance_var = name;
+    }
+    spec.increment_var = r.get("increment_var", convert::env_var_name);
 }
 
 /// What `time: true` sets `log_date_format` to, as PM2 does.

@@ -223,6 +223,48 @@ pub fn port(value: &Value) -> Result<u16, String> {
         .ok_or_else(|| expected("a port number between 1 and 65535", value))
 }
 
+/// The name of an environment variable: a letter or `_`, then letters, digits or `_`.
+pub fn env_var_name(value: &Value) -> Result<String, String> {
+    let name = value.as_str().map(str::trim).unwrap_or_default();
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(name.to_string())
+    } else {
+        Err(expected(
+            "an environment variable name (letters, digits and _, not starting with a digit)",
+            value,
+        ))
+    }
+}
+
+/// A regular expression, checked to compile; kept as written.
+pub fn regex(value: &Value) -> Result<String, String> {
+    let pattern = string(value).map_err(|_| expected("a regular expression", value))?;
+    match regex::Regex::new(&pattern) {
+        Ok(_) => Ok(pattern),
+        Err(error) => Err(format!(
+            "{} ({})",
+            expected("a valid regular expression", value),
+            regex_problem(&error)
+        )),
+    }
+}
+
+/// The one-line reason of a regex error (its syntax errors span several lines, with a caret
+/// under the pattern; the reason is the line starting with `error:`).
+fn regex_problem(error: &regex::Error) -> String {
+    let text = error.to_string();
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("error:"))
+        .map(str::trim)
+        .map(str::to_string)
+        .unwrap_or_else(|| text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
 /// Signals that terminate a process by default. Others (`SIGCHLD`, `SIGCONT`, `SIGSTOP`, …) would
 /// never stop the app and always end in SIGKILL after `kill_timeout`, so they are refused.
 const STOP_SIGNALS: &[&str] = &[
@@ -369,6 +411,30 @@ mod tests {
         assert_eq!(port(&json!("3000")), Ok(3000));
         assert!(port(&json!(0)).is_err());
         assert!(port(&json!(70000)).is_err());
+    }
+
+    #[test]
+    fn env_var_names_are_checked() {
+        assert_eq!(env_var_name(&json!("PORT")), Ok("PORT".into()));
+        assert_eq!(env_var_name(&json!("_x1")), Ok("_x1".into()));
+        assert_eq!(env_var_name(&json!(" INST ")), Ok("INST".into()));
+        for bad in [json!(""), json!("1X"), json!("A-B"), json!("A=B"), json!(3)] {
+            assert!(env_var_name(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn regexes_must_compile() {
+        assert_eq!(regex(&json!("listening on \\d+")), Ok("listening on \\d+".into()));
+        assert_eq!(
+            regex(&json!("(ready")),
+            Err("expected a valid regular expression, got \"(ready\" (unclosed group)".into())
+        );
+        assert_eq!(
+            regex(&json!("")),
+            Err("expected a regular expression, got \"\"".into())
+        );
+        assert!(regex(&json!(true)).is_err());
     }
 
     #[test]

@@ -889,3 +889,64 @@ fn from_script_validates_log_flags_like_files() {
         ]
     );
 }
+
+#[test]
+fn readiness_and_instance_fields_are_read_without_warnings() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"name": "a", "script": "app.js", "wait_ready": true, "listen_timeout": "8s",
+                 "ready_pattern": "listening on \\d+", "shutdown_with_message": true,
+                 "instance_var": "INSTANCE_ID", "increment_var": "PORT"},
+                {"name": "b", "script": "app.js", "waitReady": "false", "listenTimeout": 500,
+                 "readyPattern": "^ready$", "shutdownWithMessage": false,
+                 "instanceVar": "IDX", "incrementVar": "WORKER_PORT"},
+                {"name": "c", "script": "app.js"}]"#,
+        )
+        .expect("loads");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let a = &loaded.apps[0];
+    assert!(a.wait_ready);
+    assert_eq!(a.listen_timeout_ms, 8000);
+    assert_eq!(a.ready_pattern.as_deref(), Some("listening on \\d+"));
+    assert!(a.shutdown_with_message);
+    assert_eq!(a.instance_var, "INSTANCE_ID");
+    assert_eq!(a.increment_var.as_deref(), Some("PORT"));
+    let b = &loaded.apps[1];
+    assert!(!b.wait_ready);
+    assert_eq!(b.listen_timeout_ms, 500);
+    assert_eq!(b.ready_pattern.as_deref(), Some("^ready$"));
+    assert!(!b.shutdown_with_message);
+    assert_eq!(b.instance_var, "IDX");
+    assert_eq!(b.increment_var.as_deref(), Some("WORKER_PORT"));
+    let c = &loaded.apps[2];
+    assert!(!c.wait_ready);
+    assert_eq!(c.listen_timeout_ms, 3000);
+    assert_eq!(c.ready_pattern, None);
+    assert!(!c.shutdown_with_message);
+    assert_eq!(c.instance_var, "NODE_APP_INSTANCE");
+    assert_eq!(c.increment_var, None);
+}
+
+#[test]
+fn bad_readiness_and_instance_fields_name_the_field() {
+    let p = Project::new();
+    let errors = p.errors(
+        "e.json",
+        r#"[{"name": "a", "script": "app.js", "wait_ready": "yes", "ready_pattern": "(ready",
+             "listen_timeout": "soon", "shutdown_with_message": 1, "instance_var": "",
+             "incrementVar": "MY-PORT"}]"#,
+    );
+    assert_eq!(
+        errors,
+        [
+            "e.json: app `a`: field `wait_ready`: expected true or false, got \"yes\"",
+            "e.json: app `a`: field `ready_pattern`: expected a valid regular expression, got \"(ready\" (unclosed group)",
+            "e.json: app `a`: field `listen_timeout`: expected a duration like 500ms, 10s, 5m, 1h or a number of milliseconds, got \"soon\"",
+            "e.json: app `a`: field `shutdown_with_message`: expected true or false, got 1",
+            "e.json: app `a`: field `instance_var`: expected an environment variable name (letters, digits and _, not starting with a digit), got \"\"",
+            "e.json: app `a`: field `incrementVar`: expected an environment variable name (letters, digits and _, not starting with a digit), got \"MY-PORT\"",
+        ]
+    );
+}
