@@ -5,7 +5,7 @@ use crate::normalize::RawApp;
 use crate::paths::{absolutize, expand_tilde};
 use crate::script::{self, Choice, Lookup};
 use crate::LoadContext;
-use kelpie_core::{AppSpec, LogRotation};
+use kelpie_core::{AppSpec, ListenAddress, LogRotation};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -141,6 +141,7 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<AppSpec, Vec<String>> 
     read_env(&mut r, &mut spec, origin.profile);
     read_policy(&mut r, &mut spec);
     read_instances(&mut r, &mut spec);
+    read_listen(&mut r, &mut spec);
     read_logs(&mut r, &mut spec, &cwd, ctx.home());
 
     if r.errors.is_empty() {
@@ -168,7 +169,7 @@ fn interpreter_field(value: &Value) -> Result<Option<String>, String> {
     }
 }
 
-/// `env`, every `env_<profile>` (all validated, the selected one merged), `port` and Python's
+/// `env`, every `env_<profile>` (all validated, the selected one merged) and Python's
 /// unbuffered output.
 fn read_env(r: &mut Reader<'_>, spec: &mut AppSpec, profile: Option<&str>) {
     spec.env = r.get("env", crate::env::variables).unwrap_or_default();
@@ -178,10 +179,6 @@ fn read_env(r: &mut Reader<'_>, spec: &mut AppSpec, profile: Option<&str>) {
             Ok(_) => {}
             Err(message) => r.errors.push(format!("field `{}`: {message}", field.key)),
         }
-    }
-    // `port` is PM2's shorthand for PORT and wins over `env`, as in PM2.
-    if let Some(port) = r.get("port", convert::port) {
-        spec.env.insert("PORT".to_string(), port.to_string());
     }
     let python = spec
         .interpreter
@@ -256,6 +253,37 @@ fn read_instances(r: &mut Reader<'_>, spec: &mut AppSpec) {
         spec.instance_var = name;
     }
     spec.increment_var = r.get("increment_var", convert::env_var_name);
+}
+
+/// `port` and `reuse_port`. `port` sets `PORT` (over `env`, as in PM2) and, unlike PM2, makes
+/// Kelpie own the listening socket and share it between the instances. Not with `reuse_port`
+/// (the instances bind the port themselves), nor with `increment_var: PORT` (each instance has
+/// its own port): then `port` only sets `PORT`.
+fn read_listen(r: &mut Reader<'_>, spec: &mut AppSpec) {
+    if let Some(b) = r.get("reuse_port", convert::boolean) {
+        spec.reuse_port = b;
+    }
+    let Some(address) = r.get("port", convert::listen) else {
+        return;
+    };
+    let port_var = match &address {
+        ListenAddress::Tcp { port, .. } => port.to_string(),
+        ListenAddress::Unix { path } => path.clone(),
+    };
+    spec.env.insert("PORT".to_string(), port_var);
+    if spec.reuse_port {
+        if let ListenAddress::Unix { .. } = address {
+            let key = r.raw.get("reuse_port").map_or("reuse_port", |f| f.key.as_str());
+            r.errors.push(format!(
+                "field `{key}`: SO_REUSEPORT is for TCP ports, not a Unix socket (`port: {address}`); remove `{key}` to let Kelpie share the socket"
+            ));
+        }
+        return;
+    }
+    if spec.increment_var.as_deref() == Some("PORT") {
+        return;
+    }
+    spec.listen = Some(address);
 }
 
 /// What `time: true` sets `log_date_format` to, as PM2 does.

@@ -3,7 +3,7 @@
 //! is, because `kelpie start` flags arrive as strings and YAML users quote freely.
 
 use crate::units::{parse_bytes, parse_duration_ms};
-use kelpie_core::{ExecMode, LogType};
+use kelpie_core::{ExecMode, ListenAddress, LogType};
 use serde_json::Value;
 
 /// A value as shown in messages: strings quoted, other values as JSON.
@@ -223,6 +223,20 @@ pub fn port(value: &Value) -> Result<u16, String> {
         .ok_or_else(|| expected("a port number between 1 and 65535", value))
 }
 
+/// What `port` accepts, for messages.
+const LISTEN_FORMS: &str =
+    "a port (3000), host:port (127.0.0.1:3000, [::1]:3000) or a Unix socket path (unix:/run/app.sock)";
+
+/// `port`: a port number, or a string read by [`ListenAddress::parse`] (`3000`,
+/// `127.0.0.1:3000`, `[::1]:3000`, `unix:/run/app.sock`, `/run/app.sock`).
+pub fn listen(value: &Value) -> Result<ListenAddress, String> {
+    match value {
+        Value::String(s) => ListenAddress::parse(s).map_err(|_| expected(LISTEN_FORMS, value)),
+        Value::Number(_) => port(value).map(|port| ListenAddress::Tcp { host: None, port }),
+        _ => Err(expected(LISTEN_FORMS, value)),
+    }
+}
+
 /// The name of an environment variable: a letter or `_`, then letters, digits or `_`.
 pub fn env_var_name(value: &Value) -> Result<String, String> {
     let name = value.as_str().map(str::trim).unwrap_or_default();
@@ -411,6 +425,33 @@ mod tests {
         assert_eq!(port(&json!("3000")), Ok(3000));
         assert!(port(&json!(0)).is_err());
         assert!(port(&json!(70000)).is_err());
+    }
+
+    #[test]
+    fn listen_addresses_take_numbers_and_strings() {
+        let tcp = |host: Option<&str>, port| ListenAddress::Tcp {
+            host: host.map(str::to_string),
+            port,
+        };
+        assert_eq!(listen(&json!(3000)), Ok(tcp(None, 3000)));
+        assert_eq!(listen(&json!("3000")), Ok(tcp(None, 3000)));
+        assert_eq!(listen(&json!("127.0.0.1:80")), Ok(tcp(Some("127.0.0.1"), 80)));
+        assert_eq!(listen(&json!("[::1]:80")), Ok(tcp(Some("::1"), 80)));
+        let unix = ListenAddress::Unix {
+            path: "/run/a.sock".into(),
+        };
+        assert_eq!(listen(&json!("unix:/run/a.sock")), Ok(unix.clone()));
+        assert_eq!(listen(&json!("/run/a.sock")), Ok(unix));
+        assert_eq!(
+            listen(&json!(0)),
+            Err("expected a port number between 1 and 65535, got 0".into())
+        );
+        assert_eq!(
+            listen(&json!("web:x")),
+            Err(format!("expected {LISTEN_FORMS}, got \"web:x\""))
+        );
+        assert!(listen(&json!("unix:a.sock")).is_err());
+        assert!(listen(&json!(true)).is_err());
     }
 
     #[test]

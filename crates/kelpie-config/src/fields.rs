@@ -36,6 +36,7 @@ pub const SUPPORTED: &[&str] = &[
     "log_rotate_interval",
     "max_memory_restart",
     "port",
+    "reuse_port",
     "wait_ready",
     "ready_pattern",
     "listen_timeout",

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::example_ecosystem;
-use kelpie_core::{ExecMode, LogRotation, LogType};
+use kelpie_core::{ExecMode, ListenAddress, LogRotation, LogType};
 use std::collections::BTreeMap;
 
 /// A project directory with scripts, and a `bin/` holding fake interpreters; the context's
@@ -458,6 +458,110 @@ fn port_sets_port_over_env_and_nested_env_is_json() {
     assert_eq!(env["PORT"], "8080");
     assert_eq!(env["CFG"], r#"{"x":true}"#);
     assert_eq!(env["ON"], "false");
+    assert_eq!(
+        loaded.apps[0].listen,
+        Some(ListenAddress::Tcp {
+            host: None,
+            port: 8080
+        })
+    );
+}
+
+#[test]
+fn port_takes_host_port_and_unix_paths() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"name": "a", "script": "app.js", "port": "127.0.0.1:3000"},
+                {"name": "b", "script": "app.js", "port": "[::1]:3001"},
+                {"name": "c", "script": "app.js", "port": "unix:/run/c.sock"},
+                {"name": "d", "script": "app.js", "port": "/run/d.sock"},
+                {"name": "e", "script": "app.js", "port": "3002"},
+                {"name": "f", "script": "app.js"}]"#,
+        )
+        .expect("loads");
+    let listens: Vec<_> = loaded
+        .apps
+        .iter()
+        .map(|a| a.listen.as_ref().map(ToString::to_string))
+        .collect();
+    assert_eq!(
+        listens,
+        [
+            Some("127.0.0.1:3000".to_string()),
+            Some("[::1]:3001".to_string()),
+            Some("unix:/run/c.sock".to_string()),
+            Some("unix:/run/d.sock".to_string()),
+            Some("3002".to_string()),
+            None,
+        ]
+    );
+    let ports: Vec<_> = loaded
+        .apps
+        .iter()
+        .map(|a| a.env.get("PORT").map(String::as_str))
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            Some("3000"),
+            Some("3001"),
+            Some("/run/c.sock"),
+            Some("/run/d.sock"),
+            Some("3002"),
+            None
+        ]
+    );
+}
+
+#[test]
+fn reuse_port_and_increment_var_port_leave_the_socket_to_the_app() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"name": "a", "script": "app.js", "port": 3000, "reuse_port": true},
+                {"name": "b", "script": "app.js", "port": 3000, "increment_var": "PORT"},
+                {"name": "c", "script": "app.js", "port": 3000, "reusePort": false},
+                {"name": "d", "script": "app.js", "reuse_port": true}]"#,
+        )
+        .expect("loads");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let apps = &loaded.apps;
+    assert!(apps[0].reuse_port);
+    assert_eq!(apps[0].listen, None);
+    assert_eq!(apps[0].env["PORT"], "3000");
+    assert_eq!(apps[1].listen, None);
+    assert_eq!(apps[1].env["PORT"], "3000");
+    assert!(!apps[2].reuse_port);
+    assert!(apps[2].listen.is_some());
+    assert!(apps[3].reuse_port);
+    assert_eq!(apps[3].listen, None);
+    assert!(!apps[3].env.contains_key("PORT"));
+}
+
+#[test]
+fn bad_ports_name_the_field() {
+    let p = Project::new();
+    let errors = p.errors(
+        "e.json",
+        r#"[{"name": "a", "script": "app.js", "port": "web"},
+            {"name": "b", "script": "app.js", "port": "unix:rel.sock"},
+            {"name": "c", "script": "app.js", "port": true, "reuse_port": "yes"},
+            {"name": "d", "script": "app.js", "port": "/run/d.sock", "reusePort": true}]"#,
+    );
+    let forms = "a port (3000), host:port (127.0.0.1:3000, [::1]:3000) or a Unix socket path (unix:/run/app.sock)";
+    assert_eq!(
+        errors,
+        [
+            format!("e.json: app `a`: field `port`: expected {forms}, got \"web\""),
+            format!("e.json: app `b`: field `port`: expected {forms}, got \"unix:rel.sock\""),
+            "e.json: app `c`: field `reuse_port`: expected true or false, got \"yes\"".to_string(),
+            format!("e.json: app `c`: field `port`: expected {forms}, got true"),
+            "e.json: app `d`: field `reusePort`: SO_REUSEPORT is for TCP ports, not a Unix socket (`port: unix:/run/d.sock`); remove `reusePort` to let Kelpie share the socket".to_string(),
+        ]
+    );
 }
 
 #[test]
