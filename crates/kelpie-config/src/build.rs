@@ -5,7 +5,7 @@ use crate::normalize::RawApp;
 use crate::paths::{absolutize, expand_tilde};
 use crate::script::{self, Choice, Lookup};
 use crate::LoadContext;
-use kelpie_core::{AppSpec, ListenAddress, LogRotation};
+use kelpie_core::{AppSpec, ExecMode, ListenAddress, LogRotation};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -142,6 +142,7 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<AppSpec, Vec<String>> 
     read_policy(&mut r, &mut spec);
     read_instances(&mut r, &mut spec);
     read_listen(&mut r, &mut spec);
+    listen_from_env(&mut spec);
     read_logs(&mut r, &mut spec, &cwd, ctx.home());
 
     if r.errors.is_empty() {
@@ -208,6 +209,16 @@ fn read_policy(r: &mut Reader<'_>, spec: &mut AppSpec) {
     }
     if let Some(mode) = r.get("exec_mode", convert::exec_mode) {
         spec.exec_mode = mode;
+    } else if r.raw.get("exec_mode").is_none()
+        && r.raw.get("instances").is_some()
+        && spec
+            .interpreter
+            .as_deref()
+            .is_some_and(crate::interpreter::is_node_or_bun)
+    {
+        // PM2's rule (`Common.sink.determineExecMode`): asking for instances of a Node or Bun
+        // app, even one, selects cluster mode.
+        spec.exec_mode = ExecMode::Cluster;
     }
     if let Some(b) = r.get("autorestart", convert::boolean) {
         spec.autorestart = b;
@@ -284,6 +295,28 @@ fn read_listen(r: &mut Reader<'_>, spec: &mut AppSpec) {
         return;
     }
     spec.listen = Some(address);
+}
+
+/// A cluster app without `port` that has a numeric `PORT` (from its `env`, else from the shell)
+/// listens there, so Node apps written for PM2's cluster mode share their port without a config
+/// change. A `PORT` that is not a port number is left to the app.
+fn listen_from_env(spec: &mut AppSpec) {
+    if spec.exec_mode != ExecMode::Cluster
+        || spec.listen.is_some()
+        || spec.reuse_port
+        || spec.increment_var.as_deref() == Some("PORT")
+    {
+        return;
+    }
+    let port = spec
+        .env
+        .get("PORT")
+        .or_else(|| spec.inherited_env.get("PORT"))
+        .and_then(|p| p.trim().parse::<u16>().ok())
+        .filter(|p| *p > 0);
+    if let Some(port) = port {
+        spec.listen = Some(ListenAddress::Tcp { host: None, port });
+    }
 }
 
 /// What `time: true` sets `log_date_format` to, as PM2 does.

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::example_ecosystem;
-use kelpie_core::{ExecMode, ListenAddress, LogRotation, LogType};
+use kelpie_core::{AppSpec, ExecMode, ListenAddress, LogRotation, LogType};
 use std::collections::BTreeMap;
 
 /// A project directory with scripts, and a `bin/` holding fake interpreters; the context's
@@ -17,7 +17,7 @@ impl Project {
         let dir = tempfile::tempdir().expect("tempdir");
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).expect("mkdir");
-        for exe in ["node", "bash", "python3", "mytool"] {
+        for exe in ["node", "bun", "bash", "python3", "mytool"] {
             executable(&bin.join(exe));
         }
         for script in ["app.js", "worker.js", "job.py"] {
@@ -169,6 +169,8 @@ fn example_ecosystem_loads() {
     assert_eq!(spec.name, "api");
     assert_eq!(spec.env["NODE_ENV"], "production");
     assert_eq!(spec.env["PORT"], "3000");
+    assert_eq!(spec.exec_mode, ExecMode::Cluster);
+    assert_eq!(spec.listen.as_ref().and_then(ListenAddress::port), Some(3000));
     assert_eq!(spec.max_memory_restart, Some(300 << 20));
 }
 
@@ -700,6 +702,8 @@ fn from_script_uses_flags_and_cli_cwd() {
     assert_eq!(spec.args, ["--port", "80"]);
     assert_eq!(spec.interpreter_args, ["--inspect", "--title=a b"]);
     assert_eq!(spec.instances, 2);
+    // `-i` on a Node script selects cluster mode, as in PM2.
+    assert_eq!(spec.exec_mode, ExecMode::Cluster);
     assert_eq!(spec.kill_timeout_ms, 5000);
     assert_eq!(spec.max_memory_restart, Some(1 << 30));
     assert_eq!(spec.stop_exit_codes, [0, 3]);
@@ -1053,4 +1057,105 @@ fn bad_readiness_and_instance_fields_name_the_field() {
             "e.json: app `a`: field `incrementVar`: expected an environment variable name (letters, digits and _, not starting with a digit), got \"MY-PORT\"",
         ]
     );
+}
+
+#[test]
+fn instances_of_node_or_bun_apps_select_cluster_mode() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"name": "one", "script": "app.js", "instances": 1},
+                {"name": "max", "script": "app.js", "instances": "max"},
+                {"name": "single", "script": "app.js"},
+                {"name": "py", "script": "job.py", "instances": 4},
+                {"name": "forked", "script": "app.js", "instances": 4, "exec_mode": "fork"},
+                {"name": "bun", "script": "app.js", "interpreter": "bun", "instances": 2},
+                {"name": "direct", "script": "mytool", "instances": 2},
+                {"name": "shell", "script": "node app.js", "instances": 2},
+                {"name": "py-cluster", "script": "job.py", "exec_mode": "cluster"}]"#,
+        )
+        .expect("loads");
+    let modes: Vec<_> = loaded
+        .apps
+        .iter()
+        .map(|a| (a.name.as_str(), a.exec_mode))
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            ("one", ExecMode::Cluster),
+            ("max", ExecMode::Cluster),
+            ("single", ExecMode::Fork),
+            ("py", ExecMode::Fork),
+            ("forked", ExecMode::Fork),
+            ("bun", ExecMode::Cluster),
+            ("direct", ExecMode::Fork),
+            ("shell", ExecMode::Fork),
+            ("py-cluster", ExecMode::Cluster),
+        ]
+    );
+}
+
+#[test]
+fn instances_flag_selects_cluster_mode_for_node_only() {
+    let p = Project::new();
+    let flags = |script: &str, instances: Option<&str>| {
+        let opts = ScriptOptions {
+            instances: instances.map(str::to_string),
+            ..ScriptOptions::default()
+        };
+        from_script(script, &opts, &p.ctx).expect("builds").apps[0].exec_mode
+    };
+    assert_eq!(flags("app.js", Some("1")), ExecMode::Cluster);
+    assert_eq!(flags("app.js", Some("-1")), ExecMode::Cluster);
+    assert_eq!(flags("app.js", None), ExecMode::Fork);
+    assert_eq!(flags("job.py", Some("2")), ExecMode::Fork);
+}
+
+#[test]
+fn cluster_apps_listen_on_a_numeric_port_from_the_env() {
+    let mut p = Project::new();
+    p.ctx.profile = Some("prod".into());
+    p.ctx.env.insert("PORT".into(), "5000".into());
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"name": "env", "script": "app.js", "instances": 2, "env": {"PORT": 4000}},
+                {"name": "profile", "script": "app.js", "instances": 2, "env": {"PORT": 4000},
+                 "env_prod": {"PORT": "4100"}},
+                {"name": "shell", "script": "app.js", "instances": 2, "env_prod": {}},
+                {"name": "word", "script": "app.js", "instances": 2, "env": {"PORT": "http"}},
+                {"name": "fork", "script": "job.py", "instances": 2, "env": {"PORT": 4000}},
+                {"name": "inc", "script": "app.js", "instances": 2, "env": {"PORT": 4000},
+                 "increment_var": "PORT"},
+                {"name": "reuse", "script": "app.js", "instances": 2, "env": {"PORT": 4000},
+                 "reuse_port": true},
+                {"name": "port", "script": "app.js", "instances": 2, "env": {"PORT": 4000},
+                 "port": 4200}]"#,
+        )
+        .expect("loads");
+    let listens: Vec<_> = loaded
+        .apps
+        .iter()
+        .map(|a| (a.name.as_str(), a.listen.as_ref().and_then(ListenAddress::port)))
+        .collect();
+    assert_eq!(
+        listens,
+        [
+            ("env", Some(4000)),
+            ("profile", Some(4100)),
+            ("shell", Some(5000)),
+            ("word", None),
+            ("fork", None),
+            ("inc", None),
+            ("reuse", None),
+            ("port", Some(4200)),
+        ]
+    );
+    let tcp_any = |a: &AppSpec| matches!(a.listen, Some(ListenAddress::Tcp { host: None, .. }));
+    assert!(tcp_any(&loaded.apps[0]));
+    // The env is left as it was: the app still reads PORT.
+    assert_eq!(loaded.apps[3].env["PORT"], "http");
+    assert_eq!(loaded.apps[2].env.get("PORT"), None);
 }
