@@ -284,7 +284,10 @@ fn read_listen(r: &mut Reader<'_>, spec: &mut AppSpec) {
     spec.env.insert("PORT".to_string(), port_var);
     if spec.reuse_port {
         if let ListenAddress::Unix { .. } = address {
-            let key = r.raw.get("reuse_port").map_or("reuse_port", |f| f.key.as_str());
+            let key = r
+                .raw
+                .get("reuse_port")
+                .map_or("reuse_port", |f| f.key.as_str());
             r.errors.push(format!(
                 "field `{key}`: SO_REUSEPORT is for TCP ports, not a Unix socket (`port: {address}`); remove `{key}` to let Kelpie share the socket"
             ));

@@ -435,7 +435,10 @@ mod tests {
         };
         assert_eq!(listen(&json!(3000)), Ok(tcp(None, 3000)));
         assert_eq!(listen(&json!("3000")), Ok(tcp(None, 3000)));
-        assert_eq!(listen(&json!("127.0.0.1:80")), Ok(tcp(Some("127.0.0.1"), 80)));
+        assert_eq!(
+            listen(&json!("127.0.0.1:80")),
+            Ok(tcp(Some("127.0.0.1"), 80))
+        );
         assert_eq!(listen(&json!("[::1]:80")), Ok(tcp(Some("::1"), 80)));
         let unix = ListenAddress::Unix {
             path: "/run/a.sock".into(),
@@ -466,7 +469,10 @@ mod tests {
 
     #[test]
     fn regexes_must_compile() {
-        assert_eq!(regex(&json!("listening on \\d+")), Ok("listening on \\d+".into()));
+        assert_eq!(
+            regex(&json!("listening on \\d+")),
+            Ok("listening on \\d+".into())
+        );
         assert_eq!(
             regex(&json!("(ready")),
             Err("expected a valid regular expression, got \"(ready\" (unclosed group)".into())

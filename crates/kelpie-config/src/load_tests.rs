@@ -170,7 +170,10 @@ fn example_ecosystem_loads() {
     assert_eq!(spec.env["NODE_ENV"], "production");
     assert_eq!(spec.env["PORT"], "3000");
     assert_eq!(spec.exec_mode, ExecMode::Cluster);
-    assert_eq!(spec.listen.as_ref().and_then(ListenAddress::port), Some(3000));
+    assert_eq!(
+        spec.listen.as_ref().and_then(ListenAddress::port),
+        Some(3000)
+    );
     assert_eq!(spec.max_memory_restart, Some(300 << 20));
 }
 
@@ -1138,7 +1141,12 @@ fn cluster_apps_listen_on_a_numeric_port_from_the_env() {
     let listens: Vec<_> = loaded
         .apps
         .iter()
-        .map(|a| (a.name.as_str(), a.listen.as_ref().and_then(ListenAddress::port)))
+        .map(|a| {
+            (
+                a.name.as_str(),
+                a.listen.as_ref().and_then(ListenAddress::port),
+            )
+        })
         .collect();
     assert_eq!(
         listens,
@@ -1158,4 +1166,89 @@ fn cluster_apps_listen_on_a_numeric_port_from_the_env() {
     // The env is left as it was: the app still reads PORT.
     assert_eq!(loaded.apps[3].env["PORT"], "http");
     assert_eq!(loaded.apps[2].env.get("PORT"), None);
+}
+
+#[test]
+fn from_script_takes_port_readiness_and_instance_flags() {
+    let p = Project::new();
+    let opts = ScriptOptions {
+        port: Some("127.0.0.1:3000".into()),
+        wait_ready: true,
+        listen_timeout: Some("10s".into()),
+        ready_pattern: Some("^listening".into()),
+        shutdown_with_message: true,
+        instance_var: Some("INSTANCE".into()),
+        ..ScriptOptions::default()
+    };
+    let spec = &from_script("app.js", &opts, &p.ctx).expect("builds").apps[0];
+    assert_eq!(
+        spec.listen,
+        Some(ListenAddress::Tcp {
+            host: Some("127.0.0.1".into()),
+            port: 3000
+        })
+    );
+    assert_eq!(spec.env["PORT"], "3000");
+    assert!(!spec.reuse_port);
+    assert!(spec.wait_ready);
+    assert_eq!(spec.listen_timeout_ms, 10_000);
+    assert_eq!(spec.ready_pattern.as_deref(), Some("^listening"));
+    assert!(spec.shutdown_with_message);
+    assert_eq!(spec.instance_var, "INSTANCE");
+    assert_eq!(spec.exec_mode, ExecMode::Fork);
+
+    let reuse = ScriptOptions {
+        port: Some("8080".into()),
+        reuse_port: true,
+        instances: Some("2".into()),
+        ..ScriptOptions::default()
+    };
+    let spec = &from_script("app.js", &reuse, &p.ctx).expect("builds").apps[0];
+    assert!(spec.reuse_port);
+    assert_eq!(spec.listen, None);
+    assert_eq!(spec.env["PORT"], "8080");
+    assert_eq!(spec.exec_mode, ExecMode::Cluster);
+
+    let unix = ScriptOptions {
+        port: Some("/tmp/app.sock".into()),
+        ..ScriptOptions::default()
+    };
+    let spec = &from_script("job.py", &unix, &p.ctx).expect("builds").apps[0];
+    assert_eq!(
+        spec.listen.as_ref().map(ToString::to_string).as_deref(),
+        Some("unix:/tmp/app.sock")
+    );
+    assert_eq!(spec.env["PORT"], "/tmp/app.sock");
+
+    let defaults = &from_script("app.js", &ScriptOptions::default(), &p.ctx)
+        .expect("builds")
+        .apps[0];
+    assert_eq!(defaults.listen, None);
+    assert!(!defaults.wait_ready && !defaults.shutdown_with_message && !defaults.reuse_port);
+    assert_eq!(defaults.listen_timeout_ms, 3000);
+    assert_eq!(defaults.instance_var, "NODE_APP_INSTANCE");
+}
+
+#[test]
+fn from_script_validates_port_readiness_and_instance_flags() {
+    let p = Project::new();
+    let opts = ScriptOptions {
+        port: Some("99999".into()),
+        listen_timeout: Some("later".into()),
+        ready_pattern: Some("[ready".into()),
+        instance_var: Some("2X".into()),
+        ..ScriptOptions::default()
+    };
+    let err = from_script("app.js", &opts, &p.ctx)
+        .expect_err("should fail")
+        .to_string();
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            "app `app`: field `ready_pattern`: expected a valid regular expression, got \"[ready\" (unclosed character class)",
+            "app `app`: field `listen_timeout`: expected a duration like 500ms, 10s, 5m, 1h or a number of milliseconds, got \"later\"",
+            "app `app`: field `instance_var`: expected an environment variable name (letters, digits and _, not starting with a digit), got \"2X\"",
+            "app `app`: field `port`: expected a port (3000), host:port (127.0.0.1:3000, [::1]:3000) or a Unix socket path (unix:/run/app.sock), got \"99999\"",
+        ]
+    );
 }
