@@ -229,6 +229,28 @@ pub struct StartArgs {
     /// Rotate log files daily, hourly, never, or every DURATION (6h)
     #[arg(long, value_name = "WHEN")]
     pub log_rotate_interval: Option<String>,
+    /// Port Kelpie listens on and shares between the instances; also sets PORT
+    /// (3000, 127.0.0.1:3000, [::1]:3000 or unix:/run/app.sock)
+    #[arg(long, value_name = "ADDRESS")]
+    pub port: Option<String>,
+    /// The instances bind the port themselves (SO_REUSEPORT); --port then only sets PORT
+    #[arg(long)]
+    pub reuse_port: bool,
+    /// Wait for the app's ready signal (process.send('ready') or READY=1 on NOTIFY_SOCKET)
+    #[arg(long)]
+    pub wait_ready: bool,
+    /// How long a starting instance may take to become ready (default 3000 ms)
+    #[arg(long, value_name = "DURATION")]
+    pub listen_timeout: Option<String>,
+    /// A line of output (regular expression) that means the instance is ready
+    #[arg(long, value_name = "REGEX")]
+    pub ready_pattern: Option<String>,
+    /// Stop by sending `shutdown` over the Node IPC channel instead of the kill signal
+    #[arg(long)]
+    pub shutdown_with_message: bool,
+    /// Variable holding the instance index (default NODE_APP_INSTANCE)
+    #[arg(long, value_name = "NAME")]
+    pub instance_var: Option<String>,
     /// With an ecosystem file: use its `env_<profile>`
     #[arg(long = "env", value_name = "PROFILE")]
     pub profile: Option<String>,

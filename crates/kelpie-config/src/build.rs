@@ -5,7 +5,7 @@ use crate::normalize::RawApp;
 use crate::paths::{absolutize, expand_tilde};
 use crate::script::{self, Choice, Lookup};
 use crate::LoadContext;
-use kelpie_core::{AppSpec, LogRotation};
+use kelpie_core::{AppSpec, ExecMode, ListenAddress, LogRotation};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -140,6 +140,9 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<AppSpec, Vec<String>> 
 
     read_env(&mut r, &mut spec, origin.profile);
     read_policy(&mut r, &mut spec);
+    read_instances(&mut r, &mut spec);
+    read_listen(&mut r, &mut spec);
+    listen_from_env(&mut spec);
     read_logs(&mut r, &mut spec, &cwd, ctx.home());
 
     if r.errors.is_empty() {
@@ -167,7 +170,7 @@ fn interpreter_field(value: &Value) -> Result<Option<String>, String> {
     }
 }
 
-/// `env`, every `env_<profile>` (all validated, the selected one merged), `port` and Python's
+/// `env`, every `env_<profile>` (all validated, the selected one merged) and Python's
 /// unbuffered output.
 fn read_env(r: &mut Reader<'_>, spec: &mut AppSpec, profile: Option<&str>) {
     spec.env = r.get("env", crate::env::variables).unwrap_or_default();
@@ -177,10 +180,6 @@ fn read_env(r: &mut Reader<'_>, spec: &mut AppSpec, profile: Option<&str>) {
             Ok(_) => {}
             Err(message) => r.errors.push(format!("field `{}`: {message}", field.key)),
         }
-    }
-    // `port` is PM2's shorthand for PORT and wins over `env`, as in PM2.
-    if let Some(port) = r.get("port", convert::port) {
-        spec.env.insert("PORT".to_string(), port.to_string());
     }
     let python = spec
         .interpreter
@@ -210,6 +209,16 @@ fn read_policy(r: &mut Reader<'_>, spec: &mut AppSpec) {
     }
     if let Some(mode) = r.get("exec_mode", convert::exec_mode) {
         spec.exec_mode = mode;
+    } else if r.raw.get("exec_mode").is_none()
+        && r.raw.get("instances").is_some()
+        && spec
+            .interpreter
+            .as_deref()
+            .is_some_and(crate::interpreter::is_node_or_bun)
+    {
+        // PM2's rule (`Common.sink.determineExecMode`): asking for instances of a Node or Bun
+        // app, even one, selects cluster mode.
+        spec.exec_mode = ExecMode::Cluster;
     }
     if let Some(b) = r.get("autorestart", convert::boolean) {
         spec.autorestart = b;
@@ -237,6 +246,80 @@ fn read_policy(r: &mut Reader<'_>, spec: &mut AppSpec) {
         spec.kill_signal = signal;
     }
     spec.max_memory_restart = r.get("max_memory_restart", convert::bytes);
+}
+
+/// Readiness, stopping by message and the per-instance variables.
+fn read_instances(r: &mut Reader<'_>, spec: &mut AppSpec) {
+    if let Some(b) = r.get("wait_ready", convert::boolean) {
+        spec.wait_ready = b;
+    }
+    spec.ready_pattern = r.get("ready_pattern", convert::regex);
+    if let Some(ms) = r.get("listen_timeout", convert::duration) {
+        spec.listen_timeout_ms = ms;
+    }
+    if let Some(b) = r.get("shutdown_with_message", convert::boolean) {
+        spec.shutdown_with_message = b;
+    }
+    if let Some(name) = r.get("instance_var", convert::env_var_name) {
+        spec.instance_var = name;
+    }
+    spec.increment_var = r.get("increment_var", convert::env_var_name);
+}
+
+/// `port` and `reuse_port`. `port` sets `PORT` (over `env`, as in PM2) and, unlike PM2, makes
+/// Kelpie own the listening socket and share it between the instances. Not with `reuse_port`
+/// (the instances bind the port themselves), nor with `increment_var: PORT` (each instance has
+/// its own port): then `port` only sets `PORT`.
+fn read_listen(r: &mut Reader<'_>, spec: &mut AppSpec) {
+    if let Some(b) = r.get("reuse_port", convert::boolean) {
+        spec.reuse_port = b;
+    }
+    let Some(address) = r.get("port", convert::listen) else {
+        return;
+    };
+    let port_var = match &address {
+        ListenAddress::Tcp { port, .. } => port.to_string(),
+        ListenAddress::Unix { path } => path.clone(),
+    };
+    spec.env.insert("PORT".to_string(), port_var);
+    if spec.reuse_port {
+        if let ListenAddress::Unix { .. } = address {
+            let key = r
+                .raw
+                .get("reuse_port")
+                .map_or("reuse_port", |f| f.key.as_str());
+            r.errors.push(format!(
+                "field `{key}`: SO_REUSEPORT is for TCP ports, not a Unix socket (`port: {address}`); remove `{key}` to let Kelpie share the socket"
+            ));
+        }
+        return;
+    }
+    if spec.increment_var.as_deref() == Some("PORT") {
+        return;
+    }
+    spec.listen = Some(address);
+}
+
+/// A cluster app without `port` that has a numeric `PORT` (from its `env`, else from the shell)
+/// listens there, so Node apps written for PM2's cluster mode share their port without a config
+/// change. A `PORT` that is not a port number is left to the app.
+fn listen_from_env(spec: &mut AppSpec) {
+    if spec.exec_mode != ExecMode::Cluster
+        || spec.listen.is_some()
+        || spec.reuse_port
+        || spec.increment_var.as_deref() == Some("PORT")
+    {
+        return;
+    }
+    let port = spec
+        .env
+        .get("PORT")
+        .or_else(|| spec.inherited_env.get("PORT"))
+        .and_then(|p| p.trim().parse::<u16>().ok())
+        .filter(|p| *p > 0);
+    if let Some(port) = port {
+        spec.listen = Some(ListenAddress::Tcp { host: None, port });
+    }
 }
 
 /// What `time: true` sets `log_date_format` to, as PM2 does.

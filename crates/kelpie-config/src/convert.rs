@@ -3,7 +3,7 @@
 //! is, because `kelpie start` flags arrive as strings and YAML users quote freely.
 
 use crate::units::{parse_bytes, parse_duration_ms};
-use kelpie_core::{ExecMode, LogType};
+use kelpie_core::{ExecMode, ListenAddress, LogType};
 use serde_json::Value;
 
 /// A value as shown in messages: strings quoted, other values as JSON.
@@ -123,8 +123,8 @@ pub fn exit_codes(value: &Value) -> Result<Vec<i32>, String> {
     }
 }
 
-/// `instances`: a positive count; `0`, `-1` and `"max"` mean one per CPU; `-N` means N fewer
-/// than the CPUs, at least one (PM2's rules).
+/// `instances`: a positive count; `0` and `"max"` mean one per CPU; `-N` means N fewer than the
+/// CPUs, at least one (PM2's rules: `-1` is "all CPUs but one").
 pub fn instances(value: &Value, cpus: u32) -> Result<u32, String> {
     if value
         .as_str()
@@ -139,7 +139,7 @@ pub fn instances(value: &Value, cpus: u32) -> Result<u32, String> {
         )
     })?;
     match n {
-        0 | -1 => Ok(cpus),
+        0 => Ok(cpus),
         n if n < 0 => {
             let fewer = u32::try_from(n.unsigned_abs()).unwrap_or(u32::MAX);
             Ok(cpus.saturating_sub(fewer).max(1))
@@ -221,6 +221,62 @@ pub fn port(value: &Value) -> Result<u16, String> {
         .and_then(|n| u16::try_from(n).ok())
         .filter(|p| *p > 0)
         .ok_or_else(|| expected("a port number between 1 and 65535", value))
+}
+
+/// What `port` accepts, for messages.
+const LISTEN_FORMS: &str =
+    "a port (3000), host:port (127.0.0.1:3000, [::1]:3000) or a Unix socket path (unix:/run/app.sock)";
+
+/// `port`: a port number, or a string read by [`ListenAddress::parse`] (`3000`,
+/// `127.0.0.1:3000`, `[::1]:3000`, `unix:/run/app.sock`, `/run/app.sock`).
+pub fn listen(value: &Value) -> Result<ListenAddress, String> {
+    match value {
+        Value::String(s) => ListenAddress::parse(s).map_err(|_| expected(LISTEN_FORMS, value)),
+        Value::Number(_) => port(value).map(|port| ListenAddress::Tcp { host: None, port }),
+        _ => Err(expected(LISTEN_FORMS, value)),
+    }
+}
+
+/// The name of an environment variable: a letter or `_`, then letters, digits or `_`.
+pub fn env_var_name(value: &Value) -> Result<String, String> {
+    let name = value.as_str().map(str::trim).unwrap_or_default();
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(name.to_string())
+    } else {
+        Err(expected(
+            "an environment variable name (letters, digits and _, not starting with a digit)",
+            value,
+        ))
+    }
+}
+
+/// A regular expression, checked to compile; kept as written.
+pub fn regex(value: &Value) -> Result<String, String> {
+    let pattern = string(value).map_err(|_| expected("a regular expression", value))?;
+    match regex::Regex::new(&pattern) {
+        Ok(_) => Ok(pattern),
+        Err(error) => Err(format!(
+            "{} ({})",
+            expected("a valid regular expression", value),
+            regex_problem(&error)
+        )),
+    }
+}
+
+/// The one-line reason of a regex error (its syntax errors span several lines, with a caret
+/// under the pattern; the reason is the line starting with `error:`).
+fn regex_problem(error: &regex::Error) -> String {
+    let text = error.to_string();
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("error:"))
+        .map(str::trim)
+        .map(str::to_string)
+        .unwrap_or_else(|| text.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 /// Signals that terminate a process by default. Others (`SIGCHLD`, `SIGCONT`, `SIGSTOP`, …) would
@@ -333,7 +389,9 @@ mod tests {
         assert_eq!(instances(&json!("max"), 8), Ok(8));
         assert_eq!(instances(&json!("MAX"), 8), Ok(8));
         assert_eq!(instances(&json!(0), 8), Ok(8));
-        assert_eq!(instances(&json!(-1), 8), Ok(8));
+        assert_eq!(instances(&json!(-1), 8), Ok(7));
+        assert_eq!(instances(&json!("-1"), 8), Ok(7));
+        assert_eq!(instances(&json!(-1), 1), Ok(1));
         assert_eq!(instances(&json!(-2), 8), Ok(6));
         assert_eq!(instances(&json!(-20), 8), Ok(1));
         assert_eq!(instances(&json!("3"), 8), Ok(3));
@@ -367,6 +425,63 @@ mod tests {
         assert_eq!(port(&json!("3000")), Ok(3000));
         assert!(port(&json!(0)).is_err());
         assert!(port(&json!(70000)).is_err());
+    }
+
+    #[test]
+    fn listen_addresses_take_numbers_and_strings() {
+        let tcp = |host: Option<&str>, port| ListenAddress::Tcp {
+            host: host.map(str::to_string),
+            port,
+        };
+        assert_eq!(listen(&json!(3000)), Ok(tcp(None, 3000)));
+        assert_eq!(listen(&json!("3000")), Ok(tcp(None, 3000)));
+        assert_eq!(
+            listen(&json!("127.0.0.1:80")),
+            Ok(tcp(Some("127.0.0.1"), 80))
+        );
+        assert_eq!(listen(&json!("[::1]:80")), Ok(tcp(Some("::1"), 80)));
+        let unix = ListenAddress::Unix {
+            path: "/run/a.sock".into(),
+        };
+        assert_eq!(listen(&json!("unix:/run/a.sock")), Ok(unix.clone()));
+        assert_eq!(listen(&json!("/run/a.sock")), Ok(unix));
+        assert_eq!(
+            listen(&json!(0)),
+            Err("expected a port number between 1 and 65535, got 0".into())
+        );
+        assert_eq!(
+            listen(&json!("web:x")),
+            Err(format!("expected {LISTEN_FORMS}, got \"web:x\""))
+        );
+        assert!(listen(&json!("unix:a.sock")).is_err());
+        assert!(listen(&json!(true)).is_err());
+    }
+
+    #[test]
+    fn env_var_names_are_checked() {
+        assert_eq!(env_var_name(&json!("PORT")), Ok("PORT".into()));
+        assert_eq!(env_var_name(&json!("_x1")), Ok("_x1".into()));
+        assert_eq!(env_var_name(&json!(" INST ")), Ok("INST".into()));
+        for bad in [json!(""), json!("1X"), json!("A-B"), json!("A=B"), json!(3)] {
+            assert!(env_var_name(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn regexes_must_compile() {
+        assert_eq!(
+            regex(&json!("listening on \\d+")),
+            Ok("listening on \\d+".into())
+        );
+        assert_eq!(
+            regex(&json!("(ready")),
+            Err("expected a valid regular expression, got \"(ready\" (unclosed group)".into())
+        );
+        assert_eq!(
+            regex(&json!("")),
+            Err("expected a regular expression, got \"\"".into())
+        );
+        assert!(regex(&json!(true)).is_err());
     }
 
     #[test]

@@ -36,6 +36,13 @@ pub const SUPPORTED: &[&str] = &[
     "log_rotate_interval",
     "max_memory_restart",
     "port",
+    "reuse_port",
+    "wait_ready",
+    "ready_pattern",
+    "listen_timeout",
+    "shutdown_with_message",
+    "instance_var",
+    "increment_var",
 ];
 
 /// PM2's alternative names, mapped to the canonical field.
@@ -66,12 +73,7 @@ pub const UNSUPPORTED: &[&str] = &[
     "watch_options",
     "cron_restart",
     "cron",
-    "wait_ready",
-    "listen_timeout",
-    "shutdown_with_message",
     "treekill",
-    "increment_var",
-    "instance_var",
     "pid_file",
     "pid",
     "uid",

@@ -29,6 +29,14 @@ pub fn is_python(interpreter: &str) -> bool {
         .is_some_and(|n| n.starts_with("python"))
 }
 
+/// Node and Bun: with `instances` set and no `exec_mode`, PM2 runs them in cluster mode.
+pub fn is_node_or_bun(interpreter: &str) -> bool {
+    Path::new(interpreter)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n == "node" || n == "bun")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +61,13 @@ mod tests {
         assert!(is_python("python3"));
         assert!(is_python("/usr/bin/python3.12"));
         assert!(!is_python("node"));
+    }
+
+    #[test]
+    fn recognises_node_and_bun() {
+        assert!(is_node_or_bun("node"));
+        assert!(is_node_or_bun("/usr/local/bin/bun"));
+        assert!(!is_node_or_bun("nodemon"));
+        assert!(!is_node_or_bun("python3"));
     }
 }

@@ -135,4 +135,18 @@ pub struct ScriptOptions {
     pub log_compress: Option<bool>,
     /// `--log-rotate-interval` (`daily`, `hourly`, `never` or a duration).
     pub log_rotate_interval: Option<String>,
+    /// `--port` (`3000`, `host:port`, `[v6]:port`, `unix:/path` or `/path`).
+    pub port: Option<String>,
+    /// `--reuse-port`.
+    pub reuse_port: bool,
+    /// `--wait-ready`.
+    pub wait_ready: bool,
+    /// `--listen-timeout` (duration).
+    pub listen_timeout: Option<String>,
+    /// `--ready-pattern` (regular expression).
+    pub ready_pattern: Option<String>,
+    /// `--shutdown-with-message`.
+    pub shutdown_with_message: bool,
+    /// `--instance-var` (variable name).
+    pub instance_var: Option<String>,
 }

@@ -275,6 +275,10 @@ fn raw_from_options(script: &str, opts: &ScriptOptions) -> RawApp {
         ("log_max_size", &opts.log_max_size),
         ("log_retain", &opts.log_retain),
         ("log_rotate_interval", &opts.log_rotate_interval),
+        ("port", &opts.port),
+        ("listen_timeout", &opts.listen_timeout),
+        ("ready_pattern", &opts.ready_pattern),
+        ("instance_var", &opts.instance_var),
     ];
     for (key, value) in strings {
         if let Some(value) = value {
@@ -309,6 +313,16 @@ fn raw_from_options(script: &str, opts: &ScriptOptions) -> RawApp {
     }
     if let Some(b) = opts.log_compress {
         raw.add("log_compress", Value::Bool(b));
+    }
+    let switches = [
+        ("reuse_port", opts.reuse_port),
+        ("wait_ready", opts.wait_ready),
+        ("shutdown_with_message", opts.shutdown_with_message),
+    ];
+    for (key, on) in switches {
+        if on {
+            raw.add(key, Value::Bool(true));
+        }
     }
     raw
 }

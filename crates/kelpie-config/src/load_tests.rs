@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::example_ecosystem;
-use kelpie_core::{ExecMode, LogRotation, LogType};
+use kelpie_core::{AppSpec, ExecMode, ListenAddress, LogRotation, LogType};
 use std::collections::BTreeMap;
 
 /// A project directory with scripts, and a `bin/` holding fake interpreters; the context's
@@ -17,7 +17,7 @@ impl Project {
         let dir = tempfile::tempdir().expect("tempdir");
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).expect("mkdir");
-        for exe in ["node", "bash", "python3", "mytool"] {
+        for exe in ["node", "bun", "bash", "python3", "mytool"] {
             executable(&bin.join(exe));
         }
         for script in ["app.js", "worker.js", "job.py"] {
@@ -169,6 +169,11 @@ fn example_ecosystem_loads() {
     assert_eq!(spec.name, "api");
     assert_eq!(spec.env["NODE_ENV"], "production");
     assert_eq!(spec.env["PORT"], "3000");
+    assert_eq!(spec.exec_mode, ExecMode::Cluster);
+    assert_eq!(
+        spec.listen.as_ref().and_then(ListenAddress::port),
+        Some(3000)
+    );
     assert_eq!(spec.max_memory_restart, Some(300 << 20));
 }
 
@@ -458,6 +463,110 @@ fn port_sets_port_over_env_and_nested_env_is_json() {
     assert_eq!(env["PORT"], "8080");
     assert_eq!(env["CFG"], r#"{"x":true}"#);
     assert_eq!(env["ON"], "false");
+    assert_eq!(
+        loaded.apps[0].listen,
+        Some(ListenAddress::Tcp {
+            host: None,
+            port: 8080
+        })
+    );
+}
+
+#[test]
+fn port_takes_host_port_and_unix_paths() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"name": "a", "script": "app.js", "port": "127.0.0.1:3000"},
+                {"name": "b", "script": "app.js", "port": "[::1]:3001"},
+                {"name": "c", "script": "app.js", "port": "unix:/run/c.sock"},
+                {"name": "d", "script": "app.js", "port": "/run/d.sock"},
+                {"name": "e", "script": "app.js", "port": "3002"},
+                {"name": "f", "script": "app.js"}]"#,
+        )
+        .expect("loads");
+    let listens: Vec<_> = loaded
+        .apps
+        .iter()
+        .map(|a| a.listen.as_ref().map(ToString::to_string))
+        .collect();
+    assert_eq!(
+        listens,
+        [
+            Some("127.0.0.1:3000".to_string()),
+            Some("[::1]:3001".to_string()),
+            Some("unix:/run/c.sock".to_string()),
+            Some("unix:/run/d.sock".to_string()),
+            Some("3002".to_string()),
+            None,
+        ]
+    );
+    let ports: Vec<_> = loaded
+        .apps
+        .iter()
+        .map(|a| a.env.get("PORT").map(String::as_str))
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            Some("3000"),
+            Some("3001"),
+            Some("/run/c.sock"),
+            Some("/run/d.sock"),
+            Some("3002"),
+            None
+        ]
+    );
+}
+
+#[test]
+fn reuse_port_and_increment_var_port_leave_the_socket_to_the_app() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"name": "a", "script": "app.js", "port": 3000, "reuse_port": true},
+                {"name": "b", "script": "app.js", "port": 3000, "increment_var": "PORT"},
+                {"name": "c", "script": "app.js", "port": 3000, "reusePort": false},
+                {"name": "d", "script": "app.js", "reuse_port": true}]"#,
+        )
+        .expect("loads");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let apps = &loaded.apps;
+    assert!(apps[0].reuse_port);
+    assert_eq!(apps[0].listen, None);
+    assert_eq!(apps[0].env["PORT"], "3000");
+    assert_eq!(apps[1].listen, None);
+    assert_eq!(apps[1].env["PORT"], "3000");
+    assert!(!apps[2].reuse_port);
+    assert!(apps[2].listen.is_some());
+    assert!(apps[3].reuse_port);
+    assert_eq!(apps[3].listen, None);
+    assert!(!apps[3].env.contains_key("PORT"));
+}
+
+#[test]
+fn bad_ports_name_the_field() {
+    let p = Project::new();
+    let errors = p.errors(
+        "e.json",
+        r#"[{"name": "a", "script": "app.js", "port": "web"},
+            {"name": "b", "script": "app.js", "port": "unix:rel.sock"},
+            {"name": "c", "script": "app.js", "port": true, "reuse_port": "yes"},
+            {"name": "d", "script": "app.js", "port": "/run/d.sock", "reusePort": true}]"#,
+    );
+    let forms = "a port (3000), host:port (127.0.0.1:3000, [::1]:3000) or a Unix socket path (unix:/run/app.sock)";
+    assert_eq!(
+        errors,
+        [
+            format!("e.json: app `a`: field `port`: expected {forms}, got \"web\""),
+            format!("e.json: app `b`: field `port`: expected {forms}, got \"unix:rel.sock\""),
+            "e.json: app `c`: field `reuse_port`: expected true or false, got \"yes\"".to_string(),
+            format!("e.json: app `c`: field `port`: expected {forms}, got true"),
+            "e.json: app `d`: field `reusePort`: SO_REUSEPORT is for TCP ports, not a Unix socket (`port: unix:/run/d.sock`); remove `reusePort` to let Kelpie share the socket".to_string(),
+        ]
+    );
 }
 
 #[test]
@@ -596,6 +705,8 @@ fn from_script_uses_flags_and_cli_cwd() {
     assert_eq!(spec.args, ["--port", "80"]);
     assert_eq!(spec.interpreter_args, ["--inspect", "--title=a b"]);
     assert_eq!(spec.instances, 2);
+    // `-i` on a Node script selects cluster mode, as in PM2.
+    assert_eq!(spec.exec_mode, ExecMode::Cluster);
     assert_eq!(spec.kill_timeout_ms, 5000);
     assert_eq!(spec.max_memory_restart, Some(1 << 30));
     assert_eq!(spec.stop_exit_codes, [0, 3]);
@@ -886,6 +997,258 @@ fn from_script_validates_log_flags_like_files() {
             "app `app`: field `log_max_size`: expected a size like 200M, 1G or a number of bytes, got \"big\"",
             "app `app`: field `log_retain`: expected a whole number ≥ 0, got \"many\"",
             "app `app`: field `log_rotate_interval`: expected at least 1 minute (or \"never\"), got \"5s\"",
+        ]
+    );
+}
+
+#[test]
+fn readiness_and_instance_fields_are_read_without_warnings() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"name": "a", "script": "app.js", "wait_ready": true, "listen_timeout": "8s",
+                 "ready_pattern": "listening on \\d+", "shutdown_with_message": true,
+                 "instance_var": "INSTANCE_ID", "increment_var": "PORT"},
+                {"name": "b", "script": "app.js", "waitReady": "false", "listenTimeout": 500,
+                 "readyPattern": "^ready$", "shutdownWithMessage": false,
+                 "instanceVar": "IDX", "incrementVar": "WORKER_PORT"},
+                {"name": "c", "script": "app.js"}]"#,
+        )
+        .expect("loads");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let a = &loaded.apps[0];
+    assert!(a.wait_ready);
+    assert_eq!(a.listen_timeout_ms, 8000);
+    assert_eq!(a.ready_pattern.as_deref(), Some("listening on \\d+"));
+    assert!(a.shutdown_with_message);
+    assert_eq!(a.instance_var, "INSTANCE_ID");
+    assert_eq!(a.increment_var.as_deref(), Some("PORT"));
+    let b = &loaded.apps[1];
+    assert!(!b.wait_ready);
+    assert_eq!(b.listen_timeout_ms, 500);
+    assert_eq!(b.ready_pattern.as_deref(), Some("^ready$"));
+    assert!(!b.shutdown_with_message);
+    assert_eq!(b.instance_var, "IDX");
+    assert_eq!(b.increment_var.as_deref(), Some("WORKER_PORT"));
+    let c = &loaded.apps[2];
+    assert!(!c.wait_ready);
+    assert_eq!(c.listen_timeout_ms, 3000);
+    assert_eq!(c.ready_pattern, None);
+    assert!(!c.shutdown_with_message);
+    assert_eq!(c.instance_var, "NODE_APP_INSTANCE");
+    assert_eq!(c.increment_var, None);
+}
+
+#[test]
+fn bad_readiness_and_instance_fields_name_the_field() {
+    let p = Project::new();
+    let errors = p.errors(
+        "e.json",
+        r#"[{"name": "a", "script": "app.js", "wait_ready": "yes", "ready_pattern": "(ready",
+             "listen_timeout": "soon", "shutdown_with_message": 1, "instance_var": "",
+             "incrementVar": "MY-PORT"}]"#,
+    );
+    assert_eq!(
+        errors,
+        [
+            "e.json: app `a`: field `wait_ready`: expected true or false, got \"yes\"",
+            "e.json: app `a`: field `ready_pattern`: expected a valid regular expression, got \"(ready\" (unclosed group)",
+            "e.json: app `a`: field `listen_timeout`: expected a duration like 500ms, 10s, 5m, 1h or a number of milliseconds, got \"soon\"",
+            "e.json: app `a`: field `shutdown_with_message`: expected true or false, got 1",
+            "e.json: app `a`: field `instance_var`: expected an environment variable name (letters, digits and _, not starting with a digit), got \"\"",
+            "e.json: app `a`: field `incrementVar`: expected an environment variable name (letters, digits and _, not starting with a digit), got \"MY-PORT\"",
+        ]
+    );
+}
+
+#[test]
+fn instances_of_node_or_bun_apps_select_cluster_mode() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"name": "one", "script": "app.js", "instances": 1},
+                {"name": "max", "script": "app.js", "instances": "max"},
+                {"name": "single", "script": "app.js"},
+                {"name": "py", "script": "job.py", "instances": 4},
+                {"name": "forked", "script": "app.js", "instances": 4, "exec_mode": "fork"},
+                {"name": "bun", "script": "app.js", "interpreter": "bun", "instances": 2},
+                {"name": "direct", "script": "mytool", "instances": 2},
+                {"name": "shell", "script": "node app.js", "instances": 2},
+                {"name": "py-cluster", "script": "job.py", "exec_mode": "cluster"}]"#,
+        )
+        .expect("loads");
+    let modes: Vec<_> = loaded
+        .apps
+        .iter()
+        .map(|a| (a.name.as_str(), a.exec_mode))
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            ("one", ExecMode::Cluster),
+            ("max", ExecMode::Cluster),
+            ("single", ExecMode::Fork),
+            ("py", ExecMode::Fork),
+            ("forked", ExecMode::Fork),
+            ("bun", ExecMode::Cluster),
+            ("direct", ExecMode::Fork),
+            ("shell", ExecMode::Fork),
+            ("py-cluster", ExecMode::Cluster),
+        ]
+    );
+}
+
+#[test]
+fn instances_flag_selects_cluster_mode_for_node_only() {
+    let p = Project::new();
+    let flags = |script: &str, instances: Option<&str>| {
+        let opts = ScriptOptions {
+            instances: instances.map(str::to_string),
+            ..ScriptOptions::default()
+        };
+        from_script(script, &opts, &p.ctx).expect("builds").apps[0].exec_mode
+    };
+    assert_eq!(flags("app.js", Some("1")), ExecMode::Cluster);
+    assert_eq!(flags("app.js", Some("-1")), ExecMode::Cluster);
+    assert_eq!(flags("app.js", None), ExecMode::Fork);
+    assert_eq!(flags("job.py", Some("2")), ExecMode::Fork);
+}
+
+#[test]
+fn cluster_apps_listen_on_a_numeric_port_from_the_env() {
+    let mut p = Project::new();
+    p.ctx.profile = Some("prod".into());
+    p.ctx.env.insert("PORT".into(), "5000".into());
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"name": "env", "script": "app.js", "instances": 2, "env": {"PORT": 4000}},
+                {"name": "profile", "script": "app.js", "instances": 2, "env": {"PORT": 4000},
+                 "env_prod": {"PORT": "4100"}},
+                {"name": "shell", "script": "app.js", "instances": 2, "env_prod": {}},
+                {"name": "word", "script": "app.js", "instances": 2, "env": {"PORT": "http"}},
+                {"name": "fork", "script": "job.py", "instances": 2, "env": {"PORT": 4000}},
+                {"name": "inc", "script": "app.js", "instances": 2, "env": {"PORT": 4000},
+                 "increment_var": "PORT"},
+                {"name": "reuse", "script": "app.js", "instances": 2, "env": {"PORT": 4000},
+                 "reuse_port": true},
+                {"name": "port", "script": "app.js", "instances": 2, "env": {"PORT": 4000},
+                 "port": 4200}]"#,
+        )
+        .expect("loads");
+    let listens: Vec<_> = loaded
+        .apps
+        .iter()
+        .map(|a| {
+            (
+                a.name.as_str(),
+                a.listen.as_ref().and_then(ListenAddress::port),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listens,
+        [
+            ("env", Some(4000)),
+            ("profile", Some(4100)),
+            ("shell", Some(5000)),
+            ("word", None),
+            ("fork", None),
+            ("inc", None),
+            ("reuse", None),
+            ("port", Some(4200)),
+        ]
+    );
+    let tcp_any = |a: &AppSpec| matches!(a.listen, Some(ListenAddress::Tcp { host: None, .. }));
+    assert!(tcp_any(&loaded.apps[0]));
+    // The env is left as it was: the app still reads PORT.
+    assert_eq!(loaded.apps[3].env["PORT"], "http");
+    assert_eq!(loaded.apps[2].env.get("PORT"), None);
+}
+
+#[test]
+fn from_script_takes_port_readiness_and_instance_flags() {
+    let p = Project::new();
+    let opts = ScriptOptions {
+        port: Some("127.0.0.1:3000".into()),
+        wait_ready: true,
+        listen_timeout: Some("10s".into()),
+        ready_pattern: Some("^listening".into()),
+        shutdown_with_message: true,
+        instance_var: Some("INSTANCE".into()),
+        ..ScriptOptions::default()
+    };
+    let spec = &from_script("app.js", &opts, &p.ctx).expect("builds").apps[0];
+    assert_eq!(
+        spec.listen,
+        Some(ListenAddress::Tcp {
+            host: Some("127.0.0.1".into()),
+            port: 3000
+        })
+    );
+    assert_eq!(spec.env["PORT"], "3000");
+    assert!(!spec.reuse_port);
+    assert!(spec.wait_ready);
+    assert_eq!(spec.listen_timeout_ms, 10_000);
+    assert_eq!(spec.ready_pattern.as_deref(), Some("^listening"));
+    assert!(spec.shutdown_with_message);
+    assert_eq!(spec.instance_var, "INSTANCE");
+    assert_eq!(spec.exec_mode, ExecMode::Fork);
+
+    let reuse = ScriptOptions {
+        port: Some("8080".into()),
+        reuse_port: true,
+        instances: Some("2".into()),
+        ..ScriptOptions::default()
+    };
+    let spec = &from_script("app.js", &reuse, &p.ctx).expect("builds").apps[0];
+    assert!(spec.reuse_port);
+    assert_eq!(spec.listen, None);
+    assert_eq!(spec.env["PORT"], "8080");
+    assert_eq!(spec.exec_mode, ExecMode::Cluster);
+
+    let unix = ScriptOptions {
+        port: Some("/tmp/app.sock".into()),
+        ..ScriptOptions::default()
+    };
+    let spec = &from_script("job.py", &unix, &p.ctx).expect("builds").apps[0];
+    assert_eq!(
+        spec.listen.as_ref().map(ToString::to_string).as_deref(),
+        Some("unix:/tmp/app.sock")
+    );
+    assert_eq!(spec.env["PORT"], "/tmp/app.sock");
+
+    let defaults = &from_script("app.js", &ScriptOptions::default(), &p.ctx)
+        .expect("builds")
+        .apps[0];
+    assert_eq!(defaults.listen, None);
+    assert!(!defaults.wait_ready && !defaults.shutdown_with_message && !defaults.reuse_port);
+    assert_eq!(defaults.listen_timeout_ms, 3000);
+    assert_eq!(defaults.instance_var, "NODE_APP_INSTANCE");
+}
+
+#[test]
+fn from_script_validates_port_readiness_and_instance_flags() {
+    let p = Project::new();
+    let opts = ScriptOptions {
+        port: Some("99999".into()),
+        listen_timeout: Some("later".into()),
+        ready_pattern: Some("[ready".into()),
+        instance_var: Some("2X".into()),
+        ..ScriptOptions::default()
+    };
+    let err = from_script("app.js", &opts, &p.ctx)
+        .expect_err("should fail")
+        .to_string();
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            "app `app`: field `ready_pattern`: expected a valid regular expression, got \"[ready\" (unclosed character class)",
+            "app `app`: field `listen_timeout`: expected a duration like 500ms, 10s, 5m, 1h or a number of milliseconds, got \"later\"",
+            "app `app`: field `instance_var`: expected an environment variable name (letters, digits and _, not starting with a digit), got \"2X\"",
+            "app `app`: field `port`: expected a port (3000), host:port (127.0.0.1:3000, [::1]:3000) or a Unix socket path (unix:/run/app.sock), got \"99999\"",
         ]
     );
 }

@@ -34,7 +34,9 @@ module.exports = {
       // Working directory. Default: the directory of this file (relative paths start there).
       // cwd: '.',
 
-      // Number of processes: a number, or 'max' for one per CPU.
+      // Number of processes: a number, or 'max' for one per CPU. As in PM2, setting it for a
+      // Node app selects cluster mode: the instances share one port (`port`, or PORT below),
+      // which Kelpie listens on and hands to them.
       instances: 1,
 
       // Restart the app when it exits on its own (except with a code in `stop_exit_codes`).

@@ -156,6 +156,13 @@ fn script_options(args: &StartArgs) -> ScriptOptions {
         log_retain: args.log_retain.clone(),
         log_compress: args.no_log_compress.then_some(false),
         log_rotate_interval: args.log_rotate_interval.clone(),
+        port: args.port.clone(),
+        reuse_port: args.reuse_port,
+        wait_ready: args.wait_ready,
+        listen_timeout: args.listen_timeout.clone(),
+        ready_pattern: args.ready_pattern.clone(),
+        shutdown_with_message: args.shutdown_with_message,
+        instance_var: args.instance_var.clone(),
     }
 }
 
@@ -296,5 +303,40 @@ mod tests {
         let defaults = script_options(&parse(&["app.js"]));
         assert_eq!(defaults.log_compress, None);
         assert!(!defaults.time && !defaults.disable_logs);
+    }
+
+    #[test]
+    fn port_readiness_and_instance_flags_become_script_options() {
+        let args = parse(&[
+            "app.js",
+            "-i",
+            "-1",
+            "--port",
+            "127.0.0.1:3000",
+            "--reuse-port",
+            "--wait-ready",
+            "--listen-timeout",
+            "8s",
+            "--ready-pattern",
+            "^listening",
+            "--shutdown-with-message",
+            "--instance-var",
+            "INSTANCE",
+        ]);
+        let options = script_options(&args);
+        assert_eq!(options.instances.as_deref(), Some("-1"));
+        assert_eq!(options.port.as_deref(), Some("127.0.0.1:3000"));
+        assert!(options.reuse_port);
+        assert!(options.wait_ready);
+        assert_eq!(options.listen_timeout.as_deref(), Some("8s"));
+        assert_eq!(options.ready_pattern.as_deref(), Some("^listening"));
+        assert!(options.shutdown_with_message);
+        assert_eq!(options.instance_var.as_deref(), Some("INSTANCE"));
+        let defaults = script_options(&parse(&["app.js"]));
+        assert_eq!(defaults.port, None);
+        assert!(!defaults.reuse_port && !defaults.wait_ready && !defaults.shutdown_with_message);
+        assert_eq!(defaults.listen_timeout, None);
+        assert_eq!(defaults.ready_pattern, None);
+        assert_eq!(defaults.instance_var, None);
     }
 }
