@@ -9,8 +9,10 @@ mod exec;
 mod localtime;
 mod memory;
 mod pipes;
+mod poll;
 mod procfs;
 mod signals;
+mod sigwait;
 mod sockets;
 
 pub use creds::{current_uid, username};
@@ -18,9 +20,14 @@ pub use exec::{exec_with_fds, resolve_program};
 pub use localtime::utc_offset_secs;
 pub use memory::{release_free_memory, use_single_malloc_arena};
 pub use pipes::{set_pipe_capacity, O_NONBLOCK};
+pub use poll::wait_readable;
 pub use procfs::{clock_ticks_per_second, page_size, sample_process, ProcessSample};
 pub use signals::{
     detach_into_new_session, group_alive, ignore_signal, kill_group, pid_alive, send_signal,
     signal_name, signal_number, SIGKILL,
 };
-pub use sockets::{listen_tcp, set_backlog, take_listen_fds, LISTEN_BACKLOG, LISTEN_FDS_START};
+pub use sigwait::{block_signals, BlockedSignals};
+pub use sockets::{
+    listen_tcp, listen_tcp_reuse_port, set_backlog, take_listen_fds, LISTEN_BACKLOG,
+    LISTEN_FDS_START,
+};

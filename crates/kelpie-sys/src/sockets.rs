@@ -44,6 +44,18 @@ fn set_int_option(
 /// explicitly). `SO_REUSEADDR` lets a new daemon bind while old connections linger in
 /// TIME_WAIT; an IPv6 wildcard also accepts IPv4 (`IPV6_V6ONLY` off), like Node's default.
 pub fn listen_tcp(address: SocketAddr) -> io::Result<OwnedFd> {
+    listen_tcp_with(address, false)
+}
+
+/// Like [`listen_tcp`], with `SO_REUSEPORT` set before binding: several sockets (of processes
+/// of the same user that all set it) may then listen on the same port, the kernel spreading
+/// new connections among them. Unlike one shared socket, each has its own queue, and what is
+/// queued on one is lost when it closes.
+pub fn listen_tcp_reuse_port(address: SocketAddr) -> io::Result<OwnedFd> {
+    listen_tcp_with(address, true)
+}
+
+fn listen_tcp_with(address: SocketAddr, reuse_port: bool) -> io::Result<OwnedFd> {
     let family = if address.is_ipv6() {
         libc::AF_INET6
     } else {
@@ -54,6 +66,9 @@ pub fn listen_tcp(address: SocketAddr) -> io::Result<OwnedFd> {
     // SAFETY: `raw` was just returned by socket() and is owned by nobody else.
     let socket = unsafe { OwnedFd::from_raw_fd(raw) };
     set_int_option(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    if reuse_port {
+        set_int_option(raw, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+    }
     match address {
         SocketAddr::V4(v4) => {
             let sin = libc::sockaddr_in {
@@ -166,6 +181,25 @@ mod tests {
         let again = listen_tcp(first.local_addr().expect("addr"));
         assert_eq!(
             again.err().map(|e| e.kind()),
+            Some(io::ErrorKind::AddrInUse)
+        );
+    }
+
+    #[test]
+    fn sockets_with_reuse_port_share_a_port_and_others_are_refused() {
+        let first = std::net::TcpListener::from(
+            listen_tcp_reuse_port("127.0.0.1:0".parse().expect("addr")).expect("listen"),
+        );
+        let address = first.local_addr().expect("addr");
+        let second = listen_tcp_reuse_port(address).expect("a second reuse-port socket");
+        assert_eq!(
+            std::net::TcpListener::from(second)
+                .local_addr()
+                .expect("addr"),
+            address
+        );
+        assert_eq!(
+            listen_tcp(address).err().map(|e| e.kind()),
             Some(io::ErrorKind::AddrInUse)
         );
     }

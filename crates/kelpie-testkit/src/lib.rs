@@ -3,6 +3,12 @@
 //!
 //! A [`Kelpie`] cleans up after itself even when the test fails: on drop it runs `kelpie kill`,
 //! then SIGKILLs every process group it ever saw in `jlist` and the daemon itself.
+//!
+//! [`load`] is an HTTP load client for the cluster mode's tests (`fake-app --serve`).
+
+pub mod load;
+
+pub use load::{run_load, LoadReport};
 
 use serde_json::Value;
 use std::cell::RefCell;
