@@ -18,6 +18,18 @@ pub enum Command {
     Stop(TargetArgs),
     /// Restart apps
     Restart(RestartArgs),
+    /// Replace apps' processes one by one with no failed request: start the new one, wait until
+    /// it is ready, stop the old one (apps without a Kelpie-owned port restart)
+    #[command(alias = "gracefulReload")]
+    Reload(ReloadArgs),
+    /// Set the number of instances of an app: N, +N or -N
+    Scale {
+        /// The app's name
+        name: String,
+        /// N, +N or -N
+        #[arg(allow_hyphen_values = true)]
+        count: String,
+    },
     /// Stop apps and remove them from the list
     #[command(alias = "del")]
     Delete(TargetArgs),
@@ -128,6 +140,15 @@ pub struct RestartArgs {
     /// With an ecosystem file: use its `env_<profile>`
     #[arg(long = "env", value_name = "PROFILE")]
     pub profile: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    #[command(flatten)]
+    pub restart: RestartArgs,
+    /// Instances of one app replaced at once
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub parallel: u32,
 }
 
 #[derive(Debug, Args)]

@@ -2,11 +2,13 @@
 //! timers. Decisions come from `kelpie_core::InstanceState`; this module only carries them out.
 
 use crate::clock;
-use crate::launch::{self, InstanceIdentity, OutputPipes};
-use crate::logs::LogService;
+use crate::launch::{self, Extras, InstanceIdentity, OutputPipes};
+use crate::link::{ProcessLink, ProcessSignal};
+use crate::logs::{LineWatch, LogService};
+use crate::sockets::ListenSocket;
 use kelpie_core::{AppSpec, Control, Effect, Input, InstanceState, Status};
 use kelpie_proto::{Home, LogStream};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +23,12 @@ const GROUP_POLL: Duration = Duration::from_millis(10);
 pub enum InstanceMsg {
     /// A user command; `done` is answered once the instance has settled (online, stopped or errored).
     Control(Control, Option<oneshot::Sender<()>>),
-    /// Use this spec for the next process it starts.
-    UpdateSpec(Arc<AppSpec>),
+    /// Use this spec (and this shared socket) for the next process it starts.
+    UpdateSpec(Arc<AppSpec>, Option<Arc<ListenSocket>>),
+    /// Replace the process by a new one without a gap: start it, wait until it is ready, then
+    /// stop the old one. Answered once the old one is gone, or with why the new one failed
+    /// (the old one then keeps running). Without a shared socket this is a restart.
+    Reload(oneshot::Sender<Result<(), String>>),
     /// Zero the counters; `done` is answered once the new state is reported.
     Reset(oneshot::Sender<()>),
     /// Send a signal to the main process.
@@ -55,6 +61,8 @@ pub struct InstanceSetup {
     pub orphan_group: Option<u32>,
     /// The log pipeline its output goes to.
     pub logs: LogService,
+    /// Its app's Kelpie-owned listening socket, if it has one.
+    pub socket: Option<Arc<ListenSocket>>,
 }
 
 /// Start the task; returns its mailbox.
@@ -73,6 +81,31 @@ enum Wake {
     Exited(std::io::Result<std::process::ExitStatus>),
     Timer,
     GroupPoll,
+    /// The current process said something.
+    Signal(ProcessSignal),
+    /// The reload's new process said something.
+    CandidateSignal(ProcessSignal),
+    /// The reload's new process exited before it was ready.
+    CandidateExited(std::io::Result<std::process::ExitStatus>),
+    /// The reload's new process was not ready in time.
+    CandidateLate,
+}
+
+/// A process started by the instance, with what it can tell us.
+struct Launched {
+    child: Child,
+    pid: u32,
+    link: ProcessLink,
+    route: Option<Arc<crate::logs::Route>>,
+    /// It must say it is ready before it counts as online.
+    awaits_ready: bool,
+}
+
+/// The new process of a reload in progress.
+struct Candidate {
+    launched: Launched,
+    deadline: Instant,
+    reply: oneshot::Sender<Result<(), String>>,
 }
 
 struct Instance {
@@ -95,6 +128,12 @@ struct Instance {
     mailbox_open: bool,
     /// Where the last process's output went.
     route: Option<Arc<crate::logs::Route>>,
+    /// Its app's shared listening socket.
+    socket: Option<Arc<ListenSocket>>,
+    /// The current process's link (notify socket, Node IPC).
+    link: Option<ProcessLink>,
+    /// The new process of a reload in progress.
+    candidate: Option<Candidate>,
 }
 
 impl Instance {
@@ -116,6 +155,9 @@ impl Instance {
             orphan_group: setup.orphan_group,
             mailbox_open: true,
             route: None,
+            socket: setup.socket,
+            link: None,
+            candidate: None,
         }
     }
 
@@ -140,6 +182,7 @@ impl Instance {
                 Wake::Msg(Some(msg)) => self.on_message(msg).await,
                 Wake::Exited(result) => {
                     self.child = None;
+                    self.abandon_candidate("the running process exited during the reload".into());
                     let input = match result {
                         Ok(status) => Input::Exited {
                             code: status.code(),
@@ -162,6 +205,31 @@ impl Instance {
                         self.feed(Input::GroupGone).await;
                     }
                 }
+                Wake::Signal(signal) => {
+                    if accepts(&self.spec, self.socket.is_some(), &signal) {
+                        self.feed(Input::Ready).await;
+                    }
+                }
+                Wake::CandidateSignal(signal) => {
+                    if accepts(&self.spec, self.socket.is_some(), &signal) {
+                        self.promote_candidate().await;
+                    }
+                }
+                Wake::CandidateExited(status) => {
+                    let how = match status {
+                        Ok(status) => describe_status(status),
+                        Err(e) => format!("wait failed: {e}"),
+                    };
+                    self.abandon_candidate(format!(
+                        "the new process exited ({how}) before it was ready"
+                    ));
+                }
+                Wake::CandidateLate => {
+                    let limit = self.spec.listen_timeout_ms;
+                    self.abandon_candidate(format!(
+                        "the new process was not ready within listen_timeout ({limit} ms)"
+                    ));
+                }
             }
             if self.shutdown_waiter.is_some() && !self.state.status.has_process() {
                 break;
@@ -178,21 +246,41 @@ impl Instance {
         let watching = self.watching_group;
         let mailbox_open = self.mailbox_open;
         let child = self.child.as_mut();
+        let link = self.link.as_mut();
+        let (candidate_child, candidate_link, candidate_deadline) = match self.candidate.as_mut() {
+            Some(c) => (
+                Some(&mut c.launched.child),
+                Some(&mut c.launched.link),
+                Some(c.deadline),
+            ),
+            None => (None, None, None),
+        };
         tokio::select! {
             msg = async { if mailbox_open { rx.recv().await } else { std::future::pending().await } } => Wake::Msg(msg),
             status = async { match child { Some(c) => c.wait().await, None => std::future::pending().await } } => Wake::Exited(status),
             () = async { match timer { Some(t) => sleep_until(t).await, None => std::future::pending().await } } => Wake::Timer,
             () = async { if watching { sleep(GROUP_POLL).await } else { std::future::pending().await } } => Wake::GroupPoll,
+            Some(signal) = async { match link { Some(l) => l.recv().await, None => std::future::pending().await } } => Wake::Signal(signal),
+            Some(signal) = async { match candidate_link { Some(l) => l.recv().await, None => std::future::pending().await } } => Wake::CandidateSignal(signal),
+            status = async { match candidate_child { Some(c) => c.wait().await, None => std::future::pending().await } } => Wake::CandidateExited(status),
+            () = async { match candidate_deadline { Some(t) => sleep_until(t).await, None => std::future::pending().await } } => Wake::CandidateLate,
         }
     }
 
     async fn on_message(&mut self, msg: InstanceMsg) {
         match msg {
             InstanceMsg::Control(control, done) => {
+                self.abandon_candidate(
+                    format!("interrupted by a {control:?} command").to_lowercase(),
+                );
                 self.settle_waiters.extend(done);
                 self.feed(Input::Control(control)).await;
             }
-            InstanceMsg::UpdateSpec(spec) => self.spec = spec,
+            InstanceMsg::UpdateSpec(spec, socket) => {
+                self.spec = spec;
+                self.socket = socket;
+            }
+            InstanceMsg::Reload(reply) => self.begin_reload(reply).await,
             InstanceMsg::Reset(done) => {
                 self.state.reset_counters(clock::now());
                 self.publish();
@@ -211,6 +299,7 @@ impl Instance {
                 let _ = reply.send(result);
             }
             InstanceMsg::Shutdown(done) => {
+                self.abandon_candidate("the app is being deleted or the daemon is stopping".into());
                 self.shutdown_waiter = Some(done);
                 self.feed(Input::Control(Control::Stop)).await;
             }
@@ -236,8 +325,15 @@ impl Instance {
         match effect {
             Effect::Spawn => Some(self.spawn_process().await),
             Effect::SignalGroup(name) => {
-                let signal = kelpie_sys::signal_number(&name).unwrap_or(libc_sigint());
-                self.signal_group(signal);
+                let by_message = self.spec.shutdown_with_message
+                    && self
+                        .link
+                        .as_ref()
+                        .is_some_and(|l| l.send_message(&serde_json::json!("shutdown")));
+                if !by_message {
+                    let signal = kelpie_sys::signal_number(&name).unwrap_or(libc_sigint());
+                    self.signal_group(signal);
+                }
                 None
             }
             Effect::KillGroup => {
@@ -263,15 +359,43 @@ impl Instance {
         }
     }
 
-    /// Start the process. The fork/exec runs on the blocking pool: it blocks its thread until
-    /// the child has exec'd, and doing it there lets several instances start in parallel (200
-    /// apps start in about half the time on two cores) without stalling the supervisor.
+    /// Start the instance's process and make it the current one.
     async fn spawn_process(&mut self) -> Input {
         if self.shutdown_waiter.is_some() {
             return Input::SpawnFailed {
                 error: "the app is being deleted".into(),
             };
         }
+        match self.launch().await {
+            Ok(launched) => {
+                let pid = launched.pid;
+                let awaits_ready = launched.awaits_ready;
+                self.adopt(launched);
+                if awaits_ready {
+                    Input::Started { pid }
+                } else {
+                    Input::Spawned { pid }
+                }
+            }
+            Err(error) => Input::SpawnFailed { error },
+        }
+    }
+
+    /// Make `launched` the instance's process (its group is the one stops signal).
+    fn adopt(&mut self, launched: Launched) {
+        // Held while the instance exists, so its files (and their dropped-line counts and
+        // errors) stay open across restarts and stops.
+        self.route = launched.route;
+        self.pgid = Some(launched.pid);
+        self.child = Some(launched.child);
+        self.link = Some(launched.link);
+    }
+
+    /// Start a process of the instance. The fork/exec runs on the blocking pool: it blocks its
+    /// thread until the child has exec'd, and doing it there lets several instances start in
+    /// parallel (200 apps start in about half the time on two cores) without stalling the
+    /// supervisor.
+    async fn launch(&mut self) -> Result<Launched, String> {
         let who = InstanceIdentity {
             home: &self.home,
             pm_id: self.pm_id,
@@ -284,40 +408,173 @@ impl Instance {
         let (pipes, readers) = match route.as_ref().map(|_| output_pipes()).transpose() {
             Ok(Some((pipes, readers))) => (Some(pipes), Some(readers)),
             Ok(None) => (None, None),
-            Err(e) => {
-                return Input::SpawnFailed {
-                    error: format!("cannot create the output pipes: {e}"),
+            Err(e) => return Err(format!("cannot create the output pipes: {e}")),
+        };
+        let node = launch::is_node(&self.spec);
+        let ipc_fd = node.then_some(if self.socket.is_some() {
+            launch::LISTEN_FD + 1
+        } else {
+            launch::LISTEN_FD
+        });
+        let (mut link, ends) = ProcessLink::open(ipc_fd)
+            .map_err(|e| format!("cannot create its notify socket: {e}"))?;
+        let extras = Extras {
+            socket: self.socket.as_deref(),
+            env: ends.env,
+            fds: ends
+                .fds
+                .iter()
+                .map(|(fd, at)| (fd.as_raw_fd(), *at))
+                .collect(),
+        };
+        let mut command = launch::command(&self.spec, &who, pipes, extras)
+            .map_err(|e| format!("{}: {e}", self.spec.command_line()[0]))?;
+        // The command (and with it the pipes' write ends) and the child's ends of the link are
+        // dropped on the blocking thread right after the spawn, so the reader sees end-of-file
+        // when the app's processes exit. The socket is kept alive meanwhile by its Arc.
+        let held = (ends.fds, self.socket.clone());
+        let spawned = tokio::task::spawn_blocking(move || {
+            let spawned = command.spawn();
+            drop(held);
+            spawned
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        let child = spawned.map_err(|e| format!("{}: {e}", self.spec.command_line()[0]))?;
+        let pid = child
+            .id()
+            .ok_or_else(|| "the process exited before its pid was known".to_string())?;
+        if let (Some(route), Some((out, err))) = (route.clone(), readers) {
+            let watch = |stream| {
+                self.ready_pattern()
+                    .map(|pattern| LineWatch {
+                        pattern,
+                        matched: link.sender(),
+                    })
+                    .filter(|_| stream == LogStream::Out || stream == LogStream::Err)
+            };
+            self.logs
+                .attach(route.clone(), LogStream::Out, out, watch(LogStream::Out));
+            self.logs
+                .attach(route, LogStream::Err, err, watch(LogStream::Err));
+        }
+        if let (true, Some(port)) = (self.spec.reuse_port, self.reuse_port_number()) {
+            link.hold(tokio::spawn(crate::readiness::watch_port(
+                pid,
+                port,
+                link.sender(),
+            )));
+        }
+        Ok(Launched {
+            child,
+            pid,
+            link,
+            route,
+            awaits_ready: awaits_ready(&self.spec, self.socket.is_some()),
+        })
+    }
+
+    /// The compiled ready pattern (validated when the app was configured).
+    fn ready_pattern(&self) -> Option<Arc<regex::bytes::Regex>> {
+        let pattern = self.spec.ready_pattern.as_deref()?;
+        regex::bytes::Regex::new(pattern).ok().map(Arc::new)
+    }
+
+    /// The port an app binding it itself (`reuse_port`) is expected to listen on.
+    fn reuse_port_number(&self) -> Option<u16> {
+        if let Some(port) = self.spec.listen.as_ref().and_then(|l| l.port()) {
+            return Some(port);
+        }
+        self.spec
+            .env
+            .get("PORT")
+            .or_else(|| self.spec.inherited_env.get("PORT"))
+            .and_then(|p| p.trim().parse().ok())
+    }
+
+    /// Start a reload of this instance: see [`InstanceMsg::Reload`].
+    async fn begin_reload(&mut self, reply: oneshot::Sender<Result<(), String>>) {
+        if self.candidate.is_some() {
+            let _ = reply.send(Err(
+                "a reload of this instance is already in progress".into()
+            ));
+            return;
+        }
+        let reloadable = self.socket.is_some() || self.spec.reuse_port;
+        if !reloadable || self.state.status != Status::Online || self.child.is_none() {
+            // Nothing serves a port that the new process could share: restart, as PM2 does.
+            let (done, settled) = oneshot::channel();
+            self.settle_waiters.push(done);
+            self.feed(Input::Control(Control::Restart)).await;
+            tokio::spawn(async move {
+                let _ = settled.await;
+                let _ = reply.send(Ok(()));
+            });
+            return;
+        }
+        match self.launch().await {
+            Ok(launched) => {
+                let ready_now = !launched.awaits_ready;
+                self.candidate = Some(Candidate {
+                    launched,
+                    deadline: Instant::now() + Duration::from_millis(self.spec.listen_timeout_ms),
+                    reply,
+                });
+                if ready_now {
+                    self.promote_candidate().await;
                 }
             }
-        };
-        // The command (and with it the pipes' write ends) is dropped on the blocking thread
-        // right after the spawn, so the reader sees end-of-file when the app's processes exit.
-        let mut command = launch::command(&self.spec, &who, pipes);
-        let spawned = tokio::task::spawn_blocking(move || command.spawn())
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-        match spawned {
-            Ok(child) => match child.id() {
-                Some(pid) => {
-                    if let (Some(route), Some((out, err))) = (route.clone(), readers) {
-                        self.logs.attach(route.clone(), LogStream::Out, out);
-                        self.logs.attach(route, LogStream::Err, err);
-                    }
-                    // Held while the instance exists, so its files (and their dropped-line
-                    // counts and errors) stay open across restarts and stops.
-                    self.route = route;
-                    self.pgid = Some(pid);
-                    self.child = Some(child);
-                    Input::Spawned { pid }
-                }
-                None => Input::SpawnFailed {
-                    error: "the process exited before its pid was known".into(),
-                },
-            },
-            Err(e) => Input::SpawnFailed {
-                error: format!("{}: {e}", self.spec.command_line()[0]),
-            },
+            Err(error) => {
+                let _ = reply.send(Err(format!("the new process could not start: {error}")));
+            }
         }
+    }
+
+    /// The reload's new process is ready: it becomes the instance's process, and the old one is
+    /// stopped gracefully on the side; the reload is answered once it is gone.
+    async fn promote_candidate(&mut self) {
+        let Some(candidate) = self.candidate.take() else {
+            return;
+        };
+        let old = Retiring {
+            child: self.child.take(),
+            pgid: self.pgid,
+            link: self.link.take(),
+        };
+        let pid = candidate.launched.pid;
+        self.adopt(candidate.launched);
+        self.feed(Input::Replaced { pid }).await;
+        let spec = self.spec.clone();
+        let reply = candidate.reply;
+        tokio::spawn(async move {
+            old.stop(&spec).await;
+            let _ = reply.send(Ok(()));
+        });
+    }
+
+    /// The reload failed: stop its new process, keep the old one, say why.
+    fn abandon_candidate(&mut self, why: String) {
+        let Some(candidate) = self.candidate.take() else {
+            return;
+        };
+        crate::daemon_log!(
+            "app `{}` (id {}): reload failed: {why}; the old process keeps running",
+            self.spec.name,
+            self.pm_id
+        );
+        let _ = candidate.reply.send(Err(format!(
+            "{why}; it was stopped and the old process (pid {}) keeps running",
+            self.state
+                .pid
+                .map_or_else(|| "-".to_string(), |p| p.to_string())
+        )));
+        let failed = Retiring {
+            pgid: Some(candidate.launched.pid),
+            child: Some(candidate.launched.child),
+            link: Some(candidate.launched.link),
+        };
+        let spec = self.spec.clone();
+        tokio::spawn(async move { failed.stop(&spec).await });
     }
 
     fn signal_group(&self, signal: i32) {
@@ -362,6 +619,75 @@ impl Instance {
             sleep(GROUP_POLL).await;
         }
         let _ = kelpie_sys::kill_group(pgid, kelpie_sys::SIGKILL);
+    }
+}
+
+/// A process on its way out (replaced by a reload, or a reload's failed new process), stopped
+/// apart from the instance: its stop signal (or the `shutdown` message), `kill_timeout`, then
+/// SIGKILL to whatever is left of its group.
+struct Retiring {
+    child: Option<Child>,
+    pgid: Option<u32>,
+    link: Option<ProcessLink>,
+}
+
+impl Retiring {
+    async fn stop(mut self, spec: &AppSpec) {
+        let Some(pgid) = self.pgid else {
+            return;
+        };
+        let by_message = spec.shutdown_with_message
+            && self
+                .link
+                .as_ref()
+                .is_some_and(|l| l.send_message(&serde_json::json!("shutdown")));
+        if !by_message {
+            let signal = kelpie_sys::signal_number(&spec.kill_signal).unwrap_or(libc_sigint());
+            let _ = kelpie_sys::kill_group(pgid, signal);
+        }
+        let deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms);
+        if let Some(child) = self.child.as_mut() {
+            let _ = tokio::time::timeout_at(deadline, child.wait()).await;
+        }
+        while kelpie_sys::group_alive(pgid) && Instant::now() < deadline {
+            sleep(GROUP_POLL).await;
+        }
+        let _ = kelpie_sys::kill_group(pgid, kelpie_sys::SIGKILL);
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.wait().await;
+        }
+        while kelpie_sys::group_alive(pgid) {
+            sleep(GROUP_POLL).await;
+        }
+    }
+}
+
+/// Whether the process must say it is ready before it counts as online.
+fn awaits_ready(spec: &AppSpec, shared_socket: bool) -> bool {
+    spec.wait_ready
+        || spec.ready_pattern.is_some()
+        || spec.reuse_port
+        || (shared_socket && launch::is_node(spec))
+}
+
+/// Whether `signal` means ready for this app: an explicit signal always; with `wait_ready`
+/// only that (as in PM2, the server listening is not enough then); a Node app on a shared socket is ready when
+/// its server listens; a ready pattern, or the port open for `reuse_port` apps.
+fn accepts(spec: &AppSpec, shared_socket: bool, signal: &ProcessSignal) -> bool {
+    match signal {
+        // A process that says READY=1 is ready, whatever else was expected.
+        ProcessSignal::Ready => true,
+        ProcessSignal::Listening => !spec.wait_ready && shared_socket && launch::is_node(spec),
+        ProcessSignal::ReadyLine => spec.ready_pattern.is_some(),
+        ProcessSignal::PortOpen => spec.reuse_port,
+    }
+}
+
+fn describe_status(status: std::process::ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (_, Some(signal)) => format!("killed by {}", kelpie_sys::signal_name(signal)),
+        (Some(code), None) => format!("exit code {code}"),
+        (None, None) => "exited".into(),
     }
 }
 

@@ -1,9 +1,12 @@
 //! How an instance's process is started: command line, environment, log files.
 
 use crate::logs::LogFiles;
+use crate::sockets::ListenSocket;
 use kelpie_core::{sanitize_log_name, AppSpec};
 use kelpie_proto::{Home, HOME_ENV};
-use std::path::PathBuf;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 /// Paths that mean "discard this stream" (PM2 accepts both).
@@ -95,42 +98,142 @@ pub struct InstanceIdentity<'a> {
     pub instance: u32,
 }
 
+/// Descriptor number of the listening socket in the child (socket activation's first).
+pub const LISTEN_FD: RawFd = kelpie_sys::LISTEN_FDS_START;
+
+/// Where the Node shim lives in a home: written at daemon start, preloaded (`--require`) into
+/// Node apps that get a Kelpie-owned socket.
+pub fn node_shim_path(home: &Home) -> PathBuf {
+    home.root().join("node-shim.js")
+}
+
+/// The shim's source, built into the binary.
+pub const NODE_SHIM: &str = include_str!("../assets/node-shim.js");
+
+/// Whether the app runs under Node (it then gets an IPC channel, as under PM2).
+pub fn is_node(spec: &AppSpec) -> bool {
+    spec.interpreter.as_deref().is_some_and(|interpreter| {
+        let base = Path::new(interpreter)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(interpreter);
+        base == "node" || base == "nodejs"
+    })
+}
+
+/// What one process is started with beyond its spec: the shared socket, and the variables
+/// and descriptors of its link.
+pub struct Extras<'a> {
+    /// The app's Kelpie-owned listening socket.
+    pub socket: Option<&'a ListenSocket>,
+    /// Variables for the link (NOTIFY_SOCKET, NODE_CHANNEL_FD...).
+    pub env: Vec<(String, String)>,
+    /// The link's descriptors (kept open by the caller until the spawn returns) and the
+    /// numbers they get in the child.
+    pub fds: Vec<(RawFd, RawFd)>,
+}
+
 /// The command that starts one process of `spec`: its own process group (so a stop reaches every
 /// process it starts), stdin from /dev/null, stdout/stderr into the log pipes (or /dev/null when
 /// the app disables its logs), and exactly the environment the spec defines plus Kelpie's
-/// variables.
+/// variables. With a shared socket or link descriptors, the descriptors are placed at their
+/// numbers in the child and `LISTEN_PID` is set to the child's own pid (kelpie-sys does that
+/// between fork and exec).
 pub fn command(
     spec: &AppSpec,
     who: &InstanceIdentity<'_>,
     output: Option<OutputPipes>,
-) -> tokio::process::Command {
-    let argv = spec.command_line();
-    let mut cmd = tokio::process::Command::new(&argv[0]);
-    cmd.args(&argv[1..])
+    extras: Extras<'_>,
+) -> std::io::Result<tokio::process::Command> {
+    let mut argv = spec.command_line();
+    let node = is_node(spec);
+    if node && extras.socket.is_some() {
+        let shim = node_shim_path(who.home).display().to_string();
+        argv.splice(1..1, ["--require".to_string(), shim]);
+    }
+    let mut env: Vec<(String, String)> = spec.merged_env().into_iter().collect();
+    env.extend(
+        kelpie_variables(spec, who)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v)),
+    );
+    env.extend(extras.env);
+    let mut fds = extras.fds;
+    if let Some(socket) = extras.socket {
+        fds.push((socket.fd().as_raw_fd(), LISTEN_FD));
+        env.push(("LISTEN_FDS".into(), "1".into()));
+        env.push(("LISTEN_FDNAMES".into(), sanitize_log_name(&spec.name)));
+        env.push(("KELPIE_LISTEN".into(), socket.address().to_string()));
+        if let Some(port) = socket.address().port() {
+            env.push(("KELPIE_LISTEN_PORT".into(), port.to_string()));
+        }
+    }
+    if node {
+        env.push(("KELPIE_KILL_SIGNAL".into(), spec.kill_signal.clone()));
+    }
+    // Later entries win, as with repeated `Command::env`.
+    let env = dedup_last_wins(env);
+
+    let mut std_command = std::process::Command::new(&argv[0]);
+    std_command
         .current_dir(&spec.cwd)
-        .env_clear()
-        .envs(spec.merged_env())
-        .envs(kelpie_variables(spec, who))
         .stdin(Stdio::null())
-        .process_group(0)
-        .kill_on_drop(false);
+        .process_group(0);
+    if fds.is_empty() && extras.socket.is_none() {
+        std_command.args(&argv[1..]).env_clear().envs(env);
+    } else {
+        let path_var = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str());
+        let program = kelpie_sys::resolve_program(&argv[0], path_var).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("`{}` not found in PATH", argv[0]),
+            )
+        })?;
+        kelpie_sys::exec_with_fds(
+            &mut std_command,
+            &program,
+            &argv,
+            &env,
+            extras.socket.is_some(),
+            fds,
+        )?;
+    }
     match output {
-        Some(pipes) => cmd.stdout(pipes.out).stderr(pipes.err),
-        None => cmd.stdout(Stdio::null()).stderr(Stdio::null()),
+        Some(pipes) => std_command.stdout(pipes.out).stderr(pipes.err),
+        None => std_command.stdout(Stdio::null()).stderr(Stdio::null()),
     };
-    cmd
+    let mut cmd = tokio::process::Command::from(std_command);
+    cmd.kill_on_drop(false);
+    Ok(cmd)
+}
+
+fn dedup_last_wins(env: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut merged: std::collections::BTreeMap<String, String> = Default::default();
+    merged.extend(env);
+    merged.into_iter().collect()
 }
 
 /// Variables Kelpie adds to every app (they win over the app's own, as in PM2).
-fn kelpie_variables(spec: &AppSpec, who: &InstanceIdentity<'_>) -> Vec<(&'static str, String)> {
-    vec![
-        (HOME_ENV, who.home.root().display().to_string()),
-        ("KELPIE_APP_NAME", spec.name.clone()),
-        ("pm_id", who.pm_id.to_string()),
-        ("name", spec.name.clone()),
-        ("namespace", spec.namespace.clone()),
-        ("NODE_APP_INSTANCE", who.instance.to_string()),
-    ]
+fn kelpie_variables(spec: &AppSpec, who: &InstanceIdentity<'_>) -> Vec<(String, String)> {
+    let mut vars = vec![
+        (HOME_ENV.to_string(), who.home.root().display().to_string()),
+        ("KELPIE_APP_NAME".to_string(), spec.name.clone()),
+        ("pm_id".to_string(), who.pm_id.to_string()),
+        ("name".to_string(), spec.name.clone()),
+        ("namespace".to_string(), spec.namespace.clone()),
+        (spec.instance_var.clone(), who.instance.to_string()),
+    ];
+    // PM2's increment_var: each instance gets the app's value plus its index (PORT 8000, 8001...).
+    if let Some(var) = &spec.increment_var {
+        let base = spec.env.get(var).or_else(|| spec.inherited_env.get(var));
+        if let Some(base) = base.and_then(|v| v.trim().parse::<u64>().ok()) {
+            vars.push((var.clone(), (base + u64::from(who.instance)).to_string()));
+        }
+    }
+    vars
 }
 
 #[cfg(test)]

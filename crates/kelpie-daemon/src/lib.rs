@@ -27,6 +27,7 @@ mod link;
 pub mod log;
 mod logs;
 mod persist;
+mod readiness;
 mod sampler;
 mod server;
 mod sockets;

@@ -109,11 +109,6 @@ impl ProcessLink {
         self.signals.recv().await
     }
 
-    /// Whether the process has a Node IPC channel.
-    pub fn has_ipc(&self) -> bool {
-        self.ipc.is_some()
-    }
-
     /// Send a message (a JSON value) over the IPC channel; false without one.
     pub fn send_message(&self, message: &serde_json::Value) -> bool {
         match &self.ipc {

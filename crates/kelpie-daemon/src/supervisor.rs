@@ -1,5 +1,6 @@
 //! The supervisor actor: owns the app table, handles every request, persists state.
 
+mod cluster;
 mod handlers;
 mod logs;
 mod targets;
@@ -11,6 +12,7 @@ use crate::instance::{self, InstanceEvent, InstanceMsg, InstanceSetup};
 use crate::logs::LogService;
 use crate::persist::{self, Ack, Persister};
 use crate::sampler::Sampler;
+use crate::sockets::ListenSocket;
 use crate::state::{PersistedInstance, StateFile, STATE_VERSION};
 use crate::{server, DaemonError};
 use kelpie_core::{AppSpec, Control, InstanceState};
@@ -124,6 +126,8 @@ struct Supervisor {
     sampler: Arc<Mutex<Sampler>>,
     username: String,
     logs: LogService,
+    /// Listening sockets of apps with a Kelpie-owned port, by app name.
+    sockets: BTreeMap<String, Arc<ListenSocket>>,
 }
 
 /// Set up the home, serve it, and supervise until told to exit.
@@ -183,6 +187,7 @@ pub async fn run(home: Home) -> Result<(), DaemonError> {
         sampler: Arc::default(),
         username: kelpie_sys::username(kelpie_sys::current_uid()),
         logs: log_service.clone(),
+        sockets: BTreeMap::new(),
     };
     let restore_home = home.clone();
     if let Ok(Some((state, orphans))) =
@@ -228,7 +233,21 @@ fn prepare_home(home: &Home) -> Result<(), DaemonError> {
     std::fs::set_permissions(home.root(), std::fs::Permissions::from_mode(0o700))
         .map_err(|e| io_error("cannot restrict permissions of", home.root(), e))?;
     std::fs::create_dir_all(home.logs_dir())
-        .map_err(|e| io_error("cannot create", &home.logs_dir(), e))
+        .map_err(|e| io_error("cannot create", &home.logs_dir(), e))?;
+    write_node_shim(home)
+        .map_err(|e| io_error("cannot write", &crate::launch::node_shim_path(home), e))
+}
+
+/// The Node shim is written by each daemon (an update may change it): to a temporary file,
+/// then renamed, so a Node app starting meanwhile never reads half of it.
+fn write_node_shim(home: &Home) -> std::io::Result<()> {
+    let path = crate::launch::node_shim_path(home);
+    if std::fs::read_to_string(&path).is_ok_and(|current| current == crate::launch::NODE_SHIM) {
+        return Ok(());
+    }
+    let temporary = path.with_extension("js.tmp");
+    std::fs::write(&temporary, crate::launch::NODE_SHIM)?;
+    std::fs::rename(&temporary, &path)
 }
 
 /// Read `state.json` and find which of its pids are still the very processes it recorded
@@ -254,12 +273,23 @@ impl Supervisor {
         for app in state.apps {
             let run = app.run;
             let pm_id = app.pm_id;
+            let socket = match self.open_socket(&app.spec) {
+                Ok(socket) => socket,
+                Err(e) => {
+                    crate::daemon_log!("{e}; its instances start without it");
+                    None
+                }
+            };
+            if let Some(socket) = &socket {
+                self.sockets.insert(app.spec.name.clone(), socket.clone());
+            }
             self.add_entry(
                 pm_id,
                 app.instance,
                 app.spec,
                 app.state.restored(),
                 orphans.get(&pm_id).copied(),
+                socket,
             );
             if run {
                 self.send(pm_id, InstanceMsg::Control(Control::Start, None));
@@ -377,6 +407,7 @@ impl Supervisor {
         spec: Arc<AppSpec>,
         state: InstanceState,
         orphan_group: Option<u32>,
+        socket: Option<Arc<ListenSocket>>,
     ) {
         let setup = InstanceSetup {
             pm_id,
@@ -386,6 +417,7 @@ impl Supervisor {
             home: self.home.clone(),
             orphan_group,
             logs: self.logs.clone(),
+            socket,
         };
         self.logs.claim(pm_id, &spec);
         let mailbox = instance::spawn(setup, self.events.clone());
@@ -399,6 +431,42 @@ impl Supervisor {
             },
         );
         self.next_id = self.next_id.max(pm_id + 1);
+    }
+
+    /// The listening socket `spec` needs: the app's current one when the address is the same,
+    /// else a new one (not yet registered: see [`Self::keep_socket`]). None when Kelpie owns no
+    /// port for it.
+    fn open_socket(&self, spec: &AppSpec) -> Result<Option<Arc<ListenSocket>>, String> {
+        let Some(address) = spec.listen.as_ref().filter(|_| !spec.reuse_port) else {
+            return Ok(None);
+        };
+        if let Some(socket) = self
+            .sockets
+            .get(&spec.name)
+            .filter(|s| s.address() == address)
+        {
+            return Ok(Some(socket.clone()));
+        }
+        ListenSocket::open(address)
+            .map(|socket| Some(Arc::new(socket)))
+            .map_err(|e| format!("app `{}`: {e}", spec.name))
+    }
+
+    /// Make `socket` the one of app `name` (or forget its socket with `None`).
+    fn keep_socket(&mut self, name: &str, socket: Option<Arc<ListenSocket>>) {
+        match socket {
+            Some(socket) => {
+                self.sockets.insert(name.to_string(), socket);
+            }
+            None => {
+                self.sockets.remove(name);
+            }
+        }
+    }
+
+    /// The socket of app `name`, if Kelpie owns one for it.
+    fn socket_of(&self, name: &str) -> Option<Arc<ListenSocket>> {
+        self.sockets.get(name).cloned()
     }
 
     fn send(&self, pm_id: u32, msg: InstanceMsg) {

@@ -66,6 +66,29 @@ pub enum Request {
         /// New inherited environment (`--update-env`).
         update_env: Option<BTreeMap<String, String>>,
     },
+    /// Replace each instance's process by a new one without a gap (start the new one, wait
+    /// until it is ready, stop the old one); instances without a Kelpie-owned port restart.
+    /// The answer is an error naming every instance whose new process failed (its old process
+    /// keeps running).
+    Reload {
+        /// What to reload.
+        targets: Vec<Target>,
+        /// Apps from an ecosystem file: their new config is applied first (instances added or
+        /// removed to match), then the existing ones are reloaded.
+        #[serde(default)]
+        apps: Vec<kelpie_core::AppSpec>,
+        /// New inherited environment (`--update-env`).
+        update_env: Option<BTreeMap<String, String>>,
+        /// Instances of one app replaced at once (at least 1).
+        parallel: u32,
+    },
+    /// Set the number of instances of an app.
+    Scale {
+        /// The app's name.
+        name: String,
+        /// How many it should have.
+        count: ScaleCount,
+    },
     /// Stop and forget instances.
     Delete {
         /// What to delete.
@@ -213,6 +236,44 @@ pub enum StartOutcome {
     Restarted(Vec<u32>),
     /// An existing, stopped app, started.
     Started(Vec<u32>),
+}
+
+/// The instance count `scale` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScaleCount {
+    /// Exactly this many.
+    To(u32),
+    /// This many more.
+    Up(u32),
+    /// This many fewer (at least one is kept).
+    Down(u32),
+}
+
+impl ScaleCount {
+    /// Read `N`, `+N` or `-N`.
+    pub fn parse(text: &str) -> Result<ScaleCount, String> {
+        let text = text.trim();
+        let number = |digits: &str| {
+            digits
+                .parse::<u32>()
+                .map_err(|_| format!("expected N, +N or -N instances, got `{text}`"))
+        };
+        match text.as_bytes().first() {
+            Some(b'+') => number(&text[1..]).map(ScaleCount::Up),
+            Some(b'-') => number(&text[1..]).map(ScaleCount::Down),
+            _ => number(text).map(ScaleCount::To),
+        }
+    }
+
+    /// The count that results from `current` instances.
+    pub fn apply(self, current: u32) -> u32 {
+        match self {
+            ScaleCount::To(n) => n,
+            ScaleCount::Up(n) => current.saturating_add(n),
+            ScaleCount::Down(n) => current.saturating_sub(n).max(1),
+        }
+    }
 }
 
 /// The daemon's answer.

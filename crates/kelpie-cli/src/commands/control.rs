@@ -1,10 +1,10 @@
 //! stop, restart, delete, reset, signal.
 
 use super::{call, load_context, resolve_targets, shell_env};
-use crate::cli::{RestartArgs, TargetArgs};
+use crate::cli::{ReloadArgs, RestartArgs, TargetArgs};
 use crate::render;
 use anyhow::Result;
-use kelpie_proto::{Home, Request, Target};
+use kelpie_proto::{Home, Request, ScaleCount, Target};
 use std::process::ExitCode;
 
 /// A command that acts on targets and answers with the list.
@@ -71,6 +71,61 @@ pub fn restart(home: &Home, args: RestartArgs) -> Result<ExitCode> {
         println!("[kelpie] {} restarted", names.join(" "));
         render::print_response(&response)?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `reload`: by name/id, or by ecosystem file (its current config is applied, then the apps
+/// are reloaded). Exits non-zero, naming each instance, when a new process was not ready.
+pub fn reload(home: &Home, args: ReloadArgs) -> Result<ExitCode> {
+    let restart = &args.restart;
+    let (files, names): (Vec<&String>, Vec<&String>) = restart
+        .targets
+        .targets
+        .iter()
+        .partition(|a| kelpie_config::is_ecosystem_file(a));
+    let mut apps = Vec::new();
+    if !files.is_empty() {
+        let ctx = load_context(restart.profile.clone(), restart.targets.only.clone())?;
+        for file in &files {
+            let loaded = kelpie_config::load_file(std::path::Path::new(file), &ctx)?;
+            render::print_warnings(&loaded.warnings);
+            apps.extend(loaded.apps);
+        }
+    } else if restart.profile.is_some() {
+        anyhow::bail!("--env selects a profile of an ecosystem file; reload the file itself (`kelpie reload ecosystem.config.js --env <profile>`)");
+    }
+    let names: Vec<String> = names.into_iter().cloned().collect();
+    let targets = if names.is_empty() {
+        Vec::new()
+    } else {
+        resolve_targets(&names, &[])?
+    };
+    let response = call(
+        home,
+        &Request::Reload {
+            targets,
+            apps,
+            update_env: restart.update_env.then(shell_env),
+            parallel: args.parallel,
+        },
+    )?;
+    println!("[kelpie] {} reloaded", restart.targets.targets.join(" "));
+    render::print_response(&response)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `scale <app> N|+N|-N`.
+pub fn scale(home: &Home, name: &str, count: &str) -> Result<ExitCode> {
+    let count = ScaleCount::parse(count).map_err(anyhow::Error::msg)?;
+    let response = call(
+        home,
+        &Request::Scale {
+            name: name.to_string(),
+            count,
+        },
+    )?;
+    println!("[kelpie] {name} scaled");
+    render::print_response(&response)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -24,6 +24,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             control::targeted(&home, &args, |targets| Request::Stop { targets }, "stopped")
         }
         Command::Restart(args) => control::restart(&home, args),
+        Command::Reload(args) => control::reload(&home, args),
+        Command::Scale { name, count } => control::scale(&home, &name, &count),
         Command::Delete(args) => control::targeted(
             &home,
             &args,

@@ -126,6 +126,15 @@ pub struct LogFiles {
     pub combined: Option<PathBuf>,
 }
 
+/// Tells an instance when a line of a process's output matches its app's `ready_pattern`.
+/// Checked on complete lines only, until the first match.
+pub struct LineWatch {
+    /// The pattern.
+    pub pattern: Arc<regex::bytes::Regex>,
+    /// Where the match is reported.
+    pub matched: tokio::sync::mpsc::UnboundedSender<crate::link::ProcessSignal>,
+}
+
 impl LogService {
     /// Start the log thread, the writer and the archiver.
     pub fn start(defaults: RotationPolicy) -> std::io::Result<LogService> {
@@ -226,7 +235,13 @@ impl LogService {
     }
 
     /// Read `fd` (a process's `stream`) on the log thread until it closes.
-    pub fn attach(&self, route: Arc<Route>, stream: LogStream, fd: OwnedFd) {
+    pub fn attach(
+        &self,
+        route: Arc<Route>,
+        stream: LogStream,
+        fd: OwnedFd,
+        watch: Option<LineWatch>,
+    ) {
         let big = (stream == LogStream::Out)
             .then(|| self.enlarge(&fd))
             .flatten();
@@ -238,6 +253,7 @@ impl LogService {
             route,
             self.shared.clone(),
             (counted, big),
+            watch,
         ));
     }
 

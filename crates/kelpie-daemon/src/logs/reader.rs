@@ -6,7 +6,7 @@ use super::framer::Framer;
 use super::hub::NewLines;
 use super::sink::lock;
 use super::writer::WriterMsg;
-use super::{BigPipe, ReaderGuard, Route, Shared};
+use super::{BigPipe, LineWatch, ReaderGuard, Route, Shared};
 use kelpie_proto::LogStream;
 use std::cell::RefCell;
 use std::io::Read;
@@ -64,6 +64,7 @@ pub async fn read_pipe(
     route: Arc<Route>,
     shared: Arc<Shared>,
     _held: (ReaderGuard, Option<BigPipe>),
+    watch: Option<LineWatch>,
 ) {
     // Checks that it is a pipe and makes it non-blocking.
     let mut fd = match pipe::Receiver::from_owned_fd(fd).and_then(|p| p.into_nonblocking_fd()) {
@@ -83,6 +84,7 @@ pub async fn read_pipe(
         route: &route,
         shared: &shared,
         stream,
+        watch,
     };
     loop {
         let pipe = match pipe::Receiver::from_owned_fd_unchecked(fd) {
@@ -154,6 +156,8 @@ struct Chunk<'a> {
     route: &'a Route,
     shared: &'a Shared,
     stream: LogStream,
+    /// The app's ready pattern, until a line matched it.
+    watch: Option<LineWatch>,
 }
 
 impl Chunk<'_> {
@@ -172,7 +176,12 @@ impl Chunk<'_> {
                 app_name: &self.route.app.name,
             };
             let frame = self.route.format.frame(now, self.stream, &who);
+            let watch = &mut self.watch;
             let mut emit = |record: &[u8], complete: bool| {
+                if let Some(w) = watch.as_ref().filter(|w| w.pattern.is_match(record)) {
+                    let _ = w.matched.send(crate::link::ProcessSignal::ReadyLine);
+                    *watch = None;
+                }
                 frame.append(record, complete, &mut scratch.formatted);
                 scratch.raw.extend_from_slice(record);
                 scratch.ends.push(scratch.raw.len() as u32);

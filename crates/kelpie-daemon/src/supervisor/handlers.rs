@@ -4,6 +4,7 @@
 use super::{Entry, Finish, Reply, Supervisor};
 use crate::dump::{DumpFile, DumpedApp, DUMP_VERSION};
 use crate::instance::InstanceMsg;
+use crate::sockets::ListenSocket;
 use kelpie_core::{AppSpec, Control, InstanceState};
 use kelpie_proto::{ErrorKind, Request, Response, StartOutcome, Target, WireError};
 use std::collections::BTreeMap;
@@ -17,10 +18,11 @@ pub(super) fn fail(reply: oneshot::Sender<Reply>, kind: ErrorKind, message: Stri
     });
 }
 
-/// What a start does with one spec.
+/// What a start does with one spec (with the listening socket it needs, opened beforehand so
+/// a port in use fails the whole request before anything changes).
 enum StartPlan {
-    Create(AppSpec),
-    Restart(Vec<u32>, AppSpec),
+    Create(AppSpec, Option<Arc<ListenSocket>>),
+    Restart(Vec<u32>, AppSpec, Option<Arc<ListenSocket>>),
     StartStopped(Vec<u32>),
 }
 
@@ -49,6 +51,13 @@ impl Supervisor {
                 targets,
                 update_env,
             } => self.control(&targets, Control::Restart, update_env, reply),
+            Request::Reload {
+                targets,
+                apps,
+                update_env,
+                parallel,
+            } => self.reload(&targets, apps, update_env, parallel, reply),
+            Request::Scale { name, count } => self.scale(&name, count, reply),
             Request::Delete { targets } => self.delete(&targets, reply),
             Request::Reset { targets } => match self.resolve(&targets) {
                 Ok(ids) => {
@@ -102,10 +111,22 @@ impl Supervisor {
         let mut conflicts = Vec::new();
         for spec in apps {
             let ids = self.ids_named(&spec.name);
-            if ids.is_empty() || (force && !from_file) {
-                plans.push(StartPlan::Create(spec));
+            let creates = ids.is_empty() || (force && !from_file);
+            let socket = if creates || from_file {
+                match self.open_socket(&spec) {
+                    Ok(socket) => socket,
+                    Err(e) => {
+                        conflicts.push(e);
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            if creates {
+                plans.push(StartPlan::Create(spec, socket));
             } else if from_file {
-                plans.push(StartPlan::Restart(ids, spec));
+                plans.push(StartPlan::Restart(ids, spec, socket));
             } else if ids.iter().all(|id| self.apps[id].state.status.is_down()) {
                 plans.push(StartPlan::StartStopped(ids));
             } else {
@@ -128,9 +149,11 @@ impl Supervisor {
         let mut outcomes = Vec::new();
         for plan in plans {
             outcomes.push(match plan {
-                StartPlan::Create(spec) => StartOutcome::Created(self.create(spec, &mut waiters)),
-                StartPlan::Restart(ids, spec) => {
-                    StartOutcome::Restarted(self.reapply(ids, spec, &mut waiters))
+                StartPlan::Create(spec, socket) => {
+                    StartOutcome::Created(self.create(spec, socket, &mut waiters))
+                }
+                StartPlan::Restart(ids, spec, socket) => {
+                    StartOutcome::Restarted(self.reapply(ids, spec, socket, &mut waiters))
                 }
                 StartPlan::StartStopped(ids) => {
                     for id in &ids {
@@ -144,15 +167,23 @@ impl Supervisor {
     }
 
     /// Register `spec.instances` new instances, and start them unless `autostart` is off.
-    fn create(&mut self, spec: AppSpec, waiters: &mut Vec<oneshot::Receiver<()>>) -> Vec<u32> {
+    pub(super) fn create(
+        &mut self,
+        spec: AppSpec,
+        socket: Option<Arc<ListenSocket>>,
+        waiters: &mut Vec<oneshot::Receiver<()>>,
+    ) -> Vec<u32> {
         let count = spec.instances.max(1);
+        if socket.is_some() {
+            self.keep_socket(&spec.name, socket);
+        }
         let spec = Arc::new(spec);
         (0..count)
             .map(|_| self.create_one(spec.clone(), spec.autostart, waiters))
             .collect()
     }
 
-    fn create_one(
+    pub(super) fn create_one(
         &mut self,
         spec: Arc<AppSpec>,
         run: bool,
@@ -160,12 +191,14 @@ impl Supervisor {
     ) -> u32 {
         let pm_id = self.next_id;
         let instance = self.lowest_free_instance(&spec.name);
+        let socket = self.socket_of(&spec.name);
         self.add_entry(
             pm_id,
             instance,
             spec,
             InstanceState::new(crate::clock::now()),
             None,
+            socket,
         );
         if run {
             waiters.push(self.command(pm_id, Control::Start));
@@ -190,9 +223,11 @@ impl Supervisor {
         &mut self,
         ids: Vec<u32>,
         spec: AppSpec,
+        socket: Option<Arc<ListenSocket>>,
         waiters: &mut Vec<oneshot::Receiver<()>>,
     ) -> Vec<u32> {
         let wanted = spec.instances.max(1) as usize;
+        self.keep_socket(&spec.name, socket.clone());
         let spec = Arc::new(spec);
         let mut kept = Vec::new();
         for (n, id) in ids.into_iter().enumerate() {
@@ -203,7 +238,7 @@ impl Supervisor {
             if let Some(entry) = self.apps.get_mut(&id) {
                 entry.spec = spec.clone();
             }
-            self.send(id, InstanceMsg::UpdateSpec(spec.clone()));
+            self.send(id, InstanceMsg::UpdateSpec(spec.clone(), socket.clone()));
             waiters.push(self.command(id, Control::Restart));
             kept.push(id);
         }
@@ -213,7 +248,7 @@ impl Supervisor {
         kept
     }
 
-    fn command(&self, pm_id: u32, control: Control) -> oneshot::Receiver<()> {
+    pub(super) fn command(&self, pm_id: u32, control: Control) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
         self.send(pm_id, InstanceMsg::Control(control, Some(tx)));
         rx
@@ -239,7 +274,7 @@ impl Supervisor {
 
     /// `--update-env`: the inherited environment is replaced, not merged, so a variable that
     /// is gone from the shell is gone from the app.
-    fn replace_inherited_env(&mut self, ids: &[u32], env: BTreeMap<String, String>) {
+    pub(super) fn replace_inherited_env(&mut self, ids: &[u32], env: BTreeMap<String, String>) {
         for id in ids {
             let Some(entry) = self.apps.get_mut(id) else {
                 continue;
@@ -247,9 +282,10 @@ impl Supervisor {
             let mut spec = (*entry.spec).clone();
             spec.inherited_env = env.clone();
             entry.spec = Arc::new(spec);
+            let socket = self.sockets.get(&entry.spec.name).cloned();
             let _ = entry
                 .mailbox
-                .send(InstanceMsg::UpdateSpec(entry.spec.clone()));
+                .send(InstanceMsg::UpdateSpec(entry.spec.clone(), socket));
         }
     }
 
@@ -263,11 +299,16 @@ impl Supervisor {
     }
 
     /// Take an instance out of the table and tell its task to stop and end.
-    fn remove(&mut self, pm_id: u32) -> oneshot::Receiver<()> {
+    pub(super) fn remove(&mut self, pm_id: u32) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
-        if let Some(Entry { mailbox, .. }) = self.apps.remove(&pm_id) {
+        if let Some(Entry { mailbox, spec, .. }) = self.apps.remove(&pm_id) {
             let _ = mailbox.send(InstanceMsg::Shutdown(tx));
             self.logs.forget(pm_id);
+            // The port is closed with the app's last instance (the processes still stopping
+            // hold their own copies until they exit).
+            if self.ids_named(&spec.name).is_empty() {
+                self.keep_socket(&spec.name, None);
+            }
         }
         if self.apps.is_empty() {
             // PM2 starts numbering again once the list is empty.
@@ -405,6 +446,7 @@ impl Supervisor {
     fn kill(&mut self, reply: oneshot::Sender<Reply>) {
         let waiters = self.shutdown_all();
         self.apps.clear();
+        self.sockets.clear();
         self.next_id = 0;
         self.finish_after(
             waiters,

@@ -1,0 +1,208 @@
+//! `reload` and `scale`.
+
+use super::handlers::fail;
+use super::{Command, Finish, Reply, Supervisor};
+use crate::instance::InstanceMsg;
+use kelpie_core::{AppSpec, Control};
+use kelpie_proto::{ErrorKind, ScaleCount, Target, WireError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// A reload's order: which instances, in which app, through which mailbox.
+struct ReloadStep {
+    pm_id: u32,
+    mailbox: mpsc::UnboundedSender<InstanceMsg>,
+}
+
+impl Supervisor {
+    /// Reload `targets` (and the apps of a file, with their new config), `parallel` instances of
+    /// an app at a time; apps are reloaded side by side. Answered once every old process is
+    /// gone, or with an error naming each instance whose new process failed.
+    pub(super) fn reload(
+        &mut self,
+        targets: &[Target],
+        apps: Vec<AppSpec>,
+        update_env: Option<BTreeMap<String, String>>,
+        parallel: u32,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        let mut ids = if targets.is_empty() {
+            Vec::new()
+        } else {
+            match self.resolve(targets) {
+                Ok(ids) => ids,
+                Err(e) => return fail(reply, e.kind, e.message),
+            }
+        };
+        // A file's apps: sockets first (a port in use fails the request before any change).
+        let mut sockets = Vec::new();
+        for spec in &apps {
+            match self.open_socket(spec) {
+                Ok(socket) => sockets.push(socket),
+                Err(e) => return fail(reply, ErrorKind::Conflict, e),
+            }
+        }
+        let mut started = Vec::new();
+        for (spec, socket) in apps.into_iter().zip(sockets) {
+            let existing = self.ids_named(&spec.name);
+            if existing.is_empty() {
+                self.create(spec, socket, &mut started);
+                continue;
+            }
+            ids.extend(self.update_instances(existing, spec, socket, &mut started));
+        }
+        if let Some(env) = update_env {
+            self.replace_inherited_env(&ids, env);
+        }
+        let mut by_app: BTreeMap<String, Vec<ReloadStep>> = BTreeMap::new();
+        for id in ids {
+            if let Some(entry) = self.apps.get(&id) {
+                by_app
+                    .entry(entry.spec.name.clone())
+                    .or_default()
+                    .push(ReloadStep {
+                        pm_id: id,
+                        mailbox: entry.mailbox.clone(),
+                    });
+            }
+        }
+        let parallel = parallel.max(1) as usize;
+        let commands = self.commands.clone();
+        tokio::spawn(async move {
+            for waiter in started {
+                let _ = waiter.await;
+            }
+            let apps = by_app
+                .into_iter()
+                .map(|(name, steps)| tokio::spawn(reload_app(name, steps, parallel)));
+            let mut failures = Vec::new();
+            for app in apps.collect::<Vec<_>>() {
+                failures.extend(app.await.unwrap_or_default());
+            }
+            let finish = if failures.is_empty() {
+                Finish::List
+            } else {
+                Finish::Failed(WireError {
+                    kind: ErrorKind::Conflict,
+                    message: failures.join("\n"),
+                })
+            };
+            let _ = commands.send(Command::Settled { finish, reply }).await;
+        });
+    }
+
+    /// Give existing instances a new spec (and socket) without restarting them, adding or
+    /// removing instances to match `spec.instances`; returns the ids kept.
+    fn update_instances(
+        &mut self,
+        ids: Vec<u32>,
+        spec: AppSpec,
+        socket: Option<Arc<crate::sockets::ListenSocket>>,
+        waiters: &mut Vec<oneshot::Receiver<()>>,
+    ) -> Vec<u32> {
+        let wanted = spec.instances.max(1) as usize;
+        self.keep_socket(&spec.name, socket.clone());
+        let spec = Arc::new(spec);
+        let mut kept = Vec::new();
+        for (n, id) in ids.into_iter().enumerate() {
+            if n >= wanted {
+                waiters.push(self.remove(id));
+                continue;
+            }
+            if let Some(entry) = self.apps.get_mut(&id) {
+                entry.spec = spec.clone();
+            }
+            self.send(id, InstanceMsg::UpdateSpec(spec.clone(), socket.clone()));
+            kept.push(id);
+        }
+        let mut added = kept.len();
+        while added < wanted {
+            self.create_one(spec.clone(), true, waiters);
+            added += 1;
+        }
+        kept
+    }
+
+    /// `scale <app> N|+N|-N`: start more instances (numbered after the others) or delete the
+    /// newest ones.
+    pub(super) fn scale(&mut self, name: &str, count: ScaleCount, reply: oneshot::Sender<Reply>) {
+        let ids = self.ids_named(name);
+        let Some(first) = ids.first().and_then(|id| self.apps.get(id)) else {
+            return fail(reply, ErrorKind::NotFound, format!("no app named `{name}`"));
+        };
+        let current = ids.len() as u32;
+        let wanted = count.apply(current);
+        if wanted == 0 {
+            return fail(
+                reply,
+                ErrorKind::Invalid,
+                format!(
+                    "an app keeps at least one instance; use `kelpie delete {name}` to remove it"
+                ),
+            );
+        }
+        let running = !first.state.status.is_down();
+        let mut spec = (*first.spec).clone();
+        spec.instances = wanted;
+        let spec = Arc::new(spec);
+        let socket = self.socket_of(name);
+        for id in &ids {
+            if let Some(entry) = self.apps.get_mut(id) {
+                entry.spec = spec.clone();
+            }
+            self.send(*id, InstanceMsg::UpdateSpec(spec.clone(), socket.clone()));
+        }
+        let mut waiters = Vec::new();
+        for _ in current..wanted {
+            let id = self.create_one(spec.clone(), false, &mut waiters);
+            if running {
+                waiters.push(self.command(id, Control::Start));
+            }
+        }
+        for id in ids
+            .iter()
+            .rev()
+            .take(current.saturating_sub(wanted) as usize)
+        {
+            waiters.push(self.remove(*id));
+        }
+        self.finish_after(waiters, Finish::List, reply);
+    }
+}
+
+/// Reload one app's instances, `parallel` at a time; stop at the first failure, so a broken
+/// release does not take more instances down. Returns what failed.
+async fn reload_app(name: String, steps: Vec<ReloadStep>, parallel: usize) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (n, batch) in steps.chunks(parallel).enumerate() {
+        let answers: Vec<(u32, oneshot::Receiver<Result<(), String>>)> = batch
+            .iter()
+            .map(|step| {
+                let (tx, rx) = oneshot::channel();
+                let _ = step.mailbox.send(InstanceMsg::Reload(tx));
+                (step.pm_id, rx)
+            })
+            .collect();
+        for (pm_id, answer) in answers {
+            match answer.await {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => failures.push(format!("app `{name}` (id {pm_id}): {why}")),
+                Err(_) => failures.push(format!(
+                    "app `{name}` (id {pm_id}): deleted during the reload"
+                )),
+            }
+        }
+        if !failures.is_empty() {
+            let left = steps.len().saturating_sub((n + 1) * parallel);
+            if left > 0 {
+                failures.push(format!(
+                    "app `{name}`: {left} other instance{} not reloaded",
+                    if left == 1 { "" } else { "s" }
+                ));
+            }
+            break;
+        }
+    }
+    failures
+}
