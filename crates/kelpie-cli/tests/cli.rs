@@ -3,6 +3,7 @@
 //! (see `kelpie_testkit::Kelpie`'s drop).
 
 mod cli {
+    mod cluster;
     mod config;
     mod daemon;
     mod logs;
@@ -11,6 +12,18 @@ mod cli {
     mod targets;
 
     use kelpie_testkit::Kelpie;
+    use std::sync::{Mutex, MutexGuard};
+
+    /// Held by the tests that load both cores (HTTP load) or measure time, so they do not
+    /// run at the same time as each other on a two-core machine.
+    static HEAVY: Mutex<()> = Mutex::new(());
+
+    /// Wait for the other heavy tests (a failed one does not poison the others).
+    pub fn heavy() -> MutexGuard<'static, ()> {
+        HEAVY
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 
     /// A fresh home driven by the `kelpie` binary under test.
     pub fn kelpie() -> Kelpie {

@@ -562,19 +562,24 @@ impl Instance {
             self.spec.name,
             self.pm_id
         );
-        let _ = candidate.reply.send(Err(format!(
+        let message = format!(
             "{why}; it was stopped and the old process (pid {}) keeps running",
             self.state
                 .pid
                 .map_or_else(|| "-".to_string(), |p| p.to_string())
-        )));
+        );
         let failed = Retiring {
             pgid: Some(candidate.launched.pid),
             child: Some(candidate.launched.child),
             link: Some(candidate.launched.link),
         };
         let spec = self.spec.clone();
-        tokio::spawn(async move { failed.stop(&spec).await });
+        let reply = candidate.reply;
+        // Answered once it is gone: until then it may still take connections.
+        tokio::spawn(async move {
+            failed.stop(&spec).await;
+            let _ = reply.send(Err(message));
+        });
     }
 
     fn signal_group(&self, signal: i32) {

@@ -245,26 +245,68 @@ fn write_node_shim(home: &Home) -> std::io::Result<()> {
     if std::fs::read_to_string(&path).is_ok_and(|current| current == crate::launch::NODE_SHIM) {
         return Ok(());
     }
-    let temporary = path.with_extension("js.tmp");
+    let temporary = path.with_extension(format!("js.{}.tmp", std::process::id()));
     std::fs::write(&temporary, crate::launch::NODE_SHIM)?;
     std::fs::rename(&temporary, &path)
 }
 
 /// Read `state.json` and find which of its pids are still the very processes it recorded
 /// (same pid and start time): those were left running by a daemon that died.
+///
+/// Orphans of apps with a Kelpie-owned port are stopped here, before the port is bound again
+/// (they still hold the old daemon's socket); the others are stopped by their instance tasks.
 fn load_with_orphans(home: &Home) -> Option<(StateFile, BTreeMap<u32, u32>)> {
     let state = persist::load_state(home)?;
-    let orphans = state
-        .apps
-        .iter()
-        .filter_map(|app| {
-            let pid = app.state.pid?;
-            let recorded = app.pid_start_ticks?;
-            let live = kelpie_sys::sample_process(pid)?;
-            (live.start_ticks == recorded).then_some((app.pm_id, pid))
-        })
-        .collect();
+    let mut orphans = BTreeMap::new();
+    let mut holding_ports = Vec::new();
+    for app in &state.apps {
+        let (Some(pid), Some(recorded)) = (app.state.pid, app.pid_start_ticks) else {
+            continue;
+        };
+        if kelpie_sys::sample_process(pid).is_none_or(|live| live.start_ticks != recorded) {
+            continue;
+        }
+        if app.spec.listen.is_some() && !app.spec.reuse_port {
+            holding_ports.push((pid, app.spec.clone()));
+        } else {
+            orphans.insert(app.pm_id, pid);
+        }
+    }
+    stop_groups_now(&holding_ports);
     Some((state, orphans))
+}
+
+/// Stop process groups left by a dead daemon, all at once: each app's stop signal, its
+/// kill_timeout, then SIGKILL (blocking; runs before the daemon serves).
+fn stop_groups_now(groups: &[(u32, Arc<AppSpec>)]) {
+    if groups.is_empty() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    for (pgid, spec) in groups {
+        crate::daemon_log!(
+            "app `{}`: stopping process group {pgid} left by a previous daemon (it holds the app's port)",
+            spec.name
+        );
+        let signal = kelpie_sys::signal_number(&spec.kill_signal).unwrap_or(2);
+        let _ = kelpie_sys::kill_group(*pgid, signal);
+    }
+    let poll = Duration::from_millis(10);
+    for (pgid, spec) in groups {
+        let deadline = Duration::from_millis(spec.kill_timeout_ms);
+        while kelpie_sys::group_alive(*pgid) && started.elapsed() < deadline {
+            std::thread::sleep(poll);
+        }
+        let _ = kelpie_sys::kill_group(*pgid, kelpie_sys::SIGKILL);
+    }
+    let give_up = std::time::Instant::now() + Duration::from_secs(2);
+    while groups
+        .iter()
+        .any(|(pgid, _)| kelpie_sys::group_alive(*pgid))
+        && std::time::Instant::now() < give_up
+    {
+        std::thread::sleep(poll);
+    }
 }
 
 impl Supervisor {

@@ -1,0 +1,548 @@
+//! Cluster mode: instances sharing a Kelpie-owned socket, readiness, reload with no failed
+//! request under load, scale.
+
+use super::{heavy, kelpie};
+use kelpie_testkit::{load, run_load, Kelpie, LoadReport};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+const SECS: Duration = Duration::from_secs(1);
+
+// Every test here holds `heavy()`: they start Node processes and load both cores.
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Load running in the background, new connection per request and keep-alive side by side.
+struct Load {
+    stop: Arc<AtomicBool>,
+    threads: Vec<(&'static str, JoinHandle<LoadReport>)>,
+}
+
+impl Load {
+    fn start(addr: SocketAddr) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = [("new connection per request", false), ("keep-alive", true)]
+            .into_iter()
+            .map(|(name, keep_alive)| {
+                let stop = stop.clone();
+                (
+                    name,
+                    std::thread::spawn(move || run_load(addr, keep_alive, 2, stop)),
+                )
+            })
+            .collect();
+        Load { stop, threads }
+    }
+
+    /// Stop and return each mode's report.
+    fn finish(mut self) -> Vec<(&'static str, LoadReport)> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.threads
+            .drain(..)
+            .map(|(name, thread)| (name, thread.join().expect("load thread")))
+            .collect()
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn pids_of(k: &Kelpie, name: &str) -> Vec<u32> {
+    k.jlist()
+        .iter()
+        .filter(|p| p["name"] == name)
+        .map(|p| p["pid"].as_u64().unwrap_or(0) as u32)
+        .collect()
+}
+
+/// Reload `name` under load and check that no request failed and the new processes served.
+fn reload_under_load(k: &Kelpie, name: &str, port: u16) {
+    let before = pids_of(k, name);
+    let load = Load::start(local(port));
+    std::thread::sleep(SECS / 2);
+    k.ok(&["reload", name]);
+    std::thread::sleep(SECS / 2);
+    let reports = load.finish();
+    let after = pids_of(k, name);
+    assert!(
+        after.iter().all(|pid| *pid != 0 && !before.contains(pid)),
+        "every process replaced: {before:?} -> {after:?}"
+    );
+    for (mode, report) in reports {
+        assert_eq!(report.failed, 0, "{mode}: {report:?}");
+        assert!(
+            report.ok > 20,
+            "{mode}: too few requests to mean anything: {report:?}"
+        );
+        let served_by_new = after
+            .iter()
+            .any(|pid| report.pids.contains_key(&pid.to_string()));
+        let served_by_old = before
+            .iter()
+            .any(|pid| report.pids.contains_key(&pid.to_string()));
+        assert!(
+            served_by_new || served_by_old,
+            "{mode}: answers came from the app's processes: {report:?}"
+        );
+    }
+    for pid in before {
+        assert!(!kelpie_testkit::alive(pid), "old process {pid} stopped");
+    }
+}
+
+fn node_app(k: &Kelpie) -> String {
+    k.write(
+        "server.js",
+        "const http = require('http');\n\
+         http.createServer((req, res) => res.end(`pid=${process.pid} instance=${process.env.NODE_APP_INSTANCE}\\n`))\n\
+         .listen(Number(process.env.PORT), () => {});\n",
+    )
+}
+
+#[test]
+fn node_instances_share_the_port_and_reload_with_no_failed_request() {
+    let _heavy = heavy();
+    let k = kelpie();
+    let port = free_port();
+    let app = node_app(&k);
+    let shown = k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "web",
+        "-i",
+        "2",
+        "--port",
+        &port.to_string(),
+    ]);
+    assert!(
+        shown.contains("cluster"),
+        "a Node app with instances is in cluster mode: {shown}"
+    );
+    let pids = pids_of(&k, "web");
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let body = load::get(local(port)).expect("served");
+        seen.insert(body);
+    }
+    assert!(
+        pids.iter()
+            .all(|pid| seen.iter().any(|b| b.contains(&format!("pid={pid} ")))),
+        "both instances serve: {seen:?} from {pids:?}"
+    );
+    reload_under_load(&k, "web", port);
+    let describe = k.ok(&["describe", "web"]);
+    assert!(describe.contains("replaced by a new process"), "{describe}");
+}
+
+#[test]
+fn four_node_instances_reload_with_no_failed_request() {
+    let _heavy = heavy();
+    let k = kelpie();
+    let port = free_port();
+    let app = node_app(&k);
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "web4",
+        "-i",
+        "4",
+        "--port",
+        &port.to_string(),
+    ]);
+    reload_under_load(&k, "web4", port);
+}
+
+#[test]
+fn a_python_app_taking_fd_3_reloads_with_no_failed_request() {
+    let _heavy = heavy();
+    let k = kelpie();
+    let port = free_port();
+    let app = k.write(
+        "server.py",
+        r#"import os, signal, socket, threading
+from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
+
+assert os.environ["LISTEN_PID"] == str(os.getpid()) and os.environ["LISTEN_FDS"] == "1"
+listener = socket.socket(fileno=3)
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = f"pid={os.getpid()} instance={os.environ['NODE_APP_INSTANCE']}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = False
+    def server_bind(self):
+        pass
+    def server_activate(self):
+        pass
+
+server = Server(listener.getsockname(), Handler, bind_and_activate=False)
+server.socket = listener
+
+def drain(signum, frame):
+    # Stop accepting (the shared socket stays open in Kelpie and the other instance), let the
+    # requests in progress finish, exit.
+    threading.Thread(target=server.shutdown).start()
+
+signal.signal(signal.SIGINT, drain)
+notify = os.environ["NOTIFY_SOCKET"]
+with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+    s.sendto(b"READY=1", "\0" + notify[1:] if notify.startswith("@") else notify)
+server.serve_forever()
+server.server_close()
+"#,
+    );
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "py",
+        "-i",
+        "2",
+        "--port",
+        &port.to_string(),
+        "--wait-ready",
+        "--listen-timeout",
+        "10s",
+    ]);
+    assert_eq!(pids_of(&k, "py").len(), 2);
+    reload_under_load(&k, "py", port);
+}
+
+#[test]
+fn a_listen_fds_server_keeps_serving_when_one_instance_is_killed() {
+    let _heavy = heavy();
+    let k = kelpie();
+    let port = free_port();
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "rs",
+        "-i",
+        "2",
+        "--port",
+        &format!("127.0.0.1:{port}"),
+        "--",
+        "--serve",
+    ]);
+    let pids = pids_of(&k, "rs");
+    assert_eq!(pids.len(), 2);
+    let load = Load::start(local(port));
+    std::thread::sleep(SECS / 2);
+    std::process::Command::new("kill")
+        .args(["-9", &pids[0].to_string()])
+        .status()
+        .expect("kill");
+    k.wait_for("the killed instance back", 5 * SECS, || {
+        let now = pids_of(&k, "rs");
+        now.len() == 2 && now.iter().all(|p| *p != 0 && *p != pids[0])
+    });
+    std::thread::sleep(SECS / 2);
+    for (mode, report) in load.finish() {
+        // Only requests the killed process had accepted can fail (at most one per client
+        // thread); what waits in the shared queue is served by the others.
+        assert!(report.failed <= 2, "{mode}: {report:?}");
+        assert!(
+            report.pids.contains_key(&pids[1].to_string()),
+            "{mode}: the other instance kept serving: {report:?}"
+        );
+    }
+    let after: Vec<String> = (0..20)
+        .filter_map(|_| load::get(local(port)).ok())
+        .collect();
+    assert_eq!(after.len(), 20, "all served after the restart");
+}
+
+#[test]
+fn a_reload_whose_new_process_is_never_ready_fails_and_keeps_the_old_one() {
+    let _heavy = heavy();
+    let k = kelpie();
+    let port = free_port();
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "slow",
+        "--port",
+        &format!("127.0.0.1:{port}"),
+        "--wait-ready",
+        "--listen-timeout",
+        "800ms",
+        "--",
+        "--serve",
+        "--never-ready",
+    ]);
+    let describe = k.ok(&["describe", "slow"]);
+    assert!(
+        describe.contains("not ready within listen_timeout"),
+        "{describe}"
+    );
+    let old = k.pid("slow");
+    let error = k.fails(&["reload", "slow"]);
+    assert!(
+        error.contains(
+            "app `slow` (id 0): the new process was not ready within listen_timeout (800 ms)"
+        ) && error.contains(&format!("old process (pid {old}) keeps running")),
+        "{error}"
+    );
+    assert_eq!(k.pid("slow"), old);
+    assert_eq!(k.status("slow"), "online");
+    let body = load::get(local(port)).expect("still served");
+    assert!(body.contains(&format!("pid={old} ")), "{body}");
+    assert_eq!(
+        k.jlist().len(),
+        1,
+        "the failed new process is not in the list"
+    );
+}
+
+#[test]
+fn scale_adds_and_removes_instances_sharing_the_port() {
+    let _heavy = heavy();
+    let k = kelpie();
+    let port = free_port();
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "sc",
+        "--port",
+        &format!("127.0.0.1:{port}"),
+        "--",
+        "--serve",
+    ]);
+    k.ok(&["scale", "sc", "3"]);
+    assert_eq!(pids_of(&k, "sc").len(), 3);
+    let instances: Vec<u64> = k
+        .jlist()
+        .iter()
+        .map(|p| p["pm2_env"]["NODE_APP_INSTANCE"].as_u64().unwrap_or(99))
+        .collect();
+    assert_eq!(instances, [0, 1, 2]);
+    // The kernel picks which instance accepts: ask until each has answered.
+    let mut seen = std::collections::BTreeSet::new();
+    k.wait_for("three instances answering", 10 * SECS, || {
+        seen.insert(load::get(local(port)).expect("served"));
+        seen.len() == 3
+    });
+    k.ok(&["scale", "sc", "-2"]);
+    assert_eq!(pids_of(&k, "sc").len(), 1);
+    k.ok(&["scale", "sc", "+1"]);
+    assert_eq!(pids_of(&k, "sc").len(), 2);
+    assert!(k
+        .fails(&["scale", "nope", "2"])
+        .contains("no app named `nope`"));
+    assert!(k
+        .fails(&["scale", "sc", "many"])
+        .contains("expected N, +N or -N"));
+    // Deleting the app closes the port.
+    k.ok(&["delete", "sc"]);
+    k.wait_for("the port closed", 5 * SECS, || {
+        std::net::TcpStream::connect(local(port)).is_err()
+    });
+}
+
+#[test]
+fn a_port_in_use_fails_the_start_and_changes_nothing() {
+    let _heavy = heavy();
+    let k = kelpie();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let error = k.fails(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "clash",
+        "--port",
+        &format!("127.0.0.1:{port}"),
+        "--",
+        "--serve",
+    ]);
+    assert!(
+        error.contains(&format!("app `clash`: cannot listen on 127.0.0.1:{port}")),
+        "{error}"
+    );
+    assert!(k.jlist().is_empty());
+}
+
+#[test]
+fn a_unix_socket_is_shared_and_removed_with_the_app() {
+    use std::io::{Read, Write};
+    let _heavy = heavy();
+    let k = kelpie();
+    let path = k.dir.path().join("app.sock");
+    let app = k.write(
+        "unix.js",
+        "require('http').createServer((q, s) => s.end('pid=' + process.pid + '\\n')).listen(process.env.PORT);\n",
+    );
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "ux",
+        "-i",
+        "2",
+        "--port",
+        &format!("unix:{}", path.display()),
+    ]);
+    let mut answers = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        let mut stream = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .expect("write");
+        let mut text = String::new();
+        stream.read_to_string(&mut text).expect("read");
+        answers.insert(text.lines().last().unwrap_or_default().to_string());
+    }
+    assert_eq!(answers.len(), 2, "both instances answer: {answers:?}");
+    k.ok(&["delete", "ux"]);
+    assert!(!path.exists(), "the socket file is removed with the app");
+}
+
+#[test]
+fn readiness_from_a_log_line_and_from_the_port_of_a_reuse_port_app() {
+    let _heavy = heavy();
+    let k = kelpie();
+    let port = free_port();
+    let file = k.write(
+        "ecosystem.config.js",
+        &format!(
+            "module.exports = {{ apps: [\n\
+               {{ name: 'line', script: '{fake}', args: ['--serve', '--ready-after', '300'], env: {{ PORT: '0' }},\n\
+                 ready_pattern: '^serving on', listen_timeout: 5000 }},\n\
+               {{ name: 'reuse', script: '{fake}', args: ['--serve', '--reuse-port', '--ready-after', '300'],\n\
+                 instances: 2, reuse_port: true, port: {port}, listen_timeout: 5000,\n\
+                 instance_var: 'INSTANCE_ID', increment_var: 'WORKER_PORT', env: {{ WORKER_PORT: '9000' }} }},\n\
+             ] }};\n",
+            fake = k.fake_app()
+        ),
+    );
+    k.ok(&["start", &file]);
+    for name in ["line", "reuse"] {
+        let app = k.app(name);
+        assert_eq!(app["pm2_env"]["status"], "online", "{name}");
+        let describe = k.ok(&["describe", name]);
+        assert!(
+            !describe.contains("not ready within"),
+            "{name} was ready in time: {describe}"
+        );
+    }
+    load::get(local(port)).expect("the reuse_port app listens once online");
+    let envs: Vec<String> = k
+        .jlist()
+        .iter()
+        .filter(|p| p["name"] == "reuse")
+        .map(|p| {
+            let pid = p["pid"].as_u64().unwrap_or(0);
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|e| String::from_utf8_lossy(&e).replace('\0', " "))
+                .unwrap_or_default()
+        })
+        .collect();
+    assert!(
+        envs[0].contains("INSTANCE_ID=0 ") && envs[0].contains("WORKER_PORT=9000 "),
+        "{}",
+        envs[0]
+    );
+    assert!(
+        envs[1].contains("INSTANCE_ID=1 ") && envs[1].contains("WORKER_PORT=9001 "),
+        "{}",
+        envs[1]
+    );
+    assert!(
+        !envs[0].contains("LISTEN_FDS"),
+        "no Kelpie socket with reuse_port"
+    );
+}
+
+#[test]
+fn a_node_app_stopped_with_the_shutdown_message_runs_its_handler() {
+    let _heavy = heavy();
+    let k = kelpie();
+    let marker = k.dir.path().join("got-shutdown");
+    let app = k.write(
+        "graceful.js",
+        &format!(
+            "process.on('message', (m) => {{ if (m === 'shutdown') {{ require('fs').writeFileSync({marker:?}, 'yes'); process.exit(0); }} }});\n\
+             process.send('ready');\n\
+             setInterval(() => {{}}, 1000);\n",
+            marker = marker.display().to_string()
+        ),
+    );
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "gr",
+        "--shutdown-with-message",
+        "--wait-ready",
+    ]);
+    assert_eq!(k.status("gr"), "online");
+    assert!(!k.ok(&["describe", "gr"]).contains("not ready within"));
+    k.ok(&["stop", "gr"]);
+    assert_eq!(
+        std::fs::read_to_string(&marker).ok().as_deref(),
+        Some("yes")
+    );
+}
+
+#[test]
+fn a_new_daemon_takes_the_port_back_from_the_apps_of_a_killed_one() {
+    let _heavy = heavy();
+    let k = kelpie();
+    let port = free_port();
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "phoenix",
+        "--port",
+        &format!("127.0.0.1:{port}"),
+        "--",
+        "--serve",
+    ]);
+    let old = k.pid("phoenix");
+    let daemon = k.daemon_pid().expect("daemon pid");
+    std::process::Command::new("kill")
+        .args(["-9", &daemon.to_string()])
+        .status()
+        .expect("kill");
+    k.wait_for("the daemon gone", 5 * SECS, || {
+        !kelpie_testkit::alive(daemon)
+    });
+    // Any command starts a new daemon, which stops the orphan and binds the port again.
+    k.ok(&["ping"]);
+    k.wait_for("a new process serving", 10 * SECS, || {
+        let pid = k.pid("phoenix");
+        pid != 0
+            && pid != old
+            && load::get(local(port)).is_ok_and(|b| b.contains(&format!("pid={pid} ")))
+    });
+    assert!(!kelpie_testkit::alive(old));
+}
