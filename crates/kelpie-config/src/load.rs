@@ -156,6 +156,11 @@ pub fn load_file(path: &Path, ctx: &LoadContext) -> Result<Loaded, ConfigError> 
         }
     }
     warnings.extend(unsupported_warnings(&doc, &selected, &origin));
+    warnings.extend(
+        cluster_warnings(&apps)
+            .into_iter()
+            .map(|w| format!("{file}: {w}")),
+    );
     if let Some(profile) = ctx.profile.as_deref() {
         for &i in &selected {
             let raw = &doc.apps[i];
@@ -174,6 +179,26 @@ pub fn load_file(path: &Path, ctx: &LoadContext) -> Result<Loaded, ConfigError> 
         });
     }
     Ok(Loaded { apps, warnings })
+}
+
+/// Several cluster-mode instances with no port to share: each would bind the port itself, and
+/// all but one would fail (PM2's Node cluster shares any port; Kelpie needs to know it).
+fn cluster_warnings(apps: &[kelpie_core::AppSpec]) -> Vec<String> {
+    apps.iter()
+        .filter(|app| {
+            app.exec_mode == kelpie_core::ExecMode::Cluster
+                && app.instances > 1
+                && app.listen.is_none()
+                && !app.reuse_port
+                && app.increment_var.is_none()
+        })
+        .map(|app| {
+            format!(
+                "app `{}`: cluster mode without a port: its {} instances will each bind their port themselves; set `port` (--port), or PORT in its env, so they share one socket",
+                app.name, app.instances
+            )
+        })
+        .collect()
 }
 
 /// One warning per ignored field, naming every app that sets it.
@@ -240,8 +265,8 @@ pub fn from_script(
     };
     match build::build(&raw, &origin) {
         Ok(spec) => Ok(Loaded {
+            warnings: cluster_warnings(std::slice::from_ref(&spec)),
             apps: vec![spec],
-            warnings: Vec::new(),
         }),
         Err(errors) => Err(ConfigError::Invalid {
             file: COMMAND_LINE.to_string(),

@@ -1252,3 +1252,23 @@ fn from_script_validates_port_readiness_and_instance_flags() {
         ]
     );
 }
+
+#[test]
+fn cluster_instances_without_a_port_are_warned_about() {
+    let p = Project::new();
+    let warnings = |port: Option<&str>, instances: &str| {
+        let opts = ScriptOptions {
+            instances: Some(instances.to_string()),
+            port: port.map(str::to_string),
+            ..ScriptOptions::default()
+        };
+        let mut ctx = p.ctx.clone();
+        ctx.env.remove("PORT");
+        from_script("app.js", &opts, &ctx).expect("builds").warnings
+    };
+    let told = warnings(None, "2");
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].contains("cluster mode without a port"), "{told:?}");
+    assert!(warnings(Some("3000"), "2").is_empty());
+    assert!(warnings(None, "1").is_empty(), "one instance binds alone");
+}
