@@ -44,6 +44,16 @@ pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
         ("exec cwd", spec.cwd.clone()),
         ("exec mode", spec.exec_mode.pm2_name().into()),
         ("instances", spec.instances.to_string()),
+        (
+            "port",
+            match (&spec.listen, spec.reuse_port) {
+                (Some(address), false) => format!("{address} (socket owned by kelpie)"),
+                (Some(address), true) => format!("{address} (bound by the app, SO_REUSEPORT)"),
+                (None, true) => "bound by the app (SO_REUSEPORT)".into(),
+                (None, false) => "-".into(),
+            },
+        ),
+        ("ready when", ready_when(spec)),
         ("out log path", p.out_log.clone()),
         ("error log path", p.err_log.clone()),
         (
@@ -80,6 +90,14 @@ pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
         ),
         ("kill signal", spec.kill_signal.clone()),
         ("kill timeout", format!("{} ms", spec.kill_timeout_ms)),
+        (
+            "stop by",
+            if spec.shutdown_with_message {
+                "the `shutdown` message (Node), else the kill signal".into()
+            } else {
+                "the kill signal".into()
+            },
+        ),
         (
             "max memory restart",
             opt(spec.max_memory_restart.map(bytes)),
@@ -138,4 +156,26 @@ pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
         )?;
     }
     Ok(())
+}
+
+/// What makes a new process of the app count as ready, for `describe`.
+fn ready_when(spec: &kelpie_core::AppSpec) -> String {
+    let mut sources = Vec::new();
+    if spec.wait_ready {
+        sources.push("READY=1 or process.send('ready')".to_string());
+    }
+    if let Some(pattern) = &spec.ready_pattern {
+        sources.push(format!("a line matches /{pattern}/"));
+    }
+    if spec.reuse_port {
+        sources.push("it listens on the port".to_string());
+    }
+    if sources.is_empty() {
+        return "at once (Node apps on a Kelpie-owned port: when their server listens)".into();
+    }
+    format!(
+        "{} (within {} ms)",
+        sources.join(", or "),
+        spec.listen_timeout_ms
+    )
 }

@@ -50,10 +50,15 @@ fn archives(live: &Path) -> Vec<PathBuf> {
 /// The content of a rotated file, gunzipped if it is a `.gz`; `None` if it vanished meanwhile
 /// (the archiver was compressing it).
 fn archive_content(archive: &Path) -> Option<Vec<u8>> {
-    let bytes = std::fs::read(archive).ok()?;
     if !archive.to_string_lossy().ends_with(".gz") {
-        return Some(bytes);
+        // The archiver may have compressed it since it was listed.
+        return std::fs::read(archive).ok().or_else(|| {
+            let mut gz = archive.as_os_str().to_owned();
+            gz.push(".gz");
+            archive_content(Path::new(&gz))
+        });
     }
+    let bytes = std::fs::read(archive).ok()?;
     let mut text = Vec::new();
     flate2::read::GzDecoder::new(&bytes[..])
         .read_to_end(&mut text)
