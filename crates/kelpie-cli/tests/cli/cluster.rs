@@ -546,3 +546,53 @@ fn a_new_daemon_takes_the_port_back_from_the_apps_of_a_killed_one() {
     });
     assert!(!kelpie_testkit::alive(old));
 }
+
+#[test]
+fn reloading_a_file_applies_its_new_config_and_apps_without_a_port_restart() {
+    let _heavy = heavy();
+    let k = kelpie();
+    let port = free_port();
+    let write = |release: &str, instances: u32| {
+        k.write(
+            "ecosystem.config.js",
+            &format!(
+                "module.exports = {{ apps: [\n\
+                   {{ name: 'api', script: '{fake}', args: ['--serve'], port: '127.0.0.1:{port}',\n\
+                     instances: {instances}, env: {{ RELEASE: '{release}' }} }},\n\
+                   {{ name: 'worker', script: '{fake}' }},\n\
+                 ] }};\n",
+                fake = k.fake_app()
+            ),
+        )
+    };
+    let file = write("1", 1);
+    k.ok(&["start", &file]);
+    let worker = k.pid("worker");
+    let file = write("2", 2);
+    k.ok(&["reload", &file]);
+    let api: Vec<_> = k
+        .jlist()
+        .into_iter()
+        .filter(|p| p["name"] == "api")
+        .collect();
+    assert_eq!(api.len(), 2, "instances follow the file");
+    for entry in &api {
+        assert_eq!(entry["pm2_env"]["env"]["RELEASE"], "2");
+        let pid = entry["pid"].as_u64().unwrap_or(0);
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        assert!(
+            String::from_utf8_lossy(&environ).contains("RELEASE=2"),
+            "the new process runs the new config"
+        );
+    }
+    assert_eq!(
+        k.app("api")["pm2_env"]["restart_time"],
+        1,
+        "the existing instance was reloaded once"
+    );
+    // Without a port, reload is a restart (as in PM2).
+    k.ok(&["reload", "worker"]);
+    let restarted = k.pid("worker");
+    assert!(restarted != 0 && restarted != worker);
+    assert_eq!(k.status("worker"), "online");
+}

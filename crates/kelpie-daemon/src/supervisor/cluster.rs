@@ -50,7 +50,10 @@ impl Supervisor {
                 self.create(spec, socket, &mut started);
                 continue;
             }
-            ids.extend(self.update_instances(existing, spec, socket, &mut started));
+            let count = existing.len().min(spec.instances.max(1) as usize);
+            let kept = self.update_instances(existing, spec, socket, &mut started);
+            // New instances were started above; the existing ones are reloaded.
+            ids.extend(&kept[..count]);
         }
         if let Some(env) = update_env {
             self.replace_inherited_env(&ids, env);
@@ -92,9 +95,10 @@ impl Supervisor {
         });
     }
 
-    /// Give existing instances a new spec (and socket) without restarting them, adding or
-    /// removing instances to match `spec.instances`; returns the ids kept.
-    fn update_instances(
+    /// Give existing instances a new spec (and socket) without restarting them, adding (and
+    /// starting) or removing instances to match `spec.instances`; returns the ids of the app
+    /// after it, existing ones first.
+    pub(super) fn update_instances(
         &mut self,
         ids: Vec<u32>,
         spec: AppSpec,
@@ -116,10 +120,8 @@ impl Supervisor {
             self.send(id, InstanceMsg::UpdateSpec(spec.clone(), socket.clone()));
             kept.push(id);
         }
-        let mut added = kept.len();
-        while added < wanted {
-            self.create_one(spec.clone(), true, waiters);
-            added += 1;
+        while kept.len() < wanted {
+            kept.push(self.create_one(spec.clone(), true, waiters));
         }
         kept
     }

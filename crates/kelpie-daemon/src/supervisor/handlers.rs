@@ -226,24 +226,10 @@ impl Supervisor {
         socket: Option<Arc<ListenSocket>>,
         waiters: &mut Vec<oneshot::Receiver<()>>,
     ) -> Vec<u32> {
-        let wanted = spec.instances.max(1) as usize;
-        self.keep_socket(&spec.name, socket.clone());
-        let spec = Arc::new(spec);
-        let mut kept = Vec::new();
-        for (n, id) in ids.into_iter().enumerate() {
-            if n >= wanted {
-                waiters.push(self.remove(id));
-                continue;
-            }
-            if let Some(entry) = self.apps.get_mut(&id) {
-                entry.spec = spec.clone();
-            }
-            self.send(id, InstanceMsg::UpdateSpec(spec.clone(), socket.clone()));
-            waiters.push(self.command(id, Control::Restart));
-            kept.push(id);
-        }
-        while kept.len() < wanted {
-            kept.push(self.create_one(spec.clone(), true, waiters));
+        let existing = ids.len().min(spec.instances.max(1) as usize);
+        let kept = self.update_instances(ids, spec, socket, waiters);
+        for id in &kept[..existing] {
+            waiters.push(self.command(*id, Control::Restart));
         }
         kept
     }
