@@ -134,6 +134,9 @@ struct Instance {
     link: Option<ProcessLink>,
     /// The new process of a reload in progress.
     candidate: Option<Candidate>,
+    /// Processes being stopped apart (replaced, or failed reloads): waited for before the task
+    /// ends, so a daemon exiting right after a reload leaves no process behind.
+    retiring: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Instance {
@@ -158,6 +161,7 @@ impl Instance {
             socket: setup.socket,
             link: None,
             candidate: None,
+            retiring: Vec::new(),
         }
     }
 
@@ -236,6 +240,9 @@ impl Instance {
             }
         }
         self.cancel_pending_restart();
+        for retiring in self.retiring.drain(..) {
+            let _ = retiring.await;
+        }
         if let Some(waiter) = self.shutdown_waiter.take() {
             let _ = waiter.send(());
         }
@@ -546,10 +553,11 @@ impl Instance {
         self.feed(Input::Replaced { pid }).await;
         let spec = self.spec.clone();
         let reply = candidate.reply;
-        tokio::spawn(async move {
+        self.retiring.retain(|task| !task.is_finished());
+        self.retiring.push(tokio::spawn(async move {
             old.stop(&spec).await;
             let _ = reply.send(Ok(()));
-        });
+        }));
     }
 
     /// The reload failed: stop its new process, keep the old one, say why.
@@ -576,10 +584,11 @@ impl Instance {
         let spec = self.spec.clone();
         let reply = candidate.reply;
         // Answered once it is gone: until then it may still take connections.
-        tokio::spawn(async move {
+        self.retiring.retain(|task| !task.is_finished());
+        self.retiring.push(tokio::spawn(async move {
             failed.stop(&spec).await;
             let _ = reply.send(Err(message));
-        });
+        }));
     }
 
     fn signal_group(&self, signal: i32) {
