@@ -403,11 +403,6 @@ impl Instance {
     /// parallel (200 apps start in about half the time on two cores) without stalling the
     /// supervisor.
     async fn launch(&mut self) -> Result<Launched, String> {
-        let who = InstanceIdentity {
-            home: &self.home,
-            pm_id: self.pm_id,
-            instance: self.instance,
-        };
         let files = launch::log_paths(&self.home, &self.spec, self.pm_id).files();
         let route = self
             .logs
@@ -425,24 +420,31 @@ impl Instance {
         });
         let (mut link, ends) = ProcessLink::open(ipc_fd)
             .map_err(|e| format!("cannot create its notify socket: {e}"))?;
-        let extras = Extras {
-            socket: self.socket.as_deref(),
-            env: ends.env,
-            fds: ends
-                .fds
-                .iter()
-                .map(|(fd, at)| (fd.as_raw_fd(), *at))
-                .collect(),
-        };
-        let mut command = launch::command(&self.spec, &who, pipes, extras)
-            .map_err(|e| format!("{}: {e}", self.spec.command_line()[0]))?;
-        // The command (and with it the pipes' write ends) and the child's ends of the link are
-        // dropped on the blocking thread right after the spawn, so the reader sees end-of-file
-        // when the app's processes exit. The socket is kept alive meanwhile by its Arc.
-        let held = (ends.fds, self.socket.clone());
+        // The command is built and spawned on the blocking pool (finding the program in PATH
+        // reads directories). Its pipes' write ends and the child's ends of the link are
+        // dropped there right after the spawn, so the reader sees end-of-file when the app's
+        // processes exit; the socket's Arc keeps it open until then.
+        let spec = self.spec.clone();
+        let home = self.home.clone();
+        let (pm_id, instance) = (self.pm_id, self.instance);
+        let socket = self.socket.clone();
         let spawned = tokio::task::spawn_blocking(move || {
-            let spawned = command.spawn();
-            drop(held);
+            let who = InstanceIdentity {
+                home: &home,
+                pm_id,
+                instance,
+            };
+            let extras = Extras {
+                socket: socket.as_deref(),
+                env: ends.env,
+                fds: ends
+                    .fds
+                    .iter()
+                    .map(|(fd, at)| (fd.as_raw_fd(), *at))
+                    .collect(),
+            };
+            let spawned = launch::command(&spec, &who, pipes, extras)?.spawn();
+            drop(ends.fds);
             spawned
         })
         .await
