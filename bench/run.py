@@ -33,6 +33,7 @@ import math
 import os
 import platform
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -1091,15 +1092,32 @@ def bench_cluster(m: Manager, script: Path, port: int, wrk: str, cfg: argparse.N
     reloads: dict[str, list[dict]] = {k: [] for k, _, _ in CLUSTER_MODES}
     for r in range(cfg.rounds):
         for key, _title, extra in CLUSTER_MODES:
+            inst = sorted(wait_cluster_ready(m, port))
+            i0 = [daemon_cpu_ticks(p) for p in inst]
+            ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk is the only child reaped
             c0, t0 = daemon_cpu_ticks(dpid), time.perf_counter()
             w = finish_wrk(start_wrk(wrk_argv(wrk, port, cfg.wrk_seconds, extra)),
                            timeout=cfg.wrk_seconds + 60)
             wall, c1 = time.perf_counter() - t0, daemon_cpu_ticks(dpid)
-            w.update(cpu_fields(c0, c1, wall, w["requests"]), wall_s=wall)
+            i1 = [daemon_cpu_ticks(p) for p in inst]
+            ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            w["wrk_cpu_s"] = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+            w.update(cpu_fields(c0, c1, wall, w["requests"]), wall_s=wall, pids=inst,
+                     # Each instance's CPU (utime+stime) over the run, % of one core.
+                     instance_cpu_pct=[None if a is None or b is None else
+                                       100 * (b - a) / CLK_TCK / wall for a, b in zip(i0, i1)])
+            if None not in (w["daemon_cpu_s"], *w["instance_cpu_pct"]) and w["requests"]:
+                server_s = w["daemon_cpu_s"] + sum(w["instance_cpu_pct"]) * wall / 100
+                w["server_cpu_us_per_req"] = server_s / w["requests"] * 1e6
+                # How much of the machine this run got: wrk + daemon + instances, % of all CPUs.
+                w["bench_cpu_pct_of_machine"] = \
+                    100 * (server_s + w["wrk_cpu_s"]) / (wall * (os.cpu_count() or 1))
             runs[key].append(w)
             log(f"{m.label}: cluster round {r + 1}/{cfg.rounds}, {key}: {w['rps']:,.0f} req/s, "
                 f"p99 {w['latency_p99_ms']} ms, daemon CPU {w['daemon_cpu_s']} s "
-                f"({w['daemon_cpu_pct']:.1f}% of a core), failed {w['failed']}")
+                f"({w['daemon_cpu_pct']:.1f}% of a core), instances "
+                + " + ".join("?" if x is None else f"{x:.0f}%" for x in w["instance_cpu_pct"])
+                + f" of a core, failed {w['failed']}")
             time.sleep(0.5)
         for key, _title, extra in CLUSTER_MODES:
             before = wait_cluster_ready(m, port)
@@ -1149,9 +1167,15 @@ def summarize_cluster(raw: dict) -> dict:
         def med(rows: list[dict], k: str) -> float | None:
             return median([x[k] for x in rows if x.get(k) is not None])
         for k in ("rps", "latency_p50_ms", "latency_p99_ms", "daemon_cpu_s", "daemon_cpu_pct",
-                  "daemon_cpu_us_per_req"):
+                  "daemon_cpu_us_per_req", "server_cpu_us_per_req", "wrk_cpu_s",
+                  "bench_cpu_pct_of_machine"):
             res[f"{k}_{key}"] = med(runs, k)
         res[f"failed_{key}_max"] = max((x["failed"] for x in runs), default=None)
+        # Instances' CPU, busiest first in each run, median per rank over the runs.
+        ranked = [sorted(x["instance_cpu_pct"], reverse=True) for x in runs
+                  if x.get("instance_cpu_pct") and None not in x["instance_cpu_pct"]]
+        res[f"instance_cpu_pct_{key}"] = [median([x[i] for x in ranked if len(x) > i])
+                                          for i in range(max(map(len, ranked), default=0))]
         res[f"reload_failed_{key}"] = med(rel, "failed")
         worst = max(rel, key=lambda x: x["failed"], default=None)
         res[f"reload_failed_{key}_max"] = worst and worst["failed"]
@@ -1372,6 +1396,22 @@ def build_cluster_table(pm2: dict | None, kel: dict) -> str:
                      f"Kelpie >= {need:g}x PM2's{verdict(ok)} |")
     for key, title, _extra in CLUSTER_MODES:
         lines.append(f"| Latency p50 / p99, {title} | {lat(p, key)} | {lat(kel, key)} | - | - |")
+    def inst(d: dict, key: str) -> str:
+        xs = d.get(f"instance_cpu_pct_{key}")
+        return "n/a" if not xs else " + ".join(f"{x:.0f}%" for x in xs) + " of a core"
+    for key, title, _extra in CLUSTER_MODES:
+        lines.append(f"| Instances' CPU during the wrk run, {title} (each, busiest first) | "
+                     f"{inst(p, key)} | {inst(kel, key)} | - | - |")
+    for key, title, _extra in CLUSTER_MODES:
+        pv, kv = p.get(f"server_cpu_us_per_req_{key}"), kel.get(f"server_cpu_us_per_req_{key}")
+        lines.append(f"| CPU per request, daemon + instances, {title} | {fmt(pv, 'µs')} | "
+                     f"{fmt(kv, 'µs')} | {fmt_ratio(pv, kv)} | - |")
+    for key, title, _extra in CLUSTER_MODES:
+        k = f"bench_cpu_pct_of_machine_{key}"
+        pv, kv = p.get(k), kel.get(k)
+        lines.append(f"| CPU used by wrk + daemon + instances, % of the machine's {os.cpu_count()} "
+                     f"CPUs, {title} | {fmt(pv, '%', 0)} | {fmt(kv, '%', 0)} | - | - (the rest "
+                     f"went to other work) |")
     for key, title, _extra in CLUSTER_MODES:
         kp = kel.get(f"daemon_cpu_pct_{key}")
         ok = None if kp is None else kp <= DAEMON_CPU_MAX_PCT
@@ -1426,7 +1466,14 @@ def cluster_notes(cfg: argparse.Namespace, wrk_ver: str) -> str:
         f"the same 2 cores as the apps and the daemon. Medians of {cfg.rounds} round(s). "
         f"Daemon CPU: utime+stime of the daemon process (all its threads, not its children: "
         f"the instances' CPU is not in it) over the wrk run, also as % of one core over the "
-        f"run's wall time and per request. Reload: wrk runs {RELOAD_RUN_S} s (same options), "
+        f"run's wall time and per request; the instances' CPU likewise, per instance process "
+        f"(busiest first, median per rank), and the CPU per request of the daemon and the "
+        f"instances together (their CPU seconds over the run / requests: the server side's "
+        f"cost, less sensitive than requests/s to other work on the machine, which takes CPU "
+        f"time from both); and the CPU that wrk, the daemon and the instances used together, "
+        f"as % of all the machine's CPUs over the run (below 100 %: other work on the machine "
+        f"took the rest, or the client and server left CPUs idle). Reload: wrk runs "
+        f"{RELOAD_RUN_S} s (same options), "
         f"`<manager> reload {CLUSTER_APP}` starts {RELOAD_AT_S:g} s in; failed requests = wrk's "
         f"socket errors (connect, read, write, timeout) + non-2xx/3xx responses of that run; "
         f"the instances' pids before and after tell that both were replaced. The reload time is "
@@ -2193,7 +2240,9 @@ class ClusterTest(unittest.TestCase):
             w = parse_wrk(WRK_SAMPLE_CLEAN)
             w.update(rps=r, requests=int(r * 4), latency_p50_ms=1.0, latency_p99_ms=9.0,
                      daemon_cpu_s=cpu, daemon_cpu_pct=cpu / 4 * 100,
-                     daemon_cpu_us_per_req=cpu / (r * 4) * 1e6, output="...")
+                     daemon_cpu_us_per_req=cpu / (r * 4) * 1e6, output="...",
+                     instance_cpu_pct=[40.0, 90.0], server_cpu_us_per_req=100.0 + cpu * 100,
+                     wrk_cpu_s=3.0, bench_cpu_pct_of_machine=95.0)
             return w
 
         def rel(errs: dict) -> dict:
@@ -2223,7 +2272,11 @@ class ClusterTest(unittest.TestCase):
         self.assertNotIn("output", kel["raw"]["runs"]["close"][0])
         self.assertIn("output", pm2["raw"]["reloads"]["close"][0])
         table = build_cluster_table(pm2, kel)
-        self.assertEqual(table.count("\n"), 1 + 2 + 2 + 2 + 1 + 2 + 2)
+        self.assertEqual(table.count("\n"), 1 + 2 + 2 + 2 + 2 + 2 + 2 + 1 + 2 + 2)
+        self.assertIn("| 95 % | 95 % | - | - (the rest went to other work) |", table)
+        self.assertIn("| 200.0 µs | 100.0 µs | 2.0x | - |", table)
+        self.assertEqual(kel["instance_cpu_pct_close"], [90.0, 40.0])
+        self.assertIn("| 90% + 40% of a core | 90% + 40% of a core | - | - |", table)
         self.assertIn("| 2,400 req/s | 8,400 req/s | 3.50x (Kelpie / PM2) | Kelpie >= 3x PM2's "
                       "(met) |", table)
         self.assertIn("1.20x (Kelpie / PM2) | Kelpie >= 1.2x PM2's (met) |", table)
