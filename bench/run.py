@@ -10,12 +10,16 @@ process managers in the same run, each with its own temporary home:
   * crash-to-restart latency of one app killed with SIGKILL;
   * logs: time until 500 000 lines printed by a Node.js app (one console.log per line; and a
     variant writing 1000 lines per write) are in its log files, the daemon's CPU time (until it
-    is idle again), and lines lost (rotated and gzipped files included).
+    is idle again), and lines lost (rotated and gzipped files included);
+  * cluster: a Node.js HTTP hello world with 2 instances in cluster mode under wrk (installed
+    from Debian's packages when missing): requests/s with a new connection per request and with
+    keep-alive, the daemon's CPU meanwhile, and failed requests during `reload` under load.
 
 Standard library only (Python 3.11). See bench/README.md. Run from anywhere:
 
-    python3 bench/run.py [--quick] [--apps N] [--kelpie-only] [--only core|logs] [--output FILE]
-    python3 bench/run.py --self-test     # tests of the log line counter, nothing else
+    python3 bench/run.py [--quick] [--apps N] [--kelpie-only] [--only core|logs|cluster]
+                         [--output FILE]
+    python3 bench/run.py --self-test     # tests of the helpers (log line counter, wrk parser, …)
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ import math
 import os
 import platform
 import re
+import resource
 import shlex
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -167,9 +173,11 @@ class Manager:
 
     # --- common
     def run(self, *args: str, timeout: float = 120, check: bool = True,
-            capture: bool = False) -> subprocess.CompletedProcess:
+            capture: bool = False, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess:
         p = subprocess.run(
-            self.argv(*args), env=self.env(), cwd=self.workdir, timeout=timeout,
+            self.argv(*args), env={**self.env(), **(env or {})}, cwd=self.workdir,
+            timeout=timeout,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -223,6 +231,11 @@ class Manager:
     def kill_command(self) -> list[str]:
         return ["kill"]
 
+    def cluster_start(self, script: Path, port: int) -> tuple[list[str], dict[str, str]]:
+        """The CLI arguments (and extra environment) that start the cluster scenario's app with
+        CLUSTER_INSTANCES instances sharing `port`."""
+        raise NotImplementedError
+
     def cleanup(self) -> None:
         """Stop the daemon and everything it started, whatever state things are in."""
         self.daemon_pid()
@@ -257,6 +270,11 @@ class Pm2(Manager):
                  PM2_DISABLE_VERSION_CHECK="1")
         return e
 
+    def cluster_start(self, script: Path, port: int) -> tuple[list[str], dict[str, str]]:
+        # A Node.js app with instances runs in PM2's cluster mode; the app gets the CLI's env.
+        return (["start", str(script), "--name", CLUSTER_APP, "-i", str(CLUSTER_INSTANCES)],
+                {"PORT": str(port)})
+
     def cleanup(self) -> None:
         super().cleanup()
         # kill -9 fallback for the daemon when the title check did not match (node renames
@@ -277,6 +295,11 @@ class Kelpie(Manager):
         e = {k: v for k, v in os.environ.items() if k not in ("PM2_HOME",)}
         e.update(KELPIE_HOME=str(self.home), PM2_DISABLE_VERSION_CHECK="1")
         return e
+
+    def cluster_start(self, script: Path, port: int) -> tuple[list[str], dict[str, str]]:
+        # --port: the daemon owns the socket and sets PORT for the app itself.
+        return (["start", str(script), "--name", CLUSTER_APP, "-i", str(CLUSTER_INSTANCES),
+                 "--port", str(port)], {})
 
 
 # --------------------------------------------------------------------------------------------
@@ -857,6 +880,323 @@ def bench_logs(m: Manager, script: Path, cfg: argparse.Namespace) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
+# Cluster scenario: a Node.js HTTP hello world with 2 instances in cluster mode (the manager
+# shares one listening port between them), loaded with wrk: requests per second with a new
+# connection per request and with keep-alive, the daemon's CPU meanwhile, and the requests that
+# fail while `reload` replaces the instances under load.
+
+CLUSTER_APP = "hello"
+CLUSTER_INSTANCES = 2
+WRK_THREADS = 2
+WRK_CONNECTIONS = 50
+RELOAD_AT_S = 1.0     # `reload` starts this long after wrk
+RELOAD_RUN_S = 6      # length of each wrk run during which the reload happens
+DAEMON_CPU_MAX_PCT = 1.0  # "the daemon uses no CPU per request": at most this % of one core
+CLUSTER_MODES = (
+    # key, title, extra wrk arguments
+    ("close", "new connection per request (`Connection: close`)", ("-H", "Connection: close")),
+    ("keepalive", "keep-alive", ()),
+)
+
+CLUSTER_APP_JS = r"""// Kelpie bench: an HTTP hello world on process.env.PORT, unchanged for either manager.
+const http = require("http");
+const port = Number(process.env.PORT);
+if (!port) {
+  console.error("PORT is not set");
+  process.exit(1);
+}
+http.createServer((req, res) => {
+  res.writeHead(200, { "Content-Type": "text/plain" });
+  res.end("hello world\n");
+}).listen(port);
+"""
+
+# wrk processes this run started (stopped by the cleanup if still running).
+WRK_PROCS: list[subprocess.Popen] = []
+
+
+def ensure_wrk() -> tuple[str | None, str]:
+    """wrk's path, installing Debian's package `wrk` when it is missing (as root, with apt-get;
+    `apt-get update` first if the plain install fails). Else (None, why not)."""
+    found = shutil.which("wrk")
+    if found:
+        return found, ""
+    if not shutil.which("apt-get"):
+        return None, ("wrk is not installed and there is no apt-get here: install wrk "
+                      "(most distributions package it) and run again")
+    if os.geteuid() != 0:
+        return None, ("wrk is not installed and installing it needs root: "
+                      "`sudo apt-get install -y wrk`, then run again")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "--no-install-recommends", "wrk"]
+
+    def run(cmd: list[str]) -> bool:
+        log("wrk is not installed: " + " ".join(cmd))
+        try:
+            return subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=sys.stderr,
+                                  stderr=sys.stderr, timeout=600).returncode == 0
+        except (OSError, subprocess.TimeoutExpired) as e:
+            log(f"{' '.join(cmd)} failed: {e}")
+            return False
+    if not run(install):
+        run(["apt-get", "update"])
+        run(install)
+    found = shutil.which("wrk")
+    if found:
+        return found, ""
+    return None, "wrk is not installed and `apt-get install -y wrk` failed (see above)"
+
+
+def wrk_version(wrk: str) -> str:
+    try:
+        p = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    m = re.search(r"wrk (\S+)", p.stdout + p.stderr)
+    return m[1] if m else "?"
+
+
+_DURATION_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+def _wrk_ms(s: str) -> float | None:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", s.strip())
+    return float(m[1]) * _DURATION_MS[m[2]] if m else None
+
+
+WRK_ERROR_KINDS = ("connect", "read", "write", "timeout")
+
+
+def parse_wrk(out: str) -> dict:
+    """The numbers of one wrk run's report: requests, duration, requests/s, latency (average,
+    and the distribution's percentiles when run with --latency, in ms), socket errors by kind,
+    non-2xx/3xx responses, and failed = socket errors + non-2xx/3xx responses."""
+    m = re.search(r"^\s*(\d+) requests in ([\d.]+(?:us|ms|s|m|h)),", out, re.M)
+    if not m:
+        raise ValueError(f"no request count in wrk's output: {out[-1500:]!r}")
+    res: dict = {"requests": int(m[1]), "duration_s": _wrk_ms(m[2]) / 1e3}
+    m = re.search(r"^Requests/sec:\s*([\d.]+)", out, re.M)
+    res["rps"] = float(m[1]) if m else res["requests"] / res["duration_s"]
+    m = re.search(r"^\s*Latency\s+(\S+)", out, re.M)
+    res["latency_avg_ms"] = _wrk_ms(m[1]) if m else None
+    for pct in ("50", "90", "99"):
+        m = re.search(rf"^\s*{pct}(?:\.0+)?%\s+(\S+)", out, re.M)
+        res[f"latency_p{pct}_ms"] = _wrk_ms(m[1]) if m else None
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = dict(zip(WRK_ERROR_KINDS, map(int, m.groups()))) if m else \
+        dict.fromkeys(WRK_ERROR_KINDS, 0)
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    res.update(errors)
+    res["non2xx"] = int(m[1]) if m else 0
+    res["failed"] = sum(errors.values()) + res["non2xx"]
+    return res
+
+
+def wrk_argv(wrk: str, port: int, seconds: float, extra: tuple[str, ...]) -> list[str]:
+    return [wrk, f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds:g}s", "--latency",
+            *extra, f"http://127.0.0.1:{port}/"]
+
+
+def start_wrk(argv: list[str]) -> subprocess.Popen:
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    WRK_PROCS.append(p)
+    return p
+
+
+def finish_wrk(p: subprocess.Popen, timeout: float) -> dict:
+    out, _ = p.communicate(timeout=timeout)
+    text = out.decode(errors="replace")
+    if p.returncode != 0:
+        raise RuntimeError(f"wrk exited {p.returncode}: {text[-2000:]}")
+    res = parse_wrk(text)
+    res["output"] = text
+    return res
+
+
+def http_ok(port: int, timeout: float = 1.0) -> bool:
+    """One GET / on 127.0.0.1:port (new connection): True on a 200."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+        return data.startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def cluster_pids(m: Manager) -> dict[int, str]:
+    """pid -> status of the cluster app's instances."""
+    out = {}
+    for a in m.jlist():
+        if a.get("name") == CLUSTER_APP and isinstance(a.get("pid"), int) and a["pid"] > 0:
+            out[a["pid"]] = (a.get("pm2_env") or {}).get("status", "?")
+    return out
+
+
+def wait_cluster_ready(m: Manager, port: int, timeout: float = 30) -> dict[int, str]:
+    """Until CLUSTER_INSTANCES instances are online and the port answers 200."""
+    deadline = time.monotonic() + timeout
+    pids: dict[int, str] = {}
+    while time.monotonic() < deadline:
+        pids = cluster_pids(m)
+        online = [p for p, st in pids.items() if st == "online"]
+        if len(online) == CLUSTER_INSTANCES and len(pids) == CLUSTER_INSTANCES and http_ok(port):
+            return pids
+        time.sleep(0.2)
+    raise RuntimeError(f"{m.label}: {CLUSTER_APP} not ready on port {port} within {timeout:.0f} s "
+                       f"(instances: {pids})")
+
+
+def cluster_logs_tail(m: Manager, n: int = 40) -> str:
+    """The daemon's log and the app's logs, last lines of each (for a report of what failed)."""
+    parts = []
+    files = [m.home / "kelpie.log", m.home / "pm2.log", *m.logs_dir.glob(f"{CLUSTER_APP}*")]
+    for p in sorted(files):
+        try:
+            lines = p.read_text(errors="replace").splitlines()[-n:]
+        except OSError:
+            continue
+        parts.append(f"--- {p.name} (last {len(lines)} lines)\n" + "\n".join(lines))
+    return "\n".join(parts)
+
+
+def bench_cluster(m: Manager, script: Path, port: int, wrk: str, cfg: argparse.Namespace) -> dict:
+    m.app_markers = (*m.app_markers, str(script))
+    log(f"{m.label}: cluster: starting daemon")
+    m.run("ping", timeout=60)
+    dpid = m.daemon_pid()
+    log(f"{m.label}: cluster: daemon pid {dpid}")
+    time.sleep(cfg.settle)
+    args, env = m.cluster_start(script, port)
+    log(f"{m.label}: cluster: {' '.join(args)}" + "".join(f" ({k}={v})" for k, v in env.items()))
+    m.run(*args, env=env)
+    pids = wait_cluster_ready(m, port)
+    log(f"{m.label}: cluster: {CLUSTER_INSTANCES} instances online on port {port}: "
+        f"{sorted(pids)}")
+    # Warm-up (JIT, connection pools), not counted.
+    finish_wrk(start_wrk(wrk_argv(wrk, port, 1, ())), timeout=60)
+    time.sleep(0.5)
+
+    def cpu_fields(c0: int | None, c1: int | None, wall: float, requests: int) -> dict:
+        if c0 is None or c1 is None:
+            return {"daemon_cpu_s": None, "daemon_cpu_pct": None, "daemon_cpu_us_per_req": None}
+        s = (c1 - c0) / CLK_TCK
+        return {"daemon_cpu_s": s, "daemon_cpu_pct": 100 * s / wall if wall > 0 else None,
+                "daemon_cpu_us_per_req": s / requests * 1e6 if requests else None}
+
+    runs: dict[str, list[dict]] = {k: [] for k, _, _ in CLUSTER_MODES}
+    reloads: dict[str, list[dict]] = {k: [] for k, _, _ in CLUSTER_MODES}
+    for r in range(cfg.rounds):
+        for key, _title, extra in CLUSTER_MODES:
+            inst = sorted(wait_cluster_ready(m, port))
+            i0 = [daemon_cpu_ticks(p) for p in inst]
+            ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk is the only child reaped
+            c0, t0 = daemon_cpu_ticks(dpid), time.perf_counter()
+            w = finish_wrk(start_wrk(wrk_argv(wrk, port, cfg.wrk_seconds, extra)),
+                           timeout=cfg.wrk_seconds + 60)
+            wall, c1 = time.perf_counter() - t0, daemon_cpu_ticks(dpid)
+            i1 = [daemon_cpu_ticks(p) for p in inst]
+            ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            w["wrk_cpu_s"] = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+            w.update(cpu_fields(c0, c1, wall, w["requests"]), wall_s=wall, pids=inst,
+                     # Each instance's CPU (utime+stime) over the run, % of one core.
+                     instance_cpu_pct=[None if a is None or b is None else
+                                       100 * (b - a) / CLK_TCK / wall for a, b in zip(i0, i1)])
+            if None not in (w["daemon_cpu_s"], *w["instance_cpu_pct"]) and w["requests"]:
+                server_s = w["daemon_cpu_s"] + sum(w["instance_cpu_pct"]) * wall / 100
+                w["server_cpu_us_per_req"] = server_s / w["requests"] * 1e6
+                # How much of the machine this run got: wrk + daemon + instances, % of all CPUs.
+                w["bench_cpu_pct_of_machine"] = \
+                    100 * (server_s + w["wrk_cpu_s"]) / (wall * (os.cpu_count() or 1))
+            runs[key].append(w)
+            log(f"{m.label}: cluster round {r + 1}/{cfg.rounds}, {key}: {w['rps']:,.0f} req/s, "
+                f"p99 {w['latency_p99_ms']} ms, daemon CPU {w['daemon_cpu_s']} s "
+                f"({w['daemon_cpu_pct']:.1f}% of a core), instances "
+                + " + ".join("?" if x is None else f"{x:.0f}%" for x in w["instance_cpu_pct"])
+                + f" of a core, failed {w['failed']}")
+            time.sleep(0.5)
+        for key, _title, extra in CLUSTER_MODES:
+            before = wait_cluster_ready(m, port)
+            c0, t0 = daemon_cpu_ticks(dpid), time.perf_counter()
+            proc = start_wrk(wrk_argv(wrk, port, RELOAD_RUN_S, extra))
+            time.sleep(RELOAD_AT_S)
+            t_reload = time.perf_counter()
+            rp = m.run("reload", CLUSTER_APP, timeout=120, check=False, capture=True)
+            reload_s = time.perf_counter() - t_reload
+            reload_end = t_reload + reload_s - t0  # seconds after wrk started
+            w = finish_wrk(proc, timeout=RELOAD_RUN_S + 60)
+            wall, c1 = time.perf_counter() - t0, daemon_cpu_ticks(dpid)
+            try:
+                after = wait_cluster_ready(m, port)
+            except RuntimeError as e:
+                log(str(e))
+                after = cluster_pids(m)
+            w.update(cpu_fields(c0, c1, wall, w["requests"]), wall_s=wall, reload_s=reload_s,
+                     reload_exit=rp.returncode, reload_end_s=reload_end,
+                     reload_within_run=reload_end <= RELOAD_RUN_S - 0.5,
+                     pids_before=sorted(before), pids_after=sorted(after),
+                     replaced=len(after) == CLUSTER_INSTANCES and not set(before) & set(after))
+            if rp.returncode != 0:
+                w["reload_stderr"] = rp.stderr.decode(errors="replace")[-2000:]
+                log(f"{m.label}: `reload {CLUSTER_APP}` exited {rp.returncode}: "
+                    f"{w['reload_stderr']}")
+            if w["failed"] and isinstance(m, Kelpie):
+                log(f"{m.label}: {w['failed']} failed requests during the reload; logs:\n"
+                    + cluster_logs_tail(m))
+            reloads[key].append(w)
+            log(f"{m.label}: cluster round {r + 1}/{cfg.rounds}, reload under {key} load: "
+                f"failed {w['failed']} (connect {w['connect']}, read {w['read']}, write "
+                f"{w['write']}, timeout {w['timeout']}, non-2xx {w['non2xx']}), reload took "
+                f"{reload_s:.2f} s (exit {rp.returncode}), instances replaced: {w['replaced']}"
+                + ("" if w["reload_within_run"] else " (WARNING: reload ended after the run)"))
+            time.sleep(0.5)
+    return summarize_cluster({"runs": runs, "reloads": reloads})
+
+
+def summarize_cluster(raw: dict) -> dict:
+    """Medians (and worst rounds) of the cluster runs; raw as bench_cluster collects it."""
+    res: dict = {}
+    for key, _t, _e in CLUSTER_MODES:
+        runs = raw["runs"][key]
+        rel = raw["reloads"][key]
+
+        def med(rows: list[dict], k: str) -> float | None:
+            return median([x[k] for x in rows if x.get(k) is not None])
+        for k in ("rps", "latency_p50_ms", "latency_p99_ms", "daemon_cpu_s", "daemon_cpu_pct",
+                  "daemon_cpu_us_per_req", "server_cpu_us_per_req", "wrk_cpu_s",
+                  "bench_cpu_pct_of_machine"):
+            res[f"{k}_{key}"] = med(runs, k)
+        res[f"failed_{key}_max"] = max((x["failed"] for x in runs), default=None)
+        # Instances' CPU, busiest first in each run, median per rank over the runs.
+        ranked = [sorted(x["instance_cpu_pct"], reverse=True) for x in runs
+                  if x.get("instance_cpu_pct") and None not in x["instance_cpu_pct"]]
+        res[f"instance_cpu_pct_{key}"] = [median([x[i] for x in ranked if len(x) > i])
+                                          for i in range(max(map(len, ranked), default=0))]
+        res[f"reload_failed_{key}"] = med(rel, "failed")
+        worst = max(rel, key=lambda x: x["failed"], default=None)
+        res[f"reload_failed_{key}_max"] = worst and worst["failed"]
+        res[f"reload_failed_{key}_worst"] = worst and {k: worst[k] for k in (*WRK_ERROR_KINDS,
+                                                                             "non2xx")}
+        res[f"reload_s_{key}"] = med(rel, "reload_s")
+        res[f"reload_rps_{key}"] = med(rel, "rps")
+    rel_all = [x for key, _t, _e in CLUSTER_MODES for x in raw["reloads"][key]]
+    res["reload_s"] = median([x["reload_s"] for x in rel_all])
+    res["reloads"] = len(rel_all)
+    res["reloads_replaced"] = sum(bool(x.get("replaced")) for x in rel_all)
+    res["reloads_ok"] = sum(x.get("reload_exit") == 0 for x in rel_all)
+    res["reloads_late"] = sum(not x.get("reload_within_run", True) for x in rel_all)
+    # The raw samples without wrk's full output (kept in the report only when something failed).
+    strip = lambda x: {k: v for k, v in x.items() if k != "output" or x.get("failed")}  # noqa: E731
+    res["raw"] = {part: {k: [strip(x) for x in v] for k, v in raw[part].items()}
+                  for part in ("runs", "reloads")}
+    return res
+
+
+# --------------------------------------------------------------------------------------------
 # Report
 
 
@@ -1015,6 +1355,199 @@ def logs_notes(n_lines: int, logs: dict[str, dict]) -> str:
     return "\n\n".join(notes)
 
 
+def build_cluster_table(pm2: dict | None, kel: dict) -> str:
+    """The cluster scenario's rows (pm2: None with --kelpie-only)."""
+    p = pm2 or {}
+
+    def verdict(ok: bool | None) -> str:
+        return "" if ok is None else (" (met)" if ok else " (missed)")
+
+    def rps(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:,.0f} req/s"
+
+    def lat(d: dict, key: str) -> str:
+        a, b = d.get(f"latency_p50_ms_{key}"), d.get(f"latency_p99_ms_{key}")
+        return "n/a" if a is None or b is None else f"{a:.2f} / {b:.2f} ms"
+
+    def cpu(d: dict, key: str) -> str:
+        s = d.get(f"daemon_cpu_s_{key}")
+        if s is None:
+            return "n/a"
+        pct, us = d.get(f"daemon_cpu_pct_{key}"), d.get(f"daemon_cpu_us_per_req_{key}")
+        return f"{s:.2f} s, {pct:.1f}% of a core, {us:.1f} µs/req"
+
+    def failed(d: dict, key: str) -> str:
+        v = d.get(f"reload_failed_{key}")
+        if v is None:
+            return "n/a"
+        s = f"{v:.0f} (worst {d[f'reload_failed_{key}_max']})"
+        worst = d.get(f"reload_failed_{key}_worst") or {}
+        kinds = [f"{k} {worst[k]}" for k in (*WRK_ERROR_KINDS, "non2xx") if worst.get(k)]
+        return s + (f": {', '.join(kinds)}" if kinds else "")
+
+    lines = ["| Metric | PM2 7 | Kelpie | PM2 / Kelpie | Target |",
+             "|---|---:|---:|---:|---|"]
+    for key, title, _extra, need in ((k, t, e, n) for (k, t, e), n in
+                                     zip(CLUSTER_MODES, (3.0, 1.2))):
+        pv, kv = p.get(f"rps_{key}"), kel.get(f"rps_{key}")
+        ratio = "-" if pv is None or kv is None or not pv else f"{kv / pv:.2f}x (Kelpie / PM2)"
+        ok = None if pv is None or kv is None or not pv else kv / pv >= need
+        lines.append(f"| Requests/s, {title} | {rps(pv)} | {rps(kv)} | {ratio} | "
+                     f"Kelpie >= {need:g}x PM2's{verdict(ok)} |")
+    for key, title, _extra in CLUSTER_MODES:
+        lines.append(f"| Latency p50 / p99, {title} | {lat(p, key)} | {lat(kel, key)} | - | - |")
+    def inst(d: dict, key: str) -> str:
+        xs = d.get(f"instance_cpu_pct_{key}")
+        return "n/a" if not xs else " + ".join(f"{x:.0f}%" for x in xs) + " of a core"
+    for key, title, _extra in CLUSTER_MODES:
+        lines.append(f"| Instances' CPU during the wrk run, {title} (each, busiest first) | "
+                     f"{inst(p, key)} | {inst(kel, key)} | - | - |")
+    for key, title, _extra in CLUSTER_MODES:
+        pv, kv = p.get(f"server_cpu_us_per_req_{key}"), kel.get(f"server_cpu_us_per_req_{key}")
+        lines.append(f"| CPU per request, daemon + instances, {title} | {fmt(pv, 'µs')} | "
+                     f"{fmt(kv, 'µs')} | {fmt_ratio(pv, kv)} | - |")
+    for key, title, _extra in CLUSTER_MODES:
+        k = f"bench_cpu_pct_of_machine_{key}"
+        pv, kv = p.get(k), kel.get(k)
+        lines.append(f"| CPU used by wrk + daemon + instances, % of the machine's {os.cpu_count()} "
+                     f"CPUs, {title} | {fmt(pv, '%', 0)} | {fmt(kv, '%', 0)} | - | - (the rest "
+                     f"went to other work) |")
+    for key, title, _extra in CLUSTER_MODES:
+        kp = kel.get(f"daemon_cpu_pct_{key}")
+        ok = None if kp is None else kp <= DAEMON_CPU_MAX_PCT
+        ratio = fmt_ratio(p.get(f"daemon_cpu_s_{key}"), kel.get(f"daemon_cpu_s_{key}"))
+        lines.append(f"| Daemon CPU during the wrk run, {title} | {cpu(p, key)} | "
+                     f"{cpu(kel, key)} | {ratio} | Kelpie ~0: <= {DAEMON_CPU_MAX_PCT:g}% of a "
+                     f"core{verdict(ok)} |")
+    pf = [p.get(f"failed_{k}_max") for k, _t, _e in CLUSTER_MODES]
+    kf = [kel.get(f"failed_{k}_max") for k, _t, _e in CLUSTER_MODES]
+    show = lambda xs: "n/a" if None in xs else " / ".join(str(x) for x in xs)  # noqa: E731
+    ok = None if None in kf else sum(kf) == 0
+    lines.append(f"| Failed requests without reload, worst round (new connection / keep-alive) "
+                 f"| {show(pf)} | {show(kf)} | - | Kelpie 0{verdict(ok)} |")
+    for key, title, _extra in CLUSTER_MODES:
+        km = kel.get(f"reload_failed_{key}_max")
+        ok = None if km is None else km == 0
+        lines.append(f"| Failed requests during `reload` under load, {title}: median (worst "
+                     f"round) | {failed(p, key)} | {failed(kel, key)} | - | "
+                     f"Kelpie 0{verdict(ok)} |")
+    pr, kr = p.get("reload_s"), kel.get("reload_s")
+    lines.append(f"| `reload` command time ({CLUSTER_INSTANCES} instances, under load), median | "
+                 f"{fmt(pr, 's', 2)} | {fmt(kr, 's', 2)} | {fmt_ratio(pr, kr)} | - |")
+
+    def replaced(d: dict) -> str:
+        if not d.get("reloads"):
+            return "n/a"
+        s = f"{d['reloads_replaced']} of {d['reloads']}"
+        if d["reloads_ok"] != d["reloads"]:
+            s += f" ({d['reloads'] - d['reloads_ok']} exited non-zero)"
+        if d["reloads_late"]:
+            s += f" ({d['reloads_late']} ended after the wrk run)"
+        return s
+    ok = None if not kel.get("reloads") else \
+        kel["reloads_replaced"] == kel["reloads_ok"] == kel["reloads"] and not kel["reloads_late"]
+    lines.append(f"| Reloads that replaced all {CLUSTER_INSTANCES} instances (exit 0, within "
+                 f"the run) | {replaced(p)} | {replaced(kel)} | - | all{verdict(ok)} |")
+    return "\n".join(lines)
+
+
+def cluster_notes(cfg: argparse.Namespace, wrk_ver: str) -> str:
+    return (
+        f"Cluster: a Node.js HTTP hello world (`res.end(\"hello world\\n\")`, the same unchanged "
+        f"file for both) listening on `process.env.PORT`, {CLUSTER_INSTANCES} instances in "
+        f"cluster mode: `pm2 start hello.js -i {CLUSTER_INSTANCES}` with `PORT` in its "
+        f"environment (Node's cluster module: the PM2 daemon is the cluster master and "
+        f"hands each connection to a worker) and `kelpie start hello.js -i "
+        f"{CLUSTER_INSTANCES} --port <port>` (the daemon owns the listening socket, every "
+        f"instance accepts from it). Each manager on its own free port, one after the other. "
+        f"Load: wrk {wrk_ver}, `wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{cfg.wrk_seconds:g}s "
+        f"--latency http://127.0.0.1:<port>/`, with `-H 'Connection: close'` (a new TCP "
+        f"connection per request) and without (keep-alive), after a 1 s warm-up; wrk runs on "
+        f"the same 2 cores as the apps and the daemon. Medians of {cfg.rounds} round(s). "
+        f"Daemon CPU: utime+stime of the daemon process (all its threads, not its children: "
+        f"the instances' CPU is not in it) over the wrk run, also as % of one core over the "
+        f"run's wall time and per request; the instances' CPU likewise, per instance process "
+        f"(busiest first, median per rank), and the CPU per request of the daemon and the "
+        f"instances together (their CPU seconds over the run / requests: the server side's "
+        f"cost, less sensitive than requests/s to other work on the machine, which takes CPU "
+        f"time from both); and the CPU that wrk, the daemon and the instances used together, "
+        f"as % of all the machine's CPUs over the run (below 100 %: other work on the machine "
+        f"took the rest, or the client and server left CPUs idle). Reload: wrk runs "
+        f"{RELOAD_RUN_S} s (same options), "
+        f"`<manager> reload {CLUSTER_APP}` starts {RELOAD_AT_S:g} s in; failed requests = wrk's "
+        f"socket errors (connect, read, write, timeout) + non-2xx/3xx responses of that run; "
+        f"the instances' pids before and after tell that both were replaced. The reload time is "
+        f"the wall time of the `reload` command.")
+
+
+CLUSTER_BEGIN = "<!-- bench:cluster:begin -->"
+CLUSTER_END = "<!-- bench:cluster:end -->"
+README_LINE = "See `bench/README.md` for the method."
+
+
+def cluster_section(table: str, notes: str, run_line: str, raw: dict) -> str:
+    """The cluster scenario's part of RESULTS.md, self-contained (its own run line and raw
+    samples) so that `--only cluster` can replace it in a report that has the other sections."""
+    return f"""{CLUSTER_BEGIN}
+## Cluster
+
+{run_line}
+
+{table}
+
+{notes}
+
+<details><summary>Raw samples (cluster)</summary>
+
+```json
+{json.dumps(round_floats(raw), indent=1)}
+```
+
+</details>
+{CLUSTER_END}"""
+
+
+def merge_cluster_section(report: str, section: str | None) -> str:
+    """report with its cluster section replaced by section (None: removed), or section put
+    before the "See bench/README.md" line (at the end when there is none)."""
+    i, j = report.find(CLUSTER_BEGIN), report.find(CLUSTER_END)
+    if i >= 0 and j > i:
+        report = report[:i].rstrip("\n") + "\n\n" + report[j + len(CLUSTER_END):].lstrip("\n")
+    if section is None:
+        return report
+    k = report.find(README_LINE)
+    if k < 0:
+        return report.rstrip("\n") + "\n\n" + section + "\n"
+    return report[:k].rstrip("\n") + "\n\n" + section + "\n\n" + report[k:]
+
+
+def existing_cluster_section(path: Path | None) -> str | None:
+    try:
+        text = path.read_text() if path else ""
+    except OSError:
+        return None
+    i, j = text.find(CLUSTER_BEGIN), text.find(CLUSTER_END)
+    return text[i:j + len(CLUSTER_END)] if i >= 0 and j > i else None
+
+
+def round_floats(obj):
+    """obj with every float rounded to 3 decimals (for the raw samples in the report)."""
+    if isinstance(obj, float):
+        return round(obj, 3)
+    if isinstance(obj, list):
+        return [round_floats(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: round_floats(v) for k, v in obj.items()}
+    return obj
+
+
+def free_port() -> int:
+    """A TCP port free on this machine right now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET6 if socket.has_ipv6 else socket.AF_INET) as s:
+        s.bind(("::" if socket.has_ipv6 else "0.0.0.0", 0))
+        return s.getsockname()[1]
+
+
 def loadavg() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -1086,9 +1619,11 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true",
                     help="fewer repetitions (1 round, 5 list runs, 5 crash rounds)")
     ap.add_argument("--apps", type=int, default=200, help="number of apps (default 200)")
-    ap.add_argument("--only", choices=["core", "logs"],
-                    help="run only these scenarios: core (RSS, list, start/stop, crash) or logs "
-                         "(default: all)")
+    ap.add_argument("--only", choices=["core", "logs", "cluster"],
+                    help="run only this scenario: core (RSS, list, start/stop, crash), logs or "
+                         "cluster (default: all)")
+    ap.add_argument("--wrk-seconds", type=float, default=4.0,
+                    help="length of each cluster throughput run (default 4)")
     ap.add_argument("--log-lines", type=int, default=500_000,
                     help="lines the logs app prints (default 500000)")
     ap.add_argument("--kelpie-only", action="store_true", help="skip PM2")
@@ -1098,7 +1633,7 @@ def parse_args() -> argparse.Namespace:
                     help="npm prefix to install PM2 into / reuse (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--self-test", action="store_true",
-                    help="only run the tests of the log line counter (no build, no managers)")
+                    help="only run the tests of the helpers (no build, no managers)")
     a = ap.parse_args()
     if a.quick:
         a.rounds, a.list_runs, a.crash_rounds, a.rss_samples, a.settle = 1, 5, 5, 3, 1.0
@@ -1109,6 +1644,7 @@ def parse_args() -> argparse.Namespace:
     a.log_timeout, a.log_stall = 60.0, 10.0
     a.core = a.only in (None, "core")
     a.logs = a.only in (None, "logs")
+    a.cluster = a.only in (None, "cluster")
     return a
 
 
@@ -1123,12 +1659,24 @@ def main() -> int:
 
     if not cfg.no_build:
         build_kelpie()
+    wrk, cluster_skipped = None, None
+    if cfg.cluster:
+        wrk, why = ensure_wrk()
+        if wrk is None and cfg.only == "cluster":
+            log(f"cannot run the cluster scenario: {why}")
+            return 1
+        if wrk is None:
+            cluster_skipped = why
+            cfg.cluster = False
+            log(f"skipping the cluster scenario: {why}")
     tmp = Path(tempfile.mkdtemp(prefix="kelpie-bench-"))
     log(f"temp dir {tmp}")
     log_scripts: dict[str, Path] = {}
     for v in LOG_VARIANTS:
         log_scripts[v.key] = tmp / v.filename
         log_scripts[v.key].write_text(v.js % cfg.log_lines)
+    cluster_script = tmp / f"{CLUSTER_APP}.js"
+    cluster_script.write_text(CLUSTER_APP_JS)
 
     managers: list[Manager] = []
 
@@ -1139,8 +1687,13 @@ def main() -> int:
             except Exception as e:  # noqa: BLE001
                 log(f"cleanup of {m.label} failed: {e}")
         managers.clear()
-        for script in log_scripts.values():
-            kill_with_marker(str(script))  # a logs app left behind, if any
+        for p in WRK_PROCS:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        WRK_PROCS.clear()
+        for script in (*log_scripts.values(), cluster_script):
+            kill_with_marker(str(script))  # a logs or cluster app left behind, if any
         if not cfg.keep:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -1166,6 +1719,7 @@ def main() -> int:
     pm2_res = kel_res = None
     # variant key -> {"alone": ..., "pm2": ..., "kelpie": ...}
     logs: dict[str, dict] = {v.key: {} for v in LOG_VARIANTS} if cfg.logs else {}
+    cluster: dict[str, dict | None] = {}  # "pm2", "kelpie" -> summarize_cluster()
     try:
         for v in LOG_VARIANTS if cfg.logs else ():
             logs[v.key]["alone"] = app_alone(log_scripts[v.key], tmp / "alone", cfg)
@@ -1184,6 +1738,10 @@ def main() -> int:
                 logs[v.key]["pm2"] = run_one(
                     Pm2(tmp / f"pm2-logs-{v.key}", pm2_bin),
                     lambda m, v=v: bench_logs(m, log_scripts[v.key], cfg))
+            if cfg.cluster:
+                cluster["pm2"] = run_one(
+                    Pm2(tmp / "pm2-cluster", pm2_bin),
+                    lambda m: bench_cluster(m, cluster_script, free_port(), wrk, cfg))
         if cfg.core:
             kel_res = run_one(Kelpie(tmp / "kelpie-run"),
                               lambda m: bench_manager(m, cfg.apps, cfg))
@@ -1191,6 +1749,10 @@ def main() -> int:
             logs[v.key]["kelpie"] = run_one(
                 Kelpie(tmp / f"kelpie-logs-{v.key}"),
                 lambda m, v=v: bench_logs(m, log_scripts[v.key], cfg))
+        if cfg.cluster:
+            cluster["kelpie"] = run_one(
+                Kelpie(tmp / "kelpie-cluster"),
+                lambda m: bench_cluster(m, cluster_script, free_port(), wrk, cfg))
     finally:
         cleanup_all()
 
@@ -1209,17 +1771,27 @@ def main() -> int:
     if cfg.logs:
         reps_parts.append(f"{cfg.rounds} logs round(s) of {cfg.log_lines:,} lines per app "
                           f"variant and manager (median)")
+    if cfg.cluster:
+        reps_parts.append(f"{cfg.rounds} cluster round(s) per manager (median)")
     reps = "; ".join(reps_parts)
+    if cfg.cluster:
+        versions["wrk"] = wrk_version(wrk)
 
     sections = []
     if kel_res is not None:
         sections.append(build_table(cfg.apps, pm2_res, kel_res))
     if logs:
         sections.append(build_logs_table(cfg.log_lines, logs))
+    if cluster:
+        sections.append(build_cluster_table(cluster.get("pm2"), cluster["kelpie"]))
     print(f"\nDate: {date}\nMachine: {mach_line}\nVersions: {ver_line}\nRepetitions: {reps}\n")
     print("\n\n".join(sections))
     if logs:
         print("\n" + logs_notes(cfg.log_lines, logs))
+    if cluster:
+        print("\n" + cluster_notes(cfg, versions["wrk"]))
+    if cluster_skipped:
+        print(f"\nCluster scenario skipped: {cluster_skipped}")
 
     if cfg.output:
         raw: dict = {}
@@ -1231,16 +1803,24 @@ def main() -> int:
                 k: {"pm2": d.get("pm2") and d["pm2"]["raw"], "kelpie": d["kelpie"]["raw"],
                     "app_alone_s": d["alone"]["raw"]}
                 for k, d in logs.items()}
-
-        def rnd(obj):
-            if isinstance(obj, float):
-                return round(obj, 3)
-            if isinstance(obj, list):
-                return [rnd(x) for x in obj]
-            if isinstance(obj, dict):
-                return {k: rnd(v) for k, v in obj.items()}
-            return obj
-        raw_txt = json.dumps(rnd(raw), indent=1)
+        raw_txt = json.dumps(round_floats(raw), indent=1)
+        section = None
+        if cluster:
+            run_line = (f"Command: `{argv_str}`; {date}; load average {load_before} at start; "
+                        f"{ver_line}, wrk `{versions['wrk']}`; {info['nproc']} CPUs "
+                        f"({info['cpu']}), node {info['node']}")
+            section = cluster_section(
+                build_cluster_table(cluster.get("pm2"), cluster["kelpie"]),
+                cluster_notes(cfg, versions["wrk"]), run_line,
+                {k: d and d["raw"] for k, d in cluster.items()})
+        else:
+            # Not measured this time: keep the cluster results the file already has.
+            section = existing_cluster_section(cfg.output)
+        if cfg.only == "cluster" and cfg.output.exists():
+            # Only the cluster scenario ran: replace its section, keep the rest of the report.
+            cfg.output.write_text(merge_cluster_section(cfg.output.read_text(), section))
+            log(f"updated the cluster section of {cfg.output}")
+            return 0
         body = []
         if kel_res is not None:
             body.append(build_table(cfg.apps, pm2_res, kel_res) + """
@@ -1252,6 +1832,8 @@ smaller or faster Kelpie is).""")
             body.append("## Logs\n\n" + build_logs_table(cfg.log_lines, logs)
                         + "\n\n" + logs_notes(cfg.log_lines, logs))
         apps_line = f"- Apps: {cfg.apps}; {reps}" if cfg.core else f"- {reps}"
+        if section:
+            body.append(section)
         report = f"""# Kelpie vs PM2: benchmark results
 
 Command: `{argv_str}` (from the repository root)
@@ -1568,8 +2150,196 @@ class LogCounterTest(unittest.TestCase):
         self.assertIn("| n/a |", build_logs_table(3000, logs))
 
 
+# --------------------------------------------------------------------------------------------
+# Self-test of the cluster scenario's helpers: wrk's report, the summary and table, the merge of
+# the cluster section into an existing report, the hello app.
+
+WRK_SAMPLE_ERRORS = """Running 1s test @ http://127.0.0.1:48931/
+  1 threads and 2 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   283.20us  660.99us   7.42ms   92.33%
+    Req/Sec     4.02k     1.09k    5.80k    50.00%
+  Latency Distribution
+     50%  100.00us
+     75%  118.00us
+     90%  358.00us
+     99%    3.52ms
+  4012 requests in 1.00s, 231.16KB read
+  Socket errors: connect 0, read 2110, write 1904, timeout 0
+  Non-2xx or 3xx responses: 4012
+Requests/sec:   3999.18
+Transfer/sec:    230.42KB
+"""
+
+WRK_SAMPLE_CLEAN = """Running 1m test @ http://127.0.0.1:3000/
+  2 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.21s   305.12ms   1.99s    70.00%
+    Req/Sec    12.01k     1.10k   14.00k    68.00%
+  1441200 requests in 1.00m, 180.00MB read
+Requests/sec:  24020.00
+Transfer/sec:      3.00MB
+"""
+
+
+class ClusterTest(unittest.TestCase):
+    def test_parse_wrk_errors_and_latency(self):
+        w = parse_wrk(WRK_SAMPLE_ERRORS)
+        self.assertEqual((w["requests"], w["connect"], w["read"], w["write"], w["timeout"],
+                          w["non2xx"]), (4012, 0, 2110, 1904, 0, 4012))
+        self.assertEqual(w["failed"], 2110 + 1904 + 4012)
+        self.assertAlmostEqual(w["duration_s"], 1.0)
+        self.assertAlmostEqual(w["rps"], 3999.18)
+        self.assertAlmostEqual(w["latency_avg_ms"], 0.2832)
+        self.assertAlmostEqual(w["latency_p50_ms"], 0.1)
+        self.assertAlmostEqual(w["latency_p90_ms"], 0.358)
+        self.assertAlmostEqual(w["latency_p99_ms"], 3.52)
+
+    def test_parse_wrk_clean_minutes_seconds(self):
+        w = parse_wrk(WRK_SAMPLE_CLEAN)
+        self.assertEqual((w["requests"], w["failed"], w["non2xx"], w["read"]), (1441200, 0, 0, 0))
+        self.assertAlmostEqual(w["duration_s"], 60.0)
+        self.assertAlmostEqual(w["rps"], 24020.0)
+        self.assertAlmostEqual(w["latency_avg_ms"], 1210.0)
+        self.assertIsNone(w["latency_p99_ms"])  # run without --latency
+        # No Requests/sec line: computed from the count and the duration.
+        w = parse_wrk(WRK_SAMPLE_CLEAN.replace("Requests/sec:  24020.00\n", ""))
+        self.assertAlmostEqual(w["rps"], 24020.0)
+
+    def test_parse_wrk_not_a_report(self):
+        with self.assertRaises(ValueError):
+            parse_wrk("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+    def test_ensure_wrk_without_root_or_apt(self):
+        """No wrk: the reason is given, nothing is installed (which/geteuid stubbed)."""
+        which, geteuid = shutil.which, os.geteuid
+        try:
+            shutil.which = lambda name: None
+            self.assertEqual(ensure_wrk()[0], None)
+            self.assertIn("no apt-get", ensure_wrk()[1])
+            shutil.which = lambda name: "/usr/bin/apt-get" if name == "apt-get" else None
+            os.geteuid = lambda: 1000
+            wrk, why = ensure_wrk()
+            self.assertIsNone(wrk)
+            self.assertIn("sudo apt-get install -y wrk", why)
+            shutil.which = lambda name: "/opt/bin/wrk" if name == "wrk" else None
+            self.assertEqual(ensure_wrk(), ("/opt/bin/wrk", ""))
+        finally:
+            shutil.which, os.geteuid = which, geteuid
+
+    def test_wrk_argv(self):
+        close = dict((k, e) for k, _t, e in CLUSTER_MODES)["close"]
+        a = wrk_argv("wrk", 3000, 4, close)
+        self.assertEqual(a, ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", "-d4s",
+                             "--latency", "-H", "Connection: close", "http://127.0.0.1:3000/"])
+        self.assertNotIn("-H", wrk_argv("wrk", 3000, 4, ()))
+
+    @staticmethod
+    def raw(rps: dict[str, list[float]], cpu: float, reload_failed: dict[str, list[dict]]) -> dict:
+        def run(r: float) -> dict:
+            w = parse_wrk(WRK_SAMPLE_CLEAN)
+            w.update(rps=r, requests=int(r * 4), latency_p50_ms=1.0, latency_p99_ms=9.0,
+                     daemon_cpu_s=cpu, daemon_cpu_pct=cpu / 4 * 100,
+                     daemon_cpu_us_per_req=cpu / (r * 4) * 1e6, output="...",
+                     instance_cpu_pct=[40.0, 90.0], server_cpu_us_per_req=100.0 + cpu * 100,
+                     wrk_cpu_s=3.0, bench_cpu_pct_of_machine=95.0)
+            return w
+
+        def rel(errs: dict) -> dict:
+            w = run(1000.0)
+            w.update(errs, reload_s=2.0, reload_exit=0, reload_within_run=True, replaced=True)
+            w["failed"] = sum(errs.values())
+            return w
+        return {"runs": {k: [run(x) for x in v] for k, v in rps.items()},
+                "reloads": {k: [rel(e) for e in v] for k, v in reload_failed.items()}}
+
+    def test_summary_and_table(self):
+        zero = {"read": 0}
+        pm2 = summarize_cluster(self.raw(
+            {"close": [2000.0, 2500.0, 2400.0], "keepalive": [20000.0, 21000.0, 19000.0]}, 1.0,
+            {"close": [{"read": 26}, {"read": 30, "connect": 2}, {"read": 10}],
+             "keepalive": [zero, zero, {"read": 64}]}))
+        kel = summarize_cluster(self.raw(
+            {"close": [8000.0, 8400.0, 9000.0], "keepalive": [23000.0, 25000.0, 24000.0]}, 0.0,
+            {"close": [zero] * 3, "keepalive": [zero] * 3}))
+        self.assertEqual(pm2["rps_close"], 2400.0)
+        self.assertEqual(kel["rps_close"], 8400.0)
+        self.assertEqual(pm2["reload_failed_close"], 26)
+        self.assertEqual(pm2["reload_failed_close_max"], 32)
+        self.assertEqual(pm2["reload_failed_close_worst"]["connect"], 2)
+        self.assertEqual((kel["reloads"], kel["reloads_replaced"], kel["reloads_ok"]), (6, 6, 6))
+        # wrk's output is kept in the raw samples only for runs with failed requests.
+        self.assertNotIn("output", kel["raw"]["runs"]["close"][0])
+        self.assertIn("output", pm2["raw"]["reloads"]["close"][0])
+        table = build_cluster_table(pm2, kel)
+        self.assertEqual(table.count("\n"), 1 + 2 + 2 + 2 + 2 + 2 + 2 + 1 + 2 + 2)
+        self.assertIn("| 95 % | 95 % | - | - (the rest went to other work) |", table)
+        self.assertIn("| 200.0 µs | 100.0 µs | 2.0x | - |", table)
+        self.assertEqual(kel["instance_cpu_pct_close"], [90.0, 40.0])
+        self.assertIn("| 90% + 40% of a core | 90% + 40% of a core | - | - |", table)
+        self.assertIn("| 2,400 req/s | 8,400 req/s | 3.50x (Kelpie / PM2) | Kelpie >= 3x PM2's "
+                      "(met) |", table)
+        self.assertIn("1.20x (Kelpie / PM2) | Kelpie >= 1.2x PM2's (met) |", table)
+        self.assertIn("| 26 (worst 32): connect 2, read 30 | 0 (worst 0) | - | Kelpie 0 (met) |",
+                      table)
+        self.assertIn("| 0 (worst 64): read 64 |", table)
+        self.assertIn("0.00 s, 0.0% of a core, 0.0 µs/req | - | Kelpie ~0: <= 1% of a core (met)",
+                      table)
+        self.assertIn("| 6 of 6 | 6 of 6 | - | all (met) |", table)
+        kel["rps_keepalive"] = 22000.0
+        self.assertIn("Kelpie >= 1.2x PM2's (missed)", build_cluster_table(pm2, kel))
+        kel["raw"]["reloads"]["close"][1].update(reload_exit=1, replaced=False)
+        bad = summarize_cluster(kel["raw"])
+        self.assertIn("| 5 of 6 (1 exited non-zero) | - | all (missed) |",
+                      build_cluster_table(None, bad))
+        self.assertIn("| n/a |", build_cluster_table(None, kel))  # --kelpie-only
+
+    def test_merge_cluster_section(self):
+        head = "# Kelpie vs PM2: benchmark results\n\n| core |\n\n## Logs\n\n| logs |\n\n"
+        tail = README_LINE + "\n\n<details>raw</details>\n"
+        sec1 = cluster_section("| t1 |", "notes 1", "Command: one", {"kelpie": {"a": 1.23456}})
+        sec2 = cluster_section("| t2 |", "notes 2", "Command: two", {"kelpie": {"a": 2}})
+        one = merge_cluster_section(head + tail, sec1)
+        self.assertEqual(one, head + sec1 + "\n\n" + tail)
+        self.assertIn('"a": 1.235', one)
+        two = merge_cluster_section(one, sec2)
+        self.assertEqual(two, head + sec2 + "\n\n" + tail)
+        self.assertEqual(merge_cluster_section(two, None), head + tail)
+        self.assertEqual(merge_cluster_section("# r\n", sec1), "# r\n\n" + sec1 + "\n")
+        d = Path(tempfile.mkdtemp(prefix="kelpie-bench-selftest-"))
+        try:
+            (d / "r.md").write_text(two)
+            self.assertEqual(existing_cluster_section(d / "r.md"), sec2)
+            self.assertIsNone(existing_cluster_section(d / "missing.md"))
+            self.assertIsNone(existing_cluster_section(None))
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_hello_app_serves(self):
+        """The cluster app answers 200 on PORT with no manager (skipped without node)."""
+        if not shutil.which("node"):
+            self.skipTest("node not found")
+        d = Path(tempfile.mkdtemp(prefix="kelpie-bench-selftest-"))
+        port = free_port()
+        (d / "hello.js").write_text(CLUSTER_APP_JS)
+        p = subprocess.Popen(["node", str(d / "hello.js")], env={**os.environ, "PORT": str(port)},
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 20
+            while not http_ok(port) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertTrue(http_ok(port))
+        finally:
+            p.kill()
+            p.wait()
+            shutil.rmtree(d, ignore_errors=True)
+        self.assertFalse(http_ok(port))
+
+
 def self_test() -> int:
-    suite = unittest.defaultTestLoader.loadTestsFromTestCase(LogCounterTest)
+    loader = unittest.defaultTestLoader
+    suite = unittest.TestSuite([loader.loadTestsFromTestCase(LogCounterTest),
+                                loader.loadTestsFromTestCase(ClusterTest)])
     result = unittest.TextTestRunner(verbosity=2).run(suite)
     return 0 if result.wasSuccessful() else 1
 
