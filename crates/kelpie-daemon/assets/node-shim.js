@@ -95,7 +95,7 @@ function install() {
     let draining = false;
 
     server.on(typeof server.setSecureContext === 'function' ? 'secureConnection' : 'connection', (socket) => {
-      socket[STATE] = { busy: 0, since: Date.now(), read: 0 };
+      socket[STATE] = { busy: 0, since: performance.now(), read: 0 };
       connections.add(socket);
       socket.once('close', () => connections.delete(socket));
     });
@@ -108,7 +108,7 @@ function install() {
         inflight.delete(res);
         if (!state) return;
         state.busy -= 1;
-        state.since = Date.now();
+        state.since = performance.now();
         state.read = req.socket.bytesRead;
       });
     });
@@ -116,8 +116,10 @@ function install() {
     // Close the connections idle past their grace. A connection counts as idle when it has no
     // request in progress and has received no byte since its last response (bytes received
     // mean a request is on its way: it will be answered, with `Connection: close`).
+    const idle = (socket) => !socket[STATE].busy && socket.bytesRead === socket[STATE].read;
     function sweep() {
-      const now = Date.now();
+      const now = performance.now();
+      const expired = [];
       for (const socket of connections) {
         const state = socket[STATE];
         if (state.busy) continue;
@@ -125,9 +127,12 @@ function install() {
           state.read = socket.bytesRead;
           state.since = now;
         } else if (now - state.since >= IDLE_GRACE_MS) {
-          socket.destroy();
+          expired.push(socket);
         }
       }
+      // Timers run before Node reads the sockets: close after this turn's reads (setImmediate),
+      // so that a request the kernel already holds (this timer being late) keeps its connection.
+      if (expired.length) setImmediate(() => expired.forEach((s) => idle(s) && s.destroy()));
     }
 
     function drain() {
