@@ -13,6 +13,7 @@
 // It does nothing at all unless LISTEN_PID is this process, and never throws at load.
 
 const LISTEN_FD = 3; // SD_LISTEN_FDS_START: the first (and only) socket the daemon passes
+const LISTEN_BACKLOG = 4096; // the daemon's (kelpie_sys::LISTEN_BACKLOG)
 // How long a drained HTTP connection may sit idle before we close it. Not zero: a keep-alive
 // client that has just received a response may be sending its next request on that connection
 // right now, and closing it under that request would make the request fail. It will get an
@@ -72,7 +73,8 @@ function install() {
   let claimed = false; // fd 3 goes to the first matching server only; Node closes it with that server
   net.Server.prototype.listen = function listen(...args) {
     if (claimed || !isShared(args)) return originalListen.apply(this, args);
-    const options = { fd: LISTEN_FD };
+    // Node listens again on the fd with its own backlog (511 by default): keep the daemon's.
+    const options = { fd: LISTEN_FD, backlog: LISTEN_BACKLOG };
     if (args[0] && typeof args[0] === 'object' && args[0].signal) options.signal = args[0].signal;
     const last = args[args.length - 1];
     claimed = true;
@@ -130,8 +132,8 @@ function install() {
           expired.push(socket);
         }
       }
-      // Timers run before Node reads the sockets: close after this turn's reads (setImmediate),
-      // so that a request the kernel already holds (this timer being late) keeps its connection.
+      // A late timer may run before Node has read a request the kernel already holds: close
+      // them on setImmediate, after the event loop's next read phase, if they are still idle.
       if (expired.length) setImmediate(() => expired.forEach((s) => idle(s) && s.destroy()));
     }
 

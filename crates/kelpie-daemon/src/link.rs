@@ -129,8 +129,17 @@ fn bind_abstract_datagram(name: &str) -> std::io::Result<tokio::net::UnixDatagra
 /// `READY=1` (one assignment per line, as sd_notify sends them) becomes [`ProcessSignal::Ready`];
 /// other assignments (`STATUS=`, `WATCHDOG=1`...) are read and ignored for now.
 async fn read_notify(socket: tokio::net::UnixDatagram, to: mpsc::UnboundedSender<ProcessSignal>) {
-    let mut buf = vec![0u8; NOTIFY_MAX];
-    while let Ok(n) = socket.recv(&mut buf).await {
+    loop {
+        if socket.readable().await.is_err() {
+            return;
+        }
+        // The buffer lives only between awaits, so an idle process's task holds no 4 KiB.
+        let mut buf = [0u8; NOTIFY_MAX];
+        let n = match socket.try_recv(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => return,
+        };
         let ready = buf[..n]
             .split(|b| *b == b'\n')
             .any(|line| line == b"READY=1");
