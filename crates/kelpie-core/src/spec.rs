@@ -314,6 +314,15 @@ impl AppSpec {
         argv
     }
 
+    /// Whether the app runs under Node (`node` or `nodejs`): it then gets an IPC channel, as
+    /// under PM2, and with a Kelpie-owned socket the cluster shim.
+    pub fn runs_on_node(&self) -> bool {
+        self.interpreter.as_deref().is_some_and(|interpreter| {
+            let base = interpreter.rsplit('/').next().unwrap_or(interpreter);
+            base == "node" || base == "nodejs"
+        })
+    }
+
     /// The environment an instance gets, before Kelpie's own variables are added: the inherited
     /// environment, overridden by the config's.
     pub fn merged_env(&self) -> BTreeMap<String, String> {
@@ -359,6 +368,18 @@ mod tests {
                 "80"
             ]
         );
+    }
+
+    #[test]
+    fn node_apps_are_recognised_by_their_interpreter() {
+        let with = |interpreter: Option<&str>| AppSpec {
+            interpreter: interpreter.map(str::to_string),
+            ..AppSpec::default()
+        };
+        assert!(with(Some("node")).runs_on_node());
+        assert!(with(Some("/usr/local/bin/nodejs")).runs_on_node());
+        assert!(!with(Some("python3")).runs_on_node());
+        assert!(!with(None).runs_on_node());
     }
 
     #[test]

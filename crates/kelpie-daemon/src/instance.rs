@@ -18,6 +18,8 @@ use tokio::time::{sleep, sleep_until, Instant};
 
 /// How often a stopping instance checks whether its process group is empty.
 const GROUP_POLL: Duration = Duration::from_millis(10);
+/// How long a process stopped apart may take to disappear after SIGKILL.
+const AFTER_SIGKILL: Duration = Duration::from_secs(5);
 
 /// Messages from the supervisor to an instance task.
 pub enum InstanceMsg {
@@ -412,7 +414,7 @@ impl Instance {
             Ok(None) => (None, None),
             Err(e) => return Err(format!("cannot create the output pipes: {e}")),
         };
-        let node = launch::is_node(&self.spec);
+        let node = self.spec.runs_on_node();
         let ipc_fd = node.then_some(if self.socket.is_some() {
             launch::LISTEN_FD + 1
         } else {
@@ -628,19 +630,18 @@ impl Instance {
             self.spec.name,
             self.pm_id
         );
-        let signal = kelpie_sys::signal_number(&self.spec.kill_signal).unwrap_or(libc_sigint());
-        let _ = kelpie_sys::kill_group(pgid, signal);
-        let deadline = Instant::now() + Duration::from_millis(self.spec.kill_timeout_ms);
-        while kelpie_sys::group_alive(pgid) && Instant::now() < deadline {
-            sleep(GROUP_POLL).await;
-        }
-        let _ = kelpie_sys::kill_group(pgid, kelpie_sys::SIGKILL);
+        let orphan = Retiring {
+            child: None,
+            pgid: Some(pgid),
+            link: None,
+        };
+        orphan.stop(&self.spec).await;
     }
 }
 
-/// A process on its way out (replaced by a reload, or a reload's failed new process), stopped
-/// apart from the instance: its stop signal (or the `shutdown` message), `kill_timeout`, then
-/// SIGKILL to whatever is left of its group.
+/// A process on its way out (replaced by a reload, a reload's failed new process, or left by a
+/// daemon that died), stopped apart from the instance's current process: its stop signal (or
+/// the `shutdown` message), `kill_timeout`, then SIGKILL to whatever is left of its group.
 struct Retiring {
     child: Option<Child>,
     pgid: Option<u32>,
@@ -669,10 +670,13 @@ impl Retiring {
             sleep(GROUP_POLL).await;
         }
         let _ = kelpie_sys::kill_group(pgid, kelpie_sys::SIGKILL);
+        // SIGKILL is not refused, but a process stuck in the kernel (D state) dies late: bounded,
+        // so that an instance (and the daemon's exit) never waits on it forever.
+        let killed_by = Instant::now() + AFTER_SIGKILL;
         if let Some(child) = self.child.as_mut() {
-            let _ = child.wait().await;
+            let _ = tokio::time::timeout_at(killed_by, child.wait()).await;
         }
-        while kelpie_sys::group_alive(pgid) {
+        while kelpie_sys::group_alive(pgid) && Instant::now() < killed_by {
             sleep(GROUP_POLL).await;
         }
     }
@@ -683,7 +687,7 @@ fn awaits_ready(spec: &AppSpec, shared_socket: bool) -> bool {
     spec.wait_ready
         || spec.ready_pattern.is_some()
         || spec.reuse_port
-        || (shared_socket && launch::is_node(spec))
+        || (shared_socket && spec.runs_on_node())
 }
 
 /// Whether `signal` means ready for this app: an explicit signal always; with `wait_ready`
@@ -693,7 +697,7 @@ fn accepts(spec: &AppSpec, shared_socket: bool, signal: &ProcessSignal) -> bool 
     match signal {
         // A process that says READY=1 is ready, whatever else was expected.
         ProcessSignal::Ready => true,
-        ProcessSignal::Listening => !spec.wait_ready && shared_socket && launch::is_node(spec),
+        ProcessSignal::Listening => !spec.wait_ready && shared_socket && spec.runs_on_node(),
         ProcessSignal::ReadyLine => spec.ready_pattern.is_some(),
         ProcessSignal::PortOpen => spec.reuse_port,
     }

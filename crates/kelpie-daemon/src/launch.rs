@@ -6,7 +6,7 @@ use kelpie_core::{sanitize_log_name, AppSpec};
 use kelpie_proto::{Home, HOME_ENV};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
 /// Paths that mean "discard this stream" (PM2 accepts both).
@@ -110,17 +110,6 @@ pub fn node_shim_path(home: &Home) -> PathBuf {
 /// The shim's source, built into the binary.
 pub const NODE_SHIM: &str = include_str!("../assets/node-shim.js");
 
-/// Whether the app runs under Node (it then gets an IPC channel, as under PM2).
-pub fn is_node(spec: &AppSpec) -> bool {
-    spec.interpreter.as_deref().is_some_and(|interpreter| {
-        let base = Path::new(interpreter)
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or(interpreter);
-        base == "node" || base == "nodejs"
-    })
-}
-
 /// What one process is started with beyond its spec: the shared socket, and the variables
 /// and descriptors of its link.
 pub struct Extras<'a> {
@@ -146,33 +135,28 @@ pub fn command(
     extras: Extras<'_>,
 ) -> std::io::Result<tokio::process::Command> {
     let mut argv = spec.command_line();
-    let node = is_node(spec);
+    let node = spec.runs_on_node();
     if node && extras.socket.is_some() {
         let shim = node_shim_path(who.home).display().to_string();
         argv.splice(1..1, ["--require".to_string(), shim]);
     }
-    let mut env: Vec<(String, String)> = spec.merged_env().into_iter().collect();
-    env.extend(
-        kelpie_variables(spec, who)
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v)),
-    );
+    // Later sources win: config over inherited, Kelpie's variables over both.
+    let mut env = spec.merged_env();
+    env.extend(kelpie_variables(spec, who));
     env.extend(extras.env);
     let mut fds = extras.fds;
     if let Some(socket) = extras.socket {
         fds.push((socket.fd().as_raw_fd(), LISTEN_FD));
-        env.push(("LISTEN_FDS".into(), "1".into()));
-        env.push(("LISTEN_FDNAMES".into(), sanitize_log_name(&spec.name)));
-        env.push(("KELPIE_LISTEN".into(), socket.address().to_string()));
+        env.insert("LISTEN_FDS".into(), "1".into());
+        env.insert("LISTEN_FDNAMES".into(), sanitize_log_name(&spec.name));
+        env.insert("KELPIE_LISTEN".into(), socket.address().to_string());
         if let Some(port) = socket.address().port() {
-            env.push(("KELPIE_LISTEN_PORT".into(), port.to_string()));
+            env.insert("KELPIE_LISTEN_PORT".into(), port.to_string());
         }
     }
     if node {
-        env.push(("KELPIE_KILL_SIGNAL".into(), spec.kill_signal.clone()));
+        env.insert("KELPIE_KILL_SIGNAL".into(), spec.kill_signal.clone());
     }
-    // Later entries win, as with repeated `Command::env`.
-    let env = dedup_last_wins(env);
 
     let mut std_command = std::process::Command::new(&argv[0]);
     std_command
@@ -182,16 +166,14 @@ pub fn command(
     if fds.is_empty() && extras.socket.is_none() {
         std_command.args(&argv[1..]).env_clear().envs(env);
     } else {
-        let path_var = env
-            .iter()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.as_str());
+        let path_var = env.get("PATH").map(String::as_str);
         let program = kelpie_sys::resolve_program(&argv[0], path_var).ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 format!("`{}` not found in PATH", argv[0]),
             )
         })?;
+        let env: Vec<(String, String)> = env.into_iter().collect();
         kelpie_sys::exec_with_fds(
             &mut std_command,
             &program,
@@ -208,12 +190,6 @@ pub fn command(
     let mut cmd = tokio::process::Command::from(std_command);
     cmd.kill_on_drop(false);
     Ok(cmd)
-}
-
-fn dedup_last_wins(env: Vec<(String, String)>) -> Vec<(String, String)> {
-    let mut merged: std::collections::BTreeMap<String, String> = Default::default();
-    merged.extend(env);
-    merged.into_iter().collect()
 }
 
 /// Variables Kelpie adds to every app (they win over the app's own, as in PM2).

@@ -170,14 +170,7 @@ fn ready_when(spec: &kelpie_core::AppSpec) -> String {
     if spec.reuse_port {
         sources.push("it listens on the port".to_string());
     }
-    let node = spec.interpreter.as_deref().is_some_and(|i| {
-        let base = std::path::Path::new(i)
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or(i);
-        base == "node" || base == "nodejs"
-    });
-    if sources.is_empty() && node && spec.listen.is_some() && !spec.reuse_port {
+    if sources.is_empty() && spec.runs_on_node() && spec.listen.is_some() && !spec.reuse_port {
         sources.push("its server listens on the shared socket".to_string());
     }
     if sources.is_empty() {

@@ -21,6 +21,18 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// Start `fake-app --serve` (a LISTEN_FDS server) as `name` on a Kelpie-owned 127.0.0.1 port,
+/// with more `kelpie start` flags and more app arguments.
+fn start_server(k: &Kelpie, name: &str, port: u16, flags: &[&str], app_args: &[&str]) {
+    let fake = k.fake_app();
+    let address = format!("127.0.0.1:{port}");
+    let mut args = vec!["start", &fake, "--name", name, "--port", &address];
+    args.extend(flags);
+    args.extend(["--", "--serve"]);
+    args.extend(app_args);
+    k.ok(&args);
+}
+
 fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
@@ -238,18 +250,7 @@ fn a_listen_fds_server_keeps_serving_when_one_instance_is_killed() {
     let _heavy = heavy();
     let k = kelpie();
     let port = free_port();
-    k.ok(&[
-        "start",
-        &k.fake_app(),
-        "--name",
-        "rs",
-        "-i",
-        "2",
-        "--port",
-        &format!("127.0.0.1:{port}"),
-        "--",
-        "--serve",
-    ]);
+    start_server(&k, "rs", port, &["-i", "2"], &[]);
     let pids = pids_of(&k, "rs");
     assert_eq!(pids.len(), 2);
     let load = Load::start(local(port));
@@ -283,42 +284,75 @@ fn a_reload_whose_new_process_is_never_ready_fails_and_keeps_the_old_one() {
     let _heavy = heavy();
     let k = kelpie();
     let port = free_port();
-    k.ok(&[
-        "start",
-        &k.fake_app(),
-        "--name",
+    start_server(
+        &k,
         "slow",
-        "--port",
-        &format!("127.0.0.1:{port}"),
-        "--wait-ready",
-        "--listen-timeout",
-        "800ms",
-        "--",
-        "--serve",
-        "--never-ready",
-    ]);
+        port,
+        &["-i", "2", "--wait-ready", "--listen-timeout", "800ms"],
+        &["--never-ready"],
+    );
     let describe = k.ok(&["describe", "slow"]);
     assert!(
         describe.contains("not ready within listen_timeout"),
         "{describe}"
     );
-    let old = k.pid("slow");
+    let old = pids_of(&k, "slow");
     let error = k.fails(&["reload", "slow"]);
     assert!(
         error.contains(
             "app `slow` (id 0): the new process was not ready within listen_timeout (800 ms)"
-        ) && error.contains(&format!("old process (pid {old}) keeps running")),
+        ) && error.contains(&format!("old process (pid {}) keeps running", old[0])),
         "{error}"
     );
-    assert_eq!(k.pid("slow"), old);
+    // The first failure stops the reload: the other instance is not touched.
+    assert!(
+        error.contains("app `slow`: 1 other instance not reloaded"),
+        "{error}"
+    );
+    assert_eq!(pids_of(&k, "slow"), old);
     assert_eq!(k.status("slow"), "online");
     let body = load::get(local(port)).expect("still served");
-    assert!(body.contains(&format!("pid={old} ")), "{body}");
+    assert!(
+        old.iter().any(|pid| body.contains(&format!("pid={pid} "))),
+        "{body}"
+    );
     assert_eq!(
         k.jlist().len(),
-        1,
+        2,
         "the failed new process is not in the list"
     );
+}
+
+#[test]
+fn a_reload_whose_new_process_exits_fails_and_keeps_the_old_one() {
+    let _heavy = heavy();
+    let k = kelpie();
+    let port = free_port();
+    let write = |args: &str| {
+        k.write(
+            "ecosystem.config.js",
+            &format!(
+                "module.exports = {{ apps: [{{ name: 'api', script: '{fake}', args: [{args}],\n\
+                   port: '127.0.0.1:{port}', wait_ready: true }}] }};\n",
+                fake = k.fake_app()
+            ),
+        )
+    };
+    let file = write("'--serve'");
+    k.ok(&["start", &file]);
+    let old = k.pid("api");
+    // A broken release: it exits before saying it is ready.
+    let file = write("'--exit-after', '50', '--exit-code', '3'");
+    let error = k.fails(&["reload", &file]);
+    assert!(
+        error
+            .contains("app `api` (id 0): the new process exited (exit code 3) before it was ready")
+            && error.contains(&format!("old process (pid {old}) keeps running")),
+        "{error}"
+    );
+    assert_eq!(k.pid("api"), old);
+    let body = load::get(local(port)).expect("still served");
+    assert!(body.contains(&format!("pid={old} ")), "{body}");
 }
 
 #[test]
@@ -326,16 +360,7 @@ fn scale_adds_and_removes_instances_sharing_the_port() {
     let _heavy = heavy();
     let k = kelpie();
     let port = free_port();
-    k.ok(&[
-        "start",
-        &k.fake_app(),
-        "--name",
-        "sc",
-        "--port",
-        &format!("127.0.0.1:{port}"),
-        "--",
-        "--serve",
-    ]);
+    start_server(&k, "sc", port, &[], &[]);
     k.ok(&["scale", "sc", "3"]);
     assert_eq!(pids_of(&k, "sc").len(), 3);
     let instances: Vec<u64> = k
@@ -373,15 +398,10 @@ fn a_port_in_use_fails_the_start_and_changes_nothing() {
     let k = kelpie();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port();
+    let fake = k.fake_app();
+    let address = format!("127.0.0.1:{port}");
     let error = k.fails(&[
-        "start",
-        &k.fake_app(),
-        "--name",
-        "clash",
-        "--port",
-        &format!("127.0.0.1:{port}"),
-        "--",
-        "--serve",
+        "start", &fake, "--name", "clash", "--port", &address, "--", "--serve",
     ]);
     assert!(
         error.contains(&format!("app `clash`: cannot listen on 127.0.0.1:{port}")),
@@ -517,16 +537,7 @@ fn a_new_daemon_takes_the_port_back_from_the_apps_of_a_killed_one() {
     let _heavy = heavy();
     let k = kelpie();
     let port = free_port();
-    k.ok(&[
-        "start",
-        &k.fake_app(),
-        "--name",
-        "phoenix",
-        "--port",
-        &format!("127.0.0.1:{port}"),
-        "--",
-        "--serve",
-    ]);
+    start_server(&k, "phoenix", port, &[], &[]);
     let old = k.pid("phoenix");
     let daemon = k.daemon_pid().expect("daemon pid");
     std::process::Command::new("kill")
