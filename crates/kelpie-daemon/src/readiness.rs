@@ -68,16 +68,7 @@ fn group_members(pgid: u32) -> Vec<u32> {
     };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    // After the `(comm)` field, which may hold spaces: state, ppid, pgrp.
-                    let rest = &stat[stat.rfind(')')? + 1..];
-                    rest.split_whitespace().nth(2)?.parse::<u32>().ok()
-                })
-                == Some(pgid)
-        })
+        .filter(|pid| kelpie_sys::sample_process(*pid).is_some_and(|p| p.pgrp == pgid))
         .collect()
 }
 

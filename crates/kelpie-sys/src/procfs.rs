@@ -11,6 +11,8 @@ pub struct ProcessSample {
     pub cpu_ticks: u64,
     /// Start time after boot, in clock ticks (with the pid, identifies the process across reuse).
     pub start_ticks: u64,
+    /// Its process group.
+    pub pgrp: u32,
 }
 
 /// Bytes per memory page.
@@ -46,6 +48,7 @@ fn parse_stat(stat: &str) -> Option<ProcessSample> {
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // `rest` starts at field 3 (state), so field N is fields[N - 3].
+    let pgrp: u32 = fields.get(2)?.parse().ok()?;
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     let start_ticks: u64 = fields.get(19)?.parse().ok()?;
@@ -54,6 +57,7 @@ fn parse_stat(stat: &str) -> Option<ProcessSample> {
         rss_bytes: rss_pages * page_size(),
         cpu_ticks: utime + stime,
         start_ticks,
+        pgrp,
     })
 }
 
@@ -76,6 +80,7 @@ mod tests {
         assert_eq!(s.cpu_ticks, 10);
         assert_eq!(s.start_ticks, 555);
         assert_eq!(s.rss_bytes, 25 * page_size());
+        assert_eq!(s.pgrp, 42);
     }
 
     #[test]
