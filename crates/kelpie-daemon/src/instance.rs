@@ -333,15 +333,9 @@ impl Instance {
     async fn apply(&mut self, effect: Effect) -> Option<Input> {
         match effect {
             Effect::Spawn => Some(self.spawn_process().await),
-            Effect::SignalGroup(name) => {
-                let by_message = self.spec.shutdown_with_message
-                    && self
-                        .link
-                        .as_ref()
-                        .is_some_and(|l| l.send_message(&serde_json::json!("shutdown")));
-                if !by_message {
-                    let signal = kelpie_sys::signal_number(&name).unwrap_or(libc_sigint());
-                    self.signal_group(signal);
+            Effect::SignalGroup(_) => {
+                if let Some(pgid) = self.pgid {
+                    ask_to_stop(&self.spec, pgid, self.link.as_ref());
                 }
                 None
             }
@@ -653,15 +647,7 @@ impl Retiring {
         let Some(pgid) = self.pgid else {
             return;
         };
-        let by_message = spec.shutdown_with_message
-            && self
-                .link
-                .as_ref()
-                .is_some_and(|l| l.send_message(&serde_json::json!("shutdown")));
-        if !by_message {
-            let signal = kelpie_sys::signal_number(&spec.kill_signal).unwrap_or(libc_sigint());
-            let _ = kelpie_sys::kill_group(pgid, signal);
-        }
+        ask_to_stop(spec, pgid, self.link.as_ref());
         let deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms);
         if let Some(child) = self.child.as_mut() {
             let _ = tokio::time::timeout_at(deadline, child.wait()).await;
@@ -679,6 +665,18 @@ impl Retiring {
         while kelpie_sys::group_alive(pgid) && Instant::now() < killed_by {
             sleep(GROUP_POLL).await;
         }
+    }
+}
+
+/// The polite part of a stop: PM2's `shutdown` message when the app asks for it and has a Node
+/// IPC channel, else its kill signal to the whole group.
+fn ask_to_stop(spec: &AppSpec, pgid: u32, link: Option<&ProcessLink>) {
+    let by_message = spec.shutdown_with_message
+        && link.is_some_and(|l| l.send_message(&serde_json::json!("shutdown")));
+    if !by_message {
+        let signal = kelpie_sys::signal_number(&spec.kill_signal).unwrap_or(libc_sigint());
+        // ESRCH only means the group is already gone, which is what we want.
+        let _ = kelpie_sys::kill_group(pgid, signal);
     }
 }
 
