@@ -12,10 +12,14 @@ pub use load::{run_load, LoadReport};
 
 use serde_json::Value;
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+/// The variable that names a daemon's home (`kelpie_proto::HOME_ENV`; the testkit does not link
+/// the protocol crate).
+const HOME_ENV: &str = "KELPIE_HOME";
 
 /// A Kelpie home in a temp dir, with the binaries to drive it.
 pub struct Kelpie {
@@ -24,7 +28,9 @@ pub struct Kelpie {
     pub dir: tempfile::TempDir,
     bin: PathBuf,
     fake_app: PathBuf,
-    seen_pids: RefCell<BTreeSet<u32>>,
+    /// Every app pid seen, with its start time (so a pid reused since by another test's process
+    /// is never killed).
+    seen_pids: RefCell<BTreeMap<u32, Option<u64>>>,
 }
 
 impl Kelpie {
@@ -48,7 +54,7 @@ impl Kelpie {
                 .expect("temp dir"),
             bin,
             fake_app,
-            seen_pids: RefCell::new(BTreeSet::new()),
+            seen_pids: RefCell::new(BTreeMap::new()),
         }
     }
 
@@ -73,7 +79,7 @@ impl Kelpie {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.args(args)
-            .env("KELPIE_HOME", self.home.path())
+            .env(HOME_ENV, self.home.path())
             .current_dir(self.dir.path());
         cmd
     }
@@ -88,12 +94,20 @@ impl Kelpie {
         let out = self.run(args);
         assert!(
             out.status.success(),
-            "kelpie {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            "kelpie {args:?} failed ({}):\nstdout: {}\nstderr: {}\ndaemon log (end):\n{}",
             out.status,
             String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            String::from_utf8_lossy(&out.stderr),
+            self.daemon_log_tail()
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The last lines of the daemon's log, for failure messages.
+    fn daemon_log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.home.path().join("kelpie.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
     /// Run and require failure; returns stderr.
@@ -113,7 +127,7 @@ impl Kelpie {
         let list: Vec<Value> = serde_json::from_str(&out).expect("jlist is JSON");
         for app in &list {
             if let Some(pid) = app["pid"].as_u64().filter(|p| *p > 0) {
-                self.seen_pids.borrow_mut().insert(pid as u32);
+                self.remember(pid as u32);
             }
         }
         list
@@ -176,7 +190,24 @@ impl Kelpie {
 
     /// Remember a pid the test learned another way (children), so drop kills it if needed.
     pub fn track(&self, pid: u32) {
-        self.seen_pids.borrow_mut().insert(pid);
+        self.remember(pid);
+    }
+
+    fn remember(&self, pid: u32) {
+        self.seen_pids
+            .borrow_mut()
+            .entry(pid)
+            .or_insert_with(|| kelpie_sys::sample_process(pid).map(|p| p.start_ticks));
+    }
+
+    /// Whether `pid` is the daemon of this home (and not a process that reused its number).
+    fn is_our_daemon(&self, pid: u32) -> bool {
+        let marker = format!("{HOME_ENV}={}", self.home.path().display());
+        std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+            environ
+                .split(|b| *b == 0)
+                .any(|entry| entry == marker.as_bytes())
+        })
     }
 
     /// The daemon's pid, if it wrote one.
@@ -223,19 +254,31 @@ impl Drop for Kelpie {
                 if let Ok(list) = serde_json::from_slice::<Vec<Value>>(&out.stdout) {
                     for app in list {
                         if let Some(pid) = app["pid"].as_u64().filter(|p| *p > 0) {
-                            self.seen_pids.borrow_mut().insert(pid as u32);
+                            self.remember(pid as u32);
                         }
                     }
                 }
             }
             let _ = self.command(&["kill"]).output();
         }
-        // Whatever survived (a failed test, a killed daemon): its whole process group goes.
-        for pid in self.seen_pids.borrow().iter() {
-            sigkill(-i64::from(*pid));
-            sigkill(i64::from(*pid));
+        // Whatever survived (a failed test, a killed daemon): its whole process group goes. Tests
+        // run in parallel and pids are reused, so a number is only killed while it is still the
+        // process seen (same start time), or, when no process has it any more, as the id of the
+        // group it led (a group id stays taken while any member lives, so it is still ours).
+        for (pid, started) in self.seen_pids.borrow().iter() {
+            match kelpie_sys::sample_process(*pid) {
+                Some(now) if Some(now.start_ticks) != *started => continue,
+                Some(_) => {
+                    sigkill(-i64::from(*pid));
+                    sigkill(i64::from(*pid));
+                }
+                None => sigkill(-i64::from(*pid)),
+            }
         }
-        if let Some(pid) = self.daemon_pid().filter(|p| alive(*p)) {
+        if let Some(pid) = self
+            .daemon_pid()
+            .filter(|p| alive(*p) && self.is_our_daemon(*p))
+        {
             sigkill(i64::from(pid));
         }
     }
