@@ -7,6 +7,7 @@
 //! with plain tables of inputs.
 #![warn(missing_docs)]
 
+pub mod cron;
 mod datefmt;
 mod instance;
 mod policy;
@@ -17,7 +18,8 @@ pub use datefmt::DateFormat;
 pub use instance::{Control, Effect, ExitRecord, Input, InstanceState, Now, Status};
 pub use policy::{next_backoff_delay, BACKOFF_CAP_MS, BACKOFF_GROWTH, BACKOFF_RESET_AFTER_MS};
 pub use spec::{
-    sanitize_log_name, AppSpec, ExecMode, ListenAddress, LogRotation, LogType,
-    DEFAULT_INSTANCE_VAR, DEFAULT_LISTEN_TIMEOUT_MS, DEFAULT_NAMESPACE,
+    sanitize_log_name, AppSpec, ExecMode, HealthCheck, HealthProbe, ListenAddress, LogRotation, LogType,
+    DEFAULT_INSTANCE_VAR, DEFAULT_LISTEN_TIMEOUT_MS, DEFAULT_MAX_CPU_WINDOW_MS, DEFAULT_NAMESPACE,
+    DEFAULT_WATCH_DELAY_MS,
 };
 pub use time::format_utc;

@@ -12,6 +12,73 @@ pub const DEFAULT_LISTEN_TIMEOUT_MS: u64 = 3000;
 /// PM2's default `instance_var`.
 pub const DEFAULT_INSTANCE_VAR: &str = "NODE_APP_INSTANCE";
 
+/// How long CPU use must stay over `max_cpu` before the app is restarted (ms).
+pub const DEFAULT_MAX_CPU_WINDOW_MS: u64 = 10_000;
+
+/// Quiet time after the last change of a watched file before the restart (ms): an edit burst
+/// gives one restart.
+pub const DEFAULT_WATCH_DELAY_MS: u64 = 500;
+
+/// What a health check probes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HealthProbe {
+    /// `GET url` (plain `http://`); healthy when the status is `status`, or any 2xx/3xx without
+    /// one.
+    Http {
+        /// Full URL, `http://127.0.0.1:3000/health` (a path alone was resolved against the app's
+        /// port by kelpie-config).
+        url: String,
+        /// Expected status code.
+        status: Option<u16>,
+    },
+    /// A TCP connection to `host:port` succeeds.
+    Tcp {
+        /// Host to connect to (`127.0.0.1` when the user gave only a port).
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// `sh -c command` in the app's cwd and environment exits with 0.
+    Exec {
+        /// The command line.
+        command: String,
+    },
+}
+
+/// A health check of each instance: probed every `interval_ms`; after `failures` failed probes
+/// in a row (none counted during `start_period_ms` after the process started) the instance is
+/// restarted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HealthCheck {
+    /// What is probed.
+    pub probe: HealthProbe,
+    /// Time between probes (ms).
+    pub interval_ms: u64,
+    /// A probe taking longer fails (ms).
+    pub timeout_ms: u64,
+    /// Failed probes in a row before the instance is restarted.
+    pub failures: u32,
+    /// Grace after the process starts during which failures are not counted (ms).
+    pub start_period_ms: u64,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            probe: HealthProbe::Tcp {
+                host: "127.0.0.1".into(),
+                port: 0,
+            },
+            interval_ms: 5_000,
+            timeout_ms: 2_000,
+            failures: 3,
+            start_period_ms: 0,
+        }
+    }
+}
+
 /// Where the daemon listens for an app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -229,8 +296,44 @@ pub struct AppSpec {
     pub disable_logs: bool,
     /// Rotation of this app's files.
     pub log_rotation: LogRotation,
-    /// Memory limit in bytes (parsed and shown; enforced by the health issue).
+    /// Restart the app gracefully when its process tree's resident memory goes over this many
+    /// bytes.
     pub max_memory_restart: Option<u64>,
+    /// Restart the app gracefully when its process tree uses more than this percent of one core
+    /// (200 = two cores) for `max_cpu_window_ms`.
+    pub max_cpu: Option<u32>,
+    /// How long CPU use must stay over `max_cpu` (ms).
+    pub max_cpu_window_ms: u64,
+    /// Scheduling priority of the app's processes (-20 highest, 19 lowest; below 0 needs root).
+    pub nice: Option<i32>,
+    /// Run the app as this user (name or uid); the daemon must run as root.
+    pub user: Option<String>,
+    /// Run the app with this group (name or gid); the daemon must run as root. Default: the
+    /// user's primary group when `user` is set.
+    pub group: Option<String>,
+    /// Restart the app on this schedule: a cron expression of 5 fields (minute hour day month
+    /// weekday) or 6 (seconds first). Only running instances are restarted.
+    pub cron_restart: Option<String>,
+    /// The time zone `cron_restart` is read in: an IANA name (`Europe/Paris`) or `UTC`; `None`
+    /// = the daemon's local time zone.
+    pub cron_timezone: Option<String>,
+    /// Absolute paths (files or directories, watched recursively) whose changes restart the app;
+    /// empty = not watched.
+    pub watch: Vec<String>,
+    /// Globs of paths not to watch, besides `node_modules`, `.git` and the log files, which are
+    /// never watched. A glob without `/` matches any path component; with one, the path relative
+    /// to `cwd`.
+    pub ignore_watch: Vec<String>,
+    /// Quiet time after the last change before the restart (ms).
+    pub watch_delay_ms: u64,
+    /// Health check of each instance.
+    pub health_check: Option<HealthCheck>,
+    /// Once a process has sent `WATCHDOG=1` on its `NOTIFY_SOCKET`, it must send it again at
+    /// least this often (ms) or it is restarted (systemd's `WatchdogSec`).
+    pub watchdog_ms: Option<u64>,
+    /// Apps (by name) that must be online, or healthy when they have a health check, before this
+    /// one starts; it is stopped before them.
+    pub depends_on: Vec<String>,
     /// The address Kelpie listens on for the app (`port`): it creates the socket once and hands
     /// it to every instance, so instances share it and a reload never leaves the port unserved.
     pub listen: Option<ListenAddress>,
@@ -288,6 +391,19 @@ impl Default for AppSpec {
             disable_logs: false,
             log_rotation: LogRotation::default(),
             max_memory_restart: None,
+            max_cpu: None,
+            max_cpu_window_ms: DEFAULT_MAX_CPU_WINDOW_MS,
+            nice: None,
+            user: None,
+            group: None,
+            cron_restart: None,
+            cron_timezone: None,
+            watch: Vec::new(),
+            ignore_watch: Vec::new(),
+            watch_delay_ms: DEFAULT_WATCH_DELAY_MS,
+            health_check: None,
+            watchdog_ms: None,
+            depends_on: Vec::new(),
             listen: None,
             reuse_port: false,
             wait_ready: false,
