@@ -75,6 +75,87 @@ pub struct Now {
     pub wall_ms: u64,
 }
 
+/// Why a process ended or was replaced, for `describe` and the event list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// It ended on its own with a failure (non-zero code or a signal).
+    #[default]
+    Crash,
+    /// It ended on its own with code 0.
+    Exit,
+    /// A user command (stop, restart, delete) or the daemon stopping.
+    User,
+    /// A reload replaced it.
+    Reload,
+    /// It could not be started.
+    Spawn,
+    /// Its process tree used more memory than `max_memory_restart`.
+    Memory,
+    /// Its process tree used more CPU than `max_cpu` for `max_cpu_window`.
+    Cpu,
+    /// Its `cron_restart` schedule fired.
+    Cron,
+    /// A watched file changed.
+    Watch,
+    /// Its health check failed `failures` times in a row.
+    Health,
+    /// It stopped sending `WATCHDOG=1` within `watchdog`.
+    Watchdog,
+}
+
+impl Cause {
+    /// The word shown to people (`memory`, `cron`...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Crash => "crash",
+            Cause::Exit => "exit",
+            Cause::User => "user",
+            Cause::Reload => "reload",
+            Cause::Spawn => "spawn",
+            Cause::Memory => "memory",
+            Cause::Cpu => "cpu",
+            Cause::Cron => "cron",
+            Cause::Watch => "watch",
+            Cause::Health => "health",
+            Cause::Watchdog => "watchdog",
+        }
+    }
+}
+
+/// An automatic restart's cause, with the detail people need (`tree RSS 312 MB over
+/// max_memory_restart 200 MB`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Why {
+    /// The trigger.
+    pub cause: Cause,
+    /// What was seen.
+    pub detail: String,
+}
+
+/// The result of an instance's health check, as last seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// No check has passed yet since the process started.
+    Starting,
+    /// The last check passed.
+    Healthy,
+    /// The last check(s) failed.
+    Unhealthy,
+}
+
+impl Health {
+    /// The word shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
 /// What a user (or the daemon on their behalf) asks of an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -110,7 +191,13 @@ pub enum Input {
     Replaced {
         /// The new process's pid.
         pid: u32,
+        /// Why, when the daemon reloaded it by itself (a limit, a watched file...).
+        why: Option<Why>,
     },
+    /// Restart the process because of `why` (a limit, a schedule, a watched file, a failed
+    /// health check, a silent watchdog): like a user's restart, but the unstable-run counters
+    /// are kept and the cause is recorded. Ignored when no process runs.
+    AutoRestart(Why),
     /// The process asked for by [`Effect::Spawn`] could not be started.
     SpawnFailed {
         /// Why, for people.
@@ -158,8 +245,10 @@ pub struct ExitRecord {
     pub signal: Option<String>,
     /// How long that run lasted (ms).
     pub uptime_ms: u64,
-    /// What Kelpie did about it: `restart`, `waiting restart`, `stopped`, `errored`.
+    /// What Kelpie did about it: `restart`, `waiting restart`, `stopped`, `errored`, `reload`.
     pub action: String,
+    /// Why it ended.
+    pub cause: Cause,
     /// Why, in a few words (`stopped by user`, `crashed`, `exit code in stop_exit_codes`...).
     pub reason: String,
 }
@@ -195,6 +284,13 @@ pub struct InstanceState {
     pub exits: VecDeque<ExitRecord>,
     /// Why the instance last failed to spawn, if it did.
     pub last_error: Option<String>,
+    /// Its health check's last result, when it has one and a process runs.
+    pub health: Option<Health>,
+    /// The last failed check's reason, while unhealthy or failing.
+    pub health_detail: Option<String>,
+    /// Why the current stop was asked for by the daemon itself.
+    #[serde(skip)]
+    stop_why: Option<Why>,
     #[serde(skip)]
     started_mono_ms: u64,
     #[serde(skip)]
@@ -223,6 +319,8 @@ impl InstanceState {
         self.after_stop = AfterStop::StayStopped;
         self.leader_exited = false;
         self.awaiting_ready = false;
+        self.health = None;
+        self.health_detail = None;
         self
     }
 
@@ -265,6 +363,8 @@ impl InstanceState {
                 self.leader_exited = false;
                 self.awaiting_ready = false;
                 self.last_error = None;
+                self.health = spec.health_check.as_ref().map(|_| Health::Starting);
+                self.health_detail = None;
                 Vec::new()
             }
             Input::Started { pid } => {
@@ -281,12 +381,18 @@ impl InstanceState {
                 self.status = Status::Online;
                 vec![Effect::CancelTimer]
             }
-            Input::Replaced { pid } => {
+            Input::Replaced { pid, why } => {
+                let replaced = format!("replaced by a new process (pid {pid}) that was ready");
+                let (cause, reason) = match why {
+                    Some(why) => (why.cause, format!("{}; {replaced}", why.detail)),
+                    None => (Cause::Reload, replaced),
+                };
                 self.push_exit(ExitRecord {
                     at_ms: now.wall_ms,
                     uptime_ms: now.mono_ms.saturating_sub(self.started_mono_ms),
                     action: "reload".into(),
-                    reason: format!("replaced by a new process (pid {pid}) that was ready"),
+                    reason,
+                    cause,
                     ..ExitRecord::default()
                 });
                 self.handle(spec, Input::Spawned { pid }, now);
@@ -302,11 +408,21 @@ impl InstanceState {
                     at_ms: now.wall_ms,
                     action: "errored".into(),
                     reason: format!("could not start: {error}"),
+                    cause: Cause::Spawn,
                     ..ExitRecord::default()
                 });
                 self.last_error = Some(error);
                 Vec::new()
             }
+            Input::AutoRestart(why) => match self.status {
+                Status::Launching | Status::Online => {
+                    self.restart_time += 1;
+                    self.after_stop = AfterStop::Start;
+                    self.stop_why = Some(why);
+                    self.begin_stop(spec)
+                }
+                _ => Vec::new(),
+            },
             Input::Exited { code, signal } => self.on_exit(spec, code, signal, now),
             Input::GroupGone => self.on_group_gone(now),
             Input::TimerFired => self.on_timer(spec, now),
@@ -314,6 +430,8 @@ impl InstanceState {
     }
 
     fn on_control(&mut self, spec: &AppSpec, control: Control, now: Now) -> Vec<Effect> {
+        // A user's command overrides the reason of an automatic restart in progress.
+        self.stop_why = None;
         match control {
             Control::Start => match self.status {
                 Status::Stopped | Status::Errored => {
@@ -400,6 +518,8 @@ impl InstanceState {
         let uptime_ms = now.mono_ms.saturating_sub(self.started_mono_ms);
         self.pid = None;
         self.awaiting_ready = false;
+        self.health = None;
+        self.health_detail = None;
         let mut record = ExitRecord {
             at_ms: now.wall_ms,
             code,
@@ -411,7 +531,16 @@ impl InstanceState {
         if self.status == Status::Stopping {
             // The stop completes when the whole group is gone, not only its leader.
             self.leader_exited = true;
-            record.reason = "stopped by kelpie".into();
+            match self.stop_why.take() {
+                Some(why) => {
+                    record.cause = why.cause;
+                    record.reason = why.detail;
+                }
+                None => {
+                    record.cause = Cause::User;
+                    record.reason = "stopped by kelpie".into();
+                }
+            }
             record.action = match self.after_stop {
                 AfterStop::Start => "restart".into(),
                 AfterStop::StayStopped => "stopped".into(),
@@ -424,6 +553,11 @@ impl InstanceState {
         // restarted app never finds its port held by an orphaned child.
         let mut effects = vec![Effect::KillGroup];
         record.reason = describe_exit(code, record.signal.as_deref());
+        record.cause = if code == Some(0) && record.signal.is_none() {
+            Cause::Exit
+        } else {
+            Cause::Crash
+        };
 
         if !spec.autorestart {
             self.status = Status::Stopped;

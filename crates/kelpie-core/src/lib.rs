@@ -15,11 +15,13 @@ mod spec;
 mod time;
 
 pub use datefmt::DateFormat;
-pub use instance::{Control, Effect, ExitRecord, Input, InstanceState, Now, Status};
+pub use instance::{
+    Cause, Control, Effect, ExitRecord, Health, Input, InstanceState, Now, Status, Why,
+};
 pub use policy::{next_backoff_delay, BACKOFF_CAP_MS, BACKOFF_GROWTH, BACKOFF_RESET_AFTER_MS};
 pub use spec::{
-    sanitize_log_name, AppSpec, ExecMode, HealthCheck, HealthProbe, ListenAddress, LogRotation, LogType,
-    DEFAULT_INSTANCE_VAR, DEFAULT_LISTEN_TIMEOUT_MS, DEFAULT_MAX_CPU_WINDOW_MS, DEFAULT_NAMESPACE,
-    DEFAULT_WATCH_DELAY_MS,
+    sanitize_log_name, AppSpec, ExecMode, HealthCheck, HealthProbe, ListenAddress, LogRotation,
+    LogType, DEFAULT_INSTANCE_VAR, DEFAULT_LISTEN_TIMEOUT_MS, DEFAULT_MAX_CPU_WINDOW_MS,
+    DEFAULT_NAMESPACE, DEFAULT_WATCH_DELAY_MS,
 };
 pub use time::format_utc;

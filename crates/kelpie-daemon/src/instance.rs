@@ -548,7 +548,7 @@ impl Instance {
         };
         let pid = candidate.launched.pid;
         self.adopt(candidate.launched);
-        self.feed(Input::Replaced { pid }).await;
+        self.feed(Input::Replaced { pid, why: None }).await;
         let spec = self.spec.clone();
         let reply = candidate.reply;
         self.retiring.retain(|task| !task.is_finished());

@@ -1,4 +1,5 @@
 use super::*;
+use crate::HealthCheck;
 
 fn at(ms: u64) -> Now {
     Now {
@@ -388,7 +389,10 @@ fn a_reload_replaces_the_pid_and_counts_a_restart() {
     let mut run = Run::new(spec());
     run.online(0, 10);
     run.state.unstable_restarts = 2;
-    assert_eq!(run.feed(60_000, Input::Replaced { pid: 11 }), Vec::new());
+    assert_eq!(
+        run.feed(60_000, Input::Replaced { pid: 11, why: None }),
+        Vec::new()
+    );
     assert_eq!(run.state.status, Status::Online);
     assert_eq!(run.state.pid, Some(11));
     assert_eq!(run.state.restart_time, 1);
@@ -400,4 +404,136 @@ fn a_reload_replaces_the_pid_and_counts_a_restart() {
     let effects = run.crash(60_500, 1);
     assert_eq!(effects, vec![Effect::KillGroup, Effect::Spawn]);
     assert_eq!(run.state.unstable_restarts, 1, "a 500 ms run is unstable");
+}
+
+fn why(cause: Cause, detail: &str) -> Why {
+    Why {
+        cause,
+        detail: detail.into(),
+    }
+}
+
+#[test]
+fn an_automatic_restart_stops_then_starts_and_records_its_cause() {
+    let mut run = Run::new(AppSpec {
+        max_restarts: 3,
+        ..spec()
+    });
+    run.online(0, 10);
+    run.crash(100, 1);
+    run.feed(100, Input::Spawned { pid: 11 });
+    assert_eq!(run.state.unstable_restarts, 1);
+    let created = run.state.created_at_ms;
+    let effects = run.feed(
+        5_000,
+        Input::AutoRestart(why(Cause::Memory, "tree RSS 300 MB over 200 MB")),
+    );
+    assert_eq!(
+        effects,
+        vec![Effect::SignalGroup("SIGINT".into()), Effect::ArmTimer(1600)]
+    );
+    assert_eq!(run.state.status, Status::Stopping);
+    assert_eq!(run.state.restart_time, 2);
+    assert_eq!(
+        run.state.unstable_restarts, 1,
+        "not a user's restart: counters kept"
+    );
+    assert_eq!(run.state.created_at_ms, created);
+    run.feed(
+        5_100,
+        Input::Exited {
+            code: None,
+            signal: Some("SIGINT".into()),
+        },
+    );
+    let exit = run.state.exits.back().expect("exit recorded");
+    assert_eq!(
+        (exit.cause, exit.reason.as_str(), exit.action.as_str()),
+        (Cause::Memory, "tree RSS 300 MB over 200 MB", "restart")
+    );
+    assert_eq!(
+        run.feed(5_100, Input::GroupGone),
+        vec![Effect::CancelTimer, Effect::Spawn]
+    );
+}
+
+#[test]
+fn an_automatic_restart_of_an_instance_without_a_process_does_nothing() {
+    let mut run = Run::new(spec());
+    assert_eq!(
+        run.feed(0, Input::AutoRestart(why(Cause::Cron, "cron"))),
+        Vec::new()
+    );
+    assert_eq!(run.state.status, Status::Stopped);
+    run.online(0, 10);
+    run.feed(10, Input::Control(Control::Stop));
+    assert_eq!(
+        run.feed(20, Input::AutoRestart(why(Cause::Watch, "a.js changed"))),
+        Vec::new(),
+        "a stop in progress is not turned into a restart"
+    );
+}
+
+#[test]
+fn a_users_command_wins_over_an_automatic_restart_in_progress() {
+    let mut run = Run::new(spec());
+    run.online(0, 10);
+    run.feed(10, Input::AutoRestart(why(Cause::Health, "HTTP 500")));
+    run.feed(20, Input::Control(Control::Stop));
+    run.feed(
+        30,
+        Input::Exited {
+            code: Some(0),
+            signal: None,
+        },
+    );
+    let exit = run.state.exits.back().expect("exit recorded");
+    assert_eq!((exit.cause, exit.action.as_str()), (Cause::User, "stopped"));
+    run.feed(30, Input::GroupGone);
+    assert_eq!(run.state.status, Status::Stopped);
+}
+
+#[test]
+fn exits_on_their_own_are_crashes_or_clean_exits() {
+    let mut run = Run::new(spec());
+    run.online(0, 10);
+    run.crash(5_000, 3);
+    assert_eq!(run.state.exits.back().map(|e| e.cause), Some(Cause::Crash));
+    run.feed(5_000, Input::Spawned { pid: 11 });
+    run.crash(9_000, 0);
+    assert_eq!(run.state.exits.back().map(|e| e.cause), Some(Cause::Exit));
+}
+
+#[test]
+fn an_automatic_reload_records_its_cause() {
+    let mut run = Run::new(spec());
+    run.online(0, 10);
+    run.feed(
+        1_000,
+        Input::Replaced {
+            pid: 11,
+            why: Some(why(Cause::Cpu, "CPU 180% over max_cpu 100% for 10 s")),
+        },
+    );
+    let exit = run.state.exits.back().expect("exit recorded");
+    assert_eq!((exit.cause, exit.action.as_str()), (Cause::Cpu, "reload"));
+    assert!(exit.reason.starts_with("CPU 180%"), "{}", exit.reason);
+}
+
+#[test]
+fn health_starts_over_with_each_process_and_is_cleared_at_exit() {
+    let mut run = Run::new(AppSpec {
+        health_check: Some(HealthCheck::default()),
+        ..spec()
+    });
+    run.online(0, 10);
+    assert_eq!(run.state.health, Some(Health::Starting));
+    run.state.health = Some(Health::Unhealthy);
+    run.crash(5_000, 1);
+    assert_eq!(run.state.health, None);
+    run.feed(5_000, Input::Spawned { pid: 11 });
+    assert_eq!(run.state.health, Some(Health::Starting));
+    let mut plain = Run::new(spec());
+    plain.online(0, 10);
+    assert_eq!(plain.state.health, None);
 }
