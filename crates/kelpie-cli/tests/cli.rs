@@ -6,6 +6,7 @@ mod cli {
     mod cluster;
     mod config;
     mod daemon;
+    mod health;
     mod logs;
     mod persistence;
     mod supervision;

@@ -10,6 +10,7 @@
 pub mod cron;
 mod datefmt;
 mod instance;
+pub mod limits;
 mod policy;
 mod spec;
 mod time;

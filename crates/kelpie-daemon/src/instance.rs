@@ -6,7 +6,8 @@ use crate::launch::{self, Extras, InstanceIdentity, OutputPipes};
 use crate::link::{ProcessLink, ProcessSignal};
 use crate::logs::{LineWatch, LogService};
 use crate::sockets::ListenSocket;
-use kelpie_core::{AppSpec, Control, Effect, Input, InstanceState, Status};
+use kelpie_core::cron::CronSchedule;
+use kelpie_core::{AppSpec, Cause, Control, Effect, Input, InstanceState, Status, Why};
 use kelpie_proto::{Home, LogStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
@@ -31,6 +32,9 @@ pub enum InstanceMsg {
     /// stop the old one. Answered once the old one is gone, or with why the new one failed
     /// (the old one then keeps running). Without a shared socket this is a restart.
     Reload(oneshot::Sender<Result<(), String>>),
+    /// Restart the process by itself because of `why`: a reload when the app shares a socket
+    /// (and `reload` is true), else a restart. Ignored unless a process runs.
+    AutoRestart(Why, bool),
     /// Zero the counters; `done` is answered once the new state is reported.
     Reset(oneshot::Sender<()>),
     /// Send a signal to the main process.
@@ -73,7 +77,7 @@ pub fn spawn(
     events: mpsc::UnboundedSender<InstanceEvent>,
 ) -> mpsc::UnboundedSender<InstanceMsg> {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(Instance::new(setup, events).run(rx));
+    tokio::spawn(Instance::new(setup, events, tx.downgrade()).run(rx));
     tx
 }
 
@@ -91,6 +95,10 @@ enum Wake {
     CandidateExited(std::io::Result<std::process::ExitStatus>),
     /// The reload's new process was not ready in time.
     CandidateLate,
+    /// The `cron_restart` schedule fired.
+    Cron,
+    /// The process stopped sending `WATCHDOG=1`.
+    WatchdogLate,
 }
 
 /// A process started by the instance, with what it can tell us.
@@ -108,6 +116,15 @@ struct Candidate {
     launched: Launched,
     deadline: Instant,
     reply: oneshot::Sender<Result<(), String>>,
+    /// Why the daemon reloads by itself, if it does.
+    why: Option<Why>,
+}
+
+/// The `cron_restart` schedule and its next firing.
+struct CronTimer {
+    schedule: CronSchedule,
+    zone: jiff::tz::TimeZone,
+    next: Option<Instant>,
 }
 
 struct Instance {
@@ -139,10 +156,22 @@ struct Instance {
     /// Processes being stopped apart (replaced, or failed reloads): waited for before the task
     /// ends, so a daemon exiting right after a reload leaves no process behind.
     retiring: Vec<tokio::task::JoinHandle<()>>,
+    /// The app's `cron_restart`, if it has one.
+    cron: Option<CronTimer>,
+    /// When the current process must have sent `WATCHDOG=1` again.
+    watchdog_at: Option<Instant>,
+    /// The task's own mailbox, to fall back to a restart when an automatic reload fails (weak:
+    /// the task ends once the supervisor drops its sender).
+    myself: mpsc::WeakUnboundedSender<InstanceMsg>,
 }
 
 impl Instance {
-    fn new(setup: InstanceSetup, events: mpsc::UnboundedSender<InstanceEvent>) -> Self {
+    fn new(
+        setup: InstanceSetup,
+        events: mpsc::UnboundedSender<InstanceEvent>,
+        myself: mpsc::WeakUnboundedSender<InstanceMsg>,
+    ) -> Self {
+        let cron = cron_timer(&setup.spec);
         Instance {
             pm_id: setup.pm_id,
             instance: setup.instance,
@@ -164,6 +193,9 @@ impl Instance {
             link: None,
             candidate: None,
             retiring: Vec::new(),
+            cron,
+            watchdog_at: None,
+            myself,
         }
     }
 
@@ -211,10 +243,25 @@ impl Instance {
                         self.feed(Input::GroupGone).await;
                     }
                 }
+                Wake::Signal(ProcessSignal::Watchdog) => {
+                    if let Some(ms) = self.spec.watchdog_ms {
+                        self.watchdog_at = Some(Instant::now() + Duration::from_millis(ms));
+                    }
+                }
                 Wake::Signal(signal) => {
                     if accepts(&self.spec, self.socket.is_some(), &signal) {
                         self.feed(Input::Ready).await;
                     }
+                }
+                Wake::Cron => self.on_cron().await,
+                Wake::WatchdogLate => {
+                    self.watchdog_at = None;
+                    let limit = self.spec.watchdog_ms.unwrap_or_default();
+                    let why = Why {
+                        cause: Cause::Watchdog,
+                        detail: format!("no WATCHDOG=1 within watchdog ({})", seconds(limit)),
+                    };
+                    self.auto_restart(why, true).await;
                 }
                 Wake::CandidateSignal(signal) => {
                     if accepts(&self.spec, self.socket.is_some(), &signal) {
@@ -252,6 +299,8 @@ impl Instance {
 
     async fn next_wake(&mut self, rx: &mut mpsc::UnboundedReceiver<InstanceMsg>) -> Wake {
         let timer = self.timer;
+        let cron_at = self.cron.as_ref().and_then(|c| c.next);
+        let watchdog_at = self.watchdog_at;
         let watching = self.watching_group;
         let mailbox_open = self.mailbox_open;
         let child = self.child.as_mut();
@@ -273,6 +322,8 @@ impl Instance {
             Some(signal) = async { match candidate_link { Some(l) => l.recv().await, None => std::future::pending().await } } => Wake::CandidateSignal(signal),
             status = async { match candidate_child { Some(c) => c.wait().await, None => std::future::pending().await } } => Wake::CandidateExited(status),
             () = async { match candidate_deadline { Some(t) => sleep_until(t).await, None => std::future::pending().await } } => Wake::CandidateLate,
+            () = async { match cron_at { Some(t) => sleep_until(t).await, None => std::future::pending().await } } => Wake::Cron,
+            () = async { match watchdog_at { Some(t) => sleep_until(t).await, None => std::future::pending().await } } => Wake::WatchdogLate,
         }
     }
 
@@ -286,10 +337,16 @@ impl Instance {
                 self.feed(Input::Control(control)).await;
             }
             InstanceMsg::UpdateSpec(spec, socket) => {
+                if spec.cron_restart != self.spec.cron_restart
+                    || spec.cron_timezone != self.spec.cron_timezone
+                {
+                    self.cron = cron_timer(&spec);
+                }
                 self.spec = spec;
                 self.socket = socket;
             }
-            InstanceMsg::Reload(reply) => self.begin_reload(reply).await,
+            InstanceMsg::AutoRestart(why, reload) => self.auto_restart(why, reload).await,
+            InstanceMsg::Reload(reply) => self.begin_reload(reply, None).await,
             InstanceMsg::Reset(done) => {
                 self.state.reset_counters(clock::now());
                 self.publish();
@@ -386,6 +443,8 @@ impl Instance {
 
     /// Make `launched` the instance's process (its group is the one stops signal).
     fn adopt(&mut self, launched: Launched) {
+        // The watchdog is armed by the process's first WATCHDOG=1.
+        self.watchdog_at = None;
         // Held while the instance exists, so its files (and their dropped-line counts and
         // errors) stay open across restarts and stops.
         self.route = launched.route;
@@ -498,7 +557,7 @@ impl Instance {
     }
 
     /// Start a reload of this instance: see [`InstanceMsg::Reload`].
-    async fn begin_reload(&mut self, reply: oneshot::Sender<Result<(), String>>) {
+    async fn begin_reload(&mut self, reply: oneshot::Sender<Result<(), String>>, why: Option<Why>) {
         if self.candidate.is_some() {
             let _ = reply.send(Err(
                 "a reload of this instance is already in progress".into()
@@ -524,6 +583,7 @@ impl Instance {
                     launched,
                     deadline: Instant::now() + Duration::from_millis(self.spec.listen_timeout_ms),
                     reply,
+                    why,
                 });
                 if ready_now {
                     self.promote_candidate().await;
@@ -548,7 +608,11 @@ impl Instance {
         };
         let pid = candidate.launched.pid;
         self.adopt(candidate.launched);
-        self.feed(Input::Replaced { pid, why: None }).await;
+        self.feed(Input::Replaced {
+            pid,
+            why: candidate.why,
+        })
+        .await;
         let spec = self.spec.clone();
         let reply = candidate.reply;
         self.retiring.retain(|task| !task.is_finished());
@@ -556,6 +620,62 @@ impl Instance {
             old.stop(&spec).await;
             let _ = reply.send(Ok(()));
         }));
+    }
+
+    /// Restart the process because of `why` (see [`InstanceMsg::AutoRestart`]). An automatic
+    /// reload whose new process fails falls back to a restart: the limit or the failed check
+    /// still holds for the old process.
+    async fn auto_restart(&mut self, why: Why, reload: bool) {
+        let running = matches!(self.state.status, Status::Online | Status::Launching);
+        if !running || self.candidate.is_some() {
+            return;
+        }
+        crate::daemon_log!(
+            "app `{}` (id {}): restarting ({}): {}",
+            self.spec.name,
+            self.pm_id,
+            why.cause.as_str(),
+            why.detail
+        );
+        let reloadable = self.socket.is_some() || self.spec.reuse_port;
+        if !(reload && reloadable && self.state.status == Status::Online) {
+            self.feed(Input::AutoRestart(why)).await;
+            return;
+        }
+        let (reply, outcome) = oneshot::channel();
+        let myself = self.myself.clone();
+        let fallback = why.clone();
+        self.begin_reload(reply, Some(why)).await;
+        tokio::spawn(async move {
+            if let Ok(Err(error)) = outcome.await {
+                let why = Why {
+                    cause: fallback.cause,
+                    detail: format!("{}; the reload failed ({error})", fallback.detail),
+                };
+                if let Some(mailbox) = myself.upgrade() {
+                    let _ = mailbox.send(InstanceMsg::AutoRestart(why, false));
+                }
+            }
+        });
+    }
+
+    /// The cron schedule fired: restart a running process (a stopped app stays stopped), and
+    /// arm the next firing.
+    async fn on_cron(&mut self) {
+        let Some(cron) = self.cron.as_mut() else {
+            return;
+        };
+        cron.next = next_firing(&cron.schedule, &cron.zone);
+        let detail = format!(
+            "cron_restart `{}` ({})",
+            self.spec.cron_restart.as_deref().unwrap_or_default(),
+            zone_name(&cron.zone)
+        );
+        let why = Why {
+            cause: Cause::Cron,
+            detail,
+        };
+        self.auto_restart(why, true).await;
     }
 
     /// The reload failed: stop its new process, keep the old one, say why.
@@ -698,6 +818,7 @@ fn accepts(spec: &AppSpec, shared_socket: bool, signal: &ProcessSignal) -> bool 
         ProcessSignal::Listening => !spec.wait_ready && shared_socket && spec.runs_on_node(),
         ProcessSignal::ReadyLine => spec.ready_pattern.is_some(),
         ProcessSignal::PortOpen => spec.reuse_port,
+        ProcessSignal::Watchdog => false,
     }
 }
 
@@ -725,4 +846,50 @@ fn output_pipes() -> std::io::Result<(OutputPipes, (OwnedFd, OwnedFd))> {
 
 fn libc_sigint() -> i32 {
     kelpie_sys::signal_number("SIGINT").unwrap_or(2)
+}
+
+/// The app's cron schedule, armed for its next firing; `None` without one (a schedule that
+/// does not parse was refused when the app was configured, and is logged here).
+fn cron_timer(spec: &AppSpec) -> Option<CronTimer> {
+    let expression = spec.cron_restart.as_deref()?;
+    let parsed = CronSchedule::parse(expression).and_then(|schedule| {
+        let zone = kelpie_core::cron::time_zone(spec.cron_timezone.as_deref())?;
+        Ok((schedule, zone))
+    });
+    match parsed {
+        Ok((schedule, zone)) => {
+            let next = next_firing(&schedule, &zone);
+            Some(CronTimer {
+                schedule,
+                zone,
+                next,
+            })
+        }
+        Err(e) => {
+            crate::daemon_log!("app `{}`: cron_restart ignored: {e}", spec.name);
+            None
+        }
+    }
+}
+
+/// When `schedule` fires next, as an instant of the daemon's monotonic clock.
+fn next_firing(schedule: &CronSchedule, zone: &jiff::tz::TimeZone) -> Option<Instant> {
+    let now = jiff::Timestamp::now().to_zoned(zone.clone());
+    let next = schedule.next_after(&now)?;
+    let wait = now.timestamp().duration_until(next.timestamp());
+    let wait = Duration::try_from(wait).unwrap_or_default();
+    Some(Instant::now() + wait)
+}
+
+/// A zone's name for people (`Europe/Paris`, `UTC`), or its current offset.
+pub fn zone_name(zone: &jiff::tz::TimeZone) -> String {
+    match zone.iana_name() {
+        Some(name) => name.to_string(),
+        None => zone.to_offset(jiff::Timestamp::now()).to_string(),
+    }
+}
+
+/// `1500` → `1.5 s`.
+fn seconds(ms: u64) -> String {
+    format!("{} s", ms as f64 / 1000.0)
 }

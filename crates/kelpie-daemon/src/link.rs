@@ -24,6 +24,8 @@ pub enum ProcessSignal {
     ReadyLine,
     /// Its process group listens on the app's port (apps binding it with `SO_REUSEPORT`).
     PortOpen,
+    /// `WATCHDOG=1`: the process is alive (systemd's watchdog keep-alive).
+    Watchdog,
 }
 
 /// What the child needs to reach its link: variables and descriptors to place.
@@ -126,8 +128,9 @@ fn bind_abstract_datagram(name: &str) -> std::io::Result<tokio::net::UnixDatagra
     tokio::net::UnixDatagram::from_std(socket)
 }
 
-/// `READY=1` (one assignment per line, as sd_notify sends them) becomes [`ProcessSignal::Ready`];
-/// other assignments (`STATUS=`, `WATCHDOG=1`...) are read and ignored for now.
+/// `READY=1` (one assignment per line, as sd_notify sends them) becomes [`ProcessSignal::Ready`]
+/// and `WATCHDOG=1` [`ProcessSignal::Watchdog`]; other assignments (`STATUS=`...) are read and
+/// ignored for now.
 async fn read_notify(socket: tokio::net::UnixDatagram, to: mpsc::UnboundedSender<ProcessSignal>) {
     loop {
         if socket.readable().await.is_err() {
@@ -140,11 +143,15 @@ async fn read_notify(socket: tokio::net::UnixDatagram, to: mpsc::UnboundedSender
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => return,
         };
-        let ready = buf[..n]
-            .split(|b| *b == b'\n')
-            .any(|line| line == b"READY=1");
-        if ready && to.send(ProcessSignal::Ready).is_err() {
-            return;
+        for line in buf[..n].split(|b| *b == b'\n') {
+            let signal = match line {
+                b"READY=1" => ProcessSignal::Ready,
+                b"WATCHDOG=1" => ProcessSignal::Watchdog,
+                _ => continue,
+            };
+            if to.send(signal).is_err() {
+                return;
+            }
         }
     }
 }

@@ -10,17 +10,18 @@ pub use logs::LogSelection;
 use crate::clock;
 use crate::instance::{self, InstanceEvent, InstanceMsg, InstanceSetup};
 use crate::logs::LogService;
+use crate::monitor::{Monitor, Reading, Target};
 use crate::persist::{self, Ack, Persister};
-use crate::sampler::Sampler;
 use crate::sockets::ListenSocket;
 use crate::state::{PersistedInstance, StateFile, STATE_VERSION};
 use crate::{server, DaemonError};
+use kelpie_core::limits::{LimitWatch, Usage};
 use kelpie_core::{AppSpec, Control, InstanceState};
 use kelpie_proto::{Home, ProcessInfo, Request, Response};
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
@@ -99,12 +100,17 @@ struct Entry {
     spec: Arc<AppSpec>,
     state: InstanceState,
     mailbox: mpsc::UnboundedSender<InstanceMsg>,
+    /// The last reading of its process tree, with the main pid it was taken for.
+    usage: Option<(u32, Usage)>,
+    /// What its limits have seen.
+    limits: LimitWatch,
 }
 
 /// What woke the supervisor up.
 enum Wake {
     Command(Command),
     Event(InstanceEvent),
+    Readings(Vec<Reading>),
     Persist,
     Shutdown(&'static str),
     Hangup,
@@ -123,7 +129,8 @@ struct Supervisor {
     /// Once shutting down, the state on disk is the one from before the apps were stopped.
     exiting: bool,
     exit_now: Option<oneshot::Receiver<()>>,
-    sampler: Arc<Mutex<Sampler>>,
+    /// Samples every instance's process tree.
+    monitor: Monitor,
     username: String,
     logs: LogService,
     /// Listening sockets of apps with a Kelpie-owned port, by app name.
@@ -174,6 +181,14 @@ pub async fn run(home: Home) -> Result<(), DaemonError> {
         })?;
     let (commands_tx, commands_rx) = mpsc::channel(1024);
     let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (readings_tx, readings_rx) = mpsc::unbounded_channel();
+    let monitor = Monitor::start(crate::monitor::SAMPLE_EVERY, readings_tx).map_err(|source| {
+        DaemonError::Io {
+            about: "cannot start the resource monitor for",
+            path: home.root().display().to_string(),
+            source,
+        }
+    })?;
     let mut supervisor = Supervisor {
         home: home.clone(),
         apps: BTreeMap::new(),
@@ -184,7 +199,7 @@ pub async fn run(home: Home) -> Result<(), DaemonError> {
         persist_at: None,
         exiting: false,
         exit_now: None,
-        sampler: Arc::default(),
+        monitor,
         username: kelpie_sys::username(kelpie_sys::current_uid()),
         logs: log_service.clone(),
         sockets: BTreeMap::new(),
@@ -202,7 +217,7 @@ pub async fn run(home: Home) -> Result<(), DaemonError> {
         home.root().display()
     );
     let server = tokio::spawn(server::serve(listener, commands_tx, log_service));
-    let result = supervisor.run(commands_rx, events_rx).await;
+    let result = supervisor.run(commands_rx, events_rx, readings_rx).await;
     // The apps are stopped: write what they printed while stopping before exiting. The socket
     // still accepts meanwhile, so a `kill` that waits for it to go waits for this too.
     supervisor.logs.finish(LOGS_AT_EXIT).await;
@@ -348,6 +363,7 @@ impl Supervisor {
         &mut self,
         mut commands: mpsc::Receiver<Command>,
         mut events: mpsc::UnboundedReceiver<InstanceEvent>,
+        mut readings: mpsc::UnboundedReceiver<Vec<Reading>>,
     ) -> Result<(), DaemonError> {
         let signal_error = |source| DaemonError::Io {
             about: "cannot handle signals in",
@@ -367,6 +383,7 @@ impl Supervisor {
                 biased;
                 Some(event) = events.recv() => Wake::Event(event),
                 Some(command) = commands.recv() => Wake::Command(command),
+                Some(batch) = readings.recv() => Wake::Readings(batch),
                 () = async { match persist_at { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => Wake::Persist,
                 Some(()) = sigterm.recv() => Wake::Shutdown("SIGTERM"),
                 Some(()) = sigint.recv() => Wake::Shutdown("SIGINT"),
@@ -377,6 +394,7 @@ impl Supervisor {
             match wake {
                 Wake::Command(command) => self.on_command(command),
                 Wake::Event(event) => self.on_event(event),
+                Wake::Readings(batch) => self.on_readings(batch),
                 Wake::Persist => self.persist(None),
                 Wake::Shutdown(why) => self.begin_shutdown(why, None),
                 Wake::Hangup => crate::daemon_log!("SIGHUP received; nothing to reload yet"),
@@ -400,8 +418,50 @@ impl Supervisor {
 
     fn on_event(&mut self, event: InstanceEvent) {
         if let Some(entry) = self.apps.get_mut(&event.pm_id) {
+            let new_process = entry.state.pid != event.state.pid;
             entry.state = event.state;
+            if new_process {
+                entry.limits.reset();
+                self.sample_current_processes();
+            }
             self.mark_dirty();
+        }
+    }
+
+    /// Tell the monitor which processes are the instances' now.
+    fn sample_current_processes(&self) {
+        let targets = self
+            .apps
+            .iter()
+            .filter_map(|(pm_id, entry)| entry.state.pid.map(|pid| Target { pm_id: *pm_id, pid }))
+            .collect();
+        self.monitor.set_targets(targets);
+    }
+
+    /// Keep the readings for `list`, and restart the instances over their limits.
+    fn on_readings(&mut self, batch: Vec<Reading>) {
+        let now = clock::now();
+        for reading in batch {
+            let Some(entry) = self.apps.get_mut(&reading.pm_id) else {
+                continue;
+            };
+            // A reading of a process the instance no longer runs is stale.
+            if entry.state.pid != Some(reading.pid) {
+                continue;
+            }
+            entry.usage = Some((reading.pid, reading.usage));
+            if !matches!(
+                entry.state.status,
+                kelpie_core::Status::Online | kelpie_core::Status::Launching
+            ) {
+                continue;
+            }
+            if let Some(why) = entry
+                .limits
+                .observe(&entry.spec, &reading.usage, now.mono_ms)
+            {
+                let _ = entry.mailbox.send(InstanceMsg::AutoRestart(why, true));
+            }
         }
     }
 
@@ -470,6 +530,8 @@ impl Supervisor {
                 spec,
                 state,
                 mailbox,
+                usage: None,
+                limits: LimitWatch::default(),
             },
         );
         self.next_id = self.next_id.max(pm_id + 1);
@@ -517,7 +579,7 @@ impl Supervisor {
         }
     }
 
-    /// The list as shown to clients, without CPU and memory (see [`Self::reply_with_list`]).
+    /// The list as shown to clients, with each instance's last reading.
     fn process_infos(&self) -> Vec<ProcessInfo> {
         let now = clock::now();
         self.apps
@@ -531,13 +593,18 @@ impl Supervisor {
                     inherited_env: Default::default(),
                     ..(*entry.spec).clone()
                 };
+                let usage = entry
+                    .usage
+                    .filter(|(pid, _)| entry.state.pid == Some(*pid))
+                    .map(|(_, usage)| usage)
+                    .unwrap_or_default();
                 ProcessInfo {
                     pm_id: *pm_id,
                     instance: entry.instance,
                     spec,
                     state: entry.state.clone(),
-                    memory: 0,
-                    cpu: 0.0,
+                    memory: usage.memory_bytes,
+                    cpu: usage.cpu_percent,
                     uptime_ms: entry.state.uptime_ms(now),
                     out_log: paths.out,
                     err_log: paths.err,
@@ -548,27 +615,15 @@ impl Supervisor {
             .collect()
     }
 
-    /// Answer with the list, CPU and memory read off the async workers.
+    /// Answer with the list (CPU and memory from the monitor's last readings).
     fn reply_with_list(
         &self,
         reply: oneshot::Sender<Reply>,
-        wrap: impl FnOnce(Vec<ProcessInfo>) -> Response + Send + 'static,
+        wrap: impl FnOnce(Vec<ProcessInfo>) -> Response,
     ) {
-        let mut infos = self.process_infos();
-        let sampler = self.sampler.clone();
-        tokio::spawn(async move {
-            let sampled = tokio::task::spawn_blocking(move || {
-                if let Ok(mut sampler) = sampler.lock() {
-                    sampler.fill(&mut infos);
-                }
-                infos
-            })
-            .await
-            .unwrap_or_default();
-            let _ = reply.send(Reply {
-                response: wrap(sampled),
-                written: None,
-            });
+        let _ = reply.send(Reply {
+            response: wrap(self.process_infos()),
+            written: None,
         });
     }
 

@@ -21,7 +21,9 @@ pub use localtime::utc_offset_secs;
 pub use memory::{release_free_memory, use_single_malloc_arena};
 pub use pipes::{set_pipe_capacity, O_NONBLOCK};
 pub use poll::wait_readable;
-pub use procfs::{clock_ticks_per_second, page_size, sample_process, ProcessSample};
+pub use procfs::{
+    clock_ticks_per_second, page_size, sample_process, scan_processes, ProcessEntry, ProcessSample,
+};
 pub use signals::{
     detach_into_new_session, group_alive, ignore_signal, kill_group, pid_alive, send_signal,
     signal_name, signal_number, SIGKILL,

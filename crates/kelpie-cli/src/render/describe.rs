@@ -17,6 +17,7 @@ pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
         ("instance", p.instance.to_string()),
         ("pid", opt(state.pid.map(|x| x.to_string()))),
         ("restarts", state.restart_time.to_string()),
+        ("last restart", last_restart(state)),
         ("unstable restarts", state.unstable_restarts.to_string()),
         (
             "uptime",
@@ -37,6 +38,14 @@ pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
         ("created at", utc(state.created_at_ms)),
         ("cpu", format!("{}%", p.cpu)),
         ("memory", bytes(p.memory)),
+        (
+            "health",
+            match (state.health, &state.health_detail) {
+                (Some(health), Some(detail)) => format!("{} ({detail})", health.as_str()),
+                (Some(health), None) => health.as_str().into(),
+                (None, _) => "-".into(),
+            },
+        ),
         ("script path", spec.script.clone()),
         ("script args", spec.args.join(" ")),
         ("interpreter", opt(spec.interpreter.clone())),
@@ -100,11 +109,62 @@ pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
         ),
         (
             "max memory restart",
-            opt(spec.max_memory_restart.map(bytes)),
+            opt(spec
+                .max_memory_restart
+                .map(|b| format!("{} (whole process tree)", bytes(b)))),
         ),
+        (
+            "max cpu",
+            opt(spec.max_cpu.map(|c| {
+                format!(
+                    "{c}% for {} (whole process tree)",
+                    setting_duration(spec.max_cpu_window_ms)
+                )
+            })),
+        ),
+        (
+            "cron restart",
+            opt(spec.cron_restart.as_ref().map(|c| {
+                format!(
+                    "`{c}` ({})",
+                    spec.cron_timezone
+                        .as_deref()
+                        .unwrap_or("daemon's local time")
+                )
+            })),
+        ),
+        ("watch", watch(spec)),
+        (
+            "health check",
+            opt(spec.health_check.as_ref().map(health_check)),
+        ),
+        (
+            "watchdog",
+            opt(spec
+                .watchdog_ms
+                .map(|ms| format!("{} after the first WATCHDOG=1", setting_duration(ms)))),
+        ),
+        (
+            "depends on",
+            opt(Some(spec.depends_on.join(", ")).filter(|d| !d.is_empty())),
+        ),
+        ("nice", opt(spec.nice.map(|n| n.to_string()))),
         ("ecosystem file", opt(spec.source_file.clone())),
         ("env profile", opt(spec.env_profile.clone())),
-        ("user", p.username.clone()),
+        (
+            "user",
+            match (&spec.user, &spec.group) {
+                (None, None) => p.username.clone(),
+                (user, group) => format!(
+                    "{}{}",
+                    user.as_deref().unwrap_or(&p.username),
+                    group
+                        .as_ref()
+                        .map(|g| format!(" (group {g})"))
+                        .unwrap_or_default()
+                ),
+            },
+        ),
         ("last error", opt(state.last_error.clone())),
     ];
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
@@ -136,7 +196,10 @@ pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
             file.kind, file.path, file.dropped_lines
         )?;
     }
-    writeln!(out, "Last exits (newest last):")?;
+    writeln!(
+        out,
+        "Events: exits and restarts, with their cause (newest last):"
+    )?;
     if state.exits.is_empty() {
         writeln!(out, "  none")?;
     }
@@ -148,8 +211,9 @@ pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
         };
         writeln!(
             out,
-            "  {}  {how:<14} uptime {:<6} {:<16} {}",
+            "  {}  {:<8} {how:<14} uptime {:<6} {:<16} {}",
             utc(exit.at_ms),
+            exit.cause.as_str(),
             short_duration(exit.uptime_ms),
             exit.action,
             exit.reason
@@ -181,4 +245,67 @@ fn ready_when(spec: &kelpie_core::AppSpec) -> String {
         sources.join(", or "),
         spec.listen_timeout_ms
     )
+}
+
+/// The cause and time of the last restart (automatic or not), for `describe`.
+fn last_restart(state: &kelpie_core::InstanceState) -> String {
+    state
+        .exits
+        .iter()
+        .rev()
+        .find(|e| e.action == "restart" || e.action == "reload" || e.action == "waiting restart")
+        .map(|e| format!("{} at {}: {}", e.cause.as_str(), utc(e.at_ms), e.reason))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// What is watched, for `describe`.
+fn watch(spec: &kelpie_core::AppSpec) -> String {
+    if spec.watch.is_empty() {
+        return "-".into();
+    }
+    let mut text = format!(
+        "{} (restart {} after the last change",
+        spec.watch.join(", "),
+        setting_duration(spec.watch_delay_ms)
+    );
+    if !spec.ignore_watch.is_empty() {
+        text.push_str(&format!("; ignoring {}", spec.ignore_watch.join(", ")));
+    }
+    text.push(')');
+    text
+}
+
+/// A health check in a few words, for `describe`.
+fn health_check(check: &kelpie_core::HealthCheck) -> String {
+    let probe = match &check.probe {
+        kelpie_core::HealthProbe::Http { url, status } => match status {
+            Some(status) => format!("GET {url} answers {status}"),
+            None => format!("GET {url} answers 2xx/3xx"),
+        },
+        kelpie_core::HealthProbe::Tcp { host, port } => format!("TCP {host}:{port} accepts"),
+        kelpie_core::HealthProbe::Exec { command } => format!("`{command}` exits 0"),
+    };
+    format!(
+        "{probe}; every {}, timeout {}, restart after {} failures{}",
+        setting_duration(check.interval_ms),
+        setting_duration(check.timeout_ms),
+        check.failures,
+        if check.start_period_ms > 0 {
+            format!(
+                ", not counted for {} after start",
+                setting_duration(check.start_period_ms)
+            )
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// A configured duration, exactly: `500 ms`, `1.5 s`, `10 s`.
+fn setting_duration(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        _ if ms % 1000 == 0 => format!("{} s", ms / 1000),
+        _ => format!("{:.1} s", ms as f64 / 1000.0),
+    }
 }

@@ -33,6 +33,14 @@
 //!   accepting starts.
 //! - `--never-ready` (with `--serve`): never send `READY=1` (but serve).
 //! - `--slow MS` (with `--serve`): wait MS before writing each response.
+//! - `--fail-after MS` (with `--serve`): answer `500` instead of `200` once MS have passed.
+//! - `--allocate MB` (with `--allocate-after MS`, default 0): after MS, allocate and touch MB
+//!   mebibytes and keep them; prints `allocated <MB> MB`.
+//! - `--child-allocate MB`: the children of `--spawn-children` allocate MB (after
+//!   `--allocate-after`) instead of the parent.
+//! - `--burn`: keep one core busy, forever.
+//! - `--watchdog MS`: send `WATCHDOG=1` to `NOTIFY_SOCKET` every MS; with `--hang-after MS2`,
+//!   stop sending (and stop doing anything) after MS2, as a hung app would.
 //!
 //! `--print` output is block-buffered (written in 64 KiB pieces), as a fast app's would be.
 
@@ -62,6 +70,13 @@ struct Options {
     ready_after: Option<u64>,
     never_ready: bool,
     slow: u64,
+    fail_after: Option<u64>,
+    allocate: u64,
+    allocate_after: u64,
+    child_allocate: u64,
+    burn: bool,
+    watchdog: Option<u64>,
+    hang_after: Option<u64>,
 }
 
 fn parse(args: &[String]) -> Options {
@@ -94,6 +109,13 @@ fn parse(args: &[String]) -> Options {
             "--ready-after" => o.ready_after = value().parse().ok(),
             "--never-ready" => o.never_ready = true,
             "--slow" => o.slow = value().parse().unwrap_or(0),
+            "--fail-after" => o.fail_after = value().parse().ok(),
+            "--allocate" => o.allocate = value().parse().unwrap_or(0),
+            "--allocate-after" => o.allocate_after = value().parse().unwrap_or(0),
+            "--child-allocate" => o.child_allocate = value().parse().unwrap_or(0),
+            "--burn" => o.burn = true,
+            "--watchdog" => o.watchdog = value().parse().ok(),
+            "--hang-after" => o.hang_after = value().parse().ok(),
             _ => {}
         }
     }
@@ -166,7 +188,15 @@ fn main() {
         let exe = std::env::current_exe().unwrap_or_else(|_| "fake-app".into());
         let mut child_args = Vec::new();
         if o.ignore_signals {
-            child_args.push("--ignore-signals");
+            child_args.push("--ignore-signals".to_string());
+        }
+        if o.child_allocate > 0 {
+            child_args.extend([
+                "--allocate".to_string(),
+                o.child_allocate.to_string(),
+                "--allocate-after".to_string(),
+                o.allocate_after.to_string(),
+            ]);
         }
         match std::process::Command::new(exe).args(child_args).spawn() {
             Ok(child) => {
@@ -175,6 +205,41 @@ fn main() {
                 }
             }
             Err(e) => eprintln!("spawn failed: {e}"),
+        }
+    }
+    if o.allocate > 0 {
+        let (megabytes, after) = (o.allocate, o.allocate_after);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(after));
+            // Filled with ones, so every page is touched and resident.
+            let kept = vec![1u8; (megabytes << 20) as usize];
+            println!("allocated {megabytes} MB");
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+                std::hint::black_box(&kept);
+            }
+        });
+    }
+    if o.burn {
+        std::thread::spawn(|| {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        });
+    }
+    if let Some(every) = o.watchdog {
+        let hang_after = o.hang_after.map(Duration::from_millis);
+        let began = std::time::Instant::now();
+        loop {
+            if hang_after.is_some_and(|limit| began.elapsed() >= limit) {
+                println!("hanging");
+                loop {
+                    std::thread::sleep(Duration::from_secs(3600));
+                }
+            }
+            notify("WATCHDOG=1");
+            std::thread::sleep(Duration::from_millis(every));
         }
     }
     if o.serve {
@@ -210,6 +275,23 @@ fn main() {
     }
 }
 
+/// `sd_notify(message)`: one datagram to `NOTIFY_SOCKET`, if set.
+fn notify(message: &str) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Ok(target) = std::env::var("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sent = UnixDatagram::unbound().and_then(|socket| match target.strip_prefix('@') {
+        Some(name) => SocketAddr::from_abstract_name(name.as_bytes())
+            .and_then(|address| socket.send_to_addr(message.as_bytes(), &address)),
+        None => socket.send_to(message.as_bytes(), &target),
+    });
+    if let Err(e) = sent {
+        eprintln!("fake-app: sending {message} to {target}: {e}");
+    }
+}
+
 /// `--serve`: a small HTTP/1.1 server with a graceful stop, for the cluster mode's tests.
 mod serve {
     use super::Options;
@@ -238,6 +320,8 @@ mod serve {
         connections: AtomicUsize,
         slow: Duration,
         body: String,
+        /// Answer 500 from this moment on.
+        fail_at: Option<Instant>,
     }
 
     impl Shared {
@@ -290,6 +374,9 @@ mod serve {
             connections: AtomicUsize::new(0),
             slow: Duration::from_millis(o.slow),
             body: format!("pid={} instance={instance}\n", std::process::id()),
+            fail_at: o
+                .fail_after
+                .map(|ms| Instant::now() + Duration::from_millis(ms)),
         });
         if let Some(ms) = o.exit_after {
             let code = o.exit_code;
@@ -367,21 +454,9 @@ mod serve {
         Ok((listener, label))
     }
 
-    /// `sd_notify(READY=1)`: one datagram to `NOTIFY_SOCKET`, if set.
+    /// `sd_notify(READY=1)`.
     fn notify_ready() {
-        use std::os::linux::net::SocketAddrExt;
-        use std::os::unix::net::{SocketAddr, UnixDatagram};
-        let Ok(target) = std::env::var("NOTIFY_SOCKET") else {
-            return;
-        };
-        let sent = UnixDatagram::unbound().and_then(|socket| match target.strip_prefix('@') {
-            Some(name) => SocketAddr::from_abstract_name(name.as_bytes())
-                .and_then(|address| socket.send_to_addr(b"READY=1", &address)),
-            None => socket.send_to(b"READY=1", &target),
-        });
-        if let Err(e) = sent {
-            eprintln!("fake-app: sending READY=1 to {target}: {e}");
-        }
+        super::notify("READY=1");
     }
 
     /// Accept, a thread per connection, until draining starts; then close the listener.
@@ -583,8 +658,14 @@ mod serve {
                 std::thread::sleep(shared.slow);
             }
             let close = head.close || shared.draining();
+            let failing = shared.fail_at.is_some_and(|at| Instant::now() >= at);
+            let status = if failing {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
             let response = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n{}",
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n{}",
                 shared.body.len(),
                 if close { "close" } else { "keep-alive" },
                 if head.head_method { "" } else { &shared.body },

@@ -1,0 +1,289 @@
+//! Resource use of every instance's whole process tree (its main process, every descendant,
+//! and whatever else is left in its process group), sampled about once a second on a thread of
+//! its own from one pass over `/proc`. The supervisor shows the readings in `list` and checks
+//! them against each app's limits.
+
+use kelpie_core::limits::Usage;
+use kelpie_sys::ProcessEntry;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How often every tree is sampled.
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+/// One instance to sample: its id and its main process (also its process group's id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// The instance.
+    pub pm_id: u32,
+    /// Its main process.
+    pub pid: u32,
+}
+
+/// A reading of one instance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reading {
+    /// The instance.
+    pub pm_id: u32,
+    /// The main process it was taken for (the instance may have a new one by now).
+    pub pid: u32,
+    /// What its tree used.
+    pub usage: Usage,
+}
+
+/// The supervisor's handle on the sampling thread.
+#[derive(Clone)]
+pub struct Monitor {
+    targets: Arc<Mutex<Vec<Target>>>,
+}
+
+impl Monitor {
+    /// Start sampling every `every`; readings go to `readings`. The thread ends when the
+    /// receiver is dropped.
+    pub fn start(
+        every: Duration,
+        readings: mpsc::UnboundedSender<Vec<Reading>>,
+    ) -> std::io::Result<Monitor> {
+        let targets: Arc<Mutex<Vec<Target>>> = Arc::default();
+        let shared = targets.clone();
+        std::thread::Builder::new()
+            .name("kelpie-monitor".into())
+            .spawn(move || {
+                let mut sampler = TreeSampler::default();
+                loop {
+                    std::thread::sleep(every);
+                    let current = match shared.lock() {
+                        Ok(targets) => targets.clone(),
+                        Err(_) => return,
+                    };
+                    if current.is_empty() {
+                        sampler.forget();
+                        if readings.is_closed() {
+                            return;
+                        }
+                        continue;
+                    }
+                    let Ok(processes) = kelpie_sys::scan_processes() else {
+                        continue;
+                    };
+                    let batch =
+                        sampler.sample(&current, &processes, Instant::now(), uptime_ticks());
+                    if readings.send(batch).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Monitor { targets })
+    }
+
+    /// The instances to sample from now on.
+    pub fn set_targets(&self, targets: Vec<Target>) {
+        if let Ok(mut current) = self.targets.lock() {
+            *current = targets;
+        }
+    }
+}
+
+/// Turns scans of `/proc` into per-tree readings; remembers each process's CPU time, so CPU is
+/// the use since the previous scan.
+#[derive(Default)]
+pub struct TreeSampler {
+    /// CPU ticks of each process (pid, start time) at the previous scan.
+    ticks: HashMap<(u32, u64), u64>,
+    last_scan: Option<Instant>,
+}
+
+impl TreeSampler {
+    /// Read every target's tree in `processes` (one scan of the system) taken at `now`, when
+    /// the system had been up `uptime_ticks`.
+    pub fn sample(
+        &mut self,
+        targets: &[Target],
+        processes: &[ProcessEntry],
+        now: Instant,
+        uptime_ticks: u64,
+    ) -> Vec<Reading> {
+        let hz = kelpie_sys::clock_ticks_per_second() as f64;
+        let elapsed_secs = self
+            .last_scan
+            .map(|at| now.duration_since(at).as_secs_f64())
+            .filter(|s| *s > 0.0)
+            .unwrap_or(SAMPLE_EVERY.as_secs_f64());
+        let elapsed_ticks = elapsed_secs * hz;
+        let by_pid: HashMap<u32, &ProcessEntry> = processes.iter().map(|p| (p.pid, p)).collect();
+        let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+        let mut groups: HashMap<u32, Vec<u32>> = HashMap::new();
+        for process in processes {
+            children
+                .entry(process.sample.ppid)
+                .or_default()
+                .push(process.pid);
+            groups
+                .entry(process.sample.pgrp)
+                .or_default()
+                .push(process.pid);
+        }
+        let mut ticks = HashMap::new();
+        let mut readings = Vec::with_capacity(targets.len());
+        for target in targets {
+            let Some(main) = by_pid.get(&target.pid) else {
+                continue;
+            };
+            let mut usage = Usage::default();
+            let mut cpu_ticks = 0.0;
+            let mut seen = HashSet::new();
+            // The main process's descendants, and its group's members that were re-parented
+            // (a daemonizing child's own children go to init but stay in the group).
+            let mut stack = vec![main.pid];
+            stack.extend(groups.get(&target.pid).into_iter().flatten().copied());
+            while let Some(pid) = stack.pop() {
+                if !seen.insert(pid) {
+                    continue;
+                }
+                let Some(process) = by_pid.get(&pid) else {
+                    continue;
+                };
+                let sample = &process.sample;
+                usage.processes += 1;
+                usage.memory_bytes += sample.rss_bytes;
+                let key = (pid, sample.start_ticks);
+                cpu_ticks += match self.ticks.get(&key) {
+                    Some(before) => sample.cpu_ticks.saturating_sub(*before) as f64,
+                    // Not seen before: born since the last scan (all its time counts), or seen
+                    // for the first time (its average over the interval).
+                    None => {
+                        let age = uptime_ticks.saturating_sub(sample.start_ticks) as f64;
+                        if age <= elapsed_ticks {
+                            sample.cpu_ticks as f64
+                        } else {
+                            sample.cpu_ticks as f64 * elapsed_ticks / age
+                        }
+                    }
+                };
+                ticks.insert(key, sample.cpu_ticks);
+                stack.extend(children.get(&pid).into_iter().flatten().copied());
+            }
+            usage.cpu_percent = (cpu_ticks / elapsed_ticks * 1000.0).round() / 10.0;
+            readings.push(Reading {
+                pm_id: target.pm_id,
+                pid: target.pid,
+                usage,
+            });
+        }
+        self.ticks = ticks;
+        self.last_scan = Some(now);
+        readings
+    }
+
+    /// Nothing to sample: forget the previous scan.
+    pub fn forget(&mut self) {
+        self.ticks.clear();
+        self.last_scan = None;
+    }
+}
+
+/// Time since boot in clock ticks (the unit of process start times).
+fn uptime_ticks() -> u64 {
+    let seconds = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    (seconds * kelpie_sys::clock_ticks_per_second() as f64) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kelpie_sys::ProcessSample;
+
+    fn process(pid: u32, ppid: u32, pgrp: u32, rss_mb: u64, cpu_ticks: u64) -> ProcessEntry {
+        ProcessEntry {
+            pid,
+            sample: ProcessSample {
+                rss_bytes: rss_mb << 20,
+                cpu_ticks,
+                start_ticks: 1_000,
+                pgrp,
+                ppid,
+                zombie: false,
+            },
+        }
+    }
+
+    #[test]
+    fn a_tree_counts_descendants_and_group_members_once() {
+        let processes = [
+            process(1, 0, 1, 10, 0),
+            process(100, 1, 100, 30, 0),   // main
+            process(101, 100, 100, 50, 0), // child
+            process(102, 101, 102, 20, 0), // grandchild in its own group
+            process(103, 1, 100, 5, 0),    // re-parented, still in the group
+            process(200, 1, 200, 70, 0),   // another app
+        ];
+        let mut sampler = TreeSampler::default();
+        let readings = sampler.sample(
+            &[Target { pm_id: 0, pid: 100 }, Target { pm_id: 1, pid: 200 }],
+            &processes,
+            Instant::now(),
+            1_000_000,
+        );
+        assert_eq!(readings.len(), 2);
+        assert_eq!(readings[0].usage.memory_bytes, 105 << 20);
+        assert_eq!(readings[0].usage.processes, 4);
+        assert_eq!(readings[1].usage.memory_bytes, 70 << 20);
+    }
+
+    #[test]
+    fn cpu_is_the_use_since_the_previous_scan_over_the_whole_tree() {
+        let hz = kelpie_sys::clock_ticks_per_second();
+        let mut sampler = TreeSampler::default();
+        let start = Instant::now();
+        let target = [Target { pm_id: 0, pid: 100 }];
+        let first = [process(100, 1, 100, 1, 500), process(101, 100, 100, 1, 0)];
+        sampler.sample(&target, &first, start, 100_000);
+        // One second later the main process used half a core and its child a full one.
+        let second = [
+            process(100, 1, 100, 1, 500 + hz / 2),
+            process(101, 100, 100, 1, hz),
+        ];
+        let readings = sampler.sample(
+            &target,
+            &second,
+            start + Duration::from_secs(1),
+            100_000 + hz,
+        );
+        assert_eq!(readings[0].usage.cpu_percent, 150.0);
+    }
+
+    #[test]
+    fn a_missing_main_process_gives_no_reading() {
+        let mut sampler = TreeSampler::default();
+        let readings = sampler.sample(
+            &[Target {
+                pm_id: 0,
+                pid: 4242,
+            }],
+            &[process(1, 0, 1, 1, 0)],
+            Instant::now(),
+            1_000,
+        );
+        assert!(readings.is_empty());
+    }
+
+    #[test]
+    fn the_real_system_can_be_sampled() {
+        let processes = kelpie_sys::scan_processes().expect("scan");
+        let mut sampler = TreeSampler::default();
+        let me = std::process::id();
+        let readings = sampler.sample(
+            &[Target { pm_id: 0, pid: me }],
+            &processes,
+            Instant::now(),
+            uptime_ticks(),
+        );
+        assert!(readings[0].usage.memory_bytes > 0);
+        assert!(readings[0].usage.processes >= 1);
+    }
+}
