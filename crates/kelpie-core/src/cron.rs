@@ -35,8 +35,13 @@
 
 use std::fmt;
 
-use jiff::tz::TimeZone;
-use jiff::Zoned;
+use jiff::civil::{Date, DateTime};
+use jiff::tz::{AmbiguousOffset, Offset, TimeZone};
+use jiff::{SignedDuration, Timestamp, Zoned};
+
+/// How many years ahead `next_after` looks before giving up. Eight, not fewer, so that
+/// `0 0 29 2 *` still finds the 29th of February across 2100, which is not a leap year.
+const SEARCH_YEARS: i16 = 8;
 
 /// A parsed cron expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,11 +115,143 @@ impl CronSchedule {
     }
 
     /// The first time strictly after `after` (whole seconds) that matches, in `after`'s zone;
-    /// `None` if none within the next few years.
+    /// `None` if none within the next eight years.
+    ///
+    /// A wall time skipped by a daylight-saving change never matches; a wall time repeated by
+    /// one matches at its first occurrence only (see the module documentation).
     pub fn next_after(&self, after: &Zoned) -> Option<Zoned> {
-        // The search is the next step; until then nothing is ever due.
-        let _ = after;
-        None
+        let tz = after.time_zone();
+        // Whole-second resolution: from 10:00:00.300 the earliest answer is 10:00:01. Floor,
+        // not truncation, so that instants before 1970 round the same way.
+        let timestamp = after.timestamp();
+        let mut whole_seconds = timestamp.as_second();
+        if timestamp.subsec_nanosecond() < 0 {
+            whole_seconds -= 1;
+        }
+        let earliest = Timestamp::from_second(whole_seconds.checked_add(1)?).ok()?;
+        let last_year = tz.to_datetime(earliest).year().saturating_add(SEARCH_YEARS);
+
+        // Search the wall clock, then map each matching wall time back to an instant. No
+        // answer has a wall time before `earliest`'s: the wall clock only goes backwards in a
+        // repeated hour, whose second occurrences never fire.
+        let mut cursor = tz.to_datetime(earliest);
+        loop {
+            let wall = self.next_wall_time(cursor, last_year)?;
+            let offset = match tz.to_ambiguous_timestamp(wall).offset() {
+                AmbiguousOffset::Unambiguous { offset } => Some(offset),
+                // Repeated: the first occurrence, which is in the offset before the change.
+                AmbiguousOffset::Fold { before, .. } => Some(before),
+                // Skipped: never fires.
+                AmbiguousOffset::Gap { .. } => None,
+            };
+            if let Some(offset) = offset {
+                let instant = offset.to_timestamp(wall).ok()?;
+                if instant >= earliest {
+                    return Some(instant.to_zoned(tz.clone()));
+                }
+            }
+            // Either a skipped wall time, or a repeated one whose first occurrence is already
+            // past (`after` is in the second occurrence): then the rest of the skipped or
+            // repeated span cannot fire either, so jump past it rather than test each second.
+            cursor = end_of_transition(tz, wall)
+                .or_else(|| wall.checked_add(SignedDuration::from_secs(1)).ok())?;
+        }
+    }
+
+    /// The first wall time at or after `from` (whole seconds) that matches every field, in a
+    /// year up to `last_year`. Skips by field: a month that does not match is passed in one
+    /// step, then a day, an hour, a minute.
+    fn next_wall_time(&self, from: DateTime, last_year: i16) -> Option<DateTime> {
+        let mut year = from.year();
+        // Every value below fits in a u8: the fields' ranges, or one past their end.
+        let mut month = u8::try_from(from.month()).ok()?;
+        let mut day = u8::try_from(from.day()).ok()?;
+        let mut hour = u8::try_from(from.hour()).ok()?;
+        let mut minute = u8::try_from(from.minute()).ok()?;
+        let mut second = u8::try_from(from.second()).ok()?;
+        loop {
+            if year > last_year {
+                return None;
+            }
+            match self.months.first_at_or_after(month) {
+                None => {
+                    year = year.checked_add(1)?;
+                    (month, day, hour, minute, second) = (1, 1, 0, 0, 0);
+                    continue;
+                }
+                Some(found) if found != month => {
+                    (month, day, hour, minute, second) = (found, 1, 0, 0, 0);
+                }
+                Some(_) => {}
+            }
+            let first_of_month = Date::new(year, i8::try_from(month).ok()?, 1).ok()?;
+            let days_in_month = u8::try_from(first_of_month.days_in_month()).ok()?;
+            let first_weekday =
+                u8::try_from(first_of_month.weekday().to_sunday_zero_offset()).ok()?;
+            let matching_day = (day..=days_in_month).find(|&candidate| {
+                self.day_matches(candidate, (first_weekday + candidate - 1) % 7)
+            });
+            match matching_day {
+                None => {
+                    // Past the month's last day: `first_at_or_after(13)` moves to next year.
+                    (month, day, hour, minute, second) = (month + 1, 1, 0, 0, 0);
+                    continue;
+                }
+                Some(found) if found != day => {
+                    (day, hour, minute, second) = (found, 0, 0, 0);
+                }
+                Some(_) => {}
+            }
+            match self.hours.first_at_or_after(hour) {
+                None => {
+                    (day, hour, minute, second) = (day + 1, 0, 0, 0);
+                    continue;
+                }
+                Some(found) if found != hour => {
+                    (hour, minute, second) = (found, 0, 0);
+                }
+                Some(_) => {}
+            }
+            match self.minutes.first_at_or_after(minute) {
+                None => {
+                    (hour, minute, second) = (hour + 1, 0, 0);
+                    continue;
+                }
+                Some(found) if found != minute => {
+                    (minute, second) = (found, 0);
+                }
+                Some(_) => {}
+            }
+            match self.seconds.first_at_or_after(second) {
+                None => {
+                    (minute, second) = (minute + 1, 0);
+                    continue;
+                }
+                Some(found) => second = found,
+            }
+            return DateTime::new(
+                year,
+                i8::try_from(month).ok()?,
+                i8::try_from(day).ok()?,
+                i8::try_from(hour).ok()?,
+                i8::try_from(minute).ok()?,
+                i8::try_from(second).ok()?,
+                0,
+            )
+            .ok();
+        }
+    }
+
+    /// Whether a day (of month, and of week with 0 = Sunday) is chosen by the two day fields.
+    fn day_matches(&self, day_of_month: u8, day_of_week: u8) -> bool {
+        let by_month = self.days_of_month.contains(day_of_month);
+        let by_week = self.days_of_week.contains(day_of_week);
+        if self.any_day_of_month || self.any_day_of_week {
+            // The unrestricted one holds every day, so this is the other one alone.
+            by_month && by_week
+        } else {
+            by_month || by_week
+        }
     }
 }
 
@@ -133,6 +270,24 @@ pub fn time_zone(name: Option<&str>) -> Result<TimeZone, String> {
         Some("UTC") => Ok(TimeZone::UTC),
         Some(name) => TimeZone::get(name).map_err(|e| format!("unknown time zone `{name}`: {e}")),
     }
+}
+
+/// The first wall time after the skipped or repeated span that `wall` is in, from the time
+/// zone's transition; `None` if that cannot be worked out (then the caller steps one second).
+fn end_of_transition(tz: &TimeZone, wall: DateTime) -> Option<DateTime> {
+    let (before, after) = match tz.to_ambiguous_timestamp(wall).offset() {
+        AmbiguousOffset::Gap { before, after } | AmbiguousOffset::Fold { before, after } => {
+            (before, after)
+        }
+        AmbiguousOffset::Unambiguous { .. } => return None,
+    };
+    // The span is [transition + smaller offset, transition + larger offset) on the wall clock,
+    // so the transition is the first one after `wall` read in the larger offset.
+    let larger: Offset = if before > after { before } else { after };
+    let transition = tz.following(larger.to_timestamp(wall).ok()?).next()?;
+    let end = larger.to_datetime(transition.timestamp());
+    // A guard against odd zone data: the search must move forward.
+    (end > wall).then_some(end)
 }
 
 /// Replace a `@name` macro with its 5-field expression.
@@ -366,15 +521,30 @@ impl ValueSet {
     fn contains(self, value: u8) -> bool {
         value < 64 && self.0 & (1 << value) != 0
     }
+
+    /// The smallest value in the set that is at least `value`.
+    fn first_at_or_after(self, value: u8) -> Option<u8> {
+        if value >= 64 {
+            return None;
+        }
+        let remaining = self.0 & (u64::MAX << value);
+        // trailing_zeros of a non-zero u64 is below 64.
+        (remaining != 0).then(|| remaining.trailing_zeros() as u8)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::{time_zone, CronSchedule, ValueSet};
     use jiff::tz::TimeZone;
+    use jiff::Zoned;
 
     fn schedule(expression: &str) -> CronSchedule {
         CronSchedule::parse(expression).expect("a valid expression")
+    }
+
+    fn zoned(text: &str) -> Zoned {
+        text.parse().expect("a zoned date-time")
     }
 
     /// A set as its runs (`1-3,7`), or `*` when it is the field's whole span.
@@ -565,6 +735,370 @@ mod tests {
                 Err(want.to_string()),
                 "`{expression}`"
             );
+        }
+    }
+
+    #[test]
+    fn next_after_matches_the_table() {
+        // (expression, after, the next run or "none")
+        let cases: &[(&str, &str, &str)] = &[
+            // Every second, at whole-second resolution.
+            (
+                "* * * * * *",
+                "2026-01-01T10:00:00+00:00[UTC]",
+                "2026-01-01T10:00:01+00:00[UTC]",
+            ),
+            (
+                "* * * * * *",
+                "2026-01-01T10:00:00.3+00:00[UTC]",
+                "2026-01-01T10:00:01+00:00[UTC]",
+            ),
+            (
+                "* * * * * *",
+                "2026-01-01T10:00:00.999999999+00:00[UTC]",
+                "2026-01-01T10:00:01+00:00[UTC]",
+            ),
+            (
+                "* * * * * *",
+                "2026-12-31T23:59:59.5+00:00[UTC]",
+                "2027-01-01T00:00:00+00:00[UTC]",
+            ),
+            (
+                "*/3 * * * * *",
+                "2026-01-01T10:00:00+00:00[UTC]",
+                "2026-01-01T10:00:03+00:00[UTC]",
+            ),
+            (
+                "*/3 * * * * *",
+                "2026-01-01T10:00:57.5+00:00[UTC]",
+                "2026-01-01T10:01:00+00:00[UTC]",
+            ),
+            (
+                "*/3 * * * * *",
+                "2026-01-01T10:59:58+00:00[UTC]",
+                "2026-01-01T11:00:00+00:00[UTC]",
+            ),
+            (
+                "0 */5 * * * *",
+                "2026-01-01T10:00:00+00:00[UTC]",
+                "2026-01-01T10:05:00+00:00[UTC]",
+            ),
+            (
+                "0 */5 * * * *",
+                "2026-01-01T10:04:59.9+00:00[UTC]",
+                "2026-01-01T10:05:00+00:00[UTC]",
+            ),
+            (
+                "0 */5 * * * *",
+                "2026-02-28T23:55:00+00:00[UTC]",
+                "2026-03-01T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 */5 * * * *",
+                "2028-02-28T23:55:00+00:00[UTC]",
+                "2028-02-29T00:00:00+00:00[UTC]",
+            ),
+            // 5 fields: second 0.
+            (
+                "* * * * *",
+                "2026-01-01T10:00:00+00:00[UTC]",
+                "2026-01-01T10:01:00+00:00[UTC]",
+            ),
+            (
+                "30 9 * * 1-5",
+                "2026-01-02T09:30:00+00:00[UTC]",
+                "2026-01-05T09:30:00+00:00[UTC]",
+            ),
+            (
+                "30 9 * * 1-5",
+                "2026-01-05T09:29:59+00:00[UTC]",
+                "2026-01-05T09:30:00+00:00[UTC]",
+            ),
+            (
+                "15,45 8-10 * * *",
+                "2026-01-01T10:45:00+00:00[UTC]",
+                "2026-01-02T08:15:00+00:00[UTC]",
+            ),
+            // Rollovers: end of month, end of year, months without a 31st.
+            (
+                "0 0 1 * *",
+                "2026-01-31T12:00:00+00:00[UTC]",
+                "2026-02-01T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 31 * *",
+                "2026-01-31T00:00:00+00:00[UTC]",
+                "2026-03-31T00:00:00+00:00[UTC]",
+            ),
+            (
+                "59 23 31 12 *",
+                "2026-06-01T00:00:00+00:00[UTC]",
+                "2026-12-31T23:59:00+00:00[UTC]",
+            ),
+            (
+                "59 23 31 12 *",
+                "2026-12-31T23:59:00+00:00[UTC]",
+                "2027-12-31T23:59:00+00:00[UTC]",
+            ),
+            (
+                "@yearly",
+                "2026-12-31T23:59:59+00:00[UTC]",
+                "2027-01-01T00:00:00+00:00[UTC]",
+            ),
+            (
+                "@hourly",
+                "2026-01-01T10:59:59.5+00:00[UTC]",
+                "2026-01-01T11:00:00+00:00[UTC]",
+            ),
+            (
+                "@weekly",
+                "2026-01-01T00:00:00+00:00[UTC]",
+                "2026-01-04T00:00:00+00:00[UTC]",
+            ),
+            // Names.
+            (
+                "0 12 * JUN-AUG SAT,sun",
+                "2026-01-01T00:00:00+00:00[UTC]",
+                "2026-06-06T12:00:00+00:00[UTC]",
+            ),
+            (
+                "0 12 * JUN-AUG SAT,sun",
+                "2026-06-06T12:00:00+00:00[UTC]",
+                "2026-06-07T12:00:00+00:00[UTC]",
+            ),
+            (
+                "0 12 * JUN-AUG SAT,sun",
+                "2026-08-30T12:00:00+00:00[UTC]",
+                "2027-06-05T12:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 * * 7",
+                "2026-01-01T00:00:00+00:00[UTC]",
+                "2026-01-04T00:00:00+00:00[UTC]",
+            ),
+            // Day-of-month and day-of-week: either when both are restricted.
+            (
+                "0 0 13 * FRI",
+                "2026-01-01T00:00:00+00:00[UTC]",
+                "2026-01-02T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 13 * FRI",
+                "2026-01-10T00:00:00+00:00[UTC]",
+                "2026-01-13T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 13 * FRI",
+                "2026-01-13T00:00:00+00:00[UTC]",
+                "2026-01-16T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 */10 * MON",
+                "2026-01-01T00:00:00+00:00[UTC]",
+                "2026-01-05T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 */10 * MON",
+                "2026-01-05T00:00:00+00:00[UTC]",
+                "2026-01-11T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 * * MON",
+                "2026-01-01T00:00:00+00:00[UTC]",
+                "2026-01-05T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 ? * MON",
+                "2026-01-01T00:00:00+00:00[UTC]",
+                "2026-01-05T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 13 * *",
+                "2026-01-02T00:00:00+00:00[UTC]",
+                "2026-01-13T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 13 * ?",
+                "2026-01-02T00:00:00+00:00[UTC]",
+                "2026-01-13T00:00:00+00:00[UTC]",
+            ),
+            // The month still restricts: February, and the 29th or a Monday.
+            (
+                "0 0 29 2 MON",
+                "2026-03-01T00:00:00+00:00[UTC]",
+                "2027-02-01T00:00:00+00:00[UTC]",
+            ),
+            // The 29th of February: leap years only, across 2100 too.
+            (
+                "0 0 29 2 *",
+                "2026-03-01T00:00:00+00:00[UTC]",
+                "2028-02-29T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 29 2 *",
+                "2028-02-29T00:00:00+00:00[UTC]",
+                "2032-02-29T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 29 2 *",
+                "2097-03-01T00:00:00+00:00[UTC]",
+                "2104-02-29T00:00:00+00:00[UTC]",
+            ),
+            // Never: the 30th of February, the 31st of a 30-day month.
+            ("0 0 30 2 *", "2026-01-01T00:00:00+00:00[UTC]", "none"),
+            (
+                "* * * 31 4,6,9,11 *",
+                "2026-01-01T00:00:00+00:00[UTC]",
+                "none",
+            ),
+            // The end of the calendar.
+            ("0 0 1 1 *", "9999-06-01T00:00:00+00:00[UTC]", "none"),
+            // A fixed offset.
+            (
+                "0 0 * * *",
+                "2026-01-01T00:00:00+05:30[+05:30]",
+                "2026-01-02T00:00:00+05:30[+05:30]",
+            ),
+            // Europe/Paris springs forward on 2026-03-29 at 02:00 (to 03:00): 02:xx is skipped.
+            (
+                "* * * * * *",
+                "2026-03-29T01:59:59+01:00[Europe/Paris]",
+                "2026-03-29T03:00:00+02:00[Europe/Paris]",
+            ),
+            (
+                "0 30 2 * * *",
+                "2026-03-28T03:00:00+01:00[Europe/Paris]",
+                "2026-03-30T02:30:00+02:00[Europe/Paris]",
+            ),
+            (
+                "0 */15 * * * *",
+                "2026-03-29T01:50:00+01:00[Europe/Paris]",
+                "2026-03-29T03:00:00+02:00[Europe/Paris]",
+            ),
+            (
+                "0 0 3 * * *",
+                "2026-03-29T01:00:00+01:00[Europe/Paris]",
+                "2026-03-29T03:00:00+02:00[Europe/Paris]",
+            ),
+            (
+                "0 0 9 * * *",
+                "2026-03-28T09:00:00+01:00[Europe/Paris]",
+                "2026-03-29T09:00:00+02:00[Europe/Paris]",
+            ),
+            // Europe/Paris falls back on 2026-10-25 at 03:00 (to 02:00): 02:xx happens twice and
+            // fires the first time only.
+            (
+                "0 30 2 * * *",
+                "2026-10-25T00:00:00+02:00[Europe/Paris]",
+                "2026-10-25T02:30:00+02:00[Europe/Paris]",
+            ),
+            (
+                "0 30 2 * * *",
+                "2026-10-25T02:30:00+02:00[Europe/Paris]",
+                "2026-10-26T02:30:00+01:00[Europe/Paris]",
+            ),
+            (
+                "0 30 2 * * *",
+                "2026-10-25T02:10:00+01:00[Europe/Paris]",
+                "2026-10-26T02:30:00+01:00[Europe/Paris]",
+            ),
+            (
+                "0 0 * * * *",
+                "2026-10-25T01:30:00+02:00[Europe/Paris]",
+                "2026-10-25T02:00:00+02:00[Europe/Paris]",
+            ),
+            (
+                "0 0 * * * *",
+                "2026-10-25T02:00:00+02:00[Europe/Paris]",
+                "2026-10-25T03:00:00+01:00[Europe/Paris]",
+            ),
+            (
+                "* * * * * *",
+                "2026-10-25T02:59:59+02:00[Europe/Paris]",
+                "2026-10-25T03:00:00+01:00[Europe/Paris]",
+            ),
+            (
+                "* * * * * *",
+                "2026-10-25T02:10:00.5+01:00[Europe/Paris]",
+                "2026-10-25T03:00:00+01:00[Europe/Paris]",
+            ),
+            // America/New_York: 2026-03-08 02:xx is skipped, 2026-11-01 01:xx happens twice.
+            (
+                "30 2 * * *",
+                "2026-03-07T03:00:00-05:00[America/New_York]",
+                "2026-03-09T02:30:00-04:00[America/New_York]",
+            ),
+            (
+                "0 9 * * MON-FRI",
+                "2026-03-06T09:00:00-05:00[America/New_York]",
+                "2026-03-09T09:00:00-04:00[America/New_York]",
+            ),
+            (
+                "30 1 * * *",
+                "2026-11-01T00:00:00-04:00[America/New_York]",
+                "2026-11-01T01:30:00-04:00[America/New_York]",
+            ),
+            (
+                "30 1 * * *",
+                "2026-11-01T01:30:00-04:00[America/New_York]",
+                "2026-11-02T01:30:00-05:00[America/New_York]",
+            ),
+            (
+                "*/20 * * * *",
+                "2026-11-01T01:40:00-04:00[America/New_York]",
+                "2026-11-01T02:00:00-05:00[America/New_York]",
+            ),
+            // Australia/Lord_Howe moves by half an hour: 01:30-02:00 twice on 2026-04-05,
+            // 02:00-02:30 skipped on 2026-10-04.
+            (
+                "0 45 1 * * *",
+                "2026-04-04T12:00:00+11:00[Australia/Lord_Howe]",
+                "2026-04-05T01:45:00+11:00[Australia/Lord_Howe]",
+            ),
+            (
+                "0 45 1 * * *",
+                "2026-04-05T01:45:00+11:00[Australia/Lord_Howe]",
+                "2026-04-06T01:45:00+10:30[Australia/Lord_Howe]",
+            ),
+            (
+                "0 15 2 * * *",
+                "2026-10-03T12:00:00+10:30[Australia/Lord_Howe]",
+                "2026-10-05T02:15:00+11:00[Australia/Lord_Howe]",
+            ),
+            (
+                "0 */10 * * * *",
+                "2026-10-04T01:55:00+10:30[Australia/Lord_Howe]",
+                "2026-10-04T02:30:00+11:00[Australia/Lord_Howe]",
+            ),
+            // Pacific/Apia skipped the whole of 2011-12-30.
+            (
+                "0 0 12 * * *",
+                "2011-12-29T13:00:00-10:00[Pacific/Apia]",
+                "2011-12-31T12:00:00+14:00[Pacific/Apia]",
+            ),
+            (
+                "* * * * * *",
+                "2011-12-29T23:59:59-10:00[Pacific/Apia]",
+                "2011-12-31T00:00:00+14:00[Pacific/Apia]",
+            ),
+        ];
+        for &(expression, after, want) in cases {
+            let next = schedule(expression).next_after(&zoned(after));
+            let got = next.map_or_else(|| "none".to_string(), |next| next.to_string());
+            assert_eq!(got, want, "`{expression}` after {after}");
+        }
+    }
+
+    #[test]
+    fn a_schedule_that_never_fires_gives_up_quickly() {
+        // Field by field, eight years of `0 0 30 2 *` are a few hundred steps; second by
+        // second they would be 250 million, and this test would not finish.
+        let start = zoned("2026-01-01T00:00:00+01:00[Europe/Paris]");
+        for expression in ["0 0 30 2 *", "* * * 31 4,6,9,11 *", "0 0 29 2 *"] {
+            let parsed = schedule(expression);
+            for _ in 0..200 {
+                std::hint::black_box(parsed.next_after(&start));
+            }
         }
     }
 
