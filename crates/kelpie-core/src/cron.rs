@@ -536,8 +536,9 @@ impl ValueSet {
 #[cfg(test)]
 mod tests {
     use super::{time_zone, CronSchedule, ValueSet};
-    use jiff::tz::TimeZone;
-    use jiff::Zoned;
+    use jiff::civil::DateTime;
+    use jiff::tz::{AmbiguousOffset, TimeZone};
+    use jiff::{Timestamp, Zoned};
 
     fn schedule(expression: &str) -> CronSchedule {
         CronSchedule::parse(expression).expect("a valid expression")
@@ -1115,5 +1116,211 @@ mod tests {
             "{error}"
         );
         assert!(time_zone(Some("")).is_err());
+    }
+
+    /// A small deterministic generator (Knuth's MMIX constants): no crate needed.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, bound: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) % bound
+        }
+
+        /// A value in `low..=high`.
+        fn within(&mut self, low: u8, high: u8) -> u8 {
+            low + self.below(u64::from(high - low) + 1) as u8
+        }
+
+        fn one_in(&mut self, n: u64) -> bool {
+            self.below(n) == 0
+        }
+    }
+
+    /// A random valid field: `*`, `?` for the day fields, a value, a range, steps, a list;
+    /// values are sometimes names. `star_percent`: how often the field is `*` (or `?`).
+    fn random_field(rng: &mut Lcg, field: super::Field, star_percent: u64) -> String {
+        let (low, high) = field.span();
+        let (_, accepted_high) = field.accepted();
+        let text = |rng: &mut Lcg, value: u8| match field.names() {
+            Some((names, first)) if value - first < names.len() as u8 && rng.one_in(2) => {
+                let name = names[usize::from(value - first)];
+                if rng.one_in(2) {
+                    name.to_ascii_lowercase()
+                } else {
+                    name.to_string()
+                }
+            }
+            _ => value.to_string(),
+        };
+        if rng.below(100) < star_percent {
+            return if field.is_day() && rng.one_in(3) {
+                "?".to_string()
+            } else {
+                "*".to_string()
+            };
+        }
+        let span = u64::from(high - low) + 1;
+        let item = |rng: &mut Lcg| -> String {
+            match rng.below(6) {
+                0 | 1 => {
+                    let value = rng.within(low, accepted_high);
+                    text(rng, value)
+                }
+                2 => {
+                    let first = rng.within(low, high);
+                    let last = rng.within(first, high);
+                    format!("{}-{}", text(rng, first), text(rng, last))
+                }
+                3 => format!("*/{}", 1 + rng.below(span.min(15))),
+                4 => {
+                    let first = rng.within(low, high);
+                    let last = rng.within(first, high);
+                    format!("{first}-{last}/{}", 1 + rng.below(span.min(10)))
+                }
+                _ => format!("{}/{}", rng.within(low, high), 1 + rng.below(span.min(10))),
+            }
+        };
+        let items = if rng.one_in(4) { 2 + rng.below(2) } else { 1 };
+        (0..items).map(|_| item(rng)).collect::<Vec<_>>().join(",")
+    }
+
+    /// Whether a wall time matches, written from the rules rather than from the search.
+    fn matches(s: &CronSchedule, wall: DateTime) -> bool {
+        let field = |value: i8| u8::try_from(value).expect("a civil field");
+        let weekday = field(wall.weekday().to_sunday_zero_offset());
+        let by_month = s.days_of_month.contains(field(wall.day()));
+        let by_week = s.days_of_week.contains(weekday);
+        let day = match (s.any_day_of_month, s.any_day_of_week) {
+            (true, true) => true,
+            (true, false) => by_week,
+            (false, true) => by_month,
+            (false, false) => by_month || by_week,
+        };
+        day && s.seconds.contains(field(wall.second()))
+            && s.minutes.contains(field(wall.minute()))
+            && s.hours.contains(field(wall.hour()))
+            && s.months.contains(field(wall.month()))
+    }
+
+    /// The first instant after `after` (whole seconds) that matches, trying every `step`
+    /// seconds up to `horizon` seconds ahead. A repeated wall time counts at its first
+    /// occurrence only; a skipped one is never seen, as no instant has it.
+    fn brute_force(s: &CronSchedule, after: &Zoned, horizon: i64, step: i64) -> Option<Timestamp> {
+        let tz = after.time_zone();
+        let start = after.timestamp().as_second();
+        let mut second = (start + 1 + step - 1) / step * step;
+        while second <= start + horizon {
+            let instant = Timestamp::from_second(second).expect("a timestamp");
+            let wall = tz.to_datetime(instant);
+            let first_occurrence = match tz.to_ambiguous_timestamp(wall).offset() {
+                AmbiguousOffset::Fold { before, .. } => {
+                    before.to_timestamp(wall).expect("a timestamp") == instant
+                }
+                _ => true,
+            };
+            if first_occurrence && matches(s, wall) {
+                return Some(instant);
+            }
+            second += step;
+        }
+        None
+    }
+
+    /// Random expressions from random starts, often just before a daylight-saving change,
+    /// against the brute force: 6 fields second by second over 3 hours, 5 fields minute by
+    /// minute (they only fire at second 0) over 40 days.
+    #[test]
+    fn next_after_agrees_with_brute_force() {
+        use super::Field;
+        let zones: Vec<TimeZone> = [
+            "UTC",
+            "Europe/Paris",
+            "America/New_York",
+            "Australia/Lord_Howe",
+        ]
+        .iter()
+        .map(|name| time_zone(Some(name)).expect("a zone"))
+        .collect();
+        let mut rng = Lcg(0x6b65_6c70_6965);
+        let mut found = 0;
+        let rounds = 300;
+        for round in 0..rounds {
+            let six_fields = round % 4 != 0;
+            let (horizon, step) = if six_fields {
+                (3 * 3600, 1)
+            } else {
+                (40 * 86_400, 60)
+            };
+            // The larger the field, the more often it is `*`: otherwise most expressions would
+            // not fire within the horizon, and the comparison would prove little.
+            let star_percent = |field: Field| match (six_fields, field) {
+                (_, Field::Second | Field::Minute) => 35,
+                (true, Field::Hour) => 50,
+                (true, Field::DayOfMonth | Field::DayOfWeek) => 75,
+                (true, Field::Month) => 90,
+                (false, Field::Hour) => 35,
+                (false, Field::DayOfMonth | Field::DayOfWeek) => 60,
+                (false, Field::Month) => 75,
+            };
+            let fields: &[Field] = if six_fields {
+                &Field::ALL
+            } else {
+                &Field::ALL[1..]
+            };
+            let expression = fields
+                .iter()
+                .map(|&field| random_field(&mut rng, field, star_percent(field)))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let parsed = CronSchedule::parse(&expression)
+                .unwrap_or_else(|error| panic!("`{expression}` should parse: {error}"));
+
+            let tz = zones[rng.below(zones.len() as u64) as usize].clone();
+            // A start in 2025-2027, moved to shortly before the next transition half the time.
+            let mut start = 1_735_689_600 + rng.below(3 * 365 * 86_400) as i64;
+            if rng.one_in(2) {
+                let from = Timestamp::from_second(start).expect("a timestamp");
+                if let Some(transition) = tz.following(from).next() {
+                    start = transition.timestamp().as_second() - rng.below(3 * 3600) as i64;
+                }
+            }
+            let nanos = if rng.one_in(2) {
+                0
+            } else {
+                rng.below(1_000_000_000) as i32
+            };
+            let after = Timestamp::new(start, nanos)
+                .expect("a timestamp")
+                .to_zoned(tz);
+
+            let want = brute_force(&parsed, &after, horizon, step);
+            let got = parsed.next_after(&after);
+            let context = format!("`{expression}` after {after}");
+            match want {
+                Some(want) => {
+                    found += 1;
+                    let got = got.unwrap_or_else(|| panic!("{context}: none, want {want}"));
+                    assert_eq!(got.timestamp(), want, "{context}: got {got}");
+                    assert_eq!(got.time_zone(), after.time_zone(), "{context}");
+                }
+                None => {
+                    if let Some(got) = got {
+                        assert!(
+                            got.timestamp().as_second() > after.timestamp().as_second() + horizon,
+                            "{context}: got {got}, the brute force found nothing before it"
+                        );
+                    }
+                }
+            }
+        }
+        // The comparison is only worth something if most cases do fire within the horizon.
+        assert!(
+            found * 2 > rounds,
+            "only {found} of {rounds} cases fired within the horizon"
+        );
     }
 }
