@@ -1,36 +1,263 @@
 //! Cron schedules for `cron_restart`: 5 fields (minute hour day-of-month month day-of-week) or 6
 //! (seconds first), read in an explicit time zone.
 //!
-//! SKELETON: the API is fixed; the parser and `next_after` are being written (issue 4).
+//! The meaning of an expression follows PM2's `croner` (in its default, legacy mode):
+//!
+//! - each field is `*`, a number, a range `a-b`, a step `*/n`, `a-b/n` or `a/n` (from `a` to
+//!   the field's maximum), or a comma-separated list of those; a step may not be 0 nor larger
+//!   than the field's range, and a range may not run backwards (`22-2` is an error, not a wrap);
+//! - months may be named `JAN`-`DEC` and weekdays `SUN`-`SAT` (any case); weekday 0 and 7 are
+//!   both Sunday, so `FRI-SUN` means Friday, Saturday and Sunday;
+//! - `?` means `*` in the two day fields (as in Quartz; croner would put the time the schedule
+//!   was created there instead, which makes a restart schedule depend on when the daemon
+//!   started);
+//! - `@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight` and `@hourly` stand
+//!   for their usual 5-field expressions;
+//! - day-of-month and day-of-week: when both are restricted, a day matches if either matches
+//!   (Vixie cron's rule); when one of them is `*` (or `?`), only the other one restricts. As
+//!   in croner, only a field that is exactly `*` or `?` counts as unrestricted: `*/2` in
+//!   day-of-month is a restriction (Vixie cron would treat anything starting with `*` as
+//!   unrestricted).
+//!
+//! croner's extensions `L`, `W`, `#`, a seventh (year) field and the `+` prefix of day-of-week
+//! are not supported: they are rejected with an error, not misread.
+//!
+//! A schedule fires at the instants whose wall-clock reading, in its time zone, matches. Two
+//! consequences around daylight-saving changes:
+//!
+//! - a wall time that does not exist (the hour skipped when clocks spring forward) never fires:
+//!   no instant reads 02:30 in Europe/Paris on the day of the spring change, so `30 2 * * *`
+//!   has no run that day (Vixie cron would run it at 03:00). Moving it to the first instant
+//!   after the gap would also fold a whole hour of an every-minute schedule into one run;
+//! - a wall time that happens twice (the hour repeated when clocks fall back) fires once, at its
+//!   first occurrence: the repeated hour has already been served. An every-minute schedule
+//!   therefore pauses for the repeated hour.
 
-use jiff::tz::TimeZone;
-use jiff::Zoned;
+use std::fmt;
+
+use jiff::civil::{Date, DateTime};
+use jiff::tz::{AmbiguousOffset, Offset, TimeZone};
+use jiff::{SignedDuration, Timestamp, Zoned};
+
+/// How many years ahead `next_after` looks before giving up. Eight, not fewer, so that
+/// `0 0 29 2 *` still finds the 29th of February across 2100, which is not a leap year.
+const SEARCH_YEARS: i16 = 8;
 
 /// A parsed cron expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CronSchedule {
     expression: String,
+    seconds: ValueSet,
+    minutes: ValueSet,
+    hours: ValueSet,
+    days_of_month: ValueSet,
+    months: ValueSet,
+    /// 0 = Sunday .. 6 = Saturday (a 7 in the expression is stored as 0).
+    days_of_week: ValueSet,
+    /// The day-of-month field is `*` or `?`: the day is chosen by day-of-week alone.
+    any_day_of_month: bool,
+    /// The day-of-week field is `*` or `?`: the day is chosen by day-of-month alone.
+    any_day_of_week: bool,
 }
 
 impl CronSchedule {
     /// Parse a 5- or 6-field expression; the error says which field is wrong and why.
     pub fn parse(expression: &str) -> Result<CronSchedule, String> {
-        let fields = expression.split_whitespace().count();
-        if fields != 5 && fields != 6 {
+        let trimmed = expression.trim();
+        let expanded = if trimmed.starts_with('@') {
+            expand_macro(trimmed)?
+        } else {
+            expression
+        };
+        let fields: Vec<&str> = expanded.split_whitespace().collect();
+        let count = fields.len();
+        if count != 5 && count != 6 {
             return Err(format!(
-                "expected 5 fields (minute hour day month weekday) or 6 (seconds first), got {fields} in `{expression}`"
+                "expected 5 fields (minute hour day month weekday) or 6 (seconds first), got {count} in `{expression}`"
             ));
         }
+        // A 5-field expression fires at second 0; its fields start with the minute.
+        let kinds: &[Field] = if count == 6 {
+            &Field::ALL
+        } else {
+            &Field::ALL[1..]
+        };
+        let mut sets = [ValueSet::single(0); 6];
+        let mut unrestricted = [false; 6];
+        for (position, (&kind, &text)) in kinds.iter().zip(&fields).enumerate() {
+            let set = parse_field(kind, text).map_err(|why| {
+                format!(
+                    "field {} ({}) of `{expression}`: {why}",
+                    position + 1,
+                    kind.name()
+                )
+            })?;
+            sets[kind as usize] = set;
+            unrestricted[kind as usize] = text == "*" || text == "?";
+        }
+        let [seconds, minutes, hours, days_of_month, months, days_of_week] = sets;
         Ok(CronSchedule {
             expression: expression.to_string(),
+            seconds,
+            minutes,
+            hours,
+            days_of_month,
+            months,
+            days_of_week,
+            any_day_of_month: unrestricted[Field::DayOfMonth as usize],
+            any_day_of_week: unrestricted[Field::DayOfWeek as usize],
         })
     }
 
+    /// The expression as it was written.
+    pub fn expression(&self) -> &str {
+        &self.expression
+    }
+
     /// The first time strictly after `after` (whole seconds) that matches, in `after`'s zone;
-    /// `None` if none within the next few years.
+    /// `None` if none within the next eight years.
+    ///
+    /// A wall time skipped by a daylight-saving change never matches; a wall time repeated by
+    /// one matches at its first occurrence only (see the module documentation).
     pub fn next_after(&self, after: &Zoned) -> Option<Zoned> {
-        let _ = after;
-        None
+        let tz = after.time_zone();
+        // Whole-second resolution: from 10:00:00.300 the earliest answer is 10:00:01. Floor,
+        // not truncation, so that instants before 1970 round the same way.
+        let timestamp = after.timestamp();
+        let mut whole_seconds = timestamp.as_second();
+        if timestamp.subsec_nanosecond() < 0 {
+            whole_seconds -= 1;
+        }
+        let earliest = Timestamp::from_second(whole_seconds.checked_add(1)?).ok()?;
+        let last_year = tz.to_datetime(earliest).year().saturating_add(SEARCH_YEARS);
+
+        // Search the wall clock, then map each matching wall time back to an instant. No
+        // answer has a wall time before `earliest`'s: the wall clock only goes backwards in a
+        // repeated hour, whose second occurrences never fire.
+        let mut cursor = tz.to_datetime(earliest);
+        loop {
+            let wall = self.next_wall_time(cursor, last_year)?;
+            let offset = match tz.to_ambiguous_timestamp(wall).offset() {
+                AmbiguousOffset::Unambiguous { offset } => Some(offset),
+                // Repeated: the first occurrence, which is in the offset before the change.
+                AmbiguousOffset::Fold { before, .. } => Some(before),
+                // Skipped: never fires.
+                AmbiguousOffset::Gap { .. } => None,
+            };
+            if let Some(offset) = offset {
+                let instant = offset.to_timestamp(wall).ok()?;
+                if instant >= earliest {
+                    return Some(instant.to_zoned(tz.clone()));
+                }
+            }
+            // Either a skipped wall time, or a repeated one whose first occurrence is already
+            // past (`after` is in the second occurrence): then the rest of the skipped or
+            // repeated span cannot fire either, so jump past it rather than test each second.
+            cursor = end_of_transition(tz, wall)
+                .or_else(|| wall.checked_add(SignedDuration::from_secs(1)).ok())?;
+        }
+    }
+
+    /// The first wall time at or after `from` (whole seconds) that matches every field, in a
+    /// year up to `last_year`. Skips by field: a month that does not match is passed in one
+    /// step, then a day, an hour, a minute.
+    fn next_wall_time(&self, from: DateTime, last_year: i16) -> Option<DateTime> {
+        let mut year = from.year();
+        // Every value below fits in a u8: the fields' ranges, or one past their end.
+        let mut month = u8::try_from(from.month()).ok()?;
+        let mut day = u8::try_from(from.day()).ok()?;
+        let mut hour = u8::try_from(from.hour()).ok()?;
+        let mut minute = u8::try_from(from.minute()).ok()?;
+        let mut second = u8::try_from(from.second()).ok()?;
+        loop {
+            if year > last_year {
+                return None;
+            }
+            match self.months.first_at_or_after(month) {
+                None => {
+                    year = year.checked_add(1)?;
+                    (month, day, hour, minute, second) = (1, 1, 0, 0, 0);
+                    continue;
+                }
+                Some(found) if found != month => {
+                    (month, day, hour, minute, second) = (found, 1, 0, 0, 0);
+                }
+                Some(_) => {}
+            }
+            let first_of_month = Date::new(year, i8::try_from(month).ok()?, 1).ok()?;
+            let days_in_month = u8::try_from(first_of_month.days_in_month()).ok()?;
+            let first_weekday =
+                u8::try_from(first_of_month.weekday().to_sunday_zero_offset()).ok()?;
+            let matching_day = (day..=days_in_month).find(|&candidate| {
+                self.day_matches(candidate, (first_weekday + candidate - 1) % 7)
+            });
+            match matching_day {
+                None => {
+                    // Past the month's last day: `first_at_or_after(13)` moves to next year.
+                    (month, day, hour, minute, second) = (month + 1, 1, 0, 0, 0);
+                    continue;
+                }
+                Some(found) if found != day => {
+                    (day, hour, minute, second) = (found, 0, 0, 0);
+                }
+                Some(_) => {}
+            }
+            match self.hours.first_at_or_after(hour) {
+                None => {
+                    (day, hour, minute, second) = (day + 1, 0, 0, 0);
+                    continue;
+                }
+                Some(found) if found != hour => {
+                    (hour, minute, second) = (found, 0, 0);
+                }
+                Some(_) => {}
+            }
+            match self.minutes.first_at_or_after(minute) {
+                None => {
+                    (hour, minute, second) = (hour + 1, 0, 0);
+                    continue;
+                }
+                Some(found) if found != minute => {
+                    (minute, second) = (found, 0);
+                }
+                Some(_) => {}
+            }
+            match self.seconds.first_at_or_after(second) {
+                None => {
+                    (minute, second) = (minute + 1, 0);
+                    continue;
+                }
+                Some(found) => second = found,
+            }
+            return DateTime::new(
+                year,
+                i8::try_from(month).ok()?,
+                i8::try_from(day).ok()?,
+                i8::try_from(hour).ok()?,
+                i8::try_from(minute).ok()?,
+                i8::try_from(second).ok()?,
+                0,
+            )
+            .ok();
+        }
+    }
+
+    /// Whether a day (of month, and of week with 0 = Sunday) is chosen by the two day fields.
+    fn day_matches(&self, day_of_month: u8, day_of_week: u8) -> bool {
+        let by_month = self.days_of_month.contains(day_of_month);
+        let by_week = self.days_of_week.contains(day_of_week);
+        if self.any_day_of_month || self.any_day_of_week {
+            // The unrestricted one holds every day, so this is the other one alone.
+            by_month && by_week
+        } else {
+            by_month || by_week
+        }
+    }
+}
+
+impl fmt::Display for CronSchedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.expression)
     }
 }
 
@@ -39,6 +266,1061 @@ impl CronSchedule {
 pub fn time_zone(name: Option<&str>) -> Result<TimeZone, String> {
     match name {
         None | Some("local") => Ok(TimeZone::system()),
+        // Built in, so that UTC works even on a system without a time zone database.
+        Some("UTC") => Ok(TimeZone::UTC),
         Some(name) => TimeZone::get(name).map_err(|e| format!("unknown time zone `{name}`: {e}")),
+    }
+}
+
+/// The first wall time after the skipped or repeated span that `wall` is in, from the time
+/// zone's transition; `None` if that cannot be worked out (then the caller steps one second).
+fn end_of_transition(tz: &TimeZone, wall: DateTime) -> Option<DateTime> {
+    let (before, after) = match tz.to_ambiguous_timestamp(wall).offset() {
+        AmbiguousOffset::Gap { before, after } | AmbiguousOffset::Fold { before, after } => {
+            (before, after)
+        }
+        AmbiguousOffset::Unambiguous { .. } => return None,
+    };
+    // The span is [transition + smaller offset, transition + larger offset) on the wall clock,
+    // so the transition is the first one after `wall` read in the larger offset.
+    let larger: Offset = if before > after { before } else { after };
+    let transition = tz.following(larger.to_timestamp(wall).ok()?).next()?;
+    let end = larger.to_datetime(transition.timestamp());
+    // A guard against odd zone data: the search must move forward.
+    (end > wall).then_some(end)
+}
+
+/// Replace a `@name` macro with its 5-field expression.
+fn expand_macro(text: &str) -> Result<&'static str, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "@yearly" | "@annually" => Ok("0 0 1 1 *"),
+        "@monthly" => Ok("0 0 1 * *"),
+        "@weekly" => Ok("0 0 * * 0"),
+        "@daily" | "@midnight" => Ok("0 0 * * *"),
+        "@hourly" => Ok("0 * * * *"),
+        "@reboot" => Err("`@reboot` is not a time of day and cannot be a restart schedule".to_string()),
+        _ => Err(format!(
+            "unknown macro `{text}`: expected @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly"
+        )),
+    }
+}
+
+/// The six fields, in the order of a 6-field expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Second,
+    Minute,
+    Hour,
+    DayOfMonth,
+    Month,
+    DayOfWeek,
+}
+
+const MONTH_NAMES: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+const WEEKDAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+impl Field {
+    const ALL: [Field; 6] = [
+        Field::Second,
+        Field::Minute,
+        Field::Hour,
+        Field::DayOfMonth,
+        Field::Month,
+        Field::DayOfWeek,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Field::Second => "second",
+            Field::Minute => "minute",
+            Field::Hour => "hour",
+            Field::DayOfMonth => "day-of-month",
+            Field::Month => "month",
+            Field::DayOfWeek => "day-of-week",
+        }
+    }
+
+    /// The values `*` stands for, which also bound `a/n` and the size of a step.
+    fn span(self) -> (u8, u8) {
+        match self {
+            Field::Second | Field::Minute => (0, 59),
+            Field::Hour => (0, 23),
+            Field::DayOfMonth => (1, 31),
+            Field::Month => (1, 12),
+            Field::DayOfWeek => (0, 6),
+        }
+    }
+
+    /// The values a number may take: the span, plus 7 for Sunday in day-of-week.
+    fn accepted(self) -> (u8, u8) {
+        match self {
+            Field::DayOfWeek => (0, 7),
+            other => other.span(),
+        }
+    }
+
+    /// Names accepted in place of numbers, and the number of the first name.
+    fn names(self) -> Option<(&'static [&'static str], u8)> {
+        match self {
+            Field::Month => Some((&MONTH_NAMES, 1)),
+            Field::DayOfWeek => Some((&WEEKDAY_NAMES, 0)),
+            _ => None,
+        }
+    }
+
+    fn is_day(self) -> bool {
+        matches!(self, Field::DayOfMonth | Field::DayOfWeek)
+    }
+}
+
+/// One field's text to the set of values it matches; the error is the reason alone (the
+/// caller names the field).
+fn parse_field(field: Field, text: &str) -> Result<ValueSet, String> {
+    if text == "?" {
+        return if field.is_day() {
+            let (low, high) = field.span();
+            Ok(ValueSet::range(low, high, 1))
+        } else {
+            Err("`?` is only allowed in day-of-month and day-of-week".to_string())
+        };
+    }
+    let mut set = ValueSet::EMPTY;
+    for item in text.split(',') {
+        if item.is_empty() {
+            return Err(format!("empty item in the list `{text}`"));
+        }
+        set = set.union(parse_item(field, item)?);
+    }
+    if field == Field::DayOfWeek && set.contains(7) {
+        // 7 is Sunday, stored as 0 so that matching has one number per weekday.
+        set = set.without(7).union(ValueSet::single(0));
+    }
+    Ok(set)
+}
+
+/// One item of a list: `*`, `a`, `a-b`, each optionally followed by `/step`.
+fn parse_item(field: Field, item: &str) -> Result<ValueSet, String> {
+    let (range, step) = match item.split_once('/') {
+        Some((range, step)) => (range, Some(parse_step(field, item, step)?)),
+        None => (item, None),
+    };
+    let (span_low, span_high) = field.span();
+    let (low, high) = if range == "*" {
+        (span_low, span_high)
+    } else if let Some((first, last)) = range.split_once('-') {
+        let low = parse_value(field, item, first, false)?;
+        let high = parse_value(field, item, last, true)?;
+        if low > high {
+            return Err(format!("range {first}-{last} is backwards"));
+        }
+        (low, high)
+    } else {
+        let value = parse_value(field, item, range, false)?;
+        // `a/n` runs from a to the end of the field.
+        if step.is_some() {
+            (value, span_high.max(value))
+        } else {
+            (value, value)
+        }
+    };
+    Ok(ValueSet::range(low, high, step.unwrap_or(1)))
+}
+
+/// The `n` of `/n`: at least 1, at most the number of values in the field.
+fn parse_step(field: Field, item: &str, text: &str) -> Result<u8, String> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("step `{text}` in `{item}` is not a number"));
+    }
+    let (low, high) = field.span();
+    let too_large =
+        || format!("step {text} in `{item}` is larger than the field's range {low}-{high}");
+    let step: u8 = text.parse().map_err(|_| too_large())?;
+    if step == 0 {
+        return Err(format!("step 0 in `{item}`: a step must be at least 1"));
+    }
+    if step > high - low + 1 {
+        return Err(too_large());
+    }
+    Ok(step)
+}
+
+/// A number or a name within the field's range. `range_end` is set for the `b` of `a-b`, where
+/// `SUN` means 7 so that `FRI-SUN` reads as Friday to Sunday.
+fn parse_value(field: Field, item: &str, text: &str, range_end: bool) -> Result<u8, String> {
+    let (low, high) = field.accepted();
+    if text.is_empty() {
+        return Err(format!("`{item}` is missing a number"));
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        let out_of_range = || format!("{text} is out of range {low}-{high}");
+        let value: u8 = text.parse().map_err(|_| out_of_range())?;
+        if value < low || value > high {
+            return Err(out_of_range());
+        }
+        return Ok(value);
+    }
+    match field.names() {
+        Some((names, first)) => {
+            let index = names
+                .iter()
+                .position(|name| name.eq_ignore_ascii_case(text));
+            match index.and_then(|index| u8::try_from(index).ok()) {
+                Some(0) if field == Field::DayOfWeek && range_end => Ok(7),
+                Some(index) => Ok(first + index),
+                None => Err(format!(
+                    "`{text}` is not a number or a {} name ({}-{})",
+                    if field == Field::Month {
+                        "month"
+                    } else {
+                        "weekday"
+                    },
+                    names[0],
+                    names[names.len() - 1]
+                )),
+            }
+        }
+        None => Err(format!("`{text}` is not a number")),
+    }
+}
+
+/// A set of small numbers (0 to 63), one bit each: every field fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ValueSet(u64);
+
+impl ValueSet {
+    const EMPTY: ValueSet = ValueSet(0);
+
+    fn single(value: u8) -> ValueSet {
+        ValueSet(1 << value)
+    }
+
+    /// `low`, `low + step`, ... up to `high` included.
+    fn range(low: u8, high: u8, step: u8) -> ValueSet {
+        let mut bits = 0;
+        let mut value = low;
+        while value <= high {
+            bits |= 1 << value;
+            match value.checked_add(step) {
+                Some(next) => value = next,
+                None => break,
+            }
+        }
+        ValueSet(bits)
+    }
+
+    fn union(self, other: ValueSet) -> ValueSet {
+        ValueSet(self.0 | other.0)
+    }
+
+    fn without(self, value: u8) -> ValueSet {
+        ValueSet(self.0 & !(1 << value))
+    }
+
+    fn contains(self, value: u8) -> bool {
+        value < 64 && self.0 & (1 << value) != 0
+    }
+
+    /// The smallest value in the set that is at least `value`.
+    fn first_at_or_after(self, value: u8) -> Option<u8> {
+        if value >= 64 {
+            return None;
+        }
+        let remaining = self.0 & (u64::MAX << value);
+        // trailing_zeros of a non-zero u64 is below 64.
+        (remaining != 0).then(|| remaining.trailing_zeros() as u8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{time_zone, CronSchedule, ValueSet};
+    use jiff::civil::DateTime;
+    use jiff::tz::{AmbiguousOffset, TimeZone};
+    use jiff::{Timestamp, Zoned};
+
+    fn schedule(expression: &str) -> CronSchedule {
+        CronSchedule::parse(expression).expect("a valid expression")
+    }
+
+    fn zoned(text: &str) -> Zoned {
+        text.parse().expect("a zoned date-time")
+    }
+
+    /// A set as its runs (`1-3,7`), or `*` when it is the field's whole span.
+    fn render(set: ValueSet, low: u8, high: u8) -> String {
+        if set == ValueSet::range(low, high, 1) {
+            return "*".to_string();
+        }
+        let values: Vec<u8> = (low..=high).filter(|&v| set.contains(v)).collect();
+        let mut runs: Vec<String> = Vec::new();
+        let mut index = 0;
+        while index < values.len() {
+            let start = values[index];
+            while index + 1 < values.len() && values[index + 1] == values[index] + 1 {
+                index += 1;
+            }
+            let end = values[index];
+            runs.push(if start == end {
+                start.to_string()
+            } else {
+                format!("{start}-{end}")
+            });
+            index += 1;
+        }
+        runs.join(",")
+    }
+
+    /// All six fields, seconds first, then `either` when a day matches by either day field.
+    fn describe(s: &CronSchedule) -> String {
+        let mut text = [
+            render(s.seconds, 0, 59),
+            render(s.minutes, 0, 59),
+            render(s.hours, 0, 23),
+            render(s.days_of_month, 1, 31),
+            render(s.months, 1, 12),
+            render(s.days_of_week, 0, 6),
+        ]
+        .join(" ");
+        if !s.any_day_of_month && !s.any_day_of_week {
+            text.push_str(" either");
+        }
+        text
+    }
+
+    #[test]
+    fn parses_every_syntax() {
+        let cases: &[(&str, &str)] = &[
+            ("* * * * *", "0 * * * * *"),
+            ("* * * * * *", "* * * * * *"),
+            ("  0   12\t* * *  ", "0 0 12 * * *"),
+            ("*/15 * * * *", "0 0,15,30,45 * * * *"),
+            (
+                "*/3 * * * * *",
+                "0,3,6,9,12,15,18,21,24,27,30,33,36,39,42,45,48,51,54,57 * * * * *",
+            ),
+            (
+                "0 */5 * * * *",
+                "0 0,5,10,15,20,25,30,35,40,45,50,55 * * * *",
+            ),
+            ("*/60 */24 * * *", "0 0 0 * * *"),
+            ("5-10 * * * *", "0 5-10 * * * *"),
+            ("10-30/10 * * * *", "0 10,20,30 * * * *"),
+            ("50/3 * * * *", "0 50,53,56,59 * * * *"),
+            ("1,2,3,10-12,*/30 * * * *", "0 0-3,10-12,30 * * * *"),
+            ("059 007 * * *", "0 59 7 * * *"),
+            ("0 0 1 jan,Jul *", "0 0 0 1 1,7 *"),
+            ("0 0 * JAN-MAR mon-FRI", "0 0 0 * 1-3 1-5"),
+            ("0 0 * feb-dec/2 *", "0 0 0 * 2,4,6,8,10,12 *"),
+            ("0 0 * * 7", "0 0 0 * * 0"),
+            ("0 0 * * 0,7", "0 0 0 * * 0"),
+            ("0 0 * * 5-7", "0 0 0 * * 0,5-6"),
+            ("0 0 * * FRI-SUN", "0 0 0 * * 0,5-6"),
+            ("0 0 * * SUN-SAT", "0 0 0 * * *"),
+            ("0 0 * * */2", "0 0 0 * * 0,2,4,6"),
+            ("0 0 * * 3/2", "0 0 0 * * 3,5"),
+            ("0 0 ? * MON", "0 0 0 * * 1"),
+            ("0 0 1 * ?", "0 0 0 1 * *"),
+            ("0 0 1,15 * MON", "0 0 0 1,15 * 1 either"),
+            // As in croner, only a bare `*` leaves a day field unrestricted.
+            ("0 0 */10 * MON", "0 0 0 1,11,21,31 * 1 either"),
+            ("0 0 1-31 * 1-5", "0 0 0 * * 1-5 either"),
+            ("@yearly", "0 0 0 1 1 *"),
+            ("@annually", "0 0 0 1 1 *"),
+            ("@monthly", "0 0 0 1 * *"),
+            ("@weekly", "0 0 0 * * 0"),
+            ("@daily", "0 0 0 * * *"),
+            (" @Midnight ", "0 0 0 * * *"),
+            ("@HOURLY", "0 0 * * * *"),
+        ];
+        for &(expression, want) in cases {
+            let parsed = schedule(expression);
+            assert_eq!(describe(&parsed), want, "`{expression}`");
+            assert_eq!(parsed.expression(), expression);
+            assert_eq!(parsed.to_string(), expression);
+        }
+    }
+
+    #[test]
+    fn rejects_every_error_with_its_field_and_reason() {
+        let cases: &[(&str, &str)] = &[
+            ("", "expected 5 fields (minute hour day month weekday) or 6 (seconds first), got 0 in ``"),
+            (
+                "* * * *",
+                "expected 5 fields (minute hour day month weekday) or 6 (seconds first), got 4 in `* * * *`",
+            ),
+            (
+                "* * * * * * *",
+                "expected 5 fields (minute hour day month weekday) or 6 (seconds first), got 7 in `* * * * * * *`",
+            ),
+            ("*/3 x * * *", "field 2 (hour) of `*/3 x * * *`: `x` is not a number"),
+            ("60 * * * * *", "field 1 (second) of `60 * * * * *`: 60 is out of range 0-59"),
+            ("60 * * * *", "field 1 (minute) of `60 * * * *`: 60 is out of range 0-59"),
+            ("* 24 * * *", "field 2 (hour) of `* 24 * * *`: 24 is out of range 0-23"),
+            ("* * 0 * *", "field 3 (day-of-month) of `* * 0 * *`: 0 is out of range 1-31"),
+            ("* * 32 * *", "field 3 (day-of-month) of `* * 32 * *`: 32 is out of range 1-31"),
+            ("* * * 13 *", "field 4 (month) of `* * * 13 *`: 13 is out of range 1-12"),
+            ("* * * * 8", "field 5 (day-of-week) of `* * * * 8`: 8 is out of range 0-7"),
+            (
+                "0 * * * * 1-8",
+                "field 6 (day-of-week) of `0 * * * * 1-8`: 8 is out of range 0-7",
+            ),
+            (
+                "99999999999 * * * *",
+                "field 1 (minute) of `99999999999 * * * *`: 99999999999 is out of range 0-59",
+            ),
+            ("*/0 * * * *", "field 1 (minute) of `*/0 * * * *`: step 0 in `*/0`: a step must be at least 1"),
+            (
+                "* * * * * 1-5/0",
+                "field 6 (day-of-week) of `* * * * * 1-5/0`: step 0 in `1-5/0`: a step must be at least 1",
+            ),
+            (
+                "*/61 * * * *",
+                "field 1 (minute) of `*/61 * * * *`: step 61 in `*/61` is larger than the field's range 0-59",
+            ),
+            (
+                "* */999 * * *",
+                "field 2 (hour) of `* */999 * * *`: step 999 in `*/999` is larger than the field's range 0-23",
+            ),
+            ("*/x * * * *", "field 1 (minute) of `*/x * * * *`: step `x` in `*/x` is not a number"),
+            ("*/ * * * *", "field 1 (minute) of `*/ * * * *`: step `` in `*/` is not a number"),
+            ("1/2/3 * * * *", "field 1 (minute) of `1/2/3 * * * *`: step `2/3` in `1/2/3` is not a number"),
+            ("5-2 * * * *", "field 1 (minute) of `5-2 * * * *`: range 5-2 is backwards"),
+            ("* * * * FRI-MON", "field 5 (day-of-week) of `* * * * FRI-MON`: range FRI-MON is backwards"),
+            ("* * * DEC-JAN *", "field 4 (month) of `* * * DEC-JAN *`: range DEC-JAN is backwards"),
+            ("-5 * * * *", "field 1 (minute) of `-5 * * * *`: `-5` is missing a number"),
+            ("5- * * * *", "field 1 (minute) of `5- * * * *`: `5-` is missing a number"),
+            ("1-2-3 * * * *", "field 1 (minute) of `1-2-3 * * * *`: `2-3` is not a number"),
+            ("*-5 * * * *", "field 1 (minute) of `*-5 * * * *`: `*` is not a number"),
+            ("1,,2 * * * *", "field 1 (minute) of `1,,2 * * * *`: empty item in the list `1,,2`"),
+            ("1, * * * *", "field 1 (minute) of `1, * * * *`: empty item in the list `1,`"),
+            ("JAN * * * *", "field 1 (minute) of `JAN * * * *`: `JAN` is not a number"),
+            (
+                "* * * FOO *",
+                "field 4 (month) of `* * * FOO *`: `FOO` is not a number or a month name (JAN-DEC)",
+            ),
+            (
+                "* * * * MONDAY",
+                "field 5 (day-of-week) of `* * * * MONDAY`: `MONDAY` is not a number or a weekday name (SUN-SAT)",
+            ),
+            (
+                "* * * * MON#2",
+                "field 5 (day-of-week) of `* * * * MON#2`: `MON#2` is not a number or a weekday name (SUN-SAT)",
+            ),
+            ("* * L * *", "field 3 (day-of-month) of `* * L * *`: `L` is not a number"),
+            (
+                "? * * * *",
+                "field 1 (minute) of `? * * * *`: `?` is only allowed in day-of-month and day-of-week",
+            ),
+            (
+                "0 0 ?/2 * *",
+                "field 3 (day-of-month) of `0 0 ?/2 * *`: `?` is not a number",
+            ),
+            (
+                "@reboot",
+                "`@reboot` is not a time of day and cannot be a restart schedule",
+            ),
+            (
+                "@often",
+                "unknown macro `@often`: expected @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly",
+            ),
+            (
+                "@daily now",
+                "unknown macro `@daily now`: expected @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly",
+            ),
+        ];
+        for &(expression, want) in cases {
+            assert_eq!(
+                CronSchedule::parse(expression),
+                Err(want.to_string()),
+                "`{expression}`"
+            );
+        }
+    }
+
+    #[test]
+    fn next_after_matches_the_table() {
+        // (expression, after, the next run or "none")
+        let cases: &[(&str, &str, &str)] = &[
+            // Every second, at whole-second resolution.
+            (
+                "* * * * * *",
+                "2026-01-01T10:00:00+00:00[UTC]",
+                "2026-01-01T10:00:01+00:00[UTC]",
+            ),
+            (
+                "* * * * * *",
+                "2026-01-01T10:00:00.3+00:00[UTC]",
+                "2026-01-01T10:00:01+00:00[UTC]",
+            ),
+            (
+                "* * * * * *",
+                "2026-01-01T10:00:00.999999999+00:00[UTC]",
+                "2026-01-01T10:00:01+00:00[UTC]",
+            ),
+            (
+                "* * * * * *",
+                "2026-12-31T23:59:59.5+00:00[UTC]",
+                "2027-01-01T00:00:00+00:00[UTC]",
+            ),
+            (
+                "*/3 * * * * *",
+                "2026-01-01T10:00:00+00:00[UTC]",
+                "2026-01-01T10:00:03+00:00[UTC]",
+            ),
+            (
+                "*/3 * * * * *",
+                "2026-01-01T10:00:57.5+00:00[UTC]",
+                "2026-01-01T10:01:00+00:00[UTC]",
+            ),
+            (
+                "*/3 * * * * *",
+                "2026-01-01T10:59:58+00:00[UTC]",
+                "2026-01-01T11:00:00+00:00[UTC]",
+            ),
+            (
+                "0 */5 * * * *",
+                "2026-01-01T10:00:00+00:00[UTC]",
+                "2026-01-01T10:05:00+00:00[UTC]",
+            ),
+            (
+                "0 */5 * * * *",
+                "2026-01-01T10:04:59.9+00:00[UTC]",
+                "2026-01-01T10:05:00+00:00[UTC]",
+            ),
+            (
+                "0 */5 * * * *",
+                "2026-02-28T23:55:00+00:00[UTC]",
+                "2026-03-01T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 */5 * * * *",
+                "2028-02-28T23:55:00+00:00[UTC]",
+                "2028-02-29T00:00:00+00:00[UTC]",
+            ),
+            // 5 fields: second 0.
+            (
+                "* * * * *",
+                "2026-01-01T10:00:00+00:00[UTC]",
+                "2026-01-01T10:01:00+00:00[UTC]",
+            ),
+            (
+                "30 9 * * 1-5",
+                "2026-01-02T09:30:00+00:00[UTC]",
+                "2026-01-05T09:30:00+00:00[UTC]",
+            ),
+            (
+                "30 9 * * 1-5",
+                "2026-01-05T09:29:59+00:00[UTC]",
+                "2026-01-05T09:30:00+00:00[UTC]",
+            ),
+            (
+                "15,45 8-10 * * *",
+                "2026-01-01T10:45:00+00:00[UTC]",
+                "2026-01-02T08:15:00+00:00[UTC]",
+            ),
+            // Rollovers: end of month, end of year, months without a 31st.
+            (
+                "0 0 1 * *",
+                "2026-01-31T12:00:00+00:00[UTC]",
+                "2026-02-01T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 31 * *",
+                "2026-01-31T00:00:00+00:00[UTC]",
+                "2026-03-31T00:00:00+00:00[UTC]",
+            ),
+            (
+                "59 23 31 12 *",
+                "2026-06-01T00:00:00+00:00[UTC]",
+                "2026-12-31T23:59:00+00:00[UTC]",
+            ),
+            (
+                "59 23 31 12 *",
+                "2026-12-31T23:59:00+00:00[UTC]",
+                "2027-12-31T23:59:00+00:00[UTC]",
+            ),
+            (
+                "@yearly",
+                "2026-12-31T23:59:59+00:00[UTC]",
+                "2027-01-01T00:00:00+00:00[UTC]",
+            ),
+            (
+                "@hourly",
+                "2026-01-01T10:59:59.5+00:00[UTC]",
+                "2026-01-01T11:00:00+00:00[UTC]",
+            ),
+            (
+                "@weekly",
+                "2026-01-01T00:00:00+00:00[UTC]",
+                "2026-01-04T00:00:00+00:00[UTC]",
+            ),
+            // Names.
+            (
+                "0 12 * JUN-AUG SAT,sun",
+                "2026-01-01T00:00:00+00:00[UTC]",
+                "2026-06-06T12:00:00+00:00[UTC]",
+            ),
+            (
+                "0 12 * JUN-AUG SAT,sun",
+                "2026-06-06T12:00:00+00:00[UTC]",
+                "2026-06-07T12:00:00+00:00[UTC]",
+            ),
+            (
+                "0 12 * JUN-AUG SAT,sun",
+                "2026-08-30T12:00:00+00:00[UTC]",
+                "2027-06-05T12:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 * * 7",
+                "2026-01-01T00:00:00+00:00[UTC]",
+                "2026-01-04T00:00:00+00:00[UTC]",
+            ),
+            // Day-of-month and day-of-week: either when both are restricted.
+            (
+                "0 0 13 * FRI",
+                "2026-01-01T00:00:00+00:00[UTC]",
+                "2026-01-02T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 13 * FRI",
+                "2026-01-10T00:00:00+00:00[UTC]",
+                "2026-01-13T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 13 * FRI",
+                "2026-01-13T00:00:00+00:00[UTC]",
+                "2026-01-16T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 */10 * MON",
+                "2026-01-01T00:00:00+00:00[UTC]",
+                "2026-01-05T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 */10 * MON",
+                "2026-01-05T00:00:00+00:00[UTC]",
+                "2026-01-11T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 * * MON",
+                "2026-01-01T00:00:00+00:00[UTC]",
+                "2026-01-05T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 ? * MON",
+                "2026-01-01T00:00:00+00:00[UTC]",
+                "2026-01-05T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 13 * *",
+                "2026-01-02T00:00:00+00:00[UTC]",
+                "2026-01-13T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 13 * ?",
+                "2026-01-02T00:00:00+00:00[UTC]",
+                "2026-01-13T00:00:00+00:00[UTC]",
+            ),
+            // The month still restricts: February, and the 29th or a Monday.
+            (
+                "0 0 29 2 MON",
+                "2026-03-01T00:00:00+00:00[UTC]",
+                "2027-02-01T00:00:00+00:00[UTC]",
+            ),
+            // The 29th of February: leap years only, across 2100 too.
+            (
+                "0 0 29 2 *",
+                "2026-03-01T00:00:00+00:00[UTC]",
+                "2028-02-29T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 29 2 *",
+                "2028-02-29T00:00:00+00:00[UTC]",
+                "2032-02-29T00:00:00+00:00[UTC]",
+            ),
+            (
+                "0 0 29 2 *",
+                "2097-03-01T00:00:00+00:00[UTC]",
+                "2104-02-29T00:00:00+00:00[UTC]",
+            ),
+            // Never: the 30th of February, the 31st of a 30-day month.
+            ("0 0 30 2 *", "2026-01-01T00:00:00+00:00[UTC]", "none"),
+            (
+                "* * * 31 4,6,9,11 *",
+                "2026-01-01T00:00:00+00:00[UTC]",
+                "none",
+            ),
+            // The end of the calendar.
+            ("0 0 1 1 *", "9999-06-01T00:00:00+00:00[UTC]", "none"),
+            // A fixed offset.
+            (
+                "0 0 * * *",
+                "2026-01-01T00:00:00+05:30[+05:30]",
+                "2026-01-02T00:00:00+05:30[+05:30]",
+            ),
+            // Europe/Paris springs forward on 2026-03-29 at 02:00 (to 03:00): 02:xx is skipped.
+            (
+                "* * * * * *",
+                "2026-03-29T01:59:59+01:00[Europe/Paris]",
+                "2026-03-29T03:00:00+02:00[Europe/Paris]",
+            ),
+            (
+                "0 30 2 * * *",
+                "2026-03-28T03:00:00+01:00[Europe/Paris]",
+                "2026-03-30T02:30:00+02:00[Europe/Paris]",
+            ),
+            (
+                "0 */15 * * * *",
+                "2026-03-29T01:50:00+01:00[Europe/Paris]",
+                "2026-03-29T03:00:00+02:00[Europe/Paris]",
+            ),
+            (
+                "0 0 3 * * *",
+                "2026-03-29T01:00:00+01:00[Europe/Paris]",
+                "2026-03-29T03:00:00+02:00[Europe/Paris]",
+            ),
+            (
+                "0 0 9 * * *",
+                "2026-03-28T09:00:00+01:00[Europe/Paris]",
+                "2026-03-29T09:00:00+02:00[Europe/Paris]",
+            ),
+            // Europe/Paris falls back on 2026-10-25 at 03:00 (to 02:00): 02:xx happens twice and
+            // fires the first time only.
+            (
+                "0 30 2 * * *",
+                "2026-10-25T00:00:00+02:00[Europe/Paris]",
+                "2026-10-25T02:30:00+02:00[Europe/Paris]",
+            ),
+            (
+                "0 30 2 * * *",
+                "2026-10-25T02:30:00+02:00[Europe/Paris]",
+                "2026-10-26T02:30:00+01:00[Europe/Paris]",
+            ),
+            (
+                "0 30 2 * * *",
+                "2026-10-25T02:10:00+01:00[Europe/Paris]",
+                "2026-10-26T02:30:00+01:00[Europe/Paris]",
+            ),
+            (
+                "0 0 * * * *",
+                "2026-10-25T01:30:00+02:00[Europe/Paris]",
+                "2026-10-25T02:00:00+02:00[Europe/Paris]",
+            ),
+            (
+                "0 0 * * * *",
+                "2026-10-25T02:00:00+02:00[Europe/Paris]",
+                "2026-10-25T03:00:00+01:00[Europe/Paris]",
+            ),
+            (
+                "* * * * * *",
+                "2026-10-25T02:59:59+02:00[Europe/Paris]",
+                "2026-10-25T03:00:00+01:00[Europe/Paris]",
+            ),
+            (
+                "* * * * * *",
+                "2026-10-25T02:10:00.5+01:00[Europe/Paris]",
+                "2026-10-25T03:00:00+01:00[Europe/Paris]",
+            ),
+            // America/New_York: 2026-03-08 02:xx is skipped, 2026-11-01 01:xx happens twice.
+            (
+                "30 2 * * *",
+                "2026-03-07T03:00:00-05:00[America/New_York]",
+                "2026-03-09T02:30:00-04:00[America/New_York]",
+            ),
+            (
+                "0 9 * * MON-FRI",
+                "2026-03-06T09:00:00-05:00[America/New_York]",
+                "2026-03-09T09:00:00-04:00[America/New_York]",
+            ),
+            (
+                "30 1 * * *",
+                "2026-11-01T00:00:00-04:00[America/New_York]",
+                "2026-11-01T01:30:00-04:00[America/New_York]",
+            ),
+            (
+                "30 1 * * *",
+                "2026-11-01T01:30:00-04:00[America/New_York]",
+                "2026-11-02T01:30:00-05:00[America/New_York]",
+            ),
+            (
+                "*/20 * * * *",
+                "2026-11-01T01:40:00-04:00[America/New_York]",
+                "2026-11-01T02:00:00-05:00[America/New_York]",
+            ),
+            // Australia/Lord_Howe moves by half an hour: 01:30-02:00 twice on 2026-04-05,
+            // 02:00-02:30 skipped on 2026-10-04.
+            (
+                "0 45 1 * * *",
+                "2026-04-04T12:00:00+11:00[Australia/Lord_Howe]",
+                "2026-04-05T01:45:00+11:00[Australia/Lord_Howe]",
+            ),
+            (
+                "0 45 1 * * *",
+                "2026-04-05T01:45:00+11:00[Australia/Lord_Howe]",
+                "2026-04-06T01:45:00+10:30[Australia/Lord_Howe]",
+            ),
+            (
+                "0 15 2 * * *",
+                "2026-10-03T12:00:00+10:30[Australia/Lord_Howe]",
+                "2026-10-05T02:15:00+11:00[Australia/Lord_Howe]",
+            ),
+            (
+                "0 */10 * * * *",
+                "2026-10-04T01:55:00+10:30[Australia/Lord_Howe]",
+                "2026-10-04T02:30:00+11:00[Australia/Lord_Howe]",
+            ),
+            // Pacific/Apia skipped the whole of 2011-12-30.
+            (
+                "0 0 12 * * *",
+                "2011-12-29T13:00:00-10:00[Pacific/Apia]",
+                "2011-12-31T12:00:00+14:00[Pacific/Apia]",
+            ),
+            (
+                "* * * * * *",
+                "2011-12-29T23:59:59-10:00[Pacific/Apia]",
+                "2011-12-31T00:00:00+14:00[Pacific/Apia]",
+            ),
+        ];
+        for &(expression, after, want) in cases {
+            let next = schedule(expression).next_after(&zoned(after));
+            let got = next.map_or_else(|| "none".to_string(), |next| next.to_string());
+            assert_eq!(got, want, "`{expression}` after {after}");
+        }
+    }
+
+    #[test]
+    fn a_schedule_that_never_fires_gives_up_quickly() {
+        // Field by field, eight years of `0 0 30 2 *` are a few hundred steps; second by
+        // second they would be 250 million, and this test would not finish.
+        let start = zoned("2026-01-01T00:00:00+01:00[Europe/Paris]");
+        for expression in ["0 0 30 2 *", "* * * 31 4,6,9,11 *", "0 0 29 2 *"] {
+            let parsed = schedule(expression);
+            for _ in 0..200 {
+                std::hint::black_box(parsed.next_after(&start));
+            }
+        }
+    }
+
+    #[test]
+    fn time_zones_by_name() {
+        assert!(time_zone(None).is_ok());
+        assert!(time_zone(Some("local")).is_ok());
+        assert_eq!(time_zone(Some("UTC")), Ok(TimeZone::UTC));
+        let paris = time_zone(Some("Europe/Paris")).expect("Europe/Paris");
+        assert_eq!(paris.iana_name(), Some("Europe/Paris"));
+        let error = time_zone(Some("Mars/Olympus_Mons")).expect_err("no such zone");
+        assert!(
+            error.starts_with("unknown time zone `Mars/Olympus_Mons`"),
+            "{error}"
+        );
+        assert!(time_zone(Some("")).is_err());
+    }
+
+    /// A small deterministic generator (Knuth's MMIX constants): no crate needed.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, bound: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) % bound
+        }
+
+        /// A value in `low..=high`.
+        fn within(&mut self, low: u8, high: u8) -> u8 {
+            low + self.below(u64::from(high - low) + 1) as u8
+        }
+
+        fn one_in(&mut self, n: u64) -> bool {
+            self.below(n) == 0
+        }
+    }
+
+    /// A random valid field: `*`, `?` for the day fields, a value, a range, steps, a list;
+    /// values are sometimes names. `star_percent`: how often the field is `*` (or `?`).
+    fn random_field(rng: &mut Lcg, field: super::Field, star_percent: u64) -> String {
+        let (low, high) = field.span();
+        let (_, accepted_high) = field.accepted();
+        let text = |rng: &mut Lcg, value: u8| match field.names() {
+            Some((names, first)) if value - first < names.len() as u8 && rng.one_in(2) => {
+                let name = names[usize::from(value - first)];
+                if rng.one_in(2) {
+                    name.to_ascii_lowercase()
+                } else {
+                    name.to_string()
+                }
+            }
+            _ => value.to_string(),
+        };
+        if rng.below(100) < star_percent {
+            return if field.is_day() && rng.one_in(3) {
+                "?".to_string()
+            } else {
+                "*".to_string()
+            };
+        }
+        let span = u64::from(high - low) + 1;
+        let item = |rng: &mut Lcg| -> String {
+            match rng.below(6) {
+                0 | 1 => {
+                    let value = rng.within(low, accepted_high);
+                    text(rng, value)
+                }
+                2 => {
+                    let first = rng.within(low, high);
+                    let last = rng.within(first, high);
+                    format!("{}-{}", text(rng, first), text(rng, last))
+                }
+                3 => format!("*/{}", 1 + rng.below(span.min(15))),
+                4 => {
+                    let first = rng.within(low, high);
+                    let last = rng.within(first, high);
+                    format!("{first}-{last}/{}", 1 + rng.below(span.min(10)))
+                }
+                _ => format!("{}/{}", rng.within(low, high), 1 + rng.below(span.min(10))),
+            }
+        };
+        let items = if rng.one_in(4) { 2 + rng.below(2) } else { 1 };
+        (0..items).map(|_| item(rng)).collect::<Vec<_>>().join(",")
+    }
+
+    /// Whether a wall time matches, written from the rules rather than from the search.
+    fn matches(s: &CronSchedule, wall: DateTime) -> bool {
+        let field = |value: i8| u8::try_from(value).expect("a civil field");
+        let weekday = field(wall.weekday().to_sunday_zero_offset());
+        let by_month = s.days_of_month.contains(field(wall.day()));
+        let by_week = s.days_of_week.contains(weekday);
+        let day = match (s.any_day_of_month, s.any_day_of_week) {
+            (true, true) => true,
+            (true, false) => by_week,
+            (false, true) => by_month,
+            (false, false) => by_month || by_week,
+        };
+        day && s.seconds.contains(field(wall.second()))
+            && s.minutes.contains(field(wall.minute()))
+            && s.hours.contains(field(wall.hour()))
+            && s.months.contains(field(wall.month()))
+    }
+
+    /// The first instant after `after` (whole seconds) that matches, trying every `step`
+    /// seconds up to `horizon` seconds ahead. A repeated wall time counts at its first
+    /// occurrence only; a skipped one is never seen, as no instant has it.
+    fn brute_force(s: &CronSchedule, after: &Zoned, horizon: i64, step: i64) -> Option<Timestamp> {
+        let tz = after.time_zone();
+        let start = after.timestamp().as_second();
+        let mut second = (start + 1 + step - 1) / step * step;
+        while second <= start + horizon {
+            let instant = Timestamp::from_second(second).expect("a timestamp");
+            let wall = tz.to_datetime(instant);
+            let first_occurrence = match tz.to_ambiguous_timestamp(wall).offset() {
+                AmbiguousOffset::Fold { before, .. } => {
+                    before.to_timestamp(wall).expect("a timestamp") == instant
+                }
+                _ => true,
+            };
+            if first_occurrence && matches(s, wall) {
+                return Some(instant);
+            }
+            second += step;
+        }
+        None
+    }
+
+    /// Random expressions from random starts, often just before a daylight-saving change,
+    /// against the brute force: 6 fields second by second over 3 hours, 5 fields minute by
+    /// minute (they only fire at second 0) over 40 days.
+    #[test]
+    fn next_after_agrees_with_brute_force() {
+        use super::Field;
+        let zones: Vec<TimeZone> = [
+            "UTC",
+            "Europe/Paris",
+            "America/New_York",
+            "Australia/Lord_Howe",
+        ]
+        .iter()
+        .map(|name| time_zone(Some(name)).expect("a zone"))
+        .collect();
+        let mut rng = Lcg(0x6b65_6c70_6965);
+        let mut found = 0;
+        let rounds = 300;
+        for round in 0..rounds {
+            let six_fields = round % 4 != 0;
+            let (horizon, step) = if six_fields {
+                (3 * 3600, 1)
+            } else {
+                (40 * 86_400, 60)
+            };
+            // The larger the field, the more often it is `*`: otherwise most expressions would
+            // not fire within the horizon, and the comparison would prove little.
+            let star_percent = |field: Field| match (six_fields, field) {
+                (_, Field::Second | Field::Minute) => 35,
+                (true, Field::Hour) => 50,
+                (true, Field::DayOfMonth | Field::DayOfWeek) => 75,
+                (true, Field::Month) => 90,
+                (false, Field::Hour) => 35,
+                (false, Field::DayOfMonth | Field::DayOfWeek) => 60,
+                (false, Field::Month) => 75,
+            };
+            let fields: &[Field] = if six_fields {
+                &Field::ALL
+            } else {
+                &Field::ALL[1..]
+            };
+            let expression = fields
+                .iter()
+                .map(|&field| random_field(&mut rng, field, star_percent(field)))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let parsed = CronSchedule::parse(&expression)
+                .unwrap_or_else(|error| panic!("`{expression}` should parse: {error}"));
+
+            let tz = zones[rng.below(zones.len() as u64) as usize].clone();
+            // A start in 2025-2027, moved to shortly before the next transition half the time.
+            let mut start = 1_735_689_600 + rng.below(3 * 365 * 86_400) as i64;
+            if rng.one_in(2) {
+                let from = Timestamp::from_second(start).expect("a timestamp");
+                if let Some(transition) = tz.following(from).next() {
+                    start = transition.timestamp().as_second() - rng.below(3 * 3600) as i64;
+                }
+            }
+            let nanos = if rng.one_in(2) {
+                0
+            } else {
+                rng.below(1_000_000_000) as i32
+            };
+            let after = Timestamp::new(start, nanos)
+                .expect("a timestamp")
+                .to_zoned(tz);
+
+            let want = brute_force(&parsed, &after, horizon, step);
+            let got = parsed.next_after(&after);
+            let context = format!("`{expression}` after {after}");
+            match want {
+                Some(want) => {
+                    found += 1;
+                    let got = got.unwrap_or_else(|| panic!("{context}: none, want {want}"));
+                    assert_eq!(got.timestamp(), want, "{context}: got {got}");
+                    assert_eq!(got.time_zone(), after.time_zone(), "{context}");
+                }
+                None => {
+                    if let Some(got) = got {
+                        assert!(
+                            got.timestamp().as_second() > after.timestamp().as_second() + horizon,
+                            "{context}: got {got}, the brute force found nothing before it"
+                        );
+                    }
+                }
+            }
+        }
+        // The comparison is only worth something if most cases do fire within the horizon.
+        assert!(
+            found * 2 > rounds,
+            "only {found} of {rounds} cases fired within the horizon"
+        );
     }
 }
