@@ -3,6 +3,7 @@
 mod cluster;
 mod handlers;
 mod logs;
+mod order;
 mod targets;
 
 pub use logs::LogSelection;
@@ -84,8 +85,8 @@ pub struct Reply {
 pub enum Finish {
     /// With the process list.
     List,
-    /// With the list and the outcome of a start.
-    Started(Vec<kelpie_proto::StartOutcome>, Vec<String>),
+    /// With the list and the outcome of a start: notes, and apps not started and why.
+    Started(Vec<kelpie_proto::StartOutcome>, Vec<String>, Vec<String>),
     /// With a message.
     Done(String),
     /// With an error.
@@ -135,6 +136,10 @@ struct Supervisor {
     logs: LogService,
     /// Listening sockets of apps with a Kelpie-owned port, by app name.
     sockets: BTreeMap<String, Arc<ListenSocket>>,
+    /// Actions waiting for other apps (`depends_on`).
+    pending: Vec<order::Pending>,
+    /// Instances deleted while their process was still stopping.
+    leaving: std::collections::BTreeSet<u32>,
 }
 
 /// Set up the home, serve it, and supervise until told to exit.
@@ -203,6 +208,8 @@ pub async fn run(home: Home) -> Result<(), DaemonError> {
         username: kelpie_sys::username(kelpie_sys::current_uid()),
         logs: log_service.clone(),
         sockets: BTreeMap::new(),
+        pending: Vec::new(),
+        leaving: Default::default(),
     };
     let restore_home = home.clone();
     if let Ok(Some((state, orphans))) =
@@ -327,6 +334,7 @@ fn stop_groups_now(groups: &[(u32, Arc<AppSpec>)]) {
 impl Supervisor {
     fn restore(&mut self, state: StateFile, orphans: &BTreeMap<u32, u32>) {
         self.next_id = state.next_id;
+        let mut to_start = Vec::new();
         for app in state.apps {
             let run = app.run;
             let pm_id = app.pm_id;
@@ -349,8 +357,25 @@ impl Supervisor {
                 socket,
             );
             if run {
-                self.send(pm_id, InstanceMsg::Control(Control::Start, None));
+                to_start.push(pm_id);
             }
+        }
+        // Apps that depend on others start once those are up, as at `start`.
+        let in_flight: std::collections::BTreeSet<u32> = to_start.iter().copied().collect();
+        let mut gated: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for pm_id in to_start {
+            match self.apps.get(&pm_id) {
+                Some(entry) if !entry.spec.depends_on.is_empty() => {
+                    gated
+                        .entry(entry.spec.name.clone())
+                        .or_default()
+                        .push(pm_id);
+                }
+                _ => self.send(pm_id, InstanceMsg::Control(Control::Start, None)),
+            }
+        }
+        for ids in gated.into_values() {
+            drop(self.after_dependencies(ids, Control::Start, &in_flight));
         }
         crate::daemon_log!(
             "restored {} instances from {}",
@@ -417,6 +442,13 @@ impl Supervisor {
     }
 
     fn on_event(&mut self, event: InstanceEvent) {
+        if !self.apps.contains_key(&event.pm_id) && !event.state.status.has_process() {
+            // A deleted instance's process is gone: apps it depended on may now stop.
+            if self.leaving.remove(&event.pm_id) {
+                self.run_pending();
+            }
+            return;
+        }
         if let Some(entry) = self.apps.get_mut(&event.pm_id) {
             let new_process = entry.state.pid != event.state.pid;
             entry.state = event.state;
@@ -425,6 +457,8 @@ impl Supervisor {
                 self.sample_current_processes();
             }
             self.mark_dirty();
+            self.note_reported(event.pm_id);
+            self.run_pending();
         }
     }
 
@@ -463,6 +497,8 @@ impl Supervisor {
                 let _ = entry.mailbox.send(InstanceMsg::AutoRestart(why, true));
             }
         }
+        // Readings come every second: time enough to give up on a dependency that never came up.
+        self.run_pending();
     }
 
     fn mark_dirty(&mut self) {
@@ -522,6 +558,7 @@ impl Supervisor {
             socket,
         };
         self.logs.claim(pm_id, &spec);
+        self.leaving.remove(&pm_id);
         let mailbox = instance::spawn(setup, self.events.clone());
         self.apps.insert(
             pm_id,
@@ -630,11 +667,12 @@ impl Supervisor {
     fn finish(&mut self, finish: Finish, reply: oneshot::Sender<Reply>) {
         match finish {
             Finish::List => self.reply_with_list(reply, Response::Processes),
-            Finish::Started(outcomes, notes) => {
+            Finish::Started(outcomes, notes, failures) => {
                 self.reply_with_list(reply, move |processes| Response::Started {
                     outcomes,
                     processes,
                     notes,
+                    failures,
                 })
             }
             Finish::Done(message) => {

@@ -299,6 +299,10 @@ pub enum Response {
         /// Things the user should know (a backup dump was used...).
         #[serde(default)]
         notes: Vec<String>,
+        /// Apps that were registered but not started, and why (an app they depend on did not
+        /// come up).
+        #[serde(default)]
+        failures: Vec<String>,
     },
     /// A command that has nothing to show succeeded, with a message for people.
     Done(String),

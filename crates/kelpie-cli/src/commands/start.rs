@@ -95,13 +95,25 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
             },
         )?);
     }
+    let mut failed = false;
     if let Some(response) = last {
-        if let Response::Started { outcomes, .. } = &response {
+        if let Response::Started {
+            outcomes, failures, ..
+        } = &response
+        {
             render::print_start_outcomes(outcomes);
+            for failure in failures {
+                eprintln!("[kelpie] {failure}");
+            }
+            failed = !failures.is_empty();
         }
         render::print_response(&response)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Which of `targets` name existing apps (by name, namespace or id), or are `all`. Only asks

@@ -47,11 +47,11 @@ impl Supervisor {
         for (spec, socket) in apps.into_iter().zip(sockets) {
             let existing = self.ids_named(&spec.name);
             if existing.is_empty() {
-                self.create(spec, socket, &mut started);
+                self.create(spec, socket, true, &mut started);
                 continue;
             }
             let count = existing.len().min(spec.instances.max(1) as usize);
-            let kept = self.update_instances(existing, spec, socket, &mut started);
+            let kept = self.update_instances(existing, spec, socket, true, &mut started);
             // New instances were started above; the existing ones are reloaded.
             ids.extend(&kept[..count]);
         }
@@ -103,6 +103,7 @@ impl Supervisor {
         ids: Vec<u32>,
         spec: AppSpec,
         socket: Option<Arc<crate::sockets::ListenSocket>>,
+        start_new: bool,
         waiters: &mut Vec<oneshot::Receiver<()>>,
     ) -> Vec<u32> {
         let wanted = spec.instances.max(1) as usize;
@@ -121,7 +122,7 @@ impl Supervisor {
             kept.push(id);
         }
         while kept.len() < wanted {
-            kept.push(self.create_one(spec.clone(), true, waiters));
+            kept.push(self.create_one(spec.clone(), start_new, waiters));
         }
         kept
     }

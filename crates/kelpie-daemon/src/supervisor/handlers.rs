@@ -1,13 +1,14 @@
 //! One handler per request. Each validates everything first, so a request that fails changes
 //! nothing, then acts, then answers once the instances have settled and the state is on disk.
 
+use super::order::PendingAction;
 use super::{Entry, Finish, Reply, Supervisor};
 use crate::dump::{DumpFile, DumpedApp, DUMP_VERSION};
 use crate::instance::InstanceMsg;
 use crate::sockets::ListenSocket;
 use kelpie_core::{AppSpec, Control, InstanceState};
 use kelpie_proto::{ErrorKind, Request, Response, StartOutcome, Target, WireError};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -108,7 +109,7 @@ impl Supervisor {
         reply: oneshot::Sender<Reply>,
     ) {
         let mut plans = Vec::new();
-        let mut conflicts = Vec::new();
+        let mut conflicts = self.missing_dependencies(&apps);
         for spec in apps {
             let ids = self.ids_named(&spec.name);
             let creates = ids.is_empty() || (force && !from_file);
@@ -147,30 +148,112 @@ impl Supervisor {
         }
         let mut waiters = Vec::new();
         let mut outcomes = Vec::new();
+        // Instances acted on by this request so far, and the starts that wait for them.
+        let mut in_flight = BTreeSet::new();
+        let mut gated = Vec::new();
         for plan in plans {
-            outcomes.push(match plan {
+            let outcome = match plan {
+                StartPlan::Create(spec, socket) if !spec.depends_on.is_empty() => {
+                    let run = spec.autostart;
+                    let ids = self.create(spec, socket, false, &mut waiters);
+                    if run {
+                        gated.push(self.after_dependencies(
+                            ids.clone(),
+                            Control::Start,
+                            &in_flight,
+                        ));
+                    }
+                    StartOutcome::Created(ids)
+                }
                 StartPlan::Create(spec, socket) => {
-                    StartOutcome::Created(self.create(spec, socket, &mut waiters))
+                    StartOutcome::Created(self.create(spec, socket, true, &mut waiters))
+                }
+                StartPlan::Restart(ids, spec, socket) if !spec.depends_on.is_empty() => {
+                    let kept = self.update_instances(ids, spec, socket, false, &mut waiters);
+                    gated.push(self.after_dependencies(kept.clone(), Control::Restart, &in_flight));
+                    StartOutcome::Restarted(kept)
                 }
                 StartPlan::Restart(ids, spec, socket) => {
                     StartOutcome::Restarted(self.reapply(ids, spec, socket, &mut waiters))
                 }
                 StartPlan::StartStopped(ids) => {
-                    for id in &ids {
-                        waiters.push(self.command(*id, Control::Start));
+                    let depends = ids
+                        .first()
+                        .and_then(|id| self.apps.get(id))
+                        .is_some_and(|e| !e.spec.depends_on.is_empty());
+                    if depends {
+                        gated.push(self.after_dependencies(
+                            ids.clone(),
+                            Control::Start,
+                            &in_flight,
+                        ));
+                    } else {
+                        for id in &ids {
+                            waiters.push(self.command(*id, Control::Start));
+                        }
                     }
                     StartOutcome::Started(ids)
                 }
-            });
+            };
+            let (StartOutcome::Created(ids)
+            | StartOutcome::Restarted(ids)
+            | StartOutcome::Started(ids)) = &outcome;
+            in_flight.extend(ids.iter().copied());
+            outcomes.push(outcome);
         }
-        self.finish_after(waiters, Finish::Started(outcomes, Vec::new()), reply);
+        self.finish_start_after(waiters, gated, outcomes, reply);
     }
 
-    /// Register `spec.instances` new instances, and start them unless `autostart` is off.
+    /// Apps of `apps` that depend on an app that is neither among them nor registered.
+    fn missing_dependencies(&self, apps: &[AppSpec]) -> Vec<String> {
+        let mut missing = Vec::new();
+        for spec in apps {
+            for dependency in &spec.depends_on {
+                let here = apps.iter().any(|other| &other.name == dependency);
+                if !here && self.ids_named(dependency).is_empty() {
+                    missing.push(format!(
+                        "app `{}` depends on `{dependency}`, which is neither started with it nor known to the daemon",
+                        spec.name
+                    ));
+                }
+            }
+        }
+        missing
+    }
+
+    /// Answer a start once its instances have settled and the starts waiting for dependencies
+    /// are done (or failed: said in the answer).
+    fn finish_start_after(
+        &mut self,
+        waiters: Vec<oneshot::Receiver<()>>,
+        gated: Vec<oneshot::Receiver<Option<String>>>,
+        outcomes: Vec<StartOutcome>,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        let commands = self.commands.clone();
+        tokio::spawn(async move {
+            for waiter in waiters {
+                let _ = waiter.await;
+            }
+            let mut failures = Vec::new();
+            for start in gated {
+                if let Ok(Some(why)) = start.await {
+                    failures.push(why);
+                }
+            }
+            let finish = Finish::Started(outcomes, Vec::new(), failures);
+            let _ = commands
+                .send(super::Command::Settled { finish, reply })
+                .await;
+        });
+    }
+
+    /// Register `spec.instances` new instances, and start them if `start` (and `autostart`).
     pub(super) fn create(
         &mut self,
         spec: AppSpec,
         socket: Option<Arc<ListenSocket>>,
+        start: bool,
         waiters: &mut Vec<oneshot::Receiver<()>>,
     ) -> Vec<u32> {
         let count = spec.instances.max(1);
@@ -179,7 +262,7 @@ impl Supervisor {
         }
         let spec = Arc::new(spec);
         (0..count)
-            .map(|_| self.create_one(spec.clone(), spec.autostart, waiters))
+            .map(|_| self.create_one(spec.clone(), start && spec.autostart, waiters))
             .collect()
     }
 
@@ -227,7 +310,7 @@ impl Supervisor {
         waiters: &mut Vec<oneshot::Receiver<()>>,
     ) -> Vec<u32> {
         let existing = ids.len().min(spec.instances.max(1) as usize);
-        let kept = self.update_instances(ids, spec, socket, waiters);
+        let kept = self.update_instances(ids, spec, socket, true, waiters);
         for id in &kept[..existing] {
             waiters.push(self.command(*id, Control::Restart));
         }
@@ -253,6 +336,10 @@ impl Supervisor {
         };
         if let Some(env) = update_env {
             self.replace_inherited_env(&ids, env);
+        }
+        if control == Control::Stop {
+            let stopped = self.stop_in_order(&ids, PendingAction::Control(Control::Stop));
+            return self.finish_after(settled(stopped), Finish::List, reply);
         }
         let waiters = ids.iter().map(|id| self.command(*id, control)).collect();
         self.finish_after(waiters, Finish::List, reply);
@@ -280,14 +367,24 @@ impl Supervisor {
             Ok(ids) => ids,
             Err(e) => return fail(reply, e.kind, e.message),
         };
-        let waiters = ids.into_iter().map(|id| self.remove(id)).collect();
-        self.finish_after(waiters, Finish::List, reply);
+        let removed = self.stop_in_order(&ids, PendingAction::Remove);
+        self.finish_after(settled(removed), Finish::List, reply);
     }
 
     /// Take an instance out of the table and tell its task to stop and end.
     pub(super) fn remove(&mut self, pm_id: u32) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
-        if let Some(Entry { mailbox, spec, .. }) = self.apps.remove(&pm_id) {
+        self.drop_pending_of(pm_id);
+        if let Some(Entry {
+            mailbox,
+            spec,
+            state,
+            ..
+        }) = self.apps.remove(&pm_id)
+        {
+            if state.status.has_process() {
+                self.leaving.insert(pm_id);
+            }
             let _ = mailbox.send(InstanceMsg::Shutdown(tx));
             self.logs.forget(pm_id);
             // The port is closed with the app's last instance (the processes still stopping
@@ -425,7 +522,7 @@ impl Supervisor {
                 .collect();
             outcomes.push(StartOutcome::Created(ids));
         }
-        self.finish_after(waiters, Finish::Started(outcomes, notes), reply);
+        self.finish_after(waiters, Finish::Started(outcomes, notes, Vec::new()), reply);
     }
 
     /// Stop and forget every app, then exit (PM2's `kill`: the dump is not touched).
@@ -440,6 +537,21 @@ impl Supervisor {
             reply,
         );
     }
+}
+
+/// Waiters that fire when these pending actions are done (whether they were carried out or not).
+fn settled(pending: Vec<oneshot::Receiver<Option<String>>>) -> Vec<oneshot::Receiver<()>> {
+    pending
+        .into_iter()
+        .map(|done| {
+            let (tx, rx) = oneshot::channel();
+            tokio::spawn(async move {
+                let _ = done.await;
+                let _ = tx.send(());
+            });
+            rx
+        })
+        .collect()
 }
 
 fn join_ids(ids: &[u32]) -> String {
