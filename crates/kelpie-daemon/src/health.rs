@@ -1,11 +1,15 @@
 //! Health checks of a running instance: one probe (an HTTP GET, a TCP connection or a shell
-//! command).
+//! command) and the loop that repeats it and tells the instance task when the process becomes
+//! healthy, fails, or has failed often enough in a row to be restarted.
+//!
+//! The counting (start period, failures in a row, what is worth a report) lives in the pure
+//! [`Verdicts`]; [`run_checks`] only sleeps, probes and forwards what it decides.
 
-// The instance task starts using this module in a change of its own; until then only the tests
-// do.
+// The instance task starts calling `run_checks` in a change of its own; until then only the
+// tests use this module.
 #![cfg_attr(not(test), allow(dead_code))]
 
-use kelpie_core::HealthProbe;
+use kelpie_core::{HealthCheck, HealthProbe};
 use std::future::Future;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
@@ -15,6 +19,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, ChildStderr, Command};
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
 /// Where an `exec` probe runs: the app's working directory and its whole environment.
@@ -25,6 +30,33 @@ pub struct ExecContext {
     /// The command's environment, exactly (nothing of the daemon's is inherited).
     pub env: Vec<(String, String)>,
 }
+
+/// What the check loop tells the instance task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthReport {
+    /// A probe succeeded: the first success, or the first after counted failures.
+    Healthy,
+    /// A probe failed and the failure counts; `consecutive` failures in a row so far.
+    Failing {
+        /// Counted failures in a row, this one included (below the check's `failures`).
+        consecutive: u32,
+        /// Why this probe failed.
+        reason: String,
+    },
+    /// The check's `failures` probes in a row failed; the loop has stopped and the instance
+    /// should be restarted.
+    Unhealthy {
+        /// Why the last probe failed.
+        reason: String,
+    },
+}
+
+/// When a start period is set, the first probe comes this soon (or one interval, if shorter):
+/// failures then cost nothing, and an early success ends the start period early.
+const FIRST_PROBE_IN_START_PERIOD: Duration = Duration::from_secs(1);
+
+/// Intervals are at least this long, so a zero in a config cannot make the loop spin.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Longest HTTP status line accepted; real ones are a few dozen bytes.
 const STATUS_LINE_MAX: usize = 1024;
@@ -53,6 +85,115 @@ pub async fn probe(
         HealthProbe::Http { url, status } => http_probe(url, *status, timeout).await,
         HealthProbe::Tcp { host, port } => tcp_probe(host, *port, timeout).await,
         HealthProbe::Exec { command } => exec_probe(command, timeout, exec).await,
+    }
+}
+
+/// Run `check` for one process until it is found unhealthy (after sending
+/// [`HealthReport::Unhealthy`]) or nobody listens to `reports` any more.
+///
+/// The instance task spawns this when its process starts and aborts it when the process ends;
+/// an abort in the middle of an exec probe kills the command's whole process group.
+pub async fn run_checks(
+    check: HealthCheck,
+    exec: ExecContext,
+    reports: UnboundedSender<HealthReport>,
+) {
+    let timeout = Duration::from_millis(check.timeout_ms);
+    let mut verdicts = Verdicts::new(&check, Instant::now());
+    let mut next = verdicts.first_probe_at();
+    loop {
+        // A healthy process gives nothing to send, so a dropped receiver must be noticed here.
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            () = reports.closed() => return,
+        }
+        let started = Instant::now();
+        let outcome = probe(&check.probe, timeout, &exec).await;
+        let report = match outcome {
+            Ok(()) => verdicts.success(),
+            Err(reason) => verdicts.failure(started, reason),
+        };
+        if let Some(report) = report {
+            let last = matches!(report, HealthReport::Unhealthy { .. });
+            if reports.send(report).is_err() || last {
+                return;
+            }
+        }
+        next = verdicts.next_probe_at(started, Instant::now());
+    }
+}
+
+/// The bookkeeping of one check, without IO: when to probe, which failures count, and which
+/// outcomes are worth a report. Times are passed in so tests need no clock.
+#[derive(Debug)]
+struct Verdicts {
+    started: Instant,
+    interval: Duration,
+    failures: u32,
+    /// End of the start period; `None` once it is over, by time or by a first success.
+    grace_until: Option<Instant>,
+    consecutive: u32,
+    /// Whether the last report was `Healthy`, so that only changes are reported.
+    healthy: bool,
+}
+
+impl Verdicts {
+    fn new(check: &HealthCheck, started: Instant) -> Self {
+        Verdicts {
+            started,
+            interval: Duration::from_millis(check.interval_ms).max(MIN_INTERVAL),
+            // `failures: 0` cannot mean "never": one failure is then enough.
+            failures: check.failures.max(1),
+            grace_until: (check.start_period_ms > 0)
+                .then(|| started + Duration::from_millis(check.start_period_ms)),
+            consecutive: 0,
+            healthy: false,
+        }
+    }
+
+    /// Without a start period the process gets one interval to come up (as with Docker), since
+    /// every failure counts; with one, failures are free, so probing early can only help.
+    fn first_probe_at(&self) -> Instant {
+        let delay = if self.grace_until.is_some() {
+            self.interval.min(FIRST_PROBE_IN_START_PERIOD)
+        } else {
+            self.interval
+        };
+        self.started + delay
+    }
+
+    /// Probes start one interval apart; a probe that outlasted the interval is followed at once
+    /// (never two at a time).
+    fn next_probe_at(&self, probe_started: Instant, probe_ended: Instant) -> Instant {
+        (probe_started + self.interval).max(probe_ended)
+    }
+
+    fn success(&mut self) -> Option<HealthReport> {
+        // As in Docker: a success means the app is up, so later failures count even within the
+        // start period.
+        self.grace_until = None;
+        self.consecutive = 0;
+        let was_healthy = std::mem::replace(&mut self.healthy, true);
+        (!was_healthy).then_some(HealthReport::Healthy)
+    }
+
+    /// A probe that started at `probe_started` failed. Failures of probes started within the
+    /// start period are not counted nor reported.
+    fn failure(&mut self, probe_started: Instant, reason: String) -> Option<HealthReport> {
+        if self.grace_until.is_some_and(|end| probe_started < end) {
+            return None;
+        }
+        self.grace_until = None;
+        self.healthy = false;
+        self.consecutive = self.consecutive.saturating_add(1);
+        Some(if self.consecutive >= self.failures {
+            HealthReport::Unhealthy { reason }
+        } else {
+            HealthReport::Failing {
+                consecutive: self.consecutive,
+                reason,
+            }
+        })
     }
 }
 
@@ -436,6 +577,109 @@ mod tests {
     use std::sync::atomic::{AtomicU16, Ordering};
     use std::sync::{Arc, Mutex};
     use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
+
+    fn check(interval_ms: u64, failures: u32, start_period_ms: u64) -> HealthCheck {
+        HealthCheck {
+            probe: HealthProbe::Exec {
+                command: "true".into(),
+            },
+            interval_ms,
+            timeout_ms: 1_000,
+            failures,
+            start_period_ms,
+        }
+    }
+
+    fn failing(consecutive: u32, reason: &str) -> Option<HealthReport> {
+        Some(HealthReport::Failing {
+            consecutive,
+            reason: reason.into(),
+        })
+    }
+
+    // --- counting, without IO ---
+
+    #[test]
+    fn healthy_is_reported_on_the_first_success_and_on_recoveries_only() {
+        let t0 = Instant::now();
+        let mut v = Verdicts::new(&check(100, 3, 0), t0);
+        assert_eq!(v.success(), Some(HealthReport::Healthy));
+        assert_eq!(v.success(), None);
+        assert_eq!(v.failure(t0, "a".into()), failing(1, "a"));
+        assert_eq!(v.success(), Some(HealthReport::Healthy));
+        assert_eq!(v.success(), None);
+    }
+
+    #[test]
+    fn failures_in_a_row_end_unhealthy_and_a_success_resets_the_count() {
+        let t0 = Instant::now();
+        let mut v = Verdicts::new(&check(100, 3, 0), t0);
+        assert_eq!(v.failure(t0, "a".into()), failing(1, "a"));
+        assert_eq!(v.failure(t0, "b".into()), failing(2, "b"));
+        assert_eq!(v.success(), Some(HealthReport::Healthy));
+        assert_eq!(v.failure(t0, "c".into()), failing(1, "c"));
+        assert_eq!(v.failure(t0, "d".into()), failing(2, "d"));
+        assert_eq!(
+            v.failure(t0, "e".into()),
+            Some(HealthReport::Unhealthy { reason: "e".into() })
+        );
+    }
+
+    #[test]
+    fn zero_failures_means_one() {
+        let t0 = Instant::now();
+        let mut v = Verdicts::new(&check(100, 0, 0), t0);
+        assert_eq!(
+            v.failure(t0, "x".into()),
+            Some(HealthReport::Unhealthy { reason: "x".into() })
+        );
+    }
+
+    #[test]
+    fn failures_of_probes_started_in_the_start_period_are_not_counted() {
+        let t0 = Instant::now();
+        let mut v = Verdicts::new(&check(100, 2, 1_000), t0);
+        assert_eq!(v.failure(t0 + Duration::from_millis(100), "a".into()), None);
+        assert_eq!(v.failure(t0 + Duration::from_millis(999), "b".into()), None);
+        assert_eq!(
+            v.failure(t0 + Duration::from_millis(1_000), "c".into()),
+            failing(1, "c")
+        );
+        // Once counting has begun, an earlier probe start does not bring the grace back.
+        assert_eq!(
+            v.failure(t0 + Duration::from_millis(500), "d".into()),
+            Some(HealthReport::Unhealthy { reason: "d".into() })
+        );
+    }
+
+    #[test]
+    fn a_success_ends_the_start_period_early() {
+        let t0 = Instant::now();
+        let mut v = Verdicts::new(&check(100, 2, 10_000), t0);
+        assert_eq!(v.failure(t0 + Duration::from_millis(100), "a".into()), None);
+        assert_eq!(v.success(), Some(HealthReport::Healthy));
+        assert_eq!(
+            v.failure(t0 + Duration::from_millis(300), "b".into()),
+            failing(1, "b")
+        );
+    }
+
+    #[test]
+    fn probes_are_scheduled_one_interval_apart_and_never_overlap() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let plain = Verdicts::new(&check(5_000, 3, 0), t0);
+        assert_eq!(plain.first_probe_at(), t0 + ms(5_000));
+        let graced = Verdicts::new(&check(5_000, 3, 30_000), t0);
+        assert_eq!(graced.first_probe_at(), t0 + FIRST_PROBE_IN_START_PERIOD);
+        let short = Verdicts::new(&check(200, 3, 30_000), t0);
+        assert_eq!(short.first_probe_at(), t0 + ms(200));
+        assert_eq!(plain.next_probe_at(t0, t0 + ms(30)), t0 + ms(5_000));
+        assert_eq!(plain.next_probe_at(t0, t0 + ms(6_000)), t0 + ms(6_000));
+        let zero = Verdicts::new(&check(0, 3, 0), t0);
+        assert_eq!(zero.first_probe_at(), t0 + MIN_INTERVAL);
+    }
 
     // --- parsing ---
 
@@ -881,5 +1125,180 @@ mod tests {
         );
         let straggler = pid_in(&straggler).await;
         assert!(becomes_gone(straggler, |p| !running(p)).await);
+    }
+
+    // --- the loop ---
+
+    /// The next report, or a panic after two seconds.
+    async fn next(reports: &mut mpsc::UnboundedReceiver<HealthReport>) -> HealthReport {
+        tokio::time::timeout(2 * SECOND, reports.recv())
+            .await
+            .expect("a report in time")
+            .expect("the loop still runs")
+    }
+
+    fn http_check(url: &str, failures: u32, start_period_ms: u64) -> HealthCheck {
+        HealthCheck {
+            probe: http(url, None),
+            interval_ms: 100,
+            timeout_ms: 1_000,
+            failures,
+            start_period_ms,
+        }
+    }
+
+    fn is_500(report: &HealthReport, url: &str) -> bool {
+        let reason = match report {
+            HealthReport::Failing { reason, .. } | HealthReport::Unhealthy { reason } => reason,
+            HealthReport::Healthy => return false,
+        };
+        *reason == format!("HTTP 500 from {url} (expected 2xx or 3xx)")
+    }
+
+    #[tokio::test]
+    async fn the_loop_reports_healthy_then_each_failure_then_unhealthy_and_stops() {
+        let code = Arc::new(AtomicU16::new(200));
+        let srv = server(Reply::Status(Arc::clone(&code))).await;
+        let url = srv.url("/health");
+        let (tx, mut reports) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run_checks(
+            http_check(&url, 3, 0),
+            ExecContext::default(),
+            tx,
+        ));
+        assert_eq!(next(&mut reports).await, HealthReport::Healthy);
+        code.store(500, Ordering::SeqCst);
+        let switched = Instant::now();
+        for consecutive in 1..=2 {
+            let report = next(&mut reports).await;
+            assert!(
+                matches!(report, HealthReport::Failing { consecutive: c, .. } if c == consecutive)
+                    && is_500(&report, &url),
+                "{report:?}"
+            );
+        }
+        let report = next(&mut reports).await;
+        assert!(
+            matches!(report, HealthReport::Unhealthy { .. }) && is_500(&report, &url),
+            "{report:?}"
+        );
+        // Three probes, one interval apart, the first at most one interval away.
+        let took = switched.elapsed();
+        assert!(
+            took >= Duration::from_millis(200) && took < SECOND,
+            "took {took:?}"
+        );
+        tokio::time::timeout(SECOND, task)
+            .await
+            .expect("the loop stops")
+            .expect("no panic");
+        assert_eq!(reports.recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn failures_in_the_start_period_are_not_counted() {
+        let srv = server(fixed(500)).await;
+        let url = srv.url("/health");
+        let (tx, mut reports) = mpsc::unbounded_channel();
+        let started = Instant::now();
+        let task = tokio::spawn(run_checks(
+            http_check(&url, 2, 450),
+            ExecContext::default(),
+            tx,
+        ));
+        let first = next(&mut reports).await;
+        let at = started.elapsed();
+        assert!(
+            matches!(first, HealthReport::Failing { consecutive: 1, .. }),
+            "{first:?}"
+        );
+        assert!(
+            at >= Duration::from_millis(450),
+            "first report after {at:?}"
+        );
+        assert!(matches!(
+            next(&mut reports).await,
+            HealthReport::Unhealthy { .. }
+        ));
+        // Probes did run during the start period, every interval.
+        assert!(srv.requests.lock().expect("lock").len() >= 5);
+        tokio::time::timeout(SECOND, task)
+            .await
+            .expect("the loop stops")
+            .expect("no panic");
+    }
+
+    #[tokio::test]
+    async fn a_success_in_the_start_period_makes_the_next_failures_count() {
+        let code = Arc::new(AtomicU16::new(200));
+        let srv = server(Reply::Status(Arc::clone(&code))).await;
+        let url = srv.url("/health");
+        let (tx, mut reports) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run_checks(
+            http_check(&url, 2, 60_000),
+            ExecContext::default(),
+            tx,
+        ));
+        assert_eq!(next(&mut reports).await, HealthReport::Healthy);
+        code.store(500, Ordering::SeqCst);
+        assert!(matches!(
+            next(&mut reports).await,
+            HealthReport::Failing { consecutive: 1, .. }
+        ));
+        assert!(matches!(
+            next(&mut reports).await,
+            HealthReport::Unhealthy { .. }
+        ));
+        tokio::time::timeout(SECOND, task)
+            .await
+            .expect("the loop stops")
+            .expect("no panic");
+    }
+
+    #[tokio::test]
+    async fn aborting_the_loop_mid_probe_kills_the_command() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pid_file = dir.path().join("pid");
+        let straggler_file = dir.path().join("straggler");
+        let check = HealthCheck {
+            probe: exec(&format!(
+                "sleep 30 & echo $! >'{}'; echo $$ >'{}'; exec sleep 30",
+                straggler_file.display(),
+                pid_file.display()
+            )),
+            interval_ms: 10,
+            timeout_ms: 30_000,
+            failures: 3,
+            start_period_ms: 0,
+        };
+        let (tx, _reports) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run_checks(check, context(dir.path()), tx));
+        let pid = pid_in(&pid_file).await;
+        assert!(kelpie_sys::pid_alive(pid));
+        task.abort();
+        assert!(task.await.is_err_and(|e| e.is_cancelled()));
+        // Killed at once; tokio reaps the orphaned child in the background.
+        assert!(becomes_gone(pid, |p| !kelpie_sys::pid_alive(p)).await);
+        // And what it started went with it: the whole group was killed.
+        let straggler = pid_in(&straggler_file).await;
+        assert!(becomes_gone(straggler, |p| !running(p)).await);
+    }
+
+    #[tokio::test]
+    async fn the_loop_ends_when_nobody_listens() {
+        let srv = server(fixed(200)).await;
+        let (tx, mut reports) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run_checks(
+            http_check(&srv.url("/"), 3, 0),
+            ExecContext::default(),
+            tx,
+        ));
+        assert_eq!(next(&mut reports).await, HealthReport::Healthy);
+        // From now on every probe succeeds: there is nothing to send that could fail.
+        drop(reports);
+        tokio::time::timeout(SECOND, task)
+            .await
+            .expect("the loop stops")
+            .expect("no panic");
     }
 }
