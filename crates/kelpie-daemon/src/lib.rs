@@ -21,6 +21,7 @@
 mod clock;
 mod dump;
 mod follow;
+mod health;
 mod instance;
 mod launch;
 mod link;
