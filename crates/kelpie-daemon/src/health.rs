@@ -5,10 +5,6 @@
 //! The counting (start period, failures in a row, what is worth a report) lives in the pure
 //! [`Verdicts`]; [`run_checks`] only sleeps, probes and forwards what it decides.
 
-// The instance task starts calling `run_checks` in a change of its own; until then only the
-// tests use this module.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use kelpie_core::{HealthCheck, HealthProbe};
 use std::future::Future;
 use std::io;

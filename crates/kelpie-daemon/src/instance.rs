@@ -2,6 +2,7 @@
 //! timers. Decisions come from `kelpie_core::InstanceState`; this module only carries them out.
 
 use crate::clock;
+use crate::health::{ExecContext, HealthReport};
 use crate::launch::{self, Extras, InstanceIdentity, OutputPipes};
 use crate::link::{ProcessLink, ProcessSignal};
 use crate::logs::{LineWatch, LogService};
@@ -99,6 +100,20 @@ enum Wake {
     Cron,
     /// The process stopped sending `WATCHDOG=1`.
     WatchdogLate,
+    /// The current process's health check said something.
+    Health(HealthReport),
+}
+
+/// The health check loop of the current process; stopped when dropped.
+struct HealthChecks {
+    task: tokio::task::JoinHandle<()>,
+    reports: mpsc::UnboundedReceiver<HealthReport>,
+}
+
+impl Drop for HealthChecks {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// A process started by the instance, with what it can tell us.
@@ -160,6 +175,8 @@ struct Instance {
     cron: Option<CronTimer>,
     /// When the current process must have sent `WATCHDOG=1` again.
     watchdog_at: Option<Instant>,
+    /// The current process's health checks.
+    health: Option<HealthChecks>,
     /// The task's own mailbox, to fall back to a restart when an automatic reload fails (weak:
     /// the task ends once the supervisor drops its sender).
     myself: mpsc::WeakUnboundedSender<InstanceMsg>,
@@ -195,6 +212,7 @@ impl Instance {
             retiring: Vec::new(),
             cron,
             watchdog_at: None,
+            health: None,
             myself,
         }
     }
@@ -220,6 +238,7 @@ impl Instance {
                 Wake::Msg(Some(msg)) => self.on_message(msg).await,
                 Wake::Exited(result) => {
                     self.child = None;
+                    self.health = None;
                     self.abandon_candidate("the running process exited during the reload".into());
                     let input = match result {
                         Ok(status) => Input::Exited {
@@ -254,6 +273,7 @@ impl Instance {
                     }
                 }
                 Wake::Cron => self.on_cron().await,
+                Wake::Health(report) => self.on_health(report).await,
                 Wake::WatchdogLate => {
                     self.watchdog_at = None;
                     let limit = self.spec.watchdog_ms.unwrap_or_default();
@@ -301,6 +321,7 @@ impl Instance {
         let timer = self.timer;
         let cron_at = self.cron.as_ref().and_then(|c| c.next);
         let watchdog_at = self.watchdog_at;
+        let health = self.health.as_mut().map(|h| &mut h.reports);
         let watching = self.watching_group;
         let mailbox_open = self.mailbox_open;
         let child = self.child.as_mut();
@@ -324,6 +345,7 @@ impl Instance {
             () = async { match candidate_deadline { Some(t) => sleep_until(t).await, None => std::future::pending().await } } => Wake::CandidateLate,
             () = async { match cron_at { Some(t) => sleep_until(t).await, None => std::future::pending().await } } => Wake::Cron,
             () = async { match watchdog_at { Some(t) => sleep_until(t).await, None => std::future::pending().await } } => Wake::WatchdogLate,
+            Some(report) = async { match health { Some(r) => r.recv().await, None => std::future::pending().await } } => Wake::Health(report),
         }
     }
 
@@ -445,6 +467,17 @@ impl Instance {
     fn adopt(&mut self, launched: Launched) {
         // The watchdog is armed by the process's first WATCHDOG=1.
         self.watchdog_at = None;
+        self.health = self.spec.health_check.clone().map(|check| {
+            let exec = ExecContext {
+                cwd: self.spec.cwd.clone().into(),
+                env: self.spec.merged_env().into_iter().collect(),
+            };
+            let (tx, reports) = mpsc::unbounded_channel();
+            HealthChecks {
+                task: tokio::spawn(crate::health::run_checks(check, exec, tx)),
+                reports,
+            }
+        });
         // Held while the instance exists, so its files (and their dropped-line counts and
         // errors) stay open across restarts and stops.
         self.route = launched.route;
@@ -657,6 +690,38 @@ impl Instance {
                 }
             }
         });
+    }
+
+    /// What the health check found: shown by `describe` and `list`; once it has failed
+    /// `failures` times in a row, the process is restarted.
+    async fn on_health(&mut self, report: HealthReport) {
+        match report {
+            HealthReport::Healthy => {
+                self.state.health = Some(kelpie_core::Health::Healthy);
+                self.state.health_detail = None;
+                self.publish();
+            }
+            HealthReport::Failing {
+                consecutive,
+                reason,
+            } => {
+                self.state.health_detail =
+                    Some(format!("{consecutive} failed in a row, the last: {reason}"));
+                self.publish();
+            }
+            HealthReport::Unhealthy { reason } => {
+                self.health = None;
+                self.state.health = Some(kelpie_core::Health::Unhealthy);
+                let failures = self.spec.health_check.as_ref().map_or(1, |c| c.failures);
+                self.state.health_detail = Some(reason.clone());
+                self.publish();
+                let why = Why {
+                    cause: Cause::Health,
+                    detail: format!("health check failed {failures} times in a row: {reason}"),
+                };
+                self.auto_restart(why, true).await;
+            }
+        }
     }
 
     /// The cron schedule fired: restart a running process (a stopped app stays stopped), and

@@ -163,6 +163,11 @@ pub fn command(
         .current_dir(&spec.cwd)
         .stdin(Stdio::null())
         .process_group(0);
+    run_as(&mut std_command, spec)?;
+    // Before the descriptors' hook below, which execs: hooks run in the order they were added.
+    if let Some(nice) = spec.nice {
+        kelpie_sys::set_nice(&mut std_command, nice);
+    }
     if fds.is_empty() && extras.socket.is_none() {
         std_command.args(&argv[1..]).env_clear().envs(env);
     } else {
@@ -190,6 +195,42 @@ pub fn command(
     let mut cmd = tokio::process::Command::from(std_command);
     cmd.kill_on_drop(false);
     Ok(cmd)
+}
+
+/// `user` / `group`: the child switches to them before exec (std drops the supplementary
+/// groups of root). Only root may run apps as someone else.
+fn run_as(command: &mut std::process::Command, spec: &AppSpec) -> std::io::Result<()> {
+    if spec.user.is_none() && spec.group.is_none() {
+        return Ok(());
+    }
+    let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, message);
+    let mut gid = None;
+    if let Some(user) = &spec.user {
+        let (uid, primary) = kelpie_sys::lookup_user(user)
+            .ok_or_else(|| invalid(format!("user `{user}` does not exist (in /etc/passwd)")))?;
+        if uid != kelpie_sys::current_uid() && kelpie_sys::current_uid() != 0 {
+            return Err(invalid(format!(
+                "running the app as user `{user}` needs the daemon to run as root"
+            )));
+        }
+        command.uid(uid);
+        gid = Some(primary);
+    }
+    if let Some(group) = &spec.group {
+        gid =
+            Some(kelpie_sys::lookup_group(group).ok_or_else(|| {
+                invalid(format!("group `{group}` does not exist (in /etc/group)"))
+            })?);
+        if kelpie_sys::current_uid() != 0 {
+            return Err(invalid(format!(
+                "running the app with group `{group}` needs the daemon to run as root"
+            )));
+        }
+    }
+    if let Some(gid) = gid {
+        command.gid(gid);
+    }
+    Ok(())
 }
 
 /// Variables Kelpie adds to every app (they win over the app's own, as in PM2).

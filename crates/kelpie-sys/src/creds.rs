@@ -20,10 +20,71 @@ pub fn username(uid: u32) -> String {
         .unwrap_or_else(|| uid.to_string())
 }
 
+/// A user's ids: `(uid, primary gid)`, for a name or a number from /etc/passwd (a number
+/// with no entry is taken as is, with its own number as the group).
+pub fn lookup_user(user: &str) -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let by_number = user.parse::<u32>().ok();
+    let found = passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        let (name, uid, gid) = (fields.first()?, fields.get(2)?, fields.get(3)?);
+        let uid: u32 = uid.parse().ok()?;
+        let gid: u32 = gid.parse().ok()?;
+        (*name == user || by_number == Some(uid)).then_some((uid, gid))
+    });
+    found.or_else(|| by_number.map(|uid| (uid, uid)))
+}
+
+/// A group's id, for a name or a number from /etc/group (a number is taken as is).
+pub fn lookup_group(group: &str) -> Option<u32> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Some(gid);
+    }
+    let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    groups.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let gid = fields.nth(1)?.parse().ok()?;
+        (name == group).then_some(gid)
+    })
+}
+
+/// Make the child of `command` run at scheduling priority `nice` (-20..19).
+pub fn set_nice(command: &mut std::process::Command, nice: i32) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only calls setpriority(2), which is
+    // async-signal-safe; it allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setpriority(libc::PRIO_PROCESS, 0, nice) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn root_is_root() {
-        assert_eq!(super::username(0), "root");
+        assert_eq!(username(0), "root");
+        assert_eq!(lookup_user("root"), Some((0, 0)));
+        assert_eq!(lookup_user("0"), Some((0, 0)));
+        assert_eq!(lookup_user("4242"), Some((4242, 4242)));
+        assert_eq!(lookup_user("no-such-user-here"), None);
+        assert_eq!(lookup_group("root"), Some(0));
+        assert_eq!(lookup_group("no-such-group-here"), None);
+    }
+
+    #[test]
+    fn a_nice_child_runs_at_that_priority() {
+        let mut command = std::process::Command::new("sh");
+        command.args(["-c", "cut -d' ' -f19 /proc/self/stat"]);
+        set_nice(&mut command, 7);
+        let output = command.output().expect("run sh");
+        assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "7");
     }
 }
