@@ -12,6 +12,7 @@ mod env;
 mod errors;
 mod fields;
 mod formats;
+mod health;
 mod interpreter;
 mod jsonc;
 mod load;

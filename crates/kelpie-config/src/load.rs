@@ -223,10 +223,9 @@ fn unsupported_warnings(doc: &Document, selected: &[usize], origin: &Origin<'_>)
                 .map(|a| format!("`{a}`"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            format!(
-                "{}: {noun} {list}: `{key}` is not supported yet by kelpie and is ignored",
-                doc.file
-            )
+            let why = crate::fields::ignored_because(&crate::fields::to_snake_case(key))
+                .unwrap_or("is not supported yet by kelpie");
+            format!("{}: {noun} {list}: `{key}` {why} and is ignored", doc.file)
         })
         .collect()
 }
