@@ -8,6 +8,7 @@
 mod build;
 mod convert;
 mod daemon_settings;
+mod dependencies;
 mod env;
 mod errors;
 mod fields;
@@ -68,7 +69,8 @@ impl LoadContext {
 /// The apps of one file or command, and what the user should know about them.
 #[derive(Debug, Clone, Default)]
 pub struct Loaded {
-    /// Resolved specs, in file order.
+    /// Resolved specs: in file order, except that an app's dependencies (`depends_on`, among
+    /// the apps of the same file) come before it.
     pub apps: Vec<kelpie_core::AppSpec>,
     /// Complete messages (ignored fields, missing profiles), to print before starting.
     pub warnings: Vec<String>,

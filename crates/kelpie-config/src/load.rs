@@ -2,11 +2,13 @@
 //! warnings and errors.
 
 use crate::build::{self, Origin};
+use crate::dependencies::Graph;
 use crate::errors::ConfigError;
 use crate::formats::{self, Format};
 use crate::normalize::{self, RawApp};
 use crate::paths::absolutize;
 use crate::{LoadContext, Loaded, ScriptOptions};
+use kelpie_core::AppSpec;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -155,6 +157,23 @@ pub fn load_file(path: &Path, ctx: &LoadContext) -> Result<Loaded, ConfigError> 
             }
         }
     }
+    let depends_on: Vec<Vec<String>> = doc
+        .apps
+        .iter()
+        .map(|raw| {
+            // Leniently: an invalid value is reported with its app's fields.
+            raw.get("depends_on")
+                .and_then(|f| crate::convert::app_names(&f.value).ok())
+                .unwrap_or_default()
+        })
+        .collect();
+    let graph = Graph::new(&names, &depends_on);
+    errors.extend(
+        graph
+            .cycles(&selected)
+            .into_iter()
+            .map(|cycle| format!("{file}: depends_on has a cycle: {cycle}")),
+    );
     warnings.extend(unsupported_warnings(&doc, &selected, &origin));
     warnings.extend(
         cluster_warnings(&apps)
@@ -178,6 +197,16 @@ pub fn load_file(path: &Path, ctx: &LoadContext) -> Result<Loaded, ConfigError> 
             errors,
         });
     }
+    // Every selected app was built (no errors), so `apps[k]` is the app at `selected[k]`.
+    let mut built: Vec<Option<AppSpec>> = apps.into_iter().map(Some).collect();
+    let apps = graph
+        .start_order(&selected)
+        .into_iter()
+        .filter_map(|i| {
+            let k = selected.iter().position(|&s| s == i)?;
+            built.get_mut(k)?.take()
+        })
+        .collect();
     Ok(Loaded { apps, warnings })
 }
 

@@ -450,6 +450,80 @@ fn watchdog_takes_seconds_when_bare() {
     );
 }
 
+#[test]
+fn apps_come_after_their_dependencies_otherwise_in_file_order() {
+    let p = Project::new();
+    let text = r#"[{"name": "web", "script": "app.js", "depends_on": ["api", "cache"]},
+                   {"name": "worker", "script": "worker.js", "dependsOn": "db"},
+                   {"name": "api", "script": "app.js", "depends_on": ["db", "db"]},
+                   {"name": "db", "script": "app.js"},
+                   {"name": "cache", "script": "app.js", "depends_on": "redis-elsewhere"}]"#;
+    let loaded = p.load("e.json", text).expect("loads");
+    assert_eq!(names(&loaded), ["db", "api", "cache", "web", "worker"]);
+    let deps: BTreeMap<&str, &[String]> = loaded
+        .apps
+        .iter()
+        .map(|a| (a.name.as_str(), a.depends_on.as_slice()))
+        .collect();
+    assert_eq!(deps["web"], ["api", "cache"]);
+    assert_eq!(deps["worker"], ["db"]);
+    assert_eq!(deps["api"], ["db"]);
+    assert!(deps["db"].is_empty());
+    // A name that is not in the file is left to the daemon.
+    assert_eq!(deps["cache"], ["redis-elsewhere"]);
+
+    // With --only, the order holds among the selected apps.
+    let mut only = Project::new();
+    only.ctx.only = vec!["web".into(), "db".into()];
+    let loaded = only.load("e.json", text).expect("loads");
+    assert_eq!(names(&loaded), ["db", "web"]);
+}
+
+#[test]
+fn dependency_cycles_and_self_dependencies_are_errors() {
+    let p = Project::new();
+    let errors = p.errors(
+        "ecosystem.json",
+        r#"[{"name": "api", "script": "app.js", "depends_on": "worker"},
+            {"name": "worker", "script": "worker.js", "depends_on": ["db", "api"]},
+            {"name": "db", "script": "app.js"},
+            {"name": "solo", "script": "app.js", "dependsOn": ["solo"]},
+            {"name": "bad", "script": "app.js", "depends_on": ["", 3]},
+            {"name": "worse", "script": "app.js", "depends_on": {}}]"#,
+    );
+    assert_eq!(
+        errors,
+        [
+            "ecosystem.json: app `solo`: field `dependsOn`: app `solo` cannot depend on itself",
+            "ecosystem.json: app `bad`: field `depends_on`: expected an app name or a list of app names, got \"\"",
+            "ecosystem.json: app `worse`: field `depends_on`: expected an app name or a list of app names, got {}",
+            "ecosystem.json: depends_on has a cycle: api -> worker -> api",
+        ]
+    );
+    // A cycle the selected apps do not reach does not stop them.
+    let mut only = Project::new();
+    only.ctx.only = vec!["db".into()];
+    let loaded = only
+        .load(
+            "e.json",
+            r#"[{"name": "api", "script": "app.js", "depends_on": "worker"},
+                {"name": "worker", "script": "worker.js", "depends_on": "api"},
+                {"name": "db", "script": "app.js"}]"#,
+        )
+        .expect("loads");
+    assert_eq!(names(&loaded), ["db"]);
+    only.ctx.only = vec!["worker".into()];
+    let errors = only.errors(
+        "e.json",
+        r#"[{"name": "api", "script": "app.js", "depends_on": "worker"},
+            {"name": "worker", "script": "worker.js", "depends_on": "api"}]"#,
+    );
+    assert_eq!(
+        errors,
+        ["e.json: depends_on has a cycle: worker -> api -> worker"]
+    );
+}
+
 /// The same app in every format gives the same spec.
 #[test]
 fn every_format_reads_the_new_fields() {
@@ -477,8 +551,8 @@ fn every_format_reads_the_new_fields() {
             "[[apps]]\nname = \"api\"\nscript = \"app.js\"\nport = 3000\nmaxCpu = \"80%\"\nnice = 5\nuser = \"www\"\ncron = \"0 3 * * *\"\ncronTimezone = \"UTC\"\nwatch = [\"src\"]\nignoreWatch = [\"*.log\"]\nwatchDelay = 1000\nwatchdog = \"30s\"\ndependsOn = [\"db\"]\nmaxMemoryRestart = \"200M\"\n[apps.healthCheck]\nhttp = \"/health\"\nstatus = 200\ninterval = \"10s\"\n\n[[apps]]\nname = \"db\"\nscript = \"app.js\"\n",
         )
         .expect("toml");
-    let api = &json.apps[0];
-    assert_eq!(names(&json), ["api", "db"]);
+    let api = &json.apps[1];
+    assert_eq!(names(&json), ["db", "api"]);
     assert_eq!(api.max_cpu, Some(80));
     assert_eq!(api.nice, Some(5));
     assert_eq!(api.user.as_deref(), Some("www"));
@@ -501,10 +575,10 @@ fn every_format_reads_the_new_fields() {
     assert_eq!(api.depends_on, ["db"]);
     assert_eq!(api.max_memory_restart, Some(200 << 20));
     for other in [&yaml, &toml] {
-        assert_eq!(names(other), ["api", "db"]);
+        assert_eq!(names(other), ["db", "api"]);
         let spec = AppSpec {
             source_file: api.source_file.clone(),
-            ..other.apps[0].clone()
+            ..other.apps[1].clone()
         };
         assert_eq!(&spec, api);
     }
@@ -517,11 +591,11 @@ fn every_format_reads_the_new_fields() {
                 "module.exports = { apps: [{ name: 'api', script: 'app.js', port: 3000, maxCpu: '80%', nice: 5, uid: 'www', cron_restart: '0 3 * * *', cron_timezone: 'UTC', watch: ['src'], ignore_watch: ['*.log'], watch_delay: 1000, health_check: { http: '/health', status: 200, interval: '10s' }, watchdog: 30, depends_on: ['db'], max_memory_restart: '200M' }, { name: 'db', script: 'app.js' }] };",
             )
             .expect("js");
-        assert_eq!(names(&js), ["api", "db"]);
+        assert_eq!(names(&js), ["db", "api"]);
         let spec = AppSpec {
             source_file: api.source_file.clone(),
             inherited_env: api.inherited_env.clone(),
-            ..js.apps[0].clone()
+            ..js.apps[1].clone()
         };
         assert_eq!(&spec, api);
     }
