@@ -600,3 +600,169 @@ fn every_format_reads_the_new_fields() {
         assert_eq!(&spec, api);
     }
 }
+
+#[test]
+fn from_script_takes_the_health_issue_flags() {
+    let p = Project::new();
+    std::fs::create_dir(p.path("srv")).expect("mkdir");
+    let opts = ScriptOptions {
+        cwd: Some("srv".into()),
+        port: Some("3000".into()),
+        max_memory_restart: Some("300M".into()),
+        max_cpu: Some("90%".into()),
+        max_cpu_window: Some("20s".into()),
+        nice: Some("-3".into()),
+        user: Some("www".into()),
+        group: Some("100".into()),
+        cron_restart: Some("0 4 * * *".into()),
+        cron_timezone: Some("UTC".into()),
+        watch: vec![".".into(), "lib".into()],
+        ignore_watch: vec!["*.log".into(), "tmp/**".into()],
+        watch_delay: Some("2s".into()),
+        health_http: Some("/health".into()),
+        health_status: Some("200".into()),
+        health_interval: Some("15s".into()),
+        health_timeout: Some("3s".into()),
+        health_failures: Some("2".into()),
+        health_start_period: Some("30s".into()),
+        watchdog: Some("10".into()),
+        depends_on: vec!["db".into(), "cache".into()],
+        ..ScriptOptions::default()
+    };
+    let loaded = from_script("../app.js", &opts, &p.ctx).expect("builds");
+    let spec = &loaded.apps[0];
+    assert_eq!(spec.max_memory_restart, Some(300 << 20));
+    assert_eq!(spec.max_cpu, Some(90));
+    assert_eq!(spec.max_cpu_window_ms, 20_000);
+    assert_eq!(spec.nice, Some(-3));
+    assert_eq!(spec.user.as_deref(), Some("www"));
+    assert_eq!(spec.group.as_deref(), Some("100"));
+    assert_eq!(spec.cron_restart.as_deref(), Some("0 4 * * *"));
+    assert_eq!(spec.cron_timezone.as_deref(), Some("UTC"));
+    assert_eq!(spec.watch, [p.abs("srv"), p.abs("srv/lib")]);
+    assert_eq!(spec.ignore_watch, ["*.log", "tmp/**"]);
+    assert_eq!(spec.watch_delay_ms, 2000);
+    assert_eq!(
+        spec.health_check,
+        Some(HealthCheck {
+            probe: HealthProbe::Http {
+                url: "http://127.0.0.1:3000/health".into(),
+                status: Some(200),
+            },
+            interval_ms: 15_000,
+            timeout_ms: 3000,
+            failures: 2,
+            start_period_ms: 30_000,
+        })
+    );
+    assert_eq!(spec.watchdog_ms, Some(10_000));
+    assert_eq!(spec.depends_on, ["db", "cache"]);
+
+    let tcp = ScriptOptions {
+        health_tcp: Some("127.0.0.1:6379".into()),
+        ..ScriptOptions::default()
+    };
+    let spec = &from_script("app.js", &tcp, &p.ctx).expect("builds").apps[0];
+    assert_eq!(
+        spec.health_check.as_ref().map(|c| &c.probe),
+        Some(&HealthProbe::Tcp {
+            host: "127.0.0.1".into(),
+            port: 6379
+        })
+    );
+    let exec = ScriptOptions {
+        health_exec: Some("test -f /tmp/ok".into()),
+        ..ScriptOptions::default()
+    };
+    let spec = &from_script("app.js", &exec, &p.ctx).expect("builds").apps[0];
+    assert_eq!(
+        spec.health_check.as_ref().map(|c| &c.probe),
+        Some(&HealthProbe::Exec {
+            command: "test -f /tmp/ok".into()
+        })
+    );
+
+    let defaults = &from_script("app.js", &ScriptOptions::default(), &p.ctx)
+        .expect("builds")
+        .apps[0];
+    assert_eq!(defaults.max_cpu, None);
+    assert_eq!(defaults.nice, None);
+    assert_eq!(defaults.user, None);
+    assert_eq!(defaults.cron_restart, None);
+    assert!(defaults.watch.is_empty() && defaults.ignore_watch.is_empty());
+    assert_eq!(defaults.health_check, None);
+    assert_eq!(defaults.watchdog_ms, None);
+    assert!(defaults.depends_on.is_empty());
+}
+
+#[test]
+fn from_script_validates_the_health_issue_flags_like_files() {
+    let p = Project::new();
+    let opts = ScriptOptions {
+        name: Some("api".into()),
+        max_cpu: Some("0".into()),
+        max_cpu_window: Some("1ms".into()),
+        nice: Some("30".into()),
+        cron_timezone: Some("Nowhere/Land".into()),
+        ignore_watch: vec!["[".into()],
+        health_http: Some("https://localhost/health".into()),
+        health_failures: Some("0".into()),
+        watchdog: Some("0.5".into()),
+        depends_on: vec!["api".into()],
+        ..ScriptOptions::default()
+    };
+    let err = from_script("app.js", &opts, &p.ctx)
+        .expect_err("should fail")
+        .to_string();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 9, "{lines:?}");
+    // The machine's CPU count and the time zone database's wording vary: their start is ours.
+    assert!(
+        lines[0].starts_with("app `api`: field `max_cpu`: expected a CPU percentage from 1 to "),
+        "{lines:?}"
+    );
+    assert!(
+        lines[3].starts_with("app `api`: field `cron_timezone`: unknown time zone `Nowhere/Land`"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        [&lines[1..3], &lines[4..]].concat(),
+        [
+            "app `api`: field `max_cpu_window`: expected at least 1 second, got \"1ms\"",
+            "app `api`: field `nice`: expected a nice value from -20 (highest priority) to 19 (lowest), got \"30\"",
+            "app `api`: field `ignore_watch`: expected a valid glob, got \"[\" (unclosed character class; missing ']')",
+            "app `api`: field `health_check.http`: https is not supported: check the app over http on localhost",
+            "app `api`: field `health_check.failures`: expected a whole number ≥ 1, got \"0\"",
+            "app `api`: field `watchdog`: expected at least 1 second, got \"0.5\"",
+            "app `api`: field `depends_on`: app `api` cannot depend on itself",
+        ]
+    );
+}
+
+#[test]
+fn health_timing_flags_need_a_probe_flag() {
+    let p = Project::new();
+    let opts = ScriptOptions {
+        health_interval: Some("5s".into()),
+        health_status: Some("200".into()),
+        ..ScriptOptions::default()
+    };
+    let err = from_script("app.js", &opts, &p.ctx)
+        .expect_err("should fail")
+        .to_string();
+    assert_eq!(
+        err,
+        "app `app`: --health-status, --health-interval need a probe: add --health-http, --health-tcp or --health-exec"
+    );
+    let opts = ScriptOptions {
+        health_timeout: Some("1s".into()),
+        ..ScriptOptions::default()
+    };
+    let err = from_script("app.js", &opts, &p.ctx)
+        .expect_err("should fail")
+        .to_string();
+    assert_eq!(
+        err,
+        "app `app`: --health-timeout needs a probe: add --health-http, --health-tcp or --health-exec"
+    );
+}
