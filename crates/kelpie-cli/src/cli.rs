@@ -248,7 +248,7 @@ pub struct StartArgs {
     /// Health check: GET this http:// URL, or this /path on the app's port
     #[arg(long, value_name = "URL|/PATH", conflicts_with_all = ["health_tcp", "health_exec"])]
     pub health_http: Option<String>,
-    /// Health check: connect to this port (on 127.0.0.1) or host:port
+    /// Health check: connect to this port (on 127.0.0.1), host:port, or `true` for the app's port
     #[arg(long, value_name = "PORT|HOST:PORT", conflicts_with = "health_exec")]
     pub health_tcp: Option<String>,
     /// Health check: run this command (sh -c) in the app's directory; healthy when it exits 0

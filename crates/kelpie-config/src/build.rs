@@ -200,7 +200,8 @@ fn read_env(r: &mut Reader<'_>, spec: &mut AppSpec, profile: Option<&str>) {
     }
 }
 
-/// CPUs available to us (cgroup quotas included), read once: it reads cgroup files, and a file may have hundreds of apps.
+/// CPUs available to us (cgroup quotas included), read once: it reads cgroup files, and a file
+/// may have hundreds of apps.
 pub(crate) fn cpu_count() -> u32 {
     static CPUS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *CPUS.get_or_init(|| {

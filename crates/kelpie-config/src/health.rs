@@ -320,16 +320,22 @@ fn tcp(key: &str, value: &Value, spec: &AppSpec, errors: &mut Errors<'_>) -> Opt
             describe(value)
         )
     };
-    let address = match value {
-        Value::Bool(true) => {
-            return match app_address(spec) {
-                Ok((host, port)) => Some(HealthProbe::Tcp { host, port }),
-                Err(message) => {
-                    errors.push(Some(key), message);
-                    None
-                }
+    let own_port = match value {
+        Value::Bool(b) => *b,
+        // `--health-tcp true` arrives as text.
+        Value::String(s) => s.trim().eq_ignore_ascii_case("true"),
+        _ => false,
+    };
+    if own_port {
+        return match app_address(spec) {
+            Ok((host, port)) => Some(HealthProbe::Tcp { host, port }),
+            Err(message) => {
+                errors.push(Some(key), message);
+                None
             }
-        }
+        };
+    }
+    let address = match value {
         Value::Number(_) => convert::port(value)
             .ok()
             .map(|port| ListenAddress::Tcp { host: None, port }),
@@ -356,7 +362,7 @@ fn app_address(spec: &AppSpec) -> Result<(String, u16), String> {
     if spec.increment_var.as_deref() == Some("PORT") && spec.instances > 1 {
         // Each instance listens on its own PORT, but a probe has one address for all of them.
         return Err(
-            "each instance has its own PORT (`increment_var: PORT`), and a path or port-less check would probe only the first; use an `exec` check (it runs with the instance's PORT) or give a full URL"
+            "each instance has its own PORT (`increment_var: PORT`), so a check on the app's port would probe only the first instance; use an `exec` check (it runs with the instance's PORT) or give an explicit address"
                 .to_string(),
         );
     }

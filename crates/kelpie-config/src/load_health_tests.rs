@@ -270,6 +270,7 @@ fn health_checks_take_urls_paths_ports_and_commands() {
                 {"name": "tcp", "script": "app.js", "health_check": {"tcp": 6379}},
                 {"name": "tcp2", "script": "app.js", "health_check": {"tcp": "db.local:5432"}},
                 {"name": "tcp3", "script": "app.js", "port": 3000, "health_check": {"tcp": true}},
+                {"name": "tcp4", "script": "app.js", "port": "127.0.0.2:3001", "health_check": {"tcp": "true"}},
                 {"name": "exec", "script": "app.js", "health_check": {"exec": "pg_isready -q"}},
                 {"name": "off", "script": "app.js", "health_check": false}]"#,
         )
@@ -334,6 +335,7 @@ fn health_checks_take_urls_paths_ports_and_commands() {
     assert_eq!(probe("tcp"), tcp("127.0.0.1", 6379));
     assert_eq!(probe("tcp2"), tcp("db.local", 5432));
     assert_eq!(probe("tcp3"), tcp("127.0.0.1", 3000));
+    assert_eq!(probe("tcp4"), tcp("127.0.0.2", 3001));
     assert_eq!(
         probe("exec"),
         Some(HealthProbe::Exec {
@@ -396,7 +398,7 @@ fn bad_health_checks_name_the_field_and_key() {
             "e.json: app `k`: field `health_check.http.path`: expected a path starting with /, got \"health\"".to_string(),
             "e.json: app `k`: field `health_check.http.host`: expected a host name or address (127.0.0.1, ::1, localhost), got \"a/b\"".to_string(),
             format!("e.json: app `l`: field `health_check.tcp`: {no_port}"),
-            "e.json: app `m`: field `health_check.http`: each instance has its own PORT (`increment_var: PORT`), and a path or port-less check would probe only the first; use an `exec` check (it runs with the instance's PORT) or give a full URL".to_string(),
+            "e.json: app `m`: field `health_check.http`: each instance has its own PORT (`increment_var: PORT`), so a check on the app's port would probe only the first instance; use an `exec` check (it runs with the instance's PORT) or give an explicit address".to_string(),
             "e.json: app `n`: field `health_check`: `startPeriod` and `start_period` both set `start_period`; keep one".to_string(),
         ]
     );
