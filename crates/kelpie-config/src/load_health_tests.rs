@@ -368,7 +368,11 @@ fn bad_health_checks_name_the_field_and_key() {
             {"name": "m", "script": "app.js", "port": 8000, "instances": 2, "increment_var": "PORT",
              "health_check": {"http": "/health"}},
             {"name": "n", "script": "app.js", "health_check": {"exec": "x", "start_period": "1s",
-             "startPeriod": "2s"}}]"#,
+             "startPeriod": "2s"}},
+            {"name": "o", "script": "app.js", "health_check": {"exec": ""}},
+            {"name": "p", "script": "app.js", "health_check": {"tcp": 0}},
+            {"name": "q", "script": "app.js", "health_check": {"http": {"path": "/h"}}},
+            {"name": "r", "script": "app.js", "health_check": {"http": 8080, "status": "ok"}}]"#,
     );
     let http_forms = "an http:// URL (http://127.0.0.1:3000/health), a path starting with / (checked on the app's port) or an object with `port`, `path` and `host`";
     let no_port = "the app has no TCP port to check: set its `port`, or PORT in its `env`, or give a full URL (http://127.0.0.1:3000/health)";
@@ -400,6 +404,11 @@ fn bad_health_checks_name_the_field_and_key() {
             format!("e.json: app `l`: field `health_check.tcp`: {no_port}"),
             "e.json: app `m`: field `health_check.http`: each instance has its own PORT (`increment_var: PORT`), so a check on the app's port would probe only the first instance; use an `exec` check (it runs with the instance's PORT) or give an explicit address".to_string(),
             "e.json: app `n`: field `health_check`: `startPeriod` and `start_period` both set `start_period`; keep one".to_string(),
+            "e.json: app `o`: field `health_check.exec`: expected a non-empty string, got \"\"".to_string(),
+            format!("e.json: app `p`: field `health_check.tcp`: expected {tcp_forms}, got 0"),
+            format!("e.json: app `q`: field `health_check.http`: {no_port}"),
+            format!("e.json: app `r`: field `health_check.http`: expected {http_forms}, got 8080"),
+            "e.json: app `r`: field `health_check.status`: expected an HTTP status code from 100 to 599, got \"ok\"".to_string(),
         ]
     );
 }
