@@ -204,9 +204,79 @@ pub struct StartArgs {
     /// Exit codes after which the app is not restarted
     #[arg(long, num_args = 1.., value_delimiter = ',')]
     pub stop_exit_codes: Vec<String>,
-    /// Memory limit (200M, 1G); shown, enforced by a later release
-    #[arg(long)]
+    /// Restart the app when its process tree uses more memory than this (200M, 1G)
+    #[arg(long, value_name = "SIZE")]
     pub max_memory_restart: Option<String>,
+    /// Restart the app when its process tree uses more than this percent of one core (80, 150%)
+    /// for --max-cpu-window
+    #[arg(long, value_name = "PERCENT")]
+    pub max_cpu: Option<String>,
+    /// How long CPU use must stay over --max-cpu (default 10s, at least 1s)
+    #[arg(long, value_name = "DURATION")]
+    pub max_cpu_window: Option<String>,
+    /// Scheduling priority: -20 (highest, needs root) to 19 (lowest)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub nice: Option<String>,
+    /// Run the app as this user (name or uid); the daemon must run as root
+    #[arg(long = "uid", visible_alias = "user", value_name = "USER")]
+    pub user: Option<String>,
+    /// Run the app with this group (name or gid; default: the user's group)
+    #[arg(long = "gid", visible_alias = "group", value_name = "GROUP")]
+    pub group: Option<String>,
+    /// Restart the app on this cron schedule ("0 3 * * *"; 6 fields = seconds first)
+    #[arg(long, visible_alias = "cron", value_name = "CRON")]
+    pub cron_restart: Option<String>,
+    /// Time zone of --cron-restart (UTC, Europe/Paris; default: local time)
+    #[arg(long, visible_alias = "cron-tz", value_name = "ZONE")]
+    pub cron_timezone: Option<String>,
+    /// Restart the app when files change: bare, its working directory; --watch=PATH (repeatable)
+    /// for other paths. The word after a bare --watch is the script, not a path
+    #[arg(
+        long,
+        value_name = "PATH",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "."
+    )]
+    pub watch: Vec<String>,
+    /// Globs not to watch ("*.log", "tmp/**"); repeatable, or several in one quoted word
+    #[arg(long, value_name = "GLOBS")]
+    pub ignore_watch: Vec<String>,
+    /// Quiet time after the last change before restarting (default 500ms)
+    #[arg(long, value_name = "DURATION")]
+    pub watch_delay: Option<String>,
+    /// Health check: GET this http:// URL, or this /path on the app's port
+    #[arg(long, value_name = "URL|/PATH", conflicts_with_all = ["health_tcp", "health_exec"])]
+    pub health_http: Option<String>,
+    /// Health check: connect to this port (on 127.0.0.1), host:port, or `true` for the app's port
+    #[arg(long, value_name = "PORT|HOST:PORT", conflicts_with = "health_exec")]
+    pub health_tcp: Option<String>,
+    /// Health check: run this command (sh -c) in the app's directory; healthy when it exits 0
+    #[arg(long, value_name = "COMMAND", allow_hyphen_values = true)]
+    pub health_exec: Option<String>,
+    /// HTTP status the health check expects (default: any 2xx or 3xx)
+    #[arg(long, value_name = "CODE")]
+    pub health_status: Option<String>,
+    /// Time between health probes (default 5s)
+    #[arg(long, value_name = "DURATION")]
+    pub health_interval: Option<String>,
+    /// A health probe taking longer fails (default 2s)
+    #[arg(long, value_name = "DURATION")]
+    pub health_timeout: Option<String>,
+    /// Failed probes in a row before the instance is restarted (default 3)
+    #[arg(long, value_name = "N")]
+    pub health_failures: Option<String>,
+    /// Failed probes are not counted this long after the process starts (default 0)
+    #[arg(long, value_name = "DURATION")]
+    pub health_start_period: Option<String>,
+    /// Restart an instance that stops sending WATCHDOG=1 on NOTIFY_SOCKET for this long
+    /// (a bare number is seconds, as systemd's WatchdogSec)
+    #[arg(long, value_name = "DURATION")]
+    pub watchdog: Option<String>,
+    /// Start the app only once these apps are online (healthy, with a health check);
+    /// comma separated, repeatable
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub depends_on: Vec<String>,
     /// stdout log file
     #[arg(short = 'o', long = "output")]
     pub out_file: Option<String>,

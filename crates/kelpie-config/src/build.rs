@@ -144,6 +144,13 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<AppSpec, Vec<String>> 
     read_listen(&mut r, &mut spec);
     listen_from_env(&mut spec);
     read_logs(&mut r, &mut spec, &cwd, ctx.home());
+    read_limits(&mut r, &mut spec);
+    read_account(&mut r, &mut spec);
+    read_cron(&mut r, &mut spec);
+    read_watch(&mut r, &mut spec, &cwd, ctx.home());
+    // After the port and environment: a health check given as a path is checked on the port.
+    read_health(&mut r, &mut spec);
+    read_dependencies(&mut r, &mut spec);
 
     if r.errors.is_empty() {
         Ok(spec)
@@ -193,8 +200,9 @@ fn read_env(r: &mut Reader<'_>, spec: &mut AppSpec, profile: Option<&str>) {
     }
 }
 
-/// CPUs available to us, read once: it reads cgroup files, and a file may have hundreds of apps.
-fn cpu_count() -> u32 {
+/// CPUs available to us (cgroup quotas included), read once: it reads cgroup files, and a file
+/// may have hundreds of apps.
+pub(crate) fn cpu_count() -> u32 {
     static CPUS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *CPUS.get_or_init(|| {
         std::thread::available_parallelism()
@@ -320,6 +328,82 @@ fn listen_from_env(spec: &mut AppSpec) {
     if let Some(port) = port {
         spec.listen = Some(ListenAddress::Tcp { host: None, port });
     }
+}
+
+/// Shortest `max_cpu_window`: CPU use is sampled about once a second, so a shorter window would
+/// restart the app on a single sample.
+const MIN_CPU_WINDOW_MS: u64 = 1000;
+
+/// `max_cpu`, `max_cpu_window` and `nice` (`max_memory_restart` is read with the policy).
+fn read_limits(r: &mut Reader<'_>, spec: &mut AppSpec) {
+    spec.max_cpu = r.get("max_cpu", |v| convert::cpu_percent(v, cpu_count()));
+    if let Some(ms) = r.get("max_cpu_window", |v| {
+        convert::duration_at_least(v, MIN_CPU_WINDOW_MS, "1 second")
+    }) {
+        spec.max_cpu_window_ms = ms;
+    }
+    spec.nice = r.get("nice", convert::nice);
+}
+
+/// `uid` and `gid` (PM2's names; `user` and `group` are aliases). Only their shape is checked
+/// here: whether they exist, and whether the daemon may switch to them, is the daemon's check.
+fn read_account(r: &mut Reader<'_>, spec: &mut AppSpec) {
+    spec.user = r.get("uid", |v| convert::account(v, "a user name or uid"));
+    spec.group = r.get("gid", |v| convert::account(v, "a group name or gid"));
+}
+
+/// `cron_restart` (`0` = none) and the time zone it is read in.
+fn read_cron(r: &mut Reader<'_>, spec: &mut AppSpec) {
+    spec.cron_restart = r.get("cron_restart", convert::cron).flatten();
+    spec.cron_timezone = r.get("cron_timezone", convert::time_zone);
+}
+
+/// `watch` paths made absolute against the app's cwd (after `~` expansion; `true` is the cwd
+/// itself), `ignore_watch` globs and `watch_delay`.
+fn read_watch(r: &mut Reader<'_>, spec: &mut AppSpec, cwd: &Path, home: Option<&str>) {
+    for path in r.get("watch", convert::watch).unwrap_or_default() {
+        let path = absolutize(cwd, Path::new(&expand_tilde(&path, home)))
+            .display()
+            .to_string();
+        if !spec.watch.contains(&path) {
+            spec.watch.push(path);
+        }
+    }
+    spec.ignore_watch = r.get("ignore_watch", convert::globs).unwrap_or_default();
+    if let Some(ms) = r.get("watch_delay", convert::duration) {
+        spec.watch_delay_ms = ms;
+    }
+}
+
+/// `health_check` and `watchdog`.
+fn read_health(r: &mut Reader<'_>, spec: &mut AppSpec) {
+    if let Some(found) = r.raw.get("health_check") {
+        match crate::health::read(&found.key, &found.value, spec) {
+            Ok(check) => spec.health_check = check,
+            Err(errors) => r.errors.extend(errors),
+        }
+    }
+    spec.watchdog_ms = r.get("watchdog", convert::watchdog);
+}
+
+/// `depends_on`. Names that are not apps of the same file are allowed (the app may already run
+/// in the daemon, which checks); cycles across a file are checked when the file is loaded.
+fn read_dependencies(r: &mut Reader<'_>, spec: &mut AppSpec) {
+    let Some(names) = r.get("depends_on", convert::app_names) else {
+        return;
+    };
+    if !spec.name.is_empty() && names.contains(&spec.name) {
+        let key = r
+            .raw
+            .get("depends_on")
+            .map_or("depends_on", |f| f.key.as_str());
+        r.errors.push(format!(
+            "field `{key}`: app `{}` cannot depend on itself",
+            spec.name
+        ));
+        return;
+    }
+    spec.depends_on = names;
 }
 
 /// What `time: true` sets `log_date_format` to, as PM2 does.

@@ -279,6 +279,213 @@ fn regex_problem(error: &regex::Error) -> String {
         .unwrap_or_else(|| text.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
+/// `max_cpu`: a percentage of one core, `80`, `"80%"` or `"150"` (two cores are 200), from 1
+/// to 100 × the CPUs available.
+pub fn cpu_percent(value: &Value, cpus: u32) -> Result<u32, String> {
+    let max = cpus.max(1).saturating_mul(100);
+    let number = match value {
+        Value::String(s) => {
+            let s = s.trim();
+            Value::from(s.strip_suffix('%').unwrap_or(s).trim())
+        }
+        other => other.clone(),
+    };
+    integer(&number)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| {
+            expected(
+                &format!(
+                    "a CPU percentage from 1 to {max} (100 is one core; this machine has {} CPUs)",
+                    cpus.max(1)
+                ),
+                value,
+            )
+        })
+}
+
+/// A [`duration`] of at least `min_ms`; `min` says it in words for the message.
+pub fn duration_at_least(value: &Value, min_ms: u64, min: &str) -> Result<u64, String> {
+    let ms = duration(value)?;
+    if ms < min_ms {
+        return Err(format!("expected at least {min}, got {}", describe(value)));
+    }
+    Ok(ms)
+}
+
+/// `nice`: -20 (highest priority) to 19 (lowest), as `nice(1)`.
+pub fn nice(value: &Value) -> Result<i32, String> {
+    integer(value)
+        .filter(|n| (-20..=19).contains(n))
+        .and_then(|n| i32::try_from(n).ok())
+        .ok_or_else(|| {
+            expected(
+                "a nice value from -20 (highest priority) to 19 (lowest)",
+                value,
+            )
+        })
+}
+
+/// `uid`/`gid`: a name or a number, kept as text. Whether it exists is the daemon's check (it
+/// is the one that switches to it, maybe on another machine's user database).
+pub fn account(value: &Value, what: &str) -> Result<String, String> {
+    match value {
+        Value::String(s) if !s.trim().is_empty() && !s.trim().contains(char::is_whitespace) => {
+            Ok(s.trim().to_string())
+        }
+        Value::Number(_) => integer(value)
+            .and_then(|n| u32::try_from(n).ok())
+            .map(|n| n.to_string())
+            .ok_or_else(|| expected(what, value)),
+        _ => Err(expected(what, value)),
+    }
+}
+
+/// `cron_restart`: a cron expression, checked by the parser the daemon uses. `0` (number or
+/// string) means none, as in PM2.
+pub fn cron(value: &Value) -> Result<Option<String>, String> {
+    match value {
+        Value::Number(_) if integer(value) == Some(0) => Ok(None),
+        Value::String(s) if s.trim() == "0" => Ok(None),
+        Value::String(s) if !s.trim().is_empty() => {
+            let expression = s.trim();
+            kelpie_core::cron::CronSchedule::parse(expression)?;
+            Ok(Some(expression.to_string()))
+        }
+        _ => Err(expected(
+            "a cron expression such as \"0 3 * * *\" (or 0 for none)",
+            value,
+        )),
+    }
+}
+
+/// `cron_timezone`: `UTC`, `local` or an IANA name, checked against the time zone database.
+pub fn time_zone(value: &Value) -> Result<String, String> {
+    let name = string(value).map_err(|_| {
+        expected(
+            "a time zone name such as \"UTC\" or \"Europe/Paris\"",
+            value,
+        )
+    })?;
+    let name = name.trim();
+    kelpie_core::cron::time_zone(Some(name))?;
+    Ok(name.to_string())
+}
+
+/// `watch`: `true` (the app's directory, returned as `.`), `false` (nothing), a path or a list
+/// of paths, as written: the caller resolves them against the app's cwd.
+pub fn watch(value: &Value) -> Result<Vec<String>, String> {
+    let what = "true, false, a path or a list of paths";
+    match value {
+        Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok(vec![".".to_string()]),
+        Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Ok(Vec::new()),
+        Value::Bool(true) => Ok(vec![".".to_string()]),
+        Value::Bool(false) => Ok(Vec::new()),
+        Value::String(s) if !s.trim().is_empty() => Ok(vec![s.trim().to_string()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+                other => Err(expected("a list of paths", other)),
+            })
+            .collect(),
+        _ => Err(expected(what, value)),
+    }
+}
+
+/// `ignore_watch`: one glob or a list of them, each checked to compile.
+pub fn globs(value: &Value) -> Result<Vec<String>, String> {
+    let one = |item: &Value| match item {
+        Value::String(s) if !s.trim().is_empty() => {
+            let pattern = s.trim();
+            globset::Glob::new(pattern)
+                .map(|_| pattern.to_string())
+                .map_err(|e| format!("{} ({})", expected("a valid glob", item), e.kind()))
+        }
+        other => Err(expected("a glob such as \"*.log\" or \"tmp/**\"", other)),
+    };
+    match value {
+        Value::Array(items) => items.iter().map(one).collect(),
+        Value::String(_) => one(value).map(|glob| vec![glob]),
+        other => Err(expected("a glob or a list of globs", other)),
+    }
+}
+
+/// `watchdog`: like systemd's `WatchdogSec`, a bare number is SECONDS (`30`, `"1.5"`), unlike
+/// every other duration field; with a unit it reads as they do (`30s`, `1m`, `1500ms`). At least
+/// one second.
+pub fn watchdog(value: &Value) -> Result<u64, String> {
+    let bad = || {
+        expected(
+            "a duration like 30s, 1m or a number of seconds (not milliseconds)",
+            value,
+        )
+    };
+    let seconds = |s: f64| {
+        (0.0..1e12)
+            .contains(&s)
+            .then(|| (s * 1000.0).round() as u64)
+    };
+    let ms = match value {
+        Value::Number(n) => n.as_f64().and_then(seconds),
+        Value::String(s) => {
+            let t = s.trim();
+            let plain = !t.is_empty()
+                && t.bytes().any(|b| b.is_ascii_digit())
+                && t.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+            if plain {
+                t.parse::<f64>().ok().and_then(seconds)
+            } else {
+                parse_duration_ms(t).ok()
+            }
+        }
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    if ms < 1000 {
+        return Err(format!(
+            "expected at least 1 second, got {}",
+            describe(value)
+        ));
+    }
+    Ok(ms)
+}
+
+/// `depends_on`: an app name or a list of them; repeated names count once.
+pub fn app_names(value: &Value) -> Result<Vec<String>, String> {
+    let one = |item: &Value| match item {
+        Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        other => Err(expected("an app name or a list of app names", other)),
+    };
+    let names: Vec<String> = match value {
+        Value::Array(items) => items.iter().map(one).collect::<Result<_, _>>()?,
+        other => vec![one(other)?],
+    };
+    let mut unique: Vec<String> = Vec::with_capacity(names.len());
+    for name in names {
+        if !unique.contains(&name) {
+            unique.push(name);
+        }
+    }
+    Ok(unique)
+}
+
+/// An HTTP status code, 100 to 599.
+pub fn http_status(value: &Value) -> Result<u16, String> {
+    integer(value)
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|n| (100..=599).contains(n))
+        .ok_or_else(|| expected("an HTTP status code from 100 to 599", value))
+}
+
+/// A whole number ≥ 1 that fits in `u32`.
+pub fn positive_count(value: &Value) -> Result<u32, String> {
+    integer(value)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| expected("a whole number ≥ 1", value))
+}
+
 /// Signals that terminate a process by default. Others (`SIGCHLD`, `SIGCONT`, `SIGSTOP`, …) would
 /// never stop the app and always end in SIGKILL after `kill_timeout`, so they are refused.
 const STOP_SIGNALS: &[&str] = &[
@@ -530,6 +737,124 @@ mod tests {
             Err("expected \"daily\", \"hourly\", \"never\" or a duration like 6h, 30m or a number of milliseconds, got \"weekly\"".into())
         );
         assert!(rotate_interval(&json!(-1)).is_err());
+    }
+
+    #[test]
+    fn cpu_percentages_go_up_to_every_core() {
+        assert_eq!(cpu_percent(&json!(80), 4), Ok(80));
+        assert_eq!(cpu_percent(&json!("80%"), 4), Ok(80));
+        assert_eq!(cpu_percent(&json!(" 150 "), 4), Ok(150));
+        assert_eq!(cpu_percent(&json!("400"), 4), Ok(400));
+        assert_eq!(
+            cpu_percent(&json!("401%"), 4),
+            Err("expected a CPU percentage from 1 to 400 (100 is one core; this machine has 4 CPUs), got \"401%\"".into())
+        );
+        for bad in [json!(0), json!(-5), json!("%"), json!("80.5%"), json!(true)] {
+            assert!(cpu_percent(&bad, 4).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn nice_values_and_accounts() {
+        assert_eq!(nice(&json!(-20)), Ok(-20));
+        assert_eq!(nice(&json!("19")), Ok(19));
+        assert!(nice(&json!(20)).is_err());
+        assert!(nice(&json!(-21)).is_err());
+        assert_eq!(account(&json!(" www "), "a user"), Ok("www".into()));
+        assert_eq!(account(&json!(0), "a user"), Ok("0".into()));
+        assert_eq!(
+            account(&json!("a b"), "a user name or uid"),
+            Err("expected a user name or uid, got \"a b\"".into())
+        );
+        assert!(account(&json!(-1), "a user").is_err());
+        assert!(account(&json!(1.5), "a user").is_err());
+    }
+
+    #[test]
+    fn cron_zero_means_none() {
+        assert_eq!(cron(&json!(0)), Ok(None));
+        assert_eq!(cron(&json!("0")), Ok(None));
+        assert_eq!(cron(&json!(" 0 3 * * * ")), Ok(Some("0 3 * * *".into())));
+        assert!(cron(&json!("0 3 * *")).is_err());
+        assert!(cron(&json!(1)).is_err());
+        assert!(cron(&json!(false)).is_err());
+    }
+
+    #[test]
+    fn watch_takes_booleans_paths_and_lists() {
+        assert_eq!(watch(&json!(true)), Ok(vec![".".into()]));
+        assert_eq!(watch(&json!("TRUE")), Ok(vec![".".into()]));
+        assert_eq!(watch(&json!(false)), Ok(vec![]));
+        assert_eq!(watch(&json!(" src ")), Ok(vec!["src".into()]));
+        assert_eq!(watch(&json!(["a", "b"])), Ok(vec!["a".into(), "b".into()]));
+        assert_eq!(watch(&json!([])), Ok(vec![]));
+        assert!(watch(&json!([true])).is_err());
+        assert!(watch(&json!({})).is_err());
+    }
+
+    #[test]
+    fn globs_must_compile() {
+        assert_eq!(globs(&json!("*.log")), Ok(vec!["*.log".into()]));
+        assert_eq!(
+            globs(&json!(["**/tmp/**", "{a,b}.txt"])),
+            Ok(vec!["**/tmp/**".into(), "{a,b}.txt".into()])
+        );
+        assert_eq!(globs(&json!([])), Ok(vec![]));
+        assert_eq!(
+            globs(&json!(["ok", "{a,b"])),
+            Err("expected a valid glob, got \"{a,b\" (unclosed alternate group; missing '}' (maybe escape '{' with '[{]'?))".into())
+        );
+        assert!(globs(&json!("")).is_err());
+        assert!(globs(&json!(true)).is_err());
+    }
+
+    #[test]
+    fn watchdog_bare_numbers_are_seconds() {
+        assert_eq!(watchdog(&json!(30)), Ok(30_000));
+        assert_eq!(watchdog(&json!(1)), Ok(1000));
+        assert_eq!(watchdog(&json!(0.5 + 1.0)), Ok(1500));
+        assert_eq!(watchdog(&json!("45")), Ok(45_000));
+        assert_eq!(watchdog(&json!(" 2.25 ")), Ok(2250));
+        assert_eq!(watchdog(&json!("1m")), Ok(60_000));
+        assert_eq!(watchdog(&json!("1000ms")), Ok(1000));
+        assert_eq!(
+            watchdog(&json!("999ms")),
+            Err("expected at least 1 second, got \"999ms\"".into())
+        );
+        assert_eq!(
+            watchdog(&json!(0.5)),
+            Err("expected at least 1 second, got 0.5".into())
+        );
+        for bad in [json!("."), json!("1e3"), json!(-1), json!(""), json!(null)] {
+            assert!(watchdog(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn app_names_take_one_or_many_once_each() {
+        assert_eq!(app_names(&json!("db")), Ok(vec!["db".into()]));
+        assert_eq!(
+            app_names(&json!(["db", " cache ", "db"])),
+            Ok(vec!["db".into(), "cache".into()])
+        );
+        assert_eq!(app_names(&json!([])), Ok(vec![]));
+        assert!(app_names(&json!("")).is_err());
+        assert!(app_names(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn statuses_counts_and_minimum_durations() {
+        assert_eq!(http_status(&json!(204)), Ok(204));
+        assert_eq!(http_status(&json!("100")), Ok(100));
+        assert!(http_status(&json!(99)).is_err());
+        assert!(http_status(&json!(600)).is_err());
+        assert_eq!(positive_count(&json!(1)), Ok(1));
+        assert!(positive_count(&json!(0)).is_err());
+        assert_eq!(duration_at_least(&json!("2s"), 1000, "1 second"), Ok(2000));
+        assert_eq!(
+            duration_at_least(&json!(999), 1000, "1 second"),
+            Err("expected at least 1 second, got 999".into())
+        );
     }
 
     #[test]

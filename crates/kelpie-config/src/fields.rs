@@ -43,6 +43,19 @@ pub const SUPPORTED: &[&str] = &[
     "shutdown_with_message",
     "instance_var",
     "increment_var",
+    "max_cpu",
+    "max_cpu_window",
+    "nice",
+    "uid",
+    "gid",
+    "cron_restart",
+    "cron_timezone",
+    "watch",
+    "ignore_watch",
+    "watch_delay",
+    "health_check",
+    "watchdog",
+    "depends_on",
 ];
 
 /// PM2's alternative names, mapped to the canonical field.
@@ -62,23 +75,19 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("combine_logs", "merge_logs"),
     ("log", "log_file"),
     ("stop_signal", "kill_signal"),
+    ("user", "uid"),
+    ("group", "gid"),
+    ("cron", "cron_restart"),
+    ("cron_tz", "cron_timezone"),
 ];
 
 /// PM2 fields that are valid in PM2 but not implemented by Kelpie yet: accepted with a warning so
 /// existing ecosystem files keep working.
 pub const UNSUPPORTED: &[&str] = &[
-    "watch",
-    "ignore_watch",
-    "watch_delay",
     "watch_options",
-    "cron_restart",
-    "cron",
     "treekill",
     "pid_file",
     "pid",
-    "uid",
-    "gid",
-    "user",
     "username",
     "source_map_support",
     "disable_source_map_support",
@@ -102,6 +111,16 @@ pub const UNSUPPORTED: &[&str] = &[
     "name_prefix",
     "install_url",
 ];
+
+/// Why a PM2 field is ignored, when "not supported yet" would mislead (it never will be).
+pub fn ignored_because(key: &str) -> Option<&'static str> {
+    match key {
+        "watch_options" => Some(
+            "holds options of PM2's file watcher (chokidar), which do not apply to kelpie's watcher,",
+        ),
+        _ => None,
+    }
+}
 
 /// What a (snake_case) key means.
 #[derive(Debug, PartialEq, Eq)]
@@ -232,7 +251,7 @@ mod tests {
             classify("env_production"),
             Kind::Profile("production".into())
         );
-        assert_eq!(classify("watch"), Kind::Unsupported);
+        assert_eq!(classify("treekill"), Kind::Unsupported);
         assert_eq!(
             classify("max_memroy_restart"),
             Kind::Unknown(Some("max_memory_restart"))

@@ -8,10 +8,12 @@
 mod build;
 mod convert;
 mod daemon_settings;
+mod dependencies;
 mod env;
 mod errors;
 mod fields;
 mod formats;
+mod health;
 mod interpreter;
 mod jsonc;
 mod load;
@@ -67,7 +69,8 @@ impl LoadContext {
 /// The apps of one file or command, and what the user should know about them.
 #[derive(Debug, Clone, Default)]
 pub struct Loaded {
-    /// Resolved specs, in file order.
+    /// Resolved specs: in file order, except that an app's dependencies (`depends_on`, among
+    /// the apps of the same file) come before it.
     pub apps: Vec<kelpie_core::AppSpec>,
     /// Complete messages (ignored fields, missing profiles), to print before starting.
     pub warnings: Vec<String>,
@@ -149,4 +152,45 @@ pub struct ScriptOptions {
     pub shutdown_with_message: bool,
     /// `--instance-var` (variable name).
     pub instance_var: Option<String>,
+    /// `--max-cpu` (percent of one core: `80`, `80%`, `150`).
+    pub max_cpu: Option<String>,
+    /// `--max-cpu-window` (duration).
+    pub max_cpu_window: Option<String>,
+    /// `--nice` (-20 to 19).
+    pub nice: Option<String>,
+    /// `--uid` / `--user` (name or number).
+    pub user: Option<String>,
+    /// `--gid` / `--group` (name or number).
+    pub group: Option<String>,
+    /// `--cron-restart` / `--cron` (cron expression; `0` = none).
+    pub cron_restart: Option<String>,
+    /// `--cron-timezone`.
+    pub cron_timezone: Option<String>,
+    /// `--watch`: paths relative to the app's cwd; `.` (a bare `--watch`) is the cwd itself.
+    /// Empty: not watched.
+    pub watch: Vec<String>,
+    /// `--ignore-watch` globs, one per item.
+    pub ignore_watch: Vec<String>,
+    /// `--watch-delay` (duration).
+    pub watch_delay: Option<String>,
+    /// `--health-http` (`http://` URL or a path on the app's port).
+    pub health_http: Option<String>,
+    /// `--health-tcp` (port or `host:port`).
+    pub health_tcp: Option<String>,
+    /// `--health-exec` (command line).
+    pub health_exec: Option<String>,
+    /// `--health-status` (expected HTTP status).
+    pub health_status: Option<String>,
+    /// `--health-interval` (duration).
+    pub health_interval: Option<String>,
+    /// `--health-timeout` (duration).
+    pub health_timeout: Option<String>,
+    /// `--health-failures` (failed probes in a row before a restart).
+    pub health_failures: Option<String>,
+    /// `--health-start-period` (duration).
+    pub health_start_period: Option<String>,
+    /// `--watchdog` (a bare number is seconds).
+    pub watchdog: Option<String>,
+    /// `--depends-on` app names, one per item.
+    pub depends_on: Vec<String>,
 }

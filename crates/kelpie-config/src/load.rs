@@ -2,11 +2,13 @@
 //! warnings and errors.
 
 use crate::build::{self, Origin};
+use crate::dependencies::Graph;
 use crate::errors::ConfigError;
 use crate::formats::{self, Format};
 use crate::normalize::{self, RawApp};
 use crate::paths::absolutize;
 use crate::{LoadContext, Loaded, ScriptOptions};
+use kelpie_core::AppSpec;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -155,6 +157,23 @@ pub fn load_file(path: &Path, ctx: &LoadContext) -> Result<Loaded, ConfigError> 
             }
         }
     }
+    let depends_on: Vec<Vec<String>> = doc
+        .apps
+        .iter()
+        .map(|raw| {
+            // Leniently: an invalid value is reported with its app's fields.
+            raw.get("depends_on")
+                .and_then(|f| crate::convert::app_names(&f.value).ok())
+                .unwrap_or_default()
+        })
+        .collect();
+    let graph = Graph::new(&names, &depends_on);
+    errors.extend(
+        graph
+            .cycles(&selected)
+            .into_iter()
+            .map(|cycle| format!("{file}: depends_on has a cycle: {cycle}")),
+    );
     warnings.extend(unsupported_warnings(&doc, &selected, &origin));
     warnings.extend(
         cluster_warnings(&apps)
@@ -178,6 +197,16 @@ pub fn load_file(path: &Path, ctx: &LoadContext) -> Result<Loaded, ConfigError> 
             errors,
         });
     }
+    // Every selected app was built (no errors), so `apps[k]` is the app at `selected[k]`.
+    let mut built: Vec<Option<AppSpec>> = apps.into_iter().map(Some).collect();
+    let apps = graph
+        .start_order(&selected)
+        .into_iter()
+        .filter_map(|i| {
+            let k = selected.iter().position(|&s| s == i)?;
+            built.get_mut(k)?.take()
+        })
+        .collect();
     Ok(Loaded { apps, warnings })
 }
 
@@ -223,10 +252,9 @@ fn unsupported_warnings(doc: &Document, selected: &[usize], origin: &Origin<'_>)
                 .map(|a| format!("`{a}`"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            format!(
-                "{}: {noun} {list}: `{key}` is not supported yet by kelpie and is ignored",
-                doc.file
-            )
+            let why = crate::fields::ignored_because(&crate::fields::to_snake_case(key))
+                .unwrap_or("is not supported yet by kelpie");
+            format!("{}: {noun} {list}: `{key}` {why} and is ignored", doc.file)
         })
         .collect()
 }
@@ -304,6 +332,15 @@ fn raw_from_options(script: &str, opts: &ScriptOptions) -> RawApp {
         ("listen_timeout", &opts.listen_timeout),
         ("ready_pattern", &opts.ready_pattern),
         ("instance_var", &opts.instance_var),
+        ("max_cpu", &opts.max_cpu),
+        ("max_cpu_window", &opts.max_cpu_window),
+        ("nice", &opts.nice),
+        ("uid", &opts.user),
+        ("gid", &opts.group),
+        ("cron_restart", &opts.cron_restart),
+        ("cron_timezone", &opts.cron_timezone),
+        ("watch_delay", &opts.watch_delay),
+        ("watchdog", &opts.watchdog),
     ];
     for (key, value) in strings {
         if let Some(value) = value {
@@ -313,9 +350,18 @@ fn raw_from_options(script: &str, opts: &ScriptOptions) -> RawApp {
     if !opts.args.is_empty() {
         raw.add("args", Value::from(opts.args.clone()));
     }
-    if !opts.stop_exit_codes.is_empty() {
-        raw.add("stop_exit_codes", Value::from(opts.stop_exit_codes.clone()));
+    let lists = [
+        ("stop_exit_codes", &opts.stop_exit_codes),
+        ("watch", &opts.watch),
+        ("ignore_watch", &opts.ignore_watch),
+        ("depends_on", &opts.depends_on),
+    ];
+    for (key, items) in lists {
+        if !items.is_empty() {
+            raw.add(key, Value::from(items.clone()));
+        }
     }
+    health_from_options(&mut raw, opts);
     if let Some(b) = opts.autorestart {
         raw.add("autorestart", Value::Bool(b));
     }
@@ -350,6 +396,54 @@ fn raw_from_options(script: &str, opts: &ScriptOptions) -> RawApp {
         }
     }
     raw
+}
+
+/// The `--health-*` flags become one `health_check` object. Timing flags without a probe flag
+/// are an error here, where the flags' names are still known.
+fn health_from_options(raw: &mut RawApp, opts: &ScriptOptions) {
+    let probes = [
+        ("http", &opts.health_http),
+        ("tcp", &opts.health_tcp),
+        ("exec", &opts.health_exec),
+    ];
+    let settings = [
+        ("status", "--health-status", &opts.health_status),
+        ("interval", "--health-interval", &opts.health_interval),
+        ("timeout", "--health-timeout", &opts.health_timeout),
+        ("failures", "--health-failures", &opts.health_failures),
+        (
+            "start_period",
+            "--health-start-period",
+            &opts.health_start_period,
+        ),
+    ];
+    let mut check = serde_json::Map::new();
+    for (key, value) in probes {
+        if let Some(value) = value {
+            check.insert(key.to_string(), Value::from(value.as_str()));
+        }
+    }
+    if check.is_empty() {
+        let given: Vec<&str> = settings
+            .iter()
+            .filter(|(_, _, value)| value.is_some())
+            .map(|(_, flag, _)| *flag)
+            .collect();
+        if !given.is_empty() {
+            let verb = if given.len() == 1 { "needs" } else { "need" };
+            raw.errors.push(format!(
+                "{} {verb} a probe: add --health-http, --health-tcp or --health-exec",
+                given.join(", ")
+            ));
+        }
+        return;
+    }
+    for (key, _, value) in settings {
+        if let Some(value) = value {
+            check.insert(key.to_string(), Value::from(value.as_str()));
+        }
+    }
+    raw.add("health_check", Value::Object(check));
 }
 
 #[cfg(test)]

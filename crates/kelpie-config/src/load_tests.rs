@@ -5,6 +5,9 @@ use crate::example_ecosystem;
 use kelpie_core::{AppSpec, ExecMode, ListenAddress, LogRotation, LogType};
 use std::collections::BTreeMap;
 
+#[path = "load_health_tests.rs"]
+mod health;
+
 /// A project directory with scripts, and a `bin/` holding fake interpreters; the context's
 /// PATH is only that `bin/`, so results do not depend on the machine.
 struct Project {
@@ -264,8 +267,9 @@ fn unsupported_fields_warn_once_per_field_naming_apps() {
     let loaded = p
         .load(
             "ecosystem.json",
-            r#"{"apps": [{"name": "api", "script": "app.js", "watch": true, "cron_restart": "0 * * * *"},
-                         {"name": "worker", "script": "worker.js", "watch": ["src"], "treekill": false}],
+            r#"{"apps": [{"name": "api", "script": "app.js", "vizion": true, "pid_file": "a.pid"},
+                         {"name": "worker", "script": "worker.js", "vizion": 1, "treekill": false,
+                          "watch": true, "watchOptions": {"usePolling": true}}],
                 "deploy": {"production": {}}}"#,
         )
         .expect("loads");
@@ -273,8 +277,9 @@ fn unsupported_fields_warn_once_per_field_naming_apps() {
         loaded.warnings,
         [
             "ecosystem.json: top-level `deploy` is not supported yet by kelpie and is ignored",
-            "ecosystem.json: app `api`: `cron_restart` is not supported yet by kelpie and is ignored",
-            "ecosystem.json: apps `api`, `worker`: `watch` is not supported yet by kelpie and is ignored",
+            "ecosystem.json: app `api`: `pid_file` is not supported yet by kelpie and is ignored",
+            "ecosystem.json: apps `api`, `worker`: `vizion` is not supported yet by kelpie and is ignored",
+            "ecosystem.json: app `worker`: `watchOptions` holds options of PM2's file watcher (chokidar), which do not apply to kelpie's watcher, and is ignored",
         ]
     );
 }

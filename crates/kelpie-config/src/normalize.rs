@@ -68,7 +68,7 @@ impl RawApp {
                 let key = key.to_string();
                 self.profiles.insert(profile, Field { key, value });
             }
-            // `watch: false` asks for what Kelpie does anyway: no reason to warn.
+            // `treekill: false` asks for nothing Kelpie would have to do: no reason to warn.
             Kind::Unsupported if matches!(value, Value::Null | Value::Bool(false)) => {}
             Kind::Unsupported => self.unsupported.push(key.to_string()),
             Kind::Unknown(Some(suggestion)) => self.errors.push(format!(
@@ -213,7 +213,7 @@ mod tests {
             0,
             &json!({
                 "name": "api", "cmd": "x.js", "maxMemoryRestart": "1G", "env_production": {},
-                "watch": true, "treekill": false, "max_memroy_restart": 1, "bogus_thing_here": 1
+                "vizion": true, "treekill": false, "max_memroy_restart": 1, "bogus_thing_here": 1
             }),
         );
         assert_eq!(raw.get("script").map(|f| f.key.as_str()), Some("cmd"));
@@ -222,7 +222,7 @@ mod tests {
             Some("maxMemoryRestart")
         );
         assert!(raw.profiles.contains_key("production"));
-        assert_eq!(raw.unsupported, ["watch"]);
+        assert_eq!(raw.unsupported, ["vizion"]);
         assert_eq!(
             raw.errors,
             [

@@ -58,6 +58,9 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
             if ctx.profile.is_some() {
                 bail!("--env selects an env_<profile> of an ecosystem file and cannot be used with a script; put the app in an ecosystem file (`kelpie init`)");
             }
+            if let Some(hint) = watch_path_read_as_script(&args, target, &ctx.cwd) {
+                bail!(hint);
+            }
             let loaded = kelpie_config::from_script(target, &options, &ctx)?;
             render::print_warnings(&loaded.warnings);
             script_apps.extend(loaded.apps);
@@ -175,7 +178,58 @@ fn script_options(args: &StartArgs) -> ScriptOptions {
         ready_pattern: args.ready_pattern.clone(),
         shutdown_with_message: args.shutdown_with_message,
         instance_var: args.instance_var.clone(),
+        max_cpu: args.max_cpu.clone(),
+        max_cpu_window: args.max_cpu_window.clone(),
+        nice: args.nice.clone(),
+        user: args.user.clone(),
+        group: args.group.clone(),
+        cron_restart: args.cron_restart.clone(),
+        cron_timezone: args.cron_timezone.clone(),
+        watch: args.watch.clone(),
+        // PM2 takes several globs in one word (`--ignore-watch="node_modules *.log"`).
+        ignore_watch: args
+            .ignore_watch
+            .iter()
+            .flat_map(|globs| globs.split_whitespace())
+            .map(str::to_string)
+            .collect(),
+        watch_delay: args.watch_delay.clone(),
+        health_http: args.health_http.clone(),
+        health_tcp: args.health_tcp.clone(),
+        health_exec: args.health_exec.clone(),
+        health_status: args.health_status.clone(),
+        health_interval: args.health_interval.clone(),
+        health_timeout: args.health_timeout.clone(),
+        health_failures: args.health_failures.clone(),
+        health_start_period: args.health_start_period.clone(),
+        watchdog: args.watchdog.clone(),
+        depends_on: args
+            .depends_on
+            .iter()
+            .map(|name| name.trim().to_string())
+            .filter(|name| !name.is_empty())
+            .collect(),
     }
+}
+
+/// A bare `--watch` takes no value (its paths are written `--watch=PATH`), so in
+/// `kelpie start app.js --watch src` the word `src` is a second script. When such a script is a
+/// directory, the user almost certainly meant to watch it: say how, instead of "script is a
+/// directory".
+fn watch_path_read_as_script(args: &StartArgs, target: &str, cwd: &Path) -> Option<String> {
+    if args.watch.is_empty() {
+        return None;
+    }
+    let base = match &args.cwd {
+        Some(dir) => cwd.join(dir),
+        None => cwd.to_path_buf(),
+    };
+    if !base.join(target).is_dir() {
+        return None;
+    }
+    Some(format!(
+        "`{target}` is a directory, not a script: to watch it, write --watch={target} (a bare --watch watches the app's directory, and the word after it is read as the script)"
+    ))
 }
 
 /// `-l`/`--log` take an optional path, as in PM2, so in `kelpie start -l app.js` the parser
@@ -315,6 +369,167 @@ mod tests {
         let defaults = script_options(&parse(&["app.js"]));
         assert_eq!(defaults.log_compress, None);
         assert!(!defaults.time && !defaults.disable_logs);
+    }
+
+    #[test]
+    fn a_bare_watch_does_not_take_the_script() {
+        for words in [
+            &["--watch", "app.js"][..],
+            &["app.js", "--watch"],
+            &["--watch", "--name", "api", "app.js"],
+            &["--watch", "app.js", "--", "--port", "80"],
+        ] {
+            let args = parse(words);
+            assert_eq!(args.targets, ["app.js"], "{words:?}");
+            assert_eq!(script_options(&args).watch, ["."], "{words:?}");
+        }
+        let args = parse(&["--watch=src", "--watch=lib", "app.js", "--watch"]);
+        assert_eq!(args.targets, ["app.js"]);
+        assert_eq!(script_options(&args).watch, ["src", "lib", "."]);
+        assert!(script_options(&parse(&["app.js"])).watch.is_empty());
+        // The documented trap: without `=`, the next word is a second target.
+        let args = parse(&["app.js", "--watch", "src"]);
+        assert_eq!(args.targets, ["app.js", "src"]);
+        assert_eq!(args.watch, ["."]);
+    }
+
+    #[test]
+    fn a_directory_after_a_bare_watch_gets_a_hint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("src")).expect("mkdir");
+        std::fs::write(dir.path().join("app.js"), "").expect("write");
+        let args = parse(&["app.js", "--watch", "src"]);
+        assert_eq!(watch_path_read_as_script(&args, "app.js", dir.path()), None);
+        assert_eq!(
+            watch_path_read_as_script(&args, "src", dir.path()).as_deref(),
+            Some("`src` is a directory, not a script: to watch it, write --watch=src (a bare --watch watches the app's directory, and the word after it is read as the script)")
+        );
+        let unwatched = parse(&["app.js", "src"]);
+        assert_eq!(
+            watch_path_read_as_script(&unwatched, "src", dir.path()),
+            None
+        );
+        let elsewhere = parse(&["--cwd", "src", "app.js", "--watch", "src"]);
+        assert_eq!(
+            watch_path_read_as_script(&elsewhere, "src", dir.path()),
+            None
+        );
+    }
+
+    #[test]
+    fn health_issue_flags_become_script_options() {
+        let args = parse(&[
+            "--max-memory-restart",
+            "200M",
+            "--max-cpu",
+            "80%",
+            "--max-cpu-window",
+            "30s",
+            "--nice",
+            "-5",
+            "--uid",
+            "www",
+            "--gid",
+            "staff",
+            "--cron",
+            "0 3 * * *",
+            "--cron-timezone",
+            "UTC",
+            "--ignore-watch",
+            "node_modules *.log",
+            "--ignore-watch",
+            "tmp/**",
+            "--watch-delay",
+            "1s",
+            "--health-http",
+            "/health",
+            "--health-status",
+            "204",
+            "--health-interval",
+            "10s",
+            "--health-timeout",
+            "1s",
+            "--health-failures",
+            "5",
+            "--health-start-period",
+            "20s",
+            "--watchdog",
+            "30",
+            "--depends-on",
+            "db,cache",
+            "--depends-on",
+            "queue",
+            "app.js",
+        ]);
+        assert_eq!(args.targets, ["app.js"]);
+        let o = script_options(&args);
+        assert_eq!(o.max_memory_restart.as_deref(), Some("200M"));
+        assert_eq!(o.max_cpu.as_deref(), Some("80%"));
+        assert_eq!(o.max_cpu_window.as_deref(), Some("30s"));
+        assert_eq!(o.nice.as_deref(), Some("-5"));
+        assert_eq!(o.user.as_deref(), Some("www"));
+        assert_eq!(o.group.as_deref(), Some("staff"));
+        assert_eq!(o.cron_restart.as_deref(), Some("0 3 * * *"));
+        assert_eq!(o.cron_timezone.as_deref(), Some("UTC"));
+        assert_eq!(o.ignore_watch, ["node_modules", "*.log", "tmp/**"]);
+        assert_eq!(o.watch_delay.as_deref(), Some("1s"));
+        assert_eq!(o.health_http.as_deref(), Some("/health"));
+        assert_eq!(o.health_status.as_deref(), Some("204"));
+        assert_eq!(o.health_interval.as_deref(), Some("10s"));
+        assert_eq!(o.health_timeout.as_deref(), Some("1s"));
+        assert_eq!(o.health_failures.as_deref(), Some("5"));
+        assert_eq!(o.health_start_period.as_deref(), Some("20s"));
+        assert_eq!(o.watchdog.as_deref(), Some("30"));
+        assert_eq!(o.depends_on, ["db", "cache", "queue"]);
+
+        let aliases = parse(&[
+            "app.js",
+            "--user",
+            "1000",
+            "--group",
+            "100",
+            "--cron-restart",
+            "0 * * * *",
+            "--cron-tz",
+            "Europe/Paris",
+            "--health-tcp",
+            "6379",
+        ]);
+        let o = script_options(&aliases);
+        assert_eq!(o.user.as_deref(), Some("1000"));
+        assert_eq!(o.group.as_deref(), Some("100"));
+        assert_eq!(o.cron_restart.as_deref(), Some("0 * * * *"));
+        assert_eq!(o.cron_timezone.as_deref(), Some("Europe/Paris"));
+        assert_eq!(o.health_tcp.as_deref(), Some("6379"));
+        let o = script_options(&parse(&["app.js", "--health-exec", "curl -f localhost"]));
+        assert_eq!(o.health_exec.as_deref(), Some("curl -f localhost"));
+
+        let defaults = script_options(&parse(&["app.js"]));
+        assert_eq!(defaults.max_cpu, None);
+        assert_eq!(defaults.nice, None);
+        assert_eq!(defaults.user, None);
+        assert_eq!(defaults.cron_restart, None);
+        assert!(defaults.watch.is_empty() && defaults.ignore_watch.is_empty());
+        assert_eq!(defaults.health_http, None);
+        assert_eq!(defaults.watchdog, None);
+        assert!(defaults.depends_on.is_empty());
+    }
+
+    #[test]
+    fn one_health_probe_flag_at_most() {
+        for words in [
+            &["app.js", "--health-http", "/h", "--health-tcp", "80"][..],
+            &["app.js", "--health-tcp", "80", "--health-exec", "true"],
+            &["app.js", "--health-http", "/h", "--health-exec", "true"],
+        ] {
+            let argv: Vec<&str> = ["kelpie", "start"].iter().chain(words).copied().collect();
+            let err = Cli::try_parse_from(&argv).expect_err("conflict");
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{words:?}"
+            );
+        }
     }
 
     #[test]

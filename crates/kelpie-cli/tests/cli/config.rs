@@ -221,22 +221,73 @@ fn bad_log_flags_are_refused_and_start_nothing() {
 }
 
 #[test]
+fn bad_health_issue_flags_are_refused_and_start_nothing() {
+    let k = kelpie();
+    let app = k.fake_app();
+    let err = k.fails(&[
+        "start",
+        &app,
+        "--health-http",
+        "https://localhost/health",
+        "--nice",
+        "40",
+        "--watchdog",
+        "500ms",
+    ]);
+    for expected in [
+        "field `health_check.http`: https is not supported: check the app over http on localhost",
+        "field `nice`: expected a nice value from -20 (highest priority) to 19 (lowest), got \"40\"",
+        "field `watchdog`: expected at least 1 second, got \"500ms\"",
+    ] {
+        assert!(err.contains(expected), "{err}");
+    }
+    assert_nothing_started(&k);
+
+    // `--watch src` (without `=`) reads `src` as a second script: say how to watch it.
+    let marker = k.write("marker", "");
+    let src = std::path::Path::new(&marker).with_file_name("src");
+    std::fs::create_dir(&src).expect("mkdir");
+    let err = k.fails(&["start", &app, "--watch", "src"]);
+    assert!(err.contains("to watch it, write --watch=src"), "{err}");
+    assert_nothing_started(&k);
+}
+
+#[test]
+fn a_depends_on_cycle_is_refused_and_starts_nothing() {
+    let k = kelpie();
+    let app = k.fake_app();
+    let file = k.write(
+        "ecosystem.json",
+        &format!(
+            r#"{{"apps":[{{"name":"api","script":"{app}","depends_on":"worker"}},
+                         {{"name":"worker","script":"{app}","depends_on":["api"]}}]}}"#
+        ),
+    );
+    let err = k.fails(&["start", &file]);
+    assert!(
+        err.contains("ecosystem.json: depends_on has a cycle: api -> worker -> api"),
+        "{err}"
+    );
+    assert_nothing_started(&k);
+}
+
+#[test]
 fn unsupported_pm2_fields_warn_once_and_the_app_still_starts() {
     let k = kelpie();
     let app = k.fake_app();
     let file = k.write(
         "w.json",
-        &format!(r#"{{"apps":[{{"name":"a","script":"{app}","watch":true,"cron_restart":"* * * * *"}},{{"name":"b","script":"{app}","watch":true}}]}}"#),
+        &format!(r#"{{"apps":[{{"name":"a","script":"{app}","vizion":true,"pid_file":"a.pid"}},{{"name":"b","script":"{app}","vizion":true}}]}}"#),
     );
     let out = k.run(&["start", &file]);
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
-        err.matches("`watch` is not supported yet").count(),
+        err.matches("`vizion` is not supported yet").count(),
         1,
         "{err}"
     );
-    assert!(err.contains("`cron_restart`"), "{err}");
+    assert!(err.contains("`pid_file`"), "{err}");
     assert_eq!(k.jlist().len(), 2);
 }
 
