@@ -140,3 +140,222 @@ fn an_app_that_never_pings_is_not_watched() {
     std::thread::sleep(Duration::from_millis(1600));
     assert_eq!(k.pid("quiet"), first);
 }
+
+#[test]
+fn a_cron_every_second_restarts_three_times_in_three_seconds_and_never_after_stop() {
+    let k = kelpie();
+    let stamp = k.home().join("stamps");
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "cron",
+        "--cron-restart",
+        "* * * * * *",
+        "--cron-timezone",
+        "UTC",
+        "--",
+        "--stamp",
+        stamp.to_str().expect("utf-8"),
+    ]);
+    std::thread::sleep(Duration::from_millis(3300));
+    let runs = stamps(&stamp).len();
+    // Three (or four, depending on where the first second boundary fell) firings.
+    assert!((4..=5).contains(&runs), "{runs} starts in 3.3 s");
+    assert!(
+        causes(&k, "cron").iter().all(|c| c == "cron"),
+        "{:?}",
+        causes(&k, "cron")
+    );
+    k.ok(&["stop", "cron"]);
+    let after_stop = stamps(&stamp).len();
+    std::thread::sleep(Duration::from_millis(2200));
+    assert_eq!(
+        stamps(&stamp).len(),
+        after_stop,
+        "the cron revived a stopped app"
+    );
+    assert_eq!(k.status("cron"), "stopped");
+    let describe = k.ok(&["describe", "cron"]);
+    assert!(describe.contains("`* * * * * *` (UTC)"), "{describe}");
+}
+
+#[test]
+fn an_http_server_that_starts_failing_is_restarted_after_the_configured_failures() {
+    let k = kelpie();
+    let port = free_port();
+    let config = k.write(
+        "health.json",
+        &format!(
+            r#"{{"apps": [{{"name": "web", "script": "{app}", "args": ["--serve", "--fail-after", "1200"],
+                "env": {{"PORT": "{port}"}},
+                "health_check": {{"http": "/health", "interval": "200ms", "timeout": "500ms", "failures": 3}}}}]}}"#,
+            app = k.fake_app()
+        ),
+    );
+    k.ok(&["start", &config]);
+    let first = k.pid("web");
+    k.wait_for("healthy", 3 * SECS, || {
+        k.app("web")["pm2_env"]["health"] == "healthy"
+    });
+    // Failing from 1.2 s on, three failed checks 200 ms apart: restarted about 0.6 s later.
+    k.wait_for("a restart for health", 5 * SECS, || {
+        let pid = k.pid("web");
+        pid != 0 && pid != first
+    });
+    assert_eq!(
+        causes(&k, "web").first().map(String::as_str),
+        Some("health")
+    );
+    let describe = k.ok(&["describe", "web"]);
+    assert!(
+        describe.contains("health check failed 3 times in a row: HTTP 500 from http://127.0.0.1:"),
+        "{describe}"
+    );
+}
+
+#[test]
+fn a_depends_on_chain_starts_in_order_and_stops_in_reverse() {
+    let k = kelpie();
+    let order = k.home().join("order");
+    let order = order.to_str().expect("utf-8");
+    let db_port = free_port();
+    // db answers HTTP only after 700 ms (its health check passes then); cache needs db, api
+    // needs cache. Written api first, to show that the file's order does not matter.
+    let config = k.write(
+        "chain.json",
+        &format!(
+            r#"{{"apps": [
+                {{"name": "api", "script": "{app}", "args": ["--stamp", "{order}", "--ignore-signals"],
+                  "kill_timeout": 500, "depends_on": ["cache"]}},
+                {{"name": "cache", "script": "{app}", "args": ["--stamp", "{order}"], "depends_on": ["db"]}},
+                {{"name": "db", "script": "{app}", "args": ["--serve", "--ready-after", "700", "--stamp", "{order}"],
+                  "env": {{"PORT": "{db_port}"}},
+                  "health_check": {{"http": "/", "interval": "100ms"}}}}
+            ]}}"#,
+            app = k.fake_app()
+        ),
+    );
+    k.ok(&["start", &config]);
+    let pids: Vec<u32> = stamps(k.home().join("order").as_path())
+        .iter()
+        .map(|(pid, _)| *pid)
+        .collect();
+    assert_eq!(
+        pids,
+        [k.pid("db"), k.pid("cache"), k.pid("api")],
+        "start order"
+    );
+    let started: Vec<u128> = stamps(k.home().join("order").as_path())
+        .iter()
+        .map(|(_, ns)| *ns)
+        .collect();
+    assert!(
+        started[1] - started[0] > 600_000_000,
+        "cache started before db was healthy"
+    );
+    for name in ["db", "cache", "api"] {
+        assert_eq!(k.status(name), "online", "{name}");
+    }
+    // Stopped in reverse: api ignores its stop signal and dies at its kill_timeout (500 ms);
+    // cache is asked to stop only then, and db after cache.
+    let db = k.pid("db");
+    let api = k.pid("api");
+    k.ok(&["stop", &config]);
+    assert!(!alive(db) && !alive(api));
+    let stopped_at = |name: &str| -> u64 {
+        k.app(name)["pm2_env"]["exits"]
+            .as_array()
+            .and_then(|exits| exits.last())
+            .and_then(|exit| exit["at_ms"].as_u64())
+            .unwrap_or_default()
+    };
+    assert!(stopped_at("api") <= stopped_at("cache"));
+    assert!(stopped_at("cache") <= stopped_at("db"));
+}
+
+#[test]
+fn a_start_whose_dependency_fails_is_not_done_and_says_why() {
+    let k = kelpie();
+    let config = k.write(
+        "broken.json",
+        &format!(
+            r#"{{"apps": [
+                {{"name": "db", "script": "{app}", "args": ["--exit-after", "10"], "max_restarts": 2,
+                  "wait_ready": true}},
+                {{"name": "api", "script": "{app}", "depends_on": "db"}}
+            ]}}"#,
+            app = k.fake_app()
+        ),
+    );
+    let out = k.run(&["start", &config]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("app `api` was not started: `db` (id 0), which it depends on, is errored"),
+        "{stderr}"
+    );
+    assert_eq!(k.status("api"), "stopped");
+    let missing = k.fails(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "lonely",
+        "--depends-on",
+        "nobody",
+    ]);
+    assert!(
+        missing.contains("app `lonely` depends on `nobody`, which is neither started with it nor known to the daemon"),
+        "{missing}"
+    );
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[test]
+fn nice_and_user_apply_to_the_apps_processes() {
+    let k = kelpie();
+    k.ok(&["start", &k.fake_app(), "--name", "low", "--nice", "5"]);
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", k.pid("low"))).expect("stat");
+    let after_name = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let nice = after_name.split_whitespace().nth(16).expect("nice field");
+    assert_eq!(nice, "5", "{stat}");
+    if kelpie_sys::current_uid() != 0 {
+        eprintln!("skipped the user part: needs root");
+        return;
+    }
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "nobody",
+        "--user",
+        "nobody",
+    ]);
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", k.pid("nobody"))).expect("status");
+    let (uid, _) = kelpie_sys::lookup_user("nobody").expect("the nobody user");
+    assert!(
+        status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some(&uid.to_string())),
+        "{status}"
+    );
+    let missing = k.run(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "ghost",
+        "--user",
+        "no-such-user-here",
+    ]);
+    let describe = k.ok(&["describe", "ghost"]);
+    assert!(
+        describe.contains("user `no-such-user-here` does not exist"),
+        "{describe}\n{missing:?}"
+    );
+}
