@@ -20,7 +20,7 @@ pub use exec::{exec_with_fds, resolve_program};
 pub use localtime::utc_offset_secs;
 pub use memory::{release_free_memory, use_single_malloc_arena};
 pub use pipes::{set_pipe_capacity, O_NONBLOCK};
-pub use poll::wait_readable;
+pub use poll::{wait_readable, wait_readable_any};
 pub use procfs::{
     clock_ticks_per_second, page_size, sample_process, scan_processes, ProcessEntry, ProcessSample,
 };

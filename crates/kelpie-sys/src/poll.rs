@@ -29,6 +29,36 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> 
     Ok(ready > 0)
 }
 
+/// Wait until at least one of `fds` is readable, in error or hung up (a pipe or socket whose
+/// other end is closed), for at most `timeout` (rounded up to whole milliseconds; `None`: no
+/// limit). Says which are; none when the time ran out or a signal interrupted the wait. For a
+/// thread that waits on its work and on a wake-up descriptor at once.
+pub fn wait_readable_any<const N: usize>(
+    fds: [BorrowedFd<'_>; N],
+    timeout: Option<Duration>,
+) -> io::Result<[bool; N]> {
+    let mut entries = fds.map(|fd| libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    let millis = match timeout {
+        Some(timeout) => timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int,
+        None => -1,
+    };
+    // SAFETY: poll reads and writes exactly the N pollfds of `entries`, which lives on our
+    // stack for the whole call; the BorrowedFds keep the descriptors open during it.
+    let ready = unsafe { libc::poll(entries.as_mut_ptr(), N as libc::nfds_t, millis) };
+    if ready < 0 {
+        let error = io::Error::last_os_error();
+        if error.kind() == io::ErrorKind::Interrupted {
+            return Ok([false; N]);
+        }
+        return Err(error);
+    }
+    Ok(entries.map(|entry| entry.revents != 0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +73,23 @@ mod tests {
         assert!(began.elapsed() >= Duration::from_millis(30));
         writer.write_all(b"x").expect("write");
         assert!(wait_readable(reader.as_fd(), Duration::from_secs(5)).expect("poll"));
+    }
+
+    #[test]
+    fn any_tells_which_descriptor_is_readable() {
+        let (first, _first_writer) = std::io::pipe().expect("pipe");
+        let (second, mut second_writer) = std::io::pipe().expect("pipe");
+        let fds = || [first.as_fd(), second.as_fd()];
+        let began = std::time::Instant::now();
+        let ready = wait_readable_any(fds(), Some(Duration::from_millis(30))).expect("poll");
+        assert_eq!(ready, [false, false]);
+        assert!(began.elapsed() >= Duration::from_millis(30));
+        second_writer.write_all(b"x").expect("write");
+        assert_eq!(wait_readable_any(fds(), None).expect("poll"), [false, true]);
+        drop(second_writer);
+        let mut byte = [0u8; 1];
+        std::io::Read::read(&mut &second, &mut byte).expect("read");
+        // Hung up: still reported, so a reader learns that every writer is gone.
+        assert_eq!(wait_readable_any(fds(), None).expect("poll"), [false, true]);
     }
 }

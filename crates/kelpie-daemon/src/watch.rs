@@ -1,0 +1,1315 @@
+//! Watching apps' files (`watch`): a change under a watched path restarts the app.
+//!
+//! One [`WatchService`] serves the whole daemon: one inotify instance and one thread for every
+//! watched app. inotify instances are scarce (`fs.inotify.max_user_instances`, 128 by default,
+//! shared by every program of the user) and a daemon may watch many apps, so apps do not get one
+//! each. The thread owns all the state; callers send it commands over a channel and wake it
+//! through a socket, so there is no lock. It waits in poll() (no tokio: registering a descriptor
+//! with tokio's reactor now takes `unsafe`, which only kelpie-sys may use), never on the async
+//! runtime.
+//!
+//! # What is watched
+//!
+//! Each watched path is either a file or a directory, watched with everything under it. inotify
+//! watches directories, not trees: every directory of a tree gets its own watch (one *watch
+//! descriptor* per directory inode for the whole instance), and directories created later are
+//! added as their creation is seen. Apps that watch the same directory share its descriptor,
+//! counted by the apps using it; it is removed when the last one stops.
+//!
+//! A watched path itself is also seen through its parent directory, filtered on its name. That
+//! is how a file that an editor replaces by a rename (vim writes a temporary file and renames it
+//! over the old one) stays watched: a watch on the file would follow the old inode and go
+//! silent. It also catches a watched directory that is replaced (a deploy that swaps `dist` or
+//! flips a `current` symlink): the new one is walked and watched.
+//!
+//! Never watched (neither directories walked nor changes counted): any path component
+//! `node_modules` or `.git`; the `never` paths and anything under them, together with the
+//! rotated files of a never-watched log file (`<stem>__<time>...`, the names log rotation gives);
+//! and the `ignore` globs. A glob without `/` matches any single path component (`*.log`,
+//! `tmp`); one with `/` matches the path relative to `cwd` (`src/generated/**`, which also
+//! matches the directory `src/generated` itself, so it is not walked), or the absolute path when
+//! it starts with `/`. In globs with `/`, `*` stays within one component and `**` crosses any
+//! number. The rules apply below the watched paths: a path the app names explicitly is watched
+//! even if a glob would match it, unless it is a `never` path (an error).
+//!
+//! Symbolic links are followed for the watched paths themselves only; inside a tree they are
+//! not followed, so a link cannot pull `/` or a loop into the watch.
+//!
+//! # What counts as a change
+//!
+//! A file written and closed (`IN_CLOSE_WRITE`: one event per save, once the content is
+//! complete, rather than one per `write()`), and a file or directory created, deleted, or moved
+//! in or out. Not counted: reads and opens, and attribute changes (`chmod`, `chown`, times,
+//! link counts), which do not change what the app runs; `touch` still counts, as it opens the
+//! file for writing. A file kept open and written continuously (a log the app writes itself)
+//! counts only when it is closed. Events of files unlinked while open are not reported
+//! (`IN_EXCL_UNLINK`). What is found in a directory that appears after the start (made there, or
+//! moved in with its content) counts too: it may have been written before the directory's watch
+//! was in place. When the kernel's event queue overflows, events were lost:
+//! every app counts one change (of its first watched path) and its trees are walked again.
+//!
+//! # Bursts
+//!
+//! Saving a project touches many files, so changes are gathered into bursts: the first change
+//! starts one, and the burst is sent (one [`WatchBurst`]) once no change has been seen for
+//! `delay`. So that a file changed without a pause (a generator rewriting it every 100 ms) still
+//! restarts the app, a burst is also sent at the latest `hold` after its first change, where
+//! `hold` is 10 × `delay` but at most 5 s (and never less than `delay`). The count of changes
+//! is a lower bound: the kernel merges identical events that follow each other unread.
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Component, Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// A burst is sent at the latest this many `delay`s after its first change...
+const HOLD_FACTOR: u32 = 10;
+/// ...and at the latest after this long (unless `delay` itself is longer).
+const MAX_HOLD: Duration = Duration::from_secs(5);
+/// Longer quiet periods are cut to this: waiting a day for quiet is already never restarting,
+/// and it keeps deadline arithmetic far from overflowing.
+const MAX_DELAY: Duration = Duration::from_secs(24 * 3600);
+/// Read buffer for events: room for hundreds of events per read, and always more than the
+/// largest single event (header + NAME_MAX + 1), which `read` requires.
+const EVENT_BUFFER: usize = 16 * 1024;
+/// Pause after a failed wait or read, so a persistent error is logged once a second, not in a
+/// loop.
+const ERROR_PAUSE: Duration = Duration::from_secs(1);
+/// What `watch` answers when the thread is gone.
+const STOPPED: &str = "the file watching service has stopped";
+
+/// What to watch for one app.
+#[derive(Debug, Clone)]
+pub struct WatchSettings {
+    /// Absolute files or directories (directories with everything under them). A relative path
+    /// is taken from `cwd`.
+    pub paths: Vec<PathBuf>,
+    /// The app's working directory: globs with `/` are relative to it.
+    pub cwd: PathBuf,
+    /// Globs of paths not to watch (`ignore_watch`).
+    pub ignore: Vec<String>,
+    /// Absolute paths never watched, nor anything under them: the app's log files (and their
+    /// rotated files) and the daemon's logs directory.
+    pub never: Vec<PathBuf>,
+    /// Quiet period that ends a burst of changes.
+    pub delay: Duration,
+}
+
+/// One burst of changes: sent when it is over (see the module's documentation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchBurst {
+    /// The path of the burst's first change.
+    pub first_path: PathBuf,
+    /// How many changes the burst had (a lower bound: the kernel merges repeated events).
+    pub changes: usize,
+}
+
+/// Handle on the daemon's file watching thread; cheap to clone. The thread ends when the last
+/// handle (service or [`WatchHandle`]) is dropped.
+#[derive(Clone)]
+pub struct WatchService {
+    link: Arc<Link>,
+}
+
+/// One app's watch: dropping it stops watching (its inotify watches are removed unless another
+/// app uses them) and closes its channel of bursts.
+pub struct WatchHandle {
+    id: u64,
+    link: Arc<Link>,
+}
+
+impl std::fmt::Debug for WatchHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchHandle").field("id", &self.id).finish()
+    }
+}
+
+impl Drop for WatchHandle {
+    fn drop(&mut self) {
+        // Nothing to do when the thread is gone: its watches went with it.
+        self.link.send(Command::Unwatch(self.id));
+    }
+}
+
+/// The way to the thread: commands, and a socket to wake it. When the last handle drops this,
+/// the thread reads end-of-file on the socket and stops.
+struct Link {
+    commands: std::sync::mpsc::Sender<Command>,
+    wake: UnixStream,
+}
+
+impl Link {
+    /// False when the thread is gone.
+    fn send(&self, command: Command) -> bool {
+        if self.commands.send(command).is_err() {
+            return false;
+        }
+        // Non-blocking: when the socket is full the thread has wake-ups pending already.
+        let _ = (&self.wake).write(&[1]);
+        true
+    }
+}
+
+/// What the service's handles ask of its thread.
+enum Command {
+    Watch {
+        settings: WatchSettings,
+        changes: UnboundedSender<WatchBurst>,
+        reply: std::sync::mpsc::SyncSender<Result<u64, String>>,
+    },
+    Unwatch(u64),
+    /// How many inotify watches are in place.
+    #[cfg(test)]
+    Count(std::sync::mpsc::SyncSender<usize>),
+}
+
+impl WatchService {
+    /// Create the inotify instance and start the thread.
+    pub fn start() -> io::Result<WatchService> {
+        let inotify = Inotify::init().map_err(|e| {
+            if e.raw_os_error() == Some(EMFILE) {
+                io::Error::new(
+                    e.kind(),
+                    "cannot watch files: the limit of inotify instances is reached (raise it \
+                     with `sysctl fs.inotify.max_user_instances=1024`)",
+                )
+            } else {
+                io::Error::new(e.kind(), format!("cannot watch files: inotify: {e}"))
+            }
+        })?;
+        let (wake, woken) = UnixStream::pair()?;
+        wake.set_nonblocking(true)?;
+        woken.set_nonblocking(true)?;
+        let (commands, receiver) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("kelpie-watch".into())
+            .spawn(move || serve(inotify, receiver, woken))?;
+        Ok(WatchService {
+            link: Arc::new(Link { commands, wake }),
+        })
+    }
+
+    /// Start watching for one app; each burst of changes is sent on `changes`.
+    ///
+    /// Returns once every watch is in place, so a change made after the return is seen. This
+    /// blocks the calling thread while the service walks the trees (quick for a project, longer
+    /// for a tree of many thousand directories): call it from a blocking thread
+    /// (`spawn_blocking`) when the tree may be big.
+    ///
+    /// Errors (nothing is left watched): no path, a path that does not exist or cannot be
+    /// watched, a `never` path, an invalid glob, the inotify watch limit.
+    pub fn watch(
+        &self,
+        settings: WatchSettings,
+        changes: UnboundedSender<WatchBurst>,
+    ) -> Result<WatchHandle, String> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let command = Command::Watch {
+            settings,
+            changes,
+            reply,
+        };
+        if !self.link.send(command) {
+            return Err(STOPPED.to_string());
+        }
+        let id = answer.recv().map_err(|_| STOPPED.to_string())??;
+        Ok(WatchHandle {
+            id,
+            link: self.link.clone(),
+        })
+    }
+
+    /// How many inotify watches are in place, once the commands sent before are done.
+    #[cfg(test)]
+    fn watch_count(&self) -> usize {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        if !self.link.send(Command::Count(reply)) {
+            return 0;
+        }
+        answer.recv().unwrap_or(0)
+    }
+}
+
+/// `EMFILE` and `ENOSPC` on Linux (every architecture): the daemon does not link libc directly.
+const EMFILE: i32 = 24;
+const ENOSPC: i32 = 28;
+
+/// The events that count as changes (see the module's documentation), and `IN_EXCL_UNLINK` so
+/// that files unlinked while still open report nothing more.
+fn change_mask() -> WatchMask {
+    WatchMask::CLOSE_WRITE
+        | WatchMask::CREATE
+        | WatchMask::DELETE
+        | WatchMask::MOVED_FROM
+        | WatchMask::MOVED_TO
+        | WatchMask::EXCL_UNLINK
+}
+
+/// The message for a directory inotify refused to watch.
+fn add_error(dir: &Path, e: &io::Error) -> String {
+    // inotify_add_watch says ENOSPC when the user's watch limit is reached.
+    if e.raw_os_error() == Some(ENOSPC) {
+        format!(
+            "cannot watch {}: the limit of inotify watches is reached (raise \
+             fs.inotify.max_user_watches, e.g. `sysctl fs.inotify.max_user_watches=524288`, or \
+             ignore big directories with ignore_watch)",
+            dir.display()
+        )
+    } else {
+        format!("cannot watch {}: {e}", dir.display())
+    }
+}
+
+fn is_limit(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(ENOSPC)
+}
+
+/// One inotify event, copied out of the read buffer.
+struct RawEvent {
+    wd: i32,
+    mask: EventMask,
+    name: Option<OsString>,
+}
+
+/// The thread: it sleeps in poll() on the inotify descriptor and the wake-up socket, at most
+/// until the next burst is due, so it costs nothing while nothing changes.
+fn serve(mut inotify: Inotify, commands: Receiver<Command>, mut woken: UnixStream) {
+    let mut watcher = Watcher {
+        table: Table {
+            watches: inotify.watches(),
+            dirs: HashMap::new(),
+        },
+        apps: HashMap::new(),
+        next_id: 1,
+    };
+    let mut buffer = vec![0u8; EVENT_BUFFER];
+    loop {
+        let timeout = watcher
+            .next_deadline()
+            .map(|at| at.saturating_duration_since(Instant::now()));
+        let [events_ready, wake_ready] =
+            match kelpie_sys::wait_readable_any([inotify.as_fd(), woken.as_fd()], timeout) {
+                Ok(ready) => ready,
+                Err(e) => {
+                    crate::daemon_log!("watch: cannot wait for file events: {e}");
+                    std::thread::sleep(ERROR_PAUSE);
+                    [true, true]
+                }
+            };
+        if wake_ready && !drain(&mut woken) {
+            // Every handle is gone: nobody can watch anything any more.
+            return;
+        }
+        // Commands first: a watch asked for is waiting on its answer.
+        while let Ok(command) = commands.try_recv() {
+            watcher.command(command);
+        }
+        if events_ready {
+            loop {
+                match read_events(&mut inotify, &mut buffer) {
+                    Ok(events) => watcher.events(events, Instant::now()),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        crate::daemon_log!("watch: cannot read file events: {e}");
+                        std::thread::sleep(ERROR_PAUSE);
+                        break;
+                    }
+                }
+            }
+        }
+        watcher.send_bursts(Instant::now());
+    }
+}
+
+/// Empty the wake-up socket; false at end-of-file (or a broken socket, which cannot wake the
+/// thread any more either).
+fn drain(woken: &mut UnixStream) -> bool {
+    let mut bytes = [0u8; 64];
+    loop {
+        match woken.read(&mut bytes) {
+            Ok(0) => return false,
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Read what is there (the descriptor is non-blocking: `WouldBlock` when nothing is).
+fn read_events(inotify: &mut Inotify, buffer: &mut [u8]) -> io::Result<Vec<RawEvent>> {
+    let events = inotify.read_events(buffer)?;
+    Ok(events
+        .map(|event| RawEvent {
+            wd: event.wd.get_watch_descriptor_id(),
+            mask: event.mask,
+            name: event.name.map(OsStr::to_os_string),
+        })
+        .collect())
+}
+
+/// The thread's state.
+struct Watcher {
+    table: Table,
+    apps: HashMap<u64, App>,
+    next_id: u64,
+}
+
+/// The inotify watches, shared by the apps.
+struct Table {
+    watches: Watches,
+    /// Every watch by descriptor number.
+    dirs: HashMap<i32, Dir>,
+}
+
+/// One inotify watch (one directory inode) and the apps using it.
+struct Dir {
+    wd: WatchDescriptor,
+    users: HashSet<u64>,
+}
+
+/// One watching app.
+struct App {
+    rules: Rules,
+    /// The watched paths, lexically normalized.
+    roots: Vec<PathBuf>,
+    delay: Duration,
+    hold: Duration,
+    changes: UnboundedSender<WatchBurst>,
+    /// How this app sees each watch it uses.
+    views: HashMap<i32, View>,
+    /// The watches of directories inside its trees by path, so the watches under a directory
+    /// that disappears are found without a scan of every watch (paths sort component by
+    /// component, so a directory's descendants follow it).
+    tree_dirs: BTreeMap<PathBuf, i32>,
+    burst: Option<Burst>,
+}
+
+/// An app's view of one watched directory.
+struct View {
+    /// The directory as the app reaches it (through the watched path as given).
+    path: PathBuf,
+    /// The same without symbolic links, for comparisons with `never` paths and globs written
+    /// against the resolved paths.
+    real: PathBuf,
+    /// Inside one of the app's trees: every entry counts.
+    tree: bool,
+    /// Watched paths that are entries of this directory: these names count.
+    names: BTreeSet<OsString>,
+}
+
+/// What an app wants of a directory it watches.
+enum Interest {
+    Tree,
+    Name(OsString),
+}
+
+/// A burst in progress.
+struct Burst {
+    first_path: PathBuf,
+    changes: usize,
+    first: Instant,
+    last: Instant,
+}
+
+impl App {
+    fn record(&mut self, path: &Path, now: Instant) {
+        match &mut self.burst {
+            Some(burst) => {
+                burst.changes += 1;
+                burst.last = now;
+            }
+            None => {
+                self.burst = Some(Burst {
+                    first_path: path.to_path_buf(),
+                    changes: 1,
+                    first: now,
+                    last: now,
+                })
+            }
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.burst
+            .as_ref()
+            .map(|burst| (burst.last + self.delay).min(burst.first + self.hold))
+    }
+}
+
+impl Watcher {
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Watch {
+                settings,
+                changes,
+                reply,
+            } => {
+                let result = self.watch(settings, changes);
+                if let (Err(_), Ok(id)) = (reply.send(result.clone()), result) {
+                    // The caller is gone: nobody will ever drop a handle for this app.
+                    self.unwatch(id);
+                }
+            }
+            Command::Unwatch(id) => self.unwatch(id),
+            #[cfg(test)]
+            Command::Count(reply) => {
+                let _ = reply.send(self.table.dirs.len());
+            }
+        }
+    }
+
+    fn watch(
+        &mut self,
+        settings: WatchSettings,
+        changes: UnboundedSender<WatchBurst>,
+    ) -> Result<u64, String> {
+        if settings.paths.is_empty() {
+            return Err("no path to watch".to_string());
+        }
+        let rules = Rules::new(&settings)?;
+        let roots: Vec<PathBuf> = settings
+            .paths
+            .iter()
+            .map(|path| normalize(&settings.cwd.join(path)))
+            .collect();
+        let delay = settings.delay.min(MAX_DELAY);
+        let hold = delay.saturating_mul(HOLD_FACTOR).min(MAX_HOLD).max(delay);
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut app = App {
+            rules,
+            roots,
+            delay,
+            hold,
+            changes,
+            views: HashMap::new(),
+            tree_dirs: BTreeMap::new(),
+            burst: None,
+        };
+        match self.table.register(id, &mut app) {
+            Ok(()) => {
+                self.apps.insert(id, app);
+                Ok(id)
+            }
+            Err(e) => {
+                self.table.release_app(id, &mut app);
+                Err(e)
+            }
+        }
+    }
+
+    fn unwatch(&mut self, id: u64) {
+        if let Some(mut app) = self.apps.remove(&id) {
+            self.table.release_app(id, &mut app);
+        }
+    }
+
+    fn events(&mut self, events: Vec<RawEvent>, now: Instant) {
+        for event in events {
+            if event.mask.contains(EventMask::Q_OVERFLOW) {
+                self.overflowed(now);
+                continue;
+            }
+            if event.mask.contains(EventMask::IGNORED) {
+                // The watch is gone (its directory was deleted or unmounted, or we removed it).
+                self.forget(event.wd);
+                continue;
+            }
+            // Events about a watched directory itself have no name; none is asked for.
+            let Some(name) = event.name else { continue };
+            let Some(dir) = self.table.dirs.get(&event.wd) else {
+                continue;
+            };
+            let users: Vec<u64> = dir.users.iter().copied().collect();
+            for id in users {
+                if let Some(app) = self.apps.get_mut(&id) {
+                    self.table
+                        .entry_changed(id, app, event.wd, event.mask, &name, now);
+                }
+            }
+        }
+    }
+
+    /// Events were lost: count a change for every app and look for directories whose creation
+    /// was missed.
+    fn overflowed(&mut self, now: Instant) {
+        crate::daemon_log!("watch: the inotify event queue overflowed; rescanning watched trees");
+        for (&id, app) in &mut self.apps {
+            if let Some(first) = app.roots.first().cloned() {
+                app.record(&first, now);
+            }
+            for root in app.roots.clone() {
+                if std::fs::metadata(&root).is_ok_and(|m| m.is_dir()) {
+                    if let Err(e) = self.table.walk(id, app, &root, None, false) {
+                        crate::daemon_log!("watch: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The kernel removed a watch: nobody uses it any more.
+    fn forget(&mut self, wd: i32) {
+        let Some(dir) = self.table.dirs.remove(&wd) else {
+            return;
+        };
+        for id in dir.users {
+            let Some(app) = self.apps.get_mut(&id) else {
+                continue;
+            };
+            if let Some(view) = app.views.remove(&wd) {
+                if app.tree_dirs.get(&view.path) == Some(&wd) {
+                    app.tree_dirs.remove(&view.path);
+                }
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.apps.values().filter_map(App::deadline).min()
+    }
+
+    fn send_bursts(&mut self, now: Instant) {
+        let mut closed = Vec::new();
+        for (&id, app) in &mut self.apps {
+            if app.deadline().is_some_and(|at| at <= now) {
+                if let Some(burst) = app.burst.take() {
+                    let burst = WatchBurst {
+                        first_path: burst.first_path,
+                        changes: burst.changes,
+                    };
+                    if app.changes.send(burst).is_err() {
+                        closed.push(id);
+                    }
+                }
+            }
+        }
+        // Nobody listens to these apps any more: their watches only cost descriptors.
+        for id in closed {
+            self.unwatch(id);
+        }
+    }
+}
+
+impl Table {
+    /// Put an app's watches in place.
+    fn register(&mut self, id: u64, app: &mut App) -> Result<(), String> {
+        for root in app.roots.clone() {
+            let metadata = std::fs::metadata(&root).map_err(|e| {
+                if e.kind() == io::ErrorKind::NotFound {
+                    format!("cannot watch {}: it does not exist", root.display())
+                } else {
+                    format!("cannot watch {}: {e}", root.display())
+                }
+            })?;
+            let real = real_path(&root);
+            if app.rules.is_never(&root, &real) {
+                return Err(format!(
+                    "cannot watch {}: log files are never watched",
+                    root.display()
+                ));
+            }
+            // The parent, filtered on the name, sees the path replaced (see the module's
+            // documentation). `/` has no parent and cannot be replaced.
+            if let (Some(parent), Some(name)) = (root.parent(), root.file_name()) {
+                let interest = Interest::Name(name.to_os_string());
+                match self.add(id, app, parent, &real_path(parent), interest, true) {
+                    Ok(_) => {}
+                    // A directory still has its own watches (a parent the user may traverse but
+                    // not read cannot be watched); only its replacement goes unseen.
+                    Err(e) if metadata.is_dir() && !is_limit(&e) => crate::daemon_log!(
+                        "watch: {}; a replacement of {} will not be seen",
+                        add_error(parent, &e),
+                        root.display()
+                    ),
+                    Err(e) => return Err(add_error(parent, &e)),
+                }
+            }
+            if metadata.is_dir() {
+                self.walk(id, app, &root, None, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Watch `dir` for an app (the same inotify watch when another app has it already).
+    fn add(
+        &mut self,
+        id: u64,
+        app: &mut App,
+        dir: &Path,
+        real: &Path,
+        interest: Interest,
+        follow: bool,
+    ) -> io::Result<i32> {
+        let mut mask = change_mask() | WatchMask::ONLYDIR;
+        if !follow {
+            mask |= WatchMask::DONT_FOLLOW;
+        }
+        let wd = self.watches.add(dir, mask)?;
+        let number = wd.get_watch_descriptor_id();
+        self.dirs
+            .entry(number)
+            .or_insert_with(|| Dir {
+                wd,
+                users: HashSet::new(),
+            })
+            .users
+            .insert(id);
+        // The same directory reached by another path (a bind mount, a link given as a watched
+        // path) keeps the path it was first seen at.
+        let view = app.views.entry(number).or_insert_with(|| View {
+            path: dir.to_path_buf(),
+            real: real.to_path_buf(),
+            tree: false,
+            names: BTreeSet::new(),
+        });
+        match interest {
+            Interest::Tree => {
+                if !view.tree {
+                    view.tree = true;
+                    app.tree_dirs.insert(view.path.clone(), number);
+                }
+            }
+            Interest::Name(name) => {
+                view.names.insert(name);
+            }
+        }
+        Ok(number)
+    }
+
+    /// Watch the tree at `top` for an app, skipping what its rules ignore. With `scan`, the entries
+    /// found count as changes (the tree is new: they may have been written before the watches
+    /// were in place). `strict`: an error on `top` itself is returned; otherwise what cannot be
+    /// watched (gone since it was listed, unreadable) is skipped. The inotify limit is always an
+    /// error: the tree would be watched in part.
+    fn walk(
+        &mut self,
+        id: u64,
+        app: &mut App,
+        top: &Path,
+        scan: Option<Instant>,
+        strict: bool,
+    ) -> Result<(), String> {
+        let mut visited = HashSet::new();
+        let mut stack = vec![(top.to_path_buf(), real_path(top), true)];
+        while let Some((dir, real, is_top)) = stack.pop() {
+            // The watch goes in before the listing: a directory created in between is then
+            // both listed and reported, never neither.
+            let number = match self.add(id, app, &dir, &real, Interest::Tree, is_top) {
+                Ok(number) => number,
+                Err(e) if is_limit(&e) || (is_top && strict) => return Err(add_error(&dir, &e)),
+                Err(_) => continue,
+            };
+            if !visited.insert(number) {
+                // Reached again through a bind mount: already walked.
+                continue;
+            }
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if is_top && strict => {
+                    return Err(format!("cannot watch {}: {e}", dir.display()))
+                }
+                Err(_) => continue,
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let path = dir.join(&name);
+                let real_child = real.join(&name);
+                if app.rules.ignores(&path, &real_child) {
+                    continue;
+                }
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                if let Some(now) = scan {
+                    app.record(&path, now);
+                }
+                if kind.is_dir() {
+                    stack.push((path, real_child, false));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An entry of a watched directory changed: count it for the app if it cares, and follow
+    /// directories appearing and disappearing.
+    fn entry_changed(
+        &mut self,
+        id: u64,
+        app: &mut App,
+        wd: i32,
+        mask: EventMask,
+        name: &OsStr,
+        now: Instant,
+    ) {
+        let Some(view) = app.views.get(&wd) else {
+            return;
+        };
+        let named = view.names.contains(name);
+        if !named && !view.tree {
+            return;
+        }
+        let path = view.path.join(name);
+        let real = view.real.join(name);
+        // A watched path counts even where a rule would ignore it: the app named it.
+        if !named && app.rules.ignores(&path, &real) {
+            return;
+        }
+        app.record(&path, now);
+        let is_dir = mask.contains(EventMask::ISDIR);
+        let appeared = mask.intersects(EventMask::CREATE | EventMask::MOVED_TO);
+        let gone = mask.intersects(EventMask::DELETE | EventMask::MOVED_FROM);
+        // Also when something appears: it may have replaced what was there (a rename over a
+        // watched path, a flipped symlink), whose watches would go on reporting the old tree.
+        if (appeared || gone) && (is_dir || named) {
+            self.drop_tree(id, app, &path);
+        }
+        if appeared {
+            // A watched path that is a link to a directory reports no ISDIR: look.
+            let dir_now = is_dir || (named && std::fs::metadata(&path).is_ok_and(|m| m.is_dir()));
+            if dir_now {
+                if let Err(e) = self.walk(id, app, &path, Some(now), false) {
+                    crate::daemon_log!("watch: {e}");
+                }
+            }
+        }
+    }
+
+    /// The directory at `path` left an app's tree (deleted or moved away): drop its watches and
+    /// those under it. A moved directory keeps its inode and so its watches, which would report
+    /// its new place's changes under the old path.
+    fn drop_tree(&mut self, id: u64, app: &mut App, path: &Path) {
+        let under: Vec<(PathBuf, i32)> = app
+            .tree_dirs
+            .range(path.to_path_buf()..)
+            .take_while(|(dir, _)| dir.starts_with(path))
+            .map(|(dir, &number)| (dir.clone(), number))
+            .collect();
+        for (dir, number) in under {
+            app.tree_dirs.remove(&dir);
+            let Some(view) = app.views.get_mut(&number) else {
+                continue;
+            };
+            view.tree = false;
+            if view.names.is_empty() {
+                app.views.remove(&number);
+                self.release(id, number);
+            }
+        }
+    }
+
+    /// An app no longer uses a watch; the last user removes it.
+    fn release(&mut self, id: u64, number: i32) {
+        let Some(dir) = self.dirs.get_mut(&number) else {
+            return;
+        };
+        dir.users.remove(&id);
+        if dir.users.is_empty() {
+            if let Some(dir) = self.dirs.remove(&number) {
+                // Fails only when the kernel removed it already (its IN_IGNORED is on the way).
+                let _ = self.watches.remove(dir.wd);
+            }
+        }
+    }
+
+    fn release_app(&mut self, id: u64, app: &mut App) {
+        for (number, _) in app.views.drain() {
+            self.release(id, number);
+        }
+        app.tree_dirs.clear();
+    }
+}
+
+/// `path` without `.` components or a trailing `/`, so joined names and comparisons are clean.
+fn normalize(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
+}
+
+/// `path` without symbolic links, or as it is when that cannot be known.
+fn real_path(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// What an app never watches.
+struct Rules {
+    cwd: PathBuf,
+    cwd_real: PathBuf,
+    /// Globs without `/`: any path component.
+    names: GlobSet,
+    /// Globs with `/`: the path relative to `cwd`.
+    relative: GlobSet,
+    /// Globs starting with `/`: the absolute path.
+    absolute: GlobSet,
+    /// `never` paths, as given and resolved.
+    never: Vec<PathBuf>,
+    /// Rotated files of never-watched log files: (directory, name prefix `<stem>__`).
+    rotated: Vec<(PathBuf, OsString)>,
+}
+
+impl Rules {
+    fn new(settings: &WatchSettings) -> Result<Rules, String> {
+        let mut names = GlobSetBuilder::new();
+        let mut relative = GlobSetBuilder::new();
+        let mut absolute = GlobSetBuilder::new();
+        for written in &settings.ignore {
+            let pattern = written.trim();
+            let pattern = pattern.strip_prefix("./").unwrap_or(pattern);
+            // `tmp/` (a directory, in gitignore's words) is the component `tmp`.
+            let pattern = pattern.trim_end_matches('/');
+            if pattern.is_empty() {
+                continue;
+            }
+            let set = if pattern.starts_with('/') {
+                &mut absolute
+            } else if pattern.contains('/') {
+                &mut relative
+            } else {
+                &mut names
+            };
+            let mut add = |pattern: &str| -> Result<(), String> {
+                let glob = GlobBuilder::new(pattern)
+                    .literal_separator(true)
+                    .build()
+                    .map_err(|e| format!("invalid ignore_watch glob {written:?}: {e}"))?;
+                set.add(glob);
+                Ok(())
+            };
+            add(pattern)?;
+            // `dir/**` ignores the directory itself too: no watch is spent on it.
+            if let Some(dir) = pattern.strip_suffix("/**") {
+                if !dir.is_empty() {
+                    add(dir)?;
+                }
+            }
+        }
+        let build = |set: GlobSetBuilder| {
+            set.build()
+                .map_err(|e| format!("invalid ignore_watch globs: {e}"))
+        };
+        let mut never = Vec::new();
+        let mut rotated = Vec::new();
+        for path in &settings.never {
+            let path = normalize(&settings.cwd.join(path));
+            let real = match (path.parent(), path.file_name()) {
+                // The file may not exist yet: resolve its directory.
+                (Some(parent), Some(name)) if !path.exists() => real_path(parent).join(name),
+                _ => real_path(&path),
+            };
+            if !path.is_dir() {
+                if let Some(name) = path.file_name() {
+                    let name = name.to_string_lossy();
+                    let stem = name.strip_suffix(".log").unwrap_or(&name);
+                    let prefix = OsString::from(format!("{stem}__"));
+                    for dir in [path.parent(), real.parent()].into_iter().flatten() {
+                        rotated.push((dir.to_path_buf(), prefix.clone()));
+                    }
+                }
+            }
+            if real != path {
+                never.push(real);
+            }
+            never.push(path);
+        }
+        Ok(Rules {
+            cwd: normalize(&settings.cwd),
+            cwd_real: real_path(&settings.cwd),
+            names: build(names)?,
+            relative: build(relative)?,
+            absolute: build(absolute)?,
+            never,
+            rotated,
+        })
+    }
+
+    /// Is the entry at `path` (`real` once resolved) ignored? Its directory was not, so only its
+    /// own name is checked against the component rules.
+    fn ignores(&self, path: &Path, real: &Path) -> bool {
+        if let Some(name) = path.file_name() {
+            if name == "node_modules" || name == ".git" || self.names.is_match(name) {
+                return true;
+            }
+        }
+        if self.is_never(path, real) {
+            return true;
+        }
+        if !self.relative.is_empty() {
+            for (path, base) in [(path, &self.cwd), (real, &self.cwd_real)] {
+                if path
+                    .strip_prefix(base)
+                    .is_ok_and(|rel| self.relative.is_match(rel))
+                {
+                    return true;
+                }
+            }
+        }
+        !self.absolute.is_empty() && (self.absolute.is_match(path) || self.absolute.is_match(real))
+    }
+
+    fn is_never(&self, path: &Path, real: &Path) -> bool {
+        if self
+            .never
+            .iter()
+            .any(|never| path.starts_with(never) || real.starts_with(never))
+        {
+            return true;
+        }
+        let Some(name) = path.file_name() else {
+            return false;
+        };
+        self.rotated.iter().any(|(dir, prefix)| {
+            (path.parent() == Some(dir) || real.parent() == Some(dir))
+                && name
+                    .as_encoded_bytes()
+                    .starts_with(prefix.as_encoded_bytes())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+    use tokio::time::{sleep, timeout};
+
+    const DELAY: Duration = Duration::from_millis(100);
+
+    fn settings(dir: &Path, paths: &[&str]) -> WatchSettings {
+        WatchSettings {
+            paths: paths.iter().map(|path| dir.join(path)).collect(),
+            cwd: dir.to_path_buf(),
+            ignore: Vec::new(),
+            never: Vec::new(),
+            delay: DELAY,
+        }
+    }
+
+    fn watch(
+        service: &WatchService,
+        settings: WatchSettings,
+    ) -> (WatchHandle, UnboundedReceiver<WatchBurst>) {
+        let (tx, rx) = unbounded_channel();
+        let handle = service.watch(settings, tx).expect("watch");
+        (handle, rx)
+    }
+
+    async fn burst(rx: &mut UnboundedReceiver<WatchBurst>) -> WatchBurst {
+        timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .expect("a burst within 2 s")
+            .expect("the channel is open")
+    }
+
+    /// Nothing arrives for `wait` (a closed channel is fine: nothing can arrive).
+    async fn quiet(rx: &mut UnboundedReceiver<WatchBurst>, wait: Duration) {
+        if let Ok(Some(burst)) = timeout(wait, rx.recv()).await {
+            panic!("unexpected {burst:?}");
+        }
+    }
+
+    /// Append a byte: on ext4, closing a file truncated by the write (`fs::write`) starts its
+    /// writeback, which can stall the test for long on a busy disk.
+    fn write(path: &Path) {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open");
+        file.write_all(b"x").expect("write");
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_writes_is_one_burst() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("app.js");
+        write(&file);
+        let service = WatchService::start().expect("start");
+        let mut settings = settings(dir.path(), &["."]);
+        settings.delay = Duration::from_millis(300);
+        let (_handle, mut rx) = watch(&service, settings);
+        for _ in 0..50 {
+            write(&file);
+            sleep(Duration::from_millis(4)).await;
+        }
+        let got = burst(&mut rx).await;
+        assert_eq!(got.first_path, file);
+        assert!(got.changes >= 1);
+        quiet(&mut rx, Duration::from_millis(400)).await;
+    }
+
+    #[tokio::test]
+    async fn a_file_written_without_pause_still_gives_a_burst() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("generated.js");
+        let service = WatchService::start().expect("start");
+        // Held at most 10 × 50 ms = 500 ms. (A stall of the test over 50 ms between two writes
+        // would end the burst sooner, which passes too.)
+        let mut settings = settings(dir.path(), &["."]);
+        settings.delay = Duration::from_millis(50);
+        let (_handle, mut rx) = watch(&service, settings);
+        let began = std::time::Instant::now();
+        let got = loop {
+            write(&file);
+            sleep(Duration::from_millis(10)).await;
+            if let Ok(got) = rx.try_recv() {
+                break got;
+            }
+            assert!(began.elapsed() < Duration::from_secs(2), "no burst");
+        };
+        assert_eq!(got.first_path, file);
+    }
+
+    #[tokio::test]
+    async fn ignored_paths_give_nothing_and_cost_no_watch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("app");
+        for sub in [
+            "node_modules/lib",
+            ".git",
+            "build",
+            "logs",
+            "src/generated",
+            "tmp",
+            "src",
+        ] {
+            std::fs::create_dir_all(root.join(sub)).expect("mkdir");
+        }
+        let service = WatchService::start().expect("start");
+        let mut settings = settings(&root, &["."]);
+        settings.ignore = vec!["*.tmp".into(), "tmp/".into(), "./src/generated/**".into()];
+        settings.never = vec![root.join("logs/app-out.log"), root.join("build")];
+        let (_handle, mut rx) = watch(&service, settings);
+        // The parent of the watched directory, the directory, logs and src.
+        assert_eq!(service.watch_count(), 4);
+        for path in [
+            "node_modules/x.js",
+            "node_modules/lib/y.js",
+            ".git/HEAD",
+            "notes.tmp",
+            "src/generated/api.js",
+            "tmp/x",
+            "build/out.js",
+            "logs/app-out.log",
+            "logs/app-out__2026-01-01_00-00-00.log",
+        ] {
+            write(&root.join(path));
+        }
+        std::fs::create_dir(root.join("node_modules/new")).expect("mkdir");
+        quiet(&mut rx, DELAY * 2).await;
+        // Still watching.
+        write(&root.join("src/index.js"));
+        assert_eq!(burst(&mut rx).await.first_path, root.join("src/index.js"));
+        assert_eq!(service.watch_count(), 4);
+    }
+
+    #[tokio::test]
+    async fn new_directories_are_watched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let service = WatchService::start().expect("start");
+        let (_handle, mut rx) = watch(&service, settings(dir.path(), &["."]));
+        std::fs::create_dir(dir.path().join("lib")).expect("mkdir");
+        assert_eq!(burst(&mut rx).await.first_path, dir.path().join("lib"));
+        write(&dir.path().join("lib/a.js"));
+        assert_eq!(burst(&mut rx).await.first_path, dir.path().join("lib/a.js"));
+        // A tree moved in with its content, all there before its watches: found by the walk.
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(outside.path().join("deep/er")).expect("mkdir");
+        write(&outside.path().join("deep/er/b.js"));
+        std::fs::rename(outside.path().join("deep"), dir.path().join("deep")).expect("rename");
+        let got = burst(&mut rx).await;
+        assert_eq!(got.first_path, dir.path().join("deep"));
+        // deep, er, b.js.
+        assert_eq!(got.changes, 3, "{got:?}");
+        write(&dir.path().join("deep/er/c.js"));
+        assert_eq!(
+            burst(&mut rx).await.first_path,
+            dir.path().join("deep/er/c.js")
+        );
+        // Gone: its watches go too (the root's parent, the root, lib remain).
+        std::fs::remove_dir_all(dir.path().join("deep")).expect("rm");
+        burst(&mut rx).await;
+        assert_eq!(service.watch_count(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_file_replaced_by_rename_stays_watched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("server.js");
+        write(&file);
+        let service = WatchService::start().expect("start");
+        let (_handle, mut rx) = watch(&service, settings(dir.path(), &["server.js"]));
+        for _ in 0..2 {
+            // As vim writes: a new file, renamed over the old one.
+            let temporary = dir.path().join(".server.js.swp");
+            write(&temporary);
+            std::fs::rename(&temporary, &file).expect("rename");
+            let got = burst(&mut rx).await;
+            assert_eq!(got.first_path, file);
+        }
+        // Other files of the directory are not the app's business.
+        write(&dir.path().join("other.js"));
+        quiet(&mut rx, DELAY * 2).await;
+    }
+
+    #[tokio::test]
+    async fn a_replaced_directory_is_watched_anew() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dist = dir.path().join("dist");
+        std::fs::create_dir(&dist).expect("mkdir");
+        let service = WatchService::start().expect("start");
+        let (_handle, mut rx) = watch(&service, settings(dir.path(), &["dist"]));
+        let next = dir.path().join("dist.next");
+        std::fs::create_dir(&next).expect("mkdir");
+        write(&next.join("main.js"));
+        std::fs::rename(&dist, dir.path().join("dist.old")).expect("rename");
+        std::fs::rename(&next, &dist).expect("rename");
+        assert_eq!(burst(&mut rx).await.first_path, dist);
+        write(&dist.join("main.js"));
+        let mut got = burst(&mut rx).await;
+        if got.first_path == dist {
+            // The two renames made two bursts: the test was held up for longer than the delay
+            // between them.
+            got = burst(&mut rx).await;
+        }
+        assert_eq!(got.first_path, dist.join("main.js"));
+        // The old one is no longer watched.
+        write(&dir.path().join("dist.old/x.js"));
+        quiet(&mut rx, DELAY * 2).await;
+    }
+
+    #[tokio::test]
+    async fn a_flipped_symlink_is_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for release in ["v1", "v2"] {
+            std::fs::create_dir(dir.path().join(release)).expect("mkdir");
+        }
+        let current = dir.path().join("current");
+        std::os::unix::fs::symlink(dir.path().join("v1"), &current).expect("symlink");
+        let service = WatchService::start().expect("start");
+        let (_handle, mut rx) = watch(&service, settings(dir.path(), &["current"]));
+        write(&dir.path().join("v1/a.js"));
+        assert_eq!(burst(&mut rx).await.first_path, current.join("a.js"));
+        // As `ln -sfn v2 current` does it: a new link renamed over the old one.
+        let next = dir.path().join("current.next");
+        std::os::unix::fs::symlink(dir.path().join("v2"), &next).expect("symlink");
+        std::fs::rename(&next, &current).expect("rename");
+        assert_eq!(burst(&mut rx).await.first_path, current);
+        write(&dir.path().join("v2/b.js"));
+        assert_eq!(burst(&mut rx).await.first_path, current.join("b.js"));
+        write(&dir.path().join("v1/c.js"));
+        quiet(&mut rx, DELAY * 2).await;
+        // The parent and v2.
+        assert_eq!(service.watch_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn dropping_a_handle_leaves_other_apps_watching() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let service = WatchService::start().expect("start");
+        let (first, mut first_rx) = watch(&service, settings(dir.path(), &["."]));
+        let (second, mut second_rx) = watch(&service, settings(dir.path(), &["."]));
+        // Shared: the directory and its parent.
+        assert_eq!(service.watch_count(), 2);
+        drop(first);
+        write(&dir.path().join("a.js"));
+        assert_eq!(
+            burst(&mut second_rx).await.first_path,
+            dir.path().join("a.js")
+        );
+        assert_eq!(first_rx.recv().await, None);
+        assert_eq!(service.watch_count(), 2);
+        drop(second);
+        assert_eq!(service.watch_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn what_cannot_be_watched_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let service = WatchService::start().expect("start");
+        let (tx, _rx) = unbounded_channel();
+        let missing = dir.path().join("missing");
+        let error = service
+            .watch(settings(dir.path(), &[".", "missing"]), tx.clone())
+            .expect_err("missing path");
+        assert!(error.contains(&missing.display().to_string()), "{error}");
+        assert!(error.contains("does not exist"), "{error}");
+        // Nothing is left of the part that had been watched.
+        assert_eq!(service.watch_count(), 0);
+
+        let mut bad_glob = settings(dir.path(), &["."]);
+        bad_glob.ignore = vec!["src/[".into()];
+        let error = service.watch(bad_glob, tx.clone()).expect_err("glob");
+        assert!(error.contains("src/["), "{error}");
+
+        let mut logs = settings(dir.path(), &["."]);
+        logs.never = vec![dir.path().to_path_buf()];
+        let error = service.watch(logs, tx.clone()).expect_err("never");
+        assert!(error.contains("never watched"), "{error}");
+
+        let error = service
+            .watch(settings(dir.path(), &[]), tx)
+            .expect_err("nothing");
+        assert!(error.contains("no path"), "{error}");
+    }
+
+    #[test]
+    fn the_watch_limit_is_named() {
+        let message = add_error(
+            Path::new("/srv/app/src"),
+            &io::Error::from_raw_os_error(ENOSPC),
+        );
+        assert!(message.contains("/srv/app/src"), "{message}");
+        assert!(message.contains("fs.inotify.max_user_watches"), "{message}");
+    }
+
+    #[test]
+    fn rules_match_components_paths_and_logs() {
+        let settings = WatchSettings {
+            paths: vec![PathBuf::from("/srv/app")],
+            cwd: PathBuf::from("/srv/app"),
+            ignore: vec![
+                "*.log".into(),
+                "src/*.gen.js".into(),
+                "assets/**".into(),
+                "/var/cache/**".into(),
+            ],
+            never: vec![
+                PathBuf::from("/srv/app/out.log"),
+                PathBuf::from("/srv/logs"),
+            ],
+            delay: DELAY,
+        };
+        let rules = Rules::new(&settings).expect("rules");
+        let ignored = |path: &str| rules.ignores(Path::new(path), Path::new(path));
+        assert!(ignored("/srv/app/node_modules"));
+        assert!(ignored("/srv/app/lib/.git"));
+        assert!(ignored("/srv/app/lib/debug.log"));
+        assert!(ignored("/srv/app/src/api.gen.js"));
+        assert!(
+            !ignored("/srv/app/src/deep/api.gen.js"),
+            "* stays in one component"
+        );
+        assert!(ignored("/srv/app/assets"));
+        assert!(ignored("/srv/app/assets/img/a.png"));
+        assert!(ignored("/var/cache/x"));
+        assert!(ignored("/srv/logs/kelpie.log"));
+        assert!(ignored("/srv/logs"));
+        assert!(ignored("/srv/app/out__2026-01-01_00-00-00.log.gz"));
+        assert!(!ignored("/srv/app/src/index.js"));
+        assert!(!ignored("/srv/app/output.js"));
+        assert!(!ignored("/srv/logs-old"));
+    }
+}
