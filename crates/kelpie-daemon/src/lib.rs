@@ -34,8 +34,6 @@ mod server;
 mod sockets;
 mod state;
 mod supervisor;
-// Not used until the supervisor restarts watched apps (health issue).
-#[allow(dead_code)]
 mod watch;
 
 use kelpie_proto::Home;

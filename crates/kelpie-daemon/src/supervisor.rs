@@ -5,6 +5,7 @@ mod handlers;
 mod logs;
 mod order;
 mod targets;
+mod watching;
 
 pub use logs::LogSelection;
 
@@ -63,6 +64,22 @@ pub enum Command {
         targets: Vec<kelpie_proto::Target>,
         /// The answer.
         reply: oneshot::Sender<Result<LogSelection, kelpie_proto::WireError>>,
+    },
+    /// An app's watch is set up (or could not be).
+    WatchStarted {
+        /// The app.
+        name: String,
+        /// What it was set up from.
+        key: watching::WatchKey,
+        /// The watch, or why not.
+        result: Result<crate::watch::WatchHandle, String>,
+    },
+    /// Watched files of an app changed.
+    FilesChanged {
+        /// The app.
+        name: String,
+        /// What changed.
+        burst: crate::watch::WatchBurst,
     },
     /// The dump was read for `resurrect`.
     DumpLoaded {
@@ -140,6 +157,10 @@ struct Supervisor {
     pending: Vec<order::Pending>,
     /// Instances deleted while their process was still stopping.
     leaving: std::collections::BTreeSet<u32>,
+    /// The file watching thread, started with the first watched app.
+    watch_service: Option<crate::watch::WatchService>,
+    /// Watches of apps, by name.
+    watchers: BTreeMap<String, watching::Watching>,
 }
 
 /// Set up the home, serve it, and supervise until told to exit.
@@ -210,6 +231,8 @@ pub async fn run(home: Home) -> Result<(), DaemonError> {
         sockets: BTreeMap::new(),
         pending: Vec::new(),
         leaving: Default::default(),
+        watch_service: None,
+        watchers: BTreeMap::new(),
     };
     let restore_home = home.clone();
     if let Ok(Some((state, orphans))) =
@@ -377,6 +400,13 @@ impl Supervisor {
         for ids in gated.into_values() {
             drop(self.after_dependencies(ids, Control::Start, &in_flight));
         }
+        let started: std::collections::BTreeSet<String> = in_flight
+            .iter()
+            .filter_map(|id| self.apps.get(id).map(|e| e.spec.name.clone()))
+            .collect();
+        for name in started {
+            drop(self.ensure_watching(&name));
+        }
         crate::daemon_log!(
             "restored {} instances from {}",
             self.apps.len(),
@@ -435,6 +465,8 @@ impl Supervisor {
             Command::Finish { finish, reply } => self.finish(finish, reply),
             Command::Settled { finish, reply } => self.persist_then_finish(finish, reply),
             Command::DumpLoaded { result, reply } => self.resurrect_loaded(result, reply),
+            Command::WatchStarted { name, key, result } => self.watch_started(name, key, result),
+            Command::FilesChanged { name, burst } => self.files_changed(&name, burst),
             Command::LogSelection { targets, reply } => {
                 let _ = reply.send(self.log_selection(&targets));
             }
@@ -454,9 +486,13 @@ impl Supervisor {
             entry.state = event.state;
             if new_process {
                 entry.limits.reset();
+            }
+            let name = entry.spec.name.clone();
+            if new_process {
                 self.sample_current_processes();
             }
             self.mark_dirty();
+            self.sync_watch(&name);
             self.note_reported(event.pm_id);
             self.run_pending();
         }

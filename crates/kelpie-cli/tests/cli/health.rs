@@ -359,3 +359,50 @@ fn nice_and_user_apply_to_the_apps_processes() {
         "{describe}\n{missing:?}"
     );
 }
+
+#[test]
+fn a_burst_of_fifty_writes_gives_one_restart_and_stop_ends_watching() {
+    let k = kelpie();
+    let project = tempfile::tempdir().expect("project dir");
+    let src = project.path().join("src");
+    std::fs::create_dir_all(src.join("node_modules")).expect("mkdir");
+    let stamp = k.home().join("stamps");
+    let watch = format!("--watch={}", project.path().display());
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "dev",
+        &watch,
+        "--watch-delay",
+        "300",
+        "--",
+        "--stamp",
+        stamp.to_str().expect("utf-8"),
+    ]);
+    for i in 0..50 {
+        std::fs::write(src.join(format!("file{}.js", i % 5)), format!("v{i}")).expect("write");
+        std::thread::sleep(Duration::from_millis(4));
+    }
+    k.wait_for("a restart", 5 * SECS, || stamps(&stamp).len() >= 2);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(stamps(&stamp).len(), 2, "one burst, one restart");
+    assert_eq!(causes(&k, "dev"), ["watch"]);
+    assert!(k.ok(&["describe", "dev"]).contains("changed"));
+    // Never watched: node_modules, editors' swap files.
+    std::fs::write(src.join("node_modules").join("dep.js"), "x").expect("write");
+    std::fs::write(src.join(".file0.js.swp"), "x").expect("write");
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(stamps(&stamp).len(), 2, "an ignored path restarted the app");
+    // Stopped: not watched until the next start.
+    k.ok(&["stop", "dev"]);
+    std::fs::write(src.join("file0.js"), "after stop").expect("write");
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(k.status("dev"), "stopped");
+    assert_eq!(stamps(&stamp).len(), 2);
+    k.ok(&["start", "dev"]);
+    std::fs::write(src.join("file1.js"), "after start").expect("write");
+    k.wait_for("a restart after the next start", 5 * SECS, || {
+        stamps(&stamp).len() >= 4
+    });
+}

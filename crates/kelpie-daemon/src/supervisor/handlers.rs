@@ -199,6 +199,14 @@ impl Supervisor {
             | StartOutcome::Restarted(ids)
             | StartOutcome::Started(ids)) = &outcome;
             in_flight.extend(ids.iter().copied());
+            // Answered once the watch is in place: a change right after `start` is seen.
+            let name = ids
+                .first()
+                .and_then(|id| self.apps.get(id))
+                .map(|e| e.spec.name.clone());
+            if let Some(set_up) = name.and_then(|name| self.ensure_watching(&name)) {
+                waiters.push(set_up);
+            }
             outcomes.push(outcome);
         }
         self.finish_start_after(waiters, gated, outcomes, reply);
@@ -391,6 +399,7 @@ impl Supervisor {
             // hold their own copies until they exit).
             if self.ids_named(&spec.name).is_empty() {
                 self.keep_socket(&spec.name, None);
+                self.watchers.remove(&spec.name);
             }
         }
         if self.apps.is_empty() {

@@ -1,0 +1,218 @@
+//! `watch`: each app with watched paths has one watch (not one per instance) while any of its
+//! instances is meant to run; a burst of changes restarts its instances (a reload when they
+//! share a socket). A stopped app is not watched until it is started again.
+
+use super::{Command, Supervisor};
+use crate::instance::InstanceMsg;
+use crate::watch::{WatchBurst, WatchHandle, WatchService, WatchSettings};
+use kelpie_core::{AppSpec, Cause, Control, Status, Why};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Editors' scratch files, never worth a restart (vim's swap and its `4913` probe, backups).
+const EDITOR_FILES: &[&str] = &["*.swp", "*.swx", "*~", "4913", ".#*"];
+
+/// What an app's watch was set up from: a new spec with other values needs a new watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchKey {
+    paths: Vec<String>,
+    ignore: Vec<String>,
+    delay_ms: u64,
+}
+
+impl WatchKey {
+    fn of(spec: &AppSpec) -> WatchKey {
+        WatchKey {
+            paths: spec.watch.clone(),
+            ignore: spec.ignore_watch.clone(),
+            delay_ms: spec.watch_delay_ms,
+        }
+    }
+}
+
+/// One app's watch.
+pub(super) enum Watching {
+    /// Being set up on the blocking pool (walking the trees).
+    Starting(WatchKey),
+    /// In place (dropping the handle ends it).
+    Active(WatchKey, #[allow(dead_code)] WatchHandle),
+}
+
+impl Watching {
+    fn key(&self) -> &WatchKey {
+        match self {
+            Watching::Starting(key) | Watching::Active(key, _) => key,
+        }
+    }
+}
+
+impl Supervisor {
+    /// Watch app `name` if it has watched paths and is not watched with these settings yet.
+    /// The receiver fires once the watch is in place (or failed: logged), so that a start
+    /// answers only when a change made right after it will be seen.
+    pub(super) fn ensure_watching(&mut self, name: &str) -> Option<oneshot::Receiver<()>> {
+        let spec = self.spec_of(name)?;
+        if spec.watch.is_empty() {
+            self.watchers.remove(name);
+            return None;
+        }
+        let key = WatchKey::of(&spec);
+        if self.watchers.get(name).is_some_and(|w| *w.key() == key) {
+            return None;
+        }
+        let service = match &self.watch_service {
+            Some(service) => service.clone(),
+            None => match WatchService::start() {
+                Ok(service) => {
+                    self.watch_service = Some(service.clone());
+                    service
+                }
+                Err(e) => {
+                    crate::daemon_log!("app `{name}`: not watched: {e}");
+                    return None;
+                }
+            },
+        };
+        self.watchers
+            .insert(name.to_string(), Watching::Starting(key.clone()));
+        let settings = self.watch_settings(&spec);
+        let (bursts, mut heard) = mpsc::unbounded_channel();
+        let (done, set_up) = oneshot::channel();
+        let commands = self.commands.clone();
+        let app = name.to_string();
+        tokio::spawn(async move {
+            // Walking the trees blocks: on the blocking pool.
+            let result = tokio::task::spawn_blocking(move || service.watch(settings, bursts))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+            let _ = commands
+                .send(Command::WatchStarted {
+                    name: app.clone(),
+                    key,
+                    result,
+                })
+                .await;
+            let _ = done.send(());
+            // Bursts go to the supervisor until the watch is dropped (the channel then ends).
+            while let Some(burst) = heard.recv().await {
+                let changed = Command::FilesChanged {
+                    name: app.clone(),
+                    burst,
+                };
+                if commands.send(changed).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Some(set_up)
+    }
+
+    /// The watch of app `name` is set up (or failed).
+    pub(super) fn watch_started(
+        &mut self,
+        name: String,
+        key: WatchKey,
+        result: Result<WatchHandle, String>,
+    ) {
+        let wanted = matches!(self.watchers.get(&name), Some(Watching::Starting(k)) if *k == key);
+        match result {
+            Ok(handle) if wanted => {
+                crate::daemon_log!("app `{name}`: watching {}", key.paths.join(", "));
+                self.watchers.insert(name, Watching::Active(key, handle));
+            }
+            // Stopped or changed meanwhile: the handle is dropped, and with it the watch.
+            Ok(_) => {}
+            Err(e) => {
+                crate::daemon_log!("app `{name}`: not watched: {e}");
+                if wanted {
+                    self.watchers.remove(&name);
+                }
+            }
+        }
+    }
+
+    /// Start or end app `name`'s watch after a state change: watched while any instance is
+    /// meant to run (errored counts: fixing the file that made it crash starts it again).
+    pub(super) fn sync_watch(&mut self, name: &str) {
+        let Some(spec) = self.spec_of(name) else {
+            self.watchers.remove(name);
+            return;
+        };
+        if spec.watch.is_empty() && !self.watchers.contains_key(name) {
+            return;
+        }
+        let all_stopped = self
+            .apps
+            .values()
+            .filter(|e| e.spec.name == name)
+            .all(|e| e.state.status == Status::Stopped);
+        if all_stopped {
+            if self.watchers.remove(name).is_some() {
+                crate::daemon_log!("app `{name}`: stopped, no longer watched");
+            }
+        } else {
+            drop(self.ensure_watching(name));
+        }
+    }
+
+    /// Files of app `name` changed: restart its instances.
+    pub(super) fn files_changed(&mut self, name: &str, burst: WatchBurst) {
+        if !matches!(self.watchers.get(name), Some(Watching::Active(..))) {
+            return;
+        }
+        let detail = match burst.changes {
+            0 | 1 => format!("{} changed", burst.first_path.display()),
+            n => format!("{} and {} more changed", burst.first_path.display(), n - 1),
+        };
+        for entry in self.apps.values().filter(|e| e.spec.name == name) {
+            let msg = match entry.state.status {
+                Status::Stopped => continue,
+                Status::Errored => InstanceMsg::Control(Control::Restart, None),
+                _ => InstanceMsg::AutoRestart(
+                    Why {
+                        cause: Cause::Watch,
+                        detail: detail.clone(),
+                    },
+                    true,
+                ),
+            };
+            let _ = entry.mailbox.send(msg);
+        }
+    }
+
+    /// The settings of an app's watch: its paths and globs, and what is never watched (its log
+    /// files, the daemon's home).
+    fn watch_settings(&self, spec: &AppSpec) -> WatchSettings {
+        let mut never: Vec<PathBuf> = vec![self.home.root().to_path_buf(), self.home.logs_dir()];
+        for (pm_id, entry) in &self.apps {
+            if entry.spec.name != spec.name {
+                continue;
+            }
+            let paths = crate::launch::log_paths(&self.home, spec, *pm_id);
+            never.extend(
+                [Some(paths.out), Some(paths.err), paths.combined]
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p != "/dev/null" && p != "NULL")
+                    .map(PathBuf::from),
+            );
+        }
+        let mut ignore: Vec<String> = EDITOR_FILES.iter().map(|g| g.to_string()).collect();
+        ignore.extend(spec.ignore_watch.iter().cloned());
+        WatchSettings {
+            paths: spec.watch.iter().map(PathBuf::from).collect(),
+            cwd: PathBuf::from(&spec.cwd),
+            ignore,
+            never,
+            delay: Duration::from_millis(spec.watch_delay_ms),
+        }
+    }
+
+    fn spec_of(&self, name: &str) -> Option<std::sync::Arc<AppSpec>> {
+        self.apps
+            .values()
+            .find(|e| e.spec.name == name)
+            .map(|e| e.spec.clone())
+    }
+}
