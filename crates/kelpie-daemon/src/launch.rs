@@ -243,6 +243,10 @@ fn kelpie_variables(spec: &AppSpec, who: &InstanceIdentity<'_>) -> Vec<(String, 
         ("namespace".to_string(), spec.namespace.clone()),
         (spec.instance_var.clone(), who.instance.to_string()),
     ];
+    // systemd's convention: libraries (sd_watchdog_enabled) ping only when this is set.
+    if let Some(ms) = spec.watchdog_ms {
+        vars.push(("WATCHDOG_USEC".to_string(), (ms * 1000).to_string()));
+    }
     // PM2's increment_var: each instance gets the app's value plus its index (PORT 8000, 8001...).
     if let Some(var) = &spec.increment_var {
         let base = spec.env.get(var).or_else(|| spec.inherited_env.get(var));

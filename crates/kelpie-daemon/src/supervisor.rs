@@ -488,11 +488,14 @@ impl Supervisor {
                 entry.limits.reset();
             }
             let name = entry.spec.name.clone();
+            let watched = !entry.spec.watch.is_empty() || self.watchers.contains_key(&name);
             if new_process {
                 self.sample_current_processes();
             }
             self.mark_dirty();
-            self.sync_watch(&name);
+            if watched {
+                self.sync_watch(&name);
+            }
             self.note_reported(event.pm_id);
             self.run_pending();
         }

@@ -36,11 +36,19 @@ fn row(p: &ProcessInfo) -> [String; 12] {
             "0".into()
         },
         p.state.restart_time.to_string(),
-        p.state.status.as_str().to_string(),
+        match p.state.health {
+            // Said next to the status, since an unhealthy app is about to be restarted.
+            Some(kelpie_core::Health::Unhealthy) => format!("{} unhealthy", p.state.status.as_str()),
+            _ => p.state.status.as_str().to_string(),
+        },
         format!("{}%", p.cpu),
         bytes(p.memory),
         p.username.clone(),
-        "disabled".into(),
+        if !p.spec.watch.is_empty() && p.state.status != kelpie_core::Status::Stopped {
+            "enabled".into()
+        } else {
+            "disabled".into()
+        },
     ]
 }
 
