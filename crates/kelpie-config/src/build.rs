@@ -319,13 +319,7 @@ fn listen_from_env(spec: &mut AppSpec) {
     {
         return;
     }
-    let port = spec
-        .env
-        .get("PORT")
-        .or_else(|| spec.inherited_env.get("PORT"))
-        .and_then(|p| p.trim().parse::<u16>().ok())
-        .filter(|p| *p > 0);
-    if let Some(port) = port {
+    if let Some(port) = spec.env_port() {
         spec.listen = Some(ListenAddress::Tcp { host: None, port });
     }
 }

@@ -373,13 +373,7 @@ fn app_address(spec: &AppSpec) -> Result<(String, u16), String> {
         };
         return Ok((host, *port));
     }
-    let port = spec
-        .env
-        .get("PORT")
-        .or_else(|| spec.inherited_env.get("PORT"))
-        .and_then(|p| p.trim().parse::<u16>().ok())
-        .filter(|p| *p > 0);
-    match port {
+    match spec.env_port() {
         Some(port) => Ok((LOCALHOST.to_string(), port)),
         None => Err(
             "the app has no TCP port to check: set its `port`, or PORT in its `env`, or give a full URL (http://127.0.0.1:3000/health)"

@@ -439,6 +439,15 @@ impl AppSpec {
         })
     }
 
+    /// A numeric, non-zero `PORT` of the app's environment (the config's, else the inherited one).
+    pub fn env_port(&self) -> Option<u16> {
+        self.env
+            .get("PORT")
+            .or_else(|| self.inherited_env.get("PORT"))
+            .and_then(|p| p.trim().parse::<u16>().ok())
+            .filter(|p| *p > 0)
+    }
+
     /// The environment an instance gets, before Kelpie's own variables are added: the inherited
     /// environment, overridden by the config's.
     pub fn merged_env(&self) -> BTreeMap<String, String> {

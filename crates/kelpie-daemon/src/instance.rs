@@ -582,11 +582,7 @@ impl Instance {
         if let Some(port) = self.spec.listen.as_ref().and_then(|l| l.port()) {
             return Some(port);
         }
-        self.spec
-            .env
-            .get("PORT")
-            .or_else(|| self.spec.inherited_env.get("PORT"))
-            .and_then(|p| p.trim().parse().ok())
+        self.spec.env_port()
     }
 
     /// Start a reload of this instance: see [`InstanceMsg::Reload`].

@@ -38,7 +38,9 @@ fn row(p: &ProcessInfo) -> [String; 12] {
         p.state.restart_time.to_string(),
         match p.state.health {
             // Said next to the status, since an unhealthy app is about to be restarted.
-            Some(kelpie_core::Health::Unhealthy) => format!("{} unhealthy", p.state.status.as_str()),
+            Some(kelpie_core::Health::Unhealthy) => {
+                format!("{} unhealthy", p.state.status.as_str())
+            }
             _ => p.state.status.as_str().to_string(),
         },
         format!("{}%", p.cpu),
