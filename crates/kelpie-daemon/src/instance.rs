@@ -155,6 +155,8 @@ struct Instance {
     pgid: Option<u32>,
     timer: Option<Instant>,
     watching_group: bool,
+    /// How the stop in progress checks its process group.
+    group_checks: GroupChecks,
     settle_waiters: Vec<oneshot::Sender<()>>,
     shutdown_waiter: Option<oneshot::Sender<()>>,
     orphan_group: Option<u32>,
@@ -201,6 +203,7 @@ impl Instance {
             pgid: None,
             timer: None,
             watching_group: false,
+            group_checks: GroupChecks::default(),
             settle_waiters: Vec::new(),
             shutdown_waiter: None,
             orphan_group: setup.orphan_group,
@@ -257,7 +260,11 @@ impl Instance {
                     self.feed(Input::TimerFired).await;
                 }
                 Wake::GroupPoll => {
-                    if !self.pgid.is_some_and(kelpie_sys::group_alive) {
+                    let running = match self.pgid {
+                        Some(pgid) => self.group_checks.running(pgid).await,
+                        None => false,
+                    };
+                    if !running {
                         self.watching_group = false;
                         self.feed(Input::GroupGone).await;
                     }
@@ -423,6 +430,7 @@ impl Instance {
                 None
             }
             Effect::WatchGroup => {
+                self.group_checks = GroupChecks::default();
                 if self.pgid.is_some_and(kelpie_sys::group_alive) {
                     self.watching_group = true;
                     None
@@ -833,7 +841,8 @@ impl Retiring {
         if let Some(child) = self.child.as_mut() {
             let _ = tokio::time::timeout_at(deadline, child.wait()).await;
         }
-        while kelpie_sys::group_alive(pgid) && Instant::now() < deadline {
+        let mut checks = GroupChecks::default();
+        while checks.running(pgid).await && Instant::now() < deadline {
             sleep(GROUP_POLL).await;
         }
         let _ = kelpie_sys::kill_group(pgid, kelpie_sys::SIGKILL);
@@ -843,9 +852,36 @@ impl Retiring {
         if let Some(child) = self.child.as_mut() {
             let _ = tokio::time::timeout_at(killed_by, child.wait()).await;
         }
-        while kelpie_sys::group_alive(pgid) && Instant::now() < killed_by {
+        while checks.running(pgid).await && Instant::now() < killed_by {
             sleep(GROUP_POLL).await;
         }
+    }
+}
+
+/// How often (in group polls) a group that still exists is scanned for live members.
+const SCAN_EVERY: u32 = 10;
+
+/// Checks whether a process group being stopped still has a running process.
+#[derive(Default)]
+struct GroupChecks {
+    polls: u32,
+}
+
+impl GroupChecks {
+    /// kill(2) says whether the group exists (one system call, every poll). Exited members
+    /// waiting for init to reap them keep it existing, so while it does, every tenth poll
+    /// scans /proc (off the async thread) for a member that has not exited.
+    async fn running(&mut self, pgid: u32) -> bool {
+        if !kelpie_sys::group_alive(pgid) {
+            return false;
+        }
+        self.polls += 1;
+        if !self.polls.is_multiple_of(SCAN_EVERY) {
+            return true;
+        }
+        tokio::task::spawn_blocking(move || kelpie_sys::group_has_live_members(pgid))
+            .await
+            .unwrap_or(true)
     }
 }
 

@@ -339,19 +339,22 @@ fn stop_groups_now(groups: &[(u32, Arc<AppSpec>)]) {
     let poll = Duration::from_millis(10);
     for (pgid, spec) in groups {
         let deadline = Duration::from_millis(spec.kill_timeout_ms);
-        while kelpie_sys::group_alive(*pgid) && started.elapsed() < deadline {
+        while group_running_now(*pgid) && started.elapsed() < deadline {
             std::thread::sleep(poll);
         }
         let _ = kelpie_sys::kill_group(*pgid, kelpie_sys::SIGKILL);
     }
     let give_up = std::time::Instant::now() + Duration::from_secs(2);
-    while groups
-        .iter()
-        .any(|(pgid, _)| kelpie_sys::group_alive(*pgid))
+    while groups.iter().any(|(pgid, _)| group_running_now(*pgid))
         && std::time::Instant::now() < give_up
     {
         std::thread::sleep(poll);
     }
+}
+
+/// Whether a process of the group still runs (blocking: see `kelpie_sys::group_has_live_members`).
+fn group_running_now(pgid: u32) -> bool {
+    kelpie_sys::group_alive(pgid) && kelpie_sys::group_has_live_members(pgid)
 }
 
 impl Supervisor {

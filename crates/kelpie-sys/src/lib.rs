@@ -25,8 +25,8 @@ pub use procfs::{
     clock_ticks_per_second, page_size, sample_process, scan_processes, ProcessEntry, ProcessSample,
 };
 pub use signals::{
-    detach_into_new_session, group_alive, ignore_signal, kill_group, pid_alive, send_signal,
-    signal_name, signal_number, SIGKILL,
+    detach_into_new_session, group_alive, group_has_live_members, ignore_signal, kill_group,
+    pid_alive, send_signal, signal_name, signal_number, SIGKILL,
 };
 pub use sigwait::{block_signals, BlockedSignals};
 pub use sockets::{

@@ -100,25 +100,28 @@ pub fn kill_group(pgid: u32, signal: i32) -> io::Result<()> {
     check(unsafe { libc::kill(-pgid, signal) })
 }
 
-/// Whether any process that has not exited is left in the process group `pgid`.
-///
-/// Zombies do not count: a member whose parent died is re-parented to init (or a subreaper),
-/// and until that one reaps it, the group still "exists" for kill(2) though nothing of it runs
-/// or holds a resource. Some inits reap late (or never, in a container without one), and a stop
-/// must not wait on them.
+/// Whether any process (zombies included) is left in the process group `pgid`: one system
+/// call.
 pub fn group_alive(pgid: u32) -> bool {
-    let exists = match kill_group(pgid, 0) {
+    match kill_group(pgid, 0) {
         Ok(()) => true,
         Err(e) => e.raw_os_error() == Some(libc::EPERM),
-    };
-    // The common case (the group is empty) costs one system call; the scan only runs while
-    // members remain.
-    exists
-        && crate::procfs::scan_processes().map_or(true, |processes| {
-            processes
-                .iter()
-                .any(|p| p.sample.pgrp == pgid && !p.sample.zombie)
-        })
+    }
+}
+
+/// Whether a process of the group `pgid` has not exited: a scan of /proc (blocking; milliseconds
+/// with hundreds of processes), for when [`group_alive`] says the group still exists.
+///
+/// Zombies do not count: a member whose parent died is re-parented to init (or a subreaper),
+/// and until that one reaps it, the group still exists for kill(2) though nothing of it runs or
+/// holds a resource. Some inits reap late (or never, in a container without one), and a stop
+/// must not wait on them.
+pub fn group_has_live_members(pgid: u32) -> bool {
+    crate::procfs::scan_processes().map_or(true, |processes| {
+        processes
+            .iter()
+            .any(|p| p.sample.pgrp == pgid && !p.sample.zombie)
+    })
 }
 
 /// Whether a process with this pid exists (zombies included).

@@ -220,15 +220,18 @@ fn a_depends_on_chain_starts_in_order_and_stops_in_reverse() {
     let order = k.home().join("order");
     let order = order.to_str().expect("utf-8");
     let db_port = free_port();
-    // db answers HTTP only after 700 ms (its health check passes then); cache needs db, api
-    // needs cache. Written api first, to show that the file's order does not matter.
+    let cache_port = free_port();
+    // db answers HTTP only after 700 ms (its health check passes then); cache needs db (and is
+    // healthy once it answers), api needs cache. Written api first, to show that the file's order does not matter.
     let config = k.write(
         "chain.json",
         &format!(
             r#"{{"apps": [
                 {{"name": "api", "script": "{app}", "args": ["--stamp", "{order}", "--ignore-signals"],
                   "kill_timeout": 500, "depends_on": ["cache"]}},
-                {{"name": "cache", "script": "{app}", "args": ["--stamp", "{order}"], "depends_on": ["db"]}},
+                {{"name": "cache", "script": "{app}", "args": ["--serve", "--stamp", "{order}"],
+                  "env": {{"PORT": "{cache_port}"}}, "depends_on": ["db"],
+                  "health_check": {{"http": "/", "interval": "100ms"}}}},
                 {{"name": "db", "script": "{app}", "args": ["--serve", "--ready-after", "700", "--stamp", "{order}"],
                   "env": {{"PORT": "{db_port}"}},
                   "health_check": {{"http": "/", "interval": "100ms"}}}}
