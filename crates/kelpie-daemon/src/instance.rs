@@ -34,8 +34,16 @@ pub enum InstanceMsg {
     /// (the old one then keeps running). Without a shared socket this is a restart.
     Reload(oneshot::Sender<Result<(), String>>),
     /// Restart the process by itself because of `why`: a reload when the app shares a socket
-    /// (and `reload` is true), else a restart. Ignored unless a process runs.
-    AutoRestart(Why, bool),
+    /// (and `reload` is true), else a restart. Ignored unless a process runs, and, with `of_pid`,
+    /// unless that process is still the instance's.
+    AutoRestart {
+        /// The cause and its detail.
+        why: Why,
+        /// Reload when the app shares a socket.
+        reload: bool,
+        /// Only if this is still the current process.
+        of_pid: Option<u32>,
+    },
     /// Zero the counters; `done` is answered once the new state is reported.
     Reset(oneshot::Sender<()>),
     /// Send a signal to the main process.
@@ -139,7 +147,10 @@ struct Candidate {
 struct CronTimer {
     schedule: CronSchedule,
     zone: jiff::tz::TimeZone,
+    /// When the timer wakes the task (monotonic).
     next: Option<Instant>,
+    /// The wall-clock time it stands for: the timer may wake early if the clock was set back.
+    target: Option<jiff::Timestamp>,
 }
 
 struct Instance {
@@ -179,6 +190,8 @@ struct Instance {
     watchdog_at: Option<Instant>,
     /// The current process's health checks.
     health: Option<HealthChecks>,
+    /// An automatic restart asked for while a reload was under way.
+    deferred_restart: Option<Why>,
     /// The task's own mailbox, to fall back to a restart when an automatic reload fails (weak:
     /// the task ends once the supervisor drops its sender).
     myself: mpsc::WeakUnboundedSender<InstanceMsg>,
@@ -216,6 +229,7 @@ impl Instance {
             cron,
             watchdog_at: None,
             health: None,
+            deferred_restart: None,
             myself,
         }
     }
@@ -374,7 +388,15 @@ impl Instance {
                 self.spec = spec;
                 self.socket = socket;
             }
-            InstanceMsg::AutoRestart(why, reload) => self.auto_restart(why, reload).await,
+            InstanceMsg::AutoRestart {
+                why,
+                reload,
+                of_pid,
+            } => {
+                if of_pid.is_none_or(|pid| self.state.pid == Some(pid)) {
+                    self.auto_restart(why, reload).await;
+                }
+            }
             InstanceMsg::Reload(reply) => self.begin_reload(reply, None).await,
             InstanceMsg::Reset(done) => {
                 self.state.reset_counters(clock::now());
@@ -638,6 +660,8 @@ impl Instance {
         let Some(candidate) = self.candidate.take() else {
             return;
         };
+        // The old process goes: what was asked for it is done.
+        self.deferred_restart = None;
         let old = Retiring {
             child: self.child.take(),
             pgid: self.pgid,
@@ -664,7 +688,12 @@ impl Instance {
     /// still holds for the old process.
     async fn auto_restart(&mut self, why: Why, reload: bool) {
         let running = matches!(self.state.status, Status::Online | Status::Launching);
-        if !running || self.candidate.is_some() {
+        if !running {
+            return;
+        }
+        if self.candidate.is_some() {
+            // A reload is under way: if it fails, the old process stays and this still holds.
+            self.deferred_restart = Some(why);
             return;
         }
         crate::daemon_log!(
@@ -682,6 +711,9 @@ impl Instance {
         let (reply, outcome) = oneshot::channel();
         let myself = self.myself.clone();
         let fallback = why.clone();
+        // Restarted only if the old process is still the current one by then (a user's
+        // restart or a crash meanwhile already replaced it).
+        let old_pid = self.state.pid;
         self.begin_reload(reply, Some(why)).await;
         tokio::spawn(async move {
             if let Ok(Err(error)) = outcome.await {
@@ -690,7 +722,11 @@ impl Instance {
                     detail: format!("{}; the reload failed ({error})", fallback.detail),
                 };
                 if let Some(mailbox) = myself.upgrade() {
-                    let _ = mailbox.send(InstanceMsg::AutoRestart(why, false));
+                    let _ = mailbox.send(InstanceMsg::AutoRestart {
+                        why,
+                        reload: false,
+                        of_pid: old_pid,
+                    });
                 }
             }
         });
@@ -734,7 +770,15 @@ impl Instance {
         let Some(cron) = self.cron.as_mut() else {
             return;
         };
-        cron.next = next_firing(&cron.schedule, &cron.zone);
+        let now = jiff::Timestamp::now();
+        if let Some(target) = cron.target.filter(|target| now < *target) {
+            // The wall clock went back since the timer was armed: wait for the real time.
+            let left = Duration::try_from(now.duration_until(target)).unwrap_or_default();
+            cron.next = Some(Instant::now() + left);
+            return;
+        }
+        let after = cron.target.map_or(now, |target| target.max(now));
+        (cron.next, cron.target) = next_firing(&cron.schedule, &cron.zone, after);
         let detail = format!(
             "cron_restart `{}` ({})",
             self.spec.cron_restart.as_deref().unwrap_or_default(),
@@ -752,6 +796,16 @@ impl Instance {
         let Some(candidate) = self.candidate.take() else {
             return;
         };
+        // An automatic restart asked for during the reload applies to the old process.
+        if let (Some(deferred), Some(mailbox)) =
+            (self.deferred_restart.take(), self.myself.upgrade())
+        {
+            let _ = mailbox.send(InstanceMsg::AutoRestart {
+                why: deferred,
+                reload: false,
+                of_pid: self.state.pid,
+            });
+        }
         crate::daemon_log!(
             "app `{}` (id {}): reload failed: {why}; the old process keeps running",
             self.spec.name,
@@ -955,11 +1009,12 @@ fn cron_timer(spec: &AppSpec) -> Option<CronTimer> {
     });
     match parsed {
         Ok((schedule, zone)) => {
-            let next = next_firing(&schedule, &zone);
+            let (next, target) = next_firing(&schedule, &zone, jiff::Timestamp::now());
             Some(CronTimer {
                 schedule,
                 zone,
                 next,
+                target,
             })
         }
         Err(e) => {
@@ -969,13 +1024,19 @@ fn cron_timer(spec: &AppSpec) -> Option<CronTimer> {
     }
 }
 
-/// When `schedule` fires next, as an instant of the daemon's monotonic clock.
-fn next_firing(schedule: &CronSchedule, zone: &jiff::tz::TimeZone) -> Option<Instant> {
-    let now = jiff::Timestamp::now().to_zoned(zone.clone());
-    let next = schedule.next_after(&now)?;
-    let wait = now.timestamp().duration_until(next.timestamp());
+/// When `schedule` fires next after `after`: as an instant of the daemon's monotonic clock (to
+/// sleep until), and as the wall-clock time it stands for.
+fn next_firing(
+    schedule: &CronSchedule,
+    zone: &jiff::tz::TimeZone,
+    after: jiff::Timestamp,
+) -> (Option<Instant>, Option<jiff::Timestamp>) {
+    let Some(next) = schedule.next_after(&after.to_zoned(zone.clone())) else {
+        return (None, None);
+    };
+    let wait = jiff::Timestamp::now().duration_until(next.timestamp());
     let wait = Duration::try_from(wait).unwrap_or_default();
-    Some(Instant::now() + wait)
+    (Some(Instant::now() + wait), Some(next.timestamp()))
 }
 
 /// A zone's name for people (`Europe/Paris`, `UTC`), or its current offset.

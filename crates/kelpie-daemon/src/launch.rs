@@ -163,11 +163,8 @@ pub fn command(
         .current_dir(&spec.cwd)
         .stdin(Stdio::null())
         .process_group(0);
-    run_as(&mut std_command, spec)?;
     // Before the descriptors' hook below, which execs: hooks run in the order they were added.
-    if let Some(nice) = spec.nice {
-        kelpie_sys::set_nice(&mut std_command, nice);
-    }
+    kelpie_sys::set_nice_and_identity(&mut std_command, spec.nice, identity(spec)?);
     if fds.is_empty() && extras.socket.is_none() {
         std_command.args(&argv[1..]).env_clear().envs(env);
     } else {
@@ -197,40 +194,39 @@ pub fn command(
     Ok(cmd)
 }
 
-/// `user` / `group`: the child switches to them before exec (std drops the supplementary
-/// groups of root). Only root may run apps as someone else.
-fn run_as(command: &mut std::process::Command, spec: &AppSpec) -> std::io::Result<()> {
+/// Who the app runs as (`user` / `group`): the user's ids and its groups from /etc/passwd and
+/// /etc/group. Only root may run apps as someone else.
+fn identity(spec: &AppSpec) -> std::io::Result<Option<kelpie_sys::Identity>> {
     if spec.user.is_none() && spec.group.is_none() {
-        return Ok(());
+        return Ok(None);
     }
     let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, message);
-    let mut gid = None;
+    if kelpie_sys::current_uid() != 0 {
+        return Err(invalid(
+            "running the app as another user or group (`uid`/`gid`) needs the daemon to run as root"
+                .into(),
+        ));
+    }
+    let mut identity = kelpie_sys::Identity {
+        uid: None,
+        gid: 0,
+        groups: Vec::new(),
+    };
     if let Some(user) = &spec.user {
         let (uid, primary) = kelpie_sys::lookup_user(user)
             .ok_or_else(|| invalid(format!("user `{user}` does not exist (in /etc/passwd)")))?;
-        if uid != kelpie_sys::current_uid() && kelpie_sys::current_uid() != 0 {
-            return Err(invalid(format!(
-                "running the app as user `{user}` needs the daemon to run as root"
-            )));
-        }
-        command.uid(uid);
-        gid = Some(primary);
+        identity.uid = Some(uid);
+        identity.gid = primary;
+        identity.groups = kelpie_sys::groups_of(&kelpie_sys::username(uid));
     }
     if let Some(group) = &spec.group {
-        gid =
-            Some(kelpie_sys::lookup_group(group).ok_or_else(|| {
-                invalid(format!("group `{group}` does not exist (in /etc/group)"))
-            })?);
-        if kelpie_sys::current_uid() != 0 {
-            return Err(invalid(format!(
-                "running the app with group `{group}` needs the daemon to run as root"
-            )));
-        }
+        identity.gid = kelpie_sys::lookup_group(group)
+            .ok_or_else(|| invalid(format!("group `{group}` does not exist (in /etc/group)")))?;
     }
-    if let Some(gid) = gid {
-        command.gid(gid);
+    if !identity.groups.contains(&identity.gid) {
+        identity.groups.push(identity.gid);
     }
-    Ok(())
+    Ok(Some(identity))
 }
 
 /// Variables Kelpie adds to every app (they win over the app's own, as in PM2).

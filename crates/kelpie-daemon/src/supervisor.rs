@@ -129,6 +129,7 @@ enum Wake {
     Command(Command),
     Event(InstanceEvent),
     Readings(Vec<Reading>),
+    PendingDeadline,
     Persist,
     Shutdown(&'static str),
     Hangup,
@@ -434,6 +435,7 @@ impl Supervisor {
         let mut sigusr2 = signal(SignalKind::user_defined2()).map_err(signal_error)?;
         loop {
             let persist_at = self.persist_at;
+            let pending_deadline = self.next_pending_deadline();
             let exit_now = self.exit_now.as_mut();
             // Biased, events first: an instance reports its new state before it wakes the waiter
             // whose Finish then arrives on `commands`, so answers always show the settled state.
@@ -443,6 +445,7 @@ impl Supervisor {
                 Some(command) = commands.recv() => Wake::Command(command),
                 Some(batch) = readings.recv() => Wake::Readings(batch),
                 () = async { match persist_at { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => Wake::Persist,
+                () = async { match pending_deadline { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => Wake::PendingDeadline,
                 Some(()) = sigterm.recv() => Wake::Shutdown("SIGTERM"),
                 Some(()) = sigint.recv() => Wake::Shutdown("SIGINT"),
                 Some(()) = sighup.recv() => Wake::Hangup,
@@ -453,6 +456,7 @@ impl Supervisor {
                 Wake::Command(command) => self.on_command(command),
                 Wake::Event(event) => self.on_event(event),
                 Wake::Readings(batch) => self.on_readings(batch),
+                Wake::PendingDeadline => self.run_pending(),
                 Wake::Persist => self.persist(None),
                 Wake::Shutdown(why) => self.begin_shutdown(why, None),
                 Wake::Hangup => crate::daemon_log!("SIGHUP received; nothing to reload yet"),
@@ -536,11 +540,13 @@ impl Supervisor {
                 .limits
                 .observe(&entry.spec, &reading.usage, now.mono_ms)
             {
-                let _ = entry.mailbox.send(InstanceMsg::AutoRestart(why, true));
+                let _ = entry.mailbox.send(InstanceMsg::AutoRestart {
+                    why,
+                    reload: true,
+                    of_pid: Some(reading.pid),
+                });
             }
         }
-        // Readings come every second: time enough to give up on a dependency that never came up.
-        self.run_pending();
     }
 
     fn mark_dirty(&mut self) {

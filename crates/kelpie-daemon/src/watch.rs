@@ -87,7 +87,7 @@ const ERROR_PAUSE: Duration = Duration::from_secs(1);
 const STOPPED: &str = "the file watching service has stopped";
 
 /// What to watch for one app.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchSettings {
     /// Absolute files or directories (directories with everything under them). A relative path
     /// is taken from `cwd`.

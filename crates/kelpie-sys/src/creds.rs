@@ -49,15 +49,65 @@ pub fn lookup_group(group: &str) -> Option<u32> {
     })
 }
 
-/// Make the child of `command` run at scheduling priority `nice` (-20..19).
-pub fn set_nice(command: &mut std::process::Command, nice: i32) {
+/// The groups `user` is a member of in /etc/group (its supplementary groups).
+pub fn groups_of(user: &str) -> Vec<u32> {
+    let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    groups
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            let gid = fields.get(2)?.parse().ok()?;
+            let members = fields.get(3)?;
+            members.split(',').any(|m| m.trim() == user).then_some(gid)
+        })
+        .collect()
+}
+
+/// Who a child runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Its user, if it changes.
+    pub uid: Option<u32>,
+    /// Its group.
+    pub gid: u32,
+    /// Its supplementary groups.
+    pub groups: Vec<u32>,
+}
+
+/// Make the child of `command` run at scheduling priority `nice` (-20..19) and as `identity`,
+/// in that order: a negative nice needs the privileges the identity switch gives up. (std's
+/// own `uid`/`gid` switch happens before any hook, too early for that.)
+pub fn set_nice_and_identity(
+    command: &mut std::process::Command,
+    nice: Option<i32>,
+    identity: Option<Identity>,
+) {
     use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs between fork and exec and only calls setpriority(2), which is
-    // async-signal-safe; it allocates nothing and takes no lock.
+    if nice.is_none() && identity.is_none() {
+        return;
+    }
+    // SAFETY: the closure runs between fork and exec and only calls setpriority(2),
+    // setgroups(2), setgid(2) and setuid(2), which are async-signal-safe; it allocates nothing
+    // (the group list was built before the fork) and takes no lock.
     unsafe {
         command.pre_exec(move || {
-            if libc::setpriority(libc::PRIO_PROCESS, 0, nice) == -1 {
-                return Err(std::io::Error::last_os_error());
+            if let Some(nice) = nice {
+                if libc::setpriority(libc::PRIO_PROCESS, 0, nice) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if let Some(identity) = &identity {
+                let groups: &[libc::gid_t] = &identity.groups;
+                if libc::setgroups(groups.len(), groups.as_ptr()) == -1
+                    || libc::setgid(identity.gid) == -1
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if let Some(uid) = identity.uid {
+                    if libc::setuid(uid) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
             }
             Ok(())
         });
@@ -83,7 +133,7 @@ mod tests {
     fn a_nice_child_runs_at_that_priority() {
         let mut command = std::process::Command::new("sh");
         command.args(["-c", "cut -d' ' -f19 /proc/self/stat"]);
-        set_nice(&mut command, 7);
+        set_nice_and_identity(&mut command, Some(7), None);
         let output = command.output().expect("run sh");
         assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "7");
     }

@@ -15,7 +15,9 @@ mod signals;
 mod sigwait;
 mod sockets;
 
-pub use creds::{current_uid, lookup_group, lookup_user, set_nice, username};
+pub use creds::{
+    current_uid, groups_of, lookup_group, lookup_user, set_nice_and_identity, username, Identity,
+};
 pub use exec::{exec_with_fds, resolve_program};
 pub use localtime::utc_offset_secs;
 pub use memory::{release_free_memory, use_single_malloc_arena};

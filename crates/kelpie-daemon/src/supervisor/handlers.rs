@@ -110,6 +110,9 @@ impl Supervisor {
     ) {
         let mut plans = Vec::new();
         let mut conflicts = self.missing_dependencies(&apps);
+        if let Some(cycle) = self.dependency_cycle(&apps) {
+            conflicts.push(format!("depends_on has a cycle: {cycle}"));
+        }
         for spec in apps {
             let ids = self.ids_named(&spec.name);
             let creates = ids.is_empty() || (force && !from_file);
@@ -150,18 +153,20 @@ impl Supervisor {
         let mut outcomes = Vec::new();
         // Instances acted on by this request so far, and the starts that wait for them.
         let mut in_flight = BTreeSet::new();
-        let mut gated = Vec::new();
+        let mut gated = Gated::default();
         for plan in plans {
+            // An app registered without being started is not in flight: nothing will report.
+            let mut acts = match &plan {
+                StartPlan::Create(spec, _) => spec.autostart,
+                _ => true,
+            };
             let outcome = match plan {
                 StartPlan::Create(spec, socket) if !spec.depends_on.is_empty() => {
                     let run = spec.autostart;
                     let ids = self.create(spec, socket, false, &mut waiters);
                     if run {
-                        gated.push(self.after_dependencies(
-                            ids.clone(),
-                            Control::Start,
-                            &in_flight,
-                        ));
+                        let done = self.after_dependencies(ids.clone(), Control::Start, &in_flight);
+                        acts = gated.add(done);
                     }
                     StartOutcome::Created(ids)
                 }
@@ -170,7 +175,8 @@ impl Supervisor {
                 }
                 StartPlan::Restart(ids, spec, socket) if !spec.depends_on.is_empty() => {
                     let kept = self.update_instances(ids, spec, socket, false, &mut waiters);
-                    gated.push(self.after_dependencies(kept.clone(), Control::Restart, &in_flight));
+                    let done = self.after_dependencies(kept.clone(), Control::Restart, &in_flight);
+                    acts = gated.add(done);
                     StartOutcome::Restarted(kept)
                 }
                 StartPlan::Restart(ids, spec, socket) => {
@@ -182,11 +188,8 @@ impl Supervisor {
                         .and_then(|id| self.apps.get(id))
                         .is_some_and(|e| !e.spec.depends_on.is_empty());
                     if depends {
-                        gated.push(self.after_dependencies(
-                            ids.clone(),
-                            Control::Start,
-                            &in_flight,
-                        ));
+                        let done = self.after_dependencies(ids.clone(), Control::Start, &in_flight);
+                        acts = gated.add(done);
                     } else {
                         for id in &ids {
                             waiters.push(self.command(*id, Control::Start));
@@ -198,6 +201,10 @@ impl Supervisor {
             let (StartOutcome::Created(ids)
             | StartOutcome::Restarted(ids)
             | StartOutcome::Started(ids)) = &outcome;
+            if !acts {
+                outcomes.push(outcome);
+                continue;
+            }
             in_flight.extend(ids.iter().copied());
             // Answered once the watch is in place: a change right after `start` is seen.
             let name = ids
@@ -234,7 +241,7 @@ impl Supervisor {
     fn finish_start_after(
         &mut self,
         waiters: Vec<oneshot::Receiver<()>>,
-        gated: Vec<oneshot::Receiver<Option<String>>>,
+        gated: Gated,
         outcomes: Vec<StartOutcome>,
         reply: oneshot::Sender<Reply>,
     ) {
@@ -243,8 +250,8 @@ impl Supervisor {
             for waiter in waiters {
                 let _ = waiter.await;
             }
-            let mut failures = Vec::new();
-            for start in gated {
+            let mut failures = gated.failed;
+            for start in gated.waiting {
                 if let Ok(Some(why)) = start.await {
                     failures.push(why);
                 }
@@ -345,6 +352,10 @@ impl Supervisor {
         if let Some(env) = update_env {
             self.replace_inherited_env(&ids, env);
         }
+        // A user's command wins over a start still waiting for its dependencies.
+        for id in &ids {
+            self.drop_pending_of(*id);
+        }
         if control == Control::Stop {
             let stopped = self.stop_in_order(&ids, PendingAction::Control(Control::Stop));
             return self.finish_after(settled(stopped), Finish::List, reply);
@@ -393,6 +404,7 @@ impl Supervisor {
             if state.status.has_process() {
                 self.leaving.insert(pm_id);
             }
+            self.sample_current_processes();
             let _ = mailbox.send(InstanceMsg::Shutdown(tx));
             self.logs.forget(pm_id);
             // The port is closed with the app's last instance (the processes still stopping
@@ -545,6 +557,33 @@ impl Supervisor {
             Finish::Exit("every app stopped; daemon exiting".into()),
             reply,
         );
+    }
+}
+
+/// The starts of a request that wait for their dependencies.
+#[derive(Default)]
+struct Gated {
+    /// Still waiting: each says how it went.
+    waiting: Vec<oneshot::Receiver<Option<String>>>,
+    /// Failed at once, and why.
+    failed: Vec<String>,
+}
+
+impl Gated {
+    /// Keep the outcome of a gated start. False when it failed at once: its instances will not
+    /// run (nor report), so the starts waiting for them must not wait for a report.
+    fn add(&mut self, mut done: oneshot::Receiver<Option<String>>) -> bool {
+        match done.try_recv() {
+            Ok(Some(why)) => {
+                self.failed.push(why);
+                false
+            }
+            Ok(None) => true,
+            Err(_) => {
+                self.waiting.push(done);
+                true
+            }
+        }
     }
 }
 

@@ -13,6 +13,8 @@ use tokio::time::Instant;
 
 /// How long a start waits for the apps it depends on.
 pub(super) const DEPENDENCY_WAIT: Duration = Duration::from_secs(120);
+/// How long a stop waits for the apps that depend on it to stop (then it goes ahead anyway).
+const DEPENDENTS_WAIT: Duration = Duration::from_secs(60);
 
 /// An action on some instances that waits for other instances.
 pub(super) struct Pending {
@@ -51,7 +53,11 @@ enum Wait {
         deadline: Instant,
     },
     /// These instances (the apps that depend on them) to be stopped or gone.
-    Down { dependents: Vec<u32> },
+    Down {
+        dependents: Vec<u32>,
+        /// When to go ahead anyway (a stop must end).
+        deadline: Instant,
+    },
 }
 
 /// Where a pending action stands.
@@ -141,7 +147,10 @@ impl Supervisor {
             self.pending.push(Pending {
                 ids: app_ids.clone(),
                 action,
-                wait: Wait::Down { dependents },
+                wait: Wait::Down {
+                    dependents,
+                    deadline: Instant::now() + DEPENDENTS_WAIT,
+                },
                 done,
             });
             heard.push(rx);
@@ -164,6 +173,20 @@ impl Supervisor {
                     let pending = self.pending.swap_remove(index);
                     crate::daemon_log!("{why}");
                     let _ = pending.done.send(Some(why));
+                    // Its instances will not be acted on: what they are now is final, and the
+                    // apps waiting for them must see it (and fail too, not wait).
+                    for id in &pending.ids {
+                        self.note_reported(*id);
+                    }
+                    if let Some(name) = pending
+                        .ids
+                        .first()
+                        .and_then(|id| self.apps.get(id))
+                        .map(|e| e.spec.name.clone())
+                    {
+                        self.sync_watch(&name);
+                    }
+                    index = 0;
                 }
                 Turn::Go => {
                     let pending = self.pending.swap_remove(index);
@@ -201,12 +224,15 @@ impl Supervisor {
 
     fn turn_of(&self, pending: &Pending, now: Instant) -> Turn {
         match &pending.wait {
-            Wait::Down { dependents } => {
+            Wait::Down {
+                dependents,
+                deadline,
+            } => {
                 let stopped = |id: &u32| {
                     !self.leaving.contains(id)
                         && self.apps.get(id).is_none_or(|e| e.state.status.is_down())
                 };
-                if dependents.iter().all(stopped) {
+                if dependents.iter().all(stopped) || now >= *deadline {
                     Turn::Go
                 } else {
                     Turn::Wait
@@ -252,12 +278,64 @@ impl Supervisor {
         }
     }
 
-    /// Forget the pending actions on `pm_id` (its app was deleted meanwhile).
+    /// When the first pending action gives up waiting, if any.
+    pub(super) fn next_pending_deadline(&self) -> Option<Instant> {
+        self.pending
+            .iter()
+            .map(|p| match &p.wait {
+                Wait::Up { deadline, .. } | Wait::Down { deadline, .. } => *deadline,
+            })
+            .min()
+    }
+
+    /// An app that would depend on itself through the registered apps and `apps` (the specs of
+    /// a start, which replace registered ones of the same name): the cycle, for an error.
+    pub(super) fn dependency_cycle(&self, apps: &[kelpie_core::AppSpec]) -> Option<String> {
+        let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for entry in self.apps.values() {
+            graph.insert(entry.spec.name.clone(), entry.spec.depends_on.clone());
+        }
+        for spec in apps {
+            graph.insert(spec.name.clone(), spec.depends_on.clone());
+        }
+        for spec in apps {
+            let mut path = vec![spec.name.clone()];
+            if let Some(cycle) = find_cycle(&graph, &mut path) {
+                return Some(cycle.join(" -> "));
+            }
+        }
+        None
+    }
+
+    /// Forget the pending actions on `pm_id` (its app was deleted, or a user's command
+    /// superseded them).
     pub(super) fn drop_pending_of(&mut self, pm_id: u32) {
         for pending in &mut self.pending {
             pending.ids.retain(|id| *id != pm_id);
         }
     }
+}
+
+/// A path from `path`'s last app back to one already on it, depth first.
+fn find_cycle(
+    graph: &BTreeMap<String, Vec<String>>,
+    path: &mut Vec<String>,
+) -> Option<Vec<String>> {
+    let last = path.last()?.clone();
+    for next in graph.get(&last).into_iter().flatten() {
+        if let Some(start) = path.iter().position(|name| name == next) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(next.clone());
+            return Some(cycle);
+        }
+        // Bounded by the number of apps: a path never repeats a name.
+        path.push(next.clone());
+        if let Some(cycle) = find_cycle(graph, path) {
+            return Some(cycle);
+        }
+        path.pop();
+    }
+    None
 }
 
 /// Online, and healthy when it has a health check.

@@ -13,23 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 /// Editors' scratch files, never worth a restart (vim's swap and its `4913` probe, backups).
 const EDITOR_FILES: &[&str] = &["*.swp", "*.swx", "*~", "4913", ".#*"];
 
-/// What an app's watch was set up from: a new spec with other values needs a new watch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WatchKey {
-    paths: Vec<String>,
-    ignore: Vec<String>,
-    delay_ms: u64,
-}
-
-impl WatchKey {
-    fn of(spec: &AppSpec) -> WatchKey {
-        WatchKey {
-            paths: spec.watch.clone(),
-            ignore: spec.ignore_watch.clone(),
-            delay_ms: spec.watch_delay_ms,
-        }
-    }
-}
+/// What an app's watch was set up from: other settings (a new spec, new instances with their
+/// own log files) need a new watch.
+pub type WatchKey = WatchSettings;
 
 /// One app's watch.
 pub(super) enum Watching {
@@ -57,7 +43,7 @@ impl Supervisor {
             self.watchers.remove(name);
             return None;
         }
-        let key = WatchKey::of(&spec);
+        let key = self.watch_settings(&spec);
         if self.watchers.get(name).is_some_and(|w| *w.key() == key) {
             return None;
         }
@@ -76,7 +62,7 @@ impl Supervisor {
         };
         self.watchers
             .insert(name.to_string(), Watching::Starting(key.clone()));
-        let settings = self.watch_settings(&spec);
+        let settings = key.clone();
         let (bursts, mut heard) = mpsc::unbounded_channel();
         let (done, set_up) = oneshot::channel();
         let commands = self.commands.clone();
@@ -118,7 +104,9 @@ impl Supervisor {
         let wanted = matches!(self.watchers.get(&name), Some(Watching::Starting(k)) if *k == key);
         match result {
             Ok(handle) if wanted => {
-                crate::daemon_log!("app `{name}`: watching {}", key.paths.join(", "));
+                let paths: Vec<String> =
+                    key.paths.iter().map(|p| p.display().to_string()).collect();
+                crate::daemon_log!("app `{name}`: watching {}", paths.join(", "));
                 self.watchers.insert(name, Watching::Active(key, handle));
             }
             // Stopped or changed meanwhile: the handle is dropped, and with it the watch.
@@ -169,13 +157,14 @@ impl Supervisor {
             let msg = match entry.state.status {
                 Status::Stopped => continue,
                 Status::Errored => InstanceMsg::Control(Control::Restart, None),
-                _ => InstanceMsg::AutoRestart(
-                    Why {
+                _ => InstanceMsg::AutoRestart {
+                    why: Why {
                         cause: Cause::Watch,
                         detail: detail.clone(),
                     },
-                    true,
-                ),
+                    reload: true,
+                    of_pid: None,
+                },
             };
             let _ = entry.mailbox.send(msg);
         }
