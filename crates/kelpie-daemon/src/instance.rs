@@ -1,6 +1,7 @@
 //! One task per instance: it owns the child process, waits on it, signals it and arms its
 //! timers. Decisions come from `kelpie_core::InstanceState`; this module only carries them out.
 
+use crate::cgroups::{Cgroups, ProcessCgroup};
 use crate::clock;
 use crate::health::{ExecContext, HealthReport};
 use crate::launch::{self, Extras, InstanceIdentity, OutputPipes};
@@ -58,6 +59,8 @@ pub struct InstanceEvent {
     pub pm_id: u32,
     /// Its new state.
     pub state: InstanceState,
+    /// The cgroup of its current process, if it has one (for the monitor).
+    pub cgroup: Option<std::path::PathBuf>,
 }
 
 /// What an instance task is started with.
@@ -78,6 +81,8 @@ pub struct InstanceSetup {
     pub logs: LogService,
     /// Its app's Kelpie-owned listening socket, if it has one.
     pub socket: Option<Arc<ListenSocket>>,
+    /// The daemon's cgroups.
+    pub cgroups: Cgroups,
 }
 
 /// Start the task; returns its mailbox.
@@ -129,6 +134,8 @@ struct Launched {
     child: Child,
     pid: u32,
     link: ProcessLink,
+    /// Its cgroup, when the daemon uses cgroups.
+    cgroup: Option<ProcessCgroup>,
     route: Option<Arc<crate::logs::Route>>,
     /// It must say it is ready before it counts as online.
     awaits_ready: bool,
@@ -168,6 +175,9 @@ struct Instance {
     watching_group: bool,
     /// How the stop in progress checks its process group.
     group_checks: GroupChecks,
+    /// The daemon's cgroups, and the current (or last) process's.
+    cgroups: Cgroups,
+    cgroup: Option<ProcessCgroup>,
     settle_waiters: Vec<oneshot::Sender<()>>,
     shutdown_waiter: Option<oneshot::Sender<()>>,
     orphan_group: Option<u32>,
@@ -217,6 +227,8 @@ impl Instance {
             timer: None,
             watching_group: false,
             group_checks: GroupChecks::default(),
+            cgroups: setup.cgroups,
+            cgroup: None,
             settle_waiters: Vec::new(),
             shutdown_waiter: None,
             orphan_group: setup.orphan_group,
@@ -274,8 +286,9 @@ impl Instance {
                     self.feed(Input::TimerFired).await;
                 }
                 Wake::GroupPoll => {
+                    let cgroup = self.cgroup.as_ref().map(ProcessCgroup::cgroup);
                     let running = match self.pgid {
-                        Some(pgid) => self.group_checks.running(pgid).await,
+                        Some(pgid) => self.group_checks.running(pgid, cgroup).await,
                         None => false,
                     };
                     if !running {
@@ -443,17 +456,22 @@ impl Instance {
             Effect::Spawn => Some(self.spawn_process().await),
             Effect::SignalGroup(_) => {
                 if let Some(pgid) = self.pgid {
-                    ask_to_stop(&self.spec, pgid, self.link.as_ref());
+                    ask_to_stop(&self.spec, pgid, self.link.as_ref(), self.cgroup.as_ref());
                 }
                 None
             }
             Effect::KillGroup => {
                 self.signal_group(kelpie_sys::SIGKILL);
+                // What left the group (setsid) is still in the cgroup.
+                if let Some(cgroup) = &self.cgroup {
+                    cgroup.cgroup().kill();
+                }
                 None
             }
             Effect::WatchGroup => {
                 self.group_checks = GroupChecks::default();
-                if self.pgid.is_some_and(kelpie_sys::group_alive) {
+                let escaped = self.cgroup.as_ref().is_some_and(|c| c.cgroup().populated());
+                if escaped || self.pgid.is_some_and(kelpie_sys::group_alive) {
                     self.watching_group = true;
                     None
                 } else {
@@ -511,6 +529,7 @@ impl Instance {
         // Held while the instance exists, so its files (and their dropped-line counts and
         // errors) stay open across restarts and stops.
         self.route = launched.route;
+        self.cgroup = launched.cgroup;
         self.pgid = Some(launched.pid);
         self.child = Some(launched.child);
         self.link = Some(launched.link);
@@ -546,12 +565,18 @@ impl Instance {
         let home = self.home.clone();
         let (pm_id, instance) = (self.pm_id, self.instance);
         let socket = self.socket.clone();
-        let spawned = tokio::task::spawn_blocking(move || {
+        let cgroups = self.cgroups.clone();
+        let (spawned, cgroup) = tokio::task::spawn_blocking(move || {
             let who = InstanceIdentity {
                 home: &home,
                 pm_id,
                 instance,
             };
+            // Its own cgroup (a directory to create: blocking too), joined before it execs.
+            let cgroup = cgroups.for_process(pm_id);
+            let cgroup_procs = cgroup
+                .as_ref()
+                .and_then(|c| c.cgroup().procs_for_joining().ok());
             let extras = Extras {
                 socket: socket.as_deref(),
                 env: ends.env,
@@ -560,13 +585,14 @@ impl Instance {
                     .iter()
                     .map(|(fd, at)| (fd.as_raw_fd(), *at))
                     .collect(),
+                cgroup_procs,
             };
-            let spawned = launch::command(&spec, &who, pipes, extras)?.spawn();
+            let spawned = launch::command(&spec, &who, pipes, extras).and_then(|mut c| c.spawn());
             drop(ends.fds);
-            spawned
+            (spawned, cgroup)
         })
         .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        .unwrap_or_else(|e| (Err(std::io::Error::other(e.to_string())), None));
         let child = spawned.map_err(|e| format!("{}: {e}", self.spec.command_line()[0]))?;
         let pid = child
             .id()
@@ -596,6 +622,7 @@ impl Instance {
             child,
             pid,
             link,
+            cgroup,
             route,
             awaits_ready: awaits_ready(&self.spec, self.socket.is_some()),
         })
@@ -666,6 +693,7 @@ impl Instance {
             child: self.child.take(),
             pgid: self.pgid,
             link: self.link.take(),
+            cgroup: self.cgroup.take(),
         };
         let pid = candidate.launched.pid;
         self.adopt(candidate.launched);
@@ -821,6 +849,7 @@ impl Instance {
             pgid: Some(candidate.launched.pid),
             child: Some(candidate.launched.child),
             link: Some(candidate.launched.link),
+            cgroup: candidate.launched.cgroup,
         };
         let spec = self.spec.clone();
         let reply = candidate.reply;
@@ -843,6 +872,10 @@ impl Instance {
         let _ = self.events.send(InstanceEvent {
             pm_id: self.pm_id,
             state: self.state.clone(),
+            cgroup: self
+                .cgroup
+                .as_ref()
+                .map(|c| c.cgroup().path().to_path_buf()),
         });
         if self.state.status.is_settled() {
             for waiter in self.settle_waiters.drain(..) {
@@ -871,6 +904,7 @@ impl Instance {
             child: None,
             pgid: Some(pgid),
             link: None,
+            cgroup: None,
         };
         orphan.stop(&self.spec).await;
     }
@@ -883,6 +917,7 @@ struct Retiring {
     child: Option<Child>,
     pgid: Option<u32>,
     link: Option<ProcessLink>,
+    cgroup: Option<ProcessCgroup>,
 }
 
 impl Retiring {
@@ -890,23 +925,27 @@ impl Retiring {
         let Some(pgid) = self.pgid else {
             return;
         };
-        ask_to_stop(spec, pgid, self.link.as_ref());
+        ask_to_stop(spec, pgid, self.link.as_ref(), self.cgroup.as_ref());
         let deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms);
         if let Some(child) = self.child.as_mut() {
             let _ = tokio::time::timeout_at(deadline, child.wait()).await;
         }
+        let cgroup = self.cgroup.as_ref().map(ProcessCgroup::cgroup);
         let mut checks = GroupChecks::default();
-        while checks.running(pgid).await && Instant::now() < deadline {
+        while checks.running(pgid, cgroup).await && Instant::now() < deadline {
             sleep(GROUP_POLL).await;
         }
         let _ = kelpie_sys::kill_group(pgid, kelpie_sys::SIGKILL);
+        if let Some(cgroup) = cgroup {
+            cgroup.kill();
+        }
         // SIGKILL is not refused, but a process stuck in the kernel (D state) dies late: bounded,
         // so that an instance (and the daemon's exit) never waits on it forever.
         let killed_by = Instant::now() + AFTER_SIGKILL;
         if let Some(child) = self.child.as_mut() {
             let _ = tokio::time::timeout_at(killed_by, child.wait()).await;
         }
-        while checks.running(pgid).await && Instant::now() < killed_by {
+        while checks.running(pgid, cgroup).await && Instant::now() < killed_by {
             sleep(GROUP_POLL).await;
         }
     }
@@ -925,7 +964,13 @@ impl GroupChecks {
     /// kill(2) says whether the group exists (one system call, every poll). Exited members
     /// waiting for init to reap them keep it existing, so while it does, every tenth poll
     /// scans /proc (off the async thread) for a member that has not exited.
-    async fn running(&mut self, pgid: u32) -> bool {
+    ///
+    /// With a cgroup, the answer is exact and cheap: whether it holds a process that has not
+    /// exited (a read of `cgroup.events`, a small in-kernel file), group or not.
+    async fn running(&mut self, pgid: u32, cgroup: Option<&kelpie_sys::cgroup::Cgroup>) -> bool {
+        if let Some(cgroup) = cgroup {
+            return cgroup.populated();
+        }
         if !kelpie_sys::group_alive(pgid) {
             return false;
         }
@@ -941,13 +986,27 @@ impl GroupChecks {
 
 /// The polite part of a stop: PM2's `shutdown` message when the app asks for it and has a Node
 /// IPC channel, else its kill signal to the whole group.
-fn ask_to_stop(spec: &AppSpec, pgid: u32, link: Option<&ProcessLink>) {
+fn ask_to_stop(
+    spec: &AppSpec,
+    pgid: u32,
+    link: Option<&ProcessLink>,
+    cgroup: Option<&ProcessCgroup>,
+) {
     let by_message = spec.shutdown_with_message
         && link.is_some_and(|l| l.send_message(&serde_json::json!("shutdown")));
     if !by_message {
         let signal = kelpie_sys::signal_number(&spec.kill_signal).unwrap_or(libc_sigint());
         // ESRCH only means the group is already gone, which is what we want.
         let _ = kelpie_sys::kill_group(pgid, signal);
+        // Processes that left the group are still in the cgroup: told too, as systemd does.
+        // Only those: a second signal to a process that is draining means "now" (Node's shim).
+        if let Some(cgroup) = cgroup {
+            for pid in cgroup.cgroup().pids() {
+                if kelpie_sys::sample_process(pid).is_some_and(|p| p.pgrp != pgid) {
+                    let _ = kelpie_sys::send_signal(pid, signal);
+                }
+            }
+        }
     }
 }
 

@@ -120,6 +120,8 @@ pub struct Extras<'a> {
     /// The link's descriptors (kept open by the caller until the spawn returns) and the
     /// numbers they get in the child.
     pub fds: Vec<(RawFd, RawFd)>,
+    /// The `cgroup.procs` of the process's own cgroup, which it joins before it execs.
+    pub cgroup_procs: Option<std::os::fd::OwnedFd>,
 }
 
 /// The command that starts one process of `spec`: its own process group (so a stop reaches every
@@ -163,7 +165,12 @@ pub fn command(
         .current_dir(&spec.cwd)
         .stdin(Stdio::null())
         .process_group(0);
-    // Before the descriptors' hook below, which execs: hooks run in the order they were added.
+    // Hooks run in the order they are added: joining the cgroup needs the daemon's privileges,
+    // so it comes before the switch of user, and everything before the descriptors' hook
+    // below, which execs.
+    if let Some(procs) = extras.cgroup_procs {
+        kelpie_sys::cgroup::join_before_exec(&mut std_command, procs);
+    }
     kelpie_sys::set_nice_and_identity(&mut std_command, spec.nice, identity(spec)?);
     if fds.is_empty() && extras.socket.is_none() {
         std_command.args(&argv[1..]).env_clear().envs(env);

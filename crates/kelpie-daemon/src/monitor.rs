@@ -1,11 +1,16 @@
-//! Resource use of every instance's whole process tree (its main process, every descendant,
-//! and whatever else is left in its process group), sampled about once a second on a thread of
-//! its own from one pass over `/proc`. The supervisor shows the readings in `list` and checks
-//! them against each app's limits.
+//! Resource use of every instance's whole process tree, sampled about once a second on a thread
+//! of its own. With a cgroup per process (see `cgroups.rs`), the cgroup's own counters: CPU
+//! time from `cpu.stat`, memory from `memory.current` when the memory controller is there (else
+//! the resident memory of the cgroup's processes from /proc). Without, one pass over `/proc`: the
+//! main process, every descendant, and whatever else is left in its process group. The
+//! supervisor shows the readings in `list` and checks them against each app's limits.
 
+use crate::cgroups::Cgroups;
 use kelpie_core::limits::Usage;
+use kelpie_sys::cgroup::Cgroup;
 use kelpie_sys::ProcessEntry;
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -14,12 +19,37 @@ use tokio::sync::mpsc;
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 /// One instance to sample: its id and its main process (also its process group's id).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// The instance.
     pub pm_id: u32,
     /// Its main process.
     pub pid: u32,
+    /// The main process's cgroup, if it has one.
+    pub cgroup: Option<PathBuf>,
+}
+
+/// What a process's cgroup says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CgroupReading {
+    /// `memory.current`, when the memory controller is enabled.
+    pub memory_bytes: Option<u64>,
+    /// `cpu.stat`'s `usage_usec`.
+    pub cpu_usec: u64,
+    /// The pids in it.
+    pub pids: Vec<u32>,
+}
+
+impl CgroupReading {
+    /// Read the cgroup at `path`; `None` when it cannot be read (gone).
+    fn read(path: &std::path::Path) -> Option<CgroupReading> {
+        let cgroup = Cgroup::at(path.to_path_buf());
+        Some(CgroupReading {
+            cpu_usec: cgroup.cpu_usec()?,
+            memory_bytes: cgroup.memory_bytes(),
+            pids: cgroup.pids(),
+        })
+    }
 }
 
 /// A reading of one instance.
@@ -44,6 +74,7 @@ impl Monitor {
     /// receiver is dropped.
     pub fn start(
         every: Duration,
+        cgroups: Cgroups,
         readings: mpsc::UnboundedSender<Vec<Reading>>,
     ) -> std::io::Result<Monitor> {
         let targets: Arc<Mutex<Vec<Target>>> = Arc::default();
@@ -54,6 +85,7 @@ impl Monitor {
                 let mut sampler = TreeSampler::default();
                 loop {
                     std::thread::sleep(every);
+                    cgroups.tidy();
                     let current = match shared.lock() {
                         Ok(targets) => targets.clone(),
                         Err(_) => return,
@@ -65,11 +97,34 @@ impl Monitor {
                         }
                         continue;
                     }
-                    let Ok(processes) = kelpie_sys::scan_processes() else {
-                        continue;
+                    let cgroup_readings: HashMap<u32, CgroupReading> = current
+                        .iter()
+                        .filter_map(|t| {
+                            let path = t.cgroup.as_ref()?;
+                            Some((t.pm_id, CgroupReading::read(path)?))
+                        })
+                        .collect();
+                    // /proc is read only when a cgroup cannot tell the memory (or is missing).
+                    let scan = current.iter().any(|t| {
+                        cgroup_readings
+                            .get(&t.pm_id)
+                            .is_none_or(|c| c.memory_bytes.is_none())
+                    });
+                    let processes = if scan {
+                        match kelpie_sys::scan_processes() {
+                            Ok(processes) => processes,
+                            Err(_) => continue,
+                        }
+                    } else {
+                        Vec::new()
                     };
-                    let batch =
-                        sampler.sample(&current, &processes, Instant::now(), uptime_ticks());
+                    let batch = sampler.sample(
+                        &current,
+                        &cgroup_readings,
+                        &processes,
+                        Instant::now(),
+                        uptime_ticks(),
+                    );
                     if readings.send(batch).is_err() {
                         return;
                     }
@@ -86,12 +141,14 @@ impl Monitor {
     }
 }
 
-/// Turns scans of `/proc` into per-tree readings; remembers each process's CPU time, so CPU is
-/// the use since the previous scan.
+/// Turns cgroup readings and scans of `/proc` into per-tree readings; remembers CPU times, so
+/// CPU is the use since the previous reading.
 #[derive(Default)]
 pub struct TreeSampler {
     /// CPU ticks of each process (pid, start time) at the previous scan.
     ticks: HashMap<(u32, u64), u64>,
+    /// CPU microseconds of each instance's cgroup (pm_id, main pid) at the previous reading.
+    cgroup_usec: HashMap<(u32, u32), u64>,
     last_scan: Option<Instant>,
 }
 
@@ -101,6 +158,7 @@ impl TreeSampler {
     pub fn sample(
         &mut self,
         targets: &[Target],
+        cgroups: &HashMap<u32, CgroupReading>,
         processes: &[ProcessEntry],
         now: Instant,
         uptime_ticks: u64,
@@ -126,8 +184,37 @@ impl TreeSampler {
                 .push(process.pid);
         }
         let mut ticks = HashMap::new();
+        let mut cgroup_usec = HashMap::new();
         let mut readings = Vec::with_capacity(targets.len());
         for target in targets {
+            if let Some(cgroup) = cgroups.get(&target.pm_id) {
+                let key = (target.pm_id, target.pid);
+                // The first reading of a process has nothing to compare with: 0 until the next.
+                let used_usec = self
+                    .cgroup_usec
+                    .get(&key)
+                    .map_or(0, |before| cgroup.cpu_usec.saturating_sub(*before));
+                cgroup_usec.insert(key, cgroup.cpu_usec);
+                let memory_bytes = cgroup.memory_bytes.unwrap_or_else(|| {
+                    cgroup
+                        .pids
+                        .iter()
+                        .filter_map(|pid| by_pid.get(pid))
+                        .map(|p| p.sample.rss_bytes)
+                        .sum()
+                });
+                let usage = Usage {
+                    memory_bytes,
+                    cpu_percent: (used_usec as f64 / 1e6 / elapsed_secs * 1000.0).round() / 10.0,
+                    processes: cgroup.pids.len() as u32,
+                };
+                readings.push(Reading {
+                    pm_id: target.pm_id,
+                    pid: target.pid,
+                    usage,
+                });
+                continue;
+            }
             let Some(main) = by_pid.get(&target.pid) else {
                 continue;
             };
@@ -173,6 +260,7 @@ impl TreeSampler {
             });
         }
         self.ticks = ticks;
+        self.cgroup_usec = cgroup_usec;
         self.last_scan = Some(now);
         readings
     }
@@ -180,6 +268,7 @@ impl TreeSampler {
     /// Nothing to sample: forget the previous scan.
     pub fn forget(&mut self) {
         self.ticks.clear();
+        self.cgroup_usec.clear();
         self.last_scan = None;
     }
 }
@@ -224,7 +313,19 @@ mod tests {
         ];
         let mut sampler = TreeSampler::default();
         let readings = sampler.sample(
-            &[Target { pm_id: 0, pid: 100 }, Target { pm_id: 1, pid: 200 }],
+            &[
+                Target {
+                    pm_id: 0,
+                    pid: 100,
+                    cgroup: None,
+                },
+                Target {
+                    pm_id: 1,
+                    pid: 200,
+                    cgroup: None,
+                },
+            ],
+            &HashMap::new(),
             &processes,
             Instant::now(),
             1_000_000,
@@ -240,9 +341,13 @@ mod tests {
         let hz = kelpie_sys::clock_ticks_per_second();
         let mut sampler = TreeSampler::default();
         let start = Instant::now();
-        let target = [Target { pm_id: 0, pid: 100 }];
+        let target = [Target {
+            pm_id: 0,
+            pid: 100,
+            cgroup: None,
+        }];
         let first = [process(100, 1, 100, 1, 500), process(101, 100, 100, 1, 0)];
-        sampler.sample(&target, &first, start, 100_000);
+        sampler.sample(&target, &HashMap::new(), &first, start, 100_000);
         // One second later the main process used half a core and its child a full one.
         let second = [
             process(100, 1, 100, 1, 500 + hz / 2),
@@ -250,6 +355,7 @@ mod tests {
         ];
         let readings = sampler.sample(
             &target,
+            &HashMap::new(),
             &second,
             start + Duration::from_secs(1),
             100_000 + hz,
@@ -264,7 +370,9 @@ mod tests {
             &[Target {
                 pm_id: 0,
                 pid: 4242,
+                cgroup: None,
             }],
+            &HashMap::new(),
             &[process(1, 0, 1, 1, 0)],
             Instant::now(),
             1_000,
@@ -278,7 +386,12 @@ mod tests {
         let mut sampler = TreeSampler::default();
         let me = std::process::id();
         let readings = sampler.sample(
-            &[Target { pm_id: 0, pid: me }],
+            &[Target {
+                pm_id: 0,
+                pid: me,
+                cgroup: None,
+            }],
+            &HashMap::new(),
             &processes,
             Instant::now(),
             uptime_ticks(),

@@ -122,6 +122,8 @@ struct Entry {
     usage: Option<(u32, Usage)>,
     /// What its limits have seen.
     limits: LimitWatch,
+    /// Its current process's cgroup, if any.
+    cgroup: Option<std::path::PathBuf>,
 }
 
 /// What woke the supervisor up.
@@ -150,6 +152,8 @@ struct Supervisor {
     exit_now: Option<oneshot::Receiver<()>>,
     /// Samples every instance's process tree.
     monitor: Monitor,
+    /// One cgroup per app process, when the daemon can create them.
+    cgroups: crate::cgroups::Cgroups,
     username: String,
     logs: LogService,
     /// Listening sockets of apps with a Kelpie-owned port, by app name.
@@ -209,13 +213,15 @@ pub async fn run(home: Home) -> Result<(), DaemonError> {
     let (commands_tx, commands_rx) = mpsc::channel(1024);
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (readings_tx, readings_rx) = mpsc::unbounded_channel();
-    let monitor = Monitor::start(crate::monitor::SAMPLE_EVERY, readings_tx).map_err(|source| {
-        DaemonError::Io {
+    let cgroups = tokio::task::spawn_blocking(crate::cgroups::Cgroups::setup)
+        .await
+        .unwrap_or_default();
+    let monitor = Monitor::start(crate::monitor::SAMPLE_EVERY, cgroups.clone(), readings_tx)
+        .map_err(|source| DaemonError::Io {
             about: "cannot start the resource monitor for",
             path: home.root().display().to_string(),
             source,
-        }
-    })?;
+        })?;
     let mut supervisor = Supervisor {
         home: home.clone(),
         apps: BTreeMap::new(),
@@ -227,6 +233,7 @@ pub async fn run(home: Home) -> Result<(), DaemonError> {
         exiting: false,
         exit_now: None,
         monitor,
+        cgroups: cgroups.clone(),
         username: kelpie_sys::username(kelpie_sys::current_uid()),
         logs: log_service.clone(),
         sockets: BTreeMap::new(),
@@ -252,6 +259,7 @@ pub async fn run(home: Home) -> Result<(), DaemonError> {
     // The apps are stopped: write what they printed while stopping before exiting. The socket
     // still accepts meanwhile, so a `kill` that waits for it to go waits for this too.
     supervisor.logs.finish(LOGS_AT_EXIT).await;
+    let _ = tokio::task::spawn_blocking(move || cgroups.finish()).await;
     server.abort();
     // The pid file goes first: a CLI waiting for the socket to disappear may start the next
     // daemon at once, and that one's pid file must not be removed by us.
@@ -489,8 +497,9 @@ impl Supervisor {
             return;
         }
         if let Some(entry) = self.apps.get_mut(&event.pm_id) {
-            let new_process = entry.state.pid != event.state.pid;
+            let new_process = entry.state.pid != event.state.pid || entry.cgroup != event.cgroup;
             entry.state = event.state;
+            entry.cgroup = event.cgroup;
             if new_process {
                 entry.limits.reset();
             }
@@ -513,7 +522,13 @@ impl Supervisor {
         let targets = self
             .apps
             .iter()
-            .filter_map(|(pm_id, entry)| entry.state.pid.map(|pid| Target { pm_id: *pm_id, pid }))
+            .filter_map(|(pm_id, entry)| {
+                entry.state.pid.map(|pid| Target {
+                    pm_id: *pm_id,
+                    pid,
+                    cgroup: entry.cgroup.clone(),
+                })
+            })
             .collect();
         self.monitor.set_targets(targets);
     }
@@ -604,6 +619,7 @@ impl Supervisor {
             orphan_group,
             logs: self.logs.clone(),
             socket,
+            cgroups: self.cgroups.clone(),
         };
         self.logs.claim(pm_id, &spec);
         self.leaving.remove(&pm_id);
@@ -617,6 +633,7 @@ impl Supervisor {
                 mailbox,
                 usage: None,
                 limits: LimitWatch::default(),
+                cgroup: None,
             },
         );
         self.next_id = self.next_id.max(pm_id + 1);

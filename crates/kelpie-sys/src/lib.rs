@@ -4,6 +4,7 @@
 //! This is the only crate allowed `unsafe`; every block says why it is sound.
 #![allow(unsafe_code)]
 
+pub mod cgroup;
 mod creds;
 mod exec;
 mod localtime;

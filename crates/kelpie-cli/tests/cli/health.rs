@@ -460,3 +460,55 @@ fn dependencies_that_will_never_come_up_fail_the_start_at_once() {
     );
     assert_eq!(k.jlist().len(), 5, "nothing was added");
 }
+
+#[test]
+fn with_cgroups_a_process_that_left_the_group_is_counted_and_stopped_with_the_app() {
+    let k = kelpie();
+    let escaped = k.home().join("escaped.pid");
+    let script = k.write(
+        "escape.sh",
+        &format!(
+            "#!/bin/sh\nsetsid sleep 300 &\necho $! > {}\nexec sleep 300\n",
+            escaped.display()
+        ),
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    // SIGTERM: sh starts background jobs with SIGINT ignored.
+    k.ok(&[
+        "start",
+        &script,
+        "--name",
+        "escape",
+        "--kill-signal",
+        "SIGTERM",
+    ]);
+    let daemon_log = std::fs::read_to_string(k.home().join("kelpie.log")).unwrap_or_default();
+    if !daemon_log.contains("cgroups: one per app process") {
+        eprintln!("skipped: the daemon cannot create cgroups here");
+        return;
+    }
+    k.wait_for("the escaped pid", 5 * SECS, || escaped.exists());
+    let pid: u32 = std::fs::read_to_string(&escaped)
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .expect("a pid");
+    k.track(pid);
+    assert!(alive(pid));
+    k.wait_for("its memory sampled", 5 * SECS, || {
+        k.app("escape")["monit"]["memory"].as_u64().unwrap_or(0) > 0
+    });
+    // It gets the stop signal too (it is in the app's cgroup), so the stop takes no kill_timeout.
+    let began = std::time::Instant::now();
+    k.ok(&["stop", "escape"]);
+    assert!(
+        !alive(pid),
+        "the process that left the group survived the stop"
+    );
+    assert!(
+        began.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        began.elapsed()
+    );
+}

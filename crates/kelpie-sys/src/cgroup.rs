@@ -1,0 +1,209 @@
+//! cgroup v2, for the accounting and the stop of each app process: every process Kelpie starts
+//! can be put, before it execs, into a cgroup of its own, which then holds it and everything it
+//! starts (even what leaves its process group with `setsid`). Memory and CPU are then read from
+//! two small files instead of a walk over /proc, and a stop can kill the whole cgroup.
+//!
+//! Everything here is plain file work on the cgroup2 filesystem, except the hook that makes a
+//! child join its cgroup between fork and exec.
+
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// The cgroup2 directory this process is in (`/sys/fs/cgroup/<path from /proc/self/cgroup>`),
+/// if the unified hierarchy is mounted.
+pub fn own_cgroup_dir() -> Option<PathBuf> {
+    let membership = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let relative = membership
+        .lines()
+        .find_map(|line| line.strip_prefix("0::"))?
+        .trim();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    // mountinfo: `id parent major:minor root mount-point options ... - fstype source ...`
+    let mount_point = mounts.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        let fstype = after.split_whitespace().next()?;
+        let fields: Vec<&str> = before.split_whitespace().collect();
+        (fstype == "cgroup2" && fields.get(3) == Some(&"/")).then(|| fields.get(4).copied())?
+    })?;
+    Some(Path::new(mount_point).join(relative.trim_start_matches('/')))
+}
+
+/// Enable `controller` (`memory`) for the children of `dir`; false when it cannot be (not
+/// available there, or `dir` holds processes and is not the root).
+pub fn enable_controller(dir: &Path, controller: &str) -> bool {
+    let available = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    if !available.split_whitespace().any(|c| c == controller) {
+        return false;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("cgroup.subtree_control"))
+        .and_then(|mut file| file.write_all(format!("+{controller}").as_bytes()))
+        .is_ok()
+}
+
+/// One cgroup (a directory of the cgroup2 filesystem).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cgroup {
+    path: PathBuf,
+}
+
+impl Cgroup {
+    /// Create the cgroup at `path` (its parent must exist).
+    pub fn create(path: PathBuf) -> io::Result<Cgroup> {
+        match std::fs::create_dir(&path) {
+            Ok(()) => Ok(Cgroup { path }),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Cgroup { path }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The cgroup at `path`, without creating it.
+    pub fn at(path: PathBuf) -> Cgroup {
+        Cgroup { path }
+    }
+
+    /// Its directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its `cgroup.procs`, opened for a child to join it (see [`join_before_exec`]).
+    pub fn procs_for_joining(&self) -> io::Result<OwnedFd> {
+        // std opens files close-on-exec: the descriptor does not leak into the app.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.path.join("cgroup.procs"))?;
+        Ok(OwnedFd::from(file))
+    }
+
+    /// Resident memory of everything in it (`memory.current`), when the memory controller is
+    /// enabled for it.
+    pub fn memory_bytes(&self) -> Option<u64> {
+        read_number(&self.path.join("memory.current"))
+    }
+
+    /// CPU time used by everything that ever ran in it, in microseconds (`cpu.stat`'s
+    /// `usage_usec`, kept by cgroup2 itself without any controller).
+    pub fn cpu_usec(&self) -> Option<u64> {
+        let stat = std::fs::read_to_string(self.path.join("cpu.stat")).ok()?;
+        stat.lines()
+            .find_map(|line| line.strip_prefix("usage_usec "))
+            .and_then(|n| n.trim().parse().ok())
+    }
+
+    /// The pids in it (`cgroup.procs`).
+    pub fn pids(&self) -> Vec<u32> {
+        std::fs::read_to_string(self.path.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// Whether a process that has not exited is in it (`cgroup.events`' `populated`). A cgroup
+    /// that cannot be read counts as empty.
+    pub fn populated(&self) -> bool {
+        std::fs::read_to_string(self.path.join("cgroup.events"))
+            .unwrap_or_default()
+            .lines()
+            .any(|line| line.trim() == "populated 1")
+    }
+
+    /// SIGKILL everything in it: `cgroup.kill` (Linux 5.14), else each pid it lists.
+    pub fn kill(&self) {
+        let killed = std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.path.join("cgroup.kill"))
+            .and_then(|mut file| file.write_all(b"1"));
+        if killed.is_err() {
+            for pid in self.pids() {
+                let _ = crate::send_signal(pid, crate::SIGKILL);
+            }
+        }
+    }
+
+    /// Remove it (it must be empty).
+    pub fn remove(&self) -> io::Result<()> {
+        match std::fs::remove_dir(&self.path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+}
+
+fn read_number(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Make the child of `command` join the cgroup whose `cgroup.procs` is `procs` (from
+/// [`Cgroup::procs_for_joining`]) before it execs, so that nothing it runs is ever outside.
+/// Register it before hooks that drop privileges: moving needs the daemon's.
+pub fn join_before_exec(command: &mut std::process::Command, procs: OwnedFd) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only calls write(2), which is
+    // async-signal-safe, on a descriptor opened before the fork; it allocates nothing and takes
+    // no lock. Writing "0" to cgroup.procs moves the writing process.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::write(procs.as_raw_fd(), b"0".as_ptr().cast(), 1) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cgroup for a test, when this machine lets us create one (root with cgroup2).
+    fn test_cgroup(name: &str) -> Option<Cgroup> {
+        let dir = own_cgroup_dir()?;
+        Cgroup::create(dir.join(format!("kelpie-sys-test-{name}-{}", std::process::id()))).ok()
+    }
+
+    #[test]
+    fn a_child_joins_its_cgroup_before_exec_and_a_kill_empties_it() {
+        let Some(cgroup) = test_cgroup("join") else {
+            eprintln!("skipped: cannot create a cgroup here");
+            return;
+        };
+        let mut command = std::process::Command::new("sh");
+        // The grandchild leaves the process group: still in the cgroup.
+        command.args([
+            "-c",
+            "setsid sleep 30 & grep '^0::' /proc/self/cgroup; wait",
+        ]);
+        command.stdout(std::process::Stdio::piped());
+        join_before_exec(
+            &mut command,
+            cgroup.procs_for_joining().expect("open procs"),
+        );
+        let mut child = command.spawn().expect("spawn");
+        let mut line = String::new();
+        if let Some(out) = child.stdout.as_mut() {
+            let mut reader = std::io::BufReader::new(out);
+            std::io::BufRead::read_line(&mut reader, &mut line).expect("read");
+        }
+        let name = cgroup
+            .path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?");
+        assert!(line.trim().ends_with(name), "{line}");
+        assert!(cgroup.populated());
+        assert!(cgroup.pids().len() >= 2, "{:?}", cgroup.pids());
+        assert!(cgroup.cpu_usec().is_some());
+        cgroup.kill();
+        let _ = child.wait();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while cgroup.populated() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!cgroup.populated());
+        cgroup.remove().expect("rmdir the empty cgroup");
+    }
+}
