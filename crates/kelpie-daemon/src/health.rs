@@ -25,6 +25,8 @@ pub struct ExecContext {
     pub cwd: PathBuf,
     /// The command's environment, exactly (nothing of the daemon's is inherited).
     pub env: Vec<(String, String)>,
+    /// The app's user and groups, when it runs as another user: the command runs as it too.
+    pub identity: Option<kelpie_sys::Identity>,
 }
 
 /// What the check loop tells the instance task.
@@ -444,7 +446,8 @@ async fn exec_probe(command: &str, timeout: Duration, ctx: &ExecContext) -> Resu
     let deadline = Instant::now() + timeout;
     // `/bin/sh` by path: with `env_clear` the lookup of a bare `sh` would depend on the app's
     // PATH, or on none at all.
-    let mut child = Command::new("/bin/sh")
+    let mut shell = std::process::Command::new("/bin/sh");
+    shell
         .arg("-c")
         .arg(command)
         .current_dir(&ctx.cwd)
@@ -452,9 +455,11 @@ async fn exec_probe(command: &str, timeout: Duration, ctx: &ExecContext) -> Resu
         .envs(ctx.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        // Its own group, so that a timeout or an abort kills what the command started too.
-        .process_group(0)
+        .stderr(Stdio::piped());
+    // Its own group, so that a timeout or an abort kills what the command started too.
+    std::os::unix::process::CommandExt::process_group(&mut shell, 0);
+    kelpie_sys::set_nice_and_identity(&mut shell, None, ctx.identity.clone());
+    let mut child = Command::from(shell)
         // If this future is dropped (the check loop aborted), tokio kills the shell and reaps it
         // in the background; `group` below kills the rest of its group first.
         .kill_on_drop(true)
@@ -970,7 +975,31 @@ mod tests {
                 ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
                 ("APP_FLAG".into(), "on".into()),
             ],
+            identity: None,
         }
+    }
+
+    #[tokio::test]
+    async fn an_exec_check_runs_as_the_apps_user() {
+        let Some((uid, gid)) = kelpie_sys::lookup_user("nobody") else {
+            return;
+        };
+        if kelpie_sys::current_uid() != 0 {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let ctx = ExecContext {
+            identity: Some(kelpie_sys::Identity {
+                uid: Some(uid),
+                gid,
+                groups: vec![gid],
+            }),
+            ..context(std::path::Path::new("/"))
+        };
+        let check = HealthProbe::Exec {
+            command: format!("test \"$(id -u)\" = {uid}"),
+        };
+        assert_eq!(probe(&check, Duration::from_secs(5), &ctx).await, Ok(()));
     }
 
     fn exec(command: &str) -> HealthProbe {

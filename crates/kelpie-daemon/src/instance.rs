@@ -136,6 +136,8 @@ struct Launched {
     link: ProcessLink,
     /// Its cgroup, when the daemon uses cgroups.
     cgroup: Option<ProcessCgroup>,
+    /// The user and groups it runs as, when not the daemon's (its exec health checks too).
+    identity: Option<kelpie_sys::Identity>,
     route: Option<Arc<crate::logs::Route>>,
     /// It must say it is ready before it counts as online.
     awaits_ready: bool,
@@ -519,6 +521,7 @@ impl Instance {
             let exec = ExecContext {
                 cwd: self.spec.cwd.clone().into(),
                 env: self.spec.merged_env().into_iter().collect(),
+                identity: launched.identity.clone(),
             };
             let (tx, reports) = mpsc::unbounded_channel();
             HealthChecks {
@@ -566,7 +569,7 @@ impl Instance {
         let (pm_id, instance) = (self.pm_id, self.instance);
         let socket = self.socket.clone();
         let cgroups = self.cgroups.clone();
-        let (spawned, cgroup) = tokio::task::spawn_blocking(move || {
+        let (spawned, cgroup, identity) = tokio::task::spawn_blocking(move || {
             let who = InstanceIdentity {
                 home: &home,
                 pm_id,
@@ -589,10 +592,12 @@ impl Instance {
             };
             let spawned = launch::command(&spec, &who, pipes, extras).and_then(|mut c| c.spawn());
             drop(ends.fds);
-            (spawned, cgroup)
+            // Read here (/etc/passwd) rather than on the async thread; it was just used.
+            let identity = launch::identity(&spec).ok().flatten();
+            (spawned, cgroup, identity)
         })
         .await
-        .unwrap_or_else(|e| (Err(std::io::Error::other(e.to_string())), None));
+        .unwrap_or_else(|e| (Err(std::io::Error::other(e.to_string())), None, None));
         let child = spawned.map_err(|e| format!("{}: {e}", self.spec.command_line()[0]))?;
         let pid = child
             .id()
@@ -623,6 +628,7 @@ impl Instance {
             pid,
             link,
             cgroup,
+            identity,
             route,
             awaits_ready: awaits_ready(&self.spec, self.socket.is_some()),
         })

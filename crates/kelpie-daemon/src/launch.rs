@@ -203,7 +203,7 @@ pub fn command(
 
 /// Who the app runs as (`user` / `group`): the user's ids and its groups from /etc/passwd and
 /// /etc/group. Only root may run apps as someone else.
-fn identity(spec: &AppSpec) -> std::io::Result<Option<kelpie_sys::Identity>> {
+pub fn identity(spec: &AppSpec) -> std::io::Result<Option<kelpie_sys::Identity>> {
     if spec.user.is_none() && spec.group.is_none() {
         return Ok(None);
     }
