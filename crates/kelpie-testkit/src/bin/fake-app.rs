@@ -35,9 +35,14 @@
 //! - `--slow MS` (with `--serve`): wait MS before writing each response.
 //! - `--fail-after MS` (with `--serve`): answer `500` instead of `200` once MS have passed.
 //! - `--allocate MB` (with `--allocate-after MS`, default 0): after MS, allocate and touch MB
-//!   mebibytes and keep them; prints `allocated <MB> MB`.
+//!   mebibytes and keep them; prints `allocated <MB> MB`. With `--stamp FILE` (or
+//!   `--alloc-stamp FILE`, which only takes these two lines), it also appends
+//!   `allocating <pid> <unix time in ns>` to FILE just before it starts touching the memory and
+//!   `allocated <pid> <unix time in ns>` once every page is resident (when a memory limit was
+//!   crossed, for the restart latency; lines of three fields, unlike the start stamp's two).
 //! - `--child-allocate MB`: the children of `--spawn-children` allocate MB (after
-//!   `--allocate-after`) instead of the parent.
+//!   `--allocate-after`) instead of the parent; they append their `allocating` / `allocated`
+//!   lines to the parent's `--alloc-stamp` or `--stamp` file (and no start stamp).
 //! - `--burn`: keep one core busy, forever.
 //! - `--watchdog MS`: send `WATCHDOG=1` to `NOTIFY_SOCKET` every MS; with `--hang-after MS2`,
 //!   stop sending (and stop doing anything) after MS2, as a hung app would.
@@ -50,6 +55,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[derive(Default)]
 struct Options {
     stamp: Option<String>,
+    alloc_stamp: Option<String>,
     print: u64,
     print_err: u64,
     print_args: bool,
@@ -89,6 +95,7 @@ fn parse(args: &[String]) -> Options {
         let mut value = || it.next().cloned().unwrap_or_default();
         match arg.as_str() {
             "--stamp" => o.stamp = Some(value()),
+            "--alloc-stamp" => o.alloc_stamp = Some(value()),
             "--print" => o.print = value().parse().unwrap_or(0),
             "--print-err" => o.print_err = value().parse().unwrap_or(0),
             "--print-args" => o.print_args = true,
@@ -132,17 +139,23 @@ fn append(path: &str, line: &str) {
     }
 }
 
+/// Nanoseconds since the Unix epoch.
+fn unix_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let o = parse(&args);
     let pid = std::process::id();
     if let Some(path) = &o.stamp {
-        let ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        append(path, &format!("{pid} {ns}"));
+        append(path, &format!("{pid} {}", unix_ns()));
     }
+    // Where the `allocating` / `allocated` lines go.
+    let alloc_stamp = o.alloc_stamp.clone().or_else(|| o.stamp.clone());
     if o.ignore_signals {
         for signal in ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] {
             if let Some(n) = kelpie_sys::signal_number(signal) {
@@ -197,6 +210,9 @@ fn main() {
                 "--allocate-after".to_string(),
                 o.allocate_after.to_string(),
             ]);
+            if let Some(path) = &alloc_stamp {
+                child_args.extend(["--alloc-stamp".to_string(), path.clone()]);
+            }
         }
         match std::process::Command::new(exe).args(child_args).spawn() {
             Ok(child) => {
@@ -211,8 +227,14 @@ fn main() {
         let (megabytes, after) = (o.allocate, o.allocate_after);
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(after));
+            if let Some(path) = &alloc_stamp {
+                append(path, &format!("allocating {pid} {}", unix_ns()));
+            }
             // Filled with ones, so every page is touched and resident.
             let kept = vec![1u8; (megabytes << 20) as usize];
+            if let Some(path) = &alloc_stamp {
+                append(path, &format!("allocated {pid} {}", unix_ns()));
+            }
             println!("allocated {megabytes} MB");
             loop {
                 std::thread::sleep(Duration::from_secs(3600));
