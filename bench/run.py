@@ -14,10 +14,14 @@ process managers in the same run, each with its own temporary home:
   * cluster: a Node.js HTTP hello world with 2 instances in cluster mode under wrk (installed
     from Debian's packages when missing): requests/s with a new connection per request and with
     keep-alive, the daemon's CPU meanwhile, and failed requests during `reload` under load.
+  * health: the daemon's CPU (and its busiest threads) while 500 idle apps run and nobody calls
+    the CLI, and its RSS; the time from an app crossing its max_memory_restart to its restart,
+    the app itself or its child allocating.
 
 Standard library only (Python 3.11). See bench/README.md. Run from anywhere:
 
-    python3 bench/run.py [--quick] [--apps N] [--kelpie-only] [--only core|logs|cluster]
+    python3 bench/run.py [--quick] [--apps N] [--kelpie-only]
+                         [--only core|logs|cluster|health]
                          [--output FILE]
     python3 bench/run.py --self-test     # tests of the helpers (log line counter, wrk parser, …)
 """
@@ -1892,7 +1896,8 @@ def build_health_table(pm2: dict | None, kel: dict) -> str:
         t = d.get("threads_pct")
         if not t:
             return "n/a"
-        return ", ".join(f"{k} {v:.2f} %" for k, v in list(t.items())[:3])
+        shown = [(k, v) for k, v in t.items() if round(v, 2) > 0][:3]  # not the idle ones
+        return ", ".join(f"{k} {v:.2f} %" for k, v in shown) or "0.00 %"
 
     def lat(d: dict, key: str = "restart_ms") -> str:
         if not d or not d.get("rounds"):
@@ -2962,7 +2967,7 @@ class HealthTest(unittest.TestCase):
         cpu = lambda pct, thr: {"apps": 500, "window_s": 30.0, "windows": 3,  # noqa: E731
                                 "cpu_pct": pct, "cpu_pct_min": pct * 0.9,
                                 "cpu_pct_max": pct * 1.1, "threads_pct": thr, "rss_mb": 20.0}
-        kel = {"cpu": cpu(1.2, {"kelpie-monitor": 1.1, "kelpie-log-writ": 0.03}),
+        kel = {"cpu": cpu(1.2, {"kelpie-monitor": 1.1, "kelpie-log-writ": 0.03, "kelpie": 0.0}),
                "memory": summarize_health_memory({
                    "main": [self.round_row("main", x) for x in (500.0, 800.0, 300.0, 900.0, 600.0)],
                    "child": [self.round_row("child", x) for x in (700.0,) * 5]})}
