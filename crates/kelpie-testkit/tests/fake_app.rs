@@ -46,6 +46,8 @@ fn stamps_the_start_and_the_allocation() {
             "8",
             "--allocate-after",
             "50",
+            "--stamp-over",
+            "4",
             "--exit-after",
             "1000",
         ])
@@ -53,17 +55,47 @@ fn stamps_the_start_and_the_allocation() {
         .expect("run fake-app");
     assert!(String::from_utf8_lossy(&out.stdout).contains("allocated 8 MB"));
     let lines = stamp_lines(&stamp);
-    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
     let pid = lines[0][0].clone();
     assert_eq!(lines[0].len(), 2, "{lines:?}");
     assert_eq!(lines[1][..2], ["allocating".to_string(), pid.clone()]);
-    assert_eq!(lines[2][..2], ["allocated".to_string(), pid]);
+    assert_eq!(lines[2][..2], ["over".to_string(), pid.clone()]);
+    assert_eq!(lines[3][..2], ["allocated".to_string(), pid]);
     let ns: Vec<u128> = lines
         .iter()
         .map(|l| l.last().and_then(|n| n.parse().ok()).expect("a time in ns"))
         .collect();
-    // Started, then at least --allocate-after later allocating, then allocated.
-    assert!(ns[1] >= ns[0] + 50_000_000 && ns[2] >= ns[1], "{ns:?}");
+    // Started, then at least --allocate-after later allocating, over the limit, allocated.
+    assert!(
+        ns[1] >= ns[0] + 50_000_000 && ns[2] >= ns[1] && ns[3] >= ns[2],
+        "{ns:?}"
+    );
+}
+
+#[test]
+fn no_over_stamp_below_the_limit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stamp = dir.path().join("stamp");
+    let status = Command::new(env!("CARGO_BIN_EXE_fake-app"))
+        .arg("--stamp")
+        .arg(&stamp)
+        .args([
+            "--allocate",
+            "4",
+            "--stamp-over",
+            "64",
+            "--exit-after",
+            "500",
+        ])
+        .status()
+        .expect("run fake-app");
+    assert_eq!(status.code(), Some(1));
+    let kinds: Vec<String> = stamp_lines(&stamp)
+        .iter()
+        .skip(1)
+        .map(|l| l[0].clone())
+        .collect();
+    assert_eq!(kinds, ["allocating", "allocated"]);
 }
 
 #[test]
@@ -77,6 +109,8 @@ fn a_child_stamps_its_allocation_in_the_parents_file() {
         .arg(&children)
         .args([
             "--child-allocate",
+            "8",
+            "--stamp-over",
             "4",
             "--allocate-after",
             "0",
@@ -92,7 +126,7 @@ fn a_child_stamps_its_allocation_in_the_parents_file() {
         .parse()
         .expect("child pid");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while stamp_lines(&stamp).len() < 3 && std::time::Instant::now() < deadline {
+    while stamp_lines(&stamp).len() < 4 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     // The child sleeps forever: stop it.
@@ -100,12 +134,13 @@ fn a_child_stamps_its_allocation_in_the_parents_file() {
         .args(["-9", &child.to_string()])
         .status();
     let lines = stamp_lines(&stamp);
-    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
     assert_eq!(
         lines[0].len(),
         2,
         "the parent's start stamp only: {lines:?}"
     );
     assert_eq!(lines[1][..2], ["allocating".to_string(), child.to_string()]);
-    assert_eq!(lines[2][..2], ["allocated".to_string(), child.to_string()]);
+    assert_eq!(lines[2][..2], ["over".to_string(), child.to_string()]);
+    assert_eq!(lines[3][..2], ["allocated".to_string(), child.to_string()]);
 }

@@ -35,14 +35,17 @@
 //! - `--slow MS` (with `--serve`): wait MS before writing each response.
 //! - `--fail-after MS` (with `--serve`): answer `500` instead of `200` once MS have passed.
 //! - `--allocate MB` (with `--allocate-after MS`, default 0): after MS, allocate and touch MB
-//!   mebibytes and keep them; prints `allocated <MB> MB`. With `--stamp FILE` (or
-//!   `--alloc-stamp FILE`, which only takes these two lines), it also appends
+//!   mebibytes, a MiB at a time, and keep them; prints `allocated <MB> MB`. With `--stamp FILE`
+//!   (or `--alloc-stamp FILE`, which only takes these lines), it also appends
 //!   `allocating <pid> <unix time in ns>` to FILE just before it starts touching the memory and
-//!   `allocated <pid> <unix time in ns>` once every page is resident (when a memory limit was
-//!   crossed, for the restart latency; lines of three fields, unlike the start stamp's two).
+//!   `allocated <pid> <unix time in ns>` once every page is resident; with `--stamp-over LIMIT`
+//!   (MiB) also `over <pid> <unix time in ns>` as soon as its resident memory (`VmRSS`, read
+//!   after each MiB) is over LIMIT: when a memory limit was crossed, for the restart latency.
+//!   (Lines of three fields, unlike the start stamp's two.)
 //! - `--child-allocate MB`: the children of `--spawn-children` allocate MB (after
-//!   `--allocate-after`) instead of the parent; they append their `allocating` / `allocated`
-//!   lines to the parent's `--alloc-stamp` or `--stamp` file (and no start stamp).
+//!   `--allocate-after`, with the parent's `--stamp-over`) instead of the parent; they append
+//!   their `allocating` / `over` / `allocated` lines to the parent's `--alloc-stamp` or
+//!   `--stamp` file (and no start stamp).
 //! - `--burn`: keep one core busy, forever.
 //! - `--watchdog MS`: send `WATCHDOG=1` to `NOTIFY_SOCKET` every MS; with `--hang-after MS2`,
 //!   stop sending (and stop doing anything) after MS2, as a hung app would.
@@ -80,6 +83,7 @@ struct Options {
     allocate: u64,
     allocate_after: u64,
     child_allocate: u64,
+    stamp_over: Option<u64>,
     burn: bool,
     watchdog: Option<u64>,
     hang_after: Option<u64>,
@@ -120,6 +124,7 @@ fn parse(args: &[String]) -> Options {
             "--allocate" => o.allocate = value().parse().unwrap_or(0),
             "--allocate-after" => o.allocate_after = value().parse().unwrap_or(0),
             "--child-allocate" => o.child_allocate = value().parse().unwrap_or(0),
+            "--stamp-over" => o.stamp_over = value().parse().ok(),
             "--burn" => o.burn = true,
             "--watchdog" => o.watchdog = value().parse().ok(),
             "--hang-after" => o.hang_after = value().parse().ok(),
@@ -213,6 +218,9 @@ fn main() {
             if let Some(path) = &alloc_stamp {
                 child_args.extend(["--alloc-stamp".to_string(), path.clone()]);
             }
+            if let Some(limit) = o.stamp_over {
+                child_args.extend(["--stamp-over".to_string(), limit.to_string()]);
+            }
         }
         match std::process::Command::new(exe).args(child_args).spawn() {
             Ok(child) => {
@@ -224,14 +232,29 @@ fn main() {
         }
     }
     if o.allocate > 0 {
-        let (megabytes, after) = (o.allocate, o.allocate_after);
+        let (megabytes, after, over) = (o.allocate, o.allocate_after, o.stamp_over);
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(after));
             if let Some(path) = &alloc_stamp {
                 append(path, &format!("allocating {pid} {}", unix_ns()));
             }
-            // Filled with ones, so every page is touched and resident.
-            let kept = vec![1u8; (megabytes << 20) as usize];
+            // Filled with ones, so every page is touched and resident; a MiB at a time, so
+            // that crossing `--stamp-over` is seen within a MiB.
+            let total = (megabytes << 20) as usize;
+            let mut kept: Vec<u8> = Vec::with_capacity(total);
+            let mut over_limit = over.map(|mib| mib << 20);
+            while kept.len() < total {
+                let next = (kept.len() + (1 << 20)).min(total);
+                kept.resize(next, 1);
+                if let Some(limit) = over_limit {
+                    if resident_bytes().is_some_and(|rss| rss > limit) {
+                        if let Some(path) = &alloc_stamp {
+                            append(path, &format!("over {pid} {}", unix_ns()));
+                        }
+                        over_limit = None;
+                    }
+                }
+            }
             if let Some(path) = &alloc_stamp {
                 append(path, &format!("allocated {pid} {}", unix_ns()));
             }
@@ -295,6 +318,20 @@ fn main() {
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }
+}
+
+/// This process's resident memory (`VmRSS` of `/proc/self/status`), in bytes.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kb * 1024)
 }
 
 /// `sd_notify(message)`: one datagram to `NOTIFY_SOCKET`, if set.
