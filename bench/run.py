@@ -14,10 +14,14 @@ process managers in the same run, each with its own temporary home:
   * cluster: a Node.js HTTP hello world with 2 instances in cluster mode under wrk (installed
     from Debian's packages when missing): requests/s with a new connection per request and with
     keep-alive, the daemon's CPU meanwhile, and failed requests during `reload` under load.
+  * health: the daemon's CPU (and its busiest threads) while 500 idle apps run and nobody calls
+    the CLI, and its RSS; the time from an app crossing its max_memory_restart to its restart,
+    the app itself or its child allocating.
 
 Standard library only (Python 3.11). See bench/README.md. Run from anywhere:
 
-    python3 bench/run.py [--quick] [--apps N] [--kelpie-only] [--only core|logs|cluster]
+    python3 bench/run.py [--quick] [--apps N] [--kelpie-only]
+                         [--only core|logs|cluster|health]
                          [--output FILE]
     python3 bench/run.py --self-test     # tests of the helpers (log line counter, wrk parser, …)
 """
@@ -32,6 +36,7 @@ import json
 import math
 import os
 import platform
+import random
 import re
 import resource
 import shlex
@@ -148,6 +153,8 @@ class Manager:
     label = "?"
     pidfile_name = "?"
     daemon_marker = "?"  # substring of the daemon's command line (for safe kill -9)
+    memory_check_period_s = 0.0  # how often it checks max_memory_restart
+    sampling = "?"  # what it does periodically with idle apps (the health table says it)
 
     def __init__(self, root: Path):
         self.root = root
@@ -254,6 +261,9 @@ class Pm2(Manager):
     label = "PM2"
     pidfile_name = "pm2.pid"
     daemon_marker = "PM2"  # the God daemon's title is "PM2 v7.x.y: God Daemon (...)"
+    memory_check_period_s = 30.0  # its worker's interval (PM2_WORKER_INTERVAL, 30000 ms)
+    sampling = ("its worker every 30 s: pidusage of each app's main pid (and max_memory_restart "
+                "checked on it), host metrics; nothing else unless asked (list, monit)")
 
     def __init__(self, root: Path, pm2_bin: Path):
         super().__init__(root)
@@ -287,6 +297,9 @@ class Kelpie(Manager):
     label = "Kelpie"
     pidfile_name = "kelpie.pid"
     daemon_marker = "kelpie"
+    memory_check_period_s = 1.0  # the monitor thread's sampling period
+    sampling = ("every second (thread `kelpie-monitor`): one scan of /proc, every app's whole "
+                "process tree summed, limits checked")
 
     def argv(self, *args: str) -> list[str]:
         return [str(KELPIE_BIN), *args]
@@ -1197,6 +1210,334 @@ def summarize_cluster(raw: dict) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
+# Health scenario: (1) the daemon's CPU while N idle apps run and nobody calls the CLI (Kelpie
+# samples every app's whole process tree from /proc every second; PM2 runs pidusage on each
+# app's main pid every 30 s), with its RSS; (2) the time from an app crossing its
+# max_memory_restart to its restart, the app's main process allocating, or its child.
+
+HEALTH_APP = "mem"
+HEALTH_LIMIT_MIB = 100
+HEALTH_LIMIT = f"{HEALTH_LIMIT_MIB}M"  # --max-memory-restart, both managers (M = MiB for both)
+HEALTH_ALLOC_MB = 200          # what the app (or its child) allocates and touches
+HEALTH_ALLOC_AFTER_MS = 2000   # ... this long after it started
+HEALTH_CAP_S = 40.0            # a round gives up this long after the allocation completed
+HEALTH_CPU_TARGET_PCT = 2.0    # Kelpie's daemon while sampling N idle apps: % of one core
+HEALTH_RESTART_TARGET_S = 1.5  # Kelpie: crossing the limit to the restart, every round
+HEALTH_VARIANTS = (
+    # key, title
+    ("main", f"the app's main process allocates {HEALTH_ALLOC_MB} MB"),
+    ("child", f"a child of the app allocates {HEALTH_ALLOC_MB} MB (the main process stays small)"),
+)
+PM2_MEMORY_LOG_LINE = "exceeds --max-memory-restart"  # PM2's worker logs this when it restarts
+
+
+def parse_health_stamps(text: str) -> tuple[list[tuple[int, int]], list[tuple[str, int, int]]]:
+    """The lines `fake-app --stamp FILE --allocate MB --stamp-over MIB` writes: start stamps
+    `<pid> <ns>` and allocation stamps `allocating|over|allocated <pid> <ns>` (also written by a
+    child of --child-allocate). Returns (starts, allocations), in file order; other lines are
+    skipped."""
+    starts: list[tuple[int, int]] = []
+    allocs: list[tuple[str, int, int]] = []
+    for line in text.splitlines():
+        parts = line.split()
+        try:
+            if len(parts) == 2:
+                starts.append((int(parts[0]), int(parts[1])))
+            elif len(parts) == 3 and parts[0] in ("allocating", "over", "allocated"):
+                allocs.append((parts[0], int(parts[1]), int(parts[2])))
+        except ValueError:
+            pass
+    return starts, allocs
+
+
+def restart_after_allocation(starts: list[tuple[int, int]],
+                             allocs: list[tuple[str, int, int]]) -> dict:
+    """What one round's stamps say: the first process; the first allocation (`allocating`, then
+    `over` when the allocating process went over the limit, `allocated` when it finished: it may
+    be killed before); the restart, i.e. the first start of another pid after the allocation
+    began; and the times between them in ms (None when not there yet). The latency runs from
+    `over` (from `allocating`, an upper bound, if the process was restarted before it saw itself
+    over the limit: `crossing` says which)."""
+    res: dict = {"pid": starts[0][0] if starts else None, "alloc_pid": None,
+                 "allocating_ns": None, "over_ns": None, "allocated_ns": None,
+                 "over_after_ms": None, "alloc_ms": None, "new_pid": None, "restart_ns": None,
+                 "restart_ms": None, "crossing": None, "cut_short": None}
+    for kind, pid, ns in allocs:
+        if kind == "allocating":
+            if res["allocating_ns"] is None:
+                res["alloc_pid"], res["allocating_ns"] = pid, ns
+        elif pid == res["alloc_pid"] and res[f"{kind}_ns"] is None:
+            res[f"{kind}_ns"] = ns
+    a = res["allocating_ns"]
+    if a is None or res["pid"] is None:
+        return res
+    if res["over_ns"] is not None:
+        res["over_after_ms"] = (res["over_ns"] - a) / 1e6
+    if res["allocated_ns"] is not None:
+        res["alloc_ms"] = (res["allocated_ns"] - a) / 1e6
+    for pid, ns in starts[1:]:
+        if pid != res["pid"] and ns >= a:
+            res["new_pid"], res["restart_ns"] = pid, ns
+            break
+    if res["restart_ns"] is not None:
+        r = res["restart_ns"]
+        res["crossing"] = "over" if res["over_ns"] is not None and res["over_ns"] <= r \
+            else "allocating"
+        res["restart_ms"] = (r - res[f"{res['crossing']}_ns"]) / 1e6
+        res["cut_short"] = res["allocated_ns"] is None or res["allocated_ns"] > r
+        if res["cut_short"]:
+            res["alloc_ms"] = None  # a later process's, or none
+    return res
+
+
+def thread_ticks(pid: int) -> dict[tuple[int, str], int]:
+    """utime + stime of each live thread of pid, in clock ticks: (tid, thread name) -> ticks."""
+    out: dict[tuple[int, str], int] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                s = f.read()
+            name = s[s.index("(") + 1:s.rindex(")")]
+            fields = s[s.rindex(")") + 1:].split()
+            out[(int(tid), name)] = int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def threads_pct(before: dict[tuple[int, str], int], after: dict[tuple[int, str], int],
+                total_ticks: int, wall: float) -> dict[str, float]:
+    """CPU of the daemon's threads between two thread_ticks() readings, by thread name, in % of
+    one core over wall seconds; threads that ended meanwhile (in the process's total, no longer
+    listed), and the difference between the process's ticks and its threads' (each rounded on its
+    own) are under "(rest: ended threads, rounding)"."""
+    by_name: dict[str, int] = {}
+    for key, ticks in after.items():
+        d = ticks - before.get(key, 0)
+        if d > 0:
+            by_name[key[1]] = by_name.get(key[1], 0) + d
+    rest = total_ticks - sum(by_name.values())
+    if rest > 0:
+        by_name["(rest: ended threads, rounding)"] = rest
+    return {k: 100 * v / CLK_TCK / wall for k, v in
+            sorted(by_name.items(), key=lambda kv: -kv[1])} if wall > 0 else {}
+
+
+def apps_summary(m: Manager) -> tuple[dict[str, int], int]:
+    """Status counts of all apps and their restarts (sum of restart_time), from one jlist."""
+    counts: dict[str, int] = {}
+    restarts = 0
+    for app in m.jlist():
+        env = app.get("pm2_env") or {}
+        st = env.get("status", "?")
+        counts[st] = counts.get(st, 0) + 1
+        if isinstance(env.get("restart_time"), int):
+            restarts += env["restart_time"]
+    return counts, restarts
+
+
+def bench_health_cpu(m: Manager, n_apps: int, cfg: argparse.Namespace) -> dict:
+    """The daemon's CPU while n_apps idle apps run and nobody calls the CLI: cfg.rounds windows
+    of cfg.cpu_window s back to back, after all are online and cfg.health_settle s; then its
+    RSS."""
+    write_ecosystems(m, n_apps)
+    eco = m.workdir / "ecosystem.json"
+    log(f"{m.label}: health: starting daemon")
+    m.run("ping", timeout=60)
+    dpid = m.daemon_pid()
+    log(f"{m.label}: health: daemon pid {dpid}")
+    if dpid is None:
+        raise RuntimeError(f"{m.label}: no daemon pid file")
+    time.sleep(cfg.settle)
+    log(f"{m.label}: health: start {n_apps} apps from {eco.name}")
+    start_s = m.timed("start", str(eco), timeout=900)
+    if not m.wait_status("online", n_apps, timeout=600):
+        raise RuntimeError(f"{m.label}: not all {n_apps} apps online")
+    counts0, restarts0 = apps_summary(m)  # also records every app's pid for the cleanup
+    log(f"{m.label}: health: start took {start_s:.2f} s; all {n_apps} online; settling "
+        f"{cfg.health_settle:g} s, then {cfg.rounds} window(s) of {cfg.cpu_window:g} s with "
+        f"nobody calling the CLI")
+    time.sleep(cfg.health_settle)
+    windows = []
+    for r in range(cfg.rounds):
+        procs = sum(1 for d in os.listdir("/proc") if d.isdigit())
+        c0, th0, t0 = daemon_cpu_ticks(dpid), thread_ticks(dpid), time.perf_counter()
+        time.sleep(cfg.cpu_window)
+        c1, th1, t1 = daemon_cpu_ticks(dpid), thread_ticks(dpid), time.perf_counter()
+        if c0 is None or c1 is None:
+            raise RuntimeError(f"{m.label}: daemon {dpid} gone during the CPU window")
+        wall = t1 - t0
+        w = {"cpu_s": (c1 - c0) / CLK_TCK, "wall_s": wall,
+             "pct": 100 * (c1 - c0) / CLK_TCK / wall,
+             "threads_pct": threads_pct(th0, th1, c1 - c0, wall),
+             "processes_on_machine": procs}
+        windows.append(w)
+        log(f"{m.label}: health: window {r + 1}/{cfg.rounds}: daemon CPU {w['cpu_s']:.2f} s "
+            f"over {wall:.1f} s = {w['pct']:.2f}% of a core; by thread: "
+            + ", ".join(f"{k} {v:.2f}%" for k, v in list(w["threads_pct"].items())[:4]))
+    rss = sample_rss(m, cfg.rss_samples, 0.2)
+    counts1, restarts1 = apps_summary(m)
+    log(f"{m.label}: health: daemon RSS {rss} MB with {n_apps} apps; apps after: {counts1}, "
+        f"restarts during the windows: {restarts1 - restarts0}")
+    # Median per thread name over the windows (0 in a window where it did not show).
+    names = {k for w in windows for k in w["threads_pct"]}
+    thr = {k: median([w["threads_pct"].get(k, 0.0) for w in windows]) for k in names}
+    return {
+        "apps": n_apps, "start_s": start_s,
+        "cpu_pct": median([w["pct"] for w in windows]),
+        "cpu_pct_min": min(w["pct"] for w in windows),
+        "cpu_pct_max": max(w["pct"] for w in windows),
+        "windows": len(windows), "window_s": cfg.cpu_window,
+        "threads_pct": dict(sorted(thr.items(), key=lambda kv: -kv[1])),
+        "rss_mb": rss, "status_after": counts1, "restarts_during": restarts1 - restarts0,
+        "processes_on_machine": median([w["processes_on_machine"] for w in windows]),
+        "raw": {"windows": windows, "status_before": counts0, "start_s": start_s},
+    }
+
+
+def pm2_memory_restarts_logged(m: Manager) -> int:
+    """How many times PM2's worker logged a restart for max_memory_restart (in pm2.log)."""
+    try:
+        return (m.home / "pm2.log").read_text(errors="replace").count(PM2_MEMORY_LOG_LINE)
+    except OSError:
+        return 0
+
+
+def read_text_or_empty(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def memory_restart_round(m: Manager, variant: str, delay: float, r: int) -> dict:
+    """One round: start the app with --max-memory-restart, wait for its (or its child's)
+    allocation, then for the next start of the app (a new pid); HEALTH_CAP_S at most after the
+    allocation completed. Starts after `delay` s, so that the crossing falls anywhere in the
+    manager's checking period."""
+    stamp = m.workdir / f"{HEALTH_APP}-{variant}-{r}.stamp"
+    children = m.workdir / f"{HEALTH_APP}-{variant}-{r}.children"
+    m.run("delete", HEALTH_APP, check=False)
+    time.sleep(delay)
+    app_args = ["--stamp", str(stamp), "--allocate-after", str(HEALTH_ALLOC_AFTER_MS),
+                "--stamp-over", str(HEALTH_LIMIT_MIB)]
+    if variant == "child":
+        app_args += ["--spawn-children", "1", "--children-file", str(children),
+                     "--child-allocate", str(HEALTH_ALLOC_MB)]
+    else:
+        app_args += ["--allocate", str(HEALTH_ALLOC_MB)]
+    logged0 = pm2_memory_restarts_logged(m)
+    m.run("start", str(FAKE_APP), "--name", HEALTH_APP, "--interpreter", "none",
+          "--max-memory-restart", HEALTH_LIMIT, "--", *app_args)
+    t_start = time.monotonic()
+    child_pids: list[int] = []
+    res: dict = {}
+    while True:
+        try:
+            text = stamp.read_text()
+        except OSError:
+            text = ""
+        starts, allocs = parse_health_stamps(text)
+        m.app_pids.update(p for p, _ in starts)
+        if variant == "child" and not child_pids:
+            child_pids = [int(x) for x in read_text_or_empty(children).split() if x.isdigit()]
+            m.app_pids.update(child_pids)
+        res = restart_after_allocation(starts, allocs)
+        if res["restart_ns"] is not None:
+            break
+        if res["over_ns"] is None:
+            if time.monotonic() - t_start > 20 + HEALTH_ALLOC_AFTER_MS / 1e3:
+                raise RuntimeError(f"{m.label}: the {variant} variant's app never went over "
+                                   f"{HEALTH_LIMIT_MIB} MiB (stamps: {text[:1000]!r})")
+        elif time.time_ns() - res["over_ns"] > HEALTH_CAP_S * 1e9:
+            break
+        time.sleep(0.02)
+    res.update(variant=variant, delay_s=delay, restarted=res["restart_ns"] is not None,
+               child_pids=child_pids)
+    if res["restarted"]:
+        m.app_pids.add(res["new_pid"])
+    # Why it restarted: Kelpie records the cause of each exit; PM2's worker logs a line.
+    app = next((a for a in m.jlist() if a.get("name") == HEALTH_APP), None)
+    env = (app or {}).get("pm2_env") or {}
+    exits = env.get("exits")
+    if isinstance(exits, list):
+        res["causes"] = [e.get("cause") for e in exits if isinstance(e, dict)]
+        res["memory_cause"] = bool(res["causes"]) and res["causes"][0] == "memory"
+    else:
+        res["memory_cause"] = pm2_memory_restarts_logged(m) > logged0
+    res["restart_time"] = env.get("restart_time")
+    if variant == "child" and res["restarted"]:
+        # The old child goes with its tree (Kelpie stops the whole process group).
+        deadline = time.monotonic() + 3
+        while any(pid_alive(p) for p in child_pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        res["old_child_gone"] = not any(pid_alive(p) for p in child_pids)
+    m.run("delete", HEALTH_APP, check=False)
+    return res
+
+
+def bench_health_memory(m: Manager, rounds: dict[str, int], period_s: float,
+                        cfg: argparse.Namespace) -> dict:
+    """Memory limit to restart, per variant (rounds: variant -> number of rounds, 0 to skip).
+    Each round first waits a random time in [0, period_s) (the manager's checking period)."""
+    log(f"{m.label}: health (memory): starting daemon")
+    m.run("ping", timeout=60)
+    log(f"{m.label}: health (memory): daemon pid {m.daemon_pid()}")
+    time.sleep(cfg.settle)
+    rng = random.Random()
+    out: dict = {}
+    for variant, _title in HEALTH_VARIANTS:
+        rows = []
+        for r in range(rounds.get(variant, 0)):
+            delay = rng.uniform(0, period_s)
+            x = memory_restart_round(m, variant, delay, r)
+            rows.append(x)
+            if x["restarted"]:
+                how = (f"allocation took {x['alloc_ms']:.0f} ms" if not x["cut_short"] else
+                       "restarted before its allocation ended")
+                log(f"{m.label}: memory ({variant}) round {r + 1}/{rounds[variant]}: restarted "
+                    f"{x['restart_ms']:.0f} ms after going over the limit (from `"
+                    f"{x['crossing']}`; over "
+                    f"{'?' if x['over_after_ms'] is None else round(x['over_after_ms'])} ms into "
+                    f"the allocation, {how}; "
+                    f"started after {delay:.2f} s), cause memory: {x['memory_cause']}"
+                    + (f", old child gone: {x.get('old_child_gone')}" if variant == "child"
+                       else ""))
+            else:
+                log(f"{m.label}: memory ({variant}) round {r + 1}/{rounds[variant]}: NOT "
+                    f"restarted within {HEALTH_CAP_S:.0f} s of going over the limit")
+        out[variant] = rows
+    return summarize_health_memory(out)
+
+
+def summarize_health_memory(raw: dict[str, list[dict]]) -> dict:
+    res: dict = {}
+    for variant, _title in HEALTH_VARIANTS:
+        rows = raw.get(variant) or []
+        done = [x for x in rows if x.get("restarted")]
+        lat = [x["restart_ms"] for x in done]
+        res[variant] = {
+            "rounds": len(rows), "restarted": len(done),
+            "restart_ms": median(lat), "restart_ms_min": min(lat, default=None),
+            "restart_ms_max": max(lat, default=None),
+            "alloc_ms": median([x["alloc_ms"] for x in rows if x.get("alloc_ms") is not None]),
+            "over_after_ms": median([x["over_after_ms"] for x in rows
+                                     if x.get("over_after_ms") is not None]),
+            "cut_short": sum(bool(x.get("cut_short")) for x in done),
+            "from_allocating": sum(x.get("crossing") == "allocating" for x in done),
+            "memory_cause": sum(bool(x.get("memory_cause")) for x in done),
+            "old_child_gone": sum(bool(x.get("old_child_gone")) for x in done)
+            if variant == "child" else None,
+        }
+    res["raw"] = raw
+    return res
+
+
+# --------------------------------------------------------------------------------------------
 # Report
 
 
@@ -1507,12 +1848,15 @@ def cluster_section(table: str, notes: str, run_line: str, raw: dict) -> str:
 {CLUSTER_END}"""
 
 
-def merge_cluster_section(report: str, section: str | None) -> str:
-    """report with its cluster section replaced by section (None: removed), or section put
-    before the "See bench/README.md" line (at the end when there is none)."""
-    i, j = report.find(CLUSTER_BEGIN), report.find(CLUSTER_END)
+def merge_section(report: str, begin: str, end: str, section: str | None) -> str:
+    """report with its section between the markers begin and end replaced in place by section
+    (None: removed), or section put before the "See bench/README.md" line (at the end when
+    there is none) if the report has no such section yet."""
+    i, j = report.find(begin), report.find(end)
     if i >= 0 and j > i:
-        report = report[:i].rstrip("\n") + "\n\n" + report[j + len(CLUSTER_END):].lstrip("\n")
+        if section is not None:
+            return report[:i] + section + report[j + len(end):]
+        return report[:i].rstrip("\n") + "\n\n" + report[j + len(end):].lstrip("\n")
     if section is None:
         return report
     k = report.find(README_LINE)
@@ -1521,13 +1865,200 @@ def merge_cluster_section(report: str, section: str | None) -> str:
     return report[:k].rstrip("\n") + "\n\n" + section + "\n\n" + report[k:]
 
 
-def existing_cluster_section(path: Path | None) -> str | None:
+def merge_cluster_section(report: str, section: str | None) -> str:
+    return merge_section(report, CLUSTER_BEGIN, CLUSTER_END, section)
+
+
+def merge_health_section(report: str, section: str | None) -> str:
+    return merge_section(report, HEALTH_BEGIN, HEALTH_END, section)
+
+
+def existing_section(path: Path | None, begin: str, end: str) -> str | None:
+    """The section between the markers in the file at path (with them), if any."""
     try:
         text = path.read_text() if path else ""
     except OSError:
         return None
-    i, j = text.find(CLUSTER_BEGIN), text.find(CLUSTER_END)
-    return text[i:j + len(CLUSTER_END)] if i >= 0 and j > i else None
+    i, j = text.find(begin), text.find(end)
+    return text[i:j + len(end)] if i >= 0 and j > i else None
+
+
+def existing_cluster_section(path: Path | None) -> str | None:
+    return existing_section(path, CLUSTER_BEGIN, CLUSTER_END)
+
+
+def existing_health_section(path: Path | None) -> str | None:
+    return existing_section(path, HEALTH_BEGIN, HEALTH_END)
+
+
+def build_health_table(pm2: dict | None, kel: dict) -> str:
+    """The health scenario's rows. pm2/kel: {"cpu": bench_health_cpu() or None, "memory":
+    bench_health_memory() or None}; pm2 None with --kelpie-only."""
+    p = pm2 or {}
+    pc, kc = p.get("cpu") or {}, kel.get("cpu") or {}
+    pmem, kmem = p.get("memory") or {}, kel.get("memory") or {}
+
+    def verdict(ok: bool | None) -> str:
+        return "" if ok is None else (" (met)" if ok else " (missed)")
+
+    def cpu(d: dict) -> str:
+        if d.get("cpu_pct") is None:
+            return "n/a"
+        s = f"{d['cpu_pct']:.2f} %"
+        if d.get("windows", 0) > 1:
+            s += f" ({d['cpu_pct_min']:.2f}–{d['cpu_pct_max']:.2f})"
+        return s
+
+    def threads(d: dict) -> str:
+        t = d.get("threads_pct")
+        if not t:
+            return "n/a"
+        shown = [(k, v) for k, v in t.items() if round(v, 2) > 0][:3]  # not the idle ones
+        return ", ".join(f"{k} {v:.2f} %" for k, v in shown) or "0.00 %"
+
+    def lat(d: dict, key: str = "restart_ms") -> str:
+        if not d or not d.get("rounds"):
+            return "n/a"
+        n, ok = d["rounds"], d["restarted"]
+        if not ok:
+            return f"not restarted within {HEALTH_CAP_S:.0f} s ({n} round{'s' * (n > 1)})"
+        s = f"{d[key] / 1e3:.2f} s"
+        if ok > 1:
+            s += f" ({d[key + '_min'] / 1e3:.2f}–{d[key + '_max'] / 1e3:.2f} s)"
+        s += f", {n} round{'s' * (n > 1)}"
+        if ok < n:
+            s += f", {n - ok} not restarted within {HEALTH_CAP_S:.0f} s"
+        return s
+
+    n = kc.get("apps") or pc.get("apps") or "?"
+    w = kc.get("window_s") or pc.get("window_s") or 0
+    lines = ["| Metric | PM2 7 | Kelpie | PM2 / Kelpie | Target |",
+             "|---|---:|---:|---:|---|"]
+    ok = None if kc.get("cpu_pct") is None else kc["cpu_pct"] < HEALTH_CPU_TARGET_PCT
+    nw = kc.get("windows") or pc.get("windows") or 0
+    lines.append(f"| Daemon CPU with {n} idle apps, % of one core over {w:g} s with nobody calling "
+                 f"the CLI: median of {nw} window(s) (min–max) | {cpu(pc)} | {cpu(kc)} | "
+                 f"{fmt_ratio(pc.get('cpu_pct'), kc.get('cpu_pct'))} | Kelpie < "
+                 f"{HEALTH_CPU_TARGET_PCT:g} % of one core{verdict(ok)} |")
+    procs = kc.get("processes_on_machine") or pc.get("processes_on_machine")
+    lines.append(f"| What the daemon does in that window | {Pm2.sampling} | {Kelpie.sampling} | - "
+                 f"| - |" if procs is None else
+                 f"| What the daemon does in that window ({procs:.0f} processes on the machine) | "
+                 f"{Pm2.sampling} | {Kelpie.sampling} | - | - |")
+    lines.append(f"| Daemon CPU by thread, busiest 3 (% of one core, median over the windows) | "
+                 f"{threads(pc)} | {threads(kc)} | - | - |")
+    pr, kr = pc.get("rss_mb"), kc.get("rss_mb")
+    lines.append(f"| Daemon RSS, {n} apps | {fmt(pr, 'MB')} | {fmt(kr, 'MB')} | "
+                 f"{fmt_ratio(pr, kr)} | - |")
+    for key, title in HEALTH_VARIANTS:
+        pd, kd = pmem.get(key) or {}, kmem.get(key) or {}
+        ok = None if not kd.get("rounds") else (
+            kd["restarted"] == kd["rounds"]
+            and kd["restart_ms_max"] / 1e3 < HEALTH_RESTART_TARGET_S)
+        pv = pd.get("restart_ms") if pd.get("restarted") else None
+        kv = kd.get("restart_ms") if kd.get("restarted") else None
+        lines.append(f"| Memory limit ({HEALTH_LIMIT}) crossed to restart, {title}: median "
+                     f"(min–max) | {lat(pd)} | {lat(kd)} | {fmt_ratio(pv, kv)} | Kelpie < "
+                     f"{HEALTH_RESTART_TARGET_S:g} s in every round{verdict(ok)} |")
+
+    def causes(d: dict, how: str) -> str:
+        rs = [(d.get(k) or {}) for k, _t in HEALTH_VARIANTS]
+        total = sum(x.get("restarted", 0) for x in rs)
+        if not any(x.get("rounds") for x in rs):
+            return "n/a"
+        return f"{sum(x.get('memory_cause', 0) for x in rs)} of {total} ({how})"
+    lines.append(f"| Restarts recorded as caused by memory | "
+                 f"{causes(pmem, 'its worker logs exceeds --max-memory-restart in pm2.log')} | "
+                 f"{causes(kmem, '`exits[].cause` = memory in jlist')} | - | - |")
+    kd = kmem.get("child") or {}
+    gone = "n/a" if not kd.get("restarted") else f"{kd['old_child_gone']} of {kd['restarted']}"
+    pd = pmem.get("child") or {}
+    pgone = "n/a" if not pd.get("restarted") else f"{pd['old_child_gone']} of {pd['restarted']}"
+    lines.append(f"| Child variant: the old child gone within 3 s of the restart | {pgone} | "
+                 f"{gone} | - | - |")
+
+    def alloc(d: dict) -> str:
+        parts = []
+        for k, _t in HEALTH_VARIANTS:
+            x = d.get(k) or {}
+            if not x.get("rounds"):
+                continue
+            over, took = x.get("over_after_ms"), x.get("alloc_ms")
+            s = f"{k}: over after {'?' if over is None else f'{over:.0f}'} ms"
+            s += f", done in {'?' if took is None else f'{took:.0f}'} ms"
+            if x.get("cut_short"):
+                s += f" ({x['cut_short']} of {x['restarted']} restarted before it was done)"
+            if x.get("from_allocating"):
+                s += (f" ({x['from_allocating']} without an `over` stamp before the restart: "
+                      f"latency from `allocating`)")
+            parts.append(s)
+        return "; ".join(parts) or "n/a"
+    lines.append(f"| Allocating {HEALTH_ALLOC_MB} MB: over {HEALTH_LIMIT_MIB} MiB after, done in "
+                 f"(median of the rounds) | {alloc(pmem)} | {alloc(kmem)} | - | - |")
+    return "\n".join(lines)
+
+
+def health_notes(cfg: argparse.Namespace, n_apps: int) -> str:
+    window = "about one" if cfg.cpu_window >= 30 else "at most one"
+    cpu = (
+        f"Health, daemon CPU: {n_apps} idle `fake-app`s (native, `interpreter: \"none\"`) "
+        f"started from an `ecosystem.json`; {cfg.health_settle:g} s after all are `online`, the "
+        f"daemon's CPU (utime+stime of `/proc/<daemon pid>/stat`: all its threads, not its "
+        f"children) over {cfg.rounds} back-to-back window(s) of {cfg.cpu_window:g} s in which "
+        f"nothing calls the CLI, as % of one core; by thread from `/proc/<pid>/task/*/stat` (by "
+        f"thread name; 1 tick = 10 ms, so about ±{100 / CLK_TCK / cfg.cpu_window * 2:.2f} % per "
+        f"thread). Kelpie samples every app's whole process tree every second by design (one scan "
+        f"of all of `/proc`, so its cost also grows with the other processes on the machine); "
+        f"PM2's only periodic work is its worker every 30 s (pidusage of each app's main pid, host "
+        f"metrics), so a {cfg.cpu_window:g} s window holds {window} of its runs: PM2's number is "
+        f"for reference. Then the daemon's RSS (median of {cfg.rss_samples} samples).")
+    mem = (
+        f"Health, memory limit: one app, `<manager> start <fake-app> --interpreter none "
+        f"--max-memory-restart {HEALTH_LIMIT} -- --stamp FILE --allocate {HEALTH_ALLOC_MB} "
+        f"--allocate-after {HEALTH_ALLOC_AFTER_MS} --stamp-over {HEALTH_LIMIT_MIB}` (child variant: `--spawn-children 1 "
+        f"--child-allocate {HEALTH_ALLOC_MB}` instead of `--allocate`, so the app's main process "
+        f"stays at ~2 MB). {HEALTH_ALLOC_AFTER_MS / 1e3:g} s after it starts, the app (or its "
+        f"child) appends `allocating <pid> <ns>` to FILE and touches {HEALTH_ALLOC_MB} MB a MiB at "
+        f"a time, reading its `VmRSS` after each: `over <pid> <ns>` once that is over "
+        f"{HEALTH_LIMIT_MIB} MiB (the limit is crossed, within a MiB, ~1 ms; in the child "
+        f"variant the tree, with the app's ~2 MB, crosses it ~2 ms earlier), `allocated <pid> "
+        f"<ns>` at the end; the restarted app appends its start stamp `<pid> <ns>`. Latency = "
+        f"that start stamp − the `over` stamp (a restart can come before the allocation is "
+        f"done). Each round is a fresh `start` after a random wait in [0, the manager's checking "
+        f"period) (1 s for Kelpie, 30 s for PM2), so that the crossing falls anywhere in that "
+        f"period, and gives up {HEALTH_CAP_S:.0f} s after the crossing. Kelpie checks the limit at each sample "
+        f"(every second) against the whole tree; PM2 at its worker's next run (every 30 s: "
+        f"anything from 0 to 30 s, 15 s on average) against the main pid's memory only. Rounds: "
+        f"Kelpie {cfg.health_rounds_kelpie} per variant; PM2 {cfg.health_rounds_pm2} (main) and "
+        f"{cfg.health_rounds_pm2_child} (child: its worker runs at least once in any "
+        f"{HEALTH_CAP_S:.0f} s and never looks at children).")
+    return cpu + "\n\n" + mem
+
+
+HEALTH_BEGIN = "<!-- bench:health:begin -->"
+HEALTH_END = "<!-- bench:health:end -->"
+
+
+def health_section(table: str, notes: str, run_line: str, raw: dict) -> str:
+    """The health scenario's part of RESULTS.md, self-contained like the cluster section, so that
+    `--only health` can replace it in a report that has the others."""
+    return f"""{HEALTH_BEGIN}
+## Health
+
+{run_line}
+
+{table}
+
+{notes}
+
+<details><summary>Raw samples (health)</summary>
+
+```json
+{json.dumps(round_floats(raw), indent=1)}
+```
+
+</details>
+{HEALTH_END}"""
 
 
 def round_floats(obj):
@@ -1619,13 +2150,19 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true",
                     help="fewer repetitions (1 round, 5 list runs, 5 crash rounds)")
     ap.add_argument("--apps", type=int, default=200, help="number of apps (default 200)")
-    ap.add_argument("--only", choices=["core", "logs", "cluster"],
-                    help="run only this scenario: core (RSS, list, start/stop, crash), logs or "
-                         "cluster (default: all)")
+    ap.add_argument("--only", choices=["core", "logs", "cluster", "health"],
+                    help="run only this scenario: core (RSS, list, start/stop, crash), logs, "
+                         "cluster or health (default: all)")
     ap.add_argument("--wrk-seconds", type=float, default=4.0,
                     help="length of each cluster throughput run (default 4)")
     ap.add_argument("--log-lines", type=int, default=500_000,
                     help="lines the logs app prints (default 500000)")
+    ap.add_argument("--health-apps", type=int,
+                    help="idle apps of the health scenario's CPU measurement (default 500, "
+                         "100 with --quick)")
+    ap.add_argument("--cpu-window", type=float,
+                    help="length of each window of the health scenario's CPU measurement, in s "
+                         "(default 30, 10 with --quick)")
     ap.add_argument("--kelpie-only", action="store_true", help="skip PM2")
     ap.add_argument("--output", type=Path, help="also write a markdown report to this file")
     ap.add_argument("--no-build", action="store_true", help="use the existing release binaries")
@@ -1637,14 +2174,23 @@ def parse_args() -> argparse.Namespace:
     a = ap.parse_args()
     if a.quick:
         a.rounds, a.list_runs, a.crash_rounds, a.rss_samples, a.settle = 1, 5, 5, 3, 1.0
+        # Health: memory limit rounds (Kelpie per variant; PM2 main; PM2 child).
+        a.health_rounds_kelpie, a.health_rounds_pm2, a.health_rounds_pm2_child = 3, 1, 1
     else:
         a.rounds, a.list_runs, a.crash_rounds, a.rss_samples, a.settle = 3, 5, 20, 5, 2.0
+        a.health_rounds_kelpie, a.health_rounds_pm2, a.health_rounds_pm2_child = 5, 3, 1
+    if a.health_apps is None:
+        a.health_apps = 100 if a.quick else 500
+    if a.cpu_window is None:
+        a.cpu_window = 10.0 if a.quick else 30.0
+    a.health_settle = 5.0  # after all the health apps are online, before the CPU windows
     if not 1 <= a.log_lines <= 9_999_999:
         ap.error("--log-lines must be between 1 and 9999999 (7-digit line numbers)")
     a.log_timeout, a.log_stall = 60.0, 10.0
     a.core = a.only in (None, "core")
     a.logs = a.only in (None, "logs")
     a.cluster = a.only in (None, "cluster")
+    a.health = a.only in (None, "health")
     return a
 
 
@@ -1720,6 +2266,7 @@ def main() -> int:
     # variant key -> {"alone": ..., "pm2": ..., "kelpie": ...}
     logs: dict[str, dict] = {v.key: {} for v in LOG_VARIANTS} if cfg.logs else {}
     cluster: dict[str, dict | None] = {}  # "pm2", "kelpie" -> summarize_cluster()
+    health: dict[str, dict] = {}  # "pm2", "kelpie" -> {"cpu": ..., "memory": ...}
     try:
         for v in LOG_VARIANTS if cfg.logs else ():
             logs[v.key]["alone"] = app_alone(log_scripts[v.key], tmp / "alone", cfg)
@@ -1742,6 +2289,15 @@ def main() -> int:
                 cluster["pm2"] = run_one(
                     Pm2(tmp / "pm2-cluster", pm2_bin),
                     lambda m: bench_cluster(m, cluster_script, free_port(), wrk, cfg))
+            if cfg.health:
+                health["pm2"] = {
+                    "cpu": run_one(Pm2(tmp / "pm2-health-cpu", pm2_bin),
+                                   lambda m: bench_health_cpu(m, cfg.health_apps, cfg)),
+                    "memory": run_one(Pm2(tmp / "pm2-health-memory", pm2_bin),
+                                      lambda m: bench_health_memory(
+                                          m, {"main": cfg.health_rounds_pm2,
+                                              "child": cfg.health_rounds_pm2_child},
+                                          Pm2.memory_check_period_s, cfg))}
         if cfg.core:
             kel_res = run_one(Kelpie(tmp / "kelpie-run"),
                               lambda m: bench_manager(m, cfg.apps, cfg))
@@ -1753,6 +2309,15 @@ def main() -> int:
             cluster["kelpie"] = run_one(
                 Kelpie(tmp / "kelpie-cluster"),
                 lambda m: bench_cluster(m, cluster_script, free_port(), wrk, cfg))
+        if cfg.health:
+            health["kelpie"] = {
+                "cpu": run_one(Kelpie(tmp / "kelpie-health-cpu"),
+                               lambda m: bench_health_cpu(m, cfg.health_apps, cfg)),
+                "memory": run_one(Kelpie(tmp / "kelpie-health-memory"),
+                                  lambda m: bench_health_memory(
+                                      m, {"main": cfg.health_rounds_kelpie,
+                                          "child": cfg.health_rounds_kelpie},
+                                      Kelpie.memory_check_period_s, cfg))}
     finally:
         cleanup_all()
 
@@ -1773,6 +2338,11 @@ def main() -> int:
                           f"variant and manager (median)")
     if cfg.cluster:
         reps_parts.append(f"{cfg.rounds} cluster round(s) per manager (median)")
+    if cfg.health:
+        reps_parts.append(f"health: {cfg.health_apps} idle apps, {cfg.rounds} CPU window(s) of "
+                          f"{cfg.cpu_window:g} s (median); memory limit rounds: Kelpie "
+                          f"{cfg.health_rounds_kelpie} per variant, PM2 {cfg.health_rounds_pm2} "
+                          f"(main) and {cfg.health_rounds_pm2_child} (child)")
     reps = "; ".join(reps_parts)
     if cfg.cluster:
         versions["wrk"] = wrk_version(wrk)
@@ -1784,12 +2354,16 @@ def main() -> int:
         sections.append(build_logs_table(cfg.log_lines, logs))
     if cluster:
         sections.append(build_cluster_table(cluster.get("pm2"), cluster["kelpie"]))
+    if health:
+        sections.append(build_health_table(health.get("pm2"), health["kelpie"]))
     print(f"\nDate: {date}\nMachine: {mach_line}\nVersions: {ver_line}\nRepetitions: {reps}\n")
     print("\n\n".join(sections))
     if logs:
         print("\n" + logs_notes(cfg.log_lines, logs))
     if cluster:
         print("\n" + cluster_notes(cfg, versions["wrk"]))
+    if health:
+        print("\n" + health_notes(cfg, cfg.health_apps))
     if cluster_skipped:
         print(f"\nCluster scenario skipped: {cluster_skipped}")
 
@@ -1816,10 +2390,25 @@ def main() -> int:
         else:
             # Not measured this time: keep the cluster results the file already has.
             section = existing_cluster_section(cfg.output)
+        if health:
+            run_line = (f"Command: `{argv_str}`; {date}; load average {load_before} at start; "
+                        f"{ver_line}; {info['nproc']} CPUs ({info['cpu']}), {info['memory']}, "
+                        f"Linux {info['kernel']}")
+            hsection = health_section(
+                build_health_table(health.get("pm2"), health["kelpie"]),
+                health_notes(cfg, cfg.health_apps), run_line,
+                {k: {part: d[part] for part in ("cpu", "memory")} for k, d in health.items()})
+        else:
+            hsection = existing_health_section(cfg.output)  # kept as the file has it
         if cfg.only == "cluster" and cfg.output.exists():
             # Only the cluster scenario ran: replace its section, keep the rest of the report.
             cfg.output.write_text(merge_cluster_section(cfg.output.read_text(), section))
             log(f"updated the cluster section of {cfg.output}")
+            return 0
+        if cfg.only == "health" and cfg.output.exists():
+            # Only the health scenario ran: replace its section, keep the rest of the report.
+            cfg.output.write_text(merge_health_section(cfg.output.read_text(), hsection))
+            log(f"updated the health section of {cfg.output}")
             return 0
         body = []
         if kel_res is not None:
@@ -1834,6 +2423,8 @@ smaller or faster Kelpie is).""")
         apps_line = f"- Apps: {cfg.apps}; {reps}" if cfg.core else f"- {reps}"
         if section:
             body.append(section)
+        if hsection:
+            body.append(hsection)
         report = f"""# Kelpie vs PM2: benchmark results
 
 Command: `{argv_str}` (from the repository root)
@@ -2336,10 +2927,185 @@ class ClusterTest(unittest.TestCase):
         self.assertFalse(http_ok(port))
 
 
+# --------------------------------------------------------------------------------------------
+# Self-test of the health scenario's helpers: the stamps of the memory rounds, the per-thread
+# CPU reading, the table, the merge of the health section into a report, fake-app's stamps.
+
+
+class HealthTest(unittest.TestCase):
+    MS = 1_000_000  # ns
+
+    def stamps(self, restart_at_ms: int | None, child: bool = False,
+               allocated: bool = True) -> str:
+        """Start at 1 s, allocating at 3 s, over at 3.07 s, allocated at 3.15 s (if allocated);
+        a restart restart_at_ms after going over."""
+        a = 201 if child else 100
+        lines = ["100 1000000000", "not a stamp line", f"allocating {a} 3000000000",
+                 f"over {a} 3070000000", "over 999 3080000000"]
+        restart = None if restart_at_ms is None else 3_070_000_000 + restart_at_ms * self.MS
+        if allocated and (restart is None or restart > 3_150_000_000):
+            lines.append(f"allocated {a} 3150000000")
+        if restart is not None:
+            lines.append(f"300 {restart}")
+        if allocated and restart is not None and restart <= 3_150_000_000:
+            # The new process's start came first; the old one's `allocated` never comes.
+            lines.append("allocating 300 5300000000")
+        return "\n".join(lines) + "\n"
+
+    def test_parse_and_restart_after_allocation(self):
+        starts, allocs = parse_health_stamps(self.stamps(700))
+        self.assertEqual(starts, [(100, 1_000_000_000), (300, 3_770_000_000)])
+        self.assertEqual([x[0] for x in allocs], ["allocating", "over", "over", "allocated"])
+        r = restart_after_allocation(starts, allocs)
+        self.assertEqual((r["pid"], r["alloc_pid"], r["new_pid"]), (100, 100, 300))
+        self.assertAlmostEqual(r["alloc_ms"], 150.0)
+        self.assertAlmostEqual(r["over_after_ms"], 70.0)
+        self.assertAlmostEqual(r["restart_ms"], 700.0)
+        self.assertEqual((r["crossing"], r["cut_short"]), ("over", False))
+        # Restarted 40 ms after going over, before the allocation was done.
+        r = restart_after_allocation(*parse_health_stamps(self.stamps(40)))
+        self.assertAlmostEqual(r["restart_ms"], 40.0)
+        self.assertEqual((r["crossing"], r["cut_short"], r["alloc_ms"]), ("over", True, None))
+        # A child allocates: its pid is not the app's; no restart yet.
+        r = restart_after_allocation(*parse_health_stamps(self.stamps(None, child=True)))
+        self.assertEqual((r["pid"], r["alloc_pid"], r["new_pid"], r["restart_ms"]),
+                         (100, 201, None, None))
+        self.assertAlmostEqual(r["over_after_ms"], 70.0)
+        # Restarted before the app saw itself over: from `allocating` (an upper bound).
+        text = "100 1000000000\nallocating 100 3000000000\n300 3100000000\n"
+        r = restart_after_allocation(*parse_health_stamps(text))
+        self.assertEqual((r["crossing"], r["cut_short"], r["new_pid"]), ("allocating", True, 300))
+        self.assertAlmostEqual(r["restart_ms"], 100.0)
+        # Not allocating yet: nothing but the first pid.
+        r = restart_after_allocation(*parse_health_stamps("100 1000000000\n"))
+        self.assertEqual((r["pid"], r["over_ns"], r["restart_ns"]), (100, None, None))
+        self.assertEqual(restart_after_allocation([], [])["pid"], None)
+
+    def test_thread_ticks_and_pct(self):
+        mine = thread_ticks(os.getpid())
+        self.assertIn(os.getpid(), [tid for tid, _name in mine])
+        self.assertEqual(thread_ticks(2 ** 22 + 12345), {})  # no such process
+        before = {(1, "main"): 10, (2, "kelpie-monitor"): 100, (3, "gone"): 5}
+        after = {(1, "main"): 10, (2, "kelpie-monitor"): 130, (4, "tokio-runtime-w"): 2,
+                 (5, "tokio-runtime-w"): 1}
+        pct = threads_pct(before, after, 40, 30.0)  # 40 ticks in all: 7 not in live threads
+        self.assertEqual(list(pct), ["kelpie-monitor", "(rest: ended threads, rounding)",
+                                     "tokio-runtime-w"])
+        self.assertAlmostEqual(pct["kelpie-monitor"], 100 * 30 / CLK_TCK / 30.0)
+        self.assertAlmostEqual(pct["tokio-runtime-w"], 100 * 3 / CLK_TCK / 30.0)
+        self.assertAlmostEqual(pct["(rest: ended threads, rounding)"], 100 * 7 / CLK_TCK / 30.0)
+
+    @staticmethod
+    def round_row(variant: str, restart_ms: float | None, cause: bool = True) -> dict:
+        cut = restart_ms is not None and restart_ms < 80
+        return {"variant": variant, "restarted": restart_ms is not None,
+                "restart_ms": restart_ms, "alloc_ms": None if cut else 150.0,
+                "over_after_ms": 70.0, "cut_short": cut, "crossing": "over",
+                "memory_cause": cause and restart_ms is not None,
+                "old_child_gone": restart_ms is not None}
+
+    def results(self) -> tuple[dict, dict]:
+        cpu = lambda pct, thr: {"apps": 500, "window_s": 30.0, "windows": 3,  # noqa: E731
+                                "cpu_pct": pct, "cpu_pct_min": pct * 0.9,
+                                "cpu_pct_max": pct * 1.1, "threads_pct": thr, "rss_mb": 20.0}
+        kel = {"cpu": cpu(1.2, {"kelpie-monitor": 1.1, "kelpie-log-writ": 0.03, "kelpie": 0.0}),
+               "memory": summarize_health_memory({
+                   "main": [self.round_row("main", x) for x in (500.0, 800.0, 300.0, 900.0, 600.0)],
+                   "child": [self.round_row("child", x) for x in (700.0,) * 5]})}
+        pm2 = {"cpu": cpu(0.3, {"node": 0.25}) | {"rss_mb": 180.0},
+               "memory": summarize_health_memory({
+                   "main": [self.round_row("main", x) for x in (12000.0, 27000.0, 3000.0)],
+                   "child": [self.round_row("child", None)]})}
+        return pm2, kel
+
+    def test_summary_and_table(self):
+        pm2, kel = self.results()
+        self.assertEqual(kel["memory"]["main"]["restart_ms"], 600.0)
+        self.assertEqual((kel["memory"]["main"]["restarted"], kel["memory"]["child"]["rounds"]),
+                         (5, 5))
+        self.assertEqual(pm2["memory"]["child"]["restarted"], 0)
+        t = build_health_table(pm2, kel)
+        self.assertEqual(t.count("\n"), 1 + 4 + 2 + 3)
+        self.assertIn("| 0.30 % (0.27–0.33) | 1.20 % (1.08–1.32) | 0.2x | Kelpie < 2 % of one "
+                      "core (met) |", t)
+        self.assertIn("| node 0.25 % | kelpie-monitor 1.10 %, kelpie-log-writ 0.03 % |", t)
+        self.assertIn("| 180.0 MB | 20.0 MB | 9.0x | - |", t)
+        self.assertIn("median (min–max) | 12.00 s (3.00–27.00 s), 3 rounds | 0.60 s (0.30–0.90 s), "
+                      "5 rounds | 20.0x | Kelpie < 1.5 s in every round (met) |", t)
+        self.assertIn(f"| not restarted within {HEALTH_CAP_S:.0f} s (1 round) | 0.70 s "
+                      "(0.70–0.70 s), 5 rounds | - | Kelpie < 1.5 s in every round (met) |", t)
+        self.assertIn("| 3 of 3 (its worker logs", t)
+        self.assertIn("| 10 of 10 (`exits[].cause` = memory in jlist) |", t)
+        self.assertIn("| n/a | 5 of 5 | - | - |", t)  # the old child gone
+        self.assertIn("| main: over after 70 ms, done in 150 ms; child: over after 70 ms, done in "
+                      "150 ms | main:", t)
+        # One slow round misses the target; one restarted during the allocation is counted.
+        kel["memory"]["raw"]["main"][1] = self.round_row("main", 1600.0)
+        kel["memory"]["raw"]["main"][2] = self.round_row("main", 40.0)
+        slow = summarize_health_memory(kel["memory"]["raw"])
+        t = build_health_table(pm2, {"cpu": kel["cpu"], "memory": slow})
+        self.assertIn("Kelpie < 1.5 s in every round (missed)", t)
+        self.assertIn("| main: over after 70 ms, done in 150 ms (1 of 5 restarted before it was "
+                      "done); child:", t)
+        # A round without a restart misses it too.
+        kel["memory"]["raw"]["main"][1] = self.round_row("main", None)
+        lost = summarize_health_memory(kel["memory"]["raw"])
+        t = build_health_table(None, {"cpu": kel["cpu"] | {"cpu_pct": 2.5}, "memory": lost})
+        self.assertIn(f"5 rounds, 1 not restarted within {HEALTH_CAP_S:.0f} s | - | Kelpie < "
+                      "1.5 s in every round (missed) |", t)
+        self.assertIn("Kelpie < 2 % of one core (missed)", t)
+        self.assertIn("| n/a |", t)  # --kelpie-only
+
+    def test_merge_health_section(self):
+        head = "# Kelpie vs PM2: benchmark results\n\n| core |\n\n"
+        tail = README_LINE + "\n\n<details>raw</details>\n"
+        cl1 = cluster_section("| c1 |", "cluster notes", "Command: c", {})
+        cl2 = cluster_section("| c2 |", "cluster notes", "Command: c2", {})
+        h1 = health_section("| h1 |", "notes 1", "Command: one", {"kelpie": {"a": 1.23456}})
+        h2 = health_section("| h2 |", "notes 2", "Command: two", {"kelpie": {"a": 2}})
+        base = head + cl1 + "\n\n" + tail
+        one = merge_health_section(base, h1)
+        self.assertEqual(one, head + cl1 + "\n\n" + h1 + "\n\n" + tail)
+        self.assertIn('"a": 1.235', one)
+        self.assertTrue(h1.startswith(HEALTH_BEGIN + "\n## Health\n") and h1.endswith(HEALTH_END))
+        two = merge_health_section(one, h2)
+        self.assertEqual(two, head + cl1 + "\n\n" + h2 + "\n\n" + tail)
+        # The cluster section is replaced in place: the health section stays after it.
+        self.assertEqual(merge_cluster_section(two, cl2), head + cl2 + "\n\n" + h2 + "\n\n" + tail)
+        self.assertEqual(merge_health_section(two, None), base)
+        d = Path(tempfile.mkdtemp(prefix="kelpie-bench-selftest-"))
+        try:
+            (d / "r.md").write_text(two)
+            self.assertEqual(existing_health_section(d / "r.md"), h2)
+            self.assertEqual(existing_cluster_section(d / "r.md"), cl1)
+            self.assertIsNone(existing_health_section(d / "missing.md"))
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_fake_app_stamps_its_allocation(self):
+        """fake-app writes the stamps the memory rounds read (skipped when not built)."""
+        if not FAKE_APP.exists():
+            self.skipTest(f"{FAKE_APP} not built")
+        d = Path(tempfile.mkdtemp(prefix="kelpie-bench-selftest-"))
+        try:
+            stamp = d / "stamp"
+            subprocess.run([str(FAKE_APP), "--quiet", "--stamp", str(stamp), "--allocate", "8",
+                            "--allocate-after", "20", "--exit-after", "500"],
+                           stdout=subprocess.DEVNULL, timeout=30)
+            r = restart_after_allocation(*parse_health_stamps(stamp.read_text()))
+            self.assertIsNotNone(r["pid"])
+            self.assertEqual(r["alloc_pid"], r["pid"])
+            self.assertGreaterEqual(r["alloc_ms"], 0)
+            self.assertIsNone(r["restart_ns"])
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def self_test() -> int:
     loader = unittest.defaultTestLoader
     suite = unittest.TestSuite([loader.loadTestsFromTestCase(LogCounterTest),
-                                loader.loadTestsFromTestCase(ClusterTest)])
+                                loader.loadTestsFromTestCase(ClusterTest),
+                                loader.loadTestsFromTestCase(HealthTest)])
     result = unittest.TextTestRunner(verbosity=2).run(suite)
     return 0 if result.wasSuccessful() else 1
 

@@ -35,9 +35,17 @@
 //! - `--slow MS` (with `--serve`): wait MS before writing each response.
 //! - `--fail-after MS` (with `--serve`): answer `500` instead of `200` once MS have passed.
 //! - `--allocate MB` (with `--allocate-after MS`, default 0): after MS, allocate and touch MB
-//!   mebibytes and keep them; prints `allocated <MB> MB`.
+//!   mebibytes, a MiB at a time, and keep them; prints `allocated <MB> MB`. With `--stamp FILE`
+//!   (or `--alloc-stamp FILE`, which only takes these lines), it also appends
+//!   `allocating <pid> <unix time in ns>` to FILE just before it starts touching the memory and
+//!   `allocated <pid> <unix time in ns>` once every page is resident; with `--stamp-over LIMIT`
+//!   (MiB) also `over <pid> <unix time in ns>` as soon as its resident memory (`VmRSS`, read
+//!   after each MiB) is over LIMIT: when a memory limit was crossed, for the restart latency.
+//!   (Lines of three fields, unlike the start stamp's two.)
 //! - `--child-allocate MB`: the children of `--spawn-children` allocate MB (after
-//!   `--allocate-after`) instead of the parent.
+//!   `--allocate-after`, with the parent's `--stamp-over`) instead of the parent; they append
+//!   their `allocating` / `over` / `allocated` lines to the parent's `--alloc-stamp` or
+//!   `--stamp` file (and no start stamp).
 //! - `--burn`: keep one core busy, forever.
 //! - `--watchdog MS`: send `WATCHDOG=1` to `NOTIFY_SOCKET` every MS; with `--hang-after MS2`,
 //!   stop sending (and stop doing anything) after MS2, as a hung app would.
@@ -50,6 +58,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[derive(Default)]
 struct Options {
     stamp: Option<String>,
+    alloc_stamp: Option<String>,
     print: u64,
     print_err: u64,
     print_args: bool,
@@ -74,6 +83,7 @@ struct Options {
     allocate: u64,
     allocate_after: u64,
     child_allocate: u64,
+    stamp_over: Option<u64>,
     burn: bool,
     watchdog: Option<u64>,
     hang_after: Option<u64>,
@@ -89,6 +99,7 @@ fn parse(args: &[String]) -> Options {
         let mut value = || it.next().cloned().unwrap_or_default();
         match arg.as_str() {
             "--stamp" => o.stamp = Some(value()),
+            "--alloc-stamp" => o.alloc_stamp = Some(value()),
             "--print" => o.print = value().parse().unwrap_or(0),
             "--print-err" => o.print_err = value().parse().unwrap_or(0),
             "--print-args" => o.print_args = true,
@@ -113,6 +124,7 @@ fn parse(args: &[String]) -> Options {
             "--allocate" => o.allocate = value().parse().unwrap_or(0),
             "--allocate-after" => o.allocate_after = value().parse().unwrap_or(0),
             "--child-allocate" => o.child_allocate = value().parse().unwrap_or(0),
+            "--stamp-over" => o.stamp_over = value().parse().ok(),
             "--burn" => o.burn = true,
             "--watchdog" => o.watchdog = value().parse().ok(),
             "--hang-after" => o.hang_after = value().parse().ok(),
@@ -132,17 +144,23 @@ fn append(path: &str, line: &str) {
     }
 }
 
+/// Nanoseconds since the Unix epoch.
+fn unix_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let o = parse(&args);
     let pid = std::process::id();
     if let Some(path) = &o.stamp {
-        let ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        append(path, &format!("{pid} {ns}"));
+        append(path, &format!("{pid} {}", unix_ns()));
     }
+    // Where the `allocating` / `allocated` lines go.
+    let alloc_stamp = o.alloc_stamp.clone().or_else(|| o.stamp.clone());
     if o.ignore_signals {
         for signal in ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] {
             if let Some(n) = kelpie_sys::signal_number(signal) {
@@ -197,6 +215,12 @@ fn main() {
                 "--allocate-after".to_string(),
                 o.allocate_after.to_string(),
             ]);
+            if let Some(path) = &alloc_stamp {
+                child_args.extend(["--alloc-stamp".to_string(), path.clone()]);
+            }
+            if let Some(limit) = o.stamp_over {
+                child_args.extend(["--stamp-over".to_string(), limit.to_string()]);
+            }
         }
         match std::process::Command::new(exe).args(child_args).spawn() {
             Ok(child) => {
@@ -208,11 +232,32 @@ fn main() {
         }
     }
     if o.allocate > 0 {
-        let (megabytes, after) = (o.allocate, o.allocate_after);
+        let (megabytes, after, over) = (o.allocate, o.allocate_after, o.stamp_over);
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(after));
-            // Filled with ones, so every page is touched and resident.
-            let kept = vec![1u8; (megabytes << 20) as usize];
+            if let Some(path) = &alloc_stamp {
+                append(path, &format!("allocating {pid} {}", unix_ns()));
+            }
+            // Filled with ones, so every page is touched and resident; a MiB at a time, so
+            // that crossing `--stamp-over` is seen within a MiB.
+            let total = (megabytes << 20) as usize;
+            let mut kept: Vec<u8> = Vec::with_capacity(total);
+            let mut over_limit = over.map(|mib| mib << 20);
+            while kept.len() < total {
+                let next = (kept.len() + (1 << 20)).min(total);
+                kept.resize(next, 1);
+                if let Some(limit) = over_limit {
+                    if resident_bytes().is_some_and(|rss| rss > limit) {
+                        if let Some(path) = &alloc_stamp {
+                            append(path, &format!("over {pid} {}", unix_ns()));
+                        }
+                        over_limit = None;
+                    }
+                }
+            }
+            if let Some(path) = &alloc_stamp {
+                append(path, &format!("allocated {pid} {}", unix_ns()));
+            }
             println!("allocated {megabytes} MB");
             loop {
                 std::thread::sleep(Duration::from_secs(3600));
@@ -273,6 +318,20 @@ fn main() {
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }
+}
+
+/// This process's resident memory (`VmRSS` of `/proc/self/status`), in bytes.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kb * 1024)
 }
 
 /// `sd_notify(message)`: one datagram to `NOTIFY_SOCKET`, if set.
