@@ -32,7 +32,7 @@ pub struct Target {
 /// What a process's cgroup says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CgroupReading {
-    /// `memory.current`, when the memory controller is enabled.
+    /// `memory.current` (the memory controller), else the resident memory of its processes.
     pub memory_bytes: Option<u64>,
     /// `cpu.stat`'s `usage_usec`.
     pub cpu_usec: u64,
@@ -41,13 +41,24 @@ pub struct CgroupReading {
 }
 
 impl CgroupReading {
-    /// Read the cgroup at `path`; `None` when it cannot be read (gone).
+    /// Read the cgroup at `path`; `None` when it cannot be read (gone). Without the memory
+    /// controller, its memory is the resident memory of its processes, read from each one's
+    /// `/proc/<pid>/stat` (not a scan of every process of the machine).
     fn read(path: &std::path::Path) -> Option<CgroupReading> {
         let cgroup = Cgroup::at(path.to_path_buf());
+        let pids = cgroup.pids();
+        let memory_bytes = cgroup.memory_bytes().or_else(|| {
+            Some(
+                pids.iter()
+                    .filter_map(|pid| kelpie_sys::sample_process(*pid))
+                    .map(|p| p.rss_bytes)
+                    .sum(),
+            )
+        });
         Some(CgroupReading {
             cpu_usec: cgroup.cpu_usec()?,
-            memory_bytes: cgroup.memory_bytes(),
-            pids: cgroup.pids(),
+            memory_bytes,
+            pids,
         })
     }
 }
@@ -104,12 +115,10 @@ impl Monitor {
                             Some((t.pm_id, CgroupReading::read(path)?))
                         })
                         .collect();
-                    // /proc is read only when a cgroup cannot tell the memory (or is missing).
-                    let scan = current.iter().any(|t| {
-                        cgroup_readings
-                            .get(&t.pm_id)
-                            .is_none_or(|c| c.memory_bytes.is_none())
-                    });
+                    // All of /proc is read only for instances without a cgroup.
+                    let scan = current
+                        .iter()
+                        .any(|t| !cgroup_readings.contains_key(&t.pm_id));
                     let processes = if scan {
                         match kelpie_sys::scan_processes() {
                             Ok(processes) => processes,
