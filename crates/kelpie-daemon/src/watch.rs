@@ -1032,6 +1032,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_tree_watched_again_right_after_it_was_dropped_is_seen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("src")).expect("mkdir");
+        let service = WatchService::start().expect("start");
+        for round in 0..20 {
+            let (handle, mut rx) = watch(&service, settings(dir.path(), &["."]));
+            write(&dir.path().join("src").join(format!("a{round}.js")));
+            burst(&mut rx).await;
+            drop(handle);
+            let (_again, mut rx) = watch(&service, settings(dir.path(), &["."]));
+            write(&dir.path().join("src").join(format!("b{round}.js")));
+            burst(&mut rx).await;
+        }
+    }
+
+    #[tokio::test]
     async fn a_burst_of_writes_is_one_burst() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("app.js");

@@ -360,7 +360,17 @@ impl Supervisor {
             let stopped = self.stop_in_order(&ids, PendingAction::Control(Control::Stop));
             return self.finish_after(settled(stopped), Finish::List, reply);
         }
-        let waiters = ids.iter().map(|id| self.command(*id, control)).collect();
+        let mut waiters: Vec<oneshot::Receiver<()>> =
+            ids.iter().map(|id| self.command(*id, control)).collect();
+        // A stopped app that starts again is watched again: answered once the watch is in
+        // place, so that a change made right after the command is seen.
+        let names: BTreeSet<String> = ids
+            .iter()
+            .filter_map(|id| self.apps.get(id).map(|e| e.spec.name.clone()))
+            .collect();
+        for name in names {
+            waiters.extend(self.ensure_watching(&name));
+        }
         self.finish_after(waiters, Finish::List, reply);
     }
 
