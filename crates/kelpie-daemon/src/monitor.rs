@@ -1,9 +1,9 @@
 //! Resource use of every instance's whole process tree, sampled about once a second on a thread
-//! of its own. With a cgroup per process (see `cgroups.rs`), the cgroup's own counters: CPU
-//! time from `cpu.stat`, memory from `memory.current` when the memory controller is there (else
-//! the resident memory of the cgroup's processes from /proc). Without, one pass over `/proc`: the
-//! main process, every descendant, and whatever else is left in its process group. The
-//! supervisor shows the readings in `list` and checks them against each app's limits.
+//! of its own. With a cgroup per process (see `cgroups.rs`) and the memory controller, the
+//! cgroup's own counters: CPU time from `cpu.stat`, memory from `memory.current`. Otherwise one
+//! pass over `/proc`: the main process, every descendant, and whatever else is left in its
+//! process group. The supervisor shows the readings in `list` and checks them against each
+//! app's limits.
 
 use crate::cgroups::Cgroups;
 use kelpie_core::limits::Usage;
@@ -32,7 +32,7 @@ pub struct Target {
 /// What a process's cgroup says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CgroupReading {
-    /// `memory.current` (the memory controller), else the resident memory of its processes.
+    /// `memory.current` (the memory controller).
     pub memory_bytes: Option<u64>,
     /// `cpu.stat`'s `usage_usec`.
     pub cpu_usec: u64,
@@ -41,24 +41,16 @@ pub struct CgroupReading {
 }
 
 impl CgroupReading {
-    /// Read the cgroup at `path`; `None` when it cannot be read (gone). Without the memory
-    /// controller, its memory is the resident memory of its processes, read from each one's
-    /// `/proc/<pid>/stat` (not a scan of every process of the machine).
+    /// Read the cgroup at `path`; `None` when it cannot tell the memory (no memory controller
+    /// there) or cannot be read: the instance is then sampled from the /proc walk, which reads
+    /// one file per process of the machine, where summing the cgroup's processes would read
+    /// three per app (its list, its CPU, each process's memory) and cost more on most hosts.
     fn read(path: &std::path::Path) -> Option<CgroupReading> {
         let cgroup = Cgroup::at(path.to_path_buf());
-        let pids = cgroup.pids();
-        let memory_bytes = cgroup.memory_bytes().or_else(|| {
-            Some(
-                pids.iter()
-                    .filter_map(|pid| kelpie_sys::sample_process(*pid))
-                    .map(|p| p.rss_bytes)
-                    .sum(),
-            )
-        });
         Some(CgroupReading {
+            memory_bytes: Some(cgroup.memory_bytes()?),
             cpu_usec: cgroup.cpu_usec()?,
-            memory_bytes,
-            pids,
+            pids: cgroup.pids(),
         })
     }
 }
@@ -115,7 +107,7 @@ impl Monitor {
                             Some((t.pm_id, CgroupReading::read(path)?))
                         })
                         .collect();
-                    // All of /proc is read only for instances without a cgroup.
+                    // All of /proc is read only for instances without a cgroup that tells.
                     let scan = current
                         .iter()
                         .any(|t| !cgroup_readings.contains_key(&t.pm_id));
