@@ -825,9 +825,15 @@ mod tests {
     const SECOND: Duration = Duration::from_secs(1);
 
     /// A port nothing listens on (bound, then released).
-    async fn closed_port() -> u16 {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        listener.local_addr().expect("address").port()
+    /// A port that refuses connections for as long as the socket is kept: bound, not
+    /// listening (a port merely freed could be taken by a parallel test).
+    fn closed_port() -> (tokio::net::TcpSocket, u16) {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("address"))
+            .expect("bind");
+        let port = socket.local_addr().expect("address").port();
+        (socket, port)
     }
 
     #[tokio::test]
@@ -920,7 +926,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_connection_names_the_address() {
-        let port = closed_port().await;
+        let (_reserved, port) = closed_port();
         let url = format!("http://127.0.0.1:{port}/health");
         let exec = ExecContext::default();
         assert_eq!(
