@@ -21,6 +21,8 @@ pub struct Cgroups {
 
 struct Inner {
     base: Cgroup,
+    /// The memory controller is enabled for our cgroups: they can be read for sampling.
+    memory: bool,
     next: AtomicU64,
     /// Cgroups of processes that are gone but were not empty yet when dropped: removed later.
     leftovers: Mutex<Vec<Cgroup>>,
@@ -61,6 +63,7 @@ impl Cgroups {
         Cgroups {
             inner: Some(Arc::new(Inner {
                 base,
+                memory,
                 next: AtomicU64::new(0),
                 leftovers: Mutex::new(Vec::new()),
             })),
@@ -83,6 +86,11 @@ impl Cgroups {
                 None
             }
         }
+    }
+
+    /// Whether the cgroups account memory (and so can replace the /proc walk for sampling).
+    pub fn account_memory(&self) -> bool {
+        self.inner.as_ref().is_some_and(|inner| inner.memory)
     }
 
     /// Remove the cgroups of gone processes that were not empty when dropped. Blocking (cheap).

@@ -100,8 +100,12 @@ impl Monitor {
                         }
                         continue;
                     }
+                    // Without the memory controller, trying each cgroup's memory.current would
+                    // only cost a failed open per app and second.
+                    let readable = cgroups.account_memory();
                     let cgroup_readings: HashMap<u32, CgroupReading> = current
                         .iter()
+                        .filter(|_| readable)
                         .filter_map(|t| {
                             let path = t.cgroup.as_ref()?;
                             Some((t.pm_id, CgroupReading::read(path)?))
