@@ -88,9 +88,39 @@ pub enum Command {
     /// Write a commented example ecosystem.config.js
     #[command(alias = "ecosystem")]
     Init,
+    /// Start the daemon at boot (systemd, openrc, launchd): written and enabled as root, else
+    /// printed with the command to run
+    Startup(StartupArgs),
+    /// Remove the boot service written by `startup`
+    Unstartup(StartupArgs),
     /// Run the daemon in the foreground (started for you by any other command)
     #[command(hide = true)]
-    Daemon,
+    Daemon {
+        /// With no app left from the last daemon, bring back the saved list (boot services)
+        #[arg(long)]
+        resurrect_if_empty: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StartupArgs {
+    /// systemd (ubuntu, debian, centos...), openrc or launchd (macos); detected when left out
+    pub platform: Option<String>,
+    /// The user the daemon runs as (default: you)
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Its Kelpie home (default: yours, or `~/.kelpie` of --user)
+    #[arg(long = "hp", value_name = "DIR")]
+    pub home: Option<String>,
+    /// Name of the service (default: kelpie-<user>)
+    #[arg(long)]
+    pub service_name: Option<String>,
+    /// Only print the file
+    #[arg(long)]
+    pub print: bool,
+    /// Write the file into this directory instead of the init system's, and enable nothing
+    #[arg(long, hide = true)]
+    pub dir: Option<String>,
 }
 
 #[derive(Debug, Args)]

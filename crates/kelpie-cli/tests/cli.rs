@@ -9,6 +9,7 @@ mod cli {
     mod health;
     mod logs;
     mod persistence;
+    mod startup;
     mod supervision;
     mod targets;
 

@@ -57,8 +57,21 @@ pub enum DaemonError {
     AlreadyRunning(String),
 }
 
+/// How a daemon starts, beyond its home.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DaemonOptions {
+    /// When no app is left from the last daemon (`state.json` empty or missing), bring back
+    /// the saved list (`dump.json`), as `kelpie resurrect` would: what a boot service wants.
+    pub resurrect_if_empty: bool,
+}
+
 /// Run the daemon for `home` until it is told to exit. Blocks the calling thread.
 pub fn run(home: Home) -> Result<(), DaemonError> {
+    run_with(home, DaemonOptions::default())
+}
+
+/// [`run`], with options.
+pub fn run_with(home: Home, options: DaemonOptions) -> Result<(), DaemonError> {
     kelpie_sys::use_single_malloc_arena();
     // One async thread is plenty for a supervisor; the few blocking jobs (opening log files,
     // reading /proc) share a small pool, so starting 200 apps at once does not make 200 threads.
@@ -71,5 +84,5 @@ pub fn run(home: Home) -> Result<(), DaemonError> {
             path: home.root().display().to_string(),
             source,
         })?;
-    runtime.block_on(supervisor::run(home))
+    runtime.block_on(supervisor::run(home, options))
 }

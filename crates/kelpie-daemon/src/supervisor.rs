@@ -169,7 +169,7 @@ struct Supervisor {
 }
 
 /// Set up the home, serve it, and supervise until told to exit.
-pub async fn run(home: Home) -> Result<(), DaemonError> {
+pub async fn run(home: Home, options: crate::DaemonOptions) -> Result<(), DaemonError> {
     // Startup file work happens on the blocking pool, like every other file access.
     let setup_home = home.clone();
     tokio::task::spawn_blocking(move || prepare_home(&setup_home))
@@ -248,6 +248,9 @@ pub async fn run(home: Home) -> Result<(), DaemonError> {
     {
         supervisor.restore(state, &orphans);
     }
+    if options.resurrect_if_empty && supervisor.apps.is_empty() {
+        resurrect_at_start(&commands_tx);
+    }
     crate::daemon_log!(
         "daemon v{} started (pid {}) for {}",
         env!("CARGO_PKG_VERSION"),
@@ -270,6 +273,31 @@ pub async fn run(home: Home) -> Result<(), DaemonError> {
     let _ = std::fs::remove_file(home.socket());
     crate::daemon_log!("daemon exited");
     result
+}
+
+/// Bring back the saved list through the same path as `kelpie resurrect`, and log how it went.
+fn resurrect_at_start(commands: &mpsc::Sender<Command>) {
+    let commands = commands.clone();
+    tokio::spawn(async move {
+        let (reply, answer) = oneshot::channel();
+        let request = Command::Request {
+            request: kelpie_proto::Request::Resurrect,
+            reply,
+        };
+        if commands.send(request).await.is_err() {
+            return;
+        }
+        match answer.await.map(|r| r.response) {
+            Ok(Response::Started { outcomes, .. }) => crate::daemon_log!(
+                "no app was left from the last daemon: brought back the {} saved in the dump",
+                outcomes.len()
+            ),
+            Ok(Response::Error(e)) => {
+                crate::daemon_log!("no app was left from the last daemon, and {}", e.message)
+            }
+            _ => {}
+        }
+    });
 }
 
 fn prepare_home(home: &Home) -> Result<(), DaemonError> {

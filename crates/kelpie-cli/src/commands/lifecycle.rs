@@ -8,8 +8,8 @@ use kelpie_proto::{Home, Request, Response};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-pub fn daemon(home: Home) -> Result<ExitCode> {
-    kelpie_daemon::run(home)?;
+pub fn daemon(home: Home, resurrect_if_empty: bool) -> Result<ExitCode> {
+    kelpie_daemon::run_with(home, kelpie_daemon::DaemonOptions { resurrect_if_empty })?;
     Ok(ExitCode::SUCCESS)
 }
 

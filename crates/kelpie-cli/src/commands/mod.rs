@@ -5,6 +5,7 @@ mod inspect;
 mod lifecycle;
 mod logs;
 mod start;
+mod startup;
 
 use crate::cli::{Cli, Command};
 use crate::client::Client;
@@ -18,7 +19,9 @@ use std::process::ExitCode;
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let home = Home::from_env();
     match cli.command {
-        Command::Daemon => lifecycle::daemon(home),
+        Command::Daemon { resurrect_if_empty } => lifecycle::daemon(home, resurrect_if_empty),
+        Command::Startup(args) => startup::startup(&home, &args),
+        Command::Unstartup(args) => startup::unstartup(&home, &args),
         Command::Start(args) => start::start(&home, *args),
         Command::Stop(args) => {
             control::targeted(&home, &args, |targets| Request::Stop { targets }, "stopped")

@@ -1,0 +1,403 @@
+//! `startup` / `unstartup`: the boot service that starts the daemon (which brings back the apps
+//! as they were, or the saved list when none is left), for systemd, OpenRC and launchd.
+//!
+//! As root the file is written and enabled; otherwise it is printed with the command to run as
+//! root, as PM2 does.
+
+use crate::cli::StartupArgs;
+use anyhow::{anyhow, bail, Context, Result};
+use kelpie_proto::Home;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// An init system Kelpie can write a boot service for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitSystem {
+    /// systemd: a unit in /etc/systemd/system.
+    Systemd,
+    /// OpenRC: a script in /etc/init.d.
+    OpenRc,
+    /// launchd (macOS): a property list in /Library/LaunchDaemons.
+    Launchd,
+}
+
+impl InitSystem {
+    /// PM2's names and aliases of platforms.
+    fn parse(name: &str) -> Result<InitSystem> {
+        match name {
+            "systemd" | "ubuntu" | "debian" | "centos" | "fedora" | "arch" | "oracle" | "rhel" => {
+                Ok(InitSystem::Systemd)
+            }
+            "openrc" | "alpine" | "gentoo" => Ok(InitSystem::OpenRc),
+            "launchd" | "macos" | "darwin" => Ok(InitSystem::Launchd),
+            other => bail!(
+                "unknown init system `{other}`: use systemd, openrc or launchd (upstart, SysV, rc.d and SMF are not supported)"
+            ),
+        }
+    }
+
+    /// The one this machine runs, from the tools it has (PM2's detection order).
+    fn detect() -> Result<InitSystem> {
+        if Path::new("/run/systemd/system").exists() || on_path("systemctl") {
+            Ok(InitSystem::Systemd)
+        } else if on_path("rc-update") {
+            Ok(InitSystem::OpenRc)
+        } else if on_path("launchctl") {
+            Ok(InitSystem::Launchd)
+        } else {
+            bail!("cannot tell the init system of this machine: name it (`kelpie startup systemd`)")
+        }
+    }
+}
+
+/// Everything a boot service file is made of.
+struct Service {
+    init: InitSystem,
+    name: String,
+    user: String,
+    home: PathBuf,
+    kelpie: PathBuf,
+    path_var: String,
+}
+
+impl Service {
+    fn from_args(args: &StartupArgs, home: &Home) -> Result<Service> {
+        let init = match &args.platform {
+            Some(name) => InitSystem::parse(name)?,
+            None => InitSystem::detect()?,
+        };
+        let user = match &args.user {
+            Some(user) => user.clone(),
+            None => kelpie_sys::username(kelpie_sys::current_uid()),
+        };
+        // Another user's apps live in that user's home, not in ours (PM2 got this wrong).
+        let home = match (&args.home, &args.user) {
+            (Some(dir), _) => PathBuf::from(dir),
+            (None, Some(user)) => {
+                user_home(user)
+                    .map(|dir| dir.join(".kelpie"))
+                    .ok_or_else(|| {
+                        anyhow!(
+                        "user `{user}` has no home directory in /etc/passwd: give one with --hp"
+                    )
+                    })?
+            }
+            (None, None) => home.root().to_path_buf(),
+        };
+        let kelpie = std::env::current_exe()
+            .and_then(|p| p.canonicalize())
+            .context("cannot tell where the kelpie binary is")?;
+        let name = args.service_name.clone().unwrap_or_else(|| match init {
+            InitSystem::Systemd => format!("kelpie-{user}"),
+            InitSystem::OpenRc => "kelpie".to_string(),
+            InitSystem::Launchd => format!("dev.kelpie.{user}"),
+        });
+        Ok(Service {
+            init,
+            name,
+            user,
+            home,
+            kelpie,
+            path_var: std::env::var("PATH")
+                .unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        })
+    }
+
+    /// The file's name in `dir`.
+    fn file_in(&self, dir: &Path) -> PathBuf {
+        match self.init {
+            InitSystem::Systemd => dir.join(format!("{}.service", self.name)),
+            InitSystem::OpenRc => dir.join(&self.name),
+            InitSystem::Launchd => dir.join(format!("{}.plist", self.name)),
+        }
+    }
+
+    fn default_dir(&self) -> PathBuf {
+        PathBuf::from(match self.init {
+            InitSystem::Systemd => "/etc/systemd/system",
+            InitSystem::OpenRc => "/etc/init.d",
+            InitSystem::Launchd => "/Library/LaunchDaemons",
+        })
+    }
+
+    fn render(&self) -> String {
+        let kelpie = self.kelpie.display();
+        let home = self.home.display();
+        match self.init {
+            // Type=simple with the daemon in the foreground: no pid file to get wrong. Its log
+            // goes where `kelpie` users look for it (kelpie.log), not only to the journal.
+            // KillMode=mixed: SIGTERM to the daemon only, which stops each app with its own
+            // signal and keeps the list; SIGKILL to what is left at the timeout. Delegate: the
+            // daemon may make a cgroup per app process.
+            InitSystem::Systemd => format!(
+                "[Unit]\n\
+                 Description=Kelpie process manager for {user} ({home})\n\
+                 After=network-online.target\n\
+                 Wants=network-online.target\n\
+                 \n\
+                 [Service]\n\
+                 Type=simple\n\
+                 User={user}\n\
+                 Environment=KELPIE_HOME={home}\n\
+                 Environment=PATH={path}\n\
+                 ExecStart={kelpie} daemon --resurrect-if-empty\n\
+                 ExecReload={kelpie} reload all\n\
+                 StandardOutput=append:{home}/kelpie.log\n\
+                 StandardError=append:{home}/kelpie.log\n\
+                 KillMode=mixed\n\
+                 TimeoutStopSec=120\n\
+                 Restart=on-failure\n\
+                 Delegate=yes\n\
+                 LimitNOFILE=infinity\n\
+                 \n\
+                 [Install]\n\
+                 WantedBy=multi-user.target\n",
+                user = self.user,
+                path = self.path_var,
+            ),
+            InitSystem::OpenRc => format!(
+                "#!/sbin/openrc-run\n\
+                 # Kelpie process manager for {user} ({home})\n\
+                 description=\"Kelpie process manager\"\n\
+                 command=\"{kelpie}\"\n\
+                 command_args=\"daemon --resurrect-if-empty\"\n\
+                 command_user=\"{user}\"\n\
+                 command_background=true\n\
+                 pidfile=\"/run/{name}.pid\"\n\
+                 export KELPIE_HOME=\"{home}\"\n\
+                 export PATH=\"{path}\"\n\
+                 retry=\"TERM/120/KILL/5\"\n\
+                 output_log=\"{home}/kelpie.log\"\n\
+                 error_log=\"{home}/kelpie.log\"\n\
+                 \n\
+                 depend() {{\n\
+                 \tneed net\n\
+                 }}\n",
+                user = self.user,
+                name = self.name,
+                path = self.path_var,
+            ),
+            InitSystem::Launchd => format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+                 <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
+                 <plist version=\"1.0\">\n\
+                 <dict>\n\
+                 \x20 <key>Label</key><string>{name}</string>\n\
+                 \x20 <key>UserName</key><string>{user}</string>\n\
+                 \x20 <key>ProgramArguments</key>\n\
+                 \x20 <array><string>{kelpie}</string><string>daemon</string><string>--resurrect-if-empty</string></array>\n\
+                 \x20 <key>EnvironmentVariables</key>\n\
+                 \x20 <dict><key>KELPIE_HOME</key><string>{home}</string><key>PATH</key><string>{path}</string></dict>\n\
+                 \x20 <key>RunAtLoad</key><true/>\n\
+                 \x20 <key>StandardErrorPath</key><string>{home}/kelpie.log</string>\n\
+                 \x20 <key>KeepAlive</key><dict><key>SuccessfulExit</key><false/></dict>\n\
+                 </dict>\n\
+                 </plist>\n",
+                name = self.name,
+                user = self.user,
+                path = self.path_var,
+            ),
+        }
+    }
+
+    /// The commands that enable (or disable) it once written.
+    fn activation(&self, file: &Path, enable: bool) -> Vec<Vec<String>> {
+        let name = self.name.clone();
+        let file = file.display().to_string();
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        match (self.init, enable) {
+            (InitSystem::Systemd, true) => vec![
+                words(&["systemctl", "daemon-reload"]),
+                words(&["systemctl", "enable", &name]),
+            ],
+            (InitSystem::Systemd, false) => vec![
+                words(&["systemctl", "disable", &name]),
+                words(&["systemctl", "daemon-reload"]),
+            ],
+            (InitSystem::OpenRc, true) => vec![words(&["rc-update", "add", &name, "default"])],
+            (InitSystem::OpenRc, false) => vec![words(&["rc-update", "del", &name, "default"])],
+            (InitSystem::Launchd, true) => vec![words(&["launchctl", "load", "-w", &file])],
+            (InitSystem::Launchd, false) => vec![words(&["launchctl", "unload", "-w", &file])],
+        }
+    }
+}
+
+/// `kelpie startup [platform]`.
+pub fn startup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
+    let service = Service::from_args(args, home)?;
+    let text = service.render();
+    if args.print {
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dir = args
+        .dir
+        .clone()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| service.default_dir());
+    let file = service.file_in(&dir);
+    if kelpie_sys::current_uid() != 0 && args.dir.is_none() {
+        println!("[kelpie] writing a boot service needs root. Run:\n");
+        println!(
+            "sudo env PATH=\"{}\" {} startup {} -u {} --hp {}\n",
+            service.path_var,
+            service.kelpie.display(),
+            platform_word(service.init),
+            service.user,
+            service.home.display()
+        );
+        println!("[kelpie] it would write {}:\n\n{text}", file.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    write_atomically(&file, &text, service.init == InitSystem::OpenRc)?;
+    println!("[kelpie] wrote {}", file.display());
+    if args.dir.is_some() {
+        // A directory of the user's choice: not the init system's, nothing to enable.
+        return Ok(ExitCode::SUCCESS);
+    }
+    run_all(&service.activation(&file, true))?;
+    println!(
+        "[kelpie] {} starts the daemon at boot for {} ({}); it brings the apps back as they were, or the list saved with `kelpie save` when none is left",
+        service.name,
+        service.user,
+        service.home.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kelpie unstartup [platform]`.
+pub fn unstartup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
+    let service = Service::from_args(args, home)?;
+    let dir = args
+        .dir
+        .clone()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| service.default_dir());
+    let file = service.file_in(&dir);
+    if kelpie_sys::current_uid() != 0 && args.dir.is_none() {
+        println!(
+            "[kelpie] removing a boot service needs root. Run:\n\nsudo {} unstartup {} -u {}",
+            service.kelpie.display(),
+            platform_word(service.init),
+            service.user
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !file.exists() {
+        bail!("no boot service at {}", file.display());
+    }
+    if args.dir.is_none() {
+        run_all(&service.activation(&file, false))?;
+    }
+    std::fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
+    println!("[kelpie] removed {}", file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn platform_word(init: InitSystem) -> &'static str {
+    match init {
+        InitSystem::Systemd => "systemd",
+        InitSystem::OpenRc => "openrc",
+        InitSystem::Launchd => "launchd",
+    }
+}
+
+/// Run each command; the first failure stops and says which (the file stays written).
+fn run_all(commands: &[Vec<String>]) -> Result<()> {
+    for words in commands {
+        let (program, args) = words
+            .split_first()
+            .ok_or_else(|| anyhow!("empty command"))?;
+        let status = Command::new(program)
+            .args(args)
+            .status()
+            .with_context(|| format!("cannot run `{}`", words.join(" ")))?;
+        if !status.success() {
+            bail!(
+                "`{}` failed ({status}); the file is written, run it yourself once it can work",
+                words.join(" ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Write through a temporary file and a rename, so a reader never sees half a unit.
+fn write_atomically(file: &Path, text: &str, executable: bool) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let temporary = file.with_extension(format!("kelpie-{}.tmp", std::process::id()));
+    std::fs::write(&temporary, text)
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    let mode = if executable { 0o755 } else { 0o644 };
+    std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set the mode of {}", temporary.display()))?;
+    std::fs::rename(&temporary, file).with_context(|| format!("cannot write {}", file.display()))
+}
+
+/// A user's home directory from /etc/passwd.
+fn user_home(user: &str) -> Option<PathBuf> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        if fields.first() != Some(&user) {
+            return None;
+        }
+        fields.get(5).map(PathBuf::from)
+    })
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var("PATH").is_ok_and(|path| {
+        path.split(':')
+            .any(|dir| !dir.is_empty() && Path::new(dir).join(program).is_file())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(init: InitSystem) -> Service {
+        Service {
+            init,
+            name: "kelpie-www".into(),
+            user: "www".into(),
+            home: "/home/www/.kelpie".into(),
+            kelpie: "/usr/local/bin/kelpie".into(),
+            path_var: "/usr/bin:/bin".into(),
+        }
+    }
+
+    #[test]
+    fn the_systemd_unit_runs_the_daemon_in_the_foreground_for_the_user() {
+        let unit = service(InitSystem::Systemd).render();
+        for line in [
+            "User=www",
+            "Environment=KELPIE_HOME=/home/www/.kelpie",
+            "ExecStart=/usr/local/bin/kelpie daemon --resurrect-if-empty",
+            "KillMode=mixed",
+            "WantedBy=multi-user.target",
+        ] {
+            assert!(unit.lines().any(|l| l == line), "{line} in\n{unit}");
+        }
+    }
+
+    #[test]
+    fn platforms_have_pm2s_aliases_and_unknown_ones_are_refused() {
+        assert_eq!(InitSystem::parse("ubuntu").ok(), Some(InitSystem::Systemd));
+        assert_eq!(InitSystem::parse("macos").ok(), Some(InitSystem::Launchd));
+        assert_eq!(InitSystem::parse("openrc").ok(), Some(InitSystem::OpenRc));
+        let error = InitSystem::parse("upstart").err().map(|e| e.to_string());
+        assert!(error.is_some_and(|e| e.contains("not supported")));
+    }
+
+    #[test]
+    fn openrc_and_launchd_files_name_the_binary_and_the_home() {
+        let openrc = service(InitSystem::OpenRc).render();
+        assert!(openrc.starts_with("#!/sbin/openrc-run"));
+        assert!(openrc.contains("command_args=\"daemon --resurrect-if-empty\""));
+        let plist = service(InitSystem::Launchd).render();
+        assert!(plist.contains("<string>/usr/local/bin/kelpie</string><string>daemon</string>"));
+        assert!(plist.contains("<key>KELPIE_HOME</key><string>/home/www/.kelpie</string>"));
+    }
+}
