@@ -4,6 +4,7 @@ mod control;
 mod inspect;
 mod lifecycle;
 mod logs;
+mod runtime;
 mod start;
 
 use crate::cli::{Cli, Command};
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Kill => lifecycle::kill(&home),
         Command::Update => lifecycle::update(&home),
         Command::Init => lifecycle::init(),
+        Command::Runtime(args) => runtime::runtime(home, *args),
     }
 }
 
