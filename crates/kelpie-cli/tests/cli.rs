@@ -9,6 +9,7 @@ mod cli {
     mod health;
     mod logs;
     mod persistence;
+    mod runtime;
     mod supervision;
     mod targets;
 
