@@ -93,6 +93,10 @@ pub enum Command {
     Startup(StartupArgs),
     /// Remove the boot service written by `startup`
     Unstartup(StartupArgs),
+    /// Run apps in the foreground as a container's main process (PID 1): output on stdout,
+    /// orphans reaped, SIGTERM stops the apps and exits (PM2's pm2-runtime)
+    #[command(alias = "pm2-runtime")]
+    Runtime(Box<RuntimeArgs>),
     /// Run the daemon in the foreground (started for you by any other command)
     #[command(hide = true)]
     Daemon {
@@ -121,6 +125,22 @@ pub struct StartupArgs {
     /// Write the file into this directory instead of the init system's, and enable nothing
     #[arg(long, hide = true)]
     pub dir: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RuntimeArgs {
+    #[command(flatten)]
+    pub start: StartArgs,
+    /// The apps' lines alone: no `id|name |` prefix (stderr lines still on stderr)
+    #[arg(long, conflicts_with = "json")]
+    pub raw: bool,
+    /// One JSON object per line on stdout (the keys of `kelpie logs --json`)
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the usual log files in the home (by default the output only goes to
+    /// stdout/stderr, the log of a container)
+    #[arg(long)]
+    pub log_files: bool,
 }
 
 #[derive(Debug, Args)]

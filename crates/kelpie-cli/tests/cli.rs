@@ -9,6 +9,7 @@ mod cli {
     mod health;
     mod logs;
     mod persistence;
+    mod runtime;
     mod startup;
     mod supervision;
     mod targets;

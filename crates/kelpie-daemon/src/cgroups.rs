@@ -37,7 +37,7 @@ impl Cgroups {
             return Cgroups::default();
         };
         remove_stale(&own);
-        let base = match Cgroup::create(own.join(format!("kelpie-{}", std::process::id()))) {
+        let base = match create_base(&own) {
             Ok(base) => base,
             Err(e) => {
                 crate::daemon_log!(
@@ -136,6 +136,23 @@ impl Drop for ProcessCgroup {
 
 /// Remove the `kelpie-<pid>` cgroups of daemons that are gone (killed with -9), with their
 /// empty process cgroups. Non-empty ones (processes still running) are left alone.
+/// `kelpie-<pid>`, created by us. When it exists (stale ones of dead pids are removed first),
+/// another daemon with our pid has it: one that is pid 1 of another namespace in the same
+/// cgroup. Ours then gets a random suffix, so that no cgroup is ever shared.
+fn create_base(own: &std::path::Path) -> std::io::Result<Cgroup> {
+    let pid = std::process::id();
+    let plain = own.join(format!("kelpie-{pid}"));
+    let path = match std::fs::create_dir(&plain) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let tagged = own.join(format!("kelpie-{pid}-{:x}", crate::clock::daemon_tag()));
+            std::fs::create_dir(&tagged)?;
+            tagged
+        }
+        created => created.map(|()| plain)?,
+    };
+    Ok(Cgroup::at(path))
+}
+
 fn remove_stale(own: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(own) else {
         return;
@@ -145,6 +162,7 @@ fn remove_stale(own: &std::path::Path) {
         let Some(pid) = name
             .to_str()
             .and_then(|n| n.strip_prefix("kelpie-"))
+            .and_then(|p| p.split('-').next())
             .and_then(|p| p.parse::<u32>().ok())
         else {
             continue;

@@ -24,3 +24,12 @@ pub fn now() -> Now {
         wall_ms: wall_ms(),
     }
 }
+
+/// A random number drawn once per daemon: with the pid, names what must be unique across
+/// daemons that may share a pid (each the pid 1 of its own namespace).
+pub fn daemon_tag() -> u64 {
+    use std::hash::BuildHasher;
+    static TAG: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    // std seeds each RandomState from the system's randomness: no dependency needed for this.
+    *TAG.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(std::process::id()))
+}

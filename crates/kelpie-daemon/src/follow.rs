@@ -180,7 +180,7 @@ async fn from_files(logs: &LogService, reads: Vec<FileRead>, lines: usize) -> Ve
     .unwrap_or_default()
 }
 
-fn wire(line: &LogLine) -> WireLogLine {
+pub(crate) fn wire(line: &LogLine) -> WireLogLine {
     let chunk = line.chunk();
     WireLogLine {
         pm_id: chunk.pm_id,

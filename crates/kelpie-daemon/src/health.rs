@@ -459,18 +459,21 @@ async fn exec_probe(command: &str, timeout: Duration, ctx: &ExecContext) -> Resu
     // Its own group, so that a timeout or an abort kills what the command started too.
     std::os::unix::process::CommandExt::process_group(&mut shell, 0);
     kelpie_sys::set_nice_and_identity(&mut shell, None, ctx.identity.clone());
-    let mut child = Command::from(shell)
+    // Recorded as ours before anyone can reap it (see `crate::reaper`): tokio waits for it.
+    let spawning = crate::reaper::spawning();
+    let spawned = Command::from(shell)
         // If this future is dropped (the check loop aborted), tokio kills the shell and reaps it
         // in the background; `group` below kills the rest of its group first.
         .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| {
-            format!(
-                "exec `{command}` could not start in {}: {}",
-                ctx.cwd.display(),
-                plain(&e)
-            )
-        })?;
+        .spawn();
+    spawning.record(spawned.as_ref().ok().and_then(|c| c.id()));
+    let mut child = spawned.map_err(|e| {
+        format!(
+            "exec `{command}` could not start in {}: {}",
+            ctx.cwd.display(),
+            plain(&e)
+        )
+    })?;
     // Declared after `child`, hence dropped before it: the group is killed while its leader
     // is still unreaped.
     let mut group = GroupKill(child.id());

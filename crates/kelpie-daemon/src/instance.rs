@@ -590,7 +590,11 @@ impl Instance {
                     .collect(),
                 cgroup_procs,
             };
+            // Recorded as ours before anyone can reap it: under `kelpie runtime` the orphan
+            // reaper must leave this child's exit status to its wait below.
+            let spawning = crate::reaper::spawning();
             let spawned = launch::command(&spec, &who, pipes, extras).and_then(|mut c| c.spawn());
+            spawning.record(spawned.as_ref().ok().and_then(|c| c.id()));
             drop(ends.fds);
             // Read here (/etc/passwd) rather than on the async thread; it was just used.
             let identity = launch::identity(&spec).ok().flatten();

@@ -31,6 +31,7 @@ mod logs;
 mod monitor;
 mod persist;
 mod readiness;
+mod reaper;
 mod server;
 mod sockets;
 mod state;
@@ -38,6 +39,7 @@ mod supervisor;
 mod watch;
 
 use kelpie_proto::Home;
+pub use supervisor::{ForegroundOptions, OutputBatch, OUTPUT_QUEUE};
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,31 @@ pub fn run(home: Home) -> Result<(), DaemonError> {
 
 /// [`run`], with options.
 pub fn run_with(home: Home, options: DaemonOptions) -> Result<(), DaemonError> {
+    run_supervisor(home, options, None).map(|_| ())
+}
+
+/// `kelpie runtime`: supervise `apps` in the foreground (no background daemon, no fork), serving
+/// `home`'s control socket so `kelpie list/logs/reload` work against it, until a signal stops
+/// them or they have all ended. Their output goes to `options.output`; orphans are reaped (as
+/// pid 1, or as a child subreaper). Returns the code to exit with: 0 after a stop on a signal or
+/// when every app ended well, 1 when an app could not start or any ended in failure.
+pub fn run_foreground(
+    home: Home,
+    apps: Vec<kelpie_core::AppSpec>,
+    options: ForegroundOptions,
+) -> Result<u8, DaemonError> {
+    run_supervisor(
+        home,
+        DaemonOptions::default(),
+        Some(supervisor::ForegroundSetup { apps, options }),
+    )
+}
+
+fn run_supervisor(
+    home: Home,
+    daemon: DaemonOptions,
+    foreground: Option<supervisor::ForegroundSetup>,
+) -> Result<u8, DaemonError> {
     kelpie_sys::use_single_malloc_arena();
     // One async thread is plenty for a supervisor; the few blocking jobs (opening log files,
     // reading /proc) share a small pool, so starting 200 apps at once does not make 200 threads.
@@ -84,5 +111,5 @@ pub fn run_with(home: Home, options: DaemonOptions) -> Result<(), DaemonError> {
             path: home.root().display().to_string(),
             source,
         })?;
-    runtime.block_on(supervisor::run(home, options))
+    runtime.block_on(supervisor::run(home, daemon, foreground))
 }

@@ -70,9 +70,13 @@ impl ProcessLink {
         };
         let mut ends = ChildEnds::default();
 
+        // Abstract names are per network namespace, pids per pid namespace: several runtimes
+        // that are each pid 1 of their own namespace share the network's names, hence the
+        // daemon's random tag next to its pid.
         let name = format!(
-            "kelpie/{}/{}",
+            "kelpie/{}-{:x}/{}",
             std::process::id(),
+            crate::clock::daemon_tag(),
             NEXT_LINK.fetch_add(1, Ordering::Relaxed)
         );
         let socket = bind_abstract_datagram(&name)?;

@@ -1,12 +1,14 @@
 //! The supervisor actor: owns the app table, handles every request, persists state.
 
 mod cluster;
+mod foreground;
 mod handlers;
 mod logs;
 mod order;
 mod targets;
 mod watching;
 
+pub use foreground::{ForegroundOptions, ForegroundSetup, OutputBatch, OUTPUT_QUEUE};
 pub use logs::LogSelection;
 
 use crate::clock;
@@ -81,6 +83,8 @@ pub enum Command {
         /// What changed.
         burst: crate::watch::WatchBurst,
     },
+    /// `kelpie runtime`'s apps were started (or could not be): the start's answer.
+    ForegroundStarted(Response),
     /// The dump was read for `resurrect`.
     DumpLoaded {
         /// The dump, or why it could not be read.
@@ -166,10 +170,18 @@ struct Supervisor {
     watch_service: Option<crate::watch::WatchService>,
     /// Watches of apps, by name.
     watchers: BTreeMap<String, watching::Watching>,
+    /// Under `kelpie runtime`: its apps' exit, output and orphans.
+    foreground: Option<foreground::Foreground>,
 }
 
-/// Set up the home, serve it, and supervise until told to exit.
-pub async fn run(home: Home, options: crate::DaemonOptions) -> Result<(), DaemonError> {
+/// Set up the home, serve it, and supervise until told to exit. With `foreground`
+/// (`kelpie runtime`): start these apps, hand their output over, reap orphans, and exit once
+/// they have all ended. Returns the code to exit with.
+pub async fn run(
+    home: Home,
+    options: crate::DaemonOptions,
+    foreground: Option<ForegroundSetup>,
+) -> Result<u8, DaemonError> {
     // Startup file work happens on the blocking pool, like every other file access.
     let setup_home = home.clone();
     tokio::task::spawn_blocking(move || prepare_home(&setup_home))
@@ -210,6 +222,26 @@ pub async fn run(home: Home, options: crate::DaemonOptions) -> Result<(), Daemon
             path: home.root().display().to_string(),
             source,
         })?;
+    let log_service = match &foreground {
+        Some(setup) if !setup.options.files => log_service.without_files(),
+        _ => log_service,
+    };
+    let (foreground_mode, foreground_apps) = match foreground {
+        Some(ForegroundSetup { apps, options }) => {
+            let mode = foreground::Foreground::start(&log_service, options.output)
+                .and_then(|mode| {
+                    foreground::wake_reaper_on_sigchld(mode.reaper.clone())?;
+                    Ok(mode)
+                })
+                .map_err(|source| DaemonError::Io {
+                    about: "cannot reap orphans (PR_SET_CHILD_SUBREAPER, SIGCHLD) for",
+                    path: home.root().display().to_string(),
+                    source,
+                })?;
+            (Some(mode), Some(apps))
+        }
+        None => (None, None),
+    };
     let (commands_tx, commands_rx) = mpsc::channel(1024);
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (readings_tx, readings_rx) = mpsc::unbounded_channel();
@@ -241,12 +273,19 @@ pub async fn run(home: Home, options: crate::DaemonOptions) -> Result<(), Daemon
         leaving: Default::default(),
         watch_service: None,
         watchers: BTreeMap::new(),
+        foreground: foreground_mode,
     };
-    let restore_home = home.clone();
-    if let Ok(Some((state, orphans))) =
-        tokio::task::spawn_blocking(move || load_with_orphans(&restore_home)).await
-    {
-        supervisor.restore(state, &orphans);
+    if let Some(apps) = foreground_apps {
+        // The runtime's apps are the ones it was given: a state.json in its home (a daemon's,
+        // or a runtime's killed with -9) is neither restored nor overwritten.
+        supervisor.start_foreground_apps(apps);
+    } else {
+        let restore_home = home.clone();
+        if let Ok(Some((state, orphans))) =
+            tokio::task::spawn_blocking(move || load_with_orphans(&restore_home)).await
+        {
+            supervisor.restore(state, &orphans);
+        }
     }
     if options.resurrect_if_empty && supervisor.apps.is_empty() {
         resurrect_at_start(&commands_tx);
@@ -262,6 +301,7 @@ pub async fn run(home: Home, options: crate::DaemonOptions) -> Result<(), Daemon
     // The apps are stopped: write what they printed while stopping before exiting. The socket
     // still accepts meanwhile, so a `kill` that waits for it to go waits for this too.
     supervisor.logs.finish(LOGS_AT_EXIT).await;
+    supervisor.finish_output().await;
     let _ = tokio::task::spawn_blocking(move || cgroups.finish()).await;
     server.abort();
     // The pid file goes first: a CLI waiting for the socket to disappear may start the next
@@ -272,7 +312,8 @@ pub async fn run(home: Home, options: crate::DaemonOptions) -> Result<(), Daemon
     }
     let _ = std::fs::remove_file(home.socket());
     crate::daemon_log!("daemon exited");
-    result
+    result?;
+    Ok(supervisor.foreground.as_ref().map_or(0, |f| f.exit_code))
 }
 
 /// Bring back the saved list through the same path as `kelpie resurrect`, and log how it went.
@@ -494,7 +535,12 @@ impl Supervisor {
                 Wake::Readings(batch) => self.on_readings(batch),
                 Wake::PendingDeadline => self.run_pending(),
                 Wake::Persist => self.persist(None),
+                Wake::Shutdown(why) if self.exiting && self.foreground.is_some() => {
+                    crate::daemon_log!("{why} again: killing every app now");
+                    self.kill_now();
+                }
                 Wake::Shutdown(why) => self.begin_shutdown(why, None),
+                Wake::Hangup if self.foreground.is_some() => self.begin_shutdown("SIGHUP", None),
                 Wake::Hangup => crate::daemon_log!("SIGHUP received; nothing to reload yet"),
                 Wake::ReopenLogs => self.reload_logs(None),
                 Wake::Exit => return Ok(()),
@@ -508,6 +554,7 @@ impl Supervisor {
             Command::Finish { finish, reply } => self.finish(finish, reply),
             Command::Settled { finish, reply } => self.persist_then_finish(finish, reply),
             Command::DumpLoaded { result, reply } => self.resurrect_loaded(result, reply),
+            Command::ForegroundStarted(response) => self.foreground_started(response),
             Command::WatchStarted { name, key, result } => self.watch_started(name, key, result),
             Command::FilesChanged { name, burst } => self.files_changed(&name, burst),
             Command::LogSelection { targets, reply } => {
@@ -542,6 +589,7 @@ impl Supervisor {
             }
             self.note_reported(event.pm_id);
             self.run_pending();
+            self.check_all_ended();
         }
     }
 
@@ -601,7 +649,8 @@ impl Supervisor {
     /// Write the state now; `ack` hears when it is on disk.
     fn persist(&mut self, ack: Option<Ack>) {
         self.persist_at = None;
-        if self.exiting {
+        // The runtime's apps live as long as it does: nothing of them is kept on disk.
+        if self.exiting || self.foreground.is_some() {
             if let Some(ack) = ack {
                 let _ = ack.send(Ok(String::new()));
             }
@@ -807,7 +856,11 @@ impl Supervisor {
         if self.exiting {
             return;
         }
-        crate::daemon_log!("{why}: stopping every app, keeping the list");
+        if self.foreground.is_some() {
+            crate::daemon_log!("{why}: stopping every app");
+        } else {
+            crate::daemon_log!("{why}: stopping every app, keeping the list");
+        }
         self.persist(None);
         self.exiting = true;
         let waiters = self.shutdown_all();

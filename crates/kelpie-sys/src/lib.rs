@@ -12,6 +12,7 @@ mod memory;
 mod pipes;
 mod poll;
 mod procfs;
+mod reap;
 mod signals;
 mod sigwait;
 mod sockets;
@@ -27,6 +28,7 @@ pub use poll::{wait_readable, wait_readable_any};
 pub use procfs::{
     clock_ticks_per_second, page_size, sample_process, scan_processes, ProcessEntry, ProcessSample,
 };
+pub use reap::{become_child_subreaper, kill_namespace, reap_child};
 pub use signals::{
     detach_into_new_session, group_alive, group_has_live_members, ignore_signal, kill_group,
     pid_alive, send_signal, signal_name, signal_number, SIGKILL,

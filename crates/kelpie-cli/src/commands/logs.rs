@@ -157,7 +157,7 @@ impl Printer {
 }
 
 /// PM2's `logs --json` object.
-fn json_line(line: &WireLogLine) -> String {
+pub(super) fn json_line(line: &WireLogLine) -> String {
     let at = line.at_ms.unwrap_or_else(now_ms);
     serde_json::json!({
         "message": String::from_utf8_lossy(&line.bytes.0),

@@ -4,6 +4,7 @@ mod control;
 mod inspect;
 mod lifecycle;
 mod logs;
+mod runtime;
 mod start;
 mod startup;
 
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Kill => lifecycle::kill(&home),
         Command::Update => lifecycle::update(&home),
         Command::Init => lifecycle::init(),
+        Command::Runtime(args) => runtime::runtime(home, *args),
     }
 }
 

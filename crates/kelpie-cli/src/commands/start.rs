@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 /// Files `kelpie start` looks for when given nothing, in this order.
-const DEFAULT_FILES: &[&str] = &[
+pub(super) const DEFAULT_FILES: &[&str] = &[
     "ecosystem.config.js",
     "ecosystem.config.cjs",
     "ecosystem.config.mjs",
@@ -140,7 +140,7 @@ fn existing_names(home: &Home, targets: &[String]) -> Result<Vec<String>> {
         .collect())
 }
 
-fn script_options(args: &StartArgs) -> ScriptOptions {
+pub(super) fn script_options(args: &StartArgs) -> ScriptOptions {
     ScriptOptions {
         name: args.name.clone(),
         namespace: args.namespace.clone(),
@@ -216,7 +216,11 @@ fn script_options(args: &StartArgs) -> ScriptOptions {
 /// `kelpie start app.js --watch src` the word `src` is a second script. When such a script is a
 /// directory, the user almost certainly meant to watch it: say how, instead of "script is a
 /// directory".
-fn watch_path_read_as_script(args: &StartArgs, target: &str, cwd: &Path) -> Option<String> {
+pub(super) fn watch_path_read_as_script(
+    args: &StartArgs,
+    target: &str,
+    cwd: &Path,
+) -> Option<String> {
     if args.watch.is_empty() {
         return None;
     }
@@ -236,7 +240,7 @@ fn watch_path_read_as_script(args: &StartArgs, target: &str, cwd: &Path) -> Opti
 /// hands `app.js` to `-l` and leaves nothing to start. When no target was given and the path was
 /// a separate word after `-l`/`--log` (not `--log=PATH` or `-lPATH`), that word is the script
 /// and the combined log goes to its default file.
-fn script_given_to_log(args: &mut StartArgs, argv: &[String]) {
+pub(super) fn script_given_to_log(args: &mut StartArgs, argv: &[String]) {
     if !args.targets.is_empty() {
         return;
     }

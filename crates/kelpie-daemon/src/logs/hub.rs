@@ -343,6 +343,12 @@ impl Hub {
         Following { rx, queued }
     }
 
+    /// End every follow: each follower gets what is queued, then the end (at exit, so that
+    /// whoever prints the lines knows when it has them all).
+    pub fn close_followers(&mut self) {
+        self.followers.clear();
+    }
+
     /// Forget the lines of these instances (`flush`).
     pub fn clear(&mut self, pm_ids: &[u32]) {
         for pm_id in pm_ids {

@@ -94,6 +94,9 @@ pub struct LogService {
     registry: Registry,
     runtime: tokio::runtime::Handle,
     defaults: Arc<Mutex<RotationPolicy>>,
+    /// Whether output is written to files; without, it only reaches the hub (recent lines and
+    /// followers), as under `kelpie runtime` where stdout is the log.
+    files: bool,
 }
 
 /// Where an instance's output goes, for the life of one process.
@@ -173,7 +176,16 @@ impl LogService {
             registry,
             runtime,
             defaults: Arc::new(Mutex::new(defaults)),
+            files: true,
         })
+    }
+
+    /// This service, writing no file: output only reaches the hub. Call before cloning it.
+    pub fn without_files(self) -> LogService {
+        LogService {
+            files: false,
+            ..self
+        }
     }
 
     /// Replace the daemon-wide rotation defaults, for every file from now on.
@@ -194,12 +206,25 @@ impl LogService {
             return None;
         }
         let overrides = spec.log_rotation;
-        let combined = files.combined.as_deref().map(|p| self.sink(p, &overrides));
+        // Without files, no sink is made (a sink creates its file).
+        let combined = files
+            .combined
+            .as_deref()
+            .filter(|_| self.files)
+            .map(|p| self.sink(p, &overrides));
         let with_combined = |own: Option<&Path>| -> Vec<Arc<Sink>> {
             own.map(|p| self.sink(p, &overrides))
                 .into_iter()
                 .chain(combined.clone())
                 .collect()
+        };
+        let (out, err) = if self.files {
+            (
+                with_combined(files.out.as_deref()),
+                with_combined(files.err.as_deref()),
+            )
+        } else {
+            (Vec::new(), Vec::new())
         };
         Some(Arc::new(Route {
             pm_id,
@@ -209,8 +234,8 @@ impl LogService {
                 namespace: spec.namespace.clone(),
             }),
             format: LineFormat::for_spec(spec),
-            out: with_combined(files.out.as_deref()),
-            err: with_combined(files.err.as_deref()),
+            out,
+            err,
         }))
     }
 

@@ -9,6 +9,10 @@
 //! - `--ignore-signals`: ignore SIGINT, SIGTERM, SIGHUP and SIGQUIT.
 //! - `--spawn-children N`: start N copies of itself that sleep forever (grandchildren of
 //!   Kelpie) and append their pids to `--children-file FILE`.
+//! - `--orphans N`: double-fork N orphans, as a daemonizing program does: for each, a child
+//!   starts a grandchild and exits at once (reaped here), so the grandchild is re-parented to
+//!   init (or the nearest subreaper); it exits 0 after `--orphan-life MS` (default 300), and
+//!   must then be reaped by that init or stay a zombie. Prints `orphans <N> spawned`.
 //! - `--flood`: write lines to stdout as fast as possible, forever.
 //! - `--cat FILE`: copy FILE's bytes to stdout exactly (after the start line).
 //! - `--long-line N`: print one line of N `x` bytes, then the line `after the long line`.
@@ -67,6 +71,9 @@ struct Options {
     exit_code: i32,
     ignore_signals: bool,
     spawn_children: u32,
+    orphans: u32,
+    orphan_life: u64,
+    orphan_parent: Option<u64>,
     children_file: Option<String>,
     flood: bool,
     cat: Option<String>,
@@ -92,6 +99,7 @@ struct Options {
 fn parse(args: &[String]) -> Options {
     let mut o = Options {
         exit_code: 1,
+        orphan_life: 300,
         ..Options::default()
     };
     let mut it = args.iter();
@@ -108,6 +116,10 @@ fn parse(args: &[String]) -> Options {
             "--exit-code" => o.exit_code = value().parse().unwrap_or(1),
             "--ignore-signals" => o.ignore_signals = true,
             "--spawn-children" => o.spawn_children = value().parse().unwrap_or(0),
+            "--orphans" => o.orphans = value().parse().unwrap_or(0),
+            "--orphan-life" => o.orphan_life = value().parse().unwrap_or(300),
+            // Internal: the middle process of `--orphans`.
+            "--orphan-parent" => o.orphan_parent = value().parse().ok(),
             "--children-file" => o.children_file = Some(value()),
             "--flood" => o.flood = true,
             "--cat" => o.cat = Some(value()),
@@ -156,6 +168,14 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let o = parse(&args);
     let pid = std::process::id();
+    if let Some(life) = o.orphan_parent {
+        // Start the grandchild and leave it behind: it is an orphan as soon as we exit.
+        let exe = std::env::current_exe().unwrap_or_else(|_| "fake-app".into());
+        let life = life.to_string();
+        let args = ["--quiet", "--exit-after", &life, "--exit-code", "0"];
+        let code = i32::from(std::process::Command::new(exe).args(args).spawn().is_err());
+        std::process::exit(code);
+    }
     if let Some(path) = &o.stamp {
         append(path, &format!("{pid} {}", unix_ns()));
     }
@@ -201,6 +221,17 @@ fn main() {
     }
     for i in 0..o.print_err {
         eprintln!("error line {i}");
+    }
+    if o.orphans > 0 {
+        let exe = std::env::current_exe().unwrap_or_else(|_| "fake-app".into());
+        let life = o.orphan_life.to_string();
+        for _ in 0..o.orphans {
+            // `status` waits for (reaps) the middle process; its child is the orphan.
+            let _ = std::process::Command::new(&exe)
+                .args(["--orphan-parent", &life])
+                .status();
+        }
+        println!("orphans {} spawned", o.orphans);
     }
     for _ in 0..o.spawn_children {
         let exe = std::env::current_exe().unwrap_or_else(|_| "fake-app".into());

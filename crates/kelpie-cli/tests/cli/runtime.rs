@@ -1,0 +1,435 @@
+//! `kelpie runtime`: apps in the foreground, Kelpie as PID 1 of a real pid namespace
+//! (`unshare --pid --fork --mount-proc`), as in a container. Skipped, with a message, where
+//! unshare is not permitted.
+//!
+//! Pids inside the namespace are not the host's: these tests never hand `jlist` pids to the
+//! testkit's cleanup. Cleanup is a SIGKILL to the runtime's host pid, which, as the namespace's
+//! init, takes every process of the namespace with it.
+
+use super::kelpie;
+use kelpie_testkit::Kelpie;
+use std::io::Read;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Can this machine make pid namespaces?
+fn unshare_permitted() -> bool {
+    let ok = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipped: `unshare --pid --fork --mount-proc` is not permitted here");
+    }
+    ok
+}
+
+/// A `kelpie runtime` running as PID 1 of its own pid namespace.
+struct Runtime {
+    unshare: Child,
+    out: Arc<Mutex<String>>,
+    err: Arc<Mutex<String>>,
+    home: std::path::PathBuf,
+    status: Option<ExitStatus>,
+}
+
+fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let into = text.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let chunk = String::from_utf8_lossy(&buf[..n]).into_owned();
+            into.lock().expect("output").push_str(&chunk);
+        }
+    });
+    text
+}
+
+impl Runtime {
+    /// `kelpie runtime args…` in a new pid namespace; `None` (skipped) without unshare.
+    fn start(k: &Kelpie, args: &[&str]) -> Option<Runtime> {
+        if !unshare_permitted() {
+            return None;
+        }
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--pid", "--fork", "--mount-proc"])
+            .arg(env!("CARGO_BIN_EXE_kelpie"))
+            .arg("runtime")
+            .args(args)
+            .env("KELPIE_HOME", k.home())
+            .current_dir(k.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut unshare = cmd.spawn().expect("spawn unshare");
+        let out = collect(unshare.stdout.take().expect("stdout"));
+        let err = collect(unshare.stderr.take().expect("stderr"));
+        Some(Runtime {
+            unshare,
+            out,
+            err,
+            home: k.home().to_path_buf(),
+            status: None,
+        })
+    }
+
+    fn out(&self) -> String {
+        self.out.lock().expect("stdout").clone()
+    }
+
+    fn err(&self) -> String {
+        self.err.lock().expect("stderr").clone()
+    }
+
+    /// The runtime's pid on the host (unshare's child), once it exists.
+    fn host_pid(&self) -> Option<u32> {
+        let unshare = self.unshare.id();
+        kelpie_sys::scan_processes()
+            .ok()?
+            .into_iter()
+            .find(|p| p.sample.ppid == unshare)
+            .map(|p| p.pid)
+    }
+
+    /// Wait until stdout contains `text`.
+    fn wait_out(&self, text: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.out().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no `{text}` on the runtime's stdout after {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                self.out(),
+                self.err()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Wait for the runtime to exit; `None` after `timeout`.
+    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.unshare.try_wait().expect("try_wait") {
+                self.status = Some(status);
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Send `signal` to the runtime (the namespace's init: it has handlers, so it gets them).
+    fn signal(&self, signal: i32) {
+        let pid = self.host_pid().expect("the runtime runs");
+        kelpie_sys::send_signal(pid, signal).expect("signal the runtime");
+    }
+
+    /// Every process of the namespace below the runtime (host pids): (pid, zombie).
+    fn descendants(&self) -> Vec<(u32, bool)> {
+        let Some(root) = self.host_pid() else {
+            return Vec::new();
+        };
+        let processes = kelpie_sys::scan_processes().expect("scan /proc");
+        let mut inside = vec![root];
+        let mut found = Vec::new();
+        // Parents before children is not guaranteed: repeat until nothing new is found.
+        loop {
+            let before = found.len();
+            for p in &processes {
+                if inside.contains(&p.sample.ppid) && !inside.contains(&p.pid) {
+                    inside.push(p.pid);
+                    found.push((p.pid, p.sample.zombie));
+                }
+            }
+            if found.len() == before {
+                return found;
+            }
+        }
+    }
+
+    /// `kelpie <args>` against the runtime's home, from outside the namespace.
+    fn cli(&self, k: &Kelpie, args: &[&str]) -> String {
+        let out = k.run(args);
+        assert!(
+            out.status.success(),
+            "kelpie {args:?} against the runtime failed: {}\nruntime stderr:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.err()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            // As init of its namespace, its death kills every process in it.
+            if let Some(pid) = self.host_pid() {
+                let _ = kelpie_sys::send_signal(pid, kelpie_sys::SIGKILL);
+            }
+            let _ = self.unshare.kill();
+            let _ = self.unshare.wait();
+        }
+        // Its pid file holds a pid of the namespace: the testkit must not act on it.
+        let _ = std::fs::remove_file(self.home.join("kelpie.pid"));
+        let _ = std::fs::remove_file(self.home.join("kelpie.sock"));
+    }
+}
+
+const SIGTERM: i32 = 15;
+
+#[test]
+fn orphans_that_double_fork_are_reaped_as_pid_1() {
+    let k = kelpie();
+    let app = k.fake_app();
+    let Some(mut rt) = Runtime::start(
+        &k,
+        &[
+            &app,
+            "--name",
+            "forker",
+            "--",
+            "--orphans",
+            "5",
+            "--orphan-life",
+            "200",
+        ],
+    ) else {
+        return;
+    };
+    rt.wait_out("0|forker | orphans 5 spawned", Duration::from_secs(10));
+    // It really is PID 1 of its namespace.
+    let host = rt.host_pid().expect("runtime pid");
+    let status = std::fs::read_to_string(format!("/proc/{host}/status")).expect("status");
+    let nspid = status
+        .lines()
+        .find(|l| l.starts_with("NSpid:"))
+        .expect("NSpid");
+    assert!(nspid.trim_end().ends_with("\t1"), "{nspid}");
+    // The orphans were re-parented to it, lived 200 ms and exited: none may stay a zombie.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let inside = rt.descendants();
+        let zombies: Vec<u32> = inside.iter().filter(|p| p.1).map(|p| p.0).collect();
+        // Only the app itself is left (its orphans are gone, reaped).
+        if zombies.is_empty() && inside.len() == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "zombies {zombies:?} among {inside:?}\nstderr:\n{}",
+            rt.err()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The app's own exit status still reached its instance (the reaper left it to tokio):
+    // it is online with no restart, and a restart by the CLI sees the exit.
+    let list = rt.cli(&k, &["jlist"]);
+    assert!(list.contains("\"status\":\"online\""), "{list}");
+    rt.cli(&k, &["restart", "forker"]);
+    rt.wait_out("orphans 5 spawned\n", Duration::from_secs(5));
+    let list = rt.cli(&k, &["jlist"]);
+    assert!(list.contains("\"restart_time\":1"), "{list}");
+    rt.signal(SIGTERM);
+    assert_eq!(
+        rt.wait_exit(Duration::from_secs(10)).and_then(|s| s.code()),
+        Some(0)
+    );
+}
+
+#[test]
+fn sigterm_stops_the_apps_within_kill_timeout_and_exits_0() {
+    let k = kelpie();
+    let app = k.fake_app();
+    // It ignores the stop signal: only SIGKILL at kill_timeout ends it.
+    let Some(mut rt) = Runtime::start(
+        &k,
+        &[
+            &app,
+            "--name",
+            "stubborn",
+            "--kill-timeout",
+            "1500",
+            "--",
+            "--ignore-signals",
+            "--print-err",
+            "1",
+        ],
+    ) else {
+        return;
+    };
+    rt.wait_out("0|stubborn | fake-app", Duration::from_secs(10));
+    // `kelpie list` from outside works against the runtime's home.
+    let list = rt.cli(&k, &["list"]);
+    assert!(
+        list.contains("stubborn") && list.contains("online"),
+        "{list}"
+    );
+    // stderr lines go to stderr, prefixed too.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !rt.err().contains("0|stubborn | error line 0") {
+        assert!(Instant::now() < deadline, "stderr:\n{}", rt.err());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!rt.out().contains("error line 0"), "{}", rt.out());
+    let began = Instant::now();
+    rt.signal(SIGTERM);
+    let status = rt.wait_exit(Duration::from_secs(8));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", rt.err());
+    let took = began.elapsed();
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_millis(5000),
+        "{took:?}"
+    );
+    // The namespace died with its init: nothing of the app is left.
+    assert!(rt.descendants().is_empty());
+}
+
+#[test]
+fn a_second_sigterm_kills_everything_at_once() {
+    let k = kelpie();
+    let app = k.fake_app();
+    let Some(mut rt) = Runtime::start(
+        &k,
+        &[
+            &app,
+            "--name",
+            "stubborn",
+            "--kill-timeout",
+            "60000",
+            "--",
+            "--ignore-signals",
+        ],
+    ) else {
+        return;
+    };
+    rt.wait_out("0|stubborn | fake-app", Duration::from_secs(10));
+    let began = Instant::now();
+    rt.signal(SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        rt.wait_exit(Duration::ZERO).is_none(),
+        "exited on the first"
+    );
+    rt.signal(SIGTERM);
+    let status = rt.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", rt.err());
+    assert!(began.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_missing_script_fails_at_once_naming_it() {
+    let k = kelpie();
+    let eco = k.write(
+        "ecosystem.config.json",
+        r#"{"apps": [{"name": "ghost", "script": "./no-such-script.sh"}]}"#,
+    );
+    let began = Instant::now();
+    let Some(mut rt) = Runtime::start(&k, &[&eco]) else {
+        return;
+    };
+    let status = rt.wait_exit(Duration::from_secs(5)).expect("exits at once");
+    assert!(!status.success());
+    assert!(began.elapsed() < Duration::from_secs(3));
+    let err = rt.err();
+    assert!(err.contains("no-such-script.sh"), "{err}");
+}
+
+#[test]
+fn all_apps_errored_exits_1() {
+    let k = kelpie();
+    let app = k.fake_app();
+    let Some(mut rt) = Runtime::start(
+        &k,
+        &[
+            &app,
+            "--name",
+            "crasher",
+            "--max-restarts",
+            "2",
+            "--restart-delay",
+            "0",
+            "--",
+            "--exit-after",
+            "10",
+            "--exit-code",
+            "3",
+        ],
+    ) else {
+        return;
+    };
+    let status = rt.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{}", rt.err());
+    assert!(rt.err().contains("0|crasher"), "{}", rt.err());
+}
+
+#[test]
+fn a_one_shot_job_that_succeeds_exits_0_with_its_output() {
+    let k = kelpie();
+    let app = k.fake_app();
+    let Some(mut rt) = Runtime::start(
+        &k,
+        &[
+            "--json",
+            &app,
+            "--name",
+            "job",
+            "--no-autorestart",
+            "--",
+            "--print",
+            "2",
+            "--exit-after",
+            "100",
+            "--exit-code",
+            "0",
+        ],
+    ) else {
+        return;
+    };
+    let status = rt.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", rt.err());
+    let lines: Vec<serde_json::Value> = rt
+        .out()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[2]["message"], "line 1");
+    assert_eq!(lines[2]["app_name"], "job");
+    assert_eq!(lines[2]["type"], "out");
+}
+
+#[test]
+fn a_one_shot_job_that_fails_exits_1() {
+    let k = kelpie();
+    let app = k.fake_app();
+    let Some(mut rt) = Runtime::start(
+        &k,
+        &[
+            "--raw",
+            &app,
+            "--name",
+            "job",
+            "--no-autorestart",
+            "--",
+            "--exit-after",
+            "100",
+            "--exit-code",
+            "4",
+        ],
+    ) else {
+        return;
+    };
+    let status = rt.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{}", rt.err());
+    assert!(rt.out().starts_with("fake-app "), "raw: {}", rt.out());
+}

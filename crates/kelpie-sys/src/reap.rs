@@ -1,0 +1,103 @@
+//! What `kelpie runtime` needs to be a good init: adopting orphans, reaping them one pid at a
+//! time, and killing a whole pid namespace.
+//!
+//! Reaping is by pid only (never `waitpid(-1)`): the caller decides which zombies are orphans
+//! and leaves the ones tokio waits for alone, so their exit statuses reach their instances.
+
+use std::io;
+
+/// Adopt the orphaned descendants of this process (`PR_SET_CHILD_SUBREAPER`): when a process
+/// below us loses its parent, it is re-parented to us instead of to the namespace's init, so
+/// we can reap it. PID 1 needs no such call.
+pub fn become_child_subreaper() -> io::Result<()> {
+    // SAFETY: prctl(2) with PR_SET_CHILD_SUBREAPER takes an integer flag and touches no memory
+    // of ours; the unused arguments are zero as the man page asks.
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_SET_CHILD_SUBREAPER,
+            1 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Reap the child `pid` if it has exited; `Ok(true)` when it was reaped, `Ok(false)` when it
+/// still runs. Only for a pid the caller knows is its child and no one else waits for.
+pub fn reap_child(pid: u32) -> io::Result<bool> {
+    let pid = libc::pid_t::try_from(pid)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid(2) writes the status into `status`, a live local of the right type; a
+    // positive pid waits for exactly that child (never "any child", which could take a status
+    // tokio is waiting for), and WNOHANG keeps it from blocking.
+    let ret = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(false),
+        _ => Ok(true),
+    }
+}
+
+/// SIGKILL every process of this pid namespace but ourselves. Refused unless we are its init
+/// (pid 1): anywhere else `kill(-1)` would reach every process the user may signal.
+pub fn kill_namespace() -> io::Result<()> {
+    if std::process::id() != 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "only the init of a pid namespace may kill all of it",
+        ));
+    }
+    // SAFETY: kill(2) takes plain integers. As pid 1, kill(-1) signals every process of the
+    // namespace except the caller: exactly the processes it is the init of.
+    let ret = unsafe { libc::kill(-1, libc::SIGKILL) };
+    if ret == -1 {
+        let error = io::Error::last_os_error();
+        // Nothing left to kill is not a failure.
+        if error.raw_os_error() == Some(libc::ESRCH) {
+            return Ok(());
+        }
+        return Err(error);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_is_reaped_by_pid_once_it_has_exited() {
+        let child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            if reap_child(pid).expect("waitpid") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "never exited");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // Gone: not our child any more.
+        assert!(reap_child(pid).is_err());
+        // The Child is dropped without a wait: std does not reap on drop.
+        drop(child);
+    }
+
+    #[test]
+    fn only_init_may_kill_its_namespace() {
+        if std::process::id() != 1 {
+            assert!(kill_namespace().is_err());
+        }
+    }
+}
