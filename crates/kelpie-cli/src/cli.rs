@@ -88,9 +88,33 @@ pub enum Command {
     /// Write a commented example ecosystem.config.js
     #[command(alias = "ecosystem")]
     Init,
+    /// Turn the apps of an ecosystem file into systemd units, a Compose file or Kubernetes
+    /// manifests (no daemon needed)
+    Export(ExportArgs),
     /// Run the daemon in the foreground (started for you by any other command)
     #[command(hide = true)]
     Daemon,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The engine to export to
+    #[arg(value_enum)]
+    pub target: crate::export::Target,
+    /// The ecosystem file
+    pub file: String,
+    /// Use the file's `env_<profile>`
+    #[arg(long = "env", value_name = "PROFILE")]
+    pub profile: Option<String>,
+    /// Only these apps (comma separated)
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Write one file per unit/manifest into this directory instead of printing them
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: Option<std::path::PathBuf>,
+    /// With -o: replace files that already exist
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! One module per group of commands; `run` dispatches.
 
 mod control;
+mod export;
 mod inspect;
 mod lifecycle;
 mod logs;
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Kill => lifecycle::kill(&home),
         Command::Update => lifecycle::update(&home),
         Command::Init => lifecycle::init(),
+        Command::Export(args) => export::export(args),
     }
 }
 
