@@ -100,7 +100,7 @@ fn unique_names(
 
 /// A duration in the `5s` / `1500ms` form Compose and systemd both read.
 fn duration(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
