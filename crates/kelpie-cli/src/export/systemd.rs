@@ -235,11 +235,9 @@ fn app_units(
         let _ = writeln!(text, "WatchdogSec={}", duration(ms));
     }
     log_lines(app, &mut text, warnings);
-    if let Some(check) = &app.health_check {
-        let _ = writeln!(
-            text,
-            "# health_check ({:?}) is not exported: systemd has no probes; use WatchdogSec= from the app.",
-            check.probe
+    if app.health_check.is_some() {
+        text.push_str(
+            "# health_check is not exported: systemd has no probes (the app can use WatchdogSec=).\n",
         );
         warnings.push(format!(
             "app `{name}`: field `health_check` is not exported: systemd has no health probes (the app can use the watchdog)"
