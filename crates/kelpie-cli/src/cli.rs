@@ -97,6 +97,9 @@ pub enum Command {
     /// orphans reaped, SIGTERM stops the apps and exits (PM2's pm2-runtime)
     #[command(alias = "pm2-runtime")]
     Runtime(Box<RuntimeArgs>),
+    /// Turn the apps of an ecosystem file into systemd units, a Compose file or Kubernetes
+    /// manifests (no daemon needed)
+    Export(ExportArgs),
     /// Run the daemon in the foreground (started for you by any other command)
     #[command(hide = true)]
     Daemon {
@@ -141,6 +144,27 @@ pub struct RuntimeArgs {
     /// stdout/stderr, the log of a container)
     #[arg(long)]
     pub log_files: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The engine to export to
+    #[arg(value_enum)]
+    pub target: crate::export::Target,
+    /// The ecosystem file
+    pub file: String,
+    /// Use the file's `env_<profile>`
+    #[arg(long = "env", value_name = "PROFILE")]
+    pub profile: Option<String>,
+    /// Only these apps (comma separated)
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Write one file per unit/manifest into this directory instead of printing them
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: Option<std::path::PathBuf>,
+    /// With -o: replace files that already exist
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 mod cli;
 mod client;
 mod commands;
+mod export;
 mod render;
 
 use clap::Parser;

@@ -6,6 +6,7 @@ mod cli {
     mod cluster;
     mod config;
     mod daemon;
+    mod export;
     mod health;
     mod logs;
     mod persistence;

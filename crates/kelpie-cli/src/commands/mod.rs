@@ -1,6 +1,7 @@
 //! One module per group of commands; `run` dispatches.
 
 mod control;
+mod export;
 mod inspect;
 mod lifecycle;
 mod logs;
@@ -54,6 +55,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Update => lifecycle::update(&home),
         Command::Init => lifecycle::init(),
         Command::Runtime(args) => runtime::runtime(home, *args),
+        Command::Export(args) => export::export(args),
     }
 }
 

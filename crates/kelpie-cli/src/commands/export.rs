@@ -1,0 +1,162 @@
+//! `export`: load an ecosystem file as `start` does (no daemon), hand the specs to the pure
+//! exporters, then print the result or write it into a directory.
+
+use super::load_context;
+use crate::cli::ExportArgs;
+use crate::export::{self, Context, Target};
+use crate::render;
+use anyhow::{bail, Context as _, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub fn export(args: ExportArgs) -> Result<ExitCode> {
+    if !kelpie_config::is_ecosystem_file(&args.file) {
+        bail!(
+            "`{}` is not an ecosystem file (.json, .yaml, .yml, .toml, or ecosystem*.js/.cjs/.mjs / *.config.js)",
+            args.file
+        );
+    }
+    let ctx = load_context(args.profile.clone(), args.only.clone())?;
+    let loaded = kelpie_config::load_file(Path::new(&args.file), &ctx)?;
+    render::print_warnings(&loaded.warnings);
+    let node_major = match args.target {
+        Target::Compose | Target::Kubernetes if loaded.apps.iter().any(|a| a.runs_on_node()) => {
+            node_major()
+        }
+        _ => None,
+    };
+    let lookup = |program: &str| find_in_path(program);
+    let result = export::export(
+        args.target,
+        &loaded.apps,
+        &Context {
+            lookup: &lookup,
+            node_major,
+        },
+    )
+    .with_context(|| args.file.clone())?;
+    for warning in &result.warnings {
+        eprintln!("kelpie: warning: {warning}");
+    }
+    match &args.output {
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(export::as_stream(args.target, &result).as_bytes())?;
+            stdout.flush()?;
+        }
+        Some(dir) => {
+            let written = write_files(dir, &result.files, args.force)?;
+            for path in written {
+                eprintln!("kelpie: wrote {}", path.display());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Write every file into `dir`, each atomically (a temporary file, synced, then moved into
+/// place). Without `force`, nothing is written when any file exists already, and the move is a
+/// hard link, which fails rather than replacing a file created in the meantime.
+fn write_files(dir: &Path, files: &[(String, String)], force: bool) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if !force {
+        let existing: Vec<String> = files
+            .iter()
+            .map(|(name, _)| dir.join(name))
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !existing.is_empty() {
+            bail!(
+                "{} already exist{} (nothing written; --force replaces)",
+                existing.join(", "),
+                if existing.len() == 1 { "s" } else { "" }
+            );
+        }
+    }
+    let mut written = Vec::new();
+    for (name, text) in files {
+        let path = dir.join(name);
+        let temp = dir.join(format!(".{name}.kelpie-{}.tmp", std::process::id()));
+        let result = write_one(&temp, &path, text, force);
+        // The temporary file is gone after a successful move; after a failure it must not stay.
+        let _ = std::fs::remove_file(&temp);
+        result.with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+fn write_one(temp: &Path, path: &Path, text: &str, force: bool) -> Result<()> {
+    let mut file = std::fs::File::create(temp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    if force {
+        std::fs::rename(temp, path)?;
+    } else {
+        std::fs::hard_link(temp, path)?;
+    }
+    Ok(())
+}
+
+/// The absolute path of `program` in this shell's `PATH`, for `ExecStart=`.
+fn find_in_path(program: &str) -> Option<String> {
+    if program.contains('/') {
+        return None;
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+        .map(|p| p.display().to_string())
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Major version of the local `node` (`v20.11.1` -> `20`), for the image placeholder.
+fn node_major() -> Option<String> {
+    let output = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8(output.stdout).ok()?;
+    let major = text.trim().strip_prefix('v')?.split('.').next()?;
+    (!major.is_empty() && major.chars().all(|c| c.is_ascii_digit())).then(|| major.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn existing_files_are_kept_without_force() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = vec![("a.service".to_string(), "one\n".to_string())];
+        write_files(dir.path(), &files, false).expect("first write");
+        let again = vec![("a.service".to_string(), "two\n".to_string())];
+        let err = write_files(dir.path(), &again, false).expect_err("exists");
+        assert!(
+            err.to_string().contains("a.service already exists"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.service")).expect("read"),
+            "one\n"
+        );
+        write_files(dir.path(), &again, true).expect("forced");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.service")).expect("read"),
+            "two\n"
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+    }
+}

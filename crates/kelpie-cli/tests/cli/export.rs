@@ -1,0 +1,339 @@
+//! `kelpie export`: the real binary on an ecosystem file, its output checked by each engine's
+//! own validator: `systemd-analyze verify`, the Compose specification's JSON schema (shipped in
+//! PyPI's `docker-compose` 1.29.2 wheel) with Python's `jsonschema`, and `kubernetes-validate`.
+//! The Python tools go into one venv under the target directory, made once; a test whose
+//! validator is missing or cannot be installed says so and skips its validation.
+
+use super::kelpie;
+use kelpie_testkit::Kelpie;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Three apps covering what the exporters map: instances and a port, health checks of each
+/// kind, limits, a schedule, readiness, a watchdog and dependencies, plus fields no engine has.
+const ECOSYSTEM: &str = r#"{"apps": [
+ {"name": "api", "script": "server.py", "instances": 2, "port": 3000,
+  "env": {"GREETING": "hello \"world\" $HOME 100%"},
+  "env_production": {"NODE_ENV": "production"},
+  "health_check": {"http": "/health", "interval": "10s", "start_period": "20s"},
+  "max_memory_restart": "200M", "max_cpu": 50, "kill_signal": "SIGTERM",
+  "kill_timeout": "5s", "depends_on": "db", "cron_restart": "0 3 * * *",
+  "cron_timezone": "UTC", "watch": true, "nice": 5},
+ {"name": "db", "script": "sleep", "args": ["1000"], "uid": "1000",
+  "health_check": {"tcp": 5432}, "wait_ready": true, "watchdog": 30, "restart_delay": 1500},
+ {"name": "worker", "script": "python3 -m http.server 8000", "autorestart": false,
+  "stop_exit_codes": [0], "health_check": {"exec": "test -f /tmp/ok"},
+  "ready_pattern": "^Serving"}
+]}"#;
+
+/// The ecosystem file (with its script) in the scratch dir.
+fn ecosystem(k: &Kelpie) -> String {
+    k.write("server.py", "print('hi')\n");
+    k.write("ecosystem.json", ECOSYSTEM)
+}
+
+fn run_ok(k: &Kelpie, args: &[&str]) -> (String, String) {
+    let out = k.run(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "kelpie {args:?} failed:\n{stderr}");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+}
+
+fn program(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// A venv with `jsonschema`, `pyyaml` and `kubernetes-validate`, and the Compose schema; `Err`
+/// says why not (no python3, offline...).
+fn validators() -> &'static Result<(PathBuf, PathBuf), String> {
+    static VENV: OnceLock<Result<(PathBuf, PathBuf), String>> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("export-validators");
+        let python = dir.join("venv/bin/python");
+        let schema = dir.join("compose_spec.json");
+        if python.exists() && schema.exists() {
+            return Ok((python, schema));
+        }
+        let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
+            let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{what} failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        run(
+            Command::new("python3").args(["-m", "venv"]).arg(dir.join("venv")),
+            "python3 -m venv",
+        )?;
+        run(
+            Command::new(&python).args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "jsonschema",
+                "pyyaml",
+                "kubernetes-validate",
+            ]),
+            "pip install jsonschema pyyaml kubernetes-validate",
+        )?;
+        // The last docker-compose on PyPI ships the Compose specification's schema.
+        run(
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "download",
+                    "-q",
+                    "--no-deps",
+                    "docker-compose==1.29.2",
+                    "-d",
+                ])
+                .arg(dir.join("wheels")),
+            "pip download docker-compose==1.29.2",
+        )?;
+        run(
+            Command::new(&python).arg("-c").arg(format!(
+                "import glob, zipfile; z = zipfile.ZipFile(glob.glob({:?})[0]); open({:?}, 'wb').write(z.read('compose/config/compose_spec.json'))",
+                dir.join("wheels/docker_compose-*.whl").display().to_string(),
+                schema.display().to_string()
+            )),
+            "extracting compose_spec.json",
+        )?;
+        Ok((python, schema))
+    })
+}
+
+#[test]
+fn systemd_units_pass_systemd_analyze_verify() {
+    let k = kelpie();
+    let file = ecosystem(&k);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("units");
+    let out_arg = out.to_str().expect("utf-8");
+    let (_, stderr) = run_ok(
+        &k,
+        &[
+            "export",
+            "systemd",
+            &file,
+            "--env",
+            "production",
+            "-o",
+            out_arg,
+        ],
+    );
+    assert!(
+        !k.home().join("kelpie.log").exists(),
+        "export must not start a daemon"
+    );
+    for warned in [
+        "app `api`: field `watch` is not exported",
+        "app `worker`: field `ready_pattern`",
+        "app `db`: field `health_check` is not exported",
+    ] {
+        assert!(stderr.contains(warned), "{warned}\n{stderr}");
+    }
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).expect(name);
+    let api = read("kelpie-api@.service");
+    for line in [
+        "Environment=\"NODE_ENV=production\"",
+        "Environment=\"GREETING=hello \\\"world\\\" $HOME 100%%\"",
+        "Environment=\"NODE_APP_INSTANCE=%i\"",
+        "Requires=kelpie-api@%i.socket",
+        "Wants=kelpie-db.service",
+        "MemoryMax=209715200",
+        "CPUQuota=50%",
+        "KillSignal=SIGTERM",
+        "TimeoutStopSec=5s",
+    ] {
+        assert!(api.lines().any(|l| l == line), "{line}\n{api}");
+    }
+    let db = read("kelpie-db.service");
+    for line in [
+        "Type=notify",
+        "WatchdogSec=30s",
+        "User=1000",
+        "RestartSec=1500ms",
+    ] {
+        assert!(db.lines().any(|l| l == line), "{line}\n{db}");
+    }
+    assert!(read("kelpie-worker.service").contains("\nRestart=no\n"));
+    assert!(
+        read("kelpie-api.target").contains("\nWants=kelpie-api@0.service kelpie-api@1.service\n")
+    );
+    assert!(read("kelpie-api@.socket").contains("\nListenStream=3000\nReusePort=true\n"));
+    assert!(read("kelpie-api-restart.timer").contains("\nOnCalendar=*-*-* 03:00:00 UTC\n"));
+
+    // Existing files are kept unless --force.
+    let refused = k.fails(&["export", "systemd", &file, "-o", out_arg]);
+    assert!(refused.contains("already exist"), "{refused}");
+    run_ok(&k, &["export", "systemd", &file, "-o", out_arg, "--force"]);
+
+    let Some(analyze) = program("systemd-analyze") else {
+        eprintln!("SKIPPED validation: systemd-analyze is not installed");
+        return;
+    };
+    // A template is checked through an instance of it.
+    let units = [
+        "kelpie-api@0.service",
+        "kelpie-api@.socket",
+        "kelpie-api.target",
+        "kelpie-api-restart.timer",
+        "kelpie-api-restart.service",
+        "kelpie-db.service",
+        "kelpie-worker.service",
+    ];
+    let verify = Command::new(analyze)
+        .args(["verify", "--man=no", "--generators=no"])
+        .args(units.iter().map(|u| format!("./{u}")))
+        .current_dir(&out)
+        .output()
+        .expect("run systemd-analyze");
+    let complaints = String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        verify.status.success() && complaints.trim().is_empty(),
+        "systemd-analyze verify:\n{complaints}"
+    );
+}
+
+#[test]
+fn compose_file_matches_the_compose_schema() {
+    let k = kelpie();
+    let file = ecosystem(&k);
+    let (stdout, stderr) = run_ok(&k, &["export", "compose", &file]);
+    assert!(
+        stderr.contains("app `api`: field `cron_restart` is not exported"),
+        "{stderr}"
+    );
+    for line in [
+        "      replicas: 2",
+        "          memory: \"209715200b\"",
+        "          cpus: \"0.50\"",
+        "        condition: \"service_healthy\"",
+        "    restart: \"no\"",
+        "    stop_grace_period: \"5s\"",
+        "      GREETING: \"hello \\\"world\\\" $$HOME 100%\"",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line}\n{stdout}");
+    }
+    let (python, schema) = match validators() {
+        Ok(v) => v,
+        Err(why) => {
+            eprintln!("SKIPPED validation: {why}");
+            return;
+        }
+    };
+    let check = |text: &str| {
+        let doc = k.write("compose.yaml", text);
+        Command::new(python)
+            .arg("-c")
+            .arg("import json, sys, yaml, jsonschema; jsonschema.validate(yaml.safe_load(open(sys.argv[1])), json.load(open(sys.argv[2])))")
+            .args([doc.as_str(), schema.to_str().expect("utf-8")])
+            .output()
+            .expect("run python")
+    };
+    let out = check(&stdout);
+    assert!(
+        out.status.success(),
+        "compose schema:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The schema does catch mistakes (so the pass above means something).
+    let broken = stdout.replace("    restart:", "    restart_policy:");
+    assert!(!check(&broken).status.success(), "an unknown key must fail");
+}
+
+#[test]
+fn kubernetes_manifests_pass_kubernetes_validate() {
+    let k = kelpie();
+    let file = ecosystem(&k);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("k8s");
+    run_ok(
+        &k,
+        &[
+            "export",
+            "kubernetes",
+            &file,
+            "--only",
+            "api,db",
+            "-o",
+            out.to_str().expect("utf-8"),
+        ],
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .expect("list")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "api-deployment.yaml",
+            "api-restart-cronjob.yaml",
+            "api-restart-role.yaml",
+            "api-restart-rolebinding.yaml",
+            "api-restart-serviceaccount.yaml",
+            "api-service.yaml",
+            "db-deployment.yaml"
+        ]
+    );
+    let api = std::fs::read_to_string(out.join("api-deployment.yaml")).expect("read");
+    for line in [
+        "  replicas: 2",
+        "      terminationGracePeriodSeconds: 5",
+        "            initialDelaySeconds: 20",
+        "            periodSeconds: 10",
+        "              cpu: \"500m\"",
+    ] {
+        assert!(api.lines().any(|l| l == line), "{line}\n{api}");
+    }
+    let (stream, _) = run_ok(&k, &["export", "kubernetes", &file]);
+    assert_eq!(stream.matches("\n---\n").count(), 7, "{stream}");
+
+    let (python, _) = match validators() {
+        Ok(v) => v,
+        Err(why) => {
+            eprintln!("SKIPPED validation: {why}");
+            return;
+        }
+    };
+    let stream_file = k.write("all.yaml", &stream);
+    let validate = python.with_file_name("kubernetes-validate");
+    let result = Command::new(validate)
+        .args(["--strict", "--quiet", &stream_file])
+        .args(names.iter().map(|n| out.join(n)))
+        .output()
+        .expect("run kubernetes-validate");
+    assert!(
+        result.status.success(),
+        "kubernetes-validate:\n{}{}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
+}
+
+#[test]
+fn errors_name_the_file_and_the_app() {
+    let k = kelpie();
+    let file = k.write(
+        "ecosystem.json",
+        r#"{"apps": [{"name": "a b", "script": "sleep"}, {"name": "a_b", "script": "sleep"}]}"#,
+    );
+    let err = k.fails(&["export", "systemd", &file]);
+    assert!(
+        err.contains("ecosystem.json") && err.contains("`a b` and `a_b`"),
+        "{err}"
+    );
+    let err = k.fails(&["export", "kubernetes", "app.js"]);
+    assert!(err.contains("not an ecosystem file"), "{err}");
+}
