@@ -39,6 +39,7 @@ mod supervisor;
 mod watch;
 
 use kelpie_proto::Home;
+pub use persist::atomic_write_mode;
 pub use supervisor::{ForegroundOptions, OutputBatch, OUTPUT_QUEUE};
 
 /// Why the daemon could not run.

@@ -33,7 +33,7 @@ pub struct Target {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CgroupReading {
     /// `memory.current` (the memory controller).
-    pub memory_bytes: Option<u64>,
+    pub memory_bytes: u64,
     /// `cpu.stat`'s `usage_usec`.
     pub cpu_usec: u64,
     /// The pids in it.
@@ -48,7 +48,7 @@ impl CgroupReading {
     fn read(path: &std::path::Path) -> Option<CgroupReading> {
         let cgroup = Cgroup::at(path.to_path_buf());
         Some(CgroupReading {
-            memory_bytes: Some(cgroup.memory_bytes()?),
+            memory_bytes: cgroup.memory_bytes()?,
             cpu_usec: cgroup.cpu_usec()?,
             pids: cgroup.pids(),
         })
@@ -200,16 +200,8 @@ impl TreeSampler {
                     .get(&key)
                     .map_or(0, |before| cgroup.cpu_usec.saturating_sub(*before));
                 cgroup_usec.insert(key, cgroup.cpu_usec);
-                let memory_bytes = cgroup.memory_bytes.unwrap_or_else(|| {
-                    cgroup
-                        .pids
-                        .iter()
-                        .filter_map(|pid| by_pid.get(pid))
-                        .map(|p| p.sample.rss_bytes)
-                        .sum()
-                });
                 let usage = Usage {
-                    memory_bytes,
+                    memory_bytes: cgroup.memory_bytes,
                     cpu_percent: (used_usec as f64 / 1e6 / elapsed_secs * 1000.0).round() / 10.0,
                     processes: cgroup.pids.len() as u32,
                 };
@@ -366,6 +358,48 @@ mod tests {
             100_000 + hz,
         );
         assert_eq!(readings[0].usage.cpu_percent, 150.0);
+    }
+
+    #[test]
+    fn an_instance_with_a_cgroup_is_read_from_its_counters_not_from_proc() {
+        let mut sampler = TreeSampler::default();
+        let start = Instant::now();
+        let target = [Target {
+            pm_id: 7,
+            pid: 100,
+            cgroup: Some("/sys/fs/cgroup/x".into()),
+        }];
+        let reading = |cpu_usec| {
+            HashMap::from([(
+                7,
+                CgroupReading {
+                    memory_bytes: 300 << 20,
+                    cpu_usec,
+                    pids: vec![100, 101, 102],
+                },
+            )])
+        };
+        // No /proc scan at all: the cgroup says everything.
+        let first = sampler.sample(&target, &reading(5_000_000), &[], start, 0);
+        assert_eq!(
+            first[0].usage.cpu_percent, 0.0,
+            "nothing to compare with yet"
+        );
+        let second = sampler.sample(
+            &target,
+            &reading(5_000_000 + 750_000),
+            &[],
+            start + Duration::from_secs(1),
+            0,
+        );
+        assert_eq!(
+            second[0].usage,
+            Usage {
+                memory_bytes: 300 << 20,
+                cpu_percent: 75.0,
+                processes: 3,
+            }
+        );
     }
 
     #[test]

@@ -109,6 +109,11 @@ fn fill_start_ticks(state: &mut StateFile) {
 /// content, never a mix: temp file, fsync, rename, fsync of the directory. Mode 0600: the files
 /// hold the apps' environments.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    atomic_write_mode(path, bytes, 0o600)
+}
+
+/// [`atomic_write`], with the file's mode (exactly, whatever the umask).
+pub fn atomic_write_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
@@ -120,8 +125,9 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o600)
+            .mode(mode)
             .open(&tmp)?;
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, path)?;

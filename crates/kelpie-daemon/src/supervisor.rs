@@ -361,16 +361,14 @@ fn prepare_home(home: &Home) -> Result<(), DaemonError> {
         .map_err(|e| io_error("cannot write", &crate::launch::node_shim_path(home), e))
 }
 
-/// The Node shim is written by each daemon (an update may change it): to a temporary file,
-/// then renamed, so a Node app starting meanwhile never reads half of it.
+/// The Node shim is written by each daemon (an update may change it), atomically, so a Node app
+/// starting meanwhile never reads half of it; readable by apps running as other users.
 fn write_node_shim(home: &Home) -> std::io::Result<()> {
     let path = crate::launch::node_shim_path(home);
     if std::fs::read_to_string(&path).is_ok_and(|current| current == crate::launch::NODE_SHIM) {
         return Ok(());
     }
-    let temporary = path.with_extension(format!("js.{}.tmp", std::process::id()));
-    std::fs::write(&temporary, crate::launch::NODE_SHIM)?;
-    std::fs::rename(&temporary, &path)
+    persist::atomic_write_mode(&path, crate::launch::NODE_SHIM.as_bytes(), 0o644)
 }
 
 /// Read `state.json` and find which of its pids are still the very processes it recorded

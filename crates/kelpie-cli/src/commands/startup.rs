@@ -103,6 +103,16 @@ impl Service {
         })
     }
 
+    /// Where the file goes: the init system's directory, or `--dir`.
+    fn file(&self, args: &StartupArgs) -> PathBuf {
+        let dir = args
+            .dir
+            .clone()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.default_dir());
+        self.file_in(&dir)
+    }
+
     /// The file's name in `dir`.
     fn file_in(&self, dir: &Path) -> PathBuf {
         match self.init {
@@ -230,12 +240,7 @@ pub fn startup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
         print!("{text}");
         return Ok(ExitCode::SUCCESS);
     }
-    let dir = args
-        .dir
-        .clone()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| service.default_dir());
-    let file = service.file_in(&dir);
+    let file = service.file(args);
     if kelpie_sys::current_uid() != 0 && args.dir.is_none() {
         println!("[kelpie] writing a boot service needs root. Run:\n");
         println!(
@@ -249,7 +254,14 @@ pub fn startup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
         println!("[kelpie] it would write {}:\n\n{text}", file.display());
         return Ok(ExitCode::SUCCESS);
     }
-    write_atomically(&file, &text, service.init == InitSystem::OpenRc)?;
+    // An OpenRC service is a script: executable.
+    let mode = if service.init == InitSystem::OpenRc {
+        0o755
+    } else {
+        0o644
+    };
+    kelpie_daemon::atomic_write_mode(&file, text.as_bytes(), mode)
+        .with_context(|| format!("cannot write {}", file.display()))?;
     println!("[kelpie] wrote {}", file.display());
     if args.dir.is_some() {
         // A directory of the user's choice: not the init system's, nothing to enable.
@@ -268,12 +280,7 @@ pub fn startup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
 /// `kelpie unstartup [platform]`.
 pub fn unstartup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
     let service = Service::from_args(args, home)?;
-    let dir = args
-        .dir
-        .clone()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| service.default_dir());
-    let file = service.file_in(&dir);
+    let file = service.file(args);
     if kelpie_sys::current_uid() != 0 && args.dir.is_none() {
         println!(
             "[kelpie] removing a boot service needs root. Run:\n\nsudo {} unstartup {} -u {}",
@@ -320,18 +327,6 @@ fn run_all(commands: &[Vec<String>]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Write through a temporary file and a rename, so a reader never sees half a unit.
-fn write_atomically(file: &Path, text: &str, executable: bool) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let temporary = file.with_extension(format!("kelpie-{}.tmp", std::process::id()));
-    std::fs::write(&temporary, text)
-        .with_context(|| format!("cannot write {}", temporary.display()))?;
-    let mode = if executable { 0o755 } else { 0o644 };
-    std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("cannot set the mode of {}", temporary.display()))?;
-    std::fs::rename(&temporary, file).with_context(|| format!("cannot write {}", file.display()))
 }
 
 /// A user's home directory from /etc/passwd.

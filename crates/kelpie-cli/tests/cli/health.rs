@@ -115,12 +115,18 @@ fn an_app_whose_watchdog_goes_silent_is_restarted() {
         "--watchdog",
         "1",
         "--",
+        "--print-env",
+        "WATCHDOG_USEC",
         "--watchdog",
         "200",
         "--hang-after",
         "1000",
     ]);
     let first = k.pid("dog");
+    // systemd's variable, which sd_watchdog_enabled() reads.
+    k.wait_for("WATCHDOG_USEC in the app's output", 3 * SECS, || {
+        k.log("dog-out.log").contains("WATCHDOG_USEC=1000000")
+    });
     // It pings for a second (no restart meanwhile), then hangs: restarted about 1 s later.
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(k.pid("dog"), first, "restarted while it was still pinging");
@@ -510,5 +516,39 @@ fn with_cgroups_a_process_that_left_the_group_is_counted_and_stopped_with_the_ap
         began.elapsed() < Duration::from_millis(1500),
         "{:?}",
         began.elapsed()
+    );
+}
+
+#[test]
+fn a_users_stop_cancels_a_start_still_waiting_for_its_dependencies() {
+    let k = kelpie();
+    let db_port = free_port();
+    let config = k.write(
+        "waiting.json",
+        &format!(
+            r#"{{"apps": [
+                {{"name": "db", "script": "{app}", "args": ["--serve", "--ready-after", "1500"],
+                  "env": {{"PORT": "{db_port}"}},
+                  "health_check": {{"http": "/", "interval": "100ms"}}}},
+                {{"name": "api", "script": "{app}", "depends_on": "db"}}
+            ]}}"#,
+            app = k.fake_app()
+        ),
+    );
+    // The start waits for db to be healthy (~1.5 s); meanwhile the user stops api.
+    let start = k.command(&["start", &config]).spawn().expect("start");
+    k.wait_for("api registered", 5 * SECS, || {
+        k.jlist().iter().any(|app| app["name"] == "api")
+    });
+    k.ok(&["stop", "api"]);
+    let _ = start.wait_with_output();
+    k.wait_for("db healthy", 5 * SECS, || {
+        k.app("db")["pm2_env"]["health"] == "healthy"
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        k.status("api"),
+        "stopped",
+        "the stopped app was started anyway"
     );
 }
