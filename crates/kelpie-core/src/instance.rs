@@ -324,6 +324,23 @@ impl InstanceState {
         self
     }
 
+    /// The state handed over by the daemon this one replaced in place (`kelpie update`), whose
+    /// process still runs and is still ours: online with the same pid and counters. Its start
+    /// is placed on this daemon's monotonic clock from the wall clock, so `min_uptime` still
+    /// counts from when the process really started. `None` unless it was online with a pid.
+    pub fn adopted(mut self, now: Now) -> Option<Self> {
+        if self.status != Status::Online || self.pid.is_none() {
+            return None;
+        }
+        let ran_ms = now.wall_ms.saturating_sub(self.started_at_ms);
+        self.started_mono_ms = now.mono_ms.saturating_sub(ran_ms);
+        self.stop_why = None;
+        self.after_stop = AfterStop::default();
+        self.leader_exited = false;
+        self.awaiting_ready = false;
+        Some(self)
+    }
+
     /// Whether the instance is meant to be running: what a new daemon should bring back.
     /// A restart in progress counts as running; a stop in progress does not.
     pub fn wants_to_run(&self) -> bool {

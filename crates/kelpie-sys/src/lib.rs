@@ -7,6 +7,7 @@
 pub mod cgroup;
 mod creds;
 mod exec;
+mod handoff;
 mod localtime;
 mod memory;
 mod pipes;
@@ -21,6 +22,9 @@ pub use creds::{
     current_uid, groups_of, lookup_group, lookup_user, set_nice_and_identity, username, Identity,
 };
 pub use exec::{exec_with_fds, resolve_program};
+pub use handoff::{
+    async_pidfd, close_on_exec, keep_across_exec, pidfd_open, take_inherited_fd, try_wait_child,
+};
 pub use localtime::utc_offset_secs;
 pub use memory::{release_free_memory, use_single_malloc_arena};
 pub use pipes::{set_pipe_capacity, O_NONBLOCK};

@@ -537,3 +537,43 @@ fn health_starts_over_with_each_process_and_is_cleared_at_exit() {
     plain.online(0, 10);
     assert_eq!(plain.state.health, None);
 }
+
+#[test]
+fn an_adopted_state_keeps_its_process_and_counts_uptime_from_its_real_start() {
+    let mut run = Run::new(spec());
+    run.online(0, 10);
+    run.crash(5_000, 1);
+    run.feed(5_000, Input::Spawned { pid: 11 });
+    // Persisted, then read by a daemon whose monotonic clock says 100 s and whose wall clock is
+    // 60 s after the process started.
+    let json = serde_json::to_string(&run.state).expect("serialize");
+    let decoded: InstanceState = serde_json::from_str(&json).expect("decode");
+    let now = Now {
+        mono_ms: 100_000,
+        wall_ms: 1_700_000_000_000 + 65_000,
+    };
+    let mut adopted = decoded.clone().adopted(now).expect("online with a pid");
+    assert_eq!(
+        (adopted.status, adopted.pid, adopted.restart_time),
+        (Status::Online, Some(11), 1)
+    );
+    // It crashes at once: it had run 60 s, a stable run, so it is restarted without counting
+    // as unstable.
+    let later = Now {
+        mono_ms: 100_000,
+        wall_ms: now.wall_ms,
+    };
+    let effects = adopted.handle(
+        &spec(),
+        Input::Exited {
+            code: Some(1),
+            signal: None,
+        },
+        later,
+    );
+    assert_eq!(effects, vec![Effect::KillGroup, Effect::Spawn]);
+    assert_eq!(adopted.exits.back().map(|e| e.uptime_ms), Some(60_000));
+    assert_eq!(adopted.unstable_restarts, 0);
+    // Only an online state with a process can be adopted.
+    assert!(decoded.restored().adopted(now).is_none());
+}
