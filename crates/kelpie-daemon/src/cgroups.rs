@@ -70,6 +70,43 @@ impl Cgroups {
         }
     }
 
+    /// The cgroups of the daemon this one replaced in place (`kelpie update`, same pid): its
+    /// base directory and how far its numbering went.
+    pub fn resume(handed: HandedCgroups) -> Cgroups {
+        crate::daemon_log!(
+            "cgroups: one per app process under {} (kept from the previous program)",
+            handed.base.display()
+        );
+        Cgroups {
+            inner: Some(Arc::new(Inner {
+                base: Cgroup::at(handed.base),
+                memory: handed.memory,
+                next: AtomicU64::new(handed.next),
+                leftovers: Mutex::new(Vec::new()),
+            })),
+        }
+    }
+
+    /// What the next program needs to go on with these cgroups.
+    pub fn hand_over(&self) -> Option<HandedCgroups> {
+        let inner = self.inner.as_ref()?;
+        Some(HandedCgroups {
+            base: inner.base.path().to_path_buf(),
+            memory: inner.memory,
+            next: inner.next.load(Ordering::Relaxed),
+        })
+    }
+
+    /// The cgroup at `path` of a process handed over by the previous program.
+    pub fn adopt(&self, path: PathBuf) -> Option<ProcessCgroup> {
+        let inner = self.inner.as_ref()?;
+        Some(ProcessCgroup {
+            cgroup: Cgroup::at(path),
+            owner: inner.clone(),
+            handed_over: false,
+        })
+    }
+
     /// A new cgroup for a process of instance `pm_id`; `None` without cgroups (or if this one
     /// cannot be created: the process then runs without, as everywhere before cgroups).
     pub fn for_process(&self, pm_id: u32) -> Option<ProcessCgroup> {
@@ -80,6 +117,7 @@ impl Cgroups {
             Ok(cgroup) => Some(ProcessCgroup {
                 cgroup,
                 owner: inner.clone(),
+                handed_over: false,
             }),
             Err(e) => {
                 crate::daemon_log!("cgroups: cannot create one for id {pm_id}: {e}");
@@ -111,13 +149,32 @@ impl Cgroups {
     }
 }
 
+/// The daemon's cgroups as handed to the program that replaces it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct HandedCgroups {
+    /// `<own>/kelpie-<pid>`.
+    pub base: PathBuf,
+    /// Whether memory is accounted there.
+    pub memory: bool,
+    /// The next process cgroup's number.
+    pub next: u64,
+}
+
 /// The cgroup of one process; removed when dropped (later, if it is not empty yet).
 pub struct ProcessCgroup {
     cgroup: Cgroup,
     owner: Arc<Inner>,
+    /// Its process now belongs to the next program, and so does the cgroup.
+    handed_over: bool,
 }
 
 impl ProcessCgroup {
+    /// Give it to the next program: its path, and nothing removed here.
+    pub fn hand_over(mut self) -> PathBuf {
+        self.handed_over = true;
+        self.cgroup.path().to_path_buf()
+    }
+
     /// The cgroup.
     pub fn cgroup(&self) -> &Cgroup {
         &self.cgroup
@@ -126,6 +183,9 @@ impl ProcessCgroup {
 
 impl Drop for ProcessCgroup {
     fn drop(&mut self) {
+        if self.handed_over {
+            return;
+        }
         if self.cgroup.remove().is_err() {
             if let Ok(mut leftovers) = self.owner.leftovers.lock() {
                 leftovers.push(self.cgroup.clone());

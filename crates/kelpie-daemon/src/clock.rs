@@ -4,9 +4,20 @@ use kelpie_core::Now;
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+/// Where the monotonic clock counts from: the daemon's start.
+static ORIGIN: OnceLock<Instant> = OnceLock::new();
+
 fn origin() -> Instant {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
     *ORIGIN.get_or_init(Instant::now)
+}
+
+/// Go on with the clock of the program this daemon replaced in place (`kelpie update`), which
+/// had counted `ms`: monotonic marks handed over stay meaningful. Call before the first `now()`.
+pub fn continue_from(ms: u64) {
+    let start = Instant::now()
+        .checked_sub(std::time::Duration::from_millis(ms))
+        .unwrap_or_else(Instant::now);
+    let _ = ORIGIN.set(start);
 }
 
 /// Milliseconds since the Unix epoch.

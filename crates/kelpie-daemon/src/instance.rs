@@ -6,8 +6,10 @@ use crate::clock;
 use crate::health::{ExecContext, HealthReport};
 use crate::launch::{self, Extras, InstanceIdentity, OutputPipes};
 use crate::link::{ProcessLink, ProcessSignal};
-use crate::logs::{LineWatch, LogService};
+use crate::logs::{HandedPipe, LineWatch, LogService};
+use crate::process::{AdoptedChild, ProcessHandle};
 use crate::sockets::ListenSocket;
+use crate::update::HandedProcess;
 use kelpie_core::cron::CronSchedule;
 use kelpie_core::{AppSpec, Cause, Control, Effect, Input, InstanceState, Status, Why};
 use kelpie_proto::{Home, LogStream};
@@ -15,7 +17,6 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, sleep_until, Instant};
 
@@ -51,6 +52,18 @@ pub enum InstanceMsg {
     Signal(i32, oneshot::Sender<Result<(), String>>),
     /// Stop the process and end the task (delete, daemon exit).
     Shutdown(oneshot::Sender<()>),
+    /// `kelpie update`: end the task without touching the process, and give the process (if
+    /// one runs) and the instance's state to the supervisor. Refused while the instance is in
+    /// the middle of something (launching, stopping, reloading).
+    HandOver(oneshot::Sender<Result<HandedOver, String>>),
+}
+
+/// What an instance task gave up for `kelpie update`.
+pub struct HandedOver {
+    /// Its state at that moment.
+    pub state: InstanceState,
+    /// Its running process, if one runs.
+    pub process: Option<HandedProcess>,
 }
 
 /// A report from an instance task to the supervisor.
@@ -83,6 +96,11 @@ pub struct InstanceSetup {
     pub socket: Option<Arc<ListenSocket>>,
     /// The daemon's cgroups.
     pub cgroups: Cgroups,
+    /// A process handed over by the daemon this one replaced (`kelpie update`): the instance
+    /// goes on with it (its state says online with this pid).
+    pub adopted: Option<HandedProcess>,
+    /// Output pipes handed over with it (or left by an earlier process), read from now on.
+    pub pipes: Vec<HandedPipe>,
 }
 
 /// Start the task; returns its mailbox.
@@ -131,7 +149,7 @@ impl Drop for HealthChecks {
 
 /// A process started by the instance, with what it can tell us.
 struct Launched {
-    child: Child,
+    child: ProcessHandle,
     pid: u32,
     link: ProcessLink,
     /// Its cgroup, when the daemon uses cgroups.
@@ -170,7 +188,7 @@ struct Instance {
     home: Home,
     events: mpsc::UnboundedSender<InstanceEvent>,
     logs: LogService,
-    child: Option<Child>,
+    child: Option<ProcessHandle>,
     /// Process group of the current or last process (its leader's pid).
     pgid: Option<u32>,
     timer: Option<Instant>,
@@ -185,6 +203,10 @@ struct Instance {
     orphan_group: Option<u32>,
     /// False once the supervisor dropped the mailbox.
     mailbox_open: bool,
+    /// The process was given to the supervisor for `kelpie update`: end without a stop.
+    handed_over: bool,
+    /// What the daemon this one replaced handed over, taken at the task's start.
+    adopted: Option<(Option<HandedProcess>, Vec<HandedPipe>)>,
     /// Where the last process's output went.
     route: Option<Arc<crate::logs::Route>>,
     /// Its app's shared listening socket.
@@ -235,6 +257,8 @@ impl Instance {
             shutdown_waiter: None,
             orphan_group: setup.orphan_group,
             mailbox_open: true,
+            handed_over: false,
+            adopted: Some((setup.adopted, setup.pipes)),
             route: None,
             socket: setup.socket,
             link: None,
@@ -252,7 +276,14 @@ impl Instance {
         if let Some(pgid) = self.orphan_group.take() {
             self.stop_orphan_group(pgid).await;
         }
+        if let Some((process, pipes)) = self.adopted.take() {
+            self.resume(process, pipes).await;
+        }
         loop {
+            if self.handed_over {
+                // The process lives on under the next program.
+                return;
+            }
             let wake = self.next_wake(&mut rx).await;
             match wake {
                 // The supervisor dropped this instance (`kill` clears the table right after
@@ -435,7 +466,122 @@ impl Instance {
                 self.shutdown_waiter = Some(done);
                 self.feed(Input::Control(Control::Stop)).await;
             }
+            InstanceMsg::HandOver(reply) => {
+                let handed = self.hand_over();
+                self.handed_over = handed.is_ok();
+                let _ = reply.send(handed);
+            }
         }
+    }
+
+    /// Give the process up for `kelpie update` (see [`InstanceMsg::HandOver`]).
+    fn hand_over(&mut self) -> Result<HandedOver, String> {
+        self.retiring.retain(|task| !task.is_finished());
+        if self.candidate.is_some() {
+            return Err("it is being reloaded".into());
+        }
+        if !self.retiring.is_empty() {
+            return Err("a process it replaced is still stopping".into());
+        }
+        if self.shutdown_waiter.is_some() {
+            return Err("it is being deleted".into());
+        }
+        let process = match self.state.status {
+            Status::Launching | Status::Stopping => {
+                return Err(format!("it is {}", self.state.status.as_str()))
+            }
+            Status::Stopped | Status::Errored | Status::WaitingRestart => None,
+            Status::Online => {
+                let (Some(child), Some(link), Some(pid)) =
+                    (self.child.take(), self.link.take(), self.pgid)
+                else {
+                    return Err("its process is not known".into());
+                };
+                let link = match link.into_fds() {
+                    Ok(link) => link,
+                    Err(e) => {
+                        self.child = Some(child);
+                        return Err(format!("cannot pass on its notify socket: {e}"));
+                    }
+                };
+                child.hand_over();
+                self.health = None;
+                Some(HandedProcess {
+                    pid,
+                    link,
+                    cgroup: self.cgroup.take().map(ProcessCgroup::hand_over),
+                })
+            }
+        };
+        self.timer = None;
+        Ok(HandedOver {
+            state: self.state.clone(),
+            process,
+        })
+    }
+
+    /// Go on with what the previous program handed over: its process becomes this instance's
+    /// (waited for through a pidfd, its link and cgroup kept), and its pipes are read again.
+    async fn resume(&mut self, process: Option<HandedProcess>, pipes: Vec<HandedPipe>) {
+        let files = launch::log_paths(&self.home, &self.spec, self.pm_id).files();
+        let route = self
+            .logs
+            .route(&self.spec, self.pm_id, self.instance, &files);
+        if let Some(route) = &route {
+            for pipe in pipes {
+                self.logs.attach(route.clone(), pipe.stream, pipe.fd, None);
+            }
+        }
+        let Some(process) = process else {
+            return;
+        };
+        let pid = process.pid;
+        let child = match AdoptedChild::new(pid) {
+            Ok(child) => child,
+            Err(e) => {
+                crate::daemon_log!(
+                    "app `{}` (id {}): cannot wait for its process {pid} any more ({e}); it counts as exited",
+                    self.spec.name,
+                    self.pm_id
+                );
+                self.pgid = Some(pid);
+                self.feed(Input::Exited {
+                    code: None,
+                    signal: Some(format!("lost across the update: {e}")),
+                })
+                .await;
+                return;
+            }
+        };
+        let link = match ProcessLink::resume(process.link) {
+            Ok(link) => link,
+            Err(e) => {
+                crate::daemon_log!(
+                    "app `{}` (id {}): its notify socket could not be kept ({e})",
+                    self.spec.name,
+                    self.pm_id
+                );
+                match ProcessLink::open(None) {
+                    Ok((link, _)) => link,
+                    Err(_) => return,
+                }
+            }
+        };
+        let spec = self.spec.clone();
+        let identity = tokio::task::spawn_blocking(move || launch::identity(&spec).ok().flatten())
+            .await
+            .ok()
+            .flatten();
+        self.adopt(Launched {
+            child: ProcessHandle::Adopted(child),
+            pid,
+            link,
+            cgroup: process.cgroup.and_then(|path| self.cgroups.adopt(path)),
+            identity,
+            route,
+            awaits_ready: false,
+        });
+        self.publish();
     }
 
     /// Apply an input to the state machine and carry out its effects, which may produce further
@@ -628,7 +774,7 @@ impl Instance {
             )));
         }
         Ok(Launched {
-            child,
+            child: ProcessHandle::Spawned(child),
             pid,
             link,
             cgroup,
@@ -924,7 +1070,7 @@ impl Instance {
 /// daemon that died), stopped apart from the instance's current process: its stop signal (or
 /// the `shutdown` message), `kill_timeout`, then SIGKILL to whatever is left of its group.
 struct Retiring {
-    child: Option<Child>,
+    child: Option<ProcessHandle>,
     pgid: Option<u32>,
     link: Option<ProcessLink>,
     cgroup: Option<ProcessCgroup>,

@@ -30,12 +30,14 @@ pub mod log;
 mod logs;
 mod monitor;
 mod persist;
+mod process;
 mod readiness;
 mod reaper;
 mod server;
 mod sockets;
 mod state;
 mod supervisor;
+mod update;
 mod watch;
 
 use kelpie_proto::Home;
@@ -61,11 +63,14 @@ pub enum DaemonError {
 }
 
 /// How a daemon starts, beyond its home.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DaemonOptions {
     /// When no app is left from the last daemon (`state.json` empty or missing), bring back
     /// the saved list (`dump.json`), as `kelpie resurrect` would: what a boot service wants.
     pub resurrect_if_empty: bool,
+    /// This program replaces a daemon in place (`kelpie update`): go on with what it handed
+    /// over in this file (its descriptors, by number) instead of starting afresh.
+    pub handoff: Option<std::path::PathBuf>,
 }
 
 /// Run the daemon for `home` until it is told to exit. Blocks the calling thread.

@@ -3,8 +3,9 @@
 //! shim's `listening`, PM2's `shutdown` message the other way). One link per process: a reload
 //! runs two processes of one instance at once, and each must be told apart.
 
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -37,6 +38,15 @@ pub struct ChildEnds {
     pub fds: Vec<(OwnedFd, RawFd)>,
 }
 
+/// The daemon's ends of a link as descriptors: what `kelpie update` carries across the exec,
+/// so the process keeps the same `NOTIFY_SOCKET` and IPC channel under the new daemon.
+pub struct LinkFds {
+    /// The bound notify socket.
+    pub notify: OwnedFd,
+    /// The daemon's end of the Node IPC channel.
+    pub ipc: Option<OwnedFd>,
+}
+
 /// The daemon's side of one process's link.
 pub struct ProcessLink {
     signals: mpsc::UnboundedReceiver<ProcessSignal>,
@@ -44,6 +54,11 @@ pub struct ProcessLink {
     /// JSON lines to write to the Node IPC channel.
     ipc: Option<mpsc::UnboundedSender<String>>,
     tasks: Vec<JoinHandle<()>>,
+    /// The notify socket (also read by a task), for a hand-over.
+    notify: Arc<tokio::net::UnixDatagram>,
+    /// A second descriptor of the IPC channel's end (read and written by tasks), for a
+    /// hand-over.
+    ipc_fd: Option<OwnedFd>,
 }
 
 impl Drop for ProcessLink {
@@ -61,13 +76,6 @@ impl ProcessLink {
     /// Open the notify socket (abstract namespace: no file to clean up, no path length limit)
     /// and, with `ipc_fd`, a Node IPC channel whose child end goes at that number.
     pub fn open(ipc_fd: Option<RawFd>) -> std::io::Result<(ProcessLink, ChildEnds)> {
-        let (sender, signals) = mpsc::unbounded_channel();
-        let mut link = ProcessLink {
-            signals,
-            sender,
-            ipc: None,
-            tasks: Vec::new(),
-        };
         let mut ends = ChildEnds::default();
 
         // Abstract names are per network namespace, pids per pid namespace: several runtimes
@@ -79,25 +87,61 @@ impl ProcessLink {
             crate::clock::daemon_tag(),
             NEXT_LINK.fetch_add(1, Ordering::Relaxed)
         );
-        let socket = bind_abstract_datagram(&name)?;
+        let notify = bind_abstract_datagram(&name)?;
         ends.env.push(("NOTIFY_SOCKET".into(), format!("@{name}")));
-        link.tasks
-            .push(tokio::spawn(read_notify(socket, link.sender.clone())));
+        let ipc = match ipc_fd {
+            Some(fd) => {
+                let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+                ends.fds.push((OwnedFd::from(theirs), fd));
+                ends.env.push(("NODE_CHANNEL_FD".into(), fd.to_string()));
+                ends.env
+                    .push(("NODE_CHANNEL_SERIALIZATION_MODE".into(), "json".into()));
+                Some(OwnedFd::from(ours))
+            }
+            None => None,
+        };
+        let link = ProcessLink::resume(LinkFds {
+            notify: OwnedFd::from(notify),
+            ipc,
+        })?;
+        Ok((link, ends))
+    }
 
-        if let Some(fd) = ipc_fd {
-            let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    /// The link of a process from its descriptors: a new one's, or one handed over by the
+    /// daemon this one replaced.
+    pub fn resume(fds: LinkFds) -> std::io::Result<ProcessLink> {
+        let (sender, signals) = mpsc::unbounded_channel();
+        let notify = std::os::unix::net::UnixDatagram::from(fds.notify);
+        notify.set_nonblocking(true)?;
+        let notify = Arc::new(tokio::net::UnixDatagram::from_std(notify)?);
+        let mut link = ProcessLink {
+            signals,
+            sender,
+            ipc: None,
+            tasks: vec![],
+            notify: notify.clone(),
+            ipc_fd: fds.ipc.as_ref().map(OwnedFd::try_clone).transpose()?,
+        };
+        link.tasks
+            .push(tokio::spawn(read_notify(notify, link.sender.clone())));
+        if let Some(ours) = fds.ipc {
+            let ours = std::os::unix::net::UnixStream::from(ours);
             ours.set_nonblocking(true)?;
             let ours = tokio::net::UnixStream::from_std(ours)?;
-            ends.fds.push((OwnedFd::from(theirs), fd));
-            ends.env.push(("NODE_CHANNEL_FD".into(), fd.to_string()));
-            ends.env
-                .push(("NODE_CHANNEL_SERIALIZATION_MODE".into(), "json".into()));
             let (outgoing, to_write) = mpsc::unbounded_channel();
             link.ipc = Some(outgoing);
             link.tasks
                 .push(tokio::spawn(run_ipc(ours, link.sender.clone(), to_write)));
         }
-        Ok((link, ends))
+        Ok(link)
+    }
+
+    /// Stop reading and give the sockets up, for the next daemon.
+    pub fn into_fds(mut self) -> std::io::Result<LinkFds> {
+        Ok(LinkFds {
+            notify: self.notify.as_fd().try_clone_to_owned()?,
+            ipc: self.ipc_fd.take(),
+        })
     }
 
     /// A sender for other sources of readiness (the log reader, the port watch).
@@ -124,18 +168,19 @@ impl ProcessLink {
     }
 }
 
-fn bind_abstract_datagram(name: &str) -> std::io::Result<tokio::net::UnixDatagram> {
+fn bind_abstract_datagram(name: &str) -> std::io::Result<std::os::unix::net::UnixDatagram> {
     use std::os::linux::net::SocketAddrExt;
     let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
-    let socket = std::os::unix::net::UnixDatagram::bind_addr(&address)?;
-    socket.set_nonblocking(true)?;
-    tokio::net::UnixDatagram::from_std(socket)
+    std::os::unix::net::UnixDatagram::bind_addr(&address)
 }
 
 /// `READY=1` (one assignment per line, as sd_notify sends them) becomes [`ProcessSignal::Ready`]
 /// and `WATCHDOG=1` [`ProcessSignal::Watchdog`]; other assignments (`STATUS=`...) are read and
 /// ignored for now.
-async fn read_notify(socket: tokio::net::UnixDatagram, to: mpsc::UnboundedSender<ProcessSignal>) {
+async fn read_notify(
+    socket: Arc<tokio::net::UnixDatagram>,
+    to: mpsc::UnboundedSender<ProcessSignal>,
+) {
     loop {
         if socket.readable().await.is_err() {
             return;
@@ -160,30 +205,41 @@ async fn read_notify(socket: tokio::net::UnixDatagram, to: mpsc::UnboundedSender
     }
 }
 
-/// Read the JSON lines a Node process sends, and write the ones queued for it.
+/// Read the JSON lines a Node process sends, and write the ones queued for it. One task with
+/// borrowed halves: an owned write half would shut the socket down for writing when dropped,
+/// and the process would see its channel disconnect when `kelpie update` hands it over.
 async fn run_ipc(
-    stream: tokio::net::UnixStream,
+    mut stream: tokio::net::UnixStream,
     to: mpsc::UnboundedSender<ProcessSignal>,
     mut outgoing: mpsc::UnboundedReceiver<String>,
 ) {
-    let (read, mut write) = stream.into_split();
-    let writer = tokio::spawn(async move {
-        while let Some(line) = outgoing.recv().await {
-            if write.write_all(line.as_bytes()).await.is_err() {
-                return;
-            }
-        }
-    });
+    let (read, mut write) = stream.split();
     let mut lines = BufReader::new(read).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(signal) = ipc_signal(&line) {
-            if to.send(signal).is_err() {
-                break;
-            }
+    let mut writing = true;
+    loop {
+        tokio::select! {
+            // Cancel-safe: a line half read is kept for the next call.
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => {
+                    if let Some(signal) = ipc_signal(&line) {
+                        if to.send(signal).is_err() {
+                            return;
+                        }
+                    }
+                }
+                // The process closed its end (it exited): nothing more can be written either.
+                _ => return,
+            },
+            message = outgoing.recv(), if writing => match message {
+                Some(message) => {
+                    if write.write_all(message.as_bytes()).await.is_err() {
+                        writing = false;
+                    }
+                }
+                None => writing = false,
+            },
         }
     }
-    // The process closed its end (it exited): nothing more can be written either.
-    writer.abort();
 }
 
 /// What one IPC message means to Kelpie, if anything.

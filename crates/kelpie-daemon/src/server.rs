@@ -35,6 +35,20 @@ pub fn bind(path: &Path) -> Result<UnixListener, crate::DaemonError> {
     Ok(listener)
 }
 
+/// The control socket handed over by the program this daemon replaced (`kelpie update`): still
+/// listening at `path`, with the clients that connected meanwhile waiting in its backlog.
+pub fn resume(fd: std::os::fd::OwnedFd, path: &Path) -> Result<UnixListener, crate::DaemonError> {
+    let listener = std::os::unix::net::UnixListener::from(fd);
+    listener
+        .set_nonblocking(true)
+        .and_then(|()| UnixListener::from_std(listener))
+        .map_err(|source| crate::DaemonError::Io {
+            about: "cannot go on listening on",
+            path: path.display().to_string(),
+            source,
+        })
+}
+
 /// Accept connections forever.
 pub async fn serve(listener: UnixListener, commands: mpsc::Sender<Command>, logs: LogService) {
     loop {
@@ -105,7 +119,10 @@ async fn handle_connection(
         return;
     };
     let peer_hello: Option<Hello> = decode(&body).ok();
-    if write_message(&mut stream, &Hello::current()).await.is_err() {
+    if write_message(&mut stream, &crate::update::daemon_hello())
+        .await
+        .is_err()
+    {
         return;
     }
     let mismatch = match &peer_hello {

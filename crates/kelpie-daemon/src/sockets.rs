@@ -69,6 +69,20 @@ impl ListenSocket {
         }
     }
 
+    /// The socket of `address` handed over by the daemon this one replaced (`kelpie update`):
+    /// still bound and listening, with its queue of waiting connections.
+    pub fn resume(address: &ListenAddress, fd: OwnedFd) -> ListenSocket {
+        let unix_path = match address {
+            ListenAddress::Unix { path } => Some(PathBuf::from(path)),
+            ListenAddress::Tcp { .. } => None,
+        };
+        ListenSocket {
+            address: address.clone(),
+            fd,
+            unix_path,
+        }
+    }
+
     /// The address it was opened for.
     pub fn address(&self) -> &ListenAddress {
         &self.address

@@ -6,6 +6,7 @@ mod handlers;
 mod logs;
 mod order;
 mod targets;
+mod update;
 mod watching;
 
 pub use foreground::{ForegroundOptions, ForegroundSetup, OutputBatch, OUTPUT_QUEUE};
@@ -85,6 +86,8 @@ pub enum Command {
     },
     /// `kelpie runtime`'s apps were started (or could not be): the start's answer.
     ForegroundStarted(Response),
+    /// `kelpie update`'s program was found and checked (or not).
+    UpdateChecked(Result<std::path::PathBuf, String>),
     /// The dump was read for `resurrect`.
     DumpLoaded {
         /// The dump, or why it could not be read.
@@ -140,6 +143,8 @@ enum Wake {
     Shutdown(&'static str),
     Hangup,
     ReopenLogs,
+    UpdateAsked,
+    UpdateLook,
     Exit,
 }
 
@@ -172,6 +177,10 @@ struct Supervisor {
     watchers: BTreeMap<String, watching::Watching>,
     /// Under `kelpie runtime`: its apps' exit, output and orphans.
     foreground: Option<foreground::Foreground>,
+    /// A second descriptor of the control socket, for `kelpie update`.
+    control: std::os::fd::OwnedFd,
+    /// `kelpie update` asked for, waiting for the apps to settle.
+    update: Option<update::PendingUpdate>,
 }
 
 /// Set up the home, serve it, and supervise until told to exit. With `foreground`
@@ -182,6 +191,15 @@ pub async fn run(
     options: crate::DaemonOptions,
     foreground: Option<ForegroundSetup>,
 ) -> Result<u8, DaemonError> {
+    // What the program this one replaced handed over (`kelpie update`), taken first.
+    let handoff = options.handoff.as_deref().and_then(|file| {
+        crate::update::Handoff::take(file)
+            .inspect_err(|e| crate::daemon_log!("update: {e}; starting as a new daemon"))
+            .ok()
+    });
+    if let Some(handoff) = &handoff {
+        crate::clock::continue_from(handoff.mono_ms);
+    }
     // Startup file work happens on the blocking pool, like every other file access.
     let setup_home = home.clone();
     tokio::task::spawn_blocking(move || prepare_home(&setup_home))
@@ -191,7 +209,22 @@ pub async fn run(
             path: home.root().display().to_string(),
             source: std::io::Error::other(e.to_string()),
         })??;
-    let listener = server::bind(&home.socket())?;
+    let (listener, mut resumed) = match handoff {
+        Some(handoff) => {
+            let (control, resumed) = update::Resumed::split(handoff);
+            (server::resume(control, &home.socket())?, Some(resumed))
+        }
+        None => (server::bind(&home.socket())?, None),
+    };
+    let control = {
+        use std::os::fd::AsFd;
+        listener.as_fd().try_clone_to_owned()
+    }
+    .map_err(|source| DaemonError::Io {
+        about: "cannot keep a second descriptor of",
+        path: home.socket().display().to_string(),
+        source,
+    })?;
     let pid_file = home.pid_file();
     let pid_path = pid_file.clone();
     let _ = tokio::task::spawn_blocking(move || {
@@ -245,9 +278,12 @@ pub async fn run(
     let (commands_tx, commands_rx) = mpsc::channel(1024);
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (readings_tx, readings_rx) = mpsc::unbounded_channel();
-    let cgroups = tokio::task::spawn_blocking(crate::cgroups::Cgroups::setup)
-        .await
-        .unwrap_or_default();
+    let cgroups = match resumed.as_mut().map(|r| r.cgroups.take()) {
+        Some(Some(handed)) => crate::cgroups::Cgroups::resume(handed),
+        _ => tokio::task::spawn_blocking(crate::cgroups::Cgroups::setup)
+            .await
+            .unwrap_or_default(),
+    };
     let monitor = Monitor::start(crate::monitor::SAMPLE_EVERY, cgroups.clone(), readings_tx)
         .map_err(|source| DaemonError::Io {
             about: "cannot start the resource monitor for",
@@ -274,6 +310,8 @@ pub async fn run(
         watch_service: None,
         watchers: BTreeMap::new(),
         foreground: foreground_mode,
+        control,
+        update: None,
     };
     if let Some(apps) = foreground_apps {
         // The runtime's apps are the ones it was given: a state.json in its home (a daemon's,
@@ -281,11 +319,19 @@ pub async fn run(
         supervisor.start_foreground_apps(apps);
     } else {
         let restore_home = home.clone();
+        let handed_pids = resumed
+            .as_ref()
+            .map(update::Resumed::pids)
+            .unwrap_or_default();
         if let Ok(Some((state, orphans))) =
-            tokio::task::spawn_blocking(move || load_with_orphans(&restore_home)).await
+            tokio::task::spawn_blocking(move || load_with_orphans(&restore_home, &handed_pids))
+                .await
         {
-            supervisor.restore(state, &orphans);
+            supervisor.restore(state, &orphans, resumed.as_mut());
         }
+    }
+    if let Some(resumed) = resumed {
+        supervisor.report_resumed(resumed);
     }
     if options.resurrect_if_empty && supervisor.apps.is_empty() {
         resurrect_at_start(&commands_tx);
@@ -372,11 +418,15 @@ fn write_node_shim(home: &Home) -> std::io::Result<()> {
 }
 
 /// Read `state.json` and find which of its pids are still the very processes it recorded
-/// (same pid and start time): those were left running by a daemon that died.
+/// (same pid and start time): those were left running by a daemon that died. Processes in
+/// `handed` were handed over by this daemon's previous program (`kelpie update`): not orphans.
 ///
 /// Orphans of apps with a Kelpie-owned port are stopped here, before the port is bound again
 /// (they still hold the old daemon's socket); the others are stopped by their instance tasks.
-fn load_with_orphans(home: &Home) -> Option<(StateFile, BTreeMap<u32, u32>)> {
+fn load_with_orphans(
+    home: &Home,
+    handed: &std::collections::BTreeSet<u32>,
+) -> Option<(StateFile, BTreeMap<u32, u32>)> {
     let state = persist::load_state(home)?;
     let mut orphans = BTreeMap::new();
     let mut holding_ports = Vec::new();
@@ -384,6 +434,9 @@ fn load_with_orphans(home: &Home) -> Option<(StateFile, BTreeMap<u32, u32>)> {
         let (Some(pid), Some(recorded)) = (app.state.pid, app.pid_start_ticks) else {
             continue;
         };
+        if handed.contains(&pid) {
+            continue;
+        }
         if kelpie_sys::sample_process(pid).is_none_or(|live| live.start_ticks != recorded) {
             continue;
         }
@@ -434,12 +487,26 @@ fn group_running_now(pgid: u32) -> bool {
 }
 
 impl Supervisor {
-    fn restore(&mut self, state: StateFile, orphans: &BTreeMap<u32, u32>) {
+    fn restore(
+        &mut self,
+        state: StateFile,
+        orphans: &BTreeMap<u32, u32>,
+        mut resumed: Option<&mut update::Resumed>,
+    ) {
         self.next_id = state.next_id;
+        if let Some(resumed) = resumed.as_deref_mut() {
+            self.resume_sockets(&state, resumed);
+        }
+        let now = clock::now();
         let mut to_start = Vec::new();
+        let mut adopted = Vec::new();
         for app in state.apps {
             let run = app.run;
             let pm_id = app.pm_id;
+            let handed = resumed
+                .as_deref_mut()
+                .map(|r| r.take(pm_id))
+                .unwrap_or_default();
             let socket = match self.open_socket(&app.spec) {
                 Ok(socket) => socket,
                 Err(e) => {
@@ -450,14 +517,39 @@ impl Supervisor {
             if let Some(socket) = &socket {
                 self.sockets.insert(app.spec.name.clone(), socket.clone());
             }
-            self.add_entry(
-                pm_id,
-                app.instance,
-                app.spec,
-                app.state.restored(),
-                orphans.get(&pm_id).copied(),
-                socket,
-            );
+            if let Some(state) = handed
+                .process
+                .as_ref()
+                .and_then(|_| app.state.clone().adopted(now))
+            {
+                // Handed over running: it goes on, nothing is started.
+                adopted.push(app.spec.name.clone());
+                self.add_entry(pm_id, app.instance, app.spec, state, socket, handed);
+                continue;
+            }
+            if let Some(process) = &handed.process {
+                crate::daemon_log!(
+                    "update: process {} of id {pm_id} was handed over but its state is not online; it is left alone",
+                    process.pid
+                );
+            }
+            // After an update, an errored app stays errored, and a restart that was waiting goes
+            // on from where it was (its backoff kept).
+            use kelpie_core::Status;
+            let keep = matches!(app.state.status, Status::WaitingRestart | Status::Errored);
+            let state = if resumed.is_some() && keep {
+                let mut state = app.state;
+                state.pid = None;
+                state
+            } else {
+                app.state.restored()
+            };
+            let inherited = update::Inherited {
+                orphan_group: orphans.get(&pm_id).copied(),
+                process: None,
+                pipes: handed.pipes,
+            };
+            self.add_entry(pm_id, app.instance, app.spec, state, socket, inherited);
             if run {
                 to_start.push(pm_id);
             }
@@ -482,6 +574,7 @@ impl Supervisor {
         let started: std::collections::BTreeSet<String> = in_flight
             .iter()
             .filter_map(|id| self.apps.get(id).map(|e| e.spec.name.clone()))
+            .chain(adopted)
             .collect();
         for name in started {
             drop(self.ensure_watching(&name));
@@ -508,10 +601,12 @@ impl Supervisor {
         let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
         let mut sighup = signal(SignalKind::hangup()).map_err(signal_error)?;
         let mut sigusr2 = signal(SignalKind::user_defined2()).map_err(signal_error)?;
+        let mut sigusr1 = signal(SignalKind::user_defined1()).map_err(signal_error)?;
         loop {
             let persist_at = self.persist_at;
             let pending_deadline = self.next_pending_deadline();
             let exit_now = self.exit_now.as_mut();
+            let update_look = self.update.as_ref().map(|u| u.next_look);
             // Biased, events first: an instance reports its new state before it wakes the waiter
             // whose Finish then arrives on `commands`, so answers always show the settled state.
             let wake = tokio::select! {
@@ -525,6 +620,8 @@ impl Supervisor {
                 Some(()) = sigint.recv() => Wake::Shutdown("SIGINT"),
                 Some(()) = sighup.recv() => Wake::Hangup,
                 Some(()) = sigusr2.recv() => Wake::ReopenLogs,
+                Some(()) = sigusr1.recv() => Wake::UpdateAsked,
+                () = async { match update_look { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => Wake::UpdateLook,
                 Ok(()) = async { match exit_now { Some(rx) => rx.await, None => std::future::pending().await } } => Wake::Exit,
             };
             match wake {
@@ -541,6 +638,8 @@ impl Supervisor {
                 Wake::Hangup if self.foreground.is_some() => self.begin_shutdown("SIGHUP", None),
                 Wake::Hangup => crate::daemon_log!("SIGHUP received; nothing to reload yet"),
                 Wake::ReopenLogs => self.reload_logs(None),
+                Wake::UpdateAsked => self.update_asked(),
+                Wake::UpdateLook => self.update_look(&mut events).await,
                 Wake::Exit => return Ok(()),
             }
         }
@@ -552,6 +651,7 @@ impl Supervisor {
             Command::Finish { finish, reply } => self.finish(finish, reply),
             Command::Settled { finish, reply } => self.persist_then_finish(finish, reply),
             Command::DumpLoaded { result, reply } => self.resurrect_loaded(result, reply),
+            Command::UpdateChecked(result) => self.update_checked(result),
             Command::ForegroundStarted(response) => self.foreground_started(response),
             Command::WatchStarted { name, key, result } => self.watch_started(name, key, result),
             Command::FilesChanged { name, burst } => self.files_changed(&name, burst),
@@ -682,8 +782,8 @@ impl Supervisor {
         instance: u32,
         spec: Arc<AppSpec>,
         state: InstanceState,
-        orphan_group: Option<u32>,
         socket: Option<Arc<ListenSocket>>,
+        inherited: update::Inherited,
     ) {
         let setup = InstanceSetup {
             pm_id,
@@ -691,10 +791,12 @@ impl Supervisor {
             spec: spec.clone(),
             state: state.clone(),
             home: self.home.clone(),
-            orphan_group,
+            orphan_group: inherited.orphan_group,
             logs: self.logs.clone(),
             socket,
             cgroups: self.cgroups.clone(),
+            adopted: inherited.process,
+            pipes: inherited.pipes,
         };
         self.logs.claim(pm_id, &spec);
         self.leaving.remove(&pm_id);

@@ -5,6 +5,11 @@ use std::path::{Path, PathBuf};
 /// Environment variable that chooses the home (like `PM2_HOME`).
 pub const HOME_ENV: &str = "KELPIE_HOME";
 
+/// The signal that tells a daemon to re-execute itself (`kelpie update`). A signal rather than
+/// a request: a daemon of any version understands it, even one whose protocol the CLI no
+/// longer speaks.
+pub const UPDATE_SIGNAL: &str = "SIGUSR1";
+
 /// The files of one Kelpie home.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Home {
@@ -70,5 +75,22 @@ impl Home {
     /// App log files.
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")
+    }
+
+    /// `kelpie update` writes here which program the daemon should become, before sending it
+    /// [`UPDATE_SIGNAL`].
+    pub fn update_request(&self) -> PathBuf {
+        self.root.join("update-to")
+    }
+
+    /// How `kelpie update` went, written by the daemon: `ok` or `error` on the first line, then
+    /// what to tell the user.
+    pub fn update_result(&self) -> PathBuf {
+        self.root.join("update-result")
+    }
+
+    /// What the daemon hands to the program it re-executes: its descriptors, by number.
+    pub fn handoff_file(&self) -> PathBuf {
+        self.root.join("handoff.json")
     }
 }

@@ -62,6 +62,19 @@ pub struct Shared {
     big_pipes: AtomicUsize,
     /// Pipes being read.
     readers: AtomicUsize,
+    /// Set while `kelpie update` takes the pipes back: each reader stops and sends its pipe
+    /// there.
+    hand_back: tokio::sync::watch::Sender<Option<tokio::sync::mpsc::UnboundedSender<HandedPipe>>>,
+}
+
+/// A pipe a reader gave back, still open, for the daemon that replaces this one.
+pub struct HandedPipe {
+    /// The instance whose process writes it.
+    pub pm_id: u32,
+    /// Which of its streams it is.
+    pub stream: LogStream,
+    /// The pipe's read end.
+    pub fd: OwnedFd,
 }
 
 /// Counts a reader while it runs.
@@ -172,6 +185,7 @@ impl LogService {
                 hub: Mutex::default(),
                 big_pipes: AtomicUsize::new(0),
                 readers: AtomicUsize::new(0),
+                hand_back: tokio::sync::watch::Sender::new(None),
             }),
             registry,
             runtime,
@@ -292,6 +306,28 @@ impl LogService {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let _ = tokio::time::timeout_at(deadline, self.written()).await;
+    }
+
+    /// For `kelpie update`: stop every reader, write what they had read, and take their pipes
+    /// (still open, with what the apps print meanwhile waiting in them) for the next daemon.
+    /// Readers that do not stop within `limit` keep their pipes: those lines go to the old
+    /// daemon's files until the exec, and the rest of that pipe's output is lost.
+    pub async fn take_pipes(&self, limit: Duration) -> Vec<HandedPipe> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        self.shared.hand_back.send_replace(Some(tx));
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.shared.readers.load(Ordering::Acquire) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        self.shared.hand_back.send_replace(None);
+        let mut pipes = Vec::new();
+        while let Ok(pipe) = rx.try_recv() {
+            pipes.push(pipe);
+        }
+        let _ = tokio::time::timeout_at(deadline + WRITER_ANSWER, self.written()).await;
+        pipes
     }
 
     /// Give a stdout pipe [`BIG_PIPE`] capacity if the budget allows.

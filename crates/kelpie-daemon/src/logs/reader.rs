@@ -44,6 +44,14 @@ struct Scratch {
     ends: Vec<u32>,
 }
 
+/// What a waiting reader woke up for.
+enum Woke {
+    /// The pipe is readable (or the partial line's wait ended).
+    Pipe(Result<std::io::Result<()>, tokio::time::error::Elapsed>),
+    /// The pipe is asked back.
+    HandBack(Option<tokio::sync::mpsc::UnboundedSender<super::HandedPipe>>),
+}
+
 enum Outcome {
     /// Read the most one turn allows; more is probably waiting.
     Data,
@@ -79,6 +87,7 @@ pub async fn read_pipe(
             return;
         }
     };
+    let mut hand_back = shared.hand_back.subscribe();
     let mut framer = Framer::default();
     let mut chunk = Chunk {
         route: &route,
@@ -99,14 +108,37 @@ pub async fn read_pipe(
                 return;
             }
         };
-        let ready = if framer.has_partial() {
-            tokio::time::timeout(PARTIAL_IDLE, pipe.readable()).await
-        } else {
-            Ok(pipe.readable().await)
+        let readable = async {
+            if framer.has_partial() {
+                tokio::time::timeout(PARTIAL_IDLE, pipe.readable()).await
+            } else {
+                Ok(pipe.readable().await)
+            }
+        };
+        let woke = tokio::select! {
+            biased;
+            to = async { hand_back.wait_for(Option::is_some).await.ok().and_then(|to| to.clone()) } => Woke::HandBack(to),
+            ready = readable => Woke::Pipe(ready),
         };
         fd = match pipe.into_nonblocking_fd() {
             Ok(fd) => fd,
             Err(_) => break,
+        };
+        let ready = match woke {
+            Woke::Pipe(ready) => ready,
+            Woke::HandBack(to) => {
+                // `kelpie update`: what was read is written by this daemon, the rest of the pipe
+                // is read by the next one.
+                chunk.process(&mut framer, None);
+                if let Some(to) = to {
+                    let _ = to.send(super::HandedPipe {
+                        pm_id: route.pm_id,
+                        stream,
+                        fd,
+                    });
+                }
+                return;
+            }
         };
         match ready {
             Err(_quiet) => {

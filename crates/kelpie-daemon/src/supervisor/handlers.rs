@@ -33,7 +33,7 @@ impl Supervisor {
             Request::Ping => {
                 let response = Response::Pong {
                     pid: std::process::id(),
-                    version: env!("CARGO_PKG_VERSION").to_string(),
+                    version: crate::update::daemon_hello().version,
                     uptime_ms: crate::clock::now().mono_ms,
                 };
                 let _ = reply.send(Reply {
@@ -295,8 +295,8 @@ impl Supervisor {
             instance,
             spec,
             InstanceState::new(crate::clock::now()),
-            None,
             socket,
+            super::update::Inherited::default(),
         );
         if run {
             waiters.push(self.command(pm_id, Control::Start));

@@ -1,0 +1,423 @@
+//! `kelpie update` on the supervisor's side (the exec itself is in `crate::update`): wait until
+//! no instance is in the middle of something, take every process from its task, every pipe from
+//! the log readers, write the state, then become the new program. If the exec fails, the same
+//! program takes everything back the way a new one would, and goes on.
+
+use super::{Command, Supervisor};
+use crate::instance::{self, InstanceEvent, InstanceMsg, InstanceSetup};
+use crate::logs::HandedPipe;
+use crate::update::{self, HandedProcess, Handoff};
+use kelpie_core::Status;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// How long an update waits for every instance to settle (a start, stop or reload to finish).
+const SETTLE_WITHIN: Duration = Duration::from_secs(10);
+/// How often it looks again meanwhile.
+const LOOK_AGAIN: Duration = Duration::from_millis(50);
+/// How long the log readers may take to give their pipes back.
+const PIPES_WITHIN: Duration = Duration::from_secs(2);
+
+/// An update asked for and not done yet.
+pub struct PendingUpdate {
+    program: PathBuf,
+    deadline: Instant,
+    /// When to look again whether everything has settled.
+    pub next_look: Instant,
+    /// Why the last look found it could not go ahead.
+    busy: String,
+}
+
+/// What an instance task starts with from an earlier daemon besides its spec and state: a
+/// process group that a daemon killed with -9 left running (to stop first), or what this
+/// daemon's previous program handed over (to go on with).
+#[derive(Default)]
+pub struct Inherited {
+    /// A process group left by a daemon that died.
+    pub orphan_group: Option<u32>,
+    /// Its running process, handed over.
+    pub process: Option<HandedProcess>,
+    /// Output pipes of its processes, handed over.
+    pub pipes: Vec<HandedPipe>,
+}
+
+impl Supervisor {
+    /// `UPDATE_SIGNAL` arrived: find and check the program (off the async thread), then
+    /// [`Self::update_checked`].
+    pub(super) fn update_asked(&mut self) {
+        if self.foreground.is_some() {
+            update::report(
+                &self.home,
+                Err("`kelpie runtime` is not updated in place: start a container of the new image instead".into()),
+            );
+            return;
+        }
+        if self.exiting {
+            update::report(&self.home, Err("the daemon is stopping".into()));
+            return;
+        }
+        if self.update.is_some() {
+            return;
+        }
+        let home = self.home.clone();
+        let commands = self.commands.clone();
+        tokio::spawn(async move {
+            let result = tokio::task::spawn_blocking(move || update::requested_program(&home))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+            let _ = commands.send(Command::UpdateChecked(result)).await;
+        });
+    }
+
+    /// The program to become is known (or why not).
+    pub(super) fn update_checked(&mut self, program: Result<PathBuf, String>) {
+        match program {
+            Ok(program) => {
+                crate::daemon_log!(
+                    "update: asked to become {}; waiting until every app has settled",
+                    program.display()
+                );
+                let now = Instant::now();
+                self.update = Some(PendingUpdate {
+                    program,
+                    deadline: now + SETTLE_WITHIN,
+                    next_look: now,
+                    busy: String::new(),
+                });
+            }
+            Err(e) => update::report(&self.home, Err(format!("not updated: {e}"))),
+        }
+    }
+
+    /// Why the daemon cannot hand over right now, if it cannot.
+    fn busy(&self) -> Option<String> {
+        if self.exiting {
+            return Some("the daemon is stopping".into());
+        }
+        if !self.pending.is_empty() {
+            return Some("apps are waiting for their dependencies".into());
+        }
+        if !self.leaving.is_empty() {
+            return Some("deleted apps are still stopping".into());
+        }
+        self.apps.iter().find_map(|(pm_id, entry)| {
+            matches!(entry.state.status, Status::Launching | Status::Stopping).then(|| {
+                format!(
+                    "app `{}` (id {pm_id}) is {}",
+                    entry.spec.name,
+                    entry.state.status.as_str()
+                )
+            })
+        })
+    }
+
+    /// Time to look again: hand over if everything has settled, give up past the deadline.
+    pub(super) async fn update_look(
+        &mut self,
+        events: &mut mpsc::UnboundedReceiver<InstanceEvent>,
+    ) {
+        let Some(pending) = self.update.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        pending.next_look = now + LOOK_AGAIN;
+        let program = pending.program.clone();
+        let attempt = match self.busy() {
+            Some(why) => Err(why),
+            None => self.hand_over_and_exec(program, events).await,
+        };
+        let Err(why) = attempt else { return };
+        let Some(pending) = self.update.as_mut() else {
+            return;
+        };
+        if now < pending.deadline {
+            pending.busy = why;
+            return;
+        }
+        let why = if pending.busy.is_empty() {
+            why
+        } else {
+            pending.busy.clone()
+        };
+        self.update = None;
+        update::report(
+            &self.home,
+            Err(format!(
+                "not updated: the apps did not settle within {} s ({why}); try again",
+                SETTLE_WITHIN.as_secs()
+            )),
+        );
+    }
+
+    /// Take everything from the instance tasks and the log readers, write the state, exec.
+    /// Returns only if it could not: `Err` when an instance refused (try again later); when the
+    /// exec itself failed, everything is taken back, the user is told, and the update is over.
+    async fn hand_over_and_exec(
+        &mut self,
+        program: PathBuf,
+        events: &mut mpsc::UnboundedReceiver<InstanceEvent>,
+    ) -> Result<(), String> {
+        // Reports sent before a task handed over are older than what it hands over.
+        while let Ok(event) = events.try_recv() {
+            self.on_event(event);
+        }
+        let asked: Vec<(u32, oneshot::Receiver<_>)> = self
+            .apps
+            .iter()
+            .map(|(pm_id, entry)| {
+                let (tx, rx) = oneshot::channel();
+                let _ = entry.mailbox.send(InstanceMsg::HandOver(tx));
+                (*pm_id, rx)
+            })
+            .collect();
+        let mut handed: BTreeMap<u32, Inherited> = BTreeMap::new();
+        let mut refused = None;
+        for (pm_id, answer) in asked {
+            match answer.await {
+                Ok(Ok(over)) => {
+                    if let Some(entry) = self.apps.get_mut(&pm_id) {
+                        entry.state = over.state;
+                    }
+                    handed.insert(
+                        pm_id,
+                        Inherited {
+                            process: over.process,
+                            ..Inherited::default()
+                        },
+                    );
+                }
+                Ok(Err(why)) => {
+                    let name = self.apps.get(&pm_id).map(|e| e.spec.name.clone());
+                    refused = Some(format!(
+                        "app `{}` (id {pm_id}): {why}",
+                        name.unwrap_or_default()
+                    ));
+                }
+                Err(_) => refused = Some(format!("instance {pm_id} did not answer")),
+            }
+        }
+        if let Some(why) = refused {
+            // Those that handed over go on at once, in this program (their pipes were never
+            // taken: their readers still run).
+            self.resume_instances(handed);
+            return Err(why);
+        }
+        let pipes = self.logs.take_pipes(PIPES_WITHIN).await;
+        for pipe in pipes {
+            if let Some(entry) = handed.get_mut(&pipe.pm_id) {
+                entry.pipes.push(pipe);
+            }
+        }
+        let (ack, written) = oneshot::channel();
+        self.persist(Some(ack));
+        let saved = written.await;
+        let handoff = match (saved, self.handoff_parts()) {
+            (Ok(Ok(_)), Ok((control, sockets))) => Handoff {
+                from_version: update::daemon_hello().version,
+                mono_ms: crate::clock::now().mono_ms,
+                control,
+                cgroups: self.cgroups.hand_over(),
+                sockets,
+                processes: BTreeMap::new(),
+                pipes: Vec::new(),
+            },
+            (saved, parts) => {
+                let why = match (saved, parts) {
+                    (Ok(Err(e)), _) => format!("the state could not be written: {e}"),
+                    (_, Err(e)) => format!("cannot pass on the sockets: {e}"),
+                    _ => "the state could not be written".to_string(),
+                };
+                self.resume_instances(handed);
+                self.update = None;
+                update::report(&self.home, Err(format!("not updated: {why}")));
+                return Ok(());
+            }
+        };
+        let mut handoff = handoff;
+        for (pm_id, parts) in handed {
+            if let Some(process) = parts.process {
+                handoff.processes.insert(pm_id, process);
+            }
+            handoff.pipes.extend(parts.pipes);
+        }
+        crate::daemon_log!(
+            "update: handing {} running processes over to {}",
+            handoff.processes.len(),
+            program.display()
+        );
+        let (handoff, error) = handoff.exec(&self.home, &program);
+        // Still this program: take everything back.
+        let mut handed: BTreeMap<u32, Inherited> = self
+            .apps
+            .keys()
+            .map(|id| (*id, Inherited::default()))
+            .collect();
+        for (pm_id, process) in handoff.processes {
+            handed.entry(pm_id).or_default().process = Some(process);
+        }
+        for pipe in handoff.pipes {
+            handed.entry(pipe.pm_id).or_default().pipes.push(pipe);
+        }
+        self.resume_instances(handed);
+        self.update = None;
+        update::report(
+            &self.home,
+            Err(format!(
+                "not updated: cannot execute {}: {error}; the daemon goes on with v{}",
+                program.display(),
+                env!("CARGO_PKG_VERSION")
+            )),
+        );
+        Ok(())
+    }
+
+    /// Second descriptors of the control socket and of every app's listening socket.
+    #[allow(clippy::type_complexity)]
+    fn handoff_parts(
+        &self,
+    ) -> std::io::Result<(std::os::fd::OwnedFd, BTreeMap<String, std::os::fd::OwnedFd>)> {
+        let control = self.control.try_clone()?;
+        let mut sockets = BTreeMap::new();
+        for (name, socket) in &self.sockets {
+            sockets.insert(name.clone(), socket.fd().try_clone_to_owned()?);
+        }
+        Ok((control, sockets))
+    }
+
+    /// New tasks for instances whose task handed over, going on with what it handed.
+    fn resume_instances(&mut self, handed: BTreeMap<u32, Inherited>) {
+        for (pm_id, parts) in handed {
+            let Some(entry) = self.apps.get(&pm_id) else {
+                continue;
+            };
+            let socket = self.socket_of(&entry.spec.name);
+            let setup = InstanceSetup {
+                pm_id,
+                instance: entry.instance,
+                spec: entry.spec.clone(),
+                state: entry.state.clone(),
+                home: self.home.clone(),
+                orphan_group: None,
+                logs: self.logs.clone(),
+                socket,
+                cgroups: self.cgroups.clone(),
+                adopted: parts.process,
+                pipes: parts.pipes,
+            };
+            let waiting_restart = entry.state.status == Status::WaitingRestart;
+            let mailbox = instance::spawn(setup, self.events.clone());
+            if waiting_restart {
+                // Its restart timer went with the old task: restart it now.
+                let _ = mailbox.send(InstanceMsg::Control(kelpie_core::Control::Start, None));
+            }
+            if let Some(entry) = self.apps.get_mut(&pm_id) {
+                entry.mailbox = mailbox;
+            }
+        }
+    }
+}
+
+/// What a new program of the daemon goes on with, besides the control socket.
+pub struct Resumed {
+    from_version: String,
+    /// The cgroups (taken when the daemon sets its cgroups up).
+    pub cgroups: Option<crate::cgroups::HandedCgroups>,
+    sockets: BTreeMap<String, std::os::fd::OwnedFd>,
+    processes: BTreeMap<u32, HandedProcess>,
+    pipes: Vec<HandedPipe>,
+    /// Pids of the processes given to their instances.
+    kept: Vec<u32>,
+}
+
+impl Resumed {
+    /// The control socket, and the rest.
+    pub fn split(handoff: Handoff) -> (std::os::fd::OwnedFd, Resumed) {
+        let resumed = Resumed {
+            from_version: handoff.from_version,
+            cgroups: handoff.cgroups,
+            sockets: handoff.sockets,
+            processes: handoff.processes,
+            pipes: handoff.pipes,
+            kept: Vec::new(),
+        };
+        (handoff.control, resumed)
+    }
+
+    /// The pids of the processes handed over.
+    pub fn pids(&self) -> std::collections::BTreeSet<u32> {
+        self.processes.values().map(|p| p.pid).collect()
+    }
+
+    /// What was handed over for instance `pm_id`.
+    pub fn take(&mut self, pm_id: u32) -> Inherited {
+        let process = self.processes.remove(&pm_id);
+        self.kept.extend(process.as_ref().map(|p| p.pid));
+        let (pipes, others) = std::mem::take(&mut self.pipes)
+            .into_iter()
+            .partition(|pipe| pipe.pm_id == pm_id);
+        self.pipes = others;
+        Inherited {
+            orphan_group: None,
+            process,
+            pipes,
+        }
+    }
+}
+
+impl Supervisor {
+    /// The listening sockets handed over become the apps' (before the apps are restored, so
+    /// nothing binds their ports again).
+    pub(super) fn resume_sockets(
+        &mut self,
+        state: &crate::state::StateFile,
+        resumed: &mut Resumed,
+    ) {
+        for (name, fd) in std::mem::take(&mut resumed.sockets) {
+            let address = state
+                .apps
+                .iter()
+                .find(|app| app.spec.name == name)
+                .and_then(|app| app.spec.listen.clone());
+            match address {
+                Some(address) => {
+                    let socket = crate::sockets::ListenSocket::resume(&address, fd);
+                    self.sockets.insert(name, std::sync::Arc::new(socket));
+                }
+                None => crate::daemon_log!(
+                    "update: the socket of app `{name}` was handed over but the app is not in the state; closed"
+                ),
+            }
+        }
+    }
+
+    /// Tell `kelpie update` (and the log) how it went.
+    pub(super) fn report_resumed(&mut self, resumed: Resumed) {
+        for (pm_id, process) in &resumed.processes {
+            crate::daemon_log!(
+                "update: process {} (id {pm_id}) was handed over for an instance that is not in the state; it is left running",
+                process.pid
+            );
+        }
+        let mut kept = resumed.kept;
+        kept.sort_unstable();
+        let pids: Vec<String> = kept.iter().map(u32::to_string).collect();
+        update::report(
+            &self.home,
+            Ok(format!(
+                "daemon updated from v{} to v{} (pid {}); {} processes kept running, none restarted{}",
+                resumed.from_version,
+                env!("CARGO_PKG_VERSION"),
+                std::process::id(),
+                kept.len(),
+                if pids.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pids {})", pids.join(", "))
+                }
+            )),
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! `kelpie update`: the daemon re-executes a new program in place. The pid stays the same, so
+//! the apps stay its children; what they are connected to is carried across the exec as open
+//! descriptors: the control socket (clients queue in its backlog meanwhile), the apps' listening
+//! sockets, each process's output pipes and link (notify socket, Node IPC). `state.json`,
+//! written just before, carries the rest (apps, counters). The new program is told the
+//! descriptors' numbers by `<home>/handoff.json`, named on its command line.
+//!
+//! Nothing is restarted, and nothing an app prints is lost: the log readers stop, what they read
+//! is written, and the rest waits in the pipes for the new daemon's readers.
+
+use crate::cgroups::HandedCgroups;
+use crate::link::LinkFds;
+use crate::logs::HandedPipe;
+use kelpie_proto::{Home, LogStream};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+/// Format of `handoff.json`; a program that does not know it refuses it.
+const HANDOFF_VERSION: u32 = 1;
+
+/// For tests of an old daemon meeting a new CLI: the daemon answers the Hello with this
+/// `version:protocol` instead of its own. Not passed on to the program an update executes.
+pub const TEST_VERSION_ENV: &str = "KELPIE_TEST_DAEMON_VERSION";
+
+/// A process of an instance, handed to the next program.
+pub struct HandedProcess {
+    /// Its pid (and process group).
+    pub pid: u32,
+    /// Its link's sockets.
+    pub link: LinkFds,
+    /// Its cgroup, when it has one.
+    pub cgroup: Option<PathBuf>,
+}
+
+/// Everything the next program takes over.
+pub struct Handoff {
+    /// The version of the program handing over.
+    pub from_version: String,
+    /// Its monotonic clock (ms since it started), so the next one's clock goes on from there.
+    pub mono_ms: u64,
+    /// The control socket, listening.
+    pub control: OwnedFd,
+    /// The daemon's cgroups.
+    pub cgroups: Option<HandedCgroups>,
+    /// Listening sockets, by app name.
+    pub sockets: BTreeMap<String, OwnedFd>,
+    /// Running processes, by `pm_id`.
+    pub processes: BTreeMap<u32, HandedProcess>,
+    /// Output pipes and whose they are.
+    pub pipes: Vec<HandedPipe>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireHandoff {
+    version: u32,
+    from_version: String,
+    mono_ms: u64,
+    control: RawFd,
+    cgroups: Option<HandedCgroups>,
+    sockets: BTreeMap<String, RawFd>,
+    processes: Vec<WireProcess>,
+    pipes: Vec<WirePipe>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireProcess {
+    pm_id: u32,
+    pid: u32,
+    notify: RawFd,
+    ipc: Option<RawFd>,
+    cgroup: Option<PathBuf>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WirePipe {
+    pm_id: u32,
+    stream: LogStream,
+    fd: RawFd,
+}
+
+impl Handoff {
+    /// Every descriptor, for the exec.
+    fn descriptors(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
+        let mut fds = vec![self.control.as_fd()];
+        fds.extend(self.sockets.values().map(AsFd::as_fd));
+        for process in self.processes.values() {
+            fds.push(process.link.notify.as_fd());
+            fds.extend(process.link.ipc.as_ref().map(AsFd::as_fd));
+        }
+        fds.extend(self.pipes.iter().map(|p| p.fd.as_fd()));
+        fds
+    }
+
+    fn to_wire(&self) -> WireHandoff {
+        WireHandoff {
+            version: HANDOFF_VERSION,
+            from_version: self.from_version.clone(),
+            mono_ms: self.mono_ms,
+            control: self.control.as_raw_fd(),
+            cgroups: self.cgroups.clone(),
+            sockets: self
+                .sockets
+                .iter()
+                .map(|(name, fd)| (name.clone(), fd.as_raw_fd()))
+                .collect(),
+            processes: self
+                .processes
+                .iter()
+                .map(|(pm_id, p)| WireProcess {
+                    pm_id: *pm_id,
+                    pid: p.pid,
+                    notify: p.link.notify.as_raw_fd(),
+                    ipc: p.link.ipc.as_ref().map(AsRawFd::as_raw_fd),
+                    cgroup: p.cgroup.clone(),
+                })
+                .collect(),
+            pipes: self
+                .pipes
+                .iter()
+                .map(|p| WirePipe {
+                    pm_id: p.pm_id,
+                    stream: p.stream,
+                    fd: p.fd.as_raw_fd(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Become `program` (`kelpie daemon --handoff <file>`), keeping the pid and passing the
+    /// descriptors. Returns only if the exec failed; then the descriptors are this daemon's
+    /// again, to go on with.
+    pub fn exec(self, home: &Home, program: &Path) -> (Handoff, std::io::Error) {
+        let file = home.handoff_file();
+        let wire = match serde_json::to_vec(&self.to_wire()) {
+            Ok(wire) => wire,
+            Err(e) => return (self, std::io::Error::other(e)),
+        };
+        if let Err(e) = crate::persist::atomic_write_mode(&file, &wire, 0o600) {
+            return (self, e);
+        }
+        let kept = self
+            .descriptors()
+            .into_iter()
+            .try_for_each(kelpie_sys::keep_across_exec);
+        let error = match kept {
+            Ok(()) => std::process::Command::new(program)
+                .arg("daemon")
+                .arg("--handoff")
+                .arg(&file)
+                .env_remove(TEST_VERSION_ENV)
+                .exec(),
+            Err(e) => e,
+        };
+        // Still here: nothing was passed on.
+        for fd in self.descriptors() {
+            let _ = kelpie_sys::close_on_exec(fd);
+        }
+        let _ = std::fs::remove_file(&file);
+        (self, error)
+    }
+
+    /// Read the hand-off named on our command line and take its descriptors (once: the file is
+    /// removed). Call it first thing at start.
+    pub fn take(file: &Path) -> Result<Handoff, String> {
+        let bytes =
+            std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let _ = std::fs::remove_file(file);
+        let wire: WireHandoff = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("cannot understand {}: {e}", file.display()))?;
+        if wire.version != HANDOFF_VERSION {
+            return Err(format!(
+                "{} is of format {}, this kelpie reads format {HANDOFF_VERSION}",
+                file.display(),
+                wire.version
+            ));
+        }
+        let take = |fd: RawFd| {
+            kelpie_sys::take_inherited_fd(fd).map_err(|e| {
+                format!(
+                    "descriptor {fd} named by {} is not open: {e}",
+                    file.display()
+                )
+            })
+        };
+        let mut sockets = BTreeMap::new();
+        for (name, fd) in wire.sockets {
+            sockets.insert(name, take(fd)?);
+        }
+        let mut processes = BTreeMap::new();
+        for p in wire.processes {
+            let link = LinkFds {
+                notify: take(p.notify)?,
+                ipc: p.ipc.map(take).transpose()?,
+            };
+            processes.insert(
+                p.pm_id,
+                HandedProcess {
+                    pid: p.pid,
+                    link,
+                    cgroup: p.cgroup,
+                },
+            );
+        }
+        let mut pipes = Vec::new();
+        for p in wire.pipes {
+            pipes.push(HandedPipe {
+                pm_id: p.pm_id,
+                stream: p.stream,
+                fd: take(p.fd)?,
+            });
+        }
+        Ok(Handoff {
+            from_version: wire.from_version,
+            mono_ms: wire.mono_ms,
+            control: take(wire.control)?,
+            cgroups: wire.cgroups,
+            sockets,
+            processes,
+            pipes,
+        })
+    }
+}
+
+/// The Hello this daemon answers with (see [`TEST_VERSION_ENV`]).
+pub fn daemon_hello() -> kelpie_proto::Hello {
+    let pretend = std::env::var(TEST_VERSION_ENV).ok().and_then(|value| {
+        let (version, protocol) = value.split_once(':')?;
+        Some(kelpie_proto::Hello {
+            protocol: protocol.parse().ok()?,
+            version: version.to_string(),
+        })
+    });
+    pretend.unwrap_or_else(kelpie_proto::Hello::current)
+}
+
+/// Say how the update went, for the `kelpie update` waiting for it (and in the daemon log).
+pub fn report(home: &Home, result: Result<String, String>) {
+    let (head, text) = match &result {
+        Ok(text) => ("ok", text),
+        Err(text) => ("error", text),
+    };
+    crate::daemon_log!("update: {text}");
+    let _ = crate::persist::atomic_write_mode(
+        &home.update_result(),
+        format!("{head}\n{text}\n").as_bytes(),
+        0o600,
+    );
+}
+
+/// The program `kelpie update` asked for (removing the request), else the one this daemon
+/// runs: `cargo install` and package managers replace the file at the same path.
+pub fn requested_program(home: &Home) -> Result<PathBuf, String> {
+    let request = home.update_request();
+    let asked = std::fs::read_to_string(&request).ok();
+    let _ = std::fs::remove_file(&request);
+    let program = match asked.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        Some(path) => PathBuf::from(path),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot tell which program this daemon runs: {e}"))?,
+    };
+    // /proc/self/exe of a replaced file reads `<path> (deleted)`: the path is what we want.
+    let text = program.display().to_string();
+    let program = PathBuf::from(text.strip_suffix(" (deleted)").unwrap_or(&text));
+    check_program(&program)?;
+    Ok(program)
+}
+
+/// Refuse anything that is not a kelpie, before anything is handed over: an exec that fails
+/// late is recovered from, but one that starts the wrong program is not.
+fn check_program(program: &Path) -> Result<(), String> {
+    let output = std::process::Command::new(program)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if output.status.success() && text.starts_with("kelpie ") {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not a kelpie program (`--version` printed {:?})",
+            program.display(),
+            text.trim()
+        ))
+    }
+}
