@@ -83,7 +83,7 @@ pub enum Command {
     Ping,
     /// Stop every app and the daemon
     Kill,
-    /// Restart the daemon with the installed kelpie, keeping the list of apps
+    /// Replace the running daemon by this kelpie, in place: same pid, apps not restarted
     Update,
     /// Write a commented example ecosystem.config.js
     #[command(alias = "ecosystem")]
@@ -106,6 +106,9 @@ pub enum Command {
         /// With no app left from the last daemon, bring back the saved list (boot services)
         #[arg(long)]
         resurrect_if_empty: bool,
+        /// Go on from a daemon that re-executed itself (`kelpie update`)
+        #[arg(long, hide = true)]
+        handoff: Option<std::path::PathBuf>,
     },
 }
 

@@ -88,7 +88,7 @@ impl Client {
         })?;
         if daemon.protocol != PROTOCOL_VERSION {
             bail!(
-                "the running daemon is kelpie v{} (protocol {}) and this CLI is v{} (protocol {PROTOCOL_VERSION}); run `kelpie update` to restart the daemon with this version (the list of apps is kept)",
+                "the running daemon is kelpie v{} (protocol {}) and this CLI is v{} (protocol {PROTOCOL_VERSION}); run `kelpie update` to replace the daemon by this version in place (the apps keep running)",
                 daemon.version,
                 daemon.protocol,
                 env!("CARGO_PKG_VERSION")
@@ -96,7 +96,7 @@ impl Client {
         }
         if daemon.version != env!("CARGO_PKG_VERSION") && std::io::stderr().is_terminal() {
             eprintln!(
-                "kelpie: note: the daemon runs v{}, this CLI is v{}; `kelpie update` restarts it with this version",
+                "kelpie: note: the daemon runs v{}, this CLI is v{}; `kelpie update` replaces it by this version in place",
                 daemon.version,
                 env!("CARGO_PKG_VERSION")
             );

@@ -14,6 +14,7 @@ mod cli {
     mod startup;
     mod supervision;
     mod targets;
+    mod update;
 
     use kelpie_testkit::Kelpie;
     use std::sync::{Mutex, MutexGuard};

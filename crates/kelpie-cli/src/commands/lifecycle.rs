@@ -8,8 +8,8 @@ use kelpie_proto::{Home, Request, Response};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-pub fn daemon(home: Home, resurrect_if_empty: bool) -> Result<ExitCode> {
-    kelpie_daemon::run_with(home, kelpie_daemon::DaemonOptions { resurrect_if_empty })?;
+pub fn daemon(home: Home, options: kelpie_daemon::DaemonOptions) -> Result<ExitCode> {
+    kelpie_daemon::run_with(home, options)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -39,26 +39,64 @@ pub fn kill(home: &Home) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Restart the daemon with the kelpie binary installed now. The old daemon gets SIGTERM, which
-/// any version understands: it stops the apps and exits keeping its list; the new one starts
-/// them again.
+/// How long `update` waits for the daemon's answer: the apps may take up to 10 s to settle
+/// (a start or reload finishing) before the daemon hands over.
+const UPDATE_ANSWER: Duration = Duration::from_secs(30);
+
+/// Replace the running daemon by this CLI's program, in place: it re-executes itself keeping
+/// its pid, its apps (not restarted), their pipes and sockets (see docs/startup.md). The
+/// request goes by a file and a signal, not the protocol, so it works with a daemon of any
+/// version, even one this CLI cannot talk to.
 pub fn update(home: &Home) -> Result<ExitCode> {
-    let pid_file = home.pid_file();
-    if let Some(pid) = std::fs::read_to_string(&pid_file)
+    let pid = std::fs::read_to_string(home.pid_file())
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
-    {
-        if kelpie_sys::pid_alive(pid) && Client::connect(home)?.is_some() {
-            kelpie_sys::send_signal(pid, kelpie_sys::signal_number("SIGTERM").unwrap_or(15))
-                .with_context(|| format!("cannot signal the daemon (pid {pid})"))?;
-            wait_until_gone(home)?;
+        .filter(|pid| kelpie_sys::pid_alive(*pid))
+        .filter(|_| std::os::unix::net::UnixStream::connect(home.socket()).is_ok());
+    let Some(pid) = pid else {
+        if let Response::Pong { pid, version, .. } = call(home, &Request::Ping)? {
+            println!("[kelpie] no daemon was running; started v{version} (pid {pid})");
         }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let program = std::env::current_exe().context("cannot tell which program this kelpie is")?;
+    let result_file = home.update_result();
+    let _ = std::fs::remove_file(&result_file);
+    kelpie_daemon::atomic_write_mode(
+        &home.update_request(),
+        format!("{}\n", program.display()).as_bytes(),
+        0o600,
+    )
+    .with_context(|| format!("cannot write {}", home.update_request().display()))?;
+    let signal = kelpie_sys::signal_number(kelpie_proto::UPDATE_SIGNAL).unwrap_or(10);
+    kelpie_sys::send_signal(pid, signal)
+        .with_context(|| format!("cannot signal the daemon (pid {pid})"))?;
+    let deadline = Instant::now() + UPDATE_ANSWER;
+    let answer = loop {
+        if let Ok(answer) = std::fs::read_to_string(&result_file) {
+            break answer;
+        }
+        if !kelpie_sys::pid_alive(pid) {
+            bail!(
+                "the daemon (pid {pid}) exited during the update; see {}",
+                home.daemon_log().display()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the daemon (pid {pid}) did not answer the update within {} s; see {}",
+                UPDATE_ANSWER.as_secs(),
+                home.daemon_log().display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let _ = std::fs::remove_file(&result_file);
+    let (head, text) = answer.split_once('\n').unwrap_or((answer.as_str(), ""));
+    if head != "ok" {
+        bail!("{}", text.trim());
     }
-    if let Response::Pong { pid, version, .. } = call(home, &Request::Ping)? {
-        println!(
-            "[kelpie] daemon v{version} running (pid {pid}); apps of the list were started again"
-        );
-    }
+    println!("[kelpie] {}", text.trim());
     Ok(ExitCode::SUCCESS)
 }
 

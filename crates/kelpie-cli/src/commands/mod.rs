@@ -21,7 +21,16 @@ use std::process::ExitCode;
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let home = Home::from_env();
     match cli.command {
-        Command::Daemon { resurrect_if_empty } => lifecycle::daemon(home, resurrect_if_empty),
+        Command::Daemon {
+            resurrect_if_empty,
+            handoff,
+        } => lifecycle::daemon(
+            home,
+            kelpie_daemon::DaemonOptions {
+                resurrect_if_empty,
+                handoff,
+            },
+        ),
         Command::Startup(args) => startup::startup(&home, &args),
         Command::Unstartup(args) => startup::unstartup(&home, &args),
         Command::Start(args) => start::start(&home, *args),

@@ -1,0 +1,309 @@
+//! `kelpie update`: the daemon re-executes itself in place. Same daemon pid, the apps are not
+//! restarted, their output and their ports go on without a gap, and the new program supervises
+//! them as the old one did.
+
+use super::{heavy, kelpie};
+use kelpie_testkit::{load, run_load, Kelpie};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SECS: Duration = Duration::from_secs(1);
+/// What a daemon says it is, for tests (see `kelpie_daemon`'s update module).
+const TEST_VERSION_ENV: &str = "KELPIE_TEST_DAEMON_VERSION";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// The `tick <n>` numbers of a log file, in order.
+fn ticks(k: &Kelpie, file: &str) -> Vec<u64> {
+    k.log(file)
+        .lines()
+        .filter_map(|line| line.strip_prefix("tick "))
+        .filter_map(|n| n.trim().parse().ok())
+        .collect()
+}
+
+/// Pids by app name and instance, and restart counts, from `jlist`.
+fn processes(k: &Kelpie) -> Vec<(String, u64, u64, u64)> {
+    k.jlist()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or_default().to_string(),
+                p["pm_id"].as_u64().unwrap_or(0),
+                p["pid"].as_u64().unwrap_or(0),
+                p["pm2_env"]["restart_time"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn ping_version(k: &Kelpie) -> String {
+    let out = k.ok(&["ping"]);
+    out.split("daemon v")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn update_keeps_the_daemon_pid_the_apps_their_output_their_port_and_their_counters() {
+    let _heavy = heavy();
+    let k = kelpie();
+    // The daemon says it is an older version: after the update, the new program answers.
+    let started = k
+        .command(&["ping"])
+        .env(TEST_VERSION_ENV, "0.0.9:1")
+        .output()
+        .expect("ping");
+    assert!(started.status.success());
+    assert_eq!(ping_version(&k), "0.0.9");
+    let daemon = k.daemon_pid().expect("daemon pid");
+    let fake = k.fake_app();
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    k.ok(&["start", &fake, "--name", "ticker", "--", "--tick", "10"]);
+    k.ok(&[
+        "start", &fake, "--name", "web", "-i", "2", "--port", &address, "--", "--serve",
+    ]);
+    // Crashes once and comes back: a counter that must survive.
+    k.ok(&[
+        "start",
+        &fake,
+        "--name",
+        "flaky",
+        "--",
+        "--exit-after",
+        "300",
+        "--exit-code",
+        "3",
+    ]);
+    k.wait_for("flaky restarted once", 10 * SECS, || {
+        k.app("flaky")["pm2_env"]["restart_time"].as_u64() >= Some(1)
+    });
+    k.ok(&["stop", "flaky"]);
+    // An app that gave up stays errored.
+    k.ok(&[
+        "start",
+        &fake,
+        "--name",
+        "broken",
+        "--max-restarts",
+        "1",
+        "--",
+        "--exit-after",
+        "10",
+    ]);
+    k.wait_for("broken errored", 10 * SECS, || {
+        k.status("broken") == "errored"
+    });
+    k.wait_for("ticks in the log", 10 * SECS, || {
+        ticks(&k, "ticker-out.log").len() > 20
+    });
+    let before = processes(&k);
+
+    // Requests keep coming during the update.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || run_load(local(port), false, 2, stop))
+    };
+    std::thread::sleep(SECS / 2);
+    let begun = Instant::now();
+    let out = k.ok(&["update"]);
+    let took = begun.elapsed();
+    std::thread::sleep(SECS / 2);
+    stop.store(true, Ordering::SeqCst);
+    let report = load.join().expect("load thread");
+
+    assert!(out.contains("none restarted"), "{out}");
+    assert!(out.contains("3 processes kept running"), "{out}");
+    assert!(took < 5 * SECS, "update took {took:?}");
+    assert_eq!(k.daemon_pid(), Some(daemon), "same daemon pid");
+    assert!(kelpie_testkit::alive(daemon));
+    assert_eq!(
+        ping_version(&k),
+        env!("CARGO_PKG_VERSION"),
+        "the new program answers"
+    );
+    assert_eq!(processes(&k), before, "same pids and counters");
+    assert_eq!(k.status("broken"), "errored");
+    assert_eq!(k.status("flaky"), "stopped");
+    assert_eq!(report.failed, 0, "no failed request: {report:?}");
+    assert!(report.ok > 20, "requests served: {report:?}");
+
+    // The output goes on in the same file with no line lost or repeated.
+    let count = ticks(&k, "ticker-out.log").len();
+    k.wait_for("more ticks after the update", 10 * SECS, || {
+        ticks(&k, "ticker-out.log").len() > count + 20
+    });
+    let seen = ticks(&k, "ticker-out.log");
+    let first = seen[0];
+    let expected: Vec<u64> = (first..first + seen.len() as u64).collect();
+    assert_eq!(seen, expected, "every tick once, in order");
+    let recent = k.ok(&["logs", "ticker", "--nostream", "--lines", "5"]);
+    assert!(recent.contains("tick "), "{recent}");
+
+    // Still supervised: a crash of a kept process is restarted, a stop stops it.
+    let ticker = k.pid("ticker");
+    std::process::Command::new("kill")
+        .args(["-9", &ticker.to_string()])
+        .status()
+        .expect("kill");
+    k.wait_for("ticker restarted", 10 * SECS, || {
+        let pid = k.pid("ticker");
+        pid != 0 && pid != ticker && k.status("ticker") == "online"
+    });
+    let describe = k.ok(&["describe", "ticker"]);
+    assert!(describe.contains("killed by SIGKILL"), "{describe}");
+    let web: Vec<u32> = before
+        .iter()
+        .filter(|p| p.0 == "web")
+        .map(|p| p.2 as u32)
+        .collect();
+    assert!(load::get(local(port)).is_ok());
+    k.ok(&["stop", "web"]);
+    for pid in web {
+        assert!(!kelpie_testkit::alive(pid), "web process {pid} stopped");
+    }
+}
+
+#[test]
+fn a_node_app_keeps_its_ipc_channel_across_an_update() {
+    let _heavy = heavy();
+    let k = kelpie();
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no node");
+        return;
+    }
+    let marker = k.dir.path().join("got-shutdown");
+    let app = k.write(
+        "graceful.js",
+        &format!(
+            "process.on('message', (m) => {{ if (m === 'shutdown') {{ require('fs').writeFileSync({marker:?}, 'yes'); process.exit(0); }} }});\n\
+             process.send('ready');\n\
+             setInterval(() => {{}}, 1000);\n",
+            marker = marker.display().to_string()
+        ),
+    );
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "gr",
+        "--shutdown-with-message",
+        "--wait-ready",
+    ]);
+    let pid = k.pid("gr");
+    k.ok(&["update"]);
+    assert_eq!(k.pid("gr"), pid);
+    // The stop goes through the IPC channel the new program took over.
+    k.ok(&["stop", "gr"]);
+    assert_eq!(
+        std::fs::read_to_string(&marker).ok().as_deref(),
+        Some("yes")
+    );
+}
+
+#[test]
+fn an_old_daemon_the_cli_cannot_talk_to_is_updated_in_place() {
+    let k = kelpie();
+    let fake = k.fake_app();
+    k.ok(&["start", &fake, "--name", "keep", "--", "--tick", "50"]);
+    k.ok(&["save"]);
+    k.ok(&["kill"]);
+    // A daemon of another protocol, as a boot service starts it: it brings the saved apps back.
+    let mut daemon = k
+        .command(&["daemon", "--resurrect-if-empty"])
+        .env(TEST_VERSION_ENV, "0.0.1:0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("daemon");
+    k.wait_for("the daemon up", 10 * SECS, || {
+        k.home().join("kelpie.sock").exists() && k.daemon_pid() == Some(daemon.id())
+    });
+    k.track(daemon.id());
+    let refused = k.fails(&["list"]);
+    assert!(refused.contains("run `kelpie update`"), "{refused}");
+    // The app it started (read from its state file: the CLI cannot ask it).
+    k.wait_for("the app online", 10 * SECS, || {
+        std::fs::read_to_string(k.home().join("state.json")).is_ok_and(|s| s.contains("\"online\""))
+    });
+    let out = k.ok(&["update"]);
+    assert!(out.contains("from v0.0.1 to v"), "{out}");
+    assert!(out.contains("1 processes kept running"), "{out}");
+    assert_eq!(k.daemon_pid(), Some(daemon.id()));
+    assert_eq!(ping_version(&k), env!("CARGO_PKG_VERSION"));
+    let pid = k.pid("keep");
+    assert!(pid != 0 && kelpie_testkit::alive(pid));
+    assert!(out.contains(&pid.to_string()), "{out}");
+    assert_eq!(k.app("keep")["pm2_env"]["restart_time"].as_u64(), Some(0));
+    k.ok(&["kill"]);
+    let _ = daemon.wait();
+}
+
+#[test]
+fn an_update_waits_for_apps_to_settle_and_gives_up_cleanly() {
+    let k = kelpie();
+    let fake = k.fake_app();
+    k.ok(&["start", &fake, "--name", "steady", "--", "--tick", "100"]);
+    let steady = k.pid("steady");
+    let daemon = k.daemon_pid().expect("daemon");
+    // Never says it is ready, for a minute: launching all along.
+    let mut started = k
+        .command(&[
+            "start",
+            &fake,
+            "--name",
+            "slow",
+            "--wait-ready",
+            "--listen-timeout",
+            "60000",
+            "--",
+            "--tick",
+            "1000",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start");
+    k.wait_for("slow launching", 10 * SECS, || {
+        k.jlist().iter().any(|p| p["name"] == "slow")
+    });
+    let refused = k.fails(&["update"]);
+    assert!(refused.contains("did not settle"), "{refused}");
+    assert!(refused.contains("`slow`"), "{refused}");
+    assert_eq!(k.daemon_pid(), Some(daemon));
+    assert_eq!(k.pid("steady"), steady, "nothing was touched");
+    k.ok(&["delete", "slow"]);
+    let _ = started.wait();
+
+    // Something that is not a kelpie is refused before anything is handed over.
+    std::fs::write(k.home().join("update-to"), "/bin/true\n").expect("request");
+    std::process::Command::new("kill")
+        .args(["-USR1", &daemon.to_string()])
+        .status()
+        .expect("signal");
+    let result = k.home().join("update-result");
+    k.wait_for("the daemon's answer", 10 * SECS, || result.exists());
+    let answer = std::fs::read_to_string(&result).unwrap_or_default();
+    assert!(answer.starts_with("error\n"), "{answer}");
+    assert!(answer.contains("is not a kelpie program"), "{answer}");
+    assert_eq!(k.pid("steady"), steady);
+    assert_eq!(k.status("steady"), "online");
+}
