@@ -412,10 +412,11 @@ impl Supervisor {
                 env!("CARGO_PKG_VERSION"),
                 std::process::id(),
                 kept.len(),
-                if pids.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (pids {})", pids.join(", "))
+                match pids.len() {
+                    0 => String::new(),
+                    // A long list says nothing more than its count.
+                    1..=10 => format!(" (pids {})", pids.join(", ")),
+                    _ => String::new(),
                 }
             )),
         );
