@@ -17,11 +17,14 @@ process managers in the same run, each with its own temporary home:
   * health: the daemon's CPU (and its busiest threads) while 500 idle apps run and nobody calls
     the CLI, and its RSS; the time from an app crossing its max_memory_restart to its restart,
     the app itself or its child allocating.
+  * runtime: `kelpie runtime` and `pm2-runtime` as PID 1 of a pid namespace (`unshare`), 10
+    apps: the time from SIGTERM to the runtime's exit, the zombies left by apps whose orphans
+    exit, and the size of a static kelpie against PM2's install (+ node).
 
 Standard library only (Python 3.11). See bench/README.md. Run from anywhere:
 
     python3 bench/run.py [--quick] [--apps N] [--kelpie-only]
-                         [--only core|logs|cluster|health]
+                         [--only core|logs|cluster|health|runtime]
                          [--output FILE]
     python3 bench/run.py --self-test     # tests of the helpers (log line counter, wrk parser, …)
 """
@@ -43,6 +46,7 @@ import shlex
 import shutil
 import signal
 import socket
+import stat
 import statistics
 import subprocess
 import sys
@@ -1538,6 +1542,442 @@ def summarize_health_memory(raw: dict[str, list[dict]]) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
+# Runtime scenario: `kelpie runtime` vs `pm2-runtime`, each as PID 1 of its own pid namespace
+
+
+RUNTIME_APPS = 10
+RUNTIME_ORPHANS = 5            # orphans each app of the zombie variant leaves
+RUNTIME_ORPHAN_LIFE_MS = 200   # ... which exit this long after they were born
+RUNTIME_ZOMBIE_WAIT_S = 3.0    # after all apps run, before the zombies are counted
+RUNTIME_SETTLE_S = 1.0         # after all apps run, before the RSS and the SIGTERM
+RUNTIME_START_CAP_S = 60.0     # a round gives up when the apps are not all running by then
+RUNTIME_STOP_CAP_S = 60.0      # ... or when the runtime has not exited this long after SIGTERM
+RUNTIME_BINARY_TARGET_MB = 15  # the issue's target for the static binary (MiB)
+RUNTIME_VARIANTS = (
+    ("stop", "apps that exit at once on SIGINT/SIGTERM"),
+    ("orphans", f"apps that each leave {RUNTIME_ORPHANS} orphans (double fork)"),
+)
+STATIC_TRIPLE = f"{platform.machine()}-unknown-linux-gnu"
+STATIC_DIR = REPO / "target" / "static" / STATIC_TRIPLE / "release"
+KELPIE_STATIC = STATIC_DIR / "kelpie"
+FAKE_STATIC = STATIC_DIR / "fake-app"
+RUNTIME_RUNS: list["RuntimeRun"] = []  # every runtime started, for the cleanup
+
+
+def build_static() -> None:
+    """kelpie and fake-app linked statically, as crates/kelpie-cli/tests/cli/image.rs builds them
+    (same command, same target dir: whichever runs second finds them up to date). glibc with
+    crt-static: the Dockerfile's musl target is not installed on these machines."""
+    log(f"building static kelpie and fake-app (release, {STATIC_TRIPLE}, crt-static, "
+        f"target/static)")
+    env = {**os.environ, "CARGO_TARGET_DIR": str(REPO / "target" / "static"),
+           "RUSTFLAGS": "-C target-feature=+crt-static"}
+    env.pop("CARGO_ENCODED_RUSTFLAGS", None)
+    subprocess.run(["cargo", "build", "--release", "--locked", "--target", STATIC_TRIPLE,
+                    "-p", "kelpie-cli", "-p", "kelpie-testkit"],
+                   cwd=REPO, check=True, stdout=sys.stderr, env=env)
+    for b in (KELPIE_STATIC, FAKE_STATIC):
+        if not b.exists():
+            sys.exit(f"missing binary after build: {b}")
+
+
+def unshare_permitted() -> tuple[bool, str]:
+    try:
+        r = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"],
+                           capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, f"unshare: {e}"
+    if r.returncode != 0:
+        return False, ("`unshare --pid --fork --mount-proc` is not permitted here: "
+                       + r.stderr.decode(errors="replace").strip())
+    return True, ""
+
+
+def parse_proc_stat(text: str) -> tuple[str, int]:
+    """(state, ppid) from the text of /proc/<pid>/stat (the command may hold spaces and
+    parentheses: the fields start after the last ')')."""
+    fields = text.rsplit(")", 1)[1].split()
+    return fields[0], int(fields[1])
+
+
+def process_table() -> dict[int, tuple[int, str, str]]:
+    """pid -> (ppid, state, command line) of every process, from /proc."""
+    table = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            state, ppid = parse_proc_stat((d / "stat").read_text())
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        table[int(d.name)] = (ppid, state, cmdline(int(d.name)))
+    return table
+
+
+def tree_below(table: dict[int, tuple[int, str, str]], root: int) -> list[int]:
+    """Every pid below root in table (its children, their children...)."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _s, _c) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return sorted(out)
+
+
+def is_runtime_app(command: str, app: str) -> bool:
+    """An app process of the scenario (fake-app started by the runtime), not one of the orphans
+    its `--orphans` starts (`--orphan-parent`, then `--quiet --exit-after`)."""
+    return app in command and "--orphan-parent" not in command and "--exit-after" not in command
+
+
+def runtime_ecosystem(n: int, app: str, args: list[str]) -> dict:
+    """The ecosystem file both runtimes read: n copies of app, run directly."""
+    return {"apps": [{"name": f"app{i}", "script": app, "interpreter": "none", "args": args,
+                      "autorestart": True} for i in range(n)]}
+
+
+def dir_footprint(path: Path) -> tuple[int, int]:
+    """(bytes, files) of the regular files under path: their sizes, each inode once, symlinks
+    not followed (what the directory adds to an image layer)."""
+    seen: set[tuple[int, int]] = set()
+    total = files = 0
+    for dirpath, _dirs, names in os.walk(path):
+        for name in names:
+            st = os.lstat(os.path.join(dirpath, name))
+            if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+            files += 1
+    return total, files
+
+
+def describe_binary(path: Path) -> str:
+    """`file`'s description of path (linking, stripped), or "" without `file`."""
+    try:
+        out = subprocess.run(["file", "-b", str(path)], capture_output=True, text=True,
+                             timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    keep = [p.strip() for p in out.split(",")
+            if any(k in p for k in ("linked", "stripped", "pie executable"))]
+    return ", ".join(keep)
+
+
+class RuntimeRun:
+    """One runtime as PID 1 of a new pid namespace: `unshare --pid --fork --mount-proc argv`,
+    output to a file. PID 1's host pid is unshare's child; killing it kills the namespace
+    (`--kill-child`: also when unshare itself is killed first)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path, out: Path):
+        self.out_path = out
+        self._out = open(out, "wb")
+        self.proc = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child",
+                                      "--mount-proc", *argv],
+                                     env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                     stdout=self._out, stderr=subprocess.STDOUT)
+        self.started = time.perf_counter()
+        self.pid1: int | None = None
+        RUNTIME_RUNS.append(self)
+
+    def find_pid1(self, table: dict[int, tuple[int, str, str]]) -> int | None:
+        if self.pid1 is None:
+            self.pid1 = next((p for p, (pp, _s, _c) in table.items() if pp == self.proc.pid),
+                             None)
+        return self.pid1
+
+    def output(self) -> str:
+        try:
+            return self.out_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.find_pid1(process_table())
+            if self.pid1 is not None and _ppid_of(self.pid1) == self.proc.pid:
+                kill9(self.pid1)  # the namespace's init: every process in it dies too
+            self.proc.kill()
+            self.proc.wait()
+        self._out.close()
+
+
+def _ppid_of(pid: int) -> int | None:
+    try:
+        return parse_proc_stat(Path(f"/proc/{pid}/stat").read_text())[1]
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def runtime_round(label: str, argv: list[str], env: dict[str, str], workdir: Path,
+                  variant: str, r: int, app: str) -> dict:
+    """One round: start the runtime, wait until its RUNTIME_APPS apps run, then (orphans) wait
+    and count the namespace's zombies, read PID 1's RSS, SIGTERM it and time its exit."""
+    run = RuntimeRun(argv, env, workdir, workdir / f"{label}-{variant}-{r}.out")
+    res: dict = {"round": r}
+    try:
+        deadline = run.started + RUNTIME_START_CAP_S
+        apps: list[int] = []
+        while time.perf_counter() < deadline and run.proc.poll() is None:
+            table = process_table()
+            pid1 = run.find_pid1(table)
+            if pid1 is not None:
+                apps = [p for p in tree_below(table, pid1)
+                        if table[p][1] != "Z" and is_runtime_app(table[p][2], app)]
+                if len(apps) >= RUNTIME_APPS:
+                    break
+            time.sleep(0.01)
+        res["start_s"] = time.perf_counter() - run.started
+        if len(apps) < RUNTIME_APPS:
+            res["error"] = (f"{len(apps)} of {RUNTIME_APPS} apps running after "
+                            f"{res['start_s']:.1f} s (exit {run.proc.poll()}):\n"
+                            + run.output()[-2000:])
+            log(f"{label} {variant} round {r}: {res['error']}")
+            return res
+        if variant == "orphans":
+            time.sleep(RUNTIME_ZOMBIE_WAIT_S)
+            table = process_table()
+            below = tree_below(table, run.pid1)
+            res["zombies"] = sum(1 for p in below if table[p][1] == "Z")
+            res["processes"] = len(below)
+            # Each app prints `orphans N spawned` once its N double forks are done.
+            res["orphans_spawned"] = (run.output().count(f"orphans {RUNTIME_ORPHANS} spawned")
+                                      * RUNTIME_ORPHANS)
+        else:
+            time.sleep(RUNTIME_SETTLE_S)
+        res["pid1_rss_mb"] = read_rss_mb(run.pid1)
+        t0 = time.perf_counter()
+        os.kill(run.pid1, signal.SIGTERM)
+        try:
+            run.proc.wait(timeout=RUNTIME_STOP_CAP_S)
+            res["stop_s"] = time.perf_counter() - t0
+            res["exit_code"] = run.proc.returncode
+        except subprocess.TimeoutExpired:
+            res["stop_s"] = None
+            res["error"] = f"still running {RUNTIME_STOP_CAP_S:.0f} s after SIGTERM"
+        return res
+    finally:
+        run.kill()
+        if run in RUNTIME_RUNS:
+            RUNTIME_RUNS.remove(run)
+
+
+def bench_runtime(pm2_runtime: Path | None, tmp: Path, cfg: argparse.Namespace) -> dict:
+    """Both runtimes, round by round in turn (PM2 then Kelpie in each round, so that noise on
+    the machine falls on both alike), per variant; and the sizes."""
+    work = tmp / "runtime"
+    work.mkdir(parents=True, exist_ok=True)
+    app = str(FAKE_STATIC)
+    ecos = {}
+    for variant, _title in RUNTIME_VARIANTS:
+        args = ([] if variant == "stop" else
+                ["--orphans", str(RUNTIME_ORPHANS), "--orphan-life", str(RUNTIME_ORPHAN_LIFE_MS)])
+        ecos[variant] = work / f"ecosystem-{variant}.json"
+        ecos[variant].write_text(json.dumps(runtime_ecosystem(RUNTIME_APPS, app, args), indent=1))
+    raw: dict[str, dict[str, list[dict]]] = {"pm2": {}, "kelpie": {}}
+    base_env = {k: v for k, v in os.environ.items()
+                if not k.startswith(("PM2_", "KELPIE_"))}
+    for variant, _title in RUNTIME_VARIANTS:
+        for r in range(cfg.runtime_rounds):
+            for label in (("pm2", "kelpie") if pm2_runtime else ("kelpie",)):
+                home = work / f"{label}-home-{variant}-{r}"
+                home.mkdir()
+                if label == "pm2":
+                    argv = [str(pm2_runtime), str(ecos[variant])]
+                    env = {**base_env, "PM2_HOME": str(home), "HOME": str(home),
+                           "PM2_DISABLE_VERSION_CHECK": "1"}
+                else:
+                    argv = [str(KELPIE_STATIC), "runtime", str(ecos[variant])]
+                    env = {**base_env, "KELPIE_HOME": str(home)}
+                log(f"runtime: {label}, {variant}, round {r + 1}/{cfg.runtime_rounds}")
+                raw[label].setdefault(variant, []).append(
+                    runtime_round(label, argv, env, work, variant, r, app))
+    node = shutil.which("node")
+    sizes = {"kelpie_bytes": KELPIE_STATIC.stat().st_size,
+             "kelpie_file": describe_binary(KELPIE_STATIC),
+             "node_bytes": Path(node).resolve().stat().st_size if node else None}
+    if pm2_runtime:
+        modules = pm2_runtime.parent.parent  # <prefix>/node_modules/.bin/pm2-runtime
+        sizes["pm2_modules_bytes"], sizes["pm2_modules_files"] = dir_footprint(modules)
+    return {"raw": raw, "sizes": sizes,
+            "pm2": summarize_runtime(raw["pm2"]) if pm2_runtime else None,
+            "kelpie": summarize_runtime(raw["kelpie"])}
+
+
+def summarize_runtime(raw: dict[str, list[dict]]) -> dict:
+    """Medians (and extremes) over the rounds of each variant."""
+    out: dict = {}
+    for variant, _title in RUNTIME_VARIANTS:
+        rounds = raw.get(variant) or []
+        ok = [x for x in rounds if x.get("stop_s") is not None]
+        stops = [x["stop_s"] for x in ok]
+        d = {"rounds": len(rounds), "ok": len(ok),
+             "stop_s": median(stops), "stop_s_min": min(stops, default=None),
+             "stop_s_max": max(stops, default=None),
+             "start_s": median([x["start_s"] for x in ok]),
+             "rss_mb": median([x["pid1_rss_mb"] for x in ok if x.get("pid1_rss_mb") is not None]),
+             "exit_0": sum(1 for x in ok if x.get("exit_code") == 0),
+             "exit_codes": sorted({x.get("exit_code") for x in ok if x.get("exit_code") != 0},
+                                  key=str)}
+        if variant == "orphans":
+            zs = [x["zombies"] for x in rounds if "zombies" in x]
+            d["zombies"] = median(zs)
+            d["zombies_max"] = max(zs, default=None)
+            d["orphans_spawned"] = median([x.get("orphans_spawned", 0) for x in rounds
+                                           if "zombies" in x])
+        out[variant] = d
+    return out
+
+
+def build_runtime_table(pm2: dict | None, kel: dict, sizes: dict) -> str:
+    """The runtime scenario's rows. pm2/kel: summarize_runtime() (pm2 None with --kelpie-only)."""
+    p = pm2 or {}
+    mib = 1024 * 1024
+
+    def verdict(ok: bool | None) -> str:
+        return "" if ok is None else (" (met)" if ok else " (missed)")
+
+    def stop(d: dict) -> str:
+        if not d or not d.get("ok"):
+            return "n/a"
+        s = f"{d['stop_s'] * 1e3:.0f} ms"
+        if d["ok"] > 1:
+            s += f" ({d['stop_s_min'] * 1e3:.0f}–{d['stop_s_max'] * 1e3:.0f})"
+        if d["ok"] < d["rounds"]:
+            s += f", {d['rounds'] - d['ok']} round(s) failed"
+        return s
+
+    def exits(d: dict) -> str:
+        if not d or not d.get("ok"):
+            return "n/a"
+        s = f"0 in {d['exit_0']} of {d['ok']}"
+        if d["exit_codes"]:
+            s += " (else " + ", ".join(str(c) for c in d["exit_codes"]) + ")"
+        return s
+
+    def zombies(d: dict) -> str:
+        if not d or d.get("zombies") is None:
+            return "n/a"
+        return f"{d['zombies']:.0f} (worst {d['zombies_max']})"
+
+    def val(d: dict, key: str, unit: str = "", scale: float = 1, nd: int = 0) -> str:
+        v = (d or {}).get(key)
+        return "n/a" if v is None else f"{v * scale:.{nd}f} {unit}".rstrip()
+
+    ps, ks = p.get("stop") or {}, kel.get("stop") or {}
+    po, ko = p.get("orphans") or {}, kel.get("orphans") or {}
+    n = RUNTIME_APPS
+    lines = ["| Metric | pm2-runtime (PM2 7) | kelpie runtime | PM2 / Kelpie | Target |",
+             "|---|---:|---:|---:|---|"]
+    pv = ps.get("stop_s") if ps.get("ok") else None
+    kv = ks.get("stop_s") if ks.get("ok") else None
+    lines.append(f"| Stop on SIGTERM, {n} apps (signal to PID 1 → the runtime has exited): "
+                 f"median (min–max) | {stop(ps)} | {stop(ks)} | {fmt_ratio(pv, kv)} | - |")
+    lines.append(f"| Exit code after SIGTERM (stop rounds) | {exits(ps)} | {exits(ks)} | - | "
+                 f"Kelpie 0{verdict(None if not ks.get('ok') else ks['exit_0'] == ks['ok'])} |")
+    kz = ko.get("zombies_max")
+    lines.append(f"| Zombies in the namespace {RUNTIME_ZOMBIE_WAIT_S:g} s after {n} apps each "
+                 f"left {RUNTIME_ORPHANS} orphans (exiting after {RUNTIME_ORPHAN_LIFE_MS} ms): "
+                 f"median (worst round) | {zombies(po)} | {zombies(ko)} | - | Kelpie 0"
+                 f"{verdict(None if kz is None else kz == 0)} |")
+    lines.append(f"| Orphans the apps reported spawned, per round (median) | "
+                 f"{val(po, 'orphans_spawned')} | {val(ko, 'orphans_spawned')} | - | "
+                 f"{n * RUNTIME_ORPHANS} (= {n} apps × {RUNTIME_ORPHANS}, from the apps' output) |")
+    pv = po.get("stop_s") if po.get("ok") else None
+    kv = ko.get("stop_s") if ko.get("ok") else None
+    lines.append(f"| Stop on SIGTERM with the orphans' apps: median (min–max) | {stop(po)} | "
+                 f"{stop(ko)} | {fmt_ratio(pv, kv)} | - |")
+    lines.append(f"| Start: `unshare` spawned → {n} apps running, median | "
+                 f"{val(ps, 'start_s', 'ms', 1e3)} | {val(ks, 'start_s', 'ms', 1e3)} | "
+                 f"{fmt_ratio(ps.get('start_s'), ks.get('start_s'))} | - |")
+    lines.append(f"| PID 1 RSS with {n} apps, median | {val(ps, 'rss_mb', 'MB', 1, 1)} | "
+                 f"{val(ks, 'rss_mb', 'MB', 1, 1)} | {fmt_ratio(ps.get('rss_mb'), ks.get('rss_mb'))} "
+                 f"| - |")
+    kb = sizes.get("kelpie_bytes")
+    kdesc = sizes.get("kelpie_file") or "static"
+    lines.append(f"| Static binary (`kelpie`, glibc crt-static {STATIC_TRIPLE}; {kdesc}) | - | "
+                 f"{fmt(kb and kb / mib, 'MB')} | - | Kelpie < {RUNTIME_BINARY_TARGET_MB} MB"
+                 f"{verdict(None if kb is None else kb < RUNTIME_BINARY_TARGET_MB * mib)} |")
+    pmb, pmf, nb = sizes.get("pm2_modules_bytes"), sizes.get("pm2_modules_files"), \
+        sizes.get("node_bytes")
+    lines.append(f"| What a Node.js image adds for the supervisor: PM2's `node_modules` "
+                 f"(`npm install pm2@7`) / the kelpie binary | "
+                 f"{fmt(pmb and pmb / mib, 'MB')}{f' ({pmf:,} files)' if pmf else ''} | "
+                 f"{fmt(kb and kb / mib, 'MB')} (1 file) | {fmt_ratio(pmb, kb)} | - |")
+    total = pmb + nb if pmb is not None and nb is not None else None
+    lines.append(f"| What an image without Node adds: PM2's `node_modules` + the `node` binary "
+                 f"({fmt(nb and nb / mib, 'MB')}) / the kelpie binary | "
+                 f"{fmt(total and total / mib, 'MB')} | {fmt(kb and kb / mib, 'MB')} | "
+                 f"{fmt_ratio(total, kb)} | - |")
+    return "\n".join(lines)
+
+
+def runtime_notes(cfg: argparse.Namespace) -> str:
+    return (
+        f"Runtime: each runtime is PID 1 of its own pid namespace, as in a container: `unshare "
+        f"--pid --fork --kill-child --mount-proc pm2-runtime ecosystem.json` (PM2's daemon in "
+        f"the same Node.js process, `PM2_HOME` and `HOME` in a fresh temp dir) and the same "
+        f"with `kelpie runtime ecosystem.json` (fresh `KELPIE_HOME`), the same file: "
+        f"{RUNTIME_APPS} apps, the static `fake-app` with `interpreter: \"none\"`. Stop: the "
+        f"apps have no handlers, so the stop signal (SIGINT for both) ends them at once; "
+        f"{RUNTIME_SETTLE_S:g} s after all {RUNTIME_APPS} run (seen in `/proc` below PID 1), "
+        f"SIGTERM to PID 1 and the time until `unshare`'s wait for it returns (the kernel "
+        f"has then killed and reaped whatever was left in the namespace). Zombies: the apps run "
+        f"`fake-app --orphans {RUNTIME_ORPHANS} --orphan-life {RUNTIME_ORPHAN_LIFE_MS}`: each "
+        f"starts a child that starts a grandchild and exits (a daemonizing double fork), so the "
+        f"grandchild is re-parented to PID 1 and exits {RUNTIME_ORPHAN_LIFE_MS} ms later; "
+        f"{RUNTIME_ZOMBIE_WAIT_S:g} s after all apps run, the processes in state `Z` below PID "
+        f"1 are counted (then SIGTERM, timed as above). {cfg.runtime_rounds} round(s) per "
+        f"variant and runtime, PM2 and Kelpie in turn in each round; medians. Start is from "
+        f"spawning `unshare` until all {RUNTIME_APPS} apps run (polled every 10 ms); PID 1's RSS "
+        f"is its `VmRSS` just before the SIGTERM. Sizes: the static kelpie as built by the "
+        f"bench (`RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build --release --target "
+        f"{STATIC_TRIPLE}`, stripped by the release profile); the Dockerfile builds it for "
+        f"musl, whose target is not installed on this machine, so the image's binary is not "
+        f"measured here. PM2: the bytes of the regular files under `node_modules` of `npm "
+        f"install pm2@7` (each inode once; what the install adds to an image layer), and the "
+        f"`node` binary of this machine (an image without Node needs it for PM2; a Node.js image "
+        f"has it anyway).")
+
+
+RUNTIME_BEGIN = "<!-- bench:runtime:begin -->"
+RUNTIME_END = "<!-- bench:runtime:end -->"
+
+
+def runtime_section(table: str, notes: str, run_line: str, raw: dict) -> str:
+    """The runtime scenario's part of RESULTS.md, self-contained like the cluster section, so
+    that `--only runtime` can replace it in a report that has the others."""
+    return f"""{RUNTIME_BEGIN}
+## Runtime (containers)
+
+{run_line}
+
+{table}
+
+{notes}
+
+<details><summary>Raw samples (runtime)</summary>
+
+```json
+{json.dumps(round_floats(raw), indent=1)}
+```
+
+</details>
+{RUNTIME_END}"""
+
+
+def merge_runtime_section(report: str, section: str | None) -> str:
+    return merge_section(report, RUNTIME_BEGIN, RUNTIME_END, section)
+
+
+def existing_runtime_section(path: Path | None) -> str | None:
+    return existing_section(path, RUNTIME_BEGIN, RUNTIME_END)
+
+
+# --------------------------------------------------------------------------------------------
 # Report
 
 
@@ -2150,9 +2590,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true",
                     help="fewer repetitions (1 round, 5 list runs, 5 crash rounds)")
     ap.add_argument("--apps", type=int, default=200, help="number of apps (default 200)")
-    ap.add_argument("--only", choices=["core", "logs", "cluster", "health"],
+    ap.add_argument("--only", choices=["core", "logs", "cluster", "health", "runtime"],
                     help="run only this scenario: core (RSS, list, start/stop, crash), logs, "
-                         "cluster or health (default: all)")
+                         "cluster, health or runtime (default: all)")
     ap.add_argument("--wrk-seconds", type=float, default=4.0,
                     help="length of each cluster throughput run (default 4)")
     ap.add_argument("--log-lines", type=int, default=500_000,
@@ -2191,6 +2631,8 @@ def parse_args() -> argparse.Namespace:
     a.logs = a.only in (None, "logs")
     a.cluster = a.only in (None, "cluster")
     a.health = a.only in (None, "health")
+    a.runtime = a.only in (None, "runtime")
+    a.runtime_rounds = 2 if a.quick else 5
     return a
 
 
@@ -2204,7 +2646,10 @@ def main() -> int:
     load_before = loadavg()
 
     if not cfg.no_build:
-        build_kelpie()
+        if cfg.core or cfg.logs or cfg.cluster or cfg.health:
+            build_kelpie()
+        if cfg.runtime:
+            build_static()
     wrk, cluster_skipped = None, None
     if cfg.cluster:
         wrk, why = ensure_wrk()
@@ -2215,6 +2660,16 @@ def main() -> int:
             cluster_skipped = why
             cfg.cluster = False
             log(f"skipping the cluster scenario: {why}")
+    runtime_skipped = None
+    if cfg.runtime:
+        ok, why = unshare_permitted()
+        if not ok and cfg.only == "runtime":
+            log(f"cannot run the runtime scenario: {why}")
+            return 1
+        if not ok:
+            runtime_skipped = why
+            cfg.runtime = False
+            log(f"skipping the runtime scenario: {why}")
     tmp = Path(tempfile.mkdtemp(prefix="kelpie-bench-"))
     log(f"temp dir {tmp}")
     log_scripts: dict[str, Path] = {}
@@ -2238,6 +2693,9 @@ def main() -> int:
                 p.kill()
                 p.wait()
         WRK_PROCS.clear()
+        for run in list(RUNTIME_RUNS):
+            run.kill()
+        RUNTIME_RUNS.clear()
         for script in (*log_scripts.values(), cluster_script):
             kill_with_marker(str(script))  # a logs or cluster app left behind, if any
         if not cfg.keep:
@@ -2267,10 +2725,13 @@ def main() -> int:
     logs: dict[str, dict] = {v.key: {} for v in LOG_VARIANTS} if cfg.logs else {}
     cluster: dict[str, dict | None] = {}  # "pm2", "kelpie" -> summarize_cluster()
     health: dict[str, dict] = {}  # "pm2", "kelpie" -> {"cpu": ..., "memory": ...}
+    runtime: dict | None = None  # bench_runtime()
+    pm2_bin: Path | None = None
     try:
         for v in LOG_VARIANTS if cfg.logs else ():
             logs[v.key]["alone"] = app_alone(log_scripts[v.key], tmp / "alone", cfg)
-        versions = {"kelpie": subprocess.run([str(KELPIE_BIN), "--version"], capture_output=True,
+        version_bin = KELPIE_BIN if KELPIE_BIN.exists() else KELPIE_STATIC
+        versions = {"kelpie": subprocess.run([str(version_bin), "--version"], capture_output=True,
                                              text=True).stdout.strip()}
         if not cfg.kelpie_only:
             pm2_bin = install_pm2(cfg.pm2_prefix.resolve() if cfg.pm2_prefix else tmp / "pm2")
@@ -2318,6 +2779,8 @@ def main() -> int:
                                       m, {"main": cfg.health_rounds_kelpie,
                                           "child": cfg.health_rounds_kelpie},
                                       Kelpie.memory_check_period_s, cfg))}
+        if cfg.runtime:
+            runtime = bench_runtime(pm2_bin.parent / "pm2-runtime" if pm2_bin else None, tmp, cfg)
     finally:
         cleanup_all()
 
@@ -2343,6 +2806,9 @@ def main() -> int:
                           f"{cfg.cpu_window:g} s (median); memory limit rounds: Kelpie "
                           f"{cfg.health_rounds_kelpie} per variant, PM2 {cfg.health_rounds_pm2} "
                           f"(main) and {cfg.health_rounds_pm2_child} (child)")
+    if cfg.runtime:
+        reps_parts.append(f"runtime: {cfg.runtime_rounds} round(s) per variant and runtime "
+                          f"(median)")
     reps = "; ".join(reps_parts)
     if cfg.cluster:
         versions["wrk"] = wrk_version(wrk)
@@ -2356,6 +2822,8 @@ def main() -> int:
         sections.append(build_cluster_table(cluster.get("pm2"), cluster["kelpie"]))
     if health:
         sections.append(build_health_table(health.get("pm2"), health["kelpie"]))
+    if runtime:
+        sections.append(build_runtime_table(runtime["pm2"], runtime["kelpie"], runtime["sizes"]))
     print(f"\nDate: {date}\nMachine: {mach_line}\nVersions: {ver_line}\nRepetitions: {reps}\n")
     print("\n\n".join(sections))
     if logs:
@@ -2364,8 +2832,12 @@ def main() -> int:
         print("\n" + cluster_notes(cfg, versions["wrk"]))
     if health:
         print("\n" + health_notes(cfg, cfg.health_apps))
+    if runtime:
+        print("\n" + runtime_notes(cfg))
     if cluster_skipped:
         print(f"\nCluster scenario skipped: {cluster_skipped}")
+    if runtime_skipped:
+        print(f"\nRuntime scenario skipped: {runtime_skipped}")
 
     if cfg.output:
         raw: dict = {}
@@ -2400,6 +2872,15 @@ def main() -> int:
                 {k: {part: d[part] for part in ("cpu", "memory")} for k, d in health.items()})
         else:
             hsection = existing_health_section(cfg.output)  # kept as the file has it
+        if runtime:
+            run_line = (f"Command: `{argv_str}`; {date}; load average {load_before} at start; "
+                        f"{ver_line}; {info['nproc']} CPUs ({info['cpu']}), node {info['node']}, "
+                        f"Linux {info['kernel']}")
+            rsection = runtime_section(
+                build_runtime_table(runtime["pm2"], runtime["kelpie"], runtime["sizes"]),
+                runtime_notes(cfg), run_line, {"runs": runtime["raw"], "sizes": runtime["sizes"]})
+        else:
+            rsection = existing_runtime_section(cfg.output)  # kept as the file has it
         if cfg.only == "cluster" and cfg.output.exists():
             # Only the cluster scenario ran: replace its section, keep the rest of the report.
             cfg.output.write_text(merge_cluster_section(cfg.output.read_text(), section))
@@ -2409,6 +2890,11 @@ def main() -> int:
             # Only the health scenario ran: replace its section, keep the rest of the report.
             cfg.output.write_text(merge_health_section(cfg.output.read_text(), hsection))
             log(f"updated the health section of {cfg.output}")
+            return 0
+        if cfg.only == "runtime" and cfg.output.exists():
+            # Only the runtime scenario ran: replace its section, keep the rest of the report.
+            cfg.output.write_text(merge_runtime_section(cfg.output.read_text(), rsection))
+            log(f"updated the runtime section of {cfg.output}")
             return 0
         body = []
         if kel_res is not None:
@@ -2425,6 +2911,8 @@ smaller or faster Kelpie is).""")
             body.append(section)
         if hsection:
             body.append(hsection)
+        if rsection:
+            body.append(rsection)
         report = f"""# Kelpie vs PM2: benchmark results
 
 Command: `{argv_str}` (from the repository root)
@@ -3101,11 +3589,137 @@ class HealthTest(unittest.TestCase):
             shutil.rmtree(d, ignore_errors=True)
 
 
+class RuntimeTest(unittest.TestCase):
+    APP = "/x/target/static/fake-app"
+
+    def table(self) -> dict[int, tuple[int, str, str]]:
+        """PID 1 (100) with two apps, one app's orphan (alive), two zombies, an app's child
+        (below it), and processes outside the namespace."""
+        a = self.APP
+        return {
+            99: (1, "S", "unshare --pid --fork --mount-proc kelpie runtime e.json"),
+            100: (99, "S", "kelpie runtime e.json"),
+            101: (100, "S", f"{a} --orphans 5 --orphan-life 200"),
+            102: (100, "S", f"{a} --orphans 5 --orphan-life 200"),
+            103: (100, "S", f"{a} --quiet --exit-after 200 --exit-code 0"),
+            104: (100, "Z", ""),
+            105: (100, "Z", ""),
+            106: (101, "S", f"{a} --orphan-parent 200"),
+            200: (1, "S", f"{a}"),  # another namespace's app
+            201: (200, "Z", ""),
+        }
+
+    def test_parse_proc_stat(self):
+        self.assertEqual(parse_proc_stat("12 (fake-app) S 1 12 12 0 -1"), ("S", 1))
+        self.assertEqual(parse_proc_stat("7 (a b) (c)) Z 100 7 7 0"), ("Z", 100))
+
+    def test_tree_apps_and_zombies(self):
+        t = self.table()
+        below = tree_below(t, 100)
+        self.assertEqual(below, [101, 102, 103, 104, 105, 106])
+        apps = [p for p in below if t[p][1] != "Z" and is_runtime_app(t[p][2], self.APP)]
+        self.assertEqual(apps, [101, 102])
+        self.assertEqual(sum(1 for p in below if t[p][1] == "Z"), 2)
+        self.assertEqual(tree_below(t, 999), [])
+        self.assertTrue(is_runtime_app(f"{self.APP}", self.APP))
+        self.assertFalse(is_runtime_app("node /x/other.js", self.APP))
+
+    def test_process_table_sees_this_process(self):
+        t = process_table()
+        self.assertIn(os.getpid(), t)
+        self.assertEqual(t[os.getpid()][0], os.getppid())
+        self.assertIn("run.py", t[os.getpid()][2])
+
+    def test_ecosystem(self):
+        e = runtime_ecosystem(3, self.APP, ["--orphans", "5"])
+        self.assertEqual([a["name"] for a in e["apps"]], ["app0", "app1", "app2"])
+        self.assertEqual(e["apps"][1], {"name": "app1", "script": self.APP, "interpreter": "none",
+                                        "args": ["--orphans", "5"], "autorestart": True})
+
+    def test_dir_footprint(self):
+        d = Path(tempfile.mkdtemp(prefix="kelpie-bench-selftest-"))
+        try:
+            (d / "sub").mkdir()
+            (d / "a").write_bytes(b"x" * 1000)
+            (d / "sub" / "b").write_bytes(b"y" * 24)
+            os.link(d / "a", d / "sub" / "a-link")      # the same inode: counted once
+            os.symlink(d / "a", d / "sub" / "a-sym")    # not followed
+            self.assertEqual(dir_footprint(d), (1024, 2))
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def round_row(self, r: int, stop: float | None, zombies: int | None = None,
+                  code: int = 0) -> dict:
+        row = {"round": r, "start_s": 0.05, "pid1_rss_mb": 6.0, "stop_s": stop, "exit_code": code}
+        if zombies is not None:
+            row |= {"zombies": zombies, "processes": 10 + zombies, "orphans_spawned": 50}
+        if stop is None:
+            row["error"] = "still running"
+        return row
+
+    def test_summary_and_table(self):
+        kel = summarize_runtime({
+            "stop": [self.round_row(0, 0.02), self.round_row(1, 0.016), self.round_row(2, 0.03)],
+            "orphans": [self.round_row(0, 0.02, 0), self.round_row(1, 0.03, 0)]})
+        self.assertAlmostEqual(kel["stop"]["stop_s"], 0.02)
+        self.assertEqual((kel["stop"]["exit_0"], kel["stop"]["ok"]), (3, 3))
+        self.assertEqual((kel["orphans"]["zombies"], kel["orphans"]["zombies_max"]), (0, 0))
+        pm2 = summarize_runtime({
+            "stop": [self.round_row(0, 0.3, code=1), self.round_row(1, None)],
+            "orphans": [self.round_row(0, 0.35, 50), self.round_row(1, 0.34, 48)]})
+        self.assertEqual((pm2["stop"]["ok"], pm2["stop"]["exit_codes"]), (1, [1]))
+        sizes = {"kelpie_bytes": 7 * 1024 * 1024, "kelpie_file": "static-pie linked, stripped",
+                 "node_bytes": 90 * 1024 * 1024, "pm2_modules_bytes": 14 * 1024 * 1024,
+                 "pm2_modules_files": 3000}
+        t = build_runtime_table(pm2, kel, sizes)
+        self.assertIn("| 300 ms, 1 round(s) failed | 20 ms (16–30) | 15.0x | - |", t)
+        self.assertIn("| 0 in 0 of 1 (else 1) | 0 in 3 of 3 | - | Kelpie 0 (met) |", t)
+        self.assertIn("| 49 (worst 50) | 0 (worst 0) | - | Kelpie 0 (met) |", t)
+        self.assertIn("| 50 | 50 | - | 50 (= 10 apps × 5", t)
+        self.assertIn("| - | 7.0 MB | - | Kelpie < 15 MB (met) |", t)
+        self.assertIn("| 14.0 MB (3,000 files) | 7.0 MB (1 file) | 2.0x | - |", t)
+        self.assertIn("| 104.0 MB | 7.0 MB | 14.9x | - |", t)
+        # A zombie left by Kelpie, a binary over the target, --kelpie-only.
+        bad = summarize_runtime({"stop": [self.round_row(0, 0.02)],
+                                 "orphans": [self.round_row(0, 0.02, 1)]})
+        t = build_runtime_table(None, bad, sizes | {"kelpie_bytes": 16 * 1024 * 1024})
+        self.assertIn("| n/a | 1 (worst 1) | - | Kelpie 0 (missed) |", t)
+        self.assertIn("Kelpie < 15 MB (missed)", t)
+        self.assertEqual(t.count("\n"), 11)
+
+    def test_merge_runtime_section(self):
+        head = "# Kelpie vs PM2: benchmark results\n\n| core |\n\n"
+        tail = README_LINE + "\n\n<details>raw</details>\n"
+        cl = cluster_section("| c |", "cluster notes", "Command: c", {})
+        h = health_section("| h |", "health notes", "Command: h", {})
+        r1 = runtime_section("| r1 |", "notes 1", "Command: one", {"runs": {"x": 0.12345}})
+        r2 = runtime_section("| r2 |", "notes 2", "Command: two", {})
+        base = head + cl + "\n\n" + h + "\n\n" + tail
+        one = merge_runtime_section(base, r1)
+        self.assertEqual(one, head + cl + "\n\n" + h + "\n\n" + r1 + "\n\n" + tail)
+        self.assertIn('"x": 0.123', one)
+        self.assertTrue(r1.startswith(RUNTIME_BEGIN + "\n## Runtime (containers)\n"))
+        two = merge_runtime_section(one, r2)
+        self.assertEqual(two, head + cl + "\n\n" + h + "\n\n" + r2 + "\n\n" + tail)
+        h2 = health_section("| h2 |", "health notes", "Command: h2", {})
+        self.assertEqual(merge_health_section(two, h2),
+                         head + cl + "\n\n" + h2 + "\n\n" + r2 + "\n\n" + tail)
+        self.assertEqual(merge_runtime_section(two, None), base)
+        d = Path(tempfile.mkdtemp(prefix="kelpie-bench-selftest-"))
+        try:
+            (d / "r.md").write_text(two)
+            self.assertEqual(existing_runtime_section(d / "r.md"), r2)
+            self.assertIsNone(existing_runtime_section(d / "missing.md"))
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def self_test() -> int:
     loader = unittest.defaultTestLoader
     suite = unittest.TestSuite([loader.loadTestsFromTestCase(LogCounterTest),
                                 loader.loadTestsFromTestCase(ClusterTest),
-                                loader.loadTestsFromTestCase(HealthTest)])
+                                loader.loadTestsFromTestCase(HealthTest),
+                                loader.loadTestsFromTestCase(RuntimeTest)])
     result = unittest.TextTestRunner(verbosity=2).run(suite)
     return 0 if result.wasSuccessful() else 1
 

@@ -8,6 +8,7 @@ mod cli {
     mod daemon;
     mod export;
     mod health;
+    mod image;
     mod logs;
     mod persistence;
     mod runtime;
