@@ -109,6 +109,9 @@ pub enum Command {
         /// Go on from a daemon that re-executed itself (`kelpie update`)
         #[arg(long, hide = true)]
         handoff: Option<std::path::PathBuf>,
+        /// Print the hand-off format this kelpie reads, and exit (asked by `kelpie update`)
+        #[arg(long, hide = true)]
+        handoff_format: bool,
     },
 }
 

@@ -56,6 +56,8 @@ pub enum InstanceMsg {
     /// one runs) and the instance's state to the supervisor. Refused while the instance is in
     /// the middle of something (launching, stopping, reloading).
     HandOver(oneshot::Sender<Result<HandedOver, String>>),
+    /// Whether [`InstanceMsg::HandOver`] would be accepted now (nothing changes).
+    CanHandOver(oneshot::Sender<Result<(), String>>),
 }
 
 /// What an instance task gave up for `kelpie update`.
@@ -64,6 +66,8 @@ pub struct HandedOver {
     pub state: InstanceState,
     /// Its running process, if one runs.
     pub process: Option<HandedProcess>,
+    /// When it was waiting to restart: how long it had left to wait.
+    pub restart_in: Option<Duration>,
 }
 
 /// A report from an instance task to the supervisor.
@@ -101,6 +105,8 @@ pub struct InstanceSetup {
     pub adopted: Option<HandedProcess>,
     /// Output pipes handed over with it (or left by an earlier process), read from now on.
     pub pipes: Vec<HandedPipe>,
+    /// Handed over waiting to restart: the wait left.
+    pub restart_in: Option<Duration>,
 }
 
 /// Start the task; returns its mailbox.
@@ -207,6 +213,8 @@ struct Instance {
     handed_over: bool,
     /// What the daemon this one replaced handed over, taken at the task's start.
     adopted: Option<(Option<HandedProcess>, Vec<HandedPipe>)>,
+    /// Handed over waiting to restart: the wait left, armed at the task's start.
+    restart_in: Option<Duration>,
     /// Where the last process's output went.
     route: Option<Arc<crate::logs::Route>>,
     /// Its app's shared listening socket.
@@ -259,6 +267,7 @@ impl Instance {
             mailbox_open: true,
             handed_over: false,
             adopted: Some((setup.adopted, setup.pipes)),
+            restart_in: setup.restart_in,
             route: None,
             socket: setup.socket,
             link: None,
@@ -278,6 +287,11 @@ impl Instance {
         }
         if let Some((process, pipes)) = self.adopted.take() {
             self.resume(process, pipes).await;
+        }
+        if self.state.status == Status::WaitingRestart && self.timer.is_none() {
+            // A restart that was waiting when the instance was handed over goes on waiting.
+            let left = self.restart_in.take().unwrap_or_default();
+            self.timer = Some(Instant::now() + left);
         }
         loop {
             if self.handed_over {
@@ -471,35 +485,54 @@ impl Instance {
                 self.handed_over = handed.is_ok();
                 let _ = reply.send(handed);
             }
+            InstanceMsg::CanHandOver(reply) => {
+                let _ = reply.send(match self.hand_over_refusal() {
+                    Some(why) => Err(why),
+                    None => Ok(()),
+                });
+            }
+        }
+    }
+
+    /// Why the instance cannot be handed over right now, if it cannot.
+    fn hand_over_refusal(&mut self) -> Option<String> {
+        self.retiring.retain(|task| !task.is_finished());
+        if self.candidate.is_some() {
+            return Some("it is being reloaded".into());
+        }
+        if !self.retiring.is_empty() {
+            return Some("a process it replaced is still stopping".into());
+        }
+        if self.shutdown_waiter.is_some() {
+            return Some("it is being deleted".into());
+        }
+        match self.state.status {
+            Status::Launching | Status::Stopping => {
+                Some(format!("it is {}", self.state.status.as_str()))
+            }
+            Status::Online
+                if self.child.is_none() || self.link.is_none() || self.pgid.is_none() =>
+            {
+                Some("its process is not known".into())
+            }
+            _ => None,
         }
     }
 
     /// Give the process up for `kelpie update` (see [`InstanceMsg::HandOver`]).
     fn hand_over(&mut self) -> Result<HandedOver, String> {
-        self.retiring.retain(|task| !task.is_finished());
-        if self.candidate.is_some() {
-            return Err("it is being reloaded".into());
+        if let Some(why) = self.hand_over_refusal() {
+            return Err(why);
         }
-        if !self.retiring.is_empty() {
-            return Err("a process it replaced is still stopping".into());
-        }
-        if self.shutdown_waiter.is_some() {
-            return Err("it is being deleted".into());
-        }
-        let process = match self.state.status {
-            Status::Launching | Status::Stopping => {
-                return Err(format!("it is {}", self.state.status.as_str()))
-            }
-            Status::Stopped | Status::Errored | Status::WaitingRestart => None,
-            Status::Online => {
-                let (Some(child), Some(link), Some(pid)) =
-                    (self.child.take(), self.link.take(), self.pgid)
-                else {
+        let process = match (self.state.status, self.pgid) {
+            (Status::Online, Some(pid)) => {
+                let (Some(child), Some(link)) = (self.child.take(), self.link.take()) else {
                     return Err("its process is not known".into());
                 };
                 let link = match link.into_fds() {
                     Ok(link) => link,
                     Err(e) => {
+                        // The link is gone, the process is still ours: keep supervising it.
                         self.child = Some(child);
                         return Err(format!("cannot pass on its notify socket: {e}"));
                     }
@@ -512,11 +545,19 @@ impl Instance {
                     cgroup: self.cgroup.take().map(ProcessCgroup::hand_over),
                 })
             }
+            _ => None,
         };
+        let restart_in = (self.state.status == Status::WaitingRestart)
+            .then(|| {
+                self.timer
+                    .map(|at| at.saturating_duration_since(Instant::now()))
+            })
+            .flatten();
         self.timer = None;
         Ok(HandedOver {
             state: self.state.clone(),
             process,
+            restart_in,
         })
     }
 
@@ -553,18 +594,26 @@ impl Instance {
                 return;
             }
         };
-        let link = match ProcessLink::resume(process.link) {
+        let link = match ProcessLink::resume(process.link).or_else(|e| {
+            crate::daemon_log!(
+                "app `{}` (id {}): its notify socket could not be kept ({e}); readiness and watchdog messages are not heard",
+                self.spec.name,
+                self.pm_id
+            );
+            ProcessLink::open(None).map(|(link, _)| link)
+        }) {
             Ok(link) => link,
             Err(e) => {
+                // Nothing to supervise it with: stop it, and the state machine restarts it.
                 crate::daemon_log!(
-                    "app `{}` (id {}): its notify socket could not be kept ({e})",
+                    "app `{}` (id {}): cannot supervise process {pid} ({e}); restarting it",
                     self.spec.name,
                     self.pm_id
                 );
-                match ProcessLink::open(None) {
-                    Ok((link, _)) => link,
-                    Err(_) => return,
-                }
+                self.pgid = Some(pid);
+                self.child = Some(ProcessHandle::Adopted(child));
+                self.signal_group(kelpie_sys::SIGKILL);
+                return;
             }
         };
         let spec = self.spec.clone();

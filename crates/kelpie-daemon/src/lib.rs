@@ -43,6 +43,7 @@ mod watch;
 use kelpie_proto::Home;
 pub use persist::atomic_write_mode;
 pub use supervisor::{ForegroundOptions, OutputBatch, OUTPUT_QUEUE};
+pub use update::handoff_format;
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +106,22 @@ fn run_supervisor(
     daemon: DaemonOptions,
     foreground: Option<supervisor::ForegroundSetup>,
 ) -> Result<u8, DaemonError> {
+    // What the program this one replaced handed over (`kelpie update`): taken first, before
+    // anything else runs or opens a file.
+    let handoff = match daemon.handoff.as_deref() {
+        Some(file) => update::Handoff::take(file)
+            .inspect_err(|e| crate::daemon_log!("update: {e}; starting as a new daemon"))
+            .ok(),
+        None => {
+            // Descriptors the program that started us left open (a shell's, a terminal's)
+            // would otherwise reach every app.
+            let _ = kelpie_sys::close_inherited_fds();
+            None
+        }
+    };
+    if let Some(handoff) = &handoff {
+        clock::continue_from(handoff.mono_ms);
+    }
     kelpie_sys::use_single_malloc_arena();
     // One async thread is plenty for a supervisor; the few blocking jobs (opening log files,
     // reading /proc) share a small pool, so starting 200 apps at once does not make 200 threads.
@@ -117,5 +134,5 @@ fn run_supervisor(
             path: home.root().display().to_string(),
             source,
         })?;
-    runtime.block_on(supervisor::run(home, daemon, foreground))
+    runtime.block_on(supervisor::run(home, daemon, foreground, handoff))
 }

@@ -133,6 +133,29 @@ struct Entry {
     cgroup: Option<std::path::PathBuf>,
 }
 
+/// The signals the daemon handles.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// A SIGTERM or SIGINT received and not handled yet (taken), without waiting.
+    fn stop_pending(&mut self) -> Option<&'static str> {
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        if self.term.poll_recv(&mut context).is_ready() {
+            return Some("SIGTERM");
+        }
+        if self.int.poll_recv(&mut context).is_ready() {
+            return Some("SIGINT");
+        }
+        None
+    }
+}
+
 /// What woke the supervisor up.
 enum Wake {
     Command(Command),
@@ -190,16 +213,8 @@ pub async fn run(
     home: Home,
     options: crate::DaemonOptions,
     foreground: Option<ForegroundSetup>,
+    handoff: Option<crate::update::Handoff>,
 ) -> Result<u8, DaemonError> {
-    // What the program this one replaced handed over (`kelpie update`), taken first.
-    let handoff = options.handoff.as_deref().and_then(|file| {
-        crate::update::Handoff::take(file)
-            .inspect_err(|e| crate::daemon_log!("update: {e}; starting as a new daemon"))
-            .ok()
-    });
-    if let Some(handoff) = &handoff {
-        crate::clock::continue_from(handoff.mono_ms);
-    }
     // Startup file work happens on the blocking pool, like every other file access.
     let setup_home = home.clone();
     tokio::task::spawn_blocking(move || prepare_home(&setup_home))
@@ -527,12 +542,18 @@ impl Supervisor {
                 self.add_entry(pm_id, app.instance, app.spec, state, socket, handed);
                 continue;
             }
-            if let Some(process) = &handed.process {
-                crate::daemon_log!(
-                    "update: process {} of id {pm_id} was handed over but its state is not online; it is left alone",
-                    process.pid
-                );
-            }
+            // Handed over but not online in the state (which should not happen): stopped before
+            // anything else, never run twice.
+            let orphan_group = match &handed.process {
+                Some(process) => {
+                    crate::daemon_log!(
+                        "update: process {} of id {pm_id} was handed over but its state is not online; stopping it",
+                        process.pid
+                    );
+                    Some(process.pid)
+                }
+                None => orphans.get(&pm_id).copied(),
+            };
             // After an update, an errored app stays errored, and a restart that was waiting goes
             // on from where it was (its backoff kept).
             use kelpie_core::Status;
@@ -544,13 +565,16 @@ impl Supervisor {
             } else {
                 app.state.restored()
             };
+            let waiting = state.status == Status::WaitingRestart;
             let inherited = update::Inherited {
-                orphan_group: orphans.get(&pm_id).copied(),
+                orphan_group,
                 process: None,
                 pipes: handed.pipes,
+                restart_in: handed.restart_in,
             };
             self.add_entry(pm_id, app.instance, app.spec, state, socket, inherited);
-            if run {
+            // A waiting restart happens when its wait ends (its task arms the timer).
+            if run && !waiting {
                 to_start.push(pm_id);
             }
         }
@@ -597,11 +621,16 @@ impl Supervisor {
             path: self.home.root().display().to_string(),
             source,
         };
-        let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
-        let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
-        let mut sighup = signal(SignalKind::hangup()).map_err(signal_error)?;
-        let mut sigusr2 = signal(SignalKind::user_defined2()).map_err(signal_error)?;
-        let mut sigusr1 = signal(SignalKind::user_defined1()).map_err(signal_error)?;
+        let mut signals = Signals {
+            term: signal(SignalKind::terminate()).map_err(signal_error)?,
+            int: signal(SignalKind::interrupt()).map_err(signal_error)?,
+            hup: signal(SignalKind::hangup()).map_err(signal_error)?,
+            usr1: signal(SignalKind::user_defined1()).map_err(signal_error)?,
+            usr2: signal(SignalKind::user_defined2()).map_err(signal_error)?,
+        };
+        // A program started by `kelpie update` starts with them blocked (see `update.rs`):
+        // the handlers are in place now, so those sent meanwhile are delivered.
+        let _ = kelpie_sys::unblock_signals(&crate::update::daemon_signals());
         loop {
             let persist_at = self.persist_at;
             let pending_deadline = self.next_pending_deadline();
@@ -616,11 +645,11 @@ impl Supervisor {
                 Some(batch) = readings.recv() => Wake::Readings(batch),
                 () = async { match persist_at { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => Wake::Persist,
                 () = async { match pending_deadline { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => Wake::PendingDeadline,
-                Some(()) = sigterm.recv() => Wake::Shutdown("SIGTERM"),
-                Some(()) = sigint.recv() => Wake::Shutdown("SIGINT"),
-                Some(()) = sighup.recv() => Wake::Hangup,
-                Some(()) = sigusr2.recv() => Wake::ReopenLogs,
-                Some(()) = sigusr1.recv() => Wake::UpdateAsked,
+                Some(()) = signals.term.recv() => Wake::Shutdown("SIGTERM"),
+                Some(()) = signals.int.recv() => Wake::Shutdown("SIGINT"),
+                Some(()) = signals.hup.recv() => Wake::Hangup,
+                Some(()) = signals.usr2.recv() => Wake::ReopenLogs,
+                Some(()) = signals.usr1.recv() => Wake::UpdateAsked,
                 () = async { match update_look { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => Wake::UpdateLook,
                 Ok(()) = async { match exit_now { Some(rx) => rx.await, None => std::future::pending().await } } => Wake::Exit,
             };
@@ -639,7 +668,7 @@ impl Supervisor {
                 Wake::Hangup => crate::daemon_log!("SIGHUP received; nothing to reload yet"),
                 Wake::ReopenLogs => self.reload_logs(None),
                 Wake::UpdateAsked => self.update_asked(),
-                Wake::UpdateLook => self.update_look(&mut events).await,
+                Wake::UpdateLook => self.update_look(&mut events, &mut signals).await,
                 Wake::Exit => return Ok(()),
             }
         }
@@ -797,6 +826,7 @@ impl Supervisor {
             cgroups: self.cgroups.clone(),
             adopted: inherited.process,
             pipes: inherited.pipes,
+            restart_in: inherited.restart_in,
         };
         self.logs.claim(pm_id, &spec);
         self.leaving.remove(&pm_id);

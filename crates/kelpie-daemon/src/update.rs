@@ -15,8 +15,8 @@ use kelpie_proto::{Home, LogStream};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Format of `handoff.json`; a program that does not know it refuses it.
 const HANDOFF_VERSION: u32 = 1;
@@ -51,6 +51,8 @@ pub struct Handoff {
     pub processes: BTreeMap<u32, HandedProcess>,
     /// Output pipes and whose they are.
     pub pipes: Vec<HandedPipe>,
+    /// Instances waiting to restart, by `pm_id`, and how long they had left to wait.
+    pub restarts: BTreeMap<u32, Duration>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -63,6 +65,8 @@ struct WireHandoff {
     sockets: BTreeMap<String, RawFd>,
     processes: Vec<WireProcess>,
     pipes: Vec<WirePipe>,
+    /// `pm_id` → milliseconds left before the restart.
+    restarts: BTreeMap<u32, u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -126,12 +130,19 @@ impl Handoff {
                     fd: p.fd.as_raw_fd(),
                 })
                 .collect(),
+            restarts: self
+                .restarts
+                .iter()
+                .map(|(pm_id, left)| (*pm_id, left.as_millis() as u64))
+                .collect(),
         }
     }
 
     /// Become `program` (`kelpie daemon --handoff <file>`), keeping the pid and passing the
-    /// descriptors. Returns only if the exec failed; then the descriptors are this daemon's
-    /// again, to go on with.
+    /// descriptors. The daemon's signals are blocked across the exec, so one sent meanwhile
+    /// waits for the new program's handlers instead of killing it (their default action).
+    /// Returns only if the exec failed; then the descriptors are this daemon's again, to go on
+    /// with.
     pub fn exec(self, home: &Home, program: &Path) -> (Handoff, std::io::Error) {
         let file = home.handoff_file();
         let wire = match serde_json::to_vec(&self.to_wire()) {
@@ -145,13 +156,20 @@ impl Handoff {
             .descriptors()
             .into_iter()
             .try_for_each(kelpie_sys::keep_across_exec);
-        let error = match kept {
-            Ok(()) => std::process::Command::new(program)
-                .arg("daemon")
-                .arg("--handoff")
-                .arg(&file)
-                .env_remove(TEST_VERSION_ENV)
-                .exec(),
+        let error = match kept.and_then(|()| kelpie_sys::block_signals(&daemon_signals())) {
+            Ok(_) => {
+                let env: Vec<_> = std::env::vars_os()
+                    .filter(|(key, _)| key != TEST_VERSION_ENV)
+                    .collect();
+                let args = [
+                    std::ffi::OsStr::new("daemon"),
+                    std::ffi::OsStr::new("--handoff"),
+                    file.as_os_str(),
+                ];
+                let error = kelpie_sys::exec_in_place(program, &args, &env);
+                let _ = kelpie_sys::unblock_signals(&daemon_signals());
+                error
+            }
             Err(e) => e,
         };
         // Still here: nothing was passed on.
@@ -163,8 +181,18 @@ impl Handoff {
     }
 
     /// Read the hand-off named on our command line and take its descriptors (once: the file is
-    /// removed). Call it first thing at start.
+    /// removed). Call it first thing at start, before anything else runs. When it cannot be
+    /// used, every inherited descriptor is closed (a control socket left listening would make
+    /// the daemon think another one runs).
     pub fn take(file: &Path) -> Result<Handoff, String> {
+        let taken = Self::read(file);
+        if taken.is_err() {
+            let _ = kelpie_sys::close_inherited_fds();
+        }
+        taken
+    }
+
+    fn read(file: &Path) -> Result<Handoff, String> {
         let bytes =
             std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         let _ = std::fs::remove_file(file);
@@ -177,14 +205,23 @@ impl Handoff {
                 wire.version
             ));
         }
-        let take = |fd: RawFd| {
-            kelpie_sys::take_inherited_fd(fd).map_err(|e| {
-                format!(
-                    "descriptor {fd} named by {} is not open: {e}",
-                    file.display()
-                )
-            })
+        // Every number, in one list: taken all at once, or none.
+        let mut numbers = vec![wire.control];
+        numbers.extend(wire.sockets.values());
+        for p in &wire.processes {
+            numbers.push(p.notify);
+            numbers.extend(p.ipc);
+        }
+        numbers.extend(wire.pipes.iter().map(|p| p.fd));
+        let owned = kelpie_sys::take_inherited_fds(&numbers)
+            .map_err(|e| format!("the descriptors named by {}: {e}", file.display()))?;
+        let mut owned: BTreeMap<RawFd, OwnedFd> = numbers.into_iter().zip(owned).collect();
+        let mut take = |fd: RawFd| {
+            owned
+                .remove(&fd)
+                .ok_or_else(|| format!("descriptor {fd} is named twice"))
         };
+        let control = take(wire.control)?;
         let mut sockets = BTreeMap::new();
         for (name, fd) in wire.sockets {
             sockets.insert(name, take(fd)?);
@@ -193,7 +230,7 @@ impl Handoff {
         for p in wire.processes {
             let link = LinkFds {
                 notify: take(p.notify)?,
-                ipc: p.ipc.map(take).transpose()?,
+                ipc: p.ipc.map(&mut take).transpose()?,
             };
             processes.insert(
                 p.pm_id,
@@ -215,13 +252,33 @@ impl Handoff {
         Ok(Handoff {
             from_version: wire.from_version,
             mono_ms: wire.mono_ms,
-            control: take(wire.control)?,
+            control,
             cgroups: wire.cgroups,
             sockets,
             processes,
             pipes,
+            restarts: wire
+                .restarts
+                .into_iter()
+                .map(|(pm_id, ms)| (pm_id, Duration::from_millis(ms)))
+                .collect(),
         })
     }
+}
+
+/// The signals the daemon handles: blocked across the exec of an update, unblocked by the new
+/// program once its handlers are in place.
+pub fn daemon_signals() -> Vec<i32> {
+    ["SIGHUP", "SIGINT", "SIGTERM", "SIGUSR1", "SIGUSR2"]
+        .into_iter()
+        .filter_map(kelpie_sys::signal_number)
+        .collect()
+}
+
+/// What `kelpie daemon --handoff-format` prints: the hand-off format this program reads. An
+/// update checks it before handing anything over (an older kelpie has no such flag).
+pub fn handoff_format() -> u32 {
+    HANDOFF_VERSION
 }
 
 /// The Hello this daemon answers with (see [`TEST_VERSION_ENV`]).
@@ -237,6 +294,7 @@ pub fn daemon_hello() -> kelpie_proto::Hello {
 }
 
 /// Say how the update went, for the `kelpie update` waiting for it (and in the daemon log).
+/// Writes a file: from async code, go through [`report_later`].
 pub fn report(home: &Home, result: Result<String, String>) {
     let (head, text) = match &result {
         Ok(text) => ("ok", text),
@@ -248,6 +306,12 @@ pub fn report(home: &Home, result: Result<String, String>) {
         format!("{head}\n{text}\n").as_bytes(),
         0o600,
     );
+}
+
+/// [`report`] on the blocking pool.
+pub fn report_later(home: &Home, result: Result<String, String>) {
+    let home = home.clone();
+    tokio::task::spawn_blocking(move || report(&home, result));
 }
 
 /// The program `kelpie update` asked for (removing the request), else the one this daemon
@@ -278,13 +342,32 @@ fn check_program(program: &Path) -> Result<(), String> {
         .output()
         .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
     let text = String::from_utf8_lossy(&output.stdout);
-    if output.status.success() && text.starts_with("kelpie ") {
-        Ok(())
-    } else {
-        Err(format!(
+    if !output.status.success() || !text.starts_with("kelpie ") {
+        return Err(format!(
             "{} is not a kelpie program (`--version` printed {:?})",
             program.display(),
             text.trim()
-        ))
+        ));
     }
+    // A kelpie from before updates in place would not understand `--handoff` and exit,
+    // taking the apps' pipes with it.
+    let format = std::process::Command::new(program)
+        .args(["daemon", "--handoff-format"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    let reads = String::from_utf8_lossy(&format.stdout)
+        .trim()
+        .parse::<u32>()
+        .ok();
+    if !format.status.success() || reads != Some(HANDOFF_VERSION) {
+        return Err(format!(
+            "{} ({}) cannot take over a running daemon (it reads hand-off format {}, this daemon writes {HANDOFF_VERSION}); stop the daemon with `kelpie kill` and start it again to use it",
+            program.display(),
+            text.trim(),
+            reads.map_or_else(|| "none".to_string(), |f| f.to_string()),
+        ));
+    }
+    Ok(())
 }

@@ -36,20 +36,117 @@ pub fn close_on_exec(fd: BorrowedFd<'_>) -> io::Result<()> {
     set_cloexec(fd.as_raw_fd(), true)
 }
 
-/// Take ownership of descriptor `fd`, inherited across exec and named by the program that
-/// exec'd us; it is made close-on-exec again. Fails if `fd` is not open.
+/// Whether `fd` is open and will be inherited across exec (`FD_CLOEXEC` clear).
+fn inheritable(fd: RawFd) -> bool {
+    // SAFETY: fcntl(F_GETFD) on an integer only reads the descriptor's flags; EBADF if closed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    flags != -1 && flags & libc::FD_CLOEXEC == 0
+}
+
+/// Descriptors were taken (or closed) already in this process.
+static INHERITED_TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Take ownership of descriptors `fds`, inherited across the exec that started this program and
+/// named by the program that exec'd it; they are made close-on-exec again. All or none: fails if
+/// a number is repeated, not open, or not inheritable (every descriptor this program opens
+/// itself is close-on-exec, so one that is not was inherited), and on a second call.
 ///
-/// Call it once per number, before this process opens anything that could have been given
-/// that number (at start, with the numbers from the hand-off).
-pub fn take_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
-    if fd < 0 {
-        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+/// Call it first thing at start, before anything clears `FD_CLOEXEC` on a descriptor of its
+/// own. On failure, [`close_inherited_fds`] closes them all.
+pub fn take_inherited_fds(fds: &[RawFd]) -> io::Result<Vec<OwnedFd>> {
+    let mut seen = std::collections::BTreeSet::new();
+    for &fd in fds {
+        if fd < 3 || !seen.insert(fd) || !inheritable(fd) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("descriptor {fd} is not an inherited one (closed, repeated or stdio)"),
+            ));
+        }
     }
-    set_cloexec(fd, true)?;
-    // SAFETY: the descriptor is open (fcntl succeeded), was handed to this program by the one
-    // that exec'd it, and nothing in this process has claimed it: the caller takes each number
-    // from the hand-off exactly once.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    if INHERITED_TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return Err(io::Error::other("inherited descriptors were taken already"));
+    }
+    let mut owned = Vec::with_capacity(fds.len());
+    for &fd in fds {
+        set_cloexec(fd, true)?;
+        // SAFETY: the descriptor is open and was inherited (not close-on-exec, which nothing
+        // this program opens ever is), each number appears once, and this runs once per
+        // process: nothing else owns it.
+        owned.push(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    Ok(owned)
+}
+
+/// Close every inherited descriptor above stdio (those not close-on-exec): what the program
+/// that exec'd us passed on, when the hand-off naming them cannot be used. Without this, a
+/// control socket passed on would keep listening with nobody accepting. Same rules as
+/// [`take_inherited_fds`], which it excludes.
+pub fn close_inherited_fds() -> io::Result<usize> {
+    if INHERITED_TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return Err(io::Error::other("inherited descriptors were taken already"));
+    }
+    let mut numbers = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd")? {
+        let Some(fd) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<RawFd>().ok())
+        else {
+            continue;
+        };
+        if fd >= 3 && inheritable(fd) {
+            numbers.push(fd);
+        }
+    }
+    for &fd in &numbers {
+        // SAFETY: an inherited descriptor nothing in this program owns (see above); closing
+        // it only gives the number back.
+        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    Ok(numbers.len())
+}
+
+/// Replace this program by `program` with `args` (argv[1..]) and `env`, keeping the pid, the
+/// inheritable descriptors, the calling thread's signal mask and ignored signals (std's
+/// `Command::exec` resets the mask and SIGPIPE, and leaves SIGPIPE reset if the exec fails).
+/// Returns only on failure.
+pub fn exec_in_place(
+    program: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+    env: &[(std::ffi::OsString, std::ffi::OsString)],
+) -> io::Error {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let cstring = |bytes: &[u8]| {
+        CString::new(bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    };
+    let built = (|| -> io::Result<(CString, Vec<CString>, Vec<CString>)> {
+        let path = cstring(program.as_os_str().as_bytes())?;
+        let mut argv = vec![path.clone()];
+        for arg in args {
+            argv.push(cstring(arg.as_bytes())?);
+        }
+        let mut envp = Vec::new();
+        for (key, value) in env {
+            let mut entry = key.as_bytes().to_vec();
+            entry.push(b'=');
+            entry.extend_from_slice(value.as_bytes());
+            envp.push(cstring(&entry)?);
+        }
+        Ok((path, argv, envp))
+    })();
+    let (path, argv, envp) = match built {
+        Ok(built) => built,
+        Err(e) => return e,
+    };
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    // SAFETY: every pointer is to a NUL-terminated string owned by `path`, `argv` or `envp`,
+    // which outlive the call, and both arrays end with a null pointer as execve(2) requires.
+    unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
+    io::Error::last_os_error()
 }
 
 /// A pidfd for `pid`: readable once the process has exited.
@@ -105,24 +202,24 @@ mod tests {
     use std::os::fd::AsFd;
 
     #[test]
-    fn a_descriptor_kept_across_exec_can_be_taken_back_by_number() {
+    fn a_descriptor_kept_across_exec_is_inheritable_and_can_be_made_close_on_exec_again() {
         let (reader, _writer) = std::io::pipe().expect("pipe");
         let fd = OwnedFd::from(reader);
+        assert!(!inheritable(fd.as_raw_fd()), "std opens close-on-exec");
         keep_across_exec(fd.as_fd()).expect("clear");
-        // SAFETY (test): reading the flags of our own open descriptor.
-        let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
-        assert_eq!(flags & libc::FD_CLOEXEC, 0);
-        let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
-        let taken = take_inherited_fd(raw).expect("take");
-        // SAFETY (test): as above.
-        let flags = unsafe { libc::fcntl(taken.as_raw_fd(), libc::F_GETFD) };
-        assert_ne!(flags & libc::FD_CLOEXEC, 0);
+        assert!(inheritable(fd.as_raw_fd()));
+        close_on_exec(fd.as_fd()).expect("set");
+        assert!(!inheritable(fd.as_raw_fd()));
     }
 
     #[test]
-    fn a_closed_number_is_refused() {
-        assert!(take_inherited_fd(987_654).is_err());
-        assert!(take_inherited_fd(-1).is_err());
+    fn descriptors_that_were_not_inherited_are_refused() {
+        let (reader, _writer) = std::io::pipe().expect("pipe");
+        let fd = OwnedFd::from(reader);
+        // Close-on-exec: opened by this program, not inherited.
+        assert!(take_inherited_fds(&[fd.as_raw_fd()]).is_err());
+        assert!(take_inherited_fds(&[987_654]).is_err());
+        assert!(take_inherited_fds(&[1]).is_err());
     }
 
     #[test]

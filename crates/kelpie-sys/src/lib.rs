@@ -23,21 +23,23 @@ pub use creds::{
 };
 pub use exec::{exec_with_fds, resolve_program};
 pub use handoff::{
-    async_pidfd, close_on_exec, keep_across_exec, pidfd_open, take_inherited_fd, try_wait_child,
+    async_pidfd, close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec, pidfd_open,
+    take_inherited_fds, try_wait_child,
 };
 pub use localtime::utc_offset_secs;
 pub use memory::{release_free_memory, use_single_malloc_arena};
 pub use pipes::{set_pipe_capacity, O_NONBLOCK};
 pub use poll::{wait_readable, wait_readable_any};
 pub use procfs::{
-    clock_ticks_per_second, page_size, sample_process, scan_processes, ProcessEntry, ProcessSample,
+    catches_signal, clock_ticks_per_second, page_size, sample_process, scan_processes,
+    ProcessEntry, ProcessSample,
 };
 pub use reap::{become_child_subreaper, kill_namespace, reap_child};
 pub use signals::{
     detach_into_new_session, group_alive, group_has_live_members, ignore_signal, kill_group,
     pid_alive, send_signal, signal_name, signal_number, SIGKILL,
 };
-pub use sigwait::{block_signals, BlockedSignals};
+pub use sigwait::{block_signals, unblock_signals, BlockedSignals};
 pub use sockets::{
     listen_tcp, listen_tcp_reuse_port, set_backlog, take_listen_fds, LISTEN_BACKLOG,
     LISTEN_FDS_START,

@@ -148,3 +148,44 @@ mod tests {
         assert_eq!(sample_process(u32::MAX - 1), None);
     }
 }
+
+/// Whether process `pid` has a handler for `signal` (its `SigCgt` mask in /proc): a signal it
+/// does not catch may end it (the default action of SIGUSR1, say).
+pub fn catches_signal(pid: u32, signal: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let Some(mask) = status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigCgt:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+    else {
+        return false;
+    };
+    (1..=64).contains(&signal) && mask & (1u64 << (signal - 1)) != 0
+}
+
+#[cfg(test)]
+mod signal_tests {
+    use super::catches_signal;
+
+    #[test]
+    fn a_caught_signal_is_seen_in_sigcgt() {
+        // `trap` makes the shell catch SIGUSR1; SIGUSR2 keeps its default action.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "trap 'exit 0' USR1; while :; do sleep 0.05; done"])
+            .spawn()
+            .expect("sh");
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !catches_signal(pid, libc::SIGUSR1) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let usr1 = catches_signal(pid, libc::SIGUSR1);
+        let usr2 = catches_signal(pid, libc::SIGUSR2);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(usr1);
+        assert!(!usr2);
+    }
+}

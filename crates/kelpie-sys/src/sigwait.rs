@@ -15,6 +15,17 @@ pub struct BlockedSignals {
 /// call it before spawning any: the signals are then delivered to no thread and stay pending
 /// until [`BlockedSignals::wait`] takes them. (std's `Command` clears the mask in children.)
 pub fn block_signals(signals: &[i32]) -> io::Result<BlockedSignals> {
+    change_mask(libc::SIG_BLOCK, signals)
+}
+
+/// Unblock `signals` in the calling thread: those pending are delivered now (to the handlers
+/// installed meanwhile). A daemon re-executed by `kelpie update` starts with its signals blocked
+/// and calls this once its handlers are in place.
+pub fn unblock_signals(signals: &[i32]) -> io::Result<()> {
+    change_mask(libc::SIG_UNBLOCK, signals).map(|_| ())
+}
+
+fn change_mask(how: libc::c_int, signals: &[i32]) -> io::Result<BlockedSignals> {
     let mut set = MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigemptyset initialises the whole set behind the pointer, which points at
     // writable memory of the right size.
@@ -30,9 +41,10 @@ pub fn block_signals(signals: &[i32]) -> io::Result<BlockedSignals> {
             return Err(io::Error::last_os_error());
         }
     }
-    // SAFETY: pthread_sigmask reads the initialised set and changes only this thread's mask;
+    // SAFETY: pthread_sigmask reads the initialised set and changes only this thread's mask
+    // (`how` is SIG_BLOCK or SIG_UNBLOCK);
     // the previous mask is not asked for (null pointer).
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    let rc = unsafe { libc::pthread_sigmask(how, &set, std::ptr::null_mut()) };
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc));
     }

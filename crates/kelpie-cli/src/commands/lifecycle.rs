@@ -59,6 +59,10 @@ pub fn update(home: &Home) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     };
+    let signal = kelpie_sys::signal_number(kelpie_proto::UPDATE_SIGNAL).unwrap_or(10);
+    if !kelpie_sys::catches_signal(pid, signal) {
+        return restart_daemon(home, pid);
+    }
     let program = std::env::current_exe().context("cannot tell which program this kelpie is")?;
     let result_file = home.update_result();
     let _ = std::fs::remove_file(&result_file);
@@ -68,7 +72,6 @@ pub fn update(home: &Home) -> Result<ExitCode> {
         0o600,
     )
     .with_context(|| format!("cannot write {}", home.update_request().display()))?;
-    let signal = kelpie_sys::signal_number(kelpie_proto::UPDATE_SIGNAL).unwrap_or(10);
     kelpie_sys::send_signal(pid, signal)
         .with_context(|| format!("cannot signal the daemon (pid {pid})"))?;
     let deadline = Instant::now() + UPDATE_ANSWER;
@@ -97,6 +100,22 @@ pub fn update(home: &Home) -> Result<ExitCode> {
         bail!("{}", text.trim());
     }
     println!("[kelpie] {}", text.trim());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A daemon from before updates in place does not catch the update signal, which would end it
+/// (and its apps would lose their pipes). It is replaced the old way: SIGTERM, which every
+/// version understands, stops its apps keeping the list, and a new daemon starts them again.
+fn restart_daemon(home: &Home, pid: u32) -> Result<ExitCode> {
+    eprintln!(
+        "[kelpie] the running daemon (pid {pid}) is too old to be updated in place: restarting it, and its apps with it"
+    );
+    kelpie_sys::send_signal(pid, kelpie_sys::signal_number("SIGTERM").unwrap_or(15))
+        .with_context(|| format!("cannot signal the daemon (pid {pid})"))?;
+    wait_until_gone(home)?;
+    if let Response::Pong { pid, version, .. } = call(home, &Request::Ping)? {
+        println!("[kelpie] daemon v{version} running (pid {pid}); the apps of its list were started again");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

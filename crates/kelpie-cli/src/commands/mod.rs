@@ -22,8 +22,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let home = Home::from_env();
     match cli.command {
         Command::Daemon {
+            handoff_format: true,
+            ..
+        } => {
+            println!("{}", kelpie_daemon::handoff_format());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Daemon {
             resurrect_if_empty,
             handoff,
+            ..
         } => lifecycle::daemon(
             home,
             kelpie_daemon::DaemonOptions {

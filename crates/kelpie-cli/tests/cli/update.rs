@@ -108,6 +108,21 @@ fn update_keeps_the_daemon_pid_the_apps_their_output_their_port_and_their_counte
     k.wait_for("broken errored", 10 * SECS, || {
         k.status("broken") == "errored"
     });
+    // Crashed, and waits a minute before its restart: it goes on waiting.
+    k.ok(&[
+        "start",
+        &fake,
+        "--name",
+        "patient",
+        "--restart-delay",
+        "60000",
+        "--",
+        "--exit-after",
+        "100",
+    ]);
+    k.wait_for("patient waiting", 10 * SECS, || {
+        k.status("patient") == "waiting restart"
+    });
     k.wait_for("ticks in the log", 10 * SECS, || {
         ticks(&k, "ticker-out.log").len() > 20
     });
@@ -140,6 +155,11 @@ fn update_keeps_the_daemon_pid_the_apps_their_output_their_port_and_their_counte
     assert_eq!(processes(&k), before, "same pids and counters");
     assert_eq!(k.status("broken"), "errored");
     assert_eq!(k.status("flaky"), "stopped");
+    assert_eq!(
+        k.status("patient"),
+        "waiting restart",
+        "not restarted early"
+    );
     assert_eq!(report.failed, 0, "no failed request: {report:?}");
     assert!(report.ok > 20, "requests served: {report:?}");
 
@@ -306,4 +326,155 @@ fn an_update_waits_for_apps_to_settle_and_gives_up_cleanly() {
     assert!(answer.contains("is not a kelpie program"), "{answer}");
     assert_eq!(k.pid("steady"), steady);
     assert_eq!(k.status("steady"), "online");
+}
+
+/// A daemon's blocked and ignored signals, from /proc.
+fn signal_masks(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    (field("SigBlk:"), field("SigIgn:"))
+}
+
+#[test]
+fn signals_sent_during_the_exec_wait_for_the_new_program() {
+    let k = kelpie();
+    let fake = k.fake_app();
+    k.ok(&["start", &fake, "--name", "calm", "--", "--tick", "100"]);
+    let pid = k.pid("calm");
+    let daemon = k.daemon_pid().expect("daemon");
+    // SIGHUP over and over while the daemon re-executes itself: its default action would end
+    // the daemon (and the apps' pipes with it) in the moment between the two programs.
+    let stop = Arc::new(AtomicBool::new(false));
+    let hups = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut sent = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-HUP", &daemon.to_string()])
+                    .status();
+                sent += 1;
+            }
+            sent
+        })
+    };
+    for _ in 0..3 {
+        k.ok(&["update"]);
+    }
+    stop.store(true, Ordering::SeqCst);
+    assert!(hups.join().expect("thread") > 3);
+    assert!(kelpie_testkit::alive(daemon), "the daemon survived");
+    assert_eq!(k.daemon_pid(), Some(daemon));
+    assert_eq!(k.pid("calm"), pid);
+    let (blocked, _) = signal_masks(daemon);
+    assert_eq!(blocked, 0, "nothing left blocked in the new program");
+}
+
+#[test]
+fn a_failed_exec_leaves_everything_as_it_was() {
+    let k = kelpie();
+    let fake = k.fake_app();
+    k.ok(&["start", &fake, "--name", "stay", "--", "--tick", "50"]);
+    let pid = k.pid("stay");
+    let daemon = k.daemon_pid().expect("daemon");
+    let (_, ignored_before) = signal_masks(daemon);
+    // Passes every check, then is gone when the daemon executes it.
+    let script = k.dir.path().join("vanishing-kelpie");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncase \"$*\" in\n  --version) echo 'kelpie 9.9.9' ;;\n  'daemon --handoff-format') rm -f \"$0\"; echo 1 ;;\nesac\n",
+    )
+    .expect("script");
+    std::process::Command::new("chmod")
+        .args(["+x", &script.display().to_string()])
+        .status()
+        .expect("chmod");
+    std::fs::write(k.home().join("update-to"), script.display().to_string()).expect("request");
+    std::process::Command::new("kill")
+        .args(["-USR1", &daemon.to_string()])
+        .status()
+        .expect("signal");
+    let result = k.home().join("update-result");
+    k.wait_for("the daemon's answer", 10 * SECS, || result.exists());
+    let answer = std::fs::read_to_string(&result).unwrap_or_default();
+    assert!(answer.starts_with("error\n"), "{answer}");
+    assert!(answer.contains("cannot execute"), "{answer}");
+    // Same daemon, same process, still supervised, same signal dispositions.
+    assert_eq!(k.daemon_pid(), Some(daemon));
+    assert_eq!(k.pid("stay"), pid);
+    assert_eq!(signal_masks(daemon), (0, ignored_before));
+    let ticks_now = ticks(&k, "stay-out.log").len();
+    k.wait_for("its output still read", 10 * SECS, || {
+        ticks(&k, "stay-out.log").len() > ticks_now + 5
+    });
+    // The descriptors prepared for the exec are close-on-exec again: a new app gets none.
+    k.ok(&["start", &fake, "--name", "fresh", "--", "--tick", "1000"]);
+    let fresh = k.pid("fresh");
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{fresh}/fd"))
+        .expect("fds")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(fds.len(), 3, "only stdio: {fds:?}");
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
+    k.wait_for("stay restarted", 10 * SECS, || {
+        let now = k.pid("stay");
+        now != 0 && now != pid
+    });
+    // And a real update works afterwards.
+    let out = k.ok(&["update"]);
+    assert!(out.contains("2 processes kept running"), "{out}");
+}
+
+#[test]
+fn a_daemon_that_cannot_update_in_place_is_restarted_the_old_way() {
+    let k = kelpie();
+    // Stands for a daemon from before updates in place: it listens on the socket, has its pid
+    // file, and has no handler for SIGUSR1 (which would end it), only for SIGTERM.
+    let marker = k.dir.path().join("got");
+    let script = format!(
+        "import os, signal, socket, sys\n\
+         home = sys.argv[1]\n\
+         path = os.path.join(home, 'kelpie.sock')\n\
+         s = socket.socket(socket.AF_UNIX); s.bind(path); s.listen(8)\n\
+         def term(*_):\n    open({marker:?}, 'w').write('SIGTERM'); s.close(); os.unlink(path); os._exit(0)\n\
+         signal.signal(signal.SIGTERM, term)\n\
+         open(os.path.join(home, 'kelpie.pid'), 'w').write(str(os.getpid()))\n\
+         while True: signal.pause()\n",
+        marker = marker.display().to_string()
+    );
+    std::fs::create_dir_all(k.home()).expect("home");
+    let mut old = std::process::Command::new("python3")
+        .args(["-c", &script, &k.home().display().to_string()])
+        .spawn()
+        .expect("python3");
+    k.track(old.id());
+    k.wait_for("the old daemon up", 10 * SECS, || {
+        k.daemon_pid() == Some(old.id())
+    });
+    let out = k.run(&["update"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("too old to be updated in place"),
+        "{stderr}"
+    );
+    let _ = old.wait();
+    assert_eq!(
+        std::fs::read_to_string(&marker).ok().as_deref(),
+        Some("SIGTERM"),
+        "stopped with SIGTERM, never sent SIGUSR1"
+    );
+    let daemon = k.daemon_pid().expect("a new daemon");
+    assert_ne!(daemon, old.id());
+    k.ok(&["ping"]);
 }

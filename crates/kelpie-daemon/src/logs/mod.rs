@@ -310,9 +310,9 @@ impl LogService {
 
     /// For `kelpie update`: stop every reader, write what they had read, and take their pipes
     /// (still open, with what the apps print meanwhile waiting in them) for the next daemon.
-    /// Readers that do not stop within `limit` keep their pipes: those lines go to the old
-    /// daemon's files until the exec, and the rest of that pipe's output is lost.
-    pub async fn take_pipes(&self, limit: Duration) -> Vec<HandedPipe> {
+    /// `Err` with the pipes given back when some reader did not stop within `limit`: the update
+    /// must not go on (the exec would close that pipe under its app).
+    pub async fn take_pipes(&self, limit: Duration) -> Result<Vec<HandedPipe>, Vec<HandedPipe>> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         self.shared.hand_back.send_replace(Some(tx));
         let deadline = tokio::time::Instant::now() + limit;
@@ -326,8 +326,11 @@ impl LogService {
         while let Ok(pipe) = rx.try_recv() {
             pipes.push(pipe);
         }
+        if self.shared.readers.load(Ordering::Acquire) > 0 {
+            return Err(pipes);
+        }
         let _ = tokio::time::timeout_at(deadline + WRITER_ANSWER, self.written()).await;
-        pipes
+        Ok(pipes)
     }
 
     /// Give a stdout pipe [`BIG_PIPE`] capacity if the budget allows.

@@ -154,6 +154,8 @@ pub async fn read_pipe(
             match read_available(&mut file, &mut framer, &mut chunk) {
                 Outcome::Drained => break false,
                 Outcome::Closed => break true,
+                // Asked to give the pipe back: the wait above takes it from here.
+                Outcome::Data if hand_back.borrow().is_some() => break false,
                 // Still more to read: let the other pipes have a turn first.
                 Outcome::Data => tokio::task::yield_now().await,
             }

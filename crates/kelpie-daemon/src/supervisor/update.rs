@@ -42,6 +42,8 @@ pub struct Inherited {
     pub process: Option<HandedProcess>,
     /// Output pipes of its processes, handed over.
     pub pipes: Vec<HandedPipe>,
+    /// Waiting to restart when handed over: the wait left.
+    pub restart_in: Option<Duration>,
 }
 
 impl Supervisor {
@@ -49,14 +51,14 @@ impl Supervisor {
     /// [`Self::update_checked`].
     pub(super) fn update_asked(&mut self) {
         if self.foreground.is_some() {
-            update::report(
+            update::report_later(
                 &self.home,
                 Err("`kelpie runtime` is not updated in place: start a container of the new image instead".into()),
             );
             return;
         }
         if self.exiting {
-            update::report(&self.home, Err("the daemon is stopping".into()));
+            update::report_later(&self.home, Err("the daemon is stopping".into()));
             return;
         }
         if self.update.is_some() {
@@ -88,7 +90,7 @@ impl Supervisor {
                     busy: String::new(),
                 });
             }
-            Err(e) => update::report(&self.home, Err(format!("not updated: {e}"))),
+            Err(e) => update::report_later(&self.home, Err(format!("not updated: {e}"))),
         }
     }
 
@@ -118,6 +120,7 @@ impl Supervisor {
     pub(super) async fn update_look(
         &mut self,
         events: &mut mpsc::UnboundedReceiver<InstanceEvent>,
+        signals: &mut super::Signals,
     ) {
         let Some(pending) = self.update.as_mut() else {
             return;
@@ -127,7 +130,7 @@ impl Supervisor {
         let program = pending.program.clone();
         let attempt = match self.busy() {
             Some(why) => Err(why),
-            None => self.hand_over_and_exec(program, events).await,
+            None => self.hand_over_and_exec(program, events, signals).await,
         };
         let Err(why) = attempt else { return };
         let Some(pending) = self.update.as_mut() else {
@@ -143,7 +146,7 @@ impl Supervisor {
             pending.busy.clone()
         };
         self.update = None;
-        update::report(
+        update::report_later(
             &self.home,
             Err(format!(
                 "not updated: the apps did not settle within {} s ({why}); try again",
@@ -152,14 +155,47 @@ impl Supervisor {
         );
     }
 
+    /// Ask every instance whether it could hand over now; the first refusal, named.
+    async fn refusal(&self) -> Option<String> {
+        let asked: Vec<(u32, oneshot::Receiver<Result<(), String>>)> = self
+            .apps
+            .iter()
+            .map(|(pm_id, entry)| {
+                let (tx, rx) = oneshot::channel();
+                let _ = entry.mailbox.send(InstanceMsg::CanHandOver(tx));
+                (*pm_id, rx)
+            })
+            .collect();
+        for (pm_id, answer) in asked {
+            let why = match answer.await {
+                Ok(Ok(())) => continue,
+                Ok(Err(why)) => why,
+                Err(_) => "it did not answer".to_string(),
+            };
+            let name = self.apps.get(&pm_id).map(|e| e.spec.name.clone());
+            return Some(format!(
+                "app `{}` (id {pm_id}): {why}",
+                name.unwrap_or_default()
+            ));
+        }
+        None
+    }
+
     /// Take everything from the instance tasks and the log readers, write the state, exec.
-    /// Returns only if it could not: `Err` when an instance refused (try again later); when the
-    /// exec itself failed, everything is taken back, the user is told, and the update is over.
+    /// Returns only if it could not: `Err` when something was busy (nothing changed; try again
+    /// later); `Ok` when the update is over (failed, taken back, and reported, or abandoned for
+    /// a stop signal).
     async fn hand_over_and_exec(
         &mut self,
         program: PathBuf,
         events: &mut mpsc::UnboundedReceiver<InstanceEvent>,
+        signals: &mut super::Signals,
     ) -> Result<(), String> {
+        // Asked first, so that an instance that cannot go does not make the others go and
+        // come back (their health checks and timers would start again every time).
+        if let Some(why) = self.refusal().await {
+            return Err(why);
+        }
         // Reports sent before a task handed over are older than what it hands over.
         while let Ok(event) = events.try_recv() {
             self.on_event(event);
@@ -185,6 +221,7 @@ impl Supervisor {
                         pm_id,
                         Inherited {
                             process: over.process,
+                            restart_in: over.restart_in,
                             ..Inherited::default()
                         },
                     );
@@ -200,12 +237,24 @@ impl Supervisor {
             }
         }
         if let Some(why) = refused {
-            // Those that handed over go on at once, in this program (their pipes were never
-            // taken: their readers still run).
+            // Changed in the meantime: those that handed over go on at once, in this program
+            // (their pipes were never taken: their readers still run).
             self.resume_instances(handed);
             return Err(why);
         }
-        let pipes = self.logs.take_pipes(PIPES_WITHIN).await;
+        let pipes = match self.logs.take_pipes(PIPES_WITHIN).await {
+            Ok(pipes) => pipes,
+            Err(returned) => {
+                // A reader still holds its pipe: going on would close it under its app.
+                for pipe in returned {
+                    if let Some(entry) = handed.get_mut(&pipe.pm_id) {
+                        entry.pipes.push(pipe);
+                    }
+                }
+                self.resume_instances(handed);
+                return Err("the log readers did not give their pipes back in time".into());
+            }
+        };
         for pipe in pipes {
             if let Some(entry) = handed.get_mut(&pipe.pm_id) {
                 entry.pipes.push(pipe);
@@ -214,32 +263,48 @@ impl Supervisor {
         let (ack, written) = oneshot::channel();
         self.persist(Some(ack));
         let saved = written.await;
-        let handoff = match (saved, self.handoff_parts()) {
-            (Ok(Ok(_)), Ok((control, sockets))) => Handoff {
-                from_version: update::daemon_hello().version,
-                mono_ms: crate::clock::now().mono_ms,
-                control,
-                cgroups: self.cgroups.hand_over(),
-                sockets,
-                processes: BTreeMap::new(),
-                pipes: Vec::new(),
-            },
-            (saved, parts) => {
-                let why = match (saved, parts) {
-                    (Ok(Err(e)), _) => format!("the state could not be written: {e}"),
-                    (_, Err(e)) => format!("cannot pass on the sockets: {e}"),
-                    _ => "the state could not be written".to_string(),
-                };
+        let parts = match (saved, self.handoff_parts()) {
+            (Ok(Ok(_)), Ok(parts)) => Ok(parts),
+            (Ok(Err(e)), _) => Err(format!("the state could not be written: {e}")),
+            (_, Err(e)) => Err(format!("cannot pass on the sockets: {e}")),
+            (Err(_), _) => Err("the state could not be written".to_string()),
+        };
+        let (control, sockets) = match parts {
+            Ok(parts) => parts,
+            Err(why) => {
                 self.resume_instances(handed);
                 self.update = None;
-                update::report(&self.home, Err(format!("not updated: {why}")));
+                update::report_later(&self.home, Err(format!("not updated: {why}")));
                 return Ok(());
             }
         };
-        let mut handoff = handoff;
+        // A stop asked for meanwhile wins over the update.
+        if let Some(stop) = signals.stop_pending() {
+            self.resume_instances(handed);
+            self.update = None;
+            update::report_later(
+                &self.home,
+                Err(format!("not updated: the daemon received {stop}")),
+            );
+            self.begin_shutdown(stop, None);
+            return Ok(());
+        }
+        let mut handoff = Handoff {
+            from_version: update::daemon_hello().version,
+            mono_ms: crate::clock::now().mono_ms,
+            control,
+            cgroups: self.cgroups.hand_over(),
+            sockets,
+            processes: BTreeMap::new(),
+            pipes: Vec::new(),
+            restarts: BTreeMap::new(),
+        };
         for (pm_id, parts) in handed {
             if let Some(process) = parts.process {
                 handoff.processes.insert(pm_id, process);
+            }
+            if let Some(left) = parts.restart_in {
+                handoff.restarts.insert(pm_id, left);
             }
             handoff.pipes.extend(parts.pipes);
         }
@@ -258,12 +323,15 @@ impl Supervisor {
         for (pm_id, process) in handoff.processes {
             handed.entry(pm_id).or_default().process = Some(process);
         }
+        for (pm_id, left) in handoff.restarts {
+            handed.entry(pm_id).or_default().restart_in = Some(left);
+        }
         for pipe in handoff.pipes {
             handed.entry(pipe.pm_id).or_default().pipes.push(pipe);
         }
         self.resume_instances(handed);
         self.update = None;
-        update::report(
+        update::report_later(
             &self.home,
             Err(format!(
                 "not updated: cannot execute {}: {error}; the daemon goes on with v{}",
@@ -306,13 +374,9 @@ impl Supervisor {
                 cgroups: self.cgroups.clone(),
                 adopted: parts.process,
                 pipes: parts.pipes,
+                restart_in: parts.restart_in,
             };
-            let waiting_restart = entry.state.status == Status::WaitingRestart;
             let mailbox = instance::spawn(setup, self.events.clone());
-            if waiting_restart {
-                // Its restart timer went with the old task: restart it now.
-                let _ = mailbox.send(InstanceMsg::Control(kelpie_core::Control::Start, None));
-            }
             if let Some(entry) = self.apps.get_mut(&pm_id) {
                 entry.mailbox = mailbox;
             }
@@ -328,6 +392,7 @@ pub struct Resumed {
     sockets: BTreeMap<String, std::os::fd::OwnedFd>,
     processes: BTreeMap<u32, HandedProcess>,
     pipes: Vec<HandedPipe>,
+    restarts: BTreeMap<u32, Duration>,
     /// Pids of the processes given to their instances.
     kept: Vec<u32>,
 }
@@ -341,6 +406,7 @@ impl Resumed {
             sockets: handoff.sockets,
             processes: handoff.processes,
             pipes: handoff.pipes,
+            restarts: handoff.restarts,
             kept: Vec::new(),
         };
         (handoff.control, resumed)
@@ -363,6 +429,7 @@ impl Resumed {
             orphan_group: None,
             process,
             pipes,
+            restart_in: self.restarts.remove(&pm_id),
         }
     }
 }
@@ -404,7 +471,7 @@ impl Supervisor {
         let mut kept = resumed.kept;
         kept.sort_unstable();
         let pids: Vec<String> = kept.iter().map(u32::to_string).collect();
-        update::report(
+        update::report_later(
             &self.home,
             Ok(format!(
                 "daemon updated from v{} to v{} (pid {}); {} processes kept running, none restarted{}",
