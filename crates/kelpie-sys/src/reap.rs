@@ -31,20 +31,7 @@ pub fn become_child_subreaper() -> io::Result<()> {
 /// Reap the child `pid` if it has exited; `Ok(true)` when it was reaped, `Ok(false)` when it
 /// still runs. Only for a pid the caller knows is its child and no one else waits for.
 pub fn reap_child(pid: u32) -> io::Result<bool> {
-    let pid = libc::pid_t::try_from(pid)
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let mut status: libc::c_int = 0;
-    // SAFETY: waitpid(2) writes the status into `status`, a live local of the right type; a
-    // positive pid waits for exactly that child (never "any child", which could take a status
-    // tokio is waiting for), and WNOHANG keeps it from blocking.
-    let ret = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-    match ret {
-        -1 => Err(io::Error::last_os_error()),
-        0 => Ok(false),
-        _ => Ok(true),
-    }
+    crate::try_wait_child(pid).map(|status| status.is_some())
 }
 
 /// SIGKILL every process of this pid namespace but ourselves. Refused unless we are its init
