@@ -251,6 +251,17 @@ pub struct ExitRecord {
     pub cause: Cause,
     /// Why, in a few words (`stopped by user`, `crashed`, `exit code in stop_exit_codes`...).
     pub reason: String,
+    /// The process that ended, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Whether the kernel's OOM killer ended it, and how Kelpie knows (see
+    /// [`crate::forensics::OomKill`]); `None`: not that Kelpie could tell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom: Option<crate::forensics::OomKill>,
+    /// The last lines it wrote to stderr (bounded: [`crate::forensics::stderr_tail`]), filled in
+    /// shortly after the exit, once its stderr pipe was read to the end.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stderr_tail: Vec<String>,
 }
 
 /// What to do once a stop in progress has completed.
@@ -406,6 +417,7 @@ impl InstanceState {
                 };
                 self.push_exit(ExitRecord {
                     at_ms: now.wall_ms,
+                    pid: self.pid,
                     uptime_ms: now.mono_ms.saturating_sub(self.started_mono_ms),
                     action: "reload".into(),
                     reason,
@@ -533,7 +545,7 @@ impl InstanceState {
         now: Now,
     ) -> Vec<Effect> {
         let uptime_ms = now.mono_ms.saturating_sub(self.started_mono_ms);
-        self.pid = None;
+        let pid = self.pid.take();
         self.awaiting_ready = false;
         self.health = None;
         self.health_detail = None;
@@ -542,6 +554,7 @@ impl InstanceState {
             code,
             signal,
             uptime_ms,
+            pid,
             ..ExitRecord::default()
         };
 
@@ -669,6 +682,32 @@ impl InstanceState {
                 self.spawn()
             }
             _ => Vec::new(),
+        }
+    }
+
+    /// Add what was seen of the OOM killer to the record of process `pid`'s exit; false when
+    /// no record of it is kept. Only an exit on its own can be the OOM killer's.
+    pub fn record_oom(&mut self, pid: u32, seen: crate::forensics::OomEvidence) -> bool {
+        let Some(record) = self.exits.iter_mut().rev().find(|e| e.pid == Some(pid)) else {
+            return false;
+        };
+        let on_its_own = matches!(record.cause, Cause::Crash | Cause::Exit);
+        record.oom = crate::forensics::oom_verdict(on_its_own, record.signal.as_deref(), seen);
+        if let Some(oom) = record.oom {
+            record.reason = format!("{} ({})", record.reason, oom.describe());
+        }
+        true
+    }
+
+    /// Add the last lines process `pid` wrote to stderr to the record of its exit (bounded by
+    /// the caller with [`crate::forensics::stderr_tail`]); false when no record of it is kept.
+    pub fn record_stderr_tail(&mut self, pid: u32, lines: Vec<String>) -> bool {
+        match self.exits.iter_mut().rev().find(|e| e.pid == Some(pid)) {
+            Some(record) => {
+                record.stderr_tail = lines;
+                true
+            }
+            None => false,
         }
     }
 

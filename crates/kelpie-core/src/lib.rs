@@ -9,6 +9,7 @@
 
 pub mod cron;
 mod datefmt;
+pub mod forensics;
 mod instance;
 pub mod limits;
 mod policy;
@@ -16,8 +17,10 @@ mod spec;
 mod time;
 
 pub use datefmt::DateFormat;
+pub use forensics::{OomKill, Published};
 pub use instance::{
     Cause, Control, Effect, ExitRecord, Health, Input, InstanceState, Now, Status, Why,
+    EXIT_HISTORY,
 };
 pub use policy::{next_backoff_delay, BACKOFF_CAP_MS, BACKOFF_GROWTH, BACKOFF_RESET_AFTER_MS};
 pub use spec::{

@@ -6,12 +6,13 @@ use crate::clock;
 use crate::health::{ExecContext, HealthReport};
 use crate::launch::{self, Extras, InstanceIdentity, OutputPipes};
 use crate::link::{ProcessLink, ProcessSignal};
-use crate::logs::{HandedPipe, LineWatch, LogService};
+use crate::logs::{HandedPipe, LineWatch, LogService, TailReader};
 use crate::process::{AdoptedChild, ProcessHandle};
 use crate::sockets::ListenSocket;
 use crate::update::HandedProcess;
 use kelpie_core::cron::CronSchedule;
-use kelpie_core::{AppSpec, Cause, Control, Effect, Input, InstanceState, Status, Why};
+use kelpie_core::forensics::NotifyLine;
+use kelpie_core::{AppSpec, Cause, Control, Effect, Input, InstanceState, Published, Status, Why};
 use kelpie_proto::{Home, LogStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
@@ -24,6 +25,10 @@ use tokio::time::{sleep, sleep_until, Instant};
 const GROUP_POLL: Duration = Duration::from_millis(10);
 /// How long a process stopped apart may take to disappear after SIGKILL.
 const AFTER_SIGKILL: Duration = Duration::from_secs(5);
+/// After a process exits, how long its stderr reader may take to reach the end of the pipe
+/// before the lines read so far go into the exit's record (a process the app left running
+/// outside its group and cgroup may keep the pipe open).
+const STDERR_DRAIN: Duration = Duration::from_secs(1);
 
 /// Messages from the supervisor to an instance task.
 pub enum InstanceMsg {
@@ -52,6 +57,14 @@ pub enum InstanceMsg {
     Signal(i32, oneshot::Sender<Result<(), String>>),
     /// Stop the process and end the task (delete, daemon exit).
     Shutdown(oneshot::Sender<()>),
+    /// The last lines process `pid` wrote to stderr, read once its pipe reached its end: added
+    /// to the record of its exit.
+    StderrTail {
+        /// The process that ended.
+        pid: u32,
+        /// Its lines, bounded.
+        lines: Vec<String>,
+    },
     /// `kelpie update`: end the task without touching the process, and give the process (if
     /// one runs) and the instance's state to the supervisor. Refused while the instance is in
     /// the middle of something (launching, stopping, reloading).
@@ -71,7 +84,20 @@ pub struct HandedOver {
 }
 
 /// A report from an instance task to the supervisor.
-pub struct InstanceEvent {
+pub enum InstanceEvent {
+    /// Its new state.
+    State(StateReport),
+    /// What its process published on its notify socket changed (not persisted).
+    Published {
+        /// Which instance.
+        pm_id: u32,
+        /// Its status text and metrics now.
+        published: Published,
+    },
+}
+
+/// An instance's new state.
+pub struct StateReport {
     /// Which instance.
     pub pm_id: u32,
     /// Its new state.
@@ -165,6 +191,10 @@ struct Launched {
     route: Option<Arc<crate::logs::Route>>,
     /// It must say it is ready before it counts as online.
     awaits_ready: bool,
+    /// Its last lines of stderr, for the record of its exit.
+    stderr: Option<TailReader>,
+    /// What it published on its notify socket.
+    published: Published,
 }
 
 /// The new process of a reload in progress.
@@ -237,6 +267,12 @@ struct Instance {
     /// The task's own mailbox, to fall back to a restart when an automatic reload fails (weak:
     /// the task ends once the supervisor drops its sender).
     myself: mpsc::WeakUnboundedSender<InstanceMsg>,
+    /// The current process's last lines of stderr, for the record of its exit.
+    stderr: Option<TailReader>,
+    /// What the current (or last) process published on its notify socket.
+    published: Published,
+    /// A bad metric line of the current process was logged (once per process).
+    bad_metric_logged: bool,
 }
 
 impl Instance {
@@ -278,6 +314,9 @@ impl Instance {
             health: None,
             deferred_restart: None,
             myself,
+            stderr: None,
+            published: Published::default(),
+            bad_metric_logged: false,
         }
     }
 
@@ -316,6 +355,26 @@ impl Instance {
                     self.child = None;
                     self.health = None;
                     self.abandon_candidate("the running process exited during the reload".into());
+                    let pid = self.state.pid;
+                    // Read before the state machine acts: a restart replaces the cgroup.
+                    let oom = match (pid, self.state.status) {
+                        (Some(_), Status::Online | Status::Launching) => {
+                            let cgroup = self.cgroup.as_ref().map(|c| c.cgroup().clone());
+                            tokio::task::spawn_blocking(move || {
+                                crate::forensics::oom_evidence(cgroup.as_ref())
+                            })
+                            .await
+                            .ok()
+                        }
+                        _ => None,
+                    };
+                    self.collect_stderr_tail(pid);
+                    // Metrics are live values of a running process; its status text stays
+                    // until the next process starts.
+                    if !self.published.metrics.is_empty() {
+                        self.published.metrics.clear();
+                        self.send_published();
+                    }
                     let input = match result {
                         Ok(status) => Input::Exited {
                             code: status.code(),
@@ -327,6 +386,11 @@ impl Instance {
                         },
                     };
                     self.feed(input).await;
+                    if let (Some(pid), Some(seen)) = (pid, oom) {
+                        if self.state.record_oom(pid, seen) {
+                            self.publish();
+                        }
+                    }
                 }
                 Wake::Timer => {
                     self.timer = None;
@@ -348,6 +412,7 @@ impl Instance {
                         self.watchdog_at = Some(Instant::now() + Duration::from_millis(ms));
                     }
                 }
+                Wake::Signal(ProcessSignal::Published(line)) => self.on_published(&line),
                 Wake::Signal(signal) => {
                     if accepts(&self.spec, self.socket.is_some(), &signal) {
                         self.feed(Input::Ready).await;
@@ -363,6 +428,12 @@ impl Instance {
                         detail: format!("no WATCHDOG=1 within watchdog ({})", seconds(limit)),
                     };
                     self.auto_restart(why, true).await;
+                }
+                Wake::CandidateSignal(ProcessSignal::Published(line)) => {
+                    // Kept with the new process: its own once it takes over.
+                    if let Some(candidate) = self.candidate.as_mut() {
+                        let _ = candidate.launched.published.apply(&line);
+                    }
                 }
                 Wake::CandidateSignal(signal) => {
                     if accepts(&self.spec, self.socket.is_some(), &signal) {
@@ -458,6 +529,11 @@ impl Instance {
                 }
             }
             InstanceMsg::Reload(reply) => self.begin_reload(reply, None).await,
+            InstanceMsg::StderrTail { pid, lines } => {
+                if !lines.is_empty() && self.state.record_stderr_tail(pid, lines) {
+                    self.publish();
+                }
+            }
             InstanceMsg::Reset(done) => {
                 self.state.reset_counters(clock::now());
                 self.publish();
@@ -568,9 +644,17 @@ impl Instance {
         let route = self
             .logs
             .route(&self.spec, self.pm_id, self.instance, &files);
+        let mut stderr = None;
         if let Some(route) = &route {
             for pipe in pipes {
-                self.logs.attach(route.clone(), pipe.stream, pipe.fd, None);
+                // The lines read from now on go into the record of its exit.
+                let tail = (pipe.stream == LogStream::Err).then(|| {
+                    let (writer, reader) = crate::logs::exit_tail();
+                    stderr = Some(reader);
+                    writer
+                });
+                self.logs
+                    .attach(route.clone(), pipe.stream, pipe.fd, None, tail);
             }
         }
         let Some(process) = process else {
@@ -629,6 +713,8 @@ impl Instance {
             identity,
             route,
             awaits_ready: false,
+            stderr,
+            published: Published::default(),
         });
         self.publish();
     }
@@ -731,6 +817,52 @@ impl Instance {
         self.pgid = Some(launched.pid);
         self.child = Some(launched.child);
         self.link = Some(launched.link);
+        self.stderr = launched.stderr;
+        self.bad_metric_logged = false;
+        if self.published != launched.published {
+            self.published = launched.published;
+            self.send_published();
+        }
+    }
+
+    /// What the current process published (`STATUS=`, a metric): kept and shown by `list`.
+    fn on_published(&mut self, line: &NotifyLine) {
+        match self.published.apply(line) {
+            Ok(true) => self.send_published(),
+            Ok(false) => {}
+            Err(why) if !self.bad_metric_logged => {
+                self.bad_metric_logged = true;
+                crate::daemon_log!(
+                    "app `{}` (id {}): {why} (said once per process)",
+                    self.spec.name,
+                    self.pm_id
+                );
+            }
+            Err(_) => {}
+        }
+    }
+
+    fn send_published(&self) {
+        let _ = self.events.send(InstanceEvent::Published {
+            pm_id: self.pm_id,
+            published: self.published.clone(),
+        });
+    }
+
+    /// Once the stderr reader of process `pid` (which just exited) has read its pipe to the
+    /// end, or after [`STDERR_DRAIN`], its last lines go into the record of its exit. Waited
+    /// for apart, so the restart is not delayed.
+    fn collect_stderr_tail(&mut self, pid: Option<u32>) {
+        let (Some(tail), Some(pid)) = (self.stderr.take(), pid) else {
+            return;
+        };
+        let myself = self.myself.clone();
+        tokio::spawn(async move {
+            let lines = tail.finish(STDERR_DRAIN).await;
+            if let Some(mailbox) = myself.upgrade() {
+                let _ = mailbox.send(InstanceMsg::StderrTail { pid, lines });
+            }
+        });
     }
 
     /// Start a process of the instance. The fork/exec runs on the blocking pool: it blocks its
@@ -801,6 +933,7 @@ impl Instance {
         let pid = child
             .id()
             .ok_or_else(|| "the process exited before its pid was known".to_string())?;
+        let mut stderr = None;
         if let (Some(route), Some((out, err))) = (route.clone(), readers) {
             let watch = |stream| {
                 self.ready_pattern()
@@ -810,10 +943,22 @@ impl Instance {
                     })
                     .filter(|_| stream == LogStream::Out || stream == LogStream::Err)
             };
-            self.logs
-                .attach(route.clone(), LogStream::Out, out, watch(LogStream::Out));
-            self.logs
-                .attach(route, LogStream::Err, err, watch(LogStream::Err));
+            let (tail, reader) = crate::logs::exit_tail();
+            stderr = Some(reader);
+            self.logs.attach(
+                route.clone(),
+                LogStream::Out,
+                out,
+                watch(LogStream::Out),
+                None,
+            );
+            self.logs.attach(
+                route,
+                LogStream::Err,
+                err,
+                watch(LogStream::Err),
+                Some(tail),
+            );
         }
         if let (true, Some(port)) = (self.spec.reuse_port, self.reuse_port_number()) {
             link.hold(tokio::spawn(crate::readiness::watch_port(
@@ -830,6 +975,8 @@ impl Instance {
             identity,
             route,
             awaits_ready: awaits_ready(&self.spec, self.socket.is_some()),
+            stderr,
+            published: Published::default(),
         })
     }
 
@@ -1074,14 +1221,14 @@ impl Instance {
     }
 
     fn publish(&mut self) {
-        let _ = self.events.send(InstanceEvent {
+        let _ = self.events.send(InstanceEvent::State(StateReport {
             pm_id: self.pm_id,
             state: self.state.clone(),
             cgroup: self
                 .cgroup
                 .as_ref()
                 .map(|c| c.cgroup().path().to_path_buf()),
-        });
+        }));
         if self.state.status.is_settled() {
             for waiter in self.settle_waiters.drain(..) {
                 let _ = waiter.send(());
@@ -1233,7 +1380,7 @@ fn accepts(spec: &AppSpec, shared_socket: bool, signal: &ProcessSignal) -> bool 
         ProcessSignal::Listening => !spec.wait_ready && shared_socket && spec.runs_on_node(),
         ProcessSignal::ReadyLine => spec.ready_pattern.is_some(),
         ProcessSignal::PortOpen => spec.reuse_port,
-        ProcessSignal::Watchdog => false,
+        ProcessSignal::Watchdog | ProcessSignal::Published(_) => false,
     }
 }
 

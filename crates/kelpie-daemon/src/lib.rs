@@ -22,6 +22,7 @@ mod cgroups;
 mod clock;
 mod dump;
 mod follow;
+mod forensics;
 mod health;
 mod instance;
 mod launch;

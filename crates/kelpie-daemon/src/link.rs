@@ -3,6 +3,7 @@
 //! shim's `listening`, PM2's `shutdown` message the other way). One link per process: a reload
 //! runs two processes of one instance at once, and each must be told apart.
 
+use kelpie_core::forensics::{parse_notify_line, NotifyLine};
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use tokio::task::JoinHandle;
 const NOTIFY_MAX: usize = 4096;
 
 /// Something a process said.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ProcessSignal {
     /// `READY=1`, or `process.send('ready')`.
     Ready,
@@ -27,6 +28,9 @@ pub enum ProcessSignal {
     PortOpen,
     /// `WATCHDOG=1`: the process is alive (systemd's watchdog keep-alive).
     Watchdog,
+    /// `STATUS=...` or `X_KELPIE_METRIC=...`: what the process publishes about itself, or a
+    /// metric line Kelpie could not take (see `kelpie_core::forensics::parse_notify_line`).
+    Published(NotifyLine),
 }
 
 /// What the child needs to reach its link: variables and descriptors to place.
@@ -174,9 +178,9 @@ fn bind_abstract_datagram(name: &str) -> std::io::Result<std::os::unix::net::Uni
     std::os::unix::net::UnixDatagram::bind_addr(&address)
 }
 
-/// `READY=1` (one assignment per line, as sd_notify sends them) becomes [`ProcessSignal::Ready`]
-/// and `WATCHDOG=1` [`ProcessSignal::Watchdog`]; other assignments (`STATUS=`...) are read and
-/// ignored for now.
+/// One assignment per line, as sd_notify sends them: `READY=1` becomes [`ProcessSignal::Ready`],
+/// `WATCHDOG=1` [`ProcessSignal::Watchdog`], `STATUS=` and `X_KELPIE_METRIC=`
+/// [`ProcessSignal::Published`]; other assignments (`MAINPID=`...) are ignored.
 async fn read_notify(
     socket: Arc<tokio::net::UnixDatagram>,
     to: mpsc::UnboundedSender<ProcessSignal>,
@@ -193,10 +197,11 @@ async fn read_notify(
             Err(_) => return,
         };
         for line in buf[..n].split(|b| *b == b'\n') {
-            let signal = match line {
-                b"READY=1" => ProcessSignal::Ready,
-                b"WATCHDOG=1" => ProcessSignal::Watchdog,
-                _ => continue,
+            let signal = match parse_notify_line(line) {
+                Some(NotifyLine::Ready) => ProcessSignal::Ready,
+                Some(NotifyLine::Watchdog) => ProcessSignal::Watchdog,
+                Some(published) => ProcessSignal::Published(published),
+                None => continue,
             };
             if to.send(signal).is_err() {
                 return;
@@ -282,8 +287,24 @@ mod tests {
         let address =
             std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).expect("addr");
         client
-            .send_to_addr(b"STATUS=warming up\nREADY=1", &address)
+            .send_to_addr(
+                b"STATUS=warming up\nX_KELPIE_METRIC=queue_depth=3\nMAINPID=1\nREADY=1",
+                &address,
+            )
             .expect("send");
+        assert_eq!(
+            link.recv().await,
+            Some(ProcessSignal::Published(NotifyLine::Status(
+                "warming up".into()
+            )))
+        );
+        assert_eq!(
+            link.recv().await,
+            Some(ProcessSignal::Published(NotifyLine::Metric(
+                "queue_depth".into(),
+                Some(3.0)
+            )))
+        );
         assert_eq!(link.recv().await, Some(ProcessSignal::Ready));
 
         let (theirs, _) = ends.fds.into_iter().next().expect("ipc end");

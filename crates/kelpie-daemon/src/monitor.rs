@@ -89,6 +89,8 @@ impl Monitor {
                 loop {
                     std::thread::sleep(every);
                     cgroups.tidy();
+                    // The baseline that tells a likely OOM kill (see `forensics.rs`).
+                    crate::forensics::sample_system_oom_kills();
                     let current = match shared.lock() {
                         Ok(targets) => targets.clone(),
                         Err(_) => return,

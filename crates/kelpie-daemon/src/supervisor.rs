@@ -131,6 +131,8 @@ struct Entry {
     limits: LimitWatch,
     /// Its current process's cgroup, if any.
     cgroup: Option<std::path::PathBuf>,
+    /// What its process published on its notify socket (`STATUS=`, metrics).
+    published: kelpie_core::Published,
 }
 
 /// The signals the daemon handles.
@@ -691,6 +693,16 @@ impl Supervisor {
     }
 
     fn on_event(&mut self, event: InstanceEvent) {
+        let event = match event {
+            InstanceEvent::State(report) => report,
+            // Shown by `list`, never persisted: it changes as often as the app wants.
+            InstanceEvent::Published { pm_id, published } => {
+                if let Some(entry) = self.apps.get_mut(&pm_id) {
+                    entry.published = published;
+                }
+                return;
+            }
+        };
         if !self.apps.contains_key(&event.pm_id) && !event.state.status.has_process() {
             // A deleted instance's process is gone: apps it depended on may now stop.
             if self.leaving.remove(&event.pm_id) {
@@ -841,6 +853,7 @@ impl Supervisor {
                 usage: None,
                 limits: LimitWatch::default(),
                 cgroup: None,
+                published: Default::default(),
             },
         );
         self.next_id = self.next_id.max(pm_id + 1);
@@ -919,6 +932,8 @@ impl Supervisor {
                     err_log: paths.err,
                     username: self.username.clone(),
                     log_files,
+                    status_text: entry.published.status_text.clone(),
+                    metrics: entry.published.metrics.clone(),
                 }
             })
             .collect()

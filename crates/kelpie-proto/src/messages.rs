@@ -368,4 +368,13 @@ pub struct ProcessInfo {
     /// Its log files and how writing them goes.
     #[serde(default)]
     pub log_files: Vec<LogFileInfo>,
+    /// The last `STATUS=` line its current (or last) process sent on `NOTIFY_SOCKET`
+    /// (systemd's status text), at most 256 bytes. Not persisted.
+    #[serde(default)]
+    pub status_text: Option<String>,
+    /// The metrics its running process sent on `NOTIFY_SOCKET` as
+    /// `X_KELPIE_METRIC=<name>=<number>`: the last value of each, by name (Prometheus-safe
+    /// names, at most 32). Cleared when the process ends. Not persisted.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, f64>,
 }

@@ -93,6 +93,14 @@ impl Cgroup {
             .and_then(|n| n.trim().parse().ok())
     }
 
+    /// How many of its processes the kernel's OOM killer killed (`memory.events`' `oom_kill`),
+    /// when the memory controller is enabled for it. Counts kills by any OOM killer (the
+    /// machine's as well as a cgroup limit's).
+    pub fn oom_kills(&self) -> Option<u64> {
+        let events = std::fs::read_to_string(self.path.join("memory.events")).ok()?;
+        counter(&events, "oom_kill")
+    }
+
     /// The pids in it (`cgroup.procs`).
     pub fn pids(&self) -> Vec<u32> {
         std::fs::read_to_string(self.path.join("cgroup.procs"))
@@ -133,6 +141,21 @@ impl Cgroup {
     }
 }
 
+/// The value of `name` in a `name value` per line file (`memory.events`, `/proc/vmstat`).
+pub fn counter(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (key, value) = line.split_once(' ')?;
+        (key == name).then(|| value.trim().parse().ok())?
+    })
+}
+
+/// How many processes the kernel's OOM killer has killed on this machine since boot
+/// (`/proc/vmstat`'s `oom_kill`, Linux 4.13); `None` when it is not there.
+pub fn system_oom_kills() -> Option<u64> {
+    let vmstat = std::fs::read_to_string("/proc/vmstat").ok()?;
+    counter(&vmstat, "oom_kill")
+}
+
 fn read_number(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
@@ -158,6 +181,25 @@ pub fn join_before_exec(command: &mut std::process::Command, procs: OwnedFd) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_are_read_by_name() {
+        let events = "low 0\nhigh 0\nmax 3\noom 2\noom_kill 1\noom_group_kill 0\n";
+        assert_eq!(counter(events, "oom_kill"), Some(1));
+        assert_eq!(counter(events, "oom"), Some(2));
+        assert_eq!(counter(events, "oom_group"), None);
+        let vmstat = "nr_free_pages 123\npgfault 99\noom_kill 17\n";
+        assert_eq!(counter(vmstat, "oom_kill"), Some(17));
+        assert_eq!(counter("oom_kill x\n", "oom_kill"), None);
+        assert_eq!(counter("", "oom_kill"), None);
+    }
+
+    #[test]
+    fn this_machine_counts_oom_kills() {
+        // Linux 4.13 and later; the counter only grows.
+        let first = system_oom_kills().expect("/proc/vmstat has oom_kill");
+        assert!(system_oom_kills().is_some_and(|second| second >= first));
+    }
 
     /// A cgroup for a test, when this machine lets us create one (root with cgroup2).
     fn test_cgroup(name: &str) -> Option<Cgroup> {

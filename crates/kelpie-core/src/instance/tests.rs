@@ -577,3 +577,50 @@ fn an_adopted_state_keeps_its_process_and_counts_uptime_from_its_real_start() {
     // Only an online state with a process can be adopted.
     assert!(decoded.restored().adopted(now).is_none());
 }
+
+#[test]
+fn forensics_are_added_to_the_record_of_the_process_that_ended() {
+    use crate::forensics::{OomEvidence, OomKill};
+    let mut run = Run::new(spec());
+    run.online(0, 10);
+    run.feed(
+        5_000,
+        Input::Exited {
+            code: None,
+            signal: Some("SIGKILL".into()),
+        },
+    );
+    // Restarted at once: the new process runs while the old one's forensics come in.
+    run.feed(5_001, Input::Spawned { pid: 11 });
+    assert_eq!(run.state.exits.back().and_then(|e| e.pid), Some(10));
+    let seen = OomEvidence {
+        cgroup_kills: None,
+        system_rose: Some(true),
+    };
+    assert!(run.state.record_oom(10, seen));
+    assert!(run
+        .state
+        .record_stderr_tail(10, vec!["out of memory?".into()]));
+    assert!(!run.state.record_stderr_tail(99, vec![]), "no such exit");
+    let exit = run.state.exits.back().expect("recorded");
+    assert_eq!(exit.oom, Some(OomKill::Likely));
+    assert!(exit.reason.contains("OOM"), "{}", exit.reason);
+    assert_eq!(exit.stderr_tail, ["out of memory?"]);
+
+    // A stop's SIGKILL (kill_timeout) is Kelpie's, never the OOM killer's.
+    run.feed(6_000, Input::Control(Control::Stop));
+    run.feed(
+        7_600,
+        Input::Exited {
+            code: None,
+            signal: Some("SIGKILL".into()),
+        },
+    );
+    assert!(run.state.record_oom(11, seen));
+    assert_eq!(run.state.exits.back().and_then(|e| e.oom), None);
+
+    let json = serde_json::to_value(run.state.exits.front().expect("first")).expect("json");
+    assert_eq!(json["oom"], "likely");
+    assert_eq!(json["pid"], 10);
+    assert_eq!(json["stderr_tail"][0], "out of memory?");
+}

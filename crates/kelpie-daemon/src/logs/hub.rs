@@ -224,9 +224,15 @@ pub struct NewLines<'a> {
 
 impl Hub {
     /// Add the lines of one chunk: `raw` holds them back to back, `ends` says where each ends.
-    pub fn publish(&mut self, from: &NewLines<'_>, raw: &[u8], ends: &[u32]) {
+    /// Returns the chunk (`None` without lines).
+    pub fn publish(
+        &mut self,
+        from: &NewLines<'_>,
+        raw: &[u8],
+        ends: &[u32],
+    ) -> Option<Arc<LogChunk>> {
         if ends.is_empty() {
-            return;
+            return None;
         }
         let chunk = Arc::new(LogChunk {
             first_seq: self.seq + 1,
@@ -267,12 +273,13 @@ impl Hub {
             }
         });
         let Some(ring) = self.rings.get_mut(&from.pm_id) else {
-            return;
+            return Some(chunk);
         };
         if ring.owner.0 != from.app.name || ring.owner.1 != from.app.namespace {
-            return;
+            return Some(chunk);
         }
-        ring.push(chunk);
+        ring.push(chunk.clone());
+        Some(chunk)
     }
 
     /// A new instance takes `pm_id`: an empty ring that keeps only its app's lines.
@@ -410,7 +417,7 @@ mod tests {
                 Some(*end)
             })
             .collect();
-        hub.publish(&from, &raw, &ends);
+        let _ = hub.publish(&from, &raw, &ends);
     }
 
     fn texts(lines: &[LogLine]) -> Vec<String> {

@@ -11,6 +11,7 @@
 //! dropped and counted, so an app can never be slowed or frozen by its logs. The supervisor's
 //! thread is not involved at all, so a flood of output does not delay commands.
 
+mod exit_tail;
 mod format;
 mod framer;
 pub mod hub;
@@ -20,6 +21,7 @@ mod sink;
 mod tail;
 mod writer;
 
+pub use exit_tail::{exit_tail, TailReader, TailWriter};
 pub use rotation::RotationPolicy;
 pub use sink::SinkStatus;
 
@@ -280,6 +282,7 @@ impl LogService {
         stream: LogStream,
         fd: OwnedFd,
         watch: Option<LineWatch>,
+        tail: Option<TailWriter>,
     ) {
         let big = (stream == LogStream::Out)
             .then(|| self.enlarge(&fd))
@@ -293,6 +296,7 @@ impl LogService {
             self.shared.clone(),
             (counted, big),
             watch,
+            tail,
         ));
     }
 

@@ -73,6 +73,7 @@ pub async fn read_pipe(
     shared: Arc<Shared>,
     _held: (ReaderGuard, Option<BigPipe>),
     watch: Option<LineWatch>,
+    tail: Option<super::TailWriter>,
 ) {
     // Checks that it is a pipe and makes it non-blocking.
     let mut fd = match pipe::Receiver::from_owned_fd(fd).and_then(|p| p.into_nonblocking_fd()) {
@@ -94,6 +95,7 @@ pub async fn read_pipe(
         shared: &shared,
         stream,
         watch,
+        tail,
     };
     loop {
         let pipe = match pipe::Receiver::from_owned_fd_unchecked(fd) {
@@ -192,6 +194,8 @@ struct Chunk<'a> {
     stream: LogStream,
     /// The app's ready pattern, until a line matched it.
     watch: Option<LineWatch>,
+    /// The process's last lines, for the record of its exit (stderr only).
+    tail: Option<super::TailWriter>,
 }
 
 impl Chunk<'_> {
@@ -238,7 +242,10 @@ impl Chunk<'_> {
                 stream: self.stream,
                 at_ms: now,
             };
-            lock(&self.shared.hub).publish(&from, &scratch.raw, &scratch.ends);
+            let published = lock(&self.shared.hub).publish(&from, &scratch.raw, &scratch.ends);
+            if let (Some(tail), Some(chunk)) = (&self.tail, published) {
+                tail.push(chunk);
+            }
         });
     }
 }
