@@ -59,6 +59,10 @@ pub enum Command {
         /// Name or id
         target: String,
     },
+    /// Exits of apps across the list, newest last: when, code or signal, OOM kill, uptime,
+    /// cause, what Kelpie did, and (with --stderr or --json) the last lines of stderr
+    #[command(alias = "exits")]
+    Events(EventsArgs),
     /// Show the last lines of apps' output, then follow it live
     #[command(alias = "log")]
     Logs(LogsArgs),
@@ -113,6 +117,21 @@ pub enum Command {
         #[arg(long, hide = true)]
         handoff_format: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Name, id, namespace or `all` (default: every app)
+    pub target: Option<String>,
+    /// Print JSON (one array, oldest first, each with its last lines of stderr)
+    #[arg(long)]
+    pub json: bool,
+    /// How many exits to show (the newest)
+    #[arg(long, default_value_t = 20)]
+    pub lines: usize,
+    /// Also print the last lines each process wrote to stderr
+    #[arg(long)]
+    pub stderr: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod cli {
     mod cluster;
     mod config;
     mod daemon;
+    mod events;
     mod export;
     mod health;
     mod image;

@@ -50,6 +50,26 @@ pub fn describe(home: &Home, target: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `events [target]`: the exits of the selected instances, newest last.
+pub fn events(home: &Home, args: &crate::cli::EventsArgs) -> Result<ExitCode> {
+    let target = args
+        .target
+        .as_deref()
+        .map(Target::parse)
+        .unwrap_or(Target::All);
+    let list = processes(home)?;
+    let found = select(&list, &target)?;
+    let events = render::collect_events(&found, args.lines);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if args.json {
+        render::write_events_json(&mut out, &events)?;
+    } else {
+        render::write_events(&mut out, &events, args.stderr)?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `pid [target]`: one pid per line (0 for an instance that is not running, like PM2).
 pub fn pid(home: &Home, target: Option<&str>) -> Result<ExitCode> {
     let target = target.map(Target::parse).unwrap_or(Target::All);

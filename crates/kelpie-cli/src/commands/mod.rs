@@ -62,6 +62,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::List => inspect::list(&home),
         Command::Jlist => inspect::jlist(&home),
         Command::Describe { target } => inspect::describe(&home, &target),
+        Command::Events(args) => inspect::events(&home, &args),
         Command::Logs(args) => logs::logs(&home, args),
         Command::Flush { targets } => logs::flush(&home, &targets),
         Command::ReloadLogs => logs::reload(&home),

@@ -4,6 +4,9 @@ use super::format::{bytes, short_duration, utc};
 use kelpie_proto::ProcessInfo;
 use std::io::Write;
 
+/// Lines of stderr shown under each exit (`events --stderr` shows all that were kept).
+const DESCRIBE_STDERR_LINES: usize = 5;
+
 /// Write the description of one instance.
 pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<()> {
     let spec = &p.spec;
@@ -45,6 +48,13 @@ pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
                 (Some(health), None) => health.as_str().into(),
                 (None, _) => "-".into(),
             },
+        ),
+        (
+            "app status",
+            opt(p
+                .status_text
+                .as_ref()
+                .map(|t| format!("{t} (STATUS= on NOTIFY_SOCKET)"))),
         ),
         ("script path", spec.script.clone()),
         ("script args", spec.args.join(" ")),
@@ -196,6 +206,13 @@ pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
             file.kind, file.path, file.dropped_lines
         )?;
     }
+    if !p.metrics.is_empty() {
+        writeln!(out, "Metrics (X_KELPIE_METRIC= on NOTIFY_SOCKET):")?;
+        let width = p.metrics.keys().map(String::len).max().unwrap_or(0);
+        for (name, value) in &p.metrics {
+            writeln!(out, "  {name:<width$}  {value}")?;
+        }
+    }
     writeln!(
         out,
         "Events: exits and restarts, with their cause (newest last):"
@@ -204,11 +221,11 @@ pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
         writeln!(out, "  none")?;
     }
     for exit in &state.exits {
-        let how = match (&exit.signal, exit.code) {
-            (Some(signal), _) => format!("signal {signal}"),
-            (None, Some(code)) => format!("code {code}"),
-            (None, None) => "-".into(),
-        };
+        let how = format!(
+            "{}{}",
+            super::events::how_it_ended(exit.code, exit.signal.as_deref()),
+            super::events::oom_mark(exit.oom)
+        );
         writeln!(
             out,
             "  {}  {:<8} {how:<14} uptime {:<6} {:<16} {}",
@@ -218,6 +235,18 @@ pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
             exit.action,
             exit.reason
         )?;
+        let shown = exit.stderr_tail.len().min(DESCRIBE_STDERR_LINES);
+        if shown < exit.stderr_tail.len() {
+            writeln!(
+                out,
+                "      stderr | ({} more lines: kelpie events {} --stderr)",
+                exit.stderr_tail.len() - shown,
+                p.pm_id
+            )?;
+        }
+        for line in &exit.stderr_tail[exit.stderr_tail.len() - shown..] {
+            writeln!(out, "      stderr | {line}")?;
+        }
     }
     Ok(())
 }

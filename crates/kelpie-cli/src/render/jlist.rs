@@ -26,6 +26,11 @@ struct Monit {
 }
 
 #[derive(Serialize)]
+struct AxmValue {
+    value: f64,
+}
+
+#[derive(Serialize)]
 #[allow(non_snake_case)]
 struct Pm2Env<'a> {
     name: &'a str,
@@ -74,6 +79,13 @@ struct Pm2Env<'a> {
     cron_restart: Option<&'a str>,
     health: Option<&'static str>,
     depends_on: &'a [String],
+    /// Kelpie's: the last `STATUS=` its process sent on `NOTIFY_SOCKET`.
+    status_text: Option<&'a str>,
+    /// Kelpie's: the metrics its process sends on `NOTIFY_SOCKET`
+    /// (`X_KELPIE_METRIC=<name>=<number>`), by name.
+    metrics: &'a BTreeMap<String, f64>,
+    /// The same metrics in PM2's shape for custom metrics (`@pm2/io`): `{ name: { value } }`.
+    axm_monitor: BTreeMap<&'a str, AxmValue>,
     /// Kelpie's: the last exits and automatic restarts, oldest first, with their cause.
     exits: &'a std::collections::VecDeque<kelpie_core::ExitRecord>,
     exit_code: Option<i32>,
@@ -149,6 +161,13 @@ fn entry(p: &ProcessInfo) -> Entry<'_> {
             cron_restart: spec.cron_restart.as_deref(),
             health: state.health.map(|h| h.as_str()),
             depends_on: &spec.depends_on,
+            status_text: p.status_text.as_deref(),
+            metrics: &p.metrics,
+            axm_monitor: p
+                .metrics
+                .iter()
+                .map(|(name, value)| (name.as_str(), AxmValue { value: *value }))
+                .collect(),
             exits: &state.exits,
             exit_code: state.exits.back().and_then(|e| e.code),
             username: &p.username,

@@ -1,11 +1,13 @@
 //! Everything the CLI prints.
 
 mod describe;
+mod events;
 mod format;
 mod jlist;
 mod table;
 
 pub use describe::write_describe;
+pub use events::{collect_events, write_events, write_events_json};
 pub use jlist::write_jlist;
 pub use table::print_table;
 

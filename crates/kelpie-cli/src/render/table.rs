@@ -20,9 +20,22 @@ const HEADERS: [&str; 12] = [
     "watching",
 ];
 
-fn row(p: &ProcessInfo) -> [String; 12] {
+/// The `app status` column (an app's `STATUS=`), shown only when some app has one, is cut
+/// to this many characters so the table stays narrow.
+const APP_STATUS_CHARS: usize = 24;
+
+/// `text` within `max` characters, cut with `…`.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(max - 1).collect();
+    format!("{kept}…")
+}
+
+fn row(p: &ProcessInfo, app_status: bool) -> Vec<String> {
     let running = p.state.status == Status::Online;
-    [
+    let mut cells = vec![
         p.pm_id.to_string(),
         p.spec.name.chars().take(40).collect(),
         p.spec.namespace.clone(),
@@ -51,7 +64,17 @@ fn row(p: &ProcessInfo) -> [String; 12] {
         } else {
             "disabled".into()
         },
-    ]
+    ];
+    if app_status {
+        let text = p.status_text.as_deref().unwrap_or_default();
+        // One line per row, whatever the app sent.
+        let text: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        cells.push(cut(&text, APP_STATUS_CHARS));
+    }
+    cells
 }
 
 fn colour(status: &str) -> &'static str {
@@ -65,8 +88,14 @@ fn colour(status: &str) -> &'static str {
 
 /// Print the table (box drawing like PM2; status coloured on a terminal).
 pub fn print_table(list: &[ProcessInfo]) -> std::io::Result<()> {
-    let rows: Vec<[String; 12]> = list.iter().map(row).collect();
-    let mut widths: Vec<usize> = HEADERS.iter().map(|h| h.chars().count()).collect();
+    let app_status = list.iter().any(|p| p.status_text.is_some());
+    let rows: Vec<Vec<String>> = list.iter().map(|p| row(p, app_status)).collect();
+    let headers: Vec<&str> = HEADERS
+        .iter()
+        .copied()
+        .chain(app_status.then_some("app status"))
+        .collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
@@ -79,7 +108,7 @@ pub fn print_table(list: &[ProcessInfo]) -> std::io::Result<()> {
         format!("{l}{}{r}", parts.join(m))
     };
     writeln!(out, "{}", line("┌", "┬", "┐"))?;
-    let header: Vec<String> = HEADERS
+    let header: Vec<String> = headers
         .iter()
         .zip(&widths)
         .map(|(h, w)| format!(" {h:<w$} "))
@@ -104,4 +133,19 @@ pub fn print_table(list: &[ProcessInfo]) -> std::io::Result<()> {
     }
     writeln!(out, "{}", line("└", "┴", "┘"))?;
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_status_is_cut_to_keep_the_table_narrow() {
+        assert_eq!(cut("ready", APP_STATUS_CHARS), "ready");
+        let long = "serving 1234 clients on 8 workers";
+        let cut_text = cut(long, APP_STATUS_CHARS);
+        assert_eq!(cut_text.chars().count(), APP_STATUS_CHARS);
+        assert!(cut_text.ends_with('…'));
+        assert_eq!(cut("ééééé", 3), "éé…");
+    }
 }

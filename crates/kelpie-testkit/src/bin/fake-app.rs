@@ -51,6 +51,10 @@
 //!   their `allocating` / `over` / `allocated` lines to the parent's `--alloc-stamp` or
 //!   `--stamp` file (and no start stamp).
 //! - `--burn`: keep one core busy, forever.
+//! - `--notify MESSAGE`: send MESSAGE (`\n` in it stands for a newline) as one datagram to
+//!   `NOTIFY_SOCKET` at start, after the printing; repeatable (`STATUS=...`,
+//!   `X_KELPIE_METRIC=name=value`).
+//! - `--err-line TEXT`: print TEXT to stderr at start; repeatable.
 //! - `--watchdog MS`: send `WATCHDOG=1` to `NOTIFY_SOCKET` every MS; with `--hang-after MS2`,
 //!   stop sending (and stop doing anything) after MS2, as a hung app would.
 //!
@@ -94,6 +98,8 @@ struct Options {
     burn: bool,
     watchdog: Option<u64>,
     hang_after: Option<u64>,
+    notify: Vec<String>,
+    err_lines: Vec<String>,
 }
 
 fn parse(args: &[String]) -> Options {
@@ -140,6 +146,8 @@ fn parse(args: &[String]) -> Options {
             "--burn" => o.burn = true,
             "--watchdog" => o.watchdog = value().parse().ok(),
             "--hang-after" => o.hang_after = value().parse().ok(),
+            "--notify" => o.notify.push(value()),
+            "--err-line" => o.err_lines.push(value()),
             _ => {}
         }
     }
@@ -221,6 +229,12 @@ fn main() {
     }
     for i in 0..o.print_err {
         eprintln!("error line {i}");
+    }
+    for line in &o.err_lines {
+        eprintln!("{line}");
+    }
+    for message in &o.notify {
+        notify(&message.replace("\\n", "\n"));
     }
     if o.orphans > 0 {
         let exe = std::env::current_exe().unwrap_or_else(|_| "fake-app".into());
