@@ -7,6 +7,16 @@ use std::time::Duration;
 
 const SECS: Duration = Duration::from_secs(1);
 
+/// Held by the tests that look at the machine's OOM-kill counter: the real OOM kill of one
+/// must not fall into the other's window.
+static OOM_COUNTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn oom_counter() -> std::sync::MutexGuard<'static, ()> {
+    OOM_COUNTER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn events_json(k: &kelpie_testkit::Kelpie, args: &[&str]) -> Vec<Value> {
     let mut all = vec!["events", "--json"];
     all.extend_from_slice(args);
@@ -189,4 +199,95 @@ fn an_app_without_status_keeps_the_usual_table() {
     k.ok(&["start", &k.fake_app(), "--name", "plain"]);
     let list = k.ok(&["list"]);
     assert!(!list.contains("app status"), "{list}");
+}
+
+/// A cgroup v1 memory cgroup with a small limit under this test's own, when this machine has
+/// the v1 memory hierarchy and lets us write it (root). Removed when dropped.
+struct V1MemoryCgroup(std::path::PathBuf);
+
+impl V1MemoryCgroup {
+    fn create(limit: u64) -> Option<V1MemoryCgroup> {
+        let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        let relative = own.lines().find_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+            controllers
+                .split(',')
+                .any(|c| c == "memory")
+                .then(|| path.to_string())
+        })?;
+        let dir = std::path::Path::new("/sys/fs/cgroup/memory")
+            .join(relative.trim_start_matches('/'))
+            .join(format!("kelpie-oom-test-{}", std::process::id()));
+        std::fs::create_dir(&dir).ok()?;
+        let cgroup = V1MemoryCgroup(dir);
+        std::fs::write(cgroup.0.join("memory.limit_in_bytes"), limit.to_string()).ok()?;
+        Some(cgroup)
+    }
+}
+
+impl Drop for V1MemoryCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn a_real_oom_kill_is_recorded_as_likely_without_a_memory_cgroup_of_kelpie() {
+    // Kelpie's own cgroups here (v2) have no memory controller, so the OOM kill is told by the
+    // machine's counter. The kill itself is real and contained: the app puts itself in a cgroup
+    // v1 memory cgroup limited to 64 MiB, then allocates 300 MiB.
+    let _counter = oom_counter();
+    let Some(cgroup) = V1MemoryCgroup::create(64 << 20) else {
+        eprintln!("skipped: no writable cgroup v1 memory hierarchy here");
+        return;
+    };
+    let k = kelpie();
+    let script = k.write(
+        "oom.sh",
+        "echo $$ > \"$1/cgroup.procs\" || exit 9\nexec \"$2\" --allocate 300 --allocate-after 1500\n",
+    );
+    k.ok(&[
+        "start",
+        &script,
+        "--name",
+        "hog",
+        "--no-autorestart",
+        "--",
+        cgroup.0.to_str().expect("utf-8"),
+        &k.fake_app(),
+    ]);
+    k.wait_for("the OOM kill", 20 * SECS, || k.status("hog") == "stopped");
+    let events = events_json(&k, &["hog"]);
+    let event = &events[0];
+    assert_eq!(event["signal"], "SIGKILL", "{event}");
+    assert_eq!(event["oom"], "likely", "{event}");
+    assert!(
+        event["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("OOM killer")),
+        "{event}"
+    );
+    assert!(k.ok(&["events"]).contains("signal SIGKILL OOM?"));
+}
+
+#[test]
+fn a_sigkill_from_someone_else_is_not_called_an_oom_kill() {
+    let _counter = oom_counter();
+    let k = kelpie();
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "victim",
+        "--no-autorestart",
+    ]);
+    let pid = k.pid("victim");
+    // After the monitor's first samples of the machine's OOM-kill counter.
+    std::thread::sleep(2 * SECS);
+    kelpie_sys::send_signal(pid, kelpie_sys::SIGKILL).expect("kill -9");
+    k.wait_for("the exit", 10 * SECS, || k.status("victim") == "stopped");
+    let events = events_json(&k, &["victim"]);
+    assert_eq!(events[0]["signal"], "SIGKILL");
+    assert_eq!(events[0]["oom"], Value::Null, "{:?}", events[0]);
 }
