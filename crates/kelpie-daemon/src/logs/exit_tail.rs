@@ -70,7 +70,7 @@ impl TailWriter {
             if !(enough_lines || too_big) {
                 break;
             }
-            let oldest_bytes: usize = LogLine::all_of(oldest).map(|l| l.bytes().len()).sum();
+            let oldest_bytes = oldest.bytes();
             kept.lines -= oldest_lines;
             kept.bytes -= oldest_bytes;
             kept.chunks.pop_front();

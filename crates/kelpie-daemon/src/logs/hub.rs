@@ -61,7 +61,8 @@ impl LogChunk {
         &self.raw[start..self.ends[i] as usize]
     }
 
-    fn bytes(&self) -> usize {
+    /// Bytes of its lines, newlines left out.
+    pub fn bytes(&self) -> usize {
         self.raw.len()
     }
 }
