@@ -54,7 +54,7 @@ fn row(p: &ProcessInfo) -> [String; 12] {
     ]
 }
 
-fn colour(status: &str) -> &'static str {
+fn status_colour(status: &str) -> &'static str {
     match status {
         "online" => "\x1b[32m",
         "errored" => "\x1b[31m",
@@ -65,6 +65,18 @@ fn colour(status: &str) -> &'static str {
 
 /// Print the table (box drawing like PM2; status coloured on a terminal).
 pub fn print_table(list: &[ProcessInfo]) -> std::io::Result<()> {
+    let tty = std::io::stdout().is_terminal();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    write_table(&mut out, list, tty)?;
+    out.flush()
+}
+
+/// Write the table, the status coloured with `colour`.
+pub fn write_table(
+    out: &mut impl Write,
+    list: &[ProcessInfo],
+    colour: bool,
+) -> std::io::Result<()> {
     let rows: Vec<[String; 12]> = list.iter().map(row).collect();
     let mut widths: Vec<usize> = HEADERS.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
@@ -72,8 +84,6 @@ pub fn print_table(list: &[ProcessInfo]) -> std::io::Result<()> {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let tty = std::io::stdout().is_terminal();
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     let line = |l: &str, m: &str, r: &str| -> String {
         let parts: Vec<String> = widths.iter().map(|w| "─".repeat(w + 2)).collect();
         format!("{l}{}{r}", parts.join(m))
@@ -93,8 +103,8 @@ pub fn print_table(list: &[ProcessInfo]) -> std::io::Result<()> {
             .enumerate()
             .map(|(i, (cell, w))| {
                 let padded = format!(" {cell:<w$} ");
-                if tty && i == 7 {
-                    format!("{}{padded}\x1b[0m", colour(cell))
+                if colour && i == 7 {
+                    format!("{}{padded}\x1b[0m", status_colour(cell))
                 } else {
                     padded
                 }
@@ -102,6 +112,5 @@ pub fn print_table(list: &[ProcessInfo]) -> std::io::Result<()> {
             .collect();
         writeln!(out, "│{}│", cells.join("│"))?;
     }
-    writeln!(out, "{}", line("└", "┴", "┘"))?;
-    out.flush()
+    writeln!(out, "{}", line("└", "┴", "┘"))
 }
