@@ -153,11 +153,15 @@ fn draw_title(frame: &mut Frame, area: Rect, view: &View) {
             " kelpie monit ",
             Style::new().add_modifier(Modifier::REVERSED),
         ),
-        Span::raw(format!(
-            "  {} of {} instances shown, {online} online",
-            view.rows.len(),
-            view.total
-        )),
+        Span::raw(if view.rows.len() == view.total {
+            format!("  {} instances, {online} online", view.total)
+        } else {
+            format!(
+                "  {} of {} instances shown, {online} online",
+                view.rows.len(),
+                view.total
+            )
+        }),
     ];
     if !view.filter.is_empty() && !view.editing_filter {
         spans.push(Span::styled(
@@ -352,17 +356,20 @@ fn draw_charts(frame: &mut Frame, area: Rect, view: &View) {
     }
     let [cpu_row, mem_row] =
         Layout::vertical([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)]).areas(inner);
+    // Each chart spans 0 to its peak, so the shape of a small load shows; the labels give the
+    // numbers.
     let cpu_now = view.cpu.last().copied().unwrap_or(0.0);
     let cpu_peak = view.cpu.iter().copied().fold(0.0, f64::max);
     let cpu_data: Vec<u64> = view.cpu.iter().map(|c| (c * 10.0) as u64).collect();
-    // CPU is drawn against one full core unless it used more.
-    let cpu_max = ((cpu_peak * 10.0) as u64).max(1000);
     sparkline_row(
         frame,
         cpu_row,
-        format!("cpu {cpu_now:>5.1}%"),
+        [
+            format!("cpu {cpu_now:>6.1}%"),
+            format!("peak{cpu_peak:>6.1}%"),
+        ],
         &cpu_data,
-        cpu_max,
+        ((cpu_peak * 10.0) as u64).max(10),
         Color::Cyan,
     );
     let mem_now = view.memory.last().copied().unwrap_or(0);
@@ -370,7 +377,10 @@ fn draw_charts(frame: &mut Frame, area: Rect, view: &View) {
     sparkline_row(
         frame,
         mem_row,
-        format!("mem {:>7}", bytes(mem_now)),
+        [
+            format!("mem {:>7}", bytes(mem_now)),
+            format!("peak{:>7}", bytes(mem_peak)),
+        ],
         &view.memory,
         mem_peak.max(1),
         Color::Magenta,
@@ -381,14 +391,21 @@ fn draw_charts(frame: &mut Frame, area: Rect, view: &View) {
 fn sparkline_row(
     frame: &mut Frame,
     area: Rect,
-    label: String,
+    label: [String; 2],
     data: &[u64],
     max: u64,
     colour: Color,
 ) {
     let [label_area, spark] =
         Layout::horizontal([Constraint::Length(12), Constraint::Min(0)]).areas(area);
-    frame.render_widget(Paragraph::new(label), label_area);
+    let [now, peak] = label;
+    frame.render_widget(
+        Paragraph::new(vec![
+            Line::raw(now),
+            Line::styled(peak, Style::new().fg(Color::DarkGray)),
+        ]),
+        label_area,
+    );
     let width = spark.width as usize;
     let newest = &data[data.len().saturating_sub(width)..];
     // Right-aligned: pad the left so the newest sample is always at the edge.

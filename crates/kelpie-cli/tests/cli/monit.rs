@@ -306,6 +306,78 @@ fn monit_leaves_on_ctrl_c_and_esc() {
     }
 }
 
+/// SIGKILLs a process still alive at the end of a test (a monit that failed to end would spin).
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if kelpie_testkit::alive(self.0) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
+}
+
+/// The processes whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let rest = stat.rsplit(')').next()?.to_string();
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}
+
+#[test]
+fn monit_ends_on_sigterm_and_when_its_terminal_is_hung_up() {
+    let k = kelpie();
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "one",
+        "--",
+        "--tick",
+        "200",
+    ]);
+    let Some(term) = Tmux::start(&k) else { return };
+    let shell: u32 = term.query("#{pane_pid}").parse().expect("pane pid");
+    let start_monit = || {
+        term.type_line(&format!("{} monit", kelpie_bin().display()));
+        term.wait_for_screen("the dashboard", 10 * SECS, |s| s.contains("one · id 0"));
+        let monit = children_of(shell);
+        assert_eq!(monit.len(), 1, "monit is the shell's one child: {monit:?}");
+        monit[0]
+    };
+
+    // SIGTERM: it leaves as with `q`, the terminal restored.
+    let monit = start_monit();
+    let _guard = KillOnDrop(monit);
+    let _ = Command::new("kill").arg(monit.to_string()).status();
+    term.assert_shell_is_back("the shell after SIGTERM");
+    k.wait_for("monit to end", 5 * SECS, || !kelpie_testkit::alive(monit));
+
+    // The terminal goes away (an SSH connection lost): it ends instead of spinning on it.
+    term.type_line("clear");
+    let monit = start_monit();
+    let _guard = KillOnDrop(monit);
+    let _ = term.command(&["kill-server"]).output();
+    k.wait_for("monit to end after the hang-up", 5 * SECS, || {
+        !kelpie_testkit::alive(monit)
+    });
+}
+
 #[test]
 fn list_watch_redraws_the_table_in_place_until_q() {
     let k = kelpie();
