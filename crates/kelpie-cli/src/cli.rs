@@ -1,6 +1,7 @@
 //! The command line, with PM2's verbs, aliases and flag spellings.
 
 use clap::{Args, Parser, Subcommand};
+use std::time::Duration;
 
 /// Kelpie: a production process manager for any language. PM2's commands, one small binary.
 #[derive(Debug, Parser)]
@@ -50,7 +51,7 @@ pub enum Command {
     },
     /// List apps
     #[command(aliases = ["ls", "l", "status", "ps"])]
-    List,
+    List(ListArgs),
     /// List apps as JSON, in PM2's `jlist` shape
     Jlist,
     /// Every detail of one app, including its last exits
@@ -63,6 +64,10 @@ pub enum Command {
     /// cause, what Kelpie did, and (with --stderr or --json) the last lines of stderr
     #[command(alias = "exits")]
     Events(EventsArgs),
+    /// Full-screen dashboard: apps, cpu and memory history, details and live logs, with keys to
+    /// restart, reload, stop, scale and filter (`?` lists them)
+    #[command(aliases = ["dashboard", "dash"])]
+    Monit(MonitArgs),
     /// Show the last lines of apps' output, then follow it live
     #[command(alias = "log")]
     Logs(LogsArgs),
@@ -217,6 +222,36 @@ pub struct LogsArgs {
     /// Print the last lines and exit instead of following
     #[arg(long)]
     pub nostream: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Redraw the table in place every --interval until q or Ctrl-C
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// How often --watch refreshes (2s, 500ms; a bare number is seconds)
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
+    pub interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitArgs {
+    /// How often the list is refreshed (2s, 500ms; a bare number is seconds)
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
+    pub interval: Duration,
+}
+
+/// A refresh interval: `2s`, `500ms`, or a bare number of seconds (like `watch -n`); at least
+/// 100 ms.
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let ms = match text.trim().parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => (seconds * 1000.0) as u64,
+        _ => kelpie_config::parse_duration_ms(text)?,
+    };
+    if ms < 100 {
+        return Err(format!("`{text}` is too short: at least 100ms"));
+    }
+    Ok(Duration::from_millis(ms))
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ mod cli {
     mod health;
     mod image;
     mod logs;
+    mod monit;
     mod persistence;
     mod runtime;
     mod startup;

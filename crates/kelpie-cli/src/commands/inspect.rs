@@ -1,11 +1,15 @@
-//! list, jlist, describe, pid.
+//! list (and `list --watch`), jlist, describe, pid.
 
 use super::call;
+use crate::cli::ListArgs;
+use crate::client::Client;
 use crate::render;
 use anyhow::{bail, Result};
+use kelpie_core::DateFormat;
 use kelpie_proto::{resolve_targets, Home, ProcessInfo, Request, Response, Target, Targetable};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 fn processes(home: &Home) -> Result<Vec<ProcessInfo>> {
     match call(home, &Request::List)? {
@@ -14,9 +18,133 @@ fn processes(home: &Home) -> Result<Vec<ProcessInfo>> {
     }
 }
 
-pub fn list(home: &Home) -> Result<ExitCode> {
+pub fn list(home: &Home, args: &ListArgs) -> Result<ExitCode> {
+    if args.watch {
+        return watch(home, args.interval);
+    }
     render::print_table(&processes(home)?)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `list --watch`: the table redrawn in place every `interval` until `q`, Esc or Ctrl-C. Each
+/// refresh moves the cursor home and overwrites the previous table line by line (clearing what
+/// is left of each line and below), so nothing scrolls or flickers, and the last table stays on
+/// the screen at the end. Lines wider than the terminal are cut, not wrapped. Without a
+/// terminal (stdin and stdout), a table is printed after another until the process is ended.
+fn watch(home: &Home, interval: Duration) -> Result<ExitCode> {
+    let mut client = Some(Client::connect_or_start(home)?);
+    let on_terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    let raw = if on_terminal {
+        Some(render::RawTerminal::enter(false)?)
+    } else {
+        None
+    };
+    let clock = DateFormat::parse("HH:mm:ss");
+    let mut out = std::io::stdout();
+    if on_terminal {
+        // Clear once, and cut lines at the edge instead of wrapping them (a wrapped table would
+        // scroll); the terminal's state is restored when the watch ends.
+        out.write_all(b"\x1b[2J\x1b[?7l")?;
+    }
+    loop {
+        let mut frame = Vec::new();
+        let now = now_ms();
+        writeln!(
+            frame,
+            "kelpie list, every {}: q to quit{:>12}",
+            interval_text(interval),
+            clock.format(now, kelpie_sys::utc_offset_secs(now.div_euclid(1000)))
+        )?;
+        match refresh(home, &mut client) {
+            Ok(list) => render::write_table(&mut frame, &list, on_terminal)?,
+            Err(e) => writeln!(frame, "kelpie: {e:#}")?,
+        }
+        if on_terminal {
+            let mut screen = b"\x1b[H".to_vec();
+            for line in frame.split_inclusive(|b| *b == b'\n') {
+                screen.extend_from_slice(line.strip_suffix(b"\n").unwrap_or(line));
+                screen.extend_from_slice(b"\x1b[K\r\n");
+            }
+            screen.extend_from_slice(b"\x1b[J");
+            out.write_all(&screen)?;
+        } else {
+            frame.push(b'\n');
+            out.write_all(&frame)?;
+        }
+        out.flush()?;
+        let deadline = Instant::now() + interval;
+        match &raw {
+            Some(raw) => {
+                if quit_pressed(raw, deadline)? {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            None => std::thread::sleep(interval),
+        }
+    }
+}
+
+/// The list, connecting again after the connection broke (a daemon that was restarted).
+fn refresh(home: &Home, client: &mut Option<Client>) -> Result<Vec<ProcessInfo>> {
+    if client.is_none() {
+        *client = Client::connect(home)?;
+    }
+    let Some(connection) = client.as_mut() else {
+        bail!("the daemon is not running");
+    };
+    match connection.request(&Request::List) {
+        Ok(Response::Processes(list)) => Ok(list),
+        Ok(other) => bail!("unexpected answer from the daemon: {other:?}"),
+        Err(e) => {
+            *client = None;
+            Err(e)
+        }
+    }
+}
+
+/// Wait until `deadline` for `q`, Esc or Ctrl-C (or a signal); whether one came.
+fn quit_pressed(raw: &render::RawTerminal, deadline: Instant) -> Result<bool> {
+    use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+    loop {
+        if raw.signalled() {
+            return Ok(true);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        if event::poll(left.min(Duration::from_millis(100)))? {
+            if let Event::Key(key) = event::read()? {
+                let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+                let quit = match key.code {
+                    KeyCode::Char('q') | KeyCode::Esc => true,
+                    KeyCode::Char('c') | KeyCode::Char('d') => ctrl,
+                    _ => false,
+                };
+                if quit && key.kind != KeyEventKind::Release {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+}
+
+/// `1s`, `500ms`, `1.5s`.
+fn interval_text(interval: Duration) -> String {
+    let ms = interval.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else if ms > 1000 {
+        format!("{:.1}s", interval.as_secs_f64())
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 pub fn jlist(home: &Home) -> Result<ExitCode> {

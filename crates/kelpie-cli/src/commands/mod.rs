@@ -5,6 +5,7 @@ mod export;
 mod inspect;
 mod lifecycle;
 mod logs;
+mod monit;
 mod runtime;
 mod start;
 mod startup;
@@ -59,7 +60,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Signal { signal, targets } => control::signal(&home, &signal, &targets),
         Command::Pid { target } => inspect::pid(&home, target.as_deref()),
-        Command::List => inspect::list(&home),
+        Command::List(args) => inspect::list(&home, &args),
+        Command::Monit(args) => monit::monit(&home, args.interval),
         Command::Jlist => inspect::jlist(&home),
         Command::Describe { target } => inspect::describe(&home, &target),
         Command::Events(args) => inspect::events(&home, &args),

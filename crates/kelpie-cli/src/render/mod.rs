@@ -4,12 +4,15 @@ mod describe;
 mod events;
 mod format;
 mod jlist;
+pub mod monit;
 mod table;
+mod terminal;
 
 pub use describe::write_describe;
 pub use events::{collect_events, write_events, write_events_json};
 pub use jlist::write_jlist;
-pub use table::print_table;
+pub use table::{print_table, write_table};
+pub use terminal::RawTerminal;
 
 use anyhow::Result;
 use kelpie_proto::{Response, StartOutcome};

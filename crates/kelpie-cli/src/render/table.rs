@@ -77,7 +77,7 @@ fn row(p: &ProcessInfo, app_status: bool) -> Vec<String> {
     cells
 }
 
-fn colour(status: &str) -> &'static str {
+fn status_colour(status: &str) -> &'static str {
     match status {
         "online" => "\x1b[32m",
         "errored" => "\x1b[31m",
@@ -88,6 +88,18 @@ fn colour(status: &str) -> &'static str {
 
 /// Print the table (box drawing like PM2; status coloured on a terminal).
 pub fn print_table(list: &[ProcessInfo]) -> std::io::Result<()> {
+    let tty = std::io::stdout().is_terminal();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    write_table(&mut out, list, tty)?;
+    out.flush()
+}
+
+/// Write the table, the status coloured with `colour`.
+pub fn write_table(
+    out: &mut impl Write,
+    list: &[ProcessInfo],
+    colour: bool,
+) -> std::io::Result<()> {
     let app_status = list.iter().any(|p| p.status_text.is_some());
     let rows: Vec<Vec<String>> = list.iter().map(|p| row(p, app_status)).collect();
     let headers: Vec<&str> = HEADERS
@@ -101,8 +113,6 @@ pub fn print_table(list: &[ProcessInfo]) -> std::io::Result<()> {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let tty = std::io::stdout().is_terminal();
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     let line = |l: &str, m: &str, r: &str| -> String {
         let parts: Vec<String> = widths.iter().map(|w| "─".repeat(w + 2)).collect();
         format!("{l}{}{r}", parts.join(m))
@@ -122,8 +132,8 @@ pub fn print_table(list: &[ProcessInfo]) -> std::io::Result<()> {
             .enumerate()
             .map(|(i, (cell, w))| {
                 let padded = format!(" {cell:<w$} ");
-                if tty && i == 7 {
-                    format!("{}{padded}\x1b[0m", colour(cell))
+                if colour && i == 7 {
+                    format!("{}{padded}\x1b[0m", status_colour(cell))
                 } else {
                     padded
                 }
@@ -131,8 +141,7 @@ pub fn print_table(list: &[ProcessInfo]) -> std::io::Result<()> {
             .collect();
         writeln!(out, "│{}│", cells.join("│"))?;
     }
-    writeln!(out, "{}", line("└", "┴", "┘"))?;
-    out.flush()
+    writeln!(out, "{}", line("└", "┴", "┘"))
 }
 
 #[cfg(test)]
