@@ -16,6 +16,7 @@ mod cli {
     mod supervision;
     mod targets;
     mod update;
+    mod web;
 
     use kelpie_testkit::Kelpie;
     use std::sync::{Mutex, MutexGuard};
