@@ -90,6 +90,9 @@ pub enum Command {
     Resurrect,
     /// Is the daemon alive? (starts it if needed)
     Ping,
+    /// Serve the web dashboard, the HTTP API and Prometheus /metrics from the daemon (until it
+    /// exits; `[web]` in kelpie.toml serves them at every start)
+    Web(WebArgs),
     /// Stop every app and the daemon
     Kill,
     /// Replace the running daemon by this kelpie, in place: same pid, apps not restarted
@@ -137,6 +140,24 @@ pub struct EventsArgs {
     /// Also print the last lines each process wrote to stderr
     #[arg(long)]
     pub stderr: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WebArgs {
+    /// TCP port (default: `[web]`'s in kelpie.toml, else 9615)
+    #[arg(short, long)]
+    pub port: Option<u16>,
+    /// Address to listen on (default: `[web]`'s, else 127.0.0.1); any address other than
+    /// loopback needs a token
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Require `Authorization: Bearer <token>` (default: `[web]`'s, else $KELPIE_WEB_TOKEN,
+    /// which keeps it out of the process list)
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Stop serving
+    #[arg(long, conflicts_with_all = ["port", "host", "token"])]
+    pub stop: bool,
 }
 
 #[derive(Debug, Args)]

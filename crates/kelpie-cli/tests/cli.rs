@@ -18,6 +18,7 @@ mod cli {
     mod supervision;
     mod targets;
     mod update;
+    mod web;
 
     use kelpie_testkit::Kelpie;
     use std::sync::{Mutex, MutexGuard};

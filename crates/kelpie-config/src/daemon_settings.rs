@@ -1,6 +1,6 @@
-//! Daemon-wide settings: `<home>/kelpie.toml`. For now only the log rotation defaults that apply
-//! to apps which do not set their own `log_max_size`, `log_retain`, `log_compress` or
-//! `log_rotate_interval`.
+//! Daemon-wide settings: `<home>/kelpie.toml`: the log rotation defaults that apply to apps
+//! which do not set their own `log_max_size`, `log_retain`, `log_compress` or
+//! `log_rotate_interval` (`[logs]`), and the web dashboard, HTTP API and metrics (`[web]`).
 
 use crate::convert;
 use crate::errors::ConfigError;
@@ -48,16 +48,80 @@ impl LogDefaults {
 }
 
 /// Everything `kelpie.toml` configures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DaemonSettings {
     /// The `[logs]` section.
     pub logs: LogDefaults,
+    /// The `[web]` section: serve the web page, the HTTP API and `/metrics` (none = do not).
+    pub web: Option<WebSettings>,
+}
+
+/// Where and how the daemon serves HTTP (`[web]`, or `kelpie web`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSettings {
+    /// TCP port (PM2's old `pm2 web` used 9615, the default here too).
+    pub port: u16,
+    /// Address to bind: an IP address, or `localhost`. Default `127.0.0.1`.
+    pub host: String,
+    /// When set, every API call and `/metrics` needs `Authorization: Bearer <token>`. Required
+    /// for any address other than loopback.
+    pub token: Option<String>,
+}
+
+/// The port of `[web]` and `kelpie web` when none is given.
+pub const DEFAULT_WEB_PORT: u16 = 9615;
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings {
+            port: DEFAULT_WEB_PORT,
+            host: "127.0.0.1".to_string(),
+            token: None,
+        }
+    }
+}
+
+impl WebSettings {
+    /// The address to bind, or why these settings cannot be served: a host that is not an IP
+    /// address (or `localhost`), or an address other than loopback without a token.
+    pub fn socket_addr(&self) -> Result<std::net::SocketAddr, String> {
+        let ip: std::net::IpAddr = if self.host.eq_ignore_ascii_case("localhost") {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            self.host.trim_matches(['[', ']']).parse().map_err(|_| {
+                format!(
+                    "web host `{}` is not an IP address (use 127.0.0.1, ::1, 0.0.0.0, an address of this machine, or localhost)",
+                    self.host
+                )
+            })?
+        };
+        if let Some(token) = &self.token {
+            check_token(token)?;
+        } else if !ip.is_loopback() {
+            return Err(format!(
+                "refusing to serve the web API on {ip}, which is not a loopback address, without a token: anyone who can reach it could stop your apps. Set `token` in the `[web]` section of kelpie.toml, or pass --token (or KELPIE_WEB_TOKEN) to `kelpie web`"
+            ));
+        }
+        Ok(std::net::SocketAddr::new(ip, self.port))
+    }
+}
+
+/// A token must be usable in an HTTP header: at least 16 visible ASCII characters.
+pub fn check_token(token: &str) -> Result<(), String> {
+    if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(
+            "the web token must be at least 16 visible ASCII characters (no spaces); for example the output of `openssl rand -hex 24`".to_string(),
+        );
+    }
+    Ok(())
 }
 
 /// Sections of `kelpie.toml`.
-const SECTIONS: &[&str] = &["logs"];
+const SECTIONS: &[&str] = &["logs", "web"];
 /// Keys of `[logs]`.
 const LOG_KEYS: &[&str] = &["max_size", "retain", "compress", "rotate_interval"];
+/// Keys of `[web]`.
+const WEB_KEYS: &[&str] = &["port", "host", "token"];
 
 impl DaemonSettings {
     /// Read `<path>` (TOML). A missing file = defaults. Any error names the file and the key;
@@ -83,8 +147,11 @@ impl DaemonSettings {
                 ("logs", Value::Object(keys)) => {
                     read_logs(keys, &mut settings.logs, &mut errors);
                 }
-                ("logs", other) => errors.push(format!(
-                    "`logs` must be a section (`[logs]`), got {}",
+                ("web", Value::Object(keys)) => {
+                    settings.web = Some(read_web(keys, &mut errors));
+                }
+                (section @ ("logs" | "web"), other) => errors.push(format!(
+                    "`{section}` must be a section (`[{section}]`), got {}",
                     convert::kind_of(other)
                 )),
                 (other, _) => errors.push(unknown_top_level(other)),
@@ -106,6 +173,9 @@ fn unknown_top_level(name: &str) -> String {
     if LOG_KEYS.contains(&name) {
         return format!("unknown key `{name}` (did you mean `{name}` in the `[logs]` section?)");
     }
+    if WEB_KEYS.contains(&name) {
+        return format!("unknown key `{name}` (did you mean `{name}` in the `[web]` section?)");
+    }
     match crate::fields::closest(name, SECTIONS.iter().copied()) {
         Some(section) => format!("unknown section `{name}` (did you mean `[{section}]`?)"),
         None => format!(
@@ -117,6 +187,35 @@ fn unknown_top_level(name: &str) -> String {
                 .join(", ")
         ),
     }
+}
+
+fn read_web(keys: &serde_json::Map<String, Value>, errors: &mut Vec<String>) -> WebSettings {
+    let mut web = WebSettings::default();
+    for (key, value) in keys {
+        let problem = match key.as_str() {
+            "port" => convert::port(value).map(|v| web.port = v).err(),
+            "host" => convert::string(value).map(|v| web.host = v).err(),
+            "token" => convert::string(value)
+                .and_then(|v| check_token(&v).map(|()| v))
+                .map(|v| web.token = Some(v))
+                .err(),
+            other => {
+                errors.push(
+                    match crate::fields::closest(other, WEB_KEYS.iter().copied()) {
+                        Some(k) => format!("unknown key `web.{other}` (did you mean `{k}`?)"),
+                        None => format!(
+                            "unknown key `web.{other}` (known keys: `port`, `host`, `token`)"
+                        ),
+                    },
+                );
+                None
+            }
+        };
+        if let Some(message) = problem {
+            errors.push(format!("key `web.{key}`: {message}"));
+        }
+    }
+    web
 }
 
 fn read_logs(
@@ -267,7 +366,7 @@ mod tests {
         assert_eq!(
             errors("retain = 3\n[daemon]\n"),
             [
-                "<home>/kelpie.toml: unknown section `daemon` (known sections: `[logs]`)",
+                "<home>/kelpie.toml: unknown section `daemon` (known sections: `[logs]`, `[web]`)",
                 "<home>/kelpie.toml: unknown key `retain` (did you mean `retain` in the `[logs]` section?)",
             ]
         );
@@ -275,6 +374,50 @@ mod tests {
             errors("logs = 3\n"),
             ["<home>/kelpie.toml: `logs` must be a section (`[logs]`), got a number"]
         );
+    }
+
+    #[test]
+    fn web_section_reads_port_host_and_token() {
+        let (_dir, settings) = load_text("[web]\n");
+        assert_eq!(
+            settings.expect("empty web").web,
+            Some(WebSettings::default())
+        );
+        let (_dir, settings) =
+            load_text("[web]\nport = 8080\nhost = \"0.0.0.0\"\ntoken = \"0123456789abcdef0123\"\n");
+        let web = settings.expect("web").web.expect("section");
+        assert_eq!(web.port, 8080);
+        assert_eq!(web.host, "0.0.0.0");
+        assert_eq!(web.token.as_deref(), Some("0123456789abcdef0123"));
+        assert_eq!(
+            web.socket_addr().expect("with a token"),
+            "0.0.0.0:8080".parse().expect("addr")
+        );
+        assert_eq!(
+            errors("[web]\nport = 0\ntoken = \"short\"\nprt = 1\n"),
+            [
+                "<home>/kelpie.toml: key `web.port`: expected a port number between 1 and 65535, got 0",
+                "<home>/kelpie.toml: unknown key `web.prt` (did you mean `port`?)",
+                "<home>/kelpie.toml: key `web.token`: the web token must be at least 16 visible ASCII characters (no spaces); for example the output of `openssl rand -hex 24`",
+            ]
+        );
+    }
+
+    #[test]
+    fn web_beyond_loopback_needs_a_token() {
+        let web = |host: &str| WebSettings {
+            host: host.to_string(),
+            ..WebSettings::default()
+        };
+        assert!(web("127.0.0.1").socket_addr().is_ok());
+        assert!(web("localhost").socket_addr().is_ok());
+        assert!(web("::1").socket_addr().is_ok());
+        let refused = web("0.0.0.0").socket_addr().expect_err("no token");
+        assert!(refused.contains("without a token"), "{refused}");
+        let bad = web("example.com")
+            .socket_addr()
+            .expect_err("not an address");
+        assert!(bad.contains("not an IP address"), "{bad}");
     }
 
     #[test]

@@ -25,7 +25,9 @@ mod template;
 mod units;
 mod words;
 
-pub use daemon_settings::{DaemonSettings, LogDefaults};
+pub use daemon_settings::{
+    check_token, DaemonSettings, LogDefaults, WebSettings, DEFAULT_WEB_PORT,
+};
 pub use errors::ConfigError;
 pub use formats::is_ecosystem_file;
 pub use load::{app_names, from_script, load_file};

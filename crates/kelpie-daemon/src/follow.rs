@@ -22,6 +22,26 @@ const FRAME_BYTES: usize = 1024 * 1024;
 /// Most lines per stream a client may ask for first.
 const MAX_TAIL_LINES: usize = 10_000;
 
+/// Where the answer to a `logs` request goes: a CLI's connection, or an HTTP response.
+pub(crate) trait LogOutput {
+    /// Send one answer frame.
+    async fn send(&mut self, response: &Response) -> std::io::Result<()>;
+    /// Returns once the client has gone (only awaited while following).
+    async fn gone(&mut self);
+}
+
+impl LogOutput for UnixStream {
+    async fn send(&mut self, response: &Response) -> std::io::Result<()> {
+        send(self, response).await
+    }
+
+    async fn gone(&mut self) {
+        // The client sends nothing more: a read returning means it went away.
+        let mut probe = [0u8; 1];
+        let _ = self.read(&mut probe).await;
+    }
+}
+
 /// What a `logs` request asks for.
 pub struct LogsRequest {
     /// Whose lines (empty = all).
@@ -44,7 +64,7 @@ pub struct LogsRequest {
 ///    come from memory, and following starts under the same lock: none is missed; one written
 ///    in the instant between steps 1 and 2 can show twice.
 pub async fn serve(
-    stream: &mut UnixStream,
+    stream: &mut impl LogOutput,
     commands: &mpsc::Sender<Command>,
     logs: &LogService,
     request: LogsRequest,
@@ -52,7 +72,7 @@ pub async fn serve(
     let selection = match select(commands, request.targets.clone()).await {
         Ok(selection) => selection,
         Err(error) => {
-            let _ = send(stream, &Response::Error(error)).await;
+            let _ = stream.send(&Response::Error(error)).await;
             return;
         }
     };
@@ -86,7 +106,7 @@ pub async fn serve(
     }
     match live {
         None => {
-            let _ = send(stream, &Response::Done(String::new())).await;
+            let _ = stream.send(&Response::Done(String::new())).await;
         }
         Some(live) => follow(stream, live).await,
     }
@@ -192,8 +212,7 @@ pub(crate) fn wire(line: &LogLine) -> WireLogLine {
 }
 
 /// Stream new lines until the client closes the connection.
-async fn follow(stream: &mut UnixStream, mut live: Following) {
-    let mut probe = [0u8; 1];
+async fn follow(stream: &mut impl LogOutput, mut live: Following) {
     loop {
         tokio::select! {
             batch = live.recv() => {
@@ -203,15 +222,14 @@ async fn follow(stream: &mut UnixStream, mut live: Following) {
                     return;
                 }
             }
-            // The client sends nothing more: a read returning means it went away.
-            _ = stream.read(&mut probe) => return,
+            () = stream.gone() => return,
         }
     }
 }
 
 /// Send lines in frames of bounded size (an empty list sends nothing).
 async fn send_lines(
-    stream: &mut UnixStream,
+    stream: &mut impl LogOutput,
     lines: Vec<WireLogLine>,
     skipped: u64,
 ) -> std::io::Result<()> {
@@ -223,20 +241,18 @@ async fn send_lines(
         frame.push(line);
         if frame.len() >= FRAME_LINES || bytes >= FRAME_BYTES {
             let lines = std::mem::take(&mut frame);
-            send(stream, &Response::LogLines { lines, skipped }).await?;
+            stream.send(&Response::LogLines { lines, skipped }).await?;
             skipped = 0;
             bytes = 0;
         }
     }
     if !frame.is_empty() || skipped > 0 {
-        send(
-            stream,
-            &Response::LogLines {
+        stream
+            .send(&Response::LogLines {
                 lines: frame,
                 skipped,
-            },
-        )
-        .await?;
+            })
+            .await?;
     }
     Ok(())
 }

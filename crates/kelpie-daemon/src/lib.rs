@@ -40,6 +40,7 @@ mod state;
 mod supervisor;
 mod update;
 mod watch;
+mod web;
 
 use kelpie_proto::Home;
 pub use persist::atomic_write_mode;

@@ -64,6 +64,8 @@ pub struct Reading {
     pub pid: u32,
     /// What its tree used.
     pub usage: Usage,
+    /// CPU time its tree used since the previous reading (seconds).
+    pub cpu_seconds: f64,
 }
 
 /// The supervisor's handle on the sampling thread.
@@ -211,6 +213,7 @@ impl TreeSampler {
                     pm_id: target.pm_id,
                     pid: target.pid,
                     usage,
+                    cpu_seconds: used_usec as f64 / 1e6,
                 });
                 continue;
             }
@@ -256,6 +259,7 @@ impl TreeSampler {
                 pm_id: target.pm_id,
                 pid: target.pid,
                 usage,
+                cpu_seconds: cpu_ticks / hz,
             });
         }
         self.ticks = ticks;

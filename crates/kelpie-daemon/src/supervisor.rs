@@ -86,6 +86,11 @@ pub enum Command {
     },
     /// `kelpie runtime`'s apps were started (or could not be): the start's answer.
     ForegroundStarted(Response),
+    /// The web server asks for what `/metrics` shows of each instance.
+    Metrics {
+        /// The answer.
+        reply: oneshot::Sender<Vec<InstanceMetrics>>,
+    },
     /// `kelpie update`'s program was found and checked (or not).
     UpdateChecked(Result<std::path::PathBuf, String>),
     /// The dump was read for `resurrect`.
@@ -95,6 +100,19 @@ pub enum Command {
         /// Where the answer goes.
         reply: oneshot::Sender<Reply>,
     },
+}
+
+/// One instance as `/metrics` shows it: what `list` shows, and the counters only the daemon
+/// keeps.
+pub struct InstanceMetrics {
+    /// The instance as `list` shows it.
+    pub info: ProcessInfo,
+    /// CPU time its processes used since this daemon started (seconds).
+    pub cpu_seconds: f64,
+    /// Processes in its tree at the last reading.
+    pub processes: u32,
+    /// Failed health-check probes that counted (after the start period).
+    pub health_failures: u64,
 }
 
 /// A response, and for the last response before exit a way to learn it was written.
@@ -133,6 +151,10 @@ struct Entry {
     cgroup: Option<std::path::PathBuf>,
     /// What its process published on its notify socket (`STATUS=`, metrics).
     published: kelpie_core::Published,
+    /// CPU time its processes used since this daemon started (seconds), for `/metrics`.
+    cpu_seconds: f64,
+    /// Failed health-check probes that counted, for `/metrics`.
+    health_failures: u64,
 }
 
 /// The signals the daemon handles.
@@ -206,6 +228,8 @@ struct Supervisor {
     control: std::os::fd::OwnedFd,
     /// `kelpie update` asked for, waiting for the apps to settle.
     update: Option<update::PendingUpdate>,
+    /// Starts and stops the web server (`kelpie web`, `[web]`).
+    web: crate::web::WebControl,
 }
 
 /// Set up the home, serve it, and supervise until told to exit. With `foreground`
@@ -301,6 +325,10 @@ pub async fn run(
             .await
             .unwrap_or_default(),
     };
+    let web = crate::web::WebControl::start(home.clone(), commands_tx.clone(), log_service.clone());
+    if let Some(settings) = settings.web {
+        web.serve_at_start(settings);
+    }
     let monitor = Monitor::start(crate::monitor::SAMPLE_EVERY, cgroups.clone(), readings_tx)
         .map_err(|source| DaemonError::Io {
             about: "cannot start the resource monitor for",
@@ -329,6 +357,7 @@ pub async fn run(
         foreground: foreground_mode,
         control,
         update: None,
+        web,
     };
     if let Some(apps) = foreground_apps {
         // The runtime's apps are the ones it was given: a state.json in its home (a daemon's,
@@ -689,6 +718,9 @@ impl Supervisor {
             Command::LogSelection { targets, reply } => {
                 let _ = reply.send(self.log_selection(&targets));
             }
+            Command::Metrics { reply } => {
+                let _ = reply.send(self.instance_metrics());
+            }
         }
     }
 
@@ -712,6 +744,13 @@ impl Supervisor {
         }
         if let Some(entry) = self.apps.get_mut(&event.pm_id) {
             let new_process = entry.state.pid != event.state.pid || entry.cgroup != event.cgroup;
+            // Each counted failure of a health check reports a new detail (its count in a row,
+            // or the final reason); a success or a new process clears it.
+            if event.state.health_detail.is_some()
+                && event.state.health_detail != entry.state.health_detail
+            {
+                entry.health_failures += 1;
+            }
             entry.state = event.state;
             entry.cgroup = event.cgroup;
             if new_process {
@@ -760,6 +799,7 @@ impl Supervisor {
                 continue;
             }
             entry.usage = Some((reading.pid, reading.usage));
+            entry.cpu_seconds += reading.cpu_seconds;
             if !matches!(
                 entry.state.status,
                 kelpie_core::Status::Online | kelpie_core::Status::Launching
@@ -854,6 +894,8 @@ impl Supervisor {
                 limits: LimitWatch::default(),
                 cgroup: None,
                 published: Default::default(),
+                cpu_seconds: 0.0,
+                health_failures: 0,
             },
         );
         self.next_id = self.next_id.max(pm_id + 1);
@@ -934,6 +976,24 @@ impl Supervisor {
                     log_files,
                     status_text: entry.published.status_text.clone(),
                     metrics: entry.published.metrics.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// What `/metrics` shows of each instance.
+    fn instance_metrics(&self) -> Vec<InstanceMetrics> {
+        self.process_infos()
+            .into_iter()
+            .map(|info| {
+                let entry = self.apps.get(&info.pm_id);
+                InstanceMetrics {
+                    cpu_seconds: entry.map_or(0.0, |e| e.cpu_seconds),
+                    processes: entry
+                        .and_then(|e| e.usage.filter(|(pid, _)| e.state.pid == Some(*pid)))
+                        .map_or(0, |(_, usage)| usage.processes),
+                    health_failures: entry.map_or(0, |e| e.health_failures),
+                    info,
                 }
             })
             .collect()

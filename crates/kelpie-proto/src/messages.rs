@@ -140,6 +140,19 @@ pub enum Request {
     },
     /// Close and reopen every log file (after an external logrotate).
     ReloadLogs,
+    /// Serve the web page, the HTTP API and `/metrics` (`kelpie web`), or stop serving them.
+    /// Fields left out are taken from the `[web]` section of `kelpie.toml`, then the defaults
+    /// (port 9615, host 127.0.0.1). Answered with [`Response::Done`] naming the URL.
+    Web {
+        /// TCP port.
+        port: Option<u16>,
+        /// Address to bind (an IP address or `localhost`).
+        host: Option<String>,
+        /// Bearer token the API will require (needed for any non-loopback address).
+        token: Option<String>,
+        /// Stop serving instead.
+        stop: bool,
+    },
 }
 
 /// An app's output stream.

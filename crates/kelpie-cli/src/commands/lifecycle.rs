@@ -23,6 +23,27 @@ pub fn ping(home: &Home) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `web`: the daemon serves the page, the API and /metrics (or stops serving them).
+pub fn web(home: &Home, args: crate::cli::WebArgs) -> Result<ExitCode> {
+    let token = args
+        .token
+        .or_else(|| std::env::var("KELPIE_WEB_TOKEN").ok())
+        .filter(|t| !t.is_empty());
+    if let Some(token) = &token {
+        kelpie_config::check_token(token).map_err(anyhow::Error::msg)?;
+    }
+    let request = Request::Web {
+        port: args.port,
+        host: args.host,
+        token,
+        stop: args.stop,
+    };
+    if let Response::Done(message) = call(home, &request)? {
+        println!("[kelpie] {message}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn kill(home: &Home) -> Result<ExitCode> {
     let Some(mut client) = Client::connect(home)? else {
         println!(

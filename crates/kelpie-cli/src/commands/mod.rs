@@ -71,6 +71,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Save { force } => lifecycle::save(&home, force),
         Command::Resurrect => lifecycle::resurrect(&home),
         Command::Ping => lifecycle::ping(&home),
+        Command::Web(args) => lifecycle::web(&home, args),
         Command::Kill => lifecycle::kill(&home),
         Command::Update => lifecycle::update(&home),
         Command::Init => lifecycle::init(),

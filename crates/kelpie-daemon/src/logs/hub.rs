@@ -172,6 +172,8 @@ struct Ring {
     /// The app that owns this instance id now (lines of another, such as a deleted app still
     /// printing while it stops, are not kept).
     owner: (String, String),
+    /// Lines received since the instance took this id, stdout then stderr (for `/metrics`).
+    received: [u64; 2],
 }
 
 impl Ring {
@@ -279,6 +281,7 @@ impl Hub {
         if ring.owner.0 != from.app.name || ring.owner.1 != from.app.namespace {
             return Some(chunk);
         }
+        ring.received[stream_index(from.stream)] += count;
         ring.push(chunk.clone());
         Some(chunk)
     }
@@ -292,6 +295,14 @@ impl Hub {
                 ..Ring::default()
             },
         );
+    }
+
+    /// Lines each instance printed since it took its id: `(pm_id, stdout, stderr)`.
+    pub fn line_counts(&self) -> Vec<(u32, u64, u64)> {
+        self.rings
+            .iter()
+            .map(|(pm_id, ring)| (*pm_id, ring.received[0], ring.received[1]))
+            .collect()
     }
 
     /// The newest sequence number given so far.
@@ -371,6 +382,13 @@ impl Hub {
     /// An instance was deleted: drop its ring.
     pub fn forget(&mut self, pm_id: u32) {
         self.rings.remove(&pm_id);
+    }
+}
+
+fn stream_index(stream: LogStream) -> usize {
+    match stream {
+        LogStream::Out => 0,
+        LogStream::Err => 1,
     }
 }
 

@@ -92,6 +92,20 @@ impl Supervisor {
             Request::Shutdown => self.begin_shutdown("shutdown requested", Some(reply)),
             Request::Flush { targets } => self.flush_logs(&targets, reply),
             Request::ReloadLogs => self.reload_logs(Some(reply)),
+            Request::Web {
+                port,
+                host,
+                token,
+                stop,
+            } => self.web.apply(
+                crate::web::WebRequest {
+                    port,
+                    host,
+                    token,
+                    stop,
+                },
+                reply,
+            ),
             // The connection streams these itself (see `crate::follow`).
             Request::Logs { .. } => fail(
                 reply,

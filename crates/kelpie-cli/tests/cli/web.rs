@@ -1,0 +1,742 @@
+//! The daemon's HTTP side: the JSON API (against its own OpenAPI document, with schemathesis),
+//! the token rules, `/metrics` read by the Prometheus client library's own text-format parser,
+//! and the page in headless Chromium driven by Playwright.
+//!
+//! The tools come from their registries into the target directory, once: a venv with
+//! `prometheus_client` and `schemathesis` (PyPI), `playwright-core` (npm), and Debian's
+//! `chromium` (apt, as root) when it is not installed. Set `KELPIE_TEST_OFFLINE=1` to skip
+//! what needs them when there is no network.
+
+use super::kelpie;
+use kelpie_testkit::Kelpie;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const SECS: Duration = Duration::from_secs(1);
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// One HTTP exchange (HTTP/1.1, `Connection: close`): status, headers (lowercase names), body.
+struct Answer {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, 5 * SECS).expect("connect");
+    stream.set_read_timeout(Some(30 * SECS)).expect("timeout");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        request.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Answer {
+        status,
+        headers: head.to_lowercase(),
+        body: body.to_string(),
+    }
+}
+
+fn get(port: u16, path: &str) -> Answer {
+    http(port, "GET", path, &[], "")
+}
+
+fn post(port: u16, path: &str, body: &str) -> Answer {
+    http(
+        port,
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        body,
+    )
+}
+
+/// Wait until the daemon answers HTTP on `port`.
+fn wait_http(k: &Kelpie, port: u16) {
+    k.wait_for("the web server", 10 * SECS, || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+}
+
+/// Write the daemon settings file of `k`'s home.
+fn write_settings(k: &Kelpie, text: &str) {
+    std::fs::write(k.home().join("kelpie.toml"), text).expect("write kelpie.toml");
+}
+
+/// A started app printing `tick <n>` 5 times a second, and a web server from `[web]` in
+/// kelpie.toml (read when the daemon starts).
+fn serving(k: &Kelpie) -> u16 {
+    let port = free_port();
+    write_settings(k, &format!("[web]\nport = {port}\n"));
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "tick",
+        "--",
+        "--tick",
+        "200",
+    ]);
+    wait_http(k, port);
+    port
+}
+
+#[test]
+fn api_lists_restarts_scales_and_streams() {
+    let k = kelpie();
+    let port = serving(&k);
+    let list = get(port, "/api/processes");
+    assert_eq!(list.status, 200, "{}", list.body);
+    let list = list.json();
+    assert_eq!(list[0]["spec"]["name"], "tick");
+    assert_eq!(list[0]["state"]["status"], "online");
+    // Environment values never leave the daemon over HTTP.
+    assert_eq!(list[0]["spec"]["env"], serde_json::json!({}));
+    let before = k.pid("tick");
+    assert_eq!(list[0]["state"]["pid"], before);
+
+    let restarted = post(port, "/api/processes/tick/restart", "");
+    assert_eq!(restarted.status, 200, "{}", restarted.body);
+    let after = restarted.json()[0]["state"]["pid"].as_u64().expect("pid");
+    assert_ne!(after as u32, before, "restart must start a new process");
+    assert_eq!(k.pid("tick"), after as u32, "the CLI sees the same process");
+    assert_eq!(k.app("tick")["pm2_env"]["restart_time"], 1);
+
+    let described = get(port, "/api/processes/tick");
+    assert_eq!(described.status, 200);
+    assert_eq!(described.json().as_array().map(Vec::len), Some(1));
+    let missing = get(port, "/api/processes/nope");
+    assert_eq!(missing.status, 404);
+    assert!(missing.json()["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("nope")));
+
+    let scaled = post(port, "/api/apps/tick/scale", r#"{"count": "+1"}"#);
+    assert_eq!(scaled.status, 200, "{}", scaled.body);
+    assert_eq!(scaled.json().as_array().map(Vec::len), Some(2));
+    assert_eq!(k.jlist().len(), 2, "the CLI sees the new instance");
+    assert_eq!(
+        post(port, "/api/apps/tick/scale", r#"{"count": "lots"}"#).status,
+        400
+    );
+
+    k.wait_for("log lines", 5 * SECS, || {
+        get(port, "/api/logs?target=tick&lines=5").json()["lines"]
+            .as_array()
+            .is_some_and(|l| l.len() >= 5)
+    });
+    let logs = get(port, "/api/logs?target=tick&lines=5&stream=out").json();
+    let lines = logs["lines"].as_array().expect("lines");
+    assert!(lines.iter().all(|l| l["app_name"] == "tick"), "{logs}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["bytes"].as_str().is_some_and(|b| b.starts_with("tick "))),
+        "{logs}"
+    );
+
+    // Live updates: the list, then log lines as they are printed.
+    let events = read_events(port, "/api/events?target=tick&lines=2", 3 * SECS);
+    assert!(events.contains("event: processes\ndata: ["), "{events}");
+    assert!(
+        events.matches("event: log\ndata: {").count() >= 5,
+        "{events}"
+    );
+
+    let stopped = post(port, "/api/processes/all/stop", "{}");
+    assert_eq!(stopped.status, 200);
+    assert!(k
+        .jlist()
+        .iter()
+        .all(|p| p["pm2_env"]["status"] == "stopped"));
+    // Unknown routes and methods.
+    assert_eq!(get(port, "/api/nothing").status, 404);
+    assert_eq!(get(port, "/api/processes/tick/stop").status, 405);
+    assert_eq!(post(port, "/api/processes/tick/explode", "").status, 404);
+}
+
+/// What `/api/events` sends within `within`.
+fn read_events(port: u16, path: &str, within: Duration) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes())
+        .expect("send");
+    let deadline = Instant::now() + within;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    while Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(_) => continue,
+        }
+    }
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+#[test]
+fn token_is_required_beyond_loopback_and_enforced() {
+    let k = kelpie();
+    let port = free_port();
+    let port_arg = port.to_string();
+    // Another address than loopback without a token: refused, with the reason.
+    let refused = k.fails(&["web", "--host", "0.0.0.0", "--port", &port_arg]);
+    assert!(
+        refused.contains("not a loopback address, without a token"),
+        "{refused}"
+    );
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    let short = k.fails(&["web", "--port", &port_arg, "--token", "short"]);
+    assert!(short.contains("at least 16"), "{short}");
+
+    // With a token (from the environment, out of the process list) on every address.
+    let out = k
+        .command(&["web", "--host", "0.0.0.0", "--port", &port_arg])
+        .env("KELPIE_WEB_TOKEN", TOKEN)
+        .output()
+        .expect("kelpie web");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("token required"), "{said}");
+    k.ok(&["start", &k.fake_app(), "--name", "guarded"]);
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = [("Authorization", bearer.as_str())];
+    for path in ["/api/processes", "/metrics", "/api/ping", "/api/logs"] {
+        let denied = get(port, path);
+        assert_eq!(denied.status, 401, "{path}: {}", denied.body);
+        assert!(denied.headers.contains("www-authenticate: bearer"));
+        assert_eq!(http(port, "GET", path, &auth, "").status, 200, "{path}");
+    }
+    let wrong = [("Authorization", "Bearer test-token-0123456789abcdeX")];
+    assert_eq!(http(port, "GET", "/api/processes", &wrong, "").status, 401);
+    let pid = k.pid("guarded");
+    assert_eq!(post(port, "/api/processes/guarded/stop", "").status, 401);
+    assert_eq!(k.pid("guarded"), pid, "a refused call changes nothing");
+    // The page and the API's description hold no data: they load, and the page asks.
+    let page = get(port, "/");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("token-dialog"));
+    assert!(page.headers.contains("content-security-policy"));
+    assert_eq!(get(port, "/openapi.json").status, 200);
+    // Another site's page cannot make changes even with the token (CSRF).
+    let foreign = [
+        ("Authorization", bearer.as_str()),
+        ("Origin", "http://evil.example"),
+    ];
+    assert_eq!(
+        http(port, "POST", "/api/processes/guarded/stop", &foreign, "").status,
+        403
+    );
+    let stopped = http(port, "POST", "/api/processes/guarded/stop", &auth, "");
+    assert_eq!(stopped.status, 200, "{}", stopped.body);
+    assert_eq!(k.status("guarded"), "stopped");
+
+    // Without a token, on loopback, only loopback names are answered (DNS rebinding).
+    let out = k
+        .command(&["web", "--port", &port_arg])
+        .env_remove("KELPIE_WEB_TOKEN")
+        .output()
+        .expect("kelpie web");
+    assert!(out.status.success());
+    assert_eq!(get(port, "/api/processes").status, 200);
+    let rebound = http(
+        port,
+        "GET",
+        "/api/processes",
+        &[("Host", "evil.example")],
+        "",
+    );
+    assert_eq!(rebound.status, 403, "{}", rebound.body);
+    k.ok(&["web", "--stop"]);
+    k.wait_for("the port closed", 5 * SECS, || {
+        TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+}
+
+#[test]
+fn a_bad_web_section_is_reported_and_apps_still_start() {
+    let k = kelpie();
+    write_settings(&k, "[web]\nhost = \"0.0.0.0\"\n");
+    k.ok(&["start", &k.fake_app(), "--name", "still"]);
+    assert_eq!(k.status("still"), "online");
+    k.wait_for("the refusal in the daemon log", 5 * SECS, || {
+        std::fs::read_to_string(k.home().join("kelpie.log"))
+            .is_ok_and(|log| log.contains("not a loopback address, without a token"))
+    });
+}
+
+// ---- tools from the registries ----
+
+fn offline() -> bool {
+    std::env::var_os("KELPIE_TEST_OFFLINE").is_some()
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<String, String> {
+    let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{what} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Python with `prometheus_client` and `schemathesis`, in a venv under the target directory.
+fn python() -> Option<&'static Path> {
+    static VENV: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let venv = VENV.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-tools");
+        let python = dir.join("venv/bin/python");
+        let ready = dir.join("venv/.kelpie-ready-1");
+        if ready.exists() {
+            return Ok(python);
+        }
+        run(
+            Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(dir.join("venv")),
+            "python3 -m venv",
+        )?;
+        run(
+            Command::new(&python).args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "prometheus_client==0.26.0",
+                "schemathesis==4.32.5",
+            ]),
+            "pip install prometheus_client schemathesis",
+        )?;
+        std::fs::write(&ready, "").map_err(|e| e.to_string())?;
+        Ok(python)
+    });
+    match venv {
+        Ok(python) => Some(python),
+        Err(e) if offline() => {
+            eprintln!("SKIPPED (KELPIE_TEST_OFFLINE): {e}");
+            None
+        }
+        Err(e) => panic!("{e}\n(set KELPIE_TEST_OFFLINE=1 to skip without network)"),
+    }
+}
+
+#[test]
+fn metrics_parse_with_the_prometheus_text_parser() {
+    let k = kelpie();
+    let port = serving(&k);
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "noisy \"one\"",
+        "--namespace",
+        "jobs",
+        "--",
+        "--print",
+        "7",
+        "--print-err",
+        "3",
+        "--notify",
+        "X_KELPIE_METRIC=queue_depth=7",
+    ]);
+    k.wait_for(
+        "the lines counted and a reading of memory",
+        5 * SECS,
+        || {
+            let body = get(port, "/metrics").body;
+            body.contains("pm_id=\"1\",stream=\"err\"} 3")
+                && body.contains("name=\"queue_depth\"} 7")
+                && !body.contains(
+                    "kelpie_memory_bytes{app=\"tick\",namespace=\"default\",pm_id=\"0\"} 0\n",
+                )
+        },
+    );
+    let scrape = get(port, "/metrics");
+    assert_eq!(scrape.status, 200);
+    assert!(scrape
+        .headers
+        .contains("content-type: text/plain; version=0.0.4"));
+    let Some(python) = python() else { return };
+    // The Prometheus client library's parser: every family, its type and its samples, as JSON.
+    let script = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for family in text_string_to_metric_families(sys.stdin.read()):
+    out[family.name] = {"type": family.type, "help": family.documentation,
+        "samples": [{"name": s.name, "labels": s.labels, "value": s.value} for s in family.samples]}
+print(json.dumps(out))
+"#;
+    let mut child = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(scrape.body.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("parse");
+    assert!(
+        out.status.success(),
+        "the parser refused the exposition: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        scrape.body
+    );
+    let families: Value = serde_json::from_slice(&out.stdout).expect("json");
+    // The client library names counter families without `_total`.
+    for (family, kind) in [
+        ("kelpie_up", "gauge"),
+        ("kelpie_restarts", "counter"),
+        ("kelpie_cpu_seconds", "counter"),
+        ("kelpie_memory_bytes", "gauge"),
+        ("kelpie_uptime_seconds", "gauge"),
+        ("kelpie_log_lines", "counter"),
+        ("kelpie_log_dropped_lines", "counter"),
+        ("kelpie_health_check_failures", "counter"),
+        ("kelpie_daemon_cpu_seconds", "counter"),
+        ("kelpie_daemon_memory_bytes", "gauge"),
+    ] {
+        assert_eq!(families[family]["type"], kind, "{family}: {families}");
+        assert!(
+            families[family]["help"]
+                .as_str()
+                .is_some_and(|h| !h.is_empty()),
+            "{family}"
+        );
+    }
+    let sample = |family: &str, name: &str, labels: &[(&str, &str)]| -> f64 {
+        families[family]["samples"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| {
+                s["name"] == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s["labels"][*k].as_str() == Some(v))
+            })
+            .and_then(|s| s["value"].as_f64())
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in {}", families[family]))
+    };
+    let tick = [("app", "tick"), ("namespace", "default"), ("pm_id", "0")];
+    assert_eq!(sample("kelpie_up", "kelpie_up", &tick), 1.0);
+    assert_eq!(
+        sample("kelpie_restarts", "kelpie_restarts_total", &tick),
+        0.0
+    );
+    assert!(sample("kelpie_memory_bytes", "kelpie_memory_bytes", &tick) > 100_000.0);
+    // A label with quotes survives the round trip.
+    let noisy = [
+        ("app", "noisy \"one\""),
+        ("namespace", "jobs"),
+        ("pm_id", "1"),
+    ];
+    let lines = |stream| {
+        let mut labels = noisy.to_vec();
+        labels.push(("stream", stream));
+        sample("kelpie_log_lines", "kelpie_log_lines_total", &labels)
+    };
+    // `fake-app <pid> started`, then the 7 lines.
+    assert_eq!(lines("out"), 8.0);
+    assert_eq!(lines("err"), 3.0);
+    // What the app published itself, under Kelpie's one family for app metrics.
+    let mut queue = noisy.to_vec();
+    queue.push(("name", "queue_depth"));
+    assert_eq!(
+        sample("kelpie_app_metric", "kelpie_app_metric", &queue),
+        7.0
+    );
+    assert_eq!(families["kelpie_app_metric"]["type"], "gauge");
+    assert!(
+        sample(
+            "kelpie_daemon_memory_bytes",
+            "kelpie_daemon_memory_bytes",
+            &[]
+        ) > 1_000_000.0
+    );
+}
+
+#[test]
+fn api_conforms_to_its_openapi_document() {
+    let k = kelpie();
+    let port = serving(&k);
+    k.ok(&["start", &k.fake_app(), "--name", "other", "-i", "2"]);
+    let Some(python) = python() else { return };
+    let st = python.with_file_name("st");
+    // Scaling is checked on an app that does not exist (validation, then 404): an existing
+    // one could be asked for thousands of instances.
+    let config = k.write(
+        "schemathesis.toml",
+        "[[operations]]\ninclude-operation-id = \"scale\"\nparameters = { name = \"no-such-app\" }\n",
+    );
+    // Bounded: every operation but the endless event stream, a few examples each.
+    let out = Command::new(&st)
+        .args([
+            "--config-file",
+            &config,
+            "run",
+            &format!("http://127.0.0.1:{port}/openapi.json"),
+            "--checks",
+            "all",
+            "--exclude-operation-id",
+            "events",
+            "--max-examples",
+            "10",
+            "--max-time",
+            "25",
+            "--workers",
+            "1",
+            "--generation-deterministic",
+            "--no-color",
+        ])
+        .current_dir(k.home())
+        .output()
+        .expect("schemathesis");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found the API and its document disagree:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains("Tested: 12"), "{report}");
+}
+
+/// Chromium: Debian's, installed with apt when missing (as root).
+fn chromium() -> Option<PathBuf> {
+    static CHROMIUM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = CHROMIUM.get_or_init(|| {
+        let path = PathBuf::from("/usr/bin/chromium");
+        if path.exists() {
+            return Ok(path);
+        }
+        let install = || {
+            run(
+                Command::new("apt-get").args([
+                    "install",
+                    "-y",
+                    "-q",
+                    "--no-install-recommends",
+                    "chromium",
+                ]),
+                "apt-get install chromium",
+            )
+        };
+        if install().is_err() {
+            run(
+                Command::new("apt-get").args(["update", "-q"]),
+                "apt-get update",
+            )?;
+            install()?;
+        }
+        Ok(path)
+    });
+    match found {
+        Ok(path) => Some(path.clone()),
+        Err(e) if offline() => {
+            eprintln!("SKIPPED (KELPIE_TEST_OFFLINE): {e}");
+            None
+        }
+        Err(e) => panic!("{e}\n(set KELPIE_TEST_OFFLINE=1 to skip without network)"),
+    }
+}
+
+/// `playwright-core` from npm, under the target directory.
+fn playwright() -> Option<PathBuf> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-browser");
+        let module = dir.join("node_modules/playwright-core");
+        if module.join("package.json").exists() {
+            return Ok(dir);
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        run(
+            Command::new("npm")
+                .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&dir)
+                .arg("playwright-core@1.65.1"),
+            "npm install playwright-core",
+        )?;
+        Ok(dir)
+    });
+    match dir {
+        Ok(dir) => Some(dir.clone()),
+        Err(e) if offline() => {
+            eprintln!("SKIPPED (KELPIE_TEST_OFFLINE): {e}");
+            None
+        }
+        Err(e) => panic!("{e}\n(set KELPIE_TEST_OFFLINE=1 to skip without network)"),
+    }
+}
+
+/// Drives the page like a person: gives the token when asked, waits for the app, clicks its
+/// restart button, waits for the new pid, for log lines, searches them, and reads the exits.
+const BROWSER_SCRIPT: &str = r##"
+const { chromium } = require(process.env.PLAYWRIGHT);
+(async () => {
+  const context = await chromium.launchPersistentContext(process.env.PROFILE, {
+    executablePath: process.env.CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    viewport: { width: 1280, height: 860 },
+  });
+  const timeout = 15000;
+  try {
+    const page = context.pages()[0] || await context.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(process.env.URL);
+    await page.locator("#token-input").fill(process.env.TOKEN, { timeout });
+    await page.locator("#token-form button").click();
+    const row = page.locator('tr[data-name="tick"]');
+    await row.locator(".status.online").waitFor({ timeout });
+    const before = (await row.locator("td.pid").textContent()).trim();
+    await row.locator('button[data-action="restart"]').click();
+    await page.waitForFunction((pid) => {
+      const cell = document.querySelector('tr[data-name="tick"] td.pid');
+      return cell && /^[0-9]+$/.test(cell.textContent) && cell.textContent !== pid;
+    }, before, { timeout });
+    const after = (await row.locator("td.pid").textContent()).trim();
+    await page.locator("#logs .line", { hasText: "tick 3" }).first().waitFor({ timeout });
+    await page.locator("#search").fill("tick 2");
+    const shown = await page.locator("#logs .line:not(.hidden)").allTextContents();
+    await page.locator("#search").fill("");
+    await page.locator("#exits tr").first().waitFor({ timeout });
+    const exits = await page.locator("#exits tr").allTextContents();
+    if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT });
+    console.log(JSON.stringify({ before, after, shown, exits, errors }));
+  } finally {
+    await context.close();
+  }
+})().catch((e) => { console.error(e); process.exit(1); });
+"##;
+
+#[test]
+fn the_page_shows_apps_restarts_them_and_shows_their_logs_in_chromium() {
+    let k = kelpie();
+    let port = free_port();
+    write_settings(&k, &format!("[web]\nport = {port}\ntoken = \"{TOKEN}\"\n"));
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "tick",
+        "--",
+        "--tick",
+        "200",
+    ]);
+    wait_http(&k, port);
+    let (Some(chromium), Some(playwright)) = (chromium(), playwright()) else {
+        return;
+    };
+    let profile = tempfile::tempdir().expect("profile");
+    let script = k.write("drive.js", BROWSER_SCRIPT);
+    let out = Command::new("node")
+        .arg(&script)
+        .env(
+            "PLAYWRIGHT",
+            playwright.join("node_modules/playwright-core"),
+        )
+        .env("CHROMIUM", &chromium)
+        .env("PROFILE", profile.path())
+        .env("URL", format!("http://127.0.0.1:{port}/"))
+        .env("TOKEN", TOKEN)
+        .env(
+            "SCREENSHOT",
+            std::env::var("KELPIE_WEB_SCREENSHOT").unwrap_or_default(),
+        )
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).expect("the script's JSON");
+    assert_eq!(seen["errors"], serde_json::json!([]), "errors on the page");
+    let before: u32 = seen["before"]
+        .as_str()
+        .and_then(|p| p.parse().ok())
+        .expect("pid");
+    let after: u32 = seen["after"]
+        .as_str()
+        .and_then(|p| p.parse().ok())
+        .expect("pid");
+    assert_ne!(before, after, "the click restarted the app");
+    assert_eq!(
+        k.pid("tick"),
+        after,
+        "the daemon runs the pid the page shows"
+    );
+    assert_eq!(k.app("tick")["pm2_env"]["restart_time"], 1);
+    let shown = seen["shown"].as_array().expect("lines");
+    assert!(!shown.is_empty(), "{seen}");
+    assert!(
+        shown
+            .iter()
+            .all(|l| l.as_str().is_some_and(|l| l.contains("tick 2"))),
+        "the search keeps only matching lines: {seen}"
+    );
+    assert!(
+        seen["exits"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("SIGINT") && e.contains("user")),
+        "the restart is listed with its cause: {seen}"
+    );
+}

@@ -1,0 +1,283 @@
+//! The daemon's HTTP side: the web page, the JSON API, live updates (server-sent events) and
+//! Prometheus `/metrics`, served with hyper (HTTP/1) on the daemon's own runtime.
+//!
+//! The API is a transport like the control socket: every operation is a `Request` sent to the
+//! supervisor as `Command::Request`, exactly as the CLI's are, and its `Response` is turned into
+//! JSON. Logs come from the log pipeline's hub through the same code as `kelpie logs`
+//! (`crate::follow`). Nothing here touches the app table.
+//!
+//! One controller task ([`WebControl`]) owns the server: it starts it from `[web]` in
+//! `kelpie.toml` when the daemon starts, and (re)starts or stops it for `kelpie web`, one request
+//! at a time, so two `kelpie web` never race for the port.
+
+mod api;
+mod body;
+mod metrics;
+
+use crate::logs::LogService;
+use crate::supervisor::{Command, Reply};
+use body::Body;
+use bytes::Bytes;
+use kelpie_config::WebSettings;
+use kelpie_proto::{ErrorKind, Home, Response, WireError};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+
+/// Connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 64;
+/// A client has this long to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `kelpie web`'s request, as the supervisor received it.
+pub struct WebRequest {
+    /// TCP port (else `[web]`'s, else 9615).
+    pub port: Option<u16>,
+    /// Address (else `[web]`'s, else 127.0.0.1).
+    pub host: Option<String>,
+    /// Token (else `[web]`'s).
+    pub token: Option<String>,
+    /// Stop serving instead.
+    pub stop: bool,
+}
+
+enum ControlMsg {
+    AtStart(WebSettings),
+    Apply(WebRequest, oneshot::Sender<Reply>),
+}
+
+/// The handle on the web server's controller task.
+#[derive(Clone)]
+pub struct WebControl {
+    tx: mpsc::UnboundedSender<ControlMsg>,
+}
+
+/// What every connection needs.
+struct Shared {
+    commands: mpsc::Sender<Command>,
+    logs: LogService,
+    token: Option<String>,
+    /// Bound to a loopback address: requests must name a loopback host (DNS rebinding).
+    loopback: bool,
+}
+
+/// The server that runs now.
+struct Running {
+    addr: SocketAddr,
+    accept: tokio::task::JoinHandle<()>,
+    /// Dropped to end every open connection (live updates would otherwise go on).
+    _connections: watch::Sender<()>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.accept.abort();
+        // Once the task has ended, its listener is closed and the port free again.
+        let _ = self.accept.await;
+    }
+}
+
+impl WebControl {
+    /// Start the controller (serving nothing yet).
+    pub fn start(home: Home, commands: mpsc::Sender<Command>, logs: LogService) -> WebControl {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut running: Option<Running> = None;
+            while let Some(msg) = rx.recv().await {
+                match msg {
+                    ControlMsg::AtStart(settings) => {
+                        match serve(&settings, &mut running, &commands, &logs).await {
+                            Ok(message) => crate::daemon_log!("{message}"),
+                            Err(e) => crate::daemon_log!("web: {}", e.message),
+                        }
+                    }
+                    ControlMsg::Apply(request, reply) => {
+                        let response =
+                            match apply(&home, request, &mut running, &commands, &logs).await {
+                                Ok(message) => {
+                                    crate::daemon_log!("{message}");
+                                    Response::Done(message)
+                                }
+                                Err(error) => Response::Error(error),
+                            };
+                        let _ = reply.send(Reply {
+                            response,
+                            written: None,
+                        });
+                    }
+                }
+            }
+        });
+        WebControl { tx }
+    }
+
+    /// Serve what `[web]` says (a failure is written to the daemon's log).
+    pub fn serve_at_start(&self, settings: WebSettings) {
+        let _ = self.tx.send(ControlMsg::AtStart(settings));
+    }
+
+    /// `kelpie web`: (re)start or stop serving, then answer.
+    pub fn apply(&self, request: WebRequest, reply: oneshot::Sender<Reply>) {
+        if let Err(mpsc::error::SendError(ControlMsg::Apply(_, reply))) =
+            self.tx.send(ControlMsg::Apply(request, reply))
+        {
+            let _ = reply.send(Reply {
+                response: Response::Error(failure(
+                    ErrorKind::Internal,
+                    "the web server's controller has stopped".into(),
+                )),
+                written: None,
+            });
+        }
+    }
+}
+
+fn failure(kind: ErrorKind, message: String) -> WireError {
+    WireError { kind, message }
+}
+
+/// `kelpie web`: the request's settings over `kelpie.toml`'s over the defaults.
+async fn apply(
+    home: &Home,
+    request: WebRequest,
+    running: &mut Option<Running>,
+    commands: &mpsc::Sender<Command>,
+    logs: &LogService,
+) -> Result<String, WireError> {
+    if request.stop {
+        return Ok(match running.take() {
+            Some(current) => {
+                let addr = current.addr;
+                current.stop().await;
+                format!("stopped serving http://{addr}/")
+            }
+            None => "the web server was not running".to_string(),
+        });
+    }
+    let path = home.settings_file();
+    let file = tokio::task::spawn_blocking(move || kelpie_config::DaemonSettings::load(&path))
+        .await
+        .map_err(|e| failure(ErrorKind::Internal, e.to_string()))?
+        .map_err(|e| failure(ErrorKind::Invalid, e.to_string()))?;
+    let base = file.web.unwrap_or_default();
+    let settings = WebSettings {
+        port: request.port.unwrap_or(base.port),
+        host: request.host.unwrap_or(base.host),
+        token: request.token.or(base.token),
+    };
+    serve(&settings, running, commands, logs).await
+}
+
+/// Serve `settings`, replacing the server that runs (if any).
+async fn serve(
+    settings: &WebSettings,
+    running: &mut Option<Running>,
+    commands: &mpsc::Sender<Command>,
+    logs: &LogService,
+) -> Result<String, WireError> {
+    let addr = settings
+        .socket_addr()
+        .map_err(|e| failure(ErrorKind::Invalid, e))?;
+    // The running server may hold this very port: it goes first.
+    if let Some(current) = running.take() {
+        current.stop().await;
+    }
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        failure(
+            ErrorKind::Conflict,
+            format!("cannot serve the web page on {addr}: {e}"),
+        )
+    })?;
+    let addr = listener.local_addr().unwrap_or(addr);
+    let shared = Arc::new(Shared {
+        commands: commands.clone(),
+        logs: logs.clone(),
+        token: settings.token.clone(),
+        loopback: addr.ip().is_loopback(),
+    });
+    let (connections, closed) = watch::channel(());
+    let accept = tokio::spawn(accept_loop(listener, shared, closed));
+    *running = Some(Running {
+        addr,
+        accept,
+        _connections: connections,
+    });
+    let url = match addr {
+        SocketAddr::V6(v6) => format!("http://[{}]:{}/", v6.ip(), v6.port()),
+        SocketAddr::V4(v4) => format!("http://{v4}/"),
+    };
+    Ok(match settings.token {
+        Some(_) => format!("serving the web page, the API and /metrics on {url} (token required)"),
+        None => format!("serving the web page, the API and /metrics on {url}"),
+    })
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, closed: watch::Receiver<()>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                crate::daemon_log!("web: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        let mut closed = closed.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(api::handle(&shared, request).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                _ = closed.changed() => {}
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// A JSON answer.
+fn json<T: serde::Serialize>(status: u16, value: &T) -> hyper::Response<Body> {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => respond(status, "application/json", Bytes::from(bytes)),
+        Err(e) => error(500, "Internal", &format!("cannot encode the answer: {e}")),
+    }
+}
+
+/// An error answer: `{"error": {"kind": …, "message": …}}`.
+fn error(status: u16, kind: &str, message: &str) -> hyper::Response<Body> {
+    let body = serde_json::json!({"error": {"kind": kind, "message": message}});
+    respond(status, "application/json", Bytes::from(body.to_string()))
+}
+
+fn respond(status: u16, content_type: &str, body: Bytes) -> hyper::Response<Body> {
+    let mut response = hyper::Response::new(Body::full(body));
+    *response.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    if let Ok(value) = hyper::header::HeaderValue::from_str(content_type) {
+        headers.insert(hyper::header::CONTENT_TYPE, value);
+    }
+    headers.insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-store"),
+    );
+    headers.insert(
+        "x-content-type-options",
+        hyper::header::HeaderValue::from_static("nosniff"),
+    );
+    response
+}
