@@ -658,8 +658,12 @@ const { chromium } = require(process.env.PLAYWRIGHT);
     await page.locator("#search").fill("");
     await page.locator("#exits tr").first().waitFor({ timeout });
     const exits = await page.locator("#exits tr").allTextContents();
+    // The restarted process's last stderr lines under its exit, and what the app says of itself.
+    await page.locator("#exits td.tail", { hasText: "disk on fire" }).first().waitFor({ timeout });
+    await page.locator("#facts", { hasText: "serving 3 clients" }).waitFor({ timeout });
+    const facts = await page.locator("#facts").textContent();
     if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT });
-    console.log(JSON.stringify({ before, after, shown, exits, errors }));
+    console.log(JSON.stringify({ before, after, shown, exits, facts, errors }));
   } finally {
     await context.close();
   }
@@ -679,6 +683,10 @@ fn the_page_shows_apps_restarts_them_and_shows_their_logs_in_chromium() {
         "--",
         "--tick",
         "200",
+        "--err-line",
+        "fatal: disk on fire",
+        "--notify",
+        "STATUS=serving 3 clients\\nX_KELPIE_METRIC=queue_depth=7",
     ]);
     wait_http(&k, port);
     let (Some(chromium), Some(playwright)) = (chromium(), playwright()) else {
@@ -738,5 +746,11 @@ fn the_page_shows_apps_restarts_them_and_shows_their_logs_in_chromium() {
             .as_str()
             .is_some_and(|e| e.contains("SIGINT") && e.contains("user")),
         "the restart is listed with its cause: {seen}"
+    );
+    assert!(
+        seen["facts"]
+            .as_str()
+            .is_some_and(|f| f.contains("queue_depth=7")),
+        "the app's own metrics are shown: {seen}"
     );
 }
