@@ -13,6 +13,7 @@ mod cli {
     mod logs;
     mod monit;
     mod persistence;
+    mod pid1;
     mod runtime;
     mod startup;
     mod supervision;

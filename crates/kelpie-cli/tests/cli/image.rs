@@ -23,10 +23,10 @@
 //! Cleanup: SIGKILL to the runtime's host pid, which, as the namespace's init, takes every process
 //! of the namespace with it; every `nsenter` is killed at its timeout.
 
+use super::pid1::{collect, unshare_permitted, Pid1};
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -46,20 +46,6 @@ fn program(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
-}
-
-/// Can this machine make pid namespaces?
-fn unshare_permitted() -> bool {
-    let ok = Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("skipped: `unshare --pid --fork --mount-proc` is not permitted here");
-    }
-    ok
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -645,22 +631,6 @@ fn add_node(root: &Path, node: &Path) {
 // ---------------------------------------------------------------------------------------------
 // The container
 
-fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let into = text.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = from.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            let chunk = String::from_utf8_lossy(&buf[..n]).into_owned();
-            into.lock().expect("output").push_str(&chunk);
-        }
-    });
-    text
-}
-
 /// A process's output and how it ended.
 struct Exec {
     status: Option<ExitStatus>,
@@ -711,13 +681,23 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Exec {
 /// namespaces (and a network namespace with only `lo`, up, when `own_network`), `root` as its
 /// root, `workdir` as its directory, as `uid:gid`, with exactly `env`.
 struct Container {
-    child: Child,
-    out: Arc<Mutex<String>>,
-    err: Arc<Mutex<String>>,
+    pid1: Pid1,
     uid: u32,
     gid: u32,
     env: Vec<(String, String)>,
-    status: Option<ExitStatus>,
+}
+
+impl std::ops::Deref for Container {
+    type Target = Pid1;
+    fn deref(&self) -> &Pid1 {
+        &self.pid1
+    }
+}
+
+impl std::ops::DerefMut for Container {
+    fn deref_mut(&mut self) -> &mut Pid1 {
+        &mut self.pid1
+    }
 }
 
 impl Container {
@@ -763,94 +743,12 @@ impl Container {
         };
         cmd.env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)))
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn unshare");
-        let out = collect(child.stdout.take().expect("stdout"));
-        let err = collect(child.stderr.take().expect("stderr"));
+            .current_dir("/");
         Container {
-            child,
-            out,
-            err,
+            pid1: Pid1::spawn(cmd),
             uid,
             gid,
             env: env.to_vec(),
-            status: None,
-        }
-    }
-
-    fn out(&self) -> String {
-        self.out.lock().expect("stdout").clone()
-    }
-
-    fn err(&self) -> String {
-        self.err.lock().expect("stderr").clone()
-    }
-
-    /// PID 1 of the container, on the host (the child of the last unshare), once it exists.
-    fn host_pid(&self) -> Option<u32> {
-        let unshare = self.child.id();
-        kelpie_sys::scan_processes()
-            .ok()?
-            .into_iter()
-            .find(|p| p.sample.ppid == unshare)
-            .map(|p| p.pid)
-    }
-
-    fn wait_out(&self, text: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.out().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "no `{text}` on the container's stdout after {timeout:?}\nstdout:\n{}\nstderr:\n{}",
-                self.out(),
-                self.err()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                self.status = Some(status);
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// `docker stop`'s signal, to PID 1.
-    fn signal(&self, signal: i32) {
-        let pid = self.host_pid().expect("PID 1 runs");
-        kelpie_sys::send_signal(pid, signal).expect("signal PID 1");
-    }
-
-    /// Every process of the container but PID 1 (host pids): (pid, zombie).
-    fn descendants(&self) -> Vec<(u32, bool)> {
-        let Some(root) = self.host_pid() else {
-            return Vec::new();
-        };
-        let processes = kelpie_sys::scan_processes().expect("scan /proc");
-        let mut inside = vec![root];
-        let mut found = Vec::new();
-        loop {
-            let before = found.len();
-            for p in &processes {
-                if inside.contains(&p.sample.ppid) && !inside.contains(&p.pid) {
-                    inside.push(p.pid);
-                    found.push((p.pid, p.sample.zombie));
-                }
-            }
-            if found.len() == before {
-                return found;
-            }
         }
     }
 
@@ -868,19 +766,6 @@ impl Container {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir("/");
         run_with_timeout(cmd, timeout)
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        if self.status.is_none() {
-            // As init of its namespace, its death kills every process in it.
-            if let Some(pid) = self.host_pid() {
-                let _ = kelpie_sys::send_signal(pid, kelpie_sys::SIGKILL);
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 

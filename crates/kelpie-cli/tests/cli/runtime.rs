@@ -7,49 +7,28 @@
 //! init, takes every process of the namespace with it.
 
 use super::kelpie;
+use super::pid1::{unshare_permitted, Pid1};
 use kelpie_testkit::Kelpie;
-use std::io::Read;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Can this machine make pid namespaces?
-fn unshare_permitted() -> bool {
-    let ok = Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("skipped: `unshare --pid --fork --mount-proc` is not permitted here");
-    }
-    ok
-}
 
 /// A `kelpie runtime` running as PID 1 of its own pid namespace.
 struct Runtime {
-    unshare: Child,
-    out: Arc<Mutex<String>>,
-    err: Arc<Mutex<String>>,
+    pid1: Pid1,
     home: std::path::PathBuf,
-    status: Option<ExitStatus>,
 }
 
-fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let into = text.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = from.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            let chunk = String::from_utf8_lossy(&buf[..n]).into_owned();
-            into.lock().expect("output").push_str(&chunk);
-        }
-    });
-    text
+impl std::ops::Deref for Runtime {
+    type Target = Pid1;
+    fn deref(&self) -> &Pid1 {
+        &self.pid1
+    }
+}
+
+impl std::ops::DerefMut for Runtime {
+    fn deref_mut(&mut self) -> &mut Pid1 {
+        &mut self.pid1
+    }
 }
 
 impl Runtime {
@@ -64,96 +43,11 @@ impl Runtime {
             .arg("runtime")
             .args(args)
             .env("KELPIE_HOME", k.home())
-            .current_dir(k.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut unshare = cmd.spawn().expect("spawn unshare");
-        let out = collect(unshare.stdout.take().expect("stdout"));
-        let err = collect(unshare.stderr.take().expect("stderr"));
+            .current_dir(k.dir.path());
         Some(Runtime {
-            unshare,
-            out,
-            err,
+            pid1: Pid1::spawn(cmd),
             home: k.home().to_path_buf(),
-            status: None,
         })
-    }
-
-    fn out(&self) -> String {
-        self.out.lock().expect("stdout").clone()
-    }
-
-    fn err(&self) -> String {
-        self.err.lock().expect("stderr").clone()
-    }
-
-    /// The runtime's pid on the host (unshare's child), once it exists.
-    fn host_pid(&self) -> Option<u32> {
-        let unshare = self.unshare.id();
-        kelpie_sys::scan_processes()
-            .ok()?
-            .into_iter()
-            .find(|p| p.sample.ppid == unshare)
-            .map(|p| p.pid)
-    }
-
-    /// Wait until stdout contains `text`.
-    fn wait_out(&self, text: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.out().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "no `{text}` on the runtime's stdout after {timeout:?}\nstdout:\n{}\nstderr:\n{}",
-                self.out(),
-                self.err()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Wait for the runtime to exit; `None` after `timeout`.
-    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.unshare.try_wait().expect("try_wait") {
-                self.status = Some(status);
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Send `signal` to the runtime (the namespace's init: it has handlers, so it gets them).
-    fn signal(&self, signal: i32) {
-        let pid = self.host_pid().expect("the runtime runs");
-        kelpie_sys::send_signal(pid, signal).expect("signal the runtime");
-    }
-
-    /// Every process of the namespace below the runtime (host pids): (pid, zombie).
-    fn descendants(&self) -> Vec<(u32, bool)> {
-        let Some(root) = self.host_pid() else {
-            return Vec::new();
-        };
-        let processes = kelpie_sys::scan_processes().expect("scan /proc");
-        let mut inside = vec![root];
-        let mut found = Vec::new();
-        // Parents before children is not guaranteed: repeat until nothing new is found.
-        loop {
-            let before = found.len();
-            for p in &processes {
-                if inside.contains(&p.sample.ppid) && !inside.contains(&p.pid) {
-                    inside.push(p.pid);
-                    found.push((p.pid, p.sample.zombie));
-                }
-            }
-            if found.len() == before {
-                return found;
-            }
-        }
     }
 
     /// `kelpie <args>` against the runtime's home, from outside the namespace.
@@ -171,15 +65,8 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        if self.status.is_none() {
-            // As init of its namespace, its death kills every process in it.
-            if let Some(pid) = self.host_pid() {
-                let _ = kelpie_sys::send_signal(pid, kelpie_sys::SIGKILL);
-            }
-            let _ = self.unshare.kill();
-            let _ = self.unshare.wait();
-        }
-        // Its pid file holds a pid of the namespace: the testkit must not act on it.
+        // Its pid file holds a pid of the namespace: the testkit must not act on it (PID 1 and
+        // its namespace are killed by `Pid1`'s drop, if still running).
         let _ = std::fs::remove_file(self.home.join("kelpie.pid"));
         let _ = std::fs::remove_file(self.home.join("kelpie.sock"));
     }
