@@ -9,7 +9,7 @@
 use super::kelpie;
 use super::pid1::{unshare_permitted, Pid1};
 use kelpie_testkit::Kelpie;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A `kelpie runtime` running as PID 1 of its own pid namespace.
