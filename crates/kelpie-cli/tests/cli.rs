@@ -18,6 +18,7 @@ mod cli {
     mod startup;
     mod supervision;
     mod targets;
+    mod tools;
     mod update;
     mod web;
 

@@ -5,6 +5,7 @@
 //! validator is missing or cannot be installed says so and skips its validation.
 
 use super::kelpie;
+use super::tools::{program, python_venv, run};
 use kelpie_testkit::Kelpie;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,51 +41,20 @@ fn run_ok(k: &Kelpie, args: &[&str]) -> (String, String) {
     (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
 }
 
-fn program(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
 /// A venv with `jsonschema`, `pyyaml` and `kubernetes-validate`, and the Compose schema; `Err`
 /// says why not (no python3, offline...).
 fn validators() -> &'static Result<(PathBuf, PathBuf), String> {
     static VENV: OnceLock<Result<(PathBuf, PathBuf), String>> = OnceLock::new();
     VENV.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("export-validators");
-        let python = dir.join("venv/bin/python");
+        let python = python_venv(
+            "export-validators",
+            &["jsonschema", "pyyaml", "kubernetes-validate"],
+        )?;
         let schema = dir.join("compose_spec.json");
-        if python.exists() && schema.exists() {
+        if schema.exists() {
             return Ok((python, schema));
         }
-        let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
-            let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{what} failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ))
-            }
-        };
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        run(
-            Command::new("python3").args(["-m", "venv"]).arg(dir.join("venv")),
-            "python3 -m venv",
-        )?;
-        run(
-            Command::new(&python).args([
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "jsonschema",
-                "pyyaml",
-                "kubernetes-validate",
-            ]),
-            "pip install jsonschema pyyaml kubernetes-validate",
-        )?;
         // The last docker-compose on PyPI ships the Compose specification's schema.
         run(
             Command::new(&python)

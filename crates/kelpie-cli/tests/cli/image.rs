@@ -24,6 +24,7 @@
 //! of the namespace with it; every `nsenter` is killed at its timeout.
 
 use super::pid1::{collect, unshare_permitted, Pid1};
+use super::tools::program;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -40,12 +41,6 @@ const DOCKER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn program(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }
 
 // ---------------------------------------------------------------------------------------------

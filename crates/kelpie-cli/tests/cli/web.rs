@@ -8,6 +8,7 @@
 //! what needs them when there is no network.
 
 use super::kelpie;
+use super::tools::{python_venv, run};
 use kelpie_testkit::Kelpie;
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -314,49 +315,14 @@ fn offline() -> bool {
     std::env::var_os("KELPIE_TEST_OFFLINE").is_some()
 }
 
-fn run(cmd: &mut Command, what: &str) -> Result<String, String> {
-    let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{what} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
 /// Python with `prometheus_client` and `schemathesis`, in a venv under the target directory.
 fn python() -> Option<&'static Path> {
     static VENV: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let venv = VENV.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-tools");
-        let python = dir.join("venv/bin/python");
-        let ready = dir.join("venv/.kelpie-ready-1");
-        if ready.exists() {
-            return Ok(python);
-        }
-        run(
-            Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(dir.join("venv")),
-            "python3 -m venv",
-        )?;
-        run(
-            Command::new(&python).args([
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                "prometheus_client==0.26.0",
-                "schemathesis==4.32.5",
-            ]),
-            "pip install prometheus_client schemathesis",
-        )?;
-        std::fs::write(&ready, "").map_err(|e| e.to_string())?;
-        Ok(python)
+        python_venv(
+            "web-tools",
+            &["prometheus_client==0.26.0", "schemathesis==4.32.5"],
+        )
     });
     match venv {
         Ok(python) => Some(python),

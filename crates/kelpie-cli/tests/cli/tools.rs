@@ -1,0 +1,53 @@
+//! Programs the tests need beyond Rust: found on PATH, or installed from the registries into the
+//! target directory (a Python venv), once per build directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `name` on PATH.
+pub fn program(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Run `cmd` (`what` names it in errors); its stdout, or why it failed.
+pub fn run(cmd: &mut Command, what: &str) -> Result<String, String> {
+    let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{what} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// The python of a venv `<target tmp>/<name>/venv` with `packages` installed from PyPI (made
+/// once; a marker names the packages, so a changed list is installed again).
+pub fn python_venv(name: &str, packages: &[&str]) -> Result<PathBuf, String> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let python = dir.join("venv/bin/python");
+    let ready = dir.join("venv/.kelpie-ready");
+    let wanted = packages.join(" ");
+    if std::fs::read_to_string(&ready).is_ok_and(|installed| installed == wanted) {
+        return Ok(python);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    run(
+        Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(dir.join("venv")),
+        "python3 -m venv",
+    )?;
+    run(
+        Command::new(&python)
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+            .args(packages),
+        &format!("pip install {wanted}"),
+    )?;
+    std::fs::write(&ready, &wanted).map_err(|e| e.to_string())?;
+    Ok(python)
+}
