@@ -494,12 +494,11 @@ fn with_cgroups_a_process_that_left_the_group_is_counted_and_stopped_with_the_ap
         eprintln!("skipped: the daemon cannot create cgroups here");
         return;
     }
-    k.wait_for("the escaped pid", 5 * SECS, || escaped.exists());
-    let pid: u32 = std::fs::read_to_string(&escaped)
-        .unwrap_or_default()
-        .trim()
-        .parse()
-        .expect("a pid");
+    // The shell creates the file before it writes the pid into it: wait for a whole number.
+    let read_pid =
+        || -> Option<u32> { std::fs::read_to_string(&escaped).ok()?.trim().parse().ok() };
+    k.wait_for("the escaped pid", 5 * SECS, || read_pid().is_some());
+    let pid = read_pid().expect("a pid");
     k.track(pid);
     assert!(alive(pid));
     k.wait_for("its memory sampled", 5 * SECS, || {
