@@ -124,6 +124,9 @@ pub enum Command {
         /// Print the hand-off format this kelpie reads, and exit (asked by `kelpie update`)
         #[arg(long, hide = true)]
         handoff_format: bool,
+        /// Be the keeper of the daemon that started this (holds the apps' pipes and sockets)
+        #[arg(long, hide = true)]
+        keeper: bool,
     },
 }
 

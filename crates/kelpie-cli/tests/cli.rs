@@ -17,6 +17,7 @@ mod cli {
     mod runtime;
     mod startup;
     mod supervision;
+    mod survival;
     mod targets;
     mod tools;
     mod update;

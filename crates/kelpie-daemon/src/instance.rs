@@ -195,6 +195,8 @@ struct Launched {
     stderr: Option<TailReader>,
     /// What it published on its notify socket.
     published: Published,
+    /// The keeper's copy of its link and a pidfd, so a next daemon can adopt it.
+    kept: Option<crate::keeper::Held>,
 }
 
 /// The new process of a reload in progress.
@@ -273,6 +275,8 @@ struct Instance {
     published: Published,
     /// A bad metric line of the current process was logged (once per process).
     bad_metric_logged: bool,
+    /// The keeper's copy of the current process's link.
+    kept: Option<crate::keeper::Held>,
 }
 
 impl Instance {
@@ -317,6 +321,7 @@ impl Instance {
             stderr: None,
             published: Published::default(),
             bad_metric_logged: false,
+            kept: None,
         }
     }
 
@@ -353,6 +358,7 @@ impl Instance {
                 Wake::Msg(Some(msg)) => self.on_message(msg).await,
                 Wake::Exited(result) => {
                     self.child = None;
+                    self.kept = None;
                     self.health = None;
                     self.abandon_candidate("the running process exited during the reload".into());
                     let pid = self.state.pid;
@@ -379,6 +385,11 @@ impl Instance {
                         Ok(status) => Input::Exited {
                             code: status.code(),
                             signal: status.signal().map(kelpie_sys::signal_name),
+                        },
+                        // It ended; nobody can say how.
+                        Err(e) if crate::process::status_unknown(&e) => Input::Exited {
+                            code: None,
+                            signal: None,
                         },
                         Err(e) => Input::Exited {
                             code: None,
@@ -615,10 +626,12 @@ impl Instance {
                 };
                 child.hand_over();
                 self.health = None;
+                self.kept = None;
                 Some(HandedProcess {
                     pid,
                     link,
                     cgroup: self.cgroup.take().map(ProcessCgroup::hand_over),
+                    pidfd: None,
                 })
             }
             _ => None,
@@ -653,15 +666,14 @@ impl Instance {
                     stderr = Some(reader);
                     writer
                 });
-                self.logs
-                    .attach(route.clone(), pipe.stream, pipe.fd, None, tail);
+                self.logs.attach_handed(route.clone(), pipe, tail);
             }
         }
         let Some(process) = process else {
             return;
         };
         let pid = process.pid;
-        let child = match AdoptedChild::new(pid) {
+        let child = match AdoptedChild::new(pid, process.pidfd) {
             Ok(child) => child,
             Err(e) => {
                 crate::daemon_log!(
@@ -672,7 +684,7 @@ impl Instance {
                 self.pgid = Some(pid);
                 self.feed(Input::Exited {
                     code: None,
-                    signal: Some(format!("lost across the update: {e}")),
+                    signal: Some(format!("lost when it was handed over: {e}")),
                 })
                 .await;
                 return;
@@ -705,11 +717,14 @@ impl Instance {
             .await
             .ok()
             .flatten();
+        let cgroup = process.cgroup.and_then(|path| self.cgroups.adopt(path));
+        let kept = keep_process(self.pm_id, pid, &link, cgroup.as_ref());
         self.adopt(Launched {
             child: ProcessHandle::Adopted(child),
             pid,
+            kept,
             link,
-            cgroup: process.cgroup.and_then(|path| self.cgroups.adopt(path)),
+            cgroup,
             identity,
             route,
             awaits_ready: false,
@@ -817,6 +832,7 @@ impl Instance {
         self.pgid = Some(launched.pid);
         self.child = Some(launched.child);
         self.link = Some(launched.link);
+        self.kept = launched.kept;
         self.stderr = launched.stderr;
         self.bad_metric_logged = false;
         if self.published != launched.published {
@@ -967,9 +983,11 @@ impl Instance {
                 link.sender(),
             )));
         }
+        let kept = keep_process(self.pm_id, pid, &link, cgroup.as_ref());
         Ok(Launched {
             child: ProcessHandle::Spawned(child),
             pid,
+            kept,
             link,
             cgroup,
             identity,
@@ -1382,6 +1400,30 @@ fn accepts(spec: &AppSpec, shared_socket: bool, signal: &ProcessSignal) -> bool 
         ProcessSignal::PortOpen => spec.reuse_port,
         ProcessSignal::Watchdog | ProcessSignal::Published(_) => false,
     }
+}
+
+/// Have the keeper hold a pidfd of process `pid` and a copy of its link, so a daemon started
+/// after this one died can adopt it. `None` without a keeper or once the process is gone.
+fn keep_process(
+    pm_id: u32,
+    pid: u32,
+    link: &ProcessLink,
+    cgroup: Option<&ProcessCgroup>,
+) -> Option<crate::keeper::Held> {
+    use std::os::fd::AsFd;
+    let pidfd = kelpie_sys::pidfd_open(pid).ok()?;
+    let (notify, ipc) = link.fds();
+    let mut fds = vec![pidfd.as_fd(), notify];
+    fds.extend(ipc);
+    crate::keeper::hold(
+        crate::keeper::Holding::Process {
+            pm_id,
+            pid,
+            cgroup: cgroup.map(|c| c.cgroup().path().to_path_buf()),
+            ipc: ipc.is_some(),
+        },
+        &fds,
+    )
 }
 
 fn describe_status(status: std::process::ExitStatus) -> String {

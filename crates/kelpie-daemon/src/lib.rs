@@ -25,6 +25,7 @@ mod follow;
 mod forensics;
 mod health;
 mod instance;
+mod keeper;
 mod launch;
 mod link;
 pub mod log;
@@ -84,6 +85,12 @@ pub fn run(home: Home) -> Result<(), DaemonError> {
 /// [`run`], with options.
 pub fn run_with(home: Home, options: DaemonOptions) -> Result<(), DaemonError> {
     run_supervisor(home, options, None).map(|_| ())
+}
+
+/// `kelpie daemon --keeper`: the process that holds the apps' pipes and sockets for a daemon
+/// (see the `keeper` module). Returns the code to exit with.
+pub fn run_keeper(home: Home) -> i32 {
+    keeper::run(home)
 }
 
 /// `kelpie runtime`: supervise `apps` in the foreground (no background daemon, no fork), serving

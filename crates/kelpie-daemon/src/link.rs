@@ -148,6 +148,16 @@ impl ProcessLink {
         })
     }
 
+    /// The notify socket and the IPC end, for the keeper to hold a copy of.
+    pub fn fds(
+        &self,
+    ) -> (
+        std::os::fd::BorrowedFd<'_>,
+        Option<std::os::fd::BorrowedFd<'_>>,
+    ) {
+        (self.notify.as_fd(), self.ipc_fd.as_ref().map(AsFd::as_fd))
+    }
+
     /// A sender for other sources of readiness (the log reader, the port watch).
     pub fn sender(&self) -> mpsc::UnboundedSender<ProcessSignal> {
         self.sender.clone()

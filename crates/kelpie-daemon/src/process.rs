@@ -1,17 +1,18 @@
 //! The process an instance waits for: one this daemon spawned (tokio's `Child`), or one adopted
-//! from the daemon it replaced in place (`kelpie update`): the pid did not change across the
-//! exec, so the process is still our child, waited for through a pidfd.
+//! from an earlier daemon, waited for through a pidfd: the one it replaced in place (`kelpie
+//! update`: the pid did not change across the exec, so the process is still our child), or one
+//! that was killed (its keeper kept a pidfd of the process; it is init's child now).
 
 use std::os::fd::OwnedFd;
 use std::process::ExitStatus;
 use tokio::io::unix::AsyncFd;
 use tokio::process::Child;
 
-/// A child process of the daemon.
+/// A process of an instance.
 pub enum ProcessHandle {
     /// Started by this daemon.
     Spawned(Child),
-    /// Started by the daemon this one replaced.
+    /// Started by an earlier daemon.
     Adopted(AdoptedChild),
 }
 
@@ -33,7 +34,9 @@ impl ProcessHandle {
     }
 }
 
-/// A child adopted across the exec.
+/// A process adopted from an earlier daemon: across the exec of `kelpie update` it is still
+/// our child; after a daemon was killed (adopted through its keeper) it is not, and its exit
+/// status went to whoever reaped it.
 pub struct AdoptedChild {
     pid: u32,
     pidfd: AsyncFd<OwnedFd>,
@@ -41,9 +44,12 @@ pub struct AdoptedChild {
 }
 
 impl AdoptedChild {
-    /// Adopt `pid`, which must be an unreaped child of this process.
-    pub fn new(pid: u32) -> std::io::Result<AdoptedChild> {
-        let pidfd = kelpie_sys::async_pidfd(pid)?;
+    /// Adopt `pid`, through `pidfd` when one was kept since it was known to be this process.
+    pub fn new(pid: u32, pidfd: Option<OwnedFd>) -> std::io::Result<AdoptedChild> {
+        let pidfd = match pidfd {
+            Some(fd) => kelpie_sys::async_fd(fd)?,
+            None => kelpie_sys::async_pidfd(pid)?,
+        };
         Ok(AdoptedChild {
             pid,
             pidfd,
@@ -57,11 +63,37 @@ impl AdoptedChild {
         }
         loop {
             let mut ready = self.pidfd.readable().await?;
-            if let Some(status) = kelpie_sys::try_wait_child(self.pid)? {
-                self.status = Some(status);
-                return Ok(status);
+            match kelpie_sys::try_wait_child(self.pid) {
+                Ok(Some(status)) => {
+                    self.status = Some(status);
+                    return Ok(status);
+                }
+                Ok(None) => ready.clear_ready(),
+                // Not our child: it ended (the pidfd says so), its status is someone else's.
+                Err(e) if e.raw_os_error() == Some(kelpie_sys::ECHILD) => {
+                    return Err(std::io::Error::other(UnknownStatus));
+                }
+                Err(e) => return Err(e),
             }
-            ready.clear_ready();
         }
     }
+}
+
+/// The wait of a process that ended as someone else's child: it exited, how is not known.
+#[derive(Debug)]
+pub struct UnknownStatus;
+
+impl std::fmt::Display for UnknownStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("its exit status went to init (adopted after a daemon was killed)")
+    }
+}
+
+impl std::error::Error for UnknownStatus {}
+
+/// Whether a failed wait only means the exit status is unknown.
+pub fn status_unknown(error: &std::io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<UnknownStatus>())
 }

@@ -15,6 +15,8 @@ pub struct ListenSocket {
     fd: OwnedFd,
     /// The file of a Unix socket, removed when the socket is closed.
     unix_path: Option<PathBuf>,
+    /// The keeper's copy, so the port stays open if the daemon dies.
+    kept: Option<crate::keeper::Held>,
 }
 
 impl ListenSocket {
@@ -53,6 +55,7 @@ impl ListenSocket {
                     address: address.clone(),
                     fd,
                     unix_path: None,
+                    kept: None,
                 })
             }
             ListenAddress::Unix { path } => {
@@ -64,6 +67,7 @@ impl ListenSocket {
                     address: address.clone(),
                     fd,
                     unix_path: Some(PathBuf::from(path)),
+                    kept: None,
                 })
             }
         }
@@ -80,7 +84,20 @@ impl ListenSocket {
             address: address.clone(),
             fd,
             unix_path,
+            kept: None,
         }
+    }
+
+    /// Have the keeper hold a copy for app `app`, so clients are still queued (never refused)
+    /// while no daemon runs.
+    pub fn kept_for(mut self, app: &str) -> ListenSocket {
+        self.kept = crate::keeper::hold(
+            crate::keeper::Holding::Socket {
+                app: app.to_string(),
+            },
+            &[self.fd.as_fd()],
+        );
+        self
     }
 
     /// The address it was opened for.

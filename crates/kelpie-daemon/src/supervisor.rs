@@ -255,8 +255,25 @@ pub async fn run(
             let (control, resumed) = update::Resumed::split(handoff);
             (server::resume(control, &home.socket())?, Some(resumed))
         }
-        None => (server::bind(&home.socket())?, None),
+        None => {
+            let listener = server::bind(&home.socket())?;
+            // Only once the control socket is ours: no other daemon can take the keeper's too.
+            let reclaimed = match &foreground {
+                None => {
+                    let keeper_home = home.clone();
+                    tokio::task::spawn_blocking(move || crate::keeper::reclaim(&keeper_home))
+                        .await
+                        .ok()
+                        .flatten()
+                }
+                Some(_) => None,
+            };
+            (listener, reclaimed.map(update::Resumed::from_keeper))
+        }
     };
+    if foreground.is_none() {
+        crate::keeper::start(&home);
+    }
     let control = {
         use std::os::fd::AsFd;
         listener.as_fd().try_clone_to_owned()
@@ -365,14 +382,22 @@ pub async fn run(
         supervisor.start_foreground_apps(apps);
     } else {
         let restore_home = home.clone();
-        let handed_pids = resumed
-            .as_ref()
-            .map(update::Resumed::pids)
-            .unwrap_or_default();
-        if let Ok(Some((state, orphans))) =
-            tokio::task::spawn_blocking(move || load_with_orphans(&restore_home, &handed_pids))
-                .await
-        {
+        let loaded = tokio::task::spawn_blocking(move || {
+            let loaded = load_with_orphans(&restore_home, resumed.as_mut());
+            (loaded, resumed)
+        })
+        .await;
+        let loaded = match loaded {
+            Ok((loaded, back)) => {
+                resumed = back;
+                loaded
+            }
+            Err(_) => {
+                resumed = None;
+                None
+            }
+        };
+        if let Some((state, orphans)) = loaded {
             supervisor.restore(state, &orphans, resumed.as_mut());
         }
     }
@@ -394,6 +419,8 @@ pub async fn run(
     // still accepts meanwhile, so a `kill` that waits for it to go waits for this too.
     supervisor.logs.finish(LOGS_AT_EXIT).await;
     supervisor.finish_output().await;
+    // Exiting on purpose: the keeper must not read the pipes behind a next daemon's back.
+    crate::keeper::dismiss().await;
     let _ = tokio::task::spawn_blocking(move || cgroups.finish()).await;
     server.abort();
     // The pid file goes first: a CLI waiting for the socket to disappear may start the next
@@ -464,16 +491,25 @@ fn write_node_shim(home: &Home) -> std::io::Result<()> {
 }
 
 /// Read `state.json` and find which of its pids are still the very processes it recorded
-/// (same pid and start time): those were left running by a daemon that died. Processes in
-/// `handed` were handed over by this daemon's previous program (`kelpie update`): not orphans.
+/// (same pid and start time): those were left running by a daemon that died. Processes
+/// `resumed` (handed over by this daemon's previous program for `kelpie update`, or kept by the
+/// keeper of a daemon that died and still the ones recorded) are adopted, not orphans.
 ///
 /// Orphans of apps with a Kelpie-owned port are stopped here, before the port is bound again
 /// (they still hold the old daemon's socket); the others are stopped by their instance tasks.
 fn load_with_orphans(
     home: &Home,
-    handed: &std::collections::BTreeSet<u32>,
+    resumed: Option<&mut update::Resumed>,
 ) -> Option<(StateFile, BTreeMap<u32, u32>)> {
     let state = persist::load_state(home)?;
+    let handed = match resumed {
+        Some(resumed) => {
+            resumed.verify(&state);
+            stop_strays(resumed.take_strays(), &state);
+            resumed.pids()
+        }
+        None => Default::default(),
+    };
     let mut orphans = BTreeMap::new();
     let mut holding_ports = Vec::new();
     for app in &state.apps {
@@ -494,6 +530,21 @@ fn load_with_orphans(
     }
     stop_groups_now(&holding_ports);
     Some((state, orphans))
+}
+
+/// Stop the processes a keeper kept that are not what the state records (a reload's second
+/// process, an app deleted meanwhile), the way their app stops (SIGKILL for an unknown app).
+fn stop_strays(strays: Vec<(u32, crate::update::HandedProcess)>, state: &StateFile) {
+    let mut groups = Vec::new();
+    for (pm_id, process) in strays {
+        match state.apps.iter().find(|app| app.pm_id == pm_id) {
+            Some(app) => groups.push((process.pid, app.spec.clone())),
+            None => {
+                let _ = kelpie_sys::kill_group(process.pid, kelpie_sys::SIGKILL);
+            }
+        }
+    }
+    stop_groups_now(&groups);
 }
 
 /// Stop process groups left by a dead daemon, all at once: each app's stop signal, its
@@ -916,7 +967,7 @@ impl Supervisor {
             return Ok(Some(socket.clone()));
         }
         ListenSocket::open(address)
-            .map(|socket| Some(Arc::new(socket)))
+            .map(|socket| Some(Arc::new(socket.kept_for(&spec.name))))
             .map_err(|e| format!("app `{}`: {e}", spec.name))
     }
 

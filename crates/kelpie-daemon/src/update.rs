@@ -33,6 +33,8 @@ pub struct HandedProcess {
     pub link: LinkFds,
     /// Its cgroup, when it has one.
     pub cgroup: Option<PathBuf>,
+    /// A pidfd of it, opened while it was known to be this process (the keeper's).
+    pub pidfd: Option<OwnedFd>,
 }
 
 /// Everything the next program takes over.
@@ -94,7 +96,11 @@ impl Handoff {
             fds.push(process.link.notify.as_fd());
             fds.extend(process.link.ipc.as_ref().map(AsFd::as_fd));
         }
-        fds.extend(self.pipes.iter().map(|p| p.fd.as_fd()));
+        fds.extend(
+            self.pipes
+                .iter()
+                .filter_map(|p| p.fd.as_ref().map(AsFd::as_fd)),
+        );
         fds
     }
 
@@ -124,10 +130,12 @@ impl Handoff {
             pipes: self
                 .pipes
                 .iter()
-                .map(|p| WirePipe {
-                    pm_id: p.pm_id,
-                    stream: p.stream,
-                    fd: p.fd.as_raw_fd(),
+                .filter_map(|p| {
+                    Some(WirePipe {
+                        pm_id: p.pm_id,
+                        stream: p.stream,
+                        fd: p.fd.as_ref()?.as_raw_fd(),
+                    })
                 })
                 .collect(),
             restarts: self
@@ -238,6 +246,7 @@ impl Handoff {
                     pid: p.pid,
                     link,
                     cgroup: p.cgroup,
+                    pidfd: None,
                 },
             );
         }
@@ -246,7 +255,8 @@ impl Handoff {
             pipes.push(HandedPipe {
                 pm_id: p.pm_id,
                 stream: p.stream,
-                fd: take(p.fd)?,
+                fd: Some(take(p.fd)?),
+                backlog: Vec::new(),
             });
         }
         Ok(Handoff {

@@ -93,4 +93,20 @@ impl Home {
     pub fn handoff_file(&self) -> PathBuf {
         self.root.join("handoff.json")
     }
+
+    /// Where the daemon's keeper (which holds the apps' pipes and sockets) waits for the next
+    /// daemon once the one that started it is gone.
+    pub fn keeper_socket(&self) -> PathBuf {
+        self.root.join("keeper.sock")
+    }
+
+    /// The keeper's pid.
+    pub fn keeper_pid_file(&self) -> PathBuf {
+        self.root.join("keeper.pid")
+    }
+
+    /// Where the keeper keeps what the apps print while no daemon reads it.
+    pub fn keeper_spool_dir(&self) -> PathBuf {
+        self.root.join("keeper")
+    }
 }

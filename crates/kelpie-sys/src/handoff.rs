@@ -167,9 +167,16 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `waitpid` of a process that is not our child fails with this.
+pub const ECHILD: i32 = libc::ECHILD;
+
 /// A pidfd for `pid` registered with the current tokio runtime: readable once it has exited.
 pub fn async_pidfd(pid: u32) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
-    let fd = pidfd_open(pid)?;
+    async_fd(pidfd_open(pid)?)
+}
+
+/// A pidfd (or any pollable descriptor) registered with the current tokio runtime.
+pub fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
     // SAFETY: the AsyncFd owns the OwnedFd, which stays open and keeps the same number for as
     // long as it lives: exactly what registration asks of its descriptor.
     let registered = unsafe {

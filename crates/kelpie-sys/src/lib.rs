@@ -7,6 +7,7 @@
 pub mod cgroup;
 mod creds;
 mod exec;
+mod fdpass;
 mod handoff;
 mod localtime;
 mod memory;
@@ -22,14 +23,18 @@ pub use creds::{
     current_uid, groups_of, lookup_group, lookup_user, set_nice_and_identity, username, Identity,
 };
 pub use exec::{exec_with_fds, resolve_program};
+pub use fdpass::{
+    accept, recv_with_fds, send_with_fds, seqpacket_connect, seqpacket_listen, seqpacket_pair,
+    set_receive_timeout, MAX_FDS_PER_MESSAGE,
+};
 pub use handoff::{
-    async_pidfd, close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec, pidfd_open,
-    take_inherited_fds, try_wait_child,
+    async_fd, async_pidfd, close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec,
+    pidfd_open, take_inherited_fds, try_wait_child, ECHILD,
 };
 pub use localtime::utc_offset_secs;
 pub use memory::{release_free_memory, use_single_malloc_arena};
 pub use pipes::{set_pipe_capacity, O_NONBLOCK};
-pub use poll::{wait_readable, wait_readable_any};
+pub use poll::{wait_readable, wait_readable_any, wait_readable_many};
 pub use procfs::{
     catches_signal, clock_ticks_per_second, page_size, sample_process, scan_processes,
     ProcessEntry, ProcessSample,

@@ -59,6 +59,36 @@ pub fn wait_readable_any<const N: usize>(
     Ok(entries.map(|entry| entry.revents != 0))
 }
 
+/// [`wait_readable_any`] for a number of descriptors known only at run time (a keeper's pipes).
+pub fn wait_readable_many(
+    fds: &[BorrowedFd<'_>],
+    timeout: Option<Duration>,
+) -> io::Result<Vec<bool>> {
+    let mut entries: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let millis = match timeout {
+        Some(timeout) => timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int,
+        None => -1,
+    };
+    // SAFETY: poll reads and writes exactly `entries.len()` pollfds of the vector, which lives
+    // for the whole call; the BorrowedFds keep the descriptors open during it.
+    let ready = unsafe { libc::poll(entries.as_mut_ptr(), entries.len() as libc::nfds_t, millis) };
+    if ready < 0 {
+        let error = io::Error::last_os_error();
+        if error.kind() == io::ErrorKind::Interrupted {
+            return Ok(vec![false; fds.len()]);
+        }
+        return Err(error);
+    }
+    Ok(entries.iter().map(|entry| entry.revents != 0).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -219,6 +219,15 @@ impl Kelpie {
             .ok()
     }
 
+    /// The pid of the daemon's keeper (which holds the apps' pipes and sockets), if one wrote it.
+    pub fn keeper_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.home.path().join("keeper.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// Content of a file of the home's `logs/` dir ("" if missing).
     pub fn log(&self, file: &str) -> String {
         std::fs::read_to_string(self.home.path().join("logs").join(file)).unwrap_or_default()
@@ -277,6 +286,13 @@ impl Drop for Kelpie {
         }
         if let Some(pid) = self
             .daemon_pid()
+            .filter(|p| alive(*p) && self.is_our_daemon(*p))
+        {
+            sigkill(i64::from(pid));
+        }
+        // The keeper of a daemon killed with -9 waits for a next daemon that will not come.
+        if let Some(pid) = self
+            .keeper_pid()
             .filter(|p| alive(*p) && self.is_our_daemon(*p))
         {
             sigkill(i64::from(pid));

@@ -29,6 +29,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", kelpie_daemon::handoff_format());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Daemon { keeper: true, .. } => {
+            let code = kelpie_daemon::run_keeper(home);
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+        }
         Command::Daemon {
             resurrect_if_empty,
             handoff,

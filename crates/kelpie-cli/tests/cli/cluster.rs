@@ -533,32 +533,6 @@ fn a_node_app_stopped_with_the_shutdown_message_runs_its_handler() {
 }
 
 #[test]
-fn a_new_daemon_takes_the_port_back_from_the_apps_of_a_killed_one() {
-    let _heavy = heavy();
-    let k = kelpie();
-    let port = free_port();
-    start_server(&k, "phoenix", port, &[], &[]);
-    let old = k.pid("phoenix");
-    let daemon = k.daemon_pid().expect("daemon pid");
-    std::process::Command::new("kill")
-        .args(["-9", &daemon.to_string()])
-        .status()
-        .expect("kill");
-    k.wait_for("the daemon gone", 5 * SECS, || {
-        !kelpie_testkit::alive(daemon)
-    });
-    // Any command starts a new daemon, which stops the orphan and binds the port again.
-    k.ok(&["ping"]);
-    k.wait_for("a new process serving", 10 * SECS, || {
-        let pid = k.pid("phoenix");
-        pid != 0
-            && pid != old
-            && load::get(local(port)).is_ok_and(|b| b.contains(&format!("pid={pid} ")))
-    });
-    assert!(!kelpie_testkit::alive(old));
-}
-
-#[test]
 fn reloading_a_file_applies_its_new_config_and_apps_without_a_port_restart() {
     let _heavy = heavy();
     let k = kelpie();

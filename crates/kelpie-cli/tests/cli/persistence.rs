@@ -82,37 +82,6 @@ fn a_corrupt_dump_is_reported_and_the_backup_used() {
 }
 
 #[test]
-fn a_daemon_killed_with_sigkill_loses_no_configuration() {
-    let k = kelpie();
-    let app = k.fake_app();
-    k.ok(&["start", &app, "--name", "api", "--kill-timeout", "700"]);
-    k.ok(&["start", &app, "--name", "paused"]);
-    k.ok(&["stop", "paused"]);
-    let old_pid = k.pid("api");
-    let daemon = k.daemon_pid().expect("daemon pid");
-    std::process::Command::new("kill")
-        .args(["-9", &daemon.to_string()])
-        .status()
-        .expect("kill -9");
-    k.wait_for("daemon gone", Duration::from_secs(5), || {
-        !kelpie_testkit::alive(daemon)
-    });
-    // The next command starts a new daemon that knows every app.
-    let list = k.jlist();
-    assert_eq!(list.len(), 2);
-    assert_ne!(k.daemon_pid(), Some(daemon));
-    assert_eq!(k.app("api")["pm2_env"]["kill_timeout"], 700);
-    assert_eq!(k.status("paused"), "stopped");
-    k.wait_for("api running again", Duration::from_secs(5), || {
-        k.status("api") == "online"
-    });
-    // The process the dead daemon left is not kept twice.
-    k.wait_for("old process stopped", Duration::from_secs(5), || {
-        !kelpie_testkit::alive(old_pid)
-    });
-}
-
-#[test]
 fn update_with_no_daemon_running_starts_one() {
     let k = kelpie();
     let out = k.ok(&["update"]);

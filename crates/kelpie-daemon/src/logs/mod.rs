@@ -75,8 +75,10 @@ pub struct HandedPipe {
     pub pm_id: u32,
     /// Which of its streams it is.
     pub stream: LogStream,
-    /// The pipe's read end.
-    pub fd: OwnedFd,
+    /// The pipe's read end; `None` when it had reached its end (only its backlog is left).
+    pub fd: Option<OwnedFd>,
+    /// What was read from it while no daemon ran (the keeper's spool): processed first.
+    pub backlog: Vec<u8>,
 }
 
 /// Counts a reader while it runs.
@@ -284,17 +286,54 @@ impl LogService {
         watch: Option<LineWatch>,
         tail: Option<TailWriter>,
     ) {
+        self.read(route, stream, fd, Vec::new(), watch, tail);
+    }
+
+    /// Read a pipe handed over by an earlier daemon (or by its keeper), after what was read
+    /// from it meanwhile.
+    pub fn attach_handed(&self, route: Arc<Route>, pipe: HandedPipe, tail: Option<TailWriter>) {
+        let fd = match pipe.fd {
+            Some(fd) => fd,
+            // It had reached its end: only the backlog is left, then an end-of-file.
+            None => match std::io::pipe() {
+                Ok((ended, _writer)) => OwnedFd::from(ended),
+                Err(_) => return,
+            },
+        };
+        self.read(route, pipe.stream, fd, pipe.backlog, None, tail);
+    }
+
+    fn read(
+        &self,
+        route: Arc<Route>,
+        stream: LogStream,
+        fd: OwnedFd,
+        backlog: Vec<u8>,
+        watch: Option<LineWatch>,
+        tail: Option<TailWriter>,
+    ) {
         let big = (stream == LogStream::Out)
             .then(|| self.enlarge(&fd))
             .flatten();
+        // A second descriptor for the keeper, so the pipe outlives this daemon.
+        let kept = crate::keeper::hold(
+            crate::keeper::Holding::Pipe {
+                pm_id: route.pm_id,
+                stream,
+            },
+            &[fd.as_fd()],
+        );
         self.shared.readers.fetch_add(1, Ordering::AcqRel);
         let counted = ReaderGuard(self.shared.clone());
         self.runtime.spawn(reader::read_pipe(
-            fd,
-            stream,
+            reader::Pipe {
+                fd,
+                stream,
+                backlog,
+            },
             route,
             self.shared.clone(),
-            (counted, big),
+            (counted, big, kept),
             watch,
             tail,
         ));

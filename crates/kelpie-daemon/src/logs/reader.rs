@@ -59,22 +59,37 @@ enum Outcome {
     Closed,
 }
 
+/// A pipe to read, and what was read from it before (by a keeper while no daemon ran).
+pub struct Pipe {
+    /// Its read end.
+    pub fd: OwnedFd,
+    /// Which stream of its process it is.
+    pub stream: LogStream,
+    /// Bytes to process before reading.
+    pub backlog: Vec<u8>,
+}
+
 /// Read `fd` (one stream of one process) until every writer has closed it. `_held` counts this
-/// reader and holds the pipe's share of the enlarged-pipe budget, both given back when it ends.
+/// reader, holds the pipe's share of the enlarged-pipe budget and the keeper's copy of the
+/// pipe, all given back when it ends.
 ///
 /// The pipe is registered with the runtime only while waiting for it to become readable. Then
 /// it is taken out again and output is left to gather for [`GATHER`] before being read: with the
 /// pipe registered, every line an app writes would wake the thread (edge-triggered epoll
 /// signals each write), and an app printing line by line would cost a wake-up per line.
 pub async fn read_pipe(
-    fd: OwnedFd,
-    stream: LogStream,
+    pipe: Pipe,
     route: Arc<Route>,
     shared: Arc<Shared>,
-    _held: (ReaderGuard, Option<BigPipe>),
+    _held: (ReaderGuard, Option<BigPipe>, Option<crate::keeper::Held>),
     watch: Option<LineWatch>,
     tail: Option<super::TailWriter>,
 ) {
+    let Pipe {
+        fd,
+        stream,
+        backlog,
+    } = pipe;
     // Checks that it is a pipe and makes it non-blocking.
     let mut fd = match pipe::Receiver::from_owned_fd(fd).and_then(|p| p.into_nonblocking_fd()) {
         Ok(fd) => fd,
@@ -97,6 +112,10 @@ pub async fn read_pipe(
         watch,
         tail,
     };
+    for part in backlog.chunks(READ_SIZE) {
+        chunk.process(&mut framer, Some(part));
+    }
+    drop(backlog);
     loop {
         let pipe = match pipe::Receiver::from_owned_fd_unchecked(fd) {
             Ok(pipe) => pipe,
@@ -136,7 +155,8 @@ pub async fn read_pipe(
                     let _ = to.send(super::HandedPipe {
                         pm_id: route.pm_id,
                         stream,
-                        fd,
+                        fd: Some(fd),
+                        backlog: Vec::new(),
                     });
                 }
                 return;

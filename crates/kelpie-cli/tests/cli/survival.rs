@@ -1,0 +1,276 @@
+//! The apps outlive the daemon: `kill -9` of the daemon leaves every app running with its output
+//! read (by the daemon's keeper) and its port open, and the next daemon adopts the same
+//! processes and goes on supervising them. Without a keeper (killed too), the next daemon stops
+//! what was left and starts it again: never twice.
+
+use super::{heavy, kelpie};
+use kelpie_testkit::{alive, load, run_load, Kelpie};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const SECS: Duration = Duration::from_secs(1);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// `kill -9` of the daemon, waiting until it is gone.
+fn kill_daemon(k: &Kelpie) -> u32 {
+    let daemon = k.daemon_pid().expect("daemon pid");
+    kill9(daemon);
+    k.wait_for("the daemon gone", 5 * SECS, || !alive(daemon));
+    daemon
+}
+
+fn kill9(pid: u32) {
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill -9");
+}
+
+/// Lines of a log file that start with `prefix`, as numbers.
+fn numbered(k: &Kelpie, file: &str, prefix: &str) -> Vec<u64> {
+    k.log(file)
+        .lines()
+        .filter_map(|line| line.strip_prefix(prefix))
+        .filter_map(|n| n.trim().parse().ok())
+        .collect()
+}
+
+fn assert_consecutive(seen: &[u64], what: &str) {
+    assert!(!seen.is_empty(), "no {what}");
+    let first = seen[0];
+    let expected: Vec<u64> = (first..first + seen.len() as u64).collect();
+    assert!(
+        seen == expected.as_slice(),
+        "{what}: not every line once, in order"
+    );
+}
+
+/// (name, pid, restarts) of every process.
+fn processes(k: &Kelpie) -> Vec<(String, u64, u64)> {
+    k.jlist()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or_default().to_string(),
+                p["pid"].as_u64().unwrap_or(0),
+                p["pm2_env"]["restart_time"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn apps_outlive_a_daemon_killed_with_sigkill_and_the_next_one_adopts_them() {
+    let _heavy = heavy();
+    let k = kelpie();
+    let fake = k.fake_app();
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    k.ok(&["start", &fake, "--name", "ticker", "--", "--tick", "5"]);
+    k.ok(&[
+        "start", &fake, "--name", "web", "-i", "2", "--port", &address, "--", "--serve",
+    ]);
+    // Prints far more than its pipes hold (1 MiB + 64 KiB) once told to, then says it is done.
+    let trigger = k.home().join("trigger");
+    let done = k.home().join("done");
+    let burst = k.write(
+        "burst.sh",
+        &format!(
+            "#!/bin/sh\n\
+             while [ ! -e {trigger} ]; do sleep 0.02; done\n\
+             seq 1 300000 | sed 's/^/burst /'\n\
+             seq 1 20000 | sed 's/^/oops /' >&2\n\
+             touch {done}\n\
+             exec sleep 300\n",
+            trigger = trigger.display(),
+            done = done.display()
+        ),
+    );
+    std::fs::set_permissions(&burst, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    k.ok(&["start", &burst, "--name", "burst"]);
+    k.wait_for("ticks in the log", 10 * SECS, || {
+        numbered(&k, "ticker-out.log", "tick ").len() > 20
+    });
+    let before = processes(&k);
+    let keeper = k.keeper_pid().expect("the daemon started its keeper");
+    assert!(alive(keeper));
+
+    // Requests keep coming while the daemon is dead and when the next one takes over.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || run_load(local(port), false, 2, stop))
+    };
+    std::thread::sleep(SECS / 2);
+    let daemon = kill_daemon(&k);
+    // With no daemon: the burst is printed in full, nothing blocks and nothing dies.
+    std::fs::write(&trigger, "").expect("trigger");
+    k.wait_for(
+        "the burst printed with no daemon reading",
+        10 * SECS,
+        || done.exists(),
+    );
+    std::thread::sleep(SECS / 2);
+    for (name, pid, _) in &before {
+        assert!(alive(*pid as u32), "{name} ({pid}) died with the daemon");
+    }
+    assert!(alive(keeper), "the keeper waits for the next daemon");
+
+    // The next command starts a daemon that adopts every process.
+    k.ok(&["ping"]);
+    assert_ne!(k.daemon_pid(), Some(daemon));
+    std::thread::sleep(SECS / 2);
+    stop.store(true, Ordering::SeqCst);
+    let report = load.join().expect("load thread");
+    assert_eq!(processes(&k), before, "same pids, nothing restarted");
+    for (name, _, _) in &before {
+        assert_eq!(k.status(name), "online", "{name}");
+    }
+    assert_eq!(report.failed, 0, "no refused or failed request: {report:?}");
+    assert!(report.ok > 20, "requests served: {report:?}");
+    k.wait_for("the old keeper gone", 5 * SECS, || !alive(keeper));
+    let daemon_log = std::fs::read_to_string(k.home().join("kelpie.log")).unwrap_or_default();
+    assert!(
+        daemon_log.contains("adopted 4 processes left running by daemon"),
+        "{daemon_log}"
+    );
+
+    // Every line printed while no daemon ran reached the files, once and in order.
+    k.wait_for("the whole burst in the log", 20 * SECS, || {
+        numbered(&k, "burst-out.log", "burst ").len() == 300000
+    });
+    assert_consecutive(&numbered(&k, "burst-out.log", "burst "), "burst");
+    assert_eq!(numbered(&k, "burst-error.log", "oops ").len(), 20000);
+    let count = numbered(&k, "ticker-out.log", "tick ").len();
+    k.wait_for("more ticks", 10 * SECS, || {
+        numbered(&k, "ticker-out.log", "tick ").len() > count + 20
+    });
+    assert_consecutive(&numbered(&k, "ticker-out.log", "tick "), "ticks");
+    assert!(k
+        .ok(&["logs", "ticker", "--nostream", "--lines", "3"])
+        .contains("tick "));
+
+    // Still supervised: a crash of an adopted process is restarted, a stop stops it.
+    let ticker = k.pid("ticker");
+    kill9(ticker);
+    k.wait_for("ticker restarted", 10 * SECS, || {
+        let pid = k.pid("ticker");
+        pid != 0 && pid != ticker && k.status("ticker") == "online"
+    });
+    assert_eq!(k.app("ticker")["pm2_env"]["restart_time"], 1);
+    let web: Vec<u32> = before
+        .iter()
+        .filter(|p| p.0 == "web")
+        .map(|p| p.1 as u32)
+        .collect();
+    assert!(load::get(local(port)).is_ok());
+    k.ok(&["stop", "web"]);
+    for pid in web {
+        assert!(!alive(pid), "web process {pid} stopped");
+    }
+}
+
+#[test]
+fn after_an_update_or_a_killed_keeper_a_new_keeper_still_keeps_everything() {
+    let k = kelpie();
+    let fake = k.fake_app();
+    k.ok(&["start", &fake, "--name", "ticker", "--", "--tick", "5"]);
+    let pid = k.pid("ticker");
+    // `kelpie update` dismisses the keeper before the exec; the new program starts its own.
+    let before_update = k.keeper_pid().expect("keeper");
+    assert!(k.ok(&["update"]).contains("none restarted"));
+    k.wait_for("the new program's keeper", 10 * SECS, || {
+        k.keeper_pid().is_some_and(|p| p != before_update && alive(p))
+    });
+    assert!(!alive(before_update));
+    let first = k.keeper_pid().expect("keeper");
+    kill9(first);
+    k.wait_for("another keeper", 10 * SECS, || {
+        k.keeper_pid().is_some_and(|p| p != first && alive(p))
+    });
+    // It was given everything the first one held: the app survives the daemon.
+    std::thread::sleep(SECS / 5);
+    kill_daemon(&k);
+    std::thread::sleep(SECS / 2);
+    assert!(alive(pid));
+    k.ok(&["ping"]);
+    assert_eq!(k.pid("ticker"), pid, "adopted");
+    assert_eq!(k.status("ticker"), "online");
+    let count = numbered(&k, "ticker-out.log", "tick ").len();
+    k.wait_for("more ticks", 10 * SECS, || {
+        numbered(&k, "ticker-out.log", "tick ").len() > count + 20
+    });
+    assert_consecutive(&numbered(&k, "ticker-out.log", "tick "), "ticks");
+}
+
+#[test]
+fn a_process_that_ended_while_no_daemon_ran_is_started_again_not_adopted() {
+    let k = kelpie();
+    let fake = k.fake_app();
+    k.ok(&["start", &fake, "--name", "gone"]);
+    k.ok(&["start", &fake, "--name", "stays"]);
+    let gone = k.pid("gone");
+    let stays = k.pid("stays");
+    kill_daemon(&k);
+    kill9(gone);
+    k.wait_for("it ended", 5 * SECS, || !alive(gone));
+    k.ok(&["ping"]);
+    assert_eq!(k.pid("stays"), stays);
+    k.wait_for("gone started again", 10 * SECS, || {
+        let pid = k.pid("gone");
+        pid != 0 && pid != gone && k.status("gone") == "online"
+    });
+}
+
+#[test]
+fn without_its_keeper_a_killed_daemons_apps_are_restarted_never_run_twice() {
+    let _heavy = heavy();
+    let k = kelpie();
+    let fake = k.fake_app();
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    k.ok(&["start", &fake, "--name", "api", "--kill-timeout", "700"]);
+    k.ok(&["start", &fake, "--name", "paused"]);
+    k.ok(&["stop", "paused"]);
+    k.ok(&[
+        "start", &fake, "--name", "phoenix", "--port", &address, "--", "--serve",
+    ]);
+    let api = k.pid("api");
+    let phoenix = k.pid("phoenix");
+    let keeper = k.keeper_pid().expect("keeper");
+    kill9(keeper);
+    let daemon = kill_daemon(&k);
+    // The next command starts a new daemon that knows every app.
+    let list = k.jlist();
+    assert_eq!(list.len(), 3);
+    assert_ne!(k.daemon_pid(), Some(daemon));
+    assert_eq!(k.app("api")["pm2_env"]["kill_timeout"], 700);
+    assert_eq!(k.status("paused"), "stopped");
+    // What the dead daemon left is stopped first and started again: never kept twice.
+    k.wait_for("api running again", 10 * SECS, || {
+        let pid = k.pid("api");
+        pid != 0 && pid != api && k.status("api") == "online"
+    });
+    k.wait_for("old api stopped", 5 * SECS, || !alive(api));
+    // The new daemon took the port back from the old process.
+    k.wait_for("a new process serving", 10 * SECS, || {
+        let pid = k.pid("phoenix");
+        pid != 0
+            && pid != phoenix
+            && load::get(local(port)).is_ok_and(|b| b.contains(&format!("pid={pid} ")))
+    });
+    assert!(!alive(phoenix));
+}

@@ -1,0 +1,281 @@
+//! The daemon's side: one thread that starts the keeper, sends it a second descriptor of
+//! everything the apps are connected to as it appears, and what is gone as it goes. The thread
+//! keeps its own copy of every held entry, so a keeper that dies (or is dismissed for an update
+//! that then fails) is replaced and given everything again.
+
+use super::server::KEEPER_FD;
+use super::wire::{self, Holding, ToKeeper};
+use kelpie_proto::Home;
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// How often the thread looks whether the keeper still lives when nothing else happens.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// How long a keeper told goodbye may take to exit.
+const BYE_WITHIN: Duration = Duration::from_secs(2);
+
+enum Order {
+    Hold {
+        id: u64,
+        holding: Holding,
+        fds: Vec<OwnedFd>,
+    },
+    Release(u64),
+    /// Say goodbye to the keeper (daemon exit, or the exec of an update); answered once it
+    /// has exited. Holds are kept, not sent, until [`Order::Start`].
+    Dismiss(tokio::sync::oneshot::Sender<()>),
+    /// Start a keeper again and give it everything held.
+    Start,
+}
+
+struct Client {
+    orders: mpsc::Sender<Order>,
+    next_id: AtomicU64,
+}
+
+static CLIENT: OnceLock<Client> = OnceLock::new();
+
+/// Start the keeper for this daemon (once; not under `kelpie runtime`, whose container ends
+/// with it anyway).
+pub fn start(home: &Home) {
+    let (orders, received) = mpsc::channel();
+    let client = Client {
+        orders,
+        next_id: AtomicU64::new(0),
+    };
+    if CLIENT.set(client).is_err() {
+        return;
+    }
+    let home = home.clone();
+    let spawned = std::thread::Builder::new()
+        .name("kelpie-keeper".into())
+        .spawn(move || Link::new(home).run(received));
+    if let Err(e) = spawned {
+        crate::daemon_log!(
+            "keeper: cannot start its thread ({e}); apps will not outlive a daemon crash"
+        );
+    }
+}
+
+/// Something held by the keeper until this is dropped.
+pub struct Held(u64);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(client) = CLIENT.get() {
+            let _ = client.orders.send(Order::Release(self.0));
+        }
+    }
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Held({})", self.0)
+    }
+}
+
+/// Have the keeper hold a second descriptor of each of `fds` (see [`Holding`] for which, in
+/// which order). `None` without a keeper, or when a descriptor cannot be duplicated.
+pub fn hold(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held> {
+    let client = CLIENT.get()?;
+    let fds: Vec<OwnedFd> = fds
+        .iter()
+        .map(|fd| fd.try_clone_to_owned())
+        .collect::<Result<_, _>>()
+        .inspect_err(|e| crate::daemon_log!("keeper: cannot pass on {holding:?}: {e}"))
+        .ok()?;
+    let id = client.next_id.fetch_add(1, Ordering::Relaxed);
+    client.orders.send(Order::Hold { id, holding, fds }).ok()?;
+    Some(Held(id))
+}
+
+/// Tell the keeper goodbye and wait until it has exited: the daemon ends on purpose (or
+/// re-executes itself), so nothing must be drained from the pipes behind its back.
+pub async fn dismiss() {
+    let Some(client) = CLIENT.get() else {
+        return;
+    };
+    let (done, exited) = tokio::sync::oneshot::channel();
+    if client.orders.send(Order::Dismiss(done)).is_ok() {
+        let _ = exited.await;
+    }
+}
+
+/// Start a keeper again after [`dismiss`] (an update whose exec failed).
+pub fn restart() {
+    if let Some(client) = CLIENT.get() {
+        let _ = client.orders.send(Order::Start);
+    }
+}
+
+/// The thread's state.
+struct Link {
+    home: Home,
+    held: BTreeMap<u64, (Holding, Vec<OwnedFd>)>,
+    keeper: Option<Running>,
+    dismissed: bool,
+}
+
+struct Running {
+    child: std::process::Child,
+    socket: OwnedFd,
+}
+
+impl Link {
+    fn new(home: Home) -> Link {
+        Link {
+            home,
+            held: BTreeMap::new(),
+            keeper: None,
+            dismissed: false,
+        }
+    }
+
+    fn run(mut self, orders: mpsc::Receiver<Order>) {
+        self.keeper = self.spawn();
+        loop {
+            match orders.recv_timeout(LOOK_EVERY) {
+                Ok(Order::Hold { id, holding, fds }) => {
+                    self.send_hold(id, &holding, &fds);
+                    self.held.insert(id, (holding, fds));
+                }
+                Ok(Order::Release(id)) => {
+                    if self.held.remove(&id).is_some() {
+                        self.send(&ToKeeper::Release { id });
+                    }
+                }
+                Ok(Order::Dismiss(done)) => {
+                    self.say_goodbye();
+                    self.dismissed = true;
+                    let _ = done.send(());
+                }
+                Ok(Order::Start) => {
+                    self.dismissed = false;
+                    self.replace_keeper();
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if !self.dismissed && !self.keeper_alive() {
+                        crate::daemon_log!("keeper: it exited; starting another");
+                        self.replace_keeper();
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn send_hold(&mut self, id: u64, holding: &Holding, fds: &[OwnedFd]) {
+        let fds: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
+        let message = ToKeeper::Hold {
+            id,
+            holding: holding.clone(),
+        };
+        let Some(keeper) = &self.keeper else { return };
+        if wire::send(keeper.socket.as_fd(), &message, &fds).is_err() && !self.dismissed {
+            self.replace_keeper();
+        }
+    }
+
+    fn send(&mut self, message: &ToKeeper) {
+        let Some(keeper) = &self.keeper else { return };
+        if wire::send(keeper.socket.as_fd(), message, &[]).is_err() && !self.dismissed {
+            self.replace_keeper();
+        }
+    }
+
+    /// Whether the keeper still lives (its end of the pair is not closed).
+    fn keeper_alive(&mut self) -> bool {
+        let Some(keeper) = &mut self.keeper else {
+            return false;
+        };
+        // Readable means closed: the keeper never sends its daemon anything.
+        let closed =
+            kelpie_sys::wait_readable(keeper.socket.as_fd(), Duration::ZERO).unwrap_or(true);
+        !closed && matches!(keeper.child.try_wait(), Ok(None))
+    }
+
+    /// A new keeper, given everything held.
+    fn replace_keeper(&mut self) {
+        if let Some(mut old) = self.keeper.take() {
+            let _ = old.child.kill();
+            let _ = old.child.wait();
+        }
+        self.keeper = self.spawn();
+        let held = std::mem::take(&mut self.held);
+        for (id, (holding, fds)) in &held {
+            let fds: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
+            let message = ToKeeper::Hold {
+                id: *id,
+                holding: holding.clone(),
+            };
+            let Some(keeper) = &self.keeper else { break };
+            if wire::send(keeper.socket.as_fd(), &message, &fds).is_err() {
+                crate::daemon_log!("keeper: the new keeper does not take what it is given");
+                break;
+            }
+        }
+        self.held = held;
+    }
+
+    fn say_goodbye(&mut self) {
+        let Some(mut keeper) = self.keeper.take() else {
+            return;
+        };
+        let _ = wire::send(keeper.socket.as_fd(), &ToKeeper::Bye, &[]);
+        // It closes its end when it exits.
+        let _ = kelpie_sys::wait_readable(keeper.socket.as_fd(), BYE_WITHIN);
+        if !matches!(keeper.child.try_wait(), Ok(Some(_))) {
+            std::thread::sleep(Duration::from_millis(20));
+            if !matches!(keeper.child.try_wait(), Ok(Some(_))) {
+                let _ = keeper.child.kill();
+            }
+        }
+        let _ = keeper.child.wait();
+    }
+
+    /// Start `kelpie daemon --keeper` with our end of a new pair at [`KEEPER_FD`].
+    fn spawn(&self) -> Option<Running> {
+        let started = (|| -> std::io::Result<Running> {
+            let (ours, theirs) = kelpie_sys::seqpacket_pair()?;
+            let program = std::path::PathBuf::from("/proc/self/exe");
+            let argv = vec![
+                "kelpie".to_string(),
+                "daemon".to_string(),
+                "--keeper".to_string(),
+            ];
+            let env = vec![(
+                kelpie_proto::HOME_ENV.to_string(),
+                self.home.root().display().to_string(),
+            )];
+            let mut command = std::process::Command::new(&program);
+            command
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null());
+            kelpie_sys::exec_with_fds(
+                &mut command,
+                &program,
+                &argv,
+                &env,
+                false,
+                vec![(std::os::fd::AsRawFd::as_raw_fd(&theirs), KEEPER_FD)],
+            )?;
+            let child = command.spawn()?;
+            drop(theirs);
+            Ok(Running {
+                child,
+                socket: ours,
+            })
+        })();
+        started
+            .inspect_err(|e| {
+                crate::daemon_log!(
+                    "keeper: cannot start it ({e}); apps will not outlive a daemon crash"
+                )
+            })
+            .ok()
+    }
+}

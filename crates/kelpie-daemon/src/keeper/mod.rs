@@ -1,0 +1,28 @@
+//! The keeper: what lets the apps outlive the daemon.
+//!
+//! An app's stdout and stderr are pipes the daemon reads; its notify socket and Node IPC
+//! channel are sockets whose other end the daemon holds; an app with a Kelpie-owned port
+//! accepts on a socket the daemon keeps open. If those ends closed with the daemon, a daemon
+//! killed with `-9` would take the apps with it: their next write would get SIGPIPE.
+//!
+//! So the daemon starts a small process of its own program, the keeper (`kelpie daemon
+//! --keeper`), and sends it a second descriptor of each of those ends as it appears
+//! ([`hold`], by `SCM_RIGHTS`), and tells it when each is gone. The keeper does nothing else
+//! while the daemon lives. When the daemon goes without saying goodbye, the keeper reads the
+//! pipes into spool files (no app blocks on a full pipe), and waits at `<home>/keeper.sock`.
+//! The next daemon (started by the next command, or by the boot service) connects there first,
+//! takes everything ([`reclaim`]), and adopts the processes that are still the ones its
+//! `state.json` recorded (pidfd and start time), processing the spooled output first.
+//!
+//! The keeper is told goodbye ([`dismiss`]) when the daemon exits on purpose, and before it
+//! re-executes itself for `kelpie update` (which passes the same descriptors by itself).
+
+mod client;
+mod reclaim;
+mod server;
+mod wire;
+
+pub use client::{dismiss, hold, restart, start, Held};
+pub use reclaim::{reclaim, Reclaimed};
+pub use server::run;
+pub use wire::Holding;

@@ -1,0 +1,134 @@
+//! A new daemon takes what the keeper of a daemon that died kept: the apps' sockets, pipes
+//! (and what they printed meanwhile) and processes, so it adopts them instead of restarting them.
+
+use super::wire::{self, FromKeeper, Holding, ToKeeper};
+use crate::link::LinkFds;
+use crate::logs::HandedPipe;
+use crate::update::HandedProcess;
+use kelpie_proto::Home;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
+
+/// How long the keeper may take to answer each message.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+/// Most of a spool file read back (the keeper writes at most this much per pipe).
+const SPOOL_READ_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Everything a keeper handed over.
+#[derive(Default)]
+pub struct Reclaimed {
+    /// The pid of the daemon that died.
+    pub daemon_pid: u32,
+    /// Listening sockets, by app name.
+    pub sockets: BTreeMap<String, OwnedFd>,
+    /// Running processes, by `pm_id` (a reload in progress has two of one instance).
+    pub processes: Vec<(u32, HandedProcess)>,
+    /// Output pipes, with what was read from them meanwhile.
+    pub pipes: Vec<HandedPipe>,
+    /// Output bytes the keeper could not keep.
+    pub dropped: u64,
+}
+
+/// Take everything from the keeper of a daemon that died, if one waits for us. Blocking: call
+/// it off the async thread, once the control socket is ours (so no other daemon takes it too).
+pub fn reclaim(home: &Home) -> Option<Reclaimed> {
+    let socket = kelpie_sys::seqpacket_connect(&home.keeper_socket()).ok()?;
+    match take_all(home, &socket) {
+        Ok(reclaimed) => {
+            let _ = wire::send(socket.as_fd(), &ToKeeper::Taken, &[]);
+            Some(reclaimed)
+        }
+        Err(e) => {
+            crate::daemon_log!("keeper: could not take over what it kept: {e}");
+            None
+        }
+    }
+}
+
+fn take_all(home: &Home, socket: &OwnedFd) -> Result<Reclaimed, String> {
+    kelpie_sys::set_receive_timeout(socket.as_fd(), ANSWER_WITHIN).map_err(|e| e.to_string())?;
+    wire::send(socket.as_fd(), &ToKeeper::Take, &[]).map_err(|e| e.to_string())?;
+    let mut reclaimed = Reclaimed::default();
+    let mut spools = Vec::new();
+    loop {
+        let (message, fds) = wire::recv::<FromKeeper>(socket.as_fd())
+            .map_err(|e| e.to_string())?
+            .ok_or("the keeper closed the connection")?;
+        match message {
+            FromKeeper::Done { daemon_pid } => {
+                reclaimed.daemon_pid = daemon_pid;
+                break;
+            }
+            FromKeeper::Refused { why } => return Err(format!("the keeper refused: {why}")),
+            FromKeeper::Entry {
+                holding,
+                spool,
+                dropped,
+            } => {
+                reclaimed.dropped += dropped;
+                let backlog = match &spool {
+                    Some(path) => {
+                        spools.push(path.clone());
+                        read_spool(path)
+                    }
+                    None => Vec::new(),
+                };
+                add_entry(&mut reclaimed, holding, fds, backlog);
+            }
+        }
+    }
+    for path in spools {
+        // Only files of the keeper's spool directory are removed.
+        if path.parent() == Some(home.keeper_spool_dir().as_path()) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    Ok(reclaimed)
+}
+
+fn add_entry(reclaimed: &mut Reclaimed, holding: Holding, fds: Vec<OwnedFd>, backlog: Vec<u8>) {
+    let mut fds = fds.into_iter();
+    match holding {
+        Holding::Pipe { pm_id, stream } => reclaimed.pipes.push(HandedPipe {
+            pm_id,
+            stream,
+            fd: fds.next(),
+            backlog,
+        }),
+        Holding::Socket { app } => {
+            if let Some(fd) = fds.next() {
+                reclaimed.sockets.insert(app, fd);
+            }
+        }
+        Holding::Process {
+            pm_id,
+            pid,
+            cgroup,
+            ipc,
+        } => {
+            let (Some(pidfd), Some(notify)) = (fds.next(), fds.next()) else {
+                return;
+            };
+            let ipc = if ipc { fds.next() } else { None };
+            reclaimed.processes.push((
+                pm_id,
+                HandedProcess {
+                    pid,
+                    link: LinkFds { notify, ipc },
+                    cgroup,
+                    pidfd: Some(pidfd),
+                },
+            ));
+        }
+    }
+}
+
+fn read_spool(path: &std::path::Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if let Ok(file) = std::fs::File::open(path) {
+        let _ = file.take(SPOOL_READ_LIMIT).read_to_end(&mut bytes);
+    }
+    bytes
+}

@@ -1,0 +1,352 @@
+//! The keeper process (`kelpie daemon --keeper`): a plain loop over `poll()`, no runtime, no
+//! threads. While its daemon lives it only stores what it is given. Once the daemon is gone
+//! without saying goodbye (`kill -9`, a crash), it reads the apps' output pipes into spool files
+//! so no app ever blocks or gets SIGPIPE, and waits at `<home>/keeper.sock` for the next daemon,
+//! which takes everything and lets it exit.
+
+use super::wire::{self, FromKeeper, Holding, ToKeeper};
+use kelpie_proto::Home;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The descriptor the daemon's end of the pair is placed at.
+pub const KEEPER_FD: i32 = 3;
+/// Most bytes kept per pipe while no daemon runs; beyond that they are counted and dropped.
+const SPOOL_LIMIT: u64 = 64 * 1024 * 1024;
+/// How long a daemon taking over may take to answer.
+const TAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One held entry.
+struct Kept {
+    holding: Holding,
+    /// Its descriptors; a pipe's is in `pipe` instead.
+    fds: Vec<OwnedFd>,
+    pipe: Option<std::fs::File>,
+    /// A pipe that reached its end (every writer closed it): nothing more to read.
+    ended: bool,
+    spool: Option<Spool>,
+    dropped: u64,
+}
+
+struct Spool {
+    path: PathBuf,
+    file: std::fs::File,
+    written: u64,
+}
+
+struct Keeper {
+    home: Home,
+    entries: BTreeMap<u64, Kept>,
+    /// The daemon that started us, while it lives.
+    daemon: Option<OwnedFd>,
+    daemon_pid: u32,
+    listener: Option<OwnedFd>,
+}
+
+/// Run the keeper until a daemon says goodbye or takes everything. Returns the exit code.
+pub fn run(home: Home) -> i32 {
+    let daemon = match kelpie_sys::take_inherited_fds(&[KEEPER_FD]) {
+        Ok(mut fds) if fds.len() == 1 => fds.remove(0),
+        _ => {
+            crate::daemon_log!("keeper: started without its daemon's socket; exiting");
+            return 2;
+        }
+    };
+    let _ = kelpie_sys::close_inherited_fds();
+    let mut keeper = Keeper {
+        home,
+        entries: BTreeMap::new(),
+        daemon: Some(daemon),
+        daemon_pid: std::os::unix::process::parent_id(),
+        listener: None,
+    };
+    keeper.listen();
+    let _ = std::fs::write(
+        keeper.home.keeper_pid_file(),
+        format!("{}\n", std::process::id()),
+    );
+    loop {
+        match keeper.turn() {
+            Ok(None) => {}
+            Ok(Some(code)) => {
+                keeper.leave();
+                return code;
+            }
+            Err(e) => {
+                crate::daemon_log!("keeper: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+impl Keeper {
+    /// Listen at the keeper socket (a stale file from an earlier keeper is replaced).
+    fn listen(&mut self) {
+        let path = self.home.keeper_socket();
+        let _ = std::fs::remove_file(&path);
+        match kelpie_sys::seqpacket_listen(&path) {
+            Ok(listener) => {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+                self.listener = Some(listener);
+            }
+            Err(e) => crate::daemon_log!(
+                "keeper: cannot listen at {} ({e}); a new daemon will restart the apps instead of adopting them",
+                path.display()
+            ),
+        }
+    }
+
+    /// Remove our socket and pid files (not a later keeper's).
+    fn leave(&mut self) {
+        if self.listener.take().is_some() {
+            let _ = std::fs::remove_file(self.home.keeper_socket());
+        }
+        let pid_file = self.home.keeper_pid_file();
+        if std::fs::read_to_string(&pid_file)
+            .is_ok_and(|p| p.trim() == std::process::id().to_string())
+        {
+            let _ = std::fs::remove_file(pid_file);
+        }
+    }
+
+    /// Wait for something and deal with it; `Some(code)` to exit.
+    fn turn(&mut self) -> std::io::Result<Option<i32>> {
+        // What to wait for: the daemon, the listener, and once the daemon is gone the pipes.
+        let mut watched: Vec<Watched> = Vec::new();
+        let mut fds: Vec<BorrowedFd<'_>> = Vec::new();
+        if let Some(daemon) = &self.daemon {
+            watched.push(Watched::Daemon);
+            fds.push(daemon.as_fd());
+        }
+        if let Some(listener) = &self.listener {
+            watched.push(Watched::Listener);
+            fds.push(listener.as_fd());
+        }
+        if self.daemon.is_none() {
+            for (id, kept) in &self.entries {
+                if let (false, Some(pipe)) = (kept.ended, &kept.pipe) {
+                    watched.push(Watched::Pipe(*id));
+                    fds.push(pipe.as_fd());
+                }
+            }
+        }
+        let ready = kelpie_sys::wait_readable_many(&fds, None)?;
+        drop(fds);
+        for (what, ready) in watched.into_iter().zip(ready) {
+            if !ready {
+                continue;
+            }
+            match what {
+                Watched::Daemon => {
+                    if let Some(code) = self.hear_daemon()? {
+                        return Ok(Some(code));
+                    }
+                }
+                Watched::Listener => {
+                    if self.serve_taker() {
+                        return Ok(Some(0));
+                    }
+                }
+                Watched::Pipe(id) => self.drain(id),
+            }
+        }
+        Ok(None)
+    }
+
+    /// One message from the daemon (or its end).
+    fn hear_daemon(&mut self) -> std::io::Result<Option<i32>> {
+        let Some(daemon) = &self.daemon else {
+            return Ok(None);
+        };
+        match wire::recv::<ToKeeper>(daemon.as_fd()) {
+            Ok(Some((ToKeeper::Hold { id, holding }, fds))) => {
+                if fds.len() == holding.fd_count() {
+                    let (fds, pipe) = match holding {
+                        Holding::Pipe { .. } => {
+                            (Vec::new(), fds.into_iter().next().map(std::fs::File::from))
+                        }
+                        _ => (fds, None),
+                    };
+                    self.entries.insert(
+                        id,
+                        Kept {
+                            holding,
+                            fds,
+                            pipe,
+                            ended: false,
+                            spool: None,
+                            dropped: 0,
+                        },
+                    );
+                }
+            }
+            Ok(Some((ToKeeper::Release { id }, _))) => {
+                self.entries.remove(&id);
+            }
+            Ok(Some((ToKeeper::Bye, _))) => return Ok(Some(0)),
+            Ok(Some((other, _))) => {
+                crate::daemon_log!("keeper: unexpected message from the daemon: {other:?}");
+            }
+            Ok(None) | Err(_) => {
+                self.daemon = None;
+                let processes = self
+                    .entries
+                    .values()
+                    .filter(|k| matches!(k.holding, Holding::Process { .. }))
+                    .count();
+                crate::daemon_log!(
+                    "keeper: the daemon (pid {}) is gone; keeping {processes} processes' pipes and sockets open and their output in {} until the next daemon takes them",
+                    self.daemon_pid,
+                    self.home.keeper_spool_dir().display()
+                );
+            }
+        }
+        Ok(None)
+    }
+
+    /// Read what a pipe holds into its spool file.
+    fn drain(&mut self, id: u64) {
+        let spool_dir = self.home.keeper_spool_dir();
+        let Some(kept) = self.entries.get_mut(&id) else {
+            return;
+        };
+        let Some(mut pipe) = kept.pipe.as_ref() else {
+            return;
+        };
+        let mut buf = [0u8; 64 * 1024];
+        let n = match pipe.read(&mut buf) {
+            Ok(0) => {
+                kept.ended = true;
+                return;
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return,
+            Err(_) => {
+                kept.ended = true;
+                return;
+            }
+        };
+        if kept.spool.is_none() {
+            kept.spool = open_spool(&spool_dir, id);
+        }
+        match &mut kept.spool {
+            Some(spool) if spool.written + n as u64 <= SPOOL_LIMIT => {
+                if spool.file.write_all(&buf[..n]).is_ok() {
+                    spool.written += n as u64;
+                } else {
+                    kept.dropped += n as u64;
+                }
+            }
+            _ => kept.dropped += n as u64,
+        }
+    }
+
+    /// A daemon connected: hand everything over if ours is gone. True once it has it all.
+    fn serve_taker(&mut self) -> bool {
+        let Some(listener) = &self.listener else {
+            return false;
+        };
+        let Ok(taker) = kelpie_sys::accept(listener.as_fd()) else {
+            return false;
+        };
+        let _ = kelpie_sys::set_receive_timeout(taker.as_fd(), TAKE_TIMEOUT);
+        if self.daemon.is_some() {
+            let _ = wire::send(
+                taker.as_fd(),
+                &FromKeeper::Refused {
+                    why: format!("its daemon (pid {}) still runs", self.daemon_pid),
+                },
+                &[],
+            );
+            return false;
+        }
+        match wire::recv::<ToKeeper>(taker.as_fd()) {
+            Ok(Some((ToKeeper::Take, _))) => {}
+            _ => return false,
+        }
+        // The next keeper may bind the same path as soon as this one is done: ours goes first.
+        self.listener = None;
+        let _ = std::fs::remove_file(self.home.keeper_socket());
+        let handed = self.hand_over(&taker);
+        if handed {
+            let taken = matches!(
+                wire::recv::<ToKeeper>(taker.as_fd()),
+                Ok(Some((ToKeeper::Taken, _)))
+            );
+            if taken {
+                crate::daemon_log!(
+                    "keeper: the new daemon took {} entries; exiting",
+                    self.entries.len()
+                );
+                return true;
+            }
+        }
+        crate::daemon_log!("keeper: the daemon taking over went away; keeping everything");
+        self.listen();
+        false
+    }
+
+    fn hand_over(&mut self, taker: &OwnedFd) -> bool {
+        for kept in self.entries.values_mut() {
+            if let Some(spool) = &mut kept.spool {
+                let _ = spool.file.flush();
+            }
+            let mut fds: Vec<BorrowedFd<'_>> = kept.fds.iter().map(AsFd::as_fd).collect();
+            if let (false, Some(pipe)) = (kept.ended, &kept.pipe) {
+                fds.push(pipe.as_fd());
+            }
+            let entry = FromKeeper::Entry {
+                holding: kept.holding.clone(),
+                spool: kept.spool.as_ref().map(|s| s.path.clone()),
+                dropped: kept.dropped,
+            };
+            if wire::send(taker.as_fd(), &entry, &fds).is_err() {
+                return false;
+            }
+        }
+        wire::send(
+            taker.as_fd(),
+            &FromKeeper::Done {
+                daemon_pid: self.daemon_pid,
+            },
+            &[],
+        )
+        .is_ok()
+    }
+}
+
+enum Watched {
+    Daemon,
+    Listener,
+    Pipe(u64),
+}
+
+fn open_spool(dir: &std::path::Path, id: u64) -> Option<Spool> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::create_dir_all(dir);
+    let path = dir.join(format!("{}-{id}.spool", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .inspect_err(|e| {
+            crate::daemon_log!(
+                "keeper: cannot keep output in {} ({e}); it is dropped until a daemon returns",
+                path.display()
+            )
+        })
+        .ok()?;
+    Some(Spool {
+        path,
+        file,
+        written: 0,
+    })
+}

@@ -1,0 +1,126 @@
+//! What the daemon, its keeper and the next daemon say to each other: one JSON message per
+//! sequenced packet, with the descriptors it is about attached.
+
+use kelpie_proto::LogStream;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+
+/// Longest message (a process's entry is a few hundred bytes).
+const MAX_MESSAGE: usize = 64 * 1024;
+
+/// What a held entry is, and which descriptors come with it (in this order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Holding {
+    /// A process's stdout or stderr pipe: `[read end]`.
+    Pipe {
+        /// Whose.
+        pm_id: u32,
+        /// Which stream.
+        stream: LogStream,
+    },
+    /// A running process: `[pidfd, notify socket, IPC end (when `ipc`)]`.
+    Process {
+        /// Its instance.
+        pm_id: u32,
+        /// Its pid (and process group).
+        pid: u32,
+        /// Its cgroup, when it has one.
+        cgroup: Option<PathBuf>,
+        /// A Node IPC channel comes with it.
+        ipc: bool,
+    },
+    /// An app's listening socket: `[socket]`.
+    Socket {
+        /// The app's name.
+        app: String,
+    },
+}
+
+impl Holding {
+    /// How many descriptors come with it.
+    pub fn fd_count(&self) -> usize {
+        match self {
+            Holding::Pipe { .. } | Holding::Socket { .. } => 1,
+            Holding::Process { ipc, .. } => 2 + usize::from(*ipc),
+        }
+    }
+}
+
+/// From a daemon to a keeper.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToKeeper {
+    /// Hold these descriptors until released (the daemon that started the keeper).
+    Hold {
+        /// The daemon's number for it.
+        id: u64,
+        /// What it is.
+        holding: Holding,
+    },
+    /// Close what was held under `id`.
+    Release {
+        /// The daemon's number for it.
+        id: u64,
+    },
+    /// The daemon ends on purpose (its apps are stopped, or it re-executes itself): exit.
+    Bye,
+    /// A new daemon asks for everything (only once the daemon that started the keeper is gone).
+    Take,
+    /// The new daemon has everything: the keeper may exit.
+    Taken,
+}
+
+/// From a keeper to the daemon taking over.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FromKeeper {
+    /// One held entry, with its descriptors (a pipe that reached its end comes without).
+    Entry {
+        /// What it is.
+        holding: Holding,
+        /// What was read from it meanwhile (a pipe), in a file.
+        spool: Option<PathBuf>,
+        /// Bytes read from it meanwhile that could not be kept.
+        dropped: u64,
+    },
+    /// That was everything.
+    Done {
+        /// The pid of the daemon that started the keeper.
+        daemon_pid: u32,
+    },
+    /// The keeper will not hand over.
+    Refused {
+        /// Why.
+        why: String,
+    },
+}
+
+/// Send `message` with `fds` as one packet.
+pub fn send<T: Serialize>(
+    socket: BorrowedFd<'_>,
+    message: &T,
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<()> {
+    let bytes = serde_json::to_vec(message).map_err(io::Error::other)?;
+    kelpie_sys::send_with_fds(socket, &bytes, fds)
+}
+
+/// Receive one packet: `None` when the peer closed.
+pub fn recv<T: DeserializeOwned>(socket: BorrowedFd<'_>) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let (n, fds) = kelpie_sys::recv_with_fds(socket, &mut buf)?;
+    if n == 0 && fds.is_empty() {
+        return Ok(None);
+    }
+    let message = serde_json::from_slice(&buf[..n]).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unreadable message: {e}"),
+        )
+    })?;
+    Ok(Some((message, fds)))
+}
