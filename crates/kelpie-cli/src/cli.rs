@@ -53,12 +53,21 @@ pub enum Command {
     #[command(aliases = ["ls", "l", "status", "ps"])]
     List(ListArgs),
     /// List apps as JSON, in PM2's `jlist` shape
-    Jlist,
+    Jlist {
+        /// Show the values of env variables named like secrets (TOKEN, SECRET, PASSWORD, KEY),
+        /// which are otherwise `****`
+        #[arg(long)]
+        show_secrets: bool,
+    },
     /// Every detail of one app, including its last exits
     #[command(aliases = ["show", "info", "desc"])]
     Describe {
         /// Name or id
         target: String,
+        /// Show the values of env variables named like secrets (TOKEN, SECRET, PASSWORD, KEY),
+        /// which are otherwise `****`
+        #[arg(long)]
+        show_secrets: bool,
     },
     /// Exits of apps across the list, newest last: when, code or signal, OOM kill, uptime,
     /// cause, what Kelpie did, and (with --stderr or --json) the last lines of stderr
