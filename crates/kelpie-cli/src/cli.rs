@@ -53,12 +53,21 @@ pub enum Command {
     #[command(aliases = ["ls", "l", "status", "ps"])]
     List(ListArgs),
     /// List apps as JSON, in PM2's `jlist` shape
-    Jlist,
+    Jlist {
+        /// Show the values of env variables named like secrets (TOKEN, SECRET, PASSWORD, KEY),
+        /// which are otherwise `****`
+        #[arg(long)]
+        show_secrets: bool,
+    },
     /// Every detail of one app, including its last exits
     #[command(aliases = ["show", "info", "desc"])]
     Describe {
         /// Name or id
         target: String,
+        /// Show the values of env variables named like secrets (TOKEN, SECRET, PASSWORD, KEY),
+        /// which are otherwise `****`
+        #[arg(long)]
+        show_secrets: bool,
     },
     /// Exits of apps across the list, newest last: when, code or signal, OOM kill, uptime,
     /// cause, what Kelpie did, and (with --stderr or --json) the last lines of stderr
@@ -154,13 +163,21 @@ pub struct WebArgs {
     /// loopback needs a token
     #[arg(long)]
     pub host: Option<String>,
-    /// Require `Authorization: Bearer <token>` (default: `[web]`'s, else $KELPIE_WEB_TOKEN,
-    /// which keeps it out of the process list)
+    /// Require `Authorization: Bearer <token>` for every call (default: `[web]`'s, else
+    /// $KELPIE_WEB_TOKEN, which keeps it out of the process list). Without one, reading is open
+    /// on loopback and changes need the token kept in <home>/web.token
     #[arg(long)]
     pub token: Option<String>,
+    /// On loopback, answer changes (restart, stop, …) without a token too: any local user could
+    /// then control your apps (`open_loopback` in `[web]`)
+    #[arg(long, conflicts_with = "token")]
+    pub open_loopback: bool,
     /// Stop serving
-    #[arg(long, conflicts_with_all = ["port", "host", "token"])]
+    #[arg(long, conflicts_with_all = ["port", "host", "token", "open_loopback"])]
     pub stop: bool,
+    /// Print the token the running web server requires, and nothing else
+    #[arg(long, conflicts_with_all = ["port", "host", "token", "open_loopback", "stop"])]
+    pub show_token: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,7 @@ use kelpie_proto::{
 };
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Read, Seek, SeekFrom};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -53,6 +53,16 @@ impl Client {
                 ) =>
             {
                 return Ok(None)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                let owner = std::fs::metadata(home.root())
+                    .map(|m| format!(" (it belongs to uid {})", m.uid()))
+                    .unwrap_or_default();
+                bail!(
+                    "permission denied: cannot reach the daemon at {}: the kelpie home {}{owner} is not yours; use your own (KELPIE_HOME), or run kelpie as its owner",
+                    socket.display(),
+                    home.root().display()
+                )
             }
             Err(e) => {
                 return Err(e).with_context(|| {

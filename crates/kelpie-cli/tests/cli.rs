@@ -15,6 +15,7 @@ mod cli {
     mod persistence;
     mod pid1;
     mod runtime;
+    mod security;
     mod startup;
     mod supervision;
     mod survival;

@@ -64,8 +64,12 @@ pub struct WebSettings {
     /// Address to bind: an IP address, or `localhost`. Default `127.0.0.1`.
     pub host: String,
     /// When set, every API call and `/metrics` needs `Authorization: Bearer <token>`. Required
-    /// for any address other than loopback.
+    /// for any address other than loopback. When not, the daemon uses the token of
+    /// `<home>/web.token` (made on first use) for the calls that change something.
     pub token: Option<String>,
+    /// On loopback without a token, let the calls that change something (every method but
+    /// GET) through without one too. Off by default: any local user could stop your apps.
+    pub open_loopback: bool,
 }
 
 /// The port of `[web]` and `kelpie web` when none is given.
@@ -77,6 +81,7 @@ impl Default for WebSettings {
             port: DEFAULT_WEB_PORT,
             host: "127.0.0.1".to_string(),
             token: None,
+            open_loopback: false,
         }
     }
 }
@@ -97,6 +102,9 @@ impl WebSettings {
         };
         if let Some(token) = &self.token {
             check_token(token)?;
+            if self.open_loopback {
+                return Err(OPEN_LOOPBACK_WITH_TOKEN.to_string());
+            }
         } else if !ip.is_loopback() {
             return Err(format!(
                 "refusing to serve the web API on {ip}, which is not a loopback address, without a token: anyone who can reach it could stop your apps. Set `token` in the `[web]` section of kelpie.toml, or pass --token (or KELPIE_WEB_TOKEN) to `kelpie web`"
@@ -105,6 +113,9 @@ impl WebSettings {
         Ok(std::net::SocketAddr::new(ip, self.port))
     }
 }
+
+/// `open_loopback` and a token contradict each other.
+const OPEN_LOOPBACK_WITH_TOKEN: &str = "`open_loopback` only applies without a token (with a token every call needs it): set one or the other";
 
 /// A token must be usable in an HTTP header: at least 16 visible ASCII characters.
 pub fn check_token(token: &str) -> Result<(), String> {
@@ -116,12 +127,72 @@ pub fn check_token(token: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The token kept in `path` (`<home>/web.token`), made there first when there is none (or it
+/// is not a usable token): 32 random bytes from the kernel in hex, in a file only its owner can
+/// read. Two callers at once get the same token: the file appears whole or not at all.
+pub fn stored_web_token(path: &Path) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if let Some(token) = read_stored_token(path)? {
+        return Ok(token);
+    }
+    let mut random = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut random)?;
+    let token: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temp = dir.join(format!(".web.token.{}", std::process::id()));
+    let _ = std::fs::remove_file(&temp);
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(format!("{token}\n").as_bytes())?;
+        file.sync_all()?;
+        // A hard link never replaces a file: of two makers, the first one's token stays.
+        match std::fs::hard_link(&temp, path) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // What is there is not usable (else it was read above): replace it.
+                match read_stored_token(path)? {
+                    Some(_) => Ok(()),
+                    None => std::fs::rename(&temp, path),
+                }
+            }
+            other => other,
+        }
+    })();
+    let _ = std::fs::remove_file(&temp);
+    written?;
+    read_stored_token(path)?
+        .ok_or_else(|| std::io::Error::other(format!("{} holds no usable token", path.display())))
+}
+
+/// The token in `path`, if there is a usable one; a file others could read is made private.
+fn read_stored_token(path: &Path) -> std::io::Result<Option<String>> {
+    use std::os::unix::fs::PermissionsExt;
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let token = text.trim();
+    if check_token(token).is_err() {
+        return Ok(None);
+    }
+    if std::fs::metadata(path)?.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(Some(token.to_string()))
+}
+
 /// Sections of `kelpie.toml`.
 const SECTIONS: &[&str] = &["logs", "web"];
 /// Keys of `[logs]`.
 const LOG_KEYS: &[&str] = &["max_size", "retain", "compress", "rotate_interval"];
 /// Keys of `[web]`.
-const WEB_KEYS: &[&str] = &["port", "host", "token"];
+const WEB_KEYS: &[&str] = &["port", "host", "token", "open_loopback"];
 
 impl DaemonSettings {
     /// Read `<path>` (TOML). A missing file = defaults. Any error names the file and the key;
@@ -199,12 +270,13 @@ fn read_web(keys: &serde_json::Map<String, Value>, errors: &mut Vec<String>) -> 
                 .and_then(|v| check_token(&v).map(|()| v))
                 .map(|v| web.token = Some(v))
                 .err(),
+            "open_loopback" => convert::boolean(value).map(|v| web.open_loopback = v).err(),
             other => {
                 errors.push(
                     match crate::fields::closest(other, WEB_KEYS.iter().copied()) {
                         Some(k) => format!("unknown key `web.{other}` (did you mean `{k}`?)"),
                         None => format!(
-                            "unknown key `web.{other}` (known keys: `port`, `host`, `token`)"
+                            "unknown key `web.{other}` (known keys: `port`, `host`, `token`, `open_loopback`)"
                         ),
                     },
                 );
@@ -214,6 +286,9 @@ fn read_web(keys: &serde_json::Map<String, Value>, errors: &mut Vec<String>) -> 
         if let Some(message) = problem {
             errors.push(format!("key `web.{key}`: {message}"));
         }
+    }
+    if web.open_loopback && web.token.is_some() {
+        errors.push(format!("`[web]`: {OPEN_LOOPBACK_WITH_TOKEN}"));
     }
     web
 }
@@ -401,6 +476,39 @@ mod tests {
                 "<home>/kelpie.toml: key `web.token`: the web token must be at least 16 visible ASCII characters (no spaces); for example the output of `openssl rand -hex 24`",
             ]
         );
+    }
+
+    #[test]
+    fn open_loopback_is_read_and_refused_with_a_token() {
+        let (_dir, settings) = load_text("[web]\nopen_loopback = true\n");
+        let web = settings.expect("web").web.expect("section");
+        assert!(web.open_loopback);
+        assert!(web.socket_addr().is_ok());
+        let both = errors("[web]\nopen_loopback = true\ntoken = \"0123456789abcdef0123\"\n");
+        assert_eq!(both.len(), 1, "{both:?}");
+        assert!(both[0].contains("only applies without a token"), "{both:?}");
+    }
+
+    #[test]
+    fn the_stored_web_token_is_made_once_private_and_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("web.token");
+        let token = stored_web_token(&path).expect("made");
+        assert_eq!(token.len(), 64);
+        assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(stored_web_token(&path).expect("kept"), token);
+        // Made readable by others: made private again; emptied: a new one.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(stored_web_token(&path).expect("kept"), token);
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::write(&path, "").expect("empty");
+        let new = stored_web_token(&path).expect("remade");
+        assert_ne!(new, token);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
     }
 
     #[test]

@@ -26,7 +26,7 @@ mod units;
 mod words;
 
 pub use daemon_settings::{
-    check_token, DaemonSettings, LogDefaults, WebSettings, DEFAULT_WEB_PORT,
+    check_token, stored_web_token, DaemonSettings, LogDefaults, WebSettings, DEFAULT_WEB_PORT,
 };
 pub use errors::ConfigError;
 pub use formats::is_ecosystem_file;

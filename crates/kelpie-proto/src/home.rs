@@ -89,6 +89,12 @@ impl Home {
         self.root.join("update-result")
     }
 
+    /// The web server's own token (mode 0600), made on first use when `[web]` sets none: the
+    /// calls that change something need it even on loopback.
+    pub fn web_token_file(&self) -> PathBuf {
+        self.root.join("web.token")
+    }
+
     /// What the daemon hands to the program it re-executes: its descriptors, by number.
     pub fn handoff_file(&self) -> PathBuf {
         self.root.join("handoff.json")

@@ -150,8 +150,15 @@ pub enum Request {
         host: Option<String>,
         /// Bearer token the API will require (needed for any non-loopback address).
         token: Option<String>,
+        /// On loopback without a token, answer the calls that change something without one
+        /// too (`[web] open_loopback`).
+        #[serde(default)]
+        open_loopback: bool,
         /// Stop serving instead.
         stop: bool,
+        /// Answer only with the token the running server requires (`kelpie web --show-token`).
+        #[serde(default)]
+        show_token: bool,
     },
 }
 

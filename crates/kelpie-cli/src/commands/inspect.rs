@@ -147,10 +147,10 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-pub fn jlist(home: &Home) -> Result<ExitCode> {
+pub fn jlist(home: &Home, show_secrets: bool) -> Result<ExitCode> {
     let list = processes(home)?;
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
-    render::write_jlist(&mut out, &list)?;
+    render::write_jlist(&mut out, &list, show_secrets)?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
@@ -164,7 +164,7 @@ fn select<'a>(list: &'a [ProcessInfo], target: &Target) -> Result<Vec<&'a Proces
     Ok(list.iter().filter(|p| ids.contains(&p.pm_id)).collect())
 }
 
-pub fn describe(home: &Home, target: &str) -> Result<ExitCode> {
+pub fn describe(home: &Home, target: &str, show_secrets: bool) -> Result<ExitCode> {
     let target = Target::parse(target);
     let list = processes(home)?;
     let found = select(&list, &target)?;
@@ -173,7 +173,7 @@ pub fn describe(home: &Home, target: &str) -> Result<ExitCode> {
     }
     let mut out = std::io::stdout().lock();
     for process in found {
-        render::write_describe(&mut out, process)?;
+        render::write_describe(&mut out, process, show_secrets)?;
     }
     Ok(ExitCode::SUCCESS)
 }

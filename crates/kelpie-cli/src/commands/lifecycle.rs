@@ -25,21 +25,32 @@ pub fn ping(home: &Home) -> Result<ExitCode> {
 
 /// `web`: the daemon serves the page, the API and /metrics (or stops serving them).
 pub fn web(home: &Home, args: crate::cli::WebArgs) -> Result<ExitCode> {
-    let token = args
-        .token
-        .or_else(|| std::env::var("KELPIE_WEB_TOKEN").ok())
-        .filter(|t| !t.is_empty());
+    let token = match args.show_token || args.stop {
+        true => None,
+        false => args
+            .token
+            .or_else(|| std::env::var("KELPIE_WEB_TOKEN").ok())
+            .filter(|t| !t.is_empty()),
+    };
     if let Some(token) = &token {
+        if args.open_loopback {
+            bail!("--open-loopback serves without a token, but KELPIE_WEB_TOKEN gives one: unset it, or leave out --open-loopback");
+        }
         kelpie_config::check_token(token).map_err(anyhow::Error::msg)?;
     }
     let request = Request::Web {
         port: args.port,
         host: args.host,
         token,
+        open_loopback: args.open_loopback,
         stop: args.stop,
+        show_token: args.show_token,
     };
     if let Response::Done(message) = call(home, &request)? {
-        println!("[kelpie] {message}");
+        match args.show_token {
+            true => println!("{message}"),
+            false => println!("[kelpie] {message}"),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

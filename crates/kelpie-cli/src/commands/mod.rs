@@ -66,8 +66,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pid { target } => inspect::pid(&home, target.as_deref()),
         Command::List(args) => inspect::list(&home, &args),
         Command::Monit(args) => monit::monit(&home, args.interval),
-        Command::Jlist => inspect::jlist(&home),
-        Command::Describe { target } => inspect::describe(&home, &target),
+        Command::Jlist { show_secrets } => inspect::jlist(&home, show_secrets),
+        Command::Describe {
+            target,
+            show_secrets,
+        } => inspect::describe(&home, &target, show_secrets),
         Command::Events(args) => inspect::events(&home, &args),
         Command::Logs(args) => logs::logs(&home, args),
         Command::Flush { targets } => logs::flush(&home, &targets),

@@ -8,7 +8,11 @@ use std::io::Write;
 const DESCRIBE_STDERR_LINES: usize = 5;
 
 /// Write the description of one instance.
-pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<()> {
+pub fn write_describe(
+    out: &mut impl Write,
+    p: &ProcessInfo,
+    show_secrets: bool,
+) -> std::io::Result<()> {
     let spec = &p.spec;
     let state = &p.state;
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
@@ -187,8 +191,15 @@ pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
             out,
             "Environment from the config (the shell environment it inherited is not shown):"
         )?;
-        for (key, value) in &spec.env {
+        for (key, value) in super::shown_env(&spec.env, show_secrets).iter() {
             writeln!(out, "  {key}={value}")?;
+        }
+        if !show_secrets && spec.env.keys().any(|k| super::is_secret_name(k)) {
+            writeln!(
+                out,
+                "  ({} hides the values of names with TOKEN, SECRET, PASSWORD or KEY; --show-secrets shows them)",
+                super::MASK
+            )?;
         }
     }
     writeln!(out, "Log files:")?;

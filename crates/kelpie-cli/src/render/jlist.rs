@@ -1,6 +1,7 @@
 //! `jlist`: the process list in PM2's JSON shape, so scripts written for `pm2 jlist` keep
 //! working. Only the app's own `env` (from its config) is included, not the inherited shell
-//! environment, which may hold secrets (PM2 prints both).
+//! environment, which may hold secrets (PM2 prints both); values of secret-looking names are
+//! masked unless asked for (`--show-secrets`).
 //!
 //! The shape is built from borrowing structs, not a `serde_json::Value` tree: with hundreds of
 //! apps, building the tree was a third of the command's time.
@@ -90,13 +91,13 @@ struct Pm2Env<'a> {
     exits: &'a std::collections::VecDeque<kelpie_core::ExitRecord>,
     exit_code: Option<i32>,
     username: &'a str,
-    env: &'a BTreeMap<String, String>,
+    env: std::borrow::Cow<'a, BTreeMap<String, String>>,
     version: &'static str,
     pm_pid_path: Option<&'a str>,
     unique_id: String,
 }
 
-fn entry(p: &ProcessInfo) -> Entry<'_> {
+fn entry(p: &ProcessInfo, show_secrets: bool) -> Entry<'_> {
     let spec = &p.spec;
     let state = &p.state;
     Entry {
@@ -171,7 +172,7 @@ fn entry(p: &ProcessInfo) -> Entry<'_> {
             exits: &state.exits,
             exit_code: state.exits.back().and_then(|e| e.code),
             username: &p.username,
-            env: &spec.env,
+            env: super::shown_env(&spec.env, show_secrets),
             version: "N/A",
             pm_pid_path: None,
             unique_id: format!("{}-{}", p.pm_id, state.created_at_ms),
@@ -179,9 +180,14 @@ fn entry(p: &ProcessInfo) -> Entry<'_> {
     }
 }
 
-/// Write the whole list as one line of JSON.
-pub fn write_jlist(out: &mut impl Write, list: &[ProcessInfo]) -> std::io::Result<()> {
-    let entries: Vec<Entry<'_>> = list.iter().map(entry).collect();
+/// Write the whole list as one line of JSON (secret-looking env values masked unless
+/// `show_secrets`).
+pub fn write_jlist(
+    out: &mut impl Write,
+    list: &[ProcessInfo],
+    show_secrets: bool,
+) -> std::io::Result<()> {
+    let entries: Vec<Entry<'_>> = list.iter().map(|p| entry(p, show_secrets)).collect();
     serde_json::to_writer(&mut *out, &entries)?;
     writeln!(out)
 }

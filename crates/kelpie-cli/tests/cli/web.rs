@@ -82,6 +82,7 @@ fn get(port: u16, path: &str) -> Answer {
     http(port, "GET", path, &[], "")
 }
 
+/// A POST without a token.
 fn post(port: u16, path: &str, body: &str) -> Answer {
     http(
         port,
@@ -90,6 +91,38 @@ fn post(port: u16, path: &str, body: &str) -> Answer {
         &[("Content-Type", "application/json")],
         body,
     )
+}
+
+/// A POST with `token`.
+fn post_with(port: u16, token: &str, path: &str, body: &str) -> Answer {
+    let bearer = format!("Bearer {token}");
+    http(
+        port,
+        "POST",
+        path,
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", bearer.as_str()),
+        ],
+        body,
+    )
+}
+
+/// The token the daemon made and keeps in the home (checked private).
+fn stored_token(k: &Kelpie) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = k.home().join("web.token");
+    let mode = std::fs::metadata(&path)
+        .expect("web.token")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "web.token must be private");
+    let token = std::fs::read_to_string(&path)
+        .expect("web.token")
+        .trim()
+        .to_string();
+    assert_eq!(token.len(), 64, "{token}");
+    token
 }
 
 /// Wait until the daemon answers HTTP on `port`.
@@ -135,6 +168,21 @@ fn api_lists_restarts_scales_and_streams() {
     assert_eq!(list[0]["spec"]["env"], serde_json::json!({}));
     let before = k.pid("tick");
     assert_eq!(list[0]["state"]["pid"], before);
+
+    // Reading needs no token on loopback, but changes do: the one the daemon made and keeps
+    // in the home, which `kelpie web --show-token` prints.
+    let token = stored_token(&k);
+    assert_eq!(k.ok(&["web", "--show-token"]).trim(), token);
+    let refused = post(port, "/api/processes/tick/restart", "");
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(refused.body.contains("--show-token"), "{}", refused.body);
+    assert_eq!(post(port, "/api/save", "").status, 401);
+    assert_eq!(
+        http(port, "DELETE", "/api/processes/tick", &[], "").status,
+        401
+    );
+    assert_eq!(k.pid("tick"), before, "a refused call changes nothing");
+    let post = |port, path: &str, body: &str| post_with(port, &token, path, body);
 
     let restarted = post(port, "/api/processes/tick/restart", "");
     assert_eq!(restarted.status, 200, "{}", restarted.body);
@@ -275,14 +323,53 @@ fn token_is_required_beyond_loopback_and_enforced() {
     assert_eq!(stopped.status, 200, "{}", stopped.body);
     assert_eq!(k.status("guarded"), "stopped");
 
-    // Without a token, on loopback, only loopback names are answered (DNS rebinding).
+    // Without a token, on loopback, only loopback names are answered (DNS rebinding); reading
+    // is open, changes need the token the daemon keeps in the home.
     let out = k
         .command(&["web", "--port", &port_arg])
         .env_remove("KELPIE_WEB_TOKEN")
         .output()
         .expect("kelpie web");
     assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("web.token") && said.contains("--show-token"),
+        "{said}"
+    );
     assert_eq!(get(port, "/api/processes").status, 200);
+    assert_eq!(get(port, "/metrics").status, 200);
+    k.ok(&["restart", "guarded"]);
+    let pid = k.pid("guarded");
+    assert_eq!(post(port, "/api/processes/guarded/restart", "").status, 401);
+    assert_eq!(
+        post_with(port, TOKEN, "/api/processes/guarded/restart", "").status,
+        401,
+        "the token given before is gone"
+    );
+    assert_eq!(k.pid("guarded"), pid, "a refused call changes nothing");
+    let stored = stored_token(&k);
+    let restarted = post_with(port, &stored, "/api/processes/guarded/restart", "");
+    assert_eq!(restarted.status, 200, "{}", restarted.body);
+    assert_ne!(k.pid("guarded"), pid);
+    // The same token after the daemon restarts.
+    k.ok(&["kill"]);
+    k.ok(&["web", "--port", &port_arg]);
+    assert_eq!(stored_token(&k), stored);
+    // Configured otherwise: changes on loopback without a token.
+    let out = k
+        .command(&["web", "--port", &port_arg, "--open-loopback"])
+        .env_remove("KELPIE_WEB_TOKEN")
+        .output()
+        .expect("kelpie web");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("open_loopback"),
+        "{said}"
+    );
+    let refused = k.fails(&["web", "--show-token"]);
+    assert!(refused.contains("without a token"), "{refused}");
+    let saved = post(port, "/api/save", "");
+    assert_eq!(saved.status, 200, "{}", saved.body);
     let rebound = http(
         port,
         "GET",
@@ -307,6 +394,10 @@ fn a_bad_web_section_is_reported_and_apps_still_start() {
         std::fs::read_to_string(k.home().join("kelpie.log"))
             .is_ok_and(|log| log.contains("not a loopback address, without a token"))
     });
+    assert!(
+        !k.home().join("web.token").exists(),
+        "no token is made for a server that does not start"
+    );
 }
 
 // ---- tools from the registries ----
@@ -489,6 +580,8 @@ fn api_conforms_to_its_openapi_document() {
         "schemathesis.toml",
         "[[operations]]\ninclude-operation-id = \"scale\"\nparameters = { name = \"no-such-app\" }\n",
     );
+    // Changes need the token the daemon keeps in the home, even on loopback.
+    let auth = format!("Authorization: Bearer {}", stored_token(&k));
     // Bounded: every operation but the endless event stream, a few examples each.
     let out = Command::new(&st)
         .args([
@@ -496,6 +589,8 @@ fn api_conforms_to_its_openapi_document() {
             &config,
             "run",
             &format!("http://127.0.0.1:{port}/openapi.json"),
+            "--header",
+            &auth,
             "--checks",
             "all",
             "--exclude-operation-id",
@@ -589,8 +684,9 @@ fn playwright() -> Option<PathBuf> {
     }
 }
 
-/// Drives the page like a person: gives the token when asked, waits for the app, clicks its
-/// restart button, waits for the new pid, for log lines, searches them, and reads the exits.
+/// Drives the page like a person: waits for the app (reading needs no token on loopback),
+/// clicks its restart button, gives the token when asked (a change needs it), waits for the
+/// new pid, for log lines, searches them, and reads the exits.
 const BROWSER_SCRIPT: &str = r##"
 const { chromium } = require(process.env.PLAYWRIGHT);
 (async () => {
@@ -607,12 +703,12 @@ const { chromium } = require(process.env.PLAYWRIGHT);
     const errors = [];
     page.on("pageerror", (e) => errors.push(String(e)));
     await page.goto(process.env.URL);
-    await page.locator("#token-input").fill(process.env.TOKEN, { timeout });
-    await page.locator("#token-form button").click();
     const row = page.locator('tr[data-name="tick"]');
     await row.locator(".status.online").waitFor({ timeout });
     const before = (await row.locator("td.pid").textContent()).trim();
     await row.locator('button[data-action="restart"]').click();
+    await page.locator("#token-input").fill(process.env.TOKEN, { timeout });
+    await page.locator("#token-form button").click();
     await page.waitForFunction((pid) => {
       const cell = document.querySelector('tr[data-name="tick"] td.pid');
       return cell && /^[0-9]+$/.test(cell.textContent) && cell.textContent !== pid;
@@ -640,7 +736,7 @@ const { chromium } = require(process.env.PLAYWRIGHT);
 fn the_page_shows_apps_restarts_them_and_shows_their_logs_in_chromium() {
     let k = kelpie();
     let port = free_port();
-    write_settings(&k, &format!("[web]\nport = {port}\ntoken = \"{TOKEN}\"\n"));
+    write_settings(&k, &format!("[web]\nport = {port}\n"));
     k.ok(&[
         "start",
         &k.fake_app(),
@@ -669,7 +765,7 @@ fn the_page_shows_apps_restarts_them_and_shows_their_logs_in_chromium() {
         .env("CHROMIUM", &chromium)
         .env("PROFILE", profile.path())
         .env("URL", format!("http://127.0.0.1:{port}/"))
-        .env("TOKEN", TOKEN)
+        .env("TOKEN", stored_token(&k))
         .env(
             "SCREENSHOT",
             std::env::var("KELPIE_WEB_SCREENSHOT").unwrap_or_default(),

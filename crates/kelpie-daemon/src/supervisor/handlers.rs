@@ -96,13 +96,17 @@ impl Supervisor {
                 port,
                 host,
                 token,
+                open_loopback,
                 stop,
+                show_token,
             } => self.web.apply(
                 crate::web::WebRequest {
                     port,
                     host,
                     token,
+                    open_loopback,
                     stop,
+                    show_token,
                 },
                 reply,
             ),

@@ -2,7 +2,7 @@
 //! call them.
 
 use super::body::Body;
-use super::{error, json, respond, Shared};
+use super::{error, json, respond, Access, Shared};
 use crate::follow::{LogOutput, LogsRequest};
 use crate::supervisor::{Command, Reply};
 use bytes::Bytes;
@@ -200,10 +200,11 @@ fn not_allowed(allow: &'static str) -> HttpResponse {
 /// The refusal of a request, if it is refused.
 type Refusal = Option<HttpResponse>;
 
-/// Without a token the server only listens on loopback; a page of another site that makes its
-/// own name resolve to 127.0.0.1 (DNS rebinding) still sends its own name as `Host`: refused.
+/// Without a configured token the server only listens on loopback; a page of another site that
+/// makes its own name resolve to 127.0.0.1 (DNS rebinding) still sends its own name as `Host`:
+/// refused.
 fn check_host(shared: &Shared, request: &HttpRequest<Incoming>) -> Refusal {
-    if shared.token.is_some() || !shared.loopback {
+    if matches!(shared.access, Access::Configured(_)) || !shared.loopback {
         return None;
     }
     let host = request
@@ -228,9 +229,16 @@ fn check_host(shared: &Shared, request: &HttpRequest<Incoming>) -> Refusal {
     })
 }
 
-/// With a token, everything but the page and the API's description needs it.
+/// With a configured token, everything but the page and the API's description needs it;
+/// without, every call that may change something (any method but GET and HEAD) needs the stored
+/// one, unless `open_loopback`.
 fn check_token(shared: &Shared, request: &HttpRequest<Incoming>) -> Refusal {
-    let token = shared.token.as_ref()?;
+    let reads = matches!(*request.method(), Method::GET | Method::HEAD);
+    let (token, message) = match &shared.access {
+        Access::Configured(token) => (token, "this kelpie web server needs `Authorization: Bearer <token>` (the token of `[web]` in kelpie.toml or of `kelpie web --token`)"),
+        Access::Stored(token) if !reads => (token, "changes need `Authorization: Bearer <token>`, even on loopback: the token in <home>/web.token, which `kelpie web --show-token` prints"),
+        Access::Stored(_) | Access::Open => return None,
+    };
     let given = request
         .headers()
         .get(hyper::header::AUTHORIZATION)
@@ -240,11 +248,7 @@ fn check_token(shared: &Shared, request: &HttpRequest<Incoming>) -> Refusal {
     if constant_time_eq(given.trim().as_bytes(), token.as_bytes()) {
         return None;
     }
-    let mut refused = error(
-        401,
-        "Unauthorized",
-        "this kelpie web server needs `Authorization: Bearer <token>` (the token of `[web]` in kelpie.toml or of `kelpie web --token`)",
-    );
+    let mut refused = error(401, "Unauthorized", message);
     refused.headers_mut().insert(
         hyper::header::WWW_AUTHENTICATE,
         hyper::header::HeaderValue::from_static("Bearer realm=\"kelpie\""),

@@ -40,8 +40,12 @@ pub struct WebRequest {
     pub host: Option<String>,
     /// Token (else `[web]`'s).
     pub token: Option<String>,
+    /// Changes without a token on loopback (else `[web]`'s).
+    pub open_loopback: bool,
     /// Stop serving instead.
     pub stop: bool,
+    /// Answer with the running server's token instead.
+    pub show_token: bool,
 }
 
 enum ControlMsg {
@@ -59,14 +63,38 @@ pub struct WebControl {
 struct Shared {
     commands: mpsc::Sender<Command>,
     logs: LogService,
-    token: Option<String>,
+    access: Access,
     /// Bound to a loopback address: requests must name a loopback host (DNS rebinding).
     loopback: bool,
+}
+
+/// Which calls need which token.
+#[derive(Clone)]
+enum Access {
+    /// A token was configured (`[web] token`, `kelpie web --token`): every call but the page
+    /// and the API's description needs it.
+    Configured(String),
+    /// None was: reading is open (on loopback only), changes need the token of
+    /// `<home>/web.token`.
+    Stored(String),
+    /// None, and `open_loopback`: nothing needs one (on loopback only).
+    Open,
+}
+
+impl Access {
+    /// The token calls must carry (some or all of them).
+    fn token(&self) -> Option<&str> {
+        match self {
+            Access::Configured(token) | Access::Stored(token) => Some(token),
+            Access::Open => None,
+        }
+    }
 }
 
 /// The server that runs now.
 struct Running {
     addr: SocketAddr,
+    access: Access,
     accept: tokio::task::JoinHandle<()>,
     /// Dropped to end every open connection (live updates would otherwise go on).
     _connections: watch::Sender<()>,
@@ -89,10 +117,29 @@ impl WebControl {
             while let Some(msg) = rx.recv().await {
                 match msg {
                     ControlMsg::AtStart(settings) => {
-                        match serve(&settings, &mut running, &commands, &logs).await {
+                        match serve(&home, &settings, &mut running, &commands, &logs).await {
                             Ok(message) => crate::daemon_log!("{message}"),
                             Err(e) => crate::daemon_log!("web: {}", e.message),
                         }
+                    }
+                    ControlMsg::Apply(request, reply) if request.show_token => {
+                        let response = match running.as_ref().map(|r| &r.access) {
+                            Some(access) => match access.token() {
+                                Some(token) => Response::Done(token.to_string()),
+                                None => Response::Error(failure(
+                                    ErrorKind::NotFound,
+                                    "the web server runs without a token (`open_loopback`)".into(),
+                                )),
+                            },
+                            None => Response::Error(failure(
+                                ErrorKind::NotFound,
+                                "the web server is not running; start it with `kelpie web`".into(),
+                            )),
+                        };
+                        let _ = reply.send(Reply {
+                            response,
+                            written: None,
+                        });
                     }
                     ControlMsg::Apply(request, reply) => {
                         let response =
@@ -163,16 +210,23 @@ async fn apply(
         .map_err(|e| failure(ErrorKind::Internal, e.to_string()))?
         .map_err(|e| failure(ErrorKind::Invalid, e.to_string()))?;
     let base = file.web.unwrap_or_default();
+    // `kelpie web --open-loopback` asks for no token: `[web]`'s is not used then.
+    let token = match request.open_loopback {
+        true => request.token,
+        false => request.token.or(base.token),
+    };
     let settings = WebSettings {
         port: request.port.unwrap_or(base.port),
         host: request.host.unwrap_or(base.host),
-        token: request.token.or(base.token),
+        open_loopback: request.open_loopback || (base.open_loopback && token.is_none()),
+        token,
     };
-    serve(&settings, running, commands, logs).await
+    serve(home, &settings, running, commands, logs).await
 }
 
 /// Serve `settings`, replacing the server that runs (if any).
 async fn serve(
+    home: &Home,
     settings: &WebSettings,
     running: &mut Option<Running>,
     commands: &mpsc::Sender<Command>,
@@ -181,6 +235,25 @@ async fn serve(
     let addr = settings
         .socket_addr()
         .map_err(|e| failure(ErrorKind::Invalid, e))?;
+    let token_file = home.web_token_file();
+    let access = match (&settings.token, settings.open_loopback) {
+        (Some(token), _) => Access::Configured(token.clone()),
+        (None, true) => Access::Open,
+        (None, false) => {
+            let path = token_file.clone();
+            let stored =
+                tokio::task::spawn_blocking(move || kelpie_config::stored_web_token(&path))
+                    .await
+                    .map_err(|e| failure(ErrorKind::Internal, e.to_string()))?
+                    .map_err(|e| {
+                        failure(
+                            ErrorKind::Internal,
+                            format!("cannot keep the web token in {}: {e}", token_file.display()),
+                        )
+                    })?;
+            Access::Stored(stored)
+        }
+    };
     // The running server may hold this very port: it goes first.
     if let Some(current) = running.take() {
         current.stop().await;
@@ -195,13 +268,14 @@ async fn serve(
     let shared = Arc::new(Shared {
         commands: commands.clone(),
         logs: logs.clone(),
-        token: settings.token.clone(),
+        access: access.clone(),
         loopback: addr.ip().is_loopback(),
     });
     let (connections, closed) = watch::channel(());
     let accept = tokio::spawn(accept_loop(listener, shared, closed));
     *running = Some(Running {
         addr,
+        access: access.clone(),
         accept,
         _connections: connections,
     });
@@ -209,9 +283,17 @@ async fn serve(
         SocketAddr::V6(v6) => format!("http://[{}]:{}/", v6.ip(), v6.port()),
         SocketAddr::V4(v4) => format!("http://{v4}/"),
     };
-    Ok(match settings.token {
-        Some(_) => format!("serving the web page, the API and /metrics on {url} (token required)"),
-        None => format!("serving the web page, the API and /metrics on {url}"),
+    Ok(match access {
+        Access::Configured(_) => {
+            format!("serving the web page, the API and /metrics on {url} (token required)")
+        }
+        Access::Stored(_) => format!(
+            "serving the web page, the API and /metrics on {url} (reading needs no token on loopback; changes need the token in {}, which `kelpie web --show-token` prints)",
+            token_file.display()
+        ),
+        Access::Open => format!(
+            "serving the web page, the API and /metrics on {url} (open_loopback: no token, any local user can read and change your apps)"
+        ),
     })
 }
 
