@@ -136,9 +136,10 @@ impl Service {
         match self.init {
             // Type=simple with the daemon in the foreground: no pid file to get wrong. Its log
             // goes where `kelpie` users look for it (kelpie.log), not only to the journal.
-            // KillMode=mixed: SIGTERM to the daemon only, which stops each app with its own
-            // signal and keeps the list; SIGKILL to what is left at the timeout. Delegate: the
-            // daemon may make a cgroup per app process.
+            // KillMode=process: signals go to the daemon only. On a stop, the daemon stops each
+            // app with its own signal and keeps the list; when the daemon crashes, systemd
+            // leaves the apps (and the daemon's keeper) alone, and the daemon it restarts adopts
+            // them. Delegate: the daemon may make a cgroup per app process.
             InitSystem::Systemd => format!(
                 "[Unit]\n\
                  Description=Kelpie process manager for {user} ({home})\n\
@@ -154,7 +155,7 @@ impl Service {
                  ExecReload={kelpie} reload all\n\
                  StandardOutput=append:{home}/kelpie.log\n\
                  StandardError=append:{home}/kelpie.log\n\
-                 KillMode=mixed\n\
+                 KillMode=process\n\
                  TimeoutStopSec=120\n\
                  Restart=on-failure\n\
                  Delegate=yes\n\
@@ -370,7 +371,7 @@ mod tests {
             "User=www",
             "Environment=KELPIE_HOME=/home/www/.kelpie",
             "ExecStart=/usr/local/bin/kelpie daemon --resurrect-if-empty",
-            "KillMode=mixed",
+            "KillMode=process",
             "WantedBy=multi-user.target",
         ] {
             assert!(unit.lines().any(|l| l == line), "{line} in\n{unit}");

@@ -193,7 +193,8 @@ fn after_an_update_or_a_killed_keeper_a_new_keeper_still_keeps_everything() {
     let before_update = k.keeper_pid().expect("keeper");
     assert!(k.ok(&["update"]).contains("none restarted"));
     k.wait_for("the new program's keeper", 10 * SECS, || {
-        k.keeper_pid().is_some_and(|p| p != before_update && alive(p))
+        k.keeper_pid()
+            .is_some_and(|p| p != before_update && alive(p))
     });
     assert!(!alive(before_update));
     let first = k.keeper_pid().expect("keeper");
