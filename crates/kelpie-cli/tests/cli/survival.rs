@@ -275,3 +275,52 @@ fn without_its_keeper_a_killed_daemons_apps_are_restarted_never_run_twice() {
     });
     assert!(!alive(phoenix));
 }
+
+#[test]
+fn a_node_app_keeps_its_ipc_channel_while_no_daemon_runs() {
+    let k = kelpie();
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no node");
+        return;
+    }
+    let shutdown = k.dir.path().join("got-shutdown");
+    let disconnect = k.dir.path().join("got-disconnect");
+    let app = k.write(
+        "graceful.js",
+        &format!(
+            "const fs = require('fs');\n\
+             process.on('disconnect', () => fs.writeFileSync({disconnect:?}, 'yes'));\n\
+             process.on('message', (m) => {{ if (m === 'shutdown') {{ fs.writeFileSync({shutdown:?}, 'yes'); process.exit(0); }} }});\n\
+             process.send('ready');\n\
+             setInterval(() => console.log('alive'), 20);\n",
+            disconnect = disconnect.display().to_string(),
+            shutdown = shutdown.display().to_string()
+        ),
+    );
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "gr",
+        "--shutdown-with-message",
+        "--wait-ready",
+    ]);
+    let pid = k.pid("gr");
+    kill_daemon(&k);
+    std::thread::sleep(SECS);
+    assert!(alive(pid));
+    assert!(!disconnect.exists(), "the IPC channel closed with the daemon");
+    k.ok(&["ping"]);
+    assert_eq!(k.pid("gr"), pid);
+    // The stop goes through the IPC channel the keeper kept.
+    k.ok(&["stop", "gr"]);
+    assert_eq!(
+        std::fs::read_to_string(&shutdown).ok().as_deref(),
+        Some("yes")
+    );
+    assert!(!disconnect.exists());
+}
