@@ -56,12 +56,20 @@ pub fn web(home: &Home, args: crate::cli::WebArgs) -> Result<ExitCode> {
 }
 
 pub fn kill(home: &Home) -> Result<ExitCode> {
-    let Some(mut client) = Client::connect(home)? else {
-        println!(
-            "[kelpie] no daemon is running for {}",
-            home.root().display()
-        );
-        return Ok(ExitCode::SUCCESS);
+    let mut client = match Client::connect(home)? {
+        Some(client) => client,
+        // A daemon killed with -9 left its apps running, kept by its keeper: a new daemon takes
+        // them over, then stops them.
+        None if kelpie_sys::seqpacket_connect(&home.keeper_socket()).is_ok() => {
+            Client::connect_or_start(home)?
+        }
+        None => {
+            println!(
+                "[kelpie] no daemon is running for {}",
+                home.root().display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     match client.request(&Request::Kill)? {
         Response::Error(e) => bail!(e.message),

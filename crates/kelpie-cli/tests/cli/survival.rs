@@ -313,7 +313,10 @@ fn a_node_app_keeps_its_ipc_channel_while_no_daemon_runs() {
     kill_daemon(&k);
     std::thread::sleep(SECS);
     assert!(alive(pid));
-    assert!(!disconnect.exists(), "the IPC channel closed with the daemon");
+    assert!(
+        !disconnect.exists(),
+        "the IPC channel closed with the daemon"
+    );
     k.ok(&["ping"]);
     assert_eq!(k.pid("gr"), pid);
     // The stop goes through the IPC channel the keeper kept.
@@ -323,4 +326,18 @@ fn a_node_app_keeps_its_ipc_channel_while_no_daemon_runs() {
         Some("yes")
     );
     assert!(!disconnect.exists());
+}
+
+#[test]
+fn kill_after_a_daemon_crash_stops_the_apps_it_left() {
+    let k = kelpie();
+    let fake = k.fake_app();
+    k.ok(&["start", &fake, "--name", "left"]);
+    let pid = k.pid("left");
+    let keeper = k.keeper_pid().expect("keeper");
+    kill_daemon(&k);
+    k.ok(&["kill"]);
+    assert!(!alive(pid), "the app the dead daemon left is stopped");
+    k.wait_for("the keeper gone", 5 * SECS, || !alive(keeper));
+    assert!(k.daemon_pid().is_none_or(|p| !alive(p)));
 }
