@@ -172,6 +172,7 @@ pub fn command(
         kelpie_sys::cgroup::join_before_exec(&mut std_command, procs);
     }
     kelpie_sys::set_nice_and_identity(&mut std_command, spec.nice, identity(spec)?);
+    kelpie_sys::restore_fd_limit_in_child(&mut std_command);
     if fds.is_empty() && extras.socket.is_none() {
         std_command.args(&argv[1..]).env_clear().envs(env);
     } else {

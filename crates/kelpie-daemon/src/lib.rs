@@ -132,6 +132,15 @@ fn run_supervisor(
         clock::continue_from(handoff.mono_ms);
     }
     kelpie_sys::use_single_malloc_arena();
+    match kelpie_sys::raise_fd_limit() {
+        Ok((before, after)) if after > before => {
+            crate::daemon_log!(
+                "open files: limit raised from {before} to {after} (apps keep {before})"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => crate::daemon_log!("open files: cannot raise the limit: {e}"),
+    }
     // One async thread is plenty for a supervisor; the few blocking jobs (opening log files,
     // reading /proc) share a small pool, so starting 200 apps at once does not make 200 threads.
     let runtime = tokio::runtime::Builder::new_current_thread()

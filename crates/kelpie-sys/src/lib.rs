@@ -9,6 +9,7 @@ mod creds;
 mod exec;
 mod fdpass;
 mod handoff;
+mod limits;
 mod localtime;
 mod memory;
 mod pipes;
@@ -31,6 +32,7 @@ pub use handoff::{
     async_fd, async_pidfd, close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec,
     pidfd_open, take_inherited_fds, try_wait_child, ECHILD,
 };
+pub use limits::{raise_fd_limit, restore_fd_limit_in_child};
 pub use localtime::utc_offset_secs;
 pub use memory::{release_free_memory, use_single_malloc_arena};
 pub use pipes::{set_pipe_capacity, O_NONBLOCK};

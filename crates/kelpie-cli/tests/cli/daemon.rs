@@ -153,3 +153,43 @@ fn a_daemon_that_does_not_answer_is_reported_not_waited_for_forever() {
     );
     server.join().expect("server");
 }
+
+/// (soft, hard) limit on open files of a process, from /proc.
+fn open_files_limit(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap_or_default()
+        .to_string();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (
+        fields.get(3).unwrap_or(&"").to_string(),
+        fields.get(4).unwrap_or(&"").to_string(),
+    )
+}
+
+#[test]
+fn the_daemon_raises_its_open_files_limit_and_its_apps_keep_the_one_it_was_given() {
+    let k = kelpie();
+    let (_, hard) = open_files_limit(std::process::id());
+    if hard.parse::<u64>().is_ok_and(|h| h <= 512) {
+        eprintln!("skipped: the hard limit ({hard}) leaves nothing to raise");
+        return;
+    }
+    // Started by a CLI with the soft limit a shell often has.
+    let out = std::process::Command::new("prlimit")
+        .args(["--nofile=512:", "--"])
+        .arg(env!("CARGO_BIN_EXE_kelpie"))
+        .args(["start", &k.fake_app(), "--name", "app"])
+        .env("KELPIE_HOME", k.home())
+        .output();
+    let Ok(out) = out else {
+        eprintln!("skipped: no prlimit");
+        return;
+    };
+    assert!(out.status.success(), "{out:?}");
+    let daemon = k.daemon_pid().expect("daemon pid");
+    assert_eq!(open_files_limit(daemon), (hard.clone(), hard.clone()));
+    assert_eq!(open_files_limit(k.pid("app")), ("512".to_string(), hard));
+}
