@@ -24,7 +24,7 @@ pub use creds::{
 pub use exec::{exec_with_fds, resolve_program};
 pub use handoff::{
     async_pidfd, close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec, pidfd_open,
-    take_inherited_fds, try_wait_child,
+    redirect_output, take_inherited_fds, try_wait_child,
 };
 pub use localtime::utc_offset_secs;
 pub use memory::{release_free_memory, use_single_malloc_arena};
