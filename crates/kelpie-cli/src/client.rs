@@ -160,21 +160,24 @@ fn wait_for_running_daemon(home: &Home) -> Result<Option<Client>> {
 fn running_daemon_of(home: &Home) -> Option<u32> {
     let marker = format!("{}={}", kelpie_proto::HOME_ENV, home.root().display());
     let own = std::process::id();
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-        if pid == own {
-            return None;
-        }
-        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-        if cmdline.split(|b| *b == 0).nth(1) != Some(b"daemon".as_slice()) {
-            return None;
-        }
-        let environ = std::fs::read(entry.path().join("environ")).ok()?;
-        environ
-            .split(|b| *b == 0)
-            .any(|var| var == marker.as_bytes())
-            .then_some(pid)
-    })
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            if pid == own {
+                return None;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            if cmdline.split(|b| *b == 0).nth(1) != Some(b"daemon".as_slice()) {
+                return None;
+            }
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            environ
+                .split(|b| *b == 0)
+                .any(|var| var == marker.as_bytes())
+                .then_some(pid)
+        })
 }
 
 /// Start `kelpie daemon` for `home`, detached, and wait until it answers. The home and the
