@@ -124,6 +124,10 @@ pub fn write_describe(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
                 .map(|b| format!("{} (whole process tree)", bytes(b)))),
         ),
         (
+            "max processes",
+            opt(spec.max_processes.map(|n| format!("{n} (cgroup pids.max)"))),
+        ),
+        (
             "max cpu",
             opt(spec.max_cpu.map(|c| {
                 format!(

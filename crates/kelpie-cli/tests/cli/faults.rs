@@ -849,3 +849,120 @@ fn wall_clock_jumps_bring_no_restart_storm_no_stuck_timer_and_no_negative_uptime
     assert!(!log.contains("panicked"), "{log}");
     run(&["delete", "all"]);
 }
+
+/// A fork bomb with a hard cap of its own: every process forks again and again until the
+/// counter file holds `cap` bytes (one per process made), or 20 s have passed; then each sleeps
+/// for 30 s and exits. A fork refused (EAGAIN at `pids.max`) is retried after 2 ms.
+const FORK_BOMB: &str = r#"import os, sys, time
+counter, cap = sys.argv[1], int(sys.argv[2])
+end = time.monotonic() + 20
+def made():
+    try:
+        return os.path.getsize(counter)
+    except OSError:
+        return cap
+while time.monotonic() < end:
+    if made() >= cap:
+        break
+    try:
+        pid = os.fork()
+    except OSError:
+        time.sleep(0.002)
+        continue
+    if pid == 0:
+        with open(counter, 'ab') as f:
+            f.write(b'x')
+time.sleep(30)
+"#;
+
+#[test]
+fn a_fork_bomb_is_held_under_max_processes_and_the_rest_stays_responsive() {
+    let k = kelpie();
+    let _heavy = super::heavy();
+    k.ok(&["ping"]);
+    let log = daemon_log(&k);
+    if !log.contains("cgroups: one per app process")
+        || log.contains("max_processes is not enforced")
+    {
+        eprintln!("skipped: no cgroup with the pids controller here (the daemon said: {log})");
+        return;
+    }
+    const LIMIT: usize = 48;
+    const CAP: usize = 400;
+    let counter = k.dir.path().join("made");
+    std::fs::write(&counter, b"").expect("counter");
+    let bomb = k.write("bomb.py", FORK_BOMB);
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "steady",
+        "--",
+        "--tick",
+        "50",
+    ]);
+    k.ok(&[
+        "start",
+        &bomb,
+        "--name",
+        "bomb",
+        "--interpreter",
+        "python3",
+        "--max-processes",
+        &LIMIT.to_string(),
+        "--",
+        &counter.display().to_string(),
+        &CAP.to_string(),
+    ]);
+    let leader = k.pid("bomb");
+    let made = || std::fs::metadata(&counter).map_or(0, |m| m.len() as usize);
+    k.wait_for("the bomb to reach its limit", 15 * SECS, || {
+        made() + 1 >= LIMIT - 2
+    });
+    // Under fire for 3 s: the CLI answers, the other app runs, the bomb stays under its limit.
+    let steady_lines = k.log("steady-out.log").lines().count();
+    let mut slowest = Duration::ZERO;
+    let mut most = 0;
+    let mut seen = BTreeSet::new();
+    let until = Instant::now() + 3 * SECS;
+    while Instant::now() < until {
+        for args in [&["ping"][..], &["list"][..]] {
+            let (_, took) = timed(&k, args);
+            slowest = slowest.max(took);
+        }
+        let tree = descendants(leader);
+        most = most.max(tree.len() + 1);
+        seen.extend(tree);
+    }
+    for pid in &seen {
+        k.track(*pid);
+    }
+    eprintln!(
+        "fork bomb: {} processes made (limit {LIMIT}), at most {most} at once, slowest CLI answer {slowest:?}",
+        made()
+    );
+    assert!(
+        most <= LIMIT,
+        "{most} processes at once, over max_processes {LIMIT}"
+    );
+    assert!(made() < CAP, "the limit held the bomb, not its own cap");
+    assert!(
+        slowest < 2 * SECS,
+        "the CLI took {slowest:?} during the bomb"
+    );
+    assert_eq!(k.status("steady"), "online");
+    assert!(
+        k.log("steady-out.log").lines().count() > steady_lines + 10,
+        "the other app kept running"
+    );
+    // Stopping it leaves nothing.
+    let (_, stop) = timed(&k, &["stop", "bomb"]);
+    eprintln!("fork bomb stopped in {stop:?}");
+    assert!(stop < 5 * SECS);
+    assert!(!alive(leader));
+    k.wait_for("every process of the bomb gone", 5 * SECS, || {
+        seen.iter().all(|pid| !alive(*pid))
+    });
+    assert_eq!(k.status("steady"), "online");
+    k.ok(&["delete", "all"]);
+}
