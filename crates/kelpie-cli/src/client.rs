@@ -142,7 +142,8 @@ fn wait_for_running_daemon(home: &Home) -> Result<Option<Client>> {
         if let Some(client) = Client::connect(home)? {
             return Ok(Some(client));
         }
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        // Gone, or exited and not reaped yet (a zombie has no command line).
+        if running_daemon_of(home) != Some(pid) {
             return Ok(None);
         }
         std::thread::sleep(Duration::from_millis(20));
