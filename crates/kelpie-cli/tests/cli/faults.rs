@@ -570,7 +570,7 @@ fn twenty_clients_at_once_on_the_same_apps_leave_a_consistent_state() {
         &["start", &eco],
         &["describe", "a"],
     ];
-    for round in 0..2 {
+    for round in 0..4 {
         let started = Instant::now();
         let children: Vec<_> = commands
             .iter()
@@ -584,12 +584,24 @@ fn twenty_clients_at_once_on_the_same_apps_leave_a_consistent_state() {
                 (args, child)
             })
             .collect();
+        let mut failed = 0;
         for (args, mut child) in children {
             let deadline = Instant::now() + 30 * SECS;
             loop {
-                if let Some(_status) = child.try_wait().expect("wait") {
+                if let Some(status) = child.try_wait().expect("wait") {
                     // A command may fail (its app was deleted by another one): that is fine,
-                    // as long as it answers.
+                    // as long as it answers, and says why.
+                    if !status.success() {
+                        failed += 1;
+                        let mut err = String::new();
+                        if let Some(mut stderr) = child.stderr.take() {
+                            let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+                        }
+                        assert!(
+                            err.contains("kelpie: error:") && !err.contains("panicked"),
+                            "round {round}: kelpie {args:?} failed without a clear error: {err}"
+                        );
+                    }
                     break;
                 }
                 if Instant::now() > deadline {
@@ -600,8 +612,12 @@ fn twenty_clients_at_once_on_the_same_apps_leave_a_consistent_state() {
             }
         }
         eprintln!(
-            "round {round}: 20 concurrent commands took {:?}",
+            "round {round}: 20 concurrent commands took {:?}, {failed} failed (their app was gone)",
             started.elapsed()
+        );
+        assert!(
+            failed < commands.len() / 2,
+            "round {round}: {failed} failed"
         );
         let pids = consistent(&k);
         // No orphan: every process the daemon started belongs to a listed instance.
