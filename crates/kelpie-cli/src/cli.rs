@@ -389,6 +389,10 @@ pub struct StartArgs {
     /// How long CPU use must stay over --max-cpu (default 10s, at least 1s)
     #[arg(long, value_name = "DURATION")]
     pub max_cpu_window: Option<String>,
+    /// At most this many processes and threads in the app at once (cgroup pids.max): a fork
+    /// bomb stays inside it
+    #[arg(long, value_name = "N")]
+    pub max_processes: Option<String>,
     /// Scheduling priority: -20 (highest, needs root) to 19 (lowest)
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub nice: Option<String>,

@@ -28,6 +28,9 @@ impl Client {
         match Client::connect(home)? {
             Some(client) => Ok(client),
             None => {
+                if let Some(client) = wait_for_running_daemon(home)? {
+                    return Ok(client);
+                }
                 start_daemon(home)?;
                 Client::connect(home)?.ok_or_else(|| {
                     anyhow!(
@@ -131,6 +134,66 @@ impl Client {
             .context("the daemon closed the connection before answering")?;
         decode(&body).map_err(|e| anyhow!("cannot understand the daemon's answer ({e}); run `kelpie update` so CLI and daemon match"))
     }
+}
+
+/// How long a daemon whose socket file is gone has to make it again (it checks every 250 ms).
+const SOCKET_BACK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// No daemon answers on the socket, but a daemon of this home may still run: its home (and so
+/// its socket file) was removed under it, and it is making them again. Starting a second daemon
+/// then would leave the first one's apps running out of reach: wait for it instead. `None` when
+/// no such daemon runs (or it exited meanwhile): start one.
+fn wait_for_running_daemon(home: &Home) -> Result<Option<Client>> {
+    let Some(pid) = running_daemon_of(home) else {
+        return Ok(None);
+    };
+    let deadline = Instant::now() + SOCKET_BACK_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Some(client) = Client::connect(home)? {
+            return Ok(Some(client));
+        }
+        // Gone, or exited and not reaped yet (a zombie has no command line).
+        if running_daemon_of(home) != Some(pid) {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!(
+        "a kelpie daemon (pid {pid}) runs for {} but does not answer on {}; see {} or stop it",
+        home.root().display(),
+        home.socket().display(),
+        home.daemon_log().display()
+    )
+}
+
+/// The pid of a `kelpie daemon` process started for `home` (its environment names it), other
+/// than this process and the keeper.
+fn running_daemon_of(home: &Home) -> Option<u32> {
+    let marker = format!("{}={}", kelpie_proto::HOME_ENV, home.root().display());
+    let own = std::process::id();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            if pid == own {
+                return None;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let mut args = cmdline.split(|b| *b == 0);
+            if args.nth(1) != Some(b"daemon".as_slice()) {
+                return None;
+            }
+            // A daemon's keeper outlives a daemon killed with -9: it is no daemon to wait for.
+            if args.any(|arg| arg == b"--keeper") {
+                return None;
+            }
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            environ
+                .split(|b| *b == 0)
+                .any(|var| var == marker.as_bytes())
+                .then_some(pid)
+        })
 }
 
 /// Start `kelpie daemon` for `home`, detached, and wait until it answers. The home and the

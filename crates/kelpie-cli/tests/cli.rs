@@ -8,6 +8,7 @@ mod cli {
     mod daemon;
     mod events;
     mod export;
+    mod faults;
     mod health;
     mod image;
     mod logs;

@@ -328,8 +328,10 @@ fn listen_from_env(spec: &mut AppSpec) {
 /// restart the app on a single sample.
 const MIN_CPU_WINDOW_MS: u64 = 1000;
 
-/// `max_cpu`, `max_cpu_window` and `nice` (`max_memory_restart` is read with the policy).
+/// `max_cpu`, `max_cpu_window`, `max_processes` and `nice` (`max_memory_restart` is read with
+/// the policy).
 fn read_limits(r: &mut Reader<'_>, spec: &mut AppSpec) {
+    spec.max_processes = r.get("max_processes", convert::max_processes);
     spec.max_cpu = r.get("max_cpu", |v| convert::cpu_percent(v, cpu_count()));
     if let Some(ms) = r.get("max_cpu_window", |v| {
         convert::duration_at_least(v, MIN_CPU_WINDOW_MS, "1 second")

@@ -304,6 +304,27 @@ pub fn cpu_percent(value: &Value, cpus: u32) -> Result<u32, String> {
         })
 }
 
+/// Most processes `max_processes` accepts: Linux's own limit on pids (`pid_max`'s maximum).
+pub const MAX_PROCESSES: u32 = 4_194_304;
+
+/// `max_processes`: a whole number of processes from 1 to [`MAX_PROCESSES`], as a number or a
+/// string.
+pub fn max_processes(value: &Value) -> Result<u32, String> {
+    let number = match value {
+        Value::String(s) => Value::from(s.trim()),
+        other => other.clone(),
+    };
+    integer(&number)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| (1..=MAX_PROCESSES).contains(n))
+        .ok_or_else(|| {
+            expected(
+                &format!("a number of processes from 1 to {MAX_PROCESSES}"),
+                value,
+            )
+        })
+}
+
 /// A [`duration`] of at least `min_ms`; `min` says it in words for the message.
 pub fn duration_at_least(value: &Value, min_ms: u64, min: &str) -> Result<u64, String> {
     let ms = duration(value)?;
@@ -751,6 +772,26 @@ mod tests {
         );
         for bad in [json!(0), json!(-5), json!("%"), json!("80.5%"), json!(true)] {
             assert!(cpu_percent(&bad, 4).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn max_processes_is_a_positive_count() {
+        assert_eq!(max_processes(&json!(64)), Ok(64));
+        assert_eq!(max_processes(&json!(" 200 ")), Ok(200));
+        assert_eq!(max_processes(&json!(MAX_PROCESSES)), Ok(MAX_PROCESSES));
+        assert_eq!(
+            max_processes(&json!(0)),
+            Err("expected a number of processes from 1 to 4194304, got 0".into())
+        );
+        for bad in [
+            json!(-1),
+            json!("ten"),
+            json!(1.5),
+            json!(true),
+            json!(4_194_305),
+        ] {
+            assert!(max_processes(&bad).is_err(), "{bad}");
         }
     }
 

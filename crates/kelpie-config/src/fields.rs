@@ -45,6 +45,7 @@ pub const SUPPORTED: &[&str] = &[
     "increment_var",
     "max_cpu",
     "max_cpu_window",
+    "max_processes",
     "nice",
     "uid",
     "gid",

@@ -158,6 +158,8 @@ pub struct ScriptOptions {
     pub max_cpu: Option<String>,
     /// `--max-cpu-window` (duration).
     pub max_cpu_window: Option<String>,
+    /// `--max-processes` (a count).
+    pub max_processes: Option<String>,
     /// `--nice` (-20 to 19).
     pub nice: Option<String>,
     /// `--uid` / `--user` (name or number).

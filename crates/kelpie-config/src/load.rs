@@ -334,6 +334,7 @@ fn raw_from_options(script: &str, opts: &ScriptOptions) -> RawApp {
         ("instance_var", &opts.instance_var),
         ("max_cpu", &opts.max_cpu),
         ("max_cpu_window", &opts.max_cpu_window),
+        ("max_processes", &opts.max_processes),
         ("nice", &opts.nice),
         ("uid", &opts.user),
         ("gid", &opts.group),

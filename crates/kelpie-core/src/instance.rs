@@ -362,10 +362,11 @@ impl InstanceState {
         }
     }
 
-    /// How long the current process has run (ms), or 0.
+    /// How long the current process has run (ms), or 0. Counted on the monotonic clock, like
+    /// `min_uptime`: a wall clock set forward or back does not change it.
     pub fn uptime_ms(&self, now: Now) -> u64 {
         if self.status == Status::Online {
-            now.wall_ms.saturating_sub(self.started_at_ms)
+            now.mono_ms.saturating_sub(self.started_mono_ms)
         } else {
             0
         }

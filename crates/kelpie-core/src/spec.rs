@@ -304,6 +304,10 @@ pub struct AppSpec {
     pub max_cpu: Option<u32>,
     /// How long CPU use must stay over `max_cpu` (ms).
     pub max_cpu_window_ms: u64,
+    /// At most this many processes (and threads) in the app's process tree at once: `pids.max`
+    /// of its cgroup, so a fork bomb cannot take the machine. Only where the daemon has cgroups
+    /// with the pids controller.
+    pub max_processes: Option<u32>,
     /// Scheduling priority of the app's processes (-20 highest, 19 lowest; below 0 needs root).
     pub nice: Option<i32>,
     /// Run the app as this user (name or uid); the daemon must run as root.
@@ -393,6 +397,7 @@ impl Default for AppSpec {
             max_memory_restart: None,
             max_cpu: None,
             max_cpu_window_ms: DEFAULT_MAX_CPU_WINDOW_MS,
+            max_processes: None,
             nice: None,
             user: None,
             group: None,

@@ -7,6 +7,10 @@
 //!
 //! Layout: `<the daemon's cgroup>/kelpie-<daemon pid>/<pm_id>.<n>`, one directory per process
 //! (a reload runs two processes of one instance at once).
+//!
+//! `max_processes` is the pids controller's `pids.max` of that cgroup. Where cgroup v2 does not
+//! offer the pids controller but a cgroup v1 hierarchy of it is mounted (a "hybrid" machine),
+//! the process also joins a cgroup of the same name in that hierarchy, which holds the limit.
 
 use kelpie_sys::cgroup::{self, Cgroup};
 use std::path::PathBuf;
@@ -23,6 +27,8 @@ struct Inner {
     base: Cgroup,
     /// The memory controller is enabled for our cgroups: they can be read for sampling.
     memory: bool,
+    /// Where `max_processes` is set.
+    pids: Pids,
     next: AtomicU64,
     /// Cgroups of processes that are gone but were not empty yet when dropped: removed later.
     leftovers: Mutex<Vec<Cgroup>>,
@@ -51,19 +57,22 @@ impl Cgroups {
         // by cgroup v2 itself.
         let memory = cgroup::enable_controller(&own, "memory")
             && cgroup::enable_controller(base.path(), "memory");
+        let pids = Pids::find(&own, &base);
         crate::daemon_log!(
-            "cgroups: one per app process under {}{}",
+            "cgroups: one per app process under {}{}{}",
             base.path().display(),
             if memory {
                 ""
             } else {
                 " (no memory controller there: memory is read from /proc)"
-            }
+            },
+            pids.describe()
         );
         Cgroups {
             inner: Some(Arc::new(Inner {
                 base,
                 memory,
+                pids,
                 next: AtomicU64::new(0),
                 leftovers: Mutex::new(Vec::new()),
             })),
@@ -81,6 +90,7 @@ impl Cgroups {
             inner: Some(Arc::new(Inner {
                 base: Cgroup::at(handed.base),
                 memory: handed.memory,
+                pids: handed.pids,
                 next: AtomicU64::new(handed.next),
                 leftovers: Mutex::new(Vec::new()),
             })),
@@ -93,6 +103,7 @@ impl Cgroups {
         Some(HandedCgroups {
             base: inner.base.path().to_path_buf(),
             memory: inner.memory,
+            pids: inner.pids.clone(),
             next: inner.next.load(Ordering::Relaxed),
         })
     }
@@ -102,28 +113,49 @@ impl Cgroups {
         let inner = self.inner.as_ref()?;
         Some(ProcessCgroup {
             cgroup: Cgroup::at(path),
+            legacy_pids: None,
             owner: inner.clone(),
             handed_over: false,
         })
     }
 
-    /// A new cgroup for a process of instance `pm_id`; `None` without cgroups (or if this one
-    /// cannot be created: the process then runs without, as everywhere before cgroups).
-    pub fn for_process(&self, pm_id: u32) -> Option<ProcessCgroup> {
+    /// A new cgroup for a process of instance `pm_id`, holding at most `max_processes`; `None`
+    /// without cgroups (or if this one cannot be created: the process then runs without, as
+    /// everywhere before cgroups).
+    pub fn for_process(&self, pm_id: u32, max_processes: Option<u32>) -> Option<ProcessCgroup> {
         let inner = self.inner.as_ref()?;
         let n = inner.next.fetch_add(1, Ordering::Relaxed);
-        let path = inner.base.path().join(format!("{pm_id}.{n}"));
-        match Cgroup::create(path) {
-            Ok(cgroup) => Some(ProcessCgroup {
-                cgroup,
-                owner: inner.clone(),
-                handed_over: false,
-            }),
+        let name = format!("{pm_id}.{n}");
+        let cgroup = match Cgroup::create(inner.base.path().join(&name)) {
+            Ok(cgroup) => cgroup,
             Err(e) => {
                 crate::daemon_log!("cgroups: cannot create one for id {pm_id}: {e}");
-                None
+                return None;
+            }
+        };
+        let mut process = ProcessCgroup {
+            cgroup,
+            legacy_pids: None,
+            owner: inner.clone(),
+            handed_over: false,
+        };
+        if let Some(max) = max_processes {
+            let limited = match &inner.pids {
+                Pids::Unified => process.cgroup.set_pids_max(max),
+                Pids::Legacy(dir) => Cgroup::create(dir.join(&name)).and_then(|legacy| {
+                    let set = legacy.set_pids_max(max);
+                    process.legacy_pids = Some(legacy);
+                    set
+                }),
+                Pids::Unavailable => Err(std::io::Error::other("no pids controller")),
+            };
+            if let Err(e) = limited {
+                crate::daemon_log!(
+                    "cgroups: cannot set max_processes {max} for id {pm_id} ({e}); it runs without"
+                );
             }
         }
+        Some(process)
     }
 
     /// Whether the cgroups account memory (and so can replace the /proc walk for sampling).
@@ -145,6 +177,52 @@ impl Cgroups {
         self.tidy();
         if let Some(inner) = &self.inner {
             let _ = inner.base.remove();
+            if let Pids::Legacy(dir) = &inner.pids {
+                let _ = Cgroup::at(dir.clone()).remove();
+            }
+        }
+    }
+}
+
+/// Where the pids controller is, for `max_processes`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Pids {
+    /// Nowhere: `max_processes` cannot be enforced.
+    #[default]
+    Unavailable,
+    /// Enabled for our cgroup v2 directories.
+    Unified,
+    /// In this `kelpie-<pid>` directory of the cgroup v1 pids hierarchy.
+    Legacy(PathBuf),
+}
+
+impl Pids {
+    fn find(own: &std::path::Path, base: &Cgroup) -> Pids {
+        if cgroup::enable_controller(own, "pids") && cgroup::enable_controller(base.path(), "pids")
+        {
+            return Pids::Unified;
+        }
+        let Some(legacy_own) = cgroup::own_v1_dir("pids") else {
+            return Pids::Unavailable;
+        };
+        remove_stale(&legacy_own);
+        match create_base(&legacy_own) {
+            Ok(legacy) => Pids::Legacy(legacy.path().to_path_buf()),
+            Err(e) => {
+                crate::daemon_log!(
+                    "cgroups: cannot create one in {} ({e}): max_processes cannot be enforced",
+                    legacy_own.display()
+                );
+                Pids::Unavailable
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Pids::Unavailable => "; no pids controller: max_processes is not enforced".into(),
+            Pids::Unified => String::new(),
+            Pids::Legacy(dir) => format!("; max_processes in {} (cgroup v1)", dir.display()),
         }
     }
 }
@@ -156,6 +234,9 @@ pub struct HandedCgroups {
     pub base: PathBuf,
     /// Whether memory is accounted there.
     pub memory: bool,
+    /// Where `max_processes` is set (absent from a program that had no such option).
+    #[serde(default)]
+    pub pids: Pids,
     /// The next process cgroup's number.
     pub next: u64,
 }
@@ -163,6 +244,8 @@ pub struct HandedCgroups {
 /// The cgroup of one process; removed when dropped (later, if it is not empty yet).
 pub struct ProcessCgroup {
     cgroup: Cgroup,
+    /// Its cgroup in the v1 pids hierarchy, holding `max_processes` there.
+    legacy_pids: Option<Cgroup>,
     owner: Arc<Inner>,
     /// Its process now belongs to the next program, and so does the cgroup.
     handed_over: bool,
@@ -179,6 +262,16 @@ impl ProcessCgroup {
     pub fn cgroup(&self) -> &Cgroup {
         &self.cgroup
     }
+
+    /// The `cgroup.procs` files its process joins before it execs (its cgroup, and the one of
+    /// the v1 pids hierarchy when `max_processes` is set there); empty if they cannot be opened.
+    pub fn procs_for_joining(&self) -> Vec<std::os::fd::OwnedFd> {
+        let procs: std::io::Result<Vec<_>> = std::iter::once(&self.cgroup)
+            .chain(self.legacy_pids.as_ref())
+            .map(Cgroup::procs_for_joining)
+            .collect();
+        procs.unwrap_or_default()
+    }
 }
 
 impl Drop for ProcessCgroup {
@@ -186,9 +279,11 @@ impl Drop for ProcessCgroup {
         if self.handed_over {
             return;
         }
-        if self.cgroup.remove().is_err() {
-            if let Ok(mut leftovers) = self.owner.leftovers.lock() {
-                leftovers.push(self.cgroup.clone());
+        for cgroup in std::iter::once(&self.cgroup).chain(self.legacy_pids.as_ref()) {
+            if cgroup.remove().is_err() {
+                if let Ok(mut leftovers) = self.owner.leftovers.lock() {
+                    leftovers.push(cgroup.clone());
+                }
             }
         }
     }

@@ -919,10 +919,11 @@ impl Instance {
                 instance,
             };
             // Its own cgroup (a directory to create: blocking too), joined before it execs.
-            let cgroup = cgroups.for_process(pm_id);
+            let cgroup = cgroups.for_process(pm_id, spec.max_processes);
             let cgroup_procs = cgroup
                 .as_ref()
-                .and_then(|c| c.cgroup().procs_for_joining().ok());
+                .map(ProcessCgroup::procs_for_joining)
+                .unwrap_or_default();
             let extras = Extras {
                 socket: socket.as_deref(),
                 env: ends.env,

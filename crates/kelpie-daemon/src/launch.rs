@@ -120,8 +120,8 @@ pub struct Extras<'a> {
     /// The link's descriptors (kept open by the caller until the spawn returns) and the
     /// numbers they get in the child.
     pub fds: Vec<(RawFd, RawFd)>,
-    /// The `cgroup.procs` of the process's own cgroup, which it joins before it execs.
-    pub cgroup_procs: Option<std::os::fd::OwnedFd>,
+    /// The `cgroup.procs` of the process's own cgroups, which it joins before it execs.
+    pub cgroup_procs: Vec<std::os::fd::OwnedFd>,
 }
 
 /// The command that starts one process of `spec`: its own process group (so a stop reaches every
@@ -168,7 +168,7 @@ pub fn command(
     // Hooks run in the order they are added: joining the cgroup needs the daemon's privileges,
     // so it comes before the switch of user, and everything before the descriptors' hook
     // below, which execs.
-    if let Some(procs) = extras.cgroup_procs {
+    for procs in extras.cgroup_procs {
         kelpie_sys::cgroup::join_before_exec(&mut std_command, procs);
     }
     kelpie_sys::set_nice_and_identity(&mut std_command, spec.nice, identity(spec)?);

@@ -57,9 +57,26 @@ impl Persister {
     }
 }
 
+/// How soon a state write that failed (home removed, read-only, full) is tried again when
+/// nothing newer comes.
+const RETRY_STATE: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn persist_loop(home: &Home, rx: &mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
+    // The newest state that could not be written, tried again until it is on disk.
+    let mut unwritten: Option<StateFile> = None;
+    loop {
+        let first = match &unwritten {
+            Some(_) => match rx.recv_timeout(RETRY_STATE) {
+                Ok(job) => Some(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            },
+            None => match rx.recv() {
+                Ok(job) => Some(job),
+                Err(_) => return,
+            },
+        };
+        let mut jobs: Vec<Job> = first.into_iter().collect();
         jobs.extend(rx.try_iter());
         let mut latest_state = None;
         let mut state_acks = Vec::new();
@@ -74,22 +91,35 @@ fn persist_loop(home: &Home, rx: &mpsc::Receiver<Job>) {
                 }
             }
         }
-        if let Some(mut state) = latest_state {
-            fill_start_ticks(&mut state);
-            let result = serde_json::to_vec(&state)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| {
-                    atomic_write(&home.state_file(), &bytes).map_err(|e| e.to_string())
-                })
-                .map(|()| String::new());
-            if let Err(e) = &result {
-                crate::daemon_log!("cannot write {}: {e}", home.state_file().display());
+        let retrying = latest_state.is_none();
+        let Some(mut state) = latest_state.or_else(|| unwritten.take()) else {
+            continue;
+        };
+        fill_start_ticks(&mut state);
+        let path = home.state_file();
+        let result = serde_json::to_vec(&state)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                atomic_write(&path, &bytes)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))
+            })
+            .map(|()| String::new());
+        match &result {
+            // Said once, not at every retry.
+            Err(e) if !retrying && unwritten.is_none() => {
+                crate::daemon_log!("{e}; trying again every second");
             }
-            for ack in state_acks {
-                let _ = ack.send(result.clone());
+            Err(_) => {}
+            Ok(_) if retrying || unwritten.is_some() => {
+                crate::daemon_log!("wrote {} again", path.display());
             }
-            kelpie_sys::release_free_memory();
+            Ok(_) => {}
         }
+        unwritten = result.is_err().then_some(state);
+        for ack in state_acks {
+            let _ = ack.send(result.clone());
+        }
+        kelpie_sys::release_free_memory();
     }
 }
 

@@ -49,17 +49,131 @@ pub fn resume(fd: std::os::fd::OwnedFd, path: &Path) -> Result<UnixListener, cra
         })
 }
 
-/// Accept connections forever.
-pub async fn serve(listener: UnixListener, commands: mpsc::Sender<Command>, logs: LogService) {
+/// How often the daemon checks that its socket file is still there.
+const SOCKET_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Accept connections forever. When the socket file disappears (the home was removed under
+/// the running daemon), set the home up again and listen on a new socket at the same path, so
+/// the CLI finds this daemon, with its apps, rather than starting a second, empty one.
+pub async fn serve(
+    mut listener: UnixListener,
+    home: kelpie_proto::Home,
+    commands: mpsc::Sender<Command>,
+    logs: LogService,
+) {
+    let path = home.socket();
+    let mut ours = socket_identity(&path).await;
+    let mut check = tokio::time::interval(SOCKET_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(handle_connection(stream, commands.clone(), logs.clone()));
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(handle_connection(stream, commands.clone(), logs.clone()));
+                }
+                Err(e) => {
+                    crate::daemon_log!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = check.tick() => {
+                match (socket_identity(&path).await, ours) {
+                    (Some(now), Some(known)) if now == known => continue,
+                    (Some(_), Some(_)) => {
+                        crate::daemon_log!(
+                            "{} is now another socket; this daemon no longer answers there",
+                            path.display()
+                        );
+                        ours = None;
+                        continue;
+                    }
+                    (Some(_), None) => continue,
+                    (None, _) => {}
+                }
+                if let Some(new) = rebind(&home).await {
+                    ours = socket_identity(&path).await;
+                    let control = {
+                        use std::os::fd::AsFd;
+                        new.as_fd().try_clone_to_owned()
+                    };
+                    if let Ok(control) = control {
+                        let _ = commands.send(Command::ControlSocket(control)).await;
+                    }
+                    listener = new;
+                }
             }
-            Err(e) => {
-                crate::daemon_log!("accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Device and inode of the socket file at `path`, if there is one.
+async fn socket_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    tokio::fs::symlink_metadata(path)
+        .await
+        .ok()
+        .map(|meta| (meta.dev(), meta.ino()))
+}
+
+/// The socket file is gone: create the home again and listen at its path. Said in the daemon
+/// log either way; `None` while it cannot be done (tried again at the next check).
+async fn rebind(home: &kelpie_proto::Home) -> Option<UnixListener> {
+    let setup = home.clone();
+    let prepared = tokio::task::spawn_blocking(move || {
+        crate::supervisor::prepare_home(&setup)?;
+        // The daemon's log went with the home (when it writes there): write to a new one.
+        let log_gone = std::fs::read_link("/proc/self/fd/2").is_ok_and(|target| {
+            target.as_os_str().to_string_lossy()
+                == format!("{} (deleted)", setup.daemon_log().display())
+        });
+        if let Some(log) = log_gone
+            .then(|| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(setup.daemon_log())
+            })
+            .and_then(Result::ok)
+        {
+            use std::os::fd::AsFd;
+            let _ = kelpie_sys::redirect_output(log.as_fd());
+        }
+        std::fs::write(setup.pid_file(), format!("{}\n", std::process::id())).map_err(|source| {
+            crate::DaemonError::Io {
+                about: "cannot write",
+                path: setup.pid_file().display().to_string(),
+                source,
             }
+        })
+    })
+    .await;
+    let result = match prepared {
+        Ok(Ok(())) => bind(&home.socket()),
+        Ok(Err(e)) => Err(e),
+        Err(e) => Err(crate::DaemonError::Io {
+            about: "cannot set up the kelpie home",
+            path: home.root().display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        }),
+    };
+    static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    match result {
+        Ok(listener) => {
+            REPORTED.store(false, std::sync::atomic::Ordering::Relaxed);
+            crate::daemon_log!(
+                "the control socket {} was removed (with the home?); set the home up again and listening there anew",
+                home.socket().display()
+            );
+            Some(listener)
+        }
+        Err(e) => {
+            if !REPORTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                crate::daemon_log!(
+                    "the control socket {} was removed and cannot be made again ({e}); retrying",
+                    home.socket().display()
+                );
+            }
+            None
         }
     }
 }

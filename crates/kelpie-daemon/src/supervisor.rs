@@ -93,6 +93,9 @@ pub enum Command {
     },
     /// `kelpie update`'s program was found and checked (or not).
     UpdateChecked(Result<std::path::PathBuf, String>),
+    /// The control socket was made anew at its path (the home had been removed): its second
+    /// descriptor, for `kelpie update`.
+    ControlSocket(std::os::fd::OwnedFd),
     /// The dump was read for `resurrect`.
     DumpLoaded {
         /// The dump, or why it could not be read.
@@ -413,7 +416,12 @@ pub async fn run(
         std::process::id(),
         home.root().display()
     );
-    let server = tokio::spawn(server::serve(listener, commands_tx, log_service));
+    let server = tokio::spawn(server::serve(
+        listener,
+        home.clone(),
+        commands_tx,
+        log_service,
+    ));
     let result = supervisor.run(commands_rx, events_rx, readings_rx).await;
     // The apps are stopped: write what they printed while stopping before exiting. The socket
     // still accepts meanwhile, so a `kill` that waits for it to go waits for this too.
@@ -460,7 +468,7 @@ fn resurrect_at_start(commands: &mpsc::Sender<Command>) {
     });
 }
 
-fn prepare_home(home: &Home) -> Result<(), DaemonError> {
+pub(crate) fn prepare_home(home: &Home) -> Result<(), DaemonError> {
     let io_error = |about, path: &std::path::Path, source| DaemonError::Io {
         about,
         path: path.display().to_string(),
@@ -771,6 +779,11 @@ impl Supervisor {
             }
             Command::Metrics { reply } => {
                 let _ = reply.send(self.instance_metrics());
+            }
+            Command::ControlSocket(control) => {
+                self.control = control;
+                // The home was made anew: put the state back on disk at once.
+                self.persist(None);
             }
         }
     }

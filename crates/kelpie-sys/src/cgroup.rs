@@ -29,6 +29,28 @@ pub fn own_cgroup_dir() -> Option<PathBuf> {
     Some(Path::new(mount_point).join(relative.trim_start_matches('/')))
 }
 
+/// The directory of this process's cgroup in the cgroup v1 hierarchy of `controller` (`pids`),
+/// when the machine mounts one (a "hybrid" setup: cgroup v2 without that controller, v1 with it).
+pub fn own_v1_dir(controller: &str) -> Option<PathBuf> {
+    let has = |list: &str| list.split(',').any(|c| c == controller);
+    let membership = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let relative = membership.lines().find_map(|line| {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        has(controllers).then(|| path.trim().to_string())
+    })?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount_point = mounts.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        let mut after = after.split_whitespace();
+        let (fstype, _source, options) = (after.next()?, after.next()?, after.next()?);
+        let fields: Vec<&str> = before.split_whitespace().collect();
+        (fstype == "cgroup" && has(options) && fields.get(3) == Some(&"/"))
+            .then(|| fields.get(4).copied())?
+    })?;
+    Some(Path::new(mount_point).join(relative.trim_start_matches('/')))
+}
+
 /// Enable `controller` (`memory`) for the children of `dir`; false when it cannot be (not
 /// available there, or `dir` holds processes and is not the root).
 pub fn enable_controller(dir: &Path, controller: &str) -> bool {
@@ -99,6 +121,18 @@ impl Cgroup {
     pub fn oom_kills(&self) -> Option<u64> {
         let events = std::fs::read_to_string(self.path.join("memory.events")).ok()?;
         counter(&events, "oom_kill")
+    }
+
+    /// Allow at most `max` processes (and threads) in it at once (`pids.max`, of the pids
+    /// controller): a fork beyond fails with EAGAIN.
+    pub fn set_pids_max(&self, max: u32) -> io::Result<()> {
+        std::fs::write(self.path.join("pids.max"), max.to_string())
+    }
+
+    /// How many processes (and threads) are in it now (`pids.current`), with the pids
+    /// controller.
+    pub fn pids_current(&self) -> Option<u64> {
+        read_number(&self.path.join("pids.current"))
     }
 
     /// The pids in it (`cgroup.procs`).

@@ -203,6 +203,20 @@ pub fn try_wait_child(pid: u32) -> io::Result<Option<ExitStatus>> {
     }
 }
 
+/// Point this process's stdout and stderr at `file` (the daemon's log, opened anew after its
+/// home was removed and made again). The previous targets are closed.
+pub fn redirect_output(file: BorrowedFd<'_>) -> io::Result<()> {
+    for target in [1, 2] {
+        // SAFETY: dup2 between a descriptor the caller borrows (open for the call) and one of
+        // the standard descriptors of this process, which is replaced atomically; no Rust
+        // object owns fds 1 and 2 except through std's stdout/stderr, which write by number.
+        if unsafe { libc::dup2(file.as_raw_fd(), target) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

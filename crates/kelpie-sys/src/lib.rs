@@ -30,7 +30,7 @@ pub use fdpass::{
 };
 pub use handoff::{
     async_fd, async_pidfd, close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec,
-    pidfd_open, take_inherited_fds, try_wait_child, ECHILD,
+    pidfd_open, redirect_output, take_inherited_fds, try_wait_child, ECHILD,
 };
 pub use limits::{raise_fd_limit, restore_fd_limit_in_child};
 pub use localtime::utc_offset_secs;

@@ -180,6 +180,7 @@ pub(super) fn script_options(args: &StartArgs) -> ScriptOptions {
         instance_var: args.instance_var.clone(),
         max_cpu: args.max_cpu.clone(),
         max_cpu_window: args.max_cpu_window.clone(),
+        max_processes: args.max_processes.clone(),
         nice: args.nice.clone(),
         user: args.user.clone(),
         group: args.group.clone(),

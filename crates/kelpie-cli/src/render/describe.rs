@@ -128,6 +128,10 @@ pub fn write_describe(
                 .map(|b| format!("{} (whole process tree)", bytes(b)))),
         ),
         (
+            "max processes",
+            opt(spec.max_processes.map(|n| format!("{n} (cgroup pids.max)"))),
+        ),
+        (
             "max cpu",
             opt(spec.max_cpu.map(|c| {
                 format!(

@@ -125,7 +125,17 @@ impl Writer {
         self.offset = local_offset();
         for sink in self.live_sinks() {
             let mut slot = lock(&sink.slot);
-            if slot.file.is_none() && slot.retry_open_at.is_some() {
+            if slot.file.is_some() && slot_is_regular(&slot) && unlinked(&slot) {
+                // Removed under us (with the home?): lines written there would be lost, so a
+                // new file is made at the path.
+                crate::daemon_log!(
+                    "{} was removed; writing to a new file there",
+                    sink.path().display()
+                );
+                slot.file = None;
+                slot.retry_open_at = None;
+                self.ensure_open(&sink, &mut slot);
+            } else if slot.file.is_none() && slot.retry_open_at.is_some() {
                 self.ensure_open(&sink, &mut slot);
             }
             let policy = *lock(&sink.policy);
@@ -258,6 +268,15 @@ fn size_room(slot: &FileSlot, policy: &RotationPolicy) -> Option<usize> {
         return None;
     }
     Some(policy.max_size.saturating_sub(slot.size) as usize)
+}
+
+/// Whether the open file has no name left (removed since it was opened).
+fn unlinked(slot: &FileSlot) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    slot.file
+        .as_ref()
+        .and_then(|file| file.metadata().ok())
+        .is_some_and(|meta| meta.nlink() == 0)
 }
 
 /// Only regular files rotate (not `/dev/stdout`, a FIFO, `/dev/full`...).

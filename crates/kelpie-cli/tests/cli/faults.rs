@@ -1,0 +1,996 @@
+//! Faults with nothing lost (issue 7): each test makes one thing go wrong under a real daemon
+//! with real processes and checks that the apps, the daemon and what is on disk come through.
+//! `docs/reliability.md` lists them with what Kelpie does.
+//!
+//! Already covered elsewhere and not repeated here: a full disk with a steady writer (logs.rs
+//! `a_full_disk_drops_lines_shows_the_error_and_writing_resumes_when_space_returns`), an app
+//! ignoring its stop signal (supervision.rs
+//! `an_app_ignoring_the_stop_signal_is_killed_after_kill_timeout`), a corrupt dump with a good
+//! backup (persistence.rs `a_corrupt_dump_is_reported_and_the_backup_used`) and a daemon killed
+//! with SIGKILL (persistence.rs `a_daemon_killed_with_sigkill_loses_no_configuration`).
+//!
+//! `KELPIE_TEST_LONG=1` makes the scale test run 1000 apps instead of 200.
+
+use super::kelpie;
+use kelpie_testkit::{alive, Kelpie};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const SECS: Duration = Duration::from_secs(1);
+
+/// A tmpfs mounted for a test, unmounted when dropped (even when the test fails).
+struct Mount(PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn mount(args: &[&str], at: &Path) -> Option<Mount> {
+    let ok = Command::new("mount")
+        .args(args)
+        .arg(at)
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then(|| Mount(at.to_path_buf()))
+}
+
+fn is_root() -> bool {
+    kelpie_sys::current_uid() == 0
+}
+
+/// The end of the daemon's log.
+fn daemon_log(k: &Kelpie) -> String {
+    std::fs::read_to_string(k.home().join("kelpie.log")).unwrap_or_default()
+}
+
+/// Run `kelpie args…` and say how long it took, requiring success.
+fn timed(k: &Kelpie, args: &[&str]) -> (String, Duration) {
+    let started = Instant::now();
+    let out = k.ok(args);
+    (out, started.elapsed())
+}
+
+/// The process group of `pid` (from /proc), if it lives.
+fn pgid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(2)?
+        .parse()
+        .ok()
+}
+
+/// Every live (non-zombie) process whose parent chain reaches `ancestor`.
+fn descendants(ancestor: u32) -> Vec<u32> {
+    let mut parents = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let mut fields = stat.rsplit(')').next().unwrap_or("").split_whitespace();
+        let state = fields.next().unwrap_or("");
+        let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if state != "Z" {
+            parents.insert(pid, ppid);
+        }
+    }
+    parents
+        .keys()
+        .copied()
+        .filter(|pid| {
+            let mut at = *pid;
+            for _ in 0..64 {
+                match parents.get(&at) {
+                    Some(&parent) if parent == ancestor => return true,
+                    Some(&parent) if parent > 1 => at = parent,
+                    _ => return false,
+                }
+            }
+            false
+        })
+        .collect()
+}
+
+#[test]
+fn a_log_burst_into_a_full_disk_drops_what_does_not_fit_and_never_blocks_the_app_or_daemon() {
+    let k = kelpie();
+    if !is_root() {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    let dir = k.home().join("small-disk");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let Some(_tmpfs) = mount(&["-t", "tmpfs", "-o", "size=512k", "tmpfs"], &dir) else {
+        panic!("cannot mount a tmpfs as root");
+    };
+    let log = dir.join("burst.log");
+    let done = k.dir.path().join("done");
+    // 200 000 lines (about 2.2 MB) at once into a 512 KiB disk, then a line every 20 ms.
+    let script = k.write(
+        "burst.sh",
+        &format!(
+            "#!/bin/sh\n{app} --quiet --print 200000 --exit-after 1 --exit-code 0\necho burst-done > {done}\nexec {app} --quiet --tick 20\n",
+            app = k.fake_app(),
+            done = done.display()
+        ),
+    );
+    let started = Instant::now();
+    k.ok(&[
+        "start",
+        &script,
+        "--name",
+        "burst",
+        "--interpreter",
+        "sh",
+        "-o",
+        &log.display().to_string(),
+    ]);
+    let pid = k.pid("burst");
+    // The daemon answers during the burst.
+    for _ in 0..3 {
+        let (_, took) = timed(&k, &["ping"]);
+        assert!(took < 2 * SECS, "ping took {took:?} during the burst");
+    }
+    k.wait_for("the burst to be written out", 20 * SECS, || done.exists());
+    let burst_time = started.elapsed();
+    eprintln!("burst of 200000 lines into a full disk done in {burst_time:?}");
+    k.wait_for("the error in describe", 10 * SECS, || {
+        k.ok(&["describe", "burst"])
+            .contains("No space left on device")
+    });
+    let size = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        size > 400 * 1024 && size <= 512 * 1024,
+        "the log filled the disk up to what fits: {size} bytes"
+    );
+    let kept = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        kept.starts_with("line 0\n"),
+        "lines are kept in order from the start"
+    );
+    assert!(
+        kept.lines().all(|l| l.starts_with("line ")),
+        "no torn or mixed line in what was written"
+    );
+    // Free the space: writing resumes (a new file, as logrotate would leave it).
+    std::fs::remove_file(&log).expect("free the space");
+    k.wait_for("writing to resume", 10 * SECS, || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("tick"))
+            && !k.ok(&["describe", "burst"]).contains("FAILING")
+    });
+    assert_eq!(k.pid("burst"), pid, "the app was never restarted");
+    assert_eq!(k.status("burst"), "online");
+    let daemon_log = daemon_log(&k);
+    assert!(
+        daemon_log.contains("No space left on device")
+            && daemon_log.contains("lines were dropped meanwhile"),
+        "{daemon_log}"
+    );
+    k.ok(&["delete", "burst"]);
+}
+
+#[test]
+fn the_home_removed_under_the_daemon_is_made_again_with_the_apps_still_running() {
+    let k = kelpie();
+    let app = k.fake_app();
+    k.ok(&["start", &app, "--name", "api", "--", "--tick", "50"]);
+    k.ok(&["start", &app, "--name", "idle"]);
+    let daemon = k.daemon_pid().expect("daemon pid");
+    let api = k.pid("api");
+    std::fs::remove_dir_all(k.home()).expect("remove the home");
+    // At once, before the daemon can notice: the CLI must not start a second, empty daemon.
+    let list = k.jlist();
+    assert_eq!(list.len(), 2, "the same daemon answers: {list:?}");
+    assert_eq!(k.daemon_pid(), Some(daemon), "no second daemon");
+    assert_eq!(k.pid("api"), api, "the apps kept running");
+    // Everything is back on disk: socket, pid file, state, the daemon's and the apps' logs.
+    k.wait_for("the home made again", 5 * SECS, || {
+        k.home().join("state.json").exists()
+            && k.log("api-out.log").contains("tick")
+            && daemon_log(&k).contains("was removed")
+    });
+    let state = std::fs::read_to_string(k.home().join("state.json")).expect("state");
+    assert!(state.contains("\"api\"") && state.contains("\"idle\""));
+    // Commands work, and a daemon started later finds the apps (state.json is complete).
+    k.ok(&["restart", "idle"]);
+    Command::new("kill")
+        .args(["-9", &daemon.to_string()])
+        .status()
+        .expect("kill -9");
+    k.wait_for("daemon gone", 5 * SECS, || !alive(daemon));
+    assert_eq!(k.jlist().len(), 2);
+    k.wait_for("api online again", 5 * SECS, || k.status("api") == "online");
+}
+
+#[test]
+fn a_read_only_home_fails_commands_clearly_and_the_state_is_written_once_it_is_writable() {
+    let k = kelpie();
+    if !is_root() {
+        eprintln!("skipped: a read-only bind mount needs root");
+        return;
+    }
+    let app = k.fake_app();
+    k.ok(&["start", &app, "--name", "api", "--", "--tick", "50"]);
+    let api = k.pid("api");
+    let home = k.home().to_path_buf();
+    let Some(bind) = mount(&["--bind", &home.display().to_string()], &home) else {
+        panic!("cannot bind-mount the home");
+    };
+    assert!(
+        Command::new("mount")
+            .args(["-o", "remount,ro,bind"])
+            .arg(&home)
+            .status()
+            .is_ok_and(|s| s.success()),
+        "remount read-only"
+    );
+    // A change is made in memory, and the command says it could not be saved, naming the file.
+    let err = k.fails(&["start", &app, "--name", "late"]);
+    assert!(
+        err.contains("could not be saved") && err.contains("state.json"),
+        "{err}"
+    );
+    let err = k.fails(&["restart", "api"]);
+    assert!(err.contains("Read-only file system"), "{err}");
+    // Reading commands work, the apps run, the daemon is fine.
+    k.ok(&["ping"]);
+    assert_eq!(k.status("api"), "online");
+    assert_eq!(k.status("late"), "online");
+    assert_ne!(k.pid("api"), api, "the restart happened");
+    // Writable again: the daemon writes the state by itself (no command needed).
+    drop(bind);
+    k.wait_for("the state written again", 5 * SECS, || {
+        std::fs::read_to_string(home.join("state.json")).is_ok_and(|s| s.contains("\"late\""))
+    });
+    k.wait_for("the daemon log to say so", 5 * SECS, || {
+        daemon_log(&k).contains("state.json again")
+    });
+    // The new app's logs were opened once possible.
+    k.wait_for("late's log", 5 * SECS, || {
+        k.log("late-out.log").contains("started")
+            || std::fs::metadata(home.join("logs/late-out.log")).is_ok()
+    });
+}
+
+#[test]
+fn an_app_ignoring_every_catchable_signal_is_stopped_by_sigkill_at_kill_timeout() {
+    let k = kelpie();
+    let children = k.dir.path().join("children");
+    // Ignored dispositions survive exec: the fake app (and its child) ignore all of them.
+    let script = k.write(
+        "deaf.py",
+        &format!(
+            "import os, signal\nfor n in range(1, signal.NSIG):\n    if n in (signal.SIGKILL, signal.SIGSTOP):\n        continue\n    try:\n        signal.signal(n, signal.SIG_IGN)\n    except (OSError, ValueError):\n        pass\nos.execv({app:?}, [{app:?}, '--tick', '100', '--spawn-children', '1', '--children-file', {children:?}])\n",
+            app = k.fake_app(),
+            children = children.display().to_string()
+        ),
+    );
+    k.ok(&[
+        "start",
+        &script,
+        "--name",
+        "deaf",
+        "--interpreter",
+        "python3",
+        "--kill-timeout",
+        "1500",
+    ]);
+    let kid = k.children(&children, 1)[0];
+    let pid = k.pid("deaf");
+    let ignored = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .map(|m| u64::from_str_radix(m.trim(), 16).unwrap_or(0))
+        .unwrap_or(0);
+    for signal in [1, 2, 3, 10, 12, 13, 14, 15, 17, 28] {
+        assert!(
+            ignored & (1 << (signal - 1)) != 0,
+            "signal {signal} is ignored"
+        );
+    }
+    for signal in [
+        "SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2",
+    ] {
+        k.ok(&["signal", signal, "deaf"]);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(alive(pid), "the app shrugs every signal off");
+    // Stop, while another client keeps asking: the daemon answers during the kill_timeout.
+    let stopping = {
+        let mut cmd = k.command(&["stop", "deaf"]);
+        let started = Instant::now();
+        let child = cmd.spawn().expect("stop");
+        (child, started)
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let (_, ping) = timed(&k, &["ping"]);
+    assert!(
+        ping < SECS,
+        "the daemon answered in {ping:?} during the stop"
+    );
+    let (mut child, started) = stopping;
+    let status = child.wait().expect("stop finished");
+    let took = started.elapsed();
+    assert!(status.success());
+    assert!(
+        took >= Duration::from_millis(1500) && took < 5 * SECS,
+        "stopped after {took:?}: SIGKILL comes at kill_timeout"
+    );
+    assert!(!alive(pid) && !alive(kid), "nothing is left");
+    assert!(k.ok(&["describe", "deaf"]).contains("SIGKILL"));
+    // Restart works the same way (stop by SIGKILL, then start).
+    k.ok(&["start", "deaf"]);
+    let kid = k.children(&children, 2)[1];
+    let started = Instant::now();
+    k.ok(&["restart", "deaf"]);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took < 5 * SECS,
+        "{took:?}"
+    );
+    assert_eq!(k.status("deaf"), "online");
+    assert!(!alive(kid), "the old child was killed with its app");
+    k.ok(&["delete", "deaf"]);
+}
+
+/// The CPU time (user + system, in clock ticks) a process used so far.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+#[test]
+fn an_app_that_closes_its_stdout_or_both_outputs_keeps_running_and_is_not_taken_for_dead() {
+    let k = kelpie();
+    let stamp = k.dir.path().join("alive");
+    // One closes stdout and goes on writing to stderr; one closes both and only touches a file.
+    let only_out = k.write(
+        "close-out.py",
+        "import os, sys, time\nprint('before closing', flush=True)\nos.close(1)\ni = 0\nwhile True:\n    i += 1\n    print('err', i, file=sys.stderr, flush=True)\n    time.sleep(0.05)\n",
+    );
+    let both = k.write(
+        "close-both.py",
+        &format!(
+            "import os, time\nprint('before closing', flush=True)\nos.close(1)\nos.close(2)\nwhile True:\n    open({stamp:?}, 'a').write('x')\n    time.sleep(0.05)\n",
+            stamp = stamp.display().to_string()
+        ),
+    );
+    for (name, script) in [("half", &only_out), ("mute", &both)] {
+        k.ok(&["start", script, "--name", name, "--interpreter", "python3"]);
+    }
+    let (half, mute) = (k.pid("half"), k.pid("mute"));
+    k.wait_for("stderr after stdout closed", 5 * SECS, || {
+        k.log("half-error.log").contains("err 20")
+    });
+    k.wait_for("the silent one alive", 5 * SECS, || {
+        std::fs::read_to_string(&stamp).is_ok_and(|s| s.len() > 20)
+    });
+    assert!(k.log("half-out.log").contains("before closing"));
+    assert!(k.log("mute-out.log").contains("before closing"));
+    // Seen as running, and the readers at end-of-file do not spin.
+    let daemon = k.daemon_pid().expect("daemon");
+    let before = cpu_ticks(daemon);
+    std::thread::sleep(2 * SECS);
+    let used = cpu_ticks(daemon) - before;
+    assert!(
+        used < kelpie_sys::clock_ticks_per_second(),
+        "the daemon used {used} ticks in 2 s: a reader spins on a closed pipe"
+    );
+    for (name, pid) in [("half", half), ("mute", mute)] {
+        assert_eq!(k.status(name), "online");
+        assert_eq!(k.pid(name), pid, "{name} was not restarted");
+        assert_eq!(k.app(name)["pm2_env"]["restart_time"], 0);
+        assert!(alive(pid));
+    }
+    // A restart starts fresh, with new pipes.
+    k.ok(&["restart", "half", "mute"]);
+    assert_ne!(k.pid("half"), half);
+    assert_ne!(k.pid("mute"), mute);
+    k.wait_for("the new processes' lines", 5 * SECS, || {
+        k.log("half-out.log").matches("before closing").count() == 2
+            && k.log("mute-out.log").matches("before closing").count() == 2
+    });
+    let log = daemon_log(&k);
+    assert!(!log.contains("panicked"), "{log}");
+    k.ok(&["delete", "all"]);
+}
+
+#[test]
+fn a_truncated_dump_uses_the_backup_and_a_corrupt_backup_too_changes_nothing() {
+    let k = kelpie();
+    let app = k.fake_app();
+    k.ok(&["start", &app, "--name", "api"]);
+    k.ok(&["save"]);
+    k.ok(&["start", &app, "--name", "worker"]);
+    k.ok(&["save"]);
+    k.ok(&["kill"]);
+    let dump = k.home().join("dump.json");
+    let good = std::fs::read(&dump).expect("dump");
+    // Cut in the middle, as a power loss during a non-atomic copy would leave it.
+    std::fs::write(&dump, &good[..good.len() / 2]).expect("truncate");
+    let out = k.ok(&["resurrect"]);
+    assert!(
+        out.contains("not a valid dump") && out.contains("backup"),
+        "{out}"
+    );
+    assert_eq!(k.status("api"), "online", "the backup's apps are back");
+    assert_eq!(
+        std::fs::read(&dump).expect("dump").len(),
+        good.len() / 2,
+        "the broken dump is left as it was"
+    );
+    // An empty dump and a truncated backup: a clear error, nothing started, nothing rewritten.
+    k.ok(&["kill"]);
+    std::fs::write(&dump, b"").expect("empty");
+    let backup = k.home().join("dump.json.bak");
+    let bak = std::fs::read(&backup).expect("bak");
+    std::fs::write(&backup, &bak[..bak.len() / 3]).expect("truncate bak");
+    let err = k.fails(&["resurrect"]);
+    assert!(
+        err.contains("dump.json") && err.contains("backup"),
+        "a clear error: {err}"
+    );
+    assert!(k.jlist().is_empty(), "nothing started");
+    assert_eq!(std::fs::read(&dump).expect("dump"), b"");
+    assert_eq!(
+        std::fs::read(&backup).expect("bak").len(),
+        bak.len() / 3,
+        "the backup is not overwritten"
+    );
+}
+
+#[test]
+fn a_truncated_or_corrupt_state_file_is_moved_aside_and_reported_never_overwritten() {
+    let k = kelpie();
+    k.ok(&["start", &k.fake_app(), "--name", "api"]);
+    let state = k.home().join("state.json");
+    for (round, broken) in [
+        |good: &[u8]| good[..good.len() / 2].to_vec(),
+        |_: &[u8]| b"\x00\x00\x00garbage".to_vec(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        k.ok(&["kill"]);
+        let good = std::fs::read(&state).expect("state");
+        let bad = broken(&good);
+        std::fs::write(&state, &bad).expect("break the state");
+        // The next command starts a daemon: it starts empty and says why.
+        let list = k.jlist();
+        assert!(list.is_empty(), "round {round}: {list:?}");
+        let log = daemon_log(&k);
+        assert!(
+            log.contains("state.json is not valid") && log.contains("state.json.corrupt-"),
+            "round {round}: {log}"
+        );
+        let aside: Vec<PathBuf> = std::fs::read_dir(k.home())
+            .expect("ls")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().contains("state.json.corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), round + 1, "one copy kept per failure");
+        assert!(
+            aside
+                .iter()
+                .any(|p| std::fs::read(p).is_ok_and(|b| b == bad)),
+            "the broken file is kept byte for byte"
+        );
+        k.ok(&["start", &k.fake_app(), "--name", "api"]);
+    }
+    // Nothing was overwritten: the daemon writes its state anew next to the copies.
+    let now = std::fs::read_to_string(&state).expect("state");
+    assert!(now.contains("\"api\""));
+}
+
+/// Check that what `jlist` says agrees with /proc: every online instance's pid is alive and
+/// leads its process group, nothing stopped has a live process, no pm_id or (name, instance)
+/// appears twice. Returns the live pids.
+fn consistent(k: &Kelpie) -> BTreeSet<u32> {
+    let list = k.jlist();
+    let mut ids = BTreeSet::new();
+    let mut pids = BTreeSet::new();
+    for app in &list {
+        let id = app["pm_id"].as_u64().expect("pm_id");
+        assert!(ids.insert(id), "pm_id {id} twice: {list:?}");
+        let status = app["pm2_env"]["status"].as_str().unwrap_or_default();
+        let pid = app["pid"].as_u64().unwrap_or(0) as u32;
+        match status {
+            "online" => {
+                assert!(alive(pid), "online id {id} has a dead pid {pid}");
+                assert_eq!(pgid(pid), Some(pid), "id {id}'s pid leads its group");
+                assert!(pids.insert(pid), "pid {pid} twice");
+            }
+            "stopped" | "errored" => assert_eq!(pid, 0, "{status} id {id} still has pid {pid}"),
+            other => panic!("id {id} is still {other} after every command finished"),
+        }
+    }
+    pids
+}
+
+#[test]
+fn twenty_clients_at_once_on_the_same_apps_leave_a_consistent_state() {
+    let k = kelpie();
+    let _heavy = super::heavy();
+    let app = k.fake_app();
+    let eco = k.write(
+        "eco.json",
+        &format!(
+            r#"{{"apps":[{{"name":"a","script":"{app}","instances":2,"kill_timeout":500}},
+                        {{"name":"b","script":"{app}","kill_timeout":500}},
+                        {{"name":"c","script":"{app}","kill_timeout":500}}]}}"#
+        ),
+    );
+    k.ok(&["start", &eco]);
+    let commands: [&[&str]; 20] = [
+        &["restart", "a"],
+        &["stop", "b"],
+        &["start", "b"],
+        &["scale", "a", "3"],
+        &["delete", "c"],
+        &["list"],
+        &["restart", "all"],
+        &["jlist"],
+        &["scale", "a", "+1"],
+        &["stop", "a"],
+        &["start", "a"],
+        &["restart", "b", "c"],
+        &["scale", "a", "1"],
+        &["start", &eco],
+        &["delete", "b"],
+        &["reload", "all"],
+        &["stop", "all"],
+        &["restart", "a"],
+        &["start", &eco],
+        &["describe", "a"],
+    ];
+    for round in 0..4 {
+        let started = Instant::now();
+        let children: Vec<_> = commands
+            .iter()
+            .map(|args| {
+                let child = k
+                    .command(args)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn kelpie");
+                (args, child)
+            })
+            .collect();
+        let mut failed = 0;
+        for (args, mut child) in children {
+            let deadline = Instant::now() + 30 * SECS;
+            loop {
+                if let Some(status) = child.try_wait().expect("wait") {
+                    // A command may fail (its app was deleted by another one): that is fine,
+                    // as long as it answers, and says why.
+                    if !status.success() {
+                        failed += 1;
+                        let mut err = String::new();
+                        if let Some(mut stderr) = child.stderr.take() {
+                            let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+                        }
+                        assert!(
+                            err.contains("kelpie: error:") && !err.contains("panicked"),
+                            "round {round}: kelpie {args:?} failed without a clear error: {err}"
+                        );
+                    }
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("round {round}: kelpie {args:?} hung");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        eprintln!(
+            "round {round}: 20 concurrent commands took {:?}, {failed} failed (their app was gone)",
+            started.elapsed()
+        );
+        assert!(
+            failed < commands.len() / 2,
+            "round {round}: {failed} failed"
+        );
+        let pids = consistent(&k);
+        // No orphan: every process the daemon started belongs to a listed instance.
+        let daemon = k.daemon_pid().expect("daemon");
+        // The daemon's keeper is its child too, and belongs to no instance.
+        for pid in descendants(daemon)
+            .into_iter()
+            .filter(|p| Some(*p) != k.keeper_pid())
+        {
+            k.track(pid);
+            let group = pgid(pid).unwrap_or(0);
+            assert!(
+                pids.contains(&group),
+                "round {round}: process {pid} (group {group}) belongs to no listed instance"
+            );
+        }
+    }
+    // The same after a daemon restart from state.json.
+    let before: BTreeMap<u64, String> = k
+        .jlist()
+        .iter()
+        .map(|a| {
+            (
+                a["pm_id"].as_u64().unwrap_or(0),
+                format!("{}/{}", a["name"], a["pm2_env"]["status"]),
+            )
+        })
+        .collect();
+    let daemon = k.daemon_pid().expect("daemon");
+    Command::new("kill")
+        .args(["-9", &daemon.to_string()])
+        .status()
+        .expect("kill -9");
+    k.wait_for("daemon gone", 5 * SECS, || !alive(daemon));
+    let after = || -> BTreeMap<u64, String> {
+        k.jlist()
+            .iter()
+            .map(|a| {
+                (
+                    a["pm_id"].as_u64().unwrap_or(0),
+                    format!("{}/{}", a["name"], a["pm2_env"]["status"]),
+                )
+            })
+            .collect()
+    };
+    // The new daemon brings back each app as stopped, then starts the ones that were running.
+    k.wait_for(
+        "the new daemon to agree with the old one (state.json)",
+        10 * SECS,
+        || after() == before,
+    );
+    k.wait_for("settled after the restart", 10 * SECS, || {
+        k.jlist().iter().all(|a| {
+            matches!(
+                a["pm2_env"]["status"].as_str(),
+                Some("online" | "stopped" | "errored")
+            )
+        })
+    });
+    consistent(&k);
+}
+
+/// How many apps the scale test runs: 200, or 1000 with `KELPIE_TEST_LONG=1`.
+fn scale_apps() -> usize {
+    if std::env::var("KELPIE_TEST_LONG").is_ok_and(|v| v == "1") {
+        1000
+    } else {
+        200
+    }
+}
+
+#[test]
+fn many_apps_are_started_listed_restarted_and_deleted_and_each_step_is_timed() {
+    let k = kelpie();
+    let _heavy = super::heavy();
+    let n = scale_apps();
+    let app = k.fake_app();
+    let apps: Vec<String> = (0..n)
+        .map(|i| format!(r#"{{"name":"app{i}","script":"{app}","args":["--quiet"]}}"#))
+        .collect();
+    let eco = k.write("eco.json", &format!(r#"{{"apps":[{}]}}"#, apps.join(",")));
+    let (_, start) = timed(&k, &["start", &eco]);
+    let list_pids = |what: &str| -> BTreeMap<String, u32> {
+        let list = k.jlist();
+        assert_eq!(list.len(), n, "{what}");
+        list.iter()
+            .map(|a| {
+                assert_eq!(a["pm2_env"]["status"], "online", "{what}: {a}");
+                let pid = a["pid"].as_u64().unwrap_or(0) as u32;
+                assert!(alive(pid), "{what}: {} has a dead pid", a["name"]);
+                (a["name"].as_str().unwrap_or_default().to_string(), pid)
+            })
+            .collect()
+    };
+    let first = list_pids("after start");
+    let distinct: BTreeSet<u32> = first.values().copied().collect();
+    assert_eq!(distinct.len(), n, "distinct pids");
+    let (table, list) = timed(&k, &["list"]);
+    assert_eq!(table.matches("online").count(), n);
+    let (_, jlist) = timed(&k, &["jlist"]);
+    let (_, restart) = timed(&k, &["restart", "all"]);
+    let second = list_pids("after restart");
+    for (name, pid) in &second {
+        assert_ne!(first.get(name), Some(pid), "{name} has a new pid");
+        assert!(!alive(first[name]), "{name}'s old process is gone");
+    }
+    let (_, delete) = timed(&k, &["delete", "all"]);
+    assert!(k.jlist().is_empty());
+    for pid in second.values() {
+        assert!(!alive(*pid), "pid {pid} survived delete");
+    }
+    let daemon = k.daemon_pid().expect("daemon");
+    let left: Vec<u32> = descendants(daemon)
+        .into_iter()
+        .filter(|p| Some(*p) != k.keeper_pid())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "no process is left but the keeper: {left:?}"
+    );
+    eprintln!(
+        "{n} apps: start {start:?}, list {list:?}, jlist {jlist:?}, restart all {restart:?}, delete all {delete:?}"
+    );
+    let budget = Duration::from_millis(60 * n as u64).max(20 * SECS);
+    for (what, took) in [("start", start), ("restart", restart), ("delete", delete)] {
+        assert!(took < budget, "{what} of {n} apps took {took:?}");
+    }
+    assert!(list < 10 * SECS && jlist < 10 * SECS);
+}
+
+/// libfaketime, from Debian's `faketime` package, if installed.
+fn libfaketime() -> Option<PathBuf> {
+    [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib",
+    ]
+    .iter()
+    .map(|dir| Path::new(dir).join("faketime/libfaketime.so.1"))
+    .find(|p| p.exists())
+}
+
+/// `kelpie args…` with the faked wall clock whose offset is in `offset_file`.
+fn faked(k: &Kelpie, lib: &Path, offset_file: &Path, args: &[&str]) -> String {
+    let out = k
+        .command(args)
+        .env("LD_PRELOAD", lib)
+        .env("FAKETIME_TIMESTAMP_FILE", offset_file)
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("DONT_FAKE_MONOTONIC", "1")
+        .output()
+        .expect("kelpie");
+    assert!(
+        out.status.success(),
+        "kelpie {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        daemon_log(k)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn wall_clock_jumps_bring_no_restart_storm_no_stuck_timer_and_no_negative_uptime() {
+    let k = kelpie();
+    let Some(lib) = libfaketime() else {
+        eprintln!("skipped: libfaketime is not installed (Debian's `faketime` package)");
+        return;
+    };
+    // The daemon (and every CLI here) reads its wall clock through libfaketime, shifted by
+    // the offset in this file, re-read at every call; the monotonic clock stays real.
+    let offset = k.dir.path().join("faketime");
+    std::fs::write(&offset, "+0\n").expect("offset");
+    let run = |args: &[&str]| faked(&k, &lib, &offset, args);
+    let jlist = || -> Vec<Value> {
+        let list: Vec<Value> = serde_json::from_str(&run(&["jlist"])).expect("jlist");
+        for app in &list {
+            if let Some(pid) = app["pid"].as_u64().filter(|p| *p > 0) {
+                k.track(pid as u32);
+            }
+        }
+        list
+    };
+    let get = |name: &str| -> Value {
+        jlist()
+            .into_iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_default()
+    };
+    let restarts = |name: &str| get(name)["pm2_env"]["restart_time"].as_u64().unwrap_or(0);
+    let app = k.fake_app();
+    // Restarted by cron every 2 s; crashing every 300 ms with a 1 s restart delay; steady.
+    run(&[
+        "start",
+        &app,
+        "--name",
+        "cron",
+        "--cron-restart",
+        "*/2 * * * * *",
+    ]);
+    run(&[
+        "start",
+        &app,
+        "--name",
+        "crash",
+        "--restart-delay",
+        "1000",
+        "--",
+        "--exit-after",
+        "300",
+    ]);
+    run(&["start", &app, "--name", "steady"]);
+    assert!(
+        k.daemon_pid()
+            .is_some_and(|d| std::fs::read_to_string(format!("/proc/{d}/environ"))
+                .is_ok_and(|e| e.contains("FAKETIME_TIMESTAMP_FILE"))),
+        "the daemon runs under libfaketime"
+    );
+    k.wait_for("cron restarts", 10 * SECS, || restarts("cron") >= 1);
+    for (jump, label) in [("+3h", "forward"), ("-6h", "back")] {
+        let cron_before = restarts("cron");
+        let crash_before = restarts("crash");
+        std::fs::write(&offset, format!("{jump}\n")).expect("jump");
+        std::thread::sleep(3 * SECS);
+        let cron = restarts("cron") - cron_before;
+        let crash = restarts("crash") - crash_before;
+        eprintln!(
+            "clock jumped {label} ({jump}): {cron} cron restarts, {crash} crash restarts in 3 s"
+        );
+        // Crashes every 1.3 s: the delay is on the monotonic clock, whatever the wall says.
+        assert!(
+            (1..=4).contains(&crash),
+            "{label}: {crash} restarts of the crashing app in 3 s"
+        );
+        match label {
+            // Every 2 s: one catch-up firing for the 3 h skipped at most, not 5400.
+            "forward" => assert!(cron <= 3, "{label}: {cron} cron restarts in 3 s"),
+            // The served slots come again on the wall clock: none of them fires twice meanwhile.
+            _ => assert!(cron <= 1, "{label}: {cron} cron restarts in 3 s"),
+        }
+        // Uptime comes from the monotonic clock: never negative, never hours.
+        let steady = get("steady");
+        assert_eq!(steady["pm2_env"]["status"], "online");
+        assert_eq!(steady["pm2_env"]["restart_time"], 0, "{label}");
+        let describe = run(&["describe", "steady"]);
+        let uptime = describe
+            .lines()
+            .find(|l| l.contains("uptime"))
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            !uptime.contains('-') && !uptime.contains('h') && !uptime.contains('d'),
+            "{label}: {uptime}"
+        );
+        run(&["ping"]);
+    }
+    let log = daemon_log(&k);
+    assert!(!log.contains("panicked"), "{log}");
+    run(&["delete", "all"]);
+}
+
+/// A fork bomb with a hard cap of its own: every process forks again and again until the
+/// counter file holds `cap` bytes (one per process made), or 20 s have passed; then each sleeps
+/// for 30 s and exits. A fork refused (EAGAIN at `pids.max`) is retried after 2 ms.
+const FORK_BOMB: &str = r#"import os, sys, time
+counter, cap = sys.argv[1], int(sys.argv[2])
+end = time.monotonic() + 20
+def made():
+    try:
+        return os.path.getsize(counter)
+    except OSError:
+        return cap
+while time.monotonic() < end:
+    if made() >= cap:
+        break
+    try:
+        pid = os.fork()
+    except OSError:
+        time.sleep(0.002)
+        continue
+    if pid == 0:
+        with open(counter, 'ab') as f:
+            f.write(b'x')
+time.sleep(30)
+"#;
+
+#[test]
+fn a_fork_bomb_is_held_under_max_processes_and_the_rest_stays_responsive() {
+    let k = kelpie();
+    let _heavy = super::heavy();
+    k.ok(&["ping"]);
+    let log = daemon_log(&k);
+    if !log.contains("cgroups: one per app process")
+        || log.contains("max_processes is not enforced")
+    {
+        eprintln!("skipped: no cgroup with the pids controller here (the daemon said: {log})");
+        return;
+    }
+    const LIMIT: usize = 48;
+    const CAP: usize = 400;
+    let counter = k.dir.path().join("made");
+    std::fs::write(&counter, b"").expect("counter");
+    let bomb = k.write("bomb.py", FORK_BOMB);
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "steady",
+        "--",
+        "--tick",
+        "50",
+    ]);
+    k.ok(&[
+        "start",
+        &bomb,
+        "--name",
+        "bomb",
+        "--interpreter",
+        "python3",
+        "--max-processes",
+        &LIMIT.to_string(),
+        "--",
+        &counter.display().to_string(),
+        &CAP.to_string(),
+    ]);
+    let leader = k.pid("bomb");
+    let made = || std::fs::metadata(&counter).map_or(0, |m| m.len() as usize);
+    k.wait_for("the bomb to reach its limit", 15 * SECS, || {
+        made() + 1 >= LIMIT - 2
+    });
+    // Under fire for 3 s: the CLI answers, the other app runs, the bomb stays under its limit.
+    let steady_lines = k.log("steady-out.log").lines().count();
+    let mut slowest = Duration::ZERO;
+    let mut most = 0;
+    let mut seen = BTreeSet::new();
+    let until = Instant::now() + 3 * SECS;
+    while Instant::now() < until {
+        for args in [&["ping"][..], &["list"][..]] {
+            let (_, took) = timed(&k, args);
+            slowest = slowest.max(took);
+        }
+        let tree = descendants(leader);
+        most = most.max(tree.len() + 1);
+        seen.extend(tree);
+    }
+    for pid in &seen {
+        k.track(*pid);
+    }
+    eprintln!(
+        "fork bomb: {} processes made (limit {LIMIT}), at most {most} at once, slowest CLI answer {slowest:?}",
+        made()
+    );
+    assert!(
+        most <= LIMIT,
+        "{most} processes at once, over max_processes {LIMIT}"
+    );
+    assert!(made() < CAP, "the limit held the bomb, not its own cap");
+    assert!(
+        slowest < 2 * SECS,
+        "the CLI took {slowest:?} during the bomb"
+    );
+    assert_eq!(k.status("steady"), "online");
+    assert!(
+        k.log("steady-out.log").lines().count() > steady_lines + 10,
+        "the other app kept running"
+    );
+    // Stopping it leaves nothing.
+    let (_, stop) = timed(&k, &["stop", "bomb"]);
+    eprintln!("fork bomb stopped in {stop:?}");
+    assert!(stop < 5 * SECS);
+    assert!(!alive(leader));
+    k.wait_for("every process of the bomb gone", 5 * SECS, || {
+        seen.iter().all(|pid| !alive(*pid))
+    });
+    assert_eq!(k.status("steady"), "online");
+    k.ok(&["delete", "all"]);
+}
