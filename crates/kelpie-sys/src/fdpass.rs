@@ -111,6 +111,28 @@ pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// The uid of the process at the other end of a connected Unix socket (`SO_PEERCRED`).
+pub fn peer_uid(socket: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut length = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `length` bytes into `cred`, a live local ucred, and
+    // updates `length`, a live local.
+    check(unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut length,
+        )
+    })?;
+    Ok(cred.uid)
+}
+
 /// Give a socket a receive timeout, so a peer that stops answering cannot hold us forever.
 pub fn set_receive_timeout(socket: BorrowedFd<'_>, timeout: std::time::Duration) -> io::Result<()> {
     let value = libc::timeval {
@@ -300,6 +322,10 @@ mod tests {
         );
     }
 
+    fn own_uid() -> u32 {
+        crate::current_uid()
+    }
+
     #[test]
     fn a_listener_accepts_and_passes_several_descriptors() {
         let dir = std::env::temp_dir().join(format!("kelpie-fdpass-{}", std::process::id()));
@@ -309,6 +335,7 @@ mod tests {
         let listener = seqpacket_listen(&path).expect("listen");
         let client = seqpacket_connect(&path).expect("connect");
         let server = accept(listener.as_fd()).expect("accept");
+        assert_eq!(peer_uid(server.as_fd()).expect("peer"), own_uid());
         let pipes: Vec<_> = (0..3).map(|_| std::io::pipe().expect("pipe")).collect();
         let ends: Vec<BorrowedFd<'_>> = pipes.iter().map(|(r, _)| r.as_fd()).collect();
         send_with_fds(client.as_fd(), b"3", &ends).expect("send");

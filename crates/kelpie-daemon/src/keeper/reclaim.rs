@@ -13,8 +13,9 @@ use std::time::Duration;
 
 /// How long the keeper may take to answer each message.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
-/// Most of a spool file read back (the keeper writes at most this much per pipe).
-const SPOOL_READ_LIMIT: u64 = 64 * 1024 * 1024;
+/// Most spooled output read back, for all pipes together (the keeper writes at most 64 MiB per
+/// pipe): the rest is counted as dropped, so a thousand chatty apps cannot exhaust memory.
+const SPOOL_BUDGET: u64 = 256 * 1024 * 1024;
 
 /// Everything a keeper handed over.
 #[derive(Default)]
@@ -52,6 +53,7 @@ fn take_all(home: &Home, socket: &OwnedFd) -> Result<Reclaimed, String> {
     wire::send(socket.as_fd(), &ToKeeper::Take, &[]).map_err(|e| e.to_string())?;
     let mut reclaimed = Reclaimed::default();
     let mut spools = Vec::new();
+    let mut budget = SPOOL_BUDGET;
     loop {
         let (message, fds) = wire::recv::<FromKeeper>(socket.as_fd())
             .map_err(|e| e.to_string())?
@@ -71,7 +73,10 @@ fn take_all(home: &Home, socket: &OwnedFd) -> Result<Reclaimed, String> {
                 let backlog = match &spool {
                     Some(path) => {
                         spools.push(path.clone());
-                        read_spool(path)
+                        let (backlog, left) = read_spool(path, budget);
+                        budget -= backlog.len() as u64;
+                        reclaimed.dropped += left;
+                        backlog
                     }
                     None => Vec::new(),
                 };
@@ -125,10 +130,14 @@ fn add_entry(reclaimed: &mut Reclaimed, holding: Holding, fds: Vec<OwnedFd>, bac
     }
 }
 
-fn read_spool(path: &std::path::Path) -> Vec<u8> {
+/// At most `limit` bytes of a spool file, and how many were left out.
+fn read_spool(path: &std::path::Path, limit: u64) -> (Vec<u8>, u64) {
     let mut bytes = Vec::new();
-    if let Ok(file) = std::fs::File::open(path) {
-        let _ = file.take(SPOOL_READ_LIMIT).read_to_end(&mut bytes);
-    }
-    bytes
+    let Ok(file) = std::fs::File::open(path) else {
+        return (bytes, 0);
+    };
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.take(limit).read_to_end(&mut bytes);
+    let left = size.saturating_sub(bytes.len() as u64);
+    (bytes, left)
 }

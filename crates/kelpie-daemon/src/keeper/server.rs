@@ -63,6 +63,7 @@ pub fn run(home: Home) -> i32 {
         daemon_pid: std::os::unix::process::parent_id(),
         listener: None,
     };
+    keeper.remove_stale_spools();
     keeper.listen();
     let _ = std::fs::write(
         keeper.home.keeper_pid_file(),
@@ -84,6 +85,24 @@ pub fn run(home: Home) -> i32 {
 }
 
 impl Keeper {
+    /// Spool files of keepers that are gone (killed before a daemon took them) are of no use.
+    fn remove_stale_spools(&self) {
+        let Ok(entries) = std::fs::read_dir(self.home.keeper_spool_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let keeper = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".spool"))
+                .and_then(|n| n.split_once('-'))
+                .and_then(|(pid, _)| pid.parse::<u32>().ok());
+            if keeper.is_some_and(|pid| !kelpie_sys::pid_alive(pid)) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
     /// Listen at the keeper socket (a stale file from an earlier keeper is replaced).
     fn listen(&mut self) {
         let path = self.home.keeper_socket();
@@ -255,7 +274,20 @@ impl Keeper {
         let Ok(taker) = kelpie_sys::accept(listener.as_fd()) else {
             return false;
         };
+        // Only our user (or root) may take the apps' descriptors; the socket is 0600 in a 0700
+        // home already.
+        let own = kelpie_sys::current_uid();
+        if !kelpie_sys::peer_uid(taker.as_fd()).is_ok_and(|uid| uid == own || uid == 0) {
+            return false;
+        }
         let _ = kelpie_sys::set_receive_timeout(taker.as_fd(), TAKE_TIMEOUT);
+        // Our daemon's end may have hung up in the same instant: hear that first.
+        let hung_up = self.daemon.as_ref().is_some_and(|daemon| {
+            kelpie_sys::wait_readable(daemon.as_fd(), Duration::ZERO).unwrap_or(false)
+        });
+        if hung_up {
+            let _ = self.hear_daemon();
+        }
         if self.daemon.is_some() {
             let _ = wire::send(
                 taker.as_fd(),
