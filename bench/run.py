@@ -20,11 +20,16 @@ process managers in the same run, each with its own temporary home:
   * runtime: `kelpie runtime` and `pm2-runtime` as PID 1 of a pid namespace (`unshare`), 10
     apps: the time from SIGTERM to the runtime's exit, the zombies left by apps whose orphans
     exit, and the size of a static kelpie against PM2's install (+ node).
+  * reliability: what each manager does under faults: kill -9 of the daemon (apps alive, a 4 MiB
+    burst, the next command: adopted, restarted or lost; log lines), the same with a 2-instance
+    HTTP app under load (failed requests), the control socket's modes and another uid, secrets
+    in jlist/describe/env and the dump's mode, a corrupt dump, an app ignoring the stop signals,
+    and 200 apps (list, restart all, delete all).
 
 Standard library only (Python 3.11). See bench/README.md. Run from anywhere:
 
     python3 bench/run.py [--quick] [--apps N] [--kelpie-only]
-                         [--only core|logs|cluster|health|runtime]
+                         [--only core|logs|cluster|health|runtime|reliability]
                          [--output FILE]
     python3 bench/run.py --self-test     # tests of the helpers (log line counter, wrk parser, …)
 """
@@ -51,6 +56,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import zlib
@@ -168,6 +174,7 @@ class Manager:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.daemon_pids: set[int] = set()
         self.app_pids: set[int] = set()
+        self.keeper_pids: set[int] = set()  # Kelpie's keeper processes seen
         # Substrings of our apps' command lines (kill -9 of a recorded app pid needs one).
         self.app_markers: tuple[str, ...] = ("fake-app",)
 
@@ -317,6 +324,17 @@ class Kelpie(Manager):
         # --port: the daemon owns the socket and sets PORT for the app itself.
         return (["start", str(script), "--name", CLUSTER_APP, "-i", str(CLUSTER_INSTANCES),
                  "--port", str(port)], {})
+
+    def cleanup(self) -> None:
+        keeper = read_pidfile(self.home / "keeper.pid")
+        if keeper is not None:
+            self.keeper_pids.add(keeper)
+        super().cleanup()
+        keeper = read_pidfile(self.home / "keeper.pid")
+        if keeper is not None:
+            self.keeper_pids.add(keeper)
+        for pid in self.keeper_pids:  # a keeper left behind by a daemon killed with -9
+            kill9(pid, self.daemon_marker)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1978,6 +1996,810 @@ def existing_runtime_section(path: Path | None) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------
+# Reliability scenario: what each manager does under faults, PM2 and Kelpie in the same run,
+# each part with a fresh daemon and home: kill -9 of the daemon (apps printing, a 4 MiB burst
+# right after, the next command), the same with a 2-instance HTTP app under load, the control
+# socket's modes and another uid, secrets in jlist/describe and the dump, a corrupt dump, an
+# app ignoring the stop signals, and 200 apps.
+
+REL_CHATTY = 5                # apps printing a line every 10 ms during the daemon kill
+REL_BURST_LINES = 65536       # the burst app's lines of 64 bytes ("\n" included): 4 MiB
+REL_ALIVE_AFTER_S = 3.0       # apps counted alive this long after the kill
+REL_LOAD_S = 5.0              # the cluster part's load run
+REL_KILL_AT_S = 1.0           # kill -9 of the daemon this long into the load
+REL_NEXT_AT_S = 2.0           # the next command (`jlist`) this long into the load
+REL_LOAD_THREADS = 4          # request loops (a new connection per request)
+REL_STEP_CAP_S = 120.0        # a step of the many-apps part gives up after this long
+REL_SECRET = "s3cr3t"
+REL_OTHER_UID = 65534         # nobody
+REL_GARBAGE = b"\x00\xffthis is not a dump {[\n"
+
+REL_CHATTY_JS = r"""// Kelpie bench (reliability): one line every 10 ms, "tick <pid> <n>", forever.
+let n = 0;
+setInterval(() => console.log("tick " + process.pid + " " + n++), 10);
+"""
+
+REL_BURST_JS = r"""// Kelpie bench (reliability): idle until the file argv[2] exists, then prints LINES lines of
+// 64 bytes ("burst NNNNNNN bbb...b NNNNNNN\n": 4 MiB) to stdout, 256 lines per write, and once
+// every write has completed writes "<failed writes> <ms>" to the file argv[3]. A write to a
+// full pipe nobody reads blocks (stdout to a pipe is synchronous in Node.js on Linux); one to a
+// pipe without a reader fails with EPIPE (uncaught: the app dies).
+const fs = require("fs");
+const [trigger, done] = process.argv.slice(2);
+const LINES = %d;
+const PER = 256;
+const pad = "b".repeat(41);
+function line(n) {
+  const s = String(n).padStart(7, "0");
+  return "burst " + s + " " + pad + " " + s + "\n";
+}
+const poll = setInterval(() => {
+  if (!fs.existsSync(trigger)) return;
+  clearInterval(poll);
+  const t0 = Date.now();
+  let pending = 0, failed = 0;
+  for (let i = 1; i <= LINES; i += PER) {
+    let chunk = "";
+    for (let j = i; j < i + PER && j <= LINES; j++) chunk += line(j);
+    pending++;
+    process.stdout.write(chunk, (err) => {
+      if (err) failed++;
+      if (--pending === 0) fs.writeFileSync(done, failed + " " + (Date.now() - t0) + "\n");
+    });
+  }
+}, 10);
+setInterval(() => {}, 1000);
+"""
+
+REL_STUBBORN_JS = r"""// Kelpie bench (reliability): ignores SIGINT, SIGTERM and SIGHUP (handlers that do nothing).
+for (const s of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(s, () => {});
+console.log("ready " + process.pid);
+setInterval(() => {}, 1000);
+"""
+
+REL_SCRIPTS = {"chatty": ("rel-chatty.js", REL_CHATTY_JS),
+               "burst": ("rel-burst.js", REL_BURST_JS % REL_BURST_LINES),
+               "stubborn": ("rel-stubborn.js", REL_STUBBORN_JS)}
+
+BURST_RX = re.compile(rb"burst (\d{7}) b{41} (\d{7})$")
+TICK_RX = re.compile(rb"tick (\d+) (\d+)")
+ANSI_RX = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def burst_line(n: int) -> bytes:
+    """Line n of the burst app, with its "\\n" (64 bytes; used by the self-test)."""
+    d = b"%07d" % n
+    return b"burst " + d + b" " + b"b" * 41 + b" " + d + b"\n"
+
+
+def check_burst_lines(data: bytes, expected: int) -> dict:
+    """The burst app's lines in data (anything before them on a line, e.g. a date, allowed):
+    distinct line numbers 1..expected, lost, duplicated, malformed."""
+    seen = bytearray(expected + 1)
+    distinct = dups = bad = 0
+    for ln in data.split(b"\n"):
+        if b"burst " not in ln:
+            continue
+        m = BURST_RX.search(ln)
+        if not m or m[1] != m[2] or not 1 <= int(m[1]) <= expected:
+            bad += 1
+            continue
+        n = int(m[1])
+        if seen[n]:
+            dups += 1
+        else:
+            seen[n] = 1
+            distinct += 1
+    return {"distinct": distinct, "lost": expected - distinct, "duplicates": dups,
+            "malformed": bad}
+
+
+def tick_gaps(data: bytes, pid: int) -> tuple[int, int]:
+    """(lines of process pid, numbers missing between its first and last line) in a chatty
+    app's log."""
+    ns = sorted({int(m[2]) for m in TICK_RX.finditer(data) if int(m[1]) == pid})
+    if not ns:
+        return 0, 0
+    return len(ns), ns[-1] - ns[0] + 1 - len(ns)
+
+
+def classify_after_kill(before: dict[str, int], after: dict[str, tuple[int | None, str]],
+                        alive: set[int]) -> dict:
+    """What the next daemon made of the apps that ran before the kill: before = name -> pid,
+    after = name -> (pid or None, status) from its jlist, alive = the pids still running.
+    Adopted: listed with the same pid, still running; restarted: listed with another pid;
+    lost: not listed, or listed without a running process."""
+    out = {"apps": len(before), "listed": 0, "adopted": 0, "restarted": 0, "lost": 0}
+    for name, pid in before.items():
+        a = after.get(name)
+        if a is not None:
+            out["listed"] += 1
+        if a is None or a[0] is None:
+            out["lost"] += 1
+        elif a[0] == pid:
+            out["adopted" if pid in alive else "lost"] += 1
+        else:
+            out["restarted"] += 1
+    return out
+
+
+def summarize_load(samples: list[tuple[float, str]], t_kill: float) -> dict:
+    """Requests of the cluster part: samples = (time, "ok" or the kind of failure), times on
+    the same clock as t_kill. Counts by kind, and the first and last failure after the kill."""
+    kinds: dict[str, int] = {}
+    for _t, r in samples:
+        if r != "ok":
+            kinds[r] = kinds.get(r, 0) + 1
+    fails_after = [t - t_kill for t, r in samples if r != "ok" and t >= t_kill]
+    return {"requests": len(samples), "ok": sum(r == "ok" for _t, r in samples),
+            "failed": sum(kinds.values()), "by_kind": kinds,
+            "failed_before_kill": sum(r != "ok" and t < t_kill for t, r in samples),
+            "first_fail_after_kill_s": min(fails_after, default=None),
+            "last_fail_after_kill_s": max(fails_after, default=None)}
+
+
+def first_message(text: str) -> str:
+    """The line of a command's output that says what happened: the first one speaking of an
+    error, a failure, corruption or a backup, else the first non-empty line."""
+    lines = [ANSI_RX.sub("", x).strip() for x in text.splitlines()]
+    lines = [x for x in lines if x]
+    for x in lines:
+        if re.search(r"error|fail|corrupt|invalid|backup|\.bak|cannot|unexpected", x, re.I):
+            return x[:200]
+    return lines[0][:200] if lines else ""
+
+
+def http_result(port: int, timeout: float = 1.0) -> str:
+    """One GET / with a new connection: "ok" on a 200, else what went wrong."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+    except ConnectionRefusedError:
+        return "refused"
+    except ConnectionResetError:
+        return "reset"
+    except (socket.timeout, TimeoutError):
+        return "timeout"
+    except OSError:
+        return "error"
+    if not data:
+        return "empty"
+    return "ok" if data.startswith(b"HTTP/1.1 200") else "non-200"
+
+
+class RequestLoad:
+    """REL_LOAD_THREADS loops of GET / (a new connection each) until stopped; a failed request
+    is followed by a 10 ms pause (a refused port would otherwise spin)."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.stop_ev = threading.Event()
+        self.samples: list[tuple[float, str]] = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._loop, daemon=True)
+                        for _ in range(REL_LOAD_THREADS)]
+
+    def _loop(self) -> None:
+        mine = []
+        while not self.stop_ev.is_set():
+            r = http_result(self.port)
+            mine.append((time.perf_counter(), r))
+            if r != "ok":
+                time.sleep(0.01)
+        with self.lock:
+            self.samples.extend(mine)
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def stop(self) -> list[tuple[float, str]]:
+        self.stop_ev.set()
+        for t in self.threads:
+            t.join(timeout=10)
+        return sorted(self.samples)
+
+
+def rel_node_app(name: str, script: Path, args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None) -> dict:
+    a: dict = {"name": name, "script": str(script), "interpreter": "node", "args": list(args),
+               "autorestart": True}
+    if env:
+        a["env"] = env
+    return a
+
+
+def rel_ecosystem(m: Manager, file_name: str, apps: list[dict]) -> Path:
+    p = m.workdir / file_name
+    p.write_text(json.dumps({"apps": apps}, indent=1))
+    return p
+
+
+def parse_jlist(out: bytes) -> list[dict]:
+    text = out.decode(errors="replace")
+    i = text.find("[")
+    try:
+        return json.loads(text[i:]) if i >= 0 else []
+    except json.JSONDecodeError:
+        return []
+
+
+def apps_by_name(data: list[dict]) -> dict[str, tuple[int | None, str]]:
+    out = {}
+    for a in data:
+        pid = a.get("pid")
+        out[a.get("name")] = (pid if isinstance(pid, int) and pid > 0 else None,
+                              (a.get("pm2_env") or {}).get("status", "?"))
+    return out
+
+
+def wait_apps_online(m: Manager, names: list[str], timeout: float = 30) -> dict[str, int]:
+    """name -> pid once every app of names is online with a pid."""
+    deadline = time.monotonic() + timeout
+    apps: dict = {}
+    while time.monotonic() < deadline:
+        apps = apps_by_name(m.jlist())
+        if all(n in apps and apps[n][0] and apps[n][1] == "online" for n in names):
+            return {n: apps[n][0] for n in names}
+        time.sleep(0.2)
+    raise RuntimeError(f"{m.label}: apps not online within {timeout:.0f} s: {apps}")
+
+
+def app_log(m: Manager, name: str) -> bytes:
+    files, _bad = read_log_files(m.logs_dir, name)
+    return b"".join(data for _f, data in files)
+
+
+def rel_daemon_kill(m: Manager, scripts: dict[str, Path]) -> dict:
+    trigger, done = m.workdir / "burst.trigger", m.workdir / "burst.done"
+    apps = [rel_node_app(f"chatty{i}", scripts["chatty"]) for i in range(REL_CHATTY)]
+    apps.append(rel_node_app("burst", scripts["burst"], (str(trigger), str(done))))
+    names = [a["name"] for a in apps]
+    m.run("start", str(rel_ecosystem(m, "kill.json", apps)), timeout=60)
+    before = wait_apps_online(m, names)
+    time.sleep(1.0)  # lines flowing
+    dpid = m.daemon_pid()
+    keeper = read_pidfile(m.home / "keeper.pid") if isinstance(m, Kelpie) else None
+    if keeper:
+        m.keeper_pids.add(keeper)
+    log(f"{m.label}: reliability: kill -9 of the daemon {dpid} (keeper {keeper}), "
+        f"apps {before}")
+    os.kill(dpid, signal.SIGKILL)
+    t_kill = time.perf_counter()
+    trigger.touch()
+    burst_done_s = None
+    while time.perf_counter() - t_kill < REL_ALIVE_AFTER_S:
+        if burst_done_s is None and done.exists():
+            burst_done_s = time.perf_counter() - t_kill
+        time.sleep(0.01)
+    alive = {n for n, p in before.items() if pid_alive(p)}
+    done_text = read_text_or_empty(done).split()
+    failed_writes = int(done_text[0]) if done_text else None
+    if done_text and failed_writes == 0:
+        burst = "completed"
+    elif done_text:
+        burst = "write failed"
+    elif "burst" in alive:
+        burst = "blocked"
+    else:
+        burst = "died"
+    keeper_alive = bool(keeper and pid_alive(keeper))
+    t0 = time.perf_counter()
+    p = m.run("jlist", capture=True, check=False, timeout=60)
+    next_s = time.perf_counter() - t0
+    after_list = parse_jlist(p.stdout)
+    for a in after_list:
+        if isinstance(a.get("pid"), int) and a["pid"] > 0:
+            m.app_pids.add(a["pid"])
+    alive_pids = {pid for pid in before.values() if pid_alive(pid)}
+    cls = classify_after_kill(before, apps_by_name(after_list), alive_pids)
+    new_dpid = m.daemon_pid()
+    # The burst's lines in the log file (Kelpie's new daemon writes what the keeper spooled).
+    deadline = time.monotonic() + 5
+    while True:
+        check = check_burst_lines(app_log(m, "burst"), REL_BURST_LINES)
+        if check["lost"] == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    ticks = missing = 0
+    for i in range(REL_CHATTY):
+        n, gap = tick_gaps(app_log(m, f"chatty{i}"), before[f"chatty{i}"])
+        ticks, missing = ticks + n, missing + gap
+    res = {"apps": len(before), "alive_after": len(alive), "burst": burst,
+           "burst_alive": "burst" in alive,
+           "burst_done_s": burst_done_s, "burst_failed_writes": failed_writes,
+           "keeper_alive_before_next": keeper_alive if keeper else None,
+           "keeper_alive_after_next": (pid_alive(keeper) if keeper else None),
+           "next_exit": p.returncode, "next_s": next_s, "new_daemon": new_dpid != dpid,
+           **cls, "burst_log": check, "ticks_logged": ticks, "ticks_missing": missing}
+    log(f"{m.label}: reliability: daemon kill: {res}")
+    return res
+
+
+def rel_cluster_kill(m: Manager, script: Path, port: int) -> dict:
+    args, env = m.cluster_start(script, port)
+    m.run(*args, env=env, timeout=60)
+    before = wait_cluster_ready(m, port)
+    dpid = m.daemon_pid()
+    keeper = read_pidfile(m.home / "keeper.pid") if isinstance(m, Kelpie) else None
+    if keeper:
+        m.keeper_pids.add(keeper)
+    load = RequestLoad(port)
+    t0 = time.perf_counter()
+    load.start()
+    time.sleep(REL_KILL_AT_S)
+    os.kill(dpid, signal.SIGKILL)
+    t_kill = time.perf_counter()
+    time.sleep(max(0.0, t0 + REL_NEXT_AT_S - time.perf_counter()))
+    tn = time.perf_counter()
+    p = m.run("jlist", capture=True, check=False, timeout=60)
+    next_s = time.perf_counter() - tn
+    time.sleep(max(0.0, t0 + REL_LOAD_S - time.perf_counter()))
+    samples = load.stop()
+    serving = http_result(port) == "ok"
+    after = [a for a in parse_jlist(p.stdout) if a.get("name") == CLUSTER_APP]
+    for a in after:
+        if isinstance(a.get("pid"), int) and a["pid"] > 0:
+            m.app_pids.add(a["pid"])
+    m.daemon_pid()
+    res = {**summarize_load(samples, t_kill), "next_exit": p.returncode, "next_s": next_s,
+           "next_at_s": tn - t_kill, "serving_after": serving,
+           "instances_before": sorted(before), "instances_listed_after": len(after),
+           "same_pids_after": sorted(a["pid"] for a in after
+                                     if a.get("pid") in before and pid_alive(a["pid"])),
+           "instances_alive_after": sum(pid_alive(x) for x in before)}
+    log(f"{m.label}: reliability: cluster kill: {res}")
+    return res
+
+
+def proc_uid(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def kill_uid_with_env(uid: int, needle: str) -> None:
+    """SIGKILL the processes of uid whose environment contains needle (our temp home: only
+    processes this run started as that uid)."""
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or proc_uid(int(d.name)) != uid:
+            continue
+        try:
+            env = (d / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle.encode() in env:
+            try:
+                os.kill(int(d.name), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def connect_as(uid: int, path: Path) -> str:
+    """connect() to the unix socket at path from a forked child running as uid (gid = uid, no
+    supplementary groups): "connected" or the error."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: no exec, so no program of ours needs to be readable by uid
+        msg = "?"
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(5)
+                try:
+                    s.connect(str(path))
+                    msg = "connected"
+                except OSError as e:
+                    msg = f"{type(e).__name__}: {e.strerror or e}"
+        except BaseException as e:  # noqa: BLE001 - reported
+            msg = f"setup failed: {e}"
+        finally:
+            try:
+                os.write(w, msg.encode()[:500])
+            finally:
+                os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        out = f.read().decode(errors="replace")
+    os.waitpid(pid, 0)
+    return out
+
+
+def mode_str(path: Path) -> str:
+    try:
+        return stat.filemode(path.lstat().st_mode)
+    except OSError:
+        return "missing"
+
+
+def rel_socket(m: Manager, scripts: dict[str, Path], tmp: Path) -> dict:
+    """Modes of the home the manager created itself and of its control socket(s); what another
+    uid gets from them (parents made traversable: 0711 for the temp dir)."""
+    shutil.rmtree(m.home, ignore_errors=True)  # let the manager create it, with its own mode
+    m.run("start", str(rel_ecosystem(m, "probe.json",
+                                     [rel_node_app("probe", scripts["chatty"])])), timeout=60)
+    wait_apps_online(m, ["probe"])
+    m.daemon_pid()
+    socks = ["rpc.sock", "pub.sock"] if isinstance(m, Pm2) else ["kelpie.sock"]
+    res: dict = {"home_mode": mode_str(m.home),
+                 "sockets": {s: mode_str(m.home / s) for s in socks}}
+    if os.geteuid() != 0:
+        res["other_uid"] = "not measured (needs root to run as another uid)"
+        return res
+    old = stat.S_IMODE(tmp.stat().st_mode)
+    os.chmod(tmp, 0o711)
+    try:
+        ids = dict(user=REL_OTHER_UID, group=REL_OTHER_UID, extra_groups=[])
+        res["other_connect"] = connect_as(REL_OTHER_UID, m.home / socks[0])
+        env = {**m.env(), "HOME": "/nonexistent"}
+        try:
+            p = subprocess.run(m.argv("jlist"), env=env, cwd="/", stdin=subprocess.DEVNULL,
+                               capture_output=True, timeout=30, **ids)
+            out = p.stdout.decode(errors="replace").replace(str(m.home), "<home>")
+            err = p.stderr.decode(errors="replace").replace(str(m.home), "<home>")
+            listed = [a.get("name") for a in parse_jlist(p.stdout)]
+            res["other_cli"] = {"exit": p.returncode, "listed_apps": listed,
+                                "message": first_message(err) or first_message(out)}
+        except subprocess.TimeoutExpired:
+            res["other_cli"] = {"exit": None, "listed_apps": [], "message": "timed out (30 s)"}
+    finally:
+        os.chmod(tmp, old)
+        kill_uid_with_env(REL_OTHER_UID, str(m.home))  # a daemon it may have started
+    log(f"{m.label}: reliability: socket: {res}")
+    return res
+
+
+def rel_secrets_dump(m: Manager, scripts: dict[str, Path]) -> dict:
+    apps = [rel_node_app("sec", scripts["chatty"], env={"API_TOKEN": REL_SECRET}),
+            rel_node_app("keep1", scripts["chatty"]), rel_node_app("keep2", scripts["chatty"])]
+    names = [a["name"] for a in apps]
+    m.run("start", str(rel_ecosystem(m, "secrets.json", apps)), timeout=60)
+    pids = wait_apps_online(m, names)
+    secret = REL_SECRET.encode()
+    try:
+        in_env = f"API_TOKEN={REL_SECRET}".encode() in \
+            Path(f"/proc/{pids['sec']}/environ").read_bytes().split(b"\0")
+    except OSError:
+        in_env = None
+    jl = m.run("jlist", capture=True, timeout=60)
+    ds = m.run("describe", "sec", capture=True, check=False, timeout=60)
+    sec_id = next((a.get("pm_id") for a in parse_jlist(jl.stdout) if a.get("name") == "sec"), 0)
+    ev = m.run("env", str(sec_id), capture=True, check=False, timeout=60)  # PM2's env command
+    res: dict = {"app_has_it": in_env, "jlist_shows": secret in jl.stdout,
+                 "describe_shows": secret in ds.stdout + ds.stderr,
+                 "env_exit": ev.returncode, "env_shows": secret in ev.stdout + ev.stderr}
+    if isinstance(m, Kelpie):
+        sj = m.run("jlist", "--show-secrets", capture=True, check=False, timeout=60)
+        res["jlist_show_secrets_shows"] = secret in sj.stdout
+    m.run("save", timeout=60)
+    time.sleep(0.2)
+    m.run("save", timeout=60)  # the second save keeps the first as the backup
+    dump = m.home / ("dump.pm2" if isinstance(m, Pm2) else "dump.json")
+    bak = dump.with_name(dump.name + ".bak")
+    res.update(dump=dump.name, dump_mode=mode_str(dump), bak_mode=mode_str(bak),
+               dump_has_secret=secret in (dump.read_bytes() if dump.exists() else b""))
+    # Corrupt dump: no app running, garbage in the dump, its backup left as the saves made it.
+    m.run("delete", "all", timeout=60)
+    dump.write_bytes(REL_GARBAGE)
+    t0 = time.perf_counter()
+    p = m.run("resurrect", capture=True, check=False, timeout=60)
+    res["resurrect_s"] = time.perf_counter() - t0
+    out = p.stdout.decode(errors="replace") + "\n" + p.stderr.decode(errors="replace")
+    out = out.replace(str(m.home), "<home>")
+    res.update(resurrect_exit=p.returncode, resurrect_message=first_message(out),
+               resurrect_output=out[-1500:])
+    deadline = time.monotonic() + 10
+    while True:
+        after = apps_by_name(m.jlist())
+        online = [n for n in names if n in after and after[n][1] == "online"]
+        if len(online) == len(names) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    res.update(apps=len(names), back_listed=sum(n in after for n in names),
+               back_online=len(online),
+               dump_after=("garbage kept" if dump.exists() and dump.read_bytes() == REL_GARBAGE
+                           else "replaced" if dump.exists() else "gone"),
+               dump_aside=sorted(x.name for x in m.home.glob(dump.name + "*")))
+    log(f"{m.label}: reliability: secrets/dump: "
+        f"{ {k: v for k, v in res.items() if k != 'resurrect_output'} }")
+    return res
+
+
+def rel_stubborn(m: Manager, scripts: dict[str, Path], rounds: int) -> dict:
+    eco = rel_ecosystem(m, "stubborn.json", [rel_node_app("stubborn", scripts["stubborn"])])
+    rows = []
+    for _ in range(rounds):
+        m.run("start", str(eco), timeout=60)
+        pid = wait_apps_online(m, ["stubborn"])["stubborn"]
+        time.sleep(0.5)  # its handlers are set up
+        t0 = time.perf_counter()
+        p = m.run("stop", "stubborn", check=False, timeout=60)
+        stop_s = time.perf_counter() - t0
+        gone = not pid_alive(pid)
+        gone_s = None
+        while gone_s is None and time.perf_counter() - t0 < 10:
+            if not pid_alive(pid):
+                gone_s = time.perf_counter() - t0
+            else:
+                time.sleep(0.01)
+        st = apps_by_name(m.jlist()).get("stubborn", (None, "?"))[1]
+        rows.append({"stop_s": stop_s, "exit": p.returncode, "gone_after_stop": gone,
+                     "gone_s": gone_s, "status": st})
+        m.run("delete", "stubborn", check=False, timeout=60)
+        time.sleep(0.3)
+    res = {"stop_s": median([r["stop_s"] for r in rows]),
+           "gone": sum(r["gone_after_stop"] for r in rows), "rounds": len(rows), "raw": rows}
+    log(f"{m.label}: reliability: stubborn app: {res}")
+    return res
+
+
+def rel_many(m: Manager, n: int, rounds: int) -> dict:
+    apps = [{"name": f"app{i}", "script": str(FAKE_APP), "interpreter": "none", "args": [],
+             "autorestart": True} for i in range(n)]
+    eco = rel_ecosystem(m, "many.json", apps)
+    m.run("ping", timeout=60)
+    m.daemon_pid()
+    rows = []
+    for r in range(rounds):
+        row: dict = {}
+
+        def step(key: str, *args: str) -> bool:
+            t0 = time.perf_counter()
+            try:
+                p = m.run(*args, timeout=REL_STEP_CAP_S, check=False)
+            except subprocess.TimeoutExpired:
+                row[key], row[f"{key}_timeout"] = None, True
+                log(f"{m.label}: `{' '.join(args)}` over {REL_STEP_CAP_S:.0f} s")
+                return False
+            row[key] = time.perf_counter() - t0
+            row[f"{key}_exit"] = p.returncode
+            return p.returncode == 0
+
+        step("start_s", "start", str(eco))
+        m.wait_status("online", n, timeout=120)
+        lists, jlists = [], []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            m.run("list", timeout=60)
+            lists.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            m.jlist()  # also records the pids for the cleanup
+            jlists.append(time.perf_counter() - t0)
+        row["list_s"], row["jlist_s"] = median(lists), median(jlists)
+        step("restart_s", "restart", "all")
+        row["online_after_restart"] = m.wait_status("online", n, timeout=120)
+        m.jlist()
+        step("delete_s", "delete", "all")
+        row["left_after_delete"] = len(m.jlist())
+        rows.append(row)
+        log(f"{m.label}: reliability: {n} apps, round {r + 1}/{rounds}: {row}")
+
+    def med(k: str) -> float | None:
+        return median([x[k] for x in rows if x.get(k) is not None])
+    return {"apps": n, "rounds": len(rows), **{k: med(k) for k in
+            ("start_s", "list_s", "jlist_s", "restart_s", "delete_s")},
+            "timeouts": sum(k.endswith("_timeout") for x in rows for k in x), "raw": rows}
+
+
+REL_PARTS = ("kill", "cluster", "socket", "secrets", "stubborn", "many")
+
+
+def bench_reliability(make: "Callable[[str], Manager]", run_part, scripts: dict[str, Path],
+                      cluster_script: Path, cfg: argparse.Namespace) -> dict:
+    """Every part for one manager, each with a fresh daemon and home (run_part(manager,
+    function) runs it, records an error instead of raising, and cleans up)."""
+    parts = {
+        "kill": lambda m: rel_daemon_kill(m, scripts),
+        "cluster": lambda m: rel_cluster_kill(m, cluster_script, free_port()),
+        "socket": lambda m: rel_socket(m, scripts, cfg.tmp),
+        "secrets": lambda m: rel_secrets_dump(m, scripts),
+        "stubborn": lambda m: rel_stubborn(m, scripts, cfg.rounds),
+        "many": lambda m: rel_many(m, cfg.apps, cfg.rounds),
+    }
+    return {k: run_part(make(k), f) for k, f in parts.items()}
+
+
+def _rel_cell(part: dict | None, fn) -> str:
+    """A table cell from one part's results: fn(part), or why there is none."""
+    if part is None:
+        return "not run"
+    if "error" in part:
+        return "error: " + str(part["error"]).replace("|", "\\|").replace("\n", " ")[:160]
+    try:
+        return str(fn(part)).replace("|", "\\|")
+    except (KeyError, TypeError, ValueError) as e:
+        return f"n/a ({type(e).__name__}: {e})"
+
+
+def _yes(b: bool | None) -> str:
+    return "n/a" if b is None else ("**yes**" if b else "no")
+
+
+def _ms(s: float | None) -> str:
+    return "n/a" if s is None else (f"{s * 1e3:.0f} ms" if s < 10 else f"{s:.1f} s")
+
+
+def _burst(k: dict) -> str:
+    if k["burst"] == "completed":
+        return f"completed ({_ms(k['burst_done_s'])} after the kill)"
+    return {"blocked": "**blocked** (app alive, its writes never completed within 3 s)",
+            "died": "**app died** (no reader on its stdout pipe: EPIPE)",
+            "write failed": f"**writes failed** ({k['burst_failed_writes']} of 256, EPIPE)"
+                            + ("" if k.get("burst_alive") else ", then the app died")}[k["burst"]]
+
+
+def _after_next(k: dict) -> str:
+    return (f"{k['listed']} of {k['apps']} listed: {k['adopted']} adopted (same pid), "
+            f"{k['restarted']} restarted, {k['lost']} lost")
+
+
+def _burst_log(k: dict) -> str:
+    b = k["burst_log"]
+    return (f"{b['distinct']:,} of {REL_BURST_LINES:,} (lost {b['lost']:,}, "
+            f"duplicated {b['duplicates']}, malformed {b['malformed']})")
+
+
+def _cluster(c: dict) -> str:
+    kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(c["by_kind"].items()))
+    s = f"{c['failed']:,} of {c['requests']:,}" + (f" ({kinds})" if kinds else "")
+    if c["failed"]:
+        s += (f"; failing from {c['first_fail_after_kill_s']:.2f} s to "
+              f"{c['last_fail_after_kill_s']:.2f} s after the kill")
+    return s
+
+
+def _cluster_after(c: dict) -> str:
+    return (f"port serving at the end: {'yes' if c['serving_after'] else '**no**'}; instances "
+            f"listed by the new daemon: {c['instances_listed_after']} "
+            f"({len(c['same_pids_after'])} with the same pid); old instances still running: "
+            f"{c['instances_alive_after']} of {len(c['instances_before'])}")
+
+
+def _modes(s: dict) -> str:
+    return f"home `{s['home_mode']}`, " + ", ".join(f"{k} `{v}`" for k, v in s["sockets"].items())
+
+
+def _other_cli(s: dict) -> str:
+    c = s.get("other_cli")
+    if c is None:
+        return s.get("other_uid", "n/a")
+    if c["listed_apps"]:
+        return f"**listed the apps** ({', '.join(map(str, c['listed_apps']))}), exit {c['exit']}"
+    return f"refused, exit {c['exit']}: \"{c['message']}\""
+
+
+def _resurrect(d: dict) -> str:
+    return (f"exit {d['resurrect_exit']}, {d['back_online']} of {d['apps']} apps back online; "
+            f"\"{d['resurrect_message']}\"")
+
+
+def _many(key: str):
+    def f(p: dict) -> str:
+        v = p[key]
+        timeouts = sum(1 for x in p["raw"] if x.get(f"{key}_timeout"))
+        s = _ms(v) if v is not None else "n/a"
+        return s + (f" ({timeouts} round(s) over {REL_STEP_CAP_S:.0f} s)" if timeouts else "")
+    return f
+
+
+def build_reliability_table(kel: dict, pm2: dict | None) -> str:
+    """fault | Kelpie | PM2; kel, pm2 = bench_reliability() (pm2 None with --kelpie-only)."""
+    p = pm2 or {}
+    n = (kel.get("many") or {}).get("apps") or (p.get("many") or {}).get("apps") or "N"
+    rows = [
+        ("kill", f"`kill -9` of the daemon ({REL_CHATTY} apps printing a line every 10 ms + 1 "
+                 "idle app): apps still running 3 s later",
+         lambda k: f"{k['alive_after']} of {k['apps']}"),
+        ("kill", "… a 4 MiB burst printed right after the kill",
+         _burst),
+        ("kill", "… the next command (`jlist`, starts a new daemon)", _after_next),
+        ("kill", "… that command's wall time", lambda k: _ms(k["next_s"])),
+        ("kill", "… the burst's lines in its log file", _burst_log),
+        ("kill", "… lines of the 10 ms apps missing in their logs (gaps)",
+         lambda k: f"{k['ticks_missing']:,} (of {k['ticks_logged']:,} logged)"),
+        ("cluster", "2-instance HTTP app, a new connection per request (4 loops, 5 s): "
+                    "`kill -9` of the daemon 1 s in, `jlist` 1 s later: failed requests",
+         _cluster),
+        ("cluster", "… after that", _cluster_after),
+        ("socket", "Control socket and home modes (home created by the manager, umask 022)",
+         _modes),
+        ("socket", f"Another uid ({REL_OTHER_UID}): `connect()` to the control socket",
+         lambda s: s.get("other_connect", s.get("other_uid", "n/a"))),
+        ("socket", f"Another uid ({REL_OTHER_UID}): `jlist` with the same home", _other_cli),
+        ("secrets", f"App with env `API_TOKEN={REL_SECRET}`: value printed by `jlist`",
+         lambda d: _yes(d["jlist_shows"]) + ("" if d.get("jlist_show_secrets_shows") is None
+                                             else " (masked; `--show-secrets` prints it)"
+                                             if d["jlist_show_secrets_shows"] else "")),
+        ("secrets", "… value printed by `describe`", lambda d: _yes(d["describe_shows"])),
+        ("secrets", "… value printed by `env <id>`",
+         lambda d: _yes(d["env_shows"]) if d["env_exit"] == 0 or d["env_shows"]
+         else f"no such command (exit {d['env_exit']})"),
+        ("secrets", "`save`: dump file mode (backup's mode); value in the dump",
+         lambda d: f"`{d['dump']}` `{d['dump_mode']}` (`.bak` `{d['bak_mode']}`); "
+                   f"{'yes' if d['dump_has_secret'] else 'no'}"),
+        ("secrets", "`resurrect` with garbage in the dump (its `.bak` from an earlier `save`), "
+                    "3 apps saved", _resurrect),
+        ("stubborn", "`stop` of an app ignoring SIGINT, SIGTERM, SIGHUP: time (median)",
+         lambda s: _ms(s["stop_s"])),
+        ("stubborn", "… process gone when `stop` returns",
+         lambda s: f"{s['gone']} of {s['rounds']} rounds"),
+        ("many", f"{n} apps (fake-app, one ecosystem.json): `start`", _many("start_s")),
+        ("many", f"{n} apps: `list`", _many("list_s")),
+        ("many", f"{n} apps: `jlist`", _many("jlist_s")),
+        ("many", f"{n} apps: `restart all`", _many("restart_s")),
+        ("many", f"{n} apps: `delete all`", _many("delete_s")),
+    ]
+    lines = ["| Fault | Kelpie | PM2 7 |", "|---|---|---|"]
+    for part, title, fn in rows:
+        pm2_cell = "not run (`--kelpie-only`)" if pm2 is None else _rel_cell(p.get(part), fn)
+        lines.append(f"| {title} | {_rel_cell(kel.get(part), fn)} | {pm2_cell} |")
+    return "\n".join(lines)
+
+
+def reliability_notes(cfg: argparse.Namespace) -> str:
+    return (
+        f"Each part runs with a fresh daemon and home per manager, PM2 first, then Kelpie. "
+        f"The apps are the same Node.js scripts for both (`interpreter: node`): {REL_CHATTY} print "
+        f"`tick <pid> <n>` every 10 ms; the burst app waits for a file the bench creates right "
+        f"after the `kill -9`, then prints {REL_BURST_LINES:,} lines of 64 bytes (4 MiB) in "
+        f"writes of 256 lines and, once every write completed, writes a done file (\"blocked\": "
+        f"alive without it 3 s after the kill; \"died\": gone). Adopted = listed by the new "
+        f"daemon with the pid it had before the kill, still running. The cluster part's load "
+        f"is {REL_LOAD_THREADS} Python loops of `GET /` with a new connection each (1 s "
+        f"timeout, 10 ms pause after a failure, so the count of failures depends on that "
+        f"pace: the times say how long the port failed). The other-uid part runs as uid "
+        f"{REL_OTHER_UID} (nobody) with the temp dir made 0711 (traversable) for it, so only the "
+        f"manager's own modes decide. The `stop` rounds, and the {cfg.apps}-app rounds, are "
+        f"{cfg.rounds} per manager (medians); a step of the latter gives up after "
+        f"{REL_STEP_CAP_S:.0f} s. PM2's `kill_timeout` and Kelpie's are both 1600 ms by default.")
+
+
+REL_BEGIN = "<!-- bench:reliability:begin -->"
+REL_END = "<!-- bench:reliability:end -->"
+
+
+def reliability_section(table: str, notes: str, run_line: str, raw: dict) -> str:
+    """The reliability scenario's part of RESULTS.md, self-contained like the cluster section,
+    so that `--only reliability` can replace it in a report that has the others."""
+    return f"""{REL_BEGIN}
+## Reliability
+
+{run_line}
+
+{table}
+
+{notes}
+
+<details><summary>Raw samples (reliability)</summary>
+
+```json
+{json.dumps(round_floats(raw), indent=1)}
+```
+
+</details>
+{REL_END}"""
+
+
+def merge_reliability_section(report: str, section: str | None) -> str:
+    return merge_section(report, REL_BEGIN, REL_END, section)
+
+
+def existing_reliability_section(path: Path | None) -> str | None:
+    return existing_section(path, REL_BEGIN, REL_END)
+
+
+# --------------------------------------------------------------------------------------------
 # Report
 
 
@@ -2590,9 +3412,10 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true",
                     help="fewer repetitions (1 round, 5 list runs, 5 crash rounds)")
     ap.add_argument("--apps", type=int, default=200, help="number of apps (default 200)")
-    ap.add_argument("--only", choices=["core", "logs", "cluster", "health", "runtime"],
+    ap.add_argument("--only", choices=["core", "logs", "cluster", "health", "runtime",
+                                       "reliability"],
                     help="run only this scenario: core (RSS, list, start/stop, crash), logs, "
-                         "cluster, health or runtime (default: all)")
+                         "cluster, health, runtime or reliability (default: all)")
     ap.add_argument("--wrk-seconds", type=float, default=4.0,
                     help="length of each cluster throughput run (default 4)")
     ap.add_argument("--log-lines", type=int, default=500_000,
@@ -2632,6 +3455,7 @@ def parse_args() -> argparse.Namespace:
     a.cluster = a.only in (None, "cluster")
     a.health = a.only in (None, "health")
     a.runtime = a.only in (None, "runtime")
+    a.reliability = a.only in (None, "reliability")
     a.runtime_rounds = 2 if a.quick else 5
     return a
 
@@ -2646,7 +3470,7 @@ def main() -> int:
     load_before = loadavg()
 
     if not cfg.no_build:
-        if cfg.core or cfg.logs or cfg.cluster or cfg.health:
+        if cfg.core or cfg.logs or cfg.cluster or cfg.health or cfg.reliability:
             build_kelpie()
         if cfg.runtime:
             build_static()
@@ -2678,6 +3502,11 @@ def main() -> int:
         log_scripts[v.key].write_text(v.js % cfg.log_lines)
     cluster_script = tmp / f"{CLUSTER_APP}.js"
     cluster_script.write_text(CLUSTER_APP_JS)
+    cfg.tmp = tmp
+    rel_scripts: dict[str, Path] = {}
+    for key, (fname, js) in REL_SCRIPTS.items():
+        rel_scripts[key] = tmp / fname
+        rel_scripts[key].write_text(js)
 
     managers: list[Manager] = []
 
@@ -2696,7 +3525,7 @@ def main() -> int:
         for run in list(RUNTIME_RUNS):
             run.kill()
         RUNTIME_RUNS.clear()
-        for script in (*log_scripts.values(), cluster_script):
+        for script in (*log_scripts.values(), cluster_script, *rel_scripts.values()):
             kill_with_marker(str(script))  # a logs or cluster app left behind, if any
         if not cfg.keep:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -2720,12 +3549,29 @@ def main() -> int:
         m.cleanup()
         return res
 
+    def run_part(m: Manager, part) -> dict:
+        """Like run_one, for a part of the reliability scenario: an error is recorded (and
+        shown in the table) instead of ending the run; the manager is cleaned up either way."""
+        managers.append(m)
+        m.app_markers = (*m.app_markers, *map(str, rel_scripts.values()), str(cluster_script))
+        try:
+            return part(m)
+        except Exception as e:  # noqa: BLE001 - reported in the table
+            log(f"{m.label}: reliability part failed: {type(e).__name__}: {e}")
+            return {"error": f"{type(e).__name__}: {e}"}
+        finally:
+            m.cleanup()
+            managers.remove(m)
+            for script in (*rel_scripts.values(), cluster_script):
+                kill_with_marker(str(script))  # an app the killed daemon left behind
+
     pm2_res = kel_res = None
     # variant key -> {"alone": ..., "pm2": ..., "kelpie": ...}
     logs: dict[str, dict] = {v.key: {} for v in LOG_VARIANTS} if cfg.logs else {}
     cluster: dict[str, dict | None] = {}  # "pm2", "kelpie" -> summarize_cluster()
     health: dict[str, dict] = {}  # "pm2", "kelpie" -> {"cpu": ..., "memory": ...}
     runtime: dict | None = None  # bench_runtime()
+    reliability: dict[str, dict] = {}  # "pm2", "kelpie" -> bench_reliability()
     pm2_bin: Path | None = None
     try:
         for v in LOG_VARIANTS if cfg.logs else ():
@@ -2759,6 +3605,10 @@ def main() -> int:
                                           m, {"main": cfg.health_rounds_pm2,
                                               "child": cfg.health_rounds_pm2_child},
                                           Pm2.memory_check_period_s, cfg))}
+            if cfg.reliability:
+                reliability["pm2"] = bench_reliability(
+                    lambda k: Pm2(tmp / f"pm2-rel-{k}", pm2_bin), run_part, rel_scripts,
+                    cluster_script, cfg)
         if cfg.core:
             kel_res = run_one(Kelpie(tmp / "kelpie-run"),
                               lambda m: bench_manager(m, cfg.apps, cfg))
@@ -2779,6 +3629,10 @@ def main() -> int:
                                       m, {"main": cfg.health_rounds_kelpie,
                                           "child": cfg.health_rounds_kelpie},
                                       Kelpie.memory_check_period_s, cfg))}
+        if cfg.reliability:
+            reliability["kelpie"] = bench_reliability(
+                lambda k: Kelpie(tmp / f"kelpie-rel-{k}"), run_part, rel_scripts,
+                cluster_script, cfg)
         if cfg.runtime:
             runtime = bench_runtime(pm2_bin.parent / "pm2-runtime" if pm2_bin else None, tmp, cfg)
     finally:
@@ -2809,6 +3663,9 @@ def main() -> int:
     if cfg.runtime:
         reps_parts.append(f"runtime: {cfg.runtime_rounds} round(s) per variant and runtime "
                           f"(median)")
+    if cfg.reliability:
+        reps_parts.append(f"reliability: {cfg.rounds} round(s) of the stop and {cfg.apps}-app "
+                          f"parts (median), the others once")
     reps = "; ".join(reps_parts)
     if cfg.cluster:
         versions["wrk"] = wrk_version(wrk)
@@ -2824,6 +3681,8 @@ def main() -> int:
         sections.append(build_health_table(health.get("pm2"), health["kelpie"]))
     if runtime:
         sections.append(build_runtime_table(runtime["pm2"], runtime["kelpie"], runtime["sizes"]))
+    if reliability:
+        sections.append(build_reliability_table(reliability["kelpie"], reliability.get("pm2")))
     print(f"\nDate: {date}\nMachine: {mach_line}\nVersions: {ver_line}\nRepetitions: {reps}\n")
     print("\n\n".join(sections))
     if logs:
@@ -2834,6 +3693,8 @@ def main() -> int:
         print("\n" + health_notes(cfg, cfg.health_apps))
     if runtime:
         print("\n" + runtime_notes(cfg))
+    if reliability:
+        print("\n" + reliability_notes(cfg))
     if cluster_skipped:
         print(f"\nCluster scenario skipped: {cluster_skipped}")
     if runtime_skipped:
@@ -2881,6 +3742,15 @@ def main() -> int:
                 runtime_notes(cfg), run_line, {"runs": runtime["raw"], "sizes": runtime["sizes"]})
         else:
             rsection = existing_runtime_section(cfg.output)  # kept as the file has it
+        if reliability:
+            run_line = (f"Command: `{argv_str}`; {date}; load average {load_before} at start; "
+                        f"{ver_line}; {info['nproc']} CPUs ({info['cpu']}), node {info['node']}, "
+                        f"Linux {info['kernel']}")
+            relsection = reliability_section(
+                build_reliability_table(reliability["kelpie"], reliability.get("pm2")),
+                reliability_notes(cfg), run_line, reliability)
+        else:
+            relsection = existing_reliability_section(cfg.output)  # kept as the file has it
         if cfg.only == "cluster" and cfg.output.exists():
             # Only the cluster scenario ran: replace its section, keep the rest of the report.
             cfg.output.write_text(merge_cluster_section(cfg.output.read_text(), section))
@@ -2895,6 +3765,11 @@ def main() -> int:
             # Only the runtime scenario ran: replace its section, keep the rest of the report.
             cfg.output.write_text(merge_runtime_section(cfg.output.read_text(), rsection))
             log(f"updated the runtime section of {cfg.output}")
+            return 0
+        if cfg.only == "reliability" and cfg.output.exists():
+            # Only the reliability scenario ran: replace its section, keep the rest.
+            cfg.output.write_text(merge_reliability_section(cfg.output.read_text(), relsection))
+            log(f"updated the reliability section of {cfg.output}")
             return 0
         body = []
         if kel_res is not None:
@@ -2913,6 +3788,8 @@ smaller or faster Kelpie is).""")
             body.append(hsection)
         if rsection:
             body.append(rsection)
+        if relsection:
+            body.append(relsection)
         report = f"""# Kelpie vs PM2: benchmark results
 
 Command: `{argv_str}` (from the repository root)
@@ -3714,12 +4591,155 @@ class RuntimeTest(unittest.TestCase):
             shutil.rmtree(d, ignore_errors=True)
 
 
+class ReliabilityTest(unittest.TestCase):
+    def test_burst_lines(self):
+        self.assertEqual(len(burst_line(1)), 64)
+        data = b"".join(burst_line(n) for n in range(1, 11))
+        self.assertEqual(check_burst_lines(data, 10),
+                         {"distinct": 10, "lost": 0, "duplicates": 0, "malformed": 0})
+        # A date prefix is allowed; a duplicate, a torn line and a missing one are counted.
+        data = (b"2026-01-01T00:00:00: " + burst_line(1) + burst_line(2) + burst_line(2)
+                + burst_line(3)[:30] + b"\n" + burst_line(5))
+        self.assertEqual(check_burst_lines(data, 5),
+                         {"distinct": 3, "lost": 2, "duplicates": 1, "malformed": 1})
+        self.assertEqual(check_burst_lines(b"tick 1 2\n", 3)["lost"], 3)
+
+    def test_burst_app(self):
+        if not shutil.which("node"):
+            self.skipTest("node not found")
+        with tempfile.TemporaryDirectory() as d:
+            script, trigger, done = Path(d) / "b.js", Path(d) / "t", Path(d) / "done"
+            script.write_text(REL_SCRIPTS["burst"][1])
+            trigger.touch()
+            p = subprocess.Popen(["node", str(script), str(trigger), str(done)],
+                                 stdout=subprocess.PIPE)
+            try:
+                out = b""
+                deadline = time.monotonic() + 30
+                while len(out) < REL_BURST_LINES * 64 and time.monotonic() < deadline:
+                    out += p.stdout.read1(1 << 20)
+                while not done.exists() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            finally:
+                p.kill()
+                p.wait()
+            self.assertEqual(len(out), REL_BURST_LINES * 64)
+            self.assertEqual(check_burst_lines(out, REL_BURST_LINES)["lost"], 0)
+            self.assertEqual(done.read_text().split()[0], "0")
+
+    def test_tick_gaps(self):
+        data = b"tick 7 0\ntick 7 1\ntick 9 0\ntick 7 4\n2026: tick 7 5\n"
+        self.assertEqual(tick_gaps(data, 7), (4, 2))
+        self.assertEqual(tick_gaps(data, 9), (1, 0))
+        self.assertEqual(tick_gaps(data, 8), (0, 0))
+
+    def test_classify(self):
+        before = {"a": 10, "b": 11, "c": 12, "d": 13, "e": 14}
+        after = {"a": (10, "online"), "b": (21, "online"), "c": (12, "online"),
+                 "d": (None, "stopped")}
+        self.assertEqual(classify_after_kill(before, after, {10, 11}),
+                         {"apps": 5, "listed": 4, "adopted": 1, "restarted": 1, "lost": 3})
+        self.assertEqual(classify_after_kill(before, {}, set())["lost"], 5)
+
+    def test_summarize_load(self):
+        s = [(0.5, "ok"), (0.9, "refused"), (1.1, "refused"), (1.5, "ok"), (2.0, "reset")]
+        r = summarize_load(s, 1.0)
+        self.assertEqual((r["requests"], r["ok"], r["failed"], r["failed_before_kill"]),
+                         (5, 2, 3, 1))
+        self.assertEqual(r["by_kind"], {"refused": 2, "reset": 1})
+        self.assertAlmostEqual(r["first_fail_after_kill_s"], 0.1)
+        self.assertAlmostEqual(r["last_fail_after_kill_s"], 1.0)
+        self.assertIsNone(summarize_load([(1.0, "ok")], 0.5)["first_fail_after_kill_s"])
+
+    def test_first_message(self):
+        self.assertEqual(first_message("\x1b[32m[PM2]\x1b[39m Resurrecting\n[PM2] Error: bad\n"),
+                         "[PM2] Error: bad")
+        self.assertEqual(first_message("\n\n  started 3 apps \n"), "started 3 apps")
+        self.assertEqual(first_message(""), "")
+
+    def test_connect_as(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root")
+        with tempfile.TemporaryDirectory() as d, \
+                socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as srv:
+            path = Path(d) / "s.sock"
+            srv.bind(str(path))
+            srv.listen(4)
+            self.assertEqual(connect_as(0, path), "connected")
+            self.assertTrue(connect_as(REL_OTHER_UID, path).startswith("PermissionError"))
+            self.assertTrue(connect_as(0, Path(d) / "none").startswith("FileNotFoundError"))
+
+    def test_http_result_refused(self):
+        self.assertEqual(http_result(free_port(), timeout=0.5), "refused")
+
+    def _sample(self) -> dict:
+        return {
+            "kill": {"apps": 6, "alive_after": 6, "burst": "completed", "burst_done_s": 0.05,
+                     "burst_failed_writes": 0, "listed": 6, "adopted": 6, "restarted": 0,
+                     "lost": 0, "next_s": 0.08, "ticks_missing": 0, "ticks_logged": 1200,
+                     "burst_log": {"distinct": REL_BURST_LINES, "lost": 0, "duplicates": 0,
+                                   "malformed": 0}},
+            "cluster": {"requests": 900, "ok": 900, "failed": 0, "by_kind": {},
+                        "first_fail_after_kill_s": None, "last_fail_after_kill_s": None,
+                        "serving_after": True, "instances_listed_after": 2,
+                        "same_pids_after": [5, 6], "instances_alive_after": 2,
+                        "instances_before": [5, 6]},
+            "socket": {"home_mode": "drwx------", "sockets": {"kelpie.sock": "srwx------"},
+                       "other_connect": "PermissionError: Permission denied",
+                       "other_cli": {"exit": 1, "listed_apps": [], "message": "no | access"}},
+            "secrets": {"jlist_shows": False, "describe_shows": False, "env_exit": 2,
+                        "env_shows": False,
+                        "jlist_show_secrets_shows": True, "dump": "dump.json",
+                        "dump_mode": "-rw-------", "bak_mode": "-rw-------",
+                        "dump_has_secret": True, "resurrect_exit": 0, "back_online": 3,
+                        "apps": 3, "resurrect_message": "dump.json is corrupt: using the .bak"},
+            "stubborn": {"stop_s": 1.7, "gone": 3, "rounds": 3},
+            "many": {"apps": 200, "start_s": 0.2, "list_s": 0.01, "jlist_s": 0.012,
+                     "restart_s": 0.5, "delete_s": 0.1, "raw": [{}]},
+        }
+
+    def test_table(self):
+        kel = self._sample()
+        pm2 = self._sample()
+        pm2["kill"].update(alive_after=0, burst="died", listed=0, adopted=0, lost=6)
+        pm2["cluster"] = {"error": "RuntimeError: not ready\nat all"}
+        pm2["many"].update(restart_s=None, raw=[{"restart_s_timeout": True}])
+        del pm2["stubborn"]
+        t = build_reliability_table(kel, pm2)
+        lines = t.splitlines()
+        self.assertEqual(lines[0], "| Fault | Kelpie | PM2 7 |")
+        for x in lines[2:]:  # every row has exactly 3 cells (no stray "|")
+            self.assertEqual(len(re.split(r"(?<!\\)\|", x)), 5, x)
+        self.assertIn("6 of 6 listed: 6 adopted (same pid), 0 restarted, 0 lost", t)
+        self.assertIn("**app died**", t)
+        self.assertIn("error: RuntimeError: not ready at all", t)
+        self.assertIn("not run", t)
+        self.assertIn("n/a (1 round(s) over", t)
+        self.assertIn("masked; `--show-secrets` prints it", t)
+        self.assertIn("no such command (exit 2)", t)
+        t2 = build_reliability_table(kel, None)
+        self.assertIn("not run (`--kelpie-only`)", t2)
+
+    def test_merge_section(self):
+        report = "# R\n\nx\n\n" + README_LINE + "\n"
+        sec = reliability_section("T", "N", "run", {"a": 1.23456})
+        merged = merge_reliability_section(report, sec)
+        self.assertIn(REL_BEGIN, merged)
+        self.assertLess(merged.index(REL_END), merged.index(README_LINE))
+        self.assertIn('"a": 1.235', merged)
+        again = merge_reliability_section(merged, reliability_section("T2", "N", "run", {}))
+        self.assertEqual(again.count(REL_BEGIN), 1)
+        self.assertIn("T2", again)
+        self.assertNotIn("\nT\n", again)
+
+
 def self_test() -> int:
     loader = unittest.defaultTestLoader
     suite = unittest.TestSuite([loader.loadTestsFromTestCase(LogCounterTest),
                                 loader.loadTestsFromTestCase(ClusterTest),
                                 loader.loadTestsFromTestCase(HealthTest),
-                                loader.loadTestsFromTestCase(RuntimeTest)])
+                                loader.loadTestsFromTestCase(RuntimeTest),
+                                loader.loadTestsFromTestCase(ReliabilityTest)])
     result = unittest.TextTestRunner(verbosity=2).run(suite)
     return 0 if result.wasSuccessful() else 1
 
