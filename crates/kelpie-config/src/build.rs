@@ -133,6 +133,19 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<AppSpec, Vec<String>> 
     if let Some(name) = r.get("name", convert::string) {
         spec.name = name;
     }
+    // A command line whose first word is empty or whose quotes do not close names nothing; an
+    // app named "" could not be told apart or targeted.
+    if spec.name.is_empty() && raw.get("name").is_none() {
+        if let Some(field) = raw.get("script") {
+            if field.value.as_str().is_some_and(|s| !s.trim().is_empty()) {
+                r.errors.push(format!(
+                    "field `{}`: no app name can be taken from {}; set `name`",
+                    field.key,
+                    convert::describe(&field.value)
+                ));
+            }
+        }
+    }
     if let Some(namespace) = r.get("namespace", convert::string) {
         spec.namespace = namespace;
     }

@@ -338,6 +338,28 @@ fn all_errors_of_all_apps_are_reported_together() {
 }
 
 #[test]
+fn a_command_line_that_names_nothing_needs_a_name() {
+    // Found by fuzzing: an unclosed quote (or an empty first word) gave an app named "".
+    let p = Project::new();
+    let errors = p.errors(
+        "e.yaml",
+        "apps:\n  - script: 'echo \"hi'\n  - cmd: \"'' x\"\n  - name: ok\n    script: 'echo \"hi'\n",
+    );
+    assert_eq!(
+        errors,
+        [
+            r#"e.yaml: app #1: field `script`: no app name can be taken from "echo \"hi"; set `name`"#,
+            r#"e.yaml: app #2: field `cmd`: no app name can be taken from "'' x"; set `name`"#,
+        ]
+    );
+    let err = from_script("echo \"hi", &ScriptOptions::default(), &p.ctx).expect_err("no name");
+    assert!(
+        err.to_string().contains("no app name can be taken from"),
+        "{err}"
+    );
+}
+
+#[test]
 fn nameless_scriptless_apps_are_named_by_position() {
     let p = Project::new();
     let errors = p.errors("e.json", r#"[{"script": "app.js"}, {"args": "x"}]"#);
