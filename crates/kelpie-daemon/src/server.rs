@@ -205,8 +205,15 @@ async fn read_frame(stream: &mut UnixStream) -> std::io::Result<Option<Vec<u8>>>
             format!("frame of {len} bytes refused"),
         ));
     }
-    let mut body = vec![0; len];
-    stream.read_exact(&mut body).await?;
+    // Grown as the bytes arrive: a client that only sends a length reserves nothing.
+    let mut body = Vec::new();
+    (&mut *stream)
+        .take(len as u64)
+        .read_to_end(&mut body)
+        .await?;
+    if body.len() < len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(Some(body))
 }
 

@@ -47,8 +47,12 @@ pub fn read_frame(reader: &mut impl Read) -> Result<Vec<u8>, FrameError> {
     if len > MAX_FRAME_LEN {
         return Err(FrameError::TooLarge(len));
     }
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body)?;
+    // Grown as the bytes arrive: a length prefix alone reserves nothing.
+    let mut body = Vec::new();
+    reader.take(len as u64).read_to_end(&mut body)?;
+    if body.len() < len {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+    }
     Ok(body)
 }
 

@@ -100,13 +100,19 @@ fn request() -> impl Strategy<Value = Request> {
             any::<Option<u16>>(),
             any::<Option<String>>(),
             any::<Option<String>>(),
+            any::<bool>(),
+            any::<bool>(),
             any::<bool>()
         )
-            .prop_map(|(port, host, token, stop)| Request::Web {
-                port,
-                host,
-                token,
-                stop,
+            .prop_map(|(port, host, token, open_loopback, stop, show_token)| {
+                Request::Web {
+                    port,
+                    host,
+                    token,
+                    open_loopback,
+                    stop,
+                    show_token,
+                }
             }),
     ]
 }
