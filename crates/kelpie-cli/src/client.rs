@@ -23,8 +23,20 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connect to the daemon of `home`, starting it if none answers.
+    /// Connect to the daemon of `home`, starting it if none answers. A connection reset during
+    /// the handshake (a daemon replacing its socket, one that lost a race to start) is tried
+    /// again once.
     pub fn connect_or_start(home: &Home) -> Result<Client> {
+        match Client::connect_or_start_once(home) {
+            Err(e) if was_reset(&e) => {
+                std::thread::sleep(Duration::from_millis(100));
+                Client::connect_or_start_once(home)
+            }
+            other => other,
+        }
+    }
+
+    fn connect_or_start_once(home: &Home) -> Result<Client> {
         match Client::connect(home)? {
             Some(client) => Ok(client),
             None => {
@@ -138,6 +150,16 @@ impl Client {
 
 /// How long a daemon whose socket file is gone has to make it again (it checks every 250 ms).
 const SOCKET_BACK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Whether `error` comes from a connection the daemon reset.
+fn was_reset(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset)
+            || cause.to_string().contains("Connection reset by peer")
+    })
+}
 
 /// No daemon answers on the socket, but a daemon of this home may still run: its home (and so
 /// its socket file) was removed under it, and it is making them again. Starting a second daemon

@@ -341,3 +341,22 @@ fn kill_after_a_daemon_crash_stops_the_apps_it_left() {
     k.wait_for("the keeper gone", 5 * SECS, || !alive(keeper));
     assert!(k.daemon_pid().is_none_or(|p| !alive(p)));
 }
+
+#[test]
+fn a_keeper_left_with_nothing_to_keep_exits() {
+    let k = kelpie();
+    let fake = k.fake_app();
+    k.ok(&["start", &fake, "--name", "quiet"]);
+    let pid = k.pid("quiet");
+    let keeper = k.keeper_pid().expect("keeper");
+    kill_daemon(&k);
+    // Its only app ends, and printed nothing meanwhile: nothing is left for a next daemon.
+    kill9(pid);
+    k.wait_for("the keeper gone", 5 * SECS, || !alive(keeper));
+    assert!(!k.home().join("keeper.sock").exists());
+    // The next daemon starts the app again from its state.
+    k.wait_for("quiet started again", 10 * SECS, || {
+        let now = k.pid("quiet");
+        now != 0 && now != pid && k.status("quiet") == "online"
+    });
+}

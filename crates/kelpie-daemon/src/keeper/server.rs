@@ -16,6 +16,8 @@ use std::time::Duration;
 pub const KEEPER_FD: i32 = 3;
 /// Most bytes kept per pipe while no daemon runs; beyond that they are counted and dropped.
 const SPOOL_LIMIT: u64 = 64 * 1024 * 1024;
+/// How often a keeper with no daemon looks whether it is still of use.
+const LOOK_AGAIN: Duration = Duration::from_secs(1);
 /// How long a daemon taking over may take to answer.
 const TAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -25,7 +27,7 @@ struct Kept {
     /// Its descriptors; a pipe's is in `pipe` instead.
     fds: Vec<OwnedFd>,
     pipe: Option<std::fs::File>,
-    /// A pipe that reached its end (every writer closed it): nothing more to read.
+    /// A pipe that reached its end (every writer closed it), or a process that exited.
     ended: bool,
     spool: Option<Spool>,
     dropped: u64,
@@ -148,13 +150,25 @@ impl Keeper {
         }
         if self.daemon.is_none() {
             for (id, kept) in &self.entries {
-                if let (false, Some(pipe)) = (kept.ended, &kept.pipe) {
+                if kept.ended {
+                    continue;
+                }
+                if let Some(pipe) = &kept.pipe {
                     watched.push(Watched::Pipe(*id));
                     fds.push(pipe.as_fd());
+                } else if let (Holding::Process { .. }, Some(pidfd)) =
+                    (&kept.holding, kept.fds.first())
+                {
+                    // Readable once the process has exited.
+                    watched.push(Watched::Process(*id));
+                    fds.push(pidfd.as_fd());
                 }
             }
         }
-        let ready = kelpie_sys::wait_readable_many(&fds, None)?;
+        // With no daemon, look again now and then whether anyone can still find us (the home
+        // may have been removed).
+        let timeout = self.daemon.is_none().then_some(LOOK_AGAIN);
+        let ready = kelpie_sys::wait_readable_many(&fds, timeout)?;
         drop(fds);
         for (what, ready) in watched.into_iter().zip(ready) {
             if !ready {
@@ -172,9 +186,36 @@ impl Keeper {
                     }
                 }
                 Watched::Pipe(id) => self.drain(id),
+                Watched::Process(id) => {
+                    if let Some(kept) = self.entries.get_mut(&id) {
+                        kept.ended = true;
+                    }
+                }
             }
         }
+        if self.nothing_left() {
+            crate::daemon_log!(
+                "keeper: every process it kept has exited and every pipe is read; exiting"
+            );
+            return Ok(Some(0));
+        }
         Ok(None)
+    }
+
+    /// With no daemon, every process ended and every pipe read to its end: nothing is left for
+    /// a next daemon to adopt (it restarts the apps from its state), so the keeper goes, unless
+    /// it has output for that daemon to write and a socket where the daemon can find it.
+    fn nothing_left(&self) -> bool {
+        let all_ended = self.entries.values().all(|kept| match kept.holding {
+            Holding::Pipe { .. } | Holding::Process { .. } => kept.ended,
+            Holding::Socket { .. } => true,
+        });
+        let output_kept = self
+            .entries
+            .values()
+            .any(|kept| kept.spool.as_ref().is_some_and(|s| s.written > 0));
+        let findable = self.listener.is_some() && self.home.keeper_socket().exists();
+        self.daemon.is_none() && all_ended && !(output_kept && findable)
     }
 
     /// One message from the daemon (or its end).
@@ -357,6 +398,7 @@ enum Watched {
     Daemon,
     Listener,
     Pipe(u64),
+    Process(u64),
 }
 
 fn open_spool(dir: &std::path::Path, id: u64) -> Option<Spool> {
