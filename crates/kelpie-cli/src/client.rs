@@ -157,7 +157,6 @@ fn was_reset(error: &anyhow::Error) -> bool {
         cause
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset)
-            || cause.to_string().contains("Connection reset by peer")
     })
 }
 

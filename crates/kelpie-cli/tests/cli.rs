@@ -39,6 +39,19 @@ mod cli {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// A TCP port nothing listens on now, on 127.0.0.1.
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port")
+    }
+
+    /// 127.0.0.1:`port`.
+    pub fn local(port: u16) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
     /// A fresh home driven by the `kelpie` binary under test.
     pub fn kelpie() -> Kelpie {
         Kelpie::new(env!("CARGO_BIN_EXE_kelpie"))

@@ -1,7 +1,7 @@
 //! Cluster mode: instances sharing a Kelpie-owned socket, readiness, reload with no failed
 //! request under load, scale.
 
-use super::{heavy, kelpie};
+use super::{free_port, heavy, kelpie, local};
 use kelpie_testkit::{load, run_load, Kelpie, LoadReport};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,14 +13,6 @@ const SECS: Duration = Duration::from_secs(1);
 
 // Every test here holds `heavy()`: they start Node processes and load both cores.
 
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// Start `fake-app --serve` (a LISTEN_FDS server) as `name` on a Kelpie-owned 127.0.0.1 port,
 /// with more `kelpie start` flags and more app arguments.
 fn start_server(k: &Kelpie, name: &str, port: u16, flags: &[&str], app_args: &[&str]) {
@@ -31,10 +23,6 @@ fn start_server(k: &Kelpie, name: &str, port: u16, flags: &[&str], app_args: &[&
     args.extend(["--", "--serve"]);
     args.extend(app_args);
     k.ok(&args);
-}
-
-fn local(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 /// Load running in the background, new connection per request and keep-alive side by side.

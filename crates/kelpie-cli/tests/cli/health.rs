@@ -1,7 +1,7 @@
 //! Automatic restarts: resource limits, schedules, watched files, health checks, the watchdog,
 //! and start order. Each trigger is checked with real processes, and each restart must say why.
 
-use super::kelpie;
+use super::{free_port, kelpie};
 use kelpie_testkit::{alive, Kelpie};
 use std::path::Path;
 use std::time::Duration;
@@ -319,14 +319,6 @@ fn a_start_whose_dependency_fails_is_not_done_and_says_why() {
         missing.contains("app `lonely` depends on `nobody`, which is neither started with it nor known to the daemon"),
         "{missing}"
     );
-}
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 #[test]

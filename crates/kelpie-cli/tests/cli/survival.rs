@@ -3,25 +3,13 @@
 //! processes and goes on supervising them. Without a keeper (killed too), the next daemon stops
 //! what was left and starts it again: never twice.
 
-use super::{heavy, kelpie};
+use super::{free_port, heavy, kelpie, local};
 use kelpie_testkit::{alive, load, run_load, Kelpie};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 const SECS: Duration = Duration::from_secs(1);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn local(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
 
 /// `kill -9` of the daemon, waiting until it is gone.
 fn kill_daemon(k: &Kelpie) -> u32 {
@@ -279,11 +267,7 @@ fn without_its_keeper_a_killed_daemons_apps_are_restarted_never_run_twice() {
 #[test]
 fn a_node_app_keeps_its_ipc_channel_while_no_daemon_runs() {
     let k = kelpie();
-    if std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    if super::tools::program("node").is_none() {
         eprintln!("skipped: no node");
         return;
     }

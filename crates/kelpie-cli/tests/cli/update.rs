@@ -2,9 +2,8 @@
 //! restarted, their output and their ports go on without a gap, and the new program supervises
 //! them as the old one did.
 
-use super::{heavy, kelpie};
+use super::{free_port, heavy, kelpie, local};
 use kelpie_testkit::{load, run_load, Kelpie};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,17 +11,6 @@ use std::time::{Duration, Instant};
 const SECS: Duration = Duration::from_secs(1);
 /// What a daemon says it is, for tests (see `kelpie_daemon`'s update module).
 const TEST_VERSION_ENV: &str = "KELPIE_TEST_DAEMON_VERSION";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn local(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
 
 /// The `tick <n>` numbers of a log file, in order.
 fn ticks(k: &Kelpie, file: &str) -> Vec<u64> {

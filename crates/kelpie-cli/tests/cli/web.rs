@@ -7,8 +7,8 @@
 //! `chromium` (apt, as root) when it is not installed. Set `KELPIE_TEST_OFFLINE=1` to skip
 //! what needs them when there is no network.
 
-use super::kelpie;
 use super::tools::{python_venv, run};
+use super::{free_port, kelpie};
 use kelpie_testkit::Kelpie;
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -20,14 +20,6 @@ use std::time::{Duration, Instant};
 
 const SECS: Duration = Duration::from_secs(1);
 const TOKEN: &str = "test-token-0123456789abcdef";
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// One HTTP exchange (HTTP/1.1, `Connection: close`): status, headers (lowercase names), body.
 struct Answer {

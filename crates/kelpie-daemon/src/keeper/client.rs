@@ -140,12 +140,22 @@ impl Link {
         loop {
             match orders.recv_timeout(LOOK_EVERY) {
                 Ok(Order::Hold { id, holding, fds }) => {
-                    self.send_hold(id, &holding, &fds);
+                    let message = ToKeeper::Hold {
+                        id,
+                        holding: holding.clone(),
+                    };
                     self.held.insert(id, (holding, fds));
+                    // A keeper that does not take it is replaced, and given everything held.
+                    if !self.send(&message, self.held_fds(id)) && !self.dismissed {
+                        self.replace_keeper();
+                    }
                 }
                 Ok(Order::Release(id)) => {
-                    if self.held.remove(&id).is_some() {
-                        self.send(&ToKeeper::Release { id });
+                    if self.held.remove(&id).is_some()
+                        && !self.send(&ToKeeper::Release { id }, Vec::new())
+                        && !self.dismissed
+                    {
+                        self.replace_keeper();
                     }
                 }
                 Ok(Order::Dismiss(done)) => {
@@ -168,23 +178,20 @@ impl Link {
         }
     }
 
-    fn send_hold(&mut self, id: u64, holding: &Holding, fds: &[OwnedFd]) {
-        let fds: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
-        let message = ToKeeper::Hold {
-            id,
-            holding: holding.clone(),
-        };
-        let Some(keeper) = &self.keeper else { return };
-        if wire::send(keeper.socket.as_fd(), &message, &fds).is_err() && !self.dismissed {
-            self.replace_keeper();
-        }
+    /// The descriptors held under `id`.
+    fn held_fds(&self, id: u64) -> Vec<BorrowedFd<'_>> {
+        self.held
+            .get(&id)
+            .map(|(_, fds)| fds.iter().map(AsFd::as_fd).collect())
+            .unwrap_or_default()
     }
 
-    fn send(&mut self, message: &ToKeeper) {
-        let Some(keeper) = &self.keeper else { return };
-        if wire::send(keeper.socket.as_fd(), message, &[]).is_err() && !self.dismissed {
-            self.replace_keeper();
-        }
+    /// Send the keeper `message` with `fds`; false if it did not take it (true with no keeper:
+    /// there is nobody to replace).
+    fn send(&self, message: &ToKeeper, fds: Vec<BorrowedFd<'_>>) -> bool {
+        self.keeper
+            .as_ref()
+            .is_none_or(|keeper| wire::send(keeper.socket.as_fd(), message, &fds).is_ok())
     }
 
     /// Whether the keeper still lives (its end of the pair is not closed).
@@ -205,20 +212,16 @@ impl Link {
             let _ = old.child.wait();
         }
         self.keeper = self.spawn();
-        let held = std::mem::take(&mut self.held);
-        for (id, (holding, fds)) in &held {
-            let fds: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
+        for (id, (holding, _)) in &self.held {
             let message = ToKeeper::Hold {
                 id: *id,
                 holding: holding.clone(),
             };
-            let Some(keeper) = &self.keeper else { break };
-            if wire::send(keeper.socket.as_fd(), &message, &fds).is_err() {
+            if !self.send(&message, self.held_fds(*id)) {
                 crate::daemon_log!("keeper: the new keeper does not take what it is given");
                 break;
             }
         }
-        self.held = held;
     }
 
     fn say_goodbye(&mut self) {
