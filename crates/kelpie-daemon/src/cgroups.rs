@@ -13,6 +13,7 @@
 //! the process also joins a cgroup of the same name in that hierarchy, which holds the limit.
 
 use kelpie_sys::cgroup::{self, Cgroup};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -263,14 +264,20 @@ impl ProcessCgroup {
         &self.cgroup
     }
 
-    /// The `cgroup.procs` files its process joins before it execs (its cgroup, and the one of
-    /// the v1 pids hierarchy when `max_processes` is set there); empty if they cannot be opened.
-    pub fn procs_for_joining(&self) -> Vec<std::os::fd::OwnedFd> {
-        let procs: std::io::Result<Vec<_>> = std::iter::once(&self.cgroup)
-            .chain(self.legacy_pids.as_ref())
+    /// Where its process is put when it starts: the directory of its cgroup, which it is
+    /// created in, and the `cgroup.procs` of the v1 pids hierarchy's cgroup when
+    /// `max_processes` is set there, which it joins before it execs. Nothing if they cannot
+    /// be opened (the process then runs without, as everywhere before cgroups).
+    pub fn placement(&self) -> (Option<OwnedFd>, Vec<OwnedFd>) {
+        let legacy: std::io::Result<Vec<_>> = self
+            .legacy_pids
+            .iter()
             .map(Cgroup::procs_for_joining)
             .collect();
-        procs.unwrap_or_default()
+        match (kelpie_sys::open_cgroup_dir(self.cgroup.path()), legacy) {
+            (Ok(dir), Ok(legacy)) => (Some(dir), legacy),
+            _ => (None, Vec::new()),
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use crate::health::{ExecContext, HealthReport};
 use crate::launch::{self, Extras, InstanceIdentity, OutputPipes};
 use crate::link::{ProcessLink, ProcessSignal};
 use crate::logs::{HandedPipe, LineWatch, LogService, TailReader};
-use crate::process::{AdoptedChild, ProcessHandle};
+use crate::process::ProcessHandle;
 use crate::sockets::ListenSocket;
 use crate::update::HandedProcess;
 use kelpie_core::cron::CronSchedule;
@@ -673,7 +673,7 @@ impl Instance {
             return;
         };
         let pid = process.pid;
-        let child = match AdoptedChild::new(pid, process.pidfd) {
+        let child = match ProcessHandle::adopted(pid, process.pidfd) {
             Ok(child) => child,
             Err(e) => {
                 crate::daemon_log!(
@@ -707,7 +707,7 @@ impl Instance {
                     self.pm_id
                 );
                 self.pgid = Some(pid);
-                self.child = Some(ProcessHandle::Adopted(child));
+                self.child = Some(child);
                 self.signal_group(kelpie_sys::SIGKILL);
                 return;
             }
@@ -718,9 +718,9 @@ impl Instance {
             .ok()
             .flatten();
         let cgroup = process.cgroup.and_then(|path| self.cgroups.adopt(path));
-        let kept = keep_process(self.pm_id, pid, &link, cgroup.as_ref());
+        let kept = keep_process(self.pm_id, &child, &link, cgroup.as_ref());
         self.adopt(Launched {
-            child: ProcessHandle::Adopted(child),
+            child,
             pid,
             kept,
             link,
@@ -920,9 +920,9 @@ impl Instance {
             };
             // Its own cgroup (a directory to create: blocking too), joined before it execs.
             let cgroup = cgroups.for_process(pm_id, spec.max_processes);
-            let cgroup_procs = cgroup
+            let (cgroup_dir, cgroup_procs) = cgroup
                 .as_ref()
-                .map(ProcessCgroup::procs_for_joining)
+                .map(ProcessCgroup::placement)
                 .unwrap_or_default();
             let extras = Extras {
                 socket: socket.as_deref(),
@@ -932,13 +932,14 @@ impl Instance {
                     .iter()
                     .map(|(fd, at)| (fd.as_raw_fd(), *at))
                     .collect(),
+                cgroup_dir,
                 cgroup_procs,
             };
             // Recorded as ours before anyone can reap it: under `kelpie runtime` the orphan
             // reaper must leave this child's exit status to its wait below.
             let spawning = crate::reaper::spawning();
-            let spawned = launch::command(&spec, &who, pipes, extras).and_then(|mut c| c.spawn());
-            spawning.record(spawned.as_ref().ok().and_then(|c| c.id()));
+            let spawned = launch::command(&spec, &who, pipes, extras).and_then(|c| c.spawn());
+            spawning.record(spawned.as_ref().ok().map(|c| c.pid));
             drop(ends.fds);
             // Read here (/etc/passwd) rather than on the async thread; it was just used.
             let identity = launch::identity(&spec).ok().flatten();
@@ -946,10 +947,11 @@ impl Instance {
         })
         .await
         .unwrap_or_else(|e| (Err(std::io::Error::other(e.to_string())), None, None));
-        let child = spawned.map_err(|e| format!("{}: {e}", self.spec.command_line()[0]))?;
-        let pid = child
-            .id()
-            .ok_or_else(|| "the process exited before its pid was known".to_string())?;
+        let spawned = spawned.map_err(|e| format!("{}: {e}", self.spec.command_line()[0]))?;
+        let pid = spawned.pid;
+        // Registering the pidfd only fails if the runtime is shutting down.
+        let child = ProcessHandle::spawned(spawned)
+            .map_err(|e| format!("cannot wait for process {pid}: {e}"))?;
         let mut stderr = None;
         if let (Some(route), Some((out, err))) = (route.clone(), readers) {
             let watch = |stream| {
@@ -984,9 +986,9 @@ impl Instance {
                 link.sender(),
             )));
         }
-        let kept = keep_process(self.pm_id, pid, &link, cgroup.as_ref());
+        let kept = keep_process(self.pm_id, &child, &link, cgroup.as_ref());
         Ok(Launched {
-            child: ProcessHandle::Spawned(child),
+            child,
             pid,
             kept,
             link,
@@ -1407,14 +1409,13 @@ fn accepts(spec: &AppSpec, shared_socket: bool, signal: &ProcessSignal) -> bool 
 /// after this one died can adopt it. `None` without a keeper or once the process is gone.
 fn keep_process(
     pm_id: u32,
-    pid: u32,
+    child: &ProcessHandle,
     link: &ProcessLink,
     cgroup: Option<&ProcessCgroup>,
 ) -> Option<crate::keeper::Held> {
-    use std::os::fd::AsFd;
-    let pidfd = kelpie_sys::pidfd_open(pid).ok()?;
+    let pid = child.pid();
     let (notify, ipc) = link.fds();
-    let mut fds = vec![pidfd.as_fd(), notify];
+    let mut fds = vec![child.pidfd(), notify];
     fds.extend(ipc);
     crate::keeper::hold(
         crate::keeper::Holding::Process {

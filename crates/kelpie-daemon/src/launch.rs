@@ -4,10 +4,8 @@ use crate::logs::LogFiles;
 use crate::sockets::ListenSocket;
 use kelpie_core::{sanitize_log_name, AppSpec};
 use kelpie_proto::{Home, HOME_ENV};
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
-use std::process::Stdio;
 
 /// Paths that mean "discard this stream" (PM2 accepts both).
 fn is_discard(path: &str) -> bool {
@@ -120,22 +118,23 @@ pub struct Extras<'a> {
     /// The link's descriptors (kept open by the caller until the spawn returns) and the
     /// numbers they get in the child.
     pub fds: Vec<(RawFd, RawFd)>,
-    /// The `cgroup.procs` of the process's own cgroups, which it joins before it execs.
+    /// The process's own cgroup v2 directory, which it is created in.
+    pub cgroup_dir: Option<std::os::fd::OwnedFd>,
+    /// `cgroup.procs` of cgroup v1 hierarchies it joins before it execs.
     pub cgroup_procs: Vec<std::os::fd::OwnedFd>,
 }
 
-/// The command that starts one process of `spec`: its own process group (so a stop reaches every
+/// How one process of `spec` is started: in its own process group (so a stop reaches every
 /// process it starts), stdin from /dev/null, stdout/stderr into the log pipes (or /dev/null when
 /// the app disables its logs), and exactly the environment the spec defines plus Kelpie's
 /// variables. With a shared socket or link descriptors, the descriptors are placed at their
-/// numbers in the child and `LISTEN_PID` is set to the child's own pid (kelpie-sys does that
-/// between fork and exec).
+/// numbers in the child and, with a socket, `LISTEN_PID` is set to the child's own pid.
 pub fn command(
     spec: &AppSpec,
     who: &InstanceIdentity<'_>,
     output: Option<OutputPipes>,
     extras: Extras<'_>,
-) -> std::io::Result<tokio::process::Command> {
+) -> std::io::Result<kelpie_sys::Spawn> {
     let mut argv = spec.command_line();
     let node = spec.runs_on_node();
     if node && extras.socket.is_some() {
@@ -159,47 +158,34 @@ pub fn command(
     if node {
         env.insert("KELPIE_KILL_SIGNAL".into(), spec.kill_signal.clone());
     }
-
-    let mut std_command = std::process::Command::new(&argv[0]);
-    std_command
-        .current_dir(&spec.cwd)
-        .stdin(Stdio::null())
-        .process_group(0);
-    // Hooks run in the order they are added: joining the cgroup needs the daemon's privileges,
-    // so it comes before the switch of user, and everything before the descriptors' hook
-    // below, which execs.
+    let path_var = env.get("PATH").map(String::as_str);
+    let program = kelpie_sys::resolve_program(&argv[0], path_var).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("`{}` not found in PATH", argv[0]),
+        )
+    })?;
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    let output = output.map(|pipes| (OwnedFd::from(pipes.out), OwnedFd::from(pipes.err)));
+    let (out, err) = output.map_or((None, None), |(out, err)| (Some(out), Some(err)));
+    let mut spawn = kelpie_sys::Spawn::new(
+        &program,
+        &argv,
+        &env,
+        std::path::Path::new(&spec.cwd),
+        (out, err),
+        fds,
+        extras.socket.is_some(),
+    )?;
+    if let Some(dir) = extras.cgroup_dir {
+        spawn.in_cgroup(dir);
+    }
     for procs in extras.cgroup_procs {
-        kelpie_sys::cgroup::join_before_exec(&mut std_command, procs);
+        spawn.join_before_exec(procs);
     }
-    kelpie_sys::set_nice_and_identity(&mut std_command, spec.nice, identity(spec)?);
-    kelpie_sys::restore_fd_limit_in_child(&mut std_command);
-    if fds.is_empty() && extras.socket.is_none() {
-        std_command.args(&argv[1..]).env_clear().envs(env);
-    } else {
-        let path_var = env.get("PATH").map(String::as_str);
-        let program = kelpie_sys::resolve_program(&argv[0], path_var).ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("`{}` not found in PATH", argv[0]),
-            )
-        })?;
-        let env: Vec<(String, String)> = env.into_iter().collect();
-        kelpie_sys::exec_with_fds(
-            &mut std_command,
-            &program,
-            &argv,
-            &env,
-            extras.socket.is_some(),
-            fds,
-        )?;
-    }
-    match output {
-        Some(pipes) => std_command.stdout(pipes.out).stderr(pipes.err),
-        None => std_command.stdout(Stdio::null()).stderr(Stdio::null()),
-    };
-    let mut cmd = tokio::process::Command::from(std_command);
-    cmd.kill_on_drop(false);
-    Ok(cmd)
+    spawn.nice_and_identity(spec.nice, identity(spec)?);
+    spawn.original_fd_limit();
+    Ok(spawn)
 }
 
 /// Who the app runs as (`user` / `group`): the user's ids and its groups from /etc/passwd and

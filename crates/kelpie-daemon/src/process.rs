@@ -1,63 +1,53 @@
-//! The process an instance waits for: one this daemon spawned (tokio's `Child`), or one adopted
-//! from an earlier daemon, waited for through a pidfd: the one it replaced in place (`kelpie
+//! The process an instance waits for, through a pidfd: one this daemon spawned (the pidfd comes
+//! with the spawn), or one adopted from an earlier daemon: the one it replaced in place (`kelpie
 //! update`: the pid did not change across the exec, so the process is still our child), or one
 //! that was killed (its keeper kept a pidfd of the process; it is init's child now).
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::ExitStatus;
 use tokio::io::unix::AsyncFd;
-use tokio::process::Child;
 
 /// A process of an instance.
-pub enum ProcessHandle {
-    /// Started by this daemon.
-    Spawned(Child),
-    /// Started by an earlier daemon.
-    Adopted(AdoptedChild),
-}
-
-impl ProcessHandle {
-    /// Wait until it exits and collect its status.
-    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
-        match self {
-            ProcessHandle::Spawned(child) => child.wait().await,
-            ProcessHandle::Adopted(child) => child.wait().await,
-        }
-    }
-
-    /// Hand it over to the next daemon: nothing here may wait for it any more (tokio would
-    /// reap a dropped child, and the next daemon would find no status to collect).
-    pub fn hand_over(self) {
-        if let ProcessHandle::Spawned(child) = self {
-            std::mem::forget(child);
-        }
-    }
-}
-
-/// A process adopted from an earlier daemon: across the exec of `kelpie update` it is still
-/// our child; after a daemon was killed (adopted through its keeper) it is not, and its exit
-/// status went to whoever reaped it.
-pub struct AdoptedChild {
+pub struct ProcessHandle {
     pid: u32,
     pidfd: AsyncFd<OwnedFd>,
     status: Option<ExitStatus>,
+    /// Handed to the next daemon: nothing here may collect its status.
+    handed_over: bool,
 }
 
-impl AdoptedChild {
+impl ProcessHandle {
+    /// A process this daemon just spawned.
+    pub fn spawned(spawned: kelpie_sys::Spawned) -> std::io::Result<ProcessHandle> {
+        ProcessHandle::adopted(spawned.pid, Some(spawned.pidfd))
+    }
+
     /// Adopt `pid`, through `pidfd` when one was kept since it was known to be this process.
-    pub fn new(pid: u32, pidfd: Option<OwnedFd>) -> std::io::Result<AdoptedChild> {
+    pub fn adopted(pid: u32, pidfd: Option<OwnedFd>) -> std::io::Result<ProcessHandle> {
         let pidfd = match pidfd {
             Some(fd) => kelpie_sys::async_fd(fd)?,
             None => kelpie_sys::async_pidfd(pid)?,
         };
-        Ok(AdoptedChild {
+        Ok(ProcessHandle {
             pid,
             pidfd,
             status: None,
+            handed_over: false,
         })
     }
 
-    async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Its pidfd.
+    pub fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd.get_ref().as_fd()
+    }
+
+    /// Wait until it exits and collect its status.
+    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
         if let Some(status) = self.status {
             return Ok(status);
         }
@@ -76,6 +66,33 @@ impl AdoptedChild {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Hand it over to the next daemon: nothing here may wait for it any more (the next daemon
+    /// would find no status to collect).
+    pub fn hand_over(mut self) {
+        self.handed_over = true;
+    }
+}
+
+impl Drop for ProcessHandle {
+    /// A process dropped before its status was collected is collected once it exits, so no
+    /// zombie is left (tokio's `Child` did the same).
+    fn drop(&mut self) {
+        if self.handed_over || self.status.is_some() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            let _ = kelpie_sys::try_wait_child(self.pid);
+            return;
+        };
+        let (pid, pidfd) = (self.pid, self.pidfd().try_clone_to_owned());
+        runtime.spawn(async move {
+            if let Some(pidfd) = pidfd.ok().and_then(|fd| kelpie_sys::async_fd(fd).ok()) {
+                let _ = pidfd.readable().await;
+            }
+            let _ = kelpie_sys::try_wait_child(pid);
+        });
     }
 }
 

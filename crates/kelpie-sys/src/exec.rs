@@ -24,7 +24,7 @@ const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
 const PID_DIGITS: usize = 10;
 
 /// Everything `execve` needs, built before the fork.
-struct Prepared {
+pub(crate) struct Prepared {
     program: CString,
     /// Keeps the argument strings alive for `argv`.
     _args: Vec<CString>,
@@ -57,7 +57,7 @@ fn c_string(bytes: &[u8], what: &str) -> io::Result<CString> {
 }
 
 impl Prepared {
-    fn new(
+    pub(crate) fn new(
         program: &Path,
         argv: &[String],
         env: &[(String, String)],
@@ -113,7 +113,7 @@ impl Prepared {
 
     /// Runs in the forked child: place the descriptors, fill in the pid, exec. Returns only on
     /// failure.
-    fn exec_in_child(&mut self) -> io::Error {
+    pub(crate) fn exec_in_child(&mut self) -> io::Error {
         // Copy every source above every target first, so placing one cannot overwrite another
         // source that happens to sit at a target's number. The copies are close-on-exec.
         let above = self

@@ -19,6 +19,7 @@ mod reap;
 mod signals;
 mod sigwait;
 mod sockets;
+mod spawn;
 
 pub use creds::{
     current_uid, groups_of, lookup_group, lookup_user, set_nice_and_identity, username, Identity,
@@ -51,3 +52,4 @@ pub use sockets::{
     listen_tcp, listen_tcp_reuse_port, set_backlog, take_listen_fds, LISTEN_BACKLOG,
     LISTEN_FDS_START,
 };
+pub use spawn::{open_cgroup_dir, Spawn, Spawned};

@@ -36,6 +36,26 @@ pub fn raise_fd_limit() -> io::Result<(u64, u64)> {
     Ok((before, raised.rlim_cur))
 }
 
+/// The limit an app gets: the soft limit the daemon started with, when it raised it since.
+pub(crate) fn original_nofile() -> Option<libc::rlimit> {
+    let original = ORIGINAL_SOFT.load(Ordering::Relaxed);
+    if original == 0 {
+        return None;
+    }
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into a live local of that type.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == -1
+        || limit.rlim_cur <= original
+    {
+        return None;
+    }
+    limit.rlim_cur = original;
+    Some(limit)
+}
+
 /// Give the child of `command` the soft limit the process had before [`raise_fd_limit`] (when
 /// it raised it).
 pub fn restore_fd_limit_in_child(command: &mut std::process::Command) {
