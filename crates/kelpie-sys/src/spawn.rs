@@ -32,6 +32,12 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// then on without trying again.
 static NO_CLONE_INTO_CGROUP: AtomicBool = AtomicBool::new(false);
 
+/// Set once the kernel has refused `CLONE_CLEAR_SIGHAND` (before 5.5).
+static NO_CLEAR_SIGHAND: AtomicBool = AtomicBool::new(false);
+
+/// Reset every handled signal to its default in the child (Linux 5.5).
+const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+
 /// `struct clone_args` of clone3(2), up to `cgroup` (size 88, "CLONE_ARGS_SIZE_VER2").
 #[repr(C)]
 #[derive(Default)]
@@ -159,15 +165,26 @@ impl Spawn {
     /// Start it. Returns once it has exec'd, or with the error that stopped it (the child is
     /// then reaped).
     pub fn spawn(mut self) -> io::Result<Spawned> {
-        let into_cgroup = self.cgroup.is_some() && !NO_CLONE_INTO_CGROUP.load(Ordering::Relaxed);
-        match self.clone_and_exec(into_cgroup) {
-            Err(e) if into_cgroup && refuses_into_cgroup(&e) => {
-                if matches!(e.raw_os_error(), Some(libc::E2BIG | libc::EINVAL)) {
-                    NO_CLONE_INTO_CGROUP.store(true, Ordering::Relaxed);
+        let mut into_cgroup =
+            self.cgroup.is_some() && !NO_CLONE_INTO_CGROUP.load(Ordering::Relaxed);
+        loop {
+            match self.clone_and_exec(into_cgroup) {
+                Err(e) if into_cgroup && refuses_into_cgroup(&e) => {
+                    if matches!(e.raw_os_error(), Some(libc::E2BIG | libc::EINVAL)) {
+                        NO_CLONE_INTO_CGROUP.store(true, Ordering::Relaxed);
+                    }
+                    into_cgroup = false;
                 }
-                self.clone_and_exec(false)
+                // A kernel before 5.5 does not know CLONE_CLEAR_SIGHAND: the child resets
+                // the handlers itself.
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EINVAL)
+                        && !NO_CLEAR_SIGHAND.load(Ordering::Relaxed) =>
+                {
+                    NO_CLEAR_SIGHAND.store(true, Ordering::Relaxed);
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 
@@ -181,7 +198,6 @@ impl Spawn {
                 libc::O_WRONLY | libc::O_CLOEXEC,
             )?);
         }
-        let (error_read, error_write) = pipe_cloexec()?;
         let mut pidfd: RawFd = -1;
         let mut args = CloneArgs {
             flags: libc::CLONE_PIDFD as u64,
@@ -195,40 +211,24 @@ impl Spawn {
                 args.cgroup = dir.as_raw_fd() as u64;
             }
         }
-        // SAFETY: clone3(2) with a fully initialised clone_args of the size we pass, no
-        // CLONE_VM and no stack: the child gets a copy of this address space and returns here
-        // with 0, like fork(2). The kernel writes the pidfd into `pidfd`, a live local.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &mut args as *mut CloneArgs,
-                std::mem::size_of::<CloneArgs>(),
-            )
+        let mut child = Child {
+            spawn: self,
+            migrate: migrate.as_ref().map(AsRawFd::as_raw_fd),
+            error: 0,
         };
-        if ret == 0 {
-            // The child: never returns.
-            let error = self.in_child(migrate.as_ref().map(AsRawFd::as_raw_fd));
-            report_and_exit(error_write.as_raw_fd(), error);
-        }
-        if ret < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        drop(error_write);
-        let pid = u32::try_from(ret).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+        let pid = clone_vfork(&mut args, &mut child)?;
         // SAFETY: with CLONE_PIDFD the kernel stored a new descriptor (close-on-exec) in
         // `pidfd`; it is ours alone.
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-        match read_child_error(&error_read) {
-            None => Ok(Spawned {
-                pid,
-                pidfd,
-                into_cgroup,
-            }),
-            Some(error) => {
-                reap(pid);
-                Err(error)
-            }
+        if child.error != 0 {
+            reap(pid);
+            return Err(io::Error::from_raw_os_error(child.error));
         }
+        Ok(Spawned {
+            pid,
+            pidfd,
+            into_cgroup,
+        })
     }
 
     /// In the child: everything between the clone and the exec. Returns only on failure.
@@ -236,7 +236,19 @@ impl Spawn {
         // SAFETY (for every call below): only async-signal-safe system calls on descriptors
         // and buffers prepared before the clone; nothing allocates, nothing takes a lock.
         unsafe {
-            // Signals: the daemon ignores SIGPIPE and may block others; the app starts clean.
+            // Signals: the daemon's handlers are not the app's (CLONE_CLEAR_SIGHAND, or here on
+            // an older kernel), it ignores SIGPIPE, and blocked them all around the clone.
+            if NO_CLEAR_SIGHAND.load(Ordering::Relaxed) {
+                for signal in 1..libc::SIGRTMAX() {
+                    let mut action: libc::sigaction = std::mem::zeroed();
+                    if libc::sigaction(signal, std::ptr::null(), &mut action) == 0
+                        && action.sa_sigaction != libc::SIG_IGN
+                        && action.sa_sigaction != libc::SIG_DFL
+                    {
+                        libc::signal(signal, libc::SIG_DFL);
+                    }
+                }
+            }
             let mut none: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut none);
             libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
@@ -328,52 +340,143 @@ pub fn open_cgroup_dir(path: &Path) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
+/// What the child of [`clone_vfork`] works on. It shares the parent's memory: `error` is how it
+/// tells the parent why it could not exec.
+struct Child<'a> {
+    spawn: &'a mut Spawn,
+    migrate: Option<RawFd>,
+    error: i32,
+}
+
+/// The child's entry point, on its own stack.
+extern "C" fn child_main(child: *mut libc::c_void) -> ! {
+    // SAFETY: `child` is the `Child` the parent passed, alive until this process execs or
+    // exits (the parent is suspended until then: CLONE_VFORK).
+    let child = unsafe { &mut *child.cast::<Child<'_>>() };
+    let error = child.spawn.in_child(child.migrate);
+    child.error = error.raw_os_error().unwrap_or(libc::EINVAL).max(1);
+    // SAFETY: _exit(2) ends this process only; it is async-signal-safe.
+    unsafe { libc::_exit(127) }
+}
+
+/// Room for the child's stack: it runs `in_child` and `execve`, nothing deep.
+const CHILD_STACK: usize = 64 * 1024;
+
+/// clone3 with `args` as vfork does it: the child shares this address space on a stack of its
+/// own, and this thread waits until it has exec'd or exited. No page is copied or made
+/// copy-on-write (a fork of the daemon would, and then pay a page fault and a TLB shootdown
+/// for each page it writes next). Signals are blocked around the call; the child gets default
+/// handlers (CLONE_CLEAR_SIGHAND) and unblocks them before it execs. Returns the child's pid.
+#[cfg(target_arch = "x86_64")]
+fn clone_vfork(args: &mut CloneArgs, child: &mut Child<'_>) -> io::Result<u32> {
+    let mut stack = vec![0u128; CHILD_STACK / 16];
+    args.flags |= (libc::CLONE_VM | libc::CLONE_VFORK) as u64;
+    if !NO_CLEAR_SIGHAND.load(Ordering::Relaxed) {
+        args.flags |= CLONE_CLEAR_SIGHAND;
+    }
+    args.stack = stack.as_mut_ptr() as u64;
+    args.stack_size = (stack.len() * 16) as u64;
+    let blocked = block_all_signals();
+    let ret: i64;
+    // SAFETY: clone3(2) with a fully initialised clone_args of the size passed. In the parent
+    // it returns like any system call (only rax, rcx and r11 change). The child starts on
+    // `stack` (16-byte aligned: u128 elements; its top is 16-aligned, as `call` needs) with
+    // the parent's other registers: it clears the frame pointer and calls `child_main(child)`,
+    // which never returns. `stack` and `child` outlive the child's use of them: CLONE_VFORK
+    // keeps this thread here until the child has exec'd or exited.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r13",
+            "call r12",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 => ret,
+            in("rdi") args as *mut CloneArgs,
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") child_main as extern "C" fn(*mut libc::c_void) -> !,
+            in("r13") child as *mut Child<'_> as *mut libc::c_void,
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+    }
+    restore_signals(&blocked);
+    drop(stack);
+    if ret < 0 {
+        return Err(io::Error::from_raw_os_error(-ret as i32));
+    }
+    u32::try_from(ret).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
+/// Elsewhere: clone3 as fork does it (copy-on-write, CLONE_VFORK so this thread still waits
+/// for the exec), then the same child code; the child's error comes back through a pipe.
+#[cfg(not(target_arch = "x86_64"))]
+fn clone_vfork(args: &mut CloneArgs, child: &mut Child<'_>) -> io::Result<u32> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: pipe2(2) writes two descriptors into a live array of two.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: two new descriptors, ours alone.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// In the child: send the error's number to the parent and exit.
-fn report_and_exit(pipe: RawFd, error: io::Error) -> ! {
-    let code: i32 = error.raw_os_error().unwrap_or(libc::EINVAL);
-    let bytes = code.to_ne_bytes();
-    // SAFETY: write(2) and _exit(2) are async-signal-safe; the buffer is a live local.
-    unsafe {
-        libc::write(pipe, bytes.as_ptr().cast(), bytes.len());
-        libc::_exit(127)
-    }
-}
-
-/// In the parent: end-of-file means the child exec'd (the pipe is close-on-exec); four bytes
-/// are the error that stopped it.
-fn read_child_error(pipe: &OwnedFd) -> Option<io::Error> {
-    let mut bytes = [0u8; 4];
-    let mut got = 0;
-    while got < bytes.len() {
-        // SAFETY: read(2) into the unfilled rest of a live local buffer.
-        let n = unsafe {
-            libc::read(
-                pipe.as_raw_fd(),
-                bytes[got..].as_mut_ptr().cast(),
-                bytes.len() - got,
-            )
-        };
-        match n {
-            0 => break,
-            n if n > 0 => got += n as usize,
-            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
-            _ => return Some(io::Error::last_os_error()),
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    args.flags |= libc::CLONE_VFORK as u64;
+    let blocked = block_all_signals();
+    // SAFETY: clone3(2) with a fully initialised clone_args of the size passed, no CLONE_VM
+    // and no stack: the child gets a copy of this address space and returns here with 0, like
+    // fork(2).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if ret == 0 {
+        let code = child
+            .spawn
+            .in_child(child.migrate)
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL)
+            .max(1);
+        // SAFETY: write(2) from a live local and _exit(2), both async-signal-safe.
+        unsafe {
+            libc::write(write.as_raw_fd(), (&code as *const i32).cast(), 4);
+            libc::_exit(127)
         }
     }
-    match got {
-        0 => None,
-        4 => Some(io::Error::from_raw_os_error(i32::from_ne_bytes(bytes))),
-        _ => Some(io::Error::other("the new process failed before exec")),
+    let error = (ret < 0).then(io::Error::last_os_error);
+    restore_signals(&blocked);
+    drop(write);
+    if let Some(error) = error {
+        return Err(error);
+    }
+    let mut code = 0i32;
+    // SAFETY: read(2) of at most 4 bytes into a live i32; the child has exec'd or exited.
+    if unsafe { libc::read(read.as_raw_fd(), (&mut code as *mut i32).cast(), 4) } == 4 {
+        child.error = code;
+    }
+    u32::try_from(ret).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
+/// Block every signal in this thread; returns the mask to restore.
+fn block_all_signals() -> libc::sigset_t {
+    // SAFETY: sigfillset and pthread_sigmask write into live locals of type sigset_t.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    }
+}
+
+fn restore_signals(old: &libc::sigset_t) {
+    // SAFETY: pthread_sigmask reads a live sigset_t.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
     }
 }
 
@@ -549,6 +652,58 @@ mod tests {
             "this kernel ({}) has CLONE_INTO_CGROUP",
             std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default()
         );
+        // Where the kernel cannot create it there, the child moves itself in.
+        NO_CLONE_INTO_CGROUP.store(true, Ordering::Relaxed);
+        let (mut reader, writer) = std::io::pipe().expect("pipe");
+        let mut spawn = Spawn::new(
+            &sh(),
+            &[
+                "sh".into(),
+                "-c".into(),
+                "grep '^0::' /proc/self/cgroup".into(),
+            ],
+            &[("PATH".into(), std::env::var("PATH").unwrap_or_default())],
+            Path::new("/"),
+            (Some(OwnedFd::from(writer)), None),
+            Vec::new(),
+            false,
+        )
+        .expect("prepare");
+        spawn.in_cgroup(open_cgroup_dir(cgroup.path()).expect("open the cgroup"));
+        let spawned = spawn.spawn();
+        NO_CLONE_INTO_CGROUP.store(false, Ordering::Relaxed);
+        let spawned = spawned.expect("spawn");
+        let mut text = String::new();
+        reader.read_to_string(&mut text).expect("read");
+        wait(&spawned);
+        assert!(!spawned.into_cgroup);
+        assert!(
+            name.is_some_and(|name| text.trim().ends_with(name)),
+            "{text}"
+        );
         cgroup.remove().expect("rmdir the empty cgroup");
+    }
+
+    #[test]
+    fn without_clear_sighand_the_child_resets_the_handlers_itself() {
+        NO_CLEAR_SIGHAND.store(true, Ordering::Relaxed);
+        let (mut reader, writer) = std::io::pipe().expect("pipe");
+        let spawned = Spawn::new(
+            &sh(),
+            &["sh".into(), "-c".into(), "echo ok".into()],
+            &[],
+            Path::new("/"),
+            (Some(OwnedFd::from(writer)), None),
+            Vec::new(),
+            false,
+        )
+        .expect("prepare")
+        .spawn();
+        NO_CLEAR_SIGHAND.store(false, Ordering::Relaxed);
+        let spawned = spawned.expect("spawn");
+        let mut text = String::new();
+        reader.read_to_string(&mut text).expect("read");
+        assert_eq!(wait(&spawned), 0);
+        assert_eq!(text.trim(), "ok");
     }
 }
