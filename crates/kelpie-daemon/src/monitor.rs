@@ -1,9 +1,14 @@
 //! Resource use of every instance's whole process tree, sampled about once a second on a thread
-//! of its own. With a cgroup per process (see `cgroups.rs`) and the memory controller, the
-//! cgroup's own counters: CPU time from `cpu.stat`, memory from `memory.current`. Otherwise one
-//! pass over `/proc`: the main process, every descendant, and whatever else is left in its
-//! process group. The supervisor shows the readings in `list` and checks them against each
-//! app's limits.
+//! of its own, at a cost that grows with the apps' processes and not with the machine's. With a
+//! cgroup per process (see `cgroups.rs`) and the memory controller, the cgroup's own counters:
+//! CPU time from `cpu.stat`, memory from `memory.current`. Otherwise the `/proc/<pid>/stat` of
+//! each process of the tree, kept open and read again each second; which processes make up the
+//! tree is found again every [`FIND_EVERY`] (and at once for a new process): the cgroup's
+//! `cgroup.procs` where the process has a cgroup (it holds everything the app started, even what
+//! left with `setsid`), else the children of the main process and of every member already
+//! known, recursively. A member stays one after its parent exits (re-parented), for as long as
+//! it lives. The supervisor shows the readings in `list` and checks them against each app's
+//! limits every second.
 
 use crate::cgroups::Cgroups;
 use kelpie_core::limits::Usage;
@@ -17,6 +22,14 @@ use tokio::sync::mpsc;
 
 /// How often every tree is sampled.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+/// How often the processes of each tree are found again (its known members are read every
+/// [`SAMPLE_EVERY`]).
+pub const FIND_EVERY: Duration = Duration::from_secs(5);
+
+/// At most this many `/proc/<pid>/stat` files are kept open; beyond, they are opened for each
+/// reading.
+const MAX_OPEN_STATS: usize = 4096;
 
 /// One instance to sample: its id and its main process (also its process group's id).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +101,7 @@ impl Monitor {
             .name("kelpie-monitor".into())
             .spawn(move || {
                 let mut sampler = TreeSampler::default();
+                let mut members = Members::default();
                 loop {
                     std::thread::sleep(every);
                     cgroups.tidy();
@@ -99,6 +113,7 @@ impl Monitor {
                     };
                     if current.is_empty() {
                         sampler.forget();
+                        members = Members::default();
                         if readings.is_closed() {
                             return;
                         }
@@ -115,23 +130,13 @@ impl Monitor {
                             Some((t.pm_id, CgroupReading::read(path)?))
                         })
                         .collect();
-                    // All of /proc is read only for instances without a cgroup that tells.
-                    let scan = current
-                        .iter()
-                        .any(|t| !cgroup_readings.contains_key(&t.pm_id));
-                    let processes = if scan {
-                        match kelpie_sys::scan_processes() {
-                            Ok(processes) => processes,
-                            Err(_) => continue,
-                        }
-                    } else {
-                        Vec::new()
-                    };
+                    let now = Instant::now();
+                    let (processes, trees) = members.sample(&current, &cgroup_readings, now);
                     let batch = sampler.sample(
                         &current,
                         &cgroup_readings,
-                        &processes,
-                        Instant::now(),
+                        (&processes, &trees),
+                        now,
                         uptime_ticks(),
                     );
                     if readings.send(batch).is_err() {
@@ -150,6 +155,108 @@ impl Monitor {
     }
 }
 
+/// The processes of each instance's tree, and their `/proc/<pid>/stat` kept open.
+#[derive(Default)]
+struct Members {
+    trees: HashMap<u32, Tree>,
+    stats: HashMap<u32, kelpie_sys::StatFile>,
+    buffer: Vec<u8>,
+}
+
+/// The processes of one instance's tree.
+struct Tree {
+    main: u32,
+    pids: Vec<u32>,
+    found_at: Instant,
+}
+
+impl Members {
+    /// Read every process of the trees of `targets` that no cgroup reading covers. Blocking
+    /// (small /proc reads).
+    fn sample(
+        &mut self,
+        targets: &[Target],
+        covered: &HashMap<u32, CgroupReading>,
+        now: Instant,
+    ) -> (Vec<ProcessEntry>, HashMap<u32, Vec<u32>>) {
+        let wanted = |t: &&Target| !covered.contains_key(&t.pm_id);
+        self.trees
+            .retain(|pm_id, _| targets.iter().filter(wanted).any(|t| t.pm_id == *pm_id));
+        let mut entries = Vec::new();
+        for target in targets.iter().filter(wanted) {
+            let tree = self.trees.entry(target.pm_id).or_insert_with(|| Tree {
+                main: target.pid,
+                pids: Vec::new(),
+                found_at: now,
+            });
+            let stale = now.duration_since(tree.found_at) >= FIND_EVERY;
+            if tree.main != target.pid || tree.pids.is_empty() || stale {
+                if tree.main != target.pid {
+                    tree.main = target.pid;
+                    tree.pids.clear();
+                }
+                tree.pids = find_tree(target, &tree.pids);
+                tree.found_at = now;
+            }
+            let (stats, buffer) = (&mut self.stats, &mut self.buffer);
+            tree.pids.retain(|pid| {
+                let sample = match stats.get(pid) {
+                    Some(stat) => stat.read(buffer),
+                    None if stats.len() < MAX_OPEN_STATS => kelpie_sys::StatFile::open(*pid)
+                        .and_then(|stat| {
+                            let sample = stat.read(buffer);
+                            stats.insert(*pid, stat);
+                            sample
+                        }),
+                    None => kelpie_sys::sample_process(*pid),
+                };
+                match sample {
+                    Some(sample) => {
+                        entries.push(ProcessEntry { pid: *pid, sample });
+                        true
+                    }
+                    None => {
+                        stats.remove(pid);
+                        false
+                    }
+                }
+            });
+        }
+        let trees = &self.trees;
+        self.stats
+            .retain(|pid, _| trees.values().any(|tree| tree.pids.contains(pid)));
+        let members = trees
+            .iter()
+            .map(|(pm_id, tree)| (*pm_id, tree.pids.clone()))
+            .collect();
+        (entries, members)
+    }
+}
+
+/// The processes of `target`'s tree now: its cgroup's, or the main process, the members known
+/// before, and their descendants.
+fn find_tree(target: &Target, known: &[u32]) -> Vec<u32> {
+    let mut found: Vec<u32> = target
+        .cgroup
+        .as_ref()
+        .map(|path| Cgroup::at(path.clone()).pids())
+        .unwrap_or_default();
+    if found.is_empty() {
+        let mut stack = vec![target.pid];
+        stack.extend(known);
+        let mut seen = HashSet::new();
+        while let Some(pid) = stack.pop() {
+            if seen.insert(pid) {
+                found.push(pid);
+                stack.extend(kelpie_sys::children_of(pid));
+            }
+        }
+    } else if !found.contains(&target.pid) {
+        found.push(target.pid);
+    }
+    found
+}
+
 /// Turns cgroup readings and scans of `/proc` into per-tree readings; remembers CPU times, so
 /// CPU is the use since the previous reading.
 #[derive(Default)]
@@ -162,13 +269,14 @@ pub struct TreeSampler {
 }
 
 impl TreeSampler {
-    /// Read every target's tree in `processes` (one scan of the system) taken at `now`, when
-    /// the system had been up `uptime_ticks`.
+    /// Read every target's tree in `processes` (read at `now`, when the system had been up
+    /// `uptime_ticks`): the main process, its descendants, the members of its process group,
+    /// and the processes `members` lists for it (its cgroup's, those known since they left).
     pub fn sample(
         &mut self,
         targets: &[Target],
         cgroups: &HashMap<u32, CgroupReading>,
-        processes: &[ProcessEntry],
+        (processes, members): (&[ProcessEntry], &HashMap<u32, Vec<u32>>),
         now: Instant,
         uptime_ticks: u64,
     ) -> Vec<Reading> {
@@ -227,6 +335,7 @@ impl TreeSampler {
             // (a daemonizing child's own children go to init but stay in the group).
             let mut stack = vec![main.pid];
             stack.extend(groups.get(&target.pid).into_iter().flatten().copied());
+            stack.extend(members.get(&target.pm_id).into_iter().flatten().copied());
             while let Some(pid) = stack.pop() {
                 if !seen.insert(pid) {
                     continue;
@@ -329,7 +438,7 @@ mod tests {
                 },
             ],
             &HashMap::new(),
-            &processes,
+            (&processes, &HashMap::new()),
             Instant::now(),
             1_000_000,
         );
@@ -350,7 +459,13 @@ mod tests {
             cgroup: None,
         }];
         let first = [process(100, 1, 100, 1, 500), process(101, 100, 100, 1, 0)];
-        sampler.sample(&target, &HashMap::new(), &first, start, 100_000);
+        sampler.sample(
+            &target,
+            &HashMap::new(),
+            (&first, &HashMap::new()),
+            start,
+            100_000,
+        );
         // One second later the main process used half a core and its child a full one.
         let second = [
             process(100, 1, 100, 1, 500 + hz / 2),
@@ -359,7 +474,7 @@ mod tests {
         let readings = sampler.sample(
             &target,
             &HashMap::new(),
-            &second,
+            (&second, &HashMap::new()),
             start + Duration::from_secs(1),
             100_000 + hz,
         );
@@ -386,7 +501,13 @@ mod tests {
             )])
         };
         // No /proc scan at all: the cgroup says everything.
-        let first = sampler.sample(&target, &reading(5_000_000), &[], start, 0);
+        let first = sampler.sample(
+            &target,
+            &reading(5_000_000),
+            (&[], &HashMap::new()),
+            start,
+            0,
+        );
         assert_eq!(
             first[0].usage.cpu_percent, 0.0,
             "nothing to compare with yet"
@@ -394,7 +515,7 @@ mod tests {
         let second = sampler.sample(
             &target,
             &reading(5_000_000 + 750_000),
-            &[],
+            (&[], &HashMap::new()),
             start + Duration::from_secs(1),
             0,
         );
@@ -418,11 +539,60 @@ mod tests {
                 cgroup: None,
             }],
             &HashMap::new(),
-            &[process(1, 0, 1, 1, 0)],
+            (&[process(1, 0, 1, 1, 0)], &HashMap::new()),
             Instant::now(),
             1_000,
         );
         assert!(readings.is_empty());
+    }
+
+    #[test]
+    fn a_tree_is_found_once_and_its_members_read_each_second_from_kept_files() {
+        use std::os::unix::process::CommandExt;
+        let mut shell = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & sleep 30 & wait"])
+            .process_group(0)
+            .spawn()
+            .expect("spawn sh");
+        let pgid = shell.id();
+        let target = Target {
+            pm_id: 3,
+            pid: shell.id(),
+            cgroup: None,
+        };
+        let mut members = Members::default();
+        let start = Instant::now();
+        let mut found = 0;
+        while found < 3 && start.elapsed() < Duration::from_secs(5) {
+            // A new target is looked for at each reading until it has members; here the
+            // children may not be forked yet, so look again as a new tree.
+            members = Members::default();
+            let (processes, trees) = members.sample(
+                std::slice::from_ref(&target),
+                &HashMap::new(),
+                Instant::now(),
+            );
+            found = processes.len();
+            assert_eq!(trees[&3].len(), found);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = kelpie_sys::kill_group(pgid, kelpie_sys::SIGKILL);
+        let _ = shell.wait();
+        assert_eq!(found, 3, "sh and its two sleeps");
+        assert_eq!(members.stats.len(), 3, "each one's stat file is kept open");
+        // Within FIND_EVERY, only the known members are read: the gone ones drop out.
+        let (processes, _) = members.sample(
+            std::slice::from_ref(&target),
+            &HashMap::new(),
+            start + Duration::from_millis(1),
+        );
+        assert!(processes.len() < 3, "sh is gone: {processes:?}");
+        // A cgroup reading covers an instance: nothing of its is read from /proc.
+        let covered = HashMap::from([(3, CgroupReading::default())]);
+        let (processes, trees) =
+            members.sample(std::slice::from_ref(&target), &covered, Instant::now());
+        assert!(processes.is_empty() && trees.is_empty());
+        assert!(members.stats.is_empty(), "no file kept for it any more");
     }
 
     #[test]
@@ -437,7 +607,7 @@ mod tests {
                 cgroup: None,
             }],
             &HashMap::new(),
-            &processes,
+            (&processes, &HashMap::new()),
             Instant::now(),
             uptime_ticks(),
         );

@@ -39,8 +39,8 @@ pub use memory::{release_free_memory, use_single_malloc_arena};
 pub use pipes::{set_pipe_capacity, O_NONBLOCK};
 pub use poll::{wait_readable, wait_readable_any, wait_readable_many};
 pub use procfs::{
-    catches_signal, clock_ticks_per_second, page_size, sample_process, scan_processes,
-    ProcessEntry, ProcessSample,
+    catches_signal, children_of, clock_ticks_per_second, page_size, sample_process, scan_processes,
+    ProcessEntry, ProcessSample, StatFile,
 };
 pub use reap::{become_child_subreaper, kill_namespace, reap_child};
 pub use signals::{

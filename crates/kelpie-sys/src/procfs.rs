@@ -58,6 +58,49 @@ pub fn scan_processes() -> std::io::Result<Vec<ProcessEntry>> {
     Ok(entries)
 }
 
+/// A process's `/proc/<pid>/stat`, kept open to be read again each second without a path
+/// lookup (a `pread` at 0 makes the kernel write it anew). Bound to that process: once it has
+/// ended, reads fail, even if its pid is used again.
+pub struct StatFile {
+    file: std::fs::File,
+}
+
+impl StatFile {
+    /// Open it; `None` when the process is gone (or the descriptor cannot be had).
+    pub fn open(pid: u32) -> Option<StatFile> {
+        std::fs::File::open(format!("/proc/{pid}/stat"))
+            .ok()
+            .map(|file| StatFile { file })
+    }
+
+    /// Read it now, into `buffer` (reused across reads); `None` once the process is gone.
+    pub fn read(&self, buffer: &mut Vec<u8>) -> Option<ProcessSample> {
+        use std::os::unix::fs::FileExt;
+        buffer.resize(1024, 0);
+        let n = self.file.read_at(buffer, 0).ok()?;
+        parse_stat(std::str::from_utf8(&buffer[..n]).ok()?)
+    }
+}
+
+/// The children of `pid`, from each of its threads' `/proc/<pid>/task/<tid>/children`
+/// (a child belongs to the thread that forked it). Empty when the process is gone.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return children;
+    };
+    for task in tasks.flatten() {
+        let Ok(list) = std::fs::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        children.extend(
+            list.split_whitespace()
+                .filter_map(|n| n.parse::<u32>().ok()),
+        );
+    }
+    children
+}
+
 /// Bytes per memory page.
 pub fn page_size() -> u64 {
     static PAGE: OnceLock<u64> = OnceLock::new();
@@ -111,6 +154,25 @@ fn parse_stat(stat: &str) -> Option<ProcessSample> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_stat_file_reads_the_process_anew_and_children_are_found() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let me = std::process::id();
+        assert!(children_of(me).contains(&child.id()));
+        let stat = StatFile::open(child.id()).expect("open its stat");
+        let mut buffer = Vec::new();
+        let first = stat.read(&mut buffer).expect("read");
+        assert_eq!(first.ppid, me);
+        assert_eq!(Some(first), sample_process(child.id()));
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+        assert_eq!(stat.read(&mut buffer), None, "gone once reaped");
+        assert!(!children_of(me).contains(&child.id()));
+    }
 
     #[test]
     fn our_own_process_can_be_sampled() {
