@@ -362,15 +362,16 @@ impl Instance {
                     self.health = None;
                     self.abandon_candidate("the running process exited during the reload".into());
                     let pid = self.state.pid;
-                    // Read before the state machine acts: a restart replaces the cgroup.
+                    // Read beside the restart rather than before it, to not delay it. The
+                    // read is queued first and takes microseconds, where the restart's spawn
+                    // takes hundreds before the old cgroup is removed; were the cgroup gone
+                    // first, the machine's counter would still tell.
                     let oom = match (pid, self.state.status) {
                         (Some(_), Status::Online | Status::Launching) => {
                             let cgroup = self.cgroup.as_ref().map(|c| c.cgroup().clone());
-                            tokio::task::spawn_blocking(move || {
+                            Some(tokio::task::spawn_blocking(move || {
                                 crate::forensics::oom_evidence(cgroup.as_ref())
-                            })
-                            .await
-                            .ok()
+                            }))
                         }
                         _ => None,
                     };
@@ -397,7 +398,11 @@ impl Instance {
                         },
                     };
                     self.feed(input).await;
-                    if let (Some(pid), Some(seen)) = (pid, oom) {
+                    let seen = match oom {
+                        Some(reading) => reading.await.ok(),
+                        None => None,
+                    };
+                    if let (Some(pid), Some(seen)) = (pid, seen) {
                         if self.state.record_oom(pid, seen) {
                             self.publish();
                         }
