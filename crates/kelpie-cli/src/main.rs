@@ -11,6 +11,9 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    if let Some(code) = commands::run_daemon_directly() {
+        return code;
+    }
     let cli = cli::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,

@@ -18,6 +18,36 @@ use kelpie_proto::{Home, Request, Response, Target};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
+/// The daemon and its keeper as the CLI starts them (`kelpie daemon`, `kelpie daemon
+/// --keeper`), run without going through the CLI's parser: a long-lived process then never
+/// touches (nor keeps resident) the code and tables of every other command. Any other form of
+/// `daemon` goes through the parser as usual.
+pub fn run_daemon_directly() -> Option<ExitCode> {
+    let mut args = std::env::args_os().skip(1);
+    let first = args.next()?;
+    let second = args.next();
+    if first != "daemon" || args.next().is_some() {
+        return None;
+    }
+    let home = Home::from_env();
+    match second {
+        None => Some(
+            match lifecycle::daemon(home, kelpie_daemon::DaemonOptions::default()) {
+                Ok(code) => code,
+                Err(error) => {
+                    eprintln!("kelpie: error: {error:#}");
+                    ExitCode::FAILURE
+                }
+            },
+        ),
+        Some(flag) if flag == "--keeper" => {
+            let code = kelpie_daemon::run_keeper(home);
+            Some(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+        }
+        Some(_) => None,
+    }
+}
+
 /// Run one command.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let home = Home::from_env();
