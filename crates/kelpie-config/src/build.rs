@@ -78,7 +78,7 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<AppSpec, Vec<String>> 
         errors: raw.errors.clone(),
     };
     let mut spec = AppSpec {
-        inherited_env: ctx.env.clone(),
+        inherited_env: std::sync::Arc::new(ctx.env.clone()),
         env_profile: origin.profile.map(str::to_string),
         source_file: origin.source_file.clone(),
         ..AppSpec::default()

@@ -99,7 +99,7 @@ fn json_file_becomes_specs_with_file_defaults() {
     assert_eq!(spec.args, ["--port", "80"]);
     assert_eq!(spec.cwd, p.dir.path().display().to_string());
     assert_eq!(spec.source_file, Some(p.abs("ecosystem.json")));
-    assert_eq!(spec.inherited_env, p.ctx.env);
+    assert_eq!(*spec.inherited_env, p.ctx.env);
     assert_eq!(spec.env.get("A").map(String::as_str), Some("1"));
     assert_eq!(spec.env_profile, None);
     assert_eq!(spec.namespace, "default");
@@ -743,7 +743,7 @@ fn from_script_uses_flags_and_cli_cwd() {
     assert_eq!(spec.out_file, Some(p.abs("out.log")));
     assert_eq!(spec.source_file, None);
     assert_eq!(spec.env_profile, None);
-    assert_eq!(spec.inherited_env, p.ctx.env);
+    assert_eq!(*spec.inherited_env, p.ctx.env);
 }
 
 #[test]

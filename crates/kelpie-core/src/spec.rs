@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Namespace of apps that did not ask for one (PM2's default).
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -253,7 +254,8 @@ pub struct AppSpec {
     /// Working directory of the app (absolute).
     pub cwd: String,
     /// The CLI's environment when the app was started (or refreshed with `--update-env`).
-    pub inherited_env: BTreeMap<String, String>,
+    /// Shared: the apps started from one shell have one copy of it between them.
+    pub inherited_env: Arc<BTreeMap<String, String>>,
     /// The config's `env` merged with the selected `env_<profile>`; wins over `inherited_env`.
     pub env: BTreeMap<String, String>,
     /// Profile selected with `--env` when the app came from a file, for `describe`.
@@ -372,7 +374,7 @@ impl Default for AppSpec {
             interpreter: None,
             interpreter_args: Vec::new(),
             cwd: String::new(),
-            inherited_env: BTreeMap::new(),
+            inherited_env: Arc::default(),
             env: BTreeMap::new(),
             env_profile: None,
             instances: 1,
@@ -456,7 +458,7 @@ impl AppSpec {
     /// The environment an instance gets, before Kelpie's own variables are added: the inherited
     /// environment, overridden by the config's.
     pub fn merged_env(&self) -> BTreeMap<String, String> {
-        let mut env = self.inherited_env.clone();
+        let mut env = (*self.inherited_env).clone();
         env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env
     }
@@ -515,8 +517,8 @@ mod tests {
     #[test]
     fn config_env_wins_over_inherited_env() {
         let mut spec = AppSpec::default();
-        spec.inherited_env.insert("A".into(), "shell".into());
-        spec.inherited_env.insert("B".into(), "shell".into());
+        Arc::make_mut(&mut spec.inherited_env).insert("A".into(), "shell".into());
+        Arc::make_mut(&mut spec.inherited_env).insert("B".into(), "shell".into());
         spec.env.insert("B".into(), "config".into());
         let env = spec.merged_env();
         assert_eq!(env["A"], "shell");

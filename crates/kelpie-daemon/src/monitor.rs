@@ -27,6 +27,12 @@ pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// [`SAMPLE_EVERY`]).
 pub const FIND_EVERY: Duration = Duration::from_secs(5);
 
+/// Every this many samples (first at the 3rd, once start-up is over), the daemon's code pages
+/// are unmapped, so that its resident memory counts the code it runs, not every page that
+/// ever ran once (see [`kelpie_sys::forget_code_pages`]). Costs a read of /proc/self/smaps and
+/// a few dozen minor faults.
+const FORGET_CODE_EVERY: u64 = 10;
+
 /// At most this many `/proc/<pid>/stat` files are kept open; beyond, they are opened for each
 /// reading.
 const MAX_OPEN_STATS: usize = 4096;
@@ -102,8 +108,15 @@ impl Monitor {
             .spawn(move || {
                 let mut sampler = TreeSampler::default();
                 let mut members = Members::default();
+                let mut ticks: u64 = 0;
                 loop {
                     std::thread::sleep(every);
+                    ticks += 1;
+                    if ticks % FORGET_CODE_EVERY == 3 {
+                        kelpie_sys::forget_code_pages();
+                        // And what a burst of work (starting 200 apps) freed.
+                        kelpie_sys::release_free_memory();
+                    }
                     cgroups.tidy();
                     // The baseline that tells a likely OOM kill (see `forensics.rs`).
                     crate::forensics::sample_system_oom_kills();

@@ -233,6 +233,9 @@ struct Supervisor {
     update: Option<update::PendingUpdate>,
     /// Starts and stops the web server (`kelpie web`, `[web]`).
     web: crate::web::WebControl,
+    /// The inherited environment of the app created last, which the next ones share when
+    /// they have the same (see `share_inherited_env`).
+    shared_env: Option<Arc<BTreeMap<String, String>>>,
 }
 
 /// Set up the home, serve it, and supervise until told to exit. With `foreground`
@@ -378,6 +381,7 @@ pub async fn run(
         control,
         update: None,
         web,
+        shared_env: None,
     };
     if let Some(apps) = foreground_apps {
         // The runtime's apps are the ones it was given: a state.json in its home (a daemon's,
@@ -622,6 +626,8 @@ impl Supervisor {
             if let Some(socket) = &socket {
                 self.sockets.insert(app.spec.name.clone(), socket.clone());
             }
+            let mut app = app;
+            self.share_inherited_env(&mut app.spec);
             if let Some(state) = handed
                 .process
                 .as_ref()
@@ -919,6 +925,19 @@ impl Supervisor {
             },
             ack,
         );
+    }
+
+    /// The apps of one `start` (or of one shell) have the same inherited environment: keep one
+    /// copy of it for all, not one per app (it is most of a spec's size). `spec` must not be
+    /// shared yet (it is not copied).
+    fn share_inherited_env(&mut self, spec: &mut Arc<AppSpec>) {
+        match &self.shared_env {
+            Some(shared) if Arc::ptr_eq(shared, &spec.inherited_env) => {}
+            Some(shared) if **shared == *spec.inherited_env => {
+                Arc::make_mut(spec).inherited_env = shared.clone();
+            }
+            _ => self.shared_env = Some(spec.inherited_env.clone()),
+        }
     }
 
     fn add_entry(

@@ -293,7 +293,8 @@ impl Supervisor {
         if socket.is_some() {
             self.keep_socket(&spec.name, socket);
         }
-        let spec = Arc::new(spec);
+        let mut spec = Arc::new(spec);
+        self.share_inherited_env(&mut spec);
         (0..count)
             .map(|_| self.create_one(spec.clone(), start && spec.autostart, waiters))
             .collect()
@@ -395,6 +396,7 @@ impl Supervisor {
     /// `--update-env`: the inherited environment is replaced, not merged, so a variable that
     /// is gone from the shell is gone from the app.
     pub(super) fn replace_inherited_env(&mut self, ids: &[u32], env: BTreeMap<String, String>) {
+        let env = Arc::new(env);
         for id in ids {
             let Some(entry) = self.apps.get_mut(id) else {
                 continue;

@@ -396,7 +396,7 @@ fn answer(response: Response) -> HttpResponse {
 fn redacted(mut list: Vec<ProcessInfo>) -> Vec<ProcessInfo> {
     for info in &mut list {
         info.spec.env.clear();
-        info.spec.inherited_env.clear();
+        info.spec.inherited_env = Default::default();
     }
     list
 }
