@@ -27,11 +27,12 @@ pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// [`SAMPLE_EVERY`]).
 pub const FIND_EVERY: Duration = Duration::from_secs(5);
 
-/// Every this many samples (first at the 3rd, once start-up is over), the daemon's code pages
-/// are unmapped, so that its resident memory counts the code it runs, not every page that
-/// ever ran once (see [`kelpie_sys::forget_code_pages`]). Costs a read of /proc/self/smaps and
-/// a few dozen minor faults.
-const FORGET_CODE_EVERY: u64 = 10;
+/// The daemon's code pages are unmapped a sample after each burst of work (the instances to
+/// sample changed) and every this many samples (first at the 3rd, once start-up is over), so
+/// that its resident memory counts the code it runs, not every page that ever ran once (see
+/// [`kelpie_sys::forget_code_pages`]). Costs a read of /proc/self/smaps and a few dozen minor
+/// faults.
+const FORGET_CODE_EVERY: u64 = 30;
 
 /// At most this many `/proc/<pid>/stat` files are kept open; beyond, they are opened for each
 /// reading.
@@ -108,15 +109,10 @@ impl Monitor {
             .spawn(move || {
                 let mut sampler = TreeSampler::default();
                 let mut members = Members::default();
-                let mut ticks: u64 = 0;
+                let (mut ticks, mut changed_at, mut last_signature) = (0u64, 0u64, 0u64);
                 loop {
                     std::thread::sleep(every);
                     ticks += 1;
-                    if ticks % FORGET_CODE_EVERY == 3 {
-                        kelpie_sys::forget_code_pages();
-                        // And what a burst of work (starting 200 apps) freed.
-                        kelpie_sys::release_free_memory();
-                    }
                     cgroups.tidy();
                     // The baseline that tells a likely OOM kill (see `forensics.rs`).
                     crate::forensics::sample_system_oom_kills();
@@ -124,6 +120,17 @@ impl Monitor {
                         Ok(targets) => targets.clone(),
                         Err(_) => return,
                     };
+                    // A burst of work (apps started, stopped, restarted) changes the targets.
+                    let signature = targets_signature(&current);
+                    if signature != last_signature {
+                        last_signature = signature;
+                        changed_at = ticks;
+                    }
+                    if ticks == changed_at + 1 || ticks % FORGET_CODE_EVERY == 3 {
+                        kelpie_sys::forget_code_pages();
+                        // And what the burst freed.
+                        kelpie_sys::release_free_memory();
+                    }
                     if current.is_empty() {
                         sampler.forget();
                         members = Members::default();
@@ -166,6 +173,16 @@ impl Monitor {
             *current = targets;
         }
     }
+}
+
+/// Tells when the set of instances (or their processes) changed.
+fn targets_signature(targets: &[Target]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for target in targets {
+        (target.pm_id, target.pid).hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 /// The processes of each instance's tree, and their `/proc/<pid>/stat` kept open.
