@@ -159,6 +159,11 @@ impl Cgroups {
         Some(process)
     }
 
+    /// The daemon's own directory, which holds every app process's cgroup.
+    pub fn base_path(&self) -> Option<&std::path::Path> {
+        self.inner.as_ref().map(|inner| inner.base.path())
+    }
+
     /// Whether the cgroups account memory (and so can replace the /proc walk for sampling).
     pub fn account_memory(&self) -> bool {
         self.inner.as_ref().is_some_and(|inner| inner.memory)

@@ -7,8 +7,11 @@
 //! `cgroup.procs` where the process has a cgroup (it holds everything the app started, even what
 //! left with `setsid`), else the children of the main process and of every member already
 //! known, recursively. A member stays one after its parent exits (re-parented), for as long as
-//! it lives. The supervisor shows the readings in `list` and checks them against each app's
-//! limits every second.
+//! it lives. An instance whose cgroup used no CPU since the previous reading is not read at all
+//! (nor sent to the supervisor, whose last reading of it holds):
+//! a process that does not run does not grow, so its previous reading holds (see [`Quiet`]).
+//! The supervisor shows the readings in `list` and checks them against each app's limits every
+//! second.
 
 use crate::cgroups::Cgroups;
 use kelpie_core::limits::Usage;
@@ -26,6 +29,10 @@ pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// How often the processes of each tree are found again (its known members are read every
 /// [`SAMPLE_EVERY`]).
 pub const FIND_EVERY: Duration = Duration::from_secs(5);
+
+/// How often, in samples, instances that did not run are read all the same (a process that does
+/// not run does not grow, but the kernel may take pages back from it).
+const READ_IDLE_EVERY: u64 = 30;
 
 /// The daemon's code pages are unmapped a sample after each burst of work (the instances to
 /// sample changed) and every this many samples (first at the 3rd, once start-up is over), so
@@ -60,19 +67,78 @@ pub struct CgroupReading {
     pub pids: Vec<u32>,
 }
 
-impl CgroupReading {
-    /// Read the cgroup at `path`; `None` when it cannot tell the memory (no memory controller
-    /// there) or cannot be read: the instance is then sampled from the /proc walk, which reads
-    /// one file per process of the machine, where summing the cgroup's processes would read
-    /// three per app (its list, its CPU, each process's memory) and cost more on most hosts.
-    fn read(path: &std::path::Path) -> Option<CgroupReading> {
-        let cgroup = Cgroup::at(path.to_path_buf());
-        Some(CgroupReading {
-            memory_bytes: cgroup.memory_bytes()?,
-            cpu_usec: cgroup.cpu_usec()?,
-            pids: cgroup.pids(),
+/// The counters of each instance's cgroup (with the memory controller), kept open and read
+/// again each second (`pread`: no path lookup); its process list is read every [`FIND_EVERY`].
+#[derive(Default)]
+struct CgroupCounters {
+    open: HashMap<u32, CounterFiles>,
+    buffer: Vec<u8>,
+}
+
+struct CounterFiles {
+    path: PathBuf,
+    memory: std::fs::File,
+    cpu: std::fs::File,
+    pids: Vec<u32>,
+    pids_at: Instant,
+}
+
+impl CgroupCounters {
+    /// Read the cgroups of `targets`; an instance whose cgroup cannot tell its memory (no memory
+    /// controller there) or cannot be read is left out, to be read from /proc.
+    fn read(&mut self, targets: &[Target], now: Instant) -> HashMap<u32, CgroupReading> {
+        let mut readings = HashMap::new();
+        let mut open = HashMap::new();
+        for target in targets {
+            let Some(path) = &target.cgroup else { continue };
+            let files = match self.open.remove(&target.pm_id) {
+                Some(files) if files.path == *path => Some(files),
+                _ => CounterFiles::open(path, now),
+            };
+            let Some(mut files) = files else { continue };
+            if now.duration_since(files.pids_at) >= FIND_EVERY {
+                files.pids = Cgroup::at(path.clone()).pids();
+                files.pids_at = now;
+            }
+            let memory = read_at_start(&files.memory, &mut self.buffer)
+                .and_then(|text| text.trim().parse().ok());
+            let cpu = read_at_start(&files.cpu, &mut self.buffer).and_then(usage_usec);
+            if let (Some(memory_bytes), Some(cpu_usec)) = (memory, cpu) {
+                readings.insert(
+                    target.pm_id,
+                    CgroupReading {
+                        memory_bytes,
+                        cpu_usec,
+                        pids: files.pids.clone(),
+                    },
+                );
+                open.insert(target.pm_id, files);
+            }
+        }
+        // What is not read any more is closed.
+        self.open = open;
+        readings
+    }
+}
+
+impl CounterFiles {
+    fn open(path: &std::path::Path, now: Instant) -> Option<CounterFiles> {
+        Some(CounterFiles {
+            path: path.to_path_buf(),
+            memory: std::fs::File::open(path.join("memory.current")).ok()?,
+            cpu: std::fs::File::open(path.join("cpu.stat")).ok()?,
+            pids: Cgroup::at(path.to_path_buf()).pids(),
+            pids_at: now,
         })
     }
+}
+
+/// The whole of a small pseudo-file kept open (the kernel writes it anew for a read at 0).
+fn read_at_start<'a>(file: &std::fs::File, buffer: &'a mut Vec<u8>) -> Option<&'a str> {
+    use std::os::unix::fs::FileExt;
+    buffer.resize(4096, 0);
+    let n = file.read_at(buffer, 0).ok()?;
+    std::str::from_utf8(&buffer[..n]).ok()
 }
 
 /// A reading of one instance.
@@ -91,7 +157,8 @@ pub struct Reading {
 /// The supervisor's handle on the sampling thread.
 #[derive(Clone)]
 pub struct Monitor {
-    targets: Arc<Mutex<Vec<Target>>>,
+    /// Replaced whole by the supervisor; the thread takes a reference to the current list.
+    targets: Arc<Mutex<Arc<Vec<Target>>>>,
 }
 
 impl Monitor {
@@ -102,13 +169,16 @@ impl Monitor {
         cgroups: Cgroups,
         readings: mpsc::UnboundedSender<Vec<Reading>>,
     ) -> std::io::Result<Monitor> {
-        let targets: Arc<Mutex<Vec<Target>>> = Arc::default();
+        let targets: Arc<Mutex<Arc<Vec<Target>>>> = Arc::default();
         let shared = targets.clone();
         std::thread::Builder::new()
             .name("kelpie-monitor".into())
             .spawn(move || {
                 let mut sampler = TreeSampler::default();
                 let mut members = Members::default();
+                let mut counters = CgroupCounters::default();
+                let mut quiet = Quiet::default();
+                let mut sent: HashMap<u32, (u32, Usage)> = HashMap::new();
                 let (mut ticks, mut changed_at, mut last_signature) = (0u64, 0u64, 0u64);
                 loop {
                     std::thread::sleep(every);
@@ -117,7 +187,7 @@ impl Monitor {
                     // The baseline that tells a likely OOM kill (see `forensics.rs`).
                     crate::forensics::sample_system_oom_kills();
                     let current = match shared.lock() {
-                        Ok(targets) => targets.clone(),
+                        Ok(targets) => Arc::clone(&targets),
                         Err(_) => return,
                     };
                     // A burst of work (apps started, stopped, restarted) changes the targets.
@@ -134,32 +204,48 @@ impl Monitor {
                     if current.is_empty() {
                         sampler.forget();
                         members = Members::default();
+                        counters = CgroupCounters::default();
+                        quiet = Quiet::default();
+                        sent.clear();
                         if readings.is_closed() {
                             return;
                         }
                         continue;
                     }
+                    let now = Instant::now();
                     // Without the memory controller, trying each cgroup's memory.current would
                     // only cost a failed open per app and second.
-                    let readable = cgroups.account_memory();
-                    let cgroup_readings: HashMap<u32, CgroupReading> = current
-                        .iter()
-                        .filter(|_| readable)
-                        .filter_map(|t| {
-                            let path = t.cgroup.as_ref()?;
-                            Some((t.pm_id, CgroupReading::read(path)?))
-                        })
-                        .collect();
-                    let now = Instant::now();
-                    let (processes, trees) = members.sample(&current, &cgroup_readings, now);
+                    let cgroup_readings = match cgroups.account_memory() {
+                        true => counters.read(&current, now),
+                        false => HashMap::new(),
+                    };
+                    let refresh = ticks.is_multiple_of(READ_IDLE_EVERY);
+                    let idle = quiet.idle(cgroups.base_path(), &current, refresh);
+                    let (processes, trees) = members.sample(&current, &cgroup_readings, &idle, now);
                     let batch = sampler.sample(
                         &current,
                         &cgroup_readings,
-                        (&processes, &trees),
+                        (&processes, trees, &idle),
                         now,
                         uptime_ticks(),
                     );
-                    if readings.send(batch).is_err() {
+                    // A reading of an instance that used no CPU and did not change tells the
+                    // supervisor nothing new.
+                    let batch: Vec<Reading> = batch
+                        .into_iter()
+                        .filter(|r| {
+                            let before = sent.insert(r.pm_id, (r.pid, r.usage));
+                            r.cpu_seconds > 0.0 || before != Some((r.pid, r.usage))
+                        })
+                        .collect();
+                    if changed_at == ticks {
+                        let live: HashSet<u32> = current.iter().map(|t| t.pm_id).collect();
+                        sent.retain(|pm_id, _| live.contains(pm_id));
+                    }
+                    if readings.is_closed() {
+                        return;
+                    }
+                    if !batch.is_empty() && readings.send(batch).is_err() {
                         return;
                     }
                 }
@@ -170,7 +256,7 @@ impl Monitor {
     /// The instances to sample from now on.
     pub fn set_targets(&self, targets: Vec<Target>) {
         if let Ok(mut current) = self.targets.lock() {
-            *current = targets;
+            *current = Arc::new(targets);
         }
     }
 }
@@ -185,57 +271,144 @@ fn targets_signature(targets: &[Target]) -> u64 {
     hasher.finish()
 }
 
-/// The processes of each instance's tree, and their `/proc/<pid>/stat` kept open.
+/// Tells which instances certainly did not run since the previous reading: their cgroup's CPU
+/// time (`cpu.stat`'s `usage_usec`, kept by cgroup v2 without any controller) did not grow. A
+/// process that does not run does not grow (its memory only grows while it runs), so their
+/// previous reading still holds and their processes need not be read. When the daemon's own
+/// cgroup, which holds all the apps', did not grow either, not even the apps' files are read:
+/// a second of 500 idle apps costs one read. Everything is read anyway every
+/// [`READ_IDLE_EVERY`] samples.
 #[derive(Default)]
-struct Members {
-    trees: HashMap<u32, Tree>,
-    stats: HashMap<u32, kelpie_sys::StatFile>,
+struct Quiet {
+    all: Option<(PathBuf, std::fs::File, Option<u64>)>,
+    apps: HashMap<u32, (PathBuf, std::fs::File, u64)>,
     buffer: Vec<u8>,
 }
 
-/// The processes of one instance's tree.
-struct Tree {
-    main: u32,
-    pids: Vec<u32>,
-    found_at: Instant,
+impl Quiet {
+    fn idle(
+        &mut self,
+        base: Option<&std::path::Path>,
+        targets: &[Target],
+        refresh: bool,
+    ) -> HashSet<u32> {
+        let buffer = &mut self.buffer;
+        let mut all_quiet = false;
+        if let Some(base) = base {
+            if self.all.as_ref().is_none_or(|(path, ..)| path != base) {
+                self.all = std::fs::File::open(base.join("cpu.stat"))
+                    .ok()
+                    .map(|file| (base.to_path_buf(), file, None));
+            }
+            if let Some((_, file, before)) = &mut self.all {
+                let now = read_at_start(file, buffer).and_then(usage_usec);
+                all_quiet = now.is_some() && now == *before;
+                *before = now;
+            }
+        }
+        let mut idle = HashSet::new();
+        let mut apps = HashMap::new();
+        for target in targets {
+            let Some(path) = &target.cgroup else { continue };
+            let known = self
+                .apps
+                .remove(&target.pm_id)
+                .filter(|(known, ..)| known == path);
+            let (file, before) = match known {
+                Some((_, file, before)) => (file, Some(before)),
+                None => match std::fs::File::open(path.join("cpu.stat")) {
+                    Ok(file) => (file, None),
+                    Err(_) => continue,
+                },
+            };
+            let now = match (all_quiet, before) {
+                (true, Some(before)) => Some(before),
+                _ => read_at_start(&file, buffer).and_then(usage_usec),
+            };
+            let Some(now) = now else { continue };
+            if !refresh && before == Some(now) {
+                idle.insert(target.pm_id);
+            }
+            apps.insert(target.pm_id, (path.clone(), file, now));
+        }
+        self.apps = apps;
+        idle
+    }
+}
+
+fn usage_usec(cpu_stat: &str) -> Option<u64> {
+    cpu_stat
+        .lines()
+        .find_map(|line| line.strip_prefix("usage_usec "))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// The processes of each instance's tree, and their `/proc/<pid>/stat` kept open.
+#[derive(Default)]
+struct Members {
+    /// Each instance's processes.
+    pids: HashMap<u32, Vec<u32>>,
+    /// Each instance's main process, and when its tree was looked up.
+    found: HashMap<u32, (u32, Instant)>,
+    /// Each process's stat file, and the reading it was last read at.
+    stats: HashMap<u32, (kelpie_sys::StatFile, u64)>,
+    buffer: Vec<u8>,
+    readings: u64,
 }
 
 impl Members {
-    /// Read every process of the trees of `targets` that no cgroup reading covers. Blocking
-    /// (small /proc reads).
+    /// Read every process of the trees of `targets` that no cgroup reading covers; returns
+    /// them, and each instance's processes. Blocking (small /proc reads). Costs O(processes
+    /// of the apps).
     fn sample(
         &mut self,
         targets: &[Target],
         covered: &HashMap<u32, CgroupReading>,
+        idle: &HashSet<u32>,
         now: Instant,
-    ) -> (Vec<ProcessEntry>, HashMap<u32, Vec<u32>>) {
-        let wanted = |t: &&Target| !covered.contains_key(&t.pm_id);
-        self.trees
-            .retain(|pm_id, _| targets.iter().filter(wanted).any(|t| t.pm_id == *pm_id));
+    ) -> (Vec<ProcessEntry>, &HashMap<u32, Vec<u32>>) {
+        self.readings += 1;
+        let reading = self.readings;
+        let wanted: HashSet<u32> = targets
+            .iter()
+            .map(|t| t.pm_id)
+            .filter(|pm_id| !covered.contains_key(pm_id))
+            .collect();
+        self.pids.retain(|pm_id, _| wanted.contains(pm_id));
+        self.found.retain(|pm_id, _| wanted.contains(pm_id));
         let mut entries = Vec::new();
-        for target in targets.iter().filter(wanted) {
-            let tree = self.trees.entry(target.pm_id).or_insert_with(|| Tree {
-                main: target.pid,
-                pids: Vec::new(),
-                found_at: now,
-            });
-            let stale = now.duration_since(tree.found_at) >= FIND_EVERY;
-            if tree.main != target.pid || tree.pids.is_empty() || stale {
-                if tree.main != target.pid {
-                    tree.main = target.pid;
-                    tree.pids.clear();
-                }
-                tree.pids = find_tree(target, &tree.pids);
-                tree.found_at = now;
-            }
+        for target in targets.iter().filter(|t| wanted.contains(&t.pm_id)) {
+            let pids = self.pids.entry(target.pm_id).or_default();
+            let found = self.found.entry(target.pm_id).or_insert((target.pid, now));
             let (stats, buffer) = (&mut self.stats, &mut self.buffer);
-            tree.pids.retain(|pid| {
-                let sample = match stats.get(pid) {
-                    Some(stat) => stat.read(buffer),
+            if idle.contains(&target.pm_id) && found.0 == target.pid && !pids.is_empty() {
+                // Did not run (so did not fork either): its files stay open, nothing is read.
+                for pid in pids.iter() {
+                    if let Some((_, read_at)) = stats.get_mut(pid) {
+                        *read_at = reading;
+                    }
+                }
+                continue;
+            }
+            let stale = now.duration_since(found.1) >= FIND_EVERY;
+            if found.0 != target.pid || pids.is_empty() || stale {
+                if found.0 != target.pid {
+                    pids.clear();
+                }
+                *pids = find_tree(target, pids);
+                *found = (target.pid, now);
+            }
+            pids.retain(|pid| {
+                let kept = stats.get_mut(pid).map(|(stat, read_at)| {
+                    *read_at = reading;
+                    stat.read(buffer)
+                });
+                let sample = match kept {
+                    Some(sample) => sample,
                     None if stats.len() < MAX_OPEN_STATS => kelpie_sys::StatFile::open(*pid)
                         .and_then(|stat| {
                             let sample = stat.read(buffer);
-                            stats.insert(*pid, stat);
+                            stats.insert(*pid, (stat, reading));
                             sample
                         }),
                     None => kelpie_sys::sample_process(*pid),
@@ -252,14 +425,9 @@ impl Members {
                 }
             });
         }
-        let trees = &self.trees;
-        self.stats
-            .retain(|pid, _| trees.values().any(|tree| tree.pids.contains(pid)));
-        let members = trees
-            .iter()
-            .map(|(pm_id, tree)| (*pm_id, tree.pids.clone()))
-            .collect();
-        (entries, members)
+        // Files of processes no tree had this time are closed.
+        self.stats.retain(|_, (_, read_at)| *read_at == reading);
+        (entries, &self.pids)
     }
 }
 
@@ -291,10 +459,13 @@ fn find_tree(target: &Target, known: &[u32]) -> Vec<u32> {
 /// CPU is the use since the previous reading.
 #[derive(Default)]
 pub struct TreeSampler {
-    /// CPU ticks of each process (pid, start time) at the previous scan.
-    ticks: HashMap<(u32, u64), u64>,
+    /// CPU ticks of each process (pid → its start time, its ticks) at the previous reading.
+    ticks: HashMap<u32, (u64, u64)>,
     /// CPU microseconds of each instance's cgroup (pm_id, main pid) at the previous reading.
     cgroup_usec: HashMap<(u32, u32), u64>,
+    /// Each instance's last reading from /proc (pm_id → main pid, usage), which still holds
+    /// while it does not run.
+    last: HashMap<u32, (u32, Usage)>,
     last_scan: Option<Instant>,
 }
 
@@ -306,7 +477,7 @@ impl TreeSampler {
         &mut self,
         targets: &[Target],
         cgroups: &HashMap<u32, CgroupReading>,
-        (processes, members): (&[ProcessEntry], &HashMap<u32, Vec<u32>>),
+        (processes, members, idle): (&[ProcessEntry], &HashMap<u32, Vec<u32>>, &HashSet<u32>),
         now: Instant,
         uptime_ticks: u64,
     ) -> Vec<Reading> {
@@ -332,6 +503,7 @@ impl TreeSampler {
         }
         let mut ticks = HashMap::new();
         let mut cgroup_usec = HashMap::new();
+        let mut last = HashMap::new();
         let mut readings = Vec::with_capacity(targets.len());
         for target in targets {
             if let Some(cgroup) = cgroups.get(&target.pm_id) {
@@ -355,6 +527,30 @@ impl TreeSampler {
                 });
                 continue;
             }
+            if idle.contains(&target.pm_id) {
+                if let Some((pid, usage)) = self.last.get(&target.pm_id) {
+                    if *pid == target.pid {
+                        // Its processes' CPU times did not move: keep them for the next reading.
+                        for pid in members.get(&target.pm_id).into_iter().flatten() {
+                            if let Some(kept) = self.ticks.get(pid) {
+                                ticks.insert(*pid, *kept);
+                            }
+                        }
+                        let usage = Usage {
+                            cpu_percent: 0.0,
+                            ..*usage
+                        };
+                        last.insert(target.pm_id, (target.pid, usage));
+                        readings.push(Reading {
+                            pm_id: target.pm_id,
+                            pid: target.pid,
+                            usage,
+                            cpu_seconds: 0.0,
+                        });
+                        continue;
+                    }
+                }
+            }
             let Some(main) = by_pid.get(&target.pid) else {
                 continue;
             };
@@ -376,9 +572,12 @@ impl TreeSampler {
                 let sample = &process.sample;
                 usage.processes += 1;
                 usage.memory_bytes += sample.rss_bytes;
-                let key = (pid, sample.start_ticks);
-                cpu_ticks += match self.ticks.get(&key) {
-                    Some(before) => sample.cpu_ticks.saturating_sub(*before) as f64,
+                let before = self
+                    .ticks
+                    .get(&pid)
+                    .filter(|(start, _)| *start == sample.start_ticks);
+                cpu_ticks += match before {
+                    Some((_, before)) => sample.cpu_ticks.saturating_sub(*before) as f64,
                     // Not seen before: born since the last scan (all its time counts), or seen
                     // for the first time (its average over the interval).
                     None => {
@@ -390,10 +589,11 @@ impl TreeSampler {
                         }
                     }
                 };
-                ticks.insert(key, sample.cpu_ticks);
+                ticks.insert(pid, (sample.start_ticks, sample.cpu_ticks));
                 stack.extend(children.get(&pid).into_iter().flatten().copied());
             }
             usage.cpu_percent = (cpu_ticks / elapsed_ticks * 1000.0).round() / 10.0;
+            last.insert(target.pm_id, (target.pid, usage));
             readings.push(Reading {
                 pm_id: target.pm_id,
                 pid: target.pid,
@@ -403,6 +603,7 @@ impl TreeSampler {
         }
         self.ticks = ticks;
         self.cgroup_usec = cgroup_usec;
+        self.last = last;
         self.last_scan = Some(now);
         readings
     }
@@ -468,7 +669,7 @@ mod tests {
                 },
             ],
             &HashMap::new(),
-            (&processes, &HashMap::new()),
+            (&processes, &HashMap::new(), &HashSet::new()),
             Instant::now(),
             1_000_000,
         );
@@ -492,7 +693,7 @@ mod tests {
         sampler.sample(
             &target,
             &HashMap::new(),
-            (&first, &HashMap::new()),
+            (&first, &HashMap::new(), &HashSet::new()),
             start,
             100_000,
         );
@@ -504,7 +705,7 @@ mod tests {
         let readings = sampler.sample(
             &target,
             &HashMap::new(),
-            (&second, &HashMap::new()),
+            (&second, &HashMap::new(), &HashSet::new()),
             start + Duration::from_secs(1),
             100_000 + hz,
         );
@@ -534,7 +735,7 @@ mod tests {
         let first = sampler.sample(
             &target,
             &reading(5_000_000),
-            (&[], &HashMap::new()),
+            (&[], &HashMap::new(), &HashSet::new()),
             start,
             0,
         );
@@ -545,7 +746,7 @@ mod tests {
         let second = sampler.sample(
             &target,
             &reading(5_000_000 + 750_000),
-            (&[], &HashMap::new()),
+            (&[], &HashMap::new(), &HashSet::new()),
             start + Duration::from_secs(1),
             0,
         );
@@ -569,7 +770,7 @@ mod tests {
                 cgroup: None,
             }],
             &HashMap::new(),
-            (&[process(1, 0, 1, 1, 0)], &HashMap::new()),
+            (&[process(1, 0, 1, 1, 0)], &HashMap::new(), &HashSet::new()),
             Instant::now(),
             1_000,
         );
@@ -600,6 +801,7 @@ mod tests {
             let (processes, trees) = members.sample(
                 std::slice::from_ref(&target),
                 &HashMap::new(),
+                &HashSet::new(),
                 Instant::now(),
             );
             found = processes.len();
@@ -614,15 +816,149 @@ mod tests {
         let (processes, _) = members.sample(
             std::slice::from_ref(&target),
             &HashMap::new(),
+            &HashSet::new(),
             start + Duration::from_millis(1),
         );
         assert!(processes.len() < 3, "sh is gone: {processes:?}");
         // A cgroup reading covers an instance: nothing of its is read from /proc.
         let covered = HashMap::from([(3, CgroupReading::default())]);
-        let (processes, trees) =
-            members.sample(std::slice::from_ref(&target), &covered, Instant::now());
+        let (processes, trees) = members.sample(
+            std::slice::from_ref(&target),
+            &covered,
+            &HashSet::new(),
+            Instant::now(),
+        );
         assert!(processes.is_empty() && trees.is_empty());
         assert!(members.stats.is_empty(), "no file kept for it any more");
+    }
+
+    #[test]
+    fn cgroup_counters_are_read_again_from_files_kept_open() {
+        // A directory laid out as a cgroup with the memory controller (the files are rewritten
+        // in place, as the kernel's are generated anew for each read).
+        let dir = tempfile::tempdir().expect("temp dir");
+        let write = |memory: u64, usec: u64| {
+            std::fs::write(dir.path().join("memory.current"), format!("{memory}\n"))
+                .expect("write memory.current");
+            std::fs::write(
+                dir.path().join("cpu.stat"),
+                format!("usage_usec {usec}\nuser_usec 1\nsystem_usec 2\n"),
+            )
+            .expect("write cpu.stat");
+        };
+        write(100 << 20, 5_000);
+        std::fs::write(dir.path().join("cgroup.procs"), "10\n11\n").expect("write procs");
+        let target = Target {
+            pm_id: 4,
+            pid: 10,
+            cgroup: Some(dir.path().to_path_buf()),
+        };
+        let mut counters = CgroupCounters::default();
+        let start = Instant::now();
+        let first = counters.read(std::slice::from_ref(&target), start);
+        assert_eq!(
+            first[&4],
+            CgroupReading {
+                memory_bytes: 100 << 20,
+                cpu_usec: 5_000,
+                pids: vec![10, 11],
+            }
+        );
+        write(200 << 20, 9_000);
+        let second = counters.read(std::slice::from_ref(&target), start + SAMPLE_EVERY);
+        assert_eq!(
+            (second[&4].memory_bytes, second[&4].cpu_usec),
+            (200 << 20, 9_000)
+        );
+        // Gone from the targets: its files are closed.
+        assert!(counters.read(&[], start).is_empty());
+        assert!(counters.open.is_empty());
+        // No memory controller (no memory.current): left to /proc.
+        std::fs::remove_file(dir.path().join("memory.current")).expect("remove");
+        assert!(counters
+            .read(std::slice::from_ref(&target), start)
+            .is_empty());
+    }
+
+    #[test]
+    fn instances_whose_cgroup_used_no_cpu_are_not_read_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (base, app) = (dir.path().to_path_buf(), dir.path().join("0.0"));
+        std::fs::create_dir(&app).expect("app dir");
+        let usage = |path: &std::path::Path, usec: u64| {
+            std::fs::write(
+                path.join("cpu.stat"),
+                format!("usage_usec {usec}\nuser_usec 0\n"),
+            )
+            .expect("write cpu.stat");
+        };
+        usage(&base, 100);
+        usage(&app, 40);
+        let target = Target {
+            pm_id: 0,
+            pid: 7,
+            cgroup: Some(app.clone()),
+        };
+        let targets = std::slice::from_ref(&target);
+        let mut quiet = Quiet::default();
+        assert!(
+            quiet.idle(Some(&base), targets, false).is_empty(),
+            "first look"
+        );
+        assert_eq!(quiet.idle(Some(&base), targets, false), HashSet::from([0]));
+        assert!(
+            quiet.idle(Some(&base), targets, true).is_empty(),
+            "a refresh reads all"
+        );
+        // It ran: read again.
+        usage(&base, 150);
+        usage(&app, 90);
+        assert!(quiet.idle(Some(&base), targets, false).is_empty());
+        assert_eq!(quiet.idle(Some(&base), targets, false), HashSet::from([0]));
+        // Another app ran (the base grew), this one did not: still idle.
+        usage(&base, 200);
+        assert_eq!(quiet.idle(Some(&base), targets, false), HashSet::from([0]));
+        // Without a cgroup, an instance is always read.
+        let bare = Target {
+            pm_id: 1,
+            pid: 8,
+            cgroup: None,
+        };
+        assert!(quiet
+            .idle(Some(&base), std::slice::from_ref(&bare), false)
+            .is_empty());
+        assert!(quiet.idle(None, &[bare], false).is_empty());
+    }
+
+    #[test]
+    fn an_idle_instance_keeps_its_reading_with_no_cpu() {
+        let hz = kelpie_sys::clock_ticks_per_second();
+        let mut sampler = TreeSampler::default();
+        let start = Instant::now();
+        let target = [Target {
+            pm_id: 0,
+            pid: 100,
+            cgroup: Some("/sys/fs/cgroup/x".into()),
+        }];
+        let members = HashMap::from([(0, vec![100])]);
+        let first = [process(100, 1, 100, 30, 500)];
+        let second = [process(100, 1, 100, 30, 500 + hz)];
+        let read = |sampler: &mut TreeSampler, processes: &[ProcessEntry], idle, at| {
+            sampler.sample(
+                &target,
+                &HashMap::new(),
+                (processes, &members, &idle),
+                start + Duration::from_secs(at),
+                100_000 + at * hz,
+            )
+        };
+        read(&mut sampler, &first, HashSet::new(), 0);
+        let idle = read(&mut sampler, &[], HashSet::from([0]), 1);
+        assert_eq!(idle[0].usage.memory_bytes, 30 << 20);
+        assert_eq!(idle[0].usage.cpu_percent, 0.0);
+        // Read again later: the CPU since the last real reading, over the last second.
+        let again = read(&mut sampler, &second, HashSet::new(), 2);
+        assert_eq!(again[0].usage.cpu_percent, 100.0);
     }
 
     #[test]
@@ -637,7 +973,7 @@ mod tests {
                 cgroup: None,
             }],
             &HashMap::new(),
-            (&processes, &HashMap::new()),
+            (&processes, &HashMap::new(), &HashSet::new()),
             Instant::now(),
             uptime_ticks(),
         );

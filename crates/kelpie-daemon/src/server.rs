@@ -50,7 +50,7 @@ pub fn resume(fd: std::os::fd::OwnedFd, path: &Path) -> Result<UnixListener, cra
 }
 
 /// How often the daemon checks that its socket file is still there.
-const SOCKET_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
+const SOCKET_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Accept connections forever. When the socket file disappears (the home was removed under
 /// the running daemon), set the home up again and listen on a new socket at the same path, so

@@ -130,17 +130,16 @@ pub fn sample_process(pid: u32) -> Option<ProcessSample> {
 
 fn parse_stat(stat: &str) -> Option<ProcessSample> {
     // The command name (field 2) may contain spaces and parentheses: fields are counted from
-    // the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `rest` starts at field 3 (state), so field N is fields[N - 3].
-    let zombie = *fields.first()? == "Z";
-    let ppid: u32 = fields.get(1)?.parse().ok()?;
-    let pgrp: u32 = fields.get(2)?.parse().ok()?;
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    let start_ticks: u64 = fields.get(19)?.parse().ok()?;
-    let rss_pages: u64 = fields.get(21)?.parse().ok()?;
+    // the last ')'. `rest` starts at field 3 (state); read in one pass, without allocating (the
+    // monitor parses every app process's stat each second).
+    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split_ascii_whitespace();
+    let zombie = fields.next()? == "Z";
+    let ppid: u32 = fields.next()?.parse().ok()?; // 4
+    let pgrp: u32 = fields.next()?.parse().ok()?; // 5
+    let utime: u64 = fields.nth(8)?.parse().ok()?; // 14
+    let stime: u64 = fields.next()?.parse().ok()?; // 15
+    let start_ticks: u64 = fields.nth(6)?.parse().ok()?; // 22
+    let rss_pages: u64 = fields.nth(1)?.parse().ok()?; // 24
     Some(ProcessSample {
         rss_bytes: rss_pages * page_size(),
         cpu_ticks: utime + stime,
@@ -172,6 +171,26 @@ mod tests {
         child.wait().expect("wait");
         assert_eq!(stat.read(&mut buffer), None, "gone once reaped");
         assert!(!children_of(me).contains(&child.id()));
+    }
+
+    #[test]
+    fn stat_fields_are_counted_after_the_command_name() {
+        let stat = "4242 (a (weird) name) S 1 4240 4240 0 -1 4194560 100 0 0 0 \
+                    7 3 0 0 20 0 1 0 123456 9999999 250 18446744073709551615";
+        let sample = parse_stat(stat).expect("parse");
+        assert_eq!(
+            sample,
+            ProcessSample {
+                rss_bytes: 250 * page_size(),
+                cpu_ticks: 10,
+                start_ticks: 123456,
+                pgrp: 4240,
+                ppid: 1,
+                zombie: false,
+            }
+        );
+        assert!(parse_stat("4242 (x) Z 1 2").is_none(), "cut short");
+        assert!(parse_stat("no parenthesis").is_none());
     }
 
     #[test]

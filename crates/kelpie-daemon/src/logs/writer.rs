@@ -9,9 +9,11 @@
 use super::rotation::{period_of, rotated_path, ArchiveJob, RotationPolicy};
 use super::sink::{lock, FileSlot, Sink};
 use super::Registry;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -47,6 +49,8 @@ pub fn start(
         registry,
         archiver,
         offset: local_offset(),
+        dir_stamps: HashMap::new(),
+        ticks: 0,
     };
     std::thread::Builder::new()
         .name("kelpie-log-writer".into())
@@ -59,7 +63,15 @@ struct Writer {
     archiver: mpsc::Sender<ArchiveJob>,
     /// The local UTC offset, refreshed every tick.
     offset: i32,
+    /// Each log directory's identity and modification time at the last tick: a file removed
+    /// (or renamed) there changes it, so the files of an unchanged directory need no check.
+    dir_stamps: HashMap<PathBuf, Option<(u64, i64, i64)>>,
+    ticks: u64,
 }
+
+/// Every this many ticks, every open file is checked for removal even if its directory looks
+/// unchanged (two changes within one tick of the file system's clock look like one).
+const CHECK_ALL_EVERY: u64 = 10;
 
 impl Writer {
     fn run(&mut self, rx: &mpsc::Receiver<WriterMsg>) {
@@ -120,12 +132,17 @@ impl Writer {
             .collect()
     }
 
-    /// Rotate files whose period ended, retry files that could not be opened.
+    /// Rotate files whose period ended, retry files that could not be opened, and make again
+    /// the files removed under us.
     fn tick(&mut self) {
         self.offset = local_offset();
-        for sink in self.live_sinks() {
+        self.ticks += 1;
+        let sinks = self.live_sinks();
+        let changed = self.changed_dirs(&sinks);
+        for sink in sinks {
             let mut slot = lock(&sink.slot);
-            if slot.file.is_some() && slot_is_regular(&slot) && unlinked(&slot) {
+            let dir_changed = sink.path().parent().is_none_or(|dir| changed.contains(dir));
+            if dir_changed && slot.file.is_some() && slot_is_regular(&slot) && unlinked(&slot) {
                 // Removed under us (with the home?): lines written there would be lost, so a
                 // new file is made at the path.
                 crate::daemon_log!(
@@ -141,6 +158,28 @@ impl Writer {
             let policy = *lock(&sink.policy);
             self.rotate_if_period_ended(&sink, &mut slot, &policy);
         }
+    }
+
+    /// The directories of `sinks` that changed since the last tick (all of them every
+    /// [`CHECK_ALL_EVERY`] ticks): one `stat` per directory instead of one per file.
+    fn changed_dirs(&mut self, sinks: &[Arc<Sink>]) -> HashSet<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        let dirs: HashSet<&Path> = sinks.iter().filter_map(|s| s.path().parent()).collect();
+        let check_all = self.ticks.is_multiple_of(CHECK_ALL_EVERY);
+        let mut changed = HashSet::new();
+        let mut stamps = HashMap::with_capacity(dirs.len());
+        for dir in dirs {
+            let stamp = std::fs::metadata(dir)
+                .ok()
+                .map(|m| (m.ino(), m.mtime(), m.mtime_nsec()));
+            let before = self.dir_stamps.get(dir).copied();
+            if check_all || before != Some(stamp) {
+                changed.insert(dir.to_path_buf());
+            }
+            stamps.insert(dir.to_path_buf(), stamp);
+        }
+        self.dir_stamps = stamps;
+        changed
     }
 
     /// Write everything pending for `sink`.
