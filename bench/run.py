@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import datetime as dt
 import gzip
 import json
@@ -353,6 +354,8 @@ class KelpieUnprivileged(Kelpie):
         self.user_home.mkdir(parents=True, exist_ok=True)
         for path in (root, self.home, self.workdir, self.user_home):
             os.chown(path, self.UID, self.UID)
+        # The run's temp dir is root's and 0700: let the user through it to its own.
+        os.chmod(root.parent, os.stat(root.parent).st_mode | 0o111)
 
     def argv(self, *args: str) -> list[str]:
         return ["setpriv", f"--reuid={self.UID}", f"--regid={self.UID}", "--clear-groups",
@@ -1498,6 +1501,15 @@ def bench_health_cpu(m: Manager, n_apps: int, cfg: argparse.Namespace) -> dict:
         log(f"{m.label}: health: window {r + 1}/{cfg.rounds}: daemon CPU {w['cpu_s']:.2f} s "
             f"over {w['wall_s']:.1f} s = {w['pct']:.2f}% of a core; by thread: "
             + ", ".join(f"{k} {v:.2f}%" for k, v in list(w["threads_pct"].items())[:4]))
+    # The same with many unrelated processes on the machine: what the daemon does must not
+    # grow with them.
+    crowded = None
+    if cfg.unrelated:
+        with unrelated_processes(cfg.unrelated, m.workdir):
+            time.sleep(cfg.health_settle)
+            crowded = cpu_window(m, dpid, cfg.cpu_window)
+        log(f"{m.label}: health: with {cfg.unrelated} unrelated processes: daemon CPU "
+            f"{crowded['pct']:.2f}% of a core ({crowded['processes_on_machine']} processes)")
     rss = sample_rss(m, cfg.rss_samples, 0.2)
     counts1, restarts1 = apps_summary(m)
     log(f"{m.label}: health: daemon RSS {rss} MB with {n_apps} apps; apps after: {counts1}, "
@@ -1514,8 +1526,35 @@ def bench_health_cpu(m: Manager, n_apps: int, cfg: argparse.Namespace) -> dict:
         "threads_pct": dict(sorted(thr.items(), key=lambda kv: -kv[1])),
         "rss_mb": rss, "status_after": counts1, "restarts_during": restarts1 - restarts0,
         "processes_on_machine": median([w["processes_on_machine"] for w in windows]),
-        "raw": {"windows": windows, "status_before": counts0, "start_s": start_s},
+        "crowded_pct": None if crowded is None else crowded["pct"],
+        "unrelated": cfg.unrelated,
+        "crowded_processes": None if crowded is None else crowded["processes_on_machine"],
+        "raw": {"windows": windows, "status_before": counts0, "start_s": start_s,
+                "crowded": crowded},
     }
+
+
+@contextlib.contextmanager
+def unrelated_processes(n: int, workdir: Path):
+    """`n` idle processes that no manager knows (`sleep`), killed on the way out."""
+    sleep = shutil.which("sleep") or "/bin/sleep"
+    marker = str(workdir / "unrelated")
+    pids: list[int] = []
+    try:
+        for _ in range(n):
+            pids.append(os.posix_spawn(sleep, [sleep, "3600"], {"KELPIE_BENCH": marker}))
+        yield pids
+    finally:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in pids:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
 
 
 def pm2_memory_restarts_logged(m: Manager) -> int:
@@ -3307,12 +3346,30 @@ def build_health_table(pm2: dict | None, kel: dict) -> str:
     w = kc.get("window_s") or pc.get("window_s") or 0
     lines = ["| Metric | PM2 7 | Kelpie | PM2 / Kelpie | Target |",
              "|---|---:|---:|---:|---|"]
-    ok = None if kc.get("cpu_pct") is None else kc["cpu_pct"] < HEALTH_CPU_TARGET_PCT
+    # The target is PM2's own figure in the same run; without PM2 (--kelpie-only), a bound.
+    if kc.get("cpu_pct") is not None and pc.get("cpu_pct") is not None:
+        ok, target = kc["cpu_pct"] <= pc["cpu_pct"], "Kelpie <= PM2 in the same run"
+    else:
+        ok = None if kc.get("cpu_pct") is None else kc["cpu_pct"] < HEALTH_CPU_TARGET_PCT
+        target = f"Kelpie < {HEALTH_CPU_TARGET_PCT:g} % of one core"
     nw = kc.get("windows") or pc.get("windows") or 0
     lines.append(f"| Daemon CPU with {n} idle apps, % of one core over {w:g} s with nobody calling "
                  f"the CLI: median of {nw} window(s) (min–max) | {cpu(pc)} | {cpu(kc)} | "
-                 f"{fmt_ratio(pc.get('cpu_pct'), kc.get('cpu_pct'))} | Kelpie < "
-                 f"{HEALTH_CPU_TARGET_PCT:g} % of one core{verdict(ok)} |")
+                 f"{fmt_ratio(pc.get('cpu_pct'), kc.get('cpu_pct'))} | {target}{verdict(ok)} |")
+    if kc.get("crowded_pct") is not None or pc.get("crowded_pct") is not None:
+        def crowded(d: dict) -> str:
+            if d.get("crowded_pct") is None:
+                return "n/a"
+            return f"{d['crowded_pct']:.2f} % ({d['crowded_processes']} processes)"
+        same = None
+        if kc.get("crowded_pct") is not None and kc.get("cpu_pct") is not None:
+            # Within one 10 ms tick over the window of the idle figure.
+            tick_pct = 100 / CLK_TCK / max(w, 1)
+            same = kc["crowded_pct"] <= kc["cpu_pct"] + tick_pct
+        lines.append(f"| The same, one window, with {kc.get('unrelated') or pc.get('unrelated')} "
+                     f"unrelated idle processes on the machine | {crowded(pc)} | {crowded(kc)} | "
+                     f"{fmt_ratio(pc.get('crowded_pct'), kc.get('crowded_pct'))} | Kelpie: no "
+                     f"more than without them (within a tick){verdict(same)} |")
     procs = kc.get("processes_on_machine") or pc.get("processes_on_machine")
     lines.append(f"| What the daemon does in that window | {Pm2.sampling} | {Kelpie.sampling} | - "
                  f"| - |" if procs is None else
@@ -3970,6 +4027,8 @@ def parse_args() -> argparse.Namespace:
     if a.cpu_window is None:
         a.cpu_window = 10.0 if a.quick else 30.0
     a.health_settle = 5.0  # after all the health apps are online, before the CPU windows
+    # Idle processes no manager knows, for one more CPU window (the cost must not grow).
+    a.unrelated = 1000 if a.quick else 5000
     if not 1 <= a.log_lines <= 9_999_999:
         ap.error("--log-lines must be between 1 and 9999999 (7-digit line numbers)")
     a.log_timeout, a.log_stall = 60.0, 10.0
@@ -4932,8 +4991,8 @@ class HealthTest(unittest.TestCase):
         self.assertEqual(pm2["memory"]["child"]["restarted"], 0)
         t = build_health_table(pm2, kel)
         self.assertEqual(t.count("\n"), 1 + 4 + 2 + 3)
-        self.assertIn("| 0.30 % (0.27–0.33) | 1.20 % (1.08–1.32) | 0.2x | Kelpie < 2 % of one "
-                      "core (met) |", t)
+        self.assertIn("| 0.30 % (0.27–0.33) | 1.20 % (1.08–1.32) | 0.2x | Kelpie <= PM2 in the "
+                      "same run (missed) |", t)
         self.assertIn("| node 0.25 % | kelpie-monitor 1.10 %, kelpie-log-writ 0.03 % |", t)
         self.assertIn("| 180.0 MB | 20.0 MB | 9.0x | - |", t)
         self.assertIn("median (min–max) | 12.00 s (3.00–27.00 s), 3 rounds | 0.60 s (0.30–0.90 s), "
