@@ -460,6 +460,36 @@ fn dependencies_that_will_never_come_up_fail_the_start_at_once() {
 }
 
 #[test]
+fn with_cgroups_an_app_process_is_in_its_cgroup_from_its_start() {
+    let k = kelpie();
+    // The shell's first act is to print its cgroup: the process was there before it ran.
+    k.ok(&[
+        "start",
+        "sh -c 'cat /proc/self/cgroup; exec sleep 300'",
+        "--name",
+        "placed",
+    ]);
+    let daemon_log = std::fs::read_to_string(k.home().join("kelpie.log")).unwrap_or_default();
+    if !daemon_log.contains("cgroups: one per app process") {
+        // CI runs as root, where the daemon has cgroups: there this must not pass unchecked.
+        assert!(
+            std::env::var_os("CI").is_none() || kelpie_sys::current_uid() != 0,
+            "root under CI, but the daemon has no cgroups: {daemon_log}"
+        );
+        eprintln!("skipped: the daemon cannot create cgroups here");
+        return;
+    }
+    let daemon = k.daemon_pid().expect("daemon pid");
+    let id = k.app("placed")["pm_id"].as_u64().expect("pm_id");
+    let expected = format!("/kelpie-{daemon}/{id}.");
+    k.wait_for("its cgroup line", 5 * SECS, || {
+        k.log("placed-out.log")
+            .lines()
+            .any(|line| line.starts_with("0::") && line.contains(&expected))
+    });
+}
+
+#[test]
 fn with_cgroups_a_process_that_left_the_group_is_counted_and_stopped_with_the_app() {
     let k = kelpie();
     let escaped = k.home().join("escaped.pid");
