@@ -622,27 +622,32 @@ mod tests {
             );
             return;
         };
-        let (mut reader, writer) = std::io::pipe().expect("pipe");
-        let mut spawn = Spawn::new(
-            &sh(),
-            &[
-                "sh".into(),
-                "-c".into(),
-                "grep '^0::' /proc/self/cgroup".into(),
-            ],
-            &[("PATH".into(), std::env::var("PATH").unwrap_or_default())],
-            Path::new("/"),
-            (Some(OwnedFd::from(writer)), None),
-            Vec::new(),
-            false,
-        )
-        .expect("prepare");
-        spawn.in_cgroup(open_cgroup_dir(cgroup.path()).expect("open the cgroup"));
-        let spawned = spawn.spawn().expect("spawn");
-        let mut text = String::new();
-        reader.read_to_string(&mut text).expect("read");
-        wait(&spawned);
+        // A child that prints its cgroup v2 line, started in `cgroup`.
+        let run = |cgroup: &crate::cgroup::Cgroup| -> (Spawned, String) {
+            let (mut reader, writer) = std::io::pipe().expect("pipe");
+            let mut spawn = Spawn::new(
+                &sh(),
+                &[
+                    "sh".into(),
+                    "-c".into(),
+                    "grep '^0::' /proc/self/cgroup".into(),
+                ],
+                &[("PATH".into(), std::env::var("PATH").unwrap_or_default())],
+                Path::new("/"),
+                (Some(OwnedFd::from(writer)), None),
+                Vec::new(),
+                false,
+            )
+            .expect("prepare");
+            spawn.in_cgroup(open_cgroup_dir(cgroup.path()).expect("open the cgroup"));
+            let spawned = spawn.spawn().expect("spawn");
+            let mut text = String::new();
+            reader.read_to_string(&mut text).expect("read");
+            wait(&spawned);
+            (spawned, text)
+        };
         let name = cgroup.path().file_name().and_then(|n| n.to_str());
+        let (spawned, text) = run(&cgroup);
         assert!(
             name.is_some_and(|name| text.trim().ends_with(name)),
             "{text}"
@@ -654,28 +659,8 @@ mod tests {
         );
         // Where the kernel cannot create it there, the child moves itself in.
         NO_CLONE_INTO_CGROUP.store(true, Ordering::Relaxed);
-        let (mut reader, writer) = std::io::pipe().expect("pipe");
-        let mut spawn = Spawn::new(
-            &sh(),
-            &[
-                "sh".into(),
-                "-c".into(),
-                "grep '^0::' /proc/self/cgroup".into(),
-            ],
-            &[("PATH".into(), std::env::var("PATH").unwrap_or_default())],
-            Path::new("/"),
-            (Some(OwnedFd::from(writer)), None),
-            Vec::new(),
-            false,
-        )
-        .expect("prepare");
-        spawn.in_cgroup(open_cgroup_dir(cgroup.path()).expect("open the cgroup"));
-        let spawned = spawn.spawn();
+        let (spawned, text) = run(&cgroup);
         NO_CLONE_INTO_CGROUP.store(false, Ordering::Relaxed);
-        let spawned = spawned.expect("spawn");
-        let mut text = String::new();
-        reader.read_to_string(&mut text).expect("read");
-        wait(&spawned);
         assert!(!spawned.into_cgroup);
         assert!(
             name.is_some_and(|name| text.trim().ends_with(name)),
