@@ -7,7 +7,7 @@
 //! child join its cgroup between fork and exec.
 
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 /// The cgroup2 directory this process is in (`/sys/fs/cgroup/<path from /proc/self/cgroup>`),
@@ -91,7 +91,7 @@ impl Cgroup {
         &self.path
     }
 
-    /// Its `cgroup.procs`, opened for a child to join it (see [`join_before_exec`]).
+    /// Its `cgroup.procs`, opened for a child to join it (see [`crate::Spawn::join_before_exec`]).
     pub fn procs_for_joining(&self) -> io::Result<OwnedFd> {
         // std opens files close-on-exec: the descriptor does not leak into the app.
         let file = std::fs::OpenOptions::new()
@@ -194,24 +194,6 @@ fn read_number(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// Make the child of `command` join the cgroup whose `cgroup.procs` is `procs` (from
-/// [`Cgroup::procs_for_joining`]) before it execs, so that nothing it runs is ever outside.
-/// Register it before hooks that drop privileges: moving needs the daemon's.
-pub fn join_before_exec(command: &mut std::process::Command, procs: OwnedFd) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs between fork and exec and only calls write(2), which is
-    // async-signal-safe, on a descriptor opened before the fork; it allocates nothing and takes
-    // no lock. Writing "0" to cgroup.procs moves the writing process.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::write(procs.as_raw_fd(), b"0".as_ptr().cast(), 1) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,23 +229,28 @@ mod tests {
             eprintln!("skipped: cannot create a cgroup here");
             return;
         };
-        let mut command = std::process::Command::new("sh");
+        let sh = crate::resolve_program("sh", std::env::var("PATH").ok().as_deref()).expect("sh");
+        let (reader, writer) = std::io::pipe().expect("pipe");
         // The grandchild leaves the process group: still in the cgroup.
-        command.args([
-            "-c",
-            "setsid sleep 30 & grep '^0::' /proc/self/cgroup; wait",
-        ]);
-        command.stdout(std::process::Stdio::piped());
-        join_before_exec(
-            &mut command,
-            cgroup.procs_for_joining().expect("open procs"),
-        );
-        let mut child = command.spawn().expect("spawn");
+        let mut spawn = crate::Spawn::new(
+            &sh,
+            &[
+                "sh".into(),
+                "-c".into(),
+                "setsid sleep 30 & grep '^0::' /proc/self/cgroup; wait".into(),
+            ],
+            &[("PATH".into(), std::env::var("PATH").unwrap_or_default())],
+            Path::new("/"),
+            (Some(OwnedFd::from(writer)), None),
+            Vec::new(),
+            false,
+        )
+        .expect("prepare");
+        spawn.join_before_exec(cgroup.procs_for_joining().expect("open procs"));
+        let child = spawn.spawn().expect("spawn");
         let mut line = String::new();
-        if let Some(out) = child.stdout.as_mut() {
-            let mut reader = std::io::BufReader::new(out);
-            std::io::BufRead::read_line(&mut reader, &mut line).expect("read");
-        }
+        let mut reader = std::io::BufReader::new(reader);
+        std::io::BufRead::read_line(&mut reader, &mut line).expect("read");
         let name = cgroup
             .path()
             .file_name()
@@ -274,7 +261,9 @@ mod tests {
         assert!(cgroup.pids().len() >= 2, "{:?}", cgroup.pids());
         assert!(cgroup.cpu_usec().is_some());
         cgroup.kill();
-        let _ = child.wait();
+        let mut status = 0;
+        // SAFETY: waitpid of the test's own child into a live local.
+        unsafe { libc::waitpid(child.pid as libc::pid_t, &mut status, 0) };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while cgroup.populated() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(10));

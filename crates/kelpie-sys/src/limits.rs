@@ -55,28 +55,3 @@ pub(crate) fn original_nofile() -> Option<libc::rlimit> {
     limit.rlim_cur = original;
     Some(limit)
 }
-
-/// Give the child of `command` the soft limit the process had before [`raise_fd_limit`] (when
-/// it raised it).
-pub fn restore_fd_limit_in_child(command: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    let original = ORIGINAL_SOFT.load(Ordering::Relaxed);
-    if original == 0 {
-        return;
-    }
-    // SAFETY: the closure runs between fork and exec and only calls getrlimit(2) and
-    // setrlimit(2) on stack values, which are async-signal-safe; it allocates nothing.
-    unsafe {
-        command.pre_exec(move || {
-            let mut limit = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur > original {
-                limit.rlim_cur = original;
-                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-            }
-            Ok(())
-        });
-    }
-}
