@@ -114,3 +114,73 @@ pub fn status_unknown(error: &std::io::Error) -> bool {
         .get_ref()
         .is_some_and(|inner| inner.is::<UnknownStatus>())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    fn spawn_sh(script: &str) -> kelpie_sys::Spawned {
+        let path = std::env::var("PATH").unwrap_or_default();
+        let sh = kelpie_sys::resolve_program("sh", Some(&path)).expect("sh");
+        kelpie_sys::Spawn::new(
+            &sh,
+            &["sh".into(), "-c".into(), script.into()],
+            &[("PATH".into(), path)],
+            Path::new("/"),
+            (None, None),
+            Vec::new(),
+            false,
+        )
+        .and_then(kelpie_sys::Spawn::spawn)
+        .expect("spawn")
+    }
+
+    /// Whether `pid` is still a process table entry (running or a zombie nobody reaped).
+    fn listed(pid: u32) -> bool {
+        Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    #[test]
+    fn a_spawned_process_is_waited_for_through_its_pidfd() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let mut child = ProcessHandle::spawned(spawn_sh("exit 3")).expect("handle");
+            let status = child.wait().await.expect("wait");
+            assert_eq!(status.code(), Some(3));
+            assert_eq!(child.wait().await.expect("again").code(), Some(3));
+        });
+    }
+
+    #[test]
+    fn a_process_dropped_before_its_exit_is_reaped_when_it_exits_unless_handed_over() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let dropped = spawn_sh("sleep 0.2");
+            let (dropped_pid, kept) = (dropped.pid, spawn_sh("sleep 0.2"));
+            let kept_pid = kept.pid;
+            drop(ProcessHandle::spawned(dropped).expect("handle"));
+            ProcessHandle::spawned(kept).expect("handle").hand_over();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while listed(dropped_pid) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(!listed(dropped_pid), "no zombie left of a dropped process");
+            // Handed over: its status is left for the next daemon (a zombie until then).
+            assert!(listed(kept_pid));
+            let mut status = None;
+            while status.is_none() && Instant::now() < deadline {
+                status = kelpie_sys::try_wait_child(kept_pid).expect("our child");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(status.is_some(), "the handed-over process ended");
+        });
+    }
+}
