@@ -470,9 +470,9 @@ pub struct TreeSampler {
 }
 
 impl TreeSampler {
-    /// Read every target's tree in `processes` (read at `now`, when the system had been up
-    /// `uptime_ticks`): the main process, its descendants, the members of its process group,
-    /// and the processes `members` lists for it (its cgroup's, those known since they left).
+    /// Sum every target's tree from `processes` (read at `now`, when the system had been up
+    /// `uptime_ticks`): the main process and the processes `members` lists for it (found by
+    /// [`Members`]), each counted once. `idle` targets keep their last reading, with no CPU.
     pub fn sample(
         &mut self,
         targets: &[Target],
@@ -489,18 +489,6 @@ impl TreeSampler {
             .unwrap_or(SAMPLE_EVERY.as_secs_f64());
         let elapsed_ticks = elapsed_secs * hz;
         let by_pid: HashMap<u32, &ProcessEntry> = processes.iter().map(|p| (p.pid, p)).collect();
-        let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-        let mut groups: HashMap<u32, Vec<u32>> = HashMap::new();
-        for process in processes {
-            children
-                .entry(process.sample.ppid)
-                .or_default()
-                .push(process.pid);
-            groups
-                .entry(process.sample.pgrp)
-                .or_default()
-                .push(process.pid);
-        }
         let mut ticks = HashMap::new();
         let mut cgroup_usec = HashMap::new();
         let mut last = HashMap::new();
@@ -551,22 +539,15 @@ impl TreeSampler {
                     }
                 }
             }
-            let Some(main) = by_pid.get(&target.pid) else {
+            if !by_pid.contains_key(&target.pid) {
                 continue;
-            };
+            }
             let mut usage = Usage::default();
             let mut cpu_ticks = 0.0;
             let mut seen = HashSet::new();
-            // The main process's descendants, and its group's members that were re-parented
-            // (a daemonizing child's own children go to init but stay in the group).
-            let mut stack = vec![main.pid];
-            stack.extend(groups.get(&target.pid).into_iter().flatten().copied());
-            stack.extend(members.get(&target.pm_id).into_iter().flatten().copied());
-            while let Some(pid) = stack.pop() {
-                if !seen.insert(pid) {
-                    continue;
-                }
-                let Some(process) = by_pid.get(&pid) else {
+            let tree = members.get(&target.pm_id).into_iter().flatten();
+            for &pid in std::iter::once(&target.pid).chain(tree) {
+                let Some(process) = by_pid.get(&pid).filter(|_| seen.insert(pid)) else {
                     continue;
                 };
                 let sample = &process.sample;
@@ -590,7 +571,6 @@ impl TreeSampler {
                     }
                 };
                 ticks.insert(pid, (sample.start_ticks, sample.cpu_ticks));
-                stack.extend(children.get(&pid).into_iter().flatten().copied());
             }
             usage.cpu_percent = (cpu_ticks / elapsed_ticks * 1000.0).round() / 10.0;
             last.insert(target.pm_id, (target.pid, usage));
@@ -645,7 +625,7 @@ mod tests {
     }
 
     #[test]
-    fn a_tree_counts_descendants_and_group_members_once() {
+    fn a_tree_counts_its_members_once_and_nothing_else() {
         let processes = [
             process(1, 0, 1, 10, 0),
             process(100, 1, 100, 30, 0),   // main
@@ -669,7 +649,12 @@ mod tests {
                 },
             ],
             &HashMap::new(),
-            (&processes, &HashMap::new(), &HashSet::new()),
+            (
+                &processes,
+                // As `Members` found them (the main process may be listed too).
+                &HashMap::from([(0, vec![100, 101, 102, 103, 100]), (1, vec![200])]),
+                &HashSet::new(),
+            ),
             Instant::now(),
             1_000_000,
         );
@@ -683,6 +668,7 @@ mod tests {
     fn cpu_is_the_use_since_the_previous_scan_over_the_whole_tree() {
         let hz = kelpie_sys::clock_ticks_per_second();
         let mut sampler = TreeSampler::default();
+        let tree = HashMap::from([(0, vec![100, 101])]);
         let start = Instant::now();
         let target = [Target {
             pm_id: 0,
@@ -693,7 +679,7 @@ mod tests {
         sampler.sample(
             &target,
             &HashMap::new(),
-            (&first, &HashMap::new(), &HashSet::new()),
+            (&first, &tree, &HashSet::new()),
             start,
             100_000,
         );
@@ -705,7 +691,7 @@ mod tests {
         let readings = sampler.sample(
             &target,
             &HashMap::new(),
-            (&second, &HashMap::new(), &HashSet::new()),
+            (&second, &tree, &HashSet::new()),
             start + Duration::from_secs(1),
             100_000 + hz,
         );
@@ -963,18 +949,21 @@ mod tests {
 
     #[test]
     fn the_real_system_can_be_sampled() {
-        let processes = kelpie_sys::scan_processes().expect("scan");
-        let mut sampler = TreeSampler::default();
         let me = std::process::id();
+        let target = [Target {
+            pm_id: 0,
+            pid: me,
+            cgroup: None,
+        }];
+        let mut members = Members::default();
+        let now = Instant::now();
+        let (processes, trees) = members.sample(&target, &HashMap::new(), &HashSet::new(), now);
+        let mut sampler = TreeSampler::default();
         let readings = sampler.sample(
-            &[Target {
-                pm_id: 0,
-                pid: me,
-                cgroup: None,
-            }],
+            &target,
             &HashMap::new(),
-            (&processes, &HashMap::new(), &HashSet::new()),
-            Instant::now(),
+            (&processes, trees, &HashSet::new()),
+            now,
             uptime_ticks(),
         );
         assert!(readings[0].usage.memory_bytes > 0);
