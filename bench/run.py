@@ -3560,6 +3560,8 @@ CHECK_CPU_WINDOW_S = 10.0   # the daemon's CPU window, 200 idle apps, nobody cal
 CHECK_SETTLE_S = 3.0        # after the daemon starts / after all apps are online (the daemon unmaps
                             # the code of a burst of work 1-2 s after it; RSS is of the steady state)
 CHECK_RSS_SAMPLES = 5
+CHECK_QUIET_IDLE = 0.9      # the machine's idle share that counts as quiet, before measuring
+CHECK_QUIET_MAX_S = 60.0    # measure anyway after this long
 CHECK_CROWDED = 2 * CHECK_APPS  # more processes on the machine than this: a note (CPU figure)
 # How a budget is set from a measured figure (the worst of the runs): x2 for times and CPU,
 # +25 % for memory, rounded up to 2 significant digits. budgets.json carries its own copy.
@@ -3754,6 +3756,33 @@ def check_round_figures(rounds: list[dict]) -> dict[str, float | None]:
     }
 
 
+def cpu_idle_fraction(seconds: float) -> float:
+    """The share of the machine's CPU time that was idle over `seconds` (/proc/stat)."""
+    def read() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0)
+    total0, idle0 = read()
+    time.sleep(seconds)
+    total1, idle1 = read()
+    return (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def wait_for_quiet_machine(min_idle: float = CHECK_QUIET_IDLE, most_s: float = CHECK_QUIET_MAX_S
+                           ) -> float:
+    """Wait until the machine is mostly idle (what ran before, such as CI's test suite, may
+    still be ending: its processes, the kernel writing back a build) for two 0.5 s windows
+    in a row, for at most `most_s`; returns how long it waited. The figures are noted with it."""
+    began = time.monotonic()
+    quiet = 0
+    while quiet < 2 and time.monotonic() - began < most_s:
+        quiet = quiet + 1 if cpu_idle_fraction(0.5) >= min_idle else 0
+    waited = time.monotonic() - began
+    log(f"check: waited {waited:.1f} s for a quiet machine"
+        + ("" if quiet >= 2 else f" (still busy after {most_s:g} s: measuring anyway)"))
+    return waited
+
+
 def measure_check(m: Manager, figures: dict, raw: dict) -> None:
     """The --check measurements, with one daemon: its RSS idle; CHECK_ROUNDS rounds of the
     core scenario's loaded_round() from ecosystem.json (the last one with the CPU window);
@@ -3763,6 +3792,7 @@ def measure_check(m: Manager, figures: dict, raw: dict) -> None:
                              list_runs=CHECK_LIST_RUNS)
     _eco_js, crashy, stamp = write_ecosystems(m, CHECK_APPS)
     eco = m.workdir / "ecosystem.json"
+    raw["waited_for_quiet_s"] = wait_for_quiet_machine()
     dpid, figures["rss_idle_mb"] = start_daemon_idle_rss(m, CHECK_SETTLE_S, CHECK_RSS_SAMPLES)
     if dpid is None:
         raise RuntimeError("no daemon pid file after `kelpie ping`")
