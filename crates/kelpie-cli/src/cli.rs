@@ -5,8 +5,17 @@ use std::time::Duration;
 
 /// Kelpie: a production process manager for any language. PM2's commands, one small binary.
 #[derive(Debug, Parser)]
-#[command(name = "kelpie", version, about, propagate_version = true)]
+#[command(
+    name = "kelpie",
+    version,
+    about,
+    propagate_version = true,
+    disable_version_flag = true
+)]
 pub struct Cli {
+    /// Print the version (`-v` as in PM2, or `-V`)
+    #[arg(short = 'v', visible_short_alias = 'V', long, action = clap::ArgAction::Version)]
+    version: Option<bool>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -15,7 +24,13 @@ pub struct Cli {
 pub enum Command {
     /// Start a script, binary, command or ecosystem file (or restart apps by name or id)
     Start(Box<StartArgs>),
-    /// Stop apps (they stay in the list)
+    /// Start an ecosystem file's apps, restarting those already in the list (deploy scripts)
+    #[command(name = "startOrRestart")]
+    StartOrRestart(Box<StartArgs>),
+    /// Start an ecosystem file's apps, reloading those already in the list
+    #[command(name = "startOrReload", alias = "startOrGracefulReload")]
+    StartOrReload(Box<StartArgs>),
+    /// Stop apps (they stay in the list) and stop watching their files
     Stop(TargetArgs),
     /// Restart apps
     Restart(RestartArgs),
@@ -59,11 +74,33 @@ pub enum Command {
         #[arg(long)]
         show_secrets: bool,
     },
+    /// List apps as PM2's `prettylist` prints them (the `jlist` data, as Node prints objects)
+    Prettylist {
+        /// Show the values of env variables named like secrets, which are otherwise `****`
+        #[arg(long)]
+        show_secrets: bool,
+    },
+    /// Print the environment an app was given (its config's env over the inherited one)
+    Env {
+        /// Id or name
+        target: String,
+        /// Show the values of variables named like secrets, which are otherwise `****`
+        #[arg(long)]
+        show_secrets: bool,
+    },
+    /// Print the ids of the instances of an app (`[ 0, 1 ]`, as PM2)
+    Id {
+        /// The app's name
+        name: String,
+    },
     /// Every detail of one app, including its last exits
     #[command(aliases = ["show", "info", "desc"])]
     Describe {
         /// Name or id
         target: String,
+        /// Print JSON: the `jlist` entries of its instances, with their last exits
+        #[arg(long)]
+        json: bool,
         /// Show the values of env variables named like secrets (TOKEN, SECRET, PASSWORD, KEY),
         /// which are otherwise `****`
         #[arg(long)]
@@ -105,6 +142,7 @@ pub enum Command {
     /// Stop every app and the daemon
     Kill,
     /// Replace the running daemon by this kelpie, in place: same pid, apps not restarted
+    #[command(alias = "updatePM2")]
     Update,
     /// Write a commented example ecosystem.config.js
     #[command(alias = "ecosystem")]
@@ -315,6 +353,105 @@ pub struct RestartArgs {
     /// With an ecosystem file: use its `env_<profile>`
     #[arg(long = "env", value_name = "PROFILE")]
     pub profile: Option<String>,
+    /// Rename the app
+    #[arg(short, long)]
+    pub name: Option<String>,
+    /// New arguments for the interpreter (`null` or "" for none)
+    #[arg(long, visible_alias = "node-args", allow_hyphen_values = true)]
+    pub interpreter_args: Option<String>,
+    /// Watch the app's directory if it is not watched, else stop watching
+    #[arg(long)]
+    pub watch: bool,
+    #[command(flatten)]
+    pub ignored: IgnoredPm2Flags,
+}
+
+/// PM2 flags that change nothing in Kelpie, accepted so that PM2 command lines keep working;
+/// naming them prints one line (docs/differences-from-pm2.md says why each has no effect).
+#[derive(Debug, Args, Default)]
+pub struct IgnoredPm2Flags {
+    #[arg(short = 'x', long, hide = true)]
+    execute_command: bool,
+    #[arg(long, hide = true)]
+    source_map_support: bool,
+    #[arg(long, hide = true)]
+    disable_source_map_support: bool,
+    #[arg(long, hide = true)]
+    no_vizion: bool,
+    #[arg(long, hide = true)]
+    no_pmx: bool,
+    #[arg(long, hide = true)]
+    no_automation: bool,
+    #[arg(long, hide = true)]
+    no_treekill: bool,
+    #[arg(long, hide = true)]
+    trace: bool,
+    #[arg(long, hide = true)]
+    disable_trace: bool,
+    #[arg(long, hide = true)]
+    v8: bool,
+    #[arg(long, hide = true)]
+    event_loop_inspector: bool,
+    #[arg(long, hide = true)]
+    deep_monitoring: bool,
+    #[arg(long, hide = true)]
+    attach: bool,
+    #[arg(long, hide = true)]
+    no_daemon: bool,
+    #[arg(short = 'p', long = "pid", hide = true, value_name = "FILE")]
+    pid_file: Option<String>,
+    #[arg(long, hide = true, value_name = "PREFIXES")]
+    filter_env: Vec<String>,
+    #[arg(long, hide = true, value_name = "EXTENSIONS")]
+    ext: Option<String>,
+    /// PM2's `--silent` and `--no-color`: Kelpie's messages are short and colourless already
+    #[arg(short = 's', long, hide = true)]
+    silent: bool,
+    #[arg(long, hide = true)]
+    no_color: bool,
+}
+
+impl IgnoredPm2Flags {
+    /// The flags given that have no effect, as typed (`--silent` and `--no-color` are not
+    /// worth a note).
+    pub fn given(&self) -> Vec<&'static str> {
+        [
+            (self.execute_command, "-x"),
+            (self.source_map_support, "--source-map-support"),
+            (
+                self.disable_source_map_support,
+                "--disable-source-map-support",
+            ),
+            (self.no_vizion, "--no-vizion"),
+            (self.no_pmx, "--no-pmx"),
+            (self.no_automation, "--no-automation"),
+            (self.no_treekill, "--no-treekill"),
+            (self.trace, "--trace"),
+            (self.disable_trace, "--disable-trace"),
+            (self.v8, "--v8"),
+            (self.event_loop_inspector, "--event-loop-inspector"),
+            (self.deep_monitoring, "--deep-monitoring"),
+            (self.attach, "--attach"),
+            (self.no_daemon, "--no-daemon"),
+            (self.pid_file.is_some(), "--pid"),
+            (!self.filter_env.is_empty(), "--filter-env"),
+            (self.ext.is_some(), "--ext"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect()
+    }
+
+    /// Print the one-line note, if any of them was given.
+    pub fn note(&self) {
+        let given = self.given();
+        if !given.is_empty() {
+            eprintln!(
+                "[kelpie] no effect in Kelpie, ignored: {} (see docs/differences-from-pm2.md)",
+                given.join(", ")
+            );
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -403,7 +540,7 @@ pub struct StartArgs {
     #[arg(long = "gid", visible_alias = "group", value_name = "GROUP")]
     pub group: Option<String>,
     /// Restart the app on this cron schedule ("0 3 * * *"; 6 fields = seconds first)
-    #[arg(long, visible_alias = "cron", value_name = "CRON")]
+    #[arg(short = 'c', long, visible_alias = "cron", value_name = "CRON")]
     pub cron_restart: Option<String>,
     /// Time zone of --cron-restart (UTC, Europe/Paris; default: local time)
     #[arg(long, visible_alias = "cron-tz", value_name = "ZONE")]
@@ -533,4 +670,6 @@ pub struct StartArgs {
     /// Start another copy of an app that already runs
     #[arg(short, long)]
     pub force: bool,
+    #[command(flatten)]
+    pub ignored: IgnoredPm2Flags,
 }

@@ -4,6 +4,7 @@
 
 mod cli {
     mod cluster;
+    mod compat;
     mod config;
     mod daemon;
     mod events;

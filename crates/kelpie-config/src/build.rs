@@ -133,6 +133,11 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<AppSpec, Vec<String>> 
     if let Some(name) = r.get("name", convert::string) {
         spec.name = name;
     }
+    if !spec.name.is_empty() {
+        if let Err(e) = kelpie_core::check_app_name(&spec.name) {
+            r.errors.push(format!("field `name`: {e}"));
+        }
+    }
     // A command line whose first word is empty or whose quotes do not close names nothing; an
     // app named "" could not be told apart or targeted.
     if spec.name.is_empty() && raw.get("name").is_none() {

@@ -31,6 +31,7 @@ pub use daemon_settings::{
 pub use errors::ConfigError;
 pub use formats::is_ecosystem_file;
 pub use load::{app_names, from_script, load_file};
+pub use paths::{absolutize, which};
 pub use template::example_ecosystem;
 pub use units::{parse_bytes, parse_duration_ms};
 

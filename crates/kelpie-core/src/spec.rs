@@ -230,6 +230,24 @@ pub struct LogRotation {
     pub interval_ms: Option<u64>,
 }
 
+/// Why `name` cannot name an app, if it cannot: it must not be empty, nor hold a control
+/// character (a newline would break every list and log line that shows it), nor be `all`
+/// (a target that means every app).
+pub fn check_app_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("an app name cannot be empty".into());
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!(
+            "the app name {name:?} holds a control character (newline, tab...)"
+        ));
+    }
+    if name == "all" {
+        return Err("`all` cannot name an app: it is the target for every app".into());
+    }
+    Ok(())
+}
+
 /// Everything the daemon needs to run one app. Built by `kelpie-config` (from the CLI's flags or
 /// an ecosystem file), stored in the daemon's state and in the dump, sent over the wire.
 ///

@@ -15,6 +15,6 @@ pub use frame::{decode, encode, read_frame, write_frame, FrameError, MAX_FRAME_L
 pub use home::{Home, HOME_ENV, UPDATE_SIGNAL};
 pub use messages::{
     ErrorKind, Hello, LogBytes, LogFileInfo, LogStream, ProcessInfo, Request, Response, ScaleCount,
-    StartOutcome, Target, WireError, WireLogLine, PROTOCOL_VERSION,
+    SpecChanges, StartOutcome, Target, WireError, WireLogLine, PROTOCOL_VERSION,
 };
-pub use targets::{resolve_targets, Targetable};
+pub use targets::{check_pattern, pattern_of, resolve_targets, Targetable};

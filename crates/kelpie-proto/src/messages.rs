@@ -36,6 +36,37 @@ pub enum Target {
     Id(u32),
     /// Every instance whose name, or else whose namespace, is this.
     Name(String),
+    /// Every instance whose name matches this regular expression (`/^api-/` on the command
+    /// line).
+    Pattern(String),
+    /// A word that may be a script's path (`kelpie stop app.js`): the instances named `name`,
+    /// else those whose script is `script` (absolute, resolved where the command was typed, as
+    /// PM2 does), else the namespace `name`.
+    NameOrScript {
+        /// The word as typed.
+        name: String,
+        /// It as an absolute path.
+        script: String,
+    },
+}
+
+/// Settings a `restart` or `reload` can change, as PM2's do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SpecChanges {
+    /// A new name for the app.
+    pub name: Option<String>,
+    /// New interpreter arguments (`--node-args`; empty = none).
+    pub interpreter_args: Option<Vec<String>>,
+    /// Watch the app's directory if it is not watched, else stop watching (`--watch`).
+    pub toggle_watch: bool,
+}
+
+impl SpecChanges {
+    /// Nothing to change.
+    pub fn is_empty(&self) -> bool {
+        *self == SpecChanges::default()
+    }
 }
 
 /// A request from the CLI.
@@ -81,6 +112,14 @@ pub enum Request {
         update_env: Option<BTreeMap<String, String>>,
         /// Instances of one app replaced at once (at least 1).
         parallel: u32,
+    },
+    /// Change settings of instances' apps without restarting them (PM2's `restart app
+    /// --name new --node-args ...` sends this, then the restart). Answered with the list.
+    Change {
+        /// Whose apps.
+        targets: Vec<Target>,
+        /// What changes.
+        changes: SpecChanges,
     },
     /// Set the number of instances of an app.
     Scale {

@@ -30,6 +30,9 @@ fn target() -> impl Strategy<Value = Target> {
         Just(Target::All),
         any::<u32>().prop_map(Target::Id),
         any::<String>().prop_map(Target::Name),
+        any::<String>().prop_map(Target::Pattern),
+        (any::<String>(), any::<String>())
+            .prop_map(|(name, script)| Target::NameOrScript { name, script }),
     ]
 }
 

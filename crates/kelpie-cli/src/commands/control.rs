@@ -4,7 +4,7 @@ use super::{call, load_context, resolve_targets, shell_env};
 use crate::cli::{ReloadArgs, RestartArgs, TargetArgs};
 use crate::render;
 use anyhow::Result;
-use kelpie_proto::{Home, Request, ScaleCount, Target};
+use kelpie_proto::{Home, Request, ScaleCount, SpecChanges, Target};
 use std::process::ExitCode;
 
 /// A command that acts on targets and answers with the list.
@@ -60,6 +60,7 @@ pub fn restart(home: &Home, args: RestartArgs) -> Result<ExitCode> {
             anyhow::bail!("--env selects a profile of an ecosystem file; restart the file itself (`kelpie restart ecosystem.config.js --env <profile>`)");
         }
         let targets = resolve_targets(&names, &[])?;
+        apply_changes(home, &args, &targets)?;
         let update_env = args.update_env.then(shell_env);
         let response = call(
             home,
@@ -100,6 +101,7 @@ pub fn reload(home: &Home, args: ReloadArgs) -> Result<ExitCode> {
     } else {
         resolve_targets(&names, &[])?
     };
+    apply_changes(home, restart, &targets)?;
     let response = call(
         home,
         &Request::Reload {
@@ -112,6 +114,37 @@ pub fn reload(home: &Home, args: ReloadArgs) -> Result<ExitCode> {
     println!("[kelpie] {} reloaded", restart.targets.targets.join(" "));
     render::print_response(&response)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The settings `restart`/`reload` change before acting, as PM2's do (`--name`,
+/// `--node-args`, `--watch`); with an ecosystem file its own settings apply instead.
+fn apply_changes(home: &Home, args: &RestartArgs, targets: &[Target]) -> Result<()> {
+    args.ignored.note();
+    let changes = SpecChanges {
+        name: args.name.clone(),
+        interpreter_args: args
+            .interpreter_args
+            .as_deref()
+            .map(|text| match text.trim() {
+                "null" | "" => Vec::new(),
+                words => words.split_whitespace().map(str::to_string).collect(),
+            }),
+        toggle_watch: args.watch,
+    };
+    if changes.is_empty() {
+        return Ok(());
+    }
+    if targets.is_empty() {
+        anyhow::bail!("--name, --node-args and --watch change apps given by name or id, not an ecosystem file (edit the file)");
+    }
+    call(
+        home,
+        &Request::Change {
+            targets: targets.to_vec(),
+            changes,
+        },
+    )?;
+    Ok(())
 }
 
 /// `scale <app> N|+N|-N`.

@@ -164,16 +164,62 @@ fn select<'a>(list: &'a [ProcessInfo], target: &Target) -> Result<Vec<&'a Proces
     Ok(list.iter().filter(|p| ids.contains(&p.pm_id)).collect())
 }
 
-pub fn describe(home: &Home, target: &str, show_secrets: bool) -> Result<ExitCode> {
-    let target = Target::parse(target);
+pub fn describe(home: &Home, target: &str, json: bool, show_secrets: bool) -> Result<ExitCode> {
+    let target = super::parse_target(target)?;
     let list = processes(home)?;
     let found = select(&list, &target)?;
     if found.is_empty() {
         bail!("there are no apps to describe");
     }
     let mut out = std::io::stdout().lock();
+    if json {
+        render::write_describe_json(&mut out, &found, show_secrets)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     for process in found {
         render::write_describe(&mut out, process, show_secrets)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `prettylist`: the `jlist` data as PM2 prints it.
+pub fn prettylist(home: &Home, show_secrets: bool) -> Result<ExitCode> {
+    let list = processes(home)?;
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    render::write_prettylist(&mut out, &list, show_secrets)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `env <target>`: `NAME: value` lines of the environment the first selected instance was
+/// given: its config's `env` over the environment it inherited from the shell that started it.
+pub fn env(home: &Home, target: &str, show_secrets: bool) -> Result<ExitCode> {
+    let target = super::parse_target(target)?;
+    let list = processes(home)?;
+    let Some(process) = select(&list, &target)?.into_iter().next() else {
+        bail!("no app matches {}", target.describe());
+    };
+    let mut env = (*process.spec.inherited_env).clone();
+    env.extend(process.spec.env.clone());
+    let mut out = std::io::stdout().lock();
+    for (name, value) in render::shown_env(&env, show_secrets).iter() {
+        writeln!(out, "{name}: {value}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `id <name>`: the ids of the app's instances, printed as PM2 prints them (`[ 0, 1 ]`).
+pub fn ids(home: &Home, name: &str) -> Result<ExitCode> {
+    let list = processes(home)?;
+    let ids: Vec<String> = list
+        .iter()
+        .filter(|p| p.spec.name == name)
+        .map(|p| p.pm_id.to_string())
+        .collect();
+    if ids.is_empty() {
+        println!("[]");
+    } else {
+        println!("[ {} ]", ids.join(", "));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -183,7 +229,8 @@ pub fn events(home: &Home, args: &crate::cli::EventsArgs) -> Result<ExitCode> {
     let target = args
         .target
         .as_deref()
-        .map(Target::parse)
+        .map(super::parse_target)
+        .transpose()?
         .unwrap_or(Target::All);
     let list = processes(home)?;
     let found = select(&list, &target)?;
@@ -200,7 +247,10 @@ pub fn events(home: &Home, args: &crate::cli::EventsArgs) -> Result<ExitCode> {
 
 /// `pid [target]`: one pid per line (0 for an instance that is not running, like PM2).
 pub fn pid(home: &Home, target: Option<&str>) -> Result<ExitCode> {
-    let target = target.map(Target::parse).unwrap_or(Target::All);
+    let target = target
+        .map(super::parse_target)
+        .transpose()?
+        .unwrap_or(Target::All);
     let list = processes(home)?;
     let found = select(&list, &target)?;
     let mut out = std::io::stdout().lock();

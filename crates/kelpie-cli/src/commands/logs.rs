@@ -3,22 +3,19 @@
 use super::{call, resolve_targets};
 use crate::cli::LogsArgs;
 use crate::client::Client;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use kelpie_core::DateFormat;
-use kelpie_proto::{Home, LogStream, Request, Response, Target, WireLogLine};
+use kelpie_proto::{Home, LogStream, Request, Response, WireLogLine};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 /// `logs [target]`: the last lines, then (unless `--nostream`) every new line until Ctrl-C.
 pub fn logs(home: &Home, args: LogsArgs) -> Result<ExitCode> {
-    let mut client = Client::connect_or_start(home)?;
     let targets = match &args.target {
         None => Vec::new(),
-        Some(target) => match regex_of(target) {
-            Some(pattern) => names_matching(&mut client, pattern)?,
-            None => vec![Target::parse(target)],
-        },
+        Some(target) => vec![super::parse_target(target)?],
     };
+    let mut client = Client::connect_or_start(home)?;
     // `--out --err` (or neither) means both.
     let (out, err) = match (args.out, args.err) {
         (true, false) => (true, false),
@@ -46,33 +43,6 @@ pub fn logs(home: &Home, args: LogsArgs) -> Result<ExitCode> {
             other => bail!("unexpected answer from the daemon: {other:?}"),
         }
     }
-}
-
-/// `/pattern/` → `pattern`.
-fn regex_of(target: &str) -> Option<&str> {
-    target
-        .strip_prefix('/')
-        .and_then(|rest| rest.strip_suffix('/'))
-        .filter(|pattern| !pattern.is_empty())
-}
-
-/// The app names matching a regular expression, as targets.
-fn names_matching(client: &mut Client, pattern: &str) -> Result<Vec<Target>> {
-    let regex = regex_lite::Regex::new(pattern)
-        .map_err(|e| anyhow!("invalid regular expression /{pattern}/: {e}"))?;
-    let Response::Processes(list) = client.request(&Request::List)? else {
-        bail!("unexpected answer from the daemon to a list request");
-    };
-    let mut names: Vec<String> = list
-        .into_iter()
-        .map(|p| p.spec.name)
-        .filter(|name| regex.is_match(name))
-        .collect();
-    names.dedup();
-    if names.is_empty() {
-        bail!("no app name matches /{pattern}/");
-    }
-    Ok(names.into_iter().map(Target::Name).collect())
 }
 
 /// How lines are shown.

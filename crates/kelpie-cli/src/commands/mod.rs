@@ -77,6 +77,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Startup(args) => startup::startup(&home, &args),
         Command::Unstartup(args) => startup::unstartup(&home, &args),
         Command::Start(args) => start::start(&home, *args),
+        Command::StartOrRestart(args) => start::start_or(&home, *args, start::Then::Restart),
+        Command::StartOrReload(args) => start::start_or(&home, *args, start::Then::Reload),
         Command::Stop(args) => {
             control::targeted(&home, &args, |targets| Request::Stop { targets }, "stopped")
         }
@@ -97,10 +99,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::List(args) => inspect::list(&home, &args),
         Command::Monit(args) => monit::monit(&home, args.interval),
         Command::Jlist { show_secrets } => inspect::jlist(&home, show_secrets),
-        Command::Describe {
+        Command::Prettylist { show_secrets } => inspect::prettylist(&home, show_secrets),
+        Command::Env {
             target,
             show_secrets,
-        } => inspect::describe(&home, &target, show_secrets),
+        } => inspect::env(&home, &target, show_secrets),
+        Command::Id { name } => inspect::ids(&home, &name),
+        Command::Describe {
+            target,
+            json,
+            show_secrets,
+        } => inspect::describe(&home, &target, json, show_secrets),
         Command::Events(args) => inspect::events(&home, &args),
         Command::Logs(args) => logs::logs(&home, args),
         Command::Flush { targets } => logs::flush(&home, &targets),
@@ -153,8 +162,30 @@ fn resolve_targets(args: &[String], only: &[String]) -> Result<Vec<Target>> {
             let names = kelpie_config::app_names(std::path::Path::new(arg), &ctx)?;
             targets.extend(names.into_iter().map(Target::Name));
         } else {
-            targets.push(Target::parse(arg));
+            targets.push(parse_target(arg)?);
         }
     }
     Ok(targets)
+}
+
+/// One target as typed: `all`, an id, `/regex/`, a name, or a word that may be a script's path
+/// (it has a `/` or a `.`: `app.js`, `./bin/server`), which PM2 also matches against the apps'
+/// scripts, resolved in this directory.
+fn parse_target(arg: &str) -> Result<Target> {
+    let target = Target::parse(arg);
+    match &target {
+        Target::Pattern(pattern) => {
+            kelpie_proto::check_pattern(pattern).map_err(anyhow::Error::msg)?;
+        }
+        Target::Name(name) if name.contains(['/', '.']) => {
+            let script =
+                kelpie_config::absolutize(&std::env::current_dir()?, std::path::Path::new(name));
+            return Ok(Target::NameOrScript {
+                name: name.clone(),
+                script: script.to_string_lossy().into_owned(),
+            });
+        }
+        _ => {}
+    }
+    Ok(target)
 }

@@ -22,9 +22,51 @@ pub(super) const DEFAULT_FILES: &[&str] = &[
     "ecosystem.toml",
 ];
 
+/// What `startOrRestart` / `startOrReload` do with the apps already in the list.
+pub enum Then {
+    Restart,
+    Reload,
+}
+
+/// `startOrRestart` / `startOrReload <ecosystem file>`: the file's apps not in the list are
+/// started; the others are restarted (as `start <file>` does) or reloaded with the file's
+/// config.
+pub fn start_or(home: &Home, args: StartArgs, then: Then) -> Result<ExitCode> {
+    if args.targets.is_empty()
+        || !args
+            .targets
+            .iter()
+            .all(|t| kelpie_config::is_ecosystem_file(t))
+    {
+        bail!("give an ecosystem file (ecosystem.config.js, .json, .yaml, .toml)");
+    }
+    match then {
+        Then::Restart => start(home, args),
+        Then::Reload => super::control::reload(
+            home,
+            crate::cli::ReloadArgs {
+                restart: crate::cli::RestartArgs {
+                    targets: crate::cli::TargetArgs {
+                        targets: args.targets,
+                        only: args.only,
+                    },
+                    update_env: args.update_env,
+                    profile: args.profile,
+                    name: None,
+                    interpreter_args: None,
+                    watch: false,
+                    ignored: args.ignored,
+                },
+                parallel: 1,
+            },
+        ),
+    }
+}
+
 pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
     let argv: Vec<String> = std::env::args().collect();
     script_given_to_log(&mut args, &argv);
+    args.ignored.note();
     let ctx = load_context(args.profile.clone(), args.only.clone())?;
     let targets = if args.targets.is_empty() {
         match DEFAULT_FILES.iter().find(|f| Path::new(f).exists()) {
@@ -53,7 +95,7 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
             render::print_warnings(&loaded.warnings);
             file_apps.extend(loaded.apps);
         } else if existing.contains(target) {
-            restart_targets.push(Target::parse(target));
+            restart_targets.push(super::parse_target(target)?);
         } else {
             if ctx.profile.is_some() {
                 bail!("--env selects an env_<profile> of an ecosystem file and cannot be used with a script; put the app in an ecosystem file (`kelpie init`)");

@@ -46,21 +46,25 @@ struct Pm2Env<'a> {
     instances: u32,
     NODE_APP_INSTANCE: u32,
     instance_var: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     increment_var: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     port: Option<String>,
     reuse_port: bool,
     wait_ready: bool,
     listen_timeout: u64,
     shutdown_with_message: bool,
-    pm_exec_path: &'a str,
+    pm_exec_path: std::borrow::Cow<'a, str>,
     pm_cwd: &'a str,
     exec_interpreter: &'a str,
     node_args: &'a [String],
     args: &'a [String],
     pm_out_log_path: &'a str,
     pm_err_log_path: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pm_log_path: Option<&'a str>,
     merge_logs: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     log_date_format: Option<&'a str>,
     log_type: &'static str,
     disable_logs: bool,
@@ -70,34 +74,45 @@ struct Pm2Env<'a> {
     kill_timeout: u64,
     kill_signal: &'a str,
     restart_delay: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     exp_backoff_restart_delay: Option<u64>,
     prev_restart_delay: u64,
     min_uptime: u64,
     max_restarts: u32,
     stop_exit_codes: &'a [i32],
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_memory_restart: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_cpu: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     cron_restart: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     health: Option<&'static str>,
     depends_on: &'a [String],
     /// Kelpie's: the last `STATUS=` its process sent on `NOTIFY_SOCKET`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     status_text: Option<&'a str>,
     /// Kelpie's: the metrics its process sends on `NOTIFY_SOCKET`
     /// (`X_KELPIE_METRIC=<name>=<number>`), by name.
     metrics: &'a BTreeMap<String, f64>,
     /// The same metrics in PM2's shape for custom metrics (`@pm2/io`): `{ name: { value } }`.
     axm_monitor: BTreeMap<&'a str, AxmValue>,
-    /// Kelpie's: the last exits and automatic restarts, oldest first, with their cause.
-    exits: &'a std::collections::VecDeque<kelpie_core::ExitRecord>,
+    /// Kelpie's: the last exits and automatic restarts, oldest first, with their cause. Only in
+    /// `describe --json`: scripts count status words in `jlist` (`grep -o stopped | wc -l`), and
+    /// an exit record holds them too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exits: Option<&'a std::collections::VecDeque<kelpie_core::ExitRecord>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     exit_code: Option<i32>,
     username: &'a str,
     env: std::borrow::Cow<'a, BTreeMap<String, String>>,
     version: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pm_pid_path: Option<&'a str>,
     unique_id: String,
 }
 
-fn entry(p: &ProcessInfo, show_secrets: bool) -> Entry<'_> {
+fn entry(p: &ProcessInfo, show_secrets: bool, with_exits: bool) -> Entry<'_> {
     let spec = &p.spec;
     let state = &p.state;
     Entry {
@@ -127,7 +142,7 @@ fn entry(p: &ProcessInfo, show_secrets: bool) -> Entry<'_> {
             wait_ready: spec.wait_ready,
             listen_timeout: spec.listen_timeout_ms,
             shutdown_with_message: spec.shutdown_with_message,
-            pm_exec_path: &spec.script,
+            pm_exec_path: exec_path(spec),
             pm_cwd: &spec.cwd,
             exec_interpreter: spec.interpreter.as_deref().unwrap_or("none"),
             node_args: &spec.interpreter_args,
@@ -169,7 +184,7 @@ fn entry(p: &ProcessInfo, show_secrets: bool) -> Entry<'_> {
                 .iter()
                 .map(|(name, value)| (name.as_str(), AxmValue { value: *value }))
                 .collect(),
-            exits: &state.exits,
+            exits: with_exits.then_some(&state.exits),
             exit_code: state.exits.back().and_then(|e| e.code),
             username: &p.username,
             env: super::shown_env(&spec.env, show_secrets),
@@ -180,6 +195,26 @@ fn entry(p: &ProcessInfo, show_secrets: bool) -> Entry<'_> {
     }
 }
 
+/// The program an app runs, as an absolute path as in PM2: a bare command (`kelpie start
+/// sleep`, kept bare in the spec so that the app follows the command if it moves) is looked
+/// up in the app's `$PATH`.
+fn exec_path(spec: &kelpie_core::AppSpec) -> std::borrow::Cow<'_, str> {
+    let bare = !spec.script.contains('/') && !spec.script.contains(char::is_whitespace);
+    if !bare {
+        return std::borrow::Cow::Borrowed(&spec.script);
+    }
+    let path_var = spec
+        .inherited_env
+        .get("PATH")
+        .map(std::ffi::OsString::from)
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_default();
+    match kelpie_config::which(&spec.script, &path_var) {
+        Some(found) => std::borrow::Cow::Owned(found.display().to_string()),
+        None => std::borrow::Cow::Borrowed(&spec.script),
+    }
+}
+
 /// Write the whole list as one line of JSON (secret-looking env values masked unless
 /// `show_secrets`).
 pub fn write_jlist(
@@ -187,7 +222,29 @@ pub fn write_jlist(
     list: &[ProcessInfo],
     show_secrets: bool,
 ) -> std::io::Result<()> {
-    let entries: Vec<Entry<'_>> = list.iter().map(|p| entry(p, show_secrets)).collect();
+    let entries: Vec<Entry<'_>> = list.iter().map(|p| entry(p, show_secrets, false)).collect();
     serde_json::to_writer(&mut *out, &entries)?;
     writeln!(out)
+}
+
+/// `describe --json`: the `jlist` entries of some instances, with their last exits, indented.
+pub fn write_describe_json(
+    out: &mut impl Write,
+    list: &[&ProcessInfo],
+    show_secrets: bool,
+) -> std::io::Result<()> {
+    let entries: Vec<Entry<'_>> = list.iter().map(|p| entry(p, show_secrets, true)).collect();
+    serde_json::to_writer_pretty(&mut *out, &entries)?;
+    writeln!(out)
+}
+
+/// `prettylist`: the `jlist` data as Node's `util.inspect` prints it, as PM2 does.
+pub fn write_prettylist(
+    out: &mut impl Write,
+    list: &[ProcessInfo],
+    show_secrets: bool,
+) -> std::io::Result<()> {
+    let entries: Vec<Entry<'_>> = list.iter().map(|p| entry(p, show_secrets, false)).collect();
+    let value = serde_json::to_value(&entries)?;
+    writeln!(out, "{}", super::inspect::inspect(&value))
 }

@@ -3,6 +3,7 @@
 mod describe;
 mod events;
 mod format;
+mod inspect;
 mod jlist;
 pub mod monit;
 mod table;
@@ -10,7 +11,7 @@ mod terminal;
 
 pub use describe::write_describe;
 pub use events::{collect_events, write_events, write_events_json};
-pub use jlist::write_jlist;
+pub use jlist::{write_describe_json, write_jlist, write_prettylist};
 pub use table::{print_table, write_table};
 pub use terminal::RawTerminal;
 

@@ -30,7 +30,7 @@ impl Supervisor {
         let mut ids = if targets.is_empty() {
             Vec::new()
         } else {
-            match self.resolve(targets) {
+            match self.resolve_some(targets) {
                 Ok(ids) => ids,
                 Err(e) => return fail(reply, e.kind, e.message),
             }

@@ -7,7 +7,7 @@ use crate::dump::{DumpFile, DumpedApp, DUMP_VERSION};
 use crate::instance::InstanceMsg;
 use crate::sockets::ListenSocket;
 use kelpie_core::{AppSpec, Control, InstanceState};
-use kelpie_proto::{ErrorKind, Request, Response, StartOutcome, Target, WireError};
+use kelpie_proto::{ErrorKind, Request, Response, SpecChanges, StartOutcome, Target, WireError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -59,8 +59,9 @@ impl Supervisor {
                 parallel,
             } => self.reload(&targets, apps, update_env, parallel, reply),
             Request::Scale { name, count } => self.scale(&name, count, reply),
+            Request::Change { targets, changes } => self.change(&targets, changes, reply),
             Request::Delete { targets } => self.delete(&targets, reply),
-            Request::Reset { targets } => match self.resolve(&targets) {
+            Request::Reset { targets } => match self.resolve_some(&targets) {
                 Ok(ids) => {
                     let waiters = ids
                         .into_iter()
@@ -364,7 +365,7 @@ impl Supervisor {
         update_env: Option<BTreeMap<String, String>>,
         reply: oneshot::Sender<Reply>,
     ) {
-        let ids = match self.resolve(targets) {
+        let ids = match self.resolve_some(targets) {
             Ok(ids) => ids,
             Err(e) => return fail(reply, e.kind, e.message),
         };
@@ -376,6 +377,14 @@ impl Supervisor {
             self.drop_pending_of(*id);
         }
         if control == Control::Stop {
+            // As in PM2, a stopped app is no longer watched, even once started again (until
+            // `restart --watch` or its ecosystem file turns it back on).
+            let watched: Vec<u32> = ids
+                .iter()
+                .copied()
+                .filter(|id| self.apps.get(id).is_some_and(|e| !e.spec.watch.is_empty()))
+                .collect();
+            self.change_specs(&watched, |spec| spec.watch.clear());
             let stopped = self.stop_in_order(&ids, PendingAction::Control(Control::Stop));
             return self.finish_after(settled(stopped), Finish::List, reply);
         }
@@ -397,22 +406,95 @@ impl Supervisor {
     /// is gone from the shell is gone from the app.
     pub(super) fn replace_inherited_env(&mut self, ids: &[u32], env: BTreeMap<String, String>) {
         let env = Arc::new(env);
+        self.change_specs(ids, |spec| spec.inherited_env = env.clone());
+    }
+
+    /// Change the spec of each of `ids` with `edit`, and tell its instance (it applies the
+    /// new spec at its next start).
+    pub(super) fn change_specs(&mut self, ids: &[u32], edit: impl Fn(&mut AppSpec)) {
         for id in ids {
             let Some(entry) = self.apps.get_mut(id) else {
                 continue;
             };
             let mut spec = (*entry.spec).clone();
-            spec.inherited_env = env.clone();
+            edit(&mut spec);
             entry.spec = Arc::new(spec);
             let socket = self.sockets.get(&entry.spec.name).cloned();
             let _ = entry
                 .mailbox
                 .send(InstanceMsg::UpdateSpec(entry.spec.clone(), socket));
         }
+        if !ids.is_empty() {
+            self.mark_dirty();
+        }
+    }
+
+    /// `Request::Change`: PM2's `restart <app> --name new --node-args ... --watch`.
+    fn change(&mut self, targets: &[Target], changes: SpecChanges, reply: oneshot::Sender<Reply>) {
+        let ids = match self.resolve_some(targets) {
+            Ok(ids) => ids,
+            Err(e) => return fail(reply, e.kind, e.message),
+        };
+        let names: BTreeSet<String> = ids
+            .iter()
+            .filter_map(|id| self.apps.get(id).map(|e| e.spec.name.clone()))
+            .collect();
+        if let Some(new_name) = &changes.name {
+            if let Err(e) = kelpie_core::check_app_name(new_name) {
+                return fail(reply, ErrorKind::Invalid, format!("--name: {e}"));
+            }
+            if names.len() > 1 {
+                return fail(
+                    reply,
+                    ErrorKind::Invalid,
+                    "--name renames one app; these targets select several".into(),
+                );
+            }
+            if !names.contains(new_name) && !self.ids_named(new_name).is_empty() {
+                return fail(
+                    reply,
+                    ErrorKind::Conflict,
+                    format!("an app is already named `{new_name}`; nothing was changed"),
+                );
+            }
+            // Every instance of the app takes the new name, with the port and watch it had.
+            let all_ids: Vec<u32> = names.iter().flat_map(|n| self.ids_named(n)).collect();
+            for old in &names {
+                if let Some(socket) = self.sockets.remove(old) {
+                    self.sockets.insert(new_name.clone(), socket);
+                }
+                self.watchers.remove(old);
+            }
+            self.change_specs(&all_ids, |spec| spec.name = new_name.clone());
+        }
+        if let Some(args) = &changes.interpreter_args {
+            self.change_specs(&ids, |spec| spec.interpreter_args = args.clone());
+        }
+        if changes.toggle_watch {
+            let watched = ids
+                .iter()
+                .any(|id| self.apps.get(id).is_some_and(|e| !e.spec.watch.is_empty()));
+            self.change_specs(&ids, |spec| {
+                spec.watch = if watched {
+                    Vec::new()
+                } else {
+                    vec![spec.cwd.clone()]
+                };
+            });
+        }
+        let names: BTreeSet<String> = ids
+            .iter()
+            .filter_map(|id| self.apps.get(id).map(|e| e.spec.name.clone()))
+            .collect();
+        let mut waiters = Vec::new();
+        for name in names {
+            waiters.extend(self.ensure_watching(&name));
+        }
+        self.finish_after(waiters, Finish::List, reply);
     }
 
     fn delete(&mut self, targets: &[Target], reply: oneshot::Sender<Reply>) {
-        let ids = match self.resolve(targets) {
+        let ids = match self.resolve_some(targets) {
             Ok(ids) => ids,
             Err(e) => return fail(reply, e.kind, e.message),
         };
@@ -459,7 +541,7 @@ impl Supervisor {
                 format!("unknown signal `{signal}` (try SIGUSR2, SIGHUP, 15...)"),
             );
         };
-        let ids = match self.resolve(targets) {
+        let ids = match self.resolve_some(targets) {
             Ok(ids) => ids,
             Err(e) => return fail(reply, e.kind, e.message),
         };

@@ -39,14 +39,25 @@ impl Supervisor {
         for target in &targets {
             match target {
                 Target::All => filter.all = true,
-                Target::Id(id) => {
-                    filter.ids.insert(*id);
+                Target::Id(_) => {
+                    // A number may be an app's name (`--name 455`): the ids it selects.
+                    filter
+                        .ids
+                        .extend(self.resolve(std::slice::from_ref(target))?);
                 }
                 Target::Name(name) if !self.ids_named(name).is_empty() => {
                     filter.names.insert(name.clone());
                 }
                 Target::Name(namespace) => {
                     filter.namespaces.insert(namespace.clone());
+                }
+                // A pattern or a script path follows the apps it matches now.
+                Target::Pattern(_) | Target::NameOrScript { .. } => {
+                    for id in self.resolve(std::slice::from_ref(target))? {
+                        if let Some(entry) = self.apps.get(&id) {
+                            filter.names.insert(entry.spec.name.clone());
+                        }
+                    }
                 }
             }
         }

@@ -24,6 +24,7 @@ impl Supervisor {
                 pm_id: *pm_id,
                 name: &e.spec.name,
                 namespace: &e.spec.namespace,
+                script: &e.spec.script,
             })
             .collect();
         resolve_targets(targets, &instances).map_err(|unknown| {
@@ -43,5 +44,18 @@ impl Supervisor {
                 ),
             }
         })
+    }
+
+    /// [`Self::resolve`] for a command that changes apps: `all` with no app is an error too,
+    /// as in PM2 (`kelpie restart all` with nothing to restart exits non-zero).
+    pub(super) fn resolve_some(&self, targets: &[Target]) -> Result<Vec<u32>, WireError> {
+        let ids = self.resolve(targets)?;
+        if ids.is_empty() {
+            return Err(WireError {
+                kind: ErrorKind::NotFound,
+                message: "no apps are running; nothing was changed".into(),
+            });
+        }
+        Ok(ids)
     }
 }

@@ -1,0 +1,267 @@
+//! What a PM2 user types, run unchanged: targets by script path and `/regex/`, PM2's exit
+//! statuses, `prettylist`, `env`, `id`, `-v`, `startOrRestart`/`startOrReload`, PM2 flags that
+//! have no effect here, and restart options. Written from PM2's documentation and its observed
+//! behaviour (PM2 7), not from its tests.
+
+use super::kelpie;
+use std::time::Duration;
+
+/// A script that runs until stopped (bash is its interpreter, from the extension).
+const SLEEPER: &str = "exec sleep 600\n";
+
+#[test]
+fn a_script_path_and_a_regex_select_apps() {
+    let k = kelpie();
+    k.write("app.sh", SLEEPER);
+    k.ok(&["start", "app.sh"]);
+    let fake = k.fake_app();
+    for name in ["echo-1", "echo-2", "echo-3"] {
+        k.ok(&["start", &fake, "--name", name]);
+    }
+    // PM2 matches a path against each app's script, resolved where the command is typed.
+    k.ok(&["stop", "app.sh"]);
+    assert_eq!(k.status("app"), "stopped");
+    k.ok(&["restart", "./app.sh"]);
+    assert_eq!(k.status("app"), "online");
+    assert!(k.ok(&["describe", "app.sh"]).contains("app"));
+    k.ok(&["stop", "/echo-[12]/"]);
+    let statuses: Vec<String> = ["echo-1", "echo-2", "echo-3"]
+        .iter()
+        .map(|n| k.status(n))
+        .collect();
+    assert_eq!(statuses, ["stopped", "stopped", "online"]);
+    let err = k.fails(&["stop", "/nothing-like-this/"]);
+    assert!(err.contains("/nothing-like-this/"), "{err}");
+    let err = k.fails(&["stop", "/[/"]);
+    assert!(err.contains("not a valid regular expression"), "{err}");
+    k.ok(&["delete", "app.sh"]);
+    assert!(k.jlist().iter().all(|a| a["name"] != "app"));
+    let err = k.fails(&["stop", "missing.js"]);
+    assert!(err.contains("missing.js"), "{err}");
+}
+
+#[test]
+fn no_app_matching_exits_non_zero_even_for_all() {
+    let k = kelpie();
+    for args in [
+        &["restart", "all"][..],
+        &["stop", "all"],
+        &["delete", "all"],
+        &["reload", "all"],
+        &["restart", "BULLSHIT"],
+        &["restart", "666"],
+        &["delete", "toto"],
+    ] {
+        let err = k.fails(args);
+        assert!(err.contains("nothing was changed"), "{args:?}: {err}");
+    }
+    // Reading commands with nothing to show are not errors.
+    assert_eq!(k.ok(&["pid"]), "");
+    assert_eq!(k.ok(&["jlist"]).trim(), "[]");
+}
+
+#[test]
+fn a_number_names_an_app_before_an_id() {
+    let k = kelpie();
+    let fake = k.fake_app();
+    k.ok(&["start", &fake, "--name", "455"]);
+    k.ok(&["restart", "455"]);
+    k.ok(&["restart", "0"]);
+    assert_eq!(k.app("455")["pm2_env"]["restart_time"], 2);
+    k.ok(&["stop", "455"]);
+    assert_eq!(k.status("455"), "stopped");
+    k.ok(&["delete", "455"]);
+    assert!(k.jlist().is_empty());
+}
+
+#[test]
+fn prettylist_prints_the_jlist_data_as_node_prints_objects() {
+    let k = kelpie();
+    k.ok(&["start", &k.fake_app(), "--name", "web", "-i", "2"]);
+    k.ok(&["stop", "0"]);
+    let pretty = k.ok(&["prettylist"]);
+    // What PM2 users grep for.
+    assert_eq!(pretty.matches("status: 'online'").count(), 1, "{pretty}");
+    assert_eq!(pretty.matches("status: 'stopped'").count(), 1, "{pretty}");
+    assert_eq!(pretty.matches("restart_time: 0").count(), 2, "{pretty}");
+    assert_eq!(pretty.matches("name: 'web'").count(), 4, "{pretty}");
+    assert_eq!(pretty.matches("exec_mode: 'fork_mode'").count(), 2);
+    assert!(pretty.contains("node_args: []"), "{pretty}");
+    assert!(pretty.contains("watch: false"), "{pretty}");
+    assert!(pretty.starts_with("[\n  {\n"), "{pretty}");
+}
+
+#[test]
+fn jlist_counts_one_status_word_per_instance_and_leaves_out_unset_keys() {
+    let k = kelpie();
+    // An app that exits at once is restarted, and its exits are recorded.
+    let crashing = k.write("crash.sh", "sleep 0.2; exit 3\n");
+    k.ok(&[
+        "start",
+        &crashing,
+        "--name",
+        "crash",
+        "--restart-delay",
+        "50",
+    ]);
+    k.wait_for("two restarts", Duration::from_secs(20), || {
+        k.app("crash")["pm2_env"]["restart_time"].as_u64() >= Some(2)
+    });
+    k.ok(&["stop", "crash"]);
+    let jlist = k.ok(&["jlist"]);
+    assert_eq!(jlist.matches("stopped").count(), 1, "{jlist}");
+    assert!(!jlist.contains("null"), "unset keys are left out: {jlist}");
+    assert!(!jlist.contains("\"exits\""), "{jlist}");
+    // The exits are in describe --json.
+    let described: serde_json::Value =
+        serde_json::from_str(&k.ok(&["describe", "crash", "--json"])).expect("describe --json");
+    let exits = described[0]["pm2_env"]["exits"]
+        .as_array()
+        .expect("exits in describe --json");
+    assert!(exits.len() >= 2, "{described}");
+}
+
+#[test]
+fn pm_exec_path_is_the_absolute_path_of_a_command() {
+    let k = kelpie();
+    k.ok(&["start", "sleep", "--", "600"]);
+    let path = k.app("sleep")["pm2_env"]["pm_exec_path"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(path.starts_with('/') && path.ends_with("/sleep"), "{path}");
+}
+
+#[test]
+fn env_id_version_and_update_pm2() {
+    let k = kelpie();
+    let file = k.write(
+        "ecosystem.config.json",
+        &format!(
+            r#"{{"apps": [{{"name": "api", "script": "{}", "instances": 2,
+                "env": {{"API_TOKEN": "s3cret", "MODE": "prod"}}}}]}}"#,
+            k.fake_app()
+        ),
+    );
+    k.ok(&["start", &file]);
+    let env = k.ok(&["env", "0"]);
+    assert!(env.contains("MODE: prod"), "{env}");
+    assert!(
+        env.contains("API_TOKEN: ****") && !env.contains("s3cret"),
+        "{env}"
+    );
+    let env = k.ok(&["env", "api", "--show-secrets"]);
+    assert!(env.contains("API_TOKEN: s3cret"), "{env}");
+    assert_eq!(k.ok(&["id", "api"]).trim(), "[ 0, 1 ]");
+    assert_eq!(k.ok(&["id", "nope"]).trim(), "[]");
+    for flag in ["-v", "--version", "-V"] {
+        assert!(k.ok(&[flag]).starts_with("kelpie "), "{flag}");
+    }
+    let pid = k.pid("api");
+    k.ok(&["updatePM2"]);
+    assert_eq!(k.pid("api"), pid, "update must not restart apps");
+}
+
+#[test]
+fn start_or_restart_and_start_or_reload_an_ecosystem_file() {
+    let k = kelpie();
+    let fake = k.fake_app();
+    let file = k.write(
+        "all.json",
+        &format!(
+            r#"{{"apps": [{{"name": "a", "script": "{fake}"}}, {{"name": "b", "script": "{fake}", "instances": 2}}]}}"#
+        ),
+    );
+    let restarts = |k: &kelpie_testkit::Kelpie| -> Vec<u64> {
+        k.jlist()
+            .iter()
+            .map(|a| a["pm2_env"]["restart_time"].as_u64().unwrap_or(99))
+            .collect()
+    };
+    k.ok(&["startOrRestart", &file]);
+    assert_eq!(restarts(&k), [0, 0, 0]);
+    k.ok(&["startOrRestart", &file]);
+    assert_eq!(restarts(&k), [1, 1, 1]);
+    k.ok(&["startOrReload", &file]);
+    assert_eq!(restarts(&k), [2, 2, 2]);
+    k.ok(&["startOrGracefulReload", &file]);
+    assert_eq!(restarts(&k), [3, 3, 3]);
+    let err = k.fails(&["startOrRestart", &fake]);
+    assert!(err.contains("ecosystem file"), "{err}");
+}
+
+#[test]
+fn pm2_flags_without_effect_are_accepted_with_one_note() {
+    let k = kelpie();
+    let out = k.command(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "api",
+        "-x",
+        "--disable-source-map-support",
+        "--no-vizion",
+        "--no-automation",
+        "-p",
+        "api.pid",
+        "-c",
+        "0 3 * * *",
+    ]);
+    let out = { out }.output().expect("run kelpie");
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let notes: Vec<&str> = stderr.lines().filter(|l| l.contains("no effect")).collect();
+    assert_eq!(notes.len(), 1, "{stderr}");
+    assert!(
+        notes[0].contains("-x") && notes[0].contains("--pid"),
+        "{stderr}"
+    );
+    assert_eq!(k.status("api"), "online");
+    assert_eq!(k.app("api")["pm2_env"]["cron_restart"], "0 3 * * *");
+}
+
+#[test]
+fn restart_takes_start_options_and_stop_turns_watching_off() {
+    let k = kelpie();
+    k.write("app.sh", SLEEPER);
+    k.ok(&["start", "app.sh", "--watch"]);
+    let watch = |k: &kelpie_testkit::Kelpie, name: &str| k.app(name)["pm2_env"]["watch"].clone();
+    assert_eq!(watch(&k, "app"), true);
+    k.ok(&["stop", "app"]);
+    assert_eq!(watch(&k, "app"), false);
+    k.ok(&["start", "app"]);
+    assert_eq!(watch(&k, "app"), false, "a stopped app stays unwatched");
+    k.ok(&["restart", "app.sh", "--watch"]);
+    assert_eq!(watch(&k, "app"), true);
+    k.ok(&["restart", "app.sh", "--watch"]);
+    assert_eq!(watch(&k, "app"), false);
+    k.ok(&["restart", "app", "--interpreter-args=--norc --noprofile"]);
+    assert_eq!(
+        k.app("app")["pm2_env"]["node_args"],
+        serde_json::json!(["--norc", "--noprofile"])
+    );
+    k.ok(&["reload", "app", "--node-args=null"]);
+    assert_eq!(k.app("app")["pm2_env"]["node_args"], serde_json::json!([]));
+    k.ok(&["restart", "0", "--name=renamed"]);
+    k.ok(&["reset", "all"]);
+    k.ok(&["restart", "renamed"]);
+    assert_eq!(k.app("renamed")["pm2_env"]["restart_time"], 1);
+    assert_eq!(k.status("renamed"), "online");
+    // The rename is what is saved.
+    k.ok(&["save"]);
+    k.ok(&["kill"]);
+    k.ok(&["resurrect"]);
+    assert_eq!(k.status("renamed"), "online");
+    let err = k.fails(&["restart", "renamed", "--name", "bad\nname"]);
+    assert!(err.contains("control character"), "{err}");
+}
+
+#[test]
+fn a_name_with_a_control_character_is_refused() {
+    let k = kelpie();
+    let err = k.fails(&["start", &k.fake_app(), "--name", "two\nlines"]);
+    assert!(err.contains("control character"), "{err}");
+    let err = k.fails(&["start", &k.fake_app(), "--name", "all"]);
+    assert!(err.contains("`all`"), "{err}");
+    assert!(k.jlist().is_empty());
+}
