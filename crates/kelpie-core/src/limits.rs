@@ -73,8 +73,17 @@ impl LimitWatch {
     }
 }
 
+/// A size as people read it: MB from 1 MB up (`312.0 MB`), else KB or bytes (a limit of
+/// 500K is not `0.0 MB`).
 fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+    const KB: u64 = 1024;
+    if bytes >= KB * KB {
+        format!("{:.1} MB", bytes as f64 / (KB * KB) as f64)
+    } else if bytes >= KB {
+        format!("{:.1} KB", bytes as f64 / KB as f64)
+    } else {
+        format!("{bytes} B")
+    }
 }
 
 fn processes(count: u32) -> String {
@@ -111,6 +120,13 @@ mod tests {
             why.detail,
             "memory 312.0 MB (3 processes) over max_memory_restart 200.0 MB"
         );
+    }
+
+    #[test]
+    fn sizes_under_a_megabyte_are_not_zero() {
+        assert_eq!(megabytes(512 * 1024), "512.0 KB");
+        assert_eq!(megabytes(300), "300 B");
+        assert_eq!(megabytes(3 << 20), "3.0 MB");
     }
 
     #[test]

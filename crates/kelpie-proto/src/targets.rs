@@ -230,7 +230,10 @@ mod tests {
         assert_eq!(Target::parse("/"), Target::Name("/".into()));
         assert_eq!(Target::parse("//"), Target::Name("//".into()));
         let bad = Target::Pattern("(".into());
-        assert_eq!(resolve_targets(std::slice::from_ref(&bad), &t), Err(vec![bad]));
+        assert_eq!(
+            resolve_targets(std::slice::from_ref(&bad), &t),
+            Err(vec![bad])
+        );
         assert!(check_pattern("(").is_err());
     }
 
@@ -254,6 +257,9 @@ mod tests {
             Ok(vec![3])
         );
         let unknown = script("other.js", "/srv/other.js");
-        assert_eq!(resolve_targets(std::slice::from_ref(&unknown), &t), Err(vec![unknown]));
+        assert_eq!(
+            resolve_targets(std::slice::from_ref(&unknown), &t),
+            Err(vec![unknown])
+        );
     }
 }

@@ -147,6 +147,7 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
         } = &response
         {
             render::print_start_outcomes(outcomes);
+            render::print_log_problems(outcomes, &response);
             for failure in failures {
                 eprintln!("[kelpie] {failure}");
             }

@@ -219,14 +219,22 @@ fn deployment(
             "app `{app_name}`: field `autorestart: false` is not exported: a Deployment always restarts its pods (use a Job)"
         ));
     }
-    for (field, set) in [
-        ("nice", app.nice.is_some()),
-        ("watchdog", app.watchdog_ms.is_some()),
-        ("wait_ready", app.wait_ready),
+    for (field, set, why) in [
+        (
+            "nice",
+            app.nice.is_some(),
+            "a container's CPU share comes from `resources.requests.cpu`",
+        ),
+        (
+            "watchdog",
+            app.watchdog_ms.is_some(),
+            "liveness comes from probes",
+        ),
+        ("wait_ready", app.wait_ready, "readiness comes from probes"),
     ] {
         if set {
             warnings.push(format!(
-                "app `{app_name}`: field `{field}` is not exported: Kubernetes has no equivalent (readiness comes from probes)"
+                "app `{app_name}`: field `{field}` is not exported: Kubernetes has no equivalent ({why})"
             ));
         }
     }

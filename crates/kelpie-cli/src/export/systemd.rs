@@ -78,9 +78,7 @@ fn app_units(
             base = unit.base
         );
     }
-    text.push_str("# Output goes to the journal: `journalctl -u ");
-    text.push_str(&unit.base);
-    text.push_str(if unit.template { "@*`.\n" } else { "`.\n" });
+    text.push_str(&output_comment(app, &unit.base, unit.template));
 
     // [Unit]
     text.push_str("\n[Unit]\n");
@@ -397,6 +395,28 @@ fn cron_units(
     let _ = writeln!(timer, "Unit={restart}.service");
     timer.push_str("\n[Install]\nWantedBy=timers.target\n");
     export.files.push((format!("{restart}.timer"), timer));
+}
+
+/// Where the unit's output goes, for the comment at its top: the journal, files, or nowhere.
+fn output_comment(app: &AppSpec, base: &str, template: bool) -> String {
+    if app.disable_logs {
+        return "# Output is discarded (disable_logs).\n".into();
+    }
+    let journal = format!(
+        "the journal (`journalctl -u {base}{}`)",
+        if template { "@*" } else { "" }
+    );
+    let place = |file: &Option<String>| match file.as_deref() {
+        Some("/dev/null") => "nowhere".to_string(),
+        Some(path) => path.to_string(),
+        None => journal.clone(),
+    };
+    let (out, err) = (place(&app.out_file), place(&app.error_file));
+    if out == err {
+        format!("# Output goes to {out}.\n")
+    } else {
+        format!("# Output goes to {out}; errors to {err}.\n")
+    }
 }
 
 /// Output settings: Kelpie's own files become `append:` files; default files (Kelpie's home)

@@ -86,6 +86,32 @@ pub fn print_start_outcomes(outcomes: &[StartOutcome]) {
     }
 }
 
+/// Log files of the instances a start acted on that cannot be written (`-o /no/such/dir`),
+/// one line each on stderr, with the system's reason.
+pub fn print_log_problems(outcomes: &[StartOutcome], response: &Response) {
+    let Response::Started { processes, .. } = response else {
+        return;
+    };
+    let acted: Vec<u32> = outcomes
+        .iter()
+        .flat_map(|o| match o {
+            StartOutcome::Created(ids)
+            | StartOutcome::Restarted(ids)
+            | StartOutcome::Started(ids) => ids.iter().copied(),
+        })
+        .collect();
+    for process in processes.iter().filter(|p| acted.contains(&p.pm_id)) {
+        for file in &process.log_files {
+            if let Some(error) = &file.error {
+                eprintln!(
+                    "[kelpie] app `{}` (id {}): its {} log is not written: {error}",
+                    process.spec.name, process.pm_id, file.kind
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod secret_tests {
     use super::*;

@@ -82,8 +82,8 @@ pub struct View<'a> {
     pub now_ms: u64,
 }
 
-/// The keys, for the footer and the help.
-pub const KEYS: [(&str, &str); 10] = [
+/// The keys, for the help.
+pub const KEYS: [(&str, &str); 9] = [
     ("↑ ↓", "select an app (PgUp PgDn Home End too)"),
     ("r", "restart the selected instance (starts it if stopped)"),
     ("g", "reload it: start a new process, then stop the old one"),
@@ -93,11 +93,16 @@ pub const KEYS: [(&str, &str); 10] = [
     ("c", "clear the log pane"),
     ("?", "this help (any key closes it)"),
     ("q Esc", "quit (Ctrl-C too)"),
-    (
-        "",
-        "Actions ask the daemon like the CLI does; the outcome shows at the bottom.",
-    ),
 ];
+
+/// The lines under the keys in the help.
+const HELP_NOTES: [&str; 2] = [
+    "Actions ask the daemon as the CLI does; the outcome shows below.",
+    "Charts: one sample per refresh, since this screen opened.",
+];
+
+/// The help's width: its longest line fits an 80-column terminal with its border.
+const HELP_WIDTH: u16 = 76;
 
 /// Draw the whole screen.
 pub fn draw(frame: &mut Frame, view: &View) {
@@ -476,8 +481,9 @@ fn draw_logs(frame: &mut Frame, area: Rect, selected: Option<&ProcessInfo>, view
 }
 
 fn draw_help(frame: &mut Frame, area: Rect) {
-    let width = area.width.min(76);
-    let height = (KEYS.len() as u16 + 4).min(area.height);
+    let width = area.width.min(HELP_WIDTH);
+    let height = (KEYS.len() + 1 + HELP_NOTES.len() + 2) as u16;
+    let height = height.min(area.height);
     let popup = Rect {
         x: area.x + (area.width - width) / 2,
         y: area.y + (area.height - height) / 2,
@@ -497,10 +503,12 @@ fn draw_help(frame: &mut Frame, area: Rect) {
         })
         .collect();
     lines.push(Line::raw(""));
-    lines.push(Line::styled(
-        " Charts: one sample per refresh, since this screen opened.",
-        Style::new().fg(Color::DarkGray),
-    ));
+    for note in HELP_NOTES {
+        lines.push(Line::styled(
+            format!(" {note}"),
+            Style::new().fg(Color::DarkGray),
+        ));
+    }
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines).block(Block::bordered().title(" kelpie monit: keys ")),
@@ -511,6 +519,18 @@ fn draw_help(frame: &mut Frame, area: Rect) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_help_line_fits_inside_the_border() {
+        let inner = usize::from(HELP_WIDTH) - 2;
+        for (key, what) in KEYS {
+            let line = format!(" {key:<6} {what}");
+            assert!(line.chars().count() <= inner, "{line}");
+        }
+        for note in HELP_NOTES {
+            assert!(note.chars().count() < inner, "{note}");
+        }
+    }
 
     #[test]
     fn log_entries_cannot_drive_the_terminal() {

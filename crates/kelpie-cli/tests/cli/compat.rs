@@ -265,3 +265,24 @@ fn a_name_with_a_control_character_is_refused() {
     assert!(err.contains("`all`"), "{err}");
     assert!(k.jlist().is_empty());
 }
+
+#[test]
+fn start_says_when_a_log_file_cannot_be_opened_and_why() {
+    let k = kelpie();
+    // A directory cannot be opened as a log file, whoever runs the test (root included).
+    let dir = k.write("logdir", "");
+    std::fs::remove_file(&dir).expect("rm");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let out = k
+        .command(&["start", &k.fake_app(), "--name", "api", "-o", &dir])
+        .output()
+        .expect("run kelpie");
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("app `api` (id 0): its out log is not written")
+            && stderr.contains("Is a directory (os error 21)"),
+        "{stderr}"
+    );
+    assert_eq!(k.status("api"), "online");
+}

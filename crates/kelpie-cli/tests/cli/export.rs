@@ -307,3 +307,32 @@ fn errors_name_the_file_and_the_app() {
     let err = k.fails(&["export", "kubernetes", "app.js"]);
     assert!(err.contains("not an ecosystem file"), "{err}");
 }
+
+#[test]
+fn comments_and_warnings_say_where_output_goes_and_why_a_field_is_dropped() {
+    let k = kelpie();
+    let file = k.write(
+        "files.json",
+        r#"{"apps": [
+          {"name": "filed", "script": "sleep", "args": ["1"], "out_file": "/var/log/filed.out",
+           "error_file": "/var/log/filed.err", "nice": 5},
+          {"name": "journaled", "script": "sleep", "args": ["1"]}]}"#,
+    );
+    let (units, _) = run_ok(&k, &["export", "systemd", &file]);
+    assert!(
+        units.contains("# Output goes to /var/log/filed.out; errors to /var/log/filed.err.")
+            && units.contains("StandardOutput=append:/var/log/filed.out"),
+        "{units}"
+    );
+    assert!(
+        units.contains("# Output goes to the journal (`journalctl -u kelpie-journaled`)."),
+        "{units}"
+    );
+    let (_, warnings) = run_ok(&k, &["export", "kubernetes", &file]);
+    let nice = warnings
+        .lines()
+        .find(|l| l.contains("field `nice`"))
+        .unwrap_or_default();
+    assert!(nice.contains("resources.requests.cpu"), "{warnings}");
+    assert!(!nice.contains("readiness"), "{warnings}");
+}

@@ -252,7 +252,12 @@ fn monit_shows_the_apps_and_restarts_filters_and_quits_from_the_keyboard() {
 
     // `?` opens the help, any key closes it.
     term.keys(&["?"]);
-    term.wait_for_screen("the help", 5 * SECS, |s| s.contains("kelpie monit: keys"));
+    // At 80×24, every line of it is whole.
+    term.wait_for_screen("the whole help", 5 * SECS, |s| {
+        s.contains("kelpie monit: keys")
+            && s.contains("the outcome shows below.")
+            && s.contains("since this screen opened.")
+    });
     term.keys(&["x"]);
     term.wait_for_screen("the help closed", 5 * SECS, |s| {
         !s.contains("kelpie monit: keys")

@@ -265,10 +265,14 @@ impl Supervisor {
         reply: oneshot::Sender<Reply>,
     ) {
         let commands = self.commands.clone();
+        let logs = self.logs.clone();
         tokio::spawn(async move {
             for waiter in waiters {
                 let _ = waiter.await;
             }
+            // The new log files are opened by then, so that a path that cannot be opened is
+            // in the answer's list (and `start` says so).
+            logs.written().await;
             let mut failures = gated.failed;
             for start in gated.waiting {
                 if let Ok(Some(why)) = start.await {
