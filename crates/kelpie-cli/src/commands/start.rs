@@ -210,6 +210,7 @@ pub(super) fn script_options(args: &StartArgs) -> ScriptOptions {
             .map(|name| name.trim().to_string())
             .filter(|name| !name.is_empty())
             .collect(),
+        env: Default::default(),
     }
 }
 
