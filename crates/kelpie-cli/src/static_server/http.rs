@@ -2,7 +2,7 @@
 //! off the async thread.
 
 use super::content_type;
-use super::lookup::{self, Found};
+use super::lookup::{self, Resolved};
 use super::settings::Settings;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -56,7 +56,7 @@ pub async fn handle<B>(site: Arc<Settings>, request: Request<B>) -> Response<Bod
 /// their length is enough.
 fn answer(site: &Settings, path: &str, head: bool) -> Response<Body> {
     match lookup::find(site, path) {
-        Found::File(file) => match read(&file, head) {
+        Resolved::File(file) => match read(&file, head) {
             Ok((body, length)) => {
                 let mut response = with_body(StatusCode::OK, content_type::of(&file), body);
                 let headers = response.headers_mut();
@@ -80,16 +80,16 @@ fn answer(site: &Settings, path: &str, head: bool) -> Response<Body> {
                 )
             }
         },
-        Found::Redirect(location) => {
+        Resolved::Redirect(location) => {
             let mut response = text(StatusCode::MOVED_PERMANENTLY, "301 Moved Permanently");
             if let Ok(value) = HeaderValue::from_str(&location) {
                 response.headers_mut().insert(header::LOCATION, value);
             }
             response
         }
-        Found::NotFound => not_found(site, head),
-        Found::Forbidden => text(StatusCode::FORBIDDEN, "403 Forbidden"),
-        Found::BadRequest => text(StatusCode::BAD_REQUEST, "400 Bad Request"),
+        Resolved::NotFound => not_found(site, head),
+        Resolved::Forbidden => text(StatusCode::FORBIDDEN, "403 Forbidden"),
+        Resolved::BadRequest => text(StatusCode::BAD_REQUEST, "400 Bad Request"),
     }
 }
 
@@ -113,7 +113,7 @@ fn not_found(site: &Settings, head: bool) -> Response<Body> {
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
             response
         }
-        Err(_) => text(StatusCode::NOT_FOUND, "404 Not Found"),
+        Err(_) => text(StatusCode::NOT_FOUND, "404 Not Resolved"),
     }
 }
 

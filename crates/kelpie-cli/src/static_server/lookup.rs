@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// What a path leads to.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Found {
+pub enum Resolved {
     /// This file.
     File(PathBuf),
     /// A directory named without its final `/`: the client is sent there, so the relative
@@ -22,25 +22,25 @@ pub enum Found {
 }
 
 /// The file for the request path `path` (as sent, percent-encoded, without the query).
-pub fn find(site: &Settings, path: &str) -> Found {
+pub fn find(site: &Settings, path: &str) -> Resolved {
     let Some(decoded) = percent_decode(path) else {
-        return Found::BadRequest;
+        return Resolved::BadRequest;
     };
     let segments = match segments(&decoded) {
         Ok(segments) => segments,
         Err(found) => return found,
     };
     if segments.is_empty() {
-        return homepage(site).map_or(Found::NotFound, Found::File);
+        return homepage(site).map_or(Resolved::NotFound, Resolved::File);
     }
     let candidate = under(&site.root, &segments);
     match std::fs::metadata(&candidate) {
-        Ok(meta) if meta.is_file() => Found::File(candidate),
+        Ok(meta) if meta.is_file() => Resolved::File(candidate),
         Ok(meta) if meta.is_dir() && !decoded.ends_with('/') => {
-            Found::Redirect(location(&segments))
+            Resolved::Redirect(location(&segments))
         }
         Ok(meta) if meta.is_dir() => match is_file(candidate.join("index.html")) {
-            Some(index) => Found::File(index),
+            Some(index) => Resolved::File(index),
             None => missing(site, &segments),
         },
         _ => missing(site, &segments),
@@ -49,16 +49,16 @@ pub fn find(site: &Settings, path: &str) -> Found {
 
 /// An unknown path: a 404, or for a single-page app (as PM2's `--spa`) the file of the same
 /// name at the root (`/deep/link/app.js` is `/app.js`), else the homepage.
-fn missing(site: &Settings, segments: &[&str]) -> Found {
+fn missing(site: &Settings, segments: &[&str]) -> Resolved {
     if !site.spa {
-        return Found::NotFound;
+        return Resolved::NotFound;
     }
     let same_name = segments
         .last()
         .and_then(|last| is_file(site.root.join(last)));
     match same_name.or_else(|| homepage(site)) {
-        Some(file) => Found::File(file),
-        None => Found::NotFound,
+        Some(file) => Resolved::File(file),
+        None => Resolved::NotFound,
     }
 }
 
@@ -88,15 +88,15 @@ fn under(root: &Path, segments: &[&str]) -> PathBuf {
 
 /// The path's names, without empty ones and `.`; `..` is refused rather than resolved, so no
 /// spelling of a path leaves the root.
-fn segments(decoded: &str) -> Result<Vec<&str>, Found> {
+fn segments(decoded: &str) -> Result<Vec<&str>, Resolved> {
     if decoded.contains('\0') {
-        return Err(Found::BadRequest);
+        return Err(Resolved::BadRequest);
     }
     let mut segments = Vec::new();
     for segment in decoded.split('/') {
         match segment {
             "" | "." => {}
-            ".." => return Err(Found::Forbidden),
+            ".." => return Err(Resolved::Forbidden),
             name => segments.push(name),
         }
     }
@@ -176,8 +176,8 @@ mod tests {
         Site { dir, settings }
     }
 
-    fn file(site: &Site, name: &str) -> Found {
-        Found::File(site.settings.root.join(name))
+    fn file(site: &Site, name: &str) -> Resolved {
+        Resolved::File(site.settings.root.join(name))
     }
 
     #[test]
@@ -190,11 +190,11 @@ mod tests {
         assert_eq!(find("/./app.js"), file(&s, "app.js"));
         assert_eq!(find("/a%20b.txt"), file(&s, "a b.txt"));
         assert_eq!(find("/docs/"), file(&s, "docs/index.html"));
-        assert_eq!(find("/docs"), Found::Redirect("/docs/".into()));
-        assert_eq!(find("//docs"), Found::Redirect("/docs/".into()));
-        assert_eq!(find("/empty/"), Found::NotFound);
-        assert_eq!(find("/nope.html"), Found::NotFound);
-        assert_eq!(find("/deep/other.html"), Found::NotFound);
+        assert_eq!(find("/docs"), Resolved::Redirect("/docs/".into()));
+        assert_eq!(find("//docs"), Resolved::Redirect("/docs/".into()));
+        assert_eq!(find("/empty/"), Resolved::NotFound);
+        assert_eq!(find("/nope.html"), Resolved::NotFound);
+        assert_eq!(find("/deep/other.html"), Resolved::NotFound);
     }
 
     #[test]
@@ -203,7 +203,7 @@ mod tests {
         s.settings.homepage = "/other.html".into();
         assert_eq!(find(&s.settings, "/"), file(&s, "other.html"));
         s.settings.homepage = "/missing.html".into();
-        assert_eq!(find(&s.settings, "/"), Found::NotFound);
+        assert_eq!(find(&s.settings, "/"), Resolved::NotFound);
     }
 
     #[test]
@@ -231,11 +231,11 @@ mod tests {
             "/docs/../../secret",
             "/docs/%2E%2E/%2E%2E/secret",
         ] {
-            assert_eq!(find(&s.settings, path), Found::Forbidden, "{path}");
+            assert_eq!(find(&s.settings, path), Resolved::Forbidden, "{path}");
         }
-        assert_eq!(find(&s.settings, "/%00"), Found::BadRequest);
-        assert_eq!(find(&s.settings, "/%zz"), Found::BadRequest);
-        assert_eq!(find(&s.settings, "/%ff"), Found::BadRequest);
-        assert_eq!(find(&s.settings, "/%4"), Found::BadRequest);
+        assert_eq!(find(&s.settings, "/%00"), Resolved::BadRequest);
+        assert_eq!(find(&s.settings, "/%zz"), Resolved::BadRequest);
+        assert_eq!(find(&s.settings, "/%ff"), Resolved::BadRequest);
+        assert_eq!(find(&s.settings, "/%4"), Resolved::BadRequest);
     }
 }
