@@ -17,12 +17,17 @@ use std::process::ExitCode;
 
 /// Run the server when the command line is `kelpie serve-static …`; `None` otherwise.
 pub fn run_directly() -> Option<ExitCode> {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args_os().skip(1);
     if args.next()? != kelpie_config::STATIC_SERVER_COMMAND {
         return None;
     }
-    let words: Vec<String> = args.collect();
-    Some(match run(&words) {
+    let words: Result<Vec<String>, String> = args
+        .map(|word| {
+            word.into_string()
+                .map_err(|word| format!("argument {word:?} is not UTF-8"))
+        })
+        .collect();
+    Some(match words.and_then(|words| run(&words)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("kelpie serve-static: error: {message}");
