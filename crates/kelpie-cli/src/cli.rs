@@ -125,6 +125,10 @@ pub enum Command {
     /// Reopen every log file (after an external logrotate moved them); same as SIGUSR2 to the daemon
     #[command(name = "reloadLogs", alias = "reload-logs")]
     ReloadLogs,
+    /// Serve a directory's files over HTTP, as an app (`kelpie serve dist 3000 --spa`): Kelpie's
+    /// own static file server, no Node needed
+    #[command(alias = "expose")]
+    Serve(Box<ServeArgs>),
     /// Write the list of apps for `resurrect` (and boot)
     #[command(alias = "dump")]
     Save {
@@ -216,6 +220,64 @@ pub struct WebArgs {
     /// Print the token the running web server requires, and nothing else
     #[arg(long, conflicts_with_all = ["port", "host", "token", "open_loopback", "stop"])]
     pub show_token: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Directory to serve (default: the current one)
+    pub path: Option<String>,
+    /// TCP port (default 8080)
+    #[arg(value_name = "PORT", conflicts_with = "port")]
+    pub port_arg: Option<u16>,
+    /// TCP port (default 8080)
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Address to listen on (default 0.0.0.0: every interface)
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Single-page app: an unknown path gets the file of the same name at the root if there is
+    /// one (`/deep/link/app.js`), else index.html, instead of a 404
+    #[arg(long)]
+    pub spa: bool,
+    /// Page served for `/` (default /index.html)
+    #[arg(long, value_name = "PATH")]
+    pub homepage: Option<String>,
+    /// Require this user name (HTTP basic authentication; with --basic-auth-password)
+    #[arg(long, value_name = "USERNAME", requires = "basic_auth_password")]
+    pub basic_auth_username: Option<String>,
+    /// Require this password (with --basic-auth-username)
+    #[arg(long, value_name = "PASSWORD", requires = "basic_auth_username")]
+    pub basic_auth_password: Option<String>,
+    /// App name (default: static-page-server-<port>)
+    #[arg(short, long)]
+    pub name: Option<String>,
+    /// Namespace (default: `default`)
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Register the app without starting it
+    #[arg(long)]
+    pub no_autostart: bool,
+    /// Restart the server when it uses more memory than this (200M, 1G)
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory_restart: Option<String>,
+    /// stdout log file
+    #[arg(short = 'o', long = "output")]
+    pub out_file: Option<String>,
+    /// stderr log file
+    #[arg(short = 'e', long = "error")]
+    pub error_file: Option<String>,
+    /// Prefix each log line with the time (YYYY-MM-DDTHH:mm:ss)
+    #[arg(long)]
+    pub time: bool,
+    /// Run the server as this user (name or uid); the daemon must run as root
+    #[arg(long = "uid", visible_alias = "user", value_name = "USER")]
+    pub user: Option<String>,
+    /// Run the server with this group (name or gid; default: the user's group)
+    #[arg(long = "gid", visible_alias = "group", value_name = "GROUP")]
+    pub group: Option<String>,
+    /// Start another copy of an app that already runs
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,12 +6,16 @@ mod client;
 mod commands;
 mod export;
 mod render;
+mod static_server;
 
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     if let Some(code) = commands::run_daemon_directly() {
+        return code;
+    }
+    if let Some(code) = static_server::run_directly() {
         return code;
     }
     let cli = cli::Cli::parse();

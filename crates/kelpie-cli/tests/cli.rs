@@ -18,6 +18,7 @@ mod cli {
     mod pid1;
     mod runtime;
     mod security;
+    mod serve;
     mod startup;
     mod supervision;
     mod survival;

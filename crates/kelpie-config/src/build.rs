@@ -4,6 +4,7 @@ use crate::convert;
 use crate::normalize::RawApp;
 use crate::paths::{absolutize, expand_tilde};
 use crate::script::{self, Choice, Lookup};
+use crate::serve;
 use crate::LoadContext;
 use kelpie_core::{AppSpec, ExecMode, ListenAddress, LogRotation};
 use serde_json::Value;
@@ -19,6 +20,9 @@ pub struct Origin<'a> {
     pub profile: Option<&'a str>,
     /// The CLI invocation.
     pub ctx: &'a LoadContext,
+    /// `script: serve` is the built-in static server (files and `kelpie serve`; for
+    /// `kelpie start serve` it is a file or command named `serve`, as in PM2).
+    pub builtin_serve: bool,
 }
 
 /// The app's working directory as configured, without checking it exists.
@@ -102,7 +106,23 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<AppSpec, Vec<String>> 
         .get("interpreter_args", convert::words)
         .unwrap_or_default();
     let interpreter = r.get("interpreter", interpreter_field);
-    match r.get("script", convert::string) {
+    let script = r.get("script", convert::string);
+    let builtin_serve = origin.builtin_serve && script.as_deref().is_some_and(serve::is_builtin);
+    match script {
+        Some(_) if builtin_serve => {
+            if let Some(Some(given)) = &interpreter {
+                r.errors.push(format!(
+                    "`script: serve` is Kelpie's built-in static file server and runs without an interpreter (remove `interpreter: {given}`)"
+                ));
+            }
+            match serve::resolve() {
+                Ok(resolved) => {
+                    spec.script = resolved.script;
+                    spec.interpreter = resolved.interpreter;
+                }
+                Err(message) => r.errors.push(message),
+            }
+        }
         Some(script) if cwd_ok => {
             let path_var = ctx.path_var();
             let lookup = Lookup {
@@ -155,6 +175,10 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<AppSpec, Vec<String>> 
         spec.namespace = namespace;
     }
     spec.args = r.get("args", convert::words).unwrap_or_default();
+    if builtin_serve {
+        spec.args
+            .insert(0, serve::STATIC_SERVER_COMMAND.to_string());
+    }
 
     read_env(&mut r, &mut spec, origin.profile);
     read_policy(&mut r, &mut spec);

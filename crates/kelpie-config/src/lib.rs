@@ -21,6 +21,7 @@ mod node;
 mod normalize;
 mod paths;
 mod script;
+mod serve;
 mod template;
 mod units;
 mod words;
@@ -30,8 +31,12 @@ pub use daemon_settings::{
 };
 pub use errors::ConfigError;
 pub use formats::is_ecosystem_file;
-pub use load::{app_names, from_script, load_file};
+pub use load::{app_names, from_script, load_file, serve_app};
 pub use paths::{absolutize, which};
+pub use serve::{
+    default_name as serve_default_name, DEFAULT_PORT as SERVE_DEFAULT_PORT, SERVE_SCRIPT,
+    STATIC_SERVER_COMMAND,
+};
 pub use template::example_ecosystem;
 pub use units::{parse_bytes, parse_duration_ms};
 
@@ -198,4 +203,6 @@ pub struct ScriptOptions {
     pub watchdog: Option<String>,
     /// `--depends-on` app names, one per item.
     pub depends_on: Vec<String>,
+    /// Variables for the app, as a file's `env` (`kelpie serve` passes its settings so).
+    pub env: BTreeMap<String, String>,
 }

@@ -129,6 +129,7 @@ pub fn load_file(path: &Path, ctx: &LoadContext) -> Result<Loaded, ConfigError> 
         source_file: Some(doc.abs.display().to_string()),
         profile: ctx.profile.as_deref(),
         ctx,
+        builtin_serve: true,
     };
     let names = app_names_of(&doc, &origin);
 
@@ -268,6 +269,7 @@ pub fn app_names(path: &Path, ctx: &LoadContext) -> Result<Vec<String>, ConfigEr
         source_file: None,
         profile: None,
         ctx,
+        builtin_serve: true,
     };
     let names = app_names_of(&doc, &origin);
     let selected = select(&names, &ctx.only, &doc.file)?;
@@ -284,12 +286,28 @@ pub fn from_script(
     opts: &ScriptOptions,
     ctx: &LoadContext,
 ) -> Result<Loaded, ConfigError> {
+    from_options(script, opts, ctx, false)
+}
+
+/// Build the spec of `kelpie serve`: the built-in static file server (`script: serve`), set up
+/// by `opts` (its `env` carries the server's `PM2_SERVE_*` settings).
+pub fn serve_app(opts: &ScriptOptions, ctx: &LoadContext) -> Result<Loaded, ConfigError> {
+    from_options(crate::SERVE_SCRIPT, opts, ctx, true)
+}
+
+fn from_options(
+    script: &str,
+    opts: &ScriptOptions,
+    ctx: &LoadContext,
+    builtin_serve: bool,
+) -> Result<Loaded, ConfigError> {
     let raw = raw_from_options(script, opts);
     let origin = Origin {
         base_dir: &ctx.cwd,
         source_file: None,
         profile: None,
         ctx,
+        builtin_serve,
     };
     match build::build(&raw, &origin) {
         Ok(spec) => Ok(Loaded {
@@ -350,6 +368,14 @@ fn raw_from_options(script: &str, opts: &ScriptOptions) -> RawApp {
     }
     if !opts.args.is_empty() {
         raw.add("args", Value::from(opts.args.clone()));
+    }
+    if !opts.env.is_empty() {
+        let env = opts
+            .env
+            .iter()
+            .map(|(name, value)| (name.clone(), Value::from(value.as_str())))
+            .collect();
+        raw.add("env", Value::Object(env));
     }
     let lists = [
         ("stop_exit_codes", &opts.stop_exit_codes),

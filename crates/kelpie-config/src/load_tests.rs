@@ -1299,3 +1299,109 @@ fn cluster_instances_without_a_port_are_warned_about() {
     assert!(warnings(Some("3000"), "2").is_empty());
     assert!(warnings(None, "1").is_empty(), "one instance binds alone");
 }
+
+/// `kelpie serve-static` as this (test) binary: what `script: serve` runs.
+fn serve_program() -> String {
+    std::env::current_exe()
+        .expect("current exe")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn script_serve_in_a_file_is_the_builtin_static_server() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "ecosystem.json",
+            r#"[{"name": "frontend", "script": "serve", "args": ["public"],
+                 "env": {"PM2_SERVE_PORT": 8081, "PM2_SERVE_SPA": true}}]"#,
+        )
+        .expect("loads");
+    let spec = &loaded.apps[0];
+    assert_eq!(spec.name, "frontend");
+    assert_eq!(spec.script, serve_program());
+    assert_eq!(spec.interpreter, None);
+    assert_eq!(spec.args, ["serve-static", "public"]);
+    assert_eq!(spec.env["PM2_SERVE_PORT"], "8081");
+    assert_eq!(spec.env["PM2_SERVE_SPA"], "true");
+    assert_eq!(spec.cwd, p.dir.path().display().to_string());
+
+    let err = p
+        .load(
+            "ecosystem.json",
+            r#"[{"script": "serve", "interpreter": "node"}]"#,
+        )
+        .expect_err("should fail")
+        .to_string();
+    assert!(err.contains("runs without an interpreter"), "{err}");
+}
+
+#[test]
+fn start_serve_is_a_script_named_serve() {
+    // As in PM2, only files (and `kelpie serve`) mean the built-in server.
+    let p = Project::new();
+    let err = from_script("serve", &ScriptOptions::default(), &p.ctx)
+        .expect_err("should fail")
+        .to_string();
+    assert!(err.contains("script `"), "{err}");
+    executable(&p.path("bin/serve"));
+    let spec = &from_script("serve", &ScriptOptions::default(), &p.ctx)
+        .expect("builds")
+        .apps[0];
+    assert_eq!(spec.script, "serve");
+    assert!(spec.args.is_empty());
+}
+
+#[test]
+fn serve_app_takes_flags_and_env() {
+    let p = Project::new();
+    let opts = ScriptOptions {
+        name: Some("site".into()),
+        env: BTreeMap::from([("PM2_SERVE_PORT".to_string(), "9000".to_string())]),
+        max_memory_restart: Some("100M".into()),
+        ..ScriptOptions::default()
+    };
+    let spec = &serve_app(&opts, &p.ctx).expect("builds").apps[0];
+    assert_eq!(spec.name, "site");
+    assert_eq!(spec.script, serve_program());
+    assert_eq!(spec.args, ["serve-static"]);
+    assert_eq!(spec.env["PM2_SERVE_PORT"], "9000");
+    assert_eq!(spec.max_memory_restart, Some(100 << 20));
+}
+
+#[test]
+fn static_section_becomes_builtin_servers() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "ecosystem.json",
+            r#"{"static": [{"path": ".", "spa": true, "port": 8081,
+                            "basic_auth": {"username": "user", "password": "pass"}},
+                           {"path": "docs", "port": "9000", "name": "docs", "ftp": false}]}"#,
+        )
+        .expect("loads");
+    let names: Vec<&str> = loaded.apps.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["static-page-server-8081", "docs"]);
+    let first = &loaded.apps[0];
+    assert_eq!(first.script, serve_program());
+    assert_eq!(first.args, ["serve-static"]);
+    assert_eq!(first.env["PM2_SERVE_PATH"], ".");
+    assert_eq!(first.env["PM2_SERVE_SPA"], "true");
+    assert_eq!(first.env["PM2_SERVE_BASIC_AUTH"], "true");
+    assert_eq!(first.env["PM2_SERVE_BASIC_AUTH_USERNAME"], "user");
+    assert_eq!(first.env["PM2_SERVE_BASIC_AUTH_PASSWORD"], "pass");
+    assert_eq!(loaded.apps[1].env["PM2_SERVE_PORT"], "9000");
+
+    let err = p
+        .load(
+            "ecosystem.json",
+            r#"{"static": [{"port": 8081, "monitor": "x"}]}"#,
+        )
+        .expect_err("should fail")
+        .to_string();
+    assert!(
+        err.contains("`static` entry #1: `monitor` is not supported"),
+        "{err}"
+    );
+}

@@ -98,8 +98,10 @@ pub fn top_level(doc: &Value) -> Result<(Vec<Value>, Vec<String>), String> {
     let mut notes = Vec::new();
     let apps = match doc {
         Value::Array(items) => items.clone(),
-        Value::Object(object) if has_apps_key(object) => container(object, &mut notes)?,
-        Value::Object(object) if object.keys().all(|k| k == "deploy" || k == "static") => {
+        Value::Object(object) if has_apps_key(object) || object.contains_key("static") => {
+            container(object, &mut notes)?
+        }
+        Value::Object(object) if object.keys().all(|k| k == "deploy") => {
             return Err(no_apps());
         }
         Value::Object(_) => vec![doc.clone()],
@@ -129,6 +131,7 @@ fn container(object: &Map<String, Value>, notes: &mut Vec<String>) -> Result<Vec
         return Err("both `apps` and `pm2` are set; keep `apps`".to_string());
     }
     let mut apps = Vec::new();
+    let mut statics = Vec::new();
     for (key, value) in object {
         match key.as_str() {
             "apps" | "pm2" => {
@@ -143,7 +146,8 @@ fn container(object: &Map<String, Value>, notes: &mut Vec<String>) -> Result<Vec
                     }
                 }
             }
-            "deploy" | "static" => notes.push(format!(
+            "static" => statics = crate::serve::static_section(value)?,
+            "deploy" => notes.push(format!(
                 "top-level `{key}` is not supported yet by kelpie and is ignored"
             )),
             other => {
@@ -153,6 +157,8 @@ fn container(object: &Map<String, Value>, notes: &mut Vec<String>) -> Result<Vec
             }
         }
     }
+    // After the apps, as in PM2.
+    apps.extend(statics);
     Ok(apps)
 }
 
@@ -174,15 +180,29 @@ mod tests {
     }
 
     #[test]
-    fn deploy_and_static_are_ignored_with_one_warning_each() {
+    fn deploy_is_ignored_with_a_warning() {
         let (apps, notes) =
             top_level(&json!({"apps": [{"name": "a"}], "deploy": {}, "static": []})).expect("ok");
         assert_eq!(apps.len(), 1);
-        assert_eq!(notes.len(), 2);
+        assert_eq!(notes.len(), 1);
         assert!(
             notes[0].contains("`deploy` is not supported yet"),
             "{notes:?}"
         );
+    }
+
+    #[test]
+    fn static_entries_follow_the_apps() {
+        let (apps, _) =
+            top_level(&json!({"static": [{"port": 8081}], "apps": [{"name": "a"}]})).expect("ok");
+        assert_eq!(apps.len(), 2);
+        assert_eq!(apps[0]["name"], "a");
+        assert_eq!(apps[1]["script"], "serve");
+        let (apps, _) = top_level(&json!({"static": [{"path": "dist"}]})).expect("static only");
+        assert_eq!(apps[0]["name"], "static-page-server-8080");
+        assert!(top_level(&json!({"static": []}))
+            .expect_err("should fail")
+            .contains("declares no apps"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod lifecycle;
 mod logs;
 mod monit;
 mod runtime;
+mod serve;
 mod start;
 mod startup;
 
@@ -114,6 +115,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Logs(args) => logs::logs(&home, args),
         Command::Flush { targets } => logs::flush(&home, &targets),
         Command::ReloadLogs => logs::reload(&home),
+        Command::Serve(args) => serve::serve(&home, *args),
         Command::Save { force } => lifecycle::save(&home, force),
         Command::Resurrect => lifecycle::resurrect(&home),
         Command::Ping => lifecycle::ping(&home),

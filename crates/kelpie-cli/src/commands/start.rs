@@ -140,21 +140,27 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
             },
         )?);
     }
-    let mut failed = false;
-    if let Some(response) = last {
-        if let Response::Started {
-            outcomes, failures, ..
-        } = &response
-        {
-            render::print_start_outcomes(outcomes);
-            render::print_log_problems(outcomes, &response);
-            for failure in failures {
-                eprintln!("[kelpie] {failure}");
-            }
-            failed = !failures.is_empty();
-        }
-        render::print_response(&response)?;
+    match last {
+        Some(response) => report(&response),
+        None => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// Print what a start did (and the list); failure when some app could not be started.
+pub(super) fn report(response: &Response) -> Result<ExitCode> {
+    let mut failed = false;
+    if let Response::Started {
+        outcomes, failures, ..
+    } = response
+    {
+        render::print_start_outcomes(outcomes);
+        render::print_log_problems(outcomes, response);
+        for failure in failures {
+            eprintln!("[kelpie] {failure}");
+        }
+        failed = !failures.is_empty();
+    }
+    render::print_response(response)?;
     Ok(if failed {
         ExitCode::FAILURE
     } else {
@@ -253,6 +259,7 @@ pub(super) fn script_options(args: &StartArgs) -> ScriptOptions {
             .map(|name| name.trim().to_string())
             .filter(|name| !name.is_empty())
             .collect(),
+        env: Default::default(),
     }
 }
 

@@ -1,0 +1,68 @@
+//! The listening socket and its connections, until SIGINT or SIGTERM.
+
+use super::http;
+use super::settings::Settings;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::Semaphore;
+
+/// Connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 256;
+/// A client has this long to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serve `site` until a stop signal (then `Ok`), or fail to listen.
+pub async fn serve(site: Settings) -> Result<(), String> {
+    // Installed before listening: a stop signal from then on ends the server cleanly.
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let listener = TcpListener::bind((site.host.as_str(), site.port))
+        .await
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", site.host, site.port))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    println!("serving {} on http://{addr}/", site.root.display());
+    let site = Arc::new(site);
+    tokio::select! {
+        () = accept_loop(listener, site) => Ok(()),
+        _ = interrupt.recv() => Ok(()),
+        _ = terminate.recv() => Ok(()),
+    }
+}
+
+async fn accept_loop(listener: TcpListener, site: Arc<Settings>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors, most likely: wait for connections to end.
+                eprintln!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let site = site.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let site = site.clone();
+                async move { Ok::<_, Infallible>(http::handle(site, request).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+            drop(permit);
+        });
+    }
+}

@@ -1,0 +1,111 @@
+//! `script: serve`: Kelpie's built-in static file server (PM2's `pm2 serve`), run as the kelpie
+//! binary itself with a hidden command, so serving a directory needs no Node.
+
+use crate::script::Resolved;
+use serde_json::{Map, Value};
+
+/// The `script` that names the built-in server in an ecosystem file, as in PM2.
+pub const SERVE_SCRIPT: &str = "serve";
+
+/// The hidden `kelpie` command that is the server (`kelpie serve-static [path] [port] [host]`);
+/// it reads its settings from PM2's `PM2_SERVE_*` variables first.
+pub const STATIC_SERVER_COMMAND: &str = "serve-static";
+
+/// Whether `script` names the built-in server (`serve`; `./serve` is a file).
+pub fn is_builtin(script: &str) -> bool {
+    script.trim() == SERVE_SCRIPT
+}
+
+/// The program and first argument that run the built-in server: this kelpie binary.
+pub fn resolve() -> Result<Resolved, String> {
+    let exe = std::env::current_exe().map_err(|e| {
+        format!("`script: serve` runs this kelpie binary, whose path cannot be found: {e}")
+    })?;
+    Ok(Resolved {
+        script: exe.display().to_string(),
+        interpreter: None,
+        shell_args: Vec::new(),
+    })
+}
+
+/// The port the built-in server listens on when none is given, as in PM2.
+pub const DEFAULT_PORT: u16 = 8080;
+
+/// The name PM2 gives a static server that has none.
+pub fn default_name(port: impl std::fmt::Display) -> String {
+    format!("static-page-server-{port}")
+}
+
+/// PM2's top-level `static: [{path, port, host, spa, homepage, basic_auth: {username,
+/// password}, name}]`: each entry becomes an app running the built-in server, with its settings
+/// in the `PM2_SERVE_*` variables the server reads.
+pub fn static_section(value: &Value) -> Result<Vec<Value>, String> {
+    let entries = match value {
+        Value::Array(items) => items.as_slice(),
+        Value::Object(_) => std::slice::from_ref(value),
+        other => {
+            return Err(format!(
+                "`static` must be a list of {{path, port, ...}} objects, got {}",
+                crate::convert::kind_of(other)
+            ))
+        }
+    };
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| static_app(entry).map_err(|e| format!("`static` entry #{}: {e}", i + 1)))
+        .collect()
+}
+
+fn static_app(entry: &Value) -> Result<Value, String> {
+    let Value::Object(entry) = entry else {
+        return Err(format!(
+            "expected an object, got {}",
+            crate::convert::describe(entry)
+        ));
+    };
+    let mut env = Map::new();
+    let mut name = None;
+    for (key, value) in entry {
+        // PM2's directory listing, off: nothing to do.
+        if value.is_null() || (key == "ftp" && value == &Value::Bool(false)) {
+            continue;
+        }
+        let variable = match key.as_str() {
+            "name" => {
+                name = Some(value.clone());
+                continue;
+            }
+            "basic_auth" => {
+                let (Some(username), Some(password)) = (value.get("username"), value.get("password"))
+                else {
+                    return Err("`basic_auth` needs `username` and `password`".to_string());
+                };
+                env.insert("PM2_SERVE_BASIC_AUTH".into(), Value::from("true"));
+                env.insert("PM2_SERVE_BASIC_AUTH_USERNAME".into(), username.clone());
+                env.insert("PM2_SERVE_BASIC_AUTH_PASSWORD".into(), password.clone());
+                continue;
+            }
+            "path" => "PM2_SERVE_PATH",
+            "port" => "PM2_SERVE_PORT",
+            "host" => "PM2_SERVE_HOST",
+            "spa" => "PM2_SERVE_SPA",
+            "homepage" => "PM2_SERVE_HOMEPAGE",
+            other => {
+                return Err(format!(
+                    "`{other}` is not supported by kelpie's static server (expected path, port, host, spa, homepage, basic_auth or name)"
+                ))
+            }
+        };
+        env.insert(variable.to_string(), value.clone());
+    }
+    let name = name.unwrap_or_else(|| {
+        let port = match env.get("PM2_SERVE_PORT") {
+            Some(Value::String(port)) => port.clone(),
+            Some(port) => port.to_string(),
+            None => DEFAULT_PORT.to_string(),
+        };
+        Value::from(default_name(port))
+    });
+    Ok(serde_json::json!({"name": name, "script": SERVE_SCRIPT, "env": env}))
+}
