@@ -15,7 +15,7 @@ mod fields;
 mod formats;
 mod health;
 mod interpreter;
-mod jsonc;
+mod json5;
 mod load;
 mod node;
 mod normalize;
