@@ -393,7 +393,7 @@ fn deploy_env_is_merged_under_env_and_env_profile() {
     }"#;
     let loaded = p.load("ecosystem.json", text).expect("loads");
     assert!(
-        loaded.apps[0].env.get("C").is_none(),
+        !loaded.apps[0].env.contains_key("C"),
         "no --env: deploy is not read"
     );
     p.ctx.profile = Some("production".into());
