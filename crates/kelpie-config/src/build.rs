@@ -18,7 +18,7 @@ pub struct Origin<'a> {
     pub source_file: Option<String>,
     /// The `--env` profile, for file loads.
     pub profile: Option<&'a str>,
-    /// The file's `deploy.<profile>.env` (already validated), under every app's `env`.
+    /// The file's `deploy.<profile>.env` (already validated), over every app's `env`.
     pub deploy_env: Option<&'a BTreeMap<String, String>>,
     /// The CLI invocation.
     pub ctx: &'a LoadContext,
@@ -202,13 +202,17 @@ fn interpreter_field(value: &Value) -> Result<Option<String>, String> {
 }
 
 /// `env`, every `env_<profile>` (all validated, the selected one merged) and Python's
-/// unbuffered output. As in PM2 (`mergeEnvironmentVariables`), the file's
-/// `deploy.<profile>.env` comes first, the app's `env` over it, and its `env_<profile>` last.
+/// unbuffered output. As PM2 7 does: the app's `env`, the file's `deploy.<profile>.env` over
+/// it, and the app's `env_<profile>` over both. (PM2's `mergeEnvironmentVariables` says the
+/// deploy env has the least priority, but it writes it into the app's own `env` object, so it
+/// wins over `env`; this is what PM2 users' apps get, checked with PM2 7.0.4.)
 fn read_env(r: &mut Reader<'_>, spec: &mut AppSpec, origin: &Origin<'_>) {
     let profile = origin.profile;
-    spec.env = origin.deploy_env.cloned().unwrap_or_default();
-    spec.env
-        .extend(r.get("env", crate::env::variables).unwrap_or_default());
+    spec.env = r.get("env", crate::env::variables).unwrap_or_default();
+    if let Some(deploy) = origin.deploy_env {
+        spec.env
+            .extend(deploy.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
     for (name, field) in &r.raw.profiles {
         match crate::env::variables(&field.value) {
             Ok(vars) if Some(name.as_str()) == profile => spec.env.extend(vars),

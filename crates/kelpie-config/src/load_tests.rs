@@ -383,7 +383,7 @@ fn error_and_output_are_pm2_aliases_of_the_log_files() {
 }
 
 #[test]
-fn deploy_env_is_merged_under_env_and_env_profile() {
+fn deploy_env_is_merged_over_env_and_under_env_profile() {
     let mut p = Project::new();
     let text = r#"{
         apps: [{name: 'api', script: 'app.js', env: {A: 'env', B: 'env'}, env_production: {A: 'profile'}},
@@ -400,7 +400,7 @@ fn deploy_env_is_merged_under_env_and_env_profile() {
     let loaded = p.load("ecosystem.json", text).expect("loads");
     let env = &loaded.apps[0].env;
     assert_eq!(env["A"], "profile", "env_<profile> wins");
-    assert_eq!(env["B"], "env", "env wins over deploy");
+    assert_eq!(env["B"], "deploy", "deploy wins over env, as in PM2 7");
     assert_eq!(env["C"], "deploy");
     assert_eq!(env["N"], "1");
     assert_eq!(loaded.apps[1].env["C"], "deploy", "every app gets it");

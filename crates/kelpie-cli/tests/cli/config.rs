@@ -459,7 +459,8 @@ fn a_json5_file_with_deploy_env_and_append_env_to_name_starts_as_pm2_would() {
         k.log("web-dev-out.log").contains("C=")
     });
     let log = k.log("web-dev-out.log");
-    assert!(log.ends_with("\nA=env_dev\nB=env\nC=deploy\n"), "{log}");
+    // As PM2 7 does: env_<env> over deploy.<env>.env over env.
+    assert!(log.ends_with("\nA=env_dev\nB=deploy\nC=deploy\n"), "{log}");
 
     // Without --env: the name as written, and no deploy env.
     let out = k.run(&["start", &file]);
