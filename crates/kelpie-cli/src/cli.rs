@@ -732,6 +732,10 @@ pub struct StartArgs {
     /// Start another copy of an app that already runs
     #[arg(short, long)]
     pub force: bool,
+    /// Refuse the file on any warning (unknown or ineffective fields): start nothing and exit
+    /// non-zero (also `strict = true` in kelpie.toml)
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub ignored: IgnoredPm2Flags,
 }

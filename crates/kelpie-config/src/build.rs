@@ -8,6 +8,7 @@ use crate::serve;
 use crate::LoadContext;
 use kelpie_core::{AppSpec, ExecMode, ListenAddress, LogRotation};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Where an app comes from: decides defaults that differ between files and `kelpie start`.
@@ -18,6 +19,8 @@ pub struct Origin<'a> {
     pub source_file: Option<String>,
     /// The `--env` profile, for file loads.
     pub profile: Option<&'a str>,
+    /// The file's `deploy.<profile>.env` (already validated), over every app's `env`.
+    pub deploy_env: Option<&'a BTreeMap<String, String>>,
     /// The CLI invocation.
     pub ctx: &'a LoadContext,
     /// `script: serve` is the built-in static server (files and `kelpie serve`; for
@@ -171,6 +174,14 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<AppSpec, Vec<String>> 
             }
         }
     }
+    // PM2: with `--env dev`, `append_env_to_name: true` names the app `<name>-dev`.
+    if r.get("append_env_to_name", convert::boolean) == Some(true) {
+        if let Some(profile) = origin.profile {
+            if !spec.name.is_empty() {
+                spec.name = format!("{}-{profile}", spec.name);
+            }
+        }
+    }
     if let Some(namespace) = r.get("namespace", convert::string) {
         spec.namespace = namespace;
     }
@@ -180,7 +191,7 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<AppSpec, Vec<String>> 
             .insert(0, serve::STATIC_SERVER_COMMAND.to_string());
     }
 
-    read_env(&mut r, &mut spec, origin.profile);
+    read_env(&mut r, &mut spec, origin);
     read_policy(&mut r, &mut spec);
     read_instances(&mut r, &mut spec);
     read_listen(&mut r, &mut spec);
@@ -220,9 +231,17 @@ fn interpreter_field(value: &Value) -> Result<Option<String>, String> {
 }
 
 /// `env`, every `env_<profile>` (all validated, the selected one merged) and Python's
-/// unbuffered output.
-fn read_env(r: &mut Reader<'_>, spec: &mut AppSpec, profile: Option<&str>) {
+/// unbuffered output. As PM2 7 does: the app's `env`, the file's `deploy.<profile>.env` over
+/// it, and the app's `env_<profile>` over both. (PM2's `mergeEnvironmentVariables` says the
+/// deploy env has the least priority, but it writes it into the app's own `env` object, so it
+/// wins over `env`; this is what PM2 users' apps get, checked with PM2 7.0.4.)
+fn read_env(r: &mut Reader<'_>, spec: &mut AppSpec, origin: &Origin<'_>) {
+    let profile = origin.profile;
     spec.env = r.get("env", crate::env::variables).unwrap_or_default();
+    if let Some(deploy) = origin.deploy_env {
+        spec.env
+            .extend(deploy.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
     for (name, field) in &r.raw.profiles {
         match crate::env::variables(&field.value) {
             Ok(vars) if Some(name.as_str()) == profile => spec.env.extend(vars),
@@ -413,13 +432,24 @@ fn read_watch(r: &mut Reader<'_>, spec: &mut AppSpec, cwd: &Path, home: Option<&
     }
 }
 
-/// `health_check` and `watchdog`.
+/// `health_check` (or the `http` block of PM2 production templates) and `watchdog`.
 fn read_health(r: &mut Reader<'_>, spec: &mut AppSpec) {
-    if let Some(found) = r.raw.get("health_check") {
-        match crate::health::read(&found.key, &found.value, spec) {
+    match (r.raw.get("health_check"), r.raw.get("http")) {
+        (Some(check), Some(http)) => r.errors.push(format!(
+            "fields `{}` and `{}` both set a health check; keep one",
+            check.key, http.key
+        )),
+        (Some(found), None) => match crate::health::read(&found.key, &found.value, spec) {
             Ok(check) => spec.health_check = check,
             Err(errors) => r.errors.extend(errors),
+        },
+        (None, Some(found)) => {
+            match crate::health::read_http_block(&found.key, &found.value, spec) {
+                Ok(check) => spec.health_check = check,
+                Err(errors) => r.errors.extend(errors),
+            }
         }
+        (None, None) => {}
     }
     spec.watchdog_ms = r.get("watchdog", convert::watchdog);
 }

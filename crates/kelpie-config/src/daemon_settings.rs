@@ -1,6 +1,7 @@
 //! Daemon-wide settings: `<home>/kelpie.toml`: the log rotation defaults that apply to apps
 //! which do not set their own `log_max_size`, `log_retain`, `log_compress` or
-//! `log_rotate_interval` (`[logs]`), and the web dashboard, HTTP API and metrics (`[web]`).
+//! `log_rotate_interval` (`[logs]`), the web dashboard, HTTP API and metrics (`[web]`), and
+//! `strict = true` (top level), which makes warnings about ecosystem files errors.
 
 use crate::convert;
 use crate::errors::ConfigError;
@@ -54,6 +55,10 @@ pub struct DaemonSettings {
     pub logs: LogDefaults,
     /// The `[web]` section: serve the web page, the HTTP API and `/metrics` (none = do not).
     pub web: Option<WebSettings>,
+    /// `strict = true`: `kelpie start` (and restart/reload of a file) treats every warning
+    /// about an ecosystem file (unknown fields, PM2 fields without effect) as an error, as
+    /// `--strict` does.
+    pub strict: bool,
 }
 
 /// Where and how the daemon serves HTTP (`[web]`, or `kelpie web`).
@@ -221,6 +226,10 @@ impl DaemonSettings {
                 ("web", Value::Object(keys)) => {
                     settings.web = Some(read_web(keys, &mut errors));
                 }
+                ("strict", value) => match convert::boolean(value) {
+                    Ok(strict) => settings.strict = strict,
+                    Err(message) => errors.push(format!("key `strict`: {message}")),
+                },
                 (section @ ("logs" | "web"), other) => errors.push(format!(
                     "`{section}` must be a section (`[{section}]`), got {}",
                     convert::kind_of(other)
@@ -246,6 +255,9 @@ fn unknown_top_level(name: &str) -> String {
     }
     if WEB_KEYS.contains(&name) {
         return format!("unknown key `{name}` (did you mean `{name}` in the `[web]` section?)");
+    }
+    if crate::fields::closest(name, ["strict"]).is_some() {
+        return format!("unknown key `{name}` (did you mean `strict`?)");
     }
     match crate::fields::closest(name, SECTIONS.iter().copied()) {
         Some(section) => format!("unknown section `{name}` (did you mean `[{section}]`?)"),
@@ -371,6 +383,22 @@ mod tests {
         assert_eq!(settings.expect("empty"), DaemonSettings::default());
         let (_dir, settings) = load_text("[logs]\n");
         assert_eq!(settings.expect("empty section"), DaemonSettings::default());
+    }
+
+    #[test]
+    fn strict_is_a_top_level_switch() {
+        let (_dir, settings) = load_text("strict = true\n[logs]\nretain = 3\n");
+        let settings = settings.expect("valid");
+        assert!(settings.strict);
+        assert_eq!(settings.logs.retain, 3);
+        assert!(!DaemonSettings::default().strict);
+        assert_eq!(
+            errors("strict = \"yes\"\nstrickt = true\n"),
+            [
+                "<home>/kelpie.toml: unknown key `strickt` (did you mean `strict`?)",
+                "<home>/kelpie.toml: key `strict`: expected true or false, got \"yes\"",
+            ]
+        );
     }
 
     #[test]

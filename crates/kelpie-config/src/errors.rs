@@ -62,6 +62,16 @@ pub enum ConfigError {
         /// Complete messages, each naming the file (if any), the app and the field.
         errors: Vec<String>,
     },
+    /// Strict mode and warnings: each warning (naming file, app and field), then why they stop
+    /// the command.
+    #[error(
+        "{}\nstrict mode (--strict, or `strict = true` in kelpie.toml) makes these warnings errors: fix them, or start without strict mode",
+        warnings.join("\n")
+    )]
+    Strict {
+        /// The warnings, complete messages.
+        warnings: Vec<String>,
+    },
     /// `--only` named apps the file does not declare.
     #[error(
         "{file}: --only {}: no such app in this file; apps declared: {}",

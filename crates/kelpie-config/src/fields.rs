@@ -55,8 +55,10 @@ pub const SUPPORTED: &[&str] = &[
     "ignore_watch",
     "watch_delay",
     "health_check",
+    "http",
     "watchdog",
     "depends_on",
+    "append_env_to_name",
 ];
 
 /// PM2's alternative names, mapped to the canonical field.
@@ -95,7 +97,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "vizion",
     "post_update",
     "force",
-    "append_env_to_name",
     "execute_command",
     "filter_env",
     "pmx",

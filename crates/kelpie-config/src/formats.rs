@@ -7,7 +7,8 @@ use std::path::Path;
 /// How a file is read, chosen by its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// `.json` (comments and trailing commas tolerated, as PM2 does).
+    /// `.json`, read as JSON5: PM2 evaluates these files as JavaScript object literals, so
+    /// unquoted keys, single quotes, trailing commas and comments are accepted.
     Json,
     /// `.yaml` / `.yml`.
     Yaml,
@@ -60,10 +61,10 @@ pub fn parse_text(format: Format, text: &str, file: &str) -> Result<Value, Confi
 }
 
 fn parse_json(text: &str, file: &str) -> Result<Value, ConfigError> {
-    serde_json::from_str(&crate::jsonc::relax(text)).map_err(|e| ConfigError::Syntax {
+    crate::json5::parse(text).map_err(|e| ConfigError::Syntax {
         file: file.into(),
-        location: (e.line() > 0).then(|| (e.line(), e.column().max(1))),
-        message: strip_position(&e.to_string()),
+        location: Some((e.line, e.column)),
+        message: e.message,
     })
 }
 
@@ -149,6 +150,20 @@ mod tests {
         let text = "// apps\n{\"apps\": [{\"name\": \"a\",},],}";
         let v = parse_text(Format::Json, text, "e.json").expect("parses");
         assert_eq!(v["apps"][0]["name"], "a");
+    }
+
+    #[test]
+    fn json_files_are_json5_like_pm2_reads_them() {
+        let text = "{\n  apps: [{ name: 'api', script: 'app.js', env: { PORT: 3000, }, }],\n}";
+        let v = parse_text(Format::Json, text, "e.json").expect("parses");
+        assert_eq!(v["apps"][0]["env"]["PORT"], 3000);
+        let err = parse_text(
+            Format::Json,
+            "{\n  apps: [{ name: 'api' script: 'x' }]\n}",
+            "e.json",
+        )
+        .expect_err("should fail");
+        assert_eq!(err.to_string(), "e.json:2:24: expected `,` or `}`");
     }
 
     #[test]

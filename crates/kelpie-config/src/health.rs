@@ -168,36 +168,96 @@ pub fn read(
                     Some(_) => errors.push(Some(key), "only `http` checks have a status"),
                 }
             }
-            "interval" => {
-                if let Some(ms) =
-                    errors.check(key, value, |v| convert::duration_at_least(v, 1, "1 ms"))
-                {
-                    check.interval_ms = ms;
-                }
-            }
-            "timeout" => {
-                if let Some(ms) =
-                    errors.check(key, value, |v| convert::duration_at_least(v, 1, "1 ms"))
-                {
-                    check.timeout_ms = ms;
-                }
-            }
-            "failures" => {
-                if let Some(n) = errors.check(key, value, convert::positive_count) {
-                    check.failures = n;
-                }
-            }
-            "start_period" => {
-                if let Some(ms) = errors.check(key, value, convert::duration) {
-                    check.start_period_ms = ms;
-                }
-            }
-            _ => {}
+            name => timing(name, key, value, &mut check, &mut errors),
         }
     }
     match probe {
         Some(probe) if errors.list.is_empty() => {
             check.probe = probe;
+            Ok(Some(check))
+        }
+        _ => Err(errors.list),
+    }
+}
+
+/// `interval`, `timeout`, `failures` and `start_period` (written `key`) into `check`; other
+/// names are not timing keys and are left to the caller.
+fn timing(name: &str, key: &str, value: &Value, check: &mut HealthCheck, errors: &mut Errors<'_>) {
+    match name {
+        "interval" => {
+            if let Some(ms) = errors.check(key, value, |v| convert::duration_at_least(v, 1, "1 ms"))
+            {
+                check.interval_ms = ms;
+            }
+        }
+        "timeout" => {
+            if let Some(ms) = errors.check(key, value, |v| convert::duration_at_least(v, 1, "1 ms"))
+            {
+                check.timeout_ms = ms;
+            }
+        }
+        "failures" => {
+            if let Some(n) = errors.check(key, value, convert::positive_count) {
+                check.failures = n;
+            }
+        }
+        "start_period" => {
+            if let Some(ms) = errors.check(key, value, convert::duration) {
+                check.start_period_ms = ms;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The keys of the app-level `http` block (the health check of PM2 production templates).
+const HTTP_BLOCK_KEYS: &[&str] = &[
+    "port",
+    "path",
+    "host",
+    "expect_status",
+    "interval",
+    "timeout",
+    "failures",
+    "start_period",
+];
+
+/// Read an app's `http: {port, path, expect_status, interval}` block, written `field` by the
+/// user: an HTTP health check, the same as `health_check: {http: {port, path, host}, status,
+/// interval, ...}`. `false` (or null) means none. PM2 itself ignores this block; production
+/// templates written for PM2 use it, and Kelpie honours what they ask for.
+pub fn read_http_block(
+    field: &str,
+    value: &Value,
+    spec: &AppSpec,
+) -> Result<Option<HealthCheck>, Vec<String>> {
+    let object = match value {
+        Value::Bool(false) | Value::Null => return Ok(None),
+        Value::Object(object) => object,
+        other => {
+            return Err(vec![format!(
+                "field `{field}`: expected an HTTP health check like {{port: 3000, path: '/health', expect_status: 200, interval: 30000}}, got {}",
+                describe(other)
+            )])
+        }
+    };
+    let mut errors = Errors {
+        field,
+        list: Vec::new(),
+    };
+    let keys = sort_keys(object, HTTP_BLOCK_KEYS, None, &mut errors);
+    let url = http_address(None, &keys, spec, &mut errors, 0);
+    let mut check = HealthCheck::default();
+    let mut status = None;
+    for (name, key, value) in &keys {
+        match *name {
+            "expect_status" => status = errors.check(key, value, convert::http_status),
+            name => timing(name, key, value, &mut check, &mut errors),
+        }
+    }
+    match url {
+        Some(url) if errors.list.is_empty() => {
+            check.probe = HealthProbe::Http { url, status };
             Ok(Some(check))
         }
         _ => Err(errors.list),
@@ -256,11 +316,28 @@ fn http_object(
 ) -> Option<String> {
     let before = errors.list.len();
     let keys = sort_keys(object, HTTP_KEYS, Some(key), errors);
+    http_address(Some(key), &keys, spec, errors, before)
+}
+
+/// The URL of `port`, `path` and `host` among `keys` (other keys are ignored), each optional:
+/// the app's port, `/`, `127.0.0.1`. Keys are named in messages under `prefix` (`http` in
+/// `health_check.http.port`), or directly under the field without one (`http.port`). `None`
+/// when errors were recorded after the first `before` ones.
+fn http_address(
+    prefix: Option<&str>,
+    keys: &[(&'static str, &str, &Value)],
+    spec: &AppSpec,
+    errors: &mut Errors<'_>,
+    before: usize,
+) -> Option<String> {
     let mut port = None;
     let mut path = "/".to_string();
     let mut host = None;
-    for (name, sub, value) in keys {
-        let sub = format!("{key}.{sub}");
+    for &(name, sub, value) in keys {
+        let sub = match prefix {
+            Some(prefix) => format!("{prefix}.{sub}"),
+            None => sub.to_string(),
+        };
         match name {
             "port" => port = errors.check(&sub, value, convert::port),
             "path" => {
@@ -275,7 +352,7 @@ fn http_object(
                     path = p;
                 }
             }
-            _ => {
+            "host" => {
                 let read = |v: &Value| match v {
                     Value::String(s)
                         if !s.trim().is_empty()
@@ -293,6 +370,7 @@ fn http_object(
                 };
                 host = errors.check(&sub, value, read);
             }
+            _ => {}
         }
     }
     if errors.list.len() > before {
@@ -304,7 +382,7 @@ fn http_object(
         (host, None) => match app_address(spec) {
             Ok((app_host, port)) => (host.unwrap_or(app_host), port),
             Err(message) => {
-                errors.push(Some(key), message);
+                errors.push(prefix, message);
                 return None;
             }
         },

@@ -1,8 +1,9 @@
 //! Kelpie's configuration: ecosystem files (JSON, YAML, TOML, JavaScript) and `kelpie start`
 //! flags, validated and resolved into [`kelpie_core::AppSpec`]s.
 //!
-//! Everything wrong with a file is reported at once ([`ConfigError::Invalid`]), and PM2 fields
-//! Kelpie does not implement yet are accepted with a warning so existing files keep working.
+//! Everything wrong with a file is reported at once ([`ConfigError::Invalid`]). Keys PM2 would
+//! ignore (unknown fields, PM2 fields Kelpie does not implement) are accepted with a warning so
+//! existing files keep working; [`Loaded::strict`] turns those warnings into an error.
 #![warn(missing_docs)]
 
 mod build;
@@ -15,7 +16,7 @@ mod fields;
 mod formats;
 mod health;
 mod interpreter;
-mod jsonc;
+mod json5;
 mod load;
 mod node;
 mod normalize;
@@ -31,7 +32,9 @@ pub use daemon_settings::{
 };
 pub use errors::ConfigError;
 pub use formats::is_ecosystem_file;
-pub use load::{app_names, from_script, load_file, serve_app};
+pub use load::{
+    app_names, app_names_in_stdin, from_script, load_file, load_stdin, serve_app, STDIN,
+};
 pub use paths::{absolutize, which};
 pub use serve::{
     default_name as serve_default_name, DEFAULT_PORT as SERVE_DEFAULT_PORT, SERVE_SCRIPT,
@@ -82,6 +85,21 @@ pub struct Loaded {
     pub apps: Vec<kelpie_core::AppSpec>,
     /// Complete messages (ignored fields, missing profiles), to print before starting.
     pub warnings: Vec<String>,
+}
+
+impl Loaded {
+    /// Strict mode (`kelpie start --strict`, or `strict = true` in `kelpie.toml`): any warning
+    /// is an error ([`ConfigError::Strict`]), so nothing is started from a file Kelpie would
+    /// read differently from what its author meant.
+    pub fn strict(self) -> Result<Loaded, ConfigError> {
+        if self.warnings.is_empty() {
+            Ok(self)
+        } else {
+            Err(ConfigError::Strict {
+                warnings: self.warnings,
+            })
+        }
+    }
 }
 
 /// Options for starting a single script/command from CLI flags (`None` = not given). Values

@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 /// Label used for `kelpie start <script>` errors, where there is no file.
 const COMMAND_LINE: &str = "command line";
 
+/// How an ecosystem file piped to `kelpie start -` is named in messages.
+pub const STDIN: &str = "<stdin>";
+
 /// A file read and split into raw apps.
 struct Document {
     /// The file as the user named it, for messages.
@@ -27,6 +30,8 @@ struct Document {
     apps: Vec<RawApp>,
     /// Warnings about ignored top-level sections.
     notes: Vec<String>,
+    /// The top-level `deploy` section.
+    deploy: Option<Value>,
 }
 
 fn read_document(path: &Path, ctx: &LoadContext) -> Result<Document, ConfigError> {
@@ -51,24 +56,42 @@ fn read_document(path: &Path, ctx: &LoadContext) -> Result<Document, ConfigError
             formats::parse_text(format, &text, &file)?
         }
     };
-    let (apps, notes) = normalize::top_level(&value).map_err(|message| ConfigError::Shape {
+    let dir = abs
+        .parent()
+        .map_or_else(|| ctx.cwd.clone(), Path::to_path_buf);
+    document(file, abs, dir, &value)
+}
+
+/// An ecosystem file read from standard input (`kelpie start -`): JSON5, like a `.json` file,
+/// with relative paths resolved against the current directory.
+fn stdin_document(text: &str, ctx: &LoadContext) -> Result<Document, ConfigError> {
+    let value = formats::parse_text(Format::Json, text, STDIN)?;
+    document(STDIN.to_string(), ctx.cwd.clone(), ctx.cwd.clone(), &value)
+}
+
+fn document(
+    file: String,
+    abs: PathBuf,
+    dir: PathBuf,
+    value: &Value,
+) -> Result<Document, ConfigError> {
+    let top = normalize::top_level(value).map_err(|message| ConfigError::Shape {
         file: file.clone(),
         message,
     })?;
-    let apps = apps
+    let apps = top
+        .apps
         .iter()
         .enumerate()
         .map(|(index, app)| RawApp::from_value(index, app))
         .collect();
-    let dir = abs
-        .parent()
-        .map_or_else(|| ctx.cwd.clone(), Path::to_path_buf);
     Ok(Document {
         file,
         abs,
         dir,
         apps,
-        notes,
+        notes: top.notes,
+        deploy: top.deploy,
     })
 }
 
@@ -119,21 +142,57 @@ fn app_names_of(doc: &Document, origin: &Origin<'_>) -> Vec<Option<String>> {
 /// Only the apps selected by `--only` are validated in depth, so a broken app does not stop
 /// its neighbours from being started one by one.
 pub fn load_file(path: &Path, ctx: &LoadContext) -> Result<Loaded, ConfigError> {
-    let doc = read_document(path, ctx)?;
+    load_document(read_document(path, ctx)?, ctx)
+}
+
+/// Load an ecosystem file given as text on standard input (`kelpie start -`), as PM2 reads a
+/// piped one: JSON5, named `<stdin>` in messages; relative `script` and `cwd` are resolved
+/// against the current directory (`ctx.cwd`).
+pub fn load_stdin(text: &str, ctx: &LoadContext) -> Result<Loaded, ConfigError> {
+    load_document(stdin_document(text, ctx)?, ctx)
+}
+
+/// `deploy.<profile>.env`, when `--env <profile>` is given and the file has one.
+fn deploy_env(
+    doc: &Document,
+    profile: Option<&str>,
+) -> Result<Option<std::collections::BTreeMap<String, String>>, String> {
+    let Some(profile) = profile else {
+        return Ok(None);
+    };
+    let Some(env) = doc
+        .deploy
+        .as_ref()
+        .and_then(|deploy| deploy.get(profile))
+        .and_then(|target| target.get("env"))
+    else {
+        return Ok(None);
+    };
+    crate::env::variables(env)
+        .map(Some)
+        .map_err(|message| format!("{}: `deploy.{profile}.env`: {message}", doc.file))
+}
+
+fn load_document(doc: Document, ctx: &LoadContext) -> Result<Loaded, ConfigError> {
     let file = doc.file.as_str();
+    let mut errors = Vec::new();
+    let deploy_env = deploy_env(&doc, ctx.profile.as_deref()).unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    });
     // Apps default to the file's directory, not the CLI's (PM2 uses the CLI's): a file then
     // behaves the same wherever `kelpie` is run from, and `script: './app.js'` means the file
     // next to it, which is what users expect.
     let origin = Origin {
         base_dir: &doc.dir,
-        source_file: Some(doc.abs.display().to_string()),
+        source_file: (file != STDIN).then(|| doc.abs.display().to_string()),
         profile: ctx.profile.as_deref(),
+        deploy_env: deploy_env.as_ref(),
         ctx,
         builtin_serve: true,
     };
     let names = app_names_of(&doc, &origin);
 
-    let mut errors = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let Some(name) = name else { continue };
         let first = names.iter().position(|n| n.as_ref() == Some(name));
@@ -175,6 +234,7 @@ pub fn load_file(path: &Path, ctx: &LoadContext) -> Result<Loaded, ConfigError> 
             .into_iter()
             .map(|cycle| format!("{file}: depends_on has a cycle: {cycle}")),
     );
+    warnings.extend(unknown_warnings(&doc, &selected, &origin));
     warnings.extend(unsupported_warnings(&doc, &selected, &origin));
     warnings.extend(
         cluster_warnings(&apps)
@@ -184,7 +244,7 @@ pub fn load_file(path: &Path, ctx: &LoadContext) -> Result<Loaded, ConfigError> 
     if let Some(profile) = ctx.profile.as_deref() {
         for &i in &selected {
             let raw = &doc.apps[i];
-            if !raw.profiles.contains_key(profile) {
+            if !raw.profiles.contains_key(profile) && deploy_env.is_none() {
                 warnings.push(format!(
                     "{file}: {}: no `env_{profile}` section; `--env {profile}` applies only its `env`",
                     build::label(raw, &origin)
@@ -192,12 +252,16 @@ pub fn load_file(path: &Path, ctx: &LoadContext) -> Result<Loaded, ConfigError> 
             }
         }
     }
+    if errors.is_empty() {
+        errors.extend(renamed_duplicates(&apps, file));
+    }
     if !errors.is_empty() {
         return Err(ConfigError::Invalid {
             file: file.to_string(),
             errors,
         });
     }
+    rename_dependencies(&mut apps, &selected, &names);
     // Every selected app was built (no errors), so `apps[k]` is the app at `selected[k]`.
     let mut built: Vec<Option<AppSpec>> = apps.into_iter().map(Some).collect();
     let apps = graph
@@ -209,6 +273,48 @@ pub fn load_file(path: &Path, ctx: &LoadContext) -> Result<Loaded, ConfigError> 
         })
         .collect();
     Ok(Loaded { apps, warnings })
+}
+
+/// Two apps that `append_env_to_name` gave the same name (`web` with `--env dev`, and another
+/// app already named `web-dev`).
+fn renamed_duplicates(apps: &[AppSpec], file: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    for (i, app) in apps.iter().enumerate() {
+        if apps[..i].iter().any(|a| a.name == app.name) {
+            continue;
+        }
+        let count = apps.iter().filter(|a| a.name == app.name).count();
+        if count > 1 {
+            errors.push(format!(
+                "{file}: app name `{}` is used by {count} apps once `append_env_to_name` adds the `--env` name; names must be unique within a file",
+                app.name
+            ));
+        }
+    }
+    errors
+}
+
+/// `depends_on` names the apps of the file as written: follow those that `append_env_to_name`
+/// renamed. `apps[k]` is the app at `selected[k]`; `names` are the file's declared names.
+fn rename_dependencies(apps: &mut [AppSpec], selected: &[usize], names: &[Option<String>]) {
+    let renamed: Vec<(String, String)> = selected
+        .iter()
+        .zip(apps.iter())
+        .filter_map(|(&i, app)| {
+            let declared = names.get(i)?.as_ref()?;
+            (*declared != app.name).then(|| (declared.clone(), app.name.clone()))
+        })
+        .collect();
+    if renamed.is_empty() {
+        return;
+    }
+    for app in apps.iter_mut() {
+        for dependency in &mut app.depends_on {
+            if let Some((_, new)) = renamed.iter().find(|(old, _)| old == dependency) {
+                *dependency = new.clone();
+            }
+        }
+    }
 }
 
 /// Several cluster-mode instances with no port to share: each would bind the port itself, and
@@ -229,6 +335,26 @@ fn cluster_warnings(apps: &[kelpie_core::AppSpec]) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// One warning per key that is no field at all, naming the file, the app and the key, with the
+/// field it most likely misspells. PM2 ignores such keys; so does Kelpie, but says so.
+fn unknown_warnings(doc: &Document, selected: &[usize], origin: &Origin<'_>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for &i in selected {
+        let raw = &doc.apps[i];
+        let label = build::label(raw, origin);
+        for (key, suggestion) in &raw.unknown {
+            warnings.push(match suggestion {
+                Some(known) => format!(
+                    "{}: {label}: unknown field `{key}` is ignored (did you mean `{known}`?)",
+                    doc.file
+                ),
+                None => format!("{}: {label}: unknown field `{key}` is ignored", doc.file),
+            });
+        }
+    }
+    warnings
 }
 
 /// One warning per ignored field, naming every app that sets it.
@@ -263,15 +389,24 @@ fn unsupported_warnings(doc: &Document, selected: &[usize], origin: &Origin<'_>)
 /// Names of the apps declared in a file, honouring `ctx.only` (used by `stop`/`delete <file>`).
 /// Apps are not validated: stopping must work even when a script has since been deleted.
 pub fn app_names(path: &Path, ctx: &LoadContext) -> Result<Vec<String>, ConfigError> {
-    let doc = read_document(path, ctx)?;
+    names_in(&read_document(path, ctx)?, ctx)
+}
+
+/// [`app_names`] of an ecosystem file given on standard input (`kelpie delete -`).
+pub fn app_names_in_stdin(text: &str, ctx: &LoadContext) -> Result<Vec<String>, ConfigError> {
+    names_in(&stdin_document(text, ctx)?, ctx)
+}
+
+fn names_in(doc: &Document, ctx: &LoadContext) -> Result<Vec<String>, ConfigError> {
     let origin = Origin {
         base_dir: &doc.dir,
         source_file: None,
         profile: None,
+        deploy_env: None,
         ctx,
         builtin_serve: true,
     };
-    let names = app_names_of(&doc, &origin);
+    let names = app_names_of(doc, &origin);
     let selected = select(&names, &ctx.only, &doc.file)?;
     Ok(selected
         .into_iter()
@@ -306,6 +441,7 @@ fn from_options(
         base_dir: &ctx.cwd,
         source_file: None,
         profile: None,
+        deploy_env: None,
         ctx,
         builtin_serve,
     };

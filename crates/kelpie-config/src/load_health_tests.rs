@@ -777,3 +777,118 @@ fn health_timing_flags_need_a_probe_flag() {
         "app `app`: --health-timeout needs a probe: add --health-http, --health-tcp or --health-exec"
     );
 }
+
+#[test]
+fn the_http_block_of_pm2_production_templates_is_an_http_health_check() {
+    let mut p = Project::new();
+    // As PM2 production templates write it (JSON5, as PM2 reads a `.json`).
+    let loaded = p
+        .load(
+            "ecosystem.json",
+            r#"{apps: [
+                {name: 'api', script: 'app.js',
+                 http: {port: 30000, path: '/health', expect_status: 200, interval: 30000}},
+                {name: 'user', script: 'app.js',
+                 http: {host: 'localhost', port: 30001, path: '/health', expect_status: 204,
+                        interval: 30000, timeout: 5000, failures: 2, start_period: '10s'}},
+                {name: 'on-port', script: 'app.js', port: 4000, http: {path: '/ready'}},
+                {name: 'on-env', script: 'app.js', http: {expectStatus: 200},
+                 env_production: {PORT: 30002}},
+                {name: 'off', script: 'app.js', http: false},
+            ]}"#,
+        )
+        .err()
+        .map(|e| e.to_string());
+    // Without --env production, `on-env` has no port to check.
+    assert_eq!(
+        loaded.as_deref(),
+        Some("ecosystem.json: app `on-env`: field `http`: the app has no TCP port to check: set its `port`, or PORT in its `env`, or give a full URL (http://127.0.0.1:3000/health)")
+    );
+    p.ctx.profile = Some("production".into());
+    let loaded = p
+        .load(
+            "ecosystem.json",
+            &std::fs::read_to_string(p.path("ecosystem.json")).expect("read"),
+        )
+        .expect("loads");
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .all(|w| w.contains("no `env_production` section")),
+        "{:?}",
+        loaded.warnings
+    );
+    let checks: Vec<Option<&HealthCheck>> = loaded
+        .apps
+        .iter()
+        .map(|a| a.health_check.as_ref())
+        .collect();
+    let defaults = HealthCheck::default();
+    assert_eq!(
+        checks[0],
+        Some(&HealthCheck {
+            probe: HealthProbe::Http {
+                url: "http://127.0.0.1:30000/health".into(),
+                status: Some(200),
+            },
+            interval_ms: 30_000,
+            ..defaults.clone()
+        })
+    );
+    assert_eq!(
+        checks[1],
+        Some(&HealthCheck {
+            probe: HealthProbe::Http {
+                url: "http://localhost:30001/health".into(),
+                status: Some(204),
+            },
+            interval_ms: 30_000,
+            timeout_ms: 5000,
+            failures: 2,
+            start_period_ms: 10_000,
+        })
+    );
+    assert_eq!(
+        checks[2].map(|c| &c.probe),
+        Some(&HealthProbe::Http {
+            url: "http://127.0.0.1:4000/ready".into(),
+            status: None,
+        })
+    );
+    assert_eq!(
+        checks[3].map(|c| &c.probe),
+        Some(&HealthProbe::Http {
+            url: "http://127.0.0.1:30002/".into(),
+            status: Some(200),
+        })
+    );
+    assert_eq!(checks[4], None);
+}
+
+#[test]
+fn a_bad_http_block_names_the_field_and_key() {
+    let p = Project::new();
+    let errors = p.errors(
+        "e.json",
+        r#"[{name: 'a', script: 'app.js', http: {port: 70000, path: 'health', expect_status: 'ok',
+                                               interval: 0, expect_staus: 200}},
+            {name: 'b', script: 'app.js', http: '/health'},
+            {name: 'c', script: 'app.js', port: 3000, http: {path: '/'}, health_check: {tcp: true}},
+            {name: 'd', script: 'app.js', http: {port: 3000, timeout: 'soon', method: 'HEAD'}}]"#,
+    );
+    assert_eq!(
+        errors,
+        [
+            "e.json: app `a`: field `http`: unknown key `expect_staus` (did you mean `expect_status`?)",
+            "e.json: app `a`: field `http.port`: expected a port number between 1 and 65535, got 70000",
+            "e.json: app `a`: field `http.path`: expected a path starting with /, got \"health\"",
+            "e.json: app `a`: field `http.expect_status`: expected an HTTP status code from 100 to 599, got \"ok\"",
+            "e.json: app `a`: field `http.interval`: expected at least 1 ms, got 0",
+            "e.json: app `b`: field `http`: expected an HTTP health check like {port: 3000, path: '/health', expect_status: 200, interval: 30000}, got \"/health\"",
+            "e.json: app `c`: fields `health_check` and `http` both set a health check; keep one",
+            "e.json: app `d`: field `http`: unknown key `method` (expected `port`, `path`, `host`, `expect_status`, `interval`, `timeout`, `failures`, `start_period`)",
+            "e.json: app `d`: field `http.timeout`: expected a duration like 500ms, 10s, 5m, 1h or a number of milliseconds, got \"soon\"",
+        ]
+    );
+}

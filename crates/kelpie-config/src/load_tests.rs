@@ -273,10 +273,10 @@ fn unsupported_fields_warn_once_per_field_naming_apps() {
                 "deploy": {"production": {}}}"#,
         )
         .expect("loads");
+    // `deploy` is no longer ignored: its `<env>.env` is read under `--env <env>`.
     assert_eq!(
         loaded.warnings,
         [
-            "ecosystem.json: top-level `deploy` is not supported yet by kelpie and is ignored",
             "ecosystem.json: app `api`: `pid_file` is not supported yet by kelpie and is ignored",
             "ecosystem.json: apps `api`, `worker`: `vizion` is not supported yet by kelpie and is ignored",
             "ecosystem.json: app `worker`: `watchOptions` holds options of PM2's file watcher (chokidar), which do not apply to kelpie's watcher, and is ignored",
@@ -285,19 +285,196 @@ fn unsupported_fields_warn_once_per_field_naming_apps() {
 }
 
 #[test]
-fn unknown_fields_are_errors_with_suggestions() {
+fn unknown_fields_are_warnings_naming_file_app_and_field_with_suggestions() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "ecosystem.json",
+            r#"{"apps": [{"name": "api", "script": "app.js", "max_memroy_restart": "1G", "flavour": 1},
+                         {"script": "worker.js", "autorestrat": false}],
+                "extra": true}"#,
+        )
+        .expect("unknown fields do not stop the load");
+    assert_eq!(loaded.apps.len(), 2);
+    assert_eq!(
+        loaded.apps[0].max_memory_restart, None,
+        "a typo sets nothing"
+    );
+    assert_eq!(
+        loaded.warnings,
+        [
+            "ecosystem.json: unknown top-level key `extra` is ignored (kelpie reads `apps` and `deploy`)",
+            "ecosystem.json: app `api`: unknown field `flavour` is ignored",
+            "ecosystem.json: app `api`: unknown field `max_memroy_restart` is ignored (did you mean `max_memory_restart`?)",
+            "ecosystem.json: app `worker`: unknown field `autorestrat` is ignored (did you mean `autorestart`?)",
+        ]
+    );
+}
+
+#[test]
+fn strict_mode_turns_every_warning_into_one_error() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "ecosystem.json",
+            r#"{"apps": [{"name": "api", "script": "app.js", "max_memroy_restart": "1G", "vizion": true}]}"#,
+        )
+        .expect("loads");
+    let err = loaded.strict().expect_err("strict refuses warnings");
+    assert!(matches!(err, ConfigError::Strict { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "ecosystem.json: app `api`: unknown field `max_memroy_restart` is ignored (did you mean `max_memory_restart`?)\n\
+         ecosystem.json: app `api`: `vizion` is not supported yet by kelpie and is ignored\n\
+         strict mode (--strict, or `strict = true` in kelpie.toml) makes these warnings errors: fix them, or start without strict mode"
+    );
+    let clean = p
+        .load(
+            "clean.json",
+            r#"{"apps": [{"name": "api", "script": "app.js"}]}"#,
+        )
+        .expect("loads");
+    assert_eq!(clean.strict().expect("no warnings").apps.len(), 1);
+}
+
+#[test]
+fn invalid_values_of_known_fields_stay_errors() {
     let p = Project::new();
     let errors = p.errors(
         "ecosystem.json",
-        r#"{"apps": [{"name": "api", "script": "app.js", "max_memroy_restart": "1G", "flavour": 1}]}"#,
+        r#"{"apps": [{"name": "api", "script": "app.js", "error": {"error_threshold": 50}, "bogus": 1}]}"#,
     );
     assert_eq!(
         errors,
-        [
-            "ecosystem.json: app `api`: unknown field `flavour`",
-            "ecosystem.json: app `api`: unknown field `max_memroy_restart` (did you mean `max_memory_restart`?)",
-        ]
+        ["ecosystem.json: app `api`: field `error`: expected a non-empty string, got {\"error_threshold\":50}"]
     );
+}
+
+#[test]
+fn error_and_output_are_pm2_aliases_of_the_log_files() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "ecosystem.json",
+            r#"{"apps": [{"name": "a", "script": "app.js", "output": "logs/out.log", "error": "logs/err.log"},
+                         {"name": "b", "script": "app.js", "out": "o.log", "err": "e.log"},
+                         {"name": "c", "script": "app.js", "out_log": "o.log", "err_log": "e.log", "err_file": "x"}]}"#,
+        )
+        .expect_err("err_log and err_file both set error_file");
+    assert_eq!(
+        loaded.to_string(),
+        "ecosystem.json: app `c`: `err_file` and `err_log` both set `error_file`; keep one"
+    );
+    let loaded = p
+        .load(
+            "ecosystem.json",
+            r#"{"apps": [{"name": "a", "script": "app.js", "output": "logs/out.log", "error": "logs/err.log"},
+                         {"name": "b", "script": "app.js", "out": "o.log", "err": "e.log"},
+                         {"name": "c", "script": "app.js", "outLog": "o.log", "errLog": "e.log"}]}"#,
+        )
+        .expect("loads");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert_eq!(loaded.apps[0].out_file, Some(p.abs("logs/out.log")));
+    assert_eq!(loaded.apps[0].error_file, Some(p.abs("logs/err.log")));
+    assert_eq!(loaded.apps[1].out_file, Some(p.abs("o.log")));
+    assert_eq!(loaded.apps[1].error_file, Some(p.abs("e.log")));
+    assert_eq!(loaded.apps[2].out_file, Some(p.abs("o.log")));
+    assert_eq!(loaded.apps[2].error_file, Some(p.abs("e.log")));
+}
+
+#[test]
+fn deploy_env_is_merged_over_env_and_under_env_profile() {
+    let mut p = Project::new();
+    let text = r#"{
+        apps: [{name: 'api', script: 'app.js', env: {A: 'env', B: 'env'}, env_production: {A: 'profile'}},
+               {name: 'worker', script: 'worker.js'}],
+        deploy: {production: {user: 'node', host: '10.0.0.1', env: {A: 'deploy', B: 'deploy', C: 'deploy', N: 1}},
+                 staging: {env: 'not an object, and not selected'}},
+    }"#;
+    let loaded = p.load("ecosystem.json", text).expect("loads");
+    assert!(
+        !loaded.apps[0].env.contains_key("C"),
+        "no --env: deploy is not read"
+    );
+    p.ctx.profile = Some("production".into());
+    let loaded = p.load("ecosystem.json", text).expect("loads");
+    let env = &loaded.apps[0].env;
+    assert_eq!(env["A"], "profile", "env_<profile> wins");
+    assert_eq!(env["B"], "deploy", "deploy wins over env, as in PM2 7");
+    assert_eq!(env["C"], "deploy");
+    assert_eq!(env["N"], "1");
+    assert_eq!(loaded.apps[1].env["C"], "deploy", "every app gets it");
+    // worker has no env_production, but the file defines the environment in `deploy`.
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+
+    p.ctx.profile = Some("staging".into());
+    let err = p.load("ecosystem.json", text).expect_err("bad deploy env");
+    assert_eq!(
+        err.to_string(),
+        "ecosystem.json: `deploy.staging.env`: expected an object of environment variables, got \"not an object, and not selected\""
+    );
+}
+
+#[test]
+fn append_env_to_name_adds_the_profile_to_the_name() {
+    let mut p = Project::new();
+    let text = r#"[{name: 'web', script: 'app.js', appendEnvToName: true, env_dev: {PORT: 4000}},
+                   {name: 'job', script: 'worker.js', append_env_to_name: true, depends_on: 'web'},
+                   {name: 'plain', script: 'worker.js', depends_on: ['web', 'job'], env_dev: {}}]"#;
+    let loaded = p.load("ecosystem.json", text).expect("loads");
+    let names: Vec<&str> = loaded.apps.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["web", "job", "plain"], "without --env, names stay");
+    p.ctx.profile = Some("dev".into());
+    let loaded = p.load("ecosystem.json", text).expect("loads");
+    let names: Vec<&str> = loaded.apps.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["web-dev", "job-dev", "plain"]);
+    assert_eq!(loaded.apps[0].env["PORT"], "4000");
+    assert_eq!(loaded.apps[1].depends_on, ["web-dev"]);
+    assert_eq!(loaded.apps[2].depends_on, ["web-dev", "job-dev"]);
+    // --only takes the names as written, as in PM2.
+    p.ctx.only = vec!["web".into()];
+    let loaded = p.load("ecosystem.json", text).expect("loads");
+    assert_eq!(loaded.apps[0].name, "web-dev");
+
+    p.ctx.only = Vec::new();
+    let err = p
+        .load(
+            "clash.json",
+            r#"[{name: 'web', script: 'app.js', append_env_to_name: true}, {name: 'web-dev', script: 'app.js'}]"#,
+        )
+        .expect_err("two apps named web-dev");
+    assert!(
+        err.to_string().contains("`web-dev` is used by 2 apps"),
+        "{err}"
+    );
+    let errors = p.errors(
+        "bad.json",
+        r#"[{name: 'web', script: 'app.js', append_env_to_name: 'yes'}]"#,
+    );
+    assert_eq!(
+        errors,
+        ["bad.json: app `web`: field `append_env_to_name`: expected true or false, got \"yes\""]
+    );
+}
+
+#[test]
+fn stdin_files_are_json5_resolved_against_the_current_directory() {
+    let p = Project::new();
+    let text = "{apps: [{name: 'api', script: './app.js', bogus: 1}, {script: 'worker.js'}]}";
+    let loaded = load_stdin(text, &p.ctx).expect("loads");
+    assert_eq!(loaded.apps[0].script, p.abs("app.js"));
+    assert_eq!(loaded.apps[0].cwd, p.dir.path().display().to_string());
+    assert_eq!(loaded.apps[0].source_file, None);
+    assert_eq!(
+        loaded.warnings,
+        ["<stdin>: app `api`: unknown field `bogus` is ignored"]
+    );
+    assert_eq!(
+        app_names_in_stdin(text, &p.ctx).expect("names"),
+        ["api", "worker"]
+    );
+    let err = load_stdin("{apps: [\n  {name: 'a' script: 'x'}]}", &p.ctx).expect_err("syntax");
+    assert_eq!(err.to_string(), "<stdin>:2:14: expected `,` or `}`");
 }
 
 #[test]

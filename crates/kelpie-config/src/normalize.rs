@@ -1,6 +1,6 @@
 //! From a parsed document to a list of raw apps: the accepted top-level shapes, and each app's
 //! keys sorted into supported fields (aliases and camelCase folded), profiles, PM2 fields not
-//! supported yet, and unknown keys.
+//! supported yet, and unknown keys (ignored with a warning, as PM2 ignores them).
 
 use crate::fields::{self, Kind};
 use serde_json::{Map, Value};
@@ -26,7 +26,10 @@ pub struct RawApp {
     pub profiles: BTreeMap<String, Field>,
     /// Keys (as written) of PM2 fields Kelpie ignores.
     pub unsupported: Vec<String>,
-    /// Problems found while sorting (unknown keys, two aliases for one field), without prefix.
+    /// Keys (as written) that are no field at all, each with the known field it most likely
+    /// misspells: ignored with a warning, as PM2 ignores them.
+    pub unknown: Vec<(String, Option<&'static str>)>,
+    /// Problems found while sorting (two aliases for one field, not an object), without prefix.
     pub errors: Vec<String>,
 }
 
@@ -71,10 +74,7 @@ impl RawApp {
             // `treekill: false` asks for nothing Kelpie would have to do: no reason to warn.
             Kind::Unsupported if matches!(value, Value::Null | Value::Bool(false)) => {}
             Kind::Unsupported => self.unsupported.push(key.to_string()),
-            Kind::Unknown(Some(suggestion)) => self.errors.push(format!(
-                "unknown field `{key}` (did you mean `{suggestion}`?)"
-            )),
-            Kind::Unknown(None) => self.errors.push(format!("unknown field `{key}`")),
+            Kind::Unknown(suggestion) => self.unknown.push((key.to_string(), suggestion)),
         }
     }
 
@@ -91,31 +91,43 @@ impl RawApp {
     }
 }
 
-/// The apps of a document and warnings about ignored top-level sections. Accepted shapes, as in
+/// A document's top level: its apps, and what else it says.
+#[derive(Debug, Default)]
+pub struct TopLevel {
+    /// The app objects, in file order.
+    pub apps: Vec<Value>,
+    /// Warnings about ignored top-level keys, without the file's name.
+    pub notes: Vec<String>,
+    /// The `deploy` section, whose `<env>.env` is merged into every app's env under `--env`.
+    pub deploy: Option<Value>,
+}
+
+/// The apps of a document and warnings about ignored top-level keys. Accepted shapes, as in
 /// PM2: `{apps: [...]}` (or `apps` as one object, or PM2's older `pm2` key), a bare array of
-/// apps, or one app object.
-pub fn top_level(doc: &Value) -> Result<(Vec<Value>, Vec<String>), String> {
-    let mut notes = Vec::new();
-    let apps = match doc {
-        Value::Array(items) => items.clone(),
+/// apps, or one app object. Other top-level keys next to `apps` are ignored with a warning, as
+/// PM2 ignores them.
+pub fn top_level(doc: &Value) -> Result<TopLevel, String> {
+    let mut top = TopLevel::default();
+    match doc {
+        Value::Array(items) => top.apps = items.clone(),
         Value::Object(object) if has_apps_key(object) || object.contains_key("static") => {
-            container(object, &mut notes)?
+            container(object, &mut top)?
         }
         Value::Object(object) if object.keys().all(|k| k == "deploy") => {
             return Err(no_apps());
         }
-        Value::Object(_) => vec![doc.clone()],
+        Value::Object(_) => top.apps = vec![doc.clone()],
         other => {
             return Err(format!(
                 "expected an object with `apps`, a list of apps or one app object, got {}",
                 crate::convert::kind_of(other)
             ))
         }
-    };
-    if apps.is_empty() {
+    }
+    if top.apps.is_empty() {
         return Err(no_apps());
     }
-    Ok((apps, notes))
+    Ok(top)
 }
 
 fn has_apps_key(object: &Map<String, Value>) -> bool {
@@ -126,16 +138,18 @@ fn no_apps() -> String {
     "declares no apps (expected `apps: [...]`)".to_string()
 }
 
-fn container(object: &Map<String, Value>, notes: &mut Vec<String>) -> Result<Vec<Value>, String> {
+/// The top-level keys Kelpie reads.
+const TOP_LEVEL_KEYS: &[&str] = &["apps", "deploy", "static"];
+
+fn container(object: &Map<String, Value>, top: &mut TopLevel) -> Result<(), String> {
     if object.contains_key("apps") && object.contains_key("pm2") {
         return Err("both `apps` and `pm2` are set; keep `apps`".to_string());
     }
-    let mut apps = Vec::new();
     let mut statics = Vec::new();
     for (key, value) in object {
         match key.as_str() {
             "apps" | "pm2" => {
-                apps = match value {
+                top.apps = match value {
                     Value::Array(items) => items.clone(),
                     Value::Object(_) => vec![value.clone()],
                     other => {
@@ -146,20 +160,24 @@ fn container(object: &Map<String, Value>, notes: &mut Vec<String>) -> Result<Vec
                     }
                 }
             }
+            // Only `deploy.<env>.env` concerns starting apps; the rest is for `pm2 deploy`.
+            "deploy" => top.deploy = Some(value.clone()),
             "static" => statics = crate::serve::static_section(value)?,
-            "deploy" => notes.push(format!(
-                "top-level `{key}` is not supported yet by kelpie and is ignored"
-            )),
-            other => {
-                return Err(format!(
-                    "unknown top-level key `{other}` (expected `apps`, `deploy` or `static`)"
-                ))
-            }
+            other => top.notes.push(
+                match fields::closest(other, TOP_LEVEL_KEYS.iter().copied()) {
+                    Some(known) => format!(
+                        "unknown top-level key `{other}` is ignored (did you mean `{known}`?)"
+                    ),
+                    None => format!(
+                        "unknown top-level key `{other}` is ignored (kelpie reads `apps`, `deploy` and `static`)"
+                    ),
+                },
+            ),
         }
     }
     // After the apps, as in PM2.
-    apps.extend(statics);
-    Ok(apps)
+    top.apps.extend(statics);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -169,37 +187,41 @@ mod tests {
 
     #[test]
     fn accepts_the_three_top_level_shapes() {
-        let (apps, _) = top_level(&json!({"apps": [{"name": "a"}, {"name": "b"}]})).expect("apps");
-        assert_eq!(apps.len(), 2);
-        let (apps, _) = top_level(&json!({"apps": {"name": "a"}})).expect("single apps");
-        assert_eq!(apps.len(), 1);
-        let (apps, _) = top_level(&json!([{"name": "a"}])).expect("array");
-        assert_eq!(apps.len(), 1);
-        let (apps, _) = top_level(&json!({"name": "a", "script": "x"})).expect("object");
-        assert_eq!(apps[0]["name"], "a");
+        let top = top_level(&json!({"apps": [{"name": "a"}, {"name": "b"}]})).expect("apps");
+        assert_eq!(top.apps.len(), 2);
+        let top = top_level(&json!({"apps": {"name": "a"}})).expect("single apps");
+        assert_eq!(top.apps.len(), 1);
+        let top = top_level(&json!([{"name": "a"}])).expect("array");
+        assert_eq!(top.apps.len(), 1);
+        let top = top_level(&json!({"name": "a", "script": "x"})).expect("object");
+        assert_eq!(top.apps[0]["name"], "a");
     }
 
     #[test]
-    fn deploy_is_ignored_with_a_warning() {
-        let (apps, notes) =
-            top_level(&json!({"apps": [{"name": "a"}], "deploy": {}, "static": []})).expect("ok");
-        assert_eq!(apps.len(), 1);
-        assert_eq!(notes.len(), 1);
-        assert!(
-            notes[0].contains("`deploy` is not supported yet"),
-            "{notes:?}"
+    fn deploy_is_kept_and_unknown_keys_are_ignored_with_a_warning() {
+        let top = top_level(&json!({"apps": [{"name": "a"}], "deploy": {"prod": {}},
+                                    "static": [], "extra": 1, "aps": 2}))
+        .expect("ok");
+        assert_eq!(top.apps.len(), 1);
+        assert_eq!(top.deploy, Some(json!({"prod": {}})));
+        assert_eq!(
+            top.notes,
+            [
+                "unknown top-level key `aps` is ignored (did you mean `apps`?)",
+                "unknown top-level key `extra` is ignored (kelpie reads `apps`, `deploy` and `static`)",
+            ]
         );
     }
 
     #[test]
     fn static_entries_follow_the_apps() {
-        let (apps, _) =
+        let top =
             top_level(&json!({"static": [{"port": 8081}], "apps": [{"name": "a"}]})).expect("ok");
-        assert_eq!(apps.len(), 2);
-        assert_eq!(apps[0]["name"], "a");
-        assert_eq!(apps[1]["script"], "serve");
-        let (apps, _) = top_level(&json!({"static": [{"path": "dist"}]})).expect("static only");
-        assert_eq!(apps[0]["name"], "static-page-server-8080");
+        assert_eq!(top.apps.len(), 2);
+        assert_eq!(top.apps[0]["name"], "a");
+        assert_eq!(top.apps[1]["script"], "serve");
+        let top = top_level(&json!({"static": [{"path": "dist"}]})).expect("static only");
+        assert_eq!(top.apps[0]["name"], "static-page-server-8080");
         assert!(top_level(&json!({"static": []}))
             .expect_err("should fail")
             .contains("declares no apps"));
@@ -222,9 +244,6 @@ mod tests {
         assert!(top_level(&json!({"apps": 3}))
             .expect_err("should fail")
             .contains("`apps` must be"));
-        assert!(top_level(&json!({"apps": [], "extra": 1}))
-            .expect_err("should fail")
-            .contains("unknown top-level key `extra`"));
     }
 
     #[test]
@@ -243,11 +262,12 @@ mod tests {
         );
         assert!(raw.profiles.contains_key("production"));
         assert_eq!(raw.unsupported, ["vizion"]);
+        assert!(raw.errors.is_empty(), "{:?}", raw.errors);
         assert_eq!(
-            raw.errors,
+            raw.unknown,
             [
-                "unknown field `bogus_thing_here`",
-                "unknown field `max_memroy_restart` (did you mean `max_memory_restart`?)"
+                ("bogus_thing_here".to_string(), None),
+                ("max_memroy_restart".to_string(), Some("max_memory_restart"))
             ]
         );
     }

@@ -1,6 +1,7 @@
 //! stop, restart, delete, reset, signal.
 
-use super::{call, load_context, resolve_targets, shell_env};
+use super::strict_mode;
+use super::{call, is_ecosystem, load_context, load_ecosystem, resolve_targets, shell_env};
 use crate::cli::{ReloadArgs, RestartArgs, TargetArgs};
 use crate::render;
 use anyhow::Result;
@@ -28,15 +29,14 @@ pub fn restart(home: &Home, args: RestartArgs) -> Result<ExitCode> {
         .targets
         .targets
         .iter()
-        .filter(|a| kelpie_config::is_ecosystem_file(a))
+        .filter(|a| is_ecosystem(a))
         .collect();
     if !files.is_empty() {
         let ctx = load_context(args.profile.clone(), args.targets.only.clone())?;
+        let strict = strict_mode(home, false);
         let mut apps = Vec::new();
         for file in &files {
-            let loaded = kelpie_config::load_file(std::path::Path::new(file), &ctx)?;
-            render::print_warnings(&loaded.warnings);
-            apps.extend(loaded.apps);
+            apps.extend(load_ecosystem(file, &ctx, strict)?);
         }
         let response = call(
             home,
@@ -52,7 +52,7 @@ pub fn restart(home: &Home, args: RestartArgs) -> Result<ExitCode> {
         .targets
         .targets
         .iter()
-        .filter(|a| !kelpie_config::is_ecosystem_file(a))
+        .filter(|a| !is_ecosystem(a))
         .cloned()
         .collect();
     if !names.is_empty() {
@@ -83,14 +83,13 @@ pub fn reload(home: &Home, args: ReloadArgs) -> Result<ExitCode> {
         .targets
         .targets
         .iter()
-        .partition(|a| kelpie_config::is_ecosystem_file(a));
+        .partition(|a| is_ecosystem(a));
     let mut apps = Vec::new();
     if !files.is_empty() {
         let ctx = load_context(restart.profile.clone(), restart.targets.only.clone())?;
+        let strict = strict_mode(home, false);
         for file in &files {
-            let loaded = kelpie_config::load_file(std::path::Path::new(file), &ctx)?;
-            render::print_warnings(&loaded.warnings);
-            apps.extend(loaded.apps);
+            apps.extend(load_ecosystem(file, &ctx, strict)?);
         }
     } else if restart.profile.is_some() {
         anyhow::bail!("--env selects a profile of an ecosystem file; reload the file itself (`kelpie reload ecosystem.config.js --env <profile>`)");

@@ -155,11 +155,62 @@ fn shell_env() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Targets from the command line; an ecosystem file stands for the names of its apps.
+/// The target that stands for an ecosystem file piped to standard input (PM2's `-`).
+const STDIN_TARGET: &str = "-";
+
+/// True when `target` is an ecosystem file: by its name, or `-` for one on standard input.
+fn is_ecosystem(target: &str) -> bool {
+    target == STDIN_TARGET || kelpie_config::is_ecosystem_file(target)
+}
+
+/// Standard input, read once (`kelpie start - -` reads the same file twice, not an empty one).
+fn stdin_text() -> Result<String> {
+    static TEXT: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map(|_| text)
+            .map_err(|e| format!("cannot read an ecosystem file from standard input: {e}"))
+    })
+    .clone()
+    .map_err(anyhow::Error::msg)
+}
+
+/// Strict mode: `--strict`, or `strict = true` in `<home>/kelpie.toml`. A kelpie.toml that
+/// cannot be read is the daemon's to report, not a reason to refuse a start here.
+fn strict_mode(home: &Home, flag: bool) -> bool {
+    flag || kelpie_config::DaemonSettings::load(&home.settings_file()).is_ok_and(|s| s.strict)
+}
+
+/// The apps of an ecosystem file (`-`: the one on standard input). Its warnings are printed,
+/// one line each; in strict mode they are an error instead.
+fn load_ecosystem(
+    target: &str,
+    ctx: &LoadContext,
+    strict: bool,
+) -> Result<Vec<kelpie_core::AppSpec>> {
+    let loaded = if target == STDIN_TARGET {
+        kelpie_config::load_stdin(&stdin_text()?, ctx)?
+    } else {
+        kelpie_config::load_file(std::path::Path::new(target), ctx)?
+    };
+    if strict {
+        return Ok(loaded.strict()?.apps);
+    }
+    crate::render::print_warnings(&loaded.warnings);
+    Ok(loaded.apps)
+}
+
+/// Targets from the command line; an ecosystem file (or `-`, one on standard input) stands for
+/// the names of its apps.
 fn resolve_targets(args: &[String], only: &[String]) -> Result<Vec<Target>> {
     let mut targets = Vec::new();
     for arg in args {
-        if kelpie_config::is_ecosystem_file(arg) {
+        if arg == STDIN_TARGET {
+            let ctx = load_context(None, only.to_vec())?;
+            let names = kelpie_config::app_names_in_stdin(&stdin_text()?, &ctx)?;
+            targets.extend(names.into_iter().map(Target::Name));
+        } else if kelpie_config::is_ecosystem_file(arg) {
             let ctx = load_context(None, only.to_vec())?;
             let names = kelpie_config::app_names(std::path::Path::new(arg), &ctx)?;
             targets.extend(names.into_iter().map(Target::Name));

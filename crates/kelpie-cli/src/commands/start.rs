@@ -1,7 +1,7 @@
 //! `start`: scripts, commands and ecosystem files become specs; names and ids of existing apps
 //! are restarted (PM2's smart start).
 
-use super::{call, load_context, shell_env};
+use super::{call, is_ecosystem, load_context, load_ecosystem, shell_env, strict_mode};
 use crate::cli::StartArgs;
 use crate::render;
 use anyhow::{bail, Result};
@@ -77,6 +77,7 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
         args.targets.clone()
     };
 
+    let strict = strict_mode(home, args.strict);
     let existing = existing_names(home, &targets)?;
     let mut file_apps: Vec<AppSpec> = Vec::new();
     let mut script_apps: Vec<AppSpec> = Vec::new();
@@ -84,16 +85,14 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
     let options = script_options(&args);
     let scripts = targets
         .iter()
-        .filter(|t| !kelpie_config::is_ecosystem_file(t) && !existing.contains(t))
+        .filter(|t| !is_ecosystem(t) && !existing.contains(t))
         .count();
     if scripts > 1 && args.name.is_some() {
         bail!("--name applies to one script; start the scripts one at a time");
     }
     for target in &targets {
-        if kelpie_config::is_ecosystem_file(target) {
-            let loaded = kelpie_config::load_file(Path::new(target), &ctx)?;
-            render::print_warnings(&loaded.warnings);
-            file_apps.extend(loaded.apps);
+        if is_ecosystem(target) {
+            file_apps.extend(load_ecosystem(target, &ctx, strict)?);
         } else if existing.contains(target) {
             restart_targets.push(super::parse_target(target)?);
         } else {
@@ -104,7 +103,12 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
                 bail!(hint);
             }
             let loaded = kelpie_config::from_script(target, &options, &ctx)?;
-            render::print_warnings(&loaded.warnings);
+            let loaded = if strict {
+                loaded.strict()?
+            } else {
+                render::print_warnings(&loaded.warnings);
+                loaded
+            };
             script_apps.extend(loaded.apps);
         }
     }
@@ -173,7 +177,7 @@ pub(super) fn report(response: &Response) -> Result<ExitCode> {
 fn existing_names(home: &Home, targets: &[String]) -> Result<Vec<String>> {
     let ambiguous: Vec<&String> = targets
         .iter()
-        .filter(|t| !kelpie_config::is_ecosystem_file(t) && !t.contains(' ') && !t.contains('/'))
+        .filter(|t| !is_ecosystem(t) && !t.contains(' ') && !t.contains('/'))
         .collect();
     if ambiguous.is_empty() {
         return Ok(Vec::new());

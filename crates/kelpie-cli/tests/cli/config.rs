@@ -1,8 +1,11 @@
 //! Ecosystem files (every format), smart start, environment rules, and bad input that changes
 //! nothing.
 
-use super::kelpie;
+use super::{free_port, kelpie};
 use kelpie_testkit::Kelpie;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 fn has_node() -> bool {
@@ -172,8 +175,9 @@ fn bad_files_give_precise_errors_and_start_nothing() {
     k.ok(&["ping"]);
     let cases: Vec<(String, &[&str])> = vec![
         (k.write("syntax.json", "{\"apps\": [\n  {\"name\": \"a\"\n   \"script\": \"x\"}]}"), &["syntax.json:3:4"]),
-        (k.write("typo.json", &format!(r#"{{"apps":[{{"name":"a","script":"{app}","max_memroy_restart":"1G"}}]}}"#)),
-            &["typo.json", "app `a`", "unknown field `max_memroy_restart`", "did you mean `max_memory_restart`"]),
+        (k.write("badtype.json", &format!(r#"{{apps:[{{name:'a',script:'{app}',error:{{error_threshold:50}}}}]}}"#)),
+            &["badtype.json", "app `a`", "field `error`", "expected a non-empty string"]),
+        (k.write("json5.json", "{apps: [\n  {name: 'a'\n   script: 'x'}]}"), &["json5.json:3:4", "expected `,` or `}`"]),
         (k.write("unit.json", &format!(r#"{{"apps":[{{"name":"a","script":"{app}","max_memory_restart":"lots"}}]}}"#)),
             &["unit.json", "app `a`", "`max_memory_restart`", "\"lots\""]),
         (k.write("dupes.json", &format!(r#"{{"apps":[{{"name":"a","script":"{app}"}},{{"name":"a","script":"{app}"}}]}}"#)),
@@ -321,4 +325,278 @@ fn init_writes_an_example_that_starts() {
     assert!(err.contains("already exists"), "{err}");
     let text = std::fs::read_to_string(k.dir.path().join("ecosystem.config.js")).expect("example");
     assert!(text.contains("env_production"), "{text}");
+}
+
+/// `kelpie args…` run in `cwd` with `input` on its standard input.
+fn run_with_stdin(k: &Kelpie, args: &[&str], cwd: &Path, input: &str) -> Output {
+    let mut child = k
+        .command(args)
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kelpie");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait for kelpie")
+}
+
+fn names(k: &Kelpie) -> Vec<String> {
+    k.jlist()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn unknown_fields_warn_naming_file_app_and_field_and_the_app_still_starts() {
+    let k = kelpie();
+    let app = k.fake_app();
+    let file = k.write(
+        "typo.json",
+        &format!(
+            "// written for PM2\n{{\n  apps: [{{ name: 'a', script: '{app}', max_memroy_restart: '1G', colour: 'blue', }}],\n  extra: 1,\n}}\n"
+        ),
+    );
+    let out = k.run(&["start", &file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(
+        warnings,
+        [
+            format!("kelpie: warning: {file}: unknown top-level key `extra` is ignored (kelpie reads `apps` and `deploy`)"),
+            format!("kelpie: warning: {file}: app `a`: unknown field `colour` is ignored"),
+            format!("kelpie: warning: {file}: app `a`: unknown field `max_memroy_restart` is ignored (did you mean `max_memory_restart`?)"),
+        ],
+        "{err}"
+    );
+    assert_eq!(k.status("a"), "online");
+    assert!(
+        k.app("a")["pm2_env"]["max_memory_restart"].is_null(),
+        "a misspelt field sets nothing: {}",
+        k.app("a")["pm2_env"]
+    );
+}
+
+#[test]
+fn strict_mode_refuses_warnings_starts_nothing_and_exits_non_zero() {
+    let k = kelpie();
+    let app = k.fake_app();
+    k.ok(&["ping"]);
+    let file = k.write(
+        "typo.json",
+        &format!(r#"{{"apps":[{{"name":"a","script":"{app}","max_memroy_restart":"1G"}},{{"name":"b","script":"{app}","vizion":true}}]}}"#),
+    );
+    let err = k.fails(&["start", &file, "--strict"]);
+    for needle in [
+        format!("{file}: app `a`: unknown field `max_memroy_restart` is ignored (did you mean `max_memory_restart`?)"),
+        format!("{file}: app `b`: `vizion` is not supported yet by kelpie and is ignored"),
+        "strict mode (--strict, or `strict = true` in kelpie.toml)".to_string(),
+    ] {
+        assert!(err.contains(&needle), "lacks {needle:?}:\n{err}");
+    }
+    assert_nothing_started(&k);
+
+    // The same from kelpie.toml, without the flag.
+    std::fs::write(k.home().join("kelpie.toml"), "strict = true\n").expect("write kelpie.toml");
+    let err = k.fails(&["start", &file]);
+    assert!(err.contains("unknown field `max_memroy_restart`"), "{err}");
+    assert_nothing_started(&k);
+
+    // A clean file starts in strict mode, and invalid values stay errors either way.
+    let clean = k.write(
+        "clean.json",
+        &format!(r#"{{"apps":[{{"name":"c","script":"{app}"}}]}}"#),
+    );
+    k.ok(&["start", &clean, "--strict"]);
+    assert_eq!(names(&k), ["c"]);
+    std::fs::write(k.home().join("kelpie.toml"), "").expect("write kelpie.toml");
+    let out = k.run(&["start", &file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(names(&k), ["c", "a", "b"]);
+}
+
+#[test]
+fn a_json5_file_with_deploy_env_and_append_env_to_name_starts_as_pm2_would() {
+    let k = kelpie();
+    let app = k.fake_app();
+    let file = k.write(
+        "ecosystem.json",
+        &format!(
+            r#"{{
+  apps: [{{
+    name: 'web',
+    script: '{app}',
+    args: ['--print-env', 'A', '--print-env', 'B', '--print-env', 'C'],
+    append_env_to_name: true,
+    env: {{ A: 'env', B: 'env' }},
+    env_dev: {{ A: 'env_dev' }},
+  }}],
+  deploy: {{
+    dev: {{ user: 'node', host: '127.0.0.1', ref: 'origin/main', env: {{ A: 'deploy', B: 'deploy', C: 'deploy' }} }},
+  }},
+}}"#
+        ),
+    );
+    let out = k.run(&["start", &file, "--env", "dev"]);
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(names(&k), ["web-dev"]);
+    k.wait_for("the env printed", Duration::from_secs(5), || {
+        k.log("web-dev-out.log").contains("C=")
+    });
+    let log = k.log("web-dev-out.log");
+    // As PM2 7 does: env_<env> over deploy.<env>.env over env.
+    assert!(log.ends_with("\nA=env_dev\nB=deploy\nC=deploy\n"), "{log}");
+
+    // Without --env: the name as written, and no deploy env.
+    let out = k.run(&["start", &file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(names(&k), ["web-dev", "web"]);
+    k.wait_for("the env printed", Duration::from_secs(5), || {
+        k.log("web-out.log").contains("C ")
+    });
+    let log = k.log("web-out.log");
+    assert!(log.ends_with("\nA=env\nB=env\nC unset\n"), "{log}");
+}
+
+#[test]
+fn a_piped_ecosystem_file_starts_and_deletes_its_apps_with_dash() {
+    let k = kelpie();
+    // A relative script resolves against the current directory, where the file is not.
+    let project = k.dir.path().join("project");
+    std::fs::create_dir(&project).expect("mkdir");
+    std::os::unix::fs::symlink(k.fake_app(), project.join("server")).expect("symlink");
+    let all = "{apps: [\n  {name: 'one', script: './server'},\n  {name: 'two', script: 'server', bogus: 1},\n]}\n";
+    let out = run_with_stdin(&k, &["start", "-"], &project, all);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("kelpie: warning: <stdin>: app `two`: unknown field `bogus` is ignored"),
+        "{err}"
+    );
+    assert_eq!(names(&k), ["one", "two"]);
+    let script = project.join("server").display().to_string();
+    assert_eq!(k.app("one")["pm2_env"]["pm_exec_path"], script.as_str());
+    assert_eq!(k.status("two"), "online");
+
+    // stop, restart and delete `-` act on the apps the piped file names.
+    let other = k.write(
+        "other.json",
+        &format!(
+            r#"{{"apps":[{{"name":"other","script":"{}"}}]}}"#,
+            k.fake_app()
+        ),
+    );
+    k.ok(&["start", &other]);
+    let out = run_with_stdin(&k, &["stop", "-"], &project, all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        (k.status("one"), k.status("two")),
+        ("stopped".into(), "stopped".into())
+    );
+    assert_eq!(k.status("other"), "online");
+    let out = run_with_stdin(&k, &["restart", "-"], &project, all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(k.status("one"), "online");
+    let out = run_with_stdin(&k, &["delete", "-"], &project, all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(names(&k), ["other"]);
+
+    // A broken piped file names <stdin>, line and column, and changes nothing.
+    let out = run_with_stdin(
+        &k,
+        &["start", "-"],
+        &project,
+        "{apps: [\n  {name: 'x' script: 'server'}]}",
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("<stdin>:2:14: expected `,` or `}`"), "{err}");
+    assert_eq!(names(&k), ["other"]);
+}
+
+#[test]
+fn the_http_block_of_pm2_templates_is_an_http_health_check() {
+    let k = kelpie();
+    let app = k.fake_app();
+    let (good, picky) = (free_port(), free_port());
+    let file = k.write(
+        "ecosystem.json",
+        &format!(
+            r#"{{apps: [
+  {{name: 'good', script: '{app}', args: ['--serve'], env: {{PORT: {good}}},
+    http: {{port: {good}, path: '/health', expect_status: 200, interval: 200}}}},
+  {{name: 'picky', script: '{app}', args: ['--serve'], env: {{PORT: {picky}}},
+    http: {{port: {picky}, path: '/health', expect_status: 204, interval: 200, failures: 2}}}},
+]}}"#
+        ),
+    );
+    k.ok(&["start", &file]);
+    let first = k.pid("picky");
+    k.wait_for("good healthy", Duration::from_secs(5), || {
+        k.app("good")["pm2_env"]["health"] == "healthy"
+    });
+    // picky answers 200 where 204 is expected: restarted for its health.
+    k.wait_for("picky restarted", Duration::from_secs(8), || {
+        let pid = k.pid("picky");
+        pid != 0 && pid != first
+    });
+    let describe = k.ok(&["describe", "picky"]);
+    assert!(
+        describe.contains(&format!(
+            "HTTP 200 from http://127.0.0.1:{picky}/health (expected 204)"
+        )),
+        "{describe}"
+    );
+    assert_eq!(
+        k.app("good")["pm2_env"]["restart_time"],
+        0,
+        "{}",
+        k.app("good")
+    );
+
+    let bad = k.write(
+        "bad.json",
+        &format!(
+            "{{apps: [{{name: 'b', script: '{app}', http: {{port: 'x', expect_staus: 200}}}}]}}"
+        ),
+    );
+    let err = k.fails(&["start", &bad]);
+    for needle in [
+        "bad.json: app `b`: field `http`: unknown key `expect_staus` (did you mean `expect_status`?)",
+        "bad.json: app `b`: field `http.port`: expected a port number",
+    ] {
+        assert!(err.contains(needle), "lacks {needle:?}:\n{err}");
+    }
+    assert_eq!(names(&k), ["good", "picky"]);
 }
