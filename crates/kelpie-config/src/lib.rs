@@ -17,6 +17,7 @@ mod health;
 mod interpreter;
 mod jsonc;
 mod load;
+pub mod module_conf;
 mod node;
 mod normalize;
 mod paths;
