@@ -286,10 +286,17 @@ fn retain(value: &Value) -> Result<u32, String> {
 /// pm2-logrotate's `rotateInterval`, a cron expression, as Kelpie's rotation period: a schedule
 /// that fires every day at evenly spaced times from midnight (`0 0 * * *` = daily,
 /// `0 * * * *` = hourly, `0 */6 * * *` = every 6 hours). Kelpie's time rotation happens at
-/// multiples of its period in local time, which is what these schedules mean.
+/// multiples of its period in local time, which is what these schedules mean. Kelpie's own
+/// forms of `rotate_interval` (`daily`, `hourly`, `6h`, `never`) are accepted too.
 pub fn rotate_interval(value: &Value) -> Result<u64, String> {
     let expression = convert::string(value)
         .map_err(|_| "expected a cron expression like `0 0 * * *`".to_string())?;
+    let cron_like = expression.trim().starts_with('@') || expression.trim().contains(' ');
+    if !cron_like {
+        return convert::rotate_interval(value).map_err(|e| {
+            format!("{e}; or a cron expression like `0 0 * * *` (daily) or `0 * * * *` (hourly)")
+        });
+    }
     let schedule = kelpie_core::cron::CronSchedule::parse(&expression)?;
     schedule.daily_period_ms().ok_or_else(|| {
         format!(
@@ -382,6 +389,8 @@ mod tests {
             ("compress", "true"),
             ("dateFormat", "YYYY-MM-DD_HH-mm-ss"),
             ("rotateInterval", "0 0 * * *"),
+            ("rotateInterval", "never"),
+            ("rotateInterval", "6h"),
             ("rotateModule", "false"),
             ("workerInterval", "30"),
             ("TZ", "Europe/Paris"),
@@ -395,7 +404,8 @@ mod tests {
             ("retain", "-1", "number of rotated files"),
             ("compress", "yes", "true or false"),
             ("rotateInterval", "0 0 * * 0", "cannot be followed"),
-            ("rotateInterval", "nonsense", "expected 5 fields"),
+            ("rotateInterval", "0 0 * *", "expected 5 fields"),
+            ("rotateInterval", "weekly", "cron expression"),
             ("workerInterval", "0", "≥ 1"),
             ("TZ", "Mars/Olympus", "Mars/Olympus"),
             ("max_sise", "1M", "did you mean `max_size`"),

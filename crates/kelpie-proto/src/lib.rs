@@ -14,7 +14,7 @@ mod targets;
 pub use frame::{decode, encode, read_frame, write_frame, FrameError, MAX_FRAME_LEN};
 pub use home::{Home, HOME_ENV, UPDATE_SIGNAL};
 pub use messages::{
-    ErrorKind, Hello, LogBytes, LogFileInfo, LogStream, ProcessInfo, Request, Response, ScaleCount,
-    StartOutcome, Target, WireError, WireLogLine, PROTOCOL_VERSION,
+    ConfRequest, ErrorKind, Hello, LogBytes, LogFileInfo, LogStream, ProcessInfo, Request,
+    Response, ScaleCount, StartOutcome, Target, WireError, WireLogLine, PROTOCOL_VERSION,
 };
 pub use targets::{resolve_targets, Targetable};
