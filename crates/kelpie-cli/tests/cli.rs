@@ -4,6 +4,7 @@
 
 mod cli {
     mod cluster;
+    mod conf;
     mod config;
     mod daemon;
     mod events;

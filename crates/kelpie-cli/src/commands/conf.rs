@@ -20,6 +20,7 @@ pub enum ConfCommand {
         /// `section:key`, `section.key` or `key`
         key: String,
         /// The value (stored as text)
+        #[arg(allow_hyphen_values = true)]
         value: String,
     },
     /// Set several keys at once: `kelpie multiset "k1 v1 k2 v2"`
@@ -43,6 +44,7 @@ pub enum ConfCommand {
         /// `section:key`
         key: Option<String>,
         /// A value to set
+        #[arg(allow_hyphen_values = true)]
         value: Option<String>,
     },
     /// PM2 modules: `kelpie install pm2-logrotate` says how rotation (built in) is configured;
