@@ -13,9 +13,11 @@ use std::process::ExitCode;
 /// The commands of this module, flattened into the CLI's.
 #[derive(Debug, Subcommand)]
 pub enum ConfCommand {
-    /// Set a key of the configuration store (`kelpie set pm2-logrotate:max_size 10M`). The
-    /// pm2-logrotate keys set the log rotation of every app without its own, at once;
-    /// `<app>.<key>` puts the key in that app's environment and restarts it
+    /// Set a key of the configuration store (`kelpie set pm2-logrotate:max_size 10M`)
+    ///
+    /// The pm2-logrotate keys (max_size, retain, compress, rotateInterval…) set the log rotation
+    /// of every app without its own, at once, over kelpie.toml's [logs]; `<app>.<key>` puts the
+    /// key in that app's environment and restarts it
     Set {
         /// `section:key`, `section.key` or `key`
         key: String,
@@ -47,8 +49,10 @@ pub enum ConfCommand {
         #[arg(allow_hyphen_values = true)]
         value: Option<String>,
     },
-    /// PM2 modules: `kelpie install pm2-logrotate` says how rotation (built in) is configured;
-    /// other modules have no Kelpie equivalent to install
+    /// PM2 modules: only pm2-logrotate, whose rotation is built in
+    ///
+    /// `kelpie install pm2-logrotate` says how rotation is configured; other modules fail with
+    /// what Kelpie offers instead
     #[command(alias = "module:install")]
     Install {
         /// The module's name
