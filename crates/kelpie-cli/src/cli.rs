@@ -163,6 +163,10 @@ pub enum Command {
     /// Turn the apps of an ecosystem file into systemd units, a Compose file or Kubernetes
     /// manifests (no daemon needed)
     Export(ExportArgs),
+    /// The configuration store (`set`, `get`, `unset`, `multiset`, `conf`) and PM2's module
+    /// commands (`install`, `uninstall`)
+    #[command(flatten)]
+    Conf(crate::commands::conf::ConfCommand),
     /// Run the daemon in the foreground (started for you by any other command)
     #[command(hide = true)]
     Daemon {

@@ -5,6 +5,7 @@
 mod cli {
     mod cluster;
     mod compat;
+    mod conf;
     mod config;
     mod daemon;
     mod events;

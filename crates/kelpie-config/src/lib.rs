@@ -18,6 +18,7 @@ mod health;
 mod interpreter;
 mod json5;
 mod load;
+pub mod module_conf;
 mod node;
 mod normalize;
 mod paths;

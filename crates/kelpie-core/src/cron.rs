@@ -114,6 +114,44 @@ impl CronSchedule {
         &self.expression
     }
 
+    /// When the schedule fires every day, on every day, at equally spaced times starting at
+    /// midnight (`0 0 * * *`, `0 */6 * * *`, `*/30 * * * *`, `@hourly`): that spacing in
+    /// milliseconds (a divisor of one day). `None` for any other schedule (certain days only,
+    /// times not evenly spaced, the first one not at 00:00:00).
+    pub fn daily_period_ms(&self) -> Option<u64> {
+        if !self.any_day_of_month
+            || !self.any_day_of_week
+            || self.months != ValueSet::range(1, 12, 1)
+        {
+            return None;
+        }
+        let mut times = Vec::new();
+        for hour in 0..24u64 {
+            for minute in 0..60u64 {
+                for second in 0..60u64 {
+                    // Bounded by the loops: at most 86 400 values, all below 64.
+                    #[allow(clippy::cast_possible_truncation)]
+                    let fires = self.hours.contains(hour as u8)
+                        && self.minutes.contains(minute as u8)
+                        && self.seconds.contains(second as u8);
+                    if fires {
+                        times.push((hour * 60 + minute) * 60 + second);
+                    }
+                }
+            }
+        }
+        let period = match times.as_slice() {
+            [0] => 86_400,
+            [0, second, ..] => *second,
+            _ => return None,
+        };
+        let even = times
+            .iter()
+            .enumerate()
+            .all(|(i, t)| *t == i as u64 * period);
+        (even && period * times.len() as u64 == 86_400).then_some(period * 1000)
+    }
+
     /// The first time strictly after `after` (whole seconds) that matches, in `after`'s zone;
     /// `None` if none within the next eight years.
     ///
@@ -1322,5 +1360,46 @@ mod tests {
             found * 2 > rounds,
             "only {found} of {rounds} cases fired within the horizon"
         );
+    }
+}
+
+#[cfg(test)]
+mod daily_period_tests {
+    use super::CronSchedule;
+
+    fn period(expression: &str) -> Option<u64> {
+        CronSchedule::parse(expression)
+            .expect("valid")
+            .daily_period_ms()
+    }
+
+    #[test]
+    fn evenly_spaced_daily_schedules_have_a_period() {
+        assert_eq!(period("0 0 * * *"), Some(86_400_000));
+        assert_eq!(period("@daily"), Some(86_400_000));
+        assert_eq!(period("0 0 0 * * *"), Some(86_400_000));
+        assert_eq!(period("0 * * * *"), Some(3_600_000));
+        assert_eq!(period("@hourly"), Some(3_600_000));
+        assert_eq!(period("0 */6 * * *"), Some(6 * 3_600_000));
+        assert_eq!(period("0 0,12 * * ?"), Some(12 * 3_600_000));
+        assert_eq!(period("*/30 * * * *"), Some(1_800_000));
+        assert_eq!(period("* * * * *"), Some(60_000));
+    }
+
+    #[test]
+    fn other_schedules_have_none() {
+        for expression in [
+            "0 0 * * 0",
+            "@weekly",
+            "0 0 1 * *",
+            "0 0 * 1 *",
+            "30 0 * * *",
+            "0 1 * * *",
+            "0 0,5 * * *",
+            "0 */7 * * *",
+            "*/7 * * * *",
+        ] {
+            assert_eq!(period(expression), None, "{expression}");
+        }
     }
 }

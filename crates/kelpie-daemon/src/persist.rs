@@ -27,6 +27,10 @@ enum Job {
         force: bool,
         ack: Ack,
     },
+    Conf {
+        text: String,
+        ack: Ack,
+    },
 }
 
 /// Handle to the persister thread.
@@ -49,6 +53,12 @@ impl Persister {
     pub fn write_state(&self, state: StateFile, ack: Option<Ack>) {
         // A send only fails when the thread is gone, which only happens at exit.
         let _ = self.tx.send(Job::State { state, ack });
+    }
+
+    /// Write the configuration store (`module_conf.json`). Writes happen in the order asked,
+    /// so the file always ends as the newest store.
+    pub fn write_conf(&self, text: String, ack: Ack) {
+        let _ = self.tx.send(Job::Conf { text, ack });
     }
 
     /// Write the dump (keeping the previous one as `.bak`).
@@ -88,6 +98,13 @@ fn persist_loop(home: &Home, rx: &mpsc::Receiver<Job>) {
                 }
                 Job::SaveDump { dump, force, ack } => {
                     let _ = ack.send(dump::save(home, &dump, force));
+                }
+                Job::Conf { text, ack } => {
+                    let path = home.conf_file();
+                    let written = atomic_write(&path, text.as_bytes())
+                        .map(|()| String::new())
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()));
+                    let _ = ack.send(written);
                 }
             }
         }
@@ -196,6 +213,25 @@ pub fn load_state(home: &Home) -> Option<StateFile> {
     }
 }
 
+/// Load the configuration store (`module_conf.json`). A file that cannot be read or is not a
+/// JSON object is moved aside (the next `kelpie set` must not overwrite what the user wrote)
+/// and the store starts empty, saying so in the daemon log.
+pub fn load_conf(home: &Home) -> kelpie_config::module_conf::ConfStore {
+    let path = home.conf_file();
+    match kelpie_config::module_conf::load(&path) {
+        Ok(store) => store,
+        Err(e) => {
+            let aside = path.with_extension(format!("json.corrupt-{}", crate::clock::wall_ms()));
+            crate::daemon_log!(
+                "{e}; moved to {} and starting with an empty configuration store",
+                aside.display()
+            );
+            let _ = fs::rename(&path, &aside);
+            kelpie_config::module_conf::ConfStore::new()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +250,28 @@ mod tests {
         );
         let leftovers: Vec<_> = fs::read_dir(dir.path()).expect("ls").collect();
         assert_eq!(leftovers.len(), 1, "no temp file is left behind");
+    }
+
+    #[test]
+    fn a_corrupt_conf_file_is_moved_aside_not_lost() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::at(dir.path().to_path_buf());
+        assert!(load_conf(&home).is_empty(), "no file: empty");
+        fs::write(home.conf_file(), b"{\"a\": {\"b\": \"1\"}}").expect("write");
+        assert_eq!(load_conf(&home).len(), 1);
+        fs::write(home.conf_file(), b"{\"a\":").expect("write");
+        assert!(load_conf(&home).is_empty());
+        assert!(!home.conf_file().exists());
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with("module_conf.json.corrupt-")),
+            "{names:?}"
+        );
     }
 
     #[test]

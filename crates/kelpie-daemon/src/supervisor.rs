@@ -1,6 +1,7 @@
 //! The supervisor actor: owns the app table, handles every request, persists state.
 
 mod cluster;
+mod conf;
 mod foreground;
 mod handlers;
 mod logs;
@@ -96,6 +97,8 @@ pub enum Command {
     /// The control socket was made anew at its path (the home had been removed): its second
     /// descriptor, for `kelpie update`.
     ControlSocket(std::os::fd::OwnedFd),
+    /// `kelpie.toml` was read again (`reloadLogs`): its `[logs]`.
+    TomlLogs(kelpie_config::LogDefaults),
     /// The dump was read for `resurrect`.
     DumpLoaded {
         /// The dump, or why it could not be read.
@@ -138,6 +141,8 @@ pub enum Finish {
     Failed(kelpie_proto::WireError),
     /// With a message, then exit the daemon.
     Exit(String),
+    /// With this response.
+    Reply(Response),
 }
 
 /// One instance in the table.
@@ -236,6 +241,10 @@ struct Supervisor {
     /// The inherited environment of the app created last, which the next ones share when
     /// they have the same (see `share_inherited_env`).
     shared_env: Option<Arc<BTreeMap<String, String>>>,
+    /// The configuration store (`kelpie set`), as on disk.
+    conf: kelpie_config::module_conf::ConfStore,
+    /// The rotation defaults of `kelpie.toml` (`[logs]`), under the store's `pm2-logrotate`.
+    toml_logs: kelpie_config::LogDefaults,
 }
 
 /// Set up the home, serve it, and supervise until told to exit. With `foreground`
@@ -309,8 +318,14 @@ pub async fn run(
             crate::daemon_log!("{e}; using the built-in log rotation defaults");
             kelpie_config::DaemonSettings::default()
         });
+    let conf_home = home.clone();
+    let conf = tokio::task::spawn_blocking(move || persist::load_conf(&conf_home))
+        .await
+        .unwrap_or_default();
+    let toml_logs = settings.logs;
+    let log_defaults = conf::rotation(&home, &conf, toml_logs);
     // Starting it waits for its thread's runtime: off the async thread.
-    let log_service = tokio::task::spawn_blocking(move || LogService::start(settings.logs))
+    let log_service = tokio::task::spawn_blocking(move || LogService::start(log_defaults))
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))
         .and_then(|started| started)
@@ -382,6 +397,8 @@ pub async fn run(
         update: None,
         web,
         shared_env: None,
+        conf,
+        toml_logs,
     };
     if let Some(apps) = foreground_apps {
         // The runtime's apps are the ones it was given: a state.json in its home (a daemon's,
@@ -776,6 +793,10 @@ impl Supervisor {
             Command::Finish { finish, reply } => self.finish(finish, reply),
             Command::Settled { finish, reply } => self.persist_then_finish(finish, reply),
             Command::DumpLoaded { result, reply } => self.resurrect_loaded(result, reply),
+            Command::TomlLogs(logs) => {
+                self.toml_logs = logs;
+                self.apply_rotation();
+            }
             Command::UpdateChecked(result) => self.update_checked(result),
             Command::ForegroundStarted(response) => self.foreground_started(response),
             Command::WatchStarted { name, key, result } => self.watch_started(name, key, result),
@@ -1108,6 +1129,12 @@ impl Supervisor {
             Finish::Done(message) => {
                 let _ = reply.send(Reply {
                     response: Response::Done(message),
+                    written: None,
+                });
+            }
+            Finish::Reply(response) => {
+                let _ = reply.send(Reply {
+                    response,
                     written: None,
                 });
             }

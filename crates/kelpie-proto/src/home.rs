@@ -72,6 +72,10 @@ impl Home {
     pub fn settings_file(&self) -> PathBuf {
         self.root.join("kelpie.toml")
     }
+    /// The configuration store of `kelpie set` / `get` (PM2's `module_conf.json`).
+    pub fn conf_file(&self) -> PathBuf {
+        self.root.join("module_conf.json")
+    }
     /// App log files.
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")

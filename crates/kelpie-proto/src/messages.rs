@@ -179,6 +179,9 @@ pub enum Request {
     },
     /// Close and reopen every log file (after an external logrotate).
     ReloadLogs,
+    /// The configuration store (`kelpie set`, `get`, `unset`, `multiset`, `conf`). Answered with
+    /// [`Response::Conf`].
+    Conf(ConfRequest),
     /// Serve the web page, the HTTP API and `/metrics` (`kelpie web`), or stop serving them.
     /// Fields left out are taken from the `[web]` section of `kelpie.toml`, then the defaults
     /// (port 9615, host 127.0.0.1). Answered with [`Response::Done`] naming the URL.
@@ -198,6 +201,25 @@ pub enum Request {
         /// Answer only with the token the running server requires (`kelpie web --show-token`).
         #[serde(default)]
         show_token: bool,
+    },
+}
+
+/// What a [`Request::Conf`] does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfRequest {
+    /// Only answer with the store.
+    Get,
+    /// Set these keys, in order (`pm2-logrotate` values are checked first: one bad value
+    /// changes nothing). Apps named by a key's section are restarted with the section in their
+    /// environment.
+    Set {
+        /// `(key, value)` pairs.
+        pairs: Vec<(String, String)>,
+    },
+    /// Remove a key (`all`: every key).
+    Unset {
+        /// The key.
+        key: String,
     },
 }
 
@@ -371,6 +393,15 @@ pub enum Response {
         lines: Vec<WireLogLine>,
         /// Lines this client missed just before these because it read too slowly.
         skipped: u64,
+    },
+    /// Answer to [`Request::Conf`]: the store after the change.
+    Conf {
+        /// The whole store (a JSON object, as in `module_conf.json`).
+        store: serde_json::Value,
+        /// Instances restarted with new values in their environment.
+        restarted: Vec<u32>,
+        /// Things the user should know (the log rotation now in force...).
+        notes: Vec<String>,
     },
     /// The command failed; nothing was changed.
     Error(WireError),

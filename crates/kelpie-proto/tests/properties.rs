@@ -4,8 +4,8 @@
 //! for longer.
 
 use kelpie_proto::{
-    decode, encode, read_frame, write_frame, ErrorKind, FrameError, Hello, LogBytes, LogStream,
-    Request, Response, ScaleCount, Target, WireError, WireLogLine, MAX_FRAME_LEN,
+    decode, encode, read_frame, write_frame, ConfRequest, ErrorKind, FrameError, Hello, LogBytes,
+    LogStream, Request, Response, ScaleCount, Target, WireError, WireLogLine, MAX_FRAME_LEN,
 };
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -57,6 +57,10 @@ fn request() -> impl Strategy<Value = Request> {
         Just(Request::Kill),
         Just(Request::Shutdown),
         Just(Request::ReloadLogs),
+        Just(Request::Conf(ConfRequest::Get)),
+        any::<String>().prop_map(|key| Request::Conf(ConfRequest::Unset { key })),
+        prop::collection::vec((any::<String>(), any::<String>()), 0..4)
+            .prop_map(|pairs| Request::Conf(ConfRequest::Set { pairs })),
         targets().prop_map(|targets| Request::Stop { targets }),
         targets().prop_map(|targets| Request::Delete { targets }),
         targets().prop_map(|targets| Request::Reset { targets }),

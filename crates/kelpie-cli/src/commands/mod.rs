@@ -1,5 +1,6 @@
 //! One module per group of commands; `run` dispatches.
 
+pub mod conf;
 mod control;
 mod export;
 mod inspect;
@@ -125,6 +126,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Init => lifecycle::init(),
         Command::Runtime(args) => runtime::runtime(home, *args),
         Command::Export(args) => export::export(args),
+        Command::Conf(command) => conf::run(&home, command),
     }
 }
 

@@ -62,6 +62,7 @@ pub fn print_response(response: &Response) -> Result<()> {
         Response::Pong { version, pid, .. } => println!("pong (daemon v{version}, pid {pid})"),
         Response::Error(e) => eprintln!("kelpie: error: {}", e.message),
         Response::LogLines { lines, .. } => println!("[kelpie] {} log lines", lines.len()),
+        Response::Conf { store, .. } => println!("{store:#}"),
     }
     Ok(())
 }

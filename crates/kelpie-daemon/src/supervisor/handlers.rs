@@ -93,6 +93,7 @@ impl Supervisor {
             Request::Shutdown => self.begin_shutdown("shutdown requested", Some(reply)),
             Request::Flush { targets } => self.flush_logs(&targets, reply),
             Request::ReloadLogs => self.reload_logs(Some(reply)),
+            Request::Conf(request) => self.conf_request(request, reply),
             Request::Web {
                 port,
                 host,
@@ -127,6 +128,10 @@ impl Supervisor {
         from_file: bool,
         reply: oneshot::Sender<Reply>,
     ) {
+        let apps: Vec<AppSpec> = apps
+            .into_iter()
+            .map(|spec| self.with_conf_env(spec))
+            .collect();
         let mut plans = Vec::new();
         let mut conflicts = self.missing_dependencies(&apps);
         if let Some(cycle) = self.dependency_cycle(&apps) {

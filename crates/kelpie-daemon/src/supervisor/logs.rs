@@ -107,7 +107,7 @@ impl Supervisor {
 
     /// Re-read `kelpie.toml` and reopen every log file (after an external logrotate moved
     /// them). A `kelpie.toml` with errors is refused and changes nothing; the files are still
-    /// reopened.
+    /// reopened. The configuration store's `pm2-logrotate` keys stay over `[logs]`.
     pub(super) fn reload_logs(&self, reply: Option<oneshot::Sender<Reply>>) {
         let logs = self.logs.clone();
         let commands = self.commands.clone();
@@ -116,7 +116,8 @@ impl Supervisor {
             let settings = read_settings(settings_path).await;
             let problem = match settings {
                 Ok(settings) => {
-                    logs.set_defaults(settings.logs);
+                    // Applied by the supervisor, under the configuration store's keys.
+                    let _ = commands.send(super::Command::TomlLogs(settings.logs)).await;
                     None
                 }
                 Err(e) => Some(format!("{e}; the previous rotation settings stay")),

@@ -375,6 +375,14 @@ fn answer(response: Response) -> HttpResponse {
             200,
             &serde_json::json!({"pid": pid, "version": version, "uptime_ms": uptime_ms}),
         ),
+        Response::Conf {
+            store,
+            restarted,
+            notes,
+        } => json(
+            200,
+            &serde_json::json!({"store": store, "restarted": restarted, "notes": notes}),
+        ),
         Response::LogLines { lines, skipped } => json(
             200,
             &serde_json::json!({"lines": lines, "skipped": skipped}),
