@@ -303,7 +303,7 @@ fn unknown_fields_are_warnings_naming_file_app_and_field_with_suggestions() {
     assert_eq!(
         loaded.warnings,
         [
-            "ecosystem.json: unknown top-level key `extra` is ignored (kelpie reads `apps` and `deploy`)",
+            "ecosystem.json: unknown top-level key `extra` is ignored (kelpie reads `apps`, `deploy` and `static`)",
             "ecosystem.json: app `api`: unknown field `flavour` is ignored",
             "ecosystem.json: app `api`: unknown field `max_memroy_restart` is ignored (did you mean `max_memory_restart`?)",
             "ecosystem.json: app `worker`: unknown field `autorestrat` is ignored (did you mean `autorestart`?)",

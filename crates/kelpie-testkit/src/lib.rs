@@ -141,6 +141,17 @@ impl Kelpie {
             .unwrap_or_else(|| panic!("no app `{name}` in jlist"))
     }
 
+    /// The recorded exits of the first instance named `name`, oldest first (from
+    /// `describe --json`; `jlist` leaves them out, as PM2's has none).
+    pub fn exits(&self, name: &str) -> Vec<Value> {
+        let out = self.ok(&["describe", name, "--json"]);
+        let described: Value = serde_json::from_str(&out).expect("describe --json is JSON");
+        described[0]["pm2_env"]["exits"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Pid of the first instance named `name` (0 when not running).
     pub fn pid(&self, name: &str) -> u32 {
         self.app(name)["pid"].as_u64().unwrap_or(0) as u32

@@ -370,7 +370,7 @@ fn unknown_fields_warn_naming_file_app_and_field_and_the_app_still_starts() {
     assert_eq!(
         warnings,
         [
-            format!("kelpie: warning: {file}: unknown top-level key `extra` is ignored (kelpie reads `apps` and `deploy`)"),
+            format!("kelpie: warning: {file}: unknown top-level key `extra` is ignored (kelpie reads `apps`, `deploy` and `static`)"),
             format!("kelpie: warning: {file}: app `a`: unknown field `colour` is ignored"),
             format!("kelpie: warning: {file}: app `a`: unknown field `max_memroy_restart` is ignored (did you mean `max_memory_restart`?)"),
         ],

@@ -82,7 +82,7 @@ fn a_crash_is_listed_with_its_code_and_last_lines_of_stderr() {
         "{describe}"
     );
     assert!(describe.contains("code 3"), "{describe}");
-    let exits = k.app("crasher")["pm2_env"]["exits"].clone();
+    let exits = k.exits("crasher");
     assert_eq!(
         exits[0]["stderr_tail"][19],
         "fatal: cannot open config.yaml"

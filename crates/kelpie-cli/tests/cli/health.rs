@@ -20,18 +20,12 @@ fn stamps(path: &Path) -> Vec<(u32, u128)> {
         .collect()
 }
 
-/// The causes of the app's recorded exits, oldest first (from `describe --json`-less output:
-/// the jlist's exit history).
+/// The causes of the app's recorded exits, oldest first.
 fn causes(k: &Kelpie, name: &str) -> Vec<String> {
-    k.app(name)["pm2_env"]["exits"]
-        .as_array()
-        .map(|exits| {
-            exits
-                .iter()
-                .filter_map(|e| e["cause"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+    k.exits(name)
+        .iter()
+        .filter_map(|e| e["cause"].as_str().map(str::to_string))
+        .collect()
 }
 
 #[test]
@@ -275,9 +269,8 @@ fn a_depends_on_chain_starts_in_order_and_stops_in_reverse() {
     k.ok(&["stop", &config]);
     assert!(!alive(db) && !alive(api));
     let stopped_at = |name: &str| -> u64 {
-        k.app(name)["pm2_env"]["exits"]
-            .as_array()
-            .and_then(|exits| exits.last())
+        k.exits(name)
+            .last()
             .and_then(|exit| exit["at_ms"].as_u64())
             .unwrap_or_default()
     };
@@ -402,16 +395,25 @@ fn a_burst_of_fifty_writes_gives_one_restart_and_stop_ends_watching() {
     std::fs::write(src.join(".file0.js.swp"), "x").expect("write");
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(stamps(&stamp).len(), 2, "an ignored path restarted the app");
-    // Stopped: not watched until the next start.
+    // Stopped: no longer watched, even once started again (as in PM2), until `restart
+    // --watch` turns watching back on (the app's directory).
     k.ok(&["stop", "dev"]);
     std::fs::write(src.join("file0.js"), "after stop").expect("write");
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(k.status("dev"), "stopped");
     assert_eq!(stamps(&stamp).len(), 2);
     k.ok(&["start", "dev"]);
+    assert_eq!(k.app("dev")["pm2_env"]["watch"], false);
+    k.wait_for("the start", 5 * SECS, || stamps(&stamp).len() >= 3);
     std::fs::write(src.join("file1.js"), "after start").expect("write");
-    k.wait_for("a restart after the next start", 5 * SECS, || {
-        stamps(&stamp).len() >= 4
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(stamps(&stamp).len(), 3, "a stopped app stays unwatched");
+    k.ok(&["restart", "dev", "--watch"]);
+    assert_eq!(k.app("dev")["pm2_env"]["watch"], true);
+    k.wait_for("the restart", 5 * SECS, || stamps(&stamp).len() >= 4);
+    k.write("changed.js", "in the app's directory");
+    k.wait_for("a restart for a change in its directory", 5 * SECS, || {
+        stamps(&stamp).len() >= 5
     });
 }
 
