@@ -2,8 +2,9 @@
 //! applied to running apps at once, `<app>.<key>` in an app's environment, and `install`.
 
 use super::kelpie;
+use super::logs::archives;
 use kelpie_testkit::Kelpie;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 const SECS: Duration = Duration::from_secs(1);
@@ -15,26 +16,6 @@ fn out_log(k: &Kelpie, name: &str) -> PathBuf {
             .as_str()
             .expect("out log path"),
     )
-}
-
-/// Rotated files of `live` (`<stem>__<time>[_NNN].log[.gz]`).
-fn archives(live: &Path) -> Vec<PathBuf> {
-    let stem = live
-        .file_name()
-        .expect("file name")
-        .to_string_lossy()
-        .trim_end_matches(".log")
-        .to_string();
-    let prefix = format!("{stem}__");
-    std::fs::read_dir(live.parent().expect("dir"))
-        .expect("read logs dir")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().expect("name").to_string_lossy().into_owned();
-            name.starts_with(&prefix) && (name.ends_with(".log") || name.ends_with(".log.gz"))
-        })
-        .collect()
 }
 
 fn conf_file(k: &Kelpie) -> serde_json::Value {

@@ -26,7 +26,7 @@ fn read(path: &Path) -> Vec<u8> {
 }
 
 /// Rotated files of `live` (`<stem>__<time>[_NNN].log[.gz]`), oldest first.
-fn archives(live: &Path) -> Vec<PathBuf> {
+pub(super) fn archives(live: &Path) -> Vec<PathBuf> {
     let stem = live
         .file_name()
         .expect("file name")
