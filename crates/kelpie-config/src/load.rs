@@ -53,7 +53,19 @@ fn read_document(path: &Path, ctx: &LoadContext) -> Result<Document, ConfigError
                 file: file.clone(),
                 source,
             })?;
-            formats::parse_text(format, &text, &file)?
+            match formats::parse_text(format, &text, &file) {
+                Ok(value) => value,
+                // PM2 evaluates a `.json` file as JavaScript: one with expressions that JSON5
+                // cannot read goes to Node; if Node cannot read it either, the JSON5 error
+                // (with its line and column) is the one shown.
+                Err(json5_error) if format == Format::Json => {
+                    match crate::node::evaluate_expression(&abs, &file, ctx) {
+                        Some(Ok(value)) => value,
+                        _ => return Err(json5_error),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
     };
     let dir = abs

@@ -29,15 +29,49 @@ import(pathToFileURL(process.argv[1]).href)
   });
 "#;
 
+/// Evaluates the text of `process.argv[1]` as one JavaScript expression and prints it as JSON:
+/// how PM2 reads a `.json` ecosystem file, so one holding expressions
+/// (`script: ["a", "b"].join("")`) loads as under PM2.
+const EXPRESSION_EVALUATOR: &str = r#"
+const text = require('fs').readFileSync(process.argv[1], 'utf8');
+try {
+  const config = (0, eval)('(' + text + '\n)');
+  process.stdout.write(JSON.stringify(config === undefined ? null : config), () => process.exit(0));
+} catch (err) {
+  process.stderr.write(String((err && err.message) || err) + '\n');
+  process.exit(1);
+}
+"#;
+
 /// Evaluate the JavaScript file at `abs_path` (named `file` in messages) with the CLI's
 /// environment and working directory, as PM2 does when it `require`s the file.
 pub fn evaluate(abs_path: &Path, file: &str, ctx: &LoadContext) -> Result<Value, ConfigError> {
+    run(EVALUATOR, abs_path, file, ctx)
+}
+
+/// Evaluate a `.json` file that is not JSON5 as a JavaScript expression, as PM2 does; `None`
+/// when Node is not installed.
+pub fn evaluate_expression(
+    abs_path: &Path,
+    file: &str,
+    ctx: &LoadContext,
+) -> Option<Result<Value, ConfigError>> {
+    crate::paths::which("node", &ctx.path_var())?;
+    Some(run(EXPRESSION_EVALUATOR, abs_path, file, ctx))
+}
+
+fn run(
+    evaluator: &str,
+    abs_path: &Path,
+    file: &str,
+    ctx: &LoadContext,
+) -> Result<Value, ConfigError> {
     let node = crate::paths::which("node", &ctx.path_var())
         .ok_or_else(|| ConfigError::NodeNotFound { file: file.into() })?;
     let mut command = Command::new(node);
     command
         .arg("-e")
-        .arg(EVALUATOR)
+        .arg(evaluator)
         .arg(abs_path)
         .stdin(Stdio::null());
     // An empty context (library callers, tests) means "no opinion": keep the process's own env.

@@ -121,13 +121,7 @@ fn apply_changes(home: &Home, args: &RestartArgs, targets: &[Target]) -> Result<
     args.ignored.note();
     let changes = SpecChanges {
         name: args.name.clone(),
-        interpreter_args: args
-            .interpreter_args
-            .as_deref()
-            .map(|text| match text.trim() {
-                "null" | "" => Vec::new(),
-                words => words.split_whitespace().map(str::to_string).collect(),
-            }),
+        interpreter_args: args.interpreter_args.as_deref().map(interpreter_args),
         toggle_watch: args.watch,
     };
     if changes.is_empty() {
@@ -144,6 +138,14 @@ fn apply_changes(home: &Home, args: &RestartArgs, targets: &[Target]) -> Result<
         },
     )?;
     Ok(())
+}
+
+/// `--node-args` of a restart: words, or none for `null` or "" (PM2 clears them so).
+pub(super) fn interpreter_args(text: &str) -> Vec<String> {
+    match text.trim() {
+        "null" | "" => Vec::new(),
+        words => words.split_whitespace().map(str::to_string).collect(),
+    }
 }
 
 /// `scale <app> N|+N|-N`.

@@ -135,6 +135,24 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
         )?);
     }
     if !restart_targets.is_empty() {
+        // `start 0 --name new` renames, `start api --node-args ...` changes them, as in PM2.
+        let changes = kelpie_proto::SpecChanges {
+            name: args.name.clone(),
+            interpreter_args: args
+                .interpreter_args
+                .as_deref()
+                .map(super::control::interpreter_args),
+            toggle_watch: false,
+        };
+        if !changes.is_empty() {
+            call(
+                home,
+                &Request::Change {
+                    targets: restart_targets.clone(),
+                    changes,
+                },
+            )?;
+        }
         let update_env = args.update_env.then(shell_env);
         last = Some(call(
             home,

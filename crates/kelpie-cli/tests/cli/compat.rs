@@ -286,3 +286,34 @@ fn start_says_when_a_log_file_cannot_be_opened_and_why() {
     );
     assert_eq!(k.status("api"), "online");
 }
+
+#[test]
+fn start_of_an_existing_app_takes_a_new_name_and_watch() {
+    let k = kelpie();
+    k.write("app.sh", SLEEPER);
+    k.ok(&["start", "app.sh"]);
+    k.ok(&["stop", "app.sh"]);
+    k.ok(&["start", "app.sh", "--watch"]);
+    assert_eq!(k.app("app")["pm2_env"]["watch"], true);
+    assert_eq!(k.status("app"), "online");
+    k.ok(&["start", "0", "--name=renamed"]);
+    assert_eq!(k.app("renamed")["pm2_env"]["restart_time"], 1);
+}
+
+#[test]
+fn a_json_file_holding_javascript_expressions_loads_as_under_pm2() {
+    let k = kelpie();
+    k.write("app.sh", SLEEPER);
+    // PM2 evaluates `.json` files as JavaScript: comments, unquoted keys, expressions.
+    let file = k.write(
+        "expressions.json",
+        "// apps\n[{\n  name : 'joined',\n  script : ['./app', '.sh'].join(''),\n  instances : 1 + 1\n}]\n",
+    );
+    k.ok(&["start", &file]);
+    assert_eq!(k.jlist().len(), 2);
+    assert_eq!(k.status("joined"), "online");
+    // A file neither JSON5 nor JavaScript can read is a syntax error with its position.
+    let bad = k.write("bad.json", "{\"apps\": [{\"name\": \"x\",, }]}\n");
+    let err = k.fails(&["start", &bad]);
+    assert!(err.contains("bad.json:1:"), "{err}");
+}

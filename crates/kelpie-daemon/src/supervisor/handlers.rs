@@ -156,6 +156,12 @@ impl Supervisor {
             } else if from_file {
                 plans.push(StartPlan::Restart(ids, spec, socket));
             } else if ids.iter().all(|id| self.apps[id].state.status.is_down()) {
+                // `start app.js --watch` on a stopped app watches it again, as in PM2 (a stop
+                // turned watching off).
+                if !spec.watch.is_empty() {
+                    let watch = spec.watch.clone();
+                    self.change_specs(&ids, |s| s.watch = watch.clone());
+                }
                 plans.push(StartPlan::StartStopped(ids));
             } else {
                 conflicts.push(format!(
