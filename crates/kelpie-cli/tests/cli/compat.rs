@@ -317,3 +317,28 @@ fn a_json_file_holding_javascript_expressions_loads_as_under_pm2() {
     let err = k.fails(&["start", &bad]);
     assert!(err.contains("bad.json:1:"), "{err}");
 }
+
+#[test]
+fn scaling_down_removes_the_oldest_instances_and_up_reuses_their_indexes() {
+    let k = kelpie();
+    k.ok(&["start", &k.fake_app(), "--name", "w", "-i", "4"]);
+    let indexes = |k: &kelpie_testkit::Kelpie| -> Vec<u64> {
+        let mut found: Vec<u64> = k
+            .jlist()
+            .iter()
+            .map(|p| p["pm2_env"]["NODE_APP_INSTANCE"].as_u64().unwrap_or(99))
+            .collect();
+        found.sort();
+        found
+    };
+    k.ok(&["scale", "w", "2"]);
+    assert_eq!(indexes(&k), [2, 3]);
+    let ids: Vec<u64> = k
+        .jlist()
+        .iter()
+        .filter_map(|p| p["pm_id"].as_u64())
+        .collect();
+    assert_eq!(ids, [2, 3], "the oldest instances went");
+    k.ok(&["scale", "w", "4"]);
+    assert_eq!(indexes(&k), [0, 1, 2, 3]);
+}

@@ -163,11 +163,9 @@ impl Supervisor {
                 waiters.push(self.command(id, Control::Start));
             }
         }
-        for id in ids
-            .iter()
-            .rev()
-            .take(current.saturating_sub(wanted) as usize)
-        {
+        // As in PM2, scaling down removes the oldest instances (the lowest ids); the next
+        // scale up gives new ones the lowest free indexes again.
+        for id in ids.iter().take(current.saturating_sub(wanted) as usize) {
             waiters.push(self.remove(*id));
         }
         self.finish_after(waiters, Finish::List, reply);
