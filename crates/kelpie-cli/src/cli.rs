@@ -119,7 +119,7 @@ pub enum Command {
     Logs(LogsArgs),
     /// Empty the log files of apps (every app without a target)
     Flush {
-        /// Names, ids, namespaces or `all`
+        /// Names, ids, namespaces, /regex/, script paths or `all`
         targets: Vec<String>,
     },
     /// Reopen every log file (after an external logrotate moved them); same as SIGUSR2 to the daemon
@@ -401,7 +401,8 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 
 #[derive(Debug, Args)]
 pub struct TargetArgs {
-    /// Names, ids, namespaces, `all`, or an ecosystem file
+    /// Names, ids, namespaces, `all`, /regex/ on names, script paths, an ecosystem file, or `-`
+    /// (an ecosystem file on stdin)
     #[arg(required = true)]
     pub targets: Vec<String>,
     /// With an ecosystem file: only these apps (comma separated)
