@@ -92,7 +92,8 @@ pub fn resolve_targets(
             Target::All => matching(&|_| true),
             // As in PM2, a number is an app's name first (`--name 455`), else an id.
             Target::Id(id) => {
-                let by_name = matching(&|i| i.name == id.to_string());
+                let as_name = id.to_string();
+                let by_name = matching(&|i| i.name == as_name);
                 if by_name.is_empty() {
                     matching(&|i| i.pm_id == *id)
                 } else {

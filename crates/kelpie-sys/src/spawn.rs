@@ -491,6 +491,25 @@ fn reap(pid: u32) {
     }
 }
 
+/// For tests: `sh -c script` with only `$PATH`, in `/`, its stdout a pipe whose reading end is
+/// returned.
+#[cfg(test)]
+pub(crate) fn shell_for_test(script: &str) -> (Spawn, std::io::PipeReader) {
+    let sh = crate::resolve_program("sh", std::env::var("PATH").ok().as_deref()).expect("sh");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    let spawn = Spawn::new(
+        &sh,
+        &["sh".into(), "-c".into(), script.into()],
+        &[("PATH".into(), std::env::var("PATH").unwrap_or_default())],
+        Path::new("/"),
+        (Some(OwnedFd::from(writer)), None),
+        Vec::new(),
+        false,
+    )
+    .expect("prepare");
+    (spawn, reader)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -579,21 +598,7 @@ mod tests {
 
     #[test]
     fn a_nice_child_runs_at_that_priority() {
-        let (mut reader, writer) = std::io::pipe().expect("pipe");
-        let mut spawn = Spawn::new(
-            &sh(),
-            &[
-                "sh".into(),
-                "-c".into(),
-                "cut -d' ' -f19 /proc/self/stat".into(),
-            ],
-            &[("PATH".into(), std::env::var("PATH").unwrap_or_default())],
-            Path::new("/"),
-            (Some(OwnedFd::from(writer)), None),
-            Vec::new(),
-            false,
-        )
-        .expect("prepare");
+        let (mut spawn, mut reader) = shell_for_test("cut -d' ' -f19 /proc/self/stat");
         spawn.nice_and_identity(Some(7), None);
         let spawned = spawn.spawn().expect("spawn");
         let mut text = String::new();
@@ -624,21 +629,7 @@ mod tests {
         };
         // A child that prints its cgroup v2 line, started in `cgroup`.
         let run = |cgroup: &crate::cgroup::Cgroup| -> (Spawned, String) {
-            let (mut reader, writer) = std::io::pipe().expect("pipe");
-            let mut spawn = Spawn::new(
-                &sh(),
-                &[
-                    "sh".into(),
-                    "-c".into(),
-                    "grep '^0::' /proc/self/cgroup".into(),
-                ],
-                &[("PATH".into(), std::env::var("PATH").unwrap_or_default())],
-                Path::new("/"),
-                (Some(OwnedFd::from(writer)), None),
-                Vec::new(),
-                false,
-            )
-            .expect("prepare");
+            let (mut spawn, mut reader) = shell_for_test("grep '^0::' /proc/self/cgroup");
             spawn.in_cgroup(open_cgroup_dir(cgroup.path()).expect("open the cgroup"));
             let spawned = spawn.spawn().expect("spawn");
             let mut text = String::new();
@@ -672,18 +663,8 @@ mod tests {
     #[test]
     fn without_clear_sighand_the_child_resets_the_handlers_itself() {
         NO_CLEAR_SIGHAND.store(true, Ordering::Relaxed);
-        let (mut reader, writer) = std::io::pipe().expect("pipe");
-        let spawned = Spawn::new(
-            &sh(),
-            &["sh".into(), "-c".into(), "echo ok".into()],
-            &[],
-            Path::new("/"),
-            (Some(OwnedFd::from(writer)), None),
-            Vec::new(),
-            false,
-        )
-        .expect("prepare")
-        .spawn();
+        let (spawn, mut reader) = shell_for_test("echo ok");
+        let spawned = spawn.spawn();
         NO_CLEAR_SIGHAND.store(false, Ordering::Relaxed);
         let spawned = spawned.expect("spawn");
         let mut text = String::new();

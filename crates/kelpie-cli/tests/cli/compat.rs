@@ -298,6 +298,10 @@ fn start_of_an_existing_app_takes_a_new_name_and_watch() {
     assert_eq!(k.status("app"), "online");
     k.ok(&["start", "0", "--name=renamed"]);
     assert_eq!(k.app("renamed")["pm2_env"]["restart_time"], 1);
+    k.ok(&["start", "renamed", "--interpreter-args=--norc"]);
+    let app = k.app("renamed");
+    assert_eq!(app["pm2_env"]["node_args"], serde_json::json!(["--norc"]));
+    assert_eq!(app["pm2_env"]["restart_time"], 2);
 }
 
 #[test]
