@@ -35,11 +35,15 @@ pub const FIND_EVERY: Duration = Duration::from_secs(5);
 const READ_IDLE_EVERY: u64 = 30;
 
 /// The daemon's code pages are unmapped a sample after each burst of work (the instances to
-/// sample changed) and every this many samples (first at the 3rd, once start-up is over), so
-/// that its resident memory counts the code it runs, not every page that ever ran once (see
+/// sample changed) and every this many samples (first at the 3rd, once start-up is over) if
+/// it grew meanwhile, so that its resident memory counts the code it runs, not every page that ever ran once (see
 /// [`kelpie_sys::forget_code_pages`]). Costs a read of /proc/self/smaps and a few dozen minor
 /// faults.
 const FORGET_CODE_EVERY: u64 = 30;
+
+/// Growth of the daemon's resident memory (in pages) since the last periodic look that is
+/// noise, not new work: the code an idle daemon runs is faulted in 16 pages at a time.
+const RESIDENT_SLACK_PAGES: u64 = 32;
 
 /// At most this many `/proc/<pid>/stat` files are kept open; beyond, they are opened for each
 /// reading.
@@ -180,6 +184,7 @@ impl Monitor {
                 let mut quiet = Quiet::default();
                 let mut sent: HashMap<u32, (u32, Usage)> = HashMap::new();
                 let (mut ticks, mut changed_at, mut last_signature) = (0u64, 0u64, 0u64);
+                let mut resident_at_last_look: Option<u64> = None;
                 loop {
                     std::thread::sleep(every);
                     ticks += 1;
@@ -196,7 +201,20 @@ impl Monitor {
                         last_signature = signature;
                         changed_at = ticks;
                     }
-                    if ticks == changed_at + 1 || ticks % FORGET_CODE_EVERY == 3 {
+                    // Periodically only if the daemon grew since the last look (a CLI call, a
+                    // web request ran): an idle daemon runs the same few pages of code every
+                    // second, and advising them away would only cost it CPU to fault them in
+                    // again.
+                    let periodic = ticks % FORGET_CODE_EVERY == 3 && {
+                        let now = kelpie_sys::resident_pages();
+                        let grew = match (now, resident_at_last_look) {
+                            (Some(now), Some(before)) => now > before + RESIDENT_SLACK_PAGES,
+                            _ => true,
+                        };
+                        resident_at_last_look = now;
+                        grew
+                    };
+                    if ticks == changed_at + 1 || periodic {
                         kelpie_sys::forget_code_pages();
                         // And what the burst freed.
                         kelpie_sys::release_free_memory();

@@ -35,7 +35,7 @@ pub use handoff::{
 };
 pub use limits::raise_fd_limit;
 pub use localtime::utc_offset_secs;
-pub use memory::{forget_code_pages, release_free_memory, use_single_malloc_arena};
+pub use memory::{forget_code_pages, release_free_memory, resident_pages, use_single_malloc_arena};
 pub use pipes::{set_pipe_capacity, O_NONBLOCK};
 pub use poll::{wait_readable, wait_readable_any, wait_readable_many};
 pub use procfs::{

@@ -51,8 +51,17 @@ pub fn forget_code_pages() -> usize {
     advised
 }
 
-/// The read-only private mappings of files in `smaps` that hold no written page: code and
-/// constants, not the relocated data that the loader wrote before making it read-only.
+/// This process's resident memory in pages (`/proc/self/statm`): a cheap read, unlike
+/// `smaps`, to tell whether anything was mapped or allocated since the last look.
+pub fn resident_pages() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    statm.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The read-only private mappings of files in `smaps` that hold no written page and have
+/// pages resident: code and constants, not the relocated data that the loader wrote before
+/// making it read-only. A mapping with nothing resident is left alone: advising it would
+/// cost a system call (and a page-table walk) for nothing.
 fn clean_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
     let mut found = Vec::new();
     let mut current: Option<(usize, usize)> = None;
@@ -75,6 +84,8 @@ fn clean_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
                 }
                 _ => None,
             };
+        } else if first == "Rss:" && fields.next() == Some("0") {
+            current = None;
         } else if first == "Anonymous:" {
             if let Some(range) = current.take() {
                 if fields.next() == Some("0") {
@@ -91,7 +102,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_unwritten_mappings_of_files_are_forgotten() {
+    fn only_unwritten_resident_mappings_of_files_are_forgotten() {
         let smaps = "\
 1000-2000 r--p 00000000 fe:00 7 /usr/bin/kelpie
 Rss:                 912 kB
@@ -103,6 +114,10 @@ Anonymous:           336 kB
 6000-7000 rw-p 00005000 fe:00 7 /usr/bin/kelpie
 Anonymous:             8 kB
 7000-8000 r-xp 00000000 fe:00 9 /usr/lib/libc.so.6
+Rss:                   4 kB
+Anonymous:             0 kB
+7800-7900 r-xp 00000000 fe:00 9 /usr/lib/libm.so.6
+Rss:                   0 kB
 Anonymous:             0 kB
 8000-9000 r-xp 00000000 00:00 0 [vdso]
 Anonymous:             0 kB
@@ -113,6 +128,11 @@ Anonymous:             8 kB
             clean_file_mappings(smaps),
             vec![(0x1000, 0x2000), (0x2000, 0x5000), (0x7000, 0x8000)]
         );
+    }
+
+    #[test]
+    fn resident_pages_are_read() {
+        assert!(resident_pages().is_some_and(|pages| pages > 0));
     }
 
     #[test]

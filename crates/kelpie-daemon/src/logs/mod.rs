@@ -262,8 +262,11 @@ impl LogService {
         let policy = lock(&self.defaults).for_app(overrides);
         let mut registry = lock(&self.registry);
         if let Some(sink) = registry.get(path).and_then(Weak::upgrade) {
-            *lock(&sink.policy) = policy;
+            let before = std::mem::replace(&mut *lock(&sink.policy), policy);
             *lock(&sink.overrides) = *overrides;
+            if before != policy {
+                let _ = self.shared.writer.send(WriterMsg::PolicyChanged);
+            }
             return sink;
         }
         registry.retain(|_, sink| sink.strong_count() > 0);

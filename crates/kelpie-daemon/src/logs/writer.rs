@@ -9,7 +9,6 @@
 use super::rotation::{period_of, rotated_path, ArchiveJob, RotationPolicy};
 use super::sink::{lock, FileSlot, Sink};
 use super::Registry;
-use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -37,6 +36,8 @@ pub enum WriterMsg {
     Sizes(Vec<Arc<Sink>>, oneshot::Sender<Vec<u64>>),
     /// The daemon-wide defaults changed: recompute every file's policy.
     Defaults(RotationPolicy),
+    /// Some file's rotation settings changed (an app registered it again with others).
+    PolicyChanged,
 }
 
 /// Start the writer thread.
@@ -49,8 +50,11 @@ pub fn start(
         registry,
         archiver,
         offset: local_offset(),
-        dir_stamps: HashMap::new(),
+        dir_stamps: Vec::new(),
         ticks: 0,
+        next_period_end_ms: i64::MAX,
+        retrying: false,
+        rescan: false,
     };
     std::thread::Builder::new()
         .name("kelpie-log-writer".into())
@@ -65,9 +69,19 @@ struct Writer {
     offset: i32,
     /// Each log directory's identity and modification time at the last tick: a file removed
     /// (or renamed) there changes it, so the files of an unchanged directory need no check.
-    dir_stamps: HashMap<PathBuf, Option<(u64, i64, i64)>>,
+    dir_stamps: Vec<(PathBuf, Option<DirStamp>)>,
     ticks: u64,
+    /// The earliest end of an open file's rotation period (local midnight by default):
+    /// before it, no file can be due to rotate by time.
+    next_period_end_ms: i64,
+    /// Some file could not be opened and waits for another attempt.
+    retrying: bool,
+    /// Some file's rotation settings changed: look at every file at the next tick.
+    rescan: bool,
 }
+
+/// A directory's inode and modification time (seconds, nanoseconds).
+type DirStamp = (u64, i64, i64);
 
 /// Every this many ticks, every open file is checked for removal even if its directory looks
 /// unchanged (two changes within one tick of the file system's clock look like one).
@@ -106,6 +120,8 @@ impl Writer {
                     slot.file = None;
                     slot.retry_open_at = None;
                     self.ensure_open(sink, &mut slot);
+                    let policy = *lock(&sink.policy);
+                    self.note(sink, &slot, &policy);
                 }
                 let _ = done.send(sinks.len());
             }
@@ -121,7 +137,9 @@ impl Writer {
                     let overrides = *lock(&sink.overrides);
                     *lock(&sink.policy) = defaults.for_app(&overrides);
                 }
+                self.rescan = true;
             }
+            WriterMsg::PolicyChanged => self.rescan = true,
         }
     }
 
@@ -132,17 +150,48 @@ impl Writer {
             .collect()
     }
 
-    /// Rotate files whose period ended, retry files that could not be opened, and make again
-    /// the files removed under us.
+    /// Every second: rotate files whose period ended, retry files that could not be opened,
+    /// and make again the files removed under us. When none of that can be due (no directory
+    /// changed, no period ended, nothing to retry) it costs one `stat` per log directory and
+    /// does not touch the files at all, so hundreds of idle apps cost the daemon nothing here.
     fn tick(&mut self) {
-        self.offset = local_offset();
         self.ticks += 1;
+        let offset = local_offset();
+        let check_all = self.ticks.is_multiple_of(CHECK_ALL_EVERY);
+        let changed = self.changed_dirs(check_all);
+        let due = check_all
+            || !changed.is_empty()
+            || offset != self.offset
+            || self.retrying
+            || self.rescan
+            || now_ms() >= self.next_period_end_ms;
+        self.offset = offset;
+        if due {
+            self.visit_every_file(&changed);
+        }
+    }
+
+    /// The work of [`tick`](Self::tick) on every file, which also relearns the directories, the
+    /// next period end and whether some file waits to be opened.
+    fn visit_every_file(&mut self, changed: &[PathBuf]) {
         let sinks = self.live_sinks();
-        let changed = self.changed_dirs(&sinks);
+        self.next_period_end_ms = i64::MAX;
+        self.retrying = false;
+        self.rescan = false;
+        self.forget_unused_dirs(&sinks);
         for sink in sinks {
             let mut slot = lock(&sink.slot);
-            let dir_changed = sink.path().parent().is_none_or(|dir| changed.contains(dir));
-            if dir_changed && slot.file.is_some() && slot_is_regular(&slot) && unlinked(&slot) {
+            if slot.file.is_none() {
+                if slot.retry_open_at.is_some() {
+                    self.ensure_open(&sink, &mut slot);
+                }
+            } else if sink
+                .path()
+                .parent()
+                .is_none_or(|dir| changed.iter().any(|c| same(c, dir)))
+                && slot_is_regular(&slot)
+                && unlinked(&slot)
+            {
                 // Removed under us (with the home?): lines written there would be lost, so a
                 // new file is made at the path.
                 crate::daemon_log!(
@@ -152,33 +201,57 @@ impl Writer {
                 slot.file = None;
                 slot.retry_open_at = None;
                 self.ensure_open(&sink, &mut slot);
-            } else if slot.file.is_none() && slot.retry_open_at.is_some() {
-                self.ensure_open(&sink, &mut slot);
             }
             let policy = *lock(&sink.policy);
             self.rotate_if_period_ended(&sink, &mut slot, &policy);
+            self.note(&sink, &slot, &policy);
         }
     }
 
-    /// The directories of `sinks` that changed since the last tick (all of them every
-    /// [`CHECK_ALL_EVERY`] ticks): one `stat` per directory instead of one per file.
-    fn changed_dirs(&mut self, sinks: &[Arc<Sink>]) -> HashSet<PathBuf> {
+    /// Remember what the ticks must watch for one file: its directory, the end of its
+    /// rotation period, whether it waits to be opened again.
+    fn note(&mut self, sink: &Sink, slot: &FileSlot, policy: &RotationPolicy) {
+        if let Some(dir) = sink.path().parent() {
+            if !self.dir_stamps.iter().any(|(known, _)| same(known, dir)) {
+                // Unknown stamp: the next tick sees the directory as changed.
+                self.dir_stamps.push((dir.to_path_buf(), None));
+            }
+        }
+        if slot.retry_open_at.is_some() {
+            self.retrying = true;
+        }
+        if slot.file.is_some() && slot.regular && policy.interval_ms > 0 {
+            let end = (slot.period + 1)
+                .saturating_mul(policy.interval_ms as i64)
+                .saturating_sub(i64::from(self.offset) * 1000);
+            self.next_period_end_ms = self.next_period_end_ms.min(end);
+        }
+    }
+
+    /// Stop watching directories no file is in any more.
+    fn forget_unused_dirs(&mut self, sinks: &[Arc<Sink>]) {
+        self.dir_stamps.retain(|(known, _)| {
+            sinks
+                .iter()
+                .any(|s| s.path().parent().is_some_and(|dir| same(known, dir)))
+        });
+    }
+
+    /// The known log directories that changed since the last tick (all of them every
+    /// [`CHECK_ALL_EVERY`] ticks): one `stat` per directory instead of one per file. Apps
+    /// usually share one or two log directories, so a short list beats a hash set here.
+    fn changed_dirs(&mut self, check_all: bool) -> Vec<PathBuf> {
         use std::os::unix::fs::MetadataExt;
-        let dirs: HashSet<&Path> = sinks.iter().filter_map(|s| s.path().parent()).collect();
-        let check_all = self.ticks.is_multiple_of(CHECK_ALL_EVERY);
-        let mut changed = HashSet::new();
-        let mut stamps = HashMap::with_capacity(dirs.len());
-        for dir in dirs {
-            let stamp = std::fs::metadata(dir)
+        let mut changed = Vec::new();
+        for (dir, before) in &mut self.dir_stamps {
+            let stamp = std::fs::metadata(&*dir)
                 .ok()
                 .map(|m| (m.ino(), m.mtime(), m.mtime_nsec()));
-            let before = self.dir_stamps.get(dir).copied();
-            if check_all || before != Some(stamp) {
-                changed.insert(dir.to_path_buf());
+            if check_all || *before != stamp || stamp.is_none() {
+                changed.push(dir.clone());
             }
-            stamps.insert(dir.to_path_buf(), stamp);
+            *before = stamp;
         }
-        self.dir_stamps = stamps;
         changed
     }
 
@@ -186,13 +259,14 @@ impl Writer {
     fn drain(&mut self, sink: &Sink) {
         let batch = sink.take_pending();
         let mut slot = lock(&sink.slot);
+        let policy = *lock(&sink.policy);
         if self.ensure_open(sink, &mut slot) {
-            let policy = *lock(&sink.policy);
             self.rotate_if_period_ended(sink, &mut slot, &policy);
             self.write_batch(sink, &mut slot, &policy, &batch);
         } else {
             slot.dropped_while_failing += sink.count_dropped(&batch);
         }
+        self.note(sink, &slot, &policy);
     }
 
     /// Write `batch`, rotating whenever the next line would take the file past its size limit.
@@ -318,6 +392,12 @@ fn unlinked(slot: &FileSlot) -> bool {
         .is_some_and(|meta| meta.nlink() == 0)
 }
 
+/// The same path, compared as bytes (`Path`'s `==` walks components, slower in a loop over
+/// every file).
+fn same(a: &Path, b: &Path) -> bool {
+    a.as_os_str() == b.as_os_str()
+}
+
 /// Only regular files rotate (not `/dev/stdout`, a FIFO, `/dev/full`...).
 fn slot_is_regular(slot: &FileSlot) -> bool {
     slot.file.is_some() && slot.regular
@@ -421,4 +501,91 @@ fn now_ms() -> i64 {
 fn system_time_ms(at: std::time::SystemTime) -> i64 {
     at.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    /// A writer over one sink in `dir`, rotating every `interval_ms`, not by size.
+    fn writer_with_sink(
+        dir: &Path,
+        interval_ms: u64,
+    ) -> (Writer, Arc<Sink>, mpsc::Receiver<ArchiveJob>) {
+        let policy = RotationPolicy {
+            max_size: 0,
+            retain: 10,
+            compress: false,
+            interval_ms,
+        };
+        let sink = Arc::new(Sink::new(dir.join("app-out.log"), policy));
+        let registry: Registry = Arc::new(Mutex::new(HashMap::from([(
+            sink.path().to_path_buf(),
+            Arc::downgrade(&sink),
+        )])));
+        let (archiver, archived) = mpsc::channel();
+        let writer = Writer {
+            registry,
+            archiver,
+            offset: 0,
+            dir_stamps: Vec::new(),
+            ticks: 0,
+            next_period_end_ms: i64::MAX,
+            retrying: false,
+            rescan: false,
+        };
+        (writer, sink, archived)
+    }
+
+    #[test]
+    fn a_file_rotates_at_the_first_tick_after_its_period_ends() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut writer, sink, archived) = writer_with_sink(dir.path(), 1_000);
+        sink.append(b"first period\n");
+        writer.drain(&sink);
+        let end = writer.next_period_end_ms;
+        assert!(
+            end > now_ms() && end <= now_ms() + 1_000,
+            "the period's end is known: {end}"
+        );
+
+        writer.tick();
+        assert!(
+            archived.try_recv().is_err(),
+            "nothing is due before the period ends"
+        );
+        std::thread::sleep(Duration::from_millis((end - now_ms()).max(0) as u64 + 20));
+        writer.tick();
+        let job = archived
+            .try_recv()
+            .expect("rotated at the first tick after the period");
+        assert_eq!(
+            std::fs::read(&job.rotated).expect("rotated file"),
+            b"first period\n"
+        );
+        assert!(
+            writer.next_period_end_ms > end,
+            "the next period's end is watched"
+        );
+    }
+
+    #[test]
+    fn a_removed_file_is_made_again_at_the_next_tick() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut writer, sink, _archived) = writer_with_sink(dir.path(), 0);
+        sink.append(b"before\n");
+        writer.drain(&sink);
+        writer.tick(); // learns the directory's stamp
+        std::fs::remove_file(sink.path()).expect("remove the log file");
+        writer.tick();
+        assert!(
+            sink.path().exists(),
+            "made again after the directory changed"
+        );
+        sink.append(b"after\n");
+        writer.drain(&sink);
+        assert_eq!(std::fs::read(sink.path()).expect("log file"), b"after\n");
+    }
 }
