@@ -1,10 +1,29 @@
 //! `kelpie`: the CLI, and (hidden) the daemon itself.
 #![recursion_limit = "256"]
 
+/// `println!` for the CLI's output, which a closed pipe (`kelpie jlist | head -c 10`) does not
+/// turn into a panic: see [`output::write`].
+macro_rules! outln {
+    () => {
+        $crate::output::write(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for the CLI's output; see [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write(format_args!($($arg)*))
+    };
+}
+
 mod cli;
 mod client;
 mod commands;
 mod export;
+mod output;
 mod render;
 mod static_server;
 

@@ -120,7 +120,8 @@ fn persist_loop(home: &Home, rx: &mpsc::Receiver<Job>) {
                 atomic_write(&path, &bytes)
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))
             })
-            .map(|()| String::new());
+            .map(|()| String::new())
+            .or_else(|e| empty_state_without_space(&path, &state, e));
         match &result {
             // Said once, not at every retry.
             Err(e) if !retrying && unwritten.is_none() => {
@@ -137,6 +138,24 @@ fn persist_loop(home: &Home, rx: &mpsc::Receiver<Job>) {
             let _ = ack.send(result.clone());
         }
         kelpie_sys::release_free_memory();
+    }
+}
+
+/// A state with no apps (after `kill` or `delete all`) that could not be written (a full
+/// disk) is kept by removing the file instead, which needs no space: a missing state file is
+/// read as no apps, so the next daemon does not bring back what the user removed.
+fn empty_state_without_space(
+    path: &Path,
+    state: &StateFile,
+    error: String,
+) -> Result<String, String> {
+    if !state.apps.is_empty() {
+        return Err(error);
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(String::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(_) => Err(error),
     }
 }
 

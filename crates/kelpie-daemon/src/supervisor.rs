@@ -1239,12 +1239,18 @@ impl Supervisor {
         self.persist(Some(ack_tx));
         let commands = self.commands.clone();
         tokio::spawn(async move {
-            let finish = match ack_rx.await {
-                Ok(Err(e)) => Finish::Failed(kelpie_proto::WireError {
+            let finish = match (ack_rx.await, finish) {
+                // `kill` ends the daemon whatever happens to the state (on a full disk, above
+                // all): staying up would keep refusing the one command meant to stop it.
+                (Ok(Err(e)), Finish::Exit(message)) => {
+                    crate::daemon_log!("exiting without saving the state: {e}");
+                    Finish::Exit(format!("{message} (the state could not be saved: {e})"))
+                }
+                (Ok(Err(e)), _) => Finish::Failed(kelpie_proto::WireError {
                     kind: kelpie_proto::ErrorKind::Internal,
                     message: format!("the change was made but could not be saved: {e}"),
                 }),
-                _ => finish,
+                (_, finish) => finish,
             };
             let _ = commands.send(Command::Finish { finish, reply }).await;
         });

@@ -114,18 +114,18 @@ fn set(home: &Home, pairs: Vec<(String, String)>) -> Result<ExitCode> {
         .map(|parts| parts[0].clone());
     let (store, restarted, notes) = ask(home, ConfRequest::Set { pairs })?;
     for note in &notes {
-        println!("[kelpie] {note}");
+        outln!("[kelpie] {note}");
     }
     if !restarted.is_empty() {
         let ids: Vec<String> = restarted.iter().map(u32::to_string).collect();
-        println!(
+        outln!(
             "[kelpie] {} restarted with the new value in its environment (ids: {})",
             section.as_deref().unwrap_or("app"),
             ids.join(", ")
         );
     }
     if section.is_some() {
-        println!("[kelpie] Setting changed");
+        outln!("[kelpie] Setting changed");
     }
     display(&store, section.as_deref());
     Ok(ExitCode::SUCCESS)
@@ -144,7 +144,7 @@ fn get(home: &Home, key: Option<&str>) -> Result<ExitCode> {
     let parts = module_conf::split_key(key).map_err(|e| anyhow!(e))?;
     match parts.split_first() {
         Some((module, rest)) if !rest.is_empty() => {
-            println!(
+            outln!(
                 "Value for module {module} key {}: {}",
                 rest.join("."),
                 text(value)
@@ -152,9 +152,9 @@ fn get(home: &Home, key: Option<&str>) -> Result<ExitCode> {
         }
         _ if value.is_object() => {
             display(&store, Some(key));
-            println!("Modules configuration. Copy/Paste line to edit values.");
+            outln!("Modules configuration. Copy/Paste line to edit values.");
         }
-        _ => println!("{}", text(value)),
+        _ => outln!("{}", text(value)),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -191,12 +191,12 @@ fn display(store: &Value, section: Option<&str>) {
         }
         match value {
             Value::Object(keys) => {
-                println!("Module: {name}");
+                outln!("Module: {name}");
                 for (key, value) in keys {
-                    println!("$ kelpie set {name}:{key} {}", shell_word(value));
+                    outln!("$ kelpie set {name}:{key} {}", shell_word(value));
                 }
             }
-            other => println!("$ kelpie set {name} {}", shell_word(other)),
+            other => outln!("$ kelpie set {name} {}", shell_word(other)),
         }
     }
 }
@@ -213,11 +213,11 @@ per app with log_max_size, log_retain, log_compress and log_rotate_interval. See
 
 fn install(module: &str) -> Result<ExitCode> {
     if module == LOGROTATE || module.starts_with("pm2-logrotate@") {
-        println!(
+        outln!(
             "[kelpie] Nothing to install: log rotation is built into Kelpie and on by default \
              (10M, 10 files kept, gzip, daily at midnight)."
         );
-        println!("{ROTATION_HOWTO}");
+        outln!("{ROTATION_HOWTO}");
         return Ok(ExitCode::SUCCESS);
     }
     let instead = match module.trim_start_matches('@') {
@@ -237,7 +237,7 @@ fn install(module: &str) -> Result<ExitCode> {
 
 fn uninstall(module: &str) -> Result<ExitCode> {
     if module == LOGROTATE {
-        println!(
+        outln!(
             "[kelpie] Nothing to uninstall: log rotation is built into Kelpie. To stop rotating \
              by size and by time: `kelpie set pm2-logrotate:max_size 0` and \
              `kelpie set pm2-logrotate:rotateInterval never`."

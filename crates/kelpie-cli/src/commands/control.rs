@@ -17,7 +17,7 @@ pub fn targeted(
 ) -> Result<ExitCode> {
     let targets = resolve_targets(&args.targets, &args.only)?;
     let response = call(home, &make(targets))?;
-    println!("[kelpie] {} {}", args.targets.join(" "), done);
+    outln!("[kelpie] {} {}", args.targets.join(" "), done);
     render::print_response(&response)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -69,7 +69,7 @@ pub fn restart(home: &Home, args: RestartArgs) -> Result<ExitCode> {
                 update_env,
             },
         )?;
-        println!("[kelpie] {} restarted", names.join(" "));
+        outln!("[kelpie] {} restarted", names.join(" "));
         render::print_response(&response)?;
     }
     Ok(ExitCode::SUCCESS)
@@ -110,7 +110,7 @@ pub fn reload(home: &Home, args: ReloadArgs) -> Result<ExitCode> {
             parallel: args.parallel,
         },
     )?;
-    println!("[kelpie] {} reloaded", restart.targets.targets.join(" "));
+    outln!("[kelpie] {} reloaded", restart.targets.targets.join(" "));
     render::print_response(&response)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -158,7 +158,7 @@ pub fn scale(home: &Home, name: &str, count: &str) -> Result<ExitCode> {
             count,
         },
     )?;
-    println!("[kelpie] {name} scaled");
+    outln!("[kelpie] {name} scaled");
     render::print_response(&response)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -217,9 +217,9 @@ pub fn ids(home: &Home, name: &str) -> Result<ExitCode> {
         .map(|p| p.pm_id.to_string())
         .collect();
     if ids.is_empty() {
-        println!("[]");
+        outln!("[]");
     } else {
-        println!("[ {} ]", ids.join(", "));
+        outln!("[ {} ]", ids.join(", "));
     }
     Ok(ExitCode::SUCCESS)
 }

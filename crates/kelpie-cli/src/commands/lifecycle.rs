@@ -15,7 +15,7 @@ pub fn daemon(home: Home, options: kelpie_daemon::DaemonOptions) -> Result<ExitC
 
 pub fn ping(home: &Home) -> Result<ExitCode> {
     if let Response::Pong { pid, version, .. } = call(home, &Request::Ping)? {
-        println!(
+        outln!(
             "pong (daemon v{version}, pid {pid}, home {})",
             home.root().display()
         );
@@ -48,8 +48,8 @@ pub fn web(home: &Home, args: crate::cli::WebArgs) -> Result<ExitCode> {
     };
     if let Response::Done(message) = call(home, &request)? {
         match args.show_token {
-            true => println!("{message}"),
-            false => println!("[kelpie] {message}"),
+            true => outln!("{message}"),
+            false => outln!("[kelpie] {message}"),
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -64,7 +64,7 @@ pub fn kill(home: &Home) -> Result<ExitCode> {
             Client::connect_or_start(home)?
         }
         None => {
-            println!(
+            outln!(
                 "[kelpie] no daemon is running for {}",
                 home.root().display()
             );
@@ -95,7 +95,7 @@ pub fn update(home: &Home) -> Result<ExitCode> {
         .filter(|_| std::os::unix::net::UnixStream::connect(home.socket()).is_ok());
     let Some(pid) = pid else {
         if let Response::Pong { pid, version, .. } = call(home, &Request::Ping)? {
-            println!("[kelpie] no daemon was running; started v{version} (pid {pid})");
+            outln!("[kelpie] no daemon was running; started v{version} (pid {pid})");
         }
         return Ok(ExitCode::SUCCESS);
     };
@@ -139,7 +139,7 @@ pub fn update(home: &Home) -> Result<ExitCode> {
     if head != "ok" {
         bail!("{}", text.trim());
     }
-    println!("[kelpie] {}", text.trim());
+    outln!("[kelpie] {}", text.trim());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -154,7 +154,7 @@ fn restart_daemon(home: &Home, pid: u32) -> Result<ExitCode> {
         .with_context(|| format!("cannot signal the daemon (pid {pid})"))?;
     wait_until_gone(home)?;
     if let Response::Pong { pid, version, .. } = call(home, &Request::Ping)? {
-        println!("[kelpie] daemon v{version} running (pid {pid}); the apps of its list were started again");
+        outln!("[kelpie] daemon v{version} running (pid {pid}); the apps of its list were started again");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -183,7 +183,7 @@ pub fn resurrect(home: &Home) -> Result<ExitCode> {
     } = &response
     {
         for note in notes {
-            println!("[kelpie] {note}");
+            outln!("[kelpie] {note}");
         }
         render::print_start_outcomes(outcomes);
     }
@@ -198,8 +198,6 @@ pub fn init() -> Result<ExitCode> {
     }
     std::fs::write(path, kelpie_config::example_ecosystem())
         .context("cannot write ecosystem.config.js")?;
-    println!(
-        "[kelpie] wrote ecosystem.config.js; start it with `kelpie start ecosystem.config.js`"
-    );
+    outln!("[kelpie] wrote ecosystem.config.js; start it with `kelpie start ecosystem.config.js`");
     Ok(ExitCode::SUCCESS)
 }

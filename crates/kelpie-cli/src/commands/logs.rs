@@ -149,7 +149,7 @@ fn now_ms() -> i64 {
 pub fn flush(home: &Home, targets: &[String]) -> Result<ExitCode> {
     let targets = resolve_targets(targets, &[])?;
     if let Response::Done(message) = call(home, &Request::Flush { targets })? {
-        println!("[kelpie] {message}");
+        outln!("[kelpie] {message}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -157,7 +157,7 @@ pub fn flush(home: &Home, targets: &[String]) -> Result<ExitCode> {
 /// `reloadLogs`: reopen every log file.
 pub fn reload(home: &Home) -> Result<ExitCode> {
     if let Response::Done(message) = call(home, &Request::ReloadLogs)? {
-        println!("[kelpie] {message}");
+        outln!("[kelpie] {message}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -58,7 +58,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             handoff_format: true,
             ..
         } => {
-            println!("{}", kelpie_daemon::handoff_format());
+            outln!("{}", kelpie_daemon::handoff_format());
             Ok(ExitCode::SUCCESS)
         }
         Command::Daemon { keeper: true, .. } => {

@@ -48,7 +48,7 @@ pub fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
     )?;
     let code = super::start::report(&response)?;
     if code == ExitCode::SUCCESS {
-        println!("[kelpie] serving {} on port {port}", dir.display());
+        outln!("[kelpie] serving {} on port {port}", dir.display());
     }
     Ok(code)
 }

@@ -238,13 +238,13 @@ pub fn startup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
     let service = Service::from_args(args, home)?;
     let text = service.render();
     if args.print {
-        print!("{text}");
+        out!("{text}");
         return Ok(ExitCode::SUCCESS);
     }
     let file = service.file(args);
     if kelpie_sys::current_uid() != 0 && args.dir.is_none() {
-        println!("[kelpie] writing a boot service needs root. Run:\n");
-        println!(
+        outln!("[kelpie] writing a boot service needs root. Run:\n");
+        outln!(
             "sudo env PATH=\"{}\" {} startup {} -u {} --hp {}\n",
             service.path_var,
             service.kelpie.display(),
@@ -252,7 +252,7 @@ pub fn startup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
             service.user,
             service.home.display()
         );
-        println!("[kelpie] it would write {}:\n\n{text}", file.display());
+        outln!("[kelpie] it would write {}:\n\n{text}", file.display());
         return Ok(ExitCode::SUCCESS);
     }
     // An OpenRC service is a script: executable.
@@ -263,13 +263,13 @@ pub fn startup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
     };
     kelpie_daemon::atomic_write_mode(&file, text.as_bytes(), mode)
         .with_context(|| format!("cannot write {}", file.display()))?;
-    println!("[kelpie] wrote {}", file.display());
+    outln!("[kelpie] wrote {}", file.display());
     if args.dir.is_some() {
         // A directory of the user's choice: not the init system's, nothing to enable.
         return Ok(ExitCode::SUCCESS);
     }
     run_all(&service.activation(&file, true))?;
-    println!(
+    outln!(
         "[kelpie] {} starts the daemon at boot for {} ({}); it brings the apps back as they were, or the list saved with `kelpie save` when none is left",
         service.name,
         service.user,
@@ -283,7 +283,7 @@ pub fn unstartup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
     let service = Service::from_args(args, home)?;
     let file = service.file(args);
     if kelpie_sys::current_uid() != 0 && args.dir.is_none() {
-        println!(
+        outln!(
             "[kelpie] removing a boot service needs root. Run:\n\nsudo {} unstartup {} -u {}",
             service.kelpie.display(),
             platform_word(service.init),
@@ -298,7 +298,7 @@ pub fn unstartup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
         run_all(&service.activation(&file, false))?;
     }
     std::fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
-    println!("[kelpie] removed {}", file.display());
+    outln!("[kelpie] removed {}", file.display());
     Ok(ExitCode::SUCCESS)
 }
 

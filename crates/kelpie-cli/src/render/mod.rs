@@ -58,11 +58,11 @@ pub fn print_response(response: &Response) -> Result<()> {
         | Response::Started {
             processes: list, ..
         } => print_table(list)?,
-        Response::Done(message) => println!("[kelpie] {message}"),
-        Response::Pong { version, pid, .. } => println!("pong (daemon v{version}, pid {pid})"),
+        Response::Done(message) => outln!("[kelpie] {message}"),
+        Response::Pong { version, pid, .. } => outln!("pong (daemon v{version}, pid {pid})"),
         Response::Error(e) => eprintln!("kelpie: error: {}", e.message),
-        Response::LogLines { lines, .. } => println!("[kelpie] {} log lines", lines.len()),
-        Response::Conf { store, .. } => println!("{store:#}"),
+        Response::LogLines { lines, .. } => outln!("[kelpie] {} log lines", lines.len()),
+        Response::Conf { store, .. } => outln!("{store:#}"),
     }
     Ok(())
 }
@@ -83,7 +83,7 @@ pub fn print_start_outcomes(outcomes: &[StartOutcome]) {
             StartOutcome::Started(ids) => ("started again", ids),
         };
         let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
-        println!("[kelpie] {verb} (ids: {})", ids.join(", "));
+        outln!("[kelpie] {verb} (ids: {})", ids.join(", "));
     }
 }
 

@@ -27,7 +27,7 @@ pub async fn serve(site: Settings) -> Result<(), String> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
-    println!("serving {} on http://{addr}/", site.root.display());
+    outln!("serving {} on http://{addr}/", site.root.display());
     let site = Arc::new(site);
     tokio::select! {
         () = accept_loop(listener, site) => Ok(()),

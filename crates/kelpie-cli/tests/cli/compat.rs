@@ -346,3 +346,35 @@ fn scaling_down_removes_the_oldest_instances_and_up_reuses_their_indexes() {
     k.ok(&["scale", "w", "4"]);
     assert_eq!(indexes(&k), [0, 1, 2, 3]);
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let k = kelpie();
+    k.ok(&["start", &k.fake_app(), "--name", "piped"]);
+    // As with `kelpie jlist | head -c 10` when head is gone before kelpie writes.
+    for args in [
+        &["ping"][..],
+        &["id", "piped"],
+        &["jlist"],
+        &["list"],
+        &["prettylist"],
+        &["describe", "piped"],
+        &["restart", "piped"],
+        &["conf"],
+    ] {
+        let mut child = k
+            .command(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kelpie");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("kelpie");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !stderr.contains("panicked") && !stderr.contains("error"),
+            "kelpie {args:?}: {:?}\n{stderr}",
+            out.status
+        );
+    }
+}

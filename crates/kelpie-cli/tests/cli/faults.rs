@@ -182,6 +182,89 @@ fn a_log_burst_into_a_full_disk_drops_what_does_not_fit_and_never_blocks_the_app
     k.ok(&["delete", "burst"]);
 }
 
+/// Fill the filesystem of `file` with zeros until it refuses more, then the room left in the
+/// last page of the daemon log of `k` (with empty lines), so that its next line fails too.
+fn fill(k: &Kelpie, file: &Path) {
+    let mut filler = std::fs::File::create(file).expect("filler");
+    while std::io::Write::write_all(&mut filler, &[0u8; 4096]).is_ok() {}
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(k.home().join("kelpie.log"))
+        .expect("daemon log");
+    while std::io::Write::write_all(&mut log, b"\n").is_ok() {}
+}
+
+#[test]
+fn a_full_home_still_lets_delete_and_kill_do_what_they_say_and_loses_no_daemon_log_count() {
+    let k = kelpie();
+    if !is_root() {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    std::fs::create_dir_all(k.home()).expect("home");
+    // The whole home on a small disk: daemon log, state, dump, sockets, app logs.
+    let _disk = mount(&["-t", "tmpfs", "-o", "size=1m", "tmpfs"], k.home()).expect("tmpfs home");
+    let app = k.fake_app();
+    k.ok(&["start", &app, "--name", "kept"]);
+    k.ok(&["start", &app, "--name", "gone"]);
+    k.ok(&["save"]);
+    let (kept, gone) = (k.pid("kept"), k.pid("gone"));
+    let daemon = k.daemon_pid().expect("daemon pid");
+    for pid in [kept, gone, daemon] {
+        // The home's pid file is gone with the mount if the test fails: drop kills these.
+        k.track(pid);
+    }
+    let filler = k.home().join("filler");
+    fill(&k, &filler);
+
+    // What the user asked for happens; the state that cannot be saved is said.
+    let out = k.run(&["delete", "gone"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("No space left on device"), "{said}");
+    assert!(
+        !alive(gone),
+        "deleted although the state could not be saved"
+    );
+    let out = k.run(&["save"]);
+    assert!(!out.status.success(), "save on a full disk fails");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("No space left on device"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dump = std::fs::read_to_string(k.home().join("dump.json")).expect("the dump is kept");
+    assert!(dump.contains("\"gone\""), "the last good dump is intact");
+
+    // Space returns: the state is written, and the daemon log counts what it could not write.
+    std::fs::remove_file(&filler).expect("free the space");
+    k.wait_for("the state written again", 10 * SECS, || {
+        let log = daemon_log(&k);
+        log.contains("wrote ") && log.contains("line(s) of this log could not be written")
+    });
+    let state = std::fs::read_to_string(k.home().join("state.json")).expect("state");
+    assert!(
+        state.contains("\"kept\"") && !state.contains("\"gone\""),
+        "{state}"
+    );
+
+    // Full again: kill still stops the apps and ends the daemon.
+    fill(&k, &filler);
+    let out = k.run(&["kill"]);
+    assert!(
+        out.status.success(),
+        "kill on a full disk: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    k.wait_for("the daemon gone", 10 * SECS, || !alive(daemon));
+    assert!(!alive(kept), "kill stopped the app");
+    std::fs::remove_file(&filler).expect("free the space");
+    assert!(
+        k.jlist().is_empty(),
+        "the next daemon does not bring back killed apps"
+    );
+    k.ok(&["kill"]);
+}
+
 #[test]
 fn the_home_removed_under_the_daemon_is_made_again_with_the_apps_still_running() {
     let k = kelpie();
