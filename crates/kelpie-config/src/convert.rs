@@ -144,7 +144,15 @@ pub fn instances(value: &Value, cpus: u32) -> Result<u32, String> {
             let fewer = u32::try_from(n.unsigned_abs()).unwrap_or(u32::MAX);
             Ok(cpus.saturating_sub(fewer).max(1))
         }
-        n => u32::try_from(n).map_err(|_| expected("a reasonable number of instances", value)),
+        n => u32::try_from(n)
+            .ok()
+            .filter(|n| kelpie_core::check_instances(*n).is_ok())
+            .ok_or_else(|| {
+                expected(
+                    &format!("at most {} instances", kelpie_core::MAX_INSTANCES),
+                    value,
+                )
+            }),
     }
 }
 
@@ -618,6 +626,9 @@ mod tests {
         assert_eq!(instances(&json!("MAX"), 8), Ok(8));
         assert_eq!(instances(&json!(0), 8), Ok(8));
         assert_eq!(instances(&json!(-1), 8), Ok(7));
+        assert_eq!(instances(&json!(9999), 8), Ok(9999));
+        assert!(instances(&json!(10_000), 8).is_err());
+        assert!(instances(&json!(4_000_000_000u64), 8).is_err());
         assert_eq!(instances(&json!("-1"), 8), Ok(7));
         assert_eq!(instances(&json!(-1), 1), Ok(1));
         assert_eq!(instances(&json!(-2), 8), Ok(6));

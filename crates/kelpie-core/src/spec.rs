@@ -230,6 +230,22 @@ pub struct LogRotation {
     pub interval_ms: Option<u64>,
 }
 
+/// The most instances one app can have. Every way of asking for instances (a config file,
+/// `start -i`, `scale` over the socket or HTTP) is held to it, so a typo such as
+/// `scale api 4000000000` is refused instead of making the daemon create processes until
+/// memory runs out.
+pub const MAX_INSTANCES: u32 = 9999;
+
+/// Why `count` instances cannot be asked for, if they cannot.
+pub fn check_instances(count: u32) -> Result<(), String> {
+    if count > MAX_INSTANCES {
+        return Err(format!(
+            "{count} instances asked for; at most {MAX_INSTANCES} per app"
+        ));
+    }
+    Ok(())
+}
+
 /// Why `name` cannot name an app, if it cannot: it must not be empty, nor hold a control
 /// character (a newline would break every list and log line that shows it), nor be `all`
 /// (a target that means every app).

@@ -378,3 +378,27 @@ fn output_into_a_closed_pipe_ends_quietly() {
         );
     }
 }
+
+#[test]
+fn instance_counts_are_bounded_everywhere_and_a_refusal_changes_nothing() {
+    let k = kelpie();
+    let fake = k.fake_app();
+    k.ok(&["start", &fake, "--name", "api"]);
+    let err = k.fails(&["scale", "api", "4000000000"]);
+    assert!(err.contains("at most 9999"), "{err}");
+    let err = k.fails(&["scale", "api", "+9999"]);
+    assert!(err.contains("at most 9999"), "{err}");
+    assert_eq!(k.jlist().len(), 1, "nothing was created");
+    let err = k.fails(&["start", &fake, "--name", "many", "-i", "10000"]);
+    assert!(err.contains("at most 9999"), "{err}");
+    let config = k.write(
+        "ecosystem.json",
+        r#"{"apps": [{"name": "huge", "script": "x.sh", "instances": 4000000000}]}"#,
+    );
+    let err = k.fails(&["start", &config]);
+    assert!(
+        err.contains("huge") && err.contains("instances") && err.contains("at most 9999"),
+        "{err}"
+    );
+    assert_eq!(k.jlist().len(), 1, "nothing was created");
+}

@@ -136,6 +136,9 @@ impl Supervisor {
         };
         let current = ids.len() as u32;
         let wanted = count.apply(current);
+        if let Err(why) = kelpie_core::check_instances(wanted) {
+            return fail(reply, ErrorKind::Invalid, format!("app `{name}`: {why}"));
+        }
         if wanted == 0 {
             return fail(
                 reply,

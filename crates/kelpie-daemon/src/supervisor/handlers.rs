@@ -138,6 +138,10 @@ impl Supervisor {
             conflicts.push(format!("depends_on has a cycle: {cycle}"));
         }
         for spec in apps {
+            if let Err(why) = kelpie_core::check_instances(spec.instances) {
+                conflicts.push(format!("app `{}`: {why}", spec.name));
+                continue;
+            }
             let ids = self.ids_named(&spec.name);
             let creates = ids.is_empty() || (force && !from_file);
             let socket = if creates || from_file {

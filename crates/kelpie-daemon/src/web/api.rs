@@ -23,8 +23,6 @@ const OPENAPI: &str = include_str!("../../assets/web/openapi.json");
 
 /// Largest request body accepted (they are a few bytes of JSON).
 const MAX_BODY: usize = 64 * 1024;
-/// Most instances a scale over HTTP may ask for (or add, or remove) at once.
-const MAX_SCALE: u32 = 9999;
 /// How often live updates carry the process list.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 /// Most recent lines per stream and instance that `/api/logs` and `/api/events` send first.
@@ -134,12 +132,9 @@ pub async fn handle(shared: &Arc<Shared>, request: HttpRequest<Incoming>) -> Htt
                 _ => Err("the body must be {\"count\": \"N\" | \"+N\" | \"-N\"}".to_string()),
             }
             .and_then(|count| match count {
-                ScaleCount::To(n) | ScaleCount::Up(n) | ScaleCount::Down(n) if n > MAX_SCALE => {
-                    Err(format!(
-                        "at most {MAX_SCALE} instances can be asked for at once over HTTP"
-                    ))
+                ScaleCount::To(n) | ScaleCount::Up(n) | ScaleCount::Down(n) => {
+                    kelpie_core::check_instances(n).map(|()| count)
                 }
-                count => Ok(count),
             });
             match count {
                 Ok(count) => {
