@@ -1,5 +1,6 @@
 //! Talking to the daemon: connect (starting it on first use), Hello, one request at a time.
 
+use crate::exit::{failed, Status};
 use anyhow::{anyhow, bail, Context, Result};
 use kelpie_proto::{
     decode, read_frame, write_frame, Hello, Home, Request, Response, PROTOCOL_VERSION,
@@ -27,13 +28,18 @@ impl Client {
     /// the handshake (a daemon replacing its socket, one that lost a race to start) is tried
     /// again once.
     pub fn connect_or_start(home: &Home) -> Result<Client> {
-        match Client::connect_or_start_once(home) {
+        let connected = match Client::connect_or_start_once(home) {
             Err(e) if was_reset(&e) => {
                 std::thread::sleep(Duration::from_millis(100));
                 Client::connect_or_start_once(home)
             }
             other => other,
-        }
+        };
+        // Whatever went wrong here, the daemon could not be reached (the exit status says so).
+        connected.map_err(|e| match crate::exit::status_of(&e) {
+            Status::Failure => failed(Status::Unreachable, format!("{e:#}")),
+            _ => e,
+        })
     }
 
     fn connect_or_start_once(home: &Home) -> Result<Client> {
@@ -73,11 +79,11 @@ impl Client {
                 let owner = std::fs::metadata(home.root())
                     .map(|m| format!(" (it belongs to uid {})", m.uid()))
                     .unwrap_or_default();
-                bail!(
+                return Err(failed(Status::Permission, format!(
                     "permission denied: cannot reach the daemon at {}: the kelpie home {}{owner} is not yours; use your own (KELPIE_HOME), or run kelpie as its owner",
                     socket.display(),
                     home.root().display()
-                )
+                )));
             }
             Err(e) => {
                 return Err(e).with_context(|| {

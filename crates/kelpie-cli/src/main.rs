@@ -22,6 +22,7 @@ macro_rules! out {
 mod cli;
 mod client;
 mod commands;
+mod exit;
 mod export;
 mod output;
 mod render;
@@ -50,7 +51,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("kelpie: error: {error:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit::status_of(&error) as u8)
         }
     }
 }

@@ -72,7 +72,7 @@ pub fn kill(home: &Home) -> Result<ExitCode> {
         }
     };
     match client.request(&Request::Kill)? {
-        Response::Error(e) => bail!(e.message),
+        Response::Error(e) => return Err(crate::exit::from_wire(&e)),
         response => render::print_response(&response)?,
     }
     wait_until_gone(home)?;

@@ -39,7 +39,7 @@ pub fn logs(home: &Home, args: LogsArgs) -> Result<ExitCode> {
                 }
             }
             Response::Done(_) => return Ok(ExitCode::SUCCESS),
-            Response::Error(e) => bail!(e.message),
+            Response::Error(e) => return Err(crate::exit::from_wire(&e)),
             other => bail!("unexpected answer from the daemon: {other:?}"),
         }
     }

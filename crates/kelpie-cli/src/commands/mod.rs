@@ -14,7 +14,7 @@ mod startup;
 
 use crate::cli::{Cli, Command};
 use crate::client::Client;
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use kelpie_config::LoadContext;
 use kelpie_proto::{Home, Request, Response, Target};
 use std::collections::BTreeMap;
@@ -134,7 +134,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 fn call(home: &Home, request: &Request) -> Result<Response> {
     let mut client = Client::connect_or_start(home)?;
     match client.request(request)? {
-        Response::Error(e) => Err(anyhow!(e.message)),
+        Response::Error(e) => Err(crate::exit::from_wire(&e)),
         response => Ok(response),
     }
 }

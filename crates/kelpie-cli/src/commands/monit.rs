@@ -507,7 +507,7 @@ fn follow_logs(home: &Home, tx: &Sender<Msg>) -> Result<()> {
                     return Ok(());
                 }
             }
-            Response::Error(e) => bail!(e.message),
+            Response::Error(e) => return Err(crate::exit::from_wire(&e)),
             Response::Done(_) => bail!("the daemon ended the log stream"),
             other => bail!("unexpected answer from the daemon: {other:?}"),
         }
@@ -521,7 +521,7 @@ fn spawn_action(home: Home, action: Action, tx: Sender<Msg>, wake: Sender<()>) {
             let mut client =
                 Client::connect(&home)?.ok_or_else(|| anyhow!("the daemon is not running"))?;
             match client.request(&action.request())? {
-                Response::Error(e) => bail!(e.message),
+                Response::Error(e) => Err(crate::exit::from_wire(&e)),
                 _ => Ok(action.done()),
             }
         })();

@@ -402,3 +402,34 @@ fn instance_counts_are_bounded_everywhere_and_a_refusal_changes_nothing() {
     );
     assert_eq!(k.jlist().len(), 1, "nothing was created");
 }
+
+#[test]
+fn exit_statuses_tell_the_kind_of_failure() {
+    let k = kelpie();
+    let status = |args: &[&str]| k.run(args).status.code();
+    k.ok(&["start", &k.fake_app(), "--name", "api"]);
+    assert_eq!(status(&["restart", "nope"]), Some(3), "no such app");
+    assert_eq!(
+        status(&["restart", "api", "--no-such-flag"]),
+        Some(2),
+        "usage"
+    );
+    let config = k.write(
+        "bad.json",
+        r#"{"apps": [{"name": "x", "instances": "lots"}]}"#,
+    );
+    assert_eq!(status(&["start", &config]), Some(4), "invalid config");
+    // A home that cannot exist (under a file): no daemon can be reached or started.
+    let file = k.write("not-a-dir", "");
+    let out = k
+        .command(&["ping"])
+        .env("KELPIE_HOME", format!("{file}/home"))
+        .output()
+        .expect("kelpie");
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "unreachable: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
