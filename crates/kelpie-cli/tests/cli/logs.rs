@@ -527,6 +527,34 @@ fn flush_empties_files_and_reload_logs_follows_an_external_rotation() {
 }
 
 #[test]
+fn flush_of_everything_also_empties_what_deleted_apps_left() {
+    let k = kelpie();
+    let app = k.fake_app();
+    k.ok(&["start", &app, "--name", "gone", "--", "--tick", "10"]);
+    let left = out_log(&k, "gone");
+    k.wait_for("ticks", 5 * SECS, || {
+        String::from_utf8_lossy(&read(&left)).contains("tick 3")
+    });
+    k.ok(&["delete", "gone"]);
+    k.ok(&["start", &app, "--name", "kept"]);
+    let rotated = left.with_file_name("gone-out__2026-01-01_00-00-00.log.gz");
+    std::fs::write(&rotated, b"an archive").expect("archive");
+    // Naming an app empties only its files.
+    k.ok(&["flush", "kept"]);
+    assert!(
+        !read(&left).is_empty(),
+        "flush of one app leaves the others alone"
+    );
+    let said = k.ok(&["flush"]);
+    assert!(
+        said.contains("emptied 1 file(s) of apps no longer listed: gone-out.log"),
+        "{said}"
+    );
+    assert!(read(&left).is_empty(), "the deleted app's log is emptied");
+    assert_eq!(read(&rotated), b"an archive", "rotated archives are kept");
+}
+
+#[test]
 fn dated_json_combined_and_disabled_logs() {
     let k = kelpie();
     let app = k.fake_app();

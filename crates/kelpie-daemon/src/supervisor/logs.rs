@@ -91,11 +91,28 @@ impl Supervisor {
                 }
             }
         }
+        // `flush` of everything also empties what deleted apps left in the logs directory:
+        // the first thing a user tries when the disk is full.
+        let everything = targets.iter().all(|t| matches!(t, Target::All));
+        let logs_dir = everything.then(|| self.home.logs_dir());
         let logs = self.logs.clone();
         let commands = self.commands.clone();
         tokio::spawn(async move {
             logs.flush(&ids, &paths).await;
-            let message = format!("flushed {} log file(s)", paths.len());
+            let mut message = format!("flushed {} log file(s)", paths.len());
+            if let Some(dir) = logs_dir {
+                let in_use = paths.clone();
+                let left = tokio::task::spawn_blocking(move || empty_left_logs(&dir, &in_use))
+                    .await
+                    .unwrap_or_default();
+                if !left.is_empty() {
+                    message.push_str(&format!(
+                        "; emptied {} file(s) of apps no longer listed: {}",
+                        left.len(),
+                        left.join(", ")
+                    ));
+                }
+            }
             let _ = commands
                 .send(super::Command::Finish {
                     finish: Finish::Done(message),
@@ -170,4 +187,31 @@ pub(super) async fn read_settings(path: PathBuf) -> Result<kelpie_config::Daemon
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
+}
+
+/// Empty the log files in `dir` that no app uses (`in_use`): what deleted apps left. Only
+/// `*.log` files directly in `dir`; rotated archives are kept (retention prunes them). Returns
+/// the names of the files emptied (those that held something).
+fn empty_left_logs(dir: &std::path::Path, in_use: &[PathBuf]) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut emptied: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+        .filter(|path| !in_use.contains(path))
+        .filter(|path| std::fs::metadata(path).is_ok_and(|m| m.len() > 0))
+        .filter(|path| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(path)
+                .is_ok()
+        })
+        .filter_map(|path| path.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    emptied.sort();
+    emptied
 }
