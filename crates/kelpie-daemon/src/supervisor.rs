@@ -338,6 +338,10 @@ pub async fn run(
         Some(setup) if !setup.options.files => log_service.without_files(),
         _ => log_service,
     };
+    if foreground.is_none() {
+        // A background daemon's stderr is its log (the CLI points it there).
+        log_service.rotate_daemon_log(home.daemon_log());
+    }
     let (foreground_mode, foreground_apps) = match foreground {
         Some(ForegroundSetup { apps, options }) => {
             let mode = foreground::Foreground::start(&log_service, options.output)

@@ -681,6 +681,44 @@ fn kelpie_toml_sets_the_rotation_defaults_and_a_bad_one_is_refused() {
 }
 
 #[test]
+fn the_daemons_own_log_rotates_like_the_apps_logs() {
+    let k = kelpie();
+    std::fs::create_dir_all(k.home()).expect("home");
+    std::fs::write(
+        k.home().join("kelpie.toml"),
+        "[logs]\nmax_size = \"1K\"\nretain = 2\n",
+    )
+    .expect("kelpie.toml");
+    k.ok(&["ping"]);
+    let daemon_log = k.home().join("kelpie.log");
+    // A daemon that has been talking for a while: its log passes 1K, three times.
+    for round in 1..=3 {
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&daemon_log)
+            .expect("daemon log");
+        std::io::Write::write_all(&mut log, format!("round {round}\n").repeat(200).as_bytes())
+            .expect("append");
+        k.wait_for("the daemon log rotated", 10 * SECS, || {
+            read(&daemon_log).len() < 1024
+                && String::from_utf8_lossy(&read(&daemon_log)).contains("rotated this log")
+        });
+    }
+    k.wait_for("two compressed parts kept (retain = 2)", 5 * SECS, || {
+        let parts = archives(&daemon_log);
+        parts.len() == 2
+            && parts
+                .iter()
+                .all(|p| p.to_string_lossy().ends_with(".log.gz"))
+    });
+    // The daemon writes to the new file.
+    k.ok(&["start", &k.fake_app(), "--name", "w", "--watch"]);
+    k.wait_for("a line in the new file", 5 * SECS, || {
+        String::from_utf8_lossy(&read(&daemon_log)).contains("app `w`: watching")
+    });
+}
+
+#[test]
 fn what_an_app_prints_while_stopping_is_written_before_the_daemon_exits() {
     let k = kelpie();
     let script = k.write(

@@ -160,7 +160,7 @@ impl LogService {
     pub fn start(defaults: RotationPolicy) -> std::io::Result<LogService> {
         let registry = Registry::default();
         let archiver = rotation::start_archiver()?;
-        let writer = writer::start(registry.clone(), archiver)?;
+        let writer = writer::start(registry.clone(), archiver, defaults)?;
         let (handle_tx, handle_rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("kelpie-logs".into())
@@ -204,6 +204,11 @@ impl LogService {
             files: false,
             ..self
         }
+    }
+
+    /// The daemon's stderr is its log file `path`: rotate it like the apps' logs.
+    pub fn rotate_daemon_log(&self, path: PathBuf) {
+        let _ = self.shared.writer.send(WriterMsg::DaemonLog(path));
     }
 
     /// Replace the daemon-wide rotation defaults, for every file from now on.

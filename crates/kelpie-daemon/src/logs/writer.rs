@@ -38,12 +38,15 @@ pub enum WriterMsg {
     Defaults(RotationPolicy),
     /// Some file's rotation settings changed (an app registered it again with others).
     PolicyChanged,
+    /// The daemon's own log is this file (its stderr): rotate it like the apps' logs.
+    DaemonLog(PathBuf),
 }
 
 /// Start the writer thread.
 pub fn start(
     registry: Registry,
     archiver: mpsc::Sender<ArchiveJob>,
+    defaults: RotationPolicy,
 ) -> std::io::Result<mpsc::Sender<WriterMsg>> {
     let (tx, rx) = mpsc::channel();
     let mut writer = Writer {
@@ -55,6 +58,8 @@ pub fn start(
         next_period_end_ms: i64::MAX,
         retrying: false,
         rescan: false,
+        defaults,
+        daemon_log: None,
     };
     std::thread::Builder::new()
         .name("kelpie-log-writer".into())
@@ -78,6 +83,17 @@ struct Writer {
     retrying: bool,
     /// Some file's rotation settings changed: look at every file at the next tick.
     rescan: bool,
+    /// The daemon-wide rotation settings (the daemon's own log rotates under them).
+    defaults: RotationPolicy,
+    /// The daemon's own log, once the daemon says its stderr is that file.
+    daemon_log: Option<DaemonLog>,
+}
+
+/// The daemon's own log (`<home>/kelpie.log`, its stderr).
+struct DaemonLog {
+    path: PathBuf,
+    /// Rotation period its content belongs to.
+    period: i64,
 }
 
 /// A directory's inode and modification time (seconds, nanoseconds).
@@ -137,9 +153,14 @@ impl Writer {
                     let overrides = *lock(&sink.overrides);
                     *lock(&sink.policy) = defaults.for_app(&overrides);
                 }
+                self.defaults = defaults;
                 self.rescan = true;
             }
             WriterMsg::PolicyChanged => self.rescan = true,
+            WriterMsg::DaemonLog(path) => {
+                let period = period_of(&self.defaults, now_ms(), self.offset);
+                self.daemon_log = Some(DaemonLog { path, period });
+            }
         }
     }
 
@@ -168,6 +189,65 @@ impl Writer {
         self.offset = offset;
         if due {
             self.visit_every_file(&changed);
+        }
+        self.rotate_daemon_log_if_due();
+    }
+
+    /// Rotate the daemon's own log when it reached the size limit or its period ended, as an
+    /// app's log (same settings): renamed aside, compressed and pruned by the archiver, and a
+    /// new file put in place of the daemon's stdout and stderr. Two `stat`s a second.
+    fn rotate_daemon_log_if_due(&mut self) {
+        let Some(log) = self.daemon_log.as_mut() else {
+            return;
+        };
+        use std::os::unix::fs::MetadataExt;
+        // Only while stderr is still that file (not after the home was removed, say).
+        let (Ok(current), Ok(at_path)) = (
+            std::fs::metadata("/proc/self/fd/2"),
+            std::fs::metadata(&log.path),
+        ) else {
+            return;
+        };
+        if (current.dev(), current.ino()) != (at_path.dev(), at_path.ino()) || !current.is_file() {
+            return;
+        }
+        let policy = self.defaults;
+        let period = period_of(&policy, now_ms(), self.offset);
+        let by_size = policy.max_size > 0 && current.len() >= policy.max_size;
+        let by_time = period != log.period && current.len() > 0;
+        log.period = period;
+        if !(by_size || by_time) {
+            return;
+        }
+        let rotated = rotated_path(&log.path, now_ms(), self.offset);
+        if std::fs::rename(&log.path, &rotated).is_err() {
+            return;
+        }
+        let reopened = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log.path)
+            .and_then(|file| {
+                use std::os::fd::AsFd;
+                kelpie_sys::redirect_output(file.as_fd())
+            });
+        match reopened {
+            Ok(()) => {
+                crate::daemon_log!(
+                    "rotated this log; the previous part is {}",
+                    rotated.display()
+                );
+                let _ = self.archiver.send(ArchiveJob {
+                    live: log.path.clone(),
+                    rotated,
+                    policy,
+                });
+            }
+            // Put it back rather than lose where the daemon writes.
+            Err(e) => {
+                let _ = std::fs::rename(&rotated, &log.path);
+                crate::daemon_log!("cannot rotate {}: {e}", log.path.display());
+            }
         }
     }
 
@@ -535,6 +615,8 @@ mod tests {
             next_period_end_ms: i64::MAX,
             retrying: false,
             rescan: false,
+            defaults: policy,
+            daemon_log: None,
         };
         (writer, sink, archived)
     }
