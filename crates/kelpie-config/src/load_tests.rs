@@ -134,7 +134,7 @@ fn yaml_and_toml_files_load_the_same() {
 #[test]
 fn javascript_files_are_evaluated_by_node() {
     if !have_node() {
-        eprintln!("node not installed; skipping");
+        kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
         return;
     }
     let mut p = Project::new();
@@ -158,7 +158,7 @@ fn javascript_files_are_evaluated_by_node() {
 #[test]
 fn example_ecosystem_loads() {
     if !have_node() {
-        eprintln!("node not installed; skipping");
+        kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
         return;
     }
     let mut p = Project::new();

@@ -137,7 +137,7 @@ mod tests {
     #[test]
     fn reads_commonjs_esm_default_and_named_exports() {
         if !have_node() {
-            eprintln!("node not installed; skipping");
+            kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
             return;
         }
         let cjs =
@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn syntax_errors_carry_nodes_message_and_location() {
         if !have_node() {
-            eprintln!("node not installed; skipping");
+            kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
             return;
         }
         let err = eval_text(
@@ -171,7 +171,7 @@ mod tests {
     #[test]
     fn runtime_errors_are_reported() {
         if !have_node() {
-            eprintln!("node not installed; skipping");
+            kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
             return;
         }
         let err = eval_text("t.config.js", "throw new Error('boom');")

@@ -960,7 +960,9 @@ mod tests {
     #[tokio::test]
     async fn ipv6_loopback_works_where_the_machine_has_it() {
         let Ok(listener) = TcpListener::bind("[::1]:0").await else {
-            return; // no IPv6 here; parsing is covered above
+            // Parsing is covered above.
+            kelpie_testkit::skip("no IPv6 loopback (::1) here");
+            return;
         };
         let port = listener.local_addr().expect("address").port();
         let tcp = HealthProbe::Tcp {
@@ -991,10 +993,11 @@ mod tests {
     #[tokio::test]
     async fn an_exec_check_runs_as_the_apps_user() {
         let Some((uid, gid)) = kelpie_sys::lookup_user("nobody") else {
+            kelpie_testkit::skip("this machine has no `nobody` user to run the check as");
             return;
         };
         if kelpie_sys::current_uid() != 0 {
-            eprintln!("skipped: needs root");
+            kelpie_testkit::skip("running a check as another user needs root");
             return;
         }
         let ctx = ExecContext {

@@ -52,7 +52,7 @@ mod tests {
     }
 
     /// Agrees with date(1), which reads the same TZ and /etc/localtime in a child process, so
-    /// nothing is set in this one. Skipped where GNU date is missing.
+    /// nothing is set in this one. Skipped where GNU date is missing (coreutils).
     #[test]
     fn agrees_with_date() {
         // Winter and summer in both hemispheres.
@@ -63,9 +63,11 @@ mod tests {
                 .arg("+%z")
                 .output()
             else {
+                kelpie_testkit::skip("date(1) is not installed (coreutils)");
                 return;
             };
             if !output.status.success() {
+                kelpie_testkit::skip("date(1) is not GNU date (no `-d @secs`; coreutils)");
                 return;
             }
             let text = String::from_utf8_lossy(&output.stdout);

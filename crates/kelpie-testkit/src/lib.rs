@@ -245,6 +245,36 @@ impl Kelpie {
     }
 }
 
+/// The variable that turns a test's skip into a failure: set (to anything but empty or `0`) by
+/// `.ci/run`.
+pub const NO_SKIP_ENV: &str = "KELPIE_NO_SKIP";
+
+/// Whether skips are failures here ([`NO_SKIP_ENV`] is set to something other than "" or "0").
+pub fn no_skip() -> bool {
+    skips_fail(std::env::var_os(NO_SKIP_ENV).as_deref())
+}
+
+/// Whether a value of [`NO_SKIP_ENV`] makes skips failures.
+fn skips_fail(value: Option<&std::ffi::OsStr>) -> bool {
+    value.is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Say that a test (or a part of it) does not run here, and why: what is missing and how to get
+/// it. The caller then returns early.
+///
+/// A skipped test passes while checking nothing, so a machine without a tool or a privilege would
+/// go green with whole features untested. On a developer's machine that is a convenience, and the
+/// reason is printed to stderr (`skipped: {reason}`, seen with `--nocapture` or on failure). Under
+/// CI (`KELPIE_NO_SKIP=1`, which `.ci/run` sets after installing what the tests need) a skip is a
+/// failure: this panics, naming the reason.
+#[track_caller]
+pub fn skip(reason: impl std::fmt::Display) {
+    if no_skip() {
+        panic!("not skipped under {NO_SKIP_ENV} (CI): {reason}");
+    }
+    eprintln!("skipped: {reason}");
+}
+
 /// Whether a process exists and is not a zombie.
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -308,5 +338,20 @@ impl Drop for Kelpie {
         {
             sigkill(i64::from(pid));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::skips_fail;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn skips_fail_when_the_variable_is_set_to_anything_but_empty_or_0() {
+        assert!(!skips_fail(None));
+        assert!(!skips_fail(Some(OsStr::new(""))));
+        assert!(!skips_fail(Some(OsStr::new("0"))));
+        assert!(skips_fail(Some(OsStr::new("1"))));
+        assert!(skips_fail(Some(OsStr::new("yes"))));
     }
 }

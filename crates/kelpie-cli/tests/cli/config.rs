@@ -66,7 +66,7 @@ fn json_yaml_and_toml_files_start_their_apps_with_only() {
 #[test]
 fn a_js_file_with_profiles_and_smart_start_that_applies_the_new_config() {
     if !has_node() {
-        eprintln!("node is not installed; skipping");
+        kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
         return;
     }
     let k = kelpie();
@@ -315,7 +315,7 @@ fn a_js_file_without_node_is_a_clear_error() {
 #[test]
 fn init_writes_an_example_that_starts() {
     if !has_node() {
-        eprintln!("node is not installed; skipping");
+        kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
         return;
     }
     let k = kelpie();

@@ -89,7 +89,7 @@ fn an_unusable_home_is_a_clear_error() {
 #[test]
 fn another_user_is_refused() {
     if kelpie_sys_uid() != 0 {
-        eprintln!("needs root to run a client as another user; skipping");
+        kelpie_testkit::skip("needs root to run a client as another user");
         return;
     }
     let k = kelpie();
@@ -113,7 +113,7 @@ fn another_user_is_refused() {
         .current_dir("/")
         .output()
     else {
-        eprintln!("setpriv is not available; skipping");
+        kelpie_testkit::skip("setpriv (util-linux) is not available");
         return;
     };
     assert!(!out.status.success());
@@ -174,7 +174,9 @@ fn the_daemon_raises_its_open_files_limit_and_its_apps_keep_the_one_it_was_given
     let k = kelpie();
     let (_, hard) = open_files_limit(std::process::id());
     if hard.parse::<u64>().is_ok_and(|h| h <= 512) {
-        eprintln!("skipped: the hard limit ({hard}) leaves nothing to raise");
+        kelpie_testkit::skip(format!(
+            "the hard limit on open files ({hard}) leaves nothing to raise (`ulimit -Hn` above 512)"
+        ));
         return;
     }
     // Started by a CLI with the soft limit a shell often has.
@@ -185,7 +187,7 @@ fn the_daemon_raises_its_open_files_limit_and_its_apps_keep_the_one_it_was_given
         .env("KELPIE_HOME", k.home())
         .output();
     let Ok(out) = out else {
-        eprintln!("skipped: no prlimit");
+        kelpie_testkit::skip("prlimit (util-linux) is not installed");
         return;
     };
     assert!(out.status.success(), "{out:?}");

@@ -239,7 +239,9 @@ fn a_real_oom_kill_is_recorded_as_likely_without_a_memory_cgroup_of_kelpie() {
     // v1 memory cgroup limited to 64 MiB, then allocates 300 MiB.
     let _counter = oom_counter();
     let Some(cgroup) = V1MemoryCgroup::create(64 << 20) else {
-        eprintln!("skipped: no writable cgroup v1 memory hierarchy here");
+        kelpie_testkit::skip(
+            "no writable cgroup v1 memory hierarchy here (needs root and /sys/fs/cgroup/memory)",
+        );
         return;
     };
     let k = kelpie();

@@ -108,7 +108,7 @@ fn descendants(ancestor: u32) -> Vec<u32> {
 fn a_log_burst_into_a_full_disk_drops_what_does_not_fit_and_never_blocks_the_app_or_daemon() {
     let k = kelpie();
     if !is_root() {
-        eprintln!("skipped: mounting a small tmpfs needs root");
+        kelpie_testkit::skip("mounting a small tmpfs needs root");
         return;
     }
     let dir = k.home().join("small-disk");
@@ -302,7 +302,7 @@ fn the_home_removed_under_the_daemon_is_made_again_with_the_apps_still_running()
 fn a_read_only_home_fails_commands_clearly_and_the_state_is_written_once_it_is_writable() {
     let k = kelpie();
     if !is_root() {
-        eprintln!("skipped: a read-only bind mount needs root");
+        kelpie_testkit::skip("a read-only bind mount needs root");
         return;
     }
     let app = k.fake_app();
@@ -866,7 +866,7 @@ fn faked(k: &Kelpie, lib: &Path, offset_file: &Path, args: &[&str]) -> String {
 fn wall_clock_jumps_bring_no_restart_storm_no_stuck_timer_and_no_negative_uptime() {
     let k = kelpie();
     let Some(lib) = libfaketime() else {
-        eprintln!("skipped: libfaketime is not installed (Debian's `faketime` package)");
+        kelpie_testkit::skip("libfaketime is not installed (Debian's `faketime` package)");
         return;
     };
     // The daemon (and every CLI here) reads its wall clock through libfaketime, shifted by
@@ -995,7 +995,10 @@ fn a_fork_bomb_is_held_under_max_processes_and_the_rest_stays_responsive() {
     if !log.contains("cgroups: one per app process")
         || log.contains("max_processes is not enforced")
     {
-        eprintln!("skipped: no cgroup with the pids controller here (the daemon said: {log})");
+        kelpie_testkit::skip(format!(
+            "no cgroup with the pids controller here (needs root and cgroup v2 with `pids`; the \
+             daemon said: {log})"
+        ));
         return;
     }
     const LIMIT: usize = 48;

@@ -323,7 +323,7 @@ fn nice_and_user_apply_to_the_apps_processes() {
     let nice = after_name.split_whitespace().nth(16).expect("nice field");
     assert_eq!(nice, "5", "{stat}");
     if kelpie_sys::current_uid() != 0 {
-        eprintln!("skipped the user part: needs root");
+        kelpie_testkit::skip("the `--user` part needs root");
         return;
     }
     // A negative nice needs root: it is set before the switch to the user.
@@ -473,12 +473,10 @@ fn with_cgroups_an_app_process_is_in_its_cgroup_from_its_start() {
     ]);
     let daemon_log = std::fs::read_to_string(k.home().join("kelpie.log")).unwrap_or_default();
     if !daemon_log.contains("cgroups: one per app process") {
-        // CI runs as root, where the daemon has cgroups: there this must not pass unchecked.
-        assert!(
-            std::env::var_os("CI").is_none() || kelpie_sys::current_uid() != 0,
-            "root under CI, but the daemon has no cgroups: {daemon_log}"
-        );
-        eprintln!("skipped: the daemon cannot create cgroups here");
+        kelpie_testkit::skip(format!(
+            "the daemon cannot create cgroups here (needs root and a writable cgroup v2 \
+             hierarchy); its log: {daemon_log}"
+        ));
         return;
     }
     let daemon = k.daemon_pid().expect("daemon pid");
@@ -515,7 +513,10 @@ fn with_cgroups_a_process_that_left_the_group_is_counted_and_stopped_with_the_ap
     ]);
     let daemon_log = std::fs::read_to_string(k.home().join("kelpie.log")).unwrap_or_default();
     if !daemon_log.contains("cgroups: one per app process") {
-        eprintln!("skipped: the daemon cannot create cgroups here");
+        kelpie_testkit::skip(format!(
+            "the daemon cannot create cgroups here (needs root and a writable cgroup v2 \
+             hierarchy); its log: {daemon_log}"
+        ));
         return;
     }
     // The shell creates the file before it writes the pid into it: wait for a whole number.

@@ -19,7 +19,8 @@
 //!   built the same way) as the app, /etc/passwd, /tmp, /dev/null: no libc, no shell, nothing
 //!   else. Run as the image's USER, with the image's HEALTHCHECK.
 //!
-//! Skipped, with a message, where `unshare` may not make namespaces (it needs root).
+//! Skipped, with a message, where `unshare` may not make namespaces (it needs root); a failure
+//! instead under `KELPIE_NO_SKIP` (CI).
 //! Cleanup: SIGKILL to the runtime's host pid, which, as the namespace's init, takes every process
 //! of the namespace with it; every `nsenter` is killed at its timeout.
 
@@ -843,7 +844,10 @@ fn the_example_image_runs_its_cmd_as_pid_1_and_stops_on_sigterm() {
         return;
     }
     let (Some(node), Some(_)) = (program("node"), program("ip")) else {
-        eprintln!("skipped: the example image needs `node` (its base image's) and `ip` (for the container's loopback)");
+        kelpie_testkit::skip(
+            "the example image needs `node` (its base image's; nodejs) and `ip` (for the \
+             container's loopback; iproute2) on PATH",
+        );
         return;
     };
     let bins = static_binaries();

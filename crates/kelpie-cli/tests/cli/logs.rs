@@ -293,7 +293,7 @@ impl Drop for Tmpfs {
 fn a_full_disk_drops_lines_shows_the_error_and_writing_resumes_when_space_returns() {
     let k = kelpie();
     if kelpie_sys::current_uid() != 0 {
-        eprintln!("skipped: mounting a small tmpfs needs root");
+        kelpie_testkit::skip("mounting a small tmpfs needs root");
         return;
     }
     let dir = k.home().join("small-disk");

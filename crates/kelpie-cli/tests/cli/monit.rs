@@ -2,7 +2,8 @@
 //! typing keys and reading the screen, against a real daemon with real apps.
 //!
 //! Each test has its own tmux server (`tmux -L <unique name>`), killed by that name at the end.
-//! Without tmux the tests say so and pass (`.ci/run` installs it).
+//! Without tmux the tests say so and pass, or fail under `KELPIE_NO_SKIP` (`.ci/run` installs it
+//! and sets that).
 
 use super::kelpie;
 use kelpie_testkit::Kelpie;
@@ -28,7 +29,7 @@ impl Tmux {
     /// A terminal whose shell uses `k`'s home; `None` (with the reason printed) without tmux.
     fn start(k: &Kelpie) -> Option<Tmux> {
         if Command::new("tmux").arg("-V").output().is_err() {
-            eprintln!("skipped: tmux is not installed (apt-get install tmux)");
+            kelpie_testkit::skip("tmux is not installed (apt-get install tmux)");
             return None;
         }
         static NEXT: AtomicU32 = AtomicU32::new(0);

@@ -8,7 +8,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Can this machine make pid namespaces?
+/// Can this machine make pid namespaces? When not, the caller's test is skipped: this says why
+/// (and fails the test under `KELPIE_NO_SKIP`, see `kelpie_testkit::skip`).
 pub fn unshare_permitted() -> bool {
     let ok = Command::new("unshare")
         .args(["--pid", "--fork", "--mount-proc", "true"])
@@ -17,7 +18,10 @@ pub fn unshare_permitted() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        eprintln!("skipped: `unshare --pid --fork --mount-proc` is not permitted here");
+        kelpie_testkit::skip(
+            "`unshare --pid --fork --mount-proc` is missing or not permitted here (util-linux's \
+             unshare, run as root)",
+        );
     }
     ok
 }

@@ -1,6 +1,6 @@
 //! `kelpie runtime`: apps in the foreground, Kelpie as PID 1 of a real pid namespace
 //! (`unshare --pid --fork --mount-proc`), as in a container. Skipped, with a message, where
-//! unshare is not permitted.
+//! unshare is not permitted (a failure instead under `KELPIE_NO_SKIP`, as in CI).
 //!
 //! Pids inside the namespace are not the host's: these tests never hand `jlist` pids to the
 //! testkit's cleanup. Cleanup is a SIGKILL to the runtime's host pid, which, as the namespace's
@@ -32,7 +32,8 @@ impl std::ops::DerefMut for Runtime {
 }
 
 impl Runtime {
-    /// `kelpie runtime args…` in a new pid namespace; `None` (skipped) without unshare.
+    /// `kelpie runtime args…` in a new pid namespace; `None` (skipped, with the reason printed:
+    /// see [`unshare_permitted`]) without unshare.
     fn start(k: &Kelpie, args: &[&str]) -> Option<Runtime> {
         if !unshare_permitted() {
             return None;

@@ -150,7 +150,7 @@ fn group_id(name: &str) -> Option<u32> {
 #[test]
 fn apps_run_with_exactly_their_uid_gid_and_groups() {
     if !is_root() {
-        eprintln!("needs root to run apps as another user; skipping");
+        kelpie_testkit::skip("needs root to run apps as another user");
         return;
     }
     let k = kelpie();
@@ -200,7 +200,7 @@ fn apps_run_with_exactly_their_uid_gid_and_groups() {
 #[test]
 fn a_root_daemon_takes_no_orders_from_another_user() {
     if !is_root() {
-        eprintln!("needs root to run a client as another user; skipping");
+        kelpie_testkit::skip("needs root to run a client as another user");
         return;
     }
     let k = kelpie();
@@ -216,7 +216,7 @@ fn a_root_daemon_takes_no_orders_from_another_user() {
             .output()
     };
     let Ok(out) = as_nobody(&["stop", "all"]) else {
-        eprintln!("setpriv is not available; skipping");
+        kelpie_testkit::skip("setpriv (util-linux) is not available");
         return;
     };
     // The home is private: the socket cannot even be reached.

@@ -268,7 +268,7 @@ fn without_its_keeper_a_killed_daemons_apps_are_restarted_never_run_twice() {
 fn a_node_app_keeps_its_ipc_channel_while_no_daemon_runs() {
     let k = kelpie();
     if super::tools::program("node").is_none() {
-        eprintln!("skipped: no node");
+        kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
         return;
     }
     let shutdown = k.dir.path().join("got-shutdown");

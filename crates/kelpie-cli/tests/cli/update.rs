@@ -196,7 +196,7 @@ fn a_node_app_keeps_its_ipc_channel_across_an_update() {
         .output()
         .is_err()
     {
-        eprintln!("skipped: no node");
+        kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
         return;
     }
     let marker = k.dir.path().join("got-shutdown");

@@ -5,7 +5,7 @@
 //! The tools come from their registries into the target directory, once: a venv with
 //! `prometheus_client` and `schemathesis` (PyPI), `playwright-core` (npm), and Debian's
 //! `chromium` (apt, as root) when it is not installed. Set `KELPIE_TEST_OFFLINE=1` to skip
-//! what needs them when there is no network.
+//! what needs them when there is no network (a failure all the same under `KELPIE_NO_SKIP`).
 
 use super::tools::{python_venv, run};
 use super::{free_port, kelpie};
@@ -410,7 +410,7 @@ fn python() -> Option<&'static Path> {
     match venv {
         Ok(python) => Some(python),
         Err(e) if offline() => {
-            eprintln!("SKIPPED (KELPIE_TEST_OFFLINE): {e}");
+            kelpie_testkit::skip(format!("KELPIE_TEST_OFFLINE is set and {e}"));
             None
         }
         Err(e) => panic!("{e}\n(set KELPIE_TEST_OFFLINE=1 to skip without network)"),
@@ -640,7 +640,7 @@ fn chromium() -> Option<PathBuf> {
     match found {
         Ok(path) => Some(path.clone()),
         Err(e) if offline() => {
-            eprintln!("SKIPPED (KELPIE_TEST_OFFLINE): {e}");
+            kelpie_testkit::skip(format!("KELPIE_TEST_OFFLINE is set and {e}"));
             None
         }
         Err(e) => panic!("{e}\n(set KELPIE_TEST_OFFLINE=1 to skip without network)"),
@@ -669,7 +669,7 @@ fn playwright() -> Option<PathBuf> {
     match dir {
         Ok(dir) => Some(dir.clone()),
         Err(e) if offline() => {
-            eprintln!("SKIPPED (KELPIE_TEST_OFFLINE): {e}");
+            kelpie_testkit::skip(format!("KELPIE_TEST_OFFLINE is set and {e}"));
             None
         }
         Err(e) => panic!("{e}\n(set KELPIE_TEST_OFFLINE=1 to skip without network)"),
