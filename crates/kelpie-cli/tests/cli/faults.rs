@@ -198,7 +198,7 @@ fn fill(k: &Kelpie, file: &Path) {
 fn a_full_home_still_lets_delete_and_kill_do_what_they_say_and_loses_no_daemon_log_count() {
     let k = kelpie();
     if !is_root() {
-        eprintln!("skipped: mounting a small tmpfs needs root");
+        kelpie_testkit::skip("mounting a small tmpfs needs root");
         return;
     }
     std::fs::create_dir_all(k.home()).expect("home");
