@@ -1618,10 +1618,11 @@ def memory_restart_round(m: Manager, variant: str, delay: float, r: int) -> dict
                child_pids=child_pids)
     if res["restarted"]:
         m.app_pids.add(res["new_pid"])
-    # Why it restarted: Kelpie records the cause of each exit; PM2's worker logs a line.
+    # Why it restarted: Kelpie records the cause of each exit (in `describe --json`, as jlist
+    # keeps PM2's shape); PM2's worker logs a line.
     app = next((a for a in m.jlist() if a.get("name") == HEALTH_APP), None)
     env = (app or {}).get("pm2_env") or {}
-    exits = env.get("exits")
+    exits = kelpie_exits(m, HEALTH_APP) if isinstance(m, Kelpie) else None
     if isinstance(exits, list):
         res["causes"] = [e.get("cause") for e in exits if isinstance(e, dict)]
         res["memory_cause"] = bool(res["causes"]) and res["causes"][0] == "memory"
@@ -1807,6 +1808,18 @@ def dir_footprint(path: Path) -> tuple[int, int]:
             total += st.st_size
             files += 1
     return total, files
+
+
+def kelpie_exits(m: "Kelpie", name: str) -> list | None:
+    """The exits Kelpie recorded for the first instance of `name` (`describe NAME --json`),
+    None if it cannot say."""
+    p = m.run("describe", name, "--json", check=False, capture=True)
+    try:
+        described = json.loads(p.stdout)
+        exits = described[0]["pm2_env"]["exits"]
+    except (json.JSONDecodeError, TypeError, KeyError, IndexError):
+        return None
+    return exits if isinstance(exits, list) else None
 
 
 def describe_binary(path: Path) -> str:
@@ -3399,7 +3412,7 @@ def build_health_table(pm2: dict | None, kel: dict) -> str:
         return f"{sum(x.get('memory_cause', 0) for x in rs)} of {total} ({how})"
     lines.append(f"| Restarts recorded as caused by memory | "
                  f"{causes(pmem, 'its worker logs exceeds --max-memory-restart in pm2.log')} | "
-                 f"{causes(kmem, '`exits[].cause` = memory in jlist')} | - | - |")
+                 f"{causes(kmem, '`exits[].cause` = memory in describe --json')} | - | - |")
     kd = kmem.get("child") or {}
     gone = "n/a" if not kd.get("restarted") else f"{kd['old_child_gone']} of {kd['restarted']}"
     pd = pmem.get("child") or {}
@@ -5067,7 +5080,7 @@ class HealthTest(unittest.TestCase):
         self.assertIn(f"| not restarted within {HEALTH_CAP_S:.0f} s (1 round) | 0.70 s "
                       "(0.70–0.70 s), 5 rounds | - | Kelpie < 1.5 s in every round (met) |", t)
         self.assertIn("| 3 of 3 (its worker logs", t)
-        self.assertIn("| 10 of 10 (`exits[].cause` = memory in jlist) |", t)
+        self.assertIn("| 10 of 10 (`exits[].cause` = memory in describe --json) |", t)
         self.assertIn("| n/a | 5 of 5 | - | - |", t)  # the old child gone
         self.assertIn("| main: over after 70 ms, done in 150 ms; child: over after 70 ms, done in "
                       "150 ms | main:", t)
