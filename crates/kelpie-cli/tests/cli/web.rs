@@ -200,6 +200,11 @@ fn api_lists_restarts_scales_and_streams() {
         post(port, "/api/apps/tick/scale", r#"{"count": "lots"}"#).status,
         400
     );
+    // The same bound as over the socket: nothing is created.
+    let huge = post(port, "/api/apps/tick/scale", r#"{"count": 4000000000}"#);
+    assert_eq!(huge.status, 400, "{}", huge.body);
+    assert!(huge.body.contains("at most 9999"), "{}", huge.body);
+    assert_eq!(k.jlist().len(), 2);
 
     k.wait_for("log lines", 5 * SECS, || {
         get(port, "/api/logs?target=tick&lines=5").json()["lines"]
