@@ -4,6 +4,7 @@
 
 mod cli {
     mod cluster;
+    mod cluster_ports;
     mod compat;
     mod conf;
     mod config;

@@ -196,6 +196,7 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<AppSpec, Vec<String>> 
     read_instances(&mut r, &mut spec);
     read_listen(&mut r, &mut spec);
     listen_from_env(&mut spec);
+    check_cluster_port(&mut r, &spec);
     read_logs(&mut r, &mut spec, &cwd, ctx.home());
     read_limits(&mut r, &mut spec);
     read_account(&mut r, &mut spec);
@@ -383,6 +384,33 @@ fn listen_from_env(spec: &mut AppSpec) {
     if let Some(port) = spec.env_port() {
         spec.listen = Some(ListenAddress::Tcp { host: None, port });
     }
+}
+
+/// Several cluster-mode instances of an app that is not Node (Node apps share the ports their
+/// code listens on through the shim) with no port to share: each would bind its port itself,
+/// all but one would crash on EADDRINUSE and loop. Refused, naming the ways to share a port.
+fn check_cluster_port(r: &mut Reader<'_>, spec: &AppSpec) {
+    let node = spec
+        .interpreter
+        .as_deref()
+        .is_some_and(crate::interpreter::is_node_or_bun);
+    if spec.exec_mode != ExecMode::Cluster
+        || node
+        || spec.instances < 2
+        || spec.listen.is_some()
+        || spec.reuse_port
+        || spec.increment_var.is_some()
+    {
+        return;
+    }
+    let key = r
+        .raw
+        .get("exec_mode")
+        .map_or("exec_mode", |f| f.key.as_str());
+    r.errors.push(format!(
+        "field `{key}`: cluster mode shares a port by itself only for Node apps; these {} instances would each bind the app's port and all but one would crash. Set `port` (Kelpie binds it once and passes the socket to every instance as fd 3, LISTEN_FDS=1: gunicorn/uvicorn `--fd 3`, Go's go-systemd activation...), or `reuse_port: true` if the app binds with SO_REUSEPORT; for instances that listen on no port, use `exec_mode: fork`",
+        spec.instances
+    ));
 }
 
 /// Shortest `max_cpu_window`: CPU use is sampled about once a second, so a shorter window would

@@ -329,12 +329,14 @@ fn rename_dependencies(apps: &mut [AppSpec], selected: &[usize], names: &[Option
     }
 }
 
-/// Several cluster-mode instances with no port to share: each would bind the port itself, and
-/// all but one would fail (PM2's Node cluster shares any port; Kelpie needs to know it).
+/// Several cluster-mode instances with no port to share, of an app the shim does not serve
+/// (Bun): each would bind the port itself, and all but one would fail. (Node apps share the
+/// ports their code listens on; other apps are refused: see `build::check_cluster_port`.)
 fn cluster_warnings(apps: &[kelpie_core::AppSpec]) -> Vec<String> {
     apps.iter()
         .filter(|app| {
             app.exec_mode == kelpie_core::ExecMode::Cluster
+                && !app.shares_node_ports()
                 && app.instances > 1
                 && app.listen.is_none()
                 && !app.reuse_port

@@ -1458,23 +1458,65 @@ fn from_script_validates_port_readiness_and_instance_flags() {
 }
 
 #[test]
-fn cluster_instances_without_a_port_are_warned_about() {
+fn cluster_instances_without_a_port_share_through_the_shim_or_are_refused() {
     let p = Project::new();
-    let warnings = |port: Option<&str>, instances: &str| {
+    let mut ctx = p.ctx.clone();
+    ctx.env.remove("PORT");
+    let script = |script: &str, instances: &str| {
         let opts = ScriptOptions {
             instances: Some(instances.to_string()),
-            port: port.map(str::to_string),
             ..ScriptOptions::default()
         };
-        let mut ctx = p.ctx.clone();
-        ctx.env.remove("PORT");
-        from_script("app.js", &opts, &ctx).expect("builds").warnings
+        from_script(script, &opts, &ctx).expect("builds")
     };
-    let told = warnings(None, "2");
-    assert_eq!(told.len(), 1, "{told:?}");
-    assert!(told[0].contains("cluster mode without a port"), "{told:?}");
-    assert!(warnings(Some("3000"), "2").is_empty());
-    assert!(warnings(None, "1").is_empty(), "one instance binds alone");
+    // Node: the instances share the ports their code listens on; nothing to warn about.
+    let node = script("app.js", "2");
+    assert!(node.warnings.is_empty(), "{:?}", node.warnings);
+    assert!(node.apps[0].shares_node_ports());
+    // Bun is not served by the shim: warned.
+    let bun = p
+        .load(
+            "bun.json",
+            r#"[{"name": "b", "script": "app.js", "interpreter": "bun", "instances": 2}]"#,
+        )
+        .expect("loads");
+    assert!(
+        bun.warnings
+            .iter()
+            .any(|w| w.contains("cluster mode without a port")),
+        "{:?}",
+        bun.warnings
+    );
+    // Anything else in cluster mode with no way to share its port: refused, naming the file,
+    // the app, the field and the fixes.
+    let error = p
+        .load(
+            "py.json",
+            r#"[{"name": "api", "script": "job.py", "exec_mode": "cluster", "instances": 4}]"#,
+        )
+        .expect_err("refused")
+        .to_string();
+    for part in [
+        "py.json",
+        "`api`",
+        "field `exec_mode`",
+        "`port`",
+        "LISTEN_FDS",
+        "`reuse_port: true`",
+        "fork",
+    ] {
+        assert!(error.contains(part), "{part}: {error}");
+    }
+    for fine in [
+        r#"[{"name": "api", "script": "job.py", "exec_mode": "cluster", "instances": 4, "port": 3000}]"#,
+        r#"[{"name": "api", "script": "job.py", "exec_mode": "cluster", "instances": 4, "reuse_port": true}]"#,
+        r#"[{"name": "api", "script": "job.py", "exec_mode": "cluster", "instances": 1}]"#,
+        r#"[{"name": "api", "script": "job.py", "instances": 4}]"#,
+    ] {
+        if let Err(e) = p.load("ok.json", fine) {
+            panic!("{fine}: {e}");
+        }
+    }
 }
 
 /// `kelpie serve-static` as this (test) binary: what `script: serve` runs.

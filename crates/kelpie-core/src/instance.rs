@@ -4,7 +4,7 @@
 //! carries out the [`Effect`]s it returns. All decisions live here: when an exit means restart,
 //! wait, stop or give up; how a stop escalates to SIGKILL; what the counters become.
 
-use crate::policy::{next_backoff_delay, BACKOFF_RESET_AFTER_MS};
+use crate::policy::{crash_loop_delay, next_backoff_delay, BACKOFF_RESET_AFTER_MS};
 use crate::spec::AppSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -632,6 +632,7 @@ impl InstanceState {
                 self.prev_restart_delay_ms = delay;
                 delay
             }
+            None if spec.restart_delay_ms == 0 => crash_loop_delay(self.unstable_restarts),
             None => spec.restart_delay_ms,
         };
         if delay_ms > 0 {

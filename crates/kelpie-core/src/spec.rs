@@ -480,6 +480,14 @@ impl AppSpec {
         })
     }
 
+    /// Whether the ports the app's code listens on are shared by its instances, as under PM2's
+    /// Node cluster: a Node app in cluster mode (not binding with `SO_REUSEPORT` itself). Its
+    /// processes run with the cluster shim, which asks the daemon for the socket of each port
+    /// they listen on.
+    pub fn shares_node_ports(&self) -> bool {
+        self.exec_mode == ExecMode::Cluster && self.runs_on_node() && !self.reuse_port
+    }
+
     /// A numeric, non-zero `PORT` of the app's environment (the config's, else the inherited one).
     pub fn env_port(&self) -> Option<u16> {
         self.env

@@ -1,16 +1,26 @@
 'use strict';
 // Kelpie cluster shim, preloaded with `node --require <this file> app.js`.
 //
-// In cluster mode the Kelpie daemon owns the app's listening socket and hands it to every
-// instance at fd 3 (systemd socket-activation style: LISTEN_FDS=1, LISTEN_PID=<our pid>).
-// This shim lets an unchanged Node app use it: the app's first `listen()` on the app's port
-// (KELPIE_LISTEN_PORT) or Unix socket path (KELPIE_LISTEN) is turned into `listen({ fd: 3 })`,
-// so every instance accepts from the same kernel queue. It then
-//   - sends {"kelpie":"listening","address":...} over the Node IPC channel (readiness);
-//   - drains on stop (the stop signal, or the IPC message "shutdown") when the app has no
-//     handler of its own: stop accepting, answer with `Connection: close`, close idle
-//     keep-alive connections after a grace, and exit(0) once no connection is left.
-// It does nothing at all unless LISTEN_PID is this process, and never throws at load.
+// It lets an unchanged Node app share its listening sockets with the app's other instances,
+// the sockets being owned by the Kelpie daemon (so a reload or a crash never leaves the port
+// without a listener). Two ways, both turning the app's `listen()` into a listen on a socket
+// the daemon gives:
+//   - the app has a port in its config (`port`, or PORT in cluster mode): the daemon passes
+//     the socket at fd 3 (systemd socket-activation style: LISTEN_FDS=1, LISTEN_PID=<our
+//     pid>), and the app's first `listen()` on that port (KELPIE_LISTEN_PORT) or Unix socket
+//     path (KELPIE_LISTEN) listens on fd 3;
+//   - a Node app in cluster mode (KELPIE_SHARE_PORTS=1) listening on a port of its own
+//     choosing (`app.listen(3000)`): the shim asks the daemon for that port's socket over the
+//     Node IPC channel, and the daemon, like Node's cluster primary, binds it once per address
+//     and passes the same socket (as a handle) to every instance that asks. `listen(0)` and
+//     `exclusive: true` stay private to the instance.
+// Then, for each shared server:
+//   - it sends {"kelpie":"listening","address":...} over the IPC channel (readiness);
+//   - it drains on stop (the stop signal, or the IPC message "shutdown") when the app has no
+//     handler of its own, and whenever the app closes the server itself (`server.close()`):
+//     stop accepting, answer with `Connection: close`, close idle keep-alive connections after
+//     a grace (and HTTP/2 sessions with GOAWAY); on a stop it exits once no connection is left.
+// It never throws at load.
 
 const LISTEN_FD = 3; // SD_LISTEN_FDS_START: the first (and only) socket the daemon passes
 const LISTEN_BACKLOG = 4096; // the daemon's (kelpie_sys::LISTEN_BACKLOG)
@@ -20,44 +30,61 @@ const LISTEN_BACKLOG = 4096; // the daemon's (kelpie_sys::LISTEN_BACKLOG)
 // answer with `Connection: close` instead. Leave it well below the daemon's kill timeout.
 const IDLE_GRACE_MS = 1000;
 const SWEEP_MS = 100; // how often a draining server looks for connections past their grace
-
-try {
-  install();
-} catch (err) {
-  // A broken shim must never take the app down: carry on as if it were not there.
-  try { process.emitWarning(`kelpie shim disabled: ${err && err.message}`); } catch (_) {}
-}
+// A daemon that does not answer a request for a socket (it always does) would leave the app
+// never listening: after this long, the instance binds the port by itself.
+const ANSWER_WITHIN_MS = 10000;
 
 function install() {
   const env = process.env;
-  if (env.LISTEN_PID !== String(process.pid) || env.LISTEN_FDS !== '1') return;
+  const fdMode = env.LISTEN_PID === String(process.pid) && env.LISTEN_FDS === '1';
+  const claimMode = env.KELPIE_SHARE_PORTS === '1' && typeof process.send === 'function';
   const address = env.KELPIE_LISTEN || '';
   const port = Number(env.KELPIE_LISTEN_PORT) || 0;
+  const sig = env.KELPIE_KILL_SIGNAL;
   // Like sd_listen_fds(1): the socket is ours, not our children's.
-  for (const name of ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'KELPIE_LISTEN', 'KELPIE_LISTEN_PORT']) {
-    delete env[name];
+  for (const name of ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'KELPIE_LISTEN', 'KELPIE_LISTEN_PORT',
+    'KELPIE_SHARE_PORTS']) {
+    if (fdMode || name === 'KELPIE_SHARE_PORTS') delete env[name];
   }
+  if (!fdMode && !claimMode) return;
 
-  const fs = require('fs');
   const net = require('net');
+  const stopSignal = /^SIG[A-Z0-9]+$/.test(sig || '') && require('os').constants.signals[sig] &&
+    sig !== 'SIGKILL' && sig !== 'SIGSTOP' ? sig : 'SIGINT';
+  const sharing = new Sharing(net, stopSignal);
+
+  const fd = fdMode ? fdListen(net, address, port) : null;
+  const originalListen = net.Server.prototype.listen;
+  const claims = claimMode ? new Claims(originalListen) : null;
+  net.Server.prototype.listen = function listen(...args) {
+    if (fd && fd.takes(args)) return fd.listen(this, originalListen, args, sharing);
+    if (claims && !this._handle) {
+      const target = claimTarget(args);
+      if (target) return claims.listen(this, target, args, sharing);
+    }
+    return originalListen.apply(this, args);
+  };
+}
+
+// The socket at fd 3, for the first listen() on the app's configured port or path.
+function fdListen(net, address, port) {
+  const fs = require('fs');
   const path = require('path');
   const unix = port ? null : address.startsWith('unix:') ? address.slice(5) : address.startsWith('/') ? address : null;
   const unixPath = unix && path.resolve(unix);
-  if (!port && !unixPath) return;
+  if (!port && !unixPath) return null;
   try {
-    if (!fs.fstatSync(LISTEN_FD).isSocket()) return; // unusable: leave listen() alone
+    if (!fs.fstatSync(LISTEN_FD).isSocket()) return null; // unusable: leave listen() alone
   } catch (_) {
-    return;
+    return null;
   }
-
-  const sig = env.KELPIE_KILL_SIGNAL;
-  const stopSignal = /^SIG[A-Z0-9]+$/.test(sig || '') && require('os').constants.signals[sig] &&
-    sig !== 'SIGKILL' && sig !== 'SIGSTOP' ? sig : 'SIGINT';
+  let claimed = false; // fd 3 goes to the first matching server only; Node closes it with that server
 
   // Does this listen() call target the daemon's address? Accepts every form of
   // net.Server#listen: (port[, host][, backlog][, cb]), (path[, backlog][, cb]), (options[, cb]).
   // Calls with a handle or an fd, port 0/none, or another port or path are not ours.
-  function isShared(args) {
+  function takes(args) {
+    if (claimed) return false;
     let target = args[0];
     if (target !== null && typeof target === 'object') {
       if (target.fd != null || target.handle || target._handle) return false;
@@ -68,128 +95,301 @@ function install() {
       Number(target) === port;
   }
 
-  const originalListen = net.Server.prototype.listen;
-  let claimed = false; // fd 3 goes to the first matching server only; Node closes it with that server
-  net.Server.prototype.listen = function listen(...args) {
-    if (claimed || !isShared(args)) return originalListen.apply(this, args);
+  function listen(server, originalListen, args, sharing) {
     // Node listens again on the fd with its own backlog (511 by default): keep the daemon's.
     const options = { fd: LISTEN_FD, backlog: LISTEN_BACKLOG };
     if (args[0] && typeof args[0] === 'object' && args[0].signal) options.signal = args[0].signal;
     const last = args[args.length - 1];
     claimed = true;
     try {
-      originalListen.apply(this, typeof last === 'function' ? [options, last] : [options]);
+      originalListen.apply(server, typeof last === 'function' ? [options, last] : [options]);
     } catch (err) {
       claimed = false;
       throw err;
     }
     // A Unix socket opened from an fd has no name in Node; give address() the path.
-    if (unixPath && this._handle && !this._handle.getsockname) this._pipeName = unixPath;
-    this.once('listening', () => share(this)); // after the app's own listen callback
-    return this;
-  };
+    if (unixPath && server._handle && !server._handle.getsockname) server._pipeName = unixPath;
+    server.once('listening', () => sharing.add(server)); // after the app's own listen callback
+    return server;
+  }
 
-  // The app's server now listens on the shared socket.
-  function share(server) {
-    let draining = false;
-    // Connections are tracked only from the drain on, through the list Node's http server keeps
-    // itself (Node >= 18.14): watching every connection and request from the start cost ~15% of
-    // the throughput of a hello world with a new connection per request. Without that list
-    // (older Node, or a plain net server), fall back to watching connections from the start.
-    const nodeList = () => {
-      const key = Object.getOwnPropertySymbols(server).find((k) => k.description === 'http.server.connections');
-      const list = key && server[key];
-      return list && typeof list.all === 'function' ? list : null;
-    };
-    const tracked = nodeList() ? null : new Set();
-    if (tracked) {
-      server.on(typeof server.setSecureContext === 'function' ? 'secureConnection' : 'connection', (socket) => {
-        tracked.add(socket);
-        socket.once('close', () => tracked.delete(socket));
-      });
+  return { takes, listen };
+}
+
+// The port and host a listen() call asks for, if it is one the daemon should share: a TCP
+// port other than 0, not `exclusive` (Node's cluster lets such a worker bind by itself).
+function claimTarget(args) {
+  const first = args[0];
+  let port;
+  let host;
+  if (first !== null && typeof first === 'object') {
+    if (first.fd != null || first.handle || first._handle || first.path != null || first.exclusive === true) {
+      return null;
     }
-    const sockets = () => {
-      if (tracked) return [...tracked];
-      const list = nodeList();
-      return list ? list.all().map((parser) => parser.socket).filter(Boolean) : [];
-    };
+    port = first.port;
+    host = first.host;
+  } else {
+    port = first;
+    host = typeof args[1] === 'string' ? args[1] : undefined;
+  }
+  if (typeof port === 'string' && port.trim() !== '') port = Number(port);
+  if (typeof port !== 'number' || !Number.isInteger(port) || port <= 0 || port > 65535) return null;
+  return { port, host: host || undefined };
+}
 
-    // A connection is busy while a response is outstanding (Node sets `_httpMessage` until the
-    // response finishes), and idle when it is not and has received no byte since we last looked
-    // (bytes received mean a request is on its way: it will be answered, with
-    // `Connection: close`). Idle past the grace, it is closed.
-    const seen = new WeakMap(); // socket -> { since, read }
-    const busy = (socket) => Boolean(socket._httpMessage);
-    function sweep() {
-      const now = performance.now();
-      const expired = [];
-      for (const socket of sockets()) {
-        const state = seen.get(socket);
-        if (!state || busy(socket) || socket.bytesRead !== state.read) {
-          seen.set(socket, { since: now, read: socket.bytesRead });
-        } else if (now - state.since >= IDLE_GRACE_MS) {
-          expired.push(socket);
-        }
+// Asking the daemon for the socket of a port, over the IPC channel: it answers with the socket
+// as a handle (NODE_HANDLE, which Node acknowledges by itself), or with the error of its bind.
+class Claims {
+  constructor(originalListen) {
+    this.originalListen = originalListen;
+    this.seq = 0;
+    this.waiting = new Map(); // seq -> (message, handle) => void
+    process.on('internalMessage', (message, handle) => {
+      if (!message || message.cmd !== 'NODE_KELPIE_SOCKET') return;
+      const answer = this.waiting.get(message.seq);
+      if (answer) {
+        this.waiting.delete(message.seq);
+        answer(message, handle);
+      } else if (handle) {
+        handle.close();
       }
-      // A late timer may run before Node has read a request the kernel already holds: close
-      // them on setImmediate, after the event loop's next read phase, if they are still idle.
-      const stillIdle = (socket) => !busy(socket) && socket.bytesRead === seen.get(socket).read;
-      if (expired.length) setImmediate(() => expired.forEach((s) => stillIdle(s) && s.destroy()));
-    }
-
-    function drain() {
-      if (draining) return;
-      draining = true;
-      const http = server.listenerCount('request') > 0;
-      if (http) {
-        // Every response from now on, and the ones in progress that have not started, carry
-        // `Connection: close`.
-        server.prependListener('request', (req, res) => { res.shouldKeepAlive = false; });
-        for (const socket of sockets()) {
-          const res = socket._httpMessage;
-          if (res && !res.headersSent) res.shouldKeepAlive = false;
-        }
-      }
-      server.once('close', () => setImmediate(() => process.exit(0)));
-      // net's close, not http's: since Node 19 http.Server#close also drops idle keep-alive
-      // connections at once, racing with a client sending a request on one of them.
-      // Closing our copy of the socket only stops this instance from accepting: the others
-      // keep accepting from the same queue.
-      net.Server.prototype.close.call(server);
-      // Idle connections only mean something for HTTP (the app answers 'request'); for other
-      // protocols the connections are the app's, and the daemon's kill timeout is the bound.
-      if (http) {
-        sweep();
-        setInterval(sweep, SWEEP_MS).unref();
-      }
-    }
-
-    function onSignal() {
-      if (process.listenerCount(stopSignal) > 1) return; // the app handles it: its call
-      if (!draining) return drain();
-      // Asked again while draining: die of the signal, as the app would have without us.
-      process.removeListener(stopSignal, onSignal);
-      process.kill(process.pid, stopSignal);
-    }
-
-    function onMessage(message) {
-      if (message === 'shutdown' && process.listenerCount('message') === 1) drain();
-    }
-
-    // Installed only while the shared server is open, so that the app's behaviour is unchanged
-    // otherwise: a signal listener turns off Node's default exit, and a 'message' listener keeps
-    // the IPC channel (and so the process) alive, which an open server does anyway.
-    process.on(stopSignal, onSignal);
-    if (process.send) process.on('message', onMessage);
-    server.once('close', () => {
-      process.removeListener(stopSignal, onSignal);
-      process.removeListener('message', onMessage);
     });
+  }
 
+  listen(server, target, args, sharing) {
+    const last = args[args.length - 1];
+    if (typeof last === 'function') server.once('listening', last);
+    // Until the answer, nothing of the app's may keep the event loop alive: this does.
+    const keepAlive = setInterval(() => {}, 1 << 30);
+    const fail = (err) => {
+      clearInterval(keepAlive);
+      server.emit('error', err);
+    };
+    resolveHost(target.host, (err, host) => {
+      if (err) return fail(err);
+      const seq = ++this.seq;
+      const late = setTimeout(() => {
+        if (!this.waiting.delete(seq)) return;
+        clearInterval(keepAlive);
+        process.emitWarning(`kelpie: no socket for port ${target.port} from the daemon; listening alone`);
+        this.originalListen.call(server, { port: target.port, host });
+      }, ANSWER_WITHIN_MS);
+      this.waiting.set(seq, (message, handle) => {
+        clearInterval(keepAlive);
+        clearTimeout(late);
+        if (!handle) return fail(listenError(message, target));
+        if (server._handle) { // listened some other way meanwhile
+          handle.close();
+          return;
+        }
+        server.once('listening', () => sharing.add(server)); // after the app's own callback
+        try {
+          this.originalListen.call(server, handle, LISTEN_BACKLOG);
+        } catch (e) {
+          handle.close();
+          fail(e);
+        }
+      });
+      try {
+        process.send({ kelpie: 'listen', seq, port: target.port, host }, (e) => {
+          if (e && this.waiting.delete(seq)) fail(e);
+        });
+      } catch (e) {
+        if (this.waiting.delete(seq)) fail(e);
+      }
+    });
+    return server;
+  }
+}
+
+// The address to ask the daemon for: an IP as given, or the first address of a name (as Node
+// itself looks a host up before it binds); none means every address.
+function resolveHost(host, done) {
+  if (!host) return process.nextTick(done, null, undefined);
+  const net = require('net');
+  if (net.isIP(host)) return process.nextTick(done, null, host);
+  require('dns').lookup(host, (err, ip) => done(err, ip));
+}
+
+// The error Node gives for a listen that fails (`listen EADDRINUSE: address already in use`).
+function listenError(message, target) {
+  const code = message.code || 'EIO';
+  const host = target.host || '::';
+  const err = new Error(`listen ${code}: ${message.message || 'cannot listen'} ${host}:${target.port}`);
+  err.code = code;
+  err.errno = message.errno;
+  err.syscall = 'listen';
+  err.address = host;
+  err.port = target.port;
+  return err;
+}
+
+// The servers listening on a socket the daemon shares, and how they drain.
+class Sharing {
+  constructor(net, stopSignal) {
+    this.net = net;
+    this.stopSignal = stopSignal;
+    this.servers = new Set();
+    this.stopping = false;
+    this.onSignal = () => {
+      if (process.listenerCount(this.stopSignal) > 1) return; // the app handles it: its call
+      if (!this.stopping) return this.stop();
+      // Asked again while draining: die of the signal, as the app would have without us.
+      process.removeListener(this.stopSignal, this.onSignal);
+      process.kill(process.pid, this.stopSignal);
+    };
+    this.onMessage = (message) => {
+      if (message === 'shutdown' && process.listenerCount('message') === 1) this.stop();
+    };
+  }
+
+  add(server) {
+    const drainer = new Drainer(this.net, server);
+    // The app closing the server itself (its own graceful shutdown) drains too: Node's
+    // http.Server#close (>= 19) would drop idle keep-alive connections at once, racing with
+    // clients sending a request on them.
+    server.close = function close(...args) {
+      drainer.drain();
+      return drainer.netClose(args);
+    };
+    server.once('close', () => this.remove(server));
+    this.servers.add(server);
+    if (this.servers.size === 1) {
+      // Installed only while a shared server is open, so that the app's behaviour is unchanged
+      // otherwise: a signal listener turns off Node's default exit, and a 'message' listener
+      // keeps the IPC channel (and so the process) alive, which an open server does anyway.
+      process.on(this.stopSignal, this.onSignal);
+      if (process.send) process.on('message', this.onMessage);
+    }
     if (process.send && process.connected) {
       try {
         process.send({ kelpie: 'listening', address: server.address() }, () => {});
       } catch (_) {} // no channel after all: the daemon will see the instance some other way
     }
   }
+
+  remove(server) {
+    if (!this.servers.delete(server) || this.servers.size > 0) return;
+    process.removeListener(this.stopSignal, this.onSignal);
+    process.removeListener('message', this.onMessage);
+    // Stopped by us, the app had no say: exit once the last shared server closed.
+    if (this.stopping) setImmediate(() => process.exit(0));
+  }
+
+  stop() {
+    this.stopping = true;
+    for (const server of [...this.servers]) server.close();
+  }
+}
+
+// One shared server's drain: stop accepting (this instance only: the others keep accepting
+// from the same socket), answer what comes on open connections with `Connection: close`, and
+// close connections once idle past the grace.
+class Drainer {
+  constructor(net, server) {
+    this.net = net;
+    this.server = server;
+    this.draining = false;
+    this.sessions = null;
+    // Connections are tracked only from the drain on, through the list Node's http server
+    // keeps itself (Node >= 18.14): watching every connection and request from the start cost
+    // ~15% of the throughput of a hello world with a new connection per request. Without that
+    // list (older Node, or a plain net server), fall back to watching connections from the start.
+    this.tracked = this.nodeList() ? null : new Set();
+    if (this.isHttp2()) {
+      this.sessions = new Set();
+      server.on('session', (session) => {
+        this.sessions.add(session);
+        session.once('close', () => this.sessions.delete(session));
+      });
+    } else if (this.tracked) {
+      server.on(typeof server.setSecureContext === 'function' ? 'secureConnection' : 'connection', (socket) => {
+        this.tracked.add(socket);
+        socket.once('close', () => this.tracked.delete(socket));
+      });
+    }
+    this.seen = new WeakMap(); // socket -> { since, read }
+  }
+
+  isHttp2() {
+    const type = this.server.constructor;
+    return Boolean(type) && /^Http2(Secure)?Server$/.test(type.name);
+  }
+
+  nodeList() {
+    const key = Object.getOwnPropertySymbols(this.server).find((k) => k.description === 'http.server.connections');
+    const list = key && this.server[key];
+    return list && typeof list.all === 'function' ? list : null;
+  }
+
+  sockets() {
+    if (this.tracked) return [...this.tracked];
+    const list = this.nodeList();
+    return list ? list.all().map((parser) => parser.socket).filter(Boolean) : [];
+  }
+
+  // A connection is busy while a response is outstanding (Node sets `_httpMessage` until the
+  // response finishes), and idle when it is not and has received no byte since we last looked
+  // (bytes received mean a request is on its way: it will be answered, with
+  // `Connection: close`). Idle past the grace, it is closed.
+  sweep() {
+    const now = performance.now();
+    const expired = [];
+    const busy = (socket) => Boolean(socket._httpMessage);
+    for (const socket of this.sockets()) {
+      const state = this.seen.get(socket);
+      if (!state || busy(socket) || socket.bytesRead !== state.read) {
+        this.seen.set(socket, { since: now, read: socket.bytesRead });
+      } else if (now - state.since >= IDLE_GRACE_MS) {
+        expired.push(socket);
+      }
+    }
+    // A late timer may run before Node has read a request the kernel already holds: close
+    // them on setImmediate, after the event loop's next read phase, if they are still idle.
+    const stillIdle = (socket) => !busy(socket) && socket.bytesRead === this.seen.get(socket).read;
+    if (expired.length) setImmediate(() => expired.forEach((s) => stillIdle(s) && s.destroy()));
+  }
+
+  drain() {
+    if (this.draining) return;
+    this.draining = true;
+    const server = this.server;
+    if (this.sessions) {
+      // HTTP/2: GOAWAY on every session; each ends once its streams are done.
+      for (const session of this.sessions) session.close();
+      return;
+    }
+    const http = server.listenerCount('request') > 0;
+    if (!http) return; // other protocols' connections are the app's; the kill timeout bounds them
+    // Every response from now on, and the ones in progress that have not started, carry
+    // `Connection: close`.
+    server.prependListener('request', (req, res) => { res.shouldKeepAlive = false; });
+    for (const socket of this.sockets()) {
+      const res = socket._httpMessage;
+      if (res && !res.headersSent) res.shouldKeepAlive = false;
+    }
+    this.sweep();
+    const timer = setInterval(() => this.sweep(), SWEEP_MS);
+    timer.unref();
+    server.once('close', () => clearInterval(timer));
+  }
+
+  // net's close, not http's (see Sharing#add): stops accepting; 'close' once every connection
+  // ended. Closing a server that is not listening gives its callback ERR_SERVER_NOT_RUNNING,
+  // as Node does.
+  netClose(args) {
+    const server = this.server;
+    const key = Object.getOwnPropertySymbols(server)
+      .find((k) => k.description === 'http.server.connectionsCheckingInterval');
+    if (key) server.once('close', () => clearInterval(server[key])); // what http's close would clear
+    return this.net.Server.prototype.close.apply(server, args);
+  }
+}
+
+// Last: the classes above are only defined once their declarations have run.
+try {
+  install();
+} catch (err) {
+  // A broken shim must never take the app down: carry on as if it were not there.
+  try { process.emitWarning(`kelpie shim disabled: ${err && err.message}`); } catch (_) {}
 }

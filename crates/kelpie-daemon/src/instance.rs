@@ -8,7 +8,7 @@ use crate::launch::{self, Extras, InstanceIdentity, OutputPipes};
 use crate::link::{ProcessLink, ProcessSignal};
 use crate::logs::{HandedPipe, LineWatch, LogService, TailReader};
 use crate::process::ProcessHandle;
-use crate::sockets::ListenSocket;
+use crate::sockets::{ClaimedSockets, ListenSocket};
 use crate::update::HandedProcess;
 use kelpie_core::cron::CronSchedule;
 use kelpie_core::forensics::NotifyLine;
@@ -124,6 +124,8 @@ pub struct InstanceSetup {
     pub logs: LogService,
     /// Its app's Kelpie-owned listening socket, if it has one.
     pub socket: Option<Arc<ListenSocket>>,
+    /// The sockets its app's code asked for (cluster-mode Node apps).
+    pub claims: Arc<ClaimedSockets>,
     /// The daemon's cgroups.
     pub cgroups: Cgroups,
     /// A process handed over by the daemon this one replaced (`kelpie update`): the instance
@@ -251,6 +253,8 @@ struct Instance {
     route: Option<Arc<crate::logs::Route>>,
     /// Its app's shared listening socket.
     socket: Option<Arc<ListenSocket>>,
+    /// The sockets its app's code asked for (cluster-mode Node apps).
+    claims: Arc<ClaimedSockets>,
     /// The current process's link (notify socket, Node IPC).
     link: Option<ProcessLink>,
     /// The new process of a reload in progress.
@@ -310,6 +314,7 @@ impl Instance {
             restart_in: setup.restart_in,
             route: None,
             socket: setup.socket,
+            claims: setup.claims,
             link: None,
             candidate: None,
             retiring: Vec::new(),
@@ -430,7 +435,7 @@ impl Instance {
                 }
                 Wake::Signal(ProcessSignal::Published(line)) => self.on_published(&line),
                 Wake::Signal(signal) => {
-                    if accepts(&self.spec, self.socket.is_some(), &signal) {
+                    if accepts(&self.spec, self.shares_socket(), &signal) {
                         self.feed(Input::Ready).await;
                     }
                 }
@@ -452,7 +457,7 @@ impl Instance {
                     }
                 }
                 Wake::CandidateSignal(signal) => {
-                    if accepts(&self.spec, self.socket.is_some(), &signal) {
+                    if accepts(&self.spec, self.shares_socket(), &signal) {
                         self.promote_candidate().await;
                     }
                 }
@@ -695,13 +700,14 @@ impl Instance {
                 return;
             }
         };
-        let link = match ProcessLink::resume(process.link).or_else(|e| {
+        let claims = self.spec.shares_node_ports().then(|| self.claims.clone());
+        let link = match ProcessLink::resume(process.link, claims).or_else(|e| {
             crate::daemon_log!(
                 "app `{}` (id {}): its notify socket could not be kept ({e}); readiness and watchdog messages are not heard",
                 self.spec.name,
                 self.pm_id
             );
-            ProcessLink::open(None).map(|(link, _)| link)
+            ProcessLink::open(None, None).map(|(link, _)| link)
         }) {
             Ok(link) => link,
             Err(e) => {
@@ -906,7 +912,8 @@ impl Instance {
         } else {
             launch::LISTEN_FD
         });
-        let (mut link, ends) = ProcessLink::open(ipc_fd)
+        let claims = self.spec.shares_node_ports().then(|| self.claims.clone());
+        let (mut link, ends) = ProcessLink::open(ipc_fd, claims)
             .map_err(|e| format!("cannot create its notify socket: {e}"))?;
         // The command is built and spawned on the blocking pool (finding the program in PATH
         // reads directories). Its pipes' write ends and the child's ends of the link are
@@ -1000,10 +1007,17 @@ impl Instance {
             cgroup,
             identity,
             route,
-            awaits_ready: awaits_ready(&self.spec, self.socket.is_some()),
+            awaits_ready: awaits_ready(&self.spec, self.shares_socket()),
             stderr,
             published: Published::default(),
         })
+    }
+
+    /// Whether its processes take their listening socket from Kelpie: the app's own (`port`),
+    /// or the ones its code asked for (cluster-mode Node apps, once one did). A new process is
+    /// then ready once it listens, and a reload keeps the port served throughout.
+    fn shares_socket(&self) -> bool {
+        self.socket.is_some() || (self.spec.shares_node_ports() && self.claims.any())
     }
 
     /// The compiled ready pattern (validated when the app was configured).
@@ -1028,7 +1042,7 @@ impl Instance {
             ));
             return;
         }
-        let reloadable = self.socket.is_some() || self.spec.reuse_port;
+        let reloadable = self.shares_socket() || self.spec.reuse_port;
         if !reloadable || self.state.status != Status::Online || self.child.is_none() {
             // Nothing serves a port that the new process could share: restart, as PM2 does.
             let (done, settled) = oneshot::channel();
@@ -1109,7 +1123,7 @@ impl Instance {
             why.cause.as_str(),
             why.detail
         );
-        let reloadable = self.socket.is_some() || self.spec.reuse_port;
+        let reloadable = self.shares_socket() || self.spec.reuse_port;
         if !(reload && reloadable && self.state.status == Status::Online) {
             self.feed(Input::AutoRestart(why)).await;
             return;

@@ -137,7 +137,8 @@ pub fn command(
 ) -> std::io::Result<kelpie_sys::Spawn> {
     let mut argv = spec.command_line();
     let node = spec.runs_on_node();
-    if node && extras.socket.is_some() {
+    let shares_ports = spec.shares_node_ports();
+    if node && (extras.socket.is_some() || shares_ports) {
         let shim = node_shim_path(who.home).display().to_string();
         argv.splice(1..1, ["--require".to_string(), shim]);
     }
@@ -157,6 +158,10 @@ pub fn command(
     }
     if node {
         env.insert("KELPIE_KILL_SIGNAL".into(), spec.kill_signal.clone());
+    }
+    if shares_ports {
+        // The shim asks the daemon for the socket of each port the app listens on.
+        env.insert("KELPIE_SHARE_PORTS".into(), "1".into());
     }
     let path_var = env.get("PATH").map(String::as_str);
     let program = kelpie_sys::resolve_program(&argv[0], path_var).ok_or_else(|| {

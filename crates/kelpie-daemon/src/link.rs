@@ -3,7 +3,9 @@
 //! shim's `listening`, PM2's `shutdown` message the other way). One link per process: a reload
 //! runs two processes of one instance at once, and each must be told apart.
 
+use crate::sockets::ClaimedSockets;
 use kelpie_core::forensics::{parse_notify_line, NotifyLine};
+use kelpie_core::ListenAddress;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -78,8 +80,12 @@ static NEXT_LINK: AtomicU64 = AtomicU64::new(0);
 
 impl ProcessLink {
     /// Open the notify socket (abstract namespace: no file to clean up, no path length limit)
-    /// and, with `ipc_fd`, a Node IPC channel whose child end goes at that number.
-    pub fn open(ipc_fd: Option<RawFd>) -> std::io::Result<(ProcessLink, ChildEnds)> {
+    /// and, with `ipc_fd`, a Node IPC channel whose child end goes at that number. With
+    /// `claims`, the process may ask for its app's shared sockets over the channel.
+    pub fn open(
+        ipc_fd: Option<RawFd>,
+        claims: Option<Arc<ClaimedSockets>>,
+    ) -> std::io::Result<(ProcessLink, ChildEnds)> {
         let mut ends = ChildEnds::default();
 
         // Abstract names are per network namespace, pids per pid namespace: several runtimes
@@ -104,16 +110,22 @@ impl ProcessLink {
             }
             None => None,
         };
-        let link = ProcessLink::resume(LinkFds {
-            notify: OwnedFd::from(notify),
-            ipc,
-        })?;
+        let link = ProcessLink::resume(
+            LinkFds {
+                notify: OwnedFd::from(notify),
+                ipc,
+            },
+            claims,
+        )?;
         Ok((link, ends))
     }
 
     /// The link of a process from its descriptors: a new one's, or one handed over by the
     /// daemon this one replaced.
-    pub fn resume(fds: LinkFds) -> std::io::Result<ProcessLink> {
+    pub fn resume(
+        fds: LinkFds,
+        claims: Option<Arc<ClaimedSockets>>,
+    ) -> std::io::Result<ProcessLink> {
         let (sender, signals) = mpsc::unbounded_channel();
         let notify = std::os::unix::net::UnixDatagram::from(fds.notify);
         notify.set_nonblocking(true)?;
@@ -134,8 +146,12 @@ impl ProcessLink {
             let ours = tokio::net::UnixStream::from_std(ours)?;
             let (outgoing, to_write) = mpsc::unbounded_channel();
             link.ipc = Some(outgoing);
-            link.tasks
-                .push(tokio::spawn(run_ipc(ours, link.sender.clone(), to_write)));
+            link.tasks.push(tokio::spawn(run_ipc(
+                ours,
+                link.sender.clone(),
+                to_write,
+                claims,
+            )));
         }
         Ok(link)
     }
@@ -227,6 +243,7 @@ async fn run_ipc(
     mut stream: tokio::net::UnixStream,
     to: mpsc::UnboundedSender<ProcessSignal>,
     mut outgoing: mpsc::UnboundedReceiver<String>,
+    claims: Option<Arc<ClaimedSockets>>,
 ) {
     let (read, mut write) = stream.split();
     let mut lines = BufReader::new(read).lines();
@@ -236,6 +253,19 @@ async fn run_ipc(
             // Cancel-safe: a line half read is kept for the next call.
             line = lines.next_line() => match line {
                 Ok(Some(line)) => {
+                    if let Some(request) = claims.as_ref().and_then(|_| socket_request(&line)) {
+                        // Answered in order with the other messages written to the channel.
+                        let answered = match claims.as_deref() {
+                            Some(claims) if writing => {
+                                answer_socket_request(write.as_ref(), claims, request).await
+                            }
+                            _ => Ok(()),
+                        };
+                        if answered.is_err() {
+                            writing = false;
+                        }
+                        continue;
+                    }
                     if let Some(signal) = ipc_signal(&line) {
                         if to.send(signal).is_err() {
                             return;
@@ -255,6 +285,88 @@ async fn run_ipc(
             },
         }
     }
+}
+
+/// The Node shim asking for the app's shared socket of an address (on the app's `listen()`).
+#[derive(Debug, Clone, PartialEq)]
+struct SocketRequest {
+    /// The shim's number for the request, returned with the answer.
+    seq: u64,
+    address: ListenAddress,
+}
+
+/// `{"kelpie":"listen","seq":1,"port":3000,"host":"127.0.0.1"}` (no host: every address).
+fn socket_request(line: &str) -> Option<SocketRequest> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    if value.get("kelpie")?.as_str()? != "listen" {
+        return None;
+    }
+    let seq = value.get("seq")?.as_u64()?;
+    let port = u16::try_from(value.get("port")?.as_u64()?).ok()?;
+    let host = value
+        .get("host")
+        .and_then(|h| h.as_str())
+        .filter(|h| !h.is_empty())
+        .map(str::to_string);
+    Some(SocketRequest {
+        seq,
+        address: ListenAddress::Tcp { host, port },
+    })
+}
+
+/// Give the process the app's socket for the request's address (bound now if no instance
+/// asked before), as Node passes a handle over its IPC channel: one JSON line sent with the
+/// descriptor attached (`SCM_RIGHTS`). Node acknowledges with `NODE_HANDLE_ACK`, which is
+/// ignored. A socket that cannot be bound is answered with the error, no descriptor.
+async fn answer_socket_request(
+    stream: &tokio::net::UnixStream,
+    claims: &ClaimedSockets,
+    request: SocketRequest,
+) -> std::io::Result<()> {
+    let (line, socket) = match claims.claim(&request.address) {
+        Ok(socket) => (
+            serde_json::json!({
+                "cmd": "NODE_HANDLE",
+                "type": "net.Native",
+                "msg": {"cmd": "NODE_KELPIE_SOCKET", "seq": request.seq},
+            }),
+            Some(socket),
+        ),
+        Err(e) => (
+            serde_json::json!({
+                "cmd": "NODE_KELPIE_SOCKET",
+                "seq": request.seq,
+                "code": e.code(),
+                "errno": e.errno.map(|n| -n),
+                "message": e.message,
+            }),
+            None,
+        ),
+    };
+    let bytes = format!("{line}\n").into_bytes();
+    let fds: Vec<_> = socket.iter().map(|s| s.fd()).collect();
+    let borrowed = stream.as_fd();
+    let sent = loop {
+        stream.writable().await?;
+        match stream.try_io(tokio::io::Interest::WRITABLE, || {
+            kelpie_sys::send_stream_with_fds(borrowed, &bytes, &fds)
+        }) {
+            Ok(sent) => break sent,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    // A short write sent the descriptor with its first bytes; the rest follows plainly.
+    let mut rest = &bytes[sent..];
+    while !rest.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// What one IPC message means to Kelpie, if anything.
@@ -285,7 +397,7 @@ mod tests {
     #[tokio::test]
     async fn notify_ready_and_ipc_messages_reach_the_link() {
         use std::os::linux::net::SocketAddrExt;
-        let (mut link, ends) = ProcessLink::open(Some(4)).expect("open");
+        let (mut link, ends) = ProcessLink::open(Some(4), None).expect("open");
         let notify = ends
             .env
             .iter()

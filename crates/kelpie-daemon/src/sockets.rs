@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// One listening socket and the address it was asked for.
 #[derive(Debug)]
@@ -22,15 +23,19 @@ pub struct ListenSocket {
 impl ListenSocket {
     /// Bind and listen. Hosts are IP addresses or `localhost` (no name lookup: it would block
     /// the daemon). The error names the address, for a message that also names the app.
-    pub fn open(address: &ListenAddress) -> Result<ListenSocket, String> {
-        let failed = |e: std::io::Error| format!("cannot listen on {address}: {e}");
+    pub fn open(address: &ListenAddress) -> Result<ListenSocket, ListenError> {
+        let failed = |e: std::io::Error| ListenError {
+            message: format!("cannot listen on {address}: {e}"),
+            errno: e.raw_os_error(),
+        };
         match address {
             ListenAddress::Tcp { host, port } => {
                 let ip = match host.as_deref() {
                     None => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
                     Some("localhost") => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                    Some(text) => text.parse().map_err(|_| {
-                        format!("cannot listen on {address}: `{text}` is not an IP address (or `localhost`)")
+                    Some(text) => text.parse().map_err(|_| ListenError {
+                        message: format!("cannot listen on {address}: `{text}` is not an IP address (or `localhost`)"),
+                        errno: Some(libc_einval()),
                     })?,
                 };
                 let fd = match kelpie_sys::listen_tcp(SocketAddr::new(ip, *port)) {
@@ -100,6 +105,19 @@ impl ListenSocket {
         self
     }
 
+    /// Have the keeper hold a copy, as one of the sockets app `app` claimed (see
+    /// [`ClaimedSockets`]).
+    fn kept_as_claimed(mut self, app: &str) -> ListenSocket {
+        self.kept = crate::keeper::hold(
+            crate::keeper::Holding::Claimed {
+                app: app.to_string(),
+                address: self.address.clone(),
+            },
+            &[self.fd.as_fd()],
+        );
+        self
+    }
+
     /// The address it was opened for.
     pub fn address(&self) -> &ListenAddress {
         &self.address
@@ -108,6 +126,117 @@ impl ListenSocket {
     /// The descriptor, to hand to a child.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+/// Why a socket could not be opened: the message names the address; `errno` is the system's
+/// error number when there is one (the Node shim turns it into the error Node would give).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenError {
+    /// What failed, naming the address.
+    pub message: String,
+    /// The system error number.
+    pub errno: Option<i32>,
+}
+
+impl std::fmt::Display for ListenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl ListenError {
+    /// The error's name as Node (libuv) names it (`EADDRINUSE`...), for the Node shim.
+    pub fn code(&self) -> &'static str {
+        match self.errno {
+            Some(98) => "EADDRINUSE",
+            Some(99) => "EADDRNOTAVAIL",
+            Some(13) => "EACCES",
+            Some(1) => "EPERM",
+            Some(97) => "EAFNOSUPPORT",
+            Some(24) => "EMFILE",
+            Some(22) => "EINVAL",
+            _ => "EIO",
+        }
+    }
+}
+
+/// Make the socket's open file description non-blocking (shared by every copy of it).
+fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
+    std::net::TcpListener::from(fd.try_clone()?).set_nonblocking(true)
+}
+
+fn libc_einval() -> i32 {
+    std::io::Error::from(std::io::ErrorKind::InvalidInput)
+        .raw_os_error()
+        .unwrap_or(22)
+}
+
+/// The sockets of one cluster-mode Node app whose code chooses its ports (`app.listen(3000)`):
+/// the daemon binds an address when an instance first asks for it (the Node shim asks on the
+/// app's `listen()`), and hands that same socket to every instance that asks after, as Node's
+/// cluster primary does. One per address; kept (and held by the keeper) until the app is
+/// deleted, so a reload or a restart never leaves the port without a listener.
+#[derive(Debug)]
+pub struct ClaimedSockets {
+    app: String,
+    sockets: Mutex<Vec<Arc<ListenSocket>>>,
+}
+
+impl ClaimedSockets {
+    /// No socket yet, for app `app`.
+    pub fn new(app: &str) -> Arc<ClaimedSockets> {
+        Arc::new(ClaimedSockets {
+            app: app.to_string(),
+            sockets: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The app's socket for `address`: the one already bound, or a new one (held by the
+    /// keeper too). Binding does not block: no name lookup is made here.
+    pub fn claim(&self, address: &ListenAddress) -> Result<Arc<ListenSocket>, ListenError> {
+        let mut sockets = self.sockets.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(socket) = sockets.iter().find(|s| s.address() == address) {
+            return Ok(socket.clone());
+        }
+        let socket = ListenSocket::open(address)?;
+        // Node takes a handle passed over IPC as it is: left blocking, the instances that
+        // lose the race for a connection would block in accept() (all of them are woken), and
+        // stop serving and hearing signals until the next connection.
+        set_nonblocking(&socket.fd).map_err(|e| ListenError {
+            message: format!("cannot listen on {address}: {e}"),
+            errno: e.raw_os_error(),
+        })?;
+        let socket = Arc::new(socket.kept_as_claimed(&self.app));
+        sockets.push(socket.clone());
+        Ok(socket)
+    }
+
+    /// A socket handed over by the daemon this one replaced (or kept by the keeper of one that
+    /// died), for the app's instances to be given again.
+    pub fn adopt(&self, address: &ListenAddress, fd: OwnedFd) {
+        let socket = ListenSocket::resume(address, fd).kept_as_claimed(&self.app);
+        let mut sockets = self.sockets.lock().unwrap_or_else(PoisonError::into_inner);
+        sockets.retain(|s| s.address() != address);
+        sockets.push(Arc::new(socket));
+    }
+
+    /// Whether any instance has asked for a socket: its processes then listen on the app's
+    /// shared sockets, and a new process is ready once it does.
+    pub fn any(&self) -> bool {
+        !self
+            .sockets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
+    /// Every socket, for `kelpie update` to pass on.
+    pub fn all(&self) -> Vec<Arc<ListenSocket>> {
+        self.sockets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -140,13 +269,18 @@ mod tests {
         })
         .expect("open");
         let again = ListenSocket::open(socket.address());
-        let message = again.expect_err("in use");
+        let error = again.expect_err("in use");
+        assert_eq!(error.code(), "EADDRINUSE");
+        let message = error.to_string();
         assert!(message.contains("cannot listen on 127.0.0.1:"), "{message}");
         let bad = ListenSocket::open(&ListenAddress::Tcp {
             host: Some("example.com".into()),
             port: 80,
         });
-        assert!(bad.expect_err("no lookups").contains("not an IP address"));
+        assert!(bad
+            .expect_err("no lookups")
+            .message
+            .contains("not an IP address"));
     }
 
     #[test]
@@ -160,6 +294,28 @@ mod tests {
         std::os::unix::net::UnixStream::connect(&path).expect("accepts");
         drop(socket);
         assert!(!std::path::Path::new(&path).exists());
+    }
+
+    #[test]
+    fn a_claimed_address_is_bound_once_shared_and_non_blocking() {
+        let claims = ClaimedSockets::new("api");
+        assert!(!claims.any());
+        let address = ListenAddress::Tcp {
+            host: Some("127.0.0.1".into()),
+            port: free_port(),
+        };
+        let first = claims.claim(&address).expect("bound");
+        let again = claims.claim(&address).expect("the same");
+        assert!(Arc::ptr_eq(&first, &again));
+        assert!(claims.any());
+        assert_eq!(claims.all().len(), 1);
+        // Non-blocking: an accept with nobody waiting returns at once.
+        let listener = std::net::TcpListener::from(first.fd().try_clone_to_owned().expect("dup"));
+        let error = listener.accept().expect_err("nobody waits");
+        assert_eq!(error.kind(), std::io::ErrorKind::WouldBlock);
+        // Another app's claim of the same address fails as Node's listen would.
+        let other = ClaimedSockets::new("other").claim(&address);
+        assert_eq!(other.expect_err("in use").code(), "EADDRINUSE");
     }
 
     fn free_port() -> u16 {

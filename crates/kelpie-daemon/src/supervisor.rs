@@ -18,7 +18,7 @@ use crate::instance::{self, InstanceEvent, InstanceMsg, InstanceSetup};
 use crate::logs::LogService;
 use crate::monitor::{Monitor, Reading, Target};
 use crate::persist::{self, Ack, Persister};
-use crate::sockets::ListenSocket;
+use crate::sockets::{ClaimedSockets, ListenSocket};
 use crate::state::{PersistedInstance, StateFile, STATE_VERSION};
 use crate::{server, DaemonError};
 use kelpie_core::limits::{LimitWatch, Usage};
@@ -222,6 +222,8 @@ struct Supervisor {
     logs: LogService,
     /// Listening sockets of apps with a Kelpie-owned port, by app name.
     sockets: BTreeMap<String, Arc<ListenSocket>>,
+    /// Sockets the code of cluster-mode Node apps asked for, by app name.
+    claimed: BTreeMap<String, Arc<ClaimedSockets>>,
     /// Actions waiting for other apps (`depends_on`).
     pending: Vec<order::Pending>,
     /// Instances deleted while their process was still stopping.
@@ -392,6 +394,7 @@ pub async fn run(
         username: kelpie_sys::username(kelpie_sys::current_uid()),
         logs: log_service.clone(),
         sockets: BTreeMap::new(),
+        claimed: BTreeMap::new(),
         pending: Vec::new(),
         leaving: Default::default(),
         watch_service: None,
@@ -983,6 +986,7 @@ impl Supervisor {
             orphan_group: inherited.orphan_group,
             logs: self.logs.clone(),
             socket,
+            claims: self.claims_of(&spec.name),
             cgroups: self.cgroups.clone(),
             adopted: inherited.process,
             pipes: inherited.pipes,
@@ -1038,6 +1042,14 @@ impl Supervisor {
                 self.sockets.remove(name);
             }
         }
+    }
+
+    /// The sockets app `name`'s code asked for (made empty the first time).
+    fn claims_of(&mut self, name: &str) -> Arc<ClaimedSockets> {
+        self.claimed
+            .entry(name.to_string())
+            .or_insert_with(|| ClaimedSockets::new(name))
+            .clone()
     }
 
     /// The socket of app `name`, if Kelpie owns one for it.

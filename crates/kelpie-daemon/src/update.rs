@@ -49,6 +49,8 @@ pub struct Handoff {
     pub cgroups: Option<HandedCgroups>,
     /// Listening sockets, by app name.
     pub sockets: BTreeMap<String, OwnedFd>,
+    /// Sockets cluster-mode Node apps asked for: app name, address, socket.
+    pub claimed: Vec<(String, kelpie_core::ListenAddress, OwnedFd)>,
     /// Running processes, by `pm_id`.
     pub processes: BTreeMap<u32, HandedProcess>,
     /// Output pipes and whose they are.
@@ -65,6 +67,9 @@ struct WireHandoff {
     control: RawFd,
     cgroups: Option<HandedCgroups>,
     sockets: BTreeMap<String, RawFd>,
+    /// Absent from the hand-off of a program that had none.
+    #[serde(default)]
+    claimed: Vec<WireClaimed>,
     processes: Vec<WireProcess>,
     pipes: Vec<WirePipe>,
     /// `pm_id` → milliseconds left before the restart.
@@ -81,6 +86,13 @@ struct WireProcess {
 }
 
 #[derive(Serialize, Deserialize)]
+struct WireClaimed {
+    app: String,
+    address: kelpie_core::ListenAddress,
+    fd: RawFd,
+}
+
+#[derive(Serialize, Deserialize)]
 struct WirePipe {
     pm_id: u32,
     stream: LogStream,
@@ -92,6 +104,7 @@ impl Handoff {
     fn descriptors(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
         let mut fds = vec![self.control.as_fd()];
         fds.extend(self.sockets.values().map(AsFd::as_fd));
+        fds.extend(self.claimed.iter().map(|(_, _, fd)| fd.as_fd()));
         for process in self.processes.values() {
             fds.push(process.link.notify.as_fd());
             fds.extend(process.link.ipc.as_ref().map(AsFd::as_fd));
@@ -115,6 +128,15 @@ impl Handoff {
                 .sockets
                 .iter()
                 .map(|(name, fd)| (name.clone(), fd.as_raw_fd()))
+                .collect(),
+            claimed: self
+                .claimed
+                .iter()
+                .map(|(app, address, fd)| WireClaimed {
+                    app: app.clone(),
+                    address: address.clone(),
+                    fd: fd.as_raw_fd(),
+                })
                 .collect(),
             processes: self
                 .processes
@@ -216,6 +238,7 @@ impl Handoff {
         // Every number, in one list: taken all at once, or none.
         let mut numbers = vec![wire.control];
         numbers.extend(wire.sockets.values());
+        numbers.extend(wire.claimed.iter().map(|c| c.fd));
         for p in &wire.processes {
             numbers.push(p.notify);
             numbers.extend(p.ipc);
@@ -233,6 +256,10 @@ impl Handoff {
         let mut sockets = BTreeMap::new();
         for (name, fd) in wire.sockets {
             sockets.insert(name, take(fd)?);
+        }
+        let mut claimed = Vec::new();
+        for c in wire.claimed {
+            claimed.push((c.app, c.address, take(c.fd)?));
         }
         let mut processes = BTreeMap::new();
         for p in wire.processes {
@@ -265,6 +292,7 @@ impl Handoff {
             control,
             cgroups: wire.cgroups,
             sockets,
+            claimed,
             processes,
             pipes,
             restarts: wire

@@ -171,6 +171,17 @@ pub fn send_with_fds(
     data: &[u8],
     fds: &[BorrowedFd<'_>],
 ) -> io::Result<()> {
+    send_stream_with_fds(socket, data, fds).map(drop)
+}
+
+/// Like [`send_with_fds`], returning how many bytes were sent: on a stream socket that may be
+/// fewer than `data` (the descriptors go with the first byte; send the rest plainly). A
+/// non-blocking socket that is full gives `WouldBlock`.
+pub fn send_stream_with_fds(
+    socket: BorrowedFd<'_>,
+    data: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<usize> {
     if fds.len() > MAX_FDS_PER_MESSAGE {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -213,7 +224,7 @@ pub fn send_with_fds(
         // for the call; sendmsg only reads them.
         let sent = unsafe { libc::sendmsg(socket.as_raw_fd(), &header, libc::MSG_NOSIGNAL) };
         if sent >= 0 {
-            return Ok(());
+            return Ok(sent as usize);
         }
         let error = io::Error::last_os_error();
         if error.kind() != io::ErrorKind::Interrupted {

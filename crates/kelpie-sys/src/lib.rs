@@ -26,8 +26,8 @@ pub use creds::{
 };
 pub use exec::{exec_with_fds, resolve_program};
 pub use fdpass::{
-    accept, peer_uid, recv_with_fds, send_with_fds, seqpacket_connect, seqpacket_listen,
-    seqpacket_pair, set_receive_timeout, MAX_FDS_PER_MESSAGE,
+    accept, peer_uid, recv_with_fds, send_stream_with_fds, send_with_fds, seqpacket_connect,
+    seqpacket_listen, seqpacket_pair, set_receive_timeout, MAX_FDS_PER_MESSAGE,
 };
 pub use handoff::{
     async_fd, async_pidfd, close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec,

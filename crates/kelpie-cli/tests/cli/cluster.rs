@@ -26,13 +26,13 @@ fn start_server(k: &Kelpie, name: &str, port: u16, flags: &[&str], app_args: &[&
 }
 
 /// Load running in the background, new connection per request and keep-alive side by side.
-struct Load {
+pub(super) struct Load {
     stop: Arc<AtomicBool>,
     threads: Vec<(&'static str, JoinHandle<LoadReport>)>,
 }
 
 impl Load {
-    fn start(addr: SocketAddr) -> Load {
+    pub(super) fn start(addr: SocketAddr) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let threads = [("new connection per request", false), ("keep-alive", true)]
             .into_iter()
@@ -48,7 +48,7 @@ impl Load {
     }
 
     /// Stop and return each mode's report.
-    fn finish(mut self) -> Vec<(&'static str, LoadReport)> {
+    pub(super) fn finish(mut self) -> Vec<(&'static str, LoadReport)> {
         self.stop.store(true, Ordering::SeqCst);
         self.threads
             .drain(..)
@@ -63,7 +63,7 @@ impl Drop for Load {
     }
 }
 
-fn pids_of(k: &Kelpie, name: &str) -> Vec<u32> {
+pub(super) fn pids_of(k: &Kelpie, name: &str) -> Vec<u32> {
     k.jlist()
         .iter()
         .filter(|p| p["name"] == name)
@@ -72,7 +72,7 @@ fn pids_of(k: &Kelpie, name: &str) -> Vec<u32> {
 }
 
 /// Reload `name` under load and check that no request failed and the new processes served.
-fn reload_under_load(k: &Kelpie, name: &str, port: u16) {
+pub(super) fn reload_under_load(k: &Kelpie, name: &str, port: u16) {
     let before = pids_of(k, name);
     let load = Load::start(local(port));
     std::thread::sleep(SECS / 2);

@@ -51,3 +51,24 @@ pub fn python_venv(name: &str, packages: &[&str]) -> Result<PathBuf, String> {
     std::fs::write(&ready, &wanted).map_err(|e| e.to_string())?;
     Ok(python)
 }
+
+/// `<target tmp>/<name>/node_modules` with `packages` installed from npm (once; a marker names
+/// the packages, so a changed list is installed again).
+pub fn npm_packages(name: &str, packages: &[&str]) -> Result<PathBuf, String> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let ready = dir.join(".kelpie-ready");
+    let wanted = packages.join(" ");
+    if std::fs::read_to_string(&ready).is_ok_and(|installed| installed == wanted) {
+        return Ok(dir.join("node_modules"));
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    run(
+        Command::new("npm")
+            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .args(packages),
+        &format!("npm install {wanted}"),
+    )?;
+    std::fs::write(&ready, &wanted).map_err(|e| format!("{}: {e}", ready.display()))?;
+    Ok(dir.join("node_modules"))
+}

@@ -74,16 +74,20 @@ fn short_runs_in_a_row_end_in_errored_after_max_restarts() {
         ..spec()
     });
     run.online(0, 10);
-    let mut t = 0;
-    for round in 1..=2 {
-        t += 100;
-        assert_eq!(
-            run.crash(t, 1),
-            vec![Effect::KillGroup, Effect::Spawn],
-            "round {round}"
-        );
-        run.feed(t, Input::Spawned { pid: 10 + round });
-    }
+    let mut t = 100;
+    // The first short run is restarted at once; from the second in a row, the crash loop
+    // backs off (100 ms, then 1.5x: see `policy::crash_loop_delay`).
+    assert_eq!(run.crash(t, 1), vec![Effect::KillGroup, Effect::Spawn]);
+    run.feed(t, Input::Spawned { pid: 11 });
+    t += 100;
+    assert_eq!(
+        run.crash(t, 1),
+        vec![Effect::KillGroup, Effect::ArmTimer(100)]
+    );
+    assert_eq!(run.state.status, Status::WaitingRestart);
+    t += 100;
+    assert_eq!(run.feed(t, Input::TimerFired), vec![Effect::Spawn]);
+    run.feed(t, Input::Spawned { pid: 12 });
     t += 100;
     assert_eq!(run.crash(t, 1), vec![Effect::KillGroup]);
     assert_eq!(run.state.status, Status::Errored);

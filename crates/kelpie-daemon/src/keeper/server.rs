@@ -208,7 +208,7 @@ impl Keeper {
     fn nothing_left(&self) -> bool {
         let all_ended = self.entries.values().all(|kept| match kept.holding {
             Holding::Pipe { .. } | Holding::Process { .. } => kept.ended,
-            Holding::Socket { .. } => true,
+            Holding::Socket { .. } | Holding::Claimed { .. } => true,
         });
         let output_kept = self
             .entries

@@ -38,13 +38,20 @@ pub enum Holding {
         /// The app's name.
         app: String,
     },
+    /// A socket a cluster-mode Node app's code asked for (`app.listen(3000)`): `[socket]`.
+    Claimed {
+        /// The app's name.
+        app: String,
+        /// The address it is bound to.
+        address: kelpie_core::ListenAddress,
+    },
 }
 
 impl Holding {
     /// How many descriptors come with it.
     pub fn fd_count(&self) -> usize {
         match self {
-            Holding::Pipe { .. } | Holding::Socket { .. } => 1,
+            Holding::Pipe { .. } | Holding::Socket { .. } | Holding::Claimed { .. } => 1,
             Holding::Process { ipc, .. } => 2 + usize::from(*ipc),
         }
     }

@@ -269,7 +269,11 @@ impl Supervisor {
             (_, Err(e)) => Err(format!("cannot pass on the sockets: {e}")),
             (Err(_), _) => Err("the state could not be written".to_string()),
         };
-        let (control, sockets) = match parts {
+        let HandoffSockets {
+            control,
+            sockets,
+            claimed,
+        } = match parts {
             Ok(parts) => parts,
             Err(why) => {
                 self.resume_instances(handed);
@@ -295,6 +299,7 @@ impl Supervisor {
             control,
             cgroups: self.cgroups.hand_over(),
             sockets,
+            claimed,
             processes: BTreeMap::new(),
             pipes: Vec::new(),
             restarts: BTreeMap::new(),
@@ -345,26 +350,41 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Second descriptors of the control socket and of every app's listening socket.
-    #[allow(clippy::type_complexity)]
-    fn handoff_parts(
-        &self,
-    ) -> std::io::Result<(std::os::fd::OwnedFd, BTreeMap<String, std::os::fd::OwnedFd>)> {
+    /// Second descriptors of the control socket and of every app's listening sockets.
+    fn handoff_parts(&self) -> std::io::Result<HandoffSockets> {
         let control = self.control.try_clone()?;
         let mut sockets = BTreeMap::new();
         for (name, socket) in &self.sockets {
             sockets.insert(name.clone(), socket.fd().try_clone_to_owned()?);
         }
-        Ok((control, sockets))
+        let mut claimed = Vec::new();
+        for (name, claims) in &self.claimed {
+            for socket in claims.all() {
+                claimed.push((
+                    name.clone(),
+                    socket.address().clone(),
+                    socket.fd().try_clone_to_owned()?,
+                ));
+            }
+        }
+        Ok(HandoffSockets {
+            control,
+            sockets,
+            claimed,
+        })
     }
 
     /// New tasks for instances whose task handed over, going on with what it handed.
     fn resume_instances(&mut self, handed: BTreeMap<u32, Inherited>) {
         for (pm_id, parts) in handed {
+            let Some(name) = self.apps.get(&pm_id).map(|e| e.spec.name.clone()) else {
+                continue;
+            };
+            let socket = self.socket_of(&name);
+            let claims = self.claims_of(&name);
             let Some(entry) = self.apps.get(&pm_id) else {
                 continue;
             };
-            let socket = self.socket_of(&entry.spec.name);
             let setup = InstanceSetup {
                 pm_id,
                 instance: entry.instance,
@@ -374,6 +394,7 @@ impl Supervisor {
                 orphan_group: None,
                 logs: self.logs.clone(),
                 socket,
+                claims,
                 cgroups: self.cgroups.clone(),
                 adopted: parts.process,
                 pipes: parts.pipes,
@@ -385,6 +406,13 @@ impl Supervisor {
             }
         }
     }
+}
+
+/// The control socket and the apps' listening sockets, as handed to the next program.
+struct HandoffSockets {
+    control: std::os::fd::OwnedFd,
+    sockets: BTreeMap<String, std::os::fd::OwnedFd>,
+    claimed: Vec<(String, kelpie_core::ListenAddress, std::os::fd::OwnedFd)>,
 }
 
 /// Where what a daemon goes on with comes from.
@@ -402,6 +430,7 @@ pub struct Resumed {
     /// The cgroups (taken when the daemon sets its cgroups up).
     pub cgroups: Option<crate::cgroups::HandedCgroups>,
     sockets: BTreeMap<String, std::os::fd::OwnedFd>,
+    claimed: Vec<(String, kelpie_core::ListenAddress, std::os::fd::OwnedFd)>,
     processes: BTreeMap<u32, HandedProcess>,
     pipes: Vec<HandedPipe>,
     restarts: BTreeMap<u32, Duration>,
@@ -421,6 +450,7 @@ impl Resumed {
             },
             cgroups: handoff.cgroups,
             sockets: handoff.sockets,
+            claimed: handoff.claimed,
             processes: handoff.processes,
             pipes: handoff.pipes,
             restarts: handoff.restarts,
@@ -454,6 +484,7 @@ impl Resumed {
             },
             cgroups: None,
             sockets: reclaimed.sockets,
+            claimed: reclaimed.claimed,
             processes,
             pipes: reclaimed.pipes,
             restarts: BTreeMap::new(),
@@ -525,6 +556,11 @@ impl Supervisor {
         state: &crate::state::StateFile,
         resumed: &mut Resumed,
     ) {
+        for (name, address, fd) in std::mem::take(&mut resumed.claimed) {
+            if state.apps.iter().any(|app| app.spec.name == name) {
+                self.claims_of(&name).adopt(&address, fd);
+            }
+        }
         for (name, fd) in std::mem::take(&mut resumed.sockets) {
             let address = state
                 .apps

@@ -1,0 +1,362 @@
+//! Cluster mode as PM2 users write it: Node apps whose code listens on a port of its own
+//! (`app.listen(3000)`, `await fastify.listen(...)`), `-i 4`, no `port` in the config. Every
+//! instance serves that port from one socket the daemon owns; reloads lose nothing, whether
+//! the app drains by itself or not; save/kill/resurrect, `kill -9` of the daemon and `update`
+//! give the socket back. Express and Fastify come from npm.
+
+use super::cluster::{pids_of, reload_under_load, Load};
+use super::tools::npm_packages;
+use super::{free_port, heavy, kelpie, local};
+use kelpie_testkit::{load, run_load, Kelpie};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+const SECS: Duration = Duration::from_secs(1);
+
+/// Express and Fastify from npm, installed once under the target directory; linked as the
+/// `node_modules` of each test's directory so the apps `require()` them as usual.
+fn node_modules() -> Option<PathBuf> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = DIR.get_or_init(|| npm_packages("cluster-npm", &["express@4.21.2", "fastify@5.3.0"]));
+    match dir {
+        Ok(dir) => Some(dir.clone()),
+        Err(e) if std::env::var_os("KELPIE_TEST_OFFLINE").is_some() => {
+            kelpie_testkit::skip(format!("KELPIE_TEST_OFFLINE is set and {e}"));
+            None
+        }
+        Err(e) => panic!("{e}\n(set KELPIE_TEST_OFFLINE=1 to skip without network)"),
+    }
+}
+
+/// Write `name` into the test's directory, next to a `node_modules` with Express and Fastify.
+fn app(k: &Kelpie, modules: &std::path::Path, name: &str, source: &str) -> String {
+    let file = k.write(name, source);
+    let link = std::path::Path::new(&file).with_file_name("node_modules");
+    if !link.exists() {
+        std::os::unix::fs::symlink(modules, &link).expect("link node_modules");
+    }
+    file
+}
+
+/// Plain `http`: the port in the code, a second port for a `net` server on 127.0.0.1, and a
+/// private `listen(0)` whose port it tells. No signal handler.
+fn plain_http(port: u16, tcp_port: u16) -> String {
+    format!(
+        "const http = require('http');\n\
+         const net = require('net');\n\
+         const own = http.createServer(() => {{}}).listen(0);\n\
+         http.createServer((req, res) => res.end(`pid=${{process.pid}} own=${{own.address() && own.address().port}}\\n`))\n\
+         .listen({port});\n\
+         net.createServer((s) => s.end(`pid=${{process.pid}}\\n`)).listen({tcp_port}, '127.0.0.1');\n"
+    )
+}
+
+/// The seed's graceful shutdown: its own SIGINT handler closes the server, then exits.
+fn seed_graceful(port: u16) -> String {
+    format!(
+        "const http = require('http');\n\
+         const server = http.createServer((req, res) => res.end(`pid=${{process.pid}}\\n`));\n\
+         server.listen({port}, () => console.log('listening'));\n\
+         process.on('SIGINT', () => server.close(() => process.exit(0)));\n"
+    )
+}
+
+fn express_app(port: u16) -> String {
+    format!(
+        "const express = require('express');\n\
+         const app = express();\n\
+         app.get('/', (req, res) => res.send(`pid=${{process.pid}}\\n`));\n\
+         const server = app.listen({port}, () => console.log('express listening'));\n\
+         process.on('SIGINT', () => server.close(() => process.exit(0)));\n"
+    )
+}
+
+fn fastify_app(port: u16) -> String {
+    format!(
+        "const fastify = require('fastify')();\n\
+         fastify.get('/', async () => `pid=${{process.pid}}\\n`);\n\
+         (async () => {{ await fastify.listen({{ port: {port}, host: '127.0.0.1' }}); }})()\n\
+         .catch((e) => {{ console.error(e); process.exit(1); }});\n"
+    )
+}
+
+/// What Nest's `await app.listen(3000)` does underneath: a promise of Express's listen.
+fn nest_style_app(port: u16) -> String {
+    format!(
+        "const express = require('express');\n\
+         async function bootstrap() {{\n\
+           const app = express();\n\
+           app.get('/', (req, res) => res.send(`pid=${{process.pid}}\\n`));\n\
+           await new Promise((resolve, reject) => {{\n\
+             const server = app.listen({port}, resolve);\n\
+             server.once('error', reject);\n\
+           }});\n\
+         }}\n\
+         bootstrap().catch((e) => {{ console.error(e); process.exit(1); }});\n"
+    )
+}
+
+/// Start `file` as `name` with 4 instances and nothing else (cluster mode, as PM2's `-i 4`),
+/// then check, 5 s later, that every instance is online, never restarted, and served.
+fn four_instances_serve(k: &Kelpie, file: &str, name: &str, port: u16) -> Vec<u32> {
+    let shown = k.ok(&["start", file, "--name", name, "-i", "4"]);
+    assert!(
+        !shown.contains("cluster mode without a port"),
+        "no warning: {shown}"
+    );
+    std::thread::sleep(5 * SECS);
+    let list: Vec<_> = k
+        .jlist()
+        .into_iter()
+        .filter(|p| p["name"] == name)
+        .collect();
+    assert_eq!(list.len(), 4, "{list:?}");
+    for p in &list {
+        assert_eq!(p["pm2_env"]["status"], "online", "{name}: {p}");
+        assert_eq!(p["pm2_env"]["restart_time"], 0, "{name}: {p}");
+        assert_eq!(p["pm2_env"]["exec_mode"], "cluster_mode", "{name}");
+    }
+    let pids = pids_of(k, name);
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(2 * SECS);
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let report = run_load(local(port), false, 8, stop);
+    stopper.join().expect("stopper");
+    assert_eq!(report.failed, 0, "{name}: {report:?}");
+    for pid in &pids {
+        assert!(
+            report.pids.contains_key(&pid.to_string()),
+            "{name}: instance {pid} served: {report:?}"
+        );
+    }
+    pids
+}
+
+#[test]
+fn node_apps_with_the_port_in_their_code_share_it_in_cluster_mode() {
+    let _heavy = heavy();
+    let Some(modules) = node_modules() else {
+        return;
+    };
+    let k = kelpie();
+    // Plain http (with a second, net server on another port and address, and a private port).
+    let (port, tcp_port) = (free_port(), free_port());
+    let file = app(&k, &modules, "plain.js", &plain_http(port, tcp_port));
+    let pids = four_instances_serve(&k, &file, "plain", port);
+    let mut private = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        let body = load::get(local(port)).expect("served");
+        private.insert(body.split("own=").nth(1).unwrap_or("").trim().to_string());
+        let mut tcp = std::net::TcpStream::connect(local(tcp_port)).expect("net server");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut tcp, &mut text).expect("read");
+        assert!(text.starts_with("pid="), "{text}");
+    }
+    assert!(
+        private.len() > 1 && !private.contains(&port.to_string()),
+        "listen(0) stays private to each instance: {private:?}"
+    );
+    let listeners = std::fs::read_to_string("/proc/net/tcp6").unwrap_or_default()
+        + &std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let listening_on = |p: u16| {
+        listeners
+            .lines()
+            .filter(|l| l.split_whitespace().nth(3) == Some("0A"))
+            .filter(|l| l.contains(&format!(":{p:04X} ")))
+            .count()
+    };
+    assert_eq!(
+        listening_on(port),
+        1,
+        "one socket for the port, not one per instance"
+    );
+    assert_eq!(listening_on(tcp_port), 1);
+    k.ok(&["delete", "plain"]);
+    for pid in pids {
+        assert!(!kelpie_testkit::alive(pid));
+    }
+    assert!(
+        std::net::TcpStream::connect(local(port)).is_err(),
+        "the port is closed with the app"
+    );
+
+    for (name, file, source) in [
+        ("express", "express.js", express_app as fn(u16) -> String),
+        ("fastify", "fastify.js", fastify_app),
+        ("nest", "nest.js", nest_style_app),
+    ] {
+        let port = free_port();
+        let file = app(&k, &modules, file, &source(port));
+        four_instances_serve(&k, &file, name, port);
+        k.ok(&["delete", name]);
+    }
+}
+
+#[test]
+fn reloads_of_apps_with_the_port_in_their_code_lose_no_request() {
+    let _heavy = heavy();
+    let Some(modules) = node_modules() else {
+        return;
+    };
+    let k = kelpie();
+    for (name, file, source) in [
+        ("no-handler", "plain.js", seed_graceful as fn(u16) -> String),
+        ("graceful", "graceful.js", seed_graceful),
+        ("express", "express.js", express_app),
+    ] {
+        let port = free_port();
+        let source = if name == "no-handler" {
+            plain_http(port, free_port())
+        } else {
+            source(port)
+        };
+        let file = app(&k, &modules, file, &source);
+        k.ok(&["start", &file, "--name", name, "-i", "2"]);
+        k.wait_for("listening", 10 * SECS, || load::get(local(port)).is_ok());
+        for round in 0..2 {
+            eprintln!("{name}: reload {round}");
+            reload_under_load(&k, name, port);
+        }
+        k.ok(&["delete", name]);
+    }
+}
+
+#[test]
+fn sockets_of_apps_with_the_port_in_their_code_survive_resurrect_kill_9_and_update() {
+    let _heavy = heavy();
+    let Some(modules) = node_modules() else {
+        return;
+    };
+    let k = kelpie();
+    let port = free_port();
+    let file = app(&k, &modules, "express.js", &express_app(port));
+    k.ok(&["start", &file, "--name", "api", "-i", "2"]);
+    k.wait_for("listening", 10 * SECS, || load::get(local(port)).is_ok());
+    // A stopped instance stays stopped through save/kill/resurrect.
+    k.ok(&["start", &file, "--name", "spare", "-i", "1"]);
+    k.ok(&["stop", "spare"]);
+
+    let all_serve = |k: &Kelpie, count: usize, when: &str| {
+        k.wait_for(&format!("{count} online {when}"), 10 * SECS, || {
+            k.jlist()
+                .iter()
+                .filter(|p| p["name"] == "api" && p["pm2_env"]["status"] == "online")
+                .count()
+                == count
+        });
+        // After a resurrect the apps start again: the port is served once they listen.
+        k.wait_for(&format!("served {when}"), 10 * SECS, || {
+            load::get(local(port)).is_ok()
+        });
+        let pids = pids_of(k, "api");
+        let load = Load::start(local(port));
+        std::thread::sleep(2 * SECS);
+        for (mode, report) in load.finish() {
+            assert_eq!(report.failed, 0, "{when}, {mode}: {report:?}");
+            // Two keep-alive connections may well both be with one instance.
+            if mode == "keep-alive" {
+                continue;
+            }
+            for pid in &pids {
+                assert!(
+                    report.pids.contains_key(&pid.to_string()),
+                    "{when}, {mode}: instance {pid} served: {report:?}"
+                );
+            }
+        }
+        for p in k.jlist().iter().filter(|p| p["name"] == "api") {
+            assert_eq!(p["pm2_env"]["restart_time"], 0, "{when}: {p}");
+        }
+    };
+
+    k.ok(&["save"]);
+    k.ok(&["kill"]);
+    k.ok(&["resurrect"]);
+    all_serve(&k, 2, "after resurrect");
+    assert_eq!(
+        k.status("spare"),
+        "stopped",
+        "resurrect starts no stopped app"
+    );
+    k.ok(&["scale", "api", "3"]);
+    all_serve(&k, 3, "after resurrect and scale");
+
+    let daemon = k.daemon_pid().expect("daemon");
+    std::process::Command::new("kill")
+        .args(["-9", &daemon.to_string()])
+        .status()
+        .expect("kill -9");
+    k.wait_for("the daemon gone", 5 * SECS, || {
+        !kelpie_testkit::alive(daemon)
+    });
+    k.ok(&["ping"]);
+    k.ok(&["scale", "api", "4"]);
+    all_serve(&k, 4, "after kill -9 and scale");
+
+    k.ok(&["update"]);
+    k.ok(&["scale", "api", "2"]);
+    k.ok(&["scale", "api", "3"]);
+    all_serve(&k, 3, "after update and scale");
+    reload_under_load(&k, "api", port);
+}
+
+#[test]
+fn a_non_node_cluster_app_without_a_port_is_refused_and_a_crash_loop_backs_off() {
+    let k = kelpie();
+    let fake = k.fake_app();
+    let file = k.write(
+        "ecosystem.json",
+        &format!(
+            r#"{{"apps": [{{"name": "py", "script": "{fake}", "exec_mode": "cluster", "instances": 4}}]}}"#
+        ),
+    );
+    let out = k.run(&["start", &file]);
+    assert_eq!(out.status.code(), Some(4), "invalid: {out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    for part in [
+        "ecosystem.json",
+        "`py`",
+        "`exec_mode`",
+        "`port`",
+        "LISTEN_FDS",
+        "reuse_port",
+    ] {
+        assert!(said.contains(part), "{part}: {said}");
+    }
+    assert!(k.jlist().is_empty(), "nothing started");
+
+    // A crash loop (exits at once, no restart delay of its own) backs off instead of burning
+    // its 15 restarts in a few seconds.
+    k.ok(&[
+        "start",
+        &fake,
+        "--name",
+        "crashy",
+        "--",
+        "--exit-after",
+        "0",
+        "--exit-code",
+        "1",
+    ]);
+    std::thread::sleep(4 * SECS);
+    let restarts = k.app("crashy")["pm2_env"]["restart_time"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        (3..12).contains(&restarts),
+        "backed off: {restarts} restarts in 4 s"
+    );
+    assert_ne!(k.status("crashy"), "errored");
+    let exits = k.exits("crashy");
+    assert!(
+        exits.iter().any(|e| e["action"] == "waiting restart"),
+        "{exits:?}"
+    );
+}
