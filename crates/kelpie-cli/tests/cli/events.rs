@@ -112,6 +112,10 @@ fn events_across_apps_come_oldest_first_and_lines_keeps_the_newest() {
             &k.fake_app(),
             "--name",
             name,
+            // Runs of 200 ms are stable then: restarted at once, no crash-loop backoff, so a
+            // process runs when the stop comes.
+            "--min-uptime",
+            "100",
             "--",
             "--exit-after",
             "200",
