@@ -360,3 +360,133 @@ fn a_non_node_cluster_app_without_a_port_is_refused_and_a_crash_loop_backs_off()
         "{exits:?}"
     );
 }
+
+/// An https or HTTP/2 (TLS) server with the port in its code and the seed's own graceful
+/// shutdown (SIGINT → `server.close()` → exit).
+fn tls_app(kind: &str, port: u16) -> String {
+    let create = match kind {
+        "https" => "require('https').createServer(tls, (req, res) => res.end(`pid=${process.pid}\\n`))",
+        _ => "require('http2').createSecureServer(tls, (req, res) => res.end(`pid=${process.pid}\\n`))",
+    };
+    format!(
+        "const fs = require('fs');\n\
+         const tls = {{ key: fs.readFileSync(__dirname + '/key.pem'), cert: fs.readFileSync(__dirname + '/cert.pem') }};\n\
+         const server = {create};\n\
+         server.listen({port});\n\
+         process.on('SIGINT', () => server.close(() => process.exit(0)));\n"
+    )
+}
+
+/// Load from Node's own clients while `DURATION_MS` passes: keep-alive https requests (an
+/// agent with 4 connections) and requests on new connections side by side, or HTTP/2 streams
+/// on one session at a time (a new session after a GOAWAY). A stream the server refused
+/// unprocessed (REFUSED_STREAM, or sent after its GOAWAY) is retried, as HTTP/2 allows and
+/// clients do; anything else that fails counts. Prints `{"ok":n,"failed":n,"errors":[...]}`.
+const TLS_CLIENT: &str = r#"
+const [kind, port, duration] = process.argv.slice(2);
+const until = Date.now() + Number(duration);
+const report = { ok: 0, failed: 0, errors: [] };
+const fail = (e) => { report.failed++; if (report.errors.length < 5) report.errors.push(String(e && (e.code || e.message) || e)); };
+async function https() {
+  const https = require('https');
+  const keep = new https.Agent({ keepAlive: true, maxSockets: 4, rejectUnauthorized: false });
+  const get = (agent) => new Promise((resolve) => {
+    const req = https.get({ host: '127.0.0.1', port, path: '/', agent, rejectUnauthorized: false }, (res) => {
+      res.resume();
+      res.on('end', () => { res.statusCode === 200 ? report.ok++ : fail(res.statusCode); resolve(); });
+      res.on('error', (e) => { fail(e); resolve(); });
+    });
+    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => { fail(e); resolve(); });
+  });
+  const loop = async (agent) => { while (Date.now() < until) await get(agent); };
+  await Promise.all([loop(keep), loop(keep), loop(keep), loop(keep), loop(false), loop(false)]);
+}
+async function h2() {
+  const http2 = require('http2');
+  let session = null;
+  const open = () => {
+    const s = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    s.on('error', () => {});
+    s.on('goaway', () => { if (session === s) session = null; });
+    s.on('close', () => { if (session === s) session = null; });
+    return s;
+  };
+  const once = () => new Promise((resolve) => {
+    if (!session || session.closed || session.destroyed) session = open();
+    let req;
+    try { req = session.request({ ':path': '/' }); } catch (e) { session = null; return resolve('retry'); }
+    req.setTimeout(5000, () => req.close(http2.constants.NGHTTP2_CANCEL));
+    req.on('response', (h) => { req.resume(); req.on('end', () => resolve(h[':status'] === 200 ? 'ok' : `status ${h[':status']}`)); });
+    req.on('error', (e) => resolve(e.code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED_STREAM/.test(e.message) || e.code === 'ERR_HTTP2_GOAWAY_SESSION' ? 'retry' : e));
+    req.on('close', () => { if (req.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) resolve('retry'); });
+  });
+  const loop = async () => {
+    while (Date.now() < until) {
+      const r = await once();
+      if (r === 'ok') report.ok++; else if (r !== 'retry') fail(r);
+    }
+  };
+  await Promise.all([loop(), loop(), loop(), loop()]);
+  if (session) session.close();
+}
+(kind === 'https' ? https() : h2()).then(() => { console.log(JSON.stringify(report)); process.exit(0); });
+"#;
+
+#[test]
+fn https_and_http2_apps_closing_themselves_reload_with_no_failed_request() {
+    let _heavy = heavy();
+    let k = kelpie();
+    let dir = std::path::PathBuf::from(k.write("client.js", TLS_CLIENT))
+        .parent()
+        .expect("work dir")
+        .to_path_buf();
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ])
+        .current_dir(&dir)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{made:?}");
+    for kind in ["https", "http2"] {
+        let port = free_port();
+        let file = k.write(&format!("{kind}.js"), &tls_app(kind, port));
+        k.ok(&["start", &file, "--name", kind, "-i", "2"]);
+        k.wait_for("listening", 10 * SECS, || {
+            std::net::TcpStream::connect(local(port)).is_ok()
+        });
+        let client = std::process::Command::new("node")
+            .arg(dir.join("client.js"))
+            .args([kind, &port.to_string(), "5000"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("node client");
+        k.track(client.id());
+        std::thread::sleep(SECS);
+        let before = pids_of(&k, kind);
+        k.ok(&["reload", kind]);
+        std::thread::sleep(SECS / 2);
+        k.ok(&["reload", kind]);
+        let out = client.wait_with_output().expect("client");
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+        assert_eq!(report["failed"], 0, "{kind}: {report}");
+        assert!(report["ok"].as_u64().unwrap_or(0) > 50, "{kind}: {report}");
+        for pid in before {
+            assert!(
+                !kelpie_testkit::alive(pid),
+                "{kind}: old process {pid} stopped"
+            );
+        }
+        k.ok(&["delete", kind]);
+    }
+}
