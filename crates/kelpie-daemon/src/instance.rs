@@ -1384,7 +1384,7 @@ fn ask_to_stop(
     link: Option<&ProcessLink>,
     cgroup: Option<&ProcessCgroup>,
 ) {
-    let by_message = spec.shutdown_with_message
+    let by_message = (spec.shutdown_with_message || kill_use_message())
         && link.is_some_and(|l| l.send_message(&serde_json::json!("shutdown")));
     if !by_message {
         let signal = kelpie_sys::signal_number(&spec.kill_signal).unwrap_or(libc_sigint());
@@ -1400,6 +1400,13 @@ fn ask_to_stop(
             }
         }
     }
+}
+
+/// PM2's `PM2_KILL_USE_MESSAGE=true` in the daemon's environment: every app with an IPC channel
+/// is stopped with the `shutdown` message, as if it had `shutdown_with_message`.
+fn kill_use_message() -> bool {
+    static USE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *USE.get_or_init(|| std::env::var("PM2_KILL_USE_MESSAGE").is_ok_and(|v| v == "true"))
 }
 
 /// Whether the process must say it is ready before it counts as online.

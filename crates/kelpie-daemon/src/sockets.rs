@@ -172,32 +172,41 @@ fn libc_einval() -> i32 {
         .unwrap_or(22)
 }
 
-/// The sockets of one cluster-mode Node app whose code chooses its ports (`app.listen(3000)`):
-/// the daemon binds an address when an instance first asks for it (the Node shim asks on the
-/// app's `listen()`), and hands that same socket to every instance that asks after, as Node's
-/// cluster primary does. One per address; kept (and held by the keeper) until the app is
-/// deleted, so a reload or a restart never leaves the port without a listener.
-#[derive(Debug)]
-pub struct ClaimedSockets {
-    app: String,
-    sockets: Mutex<Vec<Arc<ListenSocket>>>,
+/// The sockets cluster-mode Node apps' code asked for (`app.listen(3000)`): the daemon binds an
+/// address when an instance first asks for it (the Node shim asks on the app's `listen()`), and
+/// hands that same socket to every instance that asks after, as Node's cluster primary does.
+/// One socket per address for the whole daemon, as under PM2, whose daemon is one cluster
+/// primary for every app: two apps listening on the same port share it. A socket is kept (and
+/// held by the keeper) while an app that asked for it exists, so a reload or a restart never
+/// leaves the port without a listener.
+#[derive(Debug, Default)]
+pub struct PortRegistry {
+    sockets: Mutex<Vec<Claimed>>,
 }
 
-impl ClaimedSockets {
-    /// No socket yet, for app `app`.
-    pub fn new(app: &str) -> Arc<ClaimedSockets> {
-        Arc::new(ClaimedSockets {
-            app: app.to_string(),
-            sockets: Mutex::new(Vec::new()),
-        })
+#[derive(Debug)]
+struct Claimed {
+    socket: Arc<ListenSocket>,
+    /// The apps that asked for it.
+    apps: std::collections::BTreeSet<String>,
+}
+
+impl PortRegistry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Claimed>> {
+        self.sockets.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The app's socket for `address`: the one already bound, or a new one (held by the
-    /// keeper too). Binding does not block: no name lookup is made here.
-    pub fn claim(&self, address: &ListenAddress) -> Result<Arc<ListenSocket>, ListenError> {
-        let mut sockets = self.sockets.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(socket) = sockets.iter().find(|s| s.address() == address) {
-            return Ok(socket.clone());
+    /// The socket for `address`, for app `app`: the one already bound, or a new one (held by
+    /// the keeper too). Binding does not block: no name lookup is made here.
+    pub fn claim(
+        &self,
+        app: &str,
+        address: &ListenAddress,
+    ) -> Result<Arc<ListenSocket>, ListenError> {
+        let mut sockets = self.lock();
+        if let Some(claimed) = sockets.iter_mut().find(|c| c.socket.address() == address) {
+            claimed.apps.insert(app.to_string());
+            return Ok(claimed.socket.clone());
         }
         let socket = ListenSocket::open(address)?;
         // Node takes a handle passed over IPC as it is: left blocking, the instances that
@@ -207,36 +216,91 @@ impl ClaimedSockets {
             message: format!("cannot listen on {address}: {e}"),
             errno: e.raw_os_error(),
         })?;
-        let socket = Arc::new(socket.kept_as_claimed(&self.app));
-        sockets.push(socket.clone());
+        let socket = Arc::new(socket.kept_as_claimed(app));
+        sockets.push(Claimed {
+            socket: socket.clone(),
+            apps: [app.to_string()].into(),
+        });
         Ok(socket)
     }
 
     /// A socket handed over by the daemon this one replaced (or kept by the keeper of one that
-    /// died), for the app's instances to be given again.
-    pub fn adopt(&self, address: &ListenAddress, fd: OwnedFd) {
-        let socket = ListenSocket::resume(address, fd).kept_as_claimed(&self.app);
-        let mut sockets = self.sockets.lock().unwrap_or_else(PoisonError::into_inner);
-        sockets.retain(|s| s.address() != address);
-        sockets.push(Arc::new(socket));
+    /// died), for app `app`'s instances to be given again.
+    pub fn adopt(&self, app: &str, address: &ListenAddress, fd: OwnedFd) {
+        let mut sockets = self.lock();
+        if let Some(claimed) = sockets.iter_mut().find(|c| c.socket.address() == address) {
+            claimed.apps.insert(app.to_string());
+            return; // this copy closes: the one kept is the same socket
+        }
+        let socket = ListenSocket::resume(address, fd).kept_as_claimed(app);
+        sockets.push(Claimed {
+            socket: Arc::new(socket),
+            apps: [app.to_string()].into(),
+        });
     }
 
-    /// Whether any instance has asked for a socket: its processes then listen on the app's
-    /// shared sockets, and a new process is ready once it does.
+    /// Whether app `app` has asked for a socket: its processes then listen on shared sockets,
+    /// and a new process is ready once it does.
+    pub fn any_for(&self, app: &str) -> bool {
+        self.lock().iter().any(|c| c.apps.contains(app))
+    }
+
+    /// App `app` is gone: the sockets no other app uses are closed (the processes still
+    /// stopping hold their own copies until they exit).
+    pub fn forget_app(&self, app: &str) {
+        self.lock().retain_mut(|c| {
+            c.apps.remove(app);
+            !c.apps.is_empty()
+        });
+    }
+
+    /// App `old` is now called `new`.
+    pub fn rename_app(&self, old: &str, new: &str) {
+        for claimed in self.lock().iter_mut() {
+            if claimed.apps.remove(old) {
+                claimed.apps.insert(new.to_string());
+            }
+        }
+    }
+
+    /// Every app is gone.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    /// Every socket and one app that uses it, for `kelpie update` to pass on.
+    pub fn all(&self) -> Vec<(String, Arc<ListenSocket>)> {
+        self.lock()
+            .iter()
+            .filter_map(|c| Some((c.apps.first()?.clone(), c.socket.clone())))
+            .collect()
+    }
+}
+
+/// One app's view of the [`PortRegistry`], given to its instances' links.
+#[derive(Debug, Clone)]
+pub struct ClaimedSockets {
+    app: String,
+    registry: Arc<PortRegistry>,
+}
+
+impl ClaimedSockets {
+    /// App `app`'s view of `registry`.
+    pub fn of(app: &str, registry: &Arc<PortRegistry>) -> Arc<ClaimedSockets> {
+        Arc::new(ClaimedSockets {
+            app: app.to_string(),
+            registry: registry.clone(),
+        })
+    }
+
+    /// See [`PortRegistry::claim`].
+    pub fn claim(&self, address: &ListenAddress) -> Result<Arc<ListenSocket>, ListenError> {
+        self.registry.claim(&self.app, address)
+    }
+
+    /// Whether the app has asked for a socket (see [`PortRegistry::any_for`]).
     pub fn any(&self) -> bool {
-        !self
-            .sockets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_empty()
-    }
-
-    /// Every socket, for `kelpie update` to pass on.
-    pub fn all(&self) -> Vec<Arc<ListenSocket>> {
-        self.sockets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.registry.any_for(&self.app)
     }
 }
 
@@ -298,24 +362,39 @@ mod tests {
 
     #[test]
     fn a_claimed_address_is_bound_once_shared_and_non_blocking() {
-        let claims = ClaimedSockets::new("api");
-        assert!(!claims.any());
+        let registry = Arc::new(PortRegistry::default());
+        let api = ClaimedSockets::of("api", &registry);
+        assert!(!api.any());
         let address = ListenAddress::Tcp {
             host: Some("127.0.0.1".into()),
             port: free_port(),
         };
-        let first = claims.claim(&address).expect("bound");
-        let again = claims.claim(&address).expect("the same");
+        let first = api.claim(&address).expect("bound");
+        let again = api.claim(&address).expect("the same");
         assert!(Arc::ptr_eq(&first, &again));
-        assert!(claims.any());
-        assert_eq!(claims.all().len(), 1);
+        assert!(api.any());
+        // Another app on the same port shares it, as under PM2's one cluster primary.
+        let other = ClaimedSockets::of("other", &registry);
+        assert!(Arc::ptr_eq(&first, &other.claim(&address).expect("shared")));
+        assert_eq!(registry.all().len(), 1);
         // Non-blocking: an accept with nobody waiting returns at once.
         let listener = std::net::TcpListener::from(first.fd().try_clone_to_owned().expect("dup"));
         let error = listener.accept().expect_err("nobody waits");
         assert_eq!(error.kind(), std::io::ErrorKind::WouldBlock);
-        // Another app's claim of the same address fails as Node's listen would.
-        let other = ClaimedSockets::new("other").claim(&address);
-        assert_eq!(other.expect_err("in use").code(), "EADDRINUSE");
+        drop((first, again, listener));
+        // Kept while one of its apps exists; closed with the last.
+        registry.forget_app("api");
+        assert!(std::net::TcpStream::connect(address.to_string()).is_ok());
+        registry.forget_app("other");
+        assert!(registry.all().is_empty());
+        assert!(std::net::TcpStream::connect(address.to_string()).is_err());
+        // A port some other program holds fails as Node's listen would.
+        let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let taken = ListenAddress::Tcp {
+            host: Some("127.0.0.1".into()),
+            port: held.local_addr().expect("addr").port(),
+        };
+        assert_eq!(api.claim(&taken).expect_err("in use").code(), "EADDRINUSE");
     }
 
     fn free_port() -> u16 {

@@ -18,7 +18,7 @@ use crate::instance::{self, InstanceEvent, InstanceMsg, InstanceSetup};
 use crate::logs::LogService;
 use crate::monitor::{Monitor, Reading, Target};
 use crate::persist::{self, Ack, Persister};
-use crate::sockets::{ClaimedSockets, ListenSocket};
+use crate::sockets::{ClaimedSockets, ListenSocket, PortRegistry};
 use crate::state::{PersistedInstance, StateFile, STATE_VERSION};
 use crate::{server, DaemonError};
 use kelpie_core::limits::{LimitWatch, Usage};
@@ -222,8 +222,8 @@ struct Supervisor {
     logs: LogService,
     /// Listening sockets of apps with a Kelpie-owned port, by app name.
     sockets: BTreeMap<String, Arc<ListenSocket>>,
-    /// Sockets the code of cluster-mode Node apps asked for, by app name.
-    claimed: BTreeMap<String, Arc<ClaimedSockets>>,
+    /// Sockets the code of cluster-mode Node apps asked for.
+    ports: Arc<PortRegistry>,
     /// Actions waiting for other apps (`depends_on`).
     pending: Vec<order::Pending>,
     /// Instances deleted while their process was still stopping.
@@ -394,7 +394,7 @@ pub async fn run(
         username: kelpie_sys::username(kelpie_sys::current_uid()),
         logs: log_service.clone(),
         sockets: BTreeMap::new(),
-        claimed: BTreeMap::new(),
+        ports: Arc::default(),
         pending: Vec::new(),
         leaving: Default::default(),
         watch_service: None,
@@ -1044,12 +1044,9 @@ impl Supervisor {
         }
     }
 
-    /// The sockets app `name`'s code asked for (made empty the first time).
-    fn claims_of(&mut self, name: &str) -> Arc<ClaimedSockets> {
-        self.claimed
-            .entry(name.to_string())
-            .or_insert_with(|| ClaimedSockets::new(name))
-            .clone()
+    /// App `name`'s view of the sockets cluster-mode Node apps' code asked for.
+    fn claims_of(&self, name: &str) -> Arc<ClaimedSockets> {
+        ClaimedSockets::of(name, &self.ports)
     }
 
     /// The socket of app `name`, if Kelpie owns one for it.

@@ -490,6 +490,34 @@ fn readiness_from_a_log_line_and_from_the_port_of_a_reuse_port_app() {
 }
 
 #[test]
+fn pm2_kill_use_message_in_the_daemons_environment_stops_every_node_app_with_the_message() {
+    let k = kelpie();
+    let marker = k.dir.path().join("got-shutdown");
+    let app = k.write(
+        "graceful.js",
+        &format!(
+            "process.on('message', (m) => {{ if (m === 'shutdown') {{ require('fs').writeFileSync({marker:?}, 'yes'); process.exit(0); }} }});\n\
+             setInterval(() => {{}}, 1000);\n",
+            marker = marker.display().to_string()
+        ),
+    );
+    // The command that starts the daemon passes its environment on, as with PM2.
+    let started = k
+        .command(&["start", &app, "--name", "gr"])
+        .env("PM2_KILL_USE_MESSAGE", "true")
+        .output()
+        .expect("start");
+    assert!(started.status.success(), "{started:?}");
+    assert_eq!(k.status("gr"), "online");
+    std::thread::sleep(SECS / 2);
+    k.ok(&["stop", "gr"]);
+    assert_eq!(
+        std::fs::read_to_string(&marker).ok().as_deref(),
+        Some("yes")
+    );
+}
+
+#[test]
 fn a_node_app_stopped_with_the_shutdown_message_runs_its_handler() {
     let _heavy = heavy();
     let k = kelpie();

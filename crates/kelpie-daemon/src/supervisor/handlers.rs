@@ -482,9 +482,7 @@ impl Supervisor {
                 if let Some(socket) = self.sockets.remove(old) {
                     self.sockets.insert(new_name.clone(), socket);
                 }
-                if let Some(claims) = self.claimed.remove(old) {
-                    self.claimed.insert(new_name.clone(), claims);
-                }
+                self.ports.rename_app(old, new_name);
                 self.watchers.remove(old);
             }
             self.change_specs(&all_ids, |spec| spec.name = new_name.clone());
@@ -545,7 +543,7 @@ impl Supervisor {
             // hold their own copies until they exit).
             if self.ids_named(&spec.name).is_empty() {
                 self.keep_socket(&spec.name, None);
-                self.claimed.remove(&spec.name);
+                self.ports.forget_app(&spec.name);
                 self.watchers.remove(&spec.name);
             }
         }
@@ -686,7 +684,7 @@ impl Supervisor {
         let waiters = self.shutdown_all();
         self.apps.clear();
         self.sockets.clear();
-        self.claimed.clear();
+        self.ports.clear();
         self.next_id = 0;
         self.finish_after(
             waiters,

@@ -358,14 +358,12 @@ impl Supervisor {
             sockets.insert(name.clone(), socket.fd().try_clone_to_owned()?);
         }
         let mut claimed = Vec::new();
-        for (name, claims) in &self.claimed {
-            for socket in claims.all() {
-                claimed.push((
-                    name.clone(),
-                    socket.address().clone(),
-                    socket.fd().try_clone_to_owned()?,
-                ));
-            }
+        for (name, socket) in self.ports.all() {
+            claimed.push((
+                name,
+                socket.address().clone(),
+                socket.fd().try_clone_to_owned()?,
+            ));
         }
         Ok(HandoffSockets {
             control,
@@ -558,7 +556,7 @@ impl Supervisor {
     ) {
         for (name, address, fd) in std::mem::take(&mut resumed.claimed) {
             if state.apps.iter().any(|app| app.spec.name == name) {
-                self.claims_of(&name).adopt(&address, fd);
+                self.ports.adopt(&name, &address, fd);
             }
         }
         for (name, fd) in std::mem::take(&mut resumed.sockets) {
