@@ -489,18 +489,25 @@ fn readiness_from_a_log_line_and_from_the_port_of_a_reuse_port_app() {
     );
 }
 
-#[test]
-fn pm2_kill_use_message_in_the_daemons_environment_stops_every_node_app_with_the_message() {
-    let k = kelpie();
+/// A Node app that writes a marker file when it receives PM2's `shutdown` message, then exits;
+/// `more` is added to its code. Returns the app's file and the marker's path.
+fn shutdown_marker_app(k: &Kelpie, more: &str) -> (String, std::path::PathBuf) {
     let marker = k.dir.path().join("got-shutdown");
     let app = k.write(
         "graceful.js",
         &format!(
             "process.on('message', (m) => {{ if (m === 'shutdown') {{ require('fs').writeFileSync({marker:?}, 'yes'); process.exit(0); }} }});\n\
-             setInterval(() => {{}}, 1000);\n",
+             {more}setInterval(() => {{}}, 1000);\n",
             marker = marker.display().to_string()
         ),
     );
+    (app, marker)
+}
+
+#[test]
+fn pm2_kill_use_message_in_the_daemons_environment_stops_every_node_app_with_the_message() {
+    let k = kelpie();
+    let (app, marker) = shutdown_marker_app(&k, "");
     // The command that starts the daemon passes its environment on, as with PM2.
     let started = k
         .command(&["start", &app, "--name", "gr"])
@@ -521,16 +528,7 @@ fn pm2_kill_use_message_in_the_daemons_environment_stops_every_node_app_with_the
 fn a_node_app_stopped_with_the_shutdown_message_runs_its_handler() {
     let _heavy = heavy();
     let k = kelpie();
-    let marker = k.dir.path().join("got-shutdown");
-    let app = k.write(
-        "graceful.js",
-        &format!(
-            "process.on('message', (m) => {{ if (m === 'shutdown') {{ require('fs').writeFileSync({marker:?}, 'yes'); process.exit(0); }} }});\n\
-             process.send('ready');\n\
-             setInterval(() => {{}}, 1000);\n",
-            marker = marker.display().to_string()
-        ),
-    );
+    let (app, marker) = shutdown_marker_app(&k, "process.send('ready');\n");
     k.ok(&[
         "start",
         &app,
