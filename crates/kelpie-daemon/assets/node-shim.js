@@ -53,7 +53,7 @@ function install() {
     sig !== 'SIGKILL' && sig !== 'SIGSTOP' ? sig : 'SIGINT';
   const sharing = new Sharing(net, stopSignal);
 
-  const fd = fdMode ? fdListen(net, address, port) : null;
+  const fd = fdMode ? fdListen(address, port) : null;
   const originalListen = net.Server.prototype.listen;
   const claims = claimMode ? new Claims(originalListen) : null;
   net.Server.prototype.listen = function listen(...args) {
@@ -67,7 +67,7 @@ function install() {
 }
 
 // The socket at fd 3, for the first listen() on the app's configured port or path.
-function fdListen(net, address, port) {
+function fdListen(address, port) {
   const fs = require('fs');
   const path = require('path');
   const unix = port ? null : address.startsWith('unix:') ? address.slice(5) : address.startsWith('/') ? address : null;

@@ -700,8 +700,7 @@ impl Instance {
                 return;
             }
         };
-        let claims = self.spec.shares_node_ports().then(|| self.claims.clone());
-        let link = match ProcessLink::resume(process.link, claims).or_else(|e| {
+        let link = match ProcessLink::resume(process.link, self.link_claims()).or_else(|e| {
             crate::daemon_log!(
                 "app `{}` (id {}): its notify socket could not be kept ({e}); readiness and watchdog messages are not heard",
                 self.spec.name,
@@ -912,8 +911,7 @@ impl Instance {
         } else {
             launch::LISTEN_FD
         });
-        let claims = self.spec.shares_node_ports().then(|| self.claims.clone());
-        let (mut link, ends) = ProcessLink::open(ipc_fd, claims)
+        let (mut link, ends) = ProcessLink::open(ipc_fd, self.link_claims())
             .map_err(|e| format!("cannot create its notify socket: {e}"))?;
         // The command is built and spawned on the blocking pool (finding the program in PATH
         // reads directories). Its pipes' write ends and the child's ends of the link are
@@ -1011,6 +1009,12 @@ impl Instance {
             stderr,
             published: Published::default(),
         })
+    }
+
+    /// What a process's link may hand out: the app's claimed sockets, for a cluster-mode Node
+    /// app (its shim asks for them).
+    fn link_claims(&self) -> Option<Arc<ClaimedSockets>> {
+        self.spec.shares_node_ports().then(|| self.claims.clone())
     }
 
     /// Whether its processes take their listening socket from Kelpie: the app's own (`port`),

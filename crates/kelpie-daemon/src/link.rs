@@ -253,20 +253,22 @@ async fn run_ipc(
             // Cancel-safe: a line half read is kept for the next call.
             line = lines.next_line() => match line {
                 Ok(Some(line)) => {
-                    if let Some(request) = claims.as_ref().and_then(|_| socket_request(&line)) {
+                    // Not JSON: nothing Kelpie reads.
+                    let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
+                        continue;
+                    };
+                    if let (Some(claims), Some(request)) = (&claims, socket_request(&message)) {
                         // Answered in order with the other messages written to the channel.
-                        let answered = match claims.as_deref() {
-                            Some(claims) if writing => {
-                                answer_socket_request(write.as_ref(), claims, request).await
-                            }
-                            _ => Ok(()),
-                        };
-                        if answered.is_err() {
+                        if writing
+                            && answer_socket_request(write.as_ref(), claims, request)
+                                .await
+                                .is_err()
+                        {
                             writing = false;
                         }
                         continue;
                     }
-                    if let Some(signal) = ipc_signal(&line) {
+                    if let Some(signal) = ipc_signal(&message) {
                         if to.send(signal).is_err() {
                             return;
                         }
@@ -296,8 +298,7 @@ struct SocketRequest {
 }
 
 /// `{"kelpie":"listen","seq":1,"port":3000,"host":"127.0.0.1"}` (no host: every address).
-fn socket_request(line: &str) -> Option<SocketRequest> {
-    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+fn socket_request(value: &serde_json::Value) -> Option<SocketRequest> {
     if value.get("kelpie")?.as_str()? != "listen" {
         return None;
     }
@@ -370,8 +371,7 @@ async fn answer_socket_request(
 }
 
 /// What one IPC message means to Kelpie, if anything.
-fn ipc_signal(line: &str) -> Option<ProcessSignal> {
-    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+fn ipc_signal(value: &serde_json::Value) -> Option<ProcessSignal> {
     if value.as_str() == Some("ready") {
         return Some(ProcessSignal::Ready);
     }
@@ -385,13 +385,36 @@ mod tests {
 
     #[test]
     fn ipc_messages_are_recognised() {
-        assert_eq!(ipc_signal("\"ready\""), Some(ProcessSignal::Ready));
+        let signal = |line: &str| ipc_signal(&serde_json::from_str(line).expect("JSON"));
+        assert_eq!(signal("\"ready\""), Some(ProcessSignal::Ready));
         assert_eq!(
-            ipc_signal(r#"{"kelpie":"listening","address":{"port":3000}}"#),
+            signal(r#"{"kelpie":"listening","address":{"port":3000}}"#),
             Some(ProcessSignal::Listening)
         );
-        assert_eq!(ipc_signal(r#"{"type":"process:msg"}"#), None);
-        assert_eq!(ipc_signal("not json"), None);
+        assert_eq!(signal(r#"{"type":"process:msg"}"#), None);
+        let request = |line: &str| socket_request(&serde_json::from_str(line).expect("JSON"));
+        assert_eq!(
+            request(r#"{"kelpie":"listen","seq":7,"port":3000,"host":"127.0.0.1"}"#),
+            Some(SocketRequest {
+                seq: 7,
+                address: ListenAddress::Tcp {
+                    host: Some("127.0.0.1".into()),
+                    port: 3000
+                }
+            })
+        );
+        assert_eq!(
+            request(r#"{"kelpie":"listen","seq":1,"port":3000}"#).map(|r| r.address),
+            Some(ListenAddress::Tcp {
+                host: None,
+                port: 3000
+            })
+        );
+        assert_eq!(request(r#"{"kelpie":"listen","seq":1,"port":70000}"#), None);
+        assert_eq!(
+            request(r#"{"kelpie":"listening","seq":1,"port":3000}"#),
+            None
+        );
     }
 
     #[tokio::test]

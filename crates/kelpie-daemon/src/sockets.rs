@@ -24,10 +24,7 @@ impl ListenSocket {
     /// Bind and listen. Hosts are IP addresses or `localhost` (no name lookup: it would block
     /// the daemon). The error names the address, for a message that also names the app.
     pub fn open(address: &ListenAddress) -> Result<ListenSocket, ListenError> {
-        let failed = |e: std::io::Error| ListenError {
-            message: format!("cannot listen on {address}: {e}"),
-            errno: e.raw_os_error(),
-        };
+        let failed = |e: std::io::Error| ListenError::new(address, &e);
         match address {
             ListenAddress::Tcp { host, port } => {
                 let ip = match host.as_deref() {
@@ -35,7 +32,8 @@ impl ListenSocket {
                     Some("localhost") => IpAddr::V4(Ipv4Addr::LOCALHOST),
                     Some(text) => text.parse().map_err(|_| ListenError {
                         message: format!("cannot listen on {address}: `{text}` is not an IP address (or `localhost`)"),
-                        errno: Some(libc_einval()),
+                        kind: std::io::ErrorKind::InvalidInput,
+                        errno: None,
                     })?,
                 };
                 let fd = match kelpie_sys::listen_tcp(SocketAddr::new(ip, *port)) {
@@ -129,12 +127,14 @@ impl ListenSocket {
     }
 }
 
-/// Why a socket could not be opened: the message names the address; `errno` is the system's
-/// error number when there is one (the Node shim turns it into the error Node would give).
+/// Why a socket could not be opened: the message names the address; the kind and the system's
+/// error number (when there is one) let the Node shim give the error Node would.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenError {
     /// What failed, naming the address.
     pub message: String,
+    /// What kind of failure.
+    pub kind: std::io::ErrorKind,
     /// The system error number.
     pub errno: Option<i32>,
 }
@@ -146,30 +146,41 @@ impl std::fmt::Display for ListenError {
 }
 
 impl ListenError {
+    fn new(address: &ListenAddress, e: &std::io::Error) -> ListenError {
+        ListenError {
+            message: format!("cannot listen on {address}: {e}"),
+            kind: e.kind(),
+            errno: e.raw_os_error(),
+        }
+    }
+
     /// The error's name as Node (libuv) names it (`EADDRINUSE`...), for the Node shim.
     pub fn code(&self) -> &'static str {
-        match self.errno {
-            Some(98) => "EADDRINUSE",
-            Some(99) => "EADDRNOTAVAIL",
-            Some(13) => "EACCES",
-            Some(1) => "EPERM",
-            Some(97) => "EAFNOSUPPORT",
-            Some(24) => "EMFILE",
-            Some(22) => "EINVAL",
+        use std::io::ErrorKind;
+        match self.kind {
+            ErrorKind::AddrInUse => "EADDRINUSE",
+            ErrorKind::AddrNotAvailable => "EADDRNOTAVAIL",
+            ErrorKind::PermissionDenied => "EACCES",
+            ErrorKind::InvalidInput => "EINVAL",
             _ => "EIO",
         }
     }
 }
 
+/// A claimed socket passed from one daemon to the next (`kelpie update`, or the keeper of one
+/// that died): an app that asked for it, its address, the socket.
+pub struct HandedSocket {
+    /// An app that asked for it.
+    pub app: String,
+    /// The address it is bound to.
+    pub address: ListenAddress,
+    /// The listening socket.
+    pub fd: OwnedFd,
+}
+
 /// Make the socket's open file description non-blocking (shared by every copy of it).
 fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
     std::net::TcpListener::from(fd.try_clone()?).set_nonblocking(true)
-}
-
-fn libc_einval() -> i32 {
-    std::io::Error::from(std::io::ErrorKind::InvalidInput)
-        .raw_os_error()
-        .unwrap_or(22)
 }
 
 /// The sockets cluster-mode Node apps' code asked for (`app.listen(3000)`): the daemon binds an
@@ -212,10 +223,7 @@ impl PortRegistry {
         // Node takes a handle passed over IPC as it is: left blocking, the instances that
         // lose the race for a connection would block in accept() (all of them are woken), and
         // stop serving and hearing signals until the next connection.
-        set_nonblocking(&socket.fd).map_err(|e| ListenError {
-            message: format!("cannot listen on {address}: {e}"),
-            errno: e.raw_os_error(),
-        })?;
+        set_nonblocking(&socket.fd).map_err(|e| ListenError::new(address, &e))?;
         let socket = Arc::new(socket.kept_as_claimed(app));
         sockets.push(Claimed {
             socket: socket.clone(),
@@ -225,17 +233,18 @@ impl PortRegistry {
     }
 
     /// A socket handed over by the daemon this one replaced (or kept by the keeper of one that
-    /// died), for app `app`'s instances to be given again.
-    pub fn adopt(&self, app: &str, address: &ListenAddress, fd: OwnedFd) {
+    /// died), for its app's instances to be given again.
+    pub fn adopt(&self, handed: HandedSocket) {
+        let HandedSocket { app, address, fd } = handed;
         let mut sockets = self.lock();
-        if let Some(claimed) = sockets.iter_mut().find(|c| c.socket.address() == address) {
-            claimed.apps.insert(app.to_string());
+        if let Some(claimed) = sockets.iter_mut().find(|c| c.socket.address() == &address) {
+            claimed.apps.insert(app);
             return; // this copy closes: the one kept is the same socket
         }
-        let socket = ListenSocket::resume(address, fd).kept_as_claimed(app);
+        let socket = ListenSocket::resume(&address, fd).kept_as_claimed(&app);
         sockets.push(Claimed {
             socket: Arc::new(socket),
-            apps: [app.to_string()].into(),
+            apps: [app].into(),
         });
     }
 
@@ -268,12 +277,20 @@ impl PortRegistry {
         self.lock().clear();
     }
 
-    /// Every socket and one app that uses it, for `kelpie update` to pass on.
-    pub fn all(&self) -> Vec<(String, Arc<ListenSocket>)> {
-        self.lock()
-            .iter()
-            .filter_map(|c| Some((c.apps.first()?.clone(), c.socket.clone())))
-            .collect()
+    /// Second descriptors of every socket, with one app that uses it, for `kelpie update` to
+    /// pass on.
+    pub fn hand_over(&self) -> std::io::Result<Vec<HandedSocket>> {
+        let mut handed = Vec::new();
+        for claimed in self.lock().iter() {
+            if let Some(app) = claimed.apps.first() {
+                handed.push(HandedSocket {
+                    app: app.clone(),
+                    address: claimed.socket.address().clone(),
+                    fd: claimed.socket.fd().try_clone_to_owned()?,
+                });
+            }
+        }
+        Ok(handed)
     }
 }
 
@@ -376,7 +393,7 @@ mod tests {
         // Another app on the same port shares it, as under PM2's one cluster primary.
         let other = ClaimedSockets::of("other", &registry);
         assert!(Arc::ptr_eq(&first, &other.claim(&address).expect("shared")));
-        assert_eq!(registry.all().len(), 1);
+        assert_eq!(registry.hand_over().expect("dup").len(), 1);
         // Non-blocking: an accept with nobody waiting returns at once.
         let listener = std::net::TcpListener::from(first.fd().try_clone_to_owned().expect("dup"));
         let error = listener.accept().expect_err("nobody waits");
@@ -386,7 +403,7 @@ mod tests {
         registry.forget_app("api");
         assert!(std::net::TcpStream::connect(address.to_string()).is_ok());
         registry.forget_app("other");
-        assert!(registry.all().is_empty());
+        assert!(registry.hand_over().expect("dup").is_empty());
         assert!(std::net::TcpStream::connect(address.to_string()).is_err());
         // A port some other program holds fails as Node's listen would.
         let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -11,6 +11,7 @@
 use crate::cgroups::HandedCgroups;
 use crate::link::LinkFds;
 use crate::logs::HandedPipe;
+use crate::sockets::HandedSocket;
 use kelpie_proto::{Home, LogStream};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -49,8 +50,8 @@ pub struct Handoff {
     pub cgroups: Option<HandedCgroups>,
     /// Listening sockets, by app name.
     pub sockets: BTreeMap<String, OwnedFd>,
-    /// Sockets cluster-mode Node apps asked for: app name, address, socket.
-    pub claimed: Vec<(String, kelpie_core::ListenAddress, OwnedFd)>,
+    /// Sockets cluster-mode Node apps asked for.
+    pub claimed: Vec<HandedSocket>,
     /// Running processes, by `pm_id`.
     pub processes: BTreeMap<u32, HandedProcess>,
     /// Output pipes and whose they are.
@@ -104,7 +105,7 @@ impl Handoff {
     fn descriptors(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
         let mut fds = vec![self.control.as_fd()];
         fds.extend(self.sockets.values().map(AsFd::as_fd));
-        fds.extend(self.claimed.iter().map(|(_, _, fd)| fd.as_fd()));
+        fds.extend(self.claimed.iter().map(|c| c.fd.as_fd()));
         for process in self.processes.values() {
             fds.push(process.link.notify.as_fd());
             fds.extend(process.link.ipc.as_ref().map(AsFd::as_fd));
@@ -132,10 +133,10 @@ impl Handoff {
             claimed: self
                 .claimed
                 .iter()
-                .map(|(app, address, fd)| WireClaimed {
-                    app: app.clone(),
-                    address: address.clone(),
-                    fd: fd.as_raw_fd(),
+                .map(|c| WireClaimed {
+                    app: c.app.clone(),
+                    address: c.address.clone(),
+                    fd: c.fd.as_raw_fd(),
                 })
                 .collect(),
             processes: self
@@ -259,7 +260,11 @@ impl Handoff {
         }
         let mut claimed = Vec::new();
         for c in wire.claimed {
-            claimed.push((c.app, c.address, take(c.fd)?));
+            claimed.push(HandedSocket {
+                app: c.app,
+                address: c.address,
+                fd: take(c.fd)?,
+            });
         }
         let mut processes = BTreeMap::new();
         for p in wire.processes {

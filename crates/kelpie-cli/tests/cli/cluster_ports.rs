@@ -53,6 +53,11 @@ fn plain_http(port: u16, tcp_port: u16) -> String {
     )
 }
 
+/// [`plain_http`] with a second port of its own.
+fn no_handler(port: u16) -> String {
+    plain_http(port, free_port())
+}
+
 /// The seed's graceful shutdown: its own SIGINT handler closes the server, then exits.
 fn seed_graceful(port: u16) -> String {
     format!(
@@ -119,16 +124,7 @@ fn four_instances_serve(k: &Kelpie, file: &str, name: &str, port: u16) -> Vec<u3
         assert_eq!(p["pm2_env"]["exec_mode"], "cluster_mode", "{name}");
     }
     let pids = pids_of(k, name);
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopper = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(2 * SECS);
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        })
-    };
-    let report = run_load(local(port), false, 8, stop);
-    stopper.join().expect("stopper");
+    let report = load_for(2 * SECS, port);
     assert_eq!(report.failed, 0, "{name}: {report:?}");
     for pid in &pids {
         assert!(
@@ -137,6 +133,21 @@ fn four_instances_serve(k: &Kelpie, file: &str, name: &str, port: u16) -> Vec<u3
         );
     }
     pids
+}
+
+/// 8 clients, a new connection per request, on 127.0.0.1:`port` for `time`.
+fn load_for(time: Duration, port: u16) -> kelpie_testkit::LoadReport {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(time);
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let report = run_load(local(port), false, 8, stop);
+    stopper.join().expect("stopper");
+    report
 }
 
 #[test]
@@ -178,13 +189,42 @@ fn node_apps_with_the_port_in_their_code_share_it_in_cluster_mode() {
         "one socket for the port, not one per instance"
     );
     assert_eq!(listening_on(tcp_port), 1);
+
+    // A second app on the same ports shares the same sockets, as under PM2 (one cluster
+    // primary for every app), and keeps them when the first app is deleted.
+    k.ok(&["start", &file, "--name", "plain-b", "-i", "2"]);
+    std::thread::sleep(3 * SECS);
+    let both: Vec<_> = k
+        .jlist()
+        .into_iter()
+        .filter(|p| p["name"] == "plain-b")
+        .collect();
+    assert_eq!(both.len(), 2);
+    for p in &both {
+        assert_eq!(p["pm2_env"]["status"], "online", "{p}");
+        assert_eq!(p["pm2_env"]["restart_time"], 0, "{p}");
+    }
+    let b_pids = pids_of(&k, "plain-b");
+    let report = load_for(2 * SECS, port);
+    assert_eq!(report.failed, 0, "{report:?}");
+    for pid in pids.iter().chain(&b_pids) {
+        assert!(
+            report.pids.contains_key(&pid.to_string()),
+            "{pid} served: {report:?}"
+        );
+    }
     k.ok(&["delete", "plain"]);
     for pid in pids {
         assert!(!kelpie_testkit::alive(pid));
     }
     assert!(
+        load::get(local(port)).is_ok(),
+        "the port stays open while an app that asked for it exists"
+    );
+    k.ok(&["delete", "plain-b"]);
+    assert!(
         std::net::TcpStream::connect(local(port)).is_err(),
-        "the port is closed with the app"
+        "the port is closed with the last app"
     );
 
     for (name, file, source) in [
@@ -207,17 +247,12 @@ fn reloads_of_apps_with_the_port_in_their_code_lose_no_request() {
     };
     let k = kelpie();
     for (name, file, source) in [
-        ("no-handler", "plain.js", seed_graceful as fn(u16) -> String),
+        ("no-handler", "plain.js", no_handler as fn(u16) -> String),
         ("graceful", "graceful.js", seed_graceful),
         ("express", "express.js", express_app),
     ] {
         let port = free_port();
-        let source = if name == "no-handler" {
-            plain_http(port, free_port())
-        } else {
-            source(port)
-        };
-        let file = app(&k, &modules, file, &source);
+        let file = app(&k, &modules, file, &source(port));
         k.ok(&["start", &file, "--name", name, "-i", "2"]);
         k.wait_for("listening", 10 * SECS, || load::get(local(port)).is_ok());
         for round in 0..2 {

@@ -24,8 +24,8 @@ pub struct Reclaimed {
     pub daemon_pid: u32,
     /// Listening sockets, by app name.
     pub sockets: BTreeMap<String, OwnedFd>,
-    /// Sockets cluster-mode Node apps asked for: app name, address, socket.
-    pub claimed: Vec<(String, kelpie_core::ListenAddress, OwnedFd)>,
+    /// Sockets cluster-mode Node apps asked for.
+    pub claimed: Vec<crate::sockets::HandedSocket>,
     /// Running processes, by `pm_id` (a reload in progress has two of one instance).
     pub processes: Vec<(u32, HandedProcess)>,
     /// Output pipes, with what was read from them meanwhile.
@@ -111,7 +111,9 @@ fn add_entry(reclaimed: &mut Reclaimed, holding: Holding, fds: Vec<OwnedFd>, bac
         }
         Holding::Claimed { app, address } => {
             if let Some(fd) = fds.next() {
-                reclaimed.claimed.push((app, address, fd));
+                reclaimed
+                    .claimed
+                    .push(crate::sockets::HandedSocket { app, address, fd });
             }
         }
         Holding::Process {

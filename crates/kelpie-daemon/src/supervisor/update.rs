@@ -357,32 +357,21 @@ impl Supervisor {
         for (name, socket) in &self.sockets {
             sockets.insert(name.clone(), socket.fd().try_clone_to_owned()?);
         }
-        let mut claimed = Vec::new();
-        for (name, socket) in self.ports.all() {
-            claimed.push((
-                name,
-                socket.address().clone(),
-                socket.fd().try_clone_to_owned()?,
-            ));
-        }
         Ok(HandoffSockets {
             control,
             sockets,
-            claimed,
+            claimed: self.ports.hand_over()?,
         })
     }
 
     /// New tasks for instances whose task handed over, going on with what it handed.
     fn resume_instances(&mut self, handed: BTreeMap<u32, Inherited>) {
         for (pm_id, parts) in handed {
-            let Some(name) = self.apps.get(&pm_id).map(|e| e.spec.name.clone()) else {
-                continue;
-            };
-            let socket = self.socket_of(&name);
-            let claims = self.claims_of(&name);
             let Some(entry) = self.apps.get(&pm_id) else {
                 continue;
             };
+            let socket = self.socket_of(&entry.spec.name);
+            let claims = self.claims_of(&entry.spec.name);
             let setup = InstanceSetup {
                 pm_id,
                 instance: entry.instance,
@@ -410,7 +399,7 @@ impl Supervisor {
 struct HandoffSockets {
     control: std::os::fd::OwnedFd,
     sockets: BTreeMap<String, std::os::fd::OwnedFd>,
-    claimed: Vec<(String, kelpie_core::ListenAddress, std::os::fd::OwnedFd)>,
+    claimed: Vec<crate::sockets::HandedSocket>,
 }
 
 /// Where what a daemon goes on with comes from.
@@ -428,7 +417,7 @@ pub struct Resumed {
     /// The cgroups (taken when the daemon sets its cgroups up).
     pub cgroups: Option<crate::cgroups::HandedCgroups>,
     sockets: BTreeMap<String, std::os::fd::OwnedFd>,
-    claimed: Vec<(String, kelpie_core::ListenAddress, std::os::fd::OwnedFd)>,
+    claimed: Vec<crate::sockets::HandedSocket>,
     processes: BTreeMap<u32, HandedProcess>,
     pipes: Vec<HandedPipe>,
     restarts: BTreeMap<u32, Duration>,
@@ -554,9 +543,9 @@ impl Supervisor {
         state: &crate::state::StateFile,
         resumed: &mut Resumed,
     ) {
-        for (name, address, fd) in std::mem::take(&mut resumed.claimed) {
-            if state.apps.iter().any(|app| app.spec.name == name) {
-                self.ports.adopt(&name, &address, fd);
+        for handed in std::mem::take(&mut resumed.claimed) {
+            if state.apps.iter().any(|app| app.spec.name == handed.app) {
+                self.ports.adopt(handed);
             }
         }
         for (name, fd) in std::mem::take(&mut resumed.sockets) {
