@@ -330,7 +330,9 @@ fn kill_after_a_daemon_crash_stops_the_apps_it_left() {
 fn a_keeper_left_with_nothing_to_keep_exits() {
     let k = kelpie();
     let fake = k.fake_app();
-    k.ok(&["start", &fake, "--name", "quiet"]);
+    // `--quiet`: not even a start line, which a daemon killed early might leave unread for
+    // the keeper (which then rightly stays, holding that output for the next daemon).
+    k.ok(&["start", &fake, "--name", "quiet", "--", "--quiet"]);
     let pid = k.pid("quiet");
     let keeper = k.keeper_pid().expect("keeper");
     kill_daemon(&k);
