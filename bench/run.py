@@ -1020,6 +1020,9 @@ WRK_CONNECTIONS = 50
 RELOAD_AT_S = 1.0     # `reload` starts this long after wrk
 RELOAD_RUN_S = 6      # length of each wrk run during which the reload happens
 DAEMON_CPU_MAX_PCT = 1.0  # "the daemon uses no CPU per request": at most this % of one core
+BALANCE_CONNECTIONS = 16  # keep-alive balance: `wrk -c 16`, requests counted per instance
+BALANCE_RUN_S = 4
+BALANCE_MAX_RATIO = 1.3   # busiest instance's requests / least busy's
 CLUSTER_MODES = (
     # key, title, extra wrk arguments
     ("close", "new connection per request (`Connection: close`)", ("-H", "Connection: close")),
@@ -1120,9 +1123,49 @@ def parse_wrk(out: str) -> dict:
     return res
 
 
-def wrk_argv(wrk: str, port: int, seconds: float, extra: tuple[str, ...]) -> list[str]:
-    return [wrk, f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds:g}s", "--latency",
+def wrk_argv(wrk: str, port: int, seconds: float, extra: tuple[str, ...],
+             connections: int = WRK_CONNECTIONS) -> list[str]:
+    return [wrk, f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds:g}s", "--latency",
             *extra, f"http://127.0.0.1:{port}/"]
+
+
+def requests_per_instance(port: int) -> dict[int, int]:
+    """pid -> requests received so far on the established connections to `port` that the
+    process holds: the data segments each connection received (one per request from wrk,
+    whose requests are small and never pipelined), from `ss -i`. Connections already closed
+    are not counted."""
+    out = subprocess.run(["ss", "-tnpiH", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True, timeout=10, check=False).stdout
+    return parse_ss_requests(out)
+
+
+def parse_ss_requests(out: str) -> dict[int, int]:
+    """`ss -tnpiH` output -> pid -> data segments received (see requests_per_instance)."""
+    counts: dict[int, int] = {}
+    pid = None
+    for line in out.splitlines():
+        owner = re.search(r"pid=(\d+)", line)
+        if owner:
+            pid = int(owner.group(1))
+            continue
+        segs = re.search(r"\bdata_segs_in:(\d+)", line)
+        if segs and pid is not None:
+            counts[pid] = counts.get(pid, 0) + int(segs.group(1))
+            pid = None
+    return counts
+
+
+def keep_alive_balance(wrk: str, port: int) -> dict:
+    """Keep-alive clients all connecting at once (`wrk -c 16`): the requests each instance
+    received, counted with ss just before wrk ends."""
+    proc = start_wrk(wrk_argv(wrk, port, BALANCE_RUN_S, (), BALANCE_CONNECTIONS))
+    time.sleep(BALANCE_RUN_S - 0.5)
+    per = requests_per_instance(port)
+    w = finish_wrk(proc, timeout=BALANCE_RUN_S + 60)
+    counts = sorted(per.values(), reverse=True)
+    ratio = counts[0] / counts[-1] if len(counts) == CLUSTER_INSTANCES and counts[-1] else None
+    return {"rps": w["rps"], "failed": w["failed"], "requests_per_instance": counts,
+            "ratio": ratio}
 
 
 def start_wrk(argv: list[str]) -> subprocess.Popen:
@@ -1218,7 +1261,15 @@ def bench_cluster(m: Manager, script: Path, port: int, wrk: str, cfg: argparse.N
 
     runs: dict[str, list[dict]] = {k: [] for k, _, _ in CLUSTER_MODES}
     reloads: dict[str, list[dict]] = {k: [] for k, _, _ in CLUSTER_MODES}
+    balance: list[dict] = []
     for r in range(cfg.rounds):
+        wait_cluster_ready(m, port)
+        b = keep_alive_balance(wrk, port)
+        balance.append(b)
+        log(f"{m.label}: cluster round {r + 1}/{cfg.rounds}, keep-alive balance (wrk -c "
+            f"{BALANCE_CONNECTIONS}): requests per instance {b['requests_per_instance']}, "
+            f"busiest / least busy {b['ratio']}")
+        time.sleep(0.5)
         for key, _title, extra in CLUSTER_MODES:
             inst = sorted(wait_cluster_ready(m, port))
             i0 = [daemon_cpu_ticks(p) for p in inst]
@@ -1282,7 +1333,7 @@ def bench_cluster(m: Manager, script: Path, port: int, wrk: str, cfg: argparse.N
                 f"{reload_s:.2f} s (exit {rp.returncode}), instances replaced: {w['replaced']}"
                 + ("" if w["reload_within_run"] else " (WARNING: reload ended after the run)"))
             time.sleep(0.5)
-    return summarize_cluster({"runs": runs, "reloads": reloads})
+    return summarize_cluster({"runs": runs, "reloads": reloads, "balance": balance})
 
 
 def summarize_cluster(raw: dict) -> dict:
@@ -1311,6 +1362,11 @@ def summarize_cluster(raw: dict) -> dict:
                                                                              "non2xx")}
         res[f"reload_s_{key}"] = med(rel, "reload_s")
         res[f"reload_rps_{key}"] = med(rel, "rps")
+    balance = raw.get("balance") or []
+    ratios = [x["ratio"] for x in balance if x.get("ratio") is not None]
+    res["balance_ratio"] = median(ratios) if ratios else None
+    res["balance_ratio_max"] = max(ratios, default=None)
+    res["balance_rounds"] = len(balance)
     rel_all = [x for key, _t, _e in CLUSTER_MODES for x in raw["reloads"][key]]
     res["reload_s"] = median([x["reload_s"] for x in rel_all])
     res["reloads"] = len(rel_all)
@@ -1321,6 +1377,7 @@ def summarize_cluster(raw: dict) -> dict:
     strip = lambda x: {k: v for k, v in x.items() if k != "output" or x.get("failed")}  # noqa: E731
     res["raw"] = {part: {k: [strip(x) for x in v] for k, v in raw[part].items()}
                   for part in ("runs", "reloads")}
+    res["raw"]["balance"] = balance
     return res
 
 
@@ -3160,6 +3217,15 @@ def build_cluster_table(pm2: dict | None, kel: dict) -> str:
         ok = None if pv is None or kv is None or not pv else kv / pv >= need
         lines.append(f"| Requests/s, {title} | {rps(pv)} | {rps(kv)} | {ratio} | "
                      f"Kelpie >= {need:g}x PM2's{verdict(ok)} |")
+    def balance(d: dict) -> str:
+        if d.get("balance_ratio") is None:
+            return "n/a"
+        return (f"{d['balance_ratio']:.2f}x (worst round {d['balance_ratio_max']:.2f}x, of "
+                f"{d['balance_rounds']})")
+    kb = kel.get("balance_ratio_max")
+    lines.append(f"| Keep-alive balance, `wrk -c {BALANCE_CONNECTIONS}`: requests of the busiest "
+                 f"instance / the least busy, median | {balance(p)} | {balance(kel)} | - | Kelpie "
+                 f"<= {BALANCE_MAX_RATIO:g}x{verdict(None if kb is None else kb <= BALANCE_MAX_RATIO)} |")
     for key, title, _extra in CLUSTER_MODES:
         lines.append(f"| Latency p50 / p99, {title} | {lat(p, key)} | {lat(kel, key)} | - | - |")
     def inst(d: dict, key: str) -> str:
@@ -3243,7 +3309,11 @@ def cluster_notes(cfg: argparse.Namespace, wrk_ver: str) -> str:
         f"`<manager> reload {CLUSTER_APP}` starts {RELOAD_AT_S:g} s in; failed requests = wrk's "
         f"socket errors (connect, read, write, timeout) + non-2xx/3xx responses of that run; "
         f"the instances' pids before and after tell that both were replaced. The reload time is "
-        f"the wall time of the `reload` command.")
+        f"the wall time of the `reload` command. Keep-alive balance: `wrk -t{WRK_THREADS} "
+        f"-c{BALANCE_CONNECTIONS} -d{BALANCE_RUN_S}s` (keep-alive clients that all connect at "
+        f"once), and {BALANCE_RUN_S - 0.5:g} s in, the requests each instance has received on "
+        f"its open connections (`ss -ti`: data segments received per connection, one per "
+        f"request); busiest / least busy, per round.")
 
 
 CLUSTER_BEGIN = "<!-- bench:cluster:begin -->"
@@ -4863,6 +4933,15 @@ class ClusterTest(unittest.TestCase):
         finally:
             shutil.which, os.geteuid = which, geteuid
 
+    def test_parse_ss_requests(self):
+        out = ('0 0 [::ffff:127.0.0.1]:8000 [::ffff:127.0.0.1]:44766 users:(("node",pid=91,fd=27))\n'
+               '\t bbr wscale:10,10 data_segs_out:4629 data_segs_in:4630 bbr:(bw:1bps)\n'
+               '0 0 [::ffff:127.0.0.1]:8000 [::ffff:127.0.0.1]:44768 users:(("node",pid=92,fd=26))\n'
+               '\t cubic data_segs_in:10\n'
+               '0 0 [::ffff:127.0.0.1]:8000 [::ffff:127.0.0.1]:44770 users:(("node",pid=91,fd=28))\n'
+               '\t cubic segs_in:3 data_segs_in:5\n')
+        self.assertEqual(parse_ss_requests(out), {91: 4635, 92: 10})
+
     def test_wrk_argv(self):
         close = dict((k, e) for k, _t, e in CLUSTER_MODES)["close"]
         a = wrk_argv("wrk", 3000, 4, close)
@@ -4886,8 +4965,11 @@ class ClusterTest(unittest.TestCase):
             w.update(errs, reload_s=2.0, reload_exit=0, reload_within_run=True, replaced=True)
             w["failed"] = sum(errs.values())
             return w
+        balance = [{"rps": 30000.0, "failed": 0, "requests_per_instance": [c, 100],
+                    "ratio": c / 100} for c in (110, 125, 105)]
         return {"runs": {k: [run(x) for x in v] for k, v in rps.items()},
-                "reloads": {k: [rel(e) for e in v] for k, v in reload_failed.items()}}
+                "reloads": {k: [rel(e) for e in v] for k, v in reload_failed.items()},
+                "balance": balance}
 
     def test_summary_and_table(self):
         zero = {"read": 0}
@@ -4908,7 +4990,10 @@ class ClusterTest(unittest.TestCase):
         self.assertNotIn("output", kel["raw"]["runs"]["close"][0])
         self.assertIn("output", pm2["raw"]["reloads"]["close"][0])
         table = build_cluster_table(pm2, kel)
-        self.assertEqual(table.count("\n"), 1 + 2 + 2 + 2 + 2 + 2 + 2 + 1 + 2 + 2)
+        self.assertEqual(table.count("\n"), 1 + 2 + 1 + 2 + 2 + 2 + 2 + 2 + 1 + 2 + 2)
+        self.assertEqual((kel["balance_ratio"], kel["balance_ratio_max"]), (1.1, 1.25))
+        self.assertIn("| 1.10x (worst round 1.25x, of 3) | 1.10x (worst round 1.25x, of 3) | - | "
+                      "Kelpie <= 1.3x (met) |", table)
         self.assertIn("| 95 % | 95 % | - | - (the rest went to other work) |", table)
         self.assertIn("| 200.0 µs | 100.0 µs | 2.0x | - |", table)
         self.assertEqual(kel["instance_cpu_pct_close"], [90.0, 40.0])

@@ -19,7 +19,11 @@
 //   - it drains on stop (the stop signal, or the IPC message "shutdown") when the app has no
 //     handler of its own, and whenever the app closes the server itself (`server.close()`):
 //     stop accepting, answer with `Connection: close`, close idle keep-alive connections after
-//     a grace (and HTTP/2 sessions with GOAWAY); on a stop it exits once no connection is left.
+//     a grace (and HTTP/2 sessions with GOAWAY); on a stop it exits once no connection is left;
+//   - it tells the daemon now and then how many connections it holds; told it holds more than
+//     its share of the app's (keep-alive clients all connect at once, and the instance that
+//     wakes first would take most of them for good), it answers the next request on the
+//     excess with `Connection: close`, and those clients reconnect, most likely elsewhere.
 // It never throws at load.
 
 const LISTEN_FD = 3; // SD_LISTEN_FDS_START: the first (and only) socket the daemon passes
@@ -30,6 +34,10 @@ const LISTEN_BACKLOG = 4096; // the daemon's (kelpie_sys::LISTEN_BACKLOG)
 // answer with `Connection: close` instead. Leave it well below the daemon's kill timeout.
 const IDLE_GRACE_MS = 1000;
 const SWEEP_MS = 100; // how often a draining server looks for connections past their grace
+// How often an instance tells the daemon how many connections its shared servers hold, for
+// the daemon to spread keep-alive connections evenly (see Sharing#report).
+const REPORT_MS = 100;
+const SHED = Symbol('kelpie.shed'); // a connection to close after its next response
 // A daemon that does not answer a request for a socket (it always does) would leave the app
 // never listening: after this long, the instance binds the port by itself.
 const ANSWER_WITHIN_MS = 10000;
@@ -241,10 +249,44 @@ class Sharing {
     this.onMessage = (message) => {
       if (message === 'shutdown' && process.listenerCount('message') === 1) this.stop();
     };
+    this.drainers = new Map(); // server -> Drainer
+    this.reported = 0;
+    this.reporter = null;
+    this.onBalance = (message) => {
+      if (message && message.cmd === 'NODE_KELPIE_BALANCE' && !this.stopping) this.shed(message.keep);
+    };
+  }
+
+  connections() {
+    let n = 0;
+    for (const server of this.servers) n += server._connections || 0;
+    return n;
+  }
+
+  // Say how many connections we hold: every REPORT_MS while there are any (the daemon
+  // compares with the other instances' reports), and once when there are none left.
+  report() {
+    if (this.stopping || !process.connected) return;
+    const n = this.connections();
+    if (n === 0 && this.reported === 0) return;
+    this.reported = n;
+    try {
+      process.send({ kelpie: 'connections', n }, () => {});
+    } catch (_) {}
+  }
+
+  // Told to keep `keep` connections: mark the excess to close after their next response.
+  shed(keep) {
+    let excess = this.connections() - (Number(keep) || 0);
+    for (const drainer of this.drainers.values()) {
+      if (excess <= 0) break;
+      excess -= drainer.shed(excess);
+    }
   }
 
   add(server) {
     const drainer = new Drainer(this.net, server);
+    this.drainers.set(server, drainer);
     // The app closing the server itself (its own graceful shutdown) drains too: Node's
     // http.Server#close (>= 19) would drop idle keep-alive connections at once, racing with
     // clients sending a request on them.
@@ -259,7 +301,12 @@ class Sharing {
       // otherwise: a signal listener turns off Node's default exit, and a 'message' listener
       // keeps the IPC channel (and so the process) alive, which an open server does anyway.
       process.on(this.stopSignal, this.onSignal);
-      if (process.send) process.on('message', this.onMessage);
+      if (process.send) {
+        process.on('message', this.onMessage);
+        process.on('internalMessage', this.onBalance);
+        this.reporter = setInterval(() => this.report(), REPORT_MS);
+        this.reporter.unref();
+      }
     }
     if (process.send && process.connected) {
       try {
@@ -269,9 +316,12 @@ class Sharing {
   }
 
   remove(server) {
+    this.drainers.delete(server);
     if (!this.servers.delete(server) || this.servers.size > 0) return;
     process.removeListener(this.stopSignal, this.onSignal);
     process.removeListener('message', this.onMessage);
+    process.removeListener('internalMessage', this.onBalance);
+    clearInterval(this.reporter);
     // Stopped by us, the app had no say: exit once the last shared server closed.
     if (this.stopping) setImmediate(() => process.exit(0));
   }
@@ -372,6 +422,32 @@ class Drainer {
     const timer = setInterval(() => this.sweep(), SWEEP_MS);
     timer.unref();
     server.once('close', () => clearInterval(timer));
+  }
+
+  // Have up to `count` more HTTP/1 connections closed after their next response (the ones
+  // marked before and still open count too); returns how many are marked. HTTP/2 sessions
+  // and other protocols are left as they are.
+  shed(count) {
+    const server = this.server;
+    if (this.sessions || this.draining || server.listenerCount('request') === 0) return 0;
+    const open = this.sockets().filter((socket) => !socket.destroyed);
+    let marked = open.filter((socket) => socket[SHED]).length;
+    if (marked >= count) return marked;
+    if (!this.shedding) {
+      this.shedding = true;
+      server.prependListener('request', (req, res) => {
+        if (req.socket && req.socket[SHED]) res.shouldKeepAlive = false;
+      });
+    }
+    for (const socket of open) {
+      if (marked >= count) break;
+      if (socket[SHED]) continue;
+      socket[SHED] = true;
+      const res = socket._httpMessage;
+      if (res && !res.headersSent) res.shouldKeepAlive = false;
+      marked++;
+    }
+    return marked;
   }
 
   // net's close, not http's (see Sharing#add): stops accepting; 'close' once every connection

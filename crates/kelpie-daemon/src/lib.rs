@@ -18,6 +18,7 @@
 //! threads read, frame, format and write them, rotate the files, and keep recent lines for
 //! `kelpie logs` ([`follow`]). The supervisor is never in the output path.
 
+mod balance;
 mod cgroups;
 mod clock;
 mod dump;

@@ -248,6 +248,11 @@ async fn run_ipc(
     let (read, mut write) = stream.split();
     let mut lines = BufReader::new(read).lines();
     let mut writing = true;
+    // This process's place in its app's spread of connections, left when the task ends.
+    let process = claims.clone().map(|claims| Presence {
+        claims,
+        process: NEXT_LINK.fetch_add(1, Ordering::Relaxed),
+    });
     loop {
         tokio::select! {
             // Cancel-safe: a line half read is kept for the next call.
@@ -265,6 +270,15 @@ async fn run_ipc(
                                 .is_err()
                         {
                             writing = false;
+                        }
+                        continue;
+                    }
+                    if let (Some(process), Some(connections)) = (&process, connections_report(&message)) {
+                        if let Some(keep) = process.claims.report_connections(process.process, connections) {
+                            let line = format!("{}\n", serde_json::json!({"cmd": "NODE_KELPIE_BALANCE", "keep": keep}));
+                            if writing && write.write_all(line.as_bytes()).await.is_err() {
+                                writing = false;
+                            }
                         }
                         continue;
                     }
@@ -287,6 +301,29 @@ async fn run_ipc(
             },
         }
     }
+}
+
+/// A process of an app in the spread of its connections (see [`crate::balance`]): it leaves it
+/// when its channel closes or the link is dropped.
+struct Presence {
+    claims: Arc<ClaimedSockets>,
+    process: u64,
+}
+
+impl Drop for Presence {
+    fn drop(&mut self) {
+        self.claims.leave(self.process);
+    }
+}
+
+/// The Node shim telling how many connections its shared servers hold:
+/// `{"kelpie":"connections","n":16}`. Answered, when the process holds more than its share,
+/// with `{"cmd":"NODE_KELPIE_BALANCE","keep":8}`.
+fn connections_report(value: &serde_json::Value) -> Option<u64> {
+    if value.get("kelpie")?.as_str()? != "connections" {
+        return None;
+    }
+    value.get("n")?.as_u64()
 }
 
 /// The Node shim asking for the app's shared socket of an address (on the app's `listen()`).
@@ -411,6 +448,11 @@ mod tests {
             })
         );
         assert_eq!(request(r#"{"kelpie":"listen","seq":1,"port":70000}"#), None);
+        let connections =
+            |line: &str| connections_report(&serde_json::from_str(line).expect("JSON"));
+        assert_eq!(connections(r#"{"kelpie":"connections","n":16}"#), Some(16));
+        assert_eq!(connections(r#"{"kelpie":"connections","n":-1}"#), None);
+        assert_eq!(connections(r#"{"kelpie":"listening","n":16}"#), None);
         assert_eq!(
             request(r#"{"kelpie":"listening","seq":1,"port":3000}"#),
             None

@@ -193,6 +193,8 @@ fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
 #[derive(Debug, Default)]
 pub struct PortRegistry {
     sockets: Mutex<Vec<Claimed>>,
+    /// How the apps' keep-alive connections are spread across their instances.
+    loads: crate::balance::ConnectionLoads,
 }
 
 #[derive(Debug)]
@@ -257,6 +259,7 @@ impl PortRegistry {
     /// App `app` is gone: the sockets no other app uses are closed (the processes still
     /// stopping hold their own copies until they exit).
     pub fn forget_app(&self, app: &str) {
+        self.loads.forget_app(app);
         self.lock().retain_mut(|c| {
             c.apps.remove(app);
             !c.apps.is_empty()
@@ -265,6 +268,7 @@ impl PortRegistry {
 
     /// App `old` is now called `new`.
     pub fn rename_app(&self, old: &str, new: &str) {
+        self.loads.rename_app(old, new);
         for claimed in self.lock().iter_mut() {
             if claimed.apps.remove(old) {
                 claimed.apps.insert(new.to_string());
@@ -274,6 +278,7 @@ impl PortRegistry {
 
     /// Every app is gone.
     pub fn clear(&self) {
+        self.loads.clear();
         self.lock().clear();
     }
 
@@ -318,6 +323,17 @@ impl ClaimedSockets {
     /// Whether the app has asked for a socket (see [`PortRegistry::any_for`]).
     pub fn any(&self) -> bool {
         self.registry.any_for(&self.app)
+    }
+
+    /// Process `process` of the app holds `connections` on its shared sockets; how many it
+    /// should keep, when fewer (see [`crate::balance`]).
+    pub fn report_connections(&self, process: u64, connections: u64) -> Option<u64> {
+        self.registry.loads.report(&self.app, process, connections)
+    }
+
+    /// Process `process` of the app is gone.
+    pub fn leave(&self, process: u64) {
+        self.registry.loads.leave(&self.app, process);
     }
 }
 

@@ -525,3 +525,109 @@ fn https_and_http2_apps_closing_themselves_reload_with_no_failed_request() {
         k.ok(&["delete", kind]);
     }
 }
+
+/// Keep-alive clients' connections are spread evenly across the instances: with one shared
+/// accept queue, the instance that wakes first would take most of them for good. (What each
+/// instance then serves depends on the CPU it gets next to 16 client threads on this machine:
+/// the bench measures requests per instance with wrk.)
+#[test]
+fn keep_alive_connections_are_spread_evenly_across_instances() {
+    let _heavy = heavy();
+    let k = kelpie();
+    let port = free_port();
+    let file = k.write(
+        "hello.js",
+        &format!(
+            "require('http').createServer((req, res) => res.end(`pid=${{process.pid}}\\n`)).listen({port});\n"
+        ),
+    );
+    k.ok(&["start", &file, "--name", "hello", "-i", "4"]);
+    let mut answered = std::collections::BTreeSet::new();
+    k.wait_for("every instance listening", 10 * SECS, || {
+        if let Ok(body) = load::get(local(port)) {
+            answered.insert(body.trim().to_string());
+        }
+        answered.len() == 4
+    });
+    let pids = pids_of(&k, "hello");
+    // 16 keep-alive connections, as `wrk -c 16`: they all connect at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || run_load(local(port), true, 16, stop))
+    };
+    let spread = || established_per_process(&pids, port);
+    let even = |counts: &[usize]| {
+        counts.iter().sum::<usize>() >= 14
+            && counts.iter().max().unwrap_or(&0) - counts.iter().min().unwrap_or(&0) <= 1
+    };
+    // Within 5 s, even for a whole second (10 looks in a row).
+    let mut seen = Vec::new();
+    let mut in_a_row = 0;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        let counts = spread();
+        in_a_row = if even(&counts) { in_a_row + 1 } else { 0 };
+        seen.push(counts);
+        if in_a_row == 10 {
+            break;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let report = load.join().expect("load");
+    assert_eq!(
+        in_a_row, 10,
+        "connections per instance, every 100 ms: {seen:?}"
+    );
+    assert_eq!(report.failed, 0, "{report:?}");
+    for pid in &pids {
+        assert!(
+            report.pids.contains_key(&pid.to_string()),
+            "{pid} served: {report:?}"
+        );
+    }
+}
+
+/// How many established TCP connections on local port `port` each process holds.
+fn established_per_process(pids: &[u32], port: u16) -> Vec<usize> {
+    // Socket inodes of the established connections on the port, from the kernel's tables.
+    let mut established = std::collections::HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state), Some(inode)) =
+                (fields.get(1), fields.get(3), fields.get(9))
+            else {
+                continue;
+            };
+            let local_port = local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port) && *state == "01" {
+                established.insert(inode.to_string());
+            }
+        }
+    }
+    pids.iter()
+        .map(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .filter_map(|target| {
+                    let target = target.to_string_lossy().into_owned();
+                    Some(
+                        target
+                            .strip_prefix("socket:[")?
+                            .strip_suffix(']')?
+                            .to_string(),
+                    )
+                })
+                .filter(|inode| established.contains(inode))
+                .count()
+        })
+        .collect()
+}

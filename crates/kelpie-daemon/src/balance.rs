@@ -1,0 +1,100 @@
+//! Keep-alive connections spread evenly across an app's instances.
+//!
+//! Every instance of a cluster-mode Node app accepts from the same listening socket. With
+//! short connections that balances itself (a busy instance is slower to accept), but
+//! keep-alive clients connect once, all at the same moment, and the instance that wakes first
+//! takes most of them for as long as they last. PM2 avoids this by having its daemon accept
+//! every connection and hand it to a worker in turn, which costs the daemon CPU on every
+//! connection. Instead, the Node shim of each instance says now and then how many
+//! connections it holds, and an instance holding more than its share is told how many to
+//! keep: it answers the next request on the others with `Connection: close`, and the client
+//! reconnects, most likely to a less busy instance (a busy one is slower to accept). The
+//! daemon does no work per connection.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, PoisonError};
+
+/// The connections each live process of each app last reported.
+#[derive(Debug, Default)]
+pub struct ConnectionLoads {
+    /// app -> process (its IPC channel's number) -> open connections.
+    apps: Mutex<HashMap<String, BTreeMap<u64, u64>>>,
+}
+
+impl ConnectionLoads {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, BTreeMap<u64, u64>>> {
+        self.apps.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Process `process` of `app` holds `connections`. Returns how many it should keep when
+    /// that is fewer: the app's connections divided evenly among its processes, rounded up
+    /// (so that a spread as even as whole connections allow is never disturbed).
+    pub fn report(&self, app: &str, process: u64, connections: u64) -> Option<u64> {
+        let mut apps = self.lock();
+        let loads = apps.entry(app.to_string()).or_default();
+        loads.insert(process, connections);
+        let total: u64 = loads.values().sum();
+        let share = total.div_ceil(loads.len() as u64);
+        (connections > share).then_some(share)
+    }
+
+    /// Process `process` of `app` is gone (its channel closed).
+    pub fn leave(&self, app: &str, process: u64) {
+        let mut apps = self.lock();
+        if let Some(loads) = apps.get_mut(app) {
+            loads.remove(&process);
+            if loads.is_empty() {
+                apps.remove(app);
+            }
+        }
+    }
+
+    /// App `app` is gone.
+    pub fn forget_app(&self, app: &str) {
+        self.lock().remove(app);
+    }
+
+    /// App `old` is now called `new`.
+    pub fn rename_app(&self, old: &str, new: &str) {
+        let mut apps = self.lock();
+        if let Some(loads) = apps.remove(old) {
+            apps.insert(new.to_string(), loads);
+        }
+    }
+
+    /// Every app is gone.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_process_over_its_share_is_told_what_to_keep() {
+        let loads = ConnectionLoads::default();
+        assert_eq!(
+            loads.report("api", 1, 12),
+            None,
+            "alone: all of them are its share"
+        );
+        assert_eq!(loads.report("api", 2, 4), None);
+        // 16 over 2: 8 each.
+        assert_eq!(loads.report("api", 1, 12), Some(8));
+        // As even as whole connections allow: 9 and 8 of 17.
+        assert_eq!(loads.report("api", 2, 8), None);
+        assert_eq!(loads.report("api", 1, 9), None);
+        // Another app's processes are counted apart.
+        assert_eq!(loads.report("web", 7, 30), None);
+        // A process gone leaves the others its share.
+        loads.leave("api", 2);
+        assert_eq!(loads.report("api", 1, 9), None);
+        loads.rename_app("api", "api2");
+        assert_eq!(loads.report("api2", 3, 1), None);
+        assert_eq!(loads.report("api2", 1, 9), Some(5));
+        loads.forget_app("api2");
+        assert_eq!(loads.report("api2", 1, 9), None);
+    }
+}
