@@ -1042,6 +1042,29 @@ http.createServer((req, res) => {
 }).listen(port);
 """
 
+# The reload under load, for apps that shut down by themselves: the seed documents' SIGINT
+# handler (`server.close()`, then exit), and the same in an Express app (from npm).
+SEED_APP_JS = r"""// Kelpie bench: the seed documents' graceful shutdown, on process.env.PORT.
+const http = require("http");
+const server = http.createServer((req, res) => res.end("hello world\n"));
+server.listen(Number(process.env.PORT));
+process.on("SIGINT", () => server.close(() => process.exit(0)));
+"""
+EXPRESS_APP_JS = r"""// Kelpie bench: an Express hello world with the seed's graceful shutdown.
+const app = require("express")();
+app.get("/", (req, res) => res.send("hello world\n"));
+const server = app.listen(Number(process.env.PORT));
+process.on("SIGINT", () => server.close(() => process.exit(0)));
+"""
+EXPRESS_VERSION = "4.21.2"
+# The bound: the same hello world run by hand, two Node processes sharing one listening socket
+# (Node's cluster module with the primary only binding, SCHED_NONE: no manager, no hand-off).
+BOUND_LAUNCHER_JS = r"""const cluster = require("cluster");
+cluster.schedulingPolicy = cluster.SCHED_NONE;
+cluster.setupPrimary({ exec: process.argv[2] });
+for (let i = 0; i < Number(process.argv[3]); i++) cluster.fork();
+"""
+
 # wrk processes this run started (stopped by the cleanup if still running).
 WRK_PROCS: list[subprocess.Popen] = []
 
@@ -1333,7 +1356,96 @@ def bench_cluster(m: Manager, script: Path, port: int, wrk: str, cfg: argparse.N
                 f"{reload_s:.2f} s (exit {rp.returncode}), instances replaced: {w['replaced']}"
                 + ("" if w["reload_within_run"] else " (WARNING: reload ended after the run)"))
             time.sleep(0.5)
-    return summarize_cluster({"runs": runs, "reloads": reloads, "balance": balance})
+    res = summarize_cluster({"runs": runs, "reloads": reloads, "balance": balance})
+    res["graceful"] = reload_graceful_apps(m, script.parent, port, wrk, cfg)
+    return res
+
+
+def express_installed(directory: Path) -> str | None:
+    """Install Express from npm into `directory` (once); None, or why it could not be."""
+    if (directory / "node_modules" / "express" / "package.json").exists():
+        return None
+    npm = shutil.which("npm")
+    if not npm:
+        return "npm not found"
+    p = subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix",
+                        str(directory), f"express@{EXPRESS_VERSION}"], capture_output=True,
+                       timeout=300, check=False)
+    return None if p.returncode == 0 else f"npm install express failed: {p.stderr[-500:]!r}"
+
+
+def reload_graceful_apps(m: Manager, directory: Path, port: int, wrk: str,
+                         cfg: argparse.Namespace) -> dict:
+    """For the seed's SIGINT/server.close() app and the same in Express: the failed requests
+    of a `reload` under keep-alive and new-connection load at the same time, per round."""
+    out: dict = {}
+    for kind, js in (("seed", SEED_APP_JS), ("express", EXPRESS_APP_JS)):
+        if kind == "express":
+            why = express_installed(directory)
+            if why:
+                log(f"{m.label}: Express reload rounds skipped: {why}")
+                out[kind] = {"skipped": why}
+                continue
+        script = directory / f"{kind}.js"
+        script.write_text(js)
+        m.app_markers = (*m.app_markers, str(script))
+        m.run("delete", CLUSTER_APP, check=False)
+        args, env = m.cluster_start(script, port)
+        m.run(*args, env=env)
+        rounds = []
+        for r in range(cfg.rounds):
+            before = wait_cluster_ready(m, port)
+            half = max(1, WRK_CONNECTIONS // 2)
+            procs = [start_wrk(wrk_argv(wrk, port, RELOAD_RUN_S, extra, half))
+                     for _key, _title, extra in CLUSTER_MODES]
+            time.sleep(RELOAD_AT_S)
+            rp = m.run("reload", CLUSTER_APP, timeout=120, check=False, capture=True)
+            results = [finish_wrk(p, timeout=RELOAD_RUN_S + 60) for p in procs]
+            try:
+                after = wait_cluster_ready(m, port)
+            except RuntimeError as e:
+                log(str(e))
+                after = cluster_pids(m)
+            row = {"failed": [w["failed"] for w in results], "reload_exit": rp.returncode,
+                   "replaced": len(after) == CLUSTER_INSTANCES and not set(before) & set(after)}
+            rounds.append(row)
+            log(f"{m.label}: {kind} app, round {r + 1}/{cfg.rounds}, reload under mixed load: "
+                f"failed {row['failed']} (new connection, keep-alive), exit {rp.returncode}, "
+                f"replaced: {row['replaced']}")
+            time.sleep(0.5)
+        out[kind] = {"rounds": rounds,
+                     "failed_max": max((sum(x["failed"]) for x in rounds), default=None),
+                     "replaced": sum(x["replaced"] and x["reload_exit"] == 0 for x in rounds)}
+    return out
+
+
+def bench_bound(script: Path, port: int, wrk: str, cfg: argparse.Namespace) -> dict:
+    """The hello world run by hand: CLUSTER_INSTANCES Node processes sharing one socket, no
+    manager. Requests/s per load kind, median of the rounds."""
+    launcher = script.parent / "bound-launcher.js"
+    launcher.write_text(BOUND_LAUNCHER_JS)
+    env = dict(os.environ, PORT=str(port))
+    proc = subprocess.Popen(["node", str(launcher), str(script), str(CLUSTER_INSTANCES)],
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not http_ok(port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        finish_wrk(start_wrk(wrk_argv(wrk, port, 1, ())), timeout=60)  # warm-up
+        rps: dict[str, list[float]] = {key: [] for key, _t, _e in CLUSTER_MODES}
+        for _r in range(cfg.rounds):
+            for key, _title, extra in CLUSTER_MODES:
+                w = finish_wrk(start_wrk(wrk_argv(wrk, port, cfg.wrk_seconds, extra)),
+                               timeout=cfg.wrk_seconds + 60)
+                rps[key].append(w["rps"])
+                time.sleep(0.5)
+        log(f"by hand (no manager): requests/s {rps}")
+        return {f"rps_{key}": median(v) for key, v in rps.items()} | {"raw": rps}
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
 
 
 def summarize_cluster(raw: dict) -> dict:
@@ -3263,6 +3375,30 @@ def build_cluster_table(pm2: dict | None, kel: dict) -> str:
         lines.append(f"| Failed requests during `reload` under load, {title}: median (worst "
                      f"round) | {failed(p, key)} | {failed(kel, key)} | - | "
                      f"Kelpie 0{verdict(ok)} |")
+    def graceful(d: dict, kind: str) -> str:
+        g = (d.get("graceful") or {}).get(kind) or {}
+        if "skipped" in g:
+            return f"skipped ({g['skipped'][:60]})"
+        if not g.get("rounds"):
+            return "n/a"
+        worst = max(g["rounds"], key=lambda x: sum(x["failed"]))["failed"]
+        return (f"{g['failed_max']} ({' + '.join(map(str, worst))}), "
+                f"{g['replaced']} of {len(g['rounds'])} replaced")
+    for kind, title in (("seed", "the seed's SIGINT handler calling `server.close()`"),
+                        ("express", f"Express {EXPRESS_VERSION}, same handler")):
+        g = (kel.get("graceful") or {}).get(kind) or {}
+        ok = None if g.get("failed_max") is None else \
+            g["failed_max"] == 0 and g["replaced"] == len(g["rounds"])
+        lines.append(f"| Failed requests during `reload` under new-connection + keep-alive load "
+                     f"at once, {title}: worst round (new connection + keep-alive) | "
+                     f"{graceful(p, kind)} | {graceful(kel, kind)} | - | Kelpie 0{verdict(ok)} |")
+    bound = kel.get("bound") or {}
+    for key, title, _extra in CLUSTER_MODES:
+        bv, kv = bound.get(f"rps_{key}"), kel.get(f"rps_{key}")
+        share = "-" if bv is None or kv is None or not bv else f"Kelpie at {100 * kv / bv:.0f}%"
+        lines.append(f"| Bound: requests/s, {title}, the same app run by hand ({CLUSTER_INSTANCES} "
+                     f"Node processes sharing one socket, no manager) | - | {rps(bv)} | {share} "
+                     f"| - |")
     pr, kr = p.get("reload_s"), kel.get("reload_s")
     lines.append(f"| `reload` command time ({CLUSTER_INSTANCES} instances, under load), median | "
                  f"{fmt(pr, 's', 2)} | {fmt(kr, 's', 2)} | {fmt_ratio(pr, kr)} | - |")
@@ -3313,7 +3449,15 @@ def cluster_notes(cfg: argparse.Namespace, wrk_ver: str) -> str:
         f"-c{BALANCE_CONNECTIONS} -d{BALANCE_RUN_S}s` (keep-alive clients that all connect at "
         f"once), and {BALANCE_RUN_S - 0.5:g} s in, the requests each instance has received on "
         f"its open connections (`ss -ti`: data segments received per connection, one per "
-        f"request); busiest / least busy, per round.")
+        f"request); busiest / least busy, per round. Apps that shut down by themselves: the "
+        f"seed documents' `process.on('SIGINT', () => server.close(() => process.exit(0)))` "
+        f"in the same hello world, and in an Express {EXPRESS_VERSION} hello world (from npm), "
+        f"started the same way; per round, `reload` {RELOAD_AT_S:g} s into two wrk runs at "
+        f"once ({max(1, WRK_CONNECTIONS // 2)} connections each, one with `Connection: close`, "
+        f"one keep-alive, {RELOAD_RUN_S} s). Bound: the hello world started by hand, "
+        f"{CLUSTER_INSTANCES} workers of Node's cluster module with `SCHED_NONE` (the primary "
+        f"binds, every worker accepts from the same socket; no manager), same wrk runs, "
+        f"in the same bench run.")
 
 
 CLUSTER_BEGIN = "<!-- bench:cluster:begin -->"
@@ -4370,6 +4514,7 @@ def main() -> int:
             cluster["kelpie"] = run_one(
                 Kelpie(tmp / "kelpie-cluster"),
                 lambda m: bench_cluster(m, cluster_script, free_port(), wrk, cfg))
+            cluster["kelpie"]["bound"] = bench_bound(cluster_script, free_port(), wrk, cfg)
         if cfg.health:
             health["kelpie"] = {
                 "cpu": run_one(Kelpie(tmp / "kelpie-health-cpu"),
@@ -4990,7 +5135,20 @@ class ClusterTest(unittest.TestCase):
         self.assertNotIn("output", kel["raw"]["runs"]["close"][0])
         self.assertIn("output", pm2["raw"]["reloads"]["close"][0])
         table = build_cluster_table(pm2, kel)
-        self.assertEqual(table.count("\n"), 1 + 2 + 1 + 2 + 2 + 2 + 2 + 2 + 1 + 2 + 2)
+        self.assertEqual(table.count("\n"), 1 + 2 + 1 + 2 + 2 + 2 + 2 + 2 + 1 + 2 + 2 + 2 + 2)
+        kel["graceful"] = {"seed": {"rounds": [{"failed": [0, 0], "replaced": True,
+                                                "reload_exit": 0}], "failed_max": 0,
+                                    "replaced": 1},
+                           "express": {"skipped": "npm not found"}}
+        pm2["graceful"] = {"seed": {"rounds": [{"failed": [1, 40], "replaced": True,
+                                                "reload_exit": 0}], "failed_max": 41,
+                                    "replaced": 1}}
+        kel["bound"] = {"rps_close": 10500.0, "rps_keepalive": 24000.0}
+        table = build_cluster_table(pm2, kel)
+        self.assertIn("| 41 (1 + 40), 1 of 1 replaced | 0 (0 + 0), 1 of 1 replaced | - | Kelpie 0 "
+                      "(met) |", table)
+        self.assertIn("| n/a | skipped (npm not found) | - | Kelpie 0 |", table)
+        self.assertIn("| - | 10,500 req/s | Kelpie at 80% | - |", table)
         self.assertEqual((kel["balance_ratio"], kel["balance_ratio_max"]), (1.1, 1.25))
         self.assertIn("| 1.10x (worst round 1.25x, of 3) | 1.10x (worst round 1.25x, of 3) | - | "
                       "Kelpie <= 1.3x (met) |", table)

@@ -323,6 +323,24 @@ fn sockets_of_apps_with_the_port_in_their_code_survive_resurrect_kill_9_and_upda
     k.ok(&["scale", "api", "3"]);
     all_serve(&k, 3, "after resurrect and scale");
 
+    // The boot path: the daemon `startup` runs brings the saved apps back.
+    k.ok(&["save"]);
+    k.ok(&["kill"]);
+    let mut boot = k
+        .command(&["daemon", "--resurrect-if-empty"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("daemon");
+    k.track(boot.id());
+    k.wait_for("the boot daemon up", 10 * SECS, || {
+        k.daemon_pid() == Some(boot.id())
+    });
+    all_serve(&k, 3, "after a boot");
+    assert_eq!(k.status("spare"), "stopped", "a boot starts no stopped app");
+    k.ok(&["scale", "api", "2"]);
+    all_serve(&k, 2, "after a boot and scale");
+
     let daemon = k.daemon_pid().expect("daemon");
     std::process::Command::new("kill")
         .args(["-9", &daemon.to_string()])
@@ -331,6 +349,7 @@ fn sockets_of_apps_with_the_port_in_their_code_survive_resurrect_kill_9_and_upda
     k.wait_for("the daemon gone", 5 * SECS, || {
         !kelpie_testkit::alive(daemon)
     });
+    let _ = boot.wait();
     k.ok(&["ping"]);
     k.ok(&["scale", "api", "4"]);
     all_serve(&k, 4, "after kill -9 and scale");
