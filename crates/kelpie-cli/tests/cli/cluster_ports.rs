@@ -580,10 +580,11 @@ fn keep_alive_connections_are_spread_evenly_across_instances() {
         counts.iter().sum::<usize>() >= 14
             && counts.iter().max().unwrap_or(&0) - counts.iter().min().unwrap_or(&0) <= 1
     };
-    // Within 5 s, even for a whole second (10 looks in a row).
+    // Within 10 s (a loaded machine is slower to reconnect), even for a whole second (10 looks
+    // in a row).
     let mut seen = Vec::new();
     let mut in_a_row = 0;
-    for _ in 0..50 {
+    for _ in 0..100 {
         std::thread::sleep(Duration::from_millis(100));
         let counts = spread();
         in_a_row = if even(&counts) { in_a_row + 1 } else { 0 };
