@@ -64,6 +64,11 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// `field` as the file spells it (a PM2 alias or another case), for messages.
+    fn spelled<'f>(&'f self, field: &'f str) -> &'f str {
+        self.raw.get(field).map_or(field, |f| f.key.as_str())
+    }
+
     fn get<T>(&mut self, field: &str, read: impl Fn(&Value) -> Result<T, String>) -> Option<T> {
         let found = self.raw.get(field)?;
         match read(&found.value) {
@@ -97,7 +102,7 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<AppSpec, Vec<String>> 
     };
     let cwd_ok = cwd.is_dir();
     if !cwd_ok {
-        let key = raw.get("cwd").map_or("cwd", |f| f.key.as_str());
+        let key = r.spelled("cwd");
         r.errors.push(format!(
             "field `{key}`: working directory `{}` not found",
             cwd.display()
@@ -354,10 +359,7 @@ fn read_listen(r: &mut Reader<'_>, spec: &mut AppSpec) {
     spec.env.insert("PORT".to_string(), port_var);
     if spec.reuse_port {
         if let ListenAddress::Unix { .. } = address {
-            let key = r
-                .raw
-                .get("reuse_port")
-                .map_or("reuse_port", |f| f.key.as_str());
+            let key = r.spelled("reuse_port");
             r.errors.push(format!(
                 "field `{key}`: SO_REUSEPORT is for TCP ports, not a Unix socket (`port: {address}`); remove `{key}` to let Kelpie share the socket"
             ));
@@ -403,10 +405,7 @@ fn check_cluster_port(r: &mut Reader<'_>, spec: &AppSpec) {
     {
         return;
     }
-    let key = r
-        .raw
-        .get("exec_mode")
-        .map_or("exec_mode", |f| f.key.as_str());
+    let key = r.spelled("exec_mode");
     r.errors.push(format!(
         "field `{key}`: cluster mode shares a port by itself only for Node apps; these {} instances would each bind the app's port and all but one would crash. Set `port` (Kelpie binds it once and passes the socket to every instance as fd 3, LISTEN_FDS=1: gunicorn/uvicorn `--fd 3`, Go's go-systemd activation...), or `reuse_port: true` if the app binds with SO_REUSEPORT; for instances that listen on no port, use `exec_mode: fork`",
         spec.instances
@@ -489,10 +488,7 @@ fn read_dependencies(r: &mut Reader<'_>, spec: &mut AppSpec) {
         return;
     };
     if !spec.name.is_empty() && names.contains(&spec.name) {
-        let key = r
-            .raw
-            .get("depends_on")
-            .map_or("depends_on", |f| f.key.as_str());
+        let key = r.spelled("depends_on");
         r.errors.push(format!(
             "field `{key}`: app `{}` cannot depend on itself",
             spec.name

@@ -359,6 +359,7 @@ class Drainer {
       });
     }
     this.seen = new WeakMap(); // socket -> { since, read }
+    this.shedding = false; // our 'request' listener that closes marked connections is installed
   }
 
   isHttp2() {

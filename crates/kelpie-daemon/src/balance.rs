@@ -14,7 +14,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 
-/// The connections each live process of each app last reported.
+/// The connections each live process of each app last reported. A process's entry lives as
+/// long as its link's IPC task (see `link::Presence`), so deleted apps, renames and a `kill`
+/// need no bookkeeping here.
 #[derive(Debug, Default)]
 pub struct ConnectionLoads {
     /// app -> process (its IPC channel's number) -> open connections.
@@ -48,24 +50,6 @@ impl ConnectionLoads {
             }
         }
     }
-
-    /// App `app` is gone.
-    pub fn forget_app(&self, app: &str) {
-        self.lock().remove(app);
-    }
-
-    /// App `old` is now called `new`.
-    pub fn rename_app(&self, old: &str, new: &str) {
-        let mut apps = self.lock();
-        if let Some(loads) = apps.remove(old) {
-            apps.insert(new.to_string(), loads);
-        }
-    }
-
-    /// Every app is gone.
-    pub fn clear(&self) {
-        self.lock().clear();
-    }
 }
 
 #[cfg(test)]
@@ -91,10 +75,11 @@ mod tests {
         // A process gone leaves the others its share.
         loads.leave("api", 2);
         assert_eq!(loads.report("api", 1, 9), None);
-        loads.rename_app("api", "api2");
-        assert_eq!(loads.report("api2", 3, 1), None);
-        assert_eq!(loads.report("api2", 1, 9), Some(5));
-        loads.forget_app("api2");
-        assert_eq!(loads.report("api2", 1, 9), None);
+        assert_eq!(loads.report("api", 3, 1), None);
+        assert_eq!(loads.report("api", 1, 9), Some(5));
+        // The last process gone, nothing of the app is kept.
+        loads.leave("api", 1);
+        loads.leave("api", 3);
+        assert!(!loads.lock().contains_key("api"));
     }
 }

@@ -259,7 +259,6 @@ impl PortRegistry {
     /// App `app` is gone: the sockets no other app uses are closed (the processes still
     /// stopping hold their own copies until they exit).
     pub fn forget_app(&self, app: &str) {
-        self.loads.forget_app(app);
         self.lock().retain_mut(|c| {
             c.apps.remove(app);
             !c.apps.is_empty()
@@ -268,7 +267,6 @@ impl PortRegistry {
 
     /// App `old` is now called `new`.
     pub fn rename_app(&self, old: &str, new: &str) {
-        self.loads.rename_app(old, new);
         for claimed in self.lock().iter_mut() {
             if claimed.apps.remove(old) {
                 claimed.apps.insert(new.to_string());
@@ -278,7 +276,6 @@ impl PortRegistry {
 
     /// Every app is gone.
     pub fn clear(&self) {
-        self.loads.clear();
         self.lock().clear();
     }
 
