@@ -361,7 +361,9 @@ fn token_is_required_beyond_loopback_and_enforced() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && said.contains("open_loopback"),
-        "{said}"
+        "{}: {said}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
     );
     let refused = k.fails(&["web", "--show-token"]);
     assert!(refused.contains("without a token"), "{refused}");
