@@ -1,0 +1,283 @@
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from .budgets import (
+    CHECK_APPS, CHECK_CPU_WINDOW_S, CHECK_CPU_WINDOWS, CHECK_CRASH_ROUNDS, CHECK_CROWDED,
+    CHECK_LIST_RUNS, check_passed, CHECK_QUIET_IDLE, CHECK_QUIET_MAX_S, CHECK_ROUNDS,
+    CHECK_RSS_SAMPLES, CHECK_SETTLE_S, compare_budgets, figures_from_results, format_check_table,
+    load_budgets, updated_budgets, write_budgets,
+)
+from .common import FAKE_APP, KELPIE_BIN, log, REPO
+from .core import crash_latencies, loaded_round, start_daemon_idle_rss, write_ecosystems
+from .health import cpu_window
+from .managers import build_kelpie, Kelpie, Manager
+from .processes import cleanup_on_exit, loadavg
+from .report import machine_info
+from .stats import median, p90, round_floats
+
+
+def check_round_figures(rounds: list[dict]) -> dict[str, float | None]:
+    """The start / stop rounds' figures so far (loaded_round() results)."""
+    rss = [rd["rss"] for rd in rounds if rd["rss"] is not None]
+    return {
+        "start_json_ms": median([rd["start_s"] * 1e3 for rd in rounds]),
+        "stop_all_ms": median([rd["stop_s"] * 1e3 for rd in rounds]),
+        "list_ms": median([x * 1e3 for rd in rounds for x in rd["list_s"]]),
+        "jlist_ms": median([x * 1e3 for rd in rounds for x in rd["jlist_s"]]),
+        "rss_200_mb": median(rss),
+    }
+
+
+def cpu_idle_fraction(seconds: float) -> float:
+    """The share of the machine's CPU time that was idle over `seconds` (/proc/stat)."""
+    def read() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0)
+    total0, idle0 = read()
+    time.sleep(seconds)
+    total1, idle1 = read()
+    return (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def wait_for_quiet_machine(min_idle: float = CHECK_QUIET_IDLE, most_s: float = CHECK_QUIET_MAX_S
+                           ) -> float:
+    """Wait until the machine is mostly idle (what ran before, such as CI's test suite, may
+    still be ending: its processes, the kernel writing back a build) for two 0.5 s windows
+    in a row, for at most `most_s`; returns how long it waited. The figures are noted with it."""
+    began = time.monotonic()
+    quiet = 0
+    while quiet < 2 and time.monotonic() - began < most_s:
+        quiet = quiet + 1 if cpu_idle_fraction(0.5) >= min_idle else 0
+    waited = time.monotonic() - began
+    log(f"check: waited {waited:.1f} s for a quiet machine"
+        + ("" if quiet >= 2 else f" (still busy after {most_s:g} s: measuring anyway)"))
+    return waited
+
+
+def quietest_cpu_window(m: Manager, dpid: int) -> dict:
+    """CHECK_CPU_WINDOWS cpu_window()s in a row; the one with the least CPU, with every
+    window's % in "windows_pct". On a shared host another tenant's burst (or this machine's
+    own leftovers) slows the daemon's few wake-ups in one window and not in the next; a
+    regression of the daemon's idle cost shows in every window, so the lowest still shows it."""
+    windows = [cpu_window(m, dpid, CHECK_CPU_WINDOW_S) for _ in range(CHECK_CPU_WINDOWS)]
+    best = min(windows, key=lambda w: w["pct"])
+    return {**best, "windows_pct": [round(w["pct"], 3) for w in windows]}
+
+
+def check_attempt(cfg: argparse.Namespace) -> tuple[dict, dict, str | None]:
+    """One run of measure_check() with its own daemon and temp dir, cleaned up after (kept
+    with --keep): its figures, raw samples and error (None if it went through)."""
+    tmp = Path(tempfile.mkdtemp(prefix="kelpie-check-"))
+    log(f"check: temp dir {tmp}")
+    m = Kelpie(tmp / "kelpie")
+    cleaned = []
+
+    def cleanup() -> None:  # in the finally below, and at exit or on a signal: once
+        if cleaned:
+            return
+        cleaned.append(True)
+        try:
+            m.cleanup()
+        except Exception as e:  # noqa: BLE001 - best effort
+            log(f"cleanup failed: {e}")
+        if not cfg.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    cleanup_on_exit(cleanup)
+    figures: dict[str, float | None] = {}
+    raw: dict = {}
+    error = None
+    try:
+        measure_check(m, figures, raw)
+    except Exception as e:  # noqa: BLE001 - reported, and the check fails
+        error = f"{type(e).__name__}: {e}"
+        log(f"check failed: {error}")
+    finally:
+        cleanup()
+    return figures, raw, error
+
+
+def better_figure(a: float | None, b: float | None) -> float | None:
+    """The better (lower: every check metric is a cost) of two runs' figures of one metric."""
+    known = [x for x in (a, b) if x is not None]
+    return min(known) if known else None
+
+
+def measure_check(m: Manager, figures: dict, raw: dict) -> None:
+    """The --check measurements, with one daemon: its RSS idle; CHECK_ROUNDS rounds of the
+    core scenario's loaded_round() from ecosystem.json (the last one with the CPU window);
+    crash_latencies(). Fills figures (metric -> value) and raw as it goes, so that what was
+    measured before an error is still reported; raises on any failure."""
+    cfg = argparse.Namespace(settle=CHECK_SETTLE_S, rss_samples=CHECK_RSS_SAMPLES,
+                             list_runs=CHECK_LIST_RUNS)
+    _eco_js, crashy, stamp = write_ecosystems(m, CHECK_APPS)
+    eco = m.workdir / "ecosystem.json"
+    raw["waited_for_quiet_s"] = wait_for_quiet_machine()
+    dpid, figures["rss_idle_mb"] = start_daemon_idle_rss(m, CHECK_SETTLE_S, CHECK_RSS_SAMPLES)
+    if dpid is None:
+        raise RuntimeError("no daemon pid file after `kelpie ping`")
+    raw["daemon_pid"] = dpid
+    rounds: list[dict] = []
+    for r in range(CHECK_ROUNDS):
+        last = r == CHECK_ROUNDS - 1
+        log(f"check: round {r + 1}/{CHECK_ROUNDS}: start {CHECK_APPS} apps from {eco.name}"
+            + (f", the daemon's CPU over {CHECK_CPU_WINDOWS} x {CHECK_CPU_WINDOW_S:g} s"
+               if last else ""))
+        rd = loaded_round(m, eco, CHECK_APPS, cfg, while_idle=(
+            (lambda: quietest_cpu_window(m, dpid)) if last else None))
+        rounds.append(rd)
+        raw["rounds"] = rounds
+        figures.update(check_round_figures(rounds))
+        if rd["idle"] is not None:
+            figures["cpu_idle_200_pct"] = rd["idle"]["pct"]
+            raw["cpu_windows_pct"] = rd["idle"]["windows_pct"]
+            raw["processes_on_machine"] = rd["idle"]["processes_on_machine"]
+            log(f"check:   daemon CPU {rd['idle']['pct']:.2f}% of a core (windows: "
+                + ", ".join(f"{p:.2f}%" for p in rd["idle"]["windows_pct"]) + "); by thread: "
+                + ", ".join(f"{k} {v:.2f}%"
+                            for k, v in list(rd["idle"]["threads_pct"].items())[:4]))
+        if not rd["online"]:
+            raise RuntimeError(f"round {r + 1}: not all {CHECK_APPS} apps online within 120 s")
+        if not rd["stopped"]:
+            raise RuntimeError(f"round {r + 1}: not all {CHECK_APPS} apps stopped within 120 s")
+    log(f"check: crash-to-restart, {CHECK_CRASH_ROUNDS} rounds")
+    lat = crash_latencies(m, crashy, stamp, CHECK_CRASH_ROUNDS)
+    raw["restart_ms"] = lat
+    figures["restart_ms"], figures["restart_p90_ms"] = median(lat), p90(lat)
+    if len(lat) < CHECK_CRASH_ROUNDS:
+        raise RuntimeError(f"only {len(lat)} of {CHECK_CRASH_ROUNDS} crash rounds restarted")
+    if m.daemon_pid() != dpid:
+        raise RuntimeError(f"the daemon changed during the check: pid {dpid}, now "
+                           f"{m.daemon_pid()}")
+
+
+def git_commit() -> str | None:
+    try:
+        p = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                           text=True, timeout=30)
+    except OSError:
+        return None
+    return p.stdout.strip() or None
+
+
+def check_run_summary(doc: dict) -> str:
+    """What a --check-output file says of the build and machine, for budgets.json."""
+    commit = doc.get("commit")
+    return (f"{doc.get('kelpie') or 'kelpie ?'}"
+            + (f" at {commit[:10]}" if commit else "")
+            + f", {(doc.get('machine') or {}).get('summary', 'machine ?')}")
+
+
+def check_main(cfg: argparse.Namespace) -> int:
+    """--check and --check-update-budgets."""
+    budgets_path: Path = cfg.budgets
+    try:
+        budgets: dict | None = load_budgets(budgets_path)
+    except FileNotFoundError:
+        budgets = None
+        log(f"{budgets_path} does not exist (yet): no budgets")
+    except (OSError, ValueError) as e:
+        log(f"cannot use the budgets: {e}")
+        return 1
+    if cfg.check_update_budgets:  # --check-update-budgets FILE...: no run
+        try:
+            docs = [json.loads(Path(f).read_text()) for f in cfg.check_update_budgets]
+        except (OSError, json.JSONDecodeError) as e:
+            log(f"cannot read the results: {e}")
+            return 1
+        runs = [figures_from_results(d) for d in docs]
+        source = f"worst of {len(runs)} runs of --check: " + "; ".join(sorted(
+            {check_run_summary(d) for d in docs}))
+        try:
+            new = updated_budgets(budgets, runs, source)
+        except ValueError as e:
+            log(str(e))
+            return 1
+        write_budgets(budgets_path, budgets, new)
+        print(format_check_table(compare_budgets(
+            {k: v["measured"] for k, v in new["metrics"].items()}, new)))
+        log(f"wrote {budgets_path}")
+        return 0
+
+    t_begin = time.monotonic()
+    started = dt.datetime.now(dt.timezone.utc)
+    load_before = loadavg()
+    if not cfg.no_build:
+        build_kelpie()
+    for b in (KELPIE_BIN, FAKE_APP):
+        if not b.exists():
+            log(f"missing binary {b} (build it, or run without --no-build)")
+            return 1
+    t_measure = time.monotonic()
+    figures, raw, error = check_attempt(cfg)
+    first_over = [r["metric"] for r in compare_budgets(figures, budgets)
+                  if r["status"] == "OVER"]
+    if error is None and first_over:
+        # A shared host's noisy minute can double a figure; a regression is there every time.
+        log(f"check: over budget ({', '.join(first_over)}): measuring again, once; each figure "
+            f"is the better of the two runs")
+        again, raw_again, error = check_attempt(cfg)
+        raw = {"first_run": {"figures": figures, "raw": raw}, **raw_again}
+        figures = {k: better_figure(figures.get(k), again.get(k))
+                   for k in {*figures, *again}}
+    measure_s = time.monotonic() - t_measure
+    info = machine_info()
+    version = subprocess.run([str(KELPIE_BIN), "--version"], capture_output=True,
+                             text=True).stdout.strip()
+    machine = {"nproc": info["nproc"], "cpu": info["cpu"], "kernel": info["kernel"],
+               "load_before": load_before, "load_after": loadavg()}
+    machine["summary"] = (f"{info['nproc']} CPUs ({info['cpu']}), Linux {info['kernel']}, "
+                          f"{started.strftime('%Y-%m-%d')}")
+    rows = compare_budgets(figures, budgets)
+    ok = error is None and check_passed(rows)
+    print(f"\nKelpie performance check ({version}, {CHECK_APPS} apps; budgets: "
+          f"{os.path.relpath(budgets_path, Path.cwd())}); load average {load_before} before, "
+          f"{machine['load_after']} after; measured in {measure_s:.0f} s\n")
+    print(format_check_table(rows))
+    procs = raw.get("processes_on_machine")
+    if procs is not None and procs > CHECK_CROWDED:
+        print(f"\nnote: {procs} processes on the machine during the CPU window (about "
+              f"{CHECK_APPS + 80} when the check runs alone): the daemon's monitor scans all of "
+              f"/proc every second, so cpu_idle_200_pct grows with other processes")
+    if error:
+        print(f"\nerror: {error}")
+    over = [r["metric"] for r in rows if r["status"] not in ("ok", "info")]
+    print("\n" + ("check passed" if ok else "CHECK FAILED"
+                  + (f": {', '.join(over)}" if over else "")))
+    if cfg.check_output:
+        doc = {"ok": ok, "error": error, "date": started.isoformat(timespec="seconds"),
+               "kelpie": version, "commit": git_commit(), "apps": CHECK_APPS,
+               "measure_s": measure_s, "total_s": time.monotonic() - t_begin,
+               "machine": machine, "budgets_file": str(budgets_path),
+               "metrics": {r["metric"]: {k: r[k] for k in
+                                         ("measured", "budget", "unit", "status")}
+                           for r in rows},
+               "raw": raw}
+        cfg.check_output.parent.mkdir(parents=True, exist_ok=True)
+        cfg.check_output.write_text(json.dumps(round_floats(doc), indent=1) + "\n")
+        log(f"wrote {cfg.check_output}")
+    if cfg.check_update_budgets is not None:  # the flag alone: from this run's figures
+        if error is not None:
+            log("the run failed: budgets not updated")
+            return 1
+        try:
+            new = updated_budgets(budgets, [figures], "one run of --check: " + check_run_summary(
+                {"kelpie": version, "commit": git_commit(), "machine": machine}))
+        except ValueError as e:
+            log(str(e))
+            return 1
+        write_budgets(budgets_path, budgets, new)
+        print("\nnew budgets:\n" + format_check_table(compare_budgets(figures, new)))
+        log(f"wrote {budgets_path}")
+        return 0
+    return 0 if ok else 1

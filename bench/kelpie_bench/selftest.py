@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import unittest
+
+from .tests.test_check import CheckTest
+from .tests.test_cluster import ClusterTest
+from .tests.test_health import HealthTest
+from .tests.test_logs import LogCounterTest
+from .tests.test_reliability import ReliabilityTest
+from .tests.test_runtime import RuntimeTest
+
+
+def self_test() -> int:
+    loader = unittest.defaultTestLoader
+    suite = unittest.TestSuite([loader.loadTestsFromTestCase(LogCounterTest),
+                                loader.loadTestsFromTestCase(ClusterTest),
+                                loader.loadTestsFromTestCase(HealthTest),
+                                loader.loadTestsFromTestCase(RuntimeTest),
+                                loader.loadTestsFromTestCase(ReliabilityTest),
+                                loader.loadTestsFromTestCase(CheckTest)])
+    result = unittest.TextTestRunner(verbosity=2).run(suite)
+    return 0 if result.wasSuccessful() else 1
