@@ -55,6 +55,9 @@ pub enum InstanceMsg {
     Reset(oneshot::Sender<()>),
     /// Send a signal to the main process.
     Signal(i32, oneshot::Sender<Result<(), String>>),
+    /// Send a JSON message to the process over its Node IPC channel (PM2's
+    /// `sendDataToProcessId`).
+    SendMessage(Arc<serde_json::Value>, oneshot::Sender<Result<(), String>>),
     /// Stop the process and end the task (delete, daemon exit).
     Shutdown(oneshot::Sender<()>),
     /// The last lines process `pid` wrote to stderr, read once its pipe reached its end: added
@@ -93,6 +96,15 @@ pub enum InstanceEvent {
         pm_id: u32,
         /// Its status text and metrics now.
         published: Published,
+    },
+    /// Its process sent a message for the event bus (`process:msg`).
+    Message {
+        /// Which instance.
+        pm_id: u32,
+        /// Its process.
+        pid: Option<u32>,
+        /// What it sent.
+        message: serde_json::Value,
     },
 }
 
@@ -434,6 +446,13 @@ impl Instance {
                     }
                 }
                 Wake::Signal(ProcessSignal::Published(line)) => self.on_published(&line),
+                Wake::Signal(ProcessSignal::Message(message)) => {
+                    let _ = self.events.send(InstanceEvent::Message {
+                        pm_id: self.pm_id,
+                        pid: self.state.pid,
+                        message,
+                    });
+                }
                 Wake::Signal(signal) => {
                     if accepts(&self.spec, self.shares_socket(), &signal) {
                         self.feed(Input::Ready).await;
@@ -450,6 +469,8 @@ impl Instance {
                     };
                     self.auto_restart(why, true).await;
                 }
+                // Only the process serving the instance speaks for it on the bus.
+                Wake::CandidateSignal(ProcessSignal::Message(_)) => {}
                 Wake::CandidateSignal(ProcessSignal::Published(line)) => {
                     // Kept with the new process: its own once it takes over.
                     if let Some(candidate) = self.candidate.as_mut() {
@@ -565,6 +586,20 @@ impl Instance {
                     (Some(_), Some(pid)) => {
                         kelpie_sys::send_signal(pid, signal).map_err(|e| e.to_string())
                     }
+                    _ => Err(format!(
+                        "`{}` (id {}) is not running",
+                        self.spec.name, self.pm_id
+                    )),
+                };
+                let _ = reply.send(result);
+            }
+            InstanceMsg::SendMessage(message, reply) => {
+                let result = match (&self.child, &self.link) {
+                    (Some(_), Some(link)) if link.send_message(&message) => Ok(()),
+                    (Some(_), _) => Err(format!(
+                        "`{}` (id {}) has no IPC channel (only Node.js apps have one)",
+                        self.spec.name, self.pm_id
+                    )),
                     _ => Err(format!(
                         "`{}` (id {}) is not running",
                         self.spec.name, self.pm_id
@@ -1431,7 +1466,7 @@ fn accepts(spec: &AppSpec, shared_socket: bool, signal: &ProcessSignal) -> bool 
         ProcessSignal::Listening => !spec.wait_ready && shared_socket && spec.runs_on_node(),
         ProcessSignal::ReadyLine => spec.ready_pattern.is_some(),
         ProcessSignal::PortOpen => spec.reuse_port,
-        ProcessSignal::Watchdog | ProcessSignal::Published(_) => false,
+        ProcessSignal::Watchdog | ProcessSignal::Published(_) | ProcessSignal::Message(_) => false,
     }
 }
 

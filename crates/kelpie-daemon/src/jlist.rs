@@ -1,5 +1,6 @@
 //! `jlist`: the process list in PM2's JSON shape, so scripts written for `pm2 jlist` keep
-//! working. Only the app's own `env` (from its config) is included, not the inherited shell
+//! working. Built here, in the daemon's crate, because two clients need it: the CLI (`jlist`,
+//! `prettylist`, `describe --json`) and the socket's `Jlist` request (the Node API's `list`). Only the app's own `env` (from its config) is included, not the inherited shell
 //! environment, which may hold secrets (PM2 prints both); values of secret-looking names are
 //! masked unless asked for (`--show-secrets`).
 //!
@@ -187,7 +188,7 @@ fn entry(p: &ProcessInfo, show_secrets: bool, with_exits: bool) -> Entry<'_> {
             exits: with_exits.then_some(&state.exits),
             exit_code: state.exits.back().and_then(|e| e.code),
             username: &p.username,
-            env: super::shown_env(&spec.env, show_secrets),
+            env: shown_env(&spec.env, show_secrets),
             version: "N/A",
             pm_pid_path: None,
             unique_id: format!("{}-{}", p.pm_id, state.created_at_ms),
@@ -238,13 +239,68 @@ pub fn write_describe_json(
     writeln!(out)
 }
 
-/// `prettylist`: the `jlist` data as Node's `util.inspect` prints it, as PM2 does.
-pub fn write_prettylist(
-    out: &mut impl Write,
-    list: &[ProcessInfo],
-    show_secrets: bool,
-) -> std::io::Result<()> {
+/// The `jlist` entries as a JSON value (for the socket's `Jlist` request and `prettylist`).
+pub fn to_value(list: &[ProcessInfo], show_secrets: bool) -> serde_json::Result<serde_json::Value> {
     let entries: Vec<Entry<'_>> = list.iter().map(|p| entry(p, show_secrets, false)).collect();
-    let value = serde_json::to_value(&entries)?;
-    writeln!(out, "{}", super::inspect::inspect(&value))
+    serde_json::to_value(&entries)
+}
+
+/// What a masked environment value is shown as.
+pub const MASK: &str = "****";
+
+/// A variable whose value is kept out of `describe` and `jlist` unless asked for: its name holds
+/// TOKEN, SECRET, PASSWORD or KEY (any case).
+pub fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    ["TOKEN", "SECRET", "PASSWORD", "KEY"]
+        .iter()
+        .any(|word| upper.contains(word))
+}
+
+/// `env` as shown: the values of secret-looking names replaced by [`MASK`], unless
+/// `show_secrets`.
+pub fn shown_env(
+    env: &BTreeMap<String, String>,
+    show_secrets: bool,
+) -> std::borrow::Cow<'_, BTreeMap<String, String>> {
+    if show_secrets || !env.keys().any(|k| is_secret_name(k)) {
+        return std::borrow::Cow::Borrowed(env);
+    }
+    std::borrow::Cow::Owned(
+        env.iter()
+            .map(|(k, v)| match is_secret_name(k) {
+                true => (k.clone(), MASK.to_string()),
+                false => (k.clone(), v.clone()),
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_looking_names_are_masked_unless_asked() {
+        for name in [
+            "API_TOKEN",
+            "db_password",
+            "Secret",
+            "AWS_ACCESS_KEY_ID",
+            "keyring",
+        ] {
+            assert!(is_secret_name(name), "{name}");
+        }
+        for name in ["PORT", "NODE_ENV", "PASSWD", "TOKE"] {
+            assert!(!is_secret_name(name), "{name}");
+        }
+        let env: BTreeMap<String, String> = [("PORT", "3000"), ("API_TOKEN", "hunter2")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let masked = shown_env(&env, false);
+        assert_eq!(masked["PORT"], "3000");
+        assert_eq!(masked["API_TOKEN"], MASK);
+        assert_eq!(shown_env(&env, true)["API_TOKEN"], "hunter2");
+    }
 }

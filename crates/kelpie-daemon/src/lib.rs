@@ -19,6 +19,7 @@
 //! `kelpie logs` ([`follow`]). The supervisor is never in the output path.
 
 mod balance;
+mod bus;
 mod cgroups;
 mod clock;
 mod dump;
@@ -26,6 +27,7 @@ mod follow;
 mod forensics;
 mod health;
 mod instance;
+pub mod jlist;
 mod keeper;
 mod launch;
 mod link;

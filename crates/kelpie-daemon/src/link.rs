@@ -33,6 +33,9 @@ pub enum ProcessSignal {
     /// `STATUS=...` or `X_KELPIE_METRIC=...`: what the process publishes about itself, or a
     /// metric line Kelpie could not take (see `kelpie_core::forensics::parse_notify_line`).
     Published(NotifyLine),
+    /// `process.send({type: 'process:msg', data})` (any type): a message for whoever follows
+    /// the event bus, under that type (PM2's `process:msg`).
+    Message(serde_json::Value),
 }
 
 /// What the child needs to reach its link: variables and descriptors to place.
@@ -412,6 +415,10 @@ fn ipc_signal(value: &serde_json::Value) -> Option<ProcessSignal> {
     if value.as_str() == Some("ready") {
         return Some(ProcessSignal::Ready);
     }
+    // PM2's shape for the bus: `{type, data}` (the type is the bus event's name).
+    if value.get("type").is_some_and(|t| t.is_string()) && value.get("data").is_some() {
+        return Some(ProcessSignal::Message(value.clone()));
+    }
     (value.get("kelpie").and_then(|k| k.as_str()) == Some("listening"))
         .then_some(ProcessSignal::Listening)
 }
@@ -428,7 +435,15 @@ mod tests {
             signal(r#"{"kelpie":"listening","address":{"port":3000}}"#),
             Some(ProcessSignal::Listening)
         );
+        // Without data, not a bus message (PM2 would pass it on raw; Kelpie does not).
         assert_eq!(signal(r#"{"type":"process:msg"}"#), None);
+        let message = r#"{"type":"process:msg","data":{"n":1}}"#;
+        assert_eq!(
+            signal(message),
+            Some(ProcessSignal::Message(
+                serde_json::from_str(message).expect("JSON")
+            ))
+        );
         let request = |line: &str| socket_request(&serde_json::from_str(line).expect("JSON"));
         assert_eq!(
             request(r#"{"kelpie":"listen","seq":7,"port":3000,"host":"127.0.0.1"}"#),

@@ -5,7 +5,8 @@ use crate::follow::LogsRequest;
 use crate::logs::LogService;
 use crate::supervisor::{Command, Reply};
 use kelpie_proto::{
-    decode, encode, ErrorKind, Hello, Request, Response, WireError, MAX_FRAME_LEN, PROTOCOL_VERSION,
+    decode, encode, ConfigSource, ErrorKind, Hello, Request, Response, WireError, MAX_FRAME_LEN,
+    PROTOCOL_VERSION,
 };
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -55,12 +56,7 @@ const SOCKET_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 /// Accept connections forever. When the socket file disappears (the home was removed under
 /// the running daemon), set the home up again and listen on a new socket at the same path, so
 /// the CLI finds this daemon, with its apps, rather than starting a second, empty one.
-pub async fn serve(
-    mut listener: UnixListener,
-    home: kelpie_proto::Home,
-    commands: mpsc::Sender<Command>,
-    logs: LogService,
-) {
+pub async fn serve(mut listener: UnixListener, home: kelpie_proto::Home, services: Services) {
     let path = home.socket();
     let mut ours = socket_identity(&path).await;
     let mut check = tokio::time::interval(SOCKET_CHECK);
@@ -69,7 +65,7 @@ pub async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(handle_connection(stream, commands.clone(), logs.clone()));
+                    tokio::spawn(handle_connection(stream, services.clone()));
                 }
                 Err(e) => {
                     crate::daemon_log!("accept failed: {e}");
@@ -97,7 +93,7 @@ pub async fn serve(
                         new.as_fd().try_clone_to_owned()
                     };
                     if let Ok(control) = control {
-                        let _ = commands.send(Command::ControlSocket(control)).await;
+                        let _ = services.commands.send(Command::ControlSocket(control)).await;
                     }
                     listener = new;
                 }
@@ -230,11 +226,23 @@ fn error(kind: ErrorKind, message: String) -> Response {
     Response::Error(WireError { kind, message })
 }
 
-async fn handle_connection(
-    mut stream: UnixStream,
-    commands: mpsc::Sender<Command>,
-    logs: LogService,
-) {
+/// What a connection's requests go to.
+#[derive(Clone)]
+pub struct Services {
+    /// The supervisor's mailbox.
+    pub commands: mpsc::Sender<Command>,
+    /// The log pipeline (`logs` streams from it).
+    pub logs: LogService,
+    /// The event bus (`Events` streams from it).
+    pub bus: crate::bus::Bus,
+}
+
+async fn handle_connection(mut stream: UnixStream, services: Services) {
+    let Services {
+        commands,
+        logs,
+        bus,
+    } = services;
     let refusal = peer_allowed(&stream).err();
     let Ok(Some(body)) = read_frame(&mut stream).await else {
         return;
@@ -288,6 +296,39 @@ async fn handle_connection(
                     crate::follow::serve(&mut stream, &commands, &logs, request).await;
                     return;
                 }
+                Ok(Request::Events) => {
+                    crate::bus::serve(&mut stream, &bus).await;
+                    return;
+                }
+                Ok(Request::Jlist { show_secrets }) => jlist(show_secrets, &commands).await,
+                Ok(Request::StartConfig {
+                    source,
+                    cwd,
+                    env,
+                    profile,
+                    only,
+                    force,
+                    from_file,
+                }) => {
+                    let from_file = from_file || matches!(source, ConfigSource::File(_));
+                    let ctx = kelpie_config::LoadContext {
+                        cwd: cwd.into(),
+                        env,
+                        profile,
+                        only,
+                    };
+                    match load_config(source, ctx).await {
+                        Ok(loaded) => {
+                            let request = Request::Start {
+                                apps: loaded.apps,
+                                force,
+                                from_file,
+                            };
+                            with_notes(dispatch(request, &commands).await, loaded.warnings)
+                        }
+                        Err(e) => (error(ErrorKind::Invalid, e), None),
+                    }
+                }
                 Ok(request) => dispatch(request, &commands).await,
                 Err(e) => (
                     error(
@@ -309,6 +350,67 @@ async fn handle_connection(
         if result.is_err() {
             return;
         }
+    }
+}
+
+/// The list in PM2's `jlist` shape.
+async fn jlist(
+    show_secrets: bool,
+    commands: &mpsc::Sender<Command>,
+) -> (Response, Option<oneshot::Sender<()>>) {
+    match dispatch(Request::List, commands).await {
+        (Response::Processes(list), written) => match crate::jlist::to_value(&list, show_secrets) {
+            Ok(value) => (Response::Json(value), written),
+            Err(e) => (error(ErrorKind::Internal, e.to_string()), written),
+        },
+        other => other,
+    }
+}
+
+/// Read a config the way `kelpie start` does, off the async threads (a JavaScript file runs
+/// Node).
+async fn load_config(
+    source: ConfigSource,
+    ctx: kelpie_config::LoadContext,
+) -> Result<kelpie_config::Loaded, String> {
+    tokio::task::spawn_blocking(move || match source {
+        ConfigSource::File(path) => {
+            kelpie_config::load_file(&kelpie_config::absolutize(&ctx.cwd, path.as_ref()), &ctx)
+        }
+        ConfigSource::Json(text) => kelpie_config::load_stdin(&text, &ctx),
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
+}
+
+/// A start's answer with the config's warnings added to its notes.
+fn with_notes(
+    answer: (Response, Option<oneshot::Sender<()>>),
+    warnings: Vec<String>,
+) -> (Response, Option<oneshot::Sender<()>>) {
+    match answer {
+        (
+            Response::Started {
+                outcomes,
+                processes,
+                mut notes,
+                failures,
+            },
+            written,
+        ) => {
+            notes.splice(0..0, warnings);
+            (
+                Response::Started {
+                    outcomes,
+                    processes,
+                    notes,
+                    failures,
+                },
+                written,
+            )
+        }
+        other => other,
     }
 }
 

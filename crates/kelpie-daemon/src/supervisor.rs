@@ -247,6 +247,8 @@ struct Supervisor {
     conf: kelpie_config::module_conf::ConfStore,
     /// The rotation defaults of `kelpie.toml` (`[logs]`), under the store's `pm2-logrotate`.
     toml_logs: kelpie_config::LogDefaults,
+    /// What happens to the processes, for the clients following it (`Request::Events`).
+    bus: crate::bus::Bus,
 }
 
 /// Set up the home, serve it, and supervise until told to exit. With `foreground`
@@ -406,6 +408,7 @@ pub async fn run(
         shared_env: None,
         conf,
         toml_logs,
+        bus: crate::bus::Bus::default(),
     };
     if let Some(apps) = foreground_apps {
         // The runtime's apps are the ones it was given: a state.json in its home (a daemon's,
@@ -447,8 +450,11 @@ pub async fn run(
     let server = tokio::spawn(server::serve(
         listener,
         home.clone(),
-        commands_tx,
-        log_service,
+        server::Services {
+            commands: commands_tx,
+            logs: log_service,
+            bus: supervisor.bus.clone(),
+        },
     ));
     let result = supervisor.run(commands_rx, events_rx, readings_rx).await;
     // The apps are stopped: write what they printed while stopping before exiting. The socket
@@ -832,6 +838,24 @@ impl Supervisor {
                 }
                 return;
             }
+            InstanceEvent::Message {
+                pm_id,
+                pid,
+                message,
+            } => {
+                if let Some(entry) = self.apps.get(&pm_id) {
+                    let about = crate::bus::About {
+                        pm_id,
+                        name: &entry.spec.name,
+                        namespace: &entry.spec.namespace,
+                    };
+                    let mut event = crate::bus::event("message", &about, &entry.state);
+                    event.pid = pid;
+                    event.data = Some(message);
+                    self.bus.publish(event);
+                }
+                return;
+            }
         };
         if !self.apps.contains_key(&event.pm_id) && !event.state.status.has_process() {
             // A deleted instance's process is gone: apps it depended on may now stop.
@@ -849,6 +873,12 @@ impl Supervisor {
             {
                 entry.health_failures += 1;
             }
+            let about = crate::bus::About {
+                pm_id: event.pm_id,
+                name: &entry.spec.name,
+                namespace: &entry.spec.namespace,
+            };
+            self.bus.publish_changes(&about, &entry.state, &event.state);
             entry.state = event.state;
             entry.cgroup = event.cgroup;
             if new_process {

@@ -202,6 +202,87 @@ pub enum Request {
         #[serde(default)]
         show_token: bool,
     },
+    /// Start apps from PM2-shaped options, the way `kelpie start` does from a file: the daemon
+    /// reads the config itself (the Node API sends this, so it needs no CLI). Answered like
+    /// [`Request::Start`], with the config's warnings in `notes`.
+    StartConfig {
+        /// Where the config is.
+        source: ConfigSource,
+        /// The caller's working directory: relative paths are resolved from it.
+        cwd: String,
+        /// The caller's environment (becomes the apps' inherited environment).
+        env: BTreeMap<String, String>,
+        /// `env_<profile>` to apply (`--env`).
+        #[serde(default)]
+        profile: Option<String>,
+        /// Only these apps of the config (`--only`, empty = all).
+        #[serde(default)]
+        only: Vec<String>,
+        /// Start a duplicate of a running app.
+        #[serde(default)]
+        force: bool,
+        /// Restart the apps that already run, as for an ecosystem file (always so for
+        /// [`ConfigSource::File`]); else a running app's name is refused unless `force`.
+        #[serde(default)]
+        from_file: bool,
+    },
+    /// The list in PM2's `jlist` shape, answered with [`Response::Json`].
+    Jlist {
+        /// Show the values of secret-looking variables instead of masking them.
+        #[serde(default)]
+        show_secrets: bool,
+    },
+    /// Send a JSON message to instances' processes over their Node IPC channel (PM2's
+    /// `sendDataToProcessId`): the process receives it with `process.on('message')`.
+    SendMessage {
+        /// Who gets it.
+        targets: Vec<Target>,
+        /// The message.
+        message: serde_json::Value,
+    },
+    /// What happens to the processes from now on, as [`Response::Event`] frames, until the
+    /// client closes the connection (the Node API's `launchBus`).
+    Events,
+}
+
+/// Where a [`Request::StartConfig`] finds its config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfigSource {
+    /// An ecosystem file (JSON, YAML, TOML, JavaScript), read by the daemon.
+    File(String),
+    /// A JSON document: an ecosystem (`{"apps": [...]}`), a list of apps or one app.
+    Json(String),
+}
+
+/// Something that happened to a process (a [`Request::Events`] stream).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BusEvent {
+    /// What happened: `online`, `exit`, `restart`, `stop`, `errored`, `delete`, or `message`
+    /// (the process sent `{"type": "process:msg", ...}` over its IPC channel).
+    pub event: String,
+    /// The instance's id.
+    pub pm_id: u32,
+    /// Its app's name.
+    pub name: String,
+    /// Its app's namespace.
+    pub namespace: String,
+    /// Its status after the event.
+    pub status: String,
+    /// Its process, if one runs (for `exit`: the process that ended).
+    pub pid: Option<u32>,
+    /// Its automatic restarts so far.
+    pub restart_time: u32,
+    /// For `exit`: the exit code, when it exited by itself.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// For `exit`: the signal that ended it.
+    #[serde(default)]
+    pub signal: Option<String>,
+    /// For `message`: what the process sent.
+    #[serde(default)]
+    pub data: Option<serde_json::Value>,
+    /// When (ms since the epoch).
+    pub at_ms: u64,
 }
 
 /// What a [`Request::Conf`] does.
@@ -403,6 +484,10 @@ pub enum Response {
         /// Things the user should know (the log rotation now in force...).
         notes: Vec<String>,
     },
+    /// Answer to [`Request::Jlist`]: a JSON document.
+    Json(serde_json::Value),
+    /// One event of a [`Request::Events`] stream.
+    Event(BusEvent),
     /// The command failed; nothing was changed.
     Error(WireError),
 }

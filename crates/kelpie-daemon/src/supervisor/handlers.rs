@@ -112,11 +112,17 @@ impl Supervisor {
                 },
                 reply,
             ),
-            // The connection streams these itself (see `crate::follow`).
-            Request::Logs { .. } => fail(
+            Request::SendMessage { targets, message } => {
+                self.send_message(&targets, message, reply)
+            }
+            // The connection answers these itself (see `crate::server`).
+            Request::Logs { .. }
+            | Request::Events
+            | Request::StartConfig { .. }
+            | Request::Jlist { .. } => fail(
                 reply,
                 ErrorKind::Invalid,
-                "logs are streamed by the connection, not the supervisor".into(),
+                "the connection answers this request, not the supervisor".into(),
             ),
         }
     }
@@ -536,6 +542,13 @@ impl Supervisor {
             if state.status.has_process() {
                 self.leaving.insert(pm_id);
             }
+            let about = crate::bus::About {
+                pm_id,
+                name: &spec.name,
+                namespace: &spec.namespace,
+            };
+            self.bus
+                .publish(crate::bus::event("delete", &about, &state));
             self.sample_current_processes();
             let _ = mailbox.send(InstanceMsg::Shutdown(tx));
             self.logs.forget(pm_id);
@@ -562,6 +575,32 @@ impl Supervisor {
                 format!("unknown signal `{signal}` (try SIGUSR2, SIGHUP, 15...)"),
             );
         };
+        let what = format!("sent {}", kelpie_sys::signal_name(number));
+        self.ask_each(targets, what, reply, |tx| InstanceMsg::Signal(number, tx));
+    }
+
+    /// PM2's `sendDataToProcessId`: a JSON message to processes over their Node IPC channel.
+    fn send_message(
+        &mut self,
+        targets: &[Target],
+        message: serde_json::Value,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        let message = Arc::new(message);
+        self.ask_each(targets, "sent the message".into(), reply, |tx| {
+            InstanceMsg::SendMessage(Arc::clone(&message), tx)
+        });
+    }
+
+    /// Ask each targeted instance to do something to its process, and answer how many did
+    /// (`what` to N processes) or, when some could not, why.
+    fn ask_each(
+        &mut self,
+        targets: &[Target],
+        what: String,
+        reply: oneshot::Sender<Reply>,
+        ask: impl Fn(oneshot::Sender<Result<(), String>>) -> InstanceMsg,
+    ) {
         let ids = match self.resolve_some(targets) {
             Ok(ids) => ids,
             Err(e) => return fail(reply, e.kind, e.message),
@@ -570,12 +609,11 @@ impl Supervisor {
             .iter()
             .map(|id| {
                 let (tx, rx) = oneshot::channel();
-                self.send(*id, InstanceMsg::Signal(number, tx));
+                self.send(*id, ask(tx));
                 rx
             })
             .collect();
         let commands = self.commands.clone();
-        let name = kelpie_sys::signal_name(number);
         tokio::spawn(async move {
             let mut sent = 0;
             let mut errors = Vec::new();
@@ -588,13 +626,13 @@ impl Supervisor {
             }
             let finish = if errors.is_empty() {
                 Finish::Done(format!(
-                    "sent {name} to {sent} process{}",
+                    "{what} to {sent} process{}",
                     if sent == 1 { "" } else { "es" }
                 ))
             } else {
                 Finish::Failed(WireError {
                     kind: ErrorKind::Conflict,
-                    message: format!("sent {name} to {sent}; {}", errors.join("; ")),
+                    message: format!("{what} to {sent}; {}", errors.join("; ")),
                 })
             };
             let _ = commands

@@ -378,6 +378,8 @@ fn answer(response: Response) -> HttpResponse {
             200,
             &serde_json::json!({"store": store, "restarted": restarted, "notes": notes}),
         ),
+        Response::Json(value) => json(200, &value),
+        Response::Event(event) => json(200, &event),
         Response::LogLines { lines, skipped } => json(
             200,
             &serde_json::json!({"lines": lines, "skipped": skipped}),
