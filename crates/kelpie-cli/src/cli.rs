@@ -163,6 +163,24 @@ pub enum Command {
     /// Turn the apps of an ecosystem file into systemd units, a Compose file or Kubernetes
     /// manifests (no daemon needed)
     Export(ExportArgs),
+    /// Print a completion script for bash, zsh or fish, which also completes the names of the
+    /// running daemon's apps (`source <(kelpie completions bash)`; docs/shell.md)
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: crate::commands::completions::Shell,
+    },
+    /// The names of the running daemon's apps, one per line, for the completion scripts; with
+    /// the words typed after `kelpie`, only when the next word is an app. Never starts a daemon
+    #[command(name = "complete-apps", hide = true)]
+    CompleteApps {
+        /// The words before the one being completed (`stop --only x`)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
+    /// Print the man page, kelpie(1), in roff (`kelpie man > kelpie.1`)
+    #[command(hide = true)]
+    Man,
     /// The configuration store (`set`, `get`, `unset`, `multiset`, `conf`) and PM2's module
     /// commands (`install`, `uninstall`)
     #[command(flatten)]

@@ -1,11 +1,13 @@
 //! One module per group of commands; `run` dispatches.
 
+pub mod completions;
 pub mod conf;
 mod control;
 mod export;
 mod inspect;
 mod lifecycle;
 mod logs;
+mod man;
 mod monit;
 mod runtime;
 mod serve;
@@ -126,6 +128,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Init => lifecycle::init(),
         Command::Runtime(args) => runtime::runtime(home, *args),
         Command::Export(args) => export::export(args),
+        Command::Completions { shell } => completions::completions(shell),
+        Command::CompleteApps { words } => completions::complete_apps(&home, &words),
+        Command::Man => man::man(),
         Command::Conf(command) => conf::run(&home, command),
     }
 }
