@@ -169,6 +169,51 @@ pub fn render(
         }
     }
     {
+        // The status as `kelpie list` spells it, so that an alert can tell an instance that is
+        // down on purpose (`stopped`) from one that should run (`errored`, `waiting restart`).
+        let name = "kelpie_status";
+        let mut family = Family::new(
+            &mut text,
+            name,
+            "gauge",
+            "The instance's status as `kelpie list` shows it (online, stopped, errored, waiting restart, launching, stopping), in the label `status`; always 1.",
+        );
+        for (i, m) in instances.iter().enumerate() {
+            let [app, namespace, pm_id] = labels(i);
+            let status = ("status", m.info.state.status.as_str());
+            family.sample(name, &[app, namespace, pm_id, status], 1.0);
+        }
+    }
+    {
+        let name = "kelpie_memory_limit_bytes";
+        let mut family = Family::new(
+            &mut text,
+            name,
+            "gauge",
+            "The instance's max_memory_restart, in bytes: it is restarted when kelpie_memory_bytes goes over it. Only instances that have one.",
+        );
+        for (i, m) in instances.iter().enumerate() {
+            if let Some(limit) = m.info.spec.max_memory_restart {
+                family.sample(name, &labels(i), limit as f64);
+            }
+        }
+    }
+    {
+        let name = "kelpie_healthy";
+        let mut family = Family::new(
+            &mut text,
+            name,
+            "gauge",
+            "Whether the instance's last health check passed (1) or not (0: failed, or none passed yet since its process started). Only instances with a health check and a running process.",
+        );
+        for (i, m) in instances.iter().enumerate() {
+            if let Some(health) = m.info.state.health {
+                let healthy = health == kelpie_core::Health::Healthy;
+                family.sample(name, &labels(i), f64::from(u8::from(healthy)));
+            }
+        }
+    }
+    {
         let name = "kelpie_log_lines_total";
         let mut family = Family::new(
             &mut text,
@@ -292,5 +337,85 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line}\n{text}");
         }
+    }
+
+    /// An instance named `name` with id `pm_id`, as the supervisor would report it.
+    fn instance(name: &str, pm_id: u32) -> InstanceMetrics {
+        InstanceMetrics {
+            info: kelpie_proto::ProcessInfo {
+                pm_id,
+                instance: 0,
+                spec: kelpie_core::AppSpec {
+                    name: name.into(),
+                    namespace: "default".into(),
+                    ..kelpie_core::AppSpec::default()
+                },
+                state: kelpie_core::InstanceState::default(),
+                memory: 0,
+                cpu: 0.0,
+                uptime_ms: 0,
+                out_log: String::new(),
+                err_log: String::new(),
+                username: String::new(),
+                log_files: Vec::new(),
+                status_text: None,
+                metrics: Default::default(),
+            },
+            cpu_seconds: 0.0,
+            processes: 0,
+            health_failures: 0,
+        }
+    }
+
+    #[test]
+    fn status_memory_limit_and_health_are_shown_only_where_they_exist() {
+        let mut api = instance("api", 0);
+        api.info.state.status = kelpie_core::Status::Errored;
+        api.info.spec.max_memory_restart = Some(300 << 20);
+        api.info.state.health = Some(kelpie_core::Health::Unhealthy);
+        let mut web = instance("web", 1);
+        web.info.state.status = kelpie_core::Status::Online;
+        web.info.state.health = Some(kelpie_core::Health::Healthy);
+        let plain = instance("plain", 2);
+        let text = render(
+            &[api, web, plain],
+            &HashMap::new(),
+            &DaemonSample {
+                cpu_seconds: None,
+                memory_bytes: None,
+                uptime_seconds: 1.0,
+            },
+        );
+        for line in [
+            "# TYPE kelpie_status gauge",
+            "kelpie_status{app=\"api\",namespace=\"default\",pm_id=\"0\",status=\"errored\"} 1",
+            "kelpie_status{app=\"web\",namespace=\"default\",pm_id=\"1\",status=\"online\"} 1",
+            "kelpie_status{app=\"plain\",namespace=\"default\",pm_id=\"2\",status=\"stopped\"} 1",
+            "# TYPE kelpie_memory_limit_bytes gauge",
+            "kelpie_memory_limit_bytes{app=\"api\",namespace=\"default\",pm_id=\"0\"} 314572800",
+            "# TYPE kelpie_healthy gauge",
+            "kelpie_healthy{app=\"api\",namespace=\"default\",pm_id=\"0\"} 0",
+            "kelpie_healthy{app=\"web\",namespace=\"default\",pm_id=\"1\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
+        // No limit, no health check: no sample, rather than a made-up 0.
+        for family in ["kelpie_memory_limit_bytes", "kelpie_healthy"] {
+            let samples: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with(&format!("{family}{{")))
+                .collect();
+            assert!(
+                samples.iter().all(|l| !l.contains("app=\"plain\"")),
+                "{samples:?}"
+            );
+        }
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("kelpie_memory_limit_bytes{"))
+                .count(),
+            1,
+            "{text}"
+        );
     }
 }
