@@ -167,8 +167,11 @@ function checkBinary(key, file, version) {
 function manPage(file) {
   const run = spawnSync(file, ['man'], { encoding: 'utf8', timeout: 10_000 });
   if (run.status === 0 && run.stdout.length > 0) return run.stdout;
-  const why = run.error ? run.error.message : run.stderr.trim().split('\n')[0];
-  process.stderr.write(`pack: no man page: \`${file} man\` failed: ${why}\n`);
+  let why;
+  if (run.error) why = `failed: ${run.error.message}`;
+  else if (run.status !== 0) why = `failed (exit status ${run.status}): ${run.stderr.trim().split('\n')[0]}`;
+  else why = 'printed nothing';
+  process.stderr.write(`pack: no man page: \`${file} man\` ${why}\n`);
   return null;
 }
 
