@@ -16,6 +16,7 @@ mod cli {
     mod image;
     mod logs;
     mod monit;
+    mod monitoring;
     mod persistence;
     mod pid1;
     mod runtime;
