@@ -1,3 +1,6 @@
+"""Regression check (`--check`): Kelpie alone, the core figures against bench/budgets.json.
+Here: the check's parameters, the metrics, and the budgets file (read, compare, rewrite)."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +10,6 @@ from pathlib import Path
 
 from .common import log, SCRIPT
 
-
-# Regression check (`--check`): Kelpie alone, the core figures against bench/budgets.json.
 
 BUDGETS_FILE = SCRIPT.parent / "budgets.json"
 CHECK_APPS = 200            # the core scenario's apps (fake-app, interpreter none)

@@ -1,3 +1,6 @@
+"""Regression check (`--check`): the measurement (a quiet machine first, then the core figures
+of Kelpie alone) and its command (`--check`, `--check-update-budgets`)."""
+
 from __future__ import annotations
 
 import argparse

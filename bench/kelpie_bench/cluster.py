@@ -1,3 +1,7 @@
+"""Cluster scenario, the measurement: each manager's rounds (throughput, daemon and instance
+CPU, keep-alive balance, reload under load, apps that shut down by themselves) and the bound
+(the same app run by hand)."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,10 +1,11 @@
+"""Cluster scenario: a Node.js HTTP hello world with 2 instances in cluster mode (the manager
+shares one listening port between them), loaded with wrk: requests per second with a new
+connection per request and with keep-alive, the daemon's CPU meanwhile, and the requests that
+fail while `reload` replaces the instances under load. Here: its parameters and the apps'
+sources."""
+
 from __future__ import annotations
 
-
-# Cluster scenario: a Node.js HTTP hello world with 2 instances in cluster mode (the manager
-# shares one listening port between them), loaded with wrk: requests per second with a new
-# connection per request and with keep-alive, the daemon's CPU meanwhile, and the requests that
-# fail while `reload` replaces the instances under load.
 
 CLUSTER_APP = "hello"
 CLUSTER_INSTANCES = 2

@@ -1,3 +1,5 @@
+"""The cluster scenario's table, notes and section of RESULTS.md."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,36 +17,74 @@ from .stats import fmt, fmt_ratio, round_floats
 from .wrk import WRK_ERROR_KINDS
 
 
+def _verdict(ok: bool | None) -> str:
+    return "" if ok is None else (" (met)" if ok else " (missed)")
+
+
+def _rps(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:,.0f} req/s"
+
+
+def _lat(d: dict, key: str) -> str:
+    a, b = d.get(f"latency_p50_ms_{key}"), d.get(f"latency_p99_ms_{key}")
+    return "n/a" if a is None or b is None else f"{a:.2f} / {b:.2f} ms"
+
+
+def _cpu(d: dict, key: str) -> str:
+    s = d.get(f"daemon_cpu_s_{key}")
+    if s is None:
+        return "n/a"
+    pct, us = d.get(f"daemon_cpu_pct_{key}"), d.get(f"daemon_cpu_us_per_req_{key}")
+    return f"{s:.2f} s, {pct:.1f}% of a core, {us:.1f} µs/req"
+
+
+def _failed(d: dict, key: str) -> str:
+    v = d.get(f"reload_failed_{key}")
+    if v is None:
+        return "n/a"
+    s = f"{v:.0f} (worst {d[f'reload_failed_{key}_max']})"
+    worst = d.get(f"reload_failed_{key}_worst") or {}
+    kinds = [f"{k} {worst[k]}" for k in (*WRK_ERROR_KINDS, "non2xx") if worst.get(k)]
+    return s + (f": {', '.join(kinds)}" if kinds else "")
+
+
+def _balance(d: dict) -> str:
+    if d.get("balance_ratio") is None:
+        return "n/a"
+    return (f"{d['balance_ratio']:.2f}x (worst round {d['balance_ratio_max']:.2f}x, of "
+            f"{d['balance_rounds']})")
+
+
+def _inst(d: dict, key: str) -> str:
+    xs = d.get(f"instance_cpu_pct_{key}")
+    return "n/a" if not xs else " + ".join(f"{x:.0f}%" for x in xs) + " of a core"
+
+
+def _graceful(d: dict, kind: str) -> str:
+    g = (d.get("graceful") or {}).get(kind) or {}
+    if "skipped" in g:
+        return f"skipped ({g['skipped'][:60]})"
+    if not g.get("rounds"):
+        return "n/a"
+    worst = max(g["rounds"], key=lambda x: sum(x["failed"]))["failed"]
+    return (f"{g['failed_max']} ({' + '.join(map(str, worst))}), "
+            f"{g['replaced']} of {len(g['rounds'])} replaced")
+
+
+def _replaced(d: dict) -> str:
+    if not d.get("reloads"):
+        return "n/a"
+    s = f"{d['reloads_replaced']} of {d['reloads']}"
+    if d["reloads_ok"] != d["reloads"]:
+        s += f" ({d['reloads'] - d['reloads_ok']} exited non-zero)"
+    if d["reloads_late"]:
+        s += f" ({d['reloads_late']} ended after the wrk run)"
+    return s
+
+
 def build_cluster_table(pm2: dict | None, kel: dict) -> str:
     """The cluster scenario's rows (pm2: None with --kelpie-only)."""
     p = pm2 or {}
-
-    def verdict(ok: bool | None) -> str:
-        return "" if ok is None else (" (met)" if ok else " (missed)")
-
-    def rps(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:,.0f} req/s"
-
-    def lat(d: dict, key: str) -> str:
-        a, b = d.get(f"latency_p50_ms_{key}"), d.get(f"latency_p99_ms_{key}")
-        return "n/a" if a is None or b is None else f"{a:.2f} / {b:.2f} ms"
-
-    def cpu(d: dict, key: str) -> str:
-        s = d.get(f"daemon_cpu_s_{key}")
-        if s is None:
-            return "n/a"
-        pct, us = d.get(f"daemon_cpu_pct_{key}"), d.get(f"daemon_cpu_us_per_req_{key}")
-        return f"{s:.2f} s, {pct:.1f}% of a core, {us:.1f} µs/req"
-
-    def failed(d: dict, key: str) -> str:
-        v = d.get(f"reload_failed_{key}")
-        if v is None:
-            return "n/a"
-        s = f"{v:.0f} (worst {d[f'reload_failed_{key}_max']})"
-        worst = d.get(f"reload_failed_{key}_worst") or {}
-        kinds = [f"{k} {worst[k]}" for k in (*WRK_ERROR_KINDS, "non2xx") if worst.get(k)]
-        return s + (f": {', '.join(kinds)}" if kinds else "")
-
     lines = ["| Metric | PM2 7 | Kelpie | PM2 / Kelpie | Target |",
              "|---|---:|---:|---:|---|"]
     for key, title, _extra, need in ((k, t, e, n) for (k, t, e), n in
@@ -52,25 +92,17 @@ def build_cluster_table(pm2: dict | None, kel: dict) -> str:
         pv, kv = p.get(f"rps_{key}"), kel.get(f"rps_{key}")
         ratio = "-" if pv is None or kv is None or not pv else f"{kv / pv:.2f}x (Kelpie / PM2)"
         ok = None if pv is None or kv is None or not pv else kv / pv >= need
-        lines.append(f"| Requests/s, {title} | {rps(pv)} | {rps(kv)} | {ratio} | "
-                     f"Kelpie >= {need:g}x PM2's{verdict(ok)} |")
-    def balance(d: dict) -> str:
-        if d.get("balance_ratio") is None:
-            return "n/a"
-        return (f"{d['balance_ratio']:.2f}x (worst round {d['balance_ratio_max']:.2f}x, of "
-                f"{d['balance_rounds']})")
+        lines.append(f"| Requests/s, {title} | {_rps(pv)} | {_rps(kv)} | {ratio} | "
+                     f"Kelpie >= {need:g}x PM2's{_verdict(ok)} |")
     kb = kel.get("balance_ratio_max")
     lines.append(f"| Keep-alive balance, `wrk -c {BALANCE_CONNECTIONS}`: requests of the busiest "
-                 f"instance / the least busy, median | {balance(p)} | {balance(kel)} | - | Kelpie "
-                 f"<= {BALANCE_MAX_RATIO:g}x{verdict(None if kb is None else kb <= BALANCE_MAX_RATIO)} |")
+                 f"instance / the least busy, median | {_balance(p)} | {_balance(kel)} | - | Kelpie "
+                 f"<= {BALANCE_MAX_RATIO:g}x{_verdict(None if kb is None else kb <= BALANCE_MAX_RATIO)} |")
     for key, title, _extra in CLUSTER_MODES:
-        lines.append(f"| Latency p50 / p99, {title} | {lat(p, key)} | {lat(kel, key)} | - | - |")
-    def inst(d: dict, key: str) -> str:
-        xs = d.get(f"instance_cpu_pct_{key}")
-        return "n/a" if not xs else " + ".join(f"{x:.0f}%" for x in xs) + " of a core"
+        lines.append(f"| Latency p50 / p99, {title} | {_lat(p, key)} | {_lat(kel, key)} | - | - |")
     for key, title, _extra in CLUSTER_MODES:
         lines.append(f"| Instances' CPU during the wrk run, {title} (each, busiest first) | "
-                     f"{inst(p, key)} | {inst(kel, key)} | - | - |")
+                     f"{_inst(p, key)} | {_inst(kel, key)} | - | - |")
     for key, title, _extra in CLUSTER_MODES:
         pv, kv = p.get(f"server_cpu_us_per_req_{key}"), kel.get(f"server_cpu_us_per_req_{key}")
         lines.append(f"| CPU per request, daemon + instances, {title} | {fmt(pv, 'µs')} | "
@@ -85,30 +117,21 @@ def build_cluster_table(pm2: dict | None, kel: dict) -> str:
         kp = kel.get(f"daemon_cpu_pct_{key}")
         ok = None if kp is None else kp <= DAEMON_CPU_MAX_PCT
         ratio = fmt_ratio(p.get(f"daemon_cpu_s_{key}"), kel.get(f"daemon_cpu_s_{key}"))
-        lines.append(f"| Daemon CPU during the wrk run, {title} | {cpu(p, key)} | "
-                     f"{cpu(kel, key)} | {ratio} | Kelpie ~0: <= {DAEMON_CPU_MAX_PCT:g}% of a "
-                     f"core{verdict(ok)} |")
+        lines.append(f"| Daemon CPU during the wrk run, {title} | {_cpu(p, key)} | "
+                     f"{_cpu(kel, key)} | {ratio} | Kelpie ~0: <= {DAEMON_CPU_MAX_PCT:g}% of a "
+                     f"core{_verdict(ok)} |")
     pf = [p.get(f"failed_{k}_max") for k, _t, _e in CLUSTER_MODES]
     kf = [kel.get(f"failed_{k}_max") for k, _t, _e in CLUSTER_MODES]
     show = lambda xs: "n/a" if None in xs else " / ".join(str(x) for x in xs)  # noqa: E731
     ok = None if None in kf else sum(kf) == 0
     lines.append(f"| Failed requests without reload, worst round (new connection / keep-alive) "
-                 f"| {show(pf)} | {show(kf)} | - | Kelpie 0{verdict(ok)} |")
+                 f"| {show(pf)} | {show(kf)} | - | Kelpie 0{_verdict(ok)} |")
     for key, title, _extra in CLUSTER_MODES:
         km = kel.get(f"reload_failed_{key}_max")
         ok = None if km is None else km == 0
         lines.append(f"| Failed requests during `reload` under load, {title}: median (worst "
-                     f"round) | {failed(p, key)} | {failed(kel, key)} | - | "
-                     f"Kelpie 0{verdict(ok)} |")
-    def graceful(d: dict, kind: str) -> str:
-        g = (d.get("graceful") or {}).get(kind) or {}
-        if "skipped" in g:
-            return f"skipped ({g['skipped'][:60]})"
-        if not g.get("rounds"):
-            return "n/a"
-        worst = max(g["rounds"], key=lambda x: sum(x["failed"]))["failed"]
-        return (f"{g['failed_max']} ({' + '.join(map(str, worst))}), "
-                f"{g['replaced']} of {len(g['rounds'])} replaced")
+                     f"round) | {_failed(p, key)} | {_failed(kel, key)} | - | "
+                     f"Kelpie 0{_verdict(ok)} |")
     for kind, title in (("seed", "the seed's SIGINT handler calling `server.close()`"),
                         ("express", f"Express {EXPRESS_VERSION}, same handler")):
         g = (kel.get("graceful") or {}).get(kind) or {}
@@ -116,31 +139,22 @@ def build_cluster_table(pm2: dict | None, kel: dict) -> str:
             g["failed_max"] == 0 and g["replaced"] == len(g["rounds"])
         lines.append(f"| Failed requests during `reload` under new-connection + keep-alive load "
                      f"at once, {title}: worst round (new connection + keep-alive) | "
-                     f"{graceful(p, kind)} | {graceful(kel, kind)} | - | Kelpie 0{verdict(ok)} |")
+                     f"{_graceful(p, kind)} | {_graceful(kel, kind)} | - | Kelpie 0{_verdict(ok)} |")
     bound = kel.get("bound") or {}
     for key, title, _extra in CLUSTER_MODES:
         bv, kv = bound.get(f"rps_{key}"), kel.get(f"rps_{key}")
         share = "-" if bv is None or kv is None or not bv else f"Kelpie at {100 * kv / bv:.0f}%"
         lines.append(f"| Bound: requests/s, {title}, the same app run by hand ({CLUSTER_INSTANCES} "
-                     f"Node processes sharing one socket, no manager) | - | {rps(bv)} | {share} "
+                     f"Node processes sharing one socket, no manager) | - | {_rps(bv)} | {share} "
                      f"| - |")
     pr, kr = p.get("reload_s"), kel.get("reload_s")
     lines.append(f"| `reload` command time ({CLUSTER_INSTANCES} instances, under load), median | "
                  f"{fmt(pr, 's', 2)} | {fmt(kr, 's', 2)} | {fmt_ratio(pr, kr)} | - |")
 
-    def replaced(d: dict) -> str:
-        if not d.get("reloads"):
-            return "n/a"
-        s = f"{d['reloads_replaced']} of {d['reloads']}"
-        if d["reloads_ok"] != d["reloads"]:
-            s += f" ({d['reloads'] - d['reloads_ok']} exited non-zero)"
-        if d["reloads_late"]:
-            s += f" ({d['reloads_late']} ended after the wrk run)"
-        return s
     ok = None if not kel.get("reloads") else \
         kel["reloads_replaced"] == kel["reloads_ok"] == kel["reloads"] and not kel["reloads_late"]
     lines.append(f"| Reloads that replaced all {CLUSTER_INSTANCES} instances (exit 0, within "
-                 f"the run) | {replaced(p)} | {replaced(kel)} | - | all{verdict(ok)} |")
+                 f"the run) | {_replaced(p)} | {_replaced(kel)} | - | all{_verdict(ok)} |")
     return "\n".join(lines)
 
 

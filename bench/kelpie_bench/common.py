@@ -1,3 +1,6 @@
+"""Paths every module needs (the entry point, the repository, the release binaries) and the
+log line on stderr."""
+
 from __future__ import annotations
 
 import sys

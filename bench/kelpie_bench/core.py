@@ -1,3 +1,7 @@
+"""Core scenario: daemon RSS idle and with N apps, `list` / `jlist`, `start` / `stop all` of
+an ecosystem file, crash-to-restart latency (with and without cgroups), and the floor of any
+restart (fake-app spawned by hand)."""
+
 from __future__ import annotations
 
 import argparse
@@ -5,6 +9,7 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .common import FAKE_APP, log
@@ -43,9 +48,6 @@ def bench_restart_only(m: Manager, cfg: argparse.Namespace) -> dict:
     lat = crash_latencies(m, crashy, stamp, cfg.crash_rounds)
     log(f"{m.label}:   restart median {median(lat)} ms, p90 {p90(lat)} ms")
     return {"restart_ms": median(lat), "restart_p90_ms": p90(lat), "raw": {"restart_ms": lat}}
-
-
-# Measurements
 
 
 def write_ecosystems(m: Manager, n_apps: int) -> tuple[Path, Path, Path]:

@@ -1,3 +1,5 @@
+"""The core scenario's table."""
+
 from __future__ import annotations
 
 from .stats import fmt, fmt_ratio

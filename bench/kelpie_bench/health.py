@@ -1,3 +1,8 @@
+"""Health scenario: (1) the daemon's CPU while N idle apps run and nobody calls the CLI (Kelpie
+samples every app's whole process tree from /proc every second; PM2 runs pidusage on each
+app's main pid every 30 s), with its RSS; (2) the time from an app crossing its
+max_memory_restart to its restart, the app's main process allocating, or its child."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,11 +21,6 @@ from .processes import CLK_TCK, daemon_cpu_ticks, pid_alive
 from .runtime import kelpie_exits
 from .stats import median
 
-
-# Health scenario: (1) the daemon's CPU while N idle apps run and nobody calls the CLI (Kelpie
-# samples every app's whole process tree from /proc every second; PM2 runs pidusage on each
-# app's main pid every 30 s), with its RSS; (2) the time from an app crossing its
-# max_memory_restart to its restart, the app's main process allocating, or its child.
 
 HEALTH_APP = "mem"
 HEALTH_LIMIT_MIB = 100

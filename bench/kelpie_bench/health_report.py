@@ -1,3 +1,5 @@
+"""The health scenario's table, notes and section of RESULTS.md."""
+
 from __future__ import annotations
 
 import argparse
@@ -22,44 +24,80 @@ def existing_health_section(path: Path | None) -> str | None:
     return existing_section(path, HEALTH_BEGIN, HEALTH_END)
 
 
+def _verdict(ok: bool | None) -> str:
+    return "" if ok is None else (" (met)" if ok else " (missed)")
+
+
+def _cpu(d: dict) -> str:
+    if d.get("cpu_pct") is None:
+        return "n/a"
+    s = f"{d['cpu_pct']:.2f} %"
+    if d.get("windows", 0) > 1:
+        s += f" ({d['cpu_pct_min']:.2f}–{d['cpu_pct_max']:.2f})"
+    return s
+
+
+def _threads(d: dict) -> str:
+    t = d.get("threads_pct")
+    if not t:
+        return "n/a"
+    shown = [(k, v) for k, v in t.items() if round(v, 2) > 0][:3]  # not the idle ones
+    return ", ".join(f"{k} {v:.2f} %" for k, v in shown) or "0.00 %"
+
+
+def _lat(d: dict, key: str = "restart_ms") -> str:
+    if not d or not d.get("rounds"):
+        return "n/a"
+    n, ok = d["rounds"], d["restarted"]
+    if not ok:
+        return f"not restarted within {HEALTH_CAP_S:.0f} s ({n} round{'s' * (n > 1)})"
+    s = f"{d[key] / 1e3:.2f} s"
+    if ok > 1:
+        s += f" ({d[key + '_min'] / 1e3:.2f}–{d[key + '_max'] / 1e3:.2f} s)"
+    s += f", {n} round{'s' * (n > 1)}"
+    if ok < n:
+        s += f", {n - ok} not restarted within {HEALTH_CAP_S:.0f} s"
+    return s
+
+
+def _crowded(d: dict) -> str:
+    if d.get("crowded_pct") is None:
+        return "n/a"
+    return f"{d['crowded_pct']:.2f} % ({d['crowded_processes']} processes)"
+
+
+def _causes(d: dict, how: str) -> str:
+    rs = [(d.get(k) or {}) for k, _t in HEALTH_VARIANTS]
+    total = sum(x.get("restarted", 0) for x in rs)
+    if not any(x.get("rounds") for x in rs):
+        return "n/a"
+    return f"{sum(x.get('memory_cause', 0) for x in rs)} of {total} ({how})"
+
+
+def _alloc(d: dict) -> str:
+    parts = []
+    for k, _t in HEALTH_VARIANTS:
+        x = d.get(k) or {}
+        if not x.get("rounds"):
+            continue
+        over, took = x.get("over_after_ms"), x.get("alloc_ms")
+        s = f"{k}: over after {'?' if over is None else f'{over:.0f}'} ms"
+        s += f", done in {'?' if took is None else f'{took:.0f}'} ms"
+        if x.get("cut_short"):
+            s += f" ({x['cut_short']} of {x['restarted']} restarted before it was done)"
+        if x.get("from_allocating"):
+            s += (f" ({x['from_allocating']} without an `over` stamp before the restart: "
+                  f"latency from `allocating`)")
+        parts.append(s)
+    return "; ".join(parts) or "n/a"
+
+
 def build_health_table(pm2: dict | None, kel: dict) -> str:
     """The health scenario's rows. pm2/kel: {"cpu": bench_health_cpu() or None, "memory":
     bench_health_memory() or None}; pm2 None with --kelpie-only."""
     p = pm2 or {}
     pc, kc = p.get("cpu") or {}, kel.get("cpu") or {}
     pmem, kmem = p.get("memory") or {}, kel.get("memory") or {}
-
-    def verdict(ok: bool | None) -> str:
-        return "" if ok is None else (" (met)" if ok else " (missed)")
-
-    def cpu(d: dict) -> str:
-        if d.get("cpu_pct") is None:
-            return "n/a"
-        s = f"{d['cpu_pct']:.2f} %"
-        if d.get("windows", 0) > 1:
-            s += f" ({d['cpu_pct_min']:.2f}–{d['cpu_pct_max']:.2f})"
-        return s
-
-    def threads(d: dict) -> str:
-        t = d.get("threads_pct")
-        if not t:
-            return "n/a"
-        shown = [(k, v) for k, v in t.items() if round(v, 2) > 0][:3]  # not the idle ones
-        return ", ".join(f"{k} {v:.2f} %" for k, v in shown) or "0.00 %"
-
-    def lat(d: dict, key: str = "restart_ms") -> str:
-        if not d or not d.get("rounds"):
-            return "n/a"
-        n, ok = d["rounds"], d["restarted"]
-        if not ok:
-            return f"not restarted within {HEALTH_CAP_S:.0f} s ({n} round{'s' * (n > 1)})"
-        s = f"{d[key] / 1e3:.2f} s"
-        if ok > 1:
-            s += f" ({d[key + '_min'] / 1e3:.2f}–{d[key + '_max'] / 1e3:.2f} s)"
-        s += f", {n} round{'s' * (n > 1)}"
-        if ok < n:
-            s += f", {n - ok} not restarted within {HEALTH_CAP_S:.0f} s"
-        return s
 
     n = kc.get("apps") or pc.get("apps") or "?"
     w = kc.get("window_s") or pc.get("window_s") or 0
@@ -73,29 +111,25 @@ def build_health_table(pm2: dict | None, kel: dict) -> str:
         target = f"Kelpie < {HEALTH_CPU_TARGET_PCT:g} % of one core"
     nw = kc.get("windows") or pc.get("windows") or 0
     lines.append(f"| Daemon CPU with {n} idle apps, % of one core over {w:g} s with nobody calling "
-                 f"the CLI: median of {nw} window(s) (min–max) | {cpu(pc)} | {cpu(kc)} | "
-                 f"{fmt_ratio(pc.get('cpu_pct'), kc.get('cpu_pct'))} | {target}{verdict(ok)} |")
+                 f"the CLI: median of {nw} window(s) (min–max) | {_cpu(pc)} | {_cpu(kc)} | "
+                 f"{fmt_ratio(pc.get('cpu_pct'), kc.get('cpu_pct'))} | {target}{_verdict(ok)} |")
     if kc.get("crowded_pct") is not None or pc.get("crowded_pct") is not None:
-        def crowded(d: dict) -> str:
-            if d.get("crowded_pct") is None:
-                return "n/a"
-            return f"{d['crowded_pct']:.2f} % ({d['crowded_processes']} processes)"
         same = None
         if kc.get("crowded_pct") is not None and kc.get("cpu_pct") is not None:
             # Within one 10 ms tick over the window of the idle figure.
             tick_pct = 100 / CLK_TCK / max(w, 1)
             same = kc["crowded_pct"] <= kc["cpu_pct"] + tick_pct
         lines.append(f"| The same, one window, with {kc.get('unrelated') or pc.get('unrelated')} "
-                     f"unrelated idle processes on the machine | {crowded(pc)} | {crowded(kc)} | "
+                     f"unrelated idle processes on the machine | {_crowded(pc)} | {_crowded(kc)} | "
                      f"{fmt_ratio(pc.get('crowded_pct'), kc.get('crowded_pct'))} | Kelpie: no "
-                     f"more than without them (within a tick){verdict(same)} |")
+                     f"more than without them (within a tick){_verdict(same)} |")
     procs = kc.get("processes_on_machine") or pc.get("processes_on_machine")
     lines.append(f"| What the daemon does in that window | {Pm2.sampling} | {Kelpie.sampling} | - "
                  f"| - |" if procs is None else
                  f"| What the daemon does in that window ({procs:.0f} processes on the machine) | "
                  f"{Pm2.sampling} | {Kelpie.sampling} | - | - |")
     lines.append(f"| Daemon CPU by thread, busiest 3 (% of one core, median over the windows) | "
-                 f"{threads(pc)} | {threads(kc)} | - | - |")
+                 f"{_threads(pc)} | {_threads(kc)} | - | - |")
     pr, kr = pc.get("rss_mb"), kc.get("rss_mb")
     lines.append(f"| Daemon RSS, {n} apps | {fmt(pr, 'MB')} | {fmt(kr, 'MB')} | "
                  f"{fmt_ratio(pr, kr)} | - |")
@@ -107,18 +141,12 @@ def build_health_table(pm2: dict | None, kel: dict) -> str:
         pv = pd.get("restart_ms") if pd.get("restarted") else None
         kv = kd.get("restart_ms") if kd.get("restarted") else None
         lines.append(f"| Memory limit ({HEALTH_LIMIT}) crossed to restart, {title}: median "
-                     f"(min–max) | {lat(pd)} | {lat(kd)} | {fmt_ratio(pv, kv)} | Kelpie < "
-                     f"{HEALTH_RESTART_TARGET_S:g} s in every round{verdict(ok)} |")
+                     f"(min–max) | {_lat(pd)} | {_lat(kd)} | {fmt_ratio(pv, kv)} | Kelpie < "
+                     f"{HEALTH_RESTART_TARGET_S:g} s in every round{_verdict(ok)} |")
 
-    def causes(d: dict, how: str) -> str:
-        rs = [(d.get(k) or {}) for k, _t in HEALTH_VARIANTS]
-        total = sum(x.get("restarted", 0) for x in rs)
-        if not any(x.get("rounds") for x in rs):
-            return "n/a"
-        return f"{sum(x.get('memory_cause', 0) for x in rs)} of {total} ({how})"
     lines.append(f"| Restarts recorded as caused by memory | "
-                 f"{causes(pmem, 'its worker logs exceeds --max-memory-restart in pm2.log')} | "
-                 f"{causes(kmem, '`exits[].cause` = memory in describe --json')} | - | - |")
+                 f"{_causes(pmem, 'its worker logs exceeds --max-memory-restart in pm2.log')} | "
+                 f"{_causes(kmem, '`exits[].cause` = memory in describe --json')} | - | - |")
     kd = kmem.get("child") or {}
     gone = "n/a" if not kd.get("restarted") else f"{kd['old_child_gone']} of {kd['restarted']}"
     pd = pmem.get("child") or {}
@@ -126,24 +154,8 @@ def build_health_table(pm2: dict | None, kel: dict) -> str:
     lines.append(f"| Child variant: the old child gone within 3 s of the restart | {pgone} | "
                  f"{gone} | - | - |")
 
-    def alloc(d: dict) -> str:
-        parts = []
-        for k, _t in HEALTH_VARIANTS:
-            x = d.get(k) or {}
-            if not x.get("rounds"):
-                continue
-            over, took = x.get("over_after_ms"), x.get("alloc_ms")
-            s = f"{k}: over after {'?' if over is None else f'{over:.0f}'} ms"
-            s += f", done in {'?' if took is None else f'{took:.0f}'} ms"
-            if x.get("cut_short"):
-                s += f" ({x['cut_short']} of {x['restarted']} restarted before it was done)"
-            if x.get("from_allocating"):
-                s += (f" ({x['from_allocating']} without an `over` stamp before the restart: "
-                      f"latency from `allocating`)")
-            parts.append(s)
-        return "; ".join(parts) or "n/a"
     lines.append(f"| Allocating {HEALTH_ALLOC_MB} MB: over {HEALTH_LIMIT_MIB} MiB after, done in "
-                 f"(median of the rounds) | {alloc(pmem)} | {alloc(kmem)} | - | - |")
+                 f"(median of the rounds) | {_alloc(pmem)} | {_alloc(kmem)} | - | - |")
     return "\n".join(lines)
 
 

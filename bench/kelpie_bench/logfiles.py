@@ -1,3 +1,7 @@
+"""Logs scenario, reading the logs: an app's log files (live, rotated, gzipped) listed
+consistently while they rotate, their lines counted cheaply (every 20 ms) and checked against
+what the app printed (lost, duplicated, out of order)."""
+
 from __future__ import annotations
 
 import gzip
@@ -8,10 +12,6 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-
-# Logs scenario: one Node.js app prints LOG_LINES lines of 90 bytes + "\n" as fast as it can.
-# Two variants of the app: the main one does one console.log() per line (what Node.js apps
-# actually do: one write() system call per line); the other builds 1000 lines per write().
 
 LOG_APP = "logspam"
 LOG_LINE_LEN = 90  # bytes, without the "\n"

@@ -1,3 +1,9 @@
+"""Logs scenario: one Node.js app prints LOG_LINES lines of 90 bytes + "\n" as fast as it can.
+Two variants of the app: the main one does one console.log() per line (what Node.js apps
+actually do: one write() system call per line); the other builds 1000 lines per write().
+Measured: the time until all lines are in the log files, the daemon's CPU until it is idle,
+the lines lost."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,3 +1,5 @@
+"""The logs scenario's table and notes."""
+
 from __future__ import annotations
 
 from .logfiles import LOG_LINE_LEN

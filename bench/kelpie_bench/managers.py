@@ -1,3 +1,7 @@
+"""The process managers under test: how to run each one's CLI with its own temporary home,
+where its daemon's pid is, how to stop everything it started; and how to get the binaries
+(Kelpie's release build, PM2 from npm)."""
+
 from __future__ import annotations
 
 import json
@@ -11,9 +15,6 @@ from pathlib import Path
 from .cluster_apps import CLUSTER_APP, CLUSTER_INSTANCES
 from .common import FAKE_APP, KELPIE_BIN, log, REPO
 from .processes import kill9, read_pidfile
-
-
-# Managers
 
 
 class Manager:
@@ -230,9 +231,6 @@ def unprivileged_possible() -> tuple[bool, str]:
     if shutil.which("setpriv") is None:
         return False, "setpriv (util-linux) not found"
     return True, ""
-
-
-# Setup
 
 
 def build_kelpie() -> None:

@@ -1,9 +1,13 @@
+"""Processes seen from /proc (alive, RSS, CPU ticks, command line), killing only our own,
+pid files, free ports, the load average, and the cleanup at exit or on a signal."""
+
 from __future__ import annotations
 
 import atexit
 import os
 import signal
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 from .common import log

@@ -1,3 +1,6 @@
+"""Reliability scenario, the parts (see reliability_tools): each one a function of a manager
+with a fresh daemon and home, returning what it saw."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,6 +11,7 @@ import socket
 import stat
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .cluster import wait_cluster_ready

@@ -1,3 +1,9 @@
+"""Reliability scenario: what each manager does under faults, PM2 and Kelpie in the same run,
+each part with a fresh daemon and home: kill -9 of the daemon (apps printing, a 4 MiB burst
+right after, the next command), the same with a 2-instance HTTP app under load, the control
+socket's modes and another uid, secrets in jlist/describe and the dump, a corrupt dump, an
+app ignoring the stop signals, and 200 apps. Here: its parameters, apps and helpers."""
+
 from __future__ import annotations
 
 import json
@@ -10,12 +16,6 @@ from pathlib import Path
 from .logfiles import read_log_files
 from .managers import Manager
 
-
-# Reliability scenario: what each manager does under faults, PM2 and Kelpie in the same run,
-# each part with a fresh daemon and home: kill -9 of the daemon (apps printing, a 4 MiB burst
-# right after, the next command), the same with a 2-instance HTTP app under load, the control
-# socket's modes and another uid, secrets in jlist/describe and the dump, a corrupt dump, an
-# app ignoring the stop signals, and 200 apps.
 
 REL_CHATTY = 5                # apps printing a line every 10 ms during the daemon kill
 REL_BURST_LINES = 65536       # the burst app's lines of 64 bytes ("\n" included): 4 MiB

@@ -1,3 +1,6 @@
+"""What every report shares: the machine's description and the replacement of one section
+(between its `<!-- bench:<section>:begin/end -->` markers) in an existing report."""
+
 from __future__ import annotations
 
 import os

@@ -1,3 +1,7 @@
+"""Runtime scenario: `kelpie runtime` vs `pm2-runtime`, each as PID 1 of its own pid namespace
+(`unshare`), 10 apps: the time from SIGTERM to the runtime's exit, the zombies left by apps
+whose orphans exit, and the size of a static kelpie against PM2's install (+ node)."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,11 +17,9 @@ import time
 from pathlib import Path
 
 from .common import log, REPO
+from .managers import Kelpie
 from .processes import cmdline, kill9, read_rss_mb
 from .stats import median
-
-
-# Runtime scenario: `kelpie runtime` vs `pm2-runtime`, each as PID 1 of its own pid namespace
 
 
 RUNTIME_APPS = 10

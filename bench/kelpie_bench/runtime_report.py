@@ -1,3 +1,5 @@
+"""The runtime scenario's table, notes and section of RESULTS.md."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,3 +1,5 @@
+"""`--self-test`: the tests of the helpers (kelpie_bench/tests), no build, no managers."""
+
 from __future__ import annotations
 
 import unittest
@@ -5,6 +7,7 @@ import unittest
 from .tests.test_check import CheckTest
 from .tests.test_cluster import ClusterTest
 from .tests.test_health import HealthTest
+from .tests.test_layout import LayoutTest
 from .tests.test_logs import LogCounterTest
 from .tests.test_reliability import ReliabilityTest
 from .tests.test_runtime import RuntimeTest
@@ -17,6 +20,7 @@ def self_test() -> int:
                                 loader.loadTestsFromTestCase(HealthTest),
                                 loader.loadTestsFromTestCase(RuntimeTest),
                                 loader.loadTestsFromTestCase(ReliabilityTest),
-                                loader.loadTestsFromTestCase(CheckTest)])
+                                loader.loadTestsFromTestCase(CheckTest),
+                                loader.loadTestsFromTestCase(LayoutTest)])
     result = unittest.TextTestRunner(verbosity=2).run(suite)
     return 0 if result.wasSuccessful() else 1

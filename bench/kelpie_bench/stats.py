@@ -1,10 +1,10 @@
+"""Small figures: median, 90th percentile, the rounding of raw samples, and the formats of
+the tables' cells."""
+
 from __future__ import annotations
 
 import math
 import statistics
-
-
-# Small helpers
 
 
 def median(xs: list[float]) -> float | None:
@@ -17,9 +17,6 @@ def p90(xs: list[float]) -> float | None:
         return None
     s = sorted(xs)
     return s[max(0, math.ceil(0.9 * len(s)) - 1)]
-
-
-# Report
 
 
 def fmt(v: float | None, unit: str, nd: int = 1) -> str:

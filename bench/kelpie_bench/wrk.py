@@ -1,3 +1,6 @@
+"""wrk for the cluster scenario: installing it, its command line and report, the requests
+each instance received (from `ss`), and the wrk processes this run started."""
+
 from __future__ import annotations
 
 import os

@@ -1,0 +1,1 @@
+"""The self-tests of `python3 bench/run.py --self-test`."""

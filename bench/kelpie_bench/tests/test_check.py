@@ -1,3 +1,5 @@
+"""Self-test of the regression check: budgets, comparison, the headroom rule."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,3 +1,6 @@
+"""Self-test of the cluster scenario's helpers: wrk's report, the summary and table, the merge
+of the cluster section into an existing report, the hello app."""
+
 from __future__ import annotations
 
 import os
@@ -17,9 +20,6 @@ from ..processes import free_port
 from ..report import README_LINE
 from ..wrk import ensure_wrk, parse_ss_requests, parse_wrk, wrk_argv
 
-
-# Self-test of the cluster scenario's helpers: wrk's report, the summary and table, the merge of
-# the cluster section into an existing report, the hello app.
 
 WRK_SAMPLE_ERRORS = """Running 1s test @ http://127.0.0.1:48931/
   1 threads and 2 connections

@@ -1,3 +1,6 @@
+"""Self-test of the health scenario's helpers: the stamps of the memory rounds, the per-thread
+CPU reading, the table, the merge of the health section into a report, fake-app's stamps."""
+
 from __future__ import annotations
 
 import os
@@ -19,10 +22,6 @@ from ..health_report import (
 )
 from ..processes import CLK_TCK
 from ..report import README_LINE
-
-
-# Self-test of the health scenario's helpers: the stamps of the memory rounds, the per-thread
-# CPU reading, the table, the merge of the health section into a report, fake-app's stamps.
 
 
 class HealthTest(unittest.TestCase):

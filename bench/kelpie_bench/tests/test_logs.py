@@ -1,3 +1,5 @@
+"""Self-test of the log line counter: synthetic log files in a temp dir."""
+
 from __future__ import annotations
 
 import gzip
@@ -15,9 +17,6 @@ from ..logfiles import (
 from ..logs import IDLE_CAP_S, IDLE_WINDOW_S, LOG_VARIANTS, wait_daemon_idle
 from ..logs_report import build_logs_table, logs_notes
 from ..processes import CLK_TCK, daemon_cpu_ticks
-
-
-# Self-test of the log line counter (`--self-test`): synthetic log files in a temp dir.
 
 
 class LogCounterTest(unittest.TestCase):

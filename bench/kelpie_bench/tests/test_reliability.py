@@ -1,3 +1,5 @@
+"""Self-test of the reliability scenario's helpers."""
+
 from __future__ import annotations
 
 import os
