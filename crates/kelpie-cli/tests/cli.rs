@@ -17,6 +17,7 @@ mod cli {
     mod logs;
     mod monit;
     mod monitoring;
+    mod npm_package;
     mod persistence;
     mod pid1;
     mod runtime;
