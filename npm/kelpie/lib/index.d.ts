@@ -1,0 +1,197 @@
+// Types of Kelpie's Node API (lib/index.js), shaped like PM2's. Every call takes a callback as
+// its last argument, or returns a promise without one.
+
+import { EventEmitter } from 'events';
+
+declare namespace kelpie {
+  type Callback<T> = (err: KelpieError | Error | null, result?: T) => void;
+
+  /** What a call acts on: 'all', an id, a name, a namespace, or a script's path. */
+  type ProcessTarget = string | number;
+
+  /** An error the daemon answered with. */
+  interface KelpieError extends Error {
+    /** NotFound, Conflict, Invalid, Internal or VersionMismatch. */
+    kind: string;
+    /** For a start that registered apps but could not start all: their descriptions. */
+    processes?: ProcessDescription[];
+  }
+
+  /** An app's options, as in an ecosystem file (PM2's names; camelCase accepted too). */
+  interface StartOptions {
+    script?: string;
+    name?: string;
+    namespace?: string;
+    cwd?: string;
+    args?: string | string[];
+    interpreter?: string;
+    interpreter_args?: string | string[];
+    node_args?: string | string[];
+    instances?: number | string;
+    exec_mode?: 'fork' | 'cluster' | 'fork_mode' | 'cluster_mode';
+    env?: Record<string, string | number | boolean> | string;
+    watch?: boolean | string | string[];
+    ignore_watch?: string | string[];
+    max_memory_restart?: string | number;
+    autorestart?: boolean;
+    max_restarts?: number;
+    min_uptime?: string | number;
+    restart_delay?: number;
+    kill_timeout?: number;
+    listen_timeout?: number;
+    wait_ready?: boolean;
+    cron_restart?: string;
+    out_file?: string;
+    error_file?: string;
+    merge_logs?: boolean;
+    log_date_format?: string;
+    /** Start a second copy of a running app. */
+    force?: boolean;
+    /** With an ecosystem file: only these apps (comma-separated or a list). */
+    only?: string | string[];
+    /** Any other field of an ecosystem file. */
+    [field: string]: unknown;
+  }
+
+  /** One process as `jlist` and PM2's `list`/`describe` show it. */
+  interface ProcessDescription {
+    name: string;
+    pm_id: number;
+    pid: number;
+    monit: { memory: number; cpu: number };
+    pm2_env: {
+      name: string;
+      namespace: string;
+      pm_id: number;
+      status: 'launching' | 'online' | 'stopping' | 'stopped' | 'waiting restart' | 'errored';
+      restart_time: number;
+      unstable_restarts: number;
+      pm_uptime: number;
+      created_at: number;
+      exec_mode: string;
+      instances: number;
+      NODE_APP_INSTANCE: number;
+      pm_exec_path: string;
+      pm_cwd: string;
+      pm_out_log_path: string;
+      pm_err_log_path: string;
+      env: Record<string, string>;
+      exit_code?: number;
+      [field: string]: unknown;
+    };
+  }
+
+  /** The process a bus packet is about. */
+  interface BusProcess {
+    name: string;
+    pm_id: number;
+    namespace?: string;
+  }
+
+  /** `process:event`: online, exit, restart, stop, errored, delete. */
+  interface ProcessEventPacket {
+    event: 'online' | 'exit' | 'restart' | 'stop' | 'errored' | 'delete' | string;
+    manually: boolean;
+    at: number;
+    process: BusProcess & {
+      status: string;
+      pid: number | null;
+      restart_time: number;
+      exit_code: number | null;
+      signal: string | null;
+    };
+  }
+
+  /** `log:out` / `log:err`: one line, with its newline. */
+  interface LogPacket {
+    process: BusProcess;
+    at: number | null;
+    data: string;
+  }
+
+  /** A `{type, data}` message a process sent, under its type (`process:msg`...). */
+  interface MessagePacket<T = unknown> {
+    process: BusProcess;
+    at: number;
+    data: T;
+  }
+
+  interface Bus extends EventEmitter {
+    on(event: 'process:event', listener: (packet: ProcessEventPacket) => void): this;
+    on(event: 'log:out' | 'log:err', listener: (packet: LogPacket) => void): this;
+    on(event: 'close', listener: () => void): this;
+    on(event: string, listener: (packet: MessagePacket) => void): this;
+    /** End the bus's connections. */
+    close(): void;
+  }
+
+  interface ControlOptions {
+    /** Give the processes the caller's environment. */
+    updateEnv?: boolean;
+  }
+
+  interface Kelpie {
+    /** The daemon's home. */
+    readonly home: string;
+
+    connect(callback: Callback<Kelpie>): void;
+    connect(noDaemonMode: boolean, callback: Callback<Kelpie>): void;
+    connect(noDaemonMode?: boolean): Promise<Kelpie>;
+    disconnect(callback?: Callback<void>): Promise<void> | undefined;
+
+    start(script: string, options: StartOptions, callback: Callback<ProcessDescription[]>): void;
+    start(scriptOrOptionsOrFile: string | StartOptions, callback: Callback<ProcessDescription[]>): void;
+    start(scriptOrOptionsOrFile: string | StartOptions, options?: StartOptions): Promise<ProcessDescription[]>;
+
+    stop(process: ProcessTarget, callback: Callback<ProcessDescription[]>): void;
+    stop(process: ProcessTarget): Promise<ProcessDescription[]>;
+    restart(process: ProcessTarget, options: ControlOptions, callback: Callback<ProcessDescription[]>): void;
+    restart(process: ProcessTarget, callback: Callback<ProcessDescription[]>): void;
+    restart(process: ProcessTarget, options?: ControlOptions): Promise<ProcessDescription[]>;
+    reload(process: ProcessTarget, options: ControlOptions, callback: Callback<ProcessDescription[]>): void;
+    reload(process: ProcessTarget, callback: Callback<ProcessDescription[]>): void;
+    reload(process: ProcessTarget, options?: ControlOptions): Promise<ProcessDescription[]>;
+    delete(process: ProcessTarget, callback: Callback<ProcessDescription[]>): void;
+    delete(process: ProcessTarget): Promise<ProcessDescription[]>;
+    reset(process: ProcessTarget, callback: Callback<ProcessDescription[]>): void;
+    reset(process: ProcessTarget): Promise<ProcessDescription[]>;
+
+    list(callback: Callback<ProcessDescription[]>): void;
+    list(): Promise<ProcessDescription[]>;
+    describe(process: ProcessTarget, callback: Callback<ProcessDescription[]>): void;
+    describe(process: ProcessTarget): Promise<ProcessDescription[]>;
+
+    sendSignalToProcessName(signal: string | number, name: string, callback: Callback<ProcessDescription[]>): void;
+    sendSignalToProcessName(signal: string | number, name: string): Promise<ProcessDescription[]>;
+    sendSignalToProcessId(signal: string | number, id: number, callback: Callback<ProcessDescription[]>): void;
+    sendSignalToProcessId(signal: string | number, id: number): Promise<ProcessDescription[]>;
+    sendDataToProcessId(id: number, packet: { topic: string; data: unknown; [key: string]: unknown }, callback: Callback<{ success: boolean; data: unknown }>): void;
+    sendDataToProcessId(packet: { id: number; topic: string; data: unknown }, callback: Callback<{ success: boolean; data: unknown }>): void;
+    sendDataToProcessId(id: number, packet: { topic: string; data: unknown; [key: string]: unknown }): Promise<{ success: boolean; data: unknown }>;
+    sendDataToProcessId(packet: { id: number; topic: string; data: unknown }): Promise<{ success: boolean; data: unknown }>;
+
+    launchBus(callback: Callback<Bus>): void;
+    launchBus(): Promise<Bus>;
+
+    flush(process: ProcessTarget, callback: Callback<string>): void;
+    flush(process?: ProcessTarget): Promise<string>;
+    dump(callback: Callback<string>): void;
+    dump(force?: boolean): Promise<string>;
+    reloadLogs(callback: Callback<string>): void;
+    reloadLogs(): Promise<string>;
+    killDaemon(callback: Callback<string>): void;
+    killDaemon(): Promise<string>;
+    ping(callback: Callback<{ pid: number; version: string; uptime_ms: number }>): void;
+    ping(): Promise<{ pid: number; version: string; uptime_ms: number }>;
+  }
+}
+
+/** The default client: the home of $KELPIE_HOME, else ~/.kelpie. */
+declare const kelpie: kelpie.Kelpie & {
+  /** A client of another home (PM2's `new pm2.custom({pm2_home})`). */
+  custom(options: { home?: string; pm2_home?: string }): kelpie.Kelpie;
+  Kelpie: new (options?: { home?: string }) => kelpie.Kelpie;
+  KelpieError: new (kind: string, message: string) => kelpie.KelpieError;
+};
+
+export = kelpie;

@@ -1,0 +1,87 @@
+'use strict';
+// The event bus (launchBus) against a real daemon: lifecycle events with exit codes, log
+// lines, messages from processes, and sendDataToProcessId's round trip.
+
+const assert = require('node:assert/strict');
+const { test, after } = require('node:test');
+const { kelpie, writeFile, idleApp, waitFor, collect } = require('./helpers');
+
+after(async () => {
+  await kelpie.killDaemon().catch(() => {});
+});
+
+test('process events: online, exit with its code, restart, stop, delete', async () => {
+  const bus = await kelpie.launchBus();
+  const events = collect(bus, 'process:event');
+  // Exits with 3 once, after a moment, then stays up (a marker file says it crashed before).
+  const marker = `${process.env.KELPIE_TEST_DIR}/crashed-once`;
+  const script = writeFile('crash-once.js', `
+    const fs = require('fs');
+    if (!fs.existsSync(${JSON.stringify(marker)})) {
+      fs.writeFileSync(${JSON.stringify(marker)}, '');
+      setTimeout(() => process.exit(3), 300);
+    }
+    setInterval(() => {}, 1000);
+  `);
+  await kelpie.start(script, { name: 'crashy', restart_delay: 100 });
+  await waitFor('the crash, the restart and the new process online', () =>
+    events.filter((e) => e.process.name === 'crashy' && e.event === 'online').length >= 2);
+  const kinds = events.filter((e) => e.process.name === 'crashy').map((e) => e.event);
+  assert.deepEqual(kinds.slice(0, 2), ['online', 'exit']);
+  assert.ok(kinds.includes('restart'), kinds.join(','));
+  const exit = events.find((e) => e.process.name === 'crashy' && e.event === 'exit');
+  assert.equal(exit.process.exit_code, 3);
+  assert.ok(exit.process.pid > 0);
+  assert.equal(typeof exit.at, 'number');
+  await kelpie.stop('crashy');
+  await kelpie.delete('crashy');
+  await waitFor('stop and delete', () => ['stop', 'delete'].every((kind) =>
+    events.some((e) => e.process.name === 'crashy' && e.event === kind)));
+  bus.close();
+});
+
+test('log lines arrive as log:out and log:err', async () => {
+  const bus = await kelpie.launchBus();
+  const out = collect(bus, 'log:out');
+  const err = collect(bus, 'log:err');
+  const script = writeFile('talker.js', `
+    console.log('to stdout');
+    console.error('to stderr');
+    setInterval(() => {}, 1000);
+  `);
+  const [proc] = await kelpie.start(script, { name: 'talker' });
+  await waitFor('both lines', () => out.some((l) => l.process.name === 'talker') && err.some((l) => l.process.name === 'talker'));
+  const line = out.find((l) => l.process.name === 'talker');
+  assert.equal(line.data, 'to stdout\n');
+  assert.equal(line.process.pm_id, proc.pm_id);
+  assert.equal(err.find((l) => l.process.name === 'talker').data, 'to stderr\n');
+  await kelpie.delete('talker');
+  bus.close();
+});
+
+test('sendDataToProcessId reaches process.on("message"), and process.send comes back on the bus', async () => {
+  const bus = await kelpie.launchBus();
+  const messages = collect(bus, 'process:msg');
+  const [proc] = await kelpie.start(writeFile('echo.js', idleApp), { name: 'echo' });
+  const sent = await kelpie.sendDataToProcessId(proc.pm_id, { topic: 'greet', data: { n: 42 } });
+  assert.equal(sent.success, true);
+  await waitFor('the echo', () => messages.some((m) => m.process.name === 'echo'));
+  const echo = messages.find((m) => m.process.name === 'echo');
+  assert.deepEqual(echo.data, { echo: { n: 42 }, topic: 'greet' });
+  assert.equal(echo.process.pm_id, proc.pm_id);
+  // The packet form, with the id inside.
+  await kelpie.sendDataToProcessId({ id: proc.pm_id, topic: 'again', data: 1 });
+  await waitFor('the second echo', () => messages.some((m) => m.data.topic === 'again'));
+  await assert.rejects(kelpie.sendDataToProcessId(proc.pm_id, { data: 1 }), /topic/);
+  await kelpie.delete('echo');
+  bus.close();
+});
+
+test('a process without a Node IPC channel is reported, not silently skipped', async () => {
+  const [proc] = await kelpie.start('sleep', { name: 'sleeper', args: ['600'] });
+  await assert.rejects(
+    kelpie.sendDataToProcessId(proc.pm_id, { topic: 't', data: 1 }),
+    (err) => err.kind === 'Conflict' && /sleeper/.test(err.message) && /IPC/.test(err.message),
+  );
+  await kelpie.delete('sleeper');
+});
