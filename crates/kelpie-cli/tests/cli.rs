@@ -17,6 +17,7 @@ mod cli {
     mod logs;
     mod monit;
     mod monitoring;
+    mod node_api;
     mod npm_package;
     mod persistence;
     mod pid1;
