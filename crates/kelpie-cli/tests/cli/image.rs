@@ -243,6 +243,8 @@ struct ImageSpec {
     copies: Vec<Copy>,
     /// Where the image has the kelpie binary.
     kelpie_path: String,
+    /// Where the image has kelpie's man page (empty: nowhere).
+    man_path: String,
 }
 
 /// One file or directory of a COPY.
@@ -286,6 +288,7 @@ impl ImageSpec {
             expose: Vec::new(),
             copies: Vec::new(),
             kelpie_path: String::new(),
+            man_path: String::new(),
         };
         let mut user_set = false;
         for ins in &stage.instructions {
@@ -334,16 +337,28 @@ impl ImageSpec {
                     for source in sources {
                         let on_host = match from {
                             Some(stage) => {
-                                assert!(
-                                    build_outputs.iter().any(|(s, p)| s == stage && p == source),
-                                    "COPY --from={stage} {source}: not the build's kelpie"
-                                );
-                                spec.kelpie_path = if dest.ends_with('/') {
-                                    format!("{dest}kelpie")
+                                let output = build_outputs
+                                    .iter()
+                                    .find(|o| o.stage == stage && o.path == *source)
+                                    .unwrap_or_else(|| {
+                                        panic!("COPY --from={stage} {source}: not a build output")
+                                    });
+                                let name = source.rsplit('/').next().unwrap_or(source);
+                                let path = if dest.ends_with('/') {
+                                    format!("{dest}{name}")
                                 } else {
                                     dest.clone()
                                 };
-                                kelpie.to_path_buf()
+                                match output.kind {
+                                    BuildOutput::Kelpie => {
+                                        spec.kelpie_path = path;
+                                        kelpie.to_path_buf()
+                                    }
+                                    BuildOutput::ManPage => {
+                                        spec.man_path = path;
+                                        man_page(kelpie).to_path_buf()
+                                    }
+                                }
                             }
                             None => workspace().join(source),
                         };
@@ -392,9 +407,26 @@ fn resolve(dir: &str, path: &str) -> String {
     }
 }
 
-/// The build stage and the file it leaves the binary in: what `COPY --from` may take. Checks
-/// that the build is the one this test imitates (a release, locked, musl build of kelpie-cli).
-fn build_outputs(docker: &Dockerfile) -> Vec<(String, String)> {
+/// What a build stage leaves for `COPY --from`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum BuildOutput {
+    /// The kelpie binary.
+    Kelpie,
+    /// Its man page, `kelpie man`'s output.
+    ManPage,
+}
+
+/// A file `COPY --from` may take: which stage has it, where, and what it is.
+struct BuildFile {
+    stage: String,
+    path: String,
+    kind: BuildOutput,
+}
+
+/// The build stage and the files it leaves (the binary, and the man page when it writes one):
+/// what `COPY --from` may take. Checks that the build is the one this test imitates (a release,
+/// locked, musl build of kelpie-cli; the page written by that kelpie's `man`).
+fn build_outputs(docker: &Dockerfile) -> Vec<BuildFile> {
     let build = docker.stage("build");
     let run = build
         .instructions
@@ -415,22 +447,59 @@ fn build_outputs(docker: &Dockerfile) -> Vec<(String, String)> {
         .split_whitespace()
         .find(|w| w.starts_with("/out/") && w.ends_with("/kelpie"))
         .expect("the build's RUN leaves kelpie in /out/");
+    let output = |stage: &str, path: &str, kind| BuildFile {
+        stage: stage.to_string(),
+        path: path.to_string(),
+        kind,
+    };
+    let mut outputs = vec![output("build", out, BuildOutput::Kelpie)];
+    if let Some(page) = run
+        .args
+        .split_whitespace()
+        .find(|w| w.starts_with("/out/") && w.ends_with(".1"))
+    {
+        assert!(
+            run.args.contains(&format!("{out} man > {page}")),
+            "the build's RUN writes {page} with `{out} man > {page}`"
+        );
+        outputs.push(output("build", page, BuildOutput::ManPage));
+    }
     // The scratch stage takes the same file and runs it.
     let scratch = docker.stage("kelpie");
     assert_eq!(scratch.base, "scratch");
-    let mut outputs = vec![("build".to_string(), out.to_string())];
     for ins in &scratch.instructions {
         match ins.keyword.as_str() {
             "COPY" => {
                 let words: Vec<&str> = ins.args.split_whitespace().collect();
                 assert_eq!(words, ["--from=build", out, "/kelpie"], "{ins:?}");
-                outputs.push(("kelpie".to_string(), "/kelpie".to_string()));
+                outputs.push(output("kelpie", "/kelpie", BuildOutput::Kelpie));
             }
             "ENTRYPOINT" => assert_eq!(exec_form("ENTRYPOINT", &ins.args), ["/kelpie"]),
             other => panic!("unexpected `{other}` in the scratch stage"),
         }
     }
     outputs
+}
+
+/// The man page as the build writes it: `kelpie man`'s output, written once per run into
+/// target/tmp.
+fn man_page(kelpie: &Path) -> &'static Path {
+    static PAGE: OnceLock<PathBuf> = OnceLock::new();
+    PAGE.get_or_init(|| {
+        let out = Command::new(kelpie)
+            .arg("man")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kelpie man");
+        assert!(
+            out.status.success(),
+            "kelpie man: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("image-kelpie.1");
+        std::fs::write(&path, &out.stdout).expect("write the man page");
+        path
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -833,6 +902,23 @@ fn dockerfile_parsing() {
     );
 }
 
+/// The example image has kelpie's man page where `man kelpie` looks (the build writes it with
+/// `kelpie man`), without needing anything of the machine.
+#[test]
+fn the_example_image_ships_the_man_page() {
+    let docker = Dockerfile::read();
+    let image = ImageSpec::of(&docker, Path::new(env!("CARGO_BIN_EXE_kelpie")));
+    assert_eq!(image.man_path, "/usr/local/share/man/man1/kelpie.1");
+    let copy = image
+        .copies
+        .iter()
+        .find(|c| c.dest == image.man_path)
+        .expect("the man page is copied");
+    let page = std::fs::read_to_string(&copy.source).expect("man page");
+    assert!(page.contains("\n.TH KELPIE 1 "), "{page}");
+    assert!(page.contains("\\fBkelpie stop\\fR"), "{page}");
+}
+
 /// The example image, as `docker build .` would make it and `docker run` would run it: its CMD
 /// (`kelpie runtime ecosystem.config.js --env production`) as PID 1 and the image's non-root
 /// user, the HEALTHCHECK passing, `docker exec kelpie jlist` and an HTTP request answered by the
@@ -860,6 +946,11 @@ fn the_example_image_runs_its_cmd_as_pid_1_and_stops_on_sigterm() {
     for copy in &image.copies {
         copy_into(root.path(), &copy.source, &copy.dest, copy.owner);
     }
+    let page = std::fs::read_to_string(inside(root.path(), &image.man_path)).expect("man page");
+    assert!(
+        page.contains("\n.TH KELPIE 1 "),
+        "the image's man page:\n{page}"
+    );
     let mut env = image.env.clone();
     env.push(("HOME".into(), "/home/node".into())); // docker run sets it from /etc/passwd
     let home = image
