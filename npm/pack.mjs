@@ -163,7 +163,7 @@ function checkBinary(key, file, version) {
   return true;
 }
 
-/** `kelpie man` of a binary that runs here: the roff page, or null (said on stderr). */
+/** `kelpie man` of a binary that runs here: the roff page (refused when it gives none). */
 function manPage(file) {
   const run = spawnSync(file, ['man'], { encoding: 'utf8', timeout: 10_000 });
   if (run.status === 0 && run.stdout.length > 0) return run.stdout;
@@ -171,8 +171,7 @@ function manPage(file) {
   if (run.error) why = `failed: ${run.error.message}`;
   else if (run.status !== 0) why = `failed (exit status ${run.status}): ${run.stderr.trim().split('\n')[0]}`;
   else why = 'printed nothing';
-  process.stderr.write(`pack: no man page: \`${file} man\` ${why}\n`);
-  return null;
+  throw new Refusal(`no man page: \`${file} man\` ${why} (a kelpie older than its \`man\` command?)`);
 }
 
 function writeJson(file, value) {
@@ -223,7 +222,7 @@ function stageMain(dir, manifest, page) {
     fs.mkdirSync(path.join(dir, 'man'), { recursive: true });
     fs.writeFileSync(path.join(dir, 'man', 'kelpie.1'), page);
   } else {
-    // npm refuses to link a man page that is not there.
+    // The manifest names only files the package has.
     delete staged.man;
   }
   writeJson(path.join(dir, 'package.json'), staged);

@@ -33,9 +33,16 @@ function packageName(key) {
 function isMusl() {
   try {
     if (process.report && typeof process.report.getReport === 'function') {
-      // The network part of the report can take seconds on some machines and is not needed.
-      if ('excludeNetwork' in process.report) process.report.excludeNetwork = true;
-      const report = process.report.getReport();
+      // The network part of the report can take seconds on some machines and is not needed;
+      // the setting is the process's (the Node API runs in an app), so it is put back.
+      const excludedNetwork = process.report.excludeNetwork;
+      let report;
+      try {
+        if (excludedNetwork !== undefined) process.report.excludeNetwork = true;
+        report = process.report.getReport();
+      } finally {
+        if (excludedNetwork !== undefined) process.report.excludeNetwork = excludedNetwork;
+      }
       const header = (typeof report === 'string' ? JSON.parse(report) : report).header;
       return !header.glibcVersionRuntime;
     }
