@@ -6,6 +6,7 @@ mod cli {
     mod cluster;
     mod cluster_ports;
     mod compat;
+    mod completions;
     mod conf;
     mod config;
     mod daemon;
