@@ -49,7 +49,7 @@ pub fn script(shell: Shell) -> Result<String> {
 
 /// clap_complete's script for `shell`, from the CLI's definition.
 fn generated(shell: Shell) -> Result<String> {
-    let mut command = Cli::command();
+    let mut command = without_hidden_commands(Cli::command());
     let mut text = Vec::new();
     match shell {
         Shell::Bash => {
@@ -63,6 +63,22 @@ fn generated(shell: Shell) -> Result<String> {
         }
     }
     Ok(String::from_utf8(text)?)
+}
+
+/// The CLI without its hidden commands (`daemon`, `complete-apps`, `man`), which clap_complete
+/// would offer: a copy of the top command with its own settings and options and the visible
+/// commands (clap cannot remove a command from one).
+fn without_hidden_commands(cli: clap::Command) -> clap::Command {
+    let mut pruned = clap::Command::new(BIN)
+        .version(env!("CARGO_PKG_VERSION"))
+        .disable_version_flag(true)
+        .propagate_version(true)
+        .args(cli.get_arguments().cloned())
+        .subcommands(cli.get_subcommands().filter(|c| !c.is_hide_set()).cloned());
+    if let Some(about) = cli.get_about() {
+        pruned = pruned.about(about.clone());
+    }
+    pruned
 }
 
 /// The first line of the generated zsh script's ending, which calls `_kelpie` (when loaded
@@ -280,11 +296,17 @@ mod tests {
         }
     }
 
+    /// Each script calls `complete-apps`, and offers no hidden command.
     #[test]
-    fn every_shell_gets_a_script() {
+    fn every_shell_gets_a_script_without_the_hidden_commands() {
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
             let script = script(shell).expect("script");
-            assert!(script.contains("complete-apps"), "{shell:?}");
+            assert!(script.contains("kelpie complete-apps -- "), "{shell:?}");
+            let generated = generated(shell).expect("generated");
+            for hidden in ["complete-apps", "handoff-format", "--keeper"] {
+                assert!(!generated.contains(hidden), "{shell:?} offers {hidden}");
+            }
+            assert!(generated.contains("resurrect"), "{shell:?}");
         }
     }
 }

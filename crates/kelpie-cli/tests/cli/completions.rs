@@ -111,8 +111,8 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 
 /// bash: `complete -p kelpie` names Kelpie's function, which, called as bash calls it, offers
 /// exactly the running apps matching the word where a command takes apps (after options and
-/// their values too), clap's subcommands and options elsewhere, and no app where an argument is
-/// not one (`signal <SIGNAL>`).
+/// their values too), clap's subcommands (not the hidden ones) and options elsewhere, and no app
+/// where an argument is not one (`signal <SIGNAL>`).
 #[test]
 fn bash_completes_the_running_apps_and_the_cli() {
     let k = two_apps();
@@ -141,6 +141,8 @@ complete_words kelpie logs --lines 20 w
 complete_words kelpie signal SIGUSR2 a
 complete_words kelpie signal a
 complete_words kelpie res
+complete_words kelpie d
+complete_words kelpie co
 complete_words kelpie stop --o
 complete_words kelpie completions z
 "#,
@@ -169,6 +171,9 @@ complete_words kelpie completions z
         ("kelpie signal SIGUSR2 a", set(&["api"])),
         ("kelpie signal a", set(&[])),
         ("kelpie res", set(&["restart", "reset", "resurrect"])),
+        // Not the hidden `daemon`, `complete-apps`.
+        ("kelpie d", set(&["delete", "describe"])),
+        ("kelpie co", set(&["completions", "conf"])),
         ("kelpie stop --o", set(&["--only"])),
         ("kelpie completions z", set(&["zsh"])),
     ];
@@ -254,7 +259,7 @@ fn fish_completes_the_running_apps_and_the_cli() {
             "--no-config",
             "-c",
             "kelpie completions fish | source; or exit 1
-             for line in 'kelpie stop ' 'kelpie stop w' 'kelpie res' 'kelpie stop --on' 'kelpie start ser'
+             for line in 'kelpie stop ' 'kelpie stop w' 'kelpie res' 'kelpie d' 'kelpie stop --on' 'kelpie start ser'
                  echo \"== $line\"
                  complete -C $line
              end",
@@ -276,6 +281,7 @@ fn fish_completes_the_running_apps_and_the_cli() {
         ("kelpie stop ", set(&["api", "worker"])),
         ("kelpie stop w", set(&["worker"])),
         ("kelpie res", set(&["restart", "reset", "resurrect"])),
+        ("kelpie d", set(&["delete", "describe"])),
         ("kelpie stop --on", set(&["--only"])),
         ("kelpie start ser", set(&["server.js"])),
     ];
