@@ -95,7 +95,14 @@ fn the_api_types_fit_the_calls_pm2_users_write() {
         .arg(dir.join("node_modules/typescript/bin/tsc"))
         .args(["--noEmit", "--strict", "--types", "node", "--typeRoots"])
         .arg(dir.join("node_modules/@types"))
-        .args(["--moduleResolution", "node", "--module", "commonjs", "--target", "es2020"])
+        .args([
+            "--moduleResolution",
+            "node",
+            "--module",
+            "commonjs",
+            "--target",
+            "es2020",
+        ])
         .arg(tests.join("types.ts"))
         .output()
         .expect("run tsc");
