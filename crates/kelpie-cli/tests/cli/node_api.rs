@@ -54,28 +54,12 @@ fn an_app_uses_the_api_to_see_its_siblings() {
     node_test("inside.test.js");
 }
 
-/// TypeScript's compiler and Node's types, from npm, under the target directory.
+/// TypeScript's compiler and Node's types, from npm, under the target directory (their
+/// `node_modules`).
 fn typescript() -> Option<PathBuf> {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("node-api-types");
-        if dir.join("node_modules/typescript/package.json").exists() {
-            return Ok(dir);
-        }
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let output = Command::new("npm")
-            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dir)
-            .args(["typescript@5.6.3", "@types/node@20"])
-            .output()
-            .map_err(|e| format!("npm install typescript: {e}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "npm install typescript: {}",
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        Ok(dir)
+        super::tools::npm_packages("node-api-types", &["typescript@5.6.3", "@types/node@20"])
     });
     match dir {
         Ok(dir) => Some(dir.clone()),
@@ -89,12 +73,12 @@ fn typescript() -> Option<PathBuf> {
 
 #[test]
 fn the_api_types_fit_the_calls_pm2_users_write() {
-    let Some(dir) = typescript() else { return };
+    let Some(modules) = typescript() else { return };
     let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../npm/kelpie/test");
     let output = Command::new("node")
-        .arg(dir.join("node_modules/typescript/bin/tsc"))
+        .arg(modules.join("typescript/bin/tsc"))
         .args(["--noEmit", "--strict", "--types", "node", "--typeRoots"])
-        .arg(dir.join("node_modules/@types"))
+        .arg(modules.join("@types"))
         .args([
             "--moduleResolution",
             "node",
