@@ -12,11 +12,12 @@ import tempfile
 from pathlib import Path
 
 from .budgets import BUDGETS_FILE, CHECK_APPS
-from .check import check_main
+from .check_command import check_main
 from .common import log, SCRIPT
 from .managers import build_kelpie
-from .output import print_results, run_info, write_report
+from .output import print_results, run_info
 from .processes import cleanup_on_exit, loadavg
+from .report_file import write_report
 from .runtime import build_static, unshare_permitted
 from .selftest import self_test
 from .session import Session

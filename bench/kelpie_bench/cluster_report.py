@@ -95,9 +95,10 @@ def build_cluster_table(pm2: dict | None, kel: dict) -> str:
         lines.append(f"| Requests/s, {title} | {_rps(pv)} | {_rps(kv)} | {ratio} | "
                      f"Kelpie >= {need:g}x PM2's{_verdict(ok)} |")
     kb = kel.get("balance_ratio_max")
+    balanced = None if kb is None else kb <= BALANCE_MAX_RATIO
     lines.append(f"| Keep-alive balance, `wrk -c {BALANCE_CONNECTIONS}`: requests of the busiest "
-                 f"instance / the least busy, median | {_balance(p)} | {_balance(kel)} | - | Kelpie "
-                 f"<= {BALANCE_MAX_RATIO:g}x{_verdict(None if kb is None else kb <= BALANCE_MAX_RATIO)} |")
+                 f"instance / the least busy, median | {_balance(p)} | {_balance(kel)} | - | "
+                 f"Kelpie <= {BALANCE_MAX_RATIO:g}x{_verdict(balanced)} |")
     for key, title, _extra in CLUSTER_MODES:
         lines.append(f"| Latency p50 / p99, {title} | {_lat(p, key)} | {_lat(kel, key)} | - | - |")
     for key, title, _extra in CLUSTER_MODES:
@@ -139,7 +140,8 @@ def build_cluster_table(pm2: dict | None, kel: dict) -> str:
             g["failed_max"] == 0 and g["replaced"] == len(g["rounds"])
         lines.append(f"| Failed requests during `reload` under new-connection + keep-alive load "
                      f"at once, {title}: worst round (new connection + keep-alive) | "
-                     f"{_graceful(p, kind)} | {_graceful(kel, kind)} | - | Kelpie 0{_verdict(ok)} |")
+                     f"{_graceful(p, kind)} | {_graceful(kel, kind)} | - | "
+                     f"Kelpie 0{_verdict(ok)} |")
     bound = kel.get("bound") or {}
     for key, title, _extra in CLUSTER_MODES:
         bv, kv = bound.get(f"rps_{key}"), kel.get(f"rps_{key}")

@@ -1,53 +1,20 @@
 """Core scenario: daemon RSS idle and with N apps, `list` / `jlist`, `start` / `stop all` of
-an ecosystem file, crash-to-restart latency (with and without cgroups), and the floor of any
-restart (fake-app spawned by hand)."""
+an ecosystem file, and crash-to-restart latency (core_restart measures it), with and without
+cgroups."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from .common import FAKE_APP, log
+from .core_restart import crash_latencies
 from .managers import Manager
 from .processes import read_rss_mb
 from .stats import median, p90
-
-
-def app_alone_start_ms(rounds: int, workdir: Path) -> list[float]:
-    """The floor of any restart: fake-app spawned directly (posix_spawn, no manager) until it
-    has written its start stamp, in ms; `rounds` runs."""
-    stamp = workdir / "alone.stamp"
-    out: list[float] = []
-    for _ in range(rounds):
-        stamp.unlink(missing_ok=True)
-        t0 = time.time_ns()
-        pid = os.posix_spawn(str(FAKE_APP), [str(FAKE_APP), "--quiet", "--stamp", str(stamp)],
-                             {"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
-        deadline = time.monotonic() + 5
-        stamps = []
-        while not stamps and time.monotonic() < deadline:
-            stamps = read_stamps(stamp)
-            time.sleep(0.0002)
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        if stamps:
-            out.append((stamps[0][1] - t0) / 1e6)
-    return out
-
-
-def bench_restart_only(m: Manager, cfg: argparse.Namespace) -> dict:
-    """Crash-to-restart alone (the non-root variant of the core scenario)."""
-    _eco, crashy, stamp = write_ecosystems(m, 1)
-    m.run("ping", timeout=60)
-    log(f"{m.label}: crash-to-restart, {cfg.crash_rounds} rounds")
-    lat = crash_latencies(m, crashy, stamp, cfg.crash_rounds)
-    log(f"{m.label}:   restart median {median(lat)} ms, p90 {p90(lat)} ms")
-    return {"restart_ms": median(lat), "restart_p90_ms": p90(lat), "raw": {"restart_ms": lat}}
 
 
 def write_ecosystems(m: Manager, n_apps: int) -> tuple[Path, Path, Path]:
@@ -80,62 +47,6 @@ def sample_rss(m: Manager, samples: int, gap: float) -> float | None:
         if v is not None:
             vals.append(v)
     return median(vals)
-
-
-def read_stamps(path: Path) -> list[tuple[int, int]]:
-    try:
-        text = path.read_text()
-    except OSError:
-        return []
-    out = []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            try:
-                out.append((int(parts[0]), int(parts[1])))
-            except ValueError:
-                pass
-    return out
-
-
-def crash_latencies(m: Manager, crashy: Path, stamp: Path, rounds: int) -> list[float]:
-    stamp.unlink(missing_ok=True)
-    m.run("start", str(crashy))
-    deadline = time.monotonic() + 20
-    while not read_stamps(stamp):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{m.label}: crashy app never wrote its stamp file")
-        time.sleep(0.01)
-    time.sleep(0.5)  # let it settle (> min_uptime)
-    lat_ms: list[float] = []
-    for r in range(rounds):
-        stamps = read_stamps(stamp)
-        pid = stamps[-1][0]
-        m.app_pids.add(pid)
-        n_before = len(stamps)
-        t0 = time.time_ns()
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            log(f"{m.label}: crashy pid {pid} already gone, skipping round {r}")
-            time.sleep(0.3)
-            continue
-        deadline = time.monotonic() + 15
-        new = None
-        while time.monotonic() < deadline:
-            s = read_stamps(stamp)
-            if len(s) > n_before:
-                new = s[n_before]
-                break
-            time.sleep(0.0005)
-        if new is None:
-            log(f"{m.label}: no restart within 15 s after SIGKILL (round {r})")
-            break
-        m.app_pids.add(new[0])
-        lat_ms.append((new[1] - t0) / 1e6)
-        time.sleep(0.3)
-    m.run("delete", "crashy", check=False)
-    return lat_ms
 
 
 def start_daemon_idle_rss(m: Manager, settle: float, rss_samples: int
@@ -223,3 +134,13 @@ def bench_manager(m: Manager, n_apps: int, cfg: argparse.Namespace) -> dict:
     res["raw"]["restart_ms"] = lat
     log(f"{m.label}:   restart median {res['restart_ms']} ms, p90 {res['restart_p90_ms']} ms")
     return res
+
+
+def bench_restart_only(m: Manager, cfg: argparse.Namespace) -> dict:
+    """Crash-to-restart alone (the non-root variant of the core scenario)."""
+    _eco, crashy, stamp = write_ecosystems(m, 1)
+    m.run("ping", timeout=60)
+    log(f"{m.label}: crash-to-restart, {cfg.crash_rounds} rounds")
+    lat = crash_latencies(m, crashy, stamp, cfg.crash_rounds)
+    log(f"{m.label}:   restart median {median(lat)} ms, p90 {p90(lat)} ms")
+    return {"restart_ms": median(lat), "restart_p90_ms": p90(lat), "raw": {"restart_ms": lat}}

@@ -120,7 +120,8 @@ def build_health_table(pm2: dict | None, kel: dict) -> str:
             tick_pct = 100 / CLK_TCK / max(w, 1)
             same = kc["crowded_pct"] <= kc["cpu_pct"] + tick_pct
         lines.append(f"| The same, one window, with {kc.get('unrelated') or pc.get('unrelated')} "
-                     f"unrelated idle processes on the machine | {_crowded(pc)} | {_crowded(kc)} | "
+                     f"unrelated idle processes on the machine | {_crowded(pc)} | "
+                     f"{_crowded(kc)} | "
                      f"{fmt_ratio(pc.get('crowded_pct'), kc.get('crowded_pct'))} | Kelpie: no "
                      f"more than without them (within a tick){_verdict(same)} |")
     procs = kc.get("processes_on_machine") or pc.get("processes_on_machine")

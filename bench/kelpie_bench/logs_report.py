@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .logfiles import LOG_LINE_LEN
-from .logs import IDLE_WINDOW_S, LOG_VARIANTS
+from .logs import IDLE_WINDOW_S
+from .logs_apps import LOG_VARIANTS
 from .stats import fmt, fmt_ratio
 
 

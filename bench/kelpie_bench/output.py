@@ -1,36 +1,20 @@
-"""What a bench run prints (its header, every scenario's table and notes) and the markdown report
-of --output: the whole report, or with --only <scenario> on an existing file, that scenario's
-section replaced in place."""
+"""What a bench run prints: its header (command, date, machine, versions, repetitions), every
+scenario's table, then their notes. The --output report is report_file."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 from dataclasses import dataclass
 
-from .cluster_report import (
-    build_cluster_table, cluster_notes, cluster_section, existing_cluster_section,
-    merge_cluster_section,
-)
-from .common import log
+from .cluster_report import build_cluster_table, cluster_notes
 from .core_report import build_table
-from .health_report import (
-    build_health_table, existing_health_section, health_notes, health_section,
-    merge_health_section,
-)
+from .health_report import build_health_table, health_notes
 from .logs_report import build_logs_table, logs_notes
-from .reliability_report import (
-    build_reliability_table, existing_reliability_section, merge_reliability_section,
-    reliability_notes, reliability_section,
-)
+from .reliability_report import build_reliability_table, reliability_notes
 from .report import machine_info
-from .runtime_report import (
-    build_runtime_table, existing_runtime_section, merge_runtime_section, runtime_notes,
-    runtime_section,
-)
+from .runtime_report import build_runtime_table, runtime_notes
 from .session import Session
-from .stats import round_floats
 from .wrk import wrk_version
 
 
@@ -127,150 +111,3 @@ def print_results(cfg: argparse.Namespace, s: Session, ri: RunInfo,
         print(f"\nRuntime scenario skipped: {runtime_skipped}")
 
 
-def write_report(cfg: argparse.Namespace, s: Session, ri: RunInfo) -> None:
-    """cfg.output: with --only <scenario> on an existing file, that scenario's section replaced;
-    else the whole report (a section measured this time, or kept as the file has it)."""
-    sections = scenario_sections(cfg, s, ri)
-    if merge_only_section(cfg, *sections):
-        return
-    report = full_report(cfg, s, ri, *sections)
-    cfg.output.parent.mkdir(parents=True, exist_ok=True)
-    cfg.output.write_text(report)
-    log(f"wrote {cfg.output}")
-
-
-def scenario_sections(cfg: argparse.Namespace, s: Session, ri: RunInfo
-                      ) -> tuple[str | None, str | None, str | None, str | None]:
-    """The self-contained sections (cluster, health, runtime, reliability): measured this time,
-    else the one the file at cfg.output already has (or None)."""
-    cluster, health, runtime, reliability = s.cluster, s.health, s.runtime, s.reliability
-    argv_str, date, load_before, info, ver_line = (ri.argv_str, ri.date, ri.load_before, ri.info,
-                                                   ri.ver_line)
-    section = None
-    if cluster:
-        run_line = (f"Command: `{argv_str}`; {date}; load average {load_before} at start; "
-                    f"{ver_line}, wrk `{s.versions['wrk']}`; {info['nproc']} CPUs "
-                    f"({info['cpu']}), node {info['node']}")
-        section = cluster_section(
-            build_cluster_table(cluster.get("pm2"), cluster["kelpie"]),
-            cluster_notes(cfg, s.versions["wrk"]), run_line,
-            {k: d and d["raw"] for k, d in cluster.items()})
-    else:
-        # Not measured this time: keep the cluster results the file already has.
-        section = existing_cluster_section(cfg.output)
-    if health:
-        run_line = (f"Command: `{argv_str}`; {date}; load average {load_before} at start; "
-                    f"{ver_line}; {info['nproc']} CPUs ({info['cpu']}), {info['memory']}, "
-                    f"Linux {info['kernel']}")
-        hsection = health_section(
-            build_health_table(health.get("pm2"), health["kelpie"]),
-            health_notes(cfg, cfg.health_apps), run_line,
-            {k: {part: d[part] for part in ("cpu", "memory")} for k, d in health.items()})
-    else:
-        hsection = existing_health_section(cfg.output)  # kept as the file has it
-    if runtime:
-        run_line = (f"Command: `{argv_str}`; {date}; load average {load_before} at start; "
-                    f"{ver_line}; {info['nproc']} CPUs ({info['cpu']}), node {info['node']}, "
-                    f"Linux {info['kernel']}")
-        rsection = runtime_section(
-            build_runtime_table(runtime["pm2"], runtime["kelpie"], runtime["sizes"]),
-            runtime_notes(cfg), run_line, {"runs": runtime["raw"], "sizes": runtime["sizes"]})
-    else:
-        rsection = existing_runtime_section(cfg.output)  # kept as the file has it
-    if reliability:
-        run_line = (f"Command: `{argv_str}`; {date}; load average {load_before} at start; "
-                    f"{ver_line}; {info['nproc']} CPUs ({info['cpu']}), node {info['node']}, "
-                    f"Linux {info['kernel']}")
-        relsection = reliability_section(
-            build_reliability_table(reliability["kelpie"], reliability.get("pm2")),
-            reliability_notes(cfg), run_line, reliability)
-    else:
-        relsection = existing_reliability_section(cfg.output)  # kept as the file has it
-    return section, hsection, rsection, relsection
-
-
-def merge_only_section(cfg: argparse.Namespace, section: str | None, hsection: str | None,
-                       rsection: str | None, relsection: str | None) -> bool:
-    """With --only cluster, health, runtime or reliability and an existing cfg.output: that
-    section replaced in the file, the rest kept (True). Else False: nothing written."""
-    if cfg.only == "cluster" and cfg.output.exists():
-        # Only the cluster scenario ran: replace its section, keep the rest of the report.
-        cfg.output.write_text(merge_cluster_section(cfg.output.read_text(), section))
-        log(f"updated the cluster section of {cfg.output}")
-        return True
-    if cfg.only == "health" and cfg.output.exists():
-        # Only the health scenario ran: replace its section, keep the rest of the report.
-        cfg.output.write_text(merge_health_section(cfg.output.read_text(), hsection))
-        log(f"updated the health section of {cfg.output}")
-        return True
-    if cfg.only == "runtime" and cfg.output.exists():
-        # Only the runtime scenario ran: replace its section, keep the rest of the report.
-        cfg.output.write_text(merge_runtime_section(cfg.output.read_text(), rsection))
-        log(f"updated the runtime section of {cfg.output}")
-        return True
-    if cfg.only == "reliability" and cfg.output.exists():
-        # Only the reliability scenario ran: replace its section, keep the rest.
-        cfg.output.write_text(merge_reliability_section(cfg.output.read_text(), relsection))
-        log(f"updated the reliability section of {cfg.output}")
-        return True
-    return False
-
-
-def raw_samples(s: Session) -> str:
-    """The core and logs scenarios' raw samples, as JSON (the other scenarios' are in their
-    sections)."""
-    raw: dict = {}
-    if s.kel_res is not None:
-        raw["pm2"] = s.pm2_res and s.pm2_res["raw"]
-        raw["kelpie"] = s.kel_res["raw"]
-    if s.logs:
-        raw["logs"] = {
-            k: {"pm2": d.get("pm2") and d["pm2"]["raw"], "kelpie": d["kelpie"]["raw"],
-                "app_alone_s": d["alone"]["raw"]}
-            for k, d in s.logs.items()}
-    return json.dumps(round_floats(raw), indent=1)
-
-
-def full_report(cfg: argparse.Namespace, s: Session, ri: RunInfo, section: str | None,
-                hsection: str | None, rsection: str | None, relsection: str | None) -> str:
-    raw_txt = raw_samples(s)
-    body = []
-    if s.kel_res is not None:
-        body.append(build_table(cfg.apps, s.pm2_res, s.kel_res) + """
-
-MB = MiB of VmRSS of the daemon process alone (not its apps). Times are the wall time of the whole
-CLI command as a user runs it (process start included). Ratio = PM2 / Kelpie (how many times
-smaller or faster Kelpie is).""")
-    if s.logs:
-        body.append("## Logs\n\n" + build_logs_table(cfg.log_lines, s.logs)
-                    + "\n\n" + logs_notes(cfg.log_lines, s.logs))
-    apps_line = f"- Apps: {cfg.apps}; {ri.reps}" if cfg.core else f"- {ri.reps}"
-    if section:
-        body.append(section)
-    if hsection:
-        body.append(hsection)
-    if rsection:
-        body.append(rsection)
-    if relsection:
-        body.append(relsection)
-    return f"""# Kelpie vs PM2: benchmark results
-
-Command: `{ri.argv_str}` (from the repository root)
-
-- Date: {ri.date}
-- Machine: {ri.mach_line}
-- Versions: {ri.ver_line}
-{apps_line}
-
-{(chr(10) * 2).join(body)}
-
-See `bench/README.md` for the method.
-
-<details><summary>Raw samples</summary>
-
-```json
-{raw_txt}
-```
-
-</details>
-"""

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .reliability_tools import (
+from .reliability_apps import (
     REL_BURST_LINES, REL_CHATTY, REL_LOAD_THREADS, REL_OTHER_UID, REL_SECRET, REL_STEP_CAP_S,
 )
 from .report import existing_section, merge_section

@@ -9,18 +9,20 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .cluster import bench_bound, bench_cluster
+from .cluster import bench_cluster
 from .cluster_apps import CLUSTER_APP, CLUSTER_APP_JS
+from .cluster_graceful import bench_bound
 from .common import KELPIE_BIN, log
-from .core import app_alone_start_ms, bench_manager, bench_restart_only
-from .health import bench_health_cpu, bench_health_memory
-from .logs import app_alone, bench_logs, LOG_VARIANTS
-from .managers import (
-    install_pm2, Kelpie, KelpieUnprivileged, Manager, Pm2, unprivileged_possible,
-)
+from .core import bench_manager, bench_restart_only
+from .core_restart import app_alone_start_ms
+from .health import bench_health_memory
+from .health_cpu import bench_health_cpu
+from .logs import app_alone, bench_logs
+from .logs_apps import LOG_VARIANTS
+from .managers import install_pm2, Kelpie, KelpieUnprivileged, Manager, Pm2, unprivileged_possible
 from .processes import free_port, kill_with_marker
 from .reliability import bench_reliability
-from .reliability_tools import REL_SCRIPTS
+from .reliability_apps import REL_SCRIPTS
 from .runtime import bench_runtime, KELPIE_STATIC, RUNTIME_RUNS
 from .stats import median
 from .wrk import WRK_PROCS

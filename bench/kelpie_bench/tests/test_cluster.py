@@ -11,8 +11,9 @@ import time
 import unittest
 from pathlib import Path
 
-from ..cluster import http_ok, summarize_cluster
 from ..cluster_apps import CLUSTER_APP_JS, CLUSTER_MODES, WRK_CONNECTIONS, WRK_THREADS
+from ..cluster_graceful import summarize_cluster
+from ..cluster_instances import http_ok
 from ..cluster_report import (
     build_cluster_table, cluster_section, existing_cluster_section, merge_cluster_section,
 )

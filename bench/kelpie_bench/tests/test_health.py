@@ -14,8 +14,8 @@ from ..cluster_report import cluster_section, existing_cluster_section, merge_cl
 from ..common import FAKE_APP
 from ..health import (
     HEALTH_CAP_S, parse_health_stamps, restart_after_allocation, summarize_health_memory,
-    thread_ticks, threads_pct,
 )
+from ..health_cpu import thread_ticks, threads_pct
 from ..health_report import (
     build_health_table, existing_health_section, HEALTH_BEGIN, HEALTH_END, health_section,
     merge_health_section,

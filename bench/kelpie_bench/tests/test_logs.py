@@ -14,7 +14,8 @@ from pathlib import Path
 from ..logfiles import (
     check_log_lines, LineCounter, list_log_files, log_line, LOG_PAD, parse_log_line,
 )
-from ..logs import IDLE_CAP_S, IDLE_WINDOW_S, LOG_VARIANTS, wait_daemon_idle
+from ..logs import IDLE_CAP_S, IDLE_WINDOW_S, wait_daemon_idle
+from ..logs_apps import LOG_VARIANTS
 from ..logs_report import build_logs_table, logs_notes
 from ..processes import CLK_TCK, daemon_cpu_ticks
 

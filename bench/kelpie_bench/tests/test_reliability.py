@@ -14,13 +14,14 @@ from pathlib import Path
 
 from ..processes import free_port
 from ..reliability import connect_as
+from ..reliability_apps import (
+    burst_line, check_burst_lines, classify_after_kill, REL_BURST_LINES, REL_OTHER_UID,
+    REL_SCRIPTS, tick_gaps,
+)
 from ..reliability_report import (
     build_reliability_table, merge_reliability_section, REL_BEGIN, REL_END, reliability_section,
 )
-from ..reliability_tools import (
-    burst_line, check_burst_lines, classify_after_kill, first_message, http_result,
-    REL_BURST_LINES, REL_OTHER_UID, REL_SCRIPTS, summarize_load, tick_gaps,
-)
+from ..reliability_tools import first_message, http_result, summarize_load
 from ..report import README_LINE
 
 

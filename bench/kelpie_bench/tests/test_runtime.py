@@ -11,9 +11,9 @@ from pathlib import Path
 from ..cluster_report import cluster_section
 from ..health_report import health_section, merge_health_section
 from ..report import README_LINE
-from ..runtime import (
-    dir_footprint, is_runtime_app, parse_proc_stat, process_table, runtime_ecosystem,
-    summarize_runtime, tree_below,
+from ..runtime import runtime_ecosystem, summarize_runtime
+from ..runtime_procs import (
+    dir_footprint, is_runtime_app, parse_proc_stat, process_table, tree_below,
 )
 from ..runtime_report import (
     build_runtime_table, existing_runtime_section, merge_runtime_section, RUNTIME_BEGIN,
