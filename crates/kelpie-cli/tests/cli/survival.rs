@@ -26,6 +26,15 @@ fn kill9(pid: u32) {
         .expect("kill -9");
 }
 
+/// The daemon's keeper, once it has written its pid (it starts next to the daemon, which
+/// answers before the keeper is ready on a loaded machine).
+fn keeper_of(k: &Kelpie) -> u32 {
+    k.wait_for("the keeper's pid file", 5 * SECS, || {
+        k.keeper_pid().is_some()
+    });
+    k.keeper_pid().expect("keeper")
+}
+
 /// Lines of a log file that start with `prefix`, as numbers.
 fn numbered(k: &Kelpie, file: &str, prefix: &str) -> Vec<u64> {
     k.log(file)
@@ -36,12 +45,22 @@ fn numbered(k: &Kelpie, file: &str, prefix: &str) -> Vec<u64> {
 }
 
 fn assert_consecutive(seen: &[u64], what: &str) {
+    assert_in_order(seen, what, 0);
+}
+
+/// Every line once and in order, with at most `kills` gaps: what a daemon killed with SIGKILL
+/// had read from a pipe but not yet written is lost, as documented (one read per pipe; under
+/// load the ticker's line can be in it).
+fn assert_in_order(seen: &[u64], what: &str, kills: usize) {
     assert!(!seen.is_empty(), "no {what}");
-    let first = seen[0];
-    let expected: Vec<u64> = (first..first + seen.len() as u64).collect();
+    let breaks: Vec<(u64, u64)> = seen
+        .windows(2)
+        .filter(|pair| pair[1] != pair[0] + 1)
+        .map(|pair| (pair[0], pair[1]))
+        .collect();
     assert!(
-        seen == expected.as_slice(),
-        "{what}: not every line once, in order"
+        breaks.iter().all(|(before, after)| after > before) && breaks.len() <= kills,
+        "{what}: not every line once and in order (at most {kills} gap(s) allowed): {breaks:?}"
     );
 }
 
@@ -93,7 +112,7 @@ fn apps_outlive_a_daemon_killed_with_sigkill_and_the_next_one_adopts_them() {
         numbered(&k, "ticker-out.log", "tick ").len() > 20
     });
     let before = processes(&k);
-    let keeper = k.keeper_pid().expect("the daemon started its keeper");
+    let keeper = keeper_of(&k);
     assert!(alive(keeper));
 
     // Requests keep coming while the daemon is dead and when the next one takes over.
@@ -146,7 +165,7 @@ fn apps_outlive_a_daemon_killed_with_sigkill_and_the_next_one_adopts_them() {
     k.wait_for("more ticks", 10 * SECS, || {
         numbered(&k, "ticker-out.log", "tick ").len() > count + 20
     });
-    assert_consecutive(&numbered(&k, "ticker-out.log", "tick "), "ticks");
+    assert_in_order(&numbered(&k, "ticker-out.log", "tick "), "ticks", 1);
     assert!(k
         .ok(&["logs", "ticker", "--nostream", "--lines", "3"])
         .contains("tick "));
@@ -178,14 +197,14 @@ fn after_an_update_or_a_killed_keeper_a_new_keeper_still_keeps_everything() {
     k.ok(&["start", &fake, "--name", "ticker", "--", "--tick", "5"]);
     let pid = k.pid("ticker");
     // `kelpie update` dismisses the keeper before the exec; the new program starts its own.
-    let before_update = k.keeper_pid().expect("keeper");
+    let before_update = keeper_of(&k);
     assert!(k.ok(&["update"]).contains("none restarted"));
     k.wait_for("the new program's keeper", 10 * SECS, || {
         k.keeper_pid()
             .is_some_and(|p| p != before_update && alive(p))
     });
     assert!(!alive(before_update));
-    let first = k.keeper_pid().expect("keeper");
+    let first = keeper_of(&k);
     kill9(first);
     k.wait_for("another keeper", 10 * SECS, || {
         k.keeper_pid().is_some_and(|p| p != first && alive(p))
@@ -202,7 +221,7 @@ fn after_an_update_or_a_killed_keeper_a_new_keeper_still_keeps_everything() {
     k.wait_for("more ticks", 10 * SECS, || {
         numbered(&k, "ticker-out.log", "tick ").len() > count + 20
     });
-    assert_consecutive(&numbered(&k, "ticker-out.log", "tick "), "ticks");
+    assert_in_order(&numbered(&k, "ticker-out.log", "tick "), "ticks", 1);
 }
 
 #[test]
@@ -239,7 +258,7 @@ fn without_its_keeper_a_killed_daemons_apps_are_restarted_never_run_twice() {
     ]);
     let api = k.pid("api");
     let phoenix = k.pid("phoenix");
-    let keeper = k.keeper_pid().expect("keeper");
+    let keeper = keeper_of(&k);
     kill9(keeper);
     let daemon = kill_daemon(&k);
     // The next command starts a new daemon that knows every app.
@@ -318,7 +337,7 @@ fn kill_after_a_daemon_crash_stops_the_apps_it_left() {
     let fake = k.fake_app();
     k.ok(&["start", &fake, "--name", "left"]);
     let pid = k.pid("left");
-    let keeper = k.keeper_pid().expect("keeper");
+    let keeper = keeper_of(&k);
     kill_daemon(&k);
     k.ok(&["kill"]);
     assert!(!alive(pid), "the app the dead daemon left is stopped");
@@ -334,7 +353,7 @@ fn a_keeper_left_with_nothing_to_keep_exits() {
     // the keeper (which then rightly stays, holding that output for the next daemon).
     k.ok(&["start", &fake, "--name", "quiet", "--", "--quiet"]);
     let pid = k.pid("quiet");
-    let keeper = k.keeper_pid().expect("keeper");
+    let keeper = keeper_of(&k);
     kill_daemon(&k);
     // Its only app ends, and printed nothing meanwhile: nothing is left for a next daemon.
     kill9(pid);
