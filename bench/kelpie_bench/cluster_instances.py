@@ -3,26 +3,16 @@ after a reload), the app's logs when something went wrong."""
 
 from __future__ import annotations
 
-import socket
 import time
 
 from .cluster_apps import CLUSTER_APP, CLUSTER_INSTANCES
-from .common import log
+from .common import http_result, log
 from .managers import Manager
 
 
 def http_ok(port: int, timeout: float = 1.0) -> bool:
     """One GET / on 127.0.0.1:port (new connection): True on a 200."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.settimeout(timeout)
-            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            data = b""
-            while chunk := s.recv(4096):
-                data += chunk
-        return data.startswith(b"HTTP/1.1 200")
-    except OSError:
-        return False
+    return http_result(port, timeout) == "ok"
 
 
 def cluster_pids(m: Manager) -> dict[int, str]:

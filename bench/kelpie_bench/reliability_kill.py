@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .cluster_apps import CLUSTER_APP
 from .cluster_instances import wait_cluster_ready
-from .common import log
+from .common import http_result, log
 from .health import read_text_or_empty
 from .managers import Kelpie, Manager
 from .processes import pid_alive, read_pidfile
@@ -19,7 +19,7 @@ from .reliability_apps import (
     REL_KILL_AT_S, REL_LOAD_S, REL_NEXT_AT_S, tick_gaps,
 )
 from .reliability_tools import (
-    app_log, apps_by_name, http_result, parse_jlist, rel_ecosystem, rel_node_app, RequestLoad,
+    app_log, apps_by_name, parse_jlist, rel_ecosystem, rel_node_app, RequestLoad,
     summarize_load, wait_apps_online,
 )
 

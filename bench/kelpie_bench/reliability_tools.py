@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 import time
 from pathlib import Path
 
+from .common import http_result
 from .logfiles import read_log_files
 from .managers import Manager
 from .reliability_apps import ANSI_RX, REL_LOAD_THREADS
@@ -40,28 +40,6 @@ def first_message(text: str) -> str:
         if re.search(r"error|fail|corrupt|invalid|backup|\.bak|cannot|unexpected", x, re.I):
             return x[:200]
     return lines[0][:200] if lines else ""
-
-
-def http_result(port: int, timeout: float = 1.0) -> str:
-    """One GET / with a new connection: "ok" on a 200, else what went wrong."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.settimeout(timeout)
-            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            data = b""
-            while chunk := s.recv(4096):
-                data += chunk
-    except ConnectionRefusedError:
-        return "refused"
-    except ConnectionResetError:
-        return "reset"
-    except (socket.timeout, TimeoutError):
-        return "timeout"
-    except OSError:
-        return "error"
-    if not data:
-        return "empty"
-    return "ok" if data.startswith(b"HTTP/1.1 200") else "non-200"
 
 
 class RequestLoad:

@@ -96,25 +96,17 @@ def merge_only_section(cfg: argparse.Namespace, section: str | None, hsection: s
                        rsection: str | None, relsection: str | None) -> bool:
     """With --only cluster, health, runtime or reliability and an existing cfg.output: that
     section replaced in the file, the rest kept (True). Else False: nothing written."""
-    if cfg.only == "cluster" and cfg.output.exists():
-        # Only the cluster scenario ran: replace its section, keep the rest of the report.
-        cfg.output.write_text(merge_cluster_section(cfg.output.read_text(), section))
-        log(f"updated the cluster section of {cfg.output}")
-        return True
-    if cfg.only == "health" and cfg.output.exists():
-        # Only the health scenario ran: replace its section, keep the rest of the report.
-        cfg.output.write_text(merge_health_section(cfg.output.read_text(), hsection))
-        log(f"updated the health section of {cfg.output}")
-        return True
-    if cfg.only == "runtime" and cfg.output.exists():
-        # Only the runtime scenario ran: replace its section, keep the rest of the report.
-        cfg.output.write_text(merge_runtime_section(cfg.output.read_text(), rsection))
-        log(f"updated the runtime section of {cfg.output}")
-        return True
-    if cfg.only == "reliability" and cfg.output.exists():
-        # Only the reliability scenario ran: replace its section, keep the rest.
-        cfg.output.write_text(merge_reliability_section(cfg.output.read_text(), relsection))
-        log(f"updated the reliability section of {cfg.output}")
+    merges = {
+        "cluster": (merge_cluster_section, section),
+        "health": (merge_health_section, hsection),
+        "runtime": (merge_runtime_section, rsection),
+        "reliability": (merge_reliability_section, relsection),
+    }
+    if cfg.only in merges and cfg.output.exists():
+        # Only that scenario ran: replace its section, keep the rest of the report.
+        merge, text = merges[cfg.only]
+        cfg.output.write_text(merge(cfg.output.read_text(), text))
+        log(f"updated the {cfg.only} section of {cfg.output}")
         return True
     return False
 

@@ -38,6 +38,17 @@ pub struct About<'a> {
     pub namespace: &'a str,
 }
 
+impl<'a> About<'a> {
+    /// Instance `pm_id` of the app `spec`.
+    pub fn of(pm_id: u32, spec: &'a kelpie_core::AppSpec) -> Self {
+        About {
+            pm_id,
+            name: &spec.name,
+            namespace: &spec.namespace,
+        }
+    }
+}
+
 impl Bus {
     /// Tell the followers, if any.
     pub fn publish(&self, event: BusEvent) {

@@ -844,11 +844,7 @@ impl Supervisor {
                 message,
             } => {
                 if let Some(entry) = self.apps.get(&pm_id) {
-                    let about = crate::bus::About {
-                        pm_id,
-                        name: &entry.spec.name,
-                        namespace: &entry.spec.namespace,
-                    };
+                    let about = crate::bus::About::of(pm_id, &entry.spec);
                     let mut event = crate::bus::event("message", &about, &entry.state);
                     event.pid = pid;
                     event.data = Some(message);
@@ -873,11 +869,7 @@ impl Supervisor {
             {
                 entry.health_failures += 1;
             }
-            let about = crate::bus::About {
-                pm_id: event.pm_id,
-                name: &entry.spec.name,
-                namespace: &entry.spec.namespace,
-            };
+            let about = crate::bus::About::of(event.pm_id, &entry.spec);
             self.bus.publish_changes(&about, &entry.state, &event.state);
             entry.state = event.state;
             entry.cgroup = event.cgroup;

@@ -72,28 +72,18 @@ function callerEnv() {
   return env;
 }
 
-/** Options PM2 spells in camelCase in its API and CLI but as snake_case in files. */
-const CAMEL_OPTIONS = {
-  execMode: 'exec_mode', nodeArgs: 'node_args', interpreterArgs: 'interpreter_args',
-  maxMemoryRestart: 'max_memory_restart', killTimeout: 'kill_timeout', listenTimeout: 'listen_timeout',
-  waitReady: 'wait_ready', minUptime: 'min_uptime', maxRestarts: 'max_restarts',
-  restartDelay: 'restart_delay', cronRestart: 'cron_restart', mergeLogs: 'merge_logs',
-  logDateFormat: 'log_date_format', errorFile: 'error_file', outFile: 'out_file',
-  pidFile: 'pid_file', ignoreWatch: 'ignore_watch', autorestart: 'autorestart',
-  instanceVar: 'instance_var', shutdownWithMessage: 'shutdown_with_message',
-};
+/** Keys of the API's options that are not app fields. */
+const API_ONLY = new Set(['updateEnv', 'force', 'only', 'env_profile']);
 
-/** An app object as an ecosystem file would spell it (PM2's API takes both spellings). */
+/**
+ * An app object as an ecosystem file would hold it: the API's own keys and functions left out.
+ * camelCase keys (`maxRestarts`) are folded by the daemon's config reader, as in files.
+ */
 function appOptions(options) {
   const app = {};
   for (const [key, value] of Object.entries(options || {})) {
-    if (typeof value === 'function') continue;
-    app[CAMEL_OPTIONS[key] || key] = value;
+    if (typeof value !== 'function' && !API_ONLY.has(key)) app[key] = value;
   }
-  delete app.updateEnv;
-  delete app.force;
-  delete app.only;
-  delete app.env_profile;
   return app;
 }
 

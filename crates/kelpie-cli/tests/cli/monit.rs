@@ -325,26 +325,6 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// The processes whose parent is `parent`.
-fn children_of(parent: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    let rest = stat.rsplit(')').next()?.to_string();
-                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-                })
-                == Some(parent)
-        })
-        .collect()
-}
-
 #[test]
 fn monit_ends_on_sigterm_and_when_its_terminal_is_hung_up() {
     let k = kelpie();
@@ -362,7 +342,7 @@ fn monit_ends_on_sigterm_and_when_its_terminal_is_hung_up() {
     let start_monit = || {
         term.type_line(&format!("{} monit", kelpie_bin().display()));
         term.wait_for_screen("the dashboard", 10 * SECS, |s| s.contains("one · id 0"));
-        let monit = children_of(shell);
+        let monit = kelpie_sys::children_of(shell);
         assert_eq!(monit.len(), 1, "monit is the shell's one child: {monit:?}");
         monit[0]
     };

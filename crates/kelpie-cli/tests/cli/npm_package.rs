@@ -339,26 +339,6 @@ impl Drop for Launched {
     }
 }
 
-/// The children of `parent`, from /proc.
-fn children_of(parent: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                stat.rsplit(')')
-                    .next()
-                    .and_then(|rest| rest.split_whitespace().nth(1))
-                    .and_then(|ppid| ppid.parse::<u32>().ok())
-                    == Some(parent)
-            })
-        })
-        .collect()
-}
-
 #[test]
 fn a_kill_of_the_launcher_reaches_kelpie() {
     if !have_npm() {
@@ -391,9 +371,11 @@ fn a_kill_of_the_launcher_reaches_kelpie() {
         "the launcher's kelpie child",
         Duration::from_secs(10),
         || {
-            launched.kelpie = children_of(launcher_pid).into_iter().find(|pid| {
-                std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == installed)
-            });
+            launched.kelpie = kelpie_sys::children_of(launcher_pid)
+                .into_iter()
+                .find(|pid| {
+                    std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == installed)
+                });
             launched.kelpie.is_some()
         },
     );

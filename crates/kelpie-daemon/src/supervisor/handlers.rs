@@ -542,11 +542,7 @@ impl Supervisor {
             if state.status.has_process() {
                 self.leaving.insert(pm_id);
             }
-            let about = crate::bus::About {
-                pm_id,
-                name: &spec.name,
-                namespace: &spec.namespace,
-            };
+            let about = crate::bus::About::of(pm_id, &spec);
             self.bus
                 .publish(crate::bus::event("delete", &about, &state));
             self.sample_current_processes();
