@@ -147,6 +147,16 @@ impl Tmux {
         }
     }
 
+    /// Clear the screen and wait until only the prompt is left: a line typed before `clear`
+    /// has run would be echoed and then wiped, leaving its prompt and the next on one row.
+    fn clear(&self) {
+        self.type_line("clear");
+        self.wait_for_screen("the cleared screen", 5 * SECS, |s| {
+            let rows: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
+            rows.len() == 1 && rows[0].trim_end() == PROMPT
+        });
+    }
+
     /// The shell has the terminal back: the prompt on the last non-empty row, and the line
     /// discipline as the shell expects it (canonical mode and echo, not raw).
     fn assert_shell_is_back(&self, what: &str) {
@@ -308,7 +318,7 @@ fn monit_leaves_on_ctrl_c_and_esc() {
         });
         term.keys(&[key]);
         term.assert_shell_is_back(&format!("the shell after {key}"));
-        term.type_line("clear");
+        term.clear();
     }
 }
 
@@ -355,7 +365,7 @@ fn monit_ends_on_sigterm_and_when_its_terminal_is_hung_up() {
     k.wait_for("monit to end", 5 * SECS, || !kelpie_testkit::alive(monit));
 
     // The terminal goes away (an SSH connection lost): it ends instead of spinning on it.
-    term.type_line("clear");
+    term.clear();
     let monit = start_monit();
     let _guard = KillOnDrop(monit);
     let _ = term.command(&["kill-server"]).output();
