@@ -459,6 +459,16 @@ impl Default for AppSpec {
 }
 
 impl AppSpec {
+    /// PM2's `increment_var` for one instance: the variable and its value, the app's value
+    /// (from its `env`, else the environment it inherited) plus the instance's index. `None`
+    /// without `increment_var` or when that value is not a whole number.
+    pub fn incremented_var(&self, instance: u32) -> Option<(&str, u64)> {
+        let var = self.increment_var.as_deref()?;
+        let base = self.env.get(var).or_else(|| self.inherited_env.get(var))?;
+        let base: u64 = base.trim().parse().ok()?;
+        Some((var, base + u64::from(instance)))
+    }
+
     /// The command line that runs one instance: interpreter, its args, the script, the app args.
     pub fn command_line(&self) -> Vec<String> {
         let mut argv = Vec::new();

@@ -45,7 +45,10 @@ struct Pm2Env<'a> {
     created_at: u64,
     exec_mode: &'static str,
     instances: u32,
-    NODE_APP_INSTANCE: u32,
+    /// The instance's index under the app's `instance_var` (`NODE_APP_INSTANCE: 0`), and the
+    /// `increment_var`'s value (`PORT: 3001`), at the top of `pm2_env` as in PM2.
+    #[serde(flatten)]
+    instance_vars: InstanceVars<'a>,
     instance_var: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     increment_var: Option<&'a str>,
@@ -106,7 +109,7 @@ struct Pm2Env<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     exit_code: Option<i32>,
     username: &'a str,
-    env: std::borrow::Cow<'a, BTreeMap<String, String>>,
+    env: EnvView<'a>,
     version: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pm_pid_path: Option<&'a str>,
@@ -116,6 +119,7 @@ struct Pm2Env<'a> {
 fn entry(p: &ProcessInfo, show_secrets: bool, with_exits: bool) -> Entry<'_> {
     let spec = &p.spec;
     let state = &p.state;
+    let incremented = spec.incremented_var(p.instance);
     Entry {
         pid: state.pid.unwrap_or(0),
         name: &spec.name,
@@ -135,7 +139,10 @@ fn entry(p: &ProcessInfo, show_secrets: bool, with_exits: bool) -> Entry<'_> {
             created_at: state.created_at_ms,
             exec_mode: spec.exec_mode.pm2_name(),
             instances: spec.instances,
-            NODE_APP_INSTANCE: p.instance,
+            instance_vars: InstanceVars {
+                index: (&spec.instance_var, p.instance),
+                incremented,
+            },
             instance_var: &spec.instance_var,
             increment_var: spec.increment_var.as_deref(),
             port: spec.listen.as_ref().map(|l| l.to_string()),
@@ -188,11 +195,59 @@ fn entry(p: &ProcessInfo, show_secrets: bool, with_exits: bool) -> Entry<'_> {
             exits: with_exits.then_some(&state.exits),
             exit_code: state.exits.back().and_then(|e| e.code),
             username: &p.username,
-            env: shown_env(&spec.env, show_secrets),
+            env: EnvView {
+                env: shown_env(&spec.env, show_secrets),
+                incremented: incremented.filter(|(var, _)| show_secrets || !is_secret_name(var)),
+            },
             version: "N/A",
             pm_pid_path: None,
             unique_id: format!("{}-{}", p.pm_id, state.created_at_ms),
         },
+    }
+}
+
+/// Variables of one instance, shown as keys of `pm2_env`.
+struct InstanceVars<'a> {
+    index: (&'a str, u32),
+    incremented: Option<(&'a str, u64)>,
+}
+
+impl Serialize for InstanceVars<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry(self.index.0, &self.index.1)?;
+        if let Some((var, value)) = self.incremented.filter(|(var, _)| *var != self.index.0) {
+            map.serialize_entry(var, &value)?;
+        }
+        map.end()
+    }
+}
+
+/// The app's `env` as shown, with the instance's `increment_var` value, a number as in PM2.
+struct EnvView<'a> {
+    env: std::borrow::Cow<'a, BTreeMap<String, String>>,
+    incremented: Option<(&'a str, u64)>,
+}
+
+impl Serialize for EnvView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for (name, value) in self.env.iter() {
+            match self.incremented {
+                Some((var, number)) if var == name => map.serialize_entry(name, &number)?,
+                _ => map.serialize_entry(name, value)?,
+            }
+        }
+        // Inherited rather than declared: PM2 adds it to `env` all the same.
+        if let Some((var, number)) = self
+            .incremented
+            .filter(|(var, _)| !self.env.contains_key(*var))
+        {
+            map.serialize_entry(var, &number)?;
+        }
+        map.end()
     }
 }
 

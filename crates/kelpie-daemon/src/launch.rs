@@ -243,11 +243,8 @@ fn kelpie_variables(spec: &AppSpec, who: &InstanceIdentity<'_>) -> Vec<(String, 
         vars.push(("WATCHDOG_USEC".to_string(), (ms * 1000).to_string()));
     }
     // PM2's increment_var: each instance gets the app's value plus its index (PORT 8000, 8001...).
-    if let Some(var) = &spec.increment_var {
-        let base = spec.env.get(var).or_else(|| spec.inherited_env.get(var));
-        if let Some(base) = base.and_then(|v| v.trim().parse::<u64>().ok()) {
-            vars.push((var.clone(), (base + u64::from(who.instance)).to_string()));
-        }
+    if let Some((var, value)) = spec.incremented_var(who.instance) {
+        vars.push((var.to_string(), value.to_string()));
     }
     vars
 }

@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 /// Environment variable that chooses the home (like `PM2_HOME`).
 pub const HOME_ENV: &str = "KELPIE_HOME";
 
+/// Environment variables that put the daemon's pid file elsewhere than in the home: Kelpie's
+/// name, then PM2's (`PM2_PID_FILE_PATH`), so that a monitor configured for PM2 finds it.
+pub const PID_FILE_ENVS: [&str; 2] = ["KELPIE_PID_FILE", "PM2_PID_FILE_PATH"];
+
 /// The signal that tells a daemon to re-execute itself (`kelpie update`). A signal rather than
 /// a request: a daemon of any version understands it, even one whose protocol the CLI no
 /// longer speaks.
@@ -14,30 +18,32 @@ pub const UPDATE_SIGNAL: &str = "SIGUSR1";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Home {
     root: PathBuf,
+    pid_file: Option<PathBuf>,
 }
 
 impl Home {
-    /// `$KELPIE_HOME`, else `$HOME/.kelpie`, else `./.kelpie`.
+    /// `$KELPIE_HOME`, else `$HOME/.kelpie`, else `./.kelpie`; the pid file where
+    /// [`PID_FILE_ENVS`] say, else in the home.
     pub fn from_env() -> Home {
-        if let Some(dir) = std::env::var_os(HOME_ENV).filter(|v| !v.is_empty()) {
-            return Home::at(PathBuf::from(dir));
-        }
-        let base = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."));
-        Home::at(base.join(".kelpie"))
+        let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        let root = set(HOME_ENV).map(PathBuf::from).unwrap_or_else(|| {
+            let base = set("HOME").map(PathBuf::from);
+            base.unwrap_or_else(|| PathBuf::from(".")).join(".kelpie")
+        });
+        let mut home = Home::at(root);
+        home.pid_file = PID_FILE_ENVS
+            .iter()
+            .find_map(|name| set(name))
+            .map(|path| absolute(PathBuf::from(path)));
+        home
     }
 
     /// A home rooted at `root` (made absolute against the current directory).
     pub fn at(root: PathBuf) -> Home {
-        let root = if root.is_absolute() {
-            root
-        } else {
-            std::env::current_dir()
-                .map(|cwd| cwd.join(&root))
-                .unwrap_or(root)
-        };
-        Home { root }
+        Home {
+            root: absolute(root),
+            pid_file: None,
+        }
     }
 
     /// The home directory itself.
@@ -50,7 +56,10 @@ impl Home {
     }
     /// The daemon's pid.
     pub fn pid_file(&self) -> PathBuf {
-        self.root.join("kelpie.pid")
+        match &self.pid_file {
+            Some(path) => path.clone(),
+            None => self.root.join("kelpie.pid"),
+        }
     }
     /// The daemon's own log.
     pub fn daemon_log(&self) -> PathBuf {
@@ -119,4 +128,14 @@ impl Home {
     pub fn keeper_spool_dir(&self) -> PathBuf {
         self.root.join("keeper")
     }
+}
+
+/// `path` against the current directory, if relative.
+fn absolute(path: PathBuf) -> PathBuf {
+    if path.is_absolute() {
+        return path;
+    }
+    std::env::current_dir()
+        .map(|cwd| cwd.join(&path))
+        .unwrap_or(path)
 }

@@ -216,6 +216,8 @@ fn pm2_flags_without_effect_are_accepted_with_one_note() {
         notes[0].contains("-x") && notes[0].contains("--pid"),
         "{stderr}"
     );
+    // It has an effect now (a Node app runs without source maps).
+    assert!(!notes[0].contains("source-map"), "{stderr}");
     assert_eq!(k.status("api"), "online");
     assert_eq!(k.app("api")["pm2_env"]["cron_restart"], "0 3 * * *");
 }
@@ -432,4 +434,74 @@ fn exit_statuses_tell_the_kind_of_failure() {
         "unreachable: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn instance_var_and_increment_var_are_in_jlist_as_in_pm2() {
+    let k = kelpie();
+    k.write("app.sh", SLEEPER);
+    let file = k.write(
+        "ecosystem.json",
+        r#"{"apps": [{"name": "w", "script": "app.sh", "instances": 2, "instance_var": "APP_ID",
+                      "increment_var": "WORKER_PORT", "env": {"WORKER_PORT": "7100", "MODE": "x"}}]}"#,
+    );
+    k.ok(&["start", &file]);
+    let mut seen = Vec::new();
+    for app in k.jlist() {
+        let env = &app["pm2_env"];
+        // The index under the app's own variable name, and no NODE_APP_INSTANCE beside it.
+        assert!(env.get("NODE_APP_INSTANCE").is_none(), "{env}");
+        let index = env["APP_ID"].as_u64().expect("APP_ID is a number");
+        // The incremented value is a number, at the top of pm2_env and in its env, as in PM2.
+        assert_eq!(env["WORKER_PORT"], 7100 + index, "{env}");
+        assert_eq!(env["env"]["WORKER_PORT"], 7100 + index, "{env}");
+        assert_eq!(env["env"]["MODE"], "x");
+        // And it is what the process has.
+        let pid = app["pid"].as_u64().expect("pid");
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+        let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+        for var in [
+            format!("APP_ID={index}"),
+            format!("WORKER_PORT={}", 7100 + index),
+        ] {
+            assert!(vars.contains(&var.as_bytes()), "{var} in the process");
+        }
+        seen.push(index);
+    }
+    seen.sort();
+    assert_eq!(seen, [0, 1]);
+}
+
+#[test]
+fn the_daemon_writes_its_pid_where_pm2s_variable_says() {
+    let k = kelpie();
+    let dir = k.home().join("run");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let pid_file = dir.join("pm2.pid");
+    let with_variable = |args: &[&str]| {
+        let out = k
+            .command(args)
+            .env("PM2_PID_FILE_PATH", &pid_file)
+            .output()
+            .expect("kelpie");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let pong = with_variable(&["ping"]);
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .expect("the pid file is where the variable says")
+        .trim()
+        .parse()
+        .expect("a pid");
+    k.track(pid);
+    assert!(pong.contains(&format!("pid {pid},")), "{pong}");
+    assert!(
+        !k.home().join("kelpie.pid").exists(),
+        "not in the home as well"
+    );
+    with_variable(&["kill"]);
+    k.wait_for("the daemon to end", Duration::from_secs(10), || {
+        !kelpie_testkit::alive(pid)
+    });
+    assert!(!pid_file.exists(), "the daemon removed its pid file");
 }
