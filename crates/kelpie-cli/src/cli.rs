@@ -458,10 +458,6 @@ pub struct IgnoredPm2Flags {
     #[arg(short = 'x', long, hide = true)]
     execute_command: bool,
     #[arg(long, hide = true)]
-    source_map_support: bool,
-    #[arg(long, hide = true)]
-    disable_source_map_support: bool,
-    #[arg(long, hide = true)]
     no_vizion: bool,
     #[arg(long, hide = true)]
     no_pmx: bool,
@@ -502,11 +498,6 @@ impl IgnoredPm2Flags {
     pub fn given(&self) -> Vec<&'static str> {
         [
             (self.execute_command, "-x"),
-            (self.source_map_support, "--source-map-support"),
-            (
-                self.disable_source_map_support,
-                "--disable-source-map-support",
-            ),
             (self.no_vizion, "--no-vizion"),
             (self.no_pmx, "--no-pmx"),
             (self.no_automation, "--no-automation"),
@@ -740,6 +731,13 @@ pub struct StartArgs {
     /// Stop by sending `shutdown` over the Node IPC channel instead of the kill signal
     #[arg(long)]
     pub shutdown_with_message: bool,
+    /// Run a Node app without Node's source maps (by default Node apps get
+    /// --enable-source-maps, so stack traces name the original sources)
+    #[arg(long)]
+    pub disable_source_map_support: bool,
+    /// PM2's flag to turn source maps on: they already are for Node apps
+    #[arg(long, hide = true)]
+    pub source_map_support: bool,
     /// Variable holding the instance index (default NODE_APP_INSTANCE)
     #[arg(long, value_name = "NAME")]
     pub instance_var: Option<String>,

@@ -25,6 +25,7 @@ mod cli {
     mod runtime;
     mod security;
     mod serve;
+    mod source_maps;
     mod startup;
     mod supervision;
     mod survival;

@@ -199,6 +199,7 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<AppSpec, Vec<String>> 
     read_env(&mut r, &mut spec, origin);
     read_policy(&mut r, &mut spec);
     read_instances(&mut r, &mut spec);
+    read_source_maps(&mut r, &mut spec);
     read_listen(&mut r, &mut spec);
     listen_from_env(&mut spec);
     check_cluster_port(&mut r, &spec);
@@ -339,6 +340,16 @@ fn read_instances(r: &mut Reader<'_>, spec: &mut AppSpec) {
         spec.instance_var = name;
     }
     spec.increment_var = r.get("increment_var", convert::env_var_name);
+}
+
+/// PM2's `disable_source_map_support` and `source_map_support`. Node apps get source maps by
+/// default, so `source_map_support: true` asks for what is already there and, as in PM2, does
+/// not win over `disable_source_map_support: true`; it is still checked to be a boolean.
+fn read_source_maps(r: &mut Reader<'_>, spec: &mut AppSpec) {
+    if let Some(b) = r.get("disable_source_map_support", convert::boolean) {
+        spec.disable_source_map_support = b;
+    }
+    let _ = r.get("source_map_support", convert::boolean);
 }
 
 /// `port` and `reuse_port`. `port` sets `PORT` (over `env`, as in PM2) and, unlike PM2, makes

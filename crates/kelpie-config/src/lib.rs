@@ -171,6 +171,8 @@ pub struct ScriptOptions {
     pub reuse_port: bool,
     /// `--wait-ready`.
     pub wait_ready: bool,
+    /// `--disable-source-map-support` (a Node app runs without `--enable-source-maps`).
+    pub disable_source_map_support: bool,
     /// `--listen-timeout` (duration).
     pub listen_timeout: Option<String>,
     /// `--ready-pattern` (regular expression).

@@ -566,6 +566,10 @@ fn raw_from_options(script: &str, opts: &ScriptOptions) -> RawApp {
         ("reuse_port", opts.reuse_port),
         ("wait_ready", opts.wait_ready),
         ("shutdown_with_message", opts.shutdown_with_message),
+        (
+            "disable_source_map_support",
+            opts.disable_source_map_support,
+        ),
     ];
     for (key, on) in switches {
         if on {

@@ -285,6 +285,9 @@ pub struct AppSpec {
     pub interpreter: Option<String>,
     /// Arguments for the interpreter, placed before the script (`--node-args`).
     pub interpreter_args: Vec<String>,
+    /// Run a Node app without Node's source maps (PM2's `disable_source_map_support`): by
+    /// default Node apps get `--enable-source-maps`, so stack traces name the original sources.
+    pub disable_source_map_support: bool,
     /// Working directory of the app (absolute).
     pub cwd: String,
     /// The CLI's environment when the app was started (or refreshed with `--update-env`).
@@ -407,6 +410,7 @@ impl Default for AppSpec {
             args: Vec::new(),
             interpreter: None,
             interpreter_args: Vec::new(),
+            disable_source_map_support: false,
             cwd: String::new(),
             inherited_env: Arc::default(),
             env: BTreeMap::new(),
@@ -490,6 +494,23 @@ impl AppSpec {
         })
     }
 
+    /// Node's flag that maps stack traces back to the sources named by `//# sourceMappingURL`.
+    pub const NODE_SOURCE_MAPS_FLAG: &'static str = "--enable-source-maps";
+
+    /// Whether the app's processes get Node's `--enable-source-maps` (PM2 turns source maps on
+    /// for every Node app): a Node app that does not disable them and whose interpreter
+    /// arguments do not already say `--enable-source-maps` or `--no-enable-source-maps`.
+    pub fn enables_source_maps(&self) -> bool {
+        // Node reads `_` in a flag's name as `-`.
+        let says_it = |arg: &String| {
+            let flag = arg.replace('_', "-");
+            flag == Self::NODE_SOURCE_MAPS_FLAG || flag == "--no-enable-source-maps"
+        };
+        self.runs_on_node()
+            && !self.disable_source_map_support
+            && !self.interpreter_args.iter().any(says_it)
+    }
+
     /// Whether the ports the app's code listens on are shared by its instances, as under PM2's
     /// Node cluster: a Node app in cluster mode (not binding with `SO_REUSEPORT` itself). Its
     /// processes run with the cluster shim, which asks the daemon for the socket of each port
@@ -552,6 +573,23 @@ mod tests {
                 "80"
             ]
         );
+    }
+
+    #[test]
+    fn node_apps_get_source_maps_unless_disabled_or_already_asked() {
+        let with = |interpreter: &str, args: &[&str], disabled: bool| AppSpec {
+            interpreter: Some(interpreter.to_string()),
+            interpreter_args: args.iter().map(|a| a.to_string()).collect(),
+            disable_source_map_support: disabled,
+            ..AppSpec::default()
+        };
+        assert!(with("node", &[], false).enables_source_maps());
+        assert!(with("/usr/bin/nodejs", &["--max-old-space-size=64"], false).enables_source_maps());
+        assert!(!with("node", &[], true).enables_source_maps());
+        assert!(!with("python3", &[], false).enables_source_maps());
+        assert!(!with("node", &["--enable-source-maps"], false).enables_source_maps());
+        assert!(!with("node", &["--no-enable-source-maps"], false).enables_source_maps());
+        assert!(!with("node", &["--enable_source_maps"], false).enables_source_maps());
     }
 
     #[test]
