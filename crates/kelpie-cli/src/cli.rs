@@ -458,8 +458,6 @@ pub struct IgnoredPm2Flags {
     #[arg(short = 'x', long, hide = true)]
     execute_command: bool,
     #[arg(long, hide = true)]
-    no_vizion: bool,
-    #[arg(long, hide = true)]
     no_pmx: bool,
     #[arg(long, hide = true)]
     no_automation: bool,
@@ -498,7 +496,6 @@ impl IgnoredPm2Flags {
     pub fn given(&self) -> Vec<&'static str> {
         [
             (self.execute_command, "-x"),
-            (self.no_vizion, "--no-vizion"),
             (self.no_pmx, "--no-pmx"),
             (self.no_automation, "--no-automation"),
             (self.no_treekill, "--no-treekill"),
@@ -731,6 +728,9 @@ pub struct StartArgs {
     /// Stop by sending `shutdown` over the Node IPC channel instead of the kill signal
     #[arg(long)]
     pub shutdown_with_message: bool,
+    /// Do not read the git metadata of the app's directory (PM2's vizion) for jlist and describe
+    #[arg(long)]
+    pub no_vizion: bool,
     /// Run a Node app without Node's source maps (by default Node apps get
     /// --enable-source-maps, so stack traces name the original sources)
     #[arg(long)]

@@ -211,6 +211,9 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<AppSpec, Vec<String>> 
     // After the port and environment: a health check given as a path is checked on the port.
     read_health(&mut r, &mut spec);
     read_dependencies(&mut r, &mut spec);
+    if let Some(b) = r.get("vizion", convert::boolean) {
+        spec.vizion = b;
+    }
 
     if r.errors.is_empty() {
         Ok(spec)

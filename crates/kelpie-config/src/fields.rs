@@ -61,6 +61,7 @@ pub const SUPPORTED: &[&str] = &[
     "watchdog",
     "depends_on",
     "append_env_to_name",
+    "vizion",
 ];
 
 /// PM2's alternative names, mapped to the canonical field.
@@ -94,7 +95,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "pid_file",
     "pid",
     "username",
-    "vizion",
     "post_update",
     "force",
     "execute_command",

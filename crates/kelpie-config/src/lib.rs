@@ -179,6 +179,8 @@ pub struct ScriptOptions {
     pub ready_pattern: Option<String>,
     /// `--shutdown-with-message`.
     pub shutdown_with_message: bool,
+    /// `--no-vizion` (the app's git metadata is not read).
+    pub no_vizion: bool,
     /// `--instance-var` (variable name).
     pub instance_var: Option<String>,
     /// `--max-cpu` (percent of one core: `80`, `80%`, `150`).

@@ -548,6 +548,9 @@ fn raw_from_options(script: &str, opts: &ScriptOptions) -> RawApp {
     if opts.merge_logs {
         raw.add("merge_logs", Value::Bool(true));
     }
+    if opts.no_vizion {
+        raw.add("vizion", Value::Bool(false));
+    }
     match opts.log_file.as_deref() {
         Some("") => raw.add("log_file", Value::Bool(true)),
         Some(path) => raw.add("log_file", Value::from(path)),

@@ -267,8 +267,8 @@ fn unsupported_fields_warn_once_per_field_naming_apps() {
     let loaded = p
         .load(
             "ecosystem.json",
-            r#"{"apps": [{"name": "api", "script": "app.js", "vizion": true, "pid_file": "a.pid"},
-                         {"name": "worker", "script": "worker.js", "vizion": 1, "treekill": false,
+            r#"{"apps": [{"name": "api", "script": "app.js", "pmx": true, "pid_file": "a.pid"},
+                         {"name": "worker", "script": "worker.js", "pmx": 1, "treekill": false,
                           "watch": true, "watchOptions": {"usePolling": true}}],
                 "deploy": {"production": {}}}"#,
         )
@@ -278,7 +278,7 @@ fn unsupported_fields_warn_once_per_field_naming_apps() {
         loaded.warnings,
         [
             "ecosystem.json: app `api`: `pid_file` is not supported yet by kelpie and is ignored",
-            "ecosystem.json: apps `api`, `worker`: `vizion` is not supported yet by kelpie and is ignored",
+            "ecosystem.json: apps `api`, `worker`: `pmx` is not supported yet by kelpie and is ignored",
             "ecosystem.json: app `worker`: `watchOptions` holds options of PM2's file watcher (chokidar), which do not apply to kelpie's watcher, and is ignored",
         ]
     );
@@ -317,7 +317,7 @@ fn strict_mode_turns_every_warning_into_one_error() {
     let loaded = p
         .load(
             "ecosystem.json",
-            r#"{"apps": [{"name": "api", "script": "app.js", "max_memroy_restart": "1G", "vizion": true}]}"#,
+            r#"{"apps": [{"name": "api", "script": "app.js", "max_memroy_restart": "1G", "pmx": true}]}"#,
         )
         .expect("loads");
     let err = loaded.strict().expect_err("strict refuses warnings");
@@ -325,7 +325,7 @@ fn strict_mode_turns_every_warning_into_one_error() {
     assert_eq!(
         err.to_string(),
         "ecosystem.json: app `api`: unknown field `max_memroy_restart` is ignored (did you mean `max_memory_restart`?)\n\
-         ecosystem.json: app `api`: `vizion` is not supported yet by kelpie and is ignored\n\
+         ecosystem.json: app `api`: `pmx` is not supported yet by kelpie and is ignored\n\
          strict mode (--strict, or `strict = true` in kelpie.toml) makes these warnings errors: fix them, or start without strict mode"
     );
     let clean = p
@@ -1623,4 +1623,36 @@ fn static_section_becomes_builtin_servers() {
         err.contains("`static` entry #1: `monitor` is not supported"),
         "{err}"
     );
+}
+
+#[test]
+fn vizion_is_on_by_default_and_turned_off_by_the_field_or_no_vizion() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "ecosystem.json",
+            r#"{"apps": [{"name": "on", "script": "app.js"},
+                         {"name": "off", "script": "app.js", "vizion": false}]}"#,
+        )
+        .expect("loads");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert!(loaded.apps[0].vizion);
+    assert!(!loaded.apps[1].vizion);
+
+    let err = p
+        .load(
+            "bad.json",
+            r#"{"apps": [{"name": "api", "script": "app.js", "vizion": "sometimes"}]}"#,
+        )
+        .expect_err("not a boolean")
+        .to_string();
+    assert!(err.contains("vizion"), "{err}");
+
+    let opts = ScriptOptions {
+        no_vizion: true,
+        ..ScriptOptions::default()
+    };
+    assert!(!from_script("app.js", &opts, &p.ctx).expect("builds").apps[0].vizion);
+    let defaults = ScriptOptions::default();
+    assert!(from_script("app.js", &defaults, &p.ctx).expect("builds").apps[0].vizion);
 }

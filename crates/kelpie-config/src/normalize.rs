@@ -252,7 +252,7 @@ mod tests {
             0,
             &json!({
                 "name": "api", "cmd": "x.js", "maxMemoryRestart": "1G", "env_production": {},
-                "vizion": true, "treekill": false, "max_memroy_restart": 1, "bogus_thing_here": 1
+                "pmx": true, "treekill": false, "max_memroy_restart": 1, "bogus_thing_here": 1
             }),
         );
         assert_eq!(raw.get("script").map(|f| f.key.as_str()), Some("cmd"));
@@ -261,7 +261,7 @@ mod tests {
             Some("maxMemoryRestart")
         );
         assert!(raw.profiles.contains_key("production"));
-        assert_eq!(raw.unsupported, ["vizion"]);
+        assert_eq!(raw.unsupported, ["pmx"]);
         assert!(raw.errors.is_empty(), "{:?}", raw.errors);
         assert_eq!(
             raw.unknown,

@@ -399,6 +399,9 @@ pub struct AppSpec {
     pub increment_var: Option<String>,
     /// Ecosystem file this app was declared in, if any.
     pub source_file: Option<String>,
+    /// Read the git metadata of the app's directory for `jlist` and `describe` (PM2's
+    /// `vizion`, on by default; saved specs without it read it as on).
+    pub vizion: bool,
 }
 
 impl Default for AppSpec {
@@ -458,6 +461,7 @@ impl Default for AppSpec {
             instance_var: DEFAULT_INSTANCE_VAR.to_string(),
             increment_var: None,
             source_file: None,
+            vizion: true,
         }
     }
 }
@@ -622,6 +626,7 @@ mod tests {
         assert_eq!(spec.name, "api");
         assert_eq!(spec.kill_timeout_ms, 1600);
         assert_eq!(spec.max_restarts, 16);
+        assert!(spec.vizion, "git metadata is read unless turned off");
     }
 
     #[test]

@@ -7,9 +7,10 @@
 //! The shape is built from borrowing structs, not a `serde_json::Value` tree: with hundreds of
 //! apps, building the tree was a third of the command's time.
 
+use crate::versioning::Versioning;
 use kelpie_proto::ProcessInfo;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 
 #[derive(Serialize)]
@@ -114,9 +115,19 @@ struct Pm2Env<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pm_pid_path: Option<&'a str>,
     unique_id: String,
+    /// PM2's: whether the git metadata of the app's directory is read (`vizion` setting).
+    vizion: bool,
+    /// That metadata, when `vizion` is on and the directory is in a repository.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    versioning: Option<&'a Versioning>,
 }
 
-fn entry(p: &ProcessInfo, show_secrets: bool, with_exits: bool) -> Entry<'_> {
+fn entry<'a>(
+    p: &'a ProcessInfo,
+    show_secrets: bool,
+    with_exits: bool,
+    repositories: &'a Repositories<'a>,
+) -> Entry<'a> {
     let spec = &p.spec;
     let state = &p.state;
     let incremented = spec.incremented_var(p.instance);
@@ -202,7 +213,34 @@ fn entry(p: &ProcessInfo, show_secrets: bool, with_exits: bool) -> Entry<'_> {
             version: "N/A",
             pm_pid_path: None,
             unique_id: format!("{}-{}", p.pm_id, state.created_at_ms),
+            vizion: spec.vizion,
+            versioning: repositories.of(spec),
         },
+    }
+}
+
+/// The git metadata of each distinct directory of the listed apps that have `vizion` on, read
+/// once per listing: 200 apps in one directory cost one read of the repository, not 200.
+struct Repositories<'a>(HashMap<&'a str, Option<Versioning>>);
+
+impl<'a> Repositories<'a> {
+    fn read(list: impl IntoIterator<Item = &'a ProcessInfo>) -> Self {
+        let mut by_cwd = HashMap::new();
+        for p in list {
+            if p.spec.vizion {
+                by_cwd
+                    .entry(p.spec.cwd.as_str())
+                    .or_insert_with(|| crate::versioning::read(std::path::Path::new(&p.spec.cwd)));
+            }
+        }
+        Repositories(by_cwd)
+    }
+
+    fn of(&self, spec: &kelpie_core::AppSpec) -> Option<&Versioning> {
+        if !spec.vizion {
+            return None;
+        }
+        self.0.get(spec.cwd.as_str()).and_then(Option::as_ref)
     }
 }
 
@@ -272,13 +310,17 @@ fn exec_path(spec: &kelpie_core::AppSpec) -> std::borrow::Cow<'_, str> {
 }
 
 /// Write the whole list as one line of JSON (secret-looking env values masked unless
-/// `show_secrets`).
+/// `show_secrets`). Reads the apps' repositories (files): not for async code.
 pub fn write_jlist(
     out: &mut impl Write,
     list: &[ProcessInfo],
     show_secrets: bool,
 ) -> std::io::Result<()> {
-    let entries: Vec<Entry<'_>> = list.iter().map(|p| entry(p, show_secrets, false)).collect();
+    let repositories = Repositories::read(list);
+    let entries: Vec<Entry<'_>> = list
+        .iter()
+        .map(|p| entry(p, show_secrets, false, &repositories))
+        .collect();
     serde_json::to_writer(&mut *out, &entries)?;
     writeln!(out)
 }
@@ -289,14 +331,23 @@ pub fn write_describe_json(
     list: &[&ProcessInfo],
     show_secrets: bool,
 ) -> std::io::Result<()> {
-    let entries: Vec<Entry<'_>> = list.iter().map(|p| entry(p, show_secrets, true)).collect();
+    let repositories = Repositories::read(list.iter().copied());
+    let entries: Vec<Entry<'_>> = list
+        .iter()
+        .map(|p| entry(p, show_secrets, true, &repositories))
+        .collect();
     serde_json::to_writer_pretty(&mut *out, &entries)?;
     writeln!(out)
 }
 
 /// The `jlist` entries as a JSON value (for the socket's `Jlist` request and `prettylist`).
+/// Reads the apps' repositories (files): not for async code.
 pub fn to_value(list: &[ProcessInfo], show_secrets: bool) -> serde_json::Result<serde_json::Value> {
-    let entries: Vec<Entry<'_>> = list.iter().map(|p| entry(p, show_secrets, false)).collect();
+    let repositories = Repositories::read(list);
+    let entries: Vec<Entry<'_>> = list
+        .iter()
+        .map(|p| entry(p, show_secrets, false, &repositories))
+        .collect();
     serde_json::to_value(&entries)
 }
 

@@ -43,6 +43,7 @@ mod sockets;
 mod state;
 mod supervisor;
 mod update;
+pub mod versioning;
 mod watch;
 mod web;
 

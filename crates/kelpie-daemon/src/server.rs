@@ -353,16 +353,24 @@ async fn handle_connection(mut stream: UnixStream, services: Services) {
     }
 }
 
-/// The list in PM2's `jlist` shape.
+/// The list in PM2's `jlist` shape, built off the async threads (it reads the apps' git
+/// metadata from their repositories' files).
 async fn jlist(
     show_secrets: bool,
     commands: &mpsc::Sender<Command>,
 ) -> (Response, Option<oneshot::Sender<()>>) {
     match dispatch(Request::List, commands).await {
-        (Response::Processes(list), written) => match crate::jlist::to_value(&list, show_secrets) {
-            Ok(value) => (Response::Json(value), written),
-            Err(e) => (error(ErrorKind::Internal, e.to_string()), written),
-        },
+        (Response::Processes(list), written) => {
+            let built = tokio::task::spawn_blocking(move || {
+                crate::jlist::to_value(&list, show_secrets).map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("building the list failed: {e}")));
+            match built {
+                Ok(value) => (Response::Json(value), written),
+                Err(e) => (error(ErrorKind::Internal, e), written),
+            }
+        }
         other => other,
     }
 }

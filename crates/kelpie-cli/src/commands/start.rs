@@ -248,6 +248,7 @@ pub(super) fn script_options(args: &StartArgs) -> ScriptOptions {
         listen_timeout: args.listen_timeout.clone(),
         ready_pattern: args.ready_pattern.clone(),
         shutdown_with_message: args.shutdown_with_message,
+        no_vizion: args.no_vizion,
         // `--source-map-support` asks for the default, so only the other flag changes anything.
         disable_source_map_support: args.disable_source_map_support,
         instance_var: args.instance_var.clone(),

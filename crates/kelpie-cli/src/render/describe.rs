@@ -221,6 +221,7 @@ pub fn write_describe(
             file.kind, file.path, file.dropped_lines
         )?;
     }
+    write_revision_control(out, spec)?;
     if !p.metrics.is_empty() {
         writeln!(out, "Metrics (X_KELPIE_METRIC= on NOTIFY_SOCKET):")?;
         let width = p.metrics.keys().map(String::len).max().unwrap_or(0);
@@ -262,6 +263,37 @@ pub fn write_describe(
         for line in &exit.stderr_tail[exit.stderr_tail.len() - shown..] {
             writeln!(out, "      stderr | {line}")?;
         }
+    }
+    Ok(())
+}
+
+/// PM2's "Revision control metadata": the git metadata of the app's directory, read now (so
+/// it tells the commit checked out at this moment). Nothing when the directory is in no
+/// repository.
+fn write_revision_control(
+    out: &mut impl Write,
+    spec: &kelpie_core::AppSpec,
+) -> std::io::Result<()> {
+    if !spec.vizion {
+        writeln!(out, "Revision control: not read (vizion off)")?;
+        return Ok(());
+    }
+    let Some(found) = kelpie_daemon::versioning::read(std::path::Path::new(&spec.cwd)) else {
+        return Ok(());
+    };
+    let opt = |v: Option<&str>| v.unwrap_or("-").to_string();
+    let rows = [
+        ("revision control", found.kind.to_string()),
+        ("remote url", opt(found.url.as_deref())),
+        ("repository root", found.repo_path.clone()),
+        ("last update", opt(found.update_time.as_deref())),
+        ("revision", opt(found.revision.as_deref())),
+        ("branch", found.branch.clone()),
+    ];
+    writeln!(out, "Revision control:")?;
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (key, value) in &rows {
+        writeln!(out, "  {key:<width$}  {value}")?;
     }
     Ok(())
 }
