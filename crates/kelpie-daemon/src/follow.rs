@@ -19,8 +19,19 @@ use tokio::sync::{mpsc, oneshot};
 /// at most sextuples them, so a frame stays well under the 16 MiB limit.
 const FRAME_LINES: usize = 2000;
 const FRAME_BYTES: usize = 1024 * 1024;
-/// Most lines per stream a client may ask for first.
-const MAX_TAIL_LINES: usize = 10_000;
+/// Most lines per stream a client may ask for first, over the socket and HTTP alike: more is
+/// refused, so that no request makes the daemon read and hold an unbounded tail.
+pub const MAX_TAIL_LINES: u32 = 10_000;
+
+/// Why a client cannot ask for `lines` lines of each stream first, if it cannot.
+pub fn check_tail_lines(lines: u32) -> Result<(), String> {
+    if lines > MAX_TAIL_LINES {
+        return Err(format!(
+            "{lines} lines asked for; at most {MAX_TAIL_LINES} lines of each stream"
+        ));
+    }
+    Ok(())
+}
 
 /// Where the answer to a `logs` request goes: a CLI's connection, or an HTTP response.
 pub(crate) trait LogOutput {
@@ -69,6 +80,14 @@ pub async fn serve(
     logs: &LogService,
     request: LogsRequest,
 ) {
+    if let Err(message) = check_tail_lines(request.lines) {
+        let error = WireError {
+            kind: ErrorKind::Invalid,
+            message,
+        };
+        let _ = stream.send(&Response::Error(error)).await;
+        return;
+    }
     let selection = match select(commands, request.targets.clone()).await {
         Ok(selection) => selection,
         Err(error) => {
@@ -80,7 +99,7 @@ pub async fn serve(
     filter.out = request.out;
     filter.err = request.err;
     let ids: Vec<u32> = selection.instances.iter().map(|i| i.pm_id).collect();
-    let lines = (request.lines as usize).min(MAX_TAIL_LINES);
+    let lines = request.lines as usize;
     let (tail, seen) = {
         let hub = logs.lock_hub();
         (hub.tail(&filter, &ids, lines), hub.last_seq())

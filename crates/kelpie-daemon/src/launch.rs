@@ -142,11 +142,6 @@ pub fn command(
         let shim = node_shim_path(who.home).display().to_string();
         argv.splice(1..1, ["--require".to_string(), shim]);
     }
-    // PM2 turns source maps on for every Node app it runs; on the command line only, so the
-    // app's `node_args` stay what the user gave.
-    if spec.enables_source_maps() {
-        argv.insert(1, AppSpec::NODE_SOURCE_MAPS_FLAG.to_string());
-    }
     // Later sources win: config over inherited, Kelpie's variables over both.
     let mut env = spec.merged_env();
     env.extend(kelpie_variables(spec, who));

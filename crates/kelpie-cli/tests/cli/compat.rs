@@ -403,6 +403,10 @@ fn instance_counts_are_bounded_everywhere_and_a_refusal_changes_nothing() {
         "{err}"
     );
     assert_eq!(k.jlist().len(), 1, "nothing was created");
+    // A log tail has one bound too, the same as over HTTP (`/api/logs?lines=`).
+    let err = k.fails(&["logs", "api", "--nostream", "--lines", "10001"]);
+    assert!(err.contains("at most 10000"), "{err}");
+    k.ok(&["logs", "api", "--nostream", "--lines", "10000"]);
 }
 
 #[test]

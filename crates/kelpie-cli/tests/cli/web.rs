@@ -211,6 +211,11 @@ fn api_lists_restarts_scales_and_streams() {
             .as_array()
             .is_some_and(|l| l.len() >= 5)
     });
+    // The tail has the same bound as over the socket (`kelpie logs --lines`).
+    let too_many = get(port, "/api/logs?target=tick&lines=10001");
+    assert_eq!(too_many.status, 400, "{}", too_many.body);
+    assert!(too_many.body.contains("at most 10000"), "{}", too_many.body);
+    assert_eq!(get(port, "/api/logs?target=tick&lines=10000").status, 200);
     let logs = get(port, "/api/logs?target=tick&lines=5&stream=out").json();
     let lines = logs["lines"].as_array().expect("lines");
     assert!(lines.iter().all(|l| l["app_name"] == "tick"), "{logs}");

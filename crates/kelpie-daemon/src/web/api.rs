@@ -25,8 +25,6 @@ const OPENAPI: &str = include_str!("../../assets/web/openapi.json");
 const MAX_BODY: usize = 64 * 1024;
 /// How often live updates carry the process list.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
-/// Most recent lines per stream and instance that `/api/logs` and `/api/events` send first.
-const MAX_LINES: u32 = 1000;
 
 type HttpResponse = hyper::Response<Body>;
 
@@ -463,10 +461,13 @@ impl Query {
             .map(|(_, v)| Target::parse(v))
             .collect();
         let lines = match self.get("lines") {
-            Some(n) => n
-                .parse::<u32>()
-                .map_err(|_| format!("`lines` must be a whole number, got `{n}`"))?
-                .min(MAX_LINES),
+            Some(n) => {
+                let lines = n
+                    .parse::<u32>()
+                    .map_err(|_| format!("`lines` must be a whole number, got `{n}`"))?;
+                crate::follow::check_tail_lines(lines).map_err(|e| format!("`lines`: {e}"))?;
+                lines
+            }
             None => default_lines,
         };
         let (out, err) = match self.get("stream") {
