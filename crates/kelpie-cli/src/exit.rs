@@ -31,6 +31,7 @@ impl Status {
             ErrorKind::Invalid => Status::Invalid,
             ErrorKind::Internal => Status::Failure,
             ErrorKind::VersionMismatch => Status::Unreachable,
+            ErrorKind::PermissionDenied => Status::Permission,
             // A kind newer than this CLI.
             _ => Status::Failure,
         }

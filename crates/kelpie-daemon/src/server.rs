@@ -274,7 +274,7 @@ async fn handle_connection(mut stream: UnixStream, services: Services) {
             }
         };
         let (response, written) = if let Some(message) = &refusal {
-            (error(ErrorKind::Invalid, message.clone()), None)
+            (error(ErrorKind::PermissionDenied, message.clone()), None)
         } else if let Some(message) = &mismatch {
             (error(ErrorKind::VersionMismatch, message.clone()), None)
         } else {

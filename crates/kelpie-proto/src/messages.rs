@@ -506,6 +506,11 @@ pub enum ErrorKind {
     Internal,
     /// The peers do not speak the same protocol.
     VersionMismatch,
+    /// The client may not give this daemon orders (another user's daemon).
+    PermissionDenied,
+    /// A kind added by a newer daemon than this client knows.
+    #[serde(other)]
+    Unknown,
 }
 
 /// A failure as sent on the wire.

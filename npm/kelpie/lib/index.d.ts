@@ -11,7 +11,7 @@ declare namespace kelpie {
 
   /** An error the daemon answered with. */
   interface KelpieError extends Error {
-    /** NotFound, Conflict, Invalid, Internal or VersionMismatch. */
+    /** NotFound, Conflict, Invalid, Internal, VersionMismatch or PermissionDenied. */
     kind: string;
     /** For a start that registered apps but could not start all: their descriptions. */
     processes?: ProcessDescription[];

@@ -413,8 +413,20 @@ fn instance_counts_are_bounded_everywhere_and_a_refusal_changes_nothing() {
 fn exit_statuses_tell_the_kind_of_failure() {
     let k = kelpie();
     let status = |args: &[&str]| k.run(args).status.code();
-    k.ok(&["start", &k.fake_app(), "--name", "api"]);
+    let fake = k.fake_app();
+    k.ok(&["start", &fake, "--name", "api"]);
+    k.ok(&["start", &fake, "--name", "other"]);
     assert_eq!(status(&["restart", "nope"]), Some(3), "no such app");
+    assert_eq!(
+        status(&["start", &fake, "--name", "api"]),
+        Some(5),
+        "conflict: the name runs"
+    );
+    assert_eq!(
+        status(&["restart", "other", "--name", "api"]),
+        Some(5),
+        "conflict: the new name is taken"
+    );
     assert_eq!(
         status(&["restart", "api", "--no-such-flag"]),
         Some(2),

@@ -219,8 +219,8 @@ fn a_root_daemon_takes_no_orders_from_another_user() {
         kelpie_testkit::skip("setpriv (util-linux) is not available");
         return;
     };
-    // The home is private: the socket cannot even be reached.
-    assert!(!out.status.success());
+    // The home is private: the socket cannot even be reached (exit status 7: permission).
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("permission denied") && err.contains(&k.home().display().to_string()),
@@ -234,7 +234,7 @@ fn a_root_daemon_takes_no_orders_from_another_user() {
     )
     .expect("chmod sock");
     let out = as_nobody(&["stop", "all"]).expect("setpriv");
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("permission denied") && err.contains("uid 65534"),

@@ -387,6 +387,7 @@ fn answer(response: Response) -> HttpResponse {
                 ErrorKind::NotFound => 404,
                 ErrorKind::Conflict => 409,
                 ErrorKind::Invalid => 400,
+                ErrorKind::PermissionDenied => 403,
                 _ => 500,
             };
             error(status, &format!("{:?}", e.kind), &e.message)
