@@ -32,6 +32,7 @@ mod cli {
     mod targets;
     mod tools;
     mod update;
+    mod versioning;
     mod web;
 
     use kelpie_testkit::Kelpie;
