@@ -1654,5 +1654,10 @@ fn vizion_is_on_by_default_and_turned_off_by_the_field_or_no_vizion() {
     };
     assert!(!from_script("app.js", &opts, &p.ctx).expect("builds").apps[0].vizion);
     let defaults = ScriptOptions::default();
-    assert!(from_script("app.js", &defaults, &p.ctx).expect("builds").apps[0].vizion);
+    assert!(
+        from_script("app.js", &defaults, &p.ctx)
+            .expect("builds")
+            .apps[0]
+            .vizion
+    );
 }
