@@ -69,7 +69,7 @@ fn parse_json(text: &str, file: &str) -> Result<Value, ConfigError> {
 }
 
 fn parse_yaml(text: &str, file: &str) -> Result<Value, ConfigError> {
-    serde_yaml::from_str(text).map_err(|e| ConfigError::Syntax {
+    serde_norway::from_str(text).map_err(|e| ConfigError::Syntax {
         file: file.into(),
         location: e.location().map(|l| (l.line(), l.column())),
         message: strip_position(&e.to_string()),
@@ -84,7 +84,7 @@ fn parse_toml(text: &str, file: &str) -> Result<Value, ConfigError> {
     })
 }
 
-/// serde_json and serde_yaml append " at line L column C"; the position is shown up front instead.
+/// serde_json and serde_norway append " at line L column C"; the position is shown up front instead.
 fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(idx) => message[..idx].to_string(),
@@ -179,6 +179,23 @@ mod tests {
             .expect_err("should fail")
             .to_string();
         assert!(err.starts_with("e.yaml:3:"), "{err}");
+        // The position up front, and the messages serde_yaml gave before serde_norway
+        // replaced it (libyaml's own wording, which names the position again, kept as it is).
+        for (text, expected) in [
+            (
+                "apps:\n  - name: a\n   bad: [\n",
+                "e.yaml:3:4: did not find expected '-' indicator at line 3 column 4, while parsing a block collection",
+            ),
+            (
+                "apps:\n  - name: \"unterminated\n",
+                "e.yaml:3:1: found unexpected end of stream at line 3 column 1, while scanning a quoted scalar",
+            ),
+            ("apps: [\n\t- name: x\n", "e.yaml:2:2: did not find expected node content"),
+            ("apps: &a\n  - *b\n", "e.yaml:2:5: unknown anchor"),
+        ] {
+            let err = parse_text(Format::Yaml, text, "e.yaml").expect_err(text);
+            assert_eq!(err.to_string(), expected, "{text:?}");
+        }
     }
 
     #[test]

@@ -174,7 +174,7 @@ fn texts(doc: &Value) -> Vec<(&'static str, String)> {
             "e.json",
             serde_json::to_string_pretty(doc).unwrap_or_default(),
         ),
-        ("e.yaml", serde_yaml::to_string(doc).unwrap_or_default()),
+        ("e.yaml", serde_norway::to_string(doc).unwrap_or_default()),
     ];
     if let Ok(text) = toml::to_string(doc) {
         out.push(("e.toml", text));
