@@ -478,10 +478,16 @@ impl AppSpec {
     }
 
     /// The command line that runs one instance: interpreter, its args, the script, the app args.
+    /// A Node app also gets `--enable-source-maps` (see [`AppSpec::enables_source_maps`]), here
+    /// rather than in `interpreter_args` so that its `node_args` stay what the user gave, and so
+    /// that exported units run the app the same way.
     pub fn command_line(&self) -> Vec<String> {
         let mut argv = Vec::new();
         if let Some(interpreter) = &self.interpreter {
             argv.push(interpreter.clone());
+            if self.enables_source_maps() {
+                argv.push(Self::NODE_SOURCE_MAPS_FLAG.to_string());
+            }
             argv.extend(self.interpreter_args.iter().cloned());
         }
         argv.push(self.script.clone());
@@ -571,11 +577,20 @@ mod tests {
             spec.command_line(),
             [
                 "node",
+                "--enable-source-maps",
                 "--max-old-space-size=64",
                 "/srv/app.js",
                 "--port",
                 "80"
             ]
+        );
+        let without_maps = AppSpec {
+            disable_source_map_support: true,
+            ..spec
+        };
+        assert_eq!(
+            without_maps.command_line(),
+            ["node", "--max-old-space-size=64", "/srv/app.js", "--port", "80"]
         );
     }
 
