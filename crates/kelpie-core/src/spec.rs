@@ -590,7 +590,13 @@ mod tests {
         };
         assert_eq!(
             without_maps.command_line(),
-            ["node", "--max-old-space-size=64", "/srv/app.js", "--port", "80"]
+            [
+                "node",
+                "--max-old-space-size=64",
+                "/srv/app.js",
+                "--port",
+                "80"
+            ]
         );
     }
 
