@@ -449,6 +449,43 @@ pub struct RestartArgs {
     pub watch: bool,
     #[command(flatten)]
     pub ignored: IgnoredPm2Flags,
+    #[command(flatten)]
+    pub start_only: StartOnlyFlags,
+}
+
+/// Start flags that PM2's `restart` and `reload` accept without applying them (the app keeps
+/// the setting it was started with): accepted with the same one-line note, not a usage error.
+#[derive(Debug, Args, Default)]
+pub struct StartOnlyFlags {
+    #[arg(long, hide = true)]
+    no_vizion: bool,
+    #[arg(long, hide = true)]
+    source_map_support: bool,
+    #[arg(long, hide = true)]
+    disable_source_map_support: bool,
+}
+
+impl StartOnlyFlags {
+    /// Print the one-line note, if any of them was given.
+    pub fn note(&self) {
+        let given: Vec<&str> = [
+            (self.no_vizion, "--no-vizion"),
+            (self.source_map_support, "--source-map-support"),
+            (
+                self.disable_source_map_support,
+                "--disable-source-map-support",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect();
+        if !given.is_empty() {
+            eprintln!(
+                "[kelpie] a start setting, kept as the app was started: {} (delete and start again to change it)",
+                given.join(", ")
+            );
+        }
+    }
 }
 
 /// PM2 flags that change nothing in Kelpie, accepted so that PM2 command lines keep working;

@@ -119,6 +119,7 @@ pub fn reload(home: &Home, args: ReloadArgs) -> Result<ExitCode> {
 /// `--node-args`, `--watch`); with an ecosystem file its own settings apply instead.
 fn apply_changes(home: &Home, args: &RestartArgs, targets: &[Target]) -> Result<()> {
     args.ignored.note();
+    args.start_only.note();
     let changes = SpecChanges {
         name: args.name.clone(),
         interpreter_args: args.interpreter_args.as_deref().map(interpreter_args),

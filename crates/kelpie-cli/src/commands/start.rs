@@ -56,6 +56,7 @@ pub fn start_or(home: &Home, args: StartArgs, then: Then) -> Result<ExitCode> {
                     interpreter_args: None,
                     watch: false,
                     ignored: args.ignored,
+                    start_only: Default::default(),
                 },
                 parallel: 1,
             },

@@ -235,6 +235,20 @@ fn restart_takes_start_options_and_stop_turns_watching_off() {
     assert_eq!(watch(&k, "app"), false, "a stopped app stays unwatched");
     k.ok(&["restart", "app.sh", "--watch"]);
     assert_eq!(watch(&k, "app"), true);
+    // Start settings PM2's restart accepts without applying: a note, not a usage error.
+    let out = k.run(&[
+        "restart",
+        "app",
+        "--no-vizion",
+        "--disable-source-map-support",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("kept as the app was started: --no-vizion, --disable-source-map-support"),
+        "{err}"
+    );
+    assert_eq!(k.app("app")["pm2_env"]["vizion"], true);
     k.ok(&["restart", "app.sh", "--watch"]);
     assert_eq!(watch(&k, "app"), false);
     k.ok(&["restart", "app", "--interpreter-args=--norc --noprofile"]);
