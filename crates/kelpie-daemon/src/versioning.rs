@@ -298,6 +298,7 @@ fn mask_password(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kelpie_testkit::git;
 
     const ID: &str = "0123456789abcdef0123456789abcdef01234567";
     const OTHER_ID: &str = "89abcdef0123456789abcdef0123456789abcdef";
@@ -451,29 +452,6 @@ mod tests {
             mask_password("https://example.com/a@b:c"),
             "https://example.com/a@b:c"
         );
-    }
-
-    /// Runs git in `dir`; panics with its output when it fails.
-    fn git(dir: &Path, args: &[&str]) -> String {
-        let out = std::process::Command::new("git")
-            .args([
-                "-c",
-                "user.name=Kelpie Test",
-                "-c",
-                "user.email=test@example.com",
-            ])
-            .args([
-                "-c",
-                "commit.gpgsign=false",
-                "-c",
-                "init.defaultBranch=main",
-            ])
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run git");
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     #[test]

@@ -2,36 +2,12 @@
 //! `pm2_env.versioning`), `prettylist` and `describe`, with real repositories made by git.
 
 use super::kelpie;
-use kelpie_testkit::Kelpie;
+use kelpie_testkit::{git, Kelpie};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// A script that runs until stopped (bash is its interpreter, from the extension).
 const SLEEPER: &str = "exec sleep 600\n";
-
-/// Runs git in `dir` (with an identity, whatever the machine's config); panics with its output
-/// when it fails. Returns its stdout, trimmed.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .args([
-            "-c",
-            "user.name=Kelpie Test",
-            "-c",
-            "user.email=test@example.com",
-        ])
-        .args([
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run git");
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// Whether git can be run here (it is on CI; elsewhere the tests skip, failing under CI).
 fn have_git() -> bool {
