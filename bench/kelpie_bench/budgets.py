@@ -58,7 +58,12 @@ CHECK_METRICS = (
                 f"{CHECK_ROUNDS * CHECK_LIST_RUNS} runs"),
     CheckMetric("jlist_ms", "ms", f"`jlist`, {CHECK_APPS} apps online, median of "
                 f"{CHECK_ROUNDS * CHECK_LIST_RUNS} runs"),
-    CheckMetric("rss_idle_mb", "MB", f"daemon VmRSS, 0 apps, {CHECK_SETTLE_S:g} s after start"),
+    CheckMetric("anon_idle_mb", "MB",
+                f"daemon RssAnon (its own memory), 0 apps, {CHECK_SETTLE_S:g} s after start"),
+    # VmRSS idle is RssAnon plus the pages of the (shared, cached) kelpie binary the kernel
+    # maps: 0.7 to 3.5 MB for the same binary, with the page cache's folio sizes, run to run.
+    CheckMetric("rss_idle_mb", "MB", f"daemon VmRSS, 0 apps, {CHECK_SETTLE_S:g} s after start "
+                "(reported: its file pages vary with the page cache)", budgeted=False),
     CheckMetric("rss_200_mb", "MB",
                 f"daemon VmRSS, {CHECK_APPS} apps online, median of {CHECK_ROUNDS} rounds"),
     CheckMetric("cpu_idle_200_pct", "%", f"daemon CPU (% of one core), {CHECK_APPS} idle apps, "

@@ -18,7 +18,7 @@ from .core import loaded_round, start_daemon_idle_rss, write_ecosystems
 from .core_restart import crash_latencies
 from .health_cpu import cpu_window
 from .managers import Kelpie, Manager
-from .processes import cleanup_on_exit
+from .processes import cleanup_on_exit, read_anon_mb
 from .stats import median, p90
 
 
@@ -123,6 +123,7 @@ def measure_check(m: Manager, figures: dict, raw: dict) -> None:
     dpid, figures["rss_idle_mb"] = start_daemon_idle_rss(m, CHECK_SETTLE_S, CHECK_RSS_SAMPLES)
     if dpid is None:
         raise RuntimeError("no daemon pid file after `kelpie ping`")
+    figures["anon_idle_mb"] = read_anon_mb(dpid)
     raw["daemon_pid"] = dpid
     rounds: list[dict] = []
     for r in range(CHECK_ROUNDS):

@@ -13,15 +13,26 @@ from pathlib import Path
 from .common import log
 
 
-def read_rss_mb(pid: int) -> float | None:
+def read_status_mb(pid: int, field: str) -> float | None:
+    """A kB field of /proc/<pid>/status (VmRSS, RssAnon...) in MB (MiB)."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0  # kB -> MB (MiB)
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
     except OSError:
         return None
     return None
+
+
+def read_rss_mb(pid: int) -> float | None:
+    return read_status_mb(pid, "VmRSS")
+
+
+def read_anon_mb(pid: int) -> float | None:
+    """The process's own memory (heap, stacks): VmRSS without the file pages it maps, which
+    are the page cache of its binary, shared with every other process running it."""
+    return read_status_mb(pid, "RssAnon")
 
 
 def pid_alive(pid: int) -> bool:

@@ -16,7 +16,7 @@ from ..check import better_figure, check_round_figures
 
 class CheckTest(unittest.TestCase):
     FIGS = {"restart_ms": 2.0, "restart_p90_ms": 3.1, "start_json_ms": 180.0,
-            "stop_all_ms": 40.0, "list_ms": 12.0, "jlist_ms": 12.5, "rss_idle_mb": 4.4,
+            "stop_all_ms": 40.0, "list_ms": 12.0, "jlist_ms": 12.5, "anon_idle_mb": 4.4, "rss_idle_mb": 5.0,
             "rss_200_mb": 10.0, "cpu_idle_200_pct": 0.4}
 
     def setUp(self):
@@ -48,10 +48,11 @@ class CheckTest(unittest.TestCase):
         b = self.budgets()
         m = b["metrics"]
         self.assertNotIn("restart_p90_ms", m)  # reported only
+        self.assertNotIn("rss_idle_mb", m)  # reported only
         self.assertEqual(set(m), {cm.key for cm in CHECK_METRICS if cm.budgeted})
         self.assertEqual((m["restart_ms"]["budget"], m["restart_ms"]["measured"]), (4.0, 2.0))
         self.assertEqual(m["start_json_ms"]["budget"], 360.0)
-        self.assertEqual(m["rss_idle_mb"]["budget"], 5.5)   # 4.4 x 1.25
+        self.assertEqual(m["anon_idle_mb"]["budget"], 5.5)   # 4.4 x 1.25
         self.assertEqual(m["rss_200_mb"]["budget"], 13.0)   # 12.5 rounded up
         self.assertEqual(m["cpu_idle_200_pct"]["budget"], 0.8)
         self.assertEqual((m["rss_200_mb"]["unit"], m["cpu_idle_200_pct"]["unit"]), ("MB", "%"))
@@ -116,7 +117,8 @@ class CheckTest(unittest.TestCase):
         self.assertEqual(st, {"restart_ms": "ok", "restart_p90_ms": "info",
                               "start_json_ms": "ok", "stop_all_ms": "no budget",
                               "list_ms": "OVER", "jlist_ms": "unit mismatch",
-                              "rss_idle_mb": "ok", "rss_200_mb": "not measured",
+                              "anon_idle_mb": "ok", "rss_idle_mb": "info",
+                              "rss_200_mb": "not measured",
                               "cpu_idle_200_pct": "ok", "ghost_ms": "not measured"})
         self.assertFalse(check_passed(rows))
         self.assertFalse(check_passed(compare_budgets(self.FIGS, None)))  # no budgets file
