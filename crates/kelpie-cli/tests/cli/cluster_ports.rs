@@ -20,14 +20,7 @@ const SECS: Duration = Duration::from_secs(1);
 fn node_modules() -> Option<PathBuf> {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let dir = DIR.get_or_init(|| npm_packages("cluster-npm", &["express@4.21.2", "fastify@5.3.0"]));
-    match dir {
-        Ok(dir) => Some(dir.clone()),
-        Err(e) if std::env::var_os("KELPIE_TEST_OFFLINE").is_some() => {
-            kelpie_testkit::skip(format!("KELPIE_TEST_OFFLINE is set and {e}"));
-            None
-        }
-        Err(e) => panic!("{e}\n(set KELPIE_TEST_OFFLINE=1 to skip without network)"),
-    }
+    super::tools::installed_or_skip(dir)
 }
 
 /// Write `name` into the test's directory, next to a `node_modules` with Express and Fastify.

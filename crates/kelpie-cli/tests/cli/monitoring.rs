@@ -40,11 +40,7 @@ fn read(name: &str) -> String {
 
 /// `promtool` on the PATH, or a skip.
 fn promtool() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("promtool"))
-            .find(|candidate| candidate.is_file())
-    });
+    let found = super::tools::program("promtool");
     if found.is_none() {
         kelpie_testkit::skip(
             "promtool is not installed (Debian's prometheus package; .ci/run installs it)",

@@ -61,14 +61,7 @@ fn typescript() -> Option<PathBuf> {
     let dir = DIR.get_or_init(|| {
         super::tools::npm_packages("node-api-types", &["typescript@5.6.3", "@types/node@20"])
     });
-    match dir {
-        Ok(dir) => Some(dir.clone()),
-        Err(e) if std::env::var_os("KELPIE_TEST_OFFLINE").is_some() => {
-            kelpie_testkit::skip(format!("KELPIE_TEST_OFFLINE is set and {e}"));
-            None
-        }
-        Err(e) => panic!("{e}\n(set KELPIE_TEST_OFFLINE=1 to skip without network)"),
-    }
+    super::tools::installed_or_skip(dir)
 }
 
 #[test]

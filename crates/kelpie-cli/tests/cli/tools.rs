@@ -11,6 +11,20 @@ pub fn program(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// What was installed from the registries, or why not: `None` after a skip when
+/// `KELPIE_TEST_OFFLINE` is set (a machine without the registries); otherwise the failure
+/// fails the test, since a test that skips itself checked nothing.
+pub fn installed_or_skip<T: Clone>(installed: &Result<T, String>) -> Option<T> {
+    match installed {
+        Ok(found) => Some(found.clone()),
+        Err(e) if std::env::var_os("KELPIE_TEST_OFFLINE").is_some() => {
+            kelpie_testkit::skip(format!("KELPIE_TEST_OFFLINE is set and {e}"));
+            None
+        }
+        Err(e) => panic!("{e}\n(set KELPIE_TEST_OFFLINE=1 to skip without network)"),
+    }
+}
+
 /// Run `cmd` (`what` names it in errors); its stdout, or why it failed.
 pub fn run(cmd: &mut Command, what: &str) -> Result<String, String> {
     let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;

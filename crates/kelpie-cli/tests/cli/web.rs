@@ -7,13 +7,13 @@
 //! `chromium` (apt, as root) when it is not installed. Set `KELPIE_TEST_OFFLINE=1` to skip
 //! what needs them when there is no network (a failure all the same under `KELPIE_NO_SKIP`).
 
-use super::tools::{python_venv, run};
+use super::tools::{installed_or_skip, npm_packages, python_venv, run};
 use super::{free_port, kelpie};
 use kelpie_testkit::Kelpie;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -406,12 +406,8 @@ fn a_bad_web_section_is_reported_and_apps_still_start() {
 
 // ---- tools from the registries ----
 
-fn offline() -> bool {
-    std::env::var_os("KELPIE_TEST_OFFLINE").is_some()
-}
-
 /// Python with `prometheus_client` and `schemathesis`, in a venv under the target directory.
-fn python() -> Option<&'static Path> {
+fn python() -> Option<PathBuf> {
     static VENV: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let venv = VENV.get_or_init(|| {
         python_venv(
@@ -419,14 +415,7 @@ fn python() -> Option<&'static Path> {
             &["prometheus_client==0.26.0", "schemathesis==4.32.5"],
         )
     });
-    match venv {
-        Ok(python) => Some(python),
-        Err(e) if offline() => {
-            kelpie_testkit::skip(format!("KELPIE_TEST_OFFLINE is set and {e}"));
-            None
-        }
-        Err(e) => panic!("{e}\n(set KELPIE_TEST_OFFLINE=1 to skip without network)"),
-    }
+    installed_or_skip(venv)
 }
 
 #[test]
@@ -649,43 +638,14 @@ fn chromium() -> Option<PathBuf> {
         }
         Ok(path)
     });
-    match found {
-        Ok(path) => Some(path.clone()),
-        Err(e) if offline() => {
-            kelpie_testkit::skip(format!("KELPIE_TEST_OFFLINE is set and {e}"));
-            None
-        }
-        Err(e) => panic!("{e}\n(set KELPIE_TEST_OFFLINE=1 to skip without network)"),
-    }
+    installed_or_skip(found)
 }
 
-/// `playwright-core` from npm, under the target directory.
+/// `node_modules` with `playwright-core` from npm, under the target directory.
 fn playwright() -> Option<PathBuf> {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-browser");
-        let module = dir.join("node_modules/playwright-core");
-        if module.join("package.json").exists() {
-            return Ok(dir);
-        }
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        run(
-            Command::new("npm")
-                .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
-                .arg(&dir)
-                .arg("playwright-core@1.65.1"),
-            "npm install playwright-core",
-        )?;
-        Ok(dir)
-    });
-    match dir {
-        Ok(dir) => Some(dir.clone()),
-        Err(e) if offline() => {
-            kelpie_testkit::skip(format!("KELPIE_TEST_OFFLINE is set and {e}"));
-            None
-        }
-        Err(e) => panic!("{e}\n(set KELPIE_TEST_OFFLINE=1 to skip without network)"),
-    }
+    let dir = DIR.get_or_init(|| npm_packages("web-browser", &["playwright-core@1.65.1"]));
+    installed_or_skip(dir)
 }
 
 /// Drives the page like a person: waits for the app (reading needs no token on loopback),
@@ -762,10 +722,7 @@ fn the_page_shows_apps_restarts_them_and_shows_their_logs_in_chromium() {
     let script = k.write("drive.js", BROWSER_SCRIPT);
     let out = Command::new("node")
         .arg(&script)
-        .env(
-            "PLAYWRIGHT",
-            playwright.join("node_modules/playwright-core"),
-        )
+        .env("PLAYWRIGHT", playwright.join("playwright-core"))
         .env("CHROMIUM", &chromium)
         .env("PROFILE", profile.path())
         .env("URL", format!("http://127.0.0.1:{port}/"))
