@@ -23,10 +23,7 @@ from .wrk import finish_wrk, keep_alive_balance, start_wrk, wrk_argv
 
 def bench_cluster(m: Manager, script: Path, port: int, wrk: str, cfg: argparse.Namespace) -> dict:
     m.app_markers = (*m.app_markers, str(script))
-    log(f"{m.label}: cluster: starting daemon")
-    m.run("ping", timeout=60)
-    dpid = m.daemon_pid()
-    log(f"{m.label}: cluster: daemon pid {dpid}")
+    dpid = m.start_daemon("cluster")
     time.sleep(cfg.settle)
     args, env = m.cluster_start(script, port)
     log(f"{m.label}: cluster: {' '.join(args)}" + "".join(f" ({k}={v})" for k, v in env.items()))

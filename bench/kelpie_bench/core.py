@@ -53,10 +53,7 @@ def start_daemon_idle_rss(m: Manager, settle: float, rss_samples: int
                           ) -> tuple[int | None, float | None]:
     """Starts the daemon (`ping`), waits `settle` s, and returns its pid and its RSS with 0 apps
     (median of rss_samples samples 0.2 s apart)."""
-    log(f"{m.label}: starting daemon")
-    m.run("ping", timeout=60)
-    pid = m.daemon_pid()
-    log(f"{m.label}: daemon pid {pid}")
+    pid = m.start_daemon("core")
     time.sleep(settle)
     return pid, sample_rss(m, rss_samples, 0.2)
 

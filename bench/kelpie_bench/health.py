@@ -177,9 +177,7 @@ def bench_health_memory(m: Manager, rounds: dict[str, int], period_s: float,
                         cfg: argparse.Namespace) -> dict:
     """Memory limit to restart, per variant (rounds: variant -> number of rounds, 0 to skip).
     Each round first waits a random time in [0, period_s) (the manager's checking period)."""
-    log(f"{m.label}: health (memory): starting daemon")
-    m.run("ping", timeout=60)
-    log(f"{m.label}: health (memory): daemon pid {m.daemon_pid()}")
+    m.start_daemon("health (memory)")
     time.sleep(cfg.settle)
     rng = random.Random()
     out: dict = {}

@@ -91,10 +91,7 @@ def bench_health_cpu(m: Manager, n_apps: int, cfg: argparse.Namespace) -> dict:
     RSS."""
     write_ecosystems(m, n_apps)
     eco = m.workdir / "ecosystem.json"
-    log(f"{m.label}: health: starting daemon")
-    m.run("ping", timeout=60)
-    dpid = m.daemon_pid()
-    log(f"{m.label}: health: daemon pid {dpid}")
+    dpid = m.start_daemon("health")
     if dpid is None:
         raise RuntimeError(f"{m.label}: no daemon pid file")
     time.sleep(cfg.settle)

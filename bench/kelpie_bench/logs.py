@@ -79,10 +79,7 @@ def wait_daemon_idle(pid: int) -> tuple[int | None, float, bool]:
 def bench_logs(m: Manager, script: Path, cfg: argparse.Namespace) -> dict:
     n_lines = cfg.log_lines
     m.app_markers = (*m.app_markers, str(script))
-    log(f"{m.label}: logs ({script.name}): starting daemon")
-    m.run("ping", timeout=60)
-    dpid = m.daemon_pid()
-    log(f"{m.label}: logs: daemon pid {dpid}")
+    dpid = m.start_daemon(f"logs ({script.name})")
     time.sleep(cfg.settle)
     rounds: list[dict] = []
     for r in range(cfg.rounds):

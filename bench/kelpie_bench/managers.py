@@ -72,6 +72,14 @@ class Manager:
         self.run(*args, timeout=timeout)
         return time.perf_counter() - t0
 
+    def start_daemon(self, what: str) -> int | None:
+        """Start the daemon (`ping`) for the scenario `what` (in the log) and return its pid."""
+        log(f"{self.label}: {what}: starting daemon")
+        self.run("ping", timeout=60)
+        pid = self.daemon_pid()
+        log(f"{self.label}: {what}: daemon pid {pid}")
+        return pid
+
     def daemon_pid(self) -> int | None:
         pid = read_pidfile(self.home / self.pidfile_name)
         if pid is not None:

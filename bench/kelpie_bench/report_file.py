@@ -47,12 +47,14 @@ def scenario_sections(cfg: argparse.Namespace, s: Session, ri: RunInfo
     """The self-contained sections (cluster, health, runtime, reliability): measured this time,
     else the one the file at cfg.output already has (or None)."""
     cluster, health, runtime, reliability = s.cluster, s.health, s.runtime, s.reliability
-    argv_str, date, load_before, info, ver_line = (ri.argv_str, ri.date, ri.load_before, ri.info,
-                                                   ri.ver_line)
+    info = ri.info
+    prefix = f"Command: `{ri.argv_str}`; {ri.date}; load average {ri.load_before} at start"
+    # The line under each section's heading: the run, then what of the machine matters to it.
+    node_linux = (f"{prefix}; {ri.ver_line}; {info['nproc']} CPUs ({info['cpu']}), "
+                  f"node {info['node']}, Linux {info['kernel']}")
     section = None
     if cluster:
-        run_line = (f"Command: `{argv_str}`; {date}; load average {load_before} at start; "
-                    f"{ver_line}, wrk `{s.versions['wrk']}`; {info['nproc']} CPUs "
+        run_line = (f"{prefix}; {ri.ver_line}, wrk `{s.versions['wrk']}`; {info['nproc']} CPUs "
                     f"({info['cpu']}), node {info['node']}")
         section = cluster_section(
             build_cluster_table(cluster.get("pm2"), cluster["kelpie"]),
@@ -62,9 +64,8 @@ def scenario_sections(cfg: argparse.Namespace, s: Session, ri: RunInfo
         # Not measured this time: keep the cluster results the file already has.
         section = existing_cluster_section(cfg.output)
     if health:
-        run_line = (f"Command: `{argv_str}`; {date}; load average {load_before} at start; "
-                    f"{ver_line}; {info['nproc']} CPUs ({info['cpu']}), {info['memory']}, "
-                    f"Linux {info['kernel']}")
+        run_line = (f"{prefix}; {ri.ver_line}; {info['nproc']} CPUs ({info['cpu']}), "
+                    f"{info['memory']}, Linux {info['kernel']}")
         hsection = health_section(
             build_health_table(health.get("pm2"), health["kelpie"]),
             health_notes(cfg, cfg.health_apps), run_line,
@@ -72,21 +73,15 @@ def scenario_sections(cfg: argparse.Namespace, s: Session, ri: RunInfo
     else:
         hsection = existing_health_section(cfg.output)  # kept as the file has it
     if runtime:
-        run_line = (f"Command: `{argv_str}`; {date}; load average {load_before} at start; "
-                    f"{ver_line}; {info['nproc']} CPUs ({info['cpu']}), node {info['node']}, "
-                    f"Linux {info['kernel']}")
         rsection = runtime_section(
             build_runtime_table(runtime["pm2"], runtime["kelpie"], runtime["sizes"]),
-            runtime_notes(cfg), run_line, {"runs": runtime["raw"], "sizes": runtime["sizes"]})
+            runtime_notes(cfg), node_linux, {"runs": runtime["raw"], "sizes": runtime["sizes"]})
     else:
         rsection = existing_runtime_section(cfg.output)  # kept as the file has it
     if reliability:
-        run_line = (f"Command: `{argv_str}`; {date}; load average {load_before} at start; "
-                    f"{ver_line}; {info['nproc']} CPUs ({info['cpu']}), node {info['node']}, "
-                    f"Linux {info['kernel']}")
         relsection = reliability_section(
             build_reliability_table(reliability["kelpie"], reliability.get("pm2")),
-            reliability_notes(cfg), run_line, reliability)
+            reliability_notes(cfg), node_linux, reliability)
     else:
         relsection = existing_reliability_section(cfg.output)  # kept as the file has it
     return section, hsection, rsection, relsection
