@@ -503,35 +503,55 @@ fn instance_var_and_increment_var_are_in_jlist_as_in_pm2() {
 }
 
 #[test]
-fn the_daemon_writes_its_pid_where_pm2s_variable_says() {
+fn the_daemon_writes_its_pid_where_kelpies_or_pm2s_variable_says() {
     let k = kelpie();
     let dir = k.home().join("run");
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let pid_file = dir.join("pm2.pid");
-    let with_variable = |args: &[&str]| {
-        let out = k
-            .command(args)
-            .env("PM2_PID_FILE_PATH", &pid_file)
-            .output()
-            .expect("kelpie");
-        assert!(out.status.success(), "{args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
-    let pong = with_variable(&["ping"]);
-    let pid: u32 = std::fs::read_to_string(&pid_file)
-        .expect("the pid file is where the variable says")
-        .trim()
-        .parse()
-        .expect("a pid");
-    k.track(pid);
-    assert!(pong.contains(&format!("pid {pid},")), "{pong}");
-    assert!(
-        !k.home().join("kelpie.pid").exists(),
-        "not in the home as well"
-    );
-    with_variable(&["kill"]);
-    k.wait_for("the daemon to end", Duration::from_secs(10), || {
-        !kelpie_testkit::alive(pid)
-    });
-    assert!(!pid_file.exists(), "the daemon removed its pid file");
+    let pm2_file = dir.join("pm2.pid");
+    let kelpie_file = dir.join("kelpie.pid");
+    // PM2's variable alone, then with Kelpie's own, which wins.
+    for (variables, pid_file) in [
+        (vec![("PM2_PID_FILE_PATH", &pm2_file)], &pm2_file),
+        (
+            vec![
+                ("PM2_PID_FILE_PATH", &pm2_file),
+                ("KELPIE_PID_FILE", &kelpie_file),
+            ],
+            &kelpie_file,
+        ),
+    ] {
+        let with_variables = |args: &[&str]| {
+            let out = k
+                .command(args)
+                .envs(variables.iter().copied())
+                .output()
+                .expect("kelpie");
+            assert!(out.status.success(), "{args:?}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).to_string()
+        };
+        let pong = with_variables(&["ping"]);
+        let pid: u32 = std::fs::read_to_string(pid_file)
+            .expect("the pid file is where the variable says")
+            .trim()
+            .parse()
+            .expect("a pid");
+        k.track(pid);
+        assert!(pong.contains(&format!("pid {pid},")), "{pong}");
+        for elsewhere in [
+            k.home().join("kelpie.pid"),
+            pm2_file.clone(),
+            kelpie_file.clone(),
+        ] {
+            assert!(
+                elsewhere == *pid_file || !elsewhere.exists(),
+                "{} is not written as well",
+                elsewhere.display()
+            );
+        }
+        with_variables(&["kill"]);
+        k.wait_for("the daemon to end", Duration::from_secs(10), || {
+            !kelpie_testkit::alive(pid)
+        });
+        assert!(!pid_file.exists(), "the daemon removed its pid file");
+    }
 }
