@@ -333,3 +333,18 @@ fn deeply_nested_json_is_an_error_not_a_stack_overflow() {
         assert!(decode::<Response>(body.as_bytes()).is_err());
     }
 }
+
+/// An error kind added by a newer daemon reaches an older client as `Unknown`, with its
+/// message, instead of making the whole answer unreadable.
+#[test]
+fn an_error_kind_newer_than_the_client_decodes_as_unknown() {
+    let answer = br#"{"Error":{"kind":"SomethingNew","message":"why"}}"#;
+    let decoded: Response = decode(answer).expect("decodes");
+    assert_eq!(
+        decoded,
+        Response::Error(WireError {
+            kind: ErrorKind::Unknown,
+            message: "why".to_string()
+        })
+    );
+}
