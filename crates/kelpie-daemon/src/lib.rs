@@ -18,14 +18,17 @@
 //! threads read, frame, format and write them, rotate the files, and keep recent lines for
 //! `kelpie logs` ([`follow`]). The supervisor is never in the output path.
 
+mod atomic;
 mod balance;
 mod bus;
 mod cgroups;
 mod clock;
+mod control;
 mod dump;
 mod follow;
 mod forensics;
 mod health;
+mod home_setup;
 mod instance;
 pub mod jlist;
 mod keeper;
@@ -38,6 +41,8 @@ mod persist;
 mod process;
 mod readiness;
 mod reaper;
+mod reclaim;
+mod secrets;
 mod server;
 mod sockets;
 mod state;
@@ -47,8 +52,8 @@ pub mod versioning;
 mod watch;
 mod web;
 
+pub use atomic::atomic_write_mode;
 use kelpie_proto::Home;
-pub use persist::atomic_write_mode;
 pub use supervisor::{ForegroundOptions, OutputBatch, OUTPUT_QUEUE};
 pub use update::handoff_format;
 

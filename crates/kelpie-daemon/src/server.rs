@@ -1,9 +1,9 @@
 //! The control socket: accepts CLI connections, checks who they are, speaks the Hello
 //! handshake, and passes each request to the supervisor.
 
+use crate::control::{Command, Reply};
 use crate::follow::LogsRequest;
 use crate::logs::LogService;
-use crate::supervisor::{Command, Reply};
 use kelpie_proto::{
     decode, encode, ConfigSource, ErrorKind, Hello, Request, Response, WireError, MAX_FRAME_LEN,
     PROTOCOL_VERSION,
@@ -116,7 +116,7 @@ async fn socket_identity(path: &Path) -> Option<(u64, u64)> {
 async fn rebind(home: &kelpie_proto::Home) -> Option<UnixListener> {
     let setup = home.clone();
     let prepared = tokio::task::spawn_blocking(move || {
-        crate::supervisor::prepare_home(&setup)?;
+        crate::home_setup::prepare_home(&setup)?;
         // The daemon's log went with the home (when it writes there): write to a new one.
         let log_gone = std::fs::read_link("/proc/self/fd/2").is_ok_and(|target| {
             target.as_os_str().to_string_lossy()

@@ -10,8 +10,8 @@ mod targets;
 mod update;
 mod watching;
 
+use crate::control::{Command, Finish, InstanceMetrics, Reply};
 pub use foreground::{ForegroundOptions, ForegroundSetup, OutputBatch, OUTPUT_QUEUE};
-pub use logs::LogSelection;
 
 use crate::clock;
 use crate::instance::{self, InstanceEvent, InstanceMsg, InstanceSetup};
@@ -23,10 +23,8 @@ use crate::state::{PersistedInstance, StateFile, STATE_VERSION};
 use crate::{server, DaemonError};
 use kelpie_core::limits::{LimitWatch, Usage};
 use kelpie_core::{AppSpec, Control, InstanceState};
-use kelpie_proto::{Home, ProcessInfo, Request, Response};
+use kelpie_proto::{Home, ProcessInfo, Response};
 use std::collections::BTreeMap;
-use std::os::unix::fs::DirBuilderExt;
-use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -38,112 +36,6 @@ const LOGS_AT_EXIT: Duration = Duration::from_secs(3);
 
 /// State changes not caused by a command (a crash, a restart) are written at most this often.
 const PERSIST_DEBOUNCE: Duration = Duration::from_millis(100);
-
-/// A message to the supervisor.
-pub enum Command {
-    /// A request from a client; the reply goes back to its connection.
-    Request {
-        /// The request.
-        request: Request,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Reply>,
-    },
-    /// Work started by a handler has finished; answer its client now.
-    Finish {
-        /// What to answer.
-        finish: Finish,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Reply>,
-    },
-    /// The instances a handler acted on have settled: persist, then finish.
-    Settled {
-        /// What to answer once the state is on disk.
-        finish: Finish,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Reply>,
-    },
-    /// A `logs` client asks which instances it reads.
-    LogSelection {
-        /// Its targets (empty = all).
-        targets: Vec<kelpie_proto::Target>,
-        /// The answer.
-        reply: oneshot::Sender<Result<LogSelection, kelpie_proto::WireError>>,
-    },
-    /// An app's watch is set up (or could not be).
-    WatchStarted {
-        /// The app.
-        name: String,
-        /// What it was set up from.
-        key: watching::WatchKey,
-        /// The watch, or why not.
-        result: Result<crate::watch::WatchHandle, String>,
-    },
-    /// Watched files of an app changed.
-    FilesChanged {
-        /// The app.
-        name: String,
-        /// What changed.
-        burst: crate::watch::WatchBurst,
-    },
-    /// `kelpie runtime`'s apps were started (or could not be): the start's answer.
-    ForegroundStarted(Response),
-    /// The web server asks for what `/metrics` shows of each instance.
-    Metrics {
-        /// The answer.
-        reply: oneshot::Sender<Vec<InstanceMetrics>>,
-    },
-    /// `kelpie update`'s program was found and checked (or not).
-    UpdateChecked(Result<std::path::PathBuf, String>),
-    /// The control socket was made anew at its path (the home had been removed): its second
-    /// descriptor, for `kelpie update`.
-    ControlSocket(std::os::fd::OwnedFd),
-    /// `kelpie.toml` was read again (`reloadLogs`): its `[logs]`.
-    TomlLogs(kelpie_config::LogDefaults),
-    /// The dump was read for `resurrect`.
-    DumpLoaded {
-        /// The dump, or why it could not be read.
-        result: Result<(crate::dump::DumpFile, Option<String>), String>,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Reply>,
-    },
-}
-
-/// One instance as `/metrics` shows it: what `list` shows, and the counters only the daemon
-/// keeps.
-pub struct InstanceMetrics {
-    /// The instance as `list` shows it.
-    pub info: ProcessInfo,
-    /// CPU time its processes used since this daemon started (seconds).
-    pub cpu_seconds: f64,
-    /// Processes in its tree at the last reading.
-    pub processes: u32,
-    /// Failed health-check probes that counted (after the start period).
-    pub health_failures: u64,
-}
-
-/// A response, and for the last response before exit a way to learn it was written.
-pub struct Reply {
-    /// The response.
-    pub response: Response,
-    /// Fired by the connection once the response is on the socket.
-    pub written: Option<oneshot::Sender<()>>,
-}
-
-/// How to answer once asynchronous work is done.
-pub enum Finish {
-    /// With the process list.
-    List,
-    /// With the list and the outcome of a start: notes, and apps not started and why.
-    Started(Vec<kelpie_proto::StartOutcome>, Vec<String>, Vec<String>),
-    /// With a message.
-    Done(String),
-    /// With an error.
-    Failed(kelpie_proto::WireError),
-    /// With a message, then exit the daemon.
-    Exit(String),
-    /// With this response.
-    Reply(Response),
-}
 
 /// One instance in the table.
 struct Entry {
@@ -262,7 +154,7 @@ pub async fn run(
 ) -> Result<u8, DaemonError> {
     // Startup file work happens on the blocking pool, like every other file access.
     let setup_home = home.clone();
-    tokio::task::spawn_blocking(move || prepare_home(&setup_home))
+    tokio::task::spawn_blocking(move || crate::home_setup::prepare_home(&setup_home))
         .await
         .map_err(|e| DaemonError::Io {
             about: "cannot set up the kelpie home",
@@ -280,7 +172,7 @@ pub async fn run(
             let reclaimed = match &foreground {
                 None => {
                     let keeper_home = home.clone();
-                    tokio::task::spawn_blocking(move || crate::keeper::reclaim(&keeper_home))
+                    tokio::task::spawn_blocking(move || crate::reclaim::reclaim(&keeper_home))
                         .await
                         .ok()
                         .flatten()
@@ -500,36 +392,6 @@ fn resurrect_at_start(commands: &mpsc::Sender<Command>) {
             _ => {}
         }
     });
-}
-
-pub(crate) fn prepare_home(home: &Home) -> Result<(), DaemonError> {
-    let io_error = |about, path: &std::path::Path, source| DaemonError::Io {
-        about,
-        path: path.display().to_string(),
-        source,
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(home.root())
-        .map_err(|e| io_error("cannot create the kelpie home", home.root(), e))?;
-    // The home holds the socket and the apps' environments: only its owner may enter.
-    std::fs::set_permissions(home.root(), std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| io_error("cannot restrict permissions of", home.root(), e))?;
-    std::fs::create_dir_all(home.logs_dir())
-        .map_err(|e| io_error("cannot create", &home.logs_dir(), e))?;
-    write_node_shim(home)
-        .map_err(|e| io_error("cannot write", &crate::launch::node_shim_path(home), e))
-}
-
-/// The Node shim is written by each daemon (an update may change it), atomically, so a Node app
-/// starting meanwhile never reads half of it; readable by apps running as other users.
-fn write_node_shim(home: &Home) -> std::io::Result<()> {
-    let path = crate::launch::node_shim_path(home);
-    if std::fs::read_to_string(&path).is_ok_and(|current| current == crate::launch::NODE_SHIM) {
-        return Ok(());
-    }
-    persist::atomic_write_mode(&path, crate::launch::NODE_SHIM.as_bytes(), 0o644)
 }
 
 /// Read `state.json` and find which of its pids are still the very processes it recorded
