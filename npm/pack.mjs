@@ -134,7 +134,7 @@ function checkBinary(key, file, version) {
     if (format[field] !== expected[field]) {
       throw new Refusal(
         `--binary ${key}=${file}: built for ${format.os} ${format.cpu}` +
-          `${format.libc ? ` (${format.libc})` : ''}, not ${platform.description}`
+          ` (${format.libc}), not ${platform.description}`
       );
     }
   }
@@ -194,7 +194,7 @@ function stagePlatform(dir, key, binary, version) {
     license: 'MIT OR Apache-2.0',
     os: [platform.os],
     cpu: [platform.cpu],
-    ...(platform.libc ? { libc: [platform.libc] } : {}),
+    libc: [platform.libc],
     files: ['bin/kelpie'],
     // Yarn's Plug'n'Play must unpack it: a binary is run from the disk.
     preferUnplugged: true,

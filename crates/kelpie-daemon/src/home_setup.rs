@@ -7,23 +7,18 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 
 /// Make the home (mode 0700) and its logs directory, and write the Node shim.
 pub fn prepare_home(home: &Home) -> Result<(), DaemonError> {
-    let io_error = |about, path: &std::path::Path, source| DaemonError::Io {
-        about,
-        path: path.display().to_string(),
-        source,
-    };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(home.root())
-        .map_err(|e| io_error("cannot create the kelpie home", home.root(), e))?;
+        .map_err(|e| DaemonError::io("cannot create the kelpie home", home.root(), e))?;
     // The home holds the socket and the apps' environments: only its owner may enter.
     std::fs::set_permissions(home.root(), std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| io_error("cannot restrict permissions of", home.root(), e))?;
+        .map_err(|e| DaemonError::io("cannot restrict permissions of", home.root(), e))?;
     std::fs::create_dir_all(home.logs_dir())
-        .map_err(|e| io_error("cannot create", &home.logs_dir(), e))?;
+        .map_err(|e| DaemonError::io("cannot create", &home.logs_dir(), e))?;
     write_node_shim(home)
-        .map_err(|e| io_error("cannot write", &crate::launch::node_shim_path(home), e))
+        .map_err(|e| DaemonError::io("cannot write", &crate::launch::node_shim_path(home), e))
 }
 
 /// The Node shim is written by each daemon (an update may change it), atomically, so a Node app

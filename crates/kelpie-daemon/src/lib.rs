@@ -75,6 +75,17 @@ pub enum DaemonError {
     AlreadyRunning(String),
 }
 
+impl DaemonError {
+    /// `about` (what was being done) the file or directory `path` failed with `source`.
+    pub(crate) fn io(about: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        DaemonError::Io {
+            about,
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
 /// How a daemon starts, beyond its home.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DaemonOptions {
@@ -156,10 +167,8 @@ fn run_supervisor(
         .enable_all()
         .max_blocking_threads(4)
         .build()
-        .map_err(|source| DaemonError::Io {
-            about: "cannot start the async runtime for",
-            path: home.root().display().to_string(),
-            source,
+        .map_err(|source| {
+            DaemonError::io("cannot start the async runtime for", home.root(), source)
         })?;
     runtime.block_on(supervisor::run(home, daemon, foreground, handoff))
 }

@@ -154,11 +154,8 @@ impl Supervisor {
         mut events: mpsc::UnboundedReceiver<InstanceEvent>,
         mut readings: mpsc::UnboundedReceiver<Vec<Reading>>,
     ) -> Result<(), DaemonError> {
-        let signal_error = |source| DaemonError::Io {
-            about: "cannot handle signals in",
-            path: self.home.root().display().to_string(),
-            source,
-        };
+        let signal_error =
+            |source| DaemonError::io("cannot handle signals in", self.home.root(), source);
         let mut signals = Signals {
             term: signal(SignalKind::terminate()).map_err(signal_error)?,
             int: signal(SignalKind::interrupt()).map_err(signal_error)?,

@@ -39,10 +39,12 @@ pub async fn run(
         use std::os::fd::AsFd;
         listener.as_fd().try_clone_to_owned()
     }
-    .map_err(|source| io_error("cannot keep a second descriptor of", home.socket(), source))?;
+    .map_err(|source| {
+        DaemonError::io("cannot keep a second descriptor of", &home.socket(), source)
+    })?;
     let pid_file = write_pid_file(&home).await;
     let persister = Persister::start(home.clone())
-        .map_err(|source| io_error("cannot start the persister for", home.root(), source))?;
+        .map_err(|source| DaemonError::io("cannot start the persister for", home.root(), source))?;
     let settings = read_settings(&home).await;
     let conf_home = home.clone();
     let conf = tokio::task::spawn_blocking(move || persist::load_conf(&conf_home))
@@ -72,7 +74,9 @@ pub async fn run(
         web.serve_at_start(settings);
     }
     let monitor = Monitor::start(crate::monitor::SAMPLE_EVERY, cgroups.clone(), readings_tx)
-        .map_err(|source| io_error("cannot start the resource monitor for", home.root(), source))?;
+        .map_err(|source| {
+            DaemonError::io("cannot start the resource monitor for", home.root(), source)
+        })?;
     let mut supervisor = Supervisor {
         home: home.clone(),
         apps: BTreeMap::new(),
@@ -144,21 +148,13 @@ pub async fn run(
     Ok(supervisor.foreground.as_ref().map_or(0, |f| f.exit_code))
 }
 
-fn io_error(about: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> DaemonError {
-    DaemonError::Io {
-        about,
-        path: path.into().display().to_string(),
-        source,
-    }
-}
-
 /// The home's directories and files, on the blocking pool like every other file access.
 async fn prepare_home(home: &Home) -> Result<(), DaemonError> {
     let setup_home = home.clone();
     tokio::task::spawn_blocking(move || crate::home_setup::prepare_home(&setup_home))
         .await
         .map_err(|e| {
-            io_error(
+            DaemonError::io(
                 "cannot set up the kelpie home",
                 home.root(),
                 std::io::Error::other(e.to_string()),
@@ -223,7 +219,9 @@ async fn start_logs(
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))
         .and_then(|started| started)
-        .map_err(|source| io_error("cannot start the log pipeline for", home.root(), source))?;
+        .map_err(|source| {
+            DaemonError::io("cannot start the log pipeline for", home.root(), source)
+        })?;
     Ok(match foreground {
         Some(setup) if !setup.options.files => log_service.without_files(),
         Some(_) => log_service,
@@ -248,7 +246,7 @@ fn start_foreground(
             Ok(mode)
         })
         .map_err(|source| {
-            io_error(
+            DaemonError::io(
                 "cannot reap orphans (PR_SET_CHILD_SUBREAPER, SIGCHLD) for",
                 home.root(),
                 source,
@@ -279,7 +277,7 @@ async fn restore_state(
 /// Remove the pid file, then the socket. The pid file goes first: a CLI waiting for the socket
 /// to disappear may start the next daemon at once, and that one's pid file must not be removed
 /// by us.
-fn remove_own_files(home: &Home, pid_file: &PathBuf) {
+fn remove_own_files(home: &Home, pid_file: &std::path::Path) {
     if std::fs::read_to_string(pid_file).is_ok_and(|p| p.trim() == std::process::id().to_string()) {
         let _ = std::fs::remove_file(pid_file);
     }
