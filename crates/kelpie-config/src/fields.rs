@@ -1,68 +1,16 @@
 //! Which app keys Kelpie knows: supported fields, their PM2 aliases, PM2 fields not supported yet,
 //! and a "did you mean" for the rest.
 
-/// Canonical (snake_case) app fields Kelpie supports.
-pub const SUPPORTED: &[&str] = &[
-    "name",
-    "script",
-    "args",
-    "interpreter",
-    "interpreter_args",
-    "cwd",
-    "namespace",
-    "env",
-    "instances",
-    "exec_mode",
-    "autorestart",
-    "autostart",
-    "min_uptime",
-    "max_restarts",
-    "restart_delay",
-    "exp_backoff_restart_delay",
-    "stop_exit_codes",
-    "kill_timeout",
-    "kill_signal",
-    "out_file",
-    "error_file",
-    "merge_logs",
-    "log_file",
-    "log_date_format",
-    "time",
-    "log_type",
-    "disable_logs",
-    "log_max_size",
-    "log_retain",
-    "log_compress",
-    "log_rotate_interval",
-    "max_memory_restart",
-    "port",
-    "reuse_port",
-    "wait_ready",
-    "source_map_support",
-    "disable_source_map_support",
-    "ready_pattern",
-    "listen_timeout",
-    "shutdown_with_message",
-    "instance_var",
-    "increment_var",
-    "max_cpu",
-    "max_cpu_window",
-    "max_processes",
-    "nice",
-    "uid",
-    "gid",
-    "cron_restart",
-    "cron_timezone",
-    "watch",
-    "ignore_watch",
-    "watch_delay",
-    "health_check",
-    "http",
-    "watchdog",
-    "depends_on",
-    "append_env_to_name",
-    "vizion",
-];
+/// Canonical (snake_case) app fields Kelpie supports: those of `kelpie start`'s flags (as a
+/// file names them) and those only a file can set. Derived, never listed twice.
+pub fn supported() -> &'static [&'static str] {
+    static SUPPORTED: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+        let mut names = crate::field_names::of(&crate::ScriptOptions::default());
+        names.extend(crate::options::FILE_ONLY);
+        names
+    });
+    &SUPPORTED
+}
 
 /// PM2's alternative names, mapped to the canonical field.
 pub const ALIASES: &[(&str, &str)] = &[
@@ -139,7 +87,7 @@ pub enum Kind {
 
 /// Classify a key already passed through [`to_snake_case`].
 pub fn classify(key: &str) -> Kind {
-    if let Some(name) = SUPPORTED.iter().find(|f| **f == key) {
+    if let Some(name) = supported().iter().find(|f| **f == key) {
         return Kind::Supported(name);
     }
     if let Some((_, canonical)) = ALIASES.iter().find(|(alias, _)| *alias == key) {
@@ -181,7 +129,7 @@ pub fn to_snake_case(key: &str) -> String {
 fn suggest(key: &str) -> Option<&'static str> {
     closest(
         key,
-        SUPPORTED
+        supported()
             .iter()
             .copied()
             .chain(ALIASES.iter().map(|(alias, _)| *alias))
@@ -278,6 +226,31 @@ mod tests {
             classify("log_max_sise"),
             Kind::Unknown(Some("log_max_size"))
         );
+    }
+
+    #[test]
+    fn the_supported_fields_are_the_flags_and_the_file_only_fields_each_once() {
+        let names = supported();
+        let mut unique = names.to_vec();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        // From the flags, under the names files use (`--uid` is `uid`, `--no-vizion` sets
+        // `vizion`, the `--health-*` flags make `health_check`)...
+        for flag_field in [
+            "kill_timeout",
+            "uid",
+            "vizion",
+            "log_compress",
+            "health_check",
+        ] {
+            assert!(names.contains(&flag_field), "{flag_field}");
+        }
+        // ...and from the fields only a file sets.
+        for file_field in ["script", "exec_mode", "increment_var", "append_env_to_name"] {
+            assert!(names.contains(&file_field), "{file_field}");
+        }
+        assert!(!names.contains(&"no_vizion") && !names.contains(&"user"));
     }
 
     #[test]

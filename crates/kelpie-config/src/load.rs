@@ -475,159 +475,21 @@ fn from_options(
 fn raw_from_options(script: &str, opts: &ScriptOptions) -> RawApp {
     let mut raw = RawApp::default();
     raw.add("script", Value::from(script));
-    let strings = [
-        ("name", &opts.name),
-        ("namespace", &opts.namespace),
-        ("cwd", &opts.cwd),
-        ("interpreter", &opts.interpreter),
-        ("interpreter_args", &opts.interpreter_args),
-        ("instances", &opts.instances),
-        ("kill_timeout", &opts.kill_timeout),
-        ("restart_delay", &opts.restart_delay),
-        ("exp_backoff_restart_delay", &opts.exp_backoff_restart_delay),
-        ("max_restarts", &opts.max_restarts),
-        ("min_uptime", &opts.min_uptime),
-        ("max_memory_restart", &opts.max_memory_restart),
-        ("kill_signal", &opts.kill_signal),
-        ("out_file", &opts.out_file),
-        ("error_file", &opts.error_file),
-        ("log_date_format", &opts.log_date_format),
-        ("log_type", &opts.log_type),
-        ("log_max_size", &opts.log_max_size),
-        ("log_retain", &opts.log_retain),
-        ("log_rotate_interval", &opts.log_rotate_interval),
-        ("port", &opts.port),
-        ("listen_timeout", &opts.listen_timeout),
-        ("ready_pattern", &opts.ready_pattern),
-        ("instance_var", &opts.instance_var),
-        ("max_cpu", &opts.max_cpu),
-        ("max_cpu_window", &opts.max_cpu_window),
-        ("max_processes", &opts.max_processes),
-        ("nice", &opts.nice),
-        ("uid", &opts.user),
-        ("gid", &opts.group),
-        ("cron_restart", &opts.cron_restart),
-        ("cron_timezone", &opts.cron_timezone),
-        ("watch_delay", &opts.watch_delay),
-        ("watchdog", &opts.watchdog),
-    ];
-    for (key, value) in strings {
-        if let Some(value) = value {
-            raw.add(key, Value::from(value.as_str()));
+    match serde_json::to_value(opts) {
+        Ok(Value::Object(fields)) => {
+            for (key, value) in fields {
+                raw.add(&key, value);
+            }
         }
+        // Strings, lists and maps of strings always serialize; this would be a bug.
+        other => raw
+            .errors
+            .push(format!("the flags could not be read as fields: {other:?}")),
     }
-    if !opts.args.is_empty() {
-        raw.add("args", Value::from(opts.args.clone()));
-    }
-    if !opts.env.is_empty() {
-        let env = opts
-            .env
-            .iter()
-            .map(|(name, value)| (name.clone(), Value::from(value.as_str())))
-            .collect();
-        raw.add("env", Value::Object(env));
-    }
-    let lists = [
-        ("stop_exit_codes", &opts.stop_exit_codes),
-        ("watch", &opts.watch),
-        ("ignore_watch", &opts.ignore_watch),
-        ("depends_on", &opts.depends_on),
-    ];
-    for (key, items) in lists {
-        if !items.is_empty() {
-            raw.add(key, Value::from(items.clone()));
-        }
-    }
-    health_from_options(&mut raw, opts);
-    if let Some(b) = opts.autorestart {
-        raw.add("autorestart", Value::Bool(b));
-    }
-    if let Some(b) = opts.autostart {
-        raw.add("autostart", Value::Bool(b));
-    }
-    if opts.merge_logs {
-        raw.add("merge_logs", Value::Bool(true));
-    }
-    if opts.no_vizion {
-        raw.add("vizion", Value::Bool(false));
-    }
-    match opts.log_file.as_deref() {
-        Some("") => raw.add("log_file", Value::Bool(true)),
-        Some(path) => raw.add("log_file", Value::from(path)),
-        None => {}
-    }
-    if opts.time {
-        raw.add("time", Value::Bool(true));
-    }
-    if opts.disable_logs {
-        raw.add("disable_logs", Value::Bool(true));
-    }
-    if let Some(b) = opts.log_compress {
-        raw.add("log_compress", Value::Bool(b));
-    }
-    let switches = [
-        ("reuse_port", opts.reuse_port),
-        ("wait_ready", opts.wait_ready),
-        ("shutdown_with_message", opts.shutdown_with_message),
-        (
-            "disable_source_map_support",
-            opts.disable_source_map_support,
-        ),
-    ];
-    for (key, on) in switches {
-        if on {
-            raw.add(key, Value::Bool(true));
-        }
+    if let Some(error) = opts.health.missing_probe() {
+        raw.errors.push(error);
     }
     raw
-}
-
-/// The `--health-*` flags become one `health_check` object. Timing flags without a probe flag
-/// are an error here, where the flags' names are still known.
-fn health_from_options(raw: &mut RawApp, opts: &ScriptOptions) {
-    let probes = [
-        ("http", &opts.health_http),
-        ("tcp", &opts.health_tcp),
-        ("exec", &opts.health_exec),
-    ];
-    let settings = [
-        ("status", "--health-status", &opts.health_status),
-        ("interval", "--health-interval", &opts.health_interval),
-        ("timeout", "--health-timeout", &opts.health_timeout),
-        ("failures", "--health-failures", &opts.health_failures),
-        (
-            "start_period",
-            "--health-start-period",
-            &opts.health_start_period,
-        ),
-    ];
-    let mut check = serde_json::Map::new();
-    for (key, value) in probes {
-        if let Some(value) = value {
-            check.insert(key.to_string(), Value::from(value.as_str()));
-        }
-    }
-    if check.is_empty() {
-        let given: Vec<&str> = settings
-            .iter()
-            .filter(|(_, _, value)| value.is_some())
-            .map(|(_, flag, _)| *flag)
-            .collect();
-        if !given.is_empty() {
-            let verb = if given.len() == 1 { "needs" } else { "need" };
-            raw.errors.push(format!(
-                "{} {verb} a probe: add --health-http, --health-tcp or --health-exec",
-                given.join(", ")
-            ));
-        }
-        return;
-    }
-    for (key, _, value) in settings {
-        if let Some(value) = value {
-            check.insert(key.to_string(), Value::from(value.as_str()));
-        }
-    }
-    raw.add("health_check", Value::Object(check));
 }
 
 #[cfg(test)]

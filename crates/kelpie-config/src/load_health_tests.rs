@@ -630,12 +630,15 @@ fn from_script_takes_the_health_issue_flags() {
         watch: vec![".".into(), "lib".into()],
         ignore_watch: vec!["*.log".into(), "tmp/**".into()],
         watch_delay: Some("2s".into()),
-        health_http: Some("/health".into()),
-        health_status: Some("200".into()),
-        health_interval: Some("15s".into()),
-        health_timeout: Some("3s".into()),
-        health_failures: Some("2".into()),
-        health_start_period: Some("30s".into()),
+        health: crate::HealthFlags {
+            health_http: Some("/health".into()),
+            health_status: Some("200".into()),
+            health_interval: Some("15s".into()),
+            health_timeout: Some("3s".into()),
+            health_failures: Some("2".into()),
+            health_start_period: Some("30s".into()),
+            ..crate::HealthFlags::default()
+        },
         watchdog: Some("10".into()),
         depends_on: vec!["db".into(), "cache".into()],
         ..ScriptOptions::default()
@@ -670,7 +673,10 @@ fn from_script_takes_the_health_issue_flags() {
     assert_eq!(spec.depends_on, ["db", "cache"]);
 
     let tcp = ScriptOptions {
-        health_tcp: Some("127.0.0.1:6379".into()),
+        health: crate::HealthFlags {
+            health_tcp: Some("127.0.0.1:6379".into()),
+            ..crate::HealthFlags::default()
+        },
         ..ScriptOptions::default()
     };
     let spec = &from_script("app.js", &tcp, &p.ctx).expect("builds").apps[0];
@@ -682,7 +688,10 @@ fn from_script_takes_the_health_issue_flags() {
         })
     );
     let exec = ScriptOptions {
-        health_exec: Some("test -f /tmp/ok".into()),
+        health: crate::HealthFlags {
+            health_exec: Some("test -f /tmp/ok".into()),
+            ..crate::HealthFlags::default()
+        },
         ..ScriptOptions::default()
     };
     let spec = &from_script("app.js", &exec, &p.ctx).expect("builds").apps[0];
@@ -716,8 +725,11 @@ fn from_script_validates_the_health_issue_flags_like_files() {
         nice: Some("30".into()),
         cron_timezone: Some("Nowhere/Land".into()),
         ignore_watch: vec!["[".into()],
-        health_http: Some("https://localhost/health".into()),
-        health_failures: Some("0".into()),
+        health: crate::HealthFlags {
+            health_http: Some("https://localhost/health".into()),
+            health_failures: Some("0".into()),
+            ..crate::HealthFlags::default()
+        },
         watchdog: Some("0.5".into()),
         depends_on: vec!["api".into()],
         ..ScriptOptions::default()
@@ -754,8 +766,11 @@ fn from_script_validates_the_health_issue_flags_like_files() {
 fn health_timing_flags_need_a_probe_flag() {
     let p = Project::new();
     let opts = ScriptOptions {
-        health_interval: Some("5s".into()),
-        health_status: Some("200".into()),
+        health: crate::HealthFlags {
+            health_interval: Some("5s".into()),
+            health_status: Some("200".into()),
+            ..crate::HealthFlags::default()
+        },
         ..ScriptOptions::default()
     };
     let err = from_script("app.js", &opts, &p.ctx)
@@ -766,7 +781,10 @@ fn health_timing_flags_need_a_probe_flag() {
         "app `app`: --health-status, --health-interval need a probe: add --health-http, --health-tcp or --health-exec"
     );
     let opts = ScriptOptions {
-        health_timeout: Some("1s".into()),
+        health: crate::HealthFlags {
+            health_timeout: Some("1s".into()),
+            ..crate::HealthFlags::default()
+        },
         ..ScriptOptions::default()
     };
     let err = from_script("app.js", &opts, &p.ctx)

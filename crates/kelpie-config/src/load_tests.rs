@@ -894,7 +894,7 @@ fn from_script_uses_flags_and_cli_cwd() {
         kill_timeout: Some("5s".into()),
         max_memory_restart: Some("1G".into()),
         stop_exit_codes: vec!["0".into(), "3".into()],
-        autorestart: Some(false),
+        no_autorestart: true,
         merge_logs: true,
         kill_signal: Some("SIGTERM".into()),
         max_restarts: Some("4".into()),
@@ -1149,7 +1149,7 @@ fn from_script_takes_log_flags() {
         disable_logs: true,
         log_max_size: Some("10M".into()),
         log_retain: Some("5".into()),
-        log_compress: Some(false),
+        no_log_compress: true,
         log_rotate_interval: Some("6h".into()),
         ..ScriptOptions::default()
     };

@@ -280,8 +280,11 @@ proptest! {
             cron_restart: values[9].clone(),
             cron_timezone: values[10].clone(),
             log_rotate_interval: values[11].clone(),
-            health_http: values[12].clone(),
-            health_interval: values[13].clone(),
+            health: kelpie_config::HealthFlags {
+                health_http: values[12].clone(),
+                health_interval: values[13].clone(),
+                ..kelpie_config::HealthFlags::default()
+            },
             watchdog: values[14].clone(),
             interpreter_args: values[15].clone(),
             args,

@@ -69,12 +69,11 @@ fn load_apps(mut args: crate::cli::StartArgs) -> Result<Vec<AppSpec>> {
     } else {
         args.targets.clone()
     };
-    let options = start::script_options(&args);
     let scripts = targets
         .iter()
         .filter(|t| !kelpie_config::is_ecosystem_file(t))
         .count();
-    if scripts > 1 && args.name.is_some() {
+    if scripts > 1 && args.app.name.is_some() {
         bail!("--name applies to one script; give the scripts an ecosystem file");
     }
     let mut apps = Vec::new();
@@ -88,7 +87,7 @@ fn load_apps(mut args: crate::cli::StartArgs) -> Result<Vec<AppSpec>> {
             if let Some(hint) = start::watch_path_read_as_script(&args, target, &ctx.cwd) {
                 bail!(hint);
             }
-            kelpie_config::from_script(target, &options, &ctx)?
+            kelpie_config::from_script(target, &args.app, &ctx)?
         };
         render::print_warnings(&loaded.warnings);
         apps.extend(loaded.apps);

@@ -86,7 +86,7 @@ fn options(args: &ServeArgs, dir: &str, port: u16) -> ScriptOptions {
         ),
         namespace: args.namespace.clone(),
         cwd: Some(dir.to_string()),
-        autostart: args.no_autostart.then_some(false),
+        no_autostart: args.no_autostart,
         max_memory_restart: args.max_memory_restart.clone(),
         out_file: args.out_file.clone(),
         error_file: args.error_file.clone(),

@@ -5,7 +5,6 @@ use super::{call, is_ecosystem, load_context, load_ecosystem, shell_env, strict_
 use crate::cli::StartArgs;
 use crate::render;
 use anyhow::{bail, Result};
-use kelpie_config::ScriptOptions;
 use kelpie_core::AppSpec;
 use kelpie_proto::{resolve_targets, Home, ProcessInfo, Request, Response, Target, Targetable};
 use std::path::Path;
@@ -83,12 +82,11 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
     let mut file_apps: Vec<AppSpec> = Vec::new();
     let mut script_apps: Vec<AppSpec> = Vec::new();
     let mut restart_targets = Vec::new();
-    let options = script_options(&args);
     let scripts = targets
         .iter()
         .filter(|t| !is_ecosystem(t) && !existing.contains(t))
         .count();
-    if scripts > 1 && args.name.is_some() {
+    if scripts > 1 && args.app.name.is_some() {
         bail!("--name applies to one script; start the scripts one at a time");
     }
     for target in &targets {
@@ -103,7 +101,7 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
             if let Some(hint) = watch_path_read_as_script(&args, target, &ctx.cwd) {
                 bail!(hint);
             }
-            let loaded = kelpie_config::from_script(target, &options, &ctx)?;
+            let loaded = kelpie_config::from_script(target, &args.app, &ctx)?;
             let loaded = if strict {
                 loaded.strict()?
             } else {
@@ -138,8 +136,9 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
     if !restart_targets.is_empty() {
         // `start 0 --name new` renames, `start api --node-args ...` changes them, as in PM2.
         let changes = kelpie_proto::SpecChanges {
-            name: args.name.clone(),
+            name: args.app.name.clone(),
             interpreter_args: args
+                .app
                 .interpreter_args
                 .as_deref()
                 .map(super::control::interpreter_args),
@@ -212,83 +211,6 @@ fn existing_names(home: &Home, targets: &[String]) -> Result<Vec<String>> {
         .collect())
 }
 
-pub(super) fn script_options(args: &StartArgs) -> ScriptOptions {
-    ScriptOptions {
-        name: args.name.clone(),
-        namespace: args.namespace.clone(),
-        cwd: args.cwd.clone(),
-        interpreter: args.interpreter.clone(),
-        interpreter_args: args.interpreter_args.clone(),
-        args: args.args.clone(),
-        instances: args.instances.clone(),
-        autorestart: args.no_autorestart.then_some(false),
-        autostart: args.no_autostart.then_some(false),
-        kill_timeout: args.kill_timeout.clone(),
-        restart_delay: args.restart_delay.clone(),
-        exp_backoff_restart_delay: args.exp_backoff_restart_delay.clone(),
-        max_restarts: args.max_restarts.clone(),
-        min_uptime: args.min_uptime.clone(),
-        stop_exit_codes: args.stop_exit_codes.clone(),
-        max_memory_restart: args.max_memory_restart.clone(),
-        kill_signal: args.kill_signal.clone(),
-        out_file: args.out_file.clone(),
-        error_file: args.error_file.clone(),
-        merge_logs: args.merge_logs,
-        log_file: args.log_file.clone(),
-        log_date_format: args.log_date_format.clone(),
-        time: args.time,
-        log_type: args.log_type.clone(),
-        disable_logs: args.disable_logs,
-        log_max_size: args.log_max_size.clone(),
-        log_retain: args.log_retain.clone(),
-        log_compress: args.no_log_compress.then_some(false),
-        log_rotate_interval: args.log_rotate_interval.clone(),
-        port: args.port.clone(),
-        reuse_port: args.reuse_port,
-        wait_ready: args.wait_ready,
-        listen_timeout: args.listen_timeout.clone(),
-        ready_pattern: args.ready_pattern.clone(),
-        shutdown_with_message: args.shutdown_with_message,
-        no_vizion: args.no_vizion,
-        // `--source-map-support` asks for the default, so only the other flag changes anything.
-        disable_source_map_support: args.disable_source_map_support,
-        instance_var: args.instance_var.clone(),
-        max_cpu: args.max_cpu.clone(),
-        max_cpu_window: args.max_cpu_window.clone(),
-        max_processes: args.max_processes.clone(),
-        nice: args.nice.clone(),
-        user: args.user.clone(),
-        group: args.group.clone(),
-        cron_restart: args.cron_restart.clone(),
-        cron_timezone: args.cron_timezone.clone(),
-        watch: args.watch.clone(),
-        // PM2 takes several globs in one word (`--ignore-watch="node_modules *.log"`).
-        ignore_watch: args
-            .ignore_watch
-            .iter()
-            .flat_map(|globs| globs.split_whitespace())
-            .map(str::to_string)
-            .collect(),
-        watch_delay: args.watch_delay.clone(),
-        health_http: args.health_http.clone(),
-        health_tcp: args.health_tcp.clone(),
-        health_exec: args.health_exec.clone(),
-        health_status: args.health_status.clone(),
-        health_interval: args.health_interval.clone(),
-        health_timeout: args.health_timeout.clone(),
-        health_failures: args.health_failures.clone(),
-        health_start_period: args.health_start_period.clone(),
-        watchdog: args.watchdog.clone(),
-        depends_on: args
-            .depends_on
-            .iter()
-            .map(|name| name.trim().to_string())
-            .filter(|name| !name.is_empty())
-            .collect(),
-        env: Default::default(),
-    }
-}
-
 /// A bare `--watch` takes no value (its paths are written `--watch=PATH`), so in
 /// `kelpie start app.js --watch src` the word `src` is a second script. When such a script is a
 /// directory, the user almost certainly meant to watch it: say how, instead of "script is a
@@ -298,10 +220,10 @@ pub(super) fn watch_path_read_as_script(
     target: &str,
     cwd: &Path,
 ) -> Option<String> {
-    if args.watch.is_empty() {
+    if args.app.watch.is_empty() {
         return None;
     }
-    let base = match &args.cwd {
+    let base = match &args.app.cwd {
         Some(dir) => cwd.join(dir),
         None => cwd.to_path_buf(),
     };
@@ -321,7 +243,7 @@ pub(super) fn script_given_to_log(args: &mut StartArgs, argv: &[String]) {
     if !args.targets.is_empty() {
         return;
     }
-    let Some(value) = args.log_file.clone().filter(|v| !v.is_empty()) else {
+    let Some(value) = args.app.log_file.clone().filter(|v| !v.is_empty()) else {
         return;
     };
     let options = argv.iter().take_while(|a| a.as_str() != "--");
@@ -330,7 +252,7 @@ pub(super) fn script_given_to_log(args: &mut StartArgs, argv: &[String]) {
         .any(|(flag, next)| *next == value && takes_log_value_next(flag));
     if separate {
         args.targets.push(value);
-        args.log_file = Some(String::new());
+        args.app.log_file = Some(String::new());
     }
 }
 
@@ -350,6 +272,7 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use clap::Parser;
+    use serde_json::json;
 
     /// `kelpie start <words>` parsed, with the `-l` fix applied, as the options sent to config.
     fn parse(words: &[&str]) -> StartArgs {
@@ -366,6 +289,11 @@ mod tests {
         args
     }
 
+    /// The app fields the flags become, as a file would write them.
+    fn fields(args: &StartArgs) -> serde_json::Value {
+        serde_json::to_value(&args.app).expect("serialize")
+    }
+
     #[test]
     fn log_without_a_path_is_the_default_file() {
         for words in [
@@ -375,9 +303,9 @@ mod tests {
             &["app.js", "-l", "--name", "api"],
         ] {
             let args = parse(words);
-            assert_eq!(args.log_file.as_deref(), Some(""), "{words:?}");
+            assert_eq!(args.app.log_file.as_deref(), Some(""), "{words:?}");
         }
-        assert_eq!(parse(&["app.js"]).log_file, None);
+        assert_eq!(parse(&["app.js"]).app.log_file, None);
     }
 
     #[test]
@@ -391,7 +319,7 @@ mod tests {
         ] {
             let args = parse(words);
             assert_eq!(args.targets, ["app.js"], "{words:?}");
-            assert_eq!(args.log_file.as_deref(), Some("all.log"), "{words:?}");
+            assert_eq!(args.app.log_file.as_deref(), Some("all.log"), "{words:?}");
         }
     }
 
@@ -405,18 +333,18 @@ mod tests {
         ] {
             let args = parse(words);
             assert_eq!(args.targets, ["app.js"], "{words:?}");
-            assert_eq!(args.log_file.as_deref(), Some(""), "{words:?}");
+            assert_eq!(args.app.log_file.as_deref(), Some(""), "{words:?}");
         }
         // Attached to the flag, it is a path even without a script (the default file is started).
         for words in [&["--log=all.log"][..], &["-lall.log"]] {
             let args = parse(words);
             assert!(args.targets.is_empty(), "{words:?}");
-            assert_eq!(args.log_file.as_deref(), Some("all.log"), "{words:?}");
+            assert_eq!(args.app.log_file.as_deref(), Some("all.log"), "{words:?}");
         }
         // `-n` takes a value: `-nl` names the app `l`, it is not `-l`.
         let args = parse(&["-nl", "app.js"]);
         assert_eq!(args.targets, ["app.js"]);
-        assert_eq!(args.log_file, None);
+        assert_eq!(args.app.log_file, None);
     }
 
     #[test]
@@ -437,19 +365,20 @@ mod tests {
             "--log-rotate-interval",
             "hourly",
         ]);
-        let options = script_options(&args);
-        assert_eq!(options.log_file, None);
-        assert_eq!(options.log_type.as_deref(), Some("json"));
-        assert_eq!(options.log_date_format.as_deref(), Some("HH:mm"));
-        assert!(options.time);
-        assert!(options.disable_logs);
-        assert_eq!(options.log_max_size.as_deref(), Some("10M"));
-        assert_eq!(options.log_retain.as_deref(), Some("3"));
-        assert_eq!(options.log_compress, Some(false));
-        assert_eq!(options.log_rotate_interval.as_deref(), Some("hourly"));
-        let defaults = script_options(&parse(&["app.js"]));
-        assert_eq!(defaults.log_compress, None);
-        assert!(!defaults.time && !defaults.disable_logs);
+        assert_eq!(
+            fields(&args),
+            json!({
+                "log_type": "json",
+                "log_date_format": "HH:mm",
+                "time": true,
+                "disable_logs": true,
+                "log_max_size": "10M",
+                "log_retain": "3",
+                "log_compress": false,
+                "log_rotate_interval": "hourly",
+            })
+        );
+        assert_eq!(fields(&parse(&["app.js"])), json!({}));
     }
 
     #[test]
@@ -462,16 +391,16 @@ mod tests {
         ] {
             let args = parse(words);
             assert_eq!(args.targets, ["app.js"], "{words:?}");
-            assert_eq!(script_options(&args).watch, ["."], "{words:?}");
+            assert_eq!(args.app.watch, ["."], "{words:?}");
         }
         let args = parse(&["--watch=src", "--watch=lib", "app.js", "--watch"]);
         assert_eq!(args.targets, ["app.js"]);
-        assert_eq!(script_options(&args).watch, ["src", "lib", "."]);
-        assert!(script_options(&parse(&["app.js"])).watch.is_empty());
+        assert_eq!(args.app.watch, ["src", "lib", "."]);
+        assert!(parse(&["app.js"]).app.watch.is_empty());
         // The documented trap: without `=`, the next word is a second target.
         let args = parse(&["app.js", "--watch", "src"]);
         assert_eq!(args.targets, ["app.js", "src"]);
-        assert_eq!(args.watch, ["."]);
+        assert_eq!(args.app.watch, ["."]);
     }
 
     #[test]
@@ -543,25 +472,33 @@ mod tests {
             "app.js",
         ]);
         assert_eq!(args.targets, ["app.js"]);
-        let o = script_options(&args);
-        assert_eq!(o.max_memory_restart.as_deref(), Some("200M"));
-        assert_eq!(o.max_cpu.as_deref(), Some("80%"));
-        assert_eq!(o.max_cpu_window.as_deref(), Some("30s"));
-        assert_eq!(o.nice.as_deref(), Some("-5"));
-        assert_eq!(o.user.as_deref(), Some("www"));
-        assert_eq!(o.group.as_deref(), Some("staff"));
-        assert_eq!(o.cron_restart.as_deref(), Some("0 3 * * *"));
-        assert_eq!(o.cron_timezone.as_deref(), Some("UTC"));
-        assert_eq!(o.ignore_watch, ["node_modules", "*.log", "tmp/**"]);
-        assert_eq!(o.watch_delay.as_deref(), Some("1s"));
-        assert_eq!(o.health_http.as_deref(), Some("/health"));
-        assert_eq!(o.health_status.as_deref(), Some("204"));
-        assert_eq!(o.health_interval.as_deref(), Some("10s"));
-        assert_eq!(o.health_timeout.as_deref(), Some("1s"));
-        assert_eq!(o.health_failures.as_deref(), Some("5"));
-        assert_eq!(o.health_start_period.as_deref(), Some("20s"));
-        assert_eq!(o.watchdog.as_deref(), Some("30"));
-        assert_eq!(o.depends_on, ["db", "cache", "queue"]);
+        // As a file writes them: the globs split, `--uid` as `uid`, the health flags as one
+        // object.
+        assert_eq!(
+            fields(&args),
+            json!({
+                "max_memory_restart": "200M",
+                "max_cpu": "80%",
+                "max_cpu_window": "30s",
+                "nice": "-5",
+                "uid": "www",
+                "gid": "staff",
+                "cron_restart": "0 3 * * *",
+                "cron_timezone": "UTC",
+                "ignore_watch": ["node_modules", "*.log", "tmp/**"],
+                "watch_delay": "1s",
+                "health_check": {
+                    "http": "/health",
+                    "status": "204",
+                    "interval": "10s",
+                    "timeout": "1s",
+                    "failures": "5",
+                    "start_period": "20s",
+                },
+                "watchdog": "30",
+                "depends_on": ["db", "cache", "queue"],
+            })
+        );
 
         let aliases = parse(&[
             "app.js",
@@ -576,24 +513,21 @@ mod tests {
             "--health-tcp",
             "6379",
         ]);
-        let o = script_options(&aliases);
-        assert_eq!(o.user.as_deref(), Some("1000"));
-        assert_eq!(o.group.as_deref(), Some("100"));
-        assert_eq!(o.cron_restart.as_deref(), Some("0 * * * *"));
-        assert_eq!(o.cron_timezone.as_deref(), Some("Europe/Paris"));
-        assert_eq!(o.health_tcp.as_deref(), Some("6379"));
-        let o = script_options(&parse(&["app.js", "--health-exec", "curl -f localhost"]));
-        assert_eq!(o.health_exec.as_deref(), Some("curl -f localhost"));
-
-        let defaults = script_options(&parse(&["app.js"]));
-        assert_eq!(defaults.max_cpu, None);
-        assert_eq!(defaults.nice, None);
-        assert_eq!(defaults.user, None);
-        assert_eq!(defaults.cron_restart, None);
-        assert!(defaults.watch.is_empty() && defaults.ignore_watch.is_empty());
-        assert_eq!(defaults.health_http, None);
-        assert_eq!(defaults.watchdog, None);
-        assert!(defaults.depends_on.is_empty());
+        assert_eq!(
+            fields(&aliases),
+            json!({
+                "uid": "1000",
+                "gid": "100",
+                "cron_restart": "0 * * * *",
+                "cron_timezone": "Europe/Paris",
+                "health_check": {"tcp": "6379"},
+            })
+        );
+        let exec = parse(&["app.js", "--health-exec", "curl -f localhost"]);
+        assert_eq!(
+            fields(&exec),
+            json!({"health_check": {"exec": "curl -f localhost"}})
+        );
     }
 
     #[test]
@@ -631,20 +565,18 @@ mod tests {
             "--instance-var",
             "INSTANCE",
         ]);
-        let options = script_options(&args);
-        assert_eq!(options.instances.as_deref(), Some("-1"));
-        assert_eq!(options.port.as_deref(), Some("127.0.0.1:3000"));
-        assert!(options.reuse_port);
-        assert!(options.wait_ready);
-        assert_eq!(options.listen_timeout.as_deref(), Some("8s"));
-        assert_eq!(options.ready_pattern.as_deref(), Some("^listening"));
-        assert!(options.shutdown_with_message);
-        assert_eq!(options.instance_var.as_deref(), Some("INSTANCE"));
-        let defaults = script_options(&parse(&["app.js"]));
-        assert_eq!(defaults.port, None);
-        assert!(!defaults.reuse_port && !defaults.wait_ready && !defaults.shutdown_with_message);
-        assert_eq!(defaults.listen_timeout, None);
-        assert_eq!(defaults.ready_pattern, None);
-        assert_eq!(defaults.instance_var, None);
+        assert_eq!(
+            fields(&args),
+            json!({
+                "instances": "-1",
+                "port": "127.0.0.1:3000",
+                "reuse_port": true,
+                "wait_ready": true,
+                "listen_timeout": "8s",
+                "ready_pattern": "^listening",
+                "shutdown_with_message": true,
+                "instance_var": "INSTANCE",
+            })
+        );
     }
 }
