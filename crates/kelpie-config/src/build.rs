@@ -240,14 +240,21 @@ fn interpreter_field(value: &Value) -> Result<Option<String>, String> {
     }
 }
 
-/// `env`, every `env_<profile>` (all validated, the selected one merged) and Python's
+/// `env_file`, `env`, every `env_<profile>` (all validated, the selected one merged) and Python's
 /// unbuffered output. As PM2 7 does: the app's `env`, the file's `deploy.<profile>.env` over
 /// it, and the app's `env_<profile>` over both. (PM2's `mergeEnvironmentVariables` says the
 /// deploy env has the least priority, but it writes it into the app's own `env` object, so it
 /// wins over `env`; this is what PM2 users' apps get, checked with PM2 7.0.4.)
 fn read_env(r: &mut Reader<'_>, spec: &mut AppSpec, origin: &Origin<'_>) {
     let profile = origin.profile;
-    spec.env = r.get("env", crate::env::variables).unwrap_or_default();
+    let cwd = PathBuf::from(&spec.cwd);
+    let home = origin.ctx.home();
+    spec.env = r
+        .get("env_file", |value| env_files(value, &cwd, home))
+        .unwrap_or_default();
+    if let Some(env) = r.get("env", crate::env::variables) {
+        spec.env.extend(env);
+    }
     if let Some(deploy) = origin.deploy_env {
         spec.env
             .extend(deploy.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -269,6 +276,28 @@ fn read_env(r: &mut Reader<'_>, spec: &mut AppSpec, origin: &Origin<'_>) {
         spec.env
             .insert("PYTHONUNBUFFERED".to_string(), "1".to_string());
     }
+}
+
+/// `env_file`: one dotenv file or a list of them, relative to the app's directory, read now (a
+/// later `kelpie start` of the app reads them again); later files win.
+fn env_files(
+    value: &Value,
+    cwd: &Path,
+    home: Option<&str>,
+) -> Result<BTreeMap<String, String>, String> {
+    let paths = match value {
+        Value::Array(_) => convert::words(value)?,
+        other => vec![convert::string(other)?],
+    };
+    let mut variables = BTreeMap::new();
+    for path in paths {
+        let path = absolutize(cwd, Path::new(&expand_tilde(&path, home)));
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        let read = crate::env::dotenv(&text).map_err(|e| format!("`{}` {e}", path.display()))?;
+        variables.extend(read);
+    }
+    Ok(variables)
 }
 
 /// CPUs available to us (cgroup quotas included), read once: it reads cgroup files, and a file

@@ -1,4 +1,5 @@
-//! The `env` and `env_<profile>` sections: objects of variables, stringified like PM2 does.
+//! The `env` and `env_<profile>` sections: objects of variables, stringified like PM2 does;
+//! and `env_file`: variables from dotenv files (`NAME=value` lines).
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -34,6 +35,84 @@ pub fn variables(value: &Value) -> Result<BTreeMap<String, String>, String> {
     Ok(out)
 }
 
+/// The variables of one dotenv file's text, in the format Docker Compose and the dotenv
+/// libraries share: `NAME=value` lines; blank lines and lines starting with `#` are skipped; an
+/// `export ` before the name is allowed; a value in single quotes is taken as written, one in
+/// double quotes understands `\n`, `\t`, `\"` and `\\`; an unquoted value is trimmed and
+/// ends at ` #` (a comment). Errors name the line.
+pub fn dotenv(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").map_or(line, str::trim_start);
+        let at = |problem: String| format!("line {}: {problem}", index + 1);
+        let Some((name, value)) = line.split_once('=') else {
+            return Err(at(format!("expected NAME=value, got {line:?}")));
+        };
+        let name = name.trim();
+        let valid_name = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        if !valid_name {
+            return Err(at(format!("invalid variable name {name:?}")));
+        }
+        let value = dotenv_value(value.trim()).map_err(at)?;
+        out.insert(name.to_string(), value);
+    }
+    Ok(out)
+}
+
+/// Messages about a value never quote it: env files hold secrets.
+const TEXT_AFTER_QUOTE: &str = "text after the value's closing quote (only a # comment may follow)";
+
+fn dotenv_value(value: &str) -> Result<String, String> {
+    if let Some(quoted) = value.strip_prefix('\'') {
+        return match quoted.split_once('\'') {
+            Some((inside, rest)) if after_quote_ok(rest) => Ok(inside.to_string()),
+            Some(_) => Err(TEXT_AFTER_QUOTE.to_string()),
+            None => Err("the value's closing ' is missing".to_string()),
+        };
+    }
+    if let Some(quoted) = value.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = quoted.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' if after_quote_ok(chars.as_str()) => return Ok(out),
+                '"' => return Err(TEXT_AFTER_QUOTE.to_string()),
+                '\\' => match chars.next() {
+                    Some('n') => out.push('\n'),
+                    Some('t') => out.push('\t'),
+                    Some(other @ ('"' | '\\')) => out.push(other),
+                    Some(other) => {
+                        out.push('\\');
+                        out.push(other);
+                    }
+                    None => break,
+                },
+                c => out.push(c),
+            }
+        }
+        return Err("the value's closing \" is missing".to_string());
+    }
+    let value = match value.find(" #") {
+        Some(comment) => &value[..comment],
+        None => value,
+    };
+    Ok(value.trim_end().to_string())
+}
+
+/// After a closing quote: nothing, or a comment.
+fn after_quote_ok(rest: &str) -> bool {
+    let rest = rest.trim_start();
+    rest.is_empty() || rest.starts_with('#')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +140,38 @@ mod tests {
         assert!(variables(&json!({"A=B": "1"}))
             .expect_err("should fail")
             .contains("invalid"));
+    }
+
+    #[test]
+    fn dotenv_files_read_like_compose_reads_them() {
+        let text = "# the database\n\nexport DB_HOST=db.internal  \nDB_PORT = 5432 # default\nGREETING='hello # not a comment'\nMULTI=\"a\\nb \\\"q\\\"\" # note\nEMPTY=\nURL=http://x/?a=b#frag\n";
+        let vars = dotenv(text).expect("parses");
+        assert_eq!(vars["DB_HOST"], "db.internal");
+        assert_eq!(vars["DB_PORT"], "5432");
+        assert_eq!(vars["GREETING"], "hello # not a comment");
+        assert_eq!(vars["MULTI"], "a\nb \"q\"");
+        assert_eq!(vars["EMPTY"], "");
+        assert_eq!(vars["URL"], "http://x/?a=b#frag");
+        assert_eq!(vars.len(), 6);
+    }
+
+    #[test]
+    fn dotenv_errors_name_the_line() {
+        assert_eq!(
+            dotenv("A=1\nnot a variable\n").expect_err("no ="),
+            "line 2: expected NAME=value, got \"not a variable\""
+        );
+        assert_eq!(
+            dotenv("1A=x").expect_err("digit first"),
+            "line 1: invalid variable name \"1A\""
+        );
+        assert_eq!(
+            dotenv("A='open").expect_err("unclosed"),
+            "line 1: the value's closing ' is missing"
+        );
+        assert_eq!(
+            dotenv("A=\"x\" y").expect_err("text after the quote"),
+            "line 1: text after the value's closing quote (only a # comment may follow)"
+        );
     }
 }

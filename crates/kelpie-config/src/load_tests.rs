@@ -641,6 +641,70 @@ fn env_profiles_overlay_env_and_warn_when_missing() {
 }
 
 #[test]
+fn env_files_are_read_under_env_and_profiles() {
+    let mut p = Project::new();
+    p.ctx.profile = Some("production".into());
+    std::fs::create_dir(p.path("config")).expect("mkdir");
+    p.write(
+        "config/base.env",
+        "# shared\nDB_HOST=db.internal\nMODE=from-file\nTOKEN='s3cret'\n",
+    );
+    p.write("config/local.env", "export DB_HOST=localhost\n");
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"name": "api", "script": "app.js", "envFile": ["config/base.env", "config/local.env"],
+                 "env": {"MODE": "env"}, "env_production": {"LEVEL": "prod"}},
+                {"name": "worker", "script": "worker.js", "env_file": "config/base.env"}]"#,
+        )
+        .expect("loads");
+    // Later files win over earlier ones, `env` and the profile over the files.
+    let api = &loaded.apps[0].env;
+    assert_eq!(api["DB_HOST"], "localhost");
+    assert_eq!(api["MODE"], "env");
+    assert_eq!(api["TOKEN"], "s3cret");
+    assert_eq!(api["LEVEL"], "prod");
+    assert_eq!(loaded.apps[1].env["MODE"], "from-file");
+    assert!(
+        loaded.warnings.iter().all(|w| !w.contains("env_file")),
+        "{:?}",
+        loaded.warnings
+    );
+
+    // The flag: relative to --cwd.
+    let opts = ScriptOptions {
+        cwd: Some("config".into()),
+        env_file: vec!["local.env".into()],
+        ..ScriptOptions::default()
+    };
+    std::fs::write(p.path("config/app.js"), "").expect("write");
+    let flagged = from_script("app.js", &opts, &p.ctx).expect("loads");
+    assert_eq!(flagged.apps[0].env["DB_HOST"], "localhost");
+}
+
+#[test]
+fn a_missing_or_malformed_env_file_names_the_file_app_and_field() {
+    let p = Project::new();
+    p.write("bad.env", "A=1\nthis line has no equals sign\n");
+    let errors = p.errors(
+        "e.json",
+        r#"[{"name": "a", "script": "app.js", "env_file": "missing.env"},
+            {"name": "b", "script": "app.js", "env_file": ["bad.env"]},
+            {"name": "c", "script": "app.js", "env_file": 3}]"#,
+    );
+    let missing = p.abs("missing.env");
+    let bad = p.abs("bad.env");
+    assert_eq!(
+        errors,
+        [
+            format!("e.json: app `a`: field `env_file`: cannot read `{missing}`: No such file or directory (os error 2)"),
+            format!("e.json: app `b`: field `env_file`: `{bad}` line 2: expected NAME=value, got \"this line has no equals sign\""),
+            "e.json: app `c`: field `env_file`: expected a non-empty string, got 3".to_string(),
+        ]
+    );
+}
+
+#[test]
 fn unselected_profiles_are_still_validated() {
     let p = Project::new();
     let errors = p.errors(

@@ -277,6 +277,11 @@ pub struct ScriptOptions {
     #[arg(long, value_name = "NAME")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_var: Option<String>,
+    /// Variables from this dotenv file (NAME=value lines; relative to the app's directory);
+    /// repeatable: later files win, and the app's `env` wins over them
+    #[arg(long, value_name = "PATH")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env_file: Vec<String>,
     /// Variables for the app, as a file's `env` (`kelpie serve` passes its settings so).
     #[arg(skip)]
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]

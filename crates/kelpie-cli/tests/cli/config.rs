@@ -143,6 +143,77 @@ fn update_env_replaces_the_inherited_environment() {
 }
 
 #[test]
+fn env_files_reach_the_app_under_env_and_their_secrets_stay_masked() {
+    let k = kelpie();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join(".env"),
+        "# the app's settings\nexport GREETING='hello from .env'\nDB_PASSWORD=\"hunter2\"\nMODE=file\n",
+    )
+    .expect("write .env");
+    // A file's app and a flag: both read the dotenv file relative to the app's directory.
+    let file = dir.path().join("ecosystem.config.json");
+    let app = k.fake_app();
+    let print = [
+        "--print-env",
+        "GREETING",
+        "--print-env",
+        "DB_PASSWORD",
+        "--print-env",
+        "MODE",
+    ];
+    let ecosystem = serde_json::json!({"apps": [{
+        "name": "from-file", "script": app, "cwd": dir.path(), "env_file": ".env",
+        "env": {"MODE": "env"}, "args": print,
+    }]});
+    std::fs::write(&file, ecosystem.to_string()).expect("write file");
+    k.ok(&["start", &file.display().to_string()]);
+    let cwd = dir.path().display().to_string();
+    let mut flags = vec![
+        "start",
+        &app,
+        "--name",
+        "from-flag",
+        "--cwd",
+        &cwd,
+        "--env-file",
+        ".env",
+        "--",
+    ];
+    flags.extend(print);
+    k.ok(&flags);
+    for (name, mode) in [("from-file", "MODE=env"), ("from-flag", "MODE=file")] {
+        k.wait_for(name, Duration::from_secs(5), || {
+            k.log(&format!("{name}-out.log")).contains("MODE=")
+        });
+        let log = k.log(&format!("{name}-out.log"));
+        assert!(
+            log.contains("GREETING=hello from .env")
+                && log.contains("DB_PASSWORD=hunter2")
+                && log.contains(mode),
+            "{name}: {log}"
+        );
+    }
+    // What the app got from the file is shown like any variable: secret-looking names masked.
+    let jlist = k.jlist();
+    let flagged = jlist
+        .iter()
+        .find(|a| a["name"] == "from-flag")
+        .expect("from-flag listed");
+    let env = &flagged["pm2_env"]["env"];
+    assert_eq!(env["GREETING"], "hello from .env", "{env}");
+    assert_eq!(env["DB_PASSWORD"], "****", "{env}");
+
+    // A missing file is an error naming it, and nothing more is started.
+    let out = k.fails(&["start", &app, "--name", "nope", "--env-file", "missing.env"]);
+    assert!(
+        out.contains("field `env_file`: cannot read") && out.contains("missing.env"),
+        "{out}"
+    );
+    assert_eq!(k.jlist().len(), 2);
+}
+
+#[test]
 fn kelpie_variables_are_set_for_each_app() {
     let k = kelpie();
     k.ok(&[
