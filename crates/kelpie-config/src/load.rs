@@ -475,16 +475,8 @@ fn from_options(
 fn raw_from_options(script: &str, opts: &ScriptOptions) -> RawApp {
     let mut raw = RawApp::default();
     raw.add("script", Value::from(script));
-    match serde_json::to_value(opts) {
-        Ok(Value::Object(fields)) => {
-            for (key, value) in fields {
-                raw.add(&key, value);
-            }
-        }
-        // Strings, lists and maps of strings always serialize; this would be a bug.
-        other => raw
-            .errors
-            .push(format!("the flags could not be read as fields: {other:?}")),
+    for (key, value) in opts.fields() {
+        raw.add(&key, value);
     }
     if let Some(error) = opts.health.missing_probe() {
         raw.errors.push(error);

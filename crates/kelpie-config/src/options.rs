@@ -22,8 +22,9 @@ pub const FILE_ONLY: &[&str] = &[
     "source_map_support",
 ];
 
-/// Options for starting a single script/command from CLI flags (`None` = not given). Values
-/// are the flags' text; they are validated like the same fields in a file.
+/// Options for starting a single script/command from CLI flags (`None` = not given, written as
+/// `null` and left out of the fields). Values are the flags' text; they are validated like the
+/// same fields in a file.
 #[derive(Debug, Clone, Default, Args, Serialize)]
 pub struct ScriptOptions {
     /// Arguments for the script, after `--`
@@ -32,27 +33,21 @@ pub struct ScriptOptions {
     pub args: Vec<String>,
     /// App name (default: the script's name without extension)
     #[arg(short, long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Namespace (default: `default`)
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Number of instances (`max` or 0 = one per CPU, -1 = CPUs minus one)
     #[arg(short = 'i', long, allow_hyphen_values = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub instances: Option<String>,
     /// Program that runs the script (`none` runs it directly)
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub interpreter: Option<String>,
     /// Arguments for the interpreter
     #[arg(long, visible_alias = "node-args", allow_hyphen_values = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub interpreter_args: Option<String>,
     /// Working directory of the app
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
     /// Do not restart the app when it exits
     #[arg(long)]
@@ -72,27 +67,21 @@ pub struct ScriptOptions {
     pub no_autostart: bool,
     /// Time between the stop signal and SIGKILL (ms, or 5s)
     #[arg(short = 'k', long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub kill_timeout: Option<String>,
     /// Signal that stops the app (default SIGINT)
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub kill_signal: Option<String>,
     /// Delay before each automatic restart (ms, or 2s)
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_delay: Option<String>,
     /// Exponential backoff between restarts, starting at this delay (ms)
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub exp_backoff_restart_delay: Option<String>,
     /// Unstable restarts in a row before the app is errored (default 16)
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_restarts: Option<String>,
     /// A run shorter than this is unstable (default 1000 ms)
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub min_uptime: Option<String>,
     /// Exit codes after which the app is not restarted
     #[arg(long, num_args = 1.., value_delimiter = ',')]
@@ -100,41 +89,34 @@ pub struct ScriptOptions {
     pub stop_exit_codes: Vec<String>,
     /// Restart the app when its process tree uses more memory than this (200M, 1G)
     #[arg(long, value_name = "SIZE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_memory_restart: Option<String>,
     /// Restart the app when its process tree uses more than this percent of one core (80, 150%)
     /// for --max-cpu-window
     #[arg(long, value_name = "PERCENT")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_cpu: Option<String>,
     /// How long CPU use must stay over --max-cpu (default 10s, at least 1s)
     #[arg(long, value_name = "DURATION")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_cpu_window: Option<String>,
     /// At most this many processes and threads in the app at once (cgroup pids.max): a fork
     /// bomb stays inside it
     #[arg(long, value_name = "N")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_processes: Option<String>,
     /// Scheduling priority: -20 (highest, needs root) to 19 (lowest)
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub nice: Option<String>,
     /// Run the app as this user (name or uid); the daemon must run as root
     #[arg(long = "uid", visible_alias = "user", value_name = "USER")]
-    #[serde(rename = "uid", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "uid")]
     pub user: Option<String>,
     /// Run the app with this group (name or gid; default: the user's group)
     #[arg(long = "gid", visible_alias = "group", value_name = "GROUP")]
-    #[serde(rename = "gid", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "gid")]
     pub group: Option<String>,
     /// Restart the app on this cron schedule ("0 3 * * *"; 6 fields = seconds first)
     #[arg(short = 'c', long, visible_alias = "cron", value_name = "CRON")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cron_restart: Option<String>,
     /// Time zone of --cron-restart (UTC, Europe/Paris; default: local time)
     #[arg(long, visible_alias = "cron-tz", value_name = "ZONE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cron_timezone: Option<String>,
     /// Restart the app when files change: bare, its working directory; --watch=PATH (repeatable)
     /// for other paths. The word after a bare --watch is the script, not a path
@@ -153,7 +135,6 @@ pub struct ScriptOptions {
     pub ignore_watch: Vec<String>,
     /// Quiet time after the last change before restarting (default 500ms)
     #[arg(long, value_name = "DURATION")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub watch_delay: Option<String>,
     /// The `--health-*` flags: one `health_check` object.
     #[command(flatten)]
@@ -165,7 +146,6 @@ pub struct ScriptOptions {
     /// Restart an instance that stops sending WATCHDOG=1 on NOTIFY_SOCKET for this long
     /// (a bare number is seconds, as systemd's WatchdogSec)
     #[arg(long, value_name = "DURATION")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub watchdog: Option<String>,
     /// Start the app only once these apps are online (healthy, with a health check);
     /// comma separated, repeatable
@@ -174,11 +154,9 @@ pub struct ScriptOptions {
     pub depends_on: Vec<String>,
     /// stdout log file
     #[arg(short = 'o', long = "output")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub out_file: Option<String>,
     /// stderr log file
     #[arg(short = 'e', long = "error")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error_file: Option<String>,
     /// One log file for all instances
     #[arg(long)]
@@ -193,15 +171,13 @@ pub struct ScriptOptions {
         num_args = 0..=1,
         default_missing_value = ""
     )]
-    #[serde(serialize_with = "log_file", skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "log_file")]
     pub log_file: Option<String>,
     /// How lines are written to the log files: raw or json
     #[arg(long, value_name = "raw|json")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_type: Option<String>,
     /// Prefix each log line with the time in this format ("YYYY-MM-DD HH:mm:ss Z")
     #[arg(long, value_name = "FORMAT")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_date_format: Option<String>,
     /// Prefix each log line with the time (YYYY-MM-DDTHH:mm:ss)
     #[arg(long)]
@@ -213,11 +189,9 @@ pub struct ScriptOptions {
     pub disable_logs: bool,
     /// Rotate a log file when it reaches this size (10M; 0 = never by size)
     #[arg(long, value_name = "SIZE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_max_size: Option<String>,
     /// Rotated log files kept per file
     #[arg(long, value_name = "N")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_retain: Option<String>,
     /// Keep rotated log files uncompressed
     #[arg(long)]
@@ -229,12 +203,10 @@ pub struct ScriptOptions {
     pub no_log_compress: bool,
     /// Rotate log files daily, hourly, never, or every DURATION (6h)
     #[arg(long, value_name = "WHEN")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_rotate_interval: Option<String>,
     /// Port Kelpie listens on and shares between the instances; also sets PORT
     /// (3000, 127.0.0.1:3000, [::1]:3000 or unix:/run/app.sock)
     #[arg(long, value_name = "ADDRESS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<String>,
     /// The instances bind the port themselves (SO_REUSEPORT); --port then only sets PORT
     #[arg(long)]
@@ -246,11 +218,9 @@ pub struct ScriptOptions {
     pub wait_ready: bool,
     /// How long a starting instance may take to become ready (default 3000 ms)
     #[arg(long, value_name = "DURATION")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub listen_timeout: Option<String>,
     /// A line of output (regular expression) that means the instance is ready
     #[arg(long, value_name = "REGEX")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ready_pattern: Option<String>,
     /// Stop by sending `shutdown` over the Node IPC channel instead of the kill signal
     #[arg(long)]
@@ -275,7 +245,6 @@ pub struct ScriptOptions {
     pub source_map_support: bool,
     /// Variable holding the instance index (default NODE_APP_INSTANCE)
     #[arg(long, value_name = "NAME")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_var: Option<String>,
     /// Variables from this dotenv file (NAME=value lines; relative to the app's directory);
     /// repeatable: later files win, and the app's `env` wins over them
@@ -325,6 +294,21 @@ pub struct HealthFlags {
     pub health_start_period: Option<String>,
 }
 
+impl ScriptOptions {
+    /// The fields the given flags set, named as a file names them.
+    pub fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(self) {
+            // `null`: a flag that was not given.
+            Ok(serde_json::Value::Object(fields)) => fields
+                .into_iter()
+                .filter(|(_, value)| !value.is_null())
+                .collect(),
+            // Strings, lists and maps of strings always serialize to an object.
+            _ => serde_json::Map::new(),
+        }
+    }
+}
+
 impl HealthFlags {
     fn has_no_probe(&self) -> bool {
         self.health_http.is_none() && self.health_tcp.is_none() && self.health_exec.is_none()
@@ -371,8 +355,9 @@ fn negated<S: Serializer>(on: &bool, serializer: S) -> Result<S::Ok, S::Error> {
 /// `-l` without a path is `log_file: true` (the default combined file).
 fn log_file<S: Serializer>(value: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
     match value.as_deref() {
-        Some("") | None => serializer.serialize_bool(true),
+        Some("") => serializer.serialize_bool(true),
         Some(path) => serializer.serialize_str(path),
+        None => serializer.serialize_none(),
     }
 }
 
@@ -393,10 +378,7 @@ mod tests {
 
     #[test]
     fn only_given_flags_become_fields_with_the_names_files_use() {
-        assert_eq!(
-            serde_json::to_value(ScriptOptions::default()).expect("serialize"),
-            json!({})
-        );
+        assert!(ScriptOptions::default().fields().is_empty());
         let options = ScriptOptions {
             no_autorestart: true,
             no_vizion: true,
@@ -414,7 +396,7 @@ mod tests {
             ..ScriptOptions::default()
         };
         assert_eq!(
-            serde_json::to_value(options).expect("serialize"),
+            serde_json::Value::Object(options.fields()),
             json!({
                 "autorestart": false,
                 "vizion": false,
