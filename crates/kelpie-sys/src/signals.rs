@@ -1,5 +1,6 @@
 //! Signals, process groups and sessions.
 
+use rustix::process::{Pid, Signal};
 use std::io;
 use std::os::unix::process::CommandExt;
 
@@ -63,30 +64,41 @@ pub fn signal_name(number: i32) -> String {
         .unwrap_or_else(|| format!("SIG{number}"))
 }
 
-fn check(ret: libc::c_int) -> io::Result<()> {
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+fn to_pid(pid: u32) -> io::Result<Pid> {
+    i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid pid {pid}")))
 }
 
-fn to_pid(pid: u32) -> io::Result<libc::pid_t> {
-    match libc::pid_t::try_from(pid) {
-        Ok(p) if p > 0 => Ok(p),
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("invalid pid {pid}"),
-        )),
+/// `Some(signal)` to send one, `None` for 0 (only check that the target exists).
+fn to_signal(signal: i32) -> io::Result<Option<Signal>> {
+    if signal == 0 {
+        return Ok(None);
     }
+    if let Some(named) = Signal::from_named_raw(signal) {
+        return Ok(Some(named));
+    }
+    // The real-time signals have no names in rustix. The kernel's range is 1..=64 (what
+    // `signal_number` accepts); anything else is refused as kill(2) would refuse it.
+    if !(1..=64).contains(&signal) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: a signal number the kernel knows (1..=64), used only to send it to another
+    // process (never to block, wait for or handle it here), which is what rustix asks of the
+    // numbers libc reserves for itself.
+    Ok(Some(unsafe { Signal::from_raw_unchecked(signal) }))
 }
 
 /// Send `signal` to one process.
 pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
     let pid = to_pid(pid)?;
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours; a positive pid targets
-    // exactly one process.
-    check(unsafe { libc::kill(pid, signal) })
+    // A positive pid targets exactly one process.
+    match to_signal(signal)? {
+        Some(signal) => rustix::process::kill_process(pid, signal)?,
+        None => rustix::process::test_kill_process(pid)?,
+    }
+    Ok(())
 }
 
 /// Send `signal` to every process of the process group `pgid`.
@@ -94,10 +106,20 @@ pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
 /// Callers only pass the pgid of a group whose leader they spawned: while any member lives the
 /// kernel does not hand that number to a new process, so the group cannot be someone else's.
 pub fn kill_group(pgid: u32, signal: i32) -> io::Result<()> {
+    // `to_pid` guarantees pgid > 0, so this is never kill(-0) (our own group). Nor is it
+    // kill(-1) (everything): rustix's kill_process_group(INIT) is that, so pgid 1 is refused.
     let pgid = to_pid(pgid)?;
-    // SAFETY: kill(2) with a negative pid signals the group; no memory is involved. `to_pid`
-    // guarantees pgid > 0, so this is never kill(-0) (our own group) or kill(-1) (everything).
-    check(unsafe { libc::kill(-pgid, signal) })
+    if pgid.is_init() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "invalid process group 1",
+        ));
+    }
+    match to_signal(signal)? {
+        Some(signal) => rustix::process::kill_process_group(pgid, signal)?,
+        None => rustix::process::test_kill_process_group(pgid)?,
+    }
+    Ok(())
 }
 
 /// Whether any process (zombies included) is left in the process group `pgid`: one system
