@@ -2,41 +2,35 @@
 //! open in the new program, and children it keeps waiting for after the exec (the pid does not
 //! change, so they are still its children, and their exit statuses are still its to collect).
 
+use rustix::io::FdFlags;
+use rustix::process::Pid;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 
-fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
-    // SAFETY: fcntl(2) F_GETFD/F_SETFD on an integer descriptor reads and writes only the
-    // descriptor's flags in the kernel; an fd that is not open makes it fail with EBADF.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    if flags == -1 {
-        return Err(io::Error::last_os_error());
-    }
+fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let flags = rustix::io::fcntl_getfd(fd)?;
     let flags = if on {
-        flags | libc::FD_CLOEXEC
+        flags | FdFlags::CLOEXEC
     } else {
-        flags & !libc::FD_CLOEXEC
+        flags - FdFlags::CLOEXEC
     };
-    // SAFETY: as above.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(rustix::io::fcntl_setfd(fd, flags)?)
 }
 
 /// Let `fd` stay open across the next exec (clear `FD_CLOEXEC`).
 pub fn keep_across_exec(fd: BorrowedFd<'_>) -> io::Result<()> {
-    set_cloexec(fd.as_raw_fd(), false)
+    set_cloexec(fd, false)
 }
 
 /// Close `fd` at exec again (an exec that was prepared did not happen).
 pub fn close_on_exec(fd: BorrowedFd<'_>) -> io::Result<()> {
-    set_cloexec(fd.as_raw_fd(), true)
+    set_cloexec(fd, true)
 }
 
-/// Whether `fd` is open and will be inherited across exec (`FD_CLOEXEC` clear).
+/// Whether `fd` is open and will be inherited across exec (`FD_CLOEXEC` clear). A bare number
+/// that may not be open: no BorrowedFd can be made of it, so libc's fcntl.
 fn inheritable(fd: RawFd) -> bool {
     // SAFETY: fcntl(F_GETFD) on an integer only reads the descriptor's flags; EBADF if closed.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
@@ -68,11 +62,12 @@ pub fn take_inherited_fds(fds: &[RawFd]) -> io::Result<Vec<OwnedFd>> {
     }
     let mut owned = Vec::with_capacity(fds.len());
     for &fd in fds {
-        set_cloexec(fd, true)?;
         // SAFETY: the descriptor is open and was inherited (not close-on-exec, which nothing
         // this program opens ever is), each number appears once, and this runs once per
         // process: nothing else owns it.
-        owned.push(unsafe { OwnedFd::from_raw_fd(fd) });
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        set_cloexec(fd.as_fd(), true)?;
+        owned.push(fd);
     }
     Ok(owned)
 }
@@ -149,22 +144,19 @@ pub fn exec_in_place(
     io::Error::last_os_error()
 }
 
-/// A pidfd for `pid`: readable once the process has exited.
+/// A pidfd for `pid`: readable once the process has exited (close-on-exec).
 pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    let pid = libc::pid_t::try_from(pid)
+    Ok(rustix::process::pidfd_open(
+        to_pid(pid)?,
+        rustix::process::PidfdFlags::empty(),
+    )?)
+}
+
+fn to_pid(pid: u32) -> io::Result<Pid> {
+    i32::try_from(pid)
         .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: pidfd_open(2) takes a pid and flags (0) and returns a new descriptor or -1; no
-    // memory of ours is involved.
-    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = RawFd::try_from(ret).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
-    // SAFETY: the kernel just returned this new descriptor (close-on-exec by default); it is
-    // ours alone.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
 /// `waitpid` of a process that is not our child fails with this.
@@ -188,39 +180,25 @@ pub fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
 /// Collect the exit status of the child `pid` if it has ended (`waitpid` with `WNOHANG`):
 /// `Ok(None)` while it runs. Only for a child nobody else waits for.
 pub fn try_wait_child(pid: u32) -> io::Result<Option<ExitStatus>> {
-    let pid = libc::pid_t::try_from(pid)
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let mut status: libc::c_int = 0;
-    // SAFETY: waitpid(2) writes into `status`, a live local of the right type; a positive pid
-    // waits for exactly that child, and WNOHANG keeps it from blocking.
-    let ret = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-    match ret {
-        -1 => Err(io::Error::last_os_error()),
-        0 => Ok(None),
-        _ => Ok(Some(ExitStatus::from_raw(status))),
-    }
+    // A positive pid waits for exactly that child, and WNOHANG keeps it from blocking.
+    let waited =
+        rustix::process::waitpid(Some(to_pid(pid)?), rustix::process::WaitOptions::NOHANG)?;
+    Ok(waited.map(|(_, status)| ExitStatus::from_raw(status.as_raw())))
 }
 
 /// Point this process's stdout and stderr at `file` (the daemon's log, opened anew after its
 /// home was removed and made again). The previous targets are closed.
 pub fn redirect_output(file: BorrowedFd<'_>) -> io::Result<()> {
-    for target in [1, 2] {
-        // SAFETY: dup2 between a descriptor the caller borrows (open for the call) and one of
-        // the standard descriptors of this process, which is replaced atomically; no Rust
-        // object owns fds 1 and 2 except through std's stdout/stderr, which write by number.
-        if unsafe { libc::dup2(file.as_raw_fd(), target) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
+    // Each standard descriptor is replaced atomically; std's stdout/stderr write by number.
+    rustix::stdio::dup2_stdout(file)?;
+    rustix::stdio::dup2_stderr(file)?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsFd;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn a_descriptor_kept_across_exec_is_inheritable_and_can_be_made_close_on_exec_again() {
