@@ -18,6 +18,8 @@
 
 use crate::creds::Identity;
 use crate::exec::Prepared;
+use rustix::fs::{Mode, OFlags};
+use rustix::process::Pid;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -195,7 +197,7 @@ impl Spawn {
             migrate = Some(open_at(
                 dir,
                 c"cgroup.procs",
-                libc::O_WRONLY | libc::O_CLOEXEC,
+                OFlags::WRONLY | OFlags::CLOEXEC,
             )?);
         }
         let mut pidfd: RawFd = -1;
@@ -312,32 +314,17 @@ fn refuses_into_cgroup(error: &io::Error) -> bool {
     !matches!(error.raw_os_error(), Some(libc::EAGAIN | libc::ENOMEM))
 }
 
-fn open_at(dir: &OwnedFd, name: &std::ffi::CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: openat(2) with a live directory descriptor and a NUL-terminated name.
-    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor, ours alone.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+fn open_at(dir: &OwnedFd, name: &std::ffi::CStr, flags: OFlags) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(dir, name, flags, Mode::empty())?)
 }
 
 /// Open a cgroup's directory for [`Spawn::in_cgroup`].
 pub fn open_cgroup_dir(path: &Path) -> io::Result<OwnedFd> {
-    let path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: open(2) of a NUL-terminated path.
-    let fd = unsafe {
-        libc::open(
-            path.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor, ours alone.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 /// What the child of [`clone_vfork`] works on. It shares the parent's memory: `error` is how it
@@ -480,15 +467,14 @@ fn restore_signals(old: &libc::sigset_t) {
     }
 }
 
-/// Collect a child that failed before its exec.
+/// Collect a child that failed before its exec (it has exited or is exiting).
 fn reap(pid: u32) {
-    let mut status = 0;
-    // SAFETY: waitpid(2) of our own child into a live local; it has exited or is exiting.
-    unsafe {
-        while libc::waitpid(pid as libc::pid_t, &mut status, 0) < 0
-            && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
-        {}
-    }
+    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return;
+    };
+    let _ = rustix::io::retry_on_intr(|| {
+        rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+    });
 }
 
 /// For tests: `sh -c script` with only `$PATH`, in `/`, its stdout a pipe whose reading end is
@@ -520,10 +506,10 @@ mod tests {
     }
 
     fn wait(spawned: &Spawned) -> i32 {
-        let mut status = 0;
-        // SAFETY: waitpid of the test's own child into a live local.
-        unsafe { libc::waitpid(spawned.pid as libc::pid_t, &mut status, 0) };
-        status
+        let pid = i32::try_from(spawned.pid).ok().and_then(Pid::from_raw);
+        rustix::process::waitpid(pid, rustix::process::WaitOptions::empty())
+            .expect("waitpid")
+            .map_or(0, |(_, status)| status.as_raw())
     }
 
     #[test]
