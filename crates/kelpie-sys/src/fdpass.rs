@@ -145,9 +145,12 @@ pub fn recv_with_fds(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usiz
             fds.extend(rights);
         }
     }
+    // rustix's buffer has a little more room than the descriptors need (for its alignment):
+    // more than MAX_FDS_PER_MESSAGE may then fit, and are refused all the same.
     if received
         .flags
         .intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC)
+        || fds.len() > MAX_FDS_PER_MESSAGE
     {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -199,6 +202,28 @@ mod tests {
             send_with_fds(right.as_fd(), b"x", &[]).is_err(),
             "no SIGPIPE, an error"
         );
+    }
+
+    #[test]
+    fn a_message_with_more_descriptors_than_allowed_is_refused() {
+        let (left, right) = seqpacket_pair().expect("pair");
+        let (reader, _writer) = std::io::pipe().expect("pipe");
+        let many = vec![reader.as_fd(); MAX_FDS_PER_MESSAGE + 1];
+        // Our own send refuses it; a peer that is not us may still send one.
+        assert!(send_with_fds(left.as_fd(), b"x", &many).is_err());
+        let mut space = [MaybeUninit::<u8>::uninit(); 512];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        assert!(control.push(SendAncillaryMessage::ScmRights(&many)));
+        rustix::net::sendmsg(
+            &left,
+            &[IoSlice::new(b"x")],
+            &mut control,
+            SendFlags::empty(),
+        )
+        .expect("send");
+        let mut buf = [0u8; 8];
+        let error = recv_with_fds(right.as_fd(), &mut buf).expect_err("too many");
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
     }
 
     fn own_uid() -> u32 {
