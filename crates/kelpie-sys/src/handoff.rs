@@ -163,11 +163,13 @@ fn to_pid(pid: u32) -> io::Result<Pid> {
 pub const ECHILD: i32 = libc::ECHILD;
 
 /// A pidfd for `pid` registered with the current tokio runtime: readable once it has exited.
+#[cfg(feature = "tokio")]
 pub fn async_pidfd(pid: u32) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
     async_fd(pidfd_open(pid)?)
 }
 
 /// A pidfd (or any pollable descriptor) registered with the current tokio runtime.
+#[cfg(feature = "tokio")]
 pub fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
     // SAFETY: the AsyncFd owns the OwnedFd, which stays open and keeps the same number for as
     // long as it lives: exactly what registration asks of its descriptor.

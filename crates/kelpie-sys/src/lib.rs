@@ -29,9 +29,11 @@ pub use fdpass::{
     accept, peer_uid, recv_with_fds, send_stream_with_fds, send_with_fds, seqpacket_connect,
     seqpacket_listen, seqpacket_pair, set_receive_timeout, MAX_FDS_PER_MESSAGE,
 };
+#[cfg(feature = "tokio")]
+pub use handoff::{async_fd, async_pidfd};
 pub use handoff::{
-    async_fd, async_pidfd, close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec,
-    pidfd_open, redirect_output, take_inherited_fds, try_wait_child, ECHILD,
+    close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec, pidfd_open,
+    redirect_output, take_inherited_fds, try_wait_child, ECHILD,
 };
 pub use limits::raise_fd_limit;
 pub use localtime::utc_offset_secs;
