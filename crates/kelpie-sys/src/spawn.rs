@@ -402,13 +402,7 @@ fn clone_vfork(args: &mut CloneArgs, child: &mut Child<'_>) -> io::Result<u32> {
 /// for the exec), then the same child code; the child's error comes back through a pipe.
 #[cfg(not(target_arch = "x86_64"))]
 fn clone_vfork(args: &mut CloneArgs, child: &mut Child<'_>) -> io::Result<u32> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: pipe2(2) writes two descriptors into a live array of two.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: two new descriptors, ours alone.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     args.flags |= libc::CLONE_VFORK as u64;
     let blocked = block_all_signals();
     // SAFETY: clone3(2) with a fully initialised clone_args of the size passed, no CLONE_VM
@@ -428,11 +422,10 @@ fn clone_vfork(args: &mut CloneArgs, child: &mut Child<'_>) -> io::Result<u32> {
             .raw_os_error()
             .unwrap_or(libc::EINVAL)
             .max(1);
-        // SAFETY: write(2) from a live local and _exit(2), both async-signal-safe.
-        unsafe {
-            libc::write(write.as_raw_fd(), (&code as *const i32).cast(), 4);
-            libc::_exit(127)
-        }
+        // rustix's write is the bare system call: async-signal-safe.
+        let _ = rustix::io::write(&write, &code.to_ne_bytes());
+        // SAFETY: _exit(2) ends this process only; it is async-signal-safe.
+        unsafe { libc::_exit(127) }
     }
     let error = (ret < 0).then(io::Error::last_os_error);
     restore_signals(&blocked);
@@ -440,10 +433,10 @@ fn clone_vfork(args: &mut CloneArgs, child: &mut Child<'_>) -> io::Result<u32> {
     if let Some(error) = error {
         return Err(error);
     }
-    let mut code = 0i32;
-    // SAFETY: read(2) of at most 4 bytes into a live i32; the child has exec'd or exited.
-    if unsafe { libc::read(read.as_raw_fd(), (&mut code as *mut i32).cast(), 4) } == 4 {
-        child.error = code;
+    // The child has exec'd (the pipe closed: nothing to read) or exited after writing 4 bytes.
+    let mut code = [0u8; 4];
+    if rustix::io::read(&read, &mut code).ok() == Some(4) {
+        child.error = i32::from_ne_bytes(code);
     }
     u32::try_from(ret).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
 }
