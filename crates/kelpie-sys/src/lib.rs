@@ -1,7 +1,9 @@
 //! The operating-system calls Kelpie needs that std does not offer safely: signals to processes
 //! and process groups, credentials, sessions, /proc sampling, and the local UTC offset.
 //!
-//! This is the only crate allowed `unsafe`; every block says why it is sound.
+//! This is the only crate allowed `unsafe`; every block says why it is sound. Plain system calls
+//! go through rustix's typed wrappers; libc remains where rustix has no safe call (the pre-exec
+//! hooks, clone3 and execve, signal masks and sigwait, glibc's malloc tuning).
 #![allow(unsafe_code)]
 
 pub mod cgroup;
