@@ -98,8 +98,8 @@ function mainManifest(version) {
 }
 
 /**
- * What the binary's header says it is built for: { os, cpu, libc } (libc null for macOS; for an
- * ELF, glibc when it asks for glibc's loader, musl when it asks for musl's or none: static).
+ * What the binary's header says it is built for: { os, cpu, libc } (glibc when it asks for
+ * glibc's loader, musl when it asks for musl's or none: static).
  */
 function binaryFormat(file) {
   const bytes = fs.readFileSync(file);
@@ -121,14 +121,7 @@ function binaryFormat(file) {
     const libc = interpreter === null || interpreter.includes('ld-musl') ? 'musl' : 'glibc';
     return { os: 'linux', cpu: machine || 'unknown', libc, interpreter };
   }
-  if (bytes.length >= 8 && bytes.readUInt32LE(0) === 0xfeedfacf) {
-    const cpu = { 0x01000007: 'x64', 0x0100000c: 'arm64' }[bytes.readUInt32LE(4)];
-    return { os: 'darwin', cpu: cpu || 'unknown', libc: null };
-  }
-  if (bytes.length >= 4 && bytes.readUInt32BE(0) === 0xcafebabe) {
-    return { error: 'a universal (fat) Mach-O: give each architecture its thin binary' };
-  }
-  return { error: 'neither an ELF nor a 64-bit Mach-O executable' };
+  return { error: 'not a 64-bit ELF executable (kelpie is built for Linux only)' };
 }
 
 /** Refuse a binary that is not for `key`'s platform or not of `version`. */
@@ -141,7 +134,7 @@ function checkBinary(key, file, version) {
     if (format[field] !== expected[field]) {
       throw new Refusal(
         `--binary ${key}=${file}: built for ${format.os} ${format.cpu}` +
-          `${format.libc ? ` (${format.libc})` : ''}, not ${platform.description}`
+          ` (${format.libc}), not ${platform.description}`
       );
     }
   }
@@ -201,7 +194,7 @@ function stagePlatform(dir, key, binary, version) {
     license: 'MIT OR Apache-2.0',
     os: [platform.os],
     cpu: [platform.cpu],
-    ...(platform.libc ? { libc: [platform.libc] } : {}),
+    libc: [platform.libc],
     files: ['bin/kelpie'],
     // Yarn's Plug'n'Play must unpack it: a binary is run from the disk.
     preferUnplugged: true,

@@ -1,6 +1,6 @@
 //! The dump written by `save` and read by `resurrect`.
 
-use crate::persist::atomic_write;
+use crate::atomic::atomic_write;
 use kelpie_core::AppSpec;
 use kelpie_proto::Home;
 use serde::{Deserialize, Serialize};

@@ -4,9 +4,9 @@
 //! The supervisor only says which instances the targets mean; the lines come straight from the
 //! log pipeline's hub, so a busy `logs` client never occupies the supervisor.
 
+use crate::control::{Command, LogSelection};
 use crate::logs::hub::{Following, LogLine};
 use crate::logs::{file_tail, LogService};
-use crate::supervisor::{Command, LogSelection};
 use kelpie_proto::{
     encode, ErrorKind, LogBytes, LogStream, Response, Target, WireError, WireLogLine,
 };

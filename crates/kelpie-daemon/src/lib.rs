@@ -18,14 +18,17 @@
 //! threads read, frame, format and write them, rotate the files, and keep recent lines for
 //! `kelpie logs` ([`follow`]). The supervisor is never in the output path.
 
+mod atomic;
 mod balance;
 mod bus;
 mod cgroups;
 mod clock;
+mod control;
 mod dump;
 mod follow;
 mod forensics;
 mod health;
+mod home_setup;
 mod instance;
 pub mod jlist;
 mod keeper;
@@ -38,6 +41,8 @@ mod persist;
 mod process;
 mod readiness;
 mod reaper;
+mod reclaim;
+mod secrets;
 mod server;
 mod sockets;
 mod state;
@@ -47,8 +52,8 @@ pub mod versioning;
 mod watch;
 mod web;
 
+pub use atomic::atomic_write_mode;
 use kelpie_proto::Home;
-pub use persist::atomic_write_mode;
 pub use supervisor::{ForegroundOptions, OutputBatch, OUTPUT_QUEUE};
 pub use update::handoff_format;
 
@@ -68,6 +73,17 @@ pub enum DaemonError {
     /// Another daemon answers on this home's socket.
     #[error("a kelpie daemon is already running for {0}")]
     AlreadyRunning(String),
+}
+
+impl DaemonError {
+    /// `about` (what was being done) the file or directory `path` failed with `source`.
+    pub(crate) fn io(about: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        DaemonError::Io {
+            about,
+            path: path.display().to_string(),
+            source,
+        }
+    }
 }
 
 /// How a daemon starts, beyond its home.
@@ -151,10 +167,8 @@ fn run_supervisor(
         .enable_all()
         .max_blocking_threads(4)
         .build()
-        .map_err(|source| DaemonError::Io {
-            about: "cannot start the async runtime for",
-            path: home.root().display().to_string(),
-            source,
+        .map_err(|source| {
+            DaemonError::io("cannot start the async runtime for", home.root(), source)
         })?;
     runtime.block_on(supervisor::run(home, daemon, foreground, handoff))
 }

@@ -4,12 +4,11 @@
 //! when several are waiting only the newest is written, and every waiter is answered after it
 //! is on disk.
 
+use crate::atomic::atomic_write;
 use crate::dump::{self, DumpFile};
 use crate::state::StateFile;
 use kelpie_proto::Home;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
 use std::path::Path;
 use std::sync::mpsc;
 use tokio::sync::oneshot;
@@ -171,40 +170,6 @@ fn fill_start_ticks(state: &mut StateFile) {
     }
 }
 
-/// Replace `path` with `bytes` so that a crash at any moment leaves either the old or the new
-/// content, never a mix: temp file, fsync, rename, fsync of the directory. Mode 0600: the files
-/// hold the apps' environments.
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    atomic_write_mode(path, bytes, 0o600)
-}
-
-/// [`atomic_write`], with the file's mode (exactly, whatever the umask).
-pub fn atomic_write_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
-    let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
-}
-
 /// Load `state.json`. A file that cannot be read or parsed is moved aside (never overwritten:
 /// it may be all the user has) and the daemon starts empty, saying so in its log.
 pub fn load_state(home: &Home) -> Option<StateFile> {
@@ -254,22 +219,6 @@ pub fn load_conf(home: &Home) -> kelpie_config::module_conf::ConfStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn atomic_write_replaces_content_and_is_private() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("state.json");
-        atomic_write(&path, b"one").expect("write");
-        atomic_write(&path, b"two").expect("write");
-        assert_eq!(fs::read(&path).expect("read"), b"two");
-        assert_eq!(
-            fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
-            0o600
-        );
-        let leftovers: Vec<_> = fs::read_dir(dir.path()).expect("ls").collect();
-        assert_eq!(leftovers.len(), 1, "no temp file is left behind");
-    }
 
     #[test]
     fn a_corrupt_conf_file_is_moved_aside_not_lost() {

@@ -1,9 +1,9 @@
 //! The control socket: accepts CLI connections, checks who they are, speaks the Hello
 //! handshake, and passes each request to the supervisor.
 
+use crate::control::{Command, Reply};
 use crate::follow::LogsRequest;
 use crate::logs::LogService;
-use crate::supervisor::{Command, Reply};
 use kelpie_proto::{
     decode, encode, ConfigSource, ErrorKind, Hello, Request, Response, WireError, MAX_FRAME_LEN,
     PROTOCOL_VERSION,
@@ -25,11 +25,7 @@ pub fn bind(path: &Path) -> Result<UnixListener, crate::DaemonError> {
         }
         let _ = std::fs::remove_file(path);
     }
-    let io_error = |about, source| crate::DaemonError::Io {
-        about,
-        path: path.display().to_string(),
-        source,
-    };
+    let io_error = |about, source| crate::DaemonError::io(about, path, source);
     let listener = UnixListener::bind(path).map_err(|e| io_error("cannot listen on", e))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| io_error("cannot restrict permissions of", e))?;
@@ -43,11 +39,7 @@ pub fn resume(fd: std::os::fd::OwnedFd, path: &Path) -> Result<UnixListener, cra
     listener
         .set_nonblocking(true)
         .and_then(|()| UnixListener::from_std(listener))
-        .map_err(|source| crate::DaemonError::Io {
-            about: "cannot go on listening on",
-            path: path.display().to_string(),
-            source,
-        })
+        .map_err(|source| crate::DaemonError::io("cannot go on listening on", path, source))
 }
 
 /// How often the daemon checks that its socket file is still there.
@@ -116,7 +108,7 @@ async fn socket_identity(path: &Path) -> Option<(u64, u64)> {
 async fn rebind(home: &kelpie_proto::Home) -> Option<UnixListener> {
     let setup = home.clone();
     let prepared = tokio::task::spawn_blocking(move || {
-        crate::supervisor::prepare_home(&setup)?;
+        crate::home_setup::prepare_home(&setup)?;
         // The daemon's log went with the home (when it writes there): write to a new one.
         let log_gone = std::fs::read_link("/proc/self/fd/2").is_ok_and(|target| {
             target.as_os_str().to_string_lossy()
@@ -134,23 +126,18 @@ async fn rebind(home: &kelpie_proto::Home) -> Option<UnixListener> {
             use std::os::fd::AsFd;
             let _ = kelpie_sys::redirect_output(log.as_fd());
         }
-        std::fs::write(setup.pid_file(), format!("{}\n", std::process::id())).map_err(|source| {
-            crate::DaemonError::Io {
-                about: "cannot write",
-                path: setup.pid_file().display().to_string(),
-                source,
-            }
-        })
+        std::fs::write(setup.pid_file(), format!("{}\n", std::process::id()))
+            .map_err(|source| crate::DaemonError::io("cannot write", &setup.pid_file(), source))
     })
     .await;
     let result = match prepared {
         Ok(Ok(())) => bind(&home.socket()),
         Ok(Err(e)) => Err(e),
-        Err(e) => Err(crate::DaemonError::Io {
-            about: "cannot set up the kelpie home",
-            path: home.root().display().to_string(),
-            source: std::io::Error::other(e.to_string()),
-        }),
+        Err(e) => Err(crate::DaemonError::io(
+            "cannot set up the kelpie home",
+            home.root(),
+            std::io::Error::other(e.to_string()),
+        )),
     };
     static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     match result {

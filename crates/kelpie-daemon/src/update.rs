@@ -180,7 +180,7 @@ impl Handoff {
             Ok(wire) => wire,
             Err(e) => return (self, std::io::Error::other(e)),
         };
-        if let Err(e) = crate::persist::atomic_write_mode(&file, &wire, 0o600) {
+        if let Err(e) = crate::atomic::atomic_write_mode(&file, &wire, 0o600) {
             return (self, e);
         }
         let kept = self
@@ -344,7 +344,7 @@ pub fn report(home: &Home, result: Result<String, String>) {
         Err(text) => ("error", text),
     };
     crate::daemon_log!("update: {text}");
-    let _ = crate::persist::atomic_write_mode(
+    let _ = crate::atomic::atomic_write_mode(
         &home.update_result(),
         format!("{head}\n{text}\n").as_bytes(),
         0o600,

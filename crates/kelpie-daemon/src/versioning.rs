@@ -290,7 +290,7 @@ fn mask_password(url: &str) -> String {
     format!(
         "{scheme}://{}:{}{}",
         &rest[..colon],
-        crate::jlist::MASK,
+        crate::secrets::MASK,
         &rest[at..]
     )
 }

@@ -11,18 +11,17 @@
 //! while the daemon lives. When the daemon goes without saying goodbye, the keeper reads the
 //! pipes into spool files (no app blocks on a full pipe), and waits at `<home>/keeper.sock`.
 //! The next daemon (started by the next command, or by the boot service) connects there first,
-//! takes everything ([`reclaim`]), and adopts the processes that are still the ones its
+//! takes everything ([`crate::reclaim`], a module above this one: it
+//! builds the other modules' hand-over types), and adopts the processes that are still the ones its
 //! `state.json` recorded (pidfd and start time), processing the spooled output first.
 //!
 //! The keeper is told goodbye ([`dismiss`]) when the daemon exits on purpose, and before it
 //! re-executes itself for `kelpie update` (which passes the same descriptors by itself).
 
 mod client;
-mod reclaim;
 mod server;
-mod wire;
+pub(crate) mod wire;
 
 pub use client::{dismiss, hold, restart, start, Held};
-pub use reclaim::{reclaim, Reclaimed};
 pub use server::run;
 pub use wire::Holding;

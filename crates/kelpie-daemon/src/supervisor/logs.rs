@@ -1,30 +1,12 @@
 //! Requests about logs: which instances a `logs` client reads, `flush`, `reloadLogs`.
 
-use super::{Finish, Reply, Supervisor};
+use super::Supervisor;
+use crate::control::{Finish, LogSelection, Reply, SelectedInstance};
 use crate::launch::LogPaths;
 use crate::logs::hub::LogFilter;
 use kelpie_proto::{LogFileInfo, Target, WireError};
 use std::path::PathBuf;
 use tokio::sync::oneshot;
-
-/// One instance a `logs` client reads.
-pub struct SelectedInstance {
-    /// Its id.
-    pub pm_id: u32,
-    /// Its app's name.
-    pub name: String,
-    /// Its log files.
-    pub paths: LogPaths,
-}
-
-/// What a `logs` client reads: the instances to tail now, and the filter for following (which
-/// also takes in instances started later: `all` and names are kept as such).
-pub struct LogSelection {
-    /// Instances matched now.
-    pub instances: Vec<SelectedInstance>,
-    /// Which new lines to send (streams not set yet).
-    pub filter: LogFilter,
-}
 
 impl Supervisor {
     /// The instances and follow filter for `targets` (empty = all).

@@ -449,7 +449,7 @@ impl Resumed {
 
     /// What the keeper of a daemon that died kept. Its processes are only candidates until
     /// [`Resumed::verify`] checked them against the state.
-    pub fn from_keeper(reclaimed: crate::keeper::Reclaimed) -> Resumed {
+    pub fn from_keeper(reclaimed: crate::reclaim::Reclaimed) -> Resumed {
         let mut processes = BTreeMap::new();
         let mut strays = Vec::new();
         for (pm_id, process) in reclaimed.processes {

@@ -3,8 +3,8 @@
 
 use super::body::Body;
 use super::{error, json, respond, Access, Shared};
+use crate::control::{Command, Reply};
 use crate::follow::{LogOutput, LogsRequest};
-use crate::supervisor::{Command, Reply};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;

@@ -2,7 +2,7 @@
 
 use super::body::Body;
 use super::{error, respond, Shared};
-use crate::supervisor::{Command, InstanceMetrics};
+use crate::control::{Command, InstanceMetrics};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::fmt::Write;

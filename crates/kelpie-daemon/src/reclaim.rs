@@ -1,7 +1,7 @@
 //! A new daemon takes what the keeper of a daemon that died kept: the apps' sockets, pipes
 //! (and what they printed meanwhile) and processes, so it adopts them instead of restarting them.
 
-use super::wire::{self, FromKeeper, Holding, ToKeeper};
+use crate::keeper::wire::{self, FromKeeper, Holding, ToKeeper};
 use crate::link::LinkFds;
 use crate::logs::HandedPipe;
 use crate::update::HandedProcess;

@@ -1,0 +1,134 @@
+//! What the supervisor is asked and how it answers: the messages of its channel, shared by
+//! everything that talks to it (the control socket's connections, the web server, `logs`
+//! clients, its own tasks). It sits below all of them, so that none imports the supervisor:
+//! the supervisor starts them and hands them the sending end of its channel.
+
+use crate::launch::LogPaths;
+use crate::logs::hub::LogFilter;
+use kelpie_proto::{ProcessInfo, Request, Response};
+use tokio::sync::oneshot;
+
+/// A message to the supervisor.
+pub enum Command {
+    /// A request from a client; the reply goes back to its connection.
+    Request {
+        /// The request.
+        request: Request,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Reply>,
+    },
+    /// Work started by a handler has finished; answer its client now.
+    Finish {
+        /// What to answer.
+        finish: Finish,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Reply>,
+    },
+    /// The instances a handler acted on have settled: persist, then finish.
+    Settled {
+        /// What to answer once the state is on disk.
+        finish: Finish,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Reply>,
+    },
+    /// A `logs` client asks which instances it reads.
+    LogSelection {
+        /// Its targets (empty = all).
+        targets: Vec<kelpie_proto::Target>,
+        /// The answer.
+        reply: oneshot::Sender<Result<LogSelection, kelpie_proto::WireError>>,
+    },
+    /// An app's watch is set up (or could not be).
+    WatchStarted {
+        /// The app.
+        name: String,
+        /// What it was set up from.
+        key: crate::watch::WatchSettings,
+        /// The watch, or why not.
+        result: Result<crate::watch::WatchHandle, String>,
+    },
+    /// Watched files of an app changed.
+    FilesChanged {
+        /// The app.
+        name: String,
+        /// What changed.
+        burst: crate::watch::WatchBurst,
+    },
+    /// `kelpie runtime`'s apps were started (or could not be): the start's answer.
+    ForegroundStarted(Response),
+    /// The web server asks for what `/metrics` shows of each instance.
+    Metrics {
+        /// The answer.
+        reply: oneshot::Sender<Vec<InstanceMetrics>>,
+    },
+    /// `kelpie update`'s program was found and checked (or not).
+    UpdateChecked(Result<std::path::PathBuf, String>),
+    /// The control socket was made anew at its path (the home had been removed): its second
+    /// descriptor, for `kelpie update`.
+    ControlSocket(std::os::fd::OwnedFd),
+    /// `kelpie.toml` was read again (`reloadLogs`): its `[logs]`.
+    TomlLogs(kelpie_config::LogDefaults),
+    /// The dump was read for `resurrect`.
+    DumpLoaded {
+        /// The dump, or why it could not be read.
+        result: Result<(crate::dump::DumpFile, Option<String>), String>,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Reply>,
+    },
+}
+
+/// One instance as `/metrics` shows it: what `list` shows, and the counters only the daemon
+/// keeps.
+pub struct InstanceMetrics {
+    /// The instance as `list` shows it.
+    pub info: ProcessInfo,
+    /// CPU time its processes used since this daemon started (seconds).
+    pub cpu_seconds: f64,
+    /// Processes in its tree at the last reading.
+    pub processes: u32,
+    /// Failed health-check probes that counted (after the start period).
+    pub health_failures: u64,
+}
+
+/// A response, and for the last response before exit a way to learn it was written.
+pub struct Reply {
+    /// The response.
+    pub response: Response,
+    /// Fired by the connection once the response is on the socket.
+    pub written: Option<oneshot::Sender<()>>,
+}
+
+/// How to answer once asynchronous work is done.
+pub enum Finish {
+    /// With the process list.
+    List,
+    /// With the list and the outcome of a start: notes, and apps not started and why.
+    Started(Vec<kelpie_proto::StartOutcome>, Vec<String>, Vec<String>),
+    /// With a message.
+    Done(String),
+    /// With an error.
+    Failed(kelpie_proto::WireError),
+    /// With a message, then exit the daemon.
+    Exit(String),
+    /// With this response.
+    Reply(Response),
+}
+
+/// One instance a `logs` client reads.
+pub struct SelectedInstance {
+    /// Its id.
+    pub pm_id: u32,
+    /// Its app's name.
+    pub name: String,
+    /// Its log files.
+    pub paths: LogPaths,
+}
+
+/// What a `logs` client reads: the instances to tail now, and the filter for following (which
+/// also takes in instances started later: `all` and names are kept as such).
+pub struct LogSelection {
+    /// Instances matched now.
+    pub instances: Vec<SelectedInstance>,
+    /// Which new lines to send (streams not set yet).
+    pub filter: LogFilter,
+}

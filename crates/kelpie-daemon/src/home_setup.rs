@@ -1,0 +1,32 @@
+//! The daemon's home on disk before anything else runs: the directory, private to its owner,
+//! the logs directory and the Node shim apps load.
+
+use crate::DaemonError;
+use kelpie_proto::Home;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+
+/// Make the home (mode 0700) and its logs directory, and write the Node shim.
+pub fn prepare_home(home: &Home) -> Result<(), DaemonError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(home.root())
+        .map_err(|e| DaemonError::io("cannot create the kelpie home", home.root(), e))?;
+    // The home holds the socket and the apps' environments: only its owner may enter.
+    std::fs::set_permissions(home.root(), std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| DaemonError::io("cannot restrict permissions of", home.root(), e))?;
+    std::fs::create_dir_all(home.logs_dir())
+        .map_err(|e| DaemonError::io("cannot create", &home.logs_dir(), e))?;
+    write_node_shim(home)
+        .map_err(|e| DaemonError::io("cannot write", &crate::launch::node_shim_path(home), e))
+}
+
+/// The Node shim is written by each daemon (an update may change it), atomically, so a Node app
+/// starting meanwhile never reads half of it; readable by apps running as other users.
+fn write_node_shim(home: &Home) -> std::io::Result<()> {
+    let path = crate::launch::node_shim_path(home);
+    if std::fs::read_to_string(&path).is_ok_and(|current| current == crate::launch::NODE_SHIM) {
+        return Ok(());
+    }
+    crate::atomic::atomic_write_mode(&path, crate::launch::NODE_SHIM.as_bytes(), 0o644)
+}

@@ -1,0 +1,154 @@
+//! Stopping processes: the stop signal, `kill_timeout`, SIGKILL, and checks that nothing of
+//! the process group is left.
+
+// One part of the instance task (instance/mod.rs), which shares its types and imports.
+use super::*;
+
+impl Instance {
+    pub(super) fn signal_group(&self, signal: i32) {
+        if let Some(pgid) = self.pgid {
+            // ESRCH only means the group is already gone, which is what we want.
+            let _ = kelpie_sys::kill_group(pgid, signal);
+        }
+    }
+
+    /// A process group that an earlier daemon started and could not stop (it was killed): stop
+    /// it the way a stop would, so the app does not run twice.
+    pub(super) async fn stop_orphan_group(&mut self, pgid: u32) {
+        crate::daemon_log!(
+            "app `{}` (id {}): stopping process group {pgid} left by a previous daemon",
+            self.spec.name,
+            self.pm_id
+        );
+        let orphan = Retiring {
+            child: None,
+            pgid: Some(pgid),
+            link: None,
+            cgroup: None,
+        };
+        orphan.stop(&self.spec).await;
+    }
+}
+
+/// A process on its way out (replaced by a reload, a reload's failed new process, or left by a
+/// daemon that died), stopped apart from the instance's current process: its stop signal (or
+/// the `shutdown` message), `kill_timeout`, then SIGKILL to whatever is left of its group.
+pub(super) struct Retiring {
+    pub(super) child: Option<ProcessHandle>,
+    pub(super) pgid: Option<u32>,
+    pub(super) link: Option<ProcessLink>,
+    pub(super) cgroup: Option<ProcessCgroup>,
+}
+
+/// How often (in group polls) a group that still exists is scanned for live members.
+pub(super) const SCAN_EVERY: u32 = 10;
+
+/// Checks whether a process group being stopped still has a running process.
+#[derive(Default)]
+pub(super) struct GroupChecks {
+    pub(super) polls: u32,
+}
+
+/// The polite part of a stop: PM2's `shutdown` message when the app asks for it and has a Node
+/// IPC channel, else its kill signal to the whole group.
+pub(super) fn ask_to_stop(
+    spec: &AppSpec,
+    pgid: u32,
+    link: Option<&ProcessLink>,
+    cgroup: Option<&ProcessCgroup>,
+) {
+    let by_message = (spec.shutdown_with_message || kill_use_message())
+        && link.is_some_and(|l| l.send_message(&serde_json::json!("shutdown")));
+    if !by_message {
+        let signal = kelpie_sys::signal_number(&spec.kill_signal).unwrap_or(libc_sigint());
+        // ESRCH only means the group is already gone, which is what we want.
+        let _ = kelpie_sys::kill_group(pgid, signal);
+        // Processes that left the group are still in the cgroup: told too, as systemd does.
+        // Only those: a second signal to a process that is draining means "now" (Node's shim).
+        if let Some(cgroup) = cgroup {
+            for pid in cgroup.cgroup().pids() {
+                if kelpie_sys::sample_process(pid).is_some_and(|p| p.pgrp != pgid) {
+                    let _ = kelpie_sys::send_signal(pid, signal);
+                }
+            }
+        }
+    }
+}
+
+/// PM2's `PM2_KILL_USE_MESSAGE=true` in the daemon's environment: every app with an IPC channel
+/// is stopped with the `shutdown` message, as if it had `shutdown_with_message`.
+pub(super) fn kill_use_message() -> bool {
+    static USE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *USE.get_or_init(|| std::env::var("PM2_KILL_USE_MESSAGE").is_ok_and(|v| v == "true"))
+}
+
+pub(super) fn describe_status(status: std::process::ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (_, Some(signal)) => format!("killed by {}", kelpie_sys::signal_name(signal)),
+        (Some(code), None) => format!("exit code {code}"),
+        (None, None) => "exited".into(),
+    }
+}
+
+pub(super) fn libc_sigint() -> i32 {
+    kelpie_sys::signal_number("SIGINT").unwrap_or(2)
+}
+
+impl Retiring {
+    pub(super) async fn stop(mut self, spec: &AppSpec) {
+        let Some(pgid) = self.pgid else {
+            return;
+        };
+        ask_to_stop(spec, pgid, self.link.as_ref(), self.cgroup.as_ref());
+        let deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms);
+        if let Some(child) = self.child.as_mut() {
+            let _ = tokio::time::timeout_at(deadline, child.wait()).await;
+        }
+        let cgroup = self.cgroup.as_ref().map(ProcessCgroup::cgroup);
+        let mut checks = GroupChecks::default();
+        while checks.running(pgid, cgroup).await && Instant::now() < deadline {
+            sleep(GROUP_POLL).await;
+        }
+        let _ = kelpie_sys::kill_group(pgid, kelpie_sys::SIGKILL);
+        if let Some(cgroup) = cgroup {
+            cgroup.kill();
+        }
+        // SIGKILL is not refused, but a process stuck in the kernel (D state) dies late: bounded,
+        // so that an instance (and the daemon's exit) never waits on it forever.
+        let killed_by = Instant::now() + AFTER_SIGKILL;
+        if let Some(child) = self.child.as_mut() {
+            let _ = tokio::time::timeout_at(killed_by, child.wait()).await;
+        }
+        while checks.running(pgid, cgroup).await && Instant::now() < killed_by {
+            sleep(GROUP_POLL).await;
+        }
+    }
+}
+
+impl GroupChecks {
+    /// kill(2) says whether the group exists (one system call, every poll). Exited members
+    /// waiting for init to reap them keep it existing, so while it does, every tenth poll
+    /// scans /proc (off the async thread) for a member that has not exited.
+    ///
+    /// With a cgroup, the answer is exact and cheap: whether it holds a process that has not
+    /// exited (a read of `cgroup.events`, a small in-kernel file), group or not.
+    pub(super) async fn running(
+        &mut self,
+        pgid: u32,
+        cgroup: Option<&kelpie_sys::cgroup::Cgroup>,
+    ) -> bool {
+        if let Some(cgroup) = cgroup {
+            return cgroup.populated();
+        }
+        if !kelpie_sys::group_alive(pgid) {
+            return false;
+        }
+        self.polls += 1;
+        if !self.polls.is_multiple_of(SCAN_EVERY) {
+            return true;
+        }
+        tokio::task::spawn_blocking(move || kelpie_sys::group_has_live_members(pgid))
+            .await
+            .unwrap_or(true)
+    }
+}
