@@ -30,11 +30,48 @@ pub fn close_on_exec(fd: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// Whether `fd` is open and will be inherited across exec (`FD_CLOEXEC` clear). A bare number
-/// that may not be open: no BorrowedFd can be made of it, so libc's fcntl.
+/// that may not be open: no BorrowedFd can be made of it, so its flags are read from
+/// /proc/self/fdinfo, where the kernel adds `O_CLOEXEC` to them for a close-on-exec descriptor.
+/// No such file: not open. /proc unreadable: not inheritable, so nothing is taken.
 fn inheritable(fd: RawFd) -> bool {
-    // SAFETY: fcntl(F_GETFD) on an integer only reads the descriptor's flags; EBADF if closed.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    flags != -1 && flags & libc::FD_CLOEXEC == 0
+    let Ok(info) = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else {
+        return false;
+    };
+    // `flags:` is octal (open(2)'s flags).
+    let flags = info
+        .lines()
+        .find_map(|line| line.strip_prefix("flags:"))
+        .and_then(|octal| u32::from_str_radix(octal.trim(), 8).ok());
+    flags.is_some_and(|flags| flags & libc::O_CLOEXEC as u32 == 0)
+}
+
+/// Held while a descriptor is checked and taken, so two threads cannot take the same one.
+static ADOPTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Take ownership of the inherited descriptor `fd` and make it close-on-exec again: the one
+/// place that turns a number inherited across exec into an [`OwnedFd`]. `None` (nothing done)
+/// unless it is above stdio, open and inheritable.
+///
+/// Why that makes it ours: every descriptor this program opens itself is close-on-exec, so
+/// one that is not was inherited and nothing in this program owns it; taking it makes it
+/// close-on-exec, so the same number is never taken twice. Hence the rule for callers: take
+/// inherited descriptors first thing at start, before anything clears `FD_CLOEXEC` on a
+/// descriptor of its own ([`keep_across_exec`]).
+pub(crate) fn adopt_inherited(fd: RawFd) -> Option<OwnedFd> {
+    // A poisoned lock guards nothing that can be left half-done: carry on.
+    let _adopting = ADOPTING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if fd < 3 || !inheritable(fd) {
+        return None;
+    }
+    // SAFETY: the descriptor is open and inheritable, so it was inherited and nothing in this
+    // program owns it (see above); the lock keeps another thread from taking it meanwhile, and
+    // from now on it is close-on-exec, so it is not taken again.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // On failure `fd` is closed: it is ours now, and unusable as asked.
+    set_cloexec(fd.as_fd(), true).ok()?;
+    Some(fd)
 }
 
 /// Descriptors were taken (or closed) already in this process.
@@ -62,11 +99,10 @@ pub fn take_inherited_fds(fds: &[RawFd]) -> io::Result<Vec<OwnedFd>> {
     }
     let mut owned = Vec::with_capacity(fds.len());
     for &fd in fds {
-        // SAFETY: the descriptor is open and was inherited (not close-on-exec, which nothing
-        // this program opens ever is), each number appears once, and this runs once per
-        // process: nothing else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        set_cloexec(fd.as_fd(), true)?;
+        // Checked above; only a descriptor closed or taken by another thread meanwhile fails.
+        let fd = adopt_inherited(fd).ok_or_else(|| {
+            io::Error::other(format!("inherited descriptor {fd} could not be taken"))
+        })?;
         owned.push(fd);
     }
     Ok(owned)
@@ -89,16 +125,18 @@ pub fn close_inherited_fds() -> io::Result<usize> {
         else {
             continue;
         };
-        if fd >= 3 && inheritable(fd) {
-            numbers.push(fd);
+        numbers.push(fd);
+    }
+    // The directory is closed now; those that are not inherited are left alone.
+    let mut closed = 0;
+    for fd in numbers {
+        if let Some(fd) = adopt_inherited(fd) {
+            // Closing it only gives the number back.
+            drop(fd);
+            closed += 1;
         }
     }
-    for &fd in &numbers {
-        // SAFETY: an inherited descriptor nothing in this program owns (see above); closing
-        // it only gives the number back.
-        drop(unsafe { OwnedFd::from_raw_fd(fd) });
-    }
-    Ok(numbers.len())
+    Ok(closed)
 }
 
 /// Replace this program by `program` with `args` (argv[1..]) and `env`, keeping the pid, the
@@ -211,6 +249,28 @@ mod tests {
         assert!(inheritable(fd.as_raw_fd()));
         close_on_exec(fd.as_fd()).expect("set");
         assert!(!inheritable(fd.as_raw_fd()));
+    }
+
+    #[test]
+    fn a_number_that_is_not_open_is_not_inheritable() {
+        assert!(!inheritable(987_654));
+        assert!(!inheritable(-1));
+    }
+
+    #[test]
+    fn an_inheritable_descriptor_is_adopted_once_and_made_close_on_exec() {
+        let (reader, _writer) = std::io::pipe().expect("pipe");
+        let fd = OwnedFd::from(reader);
+        // Not inheritable: opened by this program, so not adopted.
+        assert!(adopt_inherited(fd.as_raw_fd()).is_none());
+        keep_across_exec(fd.as_fd()).expect("clear");
+        // Give the number up, as an exec would have: nothing here owns it any more.
+        let number = std::os::fd::IntoRawFd::into_raw_fd(fd);
+        let adopted = adopt_inherited(number).expect("adopted");
+        assert_eq!(adopted.as_raw_fd(), number);
+        assert!(!inheritable(number), "close-on-exec again");
+        assert!(adopt_inherited(number).is_none(), "taken once");
+        assert!(adopt_inherited(1).is_none(), "stdio is never taken");
     }
 
     #[test]

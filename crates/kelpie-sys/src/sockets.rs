@@ -4,7 +4,7 @@
 use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 
 /// Pending connections a listening socket may queue (the kernel caps it at `somaxconn`).
 /// Generous: while instances are replaced during a reload, the queue holds what arrives.
@@ -57,9 +57,12 @@ pub fn set_backlog(socket: BorrowedFd<'_>) -> io::Result<()> {
 
 /// The sockets passed to this process by socket activation (`LISTEN_PID` = our pid,
 /// `LISTEN_FDS` = how many, from fd 3), made close-on-exec; the variables are removed so
-/// children do not take them too (`sd_listen_fds(1)`). Empty when none were passed to us.
+/// children do not take them too (`sd_listen_fds(1)`). Empty when none were passed to us. A
+/// number that is not open, or is close-on-exec (so was not passed across the exec), is
+/// skipped.
 ///
-/// Call it early, before other threads may have opened files: it takes ownership of fds 3...
+/// Call it early, before anything clears close-on-exec on a descriptor of its own: it takes
+/// ownership of the inheritable fds 3... (see `handoff::adopt_inherited`).
 pub fn take_listen_fds() -> Vec<OwnedFd> {
     let ours = std::env::var("LISTEN_PID")
         .ok()
@@ -75,14 +78,9 @@ pub fn take_listen_fds() -> Vec<OwnedFd> {
     if !ours || count <= 0 {
         return Vec::new();
     }
+    // Passed across exec, they are inheritable; one that is not open is skipped.
     (LISTEN_FDS_START..LISTEN_FDS_START + count)
-        .filter_map(|fd| {
-            // SAFETY: fcntl(F_SETFD) on an integer descriptor; fails harmlessly if not open.
-            let ok = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == 0;
-            // SAFETY: socket activation hands these descriptors to this process and nothing
-            // else in it knows about them; we take them exactly once.
-            ok.then(|| unsafe { OwnedFd::from_raw_fd(fd) })
-        })
+        .filter_map(crate::handoff::adopt_inherited)
         .collect()
 }
 
