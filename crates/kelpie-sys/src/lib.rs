@@ -48,8 +48,8 @@ pub use procfs::{
 };
 pub use reap::{become_child_subreaper, kill_namespace, reap_child};
 pub use signals::{
-    detach_into_new_session, group_alive, group_has_live_members, ignore_signal, kill_group,
-    pid_alive, send_signal, signal_name, signal_number, SIGKILL,
+    detach_into_new_session, group_alive, group_has_live_members, kill_group, pid_alive,
+    send_signal, signal_name, signal_number, SIGKILL,
 };
 pub use sigwait::{block_signals, unblock_signals, BlockedSignals};
 pub use sockets::{

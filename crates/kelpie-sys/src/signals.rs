@@ -169,18 +169,6 @@ pub fn detach_into_new_session(command: &mut std::process::Command) {
     }
 }
 
-/// Make this process ignore `signal` (used by the test app that must survive stop signals).
-pub fn ignore_signal(signal: i32) -> io::Result<()> {
-    // SAFETY: installing SIG_IGN involves no handler code of ours, so nothing can run
-    // concurrently with the rest of the program; signal(2) only reads its integer arguments.
-    let previous = unsafe { libc::signal(signal, libc::SIG_IGN) };
-    if previous == libc::SIG_ERR {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
