@@ -172,14 +172,10 @@ pub fn exec_in_place(
         Ok(built) => built,
         Err(e) => return e,
     };
-    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv_ptrs.push(std::ptr::null());
-    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
-    envp_ptrs.push(std::ptr::null());
-    // SAFETY: every pointer is to a NUL-terminated string owned by `path`, `argv` or `envp`,
-    // which outlive the call, and both arrays end with a null pointer as execve(2) requires.
-    unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
-    io::Error::last_os_error()
+    // nix's execve is execve(2) itself (it builds the null-terminated pointer arrays), unlike
+    // std's exec: nothing is reset. It returns only on failure.
+    let Err(errno) = nix::unistd::execve(&path, &argv, &envp);
+    io::Error::from(errno)
 }
 
 /// A pidfd for `pid`: readable once the process has exited (close-on-exec).
@@ -281,6 +277,16 @@ mod tests {
         assert!(take_inherited_fds(&[fd.as_raw_fd()]).is_err());
         assert!(take_inherited_fds(&[987_654]).is_err());
         assert!(take_inherited_fds(&[1]).is_err());
+    }
+
+    #[test]
+    fn an_exec_that_cannot_happen_returns_its_error() {
+        let missing = std::path::Path::new("/nonexistent/kelpie-program");
+        let error = exec_in_place(missing, &[], &[]);
+        assert_eq!(error.kind(), io::ErrorKind::NotFound);
+        let nul = std::ffi::OsStr::new("a\0b");
+        let error = exec_in_place(std::path::Path::new("/bin/true"), &[nul], &[]);
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]
