@@ -1,6 +1,7 @@
 //! Signals, process groups and sessions.
 
 use rustix::process::{Pid, Signal};
+use rustix_libc_wrappers::process::SignalExt;
 use std::io;
 use std::os::unix::process::CommandExt;
 
@@ -72,22 +73,19 @@ fn to_pid(pid: u32) -> io::Result<Pid> {
 }
 
 /// `Some(signal)` to send one, `None` for 0 (only check that the target exists).
+///
+/// Any signal of 1..=64 but those the C library reserves for its own use (with glibc 32 and
+/// 33, below its `SIGRTMIN`), which rustix forbids sending; those, and numbers out of range,
+/// are refused with EINVAL as kill(2) would refuse an invalid one.
 fn to_signal(signal: i32) -> io::Result<Option<Signal>> {
     if signal == 0 {
         return Ok(None);
     }
-    if let Some(named) = Signal::from_named_raw(signal) {
-        return Ok(Some(named));
+    // The named signals, and the real-time ones from libc's SIGRTMIN to its SIGRTMAX.
+    match Signal::from_raw(signal) {
+        Some(signal) => Ok(Some(signal)),
+        None => Err(io::Error::from_raw_os_error(libc::EINVAL)),
     }
-    // The real-time signals have no names in rustix. The kernel's range is 1..=64 (what
-    // `signal_number` accepts); anything else is refused as kill(2) would refuse it.
-    if !(1..=64).contains(&signal) {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    // SAFETY: a signal number the kernel knows (1..=64), used only to send it to another
-    // process (never to block, wait for or handle it here), which is what rustix asks of the
-    // numbers libc reserves for itself.
-    Ok(Some(unsafe { Signal::from_raw_unchecked(signal) }))
 }
 
 /// Send `signal` to one process.
@@ -195,6 +193,24 @@ mod tests {
         kill_group(pgid, SIGKILL).expect("kill group");
         child.wait().expect("reap");
         assert!(!group_alive(pgid));
+    }
+
+    #[test]
+    fn real_time_signals_are_sent_and_numbers_out_of_range_refused() {
+        use std::os::unix::process::ExitStatusExt;
+        let rt = libc::SIGRTMIN() + 1;
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        // Its default action ends the process.
+        send_signal(child.id(), rt).expect("send a real-time signal");
+        assert_eq!(child.wait().expect("reap").signal(), Some(rt));
+        assert!(to_signal(libc::SIGRTMAX()).is_ok());
+        assert!(to_signal(65).is_err());
+        assert!(to_signal(-1).is_err());
+        // Reserved by the C library (glibc's are 32 and 33).
+        assert!(to_signal(libc::SIGRTMIN() - 1).is_err());
     }
 
     #[test]
