@@ -2,8 +2,10 @@
 //! and process groups, credentials, sessions, /proc sampling, and the local UTC offset.
 //!
 //! This is the only crate allowed `unsafe`; every block says why it is sound. Plain system calls
-//! go through rustix's typed wrappers; libc remains where rustix has no safe call (the pre-exec
-//! hooks, clone3 and execve, signal masks and sigwait, glibc's malloc tuning).
+//! go through rustix's typed wrappers (real-time signals through rustix-libc-wrappers' checked
+//! constructor); signal masks, sigwait and the daemon's re-exec go through nix; libc remains
+//! where neither has a safe call (the spawn's pre-exec hooks, clone3 and execve, glibc's malloc
+//! tuning), and tokio's unsafe registration of a pidfd behind the `tokio` feature.
 #![allow(unsafe_code)]
 
 pub mod cgroup;
