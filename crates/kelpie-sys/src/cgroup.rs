@@ -247,9 +247,10 @@ mod tests {
         assert!(cgroup.pids().len() >= 2, "{:?}", cgroup.pids());
         assert!(cgroup.cpu_usec().is_some());
         cgroup.kill();
-        let mut status = 0;
-        // SAFETY: waitpid of the test's own child into a live local.
-        unsafe { libc::waitpid(child.pid as libc::pid_t, &mut status, 0) };
+        let pid = i32::try_from(child.pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw);
+        rustix::process::waitpid(pid, rustix::process::WaitOptions::empty()).expect("waitpid");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while cgroup.populated() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(10));

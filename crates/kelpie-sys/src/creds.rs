@@ -2,8 +2,7 @@
 
 /// Real uid of this process.
 pub fn current_uid() -> u32 {
-    // SAFETY: getuid(2) cannot fail and touches no memory.
-    unsafe { libc::getuid() }
+    rustix::process::getuid().as_raw()
 }
 
 /// The login name of `uid` from /etc/passwd, or the number when it has none.

@@ -140,8 +140,8 @@ impl Prepared {
             }
         }
         if let Some(index) = self.listen_pid_entry {
-            // SAFETY: getpid() has no preconditions and is async-signal-safe.
-            let pid = unsafe { libc::getpid() };
+            // rustix's getpid is the bare system call: async-signal-safe, no libc cache.
+            let pid = rustix::process::getpid().as_raw_nonzero().get();
             write_decimal(
                 &mut self.env[index][LISTEN_PID_PREFIX.len()..],
                 u32::try_from(pid).unwrap_or(0),

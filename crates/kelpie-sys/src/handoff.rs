@@ -2,45 +2,76 @@
 //! open in the new program, and children it keeps waiting for after the exec (the pid does not
 //! change, so they are still its children, and their exit statuses are still its to collect).
 
+use rustix::io::FdFlags;
+use rustix::process::Pid;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 
-fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
-    // SAFETY: fcntl(2) F_GETFD/F_SETFD on an integer descriptor reads and writes only the
-    // descriptor's flags in the kernel; an fd that is not open makes it fail with EBADF.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    if flags == -1 {
-        return Err(io::Error::last_os_error());
-    }
+fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let flags = rustix::io::fcntl_getfd(fd)?;
     let flags = if on {
-        flags | libc::FD_CLOEXEC
+        flags | FdFlags::CLOEXEC
     } else {
-        flags & !libc::FD_CLOEXEC
+        flags - FdFlags::CLOEXEC
     };
-    // SAFETY: as above.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(rustix::io::fcntl_setfd(fd, flags)?)
 }
 
 /// Let `fd` stay open across the next exec (clear `FD_CLOEXEC`).
 pub fn keep_across_exec(fd: BorrowedFd<'_>) -> io::Result<()> {
-    set_cloexec(fd.as_raw_fd(), false)
+    set_cloexec(fd, false)
 }
 
 /// Close `fd` at exec again (an exec that was prepared did not happen).
 pub fn close_on_exec(fd: BorrowedFd<'_>) -> io::Result<()> {
-    set_cloexec(fd.as_raw_fd(), true)
+    set_cloexec(fd, true)
 }
 
-/// Whether `fd` is open and will be inherited across exec (`FD_CLOEXEC` clear).
+/// Whether `fd` is open and will be inherited across exec (`FD_CLOEXEC` clear). A bare number
+/// that may not be open: no BorrowedFd can be made of it, so its flags are read from
+/// /proc/self/fdinfo, where the kernel adds `O_CLOEXEC` to them for a close-on-exec descriptor.
+/// No such file: not open. /proc unreadable: not inheritable, so nothing is taken.
 fn inheritable(fd: RawFd) -> bool {
-    // SAFETY: fcntl(F_GETFD) on an integer only reads the descriptor's flags; EBADF if closed.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    flags != -1 && flags & libc::FD_CLOEXEC == 0
+    let Ok(info) = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else {
+        return false;
+    };
+    // `flags:` is octal (open(2)'s flags).
+    let flags = info
+        .lines()
+        .find_map(|line| line.strip_prefix("flags:"))
+        .and_then(|octal| u32::from_str_radix(octal.trim(), 8).ok());
+    flags.is_some_and(|flags| flags & libc::O_CLOEXEC as u32 == 0)
+}
+
+/// Held while a descriptor is checked and taken, so two threads cannot take the same one.
+static ADOPTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Take ownership of the inherited descriptor `fd` and make it close-on-exec again: the one
+/// place that turns a number inherited across exec into an [`OwnedFd`]. `None` (nothing done)
+/// unless it is above stdio, open and inheritable.
+///
+/// Why that makes it ours: every descriptor this program opens itself is close-on-exec, so
+/// one that is not was inherited and nothing in this program owns it; taking it makes it
+/// close-on-exec, so the same number is never taken twice. Hence the rule for callers: take
+/// inherited descriptors first thing at start, before anything clears `FD_CLOEXEC` on a
+/// descriptor of its own ([`keep_across_exec`]).
+pub(crate) fn adopt_inherited(fd: RawFd) -> Option<OwnedFd> {
+    // A poisoned lock guards nothing that can be left half-done: carry on.
+    let _adopting = ADOPTING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if fd < 3 || !inheritable(fd) {
+        return None;
+    }
+    // SAFETY: the descriptor is open and inheritable, so it was inherited and nothing in this
+    // program owns it (see above); the lock keeps another thread from taking it meanwhile, and
+    // from now on it is close-on-exec, so it is not taken again.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // On failure `fd` is closed: it is ours now, and unusable as asked.
+    set_cloexec(fd.as_fd(), true).ok()?;
+    Some(fd)
 }
 
 /// Descriptors were taken (or closed) already in this process.
@@ -68,11 +99,11 @@ pub fn take_inherited_fds(fds: &[RawFd]) -> io::Result<Vec<OwnedFd>> {
     }
     let mut owned = Vec::with_capacity(fds.len());
     for &fd in fds {
-        set_cloexec(fd, true)?;
-        // SAFETY: the descriptor is open and was inherited (not close-on-exec, which nothing
-        // this program opens ever is), each number appears once, and this runs once per
-        // process: nothing else owns it.
-        owned.push(unsafe { OwnedFd::from_raw_fd(fd) });
+        // Checked above; only a descriptor closed or taken by another thread meanwhile fails.
+        let fd = adopt_inherited(fd).ok_or_else(|| {
+            io::Error::other(format!("inherited descriptor {fd} could not be taken"))
+        })?;
+        owned.push(fd);
     }
     Ok(owned)
 }
@@ -94,16 +125,18 @@ pub fn close_inherited_fds() -> io::Result<usize> {
         else {
             continue;
         };
-        if fd >= 3 && inheritable(fd) {
-            numbers.push(fd);
+        numbers.push(fd);
+    }
+    // The directory is closed now; those that are not inherited are left alone.
+    let mut closed = 0;
+    for fd in numbers {
+        if let Some(fd) = adopt_inherited(fd) {
+            // Closing it only gives the number back.
+            drop(fd);
+            closed += 1;
         }
     }
-    for &fd in &numbers {
-        // SAFETY: an inherited descriptor nothing in this program owns (see above); closing
-        // it only gives the number back.
-        drop(unsafe { OwnedFd::from_raw_fd(fd) });
-    }
-    Ok(numbers.len())
+    Ok(closed)
 }
 
 /// Replace this program by `program` with `args` (argv[1..]) and `env`, keeping the pid, the
@@ -139,43 +172,38 @@ pub fn exec_in_place(
         Ok(built) => built,
         Err(e) => return e,
     };
-    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv_ptrs.push(std::ptr::null());
-    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
-    envp_ptrs.push(std::ptr::null());
-    // SAFETY: every pointer is to a NUL-terminated string owned by `path`, `argv` or `envp`,
-    // which outlive the call, and both arrays end with a null pointer as execve(2) requires.
-    unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
-    io::Error::last_os_error()
+    // nix's execve is execve(2) itself (it builds the null-terminated pointer arrays), unlike
+    // std's exec: nothing is reset. It returns only on failure.
+    let Err(errno) = nix::unistd::execve(&path, &argv, &envp);
+    io::Error::from(errno)
 }
 
-/// A pidfd for `pid`: readable once the process has exited.
+/// A pidfd for `pid`: readable once the process has exited (close-on-exec).
 pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    let pid = libc::pid_t::try_from(pid)
+    Ok(rustix::process::pidfd_open(
+        to_pid(pid)?,
+        rustix::process::PidfdFlags::empty(),
+    )?)
+}
+
+fn to_pid(pid: u32) -> io::Result<Pid> {
+    i32::try_from(pid)
         .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: pidfd_open(2) takes a pid and flags (0) and returns a new descriptor or -1; no
-    // memory of ours is involved.
-    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = RawFd::try_from(ret).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
-    // SAFETY: the kernel just returned this new descriptor (close-on-exec by default); it is
-    // ours alone.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
 /// `waitpid` of a process that is not our child fails with this.
 pub const ECHILD: i32 = libc::ECHILD;
 
 /// A pidfd for `pid` registered with the current tokio runtime: readable once it has exited.
+#[cfg(feature = "tokio")]
 pub fn async_pidfd(pid: u32) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
     async_fd(pidfd_open(pid)?)
 }
 
 /// A pidfd (or any pollable descriptor) registered with the current tokio runtime.
+#[cfg(feature = "tokio")]
 pub fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
     // SAFETY: the AsyncFd owns the OwnedFd, which stays open and keeps the same number for as
     // long as it lives: exactly what registration asks of its descriptor.
@@ -188,39 +216,25 @@ pub fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
 /// Collect the exit status of the child `pid` if it has ended (`waitpid` with `WNOHANG`):
 /// `Ok(None)` while it runs. Only for a child nobody else waits for.
 pub fn try_wait_child(pid: u32) -> io::Result<Option<ExitStatus>> {
-    let pid = libc::pid_t::try_from(pid)
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let mut status: libc::c_int = 0;
-    // SAFETY: waitpid(2) writes into `status`, a live local of the right type; a positive pid
-    // waits for exactly that child, and WNOHANG keeps it from blocking.
-    let ret = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-    match ret {
-        -1 => Err(io::Error::last_os_error()),
-        0 => Ok(None),
-        _ => Ok(Some(ExitStatus::from_raw(status))),
-    }
+    // A positive pid waits for exactly that child, and WNOHANG keeps it from blocking.
+    let waited =
+        rustix::process::waitpid(Some(to_pid(pid)?), rustix::process::WaitOptions::NOHANG)?;
+    Ok(waited.map(|(_, status)| ExitStatus::from_raw(status.as_raw())))
 }
 
 /// Point this process's stdout and stderr at `file` (the daemon's log, opened anew after its
 /// home was removed and made again). The previous targets are closed.
 pub fn redirect_output(file: BorrowedFd<'_>) -> io::Result<()> {
-    for target in [1, 2] {
-        // SAFETY: dup2 between a descriptor the caller borrows (open for the call) and one of
-        // the standard descriptors of this process, which is replaced atomically; no Rust
-        // object owns fds 1 and 2 except through std's stdout/stderr, which write by number.
-        if unsafe { libc::dup2(file.as_raw_fd(), target) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
+    // Each standard descriptor is replaced atomically; std's stdout/stderr write by number.
+    rustix::stdio::dup2_stdout(file)?;
+    rustix::stdio::dup2_stderr(file)?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsFd;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn a_descriptor_kept_across_exec_is_inheritable_and_can_be_made_close_on_exec_again() {
@@ -234,6 +248,28 @@ mod tests {
     }
 
     #[test]
+    fn a_number_that_is_not_open_is_not_inheritable() {
+        assert!(!inheritable(987_654));
+        assert!(!inheritable(-1));
+    }
+
+    #[test]
+    fn an_inheritable_descriptor_is_adopted_once_and_made_close_on_exec() {
+        let (reader, _writer) = std::io::pipe().expect("pipe");
+        let fd = OwnedFd::from(reader);
+        // Not inheritable: opened by this program, so not adopted.
+        assert!(adopt_inherited(fd.as_raw_fd()).is_none());
+        keep_across_exec(fd.as_fd()).expect("clear");
+        // Give the number up, as an exec would have: nothing here owns it any more.
+        let number = std::os::fd::IntoRawFd::into_raw_fd(fd);
+        let adopted = adopt_inherited(number).expect("adopted");
+        assert_eq!(adopted.as_raw_fd(), number);
+        assert!(!inheritable(number), "close-on-exec again");
+        assert!(adopt_inherited(number).is_none(), "taken once");
+        assert!(adopt_inherited(1).is_none(), "stdio is never taken");
+    }
+
+    #[test]
     fn descriptors_that_were_not_inherited_are_refused() {
         let (reader, _writer) = std::io::pipe().expect("pipe");
         let fd = OwnedFd::from(reader);
@@ -241,6 +277,16 @@ mod tests {
         assert!(take_inherited_fds(&[fd.as_raw_fd()]).is_err());
         assert!(take_inherited_fds(&[987_654]).is_err());
         assert!(take_inherited_fds(&[1]).is_err());
+    }
+
+    #[test]
+    fn an_exec_that_cannot_happen_returns_its_error() {
+        let missing = std::path::Path::new("/nonexistent/kelpie-program");
+        let error = exec_in_place(missing, &[], &[]);
+        assert_eq!(error.kind(), io::ErrorKind::NotFound);
+        let nul = std::ffi::OsStr::new("a\0b");
+        let error = exec_in_place(std::path::Path::new("/bin/true"), &[nul], &[]);
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]

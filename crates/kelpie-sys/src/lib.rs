@@ -1,7 +1,11 @@
 //! The operating-system calls Kelpie needs that std does not offer safely: signals to processes
 //! and process groups, credentials, sessions, /proc sampling, and the local UTC offset.
 //!
-//! This is the only crate allowed `unsafe`; every block says why it is sound.
+//! This is the only crate allowed `unsafe`; every block says why it is sound. Plain system calls
+//! go through rustix's typed wrappers (real-time signals through rustix-libc-wrappers' checked
+//! constructor); signal masks, sigwait and the daemon's re-exec go through nix; libc remains
+//! where neither has a safe call (the spawn's pre-exec hooks, clone3 and execve, glibc's malloc
+//! tuning), and tokio's unsafe registration of a pidfd behind the `tokio` feature.
 #![allow(unsafe_code)]
 
 pub mod cgroup;
@@ -29,9 +33,11 @@ pub use fdpass::{
     accept, peer_uid, recv_with_fds, send_stream_with_fds, send_with_fds, seqpacket_connect,
     seqpacket_listen, seqpacket_pair, set_receive_timeout, MAX_FDS_PER_MESSAGE,
 };
+#[cfg(feature = "tokio")]
+pub use handoff::{async_fd, async_pidfd};
 pub use handoff::{
-    async_fd, async_pidfd, close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec,
-    pidfd_open, redirect_output, take_inherited_fds, try_wait_child, ECHILD,
+    close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec, pidfd_open,
+    redirect_output, take_inherited_fds, try_wait_child, ECHILD,
 };
 pub use limits::raise_fd_limit;
 pub use localtime::utc_offset_secs;
@@ -44,8 +50,8 @@ pub use procfs::{
 };
 pub use reap::{become_child_subreaper, kill_namespace, reap_child};
 pub use signals::{
-    detach_into_new_session, group_alive, group_has_live_members, ignore_signal, kill_group,
-    pid_alive, send_signal, signal_name, signal_number, SIGKILL,
+    detach_into_new_session, group_alive, group_has_live_members, kill_group, pid_alive,
+    send_signal, signal_name, signal_number, SIGKILL,
 };
 pub use sigwait::{block_signals, unblock_signals, BlockedSignals};
 pub use sockets::{

@@ -4,6 +4,7 @@
 //! limit to the hard one; its apps get the limit it started with, as under any other manager
 //! (some old programs still use `select()`, which breaks above 1024).
 
+use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,28 +13,22 @@ static ORIGINAL_SOFT: AtomicU64 = AtomicU64::new(0);
 
 /// Raise the soft limit on open descriptors to the hard limit. Returns (before, after).
 pub fn raise_fd_limit() -> io::Result<(u64, u64)> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into a live local of that type.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    let before = limit.rlim_cur;
-    if limit.rlim_cur >= limit.rlim_max {
+    let limit = getrlimit(Resource::Nofile);
+    // `None` is RLIM_INFINITY.
+    let before = limit.current.unwrap_or(u64::MAX);
+    let max = limit.maximum.unwrap_or(u64::MAX);
+    if before >= max {
         return Ok((before, before));
     }
-    let raised = libc::rlimit {
-        rlim_cur: limit.rlim_max,
-        rlim_max: limit.rlim_max,
-    };
-    // SAFETY: setrlimit reads one rlimit from a live local of that type.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        },
+    )?;
     ORIGINAL_SOFT.store(before, Ordering::Relaxed);
-    Ok((before, raised.rlim_cur))
+    Ok((before, max))
 }
 
 /// The limit an app gets: the soft limit the daemon started with, when it raised it since.
@@ -42,16 +37,13 @@ pub(crate) fn original_nofile() -> Option<libc::rlimit> {
     if original == 0 {
         return None;
     }
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into a live local of that type.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == -1
-        || limit.rlim_cur <= original
-    {
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current.unwrap_or(u64::MAX) <= original {
         return None;
     }
-    limit.rlim_cur = original;
-    Some(limit)
+    // A libc::rlimit: the spawned child sets it with setrlimit(2) before it execs.
+    Some(libc::rlimit {
+        rlim_cur: original,
+        rlim_max: limit.maximum.unwrap_or(libc::RLIM_INFINITY),
+    })
 }

@@ -1,32 +1,17 @@
 //! The local time zone's offset from UTC, for log timestamps.
 //!
-//! `localtime_r(3)` is the thread-safe form of `localtime`: it writes into the caller's
-//! `struct tm` instead of a static one. glibc reads the zone (`TZ`, else `/etc/localtime`) once,
-//! on first use, and `localtime_r` does not read them again (only `tzset`/`localtime` do), so a
-//! change to either while the process runs is not seen: the offset follows daylight saving time
-//! from the zone's rules, but a new zone needs a restart.
+//! From jiff's system time zone: `TZ` when set, else `/etc/localtime` (jiff reads the zone's
+//! rules once and looks at `/etc/localtime` again now and then, so a changed zone is seen
+//! without a restart). The offset follows daylight saving time from the zone's rules.
 
 /// The local time zone's offset east of UTC at `unix_secs`, in seconds (3600 for +01:00, and
-/// the summer offset during daylight saving time), or 0 when the C library cannot tell.
+/// the summer offset during daylight saving time), or 0 when it cannot be told (a time out of
+/// range).
 pub fn utc_offset_secs(unix_secs: i64) -> i32 {
-    #[allow(
-        clippy::useless_conversion,
-        reason = "time_t is i64 here but 32 bits on some targets"
-    )]
-    let time: libc::time_t = match unix_secs.try_into() {
-        Ok(time) => time,
-        Err(_) => return 0,
-    };
-    // SAFETY: `struct tm` holds integers and, on glibc, a `tm_zone` pointer; all-zero (a null
-    // pointer) is a valid value for each.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are to live, aligned locals that outlive the call; localtime_r only
-    // reads `time`, writes `tm`, and is thread-safe (its zone state is guarded inside libc).
-    let result = unsafe { libc::localtime_r(&time, &mut tm) };
-    if result.is_null() {
-        return 0;
+    match jiff::Timestamp::from_second(unix_secs) {
+        Ok(time) => jiff::tz::TimeZone::system().to_offset(time).seconds(),
+        Err(_) => 0,
     }
-    i32::try_from(tm.tm_gmtoff).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -1,32 +1,38 @@
 //! Waiting, with a timeout, for a descriptor to become readable: a thread that accepts
 //! connections can then look at a stop flag now and then instead of blocking in accept().
 
+use rustix::event::{PollFd, PollFlags, Timespec};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
+
+/// `timeout` rounded up to whole milliseconds (as poll(2) counts them), capped like its
+/// `int` argument; `None`: no limit.
+fn poll_timeout(timeout: Option<Duration>) -> Option<Timespec> {
+    let millis = timeout?.as_micros().div_ceil(1000).min(i32::MAX as u128) as i64;
+    Some(Timespec {
+        tv_sec: millis / 1000,
+        tv_nsec: (millis % 1000) * 1_000_000,
+    })
+}
+
+/// poll(2) on `entries`: how many are ready, 0 when the time ran out or a signal interrupted
+/// the wait.
+fn poll(entries: &mut [PollFd<'_>], timeout: Option<Duration>) -> io::Result<usize> {
+    match rustix::event::poll(entries, poll_timeout(timeout).as_ref()) {
+        Ok(ready) => Ok(ready),
+        Err(rustix::io::Errno::INTR) => Ok(0),
+        Err(error) => Err(error.into()),
+    }
+}
 
 /// Wait up to `timeout` (rounded up to whole milliseconds) until `fd` is readable (for a
 /// listening socket: a connection is queued) or in error. False when the time ran out or a
 /// signal interrupted the wait. Readable does not mean a read will not block: with a socket
 /// shared between processes, another may have taken the connection first.
 pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
-    let mut entry = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-    // SAFETY: poll reads and writes exactly the one pollfd we pass, which lives on our
-    // stack; the BorrowedFd keeps the descriptor open during the call.
-    let ready = unsafe { libc::poll(&mut entry, 1, millis) };
-    if ready < 0 {
-        let error = io::Error::last_os_error();
-        if error.kind() == io::ErrorKind::Interrupted {
-            return Ok(false);
-        }
-        return Err(error);
-    }
-    Ok(ready > 0)
+    let mut entries = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
+    Ok(poll(&mut entries, Some(timeout))? > 0)
 }
 
 /// Wait until at least one of `fds` is readable, in error or hung up (a pipe or socket whose
@@ -37,26 +43,11 @@ pub fn wait_readable_any<const N: usize>(
     fds: [BorrowedFd<'_>; N],
     timeout: Option<Duration>,
 ) -> io::Result<[bool; N]> {
-    let mut entries = fds.map(|fd| libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    });
-    let millis = match timeout {
-        Some(timeout) => timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int,
-        None => -1,
-    };
-    // SAFETY: poll reads and writes exactly the N pollfds of `entries`, which lives on our
-    // stack for the whole call; the BorrowedFds keep the descriptors open during it.
-    let ready = unsafe { libc::poll(entries.as_mut_ptr(), N as libc::nfds_t, millis) };
-    if ready < 0 {
-        let error = io::Error::last_os_error();
-        if error.kind() == io::ErrorKind::Interrupted {
-            return Ok([false; N]);
-        }
-        return Err(error);
+    let mut entries = fds.map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::IN));
+    if poll(&mut entries, timeout)? == 0 {
+        return Ok([false; N]);
     }
-    Ok(entries.map(|entry| entry.revents != 0))
+    Ok(entries.map(|entry| !entry.revents().is_empty()))
 }
 
 /// [`wait_readable_any`] for a number of descriptors known only at run time (a keeper's pipes).
@@ -64,29 +55,17 @@ pub fn wait_readable_many(
     fds: &[BorrowedFd<'_>],
     timeout: Option<Duration>,
 ) -> io::Result<Vec<bool>> {
-    let mut entries: Vec<libc::pollfd> = fds
+    let mut entries: Vec<PollFd<'_>> = fds
         .iter()
-        .map(|fd| libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
+        .map(|fd| PollFd::from_borrowed_fd(*fd, PollFlags::IN))
         .collect();
-    let millis = match timeout {
-        Some(timeout) => timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int,
-        None => -1,
-    };
-    // SAFETY: poll reads and writes exactly `entries.len()` pollfds of the vector, which lives
-    // for the whole call; the BorrowedFds keep the descriptors open during it.
-    let ready = unsafe { libc::poll(entries.as_mut_ptr(), entries.len() as libc::nfds_t, millis) };
-    if ready < 0 {
-        let error = io::Error::last_os_error();
-        if error.kind() == io::ErrorKind::Interrupted {
-            return Ok(vec![false; fds.len()]);
-        }
-        return Err(error);
+    if poll(&mut entries, timeout)? == 0 {
+        return Ok(vec![false; fds.len()]);
     }
-    Ok(entries.iter().map(|entry| entry.revents != 0).collect())
+    Ok(entries
+        .iter()
+        .map(|entry| !entry.revents().is_empty())
+        .collect())
 }
 
 #[cfg(test)]

@@ -1,7 +1,5 @@
 //! Reading a process's resource use from /proc.
 
-use std::sync::OnceLock;
-
 /// One reading of a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcessSample {
@@ -101,24 +99,19 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     children
 }
 
-/// Bytes per memory page.
+/// Bytes per memory page (from the auxiliary vector the kernel gave this program).
 pub fn page_size() -> u64 {
-    static PAGE: OnceLock<u64> = OnceLock::new();
-    *PAGE.get_or_init(|| {
-        // SAFETY: sysconf(3) reads a constant of the system; no memory of ours is involved.
-        let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        u64::try_from(v).ok().filter(|v| *v > 0).unwrap_or(4096)
-    })
+    u64::try_from(rustix::param::page_size())
+        .ok()
+        .filter(|v| *v > 0)
+        .unwrap_or(4096)
 }
 
-/// Clock ticks per second (`USER_HZ`) for CPU times in /proc.
+/// Clock ticks per second (`USER_HZ`) for CPU times in /proc (from the auxiliary vector).
 pub fn clock_ticks_per_second() -> u64 {
-    static HZ: OnceLock<u64> = OnceLock::new();
-    *HZ.get_or_init(|| {
-        // SAFETY: as above.
-        let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        u64::try_from(v).ok().filter(|v| *v > 0).unwrap_or(100)
-    })
+    Some(rustix::param::clock_ticks_per_second())
+        .filter(|v| *v > 0)
+        .unwrap_or(100)
 }
 
 /// Read `/proc/<pid>/stat`; `None` when the process is gone. Blocking (a small file read): call

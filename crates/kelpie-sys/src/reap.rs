@@ -4,28 +4,17 @@
 //! Reaping is by pid only (never `waitpid(-1)`): the caller decides which zombies are orphans
 //! and leaves the ones tokio waits for alone, so their exit statuses reach their instances.
 
+use rustix::process::Signal;
 use std::io;
 
 /// Adopt the orphaned descendants of this process (`PR_SET_CHILD_SUBREAPER`): when a process
 /// below us loses its parent, it is re-parented to us instead of to the namespace's init, so
 /// we can reap it. PID 1 needs no such call.
 pub fn become_child_subreaper() -> io::Result<()> {
-    // SAFETY: prctl(2) with PR_SET_CHILD_SUBREAPER takes an integer flag and touches no memory
-    // of ours; the unused arguments are zero as the man page asks.
-    let ret = unsafe {
-        libc::prctl(
-            libc::PR_SET_CHILD_SUBREAPER,
-            1 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        )
-    };
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    // Any pid: only "set or not" matters (the kernel stores a flag).
+    Ok(rustix::process::set_child_subreaper(Some(
+        rustix::process::getpid(),
+    ))?)
 }
 
 /// Reap the child `pid` if it has exited; `Ok(true)` when it was reaped, `Ok(false)` when it
@@ -43,18 +32,13 @@ pub fn kill_namespace() -> io::Result<()> {
             "only the init of a pid namespace may kill all of it",
         ));
     }
-    // SAFETY: kill(2) takes plain integers. As pid 1, kill(-1) signals every process of the
-    // namespace except the caller: exactly the processes it is the init of.
-    let ret = unsafe { libc::kill(-1, libc::SIGKILL) };
-    if ret == -1 {
-        let error = io::Error::last_os_error();
+    // As pid 1, kill(-1) signals every process of the namespace except the caller: exactly the
+    // processes it is the init of.
+    match rustix::process::kill_process_group(rustix::process::Pid::INIT, Signal::KILL) {
         // Nothing left to kill is not a failure.
-        if error.raw_os_error() == Some(libc::ESRCH) {
-            return Ok(());
-        }
-        return Err(error);
+        Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+        Err(error) => Err(error.into()),
     }
-    Ok(())
 }
 
 #[cfg(test)]

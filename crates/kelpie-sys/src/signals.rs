@@ -1,5 +1,7 @@
 //! Signals, process groups and sessions.
 
+use rustix::process::{Pid, Signal};
+use rustix_libc_wrappers::process::SignalExt;
 use std::io;
 use std::os::unix::process::CommandExt;
 
@@ -63,30 +65,38 @@ pub fn signal_name(number: i32) -> String {
         .unwrap_or_else(|| format!("SIG{number}"))
 }
 
-fn check(ret: libc::c_int) -> io::Result<()> {
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+fn to_pid(pid: u32) -> io::Result<Pid> {
+    i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid pid {pid}")))
 }
 
-fn to_pid(pid: u32) -> io::Result<libc::pid_t> {
-    match libc::pid_t::try_from(pid) {
-        Ok(p) if p > 0 => Ok(p),
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("invalid pid {pid}"),
-        )),
+/// `Some(signal)` to send one, `None` for 0 (only check that the target exists).
+///
+/// Any signal of 1..=64 but those the C library reserves for its own use (with glibc 32 and
+/// 33, below its `SIGRTMIN`), which rustix forbids sending; those, and numbers out of range,
+/// are refused with EINVAL as kill(2) would refuse an invalid one.
+fn to_signal(signal: i32) -> io::Result<Option<Signal>> {
+    if signal == 0 {
+        return Ok(None);
+    }
+    // The named signals, and the real-time ones from libc's SIGRTMIN to its SIGRTMAX.
+    match Signal::from_raw(signal) {
+        Some(signal) => Ok(Some(signal)),
+        None => Err(io::Error::from_raw_os_error(libc::EINVAL)),
     }
 }
 
 /// Send `signal` to one process.
 pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
     let pid = to_pid(pid)?;
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours; a positive pid targets
-    // exactly one process.
-    check(unsafe { libc::kill(pid, signal) })
+    // A positive pid targets exactly one process.
+    match to_signal(signal)? {
+        Some(signal) => rustix::process::kill_process(pid, signal)?,
+        None => rustix::process::test_kill_process(pid)?,
+    }
+    Ok(())
 }
 
 /// Send `signal` to every process of the process group `pgid`.
@@ -94,10 +104,20 @@ pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
 /// Callers only pass the pgid of a group whose leader they spawned: while any member lives the
 /// kernel does not hand that number to a new process, so the group cannot be someone else's.
 pub fn kill_group(pgid: u32, signal: i32) -> io::Result<()> {
+    // `to_pid` guarantees pgid > 0, so this is never kill(-0) (our own group). Nor is it
+    // kill(-1) (everything): rustix's kill_process_group(INIT) is that, so pgid 1 is refused.
     let pgid = to_pid(pgid)?;
-    // SAFETY: kill(2) with a negative pid signals the group; no memory is involved. `to_pid`
-    // guarantees pgid > 0, so this is never kill(-0) (our own group) or kill(-1) (everything).
-    check(unsafe { libc::kill(-pgid, signal) })
+    if pgid.is_init() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "invalid process group 1",
+        ));
+    }
+    match to_signal(signal)? {
+        Some(signal) => rustix::process::kill_process_group(pgid, signal)?,
+        None => rustix::process::test_kill_process_group(pgid)?,
+    }
+    Ok(())
 }
 
 /// Whether any process (zombies included) is left in the process group `pgid`: one system
@@ -147,18 +167,6 @@ pub fn detach_into_new_session(command: &mut std::process::Command) {
     }
 }
 
-/// Make this process ignore `signal` (used by the test app that must survive stop signals).
-pub fn ignore_signal(signal: i32) -> io::Result<()> {
-    // SAFETY: installing SIG_IGN involves no handler code of ours, so nothing can run
-    // concurrently with the rest of the program; signal(2) only reads its integer arguments.
-    let previous = unsafe { libc::signal(signal, libc::SIG_IGN) };
-    if previous == libc::SIG_ERR {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +193,24 @@ mod tests {
         kill_group(pgid, SIGKILL).expect("kill group");
         child.wait().expect("reap");
         assert!(!group_alive(pgid));
+    }
+
+    #[test]
+    fn real_time_signals_are_sent_and_numbers_out_of_range_refused() {
+        use std::os::unix::process::ExitStatusExt;
+        let rt = libc::SIGRTMIN() + 1;
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        // Its default action ends the process.
+        send_signal(child.id(), rt).expect("send a real-time signal");
+        assert_eq!(child.wait().expect("reap").signal(), Some(rt));
+        assert!(to_signal(libc::SIGRTMAX()).is_ok());
+        assert!(to_signal(65).is_err());
+        assert!(to_signal(-1).is_err());
+        // Reserved by the C library (glibc's are 32 and 33).
+        assert!(to_signal(libc::SIGRTMIN() - 1).is_err());
     }
 
     #[test]

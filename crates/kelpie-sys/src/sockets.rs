@@ -1,9 +1,10 @@
 //! Listening sockets the daemon owns and hands to instances, and the receiving side of systemd's
 //! socket activation (`LISTEN_FDS`), used by test apps.
 
+use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 
 /// Pending connections a listening socket may queue (the kernel caps it at `somaxconn`).
 /// Generous: while instances are replaced during a reload, the queue holds what arrives.
@@ -11,34 +12,6 @@ pub const LISTEN_BACKLOG: i32 = 4096;
 
 /// First descriptor of socket activation (`SD_LISTEN_FDS_START`).
 pub const LISTEN_FDS_START: RawFd = 3;
-
-fn check(result: libc::c_int) -> io::Result<libc::c_int> {
-    if result < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(result)
-    }
-}
-
-fn set_int_option(
-    fd: RawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: setsockopt reads exactly size_of::<c_int>() bytes from a live local integer, on a
-    // descriptor owned by the caller.
-    check(unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    })
-    .map(drop)
-}
 
 /// A TCP socket bound to `address` and listening, close-on-exec (it is handed to children
 /// explicitly). `SO_REUSEADDR` lets a new daemon bind while old connections linger in
@@ -57,76 +30,39 @@ pub fn listen_tcp_reuse_port(address: SocketAddr) -> io::Result<OwnedFd> {
 
 fn listen_tcp_with(address: SocketAddr, reuse_port: bool) -> io::Result<OwnedFd> {
     let family = if address.is_ipv6() {
-        libc::AF_INET6
+        AddressFamily::INET6
     } else {
-        libc::AF_INET
+        AddressFamily::INET
     };
-    // SAFETY: socket() takes integers and returns a new descriptor or -1.
-    let raw = check(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: `raw` was just returned by socket() and is owned by nobody else.
-    let socket = unsafe { OwnedFd::from_raw_fd(raw) };
-    set_int_option(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    let socket = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    sockopt::set_socket_reuseaddr(&socket, true)?;
     if reuse_port {
-        set_int_option(raw, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+        sockopt::set_socket_reuseport(&socket, true)?;
     }
-    match address {
-        SocketAddr::V4(v4) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: v4.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: bind reads a fully initialised sockaddr_in of the size given.
-            check(unsafe {
-                libc::bind(
-                    raw,
-                    (&sin as *const libc::sockaddr_in).cast(),
-                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                )
-            })?;
-        }
-        SocketAddr::V6(v6) => {
-            if v6.ip().is_unspecified() {
-                set_int_option(raw, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0)?;
-            }
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: v6.port().to_be(),
-                sin6_flowinfo: v6.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: v6.ip().octets(),
-                },
-                sin6_scope_id: v6.scope_id(),
-            };
-            // SAFETY: bind reads a fully initialised sockaddr_in6 of the size given.
-            check(unsafe {
-                libc::bind(
-                    raw,
-                    (&sin6 as *const libc::sockaddr_in6).cast(),
-                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-                )
-            })?;
+    if let SocketAddr::V6(v6) = address {
+        if v6.ip().is_unspecified() {
+            sockopt::set_ipv6_v6only(&socket, false)?;
         }
     }
-    set_backlog(socket.as_fd())?;
+    rustix::net::bind(&socket, &address)?;
+    rustix::net::listen(&socket, LISTEN_BACKLOG)?;
     Ok(socket)
 }
 
 /// (Re)start listening with [`LISTEN_BACKLOG`]; on a socket that already listens this only
 /// changes the queue's length (std's listeners use a short one).
 pub fn set_backlog(socket: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: listen() on a descriptor the BorrowedFd keeps open; integers only.
-    check(unsafe { libc::listen(socket.as_raw_fd(), LISTEN_BACKLOG) }).map(drop)
+    Ok(rustix::net::listen(socket, LISTEN_BACKLOG)?)
 }
 
 /// The sockets passed to this process by socket activation (`LISTEN_PID` = our pid,
 /// `LISTEN_FDS` = how many, from fd 3), made close-on-exec; the variables are removed so
-/// children do not take them too (`sd_listen_fds(1)`). Empty when none were passed to us.
+/// children do not take them too (`sd_listen_fds(1)`). Empty when none were passed to us. A
+/// number that is not open, or is close-on-exec (so was not passed across the exec), is
+/// skipped.
 ///
-/// Call it early, before other threads may have opened files: it takes ownership of fds 3...
+/// Call it early, before anything clears close-on-exec on a descriptor of its own: it takes
+/// ownership of the inheritable fds 3... (see `handoff::adopt_inherited`).
 pub fn take_listen_fds() -> Vec<OwnedFd> {
     let ours = std::env::var("LISTEN_PID")
         .ok()
@@ -142,14 +78,9 @@ pub fn take_listen_fds() -> Vec<OwnedFd> {
     if !ours || count <= 0 {
         return Vec::new();
     }
+    // Passed across exec, they are inheritable; one that is not open is skipped.
     (LISTEN_FDS_START..LISTEN_FDS_START + count)
-        .filter_map(|fd| {
-            // SAFETY: fcntl(F_SETFD) on an integer descriptor; fails harmlessly if not open.
-            let ok = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == 0;
-            // SAFETY: socket activation hands these descriptors to this process and nothing
-            // else in it knows about them; we take them exactly once.
-            ok.then(|| unsafe { OwnedFd::from_raw_fd(fd) })
-        })
+        .filter_map(crate::handoff::adopt_inherited)
         .collect()
 }
 

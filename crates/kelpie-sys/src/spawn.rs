@@ -18,6 +18,8 @@
 
 use crate::creds::Identity;
 use crate::exec::Prepared;
+use rustix::fs::{Mode, OFlags};
+use rustix::process::Pid;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -195,7 +197,7 @@ impl Spawn {
             migrate = Some(open_at(
                 dir,
                 c"cgroup.procs",
-                libc::O_WRONLY | libc::O_CLOEXEC,
+                OFlags::WRONLY | OFlags::CLOEXEC,
             )?);
         }
         let mut pidfd: RawFd = -1;
@@ -312,32 +314,17 @@ fn refuses_into_cgroup(error: &io::Error) -> bool {
     !matches!(error.raw_os_error(), Some(libc::EAGAIN | libc::ENOMEM))
 }
 
-fn open_at(dir: &OwnedFd, name: &std::ffi::CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: openat(2) with a live directory descriptor and a NUL-terminated name.
-    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor, ours alone.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+fn open_at(dir: &OwnedFd, name: &std::ffi::CStr, flags: OFlags) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(dir, name, flags, Mode::empty())?)
 }
 
 /// Open a cgroup's directory for [`Spawn::in_cgroup`].
 pub fn open_cgroup_dir(path: &Path) -> io::Result<OwnedFd> {
-    let path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: open(2) of a NUL-terminated path.
-    let fd = unsafe {
-        libc::open(
-            path.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor, ours alone.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 /// What the child of [`clone_vfork`] works on. It shares the parent's memory: `error` is how it
@@ -415,13 +402,7 @@ fn clone_vfork(args: &mut CloneArgs, child: &mut Child<'_>) -> io::Result<u32> {
 /// for the exec), then the same child code; the child's error comes back through a pipe.
 #[cfg(not(target_arch = "x86_64"))]
 fn clone_vfork(args: &mut CloneArgs, child: &mut Child<'_>) -> io::Result<u32> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: pipe2(2) writes two descriptors into a live array of two.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: two new descriptors, ours alone.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     args.flags |= libc::CLONE_VFORK as u64;
     let blocked = block_all_signals();
     // SAFETY: clone3(2) with a fully initialised clone_args of the size passed, no CLONE_VM
@@ -441,11 +422,10 @@ fn clone_vfork(args: &mut CloneArgs, child: &mut Child<'_>) -> io::Result<u32> {
             .raw_os_error()
             .unwrap_or(libc::EINVAL)
             .max(1);
-        // SAFETY: write(2) from a live local and _exit(2), both async-signal-safe.
-        unsafe {
-            libc::write(write.as_raw_fd(), (&code as *const i32).cast(), 4);
-            libc::_exit(127)
-        }
+        // rustix's write is the bare system call: async-signal-safe.
+        let _ = rustix::io::write(&write, &code.to_ne_bytes());
+        // SAFETY: _exit(2) ends this process only; it is async-signal-safe.
+        unsafe { libc::_exit(127) }
     }
     let error = (ret < 0).then(io::Error::last_os_error);
     restore_signals(&blocked);
@@ -453,10 +433,10 @@ fn clone_vfork(args: &mut CloneArgs, child: &mut Child<'_>) -> io::Result<u32> {
     if let Some(error) = error {
         return Err(error);
     }
-    let mut code = 0i32;
-    // SAFETY: read(2) of at most 4 bytes into a live i32; the child has exec'd or exited.
-    if unsafe { libc::read(read.as_raw_fd(), (&mut code as *mut i32).cast(), 4) } == 4 {
-        child.error = code;
+    // The child has exec'd (the pipe closed: nothing to read) or exited after writing 4 bytes.
+    let mut code = [0u8; 4];
+    if rustix::io::read(&read, &mut code).ok() == Some(4) {
+        child.error = i32::from_ne_bytes(code);
     }
     u32::try_from(ret).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
 }
@@ -480,15 +460,14 @@ fn restore_signals(old: &libc::sigset_t) {
     }
 }
 
-/// Collect a child that failed before its exec.
+/// Collect a child that failed before its exec (it has exited or is exiting).
 fn reap(pid: u32) {
-    let mut status = 0;
-    // SAFETY: waitpid(2) of our own child into a live local; it has exited or is exiting.
-    unsafe {
-        while libc::waitpid(pid as libc::pid_t, &mut status, 0) < 0
-            && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
-        {}
-    }
+    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return;
+    };
+    let _ = rustix::io::retry_on_intr(|| {
+        rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+    });
 }
 
 /// For tests: `sh -c script` with only `$PATH`, in `/`, its stdout a pipe whose reading end is
@@ -520,10 +499,10 @@ mod tests {
     }
 
     fn wait(spawned: &Spawned) -> i32 {
-        let mut status = 0;
-        // SAFETY: waitpid of the test's own child into a live local.
-        unsafe { libc::waitpid(spawned.pid as libc::pid_t, &mut status, 0) };
-        status
+        let pid = i32::try_from(spawned.pid).ok().and_then(Pid::from_raw);
+        rustix::process::waitpid(pid, rustix::process::WaitOptions::empty())
+            .expect("waitpid")
+            .map_or(0, |(_, status)| status.as_raw())
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! - `--print-args`: print its arguments, one per line, as `arg=<value>`.
 //! - `--print-env VAR`: print `VAR=<value>` (or `VAR unset`); repeatable.
 //! - `--exit-after MS` with `--exit-code N`: exit with code N (default 1) after MS.
-//! - `--ignore-signals`: ignore SIGINT, SIGTERM, SIGHUP and SIGQUIT.
+//! - `--ignore-signals`: survive SIGINT, SIGTERM, SIGHUP and SIGQUIT (they are caught and
+//!   do nothing); the copies it starts (`--spawn-children`, `--orphans`) are given it too.
 //! - `--spawn-children N`: start N copies of itself that sleep forever (grandchildren of
 //!   Kelpie) and append their pids to `--children-file FILE`.
 //! - `--orphans N`: double-fork N orphans, as a daemonizing program does: for each, a child
@@ -154,6 +155,20 @@ fn parse(args: &[String]) -> Options {
     o
 }
 
+/// `--ignore-signals`: SIGINT, SIGTERM, SIGHUP and SIGQUIT no longer end this process. Each
+/// gets signal-hook's handler that only sets a flag (read by nobody), which needs no unsafe,
+/// unlike SIG_IGN. An exec resets handlers (SIG_IGN it kept), so the copies of itself this
+/// program starts are passed `--ignore-signals` instead.
+fn ignore_stop_signals() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+    let caught = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+        if let Err(e) = signal_hook::flag::register(signal, std::sync::Arc::clone(&caught)) {
+            eprintln!("fake-app: cannot catch signal {signal}: {e}");
+        }
+    }
+}
+
 fn append(path: &str, line: &str) {
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
@@ -176,11 +191,17 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let o = parse(&args);
     let pid = std::process::id();
+    if o.ignore_signals {
+        ignore_stop_signals();
+    }
     if let Some(life) = o.orphan_parent {
         // Start the grandchild and leave it behind: it is an orphan as soon as we exit.
         let exe = std::env::current_exe().unwrap_or_else(|_| "fake-app".into());
         let life = life.to_string();
-        let args = ["--quiet", "--exit-after", &life, "--exit-code", "0"];
+        let mut args = vec!["--quiet", "--exit-after", &life, "--exit-code", "0"];
+        if o.ignore_signals {
+            args.push("--ignore-signals");
+        }
         let code = i32::from(std::process::Command::new(exe).args(args).spawn().is_err());
         std::process::exit(code);
     }
@@ -189,13 +210,6 @@ fn main() {
     }
     // Where the `allocating` / `allocated` lines go.
     let alloc_stamp = o.alloc_stamp.clone().or_else(|| o.stamp.clone());
-    if o.ignore_signals {
-        for signal in ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] {
-            if let Some(n) = kelpie_sys::signal_number(signal) {
-                let _ = kelpie_sys::ignore_signal(n);
-            }
-        }
-    }
     let began = std::time::Instant::now();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     if !o.quiet {
@@ -241,9 +255,11 @@ fn main() {
         let life = o.orphan_life.to_string();
         for _ in 0..o.orphans {
             // `status` waits for (reaps) the middle process; its child is the orphan.
-            let _ = std::process::Command::new(&exe)
-                .args(["--orphan-parent", &life])
-                .status();
+            let mut args = vec!["--orphan-parent", &life];
+            if o.ignore_signals {
+                args.push("--ignore-signals");
+            }
+            let _ = std::process::Command::new(&exe).args(args).status();
         }
         println!("orphans {} spawned", o.orphans);
     }
