@@ -4,8 +4,6 @@
 //! The time zone is not looked up here: the caller passes the local offset east of UTC
 //! (`kelpie_sys::utc_offset_secs`), which shifts the wall time and is what `Z`/`ZZ` print.
 
-use crate::time::civil_from_days;
-
 /// What dayjs formats with when the format is empty.
 const DEFAULT_FORMAT: &str = "YYYY-MM-DDTHH:mm:ssZ";
 
@@ -453,6 +451,21 @@ fn push_offset(out: &mut Vec<u8>, utc_offset_secs: i32, colon: bool) {
         out.push(b':');
     }
     push_2(out, (minutes % 60) as u8);
+}
+
+/// Days since 1970-01-01 to (year, month, day), for the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 #[cfg(test)]
