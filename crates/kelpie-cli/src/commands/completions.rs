@@ -86,6 +86,8 @@ fn without_hidden_commands(cli: clap::Command) -> clap::Command {
 const ZSH_DISPATCH: &str = "if [ \"$funcstack[1]\" = \"_kelpie\" ]; then";
 /// The generated zsh completion function's first line.
 const ZSH_FUNCTION: &str = "\n_kelpie() {\n";
+/// Its first line once renamed, to be called by the `_kelpie` that offers app names.
+const ZSH_CLAP_FUNCTION: &str = "\n_kelpie_clap() {\n";
 
 /// zsh: `compinit` registers the function named like the file, `_kelpie`, and calls it for every
 /// completion; so the generated function is renamed `_kelpie_clap`, and `_kelpie` becomes the
@@ -96,10 +98,13 @@ fn zsh_with_apps(generated: &str) -> Result<String> {
         generated.find(ZSH_DISPATCH),
         generated.matches(ZSH_FUNCTION).count(),
     ) else {
-        bail!("clap_complete's zsh script does not have the shape kelpie expects (one `_kelpie() {{` function, then `{ZSH_DISPATCH}`)");
+        bail!(
+            "clap_complete's zsh script does not have the shape kelpie expects (one `{}` function, then `{ZSH_DISPATCH}`)",
+            ZSH_FUNCTION.trim()
+        );
     };
     let (body, ending) = generated.split_at(dispatch);
-    let body = body.replacen(ZSH_FUNCTION, "\n_kelpie_clap() {\n", 1);
+    let body = body.replacen(ZSH_FUNCTION, ZSH_CLAP_FUNCTION, 1);
     Ok(format!("{body}{ZSH_APPS}\n{ending}"))
 }
 

@@ -65,6 +65,9 @@ pub fn export(apps: &[AppSpec], node_major: Option<&str>) -> Result<Export> {
     Ok(export)
 }
 
+/// The app's service: image, command, environment, user, restart and stop policy, port,
+/// health check, dependencies and deploy settings, with comments and warnings for what Compose
+/// cannot express.
 fn app_service(
     app: &AppSpec,
     services: &BTreeMap<&str, (&str, bool)>,
@@ -82,19 +85,7 @@ fn app_service(
     );
     service.put("working_dir", s(&app.cwd));
     service.put("volumes", strs([format!("{0}:{0}", app.cwd)]));
-    let mut environment = Map::new();
-    for (key, value) in &app.env {
-        environment.put(key, s(lit(value)));
-    }
-    if app.instances > 1 {
-        warnings.push(format!(
-            "app `{name}`: field `instance_var` (`{}`): Compose replicas get no index; it is not set",
-            app.instance_var
-        ));
-    } else {
-        environment.put(&app.instance_var, s("0"));
-    }
-    service.put("environment", environment.build());
+    service.put("environment", environment(app, warnings));
     if let Some(user) = &app.user {
         let user = match &app.group {
             Some(group) => format!("{user}:{group}"),
@@ -115,25 +106,65 @@ fn app_service(
     }
     service.put("stop_signal", s(&app.kill_signal));
     service.put("stop_grace_period", s(duration(app.kill_timeout_ms)));
-    if let Some(port) = tcp_port(app) {
-        let published = match &app.listen {
-            // Several replicas cannot publish one host port; Compose picks host ports instead.
-            _ if app.instances > 1 => port.to_string(),
-            Some(ListenAddress::Tcp { host: Some(h), .. }) if !h.contains(':') => {
-                format!("{h}:{port}:{port}")
-            }
-            _ => format!("{port}:{port}"),
-        };
-        service.put("ports", strs([published]));
-        if app.listen.is_some() && !app.runs_on_node() {
-            warnings.push(format!(
-                "app `{name}`: field `port`: in a container the app must bind PORT itself (there is no socket on fd 3)"
-            ));
-        }
+    if let Some(ports) = ports(app, warnings) {
+        service.put("ports", ports);
     }
     if let Some(check) = &app.health_check {
         service.put("healthcheck", healthcheck(check));
     }
+    if let Some(depends) = depends_on(app, services, warnings) {
+        service.put("depends_on", depends);
+    }
+    service.put("deploy", deploy(app, warnings));
+    unexpressible(app, &mut service, warnings);
+    service.build()
+}
+
+/// The service's `environment`: the app's variables, and its instance variable when it has
+/// one instance (replicas get no index).
+fn environment(app: &AppSpec, warnings: &mut Vec<String>) -> Yaml {
+    let mut environment = Map::new();
+    for (key, value) in &app.env {
+        environment.put(key, s(lit(value)));
+    }
+    if app.instances > 1 {
+        warnings.push(format!(
+            "app `{}`: field `instance_var` (`{}`): Compose replicas get no index; it is not set",
+            app.name, app.instance_var
+        ));
+    } else {
+        environment.put(&app.instance_var, s("0"));
+    }
+    environment.build()
+}
+
+/// The service's published `ports`, for an app with a TCP port.
+fn ports(app: &AppSpec, warnings: &mut Vec<String>) -> Option<Yaml> {
+    let port = tcp_port(app)?;
+    let published = match &app.listen {
+        // Several replicas cannot publish one host port; Compose picks host ports instead.
+        _ if app.instances > 1 => port.to_string(),
+        Some(ListenAddress::Tcp { host: Some(h), .. }) if !h.contains(':') => {
+            format!("{h}:{port}:{port}")
+        }
+        _ => format!("{port}:{port}"),
+    };
+    if app.listen.is_some() && !app.runs_on_node() {
+        warnings.push(format!(
+            "app `{}`: field `port`: in a container the app must bind PORT itself (there is no socket on fd 3)",
+            app.name
+        ));
+    }
+    Some(strs([published]))
+}
+
+/// The service's `depends_on`: each exported dependency, waited for healthy when it has a
+/// health check, else started; none when no dependency is exported.
+fn depends_on(
+    app: &AppSpec,
+    services: &BTreeMap<&str, (&str, bool)>,
+    warnings: &mut Vec<String>,
+) -> Option<Yaml> {
     let mut depends = Map::new();
     for dep in &app.depends_on {
         match services.get(dep.as_str()) {
@@ -150,13 +181,20 @@ fn app_service(
                 depends.put(dep_service, condition.build());
             }
             None => warnings.push(format!(
-                "app `{name}`: field `depends_on`: `{dep}` is not in the exported apps and is left out"
+                "app `{}`: field `depends_on`: `{dep}` is not in the exported apps and is left out",
+                app.name
             )),
         }
     }
-    if !depends.is_empty() {
-        service.put("depends_on", depends.build());
+    if depends.is_empty() {
+        None
+    } else {
+        Some(depends.build())
     }
+}
+
+/// The service's `deploy`: its replicas and its memory and CPU limits.
+fn deploy(app: &AppSpec, warnings: &mut Vec<String>) -> Yaml {
     let mut deploy = Map::new();
     deploy.put("replicas", Yaml::Int(i64::from(app.instances)));
     let mut limits = Map::new();
@@ -166,7 +204,8 @@ fn app_service(
     if let Some(percent) = app.max_cpu {
         limits.put("cpus", s(format!("{:.2}", f64::from(percent) / 100.0)));
         warnings.push(format!(
-            "app `{name}`: field `max_cpu` becomes a CPU cap (cpus), not a restart"
+            "app `{}`: field `max_cpu` becomes a CPU cap (cpus), not a restart",
+            app.name
         ));
     }
     if !limits.is_empty() {
@@ -174,7 +213,11 @@ fn app_service(
         resources.put("limits", limits.build());
         deploy.put("resources", resources.build());
     }
-    service.put("deploy", deploy.build());
+    deploy.build()
+}
+
+/// A comment in the service and a warning for each setting Compose has no equivalent of.
+fn unexpressible(app: &AppSpec, service: &mut Map, warnings: &mut Vec<String>) {
     for (field, set) in [
         ("cron_restart", app.cron_restart.is_some()),
         ("watchdog", app.watchdog_ms.is_some()),
@@ -184,7 +227,8 @@ fn app_service(
         if set {
             service.comment(&format!("{field} is not expressible in Compose"));
             warnings.push(format!(
-                "app `{name}`: field `{field}` is not exported: Compose has no equivalent{}",
+                "app `{}`: field `{field}` is not exported: Compose has no equivalent{}",
+                app.name,
                 if field == "cron_restart" {
                     " (run `docker compose restart` from the host's cron)"
                 } else {
@@ -193,7 +237,6 @@ fn app_service(
             ));
         }
     }
-    service.build()
 }
 
 /// Docker runs the test inside the container; the image needs `curl`/`wget` or `bash`.

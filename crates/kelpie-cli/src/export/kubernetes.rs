@@ -96,95 +96,21 @@ pub fn export(apps: &[AppSpec], node_major: Option<&str>) -> Result<Export> {
     Ok(export)
 }
 
+/// The app's Deployment: its container in a pod template, with N replicas, annotated with the
+/// app's name and dependencies.
 fn deployment(
     app: &AppSpec,
     name: &str,
     node_major: Option<&str>,
     warnings: &mut Vec<String>,
 ) -> Yaml {
-    let app_name = &app.name;
-    let mut container = Map::new();
-    container.put("name", s(name));
-    container.put("image", s(image_for(app, node_major)));
-    container
-        .comment("The image is a placeholder chosen by interpreter: use an image holding the app.");
-    container.put(
-        "command",
-        strs(container_command(app).iter().map(|a| lit(a))),
-    );
-    container.put("workingDir", s(&app.cwd));
-    let mut env = Vec::new();
-    for (key, value) in &app.env {
-        let mut var = Map::new();
-        var.put("name", s(key));
-        var.put("value", s(lit(value)));
-        env.push(var.build());
-    }
-    if app.instances > 1 {
-        warnings.push(format!(
-            "app `{app_name}`: field `instance_var` (`{}`): Deployment replicas get no index; it is not set",
-            app.instance_var
-        ));
-    } else {
-        let mut var = Map::new();
-        var.put("name", s(&app.instance_var));
-        var.put("value", s("0"));
-        env.push(var.build());
-    }
-    if !env.is_empty() {
-        container.put("env", Yaml::Seq(env));
-    }
-    if let Some(port) = tcp_port(app) {
-        let mut p = Map::new();
-        p.put("containerPort", Yaml::Int(i64::from(port)));
-        container.put("ports", Yaml::Seq(vec![p.build()]));
-    }
-    let mut limits = Map::new();
-    if let Some(bytes) = app.max_memory_restart {
-        limits.put("memory", s(bytes.to_string()));
-    }
-    if let Some(percent) = app.max_cpu {
-        limits.put("cpu", s(format!("{}m", u64::from(percent) * 10)));
-        warnings.push(format!(
-            "app `{app_name}`: field `max_cpu` becomes a CPU limit (throttling), not a restart"
-        ));
-    }
-    if !limits.is_empty() {
-        let mut resources = Map::new();
-        resources.put("limits", limits.build());
-        container.put("resources", resources.build());
-    }
-    if let Some(check) = &app.health_check {
-        let probe = probe(check, app_name, warnings);
-        container.put("livenessProbe", probe.clone());
-        container.put("readinessProbe", probe);
-    }
-    let mut security = Map::new();
-    for (field, value, key) in [
-        ("uid", &app.user, "runAsUser"),
-        ("gid", &app.group, "runAsGroup"),
-    ] {
-        if let Some(value) = value {
-            match value.parse::<i64>() {
-                Ok(id) => {
-                    security.put(key, Yaml::Int(id));
-                }
-                Err(_) => warnings.push(format!(
-                    "app `{app_name}`: field `{field}` (`{value}`) is a name; Kubernetes needs a number for {key}, so it is left out"
-                )),
-            }
-        }
-    }
-    if !security.is_empty() {
-        container.put("securityContext", security.build());
-    }
-
+    let container = container(app, name, node_major, warnings);
     let mut pod_spec = Map::new();
     pod_spec.put(
         "terminationGracePeriodSeconds",
         Yaml::Int(seconds_up(app.kill_timeout_ms, 1) as i64),
     );
-    pod_spec.put("containers", Yaml::Seq(vec![container.build()]));
+    pod_spec.put("containers", Yaml::Seq(vec![container]));
     let mut template = Map::new();
     template.put("metadata", {
         let mut m = Map::new();
@@ -201,13 +127,141 @@ fn deployment(
     spec.put("template", template.build());
 
     let mut annotations = Map::new();
-    annotations.put("kelpie.dev/app", s(app_name));
+    annotations.put("kelpie.dev/app", s(&app.name));
     if !app.depends_on.is_empty() {
         annotations.put("kelpie.dev/depends-on", s(app.depends_on.join(",")));
         warnings.push(format!(
-            "app `{app_name}`: field `depends_on` is only an annotation: Kubernetes has no start order (use readiness and retries, or an init container)"
+            "app `{}`: field `depends_on` is only an annotation: Kubernetes has no start order (use readiness and retries, or an init container)",
+            app.name
         ));
     }
+    unexported_warnings(app, warnings);
+    let mut root = Map::new();
+    root.put("apiVersion", s("apps/v1"));
+    root.put("kind", s("Deployment"));
+    root.put("metadata", metadata(name, Some(annotations.build())));
+    root.put("spec", spec.build());
+    root.build()
+}
+
+/// The app's container: image, command, environment, port, limits, probes and the user it
+/// runs as.
+fn container(
+    app: &AppSpec,
+    name: &str,
+    node_major: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> Yaml {
+    let mut container = Map::new();
+    container.put("name", s(name));
+    container.put("image", s(image_for(app, node_major)));
+    container
+        .comment("The image is a placeholder chosen by interpreter: use an image holding the app.");
+    container.put(
+        "command",
+        strs(container_command(app).iter().map(|a| lit(a))),
+    );
+    container.put("workingDir", s(&app.cwd));
+    let env = env_vars(app, warnings);
+    if !env.is_empty() {
+        container.put("env", Yaml::Seq(env));
+    }
+    if let Some(port) = tcp_port(app) {
+        let mut p = Map::new();
+        p.put("containerPort", Yaml::Int(i64::from(port)));
+        container.put("ports", Yaml::Seq(vec![p.build()]));
+    }
+    if let Some(resources) = resources(app, warnings) {
+        container.put("resources", resources);
+    }
+    if let Some(check) = &app.health_check {
+        let probe = probe(check, &app.name, warnings);
+        container.put("livenessProbe", probe.clone());
+        container.put("readinessProbe", probe);
+    }
+    if let Some(security) = security_context(app, warnings) {
+        container.put("securityContext", security);
+    }
+    container.build()
+}
+
+/// The container's `env`: the app's variables, and its instance variable when it has one
+/// instance (replicas get no index).
+fn env_vars(app: &AppSpec, warnings: &mut Vec<String>) -> Vec<Yaml> {
+    let mut env = Vec::new();
+    for (key, value) in &app.env {
+        let mut var = Map::new();
+        var.put("name", s(key));
+        var.put("value", s(lit(value)));
+        env.push(var.build());
+    }
+    if app.instances > 1 {
+        warnings.push(format!(
+            "app `{}`: field `instance_var` (`{}`): Deployment replicas get no index; it is not set",
+            app.name, app.instance_var
+        ));
+    } else {
+        let mut var = Map::new();
+        var.put("name", s(&app.instance_var));
+        var.put("value", s("0"));
+        env.push(var.build());
+    }
+    env
+}
+
+/// The container's `resources.limits` from `max_memory_restart` and `max_cpu`; none without
+/// either.
+fn resources(app: &AppSpec, warnings: &mut Vec<String>) -> Option<Yaml> {
+    let mut limits = Map::new();
+    if let Some(bytes) = app.max_memory_restart {
+        limits.put("memory", s(bytes.to_string()));
+    }
+    if let Some(percent) = app.max_cpu {
+        limits.put("cpu", s(format!("{}m", u64::from(percent) * 10)));
+        warnings.push(format!(
+            "app `{}`: field `max_cpu` becomes a CPU limit (throttling), not a restart",
+            app.name
+        ));
+    }
+    if limits.is_empty() {
+        return None;
+    }
+    let mut resources = Map::new();
+    resources.put("limits", limits.build());
+    Some(resources.build())
+}
+
+/// The container's `securityContext` from a numeric `uid` and `gid` (names cannot be
+/// exported); none without either.
+fn security_context(app: &AppSpec, warnings: &mut Vec<String>) -> Option<Yaml> {
+    let mut security = Map::new();
+    for (field, value, key) in [
+        ("uid", &app.user, "runAsUser"),
+        ("gid", &app.group, "runAsGroup"),
+    ] {
+        if let Some(value) = value {
+            match value.parse::<i64>() {
+                Ok(id) => {
+                    security.put(key, Yaml::Int(id));
+                }
+                Err(_) => warnings.push(format!(
+                    "app `{}`: field `{field}` (`{value}`) is a name; Kubernetes needs a number for {key}, so it is left out",
+                    app.name
+                )),
+            }
+        }
+    }
+    if security.is_empty() {
+        None
+    } else {
+        Some(security.build())
+    }
+}
+
+/// Warnings for the settings a Deployment cannot express: the kill signal, `autorestart:
+/// false`, niceness, the watchdog and `wait_ready`.
+fn unexported_warnings(app: &AppSpec, warnings: &mut Vec<String>) {
+    let app_name = &app.name;
     if app.kill_signal != "SIGTERM" {
         warnings.push(format!(
             "app `{app_name}`: field `kill_signal` ({}) is not exported: Kubernetes stops containers with SIGTERM (or the image's STOPSIGNAL)",
@@ -238,12 +292,6 @@ fn deployment(
             ));
         }
     }
-    let mut root = Map::new();
-    root.put("apiVersion", s("apps/v1"));
-    root.put("kind", s("Deployment"));
-    root.put("metadata", metadata(name, Some(annotations.build())));
-    root.put("spec", spec.build());
-    root.build()
 }
 
 /// Liveness and readiness from the health check. The kubelet probes the pod's IP, so a probe

@@ -54,6 +54,8 @@ pub fn export(apps: &[AppSpec], lookup: &PathLookup) -> Result<Export> {
     Ok(export)
 }
 
+/// Every file of one app: its service (or template and target), its socket and its cron
+/// timer, with the warnings for what does not carry over, in the order they are met.
 fn app_units(
     app: &AppSpec,
     unit: &Unit,
@@ -61,7 +63,6 @@ fn app_units(
     lookup: &PathLookup,
     export: &mut Export,
 ) {
-    let name = &app.name;
     let warnings = &mut export.warnings;
     common_warnings(app, warnings);
     let service_name = if unit.template {
@@ -79,8 +80,35 @@ fn app_units(
         );
     }
     text.push_str(&output_comment(app, &unit.base, unit.template));
+    let socket = unit_section(app, unit, units, &mut text, warnings);
+    service_section(app, unit, lookup, &mut text, warnings);
+    install_section(app, unit, &mut text);
+    export.files.push((service_name, text));
 
-    // [Unit]
+    if unit.template {
+        export
+            .files
+            .push((format!("{}.target", unit.base), target_unit(app, unit)));
+    }
+    if let Some((socket_name, socket_text)) = socket {
+        export.files.push((socket_name, socket_text));
+    }
+    if let Some(expression) = &app.cron_restart {
+        cron_units(app, unit, expression, lookup, export);
+    }
+}
+
+/// The service's `[Unit]` section: ordering after the network, the app's socket and its
+/// dependencies, and the start limit. Gives the app's socket unit, if it has one, since the
+/// section requires it.
+fn unit_section(
+    app: &AppSpec,
+    unit: &Unit,
+    units: &BTreeMap<&str, Unit>,
+    text: &mut String,
+    warnings: &mut Vec<String>,
+) -> Option<(String, String)> {
+    let name = &app.name;
     text.push_str("\n[Unit]\n");
     let _ = writeln!(text, "Description=Kelpie app {name}");
     let mut after = vec!["network.target".to_string()];
@@ -128,9 +156,51 @@ fn app_units(
     );
     let _ = writeln!(text, "StartLimitIntervalSec={}", duration(window.max(1000)));
     let _ = writeln!(text, "StartLimitBurst={burst}");
+    socket
+}
 
-    // [Service]
+/// The service's `[Service]` section: type, command, environment, restart policy, limits,
+/// watchdog and output.
+fn service_section(
+    app: &AppSpec,
+    unit: &Unit,
+    lookup: &PathLookup,
+    text: &mut String,
+    warnings: &mut Vec<String>,
+) {
+    let name = &app.name;
     text.push_str("\n[Service]\n");
+    type_lines(app, text, warnings);
+    let argv = exec_argv(app, lookup, warnings);
+    let _ = writeln!(
+        text,
+        "ExecStart={}",
+        argv.iter()
+            .map(|a| exec_arg(a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let _ = writeln!(text, "WorkingDirectory={}", exec_arg(&app.cwd));
+    environment_lines(app, unit, text, warnings);
+    restart_lines(app, text);
+    limit_lines(app, text, warnings);
+    if let Some(ms) = app.watchdog_ms {
+        let _ = writeln!(text, "WatchdogSec={}", duration(ms));
+    }
+    log_lines(app, text, warnings);
+    if app.health_check.is_some() {
+        text.push_str(
+            "# health_check is not exported: systemd has no probes (the app can use WatchdogSec=).\n",
+        );
+        warnings.push(format!(
+            "app `{name}`: field `health_check` is not exported: systemd has no health probes (the app can use the watchdog)"
+        ));
+    }
+}
+
+/// `Type=`: notify when the app tells readiness or feeds a watchdog, else simple.
+fn type_lines(app: &AppSpec, text: &mut String, warnings: &mut Vec<String>) {
+    let name = &app.name;
     let notify = app.wait_ready || app.watchdog_ms.is_some();
     let _ = writeln!(text, "Type={}", if notify { "notify" } else { "simple" });
     if notify {
@@ -147,16 +217,11 @@ fn app_units(
             ));
         }
     }
-    let argv = exec_argv(app, lookup, warnings);
-    let _ = writeln!(
-        text,
-        "ExecStart={}",
-        argv.iter()
-            .map(|a| exec_arg(a))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    let _ = writeln!(text, "WorkingDirectory={}", exec_arg(&app.cwd));
+}
+
+/// `Environment=` lines: the app's env and its instance variable (`%i` in a template).
+fn environment_lines(app: &AppSpec, unit: &Unit, text: &mut String, warnings: &mut Vec<String>) {
+    let name = &app.name;
     let mut env = app.env.clone();
     env.insert(
         app.instance_var.clone(),
@@ -184,6 +249,10 @@ fn app_units(
         };
         let _ = writeln!(text, "Environment=\"{key}={value}\"");
     }
+}
+
+/// `Restart=` and its exit codes, the restart delay, and how the app is stopped.
+fn restart_lines(app: &AppSpec, text: &mut String) {
     if app.autorestart {
         let clean_exit_is_done = app.stop_exit_codes.contains(&0);
         let _ = writeln!(
@@ -210,6 +279,11 @@ fn app_units(
     let _ = writeln!(text, "RestartSec={}", duration(app.restart_delay_ms));
     let _ = writeln!(text, "KillSignal={}", app.kill_signal);
     let _ = writeln!(text, "TimeoutStopSec={}", duration(app.kill_timeout_ms));
+}
+
+/// Resource limits and who the app runs as: memory, CPU, niceness, user and group.
+fn limit_lines(app: &AppSpec, text: &mut String, warnings: &mut Vec<String>) {
+    let name = &app.name;
     if let Some(bytes) = app.max_memory_restart {
         text.push_str("# max_memory_restart: the cgroup's hard limit; over it the kernel kills and Restart= restarts.\n");
         let _ = writeln!(text, "MemoryMax={bytes}");
@@ -229,19 +303,11 @@ fn app_units(
     if let Some(group) = &app.group {
         let _ = writeln!(text, "Group={group}");
     }
-    if let Some(ms) = app.watchdog_ms {
-        let _ = writeln!(text, "WatchdogSec={}", duration(ms));
-    }
-    log_lines(app, &mut text, warnings);
-    if app.health_check.is_some() {
-        text.push_str(
-            "# health_check is not exported: systemd has no probes (the app can use WatchdogSec=).\n",
-        );
-        warnings.push(format!(
-            "app `{name}`: field `health_check` is not exported: systemd has no health probes (the app can use the watchdog)"
-        ));
-    }
+}
 
+/// The service's `[Install]` section: started at boot by the multi-user target, or by the
+/// app's own target for a template.
+fn install_section(app: &AppSpec, unit: &Unit, text: &mut String) {
     text.push_str("\n[Install]\n");
     if !app.autostart {
         text.push_str("# autostart: false: not started at boot unless enabled by hand.\n");
@@ -251,29 +317,24 @@ fn app_units(
     } else {
         text.push_str("WantedBy=multi-user.target\n");
     }
-    export.files.push((service_name, text));
+}
 
-    if unit.template {
-        let instances: Vec<String> = (0..app.instances)
-            .map(|i| format!("{}@{i}.service", unit.base))
-            .collect();
-        let mut target = header(app);
-        target.push_str("\n[Unit]\n");
-        let _ = writeln!(
-            target,
-            "Description=Kelpie app {name} ({} instances)",
-            app.instances
-        );
-        let _ = writeln!(target, "Wants={}", instances.join(" "));
-        target.push_str("\n[Install]\nWantedBy=multi-user.target\n");
-        export.files.push((format!("{}.target", unit.base), target));
-    }
-    if let Some((socket_name, socket_text)) = socket {
-        export.files.push((socket_name, socket_text));
-    }
-    if let Some(expression) = &app.cron_restart {
-        cron_units(app, unit, expression, lookup, export);
-    }
+/// `kelpie-<name>.target`, which wants each of a template's N instances.
+fn target_unit(app: &AppSpec, unit: &Unit) -> String {
+    let instances: Vec<String> = (0..app.instances)
+        .map(|i| format!("{}@{i}.service", unit.base))
+        .collect();
+    let mut target = header(app);
+    target.push_str("\n[Unit]\n");
+    let _ = writeln!(
+        target,
+        "Description=Kelpie app {name} ({} instances)",
+        app.instances,
+        name = app.name
+    );
+    let _ = writeln!(target, "Wants={}", instances.join(" "));
+    target.push_str("\n[Install]\nWantedBy=multi-user.target\n");
+    target
 }
 
 fn header(app: &AppSpec) -> String {

@@ -7,22 +7,49 @@ use std::io::Write;
 /// Lines of stderr shown under each exit (`events --stderr` shows all that were kept).
 const DESCRIBE_STDERR_LINES: usize = 5;
 
-/// Write the description of one instance.
+/// Write the description of one instance: its settings and state as aligned rows, then its
+/// environment, log files, revision control, metrics and last exits.
 pub fn write_describe(
     out: &mut impl Write,
     p: &ProcessInfo,
     show_secrets: bool,
 ) -> std::io::Result<()> {
     let spec = &p.spec;
+    let mut rows = state_rows(p);
+    rows.extend(launch_rows(p));
+    rows.extend(policy_rows(spec));
+    rows.extend(context_rows(p));
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    writeln!(out, "Describing app `{}` (id {})", spec.name, p.pm_id)?;
+    for (key, value) in &rows {
+        writeln!(out, "  {key:<width$}  {value}")?;
+    }
+    write_env(out, spec, show_secrets)?;
+    write_log_files(out, p)?;
+    write_revision_control(out, spec)?;
+    write_metrics(out, p)?;
+    write_events(out, p)
+}
+
+/// One row of the aligned table: its key and its value.
+type Row = (&'static str, String);
+
+/// The value, or `-` when there is none.
+fn or_dash(value: Option<String>) -> String {
+    value.unwrap_or_else(|| "-".into())
+}
+
+/// The rows of what the instance is and how it runs now: identity, process, resources, health.
+fn state_rows(p: &ProcessInfo) -> Vec<Row> {
+    let spec = &p.spec;
     let state = &p.state;
-    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-    let rows: Vec<(&str, String)> = vec![
+    vec![
         ("status", state.status.as_str().into()),
         ("name", spec.name.clone()),
         ("namespace", spec.namespace.clone()),
         ("id", p.pm_id.to_string()),
         ("instance", p.instance.to_string()),
-        ("pid", opt(state.pid.map(|x| x.to_string()))),
+        ("pid", or_dash(state.pid.map(|x| x.to_string()))),
         ("restarts", state.restart_time.to_string()),
         ("last restart", last_restart(state)),
         ("unstable restarts", state.unstable_restarts.to_string()),
@@ -55,14 +82,23 @@ pub fn write_describe(
         ),
         (
             "app status",
-            opt(p
-                .status_text
-                .as_ref()
-                .map(|t| format!("{t} (STATUS= on NOTIFY_SOCKET)"))),
+            or_dash(
+                p.status_text
+                    .as_ref()
+                    .map(|t| format!("{t} (STATUS= on NOTIFY_SOCKET)")),
+            ),
         ),
+    ]
+}
+
+/// The rows of how the app is launched: script, interpreter, directory, mode, port, readiness
+/// and where its output goes.
+fn launch_rows(p: &ProcessInfo) -> Vec<Row> {
+    let spec = &p.spec;
+    vec![
         ("script path", spec.script.clone()),
         ("script args", spec.args.join(" ")),
-        ("interpreter", opt(spec.interpreter.clone())),
+        ("interpreter", or_dash(spec.interpreter.clone())),
         ("interpreter args", spec.interpreter_args.join(" ")),
         ("exec cwd", spec.cwd.clone()),
         ("exec mode", spec.exec_mode.pm2_name().into()),
@@ -81,11 +117,12 @@ pub fn write_describe(
         ("error log path", p.err_log.clone()),
         (
             "combined log path",
-            opt(p
-                .log_files
-                .iter()
-                .find(|f| f.kind == "combined")
-                .map(|f| f.path.clone())),
+            or_dash(
+                p.log_files
+                    .iter()
+                    .find(|f| f.kind == "combined")
+                    .map(|f| f.path.clone()),
+            ),
         ),
         (
             "log format",
@@ -95,13 +132,20 @@ pub fn write_describe(
                 (kelpie_core::LogType::Raw, None) => "raw".into(),
             },
         ),
+    ]
+}
+
+/// The rows of when the app is restarted and stopped: restart policy, stop signal, limits,
+/// cron, watch, health check and watchdog.
+fn policy_rows(spec: &kelpie_core::AppSpec) -> Vec<Row> {
+    vec![
         ("autorestart", spec.autorestart.to_string()),
         ("min uptime", format!("{} ms", spec.min_uptime_ms)),
         ("max restarts", spec.max_restarts.to_string()),
         ("restart delay", format!("{} ms", spec.restart_delay_ms)),
         (
             "exp backoff restart delay",
-            opt(spec.exp_backoff_restart_delay_ms.map(|d| format!("{d} ms"))),
+            or_dash(spec.exp_backoff_restart_delay_ms.map(|d| format!("{d} ms"))),
         ),
         (
             "stop exit codes",
@@ -123,17 +167,18 @@ pub fn write_describe(
         ),
         (
             "max memory restart",
-            opt(spec
-                .max_memory_restart
-                .map(|b| format!("{} (whole process tree)", bytes(b)))),
+            or_dash(
+                spec.max_memory_restart
+                    .map(|b| format!("{} (whole process tree)", bytes(b))),
+            ),
         ),
         (
             "max processes",
-            opt(spec.max_processes.map(|n| format!("{n} (cgroup pids.max)"))),
+            or_dash(spec.max_processes.map(|n| format!("{n} (cgroup pids.max)"))),
         ),
         (
             "max cpu",
-            opt(spec.max_cpu.map(|c| {
+            or_dash(spec.max_cpu.map(|c| {
                 format!(
                     "{c}% for {} (whole process tree)",
                     setting_duration(spec.max_cpu_window_ms)
@@ -142,7 +187,7 @@ pub fn write_describe(
         ),
         (
             "cron restart",
-            opt(spec.cron_restart.as_ref().map(|c| {
+            or_dash(spec.cron_restart.as_ref().map(|c| {
                 format!(
                     "`{c}` ({})",
                     spec.cron_timezone
@@ -154,21 +199,30 @@ pub fn write_describe(
         ("watch", watch(spec)),
         (
             "health check",
-            opt(spec.health_check.as_ref().map(health_check)),
+            or_dash(spec.health_check.as_ref().map(health_check)),
         ),
         (
             "watchdog",
-            opt(spec
-                .watchdog_ms
-                .map(|ms| format!("{} after the first WATCHDOG=1", setting_duration(ms)))),
+            or_dash(
+                spec.watchdog_ms
+                    .map(|ms| format!("{} after the first WATCHDOG=1", setting_duration(ms))),
+            ),
         ),
+    ]
+}
+
+/// The rows of where the app comes from and runs as: dependencies, niceness, source file,
+/// env profile, user, and the last error.
+fn context_rows(p: &ProcessInfo) -> Vec<Row> {
+    let spec = &p.spec;
+    vec![
         (
             "depends on",
-            opt(Some(spec.depends_on.join(", ")).filter(|d| !d.is_empty())),
+            or_dash(Some(spec.depends_on.join(", ")).filter(|d| !d.is_empty())),
         ),
-        ("nice", opt(spec.nice.map(|n| n.to_string()))),
-        ("ecosystem file", opt(spec.source_file.clone())),
-        ("env profile", opt(spec.env_profile.clone())),
+        ("nice", or_dash(spec.nice.map(|n| n.to_string()))),
+        ("ecosystem file", or_dash(spec.source_file.clone())),
+        ("env profile", or_dash(spec.env_profile.clone())),
         (
             "user",
             match (&spec.user, &spec.group) {
@@ -183,29 +237,38 @@ pub fn write_describe(
                 ),
             },
         ),
-        ("last error", opt(state.last_error.clone())),
-    ];
-    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    writeln!(out, "Describing app `{}` (id {})", spec.name, p.pm_id)?;
-    for (key, value) in &rows {
-        writeln!(out, "  {key:<width$}  {value}")?;
+        ("last error", or_dash(p.state.last_error.clone())),
+    ]
+}
+
+/// The environment from the config (secrets masked unless asked for); nothing when it is empty.
+fn write_env(
+    out: &mut impl Write,
+    spec: &kelpie_core::AppSpec,
+    show_secrets: bool,
+) -> std::io::Result<()> {
+    if spec.env.is_empty() {
+        return Ok(());
     }
-    if !spec.env.is_empty() {
+    writeln!(
+        out,
+        "Environment from the config (the shell environment it inherited is not shown):"
+    )?;
+    for (key, value) in super::shown_env(&spec.env, show_secrets).iter() {
+        writeln!(out, "  {key}={value}")?;
+    }
+    if !show_secrets && spec.env.keys().any(|k| super::is_secret_name(k)) {
         writeln!(
             out,
-            "Environment from the config (the shell environment it inherited is not shown):"
+            "  ({} hides the values of names with TOKEN, SECRET, PASSWORD or KEY; --show-secrets shows them)",
+            super::MASK
         )?;
-        for (key, value) in super::shown_env(&spec.env, show_secrets).iter() {
-            writeln!(out, "  {key}={value}")?;
-        }
-        if !show_secrets && spec.env.keys().any(|k| super::is_secret_name(k)) {
-            writeln!(
-                out,
-                "  ({} hides the values of names with TOKEN, SECRET, PASSWORD or KEY; --show-secrets shows them)",
-                super::MASK
-            )?;
-        }
     }
+    Ok(())
+}
+
+/// Each log file with its health and how many lines it dropped.
+fn write_log_files(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<()> {
     writeln!(out, "Log files:")?;
     if p.log_files.is_empty() {
         writeln!(out, "  none (output discarded)")?;
@@ -221,14 +284,25 @@ pub fn write_describe(
             file.kind, file.path, file.dropped_lines
         )?;
     }
-    write_revision_control(out, spec)?;
-    if !p.metrics.is_empty() {
-        writeln!(out, "Metrics (X_KELPIE_METRIC= on NOTIFY_SOCKET):")?;
-        let width = p.metrics.keys().map(String::len).max().unwrap_or(0);
-        for (name, value) in &p.metrics {
-            writeln!(out, "  {name:<width$}  {value}")?;
-        }
+    Ok(())
+}
+
+/// The metrics the app reported; nothing when it reported none.
+fn write_metrics(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<()> {
+    if p.metrics.is_empty() {
+        return Ok(());
     }
+    writeln!(out, "Metrics (X_KELPIE_METRIC= on NOTIFY_SOCKET):")?;
+    let width = p.metrics.keys().map(String::len).max().unwrap_or(0);
+    for (name, value) in &p.metrics {
+        writeln!(out, "  {name:<width$}  {value}")?;
+    }
+    Ok(())
+}
+
+/// The last exits and restarts with their cause, each with the end of its stderr.
+fn write_events(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<()> {
+    let state = &p.state;
     writeln!(
         out,
         "Events: exits and restarts, with their cause (newest last):"

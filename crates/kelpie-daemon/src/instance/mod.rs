@@ -370,144 +370,7 @@ impl Instance {
                 return;
             }
             let wake = self.next_wake(&mut rx).await;
-            match wake {
-                // The supervisor dropped this instance (`kill` clears the table right after
-                // telling each instance to shut down): finish stopping the process first, so
-                // the daemon does not exit while the app still runs and prints.
-                Wake::Msg(None) => {
-                    self.mailbox_open = false;
-                    if self.shutdown_waiter.is_none() {
-                        let (done, _) = oneshot::channel();
-                        self.shutdown_waiter = Some(done);
-                        self.feed(Input::Control(Control::Stop)).await;
-                    }
-                }
-                Wake::Msg(Some(msg)) => self.on_message(msg).await,
-                Wake::Exited(result) => {
-                    self.child = None;
-                    self.kept = None;
-                    self.health = None;
-                    self.abandon_candidate("the running process exited during the reload".into());
-                    let pid = self.state.pid;
-                    // Read beside the restart rather than before it, to not delay it. The
-                    // read is queued first and takes microseconds, where the restart's spawn
-                    // takes hundreds before the old cgroup is removed; were the cgroup gone
-                    // first, the machine's counter would still tell.
-                    let oom = match (pid, self.state.status) {
-                        (Some(_), Status::Online | Status::Launching) => {
-                            let cgroup = self.cgroup.as_ref().map(|c| c.cgroup().clone());
-                            Some(tokio::task::spawn_blocking(move || {
-                                crate::forensics::oom_evidence(cgroup.as_ref())
-                            }))
-                        }
-                        _ => None,
-                    };
-                    self.collect_stderr_tail(pid);
-                    // Metrics are live values of a running process; its status text stays
-                    // until the next process starts.
-                    if !self.published.metrics.is_empty() {
-                        self.published.metrics.clear();
-                        self.send_published();
-                    }
-                    let input = match result {
-                        Ok(status) => Input::Exited {
-                            code: status.code(),
-                            signal: status.signal().map(kelpie_sys::signal_name),
-                        },
-                        // It ended; nobody can say how.
-                        Err(e) if crate::process::status_unknown(&e) => Input::Exited {
-                            code: None,
-                            signal: None,
-                        },
-                        Err(e) => Input::Exited {
-                            code: None,
-                            signal: Some(format!("wait failed: {e}")),
-                        },
-                    };
-                    self.feed(input).await;
-                    let seen = match oom {
-                        Some(reading) => reading.await.ok(),
-                        None => None,
-                    };
-                    if let (Some(pid), Some(seen)) = (pid, seen) {
-                        if self.state.record_oom(pid, seen) {
-                            self.publish();
-                        }
-                    }
-                }
-                Wake::Timer => {
-                    self.timer = None;
-                    self.feed(Input::TimerFired).await;
-                }
-                Wake::GroupPoll => {
-                    let cgroup = self.cgroup.as_ref().map(ProcessCgroup::cgroup);
-                    let running = match self.pgid {
-                        Some(pgid) => self.group_checks.running(pgid, cgroup).await,
-                        None => false,
-                    };
-                    if !running {
-                        self.watching_group = false;
-                        self.feed(Input::GroupGone).await;
-                    }
-                }
-                Wake::Signal(ProcessSignal::Watchdog) => {
-                    if let Some(ms) = self.spec.watchdog_ms {
-                        self.watchdog_at = Some(Instant::now() + Duration::from_millis(ms));
-                    }
-                }
-                Wake::Signal(ProcessSignal::Published(line)) => self.on_published(&line),
-                Wake::Signal(ProcessSignal::Message(message)) => {
-                    let _ = self.events.send(InstanceEvent::Message {
-                        pm_id: self.pm_id,
-                        pid: self.state.pid,
-                        message,
-                    });
-                }
-                Wake::Signal(signal) => {
-                    if accepts(&self.spec, self.shares_socket(), &signal) {
-                        self.feed(Input::Ready).await;
-                    }
-                }
-                Wake::Cron => self.on_cron().await,
-                Wake::Health(report) => self.on_health(report).await,
-                Wake::WatchdogLate => {
-                    self.watchdog_at = None;
-                    let limit = self.spec.watchdog_ms.unwrap_or_default();
-                    let why = Why {
-                        cause: Cause::Watchdog,
-                        detail: format!("no WATCHDOG=1 within watchdog ({})", seconds(limit)),
-                    };
-                    self.auto_restart(why, true).await;
-                }
-                // Only the process serving the instance speaks for it on the bus.
-                Wake::CandidateSignal(ProcessSignal::Message(_)) => {}
-                Wake::CandidateSignal(ProcessSignal::Published(line)) => {
-                    // Kept with the new process: its own once it takes over.
-                    if let Some(candidate) = self.candidate.as_mut() {
-                        let _ = candidate.launched.published.apply(&line);
-                    }
-                }
-                Wake::CandidateSignal(signal) => {
-                    if accepts(&self.spec, self.shares_socket(), &signal) {
-                        self.promote_candidate().await;
-                    }
-                }
-                Wake::CandidateExited(status) => {
-                    let how = match status {
-                        Ok(status) => describe_status(status),
-                        Err(e) => format!("wait failed: {e}"),
-                    };
-                    self.abandon_candidate(format!(
-                        "the new process exited ({how}) before it was ready"
-                    ));
-                }
-                Wake::CandidateLate => {
-                    let limit = self.spec.listen_timeout_ms;
-                    self.abandon_candidate(format!(
-                        "the new process was not ready within listen_timeout ({limit} ms)"
-                    ));
-                }
-            }
+            self.on_wake(wake).await;
             if self.shutdown_waiter.is_some() && !self.state.status.has_process() {
                 break;
             }
@@ -518,6 +381,176 @@ impl Instance {
         }
         if let Some(waiter) = self.shutdown_waiter.take() {
             let _ = waiter.send(());
+        }
+    }
+
+    /// Act on what woke the task up.
+    async fn on_wake(&mut self, wake: Wake) {
+        match wake {
+            Wake::Msg(None) => self.on_mailbox_closed().await,
+            Wake::Msg(Some(msg)) => self.on_message(msg).await,
+            Wake::Exited(result) => self.on_exited(result).await,
+            Wake::Timer => {
+                self.timer = None;
+                self.feed(Input::TimerFired).await;
+            }
+            Wake::GroupPoll => self.on_group_poll().await,
+            Wake::Signal(signal) => self.on_signal(signal).await,
+            Wake::Cron => self.on_cron().await,
+            Wake::Health(report) => self.on_health(report).await,
+            Wake::WatchdogLate => self.on_watchdog_late().await,
+            Wake::CandidateSignal(signal) => self.on_candidate_signal(signal).await,
+            Wake::CandidateExited(status) => {
+                let how = match status {
+                    Ok(status) => describe_status(status),
+                    Err(e) => format!("wait failed: {e}"),
+                };
+                self.abandon_candidate(format!(
+                    "the new process exited ({how}) before it was ready"
+                ));
+            }
+            Wake::CandidateLate => {
+                let limit = self.spec.listen_timeout_ms;
+                self.abandon_candidate(format!(
+                    "the new process was not ready within listen_timeout ({limit} ms)"
+                ));
+            }
+        }
+    }
+
+    /// The supervisor dropped this instance (`kill` clears the table right after telling each
+    /// instance to shut down): finish stopping the process first, so the daemon does not exit
+    /// while the app still runs and prints.
+    async fn on_mailbox_closed(&mut self) {
+        self.mailbox_open = false;
+        if self.shutdown_waiter.is_none() {
+            let (done, _) = oneshot::channel();
+            self.shutdown_waiter = Some(done);
+            self.feed(Input::Control(Control::Stop)).await;
+        }
+    }
+
+    /// The current process exited: record how (with the end of its stderr, and whether the
+    /// kernel killed it for memory) and let the state machine decide what comes next.
+    async fn on_exited(&mut self, result: std::io::Result<std::process::ExitStatus>) {
+        self.child = None;
+        self.kept = None;
+        self.health = None;
+        self.abandon_candidate("the running process exited during the reload".into());
+        let pid = self.state.pid;
+        // Read beside the restart rather than before it, to not delay it. The read is queued
+        // first and takes microseconds, where the restart's spawn takes hundreds before the
+        // old cgroup is removed; were the cgroup gone first, the machine's counter would
+        // still tell.
+        let oom = match (pid, self.state.status) {
+            (Some(_), Status::Online | Status::Launching) => {
+                let cgroup = self.cgroup.as_ref().map(|c| c.cgroup().clone());
+                Some(tokio::task::spawn_blocking(move || {
+                    crate::forensics::oom_evidence(cgroup.as_ref())
+                }))
+            }
+            _ => None,
+        };
+        self.collect_stderr_tail(pid);
+        // Metrics are live values of a running process; its status text stays until the next
+        // process starts.
+        if !self.published.metrics.is_empty() {
+            self.published.metrics.clear();
+            self.send_published();
+        }
+        let input = match result {
+            Ok(status) => Input::Exited {
+                code: status.code(),
+                signal: status.signal().map(kelpie_sys::signal_name),
+            },
+            // It ended; nobody can say how.
+            Err(e) if crate::process::status_unknown(&e) => Input::Exited {
+                code: None,
+                signal: None,
+            },
+            Err(e) => Input::Exited {
+                code: None,
+                signal: Some(format!("wait failed: {e}")),
+            },
+        };
+        self.feed(input).await;
+        let seen = match oom {
+            Some(reading) => reading.await.ok(),
+            None => None,
+        };
+        if let (Some(pid), Some(seen)) = (pid, seen) {
+            if self.state.record_oom(pid, seen) {
+                self.publish();
+            }
+        }
+    }
+
+    /// A stopping instance looks whether its process group (and cgroup) is empty yet.
+    async fn on_group_poll(&mut self) {
+        let cgroup = self.cgroup.as_ref().map(ProcessCgroup::cgroup);
+        let running = match self.pgid {
+            Some(pgid) => self.group_checks.running(pgid, cgroup).await,
+            None => false,
+        };
+        if !running {
+            self.watching_group = false;
+            self.feed(Input::GroupGone).await;
+        }
+    }
+
+    /// The current process said something on its link: fed the watchdog, published a status
+    /// or metric, sent a message for the bus, or said it is ready.
+    async fn on_signal(&mut self, signal: ProcessSignal) {
+        match signal {
+            ProcessSignal::Watchdog => {
+                if let Some(ms) = self.spec.watchdog_ms {
+                    self.watchdog_at = Some(Instant::now() + Duration::from_millis(ms));
+                }
+            }
+            ProcessSignal::Published(line) => self.on_published(&line),
+            ProcessSignal::Message(message) => {
+                let _ = self.events.send(InstanceEvent::Message {
+                    pm_id: self.pm_id,
+                    pid: self.state.pid,
+                    message,
+                });
+            }
+            signal => {
+                if accepts(&self.spec, self.shares_socket(), &signal) {
+                    self.feed(Input::Ready).await;
+                }
+            }
+        }
+    }
+
+    /// The process stopped sending `WATCHDOG=1`: restart it.
+    async fn on_watchdog_late(&mut self) {
+        self.watchdog_at = None;
+        let limit = self.spec.watchdog_ms.unwrap_or_default();
+        let why = Why {
+            cause: Cause::Watchdog,
+            detail: format!("no WATCHDOG=1 within watchdog ({})", seconds(limit)),
+        };
+        self.auto_restart(why, true).await;
+    }
+
+    /// The reload's new process said something: what it published is kept for when it takes
+    /// over, and once it is ready it replaces the current one.
+    async fn on_candidate_signal(&mut self, signal: ProcessSignal) {
+        match signal {
+            // Only the process serving the instance speaks for it on the bus.
+            ProcessSignal::Message(_) => {}
+            ProcessSignal::Published(line) => {
+                // Kept with the new process: its own once it takes over.
+                if let Some(candidate) = self.candidate.as_mut() {
+                    let _ = candidate.launched.published.apply(&line);
+                }
+            }
+            signal => {
+                if accepts(&self.spec, self.shares_socket(), &signal) {
+                    self.promote_candidate().await;
+                }
+            }
         }
     }
 

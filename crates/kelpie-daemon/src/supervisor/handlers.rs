@@ -127,6 +127,8 @@ impl Supervisor {
         }
     }
 
+    /// `start`: plan every app first (a conflict fails the whole request, nothing started),
+    /// then carry the plans out; answered once the instances have settled.
     fn start(
         &mut self,
         apps: Vec<AppSpec>,
@@ -134,110 +136,23 @@ impl Supervisor {
         from_file: bool,
         reply: oneshot::Sender<Reply>,
     ) {
-        let apps: Vec<AppSpec> = apps
-            .into_iter()
-            .map(|spec| self.with_conf_env(spec))
-            .collect();
-        let mut plans = Vec::new();
-        let mut conflicts = self.missing_dependencies(&apps);
-        if let Some(cycle) = self.dependency_cycle(&apps) {
-            conflicts.push(format!("depends_on has a cycle: {cycle}"));
-        }
-        for spec in apps {
-            if let Err(why) = kelpie_core::check_instances(spec.instances) {
-                conflicts.push(format!("app `{}`: {why}", spec.name));
-                continue;
+        let plans = match self.plan_start(apps, force, from_file) {
+            Ok(plans) => plans,
+            Err(conflicts) => {
+                return fail(
+                    reply,
+                    ErrorKind::Conflict,
+                    format!("{}\nnothing was started", conflicts.join("\n")),
+                )
             }
-            let ids = self.ids_named(&spec.name);
-            let creates = ids.is_empty() || (force && !from_file);
-            let socket = if creates || from_file {
-                match self.open_socket(&spec) {
-                    Ok(socket) => socket,
-                    Err(e) => {
-                        conflicts.push(e);
-                        continue;
-                    }
-                }
-            } else {
-                None
-            };
-            if creates {
-                plans.push(StartPlan::Create(spec, socket));
-            } else if from_file {
-                plans.push(StartPlan::Restart(ids, spec, socket));
-            } else if ids.iter().all(|id| self.apps[id].state.status.is_down()) {
-                // `start app.js --watch` on a stopped app watches it again, as in PM2 (a stop
-                // turned watching off).
-                if !spec.watch.is_empty() {
-                    let watch = spec.watch.clone();
-                    self.change_specs(&ids, |s| s.watch = watch.clone());
-                }
-                plans.push(StartPlan::StartStopped(ids));
-            } else {
-                conflicts.push(format!(
-                    "app `{}` is already running (id {}): use `kelpie restart {}` to restart it, or `-f` to start another copy",
-                    spec.name,
-                    join_ids(&ids),
-                    spec.name
-                ));
-            }
-        }
-        if !conflicts.is_empty() {
-            return fail(
-                reply,
-                ErrorKind::Conflict,
-                format!("{}\nnothing was started", conflicts.join("\n")),
-            );
-        }
+        };
         let mut waiters = Vec::new();
         let mut outcomes = Vec::new();
         // Instances acted on by this request so far, and the starts that wait for them.
         let mut in_flight = BTreeSet::new();
         let mut gated = Gated::default();
         for plan in plans {
-            // An app registered without being started is not in flight: nothing will report.
-            let mut acts = match &plan {
-                StartPlan::Create(spec, _) => spec.autostart,
-                _ => true,
-            };
-            let outcome = match plan {
-                StartPlan::Create(spec, socket) if !spec.depends_on.is_empty() => {
-                    let run = spec.autostart;
-                    let ids = self.create(spec, socket, false, &mut waiters);
-                    if run {
-                        let done = self.after_dependencies(ids.clone(), Control::Start, &in_flight);
-                        acts = gated.add(done);
-                    }
-                    StartOutcome::Created(ids)
-                }
-                StartPlan::Create(spec, socket) => {
-                    StartOutcome::Created(self.create(spec, socket, true, &mut waiters))
-                }
-                StartPlan::Restart(ids, spec, socket) if !spec.depends_on.is_empty() => {
-                    let kept = self.update_instances(ids, spec, socket, false, &mut waiters);
-                    let done = self.after_dependencies(kept.clone(), Control::Restart, &in_flight);
-                    acts = gated.add(done);
-                    StartOutcome::Restarted(kept)
-                }
-                StartPlan::Restart(ids, spec, socket) => {
-                    StartOutcome::Restarted(self.reapply(ids, spec, socket, &mut waiters))
-                }
-                StartPlan::StartStopped(ids) => {
-                    let depends = ids
-                        .first()
-                        .and_then(|id| self.apps.get(id))
-                        .is_some_and(|e| !e.spec.depends_on.is_empty());
-                    if depends {
-                        let done = self.after_dependencies(ids.clone(), Control::Start, &in_flight);
-                        acts = gated.add(done);
-                    } else {
-                        for id in &ids {
-                            waiters.push(self.command(*id, Control::Start));
-                        }
-                    }
-                    StartOutcome::Started(ids)
-                }
-            };
+            let (outcome, acts) = self.carry_out(plan, &in_flight, &mut gated, &mut waiters);
             let (StartOutcome::Created(ids)
             | StartOutcome::Restarted(ids)
             | StartOutcome::Started(ids)) = &outcome;
@@ -257,6 +172,132 @@ impl Supervisor {
             outcomes.push(outcome);
         }
         self.finish_start_after(waiters, gated, outcomes, reply);
+    }
+
+    /// What a start does with each app (with the daemon's `conf` environment), or every
+    /// reason it cannot start them all.
+    fn plan_start(
+        &mut self,
+        apps: Vec<AppSpec>,
+        force: bool,
+        from_file: bool,
+    ) -> Result<Vec<StartPlan>, Vec<String>> {
+        let apps: Vec<AppSpec> = apps
+            .into_iter()
+            .map(|spec| self.with_conf_env(spec))
+            .collect();
+        let mut plans = Vec::new();
+        let mut conflicts = self.missing_dependencies(&apps);
+        if let Some(cycle) = self.dependency_cycle(&apps) {
+            conflicts.push(format!("depends_on has a cycle: {cycle}"));
+        }
+        for spec in apps {
+            match self.plan_app(spec, force, from_file) {
+                Ok(plan) => plans.push(plan),
+                Err(conflict) => conflicts.push(conflict),
+            }
+        }
+        if conflicts.is_empty() {
+            Ok(plans)
+        } else {
+            Err(conflicts)
+        }
+    }
+
+    /// What a start does with one app: create it (new, or `-f` for another copy), apply a
+    /// file's spec to its instances, or start its stopped instances; `Err` when it is running
+    /// already, has too many instances, or its port cannot be opened.
+    fn plan_app(
+        &mut self,
+        spec: AppSpec,
+        force: bool,
+        from_file: bool,
+    ) -> Result<StartPlan, String> {
+        if let Err(why) = kelpie_core::check_instances(spec.instances) {
+            return Err(format!("app `{}`: {why}", spec.name));
+        }
+        let ids = self.ids_named(&spec.name);
+        let creates = ids.is_empty() || (force && !from_file);
+        let socket = if creates || from_file {
+            self.open_socket(&spec)?
+        } else {
+            None
+        };
+        if creates {
+            Ok(StartPlan::Create(spec, socket))
+        } else if from_file {
+            Ok(StartPlan::Restart(ids, spec, socket))
+        } else if ids.iter().all(|id| self.apps[id].state.status.is_down()) {
+            // `start app.js --watch` on a stopped app watches it again, as in PM2 (a stop
+            // turned watching off).
+            if !spec.watch.is_empty() {
+                let watch = spec.watch.clone();
+                self.change_specs(&ids, |s| s.watch = watch.clone());
+            }
+            Ok(StartPlan::StartStopped(ids))
+        } else {
+            Err(format!(
+                "app `{}` is already running (id {}): use `kelpie restart {}` to restart it, or `-f` to start another copy",
+                spec.name,
+                join_ids(&ids),
+                spec.name
+            ))
+        }
+    }
+
+    /// Carry out one plan: create, update or start the app's instances, now or once their
+    /// dependencies are up. Gives what was done and whether instances were acted on (an app
+    /// registered without being started is not in flight: nothing will report).
+    fn carry_out(
+        &mut self,
+        plan: StartPlan,
+        in_flight: &BTreeSet<u32>,
+        gated: &mut Gated,
+        waiters: &mut Vec<oneshot::Receiver<()>>,
+    ) -> (StartOutcome, bool) {
+        let mut acts = match &plan {
+            StartPlan::Create(spec, _) => spec.autostart,
+            _ => true,
+        };
+        let outcome = match plan {
+            StartPlan::Create(spec, socket) if !spec.depends_on.is_empty() => {
+                let run = spec.autostart;
+                let ids = self.create(spec, socket, false, waiters);
+                if run {
+                    let done = self.after_dependencies(ids.clone(), Control::Start, in_flight);
+                    acts = gated.add(done);
+                }
+                StartOutcome::Created(ids)
+            }
+            StartPlan::Create(spec, socket) => {
+                StartOutcome::Created(self.create(spec, socket, true, waiters))
+            }
+            StartPlan::Restart(ids, spec, socket) if !spec.depends_on.is_empty() => {
+                let kept = self.update_instances(ids, spec, socket, false, waiters);
+                let done = self.after_dependencies(kept.clone(), Control::Restart, in_flight);
+                acts = gated.add(done);
+                StartOutcome::Restarted(kept)
+            }
+            StartPlan::Restart(ids, spec, socket) => {
+                StartOutcome::Restarted(self.reapply(ids, spec, socket, waiters))
+            }
+            StartPlan::StartStopped(ids) => {
+                let depends = ids
+                    .first()
+                    .and_then(|id| self.apps.get(id))
+                    .is_some_and(|e| !e.spec.depends_on.is_empty());
+                if depends {
+                    let done = self.after_dependencies(ids.clone(), Control::Start, in_flight);
+                    acts = gated.add(done);
+                } else {
+                    for id in &ids {
+                        waiters.push(self.command(*id, Control::Start));
+                    }
+                }
+                StartOutcome::Started(ids)
+            }
+        };
+        (outcome, acts)
     }
 
     /// Apps of `apps` that depend on an app that is neither among them nor registered.

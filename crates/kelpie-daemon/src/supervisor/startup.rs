@@ -43,19 +43,57 @@ pub async fn run(
         DaemonError::io("cannot keep a second descriptor of", &home.socket(), source)
     })?;
     let pid_file = write_pid_file(&home).await;
+    let (mut supervisor, inboxes, foreground_apps) =
+        start_supervisor(&home, control, foreground, &mut resumed).await?;
+    match foreground_apps {
+        // The runtime's apps are the ones it was given: a state.json in its home (a daemon's,
+        // or a runtime's killed with -9) is neither restored nor overwritten.
+        Some(apps) => supervisor.start_foreground_apps(apps),
+        None => resumed = restore_state(&mut supervisor, resumed).await,
+    }
+    if let Some(resumed) = resumed {
+        supervisor.report_resumed(resumed);
+    }
+    if options.resurrect_if_empty && supervisor.apps.is_empty() {
+        resurrect_at_start(&supervisor.commands);
+    }
+    crate::daemon_log!(
+        "daemon v{} started (pid {}) for {}",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        home.root().display()
+    );
+    serve_until_exit(supervisor, inboxes, listener, &home, &pid_file).await
+}
+
+/// The receiving ends of the supervisor's channels, for [`Supervisor::run`].
+struct Inboxes {
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::UnboundedReceiver<crate::instance::InstanceEvent>,
+    readings: mpsc::UnboundedReceiver<Vec<crate::monitor::Reading>>,
+}
+
+/// Start the services the supervisor uses (persister, log pipeline, cgroups, web server,
+/// resource monitor) and the supervisor itself, with no app yet. Gives the apps a runtime
+/// (`foreground`) was given to start, if it was.
+async fn start_supervisor(
+    home: &Home,
+    control: std::os::fd::OwnedFd,
+    foreground: Option<ForegroundSetup>,
+    resumed: &mut Option<update::Resumed>,
+) -> Result<(Supervisor, Inboxes, Option<Vec<kelpie_core::AppSpec>>), DaemonError> {
     let persister = Persister::start(home.clone())
         .map_err(|source| DaemonError::io("cannot start the persister for", home.root(), source))?;
-    let settings = read_settings(&home).await;
+    let settings = read_settings(home).await;
     let conf_home = home.clone();
     let conf = tokio::task::spawn_blocking(move || persist::load_conf(&conf_home))
         .await
         .unwrap_or_default();
     let toml_logs = settings.logs;
-    let log_service =
-        start_logs(&home, conf::rotation(&home, &conf, toml_logs), &foreground).await?;
+    let log_service = start_logs(home, conf::rotation(home, &conf, toml_logs), &foreground).await?;
     let (foreground_mode, foreground_apps) = match foreground {
         Some(setup) => {
-            let (mode, apps) = start_foreground(&home, &log_service, setup)?;
+            let (mode, apps) = start_foreground(home, &log_service, setup)?;
             (Some(mode), Some(apps))
         }
         None => (None, None),
@@ -77,20 +115,20 @@ pub async fn run(
         .map_err(|source| {
             DaemonError::io("cannot start the resource monitor for", home.root(), source)
         })?;
-    let mut supervisor = Supervisor {
+    let supervisor = Supervisor {
         home: home.clone(),
         apps: BTreeMap::new(),
         next_id: 0,
         events: events_tx,
-        commands: commands_tx.clone(),
+        commands: commands_tx,
         persister,
         persist_at: None,
         exiting: false,
         exit_now: None,
         monitor,
-        cgroups: cgroups.clone(),
+        cgroups,
         username: kelpie_sys::username(kelpie_sys::current_uid()),
-        logs: log_service.clone(),
+        logs: log_service,
         sockets: BTreeMap::new(),
         ports: Arc::default(),
         pending: Vec::new(),
@@ -106,34 +144,37 @@ pub async fn run(
         toml_logs,
         bus: crate::bus::Bus::default(),
     };
-    match foreground_apps {
-        // The runtime's apps are the ones it was given: a state.json in its home (a daemon's,
-        // or a runtime's killed with -9) is neither restored nor overwritten.
-        Some(apps) => supervisor.start_foreground_apps(apps),
-        None => resumed = restore_state(&mut supervisor, resumed).await,
-    }
-    if let Some(resumed) = resumed {
-        supervisor.report_resumed(resumed);
-    }
-    if options.resurrect_if_empty && supervisor.apps.is_empty() {
-        resurrect_at_start(&commands_tx);
-    }
-    crate::daemon_log!(
-        "daemon v{} started (pid {}) for {}",
-        env!("CARGO_PKG_VERSION"),
-        std::process::id(),
-        home.root().display()
-    );
+    let inboxes = Inboxes {
+        commands: commands_rx,
+        events: events_rx,
+        readings: readings_rx,
+    };
+    Ok((supervisor, inboxes, foreground_apps))
+}
+
+/// Serve the control socket and supervise until told to exit; then write the last output,
+/// let the keeper go, and remove the daemon's cgroups and files. Returns the code to exit
+/// with.
+async fn serve_until_exit(
+    mut supervisor: Supervisor,
+    inboxes: Inboxes,
+    listener: UnixListener,
+    home: &Home,
+    pid_file: &std::path::Path,
+) -> Result<u8, DaemonError> {
     let server = tokio::spawn(server::serve(
         listener,
         home.clone(),
         server::Services {
-            commands: commands_tx,
-            logs: log_service,
+            commands: supervisor.commands.clone(),
+            logs: supervisor.logs.clone(),
             bus: supervisor.bus.clone(),
         },
     ));
-    let result = supervisor.run(commands_rx, events_rx, readings_rx).await;
+    let cgroups = supervisor.cgroups.clone();
+    let result = supervisor
+        .run(inboxes.commands, inboxes.events, inboxes.readings)
+        .await;
     // The apps are stopped: write what they printed while stopping before exiting. The socket
     // still accepts meanwhile, so a `kill` that waits for it to go waits for this too.
     supervisor.logs.finish(LOGS_AT_EXIT).await;
@@ -142,7 +183,7 @@ pub async fn run(
     crate::keeper::dismiss().await;
     let _ = tokio::task::spawn_blocking(move || cgroups.finish()).await;
     server.abort();
-    remove_own_files(&home, &pid_file);
+    remove_own_files(home, pid_file);
     crate::daemon_log!("daemon exited");
     result?;
     Ok(supervisor.foreground.as_ref().map_or(0, |f| f.exit_code))

@@ -200,6 +200,55 @@ impl Supervisor {
         while let Ok(event) = events.try_recv() {
             self.on_event(event);
         }
+        let handed = self.take_instances().await?;
+        let handed = self.take_pipes(handed).await?;
+        let parts = match self.write_for_handoff().await {
+            Ok(parts) => parts,
+            Err(why) => {
+                self.resume_instances(handed);
+                self.update = None;
+                update::report_later(&self.home, Err(format!("not updated: {why}")));
+                return Ok(());
+            }
+        };
+        // A stop asked for meanwhile wins over the update.
+        if let Some(stop) = signals.stop_pending() {
+            self.resume_instances(handed);
+            self.update = None;
+            update::report_later(
+                &self.home,
+                Err(format!("not updated: the daemon received {stop}")),
+            );
+            self.begin_shutdown(stop, None);
+            return Ok(());
+        }
+        let handoff = self.handoff(parts, handed);
+        crate::daemon_log!(
+            "update: handing {} running processes over to {}",
+            handoff.processes.len(),
+            program.display()
+        );
+        // The exec passes everything on by itself; a keeper left running would read the pipes.
+        crate::keeper::dismiss().await;
+        let (handoff, error) = handoff.exec(&self.home, &program);
+        // Still this program: take everything back.
+        crate::keeper::restart();
+        self.take_back(handoff);
+        self.update = None;
+        update::report_later(
+            &self.home,
+            Err(format!(
+                "not updated: cannot execute {}: {error}; the daemon goes on with v{}",
+                program.display(),
+                env!("CARGO_PKG_VERSION")
+            )),
+        );
+        Ok(())
+    }
+
+    /// Every instance task hands over its state and process, and ends; `Err` when one refused
+    /// (the others then go on).
+    async fn take_instances(&mut self) -> Result<BTreeMap<u32, Inherited>, String> {
         let asked: Vec<(u32, oneshot::Receiver<_>)> = self
             .apps
             .iter()
@@ -242,57 +291,55 @@ impl Supervisor {
             self.resume_instances(handed);
             return Err(why);
         }
-        let pipes = match self.logs.take_pipes(PIPES_WITHIN).await {
-            Ok(pipes) => pipes,
-            Err(returned) => {
-                // A reader still holds its pipe: going on would close it under its app.
-                for pipe in returned {
-                    if let Some(entry) = handed.get_mut(&pipe.pm_id) {
-                        entry.pipes.push(pipe);
-                    }
-                }
-                self.resume_instances(handed);
-                return Err("the log readers did not give their pipes back in time".into());
-            }
+        Ok(handed)
+    }
+
+    /// The log readers give back the output pipes, each added to what its instance handed
+    /// over. If one did not in time, the instances go on at once, in this program, with the
+    /// pipes that came back.
+    async fn take_pipes(
+        &mut self,
+        mut handed: BTreeMap<u32, Inherited>,
+    ) -> Result<BTreeMap<u32, Inherited>, String> {
+        let (pipes, complete) = match self.logs.take_pipes(PIPES_WITHIN).await {
+            Ok(pipes) => (pipes, true),
+            // A reader still holds its pipe: going on would close it under its app.
+            Err(returned) => (returned, false),
         };
         for pipe in pipes {
             if let Some(entry) = handed.get_mut(&pipe.pm_id) {
                 entry.pipes.push(pipe);
             }
         }
+        if !complete {
+            self.resume_instances(handed);
+            return Err("the log readers did not give their pipes back in time".into());
+        }
+        Ok(handed)
+    }
+
+    /// Write the state (waiting until it is on disk) and take second descriptors of the
+    /// sockets to pass on; `Err` says which failed.
+    async fn write_for_handoff(&mut self) -> Result<HandoffSockets, String> {
         let (ack, written) = oneshot::channel();
         self.persist(Some(ack));
         let saved = written.await;
-        let parts = match (saved, self.handoff_parts()) {
+        match (saved, self.handoff_parts()) {
             (Ok(Ok(_)), Ok(parts)) => Ok(parts),
             (Ok(Err(e)), _) => Err(format!("the state could not be written: {e}")),
             (_, Err(e)) => Err(format!("cannot pass on the sockets: {e}")),
             (Err(_), _) => Err("the state could not be written".to_string()),
-        };
+        }
+    }
+
+    /// What the next program gets: the sockets, the cgroups, and what the instances and log
+    /// readers handed over.
+    fn handoff(&self, parts: HandoffSockets, handed: BTreeMap<u32, Inherited>) -> Handoff {
         let HandoffSockets {
             control,
             sockets,
             claimed,
-        } = match parts {
-            Ok(parts) => parts,
-            Err(why) => {
-                self.resume_instances(handed);
-                self.update = None;
-                update::report_later(&self.home, Err(format!("not updated: {why}")));
-                return Ok(());
-            }
-        };
-        // A stop asked for meanwhile wins over the update.
-        if let Some(stop) = signals.stop_pending() {
-            self.resume_instances(handed);
-            self.update = None;
-            update::report_later(
-                &self.home,
-                Err(format!("not updated: the daemon received {stop}")),
-            );
-            self.begin_shutdown(stop, None);
-            return Ok(());
-        }
+        } = parts;
         let mut handoff = Handoff {
             from_version: update::daemon_hello().version,
             mono_ms: crate::clock::now().mono_ms,
@@ -313,16 +360,12 @@ impl Supervisor {
             }
             handoff.pipes.extend(parts.pipes);
         }
-        crate::daemon_log!(
-            "update: handing {} running processes over to {}",
-            handoff.processes.len(),
-            program.display()
-        );
-        // The exec passes everything on by itself; a keeper left running would read the pipes.
-        crate::keeper::dismiss().await;
-        let (handoff, error) = handoff.exec(&self.home, &program);
-        // Still this program: take everything back.
-        crate::keeper::restart();
+        handoff
+    }
+
+    /// The exec failed: new instance tasks go on with the processes, pending restarts and
+    /// pipes of the hand-off that came back.
+    fn take_back(&mut self, handoff: Handoff) {
         let mut handed: BTreeMap<u32, Inherited> = self
             .apps
             .keys()
@@ -338,16 +381,6 @@ impl Supervisor {
             handed.entry(pipe.pm_id).or_default().pipes.push(pipe);
         }
         self.resume_instances(handed);
-        self.update = None;
-        update::report_later(
-            &self.home,
-            Err(format!(
-                "not updated: cannot execute {}: {error}; the daemon goes on with v{}",
-                program.display(),
-                env!("CARGO_PKG_VERSION")
-            )),
-        );
-        Ok(())
     }
 
     /// Second descriptors of the control socket and of every app's listening sockets.

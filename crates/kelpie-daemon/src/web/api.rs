@@ -35,29 +35,8 @@ pub async fn handle(shared: &Arc<Shared>, request: HttpRequest<Incoming>) -> Htt
         return refused;
     }
     // The page and the API's description hold no data: the page asks for the token itself.
-    match (request.method(), path.as_str()) {
-        (&Method::GET, "/") => {
-            let mut page = respond(
-                200,
-                "text/html; charset=utf-8",
-                Bytes::from_static(PAGE.as_bytes()),
-            );
-            if let Ok(csp) = hyper::header::HeaderValue::from_str(
-                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-            ) {
-                page.headers_mut()
-                    .insert(hyper::header::CONTENT_SECURITY_POLICY, csp);
-            }
-            return page;
-        }
-        (&Method::GET, "/openapi.json") => {
-            return respond(
-                200,
-                "application/json",
-                Bytes::from_static(OPENAPI.as_bytes()),
-            );
-        }
-        _ => {}
+    if let Some(public) = public_document(request.method(), &path) {
+        return public;
     }
     if let Some(refused) = check_token(shared, &request) {
         return refused;
@@ -81,85 +60,10 @@ pub async fn handle(shared: &Arc<Shared>, request: HttpRequest<Incoming>) -> Htt
         (&Method::GET, ["api", "processes"]) => call(shared, Request::List).await,
         (&Method::GET, ["api", "processes", target]) => describe(shared, target).await,
         (&Method::POST, ["api", "processes", target, action]) => {
-            let body = match read_json(request).await {
-                Ok(body) => body,
-                Err(refused) => return refused,
-            };
-            let targets = vec![Target::parse(target)];
-            let request = match *action {
-                "stop" => Request::Stop { targets },
-                "restart" => Request::Restart {
-                    targets,
-                    update_env: None,
-                },
-                "reload" => match body.get("parallel").map(serde_json::Value::as_u64) {
-                    None => Request::Reload {
-                        targets,
-                        apps: Vec::new(),
-                        update_env: None,
-                        parallel: 1,
-                    },
-                    Some(Some(n)) if (1..=u32::MAX as u64).contains(&n) => Request::Reload {
-                        targets,
-                        apps: Vec::new(),
-                        update_env: None,
-                        parallel: n as u32,
-                    },
-                    Some(_) => {
-                        return error(400, "Invalid", "`parallel` must be a whole number ≥ 1")
-                    }
-                },
-                "reset" => Request::Reset { targets },
-                "delete" => Request::Delete { targets },
-                _ => return not_found(&path),
-            };
-            call(shared, request).await
+            process_action(shared, request, target, action, &path).await
         }
-        (&Method::POST, ["api", "apps", name, "scale"]) => {
-            let body = match read_json(request).await {
-                Ok(body) => body,
-                Err(refused) => return refused,
-            };
-            let count = match body.get("count") {
-                Some(serde_json::Value::String(text)) => ScaleCount::parse(text),
-                Some(serde_json::Value::Number(n)) => n
-                    .as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .map(ScaleCount::To)
-                    .ok_or_else(|| format!("expected N, +N or -N instances, got {n}")),
-                _ => Err("the body must be {\"count\": \"N\" | \"+N\" | \"-N\"}".to_string()),
-            }
-            .and_then(|count| match count {
-                ScaleCount::To(n) | ScaleCount::Up(n) | ScaleCount::Down(n) => {
-                    kelpie_core::check_instances(n).map(|()| count)
-                }
-            });
-            match count {
-                Ok(count) => {
-                    call(
-                        shared,
-                        Request::Scale {
-                            name: name.to_string(),
-                            count,
-                        },
-                    )
-                    .await
-                }
-                Err(message) => error(400, "Invalid", &message),
-            }
-        }
-        (&Method::POST, ["api", "save"]) => {
-            let body = match read_json(request).await {
-                Ok(body) => body,
-                Err(refused) => return refused,
-            };
-            let force = match body.get("force") {
-                None => false,
-                Some(serde_json::Value::Bool(force)) => *force,
-                Some(_) => return error(400, "Invalid", "`force` must be true or false"),
-            };
-            call(shared, Request::Save { force }).await
-        }
+        (&Method::POST, ["api", "apps", name, "scale"]) => scale(shared, request, name).await,
+        (&Method::POST, ["api", "save"]) => save(shared, request).await,
         (&Method::GET, ["api", "logs"]) => match query.logs_request(false, 100) {
             Ok(request) => recent_logs(shared, request).await,
             Err(message) => error(400, "Invalid", &message),
@@ -175,6 +79,125 @@ pub async fn handle(shared: &Arc<Shared>, request: HttpRequest<Incoming>) -> Htt
         }
         _ => not_found(&path),
     }
+}
+
+/// The page (with its content security policy) and the API's description, which anyone may
+/// read; `None` for any other request.
+fn public_document(method: &Method, path: &str) -> Option<HttpResponse> {
+    match (method, path) {
+        (&Method::GET, "/") => {
+            let mut page = respond(
+                200,
+                "text/html; charset=utf-8",
+                Bytes::from_static(PAGE.as_bytes()),
+            );
+            if let Ok(csp) = hyper::header::HeaderValue::from_str(
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+            ) {
+                page.headers_mut()
+                    .insert(hyper::header::CONTENT_SECURITY_POLICY, csp);
+            }
+            Some(page)
+        }
+        (&Method::GET, "/openapi.json") => Some(respond(
+            200,
+            "application/json",
+            Bytes::from_static(OPENAPI.as_bytes()),
+        )),
+        _ => None,
+    }
+}
+
+/// `POST /api/processes/<target>/<action>`: stop, restart, reload (`parallel` in the body),
+/// reset or delete the target.
+async fn process_action(
+    shared: &Shared,
+    request: HttpRequest<Incoming>,
+    target: &str,
+    action: &str,
+    path: &str,
+) -> HttpResponse {
+    let body = match read_json(request).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let targets = vec![Target::parse(target)];
+    let request = match action {
+        "stop" => Request::Stop { targets },
+        "restart" => Request::Restart {
+            targets,
+            update_env: None,
+        },
+        "reload" => match body.get("parallel").map(serde_json::Value::as_u64) {
+            None => Request::Reload {
+                targets,
+                apps: Vec::new(),
+                update_env: None,
+                parallel: 1,
+            },
+            Some(Some(n)) if (1..=u32::MAX as u64).contains(&n) => Request::Reload {
+                targets,
+                apps: Vec::new(),
+                update_env: None,
+                parallel: n as u32,
+            },
+            Some(_) => return error(400, "Invalid", "`parallel` must be a whole number ≥ 1"),
+        },
+        "reset" => Request::Reset { targets },
+        "delete" => Request::Delete { targets },
+        _ => return not_found(path),
+    };
+    call(shared, request).await
+}
+
+/// `POST /api/apps/<name>/scale`: set, add or remove instances (`count` in the body: `N`,
+/// `+N`, `-N` or a number).
+async fn scale(shared: &Shared, request: HttpRequest<Incoming>, name: &str) -> HttpResponse {
+    let body = match read_json(request).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let count = match body.get("count") {
+        Some(serde_json::Value::String(text)) => ScaleCount::parse(text),
+        Some(serde_json::Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(ScaleCount::To)
+            .ok_or_else(|| format!("expected N, +N or -N instances, got {n}")),
+        _ => Err("the body must be {\"count\": \"N\" | \"+N\" | \"-N\"}".to_string()),
+    }
+    .and_then(|count| match count {
+        ScaleCount::To(n) | ScaleCount::Up(n) | ScaleCount::Down(n) => {
+            kelpie_core::check_instances(n).map(|()| count)
+        }
+    });
+    match count {
+        Ok(count) => {
+            call(
+                shared,
+                Request::Scale {
+                    name: name.to_string(),
+                    count,
+                },
+            )
+            .await
+        }
+        Err(message) => error(400, "Invalid", &message),
+    }
+}
+
+/// `POST /api/save`: save the process list (`force` in the body).
+async fn save(shared: &Shared, request: HttpRequest<Incoming>) -> HttpResponse {
+    let body = match read_json(request).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let force = match body.get("force") {
+        None => false,
+        Some(serde_json::Value::Bool(force)) => *force,
+        Some(_) => return error(400, "Invalid", "`force` must be true or false"),
+    };
+    call(shared, Request::Save { force }).await
 }
 
 fn not_found(path: &str) -> HttpResponse {

@@ -101,6 +101,10 @@ fn number(value: f64) -> String {
     }
 }
 
+/// An instance and the labels that name it in every per-instance family (app, namespace,
+/// pm_id).
+type Named<'a> = (&'a InstanceMetrics, [(&'static str, &'a str); 3]);
+
 /// The whole exposition.
 pub fn render(
     instances: &[InstanceMetrics],
@@ -109,14 +113,35 @@ pub fn render(
 ) -> String {
     let mut text = String::new();
     let ids: Vec<String> = instances.iter().map(|m| m.info.pm_id.to_string()).collect();
-    let labels = |i: usize| -> [(&str, &str); 3] {
-        let info = &instances[i].info;
-        [
-            ("app", info.spec.name.as_str()),
-            ("namespace", info.spec.namespace.as_str()),
-            ("pm_id", ids[i].as_str()),
-        ]
-    };
+    let named: Vec<Named> = instances
+        .iter()
+        .zip(&ids)
+        .map(|(m, id)| {
+            let info = &m.info;
+            (
+                m,
+                [
+                    ("app", info.spec.name.as_str()),
+                    ("namespace", info.spec.namespace.as_str()),
+                    ("pm_id", id.as_str()),
+                ],
+            )
+        })
+        .collect();
+    plain_families(&mut text, &named);
+    status_family(&mut text, &named);
+    memory_limit_family(&mut text, &named);
+    healthy_family(&mut text, &named);
+    log_lines_family(&mut text, &named, lines);
+    dropped_lines_family(&mut text, &named);
+    app_metric_family(&mut text, &named);
+    daemon_families(&mut text, daemon);
+    text
+}
+
+/// The per-instance families with one sample per instance and no label of their own: up,
+/// restarts, CPU, memory, processes, uptime and health-check failures.
+fn plain_families(text: &mut String, named: &[Named]) {
     type Value = fn(&InstanceMetrics) -> f64;
     let per_instance: [(&str, &str, &str, Value); 7] = [
         (
@@ -163,116 +188,129 @@ pub fn render(
         ),
     ];
     for (name, kind, help, value) in per_instance {
-        let mut family = Family::new(&mut text, name, kind, help);
-        for (i, m) in instances.iter().enumerate() {
-            family.sample(name, &labels(i), value(m));
+        let mut family = Family::new(text, name, kind, help);
+        for (m, labels) in named {
+            family.sample(name, labels, value(m));
         }
     }
-    {
-        // The status as `kelpie list` spells it, so that an alert can tell an instance that is
-        // down on purpose (`stopped`) from one that should run (`errored`, `waiting restart`).
-        let name = "kelpie_status";
-        let mut family = Family::new(
-            &mut text,
-            name,
-            "gauge",
-            "The instance's status as `kelpie list` shows it (online, stopped, errored, waiting restart, launching, stopping), in the label `status`; always 1.",
-        );
-        for (i, m) in instances.iter().enumerate() {
-            let [app, namespace, pm_id] = labels(i);
-            let status = ("status", m.info.state.status.as_str());
-            family.sample(name, &[app, namespace, pm_id, status], 1.0);
+}
+
+/// `kelpie_status`: the status as `kelpie list` spells it, so that an alert can tell an
+/// instance that is down on purpose (`stopped`) from one that should run (`errored`, `waiting
+/// restart`).
+fn status_family(text: &mut String, named: &[Named]) {
+    let name = "kelpie_status";
+    let mut family = Family::new(
+        text,
+        name,
+        "gauge",
+        "The instance's status as `kelpie list` shows it (online, stopped, errored, waiting restart, launching, stopping), in the label `status`; always 1.",
+    );
+    for (m, [app, namespace, pm_id]) in named {
+        let status = ("status", m.info.state.status.as_str());
+        family.sample(name, &[*app, *namespace, *pm_id, status], 1.0);
+    }
+}
+
+/// `kelpie_memory_limit_bytes`: each `max_memory_restart`, for the instances that have one.
+fn memory_limit_family(text: &mut String, named: &[Named]) {
+    let name = "kelpie_memory_limit_bytes";
+    let mut family = Family::new(
+        text,
+        name,
+        "gauge",
+        "The instance's max_memory_restart, in bytes: it is restarted when kelpie_memory_bytes goes over it. Only instances that have one.",
+    );
+    for (m, labels) in named {
+        if let Some(limit) = m.info.spec.max_memory_restart {
+            family.sample(name, labels, limit as f64);
         }
     }
-    {
-        let name = "kelpie_memory_limit_bytes";
-        let mut family = Family::new(
-            &mut text,
-            name,
-            "gauge",
-            "The instance's max_memory_restart, in bytes: it is restarted when kelpie_memory_bytes goes over it. Only instances that have one.",
-        );
-        for (i, m) in instances.iter().enumerate() {
-            if let Some(limit) = m.info.spec.max_memory_restart {
-                family.sample(name, &labels(i), limit as f64);
-            }
+}
+
+/// `kelpie_healthy`: the last health check's result, for instances with a health check and
+/// a running process.
+fn healthy_family(text: &mut String, named: &[Named]) {
+    let name = "kelpie_healthy";
+    let mut family = Family::new(
+        text,
+        name,
+        "gauge",
+        "Whether the instance's last health check passed (1) or not (0: failed, or none passed yet since its process started). Only instances with a health check and a running process.",
+    );
+    for (m, labels) in named {
+        if let Some(health) = m.info.state.health {
+            let healthy = health == kelpie_core::Health::Healthy;
+            family.sample(name, labels, f64::from(u8::from(healthy)));
         }
     }
-    {
-        let name = "kelpie_healthy";
-        let mut family = Family::new(
-            &mut text,
-            name,
-            "gauge",
-            "Whether the instance's last health check passed (1) or not (0: failed, or none passed yet since its process started). Only instances with a health check and a running process.",
-        );
-        for (i, m) in instances.iter().enumerate() {
-            if let Some(health) = m.info.state.health {
-                let healthy = health == kelpie_core::Health::Healthy;
-                family.sample(name, &labels(i), f64::from(u8::from(healthy)));
-            }
+}
+
+/// `kelpie_log_lines_total`: the lines each instance printed, by stream.
+fn log_lines_family(text: &mut String, named: &[Named], lines: &HashMap<u32, (u64, u64)>) {
+    let name = "kelpie_log_lines_total";
+    let mut family = Family::new(
+        text,
+        name,
+        "counter",
+        "Lines the instance printed, by stream (out, err), since its id was given or the daemon started.",
+    );
+    for (m, [app, namespace, pm_id]) in named {
+        let (out, err) = lines.get(&m.info.pm_id).copied().unwrap_or_default();
+        for (stream, count) in [("out", out), ("err", err)] {
+            family.sample(
+                name,
+                &[*app, *namespace, *pm_id, ("stream", stream)],
+                count as f64,
+            );
         }
     }
-    {
-        let name = "kelpie_log_lines_total";
-        let mut family = Family::new(
-            &mut text,
-            name,
-            "counter",
-            "Lines the instance printed, by stream (out, err), since its id was given or the daemon started.",
-        );
-        for (i, m) in instances.iter().enumerate() {
-            let (out, err) = lines.get(&m.info.pm_id).copied().unwrap_or_default();
-            let [app, namespace, pm_id] = labels(i);
-            for (stream, count) in [("out", out), ("err", err)] {
-                family.sample(
-                    name,
-                    &[app, namespace, pm_id, ("stream", stream)],
-                    count as f64,
-                );
-            }
+}
+
+/// `kelpie_log_dropped_lines_total`: the lines that never reached each log file.
+fn dropped_lines_family(text: &mut String, named: &[Named]) {
+    let name = "kelpie_log_dropped_lines_total";
+    let mut family = Family::new(
+        text,
+        name,
+        "counter",
+        "Lines that never reached the instance's log file (writer behind, disk full, unwritable), by file (out, err, combined). A file shared by several instances is counted in each.",
+    );
+    for (m, [app, namespace, pm_id]) in named {
+        for file in &m.info.log_files {
+            family.sample(
+                name,
+                &[*app, *namespace, *pm_id, ("file", file.kind.as_str())],
+                file.dropped_lines as f64,
+            );
         }
     }
-    {
-        let name = "kelpie_log_dropped_lines_total";
-        let mut family = Family::new(
-            &mut text,
-            name,
-            "counter",
-            "Lines that never reached the instance's log file (writer behind, disk full, unwritable), by file (out, err, combined). A file shared by several instances is counted in each.",
-        );
-        for (i, m) in instances.iter().enumerate() {
-            let [app, namespace, pm_id] = labels(i);
-            for file in &m.info.log_files {
-                family.sample(
-                    name,
-                    &[app, namespace, pm_id, ("file", file.kind.as_str())],
-                    file.dropped_lines as f64,
-                );
-            }
+}
+
+/// `kelpie_app_metric`: what the apps publish themselves (`X_KELPIE_METRIC=<name>=<number>` on
+/// their notify socket): one gauge family, the app's name for it in a label, so no app can
+/// make up (or clash with) a metric name of Kelpie's.
+fn app_metric_family(text: &mut String, named: &[Named]) {
+    let name = "kelpie_app_metric";
+    let mut family = Family::new(
+        text,
+        name,
+        "gauge",
+        "A value the instance's process published on its notify socket (X_KELPIE_METRIC=<name>=<number>), by its name.",
+    );
+    for (m, [app, namespace, pm_id]) in named {
+        for (metric, value) in &m.info.metrics {
+            family.sample(name, &[*app, *namespace, *pm_id, ("name", metric)], *value);
         }
     }
-    {
-        // What the apps publish themselves (`X_KELPIE_METRIC=<name>=<number>` on their notify
-        // socket): one gauge family, the app's name for it in a label, so no app can make up
-        // (or clash with) a metric name of Kelpie's.
-        let name = "kelpie_app_metric";
-        let mut family = Family::new(
-            &mut text,
-            name,
-            "gauge",
-            "A value the instance's process published on its notify socket (X_KELPIE_METRIC=<name>=<number>), by its name.",
-        );
-        for (i, m) in instances.iter().enumerate() {
-            let [app, namespace, pm_id] = labels(i);
-            for (metric, value) in &m.info.metrics {
-                family.sample(name, &[app, namespace, pm_id, ("name", metric)], *value);
-            }
-        }
-    }
+}
+
+/// The daemon's own families: its version, CPU and memory (when /proc could be read) and
+/// uptime.
+fn daemon_families(text: &mut String, daemon: &DaemonSample) {
     let version = env!("CARGO_PKG_VERSION");
     Family::new(
-        &mut text,
+        text,
         "kelpie_daemon_info",
         "gauge",
         "The daemon's version (always 1).",
@@ -280,7 +318,7 @@ pub fn render(
     .sample("kelpie_daemon_info", &[("version", version)], 1.0);
     if let Some(cpu) = daemon.cpu_seconds {
         Family::new(
-            &mut text,
+            text,
             "kelpie_daemon_cpu_seconds_total",
             "counter",
             "CPU time used by the daemon itself, in seconds.",
@@ -289,7 +327,7 @@ pub fn render(
     }
     if let Some(memory) = daemon.memory_bytes {
         Family::new(
-            &mut text,
+            text,
             "kelpie_daemon_memory_bytes",
             "gauge",
             "Resident memory of the daemon itself, in bytes.",
@@ -297,13 +335,12 @@ pub fn render(
         .sample("kelpie_daemon_memory_bytes", &[], memory as f64);
     }
     Family::new(
-        &mut text,
+        text,
         "kelpie_daemon_uptime_seconds",
         "gauge",
         "How long the daemon has run, in seconds.",
     )
     .sample("kelpie_daemon_uptime_seconds", &[], daemon.uptime_seconds);
-    text
 }
 
 #[cfg(test)]

@@ -155,6 +155,16 @@ fn parse(args: &[String]) -> Options {
     o
 }
 
+fn append(path: &str, line: &str) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
 /// `--ignore-signals`: SIGINT, SIGTERM, SIGHUP and SIGQUIT no longer end this process. Each
 /// gets signal-hook's handler that only sets a flag (read by nobody), which needs no unsafe,
 /// unlike SIG_IGN. An exec resets handlers (SIG_IGN it kept), so the copies of itself this
@@ -166,16 +176,6 @@ fn ignore_stop_signals() {
         if let Err(e) = signal_hook::flag::register(signal, std::sync::Arc::clone(&caught)) {
             eprintln!("fake-app: cannot catch signal {signal}: {e}");
         }
-    }
-}
-
-fn append(path: &str, line: &str) {
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
-        let _ = writeln!(f, "{line}");
     }
 }
 
@@ -195,28 +195,82 @@ fn main() {
         ignore_stop_signals();
     }
     if let Some(life) = o.orphan_parent {
-        // Start the grandchild and leave it behind: it is an orphan as soon as we exit.
-        let exe = std::env::current_exe().unwrap_or_else(|_| "fake-app".into());
-        let life = life.to_string();
-        let mut args = vec!["--quiet", "--exit-after", &life, "--exit-code", "0"];
-        if o.ignore_signals {
-            args.push("--ignore-signals");
-        }
-        let code = i32::from(std::process::Command::new(exe).args(args).spawn().is_err());
-        std::process::exit(code);
+        leave_an_orphan(life, o.ignore_signals);
     }
     if let Some(path) = &o.stamp {
         append(path, &format!("{pid} {}", unix_ns()));
     }
     // Where the `allocating` / `allocated` lines go.
     let alloc_stamp = o.alloc_stamp.clone().or_else(|| o.stamp.clone());
+    print_at_start(&o, &args, pid);
+    for message in &o.notify {
+        notify(&message.replace("\\n", "\n"));
+    }
+    if o.orphans > 0 {
+        spawn_orphans(o.orphans, o.orphan_life, o.ignore_signals);
+    }
+    for _ in 0..o.spawn_children {
+        spawn_child(&o, alloc_stamp.as_deref());
+    }
+    if o.allocate > 0 {
+        allocate_in_background(o.allocate, o.allocate_after, o.stamp_over, alloc_stamp, pid);
+    }
+    if o.burn {
+        std::thread::spawn(|| {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        });
+    }
+    if let Some(every) = o.watchdog {
+        feed_watchdog(every, o.hang_after);
+    }
+    if o.serve {
+        serve::run(&o);
+    }
+    if o.flood {
+        flood();
+    }
+    if let Some(ms) = o.tick {
+        for n in 0.. {
+            println!("tick {n}");
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+    }
+    if let Some(ms) = o.exit_after {
+        std::thread::sleep(Duration::from_millis(ms));
+        std::process::exit(o.exit_code);
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// `--orphan-parent`, the middle process of `--orphans`: start the grandchild and leave it
+/// behind: it is an orphan as soon as we exit.
+fn leave_an_orphan(life: u64, ignore_signals: bool) -> ! {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "fake-app".into());
+    let life = life.to_string();
+    let mut args = vec!["--quiet", "--exit-after", &life, "--exit-code", "0"];
+    if ignore_signals {
+        args.push("--ignore-signals");
+    }
+    let code = i32::from(std::process::Command::new(exe).args(args).spawn().is_err());
+    std::process::exit(code);
+}
+
+/// What is printed at start: the start line, `--print-args`, `--print-env`, `--print`,
+/// `--cat` and `--long-line` to stdout (block-buffered), then `--report-elapsed`,
+/// `--print-err` and `--err-line` to stderr.
+fn print_at_start(o: &Options, args: &[String], pid: u32) {
     let began = std::time::Instant::now();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     if !o.quiet {
         let _ = writeln!(out, "fake-app {pid} started");
     }
     if o.print_args {
-        for arg in &args {
+        for arg in args {
             let _ = writeln!(out, "arg={arg}");
         }
     }
@@ -247,137 +301,130 @@ fn main() {
     for line in &o.err_lines {
         eprintln!("{line}");
     }
-    for message in &o.notify {
-        notify(&message.replace("\\n", "\n"));
+}
+
+/// `--orphans N`: double-fork N orphans that exit after `life` ms.
+fn spawn_orphans(orphans: u32, life: u64, ignore_signals: bool) {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "fake-app".into());
+    let life = life.to_string();
+    for _ in 0..orphans {
+        // `status` waits for (reaps) the middle process; its child is the orphan.
+        let mut args = vec!["--orphan-parent", &life];
+        if ignore_signals {
+            args.push("--ignore-signals");
+        }
+        let _ = std::process::Command::new(&exe).args(args).status();
     }
-    if o.orphans > 0 {
-        let exe = std::env::current_exe().unwrap_or_else(|_| "fake-app".into());
-        let life = o.orphan_life.to_string();
-        for _ in 0..o.orphans {
-            // `status` waits for (reaps) the middle process; its child is the orphan.
-            let mut args = vec!["--orphan-parent", &life];
-            if o.ignore_signals {
-                args.push("--ignore-signals");
-            }
-            let _ = std::process::Command::new(&exe).args(args).status();
-        }
-        println!("orphans {} spawned", o.orphans);
+    println!("orphans {orphans} spawned");
+}
+
+/// One child of `--spawn-children`: a copy of this program that sleeps forever (ignoring
+/// signals like its parent, allocating for `--child-allocate`), its pid appended to
+/// `--children-file`.
+fn spawn_child(o: &Options, alloc_stamp: Option<&str>) {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "fake-app".into());
+    let mut child_args = Vec::new();
+    if o.ignore_signals {
+        child_args.push("--ignore-signals".to_string());
     }
-    for _ in 0..o.spawn_children {
-        let exe = std::env::current_exe().unwrap_or_else(|_| "fake-app".into());
-        let mut child_args = Vec::new();
-        if o.ignore_signals {
-            child_args.push("--ignore-signals".to_string());
+    if o.child_allocate > 0 {
+        child_args.extend([
+            "--allocate".to_string(),
+            o.child_allocate.to_string(),
+            "--allocate-after".to_string(),
+            o.allocate_after.to_string(),
+        ]);
+        if let Some(path) = alloc_stamp {
+            child_args.extend(["--alloc-stamp".to_string(), path.to_string()]);
         }
-        if o.child_allocate > 0 {
-            child_args.extend([
-                "--allocate".to_string(),
-                o.child_allocate.to_string(),
-                "--allocate-after".to_string(),
-                o.allocate_after.to_string(),
-            ]);
-            if let Some(path) = &alloc_stamp {
-                child_args.extend(["--alloc-stamp".to_string(), path.clone()]);
-            }
-            if let Some(limit) = o.stamp_over {
-                child_args.extend(["--stamp-over".to_string(), limit.to_string()]);
-            }
-        }
-        match std::process::Command::new(exe).args(child_args).spawn() {
-            Ok(child) => {
-                if let Some(path) = &o.children_file {
-                    append(path, &child.id().to_string());
-                }
-            }
-            Err(e) => eprintln!("spawn failed: {e}"),
+        if let Some(limit) = o.stamp_over {
+            child_args.extend(["--stamp-over".to_string(), limit.to_string()]);
         }
     }
-    if o.allocate > 0 {
-        let (megabytes, after, over) = (o.allocate, o.allocate_after, o.stamp_over);
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(after));
-            if let Some(path) = &alloc_stamp {
-                append(path, &format!("allocating {pid} {}", unix_ns()));
+    match std::process::Command::new(exe).args(child_args).spawn() {
+        Ok(child) => {
+            if let Some(path) = &o.children_file {
+                append(path, &child.id().to_string());
             }
-            // Filled with ones, so every page is touched and resident; a MiB at a time, so
-            // that crossing `--stamp-over` is seen within a MiB.
-            let total = (megabytes << 20) as usize;
-            let mut kept: Vec<u8> = Vec::with_capacity(total);
-            let mut over_limit = over.map(|mib| mib << 20);
-            while kept.len() < total {
-                let next = (kept.len() + (1 << 20)).min(total);
-                kept.resize(next, 1);
-                if let Some(limit) = over_limit {
-                    if resident_bytes().is_some_and(|rss| rss > limit) {
-                        if let Some(path) = &alloc_stamp {
-                            append(path, &format!("over {pid} {}", unix_ns()));
-                        }
-                        over_limit = None;
+        }
+        Err(e) => eprintln!("spawn failed: {e}"),
+    }
+}
+
+/// `--allocate MB`: on a thread, after `after` ms, allocate and touch `megabytes` and keep
+/// them, stamping when it starts, when its resident memory goes over `over` MiB, and when
+/// it is done.
+fn allocate_in_background(
+    megabytes: u64,
+    after: u64,
+    over: Option<u64>,
+    alloc_stamp: Option<String>,
+    pid: u32,
+) {
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(after));
+        if let Some(path) = &alloc_stamp {
+            append(path, &format!("allocating {pid} {}", unix_ns()));
+        }
+        // Filled with ones, so every page is touched and resident; a MiB at a time, so
+        // that crossing `--stamp-over` is seen within a MiB.
+        let total = (megabytes << 20) as usize;
+        let mut kept: Vec<u8> = Vec::with_capacity(total);
+        let mut over_limit = over.map(|mib| mib << 20);
+        while kept.len() < total {
+            let next = (kept.len() + (1 << 20)).min(total);
+            kept.resize(next, 1);
+            if let Some(limit) = over_limit {
+                if resident_bytes().is_some_and(|rss| rss > limit) {
+                    if let Some(path) = &alloc_stamp {
+                        append(path, &format!("over {pid} {}", unix_ns()));
                     }
+                    over_limit = None;
                 }
             }
-            if let Some(path) = &alloc_stamp {
-                append(path, &format!("allocated {pid} {}", unix_ns()));
-            }
-            println!("allocated {megabytes} MB");
+        }
+        if let Some(path) = &alloc_stamp {
+            append(path, &format!("allocated {pid} {}", unix_ns()));
+        }
+        println!("allocated {megabytes} MB");
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+            std::hint::black_box(&kept);
+        }
+    });
+}
+
+/// `--watchdog MS`: send `WATCHDOG=1` every `every` ms, forever, or until `hang_after` ms
+/// have passed, then do nothing, as a hung app would.
+fn feed_watchdog(every: u64, hang_after: Option<u64>) -> ! {
+    let hang_after = hang_after.map(Duration::from_millis);
+    let began = std::time::Instant::now();
+    loop {
+        if hang_after.is_some_and(|limit| began.elapsed() >= limit) {
+            println!("hanging");
             loop {
                 std::thread::sleep(Duration::from_secs(3600));
-                std::hint::black_box(&kept);
             }
-        });
-    }
-    if o.burn {
-        std::thread::spawn(|| {
-            let mut n: u64 = 0;
-            loop {
-                n = std::hint::black_box(n.wrapping_add(1));
-            }
-        });
-    }
-    if let Some(every) = o.watchdog {
-        let hang_after = o.hang_after.map(Duration::from_millis);
-        let began = std::time::Instant::now();
-        loop {
-            if hang_after.is_some_and(|limit| began.elapsed() >= limit) {
-                println!("hanging");
-                loop {
-                    std::thread::sleep(Duration::from_secs(3600));
-                }
-            }
-            notify("WATCHDOG=1");
-            std::thread::sleep(Duration::from_millis(every));
         }
+        notify("WATCHDOG=1");
+        std::thread::sleep(Duration::from_millis(every));
     }
-    if o.serve {
-        serve::run(&o);
-    }
-    if o.flood {
-        let mut out = std::io::stdout().lock();
-        let mut n: u64 = 0;
-        loop {
-            if writeln!(
-                out,
-                "flood line {n} .............................................................."
-            )
-            .is_err()
-            {
-                std::process::exit(3);
-            }
-            n += 1;
-        }
-    }
-    if let Some(ms) = o.tick {
-        for n in 0.. {
-            println!("tick {n}");
-            std::thread::sleep(Duration::from_millis(ms));
-        }
-    }
-    if let Some(ms) = o.exit_after {
-        std::thread::sleep(Duration::from_millis(ms));
-        std::process::exit(o.exit_code);
-    }
+}
+
+/// `--flood`: lines to stdout as fast as possible, forever (exit 3 once stdout is gone).
+fn flood() -> ! {
+    let mut out = std::io::stdout().lock();
+    let mut n: u64 = 0;
     loop {
-        std::thread::sleep(Duration::from_secs(3600));
+        if writeln!(
+            out,
+            "flood line {n} .............................................................."
+        )
+        .is_err()
+        {
+            std::process::exit(3);
+        }
+        n += 1;
     }
 }
 
