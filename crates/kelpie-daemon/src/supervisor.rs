@@ -7,6 +7,7 @@ mod handlers;
 mod logs;
 mod order;
 mod orphans;
+mod starting;
 mod startup;
 mod targets;
 mod update;

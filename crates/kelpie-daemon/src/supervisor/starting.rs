@@ -1,0 +1,347 @@
+//! `start`: every app planned first (a conflict fails the whole request and starts nothing),
+//! then the plans carried out: new instances created, existing ones re-applied, and the reply
+//! sent once they have settled.
+
+use super::handlers::fail;
+use super::{Finish, Reply, Supervisor};
+use crate::sockets::ListenSocket;
+use kelpie_core::{AppSpec, Control, InstanceState};
+use kelpie_proto::{ErrorKind, StartOutcome};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// What a start does with one spec (with the listening socket it needs, opened beforehand so
+/// a port in use fails the whole request before anything changes).
+enum StartPlan {
+    Create(AppSpec, Option<Arc<ListenSocket>>),
+    Restart(Vec<u32>, AppSpec, Option<Arc<ListenSocket>>),
+    StartStopped(Vec<u32>),
+}
+
+impl Supervisor {
+    /// `start`: plan every app first (a conflict fails the whole request, nothing started),
+    /// then carry the plans out; answered once the instances have settled.
+    pub(super) fn start(
+        &mut self,
+        apps: Vec<AppSpec>,
+        force: bool,
+        from_file: bool,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        let plans = match self.plan_start(apps, force, from_file) {
+            Ok(plans) => plans,
+            Err(conflicts) => {
+                return fail(
+                    reply,
+                    ErrorKind::Conflict,
+                    format!("{}\nnothing was started", conflicts.join("\n")),
+                )
+            }
+        };
+        let mut waiters = Vec::new();
+        let mut outcomes = Vec::new();
+        // Instances acted on by this request so far, and the starts that wait for them.
+        let mut in_flight = BTreeSet::new();
+        let mut gated = Gated::default();
+        for plan in plans {
+            let (outcome, acts) = self.carry_out(plan, &in_flight, &mut gated, &mut waiters);
+            let (StartOutcome::Created(ids)
+            | StartOutcome::Restarted(ids)
+            | StartOutcome::Started(ids)) = &outcome;
+            if !acts {
+                outcomes.push(outcome);
+                continue;
+            }
+            in_flight.extend(ids.iter().copied());
+            // Answered once the watch is in place: a change right after `start` is seen.
+            let name = ids
+                .first()
+                .and_then(|id| self.apps.get(id))
+                .map(|e| e.spec.name.clone());
+            if let Some(set_up) = name.and_then(|name| self.ensure_watching(&name)) {
+                waiters.push(set_up);
+            }
+            outcomes.push(outcome);
+        }
+        self.finish_start_after(waiters, gated, outcomes, reply);
+    }
+
+    /// What a start does with each app (with the daemon's `conf` environment), or every
+    /// reason it cannot start them all.
+    fn plan_start(
+        &mut self,
+        apps: Vec<AppSpec>,
+        force: bool,
+        from_file: bool,
+    ) -> Result<Vec<StartPlan>, Vec<String>> {
+        let apps: Vec<AppSpec> = apps
+            .into_iter()
+            .map(|spec| self.with_conf_env(spec))
+            .collect();
+        let mut plans = Vec::new();
+        let mut conflicts = self.missing_dependencies(&apps);
+        if let Some(cycle) = self.dependency_cycle(&apps) {
+            conflicts.push(format!("depends_on has a cycle: {cycle}"));
+        }
+        for spec in apps {
+            match self.plan_app(spec, force, from_file) {
+                Ok(plan) => plans.push(plan),
+                Err(conflict) => conflicts.push(conflict),
+            }
+        }
+        if conflicts.is_empty() {
+            Ok(plans)
+        } else {
+            Err(conflicts)
+        }
+    }
+
+    /// What a start does with one app: create it (new, or `-f` for another copy), apply a
+    /// file's spec to its instances, or start its stopped instances; `Err` when it is running
+    /// already, has too many instances, or its port cannot be opened.
+    fn plan_app(
+        &mut self,
+        spec: AppSpec,
+        force: bool,
+        from_file: bool,
+    ) -> Result<StartPlan, String> {
+        if let Err(why) = kelpie_core::check_instances(spec.instances) {
+            return Err(format!("app `{}`: {why}", spec.name));
+        }
+        let ids = self.ids_named(&spec.name);
+        let creates = ids.is_empty() || (force && !from_file);
+        let socket = if creates || from_file {
+            self.open_socket(&spec)?
+        } else {
+            None
+        };
+        if creates {
+            Ok(StartPlan::Create(spec, socket))
+        } else if from_file {
+            Ok(StartPlan::Restart(ids, spec, socket))
+        } else if ids.iter().all(|id| self.apps[id].state.status.is_down()) {
+            // `start app.js --watch` on a stopped app watches it again, as in PM2 (a stop
+            // turned watching off).
+            if !spec.watch.is_empty() {
+                let watch = spec.watch.clone();
+                self.change_specs(&ids, |s| s.watch = watch.clone());
+            }
+            Ok(StartPlan::StartStopped(ids))
+        } else {
+            Err(format!(
+                "app `{}` is already running (id {}): use `kelpie restart {}` to restart it, or `-f` to start another copy",
+                spec.name,
+                join_ids(&ids),
+                spec.name
+            ))
+        }
+    }
+
+    /// Carry out one plan: create, update or start the app's instances, now or once their
+    /// dependencies are up. Gives what was done and whether instances were acted on (an app
+    /// registered without being started is not in flight: nothing will report).
+    fn carry_out(
+        &mut self,
+        plan: StartPlan,
+        in_flight: &BTreeSet<u32>,
+        gated: &mut Gated,
+        waiters: &mut Vec<oneshot::Receiver<()>>,
+    ) -> (StartOutcome, bool) {
+        let mut acts = match &plan {
+            StartPlan::Create(spec, _) => spec.autostart,
+            _ => true,
+        };
+        let outcome = match plan {
+            StartPlan::Create(spec, socket) if !spec.depends_on.is_empty() => {
+                let run = spec.autostart;
+                let ids = self.create(spec, socket, false, waiters);
+                if run {
+                    let done = self.after_dependencies(ids.clone(), Control::Start, in_flight);
+                    acts = gated.add(done);
+                }
+                StartOutcome::Created(ids)
+            }
+            StartPlan::Create(spec, socket) => {
+                StartOutcome::Created(self.create(spec, socket, true, waiters))
+            }
+            StartPlan::Restart(ids, spec, socket) if !spec.depends_on.is_empty() => {
+                let kept = self.update_instances(ids, spec, socket, false, waiters);
+                let done = self.after_dependencies(kept.clone(), Control::Restart, in_flight);
+                acts = gated.add(done);
+                StartOutcome::Restarted(kept)
+            }
+            StartPlan::Restart(ids, spec, socket) => {
+                StartOutcome::Restarted(self.reapply(ids, spec, socket, waiters))
+            }
+            StartPlan::StartStopped(ids) => {
+                let depends = ids
+                    .first()
+                    .and_then(|id| self.apps.get(id))
+                    .is_some_and(|e| !e.spec.depends_on.is_empty());
+                if depends {
+                    let done = self.after_dependencies(ids.clone(), Control::Start, in_flight);
+                    acts = gated.add(done);
+                } else {
+                    for id in &ids {
+                        waiters.push(self.command(*id, Control::Start));
+                    }
+                }
+                StartOutcome::Started(ids)
+            }
+        };
+        (outcome, acts)
+    }
+
+    /// Apps of `apps` that depend on an app that is neither among them nor registered.
+    fn missing_dependencies(&self, apps: &[AppSpec]) -> Vec<String> {
+        let mut missing = Vec::new();
+        for spec in apps {
+            for dependency in &spec.depends_on {
+                let here = apps.iter().any(|other| &other.name == dependency);
+                if !here && self.ids_named(dependency).is_empty() {
+                    missing.push(format!(
+                        "app `{}` depends on `{dependency}`, which is neither started with it nor known to the daemon",
+                        spec.name
+                    ));
+                }
+            }
+        }
+        missing
+    }
+
+    /// Answer a start once its instances have settled and the starts waiting for dependencies
+    /// are done (or failed: said in the answer).
+    fn finish_start_after(
+        &mut self,
+        waiters: Vec<oneshot::Receiver<()>>,
+        gated: Gated,
+        outcomes: Vec<StartOutcome>,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        let commands = self.commands.clone();
+        let logs = self.logs.clone();
+        tokio::spawn(async move {
+            for waiter in waiters {
+                let _ = waiter.await;
+            }
+            // The new log files are opened by then, so that a path that cannot be opened is
+            // in the answer's list (and `start` says so).
+            logs.written().await;
+            let mut failures = gated.failed;
+            for start in gated.waiting {
+                if let Ok(Some(why)) = start.await {
+                    failures.push(why);
+                }
+            }
+            let finish = Finish::Started(outcomes, Vec::new(), failures);
+            let _ = commands
+                .send(super::Command::Settled { finish, reply })
+                .await;
+        });
+    }
+
+    /// Register `spec.instances` new instances, and start them if `start` (and `autostart`).
+    pub(super) fn create(
+        &mut self,
+        spec: AppSpec,
+        socket: Option<Arc<ListenSocket>>,
+        start: bool,
+        waiters: &mut Vec<oneshot::Receiver<()>>,
+    ) -> Vec<u32> {
+        let count = spec.instances.max(1);
+        if socket.is_some() {
+            self.keep_socket(&spec.name, socket);
+        }
+        let mut spec = Arc::new(spec);
+        self.share_inherited_env(&mut spec);
+        (0..count)
+            .map(|_| self.create_one(spec.clone(), start && spec.autostart, waiters))
+            .collect()
+    }
+
+    pub(super) fn create_one(
+        &mut self,
+        spec: Arc<AppSpec>,
+        run: bool,
+        waiters: &mut Vec<oneshot::Receiver<()>>,
+    ) -> u32 {
+        let pm_id = self.next_id;
+        let instance = self.lowest_free_instance(&spec.name);
+        let socket = self.socket_of(&spec.name);
+        self.add_entry(
+            pm_id,
+            instance,
+            spec,
+            InstanceState::new(crate::clock::now()),
+            socket,
+            super::update::Inherited::default(),
+        );
+        if run {
+            waiters.push(self.command(pm_id, Control::Start));
+        }
+        pm_id
+    }
+
+    /// PM2 gives each instance the lowest index not used by another instance of the same name.
+    fn lowest_free_instance(&self, name: &str) -> u32 {
+        let used: Vec<u32> = self
+            .apps
+            .values()
+            .filter(|e| e.spec.name == name)
+            .map(|e| e.instance)
+            .collect();
+        (0..).find(|i| !used.contains(i)).unwrap_or(0)
+    }
+
+    /// Restart existing instances with a new spec (ecosystem smart start), adding or removing
+    /// instances to match its `instances`.
+    fn reapply(
+        &mut self,
+        ids: Vec<u32>,
+        spec: AppSpec,
+        socket: Option<Arc<ListenSocket>>,
+        waiters: &mut Vec<oneshot::Receiver<()>>,
+    ) -> Vec<u32> {
+        let existing = ids.len().min(spec.instances.max(1) as usize);
+        let kept = self.update_instances(ids, spec, socket, true, waiters);
+        for id in &kept[..existing] {
+            waiters.push(self.command(*id, Control::Restart));
+        }
+        kept
+    }
+}
+
+/// The starts of a request that wait for their dependencies.
+#[derive(Default)]
+struct Gated {
+    /// Still waiting: each says how it went.
+    waiting: Vec<oneshot::Receiver<Option<String>>>,
+    /// Failed at once, and why.
+    failed: Vec<String>,
+}
+
+impl Gated {
+    /// Keep the outcome of a gated start. False when it failed at once: its instances will not
+    /// run (nor report), so the starts waiting for them must not wait for a report.
+    fn add(&mut self, mut done: oneshot::Receiver<Option<String>>) -> bool {
+        match done.try_recv() {
+            Ok(Some(why)) => {
+                self.failed.push(why);
+                false
+            }
+            Ok(None) => true,
+            Err(_) => {
+                self.waiting.push(done);
+                true
+            }
+        }
+    }
+}
+
+fn join_ids(ids: &[u32]) -> String {
+    ids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
