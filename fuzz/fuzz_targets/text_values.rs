@@ -31,8 +31,11 @@ fn start_flags(text: &str) {
         log_rotate_interval: next(),
         log_date_format: next(),
         interpreter_args: next(),
-        health_http: next(),
-        health_interval: next(),
+        health: kelpie_config::HealthFlags {
+            health_http: next(),
+            health_interval: next(),
+            ..kelpie_config::HealthFlags::default()
+        },
         watchdog: next(),
         user: next(),
         watch: next().into_iter().collect(),
