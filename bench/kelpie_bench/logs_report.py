@@ -1,11 +1,18 @@
-"""The logs scenario's table and notes."""
+"""The logs scenario's table, notes and section of the report."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 from .logfiles import LOG_LINE_LEN
 from .logs import IDLE_WINDOW_S
 from .logs_apps import LOG_VARIANTS
-from .stats import fmt, fmt_ratio
+from .report import existing_section, merge_section
+from .stats import fmt, fmt_ratio, round_floats
+
+LOGS_BEGIN = "<!-- bench:logs:begin -->"
+LOGS_END = "<!-- bench:logs:end -->"
 
 
 def build_logs_table(n_lines: int, logs: dict[str, dict]) -> str:
@@ -117,3 +124,34 @@ def logs_notes(n_lines: int, logs: dict[str, dict]) -> str:
             notes.append(f"Kelpie left no rotated file ({v.title}) although the app wrote "
                          f"{mb:.0f} MB: this Kelpie build did not rotate its log files.")
     return "\n\n".join(notes)
+
+
+def logs_section(table: str, notes: str, run_line: str, raw: dict) -> str:
+    """The logs scenario's part of RESULTS.md, self-contained (its own run line and raw
+    samples) so that `--only logs` replaces it, and `--only core` keeps it, in a report that
+    has the other sections."""
+    return f"""{LOGS_BEGIN}
+## Logs
+
+{run_line}
+
+{table}
+
+{notes}
+
+<details><summary>Raw samples (logs)</summary>
+
+```json
+{json.dumps(round_floats(raw), indent=1)}
+```
+
+</details>
+{LOGS_END}"""
+
+
+def merge_logs_section(report: str, section: str | None) -> str:
+    return merge_section(report, LOGS_BEGIN, LOGS_END, section)
+
+
+def existing_logs_section(path: Path | None) -> str | None:
+    return existing_section(path, LOGS_BEGIN, LOGS_END)

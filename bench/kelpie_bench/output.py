@@ -49,6 +49,12 @@ def run_info(cfg: argparse.Namespace, s: Session, argv_str: str, started: dt.dat
     return RunInfo(argv_str, date, load_before, info, ver_line, mach_line, reps)
 
 
+def logs_repetitions(cfg: argparse.Namespace) -> str:
+    """How many times the logs scenario measured (also the run line of its section)."""
+    return (f"{cfg.rounds} logs round(s) of {cfg.log_lines:,} lines per app variant and manager "
+            f"(median)")
+
+
 def repetitions(cfg: argparse.Namespace) -> str:
     reps_parts = []
     if cfg.core:
@@ -56,8 +62,7 @@ def repetitions(cfg: argparse.Namespace) -> str:
                           f"{cfg.rounds * cfg.list_runs} runs of each list command (median), "
                           f"{cfg.crash_rounds} crash rounds")
     if cfg.logs:
-        reps_parts.append(f"{cfg.rounds} logs round(s) of {cfg.log_lines:,} lines per app "
-                          f"variant and manager (median)")
+        reps_parts.append(logs_repetitions(cfg))
     if cfg.cluster:
         reps_parts.append(f"{cfg.rounds} cluster round(s) per manager (median)")
     if cfg.health:

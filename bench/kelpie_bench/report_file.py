@@ -16,8 +16,10 @@ from .health_report import (
     build_health_table, existing_health_section, health_notes, health_section,
     merge_health_section,
 )
-from .logs_report import build_logs_table, logs_notes
-from .output import RunInfo
+from .logs_report import (
+    build_logs_table, existing_logs_section, logs_notes, logs_section, merge_logs_section,
+)
+from .output import RunInfo, logs_repetitions
 from .reliability_report import (
     build_reliability_table, existing_reliability_section, merge_reliability_section,
     reliability_notes, reliability_section,
@@ -43,15 +45,24 @@ def write_report(cfg: argparse.Namespace, s: Session, ri: RunInfo) -> None:
 
 
 def scenario_sections(cfg: argparse.Namespace, s: Session, ri: RunInfo
-                      ) -> tuple[str | None, str | None, str | None, str | None]:
-    """The self-contained sections (cluster, health, runtime, reliability): measured this time,
-    else the one the file at cfg.output already has (or None)."""
+                      ) -> tuple[str | None, str | None, str | None, str | None, str | None]:
+    """The self-contained sections (logs, cluster, health, runtime, reliability): measured this
+    time, else the one the file at cfg.output already has (or None)."""
     cluster, health, runtime, reliability = s.cluster, s.health, s.runtime, s.reliability
     info = ri.info
     prefix = f"Command: `{ri.argv_str}`; {ri.date}; load average {ri.load_before} at start"
     # The line under each section's heading: the run, then what of the machine matters to it.
     node_linux = (f"{prefix}; {ri.ver_line}; {info['nproc']} CPUs ({info['cpu']}), "
                   f"node {info['node']}, Linux {info['kernel']}")
+    if s.logs:
+        lsection = logs_section(
+            build_logs_table(cfg.log_lines, s.logs), logs_notes(cfg.log_lines, s.logs),
+            f"{node_linux}; {logs_repetitions(cfg)}",
+            {k: {"pm2": d.get("pm2") and d["pm2"]["raw"], "kelpie": d["kelpie"]["raw"],
+                 "app_alone_s": d["alone"]["raw"]}
+             for k, d in s.logs.items()})
+    else:
+        lsection = existing_logs_section(cfg.output)  # kept as the file has it
     section = None
     if cluster:
         run_line = (f"{prefix}; {ri.ver_line}, wrk `{s.versions['wrk']}`; {info['nproc']} CPUs "
@@ -84,14 +95,16 @@ def scenario_sections(cfg: argparse.Namespace, s: Session, ri: RunInfo
             reliability_notes(cfg), node_linux, reliability)
     else:
         relsection = existing_reliability_section(cfg.output)  # kept as the file has it
-    return section, hsection, rsection, relsection
+    return lsection, section, hsection, rsection, relsection
 
 
-def merge_only_section(cfg: argparse.Namespace, section: str | None, hsection: str | None,
-                       rsection: str | None, relsection: str | None) -> bool:
-    """With --only cluster, health, runtime or reliability and an existing cfg.output: that
-    section replaced in the file, the rest kept (True). Else False: nothing written."""
+def merge_only_section(cfg: argparse.Namespace, lsection: str | None, section: str | None,
+                       hsection: str | None, rsection: str | None, relsection: str | None
+                       ) -> bool:
+    """With --only logs, cluster, health, runtime or reliability and an existing cfg.output:
+    that section replaced in the file, the rest kept (True). Else False: nothing written."""
     merges = {
+        "logs": (merge_logs_section, lsection),
         "cluster": (merge_cluster_section, section),
         "health": (merge_health_section, hsection),
         "runtime": (merge_runtime_section, rsection),
@@ -107,22 +120,17 @@ def merge_only_section(cfg: argparse.Namespace, section: str | None, hsection: s
 
 
 def raw_samples(s: Session) -> str:
-    """The core and logs scenarios' raw samples, as JSON (the other scenarios' are in their
-    sections)."""
+    """The core scenario's raw samples, as JSON (the other scenarios' are in their sections)."""
     raw: dict = {}
     if s.kel_res is not None:
         raw["pm2"] = s.pm2_res and s.pm2_res["raw"]
         raw["kelpie"] = s.kel_res["raw"]
-    if s.logs:
-        raw["logs"] = {
-            k: {"pm2": d.get("pm2") and d["pm2"]["raw"], "kelpie": d["kelpie"]["raw"],
-                "app_alone_s": d["alone"]["raw"]}
-            for k, d in s.logs.items()}
     return json.dumps(round_floats(raw), indent=1)
 
 
-def full_report(cfg: argparse.Namespace, s: Session, ri: RunInfo, section: str | None,
-                hsection: str | None, rsection: str | None, relsection: str | None) -> str:
+def full_report(cfg: argparse.Namespace, s: Session, ri: RunInfo, lsection: str | None,
+                section: str | None, hsection: str | None, rsection: str | None,
+                relsection: str | None) -> str:
     raw_txt = raw_samples(s)
     body = []
     if s.kel_res is not None:
@@ -131,9 +139,8 @@ def full_report(cfg: argparse.Namespace, s: Session, ri: RunInfo, section: str |
 MB = MiB of VmRSS of the daemon process alone (not its apps). Times are the wall time of the whole
 CLI command as a user runs it (process start included). Ratio = PM2 / Kelpie (how many times
 smaller or faster Kelpie is).""")
-    if s.logs:
-        body.append("## Logs\n\n" + build_logs_table(cfg.log_lines, s.logs)
-                    + "\n\n" + logs_notes(cfg.log_lines, s.logs))
+    if lsection:
+        body.append(lsection)
     apps_line = f"- Apps: {cfg.apps}; {ri.reps}" if cfg.core else f"- {ri.reps}"
     if section:
         body.append(section)

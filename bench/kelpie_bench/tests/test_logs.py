@@ -16,8 +16,11 @@ from ..logfiles import (
 )
 from ..logs import IDLE_CAP_S, IDLE_WINDOW_S, wait_daemon_idle
 from ..logs_apps import LOG_VARIANTS
-from ..logs_report import build_logs_table, logs_notes
+from ..logs_report import (
+    build_logs_table, existing_logs_section, logs_notes, logs_section, merge_logs_section,
+)
 from ..processes import CLK_TCK, daemon_cpu_ticks
+from ..report import README_LINE
 
 
 class LogCounterTest(unittest.TestCase):
@@ -303,3 +306,22 @@ class LogCounterTest(unittest.TestCase):
         self.assertIn("PM2 3.50 s / app alone 0.90 s = 3.9x", logs_notes(3000, logs))
         logs[LOG_VARIANTS[0].key]["pm2"] = None  # --kelpie-only
         self.assertIn("| n/a |", build_logs_table(3000, logs))
+
+    def test_logs_section_is_replaced_alone(self):
+        """`--only logs` replaces its own section; the core table above it and the sections
+        after it stay (and `--only core` finds it to keep)."""
+        head = "# Kelpie vs PM2: benchmark results\n\n| core |\n\n"
+        tail = "<!-- bench:cluster:begin -->\n| cluster |\n<!-- bench:cluster:end -->\n\n"
+        tail += README_LINE + "\n"
+        one = logs_section("| t1 |", "notes 1", "Command: one", {"kelpie": {"a": 1.23456}})
+        two = logs_section("| t2 |", "notes 2", "Command: two", {"kelpie": {"a": 2}})
+        report = head + one + "\n\n" + tail
+        self.assertIn('"a": 1.235', one)
+        self.assertEqual(merge_logs_section(report, two), head + two + "\n\n" + tail)
+        d = Path(tempfile.mkdtemp(prefix="kelpie-bench-selftest-"))
+        try:
+            (d / "r.md").write_text(report)
+            self.assertEqual(existing_logs_section(d / "r.md"), one)
+            self.assertIsNone(existing_logs_section(d / "missing.md"))
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
