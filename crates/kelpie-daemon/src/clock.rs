@@ -8,7 +8,16 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 static ORIGIN: OnceLock<Instant> = OnceLock::new();
 
 fn origin() -> Instant {
-    *ORIGIN.get_or_init(Instant::now)
+    *ORIGIN.get_or_init(|| {
+        // The in-process tests' paused clocks start when their runtime does, which may be
+        // before the first call here: an origin a minute back keeps their times after it.
+        #[cfg(test)]
+        return Instant::now()
+            .checked_sub(std::time::Duration::from_secs(60))
+            .unwrap_or_else(Instant::now);
+        #[cfg(not(test))]
+        Instant::now()
+    })
 }
 
 /// Go on with the clock of the program this daemon replaced in place (`kelpie update`), which
@@ -22,16 +31,31 @@ pub fn continue_from(ms: u64) {
 
 /// Milliseconds since the Unix epoch.
 pub fn wall_ms() -> u64 {
+    #[cfg(test)]
+    if let Some(wall) = test_wall::now() {
+        return wall.as_millisecond().max(0) as u64;
+    }
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
-/// Now, on both clocks.
+/// The wall-clock time, for schedules (`cron_restart`).
+pub fn wall() -> jiff::Timestamp {
+    #[cfg(test)]
+    if let Some(wall) = test_wall::now() {
+        return wall;
+    }
+    jiff::Timestamp::now()
+}
+
+/// Now, on both clocks. The monotonic one is tokio's, so that the instance's decisions follow
+/// its timers (and a paused clock in the in-process tests); it is the system's in the daemon.
 pub fn now() -> Now {
+    let mono = tokio::time::Instant::now().into_std();
     Now {
-        mono_ms: origin().elapsed().as_millis() as u64,
+        mono_ms: mono.saturating_duration_since(origin()).as_millis() as u64,
         wall_ms: wall_ms(),
     }
 }
@@ -43,4 +67,27 @@ pub fn daemon_tag() -> u64 {
     static TAG: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     // std seeds each RandomState from the system's randomness: no dependency needed for this.
     *TAG.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(std::process::id()))
+}
+
+/// The in-process tests' wall clock: it starts where the test says and moves with tokio's
+/// paused clock, on the test's thread only (its runtime is single-threaded).
+#[cfg(test)]
+pub mod test_wall {
+    use std::cell::Cell;
+
+    thread_local! {
+        static START: Cell<Option<(jiff::Timestamp, tokio::time::Instant)>> = const { Cell::new(None) };
+    }
+
+    /// From now on (on this thread), the wall clock reads `at`, and moves as tokio's clock does.
+    pub fn set(at: jiff::Timestamp) {
+        START.with(|start| start.set(Some((at, tokio::time::Instant::now()))));
+    }
+
+    /// The test's wall-clock time, if this thread set one.
+    pub(super) fn now() -> Option<jiff::Timestamp> {
+        let (at, since) = START.with(Cell::get)?;
+        let elapsed = jiff::SignedDuration::try_from(since.elapsed()).ok()?;
+        at.checked_add(elapsed).ok()
+    }
 }

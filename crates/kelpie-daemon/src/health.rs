@@ -97,7 +97,19 @@ pub async fn run_checks(
     reports: UnboundedSender<HealthReport>,
 ) {
     let timeout = Duration::from_millis(check.timeout_ms);
-    let mut verdicts = Verdicts::new(&check, Instant::now());
+    let probe_once = || probe(&check.probe, timeout, &exec);
+    run_checks_with(&check, probe_once, reports).await;
+}
+
+/// [`run_checks`] with its probe given: the instance's in-process tests probe a fake process.
+pub async fn run_checks_with<F>(
+    check: &HealthCheck,
+    mut probe_once: impl FnMut() -> F,
+    reports: UnboundedSender<HealthReport>,
+) where
+    F: Future<Output = Result<(), String>>,
+{
+    let mut verdicts = Verdicts::new(check, Instant::now());
     let mut next = verdicts.first_probe_at();
     loop {
         // A healthy process gives nothing to send, so a dropped receiver must be noticed here.
@@ -106,7 +118,7 @@ pub async fn run_checks(
             () = reports.closed() => return,
         }
         let started = Instant::now();
-        let outcome = probe(&check.probe, timeout, &exec).await;
+        let outcome = probe_once().await;
         let report = match outcome {
             Ok(()) => verdicts.success(),
             Err(reason) => verdicts.failure(started, reason),

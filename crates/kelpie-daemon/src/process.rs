@@ -10,13 +10,47 @@ use tokio::io::unix::AsyncFd;
 /// A process of an instance.
 pub struct ProcessHandle {
     pid: u32,
-    pidfd: AsyncFd<OwnedFd>,
+    exit: ExitSource,
     status: Option<ExitStatus>,
     /// Handed to the next daemon: nothing here may collect its status.
     handed_over: bool,
 }
 
+/// Where the end of the process is learnt.
+enum ExitSource {
+    /// Its pidfd turns readable.
+    Pidfd(AsyncFd<OwnedFd>),
+    /// A process of the in-process tests' fake (`instance::fake`): no process, the test says
+    /// when and how it ends.
+    #[cfg(test)]
+    Scripted(tokio::sync::watch::Receiver<Option<ExitStatus>>),
+}
+
+impl ExitSource {
+    fn pidfd(&self) -> Option<&AsyncFd<OwnedFd>> {
+        match self {
+            ExitSource::Pidfd(pidfd) => Some(pidfd),
+            #[cfg(test)]
+            ExitSource::Scripted(_) => None,
+        }
+    }
+}
+
 impl ProcessHandle {
+    /// A process of the in-process tests: it "exits" with the status sent on `exit`.
+    #[cfg(test)]
+    pub fn scripted(
+        pid: u32,
+        exit: tokio::sync::watch::Receiver<Option<ExitStatus>>,
+    ) -> ProcessHandle {
+        ProcessHandle {
+            pid,
+            exit: ExitSource::Scripted(exit),
+            status: None,
+            handed_over: false,
+        }
+    }
+
     /// A process this daemon just spawned.
     pub fn spawned(spawned: kelpie_sys::Spawned) -> std::io::Result<ProcessHandle> {
         ProcessHandle::adopted(spawned.pid, Some(spawned.pidfd))
@@ -30,7 +64,7 @@ impl ProcessHandle {
         };
         Ok(ProcessHandle {
             pid,
-            pidfd,
+            exit: ExitSource::Pidfd(pidfd),
             status: None,
             handed_over: false,
         })
@@ -41,9 +75,9 @@ impl ProcessHandle {
         self.pid
     }
 
-    /// Its pidfd.
-    pub fn pidfd(&self) -> BorrowedFd<'_> {
-        self.pidfd.get_ref().as_fd()
+    /// Its pidfd (a scripted process has none).
+    pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.exit.pidfd().map(|pidfd| pidfd.get_ref().as_fd())
     }
 
     /// Wait until it exits and collect its status.
@@ -51,8 +85,19 @@ impl ProcessHandle {
         if let Some(status) = self.status {
             return Ok(status);
         }
+        #[cfg(test)]
+        if let ExitSource::Scripted(exit) = &mut self.exit {
+            let seen = exit.wait_for(Option::is_some).await;
+            let status = seen.map_err(|_| std::io::Error::other("the fake process was dropped"))?;
+            let status = status.ok_or_else(|| std::io::Error::other("no status"))?;
+            self.status = Some(status);
+            return Ok(status);
+        }
+        let Some(pidfd) = self.exit.pidfd() else {
+            return Err(std::io::Error::other("nothing to wait on"));
+        };
         loop {
-            let mut ready = self.pidfd.readable().await?;
+            let mut ready = pidfd.readable().await?;
             match kelpie_sys::try_wait_child(self.pid) {
                 Ok(Some(status)) => {
                     self.status = Some(status);
@@ -82,11 +127,14 @@ impl Drop for ProcessHandle {
         if self.handed_over || self.status.is_some() {
             return;
         }
+        let Some(pidfd) = self.pidfd().map(|fd| fd.try_clone_to_owned()) else {
+            return;
+        };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             let _ = kelpie_sys::try_wait_child(self.pid);
             return;
         };
-        let (pid, pidfd) = (self.pid, self.pidfd().try_clone_to_owned());
+        let pid = self.pid;
         runtime.spawn(async move {
             if let Some(pidfd) = pidfd.ok().and_then(|fd| kelpie_sys::async_fd(fd).ok()) {
                 let _ = pidfd.readable().await;

@@ -423,6 +423,7 @@ impl Supervisor {
             adopted: inherited.process,
             pipes: inherited.pipes,
             restart_in: inherited.restart_in,
+            host: instance::Host::System,
         };
         self.logs.claim(pm_id, &spec);
         self.leaving.remove(&pm_id);

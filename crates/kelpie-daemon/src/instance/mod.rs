@@ -21,12 +21,18 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, sleep_until, Instant};
 
+#[cfg(test)]
+mod fake;
 mod handover;
+mod host;
 mod launching;
 mod reload;
 mod stopping;
+#[cfg(test)]
+mod tests;
 mod timers;
 
+pub(crate) use host::Host;
 use launching::{accepts, keep_process};
 use stopping::{ask_to_stop, describe_status, GroupChecks, Retiring};
 use timers::{cron_timer, seconds};
@@ -157,6 +163,8 @@ pub struct InstanceSetup {
     pub pipes: Vec<HandedPipe>,
     /// Handed over waiting to restart: the wait left.
     pub restart_in: Option<Duration>,
+    /// Where its processes run: the system, but for the in-process tests.
+    pub host: Host,
 }
 
 /// Start the task; returns its mailbox.
@@ -243,6 +251,7 @@ struct CronTimer {
 }
 
 struct Instance {
+    host: Host,
     pm_id: u32,
     instance: u32,
     spec: Arc<AppSpec>,
@@ -313,6 +322,7 @@ impl Instance {
     ) -> Self {
         let cron = cron_timer(&setup.spec);
         Instance {
+            host: setup.host,
             pm_id: setup.pm_id,
             instance: setup.instance,
             spec: setup.spec,
@@ -489,7 +499,7 @@ impl Instance {
     async fn on_group_poll(&mut self) {
         let cgroup = self.cgroup.as_ref().map(ProcessCgroup::cgroup);
         let running = match self.pgid {
-            Some(pgid) => self.group_checks.running(pgid, cgroup).await,
+            Some(pgid) => self.group_checks.running(&self.host, pgid, cgroup).await,
             None => false,
         };
         if !running {
@@ -626,9 +636,7 @@ impl Instance {
             }
             InstanceMsg::Signal(signal, reply) => {
                 let result = match (&self.child, self.state.pid) {
-                    (Some(_), Some(pid)) => {
-                        kelpie_sys::send_signal(pid, signal).map_err(|e| e.to_string())
-                    }
+                    (Some(_), Some(pid)) => self.host.send_signal(pid, signal),
                     _ => Err(format!(
                         "`{}` (id {}) is not running",
                         self.spec.name, self.pm_id
@@ -689,7 +697,8 @@ impl Instance {
             Effect::Spawn => Some(self.spawn_process().await),
             Effect::SignalGroup(_) => {
                 if let Some(pgid) = self.pgid {
-                    ask_to_stop(&self.spec, pgid, self.link.as_ref(), self.cgroup.as_ref());
+                    let (link, cgroup) = (self.link.as_ref(), self.cgroup.as_ref());
+                    ask_to_stop(&self.host, &self.spec, pgid, link, cgroup);
                 }
                 None
             }
@@ -704,7 +713,7 @@ impl Instance {
             Effect::WatchGroup => {
                 self.group_checks = GroupChecks::default();
                 let escaped = self.cgroup.as_ref().is_some_and(|c| c.cgroup().populated());
-                if escaped || self.pgid.is_some_and(kelpie_sys::group_alive) {
+                if escaped || self.pgid.is_some_and(|pgid| self.host.group_alive(pgid)) {
                     self.watching_group = true;
                     None
                 } else {

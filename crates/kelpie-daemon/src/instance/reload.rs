@@ -57,6 +57,7 @@ impl Instance {
         // The old process goes: what was asked for it is done.
         self.deferred_restart = None;
         let old = Retiring {
+            host: self.host.clone(),
             child: self.child.take(),
             pgid: self.pgid,
             link: self.link.take(),
@@ -154,6 +155,7 @@ impl Instance {
                 .map_or_else(|| "-".to_string(), |p| p.to_string())
         );
         let failed = Retiring {
+            host: self.host.clone(),
             pgid: Some(candidate.launched.pid),
             child: Some(candidate.launched.child),
             link: Some(candidate.launched.link),

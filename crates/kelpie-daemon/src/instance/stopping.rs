@@ -7,8 +7,7 @@ use super::*;
 impl Instance {
     pub(super) fn signal_group(&self, signal: i32) {
         if let Some(pgid) = self.pgid {
-            // ESRCH only means the group is already gone, which is what we want.
-            let _ = kelpie_sys::kill_group(pgid, signal);
+            self.host.kill_group(pgid, signal);
         }
     }
 
@@ -21,6 +20,7 @@ impl Instance {
             self.pm_id
         );
         let orphan = Retiring {
+            host: self.host.clone(),
             child: None,
             pgid: Some(pgid),
             link: None,
@@ -34,6 +34,7 @@ impl Instance {
 /// daemon that died), stopped apart from the instance's current process: its stop signal (or
 /// the `shutdown` message), `kill_timeout`, then SIGKILL to whatever is left of its group.
 pub(super) struct Retiring {
+    pub(super) host: Host,
     pub(super) child: Option<ProcessHandle>,
     pub(super) pgid: Option<u32>,
     pub(super) link: Option<ProcessLink>,
@@ -52,6 +53,7 @@ pub(super) struct GroupChecks {
 /// The polite part of a stop: PM2's `shutdown` message when the app asks for it and has a Node
 /// IPC channel, else its kill signal to the whole group.
 pub(super) fn ask_to_stop(
+    host: &Host,
     spec: &AppSpec,
     pgid: u32,
     link: Option<&ProcessLink>,
@@ -61,14 +63,13 @@ pub(super) fn ask_to_stop(
         && link.is_some_and(|l| l.send_message(&serde_json::json!("shutdown")));
     if !by_message {
         let signal = kelpie_sys::signal_number(&spec.kill_signal).unwrap_or(libc_sigint());
-        // ESRCH only means the group is already gone, which is what we want.
-        let _ = kelpie_sys::kill_group(pgid, signal);
+        host.kill_group(pgid, signal);
         // Processes that left the group are still in the cgroup: told too, as systemd does.
         // Only those: a second signal to a process that is draining means "now" (Node's shim).
         if let Some(cgroup) = cgroup {
             for pid in cgroup.cgroup().pids() {
                 if kelpie_sys::sample_process(pid).is_some_and(|p| p.pgrp != pgid) {
-                    let _ = kelpie_sys::send_signal(pid, signal);
+                    let _ = host.send_signal(pid, signal);
                 }
             }
         }
@@ -99,17 +100,18 @@ impl Retiring {
         let Some(pgid) = self.pgid else {
             return;
         };
-        ask_to_stop(spec, pgid, self.link.as_ref(), self.cgroup.as_ref());
+        let host = &self.host;
+        ask_to_stop(host, spec, pgid, self.link.as_ref(), self.cgroup.as_ref());
         let deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms);
         if let Some(child) = self.child.as_mut() {
             let _ = tokio::time::timeout_at(deadline, child.wait()).await;
         }
         let cgroup = self.cgroup.as_ref().map(ProcessCgroup::cgroup);
         let mut checks = GroupChecks::default();
-        while checks.running(pgid, cgroup).await && Instant::now() < deadline {
+        while checks.running(host, pgid, cgroup).await && Instant::now() < deadline {
             sleep(GROUP_POLL).await;
         }
-        let _ = kelpie_sys::kill_group(pgid, kelpie_sys::SIGKILL);
+        host.kill_group(pgid, kelpie_sys::SIGKILL);
         if let Some(cgroup) = cgroup {
             cgroup.kill();
         }
@@ -119,7 +121,7 @@ impl Retiring {
         if let Some(child) = self.child.as_mut() {
             let _ = tokio::time::timeout_at(killed_by, child.wait()).await;
         }
-        while checks.running(pgid, cgroup).await && Instant::now() < killed_by {
+        while checks.running(host, pgid, cgroup).await && Instant::now() < killed_by {
             sleep(GROUP_POLL).await;
         }
     }
@@ -134,21 +136,20 @@ impl GroupChecks {
     /// exited (a read of `cgroup.events`, a small in-kernel file), group or not.
     pub(super) async fn running(
         &mut self,
+        host: &Host,
         pgid: u32,
         cgroup: Option<&kelpie_sys::cgroup::Cgroup>,
     ) -> bool {
         if let Some(cgroup) = cgroup {
             return cgroup.populated();
         }
-        if !kelpie_sys::group_alive(pgid) {
+        if !host.group_alive(pgid) {
             return false;
         }
         self.polls += 1;
         if !self.polls.is_multiple_of(SCAN_EVERY) {
             return true;
         }
-        tokio::task::spawn_blocking(move || kelpie_sys::group_has_live_members(pgid))
-            .await
-            .unwrap_or(true)
+        host.group_has_live_members(pgid).await
     }
 }

@@ -42,7 +42,7 @@ impl Instance {
         let Some(cron) = self.cron.as_mut() else {
             return;
         };
-        let now = jiff::Timestamp::now();
+        let now = crate::clock::wall();
         if let Some(target) = cron.target.filter(|target| now < *target) {
             // The wall clock went back since the timer was armed: wait for the real time.
             let left = Duration::try_from(now.duration_until(target)).unwrap_or_default();
@@ -74,7 +74,7 @@ pub(super) fn cron_timer(spec: &AppSpec) -> Option<CronTimer> {
     });
     match parsed {
         Ok((schedule, zone)) => {
-            let (next, target) = next_firing(&schedule, &zone, jiff::Timestamp::now());
+            let (next, target) = next_firing(&schedule, &zone, crate::clock::wall());
             Some(CronTimer {
                 schedule,
                 zone,
@@ -99,7 +99,7 @@ fn next_firing(
     let Some(next) = schedule.next_after(&after.to_zoned(zone.clone())) else {
         return (None, None);
     };
-    let wait = jiff::Timestamp::now().duration_until(next.timestamp());
+    let wait = crate::clock::wall().duration_until(next.timestamp());
     let wait = Duration::try_from(wait).unwrap_or_default();
     (Some(Instant::now() + wait), Some(next.timestamp()))
 }
@@ -108,7 +108,7 @@ fn next_firing(
 fn zone_name(zone: &jiff::tz::TimeZone) -> String {
     match zone.iana_name() {
         Some(name) => name.to_string(),
-        None => zone.to_offset(jiff::Timestamp::now()).to_string(),
+        None => zone.to_offset(crate::clock::wall()).to_string(),
     }
 }
 

@@ -1,0 +1,446 @@
+//! The instance task run in-process, with fake processes (instance/fake.rs), on tokio's paused
+//! clock: every timing decision (backoff, restart_delay, listen_timeout, kill_timeout, watchdog,
+//! cron, health intervals) is checked to the millisecond, and a test takes no real time.
+//!
+//! What a real process does with these decisions (signals, groups, pipes) is tested through the
+//! binary in tests/cli; here only the instance's timing and state are.
+
+use super::fake::{Behaviour, Event, FakeProcesses, FIRST_PID};
+use super::*;
+use kelpie_core::{HealthCheck, HealthProbe, InstanceState};
+
+const MS: Duration = Duration::from_millis(1);
+
+/// An instance task under test, with its fake processes and the state it last reported.
+struct Harness {
+    fake: Arc<FakeProcesses>,
+    mailbox: mpsc::UnboundedSender<InstanceMsg>,
+    events: mpsc::UnboundedReceiver<InstanceEvent>,
+    state: InstanceState,
+    _home: tempfile::TempDir,
+}
+
+/// A spec whose script is never run (its processes are fake).
+fn spec() -> AppSpec {
+    AppSpec {
+        name: "app".into(),
+        script: "/nonexistent/fake".into(),
+        ..AppSpec::default()
+    }
+}
+
+impl Harness {
+    /// Start the instance of `spec` on `fake` and ask it to run.
+    async fn start(spec: AppSpec, fake: Arc<FakeProcesses>) -> Harness {
+        Harness::start_sharing(spec, fake, None).await
+    }
+
+    /// [`Harness::start`], its processes sharing `socket` (a real one: it is only passed on).
+    async fn start_sharing(
+        spec: AppSpec,
+        fake: Arc<FakeProcesses>,
+        socket: Option<Arc<ListenSocket>>,
+    ) -> Harness {
+        let home = tempfile::tempdir().expect("home");
+        let logs = LogService::start(Default::default()).expect("log service");
+        let registry = Arc::new(crate::sockets::PortRegistry::default());
+        let setup = InstanceSetup {
+            pm_id: 0,
+            instance: 0,
+            claims: ClaimedSockets::of(&spec.name, &registry),
+            spec: Arc::new(spec),
+            state: InstanceState::new(clock::now()),
+            home: Home::at(home.path().to_path_buf()),
+            orphan_group: None,
+            logs,
+            socket,
+            cgroups: Cgroups::default(),
+            adopted: None,
+            pipes: Vec::new(),
+            restart_in: None,
+            host: Host::Fake(fake.clone()),
+        };
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let mailbox = spawn(setup, events_tx);
+        let mut harness = Harness {
+            fake,
+            mailbox,
+            events,
+            state: InstanceState::new(clock::now()),
+            _home: home,
+        };
+        harness.control(Control::Start);
+        harness
+    }
+
+    /// Ask for a reload; its answer comes once it is over.
+    fn reload(&self) -> oneshot::Receiver<Result<(), String>> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.mailbox.send(InstanceMsg::Reload(reply));
+        assert!(sent.is_ok(), "the instance task ended");
+        answer
+    }
+
+    fn control(&mut self, control: Control) {
+        let sent = self.mailbox.send(InstanceMsg::Control(control, None));
+        assert!(sent.is_ok(), "the instance task ended");
+    }
+
+    /// Wait (in virtual time, at most a day) until the reported state satisfies `done`.
+    async fn until(&mut self, what: &str, done: impl Fn(&InstanceState) -> bool) -> &InstanceState {
+        let deadline = Instant::now() + Duration::from_secs(24 * 3600);
+        while !done(&self.state) {
+            let event = tokio::time::timeout_at(deadline, self.events.recv()).await;
+            match event {
+                Ok(Some(InstanceEvent::State(report))) => self.state = report.state,
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the instance task ended before: {what}"),
+                Err(_) => panic!(
+                    "never happened: {what}; last state {:?}, events {:?}",
+                    self.state,
+                    self.fake.events()
+                ),
+            }
+        }
+        &self.state
+    }
+
+    /// Wait until the `n`-th process (from 1) is the instance's, online.
+    async fn until_started(&mut self, n: u32) {
+        let pid = FIRST_PID + n - 1;
+        let what = format!("process {n} online");
+        self.until(&what, |s| s.status == Status::Online && s.pid == Some(pid))
+            .await;
+    }
+}
+
+fn exits_after(ms: u64, code: i32) -> Behaviour {
+    Behaviour {
+        exits_after: Some((Duration::from_millis(ms), code)),
+        ..Behaviour::default()
+    }
+}
+
+/// The gaps between consecutive starts.
+fn gaps(starts: &[u64]) -> Vec<u64> {
+    starts.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+// Paused from the runtime's start: its timer wheel then counts from the paused clock's origin,
+// so timers fire at exactly the milliseconds asked for (tokio rounds them up to whole ones).
+#[tokio::test(start_paused = true)]
+async fn a_crash_loop_is_restarted_at_once_then_backs_off_by_half_each_time() {
+    let fake = FakeProcesses::new(|_| exits_after(10, 1));
+    let mut app = Harness::start(spec(), fake.clone()).await;
+    app.until_started(6).await;
+    // Each run lasts 10 ms (unstable: under min_uptime); the first crash is restarted at
+    // once, the next after 100 ms growing by half (kelpie_core::policy::crash_loop_delay).
+    assert_eq!(
+        gaps(&fake.starts()),
+        [10, 10 + 100, 10 + 150, 10 + 225, 10 + 337]
+    );
+    assert_eq!(app.state.unstable_restarts, 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn exp_backoff_restart_delay_grows_by_half_and_a_long_run_resets_it() {
+    // Three quick crashes, one run of a minute, then quick crashes again.
+    let fake = FakeProcesses::new(|n| exits_after(if n == 3 { 60_000 } else { 10 }, 1));
+    let app_spec = AppSpec {
+        exp_backoff_restart_delay_ms: Some(100),
+        ..spec()
+    };
+    let mut app = Harness::start(app_spec, fake.clone()).await;
+    app.until_started(6).await;
+    // 100, 150, 225; the minute-long run (over 30 s) starts the backoff again from 100.
+    assert_eq!(
+        gaps(&fake.starts()),
+        [10 + 100, 10 + 150, 10 + 225, 60_000 + 100, 10 + 150]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn restart_delay_is_waited_exactly_after_each_exit() {
+    let fake = FakeProcesses::new(|_| exits_after(5_000, 0));
+    let app_spec = AppSpec {
+        restart_delay_ms: 2_000,
+        ..spec()
+    };
+    let mut app = Harness::start(app_spec, fake.clone()).await;
+    app.until_started(3).await;
+    assert_eq!(fake.starts(), [0, 7_000, 14_000]);
+    // Runs longer than min_uptime are stable: nothing counts toward max_restarts.
+    assert_eq!(app.state.unstable_restarts, 0);
+    assert_eq!(app.state.restart_time, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_restarts_unstable_runs_in_a_row_end_in_errored() {
+    let fake = FakeProcesses::new(|_| exits_after(50, 1));
+    let app_spec = AppSpec {
+        max_restarts: 3,
+        min_uptime_ms: 1_000,
+        restart_delay_ms: 200,
+        ..spec()
+    };
+    let mut app = Harness::start(app_spec, fake.clone()).await;
+    let state = app.until("errored", |s| s.status == Status::Errored).await;
+    // Its third unstable run in a row was the last: started, then restarted twice 250 ms apart.
+    let exit = state.exits.back().expect("the exit is recorded");
+    assert_eq!(exit.action, "errored");
+    assert!(
+        exit.reason
+            .contains("(3 unstable restarts, max_restarts is 3)"),
+        "{}",
+        exit.reason
+    );
+    assert_eq!(fake.starts(), [0, 250, 500]);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(fake.starts().len(), 3, "an errored app stays down");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_app_that_must_say_it_is_ready_is_online_when_it_does() {
+    let fake = FakeProcesses::new(|_| Behaviour {
+        ready_after: Some(700 * MS),
+        ..Behaviour::default()
+    });
+    let app_spec = AppSpec {
+        wait_ready: true,
+        listen_timeout_ms: 3_000,
+        ..spec()
+    };
+    let mut app = Harness::start(app_spec, fake.clone()).await;
+    app.until("launching", |s| s.status == Status::Launching)
+        .await;
+    app.until("online", |s| s.status == Status::Online).await;
+    assert_eq!(app.fake.elapsed_ms(), 700);
+    assert_eq!(app.state.last_error, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_app_never_ready_is_counted_online_at_listen_timeout_and_says_so() {
+    let fake = FakeProcesses::new(|_| Behaviour::default());
+    let app_spec = AppSpec {
+        wait_ready: true,
+        listen_timeout_ms: 3_000,
+        ..spec()
+    };
+    let mut app = Harness::start(app_spec, fake.clone()).await;
+    app.until("online", |s| s.status == Status::Online).await;
+    assert_eq!(app.fake.elapsed_ms(), 3_000);
+    let said = app.state.last_error.clone().unwrap_or_default();
+    assert!(
+        said.contains("not ready within listen_timeout (3000 ms)"),
+        "{said}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_ignored_is_followed_by_sigkill_after_exactly_kill_timeout() {
+    let fake = FakeProcesses::new(|_| Behaviour {
+        ignores_signals: true,
+        ..Behaviour::default()
+    });
+    let app_spec = AppSpec {
+        kill_timeout_ms: 1_600,
+        ..spec()
+    };
+    let mut app = Harness::start(app_spec, fake.clone()).await;
+    app.until_started(1).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    app.control(Control::Stop);
+    app.until("stopped", |s| s.status == Status::Stopped).await;
+    let pid = FIRST_PID;
+    let signals: Vec<(u64, Event)> = fake
+        .events()
+        .into_iter()
+        .filter(|(_, e)| !matches!(e, Event::Started(_)))
+        .collect();
+    assert_eq!(
+        signals[..3],
+        [
+            (10_000, Event::Signalled(pid, stopping::libc_sigint())),
+            (11_600, Event::Signalled(pid, kelpie_sys::SIGKILL)),
+            (11_600, Event::Ended(pid)),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_process_that_stops_feeding_the_watchdog_is_restarted_one_period_after_its_last_ping() {
+    // The first process pings three times then goes silent; the next keeps pinging.
+    let fake = FakeProcesses::new(|n| Behaviour {
+        watchdog_pings: if n == 0 {
+            vec![100 * MS, 600 * MS, 1_100 * MS]
+        } else {
+            (1..100).map(|i| i * 500 * MS).collect()
+        },
+        ..Behaviour::default()
+    });
+    let app_spec = AppSpec {
+        watchdog_ms: Some(1_000),
+        ..spec()
+    };
+    let mut app = Harness::start(app_spec, fake.clone()).await;
+    app.until_started(2).await;
+    assert_eq!(fake.starts(), [0, 2_100]);
+    let exit = app.state.exits.back().expect("the exit is recorded");
+    assert_eq!(exit.cause, Cause::Watchdog);
+    assert!(
+        exit.reason.contains("no WATCHDOG=1 within watchdog (1 s)"),
+        "{}",
+        exit.reason
+    );
+    // The second process feeds it: no third start within its pings.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(fake.starts().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cron_restart_fires_on_the_wall_clock_schedule() {
+    crate::clock::test_wall::set("2026-11-23T12:59:30Z".parse().expect("time"));
+    let fake = FakeProcesses::new(|_| Behaviour::default());
+    let app_spec = AppSpec {
+        cron_restart: Some("0 * * * *".into()),
+        cron_timezone: Some("UTC".into()),
+        ..spec()
+    };
+    let mut app = Harness::start(app_spec, fake.clone()).await;
+    app.until_started(3).await;
+    // 13:00:00 then 14:00:00.
+    assert_eq!(fake.starts(), [0, 30_000, 3_630_000]);
+    let exit = app.state.exits.back().expect("the exit is recorded");
+    assert_eq!(exit.cause, Cause::Cron);
+    assert!(
+        exit.reason.contains("cron_restart `0 * * * *` (UTC)"),
+        "{}",
+        exit.reason
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn health_checks_probe_each_interval_and_restart_after_the_failures_in_a_row() {
+    // The first process stops answering after 10 s; the next one stays healthy.
+    let fake = FakeProcesses::new(|n| Behaviour {
+        healthy_for: (n == 0).then_some(10_000 * MS),
+        ..Behaviour::default()
+    });
+    let app_spec = AppSpec {
+        health_check: Some(HealthCheck {
+            probe: HealthProbe::Tcp {
+                host: "127.0.0.1".into(),
+                port: 1,
+            },
+            interval_ms: 3_000,
+            timeout_ms: 1_000,
+            failures: 3,
+            start_period_ms: 0,
+        }),
+        ..spec()
+    };
+    let mut app = Harness::start(app_spec, fake.clone()).await;
+    app.until_started(2).await;
+    let probes: Vec<u64> = fake
+        .events()
+        .into_iter()
+        .filter(|(_, e)| *e == Event::Probed(FIRST_PID))
+        .map(|(at, _)| at)
+        .collect();
+    // Probes every 3 s from the first interval; those at 12, 15 and 18 s fail: restarted at 18 s.
+    assert_eq!(probes, [3_000, 6_000, 9_000, 12_000, 15_000, 18_000]);
+    assert_eq!(fake.starts(), [0, 18_000]);
+    let exit = app.state.exits.back().expect("the exit is recorded");
+    assert_eq!(exit.cause, Cause::Health);
+    assert!(
+        exit.reason.contains("failed 3 times in a row"),
+        "{}",
+        exit.reason
+    );
+    app.until("healthy", |s| {
+        s.health == Some(kelpie_core::Health::Healthy)
+    })
+    .await;
+}
+
+/// An app on a socket the daemon shares with its processes, which say when they are ready.
+fn sharing_a_socket() -> (AppSpec, Arc<ListenSocket>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a directory for the socket");
+    let path = dir.path().join("app.sock");
+    let address = kelpie_core::ListenAddress::parse(&format!("unix:{}", path.display()));
+    let socket = ListenSocket::open(&address.expect("address")).expect("a socket");
+    let app_spec = AppSpec {
+        wait_ready: true,
+        listen_timeout_ms: 3_000,
+        ..spec()
+    };
+    (app_spec, Arc::new(socket), dir)
+}
+
+fn ready_after(ms: u64) -> Behaviour {
+    Behaviour {
+        ready_after: Some(Duration::from_millis(ms)),
+        ..Behaviour::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_hands_over_when_the_new_process_is_ready_then_stops_the_old_one() {
+    let fake = FakeProcesses::new(|n| ready_after(if n == 0 { 100 } else { 500 }));
+    let (app_spec, socket, _dir) = sharing_a_socket();
+    let mut app = Harness::start_sharing(app_spec, fake.clone(), Some(socket)).await;
+    app.until_started(1).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let answer = app.reload().await.expect("answered");
+    assert_eq!(answer, Ok(()));
+    app.until_started(2).await;
+    let (old, new) = (FIRST_PID, FIRST_PID + 1);
+    // The old process served until the new one was ready (500 ms after it started), then
+    // was asked to stop, and ended at once; what may be left of its group is then killed.
+    assert_eq!(
+        fake.events(),
+        [
+            (0, Event::Started(old)),
+            (10_100, Event::Started(new)),
+            (10_600, Event::Signalled(old, stopping::libc_sigint())),
+            (10_600, Event::Ended(old)),
+            (10_600, Event::Signalled(old, kelpie_sys::SIGKILL)),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_whose_new_process_is_never_ready_gives_up_at_listen_timeout_and_keeps_the_old() {
+    let fake = FakeProcesses::new(|n| {
+        if n == 0 {
+            ready_after(100)
+        } else {
+            Behaviour::default()
+        }
+    });
+    let (app_spec, socket, _dir) = sharing_a_socket();
+    let mut app = Harness::start_sharing(app_spec, fake.clone(), Some(socket)).await;
+    app.until_started(1).await;
+    let answer = app.reload().await.expect("answered");
+    let error = answer.expect_err("the reload failed");
+    assert!(
+        error.contains("not ready within listen_timeout (3000 ms)"),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!("the old process (pid {FIRST_PID}) keeps running")),
+        "{error}"
+    );
+    let new = FIRST_PID + 1;
+    assert_eq!(
+        fake.events()[1..],
+        [
+            (100, Event::Started(new)),
+            (3_100, Event::Signalled(new, stopping::libc_sigint())),
+            (3_100, Event::Ended(new)),
+            (3_100, Event::Signalled(new, kelpie_sys::SIGKILL)),
+        ]
+    );
+    assert!(fake.running(FIRST_PID));
+    assert_eq!(app.state.pid, Some(FIRST_PID));
+}
