@@ -121,9 +121,8 @@ fn an_app_whose_watchdog_goes_silent_is_restarted() {
     k.wait_for("WATCHDOG_USEC in the app's output", 3 * SECS, || {
         k.log("dog-out.log").contains("WATCHDOG_USEC=1000000")
     });
-    // It pings for a second (no restart meanwhile), then hangs: restarted about 1 s later.
-    std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(k.pid("dog"), first, "restarted while it was still pinging");
+    // It pings for a second, then hangs: restarted about 1 s later. (The exact timing, and
+    // no restart while it pings, are the instance's in-process tests.)
     k.wait_for("a restart for the watchdog", 5 * SECS, || {
         let pid = k.pid("dog");
         pid != 0 && pid != first
@@ -134,17 +133,10 @@ fn an_app_whose_watchdog_goes_silent_is_restarted() {
     );
 }
 
+/// The schedule's exact timing, and that it never revives a stopped app, are the instance's
+/// in-process tests (paused clock); here a real app is restarted by it.
 #[test]
-fn an_app_that_never_pings_is_not_watched() {
-    let k = kelpie();
-    k.ok(&["start", &k.fake_app(), "--name", "quiet", "--watchdog", "1"]);
-    let first = k.pid("quiet");
-    std::thread::sleep(Duration::from_millis(1600));
-    assert_eq!(k.pid("quiet"), first);
-}
-
-#[test]
-fn a_cron_every_second_restarts_three_times_in_three_seconds_and_never_after_stop() {
+fn a_cron_every_second_restarts_a_real_app_until_it_is_stopped() {
     let k = kelpie();
     let stamp = k.home().join("stamps");
     k.ok(&[
@@ -160,23 +152,15 @@ fn a_cron_every_second_restarts_three_times_in_three_seconds_and_never_after_sto
         "--stamp",
         stamp.to_str().expect("utf-8"),
     ]);
-    std::thread::sleep(Duration::from_millis(3300));
-    let runs = stamps(&stamp).len();
-    // Three (or four, depending on where the first second boundary fell) firings.
-    assert!((4..=5).contains(&runs), "{runs} starts in 3.3 s");
+    k.wait_for("two restarts by the schedule", 5 * SECS, || {
+        stamps(&stamp).len() >= 3
+    });
+    let causes = causes(&k, "cron");
     assert!(
-        causes(&k, "cron").iter().all(|c| c == "cron"),
-        "{:?}",
-        causes(&k, "cron")
+        causes.len() >= 2 && causes.iter().all(|c| c == "cron"),
+        "{causes:?}"
     );
     k.ok(&["stop", "cron"]);
-    let after_stop = stamps(&stamp).len();
-    std::thread::sleep(Duration::from_millis(2200));
-    assert_eq!(
-        stamps(&stamp).len(),
-        after_stop,
-        "the cron revived a stopped app"
-    );
     assert_eq!(k.status("cron"), "stopped");
     let describe = k.ok(&["describe", "cron"]);
     assert!(describe.contains("`* * * * * *` (UTC)"), "{describe}");

@@ -444,3 +444,37 @@ async fn a_reload_whose_new_process_is_never_ready_gives_up_at_listen_timeout_an
     assert!(fake.running(FIRST_PID));
     assert_eq!(app.state.pid, Some(FIRST_PID));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_process_that_never_feeds_the_watchdog_is_not_watched() {
+    let fake = FakeProcesses::new(|_| Behaviour::default());
+    let app_spec = AppSpec {
+        watchdog_ms: Some(1_000),
+        ..spec()
+    };
+    let mut app = Harness::start(app_spec, fake.clone()).await;
+    app.until_started(1).await;
+    // The watchdog is armed by the first WATCHDOG=1 (as systemd's is by the first ping).
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(fake.starts(), [0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cron_restart_never_revives_a_stopped_app() {
+    crate::clock::test_wall::set("2026-11-23T12:59:30Z".parse().expect("time"));
+    let fake = FakeProcesses::new(|_| Behaviour::default());
+    let app_spec = AppSpec {
+        cron_restart: Some("* * * * * *".into()),
+        cron_timezone: Some("UTC".into()),
+        ..spec()
+    };
+    let mut app = Harness::start(app_spec, fake.clone()).await;
+    app.until_started(4).await;
+    // Every second, on the second.
+    assert_eq!(fake.starts(), [0, 1_000, 2_000, 3_000]);
+    app.control(Control::Stop);
+    app.until("stopped", |s| s.status == Status::Stopped).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(fake.starts().len(), 4, "the cron revived a stopped app");
+    assert_eq!(app.state.status, Status::Stopped);
+}
