@@ -478,3 +478,95 @@ async fn cron_restart_never_revives_a_stopped_app() {
     assert_eq!(fake.starts().len(), 4, "the cron revived a stopped app");
     assert_eq!(app.state.status, Status::Stopped);
 }
+
+/// Sleep until `ms` after the fake was made.
+async fn at(fake: &FakeProcesses, ms: u64) {
+    let left = ms.saturating_sub(fake.elapsed_ms());
+    tokio::time::sleep(Duration::from_millis(left)).await;
+}
+
+/// Ready 100 ms after its start; the first process feeds the watchdog at 100 ms only (so it
+/// is late at 1 100 ms), the others every 500 ms; the second is ready `second_ready` ms after
+/// its start, if ever.
+fn pinging(second_ready: Option<u64>) -> Arc<FakeProcesses> {
+    FakeProcesses::new(move |n| Behaviour {
+        ready_after: match n {
+            1 => second_ready.map(Duration::from_millis),
+            _ => Some(100 * MS),
+        },
+        watchdog_pings: match n {
+            0 => vec![100 * MS],
+            _ => (1..200).map(|i| i * 500 * MS).collect(),
+        },
+        ..Behaviour::default()
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_due_during_a_reload_that_fails_applies_to_the_old_process_afterwards() {
+    let fake = pinging(None);
+    let (app_spec, socket, _dir) = sharing_a_socket();
+    let app_spec = AppSpec {
+        watchdog_ms: Some(1_000),
+        ..app_spec
+    };
+    let mut app = Harness::start_sharing(app_spec, fake.clone(), Some(socket)).await;
+    app.until_started(1).await;
+    at(&fake, 1_000).await;
+    // The watchdog is late at 1 100 ms, while the new process is starting: the restart waits.
+    let answer = app.reload().await.expect("answered");
+    assert!(answer.is_err(), "{answer:?}");
+    app.until_started(3).await;
+    let (old, new, third) = (FIRST_PID, FIRST_PID + 1, FIRST_PID + 2);
+    let sigint = stopping::libc_sigint();
+    let events = fake.events();
+    assert_eq!(
+        events[..2],
+        [(0, Event::Started(old)), (1_000, Event::Started(new))]
+    );
+    // At listen_timeout the new process is given up (stopped apart, on its own task), and the
+    // watchdog's restart of the old one is carried out: all within that millisecond.
+    let mut at_timeout: Vec<Event> = events[2..]
+        .iter()
+        .map(|(at, event)| {
+            assert_eq!(*at, 4_000, "{events:?}");
+            event.clone()
+        })
+        .collect();
+    at_timeout.sort_by_key(|event| format!("{event:?}"));
+    assert_eq!(
+        at_timeout,
+        [
+            Event::Ended(old),
+            Event::Ended(new),
+            Event::Signalled(old, sigint),
+            Event::Signalled(new, sigint),
+            Event::Signalled(new, kelpie_sys::SIGKILL),
+            Event::Started(third),
+        ]
+    );
+    let exit = app.state.exits.back().expect("the exit is recorded");
+    assert_eq!(exit.cause, Cause::Watchdog);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_due_during_a_reload_that_succeeds_is_dropped_with_the_old_process() {
+    let fake = pinging(Some(500));
+    let (app_spec, socket, _dir) = sharing_a_socket();
+    let app_spec = AppSpec {
+        watchdog_ms: Some(1_000),
+        ..app_spec
+    };
+    let mut app = Harness::start_sharing(app_spec, fake.clone(), Some(socket)).await;
+    app.until_started(1).await;
+    at(&fake, 1_000).await;
+    let answer = app.reload().await.expect("answered");
+    assert_eq!(answer, Ok(()));
+    app.until_started(2).await;
+    // The old process went at 1 500 ms, when the new one was ready; the new one feeds the
+    // watchdog, so nothing else happens.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(fake.starts(), [0, 1_000]);
+    assert!(fake.events().contains(&(1_500, Event::Ended(FIRST_PID))));
+    assert_eq!(app.state.restart_time, 1);
+}
