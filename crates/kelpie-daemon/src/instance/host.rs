@@ -30,7 +30,8 @@ impl Host {
         }
     }
 
-    /// Send `signal` to process `pid` (`kelpie sendSignal`).
+    /// Send `signal` to process `pid` alone (`kelpie sendSignal`, or a process that left its
+    /// group but not its cgroup).
     pub(super) fn send_signal(&self, pid: u32, signal: i32) -> Result<(), String> {
         match self {
             Host::System => kelpie_sys::send_signal(pid, signal).map_err(|e| e.to_string()),

@@ -29,6 +29,14 @@ fn spec() -> AppSpec {
     }
 }
 
+/// One log service for every test: fake processes write no output, and each service started
+/// would keep its threads until the test binary ends.
+fn log_service() -> LogService {
+    static LOGS: std::sync::OnceLock<LogService> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| LogService::start(Default::default()).expect("log service"))
+        .clone()
+}
+
 impl Harness {
     /// Start the instance of `spec` on `fake` and ask it to run.
     async fn start(spec: AppSpec, fake: Arc<FakeProcesses>) -> Harness {
@@ -42,7 +50,6 @@ impl Harness {
         socket: Option<Arc<ListenSocket>>,
     ) -> Harness {
         let home = tempfile::tempdir().expect("home");
-        let logs = LogService::start(Default::default()).expect("log service");
         let registry = Arc::new(crate::sockets::PortRegistry::default());
         let setup = InstanceSetup {
             pm_id: 0,
@@ -52,7 +59,7 @@ impl Harness {
             state: InstanceState::new(clock::now()),
             home: Home::at(home.path().to_path_buf()),
             orphan_group: None,
-            logs,
+            logs: log_service(),
             socket,
             cgroups: Cgroups::default(),
             adopted: None,
