@@ -24,9 +24,9 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connect to the daemon of `home`, starting it if none answers. A connection reset during
-    /// the handshake (a daemon replacing its socket, one that lost a race to start) is tried
-    /// again once.
+    /// Connect to the daemon of `home`, starting it if none answers. A connection reset or
+    /// closed during the handshake (a daemon replacing its socket, one that lost a race to
+    /// start or went away while starting) is tried again once.
     pub fn connect_or_start(home: &Home) -> Result<Client> {
         let connected = match Client::connect_or_start_once(home) {
             Err(e) if was_reset(&e) => {
@@ -157,12 +157,17 @@ impl Client {
 /// How long a daemon whose socket file is gone has to make it again (it checks every 250 ms).
 const SOCKET_BACK_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Whether `error` comes from a connection the daemon reset.
+/// Whether `error` comes from a connection the daemon reset, or closed before reading the
+/// greeting (a Unix socket then fails the write with EPIPE: a listener that went away with the
+/// connection still in its backlog).
 fn was_reset(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset)
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            )
+        })
     })
 }
 
