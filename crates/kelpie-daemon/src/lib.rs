@@ -36,6 +36,7 @@ mod launch;
 mod link;
 pub mod log;
 mod logs;
+mod maybe;
 mod monitor;
 mod persist;
 mod process;

@@ -21,6 +21,7 @@ pub use foreground::{ForegroundOptions, ForegroundSetup, OutputBatch, OUTPUT_QUE
 use crate::clock;
 use crate::instance::{self, InstanceEvent, InstanceMsg, InstanceSetup};
 use crate::logs::LogService;
+use crate::maybe::{until, when};
 use crate::monitor::{Monitor, Reading, Target};
 use crate::persist::{Ack, Persister};
 use crate::sockets::{ClaimedSockets, ListenSocket, PortRegistry};
@@ -179,15 +180,15 @@ impl Supervisor {
                 Some(event) = events.recv() => Wake::Event(event),
                 Some(command) = commands.recv() => Wake::Command(command),
                 Some(batch) = readings.recv() => Wake::Readings(batch),
-                () = async { match persist_at { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => Wake::Persist,
-                () = async { match pending_deadline { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => Wake::PendingDeadline,
+                () = until(persist_at) => Wake::Persist,
+                () = until(pending_deadline) => Wake::PendingDeadline,
                 Some(()) = signals.term.recv() => Wake::Shutdown("SIGTERM"),
                 Some(()) = signals.int.recv() => Wake::Shutdown("SIGINT"),
                 Some(()) = signals.hup.recv() => Wake::Hangup,
                 Some(()) = signals.usr2.recv() => Wake::ReopenLogs,
                 Some(()) = signals.usr1.recv() => Wake::UpdateAsked,
-                () = async { match update_look { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => Wake::UpdateLook,
-                Ok(()) = async { match exit_now { Some(rx) => rx.await, None => std::future::pending().await } } => Wake::Exit,
+                () = until(update_look) => Wake::UpdateLook,
+                Ok(()) = when(exit_now, |rx| rx) => Wake::Exit,
             };
             match wake {
                 Wake::Command(command) => self.on_command(command),

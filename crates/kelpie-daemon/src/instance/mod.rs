@@ -7,6 +7,7 @@ use crate::health::{ExecContext, HealthReport};
 use crate::launch::{self, Extras, InstanceIdentity, OutputPipes};
 use crate::link::{ProcessLink, ProcessSignal};
 use crate::logs::{HandedPipe, LineWatch, LogService, TailReader};
+use crate::maybe::{until, when};
 use crate::process::ProcessHandle;
 use crate::sockets::{ClaimedSockets, ListenSocket};
 use crate::update::HandedProcess;
@@ -19,7 +20,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{sleep, sleep_until, Instant};
+use tokio::time::{sleep, Instant};
 
 #[cfg(test)]
 mod fake;
@@ -582,17 +583,17 @@ impl Instance {
             None => (None, None, None),
         };
         tokio::select! {
-            msg = async { if mailbox_open { rx.recv().await } else { std::future::pending().await } } => Wake::Msg(msg),
-            status = async { match child { Some(c) => c.wait().await, None => std::future::pending().await } } => Wake::Exited(status),
-            () = async { match timer { Some(t) => sleep_until(t).await, None => std::future::pending().await } } => Wake::Timer,
-            () = async { if watching { sleep(GROUP_POLL).await } else { std::future::pending().await } } => Wake::GroupPoll,
-            Some(signal) = async { match link { Some(l) => l.recv().await, None => std::future::pending().await } } => Wake::Signal(signal),
-            Some(signal) = async { match candidate_link { Some(l) => l.recv().await, None => std::future::pending().await } } => Wake::CandidateSignal(signal),
-            status = async { match candidate_child { Some(c) => c.wait().await, None => std::future::pending().await } } => Wake::CandidateExited(status),
-            () = async { match candidate_deadline { Some(t) => sleep_until(t).await, None => std::future::pending().await } } => Wake::CandidateLate,
-            () = async { match cron_at { Some(t) => sleep_until(t).await, None => std::future::pending().await } } => Wake::Cron,
-            () = async { match watchdog_at { Some(t) => sleep_until(t).await, None => std::future::pending().await } } => Wake::WatchdogLate,
-            Some(report) = async { match health { Some(r) => r.recv().await, None => std::future::pending().await } } => Wake::Health(report),
+            msg = when(mailbox_open.then_some(rx), |rx| rx.recv()) => Wake::Msg(msg),
+            status = when(child, |c| c.wait()) => Wake::Exited(status),
+            () = until(timer) => Wake::Timer,
+            () = when(watching.then_some(GROUP_POLL), sleep) => Wake::GroupPoll,
+            Some(signal) = when(link, |l| l.recv()) => Wake::Signal(signal),
+            Some(signal) = when(candidate_link, |l| l.recv()) => Wake::CandidateSignal(signal),
+            status = when(candidate_child, |c| c.wait()) => Wake::CandidateExited(status),
+            () = until(candidate_deadline) => Wake::CandidateLate,
+            () = until(cron_at) => Wake::Cron,
+            () = until(watchdog_at) => Wake::WatchdogLate,
+            Some(report) = when(health, |r| r.recv()) => Wake::Health(report),
         }
     }
 
