@@ -1,5 +1,5 @@
-//! Which app keys Kelpie knows: supported fields, their PM2 aliases, PM2 fields not supported yet,
-//! and a "did you mean" for the rest.
+//! Which app keys Kelpie knows: supported fields and their PM2 aliases (both declared in
+//! `options.rs`), PM2 fields not supported yet, and a "did you mean" for the rest.
 
 /// Canonical (snake_case) app fields Kelpie supports: those of `kelpie start`'s flags (as a
 /// file names them) and those only a file can set. Derived, never listed twice.
@@ -11,29 +11,6 @@ pub fn supported() -> &'static [&'static str] {
     });
     &SUPPORTED
 }
-
-/// PM2's alternative names, mapped to the canonical field.
-pub const ALIASES: &[(&str, &str)] = &[
-    ("exec", "script"),
-    ("cmd", "script"),
-    ("command", "script"),
-    ("exec_interpreter", "interpreter"),
-    ("node_args", "interpreter_args"),
-    ("out", "out_file"),
-    ("output", "out_file"),
-    ("out_log", "out_file"),
-    ("error", "error_file"),
-    ("err", "error_file"),
-    ("err_file", "error_file"),
-    ("err_log", "error_file"),
-    ("combine_logs", "merge_logs"),
-    ("log", "log_file"),
-    ("stop_signal", "kill_signal"),
-    ("user", "uid"),
-    ("group", "gid"),
-    ("cron", "cron_restart"),
-    ("cron_tz", "cron_timezone"),
-];
 
 /// PM2 fields that are valid in PM2 but not implemented by Kelpie yet: accepted with a warning so
 /// existing ecosystem files keep working.
@@ -90,7 +67,10 @@ pub fn classify(key: &str) -> Kind {
     if let Some(name) = supported().iter().find(|f| **f == key) {
         return Kind::Supported(name);
     }
-    if let Some((_, canonical)) = ALIASES.iter().find(|(alias, _)| *alias == key) {
+    if let Some((_, canonical)) = crate::options::ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == key)
+    {
         return Kind::Supported(canonical);
     }
     if let Some(profile) = key.strip_prefix("env_").filter(|p| !p.is_empty()) {
@@ -132,7 +112,7 @@ fn suggest(key: &str) -> Option<&'static str> {
         supported()
             .iter()
             .copied()
-            .chain(ALIASES.iter().map(|(alias, _)| *alias))
+            .chain(crate::options::ALIASES.iter().map(|(alias, _)| *alias))
             .chain(UNSUPPORTED.iter().copied()),
     )
 }

@@ -4,8 +4,9 @@
 //! (`build.rs`). The names it serializes to, with [`FILE_ONLY`], are the fields Kelpie supports
 //! (`fields::SUPPORTED` is derived from them).
 //!
-//! Adding a setting: a field here (its flag, and `rename` when the file's name differs), its
-//! typed field in `kelpie_core::AppSpec`, and its reader in `build.rs`.
+//! Adding a setting: a field here (its flag, `rename` when the file's name differs, and PM2's
+//! other spellings in [`ALIASES`]), its typed field in `kelpie_core::AppSpec`, and its reader in
+//! `build.rs`.
 
 use clap::Args;
 use serde::{Serialize, Serializer};
@@ -20,6 +21,30 @@ pub const FILE_ONLY: &[&str] = &[
     "http",
     "append_env_to_name",
     "source_map_support",
+];
+
+/// PM2's other names of fields (in files, also camelCased), mapped to the name Kelpie reads:
+/// declared here beside the fields, so a setting with a PM2 spelling is still one place.
+pub const ALIASES: &[(&str, &str)] = &[
+    ("exec", "script"),
+    ("cmd", "script"),
+    ("command", "script"),
+    ("exec_interpreter", "interpreter"),
+    ("node_args", "interpreter_args"),
+    ("out", "out_file"),
+    ("output", "out_file"),
+    ("out_log", "out_file"),
+    ("error", "error_file"),
+    ("err", "error_file"),
+    ("err_file", "error_file"),
+    ("err_log", "error_file"),
+    ("combine_logs", "merge_logs"),
+    ("log", "log_file"),
+    ("stop_signal", "kill_signal"),
+    ("user", "uid"),
+    ("group", "gid"),
+    ("cron", "cron_restart"),
+    ("cron_tz", "cron_timezone"),
 ];
 
 /// Options for starting a single script/command from CLI flags (`None` = not given, written as
