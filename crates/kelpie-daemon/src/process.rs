@@ -5,7 +5,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::ExitStatus;
-use tokio::io::unix::AsyncFd;
+use tokio::net::unix::pipe;
 
 /// A process of an instance.
 pub struct ProcessHandle {
@@ -16,10 +16,45 @@ pub struct ProcessHandle {
     handed_over: bool,
 }
 
+/// A pidfd registered with tokio's reactor, to wait until it turns readable (the process
+/// exited). Registered through tokio's pipe receiver: its `from_owned_fd_unchecked` is the one
+/// safe way tokio has to register a descriptor it did not open (`AsyncFd::register` is `unsafe`,
+/// its safe `AsyncFd::new` deprecated as unsound). It checks nothing about the descriptor and
+/// registers it for readable as `AsyncFd` would (the same mio registration, epoll's `EPOLLIN`);
+/// it owns it, so the number cannot be closed or reused under the reactor. The pidfd is never
+/// read through it (a pidfd cannot be read): only its readiness is used.
+struct Pidfd(pipe::Receiver);
+
+impl Pidfd {
+    /// Register `fd` (a pidfd) with the current runtime's reactor.
+    fn register(fd: OwnedFd) -> std::io::Result<Pidfd> {
+        pipe::Receiver::from_owned_fd_unchecked(fd).map(Pidfd)
+    }
+
+    /// Wait until the process has exited and `collect` (`waitpid`) has a result: `collect`
+    /// returns `Ok(None)` while the process runs, which makes the wait go on.
+    async fn wait_until<T>(
+        &self,
+        mut collect: impl FnMut() -> std::io::Result<Option<T>>,
+    ) -> std::io::Result<T> {
+        loop {
+            self.0.readable().await?;
+            // Readable but still running: `WouldBlock` clears the readiness, to wait again.
+            let collected = self.0.try_io(|| {
+                collect()?.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::WouldBlock))
+            });
+            match collected {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                result => return result,
+            }
+        }
+    }
+}
+
 /// Where the end of the process is learnt.
 enum ExitSource {
     /// Its pidfd turns readable.
-    Pidfd(AsyncFd<OwnedFd>),
+    Pidfd(Pidfd),
     /// A process of the in-process tests' fake (`instance::fake`): no process, the test says
     /// when and how it ends.
     #[cfg(test)]
@@ -27,7 +62,7 @@ enum ExitSource {
 }
 
 impl ExitSource {
-    fn pidfd(&self) -> Option<&AsyncFd<OwnedFd>> {
+    fn pidfd(&self) -> Option<&Pidfd> {
         match self {
             ExitSource::Pidfd(pidfd) => Some(pidfd),
             #[cfg(test)]
@@ -59,12 +94,12 @@ impl ProcessHandle {
     /// Adopt `pid`, through `pidfd` when one was kept since it was known to be this process.
     pub fn adopted(pid: u32, pidfd: Option<OwnedFd>) -> std::io::Result<ProcessHandle> {
         let pidfd = match pidfd {
-            Some(fd) => kelpie_sys::async_fd(fd)?,
-            None => kelpie_sys::async_pidfd(pid)?,
+            Some(fd) => fd,
+            None => kelpie_sys::pidfd_open(pid)?,
         };
         Ok(ProcessHandle {
             pid,
-            exit: ExitSource::Pidfd(pidfd),
+            exit: ExitSource::Pidfd(Pidfd::register(pidfd)?),
             status: None,
             handed_over: false,
         })
@@ -77,7 +112,7 @@ impl ProcessHandle {
 
     /// Its pidfd (a scripted process has none).
     pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
-        self.exit.pidfd().map(|pidfd| pidfd.get_ref().as_fd())
+        self.exit.pidfd().map(|pidfd| pidfd.0.as_fd())
     }
 
     /// Wait until it exits and collect its status.
@@ -96,20 +131,17 @@ impl ProcessHandle {
         let Some(pidfd) = self.exit.pidfd() else {
             return Err(std::io::Error::other("nothing to wait on"));
         };
-        loop {
-            let mut ready = pidfd.readable().await?;
-            match kelpie_sys::try_wait_child(self.pid) {
-                Ok(Some(status)) => {
-                    self.status = Some(status);
-                    return Ok(status);
-                }
-                Ok(None) => ready.clear_ready(),
-                // Not our child: it ended (the pidfd says so), its status is someone else's.
-                Err(e) if e.raw_os_error() == Some(kelpie_sys::ECHILD) => {
-                    return Err(std::io::Error::other(UnknownStatus));
-                }
-                Err(e) => return Err(e),
+        let pid = self.pid;
+        match pidfd.wait_until(|| kelpie_sys::try_wait_child(pid)).await {
+            Ok(status) => {
+                self.status = Some(status);
+                Ok(status)
             }
+            // Not our child: it ended (the pidfd says so), its status is someone else's.
+            Err(e) if e.raw_os_error() == Some(kelpie_sys::ECHILD) => {
+                Err(std::io::Error::other(UnknownStatus))
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -136,10 +168,14 @@ impl Drop for ProcessHandle {
         };
         let pid = self.pid;
         runtime.spawn(async move {
-            if let Some(pidfd) = pidfd.ok().and_then(|fd| kelpie_sys::async_fd(fd).ok()) {
-                let _ = pidfd.readable().await;
+            match pidfd.and_then(Pidfd::register) {
+                Ok(pidfd) => {
+                    let _ = pidfd.wait_until(|| kelpie_sys::try_wait_child(pid)).await;
+                }
+                Err(_) => {
+                    let _ = kelpie_sys::try_wait_child(pid);
+                }
             }
-            let _ = kelpie_sys::try_wait_child(pid);
         });
     }
 }
@@ -201,6 +237,39 @@ mod tests {
             let status = child.wait().await.expect("wait");
             assert_eq!(status.code(), Some(3));
             assert_eq!(child.wait().await.expect("again").code(), Some(3));
+        });
+    }
+
+    #[test]
+    fn a_process_that_is_not_our_child_ends_with_an_unknown_status() {
+        // A grandchild: its shell exits at once, so it is init's child, as a process adopted
+        // from the keeper is.
+        let shell = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 >/dev/null 2>&1 & echo $!"])
+            .stdout(std::process::Stdio::piped())
+            .output()
+            .expect("sh");
+        let pid: u32 = String::from_utf8_lossy(&shell.stdout)
+            .trim()
+            .parse()
+            .expect("pid");
+        // Killed by pid on every way out, even a failed assertion.
+        struct Kill(u32);
+        impl Drop for Kill {
+            fn drop(&mut self) {
+                let _ = kelpie_sys::send_signal(self.0, kelpie_sys::SIGKILL);
+            }
+        }
+        let grandchild = Kill(pid);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let mut adopted = ProcessHandle::adopted(pid, None).expect("handle");
+            drop(grandchild);
+            let error = adopted.wait().await.expect_err("not our child");
+            assert!(status_unknown(&error), "{error}");
         });
     }
 

@@ -196,23 +196,6 @@ fn to_pid(pid: u32) -> io::Result<Pid> {
 /// `waitpid` of a process that is not our child fails with this.
 pub const ECHILD: i32 = libc::ECHILD;
 
-/// A pidfd for `pid` registered with the current tokio runtime: readable once it has exited.
-#[cfg(feature = "tokio")]
-pub fn async_pidfd(pid: u32) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
-    async_fd(pidfd_open(pid)?)
-}
-
-/// A pidfd (or any pollable descriptor) registered with the current tokio runtime.
-#[cfg(feature = "tokio")]
-pub fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
-    // SAFETY: the AsyncFd owns the OwnedFd, which stays open and keeps the same number for as
-    // long as it lives: exactly what registration asks of its descriptor.
-    let registered = unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
-    };
-    registered.map_err(io::Error::from)
-}
-
 /// Collect the exit status of the child `pid` if it has ended (`waitpid` with `WNOHANG`):
 /// `Ok(None)` while it runs. Only for a child nobody else waits for.
 pub fn try_wait_child(pid: u32) -> io::Result<Option<ExitStatus>> {

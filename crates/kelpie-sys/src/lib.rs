@@ -5,7 +5,7 @@
 //! go through rustix's typed wrappers (real-time signals through rustix-libc-wrappers' checked
 //! constructor); signal masks, sigwait and the daemon's re-exec go through nix; libc remains
 //! where neither has a safe call (the spawn's pre-exec hooks, clone3 and execve, glibc's malloc
-//! tuning), and tokio's unsafe registration of a pidfd behind the `tokio` feature.
+//! tuning).
 #![allow(unsafe_code)]
 
 pub mod cgroup;
@@ -33,8 +33,6 @@ pub use fdpass::{
     accept, peer_uid, recv_with_fds, send_stream_with_fds, send_with_fds, seqpacket_connect,
     seqpacket_listen, seqpacket_pair, set_receive_timeout, MAX_FDS_PER_MESSAGE,
 };
-#[cfg(feature = "tokio")]
-pub use handoff::{async_fd, async_pidfd};
 pub use handoff::{
     close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec, pidfd_open,
     redirect_output, take_inherited_fds, try_wait_child, ECHILD,

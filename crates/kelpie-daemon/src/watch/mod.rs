@@ -4,9 +4,10 @@
 //! watched app. inotify instances are scarce (`fs.inotify.max_user_instances`, 128 by default,
 //! shared by every program of the user) and a daemon may watch many apps, so apps do not get one
 //! each. The thread owns all the state; callers send it commands over a channel and wake it
-//! through a socket, so there is no lock. It waits in poll() (no tokio: registering a descriptor
-//! with tokio's reactor now takes `unsafe`, which only kelpie-sys may use), never on the async
-//! runtime.
+//! through a socket, so there is no lock. It waits in poll(), never on the async runtime (no
+//! tokio: it was written when the daemon's one way to register a descriptor with tokio's reactor
+//! was `AsyncFd::register`, which is `unsafe`; `process.rs` has a safe one since, tokio's pipe
+//! receiver).
 //!
 //! # What is watched
 //!
