@@ -13,6 +13,7 @@ use crate::sockets::{ClaimedSockets, ListenSocket};
 use crate::update::HandedProcess;
 use kelpie_core::cron::CronSchedule;
 use kelpie_core::forensics::NotifyLine;
+use kelpie_core::reload::{GiveUp, ReloadState};
 use kelpie_core::{AppSpec, Cause, Control, Effect, Input, InstanceState, Published, Status, Why};
 use kelpie_proto::{Home, LogStream};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -237,8 +238,6 @@ struct Candidate {
     launched: Launched,
     deadline: Instant,
     reply: oneshot::Sender<Result<(), String>>,
-    /// Why the daemon reloads by itself, if it does.
-    why: Option<Why>,
 }
 
 /// The `cron_restart` schedule and its next firing.
@@ -300,8 +299,8 @@ struct Instance {
     watchdog_at: Option<Instant>,
     /// The current process's health checks.
     health: Option<HealthChecks>,
-    /// An automatic restart asked for while a reload was under way.
-    deferred_restart: Option<Why>,
+    /// The decisions of the reload in progress, if one is.
+    reload: ReloadState,
     /// The task's own mailbox, to fall back to a restart when an automatic reload fails (weak:
     /// the task ends once the supervisor drops its sender).
     myself: mpsc::WeakUnboundedSender<InstanceMsg>,
@@ -354,7 +353,7 @@ impl Instance {
             cron,
             watchdog_at: None,
             health: None,
-            deferred_restart: None,
+            reload: ReloadState::default(),
             myself,
             stderr: None,
             published: Published::default(),
@@ -416,16 +415,9 @@ impl Instance {
                     Ok(status) => describe_status(status),
                     Err(e) => format!("wait failed: {e}"),
                 };
-                self.abandon_candidate(format!(
-                    "the new process exited ({how}) before it was ready"
-                ));
+                self.abandon_candidate(GiveUp::Exited(how));
             }
-            Wake::CandidateLate => {
-                let limit = self.spec.listen_timeout_ms;
-                self.abandon_candidate(format!(
-                    "the new process was not ready within listen_timeout ({limit} ms)"
-                ));
-            }
+            Wake::CandidateLate => self.abandon_candidate(GiveUp::Late),
         }
     }
 
@@ -447,7 +439,7 @@ impl Instance {
         self.child = None;
         self.kept = None;
         self.health = None;
-        self.abandon_candidate("the running process exited during the reload".into());
+        self.abandon_candidate(GiveUp::OldExited);
         let pid = self.state.pid;
         // Read beside the restart rather than before it, to not delay it. The read is queued
         // first and takes microseconds, where the restart's spawn takes hundreds before the
@@ -542,7 +534,7 @@ impl Instance {
             cause: Cause::Watchdog,
             detail: format!("no WATCHDOG=1 within watchdog ({})", seconds(limit)),
         };
-        self.auto_restart(why, true).await;
+        self.auto_restart(why, true, None).await;
     }
 
     /// The reload's new process said something: what it published is kept for when it takes
@@ -600,9 +592,7 @@ impl Instance {
     async fn on_message(&mut self, msg: InstanceMsg) {
         match msg {
             InstanceMsg::Control(control, done) => {
-                self.abandon_candidate(
-                    format!("interrupted by a {control:?} command").to_lowercase(),
-                );
+                self.abandon_candidate(GiveUp::Command(control));
                 self.settle_waiters.extend(done);
                 self.feed(Input::Control(control)).await;
             }
@@ -619,11 +609,7 @@ impl Instance {
                 why,
                 reload,
                 of_pid,
-            } => {
-                if of_pid.is_none_or(|pid| self.state.pid == Some(pid)) {
-                    self.auto_restart(why, reload).await;
-                }
-            }
+            } => self.auto_restart(why, reload, of_pid).await,
             InstanceMsg::Reload(reply) => self.begin_reload(reply, None).await,
             InstanceMsg::StderrTail { pid, lines } => {
                 if !lines.is_empty() && self.state.record_stderr_tail(pid, lines) {
@@ -660,7 +646,7 @@ impl Instance {
                 let _ = reply.send(result);
             }
             InstanceMsg::Shutdown(done) => {
-                self.abandon_candidate("the app is being deleted or the daemon is stopping".into());
+                self.abandon_candidate(GiveUp::Shutdown);
                 self.shutdown_waiter = Some(done);
                 self.feed(Input::Control(Control::Stop)).await;
             }

@@ -3,47 +3,56 @@
 
 // One part of the instance task (instance/mod.rs), which shares its types and imports.
 use super::*;
+use kelpie_core::reload::{self, AutoRestartPlan, GiveUp, ReloadPlan, Serving};
 
 impl Instance {
+    /// What the reload decisions need to know of the current process.
+    pub(super) fn serving(&self) -> Serving {
+        Serving {
+            status: self.state.status,
+            pid: self.state.pid,
+            has_process: self.child.is_some(),
+            reloadable: self.shares_socket() || self.spec.reuse_port,
+        }
+    }
+
     /// Start a reload of this instance: see [`InstanceMsg::Reload`].
     pub(super) async fn begin_reload(
         &mut self,
         reply: oneshot::Sender<Result<(), String>>,
         why: Option<Why>,
     ) {
-        if self.candidate.is_some() {
-            let _ = reply.send(Err(
-                "a reload of this instance is already in progress".into()
-            ));
-            return;
-        }
-        let reloadable = self.shares_socket() || self.spec.reuse_port;
-        if !reloadable || self.state.status != Status::Online || self.child.is_none() {
-            // Nothing serves a port that the new process could share: restart, as PM2 does.
-            let (done, settled) = oneshot::channel();
-            self.settle_waiters.push(done);
-            self.feed(Input::Control(Control::Restart)).await;
-            tokio::spawn(async move {
-                let _ = settled.await;
-                let _ = reply.send(Ok(()));
-            });
-            return;
-        }
+        let ready_within_ms = match self.reload.ask(&self.spec, self.serving(), why) {
+            ReloadPlan::Refuse(error) => {
+                let _ = reply.send(Err(error));
+                return;
+            }
+            ReloadPlan::Restart => {
+                let (done, settled) = oneshot::channel();
+                self.settle_waiters.push(done);
+                self.feed(Input::Control(Control::Restart)).await;
+                tokio::spawn(async move {
+                    let _ = settled.await;
+                    let _ = reply.send(Ok(()));
+                });
+                return;
+            }
+            ReloadPlan::StartCandidate { ready_within_ms } => ready_within_ms,
+        };
         match self.launch().await {
             Ok(launched) => {
                 let ready_now = !launched.awaits_ready;
                 self.candidate = Some(Candidate {
                     launched,
-                    deadline: Instant::now() + Duration::from_millis(self.spec.listen_timeout_ms),
+                    deadline: Instant::now() + Duration::from_millis(ready_within_ms),
                     reply,
-                    why,
                 });
                 if ready_now {
                     self.promote_candidate().await;
                 }
             }
             Err(error) => {
-                let _ = reply.send(Err(format!("the new process could not start: {error}")));
+                let _ = reply.send(Err(self.reload.launch_failed(&error)));
             }
         }
     }
@@ -54,8 +63,10 @@ impl Instance {
         let Some(candidate) = self.candidate.take() else {
             return;
         };
-        // The old process goes: what was asked for it is done.
-        self.deferred_restart = None;
+        let pid = candidate.launched.pid;
+        let Some(replaced) = self.reload.promoted(pid) else {
+            return;
+        };
         let old = Retiring {
             host: self.host.clone(),
             child: self.child.take(),
@@ -63,13 +74,8 @@ impl Instance {
             link: self.link.take(),
             cgroup: self.cgroup.take(),
         };
-        let pid = candidate.launched.pid;
         self.adopt(candidate.launched);
-        self.feed(Input::Replaced {
-            pid,
-            why: candidate.why,
-        })
-        .await;
+        self.feed(replaced).await;
         let spec = self.spec.clone();
         let reply = candidate.reply;
         self.retiring.retain(|task| !task.is_finished());
@@ -82,16 +88,15 @@ impl Instance {
     /// Restart the process because of `why` (see [`InstanceMsg::AutoRestart`]). An automatic
     /// reload whose new process fails falls back to a restart: the limit or the failed check
     /// still holds for the old process.
-    pub(super) async fn auto_restart(&mut self, why: Why, reload: bool) {
-        let running = matches!(self.state.status, Status::Online | Status::Launching);
-        if !running {
-            return;
-        }
-        if self.candidate.is_some() {
-            // A reload is under way: if it fails, the old process stays and this still holds.
-            self.deferred_restart = Some(why);
-            return;
-        }
+    pub(super) async fn auto_restart(&mut self, why: Why, reload: bool, of_pid: Option<u32>) {
+        let (why, reloading) = match self
+            .reload
+            .auto_restart(self.serving(), why, reload, of_pid)
+        {
+            AutoRestartPlan::Ignore | AutoRestartPlan::Defer => return,
+            AutoRestartPlan::Reload(why) => (why, true),
+            AutoRestartPlan::Restart(why) => (why, false),
+        };
         crate::daemon_log!(
             "app `{}` (id {}): restarting ({}): {}",
             self.spec.name,
@@ -99,8 +104,7 @@ impl Instance {
             why.cause.as_str(),
             why.detail
         );
-        let reloadable = self.shares_socket() || self.spec.reuse_port;
-        if !(reload && reloadable && self.state.status == Status::Online) {
+        if !reloading {
             self.feed(Input::AutoRestart(why)).await;
             return;
         }
@@ -113,13 +117,9 @@ impl Instance {
         self.begin_reload(reply, Some(why)).await;
         tokio::spawn(async move {
             if let Ok(Err(error)) = outcome.await {
-                let why = Why {
-                    cause: fallback.cause,
-                    detail: format!("{}; the reload failed ({error})", fallback.detail),
-                };
                 if let Some(mailbox) = myself.upgrade() {
                     let _ = mailbox.send(InstanceMsg::AutoRestart {
-                        why,
+                        why: reload::after_failed_reload(fallback, &error),
                         reload: false,
                         of_pid: old_pid,
                     });
@@ -129,30 +129,25 @@ impl Instance {
     }
 
     /// The reload failed: stop its new process, keep the old one, say why.
-    pub(super) fn abandon_candidate(&mut self, why: String) {
+    pub(super) fn abandon_candidate(&mut self, reason: GiveUp) {
         let Some(candidate) = self.candidate.take() else {
             return;
         };
-        // An automatic restart asked for during the reload applies to the old process.
-        if let (Some(deferred), Some(mailbox)) =
-            (self.deferred_restart.take(), self.myself.upgrade())
-        {
+        let Some(abandoned) = self.reload.give_up(&self.spec, reason, self.state.pid) else {
+            return;
+        };
+        if let (Some(restart), Some(mailbox)) = (abandoned.restart, self.myself.upgrade()) {
             let _ = mailbox.send(InstanceMsg::AutoRestart {
-                why: deferred,
+                why: restart,
                 reload: false,
                 of_pid: self.state.pid,
             });
         }
         crate::daemon_log!(
-            "app `{}` (id {}): reload failed: {why}; the old process keeps running",
+            "app `{}` (id {}): reload failed: {}; the old process keeps running",
             self.spec.name,
-            self.pm_id
-        );
-        let message = format!(
-            "{why}; it was stopped and the old process (pid {}) keeps running",
-            self.state
-                .pid
-                .map_or_else(|| "-".to_string(), |p| p.to_string())
+            self.pm_id,
+            abandoned.why
         );
         let failed = Retiring {
             host: self.host.clone(),
@@ -163,11 +158,12 @@ impl Instance {
         };
         let spec = self.spec.clone();
         let reply = candidate.reply;
+        let answer = abandoned.answer;
         // Answered once it is gone: until then it may still take connections.
         self.retiring.retain(|task| !task.is_finished());
         self.retiring.push(tokio::spawn(async move {
             failed.stop(&spec).await;
-            let _ = reply.send(Err(message));
+            let _ = reply.send(Err(answer));
         }));
     }
 

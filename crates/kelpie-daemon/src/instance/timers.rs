@@ -31,7 +31,7 @@ impl Instance {
                     cause: Cause::Health,
                     detail: format!("health check failed {failures} times in a row: {reason}"),
                 };
-                self.auto_restart(why, true).await;
+                self.auto_restart(why, true, None).await;
             }
         }
     }
@@ -60,7 +60,7 @@ impl Instance {
             cause: Cause::Cron,
             detail,
         };
-        self.auto_restart(why, true).await;
+        self.auto_restart(why, true, None).await;
     }
 }
 
