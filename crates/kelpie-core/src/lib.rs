@@ -13,6 +13,7 @@ pub mod forensics;
 mod instance;
 pub mod limits;
 mod policy;
+pub mod reload;
 mod spec;
 mod time;
 

@@ -1,181 +1,202 @@
-//! Reloads and restarts the instance decides or is asked for: a candidate process started
-//! beside the current one, promoted once ready or abandoned.
+//! The reload in progress: its new process (the candidate) started beside the current one, the
+//! processes being stopped apart (replaced, or failed candidates), and the decisions of
+//! `kelpie_core::reload`, which this part carries out. What wakes the task about it: the
+//! candidate's readiness, its exit or its deadline.
 
-// One part of the instance task (instance/mod.rs), which shares its types and imports.
-use super::*;
+use super::given::Given;
+use super::launching::Launched;
+use super::stopping::Retiring;
+use super::{Host, InstanceMsg};
+use crate::link::ProcessSignal;
+use kelpie_core::forensics::NotifyLine;
+use kelpie_core::reload::{AutoRestartPlan, GiveUp, ReloadPlan, ReloadState, Serving};
+use kelpie_core::{AppSpec, Input, Why};
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
-impl Instance {
-    /// Start a reload of this instance: see [`InstanceMsg::Reload`].
-    pub(super) async fn begin_reload(
-        &mut self,
-        reply: oneshot::Sender<Result<(), String>>,
-        why: Option<Why>,
-    ) {
-        if self.candidate.is_some() {
-            let _ = reply.send(Err(
-                "a reload of this instance is already in progress".into()
-            ));
-            return;
-        }
-        let reloadable = self.shares_socket() || self.spec.reuse_port;
-        if !reloadable || self.state.status != Status::Online || self.child.is_none() {
-            // Nothing serves a port that the new process could share: restart, as PM2 does.
-            let (done, settled) = oneshot::channel();
-            self.settle_waiters.push(done);
-            self.feed(Input::Control(Control::Restart)).await;
-            tokio::spawn(async move {
-                let _ = settled.await;
-                let _ = reply.send(Ok(()));
-            });
-            return;
-        }
-        match self.launch().await {
-            Ok(launched) => {
-                let ready_now = !launched.awaits_ready;
-                self.candidate = Some(Candidate {
-                    launched,
-                    deadline: Instant::now() + Duration::from_millis(self.spec.listen_timeout_ms),
-                    reply,
-                    why,
-                });
-                if ready_now {
-                    self.promote_candidate().await;
-                }
-            }
-            Err(error) => {
-                let _ = reply.send(Err(format!("the new process could not start: {error}")));
-            }
+/// The reload's answer: `Ok` once the old process is gone, or why the new one failed.
+pub(super) type ReloadReply = oneshot::Sender<Result<(), String>>;
+
+/// The reload in progress, if one is, and what earlier ones left stopping.
+#[derive(Default)]
+pub(super) struct Reloading {
+    /// What `kelpie_core` decided: whether one is under way, why, and a restart deferred.
+    decisions: ReloadState,
+    /// Its new process, once started: under way with a candidate, or not at all.
+    candidate: Option<Candidate>,
+    /// Processes being stopped apart (replaced, or failed candidates): waited for before the
+    /// task ends, so a daemon exiting right after a reload leaves no process behind.
+    retiring: Vec<JoinHandle<()>>,
+}
+
+/// The new process of a reload in progress.
+struct Candidate {
+    launched: Launched,
+    /// It must be ready by then.
+    deadline: Instant,
+    reply: ReloadReply,
+}
+
+/// What the candidate did.
+pub(super) enum CandidateWake {
+    /// It said something on its link.
+    Signal(ProcessSignal),
+    /// It exited before it was ready.
+    Exited(std::io::Result<ExitStatus>),
+    /// It was not ready by its deadline.
+    Late,
+}
+
+/// A candidate ready to take over.
+pub(super) struct Promoted {
+    /// The new process.
+    pub(super) launched: Launched,
+    /// What the state machine is to be told ([`Input::Replaced`]).
+    pub(super) replaced: Input,
+    /// The reload's answer, once the old process is gone.
+    pub(super) reply: ReloadReply,
+}
+
+impl Reloading {
+    /// Wait until the candidate, if there is one, says something, exits or is late.
+    pub(super) async fn wake(&mut self) -> CandidateWake {
+        let Some(candidate) = self.candidate.as_mut() else {
+            return std::future::pending().await;
+        };
+        let launched = &mut candidate.launched;
+        tokio::select! {
+            Some(signal) = launched.link.recv() => CandidateWake::Signal(signal),
+            status = launched.child.wait() => CandidateWake::Exited(status),
+            () = tokio::time::sleep_until(candidate.deadline) => CandidateWake::Late,
         }
     }
 
-    /// The reload's new process is ready: it becomes the instance's process, and the old one is
-    /// stopped gracefully on the side; the reload is answered once it is gone.
-    pub(super) async fn promote_candidate(&mut self) {
-        let Some(candidate) = self.candidate.take() else {
-            return;
-        };
-        // The old process goes: what was asked for it is done.
-        self.deferred_restart = None;
-        let old = Retiring {
-            host: self.host.clone(),
-            child: self.child.take(),
-            pgid: self.pgid,
-            link: self.link.take(),
-            cgroup: self.cgroup.take(),
-        };
-        let pid = candidate.launched.pid;
-        self.adopt(candidate.launched);
-        self.feed(Input::Replaced {
-            pid,
-            why: candidate.why,
-        })
-        .await;
-        let spec = self.spec.clone();
-        let reply = candidate.reply;
-        self.retiring.retain(|task| !task.is_finished());
-        self.retiring.push(tokio::spawn(async move {
-            old.stop(&spec).await;
-            let _ = reply.send(Ok(()));
-        }));
+    /// A reload is asked for (see [`ReloadState::ask`]); with
+    /// [`ReloadPlan::StartCandidate`], the reload is under way and the candidate's start is to
+    /// be reported with [`Reloading::started`] or [`Reloading::launch_failed`].
+    pub(super) fn ask(&mut self, spec: &AppSpec, serving: Serving, why: Option<Why>) -> ReloadPlan {
+        self.decisions.ask(spec, serving, why)
     }
 
-    /// Restart the process because of `why` (see [`InstanceMsg::AutoRestart`]). An automatic
-    /// reload whose new process fails falls back to a restart: the limit or the failed check
-    /// still holds for the old process.
-    pub(super) async fn auto_restart(&mut self, why: Why, reload: bool) {
-        let running = matches!(self.state.status, Status::Online | Status::Launching);
-        if !running {
-            return;
-        }
-        if self.candidate.is_some() {
-            // A reload is under way: if it fails, the old process stays and this still holds.
-            self.deferred_restart = Some(why);
-            return;
-        }
-        crate::daemon_log!(
-            "app `{}` (id {}): restarting ({}): {}",
-            self.spec.name,
-            self.pm_id,
-            why.cause.as_str(),
-            why.detail
-        );
-        let reloadable = self.shares_socket() || self.spec.reuse_port;
-        if !(reload && reloadable && self.state.status == Status::Online) {
-            self.feed(Input::AutoRestart(why)).await;
-            return;
-        }
-        let (reply, outcome) = oneshot::channel();
-        let myself = self.myself.clone();
-        let fallback = why.clone();
-        // Restarted only if the old process is still the current one by then (a user's
-        // restart or a crash meanwhile already replaced it).
-        let old_pid = self.state.pid;
-        self.begin_reload(reply, Some(why)).await;
-        tokio::spawn(async move {
-            if let Ok(Err(error)) = outcome.await {
-                let why = Why {
-                    cause: fallback.cause,
-                    detail: format!("{}; the reload failed ({error})", fallback.detail),
-                };
-                if let Some(mailbox) = myself.upgrade() {
-                    let _ = mailbox.send(InstanceMsg::AutoRestart {
-                        why,
-                        reload: false,
-                        of_pid: old_pid,
-                    });
-                }
-            }
+    /// The candidate started; it must be ready within `ready_within_ms`.
+    pub(super) fn started(&mut self, launched: Launched, reply: ReloadReply, ready_within_ms: u64) {
+        let deadline = Instant::now() + Duration::from_millis(ready_within_ms);
+        self.candidate = Some(Candidate {
+            launched,
+            deadline,
+            reply,
         });
     }
 
-    /// The reload failed: stop its new process, keep the old one, say why.
-    pub(super) fn abandon_candidate(&mut self, why: String) {
-        let Some(candidate) = self.candidate.take() else {
-            return;
-        };
-        // An automatic restart asked for during the reload applies to the old process.
-        if let (Some(deferred), Some(mailbox)) =
-            (self.deferred_restart.take(), self.myself.upgrade())
-        {
-            let _ = mailbox.send(InstanceMsg::AutoRestart {
-                why: deferred,
-                reload: false,
-                of_pid: self.state.pid,
-            });
+    /// The candidate could not start: the reload is over, answered with why.
+    pub(super) fn launch_failed(&mut self, reply: ReloadReply, error: &str) {
+        let _ = reply.send(Err(self.decisions.launch_failed(error)));
+    }
+
+    /// An automatic restart (see [`ReloadState::auto_restart`]).
+    pub(super) fn auto_restart(
+        &mut self,
+        serving: Serving,
+        why: Why,
+        reload: bool,
+        of_pid: Option<u32>,
+    ) -> AutoRestartPlan {
+        self.decisions.auto_restart(serving, why, reload, of_pid)
+    }
+
+    /// What the candidate published: kept with it, its own once it takes over.
+    pub(super) fn candidate_published(&mut self, line: &NotifyLine) {
+        if let Some(candidate) = self.candidate.as_mut() {
+            let _ = candidate.launched.published.apply(line);
         }
-        crate::daemon_log!(
-            "app `{}` (id {}): reload failed: {why}; the old process keeps running",
-            self.spec.name,
-            self.pm_id
-        );
-        let message = format!(
-            "{why}; it was stopped and the old process (pid {}) keeps running",
-            self.state
-                .pid
-                .map_or_else(|| "-".to_string(), |p| p.to_string())
-        );
-        let failed = Retiring {
-            host: self.host.clone(),
-            pgid: Some(candidate.launched.pid),
-            child: Some(candidate.launched.child),
-            link: Some(candidate.launched.link),
-            cgroup: candidate.launched.cgroup,
-        };
-        let spec = self.spec.clone();
-        let reply = candidate.reply;
-        // Answered once it is gone: until then it may still take connections.
+    }
+
+    /// The candidate is ready: it is handed out to take over. `None` without one.
+    pub(super) fn promote(&mut self) -> Option<Promoted> {
+        let candidate = self.candidate.take()?;
+        let replaced = self.decisions.promoted(candidate.launched.pid)?;
+        Some(Promoted {
+            launched: candidate.launched,
+            replaced,
+            reply: candidate.reply,
+        })
+    }
+
+    /// Stop `process` apart (its stop signal, `kill_timeout`, SIGKILL), then send `answer`.
+    pub(super) fn retire(
+        &mut self,
+        process: Retiring,
+        spec: &Arc<AppSpec>,
+        reply: ReloadReply,
+        answer: Result<(), String>,
+    ) {
+        let spec = spec.clone();
         self.retiring.retain(|task| !task.is_finished());
         self.retiring.push(tokio::spawn(async move {
-            failed.stop(&spec).await;
-            let _ = reply.send(Err(message));
+            process.stop(&spec).await;
+            let _ = reply.send(answer);
         }));
     }
 
-    pub(super) fn cancel_pending_restart(&mut self) {
-        self.timer = None;
-        if self.state.status == Status::WaitingRestart {
-            self.state
-                .handle(&self.spec, Input::Control(Control::Stop), clock::now());
+    /// The reload fails because of `reason`: its candidate is stopped apart and the old process
+    /// (`old_pid`) keeps running; a restart deferred meanwhile is now asked for, of the old
+    /// process. Nothing without a reload under way.
+    pub(super) fn give_up(&mut self, given: &Given, reason: GiveUp, old_pid: Option<u32>) {
+        let Some(candidate) = self.candidate.take() else {
+            return;
+        };
+        let Some(abandoned) = self.decisions.give_up(&given.spec, reason, old_pid) else {
+            return;
+        };
+        if let Some(why) = abandoned.restart {
+            given.mail_myself(InstanceMsg::AutoRestart {
+                why,
+                reload: false,
+                of_pid: old_pid,
+            });
         }
+        crate::daemon_log!(
+            "app `{}` (id {}): reload failed: {}; the old process keeps running",
+            given.spec.name,
+            given.pm_id,
+            abandoned.why
+        );
+        let failed = retiring(&given.host, candidate.launched);
+        // Answered once it is gone: until then it may still take connections.
+        self.retire(failed, &given.spec, candidate.reply, Err(abandoned.answer));
+    }
+
+    /// Why the instance cannot be handed over now because of a reload, if it cannot.
+    pub(super) fn hand_over_refusal(&mut self) -> Option<&'static str> {
+        self.retiring.retain(|task| !task.is_finished());
+        if self.decisions.under_way() {
+            return Some("it is being reloaded");
+        }
+        if !self.retiring.is_empty() {
+            return Some("a process it replaced is still stopping");
+        }
+        None
+    }
+
+    /// Wait until every process stopped apart is gone.
+    pub(super) async fn retired(&mut self) {
+        for retiring in self.retiring.drain(..) {
+            let _ = retiring.await;
+        }
+    }
+}
+
+/// A candidate that failed, to be stopped apart.
+fn retiring(host: &Host, launched: Launched) -> Retiring {
+    Retiring {
+        host: host.clone(),
+        pgid: Some(launched.pid),
+        child: Some(launched.child),
+        link: Some(launched.link),
+        cgroup: launched.cgroup,
     }
 }

@@ -1,33 +1,84 @@
 //! Stopping processes: the stop signal, `kill_timeout`, SIGKILL, and checks that nothing of
 //! the process group is left.
 
-// One part of the instance task (instance/mod.rs), which shares its types and imports.
-use super::*;
+use super::given::Given;
+use super::Host;
+use crate::cgroups::ProcessCgroup;
+use crate::link::ProcessLink;
+use crate::maybe::when;
+use crate::process::ProcessHandle;
+use kelpie_core::AppSpec;
+use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
+use tokio::time::{sleep, Instant};
 
-impl Instance {
-    pub(super) fn signal_group(&self, signal: i32) {
-        if let Some(pgid) = self.pgid {
-            self.host.kill_group(pgid, signal);
-        }
+/// How often a stopping instance checks whether its process group is empty.
+const GROUP_POLL: Duration = Duration::from_millis(10);
+/// How long a process stopped apart may take to disappear after SIGKILL.
+const AFTER_SIGKILL: Duration = Duration::from_secs(5);
+
+/// The stop in progress of the current process, once its leader exited: whether anything of
+/// its group (and cgroup) is left ([`kelpie_core::Effect::WatchGroup`]).
+#[derive(Default)]
+pub(super) struct GroupWatch {
+    watching: bool,
+    checks: GroupChecks,
+}
+
+impl GroupWatch {
+    /// Start watching the group `pgid` (and `cgroup`); false when nothing of it is left
+    /// already (nothing to watch then).
+    pub(super) fn start(
+        &mut self,
+        host: &Host,
+        pgid: Option<u32>,
+        cgroup: Option<&kelpie_sys::cgroup::Cgroup>,
+    ) -> bool {
+        self.checks = GroupChecks::default();
+        let escaped = cgroup.is_some_and(|c| c.populated());
+        self.watching = escaped || pgid.is_some_and(|pgid| host.group_alive(pgid));
+        self.watching
     }
 
-    /// A process group that an earlier daemon started and could not stop (it was killed): stop
-    /// it the way a stop would, so the app does not run twice.
-    pub(super) async fn stop_orphan_group(&mut self, pgid: u32) {
-        crate::daemon_log!(
-            "app `{}` (id {}): stopping process group {pgid} left by a previous daemon",
-            self.spec.name,
-            self.pm_id
-        );
-        let orphan = Retiring {
-            host: self.host.clone(),
-            child: None,
-            pgid: Some(pgid),
-            link: None,
-            cgroup: None,
+    /// While watching, wait until it is time to look again.
+    pub(super) async fn wake(&self) {
+        when(self.watching.then_some(GROUP_POLL), sleep).await;
+    }
+
+    /// Look whether the group is gone; once it is, the watch ends.
+    pub(super) async fn gone(
+        &mut self,
+        host: &Host,
+        pgid: Option<u32>,
+        cgroup: Option<&kelpie_sys::cgroup::Cgroup>,
+    ) -> bool {
+        let running = match pgid {
+            Some(pgid) => self.checks.running(host, pgid, cgroup).await,
+            None => false,
         };
-        orphan.stop(&self.spec).await;
+        if !running {
+            self.watching = false;
+        }
+        !running
     }
+}
+
+/// A process group that an earlier daemon started and could not stop (it was killed): stop
+/// it the way a stop would, so the app does not run twice.
+pub(super) async fn stop_orphan_group(given: &Given, pgid: u32) {
+    crate::daemon_log!(
+        "app `{}` (id {}): stopping process group {pgid} left by a previous daemon",
+        given.spec.name,
+        given.pm_id
+    );
+    let orphan = Retiring {
+        host: given.host.clone(),
+        child: None,
+        pgid: Some(pgid),
+        link: None,
+        cgroup: None,
+    };
+    orphan.stop(&given.spec).await;
 }
 
 /// A process on its way out (replaced by a reload, a reload's failed new process, or left by a
@@ -42,12 +93,12 @@ pub(super) struct Retiring {
 }
 
 /// How often (in group polls) a group that still exists is scanned for live members.
-pub(super) const SCAN_EVERY: u32 = 10;
+const SCAN_EVERY: u32 = 10;
 
 /// Checks whether a process group being stopped still has a running process.
 #[derive(Default)]
-pub(super) struct GroupChecks {
-    pub(super) polls: u32,
+struct GroupChecks {
+    polls: u32,
 }
 
 /// The polite part of a stop: PM2's `shutdown` message when the app asks for it and has a Node
@@ -78,7 +129,7 @@ pub(super) fn ask_to_stop(
 
 /// PM2's `PM2_KILL_USE_MESSAGE=true` in the daemon's environment: every app with an IPC channel
 /// is stopped with the `shutdown` message, as if it had `shutdown_with_message`.
-pub(super) fn kill_use_message() -> bool {
+fn kill_use_message() -> bool {
     static USE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *USE.get_or_init(|| std::env::var("PM2_KILL_USE_MESSAGE").is_ok_and(|v| v == "true"))
 }
@@ -134,7 +185,7 @@ impl GroupChecks {
     ///
     /// With a cgroup, the answer is exact and cheap: whether it holds a process that has not
     /// exited (a read of `cgroup.events`, a small in-kernel file), group or not.
-    pub(super) async fn running(
+    async fn running(
         &mut self,
         host: &Host,
         pgid: u32,

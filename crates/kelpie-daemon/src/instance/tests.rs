@@ -577,3 +577,59 @@ async fn a_restart_due_during_a_reload_that_succeeds_is_dropped_with_the_old_pro
     assert!(fake.events().contains(&(1_500, Event::Ended(FIRST_PID))));
     assert_eq!(app.state.restart_time, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_second_reload_is_refused_and_a_stop_gives_the_first_up() {
+    // The first process is ready at once; the reload's new one never is.
+    let fake = FakeProcesses::new(|n| {
+        if n == 0 {
+            ready_after(0)
+        } else {
+            Behaviour::default()
+        }
+    });
+    let (app_spec, socket, _dir) = sharing_a_socket();
+    let mut app = Harness::start_sharing(app_spec, fake.clone(), Some(socket)).await;
+    app.until_started(1).await;
+    let first = app.reload();
+    at(&fake, 500).await;
+    let second = app.reload().await.expect("answered");
+    assert_eq!(
+        second,
+        Err("a reload of this instance is already in progress".into())
+    );
+    at(&fake, 1_000).await;
+    app.control(Control::Stop);
+    let error = first
+        .await
+        .expect("answered")
+        .expect_err("the reload failed");
+    assert!(
+        error.starts_with("interrupted by a stop command; it was stopped"),
+        "{error}"
+    );
+    app.until("stopped", |s| s.status == Status::Stopped).await;
+    let (old, new) = (FIRST_PID, FIRST_PID + 1);
+    let sigint = stopping::libc_sigint();
+    // Both went at the stop, each asked to stop; the new one was never online.
+    let mut at_stop: Vec<Event> = fake.events()[2..]
+        .iter()
+        .map(|(at, event)| {
+            assert_eq!(*at, 1_000);
+            event.clone()
+        })
+        .collect();
+    at_stop.sort_by_key(|event| format!("{event:?}"));
+    assert_eq!(
+        at_stop,
+        [
+            Event::Ended(old),
+            Event::Ended(new),
+            Event::Signalled(old, sigint),
+            Event::Signalled(new, sigint),
+            Event::Signalled(new, kelpie_sys::SIGKILL),
+        ]
+    );
+    assert_eq!(fake.starts(), [0, 0]);
+    assert_eq!(app.state.restart_time, 0, "no reload took place");
+}

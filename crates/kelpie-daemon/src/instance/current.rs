@@ -1,0 +1,283 @@
+//! The instance's current process (or the last one, once it exited): its handle, group, link,
+//! cgroup, health checks, stderr tail reader and what it published. What wakes the task about
+//! it: its exit, what it says on its link, what its health checks find.
+
+use super::given::Given;
+use super::launching::Launched;
+use super::stopping::{ask_to_stop, Retiring};
+use super::{Host, InstanceMsg};
+use crate::cgroups::ProcessCgroup;
+use crate::health::{ExecContext, HealthReport};
+use crate::link::{ProcessLink, ProcessSignal};
+use crate::logs::TailReader;
+use crate::maybe::when;
+use crate::process::ProcessHandle;
+use crate::update::HandedProcess;
+use kelpie_core::forensics::NotifyLine;
+use kelpie_core::Published;
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// After a process exits, how long its stderr reader may take to reach the end of the pipe
+/// before the lines read so far go into the exit's record (a process the app left running
+/// outside its group and cgroup may keep the pipe open).
+const STDERR_DRAIN: Duration = Duration::from_secs(1);
+
+/// The current process, if one runs, and what is kept of the last one.
+#[derive(Default)]
+pub(super) struct Current {
+    child: Option<ProcessHandle>,
+    /// Process group of the current or last process (its leader's pid).
+    pgid: Option<u32>,
+    /// Its link (notify socket, Node IPC).
+    link: Option<ProcessLink>,
+    /// Its cgroup (the last one's until the next process starts), when the daemon uses them.
+    cgroup: Option<ProcessCgroup>,
+    /// Its health checks.
+    health: Option<HealthChecks>,
+    /// Its last lines of stderr, for the record of its exit.
+    stderr: Option<TailReader>,
+    /// What the current (or last) process published on its notify socket.
+    published: Published,
+    /// A bad metric line of the current process was logged (once per process).
+    bad_metric_logged: bool,
+    /// The keeper's copy of its link and a pidfd.
+    kept: Option<crate::keeper::Held>,
+    /// Where the last process's output went: held while the instance exists, so its files
+    /// (and their dropped-line counts and errors) stay open across restarts and stops.
+    route: Option<Arc<crate::logs::Route>>,
+}
+
+/// What the current process did.
+pub(super) enum ProcessWake {
+    /// It exited.
+    Exited(std::io::Result<ExitStatus>),
+    /// It said something on its link.
+    Signal(ProcessSignal),
+    /// Its health check said something.
+    Health(HealthReport),
+}
+
+/// The health check loop of the current process; stopped when dropped.
+struct HealthChecks {
+    task: tokio::task::JoinHandle<()>,
+    reports: mpsc::UnboundedReceiver<HealthReport>,
+}
+
+impl Drop for HealthChecks {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl HealthChecks {
+    /// The app's health checks of `launched`, if it has some, where its processes run.
+    fn start(given: &Given, launched: &Launched) -> Option<Self> {
+        let check = given.spec.health_check.clone()?;
+        let exec = ExecContext {
+            cwd: given.spec.cwd.clone().into(),
+            env: given.spec.merged_env().into_iter().collect(),
+            identity: launched.identity.clone(),
+        };
+        let (tx, reports) = mpsc::unbounded_channel();
+        let task = match &given.host {
+            Host::System => tokio::spawn(crate::health::run_checks(check, exec, tx)),
+            #[cfg(test)]
+            Host::Fake(fake) => {
+                let (fake, pid) = (fake.clone(), launched.pid);
+                let probe_once = move || std::future::ready(fake.probe(pid));
+                tokio::spawn(async move {
+                    crate::health::run_checks_with(&check, probe_once, tx).await;
+                })
+            }
+        };
+        Some(HealthChecks { task, reports })
+    }
+}
+
+impl Current {
+    /// Wait until the process exits, says something, or its health check does.
+    pub(super) async fn wake(&mut self) -> ProcessWake {
+        let health = self.health.as_mut().map(|h| &mut h.reports);
+        tokio::select! {
+            status = when(self.child.as_mut(), |c| c.wait()) => ProcessWake::Exited(status),
+            Some(signal) = when(self.link.as_mut(), |l| l.recv()) => ProcessWake::Signal(signal),
+            Some(report) = when(health, |r| r.recv()) => ProcessWake::Health(report),
+        }
+    }
+
+    /// Make `launched` the current process (its group is the one stops signal).
+    pub(super) fn adopt(&mut self, given: &Given, launched: Launched) {
+        self.health = HealthChecks::start(given, &launched);
+        self.route = launched.route;
+        self.cgroup = launched.cgroup;
+        self.pgid = Some(launched.pid);
+        self.child = Some(launched.child);
+        self.link = Some(launched.link);
+        self.kept = launched.kept;
+        self.stderr = launched.stderr;
+        self.bad_metric_logged = false;
+        if self.published != launched.published {
+            self.published = launched.published;
+            given.send_published(&self.published);
+        }
+    }
+
+    /// Process `pid` was handed over but cannot be waited for: what is left of its group is
+    /// what a stop or a restart deals with.
+    pub(super) fn lost(&mut self, pid: u32) {
+        self.pgid = Some(pid);
+    }
+
+    /// Process `pid` was handed over but cannot be supervised: killed, so that the state
+    /// machine restarts it once it has exited.
+    pub(super) fn kill_unsupervised(&mut self, host: &Host, pid: u32, child: ProcessHandle) {
+        self.pgid = Some(pid);
+        self.child = Some(child);
+        host.kill_group(pid, kelpie_sys::SIGKILL);
+    }
+
+    /// A process runs (the task can wait on it).
+    pub(super) fn runs(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Its process group, if it had one.
+    pub(super) fn pgid(&self) -> Option<u32> {
+        self.pgid
+    }
+
+    /// Its cgroup, if it has one.
+    pub(super) fn cgroup(&self) -> Option<&kelpie_sys::cgroup::Cgroup> {
+        self.cgroup.as_ref().map(ProcessCgroup::cgroup)
+    }
+
+    /// Where its cgroup is, for the monitor.
+    pub(super) fn cgroup_path(&self) -> Option<std::path::PathBuf> {
+        self.cgroup().map(|c| c.path().to_path_buf())
+    }
+
+    /// The process exited: its handle, the keeper's copy and its health checks go. Its
+    /// metrics are live values of a running process and go too (said to the supervisor); its
+    /// status text stays until the next process starts.
+    pub(super) fn exited(&mut self, given: &Given) {
+        self.child = None;
+        self.kept = None;
+        self.health = None;
+        if !self.published.metrics.is_empty() {
+            self.published.metrics.clear();
+            given.send_published(&self.published);
+        }
+    }
+
+    /// Its health checks found it unhealthy: they stop (the process is restarted).
+    pub(super) fn stop_health_checks(&mut self) {
+        self.health = None;
+    }
+
+    /// Once the stderr reader of process `pid` (which just exited) has read its pipe to the
+    /// end, or after [`STDERR_DRAIN`], its last lines go into the record of its exit (the task
+    /// mails them to itself). Waited for apart, so the restart is not delayed.
+    pub(super) fn collect_stderr_tail(&mut self, given: &Given, pid: Option<u32>) {
+        let (Some(tail), Some(pid)) = (self.stderr.take(), pid) else {
+            return;
+        };
+        let myself = given.myself();
+        tokio::spawn(async move {
+            let lines = tail.finish(STDERR_DRAIN).await;
+            if let Some(mailbox) = myself.upgrade() {
+                let _ = mailbox.send(InstanceMsg::StderrTail { pid, lines });
+            }
+        });
+    }
+
+    /// What it published (`STATUS=`, a metric): kept and shown by `list`.
+    pub(super) fn on_published(&mut self, given: &Given, line: &NotifyLine) {
+        match self.published.apply(line) {
+            Ok(true) => given.send_published(&self.published),
+            Ok(false) => {}
+            Err(why) if !self.bad_metric_logged => {
+                self.bad_metric_logged = true;
+                crate::daemon_log!(
+                    "app `{}` (id {}): {why} (said once per process)",
+                    given.spec.name,
+                    given.pm_id
+                );
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Send it a JSON message over its Node IPC channel: `None` when no process runs, else
+    /// whether it has a channel that took it.
+    pub(super) fn send_message(&self, message: &serde_json::Value) -> Option<bool> {
+        self.child.as_ref()?;
+        Some(self.link.as_ref().is_some_and(|l| l.send_message(message)))
+    }
+
+    /// The polite part of a stop (see [`ask_to_stop`]).
+    pub(super) fn ask_to_stop(&self, given: &Given) {
+        if let Some(pgid) = self.pgid {
+            let link = self.link.as_ref();
+            ask_to_stop(&given.host, &given.spec, pgid, link, self.cgroup.as_ref());
+        }
+    }
+
+    /// SIGKILL to its group, and to what left the group (setsid) but is still in its cgroup.
+    pub(super) fn kill(&self, host: &Host) {
+        if let Some(pgid) = self.pgid {
+            host.kill_group(pgid, kelpie_sys::SIGKILL);
+        }
+        if let Some(cgroup) = self.cgroup() {
+            cgroup.kill();
+        }
+    }
+
+    /// It is replaced (a reload's new process is ready): what is needed to stop it apart.
+    pub(super) fn retire(&mut self, host: &Host) -> Retiring {
+        Retiring {
+            host: host.clone(),
+            child: self.child.take(),
+            pgid: self.pgid,
+            link: self.link.take(),
+            cgroup: self.cgroup.take(),
+        }
+    }
+
+    /// Why it cannot be handed over (`kelpie update`) while online, if it cannot.
+    pub(super) fn hand_over_refusal(&self) -> Option<&'static str> {
+        let known = self.child.is_some() && self.link.is_some() && self.pgid.is_some();
+        (!known).then_some("its process is not known")
+    }
+
+    /// Give the running process up for `kelpie update`: the task stops supervising it. Its
+    /// link is passed on as file descriptors; if that fails it stays the task's.
+    pub(super) fn hand_over(&mut self) -> Result<HandedProcess, String> {
+        if let Some(why) = self.hand_over_refusal() {
+            return Err(why.into());
+        }
+        let (Some(pid), Some(child), Some(link)) = (self.pgid, self.child.take(), self.link.take())
+        else {
+            return Err("its process is not known".into());
+        };
+        let link = match link.into_fds() {
+            Ok(link) => link,
+            Err(e) => {
+                // The link is gone, the process is still ours: keep supervising it.
+                self.child = Some(child);
+                return Err(format!("cannot pass on its notify socket: {e}"));
+            }
+        };
+        child.hand_over();
+        self.health = None;
+        self.kept = None;
+        Ok(HandedProcess {
+            pid,
+            link,
+            cgroup: self.cgroup.take().map(ProcessCgroup::hand_over),
+            pidfd: None,
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! What the task does with each message from the supervisor (or from itself).
+
+use super::{HandedOver, Instance, InstanceMsg};
+use crate::clock;
+use kelpie_core::reload::GiveUp;
+use kelpie_core::{Input, Status};
+
+impl Instance {
+    pub(super) async fn on_message(&mut self, msg: InstanceMsg) {
+        match msg {
+            InstanceMsg::Control(control, done) => {
+                self.give_up_reload(GiveUp::Command(control));
+                if let Some(done) = done {
+                    self.waiters.on_settled(done);
+                }
+                self.feed(Input::Control(control)).await;
+            }
+            InstanceMsg::UpdateSpec(spec, socket) => {
+                if self.given.update(spec, socket) {
+                    self.timers.reschedule(&self.given.spec);
+                }
+            }
+            InstanceMsg::AutoRestart {
+                why,
+                reload,
+                of_pid,
+            } => self.auto_restart(why, reload, of_pid).await,
+            InstanceMsg::Reload(reply) => self.begin_reload(reply, None).await,
+            InstanceMsg::StderrTail { pid, lines } => {
+                if !lines.is_empty() && self.state.record_stderr_tail(pid, lines) {
+                    self.publish();
+                }
+            }
+            InstanceMsg::Reset(done) => {
+                self.state.reset_counters(clock::now());
+                self.publish();
+                let _ = done.send(());
+            }
+            InstanceMsg::Signal(signal, reply) => {
+                let result = match self.state.pid.filter(|_| self.current.runs()) {
+                    Some(pid) => self.given.host.send_signal(pid, signal),
+                    None => Err(self.given.not_running()),
+                };
+                let _ = reply.send(result);
+            }
+            InstanceMsg::SendMessage(message, reply) => {
+                let result = match self.current.send_message(&message) {
+                    Some(true) => Ok(()),
+                    Some(false) => Err(format!(
+                        "`{}` (id {}) has no IPC channel (only Node.js apps have one)",
+                        self.given.spec.name, self.given.pm_id
+                    )),
+                    None => Err(self.given.not_running()),
+                };
+                let _ = reply.send(result);
+            }
+            InstanceMsg::Shutdown(done) => {
+                self.give_up_reload(GiveUp::Shutdown);
+                self.waiters.shut_down(done);
+                self.feed(Input::Control(kelpie_core::Control::Stop)).await;
+            }
+            InstanceMsg::HandOver(reply) => {
+                let handed = self.hand_over();
+                self.handed_over = handed.is_ok();
+                let _ = reply.send(handed);
+            }
+            InstanceMsg::CanHandOver(reply) => {
+                let _ = reply.send(match self.hand_over_refusal() {
+                    Some(why) => Err(why),
+                    None => Ok(()),
+                });
+            }
+        }
+    }
+
+    /// Why the instance cannot be handed over right now, if it cannot.
+    fn hand_over_refusal(&mut self) -> Option<String> {
+        if let Some(why) = self.reload.hand_over_refusal() {
+            return Some(why.into());
+        }
+        if self.waiters.shutting_down() {
+            return Some("it is being deleted".into());
+        }
+        match self.state.status {
+            Status::Launching | Status::Stopping => {
+                Some(format!("it is {}", self.state.status.as_str()))
+            }
+            Status::Online => self.current.hand_over_refusal().map(String::from),
+            _ => None,
+        }
+    }
+
+    /// Give the process up for `kelpie update` (see [`InstanceMsg::HandOver`]).
+    fn hand_over(&mut self) -> Result<HandedOver, String> {
+        if let Some(why) = self.hand_over_refusal() {
+            return Err(why);
+        }
+        let process = match self.state.status {
+            Status::Online => Some(self.current.hand_over()?),
+            _ => None,
+        };
+        let left = self.timers.take_left();
+        let restart_in = left.filter(|_| self.state.status == Status::WaitingRestart);
+        Ok(HandedOver {
+            state: self.state.clone(),
+            process,
+            restart_in,
+        })
+    }
+}

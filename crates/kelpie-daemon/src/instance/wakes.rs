@@ -1,0 +1,187 @@
+//! What the task does when one of its parts wakes it: the current process exited or said
+//! something, a timer fired, a stopping group may be gone, the reload's new process said
+//! something, exited or is late.
+
+use super::current::ProcessWake;
+use super::launching::accepts;
+use super::reload::CandidateWake;
+use super::stopping::describe_status;
+use super::timers::{watchdog_late, TimerWake};
+use super::{Instance, InstanceEvent, Wake};
+use crate::health::HealthReport;
+use crate::link::ProcessSignal;
+use kelpie_core::reload::GiveUp;
+use kelpie_core::{Cause, Control, Health, Input, Status, Why};
+use std::os::unix::process::ExitStatusExt;
+use tokio::sync::oneshot;
+
+impl Instance {
+    /// Act on what woke the task up.
+    pub(super) async fn on_wake(&mut self, wake: Wake) {
+        match wake {
+            Wake::Msg(None) => self.on_mailbox_closed().await,
+            Wake::Msg(Some(msg)) => self.on_message(msg).await,
+            Wake::Process(ProcessWake::Exited(result)) => self.on_exited(result).await,
+            Wake::Process(ProcessWake::Signal(signal)) => self.on_signal(signal).await,
+            Wake::Process(ProcessWake::Health(report)) => self.on_health(report).await,
+            Wake::Timer(TimerWake::Machine) => self.feed(Input::TimerFired).await,
+            Wake::Timer(TimerWake::Cron) => {
+                if let Some(why) = self.timers.cron_fired(&self.given.spec) {
+                    self.auto_restart(why, true, None).await;
+                }
+            }
+            Wake::Timer(TimerWake::WatchdogLate) => {
+                let why = watchdog_late(&self.given.spec);
+                self.auto_restart(why, true, None).await;
+            }
+            Wake::GroupPoll => self.on_group_poll().await,
+            Wake::Candidate(CandidateWake::Signal(signal)) => {
+                self.on_candidate_signal(signal).await;
+            }
+            Wake::Candidate(CandidateWake::Exited(status)) => {
+                let how = match status {
+                    Ok(status) => describe_status(status),
+                    Err(e) => format!("wait failed: {e}"),
+                };
+                self.give_up_reload(GiveUp::Exited(how));
+            }
+            Wake::Candidate(CandidateWake::Late) => self.give_up_reload(GiveUp::Late),
+        }
+    }
+
+    /// The supervisor dropped this instance (`kill` clears the table right after telling each
+    /// instance to shut down): finish stopping the process first, so the daemon does not exit
+    /// while the app still runs and prints.
+    async fn on_mailbox_closed(&mut self) {
+        self.mailbox = None;
+        if !self.waiters.shutting_down() {
+            let (done, _) = oneshot::channel();
+            self.waiters.shut_down(done);
+            self.feed(Input::Control(Control::Stop)).await;
+        }
+    }
+
+    /// The current process exited: record how (with the end of its stderr, and whether the
+    /// kernel killed it for memory) and let the state machine decide what comes next.
+    async fn on_exited(&mut self, result: std::io::Result<std::process::ExitStatus>) {
+        self.current.exited(&self.given);
+        self.give_up_reload(GiveUp::OldExited);
+        let pid = self.state.pid;
+        // Read beside the restart rather than before it, to not delay it. The read is queued
+        // first and takes microseconds, where the restart's spawn takes hundreds before the
+        // old cgroup is removed; were the cgroup gone first, the machine's counter would
+        // still tell.
+        let oom = match (pid, self.state.status) {
+            (Some(_), Status::Online | Status::Launching) => {
+                let cgroup = self.current.cgroup().cloned();
+                Some(tokio::task::spawn_blocking(move || {
+                    crate::forensics::oom_evidence(cgroup.as_ref())
+                }))
+            }
+            _ => None,
+        };
+        self.current.collect_stderr_tail(&self.given, pid);
+        let input = match result {
+            Ok(status) => Input::Exited {
+                code: status.code(),
+                signal: status.signal().map(kelpie_sys::signal_name),
+            },
+            // It ended; nobody can say how.
+            Err(e) if crate::process::status_unknown(&e) => Input::Exited {
+                code: None,
+                signal: None,
+            },
+            Err(e) => Input::Exited {
+                code: None,
+                signal: Some(format!("wait failed: {e}")),
+            },
+        };
+        self.feed(input).await;
+        let seen = match oom {
+            Some(reading) => reading.await.ok(),
+            None => None,
+        };
+        if let (Some(pid), Some(seen)) = (pid, seen) {
+            if self.state.record_oom(pid, seen) {
+                self.publish();
+            }
+        }
+    }
+
+    /// A stopping instance looks whether its process group (and cgroup) is empty yet.
+    async fn on_group_poll(&mut self) {
+        let (pgid, cgroup) = (self.current.pgid(), self.current.cgroup());
+        if self.group.gone(&self.given.host, pgid, cgroup).await {
+            self.feed(Input::GroupGone).await;
+        }
+    }
+
+    /// The current process said something on its link: fed the watchdog, published a status
+    /// or metric, sent a message for the bus, or said it is ready.
+    async fn on_signal(&mut self, signal: ProcessSignal) {
+        match signal {
+            ProcessSignal::Watchdog => self.timers.watchdog_fed(&self.given.spec),
+            ProcessSignal::Published(line) => self.current.on_published(&self.given, &line),
+            ProcessSignal::Message(message) => {
+                self.given.report(InstanceEvent::Message {
+                    pm_id: self.given.pm_id,
+                    pid: self.state.pid,
+                    message,
+                });
+            }
+            signal => {
+                if accepts(&self.given.spec, self.given.shares_socket(), &signal) {
+                    self.feed(Input::Ready).await;
+                }
+            }
+        }
+    }
+
+    /// What the health check found: shown by `describe` and `list`; once it has failed
+    /// `failures` times in a row, the process is restarted.
+    async fn on_health(&mut self, report: HealthReport) {
+        match report {
+            HealthReport::Healthy => {
+                self.state.health = Some(Health::Healthy);
+                self.state.health_detail = None;
+                self.publish();
+            }
+            HealthReport::Failing {
+                consecutive,
+                reason,
+            } => {
+                self.state.health_detail =
+                    Some(format!("{consecutive} failed in a row, the last: {reason}"));
+                self.publish();
+            }
+            HealthReport::Unhealthy { reason } => {
+                self.current.stop_health_checks();
+                self.state.health = Some(Health::Unhealthy);
+                let spec = &self.given.spec;
+                let failures = spec.health_check.as_ref().map_or(1, |c| c.failures);
+                self.state.health_detail = Some(reason.clone());
+                self.publish();
+                let why = Why {
+                    cause: Cause::Health,
+                    detail: format!("health check failed {failures} times in a row: {reason}"),
+                };
+                self.auto_restart(why, true, None).await;
+            }
+        }
+    }
+
+    /// The reload's new process said something: what it published is kept for when it takes
+    /// over, and once it is ready it replaces the current one.
+    async fn on_candidate_signal(&mut self, signal: ProcessSignal) {
+        match signal {
+            // Only the process serving the instance speaks for it on the bus.
+            ProcessSignal::Message(_) => {}
+            ProcessSignal::Published(line) => self.reload.candidate_published(&line),
+            signal => {
+                if accepts(&self.given.spec, self.given.shares_socket(), &signal) {
+                    self.promote_candidate().await;
+                }
+            }
+        }
+    }
+}
