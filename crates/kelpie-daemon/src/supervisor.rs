@@ -7,6 +7,7 @@ mod handlers;
 mod logs;
 mod order;
 mod orphans;
+mod signals;
 mod starting;
 mod startup;
 mod targets;
@@ -30,10 +31,10 @@ use crate::DaemonError;
 use kelpie_core::limits::{LimitWatch, Usage};
 use kelpie_core::{AppSpec, InstanceState};
 use kelpie_proto::{Home, ProcessInfo, Response};
+use signals::{DaemonSignal, Signals};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -63,29 +64,6 @@ struct Entry {
     health_failures: u64,
 }
 
-/// The signals the daemon handles.
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-    usr1: tokio::signal::unix::Signal,
-    usr2: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    /// A SIGTERM or SIGINT received and not handled yet (taken), without waiting.
-    fn stop_pending(&mut self) -> Option<&'static str> {
-        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-        if self.term.poll_recv(&mut context).is_ready() {
-            return Some("SIGTERM");
-        }
-        if self.int.poll_recv(&mut context).is_ready() {
-            return Some("SIGINT");
-        }
-        None
-    }
-}
-
 /// What woke the supervisor up.
 enum Wake {
     Command(Command),
@@ -93,12 +71,70 @@ enum Wake {
     Readings(Vec<Reading>),
     PendingDeadline,
     Persist,
-    Shutdown(&'static str),
-    Hangup,
-    ReopenLogs,
-    UpdateAsked,
+    Signal(DaemonSignal),
     UpdateLook,
     Exit,
+}
+
+/// The receiving ends of the supervisor's channels, for [`Supervisor::run`].
+struct Inboxes {
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::UnboundedReceiver<InstanceEvent>,
+    readings: mpsc::UnboundedReceiver<Vec<Reading>>,
+}
+
+/// The sending ends: requests and the supervisor's own tasks' results, the instances' reports,
+/// the monitor's readings.
+struct Outboxes {
+    commands: mpsc::Sender<Command>,
+    events: mpsc::UnboundedSender<InstanceEvent>,
+    readings: mpsc::UnboundedSender<Vec<Reading>>,
+}
+
+/// The supervisor's channels.
+fn channels() -> (Outboxes, Inboxes) {
+    let (commands_tx, commands) = mpsc::channel(1024);
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let (readings_tx, readings) = mpsc::unbounded_channel();
+    let outboxes = Outboxes {
+        commands: commands_tx,
+        events: events_tx,
+        readings: readings_tx,
+    };
+    (
+        outboxes,
+        Inboxes {
+            commands,
+            events,
+            readings,
+        },
+    )
+}
+
+/// What the supervisor works with besides its own state. `startup.rs` starts the daemon's; the
+/// in-process tests (`supervisor/tests.rs`) start theirs with fake processes and no monitor
+/// thread.
+struct Services {
+    home: Home,
+    /// Writes `state.json`, the dump and the configuration store.
+    persister: Persister,
+    logs: LogService,
+    /// Samples the instances' processes (in the tests: not started, fed by the test).
+    monitor: Monitor,
+    /// One cgroup per app process, when the daemon can create them.
+    cgroups: crate::cgroups::Cgroups,
+    /// Starts and stops the web server (`kelpie web`, `[web]`).
+    web: crate::web::WebControl,
+    /// Where the instances' processes run.
+    host: instance::Host,
+    /// A second descriptor of the control socket, for `kelpie update`.
+    control: std::os::fd::OwnedFd,
+    /// The configuration store (`kelpie set`), as on disk.
+    conf: kelpie_config::module_conf::ConfStore,
+    /// The rotation defaults of `kelpie.toml` (`[logs]`).
+    toml_logs: kelpie_config::LogDefaults,
+    /// Under `kelpie runtime`: its apps' exit, output and orphans.
+    foreground: Option<foreground::Foreground>,
 }
 
 struct Supervisor {
@@ -147,27 +183,66 @@ struct Supervisor {
     toml_logs: kelpie_config::LogDefaults,
     /// What happens to the processes, for the clients following it (`Request::Events`).
     bus: crate::bus::Bus,
+    /// Where the instances' processes run.
+    host: instance::Host,
 }
 
 impl Supervisor {
-    async fn run(
-        &mut self,
-        mut commands: mpsc::Receiver<Command>,
-        mut events: mpsc::UnboundedReceiver<InstanceEvent>,
-        mut readings: mpsc::UnboundedReceiver<Vec<Reading>>,
-    ) -> Result<(), DaemonError> {
-        let signal_error =
-            |source| DaemonError::io("cannot handle signals in", self.home.root(), source);
-        let mut signals = Signals {
-            term: signal(SignalKind::terminate()).map_err(signal_error)?,
-            int: signal(SignalKind::interrupt()).map_err(signal_error)?,
-            hup: signal(SignalKind::hangup()).map_err(signal_error)?,
-            usr1: signal(SignalKind::user_defined1()).map_err(signal_error)?,
-            usr2: signal(SignalKind::user_defined2()).map_err(signal_error)?,
-        };
-        // A program started by `kelpie update` starts with them blocked (see `update.rs`):
-        // the handlers are in place now, so those sent meanwhile are delivered.
-        let _ = kelpie_sys::unblock_signals(&crate::update::daemon_signals());
+    /// A supervisor with no app yet; its instances report on `events`, and it sends its own
+    /// tasks' results to itself on `commands`.
+    fn new(services: Services, outboxes: &Outboxes) -> Supervisor {
+        let Services {
+            home,
+            persister,
+            logs,
+            monitor,
+            cgroups,
+            web,
+            host,
+            control,
+            conf,
+            toml_logs,
+            foreground,
+        } = services;
+        Supervisor {
+            home,
+            apps: BTreeMap::new(),
+            next_id: 0,
+            events: outboxes.events.clone(),
+            commands: outboxes.commands.clone(),
+            persister,
+            persist_at: None,
+            exiting: false,
+            exit_now: None,
+            monitor,
+            cgroups,
+            username: kelpie_sys::username(kelpie_sys::current_uid()),
+            logs,
+            sockets: BTreeMap::new(),
+            ports: Arc::default(),
+            pending: Vec::new(),
+            leaving: Default::default(),
+            watch_service: None,
+            watchers: BTreeMap::new(),
+            foreground,
+            control,
+            update: None,
+            web,
+            shared_env: None,
+            conf,
+            toml_logs,
+            bus: crate::bus::Bus::default(),
+            host,
+        }
+    }
+
+    /// Serve requests and supervise until told to exit.
+    async fn run(&mut self, inboxes: Inboxes, mut signals: Signals) -> Result<(), DaemonError> {
+        let Inboxes {
+            mut commands,
+            mut events,
+            mut readings,
+        } = inboxes;
         loop {
             let persist_at = self.persist_at;
             let pending_deadline = self.next_pending_deadline();
@@ -182,11 +257,7 @@ impl Supervisor {
                 Some(batch) = readings.recv() => Wake::Readings(batch),
                 () = until(persist_at) => Wake::Persist,
                 () = until(pending_deadline) => Wake::PendingDeadline,
-                Some(()) = signals.term.recv() => Wake::Shutdown("SIGTERM"),
-                Some(()) = signals.int.recv() => Wake::Shutdown("SIGINT"),
-                Some(()) = signals.hup.recv() => Wake::Hangup,
-                Some(()) = signals.usr2.recv() => Wake::ReopenLogs,
-                Some(()) = signals.usr1.recv() => Wake::UpdateAsked,
+                Some(signal) = signals.recv() => Wake::Signal(signal),
                 () = until(update_look) => Wake::UpdateLook,
                 Ok(()) = when(exit_now, |rx| rx) => Wake::Exit,
             };
@@ -196,18 +267,25 @@ impl Supervisor {
                 Wake::Readings(batch) => self.on_readings(batch),
                 Wake::PendingDeadline => self.run_pending(),
                 Wake::Persist => self.persist(None),
-                Wake::Shutdown(why) if self.exiting && self.foreground.is_some() => {
-                    crate::daemon_log!("{why} again: killing every app now");
-                    self.kill_now();
-                }
-                Wake::Shutdown(why) => self.begin_shutdown(why, None),
-                Wake::Hangup if self.foreground.is_some() => self.begin_shutdown("SIGHUP", None),
-                Wake::Hangup => crate::daemon_log!("SIGHUP received; nothing to reload yet"),
-                Wake::ReopenLogs => self.reload_logs(None),
-                Wake::UpdateAsked => self.update_asked(),
+                Wake::Signal(signal) => self.on_signal(signal),
                 Wake::UpdateLook => self.update_look(&mut events, &mut signals).await,
                 Wake::Exit => return Ok(()),
             }
+        }
+    }
+
+    fn on_signal(&mut self, signal: DaemonSignal) {
+        let why = signal.name();
+        match signal {
+            DaemonSignal::Term | DaemonSignal::Int if self.exiting && self.foreground.is_some() => {
+                crate::daemon_log!("{why} again: killing every app now");
+                self.kill_now();
+            }
+            DaemonSignal::Term | DaemonSignal::Int => self.begin_shutdown(why, None),
+            DaemonSignal::Hup if self.foreground.is_some() => self.begin_shutdown(why, None),
+            DaemonSignal::Hup => crate::daemon_log!("SIGHUP received; nothing to reload yet"),
+            DaemonSignal::Usr2 => self.reload_logs(None),
+            DaemonSignal::Usr1 => self.update_asked(),
         }
     }
 
@@ -424,7 +502,7 @@ impl Supervisor {
             adopted: inherited.process,
             pipes: inherited.pipes,
             restart_in: inherited.restart_in,
-            host: instance::Host::System,
+            host: self.host.clone(),
         };
         self.logs.claim(pm_id, &spec);
         self.leaving.remove(&pm_id);

@@ -4,7 +4,8 @@
 
 use super::foreground::{self, ForegroundSetup};
 use super::orphans::load_with_orphans;
-use super::{conf, update, Supervisor, LOGS_AT_EXIT};
+use super::signals::Signals;
+use super::{channels, conf, update, Inboxes, Services, Supervisor, LOGS_AT_EXIT};
 use crate::clock;
 use crate::control::Command;
 use crate::instance::InstanceMsg;
@@ -17,7 +18,6 @@ use kelpie_core::Control;
 use kelpie_proto::{Home, Response};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
@@ -66,13 +66,6 @@ pub async fn run(
     serve_until_exit(supervisor, inboxes, listener, &home, &pid_file).await
 }
 
-/// The receiving ends of the supervisor's channels, for [`Supervisor::run`].
-struct Inboxes {
-    commands: mpsc::Receiver<Command>,
-    events: mpsc::UnboundedReceiver<crate::instance::InstanceEvent>,
-    readings: mpsc::UnboundedReceiver<Vec<crate::monitor::Reading>>,
-}
-
 /// Start the services the supervisor uses (persister, log pipeline, cgroups, web server,
 /// resource monitor) and the supervisor itself, with no app yet. Gives the apps a runtime
 /// (`foreground`) was given to start, if it was.
@@ -82,7 +75,7 @@ async fn start_supervisor(
     foreground: Option<ForegroundSetup>,
     resumed: &mut Option<update::Resumed>,
 ) -> Result<(Supervisor, Inboxes, Option<Vec<kelpie_core::AppSpec>>), DaemonError> {
-    let persister = Persister::start(home.clone())
+    let persister = Persister::start(home.clone(), persist::start_ticks_from_proc)
         .map_err(|source| DaemonError::io("cannot start the persister for", home.root(), source))?;
     let settings = read_settings(home).await;
     let conf_home = home.clone();
@@ -98,58 +91,40 @@ async fn start_supervisor(
         }
         None => (None, None),
     };
-    let (commands_tx, commands_rx) = mpsc::channel(1024);
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let (readings_tx, readings_rx) = mpsc::unbounded_channel();
+    let (outboxes, inboxes) = channels();
     let cgroups = match resumed.as_mut().map(|r| r.cgroups.take()) {
         Some(Some(handed)) => crate::cgroups::Cgroups::resume(handed),
         _ => tokio::task::spawn_blocking(crate::cgroups::Cgroups::setup)
             .await
             .unwrap_or_default(),
     };
-    let web = crate::web::WebControl::start(home.clone(), commands_tx.clone(), log_service.clone());
+    let web =
+        crate::web::WebControl::start(home.clone(), outboxes.commands.clone(), log_service.clone());
     if let Some(settings) = settings.web {
         web.serve_at_start(settings);
     }
-    let monitor = Monitor::start(crate::monitor::SAMPLE_EVERY, cgroups.clone(), readings_tx)
-        .map_err(|source| {
-            DaemonError::io("cannot start the resource monitor for", home.root(), source)
-        })?;
-    let supervisor = Supervisor {
+    let readings = outboxes.readings.clone();
+    let monitor = Monitor::start(crate::monitor::SAMPLE_EVERY, cgroups.clone(), readings).map_err(
+        |source| DaemonError::io("cannot start the resource monitor for", home.root(), source),
+    )?;
+    let services = Services {
         home: home.clone(),
-        apps: BTreeMap::new(),
-        next_id: 0,
-        events: events_tx,
-        commands: commands_tx,
         persister,
-        persist_at: None,
-        exiting: false,
-        exit_now: None,
+        logs: log_service,
         monitor,
         cgroups,
-        username: kelpie_sys::username(kelpie_sys::current_uid()),
-        logs: log_service,
-        sockets: BTreeMap::new(),
-        ports: Arc::default(),
-        pending: Vec::new(),
-        leaving: Default::default(),
-        watch_service: None,
-        watchers: BTreeMap::new(),
-        foreground: foreground_mode,
-        control,
-        update: None,
         web,
-        shared_env: None,
+        host: crate::instance::Host::System,
+        control,
         conf,
         toml_logs,
-        bus: crate::bus::Bus::default(),
+        foreground: foreground_mode,
     };
-    let inboxes = Inboxes {
-        commands: commands_rx,
-        events: events_rx,
-        readings: readings_rx,
-    };
-    Ok((supervisor, inboxes, foreground_apps))
+    Ok((
+        Supervisor::new(services, &outboxes),
+        inboxes,
+        foreground_apps,
+    ))
 }
 
 /// Serve the control socket and supervise until told to exit; then write the last output,
@@ -172,9 +147,10 @@ async fn serve_until_exit(
         },
     ));
     let cgroups = supervisor.cgroups.clone();
-    let result = supervisor
-        .run(inboxes.commands, inboxes.events, inboxes.readings)
-        .await;
+    let result = match Signals::install(home) {
+        Ok(signals) => supervisor.run(inboxes, signals).await,
+        Err(e) => Err(e),
+    };
     // The apps are stopped: write what they printed while stopping before exiting. The socket
     // still accepts meanwhile, so a `kill` that waits for it to go waits for this too.
     supervisor.logs.finish(LOGS_AT_EXIT).await;

@@ -419,7 +419,7 @@ impl Supervisor {
                 adopted: parts.process,
                 pipes: parts.pipes,
                 restart_in: parts.restart_in,
-                host: instance::Host::System,
+                host: self.host.clone(),
             };
             let mailbox = instance::spawn(setup, self.events.clone());
             if let Some(entry) = self.apps.get_mut(&pm_id) {
