@@ -781,3 +781,6 @@ impl Supervisor {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, Instant};
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 mod handover;
 mod host;
 mod launching;
