@@ -844,3 +844,135 @@ async fn sigterm_stops_every_app_and_keeps_the_state_as_it_was() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_saved_list_comes_back_with_resurrect_running_what_ran() {
+    let fake = FakeProcesses::new(|_| Behaviour::default());
+    let daemon = Daemon::start(fake);
+    let web = AppSpec {
+        instances: 2,
+        ..app("web")
+    };
+    daemon.request(start(vec![app("api"), web])).await;
+    daemon
+        .request(Request::Stop {
+            targets: name("api"),
+        })
+        .await;
+    let saved = daemon.request(Request::Save { force: false }).await;
+    assert!(matches!(saved, Response::Done(_)), "{saved:?}");
+    daemon
+        .request(Request::Delete {
+            targets: vec![Target::All],
+        })
+        .await;
+    assert!(daemon.state_on_disk().apps.is_empty());
+    daemon.at(1_000).await;
+    let answer = daemon.request(Request::Resurrect).await;
+    assert_eq!(daemon.now_ms(), 1_000);
+    // Numbered from 0 again; api was stopped when saved, so it stays so.
+    assert_eq!(
+        listed(&answer),
+        [
+            (0, "api".into(), Status::Stopped, None),
+            (1, "web".into(), Status::Online, Some(FIRST_PID + 3)),
+            (2, "web".into(), Status::Online, Some(FIRST_PID + 4)),
+        ]
+    );
+    assert_eq!(
+        daemon.on_disk(),
+        [
+            (0, Status::Stopped, None),
+            (1, Status::Online, Some(FIRST_PID + 3)),
+            (2, Status::Online, Some(FIRST_PID + 4)),
+        ]
+    );
+    // Again: the apps are there, nothing is added.
+    let again = daemon.request(Request::Resurrect).await;
+    let Response::Started { notes, .. } = &again else {
+        panic!("{again:?}")
+    };
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert_eq!(starts_of(&daemon.events()).len(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn kill_stops_every_app_forgets_them_and_ends_the_supervisor() {
+    let fake = FakeProcesses::new(|_| stubborn());
+    let daemon = Daemon::start(fake);
+    daemon
+        .request(start(vec![app("api"), kill_timeout(700, app("web"))]))
+        .await;
+    daemon.at(1_000).await;
+    let answer = daemon.request(Request::Kill).await;
+    // Answered once both are gone (the last at web's kill_timeout), then the loop ends.
+    assert_eq!(daemon.now_ms(), 2_600);
+    assert!(matches!(answer, Response::Done(_)), "{answer:?}");
+    let ended = daemon.run.await.expect("the supervisor's task");
+    assert!(ended.is_ok(), "{ended:?}");
+    assert_eq!(daemon.fake.elapsed_ms(), 2_600);
+    assert_eq!(
+        since(daemon.fake.events(), 1_000),
+        [
+            (1_000, Event::Signalled(FIRST_PID, SIGINT)),
+            (1_000, Event::Signalled(FIRST_PID + 1, SIGINT)),
+            (1_700, Event::Signalled(FIRST_PID + 1, SIGKILL)),
+            (1_700, Event::Ended(FIRST_PID + 1)),
+            (2_600, Event::Signalled(FIRST_PID, SIGKILL)),
+            (2_600, Event::Ended(FIRST_PID)),
+        ]
+    );
+    let bytes = std::fs::read(daemon.home.state_file()).expect("state.json");
+    let state: StateFile = serde_json::from_slice(&bytes).expect("parses");
+    assert!(state.apps.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn setting_an_apps_section_restarts_it_with_the_value_in_its_environment() {
+    let fake = FakeProcesses::new(|_| Behaviour::default());
+    let daemon = Daemon::start(fake);
+    daemon.request(start(vec![app("api"), app("web")])).await;
+    daemon.at(1_000).await;
+    let answer = daemon
+        .request(Request::Conf(kelpie_proto::ConfRequest::Set {
+            pairs: vec![("api:GREETING".into(), "hello".into())],
+        }))
+        .await;
+    let Response::Conf { restarted, .. } = &answer else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(restarted, &[0]);
+    assert_eq!(
+        since(daemon.events(), 1_000),
+        [
+            (1_000, Event::Signalled(FIRST_PID, SIGINT)),
+            (1_000, Event::Ended(FIRST_PID)),
+            (1_000, Event::Started(FIRST_PID + 2)),
+        ]
+    );
+    let state = daemon.state_on_disk();
+    let env = &state.apps[0].spec.env;
+    assert!(
+        env.iter().any(|(k, v)| k == "GREETING" && v == "hello"),
+        "{env:?}"
+    );
+    let conf = std::fs::read_to_string(daemon.home.conf_file()).expect("module_conf.json");
+    assert!(conf.contains("GREETING"), "{conf}");
+    // Started again from scratch, it gets its section from the store.
+    daemon
+        .request(Request::Delete {
+            targets: name("api"),
+        })
+        .await;
+    daemon.request(start(vec![app("api")])).await;
+    let state = daemon.state_on_disk();
+    let api = state
+        .apps
+        .iter()
+        .find(|a| a.spec.name == "api")
+        .expect("api");
+    // Each key, and the whole section as JSON under the app's name, as PM2 gives them.
+    let expected = [("GREETING", "hello"), ("api", r#"{"GREETING":"hello"}"#)]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+    assert_eq!(api.spec.env, expected.into());
+}
