@@ -6,6 +6,7 @@
 
 use super::*;
 use crate::instance::fake::{Behaviour, Event, FakeProcesses, FIRST_PID};
+use crate::state::StateFile;
 use kelpie_core::{Cause, Status};
 use kelpie_proto::{Request, Target};
 
@@ -40,7 +41,7 @@ impl Daemon {
         let control = std::os::unix::net::UnixListener::bind(home.socket()).expect("socket");
         let (outboxes, inboxes) = channels();
         let logs = log_service();
-        let services = Services {
+        let setup = Setup {
             home: home.clone(),
             persister,
             web: crate::web::WebControl::start(
@@ -57,8 +58,8 @@ impl Daemon {
             toml_logs: Default::default(),
             foreground: None,
         };
-        let mut supervisor = Supervisor::new(services, &outboxes);
-        let monitor = supervisor.monitor.clone();
+        let mut supervisor = Supervisor::new(setup, &outboxes);
+        let monitor = supervisor.services.monitor.clone();
         let (signals, sent) = mpsc::unbounded_channel();
         let run = tokio::spawn(async move { supervisor.run(inboxes, Signals::Sent(sent)).await });
         Daemon {
