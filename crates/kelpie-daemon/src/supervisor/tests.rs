@@ -977,3 +977,140 @@ async fn setting_an_apps_section_restarts_it_with_the_value_in_its_environment()
         .map(|(k, v)| (k.to_string(), v.to_string()));
     assert_eq!(api.spec.env, expected.into());
 }
+
+/// Its health is probed every `interval_ms` (by the fake: it always answers).
+fn health_checked(interval_ms: u64, spec: AppSpec) -> AppSpec {
+    AppSpec {
+        health_check: Some(kelpie_core::HealthCheck {
+            interval_ms,
+            ..kelpie_core::HealthCheck::default()
+        }),
+        ..spec
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn depends_on_a_health_checked_app_waits_until_it_is_healthy() {
+    let fake = FakeProcesses::new(|_| Behaviour::default());
+    let daemon = Daemon::start(fake);
+    let answer = daemon
+        .request(start(vec![
+            health_checked(700, app("db")),
+            depends_on("db", app("api")),
+        ]))
+        .await;
+    // db is online at once but healthy only at its first probe: api starts then.
+    assert_eq!(daemon.now_ms(), 700);
+    assert_eq!(
+        daemon.events(),
+        [
+            (0, Event::Started(FIRST_PID)),
+            (700, Event::Probed(FIRST_PID)),
+            (700, Event::Started(FIRST_PID + 1)),
+        ]
+    );
+    assert_eq!(
+        listed(&answer),
+        [
+            (0, "db".into(), Status::Online, Some(FIRST_PID)),
+            (1, "api".into(), Status::Online, Some(FIRST_PID + 1)),
+        ]
+    );
+}
+
+fn failures(response: &Response) -> &[String] {
+    match response {
+        Response::Started { failures, .. } => failures,
+        other => panic!("not a start's answer: {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dependency_that_is_stopped_or_errored_fails_the_starts_waiting_for_it() {
+    // Every process crashes 10 ms after its start.
+    let fake = FakeProcesses::new(|_| Behaviour {
+        exits_after: Some((Duration::from_millis(10), 1)),
+        ..Behaviour::default()
+    });
+    let daemon = Daemon::start(fake);
+    // db is registered, not started: b, which needs it, and a, which needs b, fail at once.
+    let db = AppSpec {
+        autostart: false,
+        ..app("db")
+    };
+    let answer = daemon
+        .request(start(vec![
+            db,
+            depends_on("db", app("b")),
+            depends_on("b", app("a")),
+        ]))
+        .await;
+    assert_eq!(daemon.now_ms(), 0);
+    assert_eq!(
+        failures(&answer),
+        [
+            "app `b` was not started: `db` (id 0), which it depends on, is stopped",
+            "app `a` was not started: `b` (id 1), which it depends on, is stopped",
+        ]
+    );
+    assert!(daemon.events().is_empty(), "nothing was started");
+    // A dependency that ends errored (never ready, crashing): the start says so once it has.
+    let broken = AppSpec {
+        max_restarts: 2,
+        ..waits_ready(app("broken"))
+    };
+    let answer = daemon
+        .request(start(vec![broken, depends_on("broken", app("user"))]))
+        .await;
+    assert_eq!(daemon.now_ms(), 20);
+    assert_eq!(
+        failures(&answer),
+        ["app `user` was not started: `broken` (id 3), which it depends on, is errored"]
+    );
+    assert_eq!(
+        starts_of(&daemon.events()),
+        [(0, FIRST_PID), (10, FIRST_PID + 1)]
+    );
+    let list = daemon.request(Request::List).await;
+    let statuses: Vec<(String, Status)> = listed(&list)
+        .into_iter()
+        .map(|(_, name, status, _)| (name, status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("db".into(), Status::Stopped),
+            ("b".into(), Status::Stopped),
+            ("a".into(), Status::Stopped),
+            ("broken".into(), Status::Errored),
+            ("user".into(), Status::Stopped),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cycle_through_a_registered_app_is_refused_and_adds_nothing() {
+    let fake = FakeProcesses::new(|_| Behaviour::default());
+    let daemon = Daemon::start(fake);
+    daemon.request(start(vec![app("p")])).await;
+    daemon.request(start(vec![depends_on("p", app("q"))])).await;
+    let before = std::fs::read(daemon.home.state_file()).expect("state.json");
+    let answer = daemon
+        .request(Request::Start {
+            apps: vec![depends_on("q", app("p"))],
+            force: true,
+            from_file: false,
+        })
+        .await;
+    let Response::Error(error) = answer else {
+        panic!("not refused: {answer:?}")
+    };
+    assert_eq!(error.kind, kelpie_proto::ErrorKind::Conflict);
+    assert_eq!(
+        error.message,
+        "depends_on has a cycle: p -> q -> p\nnothing was started"
+    );
+    assert_eq!(starts_of(&daemon.events()).len(), 2);
+    let after = std::fs::read(daemon.home.state_file()).expect("state.json");
+    assert_eq!(before, after);
+}
