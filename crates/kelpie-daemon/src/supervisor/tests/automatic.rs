@@ -146,7 +146,7 @@ async fn cpu_over_max_cpu_for_its_window_restarts_the_process() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_burst_of_changes_restarts_a_watched_app_and_not_a_stopped_one() {
+async fn a_burst_of_changes_restarts_a_watched_app_and_a_stop_ends_watching_until_restart_watch() {
     let fake = FakeProcesses::new(|_| Behaviour::default());
     let daemon = Daemon::start(fake);
     let watched = tempfile::tempdir().expect("watched directory");
@@ -192,4 +192,38 @@ async fn a_burst_of_changes_restarts_a_watched_app_and_not_a_stopped_one() {
     daemon.at(3_000).await;
     assert_eq!(starts_of(&daemon.events()).len(), 2);
     assert_eq!(daemon.on_disk(), [(0, Status::Stopped, None)]);
+    // Started again (`kelpie start api` restarts it), it stays unwatched, as in PM2.
+    let restart = || Request::Restart {
+        targets: name("api"),
+        update_env: None,
+    };
+    daemon.request(restart()).await;
+    assert!(daemon.state_on_disk().apps[0].spec.watch.is_empty());
+    assert!(daemon.commands.send(burst(1)).await.is_ok());
+    daemon.at(4_000).await;
+    assert_eq!(starts_of(&daemon.events()).len(), 3);
+    // `restart --watch` watches its directory again.
+    let watch_again = Request::Change {
+        targets: name("api"),
+        changes: kelpie_proto::SpecChanges {
+            toggle_watch: true,
+            ..kelpie_proto::SpecChanges::default()
+        },
+    };
+    daemon.request(watch_again).await;
+    daemon.request(restart()).await;
+    assert_eq!(daemon.state_on_disk().apps[0].spec.watch, [path]);
+    daemon.at(5_000).await;
+    assert!(daemon.commands.send(burst(1)).await.is_ok());
+    daemon.at(6_000).await;
+    assert_eq!(
+        starts_of(&daemon.events()),
+        [
+            (0, FIRST_PID),
+            (1_000, FIRST_PID + 1),
+            (3_000, FIRST_PID + 2),
+            (4_000, FIRST_PID + 3),
+            (5_000, FIRST_PID + 4),
+        ]
+    );
 }

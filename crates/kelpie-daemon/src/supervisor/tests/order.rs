@@ -181,7 +181,7 @@ async fn a_dependency_that_is_stopped_or_errored_fails_the_starts_waiting_for_it
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_cycle_through_a_registered_app_is_refused_and_adds_nothing() {
+async fn a_cycle_or_an_unknown_dependency_is_refused_and_adds_nothing() {
     let fake = FakeProcesses::new(|_| Behaviour::default());
     let daemon = Daemon::start(fake);
     daemon.request(start(vec![app("p")])).await;
@@ -201,6 +201,18 @@ async fn a_cycle_through_a_registered_app_is_refused_and_adds_nothing() {
     assert_eq!(
         error.message,
         "depends_on has a cycle: p -> q -> p\nnothing was started"
+    );
+    // An app depending on one the daemon does not know, nor started with it.
+    let answer = daemon
+        .request(start(vec![depends_on("nobody", app("lonely"))]))
+        .await;
+    let Response::Error(error) = answer else {
+        panic!("not refused: {answer:?}")
+    };
+    assert_eq!(error.kind, kelpie_proto::ErrorKind::Conflict);
+    assert_eq!(
+        error.message,
+        "app `lonely` depends on `nobody`, which is neither started with it nor known to the daemon\nnothing was started"
     );
     assert_eq!(starts_of(&daemon.events()).len(), 2);
     let after = std::fs::read(daemon.home.state_file()).expect("state.json");
