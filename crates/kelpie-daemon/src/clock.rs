@@ -60,6 +60,41 @@ pub fn now() -> Now {
     }
 }
 
+/// Keeps the in-process tests' paused clock where it is while the daemon waits for one of its
+/// own threads (the persister writing `state.json`, the log writer): tokio moves a paused clock
+/// on to its next timer as soon as its runtime has nothing to run, and it cannot know that such
+/// a thread is about to answer, so a test would see an answer arrive at the time of whatever
+/// timer came next. Held until dropped. In the daemon, nothing (a unit struct).
+pub struct Held {
+    /// Dropping it ends the blocking task that holds the clock.
+    #[cfg(test)]
+    _release: Option<std::sync::mpsc::Sender<()>>,
+}
+
+/// Hold the paused clock until the returned value is dropped (see [`Held`]).
+#[cfg(not(test))]
+#[inline]
+pub fn hold() -> Held {
+    Held {}
+}
+
+/// Hold the paused clock until the returned value is dropped: tokio does not move a paused
+/// clock while a blocking task runs, and this one runs until the value is dropped.
+#[cfg(test)]
+pub fn hold() -> Held {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Held { _release: None };
+    }
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    tokio::task::spawn_blocking(move || {
+        // Returns once the sender is dropped.
+        let _ = released.recv();
+    });
+    Held {
+        _release: Some(release),
+    }
+}
+
 /// A random number drawn once per daemon: with the pid, names what must be unique across
 /// daemons that may share a pid (each the pid 1 of its own namespace).
 pub fn daemon_tag() -> u64 {

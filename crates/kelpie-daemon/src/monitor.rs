@@ -623,6 +623,25 @@ fn uptime_ticks() -> u64 {
     (seconds * kelpie_sys::clock_ticks_per_second() as f64) as u64
 }
 
+/// The in-process tests' monitor: no thread, so nothing reads /proc (their pids are fake); the
+/// test sends the readings itself, and can see which processes it was told to sample.
+#[cfg(test)]
+impl Monitor {
+    pub fn not_started() -> Monitor {
+        Monitor {
+            targets: Arc::default(),
+        }
+    }
+
+    /// The processes it was told to sample last.
+    pub fn targets(&self) -> Vec<Target> {
+        self.targets
+            .lock()
+            .map(|targets| targets.as_ref().clone())
+            .unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

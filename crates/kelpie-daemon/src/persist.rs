@@ -32,37 +32,55 @@ enum Job {
     },
 }
 
+/// A job, and the paused clock of the in-process tests held until it is done (see
+/// [`crate::clock::Held`]; nothing in the daemon).
+struct Queued(Job, crate::clock::Held);
+
+/// Which exact process a pid is (its start time in clock ticks after boot), if it runs.
+pub type StartTicks = fn(u32) -> Option<u64>;
+
+/// The system's answer, from `/proc/<pid>/stat`.
+pub fn start_ticks_from_proc(pid: u32) -> Option<u64> {
+    kelpie_sys::sample_process(pid).map(|sample| sample.start_ticks)
+}
+
 /// Handle to the persister thread.
 #[derive(Clone)]
 pub struct Persister {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Queued>,
 }
 
 impl Persister {
-    /// Start the thread for `home`.
-    pub fn start(home: Home) -> std::io::Result<Persister> {
+    /// Start the thread for `home`. Each state written records its processes' start times as
+    /// `start_ticks` tells them ([`start_ticks_from_proc`] in the daemon; the in-process
+    /// tests' fake pids must never be looked up in /proc).
+    pub fn start(home: Home, start_ticks: StartTicks) -> std::io::Result<Persister> {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("kelpie-persist".into())
-            .spawn(move || persist_loop(&home, &rx))?;
+            .spawn(move || persist_loop(&home, &rx, start_ticks))?;
         Ok(Persister { tx })
+    }
+
+    fn queue(&self, job: Job) {
+        // A send only fails when the thread is gone, which only happens at exit.
+        let _ = self.tx.send(Queued(job, crate::clock::hold()));
     }
 
     /// Write `state`; `ack` is answered once it is on disk.
     pub fn write_state(&self, state: StateFile, ack: Option<Ack>) {
-        // A send only fails when the thread is gone, which only happens at exit.
-        let _ = self.tx.send(Job::State { state, ack });
+        self.queue(Job::State { state, ack });
     }
 
     /// Write the configuration store (`module_conf.json`). Writes happen in the order asked,
     /// so the file always ends as the newest store.
     pub fn write_conf(&self, text: String, ack: Ack) {
-        let _ = self.tx.send(Job::Conf { text, ack });
+        self.queue(Job::Conf { text, ack });
     }
 
     /// Write the dump (keeping the previous one as `.bak`).
     pub fn save_dump(&self, dump: DumpFile, force: bool, ack: Ack) {
-        let _ = self.tx.send(Job::SaveDump { dump, force, ack });
+        self.queue(Job::SaveDump { dump, force, ack });
     }
 }
 
@@ -70,7 +88,7 @@ impl Persister {
 /// nothing newer comes.
 const RETRY_STATE: std::time::Duration = std::time::Duration::from_secs(1);
 
-fn persist_loop(home: &Home, rx: &mpsc::Receiver<Job>) {
+fn persist_loop(home: &Home, rx: &mpsc::Receiver<Queued>, start_ticks: StartTicks) {
     // The newest state that could not be written, tried again until it is on disk.
     let mut unwritten: Option<StateFile> = None;
     loop {
@@ -85,11 +103,14 @@ fn persist_loop(home: &Home, rx: &mpsc::Receiver<Job>) {
                 Err(_) => return,
             },
         };
-        let mut jobs: Vec<Job> = first.into_iter().collect();
+        let mut jobs: Vec<Queued> = first.into_iter().collect();
         jobs.extend(rx.try_iter());
         let mut latest_state = None;
         let mut state_acks = Vec::new();
-        for job in jobs {
+        // Let go (of the tests' clock) once the batch is done.
+        let mut held = Vec::with_capacity(jobs.len());
+        for Queued(job, hold) in jobs {
+            held.push(hold);
             match job {
                 Job::State { state, ack } => {
                     latest_state = Some(state);
@@ -111,7 +132,7 @@ fn persist_loop(home: &Home, rx: &mpsc::Receiver<Job>) {
         let Some(mut state) = latest_state.or_else(|| unwritten.take()) else {
             continue;
         };
-        fill_start_ticks(&mut state);
+        fill_start_ticks(&mut state, start_ticks);
         let path = home.state_file();
         let result = serde_json::to_vec(&state)
             .map_err(|e| e.to_string())
@@ -160,13 +181,9 @@ fn empty_state_without_space(
 
 /// Record which exact process each pid is, so a later daemon never mistakes a reused pid for
 /// one of its apps. Reads /proc, which is why it happens here and not in the actor.
-fn fill_start_ticks(state: &mut StateFile) {
+fn fill_start_ticks(state: &mut StateFile, start_ticks: StartTicks) {
     for app in &mut state.apps {
-        app.pid_start_ticks = app
-            .state
-            .pid
-            .and_then(kelpie_sys::sample_process)
-            .map(|sample| sample.start_ticks);
+        app.pid_start_ticks = app.state.pid.and_then(start_ticks);
     }
 }
 

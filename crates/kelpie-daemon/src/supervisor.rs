@@ -1,12 +1,24 @@
-//! The supervisor actor: owns the app table, handles every request, persists state.
+//! The supervisor actor: handles every request and every report of its instances. Its state
+//! is in parts that each own theirs (and what the loop waits on for them): the app table
+//! (`apps.rs`), the way to disk (`persistence.rs`), the apps' ports (`ports.rs`), their watches
+//! (`watching.rs`), the settings (`conf.rs`), the actions waiting for other apps (`order.rs`),
+//! the update in progress (`update.rs`), the runtime's (`foreground.rs`) and the daemon's end
+//! (`exit.rs`). This file is the loop and what touches several parts at once; the requests'
+//! handlers are in `handlers.rs`, `starting.rs` and `cluster.rs`.
 
+mod apps;
 mod cluster;
 mod conf;
+mod exit;
 mod foreground;
 mod handlers;
+mod listing;
 mod logs;
 mod order;
 mod orphans;
+mod persistence;
+mod ports;
+mod signals;
 mod starting;
 mod startup;
 mod targets;
@@ -15,76 +27,32 @@ mod watching;
 
 pub use startup::run;
 
-use crate::control::{Command, Finish, InstanceMetrics, Reply};
+use crate::control::{Command, Finish, Reply};
 pub use foreground::{ForegroundOptions, ForegroundSetup, OutputBatch, OUTPUT_QUEUE};
 
-use crate::clock;
 use crate::instance::{self, InstanceEvent, InstanceMsg, InstanceSetup};
 use crate::logs::LogService;
-use crate::maybe::{until, when};
-use crate::monitor::{Monitor, Reading, Target};
-use crate::persist::{Ack, Persister};
-use crate::sockets::{ClaimedSockets, ListenSocket, PortRegistry};
-use crate::state::{PersistedInstance, StateFile, STATE_VERSION};
+use crate::monitor::{Monitor, Reading};
+use crate::persist::Persister;
+use crate::sockets::{ClaimedSockets, ListenSocket};
 use crate::DaemonError;
-use kelpie_core::limits::{LimitWatch, Usage};
+use apps::{Apps, Entry};
+use conf::Settings;
+use exit::Exit;
 use kelpie_core::{AppSpec, InstanceState};
 use kelpie_proto::{Home, ProcessInfo, Response};
-use std::collections::BTreeMap;
+use order::Dependencies;
+use persistence::Persistence;
+use ports::Ports;
+use signals::{DaemonSignal, Signals};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
+use update::Updating;
+use watching::Watches;
 
 /// At exit, how long the log pipeline may take to write what the stopping apps printed.
 const LOGS_AT_EXIT: Duration = Duration::from_secs(3);
-
-/// State changes not caused by a command (a crash, a restart) are written at most this often.
-const PERSIST_DEBOUNCE: Duration = Duration::from_millis(100);
-
-/// One instance in the table.
-struct Entry {
-    instance: u32,
-    spec: Arc<AppSpec>,
-    state: InstanceState,
-    mailbox: mpsc::UnboundedSender<InstanceMsg>,
-    /// The last reading of its process tree, with the main pid it was taken for.
-    usage: Option<(u32, Usage)>,
-    /// What its limits have seen.
-    limits: LimitWatch,
-    /// Its current process's cgroup, if any.
-    cgroup: Option<std::path::PathBuf>,
-    /// What its process published on its notify socket (`STATUS=`, metrics).
-    published: kelpie_core::Published,
-    /// CPU time its processes used since this daemon started (seconds), for `/metrics`.
-    cpu_seconds: f64,
-    /// Failed health-check probes that counted, for `/metrics`.
-    health_failures: u64,
-}
-
-/// The signals the daemon handles.
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-    usr1: tokio::signal::unix::Signal,
-    usr2: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    /// A SIGTERM or SIGINT received and not handled yet (taken), without waiting.
-    fn stop_pending(&mut self) -> Option<&'static str> {
-        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-        if self.term.poll_recv(&mut context).is_ready() {
-            return Some("SIGTERM");
-        }
-        if self.int.poll_recv(&mut context).is_ready() {
-            return Some("SIGINT");
-        }
-        None
-    }
-}
 
 /// What woke the supervisor up.
 enum Wake {
@@ -93,86 +61,201 @@ enum Wake {
     Readings(Vec<Reading>),
     PendingDeadline,
     Persist,
-    Shutdown(&'static str),
-    Hangup,
-    ReopenLogs,
-    UpdateAsked,
+    Signal(DaemonSignal),
     UpdateLook,
     Exit,
 }
 
-struct Supervisor {
-    home: Home,
-    apps: BTreeMap<u32, Entry>,
-    next_id: u32,
-    events: mpsc::UnboundedSender<InstanceEvent>,
+/// The receiving ends of the supervisor's channels, for [`Supervisor::run`].
+struct Inboxes {
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::UnboundedReceiver<InstanceEvent>,
+    readings: mpsc::UnboundedReceiver<Vec<Reading>>,
+}
+
+/// The sending ends: requests and the supervisor's own tasks' results, the instances' reports,
+/// the monitor's readings.
+struct Outboxes {
     commands: mpsc::Sender<Command>,
+    events: mpsc::UnboundedSender<InstanceEvent>,
+    readings: mpsc::UnboundedSender<Vec<Reading>>,
+}
+
+/// The supervisor's channels.
+fn channels() -> (Outboxes, Inboxes) {
+    let (commands_tx, commands) = mpsc::channel(1024);
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let (readings_tx, readings) = mpsc::unbounded_channel();
+    let outboxes = Outboxes {
+        commands: commands_tx,
+        events: events_tx,
+        readings: readings_tx,
+    };
+    (
+        outboxes,
+        Inboxes {
+            commands,
+            events,
+            readings,
+        },
+    )
+}
+
+/// What a supervisor is built from. `startup.rs` starts the daemon's services; the in-process
+/// tests (`supervisor/tests.rs`) start theirs with fake processes and no monitor thread.
+struct Setup {
+    home: Home,
+    /// Writes `state.json`, the dump and the configuration store.
     persister: Persister,
-    persist_at: Option<Instant>,
-    /// Once shutting down, the state on disk is the one from before the apps were stopped.
-    exiting: bool,
-    exit_now: Option<oneshot::Receiver<()>>,
-    /// Samples every instance's process tree.
+    logs: LogService,
+    /// Samples the instances' processes (in the tests: not started, fed by the test).
     monitor: Monitor,
     /// One cgroup per app process, when the daemon can create them.
     cgroups: crate::cgroups::Cgroups,
-    username: String,
-    logs: LogService,
-    /// Listening sockets of apps with a Kelpie-owned port, by app name.
-    sockets: BTreeMap<String, Arc<ListenSocket>>,
-    /// Sockets the code of cluster-mode Node apps asked for.
-    ports: Arc<PortRegistry>,
-    /// Actions waiting for other apps (`depends_on`).
-    pending: Vec<order::Pending>,
-    /// Instances deleted while their process was still stopping.
-    leaving: std::collections::BTreeSet<u32>,
-    /// The file watching thread, started with the first watched app.
-    watch_service: Option<crate::watch::WatchService>,
-    /// Watches of apps, by name.
-    watchers: BTreeMap<String, watching::Watching>,
-    /// Under `kelpie runtime`: its apps' exit, output and orphans.
-    foreground: Option<foreground::Foreground>,
-    /// A second descriptor of the control socket, for `kelpie update`.
-    control: std::os::fd::OwnedFd,
-    /// `kelpie update` asked for, waiting for the apps to settle.
-    update: Option<update::PendingUpdate>,
     /// Starts and stops the web server (`kelpie web`, `[web]`).
     web: crate::web::WebControl,
-    /// The inherited environment of the app created last, which the next ones share when
-    /// they have the same (see `share_inherited_env`).
-    shared_env: Option<Arc<BTreeMap<String, String>>>,
+    /// Where the instances' processes run.
+    host: instance::Host,
+    /// A second descriptor of the control socket, for `kelpie update`.
+    control: std::os::fd::OwnedFd,
     /// The configuration store (`kelpie set`), as on disk.
     conf: kelpie_config::module_conf::ConfStore,
-    /// The rotation defaults of `kelpie.toml` (`[logs]`), under the store's `pm2-logrotate`.
+    /// The rotation defaults of `kelpie.toml` (`[logs]`).
     toml_logs: kelpie_config::LogDefaults,
+    /// Under `kelpie runtime`: its apps' exit, output and orphans.
+    foreground: Option<foreground::Foreground>,
+}
+
+/// Handles on what the supervisor uses and does not own: none of them is its state.
+struct Services {
+    home: Home,
+    /// Its own channel, for the tasks it spawns to send their results back.
+    commands: mpsc::Sender<Command>,
+    /// Where its instances report.
+    events: mpsc::UnboundedSender<InstanceEvent>,
+    logs: LogService,
+    monitor: Monitor,
+    cgroups: crate::cgroups::Cgroups,
+    web: crate::web::WebControl,
+    /// Where the instances' processes run.
+    host: instance::Host,
     /// What happens to the processes, for the clients following it (`Request::Events`).
     bus: crate::bus::Bus,
+    /// The user the apps run as by default, for `list`.
+    username: String,
+}
+
+/// An instance task to start: who it is and what it starts with.
+struct NewInstance {
+    pm_id: u32,
+    instance: u32,
+    spec: Arc<AppSpec>,
+    state: InstanceState,
+    socket: Option<Arc<ListenSocket>>,
+    claims: Arc<ClaimedSockets>,
+}
+
+impl Services {
+    /// Start an instance task; its mailbox.
+    fn spawn_instance(
+        &self,
+        new: NewInstance,
+        inherited: update::Inherited,
+    ) -> mpsc::UnboundedSender<InstanceMsg> {
+        let setup = InstanceSetup {
+            pm_id: new.pm_id,
+            instance: new.instance,
+            spec: new.spec,
+            state: new.state,
+            home: self.home.clone(),
+            orphan_group: inherited.orphan_group,
+            logs: self.logs.clone(),
+            socket: new.socket,
+            claims: new.claims,
+            cgroups: self.cgroups.clone(),
+            adopted: inherited.process,
+            pipes: inherited.pipes,
+            restart_in: inherited.restart_in,
+            host: self.host.clone(),
+        };
+        instance::spawn(setup, self.events.clone())
+    }
+
+    /// Tell the monitor which processes are the instances' now.
+    fn sample(&self, apps: &Apps) {
+        self.monitor.set_targets(apps.sampled());
+    }
+}
+
+/// The actor: its parts, and the services it uses.
+struct Supervisor {
+    services: Services,
+    apps: Apps,
+    persistence: Persistence,
+    ports: Ports,
+    watches: Watches,
+    settings: Settings,
+    /// Actions waiting for other apps (`depends_on`).
+    dependencies: Dependencies,
+    /// `kelpie update` in progress.
+    update: Updating,
+    /// Under `kelpie runtime`: its apps' exit, output and orphans.
+    foreground: Option<foreground::Foreground>,
+    exit: Exit,
 }
 
 impl Supervisor {
-    async fn run(
-        &mut self,
-        mut commands: mpsc::Receiver<Command>,
-        mut events: mpsc::UnboundedReceiver<InstanceEvent>,
-        mut readings: mpsc::UnboundedReceiver<Vec<Reading>>,
-    ) -> Result<(), DaemonError> {
-        let signal_error =
-            |source| DaemonError::io("cannot handle signals in", self.home.root(), source);
-        let mut signals = Signals {
-            term: signal(SignalKind::terminate()).map_err(signal_error)?,
-            int: signal(SignalKind::interrupt()).map_err(signal_error)?,
-            hup: signal(SignalKind::hangup()).map_err(signal_error)?,
-            usr1: signal(SignalKind::user_defined1()).map_err(signal_error)?,
-            usr2: signal(SignalKind::user_defined2()).map_err(signal_error)?,
-        };
-        // A program started by `kelpie update` starts with them blocked (see `update.rs`):
-        // the handlers are in place now, so those sent meanwhile are delivered.
-        let _ = kelpie_sys::unblock_signals(&crate::update::daemon_signals());
+    /// A supervisor with no app yet; its instances report on `events`, and it sends its own
+    /// tasks' results to itself on `commands`.
+    fn new(setup: Setup, outboxes: &Outboxes) -> Supervisor {
+        let Setup {
+            home,
+            persister,
+            logs,
+            monitor,
+            cgroups,
+            web,
+            host,
+            control,
+            conf,
+            toml_logs,
+            foreground,
+        } = setup;
+        let commands = outboxes.commands.clone();
+        Supervisor {
+            apps: Apps::default(),
+            // The runtime's apps live as long as it does: nothing of them is kept on disk.
+            persistence: Persistence::new(persister, foreground.is_none()),
+            ports: Ports::default(),
+            watches: Watches::new(home.clone(), commands.clone()),
+            settings: Settings::new(home.clone(), conf, toml_logs),
+            dependencies: Dependencies::default(),
+            update: Updating::new(control),
+            foreground,
+            exit: Exit::default(),
+            services: Services {
+                home,
+                commands,
+                events: outboxes.events.clone(),
+                logs,
+                monitor,
+                cgroups,
+                web,
+                host,
+                bus: crate::bus::Bus::default(),
+                username: kelpie_sys::username(kelpie_sys::current_uid()),
+            },
+        }
+    }
+
+    /// Serve requests and supervise until told to exit.
+    async fn run(&mut self, inboxes: Inboxes, mut signals: Signals) -> Result<(), DaemonError> {
+        let Inboxes {
+            mut commands,
+            mut events,
+            mut readings,
+        } = inboxes;
         loop {
-            let persist_at = self.persist_at;
-            let pending_deadline = self.next_pending_deadline();
-            let exit_now = self.exit_now.as_mut();
-            let update_look = self.update.as_ref().map(|u| u.next_look);
             // Biased, events first: an instance reports its new state before it wakes the waiter
             // whose Finish then arrives on `commands`, so answers always show the settled state.
             let wake = tokio::select! {
@@ -180,34 +263,39 @@ impl Supervisor {
                 Some(event) = events.recv() => Wake::Event(event),
                 Some(command) = commands.recv() => Wake::Command(command),
                 Some(batch) = readings.recv() => Wake::Readings(batch),
-                () = until(persist_at) => Wake::Persist,
-                () = until(pending_deadline) => Wake::PendingDeadline,
-                Some(()) = signals.term.recv() => Wake::Shutdown("SIGTERM"),
-                Some(()) = signals.int.recv() => Wake::Shutdown("SIGINT"),
-                Some(()) = signals.hup.recv() => Wake::Hangup,
-                Some(()) = signals.usr2.recv() => Wake::ReopenLogs,
-                Some(()) = signals.usr1.recv() => Wake::UpdateAsked,
-                () = until(update_look) => Wake::UpdateLook,
-                Ok(()) = when(exit_now, |rx| rx) => Wake::Exit,
+                () = self.persistence.due() => Wake::Persist,
+                () = self.dependencies.deadline() => Wake::PendingDeadline,
+                Some(signal) = signals.recv() => Wake::Signal(signal),
+                () = self.update.look_due() => Wake::UpdateLook,
+                Ok(()) = self.exit.due() => Wake::Exit,
             };
             match wake {
                 Wake::Command(command) => self.on_command(command),
                 Wake::Event(event) => self.on_event(event),
-                Wake::Readings(batch) => self.on_readings(batch),
+                Wake::Readings(batch) => self.apps.on_readings(batch),
                 Wake::PendingDeadline => self.run_pending(),
-                Wake::Persist => self.persist(None),
-                Wake::Shutdown(why) if self.exiting && self.foreground.is_some() => {
-                    crate::daemon_log!("{why} again: killing every app now");
-                    self.kill_now();
-                }
-                Wake::Shutdown(why) => self.begin_shutdown(why, None),
-                Wake::Hangup if self.foreground.is_some() => self.begin_shutdown("SIGHUP", None),
-                Wake::Hangup => crate::daemon_log!("SIGHUP received; nothing to reload yet"),
-                Wake::ReopenLogs => self.reload_logs(None),
-                Wake::UpdateAsked => self.update_asked(),
+                Wake::Persist => self.persistence.write(&self.apps, None),
+                Wake::Signal(signal) => self.on_signal(signal),
                 Wake::UpdateLook => self.update_look(&mut events, &mut signals).await,
                 Wake::Exit => return Ok(()),
             }
+        }
+    }
+
+    fn on_signal(&mut self, signal: DaemonSignal) {
+        let why = signal.name();
+        match signal {
+            DaemonSignal::Term | DaemonSignal::Int
+                if self.exit.exiting() && self.foreground.is_some() =>
+            {
+                crate::daemon_log!("{why} again: killing every app now");
+                self.kill_now();
+            }
+            DaemonSignal::Term | DaemonSignal::Int => self.begin_shutdown(why, None),
+            DaemonSignal::Hup if self.foreground.is_some() => self.begin_shutdown(why, None),
+            DaemonSignal::Hup => crate::daemon_log!("SIGHUP received; nothing to reload yet"),
+            DaemonSignal::Usr2 => self.reload_logs(None),
+            DaemonSignal::Usr1 => self.update_asked(),
         }
     }
 
@@ -218,23 +306,25 @@ impl Supervisor {
             Command::Settled { finish, reply } => self.persist_then_finish(finish, reply),
             Command::DumpLoaded { result, reply } => self.resurrect_loaded(result, reply),
             Command::TomlLogs(logs) => {
-                self.toml_logs = logs;
-                self.apply_rotation();
+                let rotation = self.settings.set_toml_logs(logs);
+                self.services.logs.set_defaults(rotation);
             }
             Command::UpdateChecked(result) => self.update_checked(result),
             Command::ForegroundStarted(response) => self.foreground_started(response),
-            Command::WatchStarted { name, key, result } => self.watch_started(name, key, result),
-            Command::FilesChanged { name, burst } => self.files_changed(&name, burst),
+            Command::WatchStarted { name, key, result } => self.watches.started(name, key, result),
+            Command::FilesChanged { name, burst } => {
+                self.watches.files_changed(&name, burst, &self.apps)
+            }
             Command::LogSelection { targets, reply } => {
-                let _ = reply.send(self.log_selection(&targets));
+                let _ = reply.send(self.apps.log_selection(&targets, &self.services.home));
             }
             Command::Metrics { reply } => {
-                let _ = reply.send(self.instance_metrics());
+                let _ = reply.send(listing::instance_metrics(&self.apps, &self.services));
             }
             Command::ControlSocket(control) => {
-                self.control = control;
+                self.update.set_control(control);
                 // The home was made anew: put the state back on disk at once.
-                self.persist(None);
+                self.persistence.write(&self.apps, None);
             }
         }
     }
@@ -244,7 +334,7 @@ impl Supervisor {
             InstanceEvent::State(report) => report,
             // Shown by `list`, never persisted: it changes as often as the app wants.
             InstanceEvent::Published { pm_id, published } => {
-                if let Some(entry) = self.apps.get_mut(&pm_id) {
+                if let Some(entry) = self.apps.get_mut(pm_id) {
                     entry.published = published;
                 }
                 return;
@@ -254,153 +344,55 @@ impl Supervisor {
                 pid,
                 message,
             } => {
-                if let Some(entry) = self.apps.get(&pm_id) {
+                if let Some(entry) = self.apps.get(pm_id) {
                     let about = crate::bus::About::of(pm_id, &entry.spec);
                     let mut event = crate::bus::event("message", &about, &entry.state);
                     event.pid = pid;
                     event.data = Some(message);
-                    self.bus.publish(event);
+                    self.services.bus.publish(event);
                 }
                 return;
             }
         };
-        if !self.apps.contains_key(&event.pm_id) && !event.state.status.has_process() {
+        let Some(entry) = self.apps.get_mut(event.pm_id) else {
             // A deleted instance's process is gone: apps it depended on may now stop.
-            if self.leaving.remove(&event.pm_id) {
+            if !event.state.status.has_process() && self.apps.left(event.pm_id) {
                 self.run_pending();
             }
             return;
+        };
+        let new_process = entry.state.pid != event.state.pid || entry.cgroup != event.cgroup;
+        // Each counted failure of a health check reports a new detail (its count in a row, or
+        // the final reason); a success or a new process clears it.
+        if event.state.health_detail.is_some()
+            && event.state.health_detail != entry.state.health_detail
+        {
+            entry.health_failures += 1;
         }
-        if let Some(entry) = self.apps.get_mut(&event.pm_id) {
-            let new_process = entry.state.pid != event.state.pid || entry.cgroup != event.cgroup;
-            // Each counted failure of a health check reports a new detail (its count in a row,
-            // or the final reason); a success or a new process clears it.
-            if event.state.health_detail.is_some()
-                && event.state.health_detail != entry.state.health_detail
-            {
-                entry.health_failures += 1;
-            }
-            let about = crate::bus::About::of(event.pm_id, &entry.spec);
-            self.bus.publish_changes(&about, &entry.state, &event.state);
-            entry.state = event.state;
-            entry.cgroup = event.cgroup;
-            if new_process {
-                entry.limits.reset();
-            }
-            let name = entry.spec.name.clone();
-            let watched = !entry.spec.watch.is_empty() || self.watchers.contains_key(&name);
-            if new_process {
-                self.sample_current_processes();
-            }
-            self.mark_dirty();
-            if watched {
-                self.sync_watch(&name);
-            }
-            self.note_reported(event.pm_id);
-            self.run_pending();
-            self.check_all_ended();
+        let about = crate::bus::About::of(event.pm_id, &entry.spec);
+        self.services
+            .bus
+            .publish_changes(&about, &entry.state, &event.state);
+        entry.state = event.state;
+        entry.cgroup = event.cgroup;
+        if new_process {
+            entry.limits.reset();
         }
+        let name = entry.spec.name.clone();
+        let watched = !entry.spec.watch.is_empty() || self.watches.has(&name);
+        if new_process {
+            self.services.sample(&self.apps);
+        }
+        self.persistence.changed();
+        if watched {
+            self.watches.sync(&name, &self.apps);
+        }
+        self.dependencies.note_reported(event.pm_id);
+        self.run_pending();
+        self.check_all_ended();
     }
 
-    /// Tell the monitor which processes are the instances' now.
-    fn sample_current_processes(&self) {
-        let targets = self
-            .apps
-            .iter()
-            .filter_map(|(pm_id, entry)| {
-                entry.state.pid.map(|pid| Target {
-                    pm_id: *pm_id,
-                    pid,
-                    cgroup: entry.cgroup.clone(),
-                })
-            })
-            .collect();
-        self.monitor.set_targets(targets);
-    }
-
-    /// Keep the readings for `list`, and restart the instances over their limits.
-    fn on_readings(&mut self, batch: Vec<Reading>) {
-        let now = clock::now();
-        for reading in batch {
-            let Some(entry) = self.apps.get_mut(&reading.pm_id) else {
-                continue;
-            };
-            // A reading of a process the instance no longer runs is stale.
-            if entry.state.pid != Some(reading.pid) {
-                continue;
-            }
-            entry.usage = Some((reading.pid, reading.usage));
-            entry.cpu_seconds += reading.cpu_seconds;
-            if !matches!(
-                entry.state.status,
-                kelpie_core::Status::Online | kelpie_core::Status::Launching
-            ) {
-                continue;
-            }
-            if let Some(why) = entry
-                .limits
-                .observe(&entry.spec, &reading.usage, now.mono_ms)
-            {
-                let _ = entry.mailbox.send(InstanceMsg::AutoRestart {
-                    why,
-                    reload: true,
-                    of_pid: Some(reading.pid),
-                });
-            }
-        }
-    }
-
-    fn mark_dirty(&mut self) {
-        if !self.exiting && self.persist_at.is_none() {
-            self.persist_at = Some(Instant::now() + PERSIST_DEBOUNCE);
-        }
-    }
-
-    /// Write the state now; `ack` hears when it is on disk.
-    fn persist(&mut self, ack: Option<Ack>) {
-        self.persist_at = None;
-        // The runtime's apps live as long as it does: nothing of them is kept on disk.
-        if self.exiting || self.foreground.is_some() {
-            if let Some(ack) = ack {
-                let _ = ack.send(Ok(String::new()));
-            }
-            return;
-        }
-        let apps = self
-            .apps
-            .iter()
-            .map(|(pm_id, entry)| PersistedInstance {
-                pm_id: *pm_id,
-                instance: entry.instance,
-                spec: entry.spec.clone(),
-                state: entry.state.clone(),
-                run: entry.state.wants_to_run(),
-                pid_start_ticks: None,
-            })
-            .collect();
-        self.persister.write_state(
-            StateFile {
-                version: STATE_VERSION,
-                next_id: self.next_id,
-                apps,
-            },
-            ack,
-        );
-    }
-
-    /// The apps of one `start` (or of one shell) have the same inherited environment: keep one
-    /// copy of it for all, not one per app (it is most of a spec's size). `spec` must not be
-    /// shared yet (it is not copied).
-    fn share_inherited_env(&mut self, spec: &mut Arc<AppSpec>) {
-        match &self.shared_env {
-            Some(shared) if Arc::ptr_eq(shared, &spec.inherited_env) => {}
-            Some(shared) if **shared == *spec.inherited_env => {
-                Arc::make_mut(spec).inherited_env = shared.clone();
-            }
-            _ => self.shared_env = Some(spec.inherited_env.clone()),
-        }
-    }
-
+    /// Register instance `pm_id` and start its task (which starts no process by itself).
     fn add_entry(
         &mut self,
         pm_id: u32,
@@ -410,144 +402,60 @@ impl Supervisor {
         socket: Option<Arc<ListenSocket>>,
         inherited: update::Inherited,
     ) {
-        let setup = InstanceSetup {
+        self.services.logs.claim(pm_id, &spec);
+        let new = NewInstance {
             pm_id,
             instance,
+            claims: self.ports.claims_of(&spec.name),
             spec: spec.clone(),
             state: state.clone(),
-            home: self.home.clone(),
-            orphan_group: inherited.orphan_group,
-            logs: self.logs.clone(),
             socket,
-            claims: self.claims_of(&spec.name),
-            cgroups: self.cgroups.clone(),
-            adopted: inherited.process,
-            pipes: inherited.pipes,
-            restart_in: inherited.restart_in,
-            host: instance::Host::System,
         };
-        self.logs.claim(pm_id, &spec);
-        self.leaving.remove(&pm_id);
-        let mailbox = instance::spawn(setup, self.events.clone());
-        self.apps.insert(
-            pm_id,
-            Entry {
-                instance,
-                spec,
-                state,
-                mailbox,
-                usage: None,
-                limits: LimitWatch::default(),
-                cgroup: None,
-                published: Default::default(),
-                cpu_seconds: 0.0,
-                health_failures: 0,
-            },
-        );
-        self.next_id = self.next_id.max(pm_id + 1);
-    }
-
-    /// The listening socket `spec` needs: the app's current one when the address is the same,
-    /// else a new one (not yet registered: see [`Self::keep_socket`]). None when Kelpie owns no
-    /// port for it.
-    fn open_socket(&self, spec: &AppSpec) -> Result<Option<Arc<ListenSocket>>, String> {
-        let Some(address) = spec.listen.as_ref().filter(|_| !spec.reuse_port) else {
-            return Ok(None);
-        };
-        if let Some(socket) = self
-            .sockets
-            .get(&spec.name)
-            .filter(|s| s.address() == address)
-        {
-            return Ok(Some(socket.clone()));
-        }
-        ListenSocket::open(address)
-            .map(|socket| Some(Arc::new(socket.kept_for(&spec.name))))
-            .map_err(|e| format!("app `{}`: {e}", spec.name))
-    }
-
-    /// Make `socket` the one of app `name` (or forget its socket with `None`).
-    fn keep_socket(&mut self, name: &str, socket: Option<Arc<ListenSocket>>) {
-        match socket {
-            Some(socket) => {
-                self.sockets.insert(name.to_string(), socket);
-            }
-            None => {
-                self.sockets.remove(name);
-            }
-        }
-    }
-
-    /// App `name`'s view of the sockets cluster-mode Node apps' code asked for.
-    fn claims_of(&self, name: &str) -> Arc<ClaimedSockets> {
-        ClaimedSockets::of(name, &self.ports)
-    }
-
-    /// The socket of app `name`, if Kelpie owns one for it.
-    fn socket_of(&self, name: &str) -> Option<Arc<ListenSocket>> {
-        self.sockets.get(name).cloned()
-    }
-
-    fn send(&self, pm_id: u32, msg: InstanceMsg) {
-        if let Some(entry) = self.apps.get(&pm_id) {
-            let _ = entry.mailbox.send(msg);
-        }
-    }
-
-    /// The list as shown to clients, with each instance's last reading.
-    fn process_infos(&self) -> Vec<ProcessInfo> {
-        let now = clock::now();
+        let mailbox = self.services.spawn_instance(new, inherited);
         self.apps
-            .iter()
-            .map(|(pm_id, entry)| {
-                let paths = crate::launch::log_paths(&self.home, &entry.spec, *pm_id);
-                let log_files = self.log_file_infos(&paths);
-                // The inherited shell environment is never shown (it may hold secrets) and is
-                // most of a spec's size: it stays in the daemon.
-                let spec = AppSpec {
-                    inherited_env: Default::default(),
-                    ..(*entry.spec).clone()
-                };
-                let usage = entry
-                    .usage
-                    .filter(|(pid, _)| entry.state.pid == Some(*pid))
-                    .map(|(_, usage)| usage)
-                    .unwrap_or_default();
-                ProcessInfo {
-                    pm_id: *pm_id,
-                    instance: entry.instance,
-                    spec,
-                    state: entry.state.clone(),
-                    memory: usage.memory_bytes,
-                    cpu: usage.cpu_percent,
-                    uptime_ms: entry.state.uptime_ms(now),
-                    out_log: paths.out,
-                    err_log: paths.err,
-                    username: self.username.clone(),
-                    log_files,
-                    status_text: entry.published.status_text.clone(),
-                    metrics: entry.published.metrics.clone(),
-                }
-            })
-            .collect()
+            .insert(pm_id, Entry::new(instance, spec, state, mailbox));
     }
 
-    /// What `/metrics` shows of each instance.
-    fn instance_metrics(&self) -> Vec<InstanceMetrics> {
-        self.process_infos()
-            .into_iter()
-            .map(|info| {
-                let entry = self.apps.get(&info.pm_id);
-                InstanceMetrics {
-                    cpu_seconds: entry.map_or(0.0, |e| e.cpu_seconds),
-                    processes: entry
-                        .and_then(|e| e.usage.filter(|(pid, _)| e.state.pid == Some(*pid)))
-                        .map_or(0, |(_, usage)| usage.processes),
-                    health_failures: entry.map_or(0, |e| e.health_failures),
-                    info,
-                }
-            })
-            .collect()
+    /// Take an instance out of the table and tell its task to stop and end.
+    fn remove(&mut self, pm_id: u32) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.dependencies.forget(pm_id);
+        if let Some(Entry {
+            mailbox,
+            spec,
+            state,
+            ..
+        }) = self.apps.take(pm_id)
+        {
+            let about = crate::bus::About::of(pm_id, &spec);
+            self.services
+                .bus
+                .publish(crate::bus::event("delete", &about, &state));
+            self.services.sample(&self.apps);
+            let _ = mailbox.send(InstanceMsg::Shutdown(tx));
+            self.services.logs.forget(pm_id);
+            // The port is closed with the app's last instance (the processes still stopping
+            // hold their own copies until they exit).
+            if self.apps.ids_named(&spec.name).is_empty() {
+                self.ports.forget(&spec.name);
+                self.watches.forget(&spec.name);
+            }
+        }
+        rx
+    }
+
+    /// Change the spec of each of `ids` with `edit`, and tell its instance (it applies the
+    /// new spec at its next start).
+    fn change_specs(&mut self, ids: &[u32], edit: impl Fn(&mut AppSpec)) {
+        for id in ids {
+            if let Some(spec) = self.apps.edit_spec(*id, &edit) {
+                let socket = self.ports.socket_of(&spec.name);
+                self.apps.send(*id, InstanceMsg::UpdateSpec(spec, socket));
+            }
+        }
+        if !ids.is_empty() {
+            self.persistence.changed();
+        }
     }
 
     /// Answer with the list (CPU and memory from the monitor's last readings).
@@ -557,7 +465,7 @@ impl Supervisor {
         wrap: impl FnOnce(Vec<ProcessInfo>) -> Response,
     ) {
         let _ = reply.send(Reply {
-            response: wrap(self.process_infos()),
+            response: wrap(listing::process_infos(&self.apps, &self.services)),
             written: None,
         });
     }
@@ -597,25 +505,15 @@ impl Supervisor {
                     response: Response::Done(message),
                     written: Some(written_tx),
                 });
-                self.exit_after(written_rx);
+                self.exit.after_written(written_rx);
             }
         }
-    }
-
-    /// Exit once `written` fires (or after a short grace if the client went away).
-    fn exit_after(&mut self, written: oneshot::Receiver<()>) {
-        let (tx, rx) = oneshot::channel();
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(1), written).await;
-            let _ = tx.send(());
-        });
-        self.exit_now = Some(rx);
     }
 
     /// Stop every app and exit, keeping the state on disk as it is now, so the next daemon
     /// starts the same apps. Used for SIGTERM/SIGINT and `kelpie update`.
     fn begin_shutdown(&mut self, why: &str, reply: Option<oneshot::Sender<Reply>>) {
-        if self.exiting {
+        if !self.exit.begin() {
             return;
         }
         if self.foreground.is_some() {
@@ -623,10 +521,10 @@ impl Supervisor {
         } else {
             crate::daemon_log!("{why}: stopping every app, keeping the list");
         }
-        self.persist(None);
-        self.exiting = true;
-        let waiters = self.shutdown_all();
-        let commands = self.commands.clone();
+        self.persistence.write(&self.apps, None);
+        self.persistence.keep_what_is_on_disk();
+        let waiters = self.apps.shut_down_all();
+        let commands = self.services.commands.clone();
         let (tx, rx) = oneshot::channel();
         tokio::spawn(async move {
             for waiter in waiters {
@@ -649,30 +547,18 @@ impl Supervisor {
                 }
             }
         });
-        self.exit_now = Some(rx);
-    }
-
-    /// Tell every instance task to stop its process and end.
-    fn shutdown_all(&mut self) -> Vec<oneshot::Receiver<()>> {
-        self.apps
-            .values()
-            .map(|entry| {
-                let (tx, rx) = oneshot::channel();
-                let _ = entry.mailbox.send(InstanceMsg::Shutdown(tx));
-                rx
-            })
-            .collect()
+        self.exit.when(rx);
     }
 
     /// Finish `finish` once every waiter has fired (the instances have settled) and then the
     /// settled state is on disk: when a command returns, a `kill -9` cannot undo it.
     fn finish_after(
-        &mut self,
+        &self,
         waiters: Vec<oneshot::Receiver<()>>,
         finish: Finish,
         reply: oneshot::Sender<Reply>,
     ) {
-        let commands = self.commands.clone();
+        let commands = self.services.commands.clone();
         tokio::spawn(async move {
             for waiter in waiters {
                 let _ = waiter.await;
@@ -683,8 +569,8 @@ impl Supervisor {
 
     fn persist_then_finish(&mut self, finish: Finish, reply: oneshot::Sender<Reply>) {
         let (ack_tx, ack_rx) = oneshot::channel();
-        self.persist(Some(ack_tx));
-        let commands = self.commands.clone();
+        self.persistence.write(&self.apps, Some(ack_tx));
+        let commands = self.services.commands.clone();
         tokio::spawn(async move {
             let finish = match (ack_rx.await, finish) {
                 // `kill` ends the daemon whatever happens to the state (on a full disk, above
@@ -703,3 +589,6 @@ impl Supervisor {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 mod current;
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 mod given;
 mod handover;
 mod host;

@@ -456,6 +456,8 @@ impl LogService {
 
     /// Wait until everything read so far is written.
     pub async fn written(&self) {
+        // The writer is a thread of its own: an in-process test's paused clock waits for it.
+        let _held = crate::clock::hold();
         let (tx, rx) = oneshot::channel();
         if self.shared.writer.send(WriterMsg::Barrier(tx)).is_ok() {
             let _ = tokio::time::timeout(WRITER_ANSWER, rx).await;

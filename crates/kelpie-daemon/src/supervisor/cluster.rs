@@ -30,7 +30,7 @@ impl Supervisor {
         let mut ids = if targets.is_empty() {
             Vec::new()
         } else {
-            match self.resolve_some(targets) {
+            match self.apps.resolve_some(targets) {
                 Ok(ids) => ids,
                 Err(e) => return fail(reply, e.kind, e.message),
             }
@@ -38,14 +38,14 @@ impl Supervisor {
         // A file's apps: sockets first (a port in use fails the request before any change).
         let mut sockets = Vec::new();
         for spec in &apps {
-            match self.open_socket(spec) {
+            match self.ports.open(spec) {
                 Ok(socket) => sockets.push(socket),
                 Err(e) => return fail(reply, ErrorKind::Conflict, e),
             }
         }
         let mut started = Vec::new();
         for (spec, socket) in apps.into_iter().zip(sockets) {
-            let existing = self.ids_named(&spec.name);
+            let existing = self.apps.ids_named(&spec.name);
             if existing.is_empty() {
                 self.create(spec, socket, true, &mut started);
                 continue;
@@ -60,7 +60,7 @@ impl Supervisor {
         }
         let mut by_app: BTreeMap<String, Vec<ReloadStep>> = BTreeMap::new();
         for id in ids {
-            if let Some(entry) = self.apps.get(&id) {
+            if let Some(entry) = self.apps.get(id) {
                 by_app
                     .entry(entry.spec.name.clone())
                     .or_default()
@@ -71,7 +71,7 @@ impl Supervisor {
             }
         }
         let parallel = parallel.max(1) as usize;
-        let commands = self.commands.clone();
+        let commands = self.services.commands.clone();
         tokio::spawn(async move {
             for waiter in started {
                 let _ = waiter.await;
@@ -107,7 +107,7 @@ impl Supervisor {
         waiters: &mut Vec<oneshot::Receiver<()>>,
     ) -> Vec<u32> {
         let wanted = spec.instances.max(1) as usize;
-        self.keep_socket(&spec.name, socket.clone());
+        self.ports.keep(&spec.name, socket.clone());
         let spec = Arc::new(spec);
         let mut kept = Vec::new();
         for (n, id) in ids.into_iter().enumerate() {
@@ -115,10 +115,11 @@ impl Supervisor {
                 waiters.push(self.remove(id));
                 continue;
             }
-            if let Some(entry) = self.apps.get_mut(&id) {
+            if let Some(entry) = self.apps.get_mut(id) {
                 entry.spec = spec.clone();
             }
-            self.send(id, InstanceMsg::UpdateSpec(spec.clone(), socket.clone()));
+            self.apps
+                .send(id, InstanceMsg::UpdateSpec(spec.clone(), socket.clone()));
             kept.push(id);
         }
         while kept.len() < wanted {
@@ -130,8 +131,8 @@ impl Supervisor {
     /// `scale <app> N|+N|-N`: start more instances (numbered after the others) or delete the
     /// newest ones.
     pub(super) fn scale(&mut self, name: &str, count: ScaleCount, reply: oneshot::Sender<Reply>) {
-        let ids = self.ids_named(name);
-        let Some(first) = ids.first().and_then(|id| self.apps.get(id)) else {
+        let ids = self.apps.ids_named(name);
+        let Some(first) = ids.first().and_then(|id| self.apps.get(*id)) else {
             return fail(reply, ErrorKind::NotFound, format!("no app named `{name}`"));
         };
         let current = ids.len() as u32;
@@ -152,18 +153,19 @@ impl Supervisor {
         let mut spec = (*first.spec).clone();
         spec.instances = wanted;
         let spec = Arc::new(spec);
-        let socket = self.socket_of(name);
+        let socket = self.ports.socket_of(name);
         for id in &ids {
-            if let Some(entry) = self.apps.get_mut(id) {
+            if let Some(entry) = self.apps.get_mut(*id) {
                 entry.spec = spec.clone();
             }
-            self.send(*id, InstanceMsg::UpdateSpec(spec.clone(), socket.clone()));
+            self.apps
+                .send(*id, InstanceMsg::UpdateSpec(spec.clone(), socket.clone()));
         }
         let mut waiters = Vec::new();
         for _ in current..wanted {
             let id = self.create_one(spec.clone(), false, &mut waiters);
             if running {
-                waiters.push(self.command(id, Control::Start));
+                waiters.push(self.apps.command(id, Control::Start));
             }
         }
         // As in PM2, scaling down removes the oldest instances (the lowest ids); the next

@@ -10,7 +10,6 @@ use kelpie_config::module_conf::{self, ConfStore, LOGROTATE};
 use kelpie_config::LogDefaults;
 use kelpie_core::{AppSpec, Control};
 use kelpie_proto::{ConfRequest, ErrorKind, Home, Response, WireError};
-use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// The rotation defaults: `kelpie.toml`'s `[logs]` with the store's `pm2-logrotate` keys over
@@ -24,7 +23,7 @@ pub(super) fn rotation(home: &Home, conf: &ConfStore, toml: LogDefaults) -> LogD
 }
 
 /// The rotation in words, for the answer to a change of `pm2-logrotate`.
-fn describe_rotation(logs: &LogDefaults) -> String {
+pub(super) fn describe_rotation(logs: &LogDefaults) -> String {
     let size = match logs.max_size {
         0 => "never by size".to_string(),
         n if n % (1 << 30) == 0 => format!("at {}G", n >> 30),
@@ -46,11 +45,53 @@ fn describe_rotation(logs: &LogDefaults) -> String {
     format!("log rotation for apps without their own: {size}, {time}, {kept}{gzip} (in force now)")
 }
 
-impl Supervisor {
-    /// Give the log writer the rotation defaults of `kelpie.toml` and the store.
-    pub(super) fn apply_rotation(&self) {
-        self.logs
-            .set_defaults(rotation(&self.home, &self.conf, self.toml_logs));
+/// The daemon's settings: the configuration store and the `[logs]` of `kelpie.toml`.
+pub(super) struct Settings {
+    home: Home,
+    /// The configuration store (`kelpie set`), as on disk.
+    conf: ConfStore,
+    /// The rotation defaults of `kelpie.toml` (`[logs]`), under the store's `pm2-logrotate`.
+    toml_logs: LogDefaults,
+}
+
+/// What a `set` or `unset` changed.
+pub(super) struct ConfChange {
+    /// The store's new text, to write, when it changed.
+    pub text: Option<String>,
+    /// The new rotation defaults, when `pm2-logrotate` changed.
+    pub rotation: Option<LogDefaults>,
+    /// The apps named by a section that was set (`pm2-logrotate` left out).
+    pub apps: Vec<String>,
+}
+
+impl Settings {
+    pub(super) fn new(home: Home, conf: ConfStore, toml_logs: LogDefaults) -> Settings {
+        Settings {
+            home,
+            conf,
+            toml_logs,
+        }
+    }
+
+    /// The rotation defaults: `[logs]` with the store's `pm2-logrotate` keys over them.
+    pub(super) fn rotation(&self) -> LogDefaults {
+        rotation(&self.home, &self.conf, self.toml_logs)
+    }
+
+    /// `kelpie.toml` was read again: its `[logs]`. The rotation defaults now.
+    pub(super) fn set_toml_logs(&mut self, logs: LogDefaults) -> LogDefaults {
+        self.toml_logs = logs;
+        self.rotation()
+    }
+
+    /// The store, as `kelpie get` shows it.
+    pub(super) fn store(&self) -> serde_json::Value {
+        serde_json::Value::Object(self.conf.clone())
+    }
+
+    /// The store's section of app `name`, as environment variables.
+    pub(super) fn app_env(&self, name: &str) -> Vec<(String, String)> {
+        module_conf::app_env(&self.conf, name)
     }
 
     /// A spec about to be started, with the store's section of its name in its environment
@@ -61,30 +102,19 @@ impl Supervisor {
         spec
     }
 
-    /// `kelpie set` / `get` / `unset` / `multiset`. A bad key or value changes nothing.
-    pub(super) fn conf_request(&mut self, request: ConfRequest, reply: oneshot::Sender<Reply>) {
+    /// `kelpie set` / `unset` / `multiset` (not `get`): the store changed in memory, or why
+    /// not (a bad key or value changes nothing).
+    pub(super) fn change(&mut self, request: ConfRequest) -> Result<ConfChange, String> {
         let mut store = self.conf.clone();
         let mut sections: Vec<String> = Vec::new();
         match request {
-            ConfRequest::Get => {
-                let _ = reply.send(Reply {
-                    response: Response::Conf {
-                        store: serde_json::Value::Object(store),
-                        restarted: Vec::new(),
-                        notes: Vec::new(),
-                    },
-                    written: None,
-                });
-                return;
-            }
+            ConfRequest::Get => {}
             ConfRequest::Set { pairs } => {
                 if pairs.is_empty() {
-                    return fail(reply, ErrorKind::Invalid, "nothing to set".into());
+                    return Err("nothing to set".into());
                 }
                 for (key, value) in &pairs {
-                    if let Err(e) = module_conf::set(&mut store, key, value) {
-                        return fail(reply, ErrorKind::Invalid, e);
-                    }
+                    module_conf::set(&mut store, key, value)?;
                     if let Ok(parts) = module_conf::split_key(key) {
                         if parts.len() > 1 && !sections.contains(&parts[0]) {
                             sections.push(parts[0].clone());
@@ -93,58 +123,81 @@ impl Supervisor {
                 }
             }
             ConfRequest::Unset { key } => {
-                if let Err(e) = module_conf::unset(&mut store, &key) {
-                    return fail(reply, ErrorKind::Invalid, e);
-                }
+                module_conf::unset(&mut store, &key)?;
             }
         }
         let rotation_changed = store.get(LOGROTATE) != self.conf.get(LOGROTATE);
         let changed = store != self.conf;
         self.conf = store;
+        sections.retain(|name| name.as_str() != LOGROTATE);
+        Ok(ConfChange {
+            text: changed.then(|| module_conf::to_text(&self.conf)),
+            rotation: rotation_changed.then(|| self.rotation()),
+            apps: sections,
+        })
+    }
+}
+
+impl Supervisor {
+    /// `kelpie set` / `get` / `unset` / `multiset`: the store changed and written, the rotation
+    /// applied at once, and the apps named by a section that was set restarted with the
+    /// section in their environment. A bad key or value changes nothing.
+    pub(super) fn conf_request(&mut self, request: ConfRequest, reply: oneshot::Sender<Reply>) {
+        if matches!(request, ConfRequest::Get) {
+            let _ = reply.send(Reply {
+                response: Response::Conf {
+                    store: self.settings.store(),
+                    restarted: Vec::new(),
+                    notes: Vec::new(),
+                },
+                written: None,
+            });
+            return;
+        }
+        let change = match self.settings.change(request) {
+            Ok(change) => change,
+            Err(e) => return fail(reply, ErrorKind::Invalid, e),
+        };
         let mut notes = Vec::new();
-        if rotation_changed {
-            let logs = rotation(&self.home, &self.conf, self.toml_logs);
-            self.logs.set_defaults(logs);
+        if let Some(logs) = change.rotation {
+            self.services.logs.set_defaults(logs);
             notes.push(describe_rotation(&logs));
         }
         let (written_tx, written) = oneshot::channel();
-        if changed {
-            self.persister
-                .write_conf(module_conf::to_text(&self.conf), written_tx);
-        } else {
-            let _ = written_tx.send(Ok(String::new()));
+        match change.text {
+            Some(text) => self.persistence.persister().write_conf(text, written_tx),
+            None => {
+                let _ = written_tx.send(Ok(String::new()));
+            }
         }
-        // The apps named by a section that was set: the section in their environment, restarted.
         let mut waiters = Vec::new();
         let mut restarted = Vec::new();
-        for name in sections.iter().filter(|name| name.as_str() != LOGROTATE) {
-            let ids = self.ids_named(name);
+        for name in &change.apps {
+            let ids = self.apps.ids_named(name);
             if ids.is_empty() {
                 continue;
             }
-            let env = module_conf::app_env(&self.conf, name);
-            for id in &ids {
-                let Some(entry) = self.apps.get_mut(id) else {
+            let env = self.settings.app_env(name);
+            for id in ids {
+                let Some(spec) = self
+                    .apps
+                    .edit_spec(id, |spec| spec.env.extend(env.iter().cloned()))
+                else {
                     continue;
                 };
-                let mut spec = (*entry.spec).clone();
-                spec.env.extend(env.iter().cloned());
-                entry.spec = Arc::new(spec);
-                let socket = self.sockets.get(&entry.spec.name).cloned();
-                let _ = entry
-                    .mailbox
-                    .send(InstanceMsg::UpdateSpec(entry.spec.clone(), socket));
-                self.drop_pending_of(*id);
-                waiters.push(self.command(*id, Control::Restart));
-                restarted.push(*id);
+                let socket = self.ports.socket_of(&spec.name);
+                self.apps.send(id, InstanceMsg::UpdateSpec(spec, socket));
+                self.dependencies.forget(id);
+                waiters.push(self.apps.command(id, Control::Restart));
+                restarted.push(id);
             }
         }
         let response = Response::Conf {
-            store: serde_json::Value::Object(self.conf.clone()),
+            store: self.settings.store(),
             restarted,
             notes,
         };
-        let commands = self.commands.clone();
+        let commands = self.services.commands.clone();
         tokio::spawn(async move {
             let written = written
                 .await

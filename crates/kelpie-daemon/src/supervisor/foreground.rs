@@ -6,6 +6,7 @@
 //! ([`crate::reaper`]), and it exits by itself once every app has ended for good, with a code
 //! saying whether they ended well.
 
+use super::apps::Entry;
 use super::{Command, Reply, Supervisor};
 use crate::logs::hub::{LogFilter, LogLine};
 use crate::logs::LogService;
@@ -84,6 +85,17 @@ impl Foreground {
     }
 }
 
+impl Foreground {
+    /// At exit: let the last lines reach the printer, and tell it there are no more.
+    pub(super) async fn finish_output(&mut self, logs: &LogService) {
+        let Some(forwarder) = self.forwarder.take() else {
+            return;
+        };
+        logs.lock_hub().close_followers();
+        let _ = tokio::time::timeout(OUTPUT_AT_EXIT, forwarder).await;
+    }
+}
+
 /// Hand each batch of new lines to the printer, without ever waiting for it.
 async fn forward(mut following: crate::logs::hub::Following, output: SyncSender<OutputBatch>) {
     let mut dropped = 0;
@@ -118,7 +130,7 @@ pub(super) fn wake_reaper_on_sigchld(reaper: Reaper) -> std::io::Result<()> {
 }
 
 /// Did this instance end badly? (Only asked of instances that are down.)
-fn failed(entry: &super::Entry) -> bool {
+fn failed(entry: &Entry) -> bool {
     if entry.state.status == Status::Errored {
         return true;
     }
@@ -143,7 +155,7 @@ impl Supervisor {
             },
             reply_tx,
         );
-        let commands: mpsc::Sender<Command> = self.commands.clone();
+        let commands: mpsc::Sender<Command> = self.services.commands.clone();
         tokio::spawn(async move {
             let response = match reply_rx.await {
                 Ok(Reply { response, .. }) => response,
@@ -182,10 +194,10 @@ impl Supervisor {
         let Some(foreground) = self.foreground.as_ref() else {
             return;
         };
-        if !foreground.started || self.exiting || !self.pending.is_empty() {
+        if !foreground.started || self.exit.exiting() || !self.dependencies.is_empty() {
             return;
         }
-        if !self.apps.values().all(|e| e.state.status.is_down()) {
+        if !self.apps.iter().all(|(_, e)| e.state.status.is_down()) {
             return;
         }
         let failures: Vec<String> = self
@@ -216,7 +228,7 @@ impl Supervisor {
     /// group now, and as pid 1 every process of the namespace. The instance tasks then see
     /// their processes gone and the stop in progress completes.
     pub(super) fn kill_now(&mut self) {
-        for entry in self.apps.values() {
+        for (_, entry) in self.apps.iter() {
             if let Some(pid) = entry.state.pid {
                 let _ = kelpie_sys::kill_group(pid, kelpie_sys::SIGKILL);
             }
@@ -226,14 +238,5 @@ impl Supervisor {
                 crate::daemon_log!("cannot kill every process of the namespace: {e}");
             }
         }
-    }
-
-    /// At exit: let the last lines reach the printer, and tell it there are no more.
-    pub(super) async fn finish_output(&mut self) {
-        let Some(forwarder) = self.foreground.as_mut().and_then(|f| f.forwarder.take()) else {
-            return;
-        };
-        self.logs.lock_hub().close_followers();
-        let _ = tokio::time::timeout(OUTPUT_AT_EXIT, forwarder).await;
     }
 }

@@ -2,10 +2,10 @@
 //! nothing, then acts, then answers once the instances have settled and the state is on disk.
 
 use super::order::PendingAction;
-use super::{Entry, Finish, Reply, Supervisor};
-use crate::dump::{DumpFile, DumpedApp, DUMP_VERSION};
+use super::{Finish, Reply, Supervisor};
+use crate::dump::DumpFile;
 use crate::instance::InstanceMsg;
-use kelpie_core::{AppSpec, Control};
+use kelpie_core::Control;
 use kelpie_proto::{ErrorKind, Request, Response, SpecChanges, StartOutcome, Target, WireError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -52,13 +52,13 @@ impl Supervisor {
             Request::Scale { name, count } => self.scale(&name, count, reply),
             Request::Change { targets, changes } => self.change(&targets, changes, reply),
             Request::Delete { targets } => self.delete(&targets, reply),
-            Request::Reset { targets } => match self.resolve_some(&targets) {
+            Request::Reset { targets } => match self.apps.resolve_some(&targets) {
                 Ok(ids) => {
                     let waiters = ids
                         .into_iter()
                         .map(|id| {
                             let (tx, rx) = oneshot::channel();
-                            self.send(id, InstanceMsg::Reset(tx));
+                            self.apps.send(id, InstanceMsg::Reset(tx));
                             rx
                         })
                         .collect();
@@ -69,8 +69,8 @@ impl Supervisor {
             Request::Signal { signal, targets } => self.signal(&signal, &targets, reply),
             Request::Save { force } => self.save(force, reply),
             Request::Resurrect => {
-                let home = self.home.clone();
-                let commands = self.commands.clone();
+                let home = self.services.home.clone();
+                let commands = self.services.commands.clone();
                 tokio::spawn(async move {
                     let result = tokio::task::spawn_blocking(move || crate::dump::load(&home))
                         .await
@@ -92,7 +92,7 @@ impl Supervisor {
                 open_loopback,
                 stop,
                 show_token,
-            } => self.web.apply(
+            } => self.services.web.apply(
                 crate::web::WebRequest {
                     port,
                     host,
@@ -118,12 +118,6 @@ impl Supervisor {
         }
     }
 
-    pub(super) fn command(&self, pm_id: u32, control: Control) -> oneshot::Receiver<()> {
-        let (tx, rx) = oneshot::channel();
-        self.send(pm_id, InstanceMsg::Control(control, Some(tx)));
-        rx
-    }
-
     fn control(
         &mut self,
         targets: &[Target],
@@ -131,7 +125,7 @@ impl Supervisor {
         update_env: Option<BTreeMap<String, String>>,
         reply: oneshot::Sender<Reply>,
     ) {
-        let ids = match self.resolve_some(targets) {
+        let ids = match self.apps.resolve_some(targets) {
             Ok(ids) => ids,
             Err(e) => return fail(reply, e.kind, e.message),
         };
@@ -140,7 +134,7 @@ impl Supervisor {
         }
         // A user's command wins over a start still waiting for its dependencies.
         for id in &ids {
-            self.drop_pending_of(*id);
+            self.dependencies.forget(*id);
         }
         if control == Control::Stop {
             // As in PM2, a stopped app is no longer watched, even once started again (until
@@ -148,22 +142,24 @@ impl Supervisor {
             let watched: Vec<u32> = ids
                 .iter()
                 .copied()
-                .filter(|id| self.apps.get(id).is_some_and(|e| !e.spec.watch.is_empty()))
+                .filter(|id| self.apps.get(*id).is_some_and(|e| !e.spec.watch.is_empty()))
                 .collect();
             self.change_specs(&watched, |spec| spec.watch.clear());
             let stopped = self.stop_in_order(&ids, PendingAction::Control(Control::Stop));
             return self.finish_after(settled(stopped), Finish::List, reply);
         }
-        let mut waiters: Vec<oneshot::Receiver<()>> =
-            ids.iter().map(|id| self.command(*id, control)).collect();
+        let mut waiters: Vec<oneshot::Receiver<()>> = ids
+            .iter()
+            .map(|id| self.apps.command(*id, control))
+            .collect();
         // A stopped app that starts again is watched again: answered once the watch is in
         // place, so that a change made right after the command is seen.
         let names: BTreeSet<String> = ids
             .iter()
-            .filter_map(|id| self.apps.get(id).map(|e| e.spec.name.clone()))
+            .filter_map(|id| self.apps.get(*id).map(|e| e.spec.name.clone()))
             .collect();
         for name in names {
-            waiters.extend(self.ensure_watching(&name));
+            waiters.extend(self.watches.ensure(&name, &self.apps));
         }
         self.finish_after(waiters, Finish::List, reply);
     }
@@ -175,35 +171,15 @@ impl Supervisor {
         self.change_specs(ids, |spec| spec.inherited_env = env.clone());
     }
 
-    /// Change the spec of each of `ids` with `edit`, and tell its instance (it applies the
-    /// new spec at its next start).
-    pub(super) fn change_specs(&mut self, ids: &[u32], edit: impl Fn(&mut AppSpec)) {
-        for id in ids {
-            let Some(entry) = self.apps.get_mut(id) else {
-                continue;
-            };
-            let mut spec = (*entry.spec).clone();
-            edit(&mut spec);
-            entry.spec = Arc::new(spec);
-            let socket = self.sockets.get(&entry.spec.name).cloned();
-            let _ = entry
-                .mailbox
-                .send(InstanceMsg::UpdateSpec(entry.spec.clone(), socket));
-        }
-        if !ids.is_empty() {
-            self.mark_dirty();
-        }
-    }
-
     /// `Request::Change`: PM2's `restart <app> --name new --node-args ... --watch`.
     fn change(&mut self, targets: &[Target], changes: SpecChanges, reply: oneshot::Sender<Reply>) {
-        let ids = match self.resolve_some(targets) {
+        let ids = match self.apps.resolve_some(targets) {
             Ok(ids) => ids,
             Err(e) => return fail(reply, e.kind, e.message),
         };
         let names: BTreeSet<String> = ids
             .iter()
-            .filter_map(|id| self.apps.get(id).map(|e| e.spec.name.clone()))
+            .filter_map(|id| self.apps.get(*id).map(|e| e.spec.name.clone()))
             .collect();
         if let Some(new_name) = &changes.name {
             if let Err(e) = kelpie_core::check_app_name(new_name) {
@@ -216,7 +192,7 @@ impl Supervisor {
                     "--name renames one app; these targets select several".into(),
                 );
             }
-            if !names.contains(new_name) && !self.ids_named(new_name).is_empty() {
+            if !names.contains(new_name) && !self.apps.ids_named(new_name).is_empty() {
                 return fail(
                     reply,
                     ErrorKind::Conflict,
@@ -224,13 +200,10 @@ impl Supervisor {
                 );
             }
             // Every instance of the app takes the new name, with the port and watch it had.
-            let all_ids: Vec<u32> = names.iter().flat_map(|n| self.ids_named(n)).collect();
+            let all_ids: Vec<u32> = names.iter().flat_map(|n| self.apps.ids_named(n)).collect();
             for old in &names {
-                if let Some(socket) = self.sockets.remove(old) {
-                    self.sockets.insert(new_name.clone(), socket);
-                }
-                self.ports.rename_app(old, new_name);
-                self.watchers.remove(old);
+                self.ports.rename(old, new_name);
+                self.watches.forget(old);
             }
             self.change_specs(&all_ids, |spec| spec.name = new_name.clone());
         }
@@ -240,7 +213,7 @@ impl Supervisor {
         if changes.toggle_watch {
             let watched = ids
                 .iter()
-                .any(|id| self.apps.get(id).is_some_and(|e| !e.spec.watch.is_empty()));
+                .any(|id| self.apps.get(*id).is_some_and(|e| !e.spec.watch.is_empty()));
             self.change_specs(&ids, |spec| {
                 spec.watch = if watched {
                     Vec::new()
@@ -251,57 +224,22 @@ impl Supervisor {
         }
         let names: BTreeSet<String> = ids
             .iter()
-            .filter_map(|id| self.apps.get(id).map(|e| e.spec.name.clone()))
+            .filter_map(|id| self.apps.get(*id).map(|e| e.spec.name.clone()))
             .collect();
         let mut waiters = Vec::new();
         for name in names {
-            waiters.extend(self.ensure_watching(&name));
+            waiters.extend(self.watches.ensure(&name, &self.apps));
         }
         self.finish_after(waiters, Finish::List, reply);
     }
 
     fn delete(&mut self, targets: &[Target], reply: oneshot::Sender<Reply>) {
-        let ids = match self.resolve_some(targets) {
+        let ids = match self.apps.resolve_some(targets) {
             Ok(ids) => ids,
             Err(e) => return fail(reply, e.kind, e.message),
         };
         let removed = self.stop_in_order(&ids, PendingAction::Remove);
         self.finish_after(settled(removed), Finish::List, reply);
-    }
-
-    /// Take an instance out of the table and tell its task to stop and end.
-    pub(super) fn remove(&mut self, pm_id: u32) -> oneshot::Receiver<()> {
-        let (tx, rx) = oneshot::channel();
-        self.drop_pending_of(pm_id);
-        if let Some(Entry {
-            mailbox,
-            spec,
-            state,
-            ..
-        }) = self.apps.remove(&pm_id)
-        {
-            if state.status.has_process() {
-                self.leaving.insert(pm_id);
-            }
-            let about = crate::bus::About::of(pm_id, &spec);
-            self.bus
-                .publish(crate::bus::event("delete", &about, &state));
-            self.sample_current_processes();
-            let _ = mailbox.send(InstanceMsg::Shutdown(tx));
-            self.logs.forget(pm_id);
-            // The port is closed with the app's last instance (the processes still stopping
-            // hold their own copies until they exit).
-            if self.ids_named(&spec.name).is_empty() {
-                self.keep_socket(&spec.name, None);
-                self.ports.forget_app(&spec.name);
-                self.watchers.remove(&spec.name);
-            }
-        }
-        if self.apps.is_empty() {
-            // PM2 starts numbering again once the list is empty.
-            self.next_id = 0;
-        }
-        rx
     }
 
     fn signal(&mut self, signal: &str, targets: &[Target], reply: oneshot::Sender<Reply>) {
@@ -338,7 +276,7 @@ impl Supervisor {
         reply: oneshot::Sender<Reply>,
         ask: impl Fn(oneshot::Sender<Result<(), String>>) -> InstanceMsg,
     ) {
-        let ids = match self.resolve_some(targets) {
+        let ids = match self.apps.resolve_some(targets) {
             Ok(ids) => ids,
             Err(e) => return fail(reply, e.kind, e.message),
         };
@@ -346,11 +284,11 @@ impl Supervisor {
             .iter()
             .map(|id| {
                 let (tx, rx) = oneshot::channel();
-                self.send(*id, ask(tx));
+                self.apps.send(*id, ask(tx));
                 rx
             })
             .collect();
-        let commands = self.commands.clone();
+        let commands = self.services.commands.clone();
         tokio::spawn(async move {
             let mut sent = 0;
             let mut errors = Vec::new();
@@ -379,34 +317,11 @@ impl Supervisor {
     }
 
     fn save(&mut self, force: bool, reply: oneshot::Sender<Reply>) {
-        let mut apps: Vec<DumpedApp> = Vec::new();
-        for entry in self.apps.values() {
-            let running = !entry.state.status.is_down();
-            match apps.iter_mut().find(|a| a.spec.name == entry.spec.name) {
-                Some(app) => {
-                    Arc::make_mut(&mut app.spec).instances += 1;
-                    app.run |= running;
-                }
-                None => {
-                    let mut spec = (*entry.spec).clone();
-                    spec.instances = 1;
-                    apps.push(DumpedApp {
-                        spec: Arc::new(spec),
-                        run: running,
-                    });
-                }
-            }
-        }
         let (tx, rx) = oneshot::channel();
-        self.persister.save_dump(
-            DumpFile {
-                version: DUMP_VERSION,
-                apps,
-            },
-            force,
-            tx,
-        );
-        let commands = self.commands.clone();
+        self.persistence
+            .persister()
+            .save_dump(self.apps.dump(), force, tx);
+        let commands = self.services.commands.clone();
         tokio::spawn(async move {
             let finish = match rx.await {
                 Ok(Ok(message)) => Finish::Done(message),
@@ -438,7 +353,7 @@ impl Supervisor {
         let mut waiters = Vec::new();
         let mut outcomes = Vec::new();
         for app in dump.apps {
-            if !self.ids_named(&app.spec.name).is_empty() {
+            if !self.apps.ids_named(&app.spec.name).is_empty() {
                 notes.push(format!(
                     "`{}` is already in the list; left as it is",
                     app.spec.name
@@ -456,11 +371,9 @@ impl Supervisor {
 
     /// Stop and forget every app, then exit (PM2's `kill`: the dump is not touched).
     fn kill(&mut self, reply: oneshot::Sender<Reply>) {
-        let waiters = self.shutdown_all();
+        let waiters = self.apps.shut_down_all();
         self.apps.clear();
-        self.sockets.clear();
         self.ports.clear();
-        self.next_id = 0;
         self.finish_after(
             waiters,
             Finish::Exit("every app stopped; daemon exiting".into()),

@@ -1,16 +1,22 @@
 //! Requests about logs: which instances a `logs` client reads, `flush`, `reloadLogs`.
 
+use super::apps::Apps;
 use super::Supervisor;
 use crate::control::{Finish, LogSelection, Reply, SelectedInstance};
 use crate::launch::LogPaths;
 use crate::logs::hub::LogFilter;
-use kelpie_proto::{LogFileInfo, Target, WireError};
+use crate::logs::LogService;
+use kelpie_proto::{Home, LogFileInfo, Target, WireError};
 use std::path::PathBuf;
 use tokio::sync::oneshot;
 
-impl Supervisor {
+impl Apps {
     /// The instances and follow filter for `targets` (empty = all).
-    pub(super) fn log_selection(&self, targets: &[Target]) -> Result<LogSelection, WireError> {
+    pub(super) fn log_selection(
+        &self,
+        targets: &[Target],
+        home: &Home,
+    ) -> Result<LogSelection, WireError> {
         let targets = if targets.is_empty() {
             vec![Target::All]
         } else {
@@ -36,7 +42,7 @@ impl Supervisor {
                 // A pattern or a script path follows the apps it matches now.
                 Target::Pattern(_) | Target::NameOrScript { .. } => {
                     for id in self.resolve(std::slice::from_ref(target))? {
-                        if let Some(entry) = self.apps.get(&id) {
+                        if let Some(entry) = self.get(id) {
                             filter.names.insert(entry.spec.name.clone());
                         }
                     }
@@ -46,20 +52,23 @@ impl Supervisor {
         let instances = ids
             .into_iter()
             .filter_map(|id| {
-                let entry = self.apps.get(&id)?;
+                let entry = self.get(id)?;
                 Some(SelectedInstance {
                     pm_id: id,
                     name: entry.spec.name.clone(),
-                    paths: crate::launch::log_paths(&self.home, &entry.spec, id),
+                    paths: crate::launch::log_paths(home, &entry.spec, id),
                 })
             })
             .collect();
         Ok(LogSelection { instances, filter })
     }
+}
 
+impl Supervisor {
     /// Empty the log files of `targets` (empty = all) and their recent lines.
     pub(super) fn flush_logs(&self, targets: &[Target], reply: oneshot::Sender<Reply>) {
-        let selection = match self.log_selection(targets) {
+        let home = &self.services.home;
+        let selection = match self.apps.log_selection(targets, home) {
             Ok(selection) => selection,
             Err(e) => return super::handlers::fail(reply, e.kind, e.message),
         };
@@ -76,9 +85,9 @@ impl Supervisor {
         // `flush` of everything also empties what deleted apps left in the logs directory:
         // the first thing a user tries when the disk is full.
         let everything = targets.iter().all(|t| matches!(t, Target::All));
-        let logs_dir = everything.then(|| self.home.logs_dir());
-        let logs = self.logs.clone();
-        let commands = self.commands.clone();
+        let logs_dir = everything.then(|| home.logs_dir());
+        let logs = self.services.logs.clone();
+        let commands = self.services.commands.clone();
         tokio::spawn(async move {
             logs.flush(&ids, &paths).await;
             let mut message = format!("flushed {} log file(s)", paths.len());
@@ -108,9 +117,9 @@ impl Supervisor {
     /// them). A `kelpie.toml` with errors is refused and changes nothing; the files are still
     /// reopened. The configuration store's `pm2-logrotate` keys stay over `[logs]`.
     pub(super) fn reload_logs(&self, reply: Option<oneshot::Sender<Reply>>) {
-        let logs = self.logs.clone();
-        let commands = self.commands.clone();
-        let settings_path = self.home.settings_file();
+        let logs = self.services.logs.clone();
+        let commands = self.services.commands.clone();
+        let settings_path = self.services.home.settings_file();
         tokio::spawn(async move {
             let settings = read_settings(settings_path).await;
             let problem = match settings {
@@ -139,28 +148,28 @@ impl Supervisor {
                 .await;
         });
     }
+}
 
-    /// The log files of an instance with their state, for `describe`.
-    pub(super) fn log_file_infos(&self, paths: &LogPaths) -> Vec<LogFileInfo> {
-        let files = paths.files();
-        [
-            ("out", files.out),
-            ("err", files.err),
-            ("combined", files.combined),
-        ]
-        .into_iter()
-        .filter_map(|(kind, path)| {
-            let path = path?;
-            let status = self.logs.status(&path);
-            Some(LogFileInfo {
-                kind: kind.to_string(),
-                path: path.display().to_string(),
-                dropped_lines: status.as_ref().map_or(0, |s| s.dropped_lines),
-                error: status.and_then(|s| s.error),
-            })
+/// The log files of an instance with their state, for `describe`.
+pub(super) fn log_file_infos(logs: &LogService, paths: &LogPaths) -> Vec<LogFileInfo> {
+    let files = paths.files();
+    [
+        ("out", files.out),
+        ("err", files.err),
+        ("combined", files.combined),
+    ]
+    .into_iter()
+    .filter_map(|(kind, path)| {
+        let path = path?;
+        let status = logs.status(&path);
+        Some(LogFileInfo {
+            kind: kind.to_string(),
+            path: path.display().to_string(),
+            dropped_lines: status.as_ref().map_or(0, |s| s.dropped_lines),
+            error: status.and_then(|s| s.error),
         })
-        .collect()
-    }
+    })
+    .collect()
 }
 
 /// Read `kelpie.toml` off the async thread.

@@ -4,9 +4,12 @@
 //! An action whose turn has not come is kept as a [`Pending`] and looked at again after every
 //! state change of an instance.
 
-use super::{Entry, Supervisor};
+use super::apps::{Apps, Entry};
+use super::Supervisor;
+use crate::maybe::until;
 use kelpie_core::{Control, Health, Status};
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -19,14 +22,14 @@ const DEPENDENTS_WAIT: Duration = Duration::from_secs(60);
 /// An action on some instances that waits for other instances.
 pub(super) struct Pending {
     /// The instances to act on.
-    ids: Vec<u32>,
+    pub ids: Vec<u32>,
     /// What to do with them.
-    action: PendingAction,
+    pub action: PendingAction,
     /// What must be true first.
     wait: Wait,
     /// Hears `None` once the action is done and its instances have settled, or why it was not
     /// done.
-    done: oneshot::Sender<Option<String>>,
+    pub done: oneshot::Sender<Option<String>>,
 }
 
 /// What a pending action does.
@@ -67,34 +70,30 @@ enum Turn {
     Fail(String),
 }
 
-impl Supervisor {
-    /// Instances of the apps `names` depends on, by the apps' names.
-    pub(super) fn instances_of(&self, names: &[String]) -> Vec<u32> {
-        self.apps
-            .iter()
-            .filter(|(_, entry)| names.contains(&entry.spec.name))
-            .map(|(id, _)| *id)
-            .collect()
+/// The actions waiting for other apps.
+#[derive(Default)]
+pub(super) struct Dependencies {
+    pending: Vec<Pending>,
+}
+
+impl Dependencies {
+    /// Whether no action waits.
+    pub(super) fn is_empty(&self) -> bool {
+        self.pending.is_empty()
     }
 
-    /// Act on `ids` once the apps their app depends on are up; `in_flight` are the instances
-    /// that the same request has just acted on. The receiver hears how it went.
-    pub(super) fn after_dependencies(
+    /// Send `control` to `ids` (of app `app`) once `deps`, the instances of the apps it depends
+    /// on, are up; `in_flight` are the instances the same request has just acted on. The
+    /// receiver hears how it went.
+    pub(super) fn once_up(
         &mut self,
         ids: Vec<u32>,
         control: Control,
+        app: String,
+        deps: Vec<u32>,
         in_flight: &BTreeSet<u32>,
     ) -> oneshot::Receiver<Option<String>> {
         let (done, heard) = oneshot::channel();
-        let Some(spec) = ids
-            .first()
-            .and_then(|id| self.apps.get(id))
-            .map(|e| e.spec.clone())
-        else {
-            let _ = done.send(None);
-            return heard;
-        };
-        let deps = self.instances_of(&spec.depends_on);
         let unsettled = deps
             .iter()
             .copied()
@@ -104,14 +103,13 @@ impl Supervisor {
             ids,
             action: PendingAction::Control(control),
             wait: Wait::Up {
-                app: spec.name.clone(),
+                app,
                 deps,
                 unsettled,
                 deadline: Instant::now() + DEPENDENCY_WAIT,
             },
             done,
         });
-        self.run_pending();
         heard
     }
 
@@ -121,10 +119,11 @@ impl Supervisor {
         &mut self,
         ids: &[u32],
         action: PendingAction,
+        apps: &Apps,
     ) -> Vec<oneshot::Receiver<Option<String>>> {
         let mut by_app: BTreeMap<String, Vec<u32>> = BTreeMap::new();
         for id in ids {
-            if let Some(entry) = self.apps.get(id) {
+            if let Some(entry) = apps.get(*id) {
                 by_app.entry(entry.spec.name.clone()).or_default().push(*id);
             }
         }
@@ -136,8 +135,7 @@ impl Supervisor {
                 .filter(|(other, other_ids)| {
                     *other != name
                         && other_ids.first().is_some_and(|id| {
-                            self.apps
-                                .get(id)
+                            apps.get(*id)
                                 .is_some_and(|e| e.spec.depends_on.contains(name))
                         })
                 })
@@ -155,62 +153,26 @@ impl Supervisor {
             });
             heard.push(rx);
         }
-        self.run_pending();
         heard
     }
 
-    /// Carry out the pending actions whose turn has come (called after every state change).
-    pub(super) fn run_pending(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let now = Instant::now();
-        let mut index = 0;
-        while index < self.pending.len() {
-            match self.turn_of(&self.pending[index], now) {
-                Turn::Wait => index += 1,
-                Turn::Fail(why) => {
-                    let pending = self.pending.swap_remove(index);
-                    crate::daemon_log!("{why}");
-                    let _ = pending.done.send(Some(why));
-                    // Its instances will not be acted on: what they are now is final, and the
-                    // apps waiting for them must see it (and fail too, not wait).
-                    for id in &pending.ids {
-                        self.note_reported(*id);
-                    }
-                    if let Some(name) = pending
-                        .ids
-                        .first()
-                        .and_then(|id| self.apps.get(id))
-                        .map(|e| e.spec.name.clone())
-                    {
-                        self.sync_watch(&name);
-                    }
-                    index = 0;
-                }
-                Turn::Go => {
-                    let pending = self.pending.swap_remove(index);
-                    let waiters: Vec<oneshot::Receiver<()>> = match pending.action {
-                        PendingAction::Control(control) => pending
-                            .ids
-                            .iter()
-                            .map(|id| self.command(*id, control))
-                            .collect(),
-                        PendingAction::Remove => {
-                            pending.ids.iter().map(|id| self.remove(*id)).collect()
-                        }
-                    };
-                    tokio::spawn(async move {
-                        for waiter in waiters {
-                            let _ = waiter.await;
-                        }
-                        let _ = pending.done.send(None);
-                    });
-                    // Acting may change what other pending actions wait for: look again.
-                    index = 0;
-                }
-            }
-        }
+    /// The first pending action whose turn has come, taken out: `Ok` to carry it out, `Err`
+    /// with why it is given up.
+    pub(super) fn next_turn(
+        &mut self,
+        apps: &Apps,
+        now: Instant,
+    ) -> Option<(Pending, Result<(), String>)> {
+        let (index, turn) = self
+            .pending
+            .iter()
+            .enumerate()
+            .find_map(|(index, pending)| match turn_of(pending, apps, now) {
+                Turn::Wait => None,
+                Turn::Go => Some((index, Ok(()))),
+                Turn::Fail(why) => Some((index, Err(why))),
+            })?;
+        Some((self.pending.swap_remove(index), turn))
     }
 
     /// An instance reported: its state is now the result of what was asked of it.
@@ -222,120 +184,80 @@ impl Supervisor {
         }
     }
 
-    fn turn_of(&self, pending: &Pending, now: Instant) -> Turn {
-        match &pending.wait {
-            Wait::Down {
-                dependents,
-                deadline,
-            } => {
-                let stopped = |id: &u32| {
-                    !self.leaving.contains(id)
-                        && self.apps.get(id).is_none_or(|e| e.state.status.is_down())
-                };
-                if dependents.iter().all(stopped) || now >= *deadline {
-                    Turn::Go
-                } else {
-                    Turn::Wait
-                }
-            }
-            Wait::Up {
-                app,
-                deps,
-                unsettled,
-                deadline,
-            } => {
-                let mut all_up = true;
-                for id in deps {
-                    let Some(entry) = self.apps.get(id) else {
-                        return Turn::Fail(format!(
-                            "app `{app}` was not started: an app it depends on was deleted"
-                        ));
-                    };
-                    if unsettled.contains(id) {
-                        all_up = false;
-                        continue;
-                    }
-                    if entry.state.status.is_down() {
-                        return Turn::Fail(format!(
-                            "app `{app}` was not started: `{}` (id {id}), which it depends on, is {}",
-                            entry.spec.name,
-                            entry.state.status.as_str()
-                        ));
-                    }
-                    all_up &= is_up(entry);
-                }
-                if all_up {
-                    Turn::Go
-                } else if now >= *deadline {
-                    Turn::Fail(format!(
-                        "app `{app}` was not started: the apps it depends on were not up within {} s",
-                        DEPENDENCY_WAIT.as_secs()
-                    ))
-                } else {
-                    Turn::Wait
-                }
-            }
-        }
-    }
-
-    /// When the first pending action gives up waiting, if any.
-    pub(super) fn next_pending_deadline(&self) -> Option<Instant> {
-        self.pending
+    /// Ready when the first pending action gives up waiting; never without one.
+    pub(super) fn deadline(&self) -> impl Future<Output = ()> + 'static {
+        let first = self
+            .pending
             .iter()
             .map(|p| match &p.wait {
                 Wait::Up { deadline, .. } | Wait::Down { deadline, .. } => *deadline,
             })
-            .min()
-    }
-
-    /// An app that would depend on itself through the registered apps and `apps` (the specs of
-    /// a start, which replace registered ones of the same name): the cycle, for an error.
-    pub(super) fn dependency_cycle(&self, apps: &[kelpie_core::AppSpec]) -> Option<String> {
-        let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for entry in self.apps.values() {
-            graph.insert(entry.spec.name.clone(), entry.spec.depends_on.clone());
-        }
-        for spec in apps {
-            graph.insert(spec.name.clone(), spec.depends_on.clone());
-        }
-        for spec in apps {
-            let mut path = vec![spec.name.clone()];
-            if let Some(cycle) = find_cycle(&graph, &mut path) {
-                return Some(cycle.join(" -> "));
-            }
-        }
-        None
+            .min();
+        until(first)
     }
 
     /// Forget the pending actions on `pm_id` (its app was deleted, or a user's command
     /// superseded them).
-    pub(super) fn drop_pending_of(&mut self, pm_id: u32) {
+    pub(super) fn forget(&mut self, pm_id: u32) {
         for pending in &mut self.pending {
             pending.ids.retain(|id| *id != pm_id);
         }
     }
 }
 
-/// A path from `path`'s last app back to one already on it, depth first.
-fn find_cycle(
-    graph: &BTreeMap<String, Vec<String>>,
-    path: &mut Vec<String>,
-) -> Option<Vec<String>> {
-    let last = path.last()?.clone();
-    for next in graph.get(&last).into_iter().flatten() {
-        if let Some(start) = path.iter().position(|name| name == next) {
-            let mut cycle = path[start..].to_vec();
-            cycle.push(next.clone());
-            return Some(cycle);
+fn turn_of(pending: &Pending, apps: &Apps, now: Instant) -> Turn {
+    match &pending.wait {
+        Wait::Down {
+            dependents,
+            deadline,
+        } => {
+            let stopped = |id: &u32| {
+                !apps.is_leaving(*id) && apps.get(*id).is_none_or(|e| e.state.status.is_down())
+            };
+            if dependents.iter().all(stopped) || now >= *deadline {
+                Turn::Go
+            } else {
+                Turn::Wait
+            }
         }
-        // Bounded by the number of apps: a path never repeats a name.
-        path.push(next.clone());
-        if let Some(cycle) = find_cycle(graph, path) {
-            return Some(cycle);
+        Wait::Up {
+            app,
+            deps,
+            unsettled,
+            deadline,
+        } => {
+            let mut all_up = true;
+            for id in deps {
+                let Some(entry) = apps.get(*id) else {
+                    return Turn::Fail(format!(
+                        "app `{app}` was not started: an app it depends on was deleted"
+                    ));
+                };
+                if unsettled.contains(id) {
+                    all_up = false;
+                    continue;
+                }
+                if entry.state.status.is_down() {
+                    return Turn::Fail(format!(
+                        "app `{app}` was not started: `{}` (id {id}), which it depends on, is {}",
+                        entry.spec.name,
+                        entry.state.status.as_str()
+                    ));
+                }
+                all_up &= is_up(entry);
+            }
+            if all_up {
+                Turn::Go
+            } else if now >= *deadline {
+                Turn::Fail(format!(
+                    "app `{app}` was not started: the apps it depends on were not up within {} s",
+                    DEPENDENCY_WAIT.as_secs()
+                ))
+            } else {
+                Turn::Wait
+            }
         }
-        path.pop();
     }
-    None
 }
 
 /// Online, and healthy when it has a health check.
@@ -345,4 +267,88 @@ fn is_up(entry: &Entry) -> bool {
             .state
             .health
             .is_none_or(|health| health == Health::Healthy)
+}
+
+impl Supervisor {
+    /// Act on `ids` once the apps their app depends on are up; `in_flight` are the instances
+    /// that the same request has just acted on. The receiver hears how it went.
+    pub(super) fn after_dependencies(
+        &mut self,
+        ids: Vec<u32>,
+        control: Control,
+        in_flight: &BTreeSet<u32>,
+    ) -> oneshot::Receiver<Option<String>> {
+        let Some(spec) = ids
+            .first()
+            .and_then(|id| self.apps.get(*id))
+            .map(|e| e.spec.clone())
+        else {
+            let (done, heard) = oneshot::channel();
+            let _ = done.send(None);
+            return heard;
+        };
+        let deps = self.apps.instances_of(&spec.depends_on);
+        let heard = self
+            .dependencies
+            .once_up(ids, control, spec.name.clone(), deps, in_flight);
+        self.run_pending();
+        heard
+    }
+
+    /// Stop (or remove) `ids` in reverse dependency order (see [`Dependencies::stop_in_order`]).
+    pub(super) fn stop_in_order(
+        &mut self,
+        ids: &[u32],
+        action: PendingAction,
+    ) -> Vec<oneshot::Receiver<Option<String>>> {
+        let heard = self.dependencies.stop_in_order(ids, action, &self.apps);
+        self.run_pending();
+        heard
+    }
+
+    /// Carry out the pending actions whose turn has come (called after every state change).
+    pub(super) fn run_pending(&mut self) {
+        let now = Instant::now();
+        // Acting may change what other pending actions wait for: each turn is looked for anew.
+        while let Some((pending, turn)) = self.dependencies.next_turn(&self.apps, now) {
+            match turn {
+                Err(why) => {
+                    crate::daemon_log!("{why}");
+                    let _ = pending.done.send(Some(why));
+                    // Its instances will not be acted on: what they are now is final, and the
+                    // apps waiting for them must see it (and fail too, not wait).
+                    for id in &pending.ids {
+                        self.dependencies.note_reported(*id);
+                    }
+                    if let Some(name) = pending
+                        .ids
+                        .first()
+                        .and_then(|id| self.apps.get(*id))
+                        .map(|e| e.spec.name.clone())
+                    {
+                        self.watches.sync(&name, &self.apps);
+                    }
+                }
+                Ok(()) => {
+                    let waiters: Vec<oneshot::Receiver<()>> = match pending.action {
+                        PendingAction::Control(control) => pending
+                            .ids
+                            .iter()
+                            .map(|id| self.apps.command(*id, control))
+                            .collect(),
+                        PendingAction::Remove => {
+                            pending.ids.iter().map(|id| self.remove(*id)).collect()
+                        }
+                    };
+                    let done = pending.done;
+                    tokio::spawn(async move {
+                        for waiter in waiters {
+                            let _ = waiter.await;
+                        }
+                        let _ = done.send(None);
+                    });
+                }
+            }
+        }
+    }
 }

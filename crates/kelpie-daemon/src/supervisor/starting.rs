@@ -57,9 +57,9 @@ impl Supervisor {
             // Answered once the watch is in place: a change right after `start` is seen.
             let name = ids
                 .first()
-                .and_then(|id| self.apps.get(id))
+                .and_then(|id| self.apps.get(*id))
                 .map(|e| e.spec.name.clone());
-            if let Some(set_up) = name.and_then(|name| self.ensure_watching(&name)) {
+            if let Some(set_up) = name.and_then(|name| self.watches.ensure(&name, &self.apps)) {
                 waiters.push(set_up);
             }
             outcomes.push(outcome);
@@ -77,11 +77,11 @@ impl Supervisor {
     ) -> Result<Vec<StartPlan>, Vec<String>> {
         let apps: Vec<AppSpec> = apps
             .into_iter()
-            .map(|spec| self.with_conf_env(spec))
+            .map(|spec| self.settings.with_conf_env(spec))
             .collect();
         let mut plans = Vec::new();
-        let mut conflicts = self.missing_dependencies(&apps);
-        if let Some(cycle) = self.dependency_cycle(&apps) {
+        let mut conflicts = self.apps.missing_dependencies(&apps);
+        if let Some(cycle) = self.apps.dependency_cycle(&apps) {
             conflicts.push(format!("depends_on has a cycle: {cycle}"));
         }
         for spec in apps {
@@ -109,10 +109,10 @@ impl Supervisor {
         if let Err(why) = kelpie_core::check_instances(spec.instances) {
             return Err(format!("app `{}`: {why}", spec.name));
         }
-        let ids = self.ids_named(&spec.name);
+        let ids = self.apps.ids_named(&spec.name);
         let creates = ids.is_empty() || (force && !from_file);
         let socket = if creates || from_file {
-            self.open_socket(&spec)?
+            self.ports.open(&spec)?
         } else {
             None
         };
@@ -120,7 +120,10 @@ impl Supervisor {
             Ok(StartPlan::Create(spec, socket))
         } else if from_file {
             Ok(StartPlan::Restart(ids, spec, socket))
-        } else if ids.iter().all(|id| self.apps[id].state.status.is_down()) {
+        } else if ids
+            .iter()
+            .all(|id| self.apps.get(*id).is_some_and(|e| e.state.status.is_down()))
+        {
             // `start app.js --watch` on a stopped app watches it again, as in PM2 (a stop
             // turned watching off).
             if !spec.watch.is_empty() {
@@ -177,37 +180,20 @@ impl Supervisor {
             StartPlan::StartStopped(ids) => {
                 let depends = ids
                     .first()
-                    .and_then(|id| self.apps.get(id))
+                    .and_then(|id| self.apps.get(*id))
                     .is_some_and(|e| !e.spec.depends_on.is_empty());
                 if depends {
                     let done = self.after_dependencies(ids.clone(), Control::Start, in_flight);
                     acts = gated.add(done);
                 } else {
                     for id in &ids {
-                        waiters.push(self.command(*id, Control::Start));
+                        waiters.push(self.apps.command(*id, Control::Start));
                     }
                 }
                 StartOutcome::Started(ids)
             }
         };
         (outcome, acts)
-    }
-
-    /// Apps of `apps` that depend on an app that is neither among them nor registered.
-    fn missing_dependencies(&self, apps: &[AppSpec]) -> Vec<String> {
-        let mut missing = Vec::new();
-        for spec in apps {
-            for dependency in &spec.depends_on {
-                let here = apps.iter().any(|other| &other.name == dependency);
-                if !here && self.ids_named(dependency).is_empty() {
-                    missing.push(format!(
-                        "app `{}` depends on `{dependency}`, which is neither started with it nor known to the daemon",
-                        spec.name
-                    ));
-                }
-            }
-        }
-        missing
     }
 
     /// Answer a start once its instances have settled and the starts waiting for dependencies
@@ -219,8 +205,8 @@ impl Supervisor {
         outcomes: Vec<StartOutcome>,
         reply: oneshot::Sender<Reply>,
     ) {
-        let commands = self.commands.clone();
-        let logs = self.logs.clone();
+        let commands = self.services.commands.clone();
+        let logs = self.services.logs.clone();
         tokio::spawn(async move {
             for waiter in waiters {
                 let _ = waiter.await;
@@ -251,10 +237,10 @@ impl Supervisor {
     ) -> Vec<u32> {
         let count = spec.instances.max(1);
         if socket.is_some() {
-            self.keep_socket(&spec.name, socket);
+            self.ports.keep(&spec.name, socket);
         }
         let mut spec = Arc::new(spec);
-        self.share_inherited_env(&mut spec);
+        self.apps.share_inherited_env(&mut spec);
         (0..count)
             .map(|_| self.create_one(spec.clone(), start && spec.autostart, waiters))
             .collect()
@@ -266,9 +252,9 @@ impl Supervisor {
         run: bool,
         waiters: &mut Vec<oneshot::Receiver<()>>,
     ) -> u32 {
-        let pm_id = self.next_id;
-        let instance = self.lowest_free_instance(&spec.name);
-        let socket = self.socket_of(&spec.name);
+        let pm_id = self.apps.next_id();
+        let instance = self.apps.lowest_free_instance(&spec.name);
+        let socket = self.ports.socket_of(&spec.name);
         self.add_entry(
             pm_id,
             instance,
@@ -278,20 +264,9 @@ impl Supervisor {
             super::update::Inherited::default(),
         );
         if run {
-            waiters.push(self.command(pm_id, Control::Start));
+            waiters.push(self.apps.command(pm_id, Control::Start));
         }
         pm_id
-    }
-
-    /// PM2 gives each instance the lowest index not used by another instance of the same name.
-    fn lowest_free_instance(&self, name: &str) -> u32 {
-        let used: Vec<u32> = self
-            .apps
-            .values()
-            .filter(|e| e.spec.name == name)
-            .map(|e| e.instance)
-            .collect();
-        (0..).find(|i| !used.contains(i)).unwrap_or(0)
     }
 
     /// Restart existing instances with a new spec (ecosystem smart start), adding or removing
@@ -306,7 +281,7 @@ impl Supervisor {
         let existing = ids.len().min(spec.instances.max(1) as usize);
         let kept = self.update_instances(ids, spec, socket, true, waiters);
         for id in &kept[..existing] {
-            waiters.push(self.command(*id, Control::Restart));
+            waiters.push(self.apps.command(*id, Control::Restart));
         }
         kept
     }

@@ -4,7 +4,8 @@
 
 use super::foreground::{self, ForegroundSetup};
 use super::orphans::load_with_orphans;
-use super::{conf, update, Supervisor, LOGS_AT_EXIT};
+use super::signals::Signals;
+use super::{channels, conf, update, Inboxes, Setup, Supervisor, LOGS_AT_EXIT};
 use crate::clock;
 use crate::control::Command;
 use crate::instance::InstanceMsg;
@@ -17,7 +18,6 @@ use kelpie_core::Control;
 use kelpie_proto::{Home, Response};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
@@ -52,10 +52,10 @@ pub async fn run(
         None => resumed = restore_state(&mut supervisor, resumed).await,
     }
     if let Some(resumed) = resumed {
-        supervisor.report_resumed(resumed);
+        resumed.report(&supervisor.services.home);
     }
     if options.resurrect_if_empty && supervisor.apps.is_empty() {
-        resurrect_at_start(&supervisor.commands);
+        resurrect_at_start(&supervisor.services.commands);
     }
     crate::daemon_log!(
         "daemon v{} started (pid {}) for {}",
@@ -64,13 +64,6 @@ pub async fn run(
         home.root().display()
     );
     serve_until_exit(supervisor, inboxes, listener, &home, &pid_file).await
-}
-
-/// The receiving ends of the supervisor's channels, for [`Supervisor::run`].
-struct Inboxes {
-    commands: mpsc::Receiver<Command>,
-    events: mpsc::UnboundedReceiver<crate::instance::InstanceEvent>,
-    readings: mpsc::UnboundedReceiver<Vec<crate::monitor::Reading>>,
 }
 
 /// Start the services the supervisor uses (persister, log pipeline, cgroups, web server,
@@ -82,7 +75,7 @@ async fn start_supervisor(
     foreground: Option<ForegroundSetup>,
     resumed: &mut Option<update::Resumed>,
 ) -> Result<(Supervisor, Inboxes, Option<Vec<kelpie_core::AppSpec>>), DaemonError> {
-    let persister = Persister::start(home.clone())
+    let persister = Persister::start(home.clone(), persist::start_ticks_from_proc)
         .map_err(|source| DaemonError::io("cannot start the persister for", home.root(), source))?;
     let settings = read_settings(home).await;
     let conf_home = home.clone();
@@ -98,58 +91,36 @@ async fn start_supervisor(
         }
         None => (None, None),
     };
-    let (commands_tx, commands_rx) = mpsc::channel(1024);
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let (readings_tx, readings_rx) = mpsc::unbounded_channel();
+    let (outboxes, inboxes) = channels();
     let cgroups = match resumed.as_mut().map(|r| r.cgroups.take()) {
         Some(Some(handed)) => crate::cgroups::Cgroups::resume(handed),
         _ => tokio::task::spawn_blocking(crate::cgroups::Cgroups::setup)
             .await
             .unwrap_or_default(),
     };
-    let web = crate::web::WebControl::start(home.clone(), commands_tx.clone(), log_service.clone());
+    let web =
+        crate::web::WebControl::start(home.clone(), outboxes.commands.clone(), log_service.clone());
     if let Some(settings) = settings.web {
         web.serve_at_start(settings);
     }
-    let monitor = Monitor::start(crate::monitor::SAMPLE_EVERY, cgroups.clone(), readings_tx)
-        .map_err(|source| {
-            DaemonError::io("cannot start the resource monitor for", home.root(), source)
-        })?;
-    let supervisor = Supervisor {
+    let readings = outboxes.readings.clone();
+    let monitor = Monitor::start(crate::monitor::SAMPLE_EVERY, cgroups.clone(), readings).map_err(
+        |source| DaemonError::io("cannot start the resource monitor for", home.root(), source),
+    )?;
+    let setup = Setup {
         home: home.clone(),
-        apps: BTreeMap::new(),
-        next_id: 0,
-        events: events_tx,
-        commands: commands_tx,
         persister,
-        persist_at: None,
-        exiting: false,
-        exit_now: None,
+        logs: log_service,
         monitor,
         cgroups,
-        username: kelpie_sys::username(kelpie_sys::current_uid()),
-        logs: log_service,
-        sockets: BTreeMap::new(),
-        ports: Arc::default(),
-        pending: Vec::new(),
-        leaving: Default::default(),
-        watch_service: None,
-        watchers: BTreeMap::new(),
-        foreground: foreground_mode,
-        control,
-        update: None,
         web,
-        shared_env: None,
+        host: crate::instance::Host::System,
+        control,
         conf,
         toml_logs,
-        bus: crate::bus::Bus::default(),
+        foreground: foreground_mode,
     };
-    let inboxes = Inboxes {
-        commands: commands_rx,
-        events: events_rx,
-        readings: readings_rx,
-    };
-    Ok((supervisor, inboxes, foreground_apps))
+    Ok((Supervisor::new(setup, &outboxes), inboxes, foreground_apps))
 }
 
 /// Serve the control socket and supervise until told to exit; then write the last output,
@@ -166,19 +137,22 @@ async fn serve_until_exit(
         listener,
         home.clone(),
         server::Services {
-            commands: supervisor.commands.clone(),
-            logs: supervisor.logs.clone(),
-            bus: supervisor.bus.clone(),
+            commands: supervisor.services.commands.clone(),
+            logs: supervisor.services.logs.clone(),
+            bus: supervisor.services.bus.clone(),
         },
     ));
-    let cgroups = supervisor.cgroups.clone();
-    let result = supervisor
-        .run(inboxes.commands, inboxes.events, inboxes.readings)
-        .await;
+    let cgroups = supervisor.services.cgroups.clone();
+    let result = match Signals::install(home) {
+        Ok(signals) => supervisor.run(inboxes, signals).await,
+        Err(e) => Err(e),
+    };
     // The apps are stopped: write what they printed while stopping before exiting. The socket
     // still accepts meanwhile, so a `kill` that waits for it to go waits for this too.
-    supervisor.logs.finish(LOGS_AT_EXIT).await;
-    supervisor.finish_output().await;
+    supervisor.services.logs.finish(LOGS_AT_EXIT).await;
+    if let Some(foreground) = supervisor.foreground.as_mut() {
+        foreground.finish_output(&supervisor.services.logs).await;
+    }
     // Exiting on purpose: the keeper must not read the pipes behind a next daemon's back.
     crate::keeper::dismiss().await;
     let _ = tokio::task::spawn_blocking(move || cgroups.finish()).await;
@@ -302,7 +276,7 @@ async fn restore_state(
     supervisor: &mut Supervisor,
     mut resumed: Option<update::Resumed>,
 ) -> Option<update::Resumed> {
-    let restore_home = supervisor.home.clone();
+    let restore_home = supervisor.services.home.clone();
     let loaded = tokio::task::spawn_blocking(move || {
         let loaded = load_with_orphans(&restore_home, resumed.as_mut());
         (loaded, resumed)
@@ -357,9 +331,10 @@ impl Supervisor {
         orphans: &BTreeMap<u32, u32>,
         mut resumed: Option<&mut update::Resumed>,
     ) {
-        self.next_id = state.next_id;
+        self.apps.number_from(state.next_id);
         if let Some(resumed) = resumed.as_deref_mut() {
-            self.resume_sockets(&state, resumed);
+            let (claimed, sockets) = resumed.take_sockets();
+            self.ports.resume(&state, claimed, sockets);
         }
         let now = clock::now();
         let mut to_start = Vec::new();
@@ -371,7 +346,7 @@ impl Supervisor {
                 .as_deref_mut()
                 .map(|r| r.take(pm_id))
                 .unwrap_or_default();
-            let socket = match self.open_socket(&app.spec) {
+            let socket = match self.ports.open(&app.spec) {
                 Ok(socket) => socket,
                 Err(e) => {
                     crate::daemon_log!("{e}; its instances start without it");
@@ -379,10 +354,10 @@ impl Supervisor {
                 }
             };
             if let Some(socket) = &socket {
-                self.sockets.insert(app.spec.name.clone(), socket.clone());
+                self.ports.keep(&app.spec.name, Some(socket.clone()));
             }
             let mut app = app;
-            self.share_inherited_env(&mut app.spec);
+            self.apps.share_inherited_env(&mut app.spec);
             if let Some(state) = handed
                 .process
                 .as_ref()
@@ -433,14 +408,16 @@ impl Supervisor {
         let in_flight: std::collections::BTreeSet<u32> = to_start.iter().copied().collect();
         let mut gated: BTreeMap<String, Vec<u32>> = BTreeMap::new();
         for pm_id in to_start {
-            match self.apps.get(&pm_id) {
+            match self.apps.get(pm_id) {
                 Some(entry) if !entry.spec.depends_on.is_empty() => {
                     gated
                         .entry(entry.spec.name.clone())
                         .or_default()
                         .push(pm_id);
                 }
-                _ => self.send(pm_id, InstanceMsg::Control(Control::Start, None)),
+                _ => self
+                    .apps
+                    .send(pm_id, InstanceMsg::Control(Control::Start, None)),
             }
         }
         for ids in gated.into_values() {
@@ -448,16 +425,16 @@ impl Supervisor {
         }
         let started: std::collections::BTreeSet<String> = in_flight
             .iter()
-            .filter_map(|id| self.apps.get(id).map(|e| e.spec.name.clone()))
+            .filter_map(|id| self.apps.get(*id).map(|e| e.spec.name.clone()))
             .chain(adopted)
             .collect();
         for name in started {
-            drop(self.ensure_watching(&name));
+            drop(self.watches.ensure(&name, &self.apps));
         }
         crate::daemon_log!(
             "restored {} instances from {}",
             self.apps.len(),
-            self.home.state_file().display()
+            self.services.home.state_file().display()
         );
     }
 }

@@ -1,16 +1,15 @@
 //! Turning targets (`all`, ids, names, namespaces) into instance ids, with the rule shared
 //! with the CLI (`kelpie_proto::resolve_targets`).
 
-use super::Supervisor;
+use super::apps::Apps;
 use kelpie_proto::{resolve_targets, ErrorKind, Target, Targetable, WireError};
 
-impl Supervisor {
+impl Apps {
     /// Ids of the instances named `name`, in id order.
     pub(super) fn ids_named(&self, name: &str) -> Vec<u32> {
-        self.apps
-            .iter()
+        self.iter()
             .filter(|(_, e)| e.spec.name == name)
-            .map(|(id, _)| *id)
+            .map(|(id, _)| id)
             .collect()
     }
 
@@ -18,10 +17,9 @@ impl Supervisor {
     /// target changes nothing at all).
     pub(super) fn resolve(&self, targets: &[Target]) -> Result<Vec<u32>, WireError> {
         let instances: Vec<Targetable<'_>> = self
-            .apps
             .iter()
             .map(|(pm_id, e)| Targetable {
-                pm_id: *pm_id,
+                pm_id,
                 name: &e.spec.name,
                 namespace: &e.spec.namespace,
                 script: &e.spec.script,

@@ -3,12 +3,17 @@
 //! the log readers, write the state, then become the new program. If the exec fails, the same
 //! program takes everything back the way a new one would, and goes on.
 
+use super::signals::Signals;
 use super::{Command, Supervisor};
-use crate::instance::{self, InstanceEvent, InstanceMsg, InstanceSetup};
+use crate::instance::{InstanceEvent, InstanceMsg};
 use crate::logs::HandedPipe;
+use crate::maybe::until;
 use crate::update::{self, HandedProcess, Handoff};
 use kelpie_core::Status;
+use kelpie_proto::Home;
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -22,13 +27,46 @@ const LOOK_AGAIN: Duration = Duration::from_millis(50);
 const PIPES_WITHIN: Duration = Duration::from_secs(2);
 
 /// An update asked for and not done yet.
-pub struct PendingUpdate {
+struct PendingUpdate {
     program: PathBuf,
     deadline: Instant,
     /// When to look again whether everything has settled.
-    pub next_look: Instant,
+    next_look: Instant,
     /// Why the last look found it could not go ahead.
     busy: String,
+}
+
+/// `kelpie update`'s part of the supervisor: the update in progress, and the second
+/// descriptor of the control socket it passes on.
+pub(super) struct Updating {
+    pending: Option<PendingUpdate>,
+    /// A second descriptor of the control socket.
+    control: OwnedFd,
+}
+
+impl Updating {
+    pub(super) fn new(control: OwnedFd) -> Updating {
+        Updating {
+            pending: None,
+            control,
+        }
+    }
+
+    /// The control socket was made anew (the home had been removed): its second descriptor.
+    pub(super) fn set_control(&mut self, control: OwnedFd) {
+        self.control = control;
+    }
+
+    /// Whether an update is in progress.
+    pub(super) fn in_progress(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Ready when it is time to look again whether the update can go ahead; never without an
+    /// update.
+    pub(super) fn look_due(&self) -> impl Future<Output = ()> + 'static {
+        until(self.pending.as_ref().map(|u| u.next_look))
+    }
 }
 
 /// What an instance task starts with from an earlier daemon besides its spec and state: a
@@ -50,22 +88,23 @@ impl Supervisor {
     /// `UPDATE_SIGNAL` arrived: find and check the program (off the async thread), then
     /// [`Self::update_checked`].
     pub(super) fn update_asked(&mut self) {
+        let home = &self.services.home;
         if self.foreground.is_some() {
             update::report_later(
-                &self.home,
+                home,
                 Err("`kelpie runtime` is not updated in place: start a container of the new image instead".into()),
             );
             return;
         }
-        if self.exiting {
-            update::report_later(&self.home, Err("the daemon is stopping".into()));
+        if self.exit.exiting() {
+            update::report_later(home, Err("the daemon is stopping".into()));
             return;
         }
-        if self.update.is_some() {
+        if self.update.in_progress() {
             return;
         }
-        let home = self.home.clone();
-        let commands = self.commands.clone();
+        let home = home.clone();
+        let commands = self.services.commands.clone();
         tokio::spawn(async move {
             let result = tokio::task::spawn_blocking(move || update::requested_program(&home))
                 .await
@@ -83,26 +122,26 @@ impl Supervisor {
                     program.display()
                 );
                 let now = Instant::now();
-                self.update = Some(PendingUpdate {
+                self.update.pending = Some(PendingUpdate {
                     program,
                     deadline: now + SETTLE_WITHIN,
                     next_look: now,
                     busy: String::new(),
                 });
             }
-            Err(e) => update::report_later(&self.home, Err(format!("not updated: {e}"))),
+            Err(e) => update::report_later(&self.services.home, Err(format!("not updated: {e}"))),
         }
     }
 
     /// Why the daemon cannot hand over right now, if it cannot.
     fn busy(&self) -> Option<String> {
-        if self.exiting {
+        if self.exit.exiting() {
             return Some("the daemon is stopping".into());
         }
-        if !self.pending.is_empty() {
+        if !self.dependencies.is_empty() {
             return Some("apps are waiting for their dependencies".into());
         }
-        if !self.leaving.is_empty() {
+        if self.apps.any_leaving() {
             return Some("deleted apps are still stopping".into());
         }
         self.apps.iter().find_map(|(pm_id, entry)| {
@@ -120,9 +159,9 @@ impl Supervisor {
     pub(super) async fn update_look(
         &mut self,
         events: &mut mpsc::UnboundedReceiver<InstanceEvent>,
-        signals: &mut super::Signals,
+        signals: &mut Signals,
     ) {
-        let Some(pending) = self.update.as_mut() else {
+        let Some(pending) = self.update.pending.as_mut() else {
             return;
         };
         let now = Instant::now();
@@ -133,7 +172,7 @@ impl Supervisor {
             None => self.hand_over_and_exec(program, events, signals).await,
         };
         let Err(why) = attempt else { return };
-        let Some(pending) = self.update.as_mut() else {
+        let Some(pending) = self.update.pending.as_mut() else {
             return;
         };
         if now < pending.deadline {
@@ -145,9 +184,9 @@ impl Supervisor {
         } else {
             pending.busy.clone()
         };
-        self.update = None;
+        self.update.pending = None;
         update::report_later(
-            &self.home,
+            &self.services.home,
             Err(format!(
                 "not updated: the apps did not settle within {} s ({why}); try again",
                 SETTLE_WITHIN.as_secs()
@@ -163,7 +202,7 @@ impl Supervisor {
             .map(|(pm_id, entry)| {
                 let (tx, rx) = oneshot::channel();
                 let _ = entry.mailbox.send(InstanceMsg::CanHandOver(tx));
-                (*pm_id, rx)
+                (pm_id, rx)
             })
             .collect();
         for (pm_id, answer) in asked {
@@ -172,7 +211,7 @@ impl Supervisor {
                 Ok(Err(why)) => why,
                 Err(_) => "it did not answer".to_string(),
             };
-            let name = self.apps.get(&pm_id).map(|e| e.spec.name.clone());
+            let name = self.apps.get(pm_id).map(|e| e.spec.name.clone());
             return Some(format!(
                 "app `{}` (id {pm_id}): {why}",
                 name.unwrap_or_default()
@@ -189,7 +228,7 @@ impl Supervisor {
         &mut self,
         program: PathBuf,
         events: &mut mpsc::UnboundedReceiver<InstanceEvent>,
-        signals: &mut super::Signals,
+        signals: &mut Signals,
     ) -> Result<(), String> {
         // Asked first, so that an instance that cannot go does not make the others go and
         // come back (their health checks and timers would start again every time).
@@ -206,17 +245,17 @@ impl Supervisor {
             Ok(parts) => parts,
             Err(why) => {
                 self.resume_instances(handed);
-                self.update = None;
-                update::report_later(&self.home, Err(format!("not updated: {why}")));
+                self.update.pending = None;
+                update::report_later(&self.services.home, Err(format!("not updated: {why}")));
                 return Ok(());
             }
         };
         // A stop asked for meanwhile wins over the update.
         if let Some(stop) = signals.stop_pending() {
             self.resume_instances(handed);
-            self.update = None;
+            self.update.pending = None;
             update::report_later(
-                &self.home,
+                &self.services.home,
                 Err(format!("not updated: the daemon received {stop}")),
             );
             self.begin_shutdown(stop, None);
@@ -230,13 +269,13 @@ impl Supervisor {
         );
         // The exec passes everything on by itself; a keeper left running would read the pipes.
         crate::keeper::dismiss().await;
-        let (handoff, error) = handoff.exec(&self.home, &program);
+        let (handoff, error) = handoff.exec(&self.services.home, &program);
         // Still this program: take everything back.
         crate::keeper::restart();
         self.take_back(handoff);
-        self.update = None;
+        self.update.pending = None;
         update::report_later(
-            &self.home,
+            &self.services.home,
             Err(format!(
                 "not updated: cannot execute {}: {error}; the daemon goes on with v{}",
                 program.display(),
@@ -255,7 +294,7 @@ impl Supervisor {
             .map(|(pm_id, entry)| {
                 let (tx, rx) = oneshot::channel();
                 let _ = entry.mailbox.send(InstanceMsg::HandOver(tx));
-                (*pm_id, rx)
+                (pm_id, rx)
             })
             .collect();
         let mut handed: BTreeMap<u32, Inherited> = BTreeMap::new();
@@ -263,7 +302,7 @@ impl Supervisor {
         for (pm_id, answer) in asked {
             match answer.await {
                 Ok(Ok(over)) => {
-                    if let Some(entry) = self.apps.get_mut(&pm_id) {
+                    if let Some(entry) = self.apps.get_mut(pm_id) {
                         entry.state = over.state;
                     }
                     handed.insert(
@@ -276,7 +315,7 @@ impl Supervisor {
                     );
                 }
                 Ok(Err(why)) => {
-                    let name = self.apps.get(&pm_id).map(|e| e.spec.name.clone());
+                    let name = self.apps.get(pm_id).map(|e| e.spec.name.clone());
                     refused = Some(format!(
                         "app `{}` (id {pm_id}): {why}",
                         name.unwrap_or_default()
@@ -301,7 +340,7 @@ impl Supervisor {
         &mut self,
         mut handed: BTreeMap<u32, Inherited>,
     ) -> Result<BTreeMap<u32, Inherited>, String> {
-        let (pipes, complete) = match self.logs.take_pipes(PIPES_WITHIN).await {
+        let (pipes, complete) = match self.services.logs.take_pipes(PIPES_WITHIN).await {
             Ok(pipes) => (pipes, true),
             // A reader still holds its pipe: going on would close it under its app.
             Err(returned) => (returned, false),
@@ -322,7 +361,7 @@ impl Supervisor {
     /// sockets to pass on; `Err` says which failed.
     async fn write_for_handoff(&mut self) -> Result<HandoffSockets, String> {
         let (ack, written) = oneshot::channel();
-        self.persist(Some(ack));
+        self.persistence.write(&self.apps, Some(ack));
         let saved = written.await;
         match (saved, self.handoff_parts()) {
             (Ok(Ok(_)), Ok(parts)) => Ok(parts),
@@ -344,7 +383,7 @@ impl Supervisor {
             from_version: update::daemon_hello().version,
             mono_ms: crate::clock::now().mono_ms,
             control,
-            cgroups: self.cgroups.hand_over(),
+            cgroups: self.services.cgroups.hand_over(),
             sockets,
             claimed,
             processes: BTreeMap::new(),
@@ -368,8 +407,8 @@ impl Supervisor {
     fn take_back(&mut self, handoff: Handoff) {
         let mut handed: BTreeMap<u32, Inherited> = self
             .apps
-            .keys()
-            .map(|id| (*id, Inherited::default()))
+            .iter()
+            .map(|(id, _)| (id, Inherited::default()))
             .collect();
         for (pm_id, process) in handoff.processes {
             handed.entry(pm_id).or_default().process = Some(process);
@@ -385,44 +424,37 @@ impl Supervisor {
 
     /// Second descriptors of the control socket and of every app's listening sockets.
     fn handoff_parts(&self) -> std::io::Result<HandoffSockets> {
-        let control = self.control.try_clone()?;
-        let mut sockets = BTreeMap::new();
-        for (name, socket) in &self.sockets {
-            sockets.insert(name.clone(), socket.fd().try_clone_to_owned()?);
-        }
+        let control = self.update.control.try_clone()?;
+        let (sockets, claimed) = self.ports.hand_over()?;
         Ok(HandoffSockets {
             control,
             sockets,
-            claimed: self.ports.hand_over()?,
+            claimed,
         })
     }
 
     /// New tasks for instances whose task handed over, going on with what it handed.
     fn resume_instances(&mut self, handed: BTreeMap<u32, Inherited>) {
         for (pm_id, parts) in handed {
-            let Some(entry) = self.apps.get(&pm_id) else {
+            let Some(entry) = self.apps.get(pm_id) else {
                 continue;
             };
-            let socket = self.socket_of(&entry.spec.name);
-            let claims = self.claims_of(&entry.spec.name);
-            let setup = InstanceSetup {
-                pm_id,
-                instance: entry.instance,
-                spec: entry.spec.clone(),
-                state: entry.state.clone(),
-                home: self.home.clone(),
-                orphan_group: None,
-                logs: self.logs.clone(),
-                socket,
-                claims,
-                cgroups: self.cgroups.clone(),
-                adopted: parts.process,
-                pipes: parts.pipes,
-                restart_in: parts.restart_in,
-                host: instance::Host::System,
-            };
-            let mailbox = instance::spawn(setup, self.events.clone());
-            if let Some(entry) = self.apps.get_mut(&pm_id) {
+            let spec = entry.spec.clone();
+            let mailbox = self.services.spawn_instance(
+                super::NewInstance {
+                    pm_id,
+                    instance: entry.instance,
+                    state: entry.state.clone(),
+                    socket: self.ports.socket_of(&spec.name),
+                    claims: self.ports.claims_of(&spec.name),
+                    spec,
+                },
+                Inherited {
+                    orphan_group: None,
+                    ..parts
+                },
+            );
+            if let Some(entry) = self.apps.get_mut(pm_id) {
                 entry.mailbox = mailbox;
             }
         }
@@ -569,47 +601,30 @@ impl Resumed {
     }
 }
 
-impl Supervisor {
-    /// The listening sockets handed over become the apps' (before the apps are restored, so
-    /// nothing binds their ports again).
-    pub(super) fn resume_sockets(
+impl Resumed {
+    /// The listening sockets handed over, and those cluster-mode Node apps' code had asked
+    /// for (see [`super::ports::Ports::resume`]).
+    pub fn take_sockets(
         &mut self,
-        state: &crate::state::StateFile,
-        resumed: &mut Resumed,
+    ) -> (
+        Vec<crate::sockets::HandedSocket>,
+        BTreeMap<String, std::os::fd::OwnedFd>,
     ) {
-        for handed in std::mem::take(&mut resumed.claimed) {
-            if state.apps.iter().any(|app| app.spec.name == handed.app) {
-                self.ports.adopt(handed);
-            }
-        }
-        for (name, fd) in std::mem::take(&mut resumed.sockets) {
-            let address = state
-                .apps
-                .iter()
-                .find(|app| app.spec.name == name)
-                .and_then(|app| app.spec.listen.clone());
-            match address {
-                Some(address) => {
-                    let socket =
-                        crate::sockets::ListenSocket::resume(&address, fd).kept_for(&name);
-                    self.sockets.insert(name, std::sync::Arc::new(socket));
-                }
-                None => crate::daemon_log!(
-                    "update: the socket of app `{name}` was handed over but the app is not in the state; closed"
-                ),
-            }
-        }
+        (
+            std::mem::take(&mut self.claimed),
+            std::mem::take(&mut self.sockets),
+        )
     }
 
     /// Tell `kelpie update` (and the log) how it went.
-    pub(super) fn report_resumed(&mut self, resumed: Resumed) {
-        for (pm_id, process) in &resumed.processes {
+    pub fn report(self, home: &Home) {
+        for (pm_id, process) in &self.processes {
             crate::daemon_log!(
                 "update: process {} (id {pm_id}) was handed over for an instance that is not in the state; it is left running",
                 process.pid
             );
         }
-        let mut kept = resumed.kept;
+        let mut kept = self.kept;
         kept.sort_unstable();
         let pids: Vec<String> = kept.iter().map(u32::to_string).collect();
         let pids = match pids.len() {
@@ -618,9 +633,9 @@ impl Supervisor {
             1..=10 => format!(" (pids {})", pids.join(", ")),
             _ => String::new(),
         };
-        match resumed.origin {
+        match self.origin {
             Origin::Update { from_version } => update::report_later(
-                &self.home,
+                home,
                 Ok(format!(
                     "daemon updated from v{from_version} to v{} (pid {}); {} processes kept running, none restarted{pids}",
                     env!("CARGO_PKG_VERSION"),

@@ -2,10 +2,13 @@
 //! instances is meant to run; a burst of changes restarts its instances (a reload when they
 //! share a socket). A stopped app is not watched until it is started again.
 
-use super::{Command, Supervisor};
+use super::apps::Apps;
+use super::Command;
 use crate::instance::InstanceMsg;
 use crate::watch::{WatchBurst, WatchHandle, WatchService, WatchSettings};
 use kelpie_core::{AppSpec, Cause, Control, Status, Why};
+use kelpie_proto::Home;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -33,25 +36,56 @@ impl Watching {
     }
 }
 
-impl Supervisor {
+/// The apps' watches, and the thread that watches for them all.
+pub(super) struct Watches {
+    home: Home,
+    /// Where a watch's set-up and its bursts are sent, as commands.
+    commands: mpsc::Sender<Command>,
+    /// The file watching thread, started with the first watched app.
+    service: Option<WatchService>,
+    /// Watches of apps, by name.
+    watchers: BTreeMap<String, Watching>,
+}
+
+impl Watches {
+    /// No watch yet; what they set up and see goes to `commands`.
+    pub(super) fn new(home: Home, commands: mpsc::Sender<Command>) -> Watches {
+        Watches {
+            home,
+            commands,
+            service: None,
+            watchers: BTreeMap::new(),
+        }
+    }
+
+    /// Whether app `name` has a watch (set up or being set up).
+    pub(super) fn has(&self, name: &str) -> bool {
+        self.watchers.contains_key(name)
+    }
+
+    /// End app `name`'s watch (stopped, renamed, deleted).
+    pub(super) fn forget(&mut self, name: &str) {
+        self.watchers.remove(name);
+    }
+
     /// Watch app `name` if it has watched paths and is not watched with these settings yet.
     /// The receiver fires once the watch is in place (or failed: logged), so that a start
     /// answers only when a change made right after it will be seen.
-    pub(super) fn ensure_watching(&mut self, name: &str) -> Option<oneshot::Receiver<()>> {
-        let spec = self.spec_of(name)?;
+    pub(super) fn ensure(&mut self, name: &str, apps: &Apps) -> Option<oneshot::Receiver<()>> {
+        let spec = apps.spec_of(name)?;
         if spec.watch.is_empty() {
             self.watchers.remove(name);
             return None;
         }
-        let key = self.watch_settings(&spec);
+        let key = self.settings(&spec, apps);
         if self.watchers.get(name).is_some_and(|w| *w.key() == key) {
             return None;
         }
-        let service = match &self.watch_service {
+        let service = match &self.service {
             Some(service) => service.clone(),
             None => match WatchService::start() {
                 Ok(service) => {
-                    self.watch_service = Some(service.clone());
+                    self.service = Some(service.clone());
                     service
                 }
                 Err(e) => {
@@ -95,7 +129,7 @@ impl Supervisor {
     }
 
     /// The watch of app `name` is set up (or failed).
-    pub(super) fn watch_started(
+    pub(super) fn started(
         &mut self,
         name: String,
         key: WatchKey,
@@ -122,30 +156,29 @@ impl Supervisor {
 
     /// Start or end app `name`'s watch after a state change: watched while any instance is
     /// meant to run (errored counts: fixing the file that made it crash starts it again).
-    pub(super) fn sync_watch(&mut self, name: &str) {
-        let Some(spec) = self.spec_of(name) else {
+    pub(super) fn sync(&mut self, name: &str, apps: &Apps) {
+        let Some(spec) = apps.spec_of(name) else {
             self.watchers.remove(name);
             return;
         };
         if spec.watch.is_empty() && !self.watchers.contains_key(name) {
             return;
         }
-        let all_stopped = self
-            .apps
-            .values()
-            .filter(|e| e.spec.name == name)
-            .all(|e| e.state.status == Status::Stopped);
+        let all_stopped = apps
+            .iter()
+            .filter(|(_, e)| e.spec.name == name)
+            .all(|(_, e)| e.state.status == Status::Stopped);
         if all_stopped {
             if self.watchers.remove(name).is_some() {
                 crate::daemon_log!("app `{name}`: stopped, no longer watched");
             }
         } else {
-            drop(self.ensure_watching(name));
+            drop(self.ensure(name, apps));
         }
     }
 
     /// Files of app `name` changed: restart its instances.
-    pub(super) fn files_changed(&mut self, name: &str, burst: WatchBurst) {
+    pub(super) fn files_changed(&self, name: &str, burst: WatchBurst, apps: &Apps) {
         if !matches!(self.watchers.get(name), Some(Watching::Active(..))) {
             return;
         }
@@ -153,7 +186,7 @@ impl Supervisor {
             0 | 1 => format!("{} changed", burst.first_path.display()),
             n => format!("{} and {} more changed", burst.first_path.display(), n - 1),
         };
-        for entry in self.apps.values().filter(|e| e.spec.name == name) {
+        for (_, entry) in apps.iter().filter(|(_, e)| e.spec.name == name) {
             let msg = match entry.state.status {
                 Status::Stopped => continue,
                 Status::Errored => InstanceMsg::Control(Control::Restart, None),
@@ -172,13 +205,13 @@ impl Supervisor {
 
     /// The settings of an app's watch: its paths and globs, and what is never watched (its log
     /// files, the daemon's home).
-    fn watch_settings(&self, spec: &AppSpec) -> WatchSettings {
+    fn settings(&self, spec: &AppSpec, apps: &Apps) -> WatchSettings {
         let mut never: Vec<PathBuf> = vec![self.home.root().to_path_buf(), self.home.logs_dir()];
-        for (pm_id, entry) in &self.apps {
+        for (pm_id, entry) in apps.iter() {
             if entry.spec.name != spec.name {
                 continue;
             }
-            let paths = crate::launch::log_paths(&self.home, spec, *pm_id);
+            let paths = crate::launch::log_paths(&self.home, spec, pm_id);
             never.extend(
                 [Some(paths.out), Some(paths.err), paths.combined]
                     .into_iter()
@@ -196,12 +229,5 @@ impl Supervisor {
             never,
             delay: Duration::from_millis(spec.watch_delay_ms),
         }
-    }
-
-    fn spec_of(&self, name: &str) -> Option<std::sync::Arc<AppSpec>> {
-        self.apps
-            .values()
-            .find(|e| e.spec.name == name)
-            .map(|e| e.spec.clone())
     }
 }
