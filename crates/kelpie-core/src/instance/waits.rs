@@ -1,0 +1,45 @@
+//! The ends of the machine's waits: the whole group gone after a stop, and its one timer
+//! firing (not ready within `listen_timeout`, `kill_timeout` over, a restart delay over).
+
+use super::{AfterStop, Effect, InstanceState, Now, Status};
+use crate::spec::AppSpec;
+
+impl InstanceState {
+    pub(super) fn on_group_gone(&mut self, _now: Now) -> Vec<Effect> {
+        if self.status != Status::Stopping || !self.leader_exited {
+            return Vec::new();
+        }
+        let mut effects = vec![Effect::CancelTimer];
+        match self.after_stop {
+            AfterStop::Start => {
+                self.after_stop = AfterStop::StayStopped;
+                effects.extend(self.spawn());
+            }
+            AfterStop::StayStopped => self.status = Status::Stopped,
+        }
+        effects
+    }
+
+    pub(super) fn on_timer(&mut self, spec: &AppSpec, _now: Now) -> Vec<Effect> {
+        match self.status {
+            // Not ready in time at start: online anyway, as in PM2, but said. (A reload does
+            // not get here: it fails instead, and the old process keeps serving.)
+            Status::Launching if self.awaiting_ready => {
+                self.awaiting_ready = false;
+                self.status = Status::Online;
+                self.last_error = Some(format!(
+                    "not ready within listen_timeout ({} ms); counted as online",
+                    spec.listen_timeout_ms
+                ));
+                Vec::new()
+            }
+            // kill_timeout is over: whatever is left of the group is killed.
+            Status::Stopping => vec![Effect::KillGroup],
+            Status::WaitingRestart => {
+                self.restart_time += 1;
+                self.spawn()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
