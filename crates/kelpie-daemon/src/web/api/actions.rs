@@ -1,0 +1,134 @@
+//! The calls that change something (`POST`): an action on processes, scaling an app, saving
+//! the list; and their JSON bodies, bounded by [`MAX_BODY`].
+
+use super::super::{error, Shared};
+use super::answers::call;
+use super::{not_found, HttpResponse};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::Request as HttpRequest;
+use kelpie_proto::{Request, ScaleCount, Target};
+
+/// Largest request body accepted (they are a few bytes of JSON).
+const MAX_BODY: usize = 64 * 1024;
+
+/// `POST /api/processes/<target>/<action>`: stop, restart, reload (`parallel` in the body),
+/// reset or delete the target.
+pub(super) async fn process_action(
+    shared: &Shared,
+    request: HttpRequest<Incoming>,
+    target: &str,
+    action: &str,
+    path: &str,
+) -> HttpResponse {
+    let body = match read_json(request).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let targets = vec![Target::parse(target)];
+    let request = match action {
+        "stop" => Request::Stop { targets },
+        "restart" => Request::Restart {
+            targets,
+            update_env: None,
+        },
+        "reload" => match body.get("parallel").map(serde_json::Value::as_u64) {
+            None => Request::Reload {
+                targets,
+                apps: Vec::new(),
+                update_env: None,
+                parallel: 1,
+            },
+            Some(Some(n)) if (1..=u32::MAX as u64).contains(&n) => Request::Reload {
+                targets,
+                apps: Vec::new(),
+                update_env: None,
+                parallel: n as u32,
+            },
+            Some(_) => return error(400, "Invalid", "`parallel` must be a whole number ≥ 1"),
+        },
+        "reset" => Request::Reset { targets },
+        "delete" => Request::Delete { targets },
+        _ => return not_found(path),
+    };
+    call(shared, request).await
+}
+
+/// `POST /api/apps/<name>/scale`: set, add or remove instances (`count` in the body: `N`,
+/// `+N`, `-N` or a number).
+pub(super) async fn scale(
+    shared: &Shared,
+    request: HttpRequest<Incoming>,
+    name: &str,
+) -> HttpResponse {
+    let body = match read_json(request).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let count = match body.get("count") {
+        Some(serde_json::Value::String(text)) => ScaleCount::parse(text),
+        Some(serde_json::Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(ScaleCount::To)
+            .ok_or_else(|| format!("expected N, +N or -N instances, got {n}")),
+        _ => Err("the body must be {\"count\": \"N\" | \"+N\" | \"-N\"}".to_string()),
+    }
+    .and_then(|count| match count {
+        ScaleCount::To(n) | ScaleCount::Up(n) | ScaleCount::Down(n) => {
+            kelpie_core::check_instances(n).map(|()| count)
+        }
+    });
+    match count {
+        Ok(count) => {
+            call(
+                shared,
+                Request::Scale {
+                    name: name.to_string(),
+                    count,
+                },
+            )
+            .await
+        }
+        Err(message) => error(400, "Invalid", &message),
+    }
+}
+
+/// `POST /api/save`: save the process list (`force` in the body).
+pub(super) async fn save(shared: &Shared, request: HttpRequest<Incoming>) -> HttpResponse {
+    let body = match read_json(request).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let force = match body.get("force") {
+        None => false,
+        Some(serde_json::Value::Bool(force)) => *force,
+        Some(_) => return error(400, "Invalid", "`force` must be true or false"),
+    };
+    call(shared, Request::Save { force }).await
+}
+
+/// A request body: nothing, or a JSON object.
+async fn read_json(
+    request: HttpRequest<Incoming>,
+) -> Result<serde_json::Map<String, serde_json::Value>, HttpResponse> {
+    let limited = http_body_util::Limited::new(request.into_body(), MAX_BODY);
+    let bytes = match limited.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return Err(error(
+                413,
+                "Invalid",
+                &format!("the body must be at most {MAX_BODY} bytes of JSON"),
+            ))
+        }
+    };
+    if bytes.is_empty() {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_slice(&bytes) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Err(error(400, "Invalid", "the body must be a JSON object")),
+        Err(e) => Err(error(400, "Invalid", &format!("the body is not JSON: {e}"))),
+    }
+}
