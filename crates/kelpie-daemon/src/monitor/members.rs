@@ -1,0 +1,187 @@
+//! The processes of each instance's tree ([`Members`]): found again every `FIND_EVERY` (its
+//! cgroup's, or the main process and its descendants), their `/proc/<pid>/stat` kept open and
+//! read each second.
+
+use super::counters::CgroupReading;
+use super::{Target, FIND_EVERY};
+use kelpie_sys::cgroup::Cgroup;
+use kelpie_sys::ProcessEntry;
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+/// At most this many `/proc/<pid>/stat` files are kept open; beyond, they are opened for each
+/// reading.
+const MAX_OPEN_STATS: usize = 4096;
+
+/// The processes of each instance's tree, and their `/proc/<pid>/stat` kept open.
+#[derive(Default)]
+pub(super) struct Members {
+    /// Each instance's processes.
+    pids: HashMap<u32, Vec<u32>>,
+    /// Each instance's main process, and when its tree was looked up.
+    found: HashMap<u32, (u32, Instant)>,
+    /// Each process's stat file, and the reading it was last read at.
+    stats: HashMap<u32, (kelpie_sys::StatFile, u64)>,
+    buffer: Vec<u8>,
+    readings: u64,
+}
+
+impl Members {
+    /// Read every process of the trees of `targets` that no cgroup reading covers; returns
+    /// them, and each instance's processes. Blocking (small /proc reads). Costs O(processes
+    /// of the apps).
+    pub(super) fn sample(
+        &mut self,
+        targets: &[Target],
+        covered: &HashMap<u32, CgroupReading>,
+        idle: &HashSet<u32>,
+        now: Instant,
+    ) -> (Vec<ProcessEntry>, &HashMap<u32, Vec<u32>>) {
+        self.readings += 1;
+        let reading = self.readings;
+        let wanted: HashSet<u32> = targets
+            .iter()
+            .map(|t| t.pm_id)
+            .filter(|pm_id| !covered.contains_key(pm_id))
+            .collect();
+        self.pids.retain(|pm_id, _| wanted.contains(pm_id));
+        self.found.retain(|pm_id, _| wanted.contains(pm_id));
+        let mut entries = Vec::new();
+        for target in targets.iter().filter(|t| wanted.contains(&t.pm_id)) {
+            let pids = self.pids.entry(target.pm_id).or_default();
+            let found = self.found.entry(target.pm_id).or_insert((target.pid, now));
+            let (stats, buffer) = (&mut self.stats, &mut self.buffer);
+            if idle.contains(&target.pm_id) && found.0 == target.pid && !pids.is_empty() {
+                // Did not run (so did not fork either): its files stay open, nothing is read.
+                for pid in pids.iter() {
+                    if let Some((_, read_at)) = stats.get_mut(pid) {
+                        *read_at = reading;
+                    }
+                }
+                continue;
+            }
+            let stale = now.duration_since(found.1) >= FIND_EVERY;
+            if found.0 != target.pid || pids.is_empty() || stale {
+                if found.0 != target.pid {
+                    pids.clear();
+                }
+                *pids = find_tree(target, pids);
+                *found = (target.pid, now);
+            }
+            pids.retain(|pid| {
+                let kept = stats.get_mut(pid).map(|(stat, read_at)| {
+                    *read_at = reading;
+                    stat.read(buffer)
+                });
+                let sample = match kept {
+                    Some(sample) => sample,
+                    None if stats.len() < MAX_OPEN_STATS => kelpie_sys::StatFile::open(*pid)
+                        .and_then(|stat| {
+                            let sample = stat.read(buffer);
+                            stats.insert(*pid, (stat, reading));
+                            sample
+                        }),
+                    None => kelpie_sys::sample_process(*pid),
+                };
+                match sample {
+                    Some(sample) => {
+                        entries.push(ProcessEntry { pid: *pid, sample });
+                        true
+                    }
+                    None => {
+                        stats.remove(pid);
+                        false
+                    }
+                }
+            });
+        }
+        // Files of processes no tree had this time are closed.
+        self.stats.retain(|_, (_, read_at)| *read_at == reading);
+        (entries, &self.pids)
+    }
+}
+
+/// The processes of `target`'s tree now: its cgroup's, or the main process, the members known
+/// before, and their descendants.
+fn find_tree(target: &Target, known: &[u32]) -> Vec<u32> {
+    let mut found: Vec<u32> = target
+        .cgroup
+        .as_ref()
+        .map(|path| Cgroup::at(path.clone()).pids())
+        .unwrap_or_default();
+    if found.is_empty() {
+        let mut stack = vec![target.pid];
+        stack.extend(known);
+        let mut seen = HashSet::new();
+        while let Some(pid) = stack.pop() {
+            if seen.insert(pid) {
+                found.push(pid);
+                stack.extend(kelpie_sys::children_of(pid));
+            }
+        }
+    } else if !found.contains(&target.pid) {
+        found.push(target.pid);
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_tree_is_found_once_and_its_members_read_each_second_from_kept_files() {
+        use std::os::unix::process::CommandExt;
+        let mut shell = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & sleep 30 & wait"])
+            .process_group(0)
+            .spawn()
+            .expect("spawn sh");
+        let pgid = shell.id();
+        let target = Target {
+            pm_id: 3,
+            pid: shell.id(),
+            cgroup: None,
+        };
+        let mut members = Members::default();
+        let start = Instant::now();
+        let mut found = 0;
+        while found < 3 && start.elapsed() < Duration::from_secs(5) {
+            // A new target is looked for at each reading until it has members; here the
+            // children may not be forked yet, so look again as a new tree.
+            members = Members::default();
+            let (processes, trees) = members.sample(
+                std::slice::from_ref(&target),
+                &HashMap::new(),
+                &HashSet::new(),
+                Instant::now(),
+            );
+            found = processes.len();
+            assert_eq!(trees[&3].len(), found);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = kelpie_sys::kill_group(pgid, kelpie_sys::SIGKILL);
+        let _ = shell.wait();
+        assert_eq!(found, 3, "sh and its two sleeps");
+        assert_eq!(members.stats.len(), 3, "each one's stat file is kept open");
+        // Within FIND_EVERY, only the known members are read: the gone ones drop out.
+        let (processes, _) = members.sample(
+            std::slice::from_ref(&target),
+            &HashMap::new(),
+            &HashSet::new(),
+            start + Duration::from_millis(1),
+        );
+        assert!(processes.len() < 3, "sh is gone: {processes:?}");
+        // A cgroup reading covers an instance: nothing of its is read from /proc.
+        let covered = HashMap::from([(3, CgroupReading::default())]);
+        let (processes, trees) = members.sample(
+            std::slice::from_ref(&target),
+            &covered,
+            &HashSet::new(),
+            Instant::now(),
+        );
+        assert!(processes.is_empty() && trees.is_empty());
+        assert!(members.stats.is_empty(), "no file kept for it any more");
+    }
+}
