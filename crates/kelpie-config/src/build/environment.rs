@@ -1,0 +1,70 @@
+//! The app's environment: `env_file`, `env`, the file's deploy env and `env_<profile>`, merged
+//! in PM2's order; Python's unbuffered output.
+
+use super::{Origin, Reader};
+use crate::convert;
+use crate::paths::{absolutize, expand_tilde};
+use kelpie_core::AppSpec;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// `env_file`, `env`, every `env_<profile>` (all validated, the selected one merged) and Python's
+/// unbuffered output. As PM2 7 does: the app's `env`, the file's `deploy.<profile>.env` over
+/// it, and the app's `env_<profile>` over both. (PM2's `mergeEnvironmentVariables` says the
+/// deploy env has the least priority, but it writes it into the app's own `env` object, so it
+/// wins over `env`; this is what PM2 users' apps get, checked with PM2 7.0.4.)
+pub(super) fn read_env(r: &mut Reader<'_>, spec: &mut AppSpec, origin: &Origin<'_>) {
+    let profile = origin.profile;
+    let cwd = PathBuf::from(&spec.cwd);
+    let home = origin.ctx.home();
+    spec.env = r
+        .get("env_file", |value| env_files(value, &cwd, home))
+        .unwrap_or_default();
+    if let Some(env) = r.get("env", crate::env::variables) {
+        spec.env.extend(env);
+    }
+    if let Some(deploy) = origin.deploy_env {
+        spec.env
+            .extend(deploy.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    for (name, field) in &r.raw.profiles {
+        match crate::env::variables(&field.value) {
+            Ok(vars) if Some(name.as_str()) == profile => spec.env.extend(vars),
+            Ok(_) => {}
+            Err(message) => r.errors.push(format!("field `{}`: {message}", field.key)),
+        }
+    }
+    let python = spec
+        .interpreter
+        .as_deref()
+        .is_some_and(crate::interpreter::is_python);
+    let already_set = spec.env.contains_key("PYTHONUNBUFFERED")
+        || spec.inherited_env.contains_key("PYTHONUNBUFFERED");
+    if python && !already_set {
+        spec.env
+            .insert("PYTHONUNBUFFERED".to_string(), "1".to_string());
+    }
+}
+
+/// `env_file`: one dotenv file or a list of them, relative to the app's directory, read now (a
+/// later `kelpie start` of the app reads them again); later files win.
+fn env_files(
+    value: &Value,
+    cwd: &Path,
+    home: Option<&str>,
+) -> Result<BTreeMap<String, String>, String> {
+    let paths = match value {
+        Value::Array(_) => convert::words(value)?,
+        other => vec![convert::string(other)?],
+    };
+    let mut variables = BTreeMap::new();
+    for path in paths {
+        let path = absolutize(cwd, Path::new(&expand_tilde(&path, home)));
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        let read = crate::env::dotenv(&text).map_err(|e| format!("`{}` {e}", path.display()))?;
+        variables.extend(read);
+    }
+    Ok(variables)
+}

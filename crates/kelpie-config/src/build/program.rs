@@ -1,0 +1,143 @@
+//! What the app runs and what it is called: `cwd`, `script` (or the built-in static server),
+//! `interpreter` and its arguments, and `name`.
+
+use super::{app_name, configured_cwd, Origin, Reader};
+use crate::convert;
+use crate::script::{self, Choice, Lookup};
+use crate::serve;
+use kelpie_core::AppSpec;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// `cwd`: the app's working directory (the origin's directory when not given), which must
+/// exist. Returned as a path for the fields relative to it, with whether it exists.
+pub(super) fn read_cwd(
+    r: &mut Reader<'_>,
+    spec: &mut AppSpec,
+    origin: &Origin<'_>,
+) -> (PathBuf, bool) {
+    let cwd = match r.get("cwd", convert::string) {
+        Some(_) => configured_cwd(r.raw, origin),
+        None => origin.base_dir.to_path_buf(),
+    };
+    let cwd_ok = cwd.is_dir();
+    if !cwd_ok {
+        let key = r.spelled("cwd");
+        r.errors.push(format!(
+            "field `{key}`: working directory `{}` not found",
+            cwd.display()
+        ));
+    }
+    spec.cwd = cwd.display().to_string();
+    (cwd, cwd_ok)
+}
+
+/// `script`, `interpreter` and `interpreter_args`: what the app runs, resolved in its working
+/// directory (only when that exists), or Kelpie's built-in static server. Returns whether it
+/// is the built-in server.
+pub(super) fn read_script(
+    r: &mut Reader<'_>,
+    spec: &mut AppSpec,
+    origin: &Origin<'_>,
+    cwd: &Path,
+    cwd_ok: bool,
+) -> bool {
+    let ctx = origin.ctx;
+    let user_interpreter_args = r
+        .get("interpreter_args", convert::words)
+        .unwrap_or_default();
+    let interpreter = r.get("interpreter", interpreter_field);
+    let script = r.get("script", convert::string);
+    let builtin_serve = origin.builtin_serve && script.as_deref().is_some_and(serve::is_builtin);
+    match script {
+        Some(_) if builtin_serve => {
+            if let Some(Some(given)) = &interpreter {
+                r.errors.push(format!(
+                    "`script: serve` is Kelpie's built-in static file server and runs without an interpreter (remove `interpreter: {given}`)"
+                ));
+            }
+            match serve::resolve() {
+                Ok(resolved) => {
+                    spec.script = resolved.script;
+                    spec.interpreter = resolved.interpreter;
+                }
+                Err(message) => r.errors.push(message),
+            }
+        }
+        Some(script) if cwd_ok => {
+            let path_var = ctx.path_var();
+            let lookup = Lookup {
+                path_var: &path_var,
+                home: ctx.home(),
+            };
+            let choice = match &interpreter {
+                Some(given) => Choice::Explicit(given.as_deref()),
+                None => Choice::Auto,
+            };
+            match script::resolve(&script, cwd, choice, &lookup) {
+                Ok(resolved) => {
+                    spec.script = resolved.script;
+                    spec.interpreter = resolved.interpreter;
+                    spec.interpreter_args = user_interpreter_args;
+                    spec.interpreter_args.extend(resolved.shell_args);
+                }
+                Err(message) => r.errors.push(message),
+            }
+        }
+        Some(_) => {}
+        None if r.raw.get("script").is_none() => r
+            .errors
+            .push("missing `script` (the file or command to run)".to_string()),
+        None => {}
+    }
+    builtin_serve
+}
+
+/// `name` (else one derived from `script`), checked, with the env profile appended when
+/// `append_env_to_name` asks for it.
+pub(super) fn read_name(r: &mut Reader<'_>, spec: &mut AppSpec, origin: &Origin<'_>) {
+    let raw = r.raw;
+    spec.name = app_name(raw, origin).unwrap_or_default();
+    if let Some(name) = r.get("name", convert::string) {
+        spec.name = name;
+    }
+    if !spec.name.is_empty() {
+        if let Err(e) = kelpie_core::check_app_name(&spec.name) {
+            r.errors.push(format!("field `name`: {e}"));
+        }
+    }
+    // A command line whose first word is empty or whose quotes do not close names nothing; an
+    // app named "" could not be told apart or targeted.
+    if spec.name.is_empty() && raw.get("name").is_none() {
+        if let Some(field) = raw.get("script") {
+            if field.value.as_str().is_some_and(|s| !s.trim().is_empty()) {
+                r.errors.push(format!(
+                    "field `{}`: no app name can be taken from {}; set `name`",
+                    field.key,
+                    convert::describe(&field.value)
+                ));
+            }
+        }
+    }
+    // PM2: with `--env dev`, `append_env_to_name: true` names the app `<name>-dev`.
+    if r.get("append_env_to_name", convert::boolean) == Some(true) {
+        if let Some(profile) = origin.profile {
+            if !spec.name.is_empty() {
+                spec.name = format!("{}-{profile}", spec.name);
+            }
+        }
+    }
+}
+
+/// `Some(None)` for `interpreter: none` (or empty), which means "execute the script itself", as
+/// in PM2; `Some(Some(name))` for an interpreter.
+fn interpreter_field(value: &Value) -> Result<Option<String>, String> {
+    match value {
+        Value::String(s) if s.trim().is_empty() || s.trim() == "none" => Ok(None),
+        Value::String(s) => Ok(Some(s.trim().to_string())),
+        other => Err(format!(
+            "expected an interpreter name, path or \"none\", got {}",
+            convert::describe(other)
+        )),
+    }
+}
