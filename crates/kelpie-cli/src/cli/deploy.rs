@@ -1,0 +1,63 @@
+//! The arguments of the commands that run apps elsewhere: at boot (`startup`), in a container
+//! (`runtime`), or under other tools (`export`).
+
+use super::StartArgs;
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct StartupArgs {
+    /// systemd (ubuntu, debian, centos...), openrc or launchd (macos); detected when left out
+    pub platform: Option<String>,
+    /// The user the daemon runs as (default: you)
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Its Kelpie home (default: yours, or `~/.kelpie` of --user)
+    #[arg(long = "hp", value_name = "DIR")]
+    pub home: Option<String>,
+    /// Name of the service (default: kelpie-<user>)
+    #[arg(long)]
+    pub service_name: Option<String>,
+    /// Only print the file
+    #[arg(long)]
+    pub print: bool,
+    /// Write the file into this directory instead of the init system's, and enable nothing
+    #[arg(long, hide = true)]
+    pub dir: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RuntimeArgs {
+    #[command(flatten)]
+    pub start: StartArgs,
+    /// The apps' lines alone: no `id|name |` prefix (stderr lines still on stderr)
+    #[arg(long, conflicts_with = "json")]
+    pub raw: bool,
+    /// One JSON object per line on stdout (the keys of `kelpie logs --json`)
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the usual log files in the home (by default the output only goes to
+    /// stdout/stderr, the log of a container)
+    #[arg(long)]
+    pub log_files: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The engine to export to
+    #[arg(value_enum)]
+    pub target: crate::export::Target,
+    /// The ecosystem file
+    pub file: String,
+    /// Use the file's `env_<profile>`
+    #[arg(long = "env", value_name = "PROFILE")]
+    pub profile: Option<String>,
+    /// Only these apps (comma separated)
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Write one file per unit/manifest into this directory instead of printing them
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: Option<std::path::PathBuf>,
+    /// With -o: replace files that already exist
+    #[arg(short, long)]
+    pub force: bool,
+}

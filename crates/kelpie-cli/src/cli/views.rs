@@ -1,0 +1,76 @@
+//! The arguments of the commands that show apps: `list`, `events`, `logs` and `monit`.
+
+use clap::Args;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Redraw the table in place every --interval until q or Ctrl-C
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// How often --watch refreshes (2s, 500ms; a bare number is seconds)
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
+    pub interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Name, id, namespace or `all` (default: every app)
+    pub target: Option<String>,
+    /// Print JSON (one array, oldest first, each with its last lines of stderr)
+    #[arg(long)]
+    pub json: bool,
+    /// How many exits to show (the newest)
+    #[arg(long, default_value_t = 20)]
+    pub lines: usize,
+    /// Also print the last lines each process wrote to stderr
+    #[arg(long)]
+    pub stderr: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Name, id, namespace, `all`, or a regular expression on names between slashes (`/^api/`)
+    pub target: Option<String>,
+    /// Lines of each stream to show first
+    #[arg(long, default_value_t = 15)]
+    pub lines: u32,
+    /// Only stderr
+    #[arg(long)]
+    pub err: bool,
+    /// Only stdout
+    #[arg(long)]
+    pub out: bool,
+    /// The lines alone: no prefix, no colour, stderr lines on stderr
+    #[arg(long)]
+    pub raw: bool,
+    /// One JSON object per line (PM2's keys: message, timestamp, type, process_id, app_name)
+    #[arg(long)]
+    pub json: bool,
+    /// Prefix each line with the time it was read, in this format
+    #[arg(long, num_args = 0..=1, default_missing_value = "YYYY-MM-DD-HH:mm:ss", value_name = "FORMAT")]
+    pub timestamp: Option<String>,
+    /// Print the last lines and exit instead of following
+    #[arg(long)]
+    pub nostream: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitArgs {
+    /// How often the list is refreshed (2s, 500ms; a bare number is seconds)
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
+    pub interval: Duration,
+}
+
+/// A refresh interval: `2s`, `500ms`, or a bare number of seconds (like `watch -n`); at least
+/// 100 ms.
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let ms = match text.trim().parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => (seconds * 1000.0) as u64,
+        _ => kelpie_config::parse_duration_ms(text)?,
+    };
+    if ms < 100 {
+        return Err(format!("`{text}` is too short: at least 100ms"));
+    }
+    Ok(Duration::from_millis(ms))
+}
