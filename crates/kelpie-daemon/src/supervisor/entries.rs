@@ -1,0 +1,78 @@
+//! An instance into and out of the app table, with what goes with it (its task, its logs, its
+//! app's port and watches), and a change of the spec of instances.
+
+use super::apps::Entry;
+use super::{update, NewInstance, Supervisor};
+use crate::instance::InstanceMsg;
+use crate::sockets::ListenSocket;
+use kelpie_core::{AppSpec, InstanceState};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+impl Supervisor {
+    /// Register instance `pm_id` and start its task (which starts no process by itself).
+    pub(super) fn add_entry(
+        &mut self,
+        pm_id: u32,
+        instance: u32,
+        spec: Arc<AppSpec>,
+        state: InstanceState,
+        socket: Option<Arc<ListenSocket>>,
+        inherited: update::Inherited,
+    ) {
+        self.services.logs.claim(pm_id, &spec);
+        let new = NewInstance {
+            pm_id,
+            instance,
+            claims: self.ports.claims_of(&spec.name),
+            spec: spec.clone(),
+            state: state.clone(),
+            socket,
+        };
+        let mailbox = self.services.spawn_instance(new, inherited);
+        self.apps
+            .insert(pm_id, Entry::new(instance, spec, state, mailbox));
+    }
+
+    /// Take an instance out of the table and tell its task to stop and end.
+    pub(super) fn remove(&mut self, pm_id: u32) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.dependencies.forget(pm_id);
+        if let Some(Entry {
+            mailbox,
+            spec,
+            state,
+            ..
+        }) = self.apps.take(pm_id)
+        {
+            let about = crate::bus::About::of(pm_id, &spec);
+            self.services
+                .bus
+                .publish(crate::bus::event("delete", &about, &state));
+            self.services.sample(&self.apps);
+            let _ = mailbox.send(InstanceMsg::Shutdown(tx));
+            self.services.logs.forget(pm_id);
+            // The port is closed with the app's last instance (the processes still stopping
+            // hold their own copies until they exit).
+            if self.apps.ids_named(&spec.name).is_empty() {
+                self.ports.forget(&spec.name);
+                self.watches.forget(&spec.name);
+            }
+        }
+        rx
+    }
+
+    /// Change the spec of each of `ids` with `edit`, and tell its instance (it applies the
+    /// new spec at its next start).
+    pub(super) fn change_specs(&mut self, ids: &[u32], edit: impl Fn(&mut AppSpec)) {
+        for id in ids {
+            if let Some(spec) = self.apps.edit_spec(*id, &edit) {
+                let socket = self.ports.socket_of(&spec.name);
+                self.apps.send(*id, InstanceMsg::UpdateSpec(spec, socket));
+            }
+        }
+        if !ids.is_empty() {
+            self.persistence.changed();
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Answering a request: its [`Finish`] once the instances concerned have settled and the
+//! settled state is on disk, or at once for what changes nothing.
+
+use super::{listing, Supervisor};
+use crate::control::{Command, Finish, Reply};
+use kelpie_proto::{ProcessInfo, Response};
+use tokio::sync::oneshot;
+
+impl Supervisor {
+    /// Answer with the list (CPU and memory from the monitor's last readings).
+    pub(super) fn reply_with_list(
+        &self,
+        reply: oneshot::Sender<Reply>,
+        wrap: impl FnOnce(Vec<ProcessInfo>) -> Response,
+    ) {
+        let _ = reply.send(Reply {
+            response: wrap(listing::process_infos(&self.apps, &self.services)),
+            written: None,
+        });
+    }
+
+    pub(super) fn finish(&mut self, finish: Finish, reply: oneshot::Sender<Reply>) {
+        match finish {
+            Finish::List => self.reply_with_list(reply, Response::Processes),
+            Finish::Started(outcomes, notes, failures) => {
+                self.reply_with_list(reply, move |processes| Response::Started {
+                    outcomes,
+                    processes,
+                    notes,
+                    failures,
+                })
+            }
+            Finish::Done(message) => {
+                let _ = reply.send(Reply {
+                    response: Response::Done(message),
+                    written: None,
+                });
+            }
+            Finish::Reply(response) => {
+                let _ = reply.send(Reply {
+                    response,
+                    written: None,
+                });
+            }
+            Finish::Failed(error) => {
+                let _ = reply.send(Reply {
+                    response: Response::Error(error),
+                    written: None,
+                });
+            }
+            Finish::Exit(message) => {
+                let (written_tx, written_rx) = oneshot::channel();
+                let _ = reply.send(Reply {
+                    response: Response::Done(message),
+                    written: Some(written_tx),
+                });
+                self.exit.after_written(written_rx);
+            }
+        }
+    }
+
+    /// Finish `finish` once every waiter has fired (the instances have settled) and then the
+    /// settled state is on disk: when a command returns, a `kill -9` cannot undo it.
+    pub(super) fn finish_after(
+        &self,
+        waiters: Vec<oneshot::Receiver<()>>,
+        finish: Finish,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        let commands = self.services.commands.clone();
+        tokio::spawn(async move {
+            for waiter in waiters {
+                let _ = waiter.await;
+            }
+            let _ = commands.send(Command::Settled { finish, reply }).await;
+        });
+    }
+
+    pub(super) fn persist_then_finish(&mut self, finish: Finish, reply: oneshot::Sender<Reply>) {
+        let (ack_tx, ack_rx) = oneshot::channel();
+        self.persistence.write(&self.apps, Some(ack_tx));
+        let commands = self.services.commands.clone();
+        tokio::spawn(async move {
+            let finish = match (ack_rx.await, finish) {
+                // `kill` ends the daemon whatever happens to the state (on a full disk, above
+                // all): staying up would keep refusing the one command meant to stop it.
+                (Ok(Err(e)), Finish::Exit(message)) => {
+                    crate::daemon_log!("exiting without saving the state: {e}");
+                    Finish::Exit(format!("{message} (the state could not be saved: {e})"))
+                }
+                (Ok(Err(e)), _) => Finish::Failed(kelpie_proto::WireError {
+                    kind: kelpie_proto::ErrorKind::Internal,
+                    message: format!("the change was made but could not be saved: {e}"),
+                }),
+                (_, finish) => finish,
+            };
+            let _ = commands.send(Command::Finish { finish, reply }).await;
+        });
+    }
+}

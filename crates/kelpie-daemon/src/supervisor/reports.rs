@@ -1,0 +1,70 @@
+//! The instances' reports: a new state (published to the bus, sampled, persisted, its watches
+//! kept in step, and what waited on it run), a value an app published, a message it sent.
+
+use super::Supervisor;
+use crate::instance::InstanceEvent;
+
+impl Supervisor {
+    pub(super) fn on_event(&mut self, event: InstanceEvent) {
+        let event = match event {
+            InstanceEvent::State(report) => report,
+            // Shown by `list`, never persisted: it changes as often as the app wants.
+            InstanceEvent::Published { pm_id, published } => {
+                if let Some(entry) = self.apps.get_mut(pm_id) {
+                    entry.published = published;
+                }
+                return;
+            }
+            InstanceEvent::Message {
+                pm_id,
+                pid,
+                message,
+            } => {
+                if let Some(entry) = self.apps.get(pm_id) {
+                    let about = crate::bus::About::of(pm_id, &entry.spec);
+                    let mut event = crate::bus::event("message", &about, &entry.state);
+                    event.pid = pid;
+                    event.data = Some(message);
+                    self.services.bus.publish(event);
+                }
+                return;
+            }
+        };
+        let Some(entry) = self.apps.get_mut(event.pm_id) else {
+            // A deleted instance's process is gone: apps it depended on may now stop.
+            if !event.state.status.has_process() && self.apps.left(event.pm_id) {
+                self.run_pending();
+            }
+            return;
+        };
+        let new_process = entry.state.pid != event.state.pid || entry.cgroup != event.cgroup;
+        // Each counted failure of a health check reports a new detail (its count in a row, or
+        // the final reason); a success or a new process clears it.
+        if event.state.health_detail.is_some()
+            && event.state.health_detail != entry.state.health_detail
+        {
+            entry.health_failures += 1;
+        }
+        let about = crate::bus::About::of(event.pm_id, &entry.spec);
+        self.services
+            .bus
+            .publish_changes(&about, &entry.state, &event.state);
+        entry.state = event.state;
+        entry.cgroup = event.cgroup;
+        if new_process {
+            entry.limits.reset();
+        }
+        let name = entry.spec.name.clone();
+        let watched = !entry.spec.watch.is_empty() || self.watches.has(&name);
+        if new_process {
+            self.services.sample(&self.apps);
+        }
+        self.persistence.changed();
+        if watched {
+            self.watches.sync(&name, &self.apps);
+        }
+        self.dependencies.note_reported(event.pm_id);
+        self.run_pending();
+        self.check_all_ended();
+    }
+}

@@ -1,0 +1,100 @@
+//! What the supervisor is built from ([`Setup`]), the handles it uses without owning them
+//! ([`Services`]), and how it starts an instance task ([`NewInstance`]).
+
+use super::apps::Apps;
+use super::{foreground, update, Command};
+use crate::instance::{self, InstanceEvent, InstanceMsg, InstanceSetup};
+use crate::logs::LogService;
+use crate::monitor::Monitor;
+use crate::persist::Persister;
+use crate::sockets::{ClaimedSockets, ListenSocket};
+use kelpie_core::{AppSpec, InstanceState};
+use kelpie_proto::Home;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// What a supervisor is built from. `startup.rs` starts the daemon's services; the in-process
+/// tests (`supervisor/tests/`) start theirs with fake processes and no monitor thread.
+pub(super) struct Setup {
+    pub(super) home: Home,
+    /// Writes `state.json`, the dump and the configuration store.
+    pub(super) persister: Persister,
+    pub(super) logs: LogService,
+    /// Samples the instances' processes (in the tests: not started, fed by the test).
+    pub(super) monitor: Monitor,
+    /// One cgroup per app process, when the daemon can create them.
+    pub(super) cgroups: crate::cgroups::Cgroups,
+    /// Starts and stops the web server (`kelpie web`, `[web]`).
+    pub(super) web: crate::web::WebControl,
+    /// Where the instances' processes run.
+    pub(super) host: instance::Host,
+    /// A second descriptor of the control socket, for `kelpie update`.
+    pub(super) control: std::os::fd::OwnedFd,
+    /// The configuration store (`kelpie set`), as on disk.
+    pub(super) conf: kelpie_config::module_conf::ConfStore,
+    /// The rotation defaults of `kelpie.toml` (`[logs]`).
+    pub(super) toml_logs: kelpie_config::LogDefaults,
+    /// Under `kelpie runtime`: its apps' exit, output and orphans.
+    pub(super) foreground: Option<foreground::Foreground>,
+}
+
+/// Handles on what the supervisor uses and does not own: none of them is its state.
+pub(super) struct Services {
+    pub(super) home: Home,
+    /// Its own channel, for the tasks it spawns to send their results back.
+    pub(super) commands: mpsc::Sender<Command>,
+    /// Where its instances report.
+    pub(super) events: mpsc::UnboundedSender<InstanceEvent>,
+    pub(super) logs: LogService,
+    pub(super) monitor: Monitor,
+    pub(super) cgroups: crate::cgroups::Cgroups,
+    pub(super) web: crate::web::WebControl,
+    /// Where the instances' processes run.
+    pub(super) host: instance::Host,
+    /// What happens to the processes, for the clients following it (`Request::Events`).
+    pub(super) bus: crate::bus::Bus,
+    /// The user the apps run as by default, for `list`.
+    pub(super) username: String,
+}
+
+/// An instance task to start: who it is and what it starts with.
+pub(super) struct NewInstance {
+    pub(super) pm_id: u32,
+    pub(super) instance: u32,
+    pub(super) spec: Arc<AppSpec>,
+    pub(super) state: InstanceState,
+    pub(super) socket: Option<Arc<ListenSocket>>,
+    pub(super) claims: Arc<ClaimedSockets>,
+}
+
+impl Services {
+    /// Start an instance task; its mailbox.
+    pub(super) fn spawn_instance(
+        &self,
+        new: NewInstance,
+        inherited: update::Inherited,
+    ) -> mpsc::UnboundedSender<InstanceMsg> {
+        let setup = InstanceSetup {
+            pm_id: new.pm_id,
+            instance: new.instance,
+            spec: new.spec,
+            state: new.state,
+            home: self.home.clone(),
+            orphan_group: inherited.orphan_group,
+            logs: self.logs.clone(),
+            socket: new.socket,
+            claims: new.claims,
+            cgroups: self.cgroups.clone(),
+            adopted: inherited.process,
+            pipes: inherited.pipes,
+            restart_in: inherited.restart_in,
+            host: self.host.clone(),
+        };
+        instance::spawn(setup, self.events.clone())
+    }
+
+    /// Tell the monitor which processes are the instances' now.
+    pub(super) fn sample(&self, apps: &Apps) {
+        self.monitor.set_targets(apps.sampled());
+    }
+}

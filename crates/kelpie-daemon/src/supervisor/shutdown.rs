@@ -1,0 +1,47 @@
+//! The daemon stopping: every app stopped, the list kept on disk as it is, then the exit.
+
+use super::Supervisor;
+use crate::control::{Command, Finish, Reply};
+use tokio::sync::oneshot;
+
+impl Supervisor {
+    /// Stop every app and exit, keeping the state on disk as it is now, so the next daemon
+    /// starts the same apps. Used for SIGTERM/SIGINT and `kelpie update`.
+    pub(super) fn begin_shutdown(&mut self, why: &str, reply: Option<oneshot::Sender<Reply>>) {
+        if !self.exit.begin() {
+            return;
+        }
+        if self.foreground.is_some() {
+            crate::daemon_log!("{why}: stopping every app");
+        } else {
+            crate::daemon_log!("{why}: stopping every app, keeping the list");
+        }
+        self.persistence.write(&self.apps, None);
+        self.persistence.keep_what_is_on_disk();
+        let waiters = self.apps.shut_down_all();
+        let commands = self.services.commands.clone();
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            for waiter in waiters {
+                let _ = waiter.await;
+            }
+            match reply {
+                Some(reply) => {
+                    let _ = commands
+                        .send(Command::Finish {
+                            finish: Finish::Exit(
+                                "daemon stopped; the apps will start again with the next daemon"
+                                    .into(),
+                            ),
+                            reply,
+                        })
+                        .await;
+                }
+                None => {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        self.exit.when(rx);
+    }
+}
