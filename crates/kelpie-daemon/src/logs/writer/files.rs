@@ -1,0 +1,191 @@
+//! Writing a file: opening it (again after a failure), writing its pending bytes up to its size
+//! limit, saying once when writing fails and when it works again; and emptying it (`flush`).
+
+use super::super::rotation::{period_of, RotationPolicy};
+use super::super::sink::{lock, FileSlot, Sink};
+use super::rotate::slot_is_regular;
+use super::{now_ms, system_time_ms, Writer};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::time::{Duration, Instant};
+
+/// Wait between attempts to open a file that could not be opened.
+const RETRY_OPEN: Duration = Duration::from_secs(1);
+
+impl Writer {
+    /// Write everything pending for `sink`.
+    pub(super) fn drain(&mut self, sink: &Sink) {
+        let batch = sink.take_pending();
+        let mut slot = lock(&sink.slot);
+        let policy = *lock(&sink.policy);
+        if self.ensure_open(sink, &mut slot) {
+            self.rotate_if_period_ended(sink, &mut slot, &policy);
+            self.write_batch(sink, &mut slot, &policy, &batch);
+        } else {
+            slot.dropped_while_failing += sink.count_dropped(&batch);
+        }
+        self.note(sink, &slot, &policy);
+    }
+
+    /// Write `batch`, rotating whenever the next line would take the file past its size limit.
+    fn write_batch(&self, sink: &Sink, slot: &mut FileSlot, policy: &RotationPolicy, batch: &[u8]) {
+        let mut rest = batch;
+        while !rest.is_empty() {
+            let take = match size_room(slot, policy) {
+                Some(room) if rest.len() > room => match memchr::memrchr(b'\n', &rest[..room]) {
+                    Some(newline) => newline + 1,
+                    // Not one whole line fits: into a new file. In an empty file, write the
+                    // whole (long) line anyway, or it would never be written.
+                    None if slot.size > 0 => {
+                        self.rotate(sink, slot, policy);
+                        continue;
+                    }
+                    None => {
+                        memchr::memchr(b'\n', &rest[room..]).map_or(rest.len(), |nl| room + nl + 1)
+                    }
+                },
+                _ => rest.len(),
+            };
+            let written = write_some(sink, slot, &rest[..take]);
+            slot.size += written as u64;
+            if written < take {
+                slot.dropped_while_failing += sink.count_dropped(&rest[written..]);
+                return;
+            }
+            rest = &rest[take..];
+            if policy.max_size > 0 && slot.size >= policy.max_size && slot_is_regular(slot) {
+                self.rotate(sink, slot, policy);
+            }
+        }
+    }
+
+    /// Open the file if it is not open (and a retry is due). True when it is open.
+    pub(super) fn ensure_open(&self, sink: &Sink, slot: &mut FileSlot) -> bool {
+        if slot.file.is_some() {
+            return true;
+        }
+        if slot.retry_open_at.is_some_and(|at| Instant::now() < at) {
+            return false;
+        }
+        match open_append(sink) {
+            Ok(file) => {
+                let meta = file.metadata().ok();
+                slot.size = meta.as_ref().map_or(0, |m| m.len());
+                slot.regular = meta.as_ref().is_some_and(|m| m.is_file());
+                let policy = *lock(&sink.policy);
+                // A file left by an earlier run belongs to the period it was last written in,
+                // so yesterday's lines rotate out at the first check of today.
+                let written_at = meta
+                    .and_then(|m| m.modified().ok())
+                    .filter(|_| slot.size > 0)
+                    .map_or_else(now_ms, system_time_ms);
+                slot.period = period_of(&policy, written_at, self.offset);
+                slot.file = Some(file);
+                slot.retry_open_at = None;
+                resumed(sink, slot);
+                true
+            }
+            Err(e) => {
+                failed(sink, format!("cannot open {}: {e}", sink.path().display()));
+                slot.retry_open_at = Some(Instant::now() + RETRY_OPEN);
+                false
+            }
+        }
+    }
+}
+
+/// Bytes that still fit under the size limit (`None`: no limit applies).
+fn size_room(slot: &FileSlot, policy: &RotationPolicy) -> Option<usize> {
+    if policy.max_size == 0 || !slot_is_regular(slot) {
+        return None;
+    }
+    Some(policy.max_size.saturating_sub(slot.size) as usize)
+}
+
+/// Open for appending, creating the file and its directory. Non-blocking, so a FIFO nobody
+/// reads cannot hang the writer.
+fn open_append(sink: &Sink) -> std::io::Result<File> {
+    if let Some(dir) = sink.path().parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(kelpie_sys::O_NONBLOCK)
+        .open(sink.path())
+}
+
+/// Write as much of `bytes` as the file takes; returns how much was written. A failure marks
+/// the sink as failing (once) until a later write succeeds.
+fn write_some(sink: &Sink, slot: &mut FileSlot, bytes: &[u8]) -> usize {
+    let Some(file) = slot.file.as_mut() else {
+        return 0;
+    };
+    let mut written = 0;
+    while written < bytes.len() {
+        match file.write(&bytes[written..]) {
+            Ok(0) => {
+                failed(
+                    sink,
+                    format!("cannot write {}: no space written", sink.path().display()),
+                );
+                return written;
+            }
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                failed(sink, format!("cannot write {}: {e}", sink.path().display()));
+                return written;
+            }
+        }
+    }
+    resumed(sink, slot);
+    written
+}
+
+/// Record a failure; said in the daemon log only when it starts or changes.
+fn failed(sink: &Sink, message: String) {
+    if sink.status().error.as_deref() != Some(message.as_str()) {
+        crate::daemon_log!("{message}; its lines are dropped until it works again");
+        sink.set_error(Some(message));
+    }
+}
+
+/// Clear a failure once writing works again.
+fn resumed(sink: &Sink, slot: &mut FileSlot) {
+    if sink.status().error.is_some() {
+        crate::daemon_log!(
+            "writing {} again ({} lines were dropped meanwhile)",
+            sink.path().display(),
+            slot.dropped_while_failing
+        );
+        sink.set_error(None);
+        slot.dropped_while_failing = 0;
+    }
+}
+
+/// Empty a file and what is waiting for it. Only regular files: a FIFO or a device has nothing
+/// to empty (and opening one must not block).
+pub(super) fn truncate(sink: &Sink) {
+    sink.discard_pending();
+    let mut slot = lock(&sink.slot);
+    let result = match &slot.file {
+        Some(file) if slot.regular => file.set_len(0),
+        Some(_) => Ok(()),
+        None => match OpenOptions::new()
+            .write(true)
+            .custom_flags(kelpie_sys::O_NONBLOCK)
+            .open(sink.path())
+        {
+            Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => file.set_len(0),
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(()) => slot.size = 0,
+        Err(e) => crate::daemon_log!("cannot flush {}: {e}", sink.path().display()),
+    }
+}
