@@ -32,16 +32,19 @@
 //! - a wall time that happens twice (the hour repeated when clocks fall back) fires once, at its
 //!   first occurrence: the repeated hour has already been served. An every-minute schedule
 //!   therefore pauses for the repeated hour.
+//!
+//! Here: the schedule and what it tells about itself. Its parts, in `cron/`: reading an
+//! expression (`parse`), its six fields (`fields`), the next time it fires (`next`), and the
+//! set of values a field matches (`value_set`).
 
+mod fields;
+mod next;
+mod parse;
+mod value_set;
+
+use jiff::tz::TimeZone;
 use std::fmt;
-
-use jiff::civil::{Date, DateTime};
-use jiff::tz::{AmbiguousOffset, Offset, TimeZone};
-use jiff::{SignedDuration, Timestamp, Zoned};
-
-/// How many years ahead `next_after` looks before giving up. Eight, not fewer, so that
-/// `0 0 29 2 *` still finds the 29th of February across 2100, which is not a leap year.
-const SEARCH_YEARS: i16 = 8;
+use value_set::ValueSet;
 
 /// A parsed cron expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,54 +64,6 @@ pub struct CronSchedule {
 }
 
 impl CronSchedule {
-    /// Parse a 5- or 6-field expression; the error says which field is wrong and why.
-    pub fn parse(expression: &str) -> Result<CronSchedule, String> {
-        let trimmed = expression.trim();
-        let expanded = if trimmed.starts_with('@') {
-            expand_macro(trimmed)?
-        } else {
-            expression
-        };
-        let fields: Vec<&str> = expanded.split_whitespace().collect();
-        let count = fields.len();
-        if count != 5 && count != 6 {
-            return Err(format!(
-                "expected 5 fields (minute hour day month weekday) or 6 (seconds first), got {count} in `{expression}`"
-            ));
-        }
-        // A 5-field expression fires at second 0; its fields start with the minute.
-        let kinds: &[Field] = if count == 6 {
-            &Field::ALL
-        } else {
-            &Field::ALL[1..]
-        };
-        let mut sets = [ValueSet::single(0); 6];
-        let mut unrestricted = [false; 6];
-        for (position, (&kind, &text)) in kinds.iter().zip(&fields).enumerate() {
-            let set = parse_field(kind, text).map_err(|why| {
-                format!(
-                    "field {} ({}) of `{expression}`: {why}",
-                    position + 1,
-                    kind.name()
-                )
-            })?;
-            sets[kind as usize] = set;
-            unrestricted[kind as usize] = text == "*" || text == "?";
-        }
-        let [seconds, minutes, hours, days_of_month, months, days_of_week] = sets;
-        Ok(CronSchedule {
-            expression: expression.to_string(),
-            seconds,
-            minutes,
-            hours,
-            days_of_month,
-            months,
-            days_of_week,
-            any_day_of_month: unrestricted[Field::DayOfMonth as usize],
-            any_day_of_week: unrestricted[Field::DayOfWeek as usize],
-        })
-    }
-
     /// The expression as it was written.
     pub fn expression(&self) -> &str {
         &self.expression
@@ -151,146 +106,6 @@ impl CronSchedule {
             .all(|(i, t)| *t == i as u64 * period);
         (even && period * times.len() as u64 == 86_400).then_some(period * 1000)
     }
-
-    /// The first time strictly after `after` (whole seconds) that matches, in `after`'s zone;
-    /// `None` if none within the next eight years.
-    ///
-    /// A wall time skipped by a daylight-saving change never matches; a wall time repeated by
-    /// one matches at its first occurrence only (see the module documentation).
-    pub fn next_after(&self, after: &Zoned) -> Option<Zoned> {
-        let tz = after.time_zone();
-        // Whole-second resolution: from 10:00:00.300 the earliest answer is 10:00:01. Floor,
-        // not truncation, so that instants before 1970 round the same way.
-        let timestamp = after.timestamp();
-        let mut whole_seconds = timestamp.as_second();
-        if timestamp.subsec_nanosecond() < 0 {
-            whole_seconds -= 1;
-        }
-        let earliest = Timestamp::from_second(whole_seconds.checked_add(1)?).ok()?;
-        let last_year = tz.to_datetime(earliest).year().saturating_add(SEARCH_YEARS);
-
-        // Search the wall clock, then map each matching wall time back to an instant. No
-        // answer has a wall time before `earliest`'s: the wall clock only goes backwards in a
-        // repeated hour, whose second occurrences never fire.
-        let mut cursor = tz.to_datetime(earliest);
-        loop {
-            let wall = self.next_wall_time(cursor, last_year)?;
-            let offset = match tz.to_ambiguous_timestamp(wall).offset() {
-                AmbiguousOffset::Unambiguous { offset } => Some(offset),
-                // Repeated: the first occurrence, which is in the offset before the change.
-                AmbiguousOffset::Fold { before, .. } => Some(before),
-                // Skipped: never fires.
-                AmbiguousOffset::Gap { .. } => None,
-            };
-            if let Some(offset) = offset {
-                let instant = offset.to_timestamp(wall).ok()?;
-                if instant >= earliest {
-                    return Some(instant.to_zoned(tz.clone()));
-                }
-            }
-            // Either a skipped wall time, or a repeated one whose first occurrence is already
-            // past (`after` is in the second occurrence): then the rest of the skipped or
-            // repeated span cannot fire either, so jump past it rather than test each second.
-            cursor = end_of_transition(tz, wall)
-                .or_else(|| wall.checked_add(SignedDuration::from_secs(1)).ok())?;
-        }
-    }
-
-    /// The first wall time at or after `from` (whole seconds) that matches every field, in a
-    /// year up to `last_year`. Skips by field: a month that does not match is passed in one
-    /// step, then a day, an hour, a minute.
-    fn next_wall_time(&self, from: DateTime, last_year: i16) -> Option<DateTime> {
-        let mut year = from.year();
-        // Every value below fits in a u8: the fields' ranges, or one past their end.
-        let mut month = u8::try_from(from.month()).ok()?;
-        let mut day = u8::try_from(from.day()).ok()?;
-        let mut hour = u8::try_from(from.hour()).ok()?;
-        let mut minute = u8::try_from(from.minute()).ok()?;
-        let mut second = u8::try_from(from.second()).ok()?;
-        loop {
-            if year > last_year {
-                return None;
-            }
-            match self.months.first_at_or_after(month) {
-                None => {
-                    year = year.checked_add(1)?;
-                    (month, day, hour, minute, second) = (1, 1, 0, 0, 0);
-                    continue;
-                }
-                Some(found) if found != month => {
-                    (month, day, hour, minute, second) = (found, 1, 0, 0, 0);
-                }
-                Some(_) => {}
-            }
-            let first_of_month = Date::new(year, i8::try_from(month).ok()?, 1).ok()?;
-            let days_in_month = u8::try_from(first_of_month.days_in_month()).ok()?;
-            let first_weekday =
-                u8::try_from(first_of_month.weekday().to_sunday_zero_offset()).ok()?;
-            let matching_day = (day..=days_in_month).find(|&candidate| {
-                self.day_matches(candidate, (first_weekday + candidate - 1) % 7)
-            });
-            match matching_day {
-                None => {
-                    // Past the month's last day: `first_at_or_after(13)` moves to next year.
-                    (month, day, hour, minute, second) = (month + 1, 1, 0, 0, 0);
-                    continue;
-                }
-                Some(found) if found != day => {
-                    (day, hour, minute, second) = (found, 0, 0, 0);
-                }
-                Some(_) => {}
-            }
-            match self.hours.first_at_or_after(hour) {
-                None => {
-                    (day, hour, minute, second) = (day + 1, 0, 0, 0);
-                    continue;
-                }
-                Some(found) if found != hour => {
-                    (hour, minute, second) = (found, 0, 0);
-                }
-                Some(_) => {}
-            }
-            match self.minutes.first_at_or_after(minute) {
-                None => {
-                    (hour, minute, second) = (hour + 1, 0, 0);
-                    continue;
-                }
-                Some(found) if found != minute => {
-                    (minute, second) = (found, 0);
-                }
-                Some(_) => {}
-            }
-            match self.seconds.first_at_or_after(second) {
-                None => {
-                    (minute, second) = (minute + 1, 0);
-                    continue;
-                }
-                Some(found) => second = found,
-            }
-            return DateTime::new(
-                year,
-                i8::try_from(month).ok()?,
-                i8::try_from(day).ok()?,
-                i8::try_from(hour).ok()?,
-                i8::try_from(minute).ok()?,
-                i8::try_from(second).ok()?,
-                0,
-            )
-            .ok();
-        }
-    }
-
-    /// Whether a day (of month, and of week with 0 = Sunday) is chosen by the two day fields.
-    fn day_matches(&self, day_of_month: u8, day_of_week: u8) -> bool {
-        let by_month = self.days_of_month.contains(day_of_month);
-        let by_week = self.days_of_week.contains(day_of_week);
-        if self.any_day_of_month || self.any_day_of_week {
-            // The unrestricted one holds every day, so this is the other one alone.
-            by_month && by_week
-        } else {
-            by_month || by_week
-        }
-    }
 }
 
 impl fmt::Display for CronSchedule {
@@ -307,267 +122,6 @@ pub fn time_zone(name: Option<&str>) -> Result<TimeZone, String> {
         // Built in, so that UTC works even on a system without a time zone database.
         Some("UTC") => Ok(TimeZone::UTC),
         Some(name) => TimeZone::get(name).map_err(|e| format!("unknown time zone `{name}`: {e}")),
-    }
-}
-
-/// The first wall time after the skipped or repeated span that `wall` is in, from the time
-/// zone's transition; `None` if that cannot be worked out (then the caller steps one second).
-fn end_of_transition(tz: &TimeZone, wall: DateTime) -> Option<DateTime> {
-    let (before, after) = match tz.to_ambiguous_timestamp(wall).offset() {
-        AmbiguousOffset::Gap { before, after } | AmbiguousOffset::Fold { before, after } => {
-            (before, after)
-        }
-        AmbiguousOffset::Unambiguous { .. } => return None,
-    };
-    // The span is [transition + smaller offset, transition + larger offset) on the wall clock,
-    // so the transition is the first one after `wall` read in the larger offset.
-    let larger: Offset = if before > after { before } else { after };
-    let transition = tz.following(larger.to_timestamp(wall).ok()?).next()?;
-    let end = larger.to_datetime(transition.timestamp());
-    // A guard against odd zone data: the search must move forward.
-    (end > wall).then_some(end)
-}
-
-/// Replace a `@name` macro with its 5-field expression.
-fn expand_macro(text: &str) -> Result<&'static str, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "@yearly" | "@annually" => Ok("0 0 1 1 *"),
-        "@monthly" => Ok("0 0 1 * *"),
-        "@weekly" => Ok("0 0 * * 0"),
-        "@daily" | "@midnight" => Ok("0 0 * * *"),
-        "@hourly" => Ok("0 * * * *"),
-        "@reboot" => Err("`@reboot` is not a time of day and cannot be a restart schedule".to_string()),
-        _ => Err(format!(
-            "unknown macro `{text}`: expected @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly"
-        )),
-    }
-}
-
-/// The six fields, in the order of a 6-field expression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
-    Second,
-    Minute,
-    Hour,
-    DayOfMonth,
-    Month,
-    DayOfWeek,
-}
-
-const MONTH_NAMES: [&str; 12] = [
-    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
-];
-const WEEKDAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
-
-impl Field {
-    const ALL: [Field; 6] = [
-        Field::Second,
-        Field::Minute,
-        Field::Hour,
-        Field::DayOfMonth,
-        Field::Month,
-        Field::DayOfWeek,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Field::Second => "second",
-            Field::Minute => "minute",
-            Field::Hour => "hour",
-            Field::DayOfMonth => "day-of-month",
-            Field::Month => "month",
-            Field::DayOfWeek => "day-of-week",
-        }
-    }
-
-    /// The values `*` stands for, which also bound `a/n` and the size of a step.
-    fn span(self) -> (u8, u8) {
-        match self {
-            Field::Second | Field::Minute => (0, 59),
-            Field::Hour => (0, 23),
-            Field::DayOfMonth => (1, 31),
-            Field::Month => (1, 12),
-            Field::DayOfWeek => (0, 6),
-        }
-    }
-
-    /// The values a number may take: the span, plus 7 for Sunday in day-of-week.
-    fn accepted(self) -> (u8, u8) {
-        match self {
-            Field::DayOfWeek => (0, 7),
-            other => other.span(),
-        }
-    }
-
-    /// Names accepted in place of numbers, and the number of the first name.
-    fn names(self) -> Option<(&'static [&'static str], u8)> {
-        match self {
-            Field::Month => Some((&MONTH_NAMES, 1)),
-            Field::DayOfWeek => Some((&WEEKDAY_NAMES, 0)),
-            _ => None,
-        }
-    }
-
-    fn is_day(self) -> bool {
-        matches!(self, Field::DayOfMonth | Field::DayOfWeek)
-    }
-}
-
-/// One field's text to the set of values it matches; the error is the reason alone (the
-/// caller names the field).
-fn parse_field(field: Field, text: &str) -> Result<ValueSet, String> {
-    if text == "?" {
-        return if field.is_day() {
-            let (low, high) = field.span();
-            Ok(ValueSet::range(low, high, 1))
-        } else {
-            Err("`?` is only allowed in day-of-month and day-of-week".to_string())
-        };
-    }
-    let mut set = ValueSet::EMPTY;
-    for item in text.split(',') {
-        if item.is_empty() {
-            return Err(format!("empty item in the list `{text}`"));
-        }
-        set = set.union(parse_item(field, item)?);
-    }
-    if field == Field::DayOfWeek && set.contains(7) {
-        // 7 is Sunday, stored as 0 so that matching has one number per weekday.
-        set = set.without(7).union(ValueSet::single(0));
-    }
-    Ok(set)
-}
-
-/// One item of a list: `*`, `a`, `a-b`, each optionally followed by `/step`.
-fn parse_item(field: Field, item: &str) -> Result<ValueSet, String> {
-    let (range, step) = match item.split_once('/') {
-        Some((range, step)) => (range, Some(parse_step(field, item, step)?)),
-        None => (item, None),
-    };
-    let (span_low, span_high) = field.span();
-    let (low, high) = if range == "*" {
-        (span_low, span_high)
-    } else if let Some((first, last)) = range.split_once('-') {
-        let low = parse_value(field, item, first, false)?;
-        let high = parse_value(field, item, last, true)?;
-        if low > high {
-            return Err(format!("range {first}-{last} is backwards"));
-        }
-        (low, high)
-    } else {
-        let value = parse_value(field, item, range, false)?;
-        // `a/n` runs from a to the end of the field.
-        if step.is_some() {
-            (value, span_high.max(value))
-        } else {
-            (value, value)
-        }
-    };
-    Ok(ValueSet::range(low, high, step.unwrap_or(1)))
-}
-
-/// The `n` of `/n`: at least 1, at most the number of values in the field.
-fn parse_step(field: Field, item: &str, text: &str) -> Result<u8, String> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("step `{text}` in `{item}` is not a number"));
-    }
-    let (low, high) = field.span();
-    let too_large =
-        || format!("step {text} in `{item}` is larger than the field's range {low}-{high}");
-    let step: u8 = text.parse().map_err(|_| too_large())?;
-    if step == 0 {
-        return Err(format!("step 0 in `{item}`: a step must be at least 1"));
-    }
-    if step > high - low + 1 {
-        return Err(too_large());
-    }
-    Ok(step)
-}
-
-/// A number or a name within the field's range. `range_end` is set for the `b` of `a-b`, where
-/// `SUN` means 7 so that `FRI-SUN` reads as Friday to Sunday.
-fn parse_value(field: Field, item: &str, text: &str, range_end: bool) -> Result<u8, String> {
-    let (low, high) = field.accepted();
-    if text.is_empty() {
-        return Err(format!("`{item}` is missing a number"));
-    }
-    if text.bytes().all(|b| b.is_ascii_digit()) {
-        let out_of_range = || format!("{text} is out of range {low}-{high}");
-        let value: u8 = text.parse().map_err(|_| out_of_range())?;
-        if value < low || value > high {
-            return Err(out_of_range());
-        }
-        return Ok(value);
-    }
-    match field.names() {
-        Some((names, first)) => {
-            let index = names
-                .iter()
-                .position(|name| name.eq_ignore_ascii_case(text));
-            match index.and_then(|index| u8::try_from(index).ok()) {
-                Some(0) if field == Field::DayOfWeek && range_end => Ok(7),
-                Some(index) => Ok(first + index),
-                None => Err(format!(
-                    "`{text}` is not a number or a {} name ({}-{})",
-                    if field == Field::Month {
-                        "month"
-                    } else {
-                        "weekday"
-                    },
-                    names[0],
-                    names[names.len() - 1]
-                )),
-            }
-        }
-        None => Err(format!("`{text}` is not a number")),
-    }
-}
-
-/// A set of small numbers (0 to 63), one bit each: every field fits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ValueSet(u64);
-
-impl ValueSet {
-    const EMPTY: ValueSet = ValueSet(0);
-
-    fn single(value: u8) -> ValueSet {
-        ValueSet(1 << value)
-    }
-
-    /// `low`, `low + step`, ... up to `high` included.
-    fn range(low: u8, high: u8, step: u8) -> ValueSet {
-        let mut bits = 0;
-        let mut value = low;
-        while value <= high {
-            bits |= 1 << value;
-            match value.checked_add(step) {
-                Some(next) => value = next,
-                None => break,
-            }
-        }
-        ValueSet(bits)
-    }
-
-    fn union(self, other: ValueSet) -> ValueSet {
-        ValueSet(self.0 | other.0)
-    }
-
-    fn without(self, value: u8) -> ValueSet {
-        ValueSet(self.0 & !(1 << value))
-    }
-
-    fn contains(self, value: u8) -> bool {
-        value < 64 && self.0 & (1 << value) != 0
-    }
-
-    /// The smallest value in the set that is at least `value`.
-    fn first_at_or_after(self, value: u8) -> Option<u8> {
-        if value >= 64 {
-            return None;
-        }
-        let remaining = self.0 & (u64::MAX << value);
-        // trailing_zeros of a non-zero u64 is below 64.
-        (remaining != 0).then(|| remaining.trailing_zeros() as u8)
     }
 }
 
@@ -1180,7 +734,7 @@ mod tests {
 
     /// A random valid field: `*`, `?` for the day fields, a value, a range, steps, a list;
     /// values are sometimes names. `star_percent`: how often the field is `*` (or `?`).
-    fn random_field(rng: &mut Lcg, field: super::Field, star_percent: u64) -> String {
+    fn random_field(rng: &mut Lcg, field: super::fields::Field, star_percent: u64) -> String {
         let (low, high) = field.span();
         let (_, accepted_high) = field.accepted();
         let text = |rng: &mut Lcg, value: u8| match field.names() {
@@ -1273,7 +827,7 @@ mod tests {
     /// minute (they only fire at second 0) over 40 days.
     #[test]
     fn next_after_agrees_with_brute_force() {
-        use super::Field;
+        use super::fields::Field;
         let zones: Vec<TimeZone> = [
             "UTC",
             "Europe/Paris",
