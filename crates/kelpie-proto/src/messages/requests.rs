@@ -1,0 +1,211 @@
+//! What the CLI asks of the daemon ([`Request`]), with the settings a restart can change and
+//! where a started config comes from.
+
+use super::{ConfRequest, ScaleCount, Target};
+use kelpie_core::AppSpec;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Settings a `restart` or `reload` can change, as PM2's do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SpecChanges {
+    /// A new name for the app.
+    pub name: Option<String>,
+    /// New interpreter arguments (`--node-args`; empty = none).
+    pub interpreter_args: Option<Vec<String>>,
+    /// Watch the app's directory if it is not watched, else stop watching (`--watch`).
+    pub toggle_watch: bool,
+}
+
+impl SpecChanges {
+    /// Nothing to change.
+    pub fn is_empty(&self) -> bool {
+        *self == SpecChanges::default()
+    }
+}
+
+/// A request from the CLI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Is the daemon alive?
+    Ping,
+    /// Start apps. For each spec: a new name is created with `instances` instances; an existing
+    /// name from an ecosystem file (`from_file`) is restarted with the new spec; an existing name
+    /// that is stopped is started; one that runs is refused unless `force` (then it is duplicated).
+    Start {
+        /// Specs to start.
+        apps: Vec<AppSpec>,
+        /// Start a duplicate of a running app.
+        force: bool,
+        /// The specs come from an ecosystem file (PM2's smart start: restart what runs).
+        from_file: bool,
+    },
+    /// Stop instances (they stay in the list).
+    Stop {
+        /// What to stop.
+        targets: Vec<Target>,
+    },
+    /// Restart instances. With `update_env`, the inherited environment is replaced by this one.
+    Restart {
+        /// What to restart.
+        targets: Vec<Target>,
+        /// New inherited environment (`--update-env`).
+        update_env: Option<BTreeMap<String, String>>,
+    },
+    /// Replace each instance's process by a new one without a gap (start the new one, wait
+    /// until it is ready, stop the old one); instances without a Kelpie-owned port restart.
+    /// The answer is an error naming every instance whose new process failed (its old process
+    /// keeps running).
+    Reload {
+        /// What to reload.
+        targets: Vec<Target>,
+        /// Apps from an ecosystem file: their new config is applied first (instances added or
+        /// removed to match), then the existing ones are reloaded.
+        #[serde(default)]
+        apps: Vec<kelpie_core::AppSpec>,
+        /// New inherited environment (`--update-env`).
+        update_env: Option<BTreeMap<String, String>>,
+        /// Instances of one app replaced at once (at least 1).
+        parallel: u32,
+    },
+    /// Change settings of instances' apps without restarting them (PM2's `restart app
+    /// --name new --node-args ...` sends this, then the restart). Answered with the list.
+    Change {
+        /// Whose apps.
+        targets: Vec<Target>,
+        /// What changes.
+        changes: SpecChanges,
+    },
+    /// Set the number of instances of an app.
+    Scale {
+        /// The app's name.
+        name: String,
+        /// How many it should have.
+        count: ScaleCount,
+    },
+    /// Stop and forget instances.
+    Delete {
+        /// What to delete.
+        targets: Vec<Target>,
+    },
+    /// Zero the restart counters.
+    Reset {
+        /// What to reset.
+        targets: Vec<Target>,
+    },
+    /// Send a signal to the main process of instances.
+    Signal {
+        /// Signal name (`SIGUSR2`) or number.
+        signal: String,
+        /// Who gets it.
+        targets: Vec<Target>,
+    },
+    /// Every instance with its state.
+    List,
+    /// Write the dump used by `resurrect`.
+    Save {
+        /// Overwrite a non-empty dump with an empty list.
+        force: bool,
+    },
+    /// Start the apps of the dump that are not in the list.
+    Resurrect,
+    /// Stop every app, forget them, and exit.
+    Kill,
+    /// Stop every app, keep the list, and exit (the next daemon starts them again).
+    Shutdown,
+    /// Recent lines of instances, then (with `follow`) their new lines as they come. Answered
+    /// with [`Response::LogLines`](super::Response::LogLines) frames, then [`Response::Done`](super::Response::Done) when not following.
+    Logs {
+        /// Whose lines (empty = all).
+        targets: Vec<Target>,
+        /// Lines of each stream of each instance to show first.
+        lines: u32,
+        /// Include stdout.
+        out: bool,
+        /// Include stderr.
+        err: bool,
+        /// Keep streaming new lines.
+        follow: bool,
+    },
+    /// Empty the log files of instances (empty targets = all).
+    Flush {
+        /// Whose files.
+        targets: Vec<Target>,
+    },
+    /// Close and reopen every log file (after an external logrotate).
+    ReloadLogs,
+    /// The configuration store (`kelpie set`, `get`, `unset`, `multiset`, `conf`). Answered with
+    /// [`Response::Conf`](super::Response::Conf).
+    Conf(ConfRequest),
+    /// Serve the web page, the HTTP API and `/metrics` (`kelpie web`), or stop serving them.
+    /// Fields left out are taken from the `[web]` section of `kelpie.toml`, then the defaults
+    /// (port 9615, host 127.0.0.1). Answered with [`Response::Done`](super::Response::Done) naming the URL.
+    Web {
+        /// TCP port.
+        port: Option<u16>,
+        /// Address to bind (an IP address or `localhost`).
+        host: Option<String>,
+        /// Bearer token the API will require (needed for any non-loopback address).
+        token: Option<String>,
+        /// On loopback without a token, answer the calls that change something without one
+        /// too (`[web] open_loopback`).
+        #[serde(default)]
+        open_loopback: bool,
+        /// Stop serving instead.
+        stop: bool,
+        /// Answer only with the token the running server requires (`kelpie web --show-token`).
+        #[serde(default)]
+        show_token: bool,
+    },
+    /// Start apps from PM2-shaped options, the way `kelpie start` does from a file: the daemon
+    /// reads the config itself (the Node API sends this, so it needs no CLI). Answered like
+    /// [`Request::Start`], with the config's warnings in `notes`.
+    StartConfig {
+        /// Where the config is.
+        source: ConfigSource,
+        /// The caller's working directory: relative paths are resolved from it.
+        cwd: String,
+        /// The caller's environment (becomes the apps' inherited environment).
+        env: BTreeMap<String, String>,
+        /// `env_<profile>` to apply (`--env`).
+        #[serde(default)]
+        profile: Option<String>,
+        /// Only these apps of the config (`--only`, empty = all).
+        #[serde(default)]
+        only: Vec<String>,
+        /// Start a duplicate of a running app.
+        #[serde(default)]
+        force: bool,
+        /// Restart the apps that already run, as for an ecosystem file (always so for
+        /// [`ConfigSource::File`]); else a running app's name is refused unless `force`.
+        #[serde(default)]
+        from_file: bool,
+    },
+    /// The list in PM2's `jlist` shape, answered with [`Response::Json`](super::Response::Json).
+    Jlist {
+        /// Show the values of secret-looking variables instead of masking them.
+        #[serde(default)]
+        show_secrets: bool,
+    },
+    /// Send a JSON message to instances' processes over their Node IPC channel (PM2's
+    /// `sendDataToProcessId`): the process receives it with `process.on('message')`.
+    SendMessage {
+        /// Who gets it.
+        targets: Vec<Target>,
+        /// The message.
+        message: serde_json::Value,
+    },
+    /// What happens to the processes from now on, as [`Response::Event`](super::Response::Event) frames, until the
+    /// client closes the connection (the Node API's `launchBus`).
+    Events,
+}
+
+/// Where a [`Request::StartConfig`] finds its config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfigSource {
+    /// An ecosystem file (JSON, YAML, TOML, JavaScript), read by the daemon.
+    File(String),
+    /// A JSON document: an ecosystem (`{"apps": [...]}`), a list of apps or one app.
+    Json(String),
+}
