@@ -1,0 +1,168 @@
+//! What a spec implies: the command line of an instance, whether the app runs on Node (source
+//! maps, shared ports), its `PORT`, its `increment_var`, the environment an instance gets.
+
+use super::{AppSpec, ExecMode};
+use std::collections::BTreeMap;
+
+impl AppSpec {
+    /// PM2's `increment_var` for one instance: the variable and its value, the app's value
+    /// (from its `env`, else the environment it inherited) plus the instance's index. `None`
+    /// without `increment_var` or when that value is not a whole number.
+    pub fn incremented_var(&self, instance: u32) -> Option<(&str, u64)> {
+        let var = self.increment_var.as_deref()?;
+        let base = self.env.get(var).or_else(|| self.inherited_env.get(var))?;
+        let base: u64 = base.trim().parse().ok()?;
+        Some((var, base + u64::from(instance)))
+    }
+
+    /// The command line that runs one instance: interpreter, its args, the script, the app args.
+    /// A Node app also gets `--enable-source-maps` (see [`AppSpec::enables_source_maps`]), here
+    /// rather than in `interpreter_args` so that its `node_args` stay what the user gave, and so
+    /// that exported units run the app the same way.
+    pub fn command_line(&self) -> Vec<String> {
+        let mut argv = Vec::new();
+        if let Some(interpreter) = &self.interpreter {
+            argv.push(interpreter.clone());
+            if self.enables_source_maps() {
+                argv.push(Self::NODE_SOURCE_MAPS_FLAG.to_string());
+            }
+            argv.extend(self.interpreter_args.iter().cloned());
+        }
+        argv.push(self.script.clone());
+        argv.extend(self.args.iter().cloned());
+        argv
+    }
+
+    /// Whether the app runs under Node (`node` or `nodejs`): it then gets an IPC channel, as
+    /// under PM2, and with a Kelpie-owned socket the cluster shim.
+    pub fn runs_on_node(&self) -> bool {
+        self.interpreter.as_deref().is_some_and(|interpreter| {
+            let base = interpreter.rsplit('/').next().unwrap_or(interpreter);
+            base == "node" || base == "nodejs"
+        })
+    }
+
+    /// Node's flag that maps stack traces back to the sources named by `//# sourceMappingURL`.
+    pub const NODE_SOURCE_MAPS_FLAG: &'static str = "--enable-source-maps";
+
+    /// Whether the app's processes get Node's `--enable-source-maps` (PM2 turns source maps on
+    /// for every Node app): a Node app that does not disable them and whose interpreter
+    /// arguments do not already say `--enable-source-maps` or `--no-enable-source-maps`.
+    pub fn enables_source_maps(&self) -> bool {
+        // Node reads `_` in a flag's name as `-`.
+        let says_it = |arg: &String| {
+            let flag = arg.replace('_', "-");
+            flag == Self::NODE_SOURCE_MAPS_FLAG || flag == "--no-enable-source-maps"
+        };
+        self.runs_on_node()
+            && !self.disable_source_map_support
+            && !self.interpreter_args.iter().any(says_it)
+    }
+
+    /// Whether the ports the app's code listens on are shared by its instances, as under PM2's
+    /// Node cluster: a Node app in cluster mode (not binding with `SO_REUSEPORT` itself). Its
+    /// processes run with the cluster shim, which asks the daemon for the socket of each port
+    /// they listen on.
+    pub fn shares_node_ports(&self) -> bool {
+        self.exec_mode == ExecMode::Cluster && self.runs_on_node() && !self.reuse_port
+    }
+
+    /// A numeric, non-zero `PORT` of the app's environment (the config's, else the inherited one).
+    pub fn env_port(&self) -> Option<u16> {
+        self.env
+            .get("PORT")
+            .or_else(|| self.inherited_env.get("PORT"))
+            .and_then(|p| p.trim().parse::<u16>().ok())
+            .filter(|p| *p > 0)
+    }
+
+    /// The environment an instance gets, before Kelpie's own variables are added: the inherited
+    /// environment, overridden by the config's.
+    pub fn merged_env(&self) -> BTreeMap<String, String> {
+        let mut env = (*self.inherited_env).clone();
+        env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn command_line_puts_interpreter_and_its_args_first() {
+        let spec = AppSpec {
+            script: "/srv/app.js".into(),
+            interpreter: Some("node".into()),
+            interpreter_args: vec!["--max-old-space-size=64".into()],
+            args: vec!["--port".into(), "80".into()],
+            ..AppSpec::default()
+        };
+        assert_eq!(
+            spec.command_line(),
+            [
+                "node",
+                "--enable-source-maps",
+                "--max-old-space-size=64",
+                "/srv/app.js",
+                "--port",
+                "80"
+            ]
+        );
+        let without_maps = AppSpec {
+            disable_source_map_support: true,
+            ..spec
+        };
+        assert_eq!(
+            without_maps.command_line(),
+            [
+                "node",
+                "--max-old-space-size=64",
+                "/srv/app.js",
+                "--port",
+                "80"
+            ]
+        );
+    }
+
+    #[test]
+    fn node_apps_get_source_maps_unless_disabled_or_already_asked() {
+        let with = |interpreter: &str, args: &[&str], disabled: bool| AppSpec {
+            interpreter: Some(interpreter.to_string()),
+            interpreter_args: args.iter().map(|a| a.to_string()).collect(),
+            disable_source_map_support: disabled,
+            ..AppSpec::default()
+        };
+        assert!(with("node", &[], false).enables_source_maps());
+        assert!(with("/usr/bin/nodejs", &["--max-old-space-size=64"], false).enables_source_maps());
+        assert!(!with("node", &[], true).enables_source_maps());
+        assert!(!with("python3", &[], false).enables_source_maps());
+        assert!(!with("node", &["--enable-source-maps"], false).enables_source_maps());
+        assert!(!with("node", &["--no-enable-source-maps"], false).enables_source_maps());
+        assert!(!with("node", &["--enable_source_maps"], false).enables_source_maps());
+    }
+
+    #[test]
+    fn node_apps_are_recognised_by_their_interpreter() {
+        let with = |interpreter: Option<&str>| AppSpec {
+            interpreter: interpreter.map(str::to_string),
+            ..AppSpec::default()
+        };
+        assert!(with(Some("node")).runs_on_node());
+        assert!(with(Some("/usr/local/bin/nodejs")).runs_on_node());
+        assert!(!with(Some("python3")).runs_on_node());
+        assert!(!with(None).runs_on_node());
+    }
+
+    #[test]
+    fn config_env_wins_over_inherited_env() {
+        let mut spec = AppSpec::default();
+        Arc::make_mut(&mut spec.inherited_env).insert("A".into(), "shell".into());
+        Arc::make_mut(&mut spec.inherited_env).insert("B".into(), "shell".into());
+        spec.env.insert("B".into(), "config".into());
+        let env = spec.merged_env();
+        assert_eq!(env["A"], "shell");
+        assert_eq!(env["B"], "config");
+    }
+}
