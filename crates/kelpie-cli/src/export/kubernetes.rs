@@ -1,13 +1,22 @@
 //! Kubernetes manifests: a Deployment per app, a Service per app with a port, and for
 //! `cron_restart` a CronJob running `kubectl rollout restart` with the ServiceAccount, Role and
 //! RoleBinding it needs (the usual pattern: Kubernetes has no scheduled restart of its own).
+//!
+//! Here: the objects of each app and what every object shares (names, labels, metadata), and
+//! the Service. Their parts, in `kubernetes/`: the Deployment (`deployment`), its container
+//! (`container`), its probes (`probe`), and the CronJob of `cron_restart` (`restart_job`).
 
-use super::yaml::{document, s, strs, Map, Yaml};
-use super::{
-    common_warnings, container_command, cron, image_for, seconds_up, tcp_port, unique_names, Export,
-};
+mod container;
+mod deployment;
+mod probe;
+mod restart_job;
+
+use super::yaml::{document, s, Map, Yaml};
+use super::{common_warnings, cron, tcp_port, unique_names, Export};
 use anyhow::Result;
-use kelpie_core::{AppSpec, HealthCheck, HealthProbe};
+use deployment::deployment;
+use kelpie_core::AppSpec;
+use restart_job::restart_job;
 
 /// DNS-1123 labels: lowercase letters, digits and `-`, at most 63, alphanumeric at both ends.
 fn object_name(name: &str) -> String {
@@ -96,268 +105,6 @@ pub fn export(apps: &[AppSpec], node_major: Option<&str>) -> Result<Export> {
     Ok(export)
 }
 
-/// The app's Deployment: its container in a pod template, with N replicas, annotated with the
-/// app's name and dependencies.
-fn deployment(
-    app: &AppSpec,
-    name: &str,
-    node_major: Option<&str>,
-    warnings: &mut Vec<String>,
-) -> Yaml {
-    let container = container(app, name, node_major, warnings);
-    let mut pod_spec = Map::new();
-    pod_spec.put(
-        "terminationGracePeriodSeconds",
-        Yaml::Int(seconds_up(app.kill_timeout_ms, 1) as i64),
-    );
-    pod_spec.put("containers", Yaml::Seq(vec![container]));
-    let mut template = Map::new();
-    template.put("metadata", {
-        let mut m = Map::new();
-        m.put("labels", labels(name));
-        m.build()
-    });
-    template.put("spec", pod_spec.build());
-
-    let mut selector = Map::new();
-    selector.put("matchLabels", labels(name));
-    let mut spec = Map::new();
-    spec.put("replicas", Yaml::Int(i64::from(app.instances)));
-    spec.put("selector", selector.build());
-    spec.put("template", template.build());
-
-    let mut annotations = Map::new();
-    annotations.put("kelpie.dev/app", s(&app.name));
-    if !app.depends_on.is_empty() {
-        annotations.put("kelpie.dev/depends-on", s(app.depends_on.join(",")));
-        warnings.push(format!(
-            "app `{}`: field `depends_on` is only an annotation: Kubernetes has no start order (use readiness and retries, or an init container)",
-            app.name
-        ));
-    }
-    unexported_warnings(app, warnings);
-    let mut root = Map::new();
-    root.put("apiVersion", s("apps/v1"));
-    root.put("kind", s("Deployment"));
-    root.put("metadata", metadata(name, Some(annotations.build())));
-    root.put("spec", spec.build());
-    root.build()
-}
-
-/// The app's container: image, command, environment, port, limits, probes and the user it
-/// runs as.
-fn container(
-    app: &AppSpec,
-    name: &str,
-    node_major: Option<&str>,
-    warnings: &mut Vec<String>,
-) -> Yaml {
-    let mut container = Map::new();
-    container.put("name", s(name));
-    container.put("image", s(image_for(app, node_major)));
-    container
-        .comment("The image is a placeholder chosen by interpreter: use an image holding the app.");
-    container.put(
-        "command",
-        strs(container_command(app).iter().map(|a| lit(a))),
-    );
-    container.put("workingDir", s(&app.cwd));
-    let env = env_vars(app, warnings);
-    if !env.is_empty() {
-        container.put("env", Yaml::Seq(env));
-    }
-    if let Some(port) = tcp_port(app) {
-        let mut p = Map::new();
-        p.put("containerPort", Yaml::Int(i64::from(port)));
-        container.put("ports", Yaml::Seq(vec![p.build()]));
-    }
-    if let Some(resources) = resources(app, warnings) {
-        container.put("resources", resources);
-    }
-    if let Some(check) = &app.health_check {
-        let probe = probe(check, &app.name, warnings);
-        container.put("livenessProbe", probe.clone());
-        container.put("readinessProbe", probe);
-    }
-    if let Some(security) = security_context(app, warnings) {
-        container.put("securityContext", security);
-    }
-    container.build()
-}
-
-/// The container's `env`: the app's variables, and its instance variable when it has one
-/// instance (replicas get no index).
-fn env_vars(app: &AppSpec, warnings: &mut Vec<String>) -> Vec<Yaml> {
-    let mut env = Vec::new();
-    for (key, value) in &app.env {
-        let mut var = Map::new();
-        var.put("name", s(key));
-        var.put("value", s(lit(value)));
-        env.push(var.build());
-    }
-    if app.instances > 1 {
-        warnings.push(format!(
-            "app `{}`: field `instance_var` (`{}`): Deployment replicas get no index; it is not set",
-            app.name, app.instance_var
-        ));
-    } else {
-        let mut var = Map::new();
-        var.put("name", s(&app.instance_var));
-        var.put("value", s("0"));
-        env.push(var.build());
-    }
-    env
-}
-
-/// The container's `resources.limits` from `max_memory_restart` and `max_cpu`; none without
-/// either.
-fn resources(app: &AppSpec, warnings: &mut Vec<String>) -> Option<Yaml> {
-    let mut limits = Map::new();
-    if let Some(bytes) = app.max_memory_restart {
-        limits.put("memory", s(bytes.to_string()));
-    }
-    if let Some(percent) = app.max_cpu {
-        limits.put("cpu", s(format!("{}m", u64::from(percent) * 10)));
-        warnings.push(format!(
-            "app `{}`: field `max_cpu` becomes a CPU limit (throttling), not a restart",
-            app.name
-        ));
-    }
-    if limits.is_empty() {
-        return None;
-    }
-    let mut resources = Map::new();
-    resources.put("limits", limits.build());
-    Some(resources.build())
-}
-
-/// The container's `securityContext` from a numeric `uid` and `gid` (names cannot be
-/// exported); none without either.
-fn security_context(app: &AppSpec, warnings: &mut Vec<String>) -> Option<Yaml> {
-    let mut security = Map::new();
-    for (field, value, key) in [
-        ("uid", &app.user, "runAsUser"),
-        ("gid", &app.group, "runAsGroup"),
-    ] {
-        if let Some(value) = value {
-            match value.parse::<i64>() {
-                Ok(id) => {
-                    security.put(key, Yaml::Int(id));
-                }
-                Err(_) => warnings.push(format!(
-                    "app `{}`: field `{field}` (`{value}`) is a name; Kubernetes needs a number for {key}, so it is left out",
-                    app.name
-                )),
-            }
-        }
-    }
-    if security.is_empty() {
-        None
-    } else {
-        Some(security.build())
-    }
-}
-
-/// Warnings for the settings a Deployment cannot express: the kill signal, `autorestart:
-/// false`, niceness, the watchdog and `wait_ready`.
-fn unexported_warnings(app: &AppSpec, warnings: &mut Vec<String>) {
-    let app_name = &app.name;
-    if app.kill_signal != "SIGTERM" {
-        warnings.push(format!(
-            "app `{app_name}`: field `kill_signal` ({}) is not exported: Kubernetes stops containers with SIGTERM (or the image's STOPSIGNAL)",
-            app.kill_signal
-        ));
-    }
-    if !app.autorestart {
-        warnings.push(format!(
-            "app `{app_name}`: field `autorestart: false` is not exported: a Deployment always restarts its pods (use a Job)"
-        ));
-    }
-    for (field, set, why) in [
-        (
-            "nice",
-            app.nice.is_some(),
-            "a container's CPU share comes from `resources.requests.cpu`",
-        ),
-        (
-            "watchdog",
-            app.watchdog_ms.is_some(),
-            "liveness comes from probes",
-        ),
-        ("wait_ready", app.wait_ready, "readiness comes from probes"),
-    ] {
-        if set {
-            warnings.push(format!(
-                "app `{app_name}`: field `{field}` is not exported: Kubernetes has no equivalent ({why})"
-            ));
-        }
-    }
-}
-
-/// Liveness and readiness from the health check. The kubelet probes the pod's IP, so a probe
-/// on 127.0.0.1 targets the pod itself (no `host`).
-fn probe(check: &HealthCheck, app: &str, warnings: &mut Vec<String>) -> Yaml {
-    let mut probe = Map::new();
-    match &check.probe {
-        HealthProbe::Http { url, status } => {
-            let (port, path) = split_url(url);
-            let mut get = Map::new();
-            get.put("path", s(path));
-            get.put("port", Yaml::Int(i64::from(port)));
-            probe.put("httpGet", get.build());
-            if let Some(code) = status {
-                warnings.push(format!(
-                    "app `{app}`: field `health_check.status` ({code}): Kubernetes accepts any status from 200 to 399"
-                ));
-            }
-        }
-        HealthProbe::Tcp { host, port } => {
-            let mut tcp = Map::new();
-            tcp.put("port", Yaml::Int(i64::from(*port)));
-            probe.put("tcpSocket", tcp.build());
-            if host != "127.0.0.1" && host != "localhost" {
-                warnings.push(format!(
-                    "app `{app}`: field `health_check.tcp`: the probe checks port {port} of the pod, not {host}"
-                ));
-            }
-        }
-        HealthProbe::Exec { command } => {
-            let mut exec = Map::new();
-            exec.put("command", strs(["sh", "-c", command.as_str()]));
-            probe.put("exec", exec.build());
-        }
-    }
-    probe.put(
-        "initialDelaySeconds",
-        Yaml::Int(seconds_up(check.start_period_ms, 0) as i64),
-    );
-    probe.put(
-        "periodSeconds",
-        Yaml::Int(seconds_up(check.interval_ms, 1) as i64),
-    );
-    probe.put(
-        "timeoutSeconds",
-        Yaml::Int(seconds_up(check.timeout_ms, 1) as i64),
-    );
-    probe.put("failureThreshold", Yaml::Int(i64::from(check.failures)));
-    probe.build()
-}
-
-/// Port and path of `http://host[:port]/path` (kelpie-config only accepts plain http).
-fn split_url(url: &str) -> (u16, String) {
-    let rest = url.strip_prefix("http://").unwrap_or(url);
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], rest[i..].to_string()),
-        None => (rest, "/".to_string()),
-    };
-    let port = authority
-        .rsplit_once(':')
-        .filter(|(host, _)| !host.ends_with(':'))
-        .and_then(|(_, p)| p.parse().ok())
-        .unwrap_or(80);
-    (port, path)
-}
-
 fn service(name: &str, port: u16) -> Yaml {
     let mut p = Map::new();
     p.put("port", Yaml::Int(i64::from(port)));
@@ -375,88 +122,10 @@ fn service(name: &str, port: u16) -> Yaml {
     root.build()
 }
 
-/// The CronJob and the permission to restart this one Deployment.
-fn restart_job(app: &AppSpec, name: &str, schedule: &str) -> Vec<(&'static str, Yaml)> {
-    let job = format!("{name}-restart");
-    let mut account = Map::new();
-    account.put("apiVersion", s("v1"));
-    account.put("kind", s("ServiceAccount"));
-    account.put("metadata", metadata(&job, None));
-
-    let mut rule = Map::new();
-    rule.put("apiGroups", strs(["apps"]));
-    rule.put("resources", strs(["deployments"]));
-    rule.put("resourceNames", strs([name]));
-    rule.put("verbs", strs(["get", "patch"]));
-    let mut role = Map::new();
-    role.put("apiVersion", s("rbac.authorization.k8s.io/v1"));
-    role.put("kind", s("Role"));
-    role.put("metadata", metadata(&job, None));
-    role.put("rules", Yaml::Seq(vec![rule.build()]));
-
-    let mut role_ref = Map::new();
-    role_ref.put("apiGroup", s("rbac.authorization.k8s.io"));
-    role_ref.put("kind", s("Role"));
-    role_ref.put("name", s(&job));
-    let mut subject = Map::new();
-    subject.put("kind", s("ServiceAccount"));
-    subject.put("name", s(&job));
-    let mut binding = Map::new();
-    binding.put("apiVersion", s("rbac.authorization.k8s.io/v1"));
-    binding.put("kind", s("RoleBinding"));
-    binding.put("metadata", metadata(&job, None));
-    binding.put("roleRef", role_ref.build());
-    binding.put("subjects", Yaml::Seq(vec![subject.build()]));
-
-    let mut container = Map::new();
-    container.put("name", s("kubectl"));
-    container.put("image", s("bitnami/kubectl:latest"));
-    container.put(
-        "command",
-        strs([
-            "kubectl",
-            "rollout",
-            "restart",
-            &format!("deployment/{name}"),
-        ]),
-    );
-    let mut pod = Map::new();
-    pod.put("serviceAccountName", s(&job));
-    pod.put("restartPolicy", s("OnFailure"));
-    pod.put("containers", Yaml::Seq(vec![container.build()]));
-    let mut pod_template = Map::new();
-    pod_template.put("spec", pod.build());
-    let mut job_spec = Map::new();
-    job_spec.put("template", pod_template.build());
-    let mut job_template = Map::new();
-    job_template.put("spec", job_spec.build());
-    let mut spec = Map::new();
-    spec.put("schedule", s(schedule));
-    if let Some(zone) = &app.cron_timezone {
-        spec.put("timeZone", s(zone));
-    }
-    spec.put("concurrencyPolicy", s("Forbid"));
-    spec.put("jobTemplate", job_template.build());
-    let mut cronjob = Map::new();
-    cronjob.put("apiVersion", s("batch/v1"));
-    cronjob.put("kind", s("CronJob"));
-    cronjob.put("metadata", metadata(&job, None));
-    cronjob.comment(&format!(
-        "cron_restart `{}`: a rolling restart of the Deployment.",
-        app.cron_restart.as_deref().unwrap_or_default()
-    ));
-    cronjob.put("spec", spec.build());
-    vec![
-        ("serviceaccount", account.build()),
-        ("role", role.build()),
-        ("rolebinding", binding.build()),
-        ("cronjob", cronjob.build()),
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kelpie_core::{HealthCheck, HealthProbe};
 
     #[test]
     fn a_deployment_carries_replicas_probes_and_limits() {
@@ -509,15 +178,5 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line}\n{text}");
         }
         assert!(export.files[4].1.contains("  schedule: \"0 3 * * *\"\n"));
-    }
-
-    #[test]
-    fn urls_give_port_and_path() {
-        assert_eq!(
-            split_url("http://127.0.0.1:3000/h?x=1"),
-            (3000, "/h?x=1".to_string())
-        );
-        assert_eq!(split_url("http://[::1]:81"), (81, "/".to_string()));
-        assert_eq!(split_url("http://example"), (80, "/".to_string()));
     }
 }
