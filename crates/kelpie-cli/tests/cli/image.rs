@@ -589,6 +589,9 @@ fn build_static_binaries() -> Result<StaticBinaries, String> {
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        // Some build scripts (proc-macro2's) rebuild everything when it changes: a run with
+        // it (for libtest's -Z options) and one without share what was built.
+        .env_remove("RUSTC_BOOTSTRAP")
         .current_dir(workspace())
         .process_group(0)
         .stdin(Stdio::null())
