@@ -367,15 +367,16 @@ fn a_kill_of_the_launcher_reaches_kelpie() {
     let scratch = temp("kelpie-npm-kill-");
     let prefix = install_global(scratch.path(), &[&packed.main, &packed.platform], &[]);
     let k = kelpie();
-    k.ok(&["start", &k.fake_app(), "--name", "x"]);
+    k.ok(&["start", &k.fake_app(), "--name", "x", "--", "--tick", "20"]);
 
     // `kelpie logs x` follows the logs until it is killed.
-    let child = launcher(&prefix, &k, &["logs", "x"])
+    let mut child = launcher(&prefix, &k, &["logs", "x", "--lines", "1"])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("start kelpie logs through the launcher");
+    let shown = super::pid1::collect(child.stdout.take().expect("stdout"));
     let mut launched = Launched {
         launcher: child,
         kelpie: None,
@@ -399,8 +400,10 @@ fn a_kill_of_the_launcher_reaches_kelpie() {
         },
     );
     let kelpie_pid = launched.kelpie.expect("kelpie child");
-    // Following, not ending on its own.
-    std::thread::sleep(Duration::from_millis(300));
+    // Following, not ending on its own: ticks printed after the one line it started with.
+    k.wait_for("kelpie logs following", Duration::from_secs(10), || {
+        shown.lock().expect("output").matches("tick ").count() >= 3
+    });
     assert!(alive(kelpie_pid), "kelpie logs ended by itself");
 
     let sent = Command::new("kill")
