@@ -3,6 +3,7 @@
 //! (see `kelpie_testkit::Kelpie`'s drop).
 
 mod cli {
+    mod apps;
     mod cluster;
     mod cluster_ports;
     mod compat;

@@ -1,6 +1,7 @@
 //! Cluster mode: instances sharing a Kelpie-owned socket, readiness, reload with no failed
 //! request under load, scale.
 
+use super::apps::GracefulNode;
 use super::{free_port, heavy, kelpie, local};
 use kelpie_testkit::{load, BackgroundLoad, Kelpie, LoadReport};
 use std::collections::BTreeMap;
@@ -503,28 +504,13 @@ fn readiness_from_a_log_line_and_from_the_port_of_a_reuse_port_app() {
     );
 }
 
-/// A Node app that writes a marker file when it receives PM2's `shutdown` message, then exits;
-/// `more` is added to its code. Returns the app's file and the marker's path.
-fn shutdown_marker_app(k: &Kelpie, more: &str) -> (String, std::path::PathBuf) {
-    let marker = k.dir.path().join("got-shutdown");
-    let app = k.write(
-        "graceful.js",
-        &format!(
-            "process.on('message', (m) => {{ if (m === 'shutdown') {{ require('fs').writeFileSync({marker:?}, 'yes'); process.exit(0); }} }});\n\
-             {more}setInterval(() => {{}}, 1000);\n",
-            marker = marker.display().to_string()
-        ),
-    );
-    (app, marker)
-}
-
 #[test]
 fn pm2_kill_use_message_in_the_daemons_environment_stops_every_node_app_with_the_message() {
     let k = kelpie();
-    let (app, marker) = shutdown_marker_app(&k, "console.log('handler in place');\n");
+    let app = GracefulNode::write(&k, "console.log('handler in place');\n");
     // The command that starts the daemon passes its environment on, as with PM2.
     let started = k
-        .command(&["start", &app, "--name", "gr"])
+        .command(&["start", &app.file, "--name", "gr"])
         .env("PM2_KILL_USE_MESSAGE", "true")
         .output()
         .expect("start");
@@ -535,32 +521,19 @@ fn pm2_kill_use_message_in_the_daemons_environment_stops_every_node_app_with_the
         k.log("gr-out.log").contains("handler in place")
     });
     k.ok(&["stop", "gr"]);
-    assert_eq!(
-        std::fs::read_to_string(&marker).ok().as_deref(),
-        Some("yes")
-    );
+    assert!(app.shut_down());
 }
 
 #[test]
 fn a_node_app_stopped_with_the_shutdown_message_runs_its_handler() {
     let _heavy = heavy();
     let k = kelpie();
-    let (app, marker) = shutdown_marker_app(&k, "process.send('ready');\n");
-    k.ok(&[
-        "start",
-        &app,
-        "--name",
-        "gr",
-        "--shutdown-with-message",
-        "--wait-ready",
-    ]);
+    let app = GracefulNode::write(&k, "process.send('ready');\n");
+    app.start_with_message(&k, "gr");
     assert_eq!(k.status("gr"), "online");
     assert!(!k.ok(&["describe", "gr"]).contains("not ready within"));
     k.ok(&["stop", "gr"]);
-    assert_eq!(
-        std::fs::read_to_string(&marker).ok().as_deref(),
-        Some("yes")
-    );
+    assert!(app.shut_down());
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! processes and goes on supervising them. Without a keeper (killed too), the next daemon stops
 //! what was left and starts it again: never twice.
 
+use super::apps::GracefulNode;
 use super::{free_port, heavy, kelpie, local};
 use kelpie_testkit::{alive, load, written, BackgroundLoad, Kelpie};
 use std::time::Duration;
@@ -320,28 +321,11 @@ fn a_node_app_keeps_its_ipc_channel_while_no_daemon_runs() {
         kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
         return;
     }
-    let shutdown = k.dir.path().join("got-shutdown");
-    let disconnect = k.dir.path().join("got-disconnect");
-    let app = k.write(
-        "graceful.js",
-        &format!(
-            "const fs = require('fs');\n\
-             process.on('disconnect', () => fs.writeFileSync({disconnect:?}, 'yes'));\n\
-             process.on('message', (m) => {{ if (m === 'shutdown') {{ fs.writeFileSync({shutdown:?}, 'yes'); process.exit(0); }} }});\n\
-             process.send('ready');\n\
-             setInterval(() => console.log('alive'), 20);\n",
-            disconnect = disconnect.display().to_string(),
-            shutdown = shutdown.display().to_string()
-        ),
+    let app = GracefulNode::write(
+        &k,
+        "process.send('ready');\nsetInterval(() => console.log('alive'), 20);\n",
     );
-    k.ok(&[
-        "start",
-        &app,
-        "--name",
-        "gr",
-        "--shutdown-with-message",
-        "--wait-ready",
-    ]);
+    app.start_with_message(&k, "gr");
     let pid = k.pid("gr");
     kill_daemon(&k);
     // A closed channel is seen by Node's event loop at its next turn: 20 more lines (about
@@ -352,18 +336,15 @@ fn a_node_app_keeps_its_ipc_channel_while_no_daemon_runs() {
     });
     assert!(alive(pid));
     assert!(
-        !disconnect.exists(),
+        !app.disconnect.exists(),
         "the IPC channel closed with the daemon"
     );
     k.ok(&["ping"]);
     assert_eq!(k.pid("gr"), pid);
     // The stop goes through the IPC channel the keeper kept.
     k.ok(&["stop", "gr"]);
-    assert_eq!(
-        std::fs::read_to_string(&shutdown).ok().as_deref(),
-        Some("yes")
-    );
-    assert!(!disconnect.exists());
+    assert!(app.shut_down());
+    assert!(!app.disconnect.exists());
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! restarted, their output and their ports go on without a gap, and the new program supervises
 //! them as the old one did.
 
+use super::apps::GracefulNode;
 use super::{free_port, heavy, kelpie, local};
 use kelpie_testkit::{load, BackgroundLoad, Kelpie};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -198,33 +199,14 @@ fn a_node_app_keeps_its_ipc_channel_across_an_update() {
         kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
         return;
     }
-    let marker = k.dir.path().join("got-shutdown");
-    let app = k.write(
-        "graceful.js",
-        &format!(
-            "process.on('message', (m) => {{ if (m === 'shutdown') {{ require('fs').writeFileSync({marker:?}, 'yes'); process.exit(0); }} }});\n\
-             process.send('ready');\n\
-             setInterval(() => {{}}, 1000);\n",
-            marker = marker.display().to_string()
-        ),
-    );
-    k.ok(&[
-        "start",
-        &app,
-        "--name",
-        "gr",
-        "--shutdown-with-message",
-        "--wait-ready",
-    ]);
+    let app = GracefulNode::write(&k, "process.send('ready');\n");
+    app.start_with_message(&k, "gr");
     let pid = k.pid("gr");
     k.ok(&["update"]);
     assert_eq!(k.pid("gr"), pid);
     // The stop goes through the IPC channel the new program took over.
     k.ok(&["stop", "gr"]);
-    assert_eq!(
-        std::fs::read_to_string(&marker).ok().as_deref(),
-        Some("yes")
-    );
+    assert!(app.shut_down());
 }
 
 #[test]
