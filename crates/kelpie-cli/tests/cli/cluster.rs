@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 const SECS: Duration = Duration::from_secs(1);
 
-// Every test here holds `heavy()`: they start Node processes and load both cores.
+// The tests that start Node or Python instances, or put load on them, hold `heavy()` (both
+// cores); those of fake-app alone, a few requests at most, do not.
 
 /// Start `fake-app --serve` (a LISTEN_FDS server) as `name` on a Kelpie-owned 127.0.0.1 port,
 /// with more `kelpie start` flags and more app arguments.
@@ -271,8 +272,15 @@ fn a_listen_fds_server_keeps_serving_when_one_instance_is_killed() {
         // Only requests the killed process had accepted can fail (at most one per client
         // thread); what waits in the shared queue is served by the others.
         assert!(report.failed <= 2, "{mode}: {report:?}");
+        // New connections go to the other instance meanwhile; keep-alive ones, made with
+        // whichever process accepted them (both may have been with the killed one), to a
+        // process that lives.
+        let served = match mode {
+            KEEP_ALIVE => back.iter().any(|pid| report.served_by(*pid)),
+            _ => report.served_by(pids[1]),
+        };
         assert!(
-            report.pids.contains_key(&pids[1].to_string()),
+            served,
             "{mode}: the other instance kept serving: {report:?}"
         );
     }
@@ -284,7 +292,6 @@ fn a_listen_fds_server_keeps_serving_when_one_instance_is_killed() {
 
 #[test]
 fn a_reload_whose_new_process_is_never_ready_fails_and_keeps_the_old_one() {
-    let _heavy = heavy();
     let k = kelpie();
     let port = free_port();
     start_server(
@@ -328,7 +335,6 @@ fn a_reload_whose_new_process_is_never_ready_fails_and_keeps_the_old_one() {
 
 #[test]
 fn a_reload_whose_new_process_exits_fails_and_keeps_the_old_one() {
-    let _heavy = heavy();
     let k = kelpie();
     let port = free_port();
     let write = |args: &str| {
@@ -360,7 +366,6 @@ fn a_reload_whose_new_process_exits_fails_and_keeps_the_old_one() {
 
 #[test]
 fn scale_adds_and_removes_instances_sharing_the_port() {
-    let _heavy = heavy();
     let k = kelpie();
     let port = free_port();
     start_server(&k, "sc", port, &[], &[]);
@@ -397,7 +402,6 @@ fn scale_adds_and_removes_instances_sharing_the_port() {
 
 #[test]
 fn a_port_in_use_fails_the_start_and_changes_nothing() {
-    let _heavy = heavy();
     let k = kelpie();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port();
@@ -450,7 +454,6 @@ fn a_unix_socket_is_shared_and_removed_with_the_app() {
 
 #[test]
 fn readiness_from_a_log_line_and_from_the_port_of_a_reuse_port_app() {
-    let _heavy = heavy();
     let k = kelpie();
     let port = free_port();
     let file = k.write(
@@ -538,7 +541,6 @@ fn a_node_app_stopped_with_the_shutdown_message_runs_its_handler() {
 
 #[test]
 fn reloading_a_file_applies_its_new_config_and_apps_without_a_port_restart() {
-    let _heavy = heavy();
     let k = kelpie();
     let port = free_port();
     let write = |release: &str, instances: u32| {

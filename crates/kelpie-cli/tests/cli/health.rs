@@ -418,6 +418,19 @@ fn a_burst_of_fifty_writes_gives_one_restart_and_stop_ends_watching() {
     assert_eq!(stamps(&stamp).len(), 6);
 }
 
+/// Whether the daemon makes a cgroup per app process; skips (with its log) when not.
+fn makes_cgroups(k: &Kelpie) -> bool {
+    let log = daemon_log(k);
+    let makes = log.contains("cgroups: one per app process");
+    if !makes {
+        kelpie_testkit::skip(format!(
+            "the daemon cannot create cgroups here (needs root and a writable cgroup v2 \
+             hierarchy); its log: {log}"
+        ));
+    }
+    makes
+}
+
 /// The daemon's log.
 fn daemon_log(k: &Kelpie) -> String {
     std::fs::read_to_string(k.home().join("kelpie.log")).unwrap_or_default()
@@ -486,12 +499,7 @@ fn with_cgroups_an_app_process_is_in_its_cgroup_from_its_start() {
         "--name",
         "placed",
     ]);
-    let daemon_log = std::fs::read_to_string(k.home().join("kelpie.log")).unwrap_or_default();
-    if !daemon_log.contains("cgroups: one per app process") {
-        kelpie_testkit::skip(format!(
-            "the daemon cannot create cgroups here (needs root and a writable cgroup v2 \
-             hierarchy); its log: {daemon_log}"
-        ));
+    if !makes_cgroups(&k) {
         return;
     }
     let daemon = k.daemon_pid().expect("daemon pid");
@@ -532,12 +540,7 @@ fn with_cgroups_a_process_that_left_the_group_is_counted_and_stopped_with_the_ap
         "--kill-timeout",
         "60000",
     ]);
-    let daemon_log = std::fs::read_to_string(k.home().join("kelpie.log")).unwrap_or_default();
-    if !daemon_log.contains("cgroups: one per app process") {
-        kelpie_testkit::skip(format!(
-            "the daemon cannot create cgroups here (needs root and a writable cgroup v2 \
-             hierarchy); its log: {daemon_log}"
-        ));
+    if !makes_cgroups(&k) {
         return;
     }
     // The shell creates the file before it writes the pid into it: wait for a whole number.
