@@ -524,8 +524,8 @@ static BUILD: (Mutex<Option<Result<StaticBinaries, String>>>, Condvar) =
 
 /// Start the static build in the background when this run includes a test that needs it; called
 /// by every test's first step ([`super::kelpie`]), so that the build (about 160 s from cold on two
-/// cores) runs, niced, while the rest of the suite waits on its processes, instead of in front of
-/// the two image tests. A no-op after the first call.
+/// cores) runs while the rest of the suite waits on its processes, instead of in front of the two
+/// image tests. A no-op after the first call.
 pub fn start_static_build_early() {
     if STATIC_TESTS.iter().any(|name| super::selected(name)) {
         start_static_build();
@@ -565,8 +565,10 @@ fn static_binaries() -> StaticBinaries {
     }
 }
 
-/// The build itself, on the static build's thread. Niced, and holding no lock: the tests run
-/// meanwhile. It must not outlive the test binary (a run that ends early, or is interrupted):
+/// The build itself, on the static build's thread, holding no lock: the tests run meanwhile.
+/// At their priority: niced, it lost the CPU to every other build on a shared machine and was
+/// the last thing running (a cold run here: 294 s niced, 215 s not, 235 s not with two busy
+/// loops beside it). It must not outlive the test binary (a run that ends early, or is interrupted):
 /// cargo runs in a process group of its own under a shell that `setpriv --pdeathsig` signals
 /// when this thread (so, at the latest, the test binary) ends, and that then ends the whole
 /// group, rustc included.
@@ -582,7 +584,7 @@ fn build_static_binaries() -> Result<StaticBinaries, String> {
     let out = Command::new(setpriv)
         .args(["--pdeathsig", "TERM", "--", "sh", "-c"])
         .arg(r#"trap 'trap - TERM; kill -TERM 0' TERM; "$@" & wait $!"#)
-        .args(["sh", "nice", "-n", "10"])
+        .arg("sh")
         .arg(cargo)
         .args(["build", "--release", "--locked", "--target", &triple])
         .args(["-p", "kelpie-cli", "-p", "kelpie-testkit"])
