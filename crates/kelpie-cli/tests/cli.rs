@@ -3,6 +3,7 @@
 //! (see `kelpie_testkit::Kelpie`'s drop).
 
 mod cli {
+    mod apps;
     mod cluster;
     mod cluster_ports;
     mod compat;
@@ -49,6 +50,79 @@ mod cli {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Whether this run includes the test `name` (`cli::module::test`), as libtest's arguments
+    /// select: filters (substrings of the name, or the whole name with `--exact`) and `--skip`s.
+    /// Only for starting slow preparations early: it never decides whether a test runs.
+    pub fn selected(name: &str) -> bool {
+        selected_by(std::env::args().skip(1), name)
+    }
+
+    /// [`selected`], from the arguments after the program's name.
+    fn selected_by(args: impl Iterator<Item = String>, name: &str) -> bool {
+        // libtest's options that take a value (as `--opt value` or `--opt=value`).
+        const WITH_VALUE: [&str; 7] = [
+            "--skip",
+            "--test-threads",
+            "--logfile",
+            "--format",
+            "--color",
+            "-Z",
+            "--shuffle-seed",
+        ];
+        let (mut filters, mut skips, mut exact) = (Vec::new(), Vec::new(), false);
+        let mut args = args.peekable();
+        while let Some(arg) = args.next() {
+            let (option, inline) = match arg.split_once('=') {
+                Some((option, value)) if option.starts_with('-') => (option, Some(value)),
+                _ => (arg.as_str(), None),
+            };
+            match option {
+                "--list" | "--ignored" | "--bench" => return false,
+                "--exact" => exact = true,
+                option if WITH_VALUE.contains(&option) => {
+                    let value = inline.map(str::to_string).or_else(|| args.next());
+                    if option == "--skip" {
+                        skips.extend(value);
+                    }
+                }
+                option if option.starts_with('-') => {}
+                filter => filters.push(filter.to_string()),
+            }
+        }
+        let matches = |pattern: &String| {
+            if exact {
+                name == pattern
+            } else {
+                name.contains(pattern.as_str())
+            }
+        };
+        (filters.is_empty() || filters.iter().any(matches)) && !skips.iter().any(matches)
+    }
+
+    #[test]
+    fn selection_follows_libtests_filters_skips_and_exact() {
+        let name = "cli::image::the_static_binary";
+        let selects = |args: &[&str]| selected_by(args.iter().map(|a| a.to_string()), name);
+        assert!(selects(&[]));
+        assert!(selects(&[
+            "--test-threads",
+            "4",
+            "-Z",
+            "unstable-options",
+            "--report-time"
+        ]));
+        assert!(selects(&["image::"]));
+        assert!(selects(&["logs::", "image"]));
+        assert!(!selects(&["logs::"]));
+        assert!(!selects(&["--skip", "image::"]));
+        assert!(!selects(&["--skip=image"]));
+        assert!(!selects(&["image", "--exact"]));
+        assert!(selects(&["--exact", name]));
+        assert!(!selects(&["--list"]));
+        // An option's value is not a filter.
+        assert!(selects(&["--format", "terse"]));
+    }
+
     /// A TCP port nothing listens on now, on 127.0.0.1.
     pub fn free_port() -> u16 {
         std::net::TcpListener::bind("127.0.0.1:0")
@@ -62,8 +136,10 @@ mod cli {
         std::net::SocketAddr::from(([127, 0, 0, 1], port))
     }
 
-    /// A fresh home driven by the `kelpie` binary under test.
+    /// A fresh home driven by the `kelpie` binary under test. (Every test's first step: it also
+    /// starts the image tests' static build early, when they are in the run.)
     pub fn kelpie() -> Kelpie {
+        image::start_static_build_early();
         Kelpie::new(env!("CARGO_BIN_EXE_kelpie"))
     }
 }

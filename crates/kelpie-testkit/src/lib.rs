@@ -4,11 +4,12 @@
 //! A [`Kelpie`] cleans up after itself even when the test fails: on drop it runs `kelpie kill`,
 //! then SIGKILLs every process group it ever saw in `jlist` and the daemon itself.
 //!
-//! [`load`] is an HTTP load client for the cluster mode's tests (`fake-app --serve`).
+//! [`load`] is an HTTP load client for the cluster mode's tests (`fake-app --serve`): for a
+//! given stop, or in the background ([`BackgroundLoad`]) while the test waits for what it needs.
 
 pub mod load;
 
-pub use load::{run_load, LoadReport};
+pub use load::{run_load, BackgroundLoad, LoadReport};
 
 use serde_json::Value;
 use std::cell::RefCell;
@@ -275,7 +276,6 @@ pub fn skip(reason: impl std::fmt::Display) {
     eprintln!("skipped: {reason}");
 }
 
-/// Whether a process exists and is not a zombie.
 /// Runs git in `dir` with a fixed identity, branch name and no signing, whatever the
 /// machine's config; panics with its output when it fails. Returns its stdout, trimmed.
 pub fn git(dir: &Path, args: &[&str]) -> String {
@@ -300,6 +300,7 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Whether a process exists and is not a zombie.
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
@@ -310,6 +311,18 @@ pub fn alive(pid: u32) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// Bytes `pid` has written so far (`wchar` of /proc/<pid>/io; 0 once it is gone). It grows
+/// with each write that went through: an event that shows a process ran on (a write to a pipe
+/// nobody holds would have killed it with SIGPIPE, one to a full pipe nobody reads would block).
+pub fn written(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("wchar:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn sigkill(target: i64) {

@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Longest wait for a connection, a write or a read.
@@ -37,6 +38,11 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
+    /// Whether process `pid` answered at least one request.
+    pub fn served_by(&self, pid: u32) -> bool {
+        self.pids.contains_key(&pid.to_string())
+    }
+
     fn success(&mut self, body: &str) {
         self.ok += 1;
         *self.pids.entry(pid_of(body)).or_insert(0) += 1;
@@ -50,17 +56,6 @@ impl LoadReport {
     fn note_error(&mut self, error: String) {
         if self.errors.len() < MAX_ERRORS && !self.errors.contains(&error) {
             self.errors.push(error);
-        }
-    }
-
-    fn merge(&mut self, other: LoadReport) {
-        self.ok += other.ok;
-        self.failed += other.failed;
-        for error in other.errors {
-            self.note_error(error);
-        }
-        for (pid, count) in other.pids {
-            *self.pids.entry(pid).or_insert(0) += count;
         }
     }
 }
@@ -82,36 +77,95 @@ pub fn run_load(
     threads: usize,
     stop: Arc<AtomicBool>,
 ) -> LoadReport {
+    let seen = Mutex::new(LoadReport::default());
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads.max(1))
-            .map(|_| {
-                let stop = &stop;
-                scope.spawn(move || {
-                    let mut client = Client::new(addr, keep_alive);
-                    let mut report = LoadReport::default();
-                    while !stop.load(Ordering::SeqCst) {
-                        match client.request() {
-                            Ok(body) => report.success(&body),
-                            Err(error) => {
-                                report.failure(error);
-                                // Do not spin on a refused port.
-                                std::thread::sleep(Duration::from_millis(1));
-                            }
-                        }
-                    }
-                    report
-                })
-            })
+            .map(|_| scope.spawn(|| send_until(addr, keep_alive, &stop, &seen)))
             .collect();
-        let mut total = LoadReport::default();
         for worker in workers {
-            match worker.join() {
-                Ok(report) => total.merge(report),
-                Err(_) => total.failure("a load thread panicked".to_string()),
+            if worker.join().is_err() {
+                record(&seen, Err("a load thread panicked".to_string()));
             }
         }
-        total
-    })
+    });
+    seen.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Load sent from background threads until [`BackgroundLoad::finish`] (or its drop), as
+/// [`run_load`] sends it; what it has seen so far can be read at any time, so that a test waits
+/// for what it needs (every instance served, enough requests) instead of loading for a fixed
+/// time.
+pub struct BackgroundLoad {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<LoadReport>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl BackgroundLoad {
+    /// Start `threads` clients on `addr` (with `keep_alive` or a new connection per request).
+    pub fn start(addr: SocketAddr, keep_alive: bool, threads: usize) -> BackgroundLoad {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(LoadReport::default()));
+        let threads = (0..threads.max(1))
+            .map(|_| {
+                let (stop, seen) = (stop.clone(), seen.clone());
+                std::thread::spawn(move || send_until(addr, keep_alive, &stop, &seen))
+            })
+            .collect();
+        BackgroundLoad {
+            stop,
+            seen,
+            threads,
+        }
+    }
+
+    /// What the clients have seen so far.
+    pub fn seen(&self) -> LoadReport {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Stop the clients, wait for their requests in flight, and report.
+    pub fn finish(mut self) -> LoadReport {
+        self.stop_and_join();
+        self.seen()
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for thread in self.threads.drain(..) {
+            if thread.join().is_err() {
+                record(&self.seen, Err("a load thread panicked".to_string()));
+            }
+        }
+    }
+}
+
+impl Drop for BackgroundLoad {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// One client's loop: requests until `stop`, each recorded in `seen` as it ends.
+fn send_until(addr: SocketAddr, keep_alive: bool, stop: &AtomicBool, seen: &Mutex<LoadReport>) {
+    let mut client = Client::new(addr, keep_alive);
+    while !stop.load(Ordering::SeqCst) {
+        let outcome = client.request();
+        let refused = outcome.is_err();
+        record(seen, outcome);
+        if refused {
+            // Do not spin on a refused port.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+fn record(seen: &Mutex<LoadReport>, outcome: Result<String, String>) {
+    let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+    match outcome {
+        Ok(body) => seen.success(&body),
+        Err(error) => seen.failure(error),
+    }
 }
 
 /// One `GET /` on a new connection; the body of a `200` response, else what went wrong.

@@ -1,16 +1,15 @@
 //! `fake-app --serve`: what it answers, its readiness notification, and its graceful drain,
 //! alone and sharing one listening socket with another instance (as in cluster mode).
 
-use kelpie_testkit::load::{get, run_load};
+use kelpie_testkit::load::get;
+use kelpie_testkit::BackgroundLoad;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const FAKE_APP: &str = env!("CARGO_BIN_EXE_fake-app");
@@ -131,13 +130,13 @@ fn keep_alive_request(stream: &mut TcpStream) -> String {
     head + &String::from_utf8_lossy(&body)
 }
 
-/// Stop `flag` after `after`, from another thread.
-fn stop_after(flag: &Arc<AtomicBool>, after: Duration) -> std::thread::JoinHandle<()> {
-    let flag = Arc::clone(flag);
-    std::thread::spawn(move || {
-        std::thread::sleep(after);
-        flag.store(true, Ordering::SeqCst);
-    })
+/// Wait until `done` holds, polling; panics naming `what` after 10 s.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
@@ -243,7 +242,9 @@ fn a_drain_finishes_requests_in_flight_answers_with_close_and_exits_0() {
     assert!(first.contains("Connection: keep-alive"), "{first}");
 
     let in_flight = std::thread::spawn(move || get(address));
-    std::thread::sleep(Duration::from_millis(150));
+    // The first request's wait was said already; this is the second's.
+    app.line("answering slowly");
+    app.line("answering slowly");
     app.signal("SIGTERM");
     assert_eq!(app.line("draining on "), "draining on SIGTERM");
 
@@ -354,25 +355,28 @@ fn on_a_shared_socket_a_drain_loses_no_request() {
     let mut leaving = instance_on_shared_socket(&socket, 0);
     let staying = instance_on_shared_socket(&socket, 1);
 
-    let stop = Arc::new(AtomicBool::new(false));
     let loads: Vec<_> = [true, false]
         .into_iter()
-        .map(|keep_alive| {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || run_load(address, keep_alive, 4, stop))
-        })
+        .map(|keep_alive| BackgroundLoad::start(address, keep_alive, 4))
         .collect();
-    std::thread::sleep(Duration::from_millis(500));
+    // Under load (answering), it drains; then the other one goes on answering.
+    wait_until("answers from the leaving instance", || {
+        loads.iter().any(|l| l.seen().served_by(leaving.pid()))
+    });
     leaving.signal("SIGTERM");
     let status = leaving.exit_within(Duration::from_secs(6)).expect("exits");
     assert_eq!(status.code(), Some(0));
-    stop_after(&stop, Duration::from_millis(300))
-        .join()
-        .expect("timer");
+    let answered: Vec<u64> = loads.iter().map(|l| l.seen().ok).collect();
+    wait_until("answers after the drain", || {
+        loads
+            .iter()
+            .zip(&answered)
+            .all(|(l, before)| l.seen().ok > before + 10)
+    });
 
     let mut leaving_answered = 0;
     for (load, keep_alive) in loads.into_iter().zip([true, false]) {
-        let report = load.join().expect("load thread");
+        let report = load.finish();
         eprintln!("keep_alive={keep_alive}: {report:?}");
         assert_eq!(report.failed, 0, "keep_alive={keep_alive}: {report:?}");
         // After the drain only the other instance answers. (Which instance accepts each

@@ -1,17 +1,17 @@
 //! Cluster mode: instances sharing a Kelpie-owned socket, readiness, reload with no failed
 //! request under load, scale.
 
+use super::apps::GracefulNode;
 use super::{free_port, heavy, kelpie, local};
-use kelpie_testkit::{load, run_load, Kelpie, LoadReport};
+use kelpie_testkit::{load, BackgroundLoad, Kelpie, LoadReport};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const SECS: Duration = Duration::from_secs(1);
 
-// Every test here holds `heavy()`: they start Node processes and load both cores.
+// The tests that start Node or Python instances, or put load on them, hold `heavy()` (both
+// cores); those of fake-app alone, a few requests at most, do not.
 
 /// Start `fake-app --serve` (a LISTEN_FDS server) as `name` on a Kelpie-owned 127.0.0.1 port,
 /// with more `kelpie start` flags and more app arguments.
@@ -25,41 +25,53 @@ fn start_server(k: &Kelpie, name: &str, port: u16, flags: &[&str], app_args: &[&
     k.ok(&args);
 }
 
-/// Load running in the background, new connection per request and keep-alive side by side.
+/// The modes of [`Load`].
+pub(super) const NEW_CONNECTIONS: &str = "new connection per request";
+pub(super) const KEEP_ALIVE: &str = "keep-alive";
+
+/// Load running in the background, new connection per request and keep-alive side by side
+/// (two clients each).
 pub(super) struct Load {
-    stop: Arc<AtomicBool>,
-    threads: Vec<(&'static str, JoinHandle<LoadReport>)>,
+    modes: Vec<(&'static str, BackgroundLoad)>,
 }
 
 impl Load {
     pub(super) fn start(addr: SocketAddr) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = [("new connection per request", false), ("keep-alive", true)]
+        let modes = [(NEW_CONNECTIONS, false), (KEEP_ALIVE, true)]
             .into_iter()
-            .map(|(name, keep_alive)| {
-                let stop = stop.clone();
-                (
-                    name,
-                    std::thread::spawn(move || run_load(addr, keep_alive, 2, stop)),
-                )
-            })
+            .map(|(name, keep_alive)| (name, BackgroundLoad::start(addr, keep_alive, 2)))
             .collect();
-        Load { stop, threads }
+        Load { modes }
+    }
+
+    /// What each mode has seen so far, by mode.
+    pub(super) fn seen(&self) -> BTreeMap<&'static str, LoadReport> {
+        self.modes.iter().map(|(m, l)| (*m, l.seen())).collect()
+    }
+
+    /// Wait until what each mode has seen so far satisfies `done` (given the mode's name);
+    /// panics with the reports after 20 s (a loaded machine).
+    pub(super) fn wait_until(&self, what: &str, done: impl Fn(&str, &LoadReport) -> bool) {
+        let deadline = Instant::now() + 20 * SECS;
+        loop {
+            let seen = self.seen();
+            if seen.iter().all(|(mode, report)| done(mode, report)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {seen:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Stop and return each mode's report.
-    pub(super) fn finish(mut self) -> Vec<(&'static str, LoadReport)> {
-        self.stop.store(true, Ordering::SeqCst);
-        self.threads
-            .drain(..)
-            .map(|(name, thread)| (name, thread.join().expect("load thread")))
+    pub(super) fn finish(self) -> Vec<(&'static str, LoadReport)> {
+        self.modes
+            .into_iter()
+            .map(|(name, load)| (name, load.finish()))
             .collect()
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
     }
 }
 
@@ -75,30 +87,27 @@ pub(super) fn pids_of(k: &Kelpie, name: &str) -> Vec<u32> {
 pub(super) fn reload_under_load(k: &Kelpie, name: &str, port: u16) {
     let before = pids_of(k, name);
     let load = Load::start(local(port));
-    std::thread::sleep(SECS / 2);
+    load.wait_until("answers before the reload", |_, seen| seen.ok > 10);
     k.ok(&["reload", name]);
-    std::thread::sleep(SECS / 2);
-    let reports = load.finish();
     let after = pids_of(k, name);
     assert!(
         after.iter().all(|pid| *pid != 0 && !before.contains(pid)),
         "every process replaced: {before:?} -> {after:?}"
     );
-    for (mode, report) in reports {
+    // Each mode goes on to the new processes (a keep-alive connection too, once its old
+    // process has closed it).
+    load.wait_until("answers from the new processes", |_, seen| {
+        seen.ok > 20 && after.iter().any(|pid| seen.served_by(*pid))
+    });
+    for (mode, report) in load.finish() {
         assert_eq!(report.failed, 0, "{mode}: {report:?}");
         assert!(
             report.ok > 20,
             "{mode}: too few requests to mean anything: {report:?}"
         );
-        let served_by_new = after
-            .iter()
-            .any(|pid| report.pids.contains_key(&pid.to_string()));
-        let served_by_old = before
-            .iter()
-            .any(|pid| report.pids.contains_key(&pid.to_string()));
         assert!(
-            served_by_new || served_by_old,
-            "{mode}: answers came from the app's processes: {report:?}"
+            after.iter().any(|pid| report.served_by(*pid)),
+            "{mode}: the new processes answered: {report:?}"
         );
     }
     for pid in before {
@@ -242,7 +251,7 @@ fn a_listen_fds_server_keeps_serving_when_one_instance_is_killed() {
     let pids = pids_of(&k, "rs");
     assert_eq!(pids.len(), 2);
     let load = Load::start(local(port));
-    std::thread::sleep(SECS / 2);
+    load.wait_until("answers before the kill", |_, seen| seen.ok > 10);
     std::process::Command::new("kill")
         .args(["-9", &pids[0].to_string()])
         .status()
@@ -251,13 +260,27 @@ fn a_listen_fds_server_keeps_serving_when_one_instance_is_killed() {
         let now = pids_of(&k, "rs");
         now.len() == 2 && now.iter().all(|p| *p != 0 && *p != pids[0])
     });
-    std::thread::sleep(SECS / 2);
+    // Served on after the restart: new connections by both processes, keep-alive ones (which
+    // stay with the process they were made with) by whichever they are with.
+    let back = pids_of(&k, "rs");
+    let answered = load.seen();
+    load.wait_until("answers after the restart", |mode, seen| {
+        let more = seen.ok > answered[mode].ok + 10;
+        more && (mode == KEEP_ALIVE || back.iter().all(|pid| seen.served_by(*pid)))
+    });
     for (mode, report) in load.finish() {
         // Only requests the killed process had accepted can fail (at most one per client
         // thread); what waits in the shared queue is served by the others.
         assert!(report.failed <= 2, "{mode}: {report:?}");
+        // New connections go to the other instance meanwhile; keep-alive ones, made with
+        // whichever process accepted them (both may have been with the killed one), to a
+        // process that lives.
+        let served = match mode {
+            KEEP_ALIVE => back.iter().any(|pid| report.served_by(*pid)),
+            _ => report.served_by(pids[1]),
+        };
         assert!(
-            report.pids.contains_key(&pids[1].to_string()),
+            served,
             "{mode}: the other instance kept serving: {report:?}"
         );
     }
@@ -269,7 +292,6 @@ fn a_listen_fds_server_keeps_serving_when_one_instance_is_killed() {
 
 #[test]
 fn a_reload_whose_new_process_is_never_ready_fails_and_keeps_the_old_one() {
-    let _heavy = heavy();
     let k = kelpie();
     let port = free_port();
     start_server(
@@ -313,7 +335,6 @@ fn a_reload_whose_new_process_is_never_ready_fails_and_keeps_the_old_one() {
 
 #[test]
 fn a_reload_whose_new_process_exits_fails_and_keeps_the_old_one() {
-    let _heavy = heavy();
     let k = kelpie();
     let port = free_port();
     let write = |args: &str| {
@@ -345,7 +366,6 @@ fn a_reload_whose_new_process_exits_fails_and_keeps_the_old_one() {
 
 #[test]
 fn scale_adds_and_removes_instances_sharing_the_port() {
-    let _heavy = heavy();
     let k = kelpie();
     let port = free_port();
     start_server(&k, "sc", port, &[], &[]);
@@ -382,7 +402,6 @@ fn scale_adds_and_removes_instances_sharing_the_port() {
 
 #[test]
 fn a_port_in_use_fails_the_start_and_changes_nothing() {
-    let _heavy = heavy();
     let k = kelpie();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port();
@@ -435,7 +454,6 @@ fn a_unix_socket_is_shared_and_removed_with_the_app() {
 
 #[test]
 fn readiness_from_a_log_line_and_from_the_port_of_a_reuse_port_app() {
-    let _heavy = heavy();
     let k = kelpie();
     let port = free_port();
     let file = k.write(
@@ -489,66 +507,40 @@ fn readiness_from_a_log_line_and_from_the_port_of_a_reuse_port_app() {
     );
 }
 
-/// A Node app that writes a marker file when it receives PM2's `shutdown` message, then exits;
-/// `more` is added to its code. Returns the app's file and the marker's path.
-fn shutdown_marker_app(k: &Kelpie, more: &str) -> (String, std::path::PathBuf) {
-    let marker = k.dir.path().join("got-shutdown");
-    let app = k.write(
-        "graceful.js",
-        &format!(
-            "process.on('message', (m) => {{ if (m === 'shutdown') {{ require('fs').writeFileSync({marker:?}, 'yes'); process.exit(0); }} }});\n\
-             {more}setInterval(() => {{}}, 1000);\n",
-            marker = marker.display().to_string()
-        ),
-    );
-    (app, marker)
-}
-
 #[test]
 fn pm2_kill_use_message_in_the_daemons_environment_stops_every_node_app_with_the_message() {
     let k = kelpie();
-    let (app, marker) = shutdown_marker_app(&k, "");
+    let app = GracefulNode::write(&k, "console.log('handler in place');\n");
     // The command that starts the daemon passes its environment on, as with PM2.
     let started = k
-        .command(&["start", &app, "--name", "gr"])
+        .command(&["start", &app.file, "--name", "gr"])
         .env("PM2_KILL_USE_MESSAGE", "true")
         .output()
         .expect("start");
     assert!(started.status.success(), "{started:?}");
     assert_eq!(k.status("gr"), "online");
-    std::thread::sleep(SECS / 2);
+    // Its handler is in place once it says so (the status is online from the spawn on).
+    k.wait_for("the handler in place", 10 * SECS, || {
+        k.log("gr-out.log").contains("handler in place")
+    });
     k.ok(&["stop", "gr"]);
-    assert_eq!(
-        std::fs::read_to_string(&marker).ok().as_deref(),
-        Some("yes")
-    );
+    assert!(app.shut_down());
 }
 
 #[test]
 fn a_node_app_stopped_with_the_shutdown_message_runs_its_handler() {
     let _heavy = heavy();
     let k = kelpie();
-    let (app, marker) = shutdown_marker_app(&k, "process.send('ready');\n");
-    k.ok(&[
-        "start",
-        &app,
-        "--name",
-        "gr",
-        "--shutdown-with-message",
-        "--wait-ready",
-    ]);
+    let app = GracefulNode::write(&k, "process.send('ready');\n");
+    app.start_with_message(&k, "gr");
     assert_eq!(k.status("gr"), "online");
     assert!(!k.ok(&["describe", "gr"]).contains("not ready within"));
     k.ok(&["stop", "gr"]);
-    assert_eq!(
-        std::fs::read_to_string(&marker).ok().as_deref(),
-        Some("yes")
-    );
+    assert!(app.shut_down());
 }
 
 #[test]
 fn reloading_a_file_applies_its_new_config_and_apps_without_a_port_restart() {
-    let _heavy = heavy();
     let k = kelpie();
     let port = free_port();
     let write = |release: &str, instances: u32| {

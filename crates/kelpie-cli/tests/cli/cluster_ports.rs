@@ -4,13 +4,12 @@
 //! the app drains by itself or not; save/kill/resurrect, `kill -9` of the daemon and `update`
 //! give the socket back. Express and Fastify come from npm.
 
-use super::cluster::{pids_of, reload_under_load, Load};
+use super::cluster::{pids_of, reload_under_load, Load, KEEP_ALIVE};
 use super::tools::npm_packages;
 use super::{free_port, heavy, kelpie, local};
-use kelpie_testkit::{load, run_load, Kelpie};
+use kelpie_testkit::{load, BackgroundLoad, Kelpie};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 const SECS: Duration = Duration::from_secs(1);
@@ -97,50 +96,71 @@ fn nest_style_app(port: u16) -> String {
 }
 
 /// Start `file` as `name` with 4 instances and nothing else (cluster mode, as PM2's `-i 4`),
-/// then check, 5 s later, that every instance is online, never restarted, and served.
+/// then check that every instance is online and serves, and that none restarted meanwhile.
 fn four_instances_serve(k: &Kelpie, file: &str, name: &str, port: u16) -> Vec<u32> {
     let shown = k.ok(&["start", file, "--name", name, "-i", "4"]);
     assert!(
         !shown.contains("cluster mode without a port"),
         "no warning: {shown}"
     );
-    std::thread::sleep(5 * SECS);
-    let list: Vec<_> = k
-        .jlist()
-        .into_iter()
-        .filter(|p| p["name"] == name)
-        .collect();
-    assert_eq!(list.len(), 4, "{list:?}");
-    for p in &list {
-        assert_eq!(p["pm2_env"]["status"], "online", "{name}: {p}");
-        assert_eq!(p["pm2_env"]["restart_time"], 0, "{name}: {p}");
+    wait_online(k, name, 4);
+    // The socket is made when the code first listens.
+    k.wait_for("the port open", 20 * SECS, || {
+        load::get(local(port)).is_ok()
+    });
+    for p in k.jlist().iter().filter(|p| p["name"] == name) {
         assert_eq!(p["pm2_env"]["exec_mode"], "cluster_mode", "{name}");
     }
-    let pids = pids_of(k, name);
-    let report = load_for(2 * SECS, port);
-    assert_eq!(report.failed, 0, "{name}: {report:?}");
-    for pid in &pids {
-        assert!(
-            report.pids.contains_key(&pid.to_string()),
-            "{name}: instance {pid} served: {report:?}"
-        );
-    }
-    pids
+    every_instance_serves(k, port, &[name])
 }
 
-/// 8 clients, a new connection per request, on 127.0.0.1:`port` for `time`.
-fn load_for(time: Duration, port: u16) -> kelpie_testkit::LoadReport {
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopper = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(time);
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        })
-    };
-    let report = run_load(local(port), false, 8, stop);
-    stopper.join().expect("stopper");
-    report
+/// Wait until `count` instances of `name` are online.
+fn wait_online(k: &Kelpie, name: &str, count: usize) {
+    k.wait_for(
+        &format!("{count} instances of {name} online"),
+        20 * SECS,
+        || {
+            let list = k.jlist();
+            let of_name: Vec<_> = list.iter().filter(|p| p["name"] == name).collect();
+            of_name.len() == count && of_name.iter().all(|p| p["pm2_env"]["status"] == "online")
+        },
+    );
+}
+
+/// Load on 127.0.0.1:`port` (8 clients, a new connection per request) until every instance of
+/// `apps` has answered, with no failed request; then none of them has restarted (the same
+/// processes, no restart counted): an instance that could not listen, or crashed on its
+/// second port, would have shown by then. Returns their pids.
+fn every_instance_serves(k: &Kelpie, port: u16, apps: &[&str]) -> Vec<u32> {
+    let pids: Vec<u32> = apps.iter().flat_map(|name| pids_of(k, name)).collect();
+    let load = BackgroundLoad::start(local(port), false, 8);
+    k.wait_for(
+        &format!("every instance of {apps:?} serving"),
+        20 * SECS,
+        || {
+            let seen = load.seen();
+            seen.failed > 0 || pids.iter().all(|pid| seen.served_by(*pid))
+        },
+    );
+    let report = load.finish();
+    assert_eq!(report.failed, 0, "{apps:?}: {report:?}");
+    for pid in &pids {
+        assert!(
+            report.served_by(*pid),
+            "{apps:?}: instance {pid} served: {report:?}"
+        );
+    }
+    let now: Vec<u32> = apps.iter().flat_map(|name| pids_of(k, name)).collect();
+    assert_eq!(now, pids, "{apps:?}: the same processes");
+    for p in k
+        .jlist()
+        .iter()
+        .filter(|p| apps.iter().any(|a| p["name"] == *a))
+    {
+        assert_eq!(p["pm2_env"]["status"], "online", "{p}");
+        assert_eq!(p["pm2_env"]["restart_time"], 0, "{p}");
+    }
+    pids
 }
 
 #[test]
@@ -186,26 +206,8 @@ fn node_apps_with_the_port_in_their_code_share_it_in_cluster_mode() {
     // A second app on the same ports shares the same sockets, as under PM2 (one cluster
     // primary for every app), and keeps them when the first app is deleted.
     k.ok(&["start", &file, "--name", "plain-b", "-i", "2"]);
-    std::thread::sleep(3 * SECS);
-    let both: Vec<_> = k
-        .jlist()
-        .into_iter()
-        .filter(|p| p["name"] == "plain-b")
-        .collect();
-    assert_eq!(both.len(), 2);
-    for p in &both {
-        assert_eq!(p["pm2_env"]["status"], "online", "{p}");
-        assert_eq!(p["pm2_env"]["restart_time"], 0, "{p}");
-    }
-    let b_pids = pids_of(&k, "plain-b");
-    let report = load_for(2 * SECS, port);
-    assert_eq!(report.failed, 0, "{report:?}");
-    for pid in pids.iter().chain(&b_pids) {
-        assert!(
-            report.pids.contains_key(&pid.to_string()),
-            "{pid} served: {report:?}"
-        );
-    }
+    wait_online(&k, "plain-b", 2);
+    every_instance_serves(&k, port, &["plain", "plain-b"]);
     k.ok(&["delete", "plain"]);
     for pid in pids {
         assert!(!kelpie_testkit::alive(pid));
@@ -285,11 +287,13 @@ fn sockets_of_apps_with_the_port_in_their_code_survive_resurrect_kill_9_and_upda
         });
         let pids = pids_of(k, "api");
         let load = Load::start(local(port));
-        std::thread::sleep(2 * SECS);
+        // Two keep-alive connections may well both be with one instance.
+        load.wait_until(&format!("every instance serving {when}"), |mode, seen| {
+            seen.ok > 0 && (mode == KEEP_ALIVE || pids.iter().all(|pid| seen.served_by(*pid)))
+        });
         for (mode, report) in load.finish() {
             assert_eq!(report.failed, 0, "{when}, {mode}: {report:?}");
-            // Two keep-alive connections may well both be with one instance.
-            if mode == "keep-alive" {
+            if mode == KEEP_ALIVE {
                 continue;
             }
             for pid in &pids {
@@ -392,20 +396,19 @@ fn a_non_node_cluster_app_without_a_port_is_refused_and_a_crash_loop_backs_off()
         "--exit-code",
         "1",
     ]);
-    std::thread::sleep(4 * SECS);
-    let restarts = k.app("crashy")["pm2_env"]["restart_time"]
-        .as_u64()
-        .unwrap_or(0);
-    assert!(
-        (3..12).contains(&restarts),
-        "backed off: {restarts} restarts in 4 s"
+    // The delays themselves (at once, then 100 ms growing by half) are the instance's
+    // in-process test; here a real crash loop reaches them.
+    k.wait_for(
+        "three restarts, some delayed by the backoff",
+        10 * SECS,
+        || {
+            k.app("crashy")["pm2_env"]["restart_time"].as_u64() >= Some(3)
+                && k.exits("crashy")
+                    .iter()
+                    .any(|e| e["action"] == "waiting restart")
+        },
     );
     assert_ne!(k.status("crashy"), "errored");
-    let exits = k.exits("crashy");
-    assert!(
-        exits.iter().any(|e| e["action"] == "waiting restart"),
-        "{exits:?}"
-    );
 }
 
 /// An https or HTTP/2 (TLS) server with the port in its code and the seed's own graceful
@@ -424,29 +427,39 @@ fn tls_app(kind: &str, port: u16) -> String {
     )
 }
 
-/// Load from Node's own clients while `DURATION_MS` passes: keep-alive https requests (an
+/// Load from Node's own clients until their stdin closes: keep-alive https requests (an
 /// agent with 4 connections) and requests on new connections side by side, or HTTP/2 streams
 /// on one session at a time (a new session after a GOAWAY). A stream the server refused
 /// unprocessed (REFUSED_STREAM, or sent after its GOAWAY) is retried, as HTTP/2 allows and
-/// clients do; anything else that fails counts. Prints `{"ok":n,"failed":n,"errors":[...]}`.
+/// clients do; anything else that fails counts. Prints `served <pid>` the first time a process
+/// answers and `ok 51` at the 51st answer, then at the end `{"ok":n,"failed":n,"errors":[...]}`.
 const TLS_CLIENT: &str = r#"
-const [kind, port, duration] = process.argv.slice(2);
-const until = Date.now() + Number(duration);
+const [kind, port] = process.argv.slice(2);
+let stopped = false;
+process.stdin.on('data', () => {}).on('end', () => { stopped = true; });
 const report = { ok: 0, failed: 0, errors: [] };
+const served = new Set();
+const answered = (body) => {
+  report.ok++;
+  if (report.ok === 51) console.log('ok 51');
+  const pid = (/pid=(\d+)/.exec(body) || [])[1];
+  if (pid && !served.has(pid)) { served.add(pid); console.log(`served ${pid}`); }
+};
 const fail = (e) => { report.failed++; if (report.errors.length < 5) report.errors.push(String(e && (e.code || e.message) || e)); };
 async function https() {
   const https = require('https');
   const keep = new https.Agent({ keepAlive: true, maxSockets: 4, rejectUnauthorized: false });
   const get = (agent) => new Promise((resolve) => {
     const req = https.get({ host: '127.0.0.1', port, path: '/', agent, rejectUnauthorized: false }, (res) => {
-      res.resume();
-      res.on('end', () => { res.statusCode === 200 ? report.ok++ : fail(res.statusCode); resolve(); });
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => { res.statusCode === 200 ? answered(body) : fail(res.statusCode); resolve(); });
       res.on('error', (e) => { fail(e); resolve(); });
     });
     req.setTimeout(5000, () => req.destroy(new Error('timeout')));
     req.on('error', (e) => { fail(e); resolve(); });
   });
-  const loop = async (agent) => { while (Date.now() < until) await get(agent); };
+  const loop = async (agent) => { while (!stopped) await get(agent); };
   await Promise.all([loop(keep), loop(keep), loop(keep), loop(keep), loop(false), loop(false)]);
 }
 async function h2() {
@@ -462,16 +475,20 @@ async function h2() {
   const once = () => new Promise((resolve) => {
     if (!session || session.closed || session.destroyed) session = open();
     let req;
-    try { req = session.request({ ':path': '/' }); } catch (e) { session = null; return resolve('retry'); }
+    try { req = session.request({ ':path': '/' }); } catch (e) { session = null; return resolve({ retry: true }); }
     req.setTimeout(5000, () => req.close(http2.constants.NGHTTP2_CANCEL));
-    req.on('response', (h) => { req.resume(); req.on('end', () => resolve(h[':status'] === 200 ? 'ok' : `status ${h[':status']}`)); });
-    req.on('error', (e) => resolve(e.code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED_STREAM/.test(e.message) || e.code === 'ERR_HTTP2_GOAWAY_SESSION' ? 'retry' : e));
-    req.on('close', () => { if (req.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) resolve('retry'); });
+    req.on('response', (h) => {
+      let body = '';
+      req.on('data', (d) => { body += d; });
+      req.on('end', () => resolve(h[':status'] === 200 ? { body } : { error: `status ${h[':status']}` }));
+    });
+    req.on('error', (e) => resolve(e.code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED_STREAM/.test(e.message) || e.code === 'ERR_HTTP2_GOAWAY_SESSION' ? { retry: true } : { error: e }));
+    req.on('close', () => { if (req.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) resolve({ retry: true }); });
   });
   const loop = async () => {
-    while (Date.now() < until) {
+    while (!stopped) {
       const r = await once();
-      if (r === 'ok') report.ok++; else if (r !== 'retry') fail(r);
+      if (r.body !== undefined) answered(r.body); else if (!r.retry) fail(r.error);
     }
   };
   await Promise.all([loop(), loop(), loop(), loop()]);
@@ -511,24 +528,50 @@ fn https_and_http2_apps_closing_themselves_reload_with_no_failed_request() {
         k.wait_for("listening", 10 * SECS, || {
             std::net::TcpStream::connect(local(port)).is_ok()
         });
-        let client = std::process::Command::new("node")
+        let mut client = std::process::Command::new("node")
             .arg(dir.join("client.js"))
-            .args([kind, &port.to_string(), "5000"])
+            .args([kind, &port.to_string()])
+            .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("node client");
         k.track(client.id());
-        std::thread::sleep(SECS);
-        let before = pids_of(&k, kind);
-        k.ok(&["reload", kind]);
-        std::thread::sleep(SECS / 2);
-        k.ok(&["reload", kind]);
-        let out = client.wait_with_output().expect("client");
+        let said = super::pid1::collect(client.stdout.take().expect("stdout"));
+        let served_by = |pids: &[u32]| {
+            let said = said.lock().expect("client output").clone();
+            pids.iter()
+                .any(|pid| said.contains(&format!("served {pid}\n")))
+        };
+        // Answered before, between and after the two reloads, by the processes of the moment.
+        let mut before = pids_of(&k, kind);
+        let first = before.clone();
+        for round in 0..2 {
+            k.wait_for(
+                &format!("{kind}: answers before reload {round}"),
+                10 * SECS,
+                || served_by(&before),
+            );
+            k.ok(&["reload", kind]);
+            before = pids_of(&k, kind);
+        }
+        k.wait_for(
+            &format!("{kind}: answers after the reloads"),
+            10 * SECS,
+            || served_by(&before) && said.lock().expect("client output").contains("ok 51\n"),
+        );
+        drop(client.stdin.take());
+        let status = client.wait().expect("client");
+        assert!(status.success(), "{kind}: the client: {status}");
+        k.wait_for("the client's output read to its end", 5 * SECS, || {
+            std::sync::Arc::strong_count(&said) == 1
+        });
+        let said = said.lock().expect("client output").clone();
+        let last = said.lines().last().unwrap_or_default();
         let report: serde_json::Value =
-            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+            serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {said}"));
         assert_eq!(report["failed"], 0, "{kind}: {report}");
         assert!(report["ok"].as_u64().unwrap_or(0) > 50, "{kind}: {report}");
-        for pid in before {
+        for pid in first {
             assert!(
                 !kelpie_testkit::alive(pid),
                 "{kind}: old process {pid} stopped"
@@ -563,41 +606,42 @@ fn keep_alive_connections_are_spread_evenly_across_instances() {
     });
     let pids = pids_of(&k, "hello");
     // 16 keep-alive connections, as `wrk -c 16`: they all connect at once.
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = {
-        let stop = stop.clone();
-        std::thread::spawn(move || run_load(local(port), true, 16, stop))
-    };
+    let load = BackgroundLoad::start(local(port), true, 16);
     let spread = || established_per_process(&pids, port);
     let even = |counts: &[usize]| {
         counts.iter().sum::<usize>() >= 14
             && counts.iter().max().unwrap_or(&0) - counts.iter().min().unwrap_or(&0) <= 1
     };
-    // Within 10 s (a loaded machine is slower to reconnect), even for a whole second (10 looks
-    // in a row).
+    // Within 20 s (a loaded machine is slower to reconnect), even, and still even at every look
+    // (at least 10) while the clients send 800 more requests (50 per connection on average):
+    // a connection moved (closed, made again elsewhere) between two requests would show.
     let mut seen = Vec::new();
-    let mut in_a_row = 0;
-    for _ in 0..100 {
-        std::thread::sleep(Duration::from_millis(100));
+    let mut even_since: Option<u64> = None;
+    let mut looks = 0;
+    let deadline = std::time::Instant::now() + 20 * SECS;
+    loop {
         let counts = spread();
-        in_a_row = if even(&counts) { in_a_row + 1 } else { 0 };
-        seen.push(counts);
-        if in_a_row == 10 {
-            break;
+        let answered = load.seen().ok;
+        if even(&counts) {
+            looks += 1;
+            let since = *even_since.get_or_insert(answered);
+            if looks >= 10 && answered >= since + 800 {
+                break;
+            }
+        } else {
+            (even_since, looks) = (None, 0);
         }
+        seen.push(counts);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "connections per instance, every 20 ms: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let report = load.join().expect("load");
-    assert_eq!(
-        in_a_row, 10,
-        "connections per instance, every 100 ms: {seen:?}"
-    );
+    let report = load.finish();
     assert_eq!(report.failed, 0, "{report:?}");
     for pid in &pids {
-        assert!(
-            report.pids.contains_key(&pid.to_string()),
-            "{pid} served: {report:?}"
-        );
+        assert!(report.served_by(*pid), "{pid} served: {report:?}");
     }
 }
 

@@ -289,8 +289,11 @@ fn a_sigkill_from_someone_else_is_not_called_an_oom_kill() {
         "--no-autorestart",
     ]);
     let pid = k.pid("victim");
-    // After the monitor's first samples of the machine's OOM-kill counter.
-    std::thread::sleep(2 * SECS);
+    // After the monitor's first sample of the machine's OOM-kill counter: it takes one at the
+    // start of each round, before the apps' usage (so, once the app's memory is in the list).
+    k.wait_for("the monitor's first round with the app", 10 * SECS, || {
+        k.app("victim")["monit"]["memory"].as_u64().unwrap_or(0) > 0
+    });
     kelpie_sys::send_signal(pid, kelpie_sys::SIGKILL).expect("kill -9");
     k.wait_for("the exit", 10 * SECS, || k.status("victim") == "stopped");
     let events = events_json(&k, &["victim"]);

@@ -164,11 +164,14 @@ fn a_million_lines_through_many_rotations_arrive_once_and_in_order() {
     let expected: Vec<u8> = (0..lines)
         .flat_map(|i| format!("line {i}\n").into_bytes())
         .collect();
+    // The last line in the live file first (a small read), then everything.
+    let last = format!("line {}\n", lines - 1);
     let mut content = Vec::new();
     k.wait_for("every line on disk", 60 * SECS, || {
-        std::thread::sleep(Duration::from_millis(200));
-        content = all_content(&log).unwrap_or_default();
-        content.len() >= expected.len()
+        read(&log).ends_with(last.as_bytes()) && {
+            content = all_content(&log).unwrap_or_default();
+            content.len() >= expected.len()
+        }
     });
     assert!(content == expected, "lines lost, doubled or out of order");
     let rotated = archives(&log);
@@ -509,8 +512,12 @@ fn flush_empties_files_and_reload_logs_follows_an_external_rotation() {
     k.wait_for("ticks in a new file", 5 * SECS, || {
         String::from_utf8_lossy(&read(&log)).contains("tick")
     });
+    // Five more ticks in the new file: the moved one, closed, got none of them.
     let moved_size = read(&moved).len();
-    std::thread::sleep(Duration::from_millis(200));
+    let ticks_now = String::from_utf8_lossy(&read(&log)).matches("tick").count();
+    k.wait_for("more ticks in the new file", 5 * SECS, || {
+        String::from_utf8_lossy(&read(&log)).matches("tick").count() >= ticks_now + 5
+    });
     assert_eq!(read(&moved).len(), moved_size, "the moved file is closed");
     // SIGUSR2 to the daemon does the same.
     let moved_again = log.with_extension("log.2");

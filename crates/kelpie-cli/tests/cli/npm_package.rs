@@ -54,6 +54,18 @@ fn tarballs() -> &'static Tarballs {
     PACKED.get_or_init(pack)
 }
 
+/// Both tarballs installed with `npm install -g` into a prefix of this test process's pack
+/// directory, once: the tests that only run the launcher share it (it is not written to).
+fn global_install() -> &'static Path {
+    static PREFIX: OnceLock<PathBuf> = OnceLock::new();
+    PREFIX.get_or_init(|| {
+        let packed = tarballs();
+        let scratch = packed.main.parent().expect("tarballs dir").join("global");
+        std::fs::create_dir_all(&scratch).expect("global install dir");
+        install_global(&scratch, &[&packed.main, &packed.platform], &[])
+    })
+}
+
 /// A directory for this test process's tarballs under the target's tmp dir; those of test
 /// processes that are gone are removed first.
 fn pack_dir() -> PathBuf {
@@ -189,12 +201,10 @@ fn a_global_npm_install_runs_kelpie_through_the_launcher() {
     if !have_npm() {
         return;
     }
-    let packed = tarballs();
-    let scratch = temp("kelpie-npm-global-");
-    let prefix = install_global(scratch.path(), &[&packed.main, &packed.platform], &[]);
+    let prefix = global_install();
     let k = kelpie();
 
-    let out = launcher(&prefix, &k, &["--version"]).output().expect("run");
+    let out = launcher(prefix, &k, &["--version"]).output().expect("run");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), format!("kelpie {VERSION}"));
 
@@ -209,14 +219,14 @@ fn a_global_npm_install_runs_kelpie_through_the_launcher() {
     // A real app, started and stopped through the launcher, seen by the binary under test.
     let app = k.fake_app();
     run_ok(
-        &mut launcher(&prefix, &k, &["start", &app, "--name", "x"]),
+        &mut launcher(prefix, &k, &["start", &app, "--name", "x"]),
         "kelpie start through the launcher",
     );
     assert_eq!(k.status("x"), "online");
     let pid = k.pid("x");
     assert!(alive(pid));
     run_ok(
-        &mut launcher(&prefix, &k, &["stop", "x"]),
+        &mut launcher(prefix, &k, &["stop", "x"]),
         "kelpie stop through the launcher",
     );
     assert_eq!(k.status("x"), "stopped");
@@ -225,7 +235,7 @@ fn a_global_npm_install_runs_kelpie_through_the_launcher() {
     });
 
     // The binary's exit status for a missing app (3), and its message, come through.
-    let out = launcher(&prefix, &k, &["stop", "nosuch"])
+    let out = launcher(prefix, &k, &["stop", "nosuch"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
@@ -243,7 +253,7 @@ fn a_global_npm_install_runs_kelpie_through_the_launcher() {
     assert_eq!(installed, page);
 
     run_ok(
-        &mut launcher(&prefix, &k, &["kill"]),
+        &mut launcher(prefix, &k, &["kill"]),
         "kelpie kill through the launcher",
     );
 }
@@ -363,19 +373,18 @@ fn a_kill_of_the_launcher_reaches_kelpie() {
     if !have_npm() {
         return;
     }
-    let packed = tarballs();
-    let scratch = temp("kelpie-npm-kill-");
-    let prefix = install_global(scratch.path(), &[&packed.main, &packed.platform], &[]);
+    let prefix = global_install();
     let k = kelpie();
-    k.ok(&["start", &k.fake_app(), "--name", "x"]);
+    k.ok(&["start", &k.fake_app(), "--name", "x", "--", "--tick", "20"]);
 
     // `kelpie logs x` follows the logs until it is killed.
-    let child = launcher(&prefix, &k, &["logs", "x"])
+    let mut child = launcher(prefix, &k, &["logs", "x", "--lines", "1"])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("start kelpie logs through the launcher");
+    let shown = super::pid1::collect(child.stdout.take().expect("stdout"));
     let mut launched = Launched {
         launcher: child,
         kelpie: None,
@@ -399,8 +408,10 @@ fn a_kill_of_the_launcher_reaches_kelpie() {
         },
     );
     let kelpie_pid = launched.kelpie.expect("kelpie child");
-    // Following, not ending on its own.
-    std::thread::sleep(Duration::from_millis(300));
+    // Following, not ending on its own: ticks printed after the one line it started with.
+    k.wait_for("kelpie logs following", Duration::from_secs(10), || {
+        shown.lock().expect("output").matches("tick ").count() >= 3
+    });
     assert!(alive(kelpie_pid), "kelpie logs ended by itself");
 
     let sent = Command::new("kill")

@@ -3,10 +3,9 @@
 //! processes and goes on supervising them. Without a keeper (killed too), the next daemon stops
 //! what was left and starts it again: never twice.
 
+use super::apps::GracefulNode;
 use super::{free_port, heavy, kelpie, local};
-use kelpie_testkit::{alive, load, run_load, Kelpie};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use kelpie_testkit::{alive, load, written, BackgroundLoad, Kelpie};
 use std::time::Duration;
 
 const SECS: Duration = Duration::from_secs(1);
@@ -33,6 +32,23 @@ fn keeper_of(k: &Kelpie) -> u32 {
         k.keeper_pid().is_some()
     });
     k.keeper_pid().expect("keeper")
+}
+
+/// The keeper that replaced `first` (its pid file names it).
+fn second_keeper(k: &Kelpie, first: u32) -> u32 {
+    k.keeper_pid().filter(|p| *p != first).unwrap_or(0)
+}
+
+/// Whether `holder` has the pipe `app` writes its output to among its descriptors.
+fn holds_output_of(holder: u32, app: u32) -> bool {
+    let Ok(pipe) = std::fs::read_link(format!("/proc/{app}/fd/1")) else {
+        return false;
+    };
+    std::fs::read_dir(format!("/proc/{holder}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == pipe))
 }
 
 /// Lines of a log file that start with `prefix`, as numbers.
@@ -116,21 +132,28 @@ fn apps_outlive_a_daemon_killed_with_sigkill_and_the_next_one_adopts_them() {
     assert!(alive(keeper));
 
     // Requests keep coming while the daemon is dead and when the next one takes over.
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = {
-        let stop = stop.clone();
-        std::thread::spawn(move || run_load(local(port), false, 2, stop))
-    };
-    std::thread::sleep(SECS / 2);
+    let load = BackgroundLoad::start(local(port), false, 2);
+    k.wait_for("answers before the kill", 10 * SECS, || load.seen().ok > 0);
     let daemon = kill_daemon(&k);
-    // With no daemon: the burst is printed in full, nothing blocks and nothing dies.
+    let ticker = before
+        .iter()
+        .find(|p| p.0 == "ticker")
+        .map(|p| p.1 as u32)
+        .expect("ticker");
+    let (ticked, answered) = (written(ticker), load.seen().ok);
+    // With no daemon: the burst is printed in full, nothing blocks and nothing dies (a write
+    // to a pipe nobody holds would kill its writer; one nobody reads would block it).
     std::fs::write(&trigger, "").expect("trigger");
     k.wait_for(
         "the burst printed with no daemon reading",
         10 * SECS,
         || done.exists(),
     );
-    std::thread::sleep(SECS / 2);
+    k.wait_for(
+        "ticks written and requests answered with no daemon",
+        10 * SECS,
+        || written(ticker) > ticked + 100 && load.seen().ok > answered + 10,
+    );
     for (name, pid, _) in &before {
         assert!(alive(*pid as u32), "{name} ({pid}) died with the daemon");
     }
@@ -139,9 +162,11 @@ fn apps_outlive_a_daemon_killed_with_sigkill_and_the_next_one_adopts_them() {
     // The next command starts a daemon that adopts every process.
     k.ok(&["ping"]);
     assert_ne!(k.daemon_pid(), Some(daemon));
-    std::thread::sleep(SECS / 2);
-    stop.store(true, Ordering::SeqCst);
-    let report = load.join().expect("load thread");
+    let answered = load.seen().ok;
+    k.wait_for("requests answered after the adoption", 10 * SECS, || {
+        load.seen().ok > answered + 10
+    });
+    let report = load.finish();
     assert_eq!(processes(&k), before, "same pids, nothing restarted");
     for (name, _, _) in &before {
         assert_eq!(k.status(name), "online", "{name}");
@@ -209,10 +234,16 @@ fn after_an_update_or_a_killed_keeper_a_new_keeper_still_keeps_everything() {
     k.wait_for("another keeper", 10 * SECS, || {
         k.keeper_pid().is_some_and(|p| p != first && alive(p))
     });
-    // It was given everything the first one held: the app survives the daemon.
-    std::thread::sleep(SECS / 5);
+    // It was given everything the first one held (the app's output pipe among it): the app
+    // survives the daemon, and goes on writing.
+    k.wait_for("the new keeper holding the app's output", 10 * SECS, || {
+        holds_output_of(second_keeper(&k, first), pid)
+    });
     kill_daemon(&k);
-    std::thread::sleep(SECS / 2);
+    let ticked = written(pid);
+    k.wait_for("ticks written with no daemon", 10 * SECS, || {
+        written(pid) > ticked + 100
+    });
     assert!(alive(pid));
     k.ok(&["ping"]);
     assert_eq!(k.pid("ticker"), pid, "adopted");
@@ -290,45 +321,30 @@ fn a_node_app_keeps_its_ipc_channel_while_no_daemon_runs() {
         kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
         return;
     }
-    let shutdown = k.dir.path().join("got-shutdown");
-    let disconnect = k.dir.path().join("got-disconnect");
-    let app = k.write(
-        "graceful.js",
-        &format!(
-            "const fs = require('fs');\n\
-             process.on('disconnect', () => fs.writeFileSync({disconnect:?}, 'yes'));\n\
-             process.on('message', (m) => {{ if (m === 'shutdown') {{ fs.writeFileSync({shutdown:?}, 'yes'); process.exit(0); }} }});\n\
-             process.send('ready');\n\
-             setInterval(() => console.log('alive'), 20);\n",
-            disconnect = disconnect.display().to_string(),
-            shutdown = shutdown.display().to_string()
-        ),
+    let app = GracefulNode::write(
+        &k,
+        "process.send('ready');\nsetInterval(() => console.log('alive'), 20);\n",
     );
-    k.ok(&[
-        "start",
-        &app,
-        "--name",
-        "gr",
-        "--shutdown-with-message",
-        "--wait-ready",
-    ]);
+    app.start_with_message(&k, "gr");
     let pid = k.pid("gr");
     kill_daemon(&k);
-    std::thread::sleep(SECS);
+    // A closed channel is seen by Node's event loop at its next turn: 20 more lines (about
+    // 400 ms of turns) would have come after it.
+    let printed = written(pid);
+    k.wait_for("lines written with no daemon", 10 * SECS, || {
+        written(pid) >= printed + 20 * "alive\n".len() as u64
+    });
     assert!(alive(pid));
     assert!(
-        !disconnect.exists(),
+        !app.disconnect.exists(),
         "the IPC channel closed with the daemon"
     );
     k.ok(&["ping"]);
     assert_eq!(k.pid("gr"), pid);
     // The stop goes through the IPC channel the keeper kept.
     k.ok(&["stop", "gr"]);
-    assert_eq!(
-        std::fs::read_to_string(&shutdown).ok().as_deref(),
-        Some("yes")
-    );
-    assert!(!disconnect.exists());
+    assert!(app.shut_down());
+    assert!(!app.disconnect.exists());
 }
 
 #[test]

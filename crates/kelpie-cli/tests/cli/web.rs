@@ -575,7 +575,9 @@ fn api_conforms_to_its_openapi_document() {
     );
     // Changes need the token the daemon keeps in the home, even on loopback.
     let auth = format!("Authorization: Bearer {}", stored_token(&k));
-    // Bounded: every operation but the endless event stream, a few examples each.
+    // Bounded: every operation but the endless event stream, a few examples each. No
+    // `--max-time`: in deterministic mode its extra rounds send the same requests again (2 629
+    // requests in 25 s, 284 distinct, all among the 312 distinct of the 333 sent in one round).
     let out = Command::new(&st)
         .args([
             "--config-file",
@@ -590,8 +592,6 @@ fn api_conforms_to_its_openapi_document() {
             "events",
             "--max-examples",
             "10",
-            "--max-time",
-            "25",
             "--workers",
             "1",
             "--generation-deterministic",

@@ -37,7 +37,8 @@
 //!   `NOTIFY_SOCKET` (`@name`: the abstract namespace). Without it, `READY=1` is sent as
 //!   accepting starts.
 //! - `--never-ready` (with `--serve`): never send `READY=1` (but serve).
-//! - `--slow MS` (with `--serve`): wait MS before writing each response.
+//! - `--slow MS` (with `--serve`): wait MS before writing each response (printing
+//!   `answering slowly` as the wait begins).
 //! - `--fail-after MS` (with `--serve`): answer `500` instead of `200` once MS have passed.
 //! - `--allocate MB` (with `--allocate-after MS`, default 0): after MS, allocate and touch MB
 //!   mebibytes, a MiB at a time, and keep them; prints `allocated <MB> MB`. With `--stamp FILE`

@@ -362,6 +362,8 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) {
         }
         buffer.drain(..head.content_length);
         if !shared.slow.is_zero() {
+            // Said, so that a test can act while a request is in progress.
+            let _ = writeln!(std::io::stdout(), "answering slowly");
             std::thread::sleep(shared.slow);
         }
         let close = head.close || shared.draining();
