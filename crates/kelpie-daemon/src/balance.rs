@@ -40,6 +40,18 @@ impl ConnectionLoads {
         (connections > share).then_some(share)
     }
 
+    /// Process `process` of `app` listens on a shared socket: it counts in the share from now
+    /// on, with what it reported or none. An instance that no connection reached yet reports
+    /// nothing, and left out of the count it would make the others' share too large for any
+    /// of them to be told to shed: it would stay idle for as long as the connections last.
+    pub fn join(&self, app: &str, process: u64) {
+        self.lock()
+            .entry(app.to_string())
+            .or_default()
+            .entry(process)
+            .or_insert(0);
+    }
+
     /// Process `process` of `app` is gone (its channel closed).
     pub fn leave(&self, app: &str, process: u64) {
         let mut apps = self.lock();
@@ -81,5 +93,26 @@ mod tests {
         loads.leave("api", 1);
         loads.leave("api", 3);
         assert!(!loads.lock().contains_key("api"));
+    }
+
+    #[test]
+    fn an_instance_without_connections_counts_once_it_listens() {
+        let loads = ConnectionLoads::default();
+        for process in 1..=4 {
+            loads.join("api", process);
+        }
+        let _ = loads.report("api", 1, 5);
+        let _ = loads.report("api", 2, 5);
+        // Three instances took all 16; the fourth, listening with none, still counts: 4 each.
+        assert_eq!(loads.report("api", 3, 6), Some(4));
+        assert_eq!(loads.report("api", 1, 5), Some(4));
+        // Left out (as it was before it joined on listening), 6 each: nobody over its share.
+        loads.leave("api", 4);
+        assert_eq!(loads.report("api", 3, 6), None);
+        loads.join("api", 4);
+        // Joining again (a second shared server) keeps what it reported.
+        loads.report("api", 4, 2);
+        loads.join("api", 4);
+        assert_eq!(loads.lock()["api"][&4], 2);
     }
 }

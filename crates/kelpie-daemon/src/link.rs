@@ -285,7 +285,11 @@ async fn run_ipc(
                         }
                         continue;
                     }
-                    if let Some(signal) = ipc_signal(&message) {
+                    let signal = ipc_signal(&message);
+                    if let (Some(process), Some(ProcessSignal::Listening)) = (&process, &signal) {
+                        process.claims.join(process.process);
+                    }
+                    if let Some(signal) = signal {
                         if to.send(signal).is_err() {
                             return;
                         }

@@ -328,6 +328,12 @@ impl ClaimedSockets {
         self.registry.loads.report(&self.app, process, connections)
     }
 
+    /// Process `process` of the app serves on its shared sockets: it counts in the app's
+    /// spread from now on, with no connection until it reports some.
+    pub fn join(&self, process: u64) {
+        self.registry.loads.join(&self.app, process);
+    }
+
     /// Process `process` of the app is gone.
     pub fn leave(&self, process: u64) {
         self.registry.loads.leave(&self.app, process);

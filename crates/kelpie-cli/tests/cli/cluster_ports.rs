@@ -607,14 +607,54 @@ fn keep_alive_connections_are_spread_evenly_across_instances() {
     let pids = pids_of(&k, "hello");
     // 16 keep-alive connections, as `wrk -c 16`: they all connect at once.
     let load = BackgroundLoad::start(local(port), true, 16);
-    let spread = || established_per_process(&pids, port);
+    spreads_evenly(&pids, port, load);
+}
+
+#[test]
+fn an_instance_that_listens_after_the_clients_connected_gets_its_share() {
+    let _heavy = heavy();
+    let k = kelpie();
+    let port = free_port();
+    let go = k.dir.path().join("go");
+    // The fourth instance listens only once told to, after the others took every connection:
+    // it has none to report, and must still count in the others' share.
+    let file = k.write(
+        "late.js",
+        &format!(
+            "const fs = require('fs');\n\
+             const listen = () => require('http').createServer((req, res) => res.end(`pid=${{process.pid}}\\n`)).listen({port});\n\
+             if (process.env.NODE_APP_INSTANCE !== '3') listen();\n\
+             else {{ const wait = setInterval(() => {{ if (fs.existsSync({go:?})) {{ clearInterval(wait); listen(); }} }}, 20); }}\n"
+        ),
+    );
+    k.ok(&["start", &file, "--name", "late", "-i", "4"]);
+    let mut answered = std::collections::BTreeSet::new();
+    k.wait_for("three instances listening", 10 * SECS, || {
+        if let Ok(body) = load::get(local(port)) {
+            answered.insert(body.trim().to_string());
+        }
+        answered.len() == 3
+    });
+    let pids = pids_of(&k, "late");
+    let load = BackgroundLoad::start(local(port), true, 16);
+    k.wait_for("16 connections on three instances", 10 * SECS, || {
+        established_per_process(&pids, port).iter().sum::<usize>() == 16
+    });
+    std::fs::write(&go, "").expect("write the go file");
+    spreads_evenly(&pids, port, load);
+}
+
+/// Within 20 s (a loaded machine is slower to reconnect), `load`'s connections are spread
+/// evenly over `pids` (at most one apart), and still are at every look (at least 10) while the
+/// clients send 800 more requests (50 per connection on average): a connection moved (closed,
+/// made again elsewhere) between two requests would show. No request fails, and every
+/// process served.
+fn spreads_evenly(pids: &[u32], port: u16, load: BackgroundLoad) {
+    let spread = || established_per_process(pids, port);
     let even = |counts: &[usize]| {
         counts.iter().sum::<usize>() >= 14
             && counts.iter().max().unwrap_or(&0) - counts.iter().min().unwrap_or(&0) <= 1
     };
-    // Within 20 s (a loaded machine is slower to reconnect), even, and still even at every look
-    // (at least 10) while the clients send 800 more requests (50 per connection on average):
-    // a connection moved (closed, made again elsewhere) between two requests would show.
     let mut seen = Vec::new();
     let mut even_since: Option<u64> = None;
     let mut looks = 0;
@@ -634,13 +674,14 @@ fn keep_alive_connections_are_spread_evenly_across_instances() {
         seen.push(counts);
         assert!(
             std::time::Instant::now() < deadline,
-            "connections per instance, every 20 ms: {seen:?}"
+            "connections per instance, every 20 ms (the last 25 looks): {:?}",
+            &seen[seen.len().saturating_sub(25)..]
         );
         std::thread::sleep(Duration::from_millis(20));
     }
     let report = load.finish();
     assert_eq!(report.failed, 0, "{report:?}");
-    for pid in &pids {
+    for pid in pids {
         assert!(report.served_by(*pid), "{pid} served: {report:?}");
     }
 }
