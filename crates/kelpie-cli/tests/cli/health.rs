@@ -565,38 +565,3 @@ fn with_cgroups_a_process_that_left_the_group_is_counted_and_stopped_with_the_ap
         "the process that left the group got the stop signal"
     );
 }
-
-#[test]
-fn a_users_stop_cancels_a_start_still_waiting_for_its_dependencies() {
-    let k = kelpie();
-    let db_port = free_port();
-    let config = k.write(
-        "waiting.json",
-        &format!(
-            r#"{{"apps": [
-                {{"name": "db", "script": "{app}", "args": ["--serve", "--ready-after", "1500"],
-                  "env": {{"PORT": "{db_port}"}},
-                  "health_check": {{"http": "/", "interval": "100ms"}}}},
-                {{"name": "api", "script": "{app}", "depends_on": "db"}}
-            ]}}"#,
-            app = k.fake_app()
-        ),
-    );
-    // The start waits for db to be healthy (~1.5 s); meanwhile the user stops api.
-    let start = k.command(&["start", &config]).spawn().expect("start");
-    k.wait_for("api registered", 5 * SECS, || {
-        k.jlist().iter().any(|app| app["name"] == "api")
-    });
-    k.ok(&["stop", "api"]);
-    // The start is answered once the starts it gated on dependencies are over (carried out
-    // or dropped): any start of api it still had to make is made by then.
-    let _ = start.wait_with_output();
-    k.wait_for("db healthy", 5 * SECS, || {
-        k.app("db")["pm2_env"]["health"] == "healthy"
-    });
-    assert_eq!(
-        k.status("api"),
-        "stopped",
-        "the stopped app was started anyway"
-    );
-}
