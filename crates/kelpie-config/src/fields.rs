@@ -1,5 +1,5 @@
-//! Which app keys Kelpie knows: supported fields and their PM2 aliases (both declared in
-//! `options.rs`), PM2 fields not supported yet, and a "did you mean" for the rest.
+//! Which app keys Kelpie knows: supported fields, their PM2 aliases and the PM2 fields not
+//! supported yet (all declared in `options.rs`), and a "did you mean" for the rest.
 
 /// Canonical (snake_case) app fields Kelpie supports: those of `kelpie start`'s flags (as a
 /// file names them) and those only a file can set. Derived, never listed twice.
@@ -11,33 +11,6 @@ pub fn supported() -> &'static [&'static str] {
     });
     &SUPPORTED
 }
-
-/// PM2 fields that are valid in PM2 but not implemented by Kelpie yet: accepted with a warning so
-/// existing ecosystem files keep working.
-pub const UNSUPPORTED: &[&str] = &[
-    "watch_options",
-    "treekill",
-    "pid_file",
-    "pid",
-    "username",
-    "post_update",
-    "force",
-    "execute_command",
-    "filter_env",
-    "pmx",
-    "automation",
-    "trace",
-    "disable_trace",
-    "v8",
-    "event_loop_inspector",
-    "deep_monitoring",
-    "io",
-    "write",
-    "windows_hide",
-    "kill_retry_time",
-    "name_prefix",
-    "install_url",
-];
 
 /// Why a PM2 field is ignored, when "not supported yet" would mislead (it never will be).
 pub fn ignored_because(key: &str) -> Option<&'static str> {
@@ -76,7 +49,7 @@ pub fn classify(key: &str) -> Kind {
     if let Some(profile) = key.strip_prefix("env_").filter(|p| !p.is_empty()) {
         return Kind::Profile(profile.to_string());
     }
-    if UNSUPPORTED.contains(&key) {
+    if crate::options::UNSUPPORTED.contains(&key) {
         return Kind::Unsupported;
     }
     Kind::Unknown(suggest(key))
@@ -113,7 +86,7 @@ fn suggest(key: &str) -> Option<&'static str> {
             .iter()
             .copied()
             .chain(crate::options::ALIASES.iter().map(|(alias, _)| *alias))
-            .chain(UNSUPPORTED.iter().copied()),
+            .chain(crate::options::UNSUPPORTED.iter().copied()),
     )
 }
 
@@ -199,7 +172,7 @@ mod tests {
             "log_type",
             "disable_logs",
         ] {
-            assert!(!UNSUPPORTED.contains(&field), "{field}");
+            assert!(!crate::options::UNSUPPORTED.contains(&field), "{field}");
             assert!(matches!(classify(field), Kind::Supported(_)), "{field}");
         }
         assert_eq!(

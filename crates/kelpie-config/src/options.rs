@@ -2,11 +2,11 @@
 //! (`kelpie start`, `kelpie run`, `kelpie serve` flatten it) and, serialized, the fields of an
 //! app object with the names a file uses, so flags and files go through one validator
 //! (`build.rs`). The names it serializes to, with [`FILE_ONLY`], are the fields Kelpie supports
-//! (`fields::SUPPORTED` is derived from them).
+//! (`fields::supported()` is derived from them).
 //!
-//! Adding a setting: a field here (its flag, `rename` when the file's name differs, and PM2's
-//! other spellings in [`ALIASES`]), its typed field in `kelpie_core::AppSpec`, and its reader in
-//! `build.rs`.
+//! Adding a setting: a field here (its flag, `rename` when the file's name differs, PM2's other
+//! spellings in [`ALIASES`], and out of [`UNSUPPORTED`] if PM2 has it), its typed field in
+//! `kelpie_core::AppSpec`, and its reader in `build/`.
 
 use clap::Args;
 use serde::{Serialize, Serializer};
@@ -45,6 +45,33 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("group", "gid"),
     ("cron", "cron_restart"),
     ("cron_tz", "cron_timezone"),
+];
+
+/// PM2 fields that are valid in PM2 but not implemented by Kelpie yet: accepted with a warning so
+/// existing ecosystem files keep working.
+pub const UNSUPPORTED: &[&str] = &[
+    "watch_options",
+    "treekill",
+    "pid_file",
+    "pid",
+    "username",
+    "post_update",
+    "force",
+    "execute_command",
+    "filter_env",
+    "pmx",
+    "automation",
+    "trace",
+    "disable_trace",
+    "v8",
+    "event_loop_inspector",
+    "deep_monitoring",
+    "io",
+    "write",
+    "windows_hide",
+    "kill_retry_time",
+    "name_prefix",
+    "install_url",
 ];
 
 /// Options for starting a single script/command from CLI flags (`None` = not given, written as
