@@ -17,6 +17,8 @@ const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the daemon may take to answer the Hello. Commands themselves have no timeout (a stop
 /// may rightly wait for a long `kill_timeout`), but a daemon that does not even greet is stuck.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a connection reset during the handshake is tried again.
+const RESET_RETRY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A connection to the daemon, after the Hello exchange.
 pub struct Client {
@@ -26,14 +28,18 @@ pub struct Client {
 impl Client {
     /// Connect to the daemon of `home`, starting it if none answers. A connection reset or
     /// closed during the handshake (a daemon replacing its socket, one that lost a race to
-    /// start or went away while starting) is tried again once.
+    /// start, went away while starting, or was killed and is still exiting: its threads hold
+    /// the listening socket for a while after its main thread is gone) is tried again, for up
+    /// to `RESET_RETRY_TIMEOUT`.
     pub fn connect_or_start(home: &Home) -> Result<Client> {
-        let connected = match Client::connect_or_start_once(home) {
-            Err(e) if was_reset(&e) => {
-                std::thread::sleep(Duration::from_millis(100));
-                Client::connect_or_start_once(home)
+        let deadline = Instant::now() + RESET_RETRY_TIMEOUT;
+        let connected = loop {
+            match Client::connect_or_start_once(home) {
+                Err(e) if was_reset(&e) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                other => break other,
             }
-            other => other,
         };
         // Whatever went wrong here, the daemon could not be reached (the exit status says so).
         connected.map_err(|e| match crate::exit::status_of(&e) {

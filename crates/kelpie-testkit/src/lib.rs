@@ -300,17 +300,22 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Whether a process exists and is not a zombie.
+/// Whether a process exists and is not a zombie: whether any of its threads still runs. The
+/// main thread of a killed multi-threaded process (the daemon) can be a zombie while its other
+/// threads are still exiting and holding its files, its listening socket among them: a client
+/// connecting then is queued and reset.
 pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    threads.flatten().any(|thread| {
+        std::fs::read_to_string(thread.path().join("stat")).is_ok_and(|stat| {
             stat.rsplit(')')
                 .next()
                 .and_then(|rest| rest.split_whitespace().next())
-                != Some("Z")
-        }
-        Err(_) => false,
-    }
+                .is_some_and(|state| state != "Z" && state != "X")
+        })
+    })
 }
 
 /// Bytes `pid` has written so far (`wchar` of /proc/<pid>/io; 0 once it is gone). It grows
