@@ -29,13 +29,63 @@ fn rust_files(dir: &Path, into: &mut Vec<PathBuf>) {
     }
 }
 
-/// The code of a file without its tests and comments (a doc link is not a dependency).
+/// The code of a file without its tests and comments (a doc link is not a dependency). Each
+/// `#[cfg(test)]` item is left out, and only it: a test-only variant or import near the top
+/// must not hide the rest of the file; a `#[cfg(test)] mod` ends what is read (test modules
+/// come last, and their string literals need not balance braces).
 fn code_of(text: &str) -> String {
-    let code = text.split("#[cfg(test)]").next().unwrap_or("");
+    const TEST_ONLY: &str = "#[cfg(test)]";
+    let mut code = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(TEST_ONLY) {
+        code.push_str(&rest[..at]);
+        let item = &rest[at + TEST_ONLY.len()..];
+        if is_inline_module(item) {
+            rest = "";
+            break;
+        }
+        rest = after_item(item);
+    }
+    code.push_str(rest);
     code.lines()
         .map(|line| line.split("//").next().unwrap_or(""))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Whether `item` (what follows an attribute) is a module with its body inline.
+fn is_inline_module(item: &str) -> bool {
+    let item = item.trim_start();
+    let item = item.strip_prefix("pub ").unwrap_or(item);
+    item.starts_with("mod ")
+        && match (item.find('{'), item.find(';')) {
+            (Some(body), Some(end)) => body < end,
+            (body, _) => body.is_some(),
+        }
+}
+
+/// What follows the item `item` starts with: after its `;` or `,`, after its braced body, or
+/// at the brace that closes what holds it (an enum's last variant).
+fn after_item(item: &str) -> &str {
+    let mut depth = 0i32;
+    for (i, c) in item.char_indices() {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' => depth -= 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return &item[i + 1..];
+                }
+                if depth < 0 {
+                    return &item[i..];
+                }
+            }
+            ';' | ',' if depth == 0 => return &item[i + 1..],
+            _ => {}
+        }
+    }
+    ""
 }
 
 /// The modules `code` names: `crate::x` and the heads of `use crate::{x, y::z}`.
@@ -160,4 +210,10 @@ fn the_checker_finds_a_cycle_and_reads_use_groups() {
         code_of("use crate::a; // crate::b\n#[cfg(test)]\nuse crate::c;"),
         "use crate::a; "
     );
+    // A test-only variant or function leaves the rest of the file read; a test module ends it.
+    let file = "enum E {\n    A,\n    #[cfg(test)]\n    Fake(crate::c::F),\n}\n\
+                #[cfg(test)]\nfn only(x: u8, y: crate::c::Y) { crate::c::g(); }\n\
+                use crate::b;\n#[cfg(test)]\nmod tests {\n    use crate::a::x;\n}\n";
+    let named = modules_named(&code_of(file), &modules);
+    assert_eq!(named, BTreeSet::from(["b".to_string()]));
 }
