@@ -89,6 +89,40 @@ async fn depends_on_starts_an_app_once_its_dependency_is_up_and_stops_it_first()
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_request_naming_an_app_before_its_dependency_still_starts_the_dependency_first() {
+    // The first process started (db) says READY=1 after 500 ms.
+    let fake = FakeProcesses::new(|n| match n {
+        0 => ready_after(500),
+        _ => Behaviour::default(),
+    });
+    let daemon = Daemon::start(fake);
+    let answer = daemon
+        .request(start(vec![
+            depends_on("db", app("api")),
+            waits_ready(app("db")),
+        ]))
+        .await;
+    assert!(failures(&answer).is_empty(), "{answer:?}");
+    assert_eq!(daemon.now_ms(), 500);
+    assert_eq!(
+        daemon.events(),
+        [
+            (0, Event::Started(FIRST_PID)),
+            (500, Event::Started(FIRST_PID + 1))
+        ]
+    );
+    // db was registered first, so it has the first id.
+    let list = listed(&daemon.request(Request::List).await);
+    assert_eq!(
+        list,
+        [
+            (0, "db".to_string(), Status::Online, Some(FIRST_PID)),
+            (1, "api".to_string(), Status::Online, Some(FIRST_PID + 1)),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn depends_on_a_health_checked_app_waits_until_it_is_healthy() {
     let fake = FakeProcesses::new(|_| Behaviour::default());
     let daemon = Daemon::start(fake);
