@@ -129,6 +129,21 @@ impl<'a> Graph<'a> {
     }
 }
 
+/// `apps` in start order (see [`Graph::start_order`]): each app's dependencies among them
+/// right before it, otherwise in the order given. The daemon puts a start request in this
+/// order, whatever client sent it.
+pub fn in_start_order(apps: Vec<kelpie_core::AppSpec>) -> Vec<kelpie_core::AppSpec> {
+    let names: Vec<Option<String>> = apps.iter().map(|a| Some(a.name.clone())).collect();
+    let depends_on: Vec<Vec<String>> = apps.iter().map(|a| a.depends_on.clone()).collect();
+    let all: Vec<usize> = (0..apps.len()).collect();
+    let order = Graph::new(&names, &depends_on).start_order(&all);
+    let mut slots: Vec<Option<kelpie_core::AppSpec>> = apps.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|i| slots.get_mut(i)?.take())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +169,23 @@ mod tests {
         assert_eq!(g.start_order(&[0, 1, 2, 3]), [3, 2, 0, 1]);
         let unrelated = graph(&n, &[&[], &[], &[], &[]]);
         assert_eq!(unrelated.start_order(&[0, 1, 2, 3]), [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn specs_are_put_in_start_order() {
+        let spec = |name: &str, deps: &[&str]| kelpie_core::AppSpec {
+            name: name.into(),
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            ..kelpie_core::AppSpec::default()
+        };
+        let apps = vec![
+            spec("web", &["api"]),
+            spec("worker", &["db"]),
+            spec("api", &["db", "elsewhere"]),
+            spec("db", &[]),
+        ];
+        let names: Vec<String> = in_start_order(apps).into_iter().map(|a| a.name).collect();
+        assert_eq!(names, ["db", "api", "web", "worker"]);
     }
 
     #[test]

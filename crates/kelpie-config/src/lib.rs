@@ -33,6 +33,7 @@ mod words;
 pub use daemon_settings::{
     check_token, stored_web_token, DaemonSettings, LogDefaults, WebSettings, DEFAULT_WEB_PORT,
 };
+pub use dependencies::in_start_order;
 pub use errors::ConfigError;
 pub use formats::is_ecosystem_file;
 pub use load::{

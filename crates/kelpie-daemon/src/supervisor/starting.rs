@@ -19,24 +19,6 @@ enum StartPlan {
     StartStopped(Vec<u32>),
 }
 
-/// `apps` with each one after the apps of the same request it depends on, in the request's
-/// order otherwise: a dependency is then registered before the app that waits for it, whatever
-/// order a client sent them in (kelpie-config sends dependencies first; a raw request need
-/// not). A cycle is refused before this is asked.
-fn dependencies_first(mut apps: Vec<AppSpec>) -> Vec<AppSpec> {
-    let mut ordered = Vec::with_capacity(apps.len());
-    while !apps.is_empty() {
-        let waits_for_none = |spec: &AppSpec| {
-            spec.depends_on
-                .iter()
-                .all(|dependency| !apps.iter().any(|other| &other.name == dependency))
-        };
-        let next = apps.iter().position(waits_for_none).unwrap_or(0);
-        ordered.push(apps.remove(next));
-    }
-    ordered
-}
-
 impl Supervisor {
     /// `start`: plan every app first (a conflict fails the whole request, nothing started),
     /// then carry the plans out; answered once the instances have settled.
@@ -102,7 +84,9 @@ impl Supervisor {
         if let Some(cycle) = self.apps.dependency_cycle(&apps) {
             conflicts.push(format!("depends_on has a cycle: {cycle}"));
         }
-        for spec in dependencies_first(apps) {
+        // Dependencies first, whatever order the client sent (files come that way already): a
+        // dependency is then registered before the app that waits for it.
+        for spec in kelpie_config::in_start_order(apps) {
             match self.plan_app(spec, force, from_file) {
                 Ok(plan) => plans.push(plan),
                 Err(conflict) => conflicts.push(conflict),
