@@ -130,6 +130,59 @@ fn kelpie_sys_uid() -> u32 {
         .unwrap_or(1)
 }
 
+/// Connections queued on the listening Unix socket at `path`, not yet accepted (`ss`: a
+/// listener's Recv-Q).
+fn queued_on(path: &std::path::Path) -> u32 {
+    let out = std::process::Command::new("ss")
+        .args(["-xlnH", "src"])
+        .arg(path)
+        .output()
+        .expect("run ss (iproute2)");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Wait until a client is queued on the listener bound at `path` (its name when bound: `ss`
+/// knows it by that, whatever its file is called now).
+fn wait_until_queued(path: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while queued_on(path) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no client queued on {path:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_handshake_reset_again_and_again_by_daemons_going_away_is_tried_again() {
+    let k = kelpie();
+    std::fs::create_dir_all(k.home()).expect("home");
+    let socket = k.home().join("kelpie.sock");
+    let first = UnixListener::bind(&socket).expect("bind");
+    let next = k.home().join("kelpie.sock.next");
+    let second = UnixListener::bind(&next).expect("bind");
+    // Each listener is dropped with the CLI's connection unaccepted in its backlog: the CLI is
+    // reset, as by a daemon going away. The second takes the socket's name before the first
+    // goes, so the CLI's next try is queued on it whatever the timing; then its file goes too.
+    let resets = std::thread::spawn(move || {
+        wait_until_queued(&socket);
+        std::fs::rename(&next, &socket).expect("rename");
+        drop(first);
+        wait_until_queued(&next);
+        std::fs::remove_file(&socket).expect("remove");
+        drop(second);
+    });
+    // Reset twice, the CLI then finds no socket and starts the daemon.
+    let out = k.ok(&["ping"]);
+    assert!(out.contains("pong"), "{out}");
+    resets.join().expect("the two listeners");
+}
+
 #[test]
 fn a_daemon_that_does_not_answer_is_reported_not_waited_for_forever() {
     let k = kelpie();
