@@ -173,6 +173,18 @@ impl Cgroup {
             other => other,
         }
     }
+
+    /// Remove it once the kernel has seen its last process leave (up to 5 s): a process that
+    /// was just reaped may still count in `cgroup.events` for a moment, and then `rmdir`
+    /// fails with EBUSY.
+    #[cfg(test)]
+    pub(crate) fn remove_once_empty(&self) -> io::Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while self.populated() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        self.remove()
+    }
 }
 
 /// The value of `name` in a `name value` per line file (`memory.events`, `/proc/vmstat`).
@@ -251,11 +263,7 @@ mod tests {
             .ok()
             .and_then(rustix::process::Pid::from_raw);
         rustix::process::waitpid(pid, rustix::process::WaitOptions::empty()).expect("waitpid");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while cgroup.populated() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        assert!(!cgroup.populated());
-        cgroup.remove().expect("rmdir the empty cgroup");
+        cgroup.remove_once_empty().expect("rmdir the empty cgroup");
+        assert!(!cgroup.path().exists());
     }
 }

@@ -630,7 +630,7 @@ mod tests {
             name.is_some_and(|name| text.trim().ends_with(name)),
             "{text}"
         );
-        cgroup.remove().expect("rmdir the empty cgroup");
+        cgroup.remove_once_empty().expect("rmdir the empty cgroup");
     }
 
     #[test]

@@ -609,17 +609,29 @@ mod tests {
 
     #[test]
     fn a_load_run_counts_answers_by_pid() {
-        let (addr, _) = server(|mut stream, index| {
+        let answered = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&answered);
+        let (addr, _) = server(move |mut stream, index| {
             let body = format!("pid={} instance=0\n", index % 2);
             while read_request(&mut stream).is_some() {
                 respond(&mut stream, "200 OK", "keep-alive", &body);
+                counter.fetch_add(1, Ordering::SeqCst);
             }
         });
         for keep_alive in [true, false] {
+            // Stopped once the server has answered 40 more (at most 4 in flight), not after a
+            // fixed time a loaded machine may give few requests.
             let stop = Arc::new(AtomicBool::new(false));
             let stopper = Arc::clone(&stop);
+            let enough = answered.load(Ordering::SeqCst) + 40;
+            let answers = Arc::clone(&answered);
             let timer = std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(200));
+                let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                while answers.load(Ordering::SeqCst) < enough
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 stopper.store(true, Ordering::SeqCst);
             });
             let report = run_load(addr, keep_alive, 4, stop);

@@ -437,17 +437,26 @@ mod tests {
         let file = dir.path().join("app.js");
         write(&file);
         let service = WatchService::start().expect("start");
+        let delay = Duration::from_millis(300);
         let mut settings = settings(dir.path(), &["."]);
-        settings.delay = Duration::from_millis(300);
+        settings.delay = delay;
         let (_handle, mut rx) = watch(&service, settings);
+        // The writes are one burst as long as no two are a delay apart: a loaded machine can
+        // stall the test that long, and then two bursts are right.
+        let mut largest_gap = Duration::ZERO;
+        let mut last = std::time::Instant::now();
         for _ in 0..50 {
             write(&file);
+            largest_gap = largest_gap.max(last.elapsed());
+            last = std::time::Instant::now();
             sleep(Duration::from_millis(4)).await;
         }
         let got = burst(&mut rx).await;
         assert_eq!(got.first_path, file);
         assert!(got.changes >= 1);
-        quiet(&mut rx, Duration::from_millis(400)).await;
+        if largest_gap < delay {
+            quiet(&mut rx, Duration::from_millis(400)).await;
+        }
     }
 
     #[tokio::test]
