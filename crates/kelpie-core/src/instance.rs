@@ -7,8 +7,8 @@
 //! Here: the state ([`InstanceState`]) and how each input is dispatched. Its parts, in
 //! `instance/`: the states people see (`status`), what goes in and out (`messages`), why a
 //! process ended (`cause`), the exits remembered (`history`), a user's commands (`control`),
-//! an exit of the main process (`exit`), the ends of waits (`waits`), and the state across
-//! daemons (`restore`).
+//! an exit of the main process (`exit`), the ends of waits (`waits`), the schedule of periodic
+//! jobs (`schedule`), and the state across daemons (`restore`).
 
 mod cause;
 mod control;
@@ -16,6 +16,7 @@ mod exit;
 mod history;
 mod messages;
 mod restore;
+mod schedule;
 mod status;
 mod waits;
 
@@ -63,6 +64,19 @@ pub struct InstanceState {
     pub health: Option<Health>,
     /// The last failed check's reason, while unhealthy or failing.
     pub health_detail: Option<String>,
+    /// A user stopped it (`stop`): its schedule (`cron_restart`) does not start it again until a
+    /// `start` or `restart`. An app that ended on its own is not stopped by a user: its schedule
+    /// runs it at the next tick (a periodic job).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stopped_by_user: bool,
+    /// Runs in a row that ended on their own with a failure (a non-zero code, a signal) or could
+    /// not be spawned; 0 after a run that exited with code 0. What shows a failing periodic job.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub failed_runs: u32,
+    /// When its schedule (`cron_restart`) fires next (ms since the Unix epoch); `None` without a
+    /// schedule or while a user's stop pauses it. Set by the daemon, which owns the timer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_run_ms: Option<u64>,
     /// Why the current stop was asked for by the daemon itself.
     #[serde(skip)]
     stop_why: Option<Why>,
@@ -101,6 +115,7 @@ impl InstanceState {
         self.restart_time = 0;
         self.unstable_restarts = 0;
         self.prev_restart_delay_ms = 0;
+        self.failed_runs = 0;
         self.created_at_ms = now.wall_ms;
     }
 
@@ -166,8 +181,10 @@ impl InstanceState {
                     ..ExitRecord::default()
                 });
                 self.last_error = Some(error);
+                self.failed_runs = self.failed_runs.saturating_add(1);
                 Vec::new()
             }
+            Input::ScheduledStart => self.on_scheduled_start(),
             Input::AutoRestart(why) => match self.status {
                 Status::Launching | Status::Online => {
                     self.restart_time += 1;
@@ -182,6 +199,10 @@ impl InstanceState {
             Input::TimerFired => self.on_timer(spec, now),
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

@@ -26,6 +26,10 @@ pub struct DumpedApp {
     pub spec: Arc<AppSpec>,
     /// Whether it was running (a stopped app is brought back stopped).
     pub run: bool,
+    /// A user stopped it: brought back with its schedule (`cron_restart`) paused, as it was.
+    /// A periodic job between two runs is not paused: its schedule runs it again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
 }
 
 fn parse(bytes: &[u8]) -> Result<DumpFile, String> {
@@ -116,6 +120,7 @@ mod tests {
                         ..AppSpec::default()
                     }),
                     run: true,
+                    paused: false,
                 })
                 .collect(),
         }

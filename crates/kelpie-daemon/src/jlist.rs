@@ -92,6 +92,9 @@ struct Pm2Env<'a> {
     max_cpu: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cron_restart: Option<&'a str>,
+    /// Kelpie's, for an app with `cron_restart`: when it runs next and how its runs went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule: Option<Schedule<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     health: Option<&'static str>,
     depends_on: &'a [String],
@@ -195,6 +198,7 @@ fn entry<'a>(
             max_memory_restart: spec.max_memory_restart,
             max_cpu: spec.max_cpu,
             cron_restart: spec.cron_restart.as_deref(),
+            schedule: Schedule::of(spec, state),
             health: state.health.map(|h| h.as_str()),
             depends_on: &spec.depends_on,
             status_text: p.status_text.as_deref(),
@@ -217,6 +221,50 @@ fn entry<'a>(
             vizion: spec.vizion,
             versioning: repositories.of(spec),
         },
+    }
+}
+
+/// A scheduled app's next run and last run (`pm2_env.schedule`).
+#[derive(Serialize)]
+struct Schedule<'a> {
+    /// When it runs next (ms since the Unix epoch); `null` while paused.
+    next_run_at: Option<u64>,
+    /// A user's stop paused the schedule until `start` or `restart`.
+    paused: bool,
+    /// Runs in a row that failed (non-zero code, signal, could not start).
+    failed_runs: u32,
+    /// How the last run ended, if one did.
+    last_run: Option<LastRun<'a>>,
+}
+
+/// How a run ended.
+#[derive(Serialize)]
+struct LastRun<'a> {
+    /// When (ms since the Unix epoch).
+    at: u64,
+    exit_code: Option<i32>,
+    signal: Option<&'a str>,
+    /// How long it ran (ms).
+    duration: u64,
+    /// Why it ended: `exit` (code 0), `crash`, `cron` (still running at the next tick), ...
+    cause: &'static str,
+}
+
+impl<'a> Schedule<'a> {
+    fn of(spec: &kelpie_core::AppSpec, state: &'a kelpie_core::InstanceState) -> Option<Self> {
+        spec.cron_restart.as_ref()?;
+        Some(Schedule {
+            next_run_at: state.next_run_ms,
+            paused: state.stopped_by_user,
+            failed_runs: state.failed_runs,
+            last_run: state.exits.back().map(|exit| LastRun {
+                at: exit.at_ms,
+                exit_code: exit.code,
+                signal: exit.signal.as_deref(),
+                duration: exit.uptime_ms,
+                cause: exit.cause.as_str(),
+            }),
+        })
     }
 }
 

@@ -18,6 +18,7 @@ pub fn write_describe(
     let mut rows = state_rows(p);
     rows.extend(launch_rows(p));
     rows.extend(policy_rows(spec));
+    rows.extend(super::schedule::rows(p));
     rows.extend(context_rows(p));
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     writeln!(out, "Describing app `{}` (id {})", spec.name, p.pm_id)?;

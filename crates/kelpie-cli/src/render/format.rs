@@ -26,6 +26,13 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// The wall clock now, in ms since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// ms since the epoch as RFC 3339 UTC (`2026-11-22T08:17:27Z`).
 pub fn utc(ms: u64) -> String {
     kelpie_core::format_utc(ms, false)

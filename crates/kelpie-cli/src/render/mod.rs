@@ -5,6 +5,7 @@ mod events;
 mod format;
 mod inspect;
 pub mod monit;
+mod schedule;
 mod table;
 mod terminal;
 

@@ -33,7 +33,7 @@ fn cut(text: &str, max: usize) -> String {
     format!("{kept}…")
 }
 
-fn row(p: &ProcessInfo, app_status: bool) -> Vec<String> {
+fn row(p: &ProcessInfo, app_status: bool, schedule: Option<u64>) -> Vec<String> {
     let running = p.state.status == Status::Online;
     let mut cells = vec![
         p.pm_id.to_string(),
@@ -74,6 +74,9 @@ fn row(p: &ProcessInfo, app_status: bool) -> Vec<String> {
             .collect();
         cells.push(cut(&text, APP_STATUS_CHARS));
     }
+    if let Some(now_ms) = schedule {
+        cells.push(super::schedule::column(p, now_ms).unwrap_or_default());
+    }
     cells
 }
 
@@ -101,11 +104,17 @@ pub fn write_table(
     colour: bool,
 ) -> std::io::Result<()> {
     let app_status = list.iter().any(|p| p.status_text.is_some());
-    let rows: Vec<Vec<String>> = list.iter().map(|p| row(p, app_status)).collect();
+    // Shown only when some app has a schedule: when it runs next, how its last run ended.
+    let schedule = list
+        .iter()
+        .any(|p| p.spec.is_scheduled())
+        .then(super::format::now_ms);
+    let rows: Vec<Vec<String>> = list.iter().map(|p| row(p, app_status, schedule)).collect();
     let headers: Vec<&str> = HEADERS
         .iter()
         .copied()
         .chain(app_status.then_some("app status"))
+        .chain(schedule.map(|_| "schedule"))
         .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in &rows {

@@ -8,6 +8,8 @@ impl InstanceState {
     pub(super) fn on_control(&mut self, spec: &AppSpec, control: Control, now: Now) -> Vec<Effect> {
         // A user's command overrides the reason of an automatic restart in progress.
         self.stop_why = None;
+        // A user's stop pauses the schedule until they start or restart the app.
+        self.stopped_by_user = control == Control::Stop;
         match control {
             Control::Start => match self.status {
                 Status::Stopped | Status::Errored => {

@@ -54,15 +54,25 @@ impl InstanceState {
         let mut effects = vec![Effect::KillGroup];
         record.reason = describe_exit(code, record.signal.as_deref());
         record.cause = if code == Some(0) && record.signal.is_none() {
+            self.failed_runs = 0;
             Cause::Exit
         } else {
+            self.failed_runs = self.failed_runs.saturating_add(1);
             Cause::Crash
         };
 
         if !spec.autorestart {
             self.status = Status::Stopped;
-            record.action = "stopped".into();
-            record.reason.push_str(" (autorestart off)");
+            if spec.is_scheduled() {
+                // A periodic job: its schedule runs it again at the next tick.
+                record.action = "scheduled".into();
+                record
+                    .reason
+                    .push_str(" (autorestart off: runs again on its schedule)");
+            } else {
+                record.action = "stopped".into();
+                record.reason.push_str(" (autorestart off)");
+            }
             self.push_exit(record);
             return effects;
         }

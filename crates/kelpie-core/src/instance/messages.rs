@@ -55,6 +55,11 @@ pub enum Input {
     /// health check, a silent watchdog): like a user's restart, but the unstable-run counters
     /// are kept and the cause is recorded. Ignored when no process runs.
     AutoRestart(Why),
+    /// The app's schedule (`cron_restart`) fired while no process runs: start it, unless a user
+    /// stopped it (a periodic job that ended on its own runs again; a user's stop pauses the
+    /// schedule). Ignored while a process runs or a restart is pending: a schedule firing then
+    /// is an [`Input::AutoRestart`].
+    ScheduledStart,
     /// The process asked for by [`Effect::Spawn`] could not be started.
     SpawnFailed {
         /// Why, for people.

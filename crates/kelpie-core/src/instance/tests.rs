@@ -628,3 +628,126 @@ fn forensics_are_added_to_the_record_of_the_process_that_ended() {
     assert_eq!(json["pid"], 10);
     assert_eq!(json["stderr_tail"][0], "out of memory?");
 }
+
+fn job() -> AppSpec {
+    AppSpec {
+        autorestart: false,
+        cron_restart: Some("0 * * * *".into()),
+        ..spec()
+    }
+}
+
+#[test]
+fn a_periodic_job_that_ended_is_started_by_its_schedule() {
+    let mut run = Run::new(job());
+    run.online(0, 10);
+    assert_eq!(run.crash(1_000, 0), vec![Effect::KillGroup]);
+    assert_eq!(run.state.status, Status::Stopped);
+    let exit = run.state.exits.back().expect("recorded");
+    assert_eq!(exit.action, "scheduled");
+    assert_eq!(exit.cause, Cause::Exit);
+    assert!(
+        exit.reason.contains("runs again on its schedule"),
+        "{}",
+        exit.reason
+    );
+    assert!(run.state.waits_for_schedule(&run.spec));
+    assert_eq!(run.feed(60_000, Input::ScheduledStart), vec![Effect::Spawn]);
+    assert_eq!(run.state.status, Status::Launching);
+    assert_eq!(run.state.restart_time, 1);
+    assert!(!run.state.waits_for_schedule(&run.spec));
+}
+
+#[test]
+fn a_users_stop_pauses_the_schedule_until_start_or_restart() {
+    let mut run = Run::new(job());
+    run.online(0, 10);
+    run.crash(1_000, 0);
+    // Stopped by the user while it waited for its schedule: the schedule is paused.
+    run.feed(2_000, Input::Control(Control::Stop));
+    assert!(run.state.stopped_by_user);
+    assert!(!run.state.waits_for_schedule(&run.spec));
+    assert!(run.feed(60_000, Input::ScheduledStart).is_empty());
+    assert_eq!(run.state.status, Status::Stopped);
+    // `start` runs it and resumes the schedule.
+    run.online(61_000, 11);
+    assert!(!run.state.stopped_by_user);
+    run.crash(62_000, 0);
+    assert_eq!(
+        run.feed(120_000, Input::ScheduledStart),
+        vec![Effect::Spawn]
+    );
+    // A stop while it runs pauses it too; `restart` resumes it.
+    run.feed(120_001, Input::Spawned { pid: 12 });
+    run.feed(121_000, Input::Control(Control::Stop));
+    run.feed(
+        121_001,
+        Input::Exited {
+            code: None,
+            signal: Some("SIGINT".into()),
+        },
+    );
+    run.feed(121_002, Input::GroupGone);
+    assert_eq!(run.state.status, Status::Stopped);
+    assert!(run.feed(180_000, Input::ScheduledStart).is_empty());
+    assert_eq!(
+        run.feed(181_000, Input::Control(Control::Restart)),
+        vec![Effect::Spawn]
+    );
+    assert!(!run.state.stopped_by_user);
+}
+
+#[test]
+fn failed_runs_are_counted_in_a_row_and_a_good_run_clears_them() {
+    let mut run = Run::new(job());
+    run.online(0, 10);
+    run.crash(1_000, 3);
+    assert_eq!(run.state.failed_runs, 1);
+    assert_eq!(run.state.exits.back().map(|e| e.cause), Some(Cause::Crash));
+    run.feed(60_000, Input::ScheduledStart);
+    run.feed(
+        60_000,
+        Input::SpawnFailed {
+            error: "ENOENT".into(),
+        },
+    );
+    assert_eq!(run.state.failed_runs, 2);
+    assert_eq!(run.state.status, Status::Errored);
+    // An errored job (here: it could not be spawned) is tried again at the next tick.
+    assert_eq!(
+        run.feed(120_000, Input::ScheduledStart),
+        vec![Effect::Spawn]
+    );
+    run.feed(120_000, Input::Spawned { pid: 11 });
+    run.crash(121_000, 0);
+    assert_eq!(run.state.failed_runs, 0);
+}
+
+#[test]
+fn a_scheduled_start_is_ignored_while_a_process_runs_or_a_restart_waits() {
+    let mut run = Run::new(AppSpec {
+        restart_delay_ms: 5_000,
+        cron_restart: Some("* * * * *".into()),
+        ..spec()
+    });
+    run.online(0, 10);
+    assert!(run.feed(1_000, Input::ScheduledStart).is_empty());
+    assert_eq!(run.state.status, Status::Online);
+    run.crash(2_000, 1);
+    assert_eq!(run.state.status, Status::WaitingRestart);
+    assert!(run.feed(3_000, Input::ScheduledStart).is_empty());
+    assert_eq!(run.state.status, Status::WaitingRestart);
+}
+
+#[test]
+fn the_new_fields_stay_out_of_the_state_file_until_they_mean_something() {
+    let state = InstanceState::new(at(0));
+    let json = serde_json::to_string(&state).expect("serialize");
+    assert!(!json.contains("stopped_by_user"), "{json}");
+    assert!(!json.contains("failed_runs"), "{json}");
+    assert!(!json.contains("next_run_ms"), "{json}");
+    // A state file written before these fields reads with their defaults.
+    let old: InstanceState = serde_json::from_str(r#"{"status":"stopped"}"#).expect("old state");
+    assert!(!old.stopped_by_user);
+    assert_eq!(old.failed_runs, 0);
+}

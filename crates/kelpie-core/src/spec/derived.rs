@@ -1,10 +1,22 @@
 //! What a spec implies: the command line of an instance, whether the app runs on Node (source
-//! maps, shared ports), its `PORT`, its `increment_var`, the environment an instance gets.
+//! maps, shared ports), its `PORT`, its `increment_var`, the environment an instance gets,
+//! whether it is a periodic job.
 
 use super::{AppSpec, ExecMode};
 use std::collections::BTreeMap;
 
 impl AppSpec {
+    /// Whether a schedule (`cron_restart`) starts or restarts the app.
+    pub fn is_scheduled(&self) -> bool {
+        self.cron_restart.is_some()
+    }
+
+    /// A periodic job: run by its schedule, not kept running (`autorestart: false` with
+    /// `cron_restart`, PM2's usual way to run a backup or a report every night).
+    pub fn is_periodic_job(&self) -> bool {
+        self.is_scheduled() && !self.autorestart
+    }
+
     /// PM2's `increment_var` for one instance: the variable and its value, the app's value
     /// (from its `env`, else the environment it inherited) plus the instance's index. `None`
     /// without `increment_var` or when that value is not a whole number.

@@ -18,6 +18,7 @@ impl Instance {
             InstanceMsg::UpdateSpec(spec, socket) => {
                 if self.given.update(spec, socket) {
                     self.timers.reschedule(&self.given.spec);
+                    self.publish();
                 }
             }
             InstanceMsg::AutoRestart {

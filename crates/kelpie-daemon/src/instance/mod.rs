@@ -253,6 +253,10 @@ impl Instance {
             stopping::stop_orphan_group(&self.given, pgid).await;
         }
         self.resume(inherited.process, inherited.pipes).await;
+        if self.given.spec.is_scheduled() {
+            // Its next run is shown from the start (a job restored between two runs, too).
+            self.publish();
+        }
         if self.state.status == Status::WaitingRestart && !self.timers.armed() {
             // A restart that was waiting when the instance was handed over goes on waiting.
             self.timers.arm_in(inherited.restart_in.unwrap_or_default());
@@ -328,6 +332,10 @@ impl Instance {
 
     /// Report the state to the supervisor, and answer those waiting for it to settle.
     fn publish(&mut self) {
+        self.state.next_run_ms = self
+            .timers
+            .next_run_ms()
+            .filter(|_| !self.state.stopped_by_user);
         self.given.report(InstanceEvent::State(StateReport {
             pm_id: self.given.pm_id,
             state: self.state.clone(),

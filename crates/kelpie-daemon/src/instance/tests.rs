@@ -633,3 +633,138 @@ async fn a_second_reload_is_refused_and_a_stop_gives_the_first_up() {
     assert_eq!(fake.starts(), [0, 0]);
     assert_eq!(app.state.restart_time, 0, "no reload took place");
 }
+
+/// A periodic job (`autorestart: false`) on `cron`, in UTC, whose runs do what `script` says.
+async fn periodic_job(
+    cron: &str,
+    zone: &str,
+    script: impl Fn(usize) -> Behaviour + Send + Sync + 'static,
+) -> (Harness, Arc<FakeProcesses>) {
+    let fake = FakeProcesses::new(script);
+    let app_spec = AppSpec {
+        autorestart: false,
+        cron_restart: Some(cron.into()),
+        cron_timezone: Some(zone.into()),
+        ..spec()
+    };
+    let app = Harness::start(app_spec, fake.clone()).await;
+    (app, fake)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_periodic_job_runs_at_every_tick_after_ending_on_its_own() {
+    crate::clock::test_wall::set("2026-11-23T12:59:30Z".parse().expect("time"));
+    let (mut app, fake) = periodic_job("0 * * * *", "UTC", |_| exits_after(5_000, 0)).await;
+    app.until("ended, waiting", |s| {
+        s.status == Status::Stopped && s.exits.len() == 1
+    })
+    .await;
+    assert_eq!(
+        app.state.next_run_ms,
+        Some(ms_of("2026-11-23T13:00:00Z")),
+        "the next run is published"
+    );
+    let exit = app.state.exits.back().expect("the run's end is recorded");
+    assert_eq!(
+        (exit.action.as_str(), exit.cause),
+        ("scheduled", Cause::Exit)
+    );
+    assert_eq!(exit.uptime_ms, 5_000);
+    app.until("third run ended", |s| s.exits.len() == 3).await;
+    // Started at once, then at 13:00:00 and 14:00:00.
+    assert_eq!(fake.starts(), [0, 30_000, 3_630_000]);
+    assert_eq!(app.state.restart_time, 2);
+    assert_eq!(app.state.next_run_ms, Some(ms_of("2026-11-23T15:00:00Z")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_still_running_at_its_tick_is_restarted() {
+    crate::clock::test_wall::set("2026-11-23T12:59:30Z".parse().expect("time"));
+    // Runs for 90 s: still running at 13:00:00 (started at 12:59:30).
+    let (mut app, fake) = periodic_job("0 * * * *", "UTC", |_| exits_after(90_000, 0)).await;
+    app.until_started(2).await;
+    assert_eq!(fake.starts(), [0, 30_000]);
+    let exit = app.state.exits.back().expect("recorded");
+    assert_eq!((exit.action.as_str(), exit.cause), ("restart", Cause::Cron));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_between_runs_pauses_the_schedule_and_start_resumes_it() {
+    crate::clock::test_wall::set("2026-11-23T12:59:58Z".parse().expect("time"));
+    let (mut app, fake) = periodic_job("* * * * * *", "UTC", |_| exits_after(100, 0)).await;
+    app.until("three runs", |s| s.exits.len() == 3).await;
+    app.control(Control::Stop);
+    app.until("paused", |s| s.stopped_by_user).await;
+    assert_eq!(
+        app.state.next_run_ms, None,
+        "a paused schedule shows no next run"
+    );
+    let before = fake.starts().len();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(fake.starts().len(), before, "a stopped job ran");
+    app.control(Control::Start);
+    app.until("resumed", |s| !s.stopped_by_user && s.exits.len() >= 5)
+        .await;
+    assert!(fake.starts().len() >= before + 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tick_during_a_stop_does_not_start_the_job_again() {
+    crate::clock::test_wall::set("2026-11-23T12:59:59Z".parse().expect("time"));
+    // The job ignores its stop signal: the stop lasts kill_timeout (1.6 s), over a tick.
+    let fake = FakeProcesses::new(|_| Behaviour {
+        ignores_signals: true,
+        ..Behaviour::default()
+    });
+    let app_spec = AppSpec {
+        autorestart: false,
+        cron_restart: Some("* * * * * *".into()),
+        cron_timezone: Some("UTC".into()),
+        ..spec()
+    };
+    let mut app = Harness::start(app_spec, fake.clone()).await;
+    app.until_started(1).await;
+    app.control(Control::Stop);
+    app.until("stopped", |s| s.status == Status::Stopped).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(
+        fake.starts().len(),
+        1,
+        "the tick during the stop started it"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_job_is_counted_and_still_runs_at_each_tick() {
+    crate::clock::test_wall::set("2026-11-23T12:59:59Z".parse().expect("time"));
+    let (mut app, fake) = periodic_job("* * * * * *", "UTC", |_| exits_after(10, 2)).await;
+    app.until("four failed runs", |s| s.failed_runs == 4).await;
+    assert_eq!(
+        app.state.status,
+        Status::Stopped,
+        "a failing job is not errored"
+    );
+    let exit = app.state.exits.back().expect("recorded");
+    assert_eq!((exit.code, exit.cause), (Some(2), Cause::Crash));
+    assert_eq!(fake.starts(), [0, 1_000, 2_000, 3_000]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_daily_job_keeps_its_local_hour_across_a_dst_change() {
+    // Paris leaves summer time on 2026-10-25 at 03:00 (back to 02:00): 02:30 local is 00:30
+    // UTC on the 25th (summer time, the first 02:30 of that night), then 01:30 UTC on the 26th.
+    crate::clock::test_wall::set("2026-10-24T23:00:00Z".parse().expect("time"));
+    let (_app, fake) = periodic_job("30 2 * * *", "Europe/Paris", |_| exits_after(10, 0)).await;
+    tokio::time::sleep(Duration::from_secs(30 * 3600)).await;
+    let hour_ms = 3_600_000;
+    assert_eq!(
+        fake.starts(),
+        [0, 90 * 60_000, 90 * 60_000 + 25 * hour_ms],
+        "runs once a night at 02:30 Paris time, on both sides of the change"
+    );
+}
+
+fn ms_of(text: &str) -> u64 {
+    let at: jiff::Timestamp = text.parse().expect("time");
+    at.as_millisecond() as u64
+}

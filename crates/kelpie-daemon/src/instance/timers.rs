@@ -89,6 +89,12 @@ impl Timers {
         Some(at.saturating_duration_since(Instant::now()))
     }
 
+    /// When the cron schedule fires next (ms since the Unix epoch), if the app has one.
+    pub(super) fn next_run_ms(&self) -> Option<u64> {
+        let target = self.cron.as_ref()?.target?;
+        u64::try_from(target.as_millisecond()).ok()
+    }
+
     /// Use `spec`'s cron schedule from now on.
     pub(super) fn reschedule(&mut self, spec: &AppSpec) {
         self.cron = cron_timer(spec);

@@ -25,11 +25,7 @@ impl Instance {
             Wake::Process(ProcessWake::Signal(signal)) => self.on_signal(signal).await,
             Wake::Process(ProcessWake::Health(report)) => self.on_health(report).await,
             Wake::Timer(TimerWake::Machine) => self.feed(Input::TimerFired).await,
-            Wake::Timer(TimerWake::Cron) => {
-                if let Some(why) = self.timers.cron_fired(&self.given.spec) {
-                    self.auto_restart(why, true, None).await;
-                }
-            }
+            Wake::Timer(TimerWake::Cron) => self.on_schedule().await,
             Wake::Timer(TimerWake::WatchdogLate) => {
                 let why = watchdog_late(&self.given.spec);
                 self.auto_restart(why, true, None).await;
@@ -47,6 +43,28 @@ impl Instance {
             }
             Wake::Candidate(CandidateWake::Late) => self.give_up_reload(GiveUp::Late),
         }
+    }
+
+    /// The app's schedule (`cron_restart`) fired: a running process is restarted (reloaded
+    /// when it shares a socket); an app that ended on its own, a periodic job, is started; one a
+    /// user stopped stays stopped. Published either way: the next run moved.
+    async fn on_schedule(&mut self) {
+        let Some(why) = self.timers.cron_fired(&self.given.spec) else {
+            return;
+        };
+        if !self.state.status.is_down() {
+            self.auto_restart(why, true, None).await;
+        } else if self.state.waits_for_schedule(&self.given.spec) {
+            crate::daemon_log!(
+                "app `{}` (id {}): starting ({}): {}",
+                self.given.spec.name,
+                self.given.pm_id,
+                why.cause.as_str(),
+                why.detail
+            );
+            self.feed(Input::ScheduledStart).await;
+        }
+        self.publish();
     }
 
     /// The supervisor dropped this instance (`kill` clears the table right after telling each

@@ -303,10 +303,12 @@ impl Apps {
         let mut apps: Vec<DumpedApp> = Vec::new();
         for entry in self.entries.values() {
             let running = !entry.state.status.is_down();
+            let paused = !running && entry.state.stopped_by_user;
             match apps.iter_mut().find(|a| a.spec.name == entry.spec.name) {
                 Some(app) => {
                     Arc::make_mut(&mut app.spec).instances += 1;
                     app.run |= running;
+                    app.paused &= paused;
                 }
                 None => {
                     let mut spec = (*entry.spec).clone();
@@ -314,6 +316,7 @@ impl Apps {
                     apps.push(DumpedApp {
                         spec: Arc::new(spec),
                         run: running,
+                        paused,
                     });
                 }
             }

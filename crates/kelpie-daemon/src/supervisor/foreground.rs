@@ -188,8 +188,8 @@ impl Supervisor {
         self.kill_now();
     }
 
-    /// Once every app has ended and none will run again by itself, exit: 0 when they all ended
-    /// well (one-shot jobs), 1 when any failed.
+    /// Once every app has ended and none will run again by itself (a periodic job waiting for
+    /// its schedule will), exit: 0 when they all ended well (one-shot jobs), 1 when any failed.
     pub(super) fn check_all_ended(&mut self) {
         let Some(foreground) = self.foreground.as_ref() else {
             return;
@@ -197,7 +197,11 @@ impl Supervisor {
         if !foreground.started || self.exit.exiting() || !self.dependencies.is_empty() {
             return;
         }
-        if !self.apps.iter().all(|(_, e)| e.state.status.is_down()) {
+        // A periodic job between two runs will run again by itself: the container stays up.
+        let ended = |e: &super::apps::Entry| {
+            e.state.status.is_down() && !e.state.waits_for_schedule(&e.spec)
+        };
+        if !self.apps.iter().all(|(_, e)| ended(e)) {
             return;
         }
         let failures: Vec<String> = self

@@ -361,9 +361,15 @@ impl Supervisor {
                 continue;
             }
             let spec = Arc::new((*app.spec).clone());
-            let ids = (0..spec.instances.max(1))
+            let ids: Vec<u32> = (0..spec.instances.max(1))
                 .map(|_| self.create_one(spec.clone(), app.run, &mut waiters))
                 .collect();
+            if app.paused {
+                // Stopped by a user when saved: its schedule stays paused, as it was.
+                for id in &ids {
+                    waiters.push(self.apps.command(*id, Control::Stop));
+                }
+            }
             outcomes.push(StartOutcome::Created(ids));
         }
         self.finish_after(waiters, Finish::Started(outcomes, notes, Vec::new()), reply);
