@@ -218,8 +218,14 @@ fn deploy(app: &AppSpec, warnings: &mut Vec<String>) -> Yaml {
 
 /// A comment in the service and a warning for each setting Compose has no equivalent of.
 fn unexpressible(app: &AppSpec, service: &mut Map, warnings: &mut Vec<String>) {
+    if app.is_periodic_job() {
+        periodic_job_note(app, service, warnings);
+    }
     for (field, set) in [
-        ("cron_restart", app.cron_restart.is_some()),
+        (
+            "cron_restart",
+            app.cron_restart.is_some() && !app.is_periodic_job(),
+        ),
         ("watchdog", app.watchdog_ms.is_some()),
         ("nice", app.nice.is_some()),
         ("wait_ready", app.wait_ready),
@@ -237,6 +243,42 @@ fn unexpressible(app: &AppSpec, service: &mut Map, warnings: &mut Vec<String>) {
             ));
         }
     }
+}
+
+/// A periodic job (`autorestart: false` with `cron_restart`): Compose has no scheduler, so the
+/// service runs once at `up` and the host's crontab runs it at each tick. `docker compose
+/// restart` starts an exited container and restarts a running one, as Kelpie's tick does.
+fn periodic_job_note(app: &AppSpec, service: &mut Map, warnings: &mut Vec<String>) {
+    let expression = app.cron_restart.as_deref().unwrap_or_default();
+    let service_name = service_name(&app.name);
+    let command = format!("docker compose -f /path/to/compose.yaml restart {service_name}");
+    let line = match super::cron::five_fields(expression) {
+        Ok(fields) => format!("{fields} {command}"),
+        Err(_) => {
+            warnings.push(format!(
+                "app `{}`: field `cron_restart`: `{expression}` fires at seconds other than 0, and a crontab runs at most once a minute: pick a schedule in whole minutes",
+                app.name
+            ));
+            format!("<a schedule in whole minutes> {command}")
+        }
+    };
+    service.comment(&format!(
+        "periodic job (cron_restart `{expression}`): Compose has no scheduler; add to the host's crontab:"
+    ));
+    if let Some(zone) = &app.cron_timezone {
+        service.comment(&format!(
+            "  CRON_TZ={zone}   (cronie; other crons read the host's time zone)"
+        ));
+    }
+    service.comment(&format!("  {line}"));
+    warnings.push(format!(
+        "app `{}`: periodic job: Compose has no scheduler; run it from the host's crontab with `{line}`{}",
+        app.name,
+        app.cron_timezone
+            .as_deref()
+            .map(|zone| format!(" (in {zone}: CRON_TZ={zone} with cronie)"))
+            .unwrap_or_default()
+    ));
 }
 
 /// Docker runs the test inside the container; the image needs `curl`/`wget` or `bash`.

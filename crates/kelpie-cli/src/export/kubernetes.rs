@@ -1,15 +1,19 @@
 //! Kubernetes manifests: a Deployment per app, a Service per app with a port, and for
 //! `cron_restart` a CronJob running `kubectl rollout restart` with the ServiceAccount, Role and
 //! RoleBinding it needs (the usual pattern: Kubernetes has no scheduled restart of its own).
+//! A periodic job (`autorestart: false` with `cron_restart`) is a CronJob running the app
+//! itself at each tick instead.
 //!
 //! Here: the objects of each app and what every object shares (names, labels, metadata), and
 //! the Service. Their parts, in `kubernetes/`: the Deployment (`deployment`), its container
-//! (`container`), its probes (`probe`), and the CronJob of `cron_restart` (`restart_job`).
+//! (`container`), its probes (`probe`), the CronJob of `cron_restart` (`restart_job`) and the
+//! CronJob of a periodic job (`scheduled_job`).
 
 mod container;
 mod deployment;
 mod probe;
 mod restart_job;
+mod scheduled_job;
 
 use super::yaml::{document, s, Map, Yaml};
 use super::{common_warnings, cron, tcp_port, unique_names, Export};
@@ -17,6 +21,7 @@ use anyhow::Result;
 use deployment::deployment;
 use kelpie_core::AppSpec;
 use restart_job::restart_job;
+use scheduled_job::scheduled_job;
 
 /// DNS-1123 labels: lowercase letters, digits and `-`, at most 63, alphanumeric at both ends.
 fn object_name(name: &str) -> String {
@@ -74,6 +79,10 @@ pub fn export(apps: &[AppSpec], node_major: Option<&str>) -> Result<Export> {
                 .unwrap_or_default(),
             app.name
         )];
+        if app.is_periodic_job() {
+            periodic_job(app, name, node_major, &header, &mut export);
+            continue;
+        }
         let deployment = deployment(app, name, node_major, &mut export.warnings);
         export.files.push((
             format!("{name}-deployment.yaml"),
@@ -103,6 +112,30 @@ pub fn export(apps: &[AppSpec], node_major: Option<&str>) -> Result<Export> {
         }
     }
     Ok(export)
+}
+
+/// A periodic job: one CronJob running the app at each tick (no Deployment, no Service), or
+/// nothing but a warning when its schedule has seconds, which a CronJob cannot take.
+fn periodic_job(
+    app: &AppSpec,
+    name: &str,
+    node_major: Option<&str>,
+    header: &[String],
+    export: &mut Export,
+) {
+    let expression = app.cron_restart.as_deref().unwrap_or_default();
+    match cron::five_fields(expression) {
+        Ok(schedule) => {
+            let job = scheduled_job(app, name, &schedule, node_major, &mut export.warnings);
+            export
+                .files
+                .push((format!("{name}-cronjob.yaml"), document(header, &job)));
+        }
+        Err(e) => export.warnings.push(format!(
+            "app `{}`: field `cron_restart`: {e}; this periodic job is not exported (give it a schedule in whole minutes, or run it under `kelpie runtime`)",
+            app.name
+        )),
+    }
 }
 
 fn service(name: &str, port: u16) -> Yaml {

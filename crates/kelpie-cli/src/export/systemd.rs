@@ -5,7 +5,9 @@
 //! Here: the files of each app, in the order they are met. Their parts, in `systemd/`: the
 //! `[Unit]` and `[Install]` sections and a template's target (`unit`), the `[Service]` section
 //! (`service`), the command and values as systemd reads them (`command`), where the output goes
-//! (`output`), the `.socket` (`socket`) and the cron `.timer` (`timer`).
+//! (`output`), the `.socket` (`socket`) and the cron `.timer` (`timer`). A periodic job
+//! (`autorestart: false` with `cron_restart`) is a `Type=oneshot` service started by its own
+//! `.timer`, not at boot.
 
 mod command;
 mod output;
@@ -21,7 +23,7 @@ use output::output_comment;
 use service::service_section;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use timer::cron_units;
+use timer::{cron_units, job_timer};
 use unit::{install_section, target_unit, unit_section};
 
 /// Finds a program in `PATH`, giving its absolute path.
@@ -98,7 +100,10 @@ fn app_units(
     text.push_str(&output_comment(app, &unit.base, unit.template));
     let socket = unit_section(app, unit, units, &mut text, warnings);
     service_section(app, unit, lookup, &mut text, warnings);
-    install_section(app, unit, &mut text);
+    if !app.is_periodic_job() {
+        // A periodic job is started by its timer, not at boot.
+        install_section(app, unit, &mut text);
+    }
     export.files.push((service_name, text));
 
     if unit.template {
@@ -109,8 +114,10 @@ fn app_units(
     if let Some((socket_name, socket_text)) = socket {
         export.files.push((socket_name, socket_text));
     }
-    if let Some(expression) = &app.cron_restart {
-        cron_units(app, unit, expression, lookup, export);
+    match &app.cron_restart {
+        Some(expression) if app.is_periodic_job() => job_timer(app, unit, expression, export),
+        Some(expression) => cron_units(app, unit, expression, lookup, export),
+        None => {}
     }
 }
 

@@ -337,3 +337,223 @@ fn comments_and_warnings_say_where_output_goes_and_why_a_field_is_dropped() {
     assert!(nice.contains("resources.requests.cpu"), "{warnings}");
     assert!(!nice.contains("readiness"), "{warnings}");
 }
+
+/// Periodic jobs (`autorestart: false` with `cron_restart`), as public ecosystem files write
+/// them: a nightly backup in a time zone, a job every ten seconds, a job of two instances.
+const JOBS: &str = r#"{"apps": [
+ {"name": "backup", "script": "backup.sh", "autorestart": false,
+  "cron_restart": "0 3 * * *", "cron_timezone": "Europe/Paris"},
+ {"name": "tick", "script": "backup.sh", "autorestart": false, "cron_restart": "*/10 * * * * *"},
+ {"name": "mailer", "script": "backup.sh", "autorestart": false, "instances": 2,
+  "cron_restart": "*/15 * * * *"}
+]}"#;
+
+fn jobs(k: &Kelpie) -> String {
+    k.write("backup.sh", "echo backed up\n");
+    k.write("jobs.json", JOBS)
+}
+
+/// The files `-o` wrote, sorted.
+fn written(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("list")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_periodic_job_is_a_systemd_timer_starting_a_oneshot_service() {
+    let k = kelpie();
+    let file = jobs(&k);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("units");
+    let (_, stderr) = run_ok(
+        &k,
+        &[
+            "export",
+            "systemd",
+            &file,
+            "-o",
+            out.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(
+        stderr.contains("app `backup`: periodic job: a run still going at the next tick"),
+        "{stderr}"
+    );
+    assert_eq!(
+        written(&out),
+        [
+            "kelpie-backup.service",
+            "kelpie-backup.timer",
+            "kelpie-mailer.target",
+            "kelpie-mailer.timer",
+            "kelpie-mailer@.service",
+            "kelpie-tick.service",
+            "kelpie-tick.timer",
+        ],
+        "no restart service for a job: its timer starts the job itself"
+    );
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).expect(name);
+    let service = read("kelpie-backup.service");
+    for line in ["Type=oneshot", "Restart=no", "StartLimitIntervalSec=0"] {
+        assert!(service.lines().any(|l| l == line), "{line}\n{service}");
+    }
+    assert!(
+        !service.contains("[Install]"),
+        "a job is started by its timer, not at boot:\n{service}"
+    );
+    let timer = read("kelpie-backup.timer");
+    for line in [
+        "OnCalendar=*-*-* 03:00:00 Europe/Paris",
+        "AccuracySec=1s",
+        "Persistent=false",
+        "WantedBy=timers.target",
+    ] {
+        assert!(timer.lines().any(|l| l == line), "{line}\n{timer}");
+    }
+    // systemd's calendar takes seconds.
+    assert!(
+        read("kelpie-tick.timer").contains("\nOnCalendar=*-*-* *:*:00,10,20,30,40,50\n"),
+        "{}",
+        read("kelpie-tick.timer")
+    );
+    assert!(read("kelpie-mailer.timer").contains("\nUnit=kelpie-mailer.target\n"));
+
+    let Some(analyze) = program("systemd-analyze") else {
+        kelpie_testkit::skip("validation: systemd-analyze is not installed (Debian's `systemd`)");
+        return;
+    };
+    let units = [
+        "kelpie-backup.service",
+        "kelpie-backup.timer",
+        "kelpie-tick.service",
+        "kelpie-tick.timer",
+        "kelpie-mailer@0.service",
+        "kelpie-mailer.target",
+        "kelpie-mailer.timer",
+    ];
+    let verify = Command::new(analyze)
+        .args(["verify", "--man=no", "--generators=no"])
+        .args(units.iter().map(|u| format!("./{u}")))
+        .current_dir(&out)
+        .output()
+        .expect("run systemd-analyze");
+    let complaints = String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        verify.status.success() && complaints.trim().is_empty(),
+        "systemd-analyze verify:\n{complaints}"
+    );
+}
+
+#[test]
+fn a_periodic_job_is_a_kubernetes_cronjob_running_the_app() {
+    let k = kelpie();
+    let file = jobs(&k);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("k8s");
+    let (_, stderr) = run_ok(
+        &k,
+        &[
+            "export",
+            "kubernetes",
+            &file,
+            "-o",
+            out.to_str().expect("utf-8"),
+        ],
+    );
+    // A CronJob cannot take seconds: said, and nothing half-right written.
+    assert!(
+        stderr.contains(
+            "app `tick`: field `cron_restart`: `*/10 * * * * *` fires at seconds other than 0"
+        ) && stderr.contains("this periodic job is not exported"),
+        "{stderr}"
+    );
+    assert_eq!(
+        written(&out),
+        ["backup-cronjob.yaml", "mailer-cronjob.yaml"],
+        "no Deployment for a job"
+    );
+    let backup = std::fs::read_to_string(out.join("backup-cronjob.yaml")).expect("read");
+    for line in [
+        "kind: \"CronJob\"",
+        "  schedule: \"0 3 * * *\"",
+        "  timeZone: \"Europe/Paris\"",
+        "  concurrencyPolicy: \"Replace\"",
+        "  startingDeadlineSeconds: 60",
+        "      backoffLimit: 0",
+        "          restartPolicy: \"Never\"",
+    ] {
+        assert!(backup.lines().any(|l| l == line), "{line}\n{backup}");
+    }
+    assert!(
+        backup.lines().any(|l| l.ends_with("/backup.sh\"")),
+        "the CronJob runs the job itself:\n{backup}"
+    );
+    let mailer = std::fs::read_to_string(out.join("mailer-cronjob.yaml")).expect("read");
+    for line in ["      parallelism: 2", "      completions: 2"] {
+        assert!(mailer.lines().any(|l| l == line), "{line}\n{mailer}");
+    }
+    let (python, _) = match validators() {
+        Ok(v) => v,
+        Err(why) => {
+            kelpie_testkit::skip(format!("validation: {why}"));
+            return;
+        }
+    };
+    let validate = python.with_file_name("kubernetes-validate");
+    let result = Command::new(validate)
+        .args(["--strict", "--quiet"])
+        .arg(out.join("backup-cronjob.yaml"))
+        .arg(out.join("mailer-cronjob.yaml"))
+        .output()
+        .expect("run kubernetes-validate");
+    assert!(
+        result.status.success(),
+        "kubernetes-validate:\n{}{}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
+}
+
+#[test]
+fn a_periodic_job_in_compose_comes_with_its_host_crontab_line() {
+    let k = kelpie();
+    let file = jobs(&k);
+    let (stdout, stderr) = run_ok(&k, &["export", "compose", &file]);
+    for line in [
+        "    #   CRON_TZ=Europe/Paris   (cronie; other crons read the host's time zone)",
+        "    #   0 3 * * * docker compose -f /path/to/compose.yaml restart backup",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line}\n{stdout}");
+    }
+    assert!(
+        stderr.contains("run it from the host's crontab with `0 3 * * * docker compose -f /path/to/compose.yaml restart backup`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("app `tick`: field `cron_restart`: `*/10 * * * * *` fires at seconds other than 0, and a crontab runs at most once a minute"),
+        "{stderr}"
+    );
+    let (python, schema) = match validators() {
+        Ok(v) => v,
+        Err(why) => {
+            kelpie_testkit::skip(format!("validation: {why}"));
+            return;
+        }
+    };
+    let doc = k.write("compose.yaml", &stdout);
+    let out = Command::new(python)
+        .arg("-c")
+        .arg("import json, sys, yaml, jsonschema; jsonschema.validate(yaml.safe_load(open(sys.argv[1])), json.load(open(sys.argv[2])))")
+        .args([doc.as_str(), schema.to_str().expect("utf-8")])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "compose schema:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

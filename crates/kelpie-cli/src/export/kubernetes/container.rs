@@ -37,7 +37,8 @@ pub(super) fn container(
     if let Some(resources) = resources(app, warnings) {
         container.put("resources", resources);
     }
-    if let Some(check) = &app.health_check {
+    // A periodic job's pod runs to its end: no probe gates it (scheduled_job warns).
+    if let Some(check) = app.health_check.as_ref().filter(|_| !app.is_periodic_job()) {
         let probe = probe(check, &app.name, warnings);
         container.put("livenessProbe", probe.clone());
         container.put("readinessProbe", probe);

@@ -55,9 +55,10 @@ pub(super) fn deployment(
     root.build()
 }
 
-/// Warnings for the settings a Deployment cannot express: the kill signal, `autorestart:
-/// false`, niceness, the watchdog and `wait_ready`.
-fn unexported_warnings(app: &AppSpec, warnings: &mut Vec<String>) {
+/// Warnings for the settings a Deployment (or a periodic job's CronJob) cannot express: the
+/// kill signal, `autorestart: false` (but for a periodic job: a CronJob runs it at each tick),
+/// niceness, the watchdog and `wait_ready`.
+pub(super) fn unexported_warnings(app: &AppSpec, warnings: &mut Vec<String>) {
     let app_name = &app.name;
     if app.kill_signal != "SIGTERM" {
         warnings.push(format!(
@@ -65,9 +66,9 @@ fn unexported_warnings(app: &AppSpec, warnings: &mut Vec<String>) {
             app.kill_signal
         ));
     }
-    if !app.autorestart {
+    if !app.autorestart && !app.is_periodic_job() {
         warnings.push(format!(
-            "app `{app_name}`: field `autorestart: false` is not exported: a Deployment always restarts its pods (use a Job)"
+            "app `{app_name}`: field `autorestart: false` is not exported: a Deployment always restarts its pods (use a Job, or add cron_restart to make it a periodic job: a CronJob)"
         ));
     }
     for (field, set, why) in [

@@ -47,9 +47,19 @@ pub(super) fn service_section(
     }
 }
 
-/// `Type=`: notify when the app tells readiness or feeds a watchdog, else simple.
+/// `Type=`: oneshot for a periodic job (started by its timer, done when it exits), notify when
+/// the app tells readiness or feeds a watchdog, else simple.
 fn type_lines(app: &AppSpec, text: &mut String, warnings: &mut Vec<String>) {
     let name = &app.name;
+    if app.is_periodic_job() {
+        text.push_str("Type=oneshot\n");
+        if app.wait_ready || app.watchdog_ms.is_some() {
+            warnings.push(format!(
+                "app `{name}`: fields `wait_ready` and `watchdog` are not exported for a periodic job: its oneshot service is done when it exits"
+            ));
+        }
+        return;
+    }
     let notify = app.wait_ready || app.watchdog_ms.is_some();
     let _ = writeln!(text, "Type={}", if notify { "notify" } else { "simple" });
     if notify {

@@ -57,6 +57,11 @@ pub(super) fn unit_section(
         }
         let _ = writeln!(text, "Wants={}", wants.join(" "));
     }
+    if app.is_periodic_job() {
+        text.push_str("# A periodic job: its timer may start it often; no start limit.\n");
+        text.push_str("StartLimitIntervalSec=0\n");
+        return socket;
+    }
     // Kelpie marks an app errored after `max_restarts` runs shorter than `min_uptime` in a
     // row; systemd's start limit (starts within an interval) is the nearest rule.
     let burst = u64::from(app.max_restarts) + 1;
