@@ -16,6 +16,7 @@ mod cli {
     mod faults;
     mod health;
     mod image;
+    mod jobs;
     mod logs;
     mod monit;
     mod monitoring;

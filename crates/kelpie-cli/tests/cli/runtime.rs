@@ -343,3 +343,47 @@ fn a_one_shot_job_that_fails_exits_1() {
     assert_eq!(status.and_then(|s| s.code()), Some(1), "{}", rt.err());
     assert!(rt.out().starts_with("fake-app "), "raw: {}", rt.out());
 }
+
+#[test]
+fn a_periodic_job_keeps_the_container_up_and_runs_at_every_tick() {
+    let k = kelpie();
+    let app = k.fake_app();
+    // A job every two seconds: the container does not end when its run does.
+    let Some(mut rt) = Runtime::start(
+        &k,
+        &[
+            &app,
+            "--name",
+            "job",
+            "--no-autorestart",
+            "--cron-restart",
+            "*/2 * * * * *",
+            "--",
+            "--print",
+            "1",
+            "--exit-after",
+            "50",
+            "--exit-code",
+            "0",
+        ],
+    ) else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rt.out().matches("0|job | line 0").count() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "three runs expected:\n{}\nstderr:\n{}",
+            rt.out(),
+            rt.err()
+        );
+        assert!(
+            rt.wait_exit(Duration::from_millis(100)).is_none(),
+            "the runtime ended with a job scheduled:\n{}",
+            rt.err()
+        );
+    }
+    rt.signal(SIGTERM);
+    let status = rt.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", rt.err());
+}
