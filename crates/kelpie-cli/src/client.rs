@@ -20,6 +20,21 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a connection reset during the handshake is tried again.
 const RESET_RETRY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// What the daemon kept for the next command (a recovery at its start), on stderr, once: the
+/// file is taken (renamed) before it is read, so two commands at once do not both show it.
+fn show_notices(home: &Home) {
+    let file = home.notices_file();
+    let taken = file.with_extension(format!("shown-{}", std::process::id()));
+    if std::fs::rename(&file, &taken).is_err() {
+        return;
+    }
+    let text = std::fs::read_to_string(&taken).unwrap_or_default();
+    let _ = std::fs::remove_file(&taken);
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        eprintln!("kelpie: notice: {line}");
+    }
+}
+
 /// A connection to the daemon, after the Hello exchange.
 pub struct Client {
     stream: UnixStream,
@@ -99,6 +114,7 @@ impl Client {
         };
         let mut client = Client { stream };
         client.hello(home)?;
+        show_notices(home);
         Ok(Some(client))
     }
 

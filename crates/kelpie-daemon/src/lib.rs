@@ -38,6 +38,7 @@ pub mod log;
 mod logs;
 mod maybe;
 mod monitor;
+mod notices;
 mod persist;
 mod process;
 mod readiness;

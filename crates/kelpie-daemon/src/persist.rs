@@ -137,11 +137,11 @@ fn persist_loop(home: &Home, rx: &mpsc::Receiver<Queued>, start_ticks: StartTick
         let result = serde_json::to_vec(&state)
             .map_err(|e| e.to_string())
             .and_then(|bytes| {
-                atomic_write(&path, &bytes)
+                write_state_file(home, &bytes, !state.apps.is_empty())
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))
             })
             .map(|()| String::new())
-            .or_else(|e| empty_state_without_space(&path, &state, e));
+            .or_else(|e| empty_state_without_space(home, &state, e));
         match &result {
             // Said once, not at every retry.
             Err(e) if !retrying && unwritten.is_none() => {
@@ -161,18 +161,33 @@ fn persist_loop(home: &Home, rx: &mpsc::Receiver<Queued>, start_ticks: StartTick
     }
 }
 
+/// Write `state.json`, keeping the state it replaces as `state.json.bak`: a hard link to the
+/// old file, made before the new one is renamed over it, so it costs no copy and no space.
+/// A new daemon that cannot read `state.json` recovers from it ([`load_state`]). A state with no
+/// `apps` keeps no backup: after `kill` or `delete all`, what the user removed never comes back.
+fn write_state_file(home: &Home, bytes: &[u8], apps: bool) -> std::io::Result<()> {
+    let (path, backup) = (home.state_file(), home.state_backup());
+    let _ = fs::remove_file(&backup);
+    if apps {
+        let _ = fs::hard_link(&path, &backup);
+    }
+    atomic_write(&path, bytes)
+}
+
 /// A state with no apps (after `kill` or `delete all`) that could not be written (a full
 /// disk) is kept by removing the file instead, which needs no space: a missing state file is
-/// read as no apps, so the next daemon does not bring back what the user removed.
+/// read as no apps, so the next daemon does not bring back what the user removed (nor does it
+/// look at the backup, which is removed too).
 fn empty_state_without_space(
-    path: &Path,
+    home: &Home,
     state: &StateFile,
     error: String,
 ) -> Result<String, String> {
     if !state.apps.is_empty() {
         return Err(error);
     }
-    match std::fs::remove_file(path) {
+    let _ = std::fs::remove_file(home.state_backup());
+    match std::fs::remove_file(home.state_file()) {
         Ok(()) => Ok(String::new()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
         Err(_) => Err(error),
@@ -187,31 +202,68 @@ fn fill_start_ticks(state: &mut StateFile, start_ticks: StartTicks) {
     }
 }
 
-/// Load `state.json`. A file that cannot be read or parsed is moved aside (never overwritten:
-/// it may be all the user has) and the daemon starts empty, saying so in its log.
+/// Load `state.json`. A missing file is no apps. A file that cannot be read or parsed (empty,
+/// truncated, garbage, a directory) is moved aside (never overwritten: it may be all the user
+/// has) and the state is recovered from `state.json.bak`, the state before its last change; when
+/// that cannot be read either, the daemon starts with no apps. Either way the next command is
+/// told ([`crate::notices`]).
 pub fn load_state(home: &Home) -> Option<StateFile> {
     let path = home.state_file();
-    let bytes = match fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => {
-            crate::daemon_log!("cannot read {}: {e}; starting with no apps", path.display());
-            return None;
-        }
+    let problem = match read_state(&path) {
+        Ok(state) => return state,
+        Err(problem) => problem,
     };
-    match serde_json::from_slice::<StateFile>(&bytes) {
-        Ok(state) => Some(state),
-        Err(e) => {
-            let aside = path.with_extension(format!("json.corrupt-{}", crate::clock::wall_ms()));
-            crate::daemon_log!(
-                "{} is not valid ({e}); moved to {} and starting with no apps",
-                path.display(),
-                aside.display()
+    let aside = aside_path(&path);
+    let moved = match fs::rename(&path, &aside) {
+        Ok(()) => format!("moved to {}", aside.display()),
+        Err(e) => format!("could not be moved aside: {e}"),
+    };
+    let backup = home.state_backup();
+    match read_state(&backup) {
+        Ok(Some(state)) => {
+            crate::notices::post(
+                home,
+                &format!(
+                    "{problem} ({moved}); recovered {} instances from {}, the state before its last change",
+                    state.apps.len(),
+                    backup.display()
+                ),
             );
-            let _ = fs::rename(&path, &aside);
+            Some(state)
+        }
+        Ok(None) | Err(_) => {
+            crate::notices::post(
+                home,
+                &format!("{problem} ({moved}), and there is no readable {}; starting with no apps but the processes found running", backup.display()),
+            );
             None
         }
     }
+}
+
+/// Where to move an unreadable `path` (`state.json.corrupt-<ms>`), never over an earlier copy.
+fn aside_path(path: &Path) -> std::path::PathBuf {
+    let base = format!("json.corrupt-{}", crate::clock::wall_ms());
+    let mut aside = path.with_extension(&base);
+    let mut n = 1;
+    while aside.symlink_metadata().is_ok() {
+        aside = path.with_extension(format!("{base}-{n}"));
+        n += 1;
+    }
+    aside
+}
+
+/// The state in `path`: `None` when there is no such file, `Err` (for people) when it cannot be
+/// read or is not a state.
+fn read_state(path: &Path) -> Result<Option<StateFile>, String> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    serde_json::from_slice::<StateFile>(&bytes)
+        .map(Some)
+        .map_err(|e| format!("{} is not valid ({e})", path.display()))
 }
 
 /// Load the configuration store (`module_conf.json`). A file that cannot be read or is not a
@@ -222,7 +274,7 @@ pub fn load_conf(home: &Home) -> kelpie_config::module_conf::ConfStore {
     match kelpie_config::module_conf::load(&path) {
         Ok(store) => store,
         Err(e) => {
-            let aside = path.with_extension(format!("json.corrupt-{}", crate::clock::wall_ms()));
+            let aside = aside_path(&path);
             crate::daemon_log!(
                 "{e}; moved to {} and starting with an empty configuration store",
                 aside.display()
@@ -257,6 +309,52 @@ mod tests {
                 .any(|n| n.starts_with("module_conf.json.corrupt-")),
             "{names:?}"
         );
+    }
+
+    fn state_with(next_id: u32) -> StateFile {
+        StateFile {
+            version: crate::state::STATE_VERSION,
+            next_id,
+            apps: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_corrupt_state_is_recovered_from_the_state_before_its_last_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::at(dir.path().to_path_buf());
+        let bytes = |n| serde_json::to_vec(&state_with(n)).expect("json");
+        write_state_file(&home, &bytes(7), true).expect("first write");
+        write_state_file(&home, &bytes(8), true).expect("second write");
+        assert_eq!(load_state(&home).map(|s| s.next_id), Some(8));
+        for garbage in [
+            &b""[..],
+            b"{\"version\":1,\"next_id\":",
+            b"\x00\xff garbage",
+        ] {
+            fs::write(home.state_file(), garbage).expect("corrupt");
+            assert_eq!(
+                load_state(&home).map(|s| s.next_id),
+                Some(7),
+                "recovered from the backup"
+            );
+        }
+        // A directory in its place too.
+        fs::create_dir(home.state_file()).expect("dir");
+        assert_eq!(load_state(&home).map(|s| s.next_id), Some(7));
+        let notices = fs::read_to_string(home.notices_file()).expect("the next command is told");
+        assert_eq!(notices.lines().count(), 4, "{notices}");
+        assert!(notices.contains("recovered 0 instances from"), "{notices}");
+        // Without a readable backup: no apps, said too.
+        fs::remove_file(home.state_backup()).expect("rm backup");
+        fs::write(home.state_file(), b"garbage").expect("corrupt");
+        assert!(load_state(&home).is_none());
+        let notices = fs::read_to_string(home.notices_file()).expect("notices");
+        assert!(notices.contains("there is no readable"), "{notices}");
+        // An empty state keeps no backup: what the user removed never comes back.
+        write_state_file(&home, &bytes(9), true).expect("write");
+        write_state_file(&home, &bytes(10), false).expect("write an empty state");
+        assert!(!home.state_backup().exists());
     }
 
     #[test]

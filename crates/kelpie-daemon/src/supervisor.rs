@@ -23,6 +23,7 @@ mod order;
 mod orphans;
 mod persistence;
 mod ports;
+mod recovered;
 mod reports;
 mod services;
 mod shutdown;

@@ -69,6 +69,16 @@ impl Home {
     pub fn state_file(&self) -> PathBuf {
         self.root.join("state.json")
     }
+    /// The state before its last change, kept by each write of the state: what a new daemon
+    /// recovers from when `state.json` cannot be read.
+    pub fn state_backup(&self) -> PathBuf {
+        self.root.join("state.json.bak")
+    }
+    /// What the daemon has to tell whoever runs the next command (a recovery at start): read
+    /// and removed by the CLI after its handshake, shown on stderr.
+    pub fn notices_file(&self) -> PathBuf {
+        self.root.join("notices")
+    }
     /// The list written by `save` and read by `resurrect`.
     pub fn dump_file(&self) -> PathBuf {
         self.root.join("dump.json")

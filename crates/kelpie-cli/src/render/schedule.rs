@@ -127,10 +127,8 @@ mod tests {
 
     #[test]
     fn the_column_says_when_and_how_the_last_run_went() {
-        let mut state = InstanceState {
-            next_run_ms: Some(1_000_042_000),
-            ..InstanceState::default()
-        };
+        let mut state = InstanceState::default();
+        state.next_run_ms = Some(1_000_042_000);
         assert_eq!(
             column(&job(state.clone()), 1_000_000_000).as_deref(),
             Some("in 42s")
@@ -158,12 +156,10 @@ mod tests {
 
     #[test]
     fn describe_gives_the_last_runs_code_length_and_time() {
-        let state = InstanceState {
-            next_run_ms: Some(1_700_000_060_000),
-            exits: [exit(2, Cause::Crash)].into(),
-            failed_runs: 2,
-            ..InstanceState::default()
-        };
+        let mut state = InstanceState::default();
+        state.next_run_ms = Some(1_700_000_060_000);
+        state.exits.push_back(exit(2, Cause::Crash));
+        state.failed_runs = 2;
         let rows = rows(&job(state));
         assert_eq!(rows[0], ("next run", "2023-11-14T22:14:20Z".to_string()));
         assert_eq!(

@@ -571,7 +571,13 @@ fn a_truncated_or_corrupt_state_file_is_moved_aside_and_reported_never_overwritt
         let good = std::fs::read(&state).expect("state");
         let bad = broken(&good);
         std::fs::write(&state, &bad).expect("break the state");
-        // The next command starts a daemon: it starts empty and says why.
+        // The next command starts a daemon: it starts empty (`kill` left no app, and so no
+        // backup of an earlier state to recover) and says why, on stderr too.
+        let told = String::from_utf8_lossy(&k.run(&["list"]).stderr).into_owned();
+        assert!(
+            told.contains("notice:") && told.contains("state.json is not valid"),
+            "round {round}: {told}"
+        );
         let list = k.jlist();
         assert!(list.is_empty(), "round {round}: {list:?}");
         let log = daemon_log(&k);

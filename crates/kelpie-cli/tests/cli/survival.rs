@@ -381,3 +381,92 @@ fn a_keeper_left_with_nothing_to_keep_exits() {
         now != 0 && now != pid && k.status("quiet") == "online"
     });
 }
+
+/// Three apps started and saved, their pids, and the keeper of their daemon.
+fn three_apps_saved(k: &Kelpie) -> (Vec<u32>, u32) {
+    let fake = k.fake_app();
+    for name in ["a", "b", "c"] {
+        k.ok(&["start", &fake, "--name", name]);
+    }
+    k.ok(&["save"]);
+    let pids: Vec<u32> = ["a", "b", "c"].iter().map(|n| k.pid(n)).collect();
+    (pids, keeper_of(k))
+}
+
+/// After `kelpie kill`, none of `pids` runs.
+fn all_ended(k: &Kelpie, pids: &[u32]) {
+    k.ok(&["kill"]);
+    for pid in pids {
+        k.wait_for("the app's process gone", 5 * SECS, || !alive(*pid));
+    }
+}
+
+/// What the first command after a recovery prints on stderr.
+fn first_command_stderr(k: &Kelpie) -> String {
+    let out = k.run(&["list"]);
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_corrupt_state_and_a_daemon_crash_recover_the_state_before_its_last_change() {
+    let k = kelpie();
+    let (pids, _keeper) = three_apps_saved(&k);
+    // One more change, so the backup is a real state with the three apps.
+    k.ok(&["reset", "a"]);
+    std::fs::write(k.home().join("state.json"), "{\"version\": 1, garbage").expect("corrupt");
+    kill_daemon(&k);
+    let told = first_command_stderr(&k);
+    assert!(
+        told.contains("kelpie: notice:") && told.contains("recovered 3 instances"),
+        "{told}"
+    );
+    // Said once.
+    assert!(!String::from_utf8_lossy(&k.run(&["list"]).stderr).contains("notice"));
+    let now: Vec<u32> = ["a", "b", "c"].iter().map(|n| k.pid(n)).collect();
+    assert_eq!(now, pids, "the same processes, adopted: none started again");
+    // The unreadable file was kept aside, not lost.
+    let kept = std::fs::read_dir(k.home()).expect("ls").flatten().any(|e| {
+        e.file_name()
+            .to_string_lossy()
+            .starts_with("state.json.corrupt-")
+    });
+    assert!(kept);
+    // resurrect runs nothing a second time.
+    let resurrect = k.ok(&["resurrect"]);
+    assert!(
+        resurrect.contains("already in the list") || k.jlist().len() == 3,
+        "{resurrect}"
+    );
+    assert_eq!(k.jlist().len(), 3);
+    all_ended(&k, &pids);
+}
+
+#[test]
+fn processes_no_state_describes_are_listed_and_managed_never_run_twice() {
+    let k = kelpie();
+    let (pids, _keeper) = three_apps_saved(&k);
+    // Neither the state nor its backup can be read: a directory, and an empty file.
+    let state = k.home().join("state.json");
+    std::fs::remove_file(&state).expect("rm state");
+    std::fs::create_dir(&state).expect("a directory in its place");
+    std::fs::write(k.home().join("state.json.bak"), "").expect("empty backup");
+    kill_daemon(&k);
+    let told = first_command_stderr(&k);
+    assert!(
+        told.contains("3 processes kept running by the last daemon were described by no state"),
+        "{told}"
+    );
+    // Listed under their names (the dump's specs), with their pids, and managed.
+    let now: Vec<u32> = ["a", "b", "c"].iter().map(|n| k.pid(n)).collect();
+    assert_eq!(now, pids);
+    // resurrect starts none of them again.
+    k.ok(&["resurrect"]);
+    assert_eq!(k.jlist().len(), 3, "{:?}", k.jlist());
+    let running: usize = pids.iter().filter(|p| alive(**p)).count();
+    assert_eq!(running, 3);
+    // `stop` ends one, `kill` the others.
+    k.ok(&["stop", "a"]);
+    k.wait_for("a's process gone", 5 * SECS, || !alive(pids[0]));
+    all_ended(&k, &pids);
+}

@@ -467,7 +467,7 @@ async fn a_process_that_never_feeds_the_watchdog_is_not_watched() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn cron_restart_never_revives_a_stopped_app() {
+async fn cron_restart_never_revives_an_app_a_user_stopped() {
     crate::clock::test_wall::set("2026-11-23T12:59:30Z".parse().expect("time"));
     let fake = FakeProcesses::new(|_| Behaviour::default());
     let app_spec = AppSpec {

@@ -22,7 +22,11 @@ pub(super) fn load_with_orphans(
     home: &Home,
     resumed: Option<&mut update::Resumed>,
 ) -> Option<(StateFile, BTreeMap<u32, u32>)> {
-    let state = persist::load_state(home)?;
+    let state = match persist::load_state(home) {
+        Some(state) => state,
+        // No state describes what a keeper handed over: it is described from the processes.
+        None => super::recovered::describe(home, &resumed.as_deref()?.candidates())?,
+    };
     let handed = match resumed {
         Some(resumed) => {
             resumed.verify(&state);

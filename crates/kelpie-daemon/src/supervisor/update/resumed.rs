@@ -120,6 +120,15 @@ impl Resumed {
         std::mem::take(&mut self.strays)
     }
 
+    /// The processes a keeper kept (`pm_id` → pid), before [`Resumed::verify`]; none after an
+    /// update (whose state is always written).
+    pub fn candidates(&self) -> BTreeMap<u32, u32> {
+        match self.origin {
+            Origin::Keeper { .. } => self.processes.iter().map(|(id, p)| (*id, p.pid)).collect(),
+            Origin::Update { .. } => BTreeMap::new(),
+        }
+    }
+
     /// The pids of the processes handed over.
     pub fn pids(&self) -> std::collections::BTreeSet<u32> {
         self.processes.values().map(|p| p.pid).collect()
