@@ -40,6 +40,23 @@ pub fn atomic_write_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Resul
     written
 }
 
+/// Where to move an unreadable `path` (`state.json` → `state.json.corrupt-<ms>`) to keep it:
+/// never over an earlier copy.
+pub fn aside_path(path: &Path) -> std::path::PathBuf {
+    let base = format!("corrupt-{}", crate::clock::wall_ms());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut aside = path.with_file_name(format!("{name}.{base}"));
+    let mut n = 1;
+    while aside.symlink_metadata().is_ok() {
+        aside = path.with_file_name(format!("{name}.{base}-{n}"));
+        n += 1;
+    }
+    aside
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,6 +40,7 @@ fn parse(bytes: &[u8]) -> Result<DumpFile, String> {
 /// replace a dump that has apps with an empty one unless `force`.
 pub fn save(home: &Home, dump: &DumpFile, force: bool) -> Result<String, String> {
     let path = home.dump_file();
+    let mut kept_aside = String::new();
     if let Ok(previous) = fs::read(&path) {
         match parse(&previous) {
             Ok(old) => {
@@ -53,17 +54,32 @@ pub fn save(home: &Home, dump: &DumpFile, force: bool) -> Result<String, String>
                 atomic_write(&home.dump_backup(), &previous)
                     .map_err(|e| format!("cannot write {}: {e}", home.dump_backup().display()))?;
             }
-            // A corrupt dump is not copied over a backup that may be good.
-            Err(e) => crate::daemon_log!(
-                "previous dump {} is not valid ({e}); not backed up",
-                path.display()
-            ),
+            // A corrupt dump is not copied over a backup that may be good, nor lost: it is
+            // moved aside before the new one is written.
+            Err(e) => {
+                let aside = crate::atomic::aside_path(&path);
+                fs::rename(&path, &aside).map_err(|err| {
+                    format!(
+                        "the previous dump {} is not valid ({e}) and cannot be moved aside ({err}); nothing saved",
+                        path.display()
+                    )
+                })?;
+                crate::daemon_log!(
+                    "previous dump {} is not valid ({e}); moved to {}",
+                    path.display(),
+                    aside.display()
+                );
+                kept_aside = format!(
+                    " (the previous one could not be read: kept as {})",
+                    aside.display()
+                );
+            }
         }
     }
     let bytes = serde_json::to_vec_pretty(dump).map_err(|e| e.to_string())?;
     atomic_write(&path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(format!(
-        "saved {} apps to {}",
+        "saved {} apps to {}{kept_aside}",
         dump.apps.len(),
         path.display()
     ))

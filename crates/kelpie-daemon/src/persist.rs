@@ -213,7 +213,7 @@ pub fn load_state(home: &Home) -> Option<StateFile> {
         Ok(state) => return state,
         Err(problem) => problem,
     };
-    let aside = aside_path(&path);
+    let aside = crate::atomic::aside_path(&path);
     let moved = match fs::rename(&path, &aside) {
         Ok(()) => format!("moved to {}", aside.display()),
         Err(e) => format!("could not be moved aside: {e}"),
@@ -241,18 +241,6 @@ pub fn load_state(home: &Home) -> Option<StateFile> {
     }
 }
 
-/// Where to move an unreadable `path` (`state.json.corrupt-<ms>`), never over an earlier copy.
-fn aside_path(path: &Path) -> std::path::PathBuf {
-    let base = format!("json.corrupt-{}", crate::clock::wall_ms());
-    let mut aside = path.with_extension(&base);
-    let mut n = 1;
-    while aside.symlink_metadata().is_ok() {
-        aside = path.with_extension(format!("{base}-{n}"));
-        n += 1;
-    }
-    aside
-}
-
 /// The state in `path`: `None` when there is no such file, `Err` (for people) when it cannot be
 /// read or is not a state.
 fn read_state(path: &Path) -> Result<Option<StateFile>, String> {
@@ -274,7 +262,7 @@ pub fn load_conf(home: &Home) -> kelpie_config::module_conf::ConfStore {
     match kelpie_config::module_conf::load(&path) {
         Ok(store) => store,
         Err(e) => {
-            let aside = aside_path(&path);
+            let aside = crate::atomic::aside_path(&path);
             crate::daemon_log!(
                 "{e}; moved to {} and starting with an empty configuration store",
                 aside.display()

@@ -553,6 +553,17 @@ fn a_truncated_dump_uses_the_backup_and_a_corrupt_backup_too_changes_nothing() {
         bak.len() / 3,
         "the backup is not overwritten"
     );
+    // The next `save` (an empty list) moves the unreadable dump aside before writing: kept.
+    let saved = k.ok(&["save"]);
+    assert!(saved.contains("could not be read: kept as"), "{saved}");
+    let aside: Vec<std::path::PathBuf> = std::fs::read_dir(k.home())
+        .expect("ls")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains("dump.json.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(std::fs::read(&aside[0]).expect("aside"), b"");
 }
 
 #[test]
