@@ -61,11 +61,28 @@ pub fn parse_text(format: Format, text: &str, file: &str) -> Result<Value, Confi
 }
 
 fn parse_json(text: &str, file: &str) -> Result<Value, ConfigError> {
-    crate::json5::parse(text).map_err(|e| ConfigError::Syntax {
-        file: file.into(),
-        location: Some((e.line, e.column)),
-        message: e.message,
-    })
+    parse_json_noting(text, file).map(|(value, _)| value)
+}
+
+/// Parse a JSON (JSON5) file, with a note for each key given twice in an object (`line 4: key
+/// `script` is given twice; the later value is used`).
+pub fn parse_json_noting(text: &str, file: &str) -> Result<(Value, Vec<String>), ConfigError> {
+    let (value, duplicates) =
+        crate::json5::parse_noting_duplicates(text).map_err(|e| ConfigError::Syntax {
+            file: file.into(),
+            location: Some((e.line, e.column)),
+            message: e.message,
+        })?;
+    let notes = duplicates
+        .into_iter()
+        .map(|d| {
+            format!(
+                "line {}: key `{}` is given twice in one object; the later value is used (as JavaScript does)",
+                d.line, d.key
+            )
+        })
+        .collect();
+    Ok((value, notes))
 }
 
 fn parse_yaml(text: &str, file: &str) -> Result<Value, ConfigError> {

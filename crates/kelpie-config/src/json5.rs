@@ -21,10 +21,26 @@ const MAX_DEPTH: usize = 128;
 
 /// Parse a whole JSON5 document.
 pub fn parse(text: &str) -> Result<Value, SyntaxError> {
+    parse_noting_duplicates(text).map(|(value, _)| value)
+}
+
+/// A key given twice in one object: the later value is used, as in JavaScript, but the earlier
+/// one is most likely a mistake the author wants to hear about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateKey {
+    /// 1-based line of the later one.
+    pub line: usize,
+    /// The key.
+    pub key: String,
+}
+
+/// Parse a whole JSON5 document, and say which keys were given twice in an object.
+pub fn parse_noting_duplicates(text: &str) -> Result<(Value, Vec<DuplicateKey>), SyntaxError> {
     let mut parser = Parser {
         text,
         pos: 0,
         depth: 0,
+        duplicates: Vec::new(),
     };
     // A UTF-8 byte order mark is whitespace to JavaScript.
     parser.skip_space()?;
@@ -33,7 +49,7 @@ pub fn parse(text: &str) -> Result<Value, SyntaxError> {
     if parser.pos < text.len() {
         return Err(parser.error_at(parser.pos, "trailing characters"));
     }
-    Ok(value)
+    Ok((value, parser.duplicates))
 }
 
 struct Parser<'a> {
@@ -41,6 +57,8 @@ struct Parser<'a> {
     /// Byte offset of the next character.
     pos: usize,
     depth: usize,
+    /// Keys given twice in an object, as met.
+    duplicates: Vec<DuplicateKey>,
 }
 
 impl<'a> Parser<'a> {
@@ -145,6 +163,7 @@ impl<'a> Parser<'a> {
         let mut map = Map::new();
         loop {
             self.skip_space()?;
+            let key_at = self.pos;
             let key = match self.peek() {
                 None => return Err(self.error("EOF while parsing an object")),
                 Some('}') => {
@@ -170,7 +189,14 @@ impl<'a> Parser<'a> {
             }
             self.skip_space()?;
             let value = self.value()?;
-            // Later keys win, as in JavaScript.
+            // Later keys win, as in JavaScript; noted.
+            if map.contains_key(&key) {
+                let line = self.error_at(key_at, "").line;
+                self.duplicates.push(DuplicateKey {
+                    line,
+                    key: key.clone(),
+                });
+            }
             map.insert(key, value);
             self.skip_space()?;
             match self.peek() {
@@ -438,6 +464,27 @@ fn not_finite(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_given_twice_is_noted_with_its_line_and_the_later_value_wins() {
+        let text = "{apps: [{\n  name: 'a',\n  script: 'x.js',\n  script: 'y.js',\n  env: {A: 1, A: 2}\n}]}";
+        let (value, duplicates) = parse_noting_duplicates(text).expect("parses");
+        assert_eq!(value["apps"][0]["script"], "y.js");
+        assert_eq!(value["apps"][0]["env"]["A"], 2);
+        assert_eq!(
+            duplicates,
+            [
+                DuplicateKey {
+                    line: 4,
+                    key: "script".into()
+                },
+                DuplicateKey {
+                    line: 5,
+                    key: "A".into()
+                },
+            ]
+        );
+    }
     use serde_json::json;
 
     fn ok(text: &str) -> Value {

@@ -39,6 +39,7 @@ fn read_document(path: &Path, ctx: &LoadContext) -> Result<Document, ConfigError
     let abs = absolutize(&ctx.cwd, path);
     let format = formats::format_of(&abs)
         .ok_or_else(|| ConfigError::UnknownFormat { file: file.clone() })?;
+    let mut notes = Vec::new();
     let value: Value = match format {
         Format::JavaScript => {
             // Checked first so a typo in the name is "not found", not a Node stack trace.
@@ -53,7 +54,14 @@ fn read_document(path: &Path, ctx: &LoadContext) -> Result<Document, ConfigError
                 file: file.clone(),
                 source,
             })?;
-            match formats::parse_text(format, &text, &file) {
+            let parsed = match format {
+                Format::Json => formats::parse_json_noting(&text, &file).map(|(value, noted)| {
+                    notes = noted;
+                    value
+                }),
+                _ => formats::parse_text(format, &text, &file),
+            };
+            match parsed {
                 Ok(value) => value,
                 // PM2 evaluates a `.json` file as JavaScript: one with expressions that JSON5
                 // cannot read goes to Node; if Node cannot read it either, the JSON5 error
@@ -71,14 +79,18 @@ fn read_document(path: &Path, ctx: &LoadContext) -> Result<Document, ConfigError
     let dir = abs
         .parent()
         .map_or_else(|| ctx.cwd.clone(), Path::to_path_buf);
-    document(file, abs, dir, &value)
+    let mut doc = document(file, abs, dir, &value)?;
+    doc.notes.extend(notes);
+    Ok(doc)
 }
 
 /// An ecosystem file read from standard input (`kelpie start -`): JSON5, like a `.json` file,
 /// with relative paths resolved against the current directory.
 fn stdin_document(text: &str, ctx: &LoadContext) -> Result<Document, ConfigError> {
-    let value = formats::parse_text(Format::Json, text, STDIN)?;
-    document(STDIN.to_string(), ctx.cwd.clone(), ctx.cwd.clone(), &value)
+    let (value, notes) = formats::parse_json_noting(text, STDIN)?;
+    let mut doc = document(STDIN.to_string(), ctx.cwd.clone(), ctx.cwd.clone(), &value)?;
+    doc.notes.extend(notes);
+    Ok(doc)
 }
 
 fn document(

@@ -1725,3 +1725,24 @@ fn vizion_is_on_by_default_and_turned_off_by_the_field_or_no_vizion() {
             .vizion
     );
 }
+
+#[test]
+fn a_key_given_twice_is_a_warning_with_its_line() {
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "ecosystem.json",
+            "{\"apps\": [{\"name\": \"api\", \"script\": \"app.js\",\n  \"instances\": 2,\n  \"instances\": 3}]}",
+        )
+        .expect("a duplicate key does not stop the load");
+    assert_eq!(
+        loaded.apps[0].instances, 3,
+        "the later value, as JavaScript"
+    );
+    assert_eq!(
+        loaded.warnings,
+        ["ecosystem.json: line 3: key `instances` is given twice in one object; the later value is used (as JavaScript does)"]
+    );
+    // `--strict` makes it an error, as every warning.
+    assert!(loaded.strict().is_err());
+}
