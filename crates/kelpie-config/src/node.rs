@@ -4,19 +4,22 @@
 use crate::errors::ConfigError;
 use crate::LoadContext;
 use serde_json::Value;
+use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long Node may take to evaluate a config file before it is killed: the code of a file
+/// runs with no other bound (`while (true) {}` would hang `kelpie start` forever).
+pub const EVAL_LIMIT: Duration = Duration::from_secs(10);
 
 /// Imports `process.argv[1]` and prints its export as JSON. `import()` reads CommonJS
 /// (`module.exports`) and ESM alike; both `export default` and CommonJS arrive as `default`,
-/// while ESM named exports (`export const apps`) are on the namespace itself. The timer (unref'd,
-/// so it never delays a normal exit) stops a config that would keep Node alive forever.
+/// while ESM named exports (`export const apps`) are on the namespace itself. Node exits as soon
+/// as the export is printed: a timer or server the file leaves open does not delay it. Code that
+/// never finishes (a loop, a promise never settled) is stopped from outside ([`EVAL_LIMIT`]).
 const EVALUATOR: &str = r#"
 const { pathToFileURL } = require('url');
-setTimeout(() => {
-  process.stderr.write('timed out after 10 s evaluating the config (does it keep a server or timer open?)\n');
-  process.exit(1);
-}, 10000).unref();
 import(pathToFileURL(process.argv[1]).href)
   .then(async (ns) => {
     const config = await (ns.default !== undefined ? ns.default : Object.assign({}, ns));
@@ -46,7 +49,7 @@ try {
 /// Evaluate the JavaScript file at `abs_path` (named `file` in messages) with the CLI's
 /// environment and working directory, as PM2 does when it `require`s the file.
 pub fn evaluate(abs_path: &Path, file: &str, ctx: &LoadContext) -> Result<Value, ConfigError> {
-    run(EVALUATOR, abs_path, file, ctx)
+    run(EVALUATOR, abs_path, file, ctx, EVAL_LIMIT)
 }
 
 /// Evaluate a `.json` file that is not JSON5 as a JavaScript expression, as PM2 does; `None`
@@ -57,7 +60,7 @@ pub fn evaluate_expression(
     ctx: &LoadContext,
 ) -> Option<Result<Value, ConfigError>> {
     crate::paths::which("node", &ctx.path_var())?;
-    Some(run(EXPRESSION_EVALUATOR, abs_path, file, ctx))
+    Some(run(EXPRESSION_EVALUATOR, abs_path, file, ctx, EVAL_LIMIT))
 }
 
 fn run(
@@ -65,6 +68,7 @@ fn run(
     abs_path: &Path,
     file: &str,
     ctx: &LoadContext,
+    limit: Duration,
 ) -> Result<Value, ConfigError> {
     let node = crate::paths::which("node", &ctx.path_var())
         .ok_or_else(|| ConfigError::NodeNotFound { file: file.into() })?;
@@ -81,10 +85,7 @@ fn run(
     if ctx.cwd.is_dir() {
         command.current_dir(&ctx.cwd);
     }
-    let output = command.output().map_err(|e| ConfigError::Script {
-        file: file.into(),
-        message: format!("cannot run node: {e}"),
-    })?;
+    let output = output_within(command, limit, file)?;
     if !output.status.success() {
         return Err(ConfigError::Script {
             file: file.into(),
@@ -94,6 +95,66 @@ fn run(
     serde_json::from_slice(&output.stdout).map_err(|e| ConfigError::Script {
         file: file.into(),
         message: format!("node printed something that is not JSON: {e}"),
+    })
+}
+
+/// Run `command` to its end and collect its output, killing it once `limit` has passed.
+fn output_within(mut command: Command, limit: Duration, file: &str) -> Result<Output, ConfigError> {
+    let cannot_run = |e: std::io::Error| ConfigError::Script {
+        file: file.into(),
+        message: format!("cannot run node: {e}"),
+    };
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(cannot_run)?;
+    // Read on threads, so a full pipe never blocks Node while it is waited for.
+    let read_all = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = read_all(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = read_all(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(1);
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(cannot_run)? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(ConfigError::Script {
+                file: file.into(),
+                message: format!(
+                    "it did not finish within {} s and was stopped: does its code loop forever, or wait for something that never comes?",
+                    limit.as_secs_f64()
+                ),
+            });
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(10));
+    };
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
     })
 }
 
@@ -149,6 +210,38 @@ mod tests {
         let named =
             eval_text("c.config.mjs", "export const apps = [{ name: 'c' }];").expect("esm named");
         assert_eq!(named["apps"][0]["name"], "c");
+    }
+
+    #[test]
+    fn code_that_never_finishes_is_stopped_after_the_limit_naming_it() {
+        if !have_node() {
+            kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hang.config.js");
+        std::fs::write(&path, "while (true) {}\n").expect("write");
+        let started = Instant::now();
+        let limit = Duration::from_millis(1500);
+        let err = run(EVALUATOR, &path, "hang.config.js", &ctx(dir.path()), limit)
+            .expect_err("stopped")
+            .to_string();
+        assert!(started.elapsed() >= limit, "{:?}", started.elapsed());
+        assert!(
+            err.contains("hang.config.js") && err.contains("did not finish within 1.5 s"),
+            "{err}"
+        );
+        // A timer left open does not delay the read: the export is taken at once.
+        std::fs::write(
+            &path,
+            "setInterval(() => {}, 1000);\nmodule.exports = { apps: [{ name: 't' }] };\n",
+        )
+        .expect("write");
+        let started = Instant::now();
+        let value = run(EVALUATOR, &path, "hang.config.js", &ctx(dir.path()), limit)
+            .expect("an open timer is fine");
+        assert_eq!(value["apps"][0]["name"], "t");
+        assert!(started.elapsed() < limit, "{:?}", started.elapsed());
     }
 
     #[test]

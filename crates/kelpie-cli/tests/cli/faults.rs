@@ -1104,3 +1104,39 @@ fn a_fork_bomb_is_held_under_max_processes_and_the_rest_stays_responsive() {
     assert_eq!(k.status("steady"), "online");
     k.ok(&["delete", "all"]);
 }
+
+/// Processes whose command line mentions `text`.
+fn processes_mentioning(text: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(text))
+        })
+        .collect()
+}
+
+#[test]
+fn a_js_config_that_never_finishes_is_stopped_after_10_s_naming_the_file() {
+    if super::tools::program("node").is_none() {
+        kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
+        return;
+    }
+    let k = kelpie();
+    let file = k.write("spin.config.js", "while (true) {}\n");
+    let started = Instant::now();
+    let err = k.fails(&["start", &file]);
+    let took = started.elapsed();
+    assert!(
+        err.contains("spin.config.js") && err.contains("did not finish within 10 s"),
+        "{err}"
+    );
+    assert!(took >= 10 * SECS && took < 30 * SECS, "{took:?}");
+    assert!(
+        processes_mentioning(&file).is_empty(),
+        "node still runs the file"
+    );
+    assert!(k.home().join("kelpie.sock").symlink_metadata().is_err() || k.jlist().is_empty());
+}
