@@ -30,6 +30,7 @@ pub fn variables(value: &Value) -> Result<BTreeMap<String, String>, String> {
         if text.contains('\0') {
             return Err(format!("environment variable {name:?} contains a NUL byte"));
         }
+        fits_the_kernel(name, &text)?;
         out.insert(name.clone(), text);
     }
     Ok(out)
@@ -62,9 +63,27 @@ pub fn dotenv(text: &str) -> Result<BTreeMap<String, String>, String> {
             return Err(at(format!("invalid variable name {name:?}")));
         }
         let value = dotenv_value(value.trim()).map_err(at)?;
+        fits_the_kernel(name, &value).map_err(at)?;
         out.insert(name.to_string(), value);
     }
     Ok(out)
+}
+
+/// The longest string Linux passes to a new program (`MAX_ARG_STRLEN`, 32 pages): a variable,
+/// `NAME=value` and its NUL, any longer makes the spawn fail with E2BIG.
+pub const MAX_ARG_STRLEN: usize = 32 * 4096;
+
+/// Refuse a variable the kernel cannot pass to the app, when the file is read rather than at
+/// every spawn (where it made the app `errored` after a `start` that said "started").
+fn fits_the_kernel(name: &str, value: &str) -> Result<(), String> {
+    let size = name.len() + 1 + value.len() + 1;
+    if size > MAX_ARG_STRLEN {
+        return Err(format!(
+            "environment variable {name:?} is {size} bytes long (NAME=value): Linux passes at most {} KiB in one variable",
+            MAX_ARG_STRLEN / 1024
+        ));
+    }
+    Ok(())
 }
 
 /// Messages about a value never quote it: env files hold secrets.
@@ -116,6 +135,21 @@ fn after_quote_ok(rest: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_variable_the_kernel_cannot_pass_is_refused_with_its_size() {
+        let fits = "x".repeat(MAX_ARG_STRLEN - "BIG=".len() - 1);
+        let env = serde_json::json!({ "BIG": fits });
+        assert!(variables(&env).is_ok());
+        let env = serde_json::json!({ "BIG": format!("{fits}x") });
+        let err = variables(&env).expect_err("too long");
+        assert!(
+            err.contains("\"BIG\" is 131073 bytes") && err.contains("128 KiB"),
+            "{err}"
+        );
+        let err = dotenv(&format!("A=1\nBIG={fits}xx\n")).expect_err("too long");
+        assert!(err.starts_with("line 2: "), "{err}");
+    }
     use serde_json::json;
 
     #[test]

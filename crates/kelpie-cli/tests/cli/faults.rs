@@ -1140,3 +1140,52 @@ fn a_js_config_that_never_finishes_is_stopped_after_10_s_naming_the_file() {
     );
     assert!(k.home().join("kelpie.sock").symlink_metadata().is_err() || k.jlist().is_empty());
 }
+
+#[test]
+fn start_fails_naming_the_app_and_the_os_error_when_the_kernel_refuses_to_spawn() {
+    let k = kelpie();
+    // 24 variables of 100 KB: each fits in one string, together they pass the kernel's limit
+    // on a new program's arguments and environment (a real E2BIG at exec).
+    let env: serde_json::Map<String, Value> = (0..24)
+        .map(|i| (format!("BIG_{i}"), Value::String("x".repeat(100_000))))
+        .collect();
+    let file = k.write(
+        "big.json",
+        &serde_json::json!({"apps": [{"name": "big", "script": k.fake_app(), "env": env}]})
+            .to_string(),
+    );
+    let out = k.run(&["start", &file]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("app `big` (id 0) could not be started")
+            && stderr.contains("Argument list too long"),
+        "{stderr}"
+    );
+    assert_eq!(k.status("big"), "errored");
+    // A script that is not executable, run without an interpreter: EACCES, said the same way.
+    let script = k.write("noexec.sh", "#!/bin/sh\necho hi\n");
+    let out = k.run(&["start", &script, "--interpreter", "none", "--name", "nx"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("app `nx` (id 1) could not be started")
+            && stderr.contains("Permission denied"),
+        "{stderr}"
+    );
+    // One variable the kernel can never pass is refused when the file is read: nothing changes.
+    let file = k.write(
+        "huge.json",
+        &serde_json::json!({"apps": [{"name": "huge", "script": k.fake_app(),
+            "env": {"HUGE": "x".repeat(200_000)}}]})
+        .to_string(),
+    );
+    let err = k.fails(&["start", &file]);
+    assert!(
+        err.contains("huge.json")
+            && err.contains("app `huge`")
+            && err.contains("\"HUGE\" is 200006 bytes"),
+        "{err}"
+    );
+    assert_eq!(k.jlist().len(), 2, "nothing added");
+}

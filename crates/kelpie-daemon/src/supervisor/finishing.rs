@@ -3,7 +3,7 @@
 
 use super::{listing, Supervisor};
 use crate::control::{Command, Finish, Reply};
-use kelpie_proto::{ProcessInfo, Response};
+use kelpie_proto::{ProcessInfo, Response, StartOutcome};
 use tokio::sync::oneshot;
 
 impl Supervisor {
@@ -22,7 +22,8 @@ impl Supervisor {
     pub(super) fn finish(&mut self, finish: Finish, reply: oneshot::Sender<Reply>) {
         match finish {
             Finish::List => self.reply_with_list(reply, Response::Processes),
-            Finish::Started(outcomes, notes, failures) => {
+            Finish::Started(outcomes, notes, mut failures) => {
+                failures.extend(self.spawn_failures(&outcomes));
                 self.reply_with_list(reply, move |processes| Response::Started {
                     outcomes,
                     processes,
@@ -57,6 +58,30 @@ impl Supervisor {
                 self.exit.after_written(written_rx);
             }
         }
+    }
+
+    /// The instances a start asked for that the system refused to spawn (E2BIG, ENOENT, EACCES,
+    /// an exec format error): they settled `errored` with why, and the start must say so (and
+    /// fail), not "started".
+    fn spawn_failures(&self, outcomes: &[StartOutcome]) -> Vec<String> {
+        outcomes
+            .iter()
+            .flat_map(|outcome| match outcome {
+                StartOutcome::Created(ids)
+                | StartOutcome::Restarted(ids)
+                | StartOutcome::Started(ids) => ids.iter(),
+            })
+            .filter_map(|id| {
+                let entry = self.apps.get(*id)?;
+                let error = entry.state.last_error.as_ref()?;
+                (entry.state.status == kelpie_core::Status::Errored).then(|| {
+                    format!(
+                        "app `{}` (id {id}) could not be started: {error}",
+                        entry.spec.name
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Finish `finish` once every waiter has fired (the instances have settled) and then the
