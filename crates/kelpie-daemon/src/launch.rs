@@ -46,7 +46,7 @@ pub fn log_paths(home: &Home, spec: &AppSpec, pm_id: u32) -> LogPaths {
             combined: None,
         };
     }
-    let name = sanitize_log_name(&spec.name);
+    let name = kelpie_core::log_name(&spec.name);
     let logs = home.logs_dir();
     let per_instance = spec.instances > 1 && !spec.merge_logs;
     let resolve = |custom: Option<&str>, default_name: String| -> String {

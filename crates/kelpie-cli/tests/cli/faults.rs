@@ -1189,3 +1189,50 @@ fn start_fails_naming_the_app_and_the_os_error_when_the_kernel_refuses_to_spawn(
     );
     assert_eq!(k.jlist().len(), 2, "nothing added");
 }
+
+#[test]
+fn two_app_names_never_share_a_log_file() {
+    let k = kelpie();
+    let fake = k.fake_app();
+    // Names PM2's sanitising would make one get files of their own.
+    for name in ["名前", "数字"] {
+        k.ok(&[
+            "start", &fake, "--name", name, "--", "--print", "1", "--tick", "100000",
+        ]);
+    }
+    let logs = k.home().join("logs");
+    let out_files: Vec<String> = std::fs::read_dir(&logs)
+        .expect("logs")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with("-out.log"))
+        .collect();
+    assert_eq!(out_files.len(), 2, "{out_files:?}");
+    // A name too long to be a file name as it is: its output is logged all the same.
+    let long = "x".repeat(300);
+    k.ok(&[
+        "start", &fake, "--name", &long, "--", "--print", "1", "--tick", "100000",
+    ]);
+    k.wait_for("the long name's line logged", 5 * SECS, || {
+        std::fs::read_dir(&logs).expect("logs").flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(&"x".repeat(40))
+                && name.ends_with("-out.log")
+                && std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("line 0"))
+        })
+    });
+    // Names that still meet (`a/b` and `a-b`): the second start is refused, naming both.
+    k.ok(&["start", &fake, "--name", "a/b"]);
+    let err = k.fails(&["start", &fake, "--name", "a-b"]);
+    assert!(
+        err.contains("app `a-b`: its log files would be app `a/b`'s")
+            && err.contains("nothing was started"),
+        "{err}"
+    );
+    assert!(k.jlist().iter().all(|p| p["name"] != "a-b"));
+    // With log files of its own, it starts.
+    let own = k.dir.path().join("own.log").display().to_string();
+    k.ok(&[
+        "start", &fake, "--name", "a-b", "--output", &own, "--error", &own,
+    ]);
+}

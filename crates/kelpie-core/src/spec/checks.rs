@@ -48,9 +48,69 @@ pub fn sanitize_log_name(name: &str) -> String {
         .collect()
 }
 
+/// The longest app name whose log files are named after it as PM2 names them; longer names (and
+/// names with characters other than ASCII) get a shortened form with a hash ([`log_name`]). A
+/// file name holds 255 bytes, and `-error-<pm_id>.log` is added to it.
+const LOG_NAME_AS_IS: usize = 200;
+
+/// The stem of an app's log files (`<stem>-out.log`): PM2's sanitising ([`sanitize_log_name`])
+/// for an ASCII name of up to 200 characters, so files are where PM2 users look; otherwise,
+/// where that sanitising would make different names one (`名前` and `数字` are both `--`) or a
+/// name too long for a file, the sanitised first 40 characters, `-`, and 16 hex digits of a hash
+/// of the whole name. Two names that still meet (`a/b` and `a-b`) are refused at start
+/// ([`log_names_meet`]).
+pub fn log_name(name: &str) -> String {
+    if name.is_ascii() && name.len() <= LOG_NAME_AS_IS {
+        return sanitize_log_name(name);
+    }
+    let head: String = name.chars().take(40).collect();
+    format!(
+        "{}-{:016x}",
+        sanitize_log_name(&head),
+        fnv1a(name.as_bytes())
+    )
+}
+
+/// Whether apps `a` and `b` (different names) would write the same default log files.
+pub fn log_names_meet(a: &str, b: &str) -> bool {
+    a != b && log_name(a) == log_name(b)
+}
+
+/// FNV-1a, 64 bits: stable across versions and machines (the files must keep their names).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_names_are_pm2s_for_ascii_names_and_distinct_for_the_others() {
+        assert_eq!(log_name("api"), "api");
+        assert_eq!(log_name("my app/v1.2"), "my-app-v1.2");
+        let (a, b) = (log_name("名前"), log_name("数字"));
+        assert_ne!(a, b);
+        assert!(a.starts_with("---") && a.len() == 2 + 1 + 16, "{a}");
+        let long = "x".repeat(300);
+        let stem = log_name(&long);
+        assert!(
+            stem.len() + "-error-9999.log".len() <= 255,
+            "{}",
+            stem.len()
+        );
+        assert_ne!(stem, log_name(&"x".repeat(301)));
+        assert!(log_names_meet("a/b", "a-b"));
+        assert!(!log_names_meet("api", "api"));
+        assert!(!log_names_meet("名前", "数字"));
+        // Stable: files keep their names across versions.
+        assert_eq!(
+            log_name("名前"),
+            format!("---{:016x}", fnv1a("名前".as_bytes()))
+        );
+    }
 
     #[test]
     fn log_names_are_sanitized_like_pm2() {

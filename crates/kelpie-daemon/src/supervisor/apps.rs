@@ -346,6 +346,29 @@ impl Apps {
         None
     }
 
+    /// Apps of `apps` whose default log files would be another app's (`a/b` and `a-b` both
+    /// write `a-b-out.log`): a flush or a rotation of one would hit the other, and their lines
+    /// would mix. Checked against the registered apps and among `apps`.
+    pub(super) fn shared_log_files(&self, apps: &[AppSpec]) -> Vec<String> {
+        let mut shared = Vec::new();
+        let registered = self.entries.values().map(|e| &*e.spec);
+        for (index, spec) in apps.iter().enumerate() {
+            let others = registered.clone().chain(apps[..index].iter());
+            if let Some(other) = others
+                .into_iter()
+                .find(|other| same_default_logs(spec, other))
+            {
+                shared.push(format!(
+                    "app `{}`: its log files would be app `{}`'s (both are {}-out.log and -error.log in the logs directory): give one of them another name, or out_file and error_file of its own",
+                    spec.name,
+                    other.name,
+                    kelpie_core::log_name(&spec.name)
+                ));
+            }
+        }
+        shared
+    }
+
     /// Apps of `apps` that depend on an app that is neither among them nor registered.
     pub(super) fn missing_dependencies(&self, apps: &[AppSpec]) -> Vec<String> {
         let mut missing = Vec::new();
@@ -362,6 +385,16 @@ impl Apps {
         }
         missing
     }
+}
+
+/// Whether two apps of different names write the same default log file.
+fn same_default_logs(a: &AppSpec, b: &AppSpec) -> bool {
+    let logs = |spec: &AppSpec| !spec.disable_logs;
+    let both_default = |x: &Option<String>, y: &Option<String>| x.is_none() && y.is_none();
+    kelpie_core::log_names_meet(&a.name, &b.name)
+        && logs(a)
+        && logs(b)
+        && (both_default(&a.out_file, &b.out_file) || both_default(&a.error_file, &b.error_file))
 }
 
 /// A path from `path`'s last app back to one already on it, depth first.

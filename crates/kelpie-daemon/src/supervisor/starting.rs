@@ -81,6 +81,7 @@ impl Supervisor {
             .collect();
         let mut plans = Vec::new();
         let mut conflicts = self.apps.missing_dependencies(&apps);
+        conflicts.extend(self.apps.shared_log_files(&apps));
         if let Some(cycle) = self.apps.dependency_cycle(&apps) {
             conflicts.push(format!("depends_on has a cycle: {cycle}"));
         }
