@@ -10,6 +10,7 @@ mod cli {
     mod completions;
     mod conf;
     mod config;
+    mod control_socket;
     mod daemon;
     mod events;
     mod export;

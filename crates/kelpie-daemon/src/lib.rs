@@ -27,6 +27,7 @@ mod control;
 mod dump;
 mod follow;
 mod forensics;
+mod gate;
 mod health;
 mod home_setup;
 mod instance;
@@ -160,7 +161,7 @@ fn run_supervisor(
                 "open files: limit raised from {before} to {after} (apps keep {before})"
             )
         }
-        Ok(_) => {}
+        Ok((_, limit)) => crate::daemon_log!("open files: limit {limit}"),
         Err(e) => crate::daemon_log!("open files: cannot raise the limit: {e}"),
     }
     // One async thread is plenty for a supervisor; the few blocking jobs (opening log files,

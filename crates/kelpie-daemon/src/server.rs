@@ -3,6 +3,7 @@
 
 use crate::control::{Command, Reply};
 use crate::follow::LogsRequest;
+use crate::gate::Gate;
 use crate::logs::LogService;
 use kelpie_proto::{
     decode, encode, ConfigSource, ErrorKind, Hello, Request, Response, WireError, MAX_FRAME_LEN,
@@ -53,14 +54,29 @@ pub async fn serve(mut listener: UnixListener, home: kelpie_proto::Home, service
     let mut ours = socket_identity(&path).await;
     let mut check = tokio::time::interval(SOCKET_CHECK);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let gate = Gate::for_this_process();
+    let mut spare = Spare::open();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(handle_connection(stream, services.clone()));
+                    if spare.file.is_none() {
+                        // Out of descriptors: an idle connection gives its one back.
+                        gate.close_longest_idle();
+                    }
+                    let admitted = gate.admit();
+                    tokio::spawn(handle_connection(stream, services.clone(), gate.clone(), admitted));
+                    spare.refill();
+                }
+                Err(e) if out_of_descriptors(&e) && spare.release() => {
+                    // The spare descriptor is free now: the next accept takes the client, who
+                    // is answered (`list`, `stop` and `kill` need no other descriptor).
+                    crate::daemon_log!(
+                        "out of descriptors ({e}): a client is answered with the one kept spare; raise the open-files limit (LimitNOFILE, ulimit -n)"
+                    );
                 }
                 Err(e) => {
-                    crate::daemon_log!("accept failed: {e}");
+                    spare.report(&e);
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             },
@@ -176,28 +192,112 @@ fn peer_allowed(stream: &UnixStream) -> Result<(), String> {
     }
 }
 
-async fn read_frame(stream: &mut UnixStream) -> std::io::Result<Option<Vec<u8>>> {
-    let len = match stream.read_u32().await {
-        Ok(len) => len as usize,
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    if len > MAX_FRAME_LEN {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("frame of {len} bytes refused"),
-        ));
+/// A descriptor kept open for the day the process has none left: closed to accept (and
+/// answer) one client, then opened again. Without it, `accept` fails with EMFILE for ever and
+/// every command, `kill` included, finds the daemon silent.
+struct Spare {
+    file: Option<std::fs::File>,
+    /// An accept failure was logged and nothing was accepted since (said once, not every 50 ms).
+    reported: bool,
+}
+
+impl Spare {
+    fn open() -> Spare {
+        Spare {
+            file: std::fs::File::open("/dev/null").ok(),
+            reported: false,
+        }
     }
+
+    /// Close the spare descriptor; false when it was already used.
+    fn release(&mut self) -> bool {
+        self.file.take().is_some()
+    }
+
+    /// After an accept: open the spare again if it was used (it fails while still out).
+    fn refill(&mut self) {
+        self.reported = false;
+        if self.file.is_none() {
+            self.file = std::fs::File::open("/dev/null").ok();
+        }
+    }
+
+    /// An accept failure, in the daemon log once until an accept works again.
+    fn report(&mut self, error: &std::io::Error) {
+        if !self.reported {
+            self.reported = true;
+            crate::daemon_log!("accept failed: {error}");
+        }
+        if self.file.is_none() {
+            self.file = std::fs::File::open("/dev/null").ok();
+        }
+    }
+}
+
+/// EMFILE (the process's limit) or ENFILE (the system's).
+fn out_of_descriptors(error: &std::io::Error) -> bool {
+    const ENFILE: i32 = 23;
+    const EMFILE: i32 = 24;
+    matches!(error.raw_os_error(), Some(ENFILE | EMFILE))
+}
+
+/// Why a frame was not read: the peer closed, it broke a bound, or the socket failed.
+enum FrameProblem {
+    /// The peer closed the connection between frames.
+    Closed,
+    /// Said to the peer, then the connection is closed.
+    Refused(String),
+    /// The socket failed (nothing to say to the peer).
+    Io,
+}
+
+/// Read one frame of at most `max` bytes: its length (waited for as long as the peer likes,
+/// unless `idle` fires first), then its body within [`gate::FRAME_WAIT`] and the gate's budget.
+async fn read_frame(
+    stream: &mut UnixStream,
+    gate: &Gate,
+    max: usize,
+    idle: Option<crate::gate::Idle>,
+) -> Result<Vec<u8>, FrameProblem> {
+    let len = match idle {
+        Some(mut idle) => tokio::select! {
+            len = stream.read_u32() => len,
+            _ = &mut idle.closed => return Err(FrameProblem::Refused(
+                "closed to make room: the daemon serves as many connections as it can, and this one was idle the longest".into(),
+            )),
+        },
+        None => stream.read_u32().await,
+    };
+    let len = match len {
+        Ok(len) => len as usize,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(FrameProblem::Closed)
+        }
+        Err(_) => return Err(FrameProblem::Io),
+    };
+    if len > max {
+        return Err(FrameProblem::Refused(format!(
+            "frame of {len} bytes refused (at most {max} here)"
+        )));
+    }
+    let Some(_room) = gate.reading(len) else {
+        return Err(FrameProblem::Refused(format!(
+            "frame of {len} bytes refused: the daemon is reading {} MiB of other requests already; try again",
+            crate::gate::BODY_BUDGET / (1024 * 1024)
+        )));
+    };
     // Grown as the bytes arrive: a client that only sends a length reserves nothing.
     let mut body = Vec::new();
-    (&mut *stream)
-        .take(len as u64)
-        .read_to_end(&mut body)
-        .await?;
-    if body.len() < len {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    let mut limited = (&mut *stream).take(len as u64);
+    let read = limited.read_to_end(&mut body);
+    match tokio::time::timeout(crate::gate::FRAME_WAIT, read).await {
+        Ok(Ok(_)) if body.len() == len => Ok(body),
+        Ok(_) => Err(FrameProblem::Io),
+        Err(_) => Err(FrameProblem::Refused(format!(
+            "a frame of {len} bytes did not arrive within {} s",
+            crate::gate::FRAME_WAIT.as_secs()
+        ))),
     }
-    Ok(Some(body))
 }
 
 async fn write_message<T: serde::Serialize>(
@@ -224,14 +324,30 @@ pub struct Services {
     pub bus: crate::bus::Bus,
 }
 
-async fn handle_connection(mut stream: UnixStream, services: Services) {
+async fn handle_connection(
+    mut stream: UnixStream,
+    services: Services,
+    gate: Gate,
+    admitted: Option<crate::gate::Admitted>,
+) {
     let Services {
         commands,
         logs,
         bus,
     } = services;
+    let Some(_admitted) = admitted else {
+        // At the cap with no idle connection to close: said, then closed.
+        let busy = format!(
+            "the daemon serves {} connections already, all busy; try again",
+            gate.max()
+        );
+        let _ = write_message(&mut stream, &crate::update::daemon_hello()).await;
+        let _ = write_message(&mut stream, &error(ErrorKind::Internal, busy)).await;
+        return;
+    };
     let refusal = peer_allowed(&stream).err();
-    let Ok(Some(body)) = read_frame(&mut stream).await else {
+    let hello = read_frame(&mut stream, &gate, crate::gate::MAX_HELLO_LEN, None);
+    let Ok(Ok(body)) = tokio::time::timeout(crate::gate::HELLO_WAIT, hello).await else {
         return;
     };
     let peer_hello: Option<Hello> = decode(&body).ok();
@@ -252,11 +368,11 @@ async fn handle_connection(mut stream: UnixStream, services: Services) {
         None => Some("the client did not start with a Hello; is it a kelpie CLI?".to_string()),
     };
     loop {
-        let body = match read_frame(&mut stream).await {
-            Ok(Some(body)) => body,
-            Ok(None) => return,
-            Err(e) => {
-                let _ = write_message(&mut stream, &error(ErrorKind::Invalid, e.to_string())).await;
+        let body = match read_frame(&mut stream, &gate, MAX_FRAME_LEN, Some(gate.idle())).await {
+            Ok(body) => body,
+            Err(FrameProblem::Closed | FrameProblem::Io) => return,
+            Err(FrameProblem::Refused(why)) => {
+                let _ = write_message(&mut stream, &error(ErrorKind::Invalid, why)).await;
                 return;
             }
         };

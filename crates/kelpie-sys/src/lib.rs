@@ -37,7 +37,7 @@ pub use handoff::{
     close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec, pidfd_open,
     redirect_output, take_inherited_fds, try_wait_child, ECHILD,
 };
-pub use limits::raise_fd_limit;
+pub use limits::{fd_limit, raise_fd_limit};
 pub use localtime::utc_offset_secs;
 pub use memory::{forget_code_pages, release_free_memory, resident_pages, use_single_malloc_arena};
 pub use pipes::{set_pipe_capacity, O_NONBLOCK};

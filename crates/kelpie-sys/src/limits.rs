@@ -31,6 +31,11 @@ pub fn raise_fd_limit() -> io::Result<(u64, u64)> {
     Ok((before, max))
 }
 
+/// The soft limit on open descriptors now (`u64::MAX` for no limit).
+pub fn fd_limit() -> u64 {
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
 /// The limit an app gets: the soft limit the daemon started with, when it raised it since.
 pub(crate) fn original_nofile() -> Option<libc::rlimit> {
     let original = ORIGINAL_SOFT.load(Ordering::Relaxed);
