@@ -217,16 +217,11 @@ fn load_document(doc: Document, ctx: &LoadContext) -> Result<Loaded, ConfigError
     };
     let names = app_names_of(&doc, &origin);
 
-    for (i, name) in names.iter().enumerate() {
-        let Some(name) = name else { continue };
-        let first = names.iter().position(|n| n.as_ref() == Some(name));
-        if first == Some(i) {
-            let count = names.iter().filter(|n| n.as_ref() == Some(name)).count();
-            if count > 1 {
-                errors.push(format!(
-                    "{file}: app name `{name}` is used by {count} apps; names must be unique within a file (set `name` on each)"
-                ));
-            }
+    for (name, count) in counted(names.iter().flatten()) {
+        if count > 1 {
+            errors.push(format!(
+                "{file}: app name `{name}` is used by {count} apps; names must be unique within a file (set `name` on each)"
+            ));
         }
     }
 
@@ -288,11 +283,13 @@ fn load_document(doc: Document, ctx: &LoadContext) -> Result<Loaded, ConfigError
     rename_dependencies(&mut apps, &selected, &names);
     // Every selected app was built (no errors), so `apps[k]` is the app at `selected[k]`.
     let mut built: Vec<Option<AppSpec>> = apps.into_iter().map(Some).collect();
+    let position_of: std::collections::HashMap<usize, usize> =
+        selected.iter().enumerate().map(|(k, &i)| (i, k)).collect();
     let apps = graph
         .start_order(&selected)
         .into_iter()
         .filter_map(|i| {
-            let k = selected.iter().position(|&s| s == i)?;
+            let k = *position_of.get(&i)?;
             built.get_mut(k)?.take()
         })
         .collect();
@@ -302,20 +299,29 @@ fn load_document(doc: Document, ctx: &LoadContext) -> Result<Loaded, ConfigError
 /// Two apps that `append_env_to_name` gave the same name (`web` with `--env dev`, and another
 /// app already named `web-dev`).
 fn renamed_duplicates(apps: &[AppSpec], file: &str) -> Vec<String> {
-    let mut errors = Vec::new();
-    for (i, app) in apps.iter().enumerate() {
-        if apps[..i].iter().any(|a| a.name == app.name) {
-            continue;
+    counted(apps.iter().map(|app| &app.name))
+        .filter(|(_, count)| *count > 1)
+        .map(|(name, count)| format!(
+            "{file}: app name `{name}` is used by {count} apps once `append_env_to_name` adds the `--env` name; names must be unique within a file"
+        ))
+        .collect()
+}
+
+/// Each distinct name with how many times it comes, in the order of their first appearance:
+/// one pass, so a file of 10 000 apps is checked as fast as one of 10.
+fn counted<'a>(
+    names: impl Iterator<Item = &'a String>,
+) -> impl Iterator<Item = (&'a String, usize)> {
+    let mut order = Vec::new();
+    let mut counts: std::collections::HashMap<&'a String, usize> = std::collections::HashMap::new();
+    for name in names {
+        let count = counts.entry(name).or_insert(0);
+        if *count == 0 {
+            order.push(name);
         }
-        let count = apps.iter().filter(|a| a.name == app.name).count();
-        if count > 1 {
-            errors.push(format!(
-                "{file}: app name `{}` is used by {count} apps once `append_env_to_name` adds the `--env` name; names must be unique within a file",
-                app.name
-            ));
-        }
+        *count += 1;
     }
-    errors
+    order.into_iter().map(move |name| (name, counts[name]))
 }
 
 /// `depends_on` names the apps of the file as written: follow those that `append_env_to_name`

@@ -24,6 +24,7 @@ pub use instance::{
     EXIT_HISTORY,
 };
 pub use policy::{next_backoff_delay, BACKOFF_CAP_MS, BACKOFF_GROWTH, BACKOFF_RESET_AFTER_MS};
+pub use spec::shared_env;
 pub use spec::{
     check_app_name, check_instances, log_name, log_names_meet, sanitize_log_name, AppSpec,
     ExecMode, HealthCheck, HealthProbe, ListenAddress, LogRotation, LogType, DEFAULT_INSTANCE_VAR,

@@ -10,6 +10,7 @@ mod derived;
 mod health;
 mod listen;
 mod settings;
+pub mod shared_env;
 
 pub use checks::{
     check_app_name, check_instances, log_name, log_names_meet, sanitize_log_name, MAX_INSTANCES,
@@ -65,7 +66,9 @@ pub struct AppSpec {
     /// Working directory of the app (absolute).
     pub cwd: String,
     /// The CLI's environment when the app was started (or refreshed with `--update-env`).
-    /// Shared: the apps started from one shell have one copy of it between them.
+    /// Shared: the apps started from one shell have one copy of it between them, and a list
+    /// of specs writes it once ([`shared_env`]).
+    #[serde(skip_serializing_if = "shared_env::left_out")]
     pub inherited_env: Arc<BTreeMap<String, String>>,
     /// The config's `env` merged with the selected `env_<profile>`; wins over `inherited_env`.
     pub env: BTreeMap<String, String>,

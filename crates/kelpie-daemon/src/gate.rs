@@ -36,6 +36,13 @@ pub const FRAME_WAIT: Duration = Duration::from_secs(30);
 /// The frame bodies being read at once, all connections together.
 pub const BODY_BUDGET: usize = 64 * 1024 * 1024;
 
+/// The connections served at once under an open-files limit of `limit`: a quarter of it,
+/// between 16 and [`MAX_CONNECTIONS`].
+pub fn connections_for(limit: u64) -> usize {
+    let quarter = usize::try_from(limit / 4).unwrap_or(usize::MAX);
+    quarter.clamp(MIN_CONNECTIONS, MAX_CONNECTIONS)
+}
+
 /// The gate of one control socket (cheap to clone).
 #[derive(Clone)]
 pub struct Gate {
@@ -111,8 +118,7 @@ impl Gate {
     /// A gate for this process: a quarter of its open-files limit, between 16 and
     /// [`MAX_CONNECTIONS`] (1024 from a limit of 4096 up).
     pub fn for_this_process() -> Gate {
-        let quarter = usize::try_from(kelpie_sys::fd_limit() / 4).unwrap_or(usize::MAX);
-        Gate::new(quarter.clamp(MIN_CONNECTIONS, MAX_CONNECTIONS))
+        Gate::new(connections_for(kelpie_sys::fd_limit()))
     }
 
     /// Connections served at once.

@@ -134,7 +134,8 @@ fn persist_loop(home: &Home, rx: &mpsc::Receiver<Queued>, start_ticks: StartTick
         };
         fill_start_ticks(&mut state, start_ticks);
         let path = home.state_file();
-        let result = serde_json::to_vec(&state)
+        let result = state
+            .to_json()
             .map_err(|e| e.to_string())
             .and_then(|bytes| {
                 write_state_file(home, &bytes, !state.apps.is_empty())
@@ -249,7 +250,7 @@ fn read_state(path: &Path) -> Result<Option<StateFile>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
-    serde_json::from_slice::<StateFile>(&bytes)
+    StateFile::from_json(&bytes)
         .map(Some)
         .map_err(|e| format!("{} is not valid ({e})", path.display()))
 }

@@ -4,7 +4,7 @@
 use super::{call, is_ecosystem, load_context, load_ecosystem, shell_env, strict_mode};
 use crate::cli::StartArgs;
 use crate::render;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use kelpie_core::AppSpec;
 use kelpie_proto::{resolve_targets, Home, ProcessInfo, Request, Response, Target, Targetable};
 use std::path::Path;
@@ -114,14 +114,22 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
 
     let mut last = None;
     if !file_apps.is_empty() {
-        last = Some(call(
+        // A refusal of the whole file (too many apps for the open-files limit, a conflict)
+        // names it.
+        let files: Vec<&str> = targets
+            .iter()
+            .filter(|t| is_ecosystem(t))
+            .map(String::as_str)
+            .collect();
+        let started = call(
             home,
             &Request::Start {
                 apps: file_apps,
                 force: args.force,
                 from_file: true,
             },
-        )?);
+        );
+        last = Some(started.with_context(|| files.join(", "))?);
     }
     if !script_apps.is_empty() {
         last = Some(call(

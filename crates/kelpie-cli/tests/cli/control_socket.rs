@@ -164,3 +164,64 @@ fn out_of_descriptors_the_daemon_still_answers_and_frees_idle_connections() {
     k.ok(&["kill"]);
     drop(held);
 }
+
+/// Descriptors process `pid` has open.
+fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fds")
+        .count()
+}
+
+#[test]
+fn a_file_of_10000_apps_is_refused_with_the_file_and_the_limit_named_and_nothing_started() {
+    let k = kelpie();
+    if super::tools::program("prlimit").is_none() {
+        kelpie_testkit::skip("prlimit is not installed (Debian's `util-linux`)");
+        return;
+    }
+    let out = std::process::Command::new("prlimit")
+        .args(["--nofile=2048:2048", "--"])
+        .arg(env!("CARGO_BIN_EXE_kelpie"))
+        .arg("list")
+        .env("KELPIE_HOME", k.home())
+        .output()
+        .expect("prlimit");
+    assert!(out.status.success());
+    let apps: Vec<serde_json::Value> = (0..10_000)
+        .map(|i| serde_json::json!({"name": format!("s{i}"), "script": "sleep", "args": ["1000"]}))
+        .collect();
+    let file = k.write(
+        "tenk.json",
+        &serde_json::json!({ "apps": apps }).to_string(),
+    );
+    // The request carries the shell's environment once, not 10 000 times: it reaches the
+    // daemon, which refuses it for want of descriptors before spawning anything.
+    let err = k.fails(&["start", &file]);
+    assert!(
+        err.contains("tenk.json")
+            && err.contains("starting 10000 instances needs about")
+            && err.contains("the daemon's limit is 2048")
+            && err.contains("nothing was started"),
+        "{err}"
+    );
+    assert!(k.jlist().is_empty());
+    // What fits starts.
+    let apps: Vec<serde_json::Value> = (0..50)
+        .map(|i| serde_json::json!({"name": format!("s{i}"), "script": "sleep", "args": ["1000"]}))
+        .collect();
+    let file = k.write(
+        "fifty.json",
+        &serde_json::json!({ "apps": apps }).to_string(),
+    );
+    let daemon = k.daemon_pid().expect("daemon");
+    let before = open_descriptors(daemon);
+    k.ok(&["start", &file]);
+    assert_eq!(k.jlist().len(), 50);
+    // The start check's cost per instance is not below what an instance really costs.
+    let per_instance = (open_descriptors(daemon) - before) as f64 / 50.0;
+    assert!(
+        per_instance <= 12.0,
+        "{per_instance} descriptors per instance"
+    );
+    k.ok(&["kill"]);
+}

@@ -350,20 +350,28 @@ impl Apps {
     /// write `a-b-out.log`): a flush or a rotation of one would hit the other, and their lines
     /// would mix. Checked against the registered apps and among `apps`.
     pub(super) fn shared_log_files(&self, apps: &[AppSpec]) -> Vec<String> {
+        // Each default log file's stem, and the app that writes it: one pass, whatever the count.
+        let mut writers: std::collections::HashMap<String, &AppSpec> =
+            std::collections::HashMap::new();
+        for entry in self.entries.values() {
+            if uses_default_logs(&entry.spec) {
+                writers.insert(kelpie_core::log_name(&entry.spec.name), &entry.spec);
+            }
+        }
         let mut shared = Vec::new();
-        let registered = self.entries.values().map(|e| &*e.spec);
-        for (index, spec) in apps.iter().enumerate() {
-            let others = registered.clone().chain(apps[..index].iter());
-            if let Some(other) = others
-                .into_iter()
-                .find(|other| same_default_logs(spec, other))
-            {
-                shared.push(format!(
-                    "app `{}`: its log files would be app `{}`'s (both are {}-out.log and -error.log in the logs directory): give one of them another name, or out_file and error_file of its own",
-                    spec.name,
-                    other.name,
-                    kelpie_core::log_name(&spec.name)
-                ));
+        for spec in apps.iter().filter(|spec| uses_default_logs(spec)) {
+            let stem = kelpie_core::log_name(&spec.name);
+            match writers.get(&stem) {
+                Some(other) if other.name != spec.name && same_default_logs(spec, other) => {
+                    shared.push(format!(
+                        "app `{}`: its log files would be app `{}`'s (both are {stem}-out.log and -error.log in the logs directory): give one of them another name, or out_file and error_file of its own",
+                        spec.name, other.name
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    writers.insert(stem, spec);
+                }
             }
         }
         shared
@@ -387,14 +395,15 @@ impl Apps {
     }
 }
 
-/// Whether two apps of different names write the same default log file.
+/// Whether the app writes one of its default log files (named after it).
+fn uses_default_logs(spec: &AppSpec) -> bool {
+    !spec.disable_logs && (spec.out_file.is_none() || spec.error_file.is_none())
+}
+
+/// Whether two apps (whose names give the same log file stem) write the same default file.
 fn same_default_logs(a: &AppSpec, b: &AppSpec) -> bool {
-    let logs = |spec: &AppSpec| !spec.disable_logs;
     let both_default = |x: &Option<String>, y: &Option<String>| x.is_none() && y.is_none();
-    kelpie_core::log_names_meet(&a.name, &b.name)
-        && logs(a)
-        && logs(b)
-        && (both_default(&a.out_file, &b.out_file) || both_default(&a.error_file, &b.error_file))
+    both_default(&a.out_file, &b.out_file) || both_default(&a.error_file, &b.error_file)
 }
 
 /// A path from `path`'s last app back to one already on it, depth first.

@@ -34,7 +34,8 @@ pub enum Request {
     /// name from an ecosystem file (`from_file`) is restarted with the new spec; an existing name
     /// that is stopped is started; one that runs is refused unless `force` (then it is duplicated).
     Start {
-        /// Specs to start.
+        /// Specs to start (their shared inherited environment written once).
+        #[serde(with = "kelpie_core::shared_env::specs")]
         apps: Vec<AppSpec>,
         /// Start a duplicate of a running app.
         force: bool,
