@@ -688,8 +688,15 @@ const { chromium } = require(process.env.PLAYWRIGHT);
     await page.locator("#exits td.tail", { hasText: "disk on fire" }).first().waitFor({ timeout });
     await page.locator("#facts", { hasText: "serving 3 clients" }).waitFor({ timeout });
     const facts = await page.locator("#facts").textContent();
+    // A periodic job: when it runs next beside its status, and how its last run ended.
+    const job = page.locator('tr[data-name="job"]');
+    await job.locator(".status", { hasText: "next" }).first().waitFor({ timeout });
+    const jobStatus = (await job.locator(".status").textContent()).trim();
+    await job.locator("td.name").click();
+    await page.locator("#facts", { hasText: "last run" }).waitFor({ timeout });
+    const jobFacts = await page.locator("#facts").textContent();
     if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT });
-    console.log(JSON.stringify({ before, after, shown, exits, facts, errors }));
+    console.log(JSON.stringify({ before, after, shown, exits, facts, jobStatus, jobFacts, errors }));
   } finally {
     await context.close();
   }
@@ -713,6 +720,20 @@ fn the_page_shows_apps_restarts_them_and_shows_their_logs_in_chromium() {
         "fatal: disk on fire",
         "--notify",
         "STATUS=serving 3 clients\\nX_KELPIE_METRIC=queue_depth=7",
+    ]);
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "job",
+        "--no-autorestart",
+        "--cron-restart",
+        "*/2 * * * * *",
+        "--",
+        "--exit-after",
+        "50",
+        "--exit-code",
+        "3",
     ]);
     wait_http(&k, port);
     let (Some(chromium), Some(playwright)) = (chromium(), playwright()) else {
@@ -776,4 +797,14 @@ fn the_page_shows_apps_restarts_them_and_shows_their_logs_in_chromium() {
             .is_some_and(|f| f.contains("queue_depth=7")),
         "the app's own metrics are shown: {seen}"
     );
+    assert!(
+        seen["jobStatus"]
+            .as_str()
+            .is_some_and(|s| s.contains("· next ")),
+        "a periodic job shows its next run: {seen}"
+    );
+    let job_facts = seen["jobFacts"].as_str().unwrap_or_default();
+    for fact in ["next run", "last run", "exit 3", "failed runs in a row"] {
+        assert!(job_facts.contains(fact), "{fact}: {seen}");
+    }
 }
