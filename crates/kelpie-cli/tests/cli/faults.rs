@@ -215,6 +215,8 @@ fn a_full_home_still_lets_delete_and_kill_do_what_they_say_and_loses_no_daemon_l
         k.track(pid);
     }
     let filler = k.home().join("filler");
+    // Without the backup of the state, whose removal at the next write would free room for it.
+    std::fs::remove_file(k.home().join("state.json.bak")).expect("no backup");
     fill(&k, &filler);
 
     // What the user asked for happens; the state that cannot be saved is said.
