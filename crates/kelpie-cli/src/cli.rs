@@ -133,10 +133,14 @@ pub enum Command {
     /// Show the last lines of apps' output, then follow it live
     #[command(alias = "log")]
     Logs(LogsArgs),
-    /// Empty the log files of apps (every app without a target)
+    /// Empty the log files of apps (every listed app and the daemon's log without a target; the
+    /// files of a deleted app when named, or all of them with --deleted)
     Flush {
-        /// Names, ids, namespaces, /regex/, script paths or `all`
+        /// Names, ids, namespaces, /regex/, script paths or `all`; the name of a deleted app
         targets: Vec<String>,
+        /// Also empty the files deleted apps left in the logs directory
+        #[arg(long)]
+        deleted: bool,
     },
     /// Reopen every log file (after an external logrotate moved them); same as SIGUSR2 to the daemon
     #[command(name = "reloadLogs", alias = "reload-logs")]

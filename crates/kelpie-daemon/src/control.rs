@@ -126,6 +126,7 @@ pub struct SelectedInstance {
 
 /// What a `logs` client reads: the instances to tail now, and the filter for following (which
 /// also takes in instances started later: `all` and names are kept as such).
+#[derive(Default)]
 pub struct LogSelection {
     /// Instances matched now.
     pub instances: Vec<SelectedInstance>,

@@ -64,7 +64,10 @@ fn request() -> impl Strategy<Value = Request> {
         targets().prop_map(|targets| Request::Stop { targets }),
         targets().prop_map(|targets| Request::Delete { targets }),
         targets().prop_map(|targets| Request::Reset { targets }),
-        targets().prop_map(|targets| Request::Flush { targets }),
+        targets().prop_map(|targets| Request::Flush {
+            targets,
+            deleted: false,
+        }),
         (targets(), env()).prop_map(|(targets, update_env)| Request::Restart {
             targets,
             update_env

@@ -116,7 +116,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => inspect::describe(&home, &target, json, show_secrets),
         Command::Events(args) => inspect::events(&home, &args),
         Command::Logs(args) => logs::logs(&home, args),
-        Command::Flush { targets } => logs::flush(&home, &targets),
+        Command::Flush { targets, deleted } => logs::flush(&home, &targets, deleted),
         Command::ReloadLogs => logs::reload(&home),
         Command::Serve(args) => serve::serve(&home, *args),
         Command::Save { force } => lifecycle::save(&home, force),

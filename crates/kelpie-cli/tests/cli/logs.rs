@@ -534,7 +534,7 @@ fn flush_empties_files_and_reload_logs_follows_an_external_rotation() {
 }
 
 #[test]
-fn flush_of_everything_also_empties_what_deleted_apps_left() {
+fn flush_keeps_deleted_apps_logs_unless_named_or_asked_and_empties_the_daemons_log() {
     let k = kelpie();
     let app = k.fake_app();
     k.ok(&["start", &app, "--name", "gone", "--", "--tick", "10"]);
@@ -543,7 +543,9 @@ fn flush_of_everything_also_empties_what_deleted_apps_left() {
         String::from_utf8_lossy(&read(&left)).contains("tick 3")
     });
     k.ok(&["delete", "gone"]);
-    k.ok(&["start", &app, "--name", "kept"]);
+    k.ok(&["start", &app, "--name", "kept", "--", "--tick", "10"]);
+    let kept = out_log(&k, "kept");
+    k.wait_for("kept ticks", 5 * SECS, || !read(&kept).is_empty());
     let rotated = left.with_file_name("gone-out__2026-01-01_00-00-00.log.gz");
     std::fs::write(&rotated, b"an archive").expect("archive");
     // Naming an app empties only its files.
@@ -552,12 +554,34 @@ fn flush_of_everything_also_empties_what_deleted_apps_left() {
         !read(&left).is_empty(),
         "flush of one app leaves the others alone"
     );
+    // Everything: the listed apps and the daemon's log, not what a deleted app left.
+    let daemon_log = k.home().join("kelpie.log");
+    assert!(!read(&daemon_log).is_empty());
     let said = k.ok(&["flush"]);
+    assert!(
+        said.contains("and the daemon's log")
+            && said.contains("kept 1 file(s) of apps no longer listed"),
+        "{said}"
+    );
+    assert!(!read(&left).is_empty(), "a deleted app's log is kept");
+    assert!(
+        !String::from_utf8_lossy(&read(&daemon_log)).contains("daemon v"),
+        "the daemon's log is emptied"
+    );
+    // Named, a deleted app's files are emptied; an unknown name is an error.
+    let said = k.ok(&["flush", "gone"]);
     assert!(
         said.contains("emptied 1 file(s) of apps no longer listed: gone-out.log"),
         "{said}"
     );
     assert!(read(&left).is_empty(), "the deleted app's log is emptied");
+    let err = k.fails(&["flush", "never-was"]);
+    assert!(err.contains("no app named `never-was`"), "{err}");
+    // `--deleted` empties every such file.
+    std::fs::write(&left, b"again\n").expect("write");
+    let said = k.ok(&["flush", "--deleted"]);
+    assert!(said.contains("gone-out.log"), "{said}");
+    assert!(read(&left).is_empty());
     assert_eq!(read(&rotated), b"an archive", "rotated archives are kept");
 }
 

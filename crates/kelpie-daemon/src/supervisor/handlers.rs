@@ -82,7 +82,7 @@ impl Supervisor {
             }
             Request::Kill => self.kill(reply),
             Request::Shutdown => self.begin_shutdown("shutdown requested", Some(reply)),
-            Request::Flush { targets } => self.flush_logs(&targets, reply),
+            Request::Flush { targets, deleted } => self.flush_logs(&targets, deleted, reply),
             Request::ReloadLogs => self.reload_logs(Some(reply)),
             Request::Conf(request) => self.conf_request(request, reply),
             Request::Web {

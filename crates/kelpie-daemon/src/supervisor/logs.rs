@@ -65,12 +65,37 @@ impl Apps {
 }
 
 impl Supervisor {
-    /// Empty the log files of `targets` (empty = all) and their recent lines.
-    pub(super) fn flush_logs(&self, targets: &[Target], reply: oneshot::Sender<Reply>) {
+    /// Empty the log files of `targets` (empty = all) and their recent lines. Everything also
+    /// empties the daemon's own log (as PM2 empties its `pm2.log`); the files of deleted apps
+    /// are kept unless named (a name no listed app has) or asked for with `deleted`: a user who
+    /// deleted an app to keep its logs does not lose them.
+    pub(super) fn flush_logs(
+        &self,
+        targets: &[Target],
+        deleted: bool,
+        reply: oneshot::Sender<Reply>,
+    ) {
         let home = &self.services.home;
-        let selection = match self.apps.log_selection(targets, home) {
-            Ok(selection) => selection,
-            Err(e) => return super::handlers::fail(reply, e.kind, e.message),
+        // Names no listed app has: the files a deleted app of that name left.
+        let (gone, listed): (Vec<&Target>, Vec<&Target>) = targets.iter().partition(|t| {
+            matches!(t, Target::Name(name) if self.apps.ids_named(name).is_empty()
+                && !self.apps.iter().any(|(_, e)| e.spec.namespace == *name))
+        });
+        let gone: Vec<String> = gone
+            .into_iter()
+            .filter_map(|t| match t {
+                Target::Name(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        let listed: Vec<Target> = listed.into_iter().cloned().collect();
+        let selection = if listed.is_empty() && !gone.is_empty() {
+            LogSelection::default()
+        } else {
+            match self.apps.log_selection(&listed, home) {
+                Ok(selection) => selection,
+                Err(e) => return super::handlers::fail(reply, e.kind, e.message),
+            }
         };
         let ids: Vec<u32> = selection.instances.iter().map(|i| i.pm_id).collect();
         let mut paths: Vec<PathBuf> = Vec::new();
@@ -82,33 +107,29 @@ impl Supervisor {
                 }
             }
         }
-        // `flush` of everything also empties what deleted apps left in the logs directory:
-        // the first thing a user tries when the disk is full.
         let everything = targets.iter().all(|t| matches!(t, Target::All));
-        let logs_dir = everything.then(|| home.logs_dir());
+        let left = Left {
+            dir: home.logs_dir(),
+            names: gone,
+            all: deleted,
+            daemon_log: everything.then(|| home.daemon_log()),
+        };
         let logs = self.services.logs.clone();
         let commands = self.services.commands.clone();
         tokio::spawn(async move {
             logs.flush(&ids, &paths).await;
-            let mut message = format!("flushed {} log file(s)", paths.len());
-            if let Some(dir) = logs_dir {
-                let in_use = paths.clone();
-                let left = tokio::task::spawn_blocking(move || empty_left_logs(&dir, &in_use))
-                    .await
-                    .unwrap_or_default();
-                if !left.is_empty() {
-                    message.push_str(&format!(
-                        "; emptied {} file(s) of apps no longer listed: {}",
-                        left.len(),
-                        left.join(", ")
-                    ));
-                }
-            }
+            let in_use = paths.clone();
+            let count = paths.len();
+            let finish = match tokio::task::spawn_blocking(move || left.flush(&in_use)).await {
+                Ok(Ok(said)) => Finish::Done(format!("flushed {count} log file(s){said}")),
+                Ok(Err(e)) => Finish::Failed(WireError {
+                    kind: kelpie_proto::ErrorKind::NotFound,
+                    message: e,
+                }),
+                Err(e) => Finish::Done(format!("flushed {count} log file(s) ({e})")),
+            };
             let _ = commands
-                .send(super::Command::Finish {
-                    finish: Finish::Done(message),
-                    reply,
-                })
+                .send(super::Command::Finish { finish, reply })
                 .await;
         });
     }
@@ -180,29 +201,106 @@ pub(super) async fn read_settings(path: PathBuf) -> Result<kelpie_config::Daemon
         .map_err(|e| e.to_string())
 }
 
-/// Empty the log files in `dir` that no app uses (`in_use`): what deleted apps left. Only
-/// `*.log` files directly in `dir`; rotated archives are kept (retention prunes them). Returns
-/// the names of the files emptied (those that held something).
-fn empty_left_logs(dir: &std::path::Path, in_use: &[PathBuf]) -> Vec<String> {
+/// What a flush empties besides the listed apps' files: the files deleted apps left in the logs
+/// directory (by name, or all of them), and the daemon's own log.
+struct Left {
+    dir: PathBuf,
+    /// Names of deleted apps whose files to empty.
+    names: Vec<String>,
+    /// Every file no listed app writes.
+    all: bool,
+    /// The daemon's log, when everything is flushed.
+    daemon_log: Option<PathBuf>,
+}
+
+impl Left {
+    /// Empty what was asked for; what to add to the answer, or why a named app has no files.
+    /// Blocking (files).
+    fn flush(&self, in_use: &[PathBuf]) -> Result<String, String> {
+        let mut said = String::new();
+        if let Some(log) = &self.daemon_log {
+            if empty(log) {
+                said.push_str(" and the daemon's log");
+            }
+        }
+        let left = left_files(&self.dir, in_use);
+        let named: Vec<&PathBuf> = left
+            .iter()
+            .filter(|path| self.all || self.names.iter().any(|name| written_by(path, name)))
+            .collect();
+        for name in &self.names {
+            if !named.iter().any(|path| written_by(path, name)) {
+                return Err(format!(
+                    "no app named `{name}`, and no log files of a deleted app of that name in {}",
+                    self.dir.display()
+                ));
+            }
+        }
+        let emptied: Vec<String> = named
+            .into_iter()
+            .filter(|path| empty(path))
+            .filter_map(|path| path.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        if !emptied.is_empty() {
+            said.push_str(&format!(
+                "; emptied {} file(s) of apps no longer listed: {}",
+                emptied.len(),
+                emptied.join(", ")
+            ));
+        }
+        let kept = left.len().saturating_sub(emptied.len());
+        if kept > 0 && self.daemon_log.is_some() && !self.all {
+            said.push_str(&format!(
+                "; kept {kept} file(s) of apps no longer listed (`kelpie flush --deleted` empties them, or `kelpie flush <name>` one app's)"
+            ));
+        }
+        Ok(said)
+    }
+}
+
+/// The log files in `dir` that no listed app writes (`in_use`), not empty, sorted; rotated
+/// archives are not log files (`.log` only).
+fn left_files(dir: &std::path::Path, in_use: &[PathBuf]) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut emptied: Vec<String> = entries
+    let mut left: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
         .map(|entry| entry.path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
         .filter(|path| !in_use.contains(path))
         .filter(|path| std::fs::metadata(path).is_ok_and(|m| m.len() > 0))
-        .filter(|path| {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .truncate(true)
-                .open(path)
-                .is_ok()
-        })
-        .filter_map(|path| path.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
-    emptied.sort();
-    emptied
+    left.sort();
+    left
+}
+
+/// Whether `path` is one of the default log files of an app named `name` (`<stem>-out.log`,
+/// `-error.log`, `.log`, with or without `-<pm_id>`).
+fn written_by(path: &std::path::Path, name: &str) -> bool {
+    let stem = kelpie_core::log_name(name);
+    let Some(file) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let Some(rest) = file
+        .strip_prefix(stem.as_str())
+        .and_then(|r| r.strip_suffix(".log"))
+    else {
+        return false;
+    };
+    let rest = rest.trim_start_matches("-out").trim_start_matches("-error");
+    rest.is_empty()
+        || rest
+            .strip_prefix('-')
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+}
+
+/// Empty the file at `path`; whether it could be.
+fn empty(path: &std::path::Path) -> bool {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .is_ok()
 }

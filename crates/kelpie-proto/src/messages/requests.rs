@@ -129,10 +129,14 @@ pub enum Request {
         /// Keep streaming new lines.
         follow: bool,
     },
-    /// Empty the log files of instances (empty targets = all).
+    /// Empty the log files of instances (empty targets = all, and the daemon's own log). A name
+    /// that no listed app has empties the files a deleted app of that name left.
     Flush {
         /// Whose files.
         targets: Vec<Target>,
+        /// Also empty every file deleted apps left in the logs directory.
+        #[serde(default)]
+        deleted: bool,
     },
     /// Close and reopen every log file (after an external logrotate).
     ReloadLogs,
