@@ -137,16 +137,11 @@ fn thousands_of_idle_connections_never_lock_a_command_out() {
     k.ok(&["kill"]);
 }
 
-#[test]
-fn out_of_descriptors_the_daemon_still_answers_and_frees_idle_connections() {
-    let k = kelpie();
-    if super::tools::program("prlimit").is_none() {
-        kelpie_testkit::skip("prlimit is not installed (Debian's `util-linux`)");
-        return;
-    }
-    // A daemon whose hard limit is 96 descriptors (started by this command).
+/// Start the daemon of `k` with an open-files limit of `limit`, soft and hard.
+fn daemon_with_descriptors(k: &Kelpie, limit: u32) {
     let out = std::process::Command::new("prlimit")
-        .args(["--nofile=96:96", "--"])
+        .arg(format!("--nofile={limit}:{limit}"))
+        .arg("--")
         .arg(env!("CARGO_BIN_EXE_kelpie"))
         .arg("list")
         .env("KELPIE_HOME", k.home())
@@ -157,6 +152,17 @@ fn out_of_descriptors_the_daemon_still_answers_and_frees_idle_connections() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn out_of_descriptors_the_daemon_still_answers_and_frees_idle_connections() {
+    let k = kelpie();
+    if super::tools::program("prlimit").is_none() {
+        kelpie_testkit::skip("prlimit is not installed (Debian's `util-linux`)");
+        return;
+    }
+    // A daemon whose hard limit is 96 descriptors (started by this command).
+    daemon_with_descriptors(&k, 96);
     // Far more idle connections than it has descriptors.
     let held: Vec<UnixStream> = (0..200).map(|_| greeted(&k)).collect();
     k.ok(&["start", &k.fake_app(), "--name", "app"]);
@@ -179,14 +185,7 @@ fn a_file_of_10000_apps_is_refused_with_the_file_and_the_limit_named_and_nothing
         kelpie_testkit::skip("prlimit is not installed (Debian's `util-linux`)");
         return;
     }
-    let out = std::process::Command::new("prlimit")
-        .args(["--nofile=2048:2048", "--"])
-        .arg(env!("CARGO_BIN_EXE_kelpie"))
-        .arg("list")
-        .env("KELPIE_HOME", k.home())
-        .output()
-        .expect("prlimit");
-    assert!(out.status.success());
+    daemon_with_descriptors(&k, 2048);
     let apps: Vec<serde_json::Value> = (0..10_000)
         .map(|i| serde_json::json!({"name": format!("s{i}"), "script": "sleep", "args": ["1000"]}))
         .collect();

@@ -149,24 +149,32 @@ fn systemd_units_pass_systemd_analyze_verify() {
     assert!(refused.contains("already exist"), "{refused}");
     run_ok(&k, &["export", "systemd", &file, "-o", out_arg, "--force"]);
 
+    // A template is checked through an instance of it.
+    systemd_verify(
+        &out,
+        &[
+            "kelpie-api@0.service",
+            "kelpie-api@.socket",
+            "kelpie-api.target",
+            "kelpie-api-restart.timer",
+            "kelpie-api-restart.service",
+            "kelpie-db.service",
+            "kelpie-worker.service",
+        ],
+    );
+}
+
+/// `systemd-analyze verify` passes `units` of `dir` without a complaint (skipped, a failure
+/// under CI, without systemd-analyze).
+fn systemd_verify(dir: &Path, units: &[&str]) {
     let Some(analyze) = program("systemd-analyze") else {
         kelpie_testkit::skip("validation: systemd-analyze is not installed (Debian's `systemd`)");
         return;
     };
-    // A template is checked through an instance of it.
-    let units = [
-        "kelpie-api@0.service",
-        "kelpie-api@.socket",
-        "kelpie-api.target",
-        "kelpie-api-restart.timer",
-        "kelpie-api-restart.service",
-        "kelpie-db.service",
-        "kelpie-worker.service",
-    ];
     let verify = Command::new(analyze)
         .args(["verify", "--man=no", "--generators=no"])
         .args(units.iter().map(|u| format!("./{u}")))
-        .current_dir(&out)
+        .current_dir(dir)
         .output()
         .expect("run systemd-analyze");
     let complaints = String::from_utf8_lossy(&verify.stderr);
@@ -174,6 +182,26 @@ fn systemd_units_pass_systemd_analyze_verify() {
         verify.status.success() && complaints.trim().is_empty(),
         "systemd-analyze verify:\n{complaints}"
     );
+}
+
+/// The Compose specification's schema's verdict on `text` (`None`, skipped, without the
+/// validators).
+fn compose_schema(k: &Kelpie, text: &str) -> Option<std::process::Output> {
+    let (python, schema) = match validators() {
+        Ok(v) => v,
+        Err(why) => {
+            kelpie_testkit::skip(format!("validation: {why}"));
+            return None;
+        }
+    };
+    let doc = k.write("compose.yaml", text);
+    let out = Command::new(python)
+        .arg("-c")
+        .arg("import json, sys, yaml, jsonschema; jsonschema.validate(yaml.safe_load(open(sys.argv[1])), json.load(open(sys.argv[2])))")
+        .args([doc.as_str(), schema.to_str().expect("utf-8")])
+        .output()
+        .expect("run python");
+    Some(out)
 }
 
 #[test]
@@ -196,23 +224,9 @@ fn compose_file_matches_the_compose_schema() {
     ] {
         assert!(stdout.lines().any(|l| l == line), "{line}\n{stdout}");
     }
-    let (python, schema) = match validators() {
-        Ok(v) => v,
-        Err(why) => {
-            kelpie_testkit::skip(format!("validation: {why}"));
-            return;
-        }
+    let Some(out) = compose_schema(&k, &stdout) else {
+        return;
     };
-    let check = |text: &str| {
-        let doc = k.write("compose.yaml", text);
-        Command::new(python)
-            .arg("-c")
-            .arg("import json, sys, yaml, jsonschema; jsonschema.validate(yaml.safe_load(open(sys.argv[1])), json.load(open(sys.argv[2])))")
-            .args([doc.as_str(), schema.to_str().expect("utf-8")])
-            .output()
-            .expect("run python")
-    };
-    let out = check(&stdout);
     assert!(
         out.status.success(),
         "compose schema:\n{}",
@@ -220,7 +234,8 @@ fn compose_file_matches_the_compose_schema() {
     );
     // The schema does catch mistakes (so the pass above means something).
     let broken = stdout.replace("    restart:", "    restart_policy:");
-    assert!(!check(&broken).status.success(), "an unknown key must fail");
+    let refused = compose_schema(&k, &broken).expect("validators");
+    assert!(!refused.status.success(), "an unknown key must fail");
 }
 
 #[test]
@@ -421,30 +436,17 @@ fn a_periodic_job_is_a_systemd_timer_starting_a_oneshot_service() {
         read("kelpie-tick.timer")
     );
     assert!(read("kelpie-mailer.timer").contains("\nUnit=kelpie-mailer.target\n"));
-
-    let Some(analyze) = program("systemd-analyze") else {
-        kelpie_testkit::skip("validation: systemd-analyze is not installed (Debian's `systemd`)");
-        return;
-    };
-    let units = [
-        "kelpie-backup.service",
-        "kelpie-backup.timer",
-        "kelpie-tick.service",
-        "kelpie-tick.timer",
-        "kelpie-mailer@0.service",
-        "kelpie-mailer.target",
-        "kelpie-mailer.timer",
-    ];
-    let verify = Command::new(analyze)
-        .args(["verify", "--man=no", "--generators=no"])
-        .args(units.iter().map(|u| format!("./{u}")))
-        .current_dir(&out)
-        .output()
-        .expect("run systemd-analyze");
-    let complaints = String::from_utf8_lossy(&verify.stderr);
-    assert!(
-        verify.status.success() && complaints.trim().is_empty(),
-        "systemd-analyze verify:\n{complaints}"
+    systemd_verify(
+        &out,
+        &[
+            "kelpie-backup.service",
+            "kelpie-backup.timer",
+            "kelpie-tick.service",
+            "kelpie-tick.timer",
+            "kelpie-mailer@0.service",
+            "kelpie-mailer.target",
+            "kelpie-mailer.timer",
+        ],
     );
 }
 
@@ -537,20 +539,9 @@ fn a_periodic_job_in_compose_comes_with_its_host_crontab_line() {
         stderr.contains("app `tick`: field `cron_restart`: `*/10 * * * * *` fires at seconds other than 0, and a crontab runs at most once a minute"),
         "{stderr}"
     );
-    let (python, schema) = match validators() {
-        Ok(v) => v,
-        Err(why) => {
-            kelpie_testkit::skip(format!("validation: {why}"));
-            return;
-        }
+    let Some(out) = compose_schema(&k, &stdout) else {
+        return;
     };
-    let doc = k.write("compose.yaml", &stdout);
-    let out = Command::new(python)
-        .arg("-c")
-        .arg("import json, sys, yaml, jsonschema; jsonschema.validate(yaml.safe_load(open(sys.argv[1])), json.load(open(sys.argv[2])))")
-        .args([doc.as_str(), schema.to_str().expect("utf-8")])
-        .output()
-        .expect("run python");
     assert!(
         out.status.success(),
         "compose schema:\n{}",
