@@ -201,6 +201,13 @@ pub enum Command {
     /// Print the man page, kelpie(1), in roff (`kelpie man > kelpie.1`)
     #[command(hide = true)]
     Man,
+    /// PM2's hosted dashboard (`pm2 plus`, `pm2 link`): says what Kelpie offers locally
+    #[command(hide = true, alias = "link")]
+    Plus {
+        /// What PM2 takes (keys, `delete`...): not used
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
     /// The configuration store (`set`, `get`, `unset`, `multiset`, `conf`) and PM2's module
     /// commands (`install`, `uninstall`)
     #[command(flatten)]

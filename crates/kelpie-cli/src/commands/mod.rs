@@ -125,6 +125,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Web(args) => lifecycle::web(&home, args),
         Command::Kill => lifecycle::kill(&home),
         Command::Update => lifecycle::update(&home),
+        Command::Plus { .. } => {
+            outln!("[kelpie] PM2 Plus (`pm2 plus`, `pm2 link`) is PM2's hosted dashboard; Kelpie's is on this machine, no account needed: `kelpie web` serves a page, an HTTP API and Prometheus /metrics (docs/web.md, docs/observability.md), `kelpie monit` is the terminal dashboard");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Init => lifecycle::init(),
         Command::Runtime(args) => runtime::runtime(home, *args),
         Command::Export(args) => export::export(args),

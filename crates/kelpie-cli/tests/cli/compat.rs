@@ -555,3 +555,19 @@ fn the_daemon_writes_its_pid_where_kelpies_or_pm2s_variable_says() {
         assert!(!pid_file.exists(), "the daemon removed its pid file");
     }
 }
+
+#[test]
+fn plus_and_link_say_what_kelpie_offers_locally() {
+    let k = kelpie();
+    for words in [
+        &["plus"][..],
+        &["link", "secret", "public"],
+        &["link", "delete"],
+    ] {
+        let said = k.ok(words);
+        assert!(
+            said.contains("PM2's hosted dashboard") && said.contains("kelpie web"),
+            "{words:?}: {said}"
+        );
+    }
+}
