@@ -226,7 +226,7 @@ pub(crate) fn wire(line: &LogLine) -> WireLogLine {
         app_name: chunk.app.name.clone(),
         stream: chunk.stream,
         at_ms: Some(chunk.at_ms),
-        bytes: LogBytes(line.bytes().to_vec()),
+        bytes: LogBytes(line.as_written()),
     }
 }
 

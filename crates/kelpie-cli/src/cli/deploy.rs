@@ -29,13 +29,18 @@ pub struct StartupArgs {
 pub struct RuntimeArgs {
     #[command(flatten)]
     pub start: StartArgs,
-    /// The apps' lines alone: no `id|name |` prefix (stderr lines still on stderr)
+    /// Each line after an `id|name |` prefix (pm2-runtime's --format); by default the apps'
+    /// lines are printed as they are, so JSON lines stay JSON for the container's collector
+    #[arg(long, conflicts_with_all = ["json", "raw"])]
+    pub format: bool,
+    /// The apps' lines as they are (the default; stderr lines on stderr)
     #[arg(long, conflicts_with = "json")]
     pub raw: bool,
     /// One JSON object per line on stdout (the keys of `kelpie logs --json`)
     #[arg(long)]
     pub json: bool,
-    /// Also write the usual log files in the home (by default the output only goes to
+    /// Also write the usual log files in the home (by default only the files an app names, its
+    /// out_file, error_file and log_file, are written, as pm2-runtime does; the output goes to
     /// stdout/stderr, the log of a container)
     #[arg(long)]
     pub log_files: bool,

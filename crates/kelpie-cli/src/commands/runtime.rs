@@ -28,12 +28,13 @@ enum Style {
 }
 
 pub fn runtime(home: Home, args: RuntimeArgs) -> Result<ExitCode> {
+    // The lines as the apps wrote them by default, as pm2-runtime prints them.
     let style = if args.json {
         Style::Json
-    } else if args.raw {
-        Style::Raw
-    } else {
+    } else if args.format {
         Style::Prefixed
+    } else {
+        Style::Raw
     };
     // Everything that can be wrong with the apps is found here, before anything runs: a
     // missing script is an error naming it, and the exit is immediate.

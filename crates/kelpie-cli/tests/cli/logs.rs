@@ -838,3 +838,38 @@ fn a_shared_log_file_is_shown_once_in_the_tail() {
     assert_eq!(shown.matches("| line 0\n").count(), 2, "{shown}");
     assert_eq!(shown.lines().count(), 6, "{shown}");
 }
+
+#[test]
+fn logs_show_each_line_as_it_stands_in_the_file_date_and_all() {
+    let k = kelpie();
+    let app = k.fake_app();
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "tk",
+        "--log-date-format",
+        "YYYY-MM-DD HH:mm:ss",
+        "--",
+        "--print",
+        "2",
+        "--tick",
+        "100000",
+    ]);
+    let file = out_log(&k, "tk");
+    k.wait_for("the lines written", 5 * SECS, || {
+        String::from_utf8_lossy(&read(&file)).contains("line 1")
+    });
+    let written = String::from_utf8_lossy(&read(&file)).into_owned();
+    let in_file = written
+        .lines()
+        .find(|l| l.ends_with(": line 1"))
+        .expect("a dated line")
+        .to_string();
+    // From memory (the recent lines), as the file has it: `0|tk | 2026-11-24 03:14:55: line 1`.
+    let shown = k.ok(&["logs", "tk", "--nostream", "--lines", "5"]);
+    assert!(
+        shown.lines().any(|l| l.ends_with(&format!("| {in_file}"))),
+        "{in_file:?} not in:\n{shown}"
+    );
+}

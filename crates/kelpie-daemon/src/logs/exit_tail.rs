@@ -108,6 +108,7 @@ mod tests {
             app: &app,
             stream: LogStream::Err,
             at_ms: 0,
+            prefix: None,
         };
         let raw: Vec<u8> = lines.iter().flat_map(|l| l.bytes()).collect();
         let ends: Vec<u32> = lines

@@ -81,6 +81,14 @@ pub enum Frame {
 }
 
 impl Frame {
+    /// What goes before each record (its date), when that is all the format adds.
+    pub fn prefix(&self) -> Option<&[u8]> {
+        match self {
+            Frame::Prefixed(prefix) => Some(prefix),
+            Frame::Raw | Frame::Json(_) => None,
+        }
+    }
+
     /// Append one record. Raw output is byte-exact (a record cut short gets no newline, so the
     /// pieces join up again); the other formats end every record with a newline.
     pub fn append(&self, record: &[u8], complete: bool, out: &mut Vec<u8>) {

@@ -45,6 +45,9 @@ pub struct LogChunk {
     pub app: Arc<AppLabel>,
     /// Which stream.
     pub stream: LogStream,
+    /// What the log file has before each of these lines (`2026-11-24 03:14:55: ` with
+    /// `log_date_format`), so readers show them as they stand in the file.
+    pub prefix: Option<Arc<[u8]>>,
     raw: Box<[u8]>,
     ends: Box<[u32]>,
 }
@@ -88,6 +91,16 @@ impl LogLine {
     /// The bytes, without the newline.
     pub fn bytes(&self) -> &[u8] {
         self.chunk.line(self.index)
+    }
+
+    /// The line as it stands in the log file (its date before it, with `log_date_format`),
+    /// without the newline.
+    pub fn as_written(&self) -> Vec<u8> {
+        let prefix = self.chunk.prefix.as_deref().unwrap_or_default();
+        let mut line = Vec::with_capacity(prefix.len() + self.bytes().len());
+        line.extend_from_slice(prefix);
+        line.extend_from_slice(self.bytes());
+        line
     }
 
     /// Every line of `chunk`.
@@ -223,6 +236,8 @@ pub struct NewLines<'a> {
     pub stream: LogStream,
     /// Arrival time.
     pub at_ms: i64,
+    /// What the log file has before each line, if anything ([`LogChunk::prefix`]).
+    pub prefix: Option<&'a [u8]>,
 }
 
 impl Hub {
@@ -243,6 +258,7 @@ impl Hub {
             pm_id: from.pm_id,
             app: from.app.clone(),
             stream: from.stream,
+            prefix: from.prefix.map(Arc::from),
             raw: raw.into(),
             ends: ends.into(),
         });
@@ -427,6 +443,7 @@ mod tests {
             app,
             stream,
             at_ms: 0,
+            prefix: None,
         };
         let raw: Vec<u8> = lines.iter().flat_map(|l| l.bytes()).collect();
         let ends: Vec<u32> = lines

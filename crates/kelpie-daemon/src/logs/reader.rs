@@ -261,6 +261,7 @@ impl Chunk<'_> {
                 app: &self.route.app,
                 stream: self.stream,
                 at_ms: now,
+                prefix: frame.prefix(),
             };
             let published = lock(&self.shared.hub).publish(&from, &scratch.raw, &scratch.ends);
             if let (Some(tail), Some(chunk)) = (&self.tail, published) {

@@ -23,26 +23,23 @@ impl LogService {
             return None;
         }
         let overrides = spec.log_rotation;
-        // Without files, no sink is made (a sink creates its file).
+        // Without files (`kelpie runtime`), only the files the app names are written, as
+        // pm2-runtime writes them; no other sink is made (a sink creates its file).
+        let wanted = |named: &Option<String>| self.files || named.is_some();
         let combined = files
             .combined
             .as_deref()
-            .filter(|_| self.files)
+            .filter(|_| wanted(&spec.log_file))
             .map(|p| self.sink(p, &overrides));
-        let with_combined = |own: Option<&Path>| -> Vec<Arc<Sink>> {
-            own.map(|p| self.sink(p, &overrides))
+        let with_combined = |own: Option<&Path>, named: &Option<String>| -> Vec<Arc<Sink>> {
+            own.filter(|_| wanted(named))
+                .map(|p| self.sink(p, &overrides))
                 .into_iter()
                 .chain(combined.clone())
                 .collect()
         };
-        let (out, err) = if self.files {
-            (
-                with_combined(files.out.as_deref()),
-                with_combined(files.err.as_deref()),
-            )
-        } else {
-            (Vec::new(), Vec::new())
-        };
+        let out = with_combined(files.out.as_deref(), &spec.out_file);
+        let err = with_combined(files.err.as_deref(), &spec.error_file);
         Some(Arc::new(Route {
             pm_id,
             instance,
