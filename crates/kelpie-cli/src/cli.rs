@@ -7,6 +7,7 @@
 
 mod deploy;
 mod lifecycle;
+pub mod other_verbs;
 mod pm2_flags;
 mod serving;
 mod views;

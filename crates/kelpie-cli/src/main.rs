@@ -38,7 +38,27 @@ fn main() -> ExitCode {
     if let Some(code) = static_server::run_directly() {
         return code;
     }
-    let cli = cli::Cli::parse();
+    let cli = match std::env::args_os()
+        .map(|a| a.into_string())
+        .collect::<Result<Vec<String>, _>>()
+    {
+        Ok(mut args) => {
+            // PM2 takes any of its options on any verb: one the verb does not use is named
+            // and left out, not a usage error.
+            let removed = cli::other_verbs::remove_foreign_options(&mut args);
+            if !removed.is_empty() {
+                let verb = args.iter().skip(1).find(|a| !a.starts_with('-'));
+                eprintln!(
+                    "[kelpie] `{}` does not use {}: ignored",
+                    verb.map_or("kelpie", String::as_str),
+                    removed.join(", ")
+                );
+            }
+            cli::Cli::parse_from(args)
+        }
+        // A word that is not UTF-8 (a file name): clap says what it makes of it.
+        Err(_) => cli::Cli::parse(),
+    };
     match commands::run(cli) {
         Ok(code) => code,
         Err(error) => {

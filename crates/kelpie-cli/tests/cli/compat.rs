@@ -571,3 +571,31 @@ fn plus_and_link_say_what_kelpie_offers_locally() {
         );
     }
 }
+
+#[test]
+fn pm2_options_on_verbs_that_do_not_use_them_are_named_and_the_verb_runs() {
+    let k = kelpie();
+    k.ok(&["start", &k.fake_app(), "--name", "api-gateway"]);
+    let pid = k.pid("api-gateway");
+    // Seed 002's "graceful stop".
+    let out = k.run(&["stop", "api-gateway", "--wait-ready"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("`stop` does not use --wait-ready: ignored"),
+        "{stderr}"
+    );
+    assert_eq!(k.status("api-gateway"), "stopped");
+    assert!(!kelpie_testkit::alive(pid));
+    // Values go with their option; the targets stay.
+    let out = k.run(&["delete", "api-gateway", "-i", "4", "--kill-timeout=3000"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(k.jlist().is_empty());
+    // A typo is still an error.
+    let out = k.run(&["list", "--wiat-ready"]);
+    assert_eq!(out.status.code(), Some(2));
+}
