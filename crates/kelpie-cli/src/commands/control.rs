@@ -55,10 +55,10 @@ pub fn restart(home: &Home, args: RestartArgs) -> Result<ExitCode> {
         .filter(|a| !is_ecosystem(a))
         .cloned()
         .collect();
+    if let (false, Some(profile)) = (names.is_empty(), &args.profile) {
+        return restart_with_profile(home, &names, profile);
+    }
     if !names.is_empty() {
-        if args.profile.is_some() {
-            anyhow::bail!("--env selects a profile of an ecosystem file; restart the file itself (`kelpie restart ecosystem.config.js --env <profile>`)");
-        }
         let targets = resolve_targets(&names, &[])?;
         apply_changes(home, &args, &targets)?;
         let update_env = args.update_env.then(shell_env);
@@ -72,6 +72,61 @@ pub fn restart(home: &Home, args: RestartArgs) -> Result<ExitCode> {
         outln!("[kelpie] {} restarted", names.join(" "));
         render::print_response(&response)?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `restart <app> --env <profile>` (seed 002's way to switch a running app): the apps named are
+/// restarted with the `env_<profile>` of the ecosystem file each came from, read again now, as
+/// `restart <file> --env <profile> --only <apps>` would.
+fn restart_with_profile(home: &Home, names: &[String], profile: &str) -> Result<ExitCode> {
+    let targets = resolve_targets(names, &[])?;
+    let kelpie_proto::Response::Processes(list) = call(home, &Request::List)? else {
+        anyhow::bail!("the daemon did not answer with the list of apps");
+    };
+    let instances: Vec<_> = list
+        .iter()
+        .map(kelpie_proto::ProcessInfo::targetable)
+        .collect();
+    let ids = kelpie_proto::resolve_targets(&targets, &instances).map_err(|unknown| {
+        crate::exit::failed(
+            crate::exit::Status::NotFound,
+            format!("no app matches {unknown:?}"),
+        )
+    })?;
+    // Each file, with the apps of it to restart.
+    let mut files: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for info in list.iter().filter(|p| ids.contains(&p.pm_id)) {
+        let Some(file) = &info.spec.source_file else {
+            anyhow::bail!(
+                "app `{}` was not started from an ecosystem file: --env {profile} selects the env_{profile} of one (start it from its file)",
+                info.spec.name
+            );
+        };
+        let apps = files.entry(file.clone()).or_default();
+        if !apps.contains(&info.spec.name) {
+            apps.push(info.spec.name.clone());
+        }
+    }
+    let strict = strict_mode(home, false);
+    let mut apps = Vec::new();
+    for (file, only) in &files {
+        let ctx = load_context(Some(profile.to_string()), only.clone())?;
+        apps.extend(load_ecosystem(file, &ctx, strict)?);
+    }
+    let response = call(
+        home,
+        &Request::Start {
+            apps,
+            force: false,
+            from_file: true,
+        },
+    )?;
+    outln!(
+        "[kelpie] {} restarted with env_{profile} of {}",
+        names.join(" "),
+        files.keys().cloned().collect::<Vec<_>>().join(", ")
+    );
+    render::print_response(&response)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -67,7 +67,10 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
     let argv: Vec<String> = std::env::args().collect();
     script_given_to_log(&mut args, &argv);
     args.ignored.note();
-    let ctx = load_context(args.profile.clone(), args.only.clone())?;
+    // `--env NODE_ENV=development,PORT=3000` (seed 001) sets variables; a bare word is a profile.
+    let variables = env_variables(args.profile.as_deref())?;
+    let profile = args.profile.clone().filter(|_| variables.is_empty());
+    let ctx = load_context(profile, args.only.clone())?;
     let targets = if args.targets.is_empty() {
         match DEFAULT_FILES.iter().find(|f| Path::new(f).exists()) {
             Some(file) => vec![(*file).to_string()],
@@ -112,6 +115,9 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
         }
     }
 
+    for spec in file_apps.iter_mut().chain(script_apps.iter_mut()) {
+        spec.env.extend(variables.clone());
+    }
     let mut last = None;
     if !file_apps.is_empty() {
         // A refusal of the whole file (too many apps for the open-files limit, a conflict)
@@ -174,6 +180,25 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
         Some(response) => report(&response),
         None => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// The variables of `--env K=V[,K=V...]`, empty when the value is a profile's name (no `=`).
+fn env_variables(value: Option<&str>) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut variables = std::collections::BTreeMap::new();
+    let Some(value) = value.filter(|v| v.contains('=')) else {
+        return Ok(variables);
+    };
+    for pair in value.split(',').filter(|p| !p.trim().is_empty()) {
+        let Some((name, text)) = pair.split_once('=') else {
+            bail!("--env {value}: `{pair}` is not NAME=value (variables are NAME=value, separated by commas)");
+        };
+        let name = name.trim();
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            bail!("--env {value}: `{name}` is not a variable name");
+        }
+        variables.insert(name.to_string(), text.to_string());
+    }
+    Ok(variables)
 }
 
 /// Print what a start did (and the list); failure when some app could not be started.

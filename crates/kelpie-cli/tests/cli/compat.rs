@@ -599,3 +599,44 @@ fn pm2_options_on_verbs_that_do_not_use_them_are_named_and_the_verb_runs() {
     let out = k.run(&["list", "--wiat-ready"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn env_variables_on_a_script_and_a_profile_on_restart_by_name_do_what_the_guides_mean() {
+    let k = kelpie();
+    // Seed 001: variables on a script.
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "app",
+        "--env",
+        "NODE_ENV=development,env1=13,env2=32",
+    ]);
+    let env = k.app("app")["pm2_env"]["env"].clone();
+    assert_eq!(env["NODE_ENV"], "development", "{env}");
+    assert_eq!(env["env1"], "13");
+    assert_eq!(env["env2"], "32");
+    // Seed 002: switch a running app to a profile of the file it came from.
+    let file = k.write(
+        "ecosystem.json",
+        &serde_json::json!({"apps": [{"name": "api-gateway", "script": k.fake_app(),
+            "env": {"MODE": "development"}, "env_production": {"MODE": "production"}}]})
+        .to_string(),
+    );
+    k.ok(&["start", &file]);
+    assert_eq!(
+        k.app("api-gateway")["pm2_env"]["env"]["MODE"],
+        "development"
+    );
+    let pid = k.pid("api-gateway");
+    let said = k.ok(&["restart", "api-gateway", "--env", "production"]);
+    assert!(said.contains("restarted with env_production"), "{said}");
+    assert_eq!(k.app("api-gateway")["pm2_env"]["env"]["MODE"], "production");
+    assert_ne!(k.pid("api-gateway"), pid, "restarted");
+    // An app not from a file cannot take a profile: said, nothing changes.
+    let err = k.fails(&["restart", "app", "--env", "production"]);
+    assert!(
+        err.contains("was not started from an ecosystem file"),
+        "{err}"
+    );
+}
