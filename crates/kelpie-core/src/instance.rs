@@ -14,6 +14,7 @@ mod cause;
 mod control;
 mod exit;
 mod history;
+mod memory_loop;
 mod messages;
 mod restore;
 mod schedule;
@@ -35,6 +36,10 @@ enum AfterStop {
     #[default]
     StayStopped,
     Start,
+    /// Start again after this many ms (a memory limit hit right after each start: a crash loop).
+    StartAfter(u64),
+    /// Give up: errored (that crash loop reached `max_restarts`).
+    GiveUp,
 }
 
 /// Observed state of one instance. The persisted part (counters, history) survives a daemon
@@ -189,6 +194,7 @@ impl InstanceState {
                 Status::Launching | Status::Online => {
                     self.restart_time += 1;
                     self.after_stop = AfterStop::Start;
+                    let why = self.memory_loop(spec, why, now);
                     self.stop_why = Some(why);
                     self.begin_stop(spec)
                 }

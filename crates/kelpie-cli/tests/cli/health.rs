@@ -565,3 +565,31 @@ fn with_cgroups_a_process_that_left_the_group_is_counted_and_stopped_with_the_ap
         "the process that left the group got the stop signal"
     );
 }
+
+#[test]
+fn a_memory_limit_below_the_start_up_memory_is_a_crash_loop_that_says_so() {
+    let k = kelpie();
+    // Seed 003's example: no process can start under 1 KB.
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "tiny",
+        "--max-memory-restart",
+        "1K",
+        "--max-restarts",
+        "3",
+    ]);
+    k.wait_for("errored", Duration::from_secs(30), || {
+        k.status("tiny") == "errored"
+    });
+    let describe = k.ok(&["describe", "tiny"]);
+    assert!(
+        describe.contains("below the app's start-up memory")
+            && describe.contains("over max_memory_restart")
+            && describe.contains("max_restarts is 3"),
+        "{describe}"
+    );
+    let events = k.ok(&["events"]);
+    assert!(events.contains("start-up memory"), "{events}");
+}

@@ -43,6 +43,8 @@ impl InstanceState {
             }
             record.action = match self.after_stop {
                 AfterStop::Start => "restart".into(),
+                AfterStop::StartAfter(_) => "waiting restart".into(),
+                AfterStop::GiveUp => "errored".into(),
                 AfterStop::StayStopped => "stopped".into(),
             };
             self.push_exit(record);

@@ -40,7 +40,9 @@ impl InstanceState {
     pub fn wants_to_run(&self) -> bool {
         match self.status {
             Status::Launching | Status::Online | Status::WaitingRestart => true,
-            Status::Stopping => self.after_stop == AfterStop::Start,
+            Status::Stopping => {
+                matches!(self.after_stop, AfterStop::Start | AfterStop::StartAfter(_))
+            }
             Status::Stopped | Status::Errored => false,
         }
     }

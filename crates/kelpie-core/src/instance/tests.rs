@@ -751,3 +751,82 @@ fn the_new_fields_stay_out_of_the_state_file_until_they_mean_something() {
     assert!(!old.stopped_by_user);
     assert_eq!(old.failed_runs, 0);
 }
+
+#[test]
+fn a_memory_limit_hit_right_after_each_start_is_a_crash_loop_that_ends_errored() {
+    let mut run = Run::new(AppSpec {
+        max_restarts: 3,
+        max_memory_restart: Some(1024),
+        ..spec()
+    });
+    let over = || Why {
+        cause: Cause::Memory,
+        detail: "tree RSS 30.0 MB over max_memory_restart 1.0 KB".into(),
+    };
+    let mut t = 0;
+    let mut pid = 10;
+    run.online(t, pid);
+    // Over the limit a second after each start: restarted, later and later, then given up.
+    for round in 1..=3u32 {
+        t += 1_000;
+        run.feed(t, Input::AutoRestart(over()));
+        run.feed(
+            t,
+            Input::Exited {
+                code: None,
+                signal: Some("SIGINT".into()),
+            },
+        );
+        let effects = run.feed(t, Input::GroupGone);
+        let exit = run.state.exits.back().expect("recorded").clone();
+        assert!(
+            exit.reason.contains("below the app's start-up memory")
+                && exit.reason.contains("30.0 MB")
+                && exit.reason.contains("1.0 KB"),
+            "{}",
+            exit.reason
+        );
+        if round < 3 {
+            let delay = crate::policy::crash_loop_delay(round);
+            if delay == 0 {
+                assert_eq!(effects, vec![Effect::CancelTimer, Effect::Spawn]);
+            } else {
+                assert_eq!(effects, vec![Effect::CancelTimer, Effect::ArmTimer(delay)]);
+                assert_eq!(run.state.status, Status::WaitingRestart);
+                t += delay;
+                run.feed(t, Input::TimerFired);
+            }
+            pid += 1;
+            run.feed(t, Input::Spawned { pid });
+        } else {
+            assert_eq!(run.state.status, Status::Errored, "{:?}", run.state);
+            assert_eq!(exit.action, "errored");
+            assert!(exit.reason.contains("max_restarts is 3"), "{}", exit.reason);
+        }
+    }
+    // A limit hit after a long run is an ordinary restart, not part of a loop.
+    let mut run = Run::new(AppSpec {
+        max_memory_restart: Some(1024),
+        ..spec()
+    });
+    run.online(0, 10);
+    run.feed(60_000, Input::AutoRestart(over()));
+    run.feed(
+        60_000,
+        Input::Exited {
+            code: None,
+            signal: Some("SIGINT".into()),
+        },
+    );
+    assert_eq!(
+        run.feed(60_000, Input::GroupGone),
+        vec![Effect::CancelTimer, Effect::Spawn]
+    );
+    assert!(!run
+        .state
+        .exits
+        .back()
+        .expect("exit")
+        .reason
+        .contains("start-up memory"));
+}

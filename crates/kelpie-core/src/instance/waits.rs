@@ -10,11 +10,13 @@ impl InstanceState {
             return Vec::new();
         }
         let mut effects = vec![Effect::CancelTimer];
-        match self.after_stop {
-            AfterStop::Start => {
-                self.after_stop = AfterStop::StayStopped;
-                effects.extend(self.spawn());
+        match std::mem::take(&mut self.after_stop) {
+            AfterStop::Start => effects.extend(self.spawn()),
+            AfterStop::StartAfter(ms) => {
+                self.status = Status::WaitingRestart;
+                effects.push(Effect::ArmTimer(ms));
             }
+            AfterStop::GiveUp => self.status = Status::Errored,
             AfterStop::StayStopped => self.status = Status::Stopped,
         }
         effects
