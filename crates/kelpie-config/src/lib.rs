@@ -45,7 +45,7 @@ pub use serve::{
     default_name as serve_default_name, DEFAULT_PORT as SERVE_DEFAULT_PORT, SERVE_SCRIPT,
     STATIC_SERVER_COMMAND,
 };
-pub use template::example_ecosystem;
+pub use template::{example_app, example_ecosystem};
 pub use units::{parse_bytes, parse_duration_ms};
 
 use std::collections::BTreeMap;

@@ -5,6 +5,20 @@ pub fn example_ecosystem() -> &'static str {
     EXAMPLE
 }
 
+/// The app the example names (`./app.js`), written beside it when there is none, so that the
+/// example starts as written: a Node HTTP server on `PORT` (3000 in the example's `env`).
+pub fn example_app() -> &'static str {
+    EXAMPLE_APP
+}
+
+const EXAMPLE_APP: &str = r#"// An example app, written by `kelpie init` beside ecosystem.config.js: replace it with yours.
+const http = require('http');
+const port = Number(process.env.PORT) || 3000;
+http
+  .createServer((req, res) => res.end(`hello from ${process.env.name || 'kelpie'}\n`))
+  .listen(port, () => console.log(`listening on port ${port}`));
+"#;
+
 const EXAMPLE: &str = r#"// Kelpie ecosystem file (PM2-compatible).
 //
 //   kelpie start ecosystem.config.js                  start every app below

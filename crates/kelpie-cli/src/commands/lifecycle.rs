@@ -198,6 +198,17 @@ pub fn init() -> Result<ExitCode> {
     }
     std::fs::write(path, kelpie_config::example_ecosystem())
         .context("cannot write ecosystem.config.js")?;
-    outln!("[kelpie] wrote ecosystem.config.js; start it with `kelpie start ecosystem.config.js`");
+    // The example runs `./app.js`: with none here, an example app, so it starts as written.
+    let app = std::path::Path::new("app.js");
+    let wrote_app = !app.exists()
+        && std::fs::write(app, kelpie_config::example_app())
+            .context("cannot write app.js")
+            .map(|()| true)?;
+    let also = if wrote_app {
+        " and app.js (an example app: replace it with yours)"
+    } else {
+        ""
+    };
+    outln!("[kelpie] wrote ecosystem.config.js{also}; start it with `kelpie start ecosystem.config.js`");
     Ok(ExitCode::SUCCESS)
 }

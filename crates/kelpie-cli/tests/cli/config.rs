@@ -396,6 +396,19 @@ fn init_writes_an_example_that_starts() {
     assert!(err.contains("already exists"), "{err}");
     let text = std::fs::read_to_string(k.dir.path().join("ecosystem.config.js")).expect("example");
     assert!(text.contains("env_production"), "{text}");
+    // It starts as written (with the example app it names, written beside it), and serves.
+    k.ok(&["start", "ecosystem.config.js"]);
+    k.wait_for("api online", Duration::from_secs(10), || {
+        k.status("api") == "online"
+    });
+    let port = k.app("api")["pm2_env"]["env"]["PORT"]
+        .as_str()
+        .and_then(|p| p.parse::<u16>().ok())
+        .expect("PORT");
+    k.wait_for("the example app answering", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    k.ok(&["delete", "all"]);
 }
 
 /// `kelpie args…` run in `cwd` with `input` on its standard input.
