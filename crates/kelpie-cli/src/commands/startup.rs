@@ -294,11 +294,23 @@ pub fn unstartup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
     if !file.exists() {
         bail!("no boot service at {}", file.display());
     }
-    if args.dir.is_none() {
-        run_all(&service.activation(&file, false))?;
-    }
+    // Disabled first (systemd reads the file's [Install] for that), removed whatever happens: a
+    // service manager that cannot be reached (no systemd running) does not keep the file.
+    let disabled = match args.dir {
+        Some(_) => Ok(()),
+        None => run_all(&service.activation(&file, false)),
+    };
     std::fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
     outln!("[kelpie] removed {}", file.display());
+    if let Err(e) = disabled {
+        bail!(
+            "{}; run it yourself once the service manager runs, to drop what pointed at the file",
+            e.to_string().replace(
+                "; the file is written, run it yourself once it can work",
+                ""
+            )
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

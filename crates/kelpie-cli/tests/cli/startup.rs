@@ -96,3 +96,52 @@ fn the_boot_command_brings_back_the_saved_list_when_no_app_is_left() {
     k.ok(&["kill"]);
     let _ = daemon.wait();
 }
+
+#[test]
+fn unstartup_removes_the_service_even_when_the_service_manager_cannot_be_reached() {
+    let k = kelpie();
+    if kelpie_sys::current_uid() != 0 {
+        kelpie_testkit::skip("writing a boot service under /etc needs root");
+        return;
+    }
+    // A service manager that cannot be reached (as in a container with no systemd running).
+    let bin = k.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let systemctl = bin.join("systemctl");
+    std::fs::write(
+        &systemctl,
+        "#!/bin/sh\necho 'Failed to connect to bus' >&2\nexit 1\n",
+    )
+    .expect("systemctl");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let name = format!("kelpie-test-unstartup-{}", std::process::id());
+    let unit = std::path::PathBuf::from(format!("/etc/systemd/system/{name}.service"));
+    let run = |verb: &str| {
+        k.command(&[verb, "systemd", "--service-name", &name])
+            .env("PATH", &path)
+            .output()
+            .expect("run")
+    };
+    let started = run("startup");
+    assert!(
+        unit.exists(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let out = run("unstartup");
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    let removed = !unit.exists();
+    let _ = std::fs::remove_file(&unit);
+    assert!(removed, "the file is removed: {said}");
+    assert!(!out.status.success());
+    assert!(
+        said.contains("failed") && !said.contains("the file is written"),
+        "unstartup's own words: {said}"
+    );
+}
