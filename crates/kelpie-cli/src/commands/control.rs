@@ -5,7 +5,7 @@ use super::{call, is_ecosystem, load_context, load_ecosystem, resolve_targets, s
 use crate::cli::{ReloadArgs, RestartArgs, TargetArgs};
 use crate::render;
 use anyhow::Result;
-use kelpie_proto::{Home, Request, ScaleCount, SpecChanges, Target};
+use kelpie_proto::{Home, Request, Response, ScaleCount, SpecChanges, Target};
 use std::process::ExitCode;
 
 /// A command that acts on targets and answers with the list.
@@ -33,20 +33,8 @@ pub fn restart(home: &Home, args: RestartArgs) -> Result<ExitCode> {
         .collect();
     if !files.is_empty() {
         let ctx = load_context(args.profile.clone(), args.targets.only.clone())?;
-        let strict = strict_mode(home, false);
-        let mut apps = Vec::new();
-        for file in &files {
-            apps.extend(load_ecosystem(file, &ctx, strict)?);
-        }
-        let response = call(
-            home,
-            &Request::Start {
-                apps,
-                force: false,
-                from_file: true,
-            },
-        )?;
-        render::print_response(&response)?;
+        let loads = files.iter().map(|file| (file.as_str(), ctx.clone()));
+        render::print_response(&restart_files(home, loads)?)?;
     }
     let names: Vec<String> = args
         .targets
@@ -80,7 +68,7 @@ pub fn restart(home: &Home, args: RestartArgs) -> Result<ExitCode> {
 /// `restart <file> --env <profile> --only <apps>` would.
 fn restart_with_profile(home: &Home, names: &[String], profile: &str) -> Result<ExitCode> {
     let targets = resolve_targets(names, &[])?;
-    let kelpie_proto::Response::Processes(list) = call(home, &Request::List)? else {
+    let Response::Processes(list) = call(home, &Request::List)? else {
         anyhow::bail!("the daemon did not answer with the list of apps");
     };
     let instances: Vec<_> = list
@@ -107,20 +95,14 @@ fn restart_with_profile(home: &Home, names: &[String], profile: &str) -> Result<
             apps.push(info.spec.name.clone());
         }
     }
-    let strict = strict_mode(home, false);
-    let mut apps = Vec::new();
+    let mut loads = Vec::new();
     for (file, only) in &files {
-        let ctx = load_context(Some(profile.to_string()), only.clone())?;
-        apps.extend(load_ecosystem(file, &ctx, strict)?);
+        loads.push((
+            file.as_str(),
+            load_context(Some(profile.to_string()), only.clone())?,
+        ));
     }
-    let response = call(
-        home,
-        &Request::Start {
-            apps,
-            force: false,
-            from_file: true,
-        },
-    )?;
+    let response = restart_files(home, loads.into_iter())?;
     outln!(
         "[kelpie] {} restarted with env_{profile} of {}",
         names.join(" "),
@@ -128,6 +110,27 @@ fn restart_with_profile(home: &Home, names: &[String], profile: &str) -> Result<
     );
     render::print_response(&response)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Restart the apps of ecosystem files with their current config (PM2's smart start of a
+/// file), each file read in its context.
+fn restart_files<'a>(
+    home: &Home,
+    loads: impl Iterator<Item = (&'a str, kelpie_config::LoadContext)>,
+) -> Result<Response> {
+    let strict = strict_mode(home, false);
+    let mut apps = Vec::new();
+    for (file, ctx) in loads {
+        apps.extend(load_ecosystem(file, &ctx, strict)?);
+    }
+    call(
+        home,
+        &Request::Start {
+            apps,
+            force: false,
+            from_file: true,
+        },
+    )
 }
 
 /// `reload`: by name/id, or by ecosystem file (its current config is applied, then the apps
