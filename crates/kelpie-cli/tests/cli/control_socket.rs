@@ -216,11 +216,10 @@ fn a_file_of_10000_apps_is_refused_with_the_file_and_the_limit_named_and_nothing
     let before = open_descriptors(daemon);
     k.ok(&["start", &file]);
     assert_eq!(k.jlist().len(), 50);
-    // The start check's cost per instance is not below what an instance really costs.
-    let per_instance = (open_descriptors(daemon) - before) as f64 / 50.0;
-    assert!(
-        per_instance <= 12.0,
-        "{per_instance} descriptors per instance"
-    );
+    // The start check's cost per instance is not below what an instance really costs (a few
+    // descriptors of the daemon's own come and go meanwhile: a client's connection, a file
+    // being read).
+    let added = open_descriptors(daemon) - before;
+    assert!(added <= 12 * 50 + 8, "{added} descriptors for 50 instances");
     k.ok(&["kill"]);
 }
