@@ -26,8 +26,8 @@ pub use instance::{
 pub use policy::{next_backoff_delay, BACKOFF_CAP_MS, BACKOFF_GROWTH, BACKOFF_RESET_AFTER_MS};
 pub use spec::shared_env;
 pub use spec::{
-    check_app_name, check_instances, log_name, log_names_meet, sanitize_log_name, AppSpec,
-    ExecMode, HealthCheck, HealthProbe, ListenAddress, LogRotation, LogType, DEFAULT_INSTANCE_VAR,
+    check_app_name, check_instances, log_name, sanitize_log_name, AppSpec, ExecMode, HealthCheck,
+    HealthProbe, ListenAddress, LogRotation, LogType, DEFAULT_INSTANCE_VAR,
     DEFAULT_LISTEN_TIMEOUT_MS, DEFAULT_MAX_CPU_WINDOW_MS, DEFAULT_NAMESPACE,
     DEFAULT_WATCH_DELAY_MS, MAX_INSTANCES,
 };

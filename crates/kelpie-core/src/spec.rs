@@ -12,9 +12,7 @@ mod listen;
 mod settings;
 pub mod shared_env;
 
-pub use checks::{
-    check_app_name, check_instances, log_name, log_names_meet, sanitize_log_name, MAX_INSTANCES,
-};
+pub use checks::{check_app_name, check_instances, log_name, sanitize_log_name, MAX_INSTANCES};
 pub use health::{HealthCheck, HealthProbe};
 pub use listen::ListenAddress;
 pub use settings::{ExecMode, LogRotation, LogType};

@@ -331,11 +331,15 @@ impl Instance {
     }
 
     /// Report the state to the supervisor, and answer those waiting for it to settle.
-    fn publish(&mut self) {
-        self.state.next_run_ms = self
-            .timers
+    /// When the schedule runs the app next, as shown: none while a user's stop pauses it.
+    fn next_run_ms(&self) -> Option<u64> {
+        self.timers
             .next_run_ms()
-            .filter(|_| !self.state.stopped_by_user);
+            .filter(|_| !self.state.stopped_by_user)
+    }
+
+    fn publish(&mut self) {
+        self.state.next_run_ms = self.next_run_ms();
         self.given.report(InstanceEvent::State(StateReport {
             pm_id: self.given.pm_id,
             state: self.state.clone(),

@@ -700,8 +700,15 @@ async fn a_stop_between_runs_pauses_the_schedule_and_start_resumes_it() {
         "a paused schedule shows no next run"
     );
     let before = fake.starts().len();
+    while app.events.try_recv().is_ok() {}
     tokio::time::sleep(Duration::from_secs(600)).await;
     assert_eq!(fake.starts().len(), before, "a stopped job ran");
+    // Its 600 ticks meanwhile report nothing (each report is a state write).
+    let mut reports = 0;
+    while let Ok(event) = app.events.try_recv() {
+        reports += usize::from(matches!(event, InstanceEvent::State(_)));
+    }
+    assert_eq!(reports, 0, "a paused schedule's ticks reported a state");
     app.control(Control::Start);
     app.until("resumed", |s| !s.stopped_by_user && s.exits.len() >= 5)
         .await;

@@ -47,7 +47,8 @@ impl Instance {
 
     /// The app's schedule (`cron_restart`) fired: a running process is restarted (reloaded
     /// when it shares a socket); an app that ended on its own, a periodic job, is started; one a
-    /// user stopped stays stopped. Published either way: the next run moved.
+    /// user stopped stays stopped. The next run moved: published when nothing else did (a paused
+    /// schedule publishes nothing, so no state is written at its ticks).
     async fn on_schedule(&mut self) {
         let Some(why) = self.timers.cron_fired(&self.given.spec) else {
             return;
@@ -64,7 +65,9 @@ impl Instance {
             );
             self.feed(Input::ScheduledStart).await;
         }
-        self.publish();
+        if self.state.next_run_ms != self.next_run_ms() {
+            self.publish();
+        }
     }
 
     /// The supervisor dropped this instance (`kill` clears the table right after telling each
