@@ -6,7 +6,7 @@
 //   node npm/pack.mjs --out DIR --binary linux-x64-gnu=PATH [--binary linux-x64-musl=PATH ...]
 //
 // Each binary must be the version of the Cargo workspace (Cargo.toml) and of
-// npm/kelpie/package.json: one that runs here must print `kelpie <version>` for --version; one
+// npm/kelpie/package.json: one that runs here must print its version for --version; one
 // built for another machine is checked for its format (OS, architecture, libc). The tarballs'
 // paths are printed on stdout, one a line, the platform packages first.
 
@@ -147,10 +147,10 @@ function checkBinary(key, file, version) {
     return false;
   }
   const printed = run.stdout.trim();
-  if (run.status !== 0 || printed !== `kelpie ${version}`) {
+  if (run.status !== 0 || printed !== version) {
     throw new Refusal(
       `--binary ${key}=${file}: \`--version\` printed \`${printed}\`` +
-        `${run.status !== 0 ? ` (exit status ${run.status})` : ''}, not \`kelpie ${version}\``
+        `${run.status !== 0 ? ` (exit status ${run.status})` : ''}, not \`${version}\``
     );
   }
   return true;

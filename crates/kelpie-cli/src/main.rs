@@ -43,6 +43,14 @@ fn main() -> ExitCode {
         .collect::<Result<Vec<String>, _>>()
     {
         Ok(mut args) => {
+            // The bare version, as `pm2 --version` prints it: scripts read it as it is.
+            if matches!(
+                args.get(1).map(String::as_str),
+                Some("-v" | "-V" | "--version")
+            ) {
+                outln!("{}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
             // PM2 takes any of its options on any verb: one the verb does not use is named
             // and left out, not a usage error.
             let removed = cli::other_verbs::remove_foreign_options(&mut args);

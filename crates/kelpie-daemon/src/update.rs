@@ -375,6 +375,19 @@ pub fn requested_program(home: &Home) -> Result<PathBuf, String> {
     Ok(program)
 }
 
+/// What a kelpie's `--version` prints: its bare version (`0.2.0`), or `kelpie 0.1.0` as the
+/// first builds did. The hand-off format, asked next, is what tells a kelpie apart.
+fn looks_like_kelpie_version(printed: &str) -> bool {
+    let version = printed.trim();
+    let version = version.strip_prefix("kelpie ").unwrap_or(version);
+    let mut parts = version.split(['.', '-', '+']);
+    (0..3).all(|_| {
+        parts
+            .next()
+            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
 /// Refuse anything that is not a kelpie, before anything is handed over: an exec that fails
 /// late is recovered from, but one that starts the wrong program is not.
 fn check_program(program: &Path) -> Result<(), String> {
@@ -385,7 +398,7 @@ fn check_program(program: &Path) -> Result<(), String> {
         .output()
         .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
     let text = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() || !text.starts_with("kelpie ") {
+    if !output.status.success() || !looks_like_kelpie_version(&text) {
         return Err(format!(
             "{} is not a kelpie program (`--version` printed {:?})",
             program.display(),
@@ -413,4 +426,19 @@ fn check_program(program: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_kelpie_version;
+
+    #[test]
+    fn a_kelpie_version_is_bare_or_named_and_nothing_else_passes() {
+        for printed in ["0.1.0\n", "kelpie 0.1.0\n", "1.22.3-rc.1", "2.0.0+build"] {
+            assert!(looks_like_kelpie_version(printed), "{printed}");
+        }
+        for printed in ["", "v20.11.1", "true", "kelpie", "1.2", "node 1.2.3"] {
+            assert!(!looks_like_kelpie_version(printed), "{printed}");
+        }
+    }
 }

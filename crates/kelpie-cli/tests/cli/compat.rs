@@ -155,7 +155,12 @@ fn env_id_version_and_update_pm2() {
     assert_eq!(k.ok(&["id", "api"]).trim(), "[ 0, 1 ]");
     assert_eq!(k.ok(&["id", "nope"]).trim(), "[]");
     for flag in ["-v", "--version", "-V"] {
-        assert!(k.ok(&[flag]).starts_with("kelpie "), "{flag}");
+        // Bare, as `pm2 --version` prints it: scripts read it as it is.
+        assert_eq!(
+            k.ok(&[flag]),
+            format!("{}\n", env!("CARGO_PKG_VERSION")),
+            "{flag}"
+        );
     }
     let pid = k.pid("api");
     k.ok(&["updatePM2"]);

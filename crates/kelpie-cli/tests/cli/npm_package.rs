@@ -206,7 +206,7 @@ fn a_global_npm_install_runs_kelpie_through_the_launcher() {
 
     let out = launcher(prefix, &k, &["--version"]).output().expect("run");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).trim(), format!("kelpie {VERSION}"));
+    assert_eq!(text(&out.stdout).trim(), VERSION);
 
     let platform = host_platform().expect("host platform");
     let binary = prefix.join(format!("lib/node_modules/@kelpie/{platform}/bin/kelpie"));
@@ -284,7 +284,7 @@ fn npx_runs_kelpie_from_a_local_install() {
         .env_remove("KELPIE_BINARY")
         .current_dir(&project);
     let out = run_ok(&mut npx, "npx --offline kelpie --version");
-    assert_eq!(text(&out.stdout).trim(), format!("kelpie {VERSION}"));
+    assert_eq!(text(&out.stdout).trim(), VERSION);
 }
 
 #[test]
@@ -316,7 +316,7 @@ fn without_its_platform_package_the_launcher_names_it_and_kelpie_binary_override
         .output()
         .expect("run");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).trim(), format!("kelpie {VERSION}"));
+    assert_eq!(text(&out.stdout).trim(), VERSION);
 
     let missing = scratch.path().join("no-such-kelpie");
     let out = launcher(&prefix, &k, &["--version"])
@@ -485,7 +485,7 @@ fn pack_refuses_a_binary_of_another_platform_or_version() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("--version") && stderr.contains(&format!("kelpie {VERSION}")),
+        stderr.contains("--version") && stderr.contains(&VERSION),
         "{stderr}"
     );
 
