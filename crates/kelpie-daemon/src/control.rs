@@ -122,6 +122,9 @@ pub struct SelectedInstance {
     pub name: String,
     /// Its log files.
     pub paths: LogPaths,
+    /// The date its lines start with in its files (`log_date_format`), to read back when
+    /// each line was written.
+    pub line_dates: Option<kelpie_core::DateFormat>,
 }
 
 /// What a `logs` client reads: the instances to tail now, and the filter for following (which

@@ -4,9 +4,10 @@
 //! The supervisor only says which instances the targets mean; the lines come straight from the
 //! log pipeline's hub, so a busy `logs` client never occupies the supervisor.
 
-use crate::control::{Command, LogSelection};
+use crate::control::{Command, LogSelection, SelectedInstance};
 use crate::logs::hub::{Following, LogLine};
 use crate::logs::{file_tail, LogService};
+use kelpie_core::DateFormat;
 use kelpie_proto::{
     encode, ErrorKind, LogBytes, LogStream, Response, Target, WireError, WireLogLine,
 };
@@ -139,6 +140,8 @@ struct FileRead {
     stream: LogStream,
     name: String,
     shows: Vec<(u32, LogStream)>,
+    /// The date the file's lines start with (`log_date_format`).
+    line_dates: Option<DateFormat>,
 }
 
 /// The files of the streams memory had too few lines of, each file once (instances that merge
@@ -146,7 +149,7 @@ struct FileRead {
 fn file_reads(selection: &LogSelection, short: &[(u32, LogStream)]) -> Vec<FileRead> {
     let mut reads: Vec<FileRead> = Vec::new();
     for &(pm_id, stream) in short {
-        let Some((name, path)) = file_of(selection, pm_id, stream) else {
+        let Some((selected, path)) = file_of(selection, pm_id, stream) else {
             continue;
         };
         match reads.iter_mut().find(|r| r.path == path) {
@@ -155,8 +158,9 @@ fn file_reads(selection: &LogSelection, short: &[(u32, LogStream)]) -> Vec<FileR
                 path,
                 pm_id,
                 stream,
-                name,
+                name: selected.name.clone(),
                 shows: vec![(pm_id, stream)],
+                line_dates: selected.line_dates.clone(),
             }),
         }
     }
@@ -181,14 +185,18 @@ async fn select(
 }
 
 /// The file of an instance's stream, when it has one.
-fn file_of(selection: &LogSelection, pm_id: u32, stream: LogStream) -> Option<(String, PathBuf)> {
+fn file_of(
+    selection: &LogSelection,
+    pm_id: u32,
+    stream: LogStream,
+) -> Option<(&SelectedInstance, PathBuf)> {
     let selected = selection.instances.iter().find(|i| i.pm_id == pm_id)?;
     let files = selected.paths.files();
     let path = match stream {
         LogStream::Out => files.out,
         LogStream::Err => files.err,
     }?;
-    Some((selected.name.clone(), path))
+    Some((selected, path))
 }
 
 /// The last lines of these files, as far as the writer has written everything read so far.
@@ -209,7 +217,7 @@ async fn from_files(logs: &LogService, reads: Vec<FileRead>, lines: usize) -> Ve
                         pm_id: read.pm_id,
                         app_name: read.name.clone(),
                         stream: read.stream,
-                        at_ms: None,
+                        at_ms: read.line_dates.as_ref().and_then(|d| written_at(d, &bytes)),
                         bytes: LogBytes(bytes),
                     })
             })
@@ -217,6 +225,13 @@ async fn from_files(logs: &LogService, reads: Vec<FileRead>, lines: usize) -> Ve
     })
     .await
     .unwrap_or_default()
+}
+
+/// When a line read back from a file was written: the date `log_date_format` put before it
+/// (`<date>: <line>`). A file holds no time for lines without one.
+fn written_at(dates: &DateFormat, line: &[u8]) -> Option<i64> {
+    let (at_ms, len) = dates.read(line, kelpie_sys::utc_offset_secs)?;
+    line[len..].starts_with(b": ").then_some(at_ms)
 }
 
 pub(crate) fn wire(line: &LogLine) -> WireLogLine {

@@ -872,4 +872,32 @@ fn logs_show_each_line_as_it_stands_in_the_file_date_and_all() {
         shown.lines().any(|l| l.ends_with(&format!("| {in_file}"))),
         "{in_file:?} not in:\n{shown}"
     );
+
+    // Read back from the file by a daemon that never saw the line written (the last one was
+    // killed; the app lived on), `--json` carries the time the line was written, not read.
+    let written_by = kelpie_core::format_utc(now_ms(), true);
+    std::thread::sleep(Duration::from_millis(1500));
+    super::survival::kill_daemon(&k);
+    let json = k.ok(&["logs", "tk", "--json", "--nostream", "--lines", "5"]);
+    let line: serde_json::Value = json
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message"] == in_file.as_str())
+        .unwrap_or_else(|| panic!("{in_file:?} not in:\n{json}"));
+    let stamp = line["timestamp"].as_str().expect("a timestamp");
+    // Same format (ISO 8601, UTC, ms): the text order is the time order.
+    assert!(
+        stamp <= written_by.as_str(),
+        "{stamp} is after {written_by}: the time read"
+    );
+    assert!(
+        stamp.ends_with(".000Z"),
+        "{stamp}: the file's date has whole seconds"
+    );
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

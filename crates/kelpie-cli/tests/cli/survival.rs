@@ -11,7 +11,7 @@ use std::time::Duration;
 const SECS: Duration = Duration::from_secs(1);
 
 /// `kill -9` of the daemon, waiting until it is gone.
-fn kill_daemon(k: &Kelpie) -> u32 {
+pub(super) fn kill_daemon(k: &Kelpie) -> u32 {
     let daemon = k.daemon_pid().expect("daemon pid");
     kill9(daemon);
     k.wait_for("the daemon gone", 5 * SECS, || !alive(daemon));

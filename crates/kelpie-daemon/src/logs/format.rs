@@ -25,6 +25,14 @@ impl LineFormat {
         }
     }
 
+    /// The date each line starts with in the file, when there is one.
+    pub fn line_dates(self) -> Option<DateFormat> {
+        match self {
+            LineFormat::Dated(date) => Some(date),
+            LineFormat::Raw | LineFormat::Json(_) => None,
+        }
+    }
+
     /// What goes around each record of a chunk that arrived at `now_ms` (computed once per chunk,
     /// not per line).
     pub fn frame(&self, now_ms: i64, stream: LogStream, who: &Who<'_>) -> Frame {

@@ -35,7 +35,7 @@ pub use exit_tail::{exit_tail, TailReader, TailWriter};
 pub use rotation::RotationPolicy;
 pub use sink::SinkStatus;
 
-use format::LineFormat;
+pub use format::LineFormat;
 use hub::{AppLabel, Hub};
 use kelpie_core::AppSpec;
 use kelpie_proto::LogStream;

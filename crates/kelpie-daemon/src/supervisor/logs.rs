@@ -57,6 +57,7 @@ impl Apps {
                     pm_id: id,
                     name: entry.spec.name.clone(),
                     paths: crate::launch::log_paths(home, &entry.spec, id),
+                    line_dates: crate::logs::LineFormat::for_spec(&entry.spec).line_dates(),
                 })
             })
             .collect();
