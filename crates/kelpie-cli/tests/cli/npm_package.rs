@@ -485,7 +485,7 @@ fn pack_refuses_a_binary_of_another_platform_or_version() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("--version") && stderr.contains(&VERSION),
+        stderr.contains("--version") && stderr.contains(VERSION),
         "{stderr}"
     );
 
