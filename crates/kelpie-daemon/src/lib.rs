@@ -30,6 +30,7 @@ mod forensics;
 mod gate;
 mod health;
 mod home_setup;
+mod host;
 mod instance;
 pub mod jlist;
 mod keeper;

@@ -88,12 +88,13 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Start sampling every `every`; readings go to `readings`. The thread ends when the
-    /// receiver is dropped.
+    /// Start sampling every `every`; readings go to `readings`, the host's use to `host`. The
+    /// thread ends when the receiver is dropped.
     pub fn start(
         every: Duration,
         cgroups: Cgroups,
         readings: mpsc::UnboundedSender<Vec<Reading>>,
+        mut host: crate::host::HostSampler,
     ) -> std::io::Result<Monitor> {
         let targets: Arc<Mutex<Arc<Vec<Target>>>> = Arc::default();
         let shared = targets.clone();
@@ -113,6 +114,7 @@ impl Monitor {
                     cgroups.tidy();
                     // The baseline that tells a likely OOM kill (see `forensics.rs`).
                     crate::forensics::sample_system_oom_kills();
+                    host.sample();
                     let current = match shared.lock() {
                         Ok(targets) => Arc::clone(&targets),
                         Err(_) => return,

@@ -404,6 +404,8 @@ async fn handle_connection(
                     return;
                 }
                 Ok(Request::Jlist { show_secrets }) => jlist(show_secrets, &commands).await,
+                // The monitor thread keeps it: the supervisor has no part in it.
+                Ok(Request::Host) => (Response::Host(crate::host::latest()), None),
                 Ok(Request::StartConfig {
                     source,
                     cwd,

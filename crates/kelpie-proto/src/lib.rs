@@ -14,8 +14,8 @@ mod targets;
 pub use frame::{decode, encode, read_frame, write_frame, FrameError, MAX_FRAME_LEN};
 pub use home::{Home, HOME_ENV, UPDATE_SIGNAL};
 pub use messages::{
-    BusEvent, ConfRequest, ConfigSource, ErrorKind, Hello, LogBytes, LogFileInfo, LogStream,
-    ProcessInfo, Request, Response, ScaleCount, SpecChanges, StartOutcome, Target, WireError,
-    WireLogLine, PROTOCOL_VERSION,
+    BusEvent, ConfRequest, ConfigSource, ErrorKind, Hello, HostFilesystem, HostMetrics, LogBytes,
+    LogFileInfo, LogStream, ProcessInfo, Request, Response, ScaleCount, SpecChanges, StartOutcome,
+    Target, WireError, WireLogLine, PROTOCOL_VERSION,
 };
 pub use targets::{check_pattern, pattern_of, resolve_targets, Targetable};

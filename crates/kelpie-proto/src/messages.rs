@@ -6,12 +6,14 @@
 
 mod arguments;
 mod events;
+mod host;
 mod logs;
 mod requests;
 mod responses;
 
 pub use arguments::{ConfRequest, ScaleCount, Target};
 pub use events::BusEvent;
+pub use host::{HostFilesystem, HostMetrics};
 pub use logs::{LogBytes, LogFileInfo, LogStream, WireLogLine};
 pub use requests::{ConfigSource, Request, SpecChanges};
 pub use responses::{ErrorKind, ProcessInfo, Response, StartOutcome, WireError};

@@ -13,6 +13,7 @@ mod creds;
 mod exec;
 mod fdpass;
 mod handoff;
+mod host;
 mod limits;
 mod localtime;
 mod memory;
@@ -36,6 +37,9 @@ pub use fdpass::{
 pub use handoff::{
     close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec, pidfd_open,
     redirect_output, take_inherited_fds, try_wait_child, ECHILD,
+};
+pub use host::{
+    CpuTimes, DiskCounters, FilesystemSpace, HostCounters, HostGauges, HostReader, NetCounters,
 };
 pub use limits::{fd_limit, raise_fd_limit};
 pub use localtime::utc_offset_secs;

@@ -49,10 +49,11 @@ pub enum ConfCommand {
         #[arg(allow_hyphen_values = true)]
         value: Option<String>,
     },
-    /// PM2 modules: only pm2-logrotate, whose rotation is built in
+    /// PM2 modules: pm2-logrotate and pm2-server-monit, whose work is built in
     ///
-    /// `kelpie install pm2-logrotate` says how rotation is configured; other modules fail with
-    /// what Kelpie offers instead
+    /// `kelpie install pm2-logrotate` says how rotation is configured, `install
+    /// pm2-server-monit` where the host's metrics are shown; other modules fail with what Kelpie
+    /// offers instead
     #[command(alias = "module:install")]
     Install {
         /// The module's name
@@ -61,7 +62,7 @@ pub enum ConfCommand {
         #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
         rest: Vec<String>,
     },
-    /// PM2 modules: nothing to uninstall (pm2-logrotate's rotation is built in)
+    /// PM2 modules: nothing to uninstall (pm2-logrotate's and pm2-server-monit's work is built in)
     #[command(alias = "module:uninstall")]
     Uninstall {
         /// The module's name
@@ -220,6 +221,13 @@ fn install(module: &str) -> Result<ExitCode> {
         outln!("{ROTATION_HOWTO}");
         return Ok(ExitCode::SUCCESS);
     }
+    if module == SERVER_MONIT || module.starts_with("pm2-server-monit@") {
+        outln!(
+            "[kelpie] Nothing to install: the host's metrics are built into Kelpie and always on."
+        );
+        outln!("{SERVER_MONIT_HOWTO}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let instead = match module.trim_start_matches('@') {
         m if m.contains("monit") || m.contains("prometheus") || m.contains("metrics") || m.starts_with("pm2/io") || m == "pm2-io" || m.contains("pmx") => {
             "\nFor metrics: `kelpie web` serves Prometheus metrics at /metrics (cpu, memory, restarts, and what apps publish), an HTTP API and a dashboard; `kelpie monit` shows them in the terminal."
@@ -230,10 +238,16 @@ fn install(module: &str) -> Result<ExitCode> {
         _ => "",
     };
     eprintln!(
-        "kelpie: error: cannot install `{module}`: Kelpie has no module system. The only PM2 module it knows is pm2-logrotate, whose work is built in (`kelpie install pm2-logrotate` says how to configure it).{instead}\nTo run another program next to your apps, start it as an app: `kelpie start <command> --name <name>`."
+        "kelpie: error: cannot install `{module}`: Kelpie has no module system. The PM2 modules it knows are pm2-logrotate and pm2-server-monit, whose work is built in (`kelpie install <module>` says how to use it).{instead}\nTo run another program next to your apps, start it as an app: `kelpie start <command> --name <name>`."
     );
     Ok(ExitCode::FAILURE)
 }
+
+/// PM2's module that adds the host's figures to `pm2 ls` and pm2.io.
+const SERVER_MONIT: &str = "pm2-server-monit";
+
+/// Where Kelpie shows what pm2-server-monit collects.
+const SERVER_MONIT_HOWTO: &str = "The host's cpu, memory, load, disk and network rates are shown under `kelpie list` (and `list --watch`), on the second line of `kelpie monit` and on `kelpie web`'s page (GET /api/host), and `kelpie web` serves them at /metrics under node_exporter's names (node_cpu_seconds_total, node_load1, node_memory_MemAvailable_bytes, node_network_receive_bytes_total, node_disk_read_bytes_total, node_filesystem_avail_bytes...).";
 
 fn uninstall(module: &str) -> Result<ExitCode> {
     if module == LOGROTATE {
@@ -242,6 +256,10 @@ fn uninstall(module: &str) -> Result<ExitCode> {
              by size and by time: `kelpie set pm2-logrotate:max_size 0` and \
              `kelpie set pm2-logrotate:rotateInterval never`."
         );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if module == SERVER_MONIT {
+        outln!("[kelpie] Nothing to uninstall: the host's metrics are built into Kelpie (reading them costs a few small /proc reads a second).");
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!(

@@ -6,7 +6,9 @@ use crate::client::Client;
 use crate::render;
 use anyhow::{bail, Result};
 use kelpie_core::DateFormat;
-use kelpie_proto::{resolve_targets, Home, ProcessInfo, Request, Response, Target, Targetable};
+use kelpie_proto::{
+    resolve_targets, Home, HostMetrics, ProcessInfo, Request, Response, Target, Targetable,
+};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -22,8 +24,26 @@ pub fn list(home: &Home, args: &ListArgs) -> Result<ExitCode> {
     if args.watch {
         return watch(home, args.interval);
     }
-    render::print_table(&processes(home)?)?;
+    let mut client = Client::connect_or_start(home)?;
+    let list = match client.request(&Request::List)? {
+        Response::Processes(list) => list,
+        Response::Error(e) => return Err(crate::exit::from_wire(&e)),
+        other => bail!("unexpected answer from the daemon: {other:?}"),
+    };
+    render::print_table(&list)?;
+    if let Some(host) = host(&mut client) {
+        outln!("{}", render::host_line(&host));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The host's use, under the table as PM2 shows it with pm2-server-monit. Nothing when the
+/// daemon has not sampled it yet (its first second) or is older than the request.
+fn host(client: &mut Client) -> Option<HostMetrics> {
+    match client.request(&Request::Host) {
+        Ok(Response::Host(host)) => host,
+        _ => None,
+    }
 }
 
 /// `list --watch`: the table redrawn in place every `interval` until `q`, Esc or Ctrl-C. Each
@@ -56,7 +76,12 @@ fn watch(home: &Home, interval: Duration) -> Result<ExitCode> {
             clock.format(now, kelpie_sys::utc_offset_secs(now.div_euclid(1000)))
         )?;
         match refresh(home, &mut client) {
-            Ok(list) => render::write_table(&mut frame, &list, on_terminal)?,
+            Ok(list) => {
+                render::write_table(&mut frame, &list, on_terminal)?;
+                if let Some(host) = client.as_mut().and_then(host) {
+                    writeln!(frame, "{}", render::host_line(&host))?;
+                }
+            }
             Err(e) => writeln!(frame, "kelpie: {e:#}")?,
         }
         if on_terminal {

@@ -56,6 +56,8 @@ const TICK: Duration = Duration::from_millis(50);
 enum Msg {
     /// A fresh list, or why there is none.
     List(Result<Vec<ProcessInfo>, String>),
+    /// The host's use, read with the list.
+    Host(Option<kelpie_proto::HostMetrics>),
     /// The log stream (re)started: what was kept is replaced by the tail that follows.
     LogsRestarted,
     /// New lines: (app name, line).
@@ -143,6 +145,7 @@ struct History {
 #[derive(Default)]
 struct Dashboard {
     processes: Vec<ProcessInfo>,
+    host: Option<kelpie_proto::HostMetrics>,
     problem: Option<String>,
     history: HashMap<u32, History>,
     logs: HashMap<String, VecDeque<LogEntry>>,

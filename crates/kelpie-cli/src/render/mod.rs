@@ -3,6 +3,7 @@
 mod describe;
 mod events;
 mod format;
+mod host;
 mod inspect;
 pub mod monit;
 mod schedule;
@@ -11,6 +12,7 @@ mod terminal;
 
 pub use describe::write_describe;
 pub use events::{collect_events, write_events, write_events_json};
+pub use host::host_line;
 pub use kelpie_daemon::jlist::{is_secret_name, shown_env, write_describe_json, write_jlist, MASK};
 pub use table::{print_table, write_table};
 pub use terminal::RawTerminal;
@@ -41,6 +43,8 @@ pub fn print_response(response: &Response) -> Result<()> {
         Response::LogLines { lines, .. } => outln!("[kelpie] {} log lines", lines.len()),
         Response::Conf { store, .. } | Response::Json(store) => outln!("{store:#}"),
         Response::Event(event) => outln!("{}", serde_json::to_string(event)?),
+        Response::Host(Some(host)) => outln!("{}", host_line(host)),
+        Response::Host(None) => outln!("[kelpie] the host has not been sampled yet"),
     }
     Ok(())
 }

@@ -93,19 +93,28 @@ pub struct View<'a> {
     pub message: Option<(&'a str, bool)>,
     /// Why the list may be stale (the daemon does not answer), shown in the title bar.
     pub problem: Option<&'a str>,
+    /// The host's use, on the line under the title.
+    pub host: Option<&'a kelpie_proto::HostMetrics>,
     /// Now (ms since the epoch), for "how long ago".
     pub now_ms: u64,
 }
 
 /// Draw the whole screen.
 pub fn draw(frame: &mut Frame, view: &View) {
-    let [title, body, footer] = Layout::vertical([
+    let [title, host, body, footer] = Layout::vertical([
+        Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Min(0),
         Constraint::Length(1),
     ])
     .areas(frame.area());
     draw_title(frame, title, view);
+    if let Some(metrics) = view.host {
+        frame.render_widget(
+            ratatui::widgets::Paragraph::new(format!(" {}", crate::render::host_line(metrics))),
+            host,
+        );
+    }
     draw_footer(frame, footer, view);
 
     // The list gets what its rows need, up to 40 % of the body; the details and charts 7 rows

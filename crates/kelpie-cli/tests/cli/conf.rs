@@ -283,7 +283,15 @@ fn install_pm2_logrotate_says_rotation_is_built_in_and_other_modules_fail() {
     assert!(out.contains("kelpie.toml"), "{out}");
     k.ok(&["module:install", "pm2-logrotate"]);
     k.ok(&["uninstall", "pm2-logrotate"]);
-    let error = k.fails(&["install", "pm2-server-monit"]);
+    // pm2-server-monit's host figures are built in too.
+    let out = k.ok(&["install", "pm2-server-monit"]);
+    assert!(out.contains("built into Kelpie"), "{out}");
+    assert!(
+        out.contains("kelpie list") && out.contains("node_cpu_seconds_total"),
+        "{out}"
+    );
+    k.ok(&["uninstall", "pm2-server-monit"]);
+    let error = k.fails(&["install", "pm2-prometheus-exporter"]);
     assert!(error.contains("no module system"), "{error}");
     assert!(
         error.contains("kelpie web") && error.contains("/metrics"),

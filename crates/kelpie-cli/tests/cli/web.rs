@@ -606,7 +606,7 @@ fn api_conforms_to_its_openapi_document() {
         "schemathesis found the API and its document disagree:\n{report}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(report.contains("Tested: 12"), "{report}");
+    assert!(report.contains("Tested: 13"), "{report}");
 }
 
 /// Chromium: Debian's, installed with apt when missing (as root).
@@ -695,8 +695,11 @@ const { chromium } = require(process.env.PLAYWRIGHT);
     await job.locator("td.name").click();
     await page.locator("#facts", { hasText: "last run" }).waitFor({ timeout });
     const jobFacts = await page.locator("#facts").textContent();
+    // The host's use in the header, as `kelpie list` shows it under the table.
+    await page.locator("#host", { hasText: "cpus" }).waitFor({ timeout });
+    const host = await page.locator("#host").textContent();
     if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT });
-    console.log(JSON.stringify({ before, after, shown, exits, facts, jobStatus, jobFacts, errors }));
+    console.log(JSON.stringify({ before, after, shown, exits, facts, jobStatus, jobFacts, host, errors }));
   } finally {
     await context.close();
   }
@@ -807,4 +810,162 @@ fn the_page_shows_apps_restarts_them_and_shows_their_logs_in_chromium() {
     for fact in ["next run", "last run", "exit 3", "failed runs in a row"] {
         assert!(job_facts.contains(fact), "{fact}: {seen}");
     }
+    let host = seen["host"].as_str().unwrap_or_default();
+    for figure in ["cpu ", "mem ", " free of ", "load ", "io ", "net "] {
+        assert!(host.contains(figure), "{figure}: {seen}");
+    }
+}
+
+/// A field of /proc/meminfo, in bytes.
+fn meminfo(field: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").expect("/proc/meminfo");
+    text.lines()
+        .find_map(|line| {
+            let kib = line.strip_prefix(field)?.strip_prefix(':')?;
+            kib.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()
+        })
+        .expect("the field")
+        * 1024
+}
+
+/// The `cpuN` lines of /proc/stat: (N, user ticks).
+fn proc_cpus() -> Vec<(String, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let cpu = fields
+                .next()?
+                .strip_prefix("cpu")
+                .filter(|n| !n.is_empty())?;
+            Some((cpu.to_string(), fields.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// A sample's value in a Prometheus exposition, by its name and labels as written.
+fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn the_hosts_use_is_read_from_proc_under_list_on_the_api_and_in_metrics() {
+    let k = kelpie();
+    let port = serving(&k);
+    // One core kept busy, so the host's CPU use has something to show.
+    k.ok(&["start", &k.fake_app(), "--name", "burn", "--", "--burn"]);
+    let host = || get(port, "/api/host").json();
+    k.wait_for("a reading of the host", 10 * SECS, || {
+        host()["cpu_percent"].is_number()
+    });
+    // A reading over a whole second of the burn.
+    std::thread::sleep(2 * SECS);
+    let h = host();
+    let cpus = proc_cpus().len() as u64;
+    assert_eq!(h["cpus"], cpus, "{h}");
+    let cpu = h["cpu_percent"].as_f64().expect("cpu");
+    assert!(
+        cpu >= 80.0 / cpus as f64 && cpu <= 100.0,
+        "one core busy of {cpus}, and {cpu} %"
+    );
+    let total = meminfo("MemTotal");
+    assert_eq!(h["memory_total_bytes"], total, "{h}");
+    let available = h["memory_available_bytes"].as_u64().expect("available");
+    assert!(available > 0 && available < total, "{h}");
+    let load: f64 = std::fs::read_to_string("/proc/loadavg")
+        .expect("loadavg")
+        .split_whitespace()
+        .next()
+        .and_then(|l| l.parse().ok())
+        .expect("load");
+    let shown = h["load"][0].as_f64().expect("load");
+    assert!(
+        (shown - load).abs() < 1.0,
+        "load {shown}, /proc says {load}"
+    );
+    // The file system of the home, as df sees it.
+    let df = Command::new("df")
+        .args(["-P", "-B1"])
+        .arg(k.home())
+        .output()
+        .expect("df");
+    let df = String::from_utf8_lossy(&df.stdout);
+    let fields: Vec<&str> = df.lines().last().expect("df").split_whitespace().collect();
+    let (df_available, mountpoint): (u64, &str) =
+        (fields[3].parse().expect("available"), fields[5]);
+    assert_eq!(h["filesystem"]["mountpoint"], mountpoint, "{h}");
+    let fs_available = h["filesystem"]["available_bytes"].as_u64().expect("space");
+    assert!(
+        fs_available.abs_diff(df_available) < 256 << 20,
+        "{fs_available} free, df says {df_available}"
+    );
+
+    // Under the table, as PM2 shows it with pm2-server-monit.
+    let list = k.ok(&["list"]);
+    let line = list
+        .lines()
+        .find(|l| l.starts_with("host  "))
+        .unwrap_or_else(|| panic!("no host line:\n{list}"));
+    assert!(
+        line.contains(&format!("({cpus} cpus)"))
+            && line.contains(" free of ")
+            && line.contains(&format!("disk {mountpoint} "))
+            && line.contains("net in "),
+        "{line}"
+    );
+
+    // /metrics: node_exporter's names, read at the scrape.
+    let ticks: f64 = String::from_utf8_lossy(
+        &Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .expect("getconf")
+            .stdout,
+    )
+    .trim()
+    .parse()
+    .expect("CLK_TCK");
+    let before = proc_cpus();
+    let scrape = get(port, "/metrics").body;
+    let after = proc_cpus();
+    for ((cpu, was), (_, now)) in before.iter().zip(&after) {
+        let series = format!("node_cpu_seconds_total{{cpu=\"{cpu}\",mode=\"user\"}}");
+        let seconds = sample(&scrape, &series).unwrap_or_else(|| panic!("no {series}"));
+        assert!(
+            seconds >= *was as f64 / ticks && seconds <= *now as f64 / ticks,
+            "{series} {seconds}, /proc/stat said {was} then {now} ticks"
+        );
+    }
+    assert_eq!(
+        sample(&scrape, "node_memory_MemTotal_bytes"),
+        Some(total as f64)
+    );
+    assert!(sample(&scrape, "node_load1").is_some(), "{scrape}");
+    let net = std::fs::read_to_string("/proc/net/dev").expect("/proc/net/dev");
+    for line in net.lines().skip(2) {
+        let (device, numbers) = line.split_once(':').expect("a device line");
+        let device = device.trim();
+        let received: f64 = numbers
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("bytes");
+        let series = format!("node_network_receive_bytes_total{{device=\"{device}\"}}");
+        match device {
+            "lo" => assert!(sample(&scrape, &series).is_none(), "{series}"),
+            _ => assert!(
+                sample(&scrape, &series).is_some_and(|n| n <= received),
+                "{series}: /proc/net/dev said {received} after the scrape"
+            ),
+        }
+    }
+    assert!(
+        scrape
+            .lines()
+            .any(|l| l.starts_with("node_filesystem_avail_bytes{")
+                && l.contains(&format!("mountpoint=\"{mountpoint}\""))),
+        "{scrape}"
+    );
 }

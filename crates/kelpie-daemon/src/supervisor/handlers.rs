@@ -110,6 +110,7 @@ impl Supervisor {
             Request::Logs { .. }
             | Request::Events
             | Request::StartConfig { .. }
+            | Request::Host
             | Request::Jlist { .. } => fail(
                 reply,
                 ErrorKind::Invalid,

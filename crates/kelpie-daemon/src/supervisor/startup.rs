@@ -104,9 +104,15 @@ async fn start_supervisor(
         web.serve_at_start(settings);
     }
     let readings = outboxes.readings.clone();
-    let monitor = Monitor::start(crate::monitor::SAMPLE_EVERY, cgroups.clone(), readings).map_err(
-        |source| DaemonError::io("cannot start the resource monitor for", home.root(), source),
-    )?;
+    let monitor = Monitor::start(
+        crate::monitor::SAMPLE_EVERY,
+        cgroups.clone(),
+        readings,
+        crate::host::HostSampler::new(home.root()),
+    )
+    .map_err(|source| {
+        DaemonError::io("cannot start the resource monitor for", home.root(), source)
+    })?;
     let setup = Setup {
         home: home.clone(),
         persister,

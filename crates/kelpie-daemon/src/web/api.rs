@@ -62,6 +62,10 @@ pub async fn handle(shared: &Arc<Shared>, request: HttpRequest<Incoming>) -> Htt
         (&Method::GET, ["metrics"]) => super::metrics::serve(shared).await,
         (&Method::GET, ["api", "ping"]) => call(shared, Request::Ping).await,
         (&Method::GET, ["api", "processes"]) => call(shared, Request::List).await,
+        // The monitor thread keeps it: no need to ask the supervisor.
+        (&Method::GET, ["api", "host"]) => {
+            answers::answer(kelpie_proto::Response::Host(crate::host::latest()))
+        }
         (&Method::GET, ["api", "processes", target]) => describe(shared, target).await,
         (&Method::POST, ["api", "processes", target, action]) => {
             process_action(shared, request, target, action, &path).await
@@ -76,7 +80,7 @@ pub async fn handle(shared: &Arc<Shared>, request: HttpRequest<Incoming>) -> Htt
             Ok(request) => live(shared, request),
             Err(message) => error(400, "Invalid", &message),
         },
-        (_, ["metrics"] | ["api", "ping" | "processes" | "logs" | "events"])
+        (_, ["metrics"] | ["api", "ping" | "processes" | "host" | "logs" | "events"])
         | (_, ["api", "processes", _]) => not_allowed("GET"),
         (_, ["api", "processes", _, _] | ["api", "apps", _, "scale"] | ["api", "save"]) => {
             not_allowed("POST")

@@ -1,4 +1,7 @@
-//! `GET /metrics`: Prometheus's text format (version 0.0.4), per instance and for the daemon.
+//! `GET /metrics`: Prometheus's text format (version 0.0.4), per instance, for the daemon and
+//! for the host (`metrics/host.rs`).
+
+mod host;
 
 use super::body::Body;
 use super::{error, respond, Shared};
@@ -30,16 +33,21 @@ pub async fn serve(shared: &Shared) -> hyper::Response<Body> {
             .collect()
     };
     // /proc is a file system: read off the async thread.
-    let own = tokio::task::spawn_blocking(|| kelpie_sys::sample_process(std::process::id()))
-        .await
-        .ok()
-        .flatten();
+    let (own, host) = tokio::task::spawn_blocking(|| {
+        (
+            kelpie_sys::sample_process(std::process::id()),
+            crate::host::read_now(),
+        )
+    })
+    .await
+    .unwrap_or_default();
     let daemon = DaemonSample {
         cpu_seconds: own.map(|s| s.cpu_ticks as f64 / kelpie_sys::clock_ticks_per_second() as f64),
         memory_bytes: own.map(|s| s.rss_bytes),
         uptime_seconds: crate::clock::now().mono_ms as f64 / 1000.0,
     };
-    let text = render(&instances, &lines, &daemon);
+    let mut text = render(&instances, &lines, &daemon);
+    host::host_families(&mut text, &host.0, &host.1);
     respond(
         200,
         "text/plain; version=0.0.4; charset=utf-8",

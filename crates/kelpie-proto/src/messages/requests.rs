@@ -104,6 +104,8 @@ pub enum Request {
     },
     /// Every instance with its state.
     List,
+    /// The host's use (answered with [`Response::Host`](super::Response::Host)).
+    Host,
     /// Write the dump used by `resurrect`.
     Save {
         /// Overwrite a non-empty dump with an empty list.

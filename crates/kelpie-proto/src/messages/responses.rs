@@ -54,6 +54,9 @@ pub enum Response {
     },
     /// Answer to [`Request::Jlist`](super::Request::Jlist): a JSON document.
     Json(serde_json::Value),
+    /// Answer to [`Request::Host`](super::Request::Host): the host's use, once the daemon has
+    /// sampled it twice (a second after it started).
+    Host(Option<super::HostMetrics>),
     /// One event of a [`Request::Events`](super::Request::Events) stream.
     Event(BusEvent),
     /// The command failed; nothing was changed.

@@ -64,6 +64,7 @@ impl Dashboard {
                 .as_ref()
                 .map(|(text, error, _)| (text.as_str(), *error)),
             problem: self.problem.as_deref(),
+            host: self.host.as_ref(),
             now_ms,
             rows,
         }
@@ -101,6 +102,7 @@ impl Dashboard {
                 self.processes = list;
             }
             Msg::List(Err(problem)) => self.problem = Some(problem),
+            Msg::Host(host) => self.host = host,
             Msg::LogsRestarted => self.logs.clear(),
             Msg::Logs(lines) => {
                 for (app, entry) in lines {

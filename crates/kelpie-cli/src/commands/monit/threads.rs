@@ -24,6 +24,13 @@ pub(super) fn spawn_poller(
             if tx.send(Msg::List(list(&home, &mut client))).is_err() {
                 return;
             }
+            let host = match client.as_mut().map(|c| c.request(&Request::Host)) {
+                Some(Ok(Response::Host(host))) => host,
+                _ => None,
+            };
+            if tx.send(Msg::Host(host)).is_err() {
+                return;
+            }
             match woken.recv_timeout(interval) {
                 Err(RecvTimeoutError::Disconnected) => return,
                 Ok(()) | Err(RecvTimeoutError::Timeout) => while woken.try_recv().is_ok() {},

@@ -40,7 +40,7 @@ pub(super) async fn call(shared: &Shared, request: Request) -> HttpResponse {
 }
 
 /// A `Response` as JSON: the list, `{"message"}`, `{pid, version, uptime_ms}` or an error.
-pub(super) fn answer(response: Response) -> HttpResponse {
+pub(in crate::web) fn answer(response: Response) -> HttpResponse {
     match response {
         Response::Processes(list) => json(200, &redacted(list)),
         Response::Started { processes, .. } => json(200, &redacted(processes)),
@@ -62,6 +62,7 @@ pub(super) fn answer(response: Response) -> HttpResponse {
             &serde_json::json!({"store": store, "restarted": restarted, "notes": notes}),
         ),
         Response::Json(value) => json(200, &value),
+        Response::Host(host) => json(200, &host),
         Response::Event(event) => json(200, &event),
         Response::LogLines { lines, skipped } => json(
             200,
