@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .common import log
 from .core import sample_rss, write_ecosystems
-from .managers import Manager
+from .managers import Kelpie, Manager
 from .processes import CLK_TCK, daemon_cpu_ticks
 from .stats import median
 
@@ -121,6 +121,7 @@ def bench_health_cpu(m: Manager, n_apps: int, cfg: argparse.Namespace) -> dict:
         log(f"{m.label}: health: with {cfg.unrelated} unrelated processes: daemon CPU "
             f"{crowded['pct']:.2f}% of a core ({crowded['processes_on_machine']} processes)")
     rss = sample_rss(m, cfg.rss_samples, 0.2)
+    scrape = scrape_cost(m, dpid) if isinstance(m, Kelpie) else None
     counts1, restarts1 = apps_summary(m)
     log(f"{m.label}: health: daemon RSS {rss} MB with {n_apps} apps; apps after: {counts1}, "
         f"restarts during the windows: {restarts1 - restarts0}")
@@ -134,7 +135,7 @@ def bench_health_cpu(m: Manager, n_apps: int, cfg: argparse.Namespace) -> dict:
         "cpu_pct_max": max(w["pct"] for w in windows),
         "windows": len(windows), "window_s": cfg.cpu_window,
         "threads_pct": dict(sorted(thr.items(), key=lambda kv: -kv[1])),
-        "rss_mb": rss, "status_after": counts1, "restarts_during": restarts1 - restarts0,
+        "rss_mb": rss, "scrape": scrape, "status_after": counts1, "restarts_during": restarts1 - restarts0,
         "processes_on_machine": median([w["processes_on_machine"] for w in windows]),
         "crowded_pct": None if crowded is None else crowded["pct"],
         "unrelated": cfg.unrelated,
@@ -142,6 +143,41 @@ def bench_health_cpu(m: Manager, n_apps: int, cfg: argparse.Namespace) -> dict:
         "raw": {"windows": windows, "status_before": counts0, "start_s": start_s,
                 "crowded": crowded},
     }
+
+
+SCRAPES = 50  # /metrics scrapes timed back to back
+
+
+def scrape_cost(m: Manager, dpid: int) -> dict:
+    """What a Prometheus scrape of `kelpie web`'s /metrics costs with these apps: the daemon's
+    CPU per scrape (its ticks over SCRAPES scrapes), the median answer time, the body's size,
+    and the part of it that is the host's families (node_*, read from /proc at each scrape)."""
+    import socket
+    import urllib.request
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    m.run("web", "--port", str(port))
+    url = f"http://127.0.0.1:{port}/metrics"
+    body = urllib.request.urlopen(url, timeout=30).read()  # warm: the first answer
+    times = []
+    c0 = daemon_cpu_ticks(dpid)
+    for _ in range(SCRAPES):
+        t = time.perf_counter()
+        body = urllib.request.urlopen(url, timeout=30).read()
+        times.append(time.perf_counter() - t)
+    c1 = daemon_cpu_ticks(dpid)
+    m.run("web", "--stop", check=False)
+    host_lines = [line for line in body.decode().splitlines() if line.startswith("node_")]
+    result = {"scrapes": SCRAPES, "cpu_ms_per_scrape": 1000 * (c1 - c0) / CLK_TCK / SCRAPES,
+              "median_ms": 1000 * median(times), "bytes": len(body),
+              "host_samples": len(host_lines),
+              "host_bytes": sum(len(line) + 1 for line in host_lines)}
+    log(f"{m.label}: health: /metrics: {result['median_ms']:.2f} ms a scrape (median of "
+        f"{SCRAPES}), daemon CPU {result['cpu_ms_per_scrape']:.2f} ms a scrape, "
+        f"{result['bytes']} bytes, of which {result['host_samples']} host samples "
+        f"({result['host_bytes']} bytes)")
+    return result
 
 
 @contextlib.contextmanager

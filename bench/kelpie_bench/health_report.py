@@ -134,6 +134,14 @@ def build_health_table(pm2: dict | None, kel: dict) -> str:
     pr, kr = pc.get("rss_mb"), kc.get("rss_mb")
     lines.append(f"| Daemon RSS, {n} apps | {fmt(pr, 'MB')} | {fmt(kr, 'MB')} | "
                  f"{fmt_ratio(pr, kr)} | - |")
+    scrape = kc.get("scrape")
+    if scrape:
+        lines.append(f"| A /metrics scrape with {n} apps (`kelpie web`; PM2 has none built in): "
+                     f"median answer time, daemon CPU per scrape (over {scrape['scrapes']}), "
+                     f"body; of it the host's node_* samples, read from /proc at each scrape | - | "
+                     f"{scrape['median_ms']:.2f} ms, {scrape['cpu_ms_per_scrape']:.2f} ms CPU, "
+                     f"{scrape['bytes'] / 1024:.0f} KiB; host: {scrape['host_samples']} samples, "
+                     f"{scrape['host_bytes'] / 1024:.1f} KiB | - | - |")
     for key, title in HEALTH_VARIANTS:
         pd, kd = pmem.get(key) or {}, kmem.get(key) or {}
         ok = None if not kd.get("rounds") else (
