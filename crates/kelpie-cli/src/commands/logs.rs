@@ -1,5 +1,7 @@
 //! logs, flush, reloadLogs.
 
+mod daemon;
+
 use super::{call, resolve_targets};
 use crate::cli::LogsArgs;
 use crate::client::Client;
@@ -16,6 +18,16 @@ pub fn logs(home: &Home, args: LogsArgs) -> Result<ExitCode> {
         Some(target) => vec![super::parse_target(target)?],
     };
     let mut client = Client::connect_or_start(home)?;
+    // Every app's lines come with the daemon's own, as PM2 shows its pm2.log: in the default
+    // layout only (`--raw` and `--json` are the apps' lines alone), both streams.
+    let with_daemon = args.target.is_none() && !args.raw && !args.json && args.out == args.err;
+    let color = std::io::stdout().is_terminal();
+    if with_daemon {
+        let end = daemon::print_tail(&home.daemon_log(), args.lines as usize, color);
+        if !args.nostream {
+            daemon::follow(home.daemon_log(), end, color);
+        }
+    }
     // `--out --err` (or neither) means both.
     let (out, err) = match (args.out, args.err) {
         (true, false) => (true, false),

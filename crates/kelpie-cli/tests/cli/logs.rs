@@ -901,3 +901,51 @@ fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+#[test]
+fn logs_without_a_name_shows_the_daemons_lines_too_and_follows_them() {
+    let k = kelpie();
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "short",
+        "--",
+        "--exit-after",
+        "100",
+        "--exit-code",
+        "3",
+        "--print",
+        "1",
+    ]);
+    k.wait_for("a crash and its restart", 10 * SECS, || {
+        k.app("short")["pm2_env"]["restart_time"].as_u64() >= Some(1)
+    });
+    // As PM2 shows its pm2.log: which app exited, how, and what came next.
+    let all = k.ok(&["logs", "--nostream", "--lines", "50"]);
+    let exit = all
+        .lines()
+        .find(|l| l.starts_with("kelpie | ") && l.contains("app `short` (id 0"))
+        .unwrap_or_else(|| panic!("no exit line of the daemon's:\n{all}"));
+    assert!(exit.contains("exited with code 3"), "{exit}");
+    assert!(all.contains("0|short | line 0"), "{all}");
+    // A name, --raw and --json are the apps' lines alone.
+    for args in [
+        &["logs", "short", "--nostream"][..],
+        &["logs", "--raw", "--nostream"],
+        &["logs", "--json", "--nostream"],
+    ] {
+        let out = k.ok(args);
+        assert!(!out.contains("kelpie | "), "{args:?}: {out}");
+    }
+
+    // Following: a later exit shows as it is written.
+    k.ok(&["stop", "short"]);
+    let follower = Follower::start(&k, &["logs", "--lines", "0"]);
+    std::thread::sleep(Duration::from_millis(500));
+    k.ok(&["start", "short"]);
+    k.wait_for("the next exit, followed", 10 * SECS, || {
+        follower.seen("exited with code 3")
+    });
+    drop(follower);
+}

@@ -118,6 +118,7 @@ impl Instance {
             },
         };
         self.feed(input).await;
+        self.log_exit(pid);
         let seen = match oom {
             Some(reading) => reading.await.ok(),
             None => None,
@@ -127,6 +128,29 @@ impl Instance {
                 self.publish();
             }
         }
+    }
+
+    /// The daemon log's line for an exit, as PM2's log has one (`kelpie logs` without a name
+    /// shows them): which app, how it ended, why, and what comes next.
+    fn log_exit(&self, pid: Option<u32>) {
+        let Some(exit) = self.state.exits.back().filter(|e| e.pid == pid) else {
+            return;
+        };
+        let how = match (&exit.code, &exit.signal) {
+            (Some(code), _) => format!("with code {code}"),
+            (None, Some(signal)) => format!("via signal {signal}"),
+            (None, None) => "(how is unknown)".to_string(),
+        };
+        crate::daemon_log!(
+            "app `{}` (id {}, pid {}) exited {how} after {} ms: {} ({}); {}",
+            self.given.spec.name,
+            self.given.pm_id,
+            pid.map_or_else(|| "?".to_string(), |p| p.to_string()),
+            exit.uptime_ms,
+            exit.reason,
+            exit.cause.as_str(),
+            exit.action
+        );
     }
 
     /// A stopping instance looks whether its process group (and cgroup) is empty yet.

@@ -1,0 +1,93 @@
+//! The daemon's own lines in `kelpie logs` without a name, as PM2 shows its `pm2.log` there:
+//! which app exited and how, daemon starts, updates, problems. Read from the daemon log file by
+//! the CLI itself (the same user's home): its last lines first, then, when following, what is
+//! added to it (a file the daemon rotated or emptied is read again from its start).
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How they are marked, in PM2's place of its `PM2 |`.
+const PREFIX: &str = "kelpie | ";
+
+/// How often a follower looks for new lines.
+const POLL: Duration = Duration::from_millis(250);
+
+/// The most read back for the last lines: the daemon's lines are short.
+const TAIL_BYTES: u64 = 256 * 1024;
+
+/// Print the last `lines` lines of the daemon log; where the file ended (its identity and size),
+/// for [`follow`].
+pub fn print_tail(path: &Path, lines: usize, color: bool) -> Option<(u64, u64)> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    let size = meta.len();
+    let start = size.saturating_sub(TAIL_BYTES);
+    file.seek(SeekFrom::Start(start)).ok()?;
+    let mut bytes = Vec::new();
+    file.take(size - start).read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut all: Vec<&str> = text.lines().collect();
+    if start > 0 && !all.is_empty() {
+        // The first line read may be cut.
+        all.remove(0);
+    }
+    let shown = &all[all.len().saturating_sub(lines)..];
+    let mut out = std::io::stdout().lock();
+    for line in shown {
+        write_line(&mut out, line, color).ok()?;
+    }
+    Some((meta.ino(), size))
+}
+
+/// Print the lines added to the daemon log from `from` (identity, size) on, every [`POLL`], on
+/// a thread of its own, until the process ends.
+pub fn follow(path: PathBuf, from: Option<(u64, u64)>, color: bool) {
+    std::thread::spawn(move || {
+        let (mut inode, mut offset) = from.unwrap_or((0, 0));
+        let mut partial = Vec::new();
+        loop {
+            std::thread::sleep(POLL);
+            let Ok(mut file) = std::fs::File::open(&path) else {
+                continue;
+            };
+            let Ok(meta) = file.metadata() else { continue };
+            if meta.ino() != inode || meta.len() < offset {
+                // Rotated or emptied: the new file from its start.
+                (inode, offset) = (meta.ino(), 0);
+                partial.clear();
+            }
+            if meta.len() == offset || file.seek(SeekFrom::Start(offset)).is_err() {
+                continue;
+            }
+            let mut bytes = Vec::new();
+            if file.take(meta.len() - offset).read_to_end(&mut bytes).is_err() {
+                continue;
+            }
+            offset += bytes.len() as u64;
+            partial.extend_from_slice(&bytes);
+            let Some(end) = partial.iter().rposition(|b| *b == b'\n') else {
+                continue;
+            };
+            let complete: Vec<u8> = partial.drain(..=end).collect();
+            let mut out = std::io::stdout().lock();
+            for line in String::from_utf8_lossy(&complete).lines() {
+                if write_line(&mut out, line, color).is_err() {
+                    return;
+                }
+            }
+            if out.flush().is_err() {
+                return;
+            }
+        }
+    });
+}
+
+fn write_line(out: &mut impl Write, line: &str, color: bool) -> std::io::Result<()> {
+    if color {
+        writeln!(out, "\x1b[34m{PREFIX}\x1b[39m{line}")
+    } else {
+        writeln!(out, "{PREFIX}{line}")
+    }
+}
