@@ -179,7 +179,8 @@ class Kelpie(Manager):
     memory_check_period_s = 1.0  # the monitor thread's sampling period
     sampling = ("every second (thread `kelpie-monitor`): each app's whole process tree summed "
                 "(its processes' /proc/<pid>/stat kept open; the trees found again every 5 s), "
-                "limits checked, host metrics (5 small /proc files and a statvfs)")
+                "limits checked; every 10 s (each second while someone looks) the host's figures "
+                "(5 small /proc files and a statvfs)")
 
     def argv(self, *args: str) -> list[str]:
         return [str(KELPIE_BIN), *args]

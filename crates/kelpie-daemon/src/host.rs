@@ -1,18 +1,35 @@
-//! The host's use (`list`'s host line, `monit`, the web page): read by the monitor thread each
-//! second, turned into rates against the previous reading, and kept for whoever asks. `/metrics`
-//! reads the counters themselves at each scrape (Prometheus computes its own rates).
+//! The host's use (`list`'s host line, `monit`, the web page): read by the monitor thread,
+//! turned into rates against the previous reading, and kept for whoever asks. Each second
+//! while someone looks (asked within [`WATCHED_FOR`]: `monit`, `list --watch`, the web page),
+//! else every [`IDLE_EVERY`] samples, so that an idle daemon does not read the host for nobody.
+//! `/metrics` reads the counters themselves at each scrape (Prometheus computes its own rates).
 
 use kelpie_proto::{HostFilesystem, HostMetrics};
 use kelpie_sys::{HostCounters, HostGauges, HostReader};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
+
+/// How long after someone asked the host is read every second.
+const WATCHED_FOR_MS: u64 = 30_000;
+
+/// Otherwise it is read every this many of the monitor's samples (seconds).
+const IDLE_EVERY: u64 = 10;
+
+/// Until when (the daemon's monotonic ms) someone is looking.
+static WATCHED_UNTIL_MS: AtomicU64 = AtomicU64::new(0);
 
 /// The last figures, for every reader.
 static LATEST: Mutex<Option<HostMetrics>> = Mutex::new(None);
 
-/// The host's use as last sampled: `None` until two readings were taken.
+/// The host's use as last sampled: `None` until two readings were taken. Asking keeps the
+/// readings coming each second for a while.
 pub fn latest() -> Option<HostMetrics> {
+    WATCHED_UNTIL_MS.store(
+        crate::clock::now().mono_ms + WATCHED_FOR_MS,
+        Ordering::Relaxed,
+    );
     LATEST.lock().ok().and_then(|latest| latest.clone())
 }
 
@@ -32,6 +49,8 @@ pub fn read_now() -> (HostCounters, HostGauges) {
 pub struct HostSampler {
     reader: HostReader,
     previous: Option<(HostCounters, Instant)>,
+    /// Samples skipped since the last reading.
+    skipped: u64,
 }
 
 impl HostSampler {
@@ -43,11 +62,21 @@ impl HostSampler {
         HostSampler {
             reader: HostReader::new(home),
             previous: None,
+            skipped: 0,
         }
     }
 
-    /// Read the host, and publish its rates since the previous reading.
+    /// At each of the monitor's samples: read the host when someone looks or it is time to,
+    /// and publish its rates since the previous reading.
     pub fn sample(&mut self) {
+        let watched = crate::clock::now().mono_ms < WATCHED_UNTIL_MS.load(Ordering::Relaxed);
+        // Two readings from the start, so that the first `list` has rates.
+        let starting = self.previous.is_none() || LATEST.lock().is_ok_and(|l| l.is_none());
+        self.skipped += 1;
+        if !(watched || starting || self.skipped >= IDLE_EVERY) {
+            return;
+        }
+        self.skipped = 0;
         let now = Instant::now();
         let counters = self.reader.counters();
         let gauges = self.reader.gauges();
@@ -143,6 +172,7 @@ fn rates(
         net_received_per_sec: per_sec(delta(&|c| networks(c, true))),
         net_transmitted_per_sec: per_sec(delta(&|c| networks(c, false))),
         at_ms,
+        interval_ms: (seconds * 1000.0).round() as u64,
     }
 }
 

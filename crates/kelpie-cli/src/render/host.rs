@@ -66,6 +66,7 @@ mod tests {
             net_received_per_sec: 1228.8,
             net_transmitted_per_sec: 512.0,
             at_ms: 0,
+            interval_ms: 1000,
         };
         assert_eq!(
             host_line(&host),

@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The host's CPU, memory, load, disk and network use: rates over the daemon's last second of
-/// sampling, and the figures read with them.
+/// The host's CPU, memory, load, disk and network use: rates between the daemon's last two
+/// readings (a second apart while someone looks, up to 10 s otherwise), and the figures read
+/// with them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostMetrics {
     /// Of all CPUs together: 100 is every CPU busy.
@@ -30,6 +31,8 @@ pub struct HostMetrics {
     pub net_transmitted_per_sec: f64,
     /// When it was read (ms since the epoch).
     pub at_ms: i64,
+    /// Over how long the rates are (ms).
+    pub interval_ms: u64,
 }
 
 /// Space on one file system.
