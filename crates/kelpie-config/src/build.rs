@@ -75,16 +75,47 @@ pub fn label(raw: &RawApp, origin: &Origin<'_>) -> String {
     }
 }
 
-/// Reads fields, recording "field `x`: …" errors instead of stopping at the first one.
+/// Reads fields, recording "field `x`: …" errors instead of stopping at the first one, and
+/// warnings about what PM2 runs but deserves a word.
 struct Reader<'a> {
     raw: &'a RawApp,
     errors: Vec<String>,
+    warnings: Vec<String>,
+    /// Why this app cannot run as written, where PM2 would start it and let it crash-loop: the
+    /// app is refused, the file's other apps start.
+    refusals: Vec<String>,
 }
 
 impl Reader<'_> {
     /// `field` as the file spells it (a PM2 alias or another case), for messages.
     fn spelled<'f>(&'f self, field: &'f str) -> &'f str {
         self.raw.get(field).map_or(field, |f| f.key.as_str())
+    }
+
+    /// Like [`Reader::get`], but a value PM2 runs anyway is read as `fallback` with a warning
+    /// (an error under `--strict`) instead of refused.
+    fn get_or_warn<T>(
+        &mut self,
+        field: &str,
+        read: impl Fn(&Value) -> Result<T, String>,
+        fallback: impl FnOnce(&Value) -> Option<(T, &'static str)>,
+    ) -> Option<T> {
+        let found = self.raw.get(field)?;
+        match read(&found.value) {
+            Ok(value) => Some(value),
+            Err(message) => match fallback(&found.value) {
+                Some((value, what)) => {
+                    self.warnings
+                        .push(format!("field `{}`: {message}; {what}", found.key));
+                    Some(value)
+                }
+                None => {
+                    self.errors
+                        .push(format!("field `{}`: {message}", found.key));
+                    None
+                }
+            },
+        }
     }
 
     fn get<T>(&mut self, field: &str, read: impl Fn(&Value) -> Result<T, String>) -> Option<T> {
@@ -100,12 +131,22 @@ impl Reader<'_> {
     }
 }
 
+/// One app's spec, and the warnings about it (each prefixed with the app's label).
+pub struct Built {
+    pub spec: AppSpec,
+    pub warnings: Vec<String>,
+    /// Not to be started, and why (see `Reader::refusals`).
+    pub refused: Vec<String>,
+}
+
 /// The spec of one app, or every problem found in it (each prefixed with the app's label).
-pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<AppSpec, Vec<String>> {
+pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<Built, Vec<String>> {
     let ctx = origin.ctx;
     let mut r = Reader {
         raw,
         errors: raw.errors.clone(),
+        warnings: raw.warnings.clone(),
+        refusals: Vec::new(),
     };
     let mut spec = AppSpec {
         inherited_env: std::sync::Arc::new(ctx.env.clone()),
@@ -145,15 +186,16 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<AppSpec, Vec<String>> 
         spec.vizion = b;
     }
 
+    let label = label(raw, origin);
+    let labelled = |list: Vec<String>| list.into_iter().map(|e| format!("{label}: {e}")).collect();
     if r.errors.is_empty() {
-        Ok(spec)
+        Ok(Built {
+            spec,
+            warnings: labelled(r.warnings),
+            refused: labelled(r.refusals),
+        })
     } else {
-        let label = label(raw, origin);
-        Err(r
-            .errors
-            .into_iter()
-            .map(|e| format!("{label}: {e}"))
-            .collect())
+        Err(labelled(r.errors))
     }
 }
 

@@ -90,6 +90,9 @@ pub struct Loaded {
     pub apps: Vec<kelpie_core::AppSpec>,
     /// Complete messages (ignored fields, missing profiles), to print before starting.
     pub warnings: Vec<String>,
+    /// Apps of the file that are not started, and why (complete messages): what PM2 would
+    /// start only to see it crash-loop. The others start; the command then fails.
+    pub refused: Vec<String>,
 }
 
 impl Loaded {
@@ -97,11 +100,11 @@ impl Loaded {
     /// is an error ([`ConfigError::Strict`]), so nothing is started from a file Kelpie would
     /// read differently from what its author meant.
     pub fn strict(self) -> Result<Loaded, ConfigError> {
-        if self.warnings.is_empty() {
+        if self.warnings.is_empty() && self.refused.is_empty() {
             Ok(self)
         } else {
             Err(ConfigError::Strict {
-                warnings: self.warnings,
+                warnings: self.warnings.into_iter().chain(self.refused).collect(),
             })
         }
     }

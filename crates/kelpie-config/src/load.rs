@@ -228,9 +228,19 @@ fn load_document(doc: Document, ctx: &LoadContext) -> Result<Loaded, ConfigError
     let selected = select(&names, &ctx.only, file)?;
     let mut warnings: Vec<String> = doc.notes.iter().map(|n| format!("{file}: {n}")).collect();
     let mut apps = Vec::new();
+    let mut refused = Vec::new();
+    let mut kept = Vec::new();
     for &i in &selected {
         match build::build(&doc.apps[i], &origin) {
-            Ok(spec) => apps.push(spec),
+            Ok(built) if !built.refused.is_empty() => {
+                warnings.extend(built.warnings.into_iter().map(|w| format!("{file}: {w}")));
+                refused.push((i, built.refused));
+            }
+            Ok(built) => {
+                warnings.extend(built.warnings.into_iter().map(|w| format!("{file}: {w}")));
+                apps.push(built.spec);
+                kept.push(i);
+            }
             Err(app_errors) => {
                 errors.extend(app_errors.into_iter().map(|e| format!("{file}: {e}")))
             }
@@ -271,6 +281,25 @@ fn load_document(doc: Document, ctx: &LoadContext) -> Result<Loaded, ConfigError
             }
         }
     }
+    // An app another one depends on cannot be left out, and a file with nothing left to start
+    // is invalid: the file is refused whole.
+    let mut refused_apps = Vec::new();
+    let nothing_left = apps.is_empty();
+    for (i, reasons) in refused {
+        let needed = nothing_left
+            || names[i]
+                .as_ref()
+                .is_some_and(|name| apps.iter().any(|app| app.depends_on.contains(name)));
+        let reasons = reasons.into_iter().map(|r| format!("{file}: {r}"));
+        if needed && !nothing_left {
+            errors.extend(reasons.map(|r| format!("{r} (and other apps depend on it)")));
+        } else if needed {
+            errors.extend(reasons);
+        } else {
+            refused_apps.extend(reasons);
+        }
+    }
+    let selected = kept;
     if errors.is_empty() {
         errors.extend(renamed_duplicates(&apps, file));
     }
@@ -293,7 +322,11 @@ fn load_document(doc: Document, ctx: &LoadContext) -> Result<Loaded, ConfigError
             built.get_mut(k)?.take()
         })
         .collect();
-    Ok(Loaded { apps, warnings })
+    Ok(Loaded {
+        apps,
+        warnings,
+        refused: refused_apps,
+    })
 }
 
 /// Two apps that `append_env_to_name` gave the same name (`web` with `--env dev`, and another
@@ -478,9 +511,19 @@ fn from_options(
         builtin_serve,
     };
     match build::build(&raw, &origin) {
-        Ok(spec) => Ok(Loaded {
-            warnings: cluster_warnings(std::slice::from_ref(&spec)),
-            apps: vec![spec],
+        // One app that cannot run as asked: nothing else to start.
+        Ok(built) if !built.refused.is_empty() => Err(ConfigError::Invalid {
+            file: COMMAND_LINE.to_string(),
+            errors: built.refused,
+        }),
+        Ok(built) => Ok(Loaded {
+            warnings: built
+                .warnings
+                .into_iter()
+                .chain(cluster_warnings(std::slice::from_ref(&built.spec)))
+                .collect(),
+            apps: vec![built.spec],
+            refused: Vec::new(),
         }),
         Err(errors) => Err(ConfigError::Invalid {
             file: COMMAND_LINE.to_string(),

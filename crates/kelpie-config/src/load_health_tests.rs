@@ -92,7 +92,6 @@ fn bad_limits_and_account_fields_name_the_field() {
             "e.json: app `b`: field `nice`: expected a nice value from -20 (highest priority) to 19 (lowest), got \"low\"".to_string(),
             "e.json: app `b`: field `user`: expected a user name or uid, got \"two words\"".to_string(),
             "e.json: app `b`: field `group`: expected a group name or gid, got -1".to_string(),
-            "e.json: app `c`: `uid` and `user` both set `uid`; keep one".to_string(),
             format!("e.json: app `c`: field `max_cpu`: {cpu}, got \"lots\""),
             "e.json: app `c`: field `nice`: expected a nice value from -20 (highest priority) to 19 (lowest), got -21".to_string(),
         ]

@@ -360,11 +360,12 @@ fn error_and_output_are_pm2_aliases_of_the_log_files() {
                          {"name": "b", "script": "app.js", "out": "o.log", "err": "e.log"},
                          {"name": "c", "script": "app.js", "out_log": "o.log", "err_log": "e.log", "err_file": "x"}]}"#,
         )
-        .expect_err("err_log and err_file both set error_file");
+        .expect("PM2 runs it: one of the two is used, and both are named");
     assert_eq!(
-        loaded.to_string(),
-        "ecosystem.json: app `c`: `err_file` and `err_log` both set `error_file`; keep one"
+        loaded.warnings,
+        ["ecosystem.json: app `c`: `err_file` and `err_log` both set `error_file`, differently: `err_file` is used, `err_log` ignored; keep one"]
     );
+    assert_eq!(loaded.apps[2].error_file, Some(p.abs("x")));
     let loaded = p
         .load(
             "ecosystem.json",
@@ -1190,13 +1191,11 @@ fn bad_log_fields_are_all_reported() {
             "e.json: app `api`: field `log_file`: expected a file path, true (the default file) or false, got 3",
             "e.json: app `api`: field `log_date_format`: expected a non-empty string, got \"\"",
             "e.json: app `api`: field `time`: expected true or false, got \"yes\"",
-            "e.json: app `api`: field `logType`: expected \"raw\" or \"json\", got \"xml\"",
             "e.json: app `api`: field `disable_logs`: expected true or false, got \"no\"",
             "e.json: app `api`: field `log_max_size`: expected a size like 200M, 1G or a number of bytes, got \"lots\"",
             "e.json: app `api`: field `log_retain`: expected a whole number ≥ 0, got -1",
             "e.json: app `api`: field `log_compress`: expected true or false, got \"maybe\"",
             "e.json: app `api`: field `log_rotate_interval`: expected at least 1 minute (or \"never\"), got \"30s\"",
-            "e.json: app `w`: `log` and `log_file` both set `log_file`; keep one",
             "e.json: app `w`: field `logRotateInterval`: expected \"daily\", \"hourly\", \"never\" or a duration like 6h, 30m or a number of milliseconds, got \"weekly\"",
         ]
     );
@@ -1261,7 +1260,6 @@ fn from_script_validates_log_flags_like_files() {
     assert_eq!(
         err.lines().collect::<Vec<_>>(),
         [
-            "app `app`: field `log_type`: expected \"raw\" or \"json\", got \"text\"",
             "app `app`: field `log_max_size`: expected a size like 200M, 1G or a number of bytes, got \"big\"",
             "app `app`: field `log_retain`: expected a whole number ≥ 0, got \"many\"",
             "app `app`: field `log_rotate_interval`: expected at least 1 minute (or \"never\"), got \"5s\"",
@@ -1504,7 +1502,7 @@ fn from_script_validates_port_readiness_and_instance_flags() {
         port: Some("99999".into()),
         listen_timeout: Some("later".into()),
         ready_pattern: Some("[ready".into()),
-        instance_var: Some("2X".into()),
+        instance_var: Some("2=X".into()),
         ..ScriptOptions::default()
     };
     let err = from_script("app.js", &opts, &p.ctx)
@@ -1515,7 +1513,7 @@ fn from_script_validates_port_readiness_and_instance_flags() {
         [
             "app `app`: field `ready_pattern`: expected a valid regular expression, got \"[ready\" (unclosed character class)",
             "app `app`: field `listen_timeout`: expected a duration like 500ms, 10s, 5m, 1h or a number of milliseconds, got \"later\"",
-            "app `app`: field `instance_var`: expected an environment variable name (letters, digits and _, not starting with a digit), got \"2X\"",
+            "app `app`: field `instance_var`: expected an environment variable name (letters, digits and _, not starting with a digit), got \"2=X\"",
             "app `app`: field `port`: expected a port (3000), host:port (127.0.0.1:3000, [::1]:3000) or a Unix socket path (unix:/run/app.sock), got \"99999\"",
         ]
     );
@@ -1551,15 +1549,18 @@ fn cluster_instances_without_a_port_share_through_the_shim_or_are_refused() {
         "{:?}",
         bun.warnings
     );
-    // Anything else in cluster mode with no way to share its port: refused, naming the file,
-    // the app, the field and the fixes.
-    let error = p
+    // Anything else in cluster mode with no way to share its port: that app is refused, naming
+    // the file, the app, the field and the fixes; the file's other apps start.
+    let loaded = p
         .load(
             "py.json",
-            r#"[{"name": "api", "script": "job.py", "exec_mode": "cluster", "instances": 4}]"#,
+            r#"[{"name": "api", "script": "job.py", "exec_mode": "cluster", "instances": 4},
+                {"name": "fine", "script": "app.js"}]"#,
         )
-        .expect_err("refused")
-        .to_string();
+        .expect("the other app loads");
+    assert_eq!(loaded.apps.len(), 1);
+    assert_eq!(loaded.apps[0].name, "fine");
+    let error = loaded.refused.join("\n");
     for part in [
         "py.json",
         "`api`",
@@ -1745,4 +1746,24 @@ fn a_key_given_twice_is_a_warning_with_its_line() {
     );
     // `--strict` makes it an error, as every warning.
     assert!(loaded.strict().is_err());
+}
+
+#[test]
+fn what_pm2_runs_is_run_with_a_warning_and_strict_keeps_it_an_error() {
+    let p = Project::new();
+    let text = r#"[{"name": "api", "script": "app.js", "interpreter": "node",
+                    "exec_interpreter": "node", "log_type": "format", "instance_var": "INSTANCE-ID"}]"#;
+    let loaded = p.load("real.json", text).expect("PM2 runs it");
+    assert_eq!(
+        loaded.warnings,
+        [
+            "real.json: app `api`: `exec_interpreter` and `interpreter` both set `interpreter` (to the same value); keep one",
+            "real.json: app `api`: field `instance_var`: expected an environment variable name (letters, digits and _, not starting with a digit), got \"INSTANCE-ID\"; set as it is, as PM2 does (a shell cannot read it as $NAME)",
+            "real.json: app `api`: field `log_type`: expected \"raw\" or \"json\", got \"format\"; lines are written raw, as PM2 writes them",
+        ]
+    );
+    let app = &loaded.apps[0];
+    assert_eq!(app.log_type, kelpie_core::LogType::Raw);
+    assert_eq!(app.instance_var, "INSTANCE-ID");
+    assert!(p.load("real.json", text).expect("loads").strict().is_err());
 }

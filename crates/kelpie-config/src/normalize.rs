@@ -29,8 +29,10 @@ pub struct RawApp {
     /// Keys (as written) that are no field at all, each with the known field it most likely
     /// misspells: ignored with a warning, as PM2 ignores them.
     pub unknown: Vec<(String, Option<&'static str>)>,
-    /// Problems found while sorting (two aliases for one field, not an object), without prefix.
+    /// Problems found while sorting (not an object), without prefix.
     pub errors: Vec<String>,
+    /// What PM2 runs but deserves a word (two aliases of one field), without prefix.
+    pub warnings: Vec<String>,
 }
 
 impl RawApp {
@@ -57,12 +59,32 @@ impl RawApp {
     pub fn add(&mut self, key: &str, value: Value) {
         match fields::classify(&fields::to_snake_case(key)) {
             Kind::Supported(canonical) => {
-                if let Some(previous) = self.fields.get(canonical) {
-                    self.errors.push(format!(
-                        "`{}` and `{key}` both set `{canonical}`; keep one",
+                let Some(previous) = self.fields.get(canonical) else {
+                    let key = key.to_string();
+                    self.fields.insert(canonical, Field { key, value });
+                    return;
+                };
+                // PM2 runs such files: the field's own name wins over an alias (else the
+                // first one written), and the other is named.
+                if previous.value == value {
+                    self.warnings.push(format!(
+                        "`{}` and `{key}` both set `{canonical}` (to the same value); keep one",
                         previous.key
                     ));
+                    return;
+                }
+                let new_wins = fields::to_snake_case(key) == canonical
+                    && fields::to_snake_case(&previous.key) != canonical;
+                let (kept, dropped) = if new_wins {
+                    (key.to_string(), previous.key.clone())
                 } else {
+                    (previous.key.clone(), key.to_string())
+                };
+                self.warnings.push(format!(
+                    "`{}` and `{key}` both set `{canonical}`, differently: `{kept}` is used, `{dropped}` ignored; keep one",
+                    previous.key
+                ));
+                if new_wins {
                     let key = key.to_string();
                     self.fields.insert(canonical, Field { key, value });
                 }
@@ -273,11 +295,25 @@ mod tests {
     }
 
     #[test]
-    fn two_aliases_of_one_field_conflict() {
+    fn two_aliases_of_one_field_are_run_as_pm2_runs_them_and_named() {
+        // serde_json's map is ordered by key: `cmd` comes before `script`.
         let raw = RawApp::from_value(0, &json!({"script": "a", "cmd": "b"}));
+        assert!(raw.errors.is_empty(), "{:?}", raw.errors);
         assert_eq!(
-            raw.errors,
-            ["`cmd` and `script` both set `script`; keep one"]
+            raw.warnings,
+            ["`cmd` and `script` both set `script`, differently: `script` is used, `cmd` ignored; keep one"]
+        );
+        assert_eq!(raw.get("script").map(|f| f.value.clone()), Some(json!("a")));
+        let raw = RawApp::from_value(
+            0,
+            &json!({"merge_logs": true, "combine_logs": true, "node_args": "-r x", "interpreter_args": "-r y"}),
+        );
+        assert_eq!(
+            raw.warnings,
+            [
+                "`combine_logs` and `merge_logs` both set `merge_logs` (to the same value); keep one",
+                "`interpreter_args` and `node_args` both set `interpreter_args`, differently: `interpreter_args` is used, `node_args` ignored; keep one",
+            ]
         );
     }
 

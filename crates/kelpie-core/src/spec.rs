@@ -100,6 +100,10 @@ pub struct AppSpec {
     pub error_file: Option<String>,
     /// One log file for all instances instead of a `-<pm_id>` suffix per instance.
     pub merge_logs: bool,
+    /// The app asked for a number of instances (`instances`, `-i`), even one: as PM2 does, its
+    /// log files get the `-<pm_id>` suffix (unless `merge_logs`) like a cluster app's, whatever
+    /// the count.
+    pub instances_given: bool,
     /// Combined stdout+stderr file (`-l`); `Some("")` = `<home>/logs/<name>.log`.
     pub log_file: Option<String>,
     /// Prefix each line with the time in this dayjs-style format (`YYYY-MM-DD HH:mm:ss Z`).
@@ -207,6 +211,7 @@ impl Default for AppSpec {
             out_file: None,
             error_file: None,
             merge_logs: false,
+            instances_given: false,
             log_file: None,
             log_date_format: None,
             log_type: LogType::Raw,

@@ -2,7 +2,7 @@
 
 use crate::logs::LogFiles;
 use crate::sockets::ListenSocket;
-use kelpie_core::{sanitize_log_name, AppSpec};
+use kelpie_core::{sanitize_log_name, AppSpec, ExecMode};
 use kelpie_proto::{Home, HOME_ENV};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
@@ -48,7 +48,10 @@ pub fn log_paths(home: &Home, spec: &AppSpec, pm_id: u32) -> LogPaths {
     }
     let name = kelpie_core::log_name(&spec.name);
     let logs = home.logs_dir();
-    let per_instance = spec.instances > 1 && !spec.merge_logs;
+    // PM2's names: `-<pm_id>` for a cluster app, or one that asked for instances (one
+    // included), unless its logs are merged.
+    let per_instance = !spec.merge_logs
+        && (spec.instances > 1 || spec.instances_given || spec.exec_mode == ExecMode::Cluster);
     let resolve = |custom: Option<&str>, default_name: String| -> String {
         let path = match custom {
             Some(path) if !path.is_empty() => path.to_string(),
@@ -270,6 +273,23 @@ mod tests {
             ..spec.clone()
         };
         assert_eq!(log_paths(&home, &many, 4).out, "/h/logs/my-api-out-4.log");
+        // As PM2 names them: one instance asked for, or one in cluster mode, is numbered too.
+        let one_asked = AppSpec {
+            instances_given: true,
+            ..spec.clone()
+        };
+        assert_eq!(
+            log_paths(&home, &one_asked, 0).out,
+            "/h/logs/my-api-out-0.log"
+        );
+        let one_cluster = AppSpec {
+            exec_mode: ExecMode::Cluster,
+            ..spec.clone()
+        };
+        assert_eq!(
+            log_paths(&home, &one_cluster, 3).err,
+            "/h/logs/my-api-error-3.log"
+        );
         let merged = AppSpec {
             merge_logs: true,
             ..many

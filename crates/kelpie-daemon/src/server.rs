@@ -429,7 +429,8 @@ async fn handle_connection(
                                 force,
                                 from_file,
                             };
-                            with_notes(dispatch(request, &commands).await, loaded.warnings)
+                            let answer = dispatch(request, &commands).await;
+                            with_notes(answer, loaded.warnings, loaded.refused)
                         }
                         Err(e) => (error(ErrorKind::Invalid, e), None),
                     }
@@ -497,10 +498,12 @@ async fn load_config(
     .map_err(|e| e.to_string())
 }
 
-/// A start's answer with the config's warnings added to its notes.
+/// A start's answer with the config's warnings added to its notes, and the apps it refused to
+/// its failures.
 fn with_notes(
     answer: (Response, Option<oneshot::Sender<()>>),
     warnings: Vec<String>,
+    refused: Vec<String>,
 ) -> (Response, Option<oneshot::Sender<()>>) {
     match answer {
         (
@@ -508,11 +511,12 @@ fn with_notes(
                 outcomes,
                 processes,
                 mut notes,
-                failures,
+                mut failures,
             },
             written,
         ) => {
             notes.splice(0..0, warnings);
+            failures.splice(0..0, refused);
             (
                 Response::Started {
                     outcomes,

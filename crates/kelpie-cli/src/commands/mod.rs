@@ -200,16 +200,29 @@ fn load_ecosystem(
     ctx: &LoadContext,
     strict: bool,
 ) -> Result<Vec<kelpie_core::AppSpec>> {
+    Ok(load_ecosystem_noting_refusals(target, ctx, strict)?.0)
+}
+
+/// [`load_ecosystem`], and whether some of the file's apps were refused (each said on stderr;
+/// the others are returned to be started).
+fn load_ecosystem_noting_refusals(
+    target: &str,
+    ctx: &LoadContext,
+    strict: bool,
+) -> Result<(Vec<kelpie_core::AppSpec>, bool)> {
     let loaded = if target == STDIN_TARGET {
         kelpie_config::load_stdin(&stdin_text()?, ctx)?
     } else {
         kelpie_config::load_file(std::path::Path::new(target), ctx)?
     };
     if strict {
-        return Ok(loaded.strict()?.apps);
+        return Ok((loaded.strict()?.apps, false));
     }
     crate::render::print_warnings(&loaded.warnings);
-    Ok(loaded.apps)
+    for refusal in &loaded.refused {
+        eprintln!("kelpie: error: {refusal} (not started; the file's other apps are)");
+    }
+    Ok((loaded.apps, !loaded.refused.is_empty()))
 }
 
 /// Targets from the command line; an ecosystem file (or `-`, one on standard input) stands for

@@ -1,7 +1,9 @@
 //! `start`: scripts, commands and ecosystem files become specs; names and ids of existing apps
 //! are restarted (PM2's smart start).
 
-use super::{call, is_ecosystem, load_context, load_ecosystem, shell_env, strict_mode};
+use super::{
+    call, is_ecosystem, load_context, load_ecosystem_noting_refusals, shell_env, strict_mode,
+};
 use crate::cli::StartArgs;
 use crate::render;
 use anyhow::{bail, Context, Result};
@@ -85,6 +87,8 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
     let mut file_apps: Vec<AppSpec> = Vec::new();
     let mut script_apps: Vec<AppSpec> = Vec::new();
     let mut restart_targets = Vec::new();
+    // Apps of a file refused on their own (the others start): the command then fails.
+    let mut some_refused = false;
     let scripts = targets
         .iter()
         .filter(|t| !is_ecosystem(t) && !existing.contains(t))
@@ -94,7 +98,9 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
     }
     for target in &targets {
         if is_ecosystem(target) {
-            file_apps.extend(load_ecosystem(target, &ctx, strict)?);
+            let (apps, refused) = load_ecosystem_noting_refusals(target, &ctx, strict)?;
+            file_apps.extend(apps);
+            some_refused |= refused;
         } else if existing.contains(target) {
             restart_targets.push(super::parse_target(target)?);
         } else {
@@ -176,10 +182,15 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
             },
         )?);
     }
-    match last {
-        Some(response) => report(&response),
-        None => Ok(ExitCode::SUCCESS),
-    }
+    let code = match last {
+        Some(response) => report(&response)?,
+        None => ExitCode::SUCCESS,
+    };
+    Ok(if some_refused {
+        ExitCode::FAILURE
+    } else {
+        code
+    })
 }
 
 /// The variables of `--env K=V[,K=V...]`, empty when the value is a profile's name (no `=`).

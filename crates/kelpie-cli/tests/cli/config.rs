@@ -276,22 +276,73 @@ fn bad_files_give_precise_errors_and_start_nothing() {
 fn bad_log_flags_are_refused_and_start_nothing() {
     let k = kelpie();
     let app = k.fake_app();
-    let err = k.fails(&[
-        "start",
-        &app,
-        "--log-type",
-        "xml",
-        "--log-rotate-interval",
-        "10s",
-    ]);
-    assert!(
-        err.contains("field `log_type`: expected \"raw\" or \"json\", got \"xml\""),
-        "{err}"
-    );
+    let err = k.fails(&["start", &app, "--log-rotate-interval", "10s"]);
     assert!(
         err.contains("field `log_rotate_interval`: expected at least 1 minute"),
         "{err}"
     );
+    assert_nothing_started(&k);
+    // A log type PM2 writes raw lines for is run the same way, with a word.
+    let out = k
+        .command(&["start", &app, "--log-type", "xml"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "field `log_type`: expected \"raw\" or \"json\", got \"xml\"; lines are written raw"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn real_files_pm2_runs_are_run_with_their_log_names_and_only_a_broken_app_is_refused() {
+    let k = kelpie();
+    let app = k.fake_app();
+    // Shaped like real ones: two aliases of one field, PM2's `log_type: "format"`, an
+    // `instances: 1` app (whose logs PM2 numbers), and a cluster command line with nowhere to
+    // share its port (PM2 starts it and it crash-loops).
+    let file = k.write(
+        "ecosystem.json",
+        &format!(
+            r#"{{"apps": [
+  {{"name": "api", "script": "{app}", "instances": 1, "exec_mode": "fork",
+    "merge_logs": true, "combine_logs": true, "log_type": "format"}},
+  {{"name": "one", "script": "{app}", "instances": 1, "exec_mode": "fork"}},
+  {{"name": "worker", "script": "{app}", "exec_mode": "cluster", "instances": 2}}
+]}}"#
+        ),
+    );
+    let out = k.command(&["start", &file]).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a refused app fails the command:\n{err}"
+    );
+    assert!(
+        err.contains("app `worker`") && err.contains("not started; the file's other apps are"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`combine_logs` and `merge_logs` both set `merge_logs` (to the same value)"),
+        "{err}"
+    );
+    assert_eq!(names(&k), ["api", "one"]);
+    k.wait_for("both online", Duration::from_secs(5), || {
+        k.status("api") == "online" && k.status("one") == "online"
+    });
+    // PM2's names: `-<pm_id>` for an app that asked for instances, unless merged.
+    let logs = k.home().join("logs");
+    let one_id = k.app("one")["pm_id"].as_u64().expect("id");
+    assert!(logs.join(format!("one-out-{one_id}.log")).exists());
+    assert!(logs.join("api-out.log").exists(), "merged: no number");
+    assert!(!logs.join("one-out.log").exists());
+    // --strict keeps all of it an error, and starts nothing more.
+    k.ok(&["delete", "all"]);
+    let err = k.fails(&["start", &file, "--strict"]);
+    assert!(err.contains("app `worker`"), "{err}");
     assert_nothing_started(&k);
 }
 

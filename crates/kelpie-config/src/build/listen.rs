@@ -54,7 +54,8 @@ pub(super) fn listen_from_env(spec: &mut AppSpec) {
 
 /// Several cluster-mode instances of an app that is not Node (Node apps share the ports their
 /// code listens on through the shim) with no port to share: each would bind its port itself,
-/// all but one would crash on EADDRINUSE and loop. Refused, naming the ways to share a port.
+/// all but one would crash on EADDRINUSE and loop. This app is refused, naming the ways to share
+/// a port; the file's other apps start (PM2 starts it and lets it crash-loop).
 pub(super) fn check_cluster_port(r: &mut Reader<'_>, spec: &AppSpec) {
     let node = spec
         .interpreter
@@ -69,8 +70,8 @@ pub(super) fn check_cluster_port(r: &mut Reader<'_>, spec: &AppSpec) {
     {
         return;
     }
-    let key = r.spelled("exec_mode");
-    r.errors.push(format!(
+    let key = r.spelled("exec_mode").to_string();
+    r.refusals.push(format!(
         "field `{key}`: cluster mode shares a port by itself only for Node apps; these {} instances would each bind the app's port and all but one would crash. Set `port` (Kelpie binds it once and passes the socket to every instance as fd 3, LISTEN_FDS=1: gunicorn/uvicorn `--fd 3`, Go's go-systemd activation...), or `reuse_port: true` if the app binds with SO_REUSEPORT; for instances that listen on no port, use `exec_mode: fork`",
         spec.instances
     ));

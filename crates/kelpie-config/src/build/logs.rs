@@ -3,7 +3,7 @@
 use super::Reader;
 use crate::convert;
 use crate::paths::{absolutize, expand_tilde};
-use kelpie_core::{AppSpec, LogRotation};
+use kelpie_core::{AppSpec, LogRotation, LogType};
 use std::path::Path;
 
 /// What `time: true` sets `log_date_format` to, as PM2 does.
@@ -38,7 +38,13 @@ pub(super) fn read_logs(r: &mut Reader<'_>, spec: &mut AppSpec, cwd: &Path, home
     if r.get("time", convert::boolean) == Some(true) {
         spec.log_date_format = Some(TIME_FORMAT.to_string());
     }
-    if let Some(log_type) = r.get("log_type", convert::log_type) {
+    // PM2 writes JSON for `json` and raw lines for any other string (`format`, ...).
+    let raw_lines = |value: &serde_json::Value| {
+        value
+            .is_string()
+            .then_some((LogType::Raw, "lines are written raw, as PM2 writes them"))
+    };
+    if let Some(log_type) = r.get_or_warn("log_type", convert::log_type, raw_lines) {
         spec.log_type = log_type;
     }
     if let Some(b) = r.get("disable_logs", convert::boolean) {

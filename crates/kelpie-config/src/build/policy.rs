@@ -9,6 +9,7 @@ use kelpie_core::{AppSpec, ExecMode};
 pub(super) fn read_policy(r: &mut Reader<'_>, spec: &mut AppSpec) {
     if let Some(n) = r.get("instances", |v| convert::instances(v, cpu_count())) {
         spec.instances = n;
+        spec.instances_given = true;
     }
     if let Some(mode) = r.get("exec_mode", convert::exec_mode) {
         spec.exec_mode = mode;
@@ -63,7 +64,20 @@ pub(super) fn read_instances(r: &mut Reader<'_>, spec: &mut AppSpec) {
     if let Some(b) = r.get("shutdown_with_message", convert::boolean) {
         spec.shutdown_with_message = b;
     }
-    if let Some(name) = r.get("instance_var", convert::env_var_name) {
+    // PM2 sets any name (`INSTANCE-ID`): the environment holds it, shells cannot name it.
+    let any_name = |value: &serde_json::Value| {
+        value
+            .as_str()
+            .map(str::trim)
+            .filter(|n| !n.is_empty() && !n.contains(['=', '\0']))
+            .map(|n| {
+                (
+                    n.to_string(),
+                    "set as it is, as PM2 does (a shell cannot read it as $NAME)",
+                )
+            })
+    };
+    if let Some(name) = r.get_or_warn("instance_var", convert::env_var_name, any_name) {
         spec.instance_var = name;
     }
     spec.increment_var = r.get("increment_var", convert::env_var_name);

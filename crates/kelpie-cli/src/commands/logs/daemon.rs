@@ -62,7 +62,11 @@ pub fn follow(path: PathBuf, from: Option<(u64, u64)>, color: bool) {
                 continue;
             }
             let mut bytes = Vec::new();
-            if file.take(meta.len() - offset).read_to_end(&mut bytes).is_err() {
+            if file
+                .take(meta.len() - offset)
+                .read_to_end(&mut bytes)
+                .is_err()
+            {
                 continue;
             }
             offset += bytes.len() as u64;
