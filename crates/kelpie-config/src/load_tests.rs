@@ -267,7 +267,7 @@ fn unsupported_fields_warn_once_per_field_naming_apps() {
     let loaded = p
         .load(
             "ecosystem.json",
-            r#"{"apps": [{"name": "api", "script": "app.js", "pmx": true, "pid_file": "a.pid"},
+            r#"{"apps": [{"name": "api", "script": "app.js", "pmx": true, "username": "x"},
                          {"name": "worker", "script": "worker.js", "pmx": 1, "treekill": false,
                           "watch": true, "watchOptions": {"usePolling": true}}],
                 "deploy": {"production": {}}}"#,
@@ -277,8 +277,8 @@ fn unsupported_fields_warn_once_per_field_naming_apps() {
     assert_eq!(
         loaded.warnings,
         [
-            "ecosystem.json: app `api`: `pid_file` is not supported yet by kelpie and is ignored",
             "ecosystem.json: apps `api`, `worker`: `pmx` is not supported yet by kelpie and is ignored",
+            "ecosystem.json: app `api`: `username` is not supported yet by kelpie and is ignored",
             "ecosystem.json: app `worker`: `watchOptions` holds options of PM2's file watcher (chokidar), which do not apply to kelpie's watcher, and is ignored",
         ]
     );

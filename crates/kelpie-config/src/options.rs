@@ -45,6 +45,7 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("group", "gid"),
     ("cron", "cron_restart"),
     ("cron_tz", "cron_timezone"),
+    ("pid", "pid_file"),
 ];
 
 /// PM2 fields that are valid in PM2 but not implemented by Kelpie yet: accepted with a warning so
@@ -52,8 +53,6 @@ pub const ALIASES: &[(&str, &str)] = &[
 pub const UNSUPPORTED: &[&str] = &[
     "watch_options",
     "treekill",
-    "pid_file",
-    "pid",
     "username",
     "post_update",
     "force",
@@ -210,6 +209,10 @@ pub struct ScriptOptions {
     /// stderr log file
     #[arg(short = 'e', long = "error")]
     pub error_file: Option<String>,
+    /// Write each instance's pid to this file while it runs (`-<id>` added when the log files
+    /// are numbered: cluster mode or instances given), as PM2's --pid
+    #[arg(short = 'p', long = "pid", value_name = "FILE")]
+    pub pid_file: Option<String>,
     /// One log file for all instances
     #[arg(long)]
     #[serde(skip_serializing_if = "off")]

@@ -100,6 +100,9 @@ pub struct AppSpec {
     pub error_file: Option<String>,
     /// One log file for all instances instead of a `-<pm_id>` suffix per instance.
     pub merge_logs: bool,
+    /// Each instance's pid is written to this file while it runs (PM2's `pid_file`), with the
+    /// `-<pm_id>` suffix when the log files get one.
+    pub pid_file: Option<String>,
     /// The app asked for a number of instances (`instances`, `-i`), even one: as PM2 does, its
     /// log files get the `-<pm_id>` suffix (unless `merge_logs`) like a cluster app's, whatever
     /// the count.
@@ -212,6 +215,7 @@ impl Default for AppSpec {
             error_file: None,
             merge_logs: false,
             instances_given: false,
+            pid_file: None,
             log_file: None,
             log_date_format: None,
             log_type: LogType::Raw,

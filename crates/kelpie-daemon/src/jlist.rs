@@ -117,7 +117,7 @@ struct Pm2Env<'a> {
     env: EnvView<'a>,
     version: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pm_pid_path: Option<&'a str>,
+    pm_pid_path: Option<String>,
     unique_id: String,
     /// PM2's: whether the git metadata of the app's directory is read (`vizion` setting).
     vizion: bool,
@@ -216,7 +216,7 @@ fn entry<'a>(
                 incremented: incremented.filter(|(var, _)| show_secrets || !is_secret_name(var)),
             },
             version: "N/A",
-            pm_pid_path: None,
+            pm_pid_path: crate::launch::pid_file(spec, p.pm_id).map(|p| p.display().to_string()),
             unique_id: format!("{}-{}", p.pm_id, state.created_at_ms),
             vizion: spec.vizion,
             versioning: repositories.of(spec),

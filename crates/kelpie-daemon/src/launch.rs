@@ -48,10 +48,7 @@ pub fn log_paths(home: &Home, spec: &AppSpec, pm_id: u32) -> LogPaths {
     }
     let name = kelpie_core::log_name(&spec.name);
     let logs = home.logs_dir();
-    // PM2's names: `-<pm_id>` for a cluster app, or one that asked for instances (one
-    // included), unless its logs are merged.
-    let per_instance = !spec.merge_logs
-        && (spec.instances > 1 || spec.instances_given || spec.exec_mode == ExecMode::Cluster);
+    let per_instance = numbered_files(spec);
     let resolve = |custom: Option<&str>, default_name: String| -> String {
         let path = match custom {
             Some(path) if !path.is_empty() => path.to_string(),
@@ -73,12 +70,31 @@ pub fn log_paths(home: &Home, spec: &AppSpec, pm_id: u32) -> LogPaths {
     }
 }
 
+/// PM2's names: `-<pm_id>` in the files of a cluster app, or of one that asked for instances
+/// (one included), unless its logs are merged.
+fn numbered_files(spec: &AppSpec) -> bool {
+    !spec.merge_logs
+        && (spec.instances > 1 || spec.instances_given || spec.exec_mode == ExecMode::Cluster)
+}
+
+/// Where instance `pm_id`'s pid is written (PM2's `pid_file`): numbered as its log files are.
+pub fn pid_file(spec: &AppSpec, pm_id: u32) -> Option<PathBuf> {
+    let path = spec.pid_file.as_deref().filter(|p| !is_discard(p))?;
+    Some(PathBuf::from(if numbered_files(spec) {
+        with_instance_suffix(path, pm_id)
+    } else {
+        path.to_string()
+    }))
+}
+
 /// `/x/app-out.log` → `/x/app-out-3.log` (PM2's per-instance naming).
 fn with_instance_suffix(path: &str, pm_id: u32) -> String {
-    match path.strip_suffix(".log") {
-        Some(stem) => format!("{stem}-{pm_id}.log"),
-        None => format!("{path}-{pm_id}"),
+    for extension in [".log", ".pid"] {
+        if let Some(stem) = path.strip_suffix(extension) {
+            return format!("{stem}-{pm_id}{extension}");
+        }
     }
+    format!("{path}-{pm_id}")
 }
 
 /// The write ends of an instance's output pipes, given to the child.

@@ -42,6 +42,7 @@ mod maybe;
 mod monitor;
 mod notices;
 mod persist;
+mod pid_files;
 mod process;
 mod readiness;
 mod reaper;

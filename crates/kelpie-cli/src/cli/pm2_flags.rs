@@ -65,8 +65,6 @@ pub struct IgnoredPm2Flags {
     attach: bool,
     #[arg(long, hide = true)]
     no_daemon: bool,
-    #[arg(short = 'p', long = "pid", hide = true, value_name = "FILE")]
-    pid_file: Option<String>,
     #[arg(long, hide = true, value_name = "PREFIXES")]
     filter_env: Vec<String>,
     #[arg(long, hide = true, value_name = "EXTENSIONS")]
@@ -94,7 +92,6 @@ impl IgnoredPm2Flags {
             (self.deep_monitoring, "--deep-monitoring"),
             (self.attach, "--attach"),
             (self.no_daemon, "--no-daemon"),
-            (self.pid_file.is_some(), "--pid"),
             (!self.filter_env.is_empty(), "--filter-env"),
             (self.ext.is_some(), "--ext"),
         ]

@@ -735,3 +735,38 @@ fn the_http_block_of_pm2_templates_is_an_http_health_check() {
     }
     assert_eq!(names(&k), ["good", "picky"]);
 }
+
+#[test]
+fn pid_files_hold_each_instances_pid_while_it_runs() {
+    let k = kelpie();
+    let app = k.fake_app();
+    let pid_file = k.dir.path().join("run/one.pid");
+    k.ok(&["start", &app, "--name", "one", "--pid", pid_file.to_str().expect("utf-8")]);
+    let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+    k.wait_for("the pid file", Duration::from_secs(5), || {
+        read(&pid_file) == k.pid("one").to_string()
+    });
+    k.ok(&["restart", "one"]);
+    k.wait_for("the new pid", Duration::from_secs(5), || {
+        read(&pid_file) == k.pid("one").to_string()
+    });
+    k.ok(&["stop", "one"]);
+    k.wait_for("the pid file gone", Duration::from_secs(5), || !pid_file.exists());
+
+    // From a file, numbered as the log files are (two instances): `api-<id>.pid`.
+    let file = k.write(
+        "pids.json",
+        &format!(
+            r#"{{"apps": [{{"name": "api", "script": "{app}", "instances": 2, "exec_mode": "fork", "pid_file": "pids/api.pid"}}]}}"#
+        ),
+    );
+    k.ok(&["start", &file]);
+    for app in k.jlist().iter().filter(|a| a["name"] == "api") {
+        let id = app["pm_id"].as_u64().expect("id");
+        let path = k.dir.path().join(format!("pids/api-{id}.pid"));
+        assert_eq!(app["pm2_env"]["pm_pid_path"], path.display().to_string());
+        k.wait_for("each instance's pid file", Duration::from_secs(5), || {
+            read(&path) == app["pid"].to_string()
+        });
+    }
+}

@@ -22,6 +22,7 @@ pub(super) fn read_logs(r: &mut Reader<'_>, spec: &mut AppSpec, cwd: &Path, home
     };
     spec.out_file = r.get("out_file", convert::string).map(resolve);
     spec.error_file = r.get("error_file", convert::string).map(resolve);
+    spec.pid_file = r.get("pid_file", convert::string).map(resolve);
     if let Some(b) = r.get("merge_logs", convert::boolean) {
         spec.merge_logs = b;
     }

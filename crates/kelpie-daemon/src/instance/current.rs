@@ -110,6 +110,9 @@ impl Current {
 
     /// Make `launched` the current process (its group is the one stops signal).
     pub(super) fn adopt(&mut self, given: &Given, launched: Launched) {
+        if let Some(path) = crate::launch::pid_file(&given.spec, given.pm_id) {
+            crate::pid_files::running(path, launched.pid);
+        }
         self.health = HealthChecks::start(given, &launched);
         self.route = launched.route;
         self.cgroup = launched.cgroup;
@@ -163,6 +166,14 @@ impl Current {
     /// metrics are live values of a running process and go too (said to the supervisor); its
     /// status text stays until the next process starts.
     pub(super) fn exited(&mut self, given: &Given) {
+        // The group's leader is the process that ran (see `adopt`).
+        if let (Some(path), Some(pid), true) = (
+            crate::launch::pid_file(&given.spec, given.pm_id),
+            self.pgid,
+            self.child.is_some(),
+        ) {
+            crate::pid_files::ended(path, pid);
+        }
         self.child = None;
         self.kept = None;
         self.health = None;

@@ -1,0 +1,80 @@
+//! PM2's `pid_file`: each instance's pid written to a file while it runs, for the monitoring
+//! tools and scripts that read them. The writes and removals are file system calls, so they
+//! run on a thread of their own, in the order the instances asked (a removal never overtakes
+//! the write it undoes); a removal only takes a file that still holds the pid it was written
+//! with, so a next process's file is never removed by the last one's exit.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Mutex, OnceLock};
+
+enum Op {
+    Write(PathBuf, u32),
+    Remove(PathBuf, u32),
+}
+
+/// The writer thread's mailbox, started at the first use.
+fn writer() -> Option<Sender<Op>> {
+    static WRITER: OnceLock<Mutex<Option<Sender<Op>>>> = OnceLock::new();
+    let slot = WRITER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Op>();
+        let started = std::thread::Builder::new()
+            .name("kelpie-pid-files".into())
+            .spawn(move || {
+                for op in rx {
+                    match op {
+                        Op::Write(path, pid) => write(&path, pid),
+                        Op::Remove(path, pid) => remove(&path, pid),
+                    }
+                }
+            });
+        Mutex::new(started.ok().map(|_| tx))
+    });
+    slot.lock().ok()?.clone()
+}
+
+/// Process `pid` runs: its pid goes to `path`.
+pub fn running(path: PathBuf, pid: u32) {
+    if let Some(tx) = writer() {
+        let _ = tx.send(Op::Write(path, pid));
+    }
+}
+
+/// Process `pid` ended: `path` goes, if it still names it.
+pub fn ended(path: PathBuf, pid: u32) {
+    if let Some(tx) = writer() {
+        let _ = tx.send(Op::Remove(path, pid));
+    }
+}
+
+fn write(path: &std::path::Path, pid: u32) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    // As PM2 writes it: the number alone, readable by the tools that read it. Written aside
+    // and renamed, so a reader never sees half of it; not synced: it means nothing after a
+    // crash of the machine.
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{}.tmp", file_name.unwrap_or_default()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(&tmp)
+        .and_then(|mut file| file.write_all(pid.to_string().as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        crate::daemon_log!("cannot write the pid file {}: {e}", path.display());
+    }
+}
+
+fn remove(path: &std::path::Path, pid: u32) {
+    let holds = std::fs::read_to_string(path).is_ok_and(|text| text.trim() == pid.to_string());
+    if holds {
+        let _ = std::fs::remove_file(path);
+    }
+}
