@@ -156,7 +156,8 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<Built, Vec<String>> {
     };
 
     let (cwd, cwd_ok) = read_cwd(&mut r, &mut spec, origin);
-    let builtin_serve = read_script(&mut r, &mut spec, origin, &cwd, cwd_ok);
+    let mut node_options = Vec::new();
+    let builtin_serve = read_script(&mut r, &mut spec, origin, (&cwd, cwd_ok), &mut node_options);
     read_name(&mut r, &mut spec, origin);
     if let Some(namespace) = r.get("namespace", convert::string) {
         spec.namespace = namespace;
@@ -168,6 +169,7 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<Built, Vec<String>> {
     }
 
     read_env(&mut r, &mut spec, origin);
+    program::node_options_of_command_line(&mut spec, node_options);
     read_policy(&mut r, &mut spec);
     read_instances(&mut r, &mut spec);
     read_source_maps(&mut r, &mut spec);

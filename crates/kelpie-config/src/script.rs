@@ -88,13 +88,21 @@ pub fn resolve(
                 .transpose()?,
             Choice::Auto => match by_extension(&expanded) {
                 Some(default) => Some(default_interpreter(default, &expanded, lookup)?),
-                None if !is_executable(&candidate) => {
-                    return Err(format!(
-                        "script `{}` is not executable and its extension does not say which \
-                         interpreter runs it; set `interpreter` or make it executable",
-                        candidate.display()
-                    ))
-                }
+                None if !is_executable(&candidate) => match Path::new(&expanded)
+                    .extension()
+                    .is_none()
+                    .then(|| text_script_interpreter(&candidate))
+                    .flatten()
+                {
+                    Some(interpreter) => Some(interpreter),
+                    None => {
+                        return Err(format!(
+                            "script `{}` is not executable and its extension does not say which \
+                             interpreter runs it; set `interpreter` or make it executable",
+                            candidate.display()
+                        ))
+                    }
+                },
                 None => None,
             },
         };
@@ -104,7 +112,10 @@ pub fn resolve(
             shell_args: Vec::new(),
         });
     }
-    if choice == Choice::Auto && is_command_line(&expanded, cwd) {
+    // `interpreter: none` with a command line (`script: "node server.js"`) means the same: run
+    // it as written.
+    let runs_itself = matches!(choice, Choice::Auto | Choice::Explicit(None));
+    if runs_itself && is_command_line(&expanded, cwd) {
         // bash for familiar syntax; any POSIX system has sh.
         let shell = if which("bash", lookup.path_var).is_some() {
             "bash"
@@ -130,6 +141,33 @@ pub fn resolve(
         });
     }
     Err(format!("script `{}` not found", candidate.display()))
+}
+
+/// What runs a text script that is neither executable nor named by its extension (express's
+/// `bin/www` after a copy lost its execute bit): its `#!` line's program, else node, as PM2
+/// runs it. `None` for anything else (a binary that lost its execute bit).
+fn text_script_interpreter(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = [0u8; 512];
+    let read = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .ok()?;
+    let head = &head[..read];
+    if head.contains(&0) {
+        return None;
+    }
+    let text = String::from_utf8_lossy(head);
+    let Some(shebang) = text.strip_prefix("#!") else {
+        return Some("node".to_string());
+    };
+    let mut words = shebang.lines().next()?.split_whitespace();
+    let program = words.next()?;
+    // `#!/usr/bin/env node`: the program env would find.
+    let program = match Path::new(program).file_name().and_then(|n| n.to_str()) {
+        Some("env") => words.find(|w| !w.starts_with('-'))?,
+        _ => program,
+    };
+    Some(program.to_string())
 }
 
 /// An interpreter named by the user must exist: a path (made absolute) or a `$PATH` command.
@@ -285,6 +323,32 @@ mod tests {
         assert!(err.contains("is a directory"), "{err}");
         let err = run(&f, "notes.txt", Choice::Auto).expect_err("should fail");
         assert!(err.contains("not executable"), "{err}");
+    }
+
+    #[test]
+    fn a_text_script_without_extension_or_execute_bit_runs_with_its_shebang_or_node() {
+        let f = fixture();
+        std::fs::write(
+            f.dir.path().join("www"),
+            "#!/usr/bin/env node\nrequire('../app');\n",
+        )
+        .expect("write");
+        std::fs::write(f.dir.path().join("plain"), "console.log(1)\n").expect("write");
+        std::fs::write(f.dir.path().join("job"), "#!/bin/bash -e\necho hi\n").expect("write");
+        std::fs::write(f.dir.path().join("blob"), b"\x7fELF\x00\x00").expect("write");
+        let interpreter = |name: &str| run(&f, name, Choice::Auto).map(|r| r.interpreter);
+        assert_eq!(interpreter("www"), Ok(Some("node".to_string())));
+        assert_eq!(interpreter("plain"), Ok(Some("node".to_string())));
+        assert_eq!(interpreter("job"), Ok(Some("/bin/bash".to_string())));
+        assert!(interpreter("blob").is_err_and(|e| e.contains("not executable")));
+    }
+
+    #[test]
+    fn a_command_line_with_interpreter_none_runs_as_written() {
+        let f = fixture();
+        let r = run(&f, "mytool serve --port 3000", Choice::Explicit(None)).expect("runs");
+        assert_eq!(r.script, "mytool serve --port 3000");
+        assert_eq!(r.shell_args, ["-c"]);
     }
 
     #[test]

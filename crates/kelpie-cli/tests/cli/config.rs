@@ -741,7 +741,14 @@ fn pid_files_hold_each_instances_pid_while_it_runs() {
     let k = kelpie();
     let app = k.fake_app();
     let pid_file = k.dir.path().join("run/one.pid");
-    k.ok(&["start", &app, "--name", "one", "--pid", pid_file.to_str().expect("utf-8")]);
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "one",
+        "--pid",
+        pid_file.to_str().expect("utf-8"),
+    ]);
     let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
     k.wait_for("the pid file", Duration::from_secs(5), || {
         read(&pid_file) == k.pid("one").to_string()
@@ -751,7 +758,9 @@ fn pid_files_hold_each_instances_pid_while_it_runs() {
         read(&pid_file) == k.pid("one").to_string()
     });
     k.ok(&["stop", "one"]);
-    k.wait_for("the pid file gone", Duration::from_secs(5), || !pid_file.exists());
+    k.wait_for("the pid file gone", Duration::from_secs(5), || {
+        !pid_file.exists()
+    });
 
     // From a file, numbered as the log files are (two instances): `api-<id>.pid`.
     let file = k.write(
@@ -769,4 +778,43 @@ fn pid_files_hold_each_instances_pid_while_it_runs() {
             read(&path) == app["pid"].to_string()
         });
     }
+}
+
+#[test]
+fn command_lines_and_text_scripts_run_as_pm2_runs_them() {
+    let k = kelpie();
+    let app = k.fake_app();
+    // A command line with `interpreter: none` and `node_args`: run by a shell as written, its
+    // node options in NODE_OPTIONS for the Node processes it starts (bash would refuse them).
+    std::fs::write(
+        k.dir.path().join("www"),
+        "#!/usr/bin/env node\nsetInterval(() => {}, 1000);\n",
+    )
+    .expect("write");
+    let file = k.write(
+        "ecosystem.json",
+        &format!(
+            r#"{{"apps": [
+  {{"name": "cmd", "script": "{app} --print-env NODE_OPTIONS --tick 100000", "exec_interpreter": "none",
+    "node_args": "--max-old-space-size=64", "env": {{"NODE_OPTIONS": "--no-warnings"}}}},
+  {{"name": "www", "script": "./www"}}
+]}}"#
+        ),
+    );
+    let out = k.command(&["start", &file]).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("through NODE_OPTIONS"), "{err}");
+    let log = k.home().join("logs/cmd-out.log");
+    k.wait_for("the command line's output", Duration::from_secs(5), || {
+        std::fs::read_to_string(&log)
+            .is_ok_and(|t| t.contains("NODE_OPTIONS=--no-warnings --max-old-space-size=64"))
+    });
+    assert_eq!(k.status("cmd"), "online");
+    // A text script that lost its execute bit runs with the program of its #! line.
+    let www = k.app("www");
+    assert_eq!(www["pm2_env"]["exec_interpreter"], "node", "{www}");
+    k.wait_for("www online", Duration::from_secs(5), || {
+        k.status("www") == "online"
+    });
 }

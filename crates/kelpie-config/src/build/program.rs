@@ -34,13 +34,14 @@ pub(super) fn read_cwd(
 
 /// `script`, `interpreter` and `interpreter_args`: what the app runs, resolved in its working
 /// directory (only when that exists), or Kelpie's built-in static server. Returns whether it
-/// is the built-in server.
+/// is the built-in server; `node_options` gets the `node_args` of a command line (for
+/// [`node_options_of_command_line`], once the environment is read).
 pub(super) fn read_script(
     r: &mut Reader<'_>,
     spec: &mut AppSpec,
     origin: &Origin<'_>,
-    cwd: &Path,
-    cwd_ok: bool,
+    (cwd, cwd_ok): (&Path, bool),
+    node_options: &mut Vec<String>,
 ) -> bool {
     let ctx = origin.ctx;
     let user_interpreter_args = r
@@ -75,11 +76,24 @@ pub(super) fn read_script(
                 None => Choice::Auto,
             };
             match script::resolve(&script, cwd, choice, &lookup) {
+                Ok(resolved) if !resolved.shell_args.is_empty() => {
+                    // A command line runs in a shell: `node_args` are for the Node processes it
+                    // starts (`npm start`, `node server.js`), not for bash.
+                    spec.script = resolved.script;
+                    spec.interpreter = resolved.interpreter;
+                    spec.interpreter_args = resolved.shell_args;
+                    if !user_interpreter_args.is_empty() {
+                        r.warnings.push(format!(
+                            "field `{}`: the script is a command line run by a shell, not by node: these options reach the Node processes it starts through NODE_OPTIONS",
+                            r.spelled("interpreter_args")
+                        ));
+                        *node_options = user_interpreter_args;
+                    }
+                }
                 Ok(resolved) => {
                     spec.script = resolved.script;
                     spec.interpreter = resolved.interpreter;
                     spec.interpreter_args = user_interpreter_args;
-                    spec.interpreter_args.extend(resolved.shell_args);
                 }
                 Err(message) => r.errors.push(message),
             }
@@ -140,4 +154,32 @@ fn interpreter_field(value: &Value) -> Result<Option<String>, String> {
             convert::describe(other)
         )),
     }
+}
+
+/// A command line's `node_args` go to `NODE_OPTIONS`, after what the app's environment sets
+/// there, so the Node processes behind it (`npm start`) get them.
+pub(super) fn node_options_of_command_line(spec: &mut AppSpec, node_options: Vec<String>) {
+    if node_options.is_empty() {
+        return;
+    }
+    let given = spec
+        .env
+        .get("NODE_OPTIONS")
+        .or_else(|| spec.inherited_env.get("NODE_OPTIONS"))
+        .cloned();
+    // NODE_OPTIONS splits on spaces, but keeps what is in double quotes together.
+    let quoted = node_options.into_iter().map(|o| {
+        if o.contains(char::is_whitespace) {
+            format!("\"{}\"", o.replace('"', "\\\""))
+        } else {
+            o
+        }
+    });
+    let joined = given
+        .into_iter()
+        .chain(quoted)
+        .filter(|o| !o.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    spec.env.insert("NODE_OPTIONS".to_string(), joined);
 }
