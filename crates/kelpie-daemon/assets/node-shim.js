@@ -16,10 +16,14 @@
 //     `exclusive: true` stay private to the instance.
 // Then, for each shared server:
 //   - it sends {"kelpie":"listening","address":...} over the IPC channel (readiness);
-//   - it drains on stop (the stop signal, or the IPC message "shutdown") when the app has no
-//     handler of its own, and whenever the app closes the server itself (`server.close()`):
-//     stop accepting, answer with `Connection: close`, close idle keep-alive connections after
-//     a grace (and HTTP/2 sessions with GOAWAY); on a stop it exits once no connection is left;
+//   - on stop (the stop signal, or the IPC message "shutdown") it stops accepting at once,
+//     before the app's own handler runs: the app's other instances take every new connection
+//     (an app whose handler exits seconds later without `server.close()` would go on taking
+//     them, and reset them when it exits). Then it drains: when the app has no handler of its
+//     own, and whenever the app closes the server itself (`server.close()`): answer with
+//     `Connection: close`, close idle keep-alive connections after a grace (and HTTP/2
+//     sessions with GOAWAY); on a stop without a handler of the app's, it exits once no
+//     connection is left (with one, the app decides when to exit);
 //   - it tells the daemon now and then how many connections it holds; told it holds more than
 //     its share of the app's (keep-alive clients all connect at once, and the instance that
 //     wakes first would take most of them for good), it answers the next request on the
@@ -240,14 +244,16 @@ class Sharing {
     this.servers = new Set();
     this.stopping = false;
     this.onSignal = () => {
-      if (process.listenerCount(this.stopSignal) > 1) return; // the app handles it: its call
+      if (process.listenerCount(this.stopSignal) > 1) return this.closeDoors(); // the app's call
       if (!this.stopping) return this.stop();
       // Asked again while draining: die of the signal, as the app would have without us.
       process.removeListener(this.stopSignal, this.onSignal);
       process.kill(process.pid, this.stopSignal);
     };
     this.onMessage = (message) => {
-      if (message === 'shutdown' && process.listenerCount('message') === 1) this.stop();
+      if (message !== 'shutdown') return;
+      if (process.listenerCount('message') === 1) this.stop();
+      else this.closeDoors(); // the app handles it: its call
     };
     this.drainers = new Map(); // server -> Drainer
     this.reported = 0;
@@ -292,6 +298,14 @@ class Sharing {
     // clients sending a request on them.
     server.close = function close(...args) {
       drainer.drain();
+      if (drainer.closedByUs) {
+        const done = args[args.length - 1];
+        if (typeof done === 'function') {
+          if (server.listening || server._connections > 0) server.once('close', () => done());
+          else setImmediate(done);
+        }
+        return server;
+      }
       return drainer.netClose(args);
     };
     server.once('close', () => this.remove(server));
@@ -300,9 +314,10 @@ class Sharing {
       // Installed only while a shared server is open, so that the app's behaviour is unchanged
       // otherwise: a signal listener turns off Node's default exit, and a 'message' listener
       // keeps the IPC channel (and so the process) alive, which an open server does anyway.
-      process.on(this.stopSignal, this.onSignal);
+      // First, so that no new connection comes in while the app's own handler runs.
+      process.prependListener(this.stopSignal, this.onSignal);
       if (process.send) {
-        process.on('message', this.onMessage);
+        process.prependListener('message', this.onMessage);
         process.on('internalMessage', this.onBalance);
         this.reporter = setInterval(() => this.report(), REPORT_MS);
         this.reporter.unref();
@@ -329,6 +344,12 @@ class Sharing {
   stop() {
     this.stopping = true;
     for (const server of [...this.servers]) server.close();
+  }
+
+  // Told to stop, with a handler of the app's that decides the rest: take no new connection
+  // (the other instances do) and drain the open ones; the app exits when it wants to.
+  closeDoors() {
+    for (const drainer of this.drainers.values()) drainer.closeDoors();
   }
 }
 
@@ -360,6 +381,17 @@ class Drainer {
     }
     this.seen = new WeakMap(); // socket -> { since, read }
     this.shedding = false; // our 'request' listener that closes marked connections is installed
+    this.closedByUs = false; // closeDoors() stopped the accepting, not the app
+  }
+
+  // Stop accepting and drain, for a stop the app handles itself. The app may still call
+  // `server.close(cb)` afterwards, as its own shutdown does: it gets its 'close' then, not
+  // the ERR_SERVER_NOT_RUNNING of a second close.
+  closeDoors() {
+    if (this.closedByUs || !this.server.listening) return;
+    this.closedByUs = true;
+    this.drain();
+    this.netClose([]);
   }
 
   isHttp2() {

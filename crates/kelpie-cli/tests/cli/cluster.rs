@@ -587,3 +587,66 @@ fn reloading_a_file_applies_its_new_config_and_apps_without_a_port_restart() {
     assert!(restarted != 0 && restarted != worker);
     assert_eq!(k.status("worker"), "online");
 }
+
+/// PM2 issue #5043: an app whose stop handler exits seconds later without `server.close()`.
+/// Told to stop (by the reload), an instance takes no new connection from the shared socket:
+/// the shim stops accepting before the app's handler runs, the other instances take them,
+/// and nothing is reset when the old process exits.
+#[test]
+fn a_reloaded_instance_whose_handler_keeps_its_server_open_takes_no_new_connection() {
+    let _heavy = heavy();
+    let k = kelpie();
+    let port = free_port();
+    let late = k.dir.path().join("late");
+    std::fs::create_dir_all(&late).expect("mkdir");
+    let app = k.write(
+        "server.js",
+        &format!(
+            "const http = require('http');\n\
+             let stopping = false, late = 0;\n\
+             const server = http.createServer((req, res) => res.end(`pid=${{process.pid}}\\n`));\n\
+             server.on('connection', () => {{ if (stopping) late++; }});\n\
+             server.listen(Number(process.env.PORT));\n\
+             process.on('SIGINT', () => {{\n\
+               stopping = true;\n\
+               setTimeout(() => {{\n\
+                 require('fs').writeFileSync({:?} + '/' + process.pid, String(late));\n\
+                 process.exit(0);\n\
+               }}, 3000);\n\
+             }});\n",
+            late.display().to_string()
+        ),
+    );
+    k.ok(&[
+        "start",
+        &app,
+        "--name",
+        "keeps-open",
+        "-i",
+        "2",
+        "--port",
+        &port.to_string(),
+        "--kill-timeout",
+        "5000",
+    ]);
+    let before = pids_of(&k, "keeps-open");
+    let load = Load::start(local(port));
+    load.wait_until("answers before the reload", |_, seen| seen.ok > 10);
+    k.ok(&["reload", "keeps-open"]);
+    let after = pids_of(&k, "keeps-open");
+    load.wait_until("answers from the new processes", |_, seen| {
+        seen.ok > 20 && after.iter().any(|pid| seen.served_by(*pid))
+    });
+    // The old processes exit 3 s after their signal, saying how many connections they took
+    // once stopping.
+    k.wait_for("the old processes' counts", 15 * SECS, || {
+        before.iter().all(|pid| late.join(pid.to_string()).exists())
+    });
+    for (mode, report) in load.finish() {
+        assert_eq!(report.failed, 0, "{mode}: {report:?}");
+    }
+    for pid in before {
+        let taken = std::fs::read_to_string(late.join(pid.to_string())).expect("count");
+        assert_eq!(taken, "0", "process {pid} took connections while stopping");
+    }
+}
