@@ -403,7 +403,7 @@ fn unsupported_pm2_fields_warn_once_and_the_app_still_starts() {
     let app = k.fake_app();
     let file = k.write(
         "w.json",
-        &format!(r#"{{"apps":[{{"name":"a","script":"{app}","pmx":true,"pid_file":"a.pid"}},{{"name":"b","script":"{app}","pmx":true}}]}}"#),
+        &format!(r#"{{"apps":[{{"name":"a","script":"{app}","pmx":true,"treekill":true}},{{"name":"b","script":"{app}","pmx":true}}]}}"#),
     );
     let out = k.run(&["start", &file]);
     assert!(out.status.success());
@@ -413,7 +413,7 @@ fn unsupported_pm2_fields_warn_once_and_the_app_still_starts() {
         1,
         "{err}"
     );
-    assert!(err.contains("`pid_file`"), "{err}");
+    assert!(err.contains("`treekill`"), "{err}");
     assert_eq!(k.jlist().len(), 2);
 }
 
