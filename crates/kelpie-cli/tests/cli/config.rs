@@ -775,7 +775,7 @@ fn pid_files_hold_each_instances_pid_while_it_runs() {
         let path = k.dir.path().join(format!("pids/api-{id}.pid"));
         assert_eq!(app["pm2_env"]["pm_pid_path"], path.display().to_string());
         k.wait_for("each instance's pid file", Duration::from_secs(5), || {
-            read(&path) == app["pid"].to_string()
+            read(&path).parse::<u64>().ok() == app["pid"].as_u64()
         });
     }
 }
