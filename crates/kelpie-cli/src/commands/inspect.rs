@@ -25,13 +25,16 @@ pub fn list(home: &Home, args: &ListArgs) -> Result<ExitCode> {
         return watch(home, args.interval);
     }
     let mut client = Client::connect_or_start(home)?;
-    let list = match client.request(&Request::List)? {
+    // Both asked at once: the second answer is ready when the first is read.
+    client.send(&Request::List)?;
+    client.send(&Request::Host)?;
+    let list = match client.receive()? {
         Response::Processes(list) => list,
         Response::Error(e) => return Err(crate::exit::from_wire(&e)),
         other => bail!("unexpected answer from the daemon: {other:?}"),
     };
     render::print_table(&list)?;
-    if let Some(host) = host(&mut client) {
+    if let Some(host) = host(client.receive()) {
         outln!("{}", render::host_line(&host));
     }
     Ok(ExitCode::SUCCESS)
@@ -39,8 +42,8 @@ pub fn list(home: &Home, args: &ListArgs) -> Result<ExitCode> {
 
 /// The host's use, under the table as PM2 shows it with pm2-server-monit. Nothing when the
 /// daemon has not sampled it yet (its first second) or is older than the request.
-fn host(client: &mut Client) -> Option<HostMetrics> {
-    match client.request(&Request::Host) {
+fn host(answer: Result<Response>) -> Option<HostMetrics> {
+    match answer {
         Ok(Response::Host(host)) => host,
         _ => None,
     }
@@ -78,7 +81,10 @@ fn watch(home: &Home, interval: Duration) -> Result<ExitCode> {
         match refresh(home, &mut client) {
             Ok(list) => {
                 render::write_table(&mut frame, &list, on_terminal)?;
-                if let Some(host) = client.as_mut().and_then(host) {
+                if let Some(host) = client
+                    .as_mut()
+                    .and_then(|c| host(c.request(&Request::Host)))
+                {
                     writeln!(frame, "{}", render::host_line(&host))?;
                 }
             }
