@@ -64,7 +64,7 @@ struct Pm2Env<'a> {
     pm_cwd: &'a str,
     exec_interpreter: &'a str,
     node_args: &'a [String],
-    args: &'a [String],
+    args: std::borrow::Cow<'a, [String]>,
     pm_out_log_path: &'a str,
     pm_err_log_path: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -167,9 +167,24 @@ fn entry<'a>(
             shutdown_with_message: spec.shutdown_with_message,
             pm_exec_path: exec_path(spec),
             pm_cwd: &spec.cwd,
-            exec_interpreter: spec.interpreter.as_deref().unwrap_or("none"),
-            node_args: &spec.interpreter_args,
-            args: &spec.args,
+            // A command line, as PM2 shows one: the shell runs itself with `-c <line>`.
+            exec_interpreter: match spec.is_shell_command_line() {
+                true => "none",
+                false => spec.interpreter.as_deref().unwrap_or("none"),
+            },
+            node_args: match spec.is_shell_command_line() {
+                true => &[],
+                false => &spec.interpreter_args,
+            },
+            args: match spec.is_shell_command_line() {
+                true => std::borrow::Cow::Owned(
+                    ["-c".to_string(), spec.script.clone()]
+                        .into_iter()
+                        .chain(spec.args.iter().cloned())
+                        .collect(),
+                ),
+                false => std::borrow::Cow::Borrowed(&spec.args),
+            },
             pm_out_log_path: &p.out_log,
             pm_err_log_path: &p.err_log,
             pm_log_path: p
@@ -342,9 +357,14 @@ impl Serialize for EnvView<'_> {
 /// sleep`, kept bare in the spec so that the app follows the command if it moves) is looked
 /// up in the app's `$PATH`.
 fn exec_path(spec: &kelpie_core::AppSpec) -> std::borrow::Cow<'_, str> {
-    let bare = !spec.script.contains('/') && !spec.script.contains(char::is_whitespace);
+    // A command line's program is its shell, as PM2 shows it (`/usr/bin/bash`).
+    let program = match (spec.is_shell_command_line(), spec.interpreter.as_deref()) {
+        (true, Some(shell)) => shell,
+        _ => spec.script.as_str(),
+    };
+    let bare = !program.contains('/') && !program.contains(char::is_whitespace);
     if !bare {
-        return std::borrow::Cow::Borrowed(&spec.script);
+        return std::borrow::Cow::Borrowed(program);
     }
     let path_var = spec
         .inherited_env
@@ -352,9 +372,9 @@ fn exec_path(spec: &kelpie_core::AppSpec) -> std::borrow::Cow<'_, str> {
         .map(std::ffi::OsString::from)
         .or_else(|| std::env::var_os("PATH"))
         .unwrap_or_default();
-    match kelpie_config::which(&spec.script, &path_var) {
+    match kelpie_config::which(program, &path_var) {
         Some(found) => std::borrow::Cow::Owned(found.display().to_string()),
-        None => std::borrow::Cow::Borrowed(&spec.script),
+        None => std::borrow::Cow::Borrowed(program),
     }
 }
 

@@ -295,6 +295,13 @@ fn scripts_run_with_the_interpreter_of_their_extension_and_get_their_args() {
     assert_eq!(k.app("hello")["pm2_env"]["exec_interpreter"], "bash");
     assert_eq!(k.app("w")["pm2_env"]["exec_interpreter"], "python3");
     assert_eq!(k.status("cmd"), "online");
+    // A command line in jlist as PM2 shows one: the shell runs itself with `-c <line>`.
+    let cmd = &k.app("cmd")["pm2_env"];
+    assert_eq!(cmd["exec_interpreter"], "none", "{cmd}");
+    assert_eq!(cmd["args"], serde_json::json!(["-c", "sleep 600"]), "{cmd}");
+    assert_eq!(cmd["node_args"], serde_json::json!([]), "{cmd}");
+    let shell = cmd["pm_exec_path"].as_str().unwrap_or_default();
+    assert!(shell.ends_with("/bash") || shell.ends_with("/sh"), "{cmd}");
     let node = k.write(
         "app.js",
         "console.log('node', process.argv.slice(2).join(','));setInterval(()=>{},1000)\n",

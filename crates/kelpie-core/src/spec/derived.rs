@@ -45,6 +45,16 @@ impl AppSpec {
         argv
     }
 
+    /// Whether `script` is a command line run by a shell (`bash -c 'npm start'`), as
+    /// `kelpie-config` stores one: a shell interpreter given `-c` alone.
+    pub fn is_shell_command_line(&self) -> bool {
+        let shell = self.interpreter.as_deref().is_some_and(|interpreter| {
+            let base = interpreter.rsplit('/').next().unwrap_or(interpreter);
+            base == "bash" || base == "sh"
+        });
+        shell && self.interpreter_args == ["-c"]
+    }
+
     /// Whether the app runs under Node (`node` or `nodejs`): it then gets an IPC channel, as
     /// under PM2, and with a Kelpie-owned socket the cluster shim.
     pub fn runs_on_node(&self) -> bool {
