@@ -13,11 +13,11 @@ struct Fields {
     year: Option<i64>,
     month: Option<u32>,
     day: Option<u32>,
-    hour: u32,
+    hour: Option<u32>,
     hour12: Option<u32>,
     pm: Option<bool>,
-    minute: u32,
-    second: u32,
+    minute: Option<u32>,
+    second: Option<u32>,
     millis: u32,
     offset_secs: Option<i32>,
     unix_ms: Option<i64>,
@@ -52,16 +52,16 @@ impl Fields {
         let hour = match (self.hour12, self.pm) {
             (Some(h), Some(pm)) => h % 12 + if pm { 12 } else { 0 },
             (Some(h), None) => h,
-            (None, _) => self.hour,
+            (None, _) => self.hour.unwrap_or(0),
         };
-        if self.month? > 12 || self.day? > 31 || hour > 23 || self.minute > 59 || self.second > 60 {
+        // What the format does not print is 0 (`YYYY-MM-DD` is midnight).
+        let (minute, second) = (self.minute.unwrap_or(0), self.second.unwrap_or(0));
+        if self.month? > 12 || self.day? > 31 || hour > 23 || minute > 59 || second > 60 {
             return None;
         }
         let days = days_from_civil(self.year?, self.month?, self.day?);
-        let wall_secs = days * 86_400
-            + i64::from(hour) * 3600
-            + i64::from(self.minute) * 60
-            + i64::from(self.second);
+        let wall_secs =
+            days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
         let offset = match self.offset_secs {
             Some(offset) => offset,
             // The offset at the wall time read as UTC is off by at most the offset itself;
@@ -88,27 +88,12 @@ fn read_token(token: Token, text: &[u8], fields: &mut Fields) -> Option<usize> {
         }
         Token::Month | Token::Month2 => number(text, token == Token::Month2, &mut fields.month),
         Token::Day | Token::Day2 => number(text, token == Token::Day2, &mut fields.day),
-        Token::Hour | Token::Hour2 => {
-            let mut hour = None;
-            let len = number(text, token == Token::Hour2, &mut hour)?;
-            fields.hour = hour?;
-            Some(len)
-        }
+        Token::Hour | Token::Hour2 => number(text, token == Token::Hour2, &mut fields.hour),
         Token::Hour12 | Token::Hour12Pad => {
             number(text, token == Token::Hour12Pad, &mut fields.hour12)
         }
-        Token::Minute | Token::Minute2 => {
-            let mut minute = None;
-            let len = number(text, token == Token::Minute2, &mut minute)?;
-            fields.minute = minute?;
-            Some(len)
-        }
-        Token::Second | Token::Second2 => {
-            let mut second = None;
-            let len = number(text, token == Token::Second2, &mut second)?;
-            fields.second = second?;
-            Some(len)
-        }
+        Token::Minute | Token::Minute2 => number(text, token == Token::Minute2, &mut fields.minute),
+        Token::Second | Token::Second2 => number(text, token == Token::Second2, &mut fields.second),
         Token::Millis => {
             let (millis, len) = digits(text, 3, 3)?;
             fields.millis = millis;

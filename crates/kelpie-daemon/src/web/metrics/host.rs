@@ -5,6 +5,23 @@
 use super::Family;
 use kelpie_sys::{HostCounters, HostGauges};
 
+/// A counter family of devices: its name, help, and value of one device.
+type Counter<T> = (&'static str, &'static str, fn(&T) -> u64);
+
+/// Counter families with one sample per device, labelled `device`.
+fn per_device<T>(text: &mut String, families: &[Counter<T>], devices: &[T], name: fn(&T) -> &str) {
+    for (family_name, help, value) in families {
+        let mut family = Family::new(text, family_name, "counter", help);
+        for device in devices {
+            family.sample(
+                family_name,
+                &[("device", name(device))],
+                value(device) as f64,
+            );
+        }
+    }
+}
+
 /// Every host family.
 pub(super) fn host_families(text: &mut String, counters: &HostCounters, gauges: &HostGauges) {
     let ticks = kelpie_sys::clock_ticks_per_second() as f64;
@@ -41,8 +58,7 @@ pub(super) fn host_families(text: &mut String, counters: &HostCounters, gauges: 
     for (name, help, bytes) in memory {
         Family::new(text, name, "gauge", help).sample(name, &[], bytes as f64);
     }
-    type Net = fn(&kelpie_sys::NetCounters) -> u64;
-    let networks: [(&str, &str, Net); 2] = [
+    let networks: [Counter<kelpie_sys::NetCounters>; 2] = [
         (
             "node_network_receive_bytes_total",
             "Network device statistic receive_bytes.",
@@ -54,14 +70,8 @@ pub(super) fn host_families(text: &mut String, counters: &HostCounters, gauges: 
             |n| n.transmitted_bytes,
         ),
     ];
-    for (name, help, value) in networks {
-        let mut family = Family::new(text, name, "counter", help);
-        for net in &counters.networks {
-            family.sample(name, &[("device", &net.device)], value(net) as f64);
-        }
-    }
-    type Disk = fn(&kelpie_sys::DiskCounters) -> u64;
-    let disks: [(&str, &str, Disk); 2] = [
+    per_device(text, &networks, &counters.networks, |n| &n.device);
+    let disks: [Counter<kelpie_sys::DiskCounters>; 2] = [
         (
             "node_disk_read_bytes_total",
             "The total number of bytes read successfully.",
@@ -73,12 +83,7 @@ pub(super) fn host_families(text: &mut String, counters: &HostCounters, gauges: 
             |d| d.written_bytes,
         ),
     ];
-    for (name, help, value) in disks {
-        let mut family = Family::new(text, name, "counter", help);
-        for disk in &counters.disks {
-            family.sample(name, &[("device", &disk.device)], value(disk) as f64);
-        }
-    }
+    per_device(text, &disks, &counters.disks, |d| &d.device);
     if let Some(fs) = &gauges.filesystem {
         let mountpoint = fs.mountpoint.display().to_string();
         let labels = [
