@@ -1,5 +1,6 @@
-//! Durable file replacement: a crash at any moment leaves the old content or the new, never a
-//! mix. Used for the state, the dump, the Node shim and the update hand-over file.
+//! File replacement that never leaves a mix of old and new: durable (a crash at any moment
+//! leaves the old content or the new) for the state, the dump, the Node shim and the update
+//! hand-over file; unsynced for pid files.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -15,6 +16,18 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// [`atomic_write`], with the file's mode (exactly, whatever the umask).
 pub fn atomic_write_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    replace(path, bytes, mode, true)
+}
+
+/// Replace `path` with `bytes` so that a reader sees the old content or the new, never a
+/// mix; not synced to disk, for files that mean nothing after a crash of the machine (pid
+/// files).
+pub fn replace_unsynced(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    replace(path, bytes, mode, false)
+}
+
+/// Temp file, rename; with `durable`, the file and then its directory synced.
+fn replace(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
@@ -30,9 +43,14 @@ pub fn atomic_write_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Resul
             .open(&tmp)?;
         file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if written.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -59,6 +59,7 @@ mod web;
 
 pub use atomic::atomic_write_mode;
 use kelpie_proto::Home;
+pub use logs::file_tail;
 pub use supervisor::{ForegroundOptions, OutputBatch, OUTPUT_QUEUE};
 pub use update::handoff_format;
 

@@ -4,8 +4,6 @@
 //! the write it undoes); a removal only takes a file that still holds the pid it was written
 //! with, so a next process's file is never removed by the last one's exit.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Mutex, OnceLock};
@@ -53,21 +51,10 @@ fn write(path: &std::path::Path, pid: u32) {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    // As PM2 writes it: the number alone, readable by the tools that read it. Written aside
-    // and renamed, so a reader never sees half of it; not synced: it means nothing after a
-    // crash of the machine.
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{}.tmp", file_name.unwrap_or_default()));
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(&tmp)
-        .and_then(|mut file| file.write_all(pid.to_string().as_bytes()))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
+    // As PM2 writes it: the number alone, readable by the tools that read it; never half
+    // written, not synced (it means nothing after a crash of the machine).
+    let pid = pid.to_string();
+    if let Err(e) = crate::atomic::replace_unsynced(path, pid.as_bytes(), 0o644) {
         crate::daemon_log!("cannot write the pid file {}: {e}", path.display());
     }
 }

@@ -14,31 +14,15 @@ const PREFIX: &str = "kelpie | ";
 /// How often a follower looks for new lines.
 const POLL: Duration = Duration::from_millis(250);
 
-/// The most read back for the last lines: the daemon's lines are short.
-const TAIL_BYTES: u64 = 256 * 1024;
-
-/// Print the last `lines` lines of the daemon log; where the file ended (its identity and size),
-/// for [`follow`].
+/// Print the last `lines` lines of the daemon log (read as the daemon reads the apps' files
+/// back); where they ended (the file's identity and size), for [`follow`].
 pub fn print_tail(path: &Path, lines: usize, color: bool) -> Option<(u64, u64)> {
-    let mut file = std::fs::File::open(path).ok()?;
-    let meta = file.metadata().ok()?;
-    let size = meta.len();
-    let start = size.saturating_sub(TAIL_BYTES);
-    file.seek(SeekFrom::Start(start)).ok()?;
-    let mut bytes = Vec::new();
-    file.take(size - start).read_to_end(&mut bytes).ok()?;
-    let text = String::from_utf8_lossy(&bytes);
-    let mut all: Vec<&str> = text.lines().collect();
-    if start > 0 && !all.is_empty() {
-        // The first line read may be cut.
-        all.remove(0);
-    }
-    let shown = &all[all.len().saturating_sub(lines)..];
+    let meta = std::fs::metadata(path).ok()?;
     let mut out = std::io::stdout().lock();
-    for line in shown {
-        write_line(&mut out, line, color).ok()?;
+    for line in kelpie_daemon::file_tail(path, lines, Some(meta.len())) {
+        write_line(&mut out, &String::from_utf8_lossy(&line), color).ok()?;
     }
-    Some((meta.ino(), size))
+    Some((meta.ino(), meta.len()))
 }
 
 /// Print the lines added to the daemon log from `from` (identity, size) on, every [`POLL`], on
