@@ -45,11 +45,13 @@
 //!   (or `--alloc-stamp FILE`, which only takes these lines), it also appends
 //!   `allocating <pid> <unix time in ns>` to FILE just before it starts touching the memory and
 //!   `allocated <pid> <unix time in ns>` once every page is resident; with `--stamp-over LIMIT`
-//!   (MiB) also `over <pid> <unix time in ns>` as soon as its resident memory (`VmRSS`, read
-//!   after each MiB) is over LIMIT: when a memory limit was crossed, for the restart latency.
+//!   (MiB) also `over <pid> <unix time in ns>` just before touching the MiB that takes its
+//!   resident memory (`VmRSS`, read before each MiB) over LIMIT: when a memory limit was
+//!   crossed (within a MiB, ~1 ms early), for the restart latency.
 //!   (Lines of three fields, unlike the start stamp's two.)
 //! - `--child-allocate MB`: the children of `--spawn-children` allocate MB (after
-//!   `--allocate-after`, with the parent's `--stamp-over`) instead of the parent; they append
+//!   `--allocate-after`, with the parent's `--stamp-over` counted on the child's and the
+//!   parent's resident memory together, as a manager counts the tree) instead of the parent; they append
 //!   their `allocating` / `over` / `allocated` lines to the parent's `--alloc-stamp` or
 //!   `--stamp` file (and no start stamp).
 //! - `--burn`: keep one core busy, forever.
@@ -97,6 +99,8 @@ struct Options {
     allocate_after: u64,
     child_allocate: u64,
     stamp_over: Option<u64>,
+    /// `--stamp-over` counts this process's parent too (set for `--child-allocate` children).
+    stamp_over_tree: bool,
     burn: bool,
     watchdog: Option<u64>,
     hang_after: Option<u64>,
@@ -145,6 +149,7 @@ fn parse(args: &[String]) -> Options {
             "--allocate-after" => o.allocate_after = value().parse().unwrap_or(0),
             "--child-allocate" => o.child_allocate = value().parse().unwrap_or(0),
             "--stamp-over" => o.stamp_over = value().parse().ok(),
+            "--stamp-over-tree" => o.stamp_over_tree = true,
             "--burn" => o.burn = true,
             "--watchdog" => o.watchdog = value().parse().ok(),
             "--hang-after" => o.hang_after = value().parse().ok(),
@@ -214,7 +219,11 @@ fn main() {
         spawn_child(&o, alloc_stamp.as_deref());
     }
     if o.allocate > 0 {
-        allocate_in_background(o.allocate, o.allocate_after, o.stamp_over, alloc_stamp, pid);
+        let over = o.stamp_over.map(|mib| OverLimit {
+            bytes: mib << 20,
+            with_parent: o.stamp_over_tree,
+        });
+        allocate_in_background(o.allocate, o.allocate_after, over, alloc_stamp, pid);
     }
     if o.burn {
         std::thread::spawn(|| {
@@ -339,7 +348,11 @@ fn spawn_child(o: &Options, alloc_stamp: Option<&str>) {
             child_args.extend(["--alloc-stamp".to_string(), path.to_string()]);
         }
         if let Some(limit) = o.stamp_over {
-            child_args.extend(["--stamp-over".to_string(), limit.to_string()]);
+            child_args.extend([
+                "--stamp-over".to_string(),
+                limit.to_string(),
+                "--stamp-over-tree".to_string(),
+            ]);
         }
     }
     match std::process::Command::new(exe).args(child_args).spawn() {
@@ -352,13 +365,34 @@ fn spawn_child(o: &Options, alloc_stamp: Option<&str>) {
     }
 }
 
+/// `--stamp-over`: the limit whose crossing is stamped, and whether it counts the parent
+/// (the app whose child allocates): a manager's memory limit is on the app's whole tree.
+#[derive(Clone, Copy)]
+struct OverLimit {
+    bytes: u64,
+    with_parent: bool,
+}
+
+impl OverLimit {
+    /// Whether touching one more MiB takes the counted memory over the limit.
+    fn next_mib_crosses(self) -> bool {
+        let own = resident_bytes_of("self");
+        let parent = if self.with_parent {
+            resident_bytes_of(&std::os::unix::process::parent_id().to_string()).unwrap_or(0)
+        } else {
+            0
+        };
+        own.is_some_and(|own| own + parent + (1 << 20) > self.bytes)
+    }
+}
+
 /// `--allocate MB`: on a thread, after `after` ms, allocate and touch `megabytes` and keep
-/// them, stamping when it starts, when its resident memory goes over `over` MiB, and when
-/// it is done.
+/// them, stamping when it starts, just before its counted memory goes over the limit, and
+/// when it is done.
 fn allocate_in_background(
     megabytes: u64,
     after: u64,
-    over: Option<u64>,
+    over: Option<OverLimit>,
     alloc_stamp: Option<String>,
     pid: u32,
 ) {
@@ -371,18 +405,21 @@ fn allocate_in_background(
         // that crossing `--stamp-over` is seen within a MiB.
         let total = (megabytes << 20) as usize;
         let mut kept: Vec<u8> = Vec::with_capacity(total);
-        let mut over_limit = over.map(|mib| mib << 20);
+        let mut over_limit = over;
         while kept.len() < total {
-            let next = (kept.len() + (1 << 20)).min(total);
-            kept.resize(next, 1);
+            // Stamped just before the MiB that crosses the limit is touched: the stamp then
+            // exists before a manager can see the crossing and kill us (stamped after, a
+            // fast manager could kill us first).
             if let Some(limit) = over_limit {
-                if resident_bytes().is_some_and(|rss| rss > limit) {
+                if limit.next_mib_crosses() {
                     if let Some(path) = &alloc_stamp {
                         append(path, &format!("over {pid} {}", unix_ns()));
                     }
                     over_limit = None;
                 }
             }
+            let next = (kept.len() + (1 << 20)).min(total);
+            kept.resize(next, 1);
         }
         if let Some(path) = &alloc_stamp {
             append(path, &format!("allocated {pid} {}", unix_ns()));
@@ -429,9 +466,9 @@ fn flood() -> ! {
     }
 }
 
-/// This process's resident memory (`VmRSS` of `/proc/self/status`), in bytes.
-fn resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// `VmRSS` of `/proc/<process>` ("self" or a pid), in bytes.
+fn resident_bytes_of(process: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).ok()?;
     let kb = status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))?
