@@ -34,6 +34,52 @@ def write_ecosystems(m: Manager, n_apps: int) -> tuple[Path, Path, Path]:
     return eco, crashy, stamp
 
 
+# Node apps whose `start` is timed, and how many of them had run their main module when the
+# command answered: Kelpie answers once the main module ran (so that a command that follows
+# finds the app's handlers installed); the cost of that wait is this row.
+NODE_APPS = 10
+NODE_APP = """const fs = require('fs');
+process.on('SIGUSR2', () => {});
+fs.appendFileSync(process.env.STAMPS, `${process.env.name} ${Date.now()}\\n`);
+setInterval(() => {}, 1000);
+"""
+
+
+def write_node_ecosystem(m: Manager) -> tuple[Path, Path]:
+    """NODE_APPS small Node apps in one ecosystem.json; each appends `<name> <ms>` to a stamp
+    file once its main module has run."""
+    script = m.workdir / "node-app.js"
+    script.write_text(NODE_APP)
+    stamps = m.workdir / "node-main-ran.stamps"
+    apps = [{"name": f"node{i}", "script": str(script), "env": {"STAMPS": str(stamps)}}
+            for i in range(NODE_APPS)]
+    eco = m.workdir / "node-ecosystem.json"
+    eco.write_text(json.dumps({"apps": apps}, indent=1))
+    return eco, stamps
+
+
+def node_start_rounds(m: Manager, rounds: int) -> dict:
+    """`start` of NODE_APPS Node apps, timed until the command returns; how many main modules
+    had run by then (their stamp's time is at most the answer's)."""
+    eco, stamps = write_node_ecosystem(m)
+    times, ran = [], []
+    for _ in range(rounds):
+        stamps.unlink(missing_ok=True)
+        t0 = time.time()
+        m.run("start", str(eco), timeout=120)
+        answered_ms = time.time() * 1e3
+        times.append(time.time() - t0)
+        lines = stamps.read_text().splitlines() if stamps.exists() else []
+        ran.append(sum(1 for line in lines if float(line.split()[1]) <= answered_ms))
+        m.wait_status("online", NODE_APPS, timeout=120)
+        m.jlist()
+        m.run("delete", "all", timeout=120)
+    log(f"{m.label}:   start {NODE_APPS} Node apps: {median(times) * 1e3:.0f} ms, "
+        f"main modules run by the answer: {ran}")
+    return {"start_node_s": median(times), "node_ran": min(ran),
+            "raw": {"start_node_s": times, "node_ran": ran}}
+
+
 def sample_rss(m: Manager, samples: int, gap: float) -> float | None:
     pid = m.daemon_pid()
     if pid is None:
@@ -123,6 +169,10 @@ def bench_manager(m: Manager, n_apps: int, cfg: argparse.Namespace) -> dict:
     res["start_json_s"] = median(starts_json)
     res["raw"]["start_json_s"] = starts_json
     log(f"{m.label}:   start from .json: {res['start_json_s']:.3f} s")
+
+    node = node_start_rounds(m, cfg.rounds)
+    res["start_node_s"], res["node_ran"] = node["start_node_s"], node["node_ran"]
+    res["raw"].update(node["raw"])
 
     log(f"{m.label}: crash-to-restart, {cfg.crash_rounds} rounds")
     lat = crash_latencies(m, crashy, stamp, cfg.crash_rounds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .core import NODE_APPS
 from .stats import fmt, fmt_ratio
 
 
@@ -16,6 +17,10 @@ def build_table(n: int, pm2: dict | None, kel: dict) -> str:
         (f"Start {n} apps (ecosystem.config.js)", "start_s", "ms", 1e3, "PM2/Kelpie >= 10x"),
         (f"Start {n} apps (ecosystem.json)", "start_json_s", "ms", 1e3, "PM2/Kelpie >= 10x"),
         (f"`stop all` ({n} apps)", "stop_s", "ms", 1e3, "PM2/Kelpie >= 10x"),
+        (f"Start {NODE_APPS} Node apps (ecosystem.json), until the command returns",
+         "start_node_s", "ms", 1e3, "PM2/Kelpie >= 1x"),
+        (f"Of those {NODE_APPS}, main modules run when `start` returned (fewest of the rounds)",
+         "node_ran", "", 1, f"Kelpie = {NODE_APPS}"),
         ("Crash-to-restart, median", "restart_ms", "ms", 1, "Kelpie <= 3 ms"),
         ("Crash-to-restart, p90", "restart_p90_ms", "ms", 1, ""),
     ]
@@ -39,6 +44,10 @@ def build_table(n: int, pm2: dict | None, kel: dict) -> str:
         kv = kel.get(key)
         pv = None if pv is None else pv * scale
         kv = None if kv is None else kv * scale
+        if not unit:  # a count of apps, not a figure to compare
+            lines.append(f"| {label} | {count(pv)} | {count(kv)} | - | {target}"
+                         f"{'' if kv is None else ' (met)' if kv == NODE_APPS else ' (missed)'} |")
+            continue
         ratio = fmt_ratio(pv, kv)
         verdict = ""
         if target.startswith("PM2/Kelpie") and pv is not None and kv:
@@ -50,3 +59,7 @@ def build_table(n: int, pm2: dict | None, kel: dict) -> str:
         lines.append(f"| {label} | {fmt(pv, unit)} | {fmt(kv, unit)} | {ratio} | "
                      f"{target}{verdict} |")
     return "\n".join(lines)
+
+
+def count(v: float | None) -> str:
+    return "n/a" if v is None else f"{int(v)} of {NODE_APPS}"

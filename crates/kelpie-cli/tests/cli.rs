@@ -22,6 +22,7 @@ mod cli {
     mod monit;
     mod monitoring;
     mod node_api;
+    mod node_start;
     mod npm_package;
     mod persistence;
     mod pid1;

@@ -1,5 +1,12 @@
 'use strict';
-// Kelpie cluster shim, preloaded with `node --require <this file> app.js`.
+// Kelpie's Node shim, preloaded into every Node app with `node --require <this file> app.js`.
+//
+// It tells the daemon when the app's main module has run ({"kelpie":"main-ran"} over the IPC
+// channel): a CommonJS main once its code has returned, an ES module main once it has been
+// evaluated (top-level awaits included). The daemon counts a Node app online then (unless the
+// config asks for more: wait_ready, a shared socket's listening...), so `start` answers once
+// the app has installed its handlers: `kelpie start app.js && kelpie sendSignal SIGUSR2 app`
+// reaches the app's handler, not SIGUSR2's default action.
 //
 // It lets an unchanged Node app share its listening sockets with the app's other instances,
 // the sockets being owned by the Kelpie daemon (so a reload or a crash never leaves the port
@@ -495,7 +502,57 @@ class Drainer {
   }
 }
 
+// Wraps Node's entry point runner (`Module.runMain`, what `node app.js` calls once the
+// preloads have run) to say when the main module has run. A CommonJS main has run when it
+// returns. An ES module main is loaded and evaluated asynchronously: importing the same URL
+// again gives the same module record, whose promise settles once its evaluation (top-level
+// awaits included) is over; it is never evaluated twice. The URL is made as Node makes it
+// (extension lookup, then the real path unless --preserve-symlinks-main); should anything not
+// be as expected, the shim says nothing and the daemon's listen_timeout stands in for it.
+function reportMainRan() {
+  if (typeof process.send !== 'function') return;
+  const Module = require('module');
+  const runMain = Module.runMain;
+  if (typeof runMain !== 'function') return;
+  const say = () => {
+    try {
+      if (process.connected) process.send({ kelpie: 'main-ran' }, () => {});
+    } catch (_) {}
+  };
+  let wrapped = true;
+  Module.runMain = function kelpieRunMain(...args) {
+    Module.runMain = runMain;
+    const result = runMain.apply(this, args);
+    if (!wrapped) return result;
+    wrapped = false;
+    if (process.mainModule) {
+      say(); // CommonJS: the main module's code has run
+    } else {
+      const url = mainModuleUrl(args[0] || process.argv[1]);
+      if (url) import(url).then(say, () => {});
+    }
+    return result;
+  };
+}
+
+function mainModuleUrl(main) {
+  try {
+    const path = require('path');
+    let file = require('module')._findPath(path.resolve(main), null, true);
+    if (!file) return null;
+    if (!process.execArgv.includes('--preserve-symlinks-main')) file = require('fs').realpathSync(file);
+    return require('url').pathToFileURL(file).href;
+  } catch (_) {
+    return null;
+  }
+}
+
 // Last: the classes above are only defined once their declarations have run.
+try {
+  reportMainRan();
+} catch (err) {
+  try { process.emitWarning(`kelpie shim: cannot tell when the main module ran: ${err && err.message}`); } catch (_) {}
+}
 try {
   install();
 } catch (err) {

@@ -119,9 +119,11 @@ pub struct InstanceIdentity<'a> {
 pub const LISTEN_FD: RawFd = kelpie_sys::LISTEN_FDS_START;
 
 /// Where the Node shim lives in a home: written at daemon start, preloaded (`--require`) into
-/// Node apps that get a Kelpie-owned socket.
+/// every Node app (it says when the main module ran, and shares Kelpie-owned sockets). `.cjs`:
+/// a home inside a project whose package.json says `"type": "module"` must not make Node
+/// read it as an ES module.
 pub fn node_shim_path(home: &Home) -> PathBuf {
-    home.root().join("node-shim.js")
+    home.root().join("node-shim.cjs")
 }
 
 /// The shim's source, built into the binary.
@@ -157,7 +159,7 @@ pub fn command(
     let mut argv = spec.command_line();
     let node = spec.runs_on_node();
     let shares_ports = spec.shares_node_ports();
-    if node && (extras.socket.is_some() || shares_ports) {
+    if node {
         let shim = node_shim_path(who.home).display().to_string();
         argv.splice(1..1, ["--require".to_string(), shim]);
     }

@@ -21,6 +21,10 @@ const NOTIFY_MAX: usize = 4096;
 pub enum ProcessSignal {
     /// `READY=1`, or `process.send('ready')`.
     Ready,
+    /// The Node shim saw the app's main module run (its first tick, or for an ES module its
+    /// evaluation, top-level awaits included): a Node app that asked for no other readiness
+    /// is online then, so a command that follows `start` finds the app's handlers installed.
+    MainRan,
     /// The Node shim's shared server is listening (a Node app in cluster mode is ready then,
     /// as in PM2).
     Listening,
@@ -423,8 +427,11 @@ fn ipc_signal(value: &serde_json::Value) -> Option<ProcessSignal> {
     if value.get("type").is_some_and(|t| t.is_string()) && value.get("data").is_some() {
         return Some(ProcessSignal::Message(value.clone()));
     }
-    (value.get("kelpie").and_then(|k| k.as_str()) == Some("listening"))
-        .then_some(ProcessSignal::Listening)
+    match value.get("kelpie").and_then(|k| k.as_str()) {
+        Some("listening") => Some(ProcessSignal::Listening),
+        Some("main-ran") => Some(ProcessSignal::MainRan),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -438,6 +445,10 @@ mod tests {
         assert_eq!(
             signal(r#"{"kelpie":"listening","address":{"port":3000}}"#),
             Some(ProcessSignal::Listening)
+        );
+        assert_eq!(
+            signal(r#"{"kelpie":"main-ran"}"#),
+            Some(ProcessSignal::MainRan)
         );
         // Without data, not a bus message (PM2 would pass it on raw; Kelpie does not).
         assert_eq!(signal(r#"{"type":"process:msg"}"#), None);

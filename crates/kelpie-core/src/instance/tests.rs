@@ -361,7 +361,10 @@ fn a_started_process_is_online_once_ready() {
 
 #[test]
 fn not_ready_in_time_counts_as_online_with_a_note() {
-    let mut run = Run::new(spec());
+    let mut run = Run::new(AppSpec {
+        wait_ready: true,
+        ..spec()
+    });
     run.feed(0, Input::Control(Control::Start));
     run.feed(10, Input::Started { pid: 7 });
     assert_eq!(run.feed(3010, Input::TimerFired), Vec::new());
@@ -371,6 +374,19 @@ fn not_ready_in_time_counts_as_online_with_a_note() {
         .last_error
         .as_deref()
         .is_some_and(|e| e.contains("listen_timeout")));
+}
+
+#[test]
+fn a_node_main_module_still_running_at_listen_timeout_is_online_without_a_note() {
+    let mut run = Run::new(AppSpec {
+        interpreter: Some("node".into()),
+        ..spec()
+    });
+    run.feed(0, Input::Control(Control::Start));
+    run.feed(10, Input::Started { pid: 7 });
+    assert_eq!(run.feed(3010, Input::TimerFired), Vec::new());
+    assert_eq!(run.state.status, Status::Online);
+    assert_eq!(run.state.last_error, None);
 }
 
 #[test]

@@ -24,15 +24,18 @@ impl InstanceState {
 
     pub(super) fn on_timer(&mut self, spec: &AppSpec, _now: Now) -> Vec<Effect> {
         match self.status {
-            // Not ready in time at start: online anyway, as in PM2, but said. (A reload does
-            // not get here: it fails instead, and the old process keeps serving.)
+            // Not ready in time at start: online anyway, as in PM2, but said when the config
+            // asked for readiness (a Node app's main module still running is no error). (A
+            // reload does not get here: it fails instead, and the old process keeps serving.)
             Status::Launching if self.awaiting_ready => {
                 self.awaiting_ready = false;
                 self.status = Status::Online;
-                self.last_error = Some(format!(
-                    "not ready within listen_timeout ({} ms); counted as online",
-                    spec.listen_timeout_ms
-                ));
+                if spec.asks_for_readiness() {
+                    self.last_error = Some(format!(
+                        "not ready within listen_timeout ({} ms); counted as online",
+                        spec.listen_timeout_ms
+                    ));
+                }
                 Vec::new()
             }
             // kill_timeout is over: whatever is left of the group is killed.

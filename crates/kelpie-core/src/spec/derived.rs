@@ -89,6 +89,17 @@ impl AppSpec {
         self.exec_mode == ExecMode::Cluster && self.runs_on_node() && !self.reuse_port
     }
 
+    /// Whether the app is counted online only once it shows it is ready, as its config asks:
+    /// `wait_ready`, a ready pattern, `reuse_port` (its port open), or a Node app serving a
+    /// shared socket (its server listening). Other Node apps wait only for their main module
+    /// to run, which is not a readiness the user asked for.
+    pub fn asks_for_readiness(&self) -> bool {
+        self.wait_ready
+            || self.ready_pattern.is_some()
+            || self.reuse_port
+            || (self.runs_on_node() && (self.listen.is_some() || self.shares_node_ports()))
+    }
+
     /// A numeric, non-zero `PORT` of the app's environment (the config's, else the inherited one).
     pub fn env_port(&self) -> Option<u16> {
         self.env

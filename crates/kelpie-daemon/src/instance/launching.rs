@@ -39,7 +39,7 @@ pub(super) async fn launch(given: &Given) -> Result<Launched, String> {
         Host::System => launch_on_system(given).await,
         #[cfg(test)]
         Host::Fake(fake) => {
-            let awaits_ready = awaits_ready(&given.spec, given.shares_socket());
+            let awaits_ready = awaits_ready(&given.spec);
             fake.clone().launch(awaits_ready)
         }
     }
@@ -159,7 +159,7 @@ async fn launch_on_system(given: &Given) -> Result<Launched, String> {
         cgroup,
         identity,
         route,
-        awaits_ready: awaits_ready(&given.spec, given.shares_socket()),
+        awaits_ready: awaits_ready(&given.spec),
         stderr,
         published: Published::default(),
     })
@@ -179,22 +179,30 @@ pub(super) fn output_pipes() -> std::io::Result<(OutputPipes, (OwnedFd, OwnedFd)
     ))
 }
 
-/// Whether the process must say it is ready before it counts as online.
-pub(super) fn awaits_ready(spec: &AppSpec, shared_socket: bool) -> bool {
-    spec.wait_ready
-        || spec.ready_pattern.is_some()
-        || spec.reuse_port
-        || (shared_socket && spec.runs_on_node())
+/// Whether the process must say it is ready before it counts as online. A Node app always
+/// does: at least that its main module ran (the shim says so), so that `start` answers once
+/// the app's code has installed its handlers (`start app.js && sendSignal SIGUSR2 app`).
+pub(super) fn awaits_ready(spec: &AppSpec) -> bool {
+    spec.wait_ready || spec.ready_pattern.is_some() || spec.reuse_port || spec.runs_on_node()
 }
 
 /// Whether `signal` means ready for this app: an explicit signal always; with `wait_ready`
 /// only that (as in PM2, the server listening is not enough then); a Node app on a shared socket is ready when
-/// its server listens; a ready pattern, or the port open for `reuse_port` apps.
+/// its server listens; a ready pattern, or the port open for `reuse_port` apps; any other Node
+/// app once its main module ran.
 pub(super) fn accepts(spec: &AppSpec, shared_socket: bool, signal: &ProcessSignal) -> bool {
     match signal {
         // A process that says READY=1 is ready, whatever else was expected.
         ProcessSignal::Ready => true,
         ProcessSignal::Listening => !spec.wait_ready && shared_socket && spec.runs_on_node(),
+        // Only when nothing more was asked for: the main module running is the least of it.
+        ProcessSignal::MainRan => {
+            spec.runs_on_node()
+                && !spec.wait_ready
+                && !shared_socket
+                && spec.ready_pattern.is_none()
+                && !spec.reuse_port
+        }
         ProcessSignal::ReadyLine => spec.ready_pattern.is_some(),
         ProcessSignal::PortOpen => spec.reuse_port,
         ProcessSignal::Watchdog | ProcessSignal::Published(_) | ProcessSignal::Message(_) => false,

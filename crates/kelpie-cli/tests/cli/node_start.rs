@@ -1,0 +1,153 @@
+//! `start` means started, for Node apps: the command answers once the app's main module has
+//! run (a CommonJS main returned, an ES module main evaluated, top-level awaits included), so
+//! the command that follows finds the app's handlers installed. PM2's own scenario, and what
+//! deploy scripts do: `start app.js && sendSignal SIGUSR2 app`. Apps start in parallel.
+
+use super::kelpie;
+use kelpie_testkit::Kelpie;
+use std::time::Duration;
+
+fn has_node() -> bool {
+    std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Node's synchronous sleep: the main module is busy for `ms` before it installs anything.
+const SLEEP: &str =
+    "const sleep = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);";
+
+/// A CommonJS app: busy 500 ms, then a SIGUSR2 handler that appends to `signals`.
+fn cjs_app(signals: &str) -> String {
+    format!(
+        "const fs = require('fs');\n{SLEEP}\nsleep(500);\n\
+         process.on('SIGUSR2', () => fs.appendFileSync({signals:?}, 'usr2\\n'));\n\
+         setInterval(() => {{}}, 1000);\n"
+    )
+}
+
+/// An ES module app: awaits 500 ms at its top level, then installs the same handler.
+fn esm_app(signals: &str) -> String {
+    format!(
+        "import fs from 'node:fs';\nawait new Promise((done) => setTimeout(done, 500));\n\
+         process.on('SIGUSR2', () => fs.appendFileSync({signals:?}, 'usr2\\n'));\n\
+         setInterval(() => {{}}, 1000);\n"
+    )
+}
+
+/// Start `script` as `name`, signal it at once, and check the app's handler got the signal
+/// and the app lives on (SIGUSR2's default action would have killed it).
+fn signal_right_after_start(k: &Kelpie, script: &str, name: &str, signals: &str) {
+    k.ok(&["start", script, "--name", name]);
+    let pid = k.pid(name);
+    k.ok(&["sendSignal", "SIGUSR2", name]);
+    k.wait_for("the handler's line", Duration::from_secs(5), || {
+        std::fs::read_to_string(signals).is_ok_and(|s| s.contains("usr2"))
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(k.pid(name), pid, "the app lives on");
+    assert!(k.exits(name).is_empty(), "{:?}", k.exits(name));
+    assert_eq!(k.app(name)["pm2_env"]["status"], "online");
+}
+
+#[test]
+fn a_signal_right_after_start_reaches_a_commonjs_apps_handler() {
+    if !has_node() {
+        return kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
+    }
+    let k = kelpie();
+    let signals = k.home().join("signals").display().to_string();
+    let script = k.write("app.js", &cjs_app(&signals));
+    signal_right_after_start(&k, &script, "cjs", &signals);
+}
+
+#[test]
+fn a_signal_right_after_start_reaches_an_es_modules_handler_after_its_top_level_await() {
+    if !has_node() {
+        return kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
+    }
+    let k = kelpie();
+    let signals = k.home().join("signals").display().to_string();
+    let script = k.write("app.mjs", &esm_app(&signals));
+    signal_right_after_start(&k, &script, "esm", &signals);
+    // A `.js` under `"type": "module"`, the way most ESM projects are laid out.
+    let signals = k.home().join("signals-typed").display().to_string();
+    let scratch = std::path::PathBuf::from(k.write("probe", ""));
+    let dir = scratch.parent().expect("scratch dir").join("typed");
+    std::fs::create_dir_all(&dir).expect("dir");
+    k.write("typed/package.json", r#"{"type": "module"}"#);
+    let script = k.write("typed/server.js", &esm_app(&signals));
+    signal_right_after_start(&k, &script, "typed", &signals);
+}
+
+#[test]
+fn apps_of_one_start_run_their_main_modules_in_parallel_and_start_waits_for_all() {
+    if !has_node() {
+        return kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
+    }
+    let k = kelpie();
+    let stamps = k.home().join("stamps").display().to_string();
+    // Each main module stamps when it begins and ends (a 600 ms synchronous sleep between).
+    let app = format!(
+        "const fs = require('fs');\n{SLEEP}\n\
+         const stamp = (what) => fs.appendFileSync({stamps:?}, `${{what}} ${{process.env.name}} ${{Date.now()}}\\n`);\n\
+         stamp('begin');\nsleep(600);\nstamp('end');\nsetInterval(() => {{}}, 1000);\n"
+    );
+    let script = k.write("app.js", &app);
+    let apps: Vec<String> = (0..4)
+        .map(|i| format!(r#"{{"name": "app{i}", "script": {script:?}}}"#))
+        .collect();
+    let file = k.write(
+        "ecosystem.json",
+        &format!(r#"{{"apps": [{}]}}"#, apps.join(", ")),
+    );
+    // One of them in cluster mode with two instances: instances start in parallel too.
+    let file_text = std::fs::read_to_string(&file).expect("file").replace(
+        r#""name": "app3","#,
+        r#""name": "app3", "exec_mode": "cluster", "instances": 2,"#,
+    );
+    std::fs::write(&file, file_text).expect("write");
+    k.ok(&["start", &file]);
+    let answered = now_ms();
+    let lines: Vec<(String, u128)> = std::fs::read_to_string(&stamps)
+        .expect("stamps")
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f[0].to_string(), f[2].parse().expect("ms"))
+        })
+        .collect();
+    let of = |what: &'static str| {
+        lines
+            .iter()
+            .filter(move |(w, _)| w == what)
+            .map(|(_, t)| *t)
+    };
+    assert_eq!(of("begin").count(), 5, "{lines:?}");
+    assert_eq!(
+        of("end").count(),
+        5,
+        "every main module ended before start answered: {lines:?}"
+    );
+    let last_begin = of("begin").max().expect("begins");
+    let first_end = of("end").min().expect("ends");
+    assert!(
+        last_begin < first_end,
+        "all began before any ended (in parallel): {lines:?}"
+    );
+    assert!(
+        of("end").all(|t| t <= answered),
+        "{lines:?} answered {answered}"
+    );
+    for name in ["app0", "app1", "app2", "app3"] {
+        assert_eq!(k.app(name)["pm2_env"]["status"], "online");
+    }
+}
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis()
+}
