@@ -15,7 +15,9 @@
 //   - the app has a port in its config (`port`, or PORT in cluster mode): the daemon passes
 //     the socket at fd 3 (systemd socket-activation style: LISTEN_FDS=1, LISTEN_PID=<our
 //     pid>), and the app's first `listen()` on that port (KELPIE_LISTEN_PORT) or Unix socket
-//     path (KELPIE_LISTEN) listens on fd 3;
+//     path (KELPIE_LISTEN) listens on fd 3. An app that runs Node below another program
+//     (`npm start`, a command line) gets this shim in NODE_OPTIONS and KELPIE_LISTEN_INHERITED=1:
+//     the first Node process of its tree to listen on the port takes fd 3;
 //   - a Node app in cluster mode (KELPIE_SHARE_PORTS=1) listening on a port of its own
 //     choosing (`app.listen(3000)`): the shim asks the daemon for that port's socket over the
 //     Node IPC channel, and the daemon, like Node's cluster primary, binds it once per address
@@ -55,7 +57,11 @@ const ANSWER_WITHIN_MS = 10000;
 
 function install() {
   const env = process.env;
-  const fdMode = env.LISTEN_PID === String(process.pid) && env.LISTEN_FDS === '1';
+  // The app is not Node itself but runs Node below it (`npm start`, `bash -c 'node app.js'`):
+  // every Node process of its tree has this shim (NODE_OPTIONS) and the socket at fd 3, and
+  // the first to listen on the app's port takes it; the variables stay for those below.
+  const inherited = env.KELPIE_LISTEN_INHERITED === '1' && env.LISTEN_FDS === '1';
+  const fdMode = (env.LISTEN_PID === String(process.pid) || inherited) && env.LISTEN_FDS === '1';
   const claimMode = env.KELPIE_SHARE_PORTS === '1' && typeof process.send === 'function';
   const address = env.KELPIE_LISTEN || '';
   const port = Number(env.KELPIE_LISTEN_PORT) || 0;
@@ -63,7 +69,7 @@ function install() {
   // Like sd_listen_fds(1): the socket is ours, not our children's.
   for (const name of ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'KELPIE_LISTEN', 'KELPIE_LISTEN_PORT',
     'KELPIE_SHARE_PORTS']) {
-    if (fdMode || name === 'KELPIE_SHARE_PORTS') delete env[name];
+    if ((fdMode && !inherited) || name === 'KELPIE_SHARE_PORTS') delete env[name];
   }
   if (!fdMode && !claimMode) return;
 
@@ -73,6 +79,7 @@ function install() {
   const sharing = new Sharing(net, stopSignal);
 
   const fd = fdMode ? fdListen(address, port) : null;
+  if (fd && inherited) passSocketOn(fd);
   const originalListen = net.Server.prototype.listen;
   const claims = claimMode ? new Claims(originalListen) : null;
   net.Server.prototype.listen = function listen(...args) {
@@ -98,6 +105,7 @@ function fdListen(address, port) {
     return null;
   }
   let claimed = false; // fd 3 goes to the first matching server only; Node closes it with that server
+  const free = () => !claimed;
 
   // Does this listen() call target the daemon's address? Accepts every form of
   // net.Server#listen: (port[, host][, backlog][, cb]), (path[, backlog][, cb]), (options[, cb]).
@@ -132,7 +140,29 @@ function fdListen(address, port) {
     return server;
   }
 
-  return { takes, listen };
+  return { takes, listen, free };
+}
+
+// A Node process between Kelpie and the app's server (npm running `node server.js`): Node
+// starts children with only their stdio, so the socket at fd 3 would not reach the server.
+// While this process has not listened on it itself, every child it starts with at most three
+// stdio entries (and no IPC channel) gets fd 3 as a fourth: the server below finds it there.
+function passSocketOn(fd) {
+  const { ChildProcess } = require('child_process');
+  const spawn = ChildProcess.prototype.spawn;
+  ChildProcess.prototype.spawn = function spawnWithSocket(options) {
+    if (fd.free() && options && typeof options === 'object') {
+      let stdio = options.stdio === undefined ? 'pipe' : options.stdio;
+      if (typeof stdio === 'string') stdio = [stdio, stdio, stdio];
+      if (Array.isArray(stdio) && stdio.length <= 3 && !stdio.includes('ipc')) {
+        stdio = stdio.slice();
+        while (stdio.length < 3) stdio.push('pipe');
+        stdio.push(LISTEN_FD);
+        options = Object.assign({}, options, { stdio });
+      }
+    }
+    return spawn.call(this, options);
+  };
 }
 
 // The port and host a listen() call asks for, if it is one the daemon should share: a TCP

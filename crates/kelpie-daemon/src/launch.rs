@@ -179,6 +179,18 @@ pub fn command(
     }
     if node {
         env.insert("KELPIE_KILL_SIGNAL".into(), spec.kill_signal.clone());
+    } else if extras.socket.is_some() {
+        // Node below the app's own program (`npm start`, `bash -c 'node app.js'`) binding the
+        // port would find it taken by Kelpie's socket: every Node process of the tree gets the
+        // shim, and the first to listen on the port takes the socket at fd 3.
+        let shim = node_shim_path(who.home).display().to_string();
+        let options = env.get("NODE_OPTIONS").map(String::as_str).unwrap_or("");
+        env.insert(
+            "NODE_OPTIONS".into(),
+            node_options_requiring(options, &shim),
+        );
+        env.insert("KELPIE_LISTEN_INHERITED".into(), "1".into());
+        env.insert("KELPIE_KILL_SIGNAL".into(), spec.kill_signal.clone());
     }
     if shares_ports {
         // The shim asks the daemon for the socket of each port the app listens on.
@@ -212,6 +224,18 @@ pub fn command(
     spawn.nice_and_identity(spec.nice, identity(spec)?);
     spawn.original_fd_limit();
     Ok(spawn)
+}
+
+/// `NODE_OPTIONS` with `--require <shim>` added after the user's options. Node splits the
+/// variable at spaces outside double quotes, and reads `\\` and `\"` inside them.
+fn node_options_requiring(options: &str, shim: &str) -> String {
+    let quoted = format!("\"{}\"", shim.replace('\\', "\\\\").replace('"', "\\\""));
+    let require = format!("--require {quoted}");
+    if options.trim().is_empty() {
+        require
+    } else {
+        format!("{options} {require}")
+    }
 }
 
 /// Who the app runs as (`user` / `group`): the user's ids and its groups from /etc/passwd and
@@ -273,6 +297,18 @@ fn kelpie_variables(spec: &AppSpec, who: &InstanceIdentity<'_>) -> Vec<(String, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_options_get_the_shim_after_the_users_quoted() {
+        assert_eq!(
+            node_options_requiring("", "/home/k/node-shim.cjs"),
+            r#"--require "/home/k/node-shim.cjs""#
+        );
+        assert_eq!(
+            node_options_requiring("--max-old-space-size=512", "/my home/a\"b.cjs"),
+            r#"--max-old-space-size=512 --require "/my home/a\"b.cjs""#
+        );
+    }
 
     #[test]
     fn log_paths_follow_pm2_naming() {

@@ -729,3 +729,90 @@ fn established_per_process(pids: &[u32], port: u16) -> Vec<usize> {
         })
         .collect()
 }
+
+/// The pid that answered `GET /` on 127.0.0.1:`port` (Express answers `pid=<pid>`), once one does.
+fn answering_pid(k: &Kelpie, port: u16) -> u32 {
+    let mut pid = None;
+    k.wait_for(&format!("an answer on port {port}"), 20 * SECS, || {
+        pid = load::get(local(port))
+            .ok()
+            .and_then(|body| body.trim().strip_prefix("pid=")?.parse().ok());
+        pid.is_some()
+    });
+    pid.expect("answered")
+}
+
+/// The process group of `pid`, from /proc/<pid>/stat (the field after the state).
+fn process_group(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    after_name.split(' ').nth(2)?.parse().ok()
+}
+
+#[test]
+fn a_node_server_below_npm_start_or_a_command_line_serves_the_kelpie_owned_port() {
+    let Some(modules) = node_modules() else {
+        return;
+    };
+    let k = kelpie();
+    let server = app(
+        &k,
+        &modules,
+        "server.js",
+        &express_app(0).replace("app.listen(0,", "app.listen(process.env.PORT,"),
+    );
+    let dir = std::path::Path::new(&server)
+        .parent()
+        .expect("dir")
+        .display()
+        .to_string();
+    k.write(
+        "package.json",
+        r#"{"name": "web", "version": "1.0.0", "private": true, "scripts": {"start": "node server.js"}}"#,
+    );
+    let ports = [free_port(), free_port(), free_port()];
+    // PM2's ways to run an npm script or a command line; each app's port is Kelpie's socket.
+    let file = k.write(
+        "ecosystem.config.js",
+        &format!(
+            "module.exports = {{ apps: [\n\
+             {{ name: 'npm-args', script: 'npm', args: 'start', cwd: {dir:?}, port: {} }},\n\
+             {{ name: 'npm-line', script: 'npm start', cwd: {dir:?}, port: {} }},\n\
+             {{ name: 'node-line', script: 'node server.js', exec_interpreter: 'none', cwd: {dir:?}, port: {} }},\n\
+             ] }};\n",
+            ports[0], ports[1], ports[2]
+        ),
+    );
+    k.ok(&["start", &file]);
+    for (name, port) in ["npm-args", "npm-line", "node-line"].iter().zip(ports) {
+        let answered = answering_pid(&k, port);
+        let app_pid = k.pid(name);
+        assert_eq!(
+            process_group(answered),
+            Some(app_pid),
+            "{name}: the Node server below the app's own program answers"
+        );
+        assert_eq!(
+            k.app(name)["pm2_env"]["restart_time"],
+            0,
+            "{name}: no crash"
+        );
+    }
+    // A reload: the new tree takes the same socket.
+    let before = answering_pid(&k, ports[0]);
+    k.ok(&["reload", "npm-args"]);
+    k.wait_for("the new server answering", 20 * SECS, || {
+        answering_pid(&k, ports[0]) != before
+    });
+    k.ok(&["stop", "all"]);
+    for port in ports {
+        assert!(
+            load::get(local(port)).is_err(),
+            "port {port} still answered"
+        );
+    }
+    assert!(
+        !std::path::Path::new(&format!("/proc/{before}")).exists(),
+        "the old server is gone"
+    );
+}
