@@ -6,6 +6,17 @@ use std::collections::BTreeMap;
 
 /// The variables of an `env`-like object. Scalars become their text, nested objects and lists
 /// their JSON (PM2 JSON-stringifies them so apps can parse them back).
+/// The names of `value`'s variables given as a JSON number or boolean (`PORT: 3000`), which
+/// `jlist` shows with their type, as PM2 does.
+pub fn typed_names(value: &Value) -> impl Iterator<Item = &String> {
+    value
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| v.is_number() || v.is_boolean())
+        .map(|(name, _)| name)
+}
+
 pub fn variables(value: &Value) -> Result<BTreeMap<String, String>, String> {
     let Value::Object(object) = value else {
         return Err(format!(

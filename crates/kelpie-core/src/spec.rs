@@ -70,6 +70,10 @@ pub struct AppSpec {
     pub inherited_env: Arc<BTreeMap<String, String>>,
     /// The config's `env` merged with the selected `env_<profile>`; wins over `inherited_env`.
     pub env: BTreeMap<String, String>,
+    /// Names in `env` whose value the config gave as a JSON number or boolean (`PORT: 3000`):
+    /// the process gets text, as always, but `jlist` shows them with their type, as PM2 does.
+    #[serde(skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub env_typed: std::collections::BTreeSet<String>,
     /// Profile selected with `--env` when the app came from a file, for `describe`.
     pub env_profile: Option<String>,
     /// Number of instances (processes) to run.
@@ -199,6 +203,7 @@ impl Default for AppSpec {
             cwd: String::new(),
             inherited_env: Arc::default(),
             env: BTreeMap::new(),
+            env_typed: std::collections::BTreeSet::new(),
             env_profile: None,
             instances: 1,
             exec_mode: ExecMode::Fork,

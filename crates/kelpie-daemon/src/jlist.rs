@@ -228,6 +228,7 @@ fn entry<'a>(
             username: &p.username,
             env: EnvView {
                 env: shown_env(&spec.env, show_secrets),
+                typed: &spec.env_typed,
                 incremented: incremented.filter(|(var, _)| show_secrets || !is_secret_name(var)),
             },
             version: "N/A",
@@ -326,10 +327,20 @@ impl Serialize for InstanceVars<'_> {
     }
 }
 
-/// The app's `env` as shown, with the instance's `increment_var` value, a number as in PM2.
+/// The app's `env` as shown, with the instance's `increment_var` value, a number as in PM2,
+/// and the values the config gave as numbers or booleans with their type (`PORT: 3000`).
 struct EnvView<'a> {
     env: std::borrow::Cow<'a, BTreeMap<String, String>>,
+    typed: &'a std::collections::BTreeSet<String>,
     incremented: Option<(&'a str, u64)>,
+}
+
+/// `value` as the JSON number or boolean it was written as (a masked secret stays text).
+fn typed_value(value: &str) -> Option<serde_json::Value> {
+    match serde_json::from_str::<serde_json::Value>(value).ok()? {
+        typed @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => Some(typed),
+        _ => None,
+    }
 }
 
 impl Serialize for EnvView<'_> {
@@ -339,7 +350,15 @@ impl Serialize for EnvView<'_> {
         for (name, value) in self.env.iter() {
             match self.incremented {
                 Some((var, number)) if var == name => map.serialize_entry(name, &number)?,
-                _ => map.serialize_entry(name, value)?,
+                _ => match self
+                    .typed
+                    .contains(name)
+                    .then(|| typed_value(value))
+                    .flatten()
+                {
+                    Some(typed) => map.serialize_entry(name, &typed)?,
+                    None => map.serialize_entry(name, value)?,
+                },
             }
         }
         // Inherited rather than declared: PM2 adds it to `env` all the same.

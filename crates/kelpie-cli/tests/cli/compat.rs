@@ -122,6 +122,52 @@ fn jlist_counts_one_status_word_per_instance_and_leaves_out_unset_keys() {
 }
 
 #[test]
+fn jlist_shows_env_numbers_and_booleans_with_their_type_as_pm2_does() {
+    let k = kelpie();
+    let fake = k.fake_app();
+    let file = k.write(
+        "ecosystem.config.js",
+        &format!(
+            "module.exports = {{ apps: [\n\
+             {{ name: 'typed', script: {fake:?}, interpreter: 'none',\n\
+               env: {{ PORT: 3000, DEBUG: true, RATIO: 1.5, NAME: 'x', QUOTED: '42', NOTHING: null }} }},\n\
+             {{ name: 'profiled', script: {fake:?}, interpreter: 'none',\n\
+               env: {{ PORT: 3000, WORKERS: '2' }}, env_production: {{ PORT: '4000', WORKERS: 4 }} }},\n\
+             ] }};\n"
+        ),
+    );
+    k.ok(&["start", &file, "--only", "typed"]);
+    k.ok(&["start", &file, "--only", "profiled", "--env", "production"]);
+    let env = |name: &str| k.app(name)["pm2_env"]["env"].clone();
+    let typed = env("typed");
+    assert_eq!(typed["PORT"], serde_json::json!(3000), "{typed}");
+    assert_eq!(typed["DEBUG"], serde_json::json!(true));
+    assert_eq!(typed["RATIO"], serde_json::json!(1.5));
+    assert_eq!(typed["NAME"], serde_json::json!("x"));
+    assert_eq!(
+        typed["QUOTED"],
+        serde_json::json!("42"),
+        "a string stays a string"
+    );
+    assert_eq!(
+        typed["NOTHING"],
+        serde_json::json!("null"),
+        "PM2 shows null as text"
+    );
+    // The profile's values win with their own types.
+    let profiled = env("profiled");
+    assert_eq!(profiled["PORT"], serde_json::json!("4000"), "{profiled}");
+    assert_eq!(profiled["WORKERS"], serde_json::json!(4));
+    // The process gets text, as always.
+    let pid = k.pid("typed");
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+    assert!(
+        environ.split(|b| *b == 0).any(|v| v == b"PORT=3000"),
+        "the process has PORT=3000"
+    );
+}
+
+#[test]
 fn pm_exec_path_is_the_absolute_path_of_a_command() {
     let k = kelpie();
     k.ok(&["start", "sleep", "--", "600"]);

@@ -23,14 +23,25 @@ pub(super) fn read_env(r: &mut Reader<'_>, spec: &mut AppSpec, origin: &Origin<'
         .unwrap_or_default();
     if let Some(env) = r.get("env", crate::env::variables) {
         spec.env.extend(env);
+        if let Some(field) = r.raw.fields.get("env") {
+            spec.env_typed
+                .extend(crate::env::typed_names(&field.value).cloned());
+        }
     }
     if let Some(deploy) = origin.deploy_env {
         spec.env
             .extend(deploy.iter().map(|(k, v)| (k.clone(), v.clone())));
+        spec.env_typed.retain(|name| !deploy.contains_key(name));
     }
     for (name, field) in &r.raw.profiles {
         match crate::env::variables(&field.value) {
-            Ok(vars) if Some(name.as_str()) == profile => spec.env.extend(vars),
+            Ok(vars) if Some(name.as_str()) == profile => {
+                // The profile's values win, with their own types.
+                spec.env_typed.retain(|name| !vars.contains_key(name));
+                spec.env_typed
+                    .extend(crate::env::typed_names(&field.value).cloned());
+                spec.env.extend(vars);
+            }
             Ok(_) => {}
             Err(message) => r.errors.push(format!("field `{}`: {message}", field.key)),
         }
