@@ -58,6 +58,10 @@ pub struct AppSpec {
     pub interpreter: Option<String>,
     /// Arguments for the interpreter, placed before the script (`--node-args`).
     pub interpreter_args: Vec<String>,
+    /// `--node-args=null` cleared them: `jlist` then leaves `node_args` out, as PM2 does
+    /// (its own scenarios check that), rather than showing `[]`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interpreter_args_cleared: bool,
     /// Run a Node app without Node's source maps (PM2's `disable_source_map_support`): by
     /// default Node apps get `--enable-source-maps`, so stack traces name the original sources.
     pub disable_source_map_support: bool,
@@ -199,6 +203,7 @@ impl Default for AppSpec {
             args: Vec::new(),
             interpreter: None,
             interpreter_args: Vec::new(),
+            interpreter_args_cleared: false,
             disable_source_map_support: false,
             cwd: String::new(),
             inherited_env: Arc::default(),

@@ -63,7 +63,8 @@ struct Pm2Env<'a> {
     pm_exec_path: std::borrow::Cow<'a, str>,
     pm_cwd: &'a str,
     exec_interpreter: &'a str,
-    node_args: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_args: Option<&'a [String]>,
     args: std::borrow::Cow<'a, [String]>,
     pm_out_log_path: &'a str,
     pm_err_log_path: &'a str,
@@ -172,9 +173,10 @@ fn entry<'a>(
                 true => "none",
                 false => spec.interpreter.as_deref().unwrap_or("none"),
             },
-            node_args: match spec.is_shell_command_line() {
-                true => &[],
-                false => &spec.interpreter_args,
+            node_args: match (spec.is_shell_command_line(), spec.interpreter_args_cleared) {
+                (true, _) => Some(&[]),
+                (false, true) => None,
+                (false, false) => Some(&spec.interpreter_args),
             },
             args: match spec.is_shell_command_line() {
                 true => std::borrow::Cow::Owned(

@@ -312,7 +312,15 @@ fn restart_takes_start_options_and_stop_turns_watching_off() {
         serde_json::json!(["--norc", "--noprofile"])
     );
     k.ok(&["reload", "app", "--node-args=null"]);
-    assert_eq!(k.app("app")["pm2_env"]["node_args"], serde_json::json!([]));
+    // Cleared with null, the key is gone, as under PM2 (its scenario greps prettylist for it).
+    assert!(k.app("app")["pm2_env"].get("node_args").is_none());
+    assert!(!k.ok(&["prettylist"]).contains("node_args"));
+    k.ok(&["reload", "app", "--node-args=--norc"]);
+    assert_eq!(
+        k.app("app")["pm2_env"]["node_args"],
+        serde_json::json!(["--norc"])
+    );
+    k.ok(&["reload", "app", "--node-args=null"]);
     k.ok(&["restart", "0", "--name=renamed"]);
     k.ok(&["reset", "all"]);
     k.ok(&["restart", "renamed"]);

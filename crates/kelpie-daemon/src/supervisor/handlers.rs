@@ -209,7 +209,10 @@ impl Supervisor {
             self.change_specs(&all_ids, |spec| spec.name = new_name.clone());
         }
         if let Some(args) = &changes.interpreter_args {
-            self.change_specs(&ids, |spec| spec.interpreter_args = args.clone());
+            self.change_specs(&ids, |spec| {
+                spec.interpreter_args = args.clone();
+                spec.interpreter_args_cleared = args.is_empty();
+            });
         }
         if changes.toggle_watch {
             let watched = ids
