@@ -76,6 +76,19 @@ pub enum Command {
         #[command(flatten)]
         targets: TargetArgs,
     },
+    /// Run an action that apps registered with @pm2/io (`io.action('name', fn)`) in every
+    /// running instance of the target, and print each instance's reply
+    Trigger {
+        /// Name, id, namespace or `all`
+        target: String,
+        /// The action's name
+        action: String,
+        /// A parameter for the action (given to handlers that take one, as a string)
+        param: Option<String>,
+        /// How long to wait for the replies, in seconds (PM2 waits forever)
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
     /// Print the pid of apps (all apps without a target)
     Pid {
         /// Name, id, namespace or `all`

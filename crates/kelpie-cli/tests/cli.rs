@@ -26,6 +26,7 @@ mod cli {
     mod npm_package;
     mod persistence;
     mod pid1;
+    mod pm2_runtime;
     mod runtime;
     mod security;
     mod serve;

@@ -577,7 +577,45 @@ function mainModuleUrl(main) {
   }
 }
 
+// What PM2's process container tells its manager about every Node app, whether or not the app
+// uses @pm2/io: its Node version ({node_version}, kept in `jlist`), and each uncaught exception
+// ({type: 'process:exception', data: {message, stack, name, ...its own properties}}, on the
+// bus for the notifiers that follow it). Unhandled rejections too: Node turns them into
+// uncaught exceptions. Watched with 'uncaughtExceptionMonitor', which changes nothing of what
+// Node does next (print, exit 1). An app with @pm2/io sends its own exceptions: not twice.
+function reportToTheManager() {
+  if (typeof process.send !== 'function') return;
+  const send = (message) => {
+    try {
+      if (process.connected) process.send(message, () => {});
+    } catch (_) {}
+  };
+  send({ node_version: process.versions.node });
+  process.on('uncaughtExceptionMonitor', (err) => {
+    if (global[Symbol.for('@pm2/io')]) return;
+    send({ type: 'process:exception', data: exceptionData(err) });
+  });
+}
+
+function exceptionData(err) {
+  if (!(err instanceof Error)) {
+    let text;
+    try { text = JSON.stringify(err); } catch (_) { text = String(err); }
+    return { message: `Non-error value: ${text}`, stack: `Non-error value: ${text}` };
+  }
+  const data = { message: err.message, stack: err.stack, name: err.name };
+  for (const key of Object.getOwnPropertyNames(err)) {
+    if (key in data) continue;
+    const value = err[key];
+    if (value === null || ['string', 'number', 'boolean'].includes(typeof value)) data[key] = value;
+  }
+  return data;
+}
+
 // Last: the classes above are only defined once their declarations have run.
+try {
+  reportToTheManager();
+} catch (_) {}
 try {
   reportMainRan();
 } catch (err) {

@@ -118,29 +118,45 @@ fn changes(old: &InstanceState, new: &InstanceState) -> Vec<&'static str> {
     kinds
 }
 
-/// Stream the bus to a client until it closes the connection (or the daemon exits). A reader
-/// that fell behind gets an event `lagged` whose `restart_time` holds how many it missed.
+/// An event about no instance (`subscribed`, `lagged`).
+fn daemon_event(kind: &str, count: u32) -> BusEvent {
+    BusEvent {
+        event: kind.into(),
+        pm_id: 0,
+        name: String::new(),
+        namespace: String::new(),
+        status: String::new(),
+        pid: None,
+        restart_time: count,
+        exit_code: None,
+        signal: None,
+        data: None,
+        at_ms: crate::clock::now().wall_ms,
+    }
+}
+
+/// Stream the bus to a client until it closes the connection (or the daemon exits). The first
+/// event is `subscribed`: from then on nothing published is missed (a client that sends a
+/// message and waits for the answer, as `trigger` does, subscribes first). A reader that fell
+/// behind gets an event `lagged` whose `restart_time` holds how many it missed.
 pub async fn serve(stream: &mut UnixStream, bus: &Bus) {
     let mut events = bus.subscribe();
     let (mut reader, mut writer) = stream.split();
     let mut scratch = [0u8; 64];
+    let mut subscribed = Some(daemon_event("subscribed", 0));
     loop {
         let event = tokio::select! {
+            // Before anything else.
+            biased;
+            () = std::future::ready(()), if subscribed.is_some() => match subscribed.take() {
+                Some(event) => event,
+                None => continue,
+            },
             received = events.recv() => match received {
                 Ok(event) => event,
-                Err(broadcast::error::RecvError::Lagged(missed)) => BusEvent {
-                    event: "lagged".into(),
-                    pm_id: 0,
-                    name: String::new(),
-                    namespace: String::new(),
-                    status: String::new(),
-                    pid: None,
-                    restart_time: u32::try_from(missed).unwrap_or(u32::MAX),
-                    exit_code: None,
-                    signal: None,
-                    data: None,
-                    at_ms: crate::clock::now().wall_ms,
-                },
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    daemon_event("lagged", u32::try_from(missed).unwrap_or(u32::MAX))
+                }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             // The client sends nothing more: any read that ends is its going away.

@@ -29,9 +29,29 @@ struct Monit {
     cpu: f64,
 }
 
-#[derive(Serialize)]
-struct AxmValue {
-    value: f64,
+/// `axm_monitor`: the metrics of the app's PM2 SDK as it sent them (`{value, unit?, type?,
+/// historic?}`), and those it sent on `NOTIFY_SOCKET` as `{value}`.
+struct AxmMonitor<'a> {
+    sdk: &'a serde_json::Map<String, serde_json::Value>,
+    notify: &'a BTreeMap<String, f64>,
+}
+
+impl Serialize for AxmMonitor<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for (name, entry) in self.sdk {
+            map.serialize_entry(name, entry)?;
+        }
+        for (name, value) in self
+            .notify
+            .iter()
+            .filter(|(n, _)| !self.sdk.contains_key(*n))
+        {
+            map.serialize_entry(name, &serde_json::json!({ "value": value }))?;
+        }
+        map.end()
+    }
 }
 
 #[derive(Serialize)]
@@ -106,7 +126,14 @@ struct Pm2Env<'a> {
     /// (`X_KELPIE_METRIC=<name>=<number>`), by name.
     metrics: &'a BTreeMap<String, f64>,
     /// The same metrics in PM2's shape for custom metrics (`@pm2/io`): `{ name: { value } }`.
-    axm_monitor: BTreeMap<&'a str, AxmValue>,
+    axm_monitor: AxmMonitor<'a>,
+    /// The actions its PM2 SDK registered (`io.action`), as PM2 lists them.
+    axm_actions: &'a [serde_json::Value],
+    /// The options its PM2 SDK sent (`isModule`, `module_conf`...), as PM2 keeps them.
+    axm_options: &'a serde_json::Map<String, serde_json::Value>,
+    /// The Node version the process said it runs (Node apps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_version: Option<&'a serde_json::Value>,
     /// Kelpie's: the last exits and automatic restarts, oldest first, with their cause. Only in
     /// `describe --json`: scripts count status words in `jlist` (`grep -o stopped | wc -l`), and
     /// an exit record holds them too.
@@ -220,11 +247,13 @@ fn entry<'a>(
             depends_on: &spec.depends_on,
             status_text: p.status_text.as_deref(),
             metrics: &p.metrics,
-            axm_monitor: p
-                .metrics
-                .iter()
-                .map(|(name, value)| (name.as_str(), AxmValue { value: *value }))
-                .collect(),
+            axm_monitor: AxmMonitor {
+                sdk: &p.sdk.monitor,
+                notify: &p.metrics,
+            },
+            axm_actions: &p.sdk.actions,
+            axm_options: &p.sdk.options,
+            node_version: p.sdk.node_version.as_ref(),
             exits: with_exits.then_some(&state.exits),
             exit_code: state.exits.back().and_then(|e| e.code),
             username: &p.username,

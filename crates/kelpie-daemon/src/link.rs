@@ -37,9 +37,14 @@ pub enum ProcessSignal {
     /// `STATUS=...` or `X_KELPIE_METRIC=...`: what the process publishes about itself, or a
     /// metric line Kelpie could not take (see `kelpie_core::forensics::parse_notify_line`).
     Published(NotifyLine),
-    /// `process.send({type: 'process:msg', data})` (any type): a message for whoever follows
-    /// the event bus, under that type (PM2's `process:msg`).
+    /// A message for whoever follows the event bus, routed as PM2 routes it:
+    /// `process.send({type, data})` (both truthy) goes under that type (`process:msg`,
+    /// `process:exception`, `axm:reply`, `human:event`...); anything else (`{topic, data}`, a
+    /// string) as `process:msg` with `raw`, here `{"raw": <the message>}`.
     Message(serde_json::Value),
+    /// What the app's PM2 SDK (`@pm2/io`, pmx, tx2) says for the manager itself: metrics,
+    /// actions, options, its Node version. Kept as PM2 keeps it, never on the bus.
+    Sdk(kelpie_core::SdkMessage),
 }
 
 /// What the child needs to reach its link: variables and descriptors to place.
@@ -289,7 +294,7 @@ async fn run_ipc(
                         }
                         continue;
                     }
-                    let signal = ipc_signal(&message);
+                    let signal = ipc_signal(&message, line.len());
                     if let (Some(process), Some(ProcessSignal::Listening)) = (&process, &signal) {
                         process.claims.join(process.process);
                     }
@@ -418,20 +423,63 @@ async fn answer_socket_request(
     Ok(())
 }
 
-/// What one IPC message means to Kelpie, if anything.
-fn ipc_signal(value: &serde_json::Value) -> Option<ProcessSignal> {
+/// What one IPC message (`size` bytes of JSON) means to Kelpie, routed by PM2's rule: `type`
+/// and `data` both truthy make a typed message (the SDK's own types are kept, the others go
+/// on the bus); otherwise an object with `node_version` is the app's Node version; the shim's
+/// own messages (`{kelpie: ...}`) and `"ready"` are Kelpie's; anything else is a `process:msg`
+/// with `raw`.
+fn ipc_signal(value: &serde_json::Value, size: usize) -> Option<ProcessSignal> {
+    use kelpie_core::SdkMessage;
+    use serde_json::Value;
     if value.as_str() == Some("ready") {
         return Some(ProcessSignal::Ready);
     }
-    // PM2's shape for the bus: `{type, data}` (the type is the bus event's name).
-    if value.get("type").is_some_and(|t| t.is_string()) && value.get("data").is_some() {
-        return Some(ProcessSignal::Message(value.clone()));
-    }
     match value.get("kelpie").and_then(|k| k.as_str()) {
-        Some("listening") => Some(ProcessSignal::Listening),
-        Some("main-ran") => Some(ProcessSignal::MainRan),
-        _ => None,
+        Some("listening") => return Some(ProcessSignal::Listening),
+        Some("main-ran") => return Some(ProcessSignal::MainRan),
+        Some(_) => return None,
+        None => {}
     }
+    let truthy = |v: &Value| match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    };
+    let kind = value.get("type").filter(|t| truthy(t));
+    let data = value.get("data").filter(|d| truthy(d));
+    if let (Some(kind), Some(data)) = (kind, data) {
+        let kind = kind.as_str().unwrap_or_default();
+        let for_the_manager = matches!(
+            kind,
+            "axm:monitor" | "axm:action" | "axm:option:configuration" | "axm:option:setPID"
+        );
+        if !for_the_manager {
+            return Some(ProcessSignal::Message(value.clone()));
+        }
+        // Kept by the daemon: bounded (the bus's messages pass through, they are not kept).
+        if size > kelpie_core::sdk::SDK_MESSAGE_MAX {
+            return None;
+        }
+        return match (kind, data) {
+            ("axm:monitor", Value::Object(metrics)) => {
+                Some(ProcessSignal::Sdk(SdkMessage::Monitor(metrics.clone())))
+            }
+            ("axm:action", registration) => {
+                Some(ProcessSignal::Sdk(SdkMessage::Action(registration.clone())))
+            }
+            ("axm:option:configuration", Value::Object(options)) => {
+                Some(ProcessSignal::Sdk(SdkMessage::Options(options.clone())))
+            }
+            // PM2 filters `axm:option:setPID` (nothing sends it) and data of another shape.
+            _ => None,
+        };
+    }
+    if let Some(version) = value.get("node_version") {
+        return Some(ProcessSignal::Sdk(SdkMessage::NodeVersion(version.clone())));
+    }
+    Some(ProcessSignal::Message(serde_json::json!({ "raw": value })))
 }
 
 #[cfg(test)]
@@ -440,7 +488,8 @@ mod tests {
 
     #[test]
     fn ipc_messages_are_recognised() {
-        let signal = |line: &str| ipc_signal(&serde_json::from_str(line).expect("JSON"));
+        let signal =
+            |line: &str| ipc_signal(&serde_json::from_str(line).expect("JSON"), line.len());
         assert_eq!(signal("\"ready\""), Some(ProcessSignal::Ready));
         assert_eq!(
             signal(r#"{"kelpie":"listening","address":{"port":3000}}"#),
@@ -450,8 +499,32 @@ mod tests {
             signal(r#"{"kelpie":"main-ran"}"#),
             Some(ProcessSignal::MainRan)
         );
-        // Without data, not a bus message (PM2 would pass it on raw; Kelpie does not).
-        assert_eq!(signal(r#"{"type":"process:msg"}"#), None);
+        // Without data, or untyped: `process:msg` with `raw`, as PM2 relays it.
+        assert_eq!(
+            signal(r#"{"type":"process:msg"}"#),
+            Some(ProcessSignal::Message(
+                serde_json::json!({"raw": {"type": "process:msg"}})
+            ))
+        );
+        assert_eq!(
+            signal(r#"{"topic":"t","data":{"a":1}}"#),
+            Some(ProcessSignal::Message(
+                serde_json::json!({"raw": {"topic": "t", "data": {"a": 1}}})
+            ))
+        );
+        assert_eq!(
+            signal(r#"{"type":"axm:monitor","data":{"m":{"value":1}}}"#),
+            Some(ProcessSignal::Sdk(kelpie_core::SdkMessage::Monitor(
+                serde_json::from_str(r#"{"m":{"value":1}}"#).expect("JSON")
+            )))
+        );
+        assert_eq!(
+            signal(r#"{"node_version":"20.20.2"}"#),
+            Some(ProcessSignal::Sdk(kelpie_core::SdkMessage::NodeVersion(
+                serde_json::json!("20.20.2")
+            )))
+        );
+        assert_eq!(signal(r#"{"type":"axm:option:setPID","data":1}"#), None);
         let message = r#"{"type":"process:msg","data":{"n":1}}"#;
         assert_eq!(
             signal(message),

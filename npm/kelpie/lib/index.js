@@ -325,13 +325,30 @@ Kelpie.prototype.launchBus = callbackOrPromise(async function () {
     }
     return true;
   };
+  // The daemon's first event says the subscription is in place: launchBus resolves then, so a
+  // message sent right after (an action triggered) cannot answer before the bus listens.
+  let subscribed;
+  const inPlace = new Promise((resolve) => { subscribed = resolve; });
   events.stream('Events', (frame, err) => {
-    if (ended(frame, err) || !frame.Event) return;
+    if (ended(frame, err)) {
+      subscribed();
+      return;
+    }
+    if (!frame.Event) return;
     const event = frame.Event;
+    if (event.event === 'subscribed') {
+      subscribed();
+      return;
+    }
     const process_ = { name: event.name, pm_id: event.pm_id, namespace: event.namespace };
     const at = event.at_ms;
     if (event.event === 'message') {
-      bus.emit(event.data.type, { at, data: event.data.data, process: process_ });
+      // PM2's routing: `{type, data}` under its type; anything else as `process:msg` with `raw`.
+      if (event.data.type === undefined && 'raw' in event.data) {
+        bus.emit('process:msg', { at, raw: event.data.raw, process: process_ });
+      } else {
+        bus.emit(event.data.type, { at, data: event.data.data, process: process_ });
+      }
       return;
     }
     bus.emit('process:event', {
@@ -364,6 +381,7 @@ Kelpie.prototype.launchBus = callbackOrPromise(async function () {
     logs.close();
   };
   this.buses.add(bus);
+  await inPlace;
   return bus;
 });
 

@@ -13,7 +13,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-fn processes(home: &Home) -> Result<Vec<ProcessInfo>> {
+pub(super) fn processes(home: &Home) -> Result<Vec<ProcessInfo>> {
     match call(home, &Request::List)? {
         Response::Processes(list) => Ok(list),
         other => bail!("unexpected answer from the daemon: {other:?}"),
@@ -188,7 +188,7 @@ pub fn jlist(home: &Home, show_secrets: bool) -> Result<ExitCode> {
 
 /// The instances of `list` that `target` selects, by the daemon's rule; an unknown target is
 /// an error.
-fn select<'a>(list: &'a [ProcessInfo], target: &Target) -> Result<Vec<&'a ProcessInfo>> {
+pub(super) fn select<'a>(list: &'a [ProcessInfo], target: &Target) -> Result<Vec<&'a ProcessInfo>> {
     let instances: Vec<Targetable<'_>> = list.iter().map(ProcessInfo::targetable).collect();
     let ids = resolve_targets(std::slice::from_ref(target), &instances)
         .map_err(|_| anyhow::anyhow!("no app matches {}", target.describe()))?;

@@ -13,6 +13,7 @@ mod runtime;
 mod serve;
 mod start;
 mod startup;
+mod trigger;
 
 use crate::cli::{Cli, Command};
 use crate::client::Client;
@@ -100,6 +101,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Signal { signal, targets } => control::signal(&home, &signal, &targets),
         Command::Pid { target } => inspect::pid(&home, target.as_deref()),
+        Command::Trigger {
+            target,
+            action,
+            param,
+            timeout,
+        } => trigger::trigger(
+            &home,
+            &target,
+            &action,
+            param.as_deref(),
+            std::time::Duration::from_secs(timeout),
+        ),
         Command::List(args) => inspect::list(&home, &args),
         Command::Monit(args) => monit::monit(&home, args.interval),
         Command::Jlist { show_secrets } => inspect::jlist(&home, show_secrets),

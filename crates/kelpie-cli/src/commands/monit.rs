@@ -196,6 +196,7 @@ mod tests {
             log_files: Vec::new(),
             status_text: None,
             metrics: Default::default(),
+            sdk: Default::default(),
         }
     }
 

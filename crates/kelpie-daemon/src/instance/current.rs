@@ -177,8 +177,17 @@ impl Current {
         self.child = None;
         self.kept = None;
         self.health = None;
-        if !self.published.metrics.is_empty() {
-            self.published.metrics.clear();
+        let had_metrics = !self.published.metrics.is_empty();
+        self.published.metrics.clear();
+        // As PM2: its SDK's metrics and actions go with it, its options stay.
+        if self.published.sdk.process_ended() || had_metrics {
+            given.send_published(&self.published);
+        }
+    }
+
+    /// What its PM2 SDK said (metrics, actions, options, Node version): kept for `jlist`.
+    pub(super) fn on_sdk(&mut self, given: &Given, message: kelpie_core::SdkMessage) {
+        if self.published.sdk.apply(message) {
             given.send_published(&self.published);
         }
     }

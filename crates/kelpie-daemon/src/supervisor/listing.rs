@@ -37,6 +37,7 @@ pub(super) fn process_infos(apps: &Apps, services: &Services) -> Vec<ProcessInfo
                 log_files,
                 status_text: entry.published.status_text.clone(),
                 metrics: entry.published.metrics.clone(),
+                sdk: entry.published.sdk.clone(),
             }
         })
         .collect()

@@ -405,6 +405,7 @@ mod tests {
                 log_files: Vec::new(),
                 status_text: None,
                 metrics: Default::default(),
+                sdk: Default::default(),
             },
             cpu_seconds: 0.0,
             processes: 0,

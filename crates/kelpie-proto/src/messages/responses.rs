@@ -139,4 +139,8 @@ pub struct ProcessInfo {
     /// names, at most 32). Cleared when the process ends. Not persisted.
     #[serde(default)]
     pub metrics: BTreeMap<String, f64>,
+    /// What its running process's PM2 SDK (`@pm2/io`, pmx, tx2) said over its IPC channel:
+    /// metrics, actions, options, Node version. Not persisted.
+    #[serde(default)]
+    pub sdk: kelpie_core::SdkState,
 }

@@ -1,0 +1,274 @@
+//! PM2's runtime contract: what a Node app says to its manager over the IPC channel, with
+//! `@pm2/io` from npm (metrics, counter, meter, histogram, actions with and without a
+//! parameter, `notifyError`) or without it (its Node version, an uncaught exception, a
+//! rejection nobody handled, `process.send({topic, data})`), seen where PM2 users look:
+//! `jlist`'s `axm_monitor`/`axm_actions`/`axm_options`/`node_version`, `kelpie trigger`, and
+//! the bus of the Node package (`require('kelpie').launchBus`, as PM2's tools use it).
+
+use super::kelpie;
+use super::tools::{installed_or_skip, npm_packages};
+use kelpie_testkit::Kelpie;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const SECS: Duration = Duration::from_secs(1);
+
+/// `@pm2/io` from npm, installed once under the target directory.
+fn pm2_io() -> Option<PathBuf> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    installed_or_skip(DIR.get_or_init(|| npm_packages("pm2-io", &["@pm2/io@6.1.0"])))
+}
+
+/// Write `name` into the test's directory, next to a `node_modules` holding `@pm2/io`.
+fn app(k: &Kelpie, modules: &Path, name: &str, source: &str) -> String {
+    let file = k.write(name, source);
+    let link = Path::new(&file).with_file_name("node_modules");
+    if !link.exists() {
+        std::os::unix::fs::symlink(modules, &link).expect("link node_modules");
+    }
+    file
+}
+
+const IO_APP: &str = r#"
+const io = require('@pm2/io');
+io.metric({ name: 'Realtime users', unit: 'users' }).set(42);
+const requests = io.counter({ name: 'Requests', id: 'app/requests' });
+requests.inc(); requests.inc();
+const meter = io.meter({ name: 'req/sec' });
+const latency = io.histogram({ name: 'Latency', measurement: 'mean', unit: 'ms' });
+latency.update(10); latency.update(20);
+io.action('ping', (reply) => reply({ pong: true }));
+io.action('echo', (param, reply) => reply({ got: param }));
+io.action('fail', (reply) => { io.notifyError(new Error('asked to fail'), { custom: 'ctx' }); reply('noted'); });
+setInterval(() => meter.mark(), 50);
+"#;
+
+/// A bus follower through the Node package, as PM2's tools follow PM2's bus: one JSON line per
+/// event (`[name, payload]`) in a file, from once it is subscribed ("subscribed" first).
+struct BusFollower {
+    child: Child,
+    lines: PathBuf,
+}
+
+impl BusFollower {
+    fn start(k: &Kelpie) -> BusFollower {
+        let api = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../npm/kelpie");
+        let lines = k.home().join("bus.jsonl");
+        let script = format!(
+            "const fs = require('fs');\n\
+             const api = require({api:?});\n\
+             const out = (line) => fs.appendFileSync({lines:?}, JSON.stringify(line) + '\\n');\n\
+             api.connect(() => api.launchBus((err, bus) => {{\n\
+               if (err) throw err;\n\
+               for (const name of ['process:exception', 'process:msg', 'axm:reply', 'human:event']) {{\n\
+                 bus.on(name, (payload) => out([name, payload]));\n\
+               }}\n\
+               out(['subscribed', {{}}]);\n\
+             }}));\n",
+            api = api.display().to_string(),
+            lines = lines.display().to_string(),
+        );
+        let child = Command::new("node")
+            .arg("-e")
+            .arg(script)
+            .env("KELPIE_HOME", k.home())
+            .env("KELPIE_BINARY", env!("CARGO_BIN_EXE_kelpie"))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("node");
+        let follower = BusFollower { child, lines };
+        k.wait_for("the bus follower subscribed", 10 * SECS, || {
+            !follower.events().is_empty()
+        });
+        follower
+    }
+
+    fn events(&self) -> Vec<(String, serde_json::Value)> {
+        std::fs::read_to_string(&self.lines)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<(String, serde_json::Value)>(l).ok())
+            .collect()
+    }
+
+    /// The first event named `name` whose payload satisfies `matches`, waited for.
+    fn wait(
+        &self,
+        k: &Kelpie,
+        name: &str,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let mut found = None;
+        k.wait_for(&format!("a `{name}` on the bus"), 15 * SECS, || {
+            found = self
+                .events()
+                .into_iter()
+                .find(|(n, p)| n == name && matches(p))
+                .map(|(_, p)| p);
+            found.is_some()
+        });
+        found.expect("found")
+    }
+}
+
+impl Drop for BusFollower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn pm2_io_metrics_and_actions_show_in_jlist_and_trigger_runs_actions() {
+    let Some(modules) = pm2_io() else {
+        return;
+    };
+    let k = kelpie();
+    let script = app(&k, &modules, "io-app.js", IO_APP);
+    k.ok(&["start", &script, "--name", "io", "-i", "2"]);
+    let env = |pm_id: usize| k.jlist()[pm_id]["pm2_env"].clone();
+    k.wait_for("the metrics of both instances", 10 * SECS, || {
+        (0..2).all(|i| env(i)["axm_monitor"]["req/sec"].is_object())
+    });
+    for i in 0..2 {
+        let env = env(i);
+        let monitor = &env["axm_monitor"];
+        assert_eq!(monitor["Realtime users"]["value"], 42, "{monitor}");
+        assert_eq!(monitor["Realtime users"]["unit"], "users");
+        assert_eq!(monitor["Requests"]["value"], 2);
+        assert_eq!(monitor["Requests"]["type"], "app/requests");
+        assert_eq!(monitor["Latency"]["value"], 15);
+        assert!(
+            monitor["Heap Size"]["value"].is_string(),
+            "@pm2/io's own metrics: {monitor}"
+        );
+        let actions: Vec<&str> = env["axm_actions"]
+            .as_array()
+            .expect("axm_actions")
+            .iter()
+            .filter_map(|a| a["action_name"].as_str())
+            .collect();
+        for action in ["ping", "echo", "fail", "km:heapdump"] {
+            assert!(actions.contains(&action), "{actions:?}");
+        }
+        assert_eq!(
+            env["axm_options"]["module_name"], "io",
+            "{}",
+            env["axm_options"]
+        );
+        assert_eq!(env["axm_options"]["catchExceptions"], true);
+        let node = Command::new("node")
+            .arg("--version")
+            .output()
+            .expect("node");
+        let version = String::from_utf8_lossy(&node.stdout)
+            .trim()
+            .trim_start_matches('v')
+            .to_string();
+        assert_eq!(env["node_version"], version.as_str());
+    }
+    let ping = k.ok(&["trigger", "io", "ping"]);
+    assert!(
+        ping.contains("2 processes have received command ping"),
+        "{ping}"
+    );
+    assert!(ping.contains(r#"[io:0:default]={"pong":true}"#), "{ping}");
+    assert!(ping.contains(r#"[io:1:default]={"pong":true}"#), "{ping}");
+    let echo = k.ok(&["trigger", "0", "echo", "hello"]);
+    assert!(
+        echo.contains("1 processes have received command echo"),
+        "{echo}"
+    );
+    assert!(echo.contains(r#"[io:0:default]={"got":"hello"}"#), "{echo}");
+    // An action nobody registered: nothing is sent, and it says so.
+    let missing = k.command(&["trigger", "io", "nope"]).output().expect("run");
+    assert_eq!(missing.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("Not any process has received a command")
+    );
+    // Actions and metrics go with a process and come back with the next one.
+    let first = k.pid("io");
+    k.ok(&["restart", "io"]);
+    assert_ne!(k.pid("io"), first);
+    k.wait_for("the new process's actions", 10 * SECS, || {
+        env(0)["axm_actions"]
+            .as_array()
+            .is_some_and(|a| a.len() >= 8)
+    });
+    assert!(k.ok(&["trigger", "io", "ping"]).contains("[io:0:default]"));
+}
+
+#[test]
+fn exceptions_messages_and_replies_reach_the_bus_as_pm2_sends_them() {
+    let Some(modules) = pm2_io() else {
+        return;
+    };
+    let k = kelpie();
+    let bus = BusFollower::start(&k);
+    // Without @pm2/io: an uncaught exception with a property of its own, then (restarted) a
+    // rejection nobody handles; and an untyped message, relayed with `raw` as PM2 does.
+    let plain = k.write(
+        "plain.js",
+        "const fs = require('fs');\n\
+         const runs = __dirname + '/runs';\n\
+         const run = fs.existsSync(runs) ? Number(fs.readFileSync(runs, 'utf8')) : 0;\n\
+         fs.writeFileSync(runs, String(run + 1));\n\
+         process.send({ topic: 'greeting', data: { hello: 'world' } });\n\
+         setTimeout(() => {\n\
+           if (run === 0) { const e = new Error('plain boom'); e.code = 'E_PLAIN'; throw e; }\n\
+           if (run === 1) Promise.reject(new Error('nobody caught me'));\n\
+         }, 300);\n\
+         setInterval(() => {}, 1000);\n",
+    );
+    k.ok(&["start", &plain, "--name", "plain"]);
+    let thrown = bus.wait(&k, "process:exception", |p| {
+        p["data"]["message"] == "plain boom"
+    });
+    assert_eq!(thrown["data"]["code"], "E_PLAIN", "{thrown}");
+    assert_eq!(thrown["data"]["name"], "Error");
+    assert!(
+        thrown["data"]["stack"]
+            .as_str()
+            .is_some_and(|s| s.contains("plain.js")),
+        "{thrown}"
+    );
+    assert_eq!(thrown["process"]["name"], "plain");
+    let rejected = bus.wait(&k, "process:exception", |p| {
+        p["data"]["message"] == "nobody caught me"
+    });
+    assert_eq!(rejected["process"]["name"], "plain");
+    let raw = bus.wait(&k, "process:msg", |p| p["raw"]["topic"] == "greeting");
+    assert_eq!(raw["raw"]["data"]["hello"], "world", "{raw}");
+    // The app died of each as Node does (exit code 1), and was restarted.
+    let codes: Vec<i64> = k
+        .exits("plain")
+        .iter()
+        .filter_map(|e| e["code"].as_i64())
+        .collect();
+    assert_eq!(&codes[..2], [1, 1], "{codes:?}");
+    // With @pm2/io: its own exceptions (once each, not twice) and the replies of actions.
+    let script = app(&k, &modules, "io-app.js", IO_APP);
+    k.ok(&["start", &script, "--name", "io"]);
+    k.wait_for("the actions", 10 * SECS, || {
+        k.app("io")["pm2_env"]["axm_actions"]
+            .as_array()
+            .is_some_and(|a| a.len() >= 8)
+    });
+    k.ok(&["trigger", "io", "fail"]);
+    let noted = bus.wait(&k, "process:exception", |p| {
+        p["data"]["message"] == "asked to fail"
+    });
+    assert_eq!(noted["data"]["metadata"]["custom"], "ctx", "{noted}");
+    let reply = bus.wait(&k, "axm:reply", |p| p["data"]["action_name"] == "fail");
+    assert_eq!(reply["data"]["return"], "noted");
+    assert_eq!(reply["process"]["name"], "io");
+    std::thread::sleep(SECS / 2);
+    let failures = bus
+        .events()
+        .iter()
+        .filter(|(n, p)| n == "process:exception" && p["data"]["message"] == "asked to fail")
+        .count();
+    assert_eq!(failures, 1);
+}

@@ -1,0 +1,166 @@
+//! What a Node app's PM2 SDK (`@pm2/io`, `pmx`, `tx2`) tells its manager over the IPC channel,
+//! kept as PM2 keeps it in `pm2_env`: the metrics (`axm_monitor`, merged key by key), the
+//! actions (`axm_actions`, the first registration of a name wins), the options (`axm_options`,
+//! each top-level key replaced) and the Node version. Bounded: an app cannot make the daemon
+//! hold more than a few hundred kilobytes for it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Most metrics kept per process (PM2's built-in ones are about ten).
+pub const SDK_METRICS_MAX: usize = 128;
+/// Most actions kept per process.
+pub const SDK_ACTIONS_MAX: usize = 64;
+/// Largest message taken (its JSON text): metric maps, action registrations, options.
+pub const SDK_MESSAGE_MAX: usize = 64 * 1024;
+
+/// One message of the SDK protocol.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SdkMessage {
+    /// `{type: 'axm:monitor', data: {name: {value, unit?, type?, historic?...}}}`.
+    Monitor(Map<String, Value>),
+    /// `{type: 'axm:action', data: {action_name, action_type?, arity?, opts?}}`.
+    Action(Value),
+    /// `{type: 'axm:option:configuration', data: {...}}`.
+    Options(Map<String, Value>),
+    /// `{node_version: '20.20.2'}` (an untyped object with that key).
+    NodeVersion(Value),
+}
+
+/// The SDK state of one process, in PM2's shapes.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SdkState {
+    /// `axm_monitor`: each metric's last entry, by name.
+    pub monitor: Map<String, Value>,
+    /// `axm_actions`: the registrations, in arrival order.
+    pub actions: Vec<Value>,
+    /// `axm_options`.
+    pub options: Map<String, Value>,
+    /// `node_version`, as the app sent it.
+    pub node_version: Option<Value>,
+}
+
+impl SdkState {
+    /// Take `message` into account; whether anything changed.
+    pub fn apply(&mut self, message: SdkMessage) -> bool {
+        match message {
+            SdkMessage::Monitor(metrics) => {
+                let mut changed = false;
+                for (name, entry) in metrics {
+                    let known = self.monitor.contains_key(&name);
+                    if !known && self.monitor.len() >= SDK_METRICS_MAX {
+                        continue;
+                    }
+                    if self.monitor.get(&name) != Some(&entry) {
+                        self.monitor.insert(name, entry);
+                        changed = true;
+                    }
+                }
+                changed
+            }
+            SdkMessage::Action(registration) => {
+                let name = registration.get("action_name").and_then(Value::as_str);
+                let Some(name) = name else {
+                    return false;
+                };
+                let known = self
+                    .actions
+                    .iter()
+                    .any(|a| a.get("action_name").and_then(Value::as_str) == Some(name));
+                if known || self.actions.len() >= SDK_ACTIONS_MAX {
+                    return false;
+                }
+                self.actions.push(registration);
+                true
+            }
+            SdkMessage::Options(options) => {
+                let mut changed = false;
+                for (key, value) in options {
+                    if self.options.get(&key) != Some(&value) {
+                        self.options.insert(key, value);
+                        changed = true;
+                    }
+                }
+                changed
+            }
+            SdkMessage::NodeVersion(version) => {
+                let changed = self.node_version.as_ref() != Some(&version);
+                self.node_version = Some(version);
+                changed
+            }
+        }
+    }
+
+    /// The process ended: PM2 forgets its metrics and actions, and keeps its options.
+    pub fn process_ended(&mut self) -> bool {
+        let changed = !self.monitor.is_empty() || !self.actions.is_empty();
+        self.monitor.clear();
+        self.actions.clear();
+        changed
+    }
+
+    /// Whether the process registered action `name`.
+    pub fn has_action(&self, name: &str) -> bool {
+        self.actions
+            .iter()
+            .any(|a| a.get("action_name").and_then(Value::as_str) == Some(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn map(value: Value) -> Map<String, Value> {
+        value.as_object().expect("object").clone()
+    }
+
+    #[test]
+    fn metrics_merge_actions_keep_the_first_options_replace_keys() {
+        let mut sdk = SdkState::default();
+        assert!(sdk.apply(SdkMessage::Monitor(map(
+            json!({"Heap Size": {"value": "10.48", "unit": "MiB"}, "reqs": {"value": 1}})
+        ))));
+        assert!(sdk.apply(SdkMessage::Monitor(map(json!({"reqs": {"value": 2}})))));
+        assert!(!sdk.apply(SdkMessage::Monitor(map(json!({"reqs": {"value": 2}})))));
+        assert_eq!(sdk.monitor["Heap Size"]["unit"], "MiB");
+        assert_eq!(sdk.monitor["reqs"]["value"], 2);
+        assert!(sdk.apply(SdkMessage::Action(
+            json!({"action_name": "ping", "arity": 1})
+        )));
+        assert!(!sdk.apply(SdkMessage::Action(
+            json!({"action_name": "ping", "arity": 2})
+        )));
+        assert!(!sdk.apply(SdkMessage::Action(json!({"arity": 2}))));
+        assert_eq!(
+            sdk.actions,
+            vec![json!({"action_name": "ping", "arity": 1})]
+        );
+        assert!(sdk.has_action("ping") && !sdk.has_action("pong"));
+        assert!(sdk.apply(SdkMessage::Options(map(
+            json!({"metrics": {"v8": true}, "isModule": true})
+        ))));
+        assert!(sdk.apply(SdkMessage::Options(map(json!({"metrics": {"http": true}})))));
+        assert_eq!(sdk.options["metrics"], json!({"http": true}));
+        assert_eq!(sdk.options["isModule"], true);
+        assert!(sdk.apply(SdkMessage::NodeVersion(json!("20.20.2"))));
+        assert!(sdk.process_ended());
+        assert!(sdk.monitor.is_empty() && sdk.actions.is_empty());
+        assert_eq!(sdk.options["isModule"], true, "options outlive the process");
+    }
+
+    #[test]
+    fn an_app_cannot_grow_it_without_bound() {
+        let mut sdk = SdkState::default();
+        for i in 0..SDK_METRICS_MAX + 10 {
+            sdk.apply(SdkMessage::Monitor(map(
+                json!({format!("m{i}"): {"value": i}}),
+            )));
+            sdk.apply(SdkMessage::Action(json!({"action_name": format!("a{i}")})));
+        }
+        assert_eq!(sdk.monitor.len(), SDK_METRICS_MAX);
+        assert_eq!(sdk.actions.len(), SDK_ACTIONS_MAX);
+    }
+}
