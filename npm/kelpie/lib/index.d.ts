@@ -183,6 +183,29 @@ declare namespace kelpie {
     killDaemon(): Promise<string>;
     ping(callback: Callback<{ pid: number; version: string; uptime_ms: number }>): void;
     ping(): Promise<{ pid: number; version: string; uptime_ms: number }>;
+
+    /** Set an app's number of instances; `'+k'` / `'-k'` add or remove k. */
+    scale(name: string, count: number | string, callback: Callback<{ success: boolean }>): void;
+    scale(name: string, count: number | string): Promise<{ success: boolean }>;
+    /** The PM2 version whose behaviour Kelpie keeps (for tools that gate on PM2's version). */
+    getVersion(callback: Callback<string>): void;
+    getVersion(): Promise<string>;
+    /** The daemon's Kelpie version. */
+    getKelpieVersion(callback: Callback<string>): void;
+    getKelpieVersion(): Promise<string>;
+    /** Close the buses only. */
+    disconnectBus(callback?: Callback<void>): void | Promise<void>;
+    /** Run an action the processes registered with @pm2/io; resolves with one reply packet per instance. */
+    trigger(process: ProcessTarget, action: string, callback: Callback<ActionReply[]>): void;
+    trigger(process: ProcessTarget, action: string, params: unknown, callback: Callback<ActionReply[]>): void;
+    trigger(process: ProcessTarget, action: string, params?: unknown, options?: { timeout?: number }): Promise<ActionReply[]>;
+  }
+
+  /** An action's reply, as PM2's bus carries it (`axm:reply`). */
+  interface ActionReply {
+    at: number;
+    data: { action_name: string; return: unknown; at?: number };
+    process: { name: string; pm_id: number; namespace: string };
   }
 }
 

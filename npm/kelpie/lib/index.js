@@ -87,6 +87,9 @@ function appOptions(options) {
   return app;
 }
 
+/** The PM2 release whose commands, files and API Kelpie keeps (what `getVersion` says). */
+const PM2_COMPATIBLE_VERSION = '7.0.4';
+
 /** A client of one Kelpie daemon (one home). */
 class Kelpie {
   /**
@@ -383,6 +386,76 @@ Kelpie.prototype.launchBus = callbackOrPromise(async function () {
   this.buses.add(bus);
   await inPlace;
   return bus;
+});
+
+/**
+ * `scale(name, n)`: set the app's number of instances; `'+k'`/`'-k'` add or remove k.
+ */
+Kelpie.prototype.scale = callbackOrPromise(async function (name, count) {
+  const text = String(count).trim();
+  const match = /^([+-]?)(\d+)$/.exec(text);
+  if (!match) throw new KelpieError('Invalid', `scale takes a number of instances, +N or -N, not ${JSON.stringify(count)}`);
+  const n = Number(match[2]);
+  const scaleCount = match[1] === '+' ? { up: n } : match[1] === '-' ? { down: n } : { to: n };
+  await this._request({ Scale: { name: String(name), count: scaleCount } });
+  return { success: true };
+});
+
+/**
+ * The PM2 version whose behaviour this Kelpie keeps, for tools that check PM2's version
+ * (`semver.gte(version, '0.15.11')`); Kelpie's own version is `getKelpieVersion()`.
+ */
+Kelpie.prototype.getVersion = callbackOrPromise(async function () {
+  return PM2_COMPATIBLE_VERSION;
+});
+
+/** The daemon's Kelpie version. */
+Kelpie.prototype.getKelpieVersion = callbackOrPromise(async function () {
+  return (await this._request('Ping')).Pong.version;
+});
+
+/** Close the buses only (pm2-intercom calls it; PM2 7 only has it on `pm2.Client`). */
+Kelpie.prototype.disconnectBus = function (callback) {
+  for (const bus of this.buses) bus.close();
+  if (typeof callback === 'function') process.nextTick(callback, null);
+  return typeof callback === 'function' ? undefined : Promise.resolve();
+};
+
+/**
+ * `trigger(process, action, [params])`: run an action the processes registered with @pm2/io
+ * (`io.action`) in every running instance that has it; resolves with the replies as PM2's bus
+ * packets (`{at, data: {action_name, return}, process}`), one per instance. Gives up after 10 s
+ * (`{timeout: ms}` as a fourth argument changes it).
+ */
+Kelpie.prototype.trigger = callbackOrPromise(async function (process_, action, params, options = {}) {
+  const receivers = (await this._jlist()).filter((entry) => matches(entry, process_)
+    && ['online', 'launching'].includes(entry.pm2_env.status)
+    && (entry.pm2_env.axm_actions || []).some((a) => a.action_name === action));
+  if (!receivers.length) {
+    throw new KelpieError('NotFound', `Not any process has received a command: no running instance of ${JSON.stringify(process_)} registered the action ${JSON.stringify(action)}`);
+  }
+  const bus = await this.launchBus();
+  try {
+    const waiting = new Set(receivers.map((entry) => entry.pm_id));
+    const replies = [];
+    const done = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new KelpieError('Internal', `no reply to ${action} from id ${[...waiting].join(', ')}`)), options.timeout || 10000);
+      bus.on('axm:reply', (packet) => {
+        if (packet.data && packet.data.action_name === action && waiting.delete(packet.process.pm_id)) {
+          replies.push(packet);
+          if (!waiting.size) {
+            clearTimeout(timer);
+            resolve(replies);
+          }
+        }
+      });
+    });
+    const message = params === undefined || params === null ? action : { msg: action, opts: params, name: String(process_) };
+    await this._request({ SendMessage: { targets: receivers.map((entry) => ({ Id: entry.pm_id })), message } });
+    return await done;
+  } finally {
+    bus.close();
+  }
 });
 
 /** The daemon's version and pid. */

@@ -85,3 +85,42 @@ test('a process without a Node IPC channel is reported, not silently skipped', a
   );
   await kelpie.delete('sleeper');
 });
+
+test('what PM2 tools call: trigger an action, untyped messages with raw, scale, getVersion, disconnectBus', async () => {
+  // An app speaking the SDK protocol by hand, as tx2 does: it registers `ping` and answers it;
+  // and it relays untyped messages ({topic, data}), as pm2-intercom's apps do.
+  const script = writeFile('actions.js', `
+    process.send({ type: 'axm:action', data: { action_name: 'ping', arity: 1 } });
+    process.on('message', (msg) => {
+      if (msg === 'ping') process.send({ type: 'axm:reply', data: { action_name: 'ping', return: { pong: process.pid } } });
+      if (msg && msg.msg === 'ping') process.send({ type: 'axm:reply', data: { action_name: 'ping', return: { param: msg.opts } } });
+    });
+    process.send({ topic: 'hello', data: { from: 'actions' } });
+    setInterval(() => {}, 1000);
+  `);
+  const bus = await kelpie.launchBus();
+  const raws = collect(bus, 'process:msg');
+  await kelpie.start(script, { name: 'actions', instances: 2 });
+  await waitFor('the actions registered', async () => (await kelpie.describe('actions'))
+    .every((p) => p.pm2_env.axm_actions.some((a) => a.action_name === 'ping')));
+  const replies = await kelpie.trigger('actions', 'ping');
+  assert.equal(replies.length, 2);
+  assert.deepEqual(replies.map((r) => r.data.action_name), ['ping', 'ping']);
+  assert.ok(replies.every((r) => r.data.return.pong > 0 && r.process.name === 'actions'));
+  const withParam = await kelpie.trigger('actions', 'ping', 'p1');
+  assert.ok(withParam.every((r) => r.data.return.param === 'p1'));
+  await assert.rejects(kelpie.trigger('actions', 'nope'), /Not any process/);
+  await waitFor('the untyped messages', () => raws.filter((m) => m.raw && m.raw.topic === 'hello').length >= 2);
+  assert.deepEqual(raws.find((m) => m.raw && m.raw.topic === 'hello').raw.data, { from: 'actions' });
+  // scale, as pm2-autoscale does.
+  assert.deepEqual(await kelpie.scale('actions', '+1'), { success: true });
+  assert.equal((await kelpie.describe('actions')).length, 3);
+  await kelpie.scale('actions', 1);
+  assert.equal((await kelpie.describe('actions')).length, 1);
+  // A version PM2-version gates accept (pm2-intercom: semver >= 0.15.11), and Kelpie's own.
+  const version = await kelpie.getVersion();
+  assert.match(version, /^7\.\d+\.\d+$/);
+  assert.match(await kelpie.getKelpieVersion(), /^\d+\.\d+\.\d+/);
+  await kelpie.disconnectBus();
+  await kelpie.delete('actions');
+});

@@ -50,6 +50,11 @@ fn the_api_bus_carries_process_events_logs_and_messages() {
 }
 
 #[test]
+fn the_api_imports_as_an_es_module_and_requires_as_commonjs() {
+    node_test("esm.test.mjs");
+}
+
+#[test]
 fn an_app_uses_the_api_to_see_its_siblings() {
     node_test("inside.test.js");
 }

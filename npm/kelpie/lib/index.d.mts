@@ -1,0 +1,32 @@
+// Types of the ES module entry (lib/index.mjs): the default client and its calls as named exports.
+import kelpie = require('./index.js');
+
+export default kelpie;
+export declare const connect: kelpie.Kelpie['connect'];
+export declare const disconnect: kelpie.Kelpie['disconnect'];
+export declare const start: kelpie.Kelpie['start'];
+export declare const stop: kelpie.Kelpie['stop'];
+export declare const restart: kelpie.Kelpie['restart'];
+export declare const reload: kelpie.Kelpie['reload'];
+declare const deleteProcesses: kelpie.Kelpie['delete'];
+export { deleteProcesses as delete };
+export declare const reset: kelpie.Kelpie['reset'];
+export declare const list: kelpie.Kelpie['list'];
+export declare const describe: kelpie.Kelpie['describe'];
+export declare const sendSignalToProcessName: kelpie.Kelpie['sendSignalToProcessName'];
+export declare const sendSignalToProcessId: kelpie.Kelpie['sendSignalToProcessId'];
+export declare const sendDataToProcessId: kelpie.Kelpie['sendDataToProcessId'];
+export declare const flush: kelpie.Kelpie['flush'];
+export declare const dump: kelpie.Kelpie['dump'];
+export declare const reloadLogs: kelpie.Kelpie['reloadLogs'];
+export declare const killDaemon: kelpie.Kelpie['killDaemon'];
+export declare const launchBus: kelpie.Kelpie['launchBus'];
+export declare const scale: kelpie.Kelpie['scale'];
+export declare const getVersion: kelpie.Kelpie['getVersion'];
+export declare const getKelpieVersion: kelpie.Kelpie['getKelpieVersion'];
+export declare const disconnectBus: kelpie.Kelpie['disconnectBus'];
+export declare const trigger: kelpie.Kelpie['trigger'];
+export declare const ping: kelpie.Kelpie['ping'];
+export declare const custom: typeof kelpie.custom;
+export declare const Kelpie: typeof kelpie.Kelpie;
+export declare const KelpieError: typeof kelpie.KelpieError;
