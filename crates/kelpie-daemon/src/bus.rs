@@ -57,13 +57,25 @@ impl Bus {
         }
     }
 
-    /// Publish what changed between two states of an instance.
-    pub fn publish_changes(&self, about: &About<'_>, old: &InstanceState, new: &InstanceState) {
+    /// Whether anyone follows the bus (what only they need is not worked out otherwise).
+    pub fn has_followers(&self) -> bool {
+        self.sender.receiver_count() > 0
+    }
+
+    /// Publish what changed between two states of an instance, described as `process`.
+    pub fn publish_changes(
+        &self,
+        about: &About<'_>,
+        old: &InstanceState,
+        new: &InstanceState,
+        process: Option<&serde_json::Value>,
+    ) {
         if self.sender.receiver_count() == 0 {
             return;
         }
         for kind in changes(old, new) {
             let mut event = event(kind, about, new);
+            event.process = process.cloned();
             if kind == "exit" {
                 event.pid = old.pid;
                 if let Some(exit) = new.exits.back().filter(|e| e.pid == old.pid) {
@@ -95,6 +107,7 @@ pub fn event(kind: &str, about: &About<'_>, state: &InstanceState) -> BusEvent {
         signal: None,
         data: None,
         at_ms: crate::clock::now().wall_ms,
+        process: None,
     }
 }
 
@@ -118,8 +131,8 @@ fn changes(old: &InstanceState, new: &InstanceState) -> Vec<&'static str> {
     kinds
 }
 
-/// An event about no instance (`subscribed`, `lagged`).
-fn daemon_event(kind: &str, count: u32) -> BusEvent {
+/// An event about no instance (`subscribed`, `lagged`, `kill`).
+pub fn daemon_event(kind: &str, count: u32) -> BusEvent {
     BusEvent {
         event: kind.into(),
         pm_id: 0,
@@ -132,6 +145,7 @@ fn daemon_event(kind: &str, count: u32) -> BusEvent {
         signal: None,
         data: None,
         at_ms: crate::clock::now().wall_ms,
+        process: None,
     }
 }
 

@@ -459,6 +459,19 @@ pub fn write_describe_json(
     writeln!(out)
 }
 
+/// One instance as PM2's `process:event` describes it: its `pm2_env` without `env` (which may
+/// hold secrets), with `pm_id` and `name`. The apps' repositories are not read (no file read
+/// on the daemon's async side): `versioning` is left out.
+pub fn description(info: &ProcessInfo) -> Option<serde_json::Value> {
+    let no_repositories = Repositories(Default::default());
+    let entry = entry(info, false, false, &no_repositories);
+    let mut value = serde_json::to_value(&entry).ok()?;
+    let mut pm2_env = value.get_mut("pm2_env")?.take();
+    let object = pm2_env.as_object_mut()?;
+    object.remove("env");
+    Some(pm2_env)
+}
+
 /// The `jlist` entries as a JSON value (for the socket's `Jlist` request and `prettylist`).
 /// Reads the apps' repositories (files): not for async code.
 pub fn to_value(list: &[ProcessInfo], show_secrets: bool) -> serde_json::Result<serde_json::Value> {

@@ -343,6 +343,10 @@ Kelpie.prototype.launchBus = callbackOrPromise(async function () {
       subscribed();
       return;
     }
+    if (event.event === 'kill') {
+      bus.emit('pm2:kill', { status: 'killed', msg: 'kelpie has been killed via CLI' });
+      return;
+    }
     const process_ = { name: event.name, pm_id: event.pm_id, namespace: event.namespace };
     const at = event.at_ms;
     if (event.event === 'message') {
@@ -358,7 +362,10 @@ Kelpie.prototype.launchBus = callbackOrPromise(async function () {
       event: event.event,
       manually: false,
       at,
+      // PM2's shape: the process's description (pm2_env without env: log paths, exec mode,
+      // instances, uptime...), then what the event is about.
       process: {
+        ...(event.process || {}),
         ...process_,
         status: event.status,
         pid: event.pid,

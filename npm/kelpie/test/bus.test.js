@@ -31,6 +31,12 @@ test('process events: online, exit with its code, restart, stop, delete', async 
   assert.ok(kinds.includes('restart'), kinds.join(','));
   const exit = events.find((e) => e.process.name === 'crashy' && e.event === 'exit');
   assert.equal(exit.process.exit_code, 3);
+  // The process as PM2 describes it, for notifiers that attach its logs (pm2-health).
+  assert.match(exit.process.pm_out_log_path, /crashy-out\.log$/);
+  assert.match(exit.process.pm_err_log_path, /crashy-error\.log$/);
+  assert.equal(exit.process.exec_mode, 'fork_mode');
+  assert.equal(exit.process.instances, 1);
+  assert.equal(exit.process.env, undefined, 'no env (it may hold secrets)');
   assert.ok(exit.process.pid > 0);
   assert.equal(typeof exit.at, 'number');
   await kelpie.stop('crashy');
@@ -123,4 +129,12 @@ test('what PM2 tools call: trigger an action, untyped messages with raw, scale, 
   assert.match(await kelpie.getKelpieVersion(), /^\d+\.\d+\.\d+/);
   await kelpie.disconnectBus();
   await kelpie.delete('actions');
+});
+
+test('killing the daemon says pm2:kill on the bus', async () => {
+  const bus = await kelpie.launchBus();
+  const kills = collect(bus, 'pm2:kill');
+  await kelpie.killDaemon();
+  await waitFor('pm2:kill', () => kills.length === 1);
+  assert.equal(kills[0].status, 'killed');
 });

@@ -381,6 +381,10 @@ impl Supervisor {
 
     /// Stop and forget every app, then exit (PM2's `kill`: the dump is not touched).
     fn kill(&mut self, reply: oneshot::Sender<Reply>) {
+        // PM2's `pm2:kill`, for the tools that follow the bus.
+        self.services
+            .bus
+            .publish(crate::bus::daemon_event("kill", 0));
         let waiters = self.apps.shut_down_all();
         self.apps.clear();
         self.ports.clear();

@@ -1,7 +1,7 @@
 //! The table as clients see it: `list` (and `describe`, `jlist`, the web's `/list`), and what
 //! `/metrics` adds. Built from the last reports and readings: no /proc read on a request.
 
-use super::apps::Apps;
+use super::apps::{Apps, Entry};
 use super::logs::log_file_infos;
 use super::Services;
 use crate::clock;
@@ -13,34 +13,42 @@ use kelpie_proto::ProcessInfo;
 pub(super) fn process_infos(apps: &Apps, services: &Services) -> Vec<ProcessInfo> {
     let now = clock::now();
     apps.iter()
-        .map(|(pm_id, entry)| {
-            let paths = crate::launch::log_paths(&services.home, &entry.spec, pm_id);
-            let log_files = log_file_infos(&services.logs, &paths);
-            // The inherited shell environment is never shown (it may hold secrets) and is
-            // most of a spec's size: it stays in the daemon.
-            let spec = AppSpec {
-                inherited_env: Default::default(),
-                ..(*entry.spec).clone()
-            };
-            let usage = entry.current_usage().unwrap_or_default();
-            ProcessInfo {
-                pm_id,
-                instance: entry.instance,
-                spec,
-                state: entry.state.clone(),
-                memory: usage.memory_bytes,
-                cpu: usage.cpu_percent,
-                uptime_ms: entry.state.uptime_ms(now),
-                out_log: paths.out,
-                err_log: paths.err,
-                username: services.username.clone(),
-                log_files,
-                status_text: entry.published.status_text.clone(),
-                metrics: entry.published.metrics.clone(),
-                sdk: entry.published.sdk.clone(),
-            }
-        })
+        .map(|(pm_id, entry)| process_info(pm_id, entry, services, now))
         .collect()
+}
+
+/// One instance as `list` shows it, with its last reading.
+pub(super) fn process_info(
+    pm_id: u32,
+    entry: &Entry,
+    services: &Services,
+    now: kelpie_core::Now,
+) -> ProcessInfo {
+    let paths = crate::launch::log_paths(&services.home, &entry.spec, pm_id);
+    let log_files = log_file_infos(&services.logs, &paths);
+    // The inherited shell environment is never shown (it may hold secrets) and is most of a
+    // spec's size: it stays in the daemon.
+    let spec = AppSpec {
+        inherited_env: Default::default(),
+        ..(*entry.spec).clone()
+    };
+    let usage = entry.current_usage().unwrap_or_default();
+    ProcessInfo {
+        pm_id,
+        instance: entry.instance,
+        spec,
+        state: entry.state.clone(),
+        memory: usage.memory_bytes,
+        cpu: usage.cpu_percent,
+        uptime_ms: entry.state.uptime_ms(now),
+        out_log: paths.out,
+        err_log: paths.err,
+        username: services.username.clone(),
+        log_files,
+        status_text: entry.published.status_text.clone(),
+        metrics: entry.published.metrics.clone(),
+        sdk: entry.published.sdk.clone(),
+    }
 }
 
 /// What `/metrics` shows of each instance.

@@ -45,12 +45,25 @@ impl Supervisor {
         {
             entry.health_failures += 1;
         }
-        let about = crate::bus::About::of(event.pm_id, &entry.spec);
-        self.services
-            .bus
-            .publish_changes(&about, &entry.state, &event.state);
-        entry.state = event.state;
+        let old = std::mem::replace(&mut entry.state, event.state);
         entry.cgroup = event.cgroup;
+        // PM2's `process:event` carries the process's description: worked out for followers only.
+        let description = self.services.bus.has_followers().then(|| {
+            let info = super::listing::process_info(
+                event.pm_id,
+                entry,
+                &self.services,
+                crate::clock::now(),
+            );
+            crate::jlist::description(&info)
+        });
+        let about = crate::bus::About::of(event.pm_id, &entry.spec);
+        self.services.bus.publish_changes(
+            &about,
+            &old,
+            &entry.state,
+            description.flatten().as_ref(),
+        );
         if new_process {
             entry.limits.reset();
         }

@@ -31,4 +31,9 @@ pub struct BusEvent {
     pub data: Option<serde_json::Value>,
     /// When (ms since the epoch).
     pub at_ms: u64,
+    /// For a change of state (`online`, `exit`, `restart`, `stop`, `errored`): the instance as
+    /// PM2's `process:event` carries it, its `jlist` `pm2_env` without `env` (log paths, exec
+    /// mode, instances, restarts, uptime...), when anyone follows the bus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<serde_json::Value>,
 }
