@@ -29,6 +29,7 @@ pub fn write_describe(
     write_log_files(out, p)?;
     write_revision_control(out, spec)?;
     write_metrics(out, p)?;
+    write_code_metrics(out, p)?;
     write_events(out, p)
 }
 
@@ -297,6 +298,39 @@ fn write_metrics(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<()> {
     let width = p.metrics.keys().map(String::len).max().unwrap_or(0);
     for (name, value) in &p.metrics {
         writeln!(out, "  {name:<width$}  {value}")?;
+    }
+    Ok(())
+}
+
+/// What the app's PM2 SDK (`@pm2/io`) reports, as `pm2 show` lists it: its metrics with their
+/// units ("Code metrics") and its actions (`kelpie trigger`); nothing for an app without one.
+fn write_code_metrics(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<()> {
+    let sdk = &p.sdk;
+    if !sdk.monitor.is_empty() {
+        writeln!(out, "Code metrics (@pm2/io):")?;
+        let width = sdk.monitor.keys().map(String::len).max().unwrap_or(0);
+        for (name, entry) in &sdk.monitor {
+            let value = match &entry["value"] {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            let unit = entry["unit"]
+                .as_str()
+                .map(|u| format!(" {u}"))
+                .unwrap_or_default();
+            writeln!(out, "  {name:<width$}  {value}{unit}")?;
+        }
+    }
+    let actions: Vec<&str> = sdk
+        .actions
+        .iter()
+        .filter_map(|a| a["action_name"].as_str())
+        .collect();
+    if !actions.is_empty() {
+        writeln!(out, "Actions (kelpie trigger {} <action>):", p.spec.name)?;
+        for action in actions {
+            writeln!(out, "  {action}")?;
+        }
     }
     Ok(())
 }

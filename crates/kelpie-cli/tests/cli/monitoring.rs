@@ -433,7 +433,7 @@ fn the_dashboard_is_well_formed_and_every_query_parses() {
 }
 
 /// A port below 32768 (outside the kernel's ephemeral range) that nothing listens on.
-fn low_port() -> u16 {
+pub(super) fn low_port() -> u16 {
     let start = 20_000 + (std::process::id() % 10_000) as u16;
     (start..32_000)
         .chain(20_000..start)
@@ -442,7 +442,7 @@ fn low_port() -> u16 {
 }
 
 /// `GET /metrics` on `port`: the body.
-fn scrape(port: u16) -> String {
+pub(super) fn scrape(port: u16) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream.set_read_timeout(Some(10 * SECS)).expect("timeout");
     write!(

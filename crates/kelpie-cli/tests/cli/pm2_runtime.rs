@@ -169,6 +169,28 @@ fn pm2_io_metrics_and_actions_show_in_jlist_and_trigger_runs_actions() {
             .to_string();
         assert_eq!(env["node_version"], version.as_str());
     }
+    // `describe` lists them as `pm2 show` does, and /metrics has the numeric ones.
+    let described = k.ok(&["describe", "0"]);
+    assert!(described.contains("Code metrics (@pm2/io):"), "{described}");
+    assert!(described.contains("42 users"), "{described}");
+    assert!(
+        described.contains("Actions (kelpie trigger io <action>):"),
+        "{described}"
+    );
+    let port = super::monitoring::low_port();
+    k.ok(&["web", "--port", &port.to_string()]);
+    let wanted = "kelpie_app_metric{app=\"io\",namespace=\"default\",pm_id=\"0\",name=\"Realtime users\"} 42";
+    k.wait_for("the SDK's metrics in /metrics", 15 * SECS, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && super::monitoring::scrape(port).lines().any(|l| l == wanted)
+    });
+    let scraped = super::monitoring::scrape(port);
+    assert!(
+        scraped.lines().any(|l| l.starts_with(
+            "kelpie_app_metric{app=\"io\",namespace=\"default\",pm_id=\"1\",name=\"Heap Size\"} "
+        )),
+        "@pm2/io's text values are numbers there: {scraped}"
+    );
     let ping = k.ok(&["trigger", "io", "ping"]);
     assert!(
         ping.contains("2 processes have received command ping"),

@@ -310,7 +310,27 @@ fn app_metric_family(text: &mut String, named: &[Named]) {
         for (metric, value) in &m.info.metrics {
             family.sample(name, &[*app, *namespace, *pm_id, ("name", metric)], *value);
         }
+        // And what its PM2 SDK (`@pm2/io`) reports, when the value is a number (the SDK sends
+        // some as text, "10.48"): under the metric's own name, unless a notify metric has it.
+        for (metric, entry) in &m.info.sdk.monitor {
+            if m.info.metrics.contains_key(metric) {
+                continue;
+            }
+            if let Some(value) = sdk_number(&entry["value"]) {
+                family.sample(name, &[*app, *namespace, *pm_id, ("name", metric)], value);
+            }
+        }
     }
+}
+
+/// A metric value of PM2's SDK as a number: a JSON number, or text holding one.
+fn sdk_number(value: &serde_json::Value) -> Option<f64> {
+    let number = match value {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(text) => text.trim().parse::<f64>().ok(),
+        _ => None,
+    }?;
+    number.is_finite().then_some(number)
 }
 
 /// The daemon's own families: its version, CPU and memory (when /proc could be read) and
