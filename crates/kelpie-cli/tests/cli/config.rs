@@ -452,9 +452,10 @@ fn init_writes_an_example_that_starts() {
     k.wait_for("api online", Duration::from_secs(10), || {
         k.status("api") == "online"
     });
+    // A number in the file, so a number in jlist, as PM2 shows it.
     let port = k.app("api")["pm2_env"]["env"]["PORT"]
-        .as_str()
-        .and_then(|p| p.parse::<u16>().ok())
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
         .expect("PORT");
     k.wait_for("the example app answering", Duration::from_secs(10), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
