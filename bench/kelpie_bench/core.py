@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -58,12 +60,56 @@ def write_node_ecosystem(m: Manager) -> tuple[Path, Path]:
     return eco, stamps
 
 
+# How long the Node apps settle before their memory and CPU are read, and the CPU window.
+NODE_SETTLE_S = 3.0
+NODE_CPU_WINDOW_S = 5.0
+
+
+def app_ticks(pids: list[int]) -> int:
+    """utime + stime of these processes (clock ticks)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def node_app_cost(pids: list[int]) -> tuple[float | None, float]:
+    """The median RSS (MB) of these Node processes, and the CPU one of them uses while idle
+    (their total over NODE_CPU_WINDOW_S, per process, in % of one core)."""
+    rss = median([v for v in (read_rss_mb(pid) for pid in pids) if v is not None]) if pids else None
+    before = app_ticks(pids)
+    time.sleep(NODE_CPU_WINDOW_S)
+    used = (app_ticks(pids) - before) / os.sysconf("SC_CLK_TCK")
+    return rss, used / NODE_CPU_WINDOW_S * 100.0 / max(len(pids), 1)
+
+
+def node_alone_cost(m: Manager) -> tuple[float | None, float]:
+    """The same app run alone (`node node-app.js`), no manager: the floor of the two above."""
+    script = m.workdir / "node-app.js"
+    env = dict(os.environ, STAMPS=str(m.workdir / "alone.stamps"), name="alone")
+    child = subprocess.Popen(["node", str(script)], env=env, stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(NODE_SETTLE_S)
+        return node_app_cost([child.pid])
+    finally:
+        child.kill()
+        child.wait()
+
+
 def node_start_rounds(m: Manager, rounds: int) -> dict:
     """`start` of NODE_APPS Node apps, timed until the command returns; how many main modules
-    had run by then (their stamp's time is at most the answer's)."""
+    had run by then (their stamp's time is at most the answer's). After the last round, the
+    apps' memory and idle CPU under the manager (Kelpie preloads its shim into each; PM2 its
+    APM agent)."""
     eco, stamps = write_node_ecosystem(m)
     times, ran = [], []
-    for _ in range(rounds):
+    rss, cpu = None, None
+    for r in range(rounds):
         stamps.unlink(missing_ok=True)
         t0 = time.time()
         m.run("start", str(eco), timeout=120)
@@ -72,12 +118,15 @@ def node_start_rounds(m: Manager, rounds: int) -> dict:
         lines = stamps.read_text().splitlines() if stamps.exists() else []
         ran.append(sum(1 for line in lines if float(line.split()[1]) <= answered_ms))
         m.wait_status("online", NODE_APPS, timeout=120)
-        m.jlist()
+        entries = m.jlist()
+        if r == rounds - 1:
+            time.sleep(NODE_SETTLE_S)
+            rss, cpu = node_app_cost([e["pid"] for e in entries if e.get("pid")])
         m.run("delete", "all", timeout=120)
     log(f"{m.label}:   start {NODE_APPS} Node apps: {median(times) * 1e3:.0f} ms, "
-        f"main modules run by the answer: {ran}")
-    return {"start_node_s": median(times), "node_ran": min(ran),
-            "raw": {"start_node_s": times, "node_ran": ran}}
+        f"main modules run by the answer: {ran}; per app {rss} MB, idle {cpu:.3f} % CPU")
+    return {"start_node_s": median(times), "node_ran": min(ran), "node_rss": rss,
+            "node_idle_cpu": cpu, "raw": {"start_node_s": times, "node_ran": ran}}
 
 
 def sample_rss(m: Manager, samples: int, gap: float) -> float | None:
@@ -171,8 +220,10 @@ def bench_manager(m: Manager, n_apps: int, cfg: argparse.Namespace) -> dict:
     log(f"{m.label}:   start from .json: {res['start_json_s']:.3f} s")
 
     node = node_start_rounds(m, cfg.rounds)
-    res["start_node_s"], res["node_ran"] = node["start_node_s"], node["node_ran"]
+    for key in ("start_node_s", "node_ran", "node_rss", "node_idle_cpu"):
+        res[key] = node[key]
     res["raw"].update(node["raw"])
+    res["node_alone_rss"], res["node_alone_cpu"] = node_alone_cost(m)
 
     log(f"{m.label}: crash-to-restart, {cfg.crash_rounds} rounds")
     lat = crash_latencies(m, crashy, stamp, cfg.crash_rounds)

@@ -21,6 +21,9 @@ def build_table(n: int, pm2: dict | None, kel: dict) -> str:
          "start_node_s", "ms", 1e3, "PM2/Kelpie >= 1x"),
         (f"Of those {NODE_APPS}, main modules run when `start` returned (fewest of the rounds)",
          "node_ran", "", 1, f"Kelpie = {NODE_APPS}"),
+        ("One of those Node apps: RSS (median)", "node_rss", "MB", 1, "PM2/Kelpie >= 1x"),
+        ("One of those Node apps idle: CPU, % of one core", "node_idle_cpu", "%", 1,
+         "PM2/Kelpie >= 1x"),
         ("Crash-to-restart, median", "restart_ms", "ms", 1, "Kelpie <= 3 ms"),
         ("Crash-to-restart, p90", "restart_p90_ms", "ms", 1, ""),
     ]
@@ -34,6 +37,11 @@ def build_table(n: int, pm2: dict | None, kel: dict) -> str:
         ]
         kel = {**kel, "nocg_restart_ms": nocg.get("restart_ms"),
                "nocg_restart_p90_ms": nocg.get("restart_p90_ms")}
+    if kel.get("node_alone_rss") is not None:
+        rows.append(("The same Node app alone (no manager): RSS", "node_alone_rss", "MB", 1,
+                     "the floor of the RSS above"))
+        rows.append(("The same Node app alone: idle CPU, % of one core", "node_alone_cpu", "%", 1,
+                     "the floor of the CPU above"))
     if kel.get("alone_start_ms") is not None:
         rows.append(("The app alone: spawned (no manager) to its start stamp, median",
                      "alone_start_ms", "ms", 1, "the floor of any restart"))
@@ -56,7 +64,8 @@ def build_table(n: int, pm2: dict | None, kel: dict) -> str:
         elif target.startswith("Kelpie <=") and kv is not None:
             need = float(target.split("<=")[1].strip().split()[0])
             verdict = " (met)" if kv <= need else " (missed)"
-        lines.append(f"| {label} | {fmt(pv, unit)} | {fmt(kv, unit)} | {ratio} | "
+        digits = 2 if unit == "%" else 1
+        lines.append(f"| {label} | {fmt(pv, unit, digits)} | {fmt(kv, unit, digits)} | {ratio} | "
                      f"{target}{verdict} |")
     return "\n".join(lines)
 
