@@ -181,8 +181,7 @@ pub fn check_metric_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// What a process published about itself: on its notify socket, its last `STATUS=` and its
-/// metrics; over its Node IPC channel, what its PM2 SDK said (`@pm2/io` metrics and actions).
+/// What a process published on its notify socket: its last `STATUS=` and its metrics.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Published {
@@ -190,8 +189,6 @@ pub struct Published {
     pub status_text: Option<String>,
     /// The last value of each metric, by name.
     pub metrics: BTreeMap<String, f64>,
-    /// What its PM2 SDK said, in PM2's shapes.
-    pub sdk: crate::sdk::SdkState,
 }
 
 impl Published {

@@ -46,18 +46,19 @@ impl SdkState {
     pub fn apply(&mut self, message: SdkMessage) -> bool {
         match message {
             SdkMessage::Monitor(metrics) => {
-                let mut changed = false;
+                // Every second from every app using the SDK: replaced, not compared first (so
+                // it always counts as a change).
+                let room = SDK_METRICS_MAX.saturating_sub(self.monitor.len());
+                let mut added = 0;
                 for (name, entry) in metrics {
-                    let known = self.monitor.contains_key(&name);
-                    if !known && self.monitor.len() >= SDK_METRICS_MAX {
-                        continue;
-                    }
-                    if self.monitor.get(&name) != Some(&entry) {
+                    if let Some(known) = self.monitor.get_mut(&name) {
+                        *known = entry;
+                    } else if added < room {
                         self.monitor.insert(name, entry);
-                        changed = true;
+                        added += 1;
                     }
                 }
-                changed
+                true
             }
             SdkMessage::Action(registration) => {
                 let name = registration.get("action_name").and_then(Value::as_str);
@@ -124,7 +125,6 @@ mod tests {
             json!({"Heap Size": {"value": "10.48", "unit": "MiB"}, "reqs": {"value": 1}})
         ))));
         assert!(sdk.apply(SdkMessage::Monitor(map(json!({"reqs": {"value": 2}})))));
-        assert!(!sdk.apply(SdkMessage::Monitor(map(json!({"reqs": {"value": 2}})))));
         assert_eq!(sdk.monitor["Heap Size"]["unit"], "MiB");
         assert_eq!(sdk.monitor["reqs"]["value"], 2);
         assert!(sdk.apply(SdkMessage::Action(

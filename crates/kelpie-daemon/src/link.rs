@@ -42,8 +42,19 @@ pub enum ProcessSignal {
     /// `process:exception`, `axm:reply`, `human:event`...); anything else (`{topic, data}`, a
     /// string) as `process:msg` with `raw`, here `{"raw": <the message>}`.
     Message(serde_json::Value),
-    /// What the app's PM2 SDK (`@pm2/io`, pmx, tx2) says for the manager itself: metrics,
-    /// actions, options, its Node version. Kept as PM2 keeps it, never on the bus.
+}
+
+/// What a process's PM2 SDK (`@pm2/io`, pmx, tx2) said for the manager itself: metrics,
+/// actions, options, its Node version. Written by the link's IPC task as each message comes
+/// (an app sends its metrics every second: no other task is woken for them), read by `list`.
+pub type SharedSdk = Arc<std::sync::Mutex<kelpie_core::SdkState>>;
+
+/// What one IPC message is for.
+#[derive(Debug, PartialEq)]
+enum Routed {
+    /// Something for the instance (readiness, a message for the bus).
+    Signal(ProcessSignal),
+    /// The SDK's state, kept by the link.
     Sdk(kelpie_core::SdkMessage),
 }
 
@@ -77,6 +88,8 @@ pub struct ProcessLink {
     /// A second descriptor of the IPC channel's end (read and written by tasks), for a
     /// hand-over.
     ipc_fd: Option<OwnedFd>,
+    /// What the process's PM2 SDK said.
+    sdk: SharedSdk,
 }
 
 impl Drop for ProcessLink {
@@ -149,6 +162,7 @@ impl ProcessLink {
             tasks: vec![],
             notify: notify.clone(),
             ipc_fd: fds.ipc.as_ref().map(OwnedFd::try_clone).transpose()?,
+            sdk: SharedSdk::default(),
         };
         link.tasks
             .push(tokio::spawn(read_notify(notify, link.sender.clone())));
@@ -163,9 +177,15 @@ impl ProcessLink {
                 link.sender.clone(),
                 to_write,
                 claims,
+                link.sdk.clone(),
             )));
         }
         Ok(link)
+    }
+
+    /// What the process's PM2 SDK said, as the link keeps it.
+    pub fn sdk(&self) -> SharedSdk {
+        self.sdk.clone()
     }
 
     /// Stop reading and give the sockets up, for the next daemon.
@@ -256,6 +276,7 @@ async fn run_ipc(
     to: mpsc::UnboundedSender<ProcessSignal>,
     mut outgoing: mpsc::UnboundedReceiver<String>,
     claims: Option<Arc<ClaimedSockets>>,
+    sdk: SharedSdk,
 ) {
     let (read, mut write) = stream.split();
     let mut lines = BufReader::new(read).lines();
@@ -294,7 +315,16 @@ async fn run_ipc(
                         }
                         continue;
                     }
-                    let signal = ipc_signal(&message, line.len());
+                    let signal = match ipc_signal(message, line.len()) {
+                        Some(Routed::Sdk(said)) => {
+                            if let Ok(mut state) = sdk.lock() {
+                                state.apply(said);
+                            }
+                            continue;
+                        }
+                        Some(Routed::Signal(signal)) => Some(signal),
+                        None => None,
+                    };
                     if let (Some(process), Some(ProcessSignal::Listening)) = (&process, &signal) {
                         process.claims.join(process.process);
                     }
@@ -428,15 +458,15 @@ async fn answer_socket_request(
 /// on the bus); otherwise an object with `node_version` is the app's Node version; the shim's
 /// own messages (`{kelpie: ...}`) and `"ready"` are Kelpie's; anything else is a `process:msg`
 /// with `raw`.
-fn ipc_signal(value: &serde_json::Value, size: usize) -> Option<ProcessSignal> {
+fn ipc_signal(mut value: serde_json::Value, size: usize) -> Option<Routed> {
     use kelpie_core::SdkMessage;
     use serde_json::Value;
     if value.as_str() == Some("ready") {
-        return Some(ProcessSignal::Ready);
+        return Some(Routed::Signal(ProcessSignal::Ready));
     }
     match value.get("kelpie").and_then(|k| k.as_str()) {
-        Some("listening") => return Some(ProcessSignal::Listening),
-        Some("main-ran") => return Some(ProcessSignal::MainRan),
+        Some("listening") => return Some(Routed::Signal(ProcessSignal::Listening)),
+        Some("main-ran") => return Some(Routed::Signal(ProcessSignal::MainRan)),
         Some(_) => return None,
         None => {}
     }
@@ -447,39 +477,40 @@ fn ipc_signal(value: &serde_json::Value, size: usize) -> Option<ProcessSignal> {
         Value::String(s) => !s.is_empty(),
         Value::Array(_) | Value::Object(_) => true,
     };
-    let kind = value.get("type").filter(|t| truthy(t));
-    let data = value.get("data").filter(|d| truthy(d));
-    if let (Some(kind), Some(data)) = (kind, data) {
-        let kind = kind.as_str().unwrap_or_default();
+    let typed = value.get("type").is_some_and(truthy) && value.get("data").is_some_and(truthy);
+    if typed {
+        let kind = value["type"].as_str().unwrap_or_default();
         let for_the_manager = matches!(
             kind,
             "axm:monitor" | "axm:action" | "axm:option:configuration" | "axm:option:setPID"
         );
         if !for_the_manager {
-            return Some(ProcessSignal::Message(value.clone()));
+            return Some(Routed::Signal(ProcessSignal::Message(value)));
         }
         // Kept by the daemon: bounded (the bus's messages pass through, they are not kept).
         if size > kelpie_core::sdk::SDK_MESSAGE_MAX {
             return None;
         }
-        return match (kind, data) {
+        let kind = kind.to_string();
+        // Moved out, not copied: an app sends its metrics every second.
+        return match (kind.as_str(), value["data"].take()) {
             ("axm:monitor", Value::Object(metrics)) => {
-                Some(ProcessSignal::Sdk(SdkMessage::Monitor(metrics.clone())))
+                Some(Routed::Sdk(SdkMessage::Monitor(metrics)))
             }
-            ("axm:action", registration) => {
-                Some(ProcessSignal::Sdk(SdkMessage::Action(registration.clone())))
-            }
+            ("axm:action", registration) => Some(Routed::Sdk(SdkMessage::Action(registration))),
             ("axm:option:configuration", Value::Object(options)) => {
-                Some(ProcessSignal::Sdk(SdkMessage::Options(options.clone())))
+                Some(Routed::Sdk(SdkMessage::Options(options)))
             }
             // PM2 filters `axm:option:setPID` (nothing sends it) and data of another shape.
             _ => None,
         };
     }
-    if let Some(version) = value.get("node_version") {
-        return Some(ProcessSignal::Sdk(SdkMessage::NodeVersion(version.clone())));
+    if let Some(version) = value.get_mut("node_version") {
+        return Some(Routed::Sdk(SdkMessage::NodeVersion(version.take())));
     }
-    Some(ProcessSignal::Message(serde_json::json!({ "raw": value })))
+    Some(Routed::Signal(ProcessSignal::Message(
+        serde_json::json!({ "raw": value }),
+    )))
 }
 
 #[cfg(test)]
@@ -488,8 +519,16 @@ mod tests {
 
     #[test]
     fn ipc_messages_are_recognised() {
-        let signal =
-            |line: &str| ipc_signal(&serde_json::from_str(line).expect("JSON"), line.len());
+        let routed = |line: &str| ipc_signal(serde_json::from_str(line).expect("JSON"), line.len());
+        let signal = |line: &str| match routed(line) {
+            Some(Routed::Signal(signal)) => Some(signal),
+            Some(Routed::Sdk(_)) => panic!("not a signal: {line}"),
+            None => None,
+        };
+        let sdk = |line: &str| match routed(line) {
+            Some(Routed::Sdk(said)) => Some(said),
+            _ => None,
+        };
         assert_eq!(signal("\"ready\""), Some(ProcessSignal::Ready));
         assert_eq!(
             signal(r#"{"kelpie":"listening","address":{"port":3000}}"#),
@@ -513,15 +552,15 @@ mod tests {
             ))
         );
         assert_eq!(
-            signal(r#"{"type":"axm:monitor","data":{"m":{"value":1}}}"#),
-            Some(ProcessSignal::Sdk(kelpie_core::SdkMessage::Monitor(
+            sdk(r#"{"type":"axm:monitor","data":{"m":{"value":1}}}"#),
+            Some(kelpie_core::SdkMessage::Monitor(
                 serde_json::from_str(r#"{"m":{"value":1}}"#).expect("JSON")
-            )))
+            ))
         );
         assert_eq!(
-            signal(r#"{"node_version":"20.20.2"}"#),
-            Some(ProcessSignal::Sdk(kelpie_core::SdkMessage::NodeVersion(
-                serde_json::json!("20.20.2")
+            sdk(r#"{"node_version":"20.20.2"}"#),
+            Some(kelpie_core::SdkMessage::NodeVersion(serde_json::json!(
+                "20.20.2"
             )))
         );
         assert_eq!(signal(r#"{"type":"axm:option:setPID","data":1}"#), None);

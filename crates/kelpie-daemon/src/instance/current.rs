@@ -5,7 +5,7 @@
 use super::given::Given;
 use super::launching::Launched;
 use super::stopping::{ask_to_stop, Retiring};
-use super::{Host, InstanceMsg};
+use super::{Host, InstanceEvent, InstanceMsg};
 use crate::cgroups::ProcessCgroup;
 use crate::health::{ExecContext, HealthReport};
 use crate::link::{ProcessLink, ProcessSignal};
@@ -118,6 +118,11 @@ impl Current {
         self.cgroup = launched.cgroup;
         self.pgid = Some(launched.pid);
         self.child = Some(launched.child);
+        // What its PM2 SDK says is read from its link from now on.
+        given.report(InstanceEvent::Sdk {
+            pm_id: given.pm_id,
+            sdk: launched.link.sdk(),
+        });
         self.link = Some(launched.link);
         self.kept = launched.kept;
         self.stderr = launched.stderr;
@@ -177,18 +182,15 @@ impl Current {
         self.child = None;
         self.kept = None;
         self.health = None;
-        let had_metrics = !self.published.metrics.is_empty();
-        self.published.metrics.clear();
-        // As PM2: its SDK's metrics and actions go with it, its options stay.
-        if self.published.sdk.process_ended() || had_metrics {
+        if !self.published.metrics.is_empty() {
+            self.published.metrics.clear();
             given.send_published(&self.published);
         }
-    }
-
-    /// What its PM2 SDK said (metrics, actions, options, Node version): kept for `jlist`.
-    pub(super) fn on_sdk(&mut self, given: &Given, message: kelpie_core::SdkMessage) {
-        if self.published.sdk.apply(message) {
-            given.send_published(&self.published);
+        // As PM2: its SDK's metrics and actions go with it, its options stay.
+        if let Some(link) = &self.link {
+            if let Ok(mut sdk) = link.sdk().lock() {
+                sdk.process_ended();
+            }
         }
     }
 

@@ -205,10 +205,7 @@ pub(super) fn accepts(spec: &AppSpec, shared_socket: bool, signal: &ProcessSigna
         }
         ProcessSignal::ReadyLine => spec.ready_pattern.is_some(),
         ProcessSignal::PortOpen => spec.reuse_port,
-        ProcessSignal::Watchdog
-        | ProcessSignal::Published(_)
-        | ProcessSignal::Message(_)
-        | ProcessSignal::Sdk(_) => false,
+        ProcessSignal::Watchdog | ProcessSignal::Published(_) | ProcessSignal::Message(_) => false,
     }
 }
 

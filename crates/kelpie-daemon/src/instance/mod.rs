@@ -123,6 +123,13 @@ pub enum InstanceEvent {
         /// Its status text and metrics now.
         published: Published,
     },
+    /// A process became its current one: what its PM2 SDK says is in `sdk` from now on.
+    Sdk {
+        /// Which instance.
+        pm_id: u32,
+        /// Kept up to date by the process's link.
+        sdk: crate::link::SharedSdk,
+    },
     /// Its process sent a message for the event bus (`process:msg`).
     Message {
         /// Which instance.

@@ -115,13 +115,6 @@ impl Reloading {
         }
     }
 
-    /// What the candidate's PM2 SDK said (its actions register at start): kept with it too.
-    pub(super) fn candidate_sdk(&mut self, message: kelpie_core::SdkMessage) {
-        if let Some(candidate) = self.candidate.as_mut() {
-            candidate.launched.published.sdk.apply(message);
-        }
-    }
-
     /// The candidate is ready: it is handed out to take over. `None` without one.
     pub(super) fn promote(&mut self) -> Option<Promoted> {
         let candidate = self.candidate.take()?;

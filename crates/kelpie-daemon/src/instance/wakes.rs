@@ -174,7 +174,6 @@ impl Instance {
         match signal {
             ProcessSignal::Watchdog => self.timers.watchdog_fed(&self.given.spec),
             ProcessSignal::Published(line) => self.current.on_published(&self.given, &line),
-            ProcessSignal::Sdk(message) => self.current.on_sdk(&self.given, message),
             ProcessSignal::Message(message) => {
                 self.given.report(InstanceEvent::Message {
                     pm_id: self.given.pm_id,
@@ -229,7 +228,6 @@ impl Instance {
         match signal {
             // Only the process serving the instance speaks for it on the bus.
             ProcessSignal::Message(_) => {}
-            ProcessSignal::Sdk(message) => self.reload.candidate_sdk(message),
             ProcessSignal::Published(line) => self.reload.candidate_published(&line),
             signal => {
                 if accepts(&self.given.spec, self.given.shares_socket(), &signal) {

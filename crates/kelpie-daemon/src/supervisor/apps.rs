@@ -27,6 +27,8 @@ pub(super) struct Entry {
     pub cgroup: Option<std::path::PathBuf>,
     /// What its process published on its notify socket (`STATUS=`, metrics).
     pub published: kelpie_core::Published,
+    /// What its current process's PM2 SDK said (`@pm2/io`), kept by the process's link.
+    pub sdk: Option<crate::link::SharedSdk>,
     /// CPU time its processes used since this daemon started (seconds), for `/metrics`.
     pub cpu_seconds: f64,
     /// Failed health-check probes that counted, for `/metrics`.
@@ -50,6 +52,7 @@ impl Entry {
             limits: LimitWatch::default(),
             cgroup: None,
             published: Default::default(),
+            sdk: None,
             cpu_seconds: 0.0,
             health_failures: 0,
         }

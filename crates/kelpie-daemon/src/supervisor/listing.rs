@@ -47,7 +47,11 @@ pub(super) fn process_info(
         log_files,
         status_text: entry.published.status_text.clone(),
         metrics: entry.published.metrics.clone(),
-        sdk: entry.published.sdk.clone(),
+        sdk: entry
+            .sdk
+            .as_ref()
+            .and_then(|sdk| sdk.lock().ok().map(|state| state.clone()))
+            .unwrap_or_default(),
     }
 }
 

@@ -15,6 +15,12 @@ impl Supervisor {
                 }
                 return;
             }
+            InstanceEvent::Sdk { pm_id, sdk } => {
+                if let Some(entry) = self.apps.get_mut(pm_id) {
+                    entry.sdk = Some(sdk);
+                }
+                return;
+            }
             InstanceEvent::Message {
                 pm_id,
                 pid,
