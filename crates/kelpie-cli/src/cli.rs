@@ -182,9 +182,12 @@ pub enum Command {
     /// Replace the running daemon by this kelpie, in place: same pid, apps not restarted
     #[command(alias = "updatePM2")]
     Update,
-    /// Write a commented example ecosystem.config.js
+    /// Write a commented example ecosystem.config.js (never over an existing one)
     #[command(alias = "ecosystem")]
-    Init,
+    Init {
+        /// PM2's template name (`simple` or none); Kelpie has one example, written for both
+        mode: Option<String>,
+    },
     /// Start the daemon at boot (systemd, openrc, launchd): written and enabled as root, else
     /// printed with the command to run
     Startup(StartupArgs),

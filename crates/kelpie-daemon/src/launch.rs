@@ -77,14 +77,23 @@ fn numbered_files(spec: &AppSpec) -> bool {
         && (spec.instances > 1 || spec.instances_given || spec.exec_mode == ExecMode::Cluster)
 }
 
-/// Where instance `pm_id`'s pid is written (PM2's `pid_file`): numbered as its log files are.
+/// Where instance `pm_id`'s pid is written (PM2's `pid_file`): as PM2 does, a path ending in
+/// `.pid` (or `-<n>.pid`) always gets the instance's id (`app.pid` → `app-0.pid`, even for one
+/// instance in fork mode); another path is used as it is.
 pub fn pid_file(spec: &AppSpec, pm_id: u32) -> Option<PathBuf> {
     let path = spec.pid_file.as_deref().filter(|p| !is_discard(p))?;
-    Some(PathBuf::from(if numbered_files(spec) {
-        with_instance_suffix(path, pm_id)
-    } else {
-        path.to_string()
-    }))
+    let Some(stem) = path.strip_suffix(".pid") else {
+        return Some(PathBuf::from(path));
+    };
+    let stem = match stem.rsplit_once('-') {
+        Some((before, number))
+            if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            before
+        }
+        _ => stem,
+    };
+    Some(PathBuf::from(format!("{stem}-{pm_id}.pid")))
 }
 
 /// `/x/app-out.log` → `/x/app-out-3.log` (PM2's per-instance naming).

@@ -194,7 +194,8 @@ pub fn resurrect(home: &Home) -> Result<ExitCode> {
 pub fn init() -> Result<ExitCode> {
     let path = std::path::Path::new("ecosystem.config.js");
     if path.exists() {
-        bail!("ecosystem.config.js already exists here; not overwritten");
+        // PM2 writes over it; a user's file is never lost here.
+        bail!("ecosystem.config.js already exists here; not overwritten (remove it first to get the example)");
     }
     std::fs::write(path, kelpie_config::example_ecosystem())
         .context("cannot write ecosystem.config.js")?;

@@ -142,7 +142,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             outln!("[kelpie] PM2 Plus (`pm2 plus`, `pm2 link`) is PM2's hosted dashboard; Kelpie's is on this machine, no account needed: `kelpie web` serves a page, an HTTP API and Prometheus /metrics (docs/web.md, docs/observability.md), `kelpie monit` is the terminal dashboard");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Init => lifecycle::init(),
+        // PM2's `init simple` and `init` write its two templates; Kelpie's one example serves both.
+        Command::Init { mode: _ } => lifecycle::init(),
         Command::Runtime(args) => runtime::runtime(home, *args),
         Command::Export(args) => export::export(args),
         Command::Completions { shell } => completions::completions(shell),

@@ -270,7 +270,7 @@ fn pm2_flags_without_effect_are_accepted_with_one_note() {
         "{stderr}"
     );
     assert_eq!(k.status("api"), "online");
-    let pid_file = k.dir.path().join("api.pid");
+    let pid_file = k.dir.path().join("api-0.pid");
     k.wait_for("the pid file", std::time::Duration::from_secs(5), || {
         std::fs::read_to_string(&pid_file).is_ok_and(|p| p == k.pid("api").to_string())
     });

@@ -445,6 +445,9 @@ fn init_writes_an_example_that_starts() {
     assert!(k.dir.path().join("ecosystem.config.js").exists());
     let err = k.fails(&["init"]);
     assert!(err.contains("already exists"), "{err}");
+    // PM2's template names are taken (`pm2 init simple`), and never write over a user's file.
+    let err = k.fails(&["init", "simple"]);
+    assert!(err.contains("already exists"), "{err}");
     let text = std::fs::read_to_string(k.dir.path().join("ecosystem.config.js")).expect("example");
     assert!(text.contains("env_production"), "{text}");
     // It starts as written (with the example app it names, written beside it), and serves.
@@ -741,15 +744,19 @@ fn the_http_block_of_pm2_templates_is_an_http_health_check() {
 fn pid_files_hold_each_instances_pid_while_it_runs() {
     let k = kelpie();
     let app = k.fake_app();
-    let pid_file = k.dir.path().join("run/one.pid");
+    let given = k.dir.path().join("run/one.pid");
     k.ok(&[
         "start",
         &app,
         "--name",
         "one",
         "--pid",
-        pid_file.to_str().expect("utf-8"),
+        given.to_str().expect("utf-8"),
     ]);
+    // As PM2 names it (its own e2e scenario checks `ls echo-0.pid`): the instance's id before
+    // `.pid`, even for one instance in fork mode.
+    let pid_file = k.dir.path().join("run/one-0.pid");
+    assert!(!given.exists());
     let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
     k.wait_for("the pid file", Duration::from_secs(5), || {
         read(&pid_file) == k.pid("one").to_string()
@@ -763,7 +770,7 @@ fn pid_files_hold_each_instances_pid_while_it_runs() {
         !pid_file.exists()
     });
 
-    // From a file, numbered as the log files are (two instances): `api-<id>.pid`.
+    // From a file, two instances: `api-<id>.pid` each.
     let file = k.write(
         "pids.json",
         &format!(

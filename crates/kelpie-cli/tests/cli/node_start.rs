@@ -151,3 +151,24 @@ fn now_ms() -> u128 {
         .expect("clock")
         .as_millis()
 }
+
+#[test]
+fn start_of_a_node_app_that_throws_at_once_answers_without_waiting_out_its_crash_loop() {
+    if !has_node() {
+        return kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
+    }
+    let k = kelpie();
+    // PM2's scenario: a script that throws a string; its error log must show each crash.
+    let script = k.write("throw-string.js", "throw 'ok';\n");
+    k.ok(&["start", &script, "--max-restarts", "50"]);
+    let env = &k.app("throw-string")["pm2_env"];
+    assert_ne!(
+        env["status"], "errored",
+        "start waited out the crash loop: {env}"
+    );
+    assert!(env["restart_time"].as_u64() < Some(50), "{env}");
+    k.wait_for("the crash in the error log", Duration::from_secs(5), || {
+        std::fs::read_to_string(k.home().join("logs/throw-string-error.log"))
+            .is_ok_and(|log| log.contains("throw-string.js"))
+    });
+}

@@ -117,7 +117,13 @@ impl Instance {
                 signal: Some(format!("wait failed: {e}")),
             },
         };
+        let was_launching = self.state.status == Status::Launching;
         self.feed(input).await;
+        // A process that ended before it was ready answers who waited for it (`start` of an
+        // app that crashes at once returns, as under PM2, rather than wait out its crash loop).
+        if was_launching {
+            self.waiters.settled();
+        }
         self.log_exit(pid);
         let seen = match oom {
             Some(reading) => reading.await.ok(),
