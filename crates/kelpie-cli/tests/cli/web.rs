@@ -695,11 +695,15 @@ const { chromium } = require(process.env.PLAYWRIGHT);
     await job.locator("td.name").click();
     await page.locator("#facts", { hasText: "last run" }).waitFor({ timeout });
     const jobFacts = await page.locator("#facts").textContent();
+    // An app using PM2's SDK protocol: its code metrics and actions.
+    await page.locator('tr[data-name="sdk"] td.name').click();
+    await page.locator("#facts", { hasText: "code metrics" }).waitFor({ timeout });
+    const sdkFacts = await page.locator("#facts").textContent();
     // The host's use in the header, as `kelpie list` shows it under the table.
     await page.locator("#host", { hasText: "cpus" }).waitFor({ timeout });
     const host = await page.locator("#host").textContent();
     if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT });
-    console.log(JSON.stringify({ before, after, shown, exits, facts, jobStatus, jobFacts, host, errors }));
+    console.log(JSON.stringify({ before, after, shown, exits, facts, jobStatus, jobFacts, sdkFacts, host, errors }));
   } finally {
     await context.close();
   }
@@ -738,6 +742,14 @@ fn the_page_shows_apps_restarts_them_and_shows_their_logs_in_chromium() {
         "--exit-code",
         "3",
     ]);
+    // What @pm2/io sends, by hand (a Node app with an IPC channel).
+    let sdk = k.write(
+        "sdk.js",
+        "process.send({ type: 'axm:action', data: { action_name: 'ping', arity: 1 } });\n\
+         setInterval(() => process.send({ type: 'axm:monitor', data: {\n\
+           'Realtime users': { value: 42, unit: 'users', historic: true } } }), 200);\n",
+    );
+    k.ok(&["start", &sdk, "--name", "sdk"]);
     wait_http(&k, port);
     let (Some(chromium), Some(playwright)) = (chromium(), playwright()) else {
         return;
@@ -806,6 +818,10 @@ fn the_page_shows_apps_restarts_them_and_shows_their_logs_in_chromium() {
             .is_some_and(|s| s.contains("· next ")),
         "a periodic job shows its next run: {seen}"
     );
+    let sdk_facts = seen["sdkFacts"].as_str().unwrap_or_default();
+    for fact in ["code metrics", "Realtime users 42 users", "actions", "ping"] {
+        assert!(sdk_facts.contains(fact), "{fact}: {seen}");
+    }
     let job_facts = seen["jobFacts"].as_str().unwrap_or_default();
     for fact in ["next run", "last run", "exit 3", "failed runs in a row"] {
         assert!(job_facts.contains(fact), "{fact}: {seen}");
