@@ -300,4 +300,34 @@ mod tests {
         // Even a tiny terminal draws without panicking.
         screen(&d, 20, 5);
     }
+
+    #[test]
+    fn the_selected_app_s_code_metrics_show_with_their_units() {
+        let mut api = process(0, "api");
+        let metrics = serde_json::json!({
+            "Realtime users": {"value": 42, "unit": "users", "historic": true},
+            "Heap Size": {"value": "10.48", "unit": "MiB"},
+        });
+        if let serde_json::Value::Object(monitor) = metrics {
+            api.sdk.monitor = monitor;
+        }
+        let mut d = Dashboard::default();
+        d.apply(Msg::List(Ok(vec![api, process(1, "worker")])));
+        let text = screen(&d, 80, 24);
+        assert!(text.contains("Code metrics (@pm2/io)"), "{text}");
+        // By name, as `describe` lists them, names aligned.
+        assert!(
+            text.contains("Heap Size       10.48 MiB   Realtime users  42 users"),
+            "{text}"
+        );
+        // The logs keep their panel.
+        assert!(text.contains("api logs (live)"), "{text}");
+        // Too short for both: the logs win, and a tiny terminal still draws.
+        assert!(!screen(&d, 80, 16).contains("Code metrics"));
+        screen(&d, 20, 5);
+        // An app without metrics gets no panel.
+        press(&mut d, KeyCode::Down);
+        let text = screen(&d, 80, 24);
+        assert!(!text.contains("Code metrics"), "{text}");
+    }
 }

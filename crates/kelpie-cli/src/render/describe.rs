@@ -1,6 +1,6 @@
 //! `describe`: every detail of one instance, then its last exits.
 
-use super::format::{bytes, short_duration, utc};
+use super::format::{bytes, sdk_metric, short_duration, utc};
 use kelpie_proto::ProcessInfo;
 use std::io::Write;
 
@@ -310,15 +310,7 @@ fn write_code_metrics(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
         writeln!(out, "Code metrics (@pm2/io):")?;
         let width = sdk.monitor.keys().map(String::len).max().unwrap_or(0);
         for (name, entry) in &sdk.monitor {
-            let value = match &entry["value"] {
-                serde_json::Value::String(text) => text.clone(),
-                other => other.to_string(),
-            };
-            let unit = entry["unit"]
-                .as_str()
-                .map(|u| format!(" {u}"))
-                .unwrap_or_default();
-            writeln!(out, "  {name:<width$}  {value}{unit}")?;
+            writeln!(out, "  {name:<width$}  {}", sdk_metric(entry))?;
         }
     }
     let actions: Vec<&str> = sdk

@@ -26,6 +26,19 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// One `@pm2/io` metric as `pm2 show` writes it: its value, then its unit when it has one
+/// (`10.48 MiB`). The SDK sends numbers, text (`"10.48"`, shown without quotes) or booleans.
+pub fn sdk_metric(entry: &serde_json::Value) -> String {
+    let value = match &entry["value"] {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    match entry["unit"].as_str() {
+        Some(unit) => format!("{value} {unit}"),
+        None => value,
+    }
+}
+
 /// The wall clock now, in ms since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -50,5 +63,18 @@ mod tests {
         assert_eq!(bytes(0), "0b");
         assert_eq!(bytes(12 * 1024 * 1024 + 300 * 1024), "12.3mb");
         assert_eq!(utc(1_709_210_096_789), "2024-02-29T12:34:56Z");
+        use serde_json::json;
+        assert_eq!(
+            sdk_metric(&json!({"value": "10.48", "unit": "MiB"})),
+            "10.48 MiB"
+        );
+        assert_eq!(
+            sdk_metric(&json!({"value": 42, "unit": "users"})),
+            "42 users"
+        );
+        assert_eq!(
+            sdk_metric(&json!({"value": true, "historic": true})),
+            "true"
+        );
     }
 }

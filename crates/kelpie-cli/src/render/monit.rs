@@ -4,8 +4,8 @@
 //!
 //! Here: what a frame shows ([`View`], [`LogEntry`]) and its layout. The panels, in `monit/`:
 //! the title bar and footer (`bars`), the list (`list`), the selected instance's details
-//! (`details`), its cpu and memory charts (`charts`), its app's output (`logs`) and the help
-//! (`help`).
+//! (`details`), its cpu and memory charts (`charts`), its code metrics (`metrics`), its app's
+//! output (`logs`) and the help (`help`).
 
 mod bars;
 mod charts;
@@ -13,6 +13,7 @@ mod details;
 mod help;
 mod list;
 mod logs;
+mod metrics;
 
 use bars::{draw_footer, draw_title};
 use charts::draw_charts;
@@ -22,6 +23,7 @@ use kelpie_core::Status;
 use kelpie_proto::ProcessInfo;
 use list::draw_list;
 use logs::draw_logs;
+use metrics::draw_metrics;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::Color;
 use ratatui::Frame;
@@ -38,35 +40,40 @@ pub struct LogEntry {
 }
 
 impl LogEntry {
-    /// A line as received from the daemon: invalid UTF-8 replaced, escape sequences (colours)
-    /// dropped, tabs expanded and other control characters shown as `?`, so a line can never
-    /// move the cursor or change the terminal's state.
+    /// A line as received from the daemon, invalid UTF-8 replaced and made [`printable`].
     pub fn new(pm_id: u32, err: bool, bytes: &[u8]) -> LogEntry {
-        let raw = String::from_utf8_lossy(bytes);
-        let mut text = String::with_capacity(raw.len());
-        let mut chars = raw.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '\x1b' => {
-                    // CSI (`ESC [ … final`) or a two-character escape.
-                    if chars.peek() == Some(&'[') {
-                        chars.next();
-                        for c in chars.by_ref() {
-                            if ('\x40'..='\x7e').contains(&c) {
-                                break;
-                            }
-                        }
-                    } else {
-                        chars.next();
-                    }
-                }
-                '\t' => text.push_str("    "),
-                c if c.is_control() => text.push('?'),
-                c => text.push(c),
-            }
-        }
+        let text = printable(&String::from_utf8_lossy(bytes));
         LogEntry { pm_id, err, text }
     }
+}
+
+/// Text an app chose (a log line, a metric's name or value) made safe to draw: escape sequences
+/// (colours) dropped, tabs expanded and other control characters shown as `?`, so it can never
+/// move the cursor or change the terminal's state.
+pub fn printable(raw: &str) -> String {
+    let mut text = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => {
+                // CSI (`ESC [ … final`) or a two-character escape.
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if ('\x40'..='\x7e').contains(&c) {
+                            break;
+                        }
+                    }
+                } else {
+                    chars.next();
+                }
+            }
+            '\t' => text.push_str("    "),
+            c if c.is_control() => text.push('?'),
+            c => text.push(c),
+        }
+    }
+    text
 }
 
 /// What one frame shows.
@@ -118,22 +125,35 @@ pub fn draw(frame: &mut Frame, view: &View) {
     draw_footer(frame, footer, view);
 
     // The list gets what its rows need, up to 40 % of the body; the details and charts 7 rows
-    // (6 on a small screen); the logs the rest (at least 5 rows when the terminal allows).
+    // (6 on a small screen); the code metrics, when the app has some, up to half of what is
+    // left (at least 1 row of them, at most 8); the logs the rest (at least 3 rows).
     let wanted = view.rows.len().max(1) as u16 + 3;
     let list_height = wanted.min((body.height * 2 / 5).max(4));
     let middle_height = if body.height >= 20 { 7 } else { 6 };
-    let [list, middle, logs] = Layout::vertical([
+    let selected = view.selected.and_then(|i| view.rows.get(i)).copied();
+    let spare = body.height.saturating_sub(list_height + middle_height);
+    let metric_rows = selected
+        .map(|p| metrics::fitted(p, body.width, spare))
+        .unwrap_or_default();
+    let metrics_height = match metric_rows.len() {
+        0 => 0,
+        n => n as u16 + 2,
+    };
+    let [list, middle, code_metrics, logs] = Layout::vertical([
         Constraint::Length(list_height),
         Constraint::Length(middle_height),
+        Constraint::Length(metrics_height),
         Constraint::Min(3),
     ])
     .areas(body);
     draw_list(frame, list, view);
     let [details, charts] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(middle);
-    let selected = view.selected.and_then(|i| view.rows.get(i)).copied();
     draw_details(frame, details, selected, view.now_ms);
     draw_charts(frame, charts, view);
+    if !metric_rows.is_empty() {
+        draw_metrics(frame, code_metrics, &metric_rows);
+    }
     draw_logs(frame, logs, selected, view);
     if view.help {
         draw_help(frame, frame.area());

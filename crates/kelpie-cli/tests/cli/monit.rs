@@ -404,3 +404,53 @@ fn list_watch_redraws_the_table_in_place_until_q() {
     let screen = term.screen().join("\n");
     assert!(screen.contains(" second "), "{screen}");
 }
+
+/// A Node app speaking `@pm2/io`'s protocol itself over its IPC channel (no npm package): two
+/// metrics, one a number and one text, as the SDK sends them (every 200 ms).
+const SDK_APP: &str = r#"
+const metrics = {
+  'Realtime users': { value: 42, unit: 'users', historic: true },
+  'Heap Size': { value: '10.48', unit: 'MiB', historic: true },
+};
+setInterval(() => process.send({ type: 'axm:monitor', data: metrics }), 200);
+setInterval(() => {}, 1000);
+"#;
+
+#[test]
+fn monit_shows_the_selected_app_s_code_metrics_with_their_units() {
+    if super::tools::program("node").is_none() {
+        kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
+        return;
+    }
+    let k = kelpie();
+    k.ok(&["start", &k.fake_app(), "--name", "plain"]);
+    let script = k.write("sdk-app.js", SDK_APP);
+    k.ok(&["start", &script, "--name", "sdk"]);
+    let Some(term) = Tmux::start(&k) else { return };
+
+    term.type_line(&format!("{} monit", kelpie_bin().display()));
+    term.wait_for_screen("the dashboard, plain selected", 10 * SECS, |s| {
+        s.contains("plain · id 0")
+    });
+    // An app without metrics has no such panel.
+    assert!(
+        !term.screen().join("\n").contains("Code metrics"),
+        "{}",
+        term.screen().join("\n")
+    );
+    term.keys(&["Down"]);
+    // By name, as `describe` lists them, each with its value and unit.
+    let screen = term.wait_for_screen("sdk's code metrics", 10 * SECS, |s| {
+        s.contains("sdk · id 1")
+            && s.contains("Code metrics (@pm2/io)")
+            && s.lines()
+                .any(|l| l.contains("Heap Size       10.48 MiB   Realtime users  42 users"))
+    });
+    assert_eq!(screen.lines().count(), 24, "{screen}");
+    assert!(
+        screen.contains("sdk logs (live)"),
+        "the logs keep a panel:\n{screen}"
+    );
+    term.keys(&["q"]);
+    term.assert_shell_is_back("the shell after q");
+}
