@@ -25,7 +25,7 @@ pub use instance::{
     EXIT_HISTORY,
 };
 pub use policy::{next_backoff_delay, BACKOFF_CAP_MS, BACKOFF_GROWTH, BACKOFF_RESET_AFTER_MS};
-pub use sdk::{SdkMessage, SdkState};
+pub use sdk::{AppException, SdkMessage, SdkState};
 pub use spec::shared_env;
 pub use spec::{
     check_app_name, check_instances, log_name, sanitize_log_name, AppSpec, ExecMode, HealthCheck,

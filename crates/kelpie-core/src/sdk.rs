@@ -14,6 +14,64 @@ pub const SDK_ACTIONS_MAX: usize = 64;
 /// Largest message taken (its JSON text): metric maps, action registrations, options.
 pub const SDK_MESSAGE_MAX: usize = 64 * 1024;
 
+/// Longest exception message kept with an exit.
+const EXCEPTION_MESSAGE_MAX: usize = 1024;
+/// Longest stack kept with an exit.
+const EXCEPTION_STACK_MAX: usize = 8 * 1024;
+
+/// The uncaught exception (or unhandled rejection) a Node app died of, as its `process:exception`
+/// message gave it (Kelpie's shim sends one for every Node app; `@pm2/io` its own): kept with
+/// the exit it caused, for `events` and `describe`. Bounded.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AppException {
+    /// When it was reported (ms since the Unix epoch).
+    pub at_ms: u64,
+    /// `Error`, `TypeError`...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its message (for a value thrown that is not an error: the value as JSON).
+    pub message: String,
+    /// Its stack, as Node printed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+}
+
+impl AppException {
+    /// The exception a `process:exception` message's `data` describes (`{message, stack,
+    /// name}`, or a bare value thrown); `None` for another message.
+    pub fn from_message(message: &Value, at_ms: u64) -> Option<AppException> {
+        if message.get("type").and_then(Value::as_str) != Some("process:exception") {
+            return None;
+        }
+        let data = message.get("data")?;
+        let text = |key: &str, max: usize| {
+            data.get(key)
+                .and_then(Value::as_str)
+                .map(|s| bounded(s, max))
+        };
+        let message = match text("message", EXCEPTION_MESSAGE_MAX) {
+            Some(message) => message,
+            None => bounded(&data.to_string(), EXCEPTION_MESSAGE_MAX),
+        };
+        Some(AppException {
+            at_ms,
+            name: text("name", 128),
+            message,
+            stack: text("stack", EXCEPTION_STACK_MAX),
+        })
+    }
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn bounded(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
 /// One message of the SDK protocol.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SdkMessage {
@@ -39,11 +97,18 @@ pub struct SdkState {
     pub options: Map<String, Value>,
     /// `node_version`, as the app sent it.
     pub node_version: Option<Value>,
+    /// The process ended: metrics and actions it sent before are not taken any more (they
+    /// can be read after its end).
+    #[serde(skip)]
+    pub ended: bool,
 }
 
 impl SdkState {
     /// Take `message` into account; whether anything changed.
     pub fn apply(&mut self, message: SdkMessage) -> bool {
+        if self.ended && matches!(message, SdkMessage::Monitor(_) | SdkMessage::Action(_)) {
+            return false;
+        }
         match message {
             SdkMessage::Monitor(metrics) => {
                 // Every second from every app using the SDK: replaced, not compared first (so
@@ -96,6 +161,7 @@ impl SdkState {
     /// The process ended: PM2 forgets its metrics and actions, and keeps its options.
     pub fn process_ended(&mut self) -> bool {
         let changed = !self.monitor.is_empty() || !self.actions.is_empty();
+        self.ended = true;
         self.monitor.clear();
         self.actions.clear();
         changed
@@ -148,7 +214,31 @@ mod tests {
         assert!(sdk.apply(SdkMessage::NodeVersion(json!("20.20.2"))));
         assert!(sdk.process_ended());
         assert!(sdk.monitor.is_empty() && sdk.actions.is_empty());
+        // Metrics read after the end (sent just before it) are not taken.
+        assert!(!sdk.apply(SdkMessage::Monitor(map(json!({"reqs": {"value": 3}})))));
+        assert!(sdk.monitor.is_empty());
         assert_eq!(sdk.options["isModule"], true, "options outlive the process");
+    }
+
+    #[test]
+    fn an_exception_message_becomes_a_bounded_record() {
+        let message = json!({"type": "process:exception", "data": {
+            "message": "boom", "name": "TypeError", "stack": format!("TypeError: boom\n{}", "é".repeat(9000)), "code": "E"
+        }});
+        let exception = AppException::from_message(&message, 7).expect("an exception");
+        assert_eq!(exception.message, "boom");
+        assert_eq!(exception.name.as_deref(), Some("TypeError"));
+        let stack = exception.stack.expect("stack");
+        assert!(stack.starts_with("TypeError: boom") && stack.len() <= EXCEPTION_STACK_MAX);
+        let thrown = json!({"type": "process:exception", "data": "a string"});
+        assert_eq!(
+            AppException::from_message(&thrown, 1).map(|e| e.message),
+            Some("\"a string\"".to_string())
+        );
+        assert_eq!(
+            AppException::from_message(&json!({"type": "process:msg", "data": 1}), 1),
+            None
+        );
     }
 
     #[test]

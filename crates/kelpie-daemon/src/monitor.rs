@@ -80,11 +80,20 @@ pub struct Reading {
     pub cpu_seconds: f64,
 }
 
+/// Shortest time between two readings: a new process is read before the next period (so
+/// that the first `list` after a start shows its memory and CPU, as PM2's does), but a burst of
+/// starts does not make the thread read every process at each one.
+const EARLIEST_AFTER: Duration = Duration::from_millis(200);
+
 /// The supervisor's handle on the sampling thread.
 #[derive(Clone)]
 pub struct Monitor {
     /// Replaced whole by the supervisor; the thread takes a reference to the current list.
     targets: Arc<Mutex<Arc<Vec<Target>>>>,
+    /// The thread, woken early when a new process is to be read (none in the in-process tests).
+    thread: Option<std::thread::Thread>,
+    /// Set with a new process to read; the thread reads early when it sees it.
+    new_process: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Monitor {
@@ -98,7 +107,9 @@ impl Monitor {
     ) -> std::io::Result<Monitor> {
         let targets: Arc<Mutex<Arc<Vec<Target>>>> = Arc::default();
         let shared = targets.clone();
-        std::thread::Builder::new()
+        let new_process: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let told = new_process.clone();
+        let thread = std::thread::Builder::new()
             .name("kelpie-monitor".into())
             .spawn(move || {
                 let mut sampler = TreeSampler::default();
@@ -108,8 +119,10 @@ impl Monitor {
                 let mut sent: HashMap<u32, (u32, Usage)> = HashMap::new();
                 let (mut ticks, mut changed_at, mut last_signature) = (0u64, 0u64, 0u64);
                 let mut resident_at_last_look: Option<u64> = None;
+                let mut last_reading = Instant::now();
                 loop {
-                    std::thread::sleep(every);
+                    wait_for_next_reading(last_reading, every, &told);
+                    last_reading = Instant::now();
                     ticks += 1;
                     cgroups.tidy();
                     // The baseline that tells a likely OOM kill (see `forensics.rs`).
@@ -192,15 +205,55 @@ impl Monitor {
                     }
                 }
             })?;
-        Ok(Monitor { targets })
+        Ok(Monitor {
+            targets,
+            thread: Some(thread.thread().clone()),
+            new_process,
+        })
     }
 
     /// The instances to sample from now on.
     pub fn set_targets(&self, targets: Vec<Target>) {
-        if let Ok(mut current) = self.targets.lock() {
-            *current = Arc::new(targets);
+        let Ok(mut current) = self.targets.lock() else {
+            return;
+        };
+        let known: HashSet<(u32, u32)> = current.iter().map(|t| (t.pm_id, t.pid)).collect();
+        let new = targets.iter().any(|t| !known.contains(&(t.pm_id, t.pid)));
+        *current = Arc::new(targets);
+        drop(current);
+        if new {
+            self.new_process
+                .store(true, std::sync::atomic::Ordering::Release);
+            if let Some(thread) = &self.thread {
+                thread.unpark();
+            }
         }
     }
+}
+
+/// Sleep until the next reading: `every` after the last one, or, for a new process, as soon
+/// as [`EARLIEST_AFTER`] allows.
+fn wait_for_next_reading(
+    last: Instant,
+    every: Duration,
+    new_process: &std::sync::atomic::AtomicBool,
+) {
+    use std::sync::atomic::Ordering;
+    loop {
+        let since = last.elapsed();
+        if since >= every {
+            break;
+        }
+        if since >= EARLIEST_AFTER && new_process.load(Ordering::Acquire) {
+            break;
+        }
+        let until = match new_process.load(Ordering::Acquire) {
+            true => EARLIEST_AFTER,
+            false => every,
+        };
+        std::thread::park_timeout(until.saturating_sub(since));
+    }
+    new_process.store(false, Ordering::Release);
 }
 
 /// Tells when the set of instances (or their processes) changed.
@@ -229,6 +282,8 @@ impl Monitor {
     pub fn not_started() -> Monitor {
         Monitor {
             targets: Arc::default(),
+            thread: None,
+            new_process: Arc::default(),
         }
     }
 

@@ -20,6 +20,7 @@ mod memory;
 mod pipes;
 mod poll;
 mod procfs;
+mod ready_set;
 mod reap;
 mod signals;
 mod sigwait;
@@ -50,6 +51,7 @@ pub use procfs::{
     catches_signal, children_of, clock_ticks_per_second, page_size, sample_process, scan_processes,
     ProcessEntry, ProcessSample, StatFile,
 };
+pub use ready_set::ReadySet;
 pub use reap::{become_child_subreaper, kill_namespace, reap_child};
 pub use signals::{
     detach_into_new_session, group_alive, group_has_live_members, kill_group, pid_alive,

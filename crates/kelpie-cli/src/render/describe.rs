@@ -352,6 +352,9 @@ fn write_events(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<()> {
             exit.action,
             exit.reason
         )?;
+        if let Some(exception) = &exit.exception {
+            super::events::write_exception(out, exception, DESCRIBE_STDERR_LINES, "      ")?;
+        }
         let shown = exit.stderr_tail.len().min(DESCRIBE_STDERR_LINES);
         if shown < exit.stderr_tail.len() {
             writeln!(

@@ -37,6 +37,9 @@ pub struct Event<'a> {
     pub reason: &'a str,
     /// Its last lines of stderr, oldest first.
     pub stderr_tail: &'a [String],
+    /// The uncaught exception it reported just before it ended (Node apps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exception: Option<&'a kelpie_core::AppException>,
 }
 
 impl<'a> Event<'a> {
@@ -56,6 +59,7 @@ impl<'a> Event<'a> {
             action: &exit.action,
             reason: &exit.reason,
             stderr_tail: &exit.stderr_tail,
+            exception: exit.exception.as_ref(),
         }
     }
 }
@@ -113,11 +117,32 @@ pub fn write_events(
             e.action,
             e.reason
         )?;
+        if let Some(exception) = e.exception {
+            write_exception(out, exception, if stderr { usize::MAX } else { 1 }, "    ")?;
+        }
         if stderr {
             for line in e.stderr_tail {
                 writeln!(out, "    stderr | {line}")?;
             }
         }
+    }
+    Ok(())
+}
+
+/// The exception an exit came of: its name and message, then at most `frames` lines of its
+/// stack (each under `indent`).
+pub fn write_exception(
+    out: &mut impl Write,
+    exception: &kelpie_core::AppException,
+    frames: usize,
+    indent: &str,
+) -> std::io::Result<()> {
+    let name = exception.name.as_deref().unwrap_or("exception");
+    writeln!(out, "{indent}exception | {name}: {}", exception.message)?;
+    let stack = exception.stack.as_deref().unwrap_or("");
+    // The stack's first line repeats the name and message.
+    for line in stack.lines().skip(1).take(frames) {
+        writeln!(out, "{indent}exception | {line}")?;
     }
     Ok(())
 }

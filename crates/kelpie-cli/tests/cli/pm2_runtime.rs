@@ -263,13 +263,43 @@ fn exceptions_messages_and_replies_reach_the_bus_as_pm2_sends_them() {
     assert_eq!(rejected["process"]["name"], "plain");
     let raw = bus.wait(&k, "process:msg", |p| p["raw"]["topic"] == "greeting");
     assert_eq!(raw["raw"]["data"]["hello"], "world", "{raw}");
-    // The app died of each as Node does (exit code 1), and was restarted.
-    let codes: Vec<i64> = k
-        .exits("plain")
-        .iter()
-        .filter_map(|e| e["code"].as_i64())
-        .collect();
-    assert_eq!(&codes[..2], [1, 1], "{codes:?}");
+    // The app died of each as Node does (exit code 1), and was restarted (the exception is on
+    // the bus before its process has ended: wait for the end).
+    let codes = || -> Vec<i64> {
+        k.exits("plain")
+            .iter()
+            .filter_map(|e| e["code"].as_i64())
+            .collect()
+    };
+    k.wait_for("two exits", 10 * SECS, || codes().len() >= 2);
+    assert_eq!(&codes()[..2], [1, 1], "{:?}", codes());
+    // Each exit keeps what the app died of, with its stack: in `describe --json`, `events`
+    // and `describe`.
+    k.wait_for("the exceptions kept with the exits", 10 * SECS, || {
+        let exits = k.exits("plain");
+        exits.len() >= 2 && exits[..2].iter().all(|e| e["exception"].is_object())
+    });
+    let exits = k.exits("plain");
+    assert_eq!(exits[0]["exception"]["message"], "plain boom", "{exits:?}");
+    assert_eq!(exits[0]["exception"]["name"], "Error");
+    assert!(
+        exits[0]["exception"]["stack"]
+            .as_str()
+            .is_some_and(|s| s.contains("plain.js")),
+        "{exits:?}"
+    );
+    assert_eq!(exits[1]["exception"]["message"], "nobody caught me");
+    let events = k.ok(&["events", "plain"]);
+    assert!(events.contains("exception | Error: plain boom"), "{events}");
+    assert!(
+        events.contains("plain.js"),
+        "the stack's first frame: {events}"
+    );
+    let described = k.ok(&["describe", "plain"]);
+    assert!(
+        described.contains("exception | Error: nobody caught me"),
+        "{described}"
+    );
     // With @pm2/io: its own exceptions (once each, not twice) and the replies of actions.
     let script = app(&k, &modules, "io-app.js", IO_APP);
     k.ok(&["start", &script, "--name", "io"]);

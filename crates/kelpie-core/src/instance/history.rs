@@ -36,6 +36,10 @@ pub struct ExitRecord {
     /// shortly after the exit, once its stderr pipe was read to the end.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stderr_tail: Vec<String>,
+    /// The uncaught exception (or unhandled rejection) the process reported just before it
+    /// ended (a Node app), with its stack.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exception: Option<crate::AppException>,
 }
 
 impl InstanceState {
@@ -59,6 +63,18 @@ impl InstanceState {
         match self.exits.iter_mut().rev().find(|e| e.pid == Some(pid)) {
             Some(record) => {
                 record.stderr_tail = lines;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Add the exception process `pid` reported to the record of its exit; false when no
+    /// record of it is kept.
+    pub fn record_exception(&mut self, pid: u32, exception: crate::AppException) -> bool {
+        match self.exits.iter_mut().rev().find(|e| e.pid == Some(pid)) {
+            Some(record) => {
+                record.exception = Some(exception);
                 true
             }
             None => false,

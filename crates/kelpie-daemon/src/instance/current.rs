@@ -43,6 +43,8 @@ pub(super) struct Current {
     published: Published,
     /// A bad metric line of the current process was logged (once per process).
     bad_metric_logged: bool,
+    /// The last exception the current process reported, for the record of its exit.
+    exception: Option<kelpie_core::AppException>,
     /// The keeper's copy of its link and a pidfd.
     kept: Option<crate::keeper::Held>,
     /// Where the last process's output went: held while the instance exists, so its files
@@ -127,6 +129,7 @@ impl Current {
         self.kept = launched.kept;
         self.stderr = launched.stderr;
         self.bad_metric_logged = false;
+        self.exception = None;
         if self.published != launched.published {
             self.published = launched.published;
             given.send_published(&self.published);
@@ -192,6 +195,24 @@ impl Current {
                 sdk.process_ended();
             }
         }
+    }
+
+    /// What the process that exited said last on its link and was not received yet.
+    pub(super) async fn last_words(&mut self) -> Vec<ProcessSignal> {
+        match self.link.as_mut() {
+            Some(link) => link.last_words().await,
+            None => Vec::new(),
+        }
+    }
+
+    /// The process reported an exception: kept for the record of its exit, if it ends of it.
+    pub(super) fn reported_exception(&mut self, exception: kelpie_core::AppException) {
+        self.exception = Some(exception);
+    }
+
+    /// The exception the process reported last, taken (once it exited).
+    pub(super) fn take_exception(&mut self) -> Option<kelpie_core::AppException> {
+        self.exception.take()
     }
 
     /// Its health checks found it unhealthy: they stop (the process is restarted).

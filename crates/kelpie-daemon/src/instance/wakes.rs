@@ -8,12 +8,16 @@ use super::reload::CandidateWake;
 use super::stopping::describe_status;
 use super::timers::{watchdog_late, TimerWake};
 use super::{Instance, InstanceEvent, Wake};
+use crate::clock;
 use crate::health::HealthReport;
 use crate::link::ProcessSignal;
 use kelpie_core::reload::GiveUp;
 use kelpie_core::{Cause, Control, Health, Input, Status, Why};
 use std::os::unix::process::ExitStatusExt;
 use tokio::sync::oneshot;
+
+/// How long before its exit an exception a process reported is taken as what it died of.
+const EXCEPTION_BEFORE_EXIT_MS: u64 = 10_000;
 
 impl Instance {
     /// Act on what woke the task up.
@@ -85,6 +89,15 @@ impl Instance {
     /// The current process exited: record how (with the end of its stderr, and whether the
     /// kernel killed it for memory) and let the state machine decide what comes next.
     async fn on_exited(&mut self, result: std::io::Result<std::process::ExitStatus>) {
+        // What it said before it ended (an uncaught exception) comes first, for the bus and
+        // the record of its exit; readiness it may have said is past.
+        for said in self.current.last_words().await {
+            if let ProcessSignal::Message(_) = said {
+                self.on_signal(said).await;
+            }
+        }
+        // Taken now: an immediate restart adopts the next process within `feed`.
+        let died_of = self.current.take_exception();
         self.current.exited(&self.given);
         self.give_up_reload(GiveUp::OldExited);
         let pid = self.state.pid;
@@ -119,6 +132,10 @@ impl Instance {
         };
         let was_launching = self.state.status == Status::Launching;
         self.feed(input).await;
+        // What it died of, if it said (a Node app's uncaught exception, just before its end).
+        if let (Some(pid), Some(exception)) = (pid, died_of) {
+            self.record_exception(pid, exception);
+        }
         // A process that ended before it was ready answers who waited for it (`start` of an
         // app that crashes at once returns, as under PM2, rather than wait out its crash loop).
         if was_launching {
@@ -166,6 +183,20 @@ impl Instance {
         );
     }
 
+    /// Keep `exception` with the record of process `pid`'s exit, if it came shortly before it:
+    /// an app that reports an error and goes on (`@pm2/io`'s `notifyError`) did not die of it.
+    fn record_exception(&mut self, pid: u32, exception: kelpie_core::AppException) {
+        let Some(exit) = self.state.exits.iter().rev().find(|e| e.pid == Some(pid)) else {
+            return;
+        };
+        if exit.at_ms.saturating_sub(exception.at_ms) > EXCEPTION_BEFORE_EXIT_MS {
+            return;
+        }
+        if self.state.record_exception(pid, exception) {
+            self.publish();
+        }
+    }
+
     /// A stopping instance looks whether its process group (and cgroup) is empty yet.
     async fn on_group_poll(&mut self) {
         let (pgid, cgroup) = (self.current.pgid(), self.current.cgroup());
@@ -181,6 +212,16 @@ impl Instance {
             ProcessSignal::Watchdog => self.timers.watchdog_fed(&self.given.spec),
             ProcessSignal::Published(line) => self.current.on_published(&self.given, &line),
             ProcessSignal::Message(message) => {
+                let exception =
+                    kelpie_core::AppException::from_message(&message, clock::now().wall_ms);
+                if let Some(exception) = exception {
+                    match (self.current.runs(), self.state.pid) {
+                        (true, _) => self.current.reported_exception(exception),
+                        // Read after the end it caused (both are reported at once).
+                        (false, Some(pid)) => self.record_exception(pid, exception),
+                        (false, None) => {}
+                    }
+                }
                 self.given.report(InstanceEvent::Message {
                     pm_id: self.given.pm_id,
                     pid: self.state.pid,

@@ -3,13 +3,16 @@
 //! shim's `listening`, PM2's `shutdown` message the other way). One link per process: a reload
 //! runs two processes of one instance at once, and each must be told apart.
 
+mod ipc;
+mod pacer;
+
 use crate::sockets::ClaimedSockets;
+use ipc::run_ipc;
 use kelpie_core::forensics::{parse_notify_line, NotifyLine};
 use kelpie_core::ListenAddress;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -83,6 +86,9 @@ pub struct ProcessLink {
     /// JSON lines to write to the Node IPC channel.
     ipc: Option<mpsc::UnboundedSender<String>>,
     tasks: Vec<JoinHandle<()>>,
+    /// The task reading the Node IPC channel (also in `tasks`, to be aborted with them): it
+    /// ends when the process's end of the channel closes.
+    ipc_task: Option<JoinHandle<()>>,
     /// The notify socket (also read by a task), for a hand-over.
     notify: Arc<tokio::net::UnixDatagram>,
     /// A second descriptor of the IPC channel's end (read and written by tasks), for a
@@ -90,15 +96,20 @@ pub struct ProcessLink {
     ipc_fd: Option<OwnedFd>,
     /// What the process's PM2 SDK said.
     sdk: SharedSdk,
+    /// Told when the process has exited: what it sent last is read now, even if paced.
+    exited: Arc<tokio::sync::Notify>,
 }
 
 impl Drop for ProcessLink {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for task in self.tasks.iter().chain(&self.ipc_task) {
             task.abort();
         }
     }
 }
+
+/// Longest wait, after a process exited, for the end of its IPC channel (what it said last).
+const LAST_WORDS_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Names of notify sockets: unique in this daemon.
 static NEXT_LINK: AtomicU64 = AtomicU64::new(0);
@@ -160,9 +171,11 @@ impl ProcessLink {
             sender,
             ipc: None,
             tasks: vec![],
+            ipc_task: None,
             notify: notify.clone(),
             ipc_fd: fds.ipc.as_ref().map(OwnedFd::try_clone).transpose()?,
             sdk: SharedSdk::default(),
+            exited: Arc::default(),
         };
         link.tasks
             .push(tokio::spawn(read_notify(notify, link.sender.clone())));
@@ -172,15 +185,34 @@ impl ProcessLink {
             let ours = tokio::net::UnixStream::from_std(ours)?;
             let (outgoing, to_write) = mpsc::unbounded_channel();
             link.ipc = Some(outgoing);
-            link.tasks.push(tokio::spawn(run_ipc(
+            link.ipc_task = Some(tokio::spawn(run_ipc(
                 ours,
                 link.sender.clone(),
                 to_write,
                 claims,
                 link.sdk.clone(),
+                link.exited.clone(),
             )));
         }
         Ok(link)
+    }
+
+    /// The process has exited: what it sent on its IPC channel before its end and that was
+    /// not received yet (an uncaught exception, reported just before the exit), read to the
+    /// channel's end without waiting for the pacer; bounded by [`LAST_WORDS_WAIT`] (a child
+    /// may hold the channel open). Before a restart, so that it comes before it.
+    pub async fn last_words(&mut self) -> Vec<ProcessSignal> {
+        self.exited.notify_one();
+        if let Some(task) = self.ipc_task.as_mut() {
+            if tokio::time::timeout(LAST_WORDS_WAIT, task).await.is_ok() {
+                self.ipc_task = None;
+            }
+        }
+        let mut said = Vec::new();
+        while let Ok(signal) = self.signals.try_recv() {
+            said.push(signal);
+        }
+        said
     }
 
     /// What the process's PM2 SDK said, as the link keeps it.
@@ -264,87 +296,6 @@ async fn read_notify(
             if to.send(signal).is_err() {
                 return;
             }
-        }
-    }
-}
-
-/// Read the JSON lines a Node process sends, and write the ones queued for it. One task with
-/// borrowed halves: an owned write half would shut the socket down for writing when dropped,
-/// and the process would see its channel disconnect when `kelpie update` hands it over.
-async fn run_ipc(
-    mut stream: tokio::net::UnixStream,
-    to: mpsc::UnboundedSender<ProcessSignal>,
-    mut outgoing: mpsc::UnboundedReceiver<String>,
-    claims: Option<Arc<ClaimedSockets>>,
-    sdk: SharedSdk,
-) {
-    let (read, mut write) = stream.split();
-    let mut lines = BufReader::new(read).lines();
-    let mut writing = true;
-    // This process's place in its app's spread of connections, left when the task ends.
-    let process = claims.clone().map(|claims| Presence {
-        claims,
-        process: NEXT_LINK.fetch_add(1, Ordering::Relaxed),
-    });
-    loop {
-        tokio::select! {
-            // Cancel-safe: a line half read is kept for the next call.
-            line = lines.next_line() => match line {
-                Ok(Some(line)) => {
-                    // Not JSON: nothing Kelpie reads.
-                    let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
-                        continue;
-                    };
-                    if let (Some(claims), Some(request)) = (&claims, socket_request(&message)) {
-                        // Answered in order with the other messages written to the channel.
-                        if writing
-                            && answer_socket_request(write.as_ref(), claims, request)
-                                .await
-                                .is_err()
-                        {
-                            writing = false;
-                        }
-                        continue;
-                    }
-                    if let (Some(process), Some(connections)) = (&process, connections_report(&message)) {
-                        if let Some(keep) = process.claims.report_connections(process.process, connections) {
-                            let line = format!("{}\n", serde_json::json!({"cmd": "NODE_KELPIE_BALANCE", "keep": keep}));
-                            if writing && write.write_all(line.as_bytes()).await.is_err() {
-                                writing = false;
-                            }
-                        }
-                        continue;
-                    }
-                    let signal = match ipc_signal(message, line.len()) {
-                        Some(Routed::Sdk(said)) => {
-                            if let Ok(mut state) = sdk.lock() {
-                                state.apply(said);
-                            }
-                            continue;
-                        }
-                        Some(Routed::Signal(signal)) => Some(signal),
-                        None => None,
-                    };
-                    if let (Some(process), Some(ProcessSignal::Listening)) = (&process, &signal) {
-                        process.claims.join(process.process);
-                    }
-                    if let Some(signal) = signal {
-                        if to.send(signal).is_err() {
-                            return;
-                        }
-                    }
-                }
-                // The process closed its end (it exited): nothing more can be written either.
-                _ => return,
-            },
-            message = outgoing.recv(), if writing => match message {
-                Some(message) => {
-                    if write.write_all(message.as_bytes()).await.is_err() {
-                        writing = false;
-                    }
-                }
-                None => writing = false,
-            },
         }
     }
 }
@@ -516,6 +467,7 @@ fn ipc_signal(mut value: serde_json::Value, size: usize) -> Option<Routed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
     #[test]
     fn ipc_messages_are_recognised() {
@@ -649,5 +601,75 @@ mod tests {
             .await
             .expect("read");
         assert_eq!(line, "\"shutdown\"\n");
+    }
+
+    /// A process that sends metrics is paced: its metrics are kept, what else it says still
+    /// arrives (within a period), a message for it is written at once, and its last words
+    /// before its exit are read.
+    #[tokio::test]
+    async fn a_paced_channel_keeps_metrics_and_misses_nothing() {
+        use std::time::Duration;
+        let (mut link, ends) = ProcessLink::open(Some(4), None).expect("open");
+        let (theirs, _) = ends.fds.into_iter().next().expect("ipc end");
+        let theirs = std::os::unix::net::UnixStream::from(theirs);
+        theirs.set_nonblocking(true).expect("nonblocking");
+        let theirs = tokio::net::UnixStream::from_std(theirs).expect("tokio");
+        let (read, mut write) = theirs.into_split();
+        let mut read = BufReader::new(read);
+        let metrics = |n: u32| {
+            format!("{{\"type\":\"axm:monitor\",\"data\":{{\"reqs\":{{\"value\":{n}}}}}}}\n")
+        };
+        let value = |link: &ProcessLink| {
+            link.sdk()
+                .lock()
+                .expect("sdk")
+                .monitor
+                .get("reqs")
+                .map(|m| m["value"].clone())
+        };
+        write.write_all(metrics(1).as_bytes()).await.expect("write");
+        let within = |d| tokio::time::timeout(Duration::from_secs(d), std::future::pending::<()>());
+        let _ = within(1).await;
+        assert_eq!(value(&link), Some(serde_json::json!(1)));
+        // Paced now: more metrics, then something else.
+        write.write_all(metrics(2).as_bytes()).await.expect("write");
+        write
+            .write_all(b"{\"type\":\"process:msg\",\"data\":{\"n\":1}}\n")
+            .await
+            .expect("write");
+        let said = tokio::time::timeout(Duration::from_secs(2), link.recv())
+            .await
+            .expect("the message arrives within a period");
+        assert_eq!(
+            said,
+            Some(ProcessSignal::Message(
+                serde_json::json!({"type": "process:msg", "data": {"n": 1}})
+            ))
+        );
+        assert_eq!(value(&link), Some(serde_json::json!(2)));
+        // Paced again, then a message for the process.
+        write.write_all(metrics(3).as_bytes()).await.expect("write");
+        let _ = within(1).await;
+        assert!(link.send_message(&serde_json::json!("shutdown")));
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(2), read.read_line(&mut line))
+            .await
+            .expect("written within a period")
+            .expect("read");
+        assert_eq!(line, "\"shutdown\"\n");
+        // Paced again; its last words, then its end: read at once when told it exited.
+        write.write_all(metrics(4).as_bytes()).await.expect("write");
+        let _ = within(1).await;
+        write
+            .write_all(b"{\"type\":\"process:exception\",\"data\":{\"message\":\"x\"}}\n")
+            .await
+            .expect("write");
+        drop(write);
+        drop(read);
+        let said = link.last_words().await;
+        assert!(
+            matches!(&said[..], [ProcessSignal::Message(m)] if m["type"] == "process:exception"),
+            "{said:?}"
+        );
     }
 }

@@ -1,0 +1,340 @@
+//! A Node process's IPC channel, read and written by one task: JSON lines in (routed by
+//! [`super::ipc_signal`]), the lines queued for the process out. Read as they come, until the
+//! process reports SDK metrics; from then on, while all it says is metrics, read by the
+//! [`super::pacer`] once a period. Anything else it says, and anything to write to it, brings
+//! the channel back to reading as things come.
+
+use super::pacer;
+use super::{
+    answer_socket_request, connections_report, ipc_signal, socket_request, Presence, ProcessSignal,
+    Routed, SharedSdk, NEXT_LINK,
+};
+use crate::sockets::ClaimedSockets;
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+
+/// Longest line waited for: the rest of a longer one is skipped.
+const LINE_MAX: usize = 16 * 1024 * 1024;
+/// Bytes read at once.
+const CHUNK: usize = 8192;
+
+/// Read the JSON lines a process sends, and write the ones queued for it, until its channel
+/// closes. One task for both: the writes must not go through an owned write half, whose drop
+/// would shut the socket down for writing, and the process would see its channel disconnect
+/// when `kelpie update` hands it over.
+pub(super) async fn run_ipc(
+    stream: UnixStream,
+    to: mpsc::UnboundedSender<ProcessSignal>,
+    mut outgoing: mpsc::UnboundedReceiver<String>,
+    claims: Option<Arc<ClaimedSockets>>,
+    sdk: SharedSdk,
+    exited: Arc<tokio::sync::Notify>,
+) {
+    let mut channel = Channel {
+        // This process's place in its app's spread of connections, left when the task ends.
+        process: claims.map(|claims| Presence {
+            claims,
+            process: NEXT_LINK.fetch_add(1, Ordering::Relaxed),
+        }),
+        writing: true,
+        to,
+        sdk,
+        received: Vec::new(),
+        skipping: false,
+    };
+    let mut stream = stream;
+    let mut queued = None;
+    loop {
+        // What came while the channel was paced: a message to write, lines to act on.
+        if let Some(message) = queued.take() {
+            channel.send(&stream, message).await;
+        }
+        if let Taken::Closed = channel.take_lines(&stream).await {
+            return;
+        }
+        if let Mode::Ended = prompt(&stream, &mut channel, &mut outgoing).await {
+            return;
+        }
+        // Out of the event loop (its wake-ups are what pacing saves), then back in.
+        let Ok(std) = stream.into_std() else { return };
+        let (std, next) = paced(std, &mut channel, &mut outgoing, &exited).await;
+        match next {
+            Paced::Ended => return,
+            Paced::Prompt(message) => queued = message,
+        }
+        let Ok(back) = UnixStream::from_std(std) else {
+            return;
+        };
+        stream = back;
+    }
+}
+
+/// How a way of reading ended.
+enum Mode {
+    /// The process sent metrics and nothing after them: pace the channel.
+    Paced,
+    /// The channel closed, or nobody listens any more.
+    Ended,
+}
+
+/// How paced reading ended.
+enum Paced {
+    /// The process said something else than metrics, or something is to be written to it
+    /// (`Some`; `None`: nothing will be queued any more).
+    Prompt(Option<Option<String>>),
+    Ended,
+}
+
+/// Read lines as they come (and write what is queued) until the process has sent metrics
+/// with nothing after them.
+async fn prompt(
+    stream: &UnixStream,
+    channel: &mut Channel,
+    outgoing: &mut mpsc::UnboundedReceiver<String>,
+) -> Mode {
+    loop {
+        tokio::select! {
+            readable = stream.readable() => {
+                if readable.is_err() {
+                    return Mode::Ended;
+                }
+                let mut chunk = [0u8; CHUNK];
+                match stream.try_read(&mut chunk) {
+                    // The process closed its end (it exited): nothing more can be written either.
+                    Ok(0) => return Mode::Ended,
+                    Ok(n) => channel.receive(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(_) => return Mode::Ended,
+                }
+                match channel.take_lines(stream).await {
+                    Taken::Closed => return Mode::Ended,
+                    Taken::Metrics if channel.received.is_empty() => return Mode::Paced,
+                    Taken::Metrics | Taken::Other => {}
+                }
+            },
+            message = outgoing.recv(), if channel.writing => channel.send(stream, message).await,
+        }
+    }
+}
+
+/// Take the process's metrics once a period, until it says something else, something is to
+/// be written to it, or its channel closes.
+async fn paced(
+    stream: std::os::unix::net::UnixStream,
+    channel: &mut Channel,
+    outgoing: &mut mpsc::UnboundedReceiver<String>,
+    exited: &tokio::sync::Notify,
+) -> (std::os::unix::net::UnixStream, Paced) {
+    let Some(pacer) = pacer::pace(stream.as_fd()) else {
+        return (stream, Paced::Prompt(None));
+    };
+    let next = loop {
+        tokio::select! {
+            () = pacer.readable() => {
+                let closed = read_available(&stream, channel);
+                let all_metrics = channel.take_metrics();
+                if !all_metrics {
+                    // Prompt reading acts on the rest, and sees the end if it came.
+                    break Paced::Prompt(None);
+                }
+                if closed {
+                    break Paced::Ended;
+                }
+            },
+            message = outgoing.recv(), if channel.writing => break Paced::Prompt(Some(message)),
+            // What it sent last is read as it comes, and its end seen.
+            () = exited.notified() => break Paced::Prompt(None),
+        }
+    };
+    drop(pacer);
+    (stream, next)
+}
+
+/// Read what the process sent, without waiting: whether its end is closed. One read when it
+/// does not fill the buffer (the pacer looks again next period if more came meanwhile): a
+/// second read, to learn that there is nothing more, would cost as much as the first.
+fn read_available(mut stream: &std::os::unix::net::UnixStream, channel: &mut Channel) -> bool {
+    let mut chunk = [0u8; CHUNK];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(n) if n < CHUNK => {
+                channel.receive(&chunk[..n]);
+                return false;
+            }
+            Ok(n) => channel.receive(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// What the lines taken were.
+enum Taken {
+    /// The last one: its SDK's metrics.
+    Metrics,
+    /// The last one: anything else (or there was none).
+    Other,
+    /// Nobody listens to the link any more.
+    Closed,
+}
+
+/// The daemon's end of one process's IPC channel.
+struct Channel {
+    process: Option<Presence>,
+    /// False once a write failed: the process cannot be written to any more.
+    writing: bool,
+    to: mpsc::UnboundedSender<ProcessSignal>,
+    sdk: SharedSdk,
+    /// Bytes received and not taken yet: at most the start of a line, between reads.
+    received: Vec<u8>,
+    /// The rest of a line over [`LINE_MAX`] is being skipped.
+    skipping: bool,
+}
+
+impl Channel {
+    fn receive(&mut self, bytes: &[u8]) {
+        let mut bytes = bytes;
+        if self.skipping {
+            let Some(end) = bytes.iter().position(|b| *b == b'\n') else {
+                return;
+            };
+            bytes = &bytes[end + 1..];
+            self.skipping = false;
+        }
+        self.received.extend_from_slice(bytes);
+        if self.received.len() > LINE_MAX && !self.received.contains(&b'\n') {
+            self.received = Vec::new();
+            self.skipping = true;
+        }
+    }
+
+    /// The next whole line received, taken out.
+    fn next_line(&mut self) -> Option<Vec<u8>> {
+        let end = self.received.iter().position(|b| *b == b'\n')?;
+        let mut line: Vec<u8> = self.received.drain(..=end).collect();
+        line.pop();
+        if self.received.is_empty() {
+            // Between messages, an idle process's channel holds no buffer.
+            self.received = Vec::new();
+        }
+        Some(line)
+    }
+
+    /// Act on every whole line received.
+    async fn take_lines(&mut self, stream: &UnixStream) -> Taken {
+        let mut last = Taken::Other;
+        while let Some(line) = self.next_line() {
+            last = self.take(stream, &line).await;
+            if let Taken::Closed = last {
+                break;
+            }
+        }
+        last
+    }
+
+    /// Take the whole lines received while they are metrics: whether all were.
+    fn take_metrics(&mut self) -> bool {
+        loop {
+            let Some(end) = self.received.iter().position(|b| *b == b'\n') else {
+                return true;
+            };
+            let line = &self.received[..end];
+            let routed = serde_json::from_slice(line)
+                .ok()
+                .and_then(|message| ipc_signal(message, line.len()));
+            match routed {
+                Some(Routed::Sdk(said @ kelpie_core::SdkMessage::Monitor(_))) => {
+                    if let Ok(mut state) = self.sdk.lock() {
+                        state.apply(said);
+                    }
+                    self.received.drain(..=end);
+                }
+                // Left for prompt reading (which reads it again: rare, and not worth keeping).
+                _ => return false,
+            }
+        }
+    }
+
+    /// Act on one line the process sent.
+    async fn take(&mut self, stream: &UnixStream, line: &[u8]) -> Taken {
+        // Not JSON: nothing Kelpie reads.
+        let Ok(message) = serde_json::from_slice::<serde_json::Value>(line) else {
+            return Taken::Other;
+        };
+        if let Some(process) = &self.process {
+            if let Some(request) = socket_request(&message) {
+                // Answered in order with the other messages written to the channel.
+                if self.writing
+                    && answer_socket_request(stream, &process.claims, request)
+                        .await
+                        .is_err()
+                {
+                    self.writing = false;
+                }
+                return Taken::Other;
+            }
+            if let Some(connections) = connections_report(&message) {
+                let keep = process
+                    .claims
+                    .report_connections(process.process, connections);
+                if let Some(keep) = keep {
+                    let line = serde_json::json!({"cmd": "NODE_KELPIE_BALANCE", "keep": keep});
+                    self.write(stream, format!("{line}\n").as_bytes()).await;
+                }
+                return Taken::Other;
+            }
+        }
+        let signal = match ipc_signal(message, line.len()) {
+            Some(Routed::Sdk(said)) => {
+                let metrics = matches!(said, kelpie_core::SdkMessage::Monitor(_));
+                if let Ok(mut state) = self.sdk.lock() {
+                    state.apply(said);
+                }
+                return if metrics {
+                    Taken::Metrics
+                } else {
+                    Taken::Other
+                };
+            }
+            Some(Routed::Signal(signal)) => signal,
+            None => return Taken::Other,
+        };
+        if let (Some(process), ProcessSignal::Listening) = (&self.process, &signal) {
+            process.claims.join(process.process);
+        }
+        match self.to.send(signal) {
+            Ok(()) => Taken::Other,
+            Err(_) => Taken::Closed,
+        }
+    }
+
+    /// Write a queued message to the process; none: nothing will be queued any more.
+    async fn send(&mut self, stream: &UnixStream, message: Option<String>) {
+        match message {
+            Some(message) => self.write(stream, message.as_bytes()).await,
+            None => self.writing = false,
+        }
+    }
+
+    /// Write to the process, unless a write failed before.
+    async fn write(&mut self, stream: &UnixStream, bytes: &[u8]) {
+        let mut rest = bytes;
+        while self.writing && !rest.is_empty() {
+            if stream.writable().await.is_err() {
+                self.writing = false;
+                return;
+            }
+            match stream.try_write(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => self.writing = false,
+            }
+        }
+    }
+}
