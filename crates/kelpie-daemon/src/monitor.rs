@@ -83,7 +83,7 @@ pub struct Reading {
 /// Shortest time between two readings: a new process is read before the next period (so
 /// that the first `list` after a start shows its memory and CPU, as PM2's does), but a burst of
 /// starts does not make the thread read every process at each one.
-const EARLIEST_AFTER: Duration = Duration::from_millis(200);
+const EARLIEST_AFTER: Duration = Duration::from_millis(100);
 
 /// The supervisor's handle on the sampling thread.
 #[derive(Clone)]
@@ -222,11 +222,17 @@ impl Monitor {
         *current = Arc::new(targets);
         drop(current);
         if new {
-            self.new_process
-                .store(true, std::sync::atomic::Ordering::Release);
-            if let Some(thread) = &self.thread {
-                thread.unpark();
-            }
+            self.read_soon();
+        }
+    }
+
+    /// Read the instances again as soon as [`EARLIEST_AFTER`] allows (a process started, or
+    /// came online: the first `list` after it shows what it uses).
+    pub fn read_soon(&self) {
+        self.new_process
+            .store(true, std::sync::atomic::Ordering::Release);
+        if let Some(thread) = &self.thread {
+            thread.unpark();
         }
     }
 }

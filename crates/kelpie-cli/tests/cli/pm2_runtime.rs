@@ -128,6 +128,12 @@ fn pm2_io_metrics_and_actions_show_in_jlist_and_trigger_runs_actions() {
     let k = kelpie();
     let script = app(&k, &modules, "io-app.js", IO_APP);
     k.ok(&["start", &script, "--name", "io", "-i", "2"]);
+    // The first list after the start shows what the processes use (PM2 measures when asked;
+    // Kelpie reads a new process at once rather than at the next second).
+    let first = k.jlist();
+    for p in &first {
+        assert!(p["monit"]["memory"].as_u64().is_some_and(|m| m > 0), "{p}");
+    }
     let env = |pm_id: usize| k.jlist()[pm_id]["pm2_env"].clone();
     k.wait_for("the metrics of both instances", 10 * SECS, || {
         (0..2).all(|i| env(i)["axm_monitor"]["req/sec"].is_object())

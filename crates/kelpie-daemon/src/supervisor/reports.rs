@@ -52,6 +52,8 @@ impl Supervisor {
             entry.health_failures += 1;
         }
         let old = std::mem::replace(&mut entry.state, event.state);
+        let came_online =
+            old.status != kelpie_core::Status::Online && entry.state.status == kelpie_core::Status::Online;
         entry.cgroup = event.cgroup;
         // PM2's `process:event` carries the process's description: worked out for followers only.
         let description = self.services.bus.has_followers().then(|| {
@@ -77,6 +79,9 @@ impl Supervisor {
         let watched = !entry.spec.watch.is_empty() || self.watches.has(&name);
         if new_process {
             self.services.sample(&self.apps);
+        } else if came_online {
+            // What `start` answers after: the next `list` shows what it uses by now.
+            self.services.monitor.read_soon();
         }
         self.persistence.changed();
         if watched {
