@@ -330,3 +330,33 @@ fn exceptions_messages_and_replies_reach_the_bus_as_pm2_sends_them() {
         .count();
     assert_eq!(failures, 1);
 }
+
+/// Without @pm2/io, a Node app reports the runtime metrics PM2's agent gives every app, under
+/// @pm2/io's names, units and ids: `jlist`'s `axm_monitor`, `describe`'s code metrics.
+#[test]
+fn a_node_app_without_the_sdk_reports_pm2_s_runtime_metrics() {
+    if pm2_io().is_none() {
+        return;
+    }
+    let k = kelpie();
+    let script = k.write("plain.js", "setInterval(() => {}, 1000);\n");
+    k.ok(&["start", &script, "--name", "plain"]);
+    k.wait_for("the runtime metrics", 10 * SECS, || {
+        k.app("plain")["pm2_env"]["axm_monitor"]["Event Loop Latency p95"].is_object()
+    });
+    let monitor = k.app("plain")["pm2_env"]["axm_monitor"].clone();
+    assert_eq!(monitor["Heap Size"]["unit"], "MiB", "{monitor}");
+    assert_eq!(monitor["Heap Size"]["type"], "internal/v8/heap/total");
+    let heap: f64 = monitor["Heap Size"]["value"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("a number as text, as @pm2/io sends it");
+    assert!(heap > 1.0, "{monitor}");
+    let usage = monitor["Heap Usage"]["value"].as_f64().expect("a number");
+    assert!(usage > 0.0 && usage <= 100.0, "{monitor}");
+    assert_eq!(monitor["Event Loop Latency"]["unit"], "ms");
+    assert!(monitor["Active handles"]["value"].is_u64(), "{monitor}");
+    assert!(monitor["Active requests"]["value"].is_u64(), "{monitor}");
+    let described = k.ok(&["describe", "plain"]);
+    assert!(described.contains("Heap Size"), "{described}");
+}
