@@ -68,6 +68,9 @@ CHECK_METRICS = (
                 f"daemon VmRSS, {CHECK_APPS} apps online, median of {CHECK_ROUNDS} rounds"),
     CheckMetric("cpu_idle_200_pct", "%", f"daemon CPU (% of one core), {CHECK_APPS} idle apps, "
                 f"{CHECK_CPU_WINDOW_S:g} s without CLI calls, lowest of {CHECK_CPU_WINDOWS}"),
+    CheckMetric("cpu_sdk_200_pct", "%", f"daemon CPU (% of one core), {CHECK_APPS} Node apps each "
+                "sending @pm2/io's ten metrics every 990 ms, "
+                f"{CHECK_CPU_WINDOW_S:g} s without CLI calls, lowest of {CHECK_CPU_WINDOWS}"),
 )
 CHECK_METRIC = {cm.key: cm for cm in CHECK_METRICS}
 
