@@ -52,8 +52,8 @@ impl Supervisor {
             entry.health_failures += 1;
         }
         let old = std::mem::replace(&mut entry.state, event.state);
-        let came_online =
-            old.status != kelpie_core::Status::Online && entry.state.status == kelpie_core::Status::Online;
+        let came_online = old.status != kelpie_core::Status::Online
+            && entry.state.status == kelpie_core::Status::Online;
         entry.cgroup = event.cgroup;
         // PM2's `process:event` carries the process's description: worked out for followers only.
         let description = self.services.bus.has_followers().then(|| {
