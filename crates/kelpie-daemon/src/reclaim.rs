@@ -130,7 +130,13 @@ fn add_entry(reclaimed: &mut Reclaimed, holding: Holding, fds: Vec<OwnedFd>, bac
                 pm_id,
                 HandedProcess {
                     pid,
-                    link: LinkFds { notify, ipc },
+                    link: LinkFds {
+                        notify,
+                        ipc,
+                        // What the SDK said died with the daemon: actions come back when
+                        // the app restarts.
+                        sdk: Default::default(),
+                    },
                     cgroup,
                     pidfd: Some(pidfd),
                 },

@@ -84,6 +84,9 @@ struct WireProcess {
     notify: RawFd,
     ipc: Option<RawFd>,
     cgroup: Option<PathBuf>,
+    /// What its PM2 SDK said (absent from the hand-off of a program that kept none).
+    #[serde(default)]
+    sdk: kelpie_core::SdkState,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -148,6 +151,7 @@ impl Handoff {
                     notify: p.link.notify.as_raw_fd(),
                     ipc: p.link.ipc.as_ref().map(AsRawFd::as_raw_fd),
                     cgroup: p.cgroup.clone(),
+                    sdk: p.link.sdk.clone(),
                 })
                 .collect(),
             pipes: self
@@ -271,6 +275,7 @@ impl Handoff {
             let link = LinkFds {
                 notify: take(p.notify)?,
                 ipc: p.ipc.map(&mut take).transpose()?,
+                sdk: p.sdk,
             };
             processes.insert(
                 p.pm_id,

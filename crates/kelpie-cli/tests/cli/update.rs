@@ -187,16 +187,23 @@ fn update_keeps_the_daemon_pid_the_apps_their_output_their_port_and_their_counte
     }
 }
 
+/// Whether `node` runs here (said, and a failure under `KELPIE_NO_SKIP`, when it does not).
+fn has_node() -> bool {
+    let found = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !found {
+        kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
+    }
+    found
+}
+
 #[test]
 fn a_node_app_keeps_its_ipc_channel_across_an_update() {
     let _heavy = heavy();
     let k = kelpie();
-    if std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
+    if !has_node() {
         return;
     }
     let app = GracefulNode::write(&k, "process.send('ready');\n");
@@ -207,6 +214,30 @@ fn a_node_app_keeps_its_ipc_channel_across_an_update() {
     // The stop goes through the IPC channel the new program took over.
     k.ok(&["stop", "gr"]);
     assert!(app.shut_down());
+}
+
+/// What a Node app's SDK registered at its start (an action) is still known after an update:
+/// the app will not register it again.
+#[test]
+fn sdk_actions_survive_an_update() {
+    let _heavy = heavy();
+    let k = kelpie();
+    if !has_node() {
+        return;
+    }
+    let script = k.write(
+        "pinged.js",
+        "process.send({ type: 'axm:action', data: { action_name: 'ping', arity: 1 } });\n\
+         process.on('message', (m) => { if (m === 'ping') process.send({ type: 'axm:reply', data: { action_name: 'ping', return: 'pong' } }); });\n\
+         setInterval(() => {}, 1000);\n",
+    );
+    k.ok(&["start", &script, "--name", "pinged"]);
+    let registered = || k.app("pinged")["pm2_env"]["axm_actions"][0]["action_name"] == "ping";
+    k.wait_for("the action registered", 10 * SECS, registered);
+    k.ok(&["update"]);
+    assert!(registered(), "{}", k.app("pinged")["pm2_env"]);
+    let out = k.ok(&["trigger", "pinged", "ping"]);
+    assert!(out.contains(r#"[pinged:0:default]="pong""#), "{out}");
 }
 
 #[test]

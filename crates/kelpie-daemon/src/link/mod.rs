@@ -77,6 +77,9 @@ pub struct LinkFds {
     pub notify: OwnedFd,
     /// The daemon's end of the Node IPC channel.
     pub ipc: Option<OwnedFd>,
+    /// What the process's PM2 SDK said so far (its actions were registered once, at its start:
+    /// the next daemon could not learn them again).
+    pub sdk: kelpie_core::SdkState,
 }
 
 /// The daemon's side of one process's link.
@@ -150,6 +153,7 @@ impl ProcessLink {
             LinkFds {
                 notify: OwnedFd::from(notify),
                 ipc,
+                sdk: kelpie_core::SdkState::default(),
             },
             claims,
         )?;
@@ -174,7 +178,7 @@ impl ProcessLink {
             ipc_task: None,
             notify: notify.clone(),
             ipc_fd: fds.ipc.as_ref().map(OwnedFd::try_clone).transpose()?,
-            sdk: SharedSdk::default(),
+            sdk: Arc::new(std::sync::Mutex::new(fds.sdk)),
             exited: Arc::default(),
         };
         link.tasks
@@ -222,9 +226,11 @@ impl ProcessLink {
 
     /// Stop reading and give the sockets up, for the next daemon.
     pub fn into_fds(mut self) -> std::io::Result<LinkFds> {
+        let sdk = self.sdk.lock().map(|sdk| sdk.clone()).unwrap_or_default();
         Ok(LinkFds {
             notify: self.notify.as_fd().try_clone_to_owned()?,
             ipc: self.ipc_fd.take(),
+            sdk,
         })
     }
 
