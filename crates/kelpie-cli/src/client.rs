@@ -168,13 +168,6 @@ impl Client {
         write_frame(&mut self.stream, request).context("cannot send the request to the daemon")
     }
 
-    /// Give up a `receive` after `timeout` (`None`: wait as long as it takes).
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
-        self.stream
-            .set_read_timeout(timeout)
-            .context("cannot set a timeout on the daemon's socket")
-    }
-
     /// Read the next response.
     pub fn receive(&mut self) -> Result<Response> {
         let body = read_frame(&mut self.stream)

@@ -98,6 +98,34 @@ pub struct Reply {
     pub written: Option<oneshot::Sender<()>>,
 }
 
+/// Ask the supervisor `request` as a client would, and take its answer as written at once
+/// (for callers that answer their own client with something else: the HTTP API, `trigger`).
+pub async fn ask(commands: &tokio::sync::mpsc::Sender<Command>, request: Request) -> Response {
+    let gone = || {
+        Response::Error(kelpie_proto::WireError {
+            kind: kelpie_proto::ErrorKind::Internal,
+            message: "the daemon is shutting down".into(),
+        })
+    };
+    let (tx, rx) = oneshot::channel();
+    if commands
+        .send(Command::Request { request, reply: tx })
+        .await
+        .is_err()
+    {
+        return gone();
+    }
+    match rx.await {
+        Ok(Reply { response, written }) => {
+            if let Some(written) = written {
+                let _ = written.send(());
+            }
+            response
+        }
+        Err(_) => gone(),
+    }
+}
+
 /// How to answer once asynchronous work is done.
 pub enum Finish {
     /// With the process list.

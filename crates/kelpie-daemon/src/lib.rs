@@ -52,6 +52,7 @@ mod server;
 mod sockets;
 mod state;
 mod supervisor;
+mod trigger;
 mod update;
 pub mod versioning;
 mod watch;

@@ -403,6 +403,20 @@ async fn handle_connection(
                     crate::bus::serve(&mut stream, &bus).await;
                     return;
                 }
+                Ok(Request::Trigger {
+                    target,
+                    action,
+                    param,
+                    timeout_ms,
+                }) => {
+                    let request = crate::trigger::TriggerRequest {
+                        target,
+                        action,
+                        param,
+                        timeout: std::time::Duration::from_millis(timeout_ms),
+                    };
+                    (crate::trigger::trigger(&commands, &bus, request).await, None)
+                }
                 Ok(Request::Jlist { show_secrets }) => jlist(show_secrets, &commands).await,
                 // The monitor thread keeps it: the supervisor has no part in it.
                 Ok(Request::Host) => (Response::Host(crate::host::latest()), None),

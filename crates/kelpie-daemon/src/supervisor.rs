@@ -133,6 +133,7 @@ impl Supervisor {
             monitor,
             cgroups,
             web,
+            bus,
             host,
             control,
             conf,
@@ -160,7 +161,7 @@ impl Supervisor {
                 cgroups,
                 web,
                 host,
-                bus: crate::bus::Bus::default(),
+                bus,
                 username: kelpie_sys::username(kelpie_sys::current_uid()),
             },
         }

@@ -16,6 +16,6 @@ pub use home::{Home, HOME_ENV, UPDATE_SIGNAL};
 pub use messages::{
     BusEvent, ConfRequest, ConfigSource, ErrorKind, Hello, HostFilesystem, HostMetrics, LogBytes,
     LogFileInfo, LogStream, ProcessInfo, Request, Response, ScaleCount, SpecChanges, StartOutcome,
-    Target, WireError, WireLogLine, PROTOCOL_VERSION,
+    Target, TriggerReply, Triggered, WireError, WireLogLine, PROTOCOL_VERSION,
 };
 pub use targets::{check_pattern, pattern_of, resolve_targets, Targetable};

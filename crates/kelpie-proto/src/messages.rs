@@ -16,7 +16,9 @@ pub use events::BusEvent;
 pub use host::{HostFilesystem, HostMetrics};
 pub use logs::{LogBytes, LogFileInfo, LogStream, WireLogLine};
 pub use requests::{ConfigSource, Request, SpecChanges};
-pub use responses::{ErrorKind, ProcessInfo, Response, StartOutcome, WireError};
+pub use responses::{
+    ErrorKind, ProcessInfo, Response, StartOutcome, TriggerReply, Triggered, WireError,
+};
 
 use serde::{Deserialize, Serialize};
 

@@ -1,18 +1,15 @@
 //! `trigger <target> <action> [param]`: PM2's way to run an action an app registered with its
-//! SDK (`io.action('name', (reply) => ...)` of @pm2/io, pmx, tx2). The action goes over each
-//! running instance's IPC channel as PM2 sends it (the bare name, or `{msg, opts, name}` with a
-//! parameter); each reply comes back on the bus as `axm:reply` and is printed as PM2 prints it,
+//! SDK (`io.action('name', (reply) => ...)` of @pm2/io, pmx, tx2). The daemon sends it to each
+//! running instance that registered it and collects the replies (`kelpie_daemon`'s `trigger`,
+//! shared with the HTTP API); they are printed as PM2 prints them,
 //! `[name:id:namespace]=<the reply as JSON>`.
 
 use super::call;
-use super::inspect::{processes, select};
-use crate::client::Client;
 use crate::exit::{failed, Status};
 use anyhow::Result;
-use kelpie_proto::{Home, ProcessInfo, Request, Response, Target};
-use std::collections::BTreeSet;
+use kelpie_proto::{Home, Request, Response};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub fn trigger(
     home: &Home,
@@ -21,69 +18,33 @@ pub fn trigger(
     param: Option<&str>,
     timeout: Duration,
 ) -> Result<ExitCode> {
-    let target = super::parse_target(target_text)?;
-    let list = processes(home)?;
-    let receivers: Vec<&ProcessInfo> = select(&list, &target)?
-        .into_iter()
-        .filter(|p| p.state.status.has_process() && p.sdk.has_action(action))
-        .collect();
-    if receivers.is_empty() {
-        return Err(failed(
-            Status::NotFound,
-            format!(
-                "Not any process has received a command: no running instance of {} registered the action `{action}` (apps register actions with @pm2/io's `io.action`)",
-                target.describe()
-            ),
-        ));
-    }
-    // Listening before anything is sent, so that no reply can come first.
-    let mut bus = Client::connect_or_start(home)?;
-    bus.send(&Request::Events)?;
-    wait_until_subscribed(&mut bus)?;
-    let message = match param {
-        None => serde_json::json!(action),
-        Some(param) => serde_json::json!({"msg": action, "opts": param, "name": target_text}),
+    let request = Request::Trigger {
+        target: super::parse_target(target_text)?,
+        action: action.to_string(),
+        param: param.map(str::to_string),
+        timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
     };
-    call(
-        home,
-        &Request::SendMessage {
-            targets: receivers.iter().map(|p| Target::Id(p.pm_id)).collect(),
-            message,
-        },
-    )?;
+    let Response::Triggered(triggered) = call(home, &request)? else {
+        anyhow::bail!("unexpected answer from the daemon to `trigger`");
+    };
     outln!(
         "{} processes have received command {action}",
-        receivers.len()
+        triggered.received.len()
     );
-    let mut waiting: BTreeSet<u32> = receivers.iter().map(|p| p.pm_id).collect();
-    let deadline = Instant::now() + timeout;
-    while !waiting.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        bus.set_read_timeout(Some(left))?;
-        let Ok(Response::Event(event)) = bus.receive() else {
-            break;
-        };
-        let Some(data) = event.data.as_ref().filter(|_| event.event == "message") else {
-            continue;
-        };
-        let is_reply = data["type"] == "axm:reply" && data["data"]["action_name"] == action;
-        if is_reply && waiting.remove(&event.pm_id) {
-            let reply = serde_json::to_string(&data["data"]["return"])?;
-            outln!(
-                "[{}:{}:{}]={reply}",
-                event.name,
-                event.pm_id,
-                event.namespace
-            );
-        }
+    for reply in &triggered.replies {
+        outln!(
+            "[{}:{}:{}]={}",
+            reply.name,
+            reply.pm_id,
+            reply.namespace,
+            serde_json::to_string(&reply.reply)?
+        );
     }
-    if waiting.is_empty() {
+    let silent = triggered.silent();
+    if silent.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    let silent: Vec<String> = waiting.iter().map(u32::to_string).collect();
+    let silent: Vec<String> = silent.iter().map(u32::to_string).collect();
     Err(failed(
         Status::Failure,
         format!(
@@ -92,17 +53,4 @@ pub fn trigger(
             silent.join(", ")
         ),
     ))
-}
-
-/// The bus's first event says the subscription is in place.
-fn wait_until_subscribed(bus: &mut Client) -> Result<()> {
-    bus.set_read_timeout(Some(Duration::from_secs(10)))?;
-    loop {
-        match bus.receive()? {
-            Response::Event(event) if event.event == "subscribed" => return Ok(()),
-            Response::Event(_) => {}
-            Response::Error(e) => return Err(crate::exit::from_wire(&e)),
-            other => anyhow::bail!("unexpected answer from the daemon: {other:?}"),
-        }
-    }
 }

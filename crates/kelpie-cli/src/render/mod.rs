@@ -43,6 +43,7 @@ pub fn print_response(response: &Response) -> Result<()> {
         Response::LogLines { lines, .. } => outln!("[kelpie] {} log lines", lines.len()),
         Response::Conf { store, .. } | Response::Json(store) => outln!("{store:#}"),
         Response::Event(event) => outln!("{}", serde_json::to_string(event)?),
+        Response::Triggered(triggered) => outln!("{}", serde_json::to_string(triggered)?),
         Response::Host(Some(host)) => outln!("{}", host_line(host)),
         Response::Host(None) => outln!("[kelpie] the host has not been sampled yet"),
     }

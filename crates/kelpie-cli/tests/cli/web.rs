@@ -606,7 +606,79 @@ fn api_conforms_to_its_openapi_document() {
         "schemathesis found the API and its document disagree:\n{report}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(report.contains("Tested: 13"), "{report}");
+    assert!(report.contains("Tested: 14"), "{report}");
+}
+
+/// An app speaking @pm2/io's action protocol by hand: it registers `echo`, and answers it with
+/// its parameter.
+const ECHO_ACTION_APP: &str = "process.send({ type: 'axm:action', data: { action_name: 'echo', arity: 2 } });\n\
+process.on('message', (m) => {\n\
+  const name = typeof m === 'string' ? m : m && m.msg;\n\
+  if (name === 'echo') process.send({ type: 'axm:reply', data: { action_name: 'echo', return: { got: (m && m.opts) || null } } });\n\
+});\n\
+setInterval(() => {}, 1000);\n";
+
+#[test]
+fn trigger_runs_an_action_over_the_api() {
+    let k = kelpie();
+    let port = serving(&k);
+    let token = stored_token(&k);
+    let script = k.write("echo.js", ECHO_ACTION_APP);
+    k.ok(&["start", &script, "--name", "echo", "-i", "2"]);
+    k.wait_for("the action registered", 10 * SECS, || {
+        k.jlist()
+            .iter()
+            .filter(|p| p["pm2_env"]["axm_actions"][0]["action_name"] == "echo")
+            .count()
+            == 2
+    });
+    let answer = post_with(
+        port,
+        &token,
+        "/api/processes/echo/trigger",
+        r#"{"action": "echo", "param": "hi"}"#,
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let triggered = answer.json();
+    assert_eq!(triggered["action"], "echo");
+    assert_eq!(
+        triggered["received"].as_array().map(Vec::len),
+        Some(2),
+        "{triggered}"
+    );
+    let replies = triggered["replies"].as_array().expect("replies");
+    assert_eq!(replies.len(), 2, "{triggered}");
+    for reply in replies {
+        assert_eq!(reply["name"], "echo");
+        assert_eq!(reply["reply"]["got"], "hi", "{triggered}");
+    }
+    // Nobody registered it: 404, as `kelpie trigger` exits 3; no action named: 400.
+    let unknown = post_with(
+        port,
+        &token,
+        "/api/processes/echo/trigger",
+        r#"{"action": "nope"}"#,
+    );
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert!(
+        unknown
+            .body
+            .contains("Not any process has received a command"),
+        "{}",
+        unknown.body
+    );
+    let unnamed = post_with(port, &token, "/api/processes/echo/trigger", "{}");
+    assert_eq!(unnamed.status, 400, "{}", unnamed.body);
+    // A change: the token is needed, as for every POST.
+    let anonymous = post(port, "/api/processes/echo/trigger", r#"{"action": "echo"}"#);
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    // The CLI goes through the same request.
+    let out = k.ok(&["trigger", "echo", "echo", "there"]);
+    assert!(
+        out.contains("2 processes have received command echo"),
+        "{out}"
+    );
+    assert!(out.contains(r#"[echo:1:default]={"got":"there"}"#), "{out}");
 }
 
 /// Chromium: Debian's, installed with apt when missing (as root).

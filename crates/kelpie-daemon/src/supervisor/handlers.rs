@@ -109,6 +109,7 @@ impl Supervisor {
             // The connection answers these itself (see `crate::server`).
             Request::Logs { .. }
             | Request::Events
+            | Request::Trigger { .. }
             | Request::StartConfig { .. }
             | Request::Host
             | Request::Jlist { .. } => fail(

@@ -26,6 +26,8 @@ pub(super) struct Setup {
     pub(super) cgroups: crate::cgroups::Cgroups,
     /// Starts and stops the web server (`kelpie web`, `[web]`).
     pub(super) web: crate::web::WebControl,
+    /// The event bus (the web server has it too).
+    pub(super) bus: crate::bus::Bus,
     /// Where the instances' processes run.
     pub(super) host: instance::Host,
     /// A second descriptor of the control socket, for `kelpie update`.

@@ -98,8 +98,15 @@ async fn start_supervisor(
             .await
             .unwrap_or_default(),
     };
-    let web =
-        crate::web::WebControl::start(home.clone(), outboxes.commands.clone(), log_service.clone());
+    let bus = crate::bus::Bus::default();
+    let web = crate::web::WebControl::start(
+        home.clone(),
+        server::Services {
+            commands: outboxes.commands.clone(),
+            logs: log_service.clone(),
+            bus: bus.clone(),
+        },
+    );
     if let Some(settings) = settings.web {
         web.serve_at_start(settings);
     }
@@ -120,6 +127,7 @@ async fn start_supervisor(
         monitor,
         cgroups,
         web,
+        bus,
         host: crate::instance::Host::System,
         control,
         conf,

@@ -15,7 +15,7 @@ mod query;
 use super::body::Body;
 use super::{error, respond, Shared};
 use access::{check_host, check_origin, check_token};
-use actions::{process_action, save, scale};
+use actions::{process_action, save, scale, trigger};
 use answers::{call, describe};
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -67,6 +67,9 @@ pub async fn handle(shared: &Arc<Shared>, request: HttpRequest<Incoming>) -> Htt
             answers::answer(kelpie_proto::Response::Host(crate::host::latest()))
         }
         (&Method::GET, ["api", "processes", target]) => describe(shared, target).await,
+        (&Method::POST, ["api", "processes", target, "trigger"]) => {
+            trigger(shared, request, target).await
+        }
         (&Method::POST, ["api", "processes", target, action]) => {
             process_action(shared, request, target, action, &path).await
         }

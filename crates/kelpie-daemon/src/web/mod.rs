@@ -63,6 +63,8 @@ pub struct WebControl {
 struct Shared {
     commands: mpsc::Sender<Command>,
     logs: LogService,
+    /// The event bus (`trigger` waits for the replies on it).
+    bus: crate::bus::Bus,
     access: Access,
     /// Bound to a loopback address: requests must name a loopback host (DNS rebinding).
     loopback: bool,
@@ -110,14 +112,14 @@ impl Running {
 
 impl WebControl {
     /// Start the controller (serving nothing yet).
-    pub fn start(home: Home, commands: mpsc::Sender<Command>, logs: LogService) -> WebControl {
+    pub fn start(home: Home, daemon: crate::server::Services) -> WebControl {
         let (tx, mut rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             let mut running: Option<Running> = None;
             while let Some(msg) = rx.recv().await {
                 match msg {
                     ControlMsg::AtStart(settings) => {
-                        match serve(&home, &settings, &mut running, &commands, &logs).await {
+                        match serve(&home, &settings, &mut running, &daemon).await {
                             Ok(message) => crate::daemon_log!("{message}"),
                             Err(e) => crate::daemon_log!("web: {}", e.message),
                         }
@@ -142,14 +144,13 @@ impl WebControl {
                         });
                     }
                     ControlMsg::Apply(request, reply) => {
-                        let response =
-                            match apply(&home, request, &mut running, &commands, &logs).await {
-                                Ok(message) => {
-                                    crate::daemon_log!("{message}");
-                                    Response::Done(message)
-                                }
-                                Err(error) => Response::Error(error),
-                            };
+                        let response = match apply(&home, request, &mut running, &daemon).await {
+                            Ok(message) => {
+                                crate::daemon_log!("{message}");
+                                Response::Done(message)
+                            }
+                            Err(error) => Response::Error(error),
+                        };
                         let _ = reply.send(Reply {
                             response,
                             written: None,
@@ -191,8 +192,7 @@ async fn apply(
     home: &Home,
     request: WebRequest,
     running: &mut Option<Running>,
-    commands: &mpsc::Sender<Command>,
-    logs: &LogService,
+    daemon: &crate::server::Services,
 ) -> Result<String, WireError> {
     if request.stop {
         return Ok(match running.take() {
@@ -221,7 +221,7 @@ async fn apply(
         open_loopback: request.open_loopback || (base.open_loopback && token.is_none()),
         token,
     };
-    serve(home, &settings, running, commands, logs).await
+    serve(home, &settings, running, daemon).await
 }
 
 /// Serve `settings`, replacing the server that runs (if any).
@@ -229,8 +229,7 @@ async fn serve(
     home: &Home,
     settings: &WebSettings,
     running: &mut Option<Running>,
-    commands: &mpsc::Sender<Command>,
-    logs: &LogService,
+    daemon: &crate::server::Services,
 ) -> Result<String, WireError> {
     let addr = settings
         .socket_addr()
@@ -266,8 +265,9 @@ async fn serve(
     })?;
     let addr = listener.local_addr().unwrap_or(addr);
     let shared = Arc::new(Shared {
-        commands: commands.clone(),
-        logs: logs.clone(),
+        commands: daemon.commands.clone(),
+        logs: daemon.logs.clone(),
+        bus: daemon.bus.clone(),
         access: access.clone(),
         loopback: addr.ip().is_loopback(),
     });

@@ -203,6 +203,18 @@ pub enum Request {
         /// The message.
         message: serde_json::Value,
     },
+    /// Run an action the target's running processes registered with their PM2 SDK (`@pm2/io`'s
+    /// `io.action`), as PM2's `trigger` does, and collect each one's reply.
+    Trigger {
+        /// Whose processes.
+        target: Target,
+        /// The action's name.
+        action: String,
+        /// Its parameter, if any (sent as `{msg, opts, name}`).
+        param: Option<String>,
+        /// How long to wait for the replies (ms).
+        timeout_ms: u64,
+    },
     /// What happens to the processes from now on, as [`Response::Event`](super::Response::Event) frames, until the
     /// client closes the connection (the Node API's `launchBus`).
     Events,

@@ -57,6 +57,8 @@ pub enum Response {
     /// Answer to [`Request::Host`](super::Request::Host): the host's use, once the daemon has
     /// sampled it twice (a second after it started).
     Host(Option<super::HostMetrics>),
+    /// Answer to [`Request::Trigger`](super::Request::Trigger).
+    Triggered(Triggered),
     /// One event of a [`Request::Events`](super::Request::Events) stream.
     Event(BusEvent),
     /// The command failed; nothing was changed.
@@ -143,4 +145,41 @@ pub struct ProcessInfo {
     /// metrics, actions, options, Node version. Not persisted.
     #[serde(default)]
     pub sdk: kelpie_core::SdkState,
+}
+
+/// What a `trigger` did: who was sent the action, and what each answered in time.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Triggered {
+    /// The action.
+    pub action: String,
+    /// The processes sent the action (those of the target that run and registered it).
+    pub received: Vec<TriggerReply>,
+    /// Each reply, in arrival order: `received` entries with their `reply` set.
+    pub replies: Vec<TriggerReply>,
+}
+
+/// One process a `trigger` reached, and its reply.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TriggerReply {
+    /// Its instance.
+    pub pm_id: u32,
+    /// Its app's name.
+    pub name: String,
+    /// Its app's namespace.
+    pub namespace: String,
+    /// What the action returned (the SDK's `axm:reply` `return`); null until it replied.
+    pub reply: serde_json::Value,
+}
+
+impl Triggered {
+    /// The instances that did not reply.
+    pub fn silent(&self) -> Vec<u32> {
+        self.received
+            .iter()
+            .map(|r| r.pm_id)
+            .filter(|id| !self.replies.iter().any(|r| r.pm_id == *id))
+            .collect()
+    }
 }

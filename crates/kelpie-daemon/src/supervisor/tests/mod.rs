@@ -45,14 +45,19 @@ impl Daemon {
         let control = std::os::unix::net::UnixListener::bind(home.socket()).expect("socket");
         let (outboxes, inboxes) = channels();
         let logs = log_service();
+        let bus = crate::bus::Bus::default();
         let setup = Setup {
             home: home.clone(),
             persister,
             web: crate::web::WebControl::start(
                 home.clone(),
-                outboxes.commands.clone(),
-                logs.clone(),
+                crate::server::Services {
+                    commands: outboxes.commands.clone(),
+                    logs: logs.clone(),
+                    bus: bus.clone(),
+                },
             ),
+            bus,
             logs,
             monitor: Monitor::not_started(),
             cgroups: crate::cgroups::Cgroups::default(),

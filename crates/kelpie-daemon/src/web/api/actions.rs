@@ -2,7 +2,7 @@
 //! the list; and their JSON bodies, bounded by [`MAX_BODY`].
 
 use super::super::{error, Shared};
-use super::answers::call;
+use super::answers::{answer, call};
 use super::{not_found, HttpResponse};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -11,6 +11,8 @@ use kelpie_proto::{Request, ScaleCount, Target};
 
 /// Largest request body accepted (they are a few bytes of JSON).
 const MAX_BODY: usize = 64 * 1024;
+/// How long `trigger` waits for the replies unless asked otherwise (as `kelpie trigger`).
+const DEFAULT_TRIGGER_TIMEOUT_MS: u64 = 10_000;
 
 /// `POST /api/processes/<target>/<action>`: stop, restart, reload (`parallel` in the body),
 /// reset or delete the target.
@@ -92,6 +94,56 @@ pub(super) async fn scale(
         }
         Err(message) => error(400, "Invalid", &message),
     }
+}
+
+/// `POST /api/processes/<target>/trigger`: run an action the target's processes registered
+/// with their PM2 SDK (`action`, optional `param` and `timeout_ms` in the body), as `kelpie
+/// trigger` does; answers who received it and each reply.
+pub(super) async fn trigger(
+    shared: &Shared,
+    request: HttpRequest<Incoming>,
+    target: &str,
+) -> HttpResponse {
+    let body = match read_json(request).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let action = match body.get("action") {
+        Some(serde_json::Value::String(action)) if !action.is_empty() => action.clone(),
+        _ => {
+            return error(
+                400,
+                "Invalid",
+                "the body must name the action: {\"action\": \"name\"}",
+            )
+        }
+    };
+    let param = match body.get("param") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(param)) => Some(param.clone()),
+        Some(_) => return error(400, "Invalid", "`param` must be a string"),
+    };
+    let most = crate::trigger::TIMEOUT_MAX.as_millis() as u64;
+    let timeout_ms = match body.get("timeout_ms") {
+        None => DEFAULT_TRIGGER_TIMEOUT_MS,
+        Some(value) => match value.as_u64().filter(|ms| *ms <= most) {
+            Some(ms) => ms,
+            None => {
+                return error(
+                    400,
+                    "Invalid",
+                    &format!("`timeout_ms` must be a whole number from 0 to {most}"),
+                )
+            }
+        },
+    };
+    let request = crate::trigger::TriggerRequest {
+        target: Target::parse(target),
+        action,
+        param,
+        timeout: std::time::Duration::from_millis(timeout_ms),
+    };
+    answer(crate::trigger::trigger(&shared.commands, &shared.bus, request).await)
 }
 
 /// `POST /api/save`: save the process list (`force` in the body).

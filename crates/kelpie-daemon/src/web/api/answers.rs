@@ -3,36 +3,11 @@
 
 use super::super::{error, json, Shared};
 use super::HttpResponse;
-use crate::control::{Command, Reply};
 use kelpie_proto::{resolve_targets, ErrorKind, ProcessInfo, Request, Response, Target};
-use tokio::sync::oneshot;
 
 /// Send `request` to the supervisor, as the control socket does.
 pub(super) async fn ask(shared: &Shared, request: Request) -> Response {
-    let (tx, rx) = oneshot::channel();
-    let gone = || {
-        Response::Error(kelpie_proto::WireError {
-            kind: ErrorKind::Internal,
-            message: "the daemon is shutting down".into(),
-        })
-    };
-    if shared
-        .commands
-        .send(Command::Request { request, reply: tx })
-        .await
-        .is_err()
-    {
-        return gone();
-    }
-    match rx.await {
-        Ok(Reply { response, written }) => {
-            if let Some(written) = written {
-                let _ = written.send(());
-            }
-            response
-        }
-        Err(_) => gone(),
-    }
+    crate::control::ask(&shared.commands, request).await
 }
 
 pub(super) async fn call(shared: &Shared, request: Request) -> HttpResponse {
@@ -64,6 +39,7 @@ pub(in crate::web) fn answer(response: Response) -> HttpResponse {
         Response::Json(value) => json(200, &value),
         Response::Host(host) => json(200, &host),
         Response::Event(event) => json(200, &event),
+        Response::Triggered(triggered) => json(200, &triggered),
         Response::LogLines { lines, skipped } => json(
             200,
             &serde_json::json!({"lines": lines, "skipped": skipped}),
