@@ -187,6 +187,9 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<Built, Vec<String>> {
     if let Some(b) = r.get("vizion", convert::boolean) {
         spec.vizion = b;
     }
+    if let Some(b) = r.get("pmx", convert::boolean) {
+        spec.pmx = b;
+    }
 
     let label = label(raw, origin);
     let labelled = |list: Vec<String>| list.into_iter().map(|e| format!("{label}: {e}")).collect();

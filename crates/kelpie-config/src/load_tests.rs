@@ -267,8 +267,8 @@ fn unsupported_fields_warn_once_per_field_naming_apps() {
     let loaded = p
         .load(
             "ecosystem.json",
-            r#"{"apps": [{"name": "api", "script": "app.js", "pmx": true, "username": "x"},
-                         {"name": "worker", "script": "worker.js", "pmx": 1, "treekill": false,
+            r#"{"apps": [{"name": "api", "script": "app.js", "automation": true, "username": "x"},
+                         {"name": "worker", "script": "worker.js", "automation": 1, "treekill": false,
                           "watch": true, "watchOptions": {"usePolling": true}}],
                 "deploy": {"production": {}}}"#,
         )
@@ -277,7 +277,7 @@ fn unsupported_fields_warn_once_per_field_naming_apps() {
     assert_eq!(
         loaded.warnings,
         [
-            "ecosystem.json: apps `api`, `worker`: `pmx` is not supported yet by kelpie and is ignored",
+            "ecosystem.json: apps `api`, `worker`: `automation` is not supported yet by kelpie and is ignored",
             "ecosystem.json: app `api`: `username` is not supported yet by kelpie and is ignored",
             "ecosystem.json: app `worker`: `watchOptions` holds options of PM2's file watcher (chokidar), which do not apply to kelpie's watcher, and is ignored",
         ]
@@ -317,7 +317,7 @@ fn strict_mode_turns_every_warning_into_one_error() {
     let loaded = p
         .load(
             "ecosystem.json",
-            r#"{"apps": [{"name": "api", "script": "app.js", "max_memroy_restart": "1G", "pmx": true}]}"#,
+            r#"{"apps": [{"name": "api", "script": "app.js", "max_memroy_restart": "1G", "automation": true}]}"#,
         )
         .expect("loads");
     let err = loaded.strict().expect_err("strict refuses warnings");
@@ -325,7 +325,7 @@ fn strict_mode_turns_every_warning_into_one_error() {
     assert_eq!(
         err.to_string(),
         "ecosystem.json: app `api`: unknown field `max_memroy_restart` is ignored (did you mean `max_memory_restart`?)\n\
-         ecosystem.json: app `api`: `pmx` is not supported yet by kelpie and is ignored\n\
+         ecosystem.json: app `api`: `automation` is not supported yet by kelpie and is ignored\n\
          strict mode (--strict, or `strict = true` in kelpie.toml) makes these warnings errors: fix them, or start without strict mode"
     );
     let clean = p

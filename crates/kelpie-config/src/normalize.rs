@@ -274,7 +274,7 @@ mod tests {
             0,
             &json!({
                 "name": "api", "cmd": "x.js", "maxMemoryRestart": "1G", "env_production": {},
-                "pmx": true, "treekill": false, "max_memroy_restart": 1, "bogus_thing_here": 1
+                "automation": true, "treekill": false, "max_memroy_restart": 1, "bogus_thing_here": 1
             }),
         );
         assert_eq!(raw.get("script").map(|f| f.key.as_str()), Some("cmd"));
@@ -283,7 +283,7 @@ mod tests {
             Some("maxMemoryRestart")
         );
         assert!(raw.profiles.contains_key("production"));
-        assert_eq!(raw.unsupported, ["pmx"]);
+        assert_eq!(raw.unsupported, ["automation"]);
         assert!(raw.errors.is_empty(), "{:?}", raw.errors);
         assert_eq!(
             raw.unknown,

@@ -58,7 +58,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "force",
     "execute_command",
     "filter_env",
-    "pmx",
     "automation",
     "trace",
     "disable_trace",
@@ -289,6 +288,15 @@ pub struct ScriptOptions {
         skip_serializing_if = "off"
     )]
     pub no_vizion: bool,
+    /// Give a Node app no runtime metrics from Kelpie's shim (heap, event loop, handles: PM2's
+    /// `pmx`, whose agent gives them)
+    #[arg(long)]
+    #[serde(
+        rename = "pmx",
+        serialize_with = "negated",
+        skip_serializing_if = "off"
+    )]
+    pub no_pmx: bool,
     /// Run a Node app without Node's source maps (by default Node apps get
     /// --enable-source-maps, so stack traces name the original sources)
     #[arg(long)]

@@ -192,6 +192,9 @@ pub struct AppSpec {
     /// Read the git metadata of the app's directory for `jlist` and `describe` (PM2's
     /// `vizion`, on by default; saved specs without it read it as on).
     pub vizion: bool,
+    /// Give a Node app the runtime metrics PM2's agent gives (PM2's `pmx`, on by default;
+    /// saved specs without it read it as on).
+    pub pmx: bool,
 }
 
 impl Default for AppSpec {
@@ -256,6 +259,7 @@ impl Default for AppSpec {
             increment_var: None,
             source_file: None,
             vizion: true,
+            pmx: true,
         }
     }
 }

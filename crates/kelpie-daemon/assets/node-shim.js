@@ -596,7 +596,10 @@ function reportToTheManager() {
     if (global[Symbol.for('@pm2/io')]) return;
     send({ type: 'process:exception', data: exceptionData(err) });
   });
-  reportRuntimeMetrics(send);
+  // `pmx: false` (`--no-pmx`) turns them off, as it turns PM2's agent off.
+  const metrics = process.env.KELPIE_NODE_METRICS !== '0';
+  delete process.env.KELPIE_NODE_METRICS;
+  if (metrics) reportRuntimeMetrics(send);
 }
 
 // PM2's agent gives every Node app a few runtime metrics (heap, event loop, libuv handles and

@@ -149,6 +149,8 @@ struct Pm2Env<'a> {
     unique_id: String,
     /// PM2's: whether the git metadata of the app's directory is read (`vizion` setting).
     vizion: bool,
+    /// PM2's: whether the app gets the runtime metrics of PM2's agent (`pmx` setting).
+    pmx: bool,
     /// That metadata, when `vizion` is on and the directory is in a repository.
     #[serde(skip_serializing_if = "Option::is_none")]
     versioning: Option<&'a Versioning>,
@@ -266,6 +268,7 @@ fn entry<'a>(
             pm_pid_path: crate::launch::pid_file(spec, p.pm_id).map(|p| p.display().to_string()),
             unique_id: format!("{}-{}", p.pm_id, state.created_at_ms),
             vizion: spec.vizion,
+            pmx: spec.pmx,
             versioning: repositories.of(spec),
         },
     }

@@ -188,6 +188,10 @@ pub fn command(
     }
     if node {
         env.insert("KELPIE_KILL_SIGNAL".into(), spec.kill_signal.clone());
+        if !spec.pmx {
+            // `pmx: false`: no runtime metrics from the shim.
+            env.insert("KELPIE_NODE_METRICS".into(), "0".into());
+        }
     } else if extras.socket.is_some() {
         // Node below the app's own program (`npm start`, `bash -c 'node app.js'`) binding the
         // port would find it taken by Kelpie's socket: every Node process of the tree gets the

@@ -11,6 +11,8 @@ pub struct StartOnlyFlags {
     #[arg(long, hide = true)]
     no_vizion: bool,
     #[arg(long, hide = true)]
+    no_pmx: bool,
+    #[arg(long, hide = true)]
     source_map_support: bool,
     #[arg(long, hide = true)]
     disable_source_map_support: bool,
@@ -21,6 +23,7 @@ impl StartOnlyFlags {
     pub fn note(&self) {
         let given: Vec<&str> = [
             (self.no_vizion, "--no-vizion"),
+            (self.no_pmx, "--no-pmx"),
             (self.source_map_support, "--source-map-support"),
             (
                 self.disable_source_map_support,
@@ -45,8 +48,6 @@ impl StartOnlyFlags {
 pub struct IgnoredPm2Flags {
     #[arg(short = 'x', long, hide = true)]
     execute_command: bool,
-    #[arg(long, hide = true)]
-    no_pmx: bool,
     #[arg(long, hide = true)]
     no_automation: bool,
     #[arg(long, hide = true)]
@@ -82,7 +83,6 @@ impl IgnoredPm2Flags {
     pub fn given(&self) -> Vec<&'static str> {
         [
             (self.execute_command, "-x"),
-            (self.no_pmx, "--no-pmx"),
             (self.no_automation, "--no-automation"),
             (self.no_treekill, "--no-treekill"),
             (self.trace, "--trace"),

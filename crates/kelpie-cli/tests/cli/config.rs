@@ -403,13 +403,13 @@ fn unsupported_pm2_fields_warn_once_and_the_app_still_starts() {
     let app = k.fake_app();
     let file = k.write(
         "w.json",
-        &format!(r#"{{"apps":[{{"name":"a","script":"{app}","pmx":true,"treekill":true}},{{"name":"b","script":"{app}","pmx":true}}]}}"#),
+        &format!(r#"{{"apps":[{{"name":"a","script":"{app}","automation":true,"treekill":true}},{{"name":"b","script":"{app}","automation":true}}]}}"#),
     );
     let out = k.run(&["start", &file]);
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
-        err.matches("`pmx` is not supported yet").count(),
+        err.matches("`automation` is not supported yet").count(),
         1,
         "{err}"
     );
@@ -530,12 +530,12 @@ fn strict_mode_refuses_warnings_starts_nothing_and_exits_non_zero() {
     k.ok(&["ping"]);
     let file = k.write(
         "typo.json",
-        &format!(r#"{{"apps":[{{"name":"a","script":"{app}","max_memroy_restart":"1G"}},{{"name":"b","script":"{app}","pmx":true}}]}}"#),
+        &format!(r#"{{"apps":[{{"name":"a","script":"{app}","max_memroy_restart":"1G"}},{{"name":"b","script":"{app}","automation":true}}]}}"#),
     );
     let err = k.fails(&["start", &file, "--strict"]);
     for needle in [
         format!("{file}: app `a`: unknown field `max_memroy_restart` is ignored (did you mean `max_memory_restart`?)"),
-        format!("{file}: app `b`: `pmx` is not supported yet by kelpie and is ignored"),
+        format!("{file}: app `b`: `automation` is not supported yet by kelpie and is ignored"),
         "strict mode (--strict, or `strict = true` in kelpie.toml)".to_string(),
     ] {
         assert!(err.contains(&needle), "lacks {needle:?}:\n{err}");

@@ -359,4 +359,19 @@ fn a_node_app_without_the_sdk_reports_pm2_s_runtime_metrics() {
     assert!(monitor["Active requests"]["value"].is_u64(), "{monitor}");
     let described = k.ok(&["describe", "plain"]);
     assert!(described.contains("Heap Size"), "{described}");
+    // `pmx: false` (`--no-pmx`) turns them off, as it turns PM2's agent off; the SDK's own
+    // messages still count.
+    let quiet = k.write(
+        "quiet.js",
+        "setTimeout(() => process.send({ type: 'axm:monitor', data: { own: { value: 1 } } }), 1500);\n\
+         setInterval(() => {}, 1000);\n",
+    );
+    k.ok(&["start", &quiet, "--name", "quiet", "--no-pmx"]);
+    k.wait_for("its own metric", 10 * SECS, || {
+        k.app("quiet")["pm2_env"]["axm_monitor"]["own"].is_object()
+    });
+    let monitor = k.app("quiet")["pm2_env"]["axm_monitor"].clone();
+    assert!(monitor["Heap Size"].is_null(), "{monitor}");
+    assert_eq!(k.app("quiet")["pm2_env"]["pmx"], false);
+    assert_eq!(k.app("plain")["pm2_env"]["pmx"], true);
 }
