@@ -68,6 +68,10 @@ CHECK_METRICS = (
                 f"daemon VmRSS, {CHECK_APPS} apps online, median of {CHECK_ROUNDS} rounds"),
     CheckMetric("cpu_idle_200_pct", "%", f"daemon CPU (% of one core), {CHECK_APPS} idle apps, "
                 f"{CHECK_CPU_WINDOW_S:g} s without CLI calls, lowest of {CHECK_CPU_WINDOWS}"),
+    CheckMetric("node_app_rss_mb", "MB", "a small Node app's VmRSS under Kelpie (its shim, runtime "
+                "metrics on), median of 10 apps, 3 s after they are online"),
+    CheckMetric("node_app_idle_cpu_pct", "%", "the CPU one of those idle Node apps uses (% of one "
+                "core: their total over 5 s, per app)"),
     CheckMetric("cpu_sdk_200_pct", "%", f"daemon CPU (% of one core), {CHECK_APPS} Node apps each "
                 "sending @pm2/io's ten metrics every 990 ms, "
                 f"{CHECK_CPU_WINDOW_S:g} s without CLI calls, lowest of {CHECK_CPU_WINDOWS}"),

@@ -15,7 +15,9 @@ from .budgets import (
     CHECK_QUIET_IDLE, CHECK_QUIET_MAX_S, CHECK_ROUNDS, CHECK_RSS_SAMPLES, CHECK_SETTLE_S,
 )
 from .common import log
-from .core import loaded_round, start_daemon_idle_rss, write_ecosystems
+from .core import (
+    NODE_APPS, loaded_round, node_start_rounds, start_daemon_idle_rss, write_ecosystems,
+)
 from .core_restart import crash_latencies
 from .health_cpu import cpu_window
 from .managers import Kelpie, Manager
@@ -158,6 +160,11 @@ def measure_check(m: Manager, figures: dict, raw: dict) -> None:
     sdk = sdk_reporting_cpu(m, dpid, CHECK_APPS)
     raw["cpu_sdk_windows_pct"] = sdk["windows_pct"]
     figures["cpu_sdk_200_pct"] = sdk["pct"]
+    log(f"check: {NODE_APPS} Node apps under Kelpie (its shim in each): RSS and idle CPU")
+    node = node_start_rounds(m, 1)
+    raw["node_apps"] = node["raw"]
+    figures["node_app_rss_mb"] = node["node_rss"]
+    figures["node_app_idle_cpu_pct"] = node["node_idle_cpu"]
     if m.daemon_pid() != dpid:
         raise RuntimeError(f"the daemon changed during the check: pid {dpid}, now "
                            f"{m.daemon_pid()}")
