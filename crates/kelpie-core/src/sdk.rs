@@ -101,9 +101,86 @@ pub struct SdkState {
     /// can be read after its end).
     #[serde(skip)]
     pub ended: bool,
+    /// The newest metrics message, not parsed yet (see [`SdkState::metrics_line`]).
+    #[serde(skip)]
+    pending: Option<PendingMetrics>,
+}
+
+/// A metrics message kept as it came, with the names of its metrics.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct PendingMetrics {
+    line: Box<[u8]>,
+    names: Vec<String>,
+}
+
+/// An `axm:monitor` message read for the names of its metrics only.
+#[derive(Deserialize)]
+struct MetricNames<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    #[serde(borrow)]
+    data: std::collections::BTreeMap<&'a str, serde::de::IgnoredAny>,
 }
 
 impl SdkState {
+    /// Take an `axm:monitor` message (a whole IPC line) without parsing its values: an app
+    /// sends one every second, with the same metrics each time, and nobody may look before
+    /// the next. Kept as it came; a newer one with at least the same metrics replaces it
+    /// unread (merging it first would change nothing it holds), and [`Self::settle`] parses
+    /// the last one when the state is read. False when `line` is not such a message (or names
+    /// a metric with an escape in its name): the caller parses it as any other.
+    pub fn metrics_line(&mut self, line: &[u8]) -> bool {
+        let Ok(message) = serde_json::from_slice::<MetricNames<'_>>(line) else {
+            return false;
+        };
+        if message.kind != "axm:monitor" || line.len() > SDK_MESSAGE_MAX {
+            return false;
+        }
+        if self.ended {
+            return true;
+        }
+        let covers = |pending: &PendingMetrics| {
+            pending
+                .names
+                .iter()
+                .all(|name| message.data.contains_key(name.as_str()))
+        };
+        match self.pending.take() {
+            Some(pending) if covers(&pending) && pending.names.len() == message.data.len() => {
+                // The same metrics as the last message (the usual case): its names are kept.
+                self.pending = Some(PendingMetrics {
+                    line: line.into(),
+                    names: pending.names,
+                });
+                return true;
+            }
+            Some(pending) if covers(&pending) => {}
+            Some(pending) => self.apply_line(&pending.line),
+            None => {}
+        }
+        self.pending = Some(PendingMetrics {
+            line: line.into(),
+            names: message.data.keys().map(|name| name.to_string()).collect(),
+        });
+        true
+    }
+
+    /// Parse the metrics message kept unread, if any, into `monitor`.
+    pub fn settle(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            self.apply_line(&pending.line);
+        }
+    }
+
+    fn apply_line(&mut self, line: &[u8]) {
+        let parsed = serde_json::from_slice::<Value>(line);
+        if let Ok(Value::Object(mut message)) = parsed {
+            if let Some(Value::Object(metrics)) = message.remove("data") {
+                self.apply(SdkMessage::Monitor(metrics));
+            }
+        }
+    }
+
     /// Take `message` into account; whether anything changed.
     pub fn apply(&mut self, message: SdkMessage) -> bool {
         if self.ended && matches!(message, SdkMessage::Monitor(_) | SdkMessage::Action(_)) {
@@ -111,6 +188,8 @@ impl SdkState {
         }
         match message {
             SdkMessage::Monitor(metrics) => {
+                // What came before it first.
+                self.settle();
                 // Every second from every app using the SDK: replaced, not compared first (so
                 // it always counts as a change).
                 let room = SDK_METRICS_MAX.saturating_sub(self.monitor.len());
@@ -160,8 +239,10 @@ impl SdkState {
 
     /// The process ended: PM2 forgets its metrics and actions, and keeps its options.
     pub fn process_ended(&mut self) -> bool {
-        let changed = !self.monitor.is_empty() || !self.actions.is_empty();
+        let changed =
+            !self.monitor.is_empty() || !self.actions.is_empty() || self.pending.is_some();
         self.ended = true;
+        self.pending = None;
         self.monitor.clear();
         self.actions.clear();
         changed
@@ -239,6 +320,36 @@ mod tests {
             AppException::from_message(&json!({"type": "process:msg", "data": 1}), 1),
             None
         );
+    }
+
+    #[test]
+    fn a_metrics_line_is_kept_unread_until_the_state_is_read() {
+        let line = |body: &str| format!(r#"{{"type":"axm:monitor","data":{{{body}}}}}"#);
+        let mut sdk = SdkState::default();
+        assert!(sdk.metrics_line(line(r#""a":{"value":1},"b":{"value":1}"#).as_bytes()));
+        assert!(sdk.monitor.is_empty(), "not parsed yet");
+        // The same metrics: replaced unread. A subset: the earlier one is merged first.
+        assert!(sdk.metrics_line(line(r#""a":{"value":2},"b":{"value":2}"#).as_bytes()));
+        assert!(sdk.metrics_line(line(r#""a":{"value":3}"#).as_bytes()));
+        sdk.settle();
+        assert_eq!(sdk.monitor["a"]["value"], 3);
+        assert_eq!(sdk.monitor["b"]["value"], 2);
+        // A superset replaces unread; settling twice changes nothing.
+        assert!(
+            sdk.metrics_line(line(r#""a":{"value":4},"b":{"value":4},"c":{"value":4}"#).as_bytes())
+        );
+        sdk.settle();
+        sdk.settle();
+        assert_eq!(sdk.monitor.len(), 3);
+        assert_eq!(sdk.monitor["c"]["value"], 4);
+        // Not such a message, or an escaped name: the caller's.
+        assert!(!sdk.metrics_line(br#"{"type":"process:msg","data":{"a":1}}"#));
+        assert!(!sdk.metrics_line(br#"{"type":"axm:monitor","data":{"a\"b":{"value":1}}}"#));
+        // After the process ended, nothing is kept.
+        sdk.process_ended();
+        assert!(sdk.metrics_line(line(r#""a":{"value":5}"#).as_bytes()));
+        sdk.settle();
+        assert!(sdk.monitor.is_empty());
     }
 
     #[test]

@@ -244,20 +244,15 @@ impl Channel {
             let Some(end) = self.received.iter().position(|b| *b == b'\n') else {
                 return true;
             };
-            let line = &self.received[..end];
-            let routed = serde_json::from_slice(line)
-                .ok()
-                .and_then(|message| ipc_signal(message, line.len()));
-            match routed {
-                Some(Routed::Sdk(said @ kelpie_core::SdkMessage::Monitor(_))) => {
-                    if let Ok(mut state) = self.sdk.lock() {
-                        state.apply(said);
-                    }
-                    self.received.drain(..=end);
-                }
-                // Left for prompt reading (which reads it again: rare, and not worth keeping).
-                _ => return false,
+            let taken = match self.sdk.lock() {
+                Ok(mut state) => state.metrics_line(&self.received[..end]),
+                Err(_) => false,
+            };
+            if !taken {
+                // Left for prompt reading.
+                return false;
             }
+            self.received.drain(..=end);
         }
     }
 

@@ -226,7 +226,14 @@ impl ProcessLink {
 
     /// Stop reading and give the sockets up, for the next daemon.
     pub fn into_fds(mut self) -> std::io::Result<LinkFds> {
-        let sdk = self.sdk.lock().map(|sdk| sdk.clone()).unwrap_or_default();
+        let sdk = self
+            .sdk
+            .lock()
+            .map(|mut sdk| {
+                sdk.settle();
+                sdk.clone()
+            })
+            .unwrap_or_default();
         Ok(LinkFds {
             notify: self.notify.as_fd().try_clone_to_owned()?,
             ipc: self.ipc_fd.take(),
@@ -626,12 +633,10 @@ mod tests {
             format!("{{\"type\":\"axm:monitor\",\"data\":{{\"reqs\":{{\"value\":{n}}}}}}}\n")
         };
         let value = |link: &ProcessLink| {
-            link.sdk()
-                .lock()
-                .expect("sdk")
-                .monitor
-                .get("reqs")
-                .map(|m| m["value"].clone())
+            let sdk = link.sdk();
+            let mut state = sdk.lock().expect("sdk");
+            state.settle();
+            state.monitor.get("reqs").map(|m| m["value"].clone())
         };
         write.write_all(metrics(1).as_bytes()).await.expect("write");
         let within = |d| tokio::time::timeout(Duration::from_secs(d), std::future::pending::<()>());

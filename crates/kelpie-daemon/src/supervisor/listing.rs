@@ -50,7 +50,13 @@ pub(super) fn process_info(
         sdk: entry
             .sdk
             .as_ref()
-            .and_then(|sdk| sdk.lock().ok().map(|state| state.clone()))
+            .and_then(|sdk| {
+                sdk.lock().ok().map(|mut state| {
+                    // The newest metrics, kept unread until someone looks.
+                    state.settle();
+                    state.clone()
+                })
+            })
             .unwrap_or_default(),
     }
 }
