@@ -84,6 +84,11 @@ pub struct Reading {
 /// that the first `list` after a start shows its memory and CPU, as PM2's does), but a burst of
 /// starts does not make the thread read every process at each one.
 const EARLIEST_AFTER: Duration = Duration::from_millis(100);
+/// And at least this much per instance read: an early reading reads every instance, so with
+/// many the early readings are rarer (at 3 000 instances, none before the next period), and
+/// what they cost in a burst of starts stays under about one reading of 1 000 instances a
+/// second, whatever their number.
+const EARLIEST_AFTER_PER_INSTANCE: Duration = Duration::from_millis(1);
 
 /// The supervisor's handle on the sampling thread.
 #[derive(Clone)]
@@ -121,7 +126,11 @@ impl Monitor {
                 let mut resident_at_last_look: Option<u64> = None;
                 let mut last_reading = Instant::now();
                 loop {
-                    wait_for_next_reading(last_reading, every, &told);
+                    let instances = shared.lock().map_or(0, |targets| targets.len());
+                    let earliest = EARLIEST_AFTER.max(
+                        EARLIEST_AFTER_PER_INSTANCE * u32::try_from(instances).unwrap_or(u32::MAX),
+                    );
+                    wait_for_next_reading(last_reading, every, earliest, &told);
                     last_reading = Instant::now();
                     ticks += 1;
                     cgroups.tidy();
@@ -237,11 +246,12 @@ impl Monitor {
     }
 }
 
-/// Sleep until the next reading: `every` after the last one, or, for a new process, as soon
-/// as [`EARLIEST_AFTER`] allows.
+/// Sleep until the next reading: `every` after the last one, or, for a new process, `earliest`
+/// after it.
 fn wait_for_next_reading(
     last: Instant,
     every: Duration,
+    earliest: Duration,
     new_process: &std::sync::atomic::AtomicBool,
 ) {
     use std::sync::atomic::Ordering;
@@ -250,11 +260,11 @@ fn wait_for_next_reading(
         if since >= every {
             break;
         }
-        if since >= EARLIEST_AFTER && new_process.load(Ordering::Acquire) {
+        if since >= earliest && new_process.load(Ordering::Acquire) {
             break;
         }
         let until = match new_process.load(Ordering::Acquire) {
-            true => EARLIEST_AFTER,
+            true => earliest,
             false => every,
         };
         std::thread::park_timeout(until.saturating_sub(since));

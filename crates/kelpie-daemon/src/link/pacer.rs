@@ -92,16 +92,10 @@ async fn tick(pacer: &'static Pacer) {
     loop {
         tokio::time::sleep_until(next_tick()).await;
         ready.clear();
-        let looked = {
-            let Ok(state) = pacer.state.lock() else {
-                return;
-            };
-            pacer.set.ready_now(&mut ready, state.links.len())
-        };
         let Ok(mut state) = pacer.state.lock() else {
             return;
         };
-        if looked.is_ok() {
+        if pacer.set.ready_now(&mut ready, state.links.len()).is_ok() {
             for token in &ready {
                 if let Some(link) = state.links.get(token) {
                     link.notify_one();
