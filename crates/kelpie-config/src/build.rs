@@ -134,6 +134,8 @@ impl Reader<'_> {
 /// One app's spec, and the warnings about it (each prefixed with the app's label).
 pub struct Built {
     pub spec: AppSpec,
+    /// What the entry wrote, for `kelpie export`.
+    pub written: crate::Written,
     pub warnings: Vec<String>,
     /// Not to be started, and why (see `Reader::refusals`).
     pub refused: Vec<String>,
@@ -168,7 +170,7 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<Built, Vec<String>> {
             .insert(0, serve::STATIC_SERVER_COMMAND.to_string());
     }
 
-    read_env(&mut r, &mut spec, origin);
+    let env_from_files = read_env(&mut r, &mut spec, origin);
     program::node_options_of_command_line(&mut spec, node_options);
     read_policy(&mut r, &mut spec);
     read_instances(&mut r, &mut spec);
@@ -194,8 +196,16 @@ pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<Built, Vec<String>> {
     let label = label(raw, origin);
     let labelled = |list: Vec<String>| list.into_iter().map(|e| format!("{label}: {e}")).collect();
     if r.errors.is_empty() {
+        let written = crate::Written {
+            fields: raw.fields.keys().copied().collect(),
+            instances_cpu_relative: raw
+                .get("instances")
+                .and_then(|f| convert::instances_cpu_relative(&f.value)),
+            env_from_files,
+        };
         Ok(Built {
             spec,
+            written,
             warnings: labelled(r.warnings),
             refused: labelled(r.refusals),
         })

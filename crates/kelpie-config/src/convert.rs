@@ -16,7 +16,9 @@ mod patterns;
 pub use amounts::{bytes, duration, duration_at_least, rotate_interval, watchdog, DAILY_MS};
 pub use choices::{exec_mode, log_file, log_type, signal};
 pub use names::{account, app_names, env_var_name, listen, port, watch};
-pub use numbers::{cpu_percent, exit_codes, instances, max_processes, nice};
+pub use numbers::{
+    cpu_percent, exit_codes, instances, instances_cpu_relative, max_processes, nice,
+};
 pub use patterns::{cron, globs, regex, time_zone};
 
 use serde_json::Value;

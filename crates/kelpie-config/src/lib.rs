@@ -93,6 +93,23 @@ pub struct Loaded {
     /// Apps of the file that are not started, and why (complete messages): what PM2 would
     /// start only to see it crash-loop. The others start; the command then fails.
     pub refused: Vec<String>,
+    /// What each app's entry wrote, by app name (files only).
+    pub written: BTreeMap<String, Written>,
+}
+
+/// What an app's entry in its file wrote, beyond the resolved spec: `kelpie export` describes
+/// the app as written, not as resolved on this machine (its CPU count, Kelpie's defaults, the
+/// values read from `env_file`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    /// The fields the entry sets, by canonical name (PM2's aliases folded); `env_<profile>`
+    /// sections are not fields.
+    pub fields: std::collections::BTreeSet<&'static str>,
+    /// `instances` relative to the machine's CPUs: `Some(n)` for "all CPUs but n" (`"max"` and
+    /// `0` are `Some(0)`, `-1` is `Some(1)`).
+    pub instances_cpu_relative: Option<u32>,
+    /// Names in `env` whose value comes from an `env_file` (no later section replaced it).
+    pub env_from_files: std::collections::BTreeSet<String>,
 }
 
 impl Loaded {
@@ -108,4 +125,9 @@ impl Loaded {
             })
         }
     }
+}
+
+/// Every app field Kelpie reads from a file, by canonical (snake_case) name.
+pub fn supported_fields() -> &'static [&'static str] {
+    fields::supported()
 }

@@ -10,6 +10,7 @@ use crate::paths::absolutize;
 use crate::{LoadContext, Loaded, ScriptOptions};
 use kelpie_core::AppSpec;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Label used for `kelpie start <script>` errors, where there is no file.
@@ -228,6 +229,7 @@ fn load_document(doc: Document, ctx: &LoadContext) -> Result<Loaded, ConfigError
     let selected = select(&names, &ctx.only, file)?;
     let mut warnings: Vec<String> = doc.notes.iter().map(|n| format!("{file}: {n}")).collect();
     let mut apps = Vec::new();
+    let mut written = BTreeMap::new();
     let mut refused = Vec::new();
     let mut kept = Vec::new();
     for &i in &selected {
@@ -238,6 +240,7 @@ fn load_document(doc: Document, ctx: &LoadContext) -> Result<Loaded, ConfigError
             }
             Ok(built) => {
                 warnings.extend(built.warnings.into_iter().map(|w| format!("{file}: {w}")));
+                written.insert(built.spec.name.clone(), built.written);
                 apps.push(built.spec);
                 kept.push(i);
             }
@@ -326,6 +329,7 @@ fn load_document(doc: Document, ctx: &LoadContext) -> Result<Loaded, ConfigError
         apps,
         warnings,
         refused: refused_apps,
+        written,
     })
 }
 
@@ -524,6 +528,7 @@ fn from_options(
                 .collect(),
             apps: vec![built.spec],
             refused: Vec::new(),
+            written: BTreeMap::new(),
         }),
         Err(errors) => Err(ConfigError::Invalid {
             file: COMMAND_LINE.to_string(),

@@ -65,4 +65,15 @@ pub struct ExportArgs {
     /// With -o: replace files that already exist
     #[arg(short, long)]
     pub force: bool,
+    /// Compose, Kubernetes: the image that holds the project (default: a placeholder)
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// Compose, Kubernetes: where the project directory is in the image (default: the WORKDIR
+    /// of a Dockerfile beside the file, else /app)
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Kubernetes: secrets come from this Secret, which you manage (none is written); Compose:
+    /// from the environment (no .env is needed)
+    #[arg(long, value_name = "NAME")]
+    pub secret_ref: Option<String>,
 }

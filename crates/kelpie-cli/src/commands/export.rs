@@ -3,7 +3,7 @@
 
 use super::load_context;
 use crate::cli::ExportArgs;
-use crate::export::{self, Context, Target};
+use crate::export::{self, Context, ImagePlan};
 use crate::render;
 use anyhow::{bail, Context as _, Result};
 use std::io::Write;
@@ -20,19 +20,30 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
     let ctx = load_context(args.profile.clone(), args.only.clone())?;
     let loaded = kelpie_config::load_file(Path::new(&args.file), &ctx)?;
     render::print_warnings(&loaded.warnings);
-    let node_major = match args.target {
-        Target::Compose | Target::Kubernetes if loaded.apps.iter().any(|a| a.runs_on_node()) => {
-            node_major()
-        }
-        _ => None,
+    let project_dir = project_dir(&loaded.apps, &args.file)?;
+    let workdir = match &args.workdir {
+        Some(dir) if dir.starts_with('/') => dir.clone(),
+        Some(dir) => bail!("--workdir `{dir}`: an absolute path in the image is expected"),
+        None => std::fs::read_to_string(project_dir.join("Dockerfile"))
+            .ok()
+            .and_then(|text| export::dockerfile_workdir(&text))
+            .unwrap_or_else(|| export::DEFAULT_WORKDIR.to_string()),
     };
+    let project_dir = project_dir.display().to_string();
     let lookup = |program: &str| find_in_path(program);
     let result = export::export(
         args.target,
         &loaded.apps,
         &Context {
             lookup: &lookup,
-            node_major,
+            written: &loaded.written,
+            image: ImagePlan {
+                image: args.image.as_deref(),
+                workdir: &workdir,
+                project_dir: &project_dir,
+                lookup: &lookup,
+            },
+            secret_ref: args.secret_ref.as_deref(),
         },
     )
     .with_context(|| args.file.clone())?;
@@ -117,15 +128,14 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Major version of the local `node` (`v20.11.1` -> `20`), for the image placeholder.
-fn node_major() -> Option<String> {
-    let output = std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .ok()?;
-    let text = String::from_utf8(output.stdout).ok()?;
-    let major = text.trim().strip_prefix('v')?.split('.').next()?;
-    (!major.is_empty() && major.chars().all(|c| c.is_ascii_digit())).then(|| major.to_string())
+/// The directory of the ecosystem file, as the loader resolved the apps' paths against it:
+/// the project directory, which is the image's working directory.
+fn project_dir(apps: &[kelpie_core::AppSpec], file: &str) -> Result<PathBuf> {
+    let path = match apps.iter().find_map(|a| a.source_file.as_deref()) {
+        Some(source) => PathBuf::from(source),
+        None => std::fs::canonicalize(file).with_context(|| format!("cannot read {file}"))?,
+    };
+    Ok(path.parent().map(Path::to_path_buf).unwrap_or(path))
 }
 
 #[cfg(test)]

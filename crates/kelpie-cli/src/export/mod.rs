@@ -4,14 +4,19 @@
 
 mod compose;
 mod cron;
+mod image;
 mod kubernetes;
+mod secrets;
+mod settings;
 mod systemd;
 mod yaml;
 
 use anyhow::{bail, Result};
+use kelpie_config::Written;
 use kelpie_core::AppSpec;
 use std::collections::BTreeMap;
 
+pub use image::{dockerfile_workdir, ImagePlan, DEFAULT_WORKDIR};
 pub use systemd::PathLookup;
 
 /// The engine to export to.
@@ -33,12 +38,26 @@ pub struct Export {
     pub warnings: Vec<String>,
 }
 
-/// Facts about this machine that the pure exporters need.
+/// What the pure exporters need besides the apps: what the file wrote, and where the apps are
+/// on this machine (systemd) or in their image (Compose, Kubernetes).
 pub struct Context<'a> {
     /// Finds a program in `PATH` (systemd wants absolute paths in `ExecStart=`).
     pub lookup: &'a PathLookup,
-    /// Major version of the local `node`, for the `node:<major>` image placeholder.
-    pub node_major: Option<String>,
+    /// What each app's entry wrote, by app name: only what was written is exported.
+    pub written: &'a BTreeMap<String, Written>,
+    /// Where the apps are in their image.
+    pub image: ImagePlan<'a>,
+    /// `--secret-ref NAME`: secret values come from a Secret the user manages (Kubernetes) or
+    /// from the environment (Compose); none is written.
+    pub secret_ref: Option<&'a str>,
+}
+
+impl Context<'_> {
+    /// What `app`'s entry wrote (nothing for an app not from a file).
+    fn written(&self, app: &AppSpec) -> &Written {
+        static NOTHING: std::sync::LazyLock<Written> = std::sync::LazyLock::new(Written::default);
+        self.written.get(&app.name).unwrap_or(&NOTHING)
+    }
 }
 
 /// Export `apps` to `target`.
@@ -48,8 +67,8 @@ pub fn export(target: Target, apps: &[AppSpec], ctx: &Context<'_>) -> Result<Exp
     }
     match target {
         Target::Systemd => systemd::export(apps, ctx.lookup),
-        Target::Compose => compose::export(apps, ctx.node_major.as_deref()),
-        Target::Kubernetes => kubernetes::export(apps, ctx.node_major.as_deref()),
+        Target::Compose => compose::export(apps, ctx),
+        Target::Kubernetes => kubernetes::export(apps, ctx),
     }
 }
 
@@ -64,9 +83,12 @@ pub fn as_stream(target: Target, export: &Export) -> String {
             .map(|(name, text)| format!("# ==> {name} <==\n{text}"))
             .collect::<Vec<_>>()
             .join("\n"),
+        // The kustomization only lists the other files; a `.env` is not YAML (Compose's
+        // secrets, written with `-o` only).
         Target::Compose | Target::Kubernetes => export
             .files
             .iter()
+            .filter(|(name, _)| name.ends_with(".yaml") && name != kubernetes::KUSTOMIZATION)
             .map(|(_, text)| text.as_str())
             .collect::<Vec<_>>()
             .join("---\n"),
@@ -112,40 +134,6 @@ fn seconds_up(ms: u64, min: u64) -> u64 {
     ms.div_ceil(1000).max(min)
 }
 
-/// The file name of an interpreter (`/usr/bin/python3` -> `python3`): containers have their own
-/// paths.
-fn program_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
-}
-
-/// An image that can run the app, as a placeholder to replace with the project's own image
-/// (built from its Dockerfile). The app's directory is mounted at the same path, so the
-/// absolute paths of the command stay valid.
-fn image_for(app: &AppSpec, node_major: Option<&str>) -> String {
-    let interpreter = app.interpreter.as_deref().map(program_name);
-    match interpreter {
-        Some("node" | "nodejs") => format!("node:{}", node_major.unwrap_or("lts")),
-        Some("bun") => "oven/bun:1".to_string(),
-        Some(p) if p.starts_with("python") => "python:3".to_string(),
-        Some("ruby") => "ruby:3".to_string(),
-        Some("php") => "php:cli".to_string(),
-        Some("perl") => "perl:5".to_string(),
-        _ => "debian:stable-slim".to_string(),
-    }
-}
-
-/// The command a container runs: like `command_line`, with the interpreter by name (the image
-/// puts it in its own `PATH`).
-fn container_command(app: &AppSpec) -> Vec<String> {
-    let mut argv = app.command_line();
-    if app.interpreter.is_some() {
-        if let Some(first) = argv.first_mut() {
-            *first = program_name(first).to_string();
-        }
-    }
-    argv
-}
-
 /// The TCP port the app serves: Kelpie's `port`, else a numeric `PORT` of its config `env`.
 fn tcp_port(app: &AppSpec) -> Option<u16> {
     app.listen.as_ref().and_then(|l| l.port()).or_else(|| {
@@ -156,35 +144,23 @@ fn tcp_port(app: &AppSpec) -> Option<u16> {
     })
 }
 
-/// Warnings shared by the exporters: values that no target engine expresses, so they are never
-/// dropped without a word.
-fn common_warnings(app: &AppSpec, warnings: &mut Vec<String>) {
-    let name = &app.name;
-    if !app.watch.is_empty() {
-        warnings.push(format!(
-            "app `{name}`: field `watch` is not exported: restarting on file changes is a development feature with no equivalent"
-        ));
-    }
-    if let Some(pattern) = &app.ready_pattern {
-        warnings.push(format!(
-            "app `{name}`: field `ready_pattern` (`{pattern}`) is not exported: readiness from an output line has no equivalent"
-        ));
-    }
-    if app.shutdown_with_message {
-        warnings.push(format!(
-            "app `{name}`: field `shutdown_with_message` is not exported: there is no Node IPC channel; the app gets `kill_signal`"
-        ));
-    }
-    if app.exp_backoff_restart_delay_ms.is_some() {
-        warnings.push(format!(
-            "app `{name}`: field `exp_backoff_restart_delay` is not exported: the engine's own restart backoff applies"
-        ));
-    }
-    if app.log_date_format.is_some() || app.log_type != kelpie_core::LogType::Raw {
-        warnings.push(format!(
-            "app `{name}`: fields `log_date_format`/`log_type` are not exported: the engine's log collector stamps and formats lines"
-        ));
-    }
+/// Runs `f` with the context of a file in `/srv` exported to an image's `/app`, no program in
+/// `PATH`.
+#[cfg(test)]
+fn with_context<T>(written: &BTreeMap<String, Written>, f: impl FnOnce(&Context<'_>) -> T) -> T {
+    let lookup = |_: &str| None;
+    let ctx = Context {
+        lookup: &lookup,
+        written,
+        image: ImagePlan {
+            image: None,
+            workdir: "/app",
+            project_dir: "/srv",
+            lookup: &lookup,
+        },
+        secret_ref: None,
+    };
+    f(&ctx)
 }
 
 #[cfg(test)]
@@ -214,20 +190,5 @@ mod tests {
         let err = unique_names(&apps, "unit name", kelpie_core::sanitize_log_name)
             .expect_err("collision");
         assert!(err.to_string().contains("`a b` and `a_b`"), "{err}");
-    }
-
-    #[test]
-    fn images_follow_the_interpreter() {
-        let with = |i: Option<&str>| AppSpec {
-            interpreter: i.map(str::to_string),
-            ..AppSpec::default()
-        };
-        assert_eq!(
-            image_for(&with(Some("/usr/bin/node")), Some("20")),
-            "node:20"
-        );
-        assert_eq!(image_for(&with(Some("node")), None), "node:lts");
-        assert_eq!(image_for(&with(Some("python3")), None), "python:3");
-        assert_eq!(image_for(&with(None), None), "debian:stable-slim");
     }
 }

@@ -16,7 +16,7 @@ mod socket;
 mod timer;
 mod unit;
 
-use super::{common_warnings, unique_names, Export};
+use super::{unique_names, Export};
 use anyhow::Result;
 use kelpie_core::AppSpec;
 use output::output_comment;
@@ -44,6 +44,36 @@ impl Unit {
         } else {
             format!("{}.service", self.base)
         }
+    }
+}
+
+/// Warnings for the values systemd does not express, so they are never dropped without a word.
+fn common_warnings(app: &AppSpec, warnings: &mut Vec<String>) {
+    let name = &app.name;
+    if !app.watch.is_empty() {
+        warnings.push(format!(
+            "app `{name}`: field `watch` is not exported: restarting on file changes is a development feature with no equivalent"
+        ));
+    }
+    if let Some(pattern) = &app.ready_pattern {
+        warnings.push(format!(
+            "app `{name}`: field `ready_pattern` (`{pattern}`) is not exported: readiness from an output line has no equivalent"
+        ));
+    }
+    if app.shutdown_with_message {
+        warnings.push(format!(
+            "app `{name}`: field `shutdown_with_message` is not exported: there is no Node IPC channel; the app gets `kill_signal`"
+        ));
+    }
+    if app.exp_backoff_restart_delay_ms.is_some() {
+        warnings.push(format!(
+            "app `{name}`: field `exp_backoff_restart_delay` is not exported: the engine's own restart backoff applies"
+        ));
+    }
+    if app.log_date_format.is_some() || app.log_type != kelpie_core::LogType::Raw {
+        warnings.push(format!(
+            "app `{name}`: fields `log_date_format`/`log_type` are not exported: the engine's log collector stamps and formats lines"
+        ));
     }
 }
 

@@ -9,6 +9,7 @@
 pub enum Yaml {
     Str(String),
     Int(i64),
+    Bool(bool),
     Map(Vec<Entry>),
     Seq(Vec<Yaml>),
 }
@@ -87,6 +88,7 @@ fn scalar(value: &Yaml) -> Option<String> {
     match value {
         Yaml::Str(text) => Some(quote(text)),
         Yaml::Int(n) => Some(n.to_string()),
+        Yaml::Bool(b) => Some(b.to_string()),
         Yaml::Map(entries) if entries.is_empty() => Some("{}".to_string()),
         Yaml::Seq(items) if items.is_empty() => Some("[]".to_string()),
         Yaml::Map(_) | Yaml::Seq(_) => None,

@@ -270,13 +270,15 @@ fn kubernetes_manifests_pass_kubernetes_validate() {
             "api-restart-rolebinding.yaml",
             "api-restart-serviceaccount.yaml",
             "api-service.yaml",
-            "db-deployment.yaml"
+            "db-deployment.yaml",
+            "kustomization.yaml"
         ]
     );
+    names.retain(|n| n != "kustomization.yaml");
     let api = std::fs::read_to_string(out.join("api-deployment.yaml")).expect("read");
     for line in [
         "  replicas: 2",
-        "      terminationGracePeriodSeconds: 5",
+        "      terminationGracePeriodSeconds: 10",
         "            initialDelaySeconds: 20",
         "            periodSeconds: 10",
         "              cpu: \"500m\"",
@@ -349,7 +351,7 @@ fn comments_and_warnings_say_where_output_goes_and_why_a_field_is_dropped() {
         .lines()
         .find(|l| l.contains("field `nice`"))
         .unwrap_or_default();
-    assert!(nice.contains("resources.requests.cpu"), "{warnings}");
+    assert!(nice.contains("CPU request"), "{warnings}");
     assert!(!nice.contains("readiness"), "{warnings}");
 }
 
@@ -475,7 +477,11 @@ fn a_periodic_job_is_a_kubernetes_cronjob_running_the_app() {
     );
     assert_eq!(
         written(&out),
-        ["backup-cronjob.yaml", "mailer-cronjob.yaml"],
+        [
+            "backup-cronjob.yaml",
+            "kustomization.yaml",
+            "mailer-cronjob.yaml"
+        ],
         "no Deployment for a job"
     );
     let backup = std::fs::read_to_string(out.join("backup-cronjob.yaml")).expect("read");
@@ -547,4 +553,226 @@ fn a_periodic_job_in_compose_comes_with_its_host_crontab_line() {
         "compose schema:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A project shaped like the seeds' (seed 004's `ecosystem.config.js` with its production
+/// secrets, a Dockerfile with its `WORKDIR`, an `env_file`): what `kelpie export kubernetes`
+/// and `compose` write for it must run from the image, whatever machine exports it, without a
+/// secret in clear, and pass checkov but for the checks that need the user's own choices.
+const SEED_PROJECT: &str = r#"module.exports = {
+  apps: [{
+    name: 'myapp',
+    script: './dist/main.js',
+    instances: 'max',
+    exec_mode: 'cluster',
+    env: { NODE_ENV: 'development', PORT: 3000 },
+    env_production: { NODE_ENV: 'production', PORT: 8080, JWT_SECRET: 'jwt-in-clear',
+      DATABASE_URL: 'postgres://app:db-pass-in-clear@db:5432/app' },
+    env_file: '.env.production',
+    log_date_format: 'YYYY-MM-DD HH:mm:ss',
+    error_file: './logs/error.log',
+    out_file: './logs/out.log',
+    merge_logs: true,
+    max_memory_restart: '1G',
+    restart_delay: 3000,
+    max_restarts: 10,
+    kill_timeout: 8000,
+    listen_timeout: 10000,
+    health_check: { http: '/health' },
+    watch: false,
+    ignore_watch: ['node_modules', 'logs'],
+  }]
+};
+"#;
+
+/// The checks a Kubernetes export may fail, each needing a choice only the user can make (see
+/// docs/export.md): the image's digest and pull policy, the namespace, a NetworkPolicy,
+/// secrets as files rather than variables, and a CPU limit when the file sets no `max_cpu`.
+const CHECKOV_USER_CHOICES: &[&str] = &[
+    "CKV_K8S_43",
+    "CKV_K8S_15",
+    "CKV_K8S_21",
+    "CKV2_K8S_6",
+    "CKV_K8S_35",
+    "CKV_K8S_11",
+];
+
+fn seed_project(k: &Kelpie) -> String {
+    let file = k.write("ecosystem.config.js", SEED_PROJECT);
+    let dir = Path::new(&file).parent().expect("dir");
+    std::fs::create_dir_all(dir.join("dist")).expect("mkdir dist");
+    k.write(
+        "dist/main.js",
+        "require('http').createServer((q, s) => s.end('ok')).listen(process.env.PORT);\n",
+    );
+    k.write("Dockerfile", "FROM node:20-alpine AS builder\nWORKDIR /build\nFROM node:20-alpine\nWORKDIR /srv/app\nCMD [\"node\", \"dist/main.js\"]\n");
+    k.write(
+        ".env.production",
+        "API_KEY=key-in-clear\nREDIS_HOST=redis\n",
+    );
+    file
+}
+
+#[test]
+fn exports_run_from_the_image_the_same_on_any_machine_without_secrets_in_clear() {
+    let k = kelpie();
+    let file = seed_project(&k);
+    let project = Path::new(&file).parent().expect("dir").to_path_buf();
+    let export = |target: &str, cpus: &str| {
+        let kelpie = k.command(&[]);
+        let out = Command::new("taskset")
+            .args(["-c", cpus])
+            .arg(kelpie.get_program())
+            .args(["export", target, &file, "--env", "production"])
+            .env("KELPIE_HOME", k.home())
+            .output()
+            .expect("run kelpie under taskset");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let all_cpus = format!(
+        "0-{}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()) - 1
+    );
+    for target in ["kubernetes", "compose"] {
+        let (one, warnings) = export(target, "0");
+        let (all, _) = export(target, &all_cpus);
+        assert_eq!(one, all, "{target}: the same bytes on one CPU and on all");
+        assert!(
+            !one.contains(project.to_str().expect("utf-8")),
+            "{target}: the exporting machine's path:\n{one}"
+        );
+        assert!(
+            one.contains("\"/srv/app/dist/main.js\""),
+            "{target}: the Dockerfile's WORKDIR:\n{one}"
+        );
+        for field in [
+            "max_restarts",
+            "restart_delay",
+            "out_file",
+            "log_date_format",
+        ] {
+            assert!(
+                warnings.contains(&format!("app `myapp`: field `{field}` is not exported")),
+                "{target}: `{field}` dropped without a word:\n{warnings}"
+            );
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("k8s");
+    run_ok(
+        &k,
+        &[
+            "export",
+            "kubernetes",
+            &file,
+            "--env",
+            "production",
+            "-o",
+            out.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(
+        written(&out),
+        [
+            "kustomization.yaml",
+            "myapp-deployment.yaml",
+            "myapp-hpa.yaml",
+            "myapp-secrets.yaml",
+            "myapp-service.yaml"
+        ]
+    );
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).expect(name);
+    let deployment = read("myapp-deployment.yaml");
+    let secret = read("myapp-secrets.yaml");
+    for value in ["jwt-in-clear", "db-pass-in-clear", "key-in-clear"] {
+        assert!(
+            !deployment.contains(value),
+            "{value} in clear:\n{deployment}"
+        );
+        assert!(
+            secret.contains(value),
+            "{value} kept in the Secret:\n{secret}"
+        );
+    }
+    assert!(
+        deployment.contains("\"REDIS_HOST\"") && !deployment.contains("\"redis\""),
+        "{deployment}"
+    );
+    for line in [
+        "  # No replicas: instances is relative to the CPUs, so the autoscaler (myapp-hpa.yaml) sets them.",
+        "      maxUnavailable: 0",
+        "      terminationGracePeriodSeconds: 13",
+        "                seconds: 5",
+        "              memory: \"1Gi\"",
+        "              path: \"/health\"",
+        "          startupProbe:",
+        "            failureThreshold: 10",
+        "          workingDir: \"/srv/app\"",
+    ] {
+        assert!(deployment.lines().any(|l| l == line), "{line}\n{deployment}");
+    }
+    assert!(read("myapp-hpa.yaml").contains("  minReplicas: 2\n"));
+    let (compose, _) = run_ok(&k, &["export", "compose", &file, "--env", "production"]);
+    for value in ["jwt-in-clear", "db-pass-in-clear", "key-in-clear"] {
+        assert!(!compose.contains(value), "{value} in clear:\n{compose}");
+    }
+
+    let python = match python_venv("checkov", &["checkov==3.3.*"]) {
+        Ok(python) => python,
+        Err(why) => {
+            kelpie_testkit::skip(format!("checkov: {why}"));
+            return;
+        }
+    };
+    let result = Command::new(python.with_file_name("checkov"))
+        .args([
+            "--framework",
+            "kubernetes",
+            "--compact",
+            "--quiet",
+            "-o",
+            "json",
+            "-f",
+        ])
+        // Files, not `-d`: checkov skips a directory under a hidden one (a temporary dir).
+        .args(written(&out).iter().map(|n| out.join(n)))
+        // Offline: no guideline download from checkov's vendor.
+        .env("BC_SKIP_MAPPING", "TRUE")
+        .output()
+        .expect("run checkov");
+    let report: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap_or_else(|e| {
+        panic!(
+            "checkov's JSON report: {e}\n{}{}",
+            String::from_utf8_lossy(&result.stdout),
+            String::from_utf8_lossy(&result.stderr)
+        )
+    });
+    let failed: Vec<String> = report["results"]["failed_checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no failed_checks in checkov's report: {report}"))
+        .iter()
+        .map(|c| {
+            format!(
+                "{} ({})",
+                c["check_id"].as_str().unwrap_or("?"),
+                c["resource"].as_str().unwrap_or("?")
+            )
+        })
+        .filter(|c| {
+            !CHECKOV_USER_CHOICES
+                .iter()
+                .any(|id| c.starts_with(&format!("{id} ")))
+        })
+        .collect();
+    let passed = report["summary"]["passed"].as_u64().unwrap_or(0);
+    assert!(passed > 50, "checkov checked little: {report}");
+    assert!(failed.is_empty(), "checkov failed: {failed:?}");
 }

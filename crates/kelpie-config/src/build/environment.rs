@@ -6,7 +6,7 @@ use crate::convert;
 use crate::paths::{absolutize, expand_tilde};
 use kelpie_core::AppSpec;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// `env_file`, `env`, every `env_<profile>` (all validated, the selected one merged) and Python's
@@ -14,13 +14,21 @@ use std::path::{Path, PathBuf};
 /// it, and the app's `env_<profile>` over both. (PM2's `mergeEnvironmentVariables` says the
 /// deploy env has the least priority, but it writes it into the app's own `env` object, so it
 /// wins over `env`; this is what PM2 users' apps get, checked with PM2 7.0.4.)
-pub(super) fn read_env(r: &mut Reader<'_>, spec: &mut AppSpec, origin: &Origin<'_>) {
+///
+/// Returns the names whose value comes from `env_file` (none of the later sections replaced
+/// it): `kelpie export` keeps them out of the files it writes in clear.
+pub(super) fn read_env(
+    r: &mut Reader<'_>,
+    spec: &mut AppSpec,
+    origin: &Origin<'_>,
+) -> BTreeSet<String> {
     let profile = origin.profile;
     let cwd = PathBuf::from(&spec.cwd);
     let home = origin.ctx.home();
     spec.env = r
         .get("env_file", |value| env_files(value, &cwd, home))
         .unwrap_or_default();
+    let from_files = spec.env.clone();
     if let Some(env) = r.get("env", crate::env::variables) {
         spec.env.extend(env);
         if let Some(field) = r.raw.fields.get("env") {
@@ -56,6 +64,11 @@ pub(super) fn read_env(r: &mut Reader<'_>, spec: &mut AppSpec, origin: &Origin<'
         spec.env
             .insert("PYTHONUNBUFFERED".to_string(), "1".to_string());
     }
+    from_files
+        .into_iter()
+        .filter(|(name, value)| spec.env.get(name) == Some(value))
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// `env_file`: one dotenv file or a list of them, relative to the app's directory, read now (a

@@ -37,6 +37,21 @@ pub fn instances(value: &Value, cpus: u32) -> Result<u32, String> {
     }
 }
 
+/// `instances` as a number of CPUs left out (`"max"` and `0`: none; `-N`: N), or `None` for a
+/// plain count: the same file means another count on another machine.
+pub fn instances_cpu_relative(value: &Value) -> Option<u32> {
+    if value
+        .as_str()
+        .is_some_and(|s| s.trim().eq_ignore_ascii_case("max"))
+    {
+        return Some(0);
+    }
+    match integer(value)? {
+        n if n <= 0 => Some(u32::try_from(n.unsigned_abs()).unwrap_or(u32::MAX)),
+        _ => None,
+    }
+}
+
 /// `max_cpu`: a percentage of one core, `80`, `"80%"` or `"150"` (two cores are 200), from 1
 /// to 100 × the CPUs available.
 pub fn cpu_percent(value: &Value, cpus: u32) -> Result<u32, String> {

@@ -3,10 +3,20 @@
 
 use super::super::yaml::{s, strs, Map, Yaml};
 use super::metadata;
+use super::pod::{container_security, secure, tmp_mount};
 use kelpie_core::AppSpec;
 
+/// The image that runs `kubectl`: the Kubernetes project's own, at a fixed version (any
+/// `kubectl` within one minor version of the cluster's can restart a Deployment).
+pub(super) const KUBECTL_IMAGE: &str = "registry.k8s.io/kubectl:v1.34.1";
+
 /// The CronJob and the permission to restart this one Deployment.
-pub(super) fn restart_job(app: &AppSpec, name: &str, schedule: &str) -> Vec<(&'static str, Yaml)> {
+pub(super) fn restart_job(
+    app: &AppSpec,
+    name: &str,
+    schedule: &str,
+    warnings: &mut Vec<String>,
+) -> Vec<(&'static str, Yaml)> {
     let job = format!("{name}-restart");
     let mut account = Map::new();
     account.put("apiVersion", s("v1"));
@@ -40,7 +50,7 @@ pub(super) fn restart_job(app: &AppSpec, name: &str, schedule: &str) -> Vec<(&'s
 
     let mut container = Map::new();
     container.put("name", s("kubectl"));
-    container.put("image", s("bitnami/kubectl:latest"));
+    container.put("image", s(KUBECTL_IMAGE));
     container.put(
         "command",
         strs([
@@ -50,8 +60,21 @@ pub(super) fn restart_job(app: &AppSpec, name: &str, schedule: &str) -> Vec<(&'s
             &format!("deployment/{name}"),
         ]),
     );
+    let mut requests = Map::new();
+    requests.put("cpu", s("50m"));
+    requests.put("memory", s("64Mi"));
+    let mut limits = Map::new();
+    limits.put("cpu", s("500m"));
+    limits.put("memory", s("128Mi"));
+    let mut resources = Map::new();
+    resources.put("requests", requests.build());
+    resources.put("limits", limits.build());
+    container.put("resources", resources.build());
+    container.put("securityContext", container_security());
+    container.put("volumeMounts", Yaml::Seq(vec![tmp_mount()]));
     let mut pod = Map::new();
-    pod.put("serviceAccountName", s(&job));
+    // The only pod that calls the API: it gets its account's token.
+    secure(&mut pod, None, Some(&job), warnings);
     pod.put("restartPolicy", s("OnFailure"));
     pod.put("containers", Yaml::Seq(vec![container.build()]));
     let mut pod_template = Map::new();

@@ -2,9 +2,10 @@
 //! itself at each tick, as Kelpie does; a long-running app with `cron_restart` keeps its
 //! Deployment and the rolling-restart CronJob of `restart_job`.
 
-use super::super::seconds_up;
 use super::super::yaml::{s, Map, Yaml};
-use super::container::container;
+use super::super::Context;
+use super::container::{container, grace_period, Parts};
+use super::pod::secure;
 use super::{labels, metadata};
 use kelpie_core::AppSpec;
 
@@ -17,23 +18,25 @@ pub(super) const STARTING_DEADLINE_SECONDS: i64 = 60;
 /// The CronJob that runs the app at each tick of `schedule` (five fields).
 pub(super) fn scheduled_job(
     app: &AppSpec,
-    name: &str,
+    parts: &Parts<'_>,
     schedule: &str,
-    node_major: Option<&str>,
+    notes: &[String],
+    ctx: &Context<'_>,
     warnings: &mut Vec<String>,
 ) -> Yaml {
+    let name = parts.name;
     let mut pod = Map::new();
     pod.comment(
         "restartPolicy Never with backoffLimit 0: a failed run is not retried, it waits for the next tick, as under Kelpie (autorestart: false).",
     );
     pod.put("restartPolicy", s("Never"));
-    pod.put(
-        "terminationGracePeriodSeconds",
-        Yaml::Int(seconds_up(app.kill_timeout_ms, 1) as i64),
-    );
+    if let Some(seconds) = grace_period(app, ctx, false) {
+        pod.put("terminationGracePeriodSeconds", Yaml::Int(seconds));
+    }
+    secure(&mut pod, Some(app), None, warnings);
     pod.put(
         "containers",
-        Yaml::Seq(vec![container(app, name, node_major, warnings)]),
+        Yaml::Seq(vec![container(app, parts, ctx, warnings)]),
     );
     let mut pod_template = Map::new();
     pod_template.put("metadata", {
@@ -80,6 +83,9 @@ pub(super) fn scheduled_job(
     let mut annotations = Map::new();
     annotations.put("kelpie.dev/app", s(&app.name));
     let mut cronjob = Map::new();
+    for note in notes {
+        cronjob.comment(note);
+    }
     cronjob.put("apiVersion", s("batch/v1"));
     cronjob.put("kind", s("CronJob"));
     cronjob.put("metadata", metadata(name, Some(annotations.build())));
@@ -88,7 +94,6 @@ pub(super) fn scheduled_job(
         app.cron_restart.as_deref().unwrap_or_default()
     ));
     cronjob.put("spec", spec.build());
-    super::deployment::unexported_warnings(app, warnings);
     if app.health_check.is_some() {
         warnings.push(format!(
             "app `{}`: field `health_check` is not exported for a periodic job: a Job's pod has no probes to gate",
