@@ -1,13 +1,15 @@
-//! Kubernetes manifests: a Deployment per app, a Service per app with a port, and for
+//! Kubernetes manifests: a Deployment per app (with its autoscaler when `instances` is relative
+//! to the CPUs), a Service per app with a port, a Secret per app with secrets, and for
 //! `cron_restart` a CronJob running `kubectl rollout restart` with the ServiceAccount, Role and
 //! RoleBinding it needs (the usual pattern: Kubernetes has no scheduled restart of its own).
 //! A periodic job (`autorestart: false` with `cron_restart`) is a CronJob running the app
-//! itself at each tick instead.
+//! itself at each tick instead. A `kustomization.yaml` lists them all.
 //!
-//! Here: the objects of each app and what every object shares (names, labels, metadata), and
-//! the Service. Their parts, in `kubernetes/`: the Deployment (`deployment`), its container
-//! (`container`), its probes (`probe`), the CronJob of `cron_restart` (`restart_job`) and the
-//! CronJob of a periodic job (`scheduled_job`).
+//! Here: the objects of each app and what every object shares (names, labels, metadata), the
+//! Service and the Secret. Their parts, in `kubernetes/`: the Deployment and its autoscaler
+//! (`deployment`), its container (`container`), its probes (`probe`), what every pod shares
+//! (`pod`), the CronJob of `cron_restart` (`restart_job`) and the CronJob of a periodic job
+//! (`scheduled_job`).
 
 mod container;
 mod deployment;

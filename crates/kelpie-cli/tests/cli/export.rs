@@ -720,6 +720,40 @@ fn exports_run_from_the_image_the_same_on_any_machine_without_secrets_in_clear()
         assert!(deployment.lines().any(|l| l == line), "{line}\n{deployment}");
     }
     assert!(read("myapp-hpa.yaml").contains("  minReplicas: 2\n"));
+    // The user's own Secret: referred to, none written, the keys it must hold said.
+    let (stream, warnings) = run_ok(
+        &k,
+        &[
+            "export",
+            "kubernetes",
+            &file,
+            "--env",
+            "production",
+            "--secret-ref",
+            "mine",
+            "--image",
+            "myapp:1.0.0",
+            "--workdir",
+            "/opt/app",
+        ],
+    );
+    assert!(
+        !stream.contains("kind: \"Secret\"") && !stream.contains("jwt-in-clear"),
+        "{stream}"
+    );
+    assert!(
+        stream.contains("                  name: \"mine\"\n"),
+        "{stream}"
+    );
+    assert!(
+        stream.contains("image: \"myapp:1.0.0\"") && stream.contains("\"/opt/app/dist/main.js\""),
+        "{stream}"
+    );
+    assert!(
+        warnings
+            .contains("the Secret `mine` must hold API_KEY, DATABASE_URL, JWT_SECRET, REDIS_HOST"),
+        "{warnings}"
+    );
     let (compose, _) = run_ok(&k, &["export", "compose", &file, "--env", "production"]);
     for value in ["jwt-in-clear", "db-pass-in-clear", "key-in-clear"] {
         assert!(!compose.contains(value), "{value} in clear:\n{compose}");
