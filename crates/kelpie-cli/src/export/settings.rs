@@ -100,7 +100,9 @@ const SHARED: &[(&str, Rule)] = &[
     }),
     ("vizion", node_agent),
     ("pmx", node_agent),
-    ("instance_var", one_replica_only),
+    // The exporters set it with one replica and warn with several, written or not: code that
+    // runs only in instance 0 is worth a word even when the file keeps PM2's default name.
+    ("instance_var", carried),
     ("increment_var", one_replica_only),
     ("namespace", |_| {
         Some("Kelpie's namespaces group apps for its commands; the objects carry only the app's name")
@@ -226,10 +228,10 @@ mod tests {
         let out = left_out(
             Engine::Kubernetes,
             &app,
-            &["kill_signal", "instance_var", "max_restarts"],
+            &["kill_signal", "increment_var", "max_restarts"],
         );
         let fields: Vec<&str> = out.iter().map(|(f, _)| *f).collect();
-        assert_eq!(fields, ["instance_var", "max_restarts"]);
+        assert_eq!(fields, ["increment_var", "max_restarts"]);
         let out = left_out(Engine::Compose, &app, &["kill_signal"]);
         assert!(out.is_empty());
     }
