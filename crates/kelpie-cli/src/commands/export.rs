@@ -31,6 +31,11 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
     };
     let project_dir = project_dir.display().to_string();
     let lookup = |program: &str| find_in_path(program);
+    // The binary that wrote the units runs them: it knows the flags it wrote.
+    let kelpie = std::env::current_exe()
+        .context("cannot find the kelpie binary's path")?
+        .display()
+        .to_string();
     let result = export::export(
         args.target,
         &loaded.apps,
@@ -44,6 +49,7 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
                 lookup: &lookup,
             },
             secret_ref: args.secret_ref.as_deref(),
+            kelpie: &kelpie,
         },
     )
     .with_context(|| args.file.clone())?;

@@ -50,6 +50,8 @@ pub struct Context<'a> {
     /// `--secret-ref NAME`: secret values come from a Secret the user manages (Kubernetes) or
     /// from the environment (Compose); none is written.
     pub secret_ref: Option<&'a str>,
+    /// This program's path: the systemd units that run `kelpie runtime` start it.
+    pub kelpie: &'a str,
 }
 
 impl Context<'_> {
@@ -66,7 +68,7 @@ pub fn export(target: Target, apps: &[AppSpec], ctx: &Context<'_>) -> Result<Exp
         bail!("no app to export (check --only)");
     }
     match target {
-        Target::Systemd => systemd::export(apps, ctx.lookup),
+        Target::Systemd => systemd::export(apps, ctx.lookup, ctx.kelpie),
         Target::Compose => compose::export(apps, ctx),
         Target::Kubernetes => kubernetes::export(apps, ctx),
     }
@@ -159,6 +161,7 @@ fn with_context<T>(written: &BTreeMap<String, Written>, f: impl FnOnce(&Context<
             lookup: &lookup,
         },
         secret_ref: None,
+        kelpie: "/usr/bin/kelpie",
     };
     f(&ctx)
 }

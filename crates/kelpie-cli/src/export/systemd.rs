@@ -11,6 +11,7 @@
 
 mod command;
 mod output;
+mod runtime;
 mod service;
 mod socket;
 mod timer;
@@ -20,6 +21,7 @@ use super::{unique_names, Export};
 use anyhow::Result;
 use kelpie_core::AppSpec;
 use output::output_comment;
+use runtime::{needs_kelpie_runtime, runtime_service};
 use service::service_section;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -28,6 +30,9 @@ use unit::{install_section, target_unit, unit_section};
 
 /// Finds a program in `PATH`, giving its absolute path.
 pub type PathLookup = dyn Fn(&str) -> Option<String>;
+
+/// The exported apps' units, by app name.
+type Units<'a> = BTreeMap<&'a str, Unit>;
 
 /// How other units refer to an exported app.
 struct Unit {
@@ -77,11 +82,12 @@ fn common_warnings(app: &AppSpec, warnings: &mut Vec<String>) {
     }
 }
 
-pub fn export(apps: &[AppSpec], lookup: &PathLookup) -> Result<Export> {
+/// The apps' units. `kelpie` is this program's path, for the units that run `kelpie runtime`.
+pub fn export(apps: &[AppSpec], lookup: &PathLookup, kelpie: &str) -> Result<Export> {
     let names = unique_names(apps, "systemd unit name", |n| {
         format!("kelpie-{}", kelpie_core::sanitize_log_name(n))
     })?;
-    let units: BTreeMap<&str, Unit> = apps
+    let units: Units = apps
         .iter()
         .zip(&names)
         .map(|(app, base)| {
@@ -89,7 +95,8 @@ pub fn export(apps: &[AppSpec], lookup: &PathLookup) -> Result<Export> {
                 app.name.as_str(),
                 Unit {
                     base: base.clone(),
-                    template: app.instances > 1,
+                    // Under `kelpie runtime`, one service runs every instance.
+                    template: app.instances > 1 && !needs_kelpie_runtime(app),
                 },
             )
         })
@@ -97,20 +104,21 @@ pub fn export(apps: &[AppSpec], lookup: &PathLookup) -> Result<Export> {
     let mut export = Export::default();
     for app in apps {
         let unit = &units[app.name.as_str()];
-        app_units(app, unit, &units, lookup, &mut export);
+        if needs_kelpie_runtime(app) {
+            let mut text = header(app);
+            runtime_service(app, unit, &units, kelpie, &mut text, &mut export.warnings);
+            install_section(app, unit, &mut text);
+            export.files.push((format!("{}.service", unit.base), text));
+        } else {
+            app_units(app, unit, &units, lookup, &mut export);
+        }
     }
     Ok(export)
 }
 
 /// Every file of one app: its service (or template and target), its socket and its cron
 /// timer, with the warnings for what does not carry over, in the order they are met.
-fn app_units(
-    app: &AppSpec,
-    unit: &Unit,
-    units: &BTreeMap<&str, Unit>,
-    lookup: &PathLookup,
-    export: &mut Export,
-) {
+fn app_units(app: &AppSpec, unit: &Unit, units: &Units, lookup: &PathLookup, export: &mut Export) {
     let warnings = &mut export.warnings;
     common_warnings(app, warnings);
     let service_name = if unit.template {
@@ -233,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_single_instance_app_is_a_service_with_its_settings() {
-        let export = export(&[db(), api()], &lookup).expect("export");
+        let export = export(&[db(), api()], &lookup, "/usr/bin/kelpie").expect("export");
         let unit = file(&export, "kelpie-api.service");
         for line in [
             "ExecStart=/usr/bin/python3 /srv/api/server.py --greeting \"hello world $$USER 100%%\"",
@@ -271,7 +279,7 @@ mod tests {
 
     #[test]
     fn several_instances_are_a_template_and_a_target() {
-        let export = export(&[db()], &lookup).expect("export");
+        let export = export(&[db()], &lookup, "/usr/bin/kelpie").expect("export");
         let unit = file(&export, "kelpie-db@.service");
         assert!(unit.contains("\nExecStart=/usr/bin/sleep 1000\n"), "{unit}");
         assert!(unit.contains("\nEnvironment=\"NODE_APP_INSTANCE=%i\"\n"));
@@ -290,7 +298,7 @@ mod tests {
             autorestart: false,
             ..AppSpec::default()
         };
-        let export = export(&[app], &lookup).expect("export");
+        let export = export(&[app], &lookup, "/usr/bin/kelpie").expect("export");
         let unit = file(&export, "kelpie-n.service");
         for line in [
             "Type=notify",

@@ -26,6 +26,12 @@ pub(super) fn exec_argv(
     argv
 }
 
+/// Programs that run Node code: a command line starting with one of them may be a Node server
+/// that needs Kelpie's shim to take its port.
+pub(super) const PROGRAMS_RUNNING_NODE: &[&str] = &[
+    "node", "nodejs", "npm", "npx", "yarn", "pnpm", "ts-node", "tsx",
+];
+
 pub(super) fn valid_env_name(key: &str) -> bool {
     let mut chars = key.chars();
     chars

@@ -34,11 +34,6 @@ pub(super) fn socket_unit(
             path.clone()
         }
     };
-    if app.runs_on_node() {
-        warnings.push(format!(
-            "app `{name}`: field `port`: under socket activation a Node app must listen on the passed descriptor (`server.listen({{ fd: 3 }})`); Kelpie's cluster shim is not there"
-        ));
-    }
     let socket_name = if unit.template {
         format!("{}@.socket", unit.base)
     } else {

@@ -3,9 +3,8 @@
 
 use super::super::duration;
 use super::socket::socket_unit;
-use super::{header, Unit};
+use super::{header, Unit, Units};
 use kelpie_core::AppSpec;
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// The service's `[Unit]` section: ordering after the network, the app's socket and its
@@ -14,49 +13,25 @@ use std::fmt::Write as _;
 pub(super) fn unit_section(
     app: &AppSpec,
     unit: &Unit,
-    units: &BTreeMap<&str, Unit>,
+    units: &Units,
     text: &mut String,
     warnings: &mut Vec<String>,
 ) -> Option<(String, String)> {
     let name = &app.name;
     text.push_str("\n[Unit]\n");
     let _ = writeln!(text, "Description=Kelpie app {name}");
-    let mut after = vec!["network.target".to_string()];
-    let mut wants = Vec::new();
-    for dep in &app.depends_on {
-        match units.get(dep.as_str()) {
-            Some(dep_unit) => {
-                after.push(dep_unit.dependency());
-                wants.push(dep_unit.dependency());
-            }
-            None => warnings.push(format!(
-                "app `{name}`: field `depends_on`: `{dep}` is not in the exported apps, so no unit orders after it"
-            )),
-        }
-    }
     let socket = socket_unit(app, unit, warnings);
+    let mut socket_reference = Vec::new();
     if let Some((socket_name, _)) = &socket {
         let reference = if unit.template {
             socket_name.replace("@.socket", "@%i.socket")
         } else {
             socket_name.clone()
         };
-        after.push(reference.clone());
         text.push_str(&format!("Requires={reference}\n"));
+        socket_reference.push(reference);
     }
-    let _ = writeln!(text, "After={}", after.join(" "));
-    if !wants.is_empty() {
-        if app
-            .depends_on
-            .iter()
-            .any(|d| units.contains_key(d.as_str()))
-        {
-            text.push_str(
-                "# depends_on: started after these are up (ready for Type=notify); systemd does not wait for health.\n",
-            );
-        }
-        let _ = writeln!(text, "Wants={}", wants.join(" "));
-    }
+    dependency_lines(app, units, &socket_reference, text, warnings);
     if app.is_periodic_job() {
         text.push_str("# A periodic job: its timer may start it often; no start limit.\n");
         text.push_str("StartLimitIntervalSec=0\n");
@@ -85,6 +60,38 @@ pub(super) fn install_section(app: &AppSpec, unit: &Unit, text: &mut String) {
         let _ = writeln!(text, "WantedBy={}.target", unit.base);
     } else {
         text.push_str("WantedBy=multi-user.target\n");
+    }
+}
+
+/// `After=` the network, `also_after` and the app's dependencies, and `Wants=` the dependencies
+/// (each the service, or the target of a template); a dependency outside the export is a
+/// warning.
+pub(super) fn dependency_lines(
+    app: &AppSpec,
+    units: &Units,
+    also_after: &[String],
+    text: &mut String,
+    warnings: &mut Vec<String>,
+) {
+    let name = &app.name;
+    let mut wants = Vec::new();
+    for dep in &app.depends_on {
+        match units.get(dep.as_str()) {
+            Some(dep_unit) => wants.push(dep_unit.dependency()),
+            None => warnings.push(format!(
+                "app `{name}`: field `depends_on`: `{dep}` is not in the exported apps, so no unit orders after it"
+            )),
+        }
+    }
+    let mut after = vec!["network.target".to_string()];
+    after.extend(wants.iter().cloned());
+    after.extend(also_after.iter().cloned());
+    let _ = writeln!(text, "After={}", after.join(" "));
+    if !wants.is_empty() {
+        text.push_str(
+            "# depends_on: started after these are up (ready for Type=notify); systemd does not wait for health.\n",
+        );
+        let _ = writeln!(text, "Wants={}", wants.join(" "));
     }
 }
 
