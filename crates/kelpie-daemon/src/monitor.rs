@@ -27,7 +27,7 @@ use counters::CgroupCounters;
 use kelpie_core::limits::Usage;
 use members::Members;
 use quiet::Quiet;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -93,12 +93,30 @@ const EARLIEST_AFTER_PER_INSTANCE: Duration = Duration::from_millis(1);
 /// The supervisor's handle on the sampling thread.
 #[derive(Clone)]
 pub struct Monitor {
-    /// Replaced whole by the supervisor; the thread takes a reference to the current list.
-    targets: Arc<Mutex<Arc<Vec<Target>>>>,
+    /// Changed one instance at a time by the supervisor; the thread takes a snapshot.
+    targets: Arc<Mutex<Targets>>,
     /// The thread, woken early when a new process is to be read (none in the in-process tests).
     thread: Option<std::thread::Thread>,
     /// Set with a new process to read; the thread reads early when it sees it.
     new_process: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The instances to sample, by id, and the list the thread reads, built again after a change:
+/// a new process costs the supervisor one entry, not a copy of every instance's (which made
+/// starting N apps cost N²).
+#[derive(Default)]
+struct Targets {
+    by_id: BTreeMap<u32, Target>,
+    snapshot: Option<Arc<Vec<Target>>>,
+}
+
+impl Targets {
+    fn snapshot(&mut self) -> Arc<Vec<Target>> {
+        let by_id = &self.by_id;
+        self.snapshot
+            .get_or_insert_with(|| Arc::new(by_id.values().cloned().collect()))
+            .clone()
+    }
 }
 
 impl Monitor {
@@ -110,7 +128,7 @@ impl Monitor {
         readings: mpsc::UnboundedSender<Vec<Reading>>,
         mut host: crate::host::HostSampler,
     ) -> std::io::Result<Monitor> {
-        let targets: Arc<Mutex<Arc<Vec<Target>>>> = Arc::default();
+        let targets: Arc<Mutex<Targets>> = Arc::default();
         let shared = targets.clone();
         let new_process: Arc<std::sync::atomic::AtomicBool> = Arc::default();
         let told = new_process.clone();
@@ -126,7 +144,7 @@ impl Monitor {
                 let mut resident_at_last_look: Option<u64> = None;
                 let mut last_reading = Instant::now();
                 loop {
-                    let instances = shared.lock().map_or(0, |targets| targets.len());
+                    let instances = shared.lock().map_or(0, |targets| targets.by_id.len());
                     let earliest = EARLIEST_AFTER.max(
                         EARLIEST_AFTER_PER_INSTANCE * u32::try_from(instances).unwrap_or(u32::MAX),
                     );
@@ -138,7 +156,7 @@ impl Monitor {
                     crate::forensics::sample_system_oom_kills();
                     host.sample();
                     let current = match shared.lock() {
-                        Ok(targets) => Arc::clone(&targets),
+                        Ok(mut targets) => targets.snapshot(),
                         Err(_) => return,
                     };
                     // A burst of work (apps started, stopped, restarted) changes the targets.
@@ -221,15 +239,33 @@ impl Monitor {
         })
     }
 
-    /// The instances to sample from now on.
-    pub fn set_targets(&self, targets: Vec<Target>) {
-        let Ok(mut current) = self.targets.lock() else {
+    /// The process to sample for instance `pm_id` from now on (`None`: none, it runs nothing
+    /// or is deleted).
+    pub fn set_target(&self, pm_id: u32, target: Option<Target>) {
+        let Ok(mut targets) = self.targets.lock() else {
             return;
         };
-        let known: HashSet<(u32, u32)> = current.iter().map(|t| (t.pm_id, t.pid)).collect();
-        let new = targets.iter().any(|t| !known.contains(&(t.pm_id, t.pid)));
-        *current = Arc::new(targets);
-        drop(current);
+        let new = match target {
+            Some(target) => {
+                let new = targets
+                    .by_id
+                    .get(&pm_id)
+                    .is_none_or(|t| t.pid != target.pid);
+                if targets.by_id.get(&pm_id) == Some(&target) {
+                    return;
+                }
+                targets.by_id.insert(pm_id, target);
+                new
+            }
+            None => {
+                if targets.by_id.remove(&pm_id).is_none() {
+                    return;
+                }
+                false
+            }
+        };
+        targets.snapshot = None;
+        drop(targets);
         if new {
             self.read_soon();
         }
@@ -307,7 +343,7 @@ impl Monitor {
     pub fn targets(&self) -> Vec<Target> {
         self.targets
             .lock()
-            .map(|targets| targets.as_ref().clone())
+            .map(|targets| targets.by_id.values().cloned().collect())
             .unwrap_or_default()
     }
 }

@@ -111,6 +111,24 @@ impl Prepared {
         })
     }
 
+    /// How many descriptors are placed in the child.
+    pub(crate) fn source_count(&self) -> usize {
+        self.fds.len()
+    }
+
+    /// The descriptors placed in the child, as numbers of the parent's table.
+    pub(crate) fn sources(&self) -> Vec<RawFd> {
+        self.fds.iter().map(|(source, _)| *source).collect()
+    }
+
+    /// The same descriptors as numbers of another table (the spawn moved there), in the order
+    /// of [`Prepared::sources`].
+    pub(crate) fn set_sources(&mut self, sources: &[RawFd]) {
+        for ((source, _), new) in self.fds.iter_mut().zip(sources) {
+            *source = *new;
+        }
+    }
+
     /// Runs in the forked child: place the descriptors, fill in the pid, exec. Returns only on
     /// failure.
     pub(crate) fn exec_in_child(&mut self) -> io::Error {

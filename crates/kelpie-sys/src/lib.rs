@@ -26,6 +26,7 @@ mod signals;
 mod sigwait;
 mod sockets;
 mod spawn;
+mod spawner;
 
 pub use creds::{
     current_uid, groups_of, lookup_group, lookup_user, set_nice_and_identity, username, Identity,

@@ -71,6 +71,48 @@ pub struct Spawn {
     cgroup: Option<OwnedFd>,
     /// `cgroup.procs` files it writes itself (v1 hierarchies; v2 where clone3 cannot).
     join: Vec<OwnedFd>,
+    /// Copies of the sources of `exec`'s descriptors, when the spawn moved to the spawner
+    /// thread's table (see [`crate::spawner`]): open until the spawn is done.
+    kept: Vec<OwnedFd>,
+}
+
+/// A spawn's descriptors, taken out of it to move it to another descriptor table.
+pub(crate) struct Descriptors {
+    /// stdin, stdout, stderr, then the cgroup directory (if any), then the `cgroup.procs` files.
+    pub(crate) owned: Vec<OwnedFd>,
+    /// The sources of the descriptors placed in the child (as numbers of this table: their
+    /// owner is the caller of [`Spawn::new`]).
+    pub(crate) borrowed: Vec<RawFd>,
+    /// Copies of `borrowed` received in another table, kept open until the spawn is done.
+    kept: Vec<OwnedFd>,
+}
+
+impl Descriptors {
+    /// The descriptors of `parts` as received in another table, in the order of
+    /// [`Spawn::into_parts`]: owned ones, then copies of the borrowed ones.
+    pub(crate) fn from_received(mut fds: Vec<OwnedFd>, parts: &Parts) -> io::Result<Descriptors> {
+        let owned = 3 + usize::from(parts.has_cgroup) + parts.joins;
+        if fds.len() != owned + parts.exec.source_count() {
+            return Err(io::Error::other("a spawn came with the wrong descriptors"));
+        }
+        let kept = fds.split_off(owned);
+        Ok(Descriptors {
+            owned: fds,
+            borrowed: kept.iter().map(AsRawFd::as_raw_fd).collect(),
+            kept,
+        })
+    }
+}
+
+/// A spawn without its descriptors (see [`Spawn::into_parts`]).
+pub(crate) struct Parts {
+    exec: Prepared,
+    cwd: CString,
+    nice: Option<i32>,
+    identity: Option<Identity>,
+    nofile: Option<libc::rlimit>,
+    has_cgroup: bool,
+    joins: usize,
 }
 
 /// A process started by [`Spawn::spawn`]: the daemon's child, with a pidfd to wait on.
@@ -138,6 +180,77 @@ impl Spawn {
             nofile: None,
             cgroup: None,
             join: Vec::new(),
+            kept: Vec::new(),
+        })
+    }
+
+    /// The spawn as its descriptors and the rest, to move it to another descriptor table.
+    pub(crate) fn into_parts(self) -> (Descriptors, Parts) {
+        let Spawn {
+            exec,
+            cwd,
+            stdin,
+            stdout,
+            stderr,
+            nice,
+            identity,
+            nofile,
+            cgroup,
+            join,
+            kept,
+        } = self;
+        let parts = Parts {
+            cwd,
+            nice,
+            identity,
+            nofile,
+            has_cgroup: cgroup.is_some(),
+            joins: join.len(),
+            exec,
+        };
+        let mut owned = vec![stdin, stdout, stderr];
+        owned.extend(cgroup);
+        owned.extend(join);
+        let fds = Descriptors {
+            owned,
+            borrowed: parts.exec.sources(),
+            kept,
+        };
+        (fds, parts)
+    }
+
+    /// The spawn again from [`Spawn::into_parts`]'s halves (its descriptors possibly received
+    /// in another table).
+    pub(crate) fn from_parts(mut parts: Parts, fds: Descriptors) -> io::Result<Spawn> {
+        let wrong = || io::Error::other("a spawn's descriptors do not match it");
+        let mut owned = fds.owned.into_iter();
+        let (stdin, stdout, stderr) = (
+            owned.next().ok_or_else(wrong)?,
+            owned.next().ok_or_else(wrong)?,
+            owned.next().ok_or_else(wrong)?,
+        );
+        let cgroup = if parts.has_cgroup {
+            Some(owned.next().ok_or_else(wrong)?)
+        } else {
+            None
+        };
+        let join: Vec<OwnedFd> = owned.collect();
+        if join.len() != parts.joins || fds.borrowed.len() != parts.exec.source_count() {
+            return Err(wrong());
+        }
+        parts.exec.set_sources(&fds.borrowed);
+        Ok(Spawn {
+            exec: parts.exec,
+            cwd: parts.cwd,
+            stdin,
+            stdout,
+            stderr,
+            nice: parts.nice,
+            identity: parts.identity,
+            nofile: parts.nofile,
+            cgroup,
+            join,
+            kept: fds.kept,
         })
     }
 
@@ -164,9 +277,15 @@ impl Spawn {
         self.join.push(procs);
     }
 
-    /// Start it. Returns once it has exec'd, or with the error that stopped it (the child is
-    /// then reaped).
-    pub fn spawn(mut self) -> io::Result<Spawned> {
+    /// Start it, from the spawner thread (see [`crate::spawner`]: the cost of a spawn does not
+    /// grow with the number of descriptors the caller's process holds). Returns once it has
+    /// exec'd, or with the error that stopped it (the child is then reaped).
+    pub fn spawn(self) -> io::Result<Spawned> {
+        crate::spawner::spawn(self)
+    }
+
+    /// [`Spawn::spawn`] from this thread, with this thread's descriptor table.
+    pub(crate) fn spawn_here(mut self) -> io::Result<Spawned> {
         let mut into_cgroup =
             self.cgroup.is_some() && !NO_CLONE_INTO_CGROUP.load(Ordering::Relaxed);
         loop {

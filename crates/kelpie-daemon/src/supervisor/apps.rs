@@ -233,18 +233,14 @@ impl Apps {
             .collect()
     }
 
-    /// The processes the monitor samples: each instance's current one.
-    pub(super) fn sampled(&self) -> Vec<Sampled> {
-        self.entries
-            .iter()
-            .filter_map(|(pm_id, entry)| {
-                entry.state.pid.map(|pid| Sampled {
-                    pm_id: *pm_id,
-                    pid,
-                    cgroup: entry.cgroup.clone(),
-                })
-            })
-            .collect()
+    /// The process the monitor samples for instance `pm_id`: its current one, if any.
+    pub(super) fn sampled(&self, pm_id: u32) -> Option<Sampled> {
+        let entry = self.entries.get(&pm_id)?;
+        entry.state.pid.map(|pid| Sampled {
+            pm_id,
+            pid,
+            cgroup: entry.cgroup.clone(),
+        })
     }
 
     /// Keep the readings for `list`, and ask the instances over their limits to restart.

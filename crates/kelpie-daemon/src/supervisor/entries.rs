@@ -32,6 +32,8 @@ impl Supervisor {
         let mailbox = self.services.spawn_instance(new, inherited);
         self.apps
             .insert(pm_id, Entry::new(instance, spec, state, mailbox));
+        // A process it already runs (handed over by an earlier daemon) is sampled at once.
+        self.services.sample(&self.apps, pm_id);
     }
 
     /// Take an instance out of the table and tell its task to stop and end.
@@ -49,7 +51,7 @@ impl Supervisor {
             self.services
                 .bus
                 .publish(crate::bus::event("delete", &about, &state));
-            self.services.sample(&self.apps);
+            self.services.sample(&self.apps, pm_id);
             let _ = mailbox.send(InstanceMsg::Shutdown(tx));
             self.services.logs.forget(pm_id);
             // The port is closed with the app's last instance (the processes still stopping

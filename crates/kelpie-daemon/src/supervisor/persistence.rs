@@ -1,5 +1,8 @@
 //! When the state goes to disk: with a command, before its answer (the answer waits for the
-//! write); after a change no command caused (a crash, a restart), at most 100 ms later. Under
+//! write); after a change no command caused (a crash, a restart), at most 100 ms later, or ten
+//! times as long as the last write took when that is longer (a state of thousands of apps
+//! takes milliseconds to write: the persister then spends at most a tenth of its time on
+//! them, instead of writing the whole table every 100 ms while they start). Under
 //! `kelpie runtime` nothing is written (its apps live as long as it does), nor once the daemon
 //! is exiting (the state on disk stays the one from before the apps were stopped, so the next
 //! daemon starts them again).
@@ -13,6 +16,8 @@ use tokio::time::Instant;
 
 /// State changes not caused by a command (a crash, a restart) are written at most this often.
 const PERSIST_DEBOUNCE: Duration = Duration::from_millis(100);
+/// ... and at most this share of the time: the wait is this many times the last write.
+const WRITE_COST_FACTOR: u32 = 10;
 
 /// The state's way to disk.
 pub(super) struct Persistence {
@@ -38,7 +43,8 @@ impl Persistence {
     /// The table changed without a command: written within [`PERSIST_DEBOUNCE`].
     pub(super) fn changed(&mut self) {
         if self.writes && self.due.is_none() {
-            self.due = Some(Instant::now() + PERSIST_DEBOUNCE);
+            let wait = PERSIST_DEBOUNCE.max(self.persister.last_write() * WRITE_COST_FACTOR);
+            self.due = Some(Instant::now() + wait);
         }
     }
 

@@ -78,7 +78,7 @@ impl Supervisor {
         let name = entry.spec.name.clone();
         let watched = !entry.spec.watch.is_empty() || self.watches.has(&name);
         if new_process {
-            self.services.sample(&self.apps);
+            self.services.sample(&self.apps, event.pm_id);
         } else if came_online {
             // What `start` answers after: the next `list` shows what it uses by now.
             self.services.monitor.read_soon();

@@ -95,8 +95,8 @@ impl Services {
         instance::spawn(setup, self.events.clone())
     }
 
-    /// Tell the monitor which processes are the instances' now.
-    pub(super) fn sample(&self, apps: &Apps) {
-        self.monitor.set_targets(apps.sampled());
+    /// Tell the monitor which process is instance `pm_id`'s now (none once deleted).
+    pub(super) fn sample(&self, apps: &Apps, pm_id: u32) {
+        self.monitor.set_target(pm_id, apps.sampled(pm_id));
     }
 }
