@@ -24,6 +24,7 @@ mod bus;
 mod cgroups;
 mod clock;
 mod control;
+mod descriptors;
 mod dump;
 mod follow;
 mod forensics;

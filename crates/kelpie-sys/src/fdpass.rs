@@ -249,3 +249,36 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// Which open file a descriptor refers to (its device and inode): enough to recognise it
+/// later by its number, without holding a second descriptor of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    dev: u64,
+    ino: u64,
+}
+
+/// The identity of the file `fd` refers to.
+pub fn file_identity(fd: BorrowedFd<'_>) -> io::Result<FileIdentity> {
+    let stat = rustix::fs::fstat(fd)?;
+    Ok(FileIdentity {
+        dev: stat.st_dev,
+        ino: stat.st_ino,
+    })
+}
+
+/// A new descriptor (close-on-exec) of the file open at number `raw` in this process, if it
+/// is still the file `identity` names: `None` once that number was closed, or reused for
+/// another file.
+pub fn dup_if_still(raw: std::os::fd::RawFd, identity: FileIdentity) -> Option<OwnedFd> {
+    use std::os::fd::{AsFd, FromRawFd};
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) only reads the number: with nothing open there it fails
+    // with EBADF, and it never changes the descriptor it copies.
+    let copy = unsafe { libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, 0) };
+    if copy < 0 {
+        return None;
+    }
+    // SAFETY: `copy` is a new descriptor made just above, owned by no one else.
+    let copy = unsafe { OwnedFd::from_raw_fd(copy) };
+    (file_identity(copy.as_fd()).ok()? == identity).then_some(copy)
+}

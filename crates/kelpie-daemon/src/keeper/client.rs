@@ -1,7 +1,9 @@
 //! The daemon's side: one thread that starts the keeper, sends it a second descriptor of
-//! everything the apps are connected to as it appears, and what is gone as it goes. The thread
-//! keeps its own copy of every held entry, so a keeper that dies (or is dismissed for an update
-//! that then fails) is replaced and given everything again.
+//! everything the apps are connected to as it appears, and what is gone as it goes. A keeper
+//! that dies (or is dismissed for an update that then fails) is replaced and given everything
+//! again: the thread remembers each held descriptor by its number in the daemon and the file
+//! it is (device and inode), and copies it again from its owner's descriptor then. It keeps no
+//! copy of its own: that was 4 more descriptors per app in the daemon, for a rare event.
 
 use super::server::KEEPER_FD;
 use super::wire::{self, Holding, ToKeeper};
@@ -23,6 +25,7 @@ enum Order {
         id: u64,
         holding: Holding,
         fds: Vec<OwnedFd>,
+        owners: Vec<Owner>,
     },
     Release(u64),
     /// Say goodbye to the keeper (daemon exit, or the exec of an update); answered once it
@@ -61,6 +64,13 @@ pub fn start(home: &Home) {
     }
 }
 
+/// A held descriptor's owner in the daemon: its number and the file it is.
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    fd: std::os::fd::RawFd,
+    identity: kelpie_sys::FileIdentity,
+}
+
 /// Something held by the keeper until this is dropped.
 pub struct Held(u64);
 
@@ -82,14 +92,31 @@ impl std::fmt::Debug for Held {
 /// which order). `None` without a keeper, or when a descriptor cannot be duplicated.
 pub fn hold(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held> {
     let client = CLIENT.get()?;
-    let fds: Vec<OwnedFd> = fds
-        .iter()
-        .map(|fd| fd.try_clone_to_owned())
-        .collect::<Result<_, _>>()
+    let owned = || -> std::io::Result<(Vec<OwnedFd>, Vec<Owner>)> {
+        let mut copies = Vec::with_capacity(fds.len());
+        let mut owners = Vec::with_capacity(fds.len());
+        for fd in fds {
+            owners.push(Owner {
+                fd: std::os::fd::AsRawFd::as_raw_fd(fd),
+                identity: kelpie_sys::file_identity(*fd)?,
+            });
+            copies.push(fd.try_clone_to_owned()?);
+        }
+        Ok((copies, owners))
+    };
+    let (fds, owners) = owned()
         .inspect_err(|e| crate::daemon_log!("keeper: cannot pass on {holding:?}: {e}"))
         .ok()?;
     let id = client.next_id.fetch_add(1, Ordering::Relaxed);
-    client.orders.send(Order::Hold { id, holding, fds }).ok()?;
+    client
+        .orders
+        .send(Order::Hold {
+            id,
+            holding,
+            fds,
+            owners,
+        })
+        .ok()?;
     Some(Held(id))
 }
 
@@ -115,7 +142,8 @@ pub fn restart() {
 /// The thread's state.
 struct Link {
     home: Home,
-    held: BTreeMap<u64, (Holding, Vec<OwnedFd>)>,
+    /// What the keeper holds, and where its descriptors are in the daemon.
+    held: BTreeMap<u64, (Holding, Vec<Owner>)>,
     keeper: Option<Running>,
     dismissed: bool,
 }
@@ -139,14 +167,20 @@ impl Link {
         self.keeper = self.spawn();
         loop {
             match orders.recv_timeout(LOOK_EVERY) {
-                Ok(Order::Hold { id, holding, fds }) => {
+                Ok(Order::Hold {
+                    id,
+                    holding,
+                    fds,
+                    owners,
+                }) => {
                     let message = ToKeeper::Hold {
                         id,
                         holding: holding.clone(),
                     };
-                    self.held.insert(id, (holding, fds));
+                    self.held.insert(id, (holding, owners));
                     // A keeper that does not take it is replaced, and given everything held.
-                    if !self.send(&message, self.held_fds(id)) && !self.dismissed {
+                    let fds: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
+                    if !self.send(&message, fds) && !self.dismissed {
                         self.replace_keeper();
                     }
                 }
@@ -178,12 +212,14 @@ impl Link {
         }
     }
 
-    /// The descriptors held under `id`.
-    fn held_fds(&self, id: u64) -> Vec<BorrowedFd<'_>> {
-        self.held
-            .get(&id)
-            .map(|(_, fds)| fds.iter().map(AsFd::as_fd).collect())
-            .unwrap_or_default()
+    /// New descriptors of what is held under `id`, from their owners': `None` when one is
+    /// gone (its owner closed it; its release is on its way).
+    fn held_fds(&self, id: u64) -> Option<Vec<OwnedFd>> {
+        let (_, owners) = self.held.get(&id)?;
+        owners
+            .iter()
+            .map(|owner| kelpie_sys::dup_if_still(owner.fd, owner.identity))
+            .collect()
     }
 
     /// Send the keeper `message` with `fds`; false if it did not take it (true with no keeper:
@@ -217,7 +253,10 @@ impl Link {
                 id: *id,
                 holding: holding.clone(),
             };
-            if !self.send(&message, self.held_fds(*id)) {
+            let Some(fds) = self.held_fds(*id) else {
+                continue;
+            };
+            if !self.send(&message, fds.iter().map(AsFd::as_fd).collect()) {
                 crate::daemon_log!("keeper: the new keeper does not take what it is given");
                 break;
             }

@@ -40,6 +40,9 @@ pub struct FileSlot {
     pub retry_open_at: Option<Instant>,
     /// Lines dropped since the last write error started, for the "resumed" message.
     pub dropped_while_failing: u64,
+    /// When it was last written, in the writer's count of writes: the least recently written
+    /// files are closed first when too many are open.
+    pub last_write: u64,
 }
 
 /// A log file.

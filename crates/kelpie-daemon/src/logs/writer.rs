@@ -19,6 +19,7 @@ use super::rotation::{period_of, ArchiveJob, RotationPolicy};
 use super::sink::{lock, Sink};
 use super::Registry;
 use files::truncate;
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -66,6 +67,8 @@ pub fn start(
         rescan: false,
         defaults,
         daemon_log: None,
+        open_files: Cell::new(0),
+        writes: Cell::new(0),
     };
     std::thread::Builder::new()
         .name("kelpie-log-writer".into())
@@ -93,6 +96,11 @@ struct Writer {
     defaults: RotationPolicy,
     /// The daemon's own log, once the daemon says its stderr is that file.
     daemon_log: Option<DaemonLog>,
+    /// App log files open, as counted at the last look plus those opened since (files closed
+    /// otherwise make it an overestimate, corrected at the next look).
+    open_files: Cell<usize>,
+    /// Writes so far: each file's `last_write` is a point on it.
+    writes: Cell<u64>,
 }
 
 /// The daemon's own log (`<home>/kelpie.log`, its stderr).
@@ -219,8 +227,48 @@ mod tests {
             rescan: false,
             defaults: policy,
             daemon_log: None,
+            open_files: Cell::new(0),
+            writes: Cell::new(0),
         };
         (writer, sink, archived)
+    }
+
+    #[test]
+    fn past_the_bound_the_least_recently_written_files_are_closed_and_reopened_at_their_next_line()
+    {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut writer, first, _) = writer_with_sink(dir.path(), 0);
+        let policy = *lock(&first.policy);
+        let mut sinks = vec![first];
+        for i in 0..7 {
+            let sink = Arc::new(Sink::new(
+                dir.path().join(format!("app{i}-out.log")),
+                policy,
+            ));
+            lock(&writer.registry).insert(sink.path().to_path_buf(), Arc::downgrade(&sink));
+            sinks.push(sink);
+        }
+        for (i, sink) in sinks.iter().enumerate() {
+            sink.append(format!("line {i}\n").as_bytes());
+            writer.drain(sink);
+        }
+        let open = |sinks: &[Arc<Sink>]| -> Vec<bool> {
+            sinks.iter().map(|s| lock(&s.slot).file.is_some()).collect()
+        };
+        assert!(open(&sinks).iter().all(|o| *o));
+        // A bound of 4: the last written (kept) and two more stay open, the oldest are closed.
+        writer.close_least_written(&sinks[7], 4);
+        assert_eq!(
+            open(&sinks),
+            [false, false, false, false, false, true, true, true]
+        );
+        // A closed file takes its next line: opened again, appended to.
+        sinks[0].append(b"again\n");
+        writer.drain(&sinks[0]);
+        assert_eq!(
+            std::fs::read_to_string(sinks[0].path()).expect("read"),
+            "line 0\nagain\n"
+        );
     }
 
     #[test]

@@ -9,10 +9,8 @@ use kelpie_sys::ProcessEntry;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-/// At most this many `/proc/<pid>/stat` files are kept open; beyond, they are opened for each
-/// reading.
-const MAX_OPEN_STATS: usize = 4096;
-
+/// At most [`crate::descriptors::cache_size`] `/proc/<pid>/stat` files are kept open; beyond,
+/// they are opened for each reading.
 /// The processes of each instance's tree, and their `/proc/<pid>/stat` kept open.
 #[derive(Default)]
 pub(super) struct Members {
@@ -47,6 +45,7 @@ impl Members {
         self.pids.retain(|pm_id, _| wanted.contains(pm_id));
         self.found.retain(|pm_id, _| wanted.contains(pm_id));
         let mut entries = Vec::new();
+        let max_open = crate::descriptors::cache_size_now();
         for target in targets.iter().filter(|t| wanted.contains(&t.pm_id)) {
             let pids = self.pids.entry(target.pm_id).or_default();
             let found = self.found.entry(target.pm_id).or_insert((target.pid, now));
@@ -75,12 +74,13 @@ impl Members {
                 });
                 let sample = match kept {
                     Some(sample) => sample,
-                    None if stats.len() < MAX_OPEN_STATS => kelpie_sys::StatFile::open(*pid)
-                        .and_then(|stat| {
+                    None if stats.len() < max_open => {
+                        kelpie_sys::StatFile::open(*pid).and_then(|stat| {
                             let sample = stat.read(buffer);
                             stats.insert(*pid, (stat, reading));
                             sample
-                        }),
+                        })
+                    }
                     None => kelpie_sys::sample_process(*pid),
                 };
                 match sample {

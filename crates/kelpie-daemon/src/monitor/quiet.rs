@@ -13,10 +13,14 @@ use std::path::PathBuf;
 /// cgroup, which holds all the apps', did not grow either, not even the apps' files are read:
 /// a second of 500 idle apps costs one read. Everything is read anyway every
 /// [`READ_IDLE_EVERY`] samples.
+///
+/// At most [`crate::descriptors::cache_size`] of the apps' files are kept open between readings (a `pread` each
+/// second, no path lookup); beyond, each is opened for its reading, so the daemon's descriptors
+/// do not grow with the number of apps.
 #[derive(Default)]
 pub(super) struct Quiet {
     all: Option<(PathBuf, std::fs::File, Option<u64>)>,
-    apps: HashMap<u32, (PathBuf, std::fs::File, u64)>,
+    apps: HashMap<u32, (PathBuf, Option<std::fs::File>, u64)>,
     buffer: Vec<u8>,
 }
 
@@ -43,6 +47,8 @@ impl Quiet {
         }
         let mut idle = HashSet::new();
         let mut apps = HashMap::new();
+        let mut kept_open = 0;
+        let max_kept_open = crate::descriptors::cache_size_now();
         for target in targets {
             let Some(path) = &target.cgroup else { continue };
             let known = self
@@ -51,19 +57,30 @@ impl Quiet {
                 .filter(|(known, ..)| known == path);
             let (file, before) = match known {
                 Some((_, file, before)) => (file, Some(before)),
-                None => match std::fs::File::open(path.join("cpu.stat")) {
-                    Ok(file) => (file, None),
-                    Err(_) => continue,
-                },
+                None => (None, None),
             };
-            let now = match (all_quiet, before) {
-                (true, Some(before)) => Some(before),
-                _ => read_at_start(&file, buffer).and_then(usage_usec),
+            let (now, file) = match (all_quiet, before) {
+                (true, Some(before)) => (Some(before), file),
+                _ => {
+                    let file = match file {
+                        Some(file) => file,
+                        None => match std::fs::File::open(path.join("cpu.stat")) {
+                            Ok(file) => file,
+                            Err(_) => continue,
+                        },
+                    };
+                    (
+                        read_at_start(&file, buffer).and_then(usage_usec),
+                        Some(file),
+                    )
+                }
             };
             let Some(now) = now else { continue };
             if !refresh && before == Some(now) {
                 idle.insert(target.pm_id);
             }
+            let file = file.filter(|_| kept_open < max_kept_open);
+            kept_open += usize::from(file.is_some());
             apps.insert(target.pm_id, (path.clone(), file, now));
         }
         self.apps = apps;

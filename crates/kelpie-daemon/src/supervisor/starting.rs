@@ -11,15 +11,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-/// Descriptors the daemon holds per instance, measured (two output pipes and their reads, the
-/// notify socket, the IPC channel, the pidfd, the log files, the cgroup's files): what a start
-/// is checked against ([`Supervisor::descriptors_short`]). A black-box test holds it at or above
-/// what a real instance costs.
-pub(super) const DESCRIPTORS_PER_INSTANCE: usize = 12;
-/// Descriptors the daemon keeps for itself (its files, sockets, threads), whatever its apps;
-/// its clients' connections come on top ([`crate::gate::connections_for`]).
-const DESCRIPTORS_RESERVED: usize = 32;
-
 /// What a start does with one spec (with the listening socket it needs, opened beforehand so
 /// a port in use fails the whole request before anything changes).
 enum StartPlan {
@@ -126,17 +117,18 @@ impl Supervisor {
                 StartPlan::StartStopped(_) => 0,
             })
             .sum();
+        use crate::descriptors::{fixed, PER_INSTANCE};
         let limit = kelpie_sys::fd_limit();
-        let reserved = DESCRIPTORS_RESERVED + crate::gate::connections_for(limit);
+        let reserved = fixed(limit);
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        let in_use = reserved + DESCRIPTORS_PER_INSTANCE * self.apps.len();
-        let needed = DESCRIPTORS_PER_INSTANCE * added;
+        let in_use = reserved + PER_INSTANCE * self.apps.len();
+        let needed = PER_INSTANCE * added;
         if in_use.saturating_add(needed) <= limit {
             return None;
         }
-        let fit = limit.saturating_sub(in_use) / DESCRIPTORS_PER_INSTANCE;
+        let fit = limit.saturating_sub(in_use) / PER_INSTANCE;
         Some(format!(
-            "starting {added} instances needs about {needed} open files ({DESCRIPTORS_PER_INSTANCE} each), and the daemon's limit is {limit} with about {in_use} in use: about {fit} more instances fit. Raise the limit (LimitNOFILE in the service, `ulimit -n` before the daemon starts, then `kelpie update`), or start fewer apps"
+            "starting {added} instances needs about {needed} open files ({PER_INSTANCE} each), and the daemon's limit is {limit} with about {in_use} in use: about {fit} more instances fit. Raise the limit (LimitNOFILE in the service, `ulimit -n` before the daemon starts, then `kelpie update`), or start fewer apps"
         ))
     }
 

@@ -22,6 +22,8 @@ impl Writer {
         if self.ensure_open(sink, &mut slot) {
             self.rotate_if_period_ended(sink, &mut slot, &policy);
             self.write_batch(sink, &mut slot, &policy, &batch);
+            self.writes.set(self.writes.get() + 1);
+            slot.last_write = self.writes.get();
         } else {
             slot.dropped_while_failing += sink.count_dropped(&batch);
         }
@@ -84,6 +86,7 @@ impl Writer {
                 slot.file = Some(file);
                 slot.retry_open_at = None;
                 resumed(sink, slot);
+                self.opened(sink);
                 true
             }
             Err(e) => {
@@ -92,6 +95,47 @@ impl Writer {
                 false
             }
         }
+    }
+}
+
+impl Writer {
+    /// A file was opened. Past [`crate::descriptors::cache_size`] open files, the least
+    /// recently written others are closed (down to three quarters of it) and opened again at
+    /// their next line, so the daemon's descriptors do not grow with the number of apps (10 000
+    /// apps would hold 20 000 files open). A closed file's time rotation happens at its next
+    /// line, as for a file left by an earlier run.
+    fn opened(&self, current: &Sink) {
+        self.open_files.set(self.open_files.get() + 1);
+        let max_open = crate::descriptors::cache_size_now();
+        if self.open_files.get() > max_open {
+            self.close_least_written(current, max_open);
+        }
+    }
+
+    /// Close the least recently written open files but `current` (whose slot the caller
+    /// holds), leaving three quarters of `max_open` open.
+    pub(super) fn close_least_written(&self, current: &Sink, max_open: usize) {
+        // `current`'s slot is locked by the caller: it is left alone.
+        let mut open: Vec<(u64, std::sync::Arc<Sink>)> = Vec::new();
+        for sink in self.live_sinks() {
+            if std::ptr::eq(std::sync::Arc::as_ptr(&sink), current) {
+                continue;
+            }
+            let last_write = {
+                let slot = lock(&sink.slot);
+                slot.file.as_ref().map(|_| slot.last_write)
+            };
+            if let Some(last_write) = last_write {
+                open.push((last_write, sink));
+            }
+        }
+        open.sort_by_key(|(last_write, _)| *last_write);
+        let keep = max_open * 3 / 4;
+        let close = (open.len() + 1).saturating_sub(keep);
+        for (_, sink) in &open[..close.min(open.len())] {
+            lock(&sink.slot).file = None;
+        }
+        self.open_files.set(open.len() + 1 - close.min(open.len()));
     }
 }
 

@@ -1,0 +1,51 @@
+//! Where the daemon's open descriptors go, so a start it cannot hold is refused before anything
+//! is spawned (`supervisor/starting.rs`), and what bounds each part:
+//!
+//! - per instance, [`PER_INSTANCE`]: its two output pipes, its pidfd and its notify socket
+//!   (a Node app's IPC channel adds two). The keeper holds its own copies; the daemon keeps
+//!   none (`keeper/client.rs`).
+//! - files kept open to be cheap to use again, each kind at most [`cache_size`]: the apps' log
+//!   files (`logs/writer/files.rs`), the processes' `/proc/<pid>/stat` and the cgroups'
+//!   `cpu.stat` (`monitor/`). Beyond, they are opened when used.
+//! - the daemon's own ([`RESERVED`]) and its clients' connections (`gate.rs`).
+
+/// Descriptors the daemon holds per instance, at most (a Node app with its IPC channel): what a
+/// start is checked against. A black-box test holds it at or above what instances really cost.
+pub const PER_INSTANCE: usize = 6;
+
+/// Descriptors the daemon keeps for itself (its files, sockets, threads), whatever its apps.
+pub const RESERVED: usize = 32;
+
+/// How many files of one kind (log files, `/proc` stat files, `cpu.stat` files) are kept open at
+/// most: a sixteenth of the open-files limit, between 4 and 1 024.
+pub fn cache_size(limit: u64) -> usize {
+    usize::try_from(limit / 16)
+        .unwrap_or(usize::MAX)
+        .clamp(4, 1024)
+}
+
+/// The kinds of files kept open in [`cache_size`]s.
+pub const CACHES: usize = 3;
+
+/// Descriptors in use or set aside whatever the number of instances, at this limit.
+pub fn fixed(limit: u64) -> usize {
+    RESERVED + crate::gate::connections_for(limit) + CACHES * cache_size(limit)
+}
+
+/// [`cache_size`] at this process's limit now.
+pub fn cache_size_now() -> usize {
+    cache_size(kelpie_sys::fd_limit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caches_follow_the_limit_within_bounds() {
+        assert_eq!(cache_size(32), 4);
+        assert_eq!(cache_size(256), 16);
+        assert_eq!(cache_size(4096), 256);
+        assert_eq!(cache_size(1 << 20), 1024);
+    }
+}
