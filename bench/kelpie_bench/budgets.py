@@ -26,7 +26,7 @@ CHECK_QUIET_MAX_S = 60.0    # measure anyway after this long
 CHECK_CROWDED = 2 * CHECK_APPS  # more processes on the machine than this: a note (CPU figure)
 # How a budget is set from a measured figure (the worst of the runs): x2 for times and CPU,
 # +25 % for memory, rounded up to 2 significant digits. budgets.json carries its own copy.
-DEFAULT_HEADROOM = {"ms": 2.0, "%": 2.0, "MB": 1.25}
+DEFAULT_HEADROOM = {"ms": 2.0, "%": 2.0, "MB": 1.25, "x": 1.25, "fd": 1.25, "kB": 2.0}
 BUDGETS_COMMENT = (
     "Performance budgets of `python3 bench/run.py --check` (Kelpie alone, 200 fake-app apps; "
     "see bench/README.md), which CI runs: a figure over its budget fails the check. Rule: "
@@ -75,6 +75,15 @@ CHECK_METRICS = (
     CheckMetric("cpu_sdk_200_pct", "%", f"daemon CPU (% of one core), {CHECK_APPS} Node apps each "
                 "sending @pm2/io's ten metrics every 990 ms, "
                 f"{CHECK_CPU_WINDOW_S:g} s without CLI calls, lowest of {CHECK_CPU_WINDOWS}"),
+)
+CHECK_METRICS += (
+    CheckMetric("scale_cpu_ratio", "x", "the daemon's CPU per app starting 3000 idle apps over "
+                "that starting 300 (1.0: linear)"),
+    CheckMetric("scale_fds_per_app", "fd", "the daemon's descriptors per app with 3000 idle apps"),
+    CheckMetric("soak_cpu_ms_per_restart", "ms", "the daemon's CPU per restart, 30 apps exiting "
+                "every 0.3-0.6 s, from the 300th restart over 25 s"),
+    CheckMetric("soak_anon_kb_per_restart", "kB", "the daemon's RssAnon growth per restart over "
+                "the same restarts (0: nothing left behind)"),
 )
 CHECK_METRIC = {cm.key: cm for cm in CHECK_METRICS}
 

@@ -22,6 +22,7 @@ from .core_restart import crash_latencies
 from .health_cpu import cpu_window
 from .managers import Kelpie, Manager
 from .processes import cleanup_on_exit, read_anon_mb
+from .scale import check_scale
 from .stats import median, p90
 
 
@@ -165,6 +166,7 @@ def measure_check(m: Manager, figures: dict, raw: dict) -> None:
     raw["node_apps"] = node["raw"]
     figures["node_app_rss_mb"] = node["node_rss"]
     figures["node_app_idle_cpu_pct"] = node["node_idle_cpu"]
+    check_scale(m, figures, raw)
     if m.daemon_pid() != dpid:
         raise RuntimeError(f"the daemon changed during the check: pid {dpid}, now "
                            f"{m.daemon_pid()}")

@@ -18,7 +18,9 @@ class CheckTest(unittest.TestCase):
     FIGS = {"restart_ms": 2.0, "restart_p90_ms": 3.1, "start_json_ms": 180.0,
             "stop_all_ms": 40.0, "list_ms": 12.0, "jlist_ms": 12.5, "anon_idle_mb": 4.4, "rss_idle_mb": 5.0,
             "rss_200_mb": 10.0, "cpu_idle_200_pct": 0.4, "cpu_sdk_200_pct": 0.9,
-            "node_app_rss_mb": 42.0, "node_app_idle_cpu_pct": 0.1}
+            "node_app_rss_mb": 42.0, "node_app_idle_cpu_pct": 0.1, "scale_cpu_ratio": 1.1,
+            "scale_fds_per_app": 5.0, "soak_cpu_ms_per_restart": 1.8,
+            "soak_anon_kb_per_restart": 0.1}
 
     def setUp(self):
         self.dir = Path(tempfile.mkdtemp(prefix="kelpie-bench-selftest-"))
@@ -122,7 +124,9 @@ class CheckTest(unittest.TestCase):
                               "rss_200_mb": "not measured",
                               "cpu_idle_200_pct": "ok", "cpu_sdk_200_pct": "ok",
                               "node_app_rss_mb": "ok", "node_app_idle_cpu_pct": "ok",
-                              "ghost_ms": "not measured"})
+                              "scale_cpu_ratio": "ok", "scale_fds_per_app": "ok",
+                              "soak_cpu_ms_per_restart": "ok",
+                              "soak_anon_kb_per_restart": "ok", "ghost_ms": "not measured"})
         self.assertFalse(check_passed(rows))
         self.assertFalse(check_passed(compare_budgets(self.FIGS, None)))  # no budgets file
         t = format_check_table(rows).splitlines()

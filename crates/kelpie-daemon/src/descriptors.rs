@@ -1,7 +1,7 @@
 //! Where the daemon's open descriptors go, so a start it cannot hold is refused before anything
 //! is spawned (`supervisor/starting.rs`), and what bounds each part:
 //!
-//! - per instance, [`PER_INSTANCE`]: its two output pipes, its pidfd and its notify socket
+//! - per instance, [`per_instance`]: its two output pipes, its pidfd and its notify socket
 //!   (a Node app's IPC channel adds two). The keeper holds its own copies; the daemon keeps
 //!   none (`keeper/client.rs`).
 //! - files kept open to be cheap to use again, each kind at most [`cache_size`]: the apps' log
@@ -9,9 +9,13 @@
 //!   `cpu.stat` (`monitor/`). Beyond, they are opened when used.
 //! - the daemon's own ([`RESERVED`]) and its clients' connections (`gate.rs`).
 
-/// Descriptors the daemon holds per instance, at most (a Node app with its IPC channel): what a
-/// start is checked against. A black-box test holds it at or above what instances really cost.
-pub const PER_INSTANCE: usize = 6;
+/// Descriptors the daemon holds per instance: what a start is checked against. A black-box
+/// test holds it at or above what instances really cost.
+pub fn per_instance(spec: &kelpie_core::AppSpec) -> usize {
+    // Output pipes, pidfd, notify socket; a Node app's IPC channel (two ends in the daemon:
+    // the one its tasks read and write, and one kept for a hand-over).
+    4 + if spec.runs_on_node() { 2 } else { 0 }
+}
 
 /// Descriptors the daemon keeps for itself (its files, sockets, threads), whatever its apps.
 pub const RESERVED: usize = 32;
@@ -27,9 +31,10 @@ pub fn cache_size(limit: u64) -> usize {
 /// The kinds of files kept open in [`cache_size`]s.
 pub const CACHES: usize = 3;
 
-/// Descriptors in use or set aside whatever the number of instances, at this limit.
+/// Descriptors in use or set aside whatever the number of instances at this limit, but the
+/// clients' connections (`gate.rs`).
 pub fn fixed(limit: u64) -> usize {
-    RESERVED + crate::gate::connections_for(limit) + CACHES * cache_size(limit)
+    RESERVED + CACHES * cache_size(limit)
 }
 
 /// [`cache_size`] at this process's limit now.

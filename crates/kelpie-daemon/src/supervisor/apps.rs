@@ -233,6 +233,14 @@ impl Apps {
             .collect()
     }
 
+    /// The descriptors the daemon holds for the instances (see [`crate::descriptors`]).
+    pub(super) fn descriptors(&self) -> usize {
+        self.entries
+            .values()
+            .map(|entry| crate::descriptors::per_instance(&entry.spec))
+            .sum()
+    }
+
     /// The process the monitor samples for instance `pm_id`: its current one, if any.
     pub(super) fn sampled(&self, pm_id: u32) -> Option<Sampled> {
         let entry = self.entries.get(&pm_id)?;

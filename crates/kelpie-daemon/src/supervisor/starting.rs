@@ -107,28 +107,30 @@ impl Supervisor {
     /// before the end: refused before anything is spawned (it would start part of them, then
     /// fail to write its state and to accept commands).
     fn descriptors_short(&self, plans: &[StartPlan]) -> Option<String> {
-        let added: usize = plans
-            .iter()
-            .map(|plan| match plan {
-                StartPlan::Create(spec, _) => spec.instances.max(1) as usize,
-                StartPlan::Restart(ids, spec, _) => {
-                    (spec.instances.max(1) as usize).saturating_sub(ids.len())
-                }
-                StartPlan::StartStopped(_) => 0,
-            })
-            .sum();
-        use crate::descriptors::{fixed, PER_INSTANCE};
+        use crate::descriptors::{fixed, per_instance};
+        let (mut added, mut needed) = (0, 0);
+        for plan in plans {
+            let (spec, new) = match plan {
+                StartPlan::Create(spec, _) => (spec, spec.instances.max(1) as usize),
+                StartPlan::Restart(ids, spec, _) => (
+                    spec,
+                    (spec.instances.max(1) as usize).saturating_sub(ids.len()),
+                ),
+                StartPlan::StartStopped(_) => continue,
+            };
+            added += new;
+            needed += new * per_instance(spec);
+        }
         let limit = kelpie_sys::fd_limit();
-        let reserved = fixed(limit);
+        let in_use = fixed(limit) + crate::gate::connections_for(limit) + self.apps.descriptors();
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        let in_use = reserved + PER_INSTANCE * self.apps.len();
-        let needed = PER_INSTANCE * added;
         if in_use.saturating_add(needed) <= limit {
             return None;
         }
-        let fit = limit.saturating_sub(in_use) / PER_INSTANCE;
+        let each = needed.div_ceil(added.max(1));
+        let fit = limit.saturating_sub(in_use) / each.max(1);
         Some(format!(
-            "starting {added} instances needs about {needed} open files ({PER_INSTANCE} each), and the daemon's limit is {limit} with about {in_use} in use: about {fit} more instances fit. Raise the limit (LimitNOFILE in the service, `ulimit -n` before the daemon starts, then `kelpie update`), or start fewer apps"
+            "starting {added} instances needs about {needed} open files ({each} each), and the daemon's limit is {limit} with about {in_use} in use: about {fit} more instances fit. Raise the limit (LimitNOFILE in the service, `ulimit -n` before the daemon starts, then `kelpie update`), or start fewer apps"
         ))
     }
 

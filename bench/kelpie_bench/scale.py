@@ -1,0 +1,176 @@
+"""Scale: what each app costs the daemon as the number of apps grows (start, jlist, descriptors,
+memory, idle CPU, stop all), and what each restart costs it in a crash-looping fleet (CPU and
+memory per restart, over thousands of restarts). Used by --check (a shorter form) and by the
+scale section."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from pathlib import Path
+
+from .common import FAKE_APP, log
+from .managers import Kelpie, Manager
+from .processes import CLK_TCK, daemon_cpu_ticks, read_anon_mb
+
+SCALE_IDLE_S = 5.0       # idle CPU window once all apps are online
+SOAK_APPS = 30           # crash-looping apps of the soak
+SOAK_LIFE_MS = 300       # each lives 300 ms + 10 ms x its index, then exits 0 and is restarted
+SOAK_SKIP_RESTARTS = 1000  # the soak's figures count from this restart on (warm caches, tables)
+
+
+def descriptors(pid: int | None) -> int | None:
+    """Open descriptors of a process (None if it cannot be read)."""
+    if pid is None:
+        return None
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def sleep_apps_file(m: Manager, n: int) -> Path:
+    """An ecosystem file of n idle apps (`sleep`, no interpreter), for either manager."""
+    apps = [{"name": f"s{i}", "script": "sleep", "args": ["100000"], "interpreter": "none",
+             "autorestart": True} for i in range(n)]
+    path = m.workdir / f"sleep-{n}.json"
+    path.write_text(json.dumps({"apps": apps}))
+    return path
+
+
+def online(m: Manager, n: int, timeout: float) -> bool:
+    """Whether n apps are online within timeout (one jlist every 0.5 s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(1 for a in m.jlist() if (a.get("pm2_env") or {}).get("status") == "online") >= n:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def cost_of_apps(m: Manager, n: int) -> dict:
+    """Start n idle apps into a running daemon with none, and measure: the start's wall time and
+    the daemon's CPU during it (per app), jlist's wall time, the daemon's descriptors and RssAnon
+    (per app), the keeper's descriptors (Kelpie), idle CPU, then `stop all` and `delete all`."""
+    dpid = m.daemon_pid()
+    file = sleep_apps_file(m, n)
+    fds_before, anon_before = descriptors(dpid), read_anon_mb(dpid)
+    cpu0 = daemon_cpu_ticks(dpid) or 0
+    start_s = m.timed("start", str(file), timeout=600)
+    all_online = online(m, n, timeout=120 + n / 10)
+    cpu1 = daemon_cpu_ticks(dpid) or 0
+    jlist_s = min(m.timed("jlist", timeout=120) for _ in range(3))
+    time.sleep(1.0)
+    fds, anon = descriptors(dpid), read_anon_mb(dpid)
+    keeper = kelpie_keeper_pid(m) if isinstance(m, Kelpie) else None
+    t_idle = time.monotonic()
+    idle0 = daemon_cpu_ticks(dpid) or 0
+    time.sleep(SCALE_IDLE_S)
+    idle1 = daemon_cpu_ticks(dpid) or 0
+    idle_wall = time.monotonic() - t_idle
+    stop_s = m.timed("stop", "all", timeout=600)
+    m.run("delete", "all", timeout=600)
+    per_app = lambda a, b: None if a is None or b is None else (b - a) / n  # noqa: E731
+    return {
+        "apps": n,
+        "online": all_online,
+        "start_s": start_s,
+        "start_cpu_ms_per_app": (cpu1 - cpu0) * 1000 / CLK_TCK / n,
+        "jlist_ms": jlist_s * 1000,
+        "fds": fds,
+        "fds_per_app": per_app(fds_before, fds),
+        "keeper_fds": descriptors(keeper),
+        "anon_mb": anon,
+        "anon_kb_per_app": None if anon is None or anon_before is None
+        else (anon - anon_before) * 1024 / n,
+        "idle_cpu_pct": 100 * (idle1 - idle0) / CLK_TCK / idle_wall,
+        "stop_all_s": stop_s,
+    }
+
+
+def soak(m: Manager, seconds: float, skip: int = SOAK_SKIP_RESTARTS) -> dict:
+    """SOAK_APPS fake-apps that exit every ~0.3-0.6 s and are restarted, for `seconds`: the
+    daemon's CPU and RssAnon per restart from the SOAK_SKIP_RESTARTS-th restart on, and its
+    RssAnon at that point and at the end (flat means nothing is left behind per restart)."""
+    apps = [{"name": f"crash{i}", "script": str(FAKE_APP), "interpreter": "none",
+             "args": ["--quiet", "--exit-after", str(SOAK_LIFE_MS + 10 * i), "--exit-code", "0"],
+             "min_uptime": 100, "restart_delay": 0, "max_restarts": 10_000_000}
+            for i in range(SOAK_APPS)]
+    file = m.workdir / "soak.json"
+    file.write_text(json.dumps({"apps": apps}))
+    dpid = m.daemon_pid()
+    m.run("start", str(file))
+    began = time.monotonic()
+
+    def restarts() -> int:
+        return sum((a.get("pm2_env") or {}).get("restart_time", 0) for a in m.jlist())
+
+    warm = None  # (restarts, cpu ticks, anon MB) at the first look past SOAK_SKIP_RESTARTS
+    while time.monotonic() - began < seconds:
+        time.sleep(2.0)
+        if warm is None:
+            r = restarts()
+            if r >= skip:
+                warm = (r, daemon_cpu_ticks(dpid) or 0, read_anon_mb(dpid))
+    end = (restarts(), daemon_cpu_ticks(dpid) or 0, read_anon_mb(dpid))
+    m.run("delete", "all", timeout=120)
+    if warm is None or end[0] <= warm[0]:
+        log(f"{m.label}: soak: too few restarts to measure ({end[0]})")
+        return {"restarts": end[0]}
+    counted = end[0] - warm[0]
+    return {
+        "restarts": end[0],
+        "counted": counted,
+        "cpu_ms_per_restart": (end[1] - warm[1]) * 1000 / CLK_TCK / counted,
+        "anon_mb_at_warm": warm[2],
+        "anon_mb_at_end": end[2],
+        "anon_kb_per_restart": None if warm[2] is None or end[2] is None
+        else (end[2] - warm[2]) * 1024 / counted,
+        "seconds": time.monotonic() - began,
+    }
+
+
+def kelpie_keeper_pid(m: Kelpie) -> int | None:
+    """Kelpie's keeper process (it holds the apps' pipes while no daemon runs)."""
+    try:
+        return int((m.home / "keeper.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+CHECK_SCALE_SMALL = 300   # --check: the daemon's CPU per app starting this many apps...
+CHECK_SCALE_LARGE = 3000  # ... and this many: their ratio is the linearity figure (issue 34's
+                          # goal: within 1.3x); a machine whose open-files limit cannot hold
+                          # them measures CHECK_SCALE_FALLBACK instead
+CHECK_SCALE_FALLBACK = 1000
+CHECK_SCALE_NEEDS_FDS = 20_000  # hard open-files limit for CHECK_SCALE_LARGE apps (4 each, the
+                                # daemon's bounded caches and its clients' share)
+CHECK_SOAK_S = 25.0       # --check: the soak's length
+CHECK_SOAK_SKIP = 300     # --check: its figures count from this restart on
+
+
+def check_scale(m: Manager, figures: dict, raw: dict) -> None:
+    """--check's scale figures, with the check's daemon (no app running): the linearity of a
+    start's cost (CPU per app at CHECK_SCALE_LARGE over CHECK_SCALE_SMALL apps), the daemon's
+    descriptors per app, and a short soak's CPU and memory per restart."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    n_large = (CHECK_SCALE_LARGE if hard == resource.RLIM_INFINITY or hard >= CHECK_SCALE_NEEDS_FDS
+               else CHECK_SCALE_FALLBACK)
+    log(f"check: scale: {CHECK_SCALE_SMALL} then {n_large} idle apps")
+    small = cost_of_apps(m, CHECK_SCALE_SMALL)
+    large = cost_of_apps(m, n_large)
+    raw["scale"] = [small, large]
+    if not (small["online"] and large["online"]):
+        raise RuntimeError("scale: not every app came online")
+    figures["scale_cpu_ratio"] = (large["start_cpu_ms_per_app"]
+                                  / max(small["start_cpu_ms_per_app"], 1e-9))
+    figures["scale_fds_per_app"] = large["fds_per_app"]
+    log(f"check: soak: {SOAK_APPS} apps exiting every ~0.3-0.6 s, {CHECK_SOAK_S:g} s")
+    s = soak(m, CHECK_SOAK_S, CHECK_SOAK_SKIP)
+    raw["soak"] = s
+    if "counted" not in s:
+        raise RuntimeError(f"soak: too few restarts ({s['restarts']})")
+    figures["soak_cpu_ms_per_restart"] = s["cpu_ms_per_restart"]
+    figures["soak_anon_kb_per_restart"] = s["anon_kb_per_restart"]
