@@ -19,6 +19,7 @@ from .output import print_results, run_info
 from .processes import cleanup_on_exit, loadavg
 from .report_file import write_report
 from .runtime import build_static, unshare_permitted
+from .scale_report import scale_main
 from .selftest import self_test
 from .session import Session
 from .wrk import ensure_wrk
@@ -30,9 +31,10 @@ def parse_args() -> argparse.Namespace:
                     help="fewer repetitions (1 round, 5 list runs, 5 crash rounds)")
     ap.add_argument("--apps", type=int, default=200, help="number of apps (default 200)")
     ap.add_argument("--only", choices=["core", "logs", "cluster", "health", "runtime",
-                                       "reliability"],
+                                       "reliability", "scale"],
                     help="run only this scenario: core (RSS, list, start/stop, crash), logs, "
-                         "cluster, health, runtime or reliability (default: all)")
+                         "cluster, health, runtime, reliability or scale (default: all "
+                         "but scale, which is run only on its own)")
     ap.add_argument("--wrk-seconds", type=float, default=4.0,
                     help="length of each cluster throughput run (default 4)")
     ap.add_argument("--log-lines", type=int, default=500_000,
@@ -147,6 +149,10 @@ def main() -> int:
     started = dt.datetime.now(dt.timezone.utc)
     load_before = loadavg()
 
+    if cfg.only == "scale":
+        if not cfg.no_build:
+            build_kelpie()
+        return scale_main(cfg, argv_str)
     tools = prepare_tools(cfg)
     if tools is None:
         return 1

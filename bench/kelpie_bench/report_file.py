@@ -28,6 +28,7 @@ from .runtime_report import (
     build_runtime_table, existing_runtime_section, merge_runtime_section, runtime_notes,
     runtime_section,
 )
+from .scale_report import existing_scale_section, merge_scale_section
 from .session import Session
 from .stats import round_floats
 
@@ -39,6 +40,8 @@ def write_report(cfg: argparse.Namespace, s: Session, ri: RunInfo) -> None:
     if merge_only_section(cfg, *sections):
         return
     report = full_report(cfg, s, ri, *sections)
+    # The scale section is measured only on its own (--only scale): kept as the file has it.
+    report = merge_scale_section(report, existing_scale_section(cfg.output))
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
     cfg.output.write_text(report)
     log(f"wrote {cfg.output}")

@@ -11,6 +11,7 @@ from .tests.test_layout import LayoutTest
 from .tests.test_logs import LogCounterTest
 from .tests.test_reliability import ReliabilityTest
 from .tests.test_runtime import RuntimeTest
+from .tests.test_scale import ScaleTest
 
 
 def self_test() -> int:
@@ -19,6 +20,7 @@ def self_test() -> int:
                                 loader.loadTestsFromTestCase(ClusterTest),
                                 loader.loadTestsFromTestCase(HealthTest),
                                 loader.loadTestsFromTestCase(RuntimeTest),
+                                loader.loadTestsFromTestCase(ScaleTest),
                                 loader.loadTestsFromTestCase(ReliabilityTest),
                                 loader.loadTestsFromTestCase(CheckTest),
                                 loader.loadTestsFromTestCase(LayoutTest)])
