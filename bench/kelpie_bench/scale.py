@@ -64,7 +64,7 @@ def cost_of_apps(m: Manager, n: int) -> dict:
     jlist_s = min(m.timed("jlist", timeout=120) for _ in range(3))
     time.sleep(1.0)
     fds, anon = descriptors(dpid), read_anon_mb(dpid)
-    keeper = kelpie_keeper_pid(m) if isinstance(m, Kelpie) else None
+    keeper_fds = descriptors(kelpie_keeper_pid(m) if isinstance(m, Kelpie) else None)
     t_idle = time.monotonic()
     idle0 = daemon_cpu_ticks(dpid) or 0
     time.sleep(SCALE_IDLE_S)
@@ -81,7 +81,7 @@ def cost_of_apps(m: Manager, n: int) -> dict:
         "jlist_ms": jlist_s * 1000,
         "fds": fds,
         "fds_per_app": per_app(fds_before, fds),
-        "keeper_fds": descriptors(keeper),
+        "keeper_fds": keeper_fds,
         "anon_mb": anon,
         "anon_kb_per_app": None if anon is None or anon_before is None
         else (anon - anon_before) * 1024 / n,
