@@ -105,8 +105,11 @@ impl Instance {
         // first and takes microseconds, where the restart's spawn takes hundreds before the
         // old cgroup is removed; were the cgroup gone first, the machine's counter would
         // still tell.
+        // Only a SIGKILL can be the kernel's OOM killer: any other end needs no look (a read of
+        // /proc/vmstat per restart was a tenth of a crash loop's cost).
+        let killed = matches!(&result, Ok(status) if status.signal() == Some(kelpie_sys::SIGKILL));
         let oom = match (pid, self.state.status) {
-            (Some(_), Status::Online | Status::Launching) => {
+            (Some(_), Status::Online | Status::Launching) if killed => {
                 let cgroup = self.current.cgroup().cloned();
                 Some(tokio::task::spawn_blocking(move || {
                     crate::forensics::oom_evidence(cgroup.as_ref())
