@@ -160,7 +160,7 @@ fn entry<'a>(
     p: &'a ProcessInfo,
     show_secrets: bool,
     with_exits: bool,
-    repositories: &'a Repositories<'a>,
+    lookups: &'a Lookups<'a>,
 ) -> Entry<'a> {
     let spec = &p.spec;
     let state = &p.state;
@@ -195,7 +195,7 @@ fn entry<'a>(
             wait_ready: spec.wait_ready,
             listen_timeout: spec.listen_timeout_ms,
             shutdown_with_message: spec.shutdown_with_message,
-            pm_exec_path: exec_path(spec),
+            pm_exec_path: lookups.exec_path(spec),
             pm_cwd: &spec.cwd,
             // A command line, as PM2 shows one: the shell runs itself with `-c <line>`.
             exec_interpreter: match spec.is_shell_command_line() {
@@ -269,7 +269,7 @@ fn entry<'a>(
             unique_id: format!("{}-{}", p.pm_id, state.created_at_ms),
             vizion: spec.vizion,
             pmx: spec.pmx,
-            versioning: repositories.of(spec),
+            versioning: lookups.of(spec),
         },
     }
 }
@@ -318,21 +318,46 @@ impl<'a> Schedule<'a> {
     }
 }
 
-/// The git metadata of each distinct directory of the listed apps that have `vizion` on, read
-/// once per listing: 200 apps in one directory cost one read of the repository, not 200.
-struct Repositories<'a>(HashMap<&'a str, Option<Versioning>>);
+/// What a listing looks up once for all its apps: the git metadata of each distinct directory
+/// of the apps that have `vizion` on (200 apps in one directory cost one read of the
+/// repository, not 200), and the path of each distinct bare program (`sleep`) in each `PATH`
+/// (200 `sleep` apps cost one walk of `PATH`, not 200: it was 1 600 failed `statx` calls).
+#[derive(Default)]
+struct Lookups<'a>(
+    HashMap<&'a str, Option<Versioning>>,
+    HashMap<(&'a str, Option<&'a str>), Option<String>>,
+);
 
-impl<'a> Repositories<'a> {
+impl<'a> Lookups<'a> {
     fn read(list: impl IntoIterator<Item = &'a ProcessInfo>) -> Self {
         let mut by_cwd = HashMap::new();
+        let mut programs = HashMap::new();
         for p in list {
             if p.spec.vizion {
                 by_cwd
                     .entry(p.spec.cwd.as_str())
                     .or_insert_with(|| crate::versioning::read(std::path::Path::new(&p.spec.cwd)));
             }
+            if let Some((program, path)) = bare_program(&p.spec) {
+                programs
+                    .entry((program, path))
+                    .or_insert_with(|| which(program, path));
+            }
         }
-        Repositories(by_cwd)
+        Lookups(by_cwd, programs)
+    }
+
+    /// The program `spec` runs, as an absolute path as in PM2 (see [`exec_path`]).
+    fn exec_path(&self, spec: &'a kelpie_core::AppSpec) -> std::borrow::Cow<'a, str> {
+        match bare_program(spec) {
+            None => std::borrow::Cow::Borrowed(program_of(spec)),
+            Some((program, path)) => match self.1.get(&(program, path)) {
+                Some(found) => {
+                    std::borrow::Cow::Owned(found.clone().unwrap_or_else(|| program.to_string()))
+                }
+                None => exec_path(spec),
+            },
+        }
     }
 
     fn of(&self, spec: &kelpie_core::AppSpec) -> Option<&Versioning> {
@@ -406,28 +431,40 @@ impl Serialize for EnvView<'_> {
     }
 }
 
-/// The program an app runs, as an absolute path as in PM2: a bare command (`kelpie start
-/// sleep`, kept bare in the spec so that the app follows the command if it moves) is looked
-/// up in the app's `$PATH`.
-fn exec_path(spec: &kelpie_core::AppSpec) -> std::borrow::Cow<'_, str> {
-    // A command line's program is its shell, as PM2 shows it (`/usr/bin/bash`).
-    let program = match (spec.is_shell_command_line(), spec.interpreter.as_deref()) {
+/// The program an app runs: a command line's is its shell, as PM2 shows it (`/usr/bin/bash`).
+fn program_of(spec: &kelpie_core::AppSpec) -> &str {
+    match (spec.is_shell_command_line(), spec.interpreter.as_deref()) {
         (true, Some(shell)) => shell,
         _ => spec.script.as_str(),
-    };
-    let bare = !program.contains('/') && !program.contains(char::is_whitespace);
-    if !bare {
-        return std::borrow::Cow::Borrowed(program);
     }
-    let path_var = spec
-        .inherited_env
-        .get("PATH")
+}
+
+/// A bare program (`kelpie start sleep`, kept bare in the spec so that the app follows the
+/// command if it moves), and the app's own `PATH` to find it in (`None`: the environment's).
+fn bare_program(spec: &kelpie_core::AppSpec) -> Option<(&str, Option<&str>)> {
+    let program = program_of(spec);
+    let bare = !program.contains('/') && !program.contains(char::is_whitespace);
+    bare.then(|| (program, spec.inherited_env.get("PATH").map(String::as_str)))
+}
+
+/// Where `program` is in `path` (else the environment's `PATH`).
+fn which(program: &str, path: Option<&str>) -> Option<String> {
+    let path_var = path
         .map(std::ffi::OsString::from)
         .or_else(|| std::env::var_os("PATH"))
         .unwrap_or_default();
-    match kelpie_config::which(program, &path_var) {
-        Some(found) => std::borrow::Cow::Owned(found.display().to_string()),
-        None => std::borrow::Cow::Borrowed(program),
+    kelpie_config::which(program, &path_var).map(|found| found.display().to_string())
+}
+
+/// The program an app runs, as an absolute path as in PM2: a bare command is looked up in the
+/// app's `$PATH`.
+fn exec_path(spec: &kelpie_core::AppSpec) -> std::borrow::Cow<'_, str> {
+    match bare_program(spec) {
+        None => std::borrow::Cow::Borrowed(program_of(spec)),
+        Some((program, path)) => match which(program, path) {
+            Some(found) => std::borrow::Cow::Owned(found),
+            None => std::borrow::Cow::Borrowed(program),
+        },
     }
 }
 
@@ -438,10 +475,10 @@ pub fn write_jlist(
     list: &[ProcessInfo],
     show_secrets: bool,
 ) -> std::io::Result<()> {
-    let repositories = Repositories::read(list);
+    let lookups = Lookups::read(list);
     let entries: Vec<Entry<'_>> = list
         .iter()
-        .map(|p| entry(p, show_secrets, false, &repositories))
+        .map(|p| entry(p, show_secrets, false, &lookups))
         .collect();
     serde_json::to_writer(&mut *out, &entries)?;
     writeln!(out)
@@ -453,10 +490,10 @@ pub fn write_describe_json(
     list: &[&ProcessInfo],
     show_secrets: bool,
 ) -> std::io::Result<()> {
-    let repositories = Repositories::read(list.iter().copied());
+    let lookups = Lookups::read(list.iter().copied());
     let entries: Vec<Entry<'_>> = list
         .iter()
-        .map(|p| entry(p, show_secrets, true, &repositories))
+        .map(|p| entry(p, show_secrets, true, &lookups))
         .collect();
     serde_json::to_writer_pretty(&mut *out, &entries)?;
     writeln!(out)
@@ -466,8 +503,8 @@ pub fn write_describe_json(
 /// hold secrets), with `pm_id` and `name`. The apps' repositories are not read (no file read
 /// on the daemon's async side): `versioning` is left out.
 pub fn description(info: &ProcessInfo) -> Option<serde_json::Value> {
-    let no_repositories = Repositories(Default::default());
-    let entry = entry(info, false, false, &no_repositories);
+    let no_lookups = Lookups::default();
+    let entry = entry(info, false, false, &no_lookups);
     let mut value = serde_json::to_value(&entry).ok()?;
     let mut pm2_env = value.get_mut("pm2_env")?.take();
     let object = pm2_env.as_object_mut()?;
@@ -478,10 +515,10 @@ pub fn description(info: &ProcessInfo) -> Option<serde_json::Value> {
 /// The `jlist` entries as a JSON value (for the socket's `Jlist` request and `prettylist`).
 /// Reads the apps' repositories (files): not for async code.
 pub fn to_value(list: &[ProcessInfo], show_secrets: bool) -> serde_json::Result<serde_json::Value> {
-    let repositories = Repositories::read(list);
+    let lookups = Lookups::read(list);
     let entries: Vec<Entry<'_>> = list
         .iter()
-        .map(|p| entry(p, show_secrets, false, &repositories))
+        .map(|p| entry(p, show_secrets, false, &lookups))
         .collect();
     serde_json::to_value(&entries)
 }
