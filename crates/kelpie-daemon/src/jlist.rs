@@ -347,17 +347,18 @@ impl<'a> Lookups<'a> {
         Lookups(by_cwd, programs)
     }
 
-    /// The program `spec` runs, as an absolute path as in PM2 (see [`exec_path`]).
+    /// The program `spec` runs, as an absolute path as in PM2: a bare command is looked up in
+    /// the app's `$PATH` (found when the listing was read, else now: `description` reads no
+    /// listing).
     fn exec_path(&self, spec: &'a kelpie_core::AppSpec) -> std::borrow::Cow<'a, str> {
-        match bare_program(spec) {
-            None => std::borrow::Cow::Borrowed(program_of(spec)),
-            Some((program, path)) => match self.1.get(&(program, path)) {
-                Some(found) => {
-                    std::borrow::Cow::Owned(found.clone().unwrap_or_else(|| program.to_string()))
-                }
-                None => exec_path(spec),
-            },
-        }
+        let Some((program, path)) = bare_program(spec) else {
+            return std::borrow::Cow::Borrowed(program_of(spec));
+        };
+        let found = match self.1.get(&(program, path)) {
+            Some(found) => found.clone(),
+            None => which(program, path),
+        };
+        found.map_or(std::borrow::Cow::Borrowed(program), std::borrow::Cow::Owned)
     }
 
     fn of(&self, spec: &kelpie_core::AppSpec) -> Option<&Versioning> {
@@ -454,18 +455,6 @@ fn which(program: &str, path: Option<&str>) -> Option<String> {
         .or_else(|| std::env::var_os("PATH"))
         .unwrap_or_default();
     kelpie_config::which(program, &path_var).map(|found| found.display().to_string())
-}
-
-/// The program an app runs, as an absolute path as in PM2: a bare command is looked up in the
-/// app's `$PATH`.
-fn exec_path(spec: &kelpie_core::AppSpec) -> std::borrow::Cow<'_, str> {
-    match bare_program(spec) {
-        None => std::borrow::Cow::Borrowed(program_of(spec)),
-        Some((program, path)) => match which(program, path) {
-            Some(found) => std::borrow::Cow::Owned(found),
-            None => std::borrow::Cow::Borrowed(program),
-        },
-    }
 }
 
 /// Write the whole list as one line of JSON (secret-looking env values masked unless

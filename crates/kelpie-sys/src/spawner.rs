@@ -89,10 +89,10 @@ fn start() -> Option<Mutex<Spawner>> {
     let (ours, theirs) = crate::seqpacket_pair().ok()?;
     let (jobs, received) = mpsc::channel::<Job>();
     let (ready, is_ready) = mpsc::sync_channel(1);
+    // The thread takes its end by number into a table of its own; this table's copy stays
+    // `theirs`, closed below once the thread is set up (or failed to be).
     let theirs_raw = theirs.as_raw_fd();
-    // Owned by the thread from here on, as a number of its own table.
-    std::mem::forget(theirs);
-    let started = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("kelpie-spawner".into())
         .spawn(move || {
             let socket = match own_table(theirs_raw) {
@@ -104,27 +104,11 @@ fn start() -> Option<Mutex<Spawner>> {
             };
             let _ = ready.send(Ok(()));
             serve(&socket, &received);
-        });
-    match started {
-        Ok(_) => {}
-        Err(_) => {
-            // The thread never ran: the number is still ours to close.
-            // SAFETY: `theirs_raw` was forgotten above and never used since.
-            drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(theirs_raw) });
-            return None;
-        }
-    }
-    match is_ready.recv() {
-        Ok(Ok(())) => {
-            // Our table's copy of the thread's end: the thread has its own now.
-            // SAFETY: `theirs_raw` was forgotten above; in this (shared) table it is still
-            // ours, and nothing else closed it.
-            drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(theirs_raw) });
-            Some(Mutex::new(Spawner { socket: ours, jobs }))
-        }
-        // The thread failed before unsharing (the shared table's number is still open) or after.
-        _ => None,
-    }
+        })
+        .ok()?;
+    let set_up = matches!(is_ready.recv(), Ok(Ok(())));
+    drop(theirs);
+    set_up.then(|| Mutex::new(Spawner { socket: ours, jobs }))
 }
 
 /// In the spawner thread: a table of its own holding stdio and `socket` (moved to descriptor

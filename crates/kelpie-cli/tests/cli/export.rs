@@ -165,6 +165,31 @@ fn systemd_units_pass_systemd_analyze_verify() {
     );
 }
 
+/// What `kelpie export <args…> -o DIR` wrote into a new temporary directory (removed with
+/// this value), and what it said on stderr.
+struct Exported {
+    dir: tempfile::TempDir,
+    stderr: String,
+}
+
+impl Exported {
+    /// The directory the files went to.
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+}
+
+/// `kelpie export <args…> -o DIR`, which must succeed, into a new temporary `DIR`.
+fn export_into(k: &Kelpie, args: &[&str]) -> Exported {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let mut all = vec!["export"];
+    all.extend_from_slice(args);
+    all.extend(["-o", out.to_str().expect("utf-8")]);
+    let (_, stderr) = run_ok(k, &all);
+    Exported { dir, stderr }
+}
+
 /// `systemd-analyze verify` passes `units` of `dir` without a complaint (skipped, a failure
 /// under CI, without systemd-analyze).
 fn systemd_verify(dir: &Path, units: &[&str]) {
@@ -243,20 +268,8 @@ fn compose_file_matches_the_compose_schema() {
 fn kubernetes_manifests_pass_kubernetes_validate() {
     let k = kelpie();
     let file = ecosystem(&k);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("k8s");
-    run_ok(
-        &k,
-        &[
-            "export",
-            "kubernetes",
-            &file,
-            "--only",
-            "api,db",
-            "-o",
-            out.to_str().expect("utf-8"),
-        ],
-    );
+    let exported = export_into(&k, &["kubernetes", &file, "--only", "api,db"]);
+    let out = exported.out();
     let mut names: Vec<String> = std::fs::read_dir(&out)
         .expect("list")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -385,18 +398,9 @@ fn written(dir: &Path) -> Vec<String> {
 fn a_periodic_job_is_a_systemd_timer_starting_a_oneshot_service() {
     let k = kelpie();
     let file = jobs(&k);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("units");
-    let (_, stderr) = run_ok(
-        &k,
-        &[
-            "export",
-            "systemd",
-            &file,
-            "-o",
-            out.to_str().expect("utf-8"),
-        ],
-    );
+    let exported = export_into(&k, &["systemd", &file]);
+    let out = exported.out();
+    let stderr = &exported.stderr;
     assert!(
         stderr.contains("app `backup`: periodic job: a run still going at the next tick"),
         "{stderr}"
@@ -457,18 +461,9 @@ fn a_periodic_job_is_a_systemd_timer_starting_a_oneshot_service() {
 fn a_periodic_job_is_a_kubernetes_cronjob_running_the_app() {
     let k = kelpie();
     let file = jobs(&k);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("k8s");
-    let (_, stderr) = run_ok(
-        &k,
-        &[
-            "export",
-            "kubernetes",
-            &file,
-            "-o",
-            out.to_str().expect("utf-8"),
-        ],
-    );
+    let exported = export_into(&k, &["kubernetes", &file]);
+    let out = exported.out();
+    let stderr = &exported.stderr;
     // A CronJob cannot take seconds: said, and nothing half-right written.
     assert!(
         stderr.contains(
@@ -666,20 +661,8 @@ fn exports_run_from_the_image_the_same_on_any_machine_without_secrets_in_clear()
             );
         }
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("k8s");
-    run_ok(
-        &k,
-        &[
-            "export",
-            "kubernetes",
-            &file,
-            "--env",
-            "production",
-            "-o",
-            out.to_str().expect("utf-8"),
-        ],
-    );
+    let exported = export_into(&k, &["kubernetes", &file, "--env", "production"]);
+    let out = exported.out();
     assert_eq!(
         written(&out),
         [
@@ -840,23 +823,19 @@ fn the_examples_kubernetes_exports_pass_checkov() {
         ),
         ("docker/ecosystem.config.js", &[][..]),
     ] {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let out = dir.path().join("k8s");
         let file = examples.join(file);
-        run_ok(
+        let exported = export_into(
             &k,
             &[
-                "export",
                 "kubernetes",
                 file.to_str().expect("utf-8"),
                 "--env",
                 "production",
                 "--image",
                 "registry.example/app:1.0.0",
-                "-o",
-                out.to_str().expect("utf-8"),
             ],
         );
+        let out = exported.out();
         let Some(failed) = checkov_failures(&out, allowed) else {
             return;
         };
@@ -893,18 +872,8 @@ fn a_node_cluster_app_with_a_port_runs_unchanged_from_its_systemd_unit() {
             "module.exports = {{ apps: [{{ name: 'web', script: './server.js', instances: 2, port: {port}, kill_timeout: '2s' }}] }};\n"
         ),
     );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("units");
-    run_ok(
-        &k,
-        &[
-            "export",
-            "systemd",
-            &file,
-            "-o",
-            out.to_str().expect("utf-8"),
-        ],
-    );
+    let exported = export_into(&k, &["systemd", &file]);
+    let out = exported.out();
     let names = written(&out);
     assert_eq!(names, ["kelpie-web.service"], "one service, no socket");
     let unit = std::fs::read_to_string(out.join("kelpie-web.service")).expect("unit");
