@@ -16,11 +16,12 @@ container of its own: in a fresh copy of that checkout (node_modules shared) wit
 `HOME`, so what one scenario leaves (files in the fixtures, a saved list, a daemon's
 state) never reaches the next. `bash <scenario>` runs from the copy's root, with one retry
 (as `test/e2e.sh`'s runTest) and a time limit (600 s: `infinite-loop` alone sleeps 202 s). The copy's `bin/pm2` is replaced by a
-launcher that runs the manager under test, with its home in that `HOME`: `~/.pm2` for
-PM2, as in the CI container, `~/.kelpie` for Kelpie. Several scenarios read or write
-`~/.pm2/dump.pm2` or kill `~/.pm2/pm2.pid` themselves, which thus never reach the user's
-own PM2. Under Kelpie the launcher also sets `PM2_HOME` to that `~/.pm2`, so a fixture
-that drives PM2's API (`inside-pm2`) reaches a PM2 daemon of the scenario's own. After
+launcher that runs the manager under test, with its home in that `HOME`: `~/.pm2`, as
+in the CI container. Kelpie runs as `pm2` (its drop-in: PM2's home and file names), so the
+scenarios that read `~/.pm2/dump.pm2` or kill `~/.pm2/pm2.pid` find Kelpie's, and none of
+them ever reaches the user's own PM2. Under Kelpie the launcher also sets `PM2_HOME` to
+`~/.pm2-api`, so a fixture that drives PM2's API (`inside-pm2`) reaches a PM2 daemon of the
+scenario's own, beside Kelpie's. After
 each attempt the daemons are killed, then whatever still runs with the scenario's HOME
 (a daemon whose home a scenario deleted answers no `kill`).
 
@@ -47,6 +48,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# Under Kelpie, the home of the PM2 daemon a fixture may start through PM2's API.
+PM2_API_HOME = ".pm2-api"
 
 
 def extract_checkout(source: Path, into: Path) -> None:
@@ -116,17 +119,19 @@ def scenarios(e2e_sh: Path) -> list:
 def write_launcher(root: Path, manager: str, binary: str, home: Path, pm2_api_home: Path) -> None:
     """Replaces the copy's bin/pm2 (PM2's own CLI) with the manager under test.
 
-    Under Kelpie, PM2_HOME goes to the apps too (they inherit the CLI's environment): a
-    fixture that uses PM2's API gets a PM2 daemon in the run's home."""
+    Kelpie runs as `pm2` (argv[0], as a link named `pm2` runs it: the drop-in), so its home
+    has PM2's file names (`pm2.pid`, `dump.pm2`). PM2_HOME goes to the apps (they inherit the
+    CLI's environment): a fixture that uses PM2's API gets a PM2 daemon in a home of its own,
+    which never meets Kelpie's."""
     (root / "bin").mkdir(exist_ok=True)
     launcher = root / "bin" / "pm2"
     if launcher.exists() or launcher.is_symlink():
         launcher.unlink()
     if manager == "kelpie":
-        variables = f'KELPIE_HOME="{home}" PM2_HOME="{pm2_api_home}"'
+        command = f'KELPIE_HOME="{home}" PM2_HOME="{pm2_api_home}" exec -a pm2 "{binary}" "$@"'
     else:
-        variables = f'PM2_HOME="{home}"'
-    launcher.write_text(f'#!/bin/sh\n{variables} exec "{binary}" "$@"\n')
+        command = f'PM2_HOME="{home}" exec "{binary}" "$@"'
+    launcher.write_text(f"#!/bin/bash\n{command}\n")
     launcher.chmod(0o755)
 
 
@@ -171,7 +176,7 @@ def kill_daemon(root: Path, user_home: Path, log=None) -> None:
         timeout=60,
         check=False,
     )
-    pm2_home = user_home / ".pm2"
+    pm2_home = user_home / PM2_API_HOME
     if (pm2_home / "pm2.pid").is_file():
         # A PM2 daemon that a fixture started through PM2's API, under Kelpie.
         subprocess.run(
@@ -254,9 +259,9 @@ def main() -> int:
         root = work / "runs" / name
         user_home = work / "homes" / name
         fresh_checkout(tree, root)
-        home = user_home / (".kelpie" if args.manager == "kelpie" else ".pm2")
+        home = user_home / ".pm2"
         home.mkdir(parents=True)
-        write_launcher(root, args.manager, binary, home, user_home / ".pm2")
+        write_launcher(root, args.manager, binary, home, user_home / PM2_API_HOME)
         with open(log_path, "wb") as log:
             passed = run_once(root, user_home, scenario, args.timeout, log)
             kill_daemon(root, user_home, log)

@@ -250,9 +250,24 @@ fn running_daemon_of(home: &Home) -> Option<u32> {
         })
 }
 
+/// Run as `pm2`, Kelpie's files have PM2's names in PM2's home: a PM2 daemon still running
+/// there would share its pid file and dump with Kelpie's. Its socket answering says it runs.
+fn refuse_a_home_pm2_runs_in(home: &Home) -> Result<()> {
+    let pm2_socket = home.root().join("rpc.sock");
+    if home.names() == kelpie_proto::FileNames::Pm2 && UnixStream::connect(&pm2_socket).is_ok() {
+        bail!(
+            "a PM2 daemon runs in {} (its socket {} answers): stop it with PM2 (`pm2 kill`), or give Kelpie a home of its own (KELPIE_HOME)",
+            home.root().display(),
+            pm2_socket.display()
+        );
+    }
+    Ok(())
+}
+
 /// Start `kelpie daemon` for `home`, detached, and wait until it answers. The home and the
 /// daemon's log are created here first, so a home we cannot write to is reported clearly.
 fn start_daemon(home: &Home) -> Result<()> {
+    refuse_a_home_pm2_runs_in(home)?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -271,7 +286,7 @@ fn start_daemon(home: &Home) -> Result<()> {
     let mut command = Command::new(exe);
     command
         .arg("daemon")
-        .env(kelpie_proto::HOME_ENV, home.root())
+        .envs(home.environment())
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)

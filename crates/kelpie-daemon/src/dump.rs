@@ -33,7 +33,13 @@ pub struct DumpedApp {
 }
 
 fn parse(bytes: &[u8]) -> Result<DumpFile, String> {
-    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    serde_json::from_slice(bytes).map_err(|e| {
+        // PM2's `dump.pm2` is a list of its processes; Kelpie's is an object.
+        match serde_json::from_slice::<Vec<serde_json::Value>>(bytes) {
+            Ok(_) => "it is a list of processes as PM2 writes it, not a dump Kelpie wrote (start the apps from their ecosystem file, then save)".to_string(),
+            Err(_) => e.to_string(),
+        }
+    })
 }
 
 /// Write the dump, keeping the previous one (if it was valid) as `dump.json.bak`. Refuses to
@@ -140,6 +146,24 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn a_dump_pm2_wrote_is_named_as_such() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let home = Home::with_names(dir.path().to_path_buf(), kelpie_proto::FileNames::Pm2);
+        fs::write(
+            home.dump_file(),
+            br#"[{"name":"api","pm_exec_path":"/srv/api.js"}]"#,
+        )
+        .expect("write");
+        let err = load(&home).expect_err("not Kelpie's");
+        assert!(
+            err.contains(
+                "dump.pm2 is not a valid dump: it is a list of processes as PM2 writes it"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use crate::logs::LogFiles;
 use crate::sockets::ListenSocket;
 use kelpie_core::{sanitize_log_name, AppSpec, ExecMode};
-use kelpie_proto::{Home, HOME_ENV};
+use kelpie_proto::Home;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
@@ -288,14 +288,14 @@ pub fn identity(spec: &AppSpec) -> std::io::Result<Option<kelpie_sys::Identity>>
 
 /// Variables Kelpie adds to every app (they win over the app's own, as in PM2).
 fn kelpie_variables(spec: &AppSpec, who: &InstanceIdentity<'_>) -> Vec<(String, String)> {
-    let mut vars = vec![
-        (HOME_ENV.to_string(), who.home.root().display().to_string()),
+    let mut vars = who.home.environment();
+    vars.extend([
         ("KELPIE_APP_NAME".to_string(), spec.name.clone()),
         ("pm_id".to_string(), who.pm_id.to_string()),
         ("name".to_string(), spec.name.clone()),
         ("namespace".to_string(), spec.namespace.clone()),
         (spec.instance_var.clone(), who.instance.to_string()),
-    ];
+    ]);
     // systemd's convention: libraries (sd_watchdog_enabled) ping only when this is set.
     if let Some(ms) = spec.watchdog_ms {
         vars.push(("WATCHDOG_USEC".to_string(), (ms * 1000).to_string()));

@@ -5,6 +5,11 @@ use std::path::{Path, PathBuf};
 /// Environment variable that chooses the home (like `PM2_HOME`).
 pub const HOME_ENV: &str = "KELPIE_HOME";
 
+/// Environment variable that gives the home PM2's file names when it is `pm2`. The CLI run as
+/// `pm2` sets it for the daemon and what the daemon starts (its keeper, the apps), so that every
+/// one of them finds the same files.
+pub const FILE_NAMES_ENV: &str = "KELPIE_FILE_NAMES";
+
 /// Environment variables that put the daemon's pid file elsewhere than in the home: Kelpie's
 /// name, then PM2's (`PM2_PID_FILE_PATH`), so that a monitor configured for PM2 finds it.
 pub const PID_FILE_ENVS: [&str; 2] = ["KELPIE_PID_FILE", "PM2_PID_FILE_PATH"];
@@ -14,23 +19,75 @@ pub const PID_FILE_ENVS: [&str; 2] = ["KELPIE_PID_FILE", "PM2_PID_FILE_PATH"];
 /// longer speaks.
 pub const UPDATE_SIGNAL: &str = "SIGUSR1";
 
+/// Which names a home's files have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileNames {
+    /// `~/.kelpie` with `kelpie.pid`, `kelpie.log`, `dump.json`.
+    Kelpie,
+    /// PM2's home and names, for Kelpie run as `pm2` (a drop-in): `$PM2_HOME` or `~/.pm2`, with
+    /// `pm2.pid`, `pm2.log`, `dump.pm2`, so that scripts, monitors and backups written for PM2
+    /// find them.
+    Pm2,
+}
+
+impl FileNames {
+    /// The home's directory under a user's home directory.
+    pub fn directory(self) -> &'static str {
+        match self {
+            FileNames::Kelpie => ".kelpie",
+            FileNames::Pm2 => ".pm2",
+        }
+    }
+    fn pid(self) -> &'static str {
+        match self {
+            FileNames::Kelpie => "kelpie.pid",
+            FileNames::Pm2 => "pm2.pid",
+        }
+    }
+    fn daemon_log(self) -> &'static str {
+        match self {
+            FileNames::Kelpie => "kelpie.log",
+            FileNames::Pm2 => "pm2.log",
+        }
+    }
+    fn dump(self) -> &'static str {
+        match self {
+            FileNames::Kelpie => "dump.json",
+            FileNames::Pm2 => "dump.pm2",
+        }
+    }
+}
+
 /// The files of one Kelpie home.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Home {
     root: PathBuf,
     pid_file: Option<PathBuf>,
+    names: FileNames,
 }
 
 impl Home {
     /// `$KELPIE_HOME`, else `$HOME/.kelpie`, else `./.kelpie`; the pid file where
-    /// [`PID_FILE_ENVS`] say, else in the home.
+    /// [`PID_FILE_ENVS`] say, else in the home. Run as `pm2` (a link named so), or with
+    /// [`FILE_NAMES_ENV`] set to `pm2`, the home has PM2's names and is `$KELPIE_HOME`, else
+    /// `$PM2_HOME`, else `$HOME/.pm2`.
     pub fn from_env() -> Home {
         let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-        let root = set(HOME_ENV).map(PathBuf::from).unwrap_or_else(|| {
-            let base = set("HOME").map(PathBuf::from);
-            base.unwrap_or_else(|| PathBuf::from(".")).join(".kelpie")
-        });
-        let mut home = Home::at(root);
+        let names = if run_as_pm2() || set(FILE_NAMES_ENV).is_some_and(|v| v == "pm2") {
+            FileNames::Pm2
+        } else {
+            FileNames::Kelpie
+        };
+        let pm2_variable = (names == FileNames::Pm2).then_some("PM2_HOME");
+        let root = set(HOME_ENV)
+            .or_else(|| pm2_variable.and_then(set))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                let base = set("HOME").map(PathBuf::from);
+                base.unwrap_or_else(|| PathBuf::from("."))
+                    .join(names.directory())
+            });
+        let mut home = Home::with_names(root, names);
         home.pid_file = PID_FILE_ENVS
             .iter()
             .find_map(|name| set(name))
@@ -43,7 +100,31 @@ impl Home {
         Home {
             root: absolute(root),
             pid_file: None,
+            names: FileNames::Kelpie,
         }
+    }
+
+    /// A home rooted at `root` whose files have these names.
+    pub fn with_names(root: PathBuf, names: FileNames) -> Home {
+        Home {
+            names,
+            ..Home::at(root)
+        }
+    }
+
+    /// Which names its files have.
+    pub fn names(&self) -> FileNames {
+        self.names
+    }
+
+    /// The variables that make a process Kelpie starts (its daemon, keeper, apps) find this
+    /// same home with the same names.
+    pub fn environment(&self) -> Vec<(String, String)> {
+        let mut vars = vec![(HOME_ENV.to_string(), self.root.display().to_string())];
+        if self.names == FileNames::Pm2 {
+            vars.push((FILE_NAMES_ENV.to_string(), "pm2".to_string()));
+        }
+        vars
     }
 
     /// The home directory itself.
@@ -58,12 +139,12 @@ impl Home {
     pub fn pid_file(&self) -> PathBuf {
         match &self.pid_file {
             Some(path) => path.clone(),
-            None => self.root.join("kelpie.pid"),
+            None => self.root.join(self.names.pid()),
         }
     }
     /// The daemon's own log.
     pub fn daemon_log(&self) -> PathBuf {
-        self.root.join("kelpie.log")
+        self.root.join(self.names.daemon_log())
     }
     /// The live state (every app, written after each change).
     pub fn state_file(&self) -> PathBuf {
@@ -81,11 +162,11 @@ impl Home {
     }
     /// The list written by `save` and read by `resurrect`.
     pub fn dump_file(&self) -> PathBuf {
-        self.root.join("dump.json")
+        self.root.join(self.names.dump())
     }
     /// The previous dump, kept by each `save`.
     pub fn dump_backup(&self) -> PathBuf {
-        self.root.join("dump.json.bak")
+        self.root.join(format!("{}.bak", self.names.dump()))
     }
     /// Daemon-wide settings (`[logs]` rotation defaults), read at start and by `reloadLogs`.
     pub fn settings_file(&self) -> PathBuf {
@@ -138,6 +219,15 @@ impl Home {
     pub fn keeper_spool_dir(&self) -> PathBuf {
         self.root.join("keeper")
     }
+}
+
+/// This program was run under the name `pm2` or `pm2-runtime` (a link to `kelpie` named so:
+/// the drop-in).
+fn run_as_pm2() -> bool {
+    std::env::args_os().next().is_some_and(|program| {
+        let name = Path::new(&program).file_name();
+        name == Some("pm2".as_ref()) || name == Some("pm2-runtime".as_ref())
+    })
 }
 
 /// `path` against the current directory, if relative.

@@ -12,7 +12,7 @@ mod messages;
 mod targets;
 
 pub use frame::{decode, encode, read_frame, write_frame, FrameError, MAX_FRAME_LEN};
-pub use home::{Home, HOME_ENV, UPDATE_SIGNAL};
+pub use home::{FileNames, Home, FILE_NAMES_ENV, HOME_ENV, UPDATE_SIGNAL};
 pub use messages::{
     BusEvent, ConfRequest, ConfigSource, ErrorKind, Hello, HostFilesystem, HostMetrics, LogBytes,
     LogFileInfo, LogStream, ProcessInfo, Request, Response, ScaleCount, SpecChanges, StartOutcome,

@@ -222,13 +222,15 @@ impl Kelpie {
         })
     }
 
-    /// The daemon's pid, if it wrote one.
+    /// The daemon's pid, if it wrote one (`pm2.pid` when it was run as `pm2`).
     pub fn daemon_pid(&self) -> Option<u32> {
-        std::fs::read_to_string(self.home.path().join("kelpie.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        ["kelpie.pid", "pm2.pid"].iter().find_map(|name| {
+            std::fs::read_to_string(self.home.path().join(name))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        })
     }
 
     /// The pid of the daemon's keeper (which holds the apps' pipes and sockets), if one wrote it.

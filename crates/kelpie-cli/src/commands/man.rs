@@ -87,6 +87,11 @@ const FILES_AND_ENVIRONMENT: &str = r#".SH ENVIRONMENT
 The daemon's home (default \fI~/.kelpie\fR). Every command talks to the daemon of this home,
 and starts it on first use.
 .TP
+\fBPM2_HOME\fR
+Run as \fBpm2\fR (a link so named, the drop\-in), the home is \fI$PM2_HOME\fR, else
+\fI~/.pm2\fR, and its files have PM2's names (\fIpm2.pid\fR, \fIpm2.log\fR, \fIdump.pm2\fR).
+\fBKELPIE_FILE_NAMES\fR=pm2 gives PM2's names to a \fBkelpie\fR command too.
+.TP
 \fBKELPIE_WEB_TOKEN\fR
 The token \fBkelpie web\fR requires, when \fB\-\-token\fR is not given.
 .SH FILES

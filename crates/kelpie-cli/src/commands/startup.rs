@@ -55,7 +55,7 @@ struct Service {
     init: InitSystem,
     name: String,
     user: String,
-    home: PathBuf,
+    home: Home,
     kelpie: PathBuf,
     path_var: String,
 }
@@ -71,19 +71,18 @@ impl Service {
             None => kelpie_sys::username(kelpie_sys::current_uid()),
         };
         // Another user's apps live in that user's home, not in ours (PM2 got this wrong).
-        let home = match (&args.home, &args.user) {
+        let root = match (&args.home, &args.user) {
             (Some(dir), _) => PathBuf::from(dir),
-            (None, Some(user)) => {
-                user_home(user)
-                    .map(|dir| dir.join(".kelpie"))
-                    .ok_or_else(|| {
-                        anyhow!(
+            (None, Some(user)) => user_home(user)
+                .map(|dir| dir.join(home.names().directory()))
+                .ok_or_else(|| {
+                    anyhow!(
                         "user `{user}` has no home directory in /etc/passwd: give one with --hp"
                     )
-                    })?
-            }
+                })?,
             (None, None) => home.root().to_path_buf(),
         };
+        let home = Home::with_names(root, home.names());
         let kelpie = std::env::current_exe()
             .and_then(|p| p.canonicalize())
             .context("cannot tell where the kelpie binary is")?;
@@ -132,7 +131,16 @@ impl Service {
 
     fn render(&self) -> String {
         let kelpie = self.kelpie.display();
-        let home = self.home.display();
+        let home = self.home.root().display();
+        let log = self.home.daemon_log();
+        let log = log.display();
+        let environment = self.home.environment();
+        let each_variable = |line: &dyn Fn(&str, &str) -> String| -> String {
+            environment
+                .iter()
+                .map(|(name, value)| line(name, value))
+                .collect()
+        };
         match self.init {
             // Type=simple with the daemon in the foreground: no pid file to get wrong. Its log
             // goes where `kelpie` users look for it (kelpie.log), not only to the journal.
@@ -149,12 +157,12 @@ impl Service {
                  [Service]\n\
                  Type=simple\n\
                  User={user}\n\
-                 Environment=KELPIE_HOME={home}\n\
+                 {variables}\
                  Environment=PATH={path}\n\
                  ExecStart={kelpie} daemon --resurrect-if-empty\n\
                  ExecReload={kelpie} reload all\n\
-                 StandardOutput=append:{home}/kelpie.log\n\
-                 StandardError=append:{home}/kelpie.log\n\
+                 StandardOutput=append:{log}\n\
+                 StandardError=append:{log}\n\
                  KillMode=process\n\
                  TimeoutStopSec=120\n\
                  Restart=on-failure\n\
@@ -165,6 +173,7 @@ impl Service {
                  WantedBy=multi-user.target\n",
                 user = self.user,
                 path = self.path_var,
+                variables = each_variable(&|name, value| format!("Environment={name}={value}\n")),
             ),
             InitSystem::OpenRc => format!(
                 "#!/sbin/openrc-run\n\
@@ -175,11 +184,11 @@ impl Service {
                  command_user=\"{user}\"\n\
                  command_background=true\n\
                  pidfile=\"/run/{name}.pid\"\n\
-                 export KELPIE_HOME=\"{home}\"\n\
+                 {variables}\
                  export PATH=\"{path}\"\n\
                  retry=\"TERM/120/KILL/5\"\n\
-                 output_log=\"{home}/kelpie.log\"\n\
-                 error_log=\"{home}/kelpie.log\"\n\
+                 output_log=\"{log}\"\n\
+                 error_log=\"{log}\"\n\
                  \n\
                  depend() {{\n\
                  \tneed net\n\
@@ -187,6 +196,7 @@ impl Service {
                 user = self.user,
                 name = self.name,
                 path = self.path_var,
+                variables = each_variable(&|name, value| format!("export {name}=\"{value}\"\n")),
             ),
             InitSystem::Launchd => format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
@@ -198,15 +208,16 @@ impl Service {
                  \x20 <key>ProgramArguments</key>\n\
                  \x20 <array><string>{kelpie}</string><string>daemon</string><string>--resurrect-if-empty</string></array>\n\
                  \x20 <key>EnvironmentVariables</key>\n\
-                 \x20 <dict><key>KELPIE_HOME</key><string>{home}</string><key>PATH</key><string>{path}</string></dict>\n\
+                 \x20 <dict>{variables}<key>PATH</key><string>{path}</string></dict>\n\
                  \x20 <key>RunAtLoad</key><true/>\n\
-                 \x20 <key>StandardErrorPath</key><string>{home}/kelpie.log</string>\n\
+                 \x20 <key>StandardErrorPath</key><string>{log}</string>\n\
                  \x20 <key>KeepAlive</key><dict><key>SuccessfulExit</key><false/></dict>\n\
                  </dict>\n\
                  </plist>\n",
                 name = self.name,
                 user = self.user,
                 path = self.path_var,
+                variables = each_variable(&|name, value| format!("<key>{name}</key><string>{value}</string>")),
             ),
         }
     }
@@ -250,7 +261,7 @@ pub fn startup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
             service.kelpie.display(),
             platform_word(service.init),
             service.user,
-            service.home.display()
+            service.home.root().display()
         );
         outln!("[kelpie] it would write {}:\n\n{text}", file.display());
         return Ok(ExitCode::SUCCESS);
@@ -273,7 +284,7 @@ pub fn startup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
         "[kelpie] {} starts the daemon at boot for {} ({}); it brings the apps back as they were, or the list saved with `kelpie save` when none is left",
         service.name,
         service.user,
-        service.home.display()
+        service.home.root().display()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -370,7 +381,7 @@ mod tests {
             init,
             name: "kelpie-www".into(),
             user: "www".into(),
-            home: "/home/www/.kelpie".into(),
+            home: Home::at("/home/www/.kelpie".into()),
             kelpie: "/usr/local/bin/kelpie".into(),
             path_var: "/usr/bin:/bin".into(),
         }

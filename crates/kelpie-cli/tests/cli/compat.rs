@@ -703,3 +703,130 @@ fn env_variables_on_a_script_and_a_profile_on_restart_by_name_do_what_the_guides
         "{err}"
     );
 }
+
+/// A link named `pm2` to the kelpie binary: the drop-in. Its home is `$PM2_HOME` (else
+/// `~/.pm2`) and its files have PM2's names, so scripts, monitors and backups written for PM2
+/// (`kill $(cat ~/.pm2/pm2.pid)`, `~/.pm2/dump.pm2`, `~/.pm2/logs/`) find them.
+#[test]
+fn run_as_pm2_kelpie_keeps_pm2s_home_and_file_names() {
+    let k = kelpie();
+    let pm2 = k.dir.path().join("pm2");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kelpie"), &pm2).expect("link pm2");
+    let user_home = tempfile::tempdir().expect("user home");
+    let run = |args: &[&str]| {
+        std::process::Command::new(&pm2)
+            .args(args)
+            .env_remove("KELPIE_HOME")
+            .env("PM2_HOME", k.home())
+            .env("HOME", user_home.path())
+            .current_dir(k.dir.path())
+            .output()
+            .expect("run pm2")
+    };
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "pm2 {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    k.write("app.sh", "echo started; exec sleep 600\n");
+    ok(&["start", "app.sh", "--name", "api"]);
+    let pid: u32 = std::fs::read_to_string(k.home().join("pm2.pid"))
+        .expect("the daemon's pid in pm2.pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert!(
+        k.home().join("pm2.log").is_file(),
+        "the daemon logs to pm2.log"
+    );
+    assert!(!k.home().join("kelpie.pid").exists() && !k.home().join("kelpie.log").exists());
+    // The same daemon answers `kelpie` pointed at that home with PM2's names.
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_kelpie"))
+        .arg("jlist")
+        .env("KELPIE_HOME", k.home())
+        .env("KELPIE_FILE_NAMES", "pm2")
+        .output()
+        .expect("kelpie jlist");
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("\"api\""));
+    k.wait_for(
+        "the app's line in logs/api-out.log",
+        Duration::from_secs(5),
+        || {
+            std::fs::read_to_string(k.home().join("logs/api-out.log"))
+                .is_ok_and(|log| log.contains("started"))
+        },
+    );
+    // The app sees the same home, so a `pm2` it runs reaches this daemon.
+    let app_pid = k.pid("api");
+    let environ = std::fs::read(format!("/proc/{app_pid}/environ")).expect("app environ");
+    assert!(environ
+        .split(|b| *b == 0)
+        .any(|var| var == b"KELPIE_FILE_NAMES=pm2"));
+
+    ok(&["save"]);
+    assert!(k.home().join("dump.pm2").is_file());
+    ok(&["save"]);
+    assert!(k.home().join("dump.pm2.bak").is_file());
+    assert!(!k.home().join("dump.json").exists());
+    ok(&["set", "mymodule:key1", "val1"]);
+    let conf = std::fs::read_to_string(k.home().join("module_conf.json")).expect("module_conf");
+    assert!(conf.contains("key1"));
+    ok(&["delete", "all"]);
+    ok(&["resurrect"]);
+    assert_eq!(k.status("api"), "online");
+
+    // Without PM2_HOME, the home is ~/.pm2, and a boot unit keeps the names.
+    let unit = std::process::Command::new(&pm2)
+        .args(["startup", "systemd", "--print"])
+        .env_remove("KELPIE_HOME")
+        .env_remove("PM2_HOME")
+        .env("HOME", user_home.path())
+        .output()
+        .expect("pm2 startup");
+    let unit = String::from_utf8_lossy(&unit.stdout);
+    let pm2_home = user_home.path().join(".pm2");
+    for line in [
+        format!("Environment=KELPIE_HOME={}", pm2_home.display()),
+        "Environment=KELPIE_FILE_NAMES=pm2".to_string(),
+        format!("StandardOutput=append:{}/pm2.log", pm2_home.display()),
+    ] {
+        assert!(unit.contains(&line), "{line} missing from:\n{unit}");
+    }
+    assert!(!pm2_home.exists(), "printing a unit starts no daemon");
+
+    ok(&["kill"]);
+    k.wait_for("the daemon to exit", Duration::from_secs(5), || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
+}
+
+/// The drop-in never shares PM2's home with a PM2 daemon that still runs there (they would
+/// write the same pid file and dump): it says so and starts nothing.
+#[test]
+fn run_as_pm2_kelpie_refuses_a_home_where_pm2_runs() {
+    let k = kelpie();
+    let pm2 = k.dir.path().join("pm2");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kelpie"), &pm2).expect("link pm2");
+    // What a running PM2 daemon has in its home: a socket that answers.
+    let _pm2_daemon =
+        std::os::unix::net::UnixListener::bind(k.home().join("rpc.sock")).expect("bind rpc.sock");
+    let out = std::process::Command::new(&pm2)
+        .args(["start", "app.sh"])
+        .env_remove("KELPIE_HOME")
+        .env("PM2_HOME", k.home())
+        .current_dir(k.dir.path())
+        .output()
+        .expect("run pm2");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("a PM2 daemon runs in") && stderr.contains("pm2 kill"),
+        "{stderr}"
+    );
+    assert!(!k.home().join("pm2.pid").exists(), "no daemon was started");
+}

@@ -26,6 +26,9 @@ fn conf_file(k: &Kelpie) -> serde_json::Value {
 #[test]
 fn set_get_unset_multiset_and_conf_behave_like_pm2() {
     let k = kelpie();
+    // As under PM2, `unset` writes the store even when nothing changes: scripts look for it.
+    k.ok(&["unset", "all"]);
+    assert_eq!(conf_file(&k), serde_json::json!({}));
     let out = k.ok(&["set", "pm2-logrotate:max_size", "10M"]);
     assert!(out.contains("Setting changed"), "{out}");
     assert!(out.contains("Module: pm2-logrotate"), "{out}");

@@ -35,14 +35,18 @@ impl Runtime {
     /// `kelpie runtime args…` in a new pid namespace; `None` (skipped, with the reason printed:
     /// see [`unshare_permitted`]) without unshare.
     fn start(k: &Kelpie, args: &[&str]) -> Option<Runtime> {
+        let runtime = [env!("CARGO_BIN_EXE_kelpie"), "runtime"];
+        Runtime::start_as(k, &runtime.iter().chain(args).copied().collect::<Vec<_>>())
+    }
+
+    /// `command…` (the runtime, under whatever name) in a new pid namespace.
+    fn start_as(k: &Kelpie, command: &[&str]) -> Option<Runtime> {
         if !unshare_permitted() {
             return None;
         }
         let mut cmd = Command::new("unshare");
         cmd.args(["--pid", "--fork", "--mount-proc"])
-            .arg(env!("CARGO_BIN_EXE_kelpie"))
-            .arg("runtime")
-            .args(args)
+            .args(command)
             .env("KELPIE_HOME", k.home())
             .current_dir(k.dir.path());
         Some(Runtime {
@@ -69,6 +73,7 @@ impl Drop for Runtime {
         // Its pid file holds a pid of the namespace: the testkit must not act on it (PID 1 and
         // its namespace are killed by `Pid1`'s drop, if still running).
         let _ = std::fs::remove_file(self.home.join("kelpie.pid"));
+        let _ = std::fs::remove_file(self.home.join("pm2.pid"));
         let _ = std::fs::remove_file(self.home.join("kelpie.sock"));
     }
 }
@@ -316,6 +321,55 @@ fn a_one_shot_job_that_succeeds_exits_0_with_its_output() {
     assert_eq!(lines[2]["message"], "line 1");
     assert_eq!(lines[2]["app_name"], "job");
     assert_eq!(lines[2]["type"], "out");
+}
+
+/// A link named `pm2-runtime` (Dockerfiles written for PM2: `CMD ["pm2-runtime", ...]`) is
+/// `kelpie runtime`, with PM2's file names in its home.
+#[test]
+fn a_link_named_pm2_runtime_is_kelpie_runtime() {
+    let k = kelpie();
+    let link = k.dir.path().join("pm2-runtime");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kelpie"), &link).expect("link pm2-runtime");
+    let app = k.fake_app();
+    let link = link.display().to_string();
+    let Some(mut rt) = Runtime::start_as(
+        &k,
+        &[
+            &link,
+            "--json",
+            &app,
+            "--name",
+            "job",
+            "--no-autorestart",
+            "--",
+            "--print",
+            "2",
+            "--exit-after",
+            "1000",
+            "--exit-code",
+            "0",
+        ],
+    ) else {
+        return;
+    };
+    k.wait_for(
+        "the runtime's pid in pm2.pid",
+        Duration::from_secs(5),
+        || k.home().join("pm2.pid").is_file(),
+    );
+    let status = rt.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", rt.err());
+    let lines: Vec<serde_json::Value> = rt
+        .out()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(
+        lines.last().map(|l| &l["message"]),
+        Some(&"line 1".into()),
+        "{lines:?}"
+    );
+    assert!(!k.home().join("kelpie.pid").exists());
 }
 
 #[test]

@@ -289,10 +289,7 @@ impl Link {
                 "daemon".to_string(),
                 "--keeper".to_string(),
             ];
-            let env = vec![(
-                kelpie_proto::HOME_ENV.to_string(),
-                self.home.root().display().to_string(),
-            )];
+            let env = self.home.environment();
             let mut command = std::process::Command::new(&program);
             command
                 .stdin(std::process::Stdio::null())

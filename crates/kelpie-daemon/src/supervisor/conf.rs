@@ -56,8 +56,10 @@ pub(super) struct Settings {
 
 /// What a `set` or `unset` changed.
 pub(super) struct ConfChange {
-    /// The store's new text, to write, when it changed.
-    pub text: Option<String>,
+    /// The store's text, to write. Written even unchanged, as PM2 writes it at each `set` and
+    /// `unset`: `unset all` on an empty store leaves a `module_conf.json` behind, which
+    /// scripts written for PM2 look for.
+    pub text: String,
     /// The new rotation defaults, when `pm2-logrotate` changed.
     pub rotation: Option<LogDefaults>,
     /// The apps named by a section that was set (`pm2-logrotate` left out).
@@ -127,11 +129,10 @@ impl Settings {
             }
         }
         let rotation_changed = store.get(LOGROTATE) != self.conf.get(LOGROTATE);
-        let changed = store != self.conf;
         self.conf = store;
         sections.retain(|name| name.as_str() != LOGROTATE);
         Ok(ConfChange {
-            text: changed.then(|| module_conf::to_text(&self.conf)),
+            text: module_conf::to_text(&self.conf),
             rotation: rotation_changed.then(|| self.rotation()),
             apps: sections,
         })
@@ -164,12 +165,9 @@ impl Supervisor {
             notes.push(describe_rotation(&logs));
         }
         let (written_tx, written) = oneshot::channel();
-        match change.text {
-            Some(text) => self.persistence.persister().write_conf(text, written_tx),
-            None => {
-                let _ = written_tx.send(Ok(String::new()));
-            }
-        }
+        self.persistence
+            .persister()
+            .write_conf(change.text, written_tx);
         let mut waiters = Vec::new();
         let mut restarted = Vec::new();
         for name in &change.apps {
