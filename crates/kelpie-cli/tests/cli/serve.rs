@@ -14,6 +14,8 @@ struct Answer {
     status: u16,
     /// The header lines, lowercased.
     headers: String,
+    /// The header lines as sent.
+    head: String,
     body: String,
 }
 
@@ -38,6 +40,7 @@ fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Ans
             .and_then(|s| s.parse().ok())
             .unwrap_or(0),
         headers: head.to_lowercase(),
+        head: head.to_string(),
         body: body.to_string(),
     }
 }
@@ -150,6 +153,117 @@ fn serve_answers_files_index_pages_and_a_custom_404() {
         "{}",
         post.headers
     );
+}
+
+/// The value of header `name` (any case) in `answer`, as sent.
+fn header<'a>(answer: &'a Answer, name: &str) -> Option<&'a str> {
+    answer.head.lines().find_map(|line| {
+        let (key, value) = line.split_once(": ")?;
+        key.eq_ignore_ascii_case(name).then_some(value)
+    })
+}
+
+/// The resident memory of process `pid`, in KiB.
+fn vm_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A 1 GiB file is streamed (the server's memory stays small while it sends it), a Range
+/// request gets 206 with that part, and a repeated GET with the file's ETag (or its date) gets
+/// 304 without the body.
+#[test]
+fn serve_streams_big_files_answers_ranges_and_conditional_requests() {
+    const GIB: u64 = 1 << 30;
+    let k = kelpie();
+    let root = site(&k);
+    // Sparse: a gibibyte to send, without writing one to the disk.
+    let big = std::fs::File::create(format!("{root}/big.bin")).expect("create");
+    big.set_len(GIB).expect("set_len");
+    let port = free_port();
+    k.ok(&["serve", &root, &port.to_string(), "--name", "files"]);
+    wait_listening(&k, port);
+    let server = k.pid("files");
+
+    let mut stream = TcpStream::connect_timeout(&local(port), 5 * SECS).expect("connect");
+    stream.set_read_timeout(Some(30 * SECS)).expect("timeout");
+    stream
+        .write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut received: u64 = 0;
+    let mut peak_rss_kb = 0;
+    let mut chunk = vec![0u8; 1 << 20];
+    loop {
+        let n = stream.read(&mut chunk).expect("read");
+        if n == 0 {
+            break;
+        }
+        received += n as u64;
+        // Every ~64 MiB received, how much memory the server holds while sending.
+        if received % (64 << 20) < n as u64 {
+            peak_rss_kb = peak_rss_kb.max(vm_rss_kb(server));
+        }
+    }
+    assert!(
+        received > GIB,
+        "the whole file and its headers: {received} bytes"
+    );
+    assert!(
+        peak_rss_kb > 0 && peak_rss_kb < 64 * 1024,
+        "the server's memory while sending 1 GiB: {peak_rss_kb} KiB"
+    );
+
+    let part = request(port, "GET", "/big.bin", &[("Range", "bytes=100-199")]);
+    assert_eq!(part.status, 206, "{}", part.headers);
+    assert_eq!(
+        header(&part, "content-range"),
+        Some("bytes 100-199/1073741824")
+    );
+    assert_eq!(part.body.len(), 100);
+    let beyond = request(port, "GET", "/big.bin", &[("Range", "bytes=2000000000-")]);
+    assert_eq!(beyond.status, 416, "{}", beyond.headers);
+
+    let first = get(port, "/index.html");
+    assert_eq!(first.status, 200);
+    let etag = header(&first, "etag").expect("an ETag").to_string();
+    let modified = header(&first, "last-modified")
+        .expect("a Last-Modified")
+        .to_string();
+    let again = request(port, "GET", "/index.html", &[("If-None-Match", &etag)]);
+    assert_eq!(
+        (again.status, again.body.as_str()),
+        (304, ""),
+        "{}",
+        again.headers
+    );
+    let again = request(
+        port,
+        "GET",
+        "/index.html",
+        &[("If-Modified-Since", &modified)],
+    );
+    assert_eq!(
+        (again.status, again.body.as_str()),
+        (304, ""),
+        "{}",
+        again.headers
+    );
+    // Changed since: the new content, with another ETag.
+    std::fs::write(format!("{root}/index.html"), "<h1>new</h1>\n").expect("write");
+    let changed = request(port, "GET", "/index.html", &[("If-None-Match", &etag)]);
+    assert_eq!(
+        (changed.status, changed.body.as_str()),
+        (200, "<h1>new</h1>\n")
+    );
+    assert_ne!(header(&changed, "etag"), Some(etag.as_str()));
+    // A 404 page is never "not modified", whatever the client had.
+    let missing = request(port, "GET", "/nope.html", &[("If-None-Match", "*")]);
+    assert_eq!(missing.status, 404, "{}", missing.headers);
+    assert_eq!(missing.body, "your file doesnt exist\n");
 }
 
 #[test]
