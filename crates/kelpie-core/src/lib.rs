@@ -9,6 +9,7 @@
 
 pub mod cron;
 mod datefmt;
+pub mod files;
 pub mod forensics;
 mod instance;
 pub mod limits;

@@ -2,15 +2,11 @@
 
 use crate::logs::LogFiles;
 use crate::sockets::ListenSocket;
+use kelpie_core::files::is_discard;
 use kelpie_core::{sanitize_log_name, AppSpec, ExecMode};
 use kelpie_proto::Home;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
-
-/// Paths that mean "discard this stream" (PM2 accepts both).
-fn is_discard(path: &str) -> bool {
-    path == "/dev/null" || path == "NULL"
-}
 
 /// Where one instance's output goes, as shown to users (`/dev/null` when discarded).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,25 +71,6 @@ pub fn log_paths(home: &Home, spec: &AppSpec, pm_id: u32) -> LogPaths {
 fn numbered_files(spec: &AppSpec) -> bool {
     !spec.merge_logs
         && (spec.instances > 1 || spec.instances_given || spec.exec_mode == ExecMode::Cluster)
-}
-
-/// Where instance `pm_id`'s pid is written (PM2's `pid_file`): as PM2 does, a path ending in
-/// `.pid` (or `-<n>.pid`) always gets the instance's id (`app.pid` → `app-0.pid`, even for one
-/// instance in fork mode); another path is used as it is.
-pub fn pid_file(spec: &AppSpec, pm_id: u32) -> Option<PathBuf> {
-    let path = spec.pid_file.as_deref().filter(|p| !is_discard(p))?;
-    let Some(stem) = path.strip_suffix(".pid") else {
-        return Some(PathBuf::from(path));
-    };
-    let stem = match stem.rsplit_once('-') {
-        Some((before, number))
-            if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            before
-        }
-        _ => stem,
-    };
-    Some(PathBuf::from(format!("{stem}-{pm_id}.pid")))
 }
 
 /// `/x/app-out.log` → `/x/app-out-3.log` (PM2's per-instance naming).

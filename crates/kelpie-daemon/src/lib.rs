@@ -33,7 +33,6 @@ mod health;
 mod home_setup;
 mod host;
 mod instance;
-pub mod jlist;
 mod keeper;
 mod launch;
 mod link;
@@ -48,20 +47,16 @@ mod process;
 mod readiness;
 mod reaper;
 mod reclaim;
-mod secrets;
 mod server;
 mod sockets;
 mod state;
 mod supervisor;
 mod trigger;
 mod update;
-pub mod versioning;
 mod watch;
 mod web;
 
-pub use atomic::atomic_write_mode;
 use kelpie_proto::Home;
-pub use logs::file_tail;
 pub use supervisor::{ForegroundOptions, OutputBatch, OUTPUT_QUEUE};
 pub use update::handoff_format;
 

@@ -482,7 +482,7 @@ async fn jlist(
     match dispatch(Request::List, commands).await {
         (Response::Processes(list), written) => {
             let built = tokio::task::spawn_blocking(move || {
-                crate::jlist::to_value(&list, show_secrets).map_err(|e| e.to_string())
+                kelpie_view::jlist::to_value(&list, show_secrets).map_err(|e| e.to_string())
             })
             .await
             .unwrap_or_else(|e| Err(format!("building the list failed: {e}")));

@@ -8,6 +8,7 @@
 //! tuning).
 #![allow(unsafe_code)]
 
+mod atomic;
 pub mod cgroup;
 mod creds;
 mod exec;
@@ -28,6 +29,7 @@ mod sockets;
 mod spawn;
 mod spawner;
 
+pub use atomic::{atomic_write, atomic_write_mode, replace_unsynced};
 pub use creds::{
     current_uid, groups_of, lookup_group, lookup_user, set_nice_and_identity, username, Identity,
 };

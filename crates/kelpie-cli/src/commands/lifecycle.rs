@@ -106,7 +106,7 @@ pub fn update(home: &Home) -> Result<ExitCode> {
     let program = std::env::current_exe().context("cannot tell which program this kelpie is")?;
     let result_file = home.update_result();
     let _ = std::fs::remove_file(&result_file);
-    kelpie_daemon::atomic_write_mode(
+    kelpie_sys::atomic_write_mode(
         &home.update_request(),
         format!("{}\n", program.display()).as_bytes(),
         0o600,

@@ -272,7 +272,7 @@ pub fn startup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
     } else {
         0o644
     };
-    kelpie_daemon::atomic_write_mode(&file, text.as_bytes(), mode)
+    kelpie_sys::atomic_write_mode(&file, text.as_bytes(), mode)
         .with_context(|| format!("cannot write {}", file.display()))?;
     outln!("[kelpie] wrote {}", file.display());
     if args.dir.is_some() {

@@ -382,7 +382,7 @@ fn write_revision_control(
         writeln!(out, "Revision control: not read (vizion off)")?;
         return Ok(());
     }
-    let Some(found) = kelpie_daemon::versioning::read(std::path::Path::new(&spec.cwd)) else {
+    let Some(found) = kelpie_view::versioning::read(std::path::Path::new(&spec.cwd)) else {
         return Ok(());
     };
     let opt = |v: Option<&str>| v.unwrap_or("-").to_string();

@@ -13,7 +13,7 @@ mod terminal;
 pub use describe::write_describe;
 pub use events::{collect_events, write_events, write_events_json};
 pub use host::host_line;
-pub use kelpie_daemon::jlist::{is_secret_name, shown_env, write_describe_json, write_jlist, MASK};
+pub use kelpie_view::jlist::{is_secret_name, shown_env, write_describe_json, write_jlist, MASK};
 pub use table::{print_table, write_table};
 pub use terminal::RawTerminal;
 
@@ -26,7 +26,7 @@ pub fn write_prettylist(
     list: &[kelpie_proto::ProcessInfo],
     show_secrets: bool,
 ) -> std::io::Result<()> {
-    let value = kelpie_daemon::jlist::to_value(list, show_secrets)?;
+    let value = kelpie_view::jlist::to_value(list, show_secrets)?;
     writeln!(out, "{}", inspect::inspect(&value))
 }
 

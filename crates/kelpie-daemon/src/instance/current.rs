@@ -112,7 +112,7 @@ impl Current {
 
     /// Make `launched` the current process (its group is the one stops signal).
     pub(super) fn adopt(&mut self, given: &Given, launched: Launched) {
-        if let Some(path) = crate::launch::pid_file(&given.spec, given.pm_id) {
+        if let Some(path) = kelpie_core::files::pid_file(&given.spec, given.pm_id) {
             crate::pid_files::running(path, launched.pid);
         }
         self.health = HealthChecks::start(given, &launched);
@@ -176,7 +176,7 @@ impl Current {
     pub(super) fn exited(&mut self, given: &Given) {
         // The group's leader is the process that ran (see `adopt`).
         if let (Some(path), Some(pid), true) = (
-            crate::launch::pid_file(&given.spec, given.pm_id),
+            kelpie_core::files::pid_file(&given.spec, given.pm_id),
             self.pgid,
             self.child.is_some(),
         ) {

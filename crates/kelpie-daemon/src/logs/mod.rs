@@ -27,7 +27,6 @@ mod reader;
 mod rotation;
 mod routing;
 mod sink;
-mod tail;
 mod writer;
 
 pub use ending::HandedPipe;
@@ -202,7 +201,7 @@ impl LogService {
 /// The last `n` lines among the first `limit` bytes of a file, each cut into pieces of at most
 /// the line cap (blocking: call on the blocking pool).
 pub fn file_tail(path: &Path, n: usize, limit: Option<u64>) -> Vec<Vec<u8>> {
-    tail::last_lines(path, n, limit)
+    kelpie_view::tail::last_lines(path, n, limit)
         .into_iter()
         .flat_map(|line| {
             if line.len() <= framer::MAX_RECORD {

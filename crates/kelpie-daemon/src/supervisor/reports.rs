@@ -63,7 +63,7 @@ impl Supervisor {
                 &self.services,
                 crate::clock::now(),
             );
-            crate::jlist::description(&info)
+            kelpie_view::jlist::description(&info)
         });
         let about = crate::bus::About::of(event.pm_id, &entry.spec);
         self.services.bus.publish_changes(

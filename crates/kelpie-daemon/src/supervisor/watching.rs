@@ -216,7 +216,7 @@ impl Watches {
                 [Some(paths.out), Some(paths.err), paths.combined]
                     .into_iter()
                     .flatten()
-                    .filter(|p| p != "/dev/null" && p != "NULL")
+                    .filter(|p| !kelpie_core::files::is_discard(p))
                     .map(PathBuf::from),
             );
         }

@@ -19,7 +19,7 @@ const POLL: Duration = Duration::from_millis(250);
 pub fn print_tail(path: &Path, lines: usize, color: bool) -> Option<(u64, u64)> {
     let meta = std::fs::metadata(path).ok()?;
     let mut out = std::io::stdout().lock();
-    for line in kelpie_daemon::file_tail(path, lines, Some(meta.len())) {
+    for line in kelpie_view::tail::last_lines(path, lines, Some(meta.len())) {
         write_line(&mut out, &String::from_utf8_lossy(&line), color).ok()?;
     }
     Some((meta.ino(), meta.len()))

@@ -265,7 +265,8 @@ fn entry<'a>(
                 incremented: incremented.filter(|(var, _)| show_secrets || !is_secret_name(var)),
             },
             version: "N/A",
-            pm_pid_path: crate::launch::pid_file(spec, p.pm_id).map(|p| p.display().to_string()),
+            pm_pid_path: kelpie_core::files::pid_file(spec, p.pm_id)
+                .map(|p| p.display().to_string()),
             unique_id: format!("{}-{}", p.pm_id, state.created_at_ms),
             vizion: spec.vizion,
             pmx: spec.pmx,
