@@ -127,6 +127,25 @@ pub fn load(home: &Home) -> Result<(DumpFile, Option<String>), String> {
     }
 }
 
+/// [`load`], for `resurrect`: a dump that cannot be read, when its backup could, is moved aside
+/// (`dump.json.corrupt-<ms>`), where PM2 deletes it, so that the next `resurrect` or `save`
+/// does not meet it again. Nothing is lost.
+pub fn load_setting_aside(home: &Home) -> Result<(DumpFile, Option<String>), String> {
+    let (dump, note) = load(home)?;
+    let path = home.dump_file();
+    let note = match note {
+        Some(note) if path.exists() => note,
+        // Read as it is, or missing: nothing to set aside.
+        note => return Ok((dump, note)),
+    };
+    let aside = crate::atomic::aside_path(&path);
+    let note = match fs::rename(&path, &aside) {
+        Ok(()) => format!("{note}; the unreadable dump is kept as {}", aside.display()),
+        Err(e) => format!("{note}; the unreadable dump could not be moved aside: {e}"),
+    };
+    Ok((dump, Some(note)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +165,38 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn resurrect_sets_an_unreadable_dump_aside_when_the_backup_is_used() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let home = Home::at(dir.path().to_path_buf());
+        save(&home, &dump_of(&["a"]), false).expect("save");
+        save(&home, &dump_of(&["a", "b"]), false).expect("save");
+        fs::write(home.dump_file(), b"[{").expect("break it");
+        let (dump, note) = load_setting_aside(&home).expect("the backup");
+        assert_eq!(dump.apps.len(), 1);
+        let note = note.expect("a note");
+        assert!(
+            note.contains("used the backup") && note.contains("kept as"),
+            "{note}"
+        );
+        assert!(!home.dump_file().exists());
+        let kept: Vec<_> = fs::read_dir(dir.path())
+            .expect("ls")
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("dump.json.corrupt-")
+            })
+            .collect();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(fs::read(kept[0].path()).expect("read"), b"[{");
+        // A readable dump stays where it is.
+        save(&home, &dump_of(&["c"]), false).expect("save");
+        assert_eq!(load_setting_aside(&home).expect("load").1, None);
+        assert!(home.dump_file().exists());
     }
 
     #[test]

@@ -72,6 +72,19 @@ fn a_corrupt_dump_is_reported_and_the_backup_used() {
         "{out}"
     );
     assert_eq!(k.status("api"), "online");
+    // Set aside (PM2 deletes it), so the next resurrect or save does not meet it again.
+    assert!(out.contains("kept as"), "{out}");
+    assert!(!k.home().join("dump.json").exists());
+    let kept = std::fs::read_dir(k.home())
+        .expect("ls")
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("dump.json.corrupt-")
+        })
+        .count();
+    assert_eq!(kept, 1);
     let err = {
         k.ok(&["kill"]);
         std::fs::write(k.home().join("dump.json.bak"), "garbage").expect("corrupt bak");

@@ -72,9 +72,10 @@ impl Supervisor {
                 let home = self.services.home.clone();
                 let commands = self.services.commands.clone();
                 tokio::spawn(async move {
-                    let result = tokio::task::spawn_blocking(move || crate::dump::load(&home))
-                        .await
-                        .unwrap_or_else(|e| Err(e.to_string()));
+                    let result =
+                        tokio::task::spawn_blocking(move || crate::dump::load_setting_aside(&home))
+                            .await
+                            .unwrap_or_else(|e| Err(e.to_string()));
                     let _ = commands
                         .send(super::Command::DumpLoaded { result, reply })
                         .await;
