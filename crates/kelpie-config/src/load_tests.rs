@@ -1767,3 +1767,86 @@ fn what_pm2_runs_is_run_with_a_warning_and_strict_keeps_it_an_error() {
     assert_eq!(app.instance_var, "INSTANCE-ID");
     assert!(p.load("real.json", text).expect("loads").strict().is_err());
 }
+
+/// Every declared field is read by some reader: apps of each kind (a fork app, a cluster app
+/// with a port and a health check, a scheduled job, a static server, a Node app with its logs
+/// and limits) ask the readers for every field, so a field declared and never read (a
+/// setting accepted, then ignored) fails here, by name. The other way round, a reader asking
+/// for a field no declaration has stops any debug build (`RawApp::get`).
+#[test]
+fn every_declared_field_is_read_by_a_reader() {
+    let p = Project::new();
+    std::fs::create_dir(p.path("www")).expect("mkdir");
+    crate::normalize::fields_read::taken();
+    let files = [
+        r#"{"apps": [{"name": "a", "script": "app.js"}]}"#,
+        r#"{"apps": [{"name": "b", "script": "app.js", "exec_mode": "cluster", "instances": 2, "port": 8080,
+            "health_check": {"http": "/health"}, "wait_ready": true, "watch": true, "max_memory_restart": "100M",
+            "cron_restart": "0 * * * *", "autorestart": false, "out_file": "/tmp/o.log", "merge_logs": true,
+            "log_date_format": "YYYY", "env_file": []}]}"#,
+        r#"{"apps": [{"name": "c", "script": "serve", "env": {"PM2_SERVE_PATH": "www", "PM2_SERVE_PORT": 8081}}]}"#,
+        r#"{"apps": [{"name": "d", "script": "job.py", "interpreter": "python3", "instances": 1}]}"#,
+    ];
+    let mut read = std::collections::BTreeSet::new();
+    for (i, text) in files.iter().enumerate() {
+        // Loaded or refused, the readers ran: what they asked for is what counts.
+        let _ = p.load(&format!("every-{i}.json"), text);
+        read.extend(crate::normalize::fields_read::taken());
+    }
+    let never_read: Vec<&str> = crate::supported_fields()
+        .iter()
+        .copied()
+        .filter(|field| !read.contains(*field))
+        .collect();
+    assert!(
+        never_read.is_empty(),
+        "declared (options.rs) but read by no reader in build/: {never_read:?}"
+    );
+}
+
+/// docs/configuration.md's field table and the declarations agree: each declared field has its
+/// row, and each row names a declared field (or `env_<profile>`), so the reference never
+/// drifts from what Kelpie reads.
+#[test]
+fn the_configuration_reference_documents_every_declared_field() {
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+    let text = std::fs::read_to_string(&reference).expect("docs/configuration.md");
+    let mut documented = Vec::new();
+    let mut in_field_table = false;
+    for line in text.lines() {
+        if line.starts_with("| Field") {
+            in_field_table = true;
+            continue;
+        }
+        if !line.starts_with('|') {
+            in_field_table = false;
+        }
+        if in_field_table && !line.starts_with("|---") {
+            let first = line.split('|').nth(1).unwrap_or_default().trim();
+            if let Some(name) = first
+                .strip_prefix('`')
+                .and_then(|rest| rest.split('`').next())
+            {
+                documented.push(name.to_string());
+            }
+        }
+    }
+    assert!(
+        documented.len() > 40,
+        "the field table was found: {documented:?}"
+    );
+    let declared = crate::supported_fields();
+    let undocumented: Vec<&str> = declared
+        .iter()
+        .copied()
+        .filter(|field| !documented.iter().any(|d| d == field))
+        .collect();
+    let not_declared: Vec<&String> = documented
+        .iter()
+        .filter(|d| d.as_str() != "env_<profile>" && !declared.contains(&d.as_str()))
+        .collect();
+    assert!(
+        undocumented.is_empty() && not_declared.is_empty(),
+        "docs/configuration.md's field table: no row for {undocumented:?}; rows for undeclared {not_declared:?}"
+    );
+}

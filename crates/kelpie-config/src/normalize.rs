@@ -100,8 +100,15 @@ impl RawApp {
         }
     }
 
-    /// The value of a supported field.
+    /// The value of a supported field. Asking for a name no declaration has is a reader's typo,
+    /// which would silently ignore the setting: debug builds (and so every test) stop there.
     pub fn get(&self, canonical: &str) -> Option<&Field> {
+        debug_assert!(
+            fields::supported().contains(&canonical),
+            "a reader asks for `{canonical}`, which is not declared: a typo, or a field to declare in options.rs (ScriptOptions, or FILE_ONLY)"
+        );
+        #[cfg(test)]
+        fields_read::record(canonical);
         self.fields.get(canonical)
     }
 
@@ -321,5 +328,26 @@ mod tests {
     fn non_object_apps_are_errors() {
         let raw = RawApp::from_value(0, &json!(3));
         assert_eq!(raw.errors, ["expected an app object, got 3"]);
+    }
+}
+
+/// Which fields the readers asked for, on this thread (tests only): a field that is declared
+/// but that no reader asks for is a setting accepted and then ignored.
+#[cfg(test)]
+pub(crate) mod fields_read {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    thread_local! {
+        static READ: RefCell<BTreeSet<String>> = const { RefCell::new(BTreeSet::new()) };
+    }
+
+    pub(crate) fn record(field: &str) {
+        READ.with(|read| read.borrow_mut().insert(field.to_string()));
+    }
+
+    /// Every field asked for on this thread so far.
+    pub(crate) fn taken() -> BTreeSet<String> {
+        READ.with(|read| std::mem::take(&mut *read.borrow_mut()))
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! Adding a setting: a field here (its flag, `rename` when the file's name differs, PM2's other
 //! spellings in [`ALIASES`], and out of [`UNSUPPORTED`] if PM2 has it), its typed field in
-//! `kelpie_core::AppSpec`, and its reader in `build/`.
+//! `kelpie_core::AppSpec`, its reader in `build/`, and its row in docs/configuration.md (tests
+//! fail on a field no reader reads, a reader's key not declared here, and a missing row).
 
 use clap::Args;
 use serde::{Serialize, Serializer};
