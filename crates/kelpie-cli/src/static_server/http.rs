@@ -1,21 +1,21 @@
 //! One request to one response: method and credentials checked, the file found (off the async
-//! thread), then served by tower-http's `ServeFile`: streamed in chunks (a file of any size
-//! costs a buffer, not its size in memory), with Range requests, `ETag` and `Last-Modified`,
-//! and the conditional requests that go with them (`If-None-Match`, `If-Modified-Since`: 304).
+//! thread), then sent by `file_response`: streamed in chunks (a file of any size costs a chunk
+//! of memory, not its size), with Range requests, `ETag` and `Last-Modified`, and the
+//! conditional requests that go with them (`If-None-Match`, `If-Modified-Since`: 304).
 
 use super::content_type;
+use super::file_response::{self, FileBody};
 use super::lookup::{self, Resolved};
 use super::settings::Settings;
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{self, HeaderValue};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use tower_http::services::ServeFile;
 
-/// A response body: a file streamed by `ServeFile`, or a short text.
+/// A response body: a file streamed, or a short text.
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// The answer to `request`.
@@ -57,11 +57,8 @@ pub async fn handle<B>(site: Arc<Settings>, request: Request<B>) -> Response<Bod
                 )
             }
         };
-    // The request without its body: `ServeFile` reads only its method and headers.
-    let (parts, _) = request.into_parts();
-    let request = Request::from_parts(parts, ());
     match resolved {
-        Resolved::File(file) => match serve(&file, request).await {
+        Resolved::File(file) => match serve(&file, request.headers(), head).await {
             Ok(mut response) => {
                 // As PM2's server: pages elsewhere may fetch these files.
                 response.headers_mut().insert(
@@ -96,26 +93,30 @@ pub async fn handle<B>(site: Arc<Settings>, request: Request<B>) -> Response<Bod
     }
 }
 
-/// `file` as `ServeFile` answers `request` (200, 206, 304, 412, 416), with Kelpie's media type.
-async fn serve(file: &Path, request: Request<()>) -> std::io::Result<Response<Body>> {
-    let media_type = content_type::of(file)
-        .parse::<mime::Mime>()
-        .unwrap_or(mime::APPLICATION_OCTET_STREAM);
-    let response = ServeFile::new_with_mime(file, &media_type)
-        .try_call(request)
-        .await?;
-    Ok(response.map(|body| body.map_err(std::io::Error::other).boxed_unsync()))
+/// `file`'s answer to a request with these headers (200, 206, 304, 412, 416).
+async fn serve(file: &Path, request: &HeaderMap, head: bool) -> std::io::Result<Response<Body>> {
+    let opened = tokio::fs::File::open(file).await?;
+    let meta = opened.metadata().await?;
+    if !meta.is_file() {
+        return Err(std::io::ErrorKind::NotFound.into());
+    }
+    let content_type = content_type::of(file);
+    let (status, headers, body) =
+        file_response::respond(opened, &meta, request, head, content_type).await?;
+    let body = match body {
+        Some(body) => FileBody::boxed_unsync(body),
+        None => Empty::new().map_err(|never| match never {}).boxed_unsync(),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(response)
 }
 
 /// A 404, with the root's `404.html` as its page when there is one (as in PM2). The page is
-/// asked for plainly: a client's Range or validators are about the path it asked for, not it.
+/// sent plainly: a client's Range or validators are about the path it asked for, not it.
 async fn not_found(site: &Settings, head: bool) -> Response<Body> {
-    let page: PathBuf = lookup::not_found_page(site);
-    let mut request = Request::new(());
-    if head {
-        *request.method_mut() = Method::HEAD;
-    }
-    match serve(&page, request).await {
+    match serve(&lookup::not_found_page(site), &HeaderMap::new(), head).await {
         Ok(mut response) if response.status() == StatusCode::OK => {
             *response.status_mut() = StatusCode::NOT_FOUND;
             let headers = response.headers_mut();

@@ -7,6 +7,7 @@
 
 mod auth;
 mod content_type;
+mod file_response;
 mod http;
 mod lookup;
 mod server;

@@ -252,6 +252,13 @@ fn serve_streams_big_files_answers_ranges_and_conditional_requests() {
         "{}",
         again.headers
     );
+    let stale = request(
+        port,
+        "GET",
+        "/index.html",
+        &[("If-Match", "\"not-this-one\"")],
+    );
+    assert_eq!(stale.status, 412, "{}", stale.headers);
     // Changed since: the new content, with another ETag.
     std::fs::write(format!("{root}/index.html"), "<h1>new</h1>\n").expect("write");
     let changed = request(port, "GET", "/index.html", &[("If-None-Match", &etag)]);
