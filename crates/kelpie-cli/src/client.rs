@@ -252,7 +252,7 @@ fn running_daemon_of(home: &Home) -> Option<u32> {
 
 /// Run as `pm2`, Kelpie's files have PM2's names in PM2's home: a PM2 daemon still running
 /// there would share its pid file and dump with Kelpie's. Its socket answering says it runs.
-fn refuse_a_home_pm2_runs_in(home: &Home) -> Result<()> {
+pub fn refuse_a_home_pm2_runs_in(home: &Home) -> Result<()> {
     let pm2_socket = home.root().join("rpc.sock");
     if home.names() == kelpie_proto::FileNames::Pm2 && UnixStream::connect(&pm2_socket).is_ok() {
         bail!(

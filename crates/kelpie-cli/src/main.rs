@@ -43,13 +43,6 @@ fn main() -> ExitCode {
         .collect::<Result<Vec<String>, _>>()
     {
         Ok(mut args) => {
-            // A link named `pm2-runtime` (as Dockerfiles written for PM2 run it) is `kelpie
-            // runtime`; its home has PM2's names, as a link named `pm2` does (see `Home`).
-            if args.first().is_some_and(|program| {
-                std::path::Path::new(program).file_name() == Some("pm2-runtime".as_ref())
-            }) {
-                args.insert(1, "runtime".to_string());
-            }
             // The bare version, as `pm2 --version` prints it: scripts read it as it is.
             if matches!(
                 args.get(1).map(String::as_str),
@@ -57,6 +50,17 @@ fn main() -> ExitCode {
             ) {
                 outln!("{}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
+            }
+            // A link named `pm2-runtime` (as Dockerfiles written for PM2 run it) is `kelpie
+            // runtime`, which pm2-runtime's `start <file>` form means too; its home has PM2's
+            // names, as a link named `pm2` does (see `Home`).
+            if args.first().is_some_and(|program| {
+                std::path::Path::new(program).file_name() == Some("pm2-runtime".as_ref())
+            }) {
+                if args.get(1).map(String::as_str) == Some("start") {
+                    args.remove(1);
+                }
+                args.insert(1, "runtime".to_string());
             }
             // PM2 takes any of its options on any verb: one the verb does not use is named
             // and left out, not a usage error.

@@ -133,9 +133,9 @@ pub fn load(home: &Home) -> Result<(DumpFile, Option<String>), String> {
 pub fn load_setting_aside(home: &Home) -> Result<(DumpFile, Option<String>), String> {
     let (dump, note) = load(home)?;
     let path = home.dump_file();
+    // Read as it is, missing, or written again since (a `save` meanwhile): nothing to set aside.
     let note = match note {
-        Some(note) if path.exists() => note,
-        // Read as it is, or missing: nothing to set aside.
+        Some(note) if fs::read(&path).is_ok_and(|bytes| parse(&bytes).is_err()) => note,
         note => return Ok((dump, note)),
     };
     let aside = crate::atomic::aside_path(&path);

@@ -265,7 +265,12 @@ pub fn identity(spec: &AppSpec) -> std::io::Result<Option<kelpie_sys::Identity>>
 
 /// Variables Kelpie adds to every app (they win over the app's own, as in PM2).
 fn kelpie_variables(spec: &AppSpec, who: &InstanceIdentity<'_>) -> Vec<(String, String)> {
-    let mut vars = who.home.environment();
+    let mut vars: Vec<(String, String)> = who
+        .home
+        .environment()
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value.to_string_lossy().into_owned()))
+        .collect();
     vars.extend([
         ("KELPIE_APP_NAME".to_string(), spec.name.clone()),
         ("pm_id".to_string(), who.pm_id.to_string()),

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 /// Environment variable that chooses the home (like `PM2_HOME`).
 pub const HOME_ENV: &str = "KELPIE_HOME";
 
-/// Environment variable that gives the home PM2's file names when it is `pm2`. The CLI run as
-/// `pm2` sets it for the daemon and what the daemon starts (its keeper, the apps), so that every
-/// one of them finds the same files.
+/// Environment variable that gives the home PM2's file names when it is `pm2` (Kelpie's when it
+/// is anything else), whatever name the program runs under. Set with [`HOME_ENV`] for the daemon
+/// and what it starts (its keeper, the apps), so that every one of them finds the same files.
 pub const FILE_NAMES_ENV: &str = "KELPIE_FILE_NAMES";
 
 /// Environment variables that put the daemon's pid file elsewhere than in the home: Kelpie's
@@ -73,10 +73,13 @@ impl Home {
     /// `$PM2_HOME`, else `$HOME/.pm2`.
     pub fn from_env() -> Home {
         let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-        let names = if run_as_pm2() || set(FILE_NAMES_ENV).is_some_and(|v| v == "pm2") {
-            FileNames::Pm2
-        } else {
-            FileNames::Kelpie
+        // The variable, set with the home for everything Kelpie starts, wins over the name the
+        // program was run under: a `pm2` run inside an app finds its daemon's files.
+        let names = match set(FILE_NAMES_ENV) {
+            Some(value) if value == "pm2" => FileNames::Pm2,
+            Some(_) => FileNames::Kelpie,
+            None if run_as_pm2() => FileNames::Pm2,
+            None => FileNames::Kelpie,
         };
         let pm2_variable = (names == FileNames::Pm2).then_some("PM2_HOME");
         let root = set(HOME_ENV)
@@ -118,13 +121,17 @@ impl Home {
     }
 
     /// The variables that make a process Kelpie starts (its daemon, keeper, apps) find this
-    /// same home with the same names.
-    pub fn environment(&self) -> Vec<(String, String)> {
-        let mut vars = vec![(HOME_ENV.to_string(), self.root.display().to_string())];
-        if self.names == FileNames::Pm2 {
-            vars.push((FILE_NAMES_ENV.to_string(), "pm2".to_string()));
-        }
-        vars
+    /// same home with the same names: both always, so that neither an inherited variable nor
+    /// the name a command is run under can pair the home with other names.
+    pub fn environment(&self) -> [(&'static str, std::ffi::OsString); 2] {
+        let names = match self.names {
+            FileNames::Kelpie => "kelpie",
+            FileNames::Pm2 => "pm2",
+        };
+        [
+            (HOME_ENV, self.root.clone().into_os_string()),
+            (FILE_NAMES_ENV, names.into()),
+        ]
     }
 
     /// The home directory itself.

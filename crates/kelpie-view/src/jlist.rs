@@ -1,6 +1,7 @@
 //! `jlist`: the process list in PM2's JSON shape, so scripts written for `pm2 jlist` keep
-//! working. Built here, in the daemon's crate, because two clients need it: the CLI (`jlist`,
-//! `prettylist`, `describe --json`) and the socket's `Jlist` request (the Node API's `list`). Only the app's own `env` (from its config) is included, not the inherited shell
+//! working. Built here, in a crate the CLI and the daemon share, because both need it: the CLI
+//! (`jlist`, `prettylist`, `describe --json`) and the socket's `Jlist` request (the Node API's
+//! `list`). Only the app's own `env` (from its config) is included, not the inherited shell
 //! environment, which may hold secrets (PM2 prints both); values of secret-looking names are
 //! masked unless asked for (`--show-secrets`).
 //!

@@ -6,6 +6,7 @@
 
 const { spawn } = require('child_process');
 const os = require('os');
+const path = require('path');
 const { binaryPath } = require('../lib/binary.js');
 
 let binary;
@@ -16,7 +17,11 @@ try {
   process.exit(1);
 }
 
-const child = spawn(binary, process.argv.slice(2), { stdio: 'inherit' });
+// Run through a link named `pm2` or `pm2-runtime` (Kelpie's drop-in), the binary must see that
+// name: it is what gives its home PM2's file names, and makes `pm2-runtime` its `runtime`.
+const name = path.basename(process.argv[1] || '');
+const argv0 = name === 'pm2' || name === 'pm2-runtime' ? name : undefined;
+const child = spawn(binary, process.argv.slice(2), { stdio: 'inherit', argv0 });
 
 // A `kill` of this process must reach kelpie. Ctrl-C already reaches both (the terminal signals
 // the whole process group), so kelpie gets that one twice: the commands that handle SIGINT

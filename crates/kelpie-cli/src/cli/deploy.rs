@@ -11,7 +11,9 @@ pub struct StartupArgs {
     /// The user the daemon runs as (default: you)
     #[arg(short = 'u', long)]
     pub user: Option<String>,
-    /// Its Kelpie home (default: yours, or `~/.kelpie` of --user)
+    /// The user's home directory, as PM2's --hp: the Kelpie home is its `.kelpie` (`.pm2` run
+    /// as pm2); a directory named `.kelpie` (`.pm2`) is the home itself (default: yours, or that
+    /// of --user)
     #[arg(long = "hp", value_name = "DIR")]
     pub home: Option<String>,
     /// Name of the service (default: kelpie-<user>)

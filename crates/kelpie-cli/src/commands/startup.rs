@@ -72,7 +72,15 @@ impl Service {
         };
         // Another user's apps live in that user's home, not in ours (PM2 got this wrong).
         let root = match (&args.home, &args.user) {
-            (Some(dir), _) => PathBuf::from(dir),
+            // PM2's `--hp` is the user's home directory (`--hp /home/www`, as PM2 prints it): the
+            // home is in it. A home named as such (`~/.kelpie`, `~/.pm2`) is taken as it is.
+            (Some(dir), _) => {
+                let dir = PathBuf::from(dir);
+                match dir.file_name() == Some(home.names().directory().as_ref()) {
+                    true => dir,
+                    false => dir.join(home.names().directory()),
+                }
+            }
             (None, Some(user)) => user_home(user)
                 .map(|dir| dir.join(home.names().directory()))
                 .ok_or_else(|| {
@@ -138,7 +146,7 @@ impl Service {
         let each_variable = |line: &dyn Fn(&str, &str) -> String| -> String {
             environment
                 .iter()
-                .map(|(name, value)| line(name, value))
+                .map(|(name, value)| line(name, &value.to_string_lossy()))
                 .collect()
         };
         match self.init {
@@ -255,8 +263,13 @@ pub fn startup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
     let file = service.file(args);
     if kelpie_sys::current_uid() != 0 && args.dir.is_none() {
         outln!("[kelpie] writing a boot service needs root. Run:\n");
+        // The binary's own name, not `pm2`: the names go as a variable.
+        let names = match service.home.names() {
+            kelpie_proto::FileNames::Pm2 => format!(" {}=pm2", kelpie_proto::FILE_NAMES_ENV),
+            kelpie_proto::FileNames::Kelpie => String::new(),
+        };
         outln!(
-            "sudo env PATH=\"{}\" {} startup {} -u {} --hp {}\n",
+            "sudo env PATH=\"{}\"{names} {} startup {} -u {} --hp {}\n",
             service.path_var,
             service.kelpie.display(),
             platform_word(service.init),

@@ -68,7 +68,7 @@ pub enum Decision {
 
 /// RFC 9110 §13.2.2's order: If-Match, else If-Unmodified-Since; If-None-Match, else
 /// If-Modified-Since; then Range, if If-Range (when given) still holds.
-pub fn decide(request: &HeaderMap, validators: &Validators, length: u64) -> Decision {
+pub fn decide(request: &HeaderMap, validators: &Validators, length: u64, ranges: bool) -> Decision {
     let text = |name: header::HeaderName| request.get(name).and_then(|v| v.to_str().ok());
     if let Some(wanted) = text(header::IF_MATCH) {
         if !any_matches(wanted, &validators.etag, false) {
@@ -88,7 +88,8 @@ pub fn decide(request: &HeaderMap, validators: &Validators, length: u64) -> Deci
             return Decision::NotModified;
         }
     }
-    let Some(range) = text(header::RANGE) else {
+    // Range is for GET (RFC 9110 §14.2), and an empty file has no byte to choose.
+    let Some(range) = text(header::RANGE).filter(|_| ranges && length > 0) else {
         return Decision::Whole;
     };
     // A range asked for a copy that changed since is answered with the whole new file.
@@ -180,7 +181,7 @@ pub async fn respond(
         headers.insert(header::LAST_MODIFIED, date);
     }
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    let (status, start, count) = match decide(request, &validators, length) {
+    let (status, start, count) = match decide(request, &validators, length, !head) {
         Decision::NotModified => return Ok((StatusCode::NOT_MODIFIED, headers, None)),
         Decision::PreconditionFailed => {
             return Ok((StatusCode::PRECONDITION_FAILED, headers, None));
@@ -215,11 +216,18 @@ pub async fn respond(
 pub struct FileBody {
     file: tokio::fs::File,
     remaining: u64,
+    /// The chunk being read: kept across the polls that wait for the read, given away (frozen)
+    /// once filled, since hyper owns it until written.
+    chunk: BytesMut,
 }
 
 impl FileBody {
     fn new(file: tokio::fs::File, remaining: u64) -> FileBody {
-        FileBody { file, remaining }
+        FileBody {
+            file,
+            remaining,
+            chunk: BytesMut::new(),
+        }
     }
 }
 
@@ -236,9 +244,10 @@ impl Body for FileBody {
             return Poll::Ready(None);
         }
         let want = usize::try_from(this.remaining).map_or(CHUNK, |left| left.min(CHUNK));
-        // Each chunk is a buffer of its own: the one sent is owned by hyper until written.
-        let mut chunk = BytesMut::zeroed(want);
-        let mut read = ReadBuf::new(&mut chunk);
+        if this.chunk.len() < want {
+            this.chunk = BytesMut::zeroed(want);
+        }
+        let mut read = ReadBuf::new(&mut this.chunk[..want]);
         match Pin::new(&mut this.file).poll_read(cx, &mut read) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
@@ -252,8 +261,8 @@ impl Body for FileBody {
                     ))));
                 }
                 this.remaining -= got as u64;
-                chunk.truncate(got);
-                Poll::Ready(Some(Ok(Frame::data(chunk.freeze()))))
+                let filled = this.chunk.split_to(got);
+                Poll::Ready(Some(Ok(Frame::data(filled.freeze()))))
             }
         }
     }
@@ -299,7 +308,7 @@ mod tests {
     fn conditional_requests_follow_rfc_9110s_order() {
         let v = validators();
         let etag = v.etag.clone();
-        let decide = |pairs: &[(&'static str, &str)]| decide(&with(pairs), &v, 100);
+        let decide = |pairs: &[(&'static str, &str)]| decide(&with(pairs), &v, 100, true);
         assert_eq!(decide(&[]), Decision::Whole);
         assert_eq!(decide(&[("if-none-match", &etag)]), Decision::NotModified);
         assert_eq!(decide(&[("if-none-match", "*")]), Decision::NotModified);
@@ -333,7 +342,12 @@ mod tests {
     #[test]
     fn one_byte_range_is_served_and_others_get_the_whole_file() {
         let v = validators();
-        let decide = |pairs: &[(&'static str, &str)]| decide(&with(pairs), &v, 100);
+        let head_or_empty = [
+            super::decide(&with(&[("range", "bytes=0-9")]), &v, 100, false),
+            super::decide(&with(&[("range", "bytes=-5")]), &v, 0, true),
+        ];
+        assert_eq!(head_or_empty, [Decision::Whole, Decision::Whole]);
+        let decide = |pairs: &[(&'static str, &str)]| decide(&with(pairs), &v, 100, true);
         let part = |start, end| Decision::Part { start, end };
         assert_eq!(decide(&[("range", "bytes=0-9")]), part(0, 9));
         assert_eq!(decide(&[("range", "bytes=90-")]), part(90, 99));

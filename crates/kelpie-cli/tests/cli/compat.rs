@@ -798,6 +798,19 @@ fn run_as_pm2_kelpie_keeps_pm2s_home_and_file_names() {
         assert!(unit.contains(&line), "{line} missing from:\n{unit}");
     }
     assert!(!pm2_home.exists(), "printing a unit starts no daemon");
+    // PM2's `--hp` is the user's home directory, as PM2 prints it: the home is its `.pm2`.
+    let unit = std::process::Command::new(&pm2)
+        .args(["startup", "systemd", "--print", "--hp", "/home/www"])
+        .env_remove("KELPIE_HOME")
+        .env_remove("PM2_HOME")
+        .env("HOME", user_home.path())
+        .output()
+        .expect("pm2 startup --hp");
+    let unit = String::from_utf8_lossy(&unit.stdout);
+    assert!(
+        unit.contains("Environment=KELPIE_HOME=/home/www/.pm2\n"),
+        "{unit}"
+    );
 
     ok(&["kill"]);
     k.wait_for("the daemon to exit", Duration::from_secs(5), || {

@@ -336,6 +336,8 @@ fn a_link_named_pm2_runtime_is_kelpie_runtime() {
         &k,
         &[
             &link,
+            // pm2-runtime's `start <app>` form.
+            "start",
             "--json",
             &app,
             "--name",

@@ -289,7 +289,12 @@ impl Link {
                 "daemon".to_string(),
                 "--keeper".to_string(),
             ];
-            let env = self.home.environment();
+            let env: Vec<(String, String)> = self
+                .home
+                .environment()
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value.to_string_lossy().into_owned()))
+                .collect();
             let mut command = std::process::Command::new(&program);
             command
                 .stdin(std::process::Stdio::null())
