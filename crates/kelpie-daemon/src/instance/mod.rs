@@ -256,10 +256,12 @@ impl Instance {
     }
 
     async fn run(mut self, inherited: Inherited) {
+        // What a wake does (and the start's work) is boxed for its duration: the task's future
+        // is then the size of its wait, not of its largest handler, in every idle instance.
         if let Some(pgid) = inherited.orphan_group {
-            stopping::stop_orphan_group(&self.given, pgid).await;
+            Box::pin(stopping::stop_orphan_group(&self.given, pgid)).await;
         }
-        self.resume(inherited.process, inherited.pipes).await;
+        Box::pin(self.resume(inherited.process, inherited.pipes)).await;
         if self.given.spec.is_scheduled() {
             // Its next run is shown from the start (a job restored between two runs, too).
             self.publish();
@@ -274,24 +276,30 @@ impl Instance {
                 return;
             }
             let wake = self.next_wake().await;
-            self.on_wake(wake).await;
+            Box::pin(self.on_wake(wake)).await;
             if self.waiters.shutting_down() && !self.state.status.has_process() {
                 break;
             }
         }
         self.cancel_pending_restart();
-        self.reload.retired().await;
+        Box::pin(self.reload.retired()).await;
         self.waiters.ended();
     }
 
     /// Wait until one of the parts (or the mailbox) has something.
     async fn next_wake(&mut self) -> Wake {
+        // A reload's candidate is rare: its wait is made (boxed) only while there is one, so
+        // that every idle instance's task does not hold room for it.
+        let candidate = self
+            .reload
+            .under_way()
+            .then(|| Box::pin(self.reload.wake()));
         tokio::select! {
             msg = when(self.mailbox.as_mut(), |rx| rx.recv()) => Wake::Msg(msg),
             wake = self.current.wake() => Wake::Process(wake),
             wake = self.timers.wake() => Wake::Timer(wake),
             () = self.group.wake() => Wake::GroupPoll,
-            wake = self.reload.wake() => Wake::Candidate(wake),
+            wake = when(candidate, |wait| wait) => Wake::Candidate(wake),
         }
     }
 

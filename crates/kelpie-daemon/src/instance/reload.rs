@@ -26,8 +26,9 @@ pub(super) type ReloadReply = oneshot::Sender<Result<(), String>>;
 pub(super) struct Reloading {
     /// What `kelpie_core` decided: whether one is under way, why, and a restart deferred.
     decisions: ReloadState,
-    /// Its new process, once started: under way with a candidate, or not at all.
-    candidate: Option<Candidate>,
+    /// Its new process, once started: under way with a candidate, or not at all. Boxed: every
+    /// instance has the field, few ever a candidate.
+    candidate: Option<Box<Candidate>>,
     /// Processes being stopped apart (replaced, or failed candidates): waited for before the
     /// task ends, so a daemon exiting right after a reload leaves no process behind.
     retiring: Vec<JoinHandle<()>>,
@@ -63,6 +64,11 @@ pub(super) struct Promoted {
 
 impl Reloading {
     /// Wait until the candidate, if there is one, says something, exits or is late.
+    /// Whether a candidate runs (its [`Reloading::wake`] can come).
+    pub(super) fn under_way(&self) -> bool {
+        self.candidate.is_some()
+    }
+
     pub(super) async fn wake(&mut self) -> CandidateWake {
         let Some(candidate) = self.candidate.as_mut() else {
             return std::future::pending().await;
@@ -85,11 +91,11 @@ impl Reloading {
     /// The candidate started; it must be ready within `ready_within_ms`.
     pub(super) fn started(&mut self, launched: Launched, reply: ReloadReply, ready_within_ms: u64) {
         let deadline = Instant::now() + Duration::from_millis(ready_within_ms);
-        self.candidate = Some(Candidate {
+        self.candidate = Some(Box::new(Candidate {
             launched,
             deadline,
             reply,
-        });
+        }));
     }
 
     /// The candidate could not start: the reload is over, answered with why.
