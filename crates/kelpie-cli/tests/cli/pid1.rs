@@ -27,10 +27,17 @@ pub fn unshare_permitted() -> bool {
 }
 
 /// Everything `from` gives, read on a thread, as text.
-pub fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+pub fn collect(from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    collect_to_the_end(from).0
+}
+
+/// [`collect`], with the reading thread: finished once `from` reached its end.
+fn collect_to_the_end(
+    mut from: impl Read + Send + 'static,
+) -> (Arc<Mutex<String>>, std::thread::JoinHandle<()>) {
     let text = Arc::new(Mutex::new(String::new()));
     let into = text.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         let mut buf = [0u8; 8192];
         while let Ok(n) = from.read(&mut buf) {
             if n == 0 {
@@ -40,7 +47,7 @@ pub fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
             into.lock().expect("output").push_str(&chunk);
         }
     });
-    text
+    (text, reader)
 }
 
 /// The `unshare` that runs PID 1, and what PID 1 prints.
@@ -48,6 +55,8 @@ pub struct Pid1 {
     unshare: Child,
     out: Arc<Mutex<String>>,
     err: Arc<Mutex<String>>,
+    /// The threads reading its output: what it printed last is read once they are done.
+    readers: Vec<std::thread::JoinHandle<()>>,
     /// How it ended, once it has.
     pub status: Option<ExitStatus>,
 }
@@ -59,12 +68,13 @@ impl Pid1 {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut unshare = cmd.spawn().expect("spawn unshare");
-        let out = collect(unshare.stdout.take().expect("stdout"));
-        let err = collect(unshare.stderr.take().expect("stderr"));
+        let (out, out_reader) = collect_to_the_end(unshare.stdout.take().expect("stdout"));
+        let (err, err_reader) = collect_to_the_end(unshare.stderr.take().expect("stderr"));
         Pid1 {
             unshare,
             out,
             err,
+            readers: vec![out_reader, err_reader],
             status: None,
         }
     }
@@ -107,6 +117,12 @@ impl Pid1 {
         loop {
             if let Some(status) = self.unshare.try_wait().expect("try_wait") {
                 self.status = Some(status);
+                // Its last words may still be in the pipes: read to their end (the namespace's
+                // processes, which hold them too, end with PID 1), for a few seconds at most.
+                let read_by = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < read_by && self.readers.iter().any(|r| !r.is_finished()) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 return Some(status);
             }
             if Instant::now() >= deadline {
