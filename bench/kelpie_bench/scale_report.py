@@ -82,7 +82,7 @@ SCALE_NOTES = (
     "online (`jlist` every 0.5 s); CPU per app: the daemon's utime + stime over that time, "
     "divided by the apps (issue 34's linearity: within 1.3x from 300 to 3 000). `jlist`: the "
     "best of 3. Descriptors: the daemon's open descriptors once all are online (per app: "
-    "their growth over the apps; Kelpie holds 4 per app plus files kept open up to a bound, "
+    "their growth over the apps; Kelpie holds 3 per app plus files kept open up to a bound, "
     "see docs/architecture.md); the keeper's (Kelpie's process holding the apps' pipes while "
     "no daemon runs). RssAnon: the daemon's own memory (heap, stacks). Idle CPU: the daemon's "
     "over 5 s once all are online. PM2 runs 1 000 only: it needs minutes per thousand apps "

@@ -238,9 +238,13 @@ pub enum Command {
         /// Go on from a daemon that re-executed itself (`kelpie update`)
         #[arg(long, hide = true)]
         handoff: Option<std::path::PathBuf>,
-        /// Print the hand-off format this kelpie reads, and exit (asked by `kelpie update`)
+        /// Print hand-off format 1, which this kelpie reads, and exit (asked by the `kelpie
+        /// update` of daemons that know one format)
         #[arg(long, hide = true)]
         handoff_format: bool,
+        /// Print every hand-off format this kelpie reads, and exit (asked by `kelpie update`)
+        #[arg(long, hide = true)]
+        handoff_formats: bool,
         /// Be the keeper of the daemon that started this (holds the apps' pipes and sockets)
         #[arg(long, hide = true)]
         keeper: bool,

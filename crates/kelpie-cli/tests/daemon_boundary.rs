@@ -15,6 +15,7 @@ const RUNNING_IT: &[&str] = &[
     "OutputBatch",
     "OUTPUT_QUEUE",
     "handoff_format",
+    "handoff_formats",
 ];
 
 fn rust_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {

@@ -1,8 +1,8 @@
 //! Where the daemon's open descriptors go, so a start it cannot hold is refused before anything
 //! is spawned (`supervisor/starting.rs`), and what bounds each part:
 //!
-//! - per instance, [`per_instance`]: its two output pipes, its pidfd and its notify socket
-//!   (a Node app's IPC channel adds two). The keeper holds its own copies; the daemon keeps
+//! - per instance, [`per_instance`]: its two output pipes and its pidfd (a Node app's IPC
+//!   channel adds two; the notify socket is one for all, `link/notify.rs`). The keeper holds its own copies; the daemon keeps
 //!   none (`keeper/client.rs`).
 //! - files kept open to be cheap to use again, each kind at most [`cache_size`]: the apps' log
 //!   files (`logs/writer/files.rs`), the processes' `/proc/<pid>/stat` and the cgroups'
@@ -12,9 +12,9 @@
 /// Descriptors the daemon holds per instance: what a start is checked against. A black-box
 /// test holds it at or above what instances really cost.
 pub fn per_instance(spec: &kelpie_core::AppSpec) -> usize {
-    // Output pipes, pidfd, notify socket; a Node app's IPC channel (two ends in the daemon:
-    // the one its tasks read and write, and one kept for a hand-over).
-    4 + if spec.runs_on_node() { 2 } else { 0 }
+    // Output pipes, pidfd; a Node app's IPC channel (two ends in the daemon: the one its
+    // tasks read and write, and one kept for a hand-over).
+    3 + if spec.runs_on_node() { 2 } else { 0 }
 }
 
 /// Descriptors the daemon keeps for itself (its files, sockets, threads), whatever its apps.

@@ -58,7 +58,7 @@ mod web;
 
 use kelpie_proto::Home;
 pub use supervisor::{ForegroundOptions, OutputBatch, OUTPUT_QUEUE};
-pub use update::handoff_format;
+pub use update::{handoff_format, handoff_formats};
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]

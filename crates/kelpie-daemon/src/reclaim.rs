@@ -32,6 +32,8 @@ pub struct Reclaimed {
     pub pipes: Vec<HandedPipe>,
     /// Output bytes the keeper could not keep.
     pub dropped: u64,
+    /// The dead daemon's shared notify socket(s): its processes keep sending there.
+    pub notify: Vec<OwnedFd>,
 }
 
 /// Take everything from the keeper of a daemon that died, if one waits for us. Blocking: call
@@ -116,16 +118,30 @@ fn add_entry(reclaimed: &mut Reclaimed, holding: Holding, fds: Vec<OwnedFd>, bac
                     .push(crate::sockets::HandedSocket { app, address, fd });
             }
         }
+        Holding::Notify => reclaimed.notify.extend(fds.next()),
         Holding::Process {
             pm_id,
             pid,
             cgroup,
+            pidfd,
+            notify,
             ipc,
+            started,
         } => {
-            let (Some(pidfd), Some(notify)) = (fds.next(), fds.next()) else {
+            let mut next_if = |comes: bool| if comes { fds.next() } else { None };
+            let pidfd = next_if(pidfd);
+            let notify = next_if(notify);
+            let ipc = next_if(ipc);
+            // Held by pid and start time: a pidfd now, if it is still that process (checked
+            // after the pidfd is open, so a process that ended meanwhile is not mistaken).
+            let pidfd = pidfd.or_else(|| {
+                let pidfd = kelpie_sys::pidfd_open(pid).ok()?;
+                let live = kelpie_sys::sample_process(pid)?;
+                (!live.zombie && Some(live.start_ticks) == started).then_some(pidfd)
+            });
+            let Some(pidfd) = pidfd else {
                 return;
             };
-            let ipc = if ipc { fds.next() } else { None };
             reclaimed.processes.push((
                 pm_id,
                 HandedProcess {

@@ -19,8 +19,12 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Format of `handoff.json`; a program that does not know it refuses it.
-const HANDOFF_VERSION: u32 = 1;
+/// Format of the `handoff.json` this program writes; a program that does not know it refuses
+/// it. 2: one shared notify socket (`notify`), none per process.
+const HANDOFF_VERSION: u32 = 2;
+
+/// The formats this program reads: those of every earlier kelpie too.
+const HANDOFF_READ: [u32; 2] = [1, HANDOFF_VERSION];
 
 /// For tests of an old daemon meeting a new CLI: the daemon answers the Hello with this
 /// `version:protocol` instead of its own. Not passed on to the program an update executes.
@@ -54,6 +58,8 @@ pub struct Handoff {
     pub claimed: Vec<HandedSocket>,
     /// Running processes, by `pm_id`.
     pub processes: BTreeMap<u32, HandedProcess>,
+    /// The shared notify sockets the processes send to.
+    pub notify: Vec<OwnedFd>,
     /// Output pipes and whose they are.
     pub pipes: Vec<HandedPipe>,
     /// Instances waiting to restart, by `pm_id`, and how long they had left to wait.
@@ -72,6 +78,10 @@ struct WireHandoff {
     #[serde(default)]
     claimed: Vec<WireClaimed>,
     processes: Vec<WireProcess>,
+    /// The shared notify sockets (absent from the hand-off of a program that gave each
+    /// process its own).
+    #[serde(default)]
+    notify: Vec<RawFd>,
     pipes: Vec<WirePipe>,
     /// `pm_id` → milliseconds left before the restart.
     restarts: BTreeMap<u32, u64>,
@@ -81,7 +91,9 @@ struct WireHandoff {
 struct WireProcess {
     pm_id: u32,
     pid: u32,
-    notify: RawFd,
+    /// Its own notify socket (a program from before the shared one gave each process one).
+    #[serde(default)]
+    notify: Option<RawFd>,
     ipc: Option<RawFd>,
     cgroup: Option<PathBuf>,
     /// What its PM2 SDK said (absent from the hand-off of a program that kept none).
@@ -109,8 +121,9 @@ impl Handoff {
         let mut fds = vec![self.control.as_fd()];
         fds.extend(self.sockets.values().map(AsFd::as_fd));
         fds.extend(self.claimed.iter().map(|c| c.fd.as_fd()));
+        fds.extend(self.notify.iter().map(AsFd::as_fd));
         for process in self.processes.values() {
-            fds.push(process.link.notify.as_fd());
+            fds.extend(process.link.notify.as_ref().map(AsFd::as_fd));
             fds.extend(process.link.ipc.as_ref().map(AsFd::as_fd));
         }
         fds.extend(
@@ -148,12 +161,13 @@ impl Handoff {
                 .map(|(pm_id, p)| WireProcess {
                     pm_id: *pm_id,
                     pid: p.pid,
-                    notify: p.link.notify.as_raw_fd(),
+                    notify: p.link.notify.as_ref().map(AsRawFd::as_raw_fd),
                     ipc: p.link.ipc.as_ref().map(AsRawFd::as_raw_fd),
                     cgroup: p.cgroup.clone(),
                     sdk: p.link.sdk.clone(),
                 })
                 .collect(),
+            notify: self.notify.iter().map(AsRawFd::as_raw_fd).collect(),
             pipes: self
                 .pipes
                 .iter()
@@ -233,9 +247,9 @@ impl Handoff {
         let _ = std::fs::remove_file(file);
         let wire: WireHandoff = serde_json::from_slice(&bytes)
             .map_err(|e| format!("cannot understand {}: {e}", file.display()))?;
-        if wire.version != HANDOFF_VERSION {
+        if !HANDOFF_READ.contains(&wire.version) {
             return Err(format!(
-                "{} is of format {}, this kelpie reads format {HANDOFF_VERSION}",
+                "{} is of format {}, this kelpie reads formats {HANDOFF_READ:?}",
                 file.display(),
                 wire.version
             ));
@@ -244,8 +258,9 @@ impl Handoff {
         let mut numbers = vec![wire.control];
         numbers.extend(wire.sockets.values());
         numbers.extend(wire.claimed.iter().map(|c| c.fd));
+        numbers.extend(&wire.notify);
         for p in &wire.processes {
-            numbers.push(p.notify);
+            numbers.extend(p.notify);
             numbers.extend(p.ipc);
         }
         numbers.extend(wire.pipes.iter().map(|p| p.fd));
@@ -273,7 +288,7 @@ impl Handoff {
         let mut processes = BTreeMap::new();
         for p in wire.processes {
             let link = LinkFds {
-                notify: take(p.notify)?,
+                notify: p.notify.map(&mut take).transpose()?,
                 ipc: p.ipc.map(&mut take).transpose()?,
                 sdk: p.sdk,
             };
@@ -287,6 +302,11 @@ impl Handoff {
                 },
             );
         }
+        let notify = wire
+            .notify
+            .into_iter()
+            .map(&mut take)
+            .collect::<Result<Vec<_>, _>>()?;
         let mut pipes = Vec::new();
         for p in wire.pipes {
             pipes.push(HandedPipe {
@@ -304,6 +324,7 @@ impl Handoff {
             sockets,
             claimed,
             processes,
+            notify,
             pipes,
             restarts: wire
                 .restarts
@@ -323,10 +344,16 @@ pub fn daemon_signals() -> Vec<i32> {
         .collect()
 }
 
-/// What `kelpie daemon --handoff-format` prints: the hand-off format this program reads. An
-/// update checks it before handing anything over (an older kelpie has no such flag).
+/// What `kelpie daemon --handoff-format` prints: format 1, the one daemons from before several
+/// formats write and check for (they read one number), and which this program reads.
 pub fn handoff_format() -> u32 {
-    HANDOFF_VERSION
+    1
+}
+
+/// What `kelpie daemon --handoff-formats` prints: every hand-off format this program reads. An
+/// update checks it before handing anything over (an older kelpie has no such flag).
+pub fn handoff_formats() -> &'static [u32] {
+    &HANDOFF_READ
 }
 
 /// The Hello this daemon answers with (see [`TEST_VERSION_ENV`]).
@@ -411,23 +438,27 @@ fn check_program(program: &Path) -> Result<(), String> {
         ));
     }
     // A kelpie from before updates in place would not understand `--handoff` and exit,
-    // taking the apps' pipes with it.
-    let format = std::process::Command::new(program)
-        .args(["daemon", "--handoff-format"])
+    // taking the apps' pipes with it; one from before this format would not read it.
+    let formats = std::process::Command::new(program)
+        .args(["daemon", "--handoff-formats"])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
-    let reads = String::from_utf8_lossy(&format.stdout)
-        .trim()
-        .parse::<u32>()
-        .ok();
-    if !format.status.success() || reads != Some(HANDOFF_VERSION) {
+    let reads: Vec<u32> = String::from_utf8_lossy(&formats.stdout)
+        .split_whitespace()
+        .filter_map(|format| format.parse().ok())
+        .collect();
+    if !formats.status.success() || !reads.contains(&HANDOFF_VERSION) {
+        let reads = if reads.is_empty() {
+            "none".to_string()
+        } else {
+            format!("{reads:?}")
+        };
         return Err(format!(
-            "{} ({}) cannot take over a running daemon (it reads hand-off format {}, this daemon writes {HANDOFF_VERSION}); stop the daemon with `kelpie kill` and start it again to use it",
+            "{} ({}) cannot take over a running daemon (it reads hand-off formats {reads}, this daemon writes {HANDOFF_VERSION}); stop the daemon with `kelpie kill` and start it again to use it",
             program.display(),
             text.trim(),
-            reads.map_or_else(|| "none".to_string(), |f| f.to_string()),
         ));
     }
     Ok(())
@@ -435,7 +466,20 @@ fn check_program(program: &Path) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::looks_like_kelpie_version;
+    use super::{looks_like_kelpie_version, WireHandoff, HANDOFF_READ};
+
+    /// A daemon from before the shared notify socket (format 1) gave each process its own:
+    /// its hand-off still reads, each socket with its process.
+    #[test]
+    fn a_format_1_hand_off_reads_with_a_notify_socket_per_process() {
+        let v1 = r#"{"version":1,"from_version":"0.1.0","mono_ms":5,"control":3,"cgroups":null,
+            "sockets":{},"processes":[{"pm_id":0,"pid":42,"notify":4,"ipc":null,"cgroup":null}],
+            "pipes":[{"pm_id":0,"stream":"out","fd":5}],"restarts":{}}"#;
+        let wire: WireHandoff = serde_json::from_str(v1).expect("format 1");
+        assert!(HANDOFF_READ.contains(&wire.version));
+        assert_eq!(wire.processes[0].notify, Some(4));
+        assert!(wire.notify.is_empty());
+    }
 
     #[test]
     fn a_kelpie_version_is_bare_or_named_and_nothing_else_passes() {

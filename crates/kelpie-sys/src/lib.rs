@@ -18,6 +18,7 @@ mod host;
 mod limits;
 mod localtime;
 mod memory;
+mod notify_socket;
 mod pipes;
 mod poll;
 mod procfs;
@@ -49,6 +50,7 @@ pub use host::{
 pub use limits::{fd_limit, raise_fd_limit};
 pub use localtime::utc_offset_secs;
 pub use memory::{forget_code_pages, release_free_memory, resident_pages, use_single_malloc_arena};
+pub use notify_socket::{abstract_name, bind_notify_socket, pass_credentials, recv_notify};
 pub use pipes::{set_pipe_capacity, O_NONBLOCK};
 pub use poll::{wait_readable, wait_readable_any, wait_readable_many};
 pub use procfs::{

@@ -308,7 +308,12 @@ mod tests {
             let script = script(shell).expect("script");
             assert!(script.contains("kelpie complete-apps -- "), "{shell:?}");
             let generated = generated(shell).expect("generated");
-            for hidden in ["complete-apps", "handoff-format", "--keeper"] {
+            for hidden in [
+                "complete-apps",
+                "handoff-format",
+                "handoff-formats",
+                "--keeper",
+            ] {
                 assert!(!generated.contains(hidden), "{shell:?} offers {hidden}");
             }
             assert!(generated.contains("resurrect"), "{shell:?}");

@@ -64,6 +64,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             outln!("{}", kelpie_daemon::handoff_format());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Daemon {
+            handoff_formats: true,
+            ..
+        } => {
+            let formats: Vec<String> = kelpie_daemon::handoff_formats()
+                .iter()
+                .map(u32::to_string)
+                .collect();
+            outln!("{}", formats.join(" "));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Daemon { keeper: true, .. } => {
             let code = kelpie_daemon::run_keeper(home);
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))

@@ -142,6 +142,57 @@ fn events_across_apps_come_oldest_first_and_lines_keeps_the_newest() {
     k.fails(&["events", "nope"]);
 }
 
+/// Apps share one notify socket, each datagram told apart by its sender: a shell script's
+/// `systemd-notify` (which names the script as sender, or runs in a subshell of it) reaches
+/// its own app, and another app's readiness is not taken for it.
+#[test]
+fn systemd_notify_run_from_an_apps_shell_script_reaches_that_app() {
+    let k = kelpie();
+    if super::tools::program("systemd-notify").is_none() {
+        kelpie_testkit::skip("systemd-notify is not installed (Debian's `systemd`)");
+        return;
+    }
+    // The first says it is ready from the script itself, the second from a subshell (a
+    // process of its group that is not the app's), the third never.
+    for (name, notify, timeout) in [
+        ("direct", "systemd-notify --ready --status=direct", "10000"),
+        (
+            "subshell",
+            "( systemd-notify --ready --status=subshell )",
+            "10000",
+        ),
+        ("silent", "true", "1000"),
+    ] {
+        let script = k.write(
+            &format!("{name}.sh"),
+            &format!("#!/bin/sh\nsleep 0.3\n{notify}\nexec sleep 1000\n"),
+        );
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        k.ok(&[
+            "start",
+            &script,
+            "--name",
+            name,
+            "--wait-ready",
+            "--listen-timeout",
+            timeout,
+        ]);
+    }
+    for name in ["direct", "subshell"] {
+        let describe = k.ok(&["describe", name]);
+        assert!(!describe.contains("not ready within"), "{describe}");
+        assert_eq!(k.status(name), "online");
+        assert_eq!(k.app(name)["pm2_env"]["status_text"], name);
+    }
+    let describe = k.ok(&["describe", "silent"]);
+    assert!(
+        describe.contains("not ready within listen_timeout"),
+        "{describe}"
+    );
+    k.ok(&["delete", "all"]);
+}
+
 #[test]
 fn status_and_metrics_sent_on_the_notify_socket_are_shown() {
     let k = kelpie();

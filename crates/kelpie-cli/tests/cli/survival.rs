@@ -470,3 +470,101 @@ fn processes_no_state_describes_are_listed_and_managed_never_run_twice() {
     k.wait_for("a's process gone", 5 * SECS, || !alive(pids[0]));
     all_ended(&k, &pids);
 }
+
+/// How many of process `pid`'s open descriptors are of each kind: `socket`, `pipe`,
+/// `anon_inode:[pidfd]`, or `file`.
+fn descriptor_kinds(pid: u32) -> std::collections::BTreeMap<String, usize> {
+    let mut kinds = std::collections::BTreeMap::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(target) = std::fs::read_link(fd.path()) else {
+            continue;
+        };
+        let target = target.to_string_lossy().into_owned();
+        let kind = match target.split_once(':') {
+            Some(("anon_inode", what)) => format!("anon_inode:{what}"),
+            Some((kind @ ("socket" | "pipe"), _)) => kind.to_string(),
+            _ => "file".to_string(),
+        };
+        *kinds.entry(kind).or_default() += 1;
+    }
+    kinds
+}
+
+/// What an app costs in descriptors: 3 in the daemon (its output pipes and pidfd), 2 in the
+/// keeper (the pipes). The apps' notify socket is one for all, and what the apps send there is heard by the daemon that adopts them after a `kill -9`
+/// (the keeper kept the socket) and after an update (handed over with the rest).
+#[test]
+fn the_shared_notify_socket_outlives_the_daemon_and_an_update() {
+    let k = kelpie();
+    let watched = |name: &str| {
+        k.ok(&[
+            "start",
+            &k.fake_app(),
+            "--name",
+            name,
+            "--watchdog",
+            "1",
+            "--",
+            "--watchdog",
+            "150",
+        ]);
+    };
+    watched("w0");
+    let daemon = k.daemon_pid().expect("daemon");
+    let keeper = keeper_of(&k);
+    let (daemon_had, keeper_had) = (descriptor_kinds(daemon), descriptor_kinds(keeper));
+    for i in 1..10 {
+        watched(&format!("w{i}"));
+    }
+    let (daemon_has, keeper_has) = (descriptor_kinds(daemon), descriptor_kinds(keeper));
+    let added = |had: &std::collections::BTreeMap<String, usize>,
+                 has: &std::collections::BTreeMap<String, usize>,
+                 kind: &str| {
+        has.get(kind).copied().unwrap_or(0) as i64 - had.get(kind).copied().unwrap_or(0) as i64
+    };
+    // 9 more apps: in the daemon, their output pipes and pidfds (and files kept open up to a
+    // bound: logs, /proc); no socket (one more may be a client's connection being closed).
+    let said = format!("the daemon had {daemon_had:?}, has {daemon_has:?}");
+    assert_eq!(added(&daemon_had, &daemon_has, "pipe"), 18, "{said}");
+    assert_eq!(
+        added(&daemon_had, &daemon_has, "anon_inode:[pidfd]"),
+        9,
+        "{said}"
+    );
+    assert!(added(&daemon_had, &daemon_has, "socket") <= 1, "{said}");
+    // In the keeper, their pipes only.
+    let said = format!("the keeper had {keeper_had:?}, has {keeper_has:?}");
+    assert_eq!(added(&keeper_had, &keeper_has, "pipe"), 18, "{said}");
+    let total = |kinds: &std::collections::BTreeMap<String, usize>| kinds.values().sum::<usize>();
+    assert_eq!(total(&keeper_has) - total(&keeper_had), 18, "{said}");
+    let pids = |k: &Kelpie| -> Vec<u32> { (0..10).map(|i| k.pid(&format!("w{i}"))).collect() };
+    let before = pids(&k);
+    let no_restarts = |k: &Kelpie, when: &str| {
+        // Four watchdog periods: a daemon that heard nothing would have restarted them all.
+        std::thread::sleep(4 * SECS);
+        assert_eq!(pids(k), before, "{when}: same processes");
+        for i in 0..10 {
+            assert!(
+                k.exits(&format!("w{i}")).is_empty(),
+                "{when}: w{i} restarted"
+            );
+        }
+    };
+    no_restarts(&k, "first daemon");
+
+    kill_daemon(&k);
+    k.ok(&["ping"]);
+    assert_ne!(k.daemon_pid(), Some(daemon));
+    no_restarts(&k, "after the adoption");
+
+    k.ok(&["update"]);
+    no_restarts(&k, "after an update");
+    k.ok(&["kill"]);
+    for pid in before {
+        k.wait_for("the apps gone", 5 * SECS, || !alive(pid));
+    }
+}

@@ -388,7 +388,7 @@ fn a_failed_exec_leaves_everything_as_it_was() {
     let script = k.dir.path().join("vanishing-kelpie");
     std::fs::write(
         &script,
-        "#!/bin/sh\ncase \"$*\" in\n  --version) echo 'kelpie 9.9.9' ;;\n  'daemon --handoff-format') rm -f \"$0\"; echo 1 ;;\nesac\n",
+        "#!/bin/sh\ncase \"$*\" in\n  --version) echo 'kelpie 9.9.9' ;;\n  'daemon --handoff-formats') rm -f \"$0\"; echo 1 2 ;;\nesac\n",
     )
     .expect("script");
     std::process::Command::new("chmod")

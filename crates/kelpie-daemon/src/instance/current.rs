@@ -231,6 +231,7 @@ impl Current {
         tokio::spawn(async move {
             let lines = tail.finish(STDERR_DRAIN).await;
             if let Some(mailbox) = myself.upgrade() {
+                let lines = lines.into_boxed_slice();
                 let _ = mailbox.send(InstanceMsg::StderrTail { pid, lines });
             }
         });

@@ -76,13 +76,16 @@ pub(super) async fn resume(
     };
     let link = match ProcessLink::resume(process.link, given.link_claims()).or_else(|e| {
         crate::daemon_log!(
-            "app `{}` (id {}): its notify socket could not be kept ({e}); readiness and watchdog messages are not heard",
+            "app `{}` (id {}): its link could not be kept ({e}); its IPC messages are not heard",
             given.spec.name,
             given.pm_id
         );
         ProcessLink::open(None, None).map(|(link, _)| link)
     }) {
-        Ok(link) => link,
+        Ok(mut link) => {
+            link.attach(pid);
+            link
+        }
         Err(e) => {
             // Nothing to supervise it with: stop it, and the state machine restarts it.
             crate::daemon_log!(

@@ -112,6 +112,7 @@ async fn launch_on_system(given: &Given) -> Result<Launched, String> {
     .unwrap_or_else(|e| (Err(std::io::Error::other(e.to_string())), None, None));
     let spawned = spawned.map_err(|e| format!("{}: {e}", given.spec.command_line()[0]))?;
     let pid = spawned.pid;
+    link.attach(pid);
     // Registering the pidfd only fails if the runtime is shutting down.
     let child = ProcessHandle::spawned(spawned)
         .map_err(|e| format!("cannot wait for process {pid}: {e}"))?;
@@ -209,8 +210,9 @@ pub(super) fn accepts(spec: &AppSpec, shared_socket: bool, signal: &ProcessSigna
     }
 }
 
-/// Have the keeper hold a pidfd of process `pid` and a copy of its link, so a daemon started
-/// after this one died can adopt it. `None` without a keeper or once the process is gone.
+/// Have the keeper hold process `pid` (by its pid and start time, which the keeper reads) and a
+/// copy of its IPC channel (the shared notify socket it holds once), so a daemon started after
+/// this one died can adopt it. `None` without a keeper.
 pub(super) fn keep_process(
     pm_id: u32,
     child: &ProcessHandle,
@@ -218,15 +220,19 @@ pub(super) fn keep_process(
     cgroup: Option<&ProcessCgroup>,
 ) -> Option<crate::keeper::Held> {
     let pid = child.pid();
-    let (notify, ipc) = link.fds();
-    let mut fds = vec![child.pidfd()?, notify];
-    fds.extend(ipc);
+    // A scripted process (the in-process tests') is not the keeper's to hold.
+    child.pidfd()?;
+    let (notify, ipc) = (link.dedicated_fd(), link.ipc_fd());
+    let fds: Vec<std::os::fd::BorrowedFd<'_>> = notify.into_iter().chain(ipc).collect();
     crate::keeper::hold(
         crate::keeper::Holding::Process {
             pm_id,
             pid,
             cgroup: cgroup.map(|c| c.cgroup().path().to_path_buf()),
+            pidfd: false,
+            notify: notify.is_some(),
             ipc: ipc.is_some(),
+            started: None,
         },
         &fds,
     )

@@ -25,10 +25,10 @@ impl Instance {
                 why,
                 reload,
                 of_pid,
-            } => self.auto_restart(why, reload, of_pid).await,
+            } => self.auto_restart(*why, reload, of_pid).await,
             InstanceMsg::Reload(reply) => self.begin_reload(reply, None).await,
             InstanceMsg::StderrTail { pid, lines } => {
-                if !lines.is_empty() && self.state.record_stderr_tail(pid, lines) {
+                if !lines.is_empty() && self.state.record_stderr_tail(pid, lines.into_vec()) {
                     self.publish();
                 }
             }

@@ -70,8 +70,9 @@ pub enum InstanceMsg {
     /// (and `reload` is true), else a restart. Ignored unless a process runs, and, with `of_pid`,
     /// unless that process is still the instance's.
     AutoRestart {
-        /// The cause and its detail.
-        why: Why,
+        /// The cause and its detail (boxed, as are the stderr lines: every instance's mailbox
+        /// allocates room for 32 messages at once, so the message's size is paid per app).
+        why: Box<Why>,
         /// Reload when the app shares a socket.
         reload: bool,
         /// Only if this is still the current process.
@@ -92,7 +93,7 @@ pub enum InstanceMsg {
         /// The process that ended.
         pid: u32,
         /// Its lines, bounded.
-        lines: Vec<String>,
+        lines: Box<[String]>,
     },
     /// `kelpie update`: end the task without touching the process, and give the process (if
     /// one runs) and the instance's state to the supervisor. Refused while the instance is in

@@ -160,7 +160,7 @@ impl Reloading {
         };
         if let Some(why) = abandoned.restart {
             given.mail_myself(InstanceMsg::AutoRestart {
-                why,
+                why: Box::new(why),
                 reload: false,
                 of_pid: old_pid,
             });

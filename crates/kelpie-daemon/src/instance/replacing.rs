@@ -156,7 +156,7 @@ impl Instance {
             if let Ok(Err(error)) = outcome.await {
                 if let Some(mailbox) = myself.upgrade() {
                     let _ = mailbox.send(InstanceMsg::AutoRestart {
-                        why: reload::after_failed_reload(fallback, &error),
+                        why: Box::new(reload::after_failed_reload(fallback, &error)),
                         reload: false,
                         of_pid: old_pid,
                     });

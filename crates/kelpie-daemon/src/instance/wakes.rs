@@ -228,7 +228,7 @@ impl Instance {
                 self.given.report(InstanceEvent::Message {
                     pm_id: self.given.pm_id,
                     pid: self.state.pid,
-                    message,
+                    message: *message,
                 });
             }
             signal => {

@@ -1,7 +1,7 @@
 //! The keeper: what lets the apps outlive the daemon.
 //!
-//! An app's stdout and stderr are pipes the daemon reads; its notify socket and Node IPC
-//! channel are sockets whose other end the daemon holds; an app with a Kelpie-owned port
+//! An app's stdout and stderr are pipes the daemon reads; the notify socket it sends to and
+//! its Node IPC channel are sockets whose other end the daemon holds; an app with a Kelpie-owned port
 //! accepts on a socket the daemon keeps open. If those ends closed with the daemon, a daemon
 //! killed with `-9` would take the apps with it: their next write would get SIGPIPE.
 //!
@@ -13,7 +13,8 @@
 //! The next daemon (started by the next command, or by the boot service) connects there first,
 //! takes everything ([`crate::reclaim`], a module above this one: it
 //! builds the other modules' hand-over types), and adopts the processes that are still the ones its
-//! `state.json` recorded (pidfd and start time), processing the spooled output first.
+//! `state.json` recorded (pid and start time, which the keeper read when given each), processing
+//! the spooled output first.
 //!
 //! The keeper is told goodbye ([`dismiss`]) when the daemon exits on purpose, and before it
 //! re-executes itself for `kelpie update` (which passes the same descriptors by itself).

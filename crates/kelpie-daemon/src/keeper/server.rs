@@ -46,6 +46,8 @@ struct Keeper {
     daemon: Option<OwnedFd>,
     daemon_pid: u32,
     listener: Option<OwnedFd>,
+    /// When the processes held without a pidfd were last looked at.
+    looked_at_processes: Option<std::time::Instant>,
 }
 
 /// Run the keeper until a daemon says goodbye or takes everything. Returns the exit code.
@@ -64,6 +66,7 @@ pub fn run(home: Home) -> i32 {
         daemon: Some(daemon),
         daemon_pid: std::os::unix::process::parent_id(),
         listener: None,
+        looked_at_processes: None,
     };
     keeper.remove_stale_spools();
     keeper.listen();
@@ -156,7 +159,7 @@ impl Keeper {
                 if let Some(pipe) = &kept.pipe {
                     watched.push(Watched::Pipe(*id));
                     fds.push(pipe.as_fd());
-                } else if let (Holding::Process { .. }, Some(pidfd)) =
+                } else if let (Holding::Process { pidfd: true, .. }, Some(pidfd)) =
                     (&kept.holding, kept.fds.first())
                 {
                     // Readable once the process has exited.
@@ -193,6 +196,9 @@ impl Keeper {
                 }
             }
         }
+        if self.daemon.is_none() {
+            self.look_at_processes();
+        }
         if self.nothing_left() {
             crate::daemon_log!(
                 "keeper: every process it kept has exited and every pipe is read; exiting"
@@ -202,13 +208,39 @@ impl Keeper {
         Ok(None)
     }
 
+    /// Mark the processes held without a pidfd that have exited (their pid is gone, a zombie,
+    /// or another process's), at most once per [`LOOK_AGAIN`].
+    fn look_at_processes(&mut self) {
+        let now = std::time::Instant::now();
+        if self
+            .looked_at_processes
+            .is_some_and(|last| now.duration_since(last) < LOOK_AGAIN)
+        {
+            return;
+        }
+        self.looked_at_processes = Some(now);
+        for kept in self.entries.values_mut() {
+            if let Holding::Process {
+                pid,
+                pidfd: false,
+                started,
+                ..
+            } = kept.holding
+            {
+                kept.ended = kept.ended
+                    || kelpie_sys::sample_process(pid)
+                        .is_none_or(|s| s.zombie || Some(s.start_ticks) != started);
+            }
+        }
+    }
+
     /// With no daemon, every process ended and every pipe read to its end: nothing is left for
     /// a next daemon to adopt (it restarts the apps from its state), so the keeper goes, unless
     /// it has output for that daemon to write and a socket where the daemon can find it.
     fn nothing_left(&self) -> bool {
         let all_ended = self.entries.values().all(|kept| match kept.holding {
             Holding::Pipe { .. } | Holding::Process { .. } => kept.ended,
-            Holding::Socket { .. } | Holding::Claimed { .. } => true,
+            Holding::Socket { .. } | Holding::Claimed { .. } | Holding::Notify => true,
         });
         let output_kept = self
             .entries
@@ -232,13 +264,27 @@ impl Keeper {
                         }
                         _ => (fds, None),
                     };
+                    let mut holding = holding;
+                    let mut ended = false;
+                    if let Holding::Process {
+                        pid,
+                        pidfd: false,
+                        started,
+                        ..
+                    } = &mut holding
+                    {
+                        *started = kelpie_sys::sample_process(*pid)
+                            .filter(|sample| !sample.zombie)
+                            .map(|sample| sample.start_ticks);
+                        ended = started.is_none();
+                    }
                     self.entries.insert(
                         id,
                         Kept {
                             holding,
                             fds,
                             pipe,
-                            ended: false,
+                            ended,
                             spool: None,
                             dropped: 0,
                         },

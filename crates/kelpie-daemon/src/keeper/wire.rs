@@ -22,7 +22,9 @@ pub enum Holding {
         /// Which stream.
         stream: LogStream,
     },
-    /// A running process: `[pidfd, notify socket, IPC end (when `ipc`)]`.
+    /// A running process: `[pidfd (when `pidfd`), its own notify socket (when `notify`), IPC
+    /// end (when `ipc`)]`. A daemon gives neither a pidfd nor a notify socket now: the keeper
+    /// tells the process by its pid and start time, and holds the shared socket once.
     Process {
         /// Its instance.
         pm_id: u32,
@@ -30,9 +32,23 @@ pub enum Holding {
         pid: u32,
         /// Its cgroup, when it has one.
         cgroup: Option<PathBuf>,
+        /// Its pidfd comes with it (a keeper of an earlier Kelpie always sent one).
+        #[serde(default = "yes")]
+        pidfd: bool,
+        /// A notify socket of its own comes with it (a keeper of a Kelpie from before the
+        /// shared socket always sent one; now only processes handed over from such a daemon).
+        #[serde(default = "yes")]
+        notify: bool,
         /// A Node IPC channel comes with it.
         ipc: bool,
+        /// Its start time (clock ticks after boot), read by the keeper when given a process
+        /// without a pidfd: with the pid, it tells the process from a later one that reused
+        /// its pid.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started: Option<u64>,
     },
+    /// The daemon's shared notify socket (its processes keep its name): `[socket]`.
+    Notify,
     /// An app's listening socket: `[socket]`.
     Socket {
         /// The app's name.
@@ -51,10 +67,19 @@ impl Holding {
     /// How many descriptors come with it.
     pub fn fd_count(&self) -> usize {
         match self {
-            Holding::Pipe { .. } | Holding::Socket { .. } | Holding::Claimed { .. } => 1,
-            Holding::Process { ipc, .. } => 2 + usize::from(*ipc),
+            Holding::Pipe { .. }
+            | Holding::Socket { .. }
+            | Holding::Claimed { .. }
+            | Holding::Notify => 1,
+            Holding::Process {
+                pidfd, notify, ipc, ..
+            } => usize::from(*pidfd) + usize::from(*notify) + usize::from(*ipc),
         }
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// From a daemon to a keeper.

@@ -4,20 +4,23 @@
 //! runs two processes of one instance at once, and each must be told apart.
 
 mod ipc;
+mod notify;
 mod pacer;
+
+pub use notify::{
+    adopt_shared as adopt_notify_sockets, keep_in_keeper as keep_notify_sockets,
+    shared_sockets as notify_sockets,
+};
 
 use crate::sockets::ClaimedSockets;
 use ipc::run_ipc;
-use kelpie_core::forensics::{parse_notify_line, NotifyLine};
+use kelpie_core::forensics::NotifyLine;
 use kelpie_core::ListenAddress;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-
-/// Longest notify datagram read (systemd's limit is the same order).
-const NOTIFY_MAX: usize = 4096;
 
 /// Something a process said.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,12 +42,14 @@ pub enum ProcessSignal {
     Watchdog,
     /// `STATUS=...` or `X_KELPIE_METRIC=...`: what the process publishes about itself, or a
     /// metric line Kelpie could not take (see `kelpie_core::forensics::parse_notify_line`).
-    Published(NotifyLine),
+    /// Boxed, as is `Message`'s: every link's channel allocates room for 32 signals at once,
+    /// so the signal's size is paid per app (16 bytes, not 40).
+    Published(Box<NotifyLine>),
     /// A message for whoever follows the event bus, routed as PM2 routes it:
     /// `process.send({type, data})` (both truthy) goes under that type (`process:msg`,
     /// `process:exception`, `axm:reply`, `human:event`...); anything else (`{topic, data}`, a
     /// string) as `process:msg` with `raw`, here `{"raw": <the message>}`.
-    Message(serde_json::Value),
+    Message(Box<serde_json::Value>),
 }
 
 /// What a process's PM2 SDK (`@pm2/io`, pmx, tx2) said for the manager itself: metrics,
@@ -71,10 +76,11 @@ pub struct ChildEnds {
 }
 
 /// The daemon's ends of a link as descriptors: what `kelpie update` carries across the exec,
-/// so the process keeps the same `NOTIFY_SOCKET` and IPC channel under the new daemon.
+/// so the process keeps the same `NOTIFY_SOCKET` and IPC channel under the new daemon. (The
+/// shared notify socket travels once, apart: [`notify_sockets`].)
 pub struct LinkFds {
-    /// The bound notify socket.
-    pub notify: OwnedFd,
+    /// The process's own notify socket, given by a daemon from before the shared one.
+    pub notify: Option<OwnedFd>,
     /// The daemon's end of the Node IPC channel.
     pub ipc: Option<OwnedFd>,
     /// What the process's PM2 SDK said so far (its actions were registered once, at its start:
@@ -92,8 +98,11 @@ pub struct ProcessLink {
     /// The task reading the Node IPC channel (also in `tasks`, to be aborted with them): it
     /// ends when the process's end of the channel closes.
     ipc_task: Option<JoinHandle<()>>,
-    /// The notify socket (also read by a task), for a hand-over.
-    notify: Arc<tokio::net::UnixDatagram>,
+    /// Where the notify thread sends what the process says there (once it is known by pid).
+    registration: Option<notify::Registration>,
+    /// The process's own notify socket, handed over by a daemon from before the shared one
+    /// (also read by the notify thread).
+    dedicated: Option<Arc<OwnedFd>>,
     /// A second descriptor of the IPC channel's end (read and written by tasks), for a
     /// hand-over.
     ipc_fd: Option<OwnedFd>,
@@ -111,33 +120,24 @@ impl Drop for ProcessLink {
     }
 }
 
+/// Numbers of the processes in their apps' spread of connections: unique in this daemon.
+static NEXT_LINK: AtomicU64 = AtomicU64::new(0);
+
 /// Longest wait, after a process exited, for the end of its IPC channel (what it said last).
 const LAST_WORDS_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Names of notify sockets: unique in this daemon.
-static NEXT_LINK: AtomicU64 = AtomicU64::new(0);
-
 impl ProcessLink {
-    /// Open the notify socket (abstract namespace: no file to clean up, no path length limit)
-    /// and, with `ipc_fd`, a Node IPC channel whose child end goes at that number. With
+    /// A link for a process about to start: its `NOTIFY_SOCKET` names the daemon's shared
+    /// socket (what it sends there reaches this link once [`ProcessLink::attach`] gave its
+    /// pid) and, with `ipc_fd`, a Node IPC channel whose child end goes at that number. With
     /// `claims`, the process may ask for its app's shared sockets over the channel.
     pub fn open(
         ipc_fd: Option<RawFd>,
         claims: Option<Arc<ClaimedSockets>>,
     ) -> std::io::Result<(ProcessLink, ChildEnds)> {
         let mut ends = ChildEnds::default();
-
-        // Abstract names are per network namespace, pids per pid namespace: several runtimes
-        // that are each pid 1 of their own namespace share the network's names, hence the
-        // daemon's random tag next to its pid.
-        let name = format!(
-            "kelpie/{}-{:x}/{}",
-            std::process::id(),
-            crate::clock::daemon_tag(),
-            NEXT_LINK.fetch_add(1, Ordering::Relaxed)
-        );
-        let notify = bind_abstract_datagram(&name)?;
-        ends.env.push(("NOTIFY_SOCKET".into(), format!("@{name}")));
+        ends.env
+            .push(("NOTIFY_SOCKET".into(), notify::socket_name()?));
         let ipc = match ipc_fd {
             Some(fd) => {
                 let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
@@ -151,7 +151,7 @@ impl ProcessLink {
         };
         let link = ProcessLink::resume(
             LinkFds {
-                notify: OwnedFd::from(notify),
+                notify: None,
                 ipc,
                 sdk: kelpie_core::SdkState::default(),
             },
@@ -161,28 +161,24 @@ impl ProcessLink {
     }
 
     /// The link of a process from its descriptors: a new one's, or one handed over by the
-    /// daemon this one replaced.
+    /// daemon this one replaced (then [`ProcessLink::attach`] it to its pid).
     pub fn resume(
         fds: LinkFds,
         claims: Option<Arc<ClaimedSockets>>,
     ) -> std::io::Result<ProcessLink> {
         let (sender, signals) = mpsc::unbounded_channel();
-        let notify = std::os::unix::net::UnixDatagram::from(fds.notify);
-        notify.set_nonblocking(true)?;
-        let notify = Arc::new(tokio::net::UnixDatagram::from_std(notify)?);
         let mut link = ProcessLink {
             signals,
             sender,
             ipc: None,
             tasks: vec![],
             ipc_task: None,
-            notify: notify.clone(),
+            registration: None,
+            dedicated: fds.notify.map(Arc::new),
             ipc_fd: fds.ipc.as_ref().map(OwnedFd::try_clone).transpose()?,
             sdk: Arc::new(std::sync::Mutex::new(fds.sdk)),
             exited: Arc::default(),
         };
-        link.tasks
-            .push(tokio::spawn(read_notify(notify, link.sender.clone())));
         if let Some(ours) = fds.ipc {
             let ours = std::os::unix::net::UnixStream::from(ours);
             ours.set_nonblocking(true)?;
@@ -199,6 +195,16 @@ impl ProcessLink {
             )));
         }
         Ok(link)
+    }
+
+    /// The process is `pid`: what it (or a process of its group, or a descendant) sends on
+    /// `NOTIFY_SOCKET` comes to this link from now on, and what it sent before, if recent.
+    pub fn attach(&mut self, pid: u32) {
+        self.registration = Some(notify::register(
+            pid,
+            self.sender.clone(),
+            self.dedicated.clone(),
+        ));
     }
 
     /// The process has exited: what it sent on its IPC channel before its end and that was
@@ -235,20 +241,25 @@ impl ProcessLink {
             })
             .unwrap_or_default();
         Ok(LinkFds {
-            notify: self.notify.as_fd().try_clone_to_owned()?,
+            notify: self
+                .dedicated
+                .as_ref()
+                .map(|socket| socket.as_fd().try_clone_to_owned())
+                .transpose()?,
             ipc: self.ipc_fd.take(),
             sdk,
         })
     }
 
-    /// The notify socket and the IPC end, for the keeper to hold a copy of.
-    pub fn fds(
-        &self,
-    ) -> (
-        std::os::fd::BorrowedFd<'_>,
-        Option<std::os::fd::BorrowedFd<'_>>,
-    ) {
-        (self.notify.as_fd(), self.ipc_fd.as_ref().map(AsFd::as_fd))
+    /// The IPC end, for the keeper to hold a copy of (the shared notify socket it holds once).
+    pub fn ipc_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.ipc_fd.as_ref().map(AsFd::as_fd)
+    }
+
+    /// The process's own notify socket, if a daemon from before the shared one gave it one:
+    /// the keeper holds it with the process.
+    pub fn dedicated_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.dedicated.as_deref().map(AsFd::as_fd)
     }
 
     /// A sender for other sources of readiness (the log reader, the port watch).
@@ -271,44 +282,6 @@ impl ProcessLink {
         match &self.ipc {
             Some(ipc) => ipc.send(format!("{message}\n")).is_ok(),
             None => false,
-        }
-    }
-}
-
-fn bind_abstract_datagram(name: &str) -> std::io::Result<std::os::unix::net::UnixDatagram> {
-    use std::os::linux::net::SocketAddrExt;
-    let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
-    std::os::unix::net::UnixDatagram::bind_addr(&address)
-}
-
-/// One assignment per line, as sd_notify sends them: `READY=1` becomes [`ProcessSignal::Ready`],
-/// `WATCHDOG=1` [`ProcessSignal::Watchdog`], `STATUS=` and `X_KELPIE_METRIC=`
-/// [`ProcessSignal::Published`]; other assignments (`MAINPID=`...) are ignored.
-async fn read_notify(
-    socket: Arc<tokio::net::UnixDatagram>,
-    to: mpsc::UnboundedSender<ProcessSignal>,
-) {
-    loop {
-        if socket.readable().await.is_err() {
-            return;
-        }
-        // The buffer lives only between awaits, so an idle process's task holds no 4 KiB.
-        let mut buf = [0u8; NOTIFY_MAX];
-        let n = match socket.try_recv(&mut buf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => return,
-        };
-        for line in buf[..n].split(|b| *b == b'\n') {
-            let signal = match parse_notify_line(line) {
-                Some(NotifyLine::Ready) => ProcessSignal::Ready,
-                Some(NotifyLine::Watchdog) => ProcessSignal::Watchdog,
-                Some(published) => ProcessSignal::Published(published),
-                None => continue,
-            };
-            if to.send(signal).is_err() {
-                return;
-            }
         }
     }
 }
@@ -449,7 +422,7 @@ fn ipc_signal(mut value: serde_json::Value, size: usize) -> Option<Routed> {
             "axm:monitor" | "axm:action" | "axm:option:configuration" | "axm:option:setPID"
         );
         if !for_the_manager {
-            return Some(Routed::Signal(ProcessSignal::Message(value)));
+            return Some(Routed::Signal(ProcessSignal::Message(Box::new(value))));
         }
         // Kept by the daemon: bounded (the bus's messages pass through, they are not kept).
         if size > kelpie_core::sdk::SDK_MESSAGE_MAX {
@@ -472,15 +445,23 @@ fn ipc_signal(mut value: serde_json::Value, size: usize) -> Option<Routed> {
     if let Some(version) = value.get_mut("node_version") {
         return Some(Routed::Sdk(SdkMessage::NodeVersion(version.take())));
     }
-    Some(Routed::Signal(ProcessSignal::Message(
+    Some(Routed::Signal(ProcessSignal::Message(Box::new(
         serde_json::json!({ "raw": value }),
-    )))
+    ))))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    /// A channel of tokio allocates room for 32 messages when it is made: every process's link
+    /// and every instance's mailbox pay 32 times the size of what they carry, per app.
+    #[test]
+    fn what_a_link_and_a_mailbox_carry_stays_small() {
+        assert!(std::mem::size_of::<ProcessSignal>() <= 16);
+        assert!(std::mem::size_of::<crate::instance::InstanceMsg>() <= 24);
+    }
 
     #[test]
     fn ipc_messages_are_recognised() {
@@ -506,15 +487,15 @@ mod tests {
         // Without data, or untyped: `process:msg` with `raw`, as PM2 relays it.
         assert_eq!(
             signal(r#"{"type":"process:msg"}"#),
-            Some(ProcessSignal::Message(
+            Some(ProcessSignal::Message(Box::new(
                 serde_json::json!({"raw": {"type": "process:msg"}})
-            ))
+            )))
         );
         assert_eq!(
             signal(r#"{"topic":"t","data":{"a":1}}"#),
-            Some(ProcessSignal::Message(
+            Some(ProcessSignal::Message(Box::new(
                 serde_json::json!({"raw": {"topic": "t", "data": {"a": 1}}})
-            ))
+            )))
         );
         assert_eq!(
             sdk(r#"{"type":"axm:monitor","data":{"m":{"value":1}}}"#),
@@ -532,9 +513,9 @@ mod tests {
         let message = r#"{"type":"process:msg","data":{"n":1}}"#;
         assert_eq!(
             signal(message),
-            Some(ProcessSignal::Message(
+            Some(ProcessSignal::Message(Box::new(
                 serde_json::from_str(message).expect("JSON")
-            ))
+            )))
         );
         let request = |line: &str| socket_request(&serde_json::from_str(line).expect("JSON"));
         assert_eq!(
@@ -586,20 +567,25 @@ mod tests {
                 &address,
             )
             .expect("send");
+        // Sent before the process is known by its pid (this test's): kept for it until then.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        link.attach(std::process::id());
         assert_eq!(
             link.recv().await,
-            Some(ProcessSignal::Published(NotifyLine::Status(
+            Some(ProcessSignal::Published(Box::new(NotifyLine::Status(
                 "warming up".into()
-            )))
+            ))))
         );
         assert_eq!(
             link.recv().await,
-            Some(ProcessSignal::Published(NotifyLine::Metric(
+            Some(ProcessSignal::Published(Box::new(NotifyLine::Metric(
                 "queue_depth".into(),
                 Some(3.0)
-            )))
+            ))))
         );
         assert_eq!(link.recv().await, Some(ProcessSignal::Ready));
+        client.send_to_addr(b"WATCHDOG=1", &address).expect("send");
+        assert_eq!(link.recv().await, Some(ProcessSignal::Watchdog));
 
         let (theirs, _) = ends.fds.into_iter().next().expect("ipc end");
         let theirs = std::os::unix::net::UnixStream::from(theirs);
@@ -653,9 +639,9 @@ mod tests {
             .expect("the message arrives within a period");
         assert_eq!(
             said,
-            Some(ProcessSignal::Message(
+            Some(ProcessSignal::Message(Box::new(
                 serde_json::json!({"type": "process:msg", "data": {"n": 1}})
-            ))
+            )))
         );
         assert_eq!(value(&link), Some(serde_json::json!(2)));
         // Paced again, then a message for the process.

@@ -1,9 +1,9 @@
 //! The counters of each instance's cgroup (with the memory controller): `memory.current` and
 //! `cpu.stat`, kept open and read again each second; and reading such small pseudo-files.
 
+use super::IdMap;
 use super::{Target, FIND_EVERY};
 use kelpie_sys::cgroup::Cgroup;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -22,7 +22,7 @@ pub struct CgroupReading {
 /// again each second (`pread`: no path lookup); its process list is read every [`FIND_EVERY`].
 #[derive(Default)]
 pub(super) struct CgroupCounters {
-    open: HashMap<u32, CounterFiles>,
+    open: IdMap<u32, CounterFiles>,
     buffer: Vec<u8>,
 }
 
@@ -37,13 +37,13 @@ struct CounterFiles {
 impl CgroupCounters {
     /// Read the cgroups of `targets`; an instance whose cgroup cannot tell its memory (no memory
     /// controller there) or cannot be read is left out, to be read from /proc.
-    pub(super) fn read(&mut self, targets: &[Target], now: Instant) -> HashMap<u32, CgroupReading> {
-        let mut readings = HashMap::new();
-        let mut open = HashMap::new();
+    pub(super) fn read(&mut self, targets: &[Target], now: Instant) -> IdMap<u32, CgroupReading> {
+        let mut readings = IdMap::default();
+        let mut open = IdMap::default();
         for target in targets {
             let Some(path) = &target.cgroup else { continue };
             let files = match self.open.remove(&target.pm_id) {
-                Some(files) if files.path == *path => Some(files),
+                Some(files) if files.path.as_os_str() == path.as_os_str() => Some(files),
                 _ => CounterFiles::open(path, now),
             };
             let Some(mut files) = files else { continue };

@@ -3,10 +3,10 @@
 //! read each second.
 
 use super::counters::CgroupReading;
+use super::{IdMap, IdSet};
 use super::{Target, FIND_EVERY};
 use kelpie_sys::cgroup::Cgroup;
 use kelpie_sys::ProcessEntry;
-use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 /// At most [`crate::descriptors::cache_size`] `/proc/<pid>/stat` files are kept open; beyond,
@@ -15,11 +15,11 @@ use std::time::Instant;
 #[derive(Default)]
 pub(super) struct Members {
     /// Each instance's processes.
-    pids: HashMap<u32, Vec<u32>>,
+    pids: IdMap<u32, Vec<u32>>,
     /// Each instance's main process, and when its tree was looked up.
-    found: HashMap<u32, (u32, Instant)>,
+    found: IdMap<u32, (u32, Instant)>,
     /// Each process's stat file, and the reading it was last read at.
-    stats: HashMap<u32, (kelpie_sys::StatFile, u64)>,
+    stats: IdMap<u32, (kelpie_sys::StatFile, u64)>,
     buffer: Vec<u8>,
     readings: u64,
 }
@@ -31,13 +31,13 @@ impl Members {
     pub(super) fn sample(
         &mut self,
         targets: &[Target],
-        covered: &HashMap<u32, CgroupReading>,
-        idle: &HashSet<u32>,
+        covered: &IdMap<u32, CgroupReading>,
+        idle: &IdSet<u32>,
         now: Instant,
-    ) -> (Vec<ProcessEntry>, &HashMap<u32, Vec<u32>>) {
+    ) -> (Vec<ProcessEntry>, &IdMap<u32, Vec<u32>>) {
         self.readings += 1;
         let reading = self.readings;
-        let wanted: HashSet<u32> = targets
+        let wanted: IdSet<u32> = targets
             .iter()
             .map(|t| t.pm_id)
             .filter(|pm_id| !covered.contains_key(pm_id))
@@ -112,7 +112,7 @@ fn find_tree(target: &Target, known: &[u32]) -> Vec<u32> {
     if found.is_empty() {
         let mut stack = vec![target.pid];
         stack.extend(known);
-        let mut seen = HashSet::new();
+        let mut seen = IdSet::default();
         while let Some(pid) = stack.pop() {
             if seen.insert(pid) {
                 found.push(pid);
@@ -153,8 +153,8 @@ mod tests {
             members = Members::default();
             let (processes, trees) = members.sample(
                 std::slice::from_ref(&target),
-                &HashMap::new(),
-                &HashSet::new(),
+                &IdMap::default(),
+                &IdSet::default(),
                 Instant::now(),
             );
             found = processes.len();
@@ -168,17 +168,17 @@ mod tests {
         // Within FIND_EVERY, only the known members are read: the gone ones drop out.
         let (processes, _) = members.sample(
             std::slice::from_ref(&target),
-            &HashMap::new(),
-            &HashSet::new(),
+            &IdMap::default(),
+            &IdSet::default(),
             start + Duration::from_millis(1),
         );
         assert!(processes.len() < 3, "sh is gone: {processes:?}");
         // A cgroup reading covers an instance: nothing of its is read from /proc.
-        let covered = HashMap::from([(3, CgroupReading::default())]);
+        let covered = IdMap::from_iter([(3, CgroupReading::default())]);
         let (processes, trees) = members.sample(
             std::slice::from_ref(&target),
             &covered,
-            &HashSet::new(),
+            &IdSet::default(),
             Instant::now(),
         );
         assert!(processes.is_empty() && trees.is_empty());

@@ -3,7 +3,7 @@
 
 use super::counters::{read_at_start, usage_usec};
 use super::Target;
-use std::collections::{HashMap, HashSet};
+use super::{IdMap, IdSet};
 use std::path::PathBuf;
 
 /// Tells which instances certainly did not run since the previous reading: their cgroup's CPU
@@ -20,8 +20,23 @@ use std::path::PathBuf;
 #[derive(Default)]
 pub(super) struct Quiet {
     all: Option<(PathBuf, std::fs::File, Option<u64>)>,
-    apps: HashMap<u32, (PathBuf, Option<std::fs::File>, u64)>,
+    apps: IdMap<u32, Known>,
     buffer: Vec<u8>,
+    /// The number of the current reading: apps not seen in it are forgotten.
+    reading: u64,
+    /// At the last reading, no process of any app ran since the one before: every target
+    /// has a cgroup under the base, whose CPU time did not grow.
+    nothing_ran: bool,
+}
+
+/// What is known of an app's cgroup.
+struct Known {
+    path: PathBuf,
+    /// Its `cpu.stat`, kept open while within the bound.
+    file: Option<std::fs::File>,
+    /// Its CPU time at the last reading.
+    usage: Option<u64>,
+    read_at: u64,
 }
 
 impl Quiet {
@@ -30,7 +45,7 @@ impl Quiet {
         base: Option<&std::path::Path>,
         targets: &[Target],
         refresh: bool,
-    ) -> HashSet<u32> {
+    ) -> IdSet<u32> {
         let buffer = &mut self.buffer;
         let mut all_quiet = false;
         if let Some(base) = base {
@@ -45,47 +60,82 @@ impl Quiet {
                 *before = now;
             }
         }
-        let mut idle = HashSet::new();
-        let mut apps = HashMap::new();
+        let mut idle = IdSet::with_capacity_and_hasher(targets.len(), Default::default());
         let mut kept_open = 0;
         let max_kept_open = crate::descriptors::cache_size_now();
+        self.reading += 1;
+        let reading = self.reading;
+        let mut all_covered = targets.iter().all(|target| target.cgroup.is_some());
+        // Updated in place: no table, path or file is made again for an app already known.
         for target in targets {
             let Some(path) = &target.cgroup else { continue };
             let known = self
                 .apps
-                .remove(&target.pm_id)
-                .filter(|(known, ..)| known == path);
-            let (file, before) = match known {
-                Some((_, file, before)) => (file, Some(before)),
-                None => (None, None),
-            };
-            let (now, file) = match (all_quiet, before) {
-                (true, Some(before)) => (Some(before), file),
-                _ => {
-                    let file = match file {
-                        Some(file) => file,
-                        None => match std::fs::File::open(path.join("cpu.stat")) {
-                            Ok(file) => file,
-                            Err(_) => continue,
-                        },
+                .get_mut(&target.pm_id)
+                // Compared as bytes: `Path`'s `==` parses both into components.
+                .filter(|known| known.path.as_os_str() == path.as_os_str());
+            let known = match known {
+                Some(known) => known,
+                None => {
+                    let fresh = Known {
+                        path: path.clone(),
+                        file: None,
+                        usage: None,
+                        read_at: reading,
                     };
-                    (
-                        read_at_start(&file, buffer).and_then(usage_usec),
-                        Some(file),
-                    )
+                    self.apps.insert(target.pm_id, fresh);
+                    match self.apps.get_mut(&target.pm_id) {
+                        Some(known) => known,
+                        None => continue,
+                    }
                 }
             };
+            known.read_at = reading;
+            // The base's CPU time covers only the cgroups under it (not those of processes
+            // adopted from a daemon that died, under that daemon's base).
+            let covered = all_quiet && base.is_some_and(|base| within(base, path));
+            all_covered &= covered;
+            let now = match (covered, known.usage) {
+                (true, Some(before)) => Some(before),
+                _ => {
+                    if known.file.is_none() {
+                        known.file = std::fs::File::open(path.join("cpu.stat")).ok();
+                    }
+                    let now = known
+                        .file
+                        .as_ref()
+                        .and_then(|file| read_at_start(file, buffer))
+                        .and_then(usage_usec);
+                    if kept_open >= max_kept_open {
+                        known.file = None;
+                    }
+                    now
+                }
+            };
+            kept_open += usize::from(known.file.is_some());
             let Some(now) = now else { continue };
-            if !refresh && before == Some(now) {
+            if !refresh && known.usage == Some(now) {
                 idle.insert(target.pm_id);
             }
-            let file = file.filter(|_| kept_open < max_kept_open);
-            kept_open += usize::from(file.is_some());
-            apps.insert(target.pm_id, (path.clone(), file, now));
+            known.usage = Some(now);
         }
-        self.apps = apps;
+        self.apps.retain(|_, known| known.read_at == reading);
+        self.nothing_ran = all_covered && !refresh;
         idle
     }
+
+    /// Whether no process of any target ran between the last two readings (so every reading
+    /// holds as it was: nothing else need be read or summed).
+    pub(super) fn nothing_ran(&self) -> bool {
+        self.nothing_ran
+    }
+}
+
+/// Whether `path` is below `base` (compared as bytes: `Path::starts_with` parses both).
+fn within(base: &std::path::Path, path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let (base, path) = (base.as_os_str().as_bytes(), path.as_os_str().as_bytes());
+    path.len() > base.len() && path.starts_with(base) && path[base.len()] == b'/'
 }
 
 #[cfg(test)]
@@ -117,7 +167,10 @@ mod tests {
             quiet.idle(Some(&base), targets, false).is_empty(),
             "first look"
         );
-        assert_eq!(quiet.idle(Some(&base), targets, false), HashSet::from([0]));
+        assert_eq!(
+            quiet.idle(Some(&base), targets, false),
+            IdSet::from_iter([0])
+        );
         assert!(
             quiet.idle(Some(&base), targets, true).is_empty(),
             "a refresh reads all"
@@ -126,10 +179,16 @@ mod tests {
         usage(&base, 150);
         usage(&app, 90);
         assert!(quiet.idle(Some(&base), targets, false).is_empty());
-        assert_eq!(quiet.idle(Some(&base), targets, false), HashSet::from([0]));
+        assert_eq!(
+            quiet.idle(Some(&base), targets, false),
+            IdSet::from_iter([0])
+        );
         // Another app ran (the base grew), this one did not: still idle.
         usage(&base, 200);
-        assert_eq!(quiet.idle(Some(&base), targets, false), HashSet::from([0]));
+        assert_eq!(
+            quiet.idle(Some(&base), targets, false),
+            IdSet::from_iter([0])
+        );
         // Without a cgroup, an instance is always read.
         let bare = Target {
             pm_id: 1,
@@ -140,5 +199,48 @@ mod tests {
             .idle(Some(&base), std::slice::from_ref(&bare), false)
             .is_empty());
         assert!(quiet.idle(None, &[bare], false).is_empty());
+    }
+
+    /// The base's CPU time tells only of the cgroups under it: one of a process adopted from a
+    /// daemon that died (under that daemon's base) is read all the same.
+    #[test]
+    fn nothing_ran_only_when_every_target_is_under_a_quiet_base() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let base = dir.path().join("kelpie-2");
+        let (ours, adopted) = (base.join("0.0"), dir.path().join("kelpie-1").join("1.0"));
+        for path in [&ours, &adopted] {
+            std::fs::create_dir_all(path).expect("dir");
+        }
+        let usage = |path: &std::path::Path, usec: u64| {
+            std::fs::write(path.join("cpu.stat"), format!("usage_usec {usec}\n"))
+                .expect("write cpu.stat");
+        };
+        usage(&base, 100);
+        usage(&ours, 40);
+        usage(&adopted, 10);
+        let target = |pm_id, cgroup: &std::path::Path| Target {
+            pm_id,
+            pid: 7 + pm_id,
+            cgroup: Some(cgroup.to_path_buf()),
+        };
+        let mut quiet = Quiet::default();
+        let only_ours = [target(0, &ours)];
+        quiet.idle(Some(&base), &only_ours, false);
+        assert!(!quiet.nothing_ran(), "first look");
+        quiet.idle(Some(&base), &only_ours, false);
+        assert!(quiet.nothing_ran());
+        quiet.idle(Some(&base), &only_ours, true);
+        assert!(!quiet.nothing_ran(), "a refresh reads all");
+
+        let both = [target(0, &ours), target(1, &adopted)];
+        quiet.idle(Some(&base), &both, false);
+        quiet.idle(Some(&base), &both, false);
+        assert!(
+            !quiet.nothing_ran(),
+            "the adopted one is not under the base"
+        );
+        // The adopted one ran, the base did not grow: it is not taken as idle.
+        usage(&adopted, 30);
+        assert_eq!(quiet.idle(Some(&base), &both, false), IdSet::from_iter([0]));
     }
 }

@@ -2,10 +2,10 @@
 //! read from /proc, each counted once; CPU as the use since the previous reading.
 
 use super::counters::CgroupReading;
+use super::{IdMap, IdSet};
 use super::{Reading, Target, SAMPLE_EVERY};
 use kelpie_core::limits::Usage;
 use kelpie_sys::ProcessEntry;
-use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 /// Turns cgroup readings and scans of `/proc` into per-tree readings; remembers CPU times, so
@@ -13,12 +13,12 @@ use std::time::Instant;
 #[derive(Default)]
 pub struct TreeSampler {
     /// CPU ticks of each process (pid → its start time, its ticks) at the previous reading.
-    ticks: HashMap<u32, (u64, u64)>,
+    ticks: IdMap<u32, (u64, u64)>,
     /// CPU microseconds of each instance's cgroup (pm_id, main pid) at the previous reading.
-    cgroup_usec: HashMap<(u32, u32), u64>,
+    cgroup_usec: IdMap<(u32, u32), u64>,
     /// Each instance's last reading from /proc (pm_id → main pid, usage), which still holds
     /// while it does not run.
-    last: HashMap<u32, (u32, Usage)>,
+    last: IdMap<u32, (u32, Usage)>,
     last_scan: Option<Instant>,
 }
 
@@ -29,8 +29,8 @@ impl TreeSampler {
     pub fn sample(
         &mut self,
         targets: &[Target],
-        cgroups: &HashMap<u32, CgroupReading>,
-        (processes, members, idle): (&[ProcessEntry], &HashMap<u32, Vec<u32>>, &HashSet<u32>),
+        cgroups: &IdMap<u32, CgroupReading>,
+        (processes, members, idle): (&[ProcessEntry], &IdMap<u32, Vec<u32>>, &IdSet<u32>),
         now: Instant,
         uptime_ticks: u64,
     ) -> Vec<Reading> {
@@ -41,11 +41,14 @@ impl TreeSampler {
             .filter(|s| *s > 0.0)
             .unwrap_or(SAMPLE_EVERY.as_secs_f64());
         let elapsed_ticks = elapsed_secs * hz;
-        let by_pid: HashMap<u32, &ProcessEntry> = processes.iter().map(|p| (p.pid, p)).collect();
-        let mut ticks = HashMap::new();
-        let mut cgroup_usec = HashMap::new();
-        let mut last = HashMap::new();
+        let by_pid: IdMap<u32, &ProcessEntry> = processes.iter().map(|p| (p.pid, p)).collect();
+        // Sized as before: filled again each second, never grown piecemeal.
+        let mut ticks = IdMap::with_capacity_and_hasher(self.ticks.len(), Default::default());
+        let mut cgroup_usec =
+            IdMap::with_capacity_and_hasher(self.cgroup_usec.len(), Default::default());
+        let mut last = IdMap::with_capacity_and_hasher(targets.len(), Default::default());
         let mut readings = Vec::with_capacity(targets.len());
+        let mut seen = IdSet::default();
         for target in targets {
             if let Some(cgroup) = cgroups.get(&target.pm_id) {
                 let key = (target.pm_id, target.pid);
@@ -97,7 +100,7 @@ impl TreeSampler {
             }
             let mut usage = Usage::default();
             let mut cpu_ticks = 0.0;
-            let mut seen = HashSet::new();
+            seen.clear();
             let tree = members.get(&target.pm_id).into_iter().flatten();
             for &pid in std::iter::once(&target.pid).chain(tree) {
                 let Some(process) = by_pid.get(&pid).filter(|_| seen.insert(pid)) else {
@@ -142,6 +145,11 @@ impl TreeSampler {
     }
 
     /// Nothing to sample: forget the previous scan.
+    /// Nothing ran since the last reading: the next one's CPU counts from `now`.
+    pub fn nothing_ran_until(&mut self, now: Instant) {
+        self.last_scan = Some(now);
+    }
+
     pub fn forget(&mut self) {
         self.ticks.clear();
         self.cgroup_usec.clear();
@@ -193,12 +201,12 @@ mod tests {
                     cgroup: None,
                 },
             ],
-            &HashMap::new(),
+            &IdMap::default(),
             (
                 &processes,
                 // As `Members` found them (the main process may be listed too).
-                &HashMap::from([(0, vec![100, 101, 102, 103, 100]), (1, vec![200])]),
-                &HashSet::new(),
+                &IdMap::from_iter([(0, vec![100, 101, 102, 103, 100]), (1, vec![200])]),
+                &IdSet::default(),
             ),
             Instant::now(),
             1_000_000,
@@ -213,7 +221,7 @@ mod tests {
     fn cpu_is_the_use_since_the_previous_scan_over_the_whole_tree() {
         let hz = kelpie_sys::clock_ticks_per_second();
         let mut sampler = TreeSampler::default();
-        let tree = HashMap::from([(0, vec![100, 101])]);
+        let tree = IdMap::from_iter([(0, vec![100, 101])]);
         let start = Instant::now();
         let target = [Target {
             pm_id: 0,
@@ -223,8 +231,8 @@ mod tests {
         let first = [process(100, 1, 100, 1, 500), process(101, 100, 100, 1, 0)];
         sampler.sample(
             &target,
-            &HashMap::new(),
-            (&first, &tree, &HashSet::new()),
+            &IdMap::default(),
+            (&first, &tree, &IdSet::default()),
             start,
             100_000,
         );
@@ -235,8 +243,8 @@ mod tests {
         ];
         let readings = sampler.sample(
             &target,
-            &HashMap::new(),
-            (&second, &tree, &HashSet::new()),
+            &IdMap::default(),
+            (&second, &tree, &IdSet::default()),
             start + Duration::from_secs(1),
             100_000 + hz,
         );
@@ -253,7 +261,7 @@ mod tests {
             cgroup: Some("/sys/fs/cgroup/x".into()),
         }];
         let reading = |cpu_usec| {
-            HashMap::from([(
+            IdMap::from_iter([(
                 7,
                 CgroupReading {
                     memory_bytes: 300 << 20,
@@ -266,7 +274,7 @@ mod tests {
         let first = sampler.sample(
             &target,
             &reading(5_000_000),
-            (&[], &HashMap::new(), &HashSet::new()),
+            (&[], &IdMap::default(), &IdSet::default()),
             start,
             0,
         );
@@ -277,7 +285,7 @@ mod tests {
         let second = sampler.sample(
             &target,
             &reading(5_000_000 + 750_000),
-            (&[], &HashMap::new(), &HashSet::new()),
+            (&[], &IdMap::default(), &IdSet::default()),
             start + Duration::from_secs(1),
             0,
         );
@@ -300,8 +308,12 @@ mod tests {
                 pid: 4242,
                 cgroup: None,
             }],
-            &HashMap::new(),
-            (&[process(1, 0, 1, 1, 0)], &HashMap::new(), &HashSet::new()),
+            &IdMap::default(),
+            (
+                &[process(1, 0, 1, 1, 0)],
+                &IdMap::default(),
+                &IdSet::default(),
+            ),
             Instant::now(),
             1_000,
         );
@@ -318,24 +330,24 @@ mod tests {
             pid: 100,
             cgroup: Some("/sys/fs/cgroup/x".into()),
         }];
-        let members = HashMap::from([(0, vec![100])]);
+        let members = IdMap::from_iter([(0, vec![100])]);
         let first = [process(100, 1, 100, 30, 500)];
         let second = [process(100, 1, 100, 30, 500 + hz)];
         let read = |sampler: &mut TreeSampler, processes: &[ProcessEntry], idle, at| {
             sampler.sample(
                 &target,
-                &HashMap::new(),
+                &IdMap::default(),
                 (processes, &members, &idle),
                 start + Duration::from_secs(at),
                 100_000 + at * hz,
             )
         };
-        read(&mut sampler, &first, HashSet::new(), 0);
-        let idle = read(&mut sampler, &[], HashSet::from([0]), 1);
+        read(&mut sampler, &first, IdSet::default(), 0);
+        let idle = read(&mut sampler, &[], IdSet::from_iter([0]), 1);
         assert_eq!(idle[0].usage.memory_bytes, 30 << 20);
         assert_eq!(idle[0].usage.cpu_percent, 0.0);
         // Read again later: the CPU since the last real reading, over the last second.
-        let again = read(&mut sampler, &second, HashSet::new(), 2);
+        let again = read(&mut sampler, &second, IdSet::default(), 2);
         assert_eq!(again[0].usage.cpu_percent, 100.0);
     }
 }

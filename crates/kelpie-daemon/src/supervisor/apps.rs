@@ -275,7 +275,7 @@ impl Apps {
                 .observe(&entry.spec, &reading.usage, now.mono_ms)
             {
                 let _ = entry.mailbox.send(InstanceMsg::AutoRestart {
-                    why,
+                    why: Box::new(why),
                     reload: true,
                     of_pid: Some(reading.pid),
                 });

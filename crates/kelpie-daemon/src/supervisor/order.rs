@@ -127,20 +127,27 @@ impl Dependencies {
                 by_app.entry(entry.spec.name.clone()).or_default().push(*id);
             }
         }
+        // The targeted apps that depend on each one, from each app's own list: in one pass
+        // (comparing every pair cost seconds of CPU for a `stop all` of thousands of apps).
+        let mut dependents_of: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+        for (name, app_ids) in &by_app {
+            let depends_on = app_ids
+                .first()
+                .and_then(|id| apps.get(*id))
+                .map(|e| e.spec.depends_on.as_slice())
+                .unwrap_or_default();
+            for dependency in depends_on {
+                if dependency != name && by_app.contains_key(dependency) {
+                    dependents_of
+                        .entry(dependency.as_str())
+                        .or_default()
+                        .extend(app_ids.iter().copied());
+                }
+            }
+        }
         let mut heard = Vec::new();
         for (name, app_ids) in &by_app {
-            // The targeted apps that depend on this one.
-            let dependents: Vec<u32> = by_app
-                .iter()
-                .filter(|(other, other_ids)| {
-                    *other != name
-                        && other_ids.first().is_some_and(|id| {
-                            apps.get(*id)
-                                .is_some_and(|e| e.spec.depends_on.contains(name))
-                        })
-                })
-                .flat_map(|(_, other_ids)| other_ids.iter().copied())
-                .collect();
+            let dependents = dependents_of.remove(name.as_str()).unwrap_or_default();
             let (done, rx) = oneshot::channel();
             self.pending.push(Pending {
                 ids: app_ids.clone(),

@@ -34,6 +34,8 @@ pub async fn run(
     let (listener, mut resumed) = take_control_socket(&home, handoff, foreground.is_some()).await?;
     if foreground.is_none() {
         crate::keeper::start(&home);
+        // Notify sockets handed over before the keeper ran.
+        crate::link::keep_notify_sockets();
     }
     let control = {
         use std::os::fd::AsFd;

@@ -191,10 +191,10 @@ impl Watches {
                 Status::Stopped => continue,
                 Status::Errored => InstanceMsg::Control(Control::Restart, None),
                 _ => InstanceMsg::AutoRestart {
-                    why: Why {
+                    why: Box::new(Why {
                         cause: Cause::Watch,
                         detail: detail.clone(),
-                    },
+                    }),
                     reload: true,
                     of_pid: None,
                 },

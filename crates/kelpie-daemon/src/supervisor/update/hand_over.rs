@@ -97,6 +97,7 @@ impl Supervisor {
             control,
             sockets,
             claimed,
+            notify,
         } = parts;
         let mut handoff = Handoff {
             from_version: update::daemon_hello().version,
@@ -106,6 +107,7 @@ impl Supervisor {
             sockets,
             claimed,
             processes: BTreeMap::new(),
+            notify,
             pipes: Vec::new(),
             restarts: BTreeMap::new(),
         };
@@ -129,13 +131,16 @@ impl Supervisor {
             control,
             sockets,
             claimed,
+            notify: crate::link::notify_sockets()?,
         })
     }
 }
 
-/// The control socket and the apps' listening sockets, as handed to the next program.
+/// The control socket, the apps' listening sockets and the notify sockets, as handed to the next program.
 struct HandoffSockets {
     control: std::os::fd::OwnedFd,
     sockets: BTreeMap<String, std::os::fd::OwnedFd>,
     claimed: Vec<crate::sockets::HandedSocket>,
+    /// The shared notify sockets.
+    notify: Vec<std::os::fd::OwnedFd>,
 }

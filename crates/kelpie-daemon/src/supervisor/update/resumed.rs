@@ -38,6 +38,7 @@ pub struct Resumed {
 impl Resumed {
     /// The control socket, and the rest.
     pub fn split(handoff: Handoff) -> (std::os::fd::OwnedFd, Resumed) {
+        crate::link::adopt_notify_sockets(handoff.notify);
         let resumed = Resumed {
             origin: Origin::Update {
                 from_version: handoff.from_version,
@@ -57,6 +58,7 @@ impl Resumed {
     /// What the keeper of a daemon that died kept. Its processes are only candidates until
     /// [`Resumed::verify`] checked them against the state.
     pub fn from_keeper(reclaimed: crate::reclaim::Reclaimed) -> Resumed {
+        crate::link::adopt_notify_sockets(reclaimed.notify);
         let mut processes = BTreeMap::new();
         let mut strays = Vec::new();
         for (pm_id, process) in reclaimed.processes {
