@@ -645,11 +645,19 @@ mod tests {
 
     #[test]
     fn a_refused_port_fails_with_one_distinct_error() {
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
+        // A socket bound but never listening: a connection to it is refused, and no other
+        // test's server (bound to an ephemeral port at the same time) can be given its port.
+        // Dropping a listener instead freed the port, and a parallel test's server got it.
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .expect("bind");
+        let addr = socket
             .local_addr()
-            .expect("addr");
-        // The listener is gone: nothing listens there any more.
+            .expect("addr")
+            .as_socket()
+            .expect("an inet address");
         let stop = Arc::new(AtomicBool::new(false));
         let stopper = Arc::clone(&stop);
         let timer = std::thread::spawn(move || {
