@@ -129,10 +129,7 @@ mod cli {
 
     /// A TCP port nothing listens on now, on 127.0.0.1.
     pub fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port")
+        kelpie_testkit::free_port()
     }
 
     /// 127.0.0.1:`port`.

@@ -103,8 +103,9 @@ mod tests {
 
     #[test]
     fn our_own_listener_is_seen() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
+        // Below the ephemeral range: once dropped, no other test's `bind(0)` takes the port.
+        let port = kelpie_testkit::free_port();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind");
         let me = std::process::id();
         assert!(holds_any(me, &listening_inodes(port)));
         drop(listener);

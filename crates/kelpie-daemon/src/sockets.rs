@@ -433,10 +433,5 @@ mod tests {
         assert_eq!(api.claim(&taken).expect_err("in use").code(), "EADDRINUSE");
     }
 
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("port")
-    }
+    use kelpie_testkit::free_port;
 }

@@ -8,8 +8,10 @@
 //! given stop, or in the background ([`BackgroundLoad`]) while the test waits for what it needs.
 
 pub mod load;
+mod ports;
 
 pub use load::{run_load, BackgroundLoad, LoadReport};
+pub use ports::free_port;
 
 use serde_json::Value;
 use std::cell::RefCell;

@@ -90,10 +90,7 @@ fn the_files_that_hold_secrets_are_private() {
     k.ok(&["save"]);
     // A second save keeps the first as dump.json.bak.
     k.ok(&["save", "--force"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
+    let port = kelpie_testkit::free_port();
     k.ok(&["web", "--port", &port.to_string()]);
     k.ok(&["update"]);
     let home = k.home();
