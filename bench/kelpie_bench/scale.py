@@ -15,7 +15,10 @@ from .common import FAKE_APP, log
 from .managers import Kelpie, Manager
 from .processes import CLK_TCK, daemon_cpu_ticks, read_anon_mb
 
-SCALE_IDLE_S = 5.0       # idle CPU window once all apps are online
+SCALE_IDLE_S = 30.0      # idle CPU window once all apps are online: as long as Kelpie's cycle
+                          # of readings (each idle app's files are read every 30th second), so
+                          # that it is counted once in every window and not in some only
+CHECK_IDLE_S = 5.0        # --check: the same window (its idle figure is not checked)
 SOAK_APPS = 30           # crash-looping apps of the soak
 SOAK_LIFE_MS = 300       # each lives 300 ms + 10 ms x its index, then exits 0 and is restarted
 SOAK_SKIP_RESTARTS = 1000  # the soak's figures count from this restart on (warm caches, tables)
@@ -29,6 +32,23 @@ def descriptors(pid: int | None) -> int | None:
         return len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         return None
+
+
+def settled_anon_mb(pid: int | None, most_s: float = 15.0) -> float | None:
+    """RssAnon once it stopped moving (the same in two readings 1 s apart, at most most_s):
+    what the daemon keeps, not the buffers of the burst just done (a start's requests, state
+    writes), which both managers give back within seconds; Kelpie's on its next quiet second."""
+    if pid is None:
+        return None
+    before = read_anon_mb(pid)
+    deadline = time.monotonic() + most_s
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = read_anon_mb(pid)
+        if now is None or now == before:
+            return now
+        before = now
+    return before
 
 
 def sleep_apps_file(m: Manager, n: int) -> Path:
@@ -50,24 +70,24 @@ def online(m: Manager, n: int, timeout: float) -> bool:
     return False
 
 
-def cost_of_apps(m: Manager, n: int) -> dict:
+def cost_of_apps(m: Manager, n: int, idle_s: float = SCALE_IDLE_S) -> dict:
     """Start n idle apps into a running daemon with none, and measure: the start's wall time and
     the daemon's CPU during it (per app), jlist's wall time, the daemon's descriptors and RssAnon
     (per app), the keeper's descriptors (Kelpie), idle CPU, then `stop all` and `delete all`."""
     dpid = m.daemon_pid()
     file = sleep_apps_file(m, n)
-    fds_before, anon_before = descriptors(dpid), read_anon_mb(dpid)
+    fds_before, anon_before = descriptors(dpid), settled_anon_mb(dpid)
     cpu0 = daemon_cpu_ticks(dpid) or 0
     start_s = m.timed("start", str(file), timeout=600)
     all_online = online(m, n, timeout=120 + n / 10)
     cpu1 = daemon_cpu_ticks(dpid) or 0
     jlist_s = min(m.timed("jlist", timeout=120) for _ in range(3))
-    time.sleep(1.0)
-    fds, anon = descriptors(dpid), read_anon_mb(dpid)
+    anon = settled_anon_mb(dpid)
+    fds = descriptors(dpid)
     keeper_fds = descriptors(kelpie_keeper_pid(m) if isinstance(m, Kelpie) else None)
     t_idle = time.monotonic()
     idle0 = daemon_cpu_ticks(dpid) or 0
-    time.sleep(SCALE_IDLE_S)
+    time.sleep(idle_s)
     idle1 = daemon_cpu_ticks(dpid) or 0
     idle_wall = time.monotonic() - t_idle
     stop_s = m.timed("stop", "all", timeout=600)
@@ -159,8 +179,8 @@ def check_scale(m: Manager, figures: dict, raw: dict) -> None:
     n_large = (CHECK_SCALE_LARGE if hard == resource.RLIM_INFINITY or hard >= CHECK_SCALE_NEEDS_FDS
                else CHECK_SCALE_FALLBACK)
     log(f"check: scale: {CHECK_SCALE_SMALL} then {n_large} idle apps")
-    small = cost_of_apps(m, CHECK_SCALE_SMALL)
-    large = cost_of_apps(m, n_large)
+    small = cost_of_apps(m, CHECK_SCALE_SMALL, CHECK_IDLE_S)
+    large = cost_of_apps(m, n_large, CHECK_IDLE_S)
     raw["scale"] = [small, large]
     if not (small["online"] and large["online"]):
         raise RuntimeError("scale: not every app came online")

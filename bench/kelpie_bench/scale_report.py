@@ -84,8 +84,11 @@ SCALE_NOTES = (
     "best of 3. Descriptors: the daemon's open descriptors once all are online (per app: "
     "their growth over the apps; Kelpie holds 3 per app plus files kept open up to a bound, "
     "see docs/architecture.md); the keeper's (Kelpie's process holding the apps' pipes while "
-    "no daemon runs). RssAnon: the daemon's own memory (heap, stacks). Idle CPU: the daemon's "
-    "over 5 s once all are online. PM2 runs 1 000 only: it needs minutes per thousand apps "
+    "no daemon runs). RssAnon: the daemon's own memory (heap, stacks), read once it stopped "
+    "moving (the same twice 1 s apart): what it keeps, not the start's transient buffers, "
+    "which both managers give back within seconds (per app: its growth over the apps). Idle "
+    "CPU: the daemon's over 30 s once all are online (Kelpie reads every idle app's files "
+    "each 30th second, the other seconds one file for all). PM2 runs 1 000 only: it needs minutes per thousand apps "
     "to stop them.")
 
 

@@ -38,6 +38,7 @@ mod launch;
 mod link;
 pub mod log;
 mod logs;
+mod mailbox;
 mod maybe;
 mod monitor;
 mod notices;

@@ -5,13 +5,12 @@
 use crate::link::ProcessSignal;
 use std::collections::HashSet;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// How often a starting process is checked.
 const POLL: Duration = Duration::from_millis(50);
 
 /// Report [`ProcessSignal::PortOpen`] once the process group led by `pgid` listens on `port`.
-pub async fn watch_port(pgid: u32, port: u16, to: mpsc::UnboundedSender<ProcessSignal>) {
+pub async fn watch_port(pgid: u32, port: u16, to: crate::mailbox::Sender<ProcessSignal>) {
     loop {
         let found = tokio::task::spawn_blocking(move || group_listens_on(pgid, port))
             .await

@@ -12,7 +12,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::{sleep, Instant};
 
 /// What one fake process does.
@@ -216,4 +216,4 @@ impl FakeProcesses {
     }
 }
 
-type SignalSender = mpsc::UnboundedSender<ProcessSignal>;
+type SignalSender = crate::mailbox::Sender<ProcessSignal>;

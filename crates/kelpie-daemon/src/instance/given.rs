@@ -36,7 +36,7 @@ pub(super) struct Given {
     events: mpsc::UnboundedSender<InstanceEvent>,
     /// Its own mailbox, for what it tells itself later (a stderr tail read, a restart after a
     /// failed reload); weak: the task ends once the supervisor drops its sender.
-    myself: mpsc::WeakUnboundedSender<InstanceMsg>,
+    myself: crate::mailbox::WeakSender<InstanceMsg>,
 }
 
 impl Given {
@@ -45,7 +45,7 @@ impl Given {
     pub(super) fn new(
         setup: InstanceSetup,
         events: mpsc::UnboundedSender<InstanceEvent>,
-        myself: mpsc::WeakUnboundedSender<InstanceMsg>,
+        myself: crate::mailbox::WeakSender<InstanceMsg>,
     ) -> (Self, InstanceState, Inherited) {
         let inherited = Inherited {
             orphan_group: setup.orphan_group,
@@ -92,7 +92,7 @@ impl Given {
     }
 
     /// The task's own mailbox, for a task spawned apart to write to later.
-    pub(super) fn myself(&self) -> mpsc::WeakUnboundedSender<InstanceMsg> {
+    pub(super) fn myself(&self) -> crate::mailbox::WeakSender<InstanceMsg> {
         self.myself.clone()
     }
 

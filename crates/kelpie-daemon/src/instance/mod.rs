@@ -189,8 +189,8 @@ pub struct InstanceSetup {
 pub fn spawn(
     setup: InstanceSetup,
     events: mpsc::UnboundedSender<InstanceEvent>,
-) -> mpsc::UnboundedSender<InstanceMsg> {
-    let (tx, rx) = mpsc::unbounded_channel();
+) -> crate::mailbox::Sender<InstanceMsg> {
+    let (tx, rx) = crate::mailbox::channel();
     let (given, state, inherited) = Given::new(setup, events, tx.downgrade());
     tokio::spawn(Instance::new(given, state, rx).run(inherited));
     tx
@@ -232,7 +232,7 @@ struct Instance {
     group: GroupWatch,
     waiters: Waiters,
     /// Its mailbox; `None` once the supervisor dropped it.
-    mailbox: Option<mpsc::UnboundedReceiver<InstanceMsg>>,
+    mailbox: Option<crate::mailbox::Receiver<InstanceMsg>>,
     /// The process was given to the supervisor for `kelpie update`: end without a stop.
     handed_over: bool,
 }
@@ -241,7 +241,7 @@ impl Instance {
     fn new(
         given: Given,
         state: InstanceState,
-        mailbox: mpsc::UnboundedReceiver<InstanceMsg>,
+        mailbox: crate::mailbox::Receiver<InstanceMsg>,
     ) -> Self {
         Instance {
             timers: Timers::new(&given.spec),

@@ -14,7 +14,7 @@ const MS: Duration = Duration::from_millis(1);
 /// An instance task under test, with its fake processes and the state it last reported.
 struct Harness {
     fake: Arc<FakeProcesses>,
-    mailbox: mpsc::UnboundedSender<InstanceMsg>,
+    mailbox: crate::mailbox::Sender<InstanceMsg>,
     events: mpsc::UnboundedReceiver<InstanceEvent>,
     state: InstanceState,
     _home: tempfile::TempDir,

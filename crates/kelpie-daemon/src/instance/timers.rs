@@ -48,18 +48,25 @@ impl Timers {
     }
 
     /// Wait until a timer fires; the state machine's and the watchdog are then disarmed.
+    ///
+    /// One sleep, until the earliest of the three: every idle instance's task holds room for
+    /// the timer it waits on, and a tokio sleep is about 150 bytes. Timers due at the same
+    /// instant fire one per call, the state machine's first.
     pub(super) async fn wake(&mut self) -> TimerWake {
         let cron_at = self.cron.as_ref().and_then(|c| c.next);
-        tokio::select! {
-            () = until(self.machine) => {
-                self.machine = None;
-                TimerWake::Machine
-            }
-            () = until(cron_at) => TimerWake::Cron,
-            () = until(self.watchdog_at) => {
-                self.watchdog_at = None;
-                TimerWake::WatchdogLate
-            }
+        let earliest = [self.machine, cron_at, self.watchdog_at]
+            .into_iter()
+            .flatten()
+            .min();
+        until(earliest).await;
+        if self.machine.is_some() && self.machine == earliest {
+            self.machine = None;
+            TimerWake::Machine
+        } else if cron_at.is_some() && cron_at == earliest {
+            TimerWake::Cron
+        } else {
+            self.watchdog_at = None;
+            TimerWake::WatchdogLate
         }
     }
 

@@ -28,7 +28,7 @@ const CHUNK: usize = 8192;
 /// when `kelpie update` hands it over.
 pub(super) async fn run_ipc(
     stream: UnixStream,
-    to: mpsc::UnboundedSender<ProcessSignal>,
+    to: crate::mailbox::Sender<ProcessSignal>,
     mut outgoing: mpsc::UnboundedReceiver<String>,
     claims: Option<Arc<ClaimedSockets>>,
     sdk: SharedSdk,
@@ -189,7 +189,7 @@ struct Channel {
     process: Option<Presence>,
     /// False once a write failed: the process cannot be written to any more.
     writing: bool,
-    to: mpsc::UnboundedSender<ProcessSignal>,
+    to: crate::mailbox::Sender<ProcessSignal>,
     sdk: SharedSdk,
     /// Bytes received and not taken yet: at most the start of a line, between reads.
     received: Vec<u8>,

@@ -90,8 +90,8 @@ pub struct LinkFds {
 
 /// The daemon's side of one process's link.
 pub struct ProcessLink {
-    signals: mpsc::UnboundedReceiver<ProcessSignal>,
-    sender: mpsc::UnboundedSender<ProcessSignal>,
+    signals: crate::mailbox::Receiver<ProcessSignal>,
+    sender: crate::mailbox::Sender<ProcessSignal>,
     /// JSON lines to write to the Node IPC channel.
     ipc: Option<mpsc::UnboundedSender<String>>,
     tasks: Vec<JoinHandle<()>>,
@@ -166,7 +166,7 @@ impl ProcessLink {
         fds: LinkFds,
         claims: Option<Arc<ClaimedSockets>>,
     ) -> std::io::Result<ProcessLink> {
-        let (sender, signals) = mpsc::unbounded_channel();
+        let (sender, signals) = crate::mailbox::channel();
         let mut link = ProcessLink {
             signals,
             sender,
@@ -263,7 +263,7 @@ impl ProcessLink {
     }
 
     /// A sender for other sources of readiness (the log reader, the port watch).
-    pub fn sender(&self) -> mpsc::UnboundedSender<ProcessSignal> {
+    pub fn sender(&self) -> crate::mailbox::Sender<ProcessSignal> {
         self.sender.clone()
     }
 
@@ -455,8 +455,8 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-    /// A channel of tokio allocates room for 32 messages when it is made: every process's link
-    /// and every instance's mailbox pay 32 times the size of what they carry, per app.
+    /// Every instance's mailbox and every process's link keep their queue's buffer once a
+    /// message came: what they carry stays small (large payloads are boxed).
     #[test]
     fn what_a_link_and_a_mailbox_carry_stays_small() {
         assert!(std::mem::size_of::<ProcessSignal>() <= 16);

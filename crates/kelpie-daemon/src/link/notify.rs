@@ -22,7 +22,6 @@ use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 /// Longest notify datagram read (systemd's limit is the same order).
 const NOTIFY_MAX: usize = 4096;
@@ -38,7 +37,7 @@ const UNROUTED_MAX: usize = 16_384;
 const ANCESTORS_LOOKED_UP: usize = 8;
 
 /// Where a process's signals go.
-type Route = mpsc::UnboundedSender<ProcessSignal>;
+type Route = crate::mailbox::Sender<ProcessSignal>;
 
 /// One socket read by the thread.
 struct Listened {

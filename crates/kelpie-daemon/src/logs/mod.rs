@@ -116,7 +116,7 @@ pub struct LineWatch {
     /// The pattern.
     pub pattern: Arc<regex::bytes::Regex>,
     /// Where the match is reported.
-    pub matched: tokio::sync::mpsc::UnboundedSender<crate::link::ProcessSignal>,
+    pub matched: crate::mailbox::Sender<crate::link::ProcessSignal>,
 }
 
 impl LogService {

@@ -129,9 +129,11 @@ pub async fn read_pipe(
                 return;
             }
         };
+        // The wait with a time limit (a partial line waiting for its end) is boxed: it is rare,
+        // and every idle reader's task would otherwise hold room for its sleep.
         let readable = async {
             if framer.has_partial() {
-                tokio::time::timeout(PARTIAL_IDLE, pipe.readable()).await
+                Box::pin(tokio::time::timeout(PARTIAL_IDLE, pipe.readable())).await
             } else {
                 Ok(pipe.readable().await)
             }

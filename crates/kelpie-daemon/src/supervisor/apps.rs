@@ -11,14 +11,14 @@ use kelpie_core::limits::{LimitWatch, Usage};
 use kelpie_core::{AppSpec, Control, InstanceState};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// One instance in the table.
 pub(super) struct Entry {
     pub instance: u32,
     pub spec: Arc<AppSpec>,
     pub state: InstanceState,
-    pub mailbox: mpsc::UnboundedSender<InstanceMsg>,
+    pub mailbox: crate::mailbox::Sender<InstanceMsg>,
     /// The last reading of its process tree, with the main pid it was taken for.
     pub usage: Option<(u32, Usage)>,
     /// What its limits have seen.
@@ -41,7 +41,7 @@ impl Entry {
         instance: u32,
         spec: Arc<AppSpec>,
         state: InstanceState,
-        mailbox: mpsc::UnboundedSender<InstanceMsg>,
+        mailbox: crate::mailbox::Sender<InstanceMsg>,
     ) -> Entry {
         Entry {
             instance,

@@ -7,12 +7,12 @@ use kelpie_core::{AppSpec, Control};
 use kelpie_proto::{ErrorKind, ScaleCount, Target, WireError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// A reload's order: which instances, in which app, through which mailbox.
 struct ReloadStep {
     pm_id: u32,
-    mailbox: mpsc::UnboundedSender<InstanceMsg>,
+    mailbox: crate::mailbox::Sender<InstanceMsg>,
 }
 
 impl Supervisor {

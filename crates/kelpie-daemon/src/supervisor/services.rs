@@ -75,7 +75,7 @@ impl Services {
         &self,
         new: NewInstance,
         inherited: update::Inherited,
-    ) -> mpsc::UnboundedSender<InstanceMsg> {
+    ) -> crate::mailbox::Sender<InstanceMsg> {
         let setup = InstanceSetup {
             pm_id: new.pm_id,
             instance: new.instance,
