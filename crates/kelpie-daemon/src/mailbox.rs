@@ -147,6 +147,10 @@ impl<T> Receiver<T> {
     /// The next message; `None` once every sender is gone and the queue is empty. Cancel-safe:
     /// a message is only taken when this returns it.
     pub async fn recv(&mut self) -> Option<T> {
+        // Counts against the task's budget, as tokio's channels do: an app flooding its notify
+        // socket (read on another thread) keeps this queue full, and its instance's loop must
+        // still let the daemon's other tasks run.
+        tokio::task::consume_budget().await;
         loop {
             match self.try_recv() {
                 Ok(message) => return Some(message),
@@ -222,6 +226,25 @@ mod tests {
         }
         tx.send(7).expect("open");
         assert_eq!(rx.recv().await, Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_still_lets_the_other_tasks_run() {
+        let (tx, mut rx) = channel();
+        for n in 0..10_000 {
+            tx.send(n).expect("open");
+        }
+        let other = tokio::spawn(async {});
+        // On a current-thread runtime the other task runs only if receiving yields at times.
+        let mut received = 0;
+        while !other.is_finished() {
+            rx.recv().await.expect("queued");
+            received += 1;
+            assert!(
+                received < 10_000,
+                "receiving never gave the other task a turn"
+            );
+        }
     }
 
     #[test]
