@@ -2,6 +2,7 @@
 //! metrics) and `serve` (a directory's files, as an app).
 
 use clap::Args;
+use kelpie_config::ScriptOptions;
 
 #[derive(Debug, Args)]
 pub struct WebArgs {
@@ -29,16 +30,16 @@ pub struct WebArgs {
     pub show_token: bool,
 }
 
+/// `serve`'s own words and flags; the app's settings are `start`'s flags, declared once in
+/// [`ScriptOptions`] (`--name`, `--port`, `--max-memory-restart`, `--watch`, the log flags, …),
+/// as PM2's `serve` takes its start options.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Directory to serve (default: the current one)
     pub path: Option<String>,
-    /// TCP port (default 8080)
+    /// TCP port (default 8080; also --port)
     #[arg(value_name = "PORT", conflicts_with = "port")]
     pub port_arg: Option<u16>,
-    /// TCP port (default 8080)
-    #[arg(long)]
-    pub port: Option<u16>,
     /// Address to listen on (default 0.0.0.0: every interface)
     #[arg(long)]
     pub host: Option<String>,
@@ -55,34 +56,9 @@ pub struct ServeArgs {
     /// Require this password (with --basic-auth-username)
     #[arg(long, value_name = "PASSWORD", requires = "basic_auth_username")]
     pub basic_auth_password: Option<String>,
-    /// App name (default: static-page-server-<port>)
-    #[arg(short, long)]
-    pub name: Option<String>,
-    /// Namespace (default: `default`)
-    #[arg(long)]
-    pub namespace: Option<String>,
-    /// Register the app without starting it
-    #[arg(long)]
-    pub no_autostart: bool,
-    /// Restart the server when it uses more memory than this (200M, 1G)
-    #[arg(long, value_name = "SIZE")]
-    pub max_memory_restart: Option<String>,
-    /// stdout log file
-    #[arg(short = 'o', long = "output")]
-    pub out_file: Option<String>,
-    /// stderr log file
-    #[arg(short = 'e', long = "error")]
-    pub error_file: Option<String>,
-    /// Prefix each log line with the time (YYYY-MM-DDTHH:mm:ss)
-    #[arg(long)]
-    pub time: bool,
-    /// Run the server as this user (name or uid); the daemon must run as root
-    #[arg(long = "uid", visible_alias = "user", value_name = "USER")]
-    pub user: Option<String>,
-    /// Run the server with this group (name or gid; default: the user's group)
-    #[arg(long = "gid", visible_alias = "group", value_name = "GROUP")]
-    pub group: Option<String>,
     /// Start another copy of an app that already runs
     #[arg(short, long)]
     pub force: bool,
+    #[command(flatten)]
+    pub app: ScriptOptions,
 }

@@ -6,7 +6,6 @@ use crate::cli::ServeArgs;
 use anyhow::{anyhow, bail, Result};
 use kelpie_config::ScriptOptions;
 use kelpie_proto::{Home, Request};
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 pub fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
@@ -23,7 +22,8 @@ pub fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
         bail!("cannot serve `{path}`: not a directory");
     }
     let dir = dir.canonicalize()?;
-    let port = match args.port_arg.or(args.port) {
+    refuse_what_the_server_decides(&args.app)?;
+    let port = match args.port_arg.or(port_flag(&args.app)?) {
         Some(port) => port,
         None => match from_shell("PM2_SERVE_PORT") {
             Some(text) => text
@@ -53,13 +53,47 @@ pub fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
     Ok(code)
 }
 
-/// The app: the server runs in the served directory, with its settings in PM2's variables.
+/// `--port`, which for `start` is a socket the daemon shares between instances, is the server's
+/// own TCP port here.
+fn port_flag(app: &ScriptOptions) -> Result<Option<u16>> {
+    app.port
+        .as_deref()
+        .map(|text| {
+            text.trim()
+                .parse()
+                .map_err(|_| anyhow!("--port `{text}`: `kelpie serve` takes a TCP port number"))
+        })
+        .transpose()
+}
+
+/// `start`'s flags that would change what the server is: its program, its arguments, its
+/// directory (the served one) and its number of instances (each would bind the port).
+fn refuse_what_the_server_decides(app: &ScriptOptions) -> Result<()> {
+    let given = [
+        ("arguments after --", !app.args.is_empty()),
+        ("--interpreter", app.interpreter.is_some()),
+        ("--interpreter-args", app.interpreter_args.is_some()),
+        (
+            "--cwd (the served directory is its working directory)",
+            app.cwd.is_some(),
+        ),
+        ("--instances", app.instances.is_some()),
+        ("--reuse-port", app.reuse_port),
+    ];
+    match given.iter().find(|(_, set)| *set) {
+        Some((flag, _)) => bail!("`kelpie serve` does not take {flag}: the server is Kelpie's own"),
+        None => Ok(()),
+    }
+}
+
+/// The app: the user's settings, the server running in the served directory with its own
+/// settings in PM2's variables (over any the user's `env` had).
 fn options(args: &ServeArgs, dir: &str, port: u16) -> ScriptOptions {
-    let mut env = BTreeMap::from([
-        ("PM2_SERVE_PATH".to_string(), dir.to_string()),
-        ("PM2_SERVE_PORT".to_string(), port.to_string()),
-        ("PM2_SERVE_SPA".to_string(), args.spa.to_string()),
-    ]);
+    let mut options = args.app.clone();
+    let env = &mut options.env;
+    env.insert("PM2_SERVE_PATH".to_string(), dir.to_string());
+    env.insert("PM2_SERVE_PORT".to_string(), port.to_string());
+    env.insert("PM2_SERVE_SPA".to_string(), args.spa.to_string());
     if let Some(host) = &args.host {
         env.insert("PM2_SERVE_HOST".to_string(), host.clone());
     }
@@ -78,24 +112,13 @@ fn options(args: &ServeArgs, dir: &str, port: u16) -> ScriptOptions {
             password.clone(),
         );
     }
-    ScriptOptions {
-        name: Some(
-            args.name
-                .clone()
-                .unwrap_or_else(|| kelpie_config::serve_default_name(port)),
-        ),
-        namespace: args.namespace.clone(),
-        cwd: Some(dir.to_string()),
-        no_autostart: args.no_autostart,
-        max_memory_restart: args.max_memory_restart.clone(),
-        out_file: args.out_file.clone(),
-        error_file: args.error_file.clone(),
-        time: args.time,
-        user: args.user.clone(),
-        group: args.group.clone(),
-        env,
-        ..ScriptOptions::default()
-    }
+    options
+        .name
+        .get_or_insert_with(|| kelpie_config::serve_default_name(port));
+    options.cwd = Some(dir.to_string());
+    // The server binds its port itself (PM2_SERVE_PORT): the daemon holds no socket for it.
+    options.port = None;
+    options
 }
 
 #[cfg(test)]
@@ -119,7 +142,14 @@ mod tests {
         assert_eq!(args.port_arg, Some(9000));
         assert!(args.spa);
         let args = parse(&["--port", "8081"]).expect("parses");
-        assert_eq!((args.path, args.port), (None, Some(8081)));
+        assert_eq!(args.path, None);
+        assert_eq!(port_flag(&args.app).expect("a port"), Some(8081));
+        let args = parse(&["--port", "unix:/run/x.sock"]).expect("parses");
+        let error = port_flag(&args.app).expect_err("not a TCP port");
+        assert!(
+            error.to_string().contains("takes a TCP port number"),
+            "{error}"
+        );
         assert!(parse(&[".", "80", "--port", "81"]).is_err());
         assert!(parse(&["--basic-auth-username", "u"]).is_err());
         assert!(parse(&["--basic-auth-password", "p"]).is_err());
@@ -158,10 +188,48 @@ mod tests {
                 ("PM2_SERVE_SPA", "true"),
             ]
         );
+        assert_eq!(o.port, None, "the daemon holds no socket for the server");
         let named = parse(&["--name", "frontend"]).expect("parses");
         assert_eq!(
             options(&named, "/srv", 8080).name.as_deref(),
             Some("frontend")
         );
+    }
+
+    #[test]
+    fn starts_flags_are_taken_once_declared_and_those_that_would_change_the_server_refused() {
+        let args = parse(&[
+            "dist",
+            "--max-memory-restart",
+            "200M",
+            "--watch",
+            "--cron-restart",
+            "0 3 * * *",
+            "-o",
+            "/tmp/out.log",
+            "--uid",
+            "www",
+        ])
+        .expect("start's flags parse");
+        let o = options(&args, "/srv/dist", 8080);
+        assert_eq!(o.max_memory_restart.as_deref(), Some("200M"));
+        assert_eq!(o.cron_restart.as_deref(), Some("0 3 * * *"));
+        assert_eq!(o.out_file.as_deref(), Some("/tmp/out.log"));
+        assert_eq!(o.user.as_deref(), Some("www"));
+        assert_eq!(o.watch, ["."], "the served directory");
+        refuse_what_the_server_decides(&args.app).expect("all apply to the server");
+        for words in [
+            &["--interpreter", "node"][..],
+            &["-i", "2"],
+            &["--cwd", "/srv"],
+            &["dist", "8080", "--", "extra"],
+        ] {
+            let args = parse(words).expect("parses");
+            let error = refuse_what_the_server_decides(&args.app).expect_err("refused");
+            assert!(
+                error.to_string().contains("does not take"),
+                "{words:?}: {error}"
+            );
+        }
     }
 }

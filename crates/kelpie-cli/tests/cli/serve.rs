@@ -286,8 +286,16 @@ fn serve_spa_falls_back_to_the_root() {
         "--spa",
         "--name",
         "front",
+        // `start`'s flags, declared once and taken by `serve` too.
+        "--max-memory-restart",
+        "300M",
+        "--kill-timeout",
+        "2500",
     ]);
-    assert_eq!(k.app("front")["pm2_env"]["pm_cwd"], root.as_str());
+    let app = k.app("front");
+    assert_eq!(app["pm2_env"]["pm_cwd"], root.as_str());
+    assert_eq!(app["pm2_env"]["max_memory_restart"], 300 * 1024 * 1024);
+    assert_eq!(app["pm2_env"]["kill_timeout"], 2500);
     wait_listening(&k, port);
 
     assert_eq!(get(port, "/").body, "<h1>good shit</h1>\n");
@@ -429,5 +437,9 @@ fn serve_refuses_what_it_cannot_serve() {
     assert!(err.contains("not a directory"), "{err}");
     let err = k.fails(&["serve", ".", "--basic-auth-username", "user"]);
     assert!(err.contains("--basic-auth-password"), "{err}");
+    let err = k.fails(&["serve", ".", "8080", "--interpreter", "node"]);
+    assert!(err.contains("does not take --interpreter"), "{err}");
+    let err = k.fails(&["serve", ".", "--port", "unix:/tmp/x.sock"]);
+    assert!(err.contains("takes a TCP port number"), "{err}");
     assert!(k.jlist().is_empty());
 }
