@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .common import FAKE_APP, log
 from .managers import Kelpie, Manager
-from .processes import CLK_TCK, daemon_cpu_ticks, read_anon_mb
+from .processes import CLK_TCK, cpu_ms_between, daemon_cpu_ticks, read_anon_mb, thread_cpu_ns
 
 SCALE_IDLE_S = 30.0      # idle CPU window once all apps are online: as long as Kelpie's cycle
                           # of readings (each idle app's files are read every 30th second), so
@@ -70,17 +70,24 @@ def online(m: Manager, n: int, timeout: float) -> bool:
     return False
 
 
-def cost_of_apps(m: Manager, n: int, idle_s: float = SCALE_IDLE_S) -> dict:
+def cost_of_apps(m: Manager, n: int, idle_s: float = SCALE_IDLE_S,
+                 anon_base: float | None = None) -> dict:
     """Start n idle apps into a running daemon with none, and measure: the start's wall time and
     the daemon's CPU during it (per app), jlist's wall time, the daemon's descriptors and RssAnon
-    (per app), the keeper's descriptors (Kelpie), idle CPU, then `stop all` and `delete all`."""
+    (per app), the keeper's descriptors (Kelpie), idle CPU, then `stop all` and `delete all`.
+    RssAnon per app is its growth over anon_base when given (the fresh daemon's: a daemon keeps
+    the heap an earlier, smaller count freed and reuses it, so growth over its RssAnon before
+    this count would leave that part out), else over its RssAnon before this count."""
     dpid = m.daemon_pid()
     file = sleep_apps_file(m, n)
     fds_before, anon_before = descriptors(dpid), settled_anon_mb(dpid)
-    cpu0 = daemon_cpu_ticks(dpid) or 0
+    cpu0, threads0 = daemon_cpu_ticks(dpid) or 0, thread_cpu_ns(dpid)
     start_s = m.timed("start", str(file), timeout=600)
     all_online = online(m, n, timeout=120 + n / 10)
-    cpu1 = daemon_cpu_ticks(dpid) or 0
+    cpu1, threads1 = daemon_cpu_ticks(dpid) or 0, thread_cpu_ns(dpid)
+    start_cpu_ms = cpu_ms_between(threads0, threads1)
+    if start_cpu_ms is None:  # no schedstat: clock ticks
+        start_cpu_ms = (cpu1 - cpu0) * 1000 / CLK_TCK
     jlist_s = min(m.timed("jlist", timeout=120) for _ in range(3))
     anon = settled_anon_mb(dpid)
     fds = descriptors(dpid)
@@ -97,14 +104,14 @@ def cost_of_apps(m: Manager, n: int, idle_s: float = SCALE_IDLE_S) -> dict:
         "apps": n,
         "online": all_online,
         "start_s": start_s,
-        "start_cpu_ms_per_app": (cpu1 - cpu0) * 1000 / CLK_TCK / n,
+        "start_cpu_ms_per_app": start_cpu_ms / n,
         "jlist_ms": jlist_s * 1000,
         "fds": fds,
         "fds_per_app": per_app(fds_before, fds),
         "keeper_fds": keeper_fds,
         "anon_mb": anon,
-        "anon_kb_per_app": None if anon is None or anon_before is None
-        else (anon - anon_before) * 1024 / n,
+        "anon_kb_per_app": None if anon is None or (anon_base or anon_before) is None
+        else (anon - (anon_base or anon_before)) * 1024 / n,
         "idle_cpu_pct": 100 * (idle1 - idle0) / CLK_TCK / idle_wall,
         "stop_all_s": stop_s,
     }

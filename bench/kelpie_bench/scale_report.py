@@ -14,7 +14,7 @@ from .common import log
 from .managers import Kelpie, Manager, Pm2, install_pm2
 from .processes import cleanup_on_exit, loadavg
 from .report import existing_section, machine_info, merge_section
-from .scale import SOAK_APPS, SOAK_SKIP_RESTARTS, cost_of_apps, soak
+from .scale import SOAK_APPS, SOAK_SKIP_RESTARTS, cost_of_apps, settled_anon_mb, soak
 from .stats import round_floats
 
 SCALE_KELPIE_APPS = (300, 1000, 3000)
@@ -29,10 +29,11 @@ def measure_manager(m: Manager, counts: tuple[int, ...], soak_s: float | None) -
     the soak (Kelpie); errors are recorded and the next part goes on."""
     out: dict = {"apps": {}}
     m.start_daemon("scale")
+    fresh = settled_anon_mb(m.daemon_pid())
     for n in counts:
         log(f"{m.label}: scale: {n} idle apps")
         try:
-            out["apps"][n] = cost_of_apps(m, n)
+            out["apps"][n] = cost_of_apps(m, n, anon_base=fresh)
         except Exception as e:  # noqa: BLE001 - recorded in the report
             out["apps"][n] = {"error": f"{type(e).__name__}: {e}"}
             log(f"{m.label}: scale: {n} apps failed: {e}")
@@ -86,7 +87,8 @@ SCALE_NOTES = (
     "see docs/architecture.md); the keeper's (Kelpie's process holding the apps' pipes while "
     "no daemon runs). RssAnon: the daemon's own memory (heap, stacks), read once it stopped "
     "moving (the same twice 1 s apart): what it keeps, not the start's transient buffers, "
-    "which both managers give back within seconds (per app: its growth over the apps). Idle "
+    "which both managers give back within seconds (per app: its growth over the fresh "
+    "daemon's, the counts running one after the other in it). Idle "
     "CPU: the daemon's over 30 s once all are online (Kelpie reads every idle app's files "
     "each 30th second, the other seconds one file for all). PM2 runs 1 000 only: it needs minutes per thousand apps "
     "to stop them.")

@@ -6,6 +6,7 @@ import os
 import unittest
 
 from ..report import README_LINE
+from ..processes import cpu_ms_between, thread_cpu_ns
 from ..scale import descriptors
 from ..scale_report import (
     SCALE_BEGIN, SCALE_END, build_scale_table, merge_scale_section, scale_section,
@@ -43,3 +44,20 @@ class ScaleTest(unittest.TestCase):
         # Each listing holds the directory open while it reads: both count it.
         self.assertEqual(descriptors(os.getpid()), len(os.listdir("/proc/self/fd")))
         self.assertIsNone(descriptors(None))
+
+
+class ThreadCpuTest(unittest.TestCase):
+    def test_this_process_threads_are_read_to_the_nanosecond(self):
+        before = thread_cpu_ns(os.getpid())
+        self.assertIsNotNone(before)
+        sum(i * i for i in range(200_000))  # some CPU on this thread
+        after = thread_cpu_ns(os.getpid())
+        spent = cpu_ms_between(before, after)
+        self.assertGreater(spent, 0.0)
+        self.assertLess(spent, 10_000.0)
+
+    def test_new_threads_count_whole_and_ended_ones_not_at_all(self):
+        before = {1: 5_000_000, 2: 1_000_000}
+        after = {1: 7_000_000, 3: 500_000}  # 2 ended, 3 is new
+        self.assertAlmostEqual(cpu_ms_between(before, after), 2.5)
+        self.assertIsNone(cpu_ms_between(None, after))
