@@ -19,6 +19,7 @@ class ScaleTest(unittest.TestCase):
                              "anon_mb": 7.3, "anon_kb_per_app": 18.5, "idle_cpu_pct": 0.2,
                              "stop_all_s": 0.1},
                        3000: {"error": "RuntimeError: boom"}},
+              "new_daemon": {3000: {"start_s": 2.5, "anon_mb": 42.0, "anon_kb_per_app": 13.9}},
               "soak": {"restarts": 12000, "counted": 11000, "cpu_ms_per_restart": 1.8,
                        "anon_mb_at_warm": 7.0, "anon_mb_at_end": 7.0, "anon_kb_per_restart": 0.0,
                        "seconds": 180.0}}
@@ -29,6 +30,8 @@ class ScaleTest(unittest.TestCase):
                       "(18.5 KB) | 0.2 % | 0.10 s |", table)
         self.assertIn("| Kelpie, 3000 | RuntimeError: boom |", table)
         self.assertIn("| PM2 7, 1000 | 11.30 s | - ms |", table)
+        self.assertIn("| Kelpie, new daemon, 3000 | 2.50 s |", table)
+        self.assertIn("| 42.0 MB (13.9 KB) |", table)
         self.assertIn("1.80 ms of daemon CPU per restart", table)
 
     def test_the_section_goes_before_the_readme_line_then_is_replaced_in_place(self):
