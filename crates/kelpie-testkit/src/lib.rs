@@ -78,6 +78,14 @@ impl Kelpie {
         path.display().to_string()
     }
 
+    /// Write an executable file (a shell script an app runs) in the scratch dir; its path.
+    pub fn write_script(&self, name: &str, content: &str) -> String {
+        let path = self.write(name, content);
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod test script");
+        path
+    }
+
     /// A `kelpie` command for this home, run in the scratch dir.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.bin);

@@ -163,12 +163,10 @@ fn systemd_notify_run_from_an_apps_shell_script_reaches_that_app() {
         ),
         ("silent", "true", "1000"),
     ] {
-        let script = k.write(
+        let script = k.write_script(
             &format!("{name}.sh"),
             &format!("#!/bin/sh\nsleep 0.3\n{notify}\nexec sleep 1000\n"),
         );
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .expect("chmod");
         k.ok(&[
             "start",
             &script,

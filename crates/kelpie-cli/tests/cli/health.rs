@@ -530,7 +530,7 @@ fn with_cgroups_a_process_that_left_the_group_is_counted_and_stopped_with_the_ap
     let escaped = k.home().join("escaped.pid");
     // What the escaped process got: the stop signal, which it says, or SIGKILL, which it cannot.
     let got = k.home().join("escaped.got");
-    let script = k.write(
+    let script = k.write_script(
         "escape.sh",
         &format!(
             "#!/bin/sh\nsetsid sh -c 'trap \"echo TERM > {got}; exit 0\" TERM; sleep 300 & wait' &\necho $! > {escaped}\nexec sleep 300\n",
@@ -538,8 +538,6 @@ fn with_cgroups_a_process_that_left_the_group_is_counted_and_stopped_with_the_ap
             escaped = escaped.display()
         ),
     );
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
     // SIGTERM: sh starts background jobs with SIGINT ignored. A kill_timeout of a minute: a
     // stop that had to wait for it would show.
     k.ok(&[

@@ -108,7 +108,7 @@ fn apps_outlive_a_daemon_killed_with_sigkill_and_the_next_one_adopts_them() {
     // Prints far more than its pipes hold (1 MiB + 64 KiB) once told to, then says it is done.
     let trigger = k.home().join("trigger");
     let done = k.home().join("done");
-    let burst = k.write(
+    let burst = k.write_script(
         "burst.sh",
         &format!(
             "#!/bin/sh\n\
@@ -121,8 +121,6 @@ fn apps_outlive_a_daemon_killed_with_sigkill_and_the_next_one_adopts_them() {
             done = done.display()
         ),
     );
-    std::fs::set_permissions(&burst, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
     k.ok(&["start", &burst, "--name", "burst"]);
     k.wait_for("ticks in the log", 10 * SECS, || {
         numbered(&k, "ticker-out.log", "tick ").len() > 20
