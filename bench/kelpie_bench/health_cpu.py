@@ -14,25 +14,19 @@ from pathlib import Path
 from .common import log
 from .core import sample_rss, write_ecosystems
 from .managers import Kelpie, Manager
-from .processes import CLK_TCK, daemon_cpu_ticks
+from .processes import CLK_TCK, daemon_cpu_ticks, thread_files
 from .stats import median
 
 
 def thread_ticks(pid: int) -> dict[tuple[int, str], int]:
     """utime + stime of each live thread of pid, in clock ticks: (tid, thread name) -> ticks."""
     out: dict[tuple[int, str], int] = {}
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for tid in tids:
+    for tid, s in thread_files(pid, "stat"):
         try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                s = f.read()
             name = s[s.index("(") + 1:s.rindex(")")]
             fields = s[s.rindex(")") + 1:].split()
-            out[(int(tid), name)] = int(fields[11]) + int(fields[12])
-        except (OSError, ValueError, IndexError):
+            out[(tid, name)] = int(fields[11]) + int(fields[12])
+        except (ValueError, IndexError):
             continue
     return out
 

@@ -7,7 +7,7 @@ import atexit
 import os
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .common import log
@@ -91,20 +91,25 @@ def read_pidfile(path: Path) -> int | None:
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def thread_cpu_ns(pid: int) -> dict[int, int] | None:
-    """Each thread's CPU time in ns (/proc/<pid>/task/<tid>/schedstat): to the nanosecond where
-    utime + stime count 10-ms ticks (starting 300 apps is about 10 of them)."""
-    out = {}
+def thread_files(pid: int, name: str) -> Iterator[tuple[int, str]]:
+    """(tid, text of /proc/<pid>/task/<tid>/<name>) for each live thread of pid; a thread that
+    ends meanwhile is left out."""
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return None
+        return
     for tid in tids:
         try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                out[int(tid)] = int(f.read().split()[0])
-        except (OSError, IndexError, ValueError):
-            continue  # a thread that just ended
+            with open(f"/proc/{pid}/task/{tid}/{name}") as f:
+                yield int(tid), f.read()
+        except (OSError, ValueError):
+            continue
+
+
+def thread_cpu_ns(pid: int) -> dict[int, int] | None:
+    """Each thread's CPU time in ns (its schedstat): to the nanosecond where utime + stime count
+    10-ms ticks (starting 300 apps is about 10 of them)."""
+    out = {tid: int(text.split()[0]) for tid, text in thread_files(pid, "schedstat") if text}
     return out or None
 
 

@@ -645,19 +645,9 @@ mod tests {
 
     #[test]
     fn a_refused_port_fails_with_one_distinct_error() {
-        // A socket bound but never listening: a connection to it is refused, and no other
-        // test's server (bound to an ephemeral port at the same time) can be given its port.
-        // Dropping a listener instead freed the port, and a parallel test's server got it.
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-            .expect("socket");
-        socket
-            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-            .expect("bind");
-        let addr = socket
-            .local_addr()
-            .expect("addr")
-            .as_socket()
-            .expect("an inet address");
+        // A port nothing listens on, below the ephemeral range: no other test's server, bound
+        // to port 0 meanwhile, can be given it (a freed ephemeral port once was).
+        let addr = SocketAddr::from(([127, 0, 0, 1], crate::free_port()));
         let stop = Arc::new(AtomicBool::new(false));
         let stopper = Arc::clone(&stop);
         let timer = std::thread::spawn(move || {

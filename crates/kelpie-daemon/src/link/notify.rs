@@ -248,49 +248,43 @@ impl Hub {
             let _ = wake.send(&[0]);
         }
     }
+}
 
-    /// Give what `sender` said to its process: a dedicated socket's `owner`, else the link
-    /// registered for the sender or, looked up in /proc, for its group or an ancestor.
-    fn deliver(
-        hub: &Mutex<Hub>,
-        owner: Option<u32>,
-        sender: Option<u32>,
-        signals: Vec<ProcessSignal>,
-    ) {
-        let Some(pid) = owner.or(sender) else {
-            return;
-        };
-        let lock = || hub.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((_, route)) = lock().routes.get(&pid) {
-            for signal in signals {
-                let _ = route.send(signal);
-            }
-            return;
+/// Give what `sender` said to its process: a dedicated socket's `owner`, else the link
+/// registered for the sender or, looked up in /proc, for its group or an ancestor; kept a
+/// while for a process not registered yet.
+fn deliver(owner: Option<u32>, sender: Option<u32>, signals: Vec<ProcessSignal>) {
+    let Some(pid) = owner.or(sender) else {
+        return;
+    };
+    let send_all = |route: &Route, signals: Vec<ProcessSignal>| {
+        for signal in signals {
+            let _ = route.send(signal);
         }
-        // Not locked while /proc is read.
-        let candidates = related_processes(pid);
-        let mut hub = lock();
-        if let Some((_, route)) = candidates.iter().find_map(|p| hub.routes.get(p)) {
-            for signal in signals {
-                let _ = route.send(signal);
-            }
-            return;
-        }
-        let now = Instant::now();
-        while hub
-            .unrouted
-            .front()
-            .is_some_and(|u| now.duration_since(u.at) > UNROUTED_KEPT)
-            || hub.unrouted.len() >= UNROUTED_MAX
-        {
-            hub.unrouted.pop_front();
-        }
-        hub.unrouted.push_back(Unrouted {
-            candidates,
-            at: now,
-            signals,
-        });
+    };
+    if let Some((_, route)) = hub().routes.get(&pid) {
+        return send_all(route, signals);
     }
+    // Not locked while /proc is read.
+    let candidates = related_processes(pid);
+    let mut table = hub();
+    if let Some((_, route)) = candidates.iter().find_map(|p| table.routes.get(p)) {
+        return send_all(route, signals);
+    }
+    let now = Instant::now();
+    while table
+        .unrouted
+        .front()
+        .is_some_and(|u| now.duration_since(u.at) > UNROUTED_KEPT)
+        || table.unrouted.len() >= UNROUTED_MAX
+    {
+        table.unrouted.pop_front();
+    }
+    table.unrouted.push_back(Unrouted {
+        candidates,
+        at: now,
+        signals,
+    });
 }
 
 /// `pid`, its process group and its ancestors (up to [`ANCESTORS_LOOKED_UP`]), as far as
@@ -316,14 +310,9 @@ fn related_processes(pid: u32) -> Vec<u32> {
 
 /// The thread: wait on every socket, read what came, deliver it; again.
 fn read_sockets(woken: std::os::unix::net::UnixDatagram) {
-    let Some(hub) = HUB.get() else {
-        return;
-    };
     let mut buf = [0u8; NOTIFY_MAX];
     loop {
-        let listened: Vec<(Arc<OwnedFd>, Option<u32>)> = hub
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        let listened: Vec<(Arc<OwnedFd>, Option<u32>)> = hub()
             .sockets
             .iter()
             .map(|l| (l.socket.clone(), l.owner))
@@ -344,14 +333,13 @@ fn read_sockets(woken: std::os::unix::net::UnixDatagram) {
             // At most a bounded batch per socket and turn, so one chatty app cannot starve
             // the others.
             for _ in 0..64 {
-                let (n, sender) = match kelpie_sys::recv_notify(socket.as_fd(), &mut buf) {
-                    Ok(received) => received,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(_) => break,
+                // Nothing more queued (interruptions are retried there), or an error.
+                let Ok((n, sender)) = kelpie_sys::recv_notify(socket.as_fd(), &mut buf) else {
+                    break;
                 };
                 let signals = signals_of(&buf[..n]);
                 if !signals.is_empty() {
-                    Hub::deliver(hub, *owner, sender, signals);
+                    deliver(*owner, sender, signals);
                 }
             }
         }
