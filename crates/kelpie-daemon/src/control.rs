@@ -17,20 +17,6 @@ pub enum Command {
         /// Where the answer goes.
         reply: oneshot::Sender<Reply>,
     },
-    /// Work started by a handler has finished; answer its client now.
-    Finish {
-        /// What to answer.
-        finish: Finish,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Reply>,
-    },
-    /// The instances a handler acted on have settled: persist, then finish.
-    Settled {
-        /// What to answer once the state is on disk.
-        finish: Finish,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Reply>,
-    },
     /// A `logs` client asks which instances it reads.
     LogSelection {
         /// Its targets (empty = all).
@@ -54,27 +40,14 @@ pub enum Command {
         /// What changed.
         burst: crate::watch::WatchBurst,
     },
-    /// `kelpie runtime`'s apps were started (or could not be): the start's answer.
-    ForegroundStarted(Response),
     /// The web server asks for what `/metrics` shows of each instance.
     Metrics {
         /// The answer.
         reply: oneshot::Sender<Vec<InstanceMetrics>>,
     },
-    /// `kelpie update`'s program was found and checked (or not).
-    UpdateChecked(Result<std::path::PathBuf, String>),
     /// The control socket was made anew at its path (the home had been removed): its second
     /// descriptor, for `kelpie update`.
     ControlSocket(std::os::fd::OwnedFd),
-    /// `kelpie.toml` was read again (`reloadLogs`): its `[logs]`.
-    TomlLogs(kelpie_config::LogDefaults),
-    /// The dump was read for `resurrect`.
-    DumpLoaded {
-        /// The dump, or why it could not be read.
-        result: Result<(crate::dump::DumpFile, Option<String>), String>,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Reply>,
-    },
 }
 
 /// One instance as `/metrics` shows it: what `list` shows, and the counters only the daemon

@@ -52,6 +52,7 @@ mod server;
 mod sockets;
 mod state;
 mod supervisor;
+mod tasks;
 mod trigger;
 mod update;
 mod watch;

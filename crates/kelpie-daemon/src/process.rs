@@ -162,12 +162,12 @@ impl Drop for ProcessHandle {
         let Some(pidfd) = self.pidfd().map(|fd| fd.try_clone_to_owned()) else {
             return;
         };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        if tokio::runtime::Handle::try_current().is_err() {
             let _ = kelpie_sys::try_wait_child(self.pid);
             return;
-        };
+        }
         let pid = self.pid;
-        runtime.spawn(async move {
+        crate::tasks::background(async move {
             match pidfd.and_then(Pidfd::register) {
                 Ok(pidfd) => {
                     let _ = pidfd.wait_until(|| kelpie_sys::try_wait_child(pid)).await;

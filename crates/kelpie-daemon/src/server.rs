@@ -14,6 +14,7 @@ use std::path::Path;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 
 /// Bind the socket at `path` (mode 0600). A socket file with a live daemon behind it is an
 /// error; a stale one (daemon killed) is replaced.
@@ -56,6 +57,8 @@ pub async fn serve(mut listener: UnixListener, home: kelpie_proto::Home, service
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let gate = Gate::for_this_process();
     let mut spare = Spare::open();
+    // The connections end with this loop (aborted with the daemon's end).
+    let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -65,7 +68,8 @@ pub async fn serve(mut listener: UnixListener, home: kelpie_proto::Home, service
                         gate.close_longest_idle();
                     }
                     let admitted = gate.admit();
-                    tokio::spawn(handle_connection(stream, services.clone(), gate.clone(), admitted));
+                    let connection = handle_connection(stream, services.clone(), gate.clone(), admitted);
+                    crate::tasks::spawn_into(&mut connections, connection);
                     spare.refill();
                 }
                 Err(e) if out_of_descriptors(&e) && spare.release() => {

@@ -21,6 +21,7 @@ mod listing;
 mod logs;
 mod order;
 mod orphans;
+mod pending;
 mod persistence;
 mod ports;
 mod recovered;
@@ -46,6 +47,7 @@ use apps::Apps;
 use conf::Settings;
 use exit::Exit;
 use order::Dependencies;
+use pending::{Back, Pending};
 use persistence::Persistence;
 use ports::Ports;
 use services::{NewInstance, Services, Setup};
@@ -58,9 +60,13 @@ use watching::Watches;
 /// At exit, how long the log pipeline may take to write what the stopping apps printed.
 const LOGS_AT_EXIT: Duration = Duration::from_secs(3);
 
+/// At exit, how long the background work (`crate::tasks::background`) may take to end.
+const BACKGROUND_AT_EXIT: Duration = Duration::from_millis(200);
+
 /// What woke the supervisor up.
 enum Wake {
     Command(Command),
+    Back(Back),
     Event(InstanceEvent),
     Readings(Vec<Reading>),
     PendingDeadline,
@@ -77,8 +83,7 @@ struct Inboxes {
     readings: mpsc::UnboundedReceiver<Vec<Reading>>,
 }
 
-/// The sending ends: requests and the supervisor's own tasks' results, the instances' reports,
-/// the monitor's readings.
+/// The sending ends: requests, the instances' reports, the monitor's readings.
 struct Outboxes {
     commands: mpsc::Sender<Command>,
     events: mpsc::UnboundedSender<InstanceEvent>,
@@ -120,6 +125,8 @@ struct Supervisor {
     /// Under `kelpie runtime`: its apps' exit, output and orphans.
     foreground: Option<foreground::Foreground>,
     exit: Exit,
+    /// What the handlers wait for, off the loop (`pending.rs`).
+    pending: Pending,
 }
 
 impl Supervisor {
@@ -152,6 +159,7 @@ impl Supervisor {
             update: Updating::new(control),
             foreground,
             exit: Exit::default(),
+            pending: Pending::default(),
             services: Services {
                 home,
                 commands,
@@ -180,16 +188,19 @@ impl Supervisor {
             let wake = tokio::select! {
                 biased;
                 Some(event) = events.recv() => Wake::Event(event),
+                // Then what the handlers waited for: answers before new requests.
+                back = self.pending.next() => Wake::Back(back),
                 Some(command) = commands.recv() => Wake::Command(command),
                 Some(batch) = readings.recv() => Wake::Readings(batch),
                 () = self.persistence.due() => Wake::Persist,
                 () = self.dependencies.deadline() => Wake::PendingDeadline,
                 Some(signal) = signals.recv() => Wake::Signal(signal),
                 () = self.update.look_due() => Wake::UpdateLook,
-                Ok(()) = self.exit.due() => Wake::Exit,
+                () = self.exit.due() => Wake::Exit,
             };
             match wake {
                 Wake::Command(command) => self.on_command(command),
+                Wake::Back(back) => self.on_back(back),
                 Wake::Event(event) => self.on_event(event),
                 Wake::Readings(batch) => self.apps.on_readings(batch),
                 Wake::PendingDeadline => self.run_pending(),
@@ -221,15 +232,6 @@ impl Supervisor {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::Request { request, reply } => self.handle(request, reply),
-            Command::Finish { finish, reply } => self.finish(finish, reply),
-            Command::Settled { finish, reply } => self.persist_then_finish(finish, reply),
-            Command::DumpLoaded { result, reply } => self.resurrect_loaded(result, reply),
-            Command::TomlLogs(logs) => {
-                let rotation = self.settings.set_toml_logs(logs);
-                self.services.logs.set_defaults(rotation);
-            }
-            Command::UpdateChecked(result) => self.update_checked(result),
-            Command::ForegroundStarted(response) => self.foreground_started(response),
             Command::WatchStarted { name, key, result } => self.watches.started(name, key, result),
             Command::FilesChanged { name, burst } => {
                 self.watches.files_changed(&name, burst, &self.apps)
@@ -245,6 +247,22 @@ impl Supervisor {
                 // The home was made anew: put the state back on disk at once.
                 self.persistence.write(&self.apps, None);
             }
+        }
+    }
+}
+
+impl Supervisor {
+    /// What a task of the supervisor's brought back (`pending.rs`).
+    fn on_back(&mut self, back: Back) {
+        match back {
+            Back::Settled { finish, reply } => self.persist_then_finish(finish, reply),
+            Back::Answer { finish, reply } => self.finish(finish, reply),
+            Back::DumpLoaded { result, reply } => self.resurrect_loaded(result, reply),
+            Back::UpdateChecked(result) => self.update_checked(result),
+            Back::ForegroundStarted(response) => self.foreground_started(response),
+            Back::SettingsRead { settings, reply } => self.logs_settings_read(settings, reply),
+            Back::AppsStopped(reply) => self.apps_stopped(reply),
+            Back::Nothing => {}
         }
     }
 }

@@ -64,14 +64,8 @@ pub(super) enum ProcessWake {
 
 /// The health check loop of the current process; stopped when dropped.
 struct HealthChecks {
-    task: tokio::task::JoinHandle<()>,
+    _task: crate::tasks::Owned<()>,
     reports: mpsc::UnboundedReceiver<HealthReport>,
-}
-
-impl Drop for HealthChecks {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl HealthChecks {
@@ -85,17 +79,20 @@ impl HealthChecks {
         };
         let (tx, reports) = mpsc::unbounded_channel();
         let task = match &given.host {
-            Host::System => tokio::spawn(crate::health::run_checks(check, exec, tx)),
+            Host::System => crate::tasks::spawn(crate::health::run_checks(check, exec, tx)),
             #[cfg(test)]
             Host::Fake(fake) => {
                 let (fake, pid) = (fake.clone(), launched.pid);
                 let probe_once = move || std::future::ready(fake.probe(pid));
-                tokio::spawn(async move {
+                crate::tasks::spawn(async move {
                     crate::health::run_checks_with(&check, probe_once, tx).await;
                 })
             }
         };
-        Some(HealthChecks { task, reports })
+        Some(HealthChecks {
+            _task: task,
+            reports,
+        })
     }
 }
 
@@ -223,12 +220,17 @@ impl Current {
     /// Once the stderr reader of process `pid` (which just exited) has read its pipe to the
     /// end, or after [`STDERR_DRAIN`], its last lines go into the record of its exit (the task
     /// mails them to itself). Waited for apart, so the restart is not delayed.
-    pub(super) fn collect_stderr_tail(&mut self, given: &Given, pid: Option<u32>) {
+    pub(super) fn collect_stderr_tail(
+        &mut self,
+        given: &Given,
+        pid: Option<u32>,
+        helpers: &mut crate::tasks::Helpers,
+    ) {
         let (Some(tail), Some(pid)) = (self.stderr.take(), pid) else {
             return;
         };
         let myself = given.myself();
-        tokio::spawn(async move {
+        helpers.spawn(async move {
             let lines = tail.finish(STDERR_DRAIN).await;
             if let Some(mailbox) = myself.upgrade() {
                 let lines = lines.into_boxed_slice();

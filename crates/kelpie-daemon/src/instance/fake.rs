@@ -196,7 +196,7 @@ impl FakeProcesses {
         let started = Instant::now();
         for (at, signal) in said {
             let (says, fake) = (says.clone(), Arc::downgrade(self));
-            tokio::spawn(async move {
+            crate::tasks::background(async move {
                 tokio::time::sleep_until(started + at).await;
                 if fake.upgrade().is_some_and(|fake| fake.running(pid)) {
                     let _ = says.send(signal);
@@ -205,7 +205,7 @@ impl FakeProcesses {
         }
         if let Some((after, code)) = behaviour.exits_after {
             let fake = Arc::downgrade(self);
-            tokio::spawn(async move {
+            crate::tasks::background(async move {
                 sleep(after).await;
                 if let Some(fake) = fake.upgrade() {
                     let mut inner = fake.lock();

@@ -145,11 +145,7 @@ async fn launch_on_system(given: &Given) -> Result<Launched, String> {
         );
     }
     if let (true, Some(port)) = (given.spec.reuse_port, given.reuse_port_number()) {
-        link.hold(tokio::spawn(crate::readiness::watch_port(
-            pid,
-            port,
-            link.sender(),
-        )));
+        link.hold(crate::readiness::watch_port(pid, port, link.sender()));
     }
     let kept = keep_process(given.pm_id, &child, &link, cgroup.as_ref());
     Ok(Launched {

@@ -185,14 +185,16 @@ pub struct InstanceSetup {
     pub host: Host,
 }
 
-/// Start the task; returns its mailbox.
+/// Start the task, owned by `tasks`; returns its mailbox. The task ends by itself once its
+/// mailbox is dropped and its process stopped (or handed over).
 pub fn spawn(
     setup: InstanceSetup,
     events: mpsc::UnboundedSender<InstanceEvent>,
+    tasks: &mut tokio::task::JoinSet<()>,
 ) -> crate::mailbox::Sender<InstanceMsg> {
     let (tx, rx) = crate::mailbox::channel();
     let (given, state, inherited) = Given::new(setup, events, tx.downgrade());
-    tokio::spawn(Instance::new(given, state, rx).run(inherited));
+    crate::tasks::spawn_into(tasks, Instance::new(given, state, rx).run(inherited));
     tx
 }
 
@@ -235,6 +237,9 @@ struct Instance {
     mailbox: Option<crate::mailbox::Receiver<InstanceMsg>>,
     /// The process was given to the supervisor for `kelpie update`: end without a stop.
     handed_over: bool,
+    /// Its own tasks that wait apart (a reload's answer, an exited process's last stderr
+    /// lines); they end with it.
+    helpers: crate::tasks::Helpers,
 }
 
 impl Instance {
@@ -253,6 +258,7 @@ impl Instance {
             waiters: Waiters::default(),
             mailbox: Some(mailbox),
             handed_over: false,
+            helpers: crate::tasks::Helpers::default(),
         }
     }
 

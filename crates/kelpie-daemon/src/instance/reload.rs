@@ -15,7 +15,6 @@ use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// The reload's answer: `Ok` once the old process is gone, or why the new one failed.
@@ -31,7 +30,7 @@ pub(super) struct Reloading {
     candidate: Option<Box<Candidate>>,
     /// Processes being stopped apart (replaced, or failed candidates): waited for before the
     /// task ends, so a daemon exiting right after a reload leaves no process behind.
-    retiring: Vec<JoinHandle<()>>,
+    retiring: crate::tasks::Helpers,
 }
 
 /// The new process of a reload in progress.
@@ -141,11 +140,10 @@ impl Reloading {
         answer: Result<(), String>,
     ) {
         let spec = spec.clone();
-        self.retiring.retain(|task| !task.is_finished());
-        self.retiring.push(tokio::spawn(async move {
+        self.retiring.spawn(async move {
             process.stop(&spec).await;
             let _ = reply.send(answer);
-        }));
+        });
     }
 
     /// The reload fails because of `reason`: its candidate is stopped apart and the old process
@@ -178,11 +176,10 @@ impl Reloading {
 
     /// Why the instance cannot be handed over now because of a reload, if it cannot.
     pub(super) fn hand_over_refusal(&mut self) -> Option<&'static str> {
-        self.retiring.retain(|task| !task.is_finished());
         if self.decisions.under_way() {
             return Some("it is being reloaded");
         }
-        if !self.retiring.is_empty() {
+        if !self.retiring.all_ended() {
             return Some("a process it replaced is still stopping");
         }
         None
@@ -190,9 +187,7 @@ impl Reloading {
 
     /// Wait until every process stopped apart is gone.
     pub(super) async fn retired(&mut self) {
-        for retiring in self.retiring.drain(..) {
-            let _ = retiring.await;
-        }
+        self.retiring.ended().await;
     }
 }
 

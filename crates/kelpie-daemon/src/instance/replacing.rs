@@ -86,7 +86,7 @@ impl Instance {
                 let (done, settled) = oneshot::channel();
                 self.waiters.on_settled(done);
                 self.feed(Input::Control(Control::Restart)).await;
-                tokio::spawn(async move {
+                self.helpers.spawn(async move {
                     let _ = settled.await;
                     let _ = reply.send(Ok(()));
                 });
@@ -152,7 +152,7 @@ impl Instance {
         // restart or a crash meanwhile already replaced it).
         let old_pid = self.state.pid;
         self.begin_reload(reply, Some(why)).await;
-        tokio::spawn(async move {
+        self.helpers.spawn(async move {
             if let Ok(Err(error)) = outcome.await {
                 if let Some(mailbox) = myself.upgrade() {
                     let _ = mailbox.send(InstanceMsg::AutoRestart {

@@ -17,6 +17,8 @@ struct Harness {
     mailbox: crate::mailbox::Sender<InstanceMsg>,
     events: mpsc::UnboundedReceiver<InstanceEvent>,
     state: InstanceState,
+    /// The instance's task (aborted with the harness).
+    _task: tokio::task::JoinSet<()>,
     _home: tempfile::TempDir,
 }
 
@@ -68,10 +70,12 @@ impl Harness {
             host: Host::Fake(fake.clone()),
         };
         let (events_tx, events) = mpsc::unbounded_channel();
-        let mailbox = spawn(setup, events_tx);
+        let mut tasks = tokio::task::JoinSet::new();
+        let mailbox = spawn(setup, events_tx, &mut tasks);
         let mut harness = Harness {
             fake,
             mailbox,
+            _task: tasks,
             events,
             state: InstanceState::new(clock::now()),
             _home: home,

@@ -117,7 +117,8 @@ impl Instance {
             }
             _ => None,
         };
-        self.current.collect_stderr_tail(&self.given, pid);
+        self.current
+            .collect_stderr_tail(&self.given, pid, &mut self.helpers);
         let input = match result {
             Ok(status) => Input::Exited {
                 code: status.code(),

@@ -20,7 +20,6 @@ use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 /// Something a process said.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,10 +93,11 @@ pub struct ProcessLink {
     sender: crate::mailbox::Sender<ProcessSignal>,
     /// JSON lines to write to the Node IPC channel.
     ipc: Option<mpsc::UnboundedSender<String>>,
-    tasks: Vec<JoinHandle<()>>,
-    /// The task reading the Node IPC channel (also in `tasks`, to be aborted with them): it
-    /// ends when the process's end of the channel closes.
-    ipc_task: Option<JoinHandle<()>>,
+    /// Tasks that work for it (a port watch): they end with it.
+    tasks: crate::tasks::Helpers,
+    /// The task reading the Node IPC channel (ended with the link): it ends by itself when
+    /// the process's end of the channel closes.
+    ipc_task: Option<crate::tasks::Owned<()>>,
     /// Where the notify thread sends what the process says there (once it is known by pid).
     registration: Option<notify::Registration>,
     /// The process's own notify socket, handed over by a daemon from before the shared one
@@ -110,14 +110,6 @@ pub struct ProcessLink {
     sdk: SharedSdk,
     /// Told when the process has exited: what it sent last is read now, even if paced.
     exited: Arc<tokio::sync::Notify>,
-}
-
-impl Drop for ProcessLink {
-    fn drop(&mut self) {
-        for task in self.tasks.iter().chain(&self.ipc_task) {
-            task.abort();
-        }
-    }
 }
 
 /// Numbers of the processes in their apps' spread of connections: unique in this daemon.
@@ -171,7 +163,7 @@ impl ProcessLink {
             signals,
             sender,
             ipc: None,
-            tasks: vec![],
+            tasks: crate::tasks::Helpers::default(),
             ipc_task: None,
             registration: None,
             dedicated: fds.notify.map(Arc::new),
@@ -185,7 +177,7 @@ impl ProcessLink {
             let ours = tokio::net::UnixStream::from_std(ours)?;
             let (outgoing, to_write) = mpsc::unbounded_channel();
             link.ipc = Some(outgoing);
-            link.ipc_task = Some(tokio::spawn(run_ipc(
+            link.ipc_task = Some(crate::tasks::spawn(run_ipc(
                 ours,
                 link.sender.clone(),
                 to_write,
@@ -267,9 +259,9 @@ impl ProcessLink {
         self.sender.clone()
     }
 
-    /// Keep `task` running while the link lives.
-    pub fn hold(&mut self, task: JoinHandle<()>) {
-        self.tasks.push(task);
+    /// Run `task` while the link lives.
+    pub fn hold(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(task);
     }
 
     /// The next thing the process said.

@@ -81,7 +81,7 @@ pub fn pace(fd: BorrowedFd<'_>) -> Option<PacedChannel<'_>> {
     state.links.insert(token, woken.clone());
     if !state.ticking {
         state.ticking = true;
-        tokio::spawn(tick(pacer));
+        crate::tasks::background(tick(pacer));
     }
     Some(PacedChannel { fd, token, woken })
 }

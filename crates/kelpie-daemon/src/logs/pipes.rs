@@ -90,7 +90,7 @@ impl LogService {
         );
         self.shared.readers.fetch_add(1, Ordering::AcqRel);
         let counted = ReaderGuard(self.shared.clone());
-        self.runtime.spawn(reader::read_pipe(
+        let reader = reader::read_pipe(
             reader::Pipe {
                 fd,
                 stream,
@@ -101,7 +101,8 @@ impl LogService {
             (counted, big, kept),
             watch,
             tail,
-        ));
+        );
+        crate::tasks::spawn_counted_on(&self.runtime, reader);
     }
 
     /// Give a stdout pipe [`BIG_PIPE`] capacity if the budget allows.

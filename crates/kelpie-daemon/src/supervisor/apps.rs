@@ -76,9 +76,17 @@ pub(super) struct Apps {
     /// The inherited environment of the app created last, which the next ones share when
     /// they have the same (see [`Apps::share_inherited_env`]).
     shared_env: Option<Arc<BTreeMap<String, String>>>,
+    /// The instances' tasks: each ends once its instance is removed and its process stopped;
+    /// whatever is left is aborted with the table.
+    tasks: tokio::task::JoinSet<()>,
 }
 
 impl Apps {
+    /// Where the instances' tasks are kept (see [`crate::instance::spawn`]).
+    pub(super) fn tasks(&mut self) -> &mut tokio::task::JoinSet<()> {
+        &mut self.tasks
+    }
+
     pub(super) fn get(&self, pm_id: u32) -> Option<&Entry> {
         self.entries.get(&pm_id)
     }

@@ -1,7 +1,7 @@
 //! `reload` and `scale`.
 
 use super::handlers::fail;
-use super::{Command, Finish, Reply, Supervisor};
+use super::{Finish, Reply, Supervisor};
 use crate::instance::InstanceMsg;
 use kelpie_core::{AppSpec, Control};
 use kelpie_proto::{ErrorKind, ScaleCount, Target, WireError};
@@ -71,14 +71,13 @@ impl Supervisor {
             }
         }
         let parallel = parallel.max(1) as usize;
-        let commands = self.services.commands.clone();
-        tokio::spawn(async move {
+        self.pending.spawn(async move {
             for waiter in started {
                 let _ = waiter.await;
             }
             let apps = by_app
                 .into_iter()
-                .map(|(name, steps)| tokio::spawn(reload_app(name, steps, parallel)));
+                .map(|(name, steps)| crate::tasks::spawn(reload_app(name, steps, parallel)));
             let mut failures = Vec::new();
             for app in apps.collect::<Vec<_>>() {
                 failures.extend(app.await.unwrap_or_default());
@@ -91,7 +90,7 @@ impl Supervisor {
                     message: failures.join("\n"),
                 })
             };
-            let _ = commands.send(Command::Settled { finish, reply }).await;
+            super::Back::Settled { finish, reply }
         });
     }
 

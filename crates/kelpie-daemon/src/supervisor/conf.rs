@@ -195,8 +195,7 @@ impl Supervisor {
             restarted,
             notes,
         };
-        let commands = self.services.commands.clone();
-        tokio::spawn(async move {
+        self.pending.spawn(async move {
             let written = written
                 .await
                 .unwrap_or_else(|_| Err("the daemon is exiting".to_string()));
@@ -212,9 +211,7 @@ impl Supervisor {
                     ),
                 }),
             };
-            let _ = commands
-                .send(super::Command::Settled { finish, reply })
-                .await;
+            super::Back::Settled { finish, reply }
         });
     }
 }

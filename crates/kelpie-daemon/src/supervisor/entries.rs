@@ -29,7 +29,7 @@ impl Supervisor {
             state: state.clone(),
             socket,
         };
-        let mailbox = self.services.spawn_instance(new, inherited);
+        let mailbox = self.services.spawn_instance(new, inherited, &mut self.apps);
         self.apps
             .insert(pm_id, Entry::new(instance, spec, state, mailbox));
         // A process it already runs (handed over by an earlier daemon) is sampled at once.

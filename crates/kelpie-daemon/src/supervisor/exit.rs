@@ -3,6 +3,7 @@
 //! last answer written).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -10,8 +11,8 @@ use tokio::sync::oneshot;
 #[derive(Default)]
 pub(super) struct Exit {
     exiting: bool,
-    /// Fires when the loop may end.
-    now: Option<oneshot::Receiver<()>>,
+    /// Ready when the loop may end.
+    now: Option<Pin<Box<dyn Future<Output = ()> + Send + Sync>>>,
 }
 
 impl Exit {
@@ -24,26 +25,21 @@ impl Exit {
         self.exiting
     }
 
-    /// End the loop once `ready` fires.
-    pub(super) fn when(&mut self, ready: oneshot::Receiver<()>) {
-        self.now = Some(ready);
+    /// End the loop now (at its next turn).
+    pub(super) fn now(&mut self) {
+        self.now = Some(Box::pin(std::future::ready(())));
     }
 
     /// End the loop once `written` fires (the last answer is on its socket), or after a short
     /// grace if its client went away.
     pub(super) fn after_written(&mut self, written: oneshot::Receiver<()>) {
-        let (tx, rx) = oneshot::channel();
-        tokio::spawn(async move {
+        self.now = Some(Box::pin(async move {
             let _ = tokio::time::timeout(Duration::from_secs(1), written).await;
-            let _ = tx.send(());
-        });
-        self.now = Some(rx);
+        }));
     }
 
-    /// `Ok` when the loop may end; never before it was told when.
-    pub(super) fn due(
-        &mut self,
-    ) -> impl Future<Output = Result<(), oneshot::error::RecvError>> + '_ {
-        crate::maybe::when(self.now.as_mut(), |rx| rx)
+    /// Ready when the loop may end; never before it was told when.
+    pub(super) fn due(&mut self) -> impl Future<Output = ()> + '_ {
+        crate::maybe::when(self.now.as_mut(), |end| end)
     }
 }

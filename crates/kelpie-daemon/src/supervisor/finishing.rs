@@ -1,8 +1,8 @@
 //! Answering a request: its [`Finish`] once the instances concerned have settled and the
 //! settled state is on disk, or at once for what changes nothing.
 
-use super::{listing, Supervisor};
-use crate::control::{Command, Finish, Reply};
+use super::{listing, Back, Supervisor};
+use crate::control::{Finish, Reply};
 use kelpie_proto::{ProcessInfo, Response, StartOutcome};
 use tokio::sync::oneshot;
 
@@ -86,26 +86,20 @@ impl Supervisor {
 
     /// Finish `finish` once every waiter has fired (the instances have settled) and then the
     /// settled state is on disk: when a command returns, a `kill -9` cannot undo it.
-    pub(super) fn finish_after(
-        &self,
-        waiters: Vec<oneshot::Receiver<()>>,
+    pub(super) fn finish_after<W: std::future::Future + Send + 'static>(
+        &mut self,
+        waiters: Vec<W>,
         finish: Finish,
         reply: oneshot::Sender<Reply>,
     ) {
-        let commands = self.services.commands.clone();
-        tokio::spawn(async move {
-            for waiter in waiters {
-                let _ = waiter.await;
-            }
-            let _ = commands.send(Command::Settled { finish, reply }).await;
-        });
+        self.pending
+            .after(waiters, move || Back::Settled { finish, reply });
     }
 
     pub(super) fn persist_then_finish(&mut self, finish: Finish, reply: oneshot::Sender<Reply>) {
         let (ack_tx, ack_rx) = oneshot::channel();
         self.persistence.write(&self.apps, Some(ack_tx));
-        let commands = self.services.commands.clone();
-        tokio::spawn(async move {
+        self.pending.spawn(async move {
             let finish = match (ack_rx.await, finish) {
                 // `kill` ends the daemon whatever happens to the state (on a full disk, above
                 // all): staying up would keep refusing the one command meant to stop it.
@@ -119,7 +113,7 @@ impl Supervisor {
                 }),
                 (_, finish) => finish,
             };
-            let _ = commands.send(Command::Finish { finish, reply }).await;
+            Back::Answer { finish, reply }
         });
     }
 }

@@ -7,7 +7,7 @@
 //! saying whether they ended well.
 
 use super::apps::Entry;
-use super::{Command, Reply, Supervisor};
+use super::{Reply, Supervisor};
 use crate::logs::hub::{LogFilter, LogLine};
 use crate::logs::LogService;
 use crate::reaper::Reaper;
@@ -15,7 +15,7 @@ use kelpie_core::{AppSpec, Cause, Status};
 use kelpie_proto::{Request, Response, WireLogLine};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Batches of output the printer may have queued before lines are dropped (and counted): a
 /// stalled stdout must not hold up the supervisor, nor grow memory without bound.
@@ -55,10 +55,11 @@ pub(super) struct Foreground {
     pub started: bool,
     /// The code to exit with.
     pub exit_code: u8,
-    /// Reaps orphans; woken on SIGCHLD.
-    pub reaper: Reaper,
     /// Forwards the apps' output to the printer; ends when the hub closes its follow.
-    pub forwarder: Option<tokio::task::JoinHandle<()>>,
+    pub forwarder: Option<crate::tasks::Owned<()>>,
+    /// Wakes the reaper (which reaps orphans) on every SIGCHLD; the reaper's thread ends with
+    /// this task, as the runtime does.
+    _sigchld: crate::tasks::Owned<()>,
 }
 
 impl Foreground {
@@ -68,6 +69,7 @@ impl Foreground {
         output: SyncSender<OutputBatch>,
     ) -> std::io::Result<Self> {
         let reaper = Reaper::start()?;
+        let sigchld = wake_reaper_on_sigchld(reaper)?;
         let filter = LogFilter {
             all: true,
             out: true,
@@ -75,12 +77,12 @@ impl Foreground {
             ..LogFilter::default()
         };
         let following = logs.lock_hub().follow(filter);
-        let forwarder = tokio::spawn(forward(following, output));
+        let forwarder = crate::tasks::spawn(forward(following, output));
         Ok(Foreground {
             started: false,
             exit_code: 0,
-            reaper,
             forwarder: Some(forwarder),
+            _sigchld: sigchld,
         })
     }
 }
@@ -119,14 +121,13 @@ async fn forward(mut following: crate::logs::hub::Following, output: SyncSender<
 
 /// Wake the reaper on every SIGCHLD (tokio's own child handling gets them too: several
 /// listeners of one signal are each told).
-pub(super) fn wake_reaper_on_sigchld(reaper: Reaper) -> std::io::Result<()> {
+fn wake_reaper_on_sigchld(reaper: Reaper) -> std::io::Result<crate::tasks::Owned<()>> {
     let mut children = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())?;
-    tokio::spawn(async move {
+    Ok(crate::tasks::spawn(async move {
         while children.recv().await.is_some() {
             reaper.wake();
         }
-    });
-    Ok(())
+    }))
 }
 
 /// Did this instance end badly? (Only asked of instances that are down.)
@@ -144,7 +145,7 @@ fn failed(entry: &Entry) -> bool {
 
 impl Supervisor {
     /// Start the runtime's apps as one start request from a file would; the answer comes back
-    /// as [`Command::ForegroundStarted`].
+    /// as [`super::Back::ForegroundStarted`].
     pub(super) fn start_foreground_apps(&mut self, apps: Vec<AppSpec>) {
         let (reply_tx, reply_rx) = oneshot::channel();
         self.handle(
@@ -155,13 +156,12 @@ impl Supervisor {
             },
             reply_tx,
         );
-        let commands: mpsc::Sender<Command> = self.services.commands.clone();
-        tokio::spawn(async move {
+        self.pending.spawn(async move {
             let response = match reply_rx.await {
                 Ok(Reply { response, .. }) => response,
                 Err(_) => Response::Done(String::new()),
             };
-            let _ = commands.send(Command::ForegroundStarted(response)).await;
+            super::Back::ForegroundStarted(response)
         });
     }
 

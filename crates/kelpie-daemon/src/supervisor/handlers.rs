@@ -2,7 +2,7 @@
 //! nothing, then acts, then answers once the instances have settled and the state is on disk.
 
 use super::order::PendingAction;
-use super::{Finish, Reply, Supervisor};
+use super::{Back, Finish, Reply, Supervisor};
 use crate::dump::DumpFile;
 use crate::instance::InstanceMsg;
 use kelpie_core::Control;
@@ -70,15 +70,12 @@ impl Supervisor {
             Request::Save { force } => self.save(force, reply),
             Request::Resurrect => {
                 let home = self.services.home.clone();
-                let commands = self.services.commands.clone();
-                tokio::spawn(async move {
+                self.pending.spawn(async move {
                     let result =
                         tokio::task::spawn_blocking(move || crate::dump::load_setting_aside(&home))
                             .await
                             .unwrap_or_else(|e| Err(e.to_string()));
-                    let _ = commands
-                        .send(super::Command::DumpLoaded { result, reply })
-                        .await;
+                    Back::DumpLoaded { result, reply }
                 });
             }
             Request::Kill => self.kill(reply),
@@ -149,7 +146,7 @@ impl Supervisor {
                 .collect();
             self.change_specs(&watched, |spec| spec.watch.clear());
             let stopped = self.stop_in_order(&ids, PendingAction::Control(Control::Stop));
-            return self.finish_after(settled(stopped), Finish::List, reply);
+            return self.finish_after(stopped, Finish::List, reply);
         }
         let mut waiters: Vec<oneshot::Receiver<()>> = ids
             .iter()
@@ -245,7 +242,7 @@ impl Supervisor {
             Err(e) => return fail(reply, e.kind, e.message),
         };
         let removed = self.stop_in_order(&ids, PendingAction::Remove);
-        self.finish_after(settled(removed), Finish::List, reply);
+        self.finish_after(removed, Finish::List, reply);
     }
 
     fn signal(&mut self, signal: &str, targets: &[Target], reply: oneshot::Sender<Reply>) {
@@ -294,8 +291,7 @@ impl Supervisor {
                 rx
             })
             .collect();
-        let commands = self.services.commands.clone();
-        tokio::spawn(async move {
+        self.pending.spawn(async move {
             let mut sent = 0;
             let mut errors = Vec::new();
             for result in results {
@@ -316,9 +312,7 @@ impl Supervisor {
                     message: format!("{what} to {sent}; {}", errors.join("; ")),
                 })
             };
-            let _ = commands
-                .send(super::Command::Finish { finish, reply })
-                .await;
+            Back::Answer { finish, reply }
         });
     }
 
@@ -327,8 +321,7 @@ impl Supervisor {
         self.persistence
             .persister()
             .save_dump(self.apps.dump(), force, tx);
-        let commands = self.services.commands.clone();
-        tokio::spawn(async move {
+        self.pending.spawn(async move {
             let finish = match rx.await {
                 Ok(Ok(message)) => Finish::Done(message),
                 Ok(Err(message)) => Finish::Failed(WireError {
@@ -340,9 +333,7 @@ impl Supervisor {
                     message: "the dump was not written".into(),
                 }),
             };
-            let _ = commands
-                .send(super::Command::Finish { finish, reply })
-                .await;
+            Back::Answer { finish, reply }
         });
     }
 
@@ -396,19 +387,4 @@ impl Supervisor {
             reply,
         );
     }
-}
-
-/// Waiters that fire when these pending actions are done (whether they were carried out or not).
-fn settled(pending: Vec<oneshot::Receiver<Option<String>>>) -> Vec<oneshot::Receiver<()>> {
-    pending
-        .into_iter()
-        .map(|done| {
-            let (tx, rx) = oneshot::channel();
-            tokio::spawn(async move {
-                let _ = done.await;
-                let _ = tx.send(());
-            });
-            rx
-        })
-        .collect()
 }

@@ -1,7 +1,7 @@
 //! Requests about logs: which instances a `logs` client reads, `flush`, `reloadLogs`.
 
 use super::apps::Apps;
-use super::Supervisor;
+use super::{Back, Supervisor};
 use crate::control::{Finish, LogSelection, Reply, SelectedInstance};
 use crate::launch::LogPaths;
 use crate::logs::hub::LogFilter;
@@ -71,7 +71,7 @@ impl Supervisor {
     /// are kept unless named (a name no listed app has) or asked for with `deleted`: a user who
     /// deleted an app to keep its logs does not lose them.
     pub(super) fn flush_logs(
-        &self,
+        &mut self,
         targets: &[Target],
         deleted: bool,
         reply: oneshot::Sender<Reply>,
@@ -116,8 +116,7 @@ impl Supervisor {
             daemon_log: everything.then(|| home.daemon_log()),
         };
         let logs = self.services.logs.clone();
-        let commands = self.services.commands.clone();
-        tokio::spawn(async move {
+        self.pending.spawn(async move {
             logs.flush(&ids, &paths).await;
             let in_use = paths.clone();
             let count = paths.len();
@@ -129,35 +128,46 @@ impl Supervisor {
                 }),
                 Err(e) => Finish::Done(format!("flushed {count} log file(s) ({e})")),
             };
-            let _ = commands
-                .send(super::Command::Finish { finish, reply })
-                .await;
+            Back::Answer { finish, reply }
         });
     }
 
     /// Re-read `kelpie.toml` and reopen every log file (after an external logrotate moved
     /// them). A `kelpie.toml` with errors is refused and changes nothing; the files are still
     /// reopened. The configuration store's `pm2-logrotate` keys stay over `[logs]`.
-    pub(super) fn reload_logs(&self, reply: Option<oneshot::Sender<Reply>>) {
-        let logs = self.services.logs.clone();
-        let commands = self.services.commands.clone();
+    pub(super) fn reload_logs(&mut self, reply: Option<oneshot::Sender<Reply>>) {
         let settings_path = self.services.home.settings_file();
-        tokio::spawn(async move {
+        self.pending.spawn(async move {
             let settings = read_settings(settings_path).await;
-            let problem = match settings {
-                Ok(settings) => {
-                    // Applied by the supervisor, under the configuration store's keys.
-                    let _ = commands.send(super::Command::TomlLogs(settings.logs)).await;
-                    None
-                }
-                Err(e) => Some(format!("{e}; the previous rotation settings stay")),
-            };
+            Back::SettingsRead { settings, reply }
+        });
+    }
+
+    /// `kelpie.toml` was read again for `reloadLogs`: its rotation applied (under the
+    /// configuration store's keys), then every log file reopened.
+    pub(super) fn logs_settings_read(
+        &mut self,
+        settings: Result<kelpie_config::DaemonSettings, String>,
+        reply: Option<oneshot::Sender<Reply>>,
+    ) {
+        let problem = match settings {
+            Ok(settings) => {
+                let rotation = self.settings.set_toml_logs(settings.logs);
+                self.services.logs.set_defaults(rotation);
+                None
+            }
+            Err(e) => Some(format!("{e}; the previous rotation settings stay")),
+        };
+        let logs = self.services.logs.clone();
+        self.pending.spawn(async move {
             let count = logs.reopen().await;
             crate::daemon_log!("reopened {count} log file(s)");
             if let Some(problem) = &problem {
                 crate::daemon_log!("{problem}");
             }
-            let Some(reply) = reply else { return };
+            let Some(reply) = reply else {
+                return Back::Nothing;
+            };
             let finish = match problem {
                 None => Finish::Done(format!("reopened {count} log file(s)")),
                 Some(problem) => Finish::Failed(kelpie_proto::WireError {
@@ -165,9 +175,7 @@ impl Supervisor {
                     message: format!("reopened {count} log file(s), but {problem}"),
                 }),
             };
-            let _ = commands
-                .send(super::Command::Finish { finish, reply })
-                .await;
+            Back::Answer { finish, reply }
         });
     }
 }

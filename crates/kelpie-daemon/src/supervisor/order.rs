@@ -348,11 +348,9 @@ impl Supervisor {
                         }
                     };
                     let done = pending.done;
-                    tokio::spawn(async move {
-                        for waiter in waiters {
-                            let _ = waiter.await;
-                        }
+                    self.pending.after(waiters, move || {
                         let _ = done.send(None);
+                        super::Back::Nothing
                     });
                 }
             }

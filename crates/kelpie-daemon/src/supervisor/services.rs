@@ -70,11 +70,12 @@ pub(super) struct NewInstance {
 }
 
 impl Services {
-    /// Start an instance task; its mailbox.
+    /// Start an instance task, owned by the app table; its mailbox.
     pub(super) fn spawn_instance(
         &self,
         new: NewInstance,
         inherited: update::Inherited,
+        apps: &mut Apps,
     ) -> crate::mailbox::Sender<InstanceMsg> {
         let setup = InstanceSetup {
             pm_id: new.pm_id,
@@ -92,7 +93,7 @@ impl Services {
             restart_in: inherited.restart_in,
             host: self.host.clone(),
         };
-        instance::spawn(setup, self.events.clone())
+        instance::spawn(setup, self.events.clone(), apps.tasks())
     }
 
     /// Tell the monitor which process is instance `pm_id`'s now (none once deleted).

@@ -1,7 +1,7 @@
 //! The daemon stopping: every app stopped, the list kept on disk as it is, then the exit.
 
-use super::Supervisor;
-use crate::control::{Command, Finish, Reply};
+use super::{Back, Supervisor};
+use crate::control::{Finish, Reply};
 use tokio::sync::oneshot;
 
 impl Supervisor {
@@ -19,29 +19,21 @@ impl Supervisor {
         self.persistence.write(&self.apps, None);
         self.persistence.keep_what_is_on_disk();
         let waiters = self.apps.shut_down_all();
-        let commands = self.services.commands.clone();
-        let (tx, rx) = oneshot::channel();
-        tokio::spawn(async move {
-            for waiter in waiters {
-                let _ = waiter.await;
-            }
-            match reply {
-                Some(reply) => {
-                    let _ = commands
-                        .send(Command::Finish {
-                            finish: Finish::Exit(
-                                "daemon stopped; the apps will start again with the next daemon"
-                                    .into(),
-                            ),
-                            reply,
-                        })
-                        .await;
-                }
-                None => {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        self.exit.when(rx);
+        self.pending
+            .after(waiters, move || Back::AppsStopped(reply));
+    }
+
+    /// Every app stopped for the daemon's end: answer the client that asked, whose answer
+    /// written ends the loop, or end it now.
+    pub(super) fn apps_stopped(&mut self, reply: Option<oneshot::Sender<Reply>>) {
+        match reply {
+            Some(reply) => self.finish(
+                Finish::Exit(
+                    "daemon stopped; the apps will start again with the next daemon".into(),
+                ),
+                reply,
+            ),
+            None => self.exit.now(),
+        }
     }
 }

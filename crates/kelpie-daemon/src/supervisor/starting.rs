@@ -242,9 +242,8 @@ impl Supervisor {
         outcomes: Vec<StartOutcome>,
         reply: oneshot::Sender<Reply>,
     ) {
-        let commands = self.services.commands.clone();
         let logs = self.services.logs.clone();
-        tokio::spawn(async move {
+        self.pending.spawn(async move {
             for waiter in waiters {
                 let _ = waiter.await;
             }
@@ -258,9 +257,7 @@ impl Supervisor {
                 }
             }
             let finish = Finish::Started(outcomes, Vec::new(), failures);
-            let _ = commands
-                .send(super::Command::Settled { finish, reply })
-                .await;
+            super::Back::Settled { finish, reply }
         });
     }
 

@@ -5,9 +5,8 @@
 use super::foreground::{self, ForegroundSetup};
 use super::orphans::load_with_orphans;
 use super::signals::Signals;
-use super::{channels, conf, update, Inboxes, Setup, Supervisor, LOGS_AT_EXIT};
+use super::{channels, conf, update, Inboxes, Setup, Supervisor, BACKGROUND_AT_EXIT, LOGS_AT_EXIT};
 use crate::clock;
-use crate::control::Command;
 use crate::instance::InstanceMsg;
 use crate::logs::LogService;
 use crate::monitor::Monitor;
@@ -19,7 +18,7 @@ use kelpie_proto::{Home, Response};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tokio::net::UnixListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Set up the home, serve it, and supervise until told to exit. With `foreground`
 /// (`kelpie runtime`): start these apps, hand their output over, reap orphans, and exit once
@@ -57,7 +56,7 @@ pub async fn run(
         resumed.report(&supervisor.services.home);
     }
     if options.resurrect_if_empty && supervisor.apps.is_empty() {
-        resurrect_at_start(&supervisor.services.commands);
+        resurrect_at_start(&mut supervisor);
     }
     crate::daemon_log!(
         "daemon v{} started (pid {}) for {}",
@@ -149,7 +148,7 @@ async fn serve_until_exit(
     home: &Home,
     pid_file: &std::path::Path,
 ) -> Result<u8, DaemonError> {
-    let server = tokio::spawn(server::serve(
+    let server = crate::tasks::spawn(server::serve(
         listener,
         home.clone(),
         server::Services {
@@ -163,6 +162,8 @@ async fn serve_until_exit(
         Ok(signals) => supervisor.run(inboxes, signals).await,
         Err(e) => Err(e),
     };
+    // What the handlers still waited for (a watch's bursts, a client gone) ends here.
+    supervisor.pending.end().await;
     // The apps are stopped: write what they printed while stopping before exiting. The socket
     // still accepts meanwhile, so a `kill` that waits for it to go waits for this too.
     supervisor.services.logs.finish(LOGS_AT_EXIT).await;
@@ -172,7 +173,9 @@ async fn serve_until_exit(
     // Exiting on purpose: the keeper must not read the pipes behind a next daemon's back.
     crate::keeper::dismiss().await;
     let _ = tokio::task::spawn_blocking(move || cgroups.finish()).await;
-    server.abort();
+    drop(server);
+    // Collecting the exit of processes stopped last (the rest go to init with the daemon).
+    crate::tasks::end_background(BACKGROUND_AT_EXIT).await;
     remove_own_files(home, pid_file);
     crate::daemon_log!("daemon exited");
     result?;
@@ -271,18 +274,13 @@ fn start_foreground(
     setup: ForegroundSetup,
 ) -> Result<(foreground::Foreground, Vec<kelpie_core::AppSpec>), DaemonError> {
     let ForegroundSetup { apps, options } = setup;
-    let mode = foreground::Foreground::start(log_service, options.output)
-        .and_then(|mode| {
-            foreground::wake_reaper_on_sigchld(mode.reaper.clone())?;
-            Ok(mode)
-        })
-        .map_err(|source| {
-            DaemonError::io(
-                "cannot reap orphans (PR_SET_CHILD_SUBREAPER, SIGCHLD) for",
-                home.root(),
-                source,
-            )
-        })?;
+    let mode = foreground::Foreground::start(log_service, options.output).map_err(|source| {
+        DaemonError::io(
+            "cannot reap orphans (PR_SET_CHILD_SUBREAPER, SIGCHLD) for",
+            home.root(),
+            source,
+        )
+    })?;
     Ok((mode, apps))
 }
 
@@ -316,17 +314,10 @@ fn remove_own_files(home: &Home, pid_file: &std::path::Path) {
 }
 
 /// Bring back the saved list through the same path as `kelpie resurrect`, and log how it went.
-fn resurrect_at_start(commands: &mpsc::Sender<Command>) {
-    let commands = commands.clone();
-    tokio::spawn(async move {
-        let (reply, answer) = oneshot::channel();
-        let request = Command::Request {
-            request: kelpie_proto::Request::Resurrect,
-            reply,
-        };
-        if commands.send(request).await.is_err() {
-            return;
-        }
+fn resurrect_at_start(supervisor: &mut Supervisor) {
+    let (reply, answer) = oneshot::channel();
+    supervisor.handle(kelpie_proto::Request::Resurrect, reply);
+    supervisor.pending.spawn(async move {
         match answer.await.map(|r| r.response) {
             Ok(Response::Started { outcomes, .. }) => crate::daemon_log!(
                 "no app was left from the last daemon: brought back the {} saved in the dump",
@@ -337,6 +328,7 @@ fn resurrect_at_start(commands: &mpsc::Sender<Command>) {
             }
             _ => {}
         }
+        super::Back::Nothing
     });
 }
 

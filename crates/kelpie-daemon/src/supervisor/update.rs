@@ -15,7 +15,7 @@ mod take;
 
 pub use resumed::Resumed;
 
-use super::{Command, Supervisor};
+use super::Supervisor;
 use crate::logs::HandedPipe;
 use crate::maybe::until;
 use crate::update::{self, HandedProcess};
@@ -106,12 +106,11 @@ impl Supervisor {
             return;
         }
         let home = home.clone();
-        let commands = self.services.commands.clone();
-        tokio::spawn(async move {
+        self.pending.spawn(async move {
             let result = tokio::task::spawn_blocking(move || update::requested_program(&home))
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()));
-            let _ = commands.send(Command::UpdateChecked(result)).await;
+            super::Back::UpdateChecked(result)
         });
     }
 

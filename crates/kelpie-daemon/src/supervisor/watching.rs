@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 
 /// Editors' scratch files, never worth a restart (vim's swap and its `4913` probe, backups).
 const EDITOR_FILES: &[&str] = &["*.swp", "*.swx", "*~", "4913", ".#*"];
@@ -45,6 +46,9 @@ pub(super) struct Watches {
     service: Option<WatchService>,
     /// Watches of apps, by name.
     watchers: BTreeMap<String, Watching>,
+    /// Each watch's task: set up, then its bursts passed on until the watch is dropped. Ended
+    /// ones are reaped as new ones start; the rest are aborted with the supervisor.
+    tasks: JoinSet<()>,
 }
 
 impl Watches {
@@ -55,6 +59,7 @@ impl Watches {
             commands,
             service: None,
             watchers: BTreeMap::new(),
+            tasks: JoinSet::new(),
         }
     }
 
@@ -101,7 +106,7 @@ impl Watches {
         let (done, set_up) = oneshot::channel();
         let commands = self.commands.clone();
         let app = name.to_string();
-        tokio::spawn(async move {
+        crate::tasks::spawn_into(&mut self.tasks, async move {
             // Walking the trees blocks: on the blocking pool.
             let result = tokio::task::spawn_blocking(move || service.watch(settings, bursts))
                 .await

@@ -11,8 +11,12 @@ use tokio::sync::mpsc;
 pub enum Body {
     /// All of it (taken once sent).
     Full(Option<Bytes>),
-    /// Chunks as they come; the body ends when every sender is gone.
-    Stream(mpsc::Receiver<Bytes>),
+    /// Chunks as they come from the task that writes them; the body ends when every sender
+    /// is gone, and the task with the body (the client went away).
+    Stream {
+        chunks: mpsc::Receiver<Bytes>,
+        _writer: crate::tasks::Owned<()>,
+    },
 }
 
 impl Body {
@@ -32,7 +36,7 @@ impl http_body::Body for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
             Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Body::Stream(rx) => rx
+            Body::Stream { chunks, .. } => chunks
                 .poll_recv(cx)
                 .map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
         }
@@ -46,7 +50,7 @@ impl http_body::Body for Body {
         match self {
             Body::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
             Body::Full(None) => SizeHint::with_exact(0),
-            Body::Stream(_) => SizeHint::default(),
+            Body::Stream { .. } => SizeHint::default(),
         }
     }
 }

@@ -25,7 +25,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::task::JoinSet;
 
 /// Connections served at once; more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 64;
@@ -53,10 +54,11 @@ enum ControlMsg {
     Apply(WebRequest, oneshot::Sender<Reply>),
 }
 
-/// The handle on the web server's controller task.
-#[derive(Clone)]
+/// The handle on the web server's controller task, which ends with it (and with the task, the
+/// server and its connections).
 pub struct WebControl {
     tx: mpsc::UnboundedSender<ControlMsg>,
+    _controller: crate::tasks::Owned<()>,
 }
 
 /// What every connection needs.
@@ -97,9 +99,8 @@ impl Access {
 struct Running {
     addr: SocketAddr,
     access: Access,
-    accept: tokio::task::JoinHandle<()>,
-    /// Dropped to end every open connection (live updates would otherwise go on).
-    _connections: watch::Sender<()>,
+    /// Accepts connections and owns them: they end with it.
+    accept: crate::tasks::Owned<()>,
 }
 
 impl Running {
@@ -114,7 +115,7 @@ impl WebControl {
     /// Start the controller (serving nothing yet).
     pub fn start(home: Home, daemon: crate::server::Services) -> WebControl {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
+        let controller = crate::tasks::spawn(async move {
             let mut running: Option<Running> = None;
             while let Some(msg) = rx.recv().await {
                 match msg {
@@ -159,7 +160,10 @@ impl WebControl {
                 }
             }
         });
-        WebControl { tx }
+        WebControl {
+            tx,
+            _controller: controller,
+        }
     }
 
     /// Serve what `[web]` says (a failure is written to the daemon's log).
@@ -271,13 +275,11 @@ async fn serve(
         access: access.clone(),
         loopback: addr.ip().is_loopback(),
     });
-    let (connections, closed) = watch::channel(());
-    let accept = tokio::spawn(accept_loop(listener, shared, closed));
+    let accept = crate::tasks::spawn(accept_loop(listener, shared));
     *running = Some(Running {
         addr,
         access: access.clone(),
         accept,
-        _connections: connections,
     });
     let url = match addr {
         SocketAddr::V6(v6) => format!("http://[{}]:{}/", v6.ip(), v6.port()),
@@ -297,8 +299,11 @@ async fn serve(
     })
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, closed: watch::Receiver<()>) {
+/// Accept connections until aborted; the connections are aborted with it (a live update would
+/// otherwise go on).
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = JoinSet::new();
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
@@ -312,8 +317,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, closed: watch::
             }
         };
         let shared = shared.clone();
-        let mut closed = closed.clone();
-        tokio::spawn(async move {
+        crate::tasks::spawn_into(&mut connections, async move {
             let service = hyper::service::service_fn(move |request| {
                 let shared = shared.clone();
                 async move { Ok::<_, Infallible>(api::handle(&shared, request).await) }
@@ -322,10 +326,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, closed: watch::
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            tokio::select! {
-                _ = connection => {}
-                _ = closed.changed() => {}
-            }
+            let _ = connection.await;
             drop(permit);
         });
     }

@@ -125,6 +125,7 @@ impl Supervisor {
                     orphan_group: None,
                     ..parts
                 },
+                &mut self.apps,
             );
             if let Some(entry) = self.apps.get_mut(pm_id) {
                 entry.mailbox = mailbox;

@@ -105,7 +105,7 @@ pub(super) fn live(shared: &Arc<Shared>, request: LogsRequest) -> HttpResponse {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let snapshots = tx.clone();
     let from = shared.clone();
-    tokio::spawn(async move {
+    let snapshots = async move {
         let mut tick = tokio::time::interval(SNAPSHOT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -125,13 +125,19 @@ pub(super) fn live(shared: &Arc<Shared>, request: LogsRequest) -> HttpResponse {
                 return;
             }
         }
-    });
+    };
     let from = shared.clone();
-    tokio::spawn(async move {
+    let lines = async move {
         let mut out = Events(tx);
         crate::follow::serve(&mut out, &from.commands, &from.logs, request).await;
+    };
+    let writer = crate::tasks::spawn(async move {
+        tokio::join!(snapshots, lines);
     });
-    let mut response = hyper::Response::new(Body::Stream(rx));
+    let mut response = hyper::Response::new(Body::Stream {
+        chunks: rx,
+        _writer: writer,
+    });
     let headers = response.headers_mut();
     headers.insert(
         hyper::header::CONTENT_TYPE,

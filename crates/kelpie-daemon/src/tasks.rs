@@ -1,0 +1,174 @@
+//! Who owns each task the daemon starts. Tasks are spawned here and nowhere else (a test,
+//! `tests/module_graph.rs`, fails on a `tokio::spawn` in another file), and each has an owner
+//! that decides when it ends:
+//!
+//! - [`Owned`]: one task held by what it works for (a process's link, a health check, the web
+//!   server's accept loop); dropping the owner aborts the task, awaiting it gives its result.
+//! - a `JoinSet`, for owners of many: the supervisor's own tasks and its instances'
+//!   (`supervisor/tasks.rs`), the control socket's and the web server's connections.
+//! - [`background`]: short work that must outlive what started it (collecting the exit of a
+//!   process dropped before it ended, so it leaves no zombie). The daemon waits a moment for
+//!   it at its end ([`end_background`]).
+//! - [`spawn_counted_on`]: the log pipeline's pipe readers, on its own thread's runtime; the
+//!   pipeline counts them and waits, at the daemon's end, until each has read its pipe to the
+//!   end (`logs/ending.rs`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::task::{JoinError, JoinHandle, JoinSet};
+
+/// A task that ends with its owner: dropped, it is aborted; awaited, it gives its result.
+#[must_use = "an Owned task is aborted when dropped"]
+pub struct Owned<T> {
+    handle: JoinHandle<T>,
+}
+
+/// Start `future` as a task owned by the caller.
+pub fn spawn<F>(future: F) -> Owned<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Owned {
+        handle: tokio::spawn(future),
+    }
+}
+
+impl<T> Owned<T> {
+    /// Whether the task has ended (returned, panicked or was aborted).
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// End the task now (at its next await).
+    pub fn abort(&self) {
+        self.handle.abort();
+    }
+}
+
+impl<T> Future for Owned<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.handle).poll(cx)
+    }
+}
+
+impl<T> Drop for Owned<T> {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+/// A few tasks of one owner (an instance's helpers): dropped with it, ended ones let go as new
+/// ones start. Empty, it allocates nothing (every instance has one; few ever use it).
+#[derive(Default)]
+pub struct Helpers {
+    running: Vec<Owned<()>>,
+}
+
+impl Helpers {
+    /// Start `future`, owned by this set.
+    pub fn spawn(&mut self, future: impl Future<Output = ()> + Send + 'static) {
+        self.running.retain(|task| !task.is_finished());
+        self.running.push(spawn(future));
+    }
+
+    /// Whether none of them is still running.
+    pub fn all_ended(&mut self) -> bool {
+        self.running.retain(|task| !task.is_finished());
+        self.running.is_empty()
+    }
+
+    /// Wait until every one has ended.
+    pub async fn ended(&mut self) {
+        for task in self.running.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Start `future` on `runtime` for an owner that counts its tasks itself (`future` holds its
+/// guard) and waits for the count to fall to zero at its end.
+pub fn spawn_counted_on(
+    runtime: &tokio::runtime::Handle,
+    future: impl Future<Output = ()> + Send + 'static,
+) {
+    // Not detached: counted by the caller, which waits for it (see the module's notes).
+    drop(runtime.spawn(future));
+}
+
+/// Add `future` to `set`, reaping the tasks of the set that have ended first (an owner of many
+/// tasks that never awaits them one by one keeps no record of ended ones).
+pub fn spawn_into<T: Send + 'static>(
+    set: &mut JoinSet<T>,
+    future: impl Future<Output = T> + Send + 'static,
+) {
+    while set.try_join_next().is_some() {}
+    set.spawn(future);
+}
+
+/// The daemon's background work (see the module's notes).
+static BACKGROUND: Mutex<Option<JoinSet<()>>> = Mutex::new(None);
+
+fn background_set() -> MutexGuard<'static, Option<JoinSet<()>>> {
+    BACKGROUND
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Run `future` to its end even if what started it is gone. Must be called on the runtime.
+pub fn background(future: impl Future<Output = ()> + Send + 'static) {
+    let mut set = background_set();
+    spawn_into(set.get_or_insert_with(JoinSet::new), future);
+}
+
+/// At the daemon's end: wait up to `within` for the background work, then abort what is left.
+pub async fn end_background(within: Duration) {
+    let Some(mut set) = background_set().take() else {
+        return;
+    };
+    let _ = tokio::time::timeout(within, async { while set.join_next().await.is_some() {} }).await;
+    set.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::oneshot;
+
+    #[tokio::test]
+    async fn an_owned_task_ends_with_its_owner() {
+        let (held_tx, held_rx) = oneshot::channel::<()>();
+        let (_never_tx, never_rx) = oneshot::channel::<()>();
+        let task = spawn(async move {
+            let _held = held_tx;
+            let _ = never_rx.await;
+        });
+        tokio::task::yield_now().await;
+        assert!(!task.is_finished());
+        drop(task);
+        assert!(
+            held_rx.await.is_err(),
+            "the task was aborted, what it held dropped"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_owned_task_gives_its_result() {
+        assert_eq!(spawn(async { 42 }).await.expect("not aborted"), 42);
+    }
+
+    #[tokio::test]
+    async fn a_set_keeps_no_record_of_ended_tasks() {
+        let mut set = JoinSet::new();
+        for _ in 0..10 {
+            spawn_into(&mut set, async {});
+            tokio::task::yield_now().await;
+        }
+        assert!(set.len() <= 2, "{} tasks kept", set.len());
+    }
+}
