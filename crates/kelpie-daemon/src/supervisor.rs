@@ -206,7 +206,7 @@ impl Supervisor {
                 Wake::PendingDeadline => self.run_pending(),
                 Wake::Persist => self.persistence.write(&self.apps, None),
                 Wake::Signal(signal) => self.on_signal(signal),
-                Wake::UpdateLook => self.update_look(&mut events, &mut signals).await,
+                Wake::UpdateLook => update::update_look(self, &mut events, &mut signals).await,
                 Wake::Exit => return Ok(()),
             }
         }
@@ -224,14 +224,16 @@ impl Supervisor {
             DaemonSignal::Term | DaemonSignal::Int => self.begin_shutdown(why, None),
             DaemonSignal::Hup if self.foreground.is_some() => self.begin_shutdown(why, None),
             DaemonSignal::Hup => crate::daemon_log!("SIGHUP received; nothing to reload yet"),
-            DaemonSignal::Usr2 => self.reload_logs(None),
-            DaemonSignal::Usr1 => self.update_asked(),
+            DaemonSignal::Usr2 => crate::supervisor::logs::reload_logs(self, None),
+            DaemonSignal::Usr1 => crate::supervisor::update::update_asked(self),
         }
     }
 
     fn on_command(&mut self, command: Command) {
         match command {
-            Command::Request { request, reply } => self.handle(request, reply),
+            Command::Request { request, reply } => {
+                crate::supervisor::handlers::handle(self, request, reply)
+            }
             Command::WatchStarted { name, key, result } => self.watches.started(name, key, result),
             Command::FilesChanged { name, burst } => {
                 self.watches.files_changed(&name, burst, &self.apps)
@@ -257,10 +259,16 @@ impl Supervisor {
         match back {
             Back::Settled { finish, reply } => self.persist_then_finish(finish, reply),
             Back::Answer { finish, reply } => self.finish(finish, reply),
-            Back::DumpLoaded { result, reply } => self.resurrect_loaded(result, reply),
-            Back::UpdateChecked(result) => self.update_checked(result),
-            Back::ForegroundStarted(response) => self.foreground_started(response),
-            Back::SettingsRead { settings, reply } => self.logs_settings_read(settings, reply),
+            Back::DumpLoaded { result, reply } => {
+                crate::supervisor::handlers::resurrect_loaded(self, result, reply)
+            }
+            Back::UpdateChecked(result) => crate::supervisor::update::update_checked(self, result),
+            Back::ForegroundStarted(response) => {
+                crate::supervisor::foreground::foreground_started(self, response)
+            }
+            Back::SettingsRead { settings, reply } => {
+                crate::supervisor::logs::logs_settings_read(self, settings, reply)
+            }
             Back::AppsStopped(reply) => self.apps_stopped(reply),
             Back::Nothing => {}
         }

@@ -16,84 +16,6 @@ struct ReloadStep {
 }
 
 impl Supervisor {
-    /// Reload `targets` (and the apps of a file, with their new config), `parallel` instances of
-    /// an app at a time; apps are reloaded side by side. Answered once every old process is
-    /// gone, or with an error naming each instance whose new process failed.
-    pub(super) fn reload(
-        &mut self,
-        targets: &[Target],
-        apps: Vec<AppSpec>,
-        update_env: Option<BTreeMap<String, String>>,
-        parallel: u32,
-        reply: oneshot::Sender<Reply>,
-    ) {
-        let mut ids = if targets.is_empty() {
-            Vec::new()
-        } else {
-            match self.apps.resolve_some(targets) {
-                Ok(ids) => ids,
-                Err(e) => return fail(reply, e.kind, e.message),
-            }
-        };
-        // A file's apps: sockets first (a port in use fails the request before any change).
-        let mut sockets = Vec::new();
-        for spec in &apps {
-            match self.ports.open(spec) {
-                Ok(socket) => sockets.push(socket),
-                Err(e) => return fail(reply, ErrorKind::Conflict, e),
-            }
-        }
-        let mut started = Vec::new();
-        for (spec, socket) in apps.into_iter().zip(sockets) {
-            let existing = self.apps.ids_named(&spec.name);
-            if existing.is_empty() {
-                self.create(spec, socket, true, &mut started);
-                continue;
-            }
-            let count = existing.len().min(spec.instances.max(1) as usize);
-            let kept = self.update_instances(existing, spec, socket, true, &mut started);
-            // New instances were started above; the existing ones are reloaded.
-            ids.extend(&kept[..count]);
-        }
-        if let Some(env) = update_env {
-            self.replace_inherited_env(&ids, env);
-        }
-        let mut by_app: BTreeMap<String, Vec<ReloadStep>> = BTreeMap::new();
-        for id in ids {
-            if let Some(entry) = self.apps.get(id) {
-                by_app
-                    .entry(entry.spec.name.clone())
-                    .or_default()
-                    .push(ReloadStep {
-                        pm_id: id,
-                        mailbox: entry.mailbox.clone(),
-                    });
-            }
-        }
-        let parallel = parallel.max(1) as usize;
-        self.pending.spawn(async move {
-            for waiter in started {
-                let _ = waiter.await;
-            }
-            let apps = by_app
-                .into_iter()
-                .map(|(name, steps)| crate::tasks::spawn(reload_app(name, steps, parallel)));
-            let mut failures = Vec::new();
-            for app in apps.collect::<Vec<_>>() {
-                failures.extend(app.await.unwrap_or_default());
-            }
-            let finish = if failures.is_empty() {
-                Finish::List
-            } else {
-                Finish::Failed(WireError {
-                    kind: ErrorKind::Conflict,
-                    message: failures.join("\n"),
-                })
-            };
-            super::Back::Settled { finish, reply }
-        });
-    }
-
     /// Give existing instances a new spec (and socket) without restarting them, adding (and
     /// starting) or removing instances to match `spec.instances`; returns the ids of the app
     /// after it, existing ones first.
@@ -125,54 +47,6 @@ impl Supervisor {
             kept.push(self.create_one(spec.clone(), start_new, waiters));
         }
         kept
-    }
-
-    /// `scale <app> N|+N|-N`: start more instances (numbered after the others) or delete the
-    /// newest ones.
-    pub(super) fn scale(&mut self, name: &str, count: ScaleCount, reply: oneshot::Sender<Reply>) {
-        let ids = self.apps.ids_named(name);
-        let Some(first) = ids.first().and_then(|id| self.apps.get(*id)) else {
-            return fail(reply, ErrorKind::NotFound, format!("no app named `{name}`"));
-        };
-        let current = ids.len() as u32;
-        let wanted = count.apply(current);
-        if let Err(why) = kelpie_core::check_instances(wanted) {
-            return fail(reply, ErrorKind::Invalid, format!("app `{name}`: {why}"));
-        }
-        if wanted == 0 {
-            return fail(
-                reply,
-                ErrorKind::Invalid,
-                format!(
-                    "an app keeps at least one instance; use `kelpie delete {name}` to remove it"
-                ),
-            );
-        }
-        let running = !first.state.status.is_down();
-        let mut spec = (*first.spec).clone();
-        spec.instances = wanted;
-        let spec = Arc::new(spec);
-        let socket = self.ports.socket_of(name);
-        for id in &ids {
-            if let Some(entry) = self.apps.get_mut(*id) {
-                entry.spec = spec.clone();
-            }
-            self.apps
-                .send(*id, InstanceMsg::UpdateSpec(spec.clone(), socket.clone()));
-        }
-        let mut waiters = Vec::new();
-        for _ in current..wanted {
-            let id = self.create_one(spec.clone(), false, &mut waiters);
-            if running {
-                waiters.push(self.apps.command(id, Control::Start));
-            }
-        }
-        // As in PM2, scaling down removes the oldest instances (the lowest ids); the next
-        // scale up gives new ones the lowest free indexes again.
-        for id in ids.iter().take(current.saturating_sub(wanted) as usize) {
-            waiters.push(self.remove(*id));
-        }
-        self.finish_after(waiters, Finish::List, reply);
     }
 }
 
@@ -210,4 +84,133 @@ async fn reload_app(name: String, steps: Vec<ReloadStep>, parallel: usize) -> Ve
         }
     }
     failures
+}
+
+/// Reload `targets` (and the apps of a file, with their new config), `parallel` instances of
+/// an app at a time; apps are reloaded side by side. Answered once every old process is
+/// gone, or with an error naming each instance whose new process failed.
+pub(super) fn reload(
+    sup: &mut Supervisor,
+    targets: &[Target],
+    apps: Vec<AppSpec>,
+    update_env: Option<BTreeMap<String, String>>,
+    parallel: u32,
+    reply: oneshot::Sender<Reply>,
+) {
+    let mut ids = if targets.is_empty() {
+        Vec::new()
+    } else {
+        match sup.apps.resolve_some(targets) {
+            Ok(ids) => ids,
+            Err(e) => return fail(reply, e.kind, e.message),
+        }
+    };
+    // A file's apps: sockets first (a port in use fails the request before any change).
+    let mut sockets = Vec::new();
+    for spec in &apps {
+        match sup.ports.open(spec) {
+            Ok(socket) => sockets.push(socket),
+            Err(e) => return fail(reply, ErrorKind::Conflict, e),
+        }
+    }
+    let mut started = Vec::new();
+    for (spec, socket) in apps.into_iter().zip(sockets) {
+        let existing = sup.apps.ids_named(&spec.name);
+        if existing.is_empty() {
+            sup.create(spec, socket, true, &mut started);
+            continue;
+        }
+        let count = existing.len().min(spec.instances.max(1) as usize);
+        let kept = sup.update_instances(existing, spec, socket, true, &mut started);
+        // New instances were started above; the existing ones are reloaded.
+        ids.extend(&kept[..count]);
+    }
+    if let Some(env) = update_env {
+        sup.replace_inherited_env(&ids, env);
+    }
+    let mut by_app: BTreeMap<String, Vec<ReloadStep>> = BTreeMap::new();
+    for id in ids {
+        if let Some(entry) = sup.apps.get(id) {
+            by_app
+                .entry(entry.spec.name.clone())
+                .or_default()
+                .push(ReloadStep {
+                    pm_id: id,
+                    mailbox: entry.mailbox.clone(),
+                });
+        }
+    }
+    let parallel = parallel.max(1) as usize;
+    sup.pending.spawn(async move {
+        for waiter in started {
+            let _ = waiter.await;
+        }
+        let apps = by_app
+            .into_iter()
+            .map(|(name, steps)| crate::tasks::spawn(reload_app(name, steps, parallel)));
+        let mut failures = Vec::new();
+        for app in apps.collect::<Vec<_>>() {
+            failures.extend(app.await.unwrap_or_default());
+        }
+        let finish = if failures.is_empty() {
+            Finish::List
+        } else {
+            Finish::Failed(WireError {
+                kind: ErrorKind::Conflict,
+                message: failures.join("\n"),
+            })
+        };
+        super::Back::Settled { finish, reply }
+    });
+}
+
+/// `scale <app> N|+N|-N`: start more instances (numbered after the others) or delete the
+/// newest ones.
+pub(super) fn scale(
+    sup: &mut Supervisor,
+    name: &str,
+    count: ScaleCount,
+    reply: oneshot::Sender<Reply>,
+) {
+    let ids = sup.apps.ids_named(name);
+    let Some(first) = ids.first().and_then(|id| sup.apps.get(*id)) else {
+        return fail(reply, ErrorKind::NotFound, format!("no app named `{name}`"));
+    };
+    let current = ids.len() as u32;
+    let wanted = count.apply(current);
+    if let Err(why) = kelpie_core::check_instances(wanted) {
+        return fail(reply, ErrorKind::Invalid, format!("app `{name}`: {why}"));
+    }
+    if wanted == 0 {
+        return fail(
+            reply,
+            ErrorKind::Invalid,
+            format!("an app keeps at least one instance; use `kelpie delete {name}` to remove it"),
+        );
+    }
+    let running = !first.state.status.is_down();
+    let mut spec = (*first.spec).clone();
+    spec.instances = wanted;
+    let spec = Arc::new(spec);
+    let socket = sup.ports.socket_of(name);
+    for id in &ids {
+        if let Some(entry) = sup.apps.get_mut(*id) {
+            entry.spec = spec.clone();
+        }
+        sup.apps
+            .send(*id, InstanceMsg::UpdateSpec(spec.clone(), socket.clone()));
+    }
+    let mut waiters = Vec::new();
+    for _ in current..wanted {
+        let id = sup.create_one(spec.clone(), false, &mut waiters);
+        if running {
+            waiters.push(sup.apps.command(id, Control::Start));
+        }
+    }
+    // As in PM2, scaling down removes the oldest instances (the lowest ids); the next
+    // scale up gives new ones the lowest free indexes again.
+    for id in ids.iter().take(current.saturating_sub(wanted) as usize) {
+        waiters.push(sup.remove(*id));
+    }
+    sup.finish_after(waiters, Finish::List, reply);
 }

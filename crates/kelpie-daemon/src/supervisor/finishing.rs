@@ -23,7 +23,7 @@ impl Supervisor {
         match finish {
             Finish::List => self.reply_with_list(reply, Response::Processes),
             Finish::Started(outcomes, notes, mut failures) => {
-                failures.extend(self.spawn_failures(&outcomes));
+                failures.extend(spawn_failures(self, &outcomes));
                 self.reply_with_list(reply, move |processes| Response::Started {
                     outcomes,
                     processes,
@@ -60,30 +60,6 @@ impl Supervisor {
         }
     }
 
-    /// The instances a start asked for that the system refused to spawn (E2BIG, ENOENT, EACCES,
-    /// an exec format error): they settled `errored` with why, and the start must say so (and
-    /// fail), not "started".
-    fn spawn_failures(&self, outcomes: &[StartOutcome]) -> Vec<String> {
-        outcomes
-            .iter()
-            .flat_map(|outcome| match outcome {
-                StartOutcome::Created(ids)
-                | StartOutcome::Restarted(ids)
-                | StartOutcome::Started(ids) => ids.iter(),
-            })
-            .filter_map(|id| {
-                let entry = self.apps.get(*id)?;
-                let error = entry.state.last_error.as_ref()?;
-                (entry.state.status == kelpie_core::Status::Errored).then(|| {
-                    format!(
-                        "app `{}` (id {id}) could not be started: {error}",
-                        entry.spec.name
-                    )
-                })
-            })
-            .collect()
-    }
-
     /// Finish `finish` once every waiter has fired (the instances have settled) and then the
     /// settled state is on disk: when a command returns, a `kill -9` cannot undo it.
     pub(super) fn finish_after<W: std::future::Future + Send + 'static>(
@@ -116,4 +92,28 @@ impl Supervisor {
             Back::Answer { finish, reply }
         });
     }
+}
+
+/// The instances a start asked for that the system refused to spawn (E2BIG, ENOENT, EACCES,
+/// an exec format error): they settled `errored` with why, and the start must say so (and
+/// fail), not "started".
+fn spawn_failures(sup: &Supervisor, outcomes: &[StartOutcome]) -> Vec<String> {
+    outcomes
+        .iter()
+        .flat_map(|outcome| match outcome {
+            StartOutcome::Created(ids)
+            | StartOutcome::Restarted(ids)
+            | StartOutcome::Started(ids) => ids.iter(),
+        })
+        .filter_map(|id| {
+            let entry = sup.apps.get(*id)?;
+            let error = entry.state.last_error.as_ref()?;
+            (entry.state.status == kelpie_core::Status::Errored).then(|| {
+                format!(
+                    "app `{}` (id {id}) could not be started: {error}",
+                    entry.spec.name
+                )
+            })
+        })
+        .collect()
 }

@@ -144,50 +144,6 @@ fn failed(entry: &Entry) -> bool {
 }
 
 impl Supervisor {
-    /// Start the runtime's apps as one start request from a file would; the answer comes back
-    /// as [`super::Back::ForegroundStarted`].
-    pub(super) fn start_foreground_apps(&mut self, apps: Vec<AppSpec>) {
-        let (reply_tx, reply_rx) = oneshot::channel();
-        self.handle(
-            Request::Start {
-                apps,
-                force: false,
-                from_file: true,
-            },
-            reply_tx,
-        );
-        self.pending.spawn(async move {
-            let response = match reply_rx.await {
-                Ok(Reply { response, .. }) => response,
-                Err(_) => Response::Done(String::new()),
-            };
-            super::Back::ForegroundStarted(response)
-        });
-    }
-
-    /// The apps' start was answered: a failure ends the runtime at once, with nothing left.
-    pub(super) fn foreground_started(&mut self, response: Response) {
-        let problems: Vec<String> = match &response {
-            Response::Error(e) => vec![e.message.clone()],
-            Response::Started { failures, .. } => failures.clone(),
-            _ => Vec::new(),
-        };
-        let Some(foreground) = self.foreground.as_mut() else {
-            return;
-        };
-        foreground.started = true;
-        if problems.is_empty() {
-            self.check_all_ended();
-            return;
-        }
-        for problem in &problems {
-            crate::daemon_log!("cannot start: {problem}");
-        }
-        foreground.exit_code = 1;
-        self.begin_shutdown("an app could not start", None);
-        self.kill_now();
-    }
-
     /// Once every app has ended and none will run again by itself (a periodic job waiting for
     /// its schedule will), exit: 0 when they all ended well (one-shot jobs), 1 when any failed.
     pub(super) fn check_all_ended(&mut self) {
@@ -243,4 +199,49 @@ impl Supervisor {
             }
         }
     }
+}
+
+/// Start the runtime's apps as one start request from a file would; the answer comes back
+/// as [`super::Back::ForegroundStarted`].
+pub(super) fn start_foreground_apps(sup: &mut Supervisor, apps: Vec<AppSpec>) {
+    let (reply_tx, reply_rx) = oneshot::channel();
+    crate::supervisor::handlers::handle(
+        sup,
+        Request::Start {
+            apps,
+            force: false,
+            from_file: true,
+        },
+        reply_tx,
+    );
+    sup.pending.spawn(async move {
+        let response = match reply_rx.await {
+            Ok(Reply { response, .. }) => response,
+            Err(_) => Response::Done(String::new()),
+        };
+        super::Back::ForegroundStarted(response)
+    });
+}
+
+/// The apps' start was answered: a failure ends the runtime at once, with nothing left.
+pub(super) fn foreground_started(sup: &mut Supervisor, response: Response) {
+    let problems: Vec<String> = match &response {
+        Response::Error(e) => vec![e.message.clone()],
+        Response::Started { failures, .. } => failures.clone(),
+        _ => Vec::new(),
+    };
+    let Some(foreground) = sup.foreground.as_mut() else {
+        return;
+    };
+    foreground.started = true;
+    if problems.is_empty() {
+        sup.check_all_ended();
+        return;
+    }
+    for problem in &problems {
+        crate::daemon_log!("cannot start: {problem}");
+    }
+    foreground.exit_code = 1;
+    sup.begin_shutdown("an app could not start", None);
+    sup.kill_now();
 }

@@ -65,121 +65,6 @@ impl Apps {
     }
 }
 
-impl Supervisor {
-    /// Empty the log files of `targets` (empty = all) and their recent lines. Everything also
-    /// empties the daemon's own log (as PM2 empties its `pm2.log`); the files of deleted apps
-    /// are kept unless named (a name no listed app has) or asked for with `deleted`: a user who
-    /// deleted an app to keep its logs does not lose them.
-    pub(super) fn flush_logs(
-        &mut self,
-        targets: &[Target],
-        deleted: bool,
-        reply: oneshot::Sender<Reply>,
-    ) {
-        let home = &self.services.home;
-        // Names no listed app has: the files a deleted app of that name left.
-        let (gone, listed): (Vec<&Target>, Vec<&Target>) = targets.iter().partition(|t| {
-            matches!(t, Target::Name(name) if self.apps.ids_named(name).is_empty()
-                && !self.apps.iter().any(|(_, e)| e.spec.namespace == *name))
-        });
-        let gone: Vec<String> = gone
-            .into_iter()
-            .filter_map(|t| match t {
-                Target::Name(name) => Some(name.clone()),
-                _ => None,
-            })
-            .collect();
-        let listed: Vec<Target> = listed.into_iter().cloned().collect();
-        let selection = if listed.is_empty() && !gone.is_empty() {
-            LogSelection::default()
-        } else {
-            match self.apps.log_selection(&listed, home) {
-                Ok(selection) => selection,
-                Err(e) => return super::handlers::fail(reply, e.kind, e.message),
-            }
-        };
-        let ids: Vec<u32> = selection.instances.iter().map(|i| i.pm_id).collect();
-        let mut paths: Vec<PathBuf> = Vec::new();
-        for selected in &selection.instances {
-            let files = selected.paths.files();
-            for path in [files.out, files.err, files.combined].into_iter().flatten() {
-                if !paths.contains(&path) {
-                    paths.push(path);
-                }
-            }
-        }
-        let everything = targets.iter().all(|t| matches!(t, Target::All));
-        let left = Left {
-            dir: home.logs_dir(),
-            names: gone,
-            all: deleted,
-            daemon_log: everything.then(|| home.daemon_log()),
-        };
-        let logs = self.services.logs.clone();
-        self.pending.spawn(async move {
-            logs.flush(&ids, &paths).await;
-            let in_use = paths.clone();
-            let count = paths.len();
-            let finish = match tokio::task::spawn_blocking(move || left.flush(&in_use)).await {
-                Ok(Ok(said)) => Finish::Done(format!("flushed {count} log file(s){said}")),
-                Ok(Err(e)) => Finish::Failed(WireError {
-                    kind: kelpie_proto::ErrorKind::NotFound,
-                    message: e,
-                }),
-                Err(e) => Finish::Done(format!("flushed {count} log file(s) ({e})")),
-            };
-            Back::Answer { finish, reply }
-        });
-    }
-
-    /// Re-read `kelpie.toml` and reopen every log file (after an external logrotate moved
-    /// them). A `kelpie.toml` with errors is refused and changes nothing; the files are still
-    /// reopened. The configuration store's `pm2-logrotate` keys stay over `[logs]`.
-    pub(super) fn reload_logs(&mut self, reply: Option<oneshot::Sender<Reply>>) {
-        let settings_path = self.services.home.settings_file();
-        self.pending.spawn(async move {
-            let settings = read_settings(settings_path).await;
-            Back::SettingsRead { settings, reply }
-        });
-    }
-
-    /// `kelpie.toml` was read again for `reloadLogs`: its rotation applied (under the
-    /// configuration store's keys), then every log file reopened.
-    pub(super) fn logs_settings_read(
-        &mut self,
-        settings: Result<kelpie_config::DaemonSettings, String>,
-        reply: Option<oneshot::Sender<Reply>>,
-    ) {
-        let problem = match settings {
-            Ok(settings) => {
-                let rotation = self.settings.set_toml_logs(settings.logs);
-                self.services.logs.set_defaults(rotation);
-                None
-            }
-            Err(e) => Some(format!("{e}; the previous rotation settings stay")),
-        };
-        let logs = self.services.logs.clone();
-        self.pending.spawn(async move {
-            let count = logs.reopen().await;
-            crate::daemon_log!("reopened {count} log file(s)");
-            if let Some(problem) = &problem {
-                crate::daemon_log!("{problem}");
-            }
-            let Some(reply) = reply else {
-                return Back::Nothing;
-            };
-            let finish = match problem {
-                None => Finish::Done(format!("reopened {count} log file(s)")),
-                Some(problem) => Finish::Failed(kelpie_proto::WireError {
-                    kind: kelpie_proto::ErrorKind::Invalid,
-                    message: format!("reopened {count} log file(s), but {problem}"),
-                }),
-            };
-            Back::Answer { finish, reply }
-        });
-    }
-}
-
 /// The log files of an instance with their state, for `describe`.
 pub(super) fn log_file_infos(logs: &LogService, paths: &LogPaths) -> Vec<LogFileInfo> {
     let files = paths.files();
@@ -312,4 +197,117 @@ fn empty(path: &std::path::Path) -> bool {
         .truncate(true)
         .open(path)
         .is_ok()
+}
+
+/// Empty the log files of `targets` (empty = all) and their recent lines. Everything also
+/// empties the daemon's own log (as PM2 empties its `pm2.log`); the files of deleted apps
+/// are kept unless named (a name no listed app has) or asked for with `deleted`: a user who
+/// deleted an app to keep its logs does not lose them.
+pub(super) fn flush_logs(
+    sup: &mut Supervisor,
+    targets: &[Target],
+    deleted: bool,
+    reply: oneshot::Sender<Reply>,
+) {
+    let home = &sup.services.home;
+    // Names no listed app has: the files a deleted app of that name left.
+    let (gone, listed): (Vec<&Target>, Vec<&Target>) = targets.iter().partition(|t| {
+        matches!(t, Target::Name(name) if sup.apps.ids_named(name).is_empty()
+            && !sup.apps.iter().any(|(_, e)| e.spec.namespace == *name))
+    });
+    let gone: Vec<String> = gone
+        .into_iter()
+        .filter_map(|t| match t {
+            Target::Name(name) => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    let listed: Vec<Target> = listed.into_iter().cloned().collect();
+    let selection = if listed.is_empty() && !gone.is_empty() {
+        LogSelection::default()
+    } else {
+        match sup.apps.log_selection(&listed, home) {
+            Ok(selection) => selection,
+            Err(e) => return super::handlers::fail(reply, e.kind, e.message),
+        }
+    };
+    let ids: Vec<u32> = selection.instances.iter().map(|i| i.pm_id).collect();
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for selected in &selection.instances {
+        let files = selected.paths.files();
+        for path in [files.out, files.err, files.combined].into_iter().flatten() {
+            if !paths.contains(&path) {
+                paths.push(path);
+            }
+        }
+    }
+    let everything = targets.iter().all(|t| matches!(t, Target::All));
+    let left = Left {
+        dir: home.logs_dir(),
+        names: gone,
+        all: deleted,
+        daemon_log: everything.then(|| home.daemon_log()),
+    };
+    let logs = sup.services.logs.clone();
+    sup.pending.spawn(async move {
+        logs.flush(&ids, &paths).await;
+        let in_use = paths.clone();
+        let count = paths.len();
+        let finish = match tokio::task::spawn_blocking(move || left.flush(&in_use)).await {
+            Ok(Ok(said)) => Finish::Done(format!("flushed {count} log file(s){said}")),
+            Ok(Err(e)) => Finish::Failed(WireError {
+                kind: kelpie_proto::ErrorKind::NotFound,
+                message: e,
+            }),
+            Err(e) => Finish::Done(format!("flushed {count} log file(s) ({e})")),
+        };
+        Back::Answer { finish, reply }
+    });
+}
+
+/// Re-read `kelpie.toml` and reopen every log file (after an external logrotate moved
+/// them). A `kelpie.toml` with errors is refused and changes nothing; the files are still
+/// reopened. The configuration store's `pm2-logrotate` keys stay over `[logs]`.
+pub(super) fn reload_logs(sup: &mut Supervisor, reply: Option<oneshot::Sender<Reply>>) {
+    let settings_path = sup.services.home.settings_file();
+    sup.pending.spawn(async move {
+        let settings = read_settings(settings_path).await;
+        Back::SettingsRead { settings, reply }
+    });
+}
+
+/// `kelpie.toml` was read again for `reloadLogs`: its rotation applied (under the
+/// configuration store's keys), then every log file reopened.
+pub(super) fn logs_settings_read(
+    sup: &mut Supervisor,
+    settings: Result<kelpie_config::DaemonSettings, String>,
+    reply: Option<oneshot::Sender<Reply>>,
+) {
+    let problem = match settings {
+        Ok(settings) => {
+            let rotation = sup.settings.set_toml_logs(settings.logs);
+            sup.services.logs.set_defaults(rotation);
+            None
+        }
+        Err(e) => Some(format!("{e}; the previous rotation settings stay")),
+    };
+    let logs = sup.services.logs.clone();
+    sup.pending.spawn(async move {
+        let count = logs.reopen().await;
+        crate::daemon_log!("reopened {count} log file(s)");
+        if let Some(problem) = &problem {
+            crate::daemon_log!("{problem}");
+        }
+        let Some(reply) = reply else {
+            return Back::Nothing;
+        };
+        let finish = match problem {
+            None => Finish::Done(format!("reopened {count} log file(s)")),
+            Some(problem) => Finish::Failed(kelpie_proto::WireError {
+                kind: kelpie_proto::ErrorKind::Invalid,
+                message: format!("reopened {count} log file(s), but {problem}"),
+            }),
+        };
+        Back::Answer { finish, reply }
+    });
 }

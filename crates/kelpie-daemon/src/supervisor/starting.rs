@@ -20,247 +20,6 @@ enum StartPlan {
 }
 
 impl Supervisor {
-    /// `start`: plan every app first (a conflict fails the whole request, nothing started),
-    /// then carry the plans out; answered once the instances have settled.
-    pub(super) fn start(
-        &mut self,
-        apps: Vec<AppSpec>,
-        force: bool,
-        from_file: bool,
-        reply: oneshot::Sender<Reply>,
-    ) {
-        let plans = match self.plan_start(apps, force, from_file) {
-            Ok(plans) => plans,
-            Err(conflicts) => {
-                return fail(
-                    reply,
-                    ErrorKind::Conflict,
-                    format!("{}\nnothing was started", conflicts.join("\n")),
-                )
-            }
-        };
-        let mut waiters = Vec::new();
-        let mut outcomes = Vec::new();
-        // Instances acted on by this request so far, and the starts that wait for them.
-        let mut in_flight = BTreeSet::new();
-        let mut gated = Gated::default();
-        for plan in plans {
-            let (outcome, acts) = self.carry_out(plan, &in_flight, &mut gated, &mut waiters);
-            let (StartOutcome::Created(ids)
-            | StartOutcome::Restarted(ids)
-            | StartOutcome::Started(ids)) = &outcome;
-            if !acts {
-                outcomes.push(outcome);
-                continue;
-            }
-            in_flight.extend(ids.iter().copied());
-            // Answered once the watch is in place: a change right after `start` is seen.
-            let name = ids
-                .first()
-                .and_then(|id| self.apps.get(*id))
-                .map(|e| e.spec.name.clone());
-            if let Some(set_up) = name.and_then(|name| self.watches.ensure(&name, &self.apps)) {
-                waiters.push(set_up);
-            }
-            outcomes.push(outcome);
-        }
-        self.finish_start_after(waiters, gated, outcomes, reply);
-    }
-
-    /// What a start does with each app (with the daemon's `conf` environment), or every
-    /// reason it cannot start them all.
-    fn plan_start(
-        &mut self,
-        apps: Vec<AppSpec>,
-        force: bool,
-        from_file: bool,
-    ) -> Result<Vec<StartPlan>, Vec<String>> {
-        let apps: Vec<AppSpec> = apps
-            .into_iter()
-            .map(|spec| self.settings.with_conf_env(spec))
-            .collect();
-        let mut plans = Vec::new();
-        let mut conflicts = self.apps.missing_dependencies(&apps);
-        conflicts.extend(self.apps.shared_log_files(&apps));
-        if let Some(cycle) = self.apps.dependency_cycle(&apps) {
-            conflicts.push(format!("depends_on has a cycle: {cycle}"));
-        }
-        // Dependencies first, whatever order the client sent (files come that way already): a
-        // dependency is then registered before the app that waits for it.
-        for spec in kelpie_config::in_start_order(apps) {
-            match self.plan_app(spec, force, from_file) {
-                Ok(plan) => plans.push(plan),
-                Err(conflict) => conflicts.push(conflict),
-            }
-        }
-        if conflicts.is_empty() {
-            conflicts.extend(self.descriptors_short(&plans));
-        }
-        if conflicts.is_empty() {
-            Ok(plans)
-        } else {
-            Err(conflicts)
-        }
-    }
-
-    /// Why the daemon cannot hold the instances `plans` add, if it runs out of descriptors
-    /// before the end: refused before anything is spawned (it would start part of them, then
-    /// fail to write its state and to accept commands).
-    fn descriptors_short(&self, plans: &[StartPlan]) -> Option<String> {
-        use crate::descriptors::{fixed, per_instance};
-        let (mut added, mut needed) = (0, 0);
-        for plan in plans {
-            let (spec, new) = match plan {
-                StartPlan::Create(spec, _) => (spec, spec.instances.max(1) as usize),
-                StartPlan::Restart(ids, spec, _) => (
-                    spec,
-                    (spec.instances.max(1) as usize).saturating_sub(ids.len()),
-                ),
-                StartPlan::StartStopped(_) => continue,
-            };
-            added += new;
-            needed += new * per_instance(spec);
-        }
-        let limit = kelpie_sys::fd_limit();
-        let in_use = fixed(limit) + crate::gate::connections_for(limit) + self.apps.descriptors();
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        if in_use.saturating_add(needed) <= limit {
-            return None;
-        }
-        let each = needed.div_ceil(added.max(1));
-        let fit = limit.saturating_sub(in_use) / each.max(1);
-        Some(format!(
-            "starting {added} instances needs about {needed} open files ({each} each), and the daemon's limit is {limit} with about {in_use} in use: about {fit} more instances fit. Raise the limit (LimitNOFILE in the service, `ulimit -n` before the daemon starts, then `kelpie update`), or start fewer apps"
-        ))
-    }
-
-    /// What a start does with one app: create it (new, or `-f` for another copy), apply a
-    /// file's spec to its instances, or start its stopped instances; `Err` when it is running
-    /// already, has too many instances, or its port cannot be opened.
-    fn plan_app(
-        &mut self,
-        spec: AppSpec,
-        force: bool,
-        from_file: bool,
-    ) -> Result<StartPlan, String> {
-        if let Err(why) = kelpie_core::check_instances(spec.instances) {
-            return Err(format!("app `{}`: {why}", spec.name));
-        }
-        let ids = self.apps.ids_named(&spec.name);
-        let creates = ids.is_empty() || (force && !from_file);
-        let socket = if creates || from_file {
-            self.ports.open(&spec)?
-        } else {
-            None
-        };
-        if creates {
-            Ok(StartPlan::Create(spec, socket))
-        } else if from_file {
-            Ok(StartPlan::Restart(ids, spec, socket))
-        } else if ids
-            .iter()
-            .all(|id| self.apps.get(*id).is_some_and(|e| e.state.status.is_down()))
-        {
-            // `start app.js --watch` on a stopped app watches it again, as in PM2 (a stop
-            // turned watching off).
-            if !spec.watch.is_empty() {
-                let watch = spec.watch.clone();
-                self.change_specs(&ids, |s| s.watch = watch.clone());
-            }
-            Ok(StartPlan::StartStopped(ids))
-        } else {
-            Err(format!(
-                "app `{}` is already running (id {}): use `kelpie restart {}` to restart it, or `-f` to start another copy",
-                spec.name,
-                join_ids(&ids),
-                spec.name
-            ))
-        }
-    }
-
-    /// Carry out one plan: create, update or start the app's instances, now or once their
-    /// dependencies are up. Gives what was done and whether instances were acted on (an app
-    /// registered without being started is not in flight: nothing will report).
-    fn carry_out(
-        &mut self,
-        plan: StartPlan,
-        in_flight: &BTreeSet<u32>,
-        gated: &mut Gated,
-        waiters: &mut Vec<oneshot::Receiver<()>>,
-    ) -> (StartOutcome, bool) {
-        let mut acts = match &plan {
-            StartPlan::Create(spec, _) => spec.autostart,
-            _ => true,
-        };
-        let outcome = match plan {
-            StartPlan::Create(spec, socket) if !spec.depends_on.is_empty() => {
-                let run = spec.autostart;
-                let ids = self.create(spec, socket, false, waiters);
-                if run {
-                    let done = self.after_dependencies(ids.clone(), Control::Start, in_flight);
-                    acts = gated.add(done);
-                }
-                StartOutcome::Created(ids)
-            }
-            StartPlan::Create(spec, socket) => {
-                StartOutcome::Created(self.create(spec, socket, true, waiters))
-            }
-            StartPlan::Restart(ids, spec, socket) if !spec.depends_on.is_empty() => {
-                let kept = self.update_instances(ids, spec, socket, false, waiters);
-                let done = self.after_dependencies(kept.clone(), Control::Restart, in_flight);
-                acts = gated.add(done);
-                StartOutcome::Restarted(kept)
-            }
-            StartPlan::Restart(ids, spec, socket) => {
-                StartOutcome::Restarted(self.reapply(ids, spec, socket, waiters))
-            }
-            StartPlan::StartStopped(ids) => {
-                let depends = ids
-                    .first()
-                    .and_then(|id| self.apps.get(*id))
-                    .is_some_and(|e| !e.spec.depends_on.is_empty());
-                if depends {
-                    let done = self.after_dependencies(ids.clone(), Control::Start, in_flight);
-                    acts = gated.add(done);
-                } else {
-                    for id in &ids {
-                        waiters.push(self.apps.command(*id, Control::Start));
-                    }
-                }
-                StartOutcome::Started(ids)
-            }
-        };
-        (outcome, acts)
-    }
-
-    /// Answer a start once its instances have settled and the starts waiting for dependencies
-    /// are done (or failed: said in the answer).
-    fn finish_start_after(
-        &mut self,
-        waiters: Vec<oneshot::Receiver<()>>,
-        gated: Gated,
-        outcomes: Vec<StartOutcome>,
-        reply: oneshot::Sender<Reply>,
-    ) {
-        let logs = self.services.logs.clone();
-        self.pending.spawn(async move {
-            for waiter in waiters {
-                let _ = waiter.await;
-            }
-            // The new log files are opened by then, so that a path that cannot be opened is
-            // in the answer's list (and `start` says so).
-            logs.written().await;
-            let mut failures = gated.failed;
-            for start in gated.waiting {
-                if let Ok(Some(why)) = start.await {
-                    failures.push(why);
-                }
-            }
-            let finish = Finish::Started(outcomes, Vec::new(), failures);
-            super::Back::Settled { finish, reply }
-        });
-    }
-
     /// Register `spec.instances` new instances, and start them if `start` (and `autostart`).
     pub(super) fn create(
         &mut self,
@@ -302,23 +61,6 @@ impl Supervisor {
         }
         pm_id
     }
-
-    /// Restart existing instances with a new spec (ecosystem smart start), adding or removing
-    /// instances to match its `instances`.
-    fn reapply(
-        &mut self,
-        ids: Vec<u32>,
-        spec: AppSpec,
-        socket: Option<Arc<ListenSocket>>,
-        waiters: &mut Vec<oneshot::Receiver<()>>,
-    ) -> Vec<u32> {
-        let existing = ids.len().min(spec.instances.max(1) as usize);
-        let kept = self.update_instances(ids, spec, socket, true, waiters);
-        for id in &kept[..existing] {
-            waiters.push(self.apps.command(*id, Control::Restart));
-        }
-        kept
-    }
 }
 
 /// The starts of a request that wait for their dependencies.
@@ -353,4 +95,262 @@ fn join_ids(ids: &[u32]) -> String {
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `start`: plan every app first (a conflict fails the whole request, nothing started),
+/// then carry the plans out; answered once the instances have settled.
+pub(super) fn start(
+    sup: &mut Supervisor,
+    apps: Vec<AppSpec>,
+    force: bool,
+    from_file: bool,
+    reply: oneshot::Sender<Reply>,
+) {
+    let plans = match plan_start(sup, apps, force, from_file) {
+        Ok(plans) => plans,
+        Err(conflicts) => {
+            return fail(
+                reply,
+                ErrorKind::Conflict,
+                format!("{}\nnothing was started", conflicts.join("\n")),
+            )
+        }
+    };
+    let mut waiters = Vec::new();
+    let mut outcomes = Vec::new();
+    // Instances acted on by this request so far, and the starts that wait for them.
+    let mut in_flight = BTreeSet::new();
+    let mut gated = Gated::default();
+    for plan in plans {
+        let (outcome, acts) = carry_out(sup, plan, &in_flight, &mut gated, &mut waiters);
+        let (StartOutcome::Created(ids)
+        | StartOutcome::Restarted(ids)
+        | StartOutcome::Started(ids)) = &outcome;
+        if !acts {
+            outcomes.push(outcome);
+            continue;
+        }
+        in_flight.extend(ids.iter().copied());
+        // Answered once the watch is in place: a change right after `start` is seen.
+        let name = ids
+            .first()
+            .and_then(|id| sup.apps.get(*id))
+            .map(|e| e.spec.name.clone());
+        if let Some(set_up) = name.and_then(|name| sup.watches.ensure(&name, &sup.apps)) {
+            waiters.push(set_up);
+        }
+        outcomes.push(outcome);
+    }
+    finish_start_after(sup, waiters, gated, outcomes, reply);
+}
+
+/// What a start does with each app (with the daemon's `conf` environment), or every
+/// reason it cannot start them all.
+fn plan_start(
+    sup: &mut Supervisor,
+    apps: Vec<AppSpec>,
+    force: bool,
+    from_file: bool,
+) -> Result<Vec<StartPlan>, Vec<String>> {
+    let apps: Vec<AppSpec> = apps
+        .into_iter()
+        .map(|spec| sup.settings.with_conf_env(spec))
+        .collect();
+    let mut plans = Vec::new();
+    let mut conflicts = sup.apps.missing_dependencies(&apps);
+    conflicts.extend(sup.apps.shared_log_files(&apps));
+    if let Some(cycle) = sup.apps.dependency_cycle(&apps) {
+        conflicts.push(format!("depends_on has a cycle: {cycle}"));
+    }
+    // Dependencies first, whatever order the client sent (files come that way already): a
+    // dependency is then registered before the app that waits for it.
+    for spec in kelpie_config::in_start_order(apps) {
+        match plan_app(sup, spec, force, from_file) {
+            Ok(plan) => plans.push(plan),
+            Err(conflict) => conflicts.push(conflict),
+        }
+    }
+    if conflicts.is_empty() {
+        conflicts.extend(descriptors_short(sup, &plans));
+    }
+    if conflicts.is_empty() {
+        Ok(plans)
+    } else {
+        Err(conflicts)
+    }
+}
+
+/// Why the daemon cannot hold the instances `plans` add, if it runs out of descriptors
+/// before the end: refused before anything is spawned (it would start part of them, then
+/// fail to write its state and to accept commands).
+fn descriptors_short(sup: &Supervisor, plans: &[StartPlan]) -> Option<String> {
+    use crate::descriptors::{fixed, per_instance};
+    let (mut added, mut needed) = (0, 0);
+    for plan in plans {
+        let (spec, new) = match plan {
+            StartPlan::Create(spec, _) => (spec, spec.instances.max(1) as usize),
+            StartPlan::Restart(ids, spec, _) => (
+                spec,
+                (spec.instances.max(1) as usize).saturating_sub(ids.len()),
+            ),
+            StartPlan::StartStopped(_) => continue,
+        };
+        added += new;
+        needed += new * per_instance(spec);
+    }
+    let limit = kelpie_sys::fd_limit();
+    let in_use = fixed(limit) + crate::gate::connections_for(limit) + sup.apps.descriptors();
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if in_use.saturating_add(needed) <= limit {
+        return None;
+    }
+    let each = needed.div_ceil(added.max(1));
+    let fit = limit.saturating_sub(in_use) / each.max(1);
+    Some(format!(
+        "starting {added} instances needs about {needed} open files ({each} each), and the daemon's limit is {limit} with about {in_use} in use: about {fit} more instances fit. Raise the limit (LimitNOFILE in the service, `ulimit -n` before the daemon starts, then `kelpie update`), or start fewer apps"
+    ))
+}
+
+/// What a start does with one app: create it (new, or `-f` for another copy), apply a
+/// file's spec to its instances, or start its stopped instances; `Err` when it is running
+/// already, has too many instances, or its port cannot be opened.
+fn plan_app(
+    sup: &mut Supervisor,
+    spec: AppSpec,
+    force: bool,
+    from_file: bool,
+) -> Result<StartPlan, String> {
+    if let Err(why) = kelpie_core::check_instances(spec.instances) {
+        return Err(format!("app `{}`: {why}", spec.name));
+    }
+    let ids = sup.apps.ids_named(&spec.name);
+    let creates = ids.is_empty() || (force && !from_file);
+    let socket = if creates || from_file {
+        sup.ports.open(&spec)?
+    } else {
+        None
+    };
+    if creates {
+        Ok(StartPlan::Create(spec, socket))
+    } else if from_file {
+        Ok(StartPlan::Restart(ids, spec, socket))
+    } else if ids
+        .iter()
+        .all(|id| sup.apps.get(*id).is_some_and(|e| e.state.status.is_down()))
+    {
+        // `start app.js --watch` on a stopped app watches it again, as in PM2 (a stop
+        // turned watching off).
+        if !spec.watch.is_empty() {
+            let watch = spec.watch.clone();
+            sup.change_specs(&ids, |s| s.watch = watch.clone());
+        }
+        Ok(StartPlan::StartStopped(ids))
+    } else {
+        Err(format!(
+            "app `{}` is already running (id {}): use `kelpie restart {}` to restart it, or `-f` to start another copy",
+            spec.name,
+            join_ids(&ids),
+            spec.name
+        ))
+    }
+}
+
+/// Carry out one plan: create, update or start the app's instances, now or once their
+/// dependencies are up. Gives what was done and whether instances were acted on (an app
+/// registered without being started is not in flight: nothing will report).
+fn carry_out(
+    sup: &mut Supervisor,
+    plan: StartPlan,
+    in_flight: &BTreeSet<u32>,
+    gated: &mut Gated,
+    waiters: &mut Vec<oneshot::Receiver<()>>,
+) -> (StartOutcome, bool) {
+    let mut acts = match &plan {
+        StartPlan::Create(spec, _) => spec.autostart,
+        _ => true,
+    };
+    let outcome = match plan {
+        StartPlan::Create(spec, socket) if !spec.depends_on.is_empty() => {
+            let run = spec.autostart;
+            let ids = sup.create(spec, socket, false, waiters);
+            if run {
+                let done = sup.after_dependencies(ids.clone(), Control::Start, in_flight);
+                acts = gated.add(done);
+            }
+            StartOutcome::Created(ids)
+        }
+        StartPlan::Create(spec, socket) => {
+            StartOutcome::Created(sup.create(spec, socket, true, waiters))
+        }
+        StartPlan::Restart(ids, spec, socket) if !spec.depends_on.is_empty() => {
+            let kept = sup.update_instances(ids, spec, socket, false, waiters);
+            let done = sup.after_dependencies(kept.clone(), Control::Restart, in_flight);
+            acts = gated.add(done);
+            StartOutcome::Restarted(kept)
+        }
+        StartPlan::Restart(ids, spec, socket) => {
+            StartOutcome::Restarted(reapply(sup, ids, spec, socket, waiters))
+        }
+        StartPlan::StartStopped(ids) => {
+            let depends = ids
+                .first()
+                .and_then(|id| sup.apps.get(*id))
+                .is_some_and(|e| !e.spec.depends_on.is_empty());
+            if depends {
+                let done = sup.after_dependencies(ids.clone(), Control::Start, in_flight);
+                acts = gated.add(done);
+            } else {
+                for id in &ids {
+                    waiters.push(sup.apps.command(*id, Control::Start));
+                }
+            }
+            StartOutcome::Started(ids)
+        }
+    };
+    (outcome, acts)
+}
+
+/// Answer a start once its instances have settled and the starts waiting for dependencies
+/// are done (or failed: said in the answer).
+fn finish_start_after(
+    sup: &mut Supervisor,
+    waiters: Vec<oneshot::Receiver<()>>,
+    gated: Gated,
+    outcomes: Vec<StartOutcome>,
+    reply: oneshot::Sender<Reply>,
+) {
+    let logs = sup.services.logs.clone();
+    sup.pending.spawn(async move {
+        for waiter in waiters {
+            let _ = waiter.await;
+        }
+        // The new log files are opened by then, so that a path that cannot be opened is
+        // in the answer's list (and `start` says so).
+        logs.written().await;
+        let mut failures = gated.failed;
+        for start in gated.waiting {
+            if let Ok(Some(why)) = start.await {
+                failures.push(why);
+            }
+        }
+        let finish = Finish::Started(outcomes, Vec::new(), failures);
+        super::Back::Settled { finish, reply }
+    });
+}
+
+/// Restart existing instances with a new spec (ecosystem smart start), adding or removing
+/// instances to match its `instances`.
+fn reapply(
+    sup: &mut Supervisor,
+    ids: Vec<u32>,
+    spec: AppSpec,
+    socket: Option<Arc<ListenSocket>>,
+    waiters: &mut Vec<oneshot::Receiver<()>>,
+) -> Vec<u32> {
+    let existing = ids.len().min(spec.instances.max(1) as usize);
+    let kept = sup.update_instances(ids, spec, socket, true, waiters);
+    for id in &kept[..existing] {
+        waiters.push(sup.apps.command(*id, Control::Restart));
+    }
+    kept
 }

@@ -49,7 +49,7 @@ pub async fn run(
     match foreground_apps {
         // The runtime's apps are the ones it was given: a state.json in its home (a daemon's,
         // or a runtime's killed with -9) is neither restored nor overwritten.
-        Some(apps) => supervisor.start_foreground_apps(apps),
+        Some(apps) => foreground::start_foreground_apps(&mut supervisor, apps),
         None => resumed = restore_state(&mut supervisor, resumed).await,
     }
     if let Some(resumed) = resumed {
@@ -316,7 +316,7 @@ fn remove_own_files(home: &Home, pid_file: &std::path::Path) {
 /// Bring back the saved list through the same path as `kelpie resurrect`, and log how it went.
 fn resurrect_at_start(supervisor: &mut Supervisor) {
     let (reply, answer) = oneshot::channel();
-    supervisor.handle(kelpie_proto::Request::Resurrect, reply);
+    crate::supervisor::handlers::handle(supervisor, kelpie_proto::Request::Resurrect, reply);
     supervisor.pending.spawn(async move {
         match answer.await.map(|r| r.response) {
             Ok(Response::Started { outcomes, .. }) => crate::daemon_log!(

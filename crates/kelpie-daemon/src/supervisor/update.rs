@@ -11,6 +11,8 @@
 mod hand_over;
 mod resumed;
 mod settle;
+
+pub(super) use settle::update_look;
 mod take;
 
 pub use resumed::Resumed;
@@ -86,51 +88,49 @@ pub struct Inherited {
     pub restart_in: Option<Duration>,
 }
 
-impl Supervisor {
-    /// `UPDATE_SIGNAL` arrived: find and check the program (off the async thread), then
-    /// [`Self::update_checked`].
-    pub(super) fn update_asked(&mut self) {
-        let home = &self.services.home;
-        if self.foreground.is_some() {
-            update::report_later(
-                home,
-                Err("`kelpie runtime` is not updated in place: start a container of the new image instead".into()),
-            );
-            return;
-        }
-        if self.exit.exiting() {
-            update::report_later(home, Err("the daemon is stopping".into()));
-            return;
-        }
-        if self.update.in_progress() {
-            return;
-        }
-        let home = home.clone();
-        self.pending.spawn(async move {
-            let result = tokio::task::spawn_blocking(move || update::requested_program(&home))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
-            super::Back::UpdateChecked(result)
-        });
+/// `UPDATE_SIGNAL` arrived: find and check the program (off the async thread), then
+/// [`Self::update_checked`].
+pub(super) fn update_asked(sup: &mut Supervisor) {
+    let home = &sup.services.home;
+    if sup.foreground.is_some() {
+        update::report_later(
+            home,
+            Err("`kelpie runtime` is not updated in place: start a container of the new image instead".into()),
+        );
+        return;
     }
+    if sup.exit.exiting() {
+        update::report_later(home, Err("the daemon is stopping".into()));
+        return;
+    }
+    if sup.update.in_progress() {
+        return;
+    }
+    let home = home.clone();
+    sup.pending.spawn(async move {
+        let result = tokio::task::spawn_blocking(move || update::requested_program(&home))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        super::Back::UpdateChecked(result)
+    });
+}
 
-    /// The program to become is known (or why not).
-    pub(super) fn update_checked(&mut self, program: Result<PathBuf, String>) {
-        match program {
-            Ok(program) => {
-                crate::daemon_log!(
-                    "update: asked to become {}; waiting until every app has settled",
-                    program.display()
-                );
-                let now = Instant::now();
-                self.update.pending = Some(PendingUpdate {
-                    program,
-                    deadline: now + SETTLE_WITHIN,
-                    next_look: now,
-                    busy: String::new(),
-                });
-            }
-            Err(e) => update::report_later(&self.services.home, Err(format!("not updated: {e}"))),
+/// The program to become is known (or why not).
+pub(super) fn update_checked(sup: &mut Supervisor, program: Result<PathBuf, String>) {
+    match program {
+        Ok(program) => {
+            crate::daemon_log!(
+                "update: asked to become {}; waiting until every app has settled",
+                program.display()
+            );
+            let now = Instant::now();
+            sup.update.pending = Some(PendingUpdate {
+                program,
+                deadline: now + SETTLE_WITHIN,
+                next_look: now,
+                busy: String::new(),
+            });
         }
+        Err(e) => update::report_later(&sup.services.home, Err(format!("not updated: {e}"))),
     }
 }

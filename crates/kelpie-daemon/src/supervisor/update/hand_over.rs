@@ -10,132 +10,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tokio::sync::{mpsc, oneshot};
 
-impl Supervisor {
-    /// Take everything from the instance tasks and the log readers, write the state, exec.
-    /// Returns only if it could not: `Err` when something was busy (nothing changed; try again
-    /// later); `Ok` when the update is over (failed, taken back, and reported, or abandoned for
-    /// a stop signal).
-    pub(super) async fn hand_over_and_exec(
-        &mut self,
-        program: PathBuf,
-        events: &mut mpsc::UnboundedReceiver<InstanceEvent>,
-        signals: &mut Signals,
-    ) -> Result<(), String> {
-        // Asked first, so that an instance that cannot go does not make the others go and
-        // come back (their health checks and timers would start again every time).
-        if let Some(why) = self.refusal().await {
-            return Err(why);
-        }
-        // Reports sent before a task handed over are older than what it hands over.
-        while let Ok(event) = events.try_recv() {
-            self.on_event(event);
-        }
-        let handed = self.take_instances().await?;
-        let handed = self.take_pipes(handed).await?;
-        let parts = match self.write_for_handoff().await {
-            Ok(parts) => parts,
-            Err(why) => {
-                self.resume_instances(handed);
-                self.update.pending = None;
-                update::report_later(&self.services.home, Err(format!("not updated: {why}")));
-                return Ok(());
-            }
-        };
-        // A stop asked for meanwhile wins over the update.
-        if let Some(stop) = signals.stop_pending() {
-            self.resume_instances(handed);
-            self.update.pending = None;
-            update::report_later(
-                &self.services.home,
-                Err(format!("not updated: the daemon received {stop}")),
-            );
-            self.begin_shutdown(stop, None);
-            return Ok(());
-        }
-        let handoff = self.handoff(parts, handed);
-        crate::daemon_log!(
-            "update: handing {} running processes over to {}",
-            handoff.processes.len(),
-            program.display()
-        );
-        // The exec passes everything on by itself; a keeper left running would read the pipes.
-        crate::keeper::dismiss().await;
-        let (handoff, error) = handoff.exec(&self.services.home, &program);
-        // Still this program: take everything back.
-        crate::keeper::restart();
-        self.take_back(handoff);
-        self.update.pending = None;
-        update::report_later(
-            &self.services.home,
-            Err(format!(
-                "not updated: cannot execute {}: {error}; the daemon goes on with v{}",
-                program.display(),
-                env!("CARGO_PKG_VERSION")
-            )),
-        );
-        Ok(())
-    }
-
-    /// Write the state (waiting until it is on disk) and take second descriptors of the
-    /// sockets to pass on; `Err` says which failed.
-    async fn write_for_handoff(&mut self) -> Result<HandoffSockets, String> {
-        let (ack, written) = oneshot::channel();
-        self.persistence.write(&self.apps, Some(ack));
-        let saved = written.await;
-        match (saved, self.handoff_parts()) {
-            (Ok(Ok(_)), Ok(parts)) => Ok(parts),
-            (Ok(Err(e)), _) => Err(format!("the state could not be written: {e}")),
-            (_, Err(e)) => Err(format!("cannot pass on the sockets: {e}")),
-            (Err(_), _) => Err("the state could not be written".to_string()),
-        }
-    }
-
-    /// What the next program gets: the sockets, the cgroups, and what the instances and log
-    /// readers handed over.
-    fn handoff(&self, parts: HandoffSockets, handed: BTreeMap<u32, Inherited>) -> Handoff {
-        let HandoffSockets {
-            control,
-            sockets,
-            claimed,
-            notify,
-        } = parts;
-        let mut handoff = Handoff {
-            from_version: update::daemon_hello().version,
-            mono_ms: crate::clock::now().mono_ms,
-            control,
-            cgroups: self.services.cgroups.hand_over(),
-            sockets,
-            claimed,
-            processes: BTreeMap::new(),
-            notify,
-            pipes: Vec::new(),
-            restarts: BTreeMap::new(),
-        };
-        for (pm_id, parts) in handed {
-            if let Some(process) = parts.process {
-                handoff.processes.insert(pm_id, process);
-            }
-            if let Some(left) = parts.restart_in {
-                handoff.restarts.insert(pm_id, left);
-            }
-            handoff.pipes.extend(parts.pipes);
-        }
-        handoff
-    }
-
-    /// Second descriptors of the control socket and of every app's listening sockets.
-    fn handoff_parts(&self) -> std::io::Result<HandoffSockets> {
-        let control = self.update.control.try_clone()?;
-        let (sockets, claimed) = self.ports.hand_over()?;
-        Ok(HandoffSockets {
-            control,
-            sockets,
-            claimed,
-            notify: crate::link::notify_sockets()?,
-        })
-    }
-}
-
 /// The control socket, the apps' listening sockets and the notify sockets, as handed to the next program.
 struct HandoffSockets {
     control: std::os::fd::OwnedFd,
@@ -143,4 +17,128 @@ struct HandoffSockets {
     claimed: Vec<crate::sockets::HandedSocket>,
     /// The shared notify sockets.
     notify: Vec<std::os::fd::OwnedFd>,
+}
+
+/// Take everything from the instance tasks and the log readers, write the state, exec.
+/// Returns only if it could not: `Err` when something was busy (nothing changed; try again
+/// later); `Ok` when the update is over (failed, taken back, and reported, or abandoned for
+/// a stop signal).
+pub(super) async fn hand_over_and_exec(
+    sup: &mut Supervisor,
+    program: PathBuf,
+    events: &mut mpsc::UnboundedReceiver<InstanceEvent>,
+    signals: &mut Signals,
+) -> Result<(), String> {
+    // Asked first, so that an instance that cannot go does not make the others go and
+    // come back (their health checks and timers would start again every time).
+    if let Some(why) = crate::supervisor::update::settle::refusal(sup).await {
+        return Err(why);
+    }
+    // Reports sent before a task handed over are older than what it hands over.
+    while let Ok(event) = events.try_recv() {
+        sup.on_event(event);
+    }
+    let handed = crate::supervisor::update::take::take_instances(sup).await?;
+    let handed = crate::supervisor::update::take::take_pipes(sup, handed).await?;
+    let parts = match write_for_handoff(sup).await {
+        Ok(parts) => parts,
+        Err(why) => {
+            crate::supervisor::update::take::resume_instances(sup, handed);
+            sup.update.pending = None;
+            update::report_later(&sup.services.home, Err(format!("not updated: {why}")));
+            return Ok(());
+        }
+    };
+    // A stop asked for meanwhile wins over the update.
+    if let Some(stop) = signals.stop_pending() {
+        crate::supervisor::update::take::resume_instances(sup, handed);
+        sup.update.pending = None;
+        update::report_later(
+            &sup.services.home,
+            Err(format!("not updated: the daemon received {stop}")),
+        );
+        sup.begin_shutdown(stop, None);
+        return Ok(());
+    }
+    let handoff = handoff(sup, parts, handed);
+    crate::daemon_log!(
+        "update: handing {} running processes over to {}",
+        handoff.processes.len(),
+        program.display()
+    );
+    // The exec passes everything on by itself; a keeper left running would read the pipes.
+    crate::keeper::dismiss().await;
+    let (handoff, error) = handoff.exec(&sup.services.home, &program);
+    // Still this program: take everything back.
+    crate::keeper::restart();
+    crate::supervisor::update::take::take_back(sup, handoff);
+    sup.update.pending = None;
+    update::report_later(
+        &sup.services.home,
+        Err(format!(
+            "not updated: cannot execute {}: {error}; the daemon goes on with v{}",
+            program.display(),
+            env!("CARGO_PKG_VERSION")
+        )),
+    );
+    Ok(())
+}
+
+/// Write the state (waiting until it is on disk) and take second descriptors of the
+/// sockets to pass on; `Err` says which failed.
+async fn write_for_handoff(sup: &mut Supervisor) -> Result<HandoffSockets, String> {
+    let (ack, written) = oneshot::channel();
+    sup.persistence.write(&sup.apps, Some(ack));
+    let saved = written.await;
+    match (saved, handoff_parts(sup)) {
+        (Ok(Ok(_)), Ok(parts)) => Ok(parts),
+        (Ok(Err(e)), _) => Err(format!("the state could not be written: {e}")),
+        (_, Err(e)) => Err(format!("cannot pass on the sockets: {e}")),
+        (Err(_), _) => Err("the state could not be written".to_string()),
+    }
+}
+
+/// What the next program gets: the sockets, the cgroups, and what the instances and log
+/// readers handed over.
+fn handoff(sup: &Supervisor, parts: HandoffSockets, handed: BTreeMap<u32, Inherited>) -> Handoff {
+    let HandoffSockets {
+        control,
+        sockets,
+        claimed,
+        notify,
+    } = parts;
+    let mut handoff = Handoff {
+        from_version: update::daemon_hello().version,
+        mono_ms: crate::clock::now().mono_ms,
+        control,
+        cgroups: sup.services.cgroups.hand_over(),
+        sockets,
+        claimed,
+        processes: BTreeMap::new(),
+        notify,
+        pipes: Vec::new(),
+        restarts: BTreeMap::new(),
+    };
+    for (pm_id, parts) in handed {
+        if let Some(process) = parts.process {
+            handoff.processes.insert(pm_id, process);
+        }
+        if let Some(left) = parts.restart_in {
+            handoff.restarts.insert(pm_id, left);
+        }
+        handoff.pipes.extend(parts.pipes);
+    }
+    handoff
+}
+
+/// Second descriptors of the control socket and of every app's listening sockets.
+fn handoff_parts(sup: &Supervisor) -> std::io::Result<HandoffSockets> {
+    let control = sup.update.control.try_clone()?;
+    let (sockets, claimed) = sup.ports.hand_over()?;
+    Ok(HandoffSockets {
+        control,
+        sockets,
+        claimed,
+        notify: crate::link::notify_sockets()?,
+    })
 }

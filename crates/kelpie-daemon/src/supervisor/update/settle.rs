@@ -15,91 +15,92 @@ use tokio::time::Instant;
 /// How often an update in progress looks again whether everything has settled.
 const LOOK_AGAIN: Duration = Duration::from_millis(50);
 
-impl Supervisor {
-    /// Why the daemon cannot hand over right now, if it cannot.
-    fn busy(&self) -> Option<String> {
-        if self.exit.exiting() {
-            return Some("the daemon is stopping".into());
-        }
-        if !self.dependencies.is_empty() {
-            return Some("apps are waiting for their dependencies".into());
-        }
-        if self.apps.any_leaving() {
-            return Some("deleted apps are still stopping".into());
-        }
-        self.apps.iter().find_map(|(pm_id, entry)| {
-            matches!(entry.state.status, Status::Launching | Status::Stopping).then(|| {
-                format!(
-                    "app `{}` (id {pm_id}) is {}",
-                    entry.spec.name,
-                    entry.state.status.as_str()
-                )
-            })
+/// Why the daemon cannot hand over right now, if it cannot.
+fn busy(sup: &Supervisor) -> Option<String> {
+    if sup.exit.exiting() {
+        return Some("the daemon is stopping".into());
+    }
+    if !sup.dependencies.is_empty() {
+        return Some("apps are waiting for their dependencies".into());
+    }
+    if sup.apps.any_leaving() {
+        return Some("deleted apps are still stopping".into());
+    }
+    sup.apps.iter().find_map(|(pm_id, entry)| {
+        matches!(entry.state.status, Status::Launching | Status::Stopping).then(|| {
+            format!(
+                "app `{}` (id {pm_id}) is {}",
+                entry.spec.name,
+                entry.state.status.as_str()
+            )
         })
-    }
+    })
+}
 
-    /// Time to look again: hand over if everything has settled, give up past the deadline.
-    pub(in crate::supervisor) async fn update_look(
-        &mut self,
-        events: &mut mpsc::UnboundedReceiver<InstanceEvent>,
-        signals: &mut Signals,
-    ) {
-        let Some(pending) = self.update.pending.as_mut() else {
-            return;
-        };
-        let now = Instant::now();
-        pending.next_look = now + LOOK_AGAIN;
-        let program = pending.program.clone();
-        let attempt = match self.busy() {
-            Some(why) => Err(why),
-            None => self.hand_over_and_exec(program, events, signals).await,
-        };
-        let Err(why) = attempt else { return };
-        let Some(pending) = self.update.pending.as_mut() else {
-            return;
-        };
-        if now < pending.deadline {
-            pending.busy = why;
-            return;
+/// Time to look again: hand over if everything has settled, give up past the deadline.
+pub(in crate::supervisor) async fn update_look(
+    sup: &mut Supervisor,
+    events: &mut mpsc::UnboundedReceiver<InstanceEvent>,
+    signals: &mut Signals,
+) {
+    let Some(pending) = sup.update.pending.as_mut() else {
+        return;
+    };
+    let now = Instant::now();
+    pending.next_look = now + LOOK_AGAIN;
+    let program = pending.program.clone();
+    let attempt = match busy(sup) {
+        Some(why) => Err(why),
+        None => {
+            crate::supervisor::update::hand_over::hand_over_and_exec(sup, program, events, signals)
+                .await
         }
-        let why = if pending.busy.is_empty() {
-            why
-        } else {
-            pending.busy.clone()
-        };
-        self.update.pending = None;
-        update::report_later(
-            &self.services.home,
-            Err(format!(
-                "not updated: the apps did not settle within {} s ({why}); try again",
-                SETTLE_WITHIN.as_secs()
-            )),
-        );
+    };
+    let Err(why) = attempt else { return };
+    let Some(pending) = sup.update.pending.as_mut() else {
+        return;
+    };
+    if now < pending.deadline {
+        pending.busy = why;
+        return;
     }
+    let why = if pending.busy.is_empty() {
+        why
+    } else {
+        pending.busy.clone()
+    };
+    sup.update.pending = None;
+    update::report_later(
+        &sup.services.home,
+        Err(format!(
+            "not updated: the apps did not settle within {} s ({why}); try again",
+            SETTLE_WITHIN.as_secs()
+        )),
+    );
+}
 
-    /// Ask every instance whether it could hand over now; the first refusal, named.
-    pub(super) async fn refusal(&self) -> Option<String> {
-        let asked: Vec<(u32, oneshot::Receiver<Result<(), String>>)> = self
-            .apps
-            .iter()
-            .map(|(pm_id, entry)| {
-                let (tx, rx) = oneshot::channel();
-                let _ = entry.mailbox.send(InstanceMsg::CanHandOver(tx));
-                (pm_id, rx)
-            })
-            .collect();
-        for (pm_id, answer) in asked {
-            let why = match answer.await {
-                Ok(Ok(())) => continue,
-                Ok(Err(why)) => why,
-                Err(_) => "it did not answer".to_string(),
-            };
-            let name = self.apps.get(pm_id).map(|e| e.spec.name.clone());
-            return Some(format!(
-                "app `{}` (id {pm_id}): {why}",
-                name.unwrap_or_default()
-            ));
-        }
-        None
+/// Ask every instance whether it could hand over now; the first refusal, named.
+pub(super) async fn refusal(sup: &Supervisor) -> Option<String> {
+    let asked: Vec<(u32, oneshot::Receiver<Result<(), String>>)> = sup
+        .apps
+        .iter()
+        .map(|(pm_id, entry)| {
+            let (tx, rx) = oneshot::channel();
+            let _ = entry.mailbox.send(InstanceMsg::CanHandOver(tx));
+            (pm_id, rx)
+        })
+        .collect();
+    for (pm_id, answer) in asked {
+        let why = match answer.await {
+            Ok(Ok(())) => continue,
+            Ok(Err(why)) => why,
+            Err(_) => "it did not answer".to_string(),
+        };
+        let name = sup.apps.get(pm_id).map(|e| e.spec.name.clone());
+        return Some(format!(
+            "app `{}` (id {pm_id}): {why}",
+            name.unwrap_or_default()
+        ));
     }
+    None
 }
