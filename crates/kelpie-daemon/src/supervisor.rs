@@ -2,21 +2,25 @@
 //! is in parts that each own theirs (and what the loop waits on for them): the app table
 //! (`apps.rs`), the way to disk (`persistence.rs`), the apps' ports (`ports.rs`), their watches
 //! (`watching.rs`), the settings (`conf.rs`), the actions waiting for other apps (`order.rs`),
-//! the update in progress (`update.rs`), the runtime's (`foreground.rs`) and the daemon's end
-//! (`exit.rs`). This file is the loop: what wakes the actor and where each wake goes. What
-//! touches several parts at once: what it is built from and uses, and starting an instance task
-//! (`services.rs`), the instances' reports (`reports.rs`), an instance into and out of the table
-//! (`entries.rs`), answers once settled and on disk (`finishing.rs`) and the daemon stopping
-//! (`shutdown.rs`); the requests' handlers are in `handlers.rs`, `starting.rs` and `cluster.rs`.
+//! the update in progress (`update.rs`), the runtime's (`foreground.rs`), the daemon's end
+//! (`exit.rs`) and what the handlers wait for (`pending.rs`). This file is the loop: what wakes
+//! the actor and where each wake goes.
+//!
+//! A request's path: the connection (`crate::server`) sends it as a [`Command`]; the loop hands
+//! it to its handler, one module per kind in `requests/`, which checks it whole (a request that
+//! fails changes nothing), acts on the parts, and gives what it must wait for to `pending.rs`.
+//! What that task brings back ([`Back`]) comes to the loop like any other wake: `Settled` writes
+//! the state, then `Answer` replies (`finishing.rs`). What touches several parts at once: what
+//! the supervisor is built from and uses, and starting an instance task (`services.rs`), the
+//! instances' reports (`reports.rs`), an instance into and out of the table (`entries.rs`) and
+//! the daemon stopping (`shutdown.rs`).
 
 mod apps;
-mod cluster;
 mod conf;
 mod entries;
 mod exit;
 mod finishing;
 mod foreground;
-mod handlers;
 mod listing;
 mod logs;
 mod order;
@@ -26,10 +30,10 @@ mod persistence;
 mod ports;
 mod recovered;
 mod reports;
+mod requests;
 mod services;
 mod shutdown;
 mod signals;
-mod starting;
 mod startup;
 mod targets;
 mod update;
@@ -224,16 +228,14 @@ impl Supervisor {
             DaemonSignal::Term | DaemonSignal::Int => self.begin_shutdown(why, None),
             DaemonSignal::Hup if self.foreground.is_some() => self.begin_shutdown(why, None),
             DaemonSignal::Hup => crate::daemon_log!("SIGHUP received; nothing to reload yet"),
-            DaemonSignal::Usr2 => crate::supervisor::logs::reload_logs(self, None),
+            DaemonSignal::Usr2 => requests::reload_logs(self, None),
             DaemonSignal::Usr1 => crate::supervisor::update::update_asked(self),
         }
     }
 
     fn on_command(&mut self, command: Command) {
         match command {
-            Command::Request { request, reply } => {
-                crate::supervisor::handlers::handle(self, request, reply)
-            }
+            Command::Request { request, reply } => requests::handle(self, request, reply),
             Command::WatchStarted { name, key, result } => self.watches.started(name, key, result),
             Command::FilesChanged { name, burst } => {
                 self.watches.files_changed(&name, burst, &self.apps)
@@ -259,15 +261,13 @@ impl Supervisor {
         match back {
             Back::Settled { finish, reply } => self.persist_then_finish(finish, reply),
             Back::Answer { finish, reply } => self.finish(finish, reply),
-            Back::DumpLoaded { result, reply } => {
-                crate::supervisor::handlers::resurrect_loaded(self, result, reply)
-            }
+            Back::DumpLoaded { result, reply } => requests::resurrect_loaded(self, result, reply),
             Back::UpdateChecked(result) => crate::supervisor::update::update_checked(self, result),
             Back::ForegroundStarted(response) => {
                 crate::supervisor::foreground::foreground_started(self, response)
             }
             Back::SettingsRead { settings, reply } => {
-                crate::supervisor::logs::logs_settings_read(self, settings, reply)
+                requests::logs_settings_read(self, settings, reply)
             }
             Back::AppsStopped(reply) => self.apps_stopped(reply),
             Back::Nothing => {}

@@ -3,14 +3,10 @@
 //! log rotation at once, and the apps named by a section that was set restarted with the section
 //! in their environment (as PM2 does).
 
-use super::handlers::fail;
-use super::{Finish, Reply, Supervisor};
-use crate::instance::InstanceMsg;
 use kelpie_config::module_conf::{self, ConfStore, LOGROTATE};
 use kelpie_config::LogDefaults;
-use kelpie_core::{AppSpec, Control};
-use kelpie_proto::{ConfRequest, ErrorKind, Home, Response, WireError};
-use tokio::sync::oneshot;
+use kelpie_core::AppSpec;
+use kelpie_proto::{ConfRequest, Home};
 
 /// The rotation defaults: `kelpie.toml`'s `[logs]` with the store's `pm2-logrotate` keys over
 /// them. Keys that cannot be used (a hand-edited file) are skipped and said in the daemon log.
@@ -137,83 +133,4 @@ impl Settings {
             apps: sections,
         })
     }
-}
-
-/// `kelpie set` / `get` / `unset` / `multiset`: the store changed and written, the rotation
-/// applied at once, and the apps named by a section that was set restarted with the
-/// section in their environment. A bad key or value changes nothing.
-pub(super) fn conf_request(
-    sup: &mut Supervisor,
-    request: ConfRequest,
-    reply: oneshot::Sender<Reply>,
-) {
-    if matches!(request, ConfRequest::Get) {
-        let _ = reply.send(Reply {
-            response: Response::Conf {
-                store: sup.settings.store(),
-                restarted: Vec::new(),
-                notes: Vec::new(),
-            },
-            written: None,
-        });
-        return;
-    }
-    let change = match sup.settings.change(request) {
-        Ok(change) => change,
-        Err(e) => return fail(reply, ErrorKind::Invalid, e),
-    };
-    let mut notes = Vec::new();
-    if let Some(logs) = change.rotation {
-        sup.services.logs.set_defaults(logs);
-        notes.push(describe_rotation(&logs));
-    }
-    let (written_tx, written) = oneshot::channel();
-    sup.persistence
-        .persister()
-        .write_conf(change.text, written_tx);
-    let mut waiters = Vec::new();
-    let mut restarted = Vec::new();
-    for name in &change.apps {
-        let ids = sup.apps.ids_named(name);
-        if ids.is_empty() {
-            continue;
-        }
-        let env = sup.settings.app_env(name);
-        for id in ids {
-            let Some(spec) = sup
-                .apps
-                .edit_spec(id, |spec| spec.env.extend(env.iter().cloned()))
-            else {
-                continue;
-            };
-            let socket = sup.ports.socket_of(&spec.name);
-            sup.apps.send(id, InstanceMsg::UpdateSpec(spec, socket));
-            sup.dependencies.forget(id);
-            waiters.push(sup.apps.command(id, Control::Restart));
-            restarted.push(id);
-        }
-    }
-    let response = Response::Conf {
-        store: sup.settings.store(),
-        restarted,
-        notes,
-    };
-    sup.pending.spawn(async move {
-        let written = written
-            .await
-            .unwrap_or_else(|_| Err("the daemon is exiting".to_string()));
-        for waiter in waiters {
-            let _ = waiter.await;
-        }
-        let finish = match written {
-            Ok(_) => Finish::Reply(response),
-            Err(e) => Finish::Failed(WireError {
-                kind: ErrorKind::Internal,
-                message: format!(
-                    "{e}: the change is in force but will be lost when the daemon stops"
-                ),
-            }),
-        };
-        super::Back::Settled { finish, reply }
-    });
 }

@@ -5,7 +5,7 @@ use super::apps::Entry;
 use super::{update, NewInstance, Supervisor};
 use crate::instance::InstanceMsg;
 use crate::sockets::ListenSocket;
-use kelpie_core::{AppSpec, InstanceState};
+use kelpie_core::{AppSpec, Control, InstanceState};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -76,5 +76,80 @@ impl Supervisor {
         if !ids.is_empty() {
             self.persistence.changed();
         }
+    }
+
+    /// Register `spec.instances` new instances, and start them if `start` (and `autostart`).
+    pub(super) fn create(
+        &mut self,
+        spec: AppSpec,
+        socket: Option<Arc<ListenSocket>>,
+        start: bool,
+        waiters: &mut Vec<oneshot::Receiver<()>>,
+    ) -> Vec<u32> {
+        let count = spec.instances.max(1);
+        if socket.is_some() {
+            self.ports.keep(&spec.name, socket);
+        }
+        let mut spec = Arc::new(spec);
+        self.apps.share_inherited_env(&mut spec);
+        (0..count)
+            .map(|_| self.create_one(spec.clone(), start && spec.autostart, waiters))
+            .collect()
+    }
+
+    pub(super) fn create_one(
+        &mut self,
+        spec: Arc<AppSpec>,
+        run: bool,
+        waiters: &mut Vec<oneshot::Receiver<()>>,
+    ) -> u32 {
+        let pm_id = self.apps.next_id();
+        let instance = self.apps.lowest_free_instance(&spec.name);
+        let socket = self.ports.socket_of(&spec.name);
+        self.add_entry(
+            pm_id,
+            instance,
+            spec,
+            InstanceState::new(crate::clock::now()),
+            socket,
+            update::Inherited::default(),
+        );
+        if run {
+            waiters.push(self.apps.command(pm_id, Control::Start));
+        }
+        pm_id
+    }
+
+    /// Give existing instances a new spec (and socket) without restarting them, adding (and
+    /// starting) or removing instances to match `spec.instances`; returns the ids of the app
+    /// after it, existing ones first.
+    pub(super) fn update_instances(
+        &mut self,
+        ids: Vec<u32>,
+        spec: AppSpec,
+        socket: Option<Arc<crate::sockets::ListenSocket>>,
+        start_new: bool,
+        waiters: &mut Vec<oneshot::Receiver<()>>,
+    ) -> Vec<u32> {
+        let wanted = spec.instances.max(1) as usize;
+        self.ports.keep(&spec.name, socket.clone());
+        let spec = Arc::new(spec);
+        let mut kept = Vec::new();
+        for (n, id) in ids.into_iter().enumerate() {
+            if n >= wanted {
+                waiters.push(self.remove(id));
+                continue;
+            }
+            if let Some(entry) = self.apps.get_mut(id) {
+                entry.spec = spec.clone();
+            }
+            self.apps
+                .send(id, InstanceMsg::UpdateSpec(spec.clone(), socket.clone()));
+            kept.push(id);
+        }
+        while kept.len() < wanted {
+            kept.push(self.create_one(spec.clone(), start_new, waiters));
+        }
+        kept
     }
 }

@@ -205,7 +205,7 @@ impl Supervisor {
 /// as [`super::Back::ForegroundStarted`].
 pub(super) fn start_foreground_apps(sup: &mut Supervisor, apps: Vec<AppSpec>) {
     let (reply_tx, reply_rx) = oneshot::channel();
-    crate::supervisor::handlers::handle(
+    super::requests::handle(
         sup,
         Request::Start {
             apps,

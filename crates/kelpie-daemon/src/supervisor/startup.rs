@@ -316,7 +316,7 @@ fn remove_own_files(home: &Home, pid_file: &std::path::Path) {
 /// Bring back the saved list through the same path as `kelpie resurrect`, and log how it went.
 fn resurrect_at_start(supervisor: &mut Supervisor) {
     let (reply, answer) = oneshot::channel();
-    crate::supervisor::handlers::handle(supervisor, kelpie_proto::Request::Resurrect, reply);
+    super::requests::handle(supervisor, kelpie_proto::Request::Resurrect, reply);
     supervisor.pending.spawn(async move {
         match answer.await.map(|r| r.response) {
             Ok(Response::Started { outcomes, .. }) => crate::daemon_log!(

@@ -1,8 +1,8 @@
 //! `reload` and `scale`.
 
-use super::handlers::fail;
-use super::{Finish, Reply, Supervisor};
 use crate::instance::InstanceMsg;
+use crate::supervisor::requests::fail;
+use crate::supervisor::{Finish, Reply, Supervisor};
 use kelpie_core::{AppSpec, Control};
 use kelpie_proto::{ErrorKind, ScaleCount, Target, WireError};
 use std::collections::BTreeMap;
@@ -13,41 +13,6 @@ use tokio::sync::oneshot;
 struct ReloadStep {
     pm_id: u32,
     mailbox: crate::mailbox::Sender<InstanceMsg>,
-}
-
-impl Supervisor {
-    /// Give existing instances a new spec (and socket) without restarting them, adding (and
-    /// starting) or removing instances to match `spec.instances`; returns the ids of the app
-    /// after it, existing ones first.
-    pub(super) fn update_instances(
-        &mut self,
-        ids: Vec<u32>,
-        spec: AppSpec,
-        socket: Option<Arc<crate::sockets::ListenSocket>>,
-        start_new: bool,
-        waiters: &mut Vec<oneshot::Receiver<()>>,
-    ) -> Vec<u32> {
-        let wanted = spec.instances.max(1) as usize;
-        self.ports.keep(&spec.name, socket.clone());
-        let spec = Arc::new(spec);
-        let mut kept = Vec::new();
-        for (n, id) in ids.into_iter().enumerate() {
-            if n >= wanted {
-                waiters.push(self.remove(id));
-                continue;
-            }
-            if let Some(entry) = self.apps.get_mut(id) {
-                entry.spec = spec.clone();
-            }
-            self.apps
-                .send(id, InstanceMsg::UpdateSpec(spec.clone(), socket.clone()));
-            kept.push(id);
-        }
-        while kept.len() < wanted {
-            kept.push(self.create_one(spec.clone(), start_new, waiters));
-        }
-        kept
-    }
 }
 
 /// Reload one app's instances, `parallel` at a time; stop at the first failure, so a broken
@@ -89,7 +54,7 @@ async fn reload_app(name: String, steps: Vec<ReloadStep>, parallel: usize) -> Ve
 /// Reload `targets` (and the apps of a file, with their new config), `parallel` instances of
 /// an app at a time; apps are reloaded side by side. Answered once every old process is
 /// gone, or with an error naming each instance whose new process failed.
-pub(super) fn reload(
+pub(in crate::supervisor) fn reload(
     sup: &mut Supervisor,
     targets: &[Target],
     apps: Vec<AppSpec>,
@@ -160,13 +125,13 @@ pub(super) fn reload(
                 message: failures.join("\n"),
             })
         };
-        super::Back::Settled { finish, reply }
+        crate::supervisor::Back::Settled { finish, reply }
     });
 }
 
 /// `scale <app> N|+N|-N`: start more instances (numbered after the others) or delete the
 /// newest ones.
-pub(super) fn scale(
+pub(in crate::supervisor) fn scale(
     sup: &mut Supervisor,
     name: &str,
     count: ScaleCount,

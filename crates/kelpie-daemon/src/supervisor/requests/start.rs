@@ -2,10 +2,10 @@
 //! then the plans carried out: new instances created, existing ones re-applied, and the reply
 //! sent once they have settled.
 
-use super::handlers::fail;
-use super::{Finish, Reply, Supervisor};
 use crate::sockets::ListenSocket;
-use kelpie_core::{AppSpec, Control, InstanceState};
+use crate::supervisor::requests::fail;
+use crate::supervisor::{Finish, Reply, Supervisor};
+use kelpie_core::{AppSpec, Control};
 use kelpie_proto::{ErrorKind, StartOutcome};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -17,50 +17,6 @@ enum StartPlan {
     Create(AppSpec, Option<Arc<ListenSocket>>),
     Restart(Vec<u32>, AppSpec, Option<Arc<ListenSocket>>),
     StartStopped(Vec<u32>),
-}
-
-impl Supervisor {
-    /// Register `spec.instances` new instances, and start them if `start` (and `autostart`).
-    pub(super) fn create(
-        &mut self,
-        spec: AppSpec,
-        socket: Option<Arc<ListenSocket>>,
-        start: bool,
-        waiters: &mut Vec<oneshot::Receiver<()>>,
-    ) -> Vec<u32> {
-        let count = spec.instances.max(1);
-        if socket.is_some() {
-            self.ports.keep(&spec.name, socket);
-        }
-        let mut spec = Arc::new(spec);
-        self.apps.share_inherited_env(&mut spec);
-        (0..count)
-            .map(|_| self.create_one(spec.clone(), start && spec.autostart, waiters))
-            .collect()
-    }
-
-    pub(super) fn create_one(
-        &mut self,
-        spec: Arc<AppSpec>,
-        run: bool,
-        waiters: &mut Vec<oneshot::Receiver<()>>,
-    ) -> u32 {
-        let pm_id = self.apps.next_id();
-        let instance = self.apps.lowest_free_instance(&spec.name);
-        let socket = self.ports.socket_of(&spec.name);
-        self.add_entry(
-            pm_id,
-            instance,
-            spec,
-            InstanceState::new(crate::clock::now()),
-            socket,
-            super::update::Inherited::default(),
-        );
-        if run {
-            waiters.push(self.apps.command(pm_id, Control::Start));
-        }
-        pm_id
-    }
 }
 
 /// The starts of a request that wait for their dependencies.
@@ -99,7 +55,7 @@ fn join_ids(ids: &[u32]) -> String {
 
 /// `start`: plan every app first (a conflict fails the whole request, nothing started),
 /// then carry the plans out; answered once the instances have settled.
-pub(super) fn start(
+pub(in crate::supervisor) fn start(
     sup: &mut Supervisor,
     apps: Vec<AppSpec>,
     force: bool,
@@ -334,7 +290,7 @@ fn finish_start_after(
             }
         }
         let finish = Finish::Started(outcomes, Vec::new(), failures);
-        super::Back::Settled { finish, reply }
+        crate::supervisor::Back::Settled { finish, reply }
     });
 }
 

@@ -1,0 +1,88 @@
+//! `sendSignal` and `sendDataToProcessId`: asking each targeted instance to do something to its
+//! process, and answering how many did.
+
+use crate::control::{Finish, Reply};
+use crate::instance::InstanceMsg;
+use crate::supervisor::requests::fail;
+use crate::supervisor::{Back, Supervisor};
+use kelpie_proto::{ErrorKind, Target, WireError};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+pub(super) fn send_signal(
+    sup: &mut Supervisor,
+    signal: &str,
+    targets: &[Target],
+    reply: oneshot::Sender<Reply>,
+) {
+    let Some(number) = kelpie_sys::signal_number(signal) else {
+        return fail(
+            reply,
+            ErrorKind::Invalid,
+            format!("unknown signal `{signal}` (try SIGUSR2, SIGHUP, 15...)"),
+        );
+    };
+    let what = format!("sent {}", kelpie_sys::signal_name(number));
+    ask_each(sup, targets, what, reply, |tx| {
+        InstanceMsg::Signal(number, tx)
+    });
+}
+
+/// PM2's `sendDataToProcessId`: a JSON message to processes over their Node IPC channel.
+pub(super) fn send_message(
+    sup: &mut Supervisor,
+    targets: &[Target],
+    message: serde_json::Value,
+    reply: oneshot::Sender<Reply>,
+) {
+    let message = Arc::new(message);
+    ask_each(sup, targets, "sent the message".into(), reply, |tx| {
+        InstanceMsg::SendMessage(Arc::clone(&message), tx)
+    });
+}
+
+/// Ask each targeted instance to do something to its process, and answer how many did
+/// (`what` to N processes) or, when some could not, why.
+fn ask_each(
+    sup: &mut Supervisor,
+    targets: &[Target],
+    what: String,
+    reply: oneshot::Sender<Reply>,
+    ask: impl Fn(oneshot::Sender<Result<(), String>>) -> InstanceMsg,
+) {
+    let ids = match sup.apps.resolve_some(targets) {
+        Ok(ids) => ids,
+        Err(e) => return fail(reply, e.kind, e.message),
+    };
+    let results: Vec<oneshot::Receiver<Result<(), String>>> = ids
+        .iter()
+        .map(|id| {
+            let (tx, rx) = oneshot::channel();
+            sup.apps.send(*id, ask(tx));
+            rx
+        })
+        .collect();
+    sup.pending.spawn(async move {
+        let mut sent = 0;
+        let mut errors = Vec::new();
+        for result in results {
+            match result.await {
+                Ok(Ok(())) => sent += 1,
+                Ok(Err(e)) => errors.push(e),
+                Err(_) => errors.push("the app was deleted meanwhile".into()),
+            }
+        }
+        let finish = if errors.is_empty() {
+            Finish::Done(format!(
+                "{what} to {sent} process{}",
+                if sent == 1 { "" } else { "es" }
+            ))
+        } else {
+            Finish::Failed(WireError {
+                kind: ErrorKind::Conflict,
+                message: format!("{what} to {sent}; {}", errors.join("; ")),
+            })
+        };
+        Back::Answer { finish, reply }
+    });
+}

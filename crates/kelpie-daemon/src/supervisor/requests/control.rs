@@ -1,0 +1,169 @@
+//! `stop`, `restart` (with `--update-env`, or PM2's changes of name, interpreter arguments and
+//! watch), `delete` and `kill`.
+
+use crate::control::{Finish, Reply};
+use crate::supervisor::order::PendingAction;
+use crate::supervisor::requests::fail;
+use crate::supervisor::Supervisor;
+use kelpie_core::Control;
+use kelpie_proto::SpecChanges;
+use kelpie_proto::{ErrorKind, Target};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// `stop` and `restart`: a stop in reverse dependency order (and the end of the apps'
+/// watches), a restart of each instance (with the shell's environment for `--update-env`).
+pub(super) fn control(
+    sup: &mut Supervisor,
+    targets: &[Target],
+    control: Control,
+    update_env: Option<BTreeMap<String, String>>,
+    reply: oneshot::Sender<Reply>,
+) {
+    let ids = match sup.apps.resolve_some(targets) {
+        Ok(ids) => ids,
+        Err(e) => return fail(reply, e.kind, e.message),
+    };
+    if let Some(env) = update_env {
+        sup.replace_inherited_env(&ids, env);
+    }
+    // A user's command wins over a start still waiting for its dependencies.
+    for id in &ids {
+        sup.dependencies.forget(*id);
+    }
+    if control == Control::Stop {
+        // As in PM2, a stopped app is no longer watched, even once started again (until
+        // `restart --watch` or its ecosystem file turns it back on).
+        let watched: Vec<u32> = ids
+            .iter()
+            .copied()
+            .filter(|id| sup.apps.get(*id).is_some_and(|e| !e.spec.watch.is_empty()))
+            .collect();
+        sup.change_specs(&watched, |spec| spec.watch.clear());
+        let stopped = sup.stop_in_order(&ids, PendingAction::Control(Control::Stop));
+        return sup.finish_after(stopped, Finish::List, reply);
+    }
+    let mut waiters: Vec<oneshot::Receiver<()>> = ids
+        .iter()
+        .map(|id| sup.apps.command(*id, control))
+        .collect();
+    // A stopped app that starts again is watched again: answered once the watch is in
+    // place, so that a change made right after the command is seen.
+    let names: BTreeSet<String> = ids
+        .iter()
+        .filter_map(|id| sup.apps.get(*id).map(|e| e.spec.name.clone()))
+        .collect();
+    for name in names {
+        waiters.extend(sup.watches.ensure(&name, &sup.apps));
+    }
+    sup.finish_after(waiters, Finish::List, reply);
+}
+
+impl Supervisor {
+    /// `--update-env`: the inherited environment is replaced, not merged, so a variable that
+    /// is gone from the shell is gone from the app.
+    pub(in crate::supervisor) fn replace_inherited_env(
+        &mut self,
+        ids: &[u32],
+        env: BTreeMap<String, String>,
+    ) {
+        let env = Arc::new(env);
+        self.change_specs(ids, |spec| spec.inherited_env = env.clone());
+    }
+}
+
+/// `Request::Change`: PM2's `restart <app> --name new --node-args ... --watch`.
+pub(super) fn change(
+    sup: &mut Supervisor,
+    targets: &[Target],
+    changes: SpecChanges,
+    reply: oneshot::Sender<Reply>,
+) {
+    let ids = match sup.apps.resolve_some(targets) {
+        Ok(ids) => ids,
+        Err(e) => return fail(reply, e.kind, e.message),
+    };
+    let names: BTreeSet<String> = ids
+        .iter()
+        .filter_map(|id| sup.apps.get(*id).map(|e| e.spec.name.clone()))
+        .collect();
+    if let Some(new_name) = &changes.name {
+        if let Err(e) = kelpie_core::check_app_name(new_name) {
+            return fail(reply, ErrorKind::Invalid, format!("--name: {e}"));
+        }
+        if names.len() > 1 {
+            return fail(
+                reply,
+                ErrorKind::Invalid,
+                "--name renames one app; these targets select several".into(),
+            );
+        }
+        if !names.contains(new_name) && !sup.apps.ids_named(new_name).is_empty() {
+            return fail(
+                reply,
+                ErrorKind::Conflict,
+                format!("an app is already named `{new_name}`; nothing was changed"),
+            );
+        }
+        // Every instance of the app takes the new name, with the port and watch it had.
+        let all_ids: Vec<u32> = names.iter().flat_map(|n| sup.apps.ids_named(n)).collect();
+        for old in &names {
+            sup.ports.rename(old, new_name);
+            sup.watches.forget(old);
+        }
+        sup.change_specs(&all_ids, |spec| spec.name = new_name.clone());
+    }
+    if let Some(args) = &changes.interpreter_args {
+        sup.change_specs(&ids, |spec| {
+            spec.interpreter_args = args.clone();
+            spec.interpreter_args_cleared = args.is_empty();
+        });
+    }
+    if changes.toggle_watch {
+        let watched = ids
+            .iter()
+            .any(|id| sup.apps.get(*id).is_some_and(|e| !e.spec.watch.is_empty()));
+        sup.change_specs(&ids, |spec| {
+            spec.watch = if watched {
+                Vec::new()
+            } else {
+                vec![spec.cwd.clone()]
+            };
+        });
+    }
+    let names: BTreeSet<String> = ids
+        .iter()
+        .filter_map(|id| sup.apps.get(*id).map(|e| e.spec.name.clone()))
+        .collect();
+    let mut waiters = Vec::new();
+    for name in names {
+        waiters.extend(sup.watches.ensure(&name, &sup.apps));
+    }
+    sup.finish_after(waiters, Finish::List, reply);
+}
+
+pub(super) fn delete(sup: &mut Supervisor, targets: &[Target], reply: oneshot::Sender<Reply>) {
+    let ids = match sup.apps.resolve_some(targets) {
+        Ok(ids) => ids,
+        Err(e) => return fail(reply, e.kind, e.message),
+    };
+    let removed = sup.stop_in_order(&ids, PendingAction::Remove);
+    sup.finish_after(removed, Finish::List, reply);
+}
+
+/// Stop and forget every app, then exit (PM2's `kill`: the dump is not touched).
+pub(super) fn kill(sup: &mut Supervisor, reply: oneshot::Sender<Reply>) {
+    // PM2's `pm2:kill`, for the tools that follow the bus.
+    sup.services
+        .bus
+        .publish(crate::bus::daemon_event("kill", 0));
+    let waiters = sup.apps.shut_down_all();
+    sup.apps.clear();
+    sup.ports.clear();
+    sup.finish_after(
+        waiters,
+        Finish::Exit("every app stopped; daemon exiting".into()),
+        reply,
+    );
+}

@@ -1,0 +1,120 @@
+//! The supervisor's side of each request, one module per kind (as the connection's side is
+//! in `crate::server`): each handler validates everything first, so a request that fails
+//! changes nothing, then acts, then hands what it waits for to `pending.rs`, which answers
+//! once the instances have settled and the state is on disk.
+
+mod ask;
+mod cluster;
+mod conf;
+mod control;
+mod dump;
+mod logs;
+mod start;
+
+pub(super) use dump::resurrect_loaded;
+pub(super) use logs::{logs_settings_read, reload_logs};
+
+use super::{Finish, Reply, Supervisor};
+use crate::instance::InstanceMsg;
+use kelpie_core::Control;
+use kelpie_proto::{ErrorKind, Request, Response, WireError};
+use tokio::sync::oneshot;
+
+/// Answer `reply` with an error: the request changed nothing.
+pub(super) fn fail(reply: oneshot::Sender<Reply>, kind: ErrorKind, message: String) {
+    let _ = reply.send(Reply {
+        response: Response::Error(WireError { kind, message }),
+        written: None,
+    });
+}
+
+/// A client's request, to its handler.
+pub(super) fn handle(sup: &mut Supervisor, request: Request, reply: oneshot::Sender<Reply>) {
+    match request {
+        Request::Ping => {
+            let response = Response::Pong {
+                pid: std::process::id(),
+                version: crate::update::daemon_hello().version,
+                uptime_ms: crate::clock::now().mono_ms,
+            };
+            let _ = reply.send(Reply {
+                response,
+                written: None,
+            });
+        }
+        Request::List => sup.reply_with_list(reply, Response::Processes),
+        Request::Start {
+            apps,
+            force,
+            from_file,
+        } => start::start(sup, apps, force, from_file, reply),
+        Request::Stop { targets } => control::control(sup, &targets, Control::Stop, None, reply),
+        Request::Restart {
+            targets,
+            update_env,
+        } => control::control(sup, &targets, Control::Restart, update_env, reply),
+        Request::Reload {
+            targets,
+            apps,
+            update_env,
+            parallel,
+        } => cluster::reload(sup, &targets, apps, update_env, parallel, reply),
+        Request::Scale { name, count } => cluster::scale(sup, &name, count, reply),
+        Request::Change { targets, changes } => control::change(sup, &targets, changes, reply),
+        Request::Delete { targets } => control::delete(sup, &targets, reply),
+        Request::Reset { targets } => match sup.apps.resolve_some(&targets) {
+            Ok(ids) => {
+                let waiters = ids
+                    .into_iter()
+                    .map(|id| {
+                        let (tx, rx) = oneshot::channel();
+                        sup.apps.send(id, InstanceMsg::Reset(tx));
+                        rx
+                    })
+                    .collect();
+                sup.finish_after(waiters, Finish::List, reply);
+            }
+            Err(e) => fail(reply, e.kind, e.message),
+        },
+        Request::Signal { signal, targets } => ask::send_signal(sup, &signal, &targets, reply),
+        Request::Save { force } => dump::save(sup, force, reply),
+        Request::Resurrect => dump::resurrect(sup, reply),
+        Request::Kill => control::kill(sup, reply),
+        Request::Shutdown => sup.begin_shutdown("shutdown requested", Some(reply)),
+        Request::Flush { targets, deleted } => logs::flush_logs(sup, &targets, deleted, reply),
+        Request::ReloadLogs => reload_logs(sup, Some(reply)),
+        Request::Conf(request) => conf::conf_request(sup, request, reply),
+        Request::Web {
+            port,
+            host,
+            token,
+            open_loopback,
+            stop,
+            show_token,
+        } => sup.services.web.apply(
+            crate::web::WebRequest {
+                port,
+                host,
+                token,
+                open_loopback,
+                stop,
+                show_token,
+            },
+            reply,
+        ),
+        Request::SendMessage { targets, message } => {
+            ask::send_message(sup, &targets, message, reply)
+        }
+        // The connection answers these itself (see `crate::server`).
+        Request::Logs { .. }
+        | Request::Events
+        | Request::Trigger { .. }
+        | Request::StartConfig { .. }
+        | Request::Host
+        | Request::Jlist { .. } => fail(
+            reply,
+            ErrorKind::Invalid,
+            "the connection answers this request, not the supervisor".into(),
+        ),
+    }
+}
