@@ -260,7 +260,7 @@ fn apply_logrotate(key: &str, value: &Value, logs: &mut LogDefaults) -> Result<(
         // Rotation times and names are in the daemon's local time.
         "TZ" => {
             let zone = convert::string(value)?;
-            kelpie_core::cron::time_zone(Some(&zone))?;
+            kelpie_core::cron::time_zone(Some(&zone)).map_err(|e| e.to_string())?;
         }
         other => return Err(unknown_logrotate_key(other)),
     }
@@ -297,7 +297,8 @@ pub fn rotate_interval(value: &Value) -> Result<u64, String> {
             format!("{e}; or a cron expression like `0 0 * * *` (daily) or `0 * * * *` (hourly)")
         });
     }
-    let schedule = kelpie_core::cron::CronSchedule::parse(&expression)?;
+    let schedule =
+        kelpie_core::cron::CronSchedule::parse(&expression).map_err(|e| e.to_string())?;
     schedule.daily_period_ms().ok_or_else(|| {
         format!(
             "`{expression}` cannot be followed: Kelpie rotates by time at evenly spaced times of every day, counted from midnight. Use `0 0 * * *` (daily), `0 * * * *` (hourly), `0 */6 * * *` (every 6 hours), `*/30 * * * *` (every 30 minutes) or the like"

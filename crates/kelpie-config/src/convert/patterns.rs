@@ -54,7 +54,7 @@ pub fn cron(value: &Value) -> Result<Option<String>, String> {
         Value::String(s) if s.trim() == "0" => Ok(None),
         Value::String(s) if !s.trim().is_empty() => {
             let expression = s.trim();
-            kelpie_core::cron::CronSchedule::parse(expression)?;
+            kelpie_core::cron::CronSchedule::parse(expression).map_err(|e| e.to_string())?;
             Ok(Some(expression.to_string()))
         }
         _ => Err(expected(
@@ -73,7 +73,7 @@ pub fn time_zone(value: &Value) -> Result<String, String> {
         )
     })?;
     let name = name.trim();
-    kelpie_core::cron::time_zone(Some(name))?;
+    kelpie_core::cron::time_zone(Some(name)).map_err(|e| e.to_string())?;
     Ok(name.to_string())
 }
 

@@ -78,7 +78,9 @@ pub(super) async fn scale(
     }
     .and_then(|count| match count {
         ScaleCount::To(n) | ScaleCount::Up(n) | ScaleCount::Down(n) => {
-            kelpie_core::check_instances(n).map(|()| count)
+            kelpie_core::check_instances(n)
+                .map(|()| count)
+                .map_err(|e| e.to_string())
         }
     });
     match count {
