@@ -30,8 +30,10 @@ mod template;
 mod units;
 mod words;
 
+pub use convert::ValueError;
 pub use daemon_settings::{
-    check_token, stored_web_token, DaemonSettings, LogDefaults, WebSettings, DEFAULT_WEB_PORT,
+    check_token, stored_web_token, BadToken, DaemonSettings, LogDefaults, WebSettings,
+    WebSettingsError, DEFAULT_WEB_PORT,
 };
 pub use dependencies::in_start_order;
 pub use errors::ConfigError;
@@ -46,7 +48,8 @@ pub use serve::{
     STATIC_SERVER_COMMAND,
 };
 pub use template::{example_app, example_ecosystem};
-pub use units::{parse_bytes, parse_duration_ms};
+pub use units::{parse_bytes, parse_duration_ms, AmountError};
+pub use words::UnterminatedQuote;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
