@@ -100,9 +100,9 @@ fn document(
     dir: PathBuf,
     value: &Value,
 ) -> Result<Document, ConfigError> {
-    let top = normalize::top_level(value).map_err(|message| ConfigError::Shape {
+    let top = normalize::top_level(value).map_err(|problem| ConfigError::Shape {
         file: file.clone(),
-        message,
+        problem,
     })?;
     let apps = top
         .apps
