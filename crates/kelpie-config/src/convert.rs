@@ -1,5 +1,5 @@
-//! Typed readers for field values. Each returns the "expected …, got …" half of a message; the
-//! caller prefixes file, app and field. Strings holding numbers are accepted everywhere a number
+//! Typed readers for field values. Each fails with a [`ValueError`], whose `Display` is the
+//! "expected …, got …" half of a message; the caller prefixes file, app and field. Strings holding numbers are accepted everywhere a number
 //! is, because `kelpie start` flags arrive as strings and YAML users quote freely.
 //!
 //! Here: the shapes every reader builds on (strings, booleans, whole numbers, words) and how a

@@ -18,7 +18,7 @@ pub enum ValueError {
     Expected {
         /// What the field takes, in words.
         what: String,
-        /// The value as written ([`describe`]).
+        /// The value as written: strings quoted, other values as JSON.
         got: String,
     },
     /// A number, but outside the field's range.
