@@ -94,10 +94,10 @@ impl Reader<'_> {
 
     /// Like [`Reader::get`], but a value PM2 runs anyway is read as `fallback` with a warning
     /// (an error under `--strict`) instead of refused.
-    fn get_or_warn<T>(
+    fn get_or_warn<T, E: std::fmt::Display>(
         &mut self,
         field: &str,
-        read: impl Fn(&Value) -> Result<T, String>,
+        read: impl Fn(&Value) -> Result<T, E>,
         fallback: impl FnOnce(&Value) -> Option<(T, &'static str)>,
     ) -> Option<T> {
         let found = self.raw.get(field)?;
@@ -118,7 +118,16 @@ impl Reader<'_> {
         }
     }
 
-    fn get<T>(&mut self, field: &str, read: impl Fn(&Value) -> Result<T, String>) -> Option<T> {
+    /// `read` the field's value, if set; an error is recorded as "field `x`: {error}" (any
+    /// error that displays as the "expected …, got …" part: readers return [`ValueError`], a few
+    /// fields their own).
+    ///
+    /// [`ValueError`]: crate::convert::ValueError
+    fn get<T, E: std::fmt::Display>(
+        &mut self,
+        field: &str,
+        read: impl Fn(&Value) -> Result<T, E>,
+    ) -> Option<T> {
         let found = self.raw.get(field)?;
         match read(&found.value) {
             Ok(value) => Some(value),

@@ -1,5 +1,5 @@
-//! Typed readers for field values. Each returns the "expected …, got …" half of a message; the
-//! caller prefixes file, app and field. Strings holding numbers are accepted everywhere a number
+//! Typed readers for field values. Each fails with a [`ValueError`], whose `Display` is the
+//! "expected …, got …" half of a message; the caller prefixes file, app and field. Strings holding numbers are accepted everywhere a number
 //! is, because `kelpie start` flags arrive as strings and YAML users quote freely.
 //!
 //! Here: the shapes every reader builds on (strings, booleans, whole numbers, words) and how a
@@ -9,12 +9,15 @@
 
 mod amounts;
 mod choices;
+mod error;
 mod names;
 mod numbers;
 mod patterns;
 
 pub use amounts::{bytes, duration, duration_at_least, rotate_interval, watchdog, DAILY_MS};
 pub use choices::{exec_mode, log_file, log_type, signal};
+pub use error::ValueError;
+pub(crate) use error::{expected, out_of_range, too_small, unknown_choice};
 pub use names::{account, app_names, env_var_name, listen, port, watch};
 pub use numbers::{
     cpu_percent, exit_codes, instances, instances_cpu_relative, max_processes, nice,
@@ -43,12 +46,8 @@ pub fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-pub(super) fn expected(what: &str, value: &Value) -> String {
-    format!("expected {what}, got {}", describe(value))
-}
-
 /// A non-empty string.
-pub fn string(value: &Value) -> Result<String, String> {
+pub fn string(value: &Value) -> Result<String, ValueError> {
     match value {
         Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
         _ => Err(expected("a non-empty string", value)),
@@ -56,7 +55,7 @@ pub fn string(value: &Value) -> Result<String, String> {
 }
 
 /// `true`/`false` (or those words as strings).
-pub fn boolean(value: &Value) -> Result<bool, String> {
+pub fn boolean(value: &Value) -> Result<bool, ValueError> {
     match value {
         Value::Bool(b) => Ok(*b),
         Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
@@ -79,14 +78,14 @@ pub(super) fn integer(value: &Value) -> Option<i64> {
 }
 
 /// A whole number ≥ 0 that fits in `u32`.
-pub fn count(value: &Value) -> Result<u32, String> {
+pub fn count(value: &Value) -> Result<u32, ValueError> {
     integer(value)
         .and_then(|n| u32::try_from(n).ok())
         .ok_or_else(|| expected("a whole number ≥ 0", value))
 }
 
 /// A whole number ≥ 1 that fits in `u32`.
-pub fn positive_count(value: &Value) -> Result<u32, String> {
+pub fn positive_count(value: &Value) -> Result<u32, ValueError> {
     integer(value)
         .and_then(|n| u32::try_from(n).ok())
         .filter(|n| *n >= 1)
@@ -94,17 +93,19 @@ pub fn positive_count(value: &Value) -> Result<u32, String> {
 }
 
 /// An HTTP status code, 100 to 599.
-pub fn http_status(value: &Value) -> Result<u16, String> {
-    integer(value)
-        .and_then(|n| u16::try_from(n).ok())
+pub fn http_status(value: &Value) -> Result<u16, ValueError> {
+    const WHAT: &str = "an HTTP status code from 100 to 599";
+    let n = integer(value).ok_or_else(|| expected(WHAT, value))?;
+    u16::try_from(n)
+        .ok()
         .filter(|n| (100..=599).contains(n))
-        .ok_or_else(|| expected("an HTTP status code from 100 to 599", value))
+        .ok_or_else(|| out_of_range(WHAT, value))
 }
 
 /// A list of words: a string (split like a shell would) or a list of scalars.
-pub fn words(value: &Value) -> Result<Vec<String>, String> {
+pub fn words(value: &Value) -> Result<Vec<String>, ValueError> {
     match value {
-        Value::String(s) => crate::words::split_words(s),
+        Value::String(s) => Ok(crate::words::split_words(s)?),
         Value::Array(items) => items
             .iter()
             .map(|item| match item {
@@ -132,6 +133,7 @@ mod tests {
         assert!(count(&json!(1.5)).is_err());
         assert!(count(&json!("x"))
             .expect_err("should fail")
+            .to_string()
             .contains("got \"x\""));
     }
 
@@ -159,7 +161,7 @@ mod tests {
         assert!(positive_count(&json!(0)).is_err());
         assert_eq!(duration_at_least(&json!("2s"), 1000, "1 second"), Ok(2000));
         assert_eq!(
-            duration_at_least(&json!(999), 1000, "1 second"),
+            duration_at_least(&json!(999), 1000, "1 second").map_err(|e| e.to_string()),
             Err("expected at least 1 second, got 999".into())
         );
     }
@@ -173,7 +175,7 @@ mod tests {
         assert_eq!(account(&json!(" www "), "a user"), Ok("www".into()));
         assert_eq!(account(&json!(0), "a user"), Ok("0".into()));
         assert_eq!(
-            account(&json!("a b"), "a user name or uid"),
+            account(&json!("a b"), "a user name or uid").map_err(|e| e.to_string()),
             Err("expected a user name or uid, got \"a b\"".into())
         );
         assert!(account(&json!(-1), "a user").is_err());

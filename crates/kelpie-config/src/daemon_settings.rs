@@ -94,40 +94,70 @@ impl Default for WebSettings {
 impl WebSettings {
     /// The address to bind, or why these settings cannot be served: a host that is not an IP
     /// address (or `localhost`), or an address other than loopback without a token.
-    pub fn socket_addr(&self) -> Result<std::net::SocketAddr, String> {
+    pub fn socket_addr(&self) -> Result<std::net::SocketAddr, WebSettingsError> {
         let ip: std::net::IpAddr = if self.host.eq_ignore_ascii_case("localhost") {
             std::net::Ipv4Addr::LOCALHOST.into()
         } else {
             self.host.trim_matches(['[', ']']).parse().map_err(|_| {
-                format!(
-                    "web host `{}` is not an IP address (use 127.0.0.1, ::1, 0.0.0.0, an address of this machine, or localhost)",
-                    self.host
-                )
+                WebSettingsError::HostNotAnAddress {
+                    host: self.host.clone(),
+                }
             })?
         };
         if let Some(token) = &self.token {
             check_token(token)?;
             if self.open_loopback {
-                return Err(OPEN_LOOPBACK_WITH_TOKEN.to_string());
+                return Err(WebSettingsError::OpenLoopbackWithToken);
             }
         } else if !ip.is_loopback() {
-            return Err(format!(
-                "refusing to serve the web API on {ip}, which is not a loopback address, without a token: anyone who can reach it could stop your apps. Set `token` in the `[web]` section of kelpie.toml, or pass --token (or KELPIE_WEB_TOKEN) to `kelpie web`"
-            ));
+            return Err(WebSettingsError::NoTokenOffLoopback { ip });
         }
         Ok(std::net::SocketAddr::new(ip, self.port))
     }
 }
 
+/// Why web settings cannot be served ([`WebSettings::socket_addr`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebSettingsError {
+    /// A host that is neither an IP address nor `localhost`.
+    #[error(
+        "web host `{host}` is not an IP address (use 127.0.0.1, ::1, 0.0.0.0, an address of this machine, or localhost)"
+    )]
+    HostNotAnAddress {
+        /// The host as configured.
+        host: String,
+    },
+    /// A token that cannot be sent in a header.
+    #[error(transparent)]
+    Token(#[from] BadToken),
+    /// Both a token and `open_loopback`.
+    #[error("{OPEN_LOOPBACK_WITH_TOKEN}")]
+    OpenLoopbackWithToken,
+    /// An address other than loopback without a token: anyone reaching it could stop the apps.
+    #[error(
+        "refusing to serve the web API on {ip}, which is not a loopback address, without a token: anyone who can reach it could stop your apps. Set `token` in the `[web]` section of kelpie.toml, or pass --token (or KELPIE_WEB_TOKEN) to `kelpie web`"
+    )]
+    NoTokenOffLoopback {
+        /// The address asked for.
+        ip: std::net::IpAddr,
+    },
+}
+
 /// `open_loopback` and a token contradict each other.
 const OPEN_LOOPBACK_WITH_TOKEN: &str = "`open_loopback` only applies without a token (with a token every call needs it): set one or the other";
 
+/// A web token too short, or holding characters a header cannot carry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the web token must be at least 16 visible ASCII characters (no spaces); for example the output of `openssl rand -hex 24`"
+)]
+pub struct BadToken;
+
 /// A token must be usable in an HTTP header: at least 16 visible ASCII characters.
-pub fn check_token(token: &str) -> Result<(), String> {
+pub fn check_token(token: &str) -> Result<(), BadToken> {
     if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(
-            "the web token must be at least 16 visible ASCII characters (no spaces); for example the output of `openssl rand -hex 24`".to_string(),
-        );
+        return Err(BadToken);
     }
     Ok(())
 }
@@ -278,10 +308,16 @@ fn read_web(keys: &serde_json::Map<String, Value>, errors: &mut Vec<String>) -> 
         let problem = match key.as_str() {
             "port" => convert::port(value).map(|v| web.port = v).err(),
             "host" => convert::string(value).map(|v| web.host = v).err(),
-            "token" => convert::string(value)
-                .and_then(|v| check_token(&v).map(|()| v))
-                .map(|v| web.token = Some(v))
-                .err(),
+            "token" => match convert::string(value) {
+                Ok(token) => {
+                    match check_token(&token) {
+                        Ok(()) => web.token = Some(token),
+                        Err(bad) => errors.push(format!("key `web.{key}`: {bad}")),
+                    }
+                    None
+                }
+                Err(e) => Some(e),
+            },
             "open_loopback" => convert::boolean(value).map(|v| web.open_loopback = v).err(),
             other => {
                 errors.push(
@@ -548,11 +584,15 @@ mod tests {
         assert!(web("127.0.0.1").socket_addr().is_ok());
         assert!(web("localhost").socket_addr().is_ok());
         assert!(web("::1").socket_addr().is_ok());
-        let refused = web("0.0.0.0").socket_addr().expect_err("no token");
+        let refused = web("0.0.0.0")
+            .socket_addr()
+            .expect_err("no token")
+            .to_string();
         assert!(refused.contains("without a token"), "{refused}");
         let bad = web("example.com")
             .socket_addr()
-            .expect_err("not an address");
+            .expect_err("not an address")
+            .to_string();
         assert!(bad.contains("not an IP address"), "{bad}");
     }
 

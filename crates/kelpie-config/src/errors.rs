@@ -1,7 +1,9 @@
 //! Everything that can go wrong while turning a file or flags into specs.
 
 /// Why a configuration could not be loaded. `Display` is a complete message for the user.
+/// Non-exhaustive: new kinds of failure may be told apart later.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read at all.
     #[error("cannot read {file}: {source}")]
@@ -47,12 +49,12 @@ pub enum ConfigError {
         message: String,
     },
     /// The document parsed but is not an app list.
-    #[error("{file}: {message}")]
+    #[error("{file}: {problem}")]
     Shape {
         /// The file as the user named it.
         file: String,
         /// What was expected and what was found.
-        message: String,
+        problem: crate::ShapeError,
     },
     /// One or more apps are invalid; every problem found, one per line.
     #[error("{}", errors.join("\n"))]

@@ -30,8 +30,10 @@ mod template;
 mod units;
 mod words;
 
+pub use convert::ValueError;
 pub use daemon_settings::{
-    check_token, stored_web_token, DaemonSettings, LogDefaults, WebSettings, DEFAULT_WEB_PORT,
+    check_token, stored_web_token, BadToken, DaemonSettings, LogDefaults, WebSettings,
+    WebSettingsError, DEFAULT_WEB_PORT,
 };
 pub use dependencies::in_start_order;
 pub use errors::ConfigError;
@@ -39,14 +41,16 @@ pub use formats::is_ecosystem_file;
 pub use load::{
     app_names, app_names_in_stdin, from_script, load_file, load_stdin, serve_app, STDIN,
 };
+pub use normalize::ShapeError;
 pub use options::{HealthFlags, ScriptOptions};
 pub use paths::{absolutize, which};
 pub use serve::{
-    default_name as serve_default_name, DEFAULT_PORT as SERVE_DEFAULT_PORT, SERVE_SCRIPT,
-    STATIC_SERVER_COMMAND,
+    default_name as serve_default_name, StaticEntryError, StaticError,
+    DEFAULT_PORT as SERVE_DEFAULT_PORT, SERVE_SCRIPT, STATIC_SERVER_COMMAND,
 };
 pub use template::{example_app, example_ecosystem};
-pub use units::{parse_bytes, parse_duration_ms};
+pub use units::{parse_bytes, parse_duration_ms, AmountError};
+pub use words::UnterminatedQuote;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

@@ -100,9 +100,9 @@ fn document(
     dir: PathBuf,
     value: &Value,
 ) -> Result<Document, ConfigError> {
-    let top = normalize::top_level(value).map_err(|message| ConfigError::Shape {
+    let top = normalize::top_level(value).map_err(|problem| ConfigError::Shape {
         file: file.clone(),
-        message,
+        problem,
     })?;
     let apps = top
         .apps
@@ -181,7 +181,7 @@ pub fn load_stdin(text: &str, ctx: &LoadContext) -> Result<Loaded, ConfigError> 
 fn deploy_env(
     doc: &Document,
     profile: Option<&str>,
-) -> Result<Option<std::collections::BTreeMap<String, String>>, String> {
+) -> Result<Option<std::collections::BTreeMap<String, String>>, DeployEnvError> {
     let Some(profile) = profile else {
         return Ok(None);
     };
@@ -195,14 +195,32 @@ fn deploy_env(
     };
     crate::env::variables(env)
         .map(Some)
-        .map_err(|message| format!("{}: `deploy.{profile}.env`: {message}", doc.file))
+        .map_err(|source| DeployEnvError {
+            file: doc.file.clone(),
+            profile: profile.to_string(),
+            source,
+        })
+}
+
+/// A `deploy.<profile>.env` that is not an object of variables; `Display` is a complete
+/// message, naming the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: `deploy.{profile}.env`: {source}")]
+struct DeployEnvError {
+    /// The file as the user named it.
+    file: String,
+    /// The profile (`--env`).
+    profile: String,
+    /// What is wrong with the section.
+    #[source]
+    source: crate::env::EnvError,
 }
 
 fn load_document(doc: Document, ctx: &LoadContext) -> Result<Loaded, ConfigError> {
     let file = doc.file.as_str();
     let mut errors = Vec::new();
     let deploy_env = deploy_env(&doc, ctx.profile.as_deref()).unwrap_or_else(|e| {
-        errors.push(e);
+        errors.push(e.to_string());
         None
     });
     // Apps default to the file's directory, not the CLI's (PM2 uses the CLI's): a file then

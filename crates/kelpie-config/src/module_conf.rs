@@ -11,6 +11,12 @@
 //!   `[logs]`. Its values are checked when set.
 //! - a section named like an app: its keys go into the app's environment (see [`app_env`]).
 
+mod errors;
+
+pub use errors::{
+    ConfKeyError, LogrotateError, MultisetError, StoreError, StoreTextError, UnknownLogrotateKey,
+};
+
 use crate::convert;
 use crate::daemon_settings::LogDefaults;
 use serde_json::{Map, Value};
@@ -36,7 +42,7 @@ pub const LOGROTATE_KEYS: &[&str] = &[
 
 /// The parts of a key: split on `.` when it has one, else on `:`; a part in double quotes may
 /// hold the separator (`"a.b".c`).
-pub fn split_key(key: &str) -> Result<Vec<String>, String> {
+pub fn split_key(key: &str) -> Result<Vec<String>, ConfKeyError> {
     let separator = if key.contains('.') { '.' } else { ':' };
     let mut parts = Vec::new();
     let mut current = String::new();
@@ -50,10 +56,14 @@ pub fn split_key(key: &str) -> Result<Vec<String>, String> {
     }
     parts.push(current);
     if quoted {
-        return Err(format!("key `{key}` has an unclosed quote"));
+        return Err(ConfKeyError::UnclosedQuote {
+            key: key.to_string(),
+        });
     }
     if parts.iter().any(|p| p.trim().is_empty()) {
-        return Err(format!("key `{key}` has an empty part"));
+        return Err(ConfKeyError::EmptyPart {
+            key: key.to_string(),
+        });
     }
     Ok(parts)
 }
@@ -72,12 +82,14 @@ pub fn get<'a>(store: &'a ConfStore, key: &str) -> Option<&'a Value> {
 /// Store `value` at `key`, making the sections it needs (a plain value in the way is replaced
 /// by a section, as PM2 does). `pm2-logrotate` keys are checked first: a bad one changes
 /// nothing.
-pub fn set(store: &mut ConfStore, key: &str, value: &str) -> Result<(), String> {
+pub fn set(store: &mut ConfStore, key: &str, value: &str) -> Result<(), ConfKeyError> {
     let parts = split_key(key)?;
     check_logrotate(&parts, value)?;
-    let (last, sections) = parts
-        .split_last()
-        .ok_or_else(|| format!("key `{key}` is empty"))?;
+    let Some((last, sections)) = parts.split_last() else {
+        return Err(ConfKeyError::Empty {
+            key: key.to_string(),
+        });
+    };
     let mut map = store;
     for section in sections {
         let slot = map
@@ -88,7 +100,12 @@ pub fn set(store: &mut ConfStore, key: &str, value: &str) -> Result<(), String> 
         }
         map = match slot {
             Value::Object(inner) => inner,
-            _ => return Err(format!("key `{key}`: `{section}` is not a section")),
+            _ => {
+                return Err(ConfKeyError::NotASection {
+                    key: key.to_string(),
+                    section: section.clone(),
+                })
+            }
         };
     }
     map.insert(last.clone(), Value::String(value.to_string()));
@@ -96,7 +113,7 @@ pub fn set(store: &mut ConfStore, key: &str, value: &str) -> Result<(), String> 
 }
 
 /// Remove `key` (`all` empties the store, as in PM2). Whether something was removed.
-pub fn unset(store: &mut ConfStore, key: &str) -> Result<bool, String> {
+pub fn unset(store: &mut ConfStore, key: &str) -> Result<bool, ConfKeyError> {
     if key == "all" {
         let had = !store.is_empty();
         store.clear();
@@ -118,7 +135,7 @@ pub fn unset(store: &mut ConfStore, key: &str) -> Result<bool, String> {
 
 /// `multiset "k1 v1 k2 v2"`: pairs of words; a word in double quotes may hold spaces (the
 /// quotes are not part of it).
-pub fn parse_multiset(serial: &str) -> Result<Vec<(String, String)>, String> {
+pub fn parse_multiset(serial: &str) -> Result<Vec<(String, String)>, MultisetError> {
     let mut words = Vec::new();
     let mut current: Option<String> = None;
     let mut quoted = false;
@@ -133,17 +150,16 @@ pub fn parse_multiset(serial: &str) -> Result<Vec<(String, String)>, String> {
         }
     }
     if quoted {
-        return Err("unclosed quote".to_string());
+        return Err(MultisetError::UnclosedQuote);
     }
     words.extend(current);
     if words.is_empty() {
-        return Err("expected \"<key> <value> [<key> <value>…]\"".to_string());
+        return Err(MultisetError::Empty);
     }
     if words.len() % 2 != 0 {
-        return Err(format!(
-            "expected pairs of <key> <value>, but `{}` has no value",
-            words.last().map_or("", String::as_str)
-        ));
+        return Err(MultisetError::MissingValue {
+            key: words.last().cloned().unwrap_or_default(),
+        });
     }
     Ok(words
         .chunks(2)
@@ -152,27 +168,34 @@ pub fn parse_multiset(serial: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 /// Read the store at `path` (a missing file is an empty store).
-pub fn load(path: &Path) -> Result<ConfStore, String> {
+pub fn load(path: &Path) -> Result<ConfStore, StoreError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ConfStore::new()),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(source) => {
+            return Err(StoreError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
     };
-    parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    parse(&text).map_err(|source| StoreError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// The store in `text` (empty text = an empty store).
-pub fn parse(text: &str) -> Result<ConfStore, String> {
+pub fn parse(text: &str) -> Result<ConfStore, StoreTextError> {
     if text.trim().is_empty() {
         return Ok(ConfStore::new());
     }
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(store)) => Ok(store),
-        Ok(other) => Err(format!(
-            "expected a JSON object, got {}",
-            convert::kind_of(&other)
-        )),
-        Err(e) => Err(format!("not valid JSON: {e}")),
+        Ok(other) => Err(StoreTextError::NotAnObject {
+            kind: convert::kind_of(&other),
+        }),
+        Err(e) => Err(StoreTextError::Json(e)),
     }
 }
 
@@ -207,37 +230,33 @@ pub fn log_rotation(store: &ConfStore, base: LogDefaults) -> (LogDefaults, Vec<S
 }
 
 /// Check one `pm2-logrotate` value (with `parts`, the split key) before it is stored.
-fn check_logrotate(parts: &[String], value: &str) -> Result<(), String> {
+fn check_logrotate(parts: &[String], value: &str) -> Result<(), ConfKeyError> {
     if parts.first().map(String::as_str) != Some(LOGROTATE) {
         return Ok(());
     }
     let key = match parts {
         [_, key] => key,
-        [_] => {
-            return Err(format!(
-                "`{LOGROTATE}` holds the log rotation settings: set one of its keys, e.g. `kelpie set {LOGROTATE}:max_size 10M` (keys: {})",
-                LOGROTATE_KEYS.join(", ")
-            ))
-        }
-        _ => return Err(unknown_logrotate_key(&parts[1..].join("."))),
+        [_] => return Err(ConfKeyError::WholeLogrotateSection),
+        _ => return Err(unknown_logrotate_key(&parts[1..].join(".")).into()),
     };
     let mut scratch = LogDefaults::default();
-    apply_logrotate(key, &Value::String(value.to_string()), &mut scratch)
-        .map_err(|e| format!("{LOGROTATE}:{key}: {e}; nothing was changed"))
+    apply_logrotate(key, &Value::String(value.to_string()), &mut scratch).map_err(|reason| {
+        ConfKeyError::Logrotate {
+            key: key.clone(),
+            reason: Box::new(reason),
+        }
+    })
 }
 
-fn unknown_logrotate_key(key: &str) -> String {
-    match crate::fields::closest(key, LOGROTATE_KEYS.iter().copied()) {
-        Some(known) => format!("unknown key `{LOGROTATE}:{key}` (did you mean `{known}`?)"),
-        None => format!(
-            "unknown key `{LOGROTATE}:{key}` (known keys: {})",
-            LOGROTATE_KEYS.join(", ")
-        ),
+fn unknown_logrotate_key(key: &str) -> UnknownLogrotateKey {
+    UnknownLogrotateKey {
+        key: key.to_string(),
+        suggestion: crate::fields::closest(key, LOGROTATE_KEYS.iter().copied()),
     }
 }
 
 /// Apply one `pm2-logrotate` key to `logs`; the keys Kelpie has no use for are only checked.
-fn apply_logrotate(key: &str, value: &Value, logs: &mut LogDefaults) -> Result<(), String> {
+fn apply_logrotate(key: &str, value: &Value, logs: &mut LogDefaults) -> Result<(), LogrotateError> {
     match key {
         "max_size" => logs.max_size = convert::bytes(value)?,
         "retain" => logs.retain = retain(value)?,
@@ -254,7 +273,7 @@ fn apply_logrotate(key: &str, value: &Value, logs: &mut LogDefaults) -> Result<(
         // Kelpie checks the size before each write, not every N seconds.
         "workerInterval" => {
             if convert::count(value)? == 0 {
-                return Err("expected a number of seconds ≥ 1, got 0".to_string());
+                return Err(LogrotateError::ZeroWorkerInterval);
             }
         }
         // Rotation times and names are in the daemon's local time.
@@ -262,24 +281,21 @@ fn apply_logrotate(key: &str, value: &Value, logs: &mut LogDefaults) -> Result<(
             let zone = convert::string(value)?;
             kelpie_core::cron::time_zone(Some(&zone))?;
         }
-        other => return Err(unknown_logrotate_key(other)),
+        other => return Err(unknown_logrotate_key(other).into()),
     }
     Ok(())
 }
 
 /// pm2-logrotate's `retain`: a count, or `all` (kept as the largest count).
-fn retain(value: &Value) -> Result<u32, String> {
+fn retain(value: &Value) -> Result<u32, LogrotateError> {
     if value
         .as_str()
         .is_some_and(|s| s.trim().eq_ignore_ascii_case("all"))
     {
         return Ok(u32::MAX);
     }
-    convert::count(value).map_err(|_| {
-        format!(
-            "expected a number of rotated files to keep (or all), got {}",
-            convert::describe(value)
-        )
+    convert::count(value).map_err(|_| LogrotateError::Retain {
+        got: convert::describe(value),
     })
 }
 
@@ -288,21 +304,16 @@ fn retain(value: &Value) -> Result<u32, String> {
 /// `0 * * * *` = hourly, `0 */6 * * *` = every 6 hours). Kelpie's time rotation happens at
 /// multiples of its period in local time, which is what these schedules mean. Kelpie's own
 /// forms of `rotate_interval` (`daily`, `hourly`, `6h`, `never`) are accepted too.
-pub fn rotate_interval(value: &Value) -> Result<u64, String> {
-    let expression = convert::string(value)
-        .map_err(|_| "expected a cron expression like `0 0 * * *`".to_string())?;
+pub fn rotate_interval(value: &Value) -> Result<u64, LogrotateError> {
+    let expression = convert::string(value).map_err(|_| LogrotateError::NotAnInterval)?;
     let cron_like = expression.trim().starts_with('@') || expression.trim().contains(' ');
     if !cron_like {
-        return convert::rotate_interval(value).map_err(|e| {
-            format!("{e}; or a cron expression like `0 0 * * *` (daily) or `0 * * * *` (hourly)")
-        });
+        return convert::rotate_interval(value).map_err(LogrotateError::Interval);
     }
     let schedule = kelpie_core::cron::CronSchedule::parse(&expression)?;
-    schedule.daily_period_ms().ok_or_else(|| {
-        format!(
-            "`{expression}` cannot be followed: Kelpie rotates by time at evenly spaced times of every day, counted from midnight. Use `0 0 * * *` (daily), `0 * * * *` (hourly), `0 */6 * * *` (every 6 hours), `*/30 * * * *` (every 30 minutes) or the like"
-        )
-    })
+    schedule
+        .daily_period_ms()
+        .ok_or(LogrotateError::UnevenSchedule { expression })
 }
 
 /// The variables a section named like an app puts in its environment (as PM2 does): each key
@@ -411,10 +422,13 @@ mod tests {
             ("max_sise", "1M", "did you mean `max_size`"),
         ] {
             let error = set(&mut conf, &format!("pm2-logrotate:{key}"), value)
-                .expect_err(&format!("{key} {value}"));
+                .expect_err(&format!("{key} {value}"))
+                .to_string();
             assert!(error.contains(says), "{key} {value}: {error}");
         }
-        let error = set(&mut conf, "pm2-logrotate", "1").expect_err("whole section");
+        let error = set(&mut conf, "pm2-logrotate", "1")
+            .expect_err("whole section")
+            .to_string();
         assert!(error.contains("set one of its keys"), "{error}");
         assert_eq!(conf, before);
     }
@@ -459,7 +473,10 @@ mod tests {
                 ("c.d".to_string(), "two words".to_string())
             ]
         );
-        assert!(parse_multiset("a 1 b").expect_err("odd").contains("`b`"));
+        assert!(parse_multiset("a 1 b")
+            .expect_err("odd")
+            .to_string()
+            .contains("`b`"));
         assert!(parse_multiset("  ").is_err());
         assert!(parse_multiset("a \"1").is_err());
     }
@@ -482,8 +499,14 @@ mod tests {
     #[test]
     fn files_parse_or_say_why_not() {
         assert!(parse("").expect("empty").is_empty());
-        assert!(parse("[1]").expect_err("array").contains("JSON object"));
-        assert!(parse("{").expect_err("broken").contains("not valid JSON"));
+        assert!(parse("[1]")
+            .expect_err("array")
+            .to_string()
+            .contains("JSON object"));
+        assert!(parse("{")
+            .expect_err("broken")
+            .to_string()
+            .contains("not valid JSON"));
         let conf = store(r#"{"a": {"b": "1"}}"#);
         assert_eq!(parse(&to_text(&conf)).expect("round trip"), conf);
     }

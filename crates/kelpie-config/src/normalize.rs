@@ -135,7 +135,7 @@ pub struct TopLevel {
 /// PM2: `{apps: [...]}` (or `apps` as one object, or PM2's older `pm2` key), a bare array of
 /// apps, or one app object. Other top-level keys next to `apps` are ignored with a warning, as
 /// PM2 ignores them.
-pub fn top_level(doc: &Value) -> Result<TopLevel, String> {
+pub fn top_level(doc: &Value) -> Result<TopLevel, ShapeError> {
     let mut top = TopLevel::default();
     match doc {
         Value::Array(items) => top.apps = items.clone(),
@@ -143,36 +143,61 @@ pub fn top_level(doc: &Value) -> Result<TopLevel, String> {
             container(object, &mut top)?
         }
         Value::Object(object) if object.keys().all(|k| k == "deploy") => {
-            return Err(no_apps());
+            return Err(ShapeError::NoApps);
         }
         Value::Object(_) => top.apps = vec![doc.clone()],
         other => {
-            return Err(format!(
-                "expected an object with `apps`, a list of apps or one app object, got {}",
-                crate::convert::kind_of(other)
-            ))
+            return Err(ShapeError::NotApps {
+                kind: crate::convert::kind_of(other),
+            })
         }
     }
     if top.apps.is_empty() {
-        return Err(no_apps());
+        return Err(ShapeError::NoApps);
     }
     Ok(top)
+}
+
+/// Why a document is not an app list. `Display` follows the file's name in
+/// [`ConfigError::Shape`](crate::ConfigError::Shape).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShapeError {
+    /// Not an object, a list or one app.
+    #[error("expected an object with `apps`, a list of apps or one app object, got {kind}")]
+    NotApps {
+        /// The JSON type found, in words.
+        kind: &'static str,
+    },
+    /// An empty list, or only a `deploy` section.
+    #[error("declares no apps (expected `apps: [...]`)")]
+    NoApps,
+    /// Both `apps` and PM2's older `pm2`.
+    #[error("both `apps` and `pm2` are set; keep `apps`")]
+    AppsAndPm2,
+    /// `apps` (or `pm2`) that is neither a list nor one object.
+    #[error("`{key}` must be a list of apps or one app object, got {kind}")]
+    AppsNotAList {
+        /// `apps` or `pm2`.
+        key: String,
+        /// The JSON type found, in words.
+        kind: &'static str,
+    },
+    /// The `static` section is wrong.
+    #[error(transparent)]
+    Static(#[from] crate::serve::StaticError),
 }
 
 fn has_apps_key(object: &Map<String, Value>) -> bool {
     object.contains_key("apps") || object.contains_key("pm2")
 }
 
-fn no_apps() -> String {
-    "declares no apps (expected `apps: [...]`)".to_string()
-}
-
 /// The top-level keys Kelpie reads.
 const TOP_LEVEL_KEYS: &[&str] = &["apps", "deploy", "static"];
 
-fn container(object: &Map<String, Value>, top: &mut TopLevel) -> Result<(), String> {
+fn container(object: &Map<String, Value>, top: &mut TopLevel) -> Result<(), ShapeError> {
     if object.contains_key("apps") && object.contains_key("pm2") {
-        return Err("both `apps` and `pm2` are set; keep `apps`".to_string());
+        return Err(ShapeError::AppsAndPm2);
     }
     let mut statics = Vec::new();
     for (key, value) in object {
@@ -182,10 +207,10 @@ fn container(object: &Map<String, Value>, top: &mut TopLevel) -> Result<(), Stri
                     Value::Array(items) => items.clone(),
                     Value::Object(_) => vec![value.clone()],
                     other => {
-                        return Err(format!(
-                            "`{key}` must be a list of apps or one app object, got {}",
-                            crate::convert::kind_of(other)
-                        ))
+                        return Err(ShapeError::AppsNotAList {
+                            key: key.clone(),
+                            kind: crate::convert::kind_of(other),
+                        })
                     }
                 }
             }
@@ -253,6 +278,7 @@ mod tests {
         assert_eq!(top.apps[0]["name"], "static-page-server-8080");
         assert!(top_level(&json!({"static": []}))
             .expect_err("should fail")
+            .to_string()
             .contains("declares no apps"));
     }
 
@@ -260,18 +286,23 @@ mod tests {
     fn rejects_other_shapes_clearly() {
         assert!(top_level(&json!("x"))
             .expect_err("should fail")
+            .to_string()
             .contains("got a string"));
         assert!(top_level(&json!(null))
             .expect_err("should fail")
+            .to_string()
             .contains("got nothing"));
         assert!(top_level(&json!([]))
             .expect_err("should fail")
+            .to_string()
             .contains("declares no apps"));
         assert!(top_level(&json!({"deploy": {}}))
             .expect_err("should fail")
+            .to_string()
             .contains("no apps"));
         assert!(top_level(&json!({"apps": 3}))
             .expect_err("should fail")
+            .to_string()
             .contains("`apps` must be"));
     }
 

@@ -4,7 +4,7 @@
 use crate::interpreter::by_extension;
 use crate::paths::{absolutize, expand_tilde, is_executable, which};
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// How the app chose its interpreter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,18 +68,67 @@ fn is_command_line(expanded: &str, cwd: &Path) -> bool {
     expanded.contains(char::is_whitespace) && !absolutize(cwd, Path::new(expanded)).exists()
 }
 
-/// Resolve `script` (relative to `cwd`) and its interpreter. Errors are complete sentences about
-/// the script or interpreter, without the app prefix.
+/// Why a script or its interpreter cannot run. `Display` is a complete sentence about the
+/// script or interpreter, without the app prefix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScriptError {
+    /// The script is a directory.
+    #[error("script `{}` is a directory", path.display())]
+    Directory {
+        /// The script, resolved.
+        path: PathBuf,
+    },
+    /// Neither executable nor named so that its interpreter is known.
+    #[error(
+        "script `{}` is not executable and its extension does not say which interpreter runs it; set `interpreter` or make it executable",
+        path.display()
+    )]
+    NoInterpreter {
+        /// The script, resolved.
+        path: PathBuf,
+    },
+    /// No such file, command line or command.
+    #[error("script `{}` not found", path.display())]
+    NotFound {
+        /// The script, resolved against the app's directory.
+        path: PathBuf,
+    },
+    /// An interpreter given as a path that is not an executable file.
+    #[error("interpreter `{}` not found or not executable", path.display())]
+    InterpreterNotExecutable {
+        /// The interpreter, resolved.
+        path: PathBuf,
+    },
+    /// An interpreter given as a command that is not in `$PATH`.
+    #[error("interpreter `{name}` not found in PATH")]
+    InterpreterNotInPath {
+        /// The command.
+        name: String,
+    },
+    /// The interpreter the script's extension calls for is not installed.
+    #[error(
+        "interpreter `{interpreter}` (used for .{extension} scripts) not found in PATH; install it or set `interpreter`"
+    )]
+    RuntimeMissing {
+        /// The interpreter (`python3`, `node`...).
+        interpreter: String,
+        /// The script's extension.
+        extension: String,
+    },
+}
+
+/// Resolve `script` (relative to `cwd`) and its interpreter.
 pub fn resolve(
     script: &str,
     cwd: &Path,
     choice: Choice<'_>,
     lookup: &Lookup<'_>,
-) -> Result<Resolved, String> {
+) -> Result<Resolved, ScriptError> {
     let expanded = expand_tilde(script.trim(), lookup.home);
     let candidate = absolutize(cwd, Path::new(&expanded));
     if candidate.is_dir() {
-        return Err(format!("script `{}` is a directory", candidate.display()));
+        return Err(ScriptError::Directory { path: candidate });
     }
     if candidate.is_file() {
         let interpreter = match choice {
@@ -95,13 +144,7 @@ pub fn resolve(
                     .flatten()
                 {
                     Some(interpreter) => Some(interpreter),
-                    None => {
-                        return Err(format!(
-                            "script `{}` is not executable and its extension does not say which \
-                             interpreter runs it; set `interpreter` or make it executable",
-                            candidate.display()
-                        ))
-                    }
+                    None => return Err(ScriptError::NoInterpreter { path: candidate }),
                 },
                 None => None,
             },
@@ -140,7 +183,7 @@ pub fn resolve(
             shell_args: Vec::new(),
         });
     }
-    Err(format!("script `{}` not found", candidate.display()))
+    Err(ScriptError::NotFound { path: candidate })
 }
 
 /// What runs a text script that is neither executable nor named by its extension (express's
@@ -171,28 +214,33 @@ fn text_script_interpreter(path: &Path) -> Option<String> {
 }
 
 /// An interpreter named by the user must exist: a path (made absolute) or a `$PATH` command.
-fn checked_interpreter(given: &str, cwd: &Path, lookup: &Lookup<'_>) -> Result<String, String> {
+fn checked_interpreter(
+    given: &str,
+    cwd: &Path,
+    lookup: &Lookup<'_>,
+) -> Result<String, ScriptError> {
     let expanded = expand_tilde(given.trim(), lookup.home);
     if expanded.contains('/') {
         let path = absolutize(cwd, Path::new(&expanded));
         return if is_executable(&path) {
             Ok(path.display().to_string())
         } else {
-            Err(format!(
-                "interpreter `{}` not found or not executable",
-                path.display()
-            ))
+            Err(ScriptError::InterpreterNotExecutable { path })
         };
     }
     match which(&expanded, lookup.path_var) {
         Some(_) => Ok(expanded),
-        None => Err(format!("interpreter `{expanded}` not found in PATH")),
+        None => Err(ScriptError::InterpreterNotInPath { name: expanded }),
     }
 }
 
 /// The interpreter picked by extension, checked so a missing runtime is reported now rather
 /// than as a crash loop. `python3` falls back to `python` like PM2.
-fn default_interpreter(default: &str, script: &str, lookup: &Lookup<'_>) -> Result<String, String> {
+fn default_interpreter(
+    default: &str,
+    script: &str,
+    lookup: &Lookup<'_>,
+) -> Result<String, ScriptError> {
     let candidates: &[&str] = if default == "python3" {
         &["python3", "python"]
     } else {
@@ -207,16 +255,16 @@ fn default_interpreter(default: &str, script: &str, lookup: &Lookup<'_>) -> Resu
                 .extension()
                 .and_then(|e| e.to_str())
                 .unwrap_or_default();
-            format!(
-                "interpreter `{default}` (used for .{extension} scripts) not found in PATH; install it or set `interpreter`"
-            )
+            ScriptError::RuntimeMissing {
+                interpreter: default.to_string(),
+                extension: extension.to_string(),
+            }
         })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     struct Fixture {
         dir: tempfile::TempDir,
@@ -253,7 +301,7 @@ mod tests {
             path_var: &f.path_var,
             home: None,
         };
-        resolve(script, f.dir.path(), choice, &lookup)
+        resolve(script, f.dir.path(), choice, &lookup).map_err(|e| e.to_string())
     }
 
     fn abs(f: &Fixture, name: &str) -> String {

@@ -4,6 +4,58 @@
 use crate::script::Resolved;
 use serde_json::{Map, Value};
 
+/// The path of this kelpie binary, which `script: serve` runs, cannot be found.
+#[derive(Debug, thiserror::Error)]
+#[error("`script: serve` runs this kelpie binary, whose path cannot be found: {source}")]
+pub struct NoServeBinary {
+    /// What the OS said.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Why PM2's top-level `static` section cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StaticError {
+    /// Neither a list nor one object.
+    #[error("`static` must be a list of {{path, port, ...}} objects, got {kind}")]
+    NotAList {
+        /// The JSON type found, in words.
+        kind: &'static str,
+    },
+    /// One entry is wrong.
+    #[error("`static` entry #{number}: {problem}")]
+    Entry {
+        /// 1-based position of the entry.
+        number: usize,
+        /// What is wrong with it.
+        problem: StaticEntryError,
+    },
+}
+
+/// What is wrong with one entry of `static`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StaticEntryError {
+    /// Not an object.
+    #[error("expected an object, got {got}")]
+    NotAnObject {
+        /// The entry as written.
+        got: String,
+    },
+    /// `basic_auth` without both `username` and `password`.
+    #[error("`basic_auth` needs `username` and `password`")]
+    BasicAuth,
+    /// A key the built-in server has no setting for.
+    #[error(
+        "`{key}` is not supported by kelpie's static server (expected path, port, host, spa, homepage, basic_auth or name)"
+    )]
+    UnsupportedKey {
+        /// The key as written.
+        key: String,
+    },
+}
+
 /// The `script` that names the built-in server in an ecosystem file, as in PM2.
 pub const SERVE_SCRIPT: &str = "serve";
 
@@ -17,10 +69,8 @@ pub fn is_builtin(script: &str) -> bool {
 }
 
 /// The program and first argument that run the built-in server: this kelpie binary.
-pub fn resolve() -> Result<Resolved, String> {
-    let exe = std::env::current_exe().map_err(|e| {
-        format!("`script: serve` runs this kelpie binary, whose path cannot be found: {e}")
-    })?;
+pub fn resolve() -> Result<Resolved, NoServeBinary> {
+    let exe = std::env::current_exe().map_err(|source| NoServeBinary { source })?;
     Ok(Resolved {
         script: exe.display().to_string(),
         interpreter: None,
@@ -39,30 +89,33 @@ pub fn default_name(port: impl std::fmt::Display) -> String {
 /// PM2's top-level `static: [{path, port, host, spa, homepage, basic_auth: {username,
 /// password}, name}]`: each entry becomes an app running the built-in server, with its settings
 /// in the `PM2_SERVE_*` variables the server reads.
-pub fn static_section(value: &Value) -> Result<Vec<Value>, String> {
+pub fn static_section(value: &Value) -> Result<Vec<Value>, StaticError> {
     let entries = match value {
         Value::Array(items) => items.as_slice(),
         Value::Object(_) => std::slice::from_ref(value),
         other => {
-            return Err(format!(
-                "`static` must be a list of {{path, port, ...}} objects, got {}",
-                crate::convert::kind_of(other)
-            ))
+            return Err(StaticError::NotAList {
+                kind: crate::convert::kind_of(other),
+            })
         }
     };
     entries
         .iter()
         .enumerate()
-        .map(|(i, entry)| static_app(entry).map_err(|e| format!("`static` entry #{}: {e}", i + 1)))
+        .map(|(i, entry)| {
+            static_app(entry).map_err(|problem| StaticError::Entry {
+                number: i + 1,
+                problem,
+            })
+        })
         .collect()
 }
 
-fn static_app(entry: &Value) -> Result<Value, String> {
+fn static_app(entry: &Value) -> Result<Value, StaticEntryError> {
     let Value::Object(entry) = entry else {
-        return Err(format!(
-            "expected an object, got {}",
-            crate::convert::describe(entry)
-        ));
+        return Err(StaticEntryError::NotAnObject {
+            got: crate::convert::describe(entry),
+        });
     };
     let mut env = Map::new();
     let mut name = None;
@@ -77,9 +130,10 @@ fn static_app(entry: &Value) -> Result<Value, String> {
                 continue;
             }
             "basic_auth" => {
-                let (Some(username), Some(password)) = (value.get("username"), value.get("password"))
+                let (Some(username), Some(password)) =
+                    (value.get("username"), value.get("password"))
                 else {
-                    return Err("`basic_auth` needs `username` and `password`".to_string());
+                    return Err(StaticEntryError::BasicAuth);
                 };
                 env.insert("PM2_SERVE_BASIC_AUTH".into(), Value::from("true"));
                 env.insert("PM2_SERVE_BASIC_AUTH_USERNAME".into(), username.clone());
@@ -92,9 +146,9 @@ fn static_app(entry: &Value) -> Result<Value, String> {
             "spa" => "PM2_SERVE_SPA",
             "homepage" => "PM2_SERVE_HOMEPAGE",
             other => {
-                return Err(format!(
-                    "`{other}` is not supported by kelpie's static server (expected path, port, host, spa, homepage, basic_auth or name)"
-                ))
+                return Err(StaticEntryError::UnsupportedKey {
+                    key: other.to_string(),
+                })
             }
         };
         env.insert(variable.to_string(), value.clone());

@@ -1,8 +1,30 @@
 //! Sizes and durations written the way PM2 users write them (`200M`, `10s`).
 
+/// Text that is not a size or a duration; `Display` says what was expected and what was given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AmountError {
+    /// Not a size ([`parse_bytes`]).
+    #[error("expected a size like 200M, 1G or a number of bytes, got {text:?}")]
+    Size {
+        /// The text as given.
+        text: String,
+    },
+    /// Not a duration ([`parse_duration_ms`]).
+    #[error(
+        "expected a duration like 500ms, 10s, 5m, 1h or a number of milliseconds, got {text:?}"
+    )]
+    Duration {
+        /// The text as given.
+        text: String,
+    },
+}
+
 /// Parse "1G"/"200M"/"10K"/"512" into bytes (binary multiples, like PM2).
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let expected = || format!("expected a size like 200M, 1G or a number of bytes, got {s:?}");
+pub fn parse_bytes(s: &str) -> Result<u64, AmountError> {
+    let expected = || AmountError::Size {
+        text: s.to_string(),
+    };
     let (number, unit) = split_unit(s);
     let multiplier: u64 = match unit.as_str() {
         "" | "b" => 1,
@@ -16,11 +38,9 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
 }
 
 /// Parse "500ms"/"10s"/"5m"/"1h"/"1500" into milliseconds; a bare number is milliseconds, as in PM2.
-pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
-    let expected = || {
-        format!(
-            "expected a duration like 500ms, 10s, 5m, 1h or a number of milliseconds, got {s:?}"
-        )
+pub fn parse_duration_ms(s: &str) -> Result<u64, AmountError> {
+    let expected = || AmountError::Duration {
+        text: s.to_string(),
     };
     let (number, unit) = split_unit(s);
     let multiplier: u64 = match unit.as_str() {
@@ -75,7 +95,7 @@ mod tests {
 
     #[test]
     fn bytes_reject_nonsense_with_expected_form() {
-        let err = parse_bytes("lots").expect_err("should fail");
+        let err = parse_bytes("lots").expect_err("should fail").to_string();
         assert_eq!(
             err,
             "expected a size like 200M, 1G or a number of bytes, got \"lots\""
@@ -98,7 +118,9 @@ mod tests {
 
     #[test]
     fn durations_reject_nonsense_with_expected_form() {
-        let err = parse_duration_ms("soon").expect_err("should fail");
+        let err = parse_duration_ms("soon")
+            .expect_err("should fail")
+            .to_string();
         assert!(err.contains("expected a duration like 500ms, 10s"), "{err}");
         assert!(err.contains("\"soon\""), "{err}");
         assert!(parse_duration_ms("10 parsecs").is_err());

@@ -1,8 +1,18 @@
 //! Quote-aware splitting of a command-line string into words (`args: "--port 80 'a b'"`).
 
+/// A quote opened and never closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unterminated {quote} quote in {text:?}")]
+pub struct UnterminatedQuote {
+    /// `'` or `"`.
+    pub quote: char,
+    /// The whole string being split.
+    pub text: String,
+}
+
 /// Split on whitespace, honouring single quotes (literal), double quotes (where `\` escapes `"`
 /// and `\`) and backslash escapes outside quotes, like a POSIX shell without expansions.
-pub fn split_words(s: &str) -> Result<Vec<String>, String> {
+pub fn split_words(s: &str) -> Result<Vec<String>, UnterminatedQuote> {
     let mut words = Vec::new();
     let mut current = String::new();
     // A word can be empty but present (`''`), so track presence separately from content.
@@ -33,7 +43,10 @@ pub fn split_words(s: &str) -> Result<Vec<String>, String> {
         }
     }
     if let Some(q) = quote {
-        return Err(format!("unterminated {q} quote in {s:?}"));
+        return Err(UnterminatedQuote {
+            quote: q,
+            text: s.to_string(),
+        });
     }
     if in_word {
         words.push(current);
@@ -67,6 +80,7 @@ mod tests {
     fn rejects_unterminated_quotes() {
         assert!(split_words("a 'b")
             .expect_err("should fail")
+            .to_string()
             .contains("unterminated"));
     }
 }

@@ -310,10 +310,10 @@ proptest! {
     #[test]
     fn sizes_parse_or_explain(text in any::<String>()) {
         if let Err(message) = parse_bytes(&text) {
-            prop_assert!(message.starts_with("expected a size"));
+            prop_assert!(message.to_string().starts_with("expected a size"));
         }
         if let Err(message) = parse_duration_ms(&text) {
-            prop_assert!(message.starts_with("expected a duration"));
+            prop_assert!(message.to_string().starts_with("expected a duration"));
         }
     }
 

@@ -37,11 +37,13 @@
 //! expression (`parse`), its six fields (`fields`), the next time it fires (`next`), and the
 //! set of values a field matches (`value_set`).
 
+mod error;
 mod fields;
 mod next;
 mod parse;
 mod value_set;
 
+pub use error::{CronError, FieldError};
 use jiff::tz::TimeZone;
 use std::fmt;
 use value_set::ValueSet;
@@ -116,12 +118,15 @@ impl fmt::Display for CronSchedule {
 
 /// The zone a schedule is read in: `None` or `local` = the system's, `UTC`, or an IANA name
 /// (`Europe/Paris`, read from the system's time zone database).
-pub fn time_zone(name: Option<&str>) -> Result<TimeZone, String> {
+pub fn time_zone(name: Option<&str>) -> Result<TimeZone, CronError> {
     match name {
         None | Some("local") => Ok(TimeZone::system()),
         // Built in, so that UTC works even on a system without a time zone database.
         Some("UTC") => Ok(TimeZone::UTC),
-        Some(name) => TimeZone::get(name).map_err(|e| format!("unknown time zone `{name}`: {e}")),
+        Some(name) => TimeZone::get(name).map_err(|e| CronError::UnknownTimeZone {
+            name: name.to_string(),
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -324,7 +329,7 @@ mod tests {
         ];
         for &(expression, want) in cases {
             assert_eq!(
-                CronSchedule::parse(expression),
+                CronSchedule::parse(expression).map_err(|e| e.to_string()),
                 Err(want.to_string()),
                 "`{expression}`"
             );
@@ -702,7 +707,9 @@ mod tests {
         assert_eq!(time_zone(Some("UTC")), Ok(TimeZone::UTC));
         let paris = time_zone(Some("Europe/Paris")).expect("Europe/Paris");
         assert_eq!(paris.iana_name(), Some("Europe/Paris"));
-        let error = time_zone(Some("Mars/Olympus_Mons")).expect_err("no such zone");
+        let error = time_zone(Some("Mars/Olympus_Mons"))
+            .expect_err("no such zone")
+            .to_string();
         assert!(
             error.starts_with("unknown time zone `Mars/Olympus_Mons`"),
             "{error}"

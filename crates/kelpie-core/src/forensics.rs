@@ -122,7 +122,45 @@ pub enum NotifyLine {
     /// `X_KELPIE_METRIC=<name>=<number>`; `None` (an empty value) removes the metric.
     Metric(String, Option<f64>),
     /// An `X_KELPIE_METRIC` line that does not follow the syntax, and why.
-    BadMetric(String),
+    BadMetric(MetricError),
+}
+
+/// Why a metric a process published was not taken. `Display` is the line the daemon logs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetricError {
+    /// No `=` between the name and the value.
+    #[error("`{METRIC_VARIABLE}={assignment}`: expected {METRIC_VARIABLE}=<name>=<number>")]
+    Syntax {
+        /// What followed `X_KELPIE_METRIC=`.
+        assignment: String,
+    },
+    /// A name that is not `[a-zA-Z_][a-zA-Z0-9_]*`.
+    #[error("metric name `{name}`: expected letters, digits and `_`, not starting with a digit")]
+    BadName {
+        /// The name as sent.
+        name: String,
+    },
+    /// A name longer than [`METRIC_NAME_MAX`].
+    #[error("metric name `{name}`: longer than {METRIC_NAME_MAX} bytes")]
+    NameTooLong {
+        /// The name as sent.
+        name: String,
+    },
+    /// A value that is not a finite number.
+    #[error("metric `{name}`: `{value}` is not a finite number")]
+    NotANumber {
+        /// The metric's name.
+        name: String,
+        /// The value as sent.
+        value: String,
+    },
+    /// A new metric beyond [`METRICS_MAX`].
+    #[error("metric `{name}` ignored: a process keeps at most {METRICS_MAX} metrics")]
+    TooMany {
+        /// The metric's name.
+        name: String,
+    },
 }
 
 /// Read one line of a notify datagram (systemd's format: `VARIABLE=value`, one per line).
@@ -144,9 +182,9 @@ pub fn parse_notify_line(line: &[u8]) -> Option<NotifyLine> {
 
 fn parse_metric(assignment: &str) -> NotifyLine {
     let Some((name, value)) = assignment.split_once('=') else {
-        return NotifyLine::BadMetric(format!(
-            "`{METRIC_VARIABLE}={assignment}`: expected {METRIC_VARIABLE}=<name>=<number>"
-        ));
+        return NotifyLine::BadMetric(MetricError::Syntax {
+            assignment: assignment.to_string(),
+        });
     };
     if let Err(why) = check_metric_name(name) {
         return NotifyLine::BadMetric(why);
@@ -157,26 +195,29 @@ fn parse_metric(assignment: &str) -> NotifyLine {
     }
     match value.parse::<f64>() {
         Ok(number) if number.is_finite() => NotifyLine::Metric(name.to_string(), Some(number)),
-        _ => NotifyLine::BadMetric(format!("metric `{name}`: `{value}` is not a finite number")),
+        _ => NotifyLine::BadMetric(MetricError::NotANumber {
+            name: name.to_string(),
+            value: value.to_string(),
+        }),
     }
 }
 
 /// A metric name is a Prometheus name without colons (those are for recording rules):
 /// `[a-zA-Z_][a-zA-Z0-9_]*`, at most [`METRIC_NAME_MAX`] bytes.
-pub fn check_metric_name(name: &str) -> Result<(), String> {
+pub fn check_metric_name(name: &str) -> Result<(), MetricError> {
     let mut chars = name.chars();
     let first_ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!(
-            "metric name `{name}`: expected letters, digits and `_`, not starting with a digit"
-        ));
+        return Err(MetricError::BadName {
+            name: name.to_string(),
+        });
     }
     if name.len() > METRIC_NAME_MAX {
-        return Err(format!(
-            "metric name `{name}`: longer than {METRIC_NAME_MAX} bytes"
-        ));
+        return Err(MetricError::NameTooLong {
+            name: name.to_string(),
+        });
     }
     Ok(())
 }
@@ -194,7 +235,7 @@ pub struct Published {
 impl Published {
     /// Take `line` into account; `Ok(true)` when something changed, `Err` with why a line was
     /// ignored (a bad metric, or one too many).
-    pub fn apply(&mut self, line: &NotifyLine) -> Result<bool, String> {
+    pub fn apply(&mut self, line: &NotifyLine) -> Result<bool, MetricError> {
         match line {
             NotifyLine::Status(text) => {
                 let text = (!text.is_empty()).then(|| text.clone());
@@ -205,9 +246,7 @@ impl Published {
             NotifyLine::Metric(name, None) => Ok(self.metrics.remove(name).is_some()),
             NotifyLine::Metric(name, Some(value)) => {
                 if !self.metrics.contains_key(name) && self.metrics.len() >= METRICS_MAX {
-                    return Err(format!(
-                        "metric `{name}` ignored: a process keeps at most {METRICS_MAX} metrics"
-                    ));
+                    return Err(MetricError::TooMany { name: name.clone() });
                 }
                 let old = self.metrics.insert(name.clone(), *value);
                 Ok(old != Some(*value))
@@ -387,7 +426,9 @@ mod tests {
         );
         assert_eq!(published.metrics.len(), METRICS_MAX - 1);
         assert!(published
-            .apply(&NotifyLine::BadMetric("why".into()))
+            .apply(&NotifyLine::BadMetric(MetricError::NameTooLong {
+                name: "why".into()
+            }))
             .is_err());
     }
 }

@@ -12,9 +12,12 @@ mod listen;
 mod settings;
 pub mod shared_env;
 
-pub use checks::{check_app_name, check_instances, log_name, sanitize_log_name, MAX_INSTANCES};
+pub use checks::{
+    check_app_name, check_instances, log_name, sanitize_log_name, AppNameError, TooManyInstances,
+    MAX_INSTANCES,
+};
 pub use health::{HealthCheck, HealthProbe};
-pub use listen::ListenAddress;
+pub use listen::{BadListenAddress, ListenAddress};
 pub use settings::{ExecMode, LogRotation, LogType};
 
 use serde::{Deserialize, Serialize};

@@ -14,8 +14,9 @@ mod targets;
 pub use frame::{decode, encode, read_frame, write_frame, FrameError, MAX_FRAME_LEN};
 pub use home::{FileNames, Home, FILE_NAMES_ENV, HOME_ENV, UPDATE_SIGNAL};
 pub use messages::{
-    BusEvent, ConfRequest, ConfigSource, ErrorKind, Hello, HostFilesystem, HostMetrics, LogBytes,
-    LogFileInfo, LogStream, ProcessInfo, Request, Response, ScaleCount, SpecChanges, StartOutcome,
-    Target, TriggerReply, Triggered, WireError, WireLogLine, PROTOCOL_VERSION,
+    BadScaleCount, BusEvent, ConfRequest, ConfigSource, ErrorKind, Hello, HostFilesystem,
+    HostMetrics, LogBytes, LogFileInfo, LogStream, ProcessInfo, Request, Response, ScaleCount,
+    SpecChanges, StartOutcome, Target, TriggerReply, Triggered, WireError, WireLogLine,
+    PROTOCOL_VERSION,
 };
-pub use targets::{check_pattern, pattern_of, resolve_targets, Targetable};
+pub use targets::{check_pattern, pattern_of, resolve_targets, InvalidPattern, Targetable};

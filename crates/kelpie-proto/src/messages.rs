@@ -11,7 +11,7 @@ mod logs;
 mod requests;
 mod responses;
 
-pub use arguments::{ConfRequest, ScaleCount, Target};
+pub use arguments::{BadScaleCount, ConfRequest, ScaleCount, Target};
 pub use events::BusEvent;
 pub use host::{HostFilesystem, HostMetrics};
 pub use logs::{LogBytes, LogFileInfo, LogStream, WireLogLine};

@@ -39,11 +39,25 @@ pub fn pattern_of(arg: &str) -> Option<&str> {
         .filter(|inner| !inner.is_empty())
 }
 
+/// A `/regex/` target whose expression does not compile.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("/{pattern}/ is not a valid regular expression: {source}")]
+pub struct InvalidPattern {
+    /// The expression, without its slashes.
+    pub pattern: String,
+    /// Why the regex crate refused it.
+    #[source]
+    pub source: regex::Error,
+}
+
 /// Check a target's regular expression, for an error before anything is sent.
-pub fn check_pattern(pattern: &str) -> Result<(), String> {
+pub fn check_pattern(pattern: &str) -> Result<(), InvalidPattern> {
     regex::Regex::new(pattern)
         .map(|_| ())
-        .map_err(|e| format!("/{pattern}/ is not a valid regular expression: {e}"))
+        .map_err(|source| InvalidPattern {
+            pattern: pattern.to_string(),
+            source,
+        })
 }
 
 /// One instance as targets see it.

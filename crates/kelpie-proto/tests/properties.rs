@@ -281,7 +281,7 @@ proptest! {
     #[test]
     fn scale_counts_parse_or_explain(text in any::<String>()) {
         if let Err(message) = ScaleCount::parse(&text) {
-            prop_assert!(message.starts_with("expected N, +N or -N"));
+            prop_assert!(message.to_string().starts_with("expected N, +N or -N"));
         }
     }
 

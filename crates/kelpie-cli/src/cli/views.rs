@@ -67,7 +67,7 @@ pub struct MonitArgs {
 fn parse_interval(text: &str) -> Result<Duration, String> {
     let ms = match text.trim().parse::<f64>() {
         Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => (seconds * 1000.0) as u64,
-        _ => kelpie_config::parse_duration_ms(text)?,
+        _ => kelpie_config::parse_duration_ms(text).map_err(|e| e.to_string())?,
     };
     if ms < 100 {
         return Err(format!("`{text}` is too short: at least 100ms"));

@@ -77,7 +77,7 @@ fn env_files(
     value: &Value,
     cwd: &Path,
     home: Option<&str>,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, EnvFileError> {
     let paths = match value {
         Value::Array(_) => convert::words(value)?,
         other => vec![convert::string(other)?],
@@ -85,10 +85,41 @@ fn env_files(
     let mut variables = BTreeMap::new();
     for path in paths {
         let path = absolutize(cwd, Path::new(&expand_tilde(&path, home)));
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-        let read = crate::env::dotenv(&text).map_err(|e| format!("`{}` {e}", path.display()))?;
-        variables.extend(read);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(source) => return Err(EnvFileError::Read { path, source }),
+        };
+        match crate::env::dotenv(&text) {
+            Ok(read) => variables.extend(read),
+            Err(source) => return Err(EnvFileError::Dotenv { path, source }),
+        }
     }
     Ok(variables)
+}
+
+/// Why `env_file` could not be read. `Display` is the message after "field `env_file`: ";
+/// like [`crate::env::dotenv`]'s, it names files and lines, never a value.
+#[derive(Debug, thiserror::Error)]
+enum EnvFileError {
+    /// Not a path or a list of paths.
+    #[error(transparent)]
+    Value(#[from] convert::ValueError),
+    /// A file that cannot be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        /// The file, resolved.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line of a file that is not `NAME=value`.
+    #[error("`{}` {source}", path.display())]
+    Dotenv {
+        /// The file, resolved.
+        path: PathBuf,
+        /// The line and what is wrong with it.
+        #[source]
+        source: crate::env::DotenvError,
+    },
 }

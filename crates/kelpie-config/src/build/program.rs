@@ -62,7 +62,7 @@ pub(super) fn read_script(
                     spec.script = resolved.script;
                     spec.interpreter = resolved.interpreter;
                 }
-                Err(message) => r.errors.push(message),
+                Err(e) => r.errors.push(e.to_string()),
             }
         }
         Some(script) if cwd_ok => {
@@ -95,7 +95,7 @@ pub(super) fn read_script(
                     spec.interpreter = resolved.interpreter;
                     spec.interpreter_args = user_interpreter_args;
                 }
-                Err(message) => r.errors.push(message),
+                Err(e) => r.errors.push(e.to_string()),
             }
         }
         Some(_) => {}
@@ -145,13 +145,13 @@ pub(super) fn read_name(r: &mut Reader<'_>, spec: &mut AppSpec, origin: &Origin<
 
 /// `Some(None)` for `interpreter: none` (or empty), which means "execute the script itself", as
 /// in PM2; `Some(Some(name))` for an interpreter.
-fn interpreter_field(value: &Value) -> Result<Option<String>, String> {
+fn interpreter_field(value: &Value) -> Result<Option<String>, convert::ValueError> {
     match value {
         Value::String(s) if s.trim().is_empty() || s.trim() == "none" => Ok(None),
         Value::String(s) => Ok(Some(s.trim().to_string())),
-        other => Err(format!(
-            "expected an interpreter name, path or \"none\", got {}",
-            convert::describe(other)
+        other => Err(convert::expected(
+            "an interpreter name, path or \"none\"",
+            other,
         )),
     }
 }

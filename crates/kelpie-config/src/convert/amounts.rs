@@ -2,14 +2,14 @@
 //! minimum; a log rotation period (`daily`, `hourly`, `never` or a duration); `watchdog`, whose
 //! bare numbers are seconds.
 
-use super::{describe, expected, integer};
+use super::{expected, integer, too_small, ValueError};
 use crate::units::{parse_bytes, parse_duration_ms};
 use serde_json::Value;
 
 /// Milliseconds: a number of ms, or a string like `10s`.
-pub fn duration(value: &Value) -> Result<u64, String> {
+pub fn duration(value: &Value) -> Result<u64, ValueError> {
     match value {
-        Value::String(s) => parse_duration_ms(s),
+        Value::String(s) => Ok(parse_duration_ms(s)?),
         _ => integer(value)
             .and_then(|n| u64::try_from(n).ok())
             .ok_or_else(|| {
@@ -22,9 +22,9 @@ pub fn duration(value: &Value) -> Result<u64, String> {
 }
 
 /// Bytes: a number of bytes, or a string like `200M`.
-pub fn bytes(value: &Value) -> Result<u64, String> {
+pub fn bytes(value: &Value) -> Result<u64, ValueError> {
     match value {
-        Value::String(s) => parse_bytes(s),
+        Value::String(s) => Ok(parse_bytes(s)?),
         _ => integer(value)
             .and_then(|n| u64::try_from(n).ok())
             .ok_or_else(|| expected("a size like 200M, 1G or a number of bytes", value)),
@@ -32,10 +32,10 @@ pub fn bytes(value: &Value) -> Result<u64, String> {
 }
 
 /// A [`duration`] of at least `min_ms`; `min` says it in words for the message.
-pub fn duration_at_least(value: &Value, min_ms: u64, min: &str) -> Result<u64, String> {
+pub fn duration_at_least(value: &Value, min_ms: u64, min: &str) -> Result<u64, ValueError> {
     let ms = duration(value)?;
     if ms < min_ms {
-        return Err(format!("expected at least {min}, got {}", describe(value)));
+        return Err(too_small(min, value));
     }
     Ok(ms)
 }
@@ -49,7 +49,7 @@ const MIN_ROTATE_INTERVAL_MS: u64 = 60_000;
 
 /// Rotation period in ms: `daily`, `hourly`, `never` (0), or a duration of at least one minute
 /// (`6h`, `30m`, a number of ms; `0` also means never).
-pub fn rotate_interval(value: &Value) -> Result<u64, String> {
+pub fn rotate_interval(value: &Value) -> Result<u64, ValueError> {
     let ms = match value.as_str().map(|s| s.trim().to_ascii_lowercase()).as_deref() {
         Some("daily") => DAILY_MS,
         Some("hourly") => HOURLY_MS,
@@ -62,10 +62,7 @@ pub fn rotate_interval(value: &Value) -> Result<u64, String> {
         })?,
     };
     if ms != 0 && ms < MIN_ROTATE_INTERVAL_MS {
-        return Err(format!(
-            "expected at least 1 minute (or \"never\"), got {}",
-            describe(value)
-        ));
+        return Err(too_small("1 minute (or \"never\")", value));
     }
     Ok(ms)
 }
@@ -73,7 +70,7 @@ pub fn rotate_interval(value: &Value) -> Result<u64, String> {
 /// `watchdog`: like systemd's `WatchdogSec`, a bare number is SECONDS (`30`, `"1.5"`), unlike
 /// every other duration field; with a unit it reads as they do (`30s`, `1m`, `1500ms`). At least
 /// one second.
-pub fn watchdog(value: &Value) -> Result<u64, String> {
+pub fn watchdog(value: &Value) -> Result<u64, ValueError> {
     let bad = || {
         expected(
             "a duration like 30s, 1m or a number of seconds (not milliseconds)",
@@ -102,10 +99,7 @@ pub fn watchdog(value: &Value) -> Result<u64, String> {
     }
     .ok_or_else(bad)?;
     if ms < 1000 {
-        return Err(format!(
-            "expected at least 1 second, got {}",
-            describe(value)
-        ));
+        return Err(too_small("1 second", value));
     }
     Ok(ms)
 }
@@ -123,7 +117,7 @@ mod tests {
         assert_eq!(bytes(&json!(1024)), Ok(1024));
         assert_eq!(bytes(&json!("200M")), Ok(200 << 20));
         assert_eq!(
-            bytes(&json!("lots")).expect_err("should fail"),
+            bytes(&json!("lots")).expect_err("should fail").to_string(),
             "expected a size like 200M, 1G or a number of bytes, got \"lots\""
         );
         assert!(bytes(&json!(true)).is_err());
@@ -140,12 +134,12 @@ mod tests {
         assert_eq!(rotate_interval(&json!("1m")), Ok(60_000));
         assert_eq!(rotate_interval(&json!(120_000)), Ok(120_000));
         assert_eq!(
-            rotate_interval(&json!("30s")),
+            rotate_interval(&json!("30s")).map_err(|e| e.to_string()),
             Err("expected at least 1 minute (or \"never\"), got \"30s\"".into())
         );
         assert!(rotate_interval(&json!(500)).is_err());
         assert_eq!(
-            rotate_interval(&json!("weekly")),
+            rotate_interval(&json!("weekly")).map_err(|e| e.to_string()),
             Err("expected \"daily\", \"hourly\", \"never\" or a duration like 6h, 30m or a number of milliseconds, got \"weekly\"".into())
         );
         assert!(rotate_interval(&json!(-1)).is_err());
@@ -161,11 +155,11 @@ mod tests {
         assert_eq!(watchdog(&json!("1m")), Ok(60_000));
         assert_eq!(watchdog(&json!("1000ms")), Ok(1000));
         assert_eq!(
-            watchdog(&json!("999ms")),
+            watchdog(&json!("999ms")).map_err(|e| e.to_string()),
             Err("expected at least 1 second, got \"999ms\"".into())
         );
         assert_eq!(
-            watchdog(&json!(0.5)),
+            watchdog(&json!(0.5)).map_err(|e| e.to_string()),
             Err("expected at least 1 second, got 0.5".into())
         );
         for bad in [json!("."), json!("1e3"), json!(-1), json!(""), json!(null)] {

@@ -1,21 +1,21 @@
 //! Values from a fixed set: the exec mode, the log type, `log_file` (a path or a boolean), a
 //! stop signal.
 
-use super::{describe, expected};
+use super::{expected, unknown_choice, ValueError};
 use kelpie_core::{ExecMode, LogType};
 use serde_json::Value;
 
 /// `exec_mode`: `fork`/`fork_mode`/`cluster`/`cluster_mode`.
-pub fn exec_mode(value: &Value) -> Result<ExecMode, String> {
+pub fn exec_mode(value: &Value) -> Result<ExecMode, ValueError> {
     match value.as_str().map(str::trim) {
         Some("fork" | "fork_mode") => Ok(ExecMode::Fork),
         Some("cluster" | "cluster_mode") => Ok(ExecMode::Cluster),
-        _ => Err(expected("\"fork\" or \"cluster\"", value)),
+        _ => Err(unknown_choice("\"fork\" or \"cluster\"", value)),
     }
 }
 
 /// `log_type`: `raw` or `json`.
-pub fn log_type(value: &Value) -> Result<LogType, String> {
+pub fn log_type(value: &Value) -> Result<LogType, ValueError> {
     match value
         .as_str()
         .map(|s| s.trim().to_ascii_lowercase())
@@ -23,13 +23,13 @@ pub fn log_type(value: &Value) -> Result<LogType, String> {
     {
         Some("raw") => Ok(LogType::Raw),
         Some("json") => Ok(LogType::Json),
-        _ => Err(expected("\"raw\" or \"json\"", value)),
+        _ => Err(unknown_choice("\"raw\" or \"json\"", value)),
     }
 }
 
 /// `log_file`: `true` is the default combined file (`Some("")`), `false` none, or a path
 /// (resolved by the caller).
-pub fn log_file(value: &Value) -> Result<Option<String>, String> {
+pub fn log_file(value: &Value) -> Result<Option<String>, ValueError> {
     match value {
         Value::Bool(b) => Ok(b.then(String::new)),
         Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok(Some(String::new())),
@@ -70,11 +70,11 @@ const STOP_SIGNALS: &[&str] = &[
 ];
 
 /// A stop signal name; `TERM`, `sigterm` and `SIGTERM` all give `SIGTERM`.
-pub fn signal(value: &Value) -> Result<String, String> {
+pub fn signal(value: &Value) -> Result<String, ValueError> {
     let refuse = || {
-        format!(
-            "expected a signal name such as SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 or SIGKILL, got {}",
-            describe(value)
+        unknown_choice(
+            "a signal name such as SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 or SIGKILL",
+            value,
         )
     };
     let upper = value
@@ -116,6 +116,7 @@ mod tests {
         assert!(signal(&json!("SIGCONT")).is_err());
         assert!(signal(&json!("NOPE"))
             .expect_err("should fail")
+            .to_string()
             .contains("SIGINT"));
         assert!(signal(&json!(15)).is_err());
     }
@@ -128,7 +129,7 @@ mod tests {
         assert_eq!(log_file(&json!("FALSE")), Ok(None));
         assert_eq!(log_file(&json!("a.log")), Ok(Some("a.log".into())));
         assert_eq!(
-            log_file(&json!("")),
+            log_file(&json!("")).map_err(|e| e.to_string()),
             Err("expected a file path, true (the default file) or false, got \"\"".into())
         );
         assert!(log_file(&json!(1)).is_err());
@@ -140,7 +141,7 @@ mod tests {
         assert_eq!(log_type(&json!(" JSON ")), Ok(LogType::Json));
         assert_eq!(log_type(&json!("raw")), Ok(LogType::Raw));
         assert_eq!(
-            log_type(&json!("xml")),
+            log_type(&json!("xml")).map_err(|e| e.to_string()),
             Err("expected \"raw\" or \"json\", got \"xml\"".into())
         );
         assert!(log_type(&json!(true)).is_err());

@@ -1,12 +1,12 @@
 //! Bounded numbers with a meaning: `instances` (with PM2's `max` and `-N`), a CPU percentage,
 //! a number of processes, a nice value, exit codes.
 
-use super::{expected, integer};
+use super::{expected, integer, out_of_range, ValueError};
 use serde_json::Value;
 
 /// `instances`: a positive count; `0` and `"max"` mean one per CPU; `-N` means N fewer than the
 /// CPUs, at least one (PM2's rules: `-1` is "all CPUs but one").
-pub fn instances(value: &Value, cpus: u32) -> Result<u32, String> {
+pub fn instances(value: &Value, cpus: u32) -> Result<u32, ValueError> {
     if value
         .as_str()
         .is_some_and(|s| s.trim().eq_ignore_ascii_case("max"))
@@ -29,7 +29,7 @@ pub fn instances(value: &Value, cpus: u32) -> Result<u32, String> {
             .ok()
             .filter(|n| kelpie_core::check_instances(*n).is_ok())
             .ok_or_else(|| {
-                expected(
+                out_of_range(
                     &format!("at most {} instances", kelpie_core::MAX_INSTANCES),
                     value,
                 )
@@ -54,7 +54,7 @@ pub fn instances_cpu_relative(value: &Value) -> Option<u32> {
 
 /// `max_cpu`: a percentage of one core, `80`, `"80%"` or `"150"` (two cores are 200), from 1
 /// to 100 × the CPUs available.
-pub fn cpu_percent(value: &Value, cpus: u32) -> Result<u32, String> {
+pub fn cpu_percent(value: &Value, cpus: u32) -> Result<u32, ValueError> {
     let max = cpus.max(1).saturating_mul(100);
     let number = match value {
         Value::String(s) => {
@@ -63,18 +63,15 @@ pub fn cpu_percent(value: &Value, cpus: u32) -> Result<u32, String> {
         }
         other => other.clone(),
     };
-    integer(&number)
-        .and_then(|n| u32::try_from(n).ok())
+    let what = format!(
+        "a CPU percentage from 1 to {max} (100 is one core; this machine has {} CPUs)",
+        cpus.max(1)
+    );
+    let n = integer(&number).ok_or_else(|| expected(&what, value))?;
+    u32::try_from(n)
+        .ok()
         .filter(|n| (1..=max).contains(n))
-        .ok_or_else(|| {
-            expected(
-                &format!(
-                    "a CPU percentage from 1 to {max} (100 is one core; this machine has {} CPUs)",
-                    cpus.max(1)
-                ),
-                value,
-            )
-        })
+        .ok_or_else(|| out_of_range(&what, value))
 }
 
 /// Most processes `max_processes` accepts: Linux's own limit on pids (`pid_max`'s maximum).
@@ -82,37 +79,31 @@ pub const MAX_PROCESSES: u32 = 4_194_304;
 
 /// `max_processes`: a whole number of processes from 1 to [`MAX_PROCESSES`], as a number or a
 /// string.
-pub fn max_processes(value: &Value) -> Result<u32, String> {
+pub fn max_processes(value: &Value) -> Result<u32, ValueError> {
     let number = match value {
         Value::String(s) => Value::from(s.trim()),
         other => other.clone(),
     };
-    integer(&number)
-        .and_then(|n| u32::try_from(n).ok())
+    let what = format!("a number of processes from 1 to {MAX_PROCESSES}");
+    let n = integer(&number).ok_or_else(|| expected(&what, value))?;
+    u32::try_from(n)
+        .ok()
         .filter(|n| (1..=MAX_PROCESSES).contains(n))
-        .ok_or_else(|| {
-            expected(
-                &format!("a number of processes from 1 to {MAX_PROCESSES}"),
-                value,
-            )
-        })
+        .ok_or_else(|| out_of_range(&what, value))
 }
 
 /// `nice`: -20 (highest priority) to 19 (lowest), as `nice(1)`.
-pub fn nice(value: &Value) -> Result<i32, String> {
-    integer(value)
+pub fn nice(value: &Value) -> Result<i32, ValueError> {
+    const WHAT: &str = "a nice value from -20 (highest priority) to 19 (lowest)";
+    let n = integer(value).ok_or_else(|| expected(WHAT, value))?;
+    Some(n)
         .filter(|n| (-20..=19).contains(n))
         .and_then(|n| i32::try_from(n).ok())
-        .ok_or_else(|| {
-            expected(
-                "a nice value from -20 (highest priority) to 19 (lowest)",
-                value,
-            )
-        })
+        .ok_or_else(|| out_of_range(WHAT, value))
 }
 
 /// Exit codes: one number or a list of them.
-pub fn exit_codes(value: &Value) -> Result<Vec<i32>, String> {
+pub fn exit_codes(value: &Value) -> Result<Vec<i32>, ValueError> {
     let one = |v: &Value| {
         integer(v)
             .and_then(|n| i32::try_from(n).ok())
@@ -161,7 +152,7 @@ mod tests {
         assert_eq!(cpu_percent(&json!(" 150 "), 4), Ok(150));
         assert_eq!(cpu_percent(&json!("400"), 4), Ok(400));
         assert_eq!(
-            cpu_percent(&json!("401%"), 4),
+            cpu_percent(&json!("401%"), 4).map_err(|e| e.to_string()),
             Err("expected a CPU percentage from 1 to 400 (100 is one core; this machine has 4 CPUs), got \"401%\"".into())
         );
         for bad in [json!(0), json!(-5), json!("%"), json!("80.5%"), json!(true)] {
@@ -175,7 +166,7 @@ mod tests {
         assert_eq!(max_processes(&json!(" 200 ")), Ok(200));
         assert_eq!(max_processes(&json!(MAX_PROCESSES)), Ok(MAX_PROCESSES));
         assert_eq!(
-            max_processes(&json!(0)),
+            max_processes(&json!(0)).map_err(|e| e.to_string()),
             Err("expected a number of processes from 1 to 4194304, got 0".into())
         );
         for bad in [

@@ -1,19 +1,19 @@
 //! Text that must compile or resolve, checked now rather than when the daemon needs it: a
 //! regular expression, globs, a cron expression, a time zone.
 
-use super::{expected, integer, string};
+use super::{expected, integer, string, ValueError};
 use serde_json::Value;
 
 /// A regular expression, checked to compile; kept as written.
-pub fn regex(value: &Value) -> Result<String, String> {
+pub fn regex(value: &Value) -> Result<String, ValueError> {
     let pattern = string(value).map_err(|_| expected("a regular expression", value))?;
     match regex::Regex::new(&pattern) {
         Ok(_) => Ok(pattern),
-        Err(error) => Err(format!(
-            "{} ({})",
-            expected("a valid regular expression", value),
-            regex_problem(&error)
-        )),
+        Err(error) => Err(ValueError::BadPattern {
+            what: "a valid regular expression",
+            got: super::describe(value),
+            reason: regex_problem(&error),
+        }),
     }
 }
 
@@ -29,13 +29,17 @@ fn regex_problem(error: &regex::Error) -> String {
 }
 
 /// `ignore_watch`: one glob or a list of them, each checked to compile.
-pub fn globs(value: &Value) -> Result<Vec<String>, String> {
+pub fn globs(value: &Value) -> Result<Vec<String>, ValueError> {
     let one = |item: &Value| match item {
         Value::String(s) if !s.trim().is_empty() => {
             let pattern = s.trim();
             globset::Glob::new(pattern)
                 .map(|_| pattern.to_string())
-                .map_err(|e| format!("{} ({})", expected("a valid glob", item), e.kind()))
+                .map_err(|e| ValueError::BadPattern {
+                    what: "a valid glob",
+                    got: super::describe(item),
+                    reason: e.kind().to_string(),
+                })
         }
         other => Err(expected("a glob such as \"*.log\" or \"tmp/**\"", other)),
     };
@@ -48,7 +52,7 @@ pub fn globs(value: &Value) -> Result<Vec<String>, String> {
 
 /// `cron_restart`: a cron expression, checked by the parser the daemon uses. `0` (number or
 /// string) means none, as in PM2.
-pub fn cron(value: &Value) -> Result<Option<String>, String> {
+pub fn cron(value: &Value) -> Result<Option<String>, ValueError> {
     match value {
         Value::Number(_) if integer(value) == Some(0) => Ok(None),
         Value::String(s) if s.trim() == "0" => Ok(None),
@@ -65,7 +69,7 @@ pub fn cron(value: &Value) -> Result<Option<String>, String> {
 }
 
 /// `cron_timezone`: `UTC`, `local` or an IANA name, checked against the time zone database.
-pub fn time_zone(value: &Value) -> Result<String, String> {
+pub fn time_zone(value: &Value) -> Result<String, ValueError> {
     let name = string(value).map_err(|_| {
         expected(
             "a time zone name such as \"UTC\" or \"Europe/Paris\"",
@@ -89,11 +93,11 @@ mod tests {
             Ok("listening on \\d+".into())
         );
         assert_eq!(
-            regex(&json!("(ready")),
+            regex(&json!("(ready")).map_err(|e| e.to_string()),
             Err("expected a valid regular expression, got \"(ready\" (unclosed group)".into())
         );
         assert_eq!(
-            regex(&json!("")),
+            regex(&json!("")).map_err(|e| e.to_string()),
             Err("expected a regular expression, got \"\"".into())
         );
         assert!(regex(&json!(true)).is_err());
@@ -108,7 +112,7 @@ mod tests {
         );
         assert_eq!(globs(&json!([])), Ok(vec![]));
         assert_eq!(
-            globs(&json!(["ok", "{a,b"])),
+            globs(&json!(["ok", "{a,b"])).map_err(|e| e.to_string()),
             Err("expected a valid glob, got \"{a,b\" (unclosed alternate group; missing '}' (maybe escape '{' with '[{]'?))".into())
         );
         assert!(globs(&json!("")).is_err());

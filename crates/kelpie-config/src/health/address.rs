@@ -58,13 +58,10 @@ pub(super) fn tcp(
 
 /// The host and port a probe of "the app" goes to: its Kelpie-owned TCP port (on its host when
 /// that is one address, not a wildcard), else a numeric `PORT` in its environment.
-pub(super) fn app_address(spec: &AppSpec) -> Result<(String, u16), String> {
+pub(super) fn app_address(spec: &AppSpec) -> Result<(String, u16), NoAppAddress> {
     if spec.increment_var.as_deref() == Some("PORT") && spec.instances > 1 {
         // Each instance listens on its own PORT, but a probe has one address for all of them.
-        return Err(
-            "each instance has its own PORT (`increment_var: PORT`), so a check on the app's port would probe only the first instance; use an `exec` check (it runs with the instance's PORT) or give an explicit address"
-                .to_string(),
-        );
+        return Err(NoAppAddress::PortPerInstance);
     }
     if let Some(ListenAddress::Tcp { host, port }) = &spec.listen {
         let host = match host.as_deref() {
@@ -75,11 +72,23 @@ pub(super) fn app_address(spec: &AppSpec) -> Result<(String, u16), String> {
     }
     match spec.env_port() {
         Some(port) => Ok((LOCALHOST.to_string(), port)),
-        None => Err(
-            "the app has no TCP port to check: set its `port`, or PORT in its `env`, or give a full URL (http://127.0.0.1:3000/health)"
-                .to_string(),
-        ),
+        None => Err(NoAppAddress::NoPort),
     }
+}
+
+/// Why a probe cannot go to "the app" ([`app_address`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum NoAppAddress {
+    /// `increment_var: PORT` with several instances: one address cannot reach them all.
+    #[error(
+        "each instance has its own PORT (`increment_var: PORT`), so a check on the app's port would probe only the first instance; use an `exec` check (it runs with the instance's PORT) or give an explicit address"
+    )]
+    PortPerInstance,
+    /// Neither a Kelpie-owned TCP port nor a numeric `PORT`.
+    #[error(
+        "the app has no TCP port to check: set its `port`, or PORT in its `env`, or give a full URL (http://127.0.0.1:3000/health)"
+    )]
+    NoPort,
 }
 
 #[cfg(test)]

@@ -21,11 +21,11 @@ impl Errors<'_> {
     }
 
     /// `read(value)`, or `None` with the error recorded under `sub`.
-    pub(super) fn check<T>(
+    pub(super) fn check<T, E: std::fmt::Display>(
         &mut self,
         sub: &str,
         value: &Value,
-        read: impl Fn(&Value) -> Result<T, String>,
+        read: impl Fn(&Value) -> Result<T, E>,
     ) -> Option<T> {
         match read(value) {
             Ok(v) => Some(v),

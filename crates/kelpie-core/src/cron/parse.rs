@@ -1,13 +1,14 @@
 //! Reading an expression: a macro (`@daily`...) or 5 or 6 fields, each a list of values,
 //! ranges and steps, numbers or names; the error names the field and says why.
 
+use super::error::{CronError, FieldError};
 use super::fields::Field;
 use super::value_set::ValueSet;
 use super::CronSchedule;
 
 impl CronSchedule {
     /// Parse a 5- or 6-field expression; the error says which field is wrong and why.
-    pub fn parse(expression: &str) -> Result<CronSchedule, String> {
+    pub fn parse(expression: &str) -> Result<CronSchedule, CronError> {
         let trimmed = expression.trim();
         let expanded = if trimmed.starts_with('@') {
             expand_macro(trimmed)?
@@ -17,9 +18,10 @@ impl CronSchedule {
         let fields: Vec<&str> = expanded.split_whitespace().collect();
         let count = fields.len();
         if count != 5 && count != 6 {
-            return Err(format!(
-                "expected 5 fields (minute hour day month weekday) or 6 (seconds first), got {count} in `{expression}`"
-            ));
+            return Err(CronError::FieldCount {
+                count,
+                expression: expression.to_string(),
+            });
         }
         // A 5-field expression fires at second 0; its fields start with the minute.
         let kinds: &[Field] = if count == 6 {
@@ -30,12 +32,11 @@ impl CronSchedule {
         let mut sets = [ValueSet::single(0); 6];
         let mut unrestricted = [false; 6];
         for (position, (&kind, &text)) in kinds.iter().zip(&fields).enumerate() {
-            let set = parse_field(kind, text).map_err(|why| {
-                format!(
-                    "field {} ({}) of `{expression}`: {why}",
-                    position + 1,
-                    kind.name()
-                )
+            let set = parse_field(kind, text).map_err(|reason| CronError::Field {
+                position: position + 1,
+                field: kind.name(),
+                expression: expression.to_string(),
+                reason,
             })?;
             sets[kind as usize] = set;
             unrestricted[kind as usize] = text == "*" || text == "?";
@@ -56,35 +57,37 @@ impl CronSchedule {
 }
 
 /// Replace a `@name` macro with its 5-field expression.
-fn expand_macro(text: &str) -> Result<&'static str, String> {
+fn expand_macro(text: &str) -> Result<&'static str, CronError> {
     match text.to_ascii_lowercase().as_str() {
         "@yearly" | "@annually" => Ok("0 0 1 1 *"),
         "@monthly" => Ok("0 0 1 * *"),
         "@weekly" => Ok("0 0 * * 0"),
         "@daily" | "@midnight" => Ok("0 0 * * *"),
         "@hourly" => Ok("0 * * * *"),
-        "@reboot" => Err("`@reboot` is not a time of day and cannot be a restart schedule".to_string()),
-        _ => Err(format!(
-            "unknown macro `{text}`: expected @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly"
-        )),
+        "@reboot" => Err(CronError::Reboot),
+        _ => Err(CronError::UnknownMacro {
+            text: text.to_string(),
+        }),
     }
 }
 
 /// One field's text to the set of values it matches; the error is the reason alone (the
 /// caller names the field).
-fn parse_field(field: Field, text: &str) -> Result<ValueSet, String> {
+fn parse_field(field: Field, text: &str) -> Result<ValueSet, FieldError> {
     if text == "?" {
         return if field.is_day() {
             let (low, high) = field.span();
             Ok(ValueSet::range(low, high, 1))
         } else {
-            Err("`?` is only allowed in day-of-month and day-of-week".to_string())
+            Err(FieldError::QuestionMark)
         };
     }
     let mut set = ValueSet::EMPTY;
     for item in text.split(',') {
         if item.is_empty() {
-            return Err(format!("empty item in the list `{text}`"));
+            return Err(FieldError::EmptyItem {
+                list: text.to_string(),
+            });
         }
         set = set.union(parse_item(field, item)?);
     }
@@ -96,7 +99,7 @@ fn parse_field(field: Field, text: &str) -> Result<ValueSet, String> {
 }
 
 /// One item of a list: `*`, `a`, `a-b`, each optionally followed by `/step`.
-fn parse_item(field: Field, item: &str) -> Result<ValueSet, String> {
+fn parse_item(field: Field, item: &str) -> Result<ValueSet, FieldError> {
     let (range, step) = match item.split_once('/') {
         Some((range, step)) => (range, Some(parse_step(field, item, step)?)),
         None => (item, None),
@@ -108,7 +111,10 @@ fn parse_item(field: Field, item: &str) -> Result<ValueSet, String> {
         let low = parse_value(field, item, first, false)?;
         let high = parse_value(field, item, last, true)?;
         if low > high {
-            return Err(format!("range {first}-{last} is backwards"));
+            return Err(FieldError::Backwards {
+                first: first.to_string(),
+                last: last.to_string(),
+            });
         }
         (low, high)
     } else {
@@ -124,16 +130,25 @@ fn parse_item(field: Field, item: &str) -> Result<ValueSet, String> {
 }
 
 /// The `n` of `/n`: at least 1, at most the number of values in the field.
-fn parse_step(field: Field, item: &str, text: &str) -> Result<u8, String> {
+fn parse_step(field: Field, item: &str, text: &str) -> Result<u8, FieldError> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("step `{text}` in `{item}` is not a number"));
+        return Err(FieldError::StepNotNumber {
+            step: text.to_string(),
+            item: item.to_string(),
+        });
     }
     let (low, high) = field.span();
-    let too_large =
-        || format!("step {text} in `{item}` is larger than the field's range {low}-{high}");
+    let too_large = || FieldError::StepTooLarge {
+        step: text.to_string(),
+        item: item.to_string(),
+        low,
+        high,
+    };
     let step: u8 = text.parse().map_err(|_| too_large())?;
     if step == 0 {
-        return Err(format!("step 0 in `{item}`: a step must be at least 1"));
+        return Err(FieldError::StepZero {
+            item: item.to_string(),
+        });
     }
     if step > high - low + 1 {
         return Err(too_large());
@@ -143,13 +158,19 @@ fn parse_step(field: Field, item: &str, text: &str) -> Result<u8, String> {
 
 /// A number or a name within the field's range. `range_end` is set for the `b` of `a-b`, where
 /// `SUN` means 7 so that `FRI-SUN` reads as Friday to Sunday.
-fn parse_value(field: Field, item: &str, text: &str, range_end: bool) -> Result<u8, String> {
+fn parse_value(field: Field, item: &str, text: &str, range_end: bool) -> Result<u8, FieldError> {
     let (low, high) = field.accepted();
     if text.is_empty() {
-        return Err(format!("`{item}` is missing a number"));
+        return Err(FieldError::MissingNumber {
+            item: item.to_string(),
+        });
     }
     if text.bytes().all(|b| b.is_ascii_digit()) {
-        let out_of_range = || format!("{text} is out of range {low}-{high}");
+        let out_of_range = || FieldError::OutOfRange {
+            value: text.to_string(),
+            low,
+            high,
+        };
         let value: u8 = text.parse().map_err(|_| out_of_range())?;
         if value < low || value > high {
             return Err(out_of_range());
@@ -164,18 +185,20 @@ fn parse_value(field: Field, item: &str, text: &str, range_end: bool) -> Result<
             match index.and_then(|index| u8::try_from(index).ok()) {
                 Some(0) if field == Field::DayOfWeek && range_end => Ok(7),
                 Some(index) => Ok(first + index),
-                None => Err(format!(
-                    "`{text}` is not a number or a {} name ({}-{})",
-                    if field == Field::Month {
+                None => Err(FieldError::UnknownName {
+                    text: text.to_string(),
+                    kind: if field == Field::Month {
                         "month"
                     } else {
                         "weekday"
                     },
-                    names[0],
-                    names[names.len() - 1]
-                )),
+                    first: names[0],
+                    last: names[names.len() - 1],
+                }),
             }
         }
-        None => Err(format!("`{text}` is not a number")),
+        None => Err(FieldError::NotANumber {
+            text: text.to_string(),
+        }),
     }
 }

@@ -7,30 +7,49 @@
 /// memory runs out.
 pub const MAX_INSTANCES: u32 = 9999;
 
+/// More instances asked for than [`MAX_INSTANCES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{count} instances asked for; at most {MAX_INSTANCES} per app")]
+pub struct TooManyInstances {
+    /// How many were asked for.
+    pub count: u32,
+}
+
 /// Why `count` instances cannot be asked for, if they cannot.
-pub fn check_instances(count: u32) -> Result<(), String> {
+pub fn check_instances(count: u32) -> Result<(), TooManyInstances> {
     if count > MAX_INSTANCES {
-        return Err(format!(
-            "{count} instances asked for; at most {MAX_INSTANCES} per app"
-        ));
+        return Err(TooManyInstances { count });
     }
     Ok(())
+}
+
+/// Why a name cannot name an app ([`check_app_name`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppNameError {
+    /// Empty or only white space.
+    #[error("an app name cannot be empty")]
+    Empty,
+    /// Holds a newline, a tab or another control character.
+    #[error("the app name {0:?} holds a control character (newline, tab...)")]
+    ControlCharacter(String),
+    /// `all`, the target that means every app.
+    #[error("`all` cannot name an app: it is the target for every app")]
+    All,
 }
 
 /// Why `name` cannot name an app, if it cannot: it must not be empty, nor hold a control
 /// character (a newline would break every list and log line that shows it), nor be `all`
 /// (a target that means every app).
-pub fn check_app_name(name: &str) -> Result<(), String> {
+pub fn check_app_name(name: &str) -> Result<(), AppNameError> {
     if name.trim().is_empty() {
-        return Err("an app name cannot be empty".into());
+        return Err(AppNameError::Empty);
     }
     if name.chars().any(char::is_control) {
-        return Err(format!(
-            "the app name {name:?} holds a control character (newline, tab...)"
-        ));
+        return Err(AppNameError::ControlCharacter(name.to_string()));
     }
     if name == "all" {
-        return Err("`all` cannot name an app: it is the target for every app".into());
+        return Err(AppNameError::All);
     }
     Ok(())
 }

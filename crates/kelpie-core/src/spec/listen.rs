@@ -21,14 +21,22 @@ pub enum ListenAddress {
     },
 }
 
+/// Text that is none of the forms [`ListenAddress::parse`] reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "expected a port (3000), host:port (127.0.0.1:3000, [::1]:3000) or a Unix socket path (unix:/run/app.sock), got `{text}`"
+)]
+pub struct BadListenAddress {
+    /// The text, trimmed.
+    pub text: String,
+}
+
 impl ListenAddress {
     /// Read `3000`, `127.0.0.1:3000`, `[::1]:3000`, `unix:/run/app.sock` or `/run/app.sock`.
-    pub fn parse(text: &str) -> Result<ListenAddress, String> {
+    pub fn parse(text: &str) -> Result<ListenAddress, BadListenAddress> {
         let text = text.trim();
-        let bad = || {
-            format!(
-                "expected a port (3000), host:port (127.0.0.1:3000, [::1]:3000) or a Unix socket path (unix:/run/app.sock), got `{text}`"
-            )
+        let bad = || BadListenAddress {
+            text: text.to_string(),
         };
         let port_of = |p: &str| match p.parse::<u16>() {
             Ok(0) | Err(_) => Err(bad()),

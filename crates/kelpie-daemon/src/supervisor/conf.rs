@@ -112,7 +112,7 @@ impl Settings {
                     return Err("nothing to set".into());
                 }
                 for (key, value) in &pairs {
-                    module_conf::set(&mut store, key, value)?;
+                    module_conf::set(&mut store, key, value).map_err(|e| e.to_string())?;
                     if let Ok(parts) = module_conf::split_key(key) {
                         if parts.len() > 1 && !sections.contains(&parts[0]) {
                             sections.push(parts[0].clone());
@@ -121,7 +121,7 @@ impl Settings {
                 }
             }
             ConfRequest::Unset { key } => {
-                module_conf::unset(&mut store, &key)?;
+                module_conf::unset(&mut store, &key).map_err(|e| e.to_string())?;
             }
         }
         let rotation_changed = store.get(LOGROTATE) != self.conf.get(LOGROTATE);

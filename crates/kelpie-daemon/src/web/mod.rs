@@ -237,7 +237,7 @@ async fn serve(
 ) -> Result<String, WireError> {
     let addr = settings
         .socket_addr()
-        .map_err(|e| failure(ErrorKind::Invalid, e))?;
+        .map_err(|e| failure(ErrorKind::Invalid, e.to_string()))?;
     let token_file = home.web_token_file();
     let access = match (&settings.token, settings.open_loopback) {
         (Some(token), _) => Access::Configured(token.clone()),

@@ -37,14 +37,22 @@ pub enum ScaleCount {
     Down(u32),
 }
 
+/// Text that is not `N`, `+N` or `-N` ([`ScaleCount::parse`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected N, +N or -N instances, got `{text}`")]
+pub struct BadScaleCount {
+    /// The text, trimmed.
+    pub text: String,
+}
+
 impl ScaleCount {
     /// Read `N`, `+N` or `-N`.
-    pub fn parse(text: &str) -> Result<ScaleCount, String> {
+    pub fn parse(text: &str) -> Result<ScaleCount, BadScaleCount> {
         let text = text.trim();
         let number = |digits: &str| {
-            digits
-                .parse::<u32>()
-                .map_err(|_| format!("expected N, +N or -N instances, got `{text}`"))
+            digits.parse::<u32>().map_err(|_| BadScaleCount {
+                text: text.to_string(),
+            })
         };
         match text.as_bytes().first() {
             Some(b'+') => number(&text[1..]).map(ScaleCount::Up),

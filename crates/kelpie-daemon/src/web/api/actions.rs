@@ -68,7 +68,7 @@ pub(super) async fn scale(
         Err(refused) => return refused,
     };
     let count = match body.get("count") {
-        Some(serde_json::Value::String(text)) => ScaleCount::parse(text),
+        Some(serde_json::Value::String(text)) => ScaleCount::parse(text).map_err(|e| e.to_string()),
         Some(serde_json::Value::Number(n)) => n
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
@@ -78,7 +78,9 @@ pub(super) async fn scale(
     }
     .and_then(|count| match count {
         ScaleCount::To(n) | ScaleCount::Up(n) | ScaleCount::Down(n) => {
-            kelpie_core::check_instances(n).map(|()| count)
+            kelpie_core::check_instances(n)
+                .map(|()| count)
+                .map_err(|e| e.to_string())
         }
     });
     match count {
