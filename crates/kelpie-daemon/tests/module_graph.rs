@@ -2,8 +2,11 @@
 //! that imports it back, directly or through others. A cycle means two modules that cannot be
 //! understood, tested or changed apart (docs/architecture.md draws the layers).
 
+mod source;
+
+use source::{code_of, rust_files};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The top-level module a source file belongs to (`supervisor/handlers.rs` → `supervisor`).
 fn top_module(src: &Path, file: &Path) -> String {
@@ -16,76 +19,6 @@ fn top_module(src: &Path, file: &Path) -> String {
         .to_string_lossy()
         .into_owned();
     first.trim_end_matches(".rs").to_string()
-}
-
-fn rust_files(dir: &Path, into: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("read src") {
-        let path = entry.expect("entry").path();
-        if path.is_dir() {
-            rust_files(&path, into);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            into.push(path);
-        }
-    }
-}
-
-/// The code of a file without its tests and comments (a doc link is not a dependency). Each
-/// `#[cfg(test)]` item is left out, and only it: a test-only variant or import near the top
-/// must not hide the rest of the file; a `#[cfg(test)] mod` ends what is read (test modules
-/// come last, and their string literals need not balance braces).
-fn code_of(text: &str) -> String {
-    const TEST_ONLY: &str = "#[cfg(test)]";
-    let mut code = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find(TEST_ONLY) {
-        code.push_str(&rest[..at]);
-        let item = &rest[at + TEST_ONLY.len()..];
-        if is_inline_module(item) {
-            rest = "";
-            break;
-        }
-        rest = after_item(item);
-    }
-    code.push_str(rest);
-    code.lines()
-        .map(|line| line.split("//").next().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Whether `item` (what follows an attribute) is a module with its body inline.
-fn is_inline_module(item: &str) -> bool {
-    let item = item.trim_start();
-    let item = item.strip_prefix("pub ").unwrap_or(item);
-    item.starts_with("mod ")
-        && match (item.find('{'), item.find(';')) {
-            (Some(body), Some(end)) => body < end,
-            (body, _) => body.is_some(),
-        }
-}
-
-/// What follows the item `item` starts with: after its `;` or `,`, after its braced body, or
-/// at the brace that closes what holds it (an enum's last variant).
-fn after_item(item: &str) -> &str {
-    let mut depth = 0i32;
-    for (i, c) in item.char_indices() {
-        match c {
-            '(' | '[' | '{' => depth += 1,
-            ')' | ']' => depth -= 1,
-            '}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return &item[i + 1..];
-                }
-                if depth < 0 {
-                    return &item[i..];
-                }
-            }
-            ';' | ',' if depth == 0 => return &item[i + 1..],
-            _ => {}
-        }
-    }
-    ""
 }
 
 /// The modules `code` names: `crate::x` and the heads of `use crate::{x, y::z}`.

@@ -50,6 +50,15 @@ pub(super) struct Settings {
     toml_logs: LogDefaults,
 }
 
+/// Why a `set` or `unset` changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ConfChangeError {
+    #[error("nothing to set")]
+    NothingToSet,
+    #[error(transparent)]
+    Key(#[from] module_conf::ConfKeyError),
+}
+
 /// What a `set` or `unset` changed.
 pub(super) struct ConfChange {
     /// The store's text, to write. Written even unchanged, as PM2 writes it at each `set` and
@@ -102,17 +111,17 @@ impl Settings {
 
     /// `kelpie set` / `unset` / `multiset` (not `get`): the store changed in memory, or why
     /// not (a bad key or value changes nothing).
-    pub(super) fn change(&mut self, request: ConfRequest) -> Result<ConfChange, String> {
+    pub(super) fn change(&mut self, request: ConfRequest) -> Result<ConfChange, ConfChangeError> {
         let mut store = self.conf.clone();
         let mut sections: Vec<String> = Vec::new();
         match request {
             ConfRequest::Get => {}
             ConfRequest::Set { pairs } => {
                 if pairs.is_empty() {
-                    return Err("nothing to set".into());
+                    return Err(ConfChangeError::NothingToSet);
                 }
                 for (key, value) in &pairs {
-                    module_conf::set(&mut store, key, value).map_err(|e| e.to_string())?;
+                    module_conf::set(&mut store, key, value)?;
                     if let Ok(parts) = module_conf::split_key(key) {
                         if parts.len() > 1 && !sections.contains(&parts[0]) {
                             sections.push(parts[0].clone());
@@ -121,7 +130,7 @@ impl Settings {
                 }
             }
             ConfRequest::Unset { key } => {
-                module_conf::unset(&mut store, &key).map_err(|e| e.to_string())?;
+                module_conf::unset(&mut store, &key)?;
             }
         }
         let rotation_changed = store.get(LOGROTATE) != self.conf.get(LOGROTATE);

@@ -63,11 +63,32 @@ enum Wait {
     },
 }
 
+/// Why a start that waited for its dependencies is given up.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum NotStarted {
+    #[error("app `{app}` was not started: an app it depends on was deleted")]
+    DependencyDeleted { app: String },
+    #[error(
+        "app `{app}` was not started: `{dependency}` (id {id}), which it depends on, is {status}"
+    )]
+    DependencyDown {
+        app: String,
+        dependency: String,
+        id: u32,
+        status: &'static str,
+    },
+    #[error(
+        "app `{app}` was not started: the apps it depends on were not up within {} s",
+        DEPENDENCY_WAIT.as_secs()
+    )]
+    DependenciesLate { app: String },
+}
+
 /// Where a pending action stands.
 enum Turn {
     Wait,
     Go,
-    Fail(String),
+    Fail(NotStarted),
 }
 
 /// The actions waiting for other apps.
@@ -169,7 +190,7 @@ impl Dependencies {
         &mut self,
         apps: &Apps,
         now: Instant,
-    ) -> Option<(Pending, Result<(), String>)> {
+    ) -> Option<(Pending, Result<(), NotStarted>)> {
         let (index, turn) = self
             .pending
             .iter()
@@ -236,30 +257,26 @@ fn turn_of(pending: &Pending, apps: &Apps, now: Instant) -> Turn {
             let mut all_up = true;
             for id in deps {
                 let Some(entry) = apps.get(*id) else {
-                    return Turn::Fail(format!(
-                        "app `{app}` was not started: an app it depends on was deleted"
-                    ));
+                    return Turn::Fail(NotStarted::DependencyDeleted { app: app.clone() });
                 };
                 if unsettled.contains(id) {
                     all_up = false;
                     continue;
                 }
                 if entry.state.status.is_down() {
-                    return Turn::Fail(format!(
-                        "app `{app}` was not started: `{}` (id {id}), which it depends on, is {}",
-                        entry.spec.name,
-                        entry.state.status.as_str()
-                    ));
+                    return Turn::Fail(NotStarted::DependencyDown {
+                        app: app.clone(),
+                        dependency: entry.spec.name.clone(),
+                        id: *id,
+                        status: entry.state.status.as_str(),
+                    });
                 }
                 all_up &= is_up(entry);
             }
             if all_up {
                 Turn::Go
             } else if now >= *deadline {
-                Turn::Fail(format!(
-                    "app `{app}` was not started: the apps it depends on were not up within {} s",
-                    DEPENDENCY_WAIT.as_secs()
-                ))
+                Turn::Fail(NotStarted::DependenciesLate { app: app.clone() })
             } else {
                 Turn::Wait
             }
@@ -321,7 +338,7 @@ impl Supervisor {
             match turn {
                 Err(why) => {
                     crate::daemon_log!("{why}");
-                    let _ = pending.done.send(Some(why));
+                    let _ = pending.done.send(Some(why.to_string()));
                     // Its instances will not be acted on: what they are now is final, and the
                     // apps waiting for them must see it (and fail too, not wait).
                     for id in &pending.ids {

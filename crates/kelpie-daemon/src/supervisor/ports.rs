@@ -22,7 +22,7 @@ impl Ports {
     /// The listening socket `spec` needs: the app's current one when the address is the same,
     /// else a new one (not yet registered: see [`Ports::keep`]). None when Kelpie owns no port
     /// for it.
-    pub(super) fn open(&self, spec: &AppSpec) -> Result<Option<Arc<ListenSocket>>, String> {
+    pub(super) fn open(&self, spec: &AppSpec) -> Result<Option<Arc<ListenSocket>>, PortError> {
         let Some(address) = spec.listen.as_ref().filter(|_| !spec.reuse_port) else {
             return Ok(None);
         };
@@ -35,7 +35,10 @@ impl Ports {
         }
         ListenSocket::open(address)
             .map(|socket| Some(Arc::new(socket.kept_for(&spec.name))))
-            .map_err(|e| format!("app `{}`: {e}", spec.name))
+            .map_err(|error| PortError {
+                app: spec.name.clone(),
+                error,
+            })
     }
 
     /// Make `socket` the one of app `name` (or forget its socket with `None`).
@@ -123,4 +126,12 @@ impl Ports {
             }
         }
     }
+}
+
+/// An app's port could not be opened (in use, not allowed, not an address of this machine).
+#[derive(Debug, thiserror::Error)]
+#[error("app `{app}`: {error}")]
+pub(super) struct PortError {
+    app: String,
+    error: crate::sockets::ListenError,
 }

@@ -75,7 +75,7 @@ pub(in crate::supervisor) fn reload(
     for spec in &apps {
         match sup.ports.open(spec) {
             Ok(socket) => sockets.push(socket),
-            Err(e) => return fail(reply, ErrorKind::Conflict, e),
+            Err(e) => return fail(reply, ErrorKind::Conflict, e.to_string()),
         }
     }
     let mut started = Vec::new();

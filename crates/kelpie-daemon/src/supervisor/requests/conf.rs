@@ -31,7 +31,7 @@ pub(in crate::supervisor) fn conf_request(
     }
     let change = match sup.settings.change(request) {
         Ok(change) => change,
-        Err(e) => return fail(reply, ErrorKind::Invalid, e),
+        Err(e) => return fail(reply, ErrorKind::Invalid, e.to_string()),
     };
     let mut notes = Vec::new();
     if let Some(logs) = change.rotation {

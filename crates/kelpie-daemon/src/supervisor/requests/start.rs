@@ -19,6 +19,22 @@ enum StartPlan {
     StartStopped(Vec<u32>),
 }
 
+/// Why an app of a start cannot be started: the whole request fails, and starts nothing.
+#[derive(Debug, thiserror::Error)]
+enum Conflict {
+    #[error("app `{app}`: {why}")]
+    TooManyInstances {
+        app: String,
+        why: kelpie_core::TooManyInstances,
+    },
+    #[error(transparent)]
+    Port(#[from] crate::supervisor::ports::PortError),
+    #[error(
+        "app `{app}` is already running (id {ids}): use `kelpie restart {app}` to restart it, or `-f` to start another copy"
+    )]
+    Running { app: String, ids: String },
+}
+
 /// The starts of a request that wait for their dependencies.
 #[derive(Default)]
 struct Gated {
@@ -123,7 +139,7 @@ fn plan_start(
     for spec in kelpie_config::in_start_order(apps) {
         match plan_app(sup, spec, force, from_file) {
             Ok(plan) => plans.push(plan),
-            Err(conflict) => conflicts.push(conflict),
+            Err(conflict) => conflicts.push(conflict.to_string()),
         }
     }
     if conflicts.is_empty() {
@@ -175,9 +191,12 @@ fn plan_app(
     spec: AppSpec,
     force: bool,
     from_file: bool,
-) -> Result<StartPlan, String> {
+) -> Result<StartPlan, Conflict> {
     if let Err(why) = kelpie_core::check_instances(spec.instances) {
-        return Err(format!("app `{}`: {why}", spec.name));
+        return Err(Conflict::TooManyInstances {
+            app: spec.name,
+            why,
+        });
     }
     let ids = sup.apps.ids_named(&spec.name);
     let creates = ids.is_empty() || (force && !from_file);
@@ -202,12 +221,10 @@ fn plan_app(
         }
         Ok(StartPlan::StartStopped(ids))
     } else {
-        Err(format!(
-            "app `{}` is already running (id {}): use `kelpie restart {}` to restart it, or `-f` to start another copy",
-            spec.name,
-            join_ids(&ids),
-            spec.name
-        ))
+        Err(Conflict::Running {
+            app: spec.name,
+            ids: join_ids(&ids),
+        })
     }
 }
 

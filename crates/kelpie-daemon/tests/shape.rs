@@ -1,0 +1,157 @@
+//! How the code is shaped, measured (docs/architecture.md, "How the code is held together"):
+//! every task the daemon starts has an owner, the supervisor's own methods stay few (a request's
+//! handling lives in its module), and library code returns typed errors, not strings. Each
+//! test names what it found when it fails.
+
+mod source;
+
+use source::{code_of, library_files, string_results};
+use std::path::{Path, PathBuf};
+
+fn daemon_src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+#[test]
+fn every_task_the_daemon_starts_has_an_owner() {
+    // `tasks.rs` spawns for the owners: `Owned` (aborted on drop), a `JoinSet`, or the
+    // background set awaited at exit. A bare spawn anywhere else is a task nobody ends.
+    const BARE: &[&str] = &[
+        "tokio::spawn(",
+        "tokio::task::spawn(",
+        "task::spawn(",
+        "runtime.spawn(",
+        "Handle::current().spawn(",
+        "spawn_local(",
+    ];
+    let src = daemon_src();
+    let mut found = Vec::new();
+    for file in library_files(&src) {
+        if file.ends_with("tasks.rs") && file.parent() == Some(src.as_path()) {
+            continue;
+        }
+        let code = code_of(&std::fs::read_to_string(&file).expect("read"));
+        for line in code.lines() {
+            if BARE.iter().any(|bare| line.contains(bare)) {
+                found.push(format!("{}: {}", file.display(), line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "tasks spawned without an owner (use crate::tasks):\n{}",
+        found.join("\n")
+    );
+}
+
+/// The functions declared directly in `impl Supervisor` blocks of `code`.
+fn supervisor_methods(code: &str) -> Vec<String> {
+    let mut methods = Vec::new();
+    for (at, _) in code.match_indices("impl Supervisor {") {
+        let body = &code[at + "impl Supervisor {".len()..];
+        let mut depth = 0i32;
+        let mut line_start = true;
+        for (i, c) in body.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => break,
+                '}' => depth -= 1,
+                _ => {}
+            }
+            if depth == 0 && line_start {
+                let line = body[i..].trim_start_matches(' ');
+                let line = line.strip_prefix("pub(super) ").unwrap_or(line);
+                let line = line
+                    .strip_prefix("pub(in crate::supervisor) ")
+                    .unwrap_or(line);
+                let line = line.strip_prefix("async ").unwrap_or(line);
+                if let Some(rest) = line.strip_prefix("fn ") {
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    methods.push(name);
+                }
+            }
+            line_start = c == '\n';
+        }
+    }
+    methods
+}
+
+#[test]
+fn the_supervisor_keeps_to_its_loop_and_what_spans_its_parts() {
+    // 59 methods in 17 files before the requests moved to `supervisor/requests/`.
+    const MOST: usize = 30;
+    let mut methods = Vec::new();
+    for file in library_files(&daemon_src()) {
+        let code = code_of(&std::fs::read_to_string(&file).expect("read"));
+        for method in supervisor_methods(&code) {
+            methods.push(format!("{} ({})", method, file.display()));
+        }
+    }
+    assert!(
+        methods.len() >= 10,
+        "the count reads the impls: {methods:?}"
+    );
+    assert!(
+        methods.len() <= MOST,
+        "impl Supervisor has {} methods (at most {MOST}): a request's handling goes in its \
+         module of supervisor/requests/, a part's own work in the part:\n{}",
+        methods.len(),
+        methods.join("\n")
+    );
+}
+
+#[test]
+fn library_code_returns_typed_errors() {
+    // About 160 before ConfigError's readers, the daemon's and the CLI's errors were typed.
+    const MOST: usize = 20;
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the crates directory")
+        .to_path_buf();
+    let mut found = Vec::new();
+    for krate in std::fs::read_dir(&crates).expect("read crates").flatten() {
+        let src = krate.path().join("src");
+        // The testkit is test code (a fake app, a load generator).
+        if !src.is_dir() || krate.file_name() == "kelpie-testkit" {
+            continue;
+        }
+        for file in library_files(&src) {
+            let code = code_of(&std::fs::read_to_string(&file).expect("read"));
+            let count = string_results(&code);
+            if count > 0 {
+                found.push((count, file.display().to_string()));
+            }
+        }
+    }
+    let total: usize = found.iter().map(|(count, _)| count).sum();
+    assert!(
+        total <= MOST,
+        "{total} Result<_, String> in library code (at most {MOST}): give the failure a type \
+         (thiserror) whose Display is the message:\n{}",
+        found
+            .iter()
+            .map(|(count, file)| format!("{count} {file}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn the_measures_read_what_they_claim() {
+    assert_eq!(
+        supervisor_methods(
+            "impl Supervisor {\n    fn a(&self) {\n        fn inner() {}\n    }\n    pub(super) async fn b(&mut self) {}\n}\nimpl Other {\n    fn c() {}\n}"
+        ),
+        vec!["a".to_string(), "b".to_string()]
+    );
+    assert_eq!(
+        string_results(
+            "fn a() -> Result<u8, String>; fn b() -> Result<BTreeMap<String, String>, E>; \
+             fn c() -> Result<Vec<(u8, String)>, String>; fn d() -> io::Result<()>;"
+        ),
+        2
+    );
+}
