@@ -315,6 +315,42 @@ mod tests {
         );
     }
 
+    fn command_for(spec: &AppSpec) -> Result<kelpie_sys::Spawn, SpawnError> {
+        let home = Home::at("/nonexistent-kelpie-home".into());
+        let who = InstanceIdentity {
+            home: &home,
+            pm_id: 0,
+            instance: 0,
+        };
+        let extras = Extras {
+            socket: None,
+            env: Vec::new(),
+            fds: Vec::new(),
+            cgroup_dir: None,
+            cgroup_procs: Vec::new(),
+        };
+        command(spec, &who, None, extras)
+    }
+
+    #[test]
+    fn a_program_not_in_path_is_told_apart_with_the_text_it_always_had() {
+        let spec = AppSpec {
+            name: "missing".into(),
+            script: "kelpie-no-such-program".into(),
+            env: [("PATH".to_string(), "/nonexistent".to_string())].into(),
+            ..AppSpec::default()
+        };
+        let error = command_for(&spec).err().expect("not found");
+        assert!(
+            matches!(&error, SpawnError::ProgramNotFound { program } if program == "kelpie-no-such-program"),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "kelpie-no-such-program: `kelpie-no-such-program` not found in PATH"
+        );
+    }
+
     #[test]
     fn log_paths_follow_pm2_naming() {
         let home = Home::at("/h".into());
