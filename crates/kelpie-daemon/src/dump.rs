@@ -1,10 +1,15 @@
 //! The dump written by `save` and read by `resurrect`.
 
+mod error;
+
+pub use error::{DumpError, Invalid, Unusable};
+
 use crate::atomic::atomic_write;
 use kelpie_core::AppSpec;
 use kelpie_proto::Home;
 use serde::{Deserialize, Serialize};
 use std::fs;
+use std::path::Path;
 use std::sync::Arc;
 
 /// Current format of the dump.
@@ -32,46 +37,49 @@ pub struct DumpedApp {
     pub paused: bool,
 }
 
-fn parse(bytes: &[u8]) -> Result<DumpFile, String> {
+fn parse(bytes: &[u8]) -> Result<DumpFile, Invalid> {
     serde_json::from_slice(bytes).map_err(|e| {
         // PM2's `dump.pm2` is a list of its processes; Kelpie's is an object.
         match serde_json::from_slice::<Vec<serde_json::Value>>(bytes) {
-            Ok(_) => "it is a list of processes as PM2 writes it, not a dump Kelpie wrote (start the apps from their ecosystem file, then save)".to_string(),
-            Err(_) => e.to_string(),
+            Ok(_) => Invalid::Pm2List,
+            Err(_) => Invalid::Json(e),
         }
     })
 }
 
 /// Write the dump, keeping the previous one (if it was valid) as `dump.json.bak`. Refuses to
 /// replace a dump that has apps with an empty one unless `force`.
-pub fn save(home: &Home, dump: &DumpFile, force: bool) -> Result<String, String> {
+pub fn save(home: &Home, dump: &DumpFile, force: bool) -> Result<String, DumpError> {
     let path = home.dump_file();
     let mut kept_aside = String::new();
     if let Ok(previous) = fs::read(&path) {
         match parse(&previous) {
             Ok(old) => {
                 if dump.apps.is_empty() && !old.apps.is_empty() && !force {
-                    return Err(format!(
-                        "refusing to overwrite {} ({} apps) with an empty list; use `kelpie save --force` to do it anyway",
-                        path.display(),
-                        old.apps.len()
-                    ));
+                    return Err(DumpError::WouldEmpty {
+                        path: path.display().to_string(),
+                        apps: old.apps.len(),
+                    });
                 }
-                atomic_write(&home.dump_backup(), &previous)
-                    .map_err(|e| format!("cannot write {}: {e}", home.dump_backup().display()))?;
+                let backup = home.dump_backup();
+                atomic_write(&backup, &previous).map_err(|source| DumpError::Write {
+                    path: backup.display().to_string(),
+                    source,
+                })?;
             }
             // A corrupt dump is not copied over a backup that may be good, nor lost: it is
             // moved aside before the new one is written.
-            Err(e) => {
+            Err(invalid) => {
                 let aside = crate::atomic::aside_path(&path);
-                fs::rename(&path, &aside).map_err(|err| {
-                    format!(
-                        "the previous dump {} is not valid ({e}) and cannot be moved aside ({err}); nothing saved",
-                        path.display()
-                    )
-                })?;
+                if let Err(source) = fs::rename(&path, &aside) {
+                    return Err(DumpError::CannotSetAside {
+                        path: path.display().to_string(),
+                        invalid,
+                        source,
+                    });
+                }
                 crate::daemon_log!(
-                    "previous dump {} is not valid ({e}); moved to {}",
+                    "previous dump {} is not valid ({invalid}); moved to {}",
                     path.display(),
                     aside.display()
                 );
@@ -82,8 +90,11 @@ pub fn save(home: &Home, dump: &DumpFile, force: bool) -> Result<String, String>
             }
         }
     }
-    let bytes = serde_json::to_vec_pretty(dump).map_err(|e| e.to_string())?;
-    atomic_write(&path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let bytes = serde_json::to_vec_pretty(dump).map_err(DumpError::Encode)?;
+    atomic_write(&path, &bytes).map_err(|source| DumpError::Write {
+        path: path.display().to_string(),
+        source,
+    })?;
     Ok(format!(
         "saved {} apps to {}{kept_aside}",
         dump.apps.len(),
@@ -91,39 +102,44 @@ pub fn save(home: &Home, dump: &DumpFile, force: bool) -> Result<String, String>
     ))
 }
 
+/// Read and parse one dump file.
+fn read(path: &Path) -> Result<DumpFile, Unusable> {
+    let shown = || path.display().to_string();
+    let bytes = fs::read(path).map_err(|source| Unusable::Read {
+        path: shown(),
+        source,
+    })?;
+    parse(&bytes).map_err(|source| Unusable::Invalid {
+        path: shown(),
+        source,
+    })
+}
+
 /// Read the dump, falling back to the backup when the dump is missing or corrupt. Returns the
 /// dump and a note for the user when the backup was used.
-pub fn load(home: &Home) -> Result<(DumpFile, Option<String>), String> {
+pub fn load(home: &Home) -> Result<(DumpFile, Option<String>), DumpError> {
     let path = home.dump_file();
     let backup = home.dump_backup();
-    let primary = match fs::read(&path) {
-        Ok(bytes) => {
-            parse(&bytes).map_err(|e| format!("{} is not a valid dump: {e}", path.display()))
-        }
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    let dump_unusable = match read(&path) {
+        Ok(dump) => return Ok((dump, None)),
+        Err(unusable) => unusable,
     };
-    match primary {
-        Ok(dump) => Ok((dump, None)),
-        Err(primary_error) => match fs::read(&backup)
-            .map_err(|e| e.to_string())
-            .and_then(|b| parse(&b))
-        {
-            Ok(dump) => Ok((
-                dump,
-                Some(format!(
-                    "{primary_error}; used the backup {}",
-                    backup.display()
-                )),
-            )),
-            Err(_) if !path.exists() && !backup.exists() => Err(format!(
-                "no dump at {}: run `kelpie save` first",
-                path.display()
-            )),
-            Err(backup_error) => Err(format!(
-                "{primary_error}; the backup {} cannot be used either: {backup_error}",
+    match read(&backup) {
+        Ok(dump) => Ok((
+            dump,
+            Some(format!(
+                "{dump_unusable}; used the backup {}",
                 backup.display()
             )),
-        },
+        )),
+        Err(_) if !path.exists() && !backup.exists() => Err(DumpError::Missing {
+            path: path.display().to_string(),
+        }),
+        Err(backup_unusable) => Err(DumpError::Unusable {
+            dump: dump_unusable,
+            backup_path: backup.display().to_string(),
+            backup: backup_unusable,
+        }),
     }
 }
 
@@ -131,6 +147,12 @@ pub fn load(home: &Home) -> Result<(DumpFile, Option<String>), String> {
 /// (`dump.json.corrupt-<ms>`), where PM2 deletes it, so that the next `resurrect` or `save`
 /// does not meet it again. Nothing is lost.
 pub fn load_setting_aside(home: &Home) -> Result<(DumpFile, Option<String>), String> {
+    // Its caller (the supervisor's `resurrect`) only sends the text to the client.
+    load_and_set_aside(home).map_err(|e| e.to_string())
+}
+
+/// [`load_setting_aside`], with why it failed.
+fn load_and_set_aside(home: &Home) -> Result<(DumpFile, Option<String>), DumpError> {
     let (dump, note) = load(home)?;
     let path = home.dump_file();
     // Read as it is, missing, or written again since (a `save` meanwhile): nothing to set aside.
@@ -210,7 +232,20 @@ mod tests {
         .expect("write");
         let err = load(&home).expect_err("not Kelpie's");
         assert!(
-            err.contains(
+            matches!(
+                &err,
+                DumpError::Unusable {
+                    dump: Unusable::Invalid {
+                        source: Invalid::Pm2List,
+                        ..
+                    },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains(
                 "dump.pm2 is not a valid dump: it is a list of processes as PM2 writes it"
             ),
             "{err}"
@@ -226,7 +261,11 @@ mod tests {
         let backup = parse(&fs::read(home.dump_backup()).expect("backup")).expect("valid backup");
         assert_eq!(backup.apps.len(), 1);
         let err = save(&home, &dump_of(&[]), false).expect_err("empty overwrite refused");
-        assert!(err.contains("--force"), "{err}");
+        assert!(
+            matches!(err, DumpError::WouldEmpty { apps: 2, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("--force"), "{err}");
         assert_eq!(
             load(&home).expect("load").0.apps.len(),
             2,
@@ -261,6 +300,7 @@ mod tests {
     fn no_dump_at_all_says_to_save_first() {
         let dir = tempfile::tempdir().expect("tempdir");
         let err = load(&Home::at(dir.path().to_path_buf())).expect_err("no dump");
-        assert!(err.contains("kelpie save"), "{err}");
+        assert!(matches!(err, DumpError::Missing { .. }), "{err:?}");
+        assert!(err.to_string().contains("kelpie save"), "{err}");
     }
 }

@@ -24,12 +24,25 @@ const FRAME_BYTES: usize = 1024 * 1024;
 /// refused, so that no request makes the daemon read and hold an unbounded tail.
 pub const MAX_TAIL_LINES: u32 = 10_000;
 
+/// More lines asked for first than [`MAX_TAIL_LINES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{asked} lines asked for; at most {MAX_TAIL_LINES} lines of each stream")]
+pub struct TooManyLines {
+    /// How many were asked for.
+    pub asked: u32,
+}
+
+impl TooManyLines {
+    /// The kind of the wire error it is answered with: the request is refused as asked.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Invalid
+    }
+}
+
 /// Why a client cannot ask for `lines` lines of each stream first, if it cannot.
-pub fn check_tail_lines(lines: u32) -> Result<(), String> {
+pub fn check_tail_lines(lines: u32) -> Result<(), TooManyLines> {
     if lines > MAX_TAIL_LINES {
-        return Err(format!(
-            "{lines} lines asked for; at most {MAX_TAIL_LINES} lines of each stream"
-        ));
+        return Err(TooManyLines { asked: lines });
     }
     Ok(())
 }
@@ -81,10 +94,10 @@ pub async fn serve(
     logs: &LogService,
     request: LogsRequest,
 ) {
-    if let Err(message) = check_tail_lines(request.lines) {
+    if let Err(refused) = check_tail_lines(request.lines) {
         let error = WireError {
-            kind: ErrorKind::Invalid,
-            message,
+            kind: refused.kind(),
+            message: refused.to_string(),
         };
         let _ = stream.send(&Response::Error(error)).await;
         return;

@@ -8,11 +8,13 @@
 //! Here: the probe by kind and the loop. Its parts, in `health/`: the counting (`verdicts`),
 //! and the probes: `http`, `tcp` and `exec`.
 
+mod error;
 mod exec;
 mod http;
 mod tcp;
 mod verdicts;
 
+pub use error::{Ended, ProbeError, UrlError};
 use exec::exec_probe;
 use http::http_probe;
 use kelpie_core::{HealthCheck, HealthProbe};
@@ -56,7 +58,7 @@ pub enum HealthReport {
     },
 }
 
-/// Probe once: `Ok` when healthy, else a short reason meant for people.
+/// Probe once: `Ok` when healthy, else why not (its text a short reason meant for people).
 ///
 /// The whole probe (name lookup, connection, answer; or the command's run) takes at most
 /// `timeout`, plus the moment needed to kill and reap a timed-out command.
@@ -64,7 +66,7 @@ pub async fn probe(
     probe: &HealthProbe,
     timeout: Duration,
     exec: &ExecContext,
-) -> Result<(), String> {
+) -> Result<(), ProbeError> {
     match probe {
         HealthProbe::Http { url, status } => http_probe(url, *status, timeout).await,
         HealthProbe::Tcp { host, port } => tcp_probe(host, *port, timeout).await,
@@ -88,12 +90,14 @@ pub async fn run_checks(
 }
 
 /// [`run_checks`] with its probe given: the instance's in-process tests probe a fake process.
-pub async fn run_checks_with<F>(
+/// Only the text of a failure goes on, in the reports.
+pub async fn run_checks_with<F, E>(
     check: &HealthCheck,
     mut probe_once: impl FnMut() -> F,
     reports: UnboundedSender<HealthReport>,
 ) where
-    F: Future<Output = Result<(), String>>,
+    F: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
 {
     let mut verdicts = Verdicts::new(check, Instant::now());
     let mut next = verdicts.first_probe_at();
@@ -107,7 +111,7 @@ pub async fn run_checks_with<F>(
         let outcome = probe_once().await;
         let report = match outcome {
             Ok(()) => verdicts.success(),
-            Err(reason) => verdicts.failure(started, reason),
+            Err(reason) => verdicts.failure(started, reason.to_string()),
         };
         if let Some(report) = report {
             let last = matches!(report, HealthReport::Unhealthy { .. });
@@ -123,15 +127,15 @@ pub async fn run_checks_with<F>(
 pub(super) async fn within<T>(
     timeout: Duration,
     from: &str,
-    fut: impl Future<Output = Result<T, String>>,
-) -> Result<T, String> {
+    fut: impl Future<Output = Result<T, ProbeError>>,
+) -> Result<T, ProbeError> {
     tokio::time::timeout(timeout, fut)
         .await
         .unwrap_or_else(|_| {
-            Err(format!(
-                "no answer within {} ms from {from}",
-                timeout.as_millis()
-            ))
+            Err(ProbeError::NoAnswer {
+                ms: timeout.as_millis(),
+                from: from.to_string(),
+            })
         })
 }
 
@@ -153,6 +157,17 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
     use tokio::sync::mpsc;
+
+    /// [`super::probe`] as the instance reports it: its text, which these tests pin.
+    async fn probe(
+        probe: &HealthProbe,
+        timeout: Duration,
+        exec: &ExecContext,
+    ) -> Result<(), String> {
+        super::probe(probe, timeout, exec)
+            .await
+            .map_err(|e| e.to_string())
+    }
 
     // --- HTTP and TCP against real sockets ---
 
@@ -534,6 +549,13 @@ mod tests {
                 missing.display()
             )),
             "{reason}"
+        );
+        let error = super::probe(&exec("true"), TIMEOUT, &context(&missing))
+            .await
+            .expect_err("no cwd");
+        assert!(
+            matches!(&error, ProbeError::ExecStart { source, .. } if source.kind() == io::ErrorKind::NotFound),
+            "{error:?}"
         );
     }
 

@@ -2,6 +2,7 @@
 
 use crate::logs::LogFiles;
 use crate::sockets::ListenSocket;
+use crate::spawn_error::SpawnError;
 use kelpie_core::files::is_discard;
 use kelpie_core::{sanitize_log_name, AppSpec, ExecMode};
 use kelpie_proto::Home;
@@ -141,8 +142,10 @@ pub fn command(
     who: &InstanceIdentity<'_>,
     output: Option<OutputPipes>,
     extras: Extras<'_>,
-) -> std::io::Result<kelpie_sys::Spawn> {
+) -> Result<kelpie_sys::Spawn, SpawnError> {
     let mut argv = spec.command_line();
+    // How errors name it: as the app does, before any PATH search.
+    let program_name = argv[0].clone();
     let node = spec.runs_on_node();
     let shares_ports = spec.shares_node_ports();
     if node {
@@ -188,10 +191,9 @@ pub fn command(
     }
     let path_var = env.get("PATH").map(String::as_str);
     let program = kelpie_sys::resolve_program(&argv[0], path_var).ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            format!("`{}` not found in PATH", argv[0]),
-        )
+        SpawnError::ProgramNotFound {
+            program: program_name.clone(),
+        }
     })?;
     let env: Vec<(String, String)> = env.into_iter().collect();
     let output = output.map(|pipes| (OwnedFd::from(pipes.out), OwnedFd::from(pipes.err)));
@@ -204,14 +206,22 @@ pub fn command(
         (out, err),
         fds,
         extras.socket.is_some(),
-    )?;
+    )
+    .map_err(|source| SpawnError::Exec {
+        program: program_name.clone(),
+        source,
+    })?;
     if let Some(dir) = extras.cgroup_dir {
         spawn.in_cgroup(dir);
     }
     for procs in extras.cgroup_procs {
         spawn.join_before_exec(procs);
     }
-    spawn.nice_and_identity(spec.nice, identity(spec)?);
+    let identity = identity(spec).map_err(|source| SpawnError::Identity {
+        program: program_name,
+        source,
+    })?;
+    spawn.nice_and_identity(spec.nice, identity);
     spawn.original_fd_limit();
     Ok(spawn)
 }
@@ -302,6 +312,42 @@ mod tests {
         assert_eq!(
             node_options_requiring("--max-old-space-size=512", "/my home/a\"b.cjs"),
             r#"--max-old-space-size=512 --require "/my home/a\"b.cjs""#
+        );
+    }
+
+    fn command_for(spec: &AppSpec) -> Result<kelpie_sys::Spawn, SpawnError> {
+        let home = Home::at("/nonexistent-kelpie-home".into());
+        let who = InstanceIdentity {
+            home: &home,
+            pm_id: 0,
+            instance: 0,
+        };
+        let extras = Extras {
+            socket: None,
+            env: Vec::new(),
+            fds: Vec::new(),
+            cgroup_dir: None,
+            cgroup_procs: Vec::new(),
+        };
+        command(spec, &who, None, extras)
+    }
+
+    #[test]
+    fn a_program_not_in_path_is_told_apart_with_the_text_it_always_had() {
+        let spec = AppSpec {
+            name: "missing".into(),
+            script: "kelpie-no-such-program".into(),
+            env: [("PATH".to_string(), "/nonexistent".to_string())].into(),
+            ..AppSpec::default()
+        };
+        let error = command_for(&spec).err().expect("not found");
+        assert!(
+            matches!(&error, SpawnError::ProgramNotFound { program } if program == "kelpie-no-such-program"),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "kelpie-no-such-program: `kelpie-no-such-program` not found in PATH"
         );
     }
 

@@ -50,6 +50,7 @@ mod reaper;
 mod reclaim;
 mod server;
 mod sockets;
+mod spawn_error;
 mod state;
 mod supervisor;
 mod tasks;

@@ -4,9 +4,13 @@
 //! when several are waiting only the newest is written, and every waiter is answered after it
 //! is on disk.
 
+mod error;
+
 use crate::atomic::atomic_write;
 use crate::dump::{self, DumpFile};
 use crate::state::StateFile;
+use error::Unreadable;
+pub use error::WriteError;
 use kelpie_proto::Home;
 use std::collections::HashMap;
 use std::fs;
@@ -15,7 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
 
-/// Answer to a write: `Ok` with a message for people, or the error.
+/// Answer to a write: `Ok` with a message for people, or the error. Text, as the supervisor
+/// sends it on to the client.
 pub type Ack = oneshot::Sender<Result<String, String>>;
 
 enum Job {
@@ -135,13 +140,13 @@ fn persist_loop(
                     state_acks.extend(ack);
                 }
                 Job::SaveDump { dump, force, ack } => {
-                    let _ = ack.send(dump::save(home, &dump, force));
+                    let _ = ack.send(dump::save(home, &dump, force).map_err(|e| e.to_string()));
                 }
                 Job::Conf { text, ack } => {
                     let path = home.conf_file();
                     let written = atomic_write(&path, text.as_bytes())
                         .map(|()| String::new())
-                        .map_err(|e| format!("cannot write {}: {e}", path.display()));
+                        .map_err(|e| WriteError::io(&path, e).to_string());
                     let _ = ack.send(written);
                 }
             }
@@ -155,12 +160,11 @@ fn persist_loop(
         let path = home.state_file();
         let result = state
             .to_json()
-            .map_err(|e| e.to_string())
+            .map_err(|e| WriteError::Encode(Arc::new(e)))
             .and_then(|bytes| {
                 write_state_file(home, &bytes, !state.apps.is_empty())
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))
+                    .map_err(|e| WriteError::io(&path, e))
             })
-            .map(|()| String::new())
             .or_else(|e| empty_state_without_space(home, &state, e));
         match &result {
             // Said once, not at every retry.
@@ -177,7 +181,11 @@ fn persist_loop(
         last_write_us.store(took, Ordering::Relaxed);
         unwritten = result.is_err().then_some(state);
         for ack in state_acks {
-            let _ = ack.send(result.clone());
+            let answer = match &result {
+                Ok(()) => Ok(String::new()),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = ack.send(answer);
         }
         kelpie_sys::release_free_memory();
     }
@@ -203,15 +211,15 @@ fn write_state_file(home: &Home, bytes: &[u8], apps: bool) -> std::io::Result<()
 fn empty_state_without_space(
     home: &Home,
     state: &StateFile,
-    error: String,
-) -> Result<String, String> {
+    error: WriteError,
+) -> Result<(), WriteError> {
     if !state.apps.is_empty() {
         return Err(error);
     }
     let _ = std::fs::remove_file(home.state_backup());
     match std::fs::remove_file(home.state_file()) {
-        Ok(()) => Ok(String::new()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(_) => Err(error),
     }
 }
@@ -283,17 +291,26 @@ pub fn load_state(home: &Home) -> Option<StateFile> {
     }
 }
 
-/// The state in `path`: `None` when there is no such file, `Err` (for people) when it cannot be
-/// read or is not a state.
-fn read_state(path: &Path) -> Result<Option<StateFile>, String> {
+/// The state in `path`: `None` when there is no such file, `Err` when it cannot be read or is
+/// not a state.
+fn read_state(path: &Path) -> Result<Option<StateFile>, Unreadable> {
+    let shown = || path.display().to_string();
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(source) => {
+            return Err(Unreadable::Read {
+                path: shown(),
+                source,
+            })
+        }
     };
     StateFile::from_json(&bytes)
         .map(Some)
-        .map_err(|e| format!("{} is not valid ({e})", path.display()))
+        .map_err(|source| Unreadable::Invalid {
+            path: shown(),
+            source,
+        })
 }
 
 /// Load the configuration store (`module_conf.json`). A file that cannot be read or is not a

@@ -36,6 +36,20 @@ pub struct Reclaimed {
     pub notify: Vec<OwnedFd>,
 }
 
+/// Why what a keeper kept could not be taken over (the new daemon then starts the apps anew).
+#[derive(Debug, thiserror::Error)]
+enum ReclaimError {
+    /// Talking to the keeper failed (a timeout, a broken connection, a bad message).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The keeper hung up before it was done.
+    #[error("the keeper closed the connection")]
+    Closed,
+    /// The keeper would not hand over what it kept.
+    #[error("the keeper refused: {0}")]
+    Refused(String),
+}
+
 /// Take everything from the keeper of a daemon that died, if one waits for us. Blocking: call
 /// it off the async thread, once the control socket is ours (so no other daemon takes it too).
 pub fn reclaim(home: &Home) -> Option<Reclaimed> {
@@ -52,22 +66,21 @@ pub fn reclaim(home: &Home) -> Option<Reclaimed> {
     }
 }
 
-fn take_all(home: &Home, socket: &OwnedFd) -> Result<Reclaimed, String> {
-    kelpie_sys::set_receive_timeout(socket.as_fd(), ANSWER_WITHIN).map_err(|e| e.to_string())?;
-    wire::send(socket.as_fd(), &ToKeeper::Take, &[]).map_err(|e| e.to_string())?;
+fn take_all(home: &Home, socket: &OwnedFd) -> Result<Reclaimed, ReclaimError> {
+    kelpie_sys::set_receive_timeout(socket.as_fd(), ANSWER_WITHIN)?;
+    wire::send(socket.as_fd(), &ToKeeper::Take, &[])?;
     let mut reclaimed = Reclaimed::default();
     let mut spools = Vec::new();
     let mut budget = SPOOL_BUDGET;
     loop {
-        let (message, fds) = wire::recv::<FromKeeper>(socket.as_fd())
-            .map_err(|e| e.to_string())?
-            .ok_or("the keeper closed the connection")?;
+        let (message, fds) =
+            wire::recv::<FromKeeper>(socket.as_fd())?.ok_or(ReclaimError::Closed)?;
         match message {
             FromKeeper::Done { daemon_pid } => {
                 reclaimed.daemon_pid = daemon_pid;
                 break;
             }
-            FromKeeper::Refused { why } => return Err(format!("the keeper refused: {why}")),
+            FromKeeper::Refused { why } => return Err(ReclaimError::Refused(why)),
             FromKeeper::Entry {
                 holding,
                 spool,

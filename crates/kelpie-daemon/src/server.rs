@@ -1,10 +1,13 @@
 //! The control socket: accepts CLI connections, checks who they are, speaks the Hello
 //! handshake, and passes each request to the supervisor.
 
+mod errors;
+
 use crate::control::{Command, Reply};
 use crate::follow::LogsRequest;
 use crate::gate::Gate;
 use crate::logs::LogService;
+use errors::{ConfigLoadError, Refused};
 use kelpie_proto::{
     decode, encode, ConfigSource, ErrorKind, Hello, Request, Response, WireError, MAX_FRAME_LEN,
     PROTOCOL_VERSION,
@@ -182,17 +185,15 @@ async fn rebind(home: &kelpie_proto::Home) -> Option<UnixListener> {
 }
 
 /// Who may talk to this daemon: its own user, and root.
-fn peer_allowed(stream: &UnixStream) -> Result<(), String> {
+fn peer_allowed(stream: &UnixStream) -> Result<(), Refused> {
     let own = kelpie_sys::current_uid();
     match stream.peer_cred() {
         Ok(cred) if cred.uid() == own || cred.uid() == 0 => Ok(()),
-        Ok(cred) => Err(format!(
-            "permission denied: this kelpie daemon belongs to uid {own} and refuses uid {}",
-            cred.uid()
-        )),
-        Err(e) => Err(format!(
-            "permission denied: cannot check the peer's credentials: {e}"
-        )),
+        Ok(cred) => Err(Refused::OtherUser {
+            own,
+            peer: cred.uid(),
+        }),
+        Err(e) => Err(Refused::NoCredentials(e)),
     }
 }
 
@@ -380,8 +381,8 @@ async fn handle_connection(
                 return;
             }
         };
-        let (response, written) = if let Some(message) = &refusal {
-            (error(ErrorKind::PermissionDenied, message.clone()), None)
+        let (response, written) = if let Some(refused) = &refusal {
+            (error(refused.kind(), refused.to_string()), None)
         } else if let Some(message) = &mismatch {
             (error(ErrorKind::VersionMismatch, message.clone()), None)
         } else {
@@ -450,7 +451,7 @@ async fn handle_connection(
                             let answer = dispatch(request, &commands).await;
                             with_notes(answer, loaded.warnings, loaded.refused)
                         }
-                        Err(e) => (error(ErrorKind::Invalid, e), None),
+                        Err(e) => (error(e.kind(), e.to_string()), None),
                     }
                 }
                 Ok(request) => dispatch(request, &commands).await,
@@ -504,16 +505,15 @@ async fn jlist(
 async fn load_config(
     source: ConfigSource,
     ctx: kelpie_config::LoadContext,
-) -> Result<kelpie_config::Loaded, String> {
-    tokio::task::spawn_blocking(move || match source {
+) -> Result<kelpie_config::Loaded, ConfigLoadError> {
+    let loaded = tokio::task::spawn_blocking(move || match source {
         ConfigSource::File(path) => {
             kelpie_config::load_file(&kelpie_config::absolutize(&ctx.cwd, path.as_ref()), &ctx)
         }
         ConfigSource::Json(text) => kelpie_config::load_stdin(&text, &ctx),
     })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())
+    .await??;
+    Ok(loaded)
 }
 
 /// A start's answer with the config's warnings added to its notes, and the apps it refused to

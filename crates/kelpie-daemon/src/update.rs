@@ -8,10 +8,13 @@
 //! Nothing is restarted, and nothing an app prints is lost: the log readers stop, what they read
 //! is written, and the rest waits in the pipes for the new daemon's readers.
 
+mod error;
+
 use crate::cgroups::HandedCgroups;
 use crate::link::LinkFds;
 use crate::logs::HandedPipe;
 use crate::sockets::HandedSocket;
+pub use error::{HandoffError, ProgramError};
 use kelpie_proto::{Home, LogStream};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -233,7 +236,7 @@ impl Handoff {
     /// removed). Call it first thing at start, before anything else runs. When it cannot be
     /// used, every inherited descriptor is closed (a control socket left listening would make
     /// the daemon think another one runs).
-    pub fn take(file: &Path) -> Result<Handoff, String> {
+    pub fn take(file: &Path) -> Result<Handoff, HandoffError> {
         let taken = Self::read(file);
         if taken.is_err() {
             let _ = kelpie_sys::close_inherited_fds();
@@ -241,18 +244,24 @@ impl Handoff {
         taken
     }
 
-    fn read(file: &Path) -> Result<Handoff, String> {
-        let bytes =
-            std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    fn read(file: &Path) -> Result<Handoff, HandoffError> {
+        let path = || file.display().to_string();
+        let bytes = std::fs::read(file).map_err(|source| HandoffError::Read {
+            path: path(),
+            source,
+        })?;
         let _ = std::fs::remove_file(file);
-        let wire: WireHandoff = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("cannot understand {}: {e}", file.display()))?;
+        let wire: WireHandoff =
+            serde_json::from_slice(&bytes).map_err(|source| HandoffError::Parse {
+                path: path(),
+                source,
+            })?;
         if !HANDOFF_READ.contains(&wire.version) {
-            return Err(format!(
-                "{} is of format {}, this kelpie reads formats {HANDOFF_READ:?}",
-                file.display(),
-                wire.version
-            ));
+            return Err(HandoffError::Format {
+                path: path(),
+                version: wire.version,
+                reads: &HANDOFF_READ,
+            });
         }
         // Every number, in one list: taken all at once, or none.
         let mut numbers = vec![wire.control];
@@ -264,14 +273,14 @@ impl Handoff {
             numbers.extend(p.ipc);
         }
         numbers.extend(wire.pipes.iter().map(|p| p.fd));
-        let owned = kelpie_sys::take_inherited_fds(&numbers)
-            .map_err(|e| format!("the descriptors named by {}: {e}", file.display()))?;
+        let owned = kelpie_sys::take_inherited_fds(&numbers).map_err(|source| {
+            HandoffError::Descriptors {
+                path: path(),
+                source,
+            }
+        })?;
         let mut owned: BTreeMap<RawFd, OwnedFd> = numbers.into_iter().zip(owned).collect();
-        let mut take = |fd: RawFd| {
-            owned
-                .remove(&fd)
-                .ok_or_else(|| format!("descriptor {fd} is named twice"))
-        };
+        let mut take = |fd: RawFd| owned.remove(&fd).ok_or(HandoffError::NamedTwice(fd));
         let control = take(wire.control)?;
         let mut sockets = BTreeMap::new();
         for (name, fd) in wire.sockets {
@@ -390,15 +399,20 @@ pub fn report_later(home: &Home, result: Result<String, String>) {
 }
 
 /// The program `kelpie update` asked for (removing the request), else the one this daemon
-/// runs: `cargo install` and package managers replace the file at the same path.
+/// runs: `cargo install` and package managers replace the file at the same path. Why not, as
+/// text: the supervisor only reports it.
 pub fn requested_program(home: &Home) -> Result<PathBuf, String> {
+    find_program(home).map_err(|e| e.to_string())
+}
+
+/// [`requested_program`], with why not.
+fn find_program(home: &Home) -> Result<PathBuf, ProgramError> {
     let request = home.update_request();
     let asked = std::fs::read_to_string(&request).ok();
     let _ = std::fs::remove_file(&request);
     let program = match asked.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
         Some(path) => PathBuf::from(path),
-        None => std::env::current_exe()
-            .map_err(|e| format!("cannot tell which program this daemon runs: {e}"))?,
+        None => std::env::current_exe().map_err(ProgramError::OwnProgram)?,
     };
     // /proc/self/exe of a replaced file reads `<path> (deleted)`: the path is what we want.
     let text = program.display().to_string();
@@ -422,20 +436,23 @@ fn looks_like_kelpie_version(printed: &str) -> bool {
 
 /// Refuse anything that is not a kelpie, before anything is handed over: an exec that fails
 /// late is recovered from, but one that starts the wrong program is not.
-fn check_program(program: &Path) -> Result<(), String> {
+fn check_program(program: &Path) -> Result<(), ProgramError> {
+    let path = || program.display().to_string();
     let output = std::process::Command::new(program)
         .arg("--version")
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        .map_err(|source| ProgramError::Run {
+            path: path(),
+            source,
+        })?;
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() || !looks_like_kelpie_version(&text) {
-        return Err(format!(
-            "{} is not a kelpie program (`--version` printed {:?})",
-            program.display(),
-            text.trim()
-        ));
+        return Err(ProgramError::NotKelpie {
+            path: path(),
+            printed: text.trim().to_string(),
+        });
     }
     // A kelpie from before updates in place would not understand `--handoff` and exit,
     // taking the apps' pipes with it; one from before this format would not read it.
@@ -444,7 +461,10 @@ fn check_program(program: &Path) -> Result<(), String> {
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        .map_err(|source| ProgramError::Run {
+            path: path(),
+            source,
+        })?;
     let reads: Vec<u32> = String::from_utf8_lossy(&formats.stdout)
         .split_whitespace()
         .filter_map(|format| format.parse().ok())
@@ -455,11 +475,12 @@ fn check_program(program: &Path) -> Result<(), String> {
         } else {
             format!("{reads:?}")
         };
-        return Err(format!(
-            "{} ({}) cannot take over a running daemon (it reads hand-off formats {reads}, this daemon writes {HANDOFF_VERSION}); stop the daemon with `kelpie kill` and start it again to use it",
-            program.display(),
-            text.trim(),
-        ));
+        return Err(ProgramError::CannotTakeOver {
+            path: path(),
+            version: text.trim().to_string(),
+            reads,
+            writes: HANDOFF_VERSION,
+        });
     }
     Ok(())
 }

@@ -62,15 +62,26 @@ pub struct MonitArgs {
     pub interval: Duration,
 }
 
+/// Why a refresh interval is refused (clap shows it after the option's name).
+#[derive(Debug, thiserror::Error)]
+enum IntervalError {
+    /// Not a duration at all (the config's reading of durations says why).
+    #[error(transparent)]
+    Duration(#[from] kelpie_config::AmountError),
+    /// Shorter than 100 ms: the list would be asked for faster than it changes.
+    #[error("`{0}` is too short: at least 100ms")]
+    TooShort(String),
+}
+
 /// A refresh interval: `2s`, `500ms`, or a bare number of seconds (like `watch -n`); at least
 /// 100 ms.
-fn parse_interval(text: &str) -> Result<Duration, String> {
+fn parse_interval(text: &str) -> Result<Duration, IntervalError> {
     let ms = match text.trim().parse::<f64>() {
         Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => (seconds * 1000.0) as u64,
-        _ => kelpie_config::parse_duration_ms(text).map_err(|e| e.to_string())?,
+        _ => kelpie_config::parse_duration_ms(text)?,
     };
     if ms < 100 {
-        return Err(format!("`{text}` is too short: at least 100ms"));
+        return Err(IntervalError::TooShort(text.to_string()));
     }
     Ok(Duration::from_millis(ms))
 }

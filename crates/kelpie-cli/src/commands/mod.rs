@@ -201,16 +201,22 @@ fn is_ecosystem(target: &str) -> bool {
 
 /// Standard input, read once (`kelpie start - -` reads the same file twice, not an empty one).
 fn stdin_text() -> Result<String> {
-    static TEXT: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    static TEXT: std::sync::OnceLock<Result<String, UnreadableStdin>> = std::sync::OnceLock::new();
     TEXT.get_or_init(|| {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
             .map(|_| text)
-            .map_err(|e| format!("cannot read an ecosystem file from standard input: {e}"))
+            .map_err(|e| UnreadableStdin(std::sync::Arc::new(e)))
     })
     .clone()
-    .map_err(anyhow::Error::msg)
+    .map_err(anyhow::Error::new)
 }
+
+/// Standard input could not be read; kept (hence shared) for a second `-` of the same command.
+/// The I/O error is part of the message, not a source: `{:#}` would show it twice.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot read an ecosystem file from standard input: {0}")]
+struct UnreadableStdin(std::sync::Arc<std::io::Error>);
 
 /// Strict mode: `--strict`, or `strict = true` in `<home>/kelpie.toml`. A kelpie.toml that
 /// cannot be read is the daemon's to report, not a reason to refuse a start here.

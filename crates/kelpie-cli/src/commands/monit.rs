@@ -55,7 +55,7 @@ const TICK: Duration = Duration::from_millis(50);
 /// What the helper threads report.
 enum Msg {
     /// A fresh list, or why there is none.
-    List(Result<Vec<ProcessInfo>, String>),
+    List(Result<Vec<ProcessInfo>, threads::NoList>),
     /// The host's use, read with the list.
     Host(Option<kelpie_proto::HostMetrics>),
     /// The log stream (re)started: what was kept is replaced by the tail that follows.

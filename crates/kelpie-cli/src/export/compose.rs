@@ -291,11 +291,15 @@ fn periodic_job_note(app: &AppSpec, service: &mut Map, warnings: &mut Vec<String
     let command = format!("docker compose -f /path/to/compose.yaml restart {service_name}");
     let line = match super::cron::five_fields(expression) {
         Ok(fields) => format!("{fields} {command}"),
-        Err(_) => {
-            warnings.push(format!(
-                "app `{}`: field `cron_restart`: `{expression}` fires at seconds other than 0, and a crontab runs at most once a minute: pick a schedule in whole minutes",
-                app.name
-            ));
+        Err(e) => {
+            // The config refused malformed expressions already: seconds are what is left.
+            let why = match e {
+                super::cron::CronError::Seconds(_) => format!(
+                    "`{expression}` fires at seconds other than 0, and a crontab runs at most once a minute: pick a schedule in whole minutes"
+                ),
+                other => other.to_string(),
+            };
+            warnings.push(format!("app `{}`: field `cron_restart`: {why}", app.name));
             format!("<a schedule in whole minutes> {command}")
         }
     };

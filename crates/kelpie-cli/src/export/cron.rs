@@ -3,6 +3,24 @@
 
 use std::collections::BTreeSet;
 
+/// Why an expression cannot be turned into a calendar event or a CronJob schedule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CronError {
+    /// Not 5 or 6 fields (nor a macro such as `@daily`).
+    #[error("`{0}` does not have 5 or 6 fields")]
+    Fields(String),
+    /// A field's value is neither a number nor a month or weekday name.
+    #[error("`{0}` is not a value")]
+    Value(String),
+    /// A `/step` that is not a number above 0.
+    #[error("bad step in `{0}`")]
+    Step(String),
+    /// A valid expression that fires at seconds other than 0, which a five-field schedule
+    /// (a CronJob's, a crontab's) cannot say.
+    #[error("`{0}` fires at seconds other than 0; CronJob schedules have minutes at most")]
+    Seconds(String),
+}
+
 /// The fields of an expression, seconds first (`0` when the expression has five fields).
 struct Fields<'a> {
     texts: [&'a str; 6],
@@ -17,7 +35,7 @@ const SYSTEMD_WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "
 /// Lowest and highest value of each field, seconds first.
 const RANGES: [(u32, u32); 6] = [(0, 59), (0, 59), (0, 23), (1, 31), (1, 12), (0, 7)];
 
-fn split(expression: &str) -> Result<Fields<'_>, String> {
+fn split(expression: &str) -> Result<Fields<'_>, CronError> {
     let expression = expression.trim();
     let macro_fields = match expression.to_ascii_lowercase().as_str() {
         "@yearly" | "@annually" => Some("0 0 1 1 *"),
@@ -34,12 +52,12 @@ fn split(expression: &str) -> Result<Fields<'_>, String> {
     let texts = match words.as_slice() {
         [m, h, dom, mon, dow] => ["0", m, h, dom, mon, dow],
         [s, m, h, dom, mon, dow] => [*s, *m, *h, *dom, *mon, *dow],
-        _ => return Err(format!("`{expression}` does not have 5 or 6 fields")),
+        _ => return Err(CronError::Fields(expression.to_string())),
     };
     Ok(Fields { texts })
 }
 
-fn value(text: &str, index: usize) -> Result<u32, String> {
+fn value(text: &str, index: usize) -> Result<u32, CronError> {
     let lower = text.to_ascii_lowercase();
     let named = match index {
         4 => MONTHS
@@ -51,11 +69,11 @@ fn value(text: &str, index: usize) -> Result<u32, String> {
     };
     named
         .or_else(|| text.parse().ok())
-        .ok_or_else(|| format!("`{text}` is not a value"))
+        .ok_or_else(|| CronError::Value(text.to_string()))
 }
 
 /// The values a field matches (weekday 7 folded into 0).
-fn values(text: &str, index: usize) -> Result<BTreeSet<u32>, String> {
+fn values(text: &str, index: usize) -> Result<BTreeSet<u32>, CronError> {
     let (low, high) = RANGES[index];
     let mut set = BTreeSet::new();
     for item in text.split(',') {
@@ -65,7 +83,7 @@ fn values(text: &str, index: usize) -> Result<BTreeSet<u32>, String> {
                 step.parse::<u32>()
                     .ok()
                     .filter(|s| *s > 0)
-                    .ok_or_else(|| format!("bad step in `{item}`"))?,
+                    .ok_or_else(|| CronError::Step(item.to_string()))?,
             ),
             None => (item, 1),
         };
@@ -108,7 +126,7 @@ fn unrestricted(text: &str) -> bool {
 /// systemd `OnCalendar=` values equivalent to `expression` in `timezone`. Two values (a timer
 /// fires on any of its `OnCalendar=`) when both day fields are restricted: cron then matches a
 /// day if either matches, while one calendar event requires both.
-pub fn on_calendar(expression: &str, timezone: Option<&str>) -> Result<Vec<String>, String> {
+pub fn on_calendar(expression: &str, timezone: Option<&str>) -> Result<Vec<String>, CronError> {
     let fields = split(expression)?;
     let mut sets = Vec::new();
     for (index, text) in fields.texts.iter().enumerate() {
@@ -140,12 +158,10 @@ pub fn on_calendar(expression: &str, timezone: Option<&str>) -> Result<Vec<Strin
 
 /// A Kubernetes CronJob schedule (five fields). A seconds field other than `0` cannot be
 /// expressed.
-pub fn five_fields(expression: &str) -> Result<String, String> {
+pub fn five_fields(expression: &str) -> Result<String, CronError> {
     let fields = split(expression)?;
     if values(fields.texts[0], 0)? != BTreeSet::from([0]) {
-        return Err(format!(
-            "`{expression}` fires at seconds other than 0; CronJob schedules have minutes at most"
-        ));
+        return Err(CronError::Seconds(expression.to_string()));
     }
     Ok(fields.texts[1..].join(" "))
 }
@@ -183,6 +199,17 @@ mod tests {
     fn kubernetes_schedules_drop_a_zero_seconds_field() {
         assert_eq!(five_fields("0 3 * * *").expect("ok"), "0 3 * * *");
         assert_eq!(five_fields("0 */5 * * * *").expect("ok"), "*/5 * * * *");
-        assert!(five_fields("*/10 * * * * *").is_err());
+        assert_eq!(
+            five_fields("*/10 * * * * *"),
+            Err(CronError::Seconds("*/10 * * * * *".into()))
+        );
+        assert_eq!(
+            five_fields("0 3 * *").map_err(|e| e.to_string()),
+            Err("`0 3 * *` does not have 5 or 6 fields".into())
+        );
+        assert_eq!(
+            on_calendar("0 3 * FOO *", None),
+            Err(CronError::Value("FOO".into()))
+        );
     }
 }

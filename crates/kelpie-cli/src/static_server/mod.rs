@@ -7,12 +7,14 @@
 
 mod auth;
 mod content_type;
+mod error;
 mod file_response;
 mod http;
 mod lookup;
 mod server;
 mod settings;
 
+use error::ServeError;
 use settings::Settings;
 use std::process::ExitCode;
 
@@ -22,39 +24,37 @@ pub fn run_directly() -> Option<ExitCode> {
     if args.next()? != kelpie_config::STATIC_SERVER_COMMAND {
         return None;
     }
-    let words: Result<Vec<String>, String> = args
-        .map(|word| {
-            word.into_string()
-                .map_err(|word| format!("argument {word:?} is not UTF-8"))
-        })
+    let words: Result<Vec<String>, ServeError> = args
+        .map(|word| word.into_string().map_err(ServeError::NotUtf8))
         .collect();
     Some(match words.and_then(|words| run(&words)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("kelpie serve-static: error: {message}");
-            ExitCode::FAILURE
+        Err(error) => {
+            eprintln!("kelpie serve-static: error: {error}");
+            ExitCode::from(error.status() as u8)
         }
     })
 }
 
-fn run(words: &[String]) -> Result<(), String> {
+fn run(words: &[String]) -> Result<(), ServeError> {
     if let Some(option) = words.iter().find(|w| w.starts_with('-')) {
-        return Err(format!(
-            "unknown option `{option}`: the settings are [path] [port] [host], or PM2_SERVE_* variables"
-        ));
+        return Err(ServeError::UnknownOption(option.clone()));
     }
-    let cwd = std::env::current_dir().map_err(|e| format!("no working directory: {e}"))?;
+    let cwd = std::env::current_dir().map_err(ServeError::NoWorkingDirectory)?;
     let mut site = Settings::read(|name| std::env::var(name).ok(), words, &cwd)?;
     site.root = site
         .root
         .canonicalize()
-        .map_err(|e| format!("cannot serve {}: {e}", site.root.display()))?;
+        .map_err(|source| ServeError::Root {
+            path: site.root.display().to_string(),
+            source,
+        })?;
     if !site.root.is_dir() {
-        return Err(format!("{} is not a directory", site.root.display()));
+        return Err(ServeError::NotDirectory(site.root.display().to_string()));
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        .map_err(ServeError::Runtime)?;
     runtime.block_on(server::serve(site))
 }

@@ -1,5 +1,6 @@
 //! The listening socket and its connections, until SIGINT or SIGTERM.
 
+use super::error::ServeError;
 use super::http;
 use super::settings::Settings;
 use std::convert::Infallible;
@@ -15,18 +16,19 @@ const MAX_CONNECTIONS: usize = 256;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serve `site` until a stop signal (then `Ok`), or fail to listen.
-pub async fn serve(site: Settings) -> Result<(), String> {
+pub async fn serve(site: Settings) -> Result<(), ServeError> {
+    let handle = |signal: &'static str| move |source| ServeError::Signal { signal, source };
     // Installed before listening: a stop signal from then on ends the server cleanly.
-    let mut interrupt =
-        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
-    let mut terminate =
-        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(handle("SIGINT"))?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(handle("SIGTERM"))?;
     let listener = TcpListener::bind((site.host.as_str(), site.port))
         .await
-        .map_err(|e| format!("cannot listen on {}:{}: {e}", site.host, site.port))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+        .map_err(|source| ServeError::Listen {
+            host: site.host.clone(),
+            port: site.port,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(ServeError::Address)?;
     outln!("serving {} on http://{addr}/", site.root.display());
     let site = Arc::new(site);
     tokio::select! {

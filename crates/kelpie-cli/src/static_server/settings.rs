@@ -21,6 +21,20 @@ pub struct Settings {
     pub auth: Option<Credentials>,
 }
 
+/// Why the settings cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// More than `[path] [port] [host]`.
+    #[error("too many arguments {0:?}: expected [path] [port] [host]")]
+    TooManyArguments(Vec<String>),
+    /// A port that is not one.
+    #[error("the port `{0}` is not a number from 0 to 65535")]
+    Port(String),
+    /// Basic authentication without both a user name and a password.
+    #[error("basic authentication needs both PM2_SERVE_BASIC_AUTH_USERNAME and PM2_SERVE_BASIC_AUTH_PASSWORD")]
+    IncompleteAuth,
+}
+
 /// PM2's defaults.
 const DEFAULT_HOST: &str = "0.0.0.0";
 const DEFAULT_HOMEPAGE: &str = "/index.html";
@@ -31,11 +45,9 @@ impl Settings {
         var: impl Fn(&str) -> Option<String>,
         words: &[String],
         cwd: &Path,
-    ) -> Result<Settings, String> {
+    ) -> Result<Settings, SettingsError> {
         if words.len() > 3 {
-            return Err(format!(
-                "too many arguments {words:?}: expected [path] [port] [host]"
-            ));
+            return Err(SettingsError::TooManyArguments(words.to_vec()));
         }
         // As in PM2, an empty variable counts as unset.
         let var = |name: &str| var(name).filter(|v| !v.is_empty());
@@ -69,15 +81,17 @@ impl Settings {
     }
 }
 
-fn parse_port(text: &str) -> Result<u16, String> {
+fn parse_port(text: &str) -> Result<u16, SettingsError> {
     text.trim()
         .parse()
-        .map_err(|_| format!("the port `{text}` is not a number from 0 to 65535"))
+        .map_err(|_| SettingsError::Port(text.to_string()))
 }
 
 /// Basic authentication: on with `PM2_SERVE_BASIC_AUTH=true`, as in PM2, and also when a user
 /// name or password is set without it (PM2 would then serve everyone); `false` turns it off.
-fn credentials(var: &impl Fn(&str) -> Option<String>) -> Result<Option<Credentials>, String> {
+fn credentials(
+    var: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<Credentials>, SettingsError> {
     let username = var("PM2_SERVE_BASIC_AUTH_USERNAME");
     let password = var("PM2_SERVE_BASIC_AUTH_PASSWORD");
     let on = match var("PM2_SERVE_BASIC_AUTH").as_deref() {
@@ -90,10 +104,7 @@ fn credentials(var: &impl Fn(&str) -> Option<String>) -> Result<Option<Credentia
     }
     match (username, password) {
         (Some(username), Some(password)) => Ok(Some(Credentials { username, password })),
-        _ => Err(
-            "basic authentication needs both PM2_SERVE_BASIC_AUTH_USERNAME and PM2_SERVE_BASIC_AUTH_PASSWORD"
-                .to_string(),
-        ),
+        _ => Err(SettingsError::IncompleteAuth),
     }
 }
 
@@ -102,7 +113,7 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    fn read(vars: &[(&str, &str)], words: &[&str]) -> Result<Settings, String> {
+    fn read(vars: &[(&str, &str)], words: &[&str]) -> Result<Settings, SettingsError> {
         let vars: BTreeMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -151,10 +162,12 @@ mod tests {
     fn bad_ports_and_extra_words_are_errors() {
         assert!(read(&[("PM2_SERVE_PORT", "http")], &[])
             .expect_err("should fail")
+            .to_string()
             .contains("`http` is not a number"));
         assert!(read(&[], &[".", "70000"]).is_err());
         assert!(read(&[], &["a", "1", "h", "x"])
             .expect_err("should fail")
+            .to_string()
             .contains("too many arguments"));
     }
 
@@ -175,7 +188,10 @@ mod tests {
         let mut off = both.to_vec();
         off.push(("PM2_SERVE_BASIC_AUTH", "false"));
         assert_eq!(read(&off, &[]).expect("ok").auth, None);
-        assert!(read(&[("PM2_SERVE_BASIC_AUTH", "true")], &[]).is_err());
+        assert_eq!(
+            read(&[("PM2_SERVE_BASIC_AUTH", "true")], &[]),
+            Err(SettingsError::IncompleteAuth)
+        );
         assert!(read(&both[..1], &[]).is_err());
     }
 }

@@ -2,7 +2,7 @@
 //! user, healthy on exit 0; its process group killed when it times out or is aborted, and the
 //! first line of its stderr in the reason.
 
-use super::{plain, ExecContext};
+use super::{Ended, ExecContext, ProbeError};
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
@@ -49,7 +49,7 @@ pub(super) async fn exec_probe(
     command: &str,
     timeout: Duration,
     ctx: &ExecContext,
-) -> Result<(), String> {
+) -> Result<(), ProbeError> {
     let deadline = Instant::now() + timeout;
     // `/bin/sh` by path: with `env_clear` the lookup of a bare `sh` would depend on the app's
     // PATH, or on none at all.
@@ -74,12 +74,10 @@ pub(super) async fn exec_probe(
         .kill_on_drop(true)
         .spawn();
     spawning.record(spawned.as_ref().ok().and_then(|c| c.id()));
-    let mut child = spawned.map_err(|e| {
-        format!(
-            "exec `{command}` could not start in {}: {}",
-            ctx.cwd.display(),
-            plain(&e)
-        )
+    let mut child = spawned.map_err(|source| ProbeError::ExecStart {
+        command: command.to_string(),
+        cwd: ctx.cwd.display().to_string(),
+        source,
     })?;
     // Declared after `child`, hence dropped before it: the group is killed while its leader
     // is still unreaped.
@@ -92,20 +90,20 @@ pub(super) async fn exec_probe(
     let status = match waited {
         Ok(Ok(status)) => status,
         Ok(Err(e)) => {
-            return Err(format!(
-                "exec `{command}`: cannot wait for it: {}",
-                plain(&e)
-            ))
+            return Err(ProbeError::ExecWait {
+                command: command.to_string(),
+                source: e,
+            })
         }
         Err(_) => {
             group.fire();
             // SIGKILL cannot be caught: the shell is gone at once, and reaping it here rather
             // than in the background keeps no zombie around for the next interval.
             let _ = tokio::time::timeout(REAP_WAIT, child.wait()).await;
-            return Err(format!(
-                "exec `{command}` timed out after {} ms",
-                timeout.as_millis()
-            ));
+            return Err(ProbeError::ExecTimeout {
+                command: command.to_string(),
+                ms: timeout.as_millis(),
+            });
         }
     };
     // The shell is reaped, so its group number is reserved only while something it left behind
@@ -162,22 +160,24 @@ fn keep(kept: &mut Vec<u8>, data: &[u8]) {
     kept.extend_from_slice(&data[..data.len().min(room)]);
 }
 
-fn exec_verdict(command: &str, status: ExitStatus, stderr: &[u8]) -> Result<(), String> {
+fn exec_verdict(command: &str, status: ExitStatus, stderr: &[u8]) -> Result<(), ProbeError> {
     if status.success() {
         return Ok(());
     }
-    let mut reason = match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exec `{command}` exited with code {code}"),
-        (None, Some(signal)) => format!(
-            "exec `{command}` was killed by {}",
-            kelpie_sys::signal_name(signal)
-        ),
-        (None, None) => format!("exec `{command}` failed"),
+    let ended = match (status.code(), status.signal()) {
+        (Some(code), _) => Ended::Code(code),
+        (None, Some(signal)) => Ended::Signal(signal),
+        (None, None) => Ended::Unknown,
     };
     let text = String::from_utf8_lossy(stderr);
-    if let Some(line) = text.lines().map(str::trim).find(|l| !l.is_empty()) {
-        reason.push_str(": ");
-        reason.extend(line.chars().take(REASON_LINE_MAX));
-    }
-    Err(reason)
+    let stderr = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(|line| line.chars().take(REASON_LINE_MAX).collect());
+    Err(ProbeError::ExecFailed {
+        command: command.to_string(),
+        ended,
+        stderr,
+    })
 }

@@ -2,7 +2,7 @@
 //! expected); only the status line is read.
 
 use super::tcp::{authority, connect};
-use super::{plain, within};
+use super::{within, ProbeError, UrlError};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
@@ -23,19 +23,19 @@ struct HttpTarget {
 
 /// Parse `http://host[:port][/path][?query][#fragment]` (IPv6 in brackets, port 80 by
 /// default). Only plain HTTP: there is no TLS client in the daemon.
-fn parse_http_url(url: &str) -> Result<HttpTarget, String> {
+fn parse_http_url(url: &str) -> Result<HttpTarget, UrlError> {
     let rest = url
         .get(..7)
         .filter(|scheme| scheme.eq_ignore_ascii_case("http://"))
         .map(|_| &url[7..])
-        .ok_or_else(|| format!("not an http:// URL: {url}"))?;
+        .ok_or_else(|| UrlError::NotHttp(url.to_string()))?;
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (host_port, tail) = rest.split_at(end);
     let (host, port) = match host_port.strip_prefix('[') {
         Some(bracketed) => {
             let (host, after) = bracketed
                 .split_once(']')
-                .ok_or_else(|| format!("unclosed [ in {url}"))?;
+                .ok_or_else(|| UrlError::Unclosed(url.to_string()))?;
             match after {
                 "" => (host, None),
                 _ => (
@@ -43,7 +43,7 @@ fn parse_http_url(url: &str) -> Result<HttpTarget, String> {
                     Some(
                         after
                             .strip_prefix(':')
-                            .ok_or_else(|| format!("bad port in {url}"))?,
+                            .ok_or_else(|| UrlError::Port(url.to_string()))?,
                     ),
                 ),
             }
@@ -59,7 +59,7 @@ fn parse_http_url(url: &str) -> Result<HttpTarget, String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._:%".contains(&b));
     if !host_ok {
-        return Err(format!("bad host in {url}"));
+        return Err(UrlError::Host(url.to_string()));
     }
     let port = match port {
         None | Some("") => 80,
@@ -67,7 +67,7 @@ fn parse_http_url(url: &str) -> Result<HttpTarget, String> {
             .parse::<u16>()
             .ok()
             .filter(|p| *p != 0)
-            .ok_or_else(|| format!("bad port in {url}"))?,
+            .ok_or_else(|| UrlError::Port(url.to_string()))?,
     };
     let tail = tail.split_once('#').map_or(tail, |(before, _)| before);
     Ok(HttpTarget {
@@ -99,7 +99,7 @@ pub(super) async fn http_probe(
     url: &str,
     expected: Option<u16>,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), ProbeError> {
     let target = parse_http_url(url)?;
     let code = within(timeout, url, async {
         let mut stream = connect(&target.host, target.port, &target.authority).await?;
@@ -107,37 +107,48 @@ pub(super) async fn http_probe(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: kelpie-health\r\nConnection: close\r\n\r\n",
             target.target, target.authority
         );
-        stream.write_all(request.as_bytes()).await.map_err(|e| {
-            format!(
-                "cannot send the request to {}: {}",
-                target.authority,
-                plain(&e)
-            )
-        })?;
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|source| ProbeError::Send {
+                at: target.authority.clone(),
+                source,
+            })?;
         read_status(&mut stream, url).await
     })
     .await?;
-    match expected {
-        Some(want) if code == want => Ok(()),
-        Some(want) => Err(format!("HTTP {code} from {url} (expected {want})")),
-        None if (200..=399).contains(&code) => Ok(()),
-        None => Err(format!("HTTP {code} from {url} (expected 2xx or 3xx)")),
+    let healthy = match expected {
+        Some(want) => code == want,
+        None => (200..=399).contains(&code),
+    };
+    if healthy {
+        return Ok(());
     }
+    Err(ProbeError::Status {
+        code,
+        url: url.to_string(),
+        expected,
+    })
 }
 
 /// Read until the status line is complete and return its code; the headers and body are left
 /// unread (the connection is closed right after).
-async fn read_status(stream: &mut (impl AsyncRead + Unpin), url: &str) -> Result<u16, String> {
+async fn read_status(stream: &mut (impl AsyncRead + Unpin), url: &str) -> Result<u16, ProbeError> {
     let mut line = Vec::with_capacity(128);
     let mut chunk = [0u8; 256];
     loop {
         let n = stream
             .read(&mut chunk)
             .await
-            .map_err(|e| format!("cannot read the answer from {url}: {}", plain(&e)))?;
+            .map_err(|source| ProbeError::Read {
+                url: url.to_string(),
+                source,
+            })?;
         if n == 0 {
             if line.is_empty() {
-                return Err(format!("{url} closed the connection without answering"));
+                return Err(ProbeError::Closed {
+                    url: url.to_string(),
+                });
             }
             // A peer may close right after an unterminated line; judge what came.
             return parse_status_line(&line).ok_or_else(|| not_http(url, &line));
@@ -152,10 +163,12 @@ async fn read_status(stream: &mut (impl AsyncRead + Unpin), url: &str) -> Result
     }
 }
 
-fn not_http(url: &str, got: &[u8]) -> String {
+fn not_http(url: &str, got: &[u8]) -> ProbeError {
     let text = String::from_utf8_lossy(got);
-    let start: String = text.trim().chars().take(60).collect();
-    format!("not an HTTP answer from {url}: {start:?}")
+    ProbeError::NotHttp {
+        url: url.to_string(),
+        start: text.trim().chars().take(60).collect(),
+    }
 }
 
 /// The code of `HTTP/1.1 200 OK` (any version; the reason phrase may be missing).
@@ -208,10 +221,16 @@ mod tests {
     fn bad_http_urls_are_refused_with_a_reason() {
         assert_eq!(
             parse_http_url("https://x/").map(drop),
-            Err("not an http:// URL: https://x/".into())
+            Err(UrlError::NotHttp("https://x/".into()))
         );
         assert_eq!(
             parse_http_url("http://x:99999/").map(drop),
+            Err(UrlError::Port("http://x:99999/".into()))
+        );
+        assert_eq!(
+            parse_http_url("http://x:99999/")
+                .map_err(|e| e.to_string())
+                .map(drop),
             Err("bad port in http://x:99999/".into())
         );
         assert!(parse_http_url("http://x:0/").is_err());

@@ -1,6 +1,6 @@
 //! The TCP probe (does something accept a connection?), and connecting for the HTTP probe.
 
-use super::{plain, within};
+use super::{within, ProbeError};
 use std::io;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -15,10 +15,13 @@ pub(super) fn authority(host: &str, port: u16) -> String {
 }
 
 /// Connect to the first address of `host` that accepts; `shown` names it in reasons.
-pub(super) async fn connect(host: &str, port: u16, shown: &str) -> Result<TcpStream, String> {
+pub(super) async fn connect(host: &str, port: u16, shown: &str) -> Result<TcpStream, ProbeError> {
     let addresses = tokio::net::lookup_host((host, port))
         .await
-        .map_err(|e| format!("cannot resolve {host}: {}", plain(&e)))?;
+        .map_err(|source| ProbeError::Resolve {
+            host: host.to_string(),
+            source,
+        })?;
     let mut last_error = None;
     for address in addresses {
         match TcpStream::connect(address).await {
@@ -27,15 +30,20 @@ pub(super) async fn connect(host: &str, port: u16, shown: &str) -> Result<TcpStr
         }
     }
     Err(match last_error {
-        None => format!("{host} resolves to no address"),
-        Some(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-            format!("connection refused by {shown}")
-        }
-        Some(e) => format!("cannot connect to {shown}: {}", plain(&e)),
+        None => ProbeError::NoAddress {
+            host: host.to_string(),
+        },
+        Some(e) if e.kind() == io::ErrorKind::ConnectionRefused => ProbeError::Refused {
+            at: shown.to_string(),
+        },
+        Some(source) => ProbeError::Connect {
+            at: shown.to_string(),
+            source,
+        },
     })
 }
 
-pub(super) async fn tcp_probe(host: &str, port: u16, timeout: Duration) -> Result<(), String> {
+pub(super) async fn tcp_probe(host: &str, port: u16, timeout: Duration) -> Result<(), ProbeError> {
     // A host may come bracketed (`[::1]`) from a config; the resolver wants it bare.
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let shown = authority(bare, port);

@@ -4,6 +4,7 @@
 
 use super::given::Given;
 use super::launching::Launched;
+use super::refusal::HandOverRefused;
 use super::stopping::{ask_to_stop, Retiring};
 use super::{Host, InstanceEvent, InstanceMsg};
 use crate::cgroups::ProcessCgroup;
@@ -293,27 +294,27 @@ impl Current {
     }
 
     /// Why it cannot be handed over (`kelpie update`) while online, if it cannot.
-    pub(super) fn hand_over_refusal(&self) -> Option<&'static str> {
+    pub(super) fn hand_over_refusal(&self) -> Option<HandOverRefused> {
         let known = self.child.is_some() && self.link.is_some() && self.pgid.is_some();
-        (!known).then_some("its process is not known")
+        (!known).then_some(HandOverRefused::Unknown)
     }
 
     /// Give the running process up for `kelpie update`: the task stops supervising it. Its
     /// link is passed on as file descriptors; if that fails it stays the task's.
-    pub(super) fn hand_over(&mut self) -> Result<HandedProcess, String> {
+    pub(super) fn hand_over(&mut self) -> Result<HandedProcess, HandOverRefused> {
         if let Some(why) = self.hand_over_refusal() {
-            return Err(why.into());
+            return Err(why);
         }
         let (Some(pid), Some(child), Some(link)) = (self.pgid, self.child.take(), self.link.take())
         else {
-            return Err("its process is not known".into());
+            return Err(HandOverRefused::Unknown);
         };
         let link = match link.into_fds() {
             Ok(link) => link,
             Err(e) => {
                 // The link is gone, the process is still ours: keep supervising it.
                 self.child = Some(child);
-                return Err(format!("cannot pass on its notify socket: {e}"));
+                return Err(HandOverRefused::Link(e));
             }
         };
         child.hand_over();

@@ -150,9 +150,12 @@ impl FakeProcesses {
 
     /// Start the next process; `awaits_ready` as the instance says (its readiness then comes
     /// from [`Behaviour::ready_after`]).
-    pub(super) fn launch(self: Arc<Self>, awaits_ready: bool) -> Result<Launched, String> {
+    pub(super) fn launch(
+        self: Arc<Self>,
+        awaits_ready: bool,
+    ) -> Result<Launched, crate::spawn_error::SpawnError> {
         let (link, _child_ends) =
-            ProcessLink::open(None, None).map_err(|e| format!("cannot open a link: {e}"))?;
+            ProcessLink::open(None, None).map_err(crate::spawn_error::SpawnError::NotifySocket)?;
         let (exit, exit_seen) = watch::channel(None);
         let mut inner = self.lock();
         let number = inner.started;

@@ -2,6 +2,7 @@
 //! run, its ids, its app's spec and sockets, the daemon's home, logs and cgroups, and whom it
 //! reports to (the supervisor, and its own mailbox for what it tells itself later).
 
+use super::refusal::NotDelivered;
 use super::{Host, Inherited, InstanceEvent, InstanceMsg, InstanceSetup};
 use crate::cgroups::Cgroups;
 use crate::logs::LogService;
@@ -137,7 +138,10 @@ impl Given {
     }
 
     /// The answer to what needs a running process when none runs.
-    pub(super) fn not_running(&self) -> String {
-        format!("`{}` (id {}) is not running", self.spec.name, self.pm_id)
+    pub(super) fn not_running(&self) -> NotDelivered {
+        NotDelivered::NotRunning {
+            name: self.spec.name.clone(),
+            pm_id: self.pm_id,
+        }
     }
 }

@@ -32,9 +32,9 @@ impl Host {
 
     /// Send `signal` to process `pid` alone (`kelpie sendSignal`, or a process that left its
     /// group but not its cgroup).
-    pub(super) fn send_signal(&self, pid: u32, signal: i32) -> Result<(), String> {
+    pub(super) fn send_signal(&self, pid: u32, signal: i32) -> std::io::Result<()> {
         match self {
-            Host::System => kelpie_sys::send_signal(pid, signal).map_err(|e| e.to_string()),
+            Host::System => kelpie_sys::send_signal(pid, signal),
             #[cfg(test)]
             Host::Fake(fake) => {
                 fake.signal(pid, signal);

@@ -8,6 +8,7 @@ use crate::launch::{self, Extras, InstanceIdentity, OutputPipes};
 use crate::link::{ProcessLink, ProcessSignal};
 use crate::logs::{LineWatch, TailReader};
 use crate::process::ProcessHandle;
+use crate::spawn_error::SpawnError;
 use kelpie_core::{AppSpec, Published};
 use kelpie_proto::LogStream;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -34,7 +35,7 @@ pub(super) struct Launched {
 }
 
 /// Start a process of the instance, where its processes run.
-pub(super) async fn launch(given: &Given) -> Result<Launched, String> {
+pub(super) async fn launch(given: &Given) -> Result<Launched, SpawnError> {
     match &given.host {
         Host::System => launch_on_system(given).await,
         #[cfg(test)]
@@ -48,7 +49,7 @@ pub(super) async fn launch(given: &Given) -> Result<Launched, String> {
 /// Start a real process. The fork/exec runs on the blocking pool: it blocks its thread
 /// until the child has exec'd, and doing it there lets several instances start in parallel
 /// (200 apps start in about half the time on two cores) without stalling the supervisor.
-async fn launch_on_system(given: &Given) -> Result<Launched, String> {
+async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
     let files = launch::log_paths(&given.home, &given.spec, given.pm_id).files();
     let route = given
         .logs
@@ -56,7 +57,7 @@ async fn launch_on_system(given: &Given) -> Result<Launched, String> {
     let (pipes, readers) = match route.as_ref().map(|_| output_pipes()).transpose() {
         Ok(Some((pipes, readers))) => (Some(pipes), Some(readers)),
         Ok(None) => (None, None),
-        Err(e) => return Err(format!("cannot create the output pipes: {e}")),
+        Err(e) => return Err(SpawnError::OutputPipes(e)),
     };
     let node = given.spec.runs_on_node();
     let ipc_fd = node.then_some(if given.socket.is_some() {
@@ -64,8 +65,8 @@ async fn launch_on_system(given: &Given) -> Result<Launched, String> {
     } else {
         launch::LISTEN_FD
     });
-    let (mut link, ends) = ProcessLink::open(ipc_fd, given.link_claims())
-        .map_err(|e| format!("cannot create its notify socket: {e}"))?;
+    let (mut link, ends) =
+        ProcessLink::open(ipc_fd, given.link_claims()).map_err(SpawnError::NotifySocket)?;
     // The command is built and spawned on the blocking pool (finding the program in PATH
     // reads directories). Its pipes' write ends and the child's ends of the link are
     // dropped there right after the spawn, so the reader sees end-of-file when the app's
@@ -101,7 +102,12 @@ async fn launch_on_system(given: &Given) -> Result<Launched, String> {
         // Recorded as ours before anyone can reap it: under `kelpie runtime` the orphan
         // reaper must leave this child's exit status to its wait below.
         let spawning = crate::reaper::spawning();
-        let spawned = launch::command(&spec, &who, pipes, extras).and_then(|c| c.spawn());
+        let spawned = launch::command(&spec, &who, pipes, extras).and_then(|c| {
+            c.spawn().map_err(|source| SpawnError::Exec {
+                program: spec.command_line()[0].clone(),
+                source,
+            })
+        });
         spawning.record(spawned.as_ref().ok().map(|c| c.pid));
         drop(ends.fds);
         // Read here (/etc/passwd) rather than on the async thread; it was just used.
@@ -109,13 +115,19 @@ async fn launch_on_system(given: &Given) -> Result<Launched, String> {
         (spawned, cgroup, identity)
     })
     .await
-    .unwrap_or_else(|e| (Err(std::io::Error::other(e.to_string())), None, None));
-    let spawned = spawned.map_err(|e| format!("{}: {e}", given.spec.command_line()[0]))?;
+    .unwrap_or_else(|e| {
+        let failed = SpawnError::Exec {
+            program: given.spec.command_line()[0].clone(),
+            source: std::io::Error::other(e.to_string()),
+        };
+        (Err(failed), None, None)
+    });
+    let spawned = spawned?;
     let pid = spawned.pid;
     link.attach(pid);
     // Registering the pidfd only fails if the runtime is shutting down.
-    let child = ProcessHandle::spawned(spawned)
-        .map_err(|e| format!("cannot wait for process {pid}: {e}"))?;
+    let child =
+        ProcessHandle::spawned(spawned).map_err(|source| SpawnError::Wait { pid, source })?;
     let mut stderr = None;
     if let (Some(route), Some((out, err))) = (route.clone(), readers) {
         let watch = |stream| {

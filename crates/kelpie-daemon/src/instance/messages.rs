@@ -1,5 +1,6 @@
 //! What the task does with each message from the supervisor (or from itself).
 
+use super::refusal::{HandOverRefused, NotDelivered};
 use super::{HandedOver, Instance, InstanceMsg};
 use crate::clock;
 use kelpie_core::reload::GiveUp;
@@ -39,21 +40,24 @@ impl Instance {
             }
             InstanceMsg::Signal(signal, reply) => {
                 let result = match self.state.pid.filter(|_| self.current.runs()) {
-                    Some(pid) => self.given.host.send_signal(pid, signal),
+                    Some(pid) => {
+                        (self.given.host.send_signal(pid, signal)).map_err(NotDelivered::Signal)
+                    }
                     None => Err(self.given.not_running()),
                 };
-                let _ = reply.send(result);
+                // The supervisor gathers every instance's answer as text.
+                let _ = reply.send(result.map_err(|e| e.to_string()));
             }
             InstanceMsg::SendMessage(message, reply) => {
                 let result = match self.current.send_message(&message) {
                     Some(true) => Ok(()),
-                    Some(false) => Err(format!(
-                        "`{}` (id {}) has no IPC channel (only Node.js apps have one)",
-                        self.given.spec.name, self.given.pm_id
-                    )),
+                    Some(false) => Err(NotDelivered::NoIpc {
+                        name: self.given.spec.name.clone(),
+                        pm_id: self.given.pm_id,
+                    }),
                     None => Err(self.given.not_running()),
                 };
-                let _ = reply.send(result);
+                let _ = reply.send(result.map_err(|e| e.to_string()));
             }
             InstanceMsg::Shutdown(done) => {
                 self.give_up_reload(GiveUp::Shutdown);
@@ -67,7 +71,7 @@ impl Instance {
             }
             InstanceMsg::CanHandOver(reply) => {
                 let _ = reply.send(match self.hand_over_refusal() {
-                    Some(why) => Err(why),
+                    Some(why) => Err(why.to_string()),
                     None => Ok(()),
                 });
             }
@@ -75,24 +79,24 @@ impl Instance {
     }
 
     /// Why the instance cannot be handed over right now, if it cannot.
-    fn hand_over_refusal(&mut self) -> Option<String> {
+    fn hand_over_refusal(&mut self) -> Option<HandOverRefused> {
         if let Some(why) = self.reload.hand_over_refusal() {
-            return Some(why.into());
+            return Some(why);
         }
         if self.waiters.shutting_down() {
-            return Some("it is being deleted".into());
+            return Some(HandOverRefused::Deleting);
         }
         match self.state.status {
             Status::Launching | Status::Stopping => {
-                Some(format!("it is {}", self.state.status.as_str()))
+                Some(HandOverRefused::Busy(self.state.status.as_str()))
             }
-            Status::Online => self.current.hand_over_refusal().map(String::from),
+            Status::Online => self.current.hand_over_refusal(),
             _ => None,
         }
     }
 
     /// Give the process up for `kelpie update` (see [`InstanceMsg::HandOver`]).
-    fn hand_over(&mut self) -> Result<HandedOver, String> {
+    fn hand_over(&mut self) -> Result<HandedOver, HandOverRefused> {
         if let Some(why) = self.hand_over_refusal() {
             return Err(why);
         }

@@ -29,6 +29,7 @@ mod handover;
 mod host;
 mod launching;
 mod messages;
+mod refusal;
 mod reload;
 mod replacing;
 mod stopping;
@@ -98,7 +99,7 @@ pub enum InstanceMsg {
     /// `kelpie update`: end the task without touching the process, and give the process (if
     /// one runs) and the instance's state to the supervisor. Refused while the instance is in
     /// the middle of something (launching, stopping, reloading).
-    HandOver(oneshot::Sender<Result<HandedOver, String>>),
+    HandOver(oneshot::Sender<Result<HandedOver, refusal::HandOverRefused>>),
     /// Whether [`InstanceMsg::HandOver`] would be accepted now (nothing changes).
     CanHandOver(oneshot::Sender<Result<(), String>>),
 }

@@ -5,6 +5,7 @@
 
 use super::given::Given;
 use super::launching::Launched;
+use super::refusal::HandOverRefused;
 use super::stopping::Retiring;
 use super::{Host, InstanceMsg};
 use crate::link::ProcessSignal;
@@ -175,12 +176,12 @@ impl Reloading {
     }
 
     /// Why the instance cannot be handed over now because of a reload, if it cannot.
-    pub(super) fn hand_over_refusal(&mut self) -> Option<&'static str> {
+    pub(super) fn hand_over_refusal(&mut self) -> Option<HandOverRefused> {
         if self.decisions.under_way() {
-            return Some("it is being reloaded");
+            return Some(HandOverRefused::Reloading);
         }
         if !self.retiring.all_ended() {
-            return Some("a process it replaced is still stopping");
+            return Some(HandOverRefused::Retiring);
         }
         None
     }

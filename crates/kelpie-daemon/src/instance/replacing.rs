@@ -31,7 +31,10 @@ impl Instance {
                     Input::Spawned { pid }
                 }
             }
-            Err(error) => Input::SpawnFailed { error },
+            // The state machine keeps only its text, which is what the client shows.
+            Err(error) => Input::SpawnFailed {
+                error: error.to_string(),
+            },
         }
     }
 
@@ -102,7 +105,7 @@ impl Instance {
                     self.promote_candidate().await;
                 }
             }
-            Err(error) => self.reload.launch_failed(reply, &error),
+            Err(error) => self.reload.launch_failed(reply, &error.to_string()),
         }
     }
 

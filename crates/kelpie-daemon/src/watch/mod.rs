@@ -70,8 +70,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
+mod error;
 mod rules;
 mod table;
+
+pub use error::WatchError;
 
 use table::{Table, Watcher};
 
@@ -88,8 +91,6 @@ const EVENT_BUFFER: usize = 16 * 1024;
 /// Pause after a failed wait or read, so a persistent error is logged once a second, not in a
 /// loop.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
-/// What `watch` answers when the thread is gone.
-const STOPPED: &str = "the file watching service has stopped";
 
 /// What to watch for one app.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,7 +169,7 @@ enum Command {
     Watch {
         settings: WatchSettings,
         changes: UnboundedSender<WatchBurst>,
-        reply: std::sync::mpsc::SyncSender<Result<u64, String>>,
+        reply: std::sync::mpsc::SyncSender<Result<u64, WatchError>>,
     },
     Unwatch(u64),
     /// How many inotify watches are in place.
@@ -210,12 +211,22 @@ impl WatchService {
     /// (`spawn_blocking`) when the tree may be big.
     ///
     /// Errors (nothing is left watched): no path, a path that does not exist or cannot be
-    /// watched, a `never` path, an invalid glob, the inotify watch limit.
+    /// watched, a `never` path, an invalid glob, the inotify watch limit. As text: the
+    /// supervisor only logs it (see [`WatchError`] for the kinds).
     pub fn watch(
         &self,
         settings: WatchSettings,
         changes: UnboundedSender<WatchBurst>,
     ) -> Result<WatchHandle, String> {
+        self.set_up(settings, changes).map_err(|e| e.to_string())
+    }
+
+    /// [`WatchService::watch`], with why not.
+    fn set_up(
+        &self,
+        settings: WatchSettings,
+        changes: UnboundedSender<WatchBurst>,
+    ) -> Result<WatchHandle, WatchError> {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
         let command = Command::Watch {
             settings,
@@ -223,9 +234,9 @@ impl WatchService {
             reply,
         };
         if !self.link.send(command) {
-            return Err(STOPPED.to_string());
+            return Err(WatchError::Stopped);
         }
-        let id = answer.recv().map_err(|_| STOPPED.to_string())??;
+        let id = answer.recv().map_err(|_| WatchError::Stopped)??;
         Ok(WatchHandle {
             id,
             link: self.link.clone(),
@@ -258,18 +269,14 @@ fn change_mask() -> WatchMask {
         | WatchMask::EXCL_UNLINK
 }
 
-/// The message for a directory inotify refused to watch.
-fn add_error(dir: &Path, e: &io::Error) -> String {
+/// Why inotify refused to watch directory `dir`.
+fn add_error(dir: &Path, e: io::Error) -> WatchError {
+    let path = dir.display().to_string();
     // inotify_add_watch says ENOSPC when the user's watch limit is reached.
-    if e.raw_os_error() == Some(ENOSPC) {
-        format!(
-            "cannot watch {}: the limit of inotify watches is reached (raise \
-             fs.inotify.max_user_watches, e.g. `sysctl fs.inotify.max_user_watches=524288`, or \
-             ignore big directories with ignore_watch)",
-            dir.display()
-        )
+    if is_limit(&e) {
+        WatchError::Limit { path }
     } else {
-        format!("cannot watch {}: {e}", dir.display())
+        WatchError::Io { path, source: e }
     }
 }
 
@@ -676,10 +683,12 @@ mod tests {
 
     #[test]
     fn the_watch_limit_is_named() {
-        let message = add_error(
+        let error = add_error(
             Path::new("/srv/app/src"),
-            &io::Error::from_raw_os_error(ENOSPC),
+            io::Error::from_raw_os_error(ENOSPC),
         );
+        assert!(matches!(error, WatchError::Limit { .. }), "{error:?}");
+        let message = error.to_string();
         assert!(message.contains("/srv/app/src"), "{message}");
         assert!(message.contains("fs.inotify.max_user_watches"), "{message}");
     }

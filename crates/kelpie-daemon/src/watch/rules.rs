@@ -1,7 +1,7 @@
 //! What an app never watches: `node_modules` and `.git`, the `never` paths with their rotated
 //! log files, and the `ignore` globs (the rules are described in the module above).
 
-use super::WatchSettings;
+use super::{WatchError, WatchSettings};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
@@ -35,7 +35,7 @@ pub(super) struct Rules {
 }
 
 impl Rules {
-    pub(super) fn new(settings: &WatchSettings) -> Result<Rules, String> {
+    pub(super) fn new(settings: &WatchSettings) -> Result<Rules, WatchError> {
         let mut names = GlobSetBuilder::new();
         let mut relative = GlobSetBuilder::new();
         let mut absolute = GlobSetBuilder::new();
@@ -54,11 +54,14 @@ impl Rules {
             } else {
                 &mut names
             };
-            let mut add = |pattern: &str| -> Result<(), String> {
+            let mut add = |pattern: &str| -> Result<(), WatchError> {
                 let glob = GlobBuilder::new(pattern)
                     .literal_separator(true)
                     .build()
-                    .map_err(|e| format!("invalid ignore_watch glob {written:?}: {e}"))?;
+                    .map_err(|source| WatchError::Glob {
+                        written: written.clone(),
+                        source,
+                    })?;
                 set.add(glob);
                 Ok(())
             };
@@ -70,10 +73,7 @@ impl Rules {
                 }
             }
         }
-        let build = |set: GlobSetBuilder| {
-            set.build()
-                .map_err(|e| format!("invalid ignore_watch globs: {e}"))
-        };
+        let build = |set: GlobSetBuilder| set.build().map_err(WatchError::Globs);
         let mut never = Vec::new();
         let mut rotated = Vec::new();
         for path in &settings.never {

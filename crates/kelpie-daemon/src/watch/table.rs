@@ -3,8 +3,8 @@
 
 use super::rules::{normalize, real_path, Rules};
 use super::{
-    add_error, change_mask, is_limit, Command, RawEvent, WatchBurst, WatchSettings, HOLD_FACTOR,
-    MAX_DELAY, MAX_HOLD,
+    add_error, change_mask, is_limit, Command, RawEvent, WatchBurst, WatchError, WatchSettings,
+    HOLD_FACTOR, MAX_DELAY, MAX_HOLD,
 };
 use inotify::{EventMask, WatchDescriptor, WatchMask, Watches};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -112,7 +112,7 @@ impl Watcher {
                 reply,
             } => {
                 let result = self.watch(settings, changes);
-                if let (Err(_), Ok(id)) = (reply.send(result.clone()), result) {
+                if let Err(std::sync::mpsc::SendError(Ok(id))) = reply.send(result) {
                     // The caller is gone: nobody will ever drop a handle for this app.
                     self.unwatch(id);
                 }
@@ -129,9 +129,9 @@ impl Watcher {
         &mut self,
         settings: WatchSettings,
         changes: UnboundedSender<WatchBurst>,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, WatchError> {
         if settings.paths.is_empty() {
-            return Err("no path to watch".to_string());
+            return Err(WatchError::NoPath);
         }
         let rules = Rules::new(&settings)?;
         let roots: Vec<PathBuf> = settings
@@ -260,21 +260,22 @@ impl Watcher {
 
 impl Table {
     /// Put an app's watches in place.
-    pub(super) fn register(&mut self, id: u64, app: &mut App) -> Result<(), String> {
+    pub(super) fn register(&mut self, id: u64, app: &mut App) -> Result<(), WatchError> {
         for root in app.roots.clone() {
+            let path = || root.display().to_string();
             let metadata = std::fs::metadata(&root).map_err(|e| {
                 if e.kind() == io::ErrorKind::NotFound {
-                    format!("cannot watch {}: it does not exist", root.display())
+                    WatchError::Missing { path: path() }
                 } else {
-                    format!("cannot watch {}: {e}", root.display())
+                    WatchError::Io {
+                        path: path(),
+                        source: e,
+                    }
                 }
             })?;
             let real = real_path(&root);
             if app.rules.is_never(&root, &real) {
-                return Err(format!(
-                    "cannot watch {}: log files are never watched",
-                    root.display()
-                ));
+                return Err(WatchError::Never { path: path() });
             }
             // The parent, filtered on the name, sees the path replaced (see the module's
             // documentation). `/` has no parent and cannot be replaced.
@@ -286,10 +287,10 @@ impl Table {
                     // not read cannot be watched); only its replacement goes unseen.
                     Err(e) if metadata.is_dir() && !is_limit(&e) => crate::daemon_log!(
                         "watch: {}; a replacement of {} will not be seen",
-                        add_error(parent, &e),
+                        add_error(parent, e),
                         root.display()
                     ),
-                    Err(e) => return Err(add_error(parent, &e)),
+                    Err(e) => return Err(add_error(parent, e)),
                 }
             }
             if metadata.is_dir() {
@@ -357,7 +358,7 @@ impl Table {
         top: &Path,
         scan: Option<Instant>,
         strict: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), WatchError> {
         let mut visited = HashSet::new();
         let mut stack = vec![(top.to_path_buf(), real_path(top), true)];
         while let Some((dir, real, is_top)) = stack.pop() {
@@ -365,7 +366,7 @@ impl Table {
             // both listed and reported, never neither.
             let number = match self.add(id, app, &dir, &real, Interest::Tree, is_top) {
                 Ok(number) => number,
-                Err(e) if is_limit(&e) || (is_top && strict) => return Err(add_error(&dir, &e)),
+                Err(e) if is_limit(&e) || (is_top && strict) => return Err(add_error(&dir, e)),
                 Err(_) => continue,
             };
             if !visited.insert(number) {
@@ -374,8 +375,11 @@ impl Table {
             }
             let entries = match std::fs::read_dir(&dir) {
                 Ok(entries) => entries,
-                Err(e) if is_top && strict => {
-                    return Err(format!("cannot watch {}: {e}", dir.display()))
+                Err(source) if is_top && strict => {
+                    return Err(WatchError::Io {
+                        path: dir.display().to_string(),
+                        source,
+                    })
                 }
                 Err(_) => continue,
             };

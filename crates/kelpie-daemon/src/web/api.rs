@@ -77,11 +77,11 @@ pub async fn handle(shared: &Arc<Shared>, request: HttpRequest<Incoming>) -> Htt
         (&Method::POST, ["api", "save"]) => save(shared, request).await,
         (&Method::GET, ["api", "logs"]) => match query.logs_request(false, 100) {
             Ok(request) => recent_logs(shared, request).await,
-            Err(message) => error(400, "Invalid", &message),
+            Err(refused) => error(400, "Invalid", &refused.to_string()),
         },
         (&Method::GET, ["api", "events"]) => match query.logs_request(true, 0) {
             Ok(request) => live(shared, request),
-            Err(message) => error(400, "Invalid", &message),
+            Err(refused) => error(400, "Invalid", &refused.to_string()),
         },
         (_, ["metrics"] | ["api", "ping" | "processes" | "host" | "logs" | "events"])
         | (_, ["api", "processes", _]) => not_allowed("GET"),

@@ -101,7 +101,7 @@ impl Dashboard {
                 }
                 self.processes = list;
             }
-            Msg::List(Err(problem)) => self.problem = Some(problem),
+            Msg::List(Err(problem)) => self.problem = Some(problem.to_string()),
             Msg::Host(host) => self.host = host,
             Msg::LogsRestarted => self.logs.clear(),
             Msg::Logs(lines) => {

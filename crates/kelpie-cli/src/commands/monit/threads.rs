@@ -40,21 +40,35 @@ pub(super) fn spawn_poller(
     wake
 }
 
+/// Why the dashboard has no fresh list (shown in its place; the poller tries again).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum NoList {
+    /// The daemon is gone; it is not started again: that is the user's call.
+    #[error("the daemon is not running (kelpie ping starts it)")]
+    NotRunning,
+    /// Connecting or asking failed (the connection is made again next time).
+    #[error("{0:#}")]
+    Connection(anyhow::Error),
+    /// The daemon answered with something else than a list.
+    #[error("unexpected answer from the daemon: {0}")]
+    Unexpected(String),
+}
+
 /// The list, reconnecting when the connection broke (a daemon that was restarted or updated).
 /// A daemon that is gone is not started again: that is the user's call.
-fn list(home: &Home, client: &mut Option<Client>) -> Result<Vec<ProcessInfo>, String> {
+fn list(home: &Home, client: &mut Option<Client>) -> Result<Vec<ProcessInfo>, NoList> {
     if client.is_none() {
-        *client = Client::connect(home).map_err(|e| format!("{e:#}"))?;
+        *client = Client::connect(home).map_err(NoList::Connection)?;
     }
     let Some(connection) = client.as_mut() else {
-        return Err("the daemon is not running (kelpie ping starts it)".into());
+        return Err(NoList::NotRunning);
     };
     match connection.request(&Request::List) {
         Ok(Response::Processes(list)) => Ok(list),
-        Ok(other) => Err(format!("unexpected answer from the daemon: {other:?}")),
+        Ok(other) => Err(NoList::Unexpected(format!("{other:?}"))),
         Err(e) => {
             *client = None;
-            Err(format!("{e:#}"))
+            Err(NoList::Connection(e))
         }
     }
 }

@@ -1,8 +1,22 @@
 //! Decoding what the URL says: `%XX` in path segments, and the query parameters of
 //! `/api/logs` and `/api/events` ([`Query`]).
 
-use crate::follow::LogsRequest;
+use crate::follow::{LogsRequest, TooManyLines};
 use kelpie_proto::Target;
+
+/// Why the query of `/api/logs` or `/api/events` is refused (a 400).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub(super) enum QueryError {
+    /// `lines` is not a number.
+    #[error("`lines` must be a whole number, got `{0}`")]
+    Lines(String),
+    /// `lines` is more than a client may ask for.
+    #[error("`lines`: {0}")]
+    TooManyLines(#[from] TooManyLines),
+    /// `stream` is none of `out`, `err`, `all`.
+    #[error("`stream` must be `out`, `err` or `all`, got `{0}`")]
+    Stream(String),
+}
 
 /// `%XX` sequences of a path segment decoded (an app name may hold spaces).
 pub(super) fn percent_decode(text: &str) -> String {
@@ -53,7 +67,7 @@ impl Query {
         &self,
         follow: bool,
         default_lines: u32,
-    ) -> Result<LogsRequest, String> {
+    ) -> Result<LogsRequest, QueryError> {
         let targets = self
             .0
             .iter()
@@ -64,8 +78,8 @@ impl Query {
             Some(n) => {
                 let lines = n
                     .parse::<u32>()
-                    .map_err(|_| format!("`lines` must be a whole number, got `{n}`"))?;
-                crate::follow::check_tail_lines(lines).map_err(|e| format!("`lines`: {e}"))?;
+                    .map_err(|_| QueryError::Lines(n.to_string()))?;
+                crate::follow::check_tail_lines(lines)?;
                 lines
             }
             None => default_lines,
@@ -74,11 +88,7 @@ impl Query {
             None | Some("" | "all") => (true, true),
             Some("out") => (true, false),
             Some("err") => (false, true),
-            Some(other) => {
-                return Err(format!(
-                    "`stream` must be `out`, `err` or `all`, got `{other}`"
-                ))
-            }
+            Some(other) => return Err(QueryError::Stream(other.to_string())),
         };
         Ok(LogsRequest {
             targets,
@@ -101,5 +111,20 @@ mod tests {
         assert_eq!(percent_decode("a%2"), "a%2");
         assert_eq!(percent_decode("%zz"), "%zz");
         assert_eq!(percent_decode("%41"), "A");
+    }
+
+    #[test]
+    fn a_bad_query_says_which_parameter() {
+        let refused = |query: &str| Query::parse(query).logs_request(false, 100).err();
+        assert_eq!(refused("lines=x"), Some(QueryError::Lines("x".into())));
+        assert_eq!(
+            refused("lines=20000").map(|e| e.to_string()),
+            Some("`lines`: 20000 lines asked for; at most 10000 lines of each stream".into())
+        );
+        assert_eq!(
+            refused("stream=both"),
+            Some(QueryError::Stream("both".into()))
+        );
+        assert_eq!(refused("lines=5&stream=err"), None);
     }
 }

@@ -1,0 +1,51 @@
+//! Why an instance does not do what the supervisor asked of its process: send it a signal or
+//! a message, or hand it over to the next program (`kelpie update`).
+
+use std::io;
+
+/// Why a signal or a message did not reach the instance's process.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NotDelivered {
+    /// It has no process.
+    #[error("`{name}` (id {pm_id}) is not running")]
+    NotRunning {
+        /// The app.
+        name: String,
+        /// The instance.
+        pm_id: u32,
+    },
+    /// It has no IPC channel to send a message on.
+    #[error("`{name}` (id {pm_id}) has no IPC channel (only Node.js apps have one)")]
+    NoIpc {
+        /// The app.
+        name: String,
+        /// The instance.
+        pm_id: u32,
+    },
+    /// The system refused the signal.
+    #[error(transparent)]
+    Signal(io::Error),
+}
+
+/// Why an instance cannot be handed over now; an update waits for it to settle, then gives up.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HandOverRefused {
+    /// A reload is under way.
+    #[error("it is being reloaded")]
+    Reloading,
+    /// A process a reload replaced has not stopped yet.
+    #[error("a process it replaced is still stopping")]
+    Retiring,
+    /// The app is being deleted.
+    #[error("it is being deleted")]
+    Deleting,
+    /// Its process is between two states (`launching`, `stopping`).
+    #[error("it is {0}")]
+    Busy(&'static str),
+    /// Its process, group or link is not known, so it cannot be passed on.
+    #[error("its process is not known")]
+    Unknown,
+    /// Its link could not be turned into descriptors to pass on; the process stays supervised.
+    #[error("cannot pass on its notify socket: {0}")]
+    Link(#[source] io::Error),
+}
