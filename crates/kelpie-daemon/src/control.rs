@@ -31,7 +31,7 @@ pub enum Command {
         /// What it was set up from.
         key: crate::watch::WatchSettings,
         /// The watch, or why not.
-        result: Result<crate::watch::WatchHandle, String>,
+        result: Result<crate::watch::WatchHandle, crate::watch::WatchError>,
     },
     /// Watched files of an app changed.
     FilesChanged {

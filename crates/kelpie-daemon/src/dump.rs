@@ -146,13 +146,7 @@ pub fn load(home: &Home) -> Result<(DumpFile, Option<String>), DumpError> {
 /// [`load`], for `resurrect`: a dump that cannot be read, when its backup could, is moved aside
 /// (`dump.json.corrupt-<ms>`), where PM2 deletes it, so that the next `resurrect` or `save`
 /// does not meet it again. Nothing is lost.
-pub fn load_setting_aside(home: &Home) -> Result<(DumpFile, Option<String>), String> {
-    // Its caller (the supervisor's `resurrect`) only sends the text to the client.
-    load_and_set_aside(home).map_err(|e| e.to_string())
-}
-
-/// [`load_setting_aside`], with why it failed.
-fn load_and_set_aside(home: &Home) -> Result<(DumpFile, Option<String>), DumpError> {
+pub fn load_setting_aside(home: &Home) -> Result<(DumpFile, Option<String>), DumpError> {
     let (dump, note) = load(home)?;
     let path = home.dump_file();
     // Read as it is, missing, or written again since (a `save` meanwhile): nothing to set aside.

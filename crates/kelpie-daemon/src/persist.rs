@@ -19,9 +19,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
 
-/// Answer to a write: `Ok` with a message for people, or the error. Text, as the supervisor
-/// sends it on to the client.
-pub type Ack = oneshot::Sender<Result<String, String>>;
+/// Answer to a write of the state or the configuration store: on disk, or why not.
+pub type Ack = oneshot::Sender<Result<(), WriteError>>;
+
+/// Answer to a `save`: what was saved (a message for people), or why not.
+pub type DumpAck = oneshot::Sender<Result<String, dump::DumpError>>;
 
 enum Job {
     State {
@@ -31,7 +33,7 @@ enum Job {
     SaveDump {
         dump: DumpFile,
         force: bool,
-        ack: Ack,
+        ack: DumpAck,
     },
     Conf {
         text: String,
@@ -96,7 +98,7 @@ impl Persister {
     }
 
     /// Write the dump (keeping the previous one as `.bak`).
-    pub fn save_dump(&self, dump: DumpFile, force: bool, ack: Ack) {
+    pub fn save_dump(&self, dump: DumpFile, force: bool, ack: DumpAck) {
         self.queue(Job::SaveDump { dump, force, ack });
     }
 }
@@ -140,13 +142,12 @@ fn persist_loop(
                     state_acks.extend(ack);
                 }
                 Job::SaveDump { dump, force, ack } => {
-                    let _ = ack.send(dump::save(home, &dump, force).map_err(|e| e.to_string()));
+                    let _ = ack.send(dump::save(home, &dump, force));
                 }
                 Job::Conf { text, ack } => {
                     let path = home.conf_file();
-                    let written = atomic_write(&path, text.as_bytes())
-                        .map(|()| String::new())
-                        .map_err(|e| WriteError::io(&path, e).to_string());
+                    let written =
+                        atomic_write(&path, text.as_bytes()).map_err(|e| WriteError::io(&path, e));
                     let _ = ack.send(written);
                 }
             }
@@ -181,11 +182,7 @@ fn persist_loop(
         last_write_us.store(took, Ordering::Relaxed);
         unwritten = result.is_err().then_some(state);
         for ack in state_acks {
-            let answer = match &result {
-                Ok(()) => Ok(String::new()),
-                Err(e) => Err(e.to_string()),
-            };
-            let _ = ack.send(answer);
+            let _ = ack.send(result.clone());
         }
         kelpie_sys::release_free_memory();
     }

@@ -101,6 +101,17 @@ pub fn spawn_counted_on(
     drop(runtime.spawn(future));
 }
 
+/// Run `work` on the blocking pool and wait for its result. A panic in it goes on here, as if
+/// it had run in place (a bug: the task running this ends, and is logged by its owner); once the
+/// runtime is shutting down, this never returns.
+pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => std::future::pending().await,
+    }
+}
+
 /// Add `future` to `set`, reaping the tasks of the set that have ended first (an owner of many
 /// tasks that never awaits them one by one keeps no record of ended ones).
 pub fn spawn_into<T: Send + 'static>(

@@ -377,12 +377,21 @@ pub fn daemon_hello() -> kelpie_proto::Hello {
     pretend.unwrap_or_else(kelpie_proto::Hello::current)
 }
 
+/// How an update went, in words for the `kelpie update` waiting for it.
+#[derive(Debug)]
+pub enum Outcome {
+    /// This program runs now (or a keeper's processes were taken back).
+    Updated(String),
+    /// The daemon goes on as it was, and why.
+    NotUpdated(String),
+}
+
 /// Say how the update went, for the `kelpie update` waiting for it (and in the daemon log).
 /// Writes a file: from async code, go through [`report_later`].
-pub fn report(home: &Home, result: Result<String, String>) {
-    let (head, text) = match &result {
-        Ok(text) => ("ok", text),
-        Err(text) => ("error", text),
+pub fn report(home: &Home, outcome: Outcome) {
+    let (head, text) = match &outcome {
+        Outcome::Updated(text) => ("ok", text),
+        Outcome::NotUpdated(text) => ("error", text),
     };
     crate::daemon_log!("update: {text}");
     let _ = crate::atomic::atomic_write_mode(
@@ -393,20 +402,14 @@ pub fn report(home: &Home, result: Result<String, String>) {
 }
 
 /// [`report`] on the blocking pool.
-pub fn report_later(home: &Home, result: Result<String, String>) {
+pub fn report_later(home: &Home, outcome: Outcome) {
     let home = home.clone();
-    tokio::task::spawn_blocking(move || report(&home, result));
+    tokio::task::spawn_blocking(move || report(&home, outcome));
 }
 
 /// The program `kelpie update` asked for (removing the request), else the one this daemon
-/// runs: `cargo install` and package managers replace the file at the same path. Why not, as
-/// text: the supervisor only reports it.
-pub fn requested_program(home: &Home) -> Result<PathBuf, String> {
-    find_program(home).map_err(|e| e.to_string())
-}
-
-/// [`requested_program`], with why not.
-fn find_program(home: &Home) -> Result<PathBuf, ProgramError> {
+/// runs: `cargo install` and package managers replace the file at the same path.
+pub fn requested_program(home: &Home) -> Result<PathBuf, ProgramError> {
     let request = home.update_request();
     let asked = std::fs::read_to_string(&request).ok();
     let _ = std::fs::remove_file(&request);

@@ -45,8 +45,7 @@ impl Instance {
                     }
                     None => Err(self.given.not_running()),
                 };
-                // The supervisor gathers every instance's answer as text.
-                let _ = reply.send(result.map_err(|e| e.to_string()));
+                let _ = reply.send(result);
             }
             InstanceMsg::SendMessage(message, reply) => {
                 let result = match self.current.send_message(&message) {
@@ -57,7 +56,7 @@ impl Instance {
                     }),
                     None => Err(self.given.not_running()),
                 };
-                let _ = reply.send(result.map_err(|e| e.to_string()));
+                let _ = reply.send(result);
             }
             InstanceMsg::Shutdown(done) => {
                 self.give_up_reload(GiveUp::Shutdown);
@@ -71,7 +70,7 @@ impl Instance {
             }
             InstanceMsg::CanHandOver(reply) => {
                 let _ = reply.send(match self.hand_over_refusal() {
-                    Some(why) => Err(why.to_string()),
+                    Some(why) => Err(why),
                     None => Ok(()),
                 });
             }

@@ -29,7 +29,7 @@ mod handover;
 mod host;
 mod launching;
 mod messages;
-mod refusal;
+pub(crate) mod refusal;
 mod reload;
 mod replacing;
 mod stopping;
@@ -66,7 +66,7 @@ pub enum InstanceMsg {
     /// Replace the process by a new one without a gap: start it, wait until it is ready, then
     /// stop the old one. Answered once the old one is gone, or with why the new one failed
     /// (the old one then keeps running). Without a shared socket this is a restart.
-    Reload(oneshot::Sender<Result<(), String>>),
+    Reload(oneshot::Sender<Result<(), refusal::ReloadFailed>>),
     /// Restart the process by itself because of `why`: a reload when the app shares a socket
     /// (and `reload` is true), else a restart. Ignored unless a process runs, and, with `of_pid`,
     /// unless that process is still the instance's.
@@ -82,10 +82,13 @@ pub enum InstanceMsg {
     /// Zero the counters; `done` is answered once the new state is reported.
     Reset(oneshot::Sender<()>),
     /// Send a signal to the main process.
-    Signal(i32, oneshot::Sender<Result<(), String>>),
+    Signal(i32, oneshot::Sender<Result<(), refusal::NotDelivered>>),
     /// Send a JSON message to the process over its Node IPC channel (PM2's
     /// `sendDataToProcessId`).
-    SendMessage(Arc<serde_json::Value>, oneshot::Sender<Result<(), String>>),
+    SendMessage(
+        Arc<serde_json::Value>,
+        oneshot::Sender<Result<(), refusal::NotDelivered>>,
+    ),
     /// Stop the process and end the task (delete, daemon exit).
     Shutdown(oneshot::Sender<()>),
     /// The last lines process `pid` wrote to stderr, read once its pipe reached its end: added
@@ -101,7 +104,7 @@ pub enum InstanceMsg {
     /// the middle of something (launching, stopping, reloading).
     HandOver(oneshot::Sender<Result<HandedOver, refusal::HandOverRefused>>),
     /// Whether [`InstanceMsg::HandOver`] would be accepted now (nothing changes).
-    CanHandOver(oneshot::Sender<Result<(), String>>),
+    CanHandOver(oneshot::Sender<Result<(), refusal::HandOverRefused>>),
 }
 
 /// What an instance task gave up for `kelpie update`.

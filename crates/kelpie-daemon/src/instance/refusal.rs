@@ -1,5 +1,5 @@
 //! Why an instance does not do what the supervisor asked of its process: send it a signal or
-//! a message, or hand it over to the next program (`kelpie update`).
+//! a message, reload it, or hand it over to the next program (`kelpie update`).
 
 use std::io;
 
@@ -49,3 +49,10 @@ pub(crate) enum HandOverRefused {
     #[error("cannot pass on its notify socket: {0}")]
     Link(#[source] io::Error),
 }
+
+/// Why a reload failed or was refused; the old process keeps running. Worded by
+/// `kelpie_core::reload`, which decides reloads (a candidate that did not start, was not ready
+/// in time, or exited; a reload already under way).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct ReloadFailed(pub(crate) String);

@@ -5,7 +5,7 @@
 
 use super::given::Given;
 use super::launching::Launched;
-use super::refusal::HandOverRefused;
+use super::refusal::{HandOverRefused, ReloadFailed};
 use super::stopping::Retiring;
 use super::{Host, InstanceMsg};
 use crate::link::ProcessSignal;
@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 /// The reload's answer: `Ok` once the old process is gone, or why the new one failed.
-pub(super) type ReloadReply = oneshot::Sender<Result<(), String>>;
+pub(super) type ReloadReply = oneshot::Sender<Result<(), ReloadFailed>>;
 
 /// The reload in progress, if one is, and what earlier ones left stopping.
 #[derive(Default)]
@@ -100,7 +100,7 @@ impl Reloading {
 
     /// The candidate could not start: the reload is over, answered with why.
     pub(super) fn launch_failed(&mut self, reply: ReloadReply, error: &str) {
-        let _ = reply.send(Err(self.decisions.launch_failed(error)));
+        let _ = reply.send(Err(ReloadFailed(self.decisions.launch_failed(error))));
     }
 
     /// An automatic restart (see [`ReloadState::auto_restart`]).
@@ -138,7 +138,7 @@ impl Reloading {
         process: Retiring,
         spec: &Arc<AppSpec>,
         reply: ReloadReply,
-        answer: Result<(), String>,
+        answer: Result<(), ReloadFailed>,
     ) {
         let spec = spec.clone();
         self.retiring.spawn(async move {
@@ -172,7 +172,8 @@ impl Reloading {
         );
         let failed = retiring(&given.host, candidate.launched);
         // Answered once it is gone: until then it may still take connections.
-        self.retire(failed, &given.spec, candidate.reply, Err(abandoned.answer));
+        let answer = Err(ReloadFailed(abandoned.answer));
+        self.retire(failed, &given.spec, candidate.reply, answer);
     }
 
     /// Why the instance cannot be handed over now because of a reload, if it cannot.

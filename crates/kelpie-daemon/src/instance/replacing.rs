@@ -4,6 +4,7 @@
 
 use super::handover::{self, Resumed};
 use super::launching::{self, Launched};
+use super::refusal::ReloadFailed;
 use super::reload::ReloadReply;
 use super::{Instance, InstanceMsg};
 use crate::logs::HandedPipe;
@@ -82,7 +83,7 @@ impl Instance {
         let serving = self.serving();
         let ready_within_ms = match self.reload.ask(&self.given.spec, serving, why) {
             ReloadPlan::Refuse(error) => {
-                let _ = reply.send(Err(error));
+                let _ = reply.send(Err(ReloadFailed(error)));
                 return;
             }
             ReloadPlan::Restart => {
@@ -159,7 +160,7 @@ impl Instance {
             if let Ok(Err(error)) = outcome.await {
                 if let Some(mailbox) = myself.upgrade() {
                     let _ = mailbox.send(InstanceMsg::AutoRestart {
-                        why: Box::new(reload::after_failed_reload(fallback, &error)),
+                        why: Box::new(reload::after_failed_reload(fallback, &error.0)),
                         reload: false,
                         of_pid: old_pid,
                     });

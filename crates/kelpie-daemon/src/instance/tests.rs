@@ -6,6 +6,7 @@
 //! binary in tests/cli; here only the instance's timing and state are.
 
 use super::fake::{Behaviour, Event, FakeProcesses, FIRST_PID};
+use super::refusal::ReloadFailed;
 use super::*;
 use kelpie_core::{HealthCheck, HealthProbe, InstanceState};
 
@@ -85,7 +86,7 @@ impl Harness {
     }
 
     /// Ask for a reload; its answer comes once it is over.
-    fn reload(&self) -> oneshot::Receiver<Result<(), String>> {
+    fn reload(&self) -> oneshot::Receiver<Result<(), ReloadFailed>> {
         let (reply, answer) = oneshot::channel();
         let sent = self.mailbox.send(InstanceMsg::Reload(reply));
         assert!(sent.is_ok(), "the instance task ended");
@@ -402,7 +403,7 @@ async fn a_reload_hands_over_when_the_new_process_is_ready_then_stops_the_old_on
     let mut app = Harness::start_sharing(app_spec, fake.clone(), Some(socket)).await;
     app.until_started(1).await;
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let answer = app.reload().await.expect("answered");
+    let answer = app.reload().await.expect("answered").map_err(|e| e.0);
     assert_eq!(answer, Ok(()));
     app.until_started(2).await;
     let (old, new) = (FIRST_PID, FIRST_PID + 1);
@@ -432,7 +433,7 @@ async fn a_reload_whose_new_process_is_never_ready_gives_up_at_listen_timeout_an
     let (app_spec, socket, _dir) = sharing_a_socket();
     let mut app = Harness::start_sharing(app_spec, fake.clone(), Some(socket)).await;
     app.until_started(1).await;
-    let answer = app.reload().await.expect("answered");
+    let answer = app.reload().await.expect("answered").map_err(|e| e.0);
     let error = answer.expect_err("the reload failed");
     assert!(
         error.contains("not ready within listen_timeout (3000 ms)"),
@@ -525,7 +526,7 @@ async fn a_restart_due_during_a_reload_that_fails_applies_to_the_old_process_aft
     app.until_started(1).await;
     at(&fake, 1_000).await;
     // The watchdog is late at 1 100 ms, while the new process is starting: the restart waits.
-    let answer = app.reload().await.expect("answered");
+    let answer = app.reload().await.expect("answered").map_err(|e| e.0);
     assert!(answer.is_err(), "{answer:?}");
     app.until_started(3).await;
     let (old, new, third) = (FIRST_PID, FIRST_PID + 1, FIRST_PID + 2);
@@ -571,7 +572,7 @@ async fn a_restart_due_during_a_reload_that_succeeds_is_dropped_with_the_old_pro
     let mut app = Harness::start_sharing(app_spec, fake.clone(), Some(socket)).await;
     app.until_started(1).await;
     at(&fake, 1_000).await;
-    let answer = app.reload().await.expect("answered");
+    let answer = app.reload().await.expect("answered").map_err(|e| e.0);
     assert_eq!(answer, Ok(()));
     app.until_started(2).await;
     // The old process went at 1 500 ms, when the new one was ready; the new one feeds the
@@ -597,7 +598,7 @@ async fn a_second_reload_is_refused_and_a_stop_gives_the_first_up() {
     app.until_started(1).await;
     let first = app.reload();
     at(&fake, 500).await;
-    let second = app.reload().await.expect("answered");
+    let second = app.reload().await.expect("answered").map_err(|e| e.0);
     assert_eq!(
         second,
         Err("a reload of this instance is already in progress".into())
@@ -607,7 +608,8 @@ async fn a_second_reload_is_refused_and_a_stop_gives_the_first_up() {
     let error = first
         .await
         .expect("answered")
-        .expect_err("the reload failed");
+        .expect_err("the reload failed")
+        .0;
     assert!(
         error.starts_with("interrupted by a stop command; it was stopped"),
         "{error}"

@@ -86,9 +86,8 @@ pub(super) fn log_file_infos(logs: &LogService, paths: &LogPaths) -> Vec<LogFile
 }
 
 /// Read `kelpie.toml` off the async thread.
-pub(super) async fn read_settings(path: PathBuf) -> Result<kelpie_config::DaemonSettings, String> {
-    tokio::task::spawn_blocking(move || kelpie_config::DaemonSettings::load(&path))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+pub(super) async fn read_settings(
+    path: PathBuf,
+) -> Result<kelpie_config::DaemonSettings, kelpie_config::ConfigError> {
+    crate::tasks::blocking(move || kelpie_config::DaemonSettings::load(&path)).await
 }

@@ -36,16 +36,16 @@ pub(super) enum Back {
     },
     /// The dump was read for `resurrect` (or why not).
     DumpLoaded {
-        result: Result<(DumpFile, Option<String>), String>,
+        result: Result<(DumpFile, Option<String>), crate::dump::DumpError>,
         reply: oneshot::Sender<Reply>,
     },
     /// `kelpie update`'s program was found and checked (or why not).
-    UpdateChecked(Result<PathBuf, String>),
+    UpdateChecked(Result<PathBuf, crate::update::ProgramError>),
     /// `kelpie runtime`'s apps were started (or could not be): the start's answer.
     ForegroundStarted(Response),
     /// `kelpie.toml` was read again for `reloadLogs` (or why not); then the files reopen.
     SettingsRead {
-        settings: Result<kelpie_config::DaemonSettings, String>,
+        settings: Result<kelpie_config::DaemonSettings, kelpie_config::ConfigError>,
         reply: Option<oneshot::Sender<Reply>>,
     },
     /// Every app stopped for the daemon's end; answer `reply` if a client asked for it.

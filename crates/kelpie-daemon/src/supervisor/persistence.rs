@@ -58,7 +58,7 @@ impl Persistence {
         self.due = None;
         if !self.writes {
             if let Some(ack) = ack {
-                let _ = ack.send(Ok(String::new()));
+                let _ = ack.send(Ok(()));
             }
             return;
         }

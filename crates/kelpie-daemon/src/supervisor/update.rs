@@ -13,6 +13,35 @@ mod resumed;
 mod settle;
 
 pub(super) use settle::update_look;
+
+/// Why the daemon cannot hand over right now: the update looks again, until its deadline.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum NotNow {
+    #[error("the daemon is stopping")]
+    Stopping,
+    #[error("apps are waiting for their dependencies")]
+    Dependencies,
+    #[error("deleted apps are still stopping")]
+    Leaving,
+    #[error("app `{app}` (id {pm_id}) is {status}")]
+    Busy {
+        app: String,
+        pm_id: u32,
+        status: &'static str,
+    },
+    #[error("app `{app}` (id {pm_id}): {why}")]
+    Refused {
+        app: String,
+        pm_id: u32,
+        why: crate::instance::refusal::HandOverRefused,
+    },
+    #[error("app `{app}` (id {pm_id}): it did not answer")]
+    NoAnswer { app: String, pm_id: u32 },
+    #[error("instance {0} did not answer")]
+    Gone(u32),
+    #[error("the log readers did not give their pipes back in time")]
+    Pipes,
+}
 mod take;
 
 pub use resumed::Resumed;
@@ -95,12 +124,15 @@ pub(super) fn update_asked(sup: &mut Supervisor) {
     if sup.foreground.is_some() {
         update::report_later(
             home,
-            Err("`kelpie runtime` is not updated in place: start a container of the new image instead".into()),
+            update::Outcome::NotUpdated("`kelpie runtime` is not updated in place: start a container of the new image instead".into()),
         );
         return;
     }
     if sup.exit.exiting() {
-        update::report_later(home, Err("the daemon is stopping".into()));
+        update::report_later(
+            home,
+            update::Outcome::NotUpdated("the daemon is stopping".into()),
+        );
         return;
     }
     if sup.update.in_progress() {
@@ -108,15 +140,13 @@ pub(super) fn update_asked(sup: &mut Supervisor) {
     }
     let home = home.clone();
     sup.pending.spawn(async move {
-        let result = tokio::task::spawn_blocking(move || update::requested_program(&home))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+        let result = crate::tasks::blocking(move || update::requested_program(&home)).await;
         super::Back::UpdateChecked(result)
     });
 }
 
 /// The program to become is known (or why not).
-pub(super) fn update_checked(sup: &mut Supervisor, program: Result<PathBuf, String>) {
+pub(super) fn update_checked(sup: &mut Supervisor, program: Result<PathBuf, update::ProgramError>) {
     match program {
         Ok(program) => {
             crate::daemon_log!(
@@ -131,6 +161,9 @@ pub(super) fn update_checked(sup: &mut Supervisor, program: Result<PathBuf, Stri
                 busy: String::new(),
             });
         }
-        Err(e) => update::report_later(&sup.services.home, Err(format!("not updated: {e}"))),
+        Err(e) => update::report_later(
+            &sup.services.home,
+            update::Outcome::NotUpdated(format!("not updated: {e}")),
+        ),
     }
 }

@@ -108,9 +108,7 @@ impl Watches {
         let app = name.to_string();
         crate::tasks::spawn_into(&mut self.tasks, async move {
             // Walking the trees blocks: on the blocking pool.
-            let result = tokio::task::spawn_blocking(move || service.watch(settings, bursts))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
+            let result = crate::tasks::blocking(move || service.watch(settings, bursts)).await;
             let _ = commands
                 .send(Command::WatchStarted {
                     name: app.clone(),
@@ -138,7 +136,7 @@ impl Watches {
         &mut self,
         name: String,
         key: WatchKey,
-        result: Result<WatchHandle, String>,
+        result: Result<WatchHandle, crate::watch::WatchError>,
     ) {
         let wanted = matches!(self.watchers.get(&name), Some(Watching::Starting(k)) if *k == key);
         match result {

@@ -211,18 +211,8 @@ impl WatchService {
     /// (`spawn_blocking`) when the tree may be big.
     ///
     /// Errors (nothing is left watched): no path, a path that does not exist or cannot be
-    /// watched, a `never` path, an invalid glob, the inotify watch limit. As text: the
-    /// supervisor only logs it (see [`WatchError`] for the kinds).
+    /// watched, a `never` path, an invalid glob, the inotify watch limit.
     pub fn watch(
-        &self,
-        settings: WatchSettings,
-        changes: UnboundedSender<WatchBurst>,
-    ) -> Result<WatchHandle, String> {
-        self.set_up(settings, changes).map_err(|e| e.to_string())
-    }
-
-    /// [`WatchService::watch`], with why not.
-    fn set_up(
         &self,
         settings: WatchSettings,
         changes: UnboundedSender<WatchBurst>,
@@ -659,7 +649,8 @@ mod tests {
         let missing = dir.path().join("missing");
         let error = service
             .watch(settings(dir.path(), &[".", "missing"]), tx.clone())
-            .expect_err("missing path");
+            .expect_err("missing path")
+            .to_string();
         assert!(error.contains(&missing.display().to_string()), "{error}");
         assert!(error.contains("does not exist"), "{error}");
         // Nothing is left of the part that had been watched.
@@ -667,17 +658,24 @@ mod tests {
 
         let mut bad_glob = settings(dir.path(), &["."]);
         bad_glob.ignore = vec!["src/[".into()];
-        let error = service.watch(bad_glob, tx.clone()).expect_err("glob");
+        let error = service
+            .watch(bad_glob, tx.clone())
+            .expect_err("glob")
+            .to_string();
         assert!(error.contains("src/["), "{error}");
 
         let mut logs = settings(dir.path(), &["."]);
         logs.never = vec![dir.path().to_path_buf()];
-        let error = service.watch(logs, tx.clone()).expect_err("never");
+        let error = service
+            .watch(logs, tx.clone())
+            .expect_err("never")
+            .to_string();
         assert!(error.contains("never watched"), "{error}");
 
         let error = service
             .watch(settings(dir.path(), &[]), tx)
-            .expect_err("nothing");
+            .expect_err("nothing")
+            .to_string();
         assert!(error.contains("no path"), "{error}");
     }
 

@@ -2,6 +2,7 @@
 //! process, and answering how many did.
 
 use crate::control::{Finish, Reply};
+use crate::instance::refusal::NotDelivered;
 use crate::instance::InstanceMsg;
 use crate::supervisor::requests::fail;
 use crate::supervisor::{Back, Supervisor};
@@ -48,13 +49,13 @@ fn ask_each(
     targets: &[Target],
     what: String,
     reply: oneshot::Sender<Reply>,
-    ask: impl Fn(oneshot::Sender<Result<(), String>>) -> InstanceMsg,
+    ask: impl Fn(oneshot::Sender<Result<(), NotDelivered>>) -> InstanceMsg,
 ) {
     let ids = match sup.apps.resolve_some(targets) {
         Ok(ids) => ids,
         Err(e) => return fail(reply, e.kind, e.message),
     };
-    let results: Vec<oneshot::Receiver<Result<(), String>>> = ids
+    let results: Vec<oneshot::Receiver<Result<(), NotDelivered>>> = ids
         .iter()
         .map(|id| {
             let (tx, rx) = oneshot::channel();
@@ -68,7 +69,7 @@ fn ask_each(
         for result in results {
             match result.await {
                 Ok(Ok(())) => sent += 1,
-                Ok(Err(e)) => errors.push(e),
+                Ok(Err(e)) => errors.push(e.to_string()),
                 Err(_) => errors.push("the app was deleted meanwhile".into()),
             }
         }

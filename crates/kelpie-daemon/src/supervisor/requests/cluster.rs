@@ -20,7 +20,7 @@ struct ReloadStep {
 async fn reload_app(name: String, steps: Vec<ReloadStep>, parallel: usize) -> Vec<String> {
     let mut failures = Vec::new();
     for (n, batch) in steps.chunks(parallel).enumerate() {
-        let answers: Vec<(u32, oneshot::Receiver<Result<(), String>>)> = batch
+        let answers: Vec<(u32, oneshot::Receiver<_>)> = batch
             .iter()
             .map(|step| {
                 let (tx, rx) = oneshot::channel();

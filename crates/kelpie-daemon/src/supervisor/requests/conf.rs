@@ -70,15 +70,17 @@ pub(in crate::supervisor) fn conf_request(
         notes,
     };
     sup.pending.spawn(async move {
-        let written = written
-            .await
-            .unwrap_or_else(|_| Err("the daemon is exiting".to_string()));
+        let lost = match written.await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("the daemon is exiting".to_string()),
+        };
         for waiter in waiters {
             let _ = waiter.await;
         }
-        let finish = match written {
-            Ok(_) => Finish::Reply(response),
-            Err(e) => Finish::Failed(WireError {
+        let finish = match lost {
+            None => Finish::Reply(response),
+            Some(e) => Finish::Failed(WireError {
                 kind: ErrorKind::Internal,
                 message: format!(
                     "{e}: the change is in force but will be lost when the daemon stops"

@@ -15,9 +15,7 @@ use tokio::sync::oneshot;
 pub(super) fn resurrect(sup: &mut Supervisor, reply: oneshot::Sender<Reply>) {
     let home = sup.services.home.clone();
     sup.pending.spawn(async move {
-        let result = tokio::task::spawn_blocking(move || crate::dump::load_setting_aside(&home))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+        let result = crate::tasks::blocking(move || crate::dump::load_setting_aside(&home)).await;
         Back::DumpLoaded { result, reply }
     });
 }
@@ -31,9 +29,9 @@ pub(super) fn save(sup: &mut Supervisor, force: bool, reply: oneshot::Sender<Rep
     sup.pending.spawn(async move {
         let finish = match rx.await {
             Ok(Ok(message)) => Finish::Done(message),
-            Ok(Err(message)) => Finish::Failed(WireError {
+            Ok(Err(e)) => Finish::Failed(WireError {
                 kind: ErrorKind::Conflict,
-                message,
+                message: e.to_string(),
             }),
             Err(_) => Finish::Failed(WireError {
                 kind: ErrorKind::Internal,
@@ -46,12 +44,12 @@ pub(super) fn save(sup: &mut Supervisor, force: bool, reply: oneshot::Sender<Rep
 
 pub(in crate::supervisor) fn resurrect_loaded(
     sup: &mut Supervisor,
-    result: Result<(DumpFile, Option<String>), String>,
+    result: Result<(DumpFile, Option<String>), crate::dump::DumpError>,
     reply: oneshot::Sender<Reply>,
 ) {
     let (dump, note) = match result {
         Ok(loaded) => loaded,
-        Err(message) => return fail(reply, ErrorKind::NotFound, message),
+        Err(e) => return fail(reply, ErrorKind::NotFound, e.to_string()),
     };
     let mut notes: Vec<String> = note.into_iter().collect();
     let mut waiters = Vec::new();

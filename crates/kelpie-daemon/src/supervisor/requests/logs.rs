@@ -62,13 +62,12 @@ pub(in crate::supervisor) fn flush_logs(
         logs.flush(&ids, &paths).await;
         let in_use = paths.clone();
         let count = paths.len();
-        let finish = match tokio::task::spawn_blocking(move || left.flush(&in_use)).await {
-            Ok(Ok(said)) => Finish::Done(format!("flushed {count} log file(s){said}")),
-            Ok(Err(e)) => Finish::Failed(WireError {
+        let finish = match crate::tasks::blocking(move || left.flush(&in_use)).await {
+            Ok(said) => Finish::Done(format!("flushed {count} log file(s){said}")),
+            Err(e) => Finish::Failed(WireError {
                 kind: kelpie_proto::ErrorKind::NotFound,
-                message: e,
+                message: e.to_string(),
             }),
-            Err(e) => Finish::Done(format!("flushed {count} log file(s) ({e})")),
         };
         Back::Answer { finish, reply }
     });
@@ -92,7 +91,7 @@ pub(in crate::supervisor) fn reload_logs(
 /// configuration store's keys), then every log file reopened.
 pub(in crate::supervisor) fn logs_settings_read(
     sup: &mut Supervisor,
-    settings: Result<kelpie_config::DaemonSettings, String>,
+    settings: Result<kelpie_config::DaemonSettings, kelpie_config::ConfigError>,
     reply: Option<oneshot::Sender<Reply>>,
 ) {
     let problem = match settings {
@@ -136,10 +135,18 @@ struct Left {
     daemon_log: Option<PathBuf>,
 }
 
+/// A name to flush that no listed app has, and no deleted app left files of.
+#[derive(Debug, thiserror::Error)]
+#[error("no app named `{name}`, and no log files of a deleted app of that name in {}", dir.display())]
+struct NoLogFiles {
+    name: String,
+    dir: PathBuf,
+}
+
 impl Left {
     /// Empty what was asked for; what to add to the answer, or why a named app has no files.
     /// Blocking (files).
-    fn flush(&self, in_use: &[PathBuf]) -> Result<String, String> {
+    fn flush(&self, in_use: &[PathBuf]) -> Result<String, NoLogFiles> {
         let mut said = String::new();
         if let Some(log) = &self.daemon_log {
             if empty(log) {
@@ -153,10 +160,10 @@ impl Left {
             .collect();
         for name in &self.names {
             if !named.iter().any(|path| written_by(path, name)) {
-                return Err(format!(
-                    "no app named `{name}`, and no log files of a deleted app of that name in {}",
-                    self.dir.display()
-                ));
+                return Err(NoLogFiles {
+                    name: name.clone(),
+                    dir: self.dir.clone(),
+                });
             }
         }
         let emptied: Vec<String> = named

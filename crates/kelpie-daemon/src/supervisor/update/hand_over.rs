@@ -3,7 +3,7 @@
 
 use super::super::signals::Signals;
 use super::super::Supervisor;
-use super::Inherited;
+use super::{Inherited, NotNow};
 use crate::instance::InstanceEvent;
 use crate::update::{self, Handoff};
 use std::collections::BTreeMap;
@@ -28,7 +28,7 @@ pub(super) async fn hand_over_and_exec(
     program: PathBuf,
     events: &mut mpsc::UnboundedReceiver<InstanceEvent>,
     signals: &mut Signals,
-) -> Result<(), String> {
+) -> Result<(), NotNow> {
     // Asked first, so that an instance that cannot go does not make the others go and
     // come back (their health checks and timers would start again every time).
     if let Some(why) = crate::supervisor::update::settle::refusal(sup).await {
@@ -45,7 +45,10 @@ pub(super) async fn hand_over_and_exec(
         Err(why) => {
             crate::supervisor::update::take::resume_instances(sup, handed);
             sup.update.pending = None;
-            update::report_later(&sup.services.home, Err(format!("not updated: {why}")));
+            update::report_later(
+                &sup.services.home,
+                update::Outcome::NotUpdated(format!("not updated: {why}")),
+            );
             return Ok(());
         }
     };
@@ -55,7 +58,7 @@ pub(super) async fn hand_over_and_exec(
         sup.update.pending = None;
         update::report_later(
             &sup.services.home,
-            Err(format!("not updated: the daemon received {stop}")),
+            update::Outcome::NotUpdated(format!("not updated: the daemon received {stop}")),
         );
         sup.begin_shutdown(stop, None);
         return Ok(());
@@ -75,7 +78,7 @@ pub(super) async fn hand_over_and_exec(
     sup.update.pending = None;
     update::report_later(
         &sup.services.home,
-        Err(format!(
+        update::Outcome::NotUpdated(format!(
             "not updated: cannot execute {}: {error}; the daemon goes on with v{}",
             program.display(),
             env!("CARGO_PKG_VERSION")
@@ -86,16 +89,25 @@ pub(super) async fn hand_over_and_exec(
 
 /// Write the state (waiting until it is on disk) and take second descriptors of the
 /// sockets to pass on; `Err` says which failed.
-async fn write_for_handoff(sup: &mut Supervisor) -> Result<HandoffSockets, String> {
+async fn write_for_handoff(sup: &mut Supervisor) -> Result<HandoffSockets, HandoffFailed> {
     let (ack, written) = oneshot::channel();
     sup.persistence.write(&sup.apps, Some(ack));
     let saved = written.await;
     match (saved, handoff_parts(sup)) {
-        (Ok(Ok(_)), Ok(parts)) => Ok(parts),
-        (Ok(Err(e)), _) => Err(format!("the state could not be written: {e}")),
-        (_, Err(e)) => Err(format!("cannot pass on the sockets: {e}")),
-        (Err(_), _) => Err("the state could not be written".to_string()),
+        (Ok(Ok(())), Ok(parts)) => Ok(parts),
+        (Ok(Err(e)), _) => Err(HandoffFailed::State(Some(e))),
+        (_, Err(e)) => Err(HandoffFailed::Sockets(e)),
+        (Err(_), _) => Err(HandoffFailed::State(None)),
     }
+}
+
+/// Why a hand-over that could go ahead did not: the daemon goes on as it was.
+#[derive(Debug, thiserror::Error)]
+enum HandoffFailed {
+    #[error("the state could not be written{}", .0.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    State(Option<crate::persist::WriteError>),
+    #[error("cannot pass on the sockets: {0}")]
+    Sockets(std::io::Error),
 }
 
 /// What the next program gets: the sockets, the cgroups, and what the instances and log

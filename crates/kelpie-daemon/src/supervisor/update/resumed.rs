@@ -188,7 +188,7 @@ impl Resumed {
         match self.origin {
             Origin::Update { from_version } => update::report_later(
                 home,
-                Ok(format!(
+                update::Outcome::Updated(format!(
                     "daemon updated from v{from_version} to v{} (pid {}); {} processes kept running, none restarted{pids}",
                     env!("CARGO_PKG_VERSION"),
                     std::process::id(),

@@ -4,7 +4,7 @@
 
 use super::super::signals::Signals;
 use super::super::Supervisor;
-use super::SETTLE_WITHIN;
+use super::{NotNow, SETTLE_WITHIN};
 use crate::instance::{InstanceEvent, InstanceMsg};
 use crate::update;
 use kelpie_core::Status;
@@ -16,23 +16,21 @@ use tokio::time::Instant;
 const LOOK_AGAIN: Duration = Duration::from_millis(50);
 
 /// Why the daemon cannot hand over right now, if it cannot.
-fn busy(sup: &Supervisor) -> Option<String> {
+fn busy(sup: &Supervisor) -> Option<NotNow> {
     if sup.exit.exiting() {
-        return Some("the daemon is stopping".into());
+        return Some(NotNow::Stopping);
     }
     if !sup.dependencies.is_empty() {
-        return Some("apps are waiting for their dependencies".into());
+        return Some(NotNow::Dependencies);
     }
     if sup.apps.any_leaving() {
-        return Some("deleted apps are still stopping".into());
+        return Some(NotNow::Leaving);
     }
     sup.apps.iter().find_map(|(pm_id, entry)| {
-        matches!(entry.state.status, Status::Launching | Status::Stopping).then(|| {
-            format!(
-                "app `{}` (id {pm_id}) is {}",
-                entry.spec.name,
-                entry.state.status.as_str()
-            )
+        matches!(entry.state.status, Status::Launching | Status::Stopping).then(|| NotNow::Busy {
+            app: entry.spec.name.clone(),
+            pm_id,
+            status: entry.state.status.as_str(),
         })
     })
 }
@@ -61,18 +59,18 @@ pub(in crate::supervisor) async fn update_look(
         return;
     };
     if now < pending.deadline {
-        pending.busy = why;
+        pending.busy = why.to_string();
         return;
     }
     let why = if pending.busy.is_empty() {
-        why
+        why.to_string()
     } else {
         pending.busy.clone()
     };
     sup.update.pending = None;
     update::report_later(
         &sup.services.home,
-        Err(format!(
+        update::Outcome::NotUpdated(format!(
             "not updated: the apps did not settle within {} s ({why}); try again",
             SETTLE_WITHIN.as_secs()
         )),
@@ -80,8 +78,8 @@ pub(in crate::supervisor) async fn update_look(
 }
 
 /// Ask every instance whether it could hand over now; the first refusal, named.
-pub(super) async fn refusal(sup: &Supervisor) -> Option<String> {
-    let asked: Vec<(u32, oneshot::Receiver<Result<(), String>>)> = sup
+pub(super) async fn refusal(sup: &Supervisor) -> Option<NotNow> {
+    let asked: Vec<(u32, oneshot::Receiver<_>)> = sup
         .apps
         .iter()
         .map(|(pm_id, entry)| {
@@ -91,16 +89,16 @@ pub(super) async fn refusal(sup: &Supervisor) -> Option<String> {
         })
         .collect();
     for (pm_id, answer) in asked {
-        let why = match answer.await {
+        let app = sup
+            .apps
+            .get(pm_id)
+            .map(|e| e.spec.name.clone())
+            .unwrap_or_default();
+        match answer.await {
             Ok(Ok(())) => continue,
-            Ok(Err(why)) => why,
-            Err(_) => "it did not answer".to_string(),
-        };
-        let name = sup.apps.get(pm_id).map(|e| e.spec.name.clone());
-        return Some(format!(
-            "app `{}` (id {pm_id}): {why}",
-            name.unwrap_or_default()
-        ));
+            Ok(Err(why)) => return Some(NotNow::Refused { app, pm_id, why }),
+            Err(_) => return Some(NotNow::NoAnswer { app, pm_id }),
+        }
     }
     None
 }

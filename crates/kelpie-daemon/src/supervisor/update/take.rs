@@ -2,7 +2,7 @@
 //! for a hand-over, and giving back to new tasks when it does not happen.
 
 use super::super::{NewInstance, Supervisor};
-use super::Inherited;
+use super::{Inherited, NotNow};
 use crate::instance::InstanceMsg;
 use crate::update::Handoff;
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ const PIPES_WITHIN: Duration = Duration::from_secs(2);
 /// (the others then go on).
 pub(super) async fn take_instances(
     sup: &mut Supervisor,
-) -> Result<BTreeMap<u32, Inherited>, String> {
+) -> Result<BTreeMap<u32, Inherited>, NotNow> {
     let asked: Vec<(u32, oneshot::Receiver<_>)> = sup
         .apps
         .iter()
@@ -44,13 +44,14 @@ pub(super) async fn take_instances(
                 );
             }
             Ok(Err(why)) => {
-                let name = sup.apps.get(pm_id).map(|e| e.spec.name.clone());
-                refused = Some(format!(
-                    "app `{}` (id {pm_id}): {why}",
-                    name.unwrap_or_default()
-                ));
+                let app = sup.apps.get(pm_id).map(|e| e.spec.name.clone());
+                refused = Some(NotNow::Refused {
+                    app: app.unwrap_or_default(),
+                    pm_id,
+                    why,
+                });
             }
-            Err(_) => refused = Some(format!("instance {pm_id} did not answer")),
+            Err(_) => refused = Some(NotNow::Gone(pm_id)),
         }
     }
     if let Some(why) = refused {
@@ -68,7 +69,7 @@ pub(super) async fn take_instances(
 pub(super) async fn take_pipes(
     sup: &mut Supervisor,
     mut handed: BTreeMap<u32, Inherited>,
-) -> Result<BTreeMap<u32, Inherited>, String> {
+) -> Result<BTreeMap<u32, Inherited>, NotNow> {
     let (pipes, complete) = match sup.services.logs.take_pipes(PIPES_WITHIN).await {
         Ok(pipes) => (pipes, true),
         // A reader still holds its pipe: going on would close it under its app.
@@ -81,7 +82,7 @@ pub(super) async fn take_pipes(
     }
     if !complete {
         resume_instances(sup, handed);
-        return Err("the log readers did not give their pipes back in time".into());
+        return Err(NotNow::Pipes);
     }
     Ok(handed)
 }
