@@ -8,6 +8,7 @@ use crate::control::{Command, LogSelection, SelectedInstance};
 use crate::logs::hub::{Following, LogLine};
 use crate::logs::{file_tail, LogService};
 use kelpie_core::DateFormat;
+use kelpie_proto::LogsRequest;
 use kelpie_proto::{
     encode, ErrorKind, LogBytes, LogStream, Response, Target, WireError, WireLogLine,
 };
@@ -65,20 +66,6 @@ impl LogOutput for UnixStream {
         let mut probe = [0u8; 1];
         let _ = self.read(&mut probe).await;
     }
-}
-
-/// What a `logs` request asks for.
-pub struct LogsRequest {
-    /// Whose lines (empty = all).
-    pub targets: Vec<Target>,
-    /// Lines per stream per instance to show first.
-    pub lines: u32,
-    /// Include stdout.
-    pub out: bool,
-    /// Include stderr.
-    pub err: bool,
-    /// Keep streaming.
-    pub follow: bool,
 }
 
 /// Answer a `logs` request on `stream` until done (or, when following, until the client goes).

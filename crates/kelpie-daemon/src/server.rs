@@ -4,7 +4,6 @@
 mod errors;
 
 use crate::control::{Command, Reply};
-use crate::follow::LogsRequest;
 use crate::gate::Gate;
 use crate::logs::LogService;
 use errors::{ConfigLoadError, Refused};
@@ -387,20 +386,7 @@ async fn handle_connection(
             (error(ErrorKind::VersionMismatch, message.clone()), None)
         } else {
             match decode::<Request>(&body) {
-                Ok(Request::Logs {
-                    targets,
-                    lines,
-                    out,
-                    err,
-                    follow,
-                }) => {
-                    let request = LogsRequest {
-                        targets,
-                        lines,
-                        out,
-                        err,
-                        follow,
-                    };
+                Ok(Request::Logs(request)) => {
                     crate::follow::serve(&mut stream, &commands, &logs, request).await;
                     return;
                 }
@@ -408,52 +394,13 @@ async fn handle_connection(
                     crate::bus::serve(&mut stream, &bus).await;
                     return;
                 }
-                Ok(Request::Trigger {
-                    target,
-                    action,
-                    param,
-                    timeout_ms,
-                }) => {
-                    let request = crate::trigger::TriggerRequest {
-                        target,
-                        action,
-                        param,
-                        timeout: std::time::Duration::from_millis(timeout_ms),
-                    };
+                Ok(Request::Trigger(request)) => {
                     (crate::trigger::trigger(&commands, &bus, request).await, None)
                 }
                 Ok(Request::Jlist { show_secrets }) => jlist(show_secrets, &commands).await,
                 // The monitor thread keeps it: the supervisor has no part in it.
                 Ok(Request::Host) => (Response::Host(crate::host::latest()), None),
-                Ok(Request::StartConfig {
-                    source,
-                    cwd,
-                    env,
-                    profile,
-                    only,
-                    force,
-                    from_file,
-                }) => {
-                    let from_file = from_file || matches!(source, ConfigSource::File(_));
-                    let ctx = kelpie_config::LoadContext {
-                        cwd: cwd.into(),
-                        env,
-                        profile,
-                        only,
-                    };
-                    match load_config(source, ctx).await {
-                        Ok(loaded) => {
-                            let request = Request::Start {
-                                apps: loaded.apps,
-                                force,
-                                from_file,
-                            };
-                            let answer = dispatch(request, &commands).await;
-                            with_notes(answer, loaded.warnings, loaded.refused)
-                        }
-                        Err(e) => (error(e.kind(), e.to_string()), None),
-                    }
-                }
+                Ok(Request::StartConfig(request)) => start_config(request, &commands).await,
                 Ok(request) => dispatch(request, &commands).await,
                 Err(e) => (
                     error(
@@ -497,6 +444,42 @@ async fn jlist(
             }
         }
         other => other,
+    }
+}
+
+/// `StartConfig` (the Node API's `start`): the config read here, off the supervisor, then
+/// started as a file's apps are, with its warnings in the answer's notes.
+async fn start_config(
+    request: kelpie_proto::StartConfigRequest,
+    commands: &mpsc::Sender<Command>,
+) -> (Response, Option<oneshot::Sender<()>>) {
+    let kelpie_proto::StartConfigRequest {
+        source,
+        cwd,
+        env,
+        profile,
+        only,
+        force,
+        from_file,
+    } = request;
+    let from_file = from_file || matches!(source, ConfigSource::File(_));
+    let ctx = kelpie_config::LoadContext {
+        cwd: cwd.into(),
+        env,
+        profile,
+        only,
+    };
+    match load_config(source, ctx).await {
+        Ok(loaded) => {
+            let request = Request::Start(kelpie_proto::StartRequest {
+                apps: loaded.apps,
+                force,
+                from_file,
+            });
+            let answer = dispatch(request, commands).await;
+            with_notes(answer, loaded.warnings, loaded.refused)
+        }
+        Err(e) => (error(e.kind(), e.to_string()), None),
     }
 }
 

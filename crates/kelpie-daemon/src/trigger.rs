@@ -8,6 +8,7 @@
 
 use crate::bus::Bus;
 use crate::control::{ask, Command};
+use kelpie_proto::TriggerRequest;
 use kelpie_proto::{
     resolve_targets, ErrorKind, ProcessInfo, Request, Response, Target, Targetable, TriggerReply,
     Triggered, WireError,
@@ -17,18 +18,6 @@ use tokio::sync::{broadcast, mpsc};
 
 /// Longest wait for the replies a client may ask for.
 pub const TIMEOUT_MAX: Duration = Duration::from_secs(600);
-
-/// What to trigger.
-pub struct TriggerRequest {
-    /// Whose processes.
-    pub target: Target,
-    /// The action.
-    pub action: String,
-    /// Its parameter.
-    pub param: Option<String>,
-    /// How long to wait for the replies.
-    pub timeout: Duration,
-}
 
 /// Send the action to the target's running processes that registered it, then wait until each
 /// replied or the time ran out: who received it and what each replied, or why nobody could.
@@ -63,7 +52,8 @@ pub async fn trigger(
         received,
         replies: Vec::new(),
     };
-    let deadline = tokio::time::Instant::now() + request.timeout.min(TIMEOUT_MAX);
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(request.timeout_ms).min(TIMEOUT_MAX);
     while triggered.replies.len() < triggered.received.len() {
         let event = match tokio::time::timeout_at(deadline, events.recv()).await {
             Ok(Ok(event)) => event,

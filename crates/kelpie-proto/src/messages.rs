@@ -15,7 +15,10 @@ pub use arguments::{BadScaleCount, ConfRequest, ScaleCount, Target};
 pub use events::BusEvent;
 pub use host::{HostFilesystem, HostMetrics};
 pub use logs::{LogBytes, LogFileInfo, LogStream, WireLogLine};
-pub use requests::{ConfigSource, Request, SpecChanges};
+pub use requests::{
+    ConfigSource, LogsRequest, ReloadRequest, Request, SpecChanges, StartConfigRequest,
+    StartRequest, TriggerRequest, WebRequest,
+};
 pub use responses::{
     ErrorKind, ProcessInfo, Response, StartOutcome, TriggerReply, Triggered, WireError,
 };

@@ -73,12 +73,12 @@ fn request() -> impl Strategy<Value = Request> {
             update_env
         }),
         (targets(), env(), any::<u32>()).prop_map(|(targets, update_env, parallel)| {
-            Request::Reload {
+            Request::Reload(kelpie_proto::ReloadRequest {
                 targets,
                 apps: Vec::new(),
                 update_env,
                 parallel,
-            }
+            })
         }),
         (
             any::<String>(),
@@ -99,13 +99,15 @@ fn request() -> impl Strategy<Value = Request> {
             any::<bool>(),
             any::<bool>()
         )
-            .prop_map(|(targets, lines, out, err, follow)| Request::Logs {
-                targets,
-                lines,
-                out,
-                err,
-                follow,
-            }),
+            .prop_map(|(targets, lines, out, err, follow)| Request::Logs(
+                kelpie_proto::LogsRequest {
+                    targets,
+                    lines,
+                    out,
+                    err,
+                    follow,
+                }
+            )),
         (
             any::<Option<u16>>(),
             any::<Option<String>>(),
@@ -115,14 +117,14 @@ fn request() -> impl Strategy<Value = Request> {
             any::<bool>()
         )
             .prop_map(|(port, host, token, open_loopback, stop, show_token)| {
-                Request::Web {
+                Request::Web(kelpie_proto::WebRequest {
                     port,
                     host,
                     token,
                     open_loopback,
                     stop,
                     show_token,
-                }
+                })
             }),
     ]
 }

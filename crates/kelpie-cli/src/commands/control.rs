@@ -125,11 +125,11 @@ fn restart_files<'a>(
     }
     call(
         home,
-        &Request::Start {
+        &Request::Start(kelpie_proto::StartRequest {
             apps,
             force: false,
             from_file: true,
-        },
+        }),
     )
 }
 
@@ -161,12 +161,12 @@ pub fn reload(home: &Home, args: ReloadArgs) -> Result<ExitCode> {
     apply_changes(home, restart, &targets)?;
     let response = call(
         home,
-        &Request::Reload {
+        &Request::Reload(kelpie_proto::ReloadRequest {
             targets,
             apps,
             update_env: restart.update_env.then(shell_env),
             parallel: args.parallel,
-        },
+        }),
     )?;
     outln!("[kelpie] {} reloaded", restart.targets.targets.join(" "));
     render::print_response(&response)?;

@@ -38,14 +38,14 @@ pub fn web(home: &Home, args: crate::cli::WebArgs) -> Result<ExitCode> {
         }
         kelpie_config::check_token(token).map_err(anyhow::Error::msg)?;
     }
-    let request = Request::Web {
+    let request = Request::Web(kelpie_proto::WebRequest {
         port: args.port,
         host: args.host,
         token,
         open_loopback: args.open_loopback,
         stop: args.stop,
         show_token: args.show_token,
-    };
+    });
     if let Response::Done(message) = call(home, &request)? {
         match args.show_token {
             true => outln!("{message}"),

@@ -34,13 +34,13 @@ pub fn logs(home: &Home, args: LogsArgs) -> Result<ExitCode> {
         (false, true) => (false, true),
         _ => (true, true),
     };
-    client.send(&Request::Logs {
+    client.send(&Request::Logs(kelpie_proto::LogsRequest {
         targets,
         lines: args.lines,
         out,
         err,
         follow: !args.nostream,
-    })?;
+    }))?;
     let mut printer = Printer::new(&args);
     loop {
         match client.receive()? {

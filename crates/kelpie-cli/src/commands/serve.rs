@@ -40,11 +40,11 @@ pub fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
     crate::render::print_warnings(&loaded.warnings);
     let response = call(
         home,
-        &Request::Start {
+        &Request::Start(kelpie_proto::StartRequest {
             apps: loaded.apps,
             force: args.force,
             from_file: false,
-        },
+        }),
     )?;
     let code = super::start::report(&response)?;
     if code == ExitCode::SUCCESS {

@@ -135,22 +135,22 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
             .collect();
         let started = call(
             home,
-            &Request::Start {
+            &Request::Start(kelpie_proto::StartRequest {
                 apps: file_apps,
                 force: args.force,
                 from_file: true,
-            },
+            }),
         );
         last = Some(started.with_context(|| files.join(", "))?);
     }
     if !script_apps.is_empty() {
         last = Some(call(
             home,
-            &Request::Start {
+            &Request::Start(kelpie_proto::StartRequest {
                 apps: script_apps,
                 force: args.force,
                 from_file: false,
-            },
+            }),
         )?);
     }
     if !restart_targets.is_empty() {

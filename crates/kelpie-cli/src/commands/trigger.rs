@@ -18,12 +18,12 @@ pub fn trigger(
     param: Option<&str>,
     timeout: Duration,
 ) -> Result<ExitCode> {
-    let request = Request::Trigger {
+    let request = Request::Trigger(kelpie_proto::TriggerRequest {
         target: super::parse_target(target_text)?,
         action: action.to_string(),
         param: param.map(str::to_string),
         timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-    };
+    });
     let Response::Triggered(triggered) = call(home, &request)? else {
         anyhow::bail!("unexpected answer from the daemon to `trigger`");
     };

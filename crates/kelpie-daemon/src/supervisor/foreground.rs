@@ -207,11 +207,11 @@ pub(super) fn start_foreground_apps(sup: &mut Supervisor, apps: Vec<AppSpec>) {
     let (reply_tx, reply_rx) = oneshot::channel();
     super::requests::handle(
         sup,
-        Request::Start {
+        Request::Start(kelpie_proto::StartRequest {
             apps,
             force: false,
             from_file: true,
-        },
+        }),
         reply_tx,
     );
     sup.pending.spawn(async move {

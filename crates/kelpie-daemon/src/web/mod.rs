@@ -19,7 +19,7 @@ use crate::logs::LogService;
 use body::Body;
 use bytes::Bytes;
 use kelpie_config::WebSettings;
-use kelpie_proto::{ErrorKind, Home, Response, WireError};
+use kelpie_proto::{ErrorKind, Home, Response, WebRequest, WireError};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,22 +32,6 @@ use tokio::task::JoinSet;
 const MAX_CONNECTIONS: usize = 64;
 /// A client has this long to send a request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// `kelpie web`'s request, as the supervisor received it.
-pub struct WebRequest {
-    /// TCP port (else `[web]`'s, else 9615).
-    pub port: Option<u16>,
-    /// Address (else `[web]`'s, else 127.0.0.1).
-    pub host: Option<String>,
-    /// Token (else `[web]`'s).
-    pub token: Option<String>,
-    /// Changes without a token on loopback (else `[web]`'s).
-    pub open_loopback: bool,
-    /// Stop serving instead.
-    pub stop: bool,
-    /// Answer with the running server's token instead.
-    pub show_token: bool,
-}
 
 enum ControlMsg {
     AtStart(WebSettings),

@@ -33,15 +33,7 @@ pub enum Request {
     /// Start apps. For each spec: a new name is created with `instances` instances; an existing
     /// name from an ecosystem file (`from_file`) is restarted with the new spec; an existing name
     /// that is stopped is started; one that runs is refused unless `force` (then it is duplicated).
-    Start {
-        /// Specs to start (their shared inherited environment written once).
-        #[serde(with = "kelpie_core::shared_env::specs")]
-        apps: Vec<AppSpec>,
-        /// Start a duplicate of a running app.
-        force: bool,
-        /// The specs come from an ecosystem file (PM2's smart start: restart what runs).
-        from_file: bool,
-    },
+    Start(StartRequest),
     /// Stop instances (they stay in the list).
     Stop {
         /// What to stop.
@@ -58,18 +50,7 @@ pub enum Request {
     /// until it is ready, stop the old one); instances without a Kelpie-owned port restart.
     /// The answer is an error naming every instance whose new process failed (its old process
     /// keeps running).
-    Reload {
-        /// What to reload.
-        targets: Vec<Target>,
-        /// Apps from an ecosystem file: their new config is applied first (instances added or
-        /// removed to match), then the existing ones are reloaded.
-        #[serde(default)]
-        apps: Vec<kelpie_core::AppSpec>,
-        /// New inherited environment (`--update-env`).
-        update_env: Option<BTreeMap<String, String>>,
-        /// Instances of one app replaced at once (at least 1).
-        parallel: u32,
-    },
+    Reload(ReloadRequest),
     /// Change settings of instances' apps without restarting them (PM2's `restart app
     /// --name new --node-args ...` sends this, then the restart). Answered with the list.
     Change {
@@ -119,18 +100,7 @@ pub enum Request {
     Shutdown,
     /// Recent lines of instances, then (with `follow`) their new lines as they come. Answered
     /// with [`Response::LogLines`](super::Response::LogLines) frames, then [`Response::Done`](super::Response::Done) when not following.
-    Logs {
-        /// Whose lines (empty = all).
-        targets: Vec<Target>,
-        /// Lines of each stream of each instance to show first.
-        lines: u32,
-        /// Include stdout.
-        out: bool,
-        /// Include stderr.
-        err: bool,
-        /// Keep streaming new lines.
-        follow: bool,
-    },
+    Logs(LogsRequest),
     /// Empty the log files of instances (empty targets = all, and the daemon's own log). A name
     /// that no listed app has empties the files a deleted app of that name left.
     Flush {
@@ -148,47 +118,11 @@ pub enum Request {
     /// Serve the web page, the HTTP API and `/metrics` (`kelpie web`), or stop serving them.
     /// Fields left out are taken from the `[web]` section of `kelpie.toml`, then the defaults
     /// (port 9615, host 127.0.0.1). Answered with [`Response::Done`](super::Response::Done) naming the URL.
-    Web {
-        /// TCP port.
-        port: Option<u16>,
-        /// Address to bind (an IP address or `localhost`).
-        host: Option<String>,
-        /// Bearer token the API will require (needed for any non-loopback address).
-        token: Option<String>,
-        /// On loopback without a token, answer the calls that change something without one
-        /// too (`[web] open_loopback`).
-        #[serde(default)]
-        open_loopback: bool,
-        /// Stop serving instead.
-        stop: bool,
-        /// Answer only with the token the running server requires (`kelpie web --show-token`).
-        #[serde(default)]
-        show_token: bool,
-    },
+    Web(WebRequest),
     /// Start apps from PM2-shaped options, the way `kelpie start` does from a file: the daemon
     /// reads the config itself (the Node API sends this, so it needs no CLI). Answered like
     /// [`Request::Start`], with the config's warnings in `notes`.
-    StartConfig {
-        /// Where the config is.
-        source: ConfigSource,
-        /// The caller's working directory: relative paths are resolved from it.
-        cwd: String,
-        /// The caller's environment (becomes the apps' inherited environment).
-        env: BTreeMap<String, String>,
-        /// `env_<profile>` to apply (`--env`).
-        #[serde(default)]
-        profile: Option<String>,
-        /// Only these apps of the config (`--only`, empty = all).
-        #[serde(default)]
-        only: Vec<String>,
-        /// Start a duplicate of a running app.
-        #[serde(default)]
-        force: bool,
-        /// Restart the apps that already run, as for an ecosystem file (always so for
-        /// [`ConfigSource::File`]); else a running app's name is refused unless `force`.
-        #[serde(default)]
-        from_file: bool,
-    },
+    StartConfig(StartConfigRequest),
     /// The list in PM2's `jlist` shape, answered with [`Response::Json`](super::Response::Json).
     Jlist {
         /// Show the values of secret-looking variables instead of masking them.
@@ -205,16 +139,7 @@ pub enum Request {
     },
     /// Run an action the target's running processes registered with their PM2 SDK (`@pm2/io`'s
     /// `io.action`), as PM2's `trigger` does, and collect each one's reply.
-    Trigger {
-        /// Whose processes.
-        target: Target,
-        /// The action's name.
-        action: String,
-        /// Its parameter, if any (sent as `{msg, opts, name}`).
-        param: Option<String>,
-        /// How long to wait for the replies (ms).
-        timeout_ms: u64,
-    },
+    Trigger(TriggerRequest),
     /// What happens to the processes from now on, as [`Response::Event`](super::Response::Event) frames, until the
     /// client closes the connection (the Node API's `launchBus`).
     Events,
@@ -227,4 +152,147 @@ pub enum ConfigSource {
     File(String),
     /// A JSON document: an ecosystem (`{"apps": [...]}`), a list of apps or one app.
     Json(String),
+}
+
+/// What `start` sends: the specs, and what to do with apps that exist.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartRequest {
+    /// Specs to start (their shared inherited environment written once).
+    #[serde(with = "kelpie_core::shared_env::specs")]
+    pub apps: Vec<AppSpec>,
+    /// Start a duplicate of a running app.
+    pub force: bool,
+    /// The specs come from an ecosystem file (PM2's smart start: restart what runs).
+    pub from_file: bool,
+}
+
+/// What `reload` sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReloadRequest {
+    /// What to reload.
+    pub targets: Vec<Target>,
+    /// Apps from an ecosystem file: their new config is applied first (instances added or
+    /// removed to match), then the existing ones are reloaded.
+    #[serde(default)]
+    pub apps: Vec<kelpie_core::AppSpec>,
+    /// New inherited environment (`--update-env`).
+    pub update_env: Option<BTreeMap<String, String>>,
+    /// Instances of one app replaced at once (at least 1).
+    pub parallel: u32,
+}
+
+/// What `logs` sends: whose lines, how many first, and whether to follow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogsRequest {
+    /// Whose lines (empty = all).
+    pub targets: Vec<Target>,
+    /// Lines of each stream of each instance to show first.
+    pub lines: u32,
+    /// Include stdout.
+    pub out: bool,
+    /// Include stderr.
+    pub err: bool,
+    /// Keep streaming new lines.
+    pub follow: bool,
+}
+
+/// What `web` sends: where to serve, or to stop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebRequest {
+    /// TCP port.
+    pub port: Option<u16>,
+    /// Address to bind (an IP address or `localhost`).
+    pub host: Option<String>,
+    /// Bearer token the API will require (needed for any non-loopback address).
+    pub token: Option<String>,
+    /// On loopback without a token, answer the calls that change something without one
+    /// too (`[web] open_loopback`).
+    #[serde(default)]
+    pub open_loopback: bool,
+    /// Stop serving instead.
+    pub stop: bool,
+    /// Answer only with the token the running server requires (`kelpie web --show-token`).
+    #[serde(default)]
+    pub show_token: bool,
+}
+
+/// What the Node API's `start` sends: a config for the daemon to read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartConfigRequest {
+    /// Where the config is.
+    pub source: ConfigSource,
+    /// The caller's working directory: relative paths are resolved from it.
+    pub cwd: String,
+    /// The caller's environment (becomes the apps' inherited environment).
+    pub env: BTreeMap<String, String>,
+    /// `env_<profile>` to apply (`--env`).
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Only these apps of the config (`--only`, empty = all).
+    #[serde(default)]
+    pub only: Vec<String>,
+    /// Start a duplicate of a running app.
+    #[serde(default)]
+    pub force: bool,
+    /// Restart the apps that already run, as for an ecosystem file (always so for
+    /// [`ConfigSource::File`]); else a running app's name is refused unless `force`.
+    #[serde(default)]
+    pub from_file: bool,
+}
+
+/// What `trigger` sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriggerRequest {
+    /// Whose processes.
+    pub target: Target,
+    /// The action's name.
+    pub action: String,
+    /// Its parameter, if any (sent as `{msg, opts, name}`).
+    pub param: Option<String>,
+    /// How long to wait for the replies (ms).
+    pub timeout_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_passed_as_a_struct_reads_and_writes_as_before() {
+        // The variants held their fields inline until the structs; peers of either kind (a CLI
+        // before `kelpie update`, the Node API) send and read the same JSON.
+        let web = Request::Web(WebRequest {
+            port: Some(9615),
+            host: None,
+            token: None,
+            open_loopback: false,
+            stop: false,
+            show_token: true,
+        });
+        let json = serde_json::to_value(&web).expect("encode");
+        assert_eq!(
+            json,
+            serde_json::json!({"Web": {"port": 9615, "host": null, "token": null,
+                "open_loopback": false, "stop": false, "show_token": true}})
+        );
+        let older =
+            r#"{"Logs": {"targets": [], "lines": 15, "out": true, "err": false, "follow": true}}"#;
+        let read: Request = serde_json::from_str(older).expect("decode");
+        assert_eq!(
+            read,
+            Request::Logs(LogsRequest {
+                targets: Vec::new(),
+                lines: 15,
+                out: true,
+                err: false,
+                follow: true,
+            })
+        );
+        let trigger =
+            r#"{"Trigger": {"target": "All", "action": "km", "param": null, "timeout_ms": 5}}"#;
+        assert!(matches!(
+            serde_json::from_str::<Request>(trigger).expect("decode"),
+            Request::Trigger(TriggerRequest { timeout_ms: 5, .. })
+        ));
+    }
 }

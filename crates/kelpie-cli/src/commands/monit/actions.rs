@@ -47,12 +47,12 @@ impl Action {
                 targets: vec![Target::Id(*id)],
                 update_env: None,
             },
-            Action::Reload { id, .. } => Request::Reload {
+            Action::Reload { id, .. } => Request::Reload(kelpie_proto::ReloadRequest {
                 targets: vec![Target::Id(*id)],
                 apps: Vec::new(),
                 update_env: None,
                 parallel: 1,
-            },
+            }),
             Action::Stop { id, .. } => Request::Stop {
                 targets: vec![Target::Id(*id)],
             },

@@ -91,13 +91,13 @@ pub(super) fn spawn_log_follower(home: Home, tx: Sender<Msg>) {
 /// Stream the logs until the screen is gone (`Ok`) or the connection breaks (`Err`).
 fn follow_logs(home: &Home, tx: &Sender<Msg>) -> Result<()> {
     let mut client = Client::connect(home)?.ok_or_else(|| anyhow!("the daemon is not running"))?;
-    client.send(&Request::Logs {
+    client.send(&Request::Logs(kelpie_proto::LogsRequest {
         targets: Vec::new(),
         lines: TAIL_LINES,
         out: true,
         err: true,
         follow: true,
-    })?;
+    }))?;
     if tx.send(Msg::LogsRestarted).is_err() {
         return Ok(());
     }

@@ -3,8 +3,8 @@
 use crate::instance::InstanceMsg;
 use crate::supervisor::requests::fail;
 use crate::supervisor::{Finish, Reply, Supervisor};
-use kelpie_core::{AppSpec, Control};
-use kelpie_proto::{ErrorKind, ScaleCount, Target, WireError};
+use kelpie_core::Control;
+use kelpie_proto::{ErrorKind, ReloadRequest, ScaleCount, WireError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -56,16 +56,19 @@ async fn reload_app(name: String, steps: Vec<ReloadStep>, parallel: usize) -> Ve
 /// gone, or with an error naming each instance whose new process failed.
 pub(in crate::supervisor) fn reload(
     sup: &mut Supervisor,
-    targets: &[Target],
-    apps: Vec<AppSpec>,
-    update_env: Option<BTreeMap<String, String>>,
-    parallel: u32,
+    request: ReloadRequest,
     reply: oneshot::Sender<Reply>,
 ) {
+    let ReloadRequest {
+        targets,
+        apps,
+        update_env,
+        parallel,
+    } = request;
     let mut ids = if targets.is_empty() {
         Vec::new()
     } else {
-        match sup.apps.resolve_some(targets) {
+        match sup.apps.resolve_some(&targets) {
             Ok(ids) => ids,
             Err(e) => return fail(reply, e.kind, e.message),
         }

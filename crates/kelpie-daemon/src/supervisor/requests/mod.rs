@@ -43,22 +43,13 @@ pub(super) fn handle(sup: &mut Supervisor, request: Request, reply: oneshot::Sen
             });
         }
         Request::List => sup.reply_with_list(reply, Response::Processes),
-        Request::Start {
-            apps,
-            force,
-            from_file,
-        } => start::start(sup, apps, force, from_file, reply),
+        Request::Start(request) => start::start(sup, request, reply),
         Request::Stop { targets } => control::control(sup, &targets, Control::Stop, None, reply),
         Request::Restart {
             targets,
             update_env,
         } => control::control(sup, &targets, Control::Restart, update_env, reply),
-        Request::Reload {
-            targets,
-            apps,
-            update_env,
-            parallel,
-        } => cluster::reload(sup, &targets, apps, update_env, parallel, reply),
+        Request::Reload(request) => cluster::reload(sup, request, reply),
         Request::Scale { name, count } => cluster::scale(sup, &name, count, reply),
         Request::Change { targets, changes } => control::change(sup, &targets, changes, reply),
         Request::Delete { targets } => control::delete(sup, &targets, reply),
@@ -84,32 +75,15 @@ pub(super) fn handle(sup: &mut Supervisor, request: Request, reply: oneshot::Sen
         Request::Flush { targets, deleted } => logs::flush_logs(sup, &targets, deleted, reply),
         Request::ReloadLogs => reload_logs(sup, Some(reply)),
         Request::Conf(request) => conf::conf_request(sup, request, reply),
-        Request::Web {
-            port,
-            host,
-            token,
-            open_loopback,
-            stop,
-            show_token,
-        } => sup.services.web.apply(
-            crate::web::WebRequest {
-                port,
-                host,
-                token,
-                open_loopback,
-                stop,
-                show_token,
-            },
-            reply,
-        ),
+        Request::Web(request) => sup.services.web.apply(request, reply),
         Request::SendMessage { targets, message } => {
             ask::send_message(sup, &targets, message, reply)
         }
         // The connection answers these itself (see `crate::server`).
-        Request::Logs { .. }
+        Request::Logs(_)
         | Request::Events
-        | Request::Trigger { .. }
-        | Request::StartConfig { .. }
+        | Request::Trigger(_)
+        | Request::StartConfig(_)
         | Request::Host
         | Request::Jlist { .. } => fail(
             reply,

@@ -6,7 +6,7 @@ use crate::sockets::ListenSocket;
 use crate::supervisor::requests::fail;
 use crate::supervisor::{Finish, Reply, Supervisor};
 use kelpie_core::{AppSpec, Control};
-use kelpie_proto::{ErrorKind, StartOutcome};
+use kelpie_proto::{ErrorKind, StartOutcome, StartRequest};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -73,11 +73,14 @@ fn join_ids(ids: &[u32]) -> String {
 /// then carry the plans out; answered once the instances have settled.
 pub(in crate::supervisor) fn start(
     sup: &mut Supervisor,
-    apps: Vec<AppSpec>,
-    force: bool,
-    from_file: bool,
+    request: StartRequest,
     reply: oneshot::Sender<Reply>,
 ) {
+    let StartRequest {
+        apps,
+        force,
+        from_file,
+    } = request;
     let plans = match plan_start(sup, apps, force, from_file) {
         Ok(plans) => plans,
         Err(conflicts) => {

@@ -152,11 +152,11 @@ fn app(name: &str) -> AppSpec {
 }
 
 fn start(apps: Vec<AppSpec>) -> Request {
-    Request::Start {
+    Request::Start(kelpie_proto::StartRequest {
         apps,
         force: false,
         from_file: false,
-    }
+    })
 }
 
 fn name(name: &str) -> Vec<Target> {

@@ -222,11 +222,11 @@ async fn a_cycle_or_an_unknown_dependency_is_refused_and_adds_nothing() {
     daemon.request(start(vec![depends_on("p", app("q"))])).await;
     let before = std::fs::read(daemon.home.state_file()).expect("state.json");
     let answer = daemon
-        .request(Request::Start {
+        .request(Request::Start(kelpie_proto::StartRequest {
             apps: vec![depends_on("q", app("p"))],
             force: true,
             from_file: false,
-        })
+        }))
         .await;
     let Response::Error(error) = answer else {
         panic!("not refused: {answer:?}")

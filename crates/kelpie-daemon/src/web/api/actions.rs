@@ -35,18 +35,20 @@ pub(super) async fn process_action(
             update_env: None,
         },
         "reload" => match body.get("parallel").map(serde_json::Value::as_u64) {
-            None => Request::Reload {
+            None => Request::Reload(kelpie_proto::ReloadRequest {
                 targets,
                 apps: Vec::new(),
                 update_env: None,
                 parallel: 1,
-            },
-            Some(Some(n)) if (1..=u32::MAX as u64).contains(&n) => Request::Reload {
-                targets,
-                apps: Vec::new(),
-                update_env: None,
-                parallel: n as u32,
-            },
+            }),
+            Some(Some(n)) if (1..=u32::MAX as u64).contains(&n) => {
+                Request::Reload(kelpie_proto::ReloadRequest {
+                    targets,
+                    apps: Vec::new(),
+                    update_env: None,
+                    parallel: n as u32,
+                })
+            }
             Some(_) => return error(400, "Invalid", "`parallel` must be a whole number ≥ 1"),
         },
         "reset" => Request::Reset { targets },
@@ -139,11 +141,11 @@ pub(super) async fn trigger(
             }
         },
     };
-    let request = crate::trigger::TriggerRequest {
+    let request = kelpie_proto::TriggerRequest {
         target: Target::parse(target),
         action,
         param,
-        timeout: std::time::Duration::from_millis(timeout_ms),
+        timeout_ms,
     };
     answer(crate::trigger::trigger(&shared.commands, &shared.bus, request).await)
 }

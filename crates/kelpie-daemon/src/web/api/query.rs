@@ -1,7 +1,8 @@
 //! Decoding what the URL says: `%XX` in path segments, and the query parameters of
 //! `/api/logs` and `/api/events` ([`Query`]).
 
-use crate::follow::{LogsRequest, TooManyLines};
+use crate::follow::TooManyLines;
+use kelpie_proto::LogsRequest;
 use kelpie_proto::Target;
 
 /// Why the query of `/api/logs` or `/api/events` is refused (a 400).
