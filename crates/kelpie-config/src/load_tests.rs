@@ -684,6 +684,54 @@ fn env_files_are_read_under_env_and_profiles() {
 }
 
 #[test]
+fn filter_env_reads_as_pm2_writes_it() {
+    use kelpie_core::EnvFilter;
+    let p = Project::new();
+    let loaded = p
+        .load(
+            "e.json",
+            r#"[{"name": "a", "script": "app.js", "filter_env": true},
+                {"name": "b", "script": "app.js", "filterEnv": "AWS_SECRET_ACCESS_KEY"},
+                {"name": "c", "script": "app.js", "filter_env": ["SECRET", "TOKEN"]},
+                {"name": "d", "script": "app.js", "filter_env": false},
+                {"name": "e", "script": "app.js"}]"#,
+        )
+        .expect("loads");
+    let filters: Vec<&EnvFilter> = loaded.apps.iter().map(|a| &a.filter_env).collect();
+    assert_eq!(
+        filters,
+        [
+            &EnvFilter::DropAll,
+            &EnvFilter::Named("AWS_SECRET_ACCESS_KEY".into()),
+            &EnvFilter::Containing(vec!["SECRET".into(), "TOKEN".into()]),
+            &EnvFilter::KeepAll,
+            &EnvFilter::KeepAll,
+        ]
+    );
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    // The flag, repeatable: texts a name contains.
+    std::fs::write(p.path("app.js"), "").expect("write");
+    let opts = ScriptOptions {
+        filter_env: vec!["SECRET".into()],
+        ..ScriptOptions::default()
+    };
+    let flagged =
+        from_script(&p.path("app.js").display().to_string(), &opts, &p.ctx).expect("loads");
+    assert_eq!(
+        flagged.apps[0].filter_env,
+        EnvFilter::Containing(vec!["SECRET".into()])
+    );
+    let errors = p.errors(
+        "e.json",
+        r#"[{"name": "x", "script": "app.js", "filter_env": {}}]"#,
+    );
+    assert_eq!(
+        errors,
+        ["e.json: app `x`: field `filter_env`: expected true, a variable's name or a list of texts, got {}"]
+    );
+}
+
+#[test]
 fn a_missing_or_malformed_env_file_names_the_file_app_and_field() {
     let p = Project::new();
     p.write("bad.env", "A=1\nthis line has no equals sign\n");

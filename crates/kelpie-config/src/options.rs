@@ -58,7 +58,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "post_update",
     "force",
     "execute_command",
-    "filter_env",
     "automation",
     "trace",
     "disable_trace",
@@ -315,6 +314,11 @@ pub struct ScriptOptions {
     #[arg(long, value_name = "PATH")]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub env_file: Vec<String>,
+    /// Leave out the inherited shell variables whose name contains this text (repeatable; a
+    /// file may also give one exact name, or `true` for none at all)
+    #[arg(long, value_name = "TEXT")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filter_env: Vec<String>,
     /// Variables for the app, as a file's `env` (`kelpie serve` passes its settings so).
     #[arg(skip)]
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]

@@ -40,6 +40,38 @@ pub const DEFAULT_MAX_CPU_WINDOW_MS: u64 = 10_000;
 /// gives one restart.
 pub const DEFAULT_WATCH_DELAY_MS: u64 = 500;
 
+/// Which inherited (shell) variables an app leaves out: PM2's `filter_env`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvFilter {
+    /// Every one is passed on.
+    #[default]
+    KeepAll,
+    /// None is (`filter_env: true`).
+    DropAll,
+    /// All but the one of this name (`filter_env: "NAME"`).
+    Named(String),
+    /// All but those whose name contains one of these texts (a list, `--filter-env`).
+    Containing(Vec<String>),
+}
+
+impl EnvFilter {
+    /// Whether nothing is left out.
+    pub fn keeps_all(&self) -> bool {
+        *self == EnvFilter::KeepAll
+    }
+
+    /// Whether the inherited variable `name` is passed on.
+    pub fn keeps(&self, name: &str) -> bool {
+        match self {
+            EnvFilter::KeepAll => true,
+            EnvFilter::DropAll => false,
+            EnvFilter::Named(dropped) => name != dropped,
+            EnvFilter::Containing(texts) => !texts.iter().any(|text| name.contains(text.as_str())),
+        }
+    }
+}
+
 /// Everything the daemon needs to run one app. Built by `kelpie-config` (from the CLI's flags or
 /// an ecosystem file), stored in the daemon's state and in the dump, sent over the wire.
 ///
@@ -75,6 +107,10 @@ pub struct AppSpec {
     /// of specs writes it once ([`shared_env`]).
     #[serde(skip_serializing_if = "shared_env::left_out")]
     pub inherited_env: Arc<BTreeMap<String, String>>,
+    /// Inherited variables the app leaves out (PM2's `filter_env`), whichever shell they
+    /// come from (the start's, `--update-env`'s).
+    #[serde(skip_serializing_if = "EnvFilter::keeps_all")]
+    pub filter_env: EnvFilter,
     /// The config's `env` merged with the selected `env_<profile>`; wins over `inherited_env`.
     pub env: BTreeMap<String, String>,
     /// Names in `env` whose value the config gave as a JSON number or boolean (`PORT: 3000`):
@@ -213,6 +249,7 @@ impl Default for AppSpec {
             disable_source_map_support: false,
             cwd: String::new(),
             inherited_env: Arc::default(),
+            filter_env: EnvFilter::KeepAll,
             env: BTreeMap::new(),
             env_typed: std::collections::BTreeSet::new(),
             env_profile: None,

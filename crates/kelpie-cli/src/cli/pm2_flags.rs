@@ -16,6 +16,8 @@ pub struct StartOnlyFlags {
     source_map_support: bool,
     #[arg(long, hide = true)]
     disable_source_map_support: bool,
+    #[arg(long, hide = true, value_name = "TEXT")]
+    filter_env: Vec<String>,
 }
 
 impl StartOnlyFlags {
@@ -29,6 +31,7 @@ impl StartOnlyFlags {
                 self.disable_source_map_support,
                 "--disable-source-map-support",
             ),
+            (!self.filter_env.is_empty(), "--filter-env"),
         ]
         .into_iter()
         .filter_map(|(given, flag)| given.then_some(flag))
@@ -66,8 +69,6 @@ pub struct IgnoredPm2Flags {
     attach: bool,
     #[arg(long, hide = true)]
     no_daemon: bool,
-    #[arg(long, hide = true, value_name = "PREFIXES")]
-    filter_env: Vec<String>,
     #[arg(long, hide = true, value_name = "EXTENSIONS")]
     ext: Option<String>,
     /// PM2's `--silent` and `--no-color`: Kelpie's messages are short and colourless already
@@ -92,7 +93,6 @@ impl IgnoredPm2Flags {
             (self.deep_monitoring, "--deep-monitoring"),
             (self.attach, "--attach"),
             (self.no_daemon, "--no-daemon"),
-            (!self.filter_env.is_empty(), "--filter-env"),
             (self.ext.is_some(), "--ext"),
         ]
         .into_iter()

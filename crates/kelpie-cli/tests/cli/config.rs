@@ -143,6 +143,89 @@ fn update_env_replaces_the_inherited_environment() {
 }
 
 #[test]
+fn filter_env_keeps_shell_variables_from_the_app_at_every_start() {
+    let k = kelpie();
+    let app = k.fake_app();
+    let print = [
+        "--print-env",
+        "SECRET_TOKEN",
+        "--print-env",
+        "PUBLIC_NAME",
+        "--print-env",
+        "MODE",
+    ];
+    // The flag (repeatable: texts a name contains) for one app, `true` in a file for another.
+    let mut flags = vec![
+        "start",
+        &app,
+        "--name",
+        "flag",
+        "--filter-env",
+        "SECRET",
+        "--",
+    ];
+    flags.extend(print);
+    k.command(&flags)
+        .env("SECRET_TOKEN", "t0ps3cret")
+        .env("PUBLIC_NAME", "shown")
+        .output()
+        .expect("start");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("ecosystem.config.json");
+    let ecosystem = serde_json::json!({"apps": [{
+        "name": "none", "script": app, "filter_env": true, "env": {"MODE": "own"},
+        "args": print,
+    }]});
+    std::fs::write(&file, ecosystem.to_string()).expect("write file");
+    k.command(&["start", &file.display().to_string()])
+        .env("SECRET_TOKEN", "t0ps3cret")
+        .env("PUBLIC_NAME", "shown")
+        .output()
+        .expect("start the file");
+    k.wait_for("both print", Duration::from_secs(5), || {
+        k.log("flag-out.log").contains("MODE") && k.log("none-out.log").contains("MODE")
+    });
+    let flag = k.log("flag-out.log");
+    assert!(
+        flag.contains("SECRET_TOKEN unset") && flag.contains("PUBLIC_NAME=shown"),
+        "{flag}"
+    );
+    // `true`: nothing inherited; the app's own `env` is never filtered.
+    let none = k.log("none-out.log");
+    assert!(
+        none.contains("SECRET_TOKEN unset")
+            && none.contains("PUBLIC_NAME unset")
+            && none.contains("MODE=own"),
+        "{none}"
+    );
+    // --update-env brings a new shell's variables: the filter still applies.
+    k.command(&["restart", "flag", "--update-env"])
+        .env("SECRET_TOKEN", "n3w")
+        .env("PUBLIC_NAME", "again")
+        .output()
+        .expect("restart");
+    k.wait_for("restarted", Duration::from_secs(5), || {
+        k.log("flag-out.log").contains("PUBLIC_NAME=again")
+    });
+    assert!(
+        !k.log("flag-out.log").contains("n3w"),
+        "{}",
+        k.log("flag-out.log")
+    );
+    // A value that is none of the shapes is refused, naming the field, and starts nothing.
+    let bad = serde_json::json!({"apps": [{"name": "bad", "script": app, "filter_env": 3}]});
+    std::fs::write(&file, bad.to_string()).expect("write file");
+    let out = k.fails(&["start", &file.display().to_string()]);
+    assert!(
+        out.contains(
+            "field `filter_env`: expected true, a variable's name or a list of texts, got 3"
+        ),
+        "{out}"
+    );
+    assert_eq!(k.jlist().len(), 2);
+}
+
+#[test]
 fn env_files_reach_the_app_under_env_and_their_secrets_stay_masked() {
     let k = kelpie();
     let dir = tempfile::tempdir().expect("tempdir");

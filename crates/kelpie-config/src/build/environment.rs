@@ -4,7 +4,8 @@
 use super::{Origin, Reader};
 use crate::convert;
 use crate::paths::{absolutize, expand_tilde};
-use kelpie_core::AppSpec;
+use crate::ValueError;
+use kelpie_core::{AppSpec, EnvFilter};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ pub(super) fn read_env(
     origin: &Origin<'_>,
 ) -> BTreeSet<String> {
     let profile = origin.profile;
+    spec.filter_env = r.get("filter_env", env_filter).unwrap_or_default();
     let cwd = PathBuf::from(&spec.cwd);
     let home = origin.ctx.home();
     spec.env = r
@@ -69,6 +71,24 @@ pub(super) fn read_env(
         .filter(|(name, value)| spec.env.get(name) == Some(value))
         .map(|(name, _)| name)
         .collect()
+}
+
+/// `filter_env`: `true` (no inherited variable), `false`, one variable's exact name, or a list of
+/// texts (variables whose name contains one are left out), as PM2 reads it.
+fn env_filter(value: &Value) -> Result<EnvFilter, ValueError> {
+    match value {
+        Value::Bool(true) => Ok(EnvFilter::DropAll),
+        Value::Bool(false) => Ok(EnvFilter::KeepAll),
+        Value::String(name) if !name.trim().is_empty() => Ok(EnvFilter::Named(name.clone())),
+        Value::Array(_) => match convert::words(value)? {
+            texts if texts.is_empty() => Ok(EnvFilter::KeepAll),
+            texts => Ok(EnvFilter::Containing(texts)),
+        },
+        other => Err(ValueError::Expected {
+            what: "true, a variable's name or a list of texts".into(),
+            got: convert::describe(other),
+        }),
+    }
 }
 
 /// `env_file`: one dotenv file or a list of them, relative to the app's directory, read now (a

@@ -22,7 +22,7 @@ impl AppSpec {
     /// without `increment_var` or when that value is not a whole number.
     pub fn incremented_var(&self, instance: u32) -> Option<(&str, u64)> {
         let var = self.increment_var.as_deref()?;
-        let base = self.env.get(var).or_else(|| self.inherited_env.get(var))?;
+        let base = self.env.get(var).or_else(|| self.inherited(var))?;
         let base: u64 = base.trim().parse().ok()?;
         Some((var, base + u64::from(instance)))
     }
@@ -104,15 +104,27 @@ impl AppSpec {
     pub fn env_port(&self) -> Option<u16> {
         self.env
             .get("PORT")
-            .or_else(|| self.inherited_env.get("PORT"))
+            .or_else(|| self.inherited("PORT"))
             .and_then(|p| p.trim().parse::<u16>().ok())
             .filter(|p| *p > 0)
     }
 
+    /// The inherited variable `name`, unless `filter_env` leaves it out.
+    pub fn inherited(&self, name: &str) -> Option<&String> {
+        self.inherited_env
+            .get(name)
+            .filter(|_| self.filter_env.keeps(name))
+    }
+
     /// The environment an instance gets, before Kelpie's own variables are added: the inherited
-    /// environment, overridden by the config's.
+    /// environment (less what `filter_env` leaves out), overridden by the config's.
     pub fn merged_env(&self) -> BTreeMap<String, String> {
-        let mut env = (*self.inherited_env).clone();
+        let mut env: BTreeMap<String, String> = self
+            .inherited_env
+            .iter()
+            .filter(|(name, _)| self.filter_env.keeps(name))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
         env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env
     }
@@ -186,6 +198,33 @@ mod tests {
         assert!(with(Some("/usr/local/bin/nodejs")).runs_on_node());
         assert!(!with(Some("python3")).runs_on_node());
         assert!(!with(None).runs_on_node());
+    }
+
+    #[test]
+    fn filter_env_leaves_out_inherited_variables_only() {
+        let mut spec = AppSpec::default();
+        let shell = Arc::make_mut(&mut spec.inherited_env);
+        for (name, value) in [
+            ("AWS_SECRET", "s"),
+            ("MY_SECRET_X", "s"),
+            ("PORT", "80"),
+            ("A", "a"),
+        ] {
+            shell.insert(name.into(), value.into());
+        }
+        spec.env.insert("OWN_SECRET".into(), "kept".into());
+        spec.filter_env = crate::EnvFilter::Containing(vec!["SECRET".into()]);
+        let env = spec.merged_env();
+        assert_eq!(
+            env.keys().collect::<Vec<_>>(),
+            ["A", "OWN_SECRET", "PORT"],
+            "the app's own env is not filtered"
+        );
+        spec.filter_env = crate::EnvFilter::Named("PORT".into());
+        assert!(!spec.merged_env().contains_key("PORT"));
+        assert_eq!(spec.env_port(), None, "a filtered PORT is no port");
+        spec.filter_env = crate::EnvFilter::DropAll;
+        assert_eq!(spec.merged_env().keys().collect::<Vec<_>>(), ["OWN_SECRET"]);
     }
 
     #[test]
