@@ -101,16 +101,20 @@ pub fn spawn_counted_on(
     drop(runtime.spawn(future));
 }
 
-/// Run `work` on the blocking pool and wait for its result. A panic in it goes on here, as if
-/// it had run in place (a bug: the task running this ends, and is logged by its owner); once the
-/// runtime is shutting down, this never returns.
-pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(value) => value,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => std::future::pending().await,
-    }
+/// Run `work` on the blocking pool and wait for its result, or say why there is none.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Interrupted> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Interrupted(e.to_string()))
 }
+
+/// Blocking work that ended without its result: it panicked (a bug, whose message this holds),
+/// or the runtime is shutting down. Its caller answers or logs it like its own failures.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Interrupted(String);
 
 /// Add `future` to `set`, reaping the tasks of the set that have ended first (an owner of many
 /// tasks that never awaits them one by one keeps no record of ended ones).
@@ -171,6 +175,18 @@ mod tests {
     #[tokio::test]
     async fn an_owned_task_gives_its_result() {
         assert_eq!(spawn(async { 42 }).await.expect("not aborted"), 42);
+    }
+
+    #[tokio::test]
+    async fn blocking_work_that_panics_is_an_error_naming_the_panic() {
+        assert_eq!(blocking(|| 7).await.expect("done"), 7);
+        let interrupted = blocking(|| -> u8 { panic!("a bug in the work") })
+            .await
+            .expect_err("no result");
+        assert!(
+            interrupted.to_string().contains("a bug in the work"),
+            "{interrupted}"
+        );
     }
 
     #[tokio::test]

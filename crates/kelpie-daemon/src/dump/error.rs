@@ -52,6 +52,9 @@ impl Unusable {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DumpError {
+    /// The work ended without its result (see [`crate::tasks::Interrupted`]).
+    #[error(transparent)]
+    Interrupted(#[from] crate::tasks::Interrupted),
     /// `save` of no app over a dump of some: refused unless forced, since it is most often a
     /// `save` after the daemon lost its apps.
     #[error("refusing to overwrite {path} ({apps} apps) with an empty list; use `kelpie save --force` to do it anyway")]

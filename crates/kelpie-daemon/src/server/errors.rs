@@ -42,7 +42,9 @@ impl ConfigLoadError {
     pub(super) fn kind(&self) -> ErrorKind {
         match self {
             ConfigLoadError::Config(_) => ErrorKind::Invalid,
-            ConfigLoadError::Task(_) => ErrorKind::Internal,
+            // As every failure to load was before the kinds were told apart: the Node API's
+            // callers see "invalid" whatever went wrong.
+            ConfigLoadError::Task(_) => ErrorKind::Invalid,
         }
     }
 }

@@ -168,6 +168,22 @@ impl Apps {
         }
     }
 
+    /// Ask every instance with the message `ask` makes of a reply channel; the answers to
+    /// wait for, by id.
+    pub(super) fn ask_all<T>(
+        &self,
+        ask: impl Fn(oneshot::Sender<T>) -> InstanceMsg,
+    ) -> Vec<(u32, oneshot::Receiver<T>)> {
+        self.entries
+            .iter()
+            .map(|(pm_id, entry)| {
+                let (tx, rx) = oneshot::channel();
+                let _ = entry.mailbox.send(ask(tx));
+                (*pm_id, rx)
+            })
+            .collect()
+    }
+
     /// Send `control` to instance `pm_id`; the receiver fires once it has settled.
     pub(super) fn command(&self, pm_id: u32, control: Control) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();

@@ -88,6 +88,18 @@ pub(super) fn log_file_infos(logs: &LogService, paths: &LogPaths) -> Vec<LogFile
 /// Read `kelpie.toml` off the async thread.
 pub(super) async fn read_settings(
     path: PathBuf,
-) -> Result<kelpie_config::DaemonSettings, kelpie_config::ConfigError> {
-    crate::tasks::blocking(move || kelpie_config::DaemonSettings::load(&path)).await
+) -> Result<kelpie_config::DaemonSettings, SettingsUnread> {
+    match crate::tasks::blocking(move || kelpie_config::DaemonSettings::load(&path)).await {
+        Ok(read) => Ok(read?),
+        Err(interrupted) => Err(interrupted.into()),
+    }
+}
+
+/// Why `kelpie.toml` gave no settings (the daemon goes on with what it had, or the defaults).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SettingsUnread {
+    #[error(transparent)]
+    Config(#[from] kelpie_config::ConfigError),
+    #[error(transparent)]
+    Interrupted(#[from] crate::tasks::Interrupted),
 }

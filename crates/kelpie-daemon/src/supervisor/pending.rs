@@ -45,7 +45,7 @@ pub(super) enum Back {
     ForegroundStarted(Response),
     /// `kelpie.toml` was read again for `reloadLogs` (or why not); then the files reopen.
     SettingsRead {
-        settings: Result<kelpie_config::DaemonSettings, kelpie_config::ConfigError>,
+        settings: Result<kelpie_config::DaemonSettings, super::logs::SettingsUnread>,
         reply: Option<oneshot::Sender<Reply>>,
     },
     /// Every app stopped for the daemon's end; answer `reply` if a client asked for it.

@@ -140,7 +140,9 @@ pub(super) fn update_asked(sup: &mut Supervisor) {
     }
     let home = home.clone();
     sup.pending.spawn(async move {
-        let result = crate::tasks::blocking(move || update::requested_program(&home)).await;
+        let result = crate::tasks::blocking(move || update::requested_program(&home))
+            .await
+            .unwrap_or_else(|e| Err(e.into()));
         super::Back::UpdateChecked(result)
     });
 }

@@ -108,7 +108,9 @@ impl Watches {
         let app = name.to_string();
         crate::tasks::spawn_into(&mut self.tasks, async move {
             // Walking the trees blocks: on the blocking pool.
-            let result = crate::tasks::blocking(move || service.watch(settings, bursts)).await;
+            let result = crate::tasks::blocking(move || service.watch(settings, bursts))
+                .await
+                .unwrap_or_else(|e| Err(e.into()));
             let _ = commands
                 .send(Command::WatchStarted {
                     name: app.clone(),

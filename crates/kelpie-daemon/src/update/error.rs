@@ -50,6 +50,9 @@ pub enum HandoffError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProgramError {
+    /// The work ended without its result (see [`crate::tasks::Interrupted`]).
+    #[error(transparent)]
+    Interrupted(#[from] crate::tasks::Interrupted),
     /// No program was named, and the daemon's own cannot be found.
     #[error("cannot tell which program this daemon runs: {0}")]
     OwnProgram(#[source] io::Error),

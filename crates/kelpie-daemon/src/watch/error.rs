@@ -6,6 +6,9 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WatchError {
+    /// The work ended without its result (see [`crate::tasks::Interrupted`]).
+    #[error(transparent)]
+    Interrupted(#[from] crate::tasks::Interrupted),
     /// The app names no path to watch.
     #[error("no path to watch")]
     NoPath,

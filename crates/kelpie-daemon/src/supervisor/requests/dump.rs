@@ -15,7 +15,9 @@ use tokio::sync::oneshot;
 pub(super) fn resurrect(sup: &mut Supervisor, reply: oneshot::Sender<Reply>) {
     let home = sup.services.home.clone();
     sup.pending.spawn(async move {
-        let result = crate::tasks::blocking(move || crate::dump::load_setting_aside(&home)).await;
+        let result = crate::tasks::blocking(move || crate::dump::load_setting_aside(&home))
+            .await
+            .unwrap_or_else(|e| Err(e.into()));
         Back::DumpLoaded { result, reply }
     });
 }

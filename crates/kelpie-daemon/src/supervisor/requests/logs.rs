@@ -63,11 +63,12 @@ pub(in crate::supervisor) fn flush_logs(
         let in_use = paths.clone();
         let count = paths.len();
         let finish = match crate::tasks::blocking(move || left.flush(&in_use)).await {
-            Ok(said) => Finish::Done(format!("flushed {count} log file(s){said}")),
-            Err(e) => Finish::Failed(WireError {
+            Ok(Ok(said)) => Finish::Done(format!("flushed {count} log file(s){said}")),
+            Ok(Err(e)) => Finish::Failed(WireError {
                 kind: kelpie_proto::ErrorKind::NotFound,
                 message: e.to_string(),
             }),
+            Err(e) => Finish::Done(format!("flushed {count} log file(s) ({e})")),
         };
         Back::Answer { finish, reply }
     });
@@ -91,7 +92,7 @@ pub(in crate::supervisor) fn reload_logs(
 /// configuration store's keys), then every log file reopened.
 pub(in crate::supervisor) fn logs_settings_read(
     sup: &mut Supervisor,
-    settings: Result<kelpie_config::DaemonSettings, kelpie_config::ConfigError>,
+    settings: Result<kelpie_config::DaemonSettings, crate::supervisor::logs::SettingsUnread>,
     reply: Option<oneshot::Sender<Reply>>,
 ) {
     let problem = match settings {

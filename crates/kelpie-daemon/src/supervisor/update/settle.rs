@@ -9,7 +9,7 @@ use crate::instance::{InstanceEvent, InstanceMsg};
 use crate::update;
 use kelpie_core::Status;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// How often an update in progress looks again whether everything has settled.
@@ -79,15 +79,7 @@ pub(in crate::supervisor) async fn update_look(
 
 /// Ask every instance whether it could hand over now; the first refusal, named.
 pub(super) async fn refusal(sup: &Supervisor) -> Option<NotNow> {
-    let asked: Vec<(u32, oneshot::Receiver<_>)> = sup
-        .apps
-        .iter()
-        .map(|(pm_id, entry)| {
-            let (tx, rx) = oneshot::channel();
-            let _ = entry.mailbox.send(InstanceMsg::CanHandOver(tx));
-            (pm_id, rx)
-        })
-        .collect();
+    let asked = sup.apps.ask_all(InstanceMsg::CanHandOver);
     for (pm_id, answer) in asked {
         let app = sup
             .apps

@@ -7,7 +7,6 @@ use crate::instance::InstanceMsg;
 use crate::update::Handoff;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tokio::sync::oneshot;
 
 /// How long the log readers may take to give their pipes back.
 const PIPES_WITHIN: Duration = Duration::from_secs(2);
@@ -17,15 +16,7 @@ const PIPES_WITHIN: Duration = Duration::from_secs(2);
 pub(super) async fn take_instances(
     sup: &mut Supervisor,
 ) -> Result<BTreeMap<u32, Inherited>, NotNow> {
-    let asked: Vec<(u32, oneshot::Receiver<_>)> = sup
-        .apps
-        .iter()
-        .map(|(pm_id, entry)| {
-            let (tx, rx) = oneshot::channel();
-            let _ = entry.mailbox.send(InstanceMsg::HandOver(tx));
-            (pm_id, rx)
-        })
-        .collect();
+    let asked = sup.apps.ask_all(InstanceMsg::HandOver);
     let mut handed: BTreeMap<u32, Inherited> = BTreeMap::new();
     let mut refused = None;
     for (pm_id, answer) in asked {
