@@ -188,7 +188,7 @@ impl Supervisor {
         } = inboxes;
         loop {
             // Biased, events first: an instance reports its new state before it wakes the waiter
-            // whose Finish then arrives on `commands`, so answers always show the settled state.
+            // whose answer then comes back from `pending`, so answers show the settled state.
             let wake = tokio::select! {
                 biased;
                 Some(event) = events.recv() => Wake::Event(event),

@@ -1,11 +1,13 @@
-//! Who owns each task the daemon starts. Tasks are spawned here and nowhere else (a test,
-//! `tests/module_graph.rs`, fails on a `tokio::spawn` in another file), and each has an owner
-//! that decides when it ends:
+//! Who owns each task the daemon starts. `tokio::spawn` is called here and nowhere else (a
+//! test, `tests/shape.rs`, fails on one in another file; a `JoinSet` spawns into itself), and
+//! each task has an owner that decides when it ends:
 //!
-//! - [`Owned`]: one task held by what it works for (a process's link, a health check, the web
-//!   server's accept loop); dropping the owner aborts the task, awaiting it gives its result.
-//! - a `JoinSet`, for owners of many: the supervisor's own tasks and its instances'
-//!   (`supervisor/tasks.rs`), the control socket's and the web server's connections.
+//! - [`Owned`]: one task held by what it works for (a link's IPC reader, a health check, the
+//!   web server's accept loop); dropping the owner aborts the task, awaiting it gives its result.
+//! - [`Helpers`]: a few tasks of one owner (an instance, a link), ended with it.
+//! - a `JoinSet`, for owners of many: the supervisor's pending work (`supervisor/pending.rs`)
+//!   and its instances' tasks (the app table), the control socket's and the web server's
+//!   connections, the apps' watches.
 //! - [`background`]: short work that must outlive what started it (collecting the exit of a
 //!   process dropped before it ended, so it leaves no zombie). The daemon waits a moment for
 //!   it at its end ([`end_background`]).

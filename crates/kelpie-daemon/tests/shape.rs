@@ -1,4 +1,5 @@
-//! How the code is shaped, measured (docs/architecture.md, "How the code is held together"):
+//! How the code is shaped, measured (docs/architecture.md, "Errors are types, not strings" and
+//! "Every task has an owner"):
 //! every task the daemon starts has an owner, the supervisor's own methods stay few (a request's
 //! handling lives in its module), and library code returns typed errors, not strings. Each
 //! test names what it found when it fails.
