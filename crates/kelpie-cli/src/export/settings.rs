@@ -43,6 +43,8 @@ const SHARED: &[(&str, Rule)] = &[
     ("cwd", carried),
     ("env", carried),
     ("env_file", carried),
+    // A container inherits no shell: what `filter_env` leaves out is never there to begin with.
+    ("filter_env", carried),
     ("append_env_to_name", carried),
     ("instances", carried),
     ("port", carried),
