@@ -6,7 +6,8 @@ mod errors;
 use crate::control::{Command, Reply};
 use crate::gate::Gate;
 use crate::logs::LogService;
-use errors::{ConfigLoadError, Refused};
+pub(crate) use errors::ConfigLoadError;
+use errors::Refused;
 use kelpie_proto::{
     decode, encode, ConfigSource, ErrorKind, Hello, Request, Response, WireError, MAX_FRAME_LEN,
     PROTOCOL_VERSION,
@@ -489,7 +490,7 @@ async fn load_config(
     source: ConfigSource,
     ctx: kelpie_config::LoadContext,
 ) -> Result<kelpie_config::Loaded, ConfigLoadError> {
-    let loaded = tokio::task::spawn_blocking(move || match source {
+    let loaded = crate::tasks::blocking(move || match source {
         ConfigSource::File(path) => {
             kelpie_config::load_file(&kelpie_config::absolutize(&ctx.cwd, path.as_ref()), &ctx)
         }

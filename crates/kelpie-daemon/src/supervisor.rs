@@ -51,7 +51,7 @@ use apps::Apps;
 use conf::Settings;
 use exit::Exit;
 use order::Dependencies;
-use pending::{Back, Pending};
+use pending::{Back, PendingWork};
 use persistence::Persistence;
 use ports::Ports;
 use services::{NewInstance, Services, Setup};
@@ -130,7 +130,7 @@ struct Supervisor {
     foreground: Option<foreground::Foreground>,
     exit: Exit,
     /// What the handlers wait for, off the loop (`pending.rs`).
-    pending: Pending,
+    pending: PendingWork,
 }
 
 impl Supervisor {
@@ -163,7 +163,7 @@ impl Supervisor {
             update: Updating::new(control),
             foreground,
             exit: Exit::default(),
-            pending: Pending::default(),
+            pending: PendingWork::default(),
             services: Services {
                 home,
                 commands,

@@ -1,5 +1,5 @@
-//! Why the control socket refuses a client, and why a config it sent for `start` cannot be
-//! read: each knows the kind of wire error the client gets.
+//! Why the control socket refuses a client, and why a config cannot be read (the one a client
+//! sent for `start`, or `kelpie.toml`): each knows the kind of wire error the client gets.
 
 use kelpie_proto::ErrorKind;
 
@@ -26,25 +26,22 @@ impl Refused {
     }
 }
 
-/// Why the config of a `start` from a file (or stdin) cannot be used.
+/// Why a config cannot be used: the apps of a `start` from a file (or stdin), or the daemon's
+/// own settings (`kelpie.toml`), read on the blocking pool.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum ConfigLoadError {
+pub(crate) enum ConfigLoadError {
     /// The config itself is wrong: the user's to fix.
     #[error(transparent)]
     Config(#[from] kelpie_config::ConfigError),
-    /// The blocking task reading it failed (panicked or was cancelled at shutdown).
+    /// The blocking work reading it ended without a result (a panic, or the daemon's end).
     #[error(transparent)]
-    Task(#[from] tokio::task::JoinError),
+    Interrupted(#[from] crate::tasks::Interrupted),
 }
 
 impl ConfigLoadError {
-    /// The kind of the wire error it is answered with.
+    /// The kind of the wire error it is answered with: "invalid" whatever went wrong, as every
+    /// failure to load was before the kinds were told apart (the Node API's callers see it).
     pub(super) fn kind(&self) -> ErrorKind {
-        match self {
-            ConfigLoadError::Config(_) => ErrorKind::Invalid,
-            // As every failure to load was before the kinds were told apart: the Node API's
-            // callers see "invalid" whatever went wrong.
-            ConfigLoadError::Task(_) => ErrorKind::Invalid,
-        }
+        ErrorKind::Invalid
     }
 }

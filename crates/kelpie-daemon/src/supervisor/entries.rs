@@ -1,5 +1,6 @@
 //! An instance into and out of the app table, with what goes with it (its task, its logs, its
-//! app's port and watches), and a change of the spec of instances.
+//! app's port and watches): new instances of a spec, a change of the spec of instances, and an
+//! app's instances re-specced to a new count.
 
 use super::apps::Entry;
 use super::{update, NewInstance, Supervisor};

@@ -1,10 +1,13 @@
-//! Requests about logs: which instances a `logs` client reads, `flush`, `reloadLogs`.
+//! The logs as the supervisor knows them: which instances a `logs` client reads, the files
+//! `describe` shows, and `kelpie.toml` read again (`flush` and `reloadLogs` are in
+//! `requests/logs.rs`).
 
 use super::apps::Apps;
 use crate::control::{LogSelection, SelectedInstance};
 use crate::launch::LogPaths;
 use crate::logs::hub::LogFilter;
 use crate::logs::LogService;
+use crate::server::ConfigLoadError;
 use kelpie_proto::{Home, LogFileInfo, Target, WireError};
 use std::path::PathBuf;
 
@@ -88,18 +91,6 @@ pub(super) fn log_file_infos(logs: &LogService, paths: &LogPaths) -> Vec<LogFile
 /// Read `kelpie.toml` off the async thread.
 pub(super) async fn read_settings(
     path: PathBuf,
-) -> Result<kelpie_config::DaemonSettings, SettingsUnread> {
-    match crate::tasks::blocking(move || kelpie_config::DaemonSettings::load(&path)).await {
-        Ok(read) => Ok(read?),
-        Err(interrupted) => Err(interrupted.into()),
-    }
-}
-
-/// Why `kelpie.toml` gave no settings (the daemon goes on with what it had, or the defaults).
-#[derive(Debug, thiserror::Error)]
-pub(super) enum SettingsUnread {
-    #[error(transparent)]
-    Config(#[from] kelpie_config::ConfigError),
-    #[error(transparent)]
-    Interrupted(#[from] crate::tasks::Interrupted),
+) -> Result<kelpie_config::DaemonSettings, ConfigLoadError> {
+    Ok(crate::tasks::blocking(move || kelpie_config::DaemonSettings::load(&path)).await??)
 }

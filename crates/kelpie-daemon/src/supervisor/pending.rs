@@ -45,7 +45,7 @@ pub(super) enum Back {
     ForegroundStarted(Response),
     /// `kelpie.toml` was read again for `reloadLogs` (or why not); then the files reopen.
     SettingsRead {
-        settings: Result<kelpie_config::DaemonSettings, super::logs::SettingsUnread>,
+        settings: Result<kelpie_config::DaemonSettings, crate::server::ConfigLoadError>,
         reply: Option<oneshot::Sender<Reply>>,
     },
     /// Every app stopped for the daemon's end; answer `reply` if a client asked for it.
@@ -56,12 +56,12 @@ pub(super) enum Back {
 
 /// The supervisor's running tasks.
 #[derive(Default)]
-pub(super) struct Pending {
+pub(super) struct PendingWork {
     running: JoinSet<Back>,
 }
 
-impl Pending {
-    /// Run `work`; its result comes back through [`Pending::next`].
+impl PendingWork {
+    /// Run `work`; its result comes back through [`PendingWork::next`].
     pub(super) fn spawn(&mut self, work: impl Future<Output = Back> + Send + 'static) {
         self.running.spawn(work);
     }
@@ -110,7 +110,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn results_come_back_as_tasks_end_and_a_panic_is_not_one() {
-        let mut tasks = Pending::default();
+        let mut tasks = PendingWork::default();
         let (slow_tx, slow_rx) = oneshot::channel::<()>();
         tasks.after(vec![slow_rx], || {
             Back::UpdateChecked(Ok(PathBuf::from("slow")))
@@ -132,7 +132,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_tasks_end_with_their_owner() {
-        let mut tasks = Pending::default();
+        let mut tasks = PendingWork::default();
         let (held_tx, held_rx) = oneshot::channel::<()>();
         let (never_tx, never_rx) = oneshot::channel::<()>();
         tasks.spawn(async move {

@@ -92,7 +92,7 @@ pub(in crate::supervisor) fn reload_logs(
 /// configuration store's keys), then every log file reopened.
 pub(in crate::supervisor) fn logs_settings_read(
     sup: &mut Supervisor,
-    settings: Result<kelpie_config::DaemonSettings, crate::supervisor::logs::SettingsUnread>,
+    settings: Result<kelpie_config::DaemonSettings, crate::server::ConfigLoadError>,
     reply: Option<oneshot::Sender<Reply>>,
 ) {
     let problem = match settings {
