@@ -77,6 +77,7 @@ enum Wake {
     Persist,
     Signal(DaemonSignal),
     UpdateLook,
+    TaskEnded,
     Exit,
 }
 
@@ -201,6 +202,7 @@ impl Supervisor {
                 Some(signal) = signals.recv() => Wake::Signal(signal),
                 () = self.update.look_due() => Wake::UpdateLook,
                 () = self.exit.due() => Wake::Exit,
+                () = self.apps.task_ended() => Wake::TaskEnded,
             };
             match wake {
                 Wake::Command(command) => self.on_command(command),
@@ -211,6 +213,7 @@ impl Supervisor {
                 Wake::Persist => self.persistence.write(&self.apps, None),
                 Wake::Signal(signal) => self.on_signal(signal),
                 Wake::UpdateLook => update::update_look(self, &mut events, &mut signals).await,
+                Wake::TaskEnded => {}
                 Wake::Exit => return Ok(()),
             }
         }

@@ -871,6 +871,61 @@ fn many_apps_are_started_listed_restarted_and_deleted_and_each_step_is_timed() {
     assert!(list < 10 * SECS && jlist < 10 * SECS);
 }
 
+/// The daemon's own memory (RssAnon), in KiB.
+fn rss_anon_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("the daemon's status")
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("RssAnon")
+}
+
+#[test]
+fn deleted_apps_give_the_daemon_their_memory_back() {
+    // An instance's task, once ended, holds its room (several KB) until its owner lets go of
+    // its record: the daemon must let go as each one ends, not when the next app is created.
+    // Measured with 500 apps: 52 % of what they took is still held after `delete all` (glibc
+    // keeps the pages that hold a long-lived allocation); 77 % while ended tasks were kept.
+    let k = kelpie();
+    let _heavy = super::heavy();
+    let n = 500;
+    let app = k.fake_app();
+    let apps: Vec<String> = (0..n)
+        .map(|i| format!(r#"{{"name":"app{i}","script":"{app}","args":["--quiet"]}}"#))
+        .collect();
+    let eco = k.write("eco.json", &format!(r#"{{"apps":[{}]}}"#, apps.join(",")));
+    k.ok(&["list"]);
+    let daemon = k.daemon_pid().expect("daemon");
+    std::thread::sleep(Duration::from_secs(2));
+    let fresh = rss_anon_kb(daemon);
+    k.ok(&["start", &eco]);
+    k.wait_for("every app online", 30 * SECS, || {
+        k.jlist()
+            .iter()
+            .filter(|a| a["pm2_env"]["status"] == "online")
+            .count()
+            == n
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let running = rss_anon_kb(daemon);
+    let took = running.saturating_sub(fresh);
+    assert!(took > 1024, "{n} apps took {took} KiB");
+    k.ok(&["delete", "all"]);
+    let kept = |now: u64| now.saturating_sub(fresh) as f64 / took as f64;
+    let deadline = Instant::now() + 15 * SECS;
+    let mut now = rss_anon_kb(daemon);
+    while kept(now) > 0.65 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        now = rss_anon_kb(daemon);
+    }
+    assert!(
+        kept(now) <= 0.65,
+        "after delete all the daemon holds {:.0} % of the {took} KiB its {n} apps took (fresh {fresh} KiB, running {running} KiB, now {now} KiB)",
+        kept(now) * 100.0
+    );
+}
+
 /// libfaketime, from Debian's `faketime` package, if installed.
 fn libfaketime() -> Option<PathBuf> {
     [

@@ -189,8 +189,9 @@ pub struct InstanceSetup {
     pub host: Host,
 }
 
-/// Start the task, owned by `tasks`; returns its mailbox. The task ends by itself once its
-/// mailbox is dropped and its process stopped (or handed over).
+/// Start the task, owned by `tasks` (whose owner lets go of it once it ended); returns its
+/// mailbox. The task ends by itself once its mailbox is dropped and its process stopped (or
+/// handed over).
 pub fn spawn(
     setup: InstanceSetup,
     events: mpsc::UnboundedSender<InstanceEvent>,
@@ -198,7 +199,7 @@ pub fn spawn(
 ) -> crate::mailbox::Sender<InstanceMsg> {
     let (tx, rx) = crate::mailbox::channel();
     let (given, state, inherited) = Given::new(setup, events, tx.downgrade());
-    crate::tasks::spawn_into(tasks, Instance::new(given, state, rx).run(inherited));
+    tasks.spawn(Instance::new(given, state, rx).run(inherited));
     tx
 }
 

@@ -76,8 +76,8 @@ pub(super) struct Apps {
     /// The inherited environment of the app created last, which the next ones share when
     /// they have the same (see [`Apps::share_inherited_env`]).
     shared_env: Option<Arc<BTreeMap<String, String>>>,
-    /// The instances' tasks: each ends once its instance is removed and its process stopped;
-    /// whatever is left is aborted with the table.
+    /// The instances' tasks: each ends once its instance is removed and its process stopped
+    /// (let go of by [`Apps::task_ended`]); whatever is left is aborted with the table.
     tasks: tokio::task::JoinSet<()>,
 }
 
@@ -85,6 +85,16 @@ impl Apps {
     /// Where the instances' tasks are kept (see [`crate::instance::spawn`]).
     pub(super) fn tasks(&mut self) -> &mut tokio::task::JoinSet<()> {
         &mut self.tasks
+    }
+
+    /// Ready when an instance's task has ended, its record let go: a task's memory (its
+    /// future's room, about 4 KB) is freed only then. Never ready while none has ended.
+    pub(super) async fn task_ended(&mut self) {
+        match self.tasks.join_next().await {
+            Some(Err(e)) if e.is_panic() => crate::daemon_log!("an instance's task failed: {e}"),
+            Some(_) => {}
+            None => std::future::pending().await,
+        }
     }
 
     pub(super) fn get(&self, pm_id: u32) -> Option<&Entry> {
@@ -457,4 +467,26 @@ fn find_cycle(
         path.pop();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ended_task_is_let_go_of_and_a_running_one_kept() {
+        let mut apps = Apps::default();
+        let (_keep_tx, keep) = oneshot::channel::<()>();
+        apps.tasks().spawn(async {
+            let _ = keep.await;
+        });
+        apps.tasks().spawn(async {});
+        tokio::time::timeout(Duration::from_secs(1), apps.task_ended())
+            .await
+            .expect("the ended task is reported");
+        assert_eq!(apps.tasks().len(), 1, "only the running task is kept");
+        let none = tokio::time::timeout(Duration::from_secs(60), apps.task_ended()).await;
+        assert!(none.is_err(), "nothing more has ended");
+    }
 }
