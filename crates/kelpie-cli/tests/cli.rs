@@ -12,6 +12,8 @@ mod cli {
     mod config;
     mod control_socket;
     mod daemon;
+    mod deploy;
+    mod deploy_harness;
     mod events;
     mod export;
     mod faults;
