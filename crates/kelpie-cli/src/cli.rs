@@ -12,7 +12,7 @@ mod pm2_flags;
 mod serving;
 mod views;
 
-pub use deploy::{ExportArgs, RuntimeArgs, StartupArgs};
+pub use deploy::{DeployArgs, ExportArgs, RuntimeArgs, StartupArgs};
 pub use lifecycle::{ReloadArgs, RestartArgs, StartArgs, TargetArgs};
 pub use pm2_flags::{IgnoredPm2Flags, StartOnlyFlags};
 pub use serving::{ServeArgs, WebArgs};
@@ -197,6 +197,9 @@ pub enum Command {
     /// orphans reaped, SIGTERM stops the apps and exits (PM2's pm2-runtime)
     #[command(alias = "pm2-runtime")]
     Runtime(Box<RuntimeArgs>),
+    /// Ship an ecosystem file's app to servers over SSH (PM2's `deploy` sections): releases
+    /// built on every host, live only once their apps are ready (docs/deploy.md)
+    Deploy(DeployArgs),
     /// Turn the apps of an ecosystem file into systemd units, a Compose file or Kubernetes
     /// manifests (no daemon needed)
     Export(ExportArgs),

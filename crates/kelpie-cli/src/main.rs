@@ -22,6 +22,7 @@ macro_rules! out {
 mod cli;
 mod client;
 mod commands;
+mod deploy;
 mod exit;
 mod export;
 mod output;

@@ -39,7 +39,8 @@ pub use dependencies::in_start_order;
 pub use errors::ConfigError;
 pub use formats::is_ecosystem_file;
 pub use load::{
-    app_names, app_names_in_stdin, from_script, load_file, load_stdin, serve_app, STDIN,
+    app_names, app_names_in_stdin, deploy_section, from_script, load_file, load_stdin, serve_app,
+    STDIN,
 };
 pub use normalize::ShapeError;
 pub use options::{HealthFlags, ScriptOptions};

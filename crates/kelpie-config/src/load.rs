@@ -38,20 +38,36 @@ struct Document {
 fn read_document(path: &Path, ctx: &LoadContext) -> Result<Document, ConfigError> {
     let file = path.display().to_string();
     let abs = absolutize(&ctx.cwd, path);
-    let format = formats::format_of(&abs)
-        .ok_or_else(|| ConfigError::UnknownFormat { file: file.clone() })?;
+    let (value, notes) = read_value(&abs, &file, ctx)?;
+    let dir = abs
+        .parent()
+        .map_or_else(|| ctx.cwd.clone(), Path::to_path_buf);
+    let mut doc = document(file, abs, dir, &value)?;
+    doc.notes.extend(notes);
+    Ok(doc)
+}
+
+/// The document an ecosystem file holds, whatever its format, with the JSON reader's notes.
+fn read_value(
+    abs: &Path,
+    file: &str,
+    ctx: &LoadContext,
+) -> Result<(Value, Vec<String>), ConfigError> {
+    let file = file.to_string();
+    let format =
+        formats::format_of(abs).ok_or_else(|| ConfigError::UnknownFormat { file: file.clone() })?;
     let mut notes = Vec::new();
     let value: Value = match format {
         Format::JavaScript => {
             // Checked first so a typo in the name is "not found", not a Node stack trace.
-            std::fs::metadata(&abs).map_err(|source| ConfigError::Read {
+            std::fs::metadata(abs).map_err(|source| ConfigError::Read {
                 file: file.clone(),
                 source,
             })?;
-            crate::node::evaluate(&abs, &file, ctx)?
+            crate::node::evaluate(abs, &file, ctx)?
         }
         _ => {
-            let text = std::fs::read_to_string(&abs).map_err(|source| ConfigError::Read {
+            let text = std::fs::read_to_string(abs).map_err(|source| ConfigError::Read {
                 file: file.clone(),
                 source,
             })?;
@@ -68,7 +84,7 @@ fn read_document(path: &Path, ctx: &LoadContext) -> Result<Document, ConfigError
                 // cannot read goes to Node; if Node cannot read it either, the JSON5 error
                 // (with its line and column) is the one shown.
                 Err(json5_error) if format == Format::Json => {
-                    match crate::node::evaluate_expression(&abs, &file, ctx) {
+                    match crate::node::evaluate_expression(abs, &file, ctx) {
                         Some(Ok(value)) => value,
                         _ => return Err(json5_error),
                     }
@@ -77,12 +93,7 @@ fn read_document(path: &Path, ctx: &LoadContext) -> Result<Document, ConfigError
             }
         }
     };
-    let dir = abs
-        .parent()
-        .map_or_else(|| ctx.cwd.clone(), Path::to_path_buf);
-    let mut doc = document(file, abs, dir, &value)?;
-    doc.notes.extend(notes);
-    Ok(doc)
+    Ok((value, notes))
 }
 
 /// An ecosystem file read from standard input (`kelpie start -`): JSON5, like a `.json` file,
@@ -168,6 +179,15 @@ fn app_names_of(doc: &Document, origin: &Origin<'_>) -> Vec<Option<String>> {
 /// its neighbours from being started one by one.
 pub fn load_file(path: &Path, ctx: &LoadContext) -> Result<Loaded, ConfigError> {
     load_document(read_document(path, ctx)?, ctx)
+}
+
+/// The file's top-level `deploy` section as written (`kelpie deploy` reads and checks it), or
+/// `None` when the file has none. JavaScript files are evaluated as for `start`.
+/// A file with only a `deploy` section is read too (PM2's deployer needs no apps).
+pub fn deploy_section(path: &Path, ctx: &LoadContext) -> Result<Option<Value>, ConfigError> {
+    let file = path.display().to_string();
+    let (value, _) = read_value(&absolutize(&ctx.cwd, path), &file, ctx)?;
+    Ok(value.get("deploy").cloned())
 }
 
 /// Load an ecosystem file given as text on standard input (`kelpie start -`), as PM2 reads a

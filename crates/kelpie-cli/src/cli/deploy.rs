@@ -1,5 +1,5 @@
 //! The arguments of the commands that run apps elsewhere: at boot (`startup`), in a container
-//! (`runtime`), or under other tools (`export`).
+//! (`runtime`), under other tools (`export`), or on other machines (`deploy`).
 
 use super::StartArgs;
 use clap::Args;
@@ -78,4 +78,22 @@ pub struct ExportArgs {
     /// from the environment (no .env is needed)
     #[arg(long, value_name = "NAME")]
     pub secret_ref: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// `[file] <env> [setup | update | revert [n] | curr | prev | list | exec <cmd> | ref <ref> |
+    /// <ref> | unlock]`, as PM2's deploy takes them
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "WORDS"
+    )]
+    pub words: Vec<String>,
+    /// Deploy even with uncommitted or unpushed changes here (PM2's --force; never breaks a lock)
+    #[arg(short, long, visible_short_alias = 'F')]
+    pub force: bool,
+    /// One JSON report on stdout (progress and hooks' output on stderr), for CI
+    #[arg(long)]
+    pub json: bool,
 }

@@ -157,6 +157,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Init { mode: _ } => lifecycle::init(),
         Command::Runtime(args) => runtime::runtime(home, *args),
         Command::Export(args) => export::export(args),
+        Command::Deploy(args) => crate::deploy::deploy(args),
         Command::Completions { shell } => completions::completions(shell),
         Command::CompleteApps { words } => completions::complete_apps(&home, &words),
         Command::Man => man::man(),

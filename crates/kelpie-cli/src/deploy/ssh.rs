@@ -1,0 +1,215 @@
+//! The system's OpenSSH client, one connection per host reused for every step: it honours
+//! `~/.ssh/config`, the agent and ProxyJump, and authenticates once (`ControlMaster`).
+
+use super::config::Host;
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// How a script's own report lines start (see `remote.rs`).
+const MARKER: &str = "@@kelpie:";
+/// How many of ssh's own error lines are kept to explain a failure.
+const STDERR_KEPT: usize = 8;
+
+/// A host to run scripts on.
+pub struct Connection {
+    /// The host's settings.
+    pub host: Host,
+    /// `user@host:port`.
+    pub label: String,
+    control_path: PathBuf,
+}
+
+/// What a script run ended with.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// ssh's exit status (255: ssh itself failed; else the script's), `None` if killed.
+    pub status: Option<i32>,
+    /// The script's reports: (word, rest of the line).
+    pub reports: Vec<(String, String)>,
+    /// ssh's last error lines.
+    pub stderr: Vec<String>,
+}
+
+impl Outcome {
+    /// The rest of the first report line starting with `word`.
+    pub fn report(&self, word: &str) -> Option<&str> {
+        self.reports
+            .iter()
+            .find(|(w, _)| w == word)
+            .map(|(_, rest)| rest.as_str())
+    }
+
+    /// Whether ssh could not reach the host or log in.
+    pub fn unreachable(&self) -> bool {
+        self.status == Some(255) && self.reports.is_empty()
+    }
+
+    /// Why the script failed, in words: the step and status it reported, or ssh's error.
+    pub fn failure(&self) -> Failure {
+        if let Some(rest) = self.report("fail") {
+            let mut parts = rest.splitn(2, ' ');
+            let step = parts.next().unwrap_or("").to_string();
+            let status = parts.next().and_then(|s| s.trim().parse().ok());
+            return Failure { step, status };
+        }
+        if self.unreachable() {
+            return Failure {
+                step: "connect".to_string(),
+                status: None,
+            };
+        }
+        Failure {
+            step: "script".to_string(),
+            status: self.status,
+        }
+    }
+}
+
+/// The step a script failed at, and the status it ended with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// `pre-deploy`, `fetch`, `post-deploy`, `connect`…
+    pub step: String,
+    /// The step's exit status, when it has one.
+    pub status: Option<i32>,
+}
+
+impl Connection {
+    /// A connection to `host`, its master socket in `control_dir`.
+    pub fn new(host: Host, control_dir: &Path) -> Connection {
+        let label = host.label();
+        Connection {
+            label,
+            host,
+            control_path: control_dir.join("%C"),
+        }
+    }
+
+    /// ssh with the host's options, up to the destination.
+    fn ssh(&self) -> Command {
+        let mut ssh = Command::new("ssh");
+        if let Some(port) = self.host.port {
+            ssh.arg("-p").arg(port.to_string());
+        }
+        if let Some(key) = &self.host.key {
+            ssh.arg("-i").arg(key);
+        }
+        if self.host.forward_agent {
+            ssh.arg("-A");
+        }
+        if self.host.needs_tty {
+            ssh.arg("-t");
+        }
+        for option in &self.host.ssh_options {
+            ssh.arg("-o").arg(option);
+        }
+        ssh.arg("-o").arg("ControlMaster=auto");
+        ssh.arg("-o")
+            .arg(format!("ControlPath={}", self.control_path.display()));
+        // Phases follow each other at once; a connection left by a deploy that was killed
+        // ends by itself soon after.
+        ssh.arg("-o").arg("ControlPersist=10");
+        if !std::io::stdin().is_terminal() {
+            // Nobody can answer a password or host-key prompt: fail instead of hanging.
+            ssh.arg("-o").arg("BatchMode=yes");
+        }
+        ssh.arg(self.destination());
+        ssh
+    }
+
+    fn destination(&self) -> String {
+        match &self.host.user {
+            Some(user) => format!("{user}@{}", self.host.host),
+            None => self.host.host.clone(),
+        }
+    }
+
+    /// Run `script` on the host; each line it prints that is not a report goes to `line`.
+    pub fn run(&self, script: &str, line: &(dyn Fn(&str) + Sync)) -> Outcome {
+        let mut ssh = self.ssh();
+        let on_stdin = !self.host.needs_tty;
+        if on_stdin {
+            ssh.arg("sh -s");
+            ssh.stdin(Stdio::piped());
+        } else {
+            ssh.arg(format!("sh -c {}", super::remote::quote(script)));
+            ssh.stdin(Stdio::inherit());
+        }
+        ssh.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = match ssh.spawn() {
+            Ok(child) => child,
+            Err(error) => {
+                return Outcome {
+                    status: Some(255),
+                    stderr: vec![format!("cannot run ssh: {error}")],
+                    ..Outcome::default()
+                }
+            }
+        };
+        if on_stdin {
+            if let Some(mut stdin) = child.stdin.take() {
+                // A host that hangs up early fails the run below; its error says why.
+                let _ = stdin.write_all(script.as_bytes());
+            }
+        }
+        let stderr = child.stderr.take();
+        let stdout = child.stdout.take();
+        let mut outcome = Outcome::default();
+        std::thread::scope(|scope| {
+            let errors = scope.spawn(move || {
+                let mut text = String::new();
+                if let Some(mut stderr) = stderr {
+                    let _ = stderr.read_to_string(&mut text);
+                }
+                let lines: Vec<String> = text
+                    .lines()
+                    .filter(|l| {
+                        !l.trim().is_empty() && !l.starts_with("Warning: Permanently added")
+                    })
+                    .map(str::to_string)
+                    .collect();
+                lines[lines.len().saturating_sub(STDERR_KEPT)..].to_vec()
+            });
+            if let Some(stdout) = stdout {
+                for text in BufReader::new(stdout).lines() {
+                    let Ok(text) = text else { break };
+                    let text = text.trim_end_matches('\r');
+                    match text.strip_prefix(MARKER) {
+                        Some(report) => {
+                            let (word, rest) = report.split_once(' ').unwrap_or((report, ""));
+                            outcome.reports.push((word.to_string(), rest.to_string()));
+                        }
+                        None => line(text),
+                    }
+                }
+            }
+            outcome.stderr = errors.join().unwrap_or_default();
+        });
+        outcome.status = child.wait().ok().and_then(|status| status.code());
+        outcome
+    }
+
+    /// Close the shared connection (nothing is left running on this machine).
+    pub fn close(&self) {
+        let _ = self
+            .ssh_control()
+            .arg("-O")
+            .arg("exit")
+            .arg(self.destination())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    fn ssh_control(&self) -> Command {
+        let mut ssh = Command::new("ssh");
+        ssh.arg("-o")
+            .arg(format!("ControlPath={}", self.control_path.display()));
+        if let Some(port) = self.host.port {
+            ssh.arg("-p").arg(port.to_string());
+        }
+        ssh
+    }
+}
