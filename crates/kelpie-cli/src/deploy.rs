@@ -525,6 +525,11 @@ impl Run {
             };
             self.progress(connection, &format!("activate releases/{id}"));
             let outcome = self.run_on(connection, &self.prelude(connection).activate(id, sha));
+            if outcome.report("live").is_none() && outcome.report("fail").is_none() {
+                // The script did not get to the end (the connection dropped, Ctrl-C): the
+                // lock it holds is released; the release stays for a later revert or prune.
+                let _ = connection.run(&self.prelude(connection).abort(None), &|_| {});
+            }
             match outcome.report("live") {
                 Some(_) if outcome.status == Some(0) => {
                     HostEnd::Done(format!("live: releases/{id} ({})", short(sha)))

@@ -49,12 +49,34 @@ pub struct Origin<'a> {
 /// The app's working directory as configured, without checking it exists.
 fn configured_cwd(raw: &RawApp, origin: &Origin<'_>) -> PathBuf {
     match raw.get("cwd").and_then(|f| f.value.as_str()) {
-        Some(cwd) => absolutize(
-            origin.base_dir,
-            Path::new(&expand_tilde(cwd, origin.ctx.home())),
+        Some(cwd) => in_release(
+            absolutize(
+                origin.base_dir,
+                Path::new(&expand_tilde(cwd, origin.ctx.home())),
+            ),
+            origin.ctx,
         ),
         None => origin.base_dir.to_path_buf(),
     }
+}
+
+/// While `kelpie deploy` activates a release (its post-deploy sets `KELPIE_DEPLOY_PATH` and
+/// `KELPIE_DEPLOY_RELEASE`), a directory under the deploy path's `current` or `source` means
+/// the same directory of the release being activated: `current` still points at the old one
+/// until the new one is ready, and the apps must start from the new one (docs/deploy.md).
+fn in_release(path: PathBuf, ctx: &LoadContext) -> PathBuf {
+    let (Some(root), Some(release)) = (
+        ctx.env.get("KELPIE_DEPLOY_PATH"),
+        ctx.env.get("KELPIE_DEPLOY_RELEASE"),
+    ) else {
+        return path;
+    };
+    for live in ["current", "source"] {
+        if let Ok(rest) = path.strip_prefix(Path::new(root).join(live)) {
+            return Path::new(release).join(rest);
+        }
+    }
+    path
 }
 
 /// The app's name: `name`, else derived from `script`; `None` when neither is usable.
@@ -231,4 +253,32 @@ pub(crate) fn cpu_count() -> u32 {
         std::thread::available_parallelism()
             .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deploy_paths_current_means_the_release_being_activated() {
+        let mut ctx = LoadContext::default();
+        let path = PathBuf::from("/srv/api/current/web");
+        assert_eq!(in_release(path.clone(), &ctx), path);
+        ctx.env
+            .insert("KELPIE_DEPLOY_PATH".into(), "/srv/api".into());
+        ctx.env.insert(
+            "KELPIE_DEPLOY_RELEASE".into(),
+            "/srv/api/releases/20261125-abc1234".into(),
+        );
+        assert_eq!(
+            in_release(path, &ctx),
+            PathBuf::from("/srv/api/releases/20261125-abc1234/web")
+        );
+        assert_eq!(
+            in_release(PathBuf::from("/srv/api/source"), &ctx),
+            PathBuf::from("/srv/api/releases/20261125-abc1234")
+        );
+        let other = PathBuf::from("/srv/api/currently");
+        assert_eq!(in_release(other.clone(), &ctx), other);
+    }
 }

@@ -24,6 +24,7 @@ const EXAMPLE: &str = r#"// Kelpie ecosystem file (PM2-compatible).
 //   kelpie start ecosystem.config.js                  start every app below
 //   kelpie start ecosystem.config.js --only api       start some of them
 //   kelpie start ecosystem.config.js --env production also apply `env_production`
+//   kelpie deploy production                          ship it to the servers of `deploy`
 //
 // Field names are PM2's; camelCase spellings (maxMemoryRestart) work too. Unknown fields are
 // errors, so typos do not go unnoticed. Reference: docs/configuration.md
@@ -93,5 +94,19 @@ module.exports = {
       },
     },
   ],
+
+  // `kelpie deploy production setup`, then `kelpie deploy production`: each server gets a new
+  // release from `repo`, started (or reloaded) by `post-deploy`, and goes live only once its
+  // apps are ready. PM2's keys and commands. Reference: docs/deploy.md
+  deploy: {
+    production: {
+      user: 'deploy',
+      host: ['your-server.example.com'],
+      ref: 'origin/main',
+      repo: 'git@github.com:you/your-app.git',
+      path: '/srv/your-app',
+      'post-deploy': 'npm ci --omit=dev && kelpie startOrReload ecosystem.config.js --env production',
+    },
+  },
 };
 "#;

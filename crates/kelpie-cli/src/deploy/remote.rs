@@ -99,7 +99,8 @@ kd_runs_from() {
 }
 kd_activate() {
     kd_say "step $1"
-    ( cd "$2" || exit 1; kd_env; KELPIE_DEPLOY_RELEASE=$(pwd -P); export KELPIE_DEPLOY_RELEASE
+    ( cd "$2" || exit 1; kd_env; KELPIE_DEPLOY_RELEASE=$(pwd -P); KELPIE_DEPLOY_PATH=$P
+      export KELPIE_DEPLOY_RELEASE KELPIE_DEPLOY_PATH
       kd_shell "$HOOK_POST_DEPLOY" ) </dev/null 2>&1
 }
 "#;
