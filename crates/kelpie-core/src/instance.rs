@@ -192,9 +192,14 @@ impl InstanceState {
             Input::ScheduledStart => self.on_scheduled_start(),
             Input::AutoRestart(why) => match self.status {
                 Status::Launching | Status::Online => {
-                    self.restart_time += 1;
                     self.after_stop = AfterStop::Start;
                     let why = self.memory_loop(spec, why, now);
+                    // One restart per process ended and started again: a start now is counted
+                    // now; a delayed one (a memory loop's backoff) when its timer starts it
+                    // (`on_timer`); giving up is no restart.
+                    if self.after_stop == AfterStop::Start {
+                        self.restart_time += 1;
+                    }
                     self.stop_why = Some(why);
                     self.begin_stop(spec)
                 }

@@ -54,7 +54,10 @@ impl InstanceState {
                         self.begin_stop(spec)
                     }
                     Status::Stopping => {
-                        self.restart_time += 1;
+                        // Already counted when the stop under way was an automatic restart.
+                        if self.after_stop != AfterStop::Start {
+                            self.restart_time += 1;
+                        }
                         self.after_stop = AfterStop::Start;
                         Vec::new()
                     }

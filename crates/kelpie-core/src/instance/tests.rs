@@ -814,7 +814,10 @@ fn a_memory_limit_hit_right_after_each_start_is_a_crash_loop_that_ends_errored()
             }
             pid += 1;
             run.feed(t, Input::Spawned { pid });
+            // One restart per process ended and started again, delayed or not.
+            assert_eq!(run.state.restart_time, round, "round {round}");
         } else {
+            assert_eq!(run.state.restart_time, 2, "giving up is no restart");
             assert_eq!(run.state.status, Status::Errored, "{:?}", run.state);
             assert_eq!(exit.action, "errored");
             assert!(exit.reason.contains("max_restarts is 3"), "{}", exit.reason);
