@@ -159,6 +159,16 @@ fn one_host_setup_deploy_reload_revert_failures_lock_and_pm2_words() {
     );
     assert_eq!(read(&app.join("current/REVISION")), *v1);
     assert_eq!(deploys(&app), vec![v1.clone()]);
+    // pre-deploy saw the env and SHARED; post-deploy ran in the new release, not via `current`.
+    assert_eq!(
+        std::fs::read_to_string(user.path("pre")).unwrap_or_default(),
+        format!("it's \"q\" $HOME !|{}/shared", app.display()),
+        "pre-deploy's $GREETING|$SHARED"
+    );
+    assert_eq!(
+        read(&user.path("post_cwd")),
+        format!("{}/{v1_release}", app.display())
+    );
 
     // ---- T3: update to v2 under load: no failed request.
     let load = Load::start(web);
@@ -168,7 +178,18 @@ fn one_host_setup_deploy_reload_revert_failures_lock_and_pm2_words() {
     let answers: Vec<_> = (0..10).map(|_| get(web)).collect();
     std::thread::sleep(SECS / 2);
     let seen = load.finish();
+    eprintln!(
+        "T3: deploy of v2 took {:.1?} under load: {}",
+        exec.took,
+        seen.describe()
+    );
     assert_no_failed_request(&seen, "T3 deploy v2");
+    assert!(
+        seen.bodies
+            .iter()
+            .any(|b| b.as_deref() == Ok(body("v1").as_str())),
+        "the load never saw v1: it did not span the switch"
+    );
     assert!(
         answers
             .iter()
@@ -188,9 +209,14 @@ fn one_host_setup_deploy_reload_revert_failures_lock_and_pm2_words() {
     // ---- T4: revert under load: back to v1's release dir.
     let load = Load::start(web);
     load.warm(50);
-    lab.deploy_ok(&["production", "revert", "1"]);
+    let exec = lab.deploy_ok(&["production", "revert", "1"]);
     let after = get(web);
     let seen = load.finish();
+    eprintln!(
+        "T4: revert took {:.1?} under load: {}",
+        exec.took,
+        seen.describe()
+    );
     assert_no_failed_request(&seen, "T4 revert");
     assert_eq!(
         after.as_deref(),
@@ -267,6 +293,11 @@ fn one_host_setup_deploy_reload_revert_failures_lock_and_pm2_words() {
     let exec = lab.deploy_expect(&["production", "ref", "v3"], 1);
     std::thread::sleep(SECS / 2);
     let seen = load.finish();
+    eprintln!(
+        "T6: deploy of v3 failed after {:.1?} under load: {}",
+        exec.took,
+        seen.describe()
+    );
     assert_no_failed_request(&seen, "T6 deploy of v3");
     assert!(
         seen.bodies
@@ -291,6 +322,16 @@ fn one_host_setup_deploy_reload_revert_failures_lock_and_pm2_words() {
         }
     }
     assert_eq!(deploys(&app), recorded, "v3 was recorded in .deploys");
+    assert!(
+        !app.join(".kelpie-deploy/lock").exists(),
+        "the lock is left behind"
+    );
+
+    // An unknown ref: exit 1 naming it; nothing changed, no lock left.
+    let exec = lab.deploy_expect(&["production", "ref", "nosuchref"], 1);
+    assert!(exec.output().contains("nosuchref"), "{}", exec.describe());
+    assert_eq!(readlink(&app.join("current")), current);
+    assert_eq!(deploys(&app), recorded);
     assert!(
         !app.join(".kelpie-deploy/lock").exists(),
         "the lock is left behind"
@@ -353,6 +394,34 @@ fn one_host_setup_deploy_reload_revert_failures_lock_and_pm2_words() {
     assert!(!lock.exists(), "unlock left the lock");
     lab.deploy_ok(&["production", "ref", "v2"]);
 
+    // Ctrl-C (SIGINT to the deploy's process group) releases the lock.
+    let slow = lab.spawn_deploy(&["slow", "ref", "v2"]);
+    assert!(
+        wait_path(&lock, true, 15 * SECS),
+        "the slow deploy took no lock"
+    );
+    let pgid = slow.pgid();
+    let _ = Command::new("kill")
+        .args(["-INT", "--", &format!("-{pgid}")])
+        .output();
+    let interrupted = slow.wait(30 * SECS);
+    assert!(
+        !interrupted.ok() && !interrupted.timed_out,
+        "{}",
+        interrupted.describe()
+    );
+    assert!(
+        wait_path(&lock, false, 10 * SECS),
+        "Ctrl-C left the lock: {}",
+        interrupted.describe()
+    );
+    let deadline = Instant::now() + 15 * SECS;
+    while user.runs("sleep") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(read(&app.join("current/REVISION")), *v2);
+    lab.deploy_ok(&["production", "ref", "v2"]);
+
     // ---- T12: PM2's words.
     let exec = lab.deploy_ok(&["production", "update"]);
     assert_eq!(
@@ -386,8 +455,48 @@ fn one_host_setup_deploy_reload_revert_failures_lock_and_pm2_words() {
     let json = last_json(&exec.stdout)
         .unwrap_or_else(|| panic!("no JSON object on stdout: {}", exec.describe()));
     assert!(json["hosts"].is_array(), "no hosts array: {json}");
+    // `--json` says progress and hooks' output go to stderr: stdout is the object alone.
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&exec.stdout).is_ok(),
+        "stdout is not one JSON document: {}",
+        exec.describe()
+    );
+    // The host as one "user@host:port" string.
+    assert_eq!(
+        lab.deploy_ok(&["hostport", "curr"]).stdout.trim(),
+        lab.short("v2")
+    );
+    // Local changes not committed: refused before anything remote, unless --force.
+    let version = lab.src.join("VERSION");
+    let committed = std::fs::read_to_string(&version).expect("VERSION");
+    std::fs::write(&version, "dirty\n").expect("write VERSION");
+    let current = readlink(&app.join("current"));
+    let dirty = lab.deploy(&["production", "ref", "v1"]);
+    let forced = lab.deploy(&["production", "ref", "v1", "--force"]);
+    std::fs::write(&version, committed).expect("restore VERSION");
+    assert!(
+        !dirty.ok(),
+        "a deploy with local changes: {}",
+        dirty.describe()
+    );
+    assert!(
+        !app.join(".kelpie-deploy/lock").exists(),
+        "the lock is left behind"
+    );
+    assert!(
+        forced.ok(),
+        "--force: {}\nwithout: {}",
+        forced.describe(),
+        dirty.describe()
+    );
+    assert_ne!(
+        readlink(&app.join("current")),
+        current,
+        "--force did not deploy"
+    );
+    assert_eq!(read(&app.join("current/REVISION")), *v1);
     // `$(kelpie deploy … curr)` in a script: stdout is a pipe, nothing may keep it open.
-    curr_through_a_pipe(&lab, &lab.short("v2"));
+    curr_through_a_pipe(&lab, &lab.short("v1"));
 
     // ---- T13: keep_releases (5): 7 deploys, v1 and v2 in turn, as `ref <r>` and as a bare ref.
     let mut previous = String::new();
@@ -465,6 +574,9 @@ fn two_hosts_deploy_in_parallel_behind_a_barrier() {
     let (v1, v2) = (&lab.shas.v1, &lab.shas.v2);
     let pair = |u: &super::deploy_harness::TestUser| u.path("pair");
 
+    // Not set up yet: exit 1, saying so.
+    let exec = lab.deploy_expect(&["pair", "ref", "v2"], 1);
+    assert!(exec.output().contains("setup"), "{}", exec.describe());
     lab.deploy_ok(&["pair", "setup"]);
     for user in [b1, b2] {
         assert!(
@@ -478,6 +590,7 @@ fn two_hosts_deploy_in_parallel_behind_a_barrier() {
 
     // ---- T8: both hosts at once: pre-deploy windows overlap, the wall time is under 6 s.
     let exec = lab.deploy_ok(&["pair", "ref", "v2"]);
+    eprintln!("T8: two hosts with 3 s pre-deploys took {:.1?}", exec.took);
     assert!(
         exec.took < 6 * SECS,
         "two 3 s pre-deploys took {:?}: serial?",
@@ -612,11 +725,12 @@ fn two_hosts_deploy_in_parallel_behind_a_barrier() {
     }
 }
 
-/// The stdout line of a deploy that names this host (its user or its port).
+/// The last stdout line of a deploy that names this host (its user or its port): the host's
+/// summary, after any progress lines and hooks' output.
 fn summary_line(stdout: &str, user: &str, port: u16) -> Option<String> {
     stdout
         .lines()
-        .find(|l| l.contains(&format!("{user}@")) || l.contains(&format!(":{port}")))
+        .rfind(|l| l.contains(&format!("{user}@")) || l.contains(&format!(":{port}")))
         .map(str::to_string)
 }
 
@@ -629,7 +743,10 @@ fn a_bad_config_is_refused_before_any_connection() {
         kelpie_testkit::skip("the JavaScript ecosystem files need node (nodejs)");
         return;
     }
-    let listener = TcpListener::bind(("127.0.0.1", free_port())).expect("listen");
+    // A port below the ephemeral range that nothing else took in between.
+    let listener = (0..20)
+        .find_map(|_| TcpListener::bind(("127.0.0.1", free_port())).ok())
+        .expect("a port to listen on");
     let port = listener.local_addr().expect("address").port();
     listener.set_nonblocking(true).expect("nonblocking");
     let connections = Arc::new(AtomicUsize::new(0));

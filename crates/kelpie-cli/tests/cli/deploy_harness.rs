@@ -113,6 +113,11 @@ impl Spawned {
         }
     }
 
+    /// Its process group (its own pid): where a terminal's Ctrl-C would go.
+    pub fn pgid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Wait for the end, at most `timeout` (then its whole process group is SIGKILLed).
     pub fn wait(mut self, timeout: Duration) -> Exec {
         let mut timed_out = false;
@@ -738,8 +743,9 @@ process.exit(1);
 "#;
 
 /// The committed ecosystem file: app `web` (2 instances) and deploy.md §5's envs: `production`
-/// (numeric port, quoting-hostile env), `broken`, `slow`, and with two users `pair`, `pairfail`,
-/// `pairbar`.
+/// (numeric port, quoting-hostile env; its hooks also note what they saw in `~/pre` and
+/// `~/post_cwd`), `hostport` (the same as one `user@host:port`), `broken`, `slow`, and with two
+/// users `pair`, `pairfail`, `pairbar`.
 fn ecosystem(n: &Names) -> String {
     let t = n.dir.display().to_string();
     let mut text = String::from(
@@ -756,10 +762,16 @@ const production = Object.assign({}, common, {
   port: @P1@,
   path: '/home/@U1@/app',
   env: { PORT: @WEB@, GREETING: "it's \"q\" $HOME !" },
-  'post-deploy': 'printf %s "$GREETING" > ~/greeting && kelpie startOrReload ecosystem.config.js --env production',
+  'pre-deploy': 'printf "%s|%s" "$GREETING" "$SHARED" > ~/pre',
+  'post-deploy': 'printf %s "$GREETING" > ~/greeting && pwd -P > ~/post_cwd && kelpie startOrReload ecosystem.config.js --env production',
 });
+// The same host as one "user@host:port" string.
+const hostport = Object.assign({}, production, { host: '@U1@@127.0.0.1:@P1@' });
+delete hostport.user;
+delete hostport.port;
 const deploy = {
   production,
+  hostport,
   broken: Object.assign({}, production, { 'post-deploy': 'exit 3' }),
   slow: Object.assign({}, production, { 'pre-deploy': 'sleep 6' }),
 };
