@@ -713,6 +713,16 @@ fn two_hosts_deploy_in_parallel_behind_a_barrier() {
         ],
         1,
     );
+    let exec = lab.deploy_ok(&["pair", "list"]);
+    for (user, port) in [(b1, p1), (b2, p2)] {
+        let newest = deploys(&pair(user)).last().cloned().unwrap_or_default();
+        let line = format!("[{}@127.0.0.1:{port}] 0\t{newest}", user.name);
+        assert!(
+            exec.stdout.lines().any(|l| l == line),
+            "no line {line:?}: {}",
+            exec.describe()
+        );
+    }
     let exec = lab.deploy_ok(&["pair", "curr"]);
     for (user, port) in [(b1, p1), (b2, p2)] {
         let short = lab.short(&read(&pair(user).join("current/REVISION")));
@@ -867,8 +877,15 @@ fn a_bad_config_is_refused_before_any_connection() {
     );
 
     // The counter counts: the valid config does connect (and fails: the listener is no sshd).
+    // A key Kelpie does not know is a warning naming it, not an error.
+    write("bad.config.js", &with("colour", "blue".into()));
     let exec = run(&["bad.config.js", "production", "curr"]);
     assert!(!exec.ok(), "{}", exec.describe());
+    assert!(
+        exec.stderr.contains("colour"),
+        "the unknown key is not named: {}",
+        exec.describe()
+    );
     assert!(
         connections.load(Ordering::SeqCst) > 0,
         "the valid config never connected to :{port}: {}",
@@ -876,4 +893,59 @@ fn a_bad_config_is_refused_before_any_connection() {
     );
     stop.store(true, Ordering::SeqCst);
     let _ = counter.join();
+}
+
+/// A host deployed by PM2 (`source/` a git work tree, `current -> source`, `.deploys`) is
+/// adopted by `setup`: its tree becomes a release, `.deploys` is kept, and deploys go on.
+#[test]
+fn setup_adopts_a_host_pm2_deployed() {
+    let Some(lab) = Lab::new("kdtc", 1) else {
+        return;
+    };
+    let user = &lab.users[0];
+    let app = user.path("app");
+    let (v1, v2) = (&lab.shas.v1, &lab.shas.v2);
+    // What `pm2 deploy production setup` then `pm2 deploy production ref v1` leave (deploy.md 1.3, 1.4).
+    let pm2 = format!(
+        "set -e; mkdir -p ~/app/shared/logs ~/app/shared/pids; \
+         git clone -q --branch main {repo} ~/app/source; \
+         cd ~/app/source && git reset -q --hard {v1}; \
+         ln -sfn ~/app/source ~/app/current; \
+         git rev-parse HEAD >> ~/app/.deploys",
+        repo = lab.dir.path().join("app.git").display()
+    );
+    let exec = user.shell(&pm2);
+    assert!(exec.ok(), "{}", exec.describe());
+
+    lab.deploy_ok(&["production", "setup"]);
+    let current = readlink(&app.join("current"));
+    assert!(
+        current.starts_with("releases/") && current.ends_with("-pm2"),
+        "current -> {current:?}"
+    );
+    assert_eq!(read(&app.join("current/VERSION")), "v1", "the adopted tree");
+    assert!(
+        app.join("source")
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+            && app.join("source").canonicalize().ok() == app.join("current").canonicalize().ok(),
+        "source is not relinked to current"
+    );
+    assert_eq!(deploys(&app), vec![v1.clone()], ".deploys is not kept");
+    assert_eq!(
+        lab.deploy_ok(&["production", "curr"]).stdout.trim(),
+        lab.short("v1")
+    );
+    // A second setup keeps it as it is.
+    lab.deploy_ok(&["production", "setup"]);
+    assert_eq!(readlink(&app.join("current")), current);
+
+    lab.deploy_ok(&["production", "ref", "v2"]);
+    wait_body(lab.web, &body("v2"), 5 * SECS)
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.diagnostics()));
+    assert_eq!(deploys(&app), vec![v1.clone(), v2.clone()]);
+    assert!(
+        app.join(&current).is_dir(),
+        "the adopted release (the previous one) was pruned"
+    );
 }
