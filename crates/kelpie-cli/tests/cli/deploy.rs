@@ -120,6 +120,13 @@ fn one_host_setup_deploy_reload_revert_failures_lock_and_pm2_words() {
         "setup builds origin/main"
     );
     let after_setup = releases(&app);
+    assert!(!user.runs("node"), "setup started the apps");
+    // post-setup ran on the host with the env and SHARED.
+    assert_eq!(
+        std::fs::read_to_string(user.path("post_setup")).unwrap_or_default(),
+        format!("it's \"q\" $HOME !|{}/shared", app.display()),
+        "post-setup's $GREETING|$SHARED"
+    );
     assert!(
         deploys(&app).is_empty(),
         "setup records a deploy: {:?}",
@@ -159,7 +166,13 @@ fn one_host_setup_deploy_reload_revert_failures_lock_and_pm2_words() {
     );
     assert_eq!(read(&app.join("current/REVISION")), *v1);
     assert_eq!(deploys(&app), vec![v1.clone()]);
-    // pre-deploy saw the env and SHARED; post-deploy ran in the new release, not via `current`.
+    // pre-deploy-local (here) and pre-deploy (there) saw the env, pre-deploy SHARED too;
+    // post-deploy ran in the new release, not via `current`.
+    assert_eq!(
+        std::fs::read_to_string(lab.dir.path().join("local")).unwrap_or_default(),
+        "it's \"q\" $HOME !",
+        "pre-deploy-local's $GREETING"
+    );
     assert_eq!(
         std::fs::read_to_string(user.path("pre")).unwrap_or_default(),
         format!("it's \"q\" $HOME !|{}/shared", app.display()),
@@ -326,6 +339,32 @@ fn one_host_setup_deploy_reload_revert_failures_lock_and_pm2_words() {
         !app.join(".kelpie-deploy/lock").exists(),
         "the lock is left behind"
     );
+
+    // A hook's command not found (127): exit 1, with the hint about the PATH of non-interactive
+    // SSH; nothing changed. (v3's failed activation may have reloaded the apps: pids again.)
+    let pids = user.pids("web");
+    let exec = lab.deploy_expect(&["notfound", "ref", "v2"], 1);
+    assert!(
+        words(&exec.stderr).contains(&"127") && exec.stderr.contains("PATH"),
+        "no exit status 127 and PATH hint: {}",
+        exec.describe()
+    );
+    assert_eq!(readlink(&app.join("current")), current);
+    assert_eq!(
+        user.pids("web"),
+        pids,
+        "a failed post-deploy restarted the apps"
+    );
+    // pre-deploy-local fails: exit 1 before any connection.
+    let logins = lab.sshds[0].accepted();
+    let exec = lab.deploy_expect(&["localfail", "ref", "v2"], 1);
+    assert_eq!(
+        lab.sshds[0].accepted(),
+        logins,
+        "a failed pre-deploy-local still logged in: {}",
+        exec.describe()
+    );
+    assert_eq!(readlink(&app.join("current")), current);
 
     // An unknown ref: exit 1 naming it; nothing changed, no lock left.
     let exec = lab.deploy_expect(&["production", "ref", "nosuchref"], 1);

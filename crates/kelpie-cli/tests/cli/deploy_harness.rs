@@ -743,9 +743,10 @@ process.exit(1);
 "#;
 
 /// The committed ecosystem file: app `web` (2 instances) and deploy.md §5's envs: `production`
-/// (numeric port, quoting-hostile env; its hooks also note what they saw in `~/pre` and
-/// `~/post_cwd`), `hostport` (the same as one `user@host:port`), `broken`, `slow`, and with two
-/// users `pair`, `pairfail`, `pairbar`.
+/// (numeric port, quoting-hostile env; its hooks also note what they saw in `$T/local`,
+/// `~/post_setup`, `~/pre` and `~/post_cwd`), `hostport` (the same as one `user@host:port`),
+/// `broken`, `slow`, `notfound` (post-deploy: a command not on the PATH), `localfail`
+/// (pre-deploy-local fails), and with two users `pair`, `pairfail`, `pairbar`.
 fn ecosystem(n: &Names) -> String {
     let t = n.dir.display().to_string();
     let mut text = String::from(
@@ -762,6 +763,8 @@ const production = Object.assign({}, common, {
   port: @P1@,
   path: '/home/@U1@/app',
   env: { PORT: @WEB@, GREETING: "it's \"q\" $HOME !" },
+  'pre-deploy-local': 'printf %s "$GREETING" > @T@/local',
+  'post-setup': 'printf "%s|%s" "$GREETING" "$SHARED" > ~/post_setup',
   'pre-deploy': 'printf "%s|%s" "$GREETING" "$SHARED" > ~/pre',
   'post-deploy': 'printf %s "$GREETING" > ~/greeting && pwd -P > ~/post_cwd && kelpie startOrReload ecosystem.config.js --env production',
 });
@@ -774,6 +777,8 @@ const deploy = {
   hostport,
   broken: Object.assign({}, production, { 'post-deploy': 'exit 3' }),
   slow: Object.assign({}, production, { 'pre-deploy': 'sleep 6' }),
+  notfound: Object.assign({}, production, { 'post-deploy': 'kelpie-not-installed startOrReload ecosystem.config.js' }),
+  localfail: Object.assign({}, production, { 'pre-deploy-local': 'exit 9' }),
 };
 "#,
     );
