@@ -14,6 +14,7 @@ from pathlib import Path
 from .budgets import BUDGETS_FILE, CHECK_APPS
 from .check_command import check_main
 from .common import log, SCRIPT
+from .deploy import deploy_main
 from .managers import build_kelpie
 from .output import print_results, run_info
 from .processes import cleanup_on_exit, loadavg
@@ -31,10 +32,11 @@ def parse_args() -> argparse.Namespace:
                     help="fewer repetitions (1 round, 5 list runs, 5 crash rounds)")
     ap.add_argument("--apps", type=int, default=200, help="number of apps (default 200)")
     ap.add_argument("--only", choices=["core", "logs", "cluster", "health", "runtime",
-                                       "reliability", "scale"],
+                                       "reliability", "scale", "deploy"],
                     help="run only this scenario: core (RSS, list, start/stop, crash), logs, "
-                         "cluster, health, runtime, reliability or scale (default: all "
-                         "but scale, which is run only on its own)")
+                         "cluster, health, runtime, reliability, scale or deploy (default: all "
+                         "but scale and deploy, which are run only on their own; deploy needs "
+                         "root and sshd, and is skipped with the reason without them)")
     ap.add_argument("--wrk-seconds", type=float, default=4.0,
                     help="length of each cluster throughput run (default 4)")
     ap.add_argument("--log-lines", type=int, default=500_000,
@@ -149,6 +151,8 @@ def main() -> int:
     started = dt.datetime.now(dt.timezone.utc)
     load_before = loadavg()
 
+    if cfg.only == "deploy":
+        return deploy_main(cfg, argv_str)
     if cfg.only == "scale":
         if not cfg.no_build:
             build_kelpie()

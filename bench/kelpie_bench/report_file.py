@@ -11,6 +11,7 @@ from .cluster_report import (
     merge_cluster_section,
 )
 from .common import log
+from .deploy_report import existing_deploy_section, merge_deploy_section
 from .core_report import build_table
 from .health_report import (
     build_health_table, existing_health_section, health_notes, health_section,
@@ -40,8 +41,10 @@ def write_report(cfg: argparse.Namespace, s: Session, ri: RunInfo) -> None:
     if merge_only_section(cfg, *sections):
         return
     report = full_report(cfg, s, ri, *sections)
-    # The scale section is measured only on its own (--only scale): kept as the file has it.
+    # The scale and deploy sections are measured only on their own (--only scale, --only
+    # deploy): kept as the file has them.
     report = merge_scale_section(report, existing_scale_section(cfg.output))
+    report = merge_deploy_section(report, existing_deploy_section(cfg.output))
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
     cfg.output.write_text(report)
     log(f"wrote {cfg.output}")
