@@ -84,6 +84,10 @@ fn the_lab_logs_in_and_leaves_nothing_behind() {
 }
 
 /// T1–T7, T12, T13 on one host, in order: each step starts from the state the last one left.
+/// Also: every hook (post-setup, pre-deploy-local, pre-deploy, post-deploy) sees the env, the
+/// remote ones `SHARED`; post-deploy runs in the new release; a hook's 127 gives the PATH hint;
+/// a failing pre-deploy-local connects nowhere; an unknown ref; Ctrl-C releases the lock;
+/// `--force` over local changes; `--json`; a `user@host:port` host; `curr` through a pipe.
 #[test]
 fn one_host_setup_deploy_reload_revert_failures_lock_and_pm2_words() {
     let Some(lab) = Lab::new("kdta", 1) else {
