@@ -53,7 +53,9 @@ class Driver:
 
 
 def deploy_cmd(lab: DeployLab, drv: Driver, env: str, *words: str) -> dict:
-    """One deploy command: its exit code, wall time and the end of its output."""
+    """One deploy command: its exit code, wall time, the SSH logins it made on each host, and
+    the end of its output when it failed."""
+    logins = lab.logins()
     t0 = time.perf_counter()
     p = subprocess.run(drv.argv(env, *words), cwd=lab.src, env=drv.env,
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -61,7 +63,9 @@ def deploy_cmd(lab: DeployLab, drv: Driver, env: str, *words: str) -> dict:
     wall = time.perf_counter() - t0
     out = p.stdout.decode(errors="replace")
     log(f"{drv.label}: `{drv.shown(env, *words)}` exited {p.returncode} in {wall:.2f} s")
-    res = {"command": drv.shown(env, *words), "rc": p.returncode, "wall_s": wall}
+    after = lab.logins()
+    res = {"command": drv.shown(env, *words), "rc": p.returncode, "wall_s": wall,
+           "ssh_logins": {u: after[u] - logins.get(u, 0) for u in after}}
     if p.returncode != 0:
         res["output_tail"] = out[-800:]
     return res
@@ -88,11 +92,11 @@ def http_body(port: int, timeout: float = 1.0) -> str:
 
 
 def parse_http_body(data: bytes) -> str:
-    """A raw HTTP/1.1 response -> its body's first line on a 200, else "non-200" or "empty"."""
+    """A raw HTTP/1.x response -> its body's first line on a 200, else "non-200" or "empty"."""
     if not data:
         return "empty"
     head, _, body = data.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 200"):
+    if head.split(b" ", 2)[1:2] != [b"200"]:
         return "non-200"
     if b"transfer-encoding: chunked" in head.lower():
         size, _, rest = body.partition(b"\r\n")

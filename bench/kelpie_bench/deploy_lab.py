@@ -120,6 +120,11 @@ module.exports = {{
 """
 
 
+def count_logins(sshd_log: str, user: str) -> int:
+    """The logins of user that an sshd log (`-E`) records."""
+    return sum(1 for line in sshd_log.splitlines() if f"Accepted publickey for {user} " in line)
+
+
 def run(argv: list[str], timeout: float = 120, check: bool = True, **kw
         ) -> subprocess.CompletedProcess:
     p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -231,6 +236,17 @@ class DeployLab:
            ) -> subprocess.CompletedProcess:
         """command in a login shell of user u (its ~/.profile read)."""
         return run(["su", "-", u, "-c", command], timeout=timeout, check=check)
+
+    def logins(self) -> dict[str, int]:
+        """The SSH logins each host's sshd has accepted so far (from its log)."""
+        out = {}
+        for u, port in self.ssh_ports.items():
+            try:
+                text = (self.tmp / f"sshd-{port}.log").read_text(errors="replace")
+            except OSError:
+                text = ""
+            out[u] = count_logins(text, u)
+        return out
 
     def sha_tag(self, sha: str) -> str:
         """v1, v2, or the sha's first 7 characters."""

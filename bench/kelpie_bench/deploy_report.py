@@ -108,9 +108,10 @@ def build_deploy_table(results: dict) -> str:
 
 
 def build_rounds_table(results: dict) -> str:
-    rows = ["| Manager | Round | Ref | Exit | Wall | Failed requests, kbdep1 / kbdep2 (wrk) | "
-            "New version first answered, kbdep1 / kbdep2 (after the start) |",
-            "|---|---:|---|---:|---:|---|---|"]
+    rows = ["| Manager | Round | Ref | Exit | Wall | SSH logins, kbdep1 / kbdep2 | Failed requests, "
+            "kbdep1 / kbdep2 (wrk) | New version first answered, kbdep1 / kbdep2 (after the "
+            "start) |",
+            "|---|---:|---|---:|---:|---|---|---|"]
     for key in ("pm2", "kelpie"):
         rounds = (results.get(key) or {}).get("rounds") or []
         fail = (results.get(key) or {}).get("fail")
@@ -123,12 +124,17 @@ def build_rounds_table(results: dict) -> str:
             failed = " / ".join(str(load.get(u, {}).get("failed", "?")) for u in DEPLOY_USERS)
             seen = " / ".join("never" if first.get(u) is None else secs(first[u])
                               for u in DEPLOY_USERS)
+            logins = " / ".join(str((r.get("ssh_logins") or {}).get(u, "?"))
+                                for u in DEPLOY_USERS)
             rows.append(f"| {LABELS[key]} | {label} | {r.get('ref')} | {r.get('rc')} | "
-                        f"{secs(r.get('wall_s'))} | {failed} | {seen} |")
+                        f"{secs(r.get('wall_s'))} | {logins} | {failed} | {seen} |")
     return "\n".join(rows)
 
 
 def deploy_notes(results: dict, versions: dict) -> str:
+    n = max((len(r.get("rounds") or []) for r in results.values()), default=0)
+    refs = ", ".join(f"`ref {'v2' if i % 2 == 0 else 'v1'}`" for i in range(n))
+    rounds_line = f"{n} round{'s' if n != 1 else ''} ({refs})"
     return f"""Two hosts, both on this machine: users `{DEPLOY_USERS[0]}` and `{DEPLOY_USERS[1]}`, each reached
 through an sshd of its own on 127.0.0.1 (key authentication, a port each), with `kelpie` and
 `pm2` in `~/bin`. The app (a bare git repository on this machine, tags v1 and v2) is a Node HTTP
@@ -136,7 +142,7 @@ server run with {INSTANCES} instances in cluster mode that answers the `VERSION`
 its ecosystem file (committed in the repository) has one deploy env per manager, both hosts in
 it. Every command runs as root from a clone of the repository, timed as a whole (wall time);
 the two managers' apps listen on their own ports. Per manager: `setup`, `ref v1` (the first
-deploy, which starts the apps), then 3 rounds (`ref v2`, `ref v1`, `ref v2`) each under load:
+deploy, which starts the apps), then {rounds_line} each under load:
 `wrk -t1 -c{WRK_CONNECTIONS} -d…` (keep-alive) on each host's port from {LOAD_LEAD_S:g} s before the deploy to {LOAD_TAIL_S:g} s
 after it; failed requests = socket errors (connect, read, write, timeout) + non-2xx responses, per
 host, summed over the rounds. "New version first answered": a new connection to each host
@@ -145,8 +151,8 @@ every 0.1 s while the deploy runs. Then the same deploy with a `post-deploy` of 
 - PM2 ({versions.get('pm2', '?')}, pm2-deploy 1.0.2): `pm2 deploy ecosystem.config.js pm2 setup`,
   then `pm2 deploy ecosystem.config.js pm2 ref v2`; post-deploy `pm2 startOrReload
   ecosystem.config.js --env pm2` (cluster-mode reload, one worker after the other). It deploys
-  the hosts **one after the other** (`run-series`, a full run of its bash script per host, ~8
-  ssh connections each; the first failure stops the rest), and resets the live checkout
+  the hosts **one after the other** (`run-series`, a full run of its bash script per host, an ssh
+  login for each of its steps; the first failure stops the rest), and resets the live checkout
   (`source/`) to the new ref before post-deploy. What it needed here: the ports as strings (a
   number is ignored: port 22); `PATH` in the env's `env` (its hooks run in the host's
   non-interactive shell, which does not read `~/.profile`); an absolute `path`

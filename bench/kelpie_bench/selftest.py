@@ -6,6 +6,7 @@ import unittest
 
 from .tests.test_check import CheckTest
 from .tests.test_cluster import ClusterTest
+from .tests.test_deploy import DeployTest
 from .tests.test_health import HealthTest
 from .tests.test_layout import LayoutTest
 from .tests.test_logs import LogCounterTest
@@ -22,6 +23,7 @@ def self_test() -> int:
                                 loader.loadTestsFromTestCase(RuntimeTest),
                                 loader.loadTestsFromTestCase(ScaleTest),
                                 loader.loadTestsFromTestCase(ReliabilityTest),
+                                loader.loadTestsFromTestCase(DeployTest),
                                 loader.loadTestsFromTestCase(CheckTest),
                                 loader.loadTestsFromTestCase(LayoutTest)])
     result = unittest.TextTestRunner(verbosity=2).run(suite)
