@@ -5,16 +5,13 @@
 //! in arrival order; a follower that cannot keep up misses lines (counted and told) instead of
 //! slowing anything down.
 
+use super::ring::Ring;
 use kelpie_proto::LogStream;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Lines kept per instance.
-pub const RING_LINES: usize = 500;
-/// Bytes kept per instance.
-pub const RING_BYTES: usize = 128 * 1024;
 /// Batches a follower may have queued before it misses lines.
 const FOLLOWER_QUEUE: usize = 256;
 /// Memory a follower's queued lines may take (line bytes plus bookkeeping) before it misses lines.
@@ -53,6 +50,35 @@ pub struct LogChunk {
 }
 
 impl LogChunk {
+    /// A chunk of one line, `raw` (a ring's line copied out).
+    pub(super) fn new(
+        first_seq: u64,
+        at_ms: i64,
+        pm_id: u32,
+        app: Arc<AppLabel>,
+        stream: LogStream,
+        prefix: Option<Arc<[u8]>>,
+        raw: Vec<u8>,
+    ) -> LogChunk {
+        let end = u32::try_from(raw.len()).unwrap_or(u32::MAX);
+        LogChunk {
+            first_seq,
+            at_ms,
+            pm_id,
+            app,
+            stream,
+            prefix,
+            raw: raw.into(),
+            ends: Box::new([end]),
+        }
+    }
+
+    /// Where each line of `raw` ends (tests that make chunks of several lines).
+    #[cfg(test)]
+    pub(super) fn set_ends(&mut self, ends: Vec<u32>) {
+        self.ends = ends.into();
+    }
+
     /// Number of lines.
     pub fn len(&self) -> usize {
         self.ends.len()
@@ -101,6 +127,14 @@ impl LogLine {
         line.extend_from_slice(prefix);
         line.extend_from_slice(self.bytes());
         line
+    }
+
+    /// The one line of a one-line chunk.
+    pub(super) fn single(chunk: LogChunk) -> LogLine {
+        LogLine {
+            chunk: Arc::new(chunk),
+            index: 0,
+        }
     }
 
     /// Every line of `chunk`.
@@ -177,11 +211,9 @@ impl Following {
     }
 }
 
-#[derive(Default)]
-struct Ring {
-    chunks: VecDeque<Arc<LogChunk>>,
-    lines: usize,
-    bytes: usize,
+/// An instance's ring, and whose lines it keeps.
+struct Kept {
+    ring: Ring,
     /// The app that owns this instance id now (lines of another, such as a deleted app still
     /// printing while it stops, are not kept).
     owner: (String, String),
@@ -189,40 +221,11 @@ struct Ring {
     received: [u64; 2],
 }
 
-impl Ring {
-    /// Keep `chunk`, dropping the oldest chunks the newest lines do not need.
-    fn push(&mut self, chunk: Arc<LogChunk>) {
-        self.lines += chunk.len();
-        self.bytes += chunk.bytes();
-        self.chunks.push_back(chunk);
-        while let Some(oldest) = self.chunks.front() {
-            let enough_lines = self.lines - oldest.len() >= RING_LINES;
-            let too_big = self.bytes > RING_BYTES && self.chunks.len() > 1;
-            if !(enough_lines || too_big) {
-                break;
-            }
-            self.lines -= oldest.len();
-            self.bytes -= oldest.bytes();
-            self.chunks.pop_front();
-        }
-    }
-
-    /// Lines from newest to oldest.
-    fn newest_first(&self) -> impl Iterator<Item = LogLine> + '_ {
-        self.chunks.iter().rev().flat_map(|chunk| {
-            (0..chunk.len()).rev().map(move |index| LogLine {
-                chunk: chunk.clone(),
-                index,
-            })
-        })
-    }
-}
-
 /// The rings and the followers.
 #[derive(Default)]
 pub struct Hub {
     seq: u64,
-    rings: HashMap<u32, Ring>,
+    rings: HashMap<u32, Kept>,
     followers: Vec<Follower>,
 }
 
@@ -291,14 +294,14 @@ impl Hub {
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             }
         });
-        let Some(ring) = self.rings.get_mut(&from.pm_id) else {
+        let Some(kept) = self.rings.get_mut(&from.pm_id) else {
             return Some(chunk);
         };
-        if ring.owner.0 != from.app.name || ring.owner.1 != from.app.namespace {
+        if kept.owner.0 != from.app.name || kept.owner.1 != from.app.namespace {
             return Some(chunk);
         }
-        ring.received[stream_index(from.stream)] += count;
-        ring.push(chunk.clone());
+        kept.received[stream_index(from.stream)] += count;
+        kept.ring.push(&chunk);
         Some(chunk)
     }
 
@@ -306,9 +309,10 @@ impl Hub {
     pub fn claim(&mut self, pm_id: u32, name: &str, namespace: &str) {
         self.rings.insert(
             pm_id,
-            Ring {
+            Kept {
+                ring: Ring::new(pm_id),
                 owner: (name.to_string(), namespace.to_string()),
-                ..Ring::default()
+                received: [0; 2],
             },
         );
     }
@@ -317,7 +321,7 @@ impl Hub {
     pub fn line_counts(&self) -> Vec<(u32, u64, u64)> {
         self.rings
             .iter()
-            .map(|(pm_id, ring)| (*pm_id, ring.received[0], ring.received[1]))
+            .map(|(pm_id, kept)| (*pm_id, kept.received[0], kept.received[1]))
             .collect()
     }
 
@@ -331,7 +335,7 @@ impl Hub {
     pub fn tail(&self, filter: &LogFilter, pm_ids: &[u32], n: usize) -> Tail {
         let mut tail = Tail::default();
         for pm_id in pm_ids {
-            let Some(ring) = self.rings.get(pm_id) else {
+            let Some(ring) = self.rings.get(pm_id).map(|kept| &kept.ring) else {
                 for stream in streams(filter) {
                     tail.short.push((*pm_id, stream));
                 }
@@ -358,7 +362,7 @@ impl Hub {
         let mut lines: Vec<LogLine> = pm_ids
             .iter()
             .filter_map(|pm_id| self.rings.get(pm_id))
-            .flat_map(|ring| ring.newest_first().take_while(|l| l.seq() > seq))
+            .flat_map(|kept| kept.ring.newest_first().take_while(|l| l.seq() > seq))
             .filter(|line| filter.accepts(&line.chunk))
             .collect();
         lines.sort_by_key(LogLine::seq);
@@ -387,10 +391,8 @@ impl Hub {
     /// Forget the lines of these instances (`flush`).
     pub fn clear(&mut self, pm_ids: &[u32]) {
         for pm_id in pm_ids {
-            if let Some(ring) = self.rings.get_mut(pm_id) {
-                ring.chunks.clear();
-                ring.lines = 0;
-                ring.bytes = 0;
+            if let Some(kept) = self.rings.get_mut(pm_id) {
+                kept.ring.clear();
             }
         }
     }
@@ -426,6 +428,7 @@ pub struct Tail {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::ring::{RING_BYTES, RING_LINES};
 
     fn label(name: &str) -> Arc<AppLabel> {
         Arc::new(AppLabel {
@@ -498,17 +501,16 @@ mod tests {
         for _ in 0..3 {
             publish(&mut hub, 0, &api, LogStream::Out, &refs[..100]);
         }
-        let ring = &hub.rings[&0];
-        assert!(ring.lines >= RING_LINES && ring.lines < RING_LINES + 100 + RING_LINES + 10);
+        assert_eq!(hub.rings[&0].ring.len(), RING_LINES);
         let tail = hub.tail(&both(), &[0], RING_LINES);
         assert_eq!(tail.lines.len(), RING_LINES);
         assert!(tail.short.is_empty() || tail.short == [(0, LogStream::Err)]);
         let big = "x".repeat(RING_BYTES / 2 + 1);
         publish(&mut hub, 0, &api, LogStream::Out, &[&big, &big]);
         assert_eq!(
-            hub.rings[&0].chunks.len(),
+            hub.rings[&0].ring.len(),
             1,
-            "older chunks went for the big one"
+            "older lines went for the big one"
         );
     }
 

@@ -24,6 +24,7 @@ mod framer;
 pub mod hub;
 mod pipes;
 mod reader;
+mod ring;
 mod rotation;
 mod routing;
 mod sink;
