@@ -631,12 +631,14 @@ fn two_hosts_deploy_in_parallel_behind_a_barrier() {
 
     let _heavy = heavy();
 
-    // ---- T8: both hosts at once: pre-deploy windows overlap, the wall time is under 6 s.
+    // ---- T8: both hosts at once: the pre-deploy windows overlap (the proof: a wall-time bound
+    // alone would be at the mercy of a loaded CI machine), and the deploy ends in well under
+    // the 6 s two serial 3 s pre-deploys take, plus setup costs (about 4 s seen here).
     let exec = lab.deploy_ok(&["pair", "ref", "v2"]);
     eprintln!("T8: two hosts with 3 s pre-deploys took {:.1?}", exec.took);
     assert!(
-        exec.took < 6 * SECS,
-        "two 3 s pre-deploys took {:?}: serial?",
+        exec.took < 10 * SECS,
+        "two 3 s pre-deploys took {:?}",
         exec.took
     );
     let time = |user: &super::deploy_harness::TestUser, file: &str| -> f64 {
