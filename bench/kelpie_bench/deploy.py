@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import KELPIE_BIN, log
+from .common import KELPIE_BIN, log, REPO
 from .deploy_lab import (
     DEPLOY_VERSIONS, DeployLab, deploy_possible, LOAD_LEAD_S, LOAD_TAIL_S, PM2_DEPLOY_USER,
     WRK_CONNECTIONS,
@@ -249,6 +249,19 @@ def measure_manager(lab: DeployLab, drv: Driver, wrk: str, rounds: int) -> dict:
     return out
 
 
+def source_description() -> str:
+    """The commit Kelpie was built from, and whether crates/ had changes not committed."""
+    git = ["git", "-C", str(REPO)]
+    try:
+        sha = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=30).stdout.strip()
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "crates", "Cargo.lock"],
+                               capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return f"{sha or '?'}" + (" with changes to crates/ not committed" if dirty else "")
+
+
 def drivers(tmp: Path, pm2_bin: Path | None, local: list[Manager]) -> list[Driver]:
     """PM2's (unless pm2_bin is None), then Kelpie's. Each deploy command runs with the
     manager's own temporary home (`pm2 deploy` starts a local PM2 daemon: `local` gets the
@@ -305,7 +318,7 @@ def deploy_main(cfg: argparse.Namespace, argv_str: str) -> int:
 
     cleanup_on_exit(cleanup)
     results: dict = {}
-    versions: dict = {"wrk": wrk_version(wrk)}
+    versions: dict = {"wrk": wrk_version(wrk), "kelpie_source": source_description()}
     try:
         pm2_bin = None
         if not cfg.kelpie_only:

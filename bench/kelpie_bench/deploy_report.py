@@ -28,6 +28,8 @@ def summarize_deploy(res: dict) -> dict:
               for u in users}
     requests = {u: sum((r.get("load") or {}).get(u, {}).get("requests", 0) for r in rounds)
                 for u in users}
+    kinds = {k: sum((r.get("load") or {}).get(u, {}).get(k, 0) for r in rounds for u in users)
+             for k in ("connect", "read", "write", "timeout", "non2xx")}
     walls = [r["wall_s"] for r in rounds if r.get("rc") == 0]
     return {
         "setup_s": (res.get("setup") or {}).get("wall_s"),
@@ -36,6 +38,7 @@ def summarize_deploy(res: dict) -> dict:
         "deploy_s_all": [r.get("wall_s") for r in rounds],
         "rounds_failed_rc": [r.get("rc") for r in rounds if r.get("rc") != 0],
         "failed": failed,
+        "failed_kinds": {k: v for k, v in kinds.items() if v},
         "requests": requests,
         "failed_total": sum(failed.values()),
         "requests_total": sum(requests.values()),
@@ -57,7 +60,9 @@ def count(n: int) -> str:
 
 def failed_cell(s: dict) -> str:
     per = " + ".join(str(s["failed"][u]) for u in sorted(s["failed"]))
-    return f"{s['failed_total']} ({per}) of {count(s['requests_total'])}"
+    kinds = ", ".join(f"{k} {v}" for k, v in (s.get("failed_kinds") or {}).items())
+    return f"{s['failed_total']} ({per}{': ' + kinds if kinds else ''}) of " \
+        f"{count(s['requests_total'])}"
 
 
 def host_after_failure(user: str, before: dict, after: dict, served: str) -> str:
@@ -160,7 +165,7 @@ every 0.1 s while the deploy runs. Then the same deploy with a `post-deploy` of 
   shell completes `$USER`); host objects `{{host, port, user}}` work only because its parser
   takes the last `"user"`/`"port"` of the JSON. `pm2 deploy` talks to a local PM2 daemon, started
   before the timed commands.
-- Kelpie ({versions.get('kelpie', '?')}): `kelpie deploy ecosystem.config.js kelpie setup`, then
+- Kelpie ({versions.get('kelpie', '?')}, built from {versions.get('kelpie_source', '?')}): `kelpie deploy ecosystem.config.js kelpie setup`, then
   `kelpie deploy ecosystem.config.js kelpie ref v2`; post-deploy `kelpie startOrReload
   ecosystem.config.js --env kelpie`, run in the new release before `current` switches. The
   hosts go **in parallel**: lock all, prepare the release on all (a barrier), then activate
@@ -168,6 +173,40 @@ every 0.1 s while the deploy runs. Then the same deploy with a `post-deploy` of 
   '{KELPIE_PATH}'`, hooks in a login shell (`~/.profile` gives the `PATH`).
 - wrk {versions.get('wrk', '?')}, wrk and the apps and sshd and git on the same 2 cores: the load
   slows the deploys; compare the two managers of one run."""
+
+
+def compact_json(obj, levels: int = 3, _level: int = 0) -> str:
+    """obj as JSON, indented by one space down to `levels` levels, each deeper value on one
+    line (a command's figures: one line each)."""
+    if _level >= levels or not isinstance(obj, (dict, list)) or not obj:
+        return json.dumps(obj)
+    pad, end = " " * (_level + 1), " " * _level
+    if isinstance(obj, dict):
+        items = [f"{pad}{json.dumps(str(k))}: {compact_json(v, levels, _level + 1)}"
+                 for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + end + "}"
+    items = [pad + compact_json(v, levels, _level + 1) for v in obj]
+    return "[\n" + ",\n".join(items) + "\n" + end + "]"
+
+
+def raw_samples(results: dict, versions: dict) -> dict:
+    """What the report keeps of the results: without the summaries (the tables have them) and
+    wrk's latencies (not measured here)."""
+    def slim(cmd: dict) -> dict:
+        out = dict(cmd)
+        if "load" in out:
+            out["load"] = {u: {k: v for k, v in w.items() if not k.startswith("latency")}
+                           for u, w in out["load"].items()}
+        return out
+
+    raw: dict = {"versions": versions}
+    for key, res in results.items():
+        r = {k: v for k, v in res.items() if k != "summary"}
+        r["rounds"] = [slim(x) for x in r.get("rounds") or []]
+        if r.get("fail"):
+            r["fail"] = slim(r["fail"])
+        raw[key] = r
+    return raw
 
 
 def deploy_section(table: str, rounds: str, notes: str, run_line: str, raw: dict) -> str:
@@ -185,7 +224,7 @@ def deploy_section(table: str, rounds: str, notes: str, run_line: str, raw: dict
 <details><summary>Raw samples (deploy)</summary>
 
 ```json
-{json.dumps(round_floats(raw), indent=1)}
+{compact_json(round_floats(raw))}
 ```
 
 </details>
@@ -212,7 +251,7 @@ def deploy_output(cfg: argparse.Namespace, argv_str: str, started: dt.datetime, 
                     f"at start; {info['nproc']} CPUs ({info['cpu']}), {info['memory']}, node "
                     f"{info['node']}, Linux {info['kernel']}")
         section = deploy_section(table, rounds, deploy_notes(results, versions), run_line,
-                                 {"versions": versions, **results})
+                                 raw_samples(results, versions))
         text = cfg.output.read_text() if cfg.output.exists() else ""
         cfg.output.write_text(merge_deploy_section(text, section))
         log(f"updated the deploy section of {cfg.output}")

@@ -19,8 +19,8 @@ from ..deploy_lab import (
     count_logins, DEPLOY_USERS, ecosystem_js, KELPIE_PATH, LOW_PORTS, low_free_ports, PM2_PATH, sshd_config,
 )
 from ..deploy_report import (
-    build_deploy_table, build_rounds_table, DEPLOY_BEGIN, DEPLOY_END, deploy_section,
-    existing_deploy_section, failure_cell, merge_deploy_section, summarize_deploy,
+    build_deploy_table, build_rounds_table, compact_json, DEPLOY_BEGIN, DEPLOY_END, deploy_section,
+    existing_deploy_section, failure_cell, merge_deploy_section, raw_samples, summarize_deploy,
 )
 from ..report import README_LINE
 
@@ -33,7 +33,9 @@ def state(current: str, last: str, failed: int | None = 0) -> dict:
 
 def loaded(rc: int, wall: float, ref: str, f1: int, f2: int, n: int, seen=(1.0, 2.0)) -> dict:
     return {"rc": rc, "wall_s": wall, "ref": ref,
-            "load": {U1: {"failed": f1, "requests": n}, U2: {"failed": f2, "requests": n}},
+            "load": {U1: {"failed": f1, "read": f1, "requests": n, "latency_avg_ms": 1.0},
+                     U2: {"failed": f2, "read": f2 - min(f2, 1), "non2xx": min(f2, 1),
+                          "requests": n}},
             "watch": {"first_new_s": {U1: seen[0], U2: seen[1]}}, "ssh_logins": {U1: 8, U2: 8}}
 
 
@@ -180,7 +182,7 @@ class DeployTest(unittest.TestCase):
         results = {"pm2": PM2, "kelpie": KELPIE}
         table = build_deploy_table(results)
         self.assertIn("| PM2 | 2.10 s | 4.50 s | 12.00 s (13.30 s, 11.00 s, 12.00 s) | "
-                      "25 (14 + 11) of 2.00M |", table)
+                      "25 (14 + 11: read 23, non2xx 2) of 2.00M |", table)
         self.assertIn("| Kelpie | 0.45 s | 0.63 s | 1.70 s (1.96 s, 1.50 s, 1.70 s) | "
                       "0 (0 + 0) of 640.0k |", table)
         broken = build_deploy_table({"kelpie": {"setup": {"wall_s": 0.4}, "rounds": [],
@@ -203,6 +205,13 @@ class DeployTest(unittest.TestCase):
         self.assertIn("T2", twice)
         self.assertNotIn("T1", twice)
         self.assertIn('"a": 1.235', twice)
+        raw = raw_samples({"pm2": {**PM2, "summary": {"x": 1}}}, {"pm2": "7"})
+        self.assertNotIn("summary", raw["pm2"])
+        self.assertEqual(raw["pm2"]["rounds"][0]["load"][U1],
+                         {"failed": 11, "read": 11, "requests": 500000})
+        text = compact_json(raw)
+        self.assertEqual(json.loads(text), raw)
+        self.assertIn('\n  "rounds": [\n   {"rc": 0, "wall_s": 13.3,', text)
         with tempfile.TemporaryDirectory(prefix="kelpie-bench-selftest-") as d:
             f = Path(d) / "RESULTS.md"
             f.write_text(twice)
