@@ -37,6 +37,9 @@ def summarize_deploy(res: dict) -> dict:
         "deploy_s": median(walls),
         "deploy_s_all": [r.get("wall_s") for r in rounds],
         "rounds_failed_rc": [r.get("rc") for r in rounds if r.get("rc") != 0],
+        # Rounds after which a host did not answer the version deployed (2 s after the end).
+        "rounds_not_switched": sum(1 for r in rounds if r.get("rc") == 0 and any(
+            v != r.get("ref") for v in (r.get("served_after") or {}).values())),
         "failed": failed,
         "failed_kinds": {k: v for k, v in kinds.items() if v},
         "requests": requests,
@@ -106,6 +109,8 @@ def build_deploy_table(results: dict) -> str:
             continue
         walls = ", ".join(secs(w) for w in s["deploy_s_all"] if w is not None)
         bad = f"; {len(s['rounds_failed_rc'])} round(s) failed" if s["rounds_failed_rc"] else ""
+        if s.get("rounds_not_switched"):
+            bad += f"; {s['rounds_not_switched']} round(s) left a host on the old version"
         rows.append(f"| {LABELS[key]} | {secs(s['setup_s'])} | {secs(s['first_s'])} | "
                     f"{secs(s['deploy_s'])} ({walls}){bad} | {failed_cell(s)} | "
                     f"{failure_cell(res.get('fail'))} |")
@@ -171,6 +176,11 @@ every 0.1 s while the deploy runs. Then the same deploy with a `post-deploy` of 
   hosts go **in parallel**: lock all, prepare the release on all (a barrier), then activate
   all at once; one ssh connection per host. Host objects with numeric ports, `path:
   '{KELPIE_PATH}'`, hooks in a login shell (`~/.profile` gives the `PATH`).
+- A failed post-deploy: PM2 has already reset the first host's live checkout to the new ref
+  and appended it to `.deploys`; its old processes go on serving the old version (a restart,
+  or a crash, runs the new code), and the second host is never reached (no SSH login: the
+  series stops). Kelpie runs post-deploy in the new release on both hosts, leaves `current` on
+  the live release, marks the new one `FAILED`, and exits 1.
 - wrk {versions.get('wrk', '?')}, wrk and the apps and sshd and git on the same 2 cores: the load
   slows the deploys; compare the two managers of one run."""
 

@@ -163,9 +163,14 @@ class DeployTest(unittest.TestCase):
         self.assertEqual((s["setup_s"], s["first_s"], s["deploy_s"]), (2.1, 4.5, 12.0))
         self.assertEqual(s["failed"], {U1: 14, U2: 11})
         self.assertEqual((s["failed_total"], s["requests_total"]), (25, 2_000_000))
-        broken = {"rounds": [loaded(1, 3.0, "v2", 0, 0, 10), loaded(0, 2.0, "v1", 0, 0, 10)]}
+        self.assertEqual(s["rounds_not_switched"], 0)
+        stuck = {**loaded(0, 2.0, "v1", 0, 0, 10), "served_after": {U1: "v1", U2: "v2"}}
+        broken = {"rounds": [loaded(1, 3.0, "v2", 0, 0, 10), stuck]}
         s = summarize_deploy(broken)
         self.assertEqual((s["deploy_s"], s["rounds_failed_rc"], s["setup_s"]), (2.0, [1], None))
+        self.assertEqual(s["rounds_not_switched"], 1)
+        self.assertIn("2.00 s (3.00 s, 2.00 s); 1 round(s) failed; 1 round(s) left a host on "
+                      "the old version |", build_deploy_table({"kelpie": broken}))
 
     def test_what_a_failed_post_deploy_leaves(self):
         cell = failure_cell(PM2["fail"])
