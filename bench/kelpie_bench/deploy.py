@@ -112,6 +112,7 @@ class SwitchWatch:
         self.ports, self.new = ports, new
         self.first_new: dict[str, float | None] = dict.fromkeys(ports)
         self.failed: dict[str, int] = dict.fromkeys(ports, 0)
+        self.kinds: dict[str, int] = {}  # what the failed asks got (refused, reset, ...)
         self.asked = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -128,6 +129,7 @@ class SwitchWatch:
                 body = http_body(port)
                 if body not in DEPLOY_VERSIONS:
                     self.failed[user] += 1
+                    self.kinds[body] = self.kinds.get(body, 0) + 1
                 elif body == self.new and self.first_new[user] is None:
                     self.first_new[user] = time.perf_counter() - self.t0
             self._stop.wait(POLL_S)
@@ -136,7 +138,7 @@ class SwitchWatch:
         self._stop.set()
         self._thread.join(timeout=10)
         return {"first_new_s": self.first_new, "new_connection_failed": self.failed,
-                "asked": self.asked}
+                "new_connection_failures": self.kinds, "asked": self.asked}
 
 
 def loaded_deploy(lab: DeployLab, drv: Driver, wrk: str, env: str, ref: str) -> dict:

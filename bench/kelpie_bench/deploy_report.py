@@ -119,9 +119,10 @@ def build_deploy_table(results: dict) -> str:
 
 def build_rounds_table(results: dict) -> str:
     rows = ["| Manager | Round | Ref | Exit | Wall | SSH logins, kbdep1 / kbdep2 | Failed requests, "
-            "kbdep1 / kbdep2 (wrk) | New version first answered, kbdep1 / kbdep2 (after the "
+            "kbdep1 / kbdep2 (wrk, keep-alive) | Failed new connections, kbdep1 / kbdep2 (one "
+            "per host every 0.1 s) | New version first answered, kbdep1 / kbdep2 (after the "
             "start) |",
-            "|---|---:|---|---:|---:|---|---|---|"]
+            "|---|---:|---|---:|---:|---|---|---|---|"]
     for key in ("pm2", "kelpie"):
         rounds = (results.get(key) or {}).get("rounds") or []
         fail = (results.get(key) or {}).get("fail")
@@ -136,8 +137,15 @@ def build_rounds_table(results: dict) -> str:
                               for u in DEPLOY_USERS)
             logins = " / ".join(str((r.get("ssh_logins") or {}).get(u, "?"))
                                 for u in DEPLOY_USERS)
+            watch = r.get("watch") or {}
+            polls = " / ".join(str((watch.get("new_connection_failed") or {}).get(u, "?"))
+                               for u in DEPLOY_USERS)
+            kinds = ", ".join(f"{k} {v}" for k, v in
+                              sorted((watch.get("new_connection_failures") or {}).items()))
+            if kinds:
+                polls += f" ({kinds})"
             rows.append(f"| {LABELS[key]} | {label} | {r.get('ref')} | {r.get('rc')} | "
-                        f"{secs(r.get('wall_s'))} | {logins} | {failed} | {seen} |")
+                        f"{secs(r.get('wall_s'))} | {logins} | {failed} | {polls} | {seen} |")
     return "\n".join(rows)
 
 
@@ -155,8 +163,9 @@ the two managers' apps listen on their own ports. Per manager: `setup`, `ref v1`
 deploy, which starts the apps), then {rounds_line} each under load:
 `wrk -t1 -c{WRK_CONNECTIONS} -d…` (keep-alive) on each host's port from {LOAD_LEAD_S:g} s before the deploy to {LOAD_TAIL_S:g} s
 after it; failed requests = socket errors (connect, read, write, timeout) + non-2xx responses, per
-host, summed over the rounds. "New version first answered": a new connection to each host
-every 0.1 s while the deploy runs. Then the same deploy with a `post-deploy` of `exit 3`.
+host, summed over the rounds. Besides, a new connection to each host every 0.1 s while the
+deploy runs (1 s timeout) shows when each host first answered the new version, and the new
+connections that failed (refused, reset, timeout, ...). Then the same deploy with a `post-deploy` of `exit 3`.
 
 - PM2 ({versions.get('pm2', '?')}, pm2-deploy 1.0.2): `pm2 deploy ecosystem.config.js pm2 setup`,
   then `pm2 deploy ecosystem.config.js pm2 ref v2`; post-deploy `pm2 startOrReload

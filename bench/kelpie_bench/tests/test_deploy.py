@@ -39,8 +39,11 @@ def loaded(rc: int, wall: float, ref: str, f1: int, f2: int, n: int, seen=(1.0, 
             "watch": {"first_new_s": {U1: seen[0], U2: seen[1]}}, "ssh_logins": {U1: 8, U2: 8}}
 
 
+PM2_ROUND_1 = loaded(0, 13.3, "v2", 11, 10, 500_000, (7.1, 12.4))
+PM2_ROUND_1["watch"].update(new_connection_failed={U1: 0, U2: 2},
+                            new_connection_failures={"reset": 2})
 PM2 = {"setup": {"wall_s": 2.1}, "first": {"wall_s": 4.5},
-       "rounds": [loaded(0, 13.3, "v2", 11, 10, 500_000, (7.1, 12.4)),
+       "rounds": [PM2_ROUND_1,
                   loaded(0, 11.0, "v1", 3, 0, 400_000), loaded(0, 12.0, "v2", 0, 1, 100_000)],
        "fail": {"rc": 1, "wall_s": 2.7, "ref": "v1",
                 "before": {U1: state("v2", "v2", 0), U2: state("v2", "v2", 0)},
@@ -110,6 +113,7 @@ class DeployTest(unittest.TestCase):
         self.assertIsNone(res["first_new_s"][U2])
         self.assertEqual(res["new_connection_failed"][U1], 0)
         self.assertEqual(res["new_connection_failed"][U2], res["asked"])
+        self.assertEqual(res["new_connection_failures"], {"refused": res["asked"]})
 
     def test_low_ports_are_distinct_free_and_below_the_ephemeral_range(self):
         ports = low_free_ports(6, taken={LOW_PORTS[0]})
@@ -194,12 +198,12 @@ class DeployTest(unittest.TestCase):
                                                 "error": "RuntimeError: boom"}})
         self.assertIn("| Kelpie | 0.40 s | n/a | RuntimeError: boom |", broken)
         rounds = build_rounds_table(results)
-        self.assertIn("| PM2 | 1 | v2 | 0 | 13.30 s | 8 / 8 | 11 / 10 | 7.10 s / 12.40 s |",
-                      rounds)
-        self.assertIn("| PM2 | post-deploy `exit 3` | v1 | 1 | 2.70 s | ? / ? | 0 / 0 | never / "
-                      "never |", rounds)
-        self.assertIn("| Kelpie | post-deploy `exit 3` | v1 | 1 | 1.25 s | ? / ? | ? / ? | never "
-                      "/ never |", rounds)
+        self.assertIn("| PM2 | 1 | v2 | 0 | 13.30 s | 8 / 8 | 11 / 10 | 0 / 2 (reset 2) | "
+                      "7.10 s / 12.40 s |", rounds)
+        self.assertIn("| PM2 | post-deploy `exit 3` | v1 | 1 | 2.70 s | ? / ? | 0 / 0 | ? / ? | "
+                      "never / never |", rounds)
+        self.assertIn("| Kelpie | post-deploy `exit 3` | v1 | 1 | 1.25 s | ? / ? | ? / ? | ? / ? "
+                      "| never / never |", rounds)
 
     def test_the_section_goes_before_the_readme_line_then_is_replaced_in_place(self):
         report = f"# Results\n\n{README_LINE}\n"
