@@ -29,6 +29,7 @@ mod cli {
     mod persistence;
     mod pid1;
     mod pm2_runtime;
+    mod restart_counts;
     mod runtime;
     mod security;
     mod serve;

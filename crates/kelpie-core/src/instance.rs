@@ -192,14 +192,10 @@ impl InstanceState {
             Input::ScheduledStart => self.on_scheduled_start(),
             Input::AutoRestart(why) => match self.status {
                 Status::Launching | Status::Online => {
+                    // Counted when the new process starts (`on_group_gone`, or `on_timer` after
+                    // a memory loop's backoff): a user's stop meanwhile means no restart.
                     self.after_stop = AfterStop::Start;
                     let why = self.memory_loop(spec, why, now);
-                    // One restart per process ended and started again: a start now is counted
-                    // now; a delayed one (a memory loop's backoff) when its timer starts it
-                    // (`on_timer`); giving up is no restart.
-                    if self.after_stop == AfterStop::Start {
-                        self.restart_time += 1;
-                    }
                     self.stop_why = Some(why);
                     self.begin_stop(spec)
                 }

@@ -48,16 +48,12 @@ impl InstanceState {
                 self.prev_restart_delay_ms = 0;
                 self.created_at_ms = now.wall_ms;
                 match self.status {
+                    // Counted when the new process starts (`on_group_gone`).
                     Status::Launching | Status::Online => {
-                        self.restart_time += 1;
                         self.after_stop = AfterStop::Start;
                         self.begin_stop(spec)
                     }
                     Status::Stopping => {
-                        // Already counted when the stop under way was an automatic restart.
-                        if self.after_stop != AfterStop::Start {
-                            self.restart_time += 1;
-                        }
                         self.after_stop = AfterStop::Start;
                         Vec::new()
                     }

@@ -453,7 +453,10 @@ fn an_automatic_restart_stops_then_starts_and_records_its_cause() {
         vec![Effect::SignalGroup("SIGINT".into()), Effect::ArmTimer(1600)]
     );
     assert_eq!(run.state.status, Status::Stopping);
-    assert_eq!(run.state.restart_time, 2);
+    assert_eq!(
+        run.state.restart_time, 1,
+        "counted once the new process starts"
+    );
     assert_eq!(
         run.state.unstable_restarts, 1,
         "not a user's restart: counters kept"
@@ -475,6 +478,25 @@ fn an_automatic_restart_stops_then_starts_and_records_its_cause() {
         run.feed(5_100, Input::GroupGone),
         vec![Effect::CancelTimer, Effect::Spawn]
     );
+    assert_eq!(run.state.restart_time, 2);
+}
+
+#[test]
+fn a_stop_during_an_automatic_restarts_stop_is_no_restart() {
+    let mut run = Run::new(spec());
+    run.online(0, 10);
+    run.feed(5_000, Input::AutoRestart(why(Cause::Memory, "over")));
+    run.feed(5_010, Input::Control(Control::Stop));
+    run.feed(
+        5_020,
+        Input::Exited {
+            code: None,
+            signal: Some("SIGINT".into()),
+        },
+    );
+    run.feed(5_020, Input::GroupGone);
+    assert_eq!(run.state.status, Status::Stopped);
+    assert_eq!(run.state.restart_time, 0, "no process was started again");
 }
 
 #[test]

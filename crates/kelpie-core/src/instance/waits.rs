@@ -11,7 +11,12 @@ impl InstanceState {
         }
         let mut effects = vec![Effect::CancelTimer];
         match std::mem::take(&mut self.after_stop) {
-            AfterStop::Start => effects.extend(self.spawn()),
+            // A restart is counted here, once the old process is gone and a new one starts: one
+            // per process ended and started again, whatever asked for it.
+            AfterStop::Start => {
+                self.restart_time += 1;
+                effects.extend(self.spawn());
+            }
             AfterStop::StartAfter(ms) => {
                 self.status = Status::WaitingRestart;
                 effects.push(Effect::ArmTimer(ms));
