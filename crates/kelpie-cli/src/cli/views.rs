@@ -11,6 +11,10 @@ pub struct ListArgs {
     /// How often --watch refreshes (2s, 500ms; a bare number is seconds)
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,
+    /// Order the rows by name, namespace, id, pid, cpu, memory, uptime (start time, as PM2),
+    /// status or restarts, `:asc` (the default) or `:desc`; without it, by id
+    #[arg(long, value_name = "FIELD[:asc|desc]")]
+    pub sort: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -21,18 +21,28 @@ pub(super) fn processes(home: &Home) -> Result<Vec<ProcessInfo>> {
 }
 
 pub fn list(home: &Home, args: &ListArgs) -> Result<ExitCode> {
+    let order = args.sort.as_deref().and_then(|text| {
+        let (order, warnings) = ListOrder::parse(text);
+        for warning in warnings {
+            eprintln!("[kelpie] --sort: {warning}");
+        }
+        order
+    });
     if args.watch {
-        return watch(home, args.interval);
+        return watch(home, args.interval, order);
     }
     let mut client = Client::connect_or_start(home)?;
     // Both asked at once: the second answer is ready when the first is read.
     client.send(&Request::List)?;
     client.send(&Request::Host)?;
-    let list = match client.receive()? {
+    let mut list = match client.receive()? {
         Response::Processes(list) => list,
         Response::Error(e) => return Err(crate::exit::from_wire(&e)),
         other => bail!("unexpected answer from the daemon: {other:?}"),
     };
+    if let Some(order) = order {
+        order.sort(&mut list);
+    }
     render::print_table(&list)?;
     if let Some(host) = host(client.receive()) {
         outln!("{}", render::host_line(&host));
@@ -54,7 +64,7 @@ fn host(answer: Result<Response>) -> Option<HostMetrics> {
 /// is left of each line and below), so nothing scrolls or flickers, and the last table stays on
 /// the screen at the end. Lines wider than the terminal are cut, not wrapped. Without a
 /// terminal (stdin and stdout), a table is printed after another until the process is ended.
-fn watch(home: &Home, interval: Duration) -> Result<ExitCode> {
+fn watch(home: &Home, interval: Duration, order: Option<ListOrder>) -> Result<ExitCode> {
     let mut client = Some(Client::connect_or_start(home)?);
     let on_terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
     let raw = if on_terminal {
@@ -79,7 +89,10 @@ fn watch(home: &Home, interval: Duration) -> Result<ExitCode> {
             clock.format(now, kelpie_sys::utc_offset_secs(now.div_euclid(1000)))
         )?;
         match refresh(home, &mut client) {
-            Ok(list) => {
+            Ok(mut list) => {
+                if let Some(order) = order {
+                    order.sort(&mut list);
+                }
                 render::write_table(&mut frame, &list, on_terminal)?;
                 if let Some(host) = client
                     .as_mut()
@@ -111,6 +124,107 @@ fn watch(home: &Home, interval: Duration) -> Result<ExitCode> {
                 }
             }
             None => std::thread::sleep(interval),
+        }
+    }
+}
+
+/// What `list --sort` orders the rows by: PM2's fields (`pm2 ls --sort`, its UX's list),
+/// and `restarts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SortField {
+    Name,
+    Namespace,
+    Id,
+    Pid,
+    Cpu,
+    Memory,
+    /// The time the current (or last) process started (PM2's `pm_uptime`): ascending puts
+    /// the longest-running first, as in PM2.
+    Uptime,
+    Status,
+    Restarts,
+}
+
+/// `--sort`'s field names, as typed (in any case).
+const SORT_FIELDS: [(&str, SortField); 9] = [
+    ("name", SortField::Name),
+    ("namespace", SortField::Namespace),
+    ("id", SortField::Id),
+    ("pid", SortField::Pid),
+    ("cpu", SortField::Cpu),
+    ("memory", SortField::Memory),
+    ("uptime", SortField::Uptime),
+    ("status", SortField::Status),
+    ("restarts", SortField::Restarts),
+];
+
+/// `list --sort <field>[:asc|desc]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ListOrder {
+    field: SortField,
+    descending: bool,
+}
+
+impl ListOrder {
+    /// `--sort`'s value, and what could not be read in it. PM2 ignores an unknown field (it
+    /// lists in its default order) and reads any order but `desc` as ascending, silently;
+    /// Kelpie does the same but says so: an unknown field gives no order (the list stays in
+    /// id order), an unknown order word ascending.
+    fn parse(text: &str) -> (Option<ListOrder>, Vec<String>) {
+        let (field, direction) = text.split_once(':').unwrap_or((text, ""));
+        let Some(field) = SORT_FIELDS
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(field.trim()))
+            .map(|(_, field)| *field)
+        else {
+            let names: Vec<&str> = SORT_FIELDS.iter().map(|(name, _)| *name).collect();
+            return (
+                None,
+                vec![format!(
+                    "`{field}` is not a field to sort by ({}): listed by id",
+                    names.join(", ")
+                )],
+            );
+        };
+        let direction = direction.trim();
+        let mut warnings = Vec::new();
+        let descending = if direction.eq_ignore_ascii_case("desc") {
+            true
+        } else {
+            if !direction.is_empty() && !direction.eq_ignore_ascii_case("asc") {
+                warnings.push(format!(
+                    "`{direction}` is not an order (asc, desc): sorted ascending"
+                ));
+            }
+            false
+        };
+        (Some(ListOrder { field, descending }), warnings)
+    }
+
+    /// `list` sorted; rows that compare equal stay in id order, either way (as in PM2).
+    fn sort(self, list: &mut [ProcessInfo]) {
+        list.sort_by(|a, b| {
+            let order = self.compare(a, b);
+            if self.descending {
+                order.reverse()
+            } else {
+                order
+            }
+        });
+    }
+
+    fn compare(self, a: &ProcessInfo, b: &ProcessInfo) -> std::cmp::Ordering {
+        match self.field {
+            SortField::Name => a.spec.name.cmp(&b.spec.name),
+            SortField::Namespace => a.spec.namespace.cmp(&b.spec.namespace),
+            SortField::Id => a.pm_id.cmp(&b.pm_id),
+            // A process that does not run has pid 0 (as PM2 shows it).
+            SortField::Pid => a.state.pid.unwrap_or(0).cmp(&b.state.pid.unwrap_or(0)),
+            SortField::Cpu => a.cpu.total_cmp(&b.cpu),
+            SortField::Memory => a.memory.cmp(&b.memory),
+            SortField::Uptime => a.state.started_at_ms.cmp(&b.state.started_at_ms),
+            SortField::Status => a.state.status.as_str().cmp(b.state.status.as_str()),
+            SortField::Restarts => a.state.restart_time.cmp(&b.state.restart_time),
         }
     }
 }
@@ -289,4 +403,59 @@ pub fn pid(home: &Home, target: Option<&str>) -> Result<ExitCode> {
         writeln!(out, "{}", p.state.pid.unwrap_or(0))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_reads_a_field_in_any_case_and_an_order() {
+        let read = |text| ListOrder::parse(text);
+        assert_eq!(
+            read("name:desc"),
+            (
+                Some(ListOrder {
+                    field: SortField::Name,
+                    descending: true
+                }),
+                vec![]
+            )
+        );
+        assert_eq!(
+            read("MEMORY"),
+            (
+                Some(ListOrder {
+                    field: SortField::Memory,
+                    descending: false
+                }),
+                vec![]
+            )
+        );
+        assert_eq!(read("Restarts:DESC").0.map(|o| o.descending), Some(true));
+        assert_eq!(read("uptime:asc").1, Vec::<String>::new());
+        assert_eq!(read("id:").1, Vec::<String>::new());
+    }
+
+    #[test]
+    fn sort_names_what_it_cannot_read() {
+        let (order, warnings) = ListOrder::parse("bogus:desc");
+        assert_eq!(order, None);
+        assert_eq!(
+            warnings,
+            [
+                "`bogus` is not a field to sort by (name, namespace, id, pid, cpu, memory, \
+              uptime, status, restarts): listed by id"
+            ]
+        );
+        let (order, warnings) = ListOrder::parse("pid:down");
+        assert_eq!(
+            order.map(|o| (o.field, o.descending)),
+            Some((SortField::Pid, false))
+        );
+        assert_eq!(
+            warnings,
+            ["`down` is not an order (asc, desc): sorted ascending"]
+        );
+    }
 }

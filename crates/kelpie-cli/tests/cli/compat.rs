@@ -843,3 +843,146 @@ fn run_as_pm2_kelpie_refuses_a_home_where_pm2_runs() {
     );
     assert!(!k.home().join("pm2.pid").exists(), "no daemon was started");
 }
+
+/// The names in the rows of a `list` table, top to bottom.
+fn listed_names(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .filter_map(|line| line.split('│').nth(2))
+        .map(|cell| cell.trim().to_string())
+        .filter(|name| name != "name")
+        .collect()
+}
+
+#[test]
+fn list_sort_orders_the_rows_by_pm2s_fields() {
+    let k = kelpie();
+    let fake = k.fake_app();
+    // Ids 0, 1, 2 in an order no field but id gives: bravo is restarted once then stopped,
+    // alpha holds 64 MiB and is restarted twice (started last), charlie burns a core in its
+    // own namespace.
+    k.ok(&["start", &fake, "--name", "bravo"]);
+    k.ok(&["start", &fake, "--name", "alpha", "--", "--allocate", "64"]);
+    k.ok(&[
+        "start",
+        &fake,
+        "--name",
+        "charlie",
+        "--namespace",
+        "aaa",
+        "--",
+        "--burn",
+    ]);
+    std::thread::sleep(Duration::from_millis(20));
+    k.ok(&["restart", "bravo"]);
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(20));
+        k.ok(&["restart", "alpha"]);
+    }
+    k.ok(&["stop", "bravo"]);
+    k.wait_for(
+        "alpha's 64 MiB and charlie's core",
+        Duration::from_secs(20),
+        || {
+            let list = k.jlist();
+            let memory = |p: &serde_json::Value| p["monit"]["memory"].as_u64().unwrap_or(0);
+            let cpu = |p: &serde_json::Value| p["monit"]["cpu"].as_f64().unwrap_or(0.0);
+            memory(&list[1]) > 60 << 20 && cpu(&list[2]) > 50.0 && memory(&list[2]) > 0
+        },
+    );
+    let sorted = |args: &[&str]| listed_names(&k.ok(args));
+    // Without --sort, by id.
+    assert_eq!(sorted(&["list"]), ["bravo", "alpha", "charlie"]);
+    for (sort, expected) in [
+        ("name", ["alpha", "bravo", "charlie"]),
+        ("name:asc", ["alpha", "bravo", "charlie"]),
+        ("name:desc", ["charlie", "bravo", "alpha"]),
+        ("NAME:DESC", ["charlie", "bravo", "alpha"]),
+        ("id", ["bravo", "alpha", "charlie"]),
+        ("id:desc", ["charlie", "alpha", "bravo"]),
+        // Equal namespaces stay in id order, either way.
+        ("namespace", ["charlie", "bravo", "alpha"]),
+        ("namespace:desc", ["bravo", "alpha", "charlie"]),
+        ("memory:desc", ["alpha", "charlie", "bravo"]),
+        ("memory", ["bravo", "charlie", "alpha"]),
+        // PM2 sorts `uptime` by start time: the longest-running first.
+        ("uptime", ["charlie", "bravo", "alpha"]),
+        ("uptime:desc", ["alpha", "bravo", "charlie"]),
+        ("restarts", ["charlie", "bravo", "alpha"]),
+        ("restarts:desc", ["alpha", "bravo", "charlie"]),
+        ("status", ["alpha", "charlie", "bravo"]),
+        ("status:desc", ["bravo", "alpha", "charlie"]),
+    ] {
+        let out = k.run(&["list", "--sort", sort]);
+        assert!(out.status.success(), "--sort {sort}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr, "", "--sort {sort}");
+        let names = listed_names(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(names, expected, "--sort {sort}");
+    }
+    // The busiest first; a stopped app's pid is 0.
+    assert_eq!(sorted(&["list", "--sort", "cpu:desc"])[0], "charlie");
+    assert_eq!(sorted(&["list", "--sort", "pid"])[0], "bravo");
+    let mut by_pid = [("alpha", k.pid("alpha")), ("charlie", k.pid("charlie"))];
+    by_pid.sort_by_key(|(_, pid)| std::cmp::Reverse(*pid));
+    let by_pid: Vec<&str> = by_pid
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(["bravo"])
+        .collect();
+    assert_eq!(sorted(&["list", "--sort", "pid:desc"]), by_pid);
+    // PM2's other names for the list take it too.
+    for verb in ["ls", "status", "ps", "l"] {
+        assert_eq!(
+            sorted(&[verb, "--sort", "name:desc"]),
+            ["charlie", "bravo", "alpha"],
+            "{verb}"
+        );
+    }
+    // PM2 ignores a field it does not know, silently: Kelpie lists by id and says why.
+    let out = k.run(&["list", "--sort", "bogus:desc"]);
+    assert!(out.status.success());
+    assert_eq!(
+        listed_names(&String::from_utf8_lossy(&out.stdout)),
+        ["bravo", "alpha", "charlie"]
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`bogus` is not a field to sort by (name, namespace, id, pid, cpu, memory, uptime, status, restarts)"),
+        "{stderr}"
+    );
+    let out = k.run(&["list", "--sort", "name:down"]);
+    assert!(out.status.success());
+    assert_eq!(
+        listed_names(&String::from_utf8_lossy(&out.stdout)),
+        ["alpha", "bravo", "charlie"]
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`down` is not an order (asc, desc)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `list --watch` sorts each table it draws.
+    let mut watch = k
+        .command(&[
+            "list",
+            "--watch",
+            "--interval",
+            "200ms",
+            "--sort",
+            "name:desc",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("list --watch");
+    std::thread::sleep(Duration::from_millis(1500));
+    watch.kill().expect("kill list --watch");
+    let out = watch.wait_with_output().expect("list --watch output");
+    let tables = String::from_utf8_lossy(&out.stdout);
+    let first = tables.split("\n\n").next().unwrap_or_default();
+    assert_eq!(
+        listed_names(first),
+        ["charlie", "bravo", "alpha"],
+        "{tables}"
+    );
+}
