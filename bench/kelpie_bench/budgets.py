@@ -84,6 +84,11 @@ CHECK_METRICS += (
                 "every 0.3-0.6 s, from the 300th restart over 25 s"),
     CheckMetric("soak_anon_kb_per_restart", "kB", "the daemon's RssAnon growth per restart over "
                 "the same restarts (0: nothing left behind)"),
+    CheckMetric("soak_print_cpu_ms_per_restart", "ms", "the same, the apps printing a line to "
+                "stdout and one to stderr and exiting 1"),
+    CheckMetric("soak_print_anon_kb_per_restart", "kB", "the daemon's RssAnon growth per restart "
+                "of those printing apps (their lines kept in memory: 2 x ~40 bytes per restart "
+                "until each instance has its 500)"),
 )
 CHECK_METRIC = {cm.key: cm for cm in CHECK_METRICS}
 

@@ -117,12 +117,21 @@ def cost_of_apps(m: Manager, n: int, idle_s: float = SCALE_IDLE_S,
     }
 
 
-def soak(m: Manager, seconds: float, skip: int = SOAK_SKIP_RESTARTS) -> dict:
+def soak(m: Manager, seconds: float, skip: int = SOAK_SKIP_RESTARTS,
+         printing: bool = False) -> dict:
     """SOAK_APPS fake-apps that exit every ~0.3-0.6 s and are restarted, for `seconds`: the
     daemon's CPU and RssAnon per restart from the SOAK_SKIP_RESTARTS-th restart on, and its
-    RssAnon at that point and at the end (flat means nothing is left behind per restart)."""
+    RssAnon at that point and at the end (flat means nothing is left behind per restart).
+    Quiet apps exit 0; `printing` ones print a line to stdout and one to stderr and exit 1, as
+    apps really crash (their lines go to the logs and to each instance's last lines in memory)."""
+    if printing:
+        life = ["--quiet", "--print", "1", "--print-err", "1"]
+        code = "1"
+    else:
+        life = ["--quiet"]
+        code = "0"
     apps = [{"name": f"crash{i}", "script": str(FAKE_APP), "interpreter": "none",
-             "args": ["--quiet", "--exit-after", str(SOAK_LIFE_MS + 10 * i), "--exit-code", "0"],
+             "args": [*life, "--exit-after", str(SOAK_LIFE_MS + 10 * i), "--exit-code", code],
              "min_uptime": 100, "restart_delay": 0, "max_restarts": 10_000_000}
             for i in range(SOAK_APPS)]
     file = m.workdir / "soak.json"
@@ -201,3 +210,11 @@ def check_scale(m: Manager, figures: dict, raw: dict) -> None:
         raise RuntimeError(f"soak: too few restarts ({s['restarts']})")
     figures["soak_cpu_ms_per_restart"] = s["cpu_ms_per_restart"]
     figures["soak_anon_kb_per_restart"] = s["anon_kb_per_restart"]
+    log(f"check: soak: the same apps printing a line to stdout and stderr and exiting 1, "
+        f"{CHECK_SOAK_S:g} s")
+    p = soak(m, CHECK_SOAK_S, CHECK_SOAK_SKIP, printing=True)
+    raw["soak_printing"] = p
+    if "counted" not in p:
+        raise RuntimeError(f"soak (printing apps): too few restarts ({p['restarts']})")
+    figures["soak_print_cpu_ms_per_restart"] = p["cpu_ms_per_restart"]
+    figures["soak_print_anon_kb_per_restart"] = p["anon_kb_per_restart"]

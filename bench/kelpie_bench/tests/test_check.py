@@ -20,7 +20,8 @@ class CheckTest(unittest.TestCase):
             "rss_200_mb": 10.0, "cpu_idle_200_pct": 0.4, "cpu_sdk_200_pct": 0.9,
             "node_app_rss_mb": 42.0, "node_app_idle_cpu_pct": 0.1, "scale_cpu_ratio": 1.1,
             "scale_fds_per_app": 5.0, "soak_cpu_ms_per_restart": 1.8,
-            "soak_anon_kb_per_restart": 0.1}
+            "soak_anon_kb_per_restart": 0.1, "soak_print_cpu_ms_per_restart": 1.9,
+            "soak_print_anon_kb_per_restart": 0.2}
 
     def setUp(self):
         self.dir = Path(tempfile.mkdtemp(prefix="kelpie-bench-selftest-"))
@@ -126,7 +127,9 @@ class CheckTest(unittest.TestCase):
                               "node_app_rss_mb": "ok", "node_app_idle_cpu_pct": "ok",
                               "scale_cpu_ratio": "ok", "scale_fds_per_app": "ok",
                               "soak_cpu_ms_per_restart": "ok",
-                              "soak_anon_kb_per_restart": "ok", "ghost_ms": "not measured"})
+                              "soak_anon_kb_per_restart": "ok",
+                              "soak_print_cpu_ms_per_restart": "ok",
+                              "soak_print_anon_kb_per_restart": "ok", "ghost_ms": "not measured"})
         self.assertFalse(check_passed(rows))
         self.assertFalse(check_passed(compare_budgets(self.FIGS, None)))  # no budgets file
         t = format_check_table(rows).splitlines()
