@@ -405,6 +405,83 @@ fn scale_adds_and_removes_instances_sharing_the_port() {
     });
 }
 
+/// Id, status and pid of each instance of `name`, in id order.
+fn instances_of(k: &Kelpie, name: &str) -> Vec<(u64, String, u64)> {
+    k.jlist()
+        .iter()
+        .filter(|p| p["name"] == name)
+        .map(|p| {
+            let status = p["pm2_env"]["status"].as_str().unwrap_or_default();
+            let pid = p["pid"].as_u64().unwrap_or(0);
+            (p["pm_id"].as_u64().unwrap_or(99), status.to_string(), pid)
+        })
+        .collect()
+}
+
+#[test]
+fn scale_right_after_a_daemon_crash_follows_what_the_app_is_meant_to_do() {
+    let k = kelpie();
+    let fake = k.fake_app();
+    // Its process ignores the stop signal: the next daemon takes `kill_timeout` to stop what
+    // the dead one left, and until then it lists the app as stopped, though it means to run it.
+    k.ok(&[
+        "start",
+        &fake,
+        "--name",
+        "s",
+        "--kill-timeout",
+        "3000",
+        "--",
+        "--ignore-signals",
+    ]);
+    k.ok(&["start", &fake, "--name", "paused"]);
+    k.ok(&["stop", "paused"]);
+    k.wait_for("the keeper's pid file", 5 * SECS, || {
+        k.keeper_pid().is_some()
+    });
+    let keeper = k.keeper_pid().expect("keeper");
+    let daemon = k.daemon_pid().expect("daemon");
+    for pid in [keeper, daemon] {
+        let killed = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .expect("kill -9");
+        assert!(killed.success());
+    }
+    k.wait_for("daemon and keeper gone", 5 * SECS, || {
+        !kelpie_testkit::alive(daemon) && !kelpie_testkit::alive(keeper)
+    });
+    // The scale starts the next daemon, and reaches it while it is still stopping the old
+    // process: every new instance must run all the same.
+    k.ok(&["scale", "s", "3"]);
+    k.wait_for("three instances online", 20 * SECS, || {
+        let seen = instances_of(&k, "s");
+        seen.len() == 3
+            && seen
+                .iter()
+                .all(|(_, status, pid)| status == "online" && *pid != 0)
+    });
+    let before = instances_of(&k, "s");
+    // Scaling down removes the oldest instances (the lowest ids), as PM2 does; the one kept
+    // was started by the scale up, and runs on.
+    k.ok(&["scale", "s", "1"]);
+    let after = instances_of(&k, "s");
+    assert_eq!(after, [before[2].clone()], "the newest kept, still running");
+    k.ok(&["scale", "s", "+1"]);
+    k.wait_for("the new instance online", 20 * SECS, || {
+        let seen = instances_of(&k, "s");
+        seen.len() == 2 && seen.iter().all(|(_, status, _)| status == "online")
+    });
+    // An app a user stopped is not meant to run: its new instances stay stopped too.
+    k.ok(&["scale", "paused", "2"]);
+    let paused = instances_of(&k, "paused");
+    assert_eq!(paused.len(), 2);
+    assert!(
+        paused.iter().all(|(_, status, _)| status == "stopped"),
+        "{paused:?}"
+    );
+}
+
 #[test]
 fn a_port_in_use_fails_the_start_and_changes_nothing() {
     let k = kelpie();

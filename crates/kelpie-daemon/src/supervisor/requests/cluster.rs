@@ -1,6 +1,7 @@
 //! `reload` and `scale`.
 
 use crate::instance::InstanceMsg;
+use crate::supervisor::apps::Entry;
 use crate::supervisor::requests::fail;
 use crate::supervisor::{Finish, Reply, Supervisor};
 use kelpie_core::Control;
@@ -133,7 +134,7 @@ pub(in crate::supervisor) fn reload(
 }
 
 /// `scale <app> N|+N|-N`: start more instances (numbered after the others) or delete the
-/// newest ones.
+/// oldest ones.
 pub(in crate::supervisor) fn scale(
     sup: &mut Supervisor,
     name: &str,
@@ -144,6 +145,7 @@ pub(in crate::supervisor) fn scale(
     let Some(first) = ids.first().and_then(|id| sup.apps.get(*id)) else {
         return fail(reply, ErrorKind::NotFound, format!("no app named `{name}`"));
     };
+    let running = meant_to_run(ids.iter().filter_map(|id| sup.apps.get(*id)));
     let current = ids.len() as u32;
     let wanted = count.apply(current);
     if let Err(why) = kelpie_core::check_instances(wanted) {
@@ -156,7 +158,6 @@ pub(in crate::supervisor) fn scale(
             format!("an app keeps at least one instance; use `kelpie delete {name}` to remove it"),
         );
     }
-    let running = !first.state.status.is_down();
     let mut spec = (*first.spec).clone();
     spec.instances = wanted;
     let spec = Arc::new(spec);
@@ -175,10 +176,32 @@ pub(in crate::supervisor) fn scale(
             waiters.push(sup.apps.command(id, Control::Start));
         }
     }
-    // As in PM2, scaling down removes the oldest instances (the lowest ids); the next
-    // scale up gives new ones the lowest free indexes again.
+    // As in PM2, scaling down removes the oldest instances (the lowest ids: PM2's `scale`
+    // deletes the first of its list, which is in id order); the next scale up gives new ones
+    // the lowest free indexes again.
     for id in ids.iter().take(current.saturating_sub(wanted) as usize) {
         waiters.push(sup.remove(*id));
     }
     sup.finish_after(waiters, Finish::List, reply);
+}
+
+/// Whether an app is meant to run, from what was asked of it rather than from what its
+/// processes are doing at this instant: the new instances of a `scale` start when it is. Right
+/// after a daemon restart, the instances it brings back are still `stopped` until their start
+/// is carried out (once the dead daemon's processes are stopped, which takes up to their
+/// `kill_timeout`, and the apps they depend on are up).
+///
+/// An instance is meant to run when it runs or is about to
+/// ([`kelpie_core::InstanceState::wants_to_run`]), or when it has run (or tried to) and no
+/// user stopped it: one a new daemon is bringing back, or one that ended or failed by itself
+/// (PM2's `scale` starts every new instance). Not meant to run: one a user stopped, one never
+/// started (`autostart: false`), and a periodic job between runs, whose new instances wait for
+/// the schedule as it does.
+fn meant_to_run<'a>(mut instances: impl Iterator<Item = &'a Entry>) -> bool {
+    instances.any(|entry| {
+        let state = &entry.state;
+        let has_run = state.started_at_ms > 0 || state.last_error.is_some();
+        state.wants_to_run()
+            || (has_run && !state.stopped_by_user && !state.waits_for_schedule(&entry.spec))
+    })
 }
