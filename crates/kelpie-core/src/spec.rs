@@ -154,6 +154,12 @@ pub struct AppSpec {
     /// log files get the `-<pm_id>` suffix (unless `merge_logs`) like a cluster app's, whatever
     /// the count.
     pub instances_given: bool,
+    /// The `instances` of the ecosystem file the app was last started, restarted or reloaded
+    /// from, as the file said it then. Applying the file again keeps the count `scale` set
+    /// while the file still says this (PM2 never changes the count on a restart), and follows
+    /// a file whose `instances` changed since.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_instances: Option<u32>,
     /// Combined stdout+stderr file (`-l`); `Some("")` = `<home>/logs/<name>.log`.
     pub log_file: Option<String>,
     /// Prefix each line with the time in this dayjs-style format (`YYYY-MM-DD HH:mm:ss Z`).
@@ -268,6 +274,7 @@ impl Default for AppSpec {
             error_file: None,
             merge_logs: false,
             instances_given: false,
+            file_instances: None,
             pid_file: None,
             log_file: None,
             log_date_format: None,

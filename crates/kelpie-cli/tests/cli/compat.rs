@@ -986,3 +986,62 @@ fn list_sort_orders_the_rows_by_pm2s_fields() {
         "{tables}"
     );
 }
+
+#[test]
+fn applying_a_file_again_keeps_the_count_scale_set_and_follows_a_changed_instances() {
+    let k = kelpie();
+    let write = |instances: u32| {
+        k.write(
+            "ecosystem.config.json",
+            &format!(
+                r#"{{"apps": [{{"name": "api", "script": "{}", "instances": {instances},
+                   "exec_mode": "fork", "env": {{"STAGE": "dev"}},
+                   "env_production": {{"STAGE": "prod"}}}}]}}"#,
+                k.fake_app()
+            ),
+        )
+    };
+    let file = write(2);
+    // Each instance's status and STAGE, in id order.
+    let api = || -> Vec<(String, String)> {
+        k.jlist()
+            .iter()
+            .filter(|p| p["name"] == "api")
+            .map(|p| {
+                (
+                    p["pm2_env"]["status"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    p["pm2_env"]["env"]["STAGE"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect()
+    };
+    let all = |stage: &str, count: usize| vec![("online".to_string(), stage.to_string()); count];
+    k.ok(&["start", &file]);
+    k.ok(&["scale", "api", "4"]);
+    // As in PM2, whose restarts never change the count: every instance restarted with the
+    // profile, none removed.
+    k.ok(&["restart", &file, "--env", "production"]);
+    assert_eq!(api(), all("prod", 4));
+    k.ok(&["restart", "api", "--env", "production"]);
+    assert_eq!(api(), all("prod", 4));
+    k.ok(&["reload", &file]);
+    assert_eq!(api(), all("dev", 4));
+    k.ok(&["start", &file, "--env", "production"]);
+    assert_eq!(api(), all("prod", 4));
+    k.ok(&["scale", "api", "1"]);
+    k.ok(&["restart", &file]);
+    assert_eq!(api(), all("dev", 1));
+    // A file whose `instances` changed is followed (PM2 would keep 1).
+    let file = write(3);
+    k.ok(&["restart", &file]);
+    assert_eq!(api(), all("dev", 3));
+    k.ok(&["scale", "api", "+1"]);
+    k.ok(&["reload", &file, "--env", "production"]);
+    assert_eq!(api(), all("prod", 4));
+}

@@ -43,13 +43,21 @@ pub(super) fn handle(sup: &mut Supervisor, request: Request, reply: oneshot::Sen
             });
         }
         Request::List => sup.reply_with_list(reply, Response::Processes),
-        Request::Start(request) => start::start(sup, request, reply),
+        Request::Start(mut request) => {
+            if request.from_file {
+                request.apps = start::keep_scaled_counts(sup, request.apps);
+            }
+            start::start(sup, request, reply)
+        }
         Request::Stop { targets } => control::control(sup, &targets, Control::Stop, None, reply),
         Request::Restart {
             targets,
             update_env,
         } => control::control(sup, &targets, Control::Restart, update_env, reply),
-        Request::Reload(request) => cluster::reload(sup, request, reply),
+        Request::Reload(mut request) => {
+            request.apps = start::keep_scaled_counts(sup, request.apps);
+            cluster::reload(sup, request, reply)
+        }
         Request::Scale { name, count } => cluster::scale(sup, &name, count, reply),
         Request::Change { targets, changes } => control::change(sup, &targets, changes, reply),
         Request::Delete { targets } => control::delete(sup, &targets, reply),

@@ -119,6 +119,33 @@ pub(in crate::supervisor) fn start(
     finish_start_after(sup, waiters, gated, outcomes, reply);
 }
 
+/// The specs of an ecosystem file, about to be applied (`start`, `restart` or `reload` of the
+/// file), with the instance count of a running app kept where the file's `instances` is the
+/// one it was last given from the file: a count `scale` changed stays, as in PM2, whose
+/// restarts never change it. A file whose `instances` changed since is followed, and an app
+/// that did not come from the file takes the file's count.
+pub(in crate::supervisor) fn keep_scaled_counts(
+    sup: &Supervisor,
+    specs: Vec<AppSpec>,
+) -> Vec<AppSpec> {
+    specs
+        .into_iter()
+        .map(|mut spec| {
+            let asked = spec.instances;
+            spec.file_instances = Some(asked);
+            let ids = sup.apps.ids_named(&spec.name);
+            let given_before = ids
+                .first()
+                .and_then(|id| sup.apps.get(*id))
+                .and_then(|entry| entry.spec.file_instances);
+            if given_before == Some(asked) && !ids.is_empty() {
+                spec.instances = ids.len() as u32;
+            }
+            spec
+        })
+        .collect()
+}
+
 /// What a start does with each app (with the daemon's `conf` environment), or every
 /// reason it cannot start them all.
 fn plan_start(
