@@ -10,15 +10,23 @@ pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 /// Why a frame could not be read, written or decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
-    /// The socket failed or closed.
-    #[error("connection error: {0}")]
+    /// The socket failed or closed. The cause is the source, not repeated in the message: an
+    /// error chain printed whole (the CLI's `{:#}`) would show it twice.
+    #[error("connection error")]
     Io(#[from] std::io::Error),
     /// The length prefix is above [`MAX_FRAME_LEN`].
     #[error("frame of {0} bytes is larger than the limit of {MAX_FRAME_LEN}")]
     TooLarge(usize),
-    /// The body is not the JSON we expected.
+    /// The body is not the JSON we expected. The cause is in the message and is no source
+    /// (so a chain shows it once): those who report it show this message alone.
     #[error("undecodable message: {0}")]
-    Decode(#[from] serde_json::Error),
+    Decode(serde_json::Error),
+}
+
+impl From<serde_json::Error> for FrameError {
+    fn from(error: serde_json::Error) -> Self {
+        FrameError::Decode(error)
+    }
 }
 
 /// Serialize `value` into a complete frame (length prefix included).
@@ -101,5 +109,30 @@ mod tests {
     fn an_unknown_request_is_a_decode_error_not_a_panic() {
         assert!(decode::<Request>(br#"{"FutureThing":{}}"#).is_err());
         assert!(decode::<Request>(b"\xff\xfe").is_err());
+    }
+
+    /// The message of `error` and of each of its sources, joined as the CLI prints an error
+    /// (anyhow's `{:#}`).
+    fn chain(error: &dyn std::error::Error) -> String {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+
+    #[test]
+    fn an_error_names_its_cause_once() {
+        // A daemon gone in the middle of the length prefix, then of the body.
+        let cut = read_frame(&mut &[0u8, 0][..]).expect_err("cut in the prefix");
+        assert_eq!(chain(&cut), "connection error: failed to fill whole buffer");
+        let cut = read_frame(&mut &[0u8, 0, 0, 9, b'{'][..]).expect_err("cut in the body");
+        assert_eq!(chain(&cut), "connection error: unexpected end of file");
+        let json = serde_json::from_slice::<Request>(b"{").expect_err("not JSON");
+        let bad = decode::<Request>(b"{").expect_err("not JSON");
+        assert_eq!(chain(&bad), format!("undecodable message: {json}"));
     }
 }

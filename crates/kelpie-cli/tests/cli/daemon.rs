@@ -250,3 +250,50 @@ fn the_daemon_raises_its_open_files_limit_and_its_apps_keep_the_one_it_was_given
     assert_eq!(open_files_limit(daemon), (hard.clone(), hard.clone()));
     assert_eq!(open_files_limit(k.pid("app")), ("512".to_string(), hard));
 }
+
+#[test]
+fn a_daemon_killed_mid_command_is_reported_with_its_cause_once() {
+    let k = kelpie();
+    let fake = k.fake_app();
+    // Its process ignores the stop signal: the daemon waits `kill_timeout` before its SIGKILL,
+    // and the `stop` waits with it.
+    k.ok(&[
+        "start",
+        &fake,
+        "--name",
+        "slow",
+        "--kill-timeout",
+        "20000",
+        "--",
+        "--ignore-signals",
+    ]);
+    let stop = k
+        .command(&["stop", "slow"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kelpie stop");
+    k.wait_for(
+        "the stop under way",
+        std::time::Duration::from_secs(10),
+        || k.status("slow") == "stopping",
+    );
+    let daemon = k.daemon_pid().expect("daemon pid");
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &daemon.to_string()])
+        .status()
+        .expect("kill -9");
+    assert!(killed.success());
+    let out = stop.wait_with_output().expect("the stop ends");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let message = stderr.trim();
+    assert!(
+        message.starts_with("kelpie: error: the daemon closed the connection before answering: "),
+        "{message}"
+    );
+    // The innermost cause (the socket's end, "failed to fill whole buffer") once, not once
+    // per error of the chain that carries it.
+    let cause = message.rsplit(": ").next().unwrap_or_default();
+    assert_eq!(message.matches(cause).count(), 1, "{message}");
+}
