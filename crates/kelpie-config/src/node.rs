@@ -98,6 +98,44 @@ fn run(
     })
 }
 
+/// Prints the index of each of its arguments that Node refuses in `NODE_OPTIONS` (what
+/// `process.allowedNodeEnvironmentFlags` does not have: `has()` reads `--flag=value`, `-r`,
+/// underscores for dashes, as Node itself does).
+const NODE_OPTIONS_CHECK: &str = r#"
+const allowed = process.allowedNodeEnvironmentFlags;
+process.argv.slice(1).forEach((flag, i) => { if (!allowed.has(flag)) console.log(i); });
+"#;
+
+/// How long the local `node` may take to say which options `NODE_OPTIONS` takes.
+const CHECK_LIMIT: Duration = Duration::from_secs(10);
+
+/// Of `flags` (Node options, each with its value if any), the indexes of those Node refuses in
+/// `NODE_OPTIONS`, as the `node` on the app's `PATH` says (so its version decides, not a list
+/// kept here); `None` when no node answers. Node is asked without the caller's own
+/// `NODE_OPTIONS`, which could keep it from starting.
+pub fn refused_in_node_options(flags: &[&str], ctx: &LoadContext) -> Option<Vec<usize>> {
+    let node = crate::paths::which("node", &ctx.path_var())?;
+    let mut command = Command::new(node);
+    command
+        .arg("-e")
+        .arg(NODE_OPTIONS_CHECK)
+        .arg("--")
+        .args(flags)
+        .stdin(Stdio::null())
+        .env_remove("NODE_OPTIONS");
+    if ctx.cwd.is_dir() {
+        command.current_dir(&ctx.cwd);
+    }
+    let output = output_within(command, CHECK_LIMIT, "NODE_OPTIONS").ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| line.trim().parse().ok())
+        .collect()
+}
+
 /// Run `command` to its end and collect its output, killing it once `limit` has passed.
 fn output_within(mut command: Command, limit: Duration, file: &str) -> Result<Output, ConfigError> {
     let cannot_run = |e: std::io::Error| ConfigError::Script {
@@ -193,6 +231,25 @@ mod tests {
         let path = dir.path().join(name);
         std::fs::write(&path, text).expect("write");
         evaluate(&path, name, &ctx(dir.path()))
+    }
+
+    #[test]
+    fn node_says_which_options_node_options_refuses() {
+        if !have_node() {
+            return;
+        }
+        let flags = [
+            "--max-old-space-size=512",
+            "--harmony",
+            "-r",
+            "--no-warnings",
+            "--stack-size=100",
+        ];
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(
+            refused_in_node_options(&flags, &ctx(dir.path())),
+            Some(vec![1, 4])
+        );
     }
 
     #[test]

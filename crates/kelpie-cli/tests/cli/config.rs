@@ -909,3 +909,54 @@ fn command_lines_and_text_scripts_run_as_pm2_runs_them() {
         k.status("www") == "online"
     });
 }
+
+#[test]
+fn a_command_lines_node_options_that_node_options_refuses_are_dropped_with_a_warning() {
+    if !has_node() {
+        kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
+        return;
+    }
+    let k = kelpie();
+    k.write(
+        "app.js",
+        "console.log('NODE_OPTIONS=' + process.env.NODE_OPTIONS);\nsetInterval(() => {}, 1000);\n",
+    );
+    // A real file's shape (`npm run start:prod` there): a command line, `node_args` Node takes
+    // in NODE_OPTIONS and `interpreter_args: '--harmony'`, which it refuses there (Node would
+    // exit at once, every start).
+    let file = k.write(
+        "ecosystem.config.js",
+        "module.exports = { apps: [\n\
+           { name: 'cmd', script: 'node app.js', node_args: ['--max-old-space-size=512', '--harmony'] },\n\
+           { name: 'prod', script: 'node app.js', node_args: ['--max-old-space-size=512'], interpreter_args: '--harmony' },\n\
+         ] };\n",
+    );
+    let out = k.command(&["start", &file]).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    for app in ["cmd", "prod"] {
+        assert!(
+            err.lines().any(|l| l.contains(&format!("app `{app}`"))
+                && l.contains("Node does not allow --harmony in NODE_OPTIONS")
+                && l.contains("dropped")),
+            "{err}"
+        );
+    }
+    // What Node takes there still reaches it.
+    let log = k.home().join("logs/cmd-out.log");
+    k.wait_for("cmd's output", Duration::from_secs(10), || {
+        std::fs::read_to_string(&log)
+            .is_ok_and(|t| t.contains("NODE_OPTIONS=--max-old-space-size=512\n"))
+    });
+    let log = k.home().join("logs/prod-out.log");
+    k.wait_for("prod's output", Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("NODE_OPTIONS=undefined"))
+    });
+    // Long enough for a Node that refused its options to have exited and been restarted.
+    std::thread::sleep(Duration::from_millis(1500));
+    for app in ["cmd", "prod"] {
+        let entry = k.app(app);
+        assert_eq!(entry["pm2_env"]["status"], "online", "{entry}");
+        assert_eq!(entry["pm2_env"]["restart_time"], 0, "{entry}");
+    }
+}

@@ -83,11 +83,19 @@ pub(super) fn read_script(
                     spec.interpreter = resolved.interpreter;
                     spec.interpreter_args = resolved.shell_args;
                     if !user_interpreter_args.is_empty() {
-                        r.warnings.push(format!(
-                            "field `{}`: the script is a command line run by a shell, not by node: these options reach the Node processes it starts through NODE_OPTIONS",
-                            r.spelled("interpreter_args")
-                        ));
-                        *node_options = user_interpreter_args;
+                        let field = r.spelled("interpreter_args").to_string();
+                        let (kept, dropped) = allowed_in_node_options(user_interpreter_args, ctx);
+                        if let Some(why) = dropped {
+                            r.warnings.push(format!(
+                                "field `{field}`: {why} (PM2 drops a command line's node options)"
+                            ));
+                        }
+                        if !kept.is_empty() {
+                            r.warnings.push(format!(
+                                "field `{field}`: the script is a command line run by a shell, not by node: these options reach the Node processes it starts through NODE_OPTIONS"
+                            ));
+                        }
+                        *node_options = kept;
                     }
                 }
                 Ok(resolved) => {
@@ -141,6 +149,50 @@ pub(super) fn read_name(r: &mut Reader<'_>, spec: &mut AppSpec, origin: &Origin<
             }
         }
     }
+}
+
+/// A command line's node options split into those `NODE_OPTIONS` takes and what was dropped
+/// and why: those it does not take, which Node would refuse to start with (`--harmony`: every
+/// start of the app would fail). The local `node` says which (see
+/// [`crate::node::refused_in_node_options`]); without one to ask, none is kept. A word that is
+/// not an option is the value of the option before it and goes with it.
+fn allowed_in_node_options(
+    options: Vec<String>,
+    ctx: &crate::LoadContext,
+) -> (Vec<String>, Option<String>) {
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    for word in options {
+        match groups.last_mut() {
+            Some(group) if !word.starts_with('-') => group.push(word),
+            _ => groups.push(vec![word]),
+        }
+    }
+    let heads: Vec<&str> = groups.iter().map(|g| g[0].as_str()).collect();
+    let Some(refused) = crate::node::refused_in_node_options(&heads, ctx) else {
+        let all: Vec<String> = groups.iter().map(|g| g.join(" ")).collect();
+        return (
+            Vec::new(),
+            Some(format!(
+                "no `node` on PATH to ask which options NODE_OPTIONS allows (the only way a command line's Node processes get node options): {} dropped",
+                all.join(", ")
+            )),
+        );
+    };
+    let (mut kept, mut dropped) = (Vec::new(), Vec::new());
+    for (i, group) in groups.into_iter().enumerate() {
+        if refused.contains(&i) {
+            dropped.push(group.join(" "));
+        } else {
+            kept.extend(group);
+        }
+    }
+    let why = (!dropped.is_empty()).then(|| {
+        format!(
+            "Node does not allow {} in NODE_OPTIONS (the only way a command line's Node processes get node options): dropped",
+            dropped.join(", ")
+        )
+    });
+    (kept, why)
 }
 
 /// `Some(None)` for `interpreter: none` (or empty), which means "execute the script itself", as
