@@ -267,6 +267,97 @@ fn a_full_home_still_lets_delete_and_kill_do_what_they_say_and_loses_no_daemon_l
     k.ok(&["kill"]);
 }
 
+/// The lines of `printer.sh` (below) that are not whole, well-formed lines, and the numbers
+/// of those that are, in file order.
+fn printed_lines(log: &str) -> (Vec<&str>, Vec<u64>) {
+    let mut bad = Vec::new();
+    let mut numbers = Vec::new();
+    for line in log.lines() {
+        let number = line
+            .strip_prefix("line ")
+            .and_then(|rest| rest.strip_suffix(" abcdefghijklmnopqrstuvwxyz0123456789 end"))
+            .and_then(|n| n.parse().ok());
+        match number {
+            Some(n) => numbers.push(n),
+            None => bad.push(line),
+        }
+    }
+    (bad, numbers)
+}
+
+#[test]
+fn a_write_cut_by_a_full_home_leaves_only_whole_lines() {
+    let k = kelpie();
+    if !is_root() {
+        kelpie_testkit::skip("mounting a small tmpfs needs root");
+        return;
+    }
+    std::fs::create_dir_all(k.home()).expect("home");
+    let _disk = mount(&["-t", "tmpfs", "-o", "size=4m", "tmpfs"], k.home()).expect("tmpfs home");
+    // Numbered lines, about 100 KB/s: the disk fills at each fill below, not by itself.
+    let printer = k.write(
+        "printer.sh",
+        "i=0\nwhile :; do\n  i=$((i+1))\n  echo \"line $i abcdefghijklmnopqrstuvwxyz0123456789 end\"\n  [ $((i % 100)) -eq 0 ] && sleep 0.05\ndone\n",
+    );
+    k.ok(&[
+        "start",
+        &printer,
+        "--name",
+        "printer",
+        "--interpreter",
+        "sh",
+    ]);
+    let pid = k.pid("printer");
+    k.track(pid);
+    let daemon = k.daemon_pid().expect("daemon pid");
+    k.track(daemon);
+    let filler = k.home().join("filler");
+    // Each fill leaves the log's last page room for part of a batch: its write is cut
+    // there, mid-line nearly always.
+    for round in 0..3 {
+        k.wait_for("lines written", 10 * SECS, || {
+            k.log("printer-out.log").lines().count() > 1000 * (round + 1)
+        });
+        fill(&k, &filler);
+        k.wait_for("the error in describe", 10 * SECS, || {
+            k.ok(&["describe", "printer"])
+                .contains("No space left on device")
+        });
+        std::thread::sleep(SECS / 2);
+        std::fs::remove_file(&filler).expect("free the space");
+        k.wait_for("writing to resume", 10 * SECS, || {
+            !k.ok(&["describe", "printer"]).contains("FAILING")
+        });
+    }
+    let written = k.log("printer-out.log").lines().count();
+    k.wait_for("more lines after the last fill", 10 * SECS, || {
+        k.log("printer-out.log").lines().count() > written + 500
+    });
+    k.ok(&["stop", "printer"]);
+    let log = k.log("printer-out.log");
+    let (bad, numbers) = printed_lines(&log);
+    assert!(bad.is_empty(), "lines that are not whole: {bad:?}");
+    assert!(log.ends_with('\n'), "the file ends on a line boundary");
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "each line once, in order"
+    );
+    // What the full disk cost is counted: lines are missing, as many as are said dropped.
+    let missing = numbers.last().copied().unwrap_or(0) - numbers.first().copied().unwrap_or(0) + 1
+        - numbers.len() as u64;
+    assert!(missing > 0, "the full disk dropped lines");
+    let describe = k.ok(&["describe", "printer"]);
+    let dropped: u64 = describe
+        .lines()
+        .find(|l| l.contains("printer-out.log") && l.ends_with("lines dropped)"))
+        .and_then(|l| l.rsplit("; ").next())
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of dropped lines: {describe}"));
+    assert_eq!(dropped, missing, "{describe}");
+    k.ok(&["delete", "printer"]);
+}
+
 #[test]
 fn the_home_removed_under_the_daemon_is_made_again_with_the_apps_still_running() {
     let k = kelpie();

@@ -43,6 +43,10 @@ pub struct FileSlot {
     /// When it was last written, in the writer's count of writes: the least recently written
     /// files are closed first when too many are open.
     pub last_write: u64,
+    /// A write was cut short in the middle of a line that could not be taken back (not a
+    /// regular file, or truncating failed): the next write starts with a newline, so the next
+    /// line does not continue the cut one.
+    pub cut_line: bool,
 }
 
 /// A log file.

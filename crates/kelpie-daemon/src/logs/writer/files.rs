@@ -32,6 +32,16 @@ impl Writer {
 
     /// Write `batch`, rotating whenever the next line would take the file past its size limit.
     fn write_batch(&self, sink: &Sink, slot: &mut FileSlot, policy: &RotationPolicy, batch: &[u8]) {
+        if slot.cut_line && !batch.is_empty() {
+            // End the half line a cut write left before anything else goes in.
+            let ended = write_some(sink, slot, b"\n");
+            slot.size += ended as u64;
+            if ended == 0 {
+                slot.dropped_while_failing += sink.count_dropped(batch);
+                return;
+            }
+            slot.cut_line = false;
+        }
         let mut rest = batch;
         while !rest.is_empty() {
             let take = match size_room(slot, policy) {
@@ -50,11 +60,21 @@ impl Writer {
                 _ => rest.len(),
             };
             let written = write_some(sink, slot, &rest[..take]);
-            slot.size += written as u64;
             if written < take {
-                slot.dropped_while_failing += sink.count_dropped(&rest[written..]);
+                // Cut short (a full disk): the part of a line written is taken back, so the
+                // file ends on a line boundary and the next line, once writing works again,
+                // starts on its own instead of continuing this one. The cut line is counted
+                // as dropped with the rest.
+                let whole = memchr::memrchr(b'\n', &rest[..written]).map_or(0, |nl| nl + 1);
+                slot.size += whole as u64;
+                if !take_back(sink, slot, (written - whole) as u64) {
+                    slot.size += (written - whole) as u64;
+                    slot.cut_line = true;
+                }
+                slot.dropped_while_failing += sink.count_dropped(&rest[whole..]);
                 return;
             }
+            slot.size += written as u64;
             rest = &rest[take..];
             if policy.max_size > 0 && slot.size >= policy.max_size && slot_is_regular(slot) {
                 self.rotate(sink, slot, policy);
@@ -188,6 +208,31 @@ fn write_some(sink: &Sink, slot: &mut FileSlot, bytes: &[u8]) -> usize {
     written
 }
 
+/// Remove the last `bytes` bytes of a regular file (a line cut by a failed write); truncating
+/// needs no room on a full disk. False when they stay: not a regular file, or it failed.
+fn take_back(sink: &Sink, slot: &FileSlot, bytes: u64) -> bool {
+    if bytes == 0 {
+        return true;
+    }
+    let Some(file) = slot.file.as_ref().filter(|_| slot.regular) else {
+        return false;
+    };
+    // From the file's real end, where an append put them (not from our count of its size).
+    let result = file
+        .metadata()
+        .and_then(|meta| file.set_len(meta.len().saturating_sub(bytes)));
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            crate::daemon_log!(
+                "cannot take back a cut line at the end of {}: {e}; the next line starts on a new line",
+                sink.path().display()
+            );
+            false
+        }
+    }
+}
+
 /// Record a failure; said in the daemon log only when it starts or changes.
 fn failed(sink: &Sink, message: String) {
     if sink.status().error.as_deref() != Some(message.as_str()) {
@@ -229,7 +274,11 @@ pub(super) fn truncate(sink: &Sink) {
         },
     };
     match result {
-        Ok(()) => slot.size = 0,
+        Ok(()) => {
+            slot.size = 0;
+            // Nothing is left of a cut line to end (a FIFO or device had none to take back).
+            slot.cut_line = false;
+        }
         Err(e) => crate::daemon_log!("cannot flush {}: {e}", sink.path().display()),
     }
 }

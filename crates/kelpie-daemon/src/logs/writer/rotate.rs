@@ -47,6 +47,8 @@ impl Writer {
         self.ensure_open(sink, slot);
         // If the rename failed, start counting again rather than retrying on every line.
         slot.size = 0;
+        // A new file has no cut line to end.
+        slot.cut_line = false;
         slot.period = period_of(policy, now_ms(), self.offset);
     }
 }
