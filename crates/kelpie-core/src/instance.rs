@@ -29,6 +29,7 @@ pub use status::{Health, Status};
 use crate::spec::AppSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// What to do once a stop in progress has completed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,8 +62,10 @@ pub struct InstanceState {
     pub started_at_ms: u64,
     /// Last backoff delay used (ms); 0 when backoff is at its start.
     pub prev_restart_delay_ms: u64,
-    /// The last exits, oldest first.
-    pub exits: VecDeque<ExitRecord>,
+    /// The last exits, oldest first. Shared: the state is copied to the supervisor at each
+    /// change, and copying ten records (their texts, their stderr lines) each time cost more
+    /// than anything else of a restart on the daemon's async thread.
+    pub exits: VecDeque<Arc<ExitRecord>>,
     /// Why the instance last failed to spawn, if it did.
     pub last_error: Option<String>,
     /// Its health check's last result, when it has one and a process runs.

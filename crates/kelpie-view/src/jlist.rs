@@ -139,7 +139,7 @@ struct Pm2Env<'a> {
     /// `describe --json`: scripts count status words in `jlist` (`grep -o stopped | wc -l`), and
     /// an exit record holds them too.
     #[serde(skip_serializing_if = "Option::is_none")]
-    exits: Option<&'a std::collections::VecDeque<kelpie_core::ExitRecord>>,
+    exits: Option<&'a std::collections::VecDeque<std::sync::Arc<kelpie_core::ExitRecord>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exit_code: Option<i32>,
     username: &'a str,

@@ -134,12 +134,12 @@ mod tests {
             column(&job(state.clone()), 1_000_000_000).as_deref(),
             Some("in 42s")
         );
-        state.exits.push_back(exit(0, Cause::Exit));
+        state.exits.push_back(exit(0, Cause::Exit).into());
         assert_eq!(
             column(&job(state.clone()), 1_000_000_000).as_deref(),
             Some("in 42s · last ok")
         );
-        state.exits.push_back(exit(2, Cause::Crash));
+        state.exits.push_back(exit(2, Cause::Crash).into());
         state.failed_runs = 3;
         assert_eq!(
             column(&job(state.clone()), 1_000_000_000).as_deref(),
@@ -159,7 +159,7 @@ mod tests {
     fn describe_gives_the_last_runs_code_length_and_time() {
         let mut state = InstanceState::default();
         state.next_run_ms = Some(1_700_000_060_000);
-        state.exits.push_back(exit(2, Cause::Crash));
+        state.exits.push_back(exit(2, Cause::Crash).into());
         state.failed_runs = 2;
         let rows = rows(&job(state));
         assert_eq!(rows[0], ("next run", "2023-11-14T22:14:20Z".to_string()));

@@ -3,6 +3,7 @@
 
 use super::{Cause, InstanceState};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// How many exits an instance remembers for `describe`.
 pub const EXIT_HISTORY: usize = 10;
@@ -49,6 +50,7 @@ impl InstanceState {
         let Some(record) = self.exits.iter_mut().rev().find(|e| e.pid == Some(pid)) else {
             return false;
         };
+        let record = Arc::make_mut(record);
         let on_its_own = matches!(record.cause, Cause::Crash | Cause::Exit);
         record.oom = crate::forensics::oom_verdict(on_its_own, record.signal.as_deref(), seen);
         if let Some(oom) = record.oom {
@@ -62,7 +64,7 @@ impl InstanceState {
     pub fn record_stderr_tail(&mut self, pid: u32, lines: Vec<String>) -> bool {
         match self.exits.iter_mut().rev().find(|e| e.pid == Some(pid)) {
             Some(record) => {
-                record.stderr_tail = lines;
+                Arc::make_mut(record).stderr_tail = lines;
                 true
             }
             None => false,
@@ -74,7 +76,7 @@ impl InstanceState {
     pub fn record_exception(&mut self, pid: u32, exception: crate::AppException) -> bool {
         match self.exits.iter_mut().rev().find(|e| e.pid == Some(pid)) {
             Some(record) => {
-                record.exception = Some(exception);
+                Arc::make_mut(record).exception = Some(exception);
                 true
             }
             None => false,
@@ -85,6 +87,6 @@ impl InstanceState {
         if self.exits.len() == EXIT_HISTORY {
             self.exits.pop_front();
         }
-        self.exits.push_back(record);
+        self.exits.push_back(Arc::new(record));
     }
 }
