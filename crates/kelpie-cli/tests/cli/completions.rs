@@ -172,7 +172,7 @@ complete_words kelpie completions z
         ("kelpie signal a", set(&[])),
         ("kelpie res", set(&["restart", "reset", "resurrect"])),
         // Not the hidden `daemon`, `complete-apps`.
-        ("kelpie d", set(&["delete", "describe"])),
+        ("kelpie d", set(&["delete", "deploy", "describe"])),
         ("kelpie co", set(&["completions", "conf"])),
         ("kelpie stop --o", set(&["--only"])),
         ("kelpie completions z", set(&["zsh"])),
@@ -281,7 +281,7 @@ fn fish_completes_the_running_apps_and_the_cli() {
         ("kelpie stop ", set(&["api", "worker"])),
         ("kelpie stop w", set(&["worker"])),
         ("kelpie res", set(&["restart", "reset", "resurrect"])),
-        ("kelpie d", set(&["delete", "describe"])),
+        ("kelpie d", set(&["delete", "deploy", "describe"])),
         ("kelpie stop --on", set(&["--only"])),
         ("kelpie start ser", set(&["server.js"])),
     ];
