@@ -19,8 +19,9 @@ def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-def http_result(port: int, timeout: float = 1.0) -> str:
-    """One GET / with a new connection: "ok" on a 200, else what went wrong."""
+def http_get(port: int, timeout: float = 1.0) -> bytes | str:
+    """One GET / with a new connection: the whole response, or a word for what went wrong
+    ("refused", "reset", "timeout", "error")."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
             s.settimeout(timeout)
@@ -36,6 +37,14 @@ def http_result(port: int, timeout: float = 1.0) -> str:
         return "timeout"
     except OSError:
         return "error"
+    return data
+
+
+def http_result(port: int, timeout: float = 1.0) -> str:
+    """One GET / with a new connection: "ok" on a 200, else what went wrong."""
+    data = http_get(port, timeout)
+    if isinstance(data, str):
+        return data
     if not data:
         return "empty"
     return "ok" if data.startswith(b"HTTP/1.1 200") else "non-200"

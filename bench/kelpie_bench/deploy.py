@@ -12,7 +12,6 @@ import datetime as dt
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -20,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import KELPIE_BIN, log, REPO
+from .common import http_get, KELPIE_BIN, log, REPO
 from .deploy_lab import (
     DEPLOY_VERSIONS, DeployLab, deploy_possible, LOAD_LEAD_S, LOAD_TAIL_S, PM2_DEPLOY_USER,
     WRK_CONNECTIONS,
@@ -73,21 +72,9 @@ def deploy_cmd(lab: DeployLab, drv: Driver, env: str, *words: str) -> dict:
 
 def http_body(port: int, timeout: float = 1.0) -> str:
     """One GET / with a new connection: the body's first line on a 200, else what failed."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.settimeout(timeout)
-            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            data = b""
-            while chunk := s.recv(4096):
-                data += chunk
-    except ConnectionRefusedError:
-        return "refused"
-    except ConnectionResetError:
-        return "reset"
-    except (socket.timeout, TimeoutError):
-        return "timeout"
-    except OSError:
-        return "error"
+    data = http_get(port, timeout)
+    if isinstance(data, str):
+        return data
     return parse_http_body(data)
 
 
