@@ -521,7 +521,7 @@ impl Check {
                 host.host = name;
             }
             Err(why) => {
-                self.problem(key, &why);
+                self.problem(key, &why.to_string());
                 return None;
             }
         }
@@ -533,12 +533,25 @@ impl Check {
     }
 }
 
+/// A host string that is not `user@host:port`; `Display` follows the key's name.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+enum AddressError {
+    #[error("has an empty user (got {0:?})")]
+    EmptyUser(String),
+    #[error("is not user@host:port (got {0:?})")]
+    NotHostPort(String),
+    #[error("must name a host (got {0:?})")]
+    NoHost(String),
+    #[error("has a port that is not 1-65535 (got {0:?})")]
+    BadPort(String),
+}
+
 /// `user@host:port`, `host:port`, `[v6]:port` or a bare host.
-fn parse_address(address: &str) -> Result<(Option<String>, String, Option<u16>), String> {
+fn parse_address(address: &str) -> Result<(Option<String>, String, Option<u16>), AddressError> {
     let address = address.trim();
     let (user, rest) = match address.rsplit_once('@') {
         Some((user, rest)) if !user.is_empty() => (Some(user.to_string()), rest),
-        Some(_) => return Err(format!("has an empty user (got {address:?})")),
+        Some(_) => return Err(AddressError::EmptyUser(address.to_string())),
         None => (None, address),
     };
     let (name, port) = if let Some(bracketed) = rest.strip_prefix('[') {
@@ -546,9 +559,9 @@ fn parse_address(address: &str) -> Result<(Option<String>, String, Option<u16>),
             Some((name, "")) => (name, None),
             Some((name, port)) => match port.strip_prefix(':') {
                 Some(port) => (name, Some(port)),
-                None => return Err(format!("is not user@host:port (got {address:?})")),
+                None => return Err(AddressError::NotHostPort(address.to_string())),
             },
-            None => return Err(format!("is not user@host:port (got {address:?})")),
+            None => return Err(AddressError::NotHostPort(address.to_string())),
         }
     } else {
         match rest.split_once(':') {
@@ -558,13 +571,13 @@ fn parse_address(address: &str) -> Result<(Option<String>, String, Option<u16>),
         }
     };
     if name.is_empty() || name.contains(char::is_whitespace) {
-        return Err(format!("must name a host (got {address:?})"));
+        return Err(AddressError::NoHost(address.to_string()));
     }
     let port = match port {
         None => None,
         Some(text) => match text.parse::<u16>().ok().filter(|p| *p > 0) {
             Some(port) => Some(port),
-            None => return Err(format!("has a port that is not 1-65535 (got {address:?})")),
+            None => return Err(AddressError::BadPort(address.to_string())),
         },
     };
     Ok((user, name.to_string(), port))
@@ -731,7 +744,10 @@ mod tests {
             ("a b", "must name a host"),
         ] {
             assert!(
-                parse_address(address).expect_err("an error").contains(why),
+                parse_address(address)
+                    .expect_err("an error")
+                    .to_string()
+                    .contains(why),
                 "{address}"
             );
         }

@@ -46,8 +46,25 @@ pub const DEFAULT_FILES: &[&str] = &[
     "package.json",
 ];
 
+/// What is wrong with the words.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WordsError {
+    /// `revert x`.
+    #[error("`revert` takes a number of releases back (got {0:?})")]
+    RevertCount(String),
+    /// `exec` alone.
+    #[error("`exec` needs a command to run")]
+    ExecWithoutCommand,
+    /// `ref` alone.
+    #[error("`ref` needs a ref to deploy")]
+    RefWithoutName,
+    /// A word after a complete command.
+    #[error("unexpected word {0:?} after the command")]
+    Extra(String),
+}
+
 /// Read the words; an error says what is wrong with them.
-pub fn parse(words: &[String]) -> Result<Words, String> {
+pub fn parse(words: &[String]) -> Result<Words, WordsError> {
     let mut words = words.iter().map(String::as_str).peekable();
     let file = words
         .next_if(|word| is_config_file(word))
@@ -64,28 +81,24 @@ pub fn parse(words: &[String]) -> Result<Words, String> {
             None => Action::Revert(1),
             Some(n) => match n.parse::<u32>() {
                 Ok(n) if n >= 1 => Action::Revert(n),
-                _ => {
-                    return Err(format!(
-                        "`revert` takes a number of releases back (got {n:?})"
-                    ))
-                }
+                _ => return Err(WordsError::RevertCount(n.to_string())),
             },
         },
         Some("exec" | "run") => {
             let command: Vec<&str> = words.by_ref().collect();
             if command.is_empty() {
-                return Err("`exec` needs a command to run".to_string());
+                return Err(WordsError::ExecWithoutCommand);
             }
             Action::Exec(command.join(" "))
         }
         Some("ref") => match words.next() {
             Some(git_ref) => Action::Deploy(Some(git_ref.to_string())),
-            None => return Err("`ref` needs a ref to deploy".to_string()),
+            None => return Err(WordsError::RefWithoutName),
         },
         Some(git_ref) => Action::Deploy(Some(git_ref.to_string())),
     };
     if let Some(extra) = words.next() {
-        return Err(format!("unexpected word {extra:?} after the command"));
+        return Err(WordsError::Extra(extra.to_string()));
     }
     Ok(Words { file, env, action })
 }
@@ -108,7 +121,7 @@ fn is_config_file(word: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn read(line: &str) -> Result<Words, String> {
+    fn read(line: &str) -> Result<Words, WordsError> {
         let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
         parse(&words)
     }
@@ -148,17 +161,10 @@ mod tests {
 
     #[test]
     fn wrong_words_are_named() {
-        assert!(read("production revert x")
-            .expect_err("an error")
-            .contains("\"x\""));
-        assert!(read("production exec")
-            .expect_err("an error")
-            .contains("exec"));
-        assert!(read("production ref")
-            .expect_err("an error")
-            .contains("ref"));
-        assert!(read("production v1 v2")
-            .expect_err("an error")
-            .contains("\"v2\""));
+        let error = |line| read(line).expect_err("an error").to_string();
+        assert!(error("production revert x").contains("\"x\""));
+        assert!(error("production exec").contains("exec"));
+        assert!(error("production ref").contains("ref"));
+        assert!(error("production v1 v2").contains("\"v2\""));
     }
 }
