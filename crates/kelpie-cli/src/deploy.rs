@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use config::Target;
 use remote::{PreSetup, Prelude};
 use serde_json::json;
-use ssh::{Connection, Outcome};
+use ssh::{Connection, Outcome, Seen};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -230,6 +230,8 @@ struct Run {
     prefixed: bool,
     /// Serialises output lines of hosts working at once.
     output: Mutex<()>,
+    /// When the command began (progress lines say how long since).
+    began: std::time::Instant,
 }
 
 impl Run {
@@ -279,6 +281,7 @@ impl Run {
             interrupted,
             prefixed,
             output: Mutex::new(()),
+            began: std::time::Instant::now(),
         })
     }
 
@@ -307,19 +310,23 @@ impl Run {
         }
     }
 
-    /// Progress: which host is at which step.
+    /// Progress: which host is at which step, and when (seconds since the command began).
     fn progress(&self, connection: &Connection, step: &str) {
         let _serial = self.output.lock().unwrap_or_else(|p| p.into_inner());
+        let at = self.began.elapsed().as_secs_f64();
         if self.json {
-            eprintln!("--> {}: {step}", connection.label);
+            eprintln!("--> {at:5.1}s {}: {step}", connection.label);
         } else {
-            outln!("--> {}: {step}", connection.label);
+            outln!("--> {at:5.1}s {}: {step}", connection.label);
         }
     }
 
     /// Run a script on one host, its output shown and its steps as progress.
     fn run_on(&self, connection: &Connection, script: &str) -> Outcome {
-        connection.run(script, &|text| self.show(connection, text))
+        connection.run(script, &|seen| match seen {
+            Seen::Line(text) => self.show(connection, text),
+            Seen::Step(step) => self.progress(connection, step),
+        })
     }
 
     /// `f` on every host, `parallel` at a time; results in the hosts' order.

@@ -20,6 +20,15 @@ pub struct Connection {
     control_path: PathBuf,
 }
 
+/// What a script shows while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen<'a> {
+    /// A line of a hook's or git's output.
+    Line(&'a str),
+    /// The step it is now at (`pre-deploy`, `fetch`, `build`, `post-deploy`, `switch`…).
+    Step(&'a str),
+}
+
 /// What a script run ended with.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -125,8 +134,9 @@ impl Connection {
         }
     }
 
-    /// Run `script` on the host; each line it prints that is not a report goes to `line`.
-    pub fn run(&self, script: &str, line: &(dyn Fn(&str) + Sync)) -> Outcome {
+    /// Run `script` on the host; each line it prints that is not a report, and each step it
+    /// reaches, goes to `seen` as it comes.
+    pub fn run(&self, script: &str, seen: &(dyn Fn(Seen<'_>) + Sync)) -> Outcome {
         let mut ssh = self.ssh();
         let on_stdin = !self.host.needs_tty;
         if on_stdin {
@@ -178,9 +188,12 @@ impl Connection {
                     match text.strip_prefix(MARKER) {
                         Some(report) => {
                             let (word, rest) = report.split_once(' ').unwrap_or((report, ""));
+                            if word == "step" {
+                                seen(Seen::Step(rest));
+                            }
                             outcome.reports.push((word.to_string(), rest.to_string()));
                         }
-                        None => line(text),
+                        None => seen(Seen::Line(text)),
                     }
                 }
             }
