@@ -48,6 +48,15 @@ pub fn ended(path: PathBuf, pid: u32) {
 }
 
 fn write(path: &std::path::Path, pid: u32) {
+    // A directory (`pid_file: "./data/logs/"`): PM2's write fails (EISDIR) and the app runs on
+    // without a pid file; so here, without even a temporary file beside it.
+    if path.is_dir() {
+        crate::daemon_log!(
+            "cannot write the pid file {}: it is a directory (pid_file names a file)",
+            path.display()
+        );
+        return;
+    }
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }

@@ -5,7 +5,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Replace `path` with `bytes` so that a crash at any moment leaves either the old or the new
 /// content, never a mix: temp file, fsync, rename, fsync of the directory. Mode 0600: the files
@@ -26,14 +26,26 @@ pub fn replace_unsynced(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result
     replace(path, bytes, mode, false)
 }
 
-/// Temp file, rename; with `durable`, the file and then its directory synced.
-fn replace(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> std::io::Result<()> {
+/// The temporary file this process writes beside `path` before renaming it to `path`
+/// (`dir/.<name>.tmp<pid>`): a watcher that must not see the writes ignores it too.
+fn temp_path(path: &Path) -> PathBuf {
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+    dir.join(format!(".{file_name}.tmp{}", std::process::id()))
+}
+
+/// A glob of the names of every temporary file this process writes ([`temp_path`]).
+pub fn temp_names_glob() -> String {
+    format!(".*.tmp{}", std::process::id())
+}
+
+/// Temp file, rename; with `durable`, the file and then its directory synced.
+fn replace(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = temp_path(path);
     let written = (|| {
         let mut file = OpenOptions::new()
             .write(true)

@@ -430,6 +430,75 @@ fn a_burst_of_fifty_writes_gives_one_restart_and_stop_ends_watching() {
     assert_eq!(stamps(&stamp).len(), 6);
 }
 
+#[test]
+fn what_kelpie_writes_in_a_watched_directory_never_restarts_the_app() {
+    let k = kelpie();
+    let project = tempfile::tempdir().expect("project dir");
+    let dir = project.path();
+    // An existing directory named as a pid file (a real file's `pid: "./data/logs/"`, with
+    // `data/logs` ignored): PM2 cannot write it (EISDIR) and runs the app; so does Kelpie,
+    // without a temporary file beside it in the watched `data`.
+    std::fs::create_dir_all(dir.join("data/logs")).expect("mkdir");
+    let config = k.write(
+        "watched.json",
+        &format!(
+            r#"{{"apps": [
+                {{"name": "file", "script": "{app}", "cwd": "{dir}", "watch": true,
+                  "ignore_watch": ["data/logs"],
+                  "pid_file": "./run/file.pid", "out_file": "./logs/deep/file.log"}},
+                {{"name": "dir", "script": "{app}", "cwd": "{dir}", "watch": true,
+                  "ignore_watch": ["node_modules", "data/logs"], "pid": "./data/logs/"}}
+            ]}}"#,
+            app = k.fake_app(),
+            dir = dir.display(),
+        ),
+    );
+    k.ok(&["start", &config]);
+    let pid_file = dir.join("run/file-0.pid");
+    k.wait_for("the pid file", 5 * SECS, || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == k.pid("file").to_string())
+    });
+    assert_eq!(
+        k.app("dir")["pm2_env"]["pm_pid_path"],
+        dir.join("data/logs").display().to_string()
+    );
+    std::thread::sleep(3 * SECS);
+    for app in ["file", "dir"] {
+        assert_eq!(
+            k.app(app)["pm2_env"]["restart_time"],
+            0,
+            "{app}: its pid file, its temporary file or its log restarted it: {}",
+            daemon_log(&k)
+        );
+        assert_eq!(k.status(app), "online");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.join("data"))
+        .expect("ls data")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(leftovers, ["logs"], "nothing written beside data/logs");
+    assert!(
+        daemon_log(&k).contains("is a directory"),
+        "{}",
+        daemon_log(&k)
+    );
+    // A real change still restarts both, once each (the new pid file written at the restart
+    // wakes nothing either).
+    std::fs::write(dir.join("index.js"), "changed").expect("write");
+    for app in ["file", "dir"] {
+        k.wait_for("the restart for the change", 5 * SECS, || {
+            k.app(app)["pm2_env"]["restart_time"] == 1
+        });
+    }
+    std::thread::sleep(3 * SECS);
+    for app in ["file", "dir"] {
+        assert_eq!(k.app(app)["pm2_env"]["restart_time"], 1, "{app}");
+    }
+    k.wait_for("the new pid file", 5 * SECS, || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == k.pid("file").to_string())
+    });
+}
+
 /// Whether the daemon makes a cgroup per app process; skips (with its log) when not.
 fn makes_cgroups(k: &Kelpie) -> bool {
     let log = daemon_log(k);

@@ -208,24 +208,32 @@ impl Watches {
         }
     }
 
-    /// The settings of an app's watch: its paths and globs, and what is never watched (its log
-    /// files, the daemon's home).
+    /// The settings of an app's watch: its paths and globs, and what is never watched: what the
+    /// daemon writes (the log files and pid files of every app known when the watch is set up,
+    /// the temporary files pid files are written through, the daemon's home).
     fn settings(&self, spec: &AppSpec, apps: &Apps) -> WatchSettings {
-        let mut never: Vec<PathBuf> = vec![self.home.root().to_path_buf(), self.home.logs_dir()];
+        let root = self.home.root().to_path_buf();
+        let mut never: Vec<PathBuf> = vec![root.clone(), self.home.logs_dir()];
         for (pm_id, entry) in apps.iter() {
-            if entry.spec.name != spec.name {
-                continue;
+            let paths = crate::launch::log_paths(&self.home, &entry.spec, pm_id);
+            let mut written: Vec<PathBuf> = [Some(paths.out), Some(paths.err), paths.combined]
+                .into_iter()
+                .flatten()
+                .filter(|p| !kelpie_core::files::is_discard(p))
+                .map(PathBuf::from)
+                .collect();
+            // A pid file naming a directory is not written, and not ignored whole.
+            if let Some(pid_file) = kelpie_core::files::pid_file(&entry.spec, pm_id) {
+                let pid_file = PathBuf::from(&entry.spec.cwd).join(pid_file);
+                if !pid_file.is_dir() {
+                    written.push(pid_file);
+                }
             }
-            let paths = crate::launch::log_paths(&self.home, spec, pm_id);
-            never.extend(
-                [Some(paths.out), Some(paths.err), paths.combined]
-                    .into_iter()
-                    .flatten()
-                    .filter(|p| !kelpie_core::files::is_discard(p))
-                    .map(PathBuf::from),
-            );
+            never.extend(written.into_iter().filter(|p| !p.starts_with(&root)));
         }
         let mut ignore: Vec<String> = EDITOR_FILES.iter().map(|g| g.to_string()).collect();
+        // The temporary files the daemon writes files through (pid files), whoever's they are.
+        ignore.push(crate::atomic::temp_names_glob());
         ignore.extend(spec.ignore_watch.iter().cloned());
         WatchSettings {
             paths: spec.watch.iter().map(PathBuf::from).collect(),

@@ -46,7 +46,8 @@
 //! counts only when it is closed. Events of files unlinked while open are not reported
 //! (`IN_EXCL_UNLINK`). What is found in a directory that appears after the start (made there, or
 //! moved in with its content) counts too: it may have been written before the directory's watch
-//! was in place. When the kernel's event queue overflows, events were lost:
+//! was in place. A directory made above a `never` path (the daemon makes a pid file's or a log
+//! file's directory as it first writes it) is not a change itself; what is found in it is. When the kernel's event queue overflows, events were lost:
 //! every app counts one change (of its first watched path) and its trees are walked again.
 //!
 //! # Bursts
@@ -103,7 +104,7 @@ pub struct WatchSettings {
     /// Globs of paths not to watch (`ignore_watch`).
     pub ignore: Vec<String>,
     /// Absolute paths never watched, nor anything under them: the app's log files (and their
-    /// rotated files) and the daemon's logs directory.
+    /// rotated files), its pid files and the daemon's logs directory.
     pub never: Vec<PathBuf>,
     /// Quiet period that ends a burst of changes.
     pub delay: Duration,

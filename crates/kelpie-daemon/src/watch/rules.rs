@@ -133,6 +133,13 @@ impl Rules {
         !self.absolute.is_empty() && (self.absolute.is_match(path) || self.absolute.is_match(real))
     }
 
+    /// Is the directory at `path` (`real` once resolved) above a `never` path?
+    pub(super) fn leads_to_never(&self, path: &Path, real: &Path) -> bool {
+        self.never.iter().any(|never| {
+            never != path && never != real && (never.starts_with(path) || never.starts_with(real))
+        })
+    }
+
     pub(super) fn is_never(&self, path: &Path, real: &Path) -> bool {
         if self
             .never

@@ -394,7 +394,9 @@ impl Table {
                     continue;
                 };
                 if let Some(now) = scan {
-                    app.record(&path, now);
+                    if !(kind.is_dir() && app.rules.leads_to_never(&path, &real_child)) {
+                        app.record(&path, now);
+                    }
                 }
                 if kind.is_dir() {
                     stack.push((path, real_child, false));
@@ -428,9 +430,14 @@ impl Table {
         if !named && app.rules.ignores(&path, &real) {
             return;
         }
-        app.record(&path, now);
         let is_dir = mask.contains(EventMask::ISDIR);
         let appeared = mask.intersects(EventMask::CREATE | EventMask::MOVED_TO);
+        // A directory made on the way to a never-watched file (the daemon makes a pid file's or
+        // a log's directory as it writes it) is not a change; what is found in it still is.
+        let made_for_never = !named && is_dir && appeared && app.rules.leads_to_never(&path, &real);
+        if !made_for_never {
+            app.record(&path, now);
+        }
         let gone = mask.intersects(EventMask::DELETE | EventMask::MOVED_FROM);
         // Also when something appears: it may have replaced what was there (a rename over a
         // watched path, a flipped symlink), whose watches would go on reporting the old tree.
