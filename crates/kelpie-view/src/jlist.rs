@@ -217,8 +217,8 @@ fn entry<'a>(
                 ),
                 false => std::borrow::Cow::Borrowed(&spec.args),
             },
-            pm_out_log_path: &p.out_log,
-            pm_err_log_path: &p.err_log,
+            pm_out_log_path: shown_log_path(&p.out_log),
+            pm_err_log_path: shown_log_path(&p.err_log),
             pm_log_path: p
                 .log_files
                 .iter()
@@ -431,6 +431,15 @@ impl Serialize for EnvView<'_> {
             map.serialize_entry(var, &number)?;
         }
         map.end()
+    }
+}
+
+/// A log file as PM2 shows it: both ways of discarding a stream (`NULL`, `/dev/null`) are
+/// `/dev/null`.
+fn shown_log_path(path: &str) -> &str {
+    match kelpie_core::files::is_discard(path) {
+        true => "/dev/null",
+        false => path,
     }
 }
 

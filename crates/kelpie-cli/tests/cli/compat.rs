@@ -179,6 +179,23 @@ fn pm_exec_path_is_the_absolute_path_of_a_command() {
 }
 
 #[test]
+fn jlist_shows_a_discarded_log_as_pm2_does() {
+    let k = kelpie();
+    let file = k.write(
+        "null.json",
+        &format!(
+            r#"{{"apps": [{{"name": "quiet", "script": "{app}", "out_file": "NULL", "error_file": "NULL"}}]}}"#,
+            app = k.fake_app()
+        ),
+    );
+    k.ok(&["start", &file]);
+    let env = &k.app("quiet")["pm2_env"];
+    assert_eq!(env["pm_out_log_path"], "/dev/null", "{env}");
+    assert_eq!(env["pm_err_log_path"], "/dev/null", "{env}");
+    assert!(!k.dir.path().join("NULL").exists(), "no file named NULL");
+}
+
+#[test]
 fn env_id_version_and_update_pm2() {
     let k = kelpie();
     let file = k.write(
