@@ -91,6 +91,10 @@ pub struct AppSpec {
     pub args: Vec<String>,
     /// Program that runs the script (`node`, `python3`, ...); `None` executes the script itself.
     pub interpreter: Option<String>,
+    /// The app named no interpreter: Kelpie chose `interpreter` from the script (its extension,
+    /// its `#!` line), so `jlist` shows what PM2's own choice would be (`exec_interpreter`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interpreter_auto: bool,
     /// Arguments for the interpreter, placed before the script (`--node-args`).
     pub interpreter_args: Vec<String>,
     /// `--node-args=null` cleared them: `jlist` then leaves `node_args` out, as PM2 does
@@ -250,6 +254,7 @@ impl Default for AppSpec {
             script: String::new(),
             args: Vec::new(),
             interpreter: None,
+            interpreter_auto: false,
             interpreter_args: Vec::new(),
             interpreter_args_cleared: false,
             disable_source_map_support: false,

@@ -83,7 +83,7 @@ struct Pm2Env<'a> {
     shutdown_with_message: bool,
     pm_exec_path: std::borrow::Cow<'a, str>,
     pm_cwd: &'a str,
-    exec_interpreter: &'a str,
+    exec_interpreter: std::borrow::Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     node_args: Option<&'a [String]>,
     args: std::borrow::Cow<'a, [String]>,
@@ -198,11 +198,7 @@ fn entry<'a>(
             shutdown_with_message: spec.shutdown_with_message,
             pm_exec_path: lookups.exec_path(spec),
             pm_cwd: &spec.cwd,
-            // A command line, as PM2 shows one: the shell runs itself with `-c <line>`.
-            exec_interpreter: match spec.is_shell_command_line() {
-                true => "none",
-                false => spec.interpreter.as_deref().unwrap_or("none"),
-            },
+            exec_interpreter: shown_interpreter(spec, lookups),
             node_args: match (spec.is_shell_command_line(), spec.interpreter_args_cleared) {
                 (true, _) => Some(&[]),
                 (false, true) => None,
@@ -432,6 +428,53 @@ impl Serialize for EnvView<'_> {
         }
         map.end()
     }
+}
+
+/// The extensions of PM2's table of interpreters (its `interpreter.json`): for these, Kelpie's
+/// choice is PM2's (or differs by a documented choice: `python3`, `.ts` with Node).
+const PM2_EXTENSIONS: &[&str] = &[
+    "sh", "py", "rb", "php", "pl", "js", "coffee", "ls", "ts", "tsx",
+];
+
+/// `exec_interpreter` as PM2 shows it. A command line: `none` (the shell runs itself with
+/// `-c <line>`). An interpreter the app named: that one. Else PM2 picks by the script's
+/// extension from its table, and for any other script runs a binary itself (`none`) and
+/// anything else with the Node that runs PM2 (its absolute path): an `.mjs` file, a script on
+/// `PATH` (`npm`, `ts-node`), an extensionless `bin/www`. Kelpie runs those with Node too, or
+/// by their `#!` line (docs/differences-from-pm2.md), and shows them as PM2 does.
+fn shown_interpreter<'a>(
+    spec: &'a kelpie_core::AppSpec,
+    lookups: &Lookups<'a>,
+) -> std::borrow::Cow<'a, str> {
+    use std::borrow::Cow;
+    if spec.is_shell_command_line() {
+        return Cow::Borrowed("none");
+    }
+    let chosen = Cow::Borrowed(spec.interpreter.as_deref().unwrap_or("none"));
+    if !spec.interpreter_auto {
+        return chosen;
+    }
+    let program = lookups.exec_path(spec);
+    let extension = std::path::Path::new(program.as_ref())
+        .extension()
+        .and_then(|e| e.to_str());
+    if extension.is_some_and(|e| PM2_EXTENSIONS.contains(&e)) {
+        return chosen;
+    }
+    if is_binary(std::path::Path::new(program.as_ref())) {
+        return Cow::Borrowed("none");
+    }
+    let path = spec.inherited_env.get("PATH").map(String::as_str);
+    which("node", path).map_or(Cow::Borrowed("node"), Cow::Owned)
+}
+
+/// Whether the file at `path` is a binary (a NUL byte in its first 512 bytes), as PM2 tells a
+/// program to execute from a script to give to Node; unreadable: not one.
+fn is_binary(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 512];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read(&mut head));
+    read.is_ok_and(|n| head[..n].contains(&0))
 }
 
 /// A log file as PM2 shows it: both ways of discarding a stream (`NULL`, `/dev/null`) are

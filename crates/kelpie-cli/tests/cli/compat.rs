@@ -195,6 +195,45 @@ fn jlist_shows_a_discarded_log_as_pm2_does() {
     assert!(!k.dir.path().join("NULL").exists(), "no file named NULL");
 }
 
+fn has_node() -> bool {
+    std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn jlist_shows_an_mjs_scripts_interpreter_as_pm2_does() {
+    if !has_node() {
+        return kelpie_testkit::skip("node is not installed");
+    }
+    let k = kelpie();
+    let body = "setInterval(() => {}, 1000);\n";
+    let mjs = k.write("app.mjs", body);
+    let js = k.write("app.js", body);
+    let file = k.write(
+        "esm.json",
+        &format!(
+            r#"{{"apps": [
+                {{"name": "esm", "script": "{mjs}"}},
+                {{"name": "cjs", "script": "{js}"}},
+                {{"name": "named", "script": "{mjs}", "interpreter": "node"}}
+            ]}}"#
+        ),
+    );
+    k.ok(&["start", &file]);
+    // PM2 7: `.mjs` is not in its table of extensions, so the Node that runs PM2 runs it, shown
+    // by its absolute path; `.js` is, shown `node`; an interpreter the app names, as named.
+    let esm = &k.app("esm")["pm2_env"];
+    let shown = esm["exec_interpreter"].as_str().unwrap_or_default();
+    assert!(shown.starts_with('/') && shown.ends_with("/node"), "{esm}");
+    assert_eq!(k.app("cjs")["pm2_env"]["exec_interpreter"], "node");
+    assert_eq!(k.app("named")["pm2_env"]["exec_interpreter"], "node");
+    k.wait_for("esm online", Duration::from_secs(5), || {
+        k.status("esm") == "online"
+    });
+}
+
 #[test]
 fn env_id_version_and_update_pm2() {
     let k = kelpie();

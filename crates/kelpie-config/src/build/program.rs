@@ -101,6 +101,7 @@ pub(super) fn read_script(
                 Ok(resolved) => {
                     spec.script = resolved.script;
                     spec.interpreter = resolved.interpreter;
+                    spec.interpreter_auto = interpreter.is_none();
                     spec.interpreter_args = user_interpreter_args;
                 }
                 Err(e) => r.errors.push(e.to_string()),
