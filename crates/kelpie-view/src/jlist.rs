@@ -204,13 +204,11 @@ fn entry<'a>(
                 (false, true) => None,
                 (false, false) => Some(&spec.interpreter_args),
             },
+            // A command line, as PM2 shows one: the shell runs itself with `-c <line>`, and the
+            // app's `args` are not shown (PM2 drops them; Kelpie gives them to the shell as
+            // `$0`, `$1`...: docs/differences-from-pm2.md).
             args: match spec.is_shell_command_line() {
-                true => std::borrow::Cow::Owned(
-                    ["-c".to_string(), spec.script.clone()]
-                        .into_iter()
-                        .chain(spec.args.iter().cloned())
-                        .collect(),
-                ),
+                true => std::borrow::Cow::Owned(vec!["-c".to_string(), spec.script.clone()]),
                 false => std::borrow::Cow::Borrowed(&spec.args),
             },
             pm_out_log_path: shown_log_path(&p.out_log),

@@ -235,6 +235,23 @@ fn jlist_shows_an_mjs_scripts_interpreter_as_pm2_does() {
 }
 
 #[test]
+fn jlist_shows_a_command_lines_args_as_pm2_does() {
+    let k = kelpie();
+    let file = k.write(
+        "line.json",
+        r#"{"apps": [{"name": "line", "script": "sleep 600", "args": "start"}]}"#,
+    );
+    k.ok(&["start", &file]);
+    // PM2 7 shows (and runs) the shell with `-c <line>` alone: the file's `args` are dropped.
+    let env = &k.app("line")["pm2_env"];
+    assert_eq!(env["args"], serde_json::json!(["-c", "sleep 600"]), "{env}");
+    assert_eq!(env["exec_interpreter"], "none", "{env}");
+    k.wait_for("line online", Duration::from_secs(5), || {
+        k.status("line") == "online"
+    });
+}
+
+#[test]
 fn env_id_version_and_update_pm2() {
     let k = kelpie();
     let file = k.write(
