@@ -252,6 +252,86 @@ fn jlist_shows_a_command_lines_args_as_pm2_does() {
 }
 
 #[test]
+fn jlist_shows_the_interpreter_of_programs_on_path_and_extensionless_scripts_as_pm2_does() {
+    if !has_node() {
+        return kelpie_testkit::skip("node is not installed");
+    }
+    let k = kelpie();
+    let dir = k.dir.path();
+    // express's `bin/www`: an executable text script without an extension.
+    std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
+    let www = dir.join("bin/www");
+    std::fs::write(&www, "#!/usr/bin/env node\nsetInterval(() => {}, 1000);\n").expect("write");
+    let mut mode = std::fs::metadata(&www).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut mode, 0o755);
+    std::fs::set_permissions(&www, mode).expect("chmod");
+    // A text program found on PATH (`npm`, `ts-node`): a Node script with its `#!` line.
+    let tools = dir.join("tools");
+    std::fs::create_dir_all(&tools).expect("mkdir");
+    let tool = tools.join("ts-tool");
+    std::fs::write(&tool, "#!/usr/bin/env node\nsetInterval(() => {}, 1000);\n").expect("write");
+    std::fs::set_permissions(&tool, std::fs::metadata(&www).expect("meta").permissions())
+        .expect("chmod");
+    let path = format!(
+        "{}:{}",
+        tools.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let file = k.write(
+        "programs.json",
+        r#"{"apps": [
+            {"name": "www", "script": "bin/www"},
+            {"name": "tool", "script": "ts-tool", "args": "start"},
+            {"name": "sleeper", "script": "sleep", "args": "600"}
+        ]}"#,
+    );
+    let out = k
+        .command(&["start", &file])
+        .env("PATH", &path)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // PM2 7: a text script PM2 has no extension for runs with the Node that runs PM2 (its
+    // absolute path); a binary, itself (`none`). (Read with the same PATH: the listing has
+    // the apps' programs looked up where the CLI runs.)
+    let listed = k
+        .command(&["jlist"])
+        .env("PATH", &path)
+        .output()
+        .expect("jlist");
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).expect("json");
+    let app = |name: &str| -> serde_json::Value {
+        list.iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} is listed"))
+    };
+    for name in ["www", "tool"] {
+        let env = &app(name)["pm2_env"];
+        let shown = env["exec_interpreter"].as_str().unwrap_or_default();
+        assert!(shown.starts_with('/') && shown.ends_with("/node"), "{env}");
+    }
+    let tool_env = &app("tool")["pm2_env"];
+    assert_eq!(
+        tool_env["pm_exec_path"],
+        tool.display().to_string(),
+        "{tool_env}"
+    );
+    assert_eq!(tool_env["args"], serde_json::json!(["start"]), "{tool_env}");
+    let sleeper = &app("sleeper")["pm2_env"];
+    assert_eq!(sleeper["exec_interpreter"], "none", "{sleeper}");
+    for name in ["www", "tool", "sleeper"] {
+        k.wait_for("online", Duration::from_secs(5), || {
+            k.status(name) == "online"
+        });
+    }
+}
+
+#[test]
 fn env_id_version_and_update_pm2() {
     let k = kelpie();
     let file = k.write(
