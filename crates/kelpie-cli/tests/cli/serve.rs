@@ -198,7 +198,13 @@ fn serve_streams_big_files_answers_ranges_and_conditional_requests() {
     let mut peak_rss_kb = 0;
     let mut chunk = vec![0u8; 1 << 20];
     loop {
-        let n = stream.read(&mut chunk).expect("read");
+        // A read with a timeout can end in EINTR when the test process is stopped and
+        // continued meanwhile (signal(7)); it is retried, as `read_exact` would.
+        let n = match stream.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => panic!("read: {e:?}"),
+        };
         if n == 0 {
             break;
         }
