@@ -197,7 +197,7 @@ pub enum Command {
     /// orphans reaped, SIGTERM stops the apps and exits (PM2's pm2-runtime)
     #[command(alias = "pm2-runtime")]
     Runtime(Box<RuntimeArgs>),
-    /// Ship an ecosystem file's app to servers over SSH (PM2's `deploy` sections): releases
+    /// Ship an ecosystem file's apps to servers over SSH (PM2's `deploy` sections): releases
     /// built on every host, live only once their apps are ready (docs/deploy.md)
     Deploy(DeployArgs),
     /// Turn the apps of an ecosystem file into systemd units, a Compose file or Kubernetes
