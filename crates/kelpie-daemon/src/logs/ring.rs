@@ -60,7 +60,8 @@ impl Ring {
     pub fn push(&mut self, chunk: &LogChunk) {
         let prefix = chunk.prefix.as_deref().unwrap_or_default();
         let prefix = &prefix[..prefix.len().min(usize::from(u16::MAX))];
-        for index in 0..chunk.len() {
+        // Of a big chunk (a flood), only the lines the ring can keep are copied.
+        for index in chunk.len().saturating_sub(RING_LINES)..chunk.len() {
             let line = chunk.line(index);
             // A line longer than the whole ring is kept cut (the file has it whole).
             let line = &line[..line.len().min(RING_BYTES)];
