@@ -18,6 +18,8 @@ mod formats;
 mod health;
 mod interpreter;
 mod json5;
+#[cfg(test)]
+mod json5_oracle;
 mod load;
 pub mod module_conf;
 mod node;

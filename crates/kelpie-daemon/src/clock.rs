@@ -86,6 +86,10 @@ pub fn hold() -> Held {
         return Held { _release: None };
     }
     let (release, released) = std::sync::mpsc::channel::<()>();
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "held by the returned value: ends when it is dropped"
+    )]
     tokio::task::spawn_blocking(move || {
         // Returns once the sender is dropped.
         let _ = released.recv();

@@ -206,7 +206,7 @@ async fn from_files(logs: &LogService, reads: Vec<FileRead>, lines: usize) -> Ve
     }
     let paths: Vec<PathBuf> = reads.iter().map(|r| r.path.clone()).collect();
     let limits = logs.written_sizes(&paths).await;
-    tokio::task::spawn_blocking(move || {
+    crate::tasks::blocking(move || {
         reads
             .into_iter()
             .zip(limits)

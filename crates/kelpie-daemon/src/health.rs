@@ -149,6 +149,7 @@ pub(super) fn plain(e: &io::Error) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests drive time and tasks themselves")]
 mod tests {
     use super::*;
     use exec::REASON_LINE_MAX;

@@ -12,7 +12,7 @@ const POLL: Duration = Duration::from_millis(50);
 /// Report [`ProcessSignal::PortOpen`] once the process group led by `pgid` listens on `port`.
 pub async fn watch_port(pgid: u32, port: u16, to: crate::mailbox::Sender<ProcessSignal>) {
     loop {
-        let found = tokio::task::spawn_blocking(move || group_listens_on(pgid, port))
+        let found = crate::tasks::blocking(move || group_listens_on(pgid, port))
             .await
             .unwrap_or(false);
         if found {

@@ -130,7 +130,7 @@ async fn socket_identity(path: &Path) -> Option<(u64, u64)> {
 /// log either way; `None` while it cannot be done (tried again at the next check).
 async fn rebind(home: &kelpie_proto::Home) -> Option<UnixListener> {
     let setup = home.clone();
-    let prepared = tokio::task::spawn_blocking(move || {
+    let prepared = crate::tasks::blocking(move || {
         crate::home_setup::prepare_home(&setup)?;
         // The daemon's log went with the home (when it writes there): write to a new one.
         let log_gone = std::fs::read_link("/proc/self/fd/2").is_ok_and(|target| {
@@ -434,7 +434,7 @@ async fn jlist(
 ) -> (Response, Option<oneshot::Sender<()>>) {
     match dispatch(Request::List, commands).await {
         (Response::Processes(list), written) => {
-            let built = tokio::task::spawn_blocking(move || {
+            let built = crate::tasks::blocking(move || {
                 kelpie_view::jlist::to_value(&list, show_secrets).map_err(|e| e.to_string())
             })
             .await

@@ -291,4 +291,5 @@ use {
     tokio::sync::oneshot,
 };
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests drive time and tasks themselves")]
 mod tests;

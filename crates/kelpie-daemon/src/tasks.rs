@@ -34,9 +34,12 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    Owned {
-        handle: tokio::spawn(future),
-    }
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "tasks.rs is where every task gets its owner"
+    )]
+    let handle = tokio::spawn(future);
+    Owned { handle }
 }
 
 impl<T> Owned<T> {
@@ -100,16 +103,25 @@ pub fn spawn_counted_on(
     future: impl Future<Output = ()> + Send + 'static,
 ) {
     // Not detached: counted by the caller, which waits for it (see the module's notes).
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the log pipeline's readers: counted and awaited by the pipeline"
+    )]
     drop(runtime.spawn(future));
 }
 
-/// Run `work` on the blocking pool and wait for its result, or say why there is none.
-pub async fn blocking<T: Send + 'static>(
+/// Run `work` on the blocking pool, starting now, and give its result (or why there is none) to
+/// whoever awaits the returned future: the caller owns the work. Work whose result nobody waits
+/// for goes through [`background`], which the daemon waits for at its end.
+pub fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, Interrupted> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Interrupted(e.to_string()))
+) -> impl Future<Output = Result<T, Interrupted>> {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the one place blocking work starts: its handle goes to the caller"
+    )]
+    let handle = tokio::task::spawn_blocking(work);
+    async move { handle.await.map_err(|e| Interrupted(e.to_string())) }
 }
 
 /// Blocking work that ended without its result: it panicked (a bug, whose message this holds),

@@ -401,10 +401,13 @@ pub fn report(home: &Home, outcome: Outcome) {
     );
 }
 
-/// [`report`] on the blocking pool.
+/// [`report`] on the blocking pool, as background work the daemon waits for at its end (the
+/// report is what `kelpie update` reads: it must not be lost to the daemon's exit).
 pub fn report_later(home: &Home, outcome: Outcome) {
     let home = home.clone();
-    tokio::task::spawn_blocking(move || report(&home, outcome));
+    crate::tasks::background(async move {
+        let _ = crate::tasks::blocking(move || report(&home, outcome)).await;
+    });
 }
 
 /// The program `kelpie update` asked for (removing the request), else the one this daemon

@@ -97,7 +97,7 @@ pub(super) async fn resume(
         }
     };
     let spec = given.spec.clone();
-    let identity = tokio::task::spawn_blocking(move || launch::identity(&spec).ok().flatten())
+    let identity = crate::tasks::blocking(move || launch::identity(&spec).ok().flatten())
         .await
         .ok()
         .flatten();

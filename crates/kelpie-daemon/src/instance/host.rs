@@ -56,7 +56,7 @@ impl Host {
     pub(super) async fn group_has_live_members(&self, pgid: u32) -> bool {
         match self {
             Host::System => {
-                tokio::task::spawn_blocking(move || kelpie_sys::group_has_live_members(pgid))
+                crate::tasks::blocking(move || kelpie_sys::group_has_live_members(pgid))
                     .await
                     .unwrap_or(true)
             }

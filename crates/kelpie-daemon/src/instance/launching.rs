@@ -76,7 +76,7 @@ async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
     let (pm_id, instance) = (given.pm_id, given.instance);
     let socket = given.socket.clone();
     let cgroups = given.cgroups.clone();
-    let (spawned, cgroup, identity) = tokio::task::spawn_blocking(move || {
+    let (spawned, cgroup, identity) = crate::tasks::blocking(move || {
         let who = InstanceIdentity {
             home: &home,
             pm_id,

@@ -111,7 +111,7 @@ impl Instance {
         let oom = match (pid, self.state.status) {
             (Some(_), Status::Online | Status::Launching) if killed => {
                 let cgroup = self.current.cgroup().cloned();
-                Some(tokio::task::spawn_blocking(move || {
+                Some(crate::tasks::blocking(move || {
                     crate::forensics::oom_evidence(cgroup.as_ref())
                 }))
             }

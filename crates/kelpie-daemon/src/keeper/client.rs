@@ -271,6 +271,10 @@ impl Link {
         // It closes its end when it exits.
         let _ = kelpie_sys::wait_readable(keeper.socket.as_fd(), BYE_WITHIN);
         if !matches!(keeper.child.try_wait(), Ok(Some(_))) {
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "the daemon's last act: nothing else is served any more"
+            )]
             std::thread::sleep(Duration::from_millis(20));
             if !matches!(keeper.child.try_wait(), Ok(Some(_))) {
                 let _ = keeper.child.kill();

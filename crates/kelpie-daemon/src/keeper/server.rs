@@ -83,6 +83,10 @@ pub fn run(home: Home) -> i32 {
             }
             Err(e) => {
                 crate::daemon_log!("keeper: {e}");
+                #[expect(
+                    clippy::disallowed_methods,
+                    reason = "the keeper is its own process: a pause before it tries again"
+                )]
                 std::thread::sleep(Duration::from_millis(100));
             }
         }

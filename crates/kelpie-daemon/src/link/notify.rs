@@ -320,6 +320,10 @@ fn read_sockets(woken: std::os::unix::net::UnixDatagram) {
         let mut fds = vec![woken.as_fd()];
         fds.extend(listened.iter().map(|(socket, _)| socket.as_fd()));
         let Ok(ready) = kelpie_sys::wait_readable_many(&fds, Some(UNROUTED_KEPT)) else {
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "the notify thread's own loop: a pause before it polls again"
+            )]
             std::thread::sleep(Duration::from_millis(100));
             continue;
         };

@@ -74,6 +74,10 @@ fn stop_strays(strays: Vec<(u32, crate::update::HandedProcess)>, state: &StateFi
 
 /// Stop process groups left by a dead daemon, all at once: each app's stop signal, its
 /// kill_timeout, then SIGKILL (blocking; runs before the daemon serves).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "runs on the blocking pool before the daemon serves anything"
+)]
 fn stop_groups_now(groups: &[(u32, Arc<AppSpec>)]) {
     if groups.is_empty() {
         return;

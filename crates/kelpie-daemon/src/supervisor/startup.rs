@@ -80,7 +80,7 @@ async fn start_supervisor(
         .map_err(|source| DaemonError::io("cannot start the persister for", home.root(), source))?;
     let settings = read_settings(home).await;
     let conf_home = home.clone();
-    let conf = tokio::task::spawn_blocking(move || persist::load_conf(&conf_home))
+    let conf = crate::tasks::blocking(move || persist::load_conf(&conf_home))
         .await
         .unwrap_or_default();
     let toml_logs = settings.logs;
@@ -95,7 +95,7 @@ async fn start_supervisor(
     let (outboxes, inboxes) = channels();
     let cgroups = match resumed.as_mut().map(|r| r.cgroups.take()) {
         Some(Some(handed)) => crate::cgroups::Cgroups::resume(handed),
-        _ => tokio::task::spawn_blocking(crate::cgroups::Cgroups::setup)
+        _ => crate::tasks::blocking(crate::cgroups::Cgroups::setup)
             .await
             .unwrap_or_default(),
     };
@@ -172,7 +172,7 @@ async fn serve_until_exit(
     }
     // Exiting on purpose: the keeper must not read the pipes behind a next daemon's back.
     crate::keeper::dismiss().await;
-    let _ = tokio::task::spawn_blocking(move || cgroups.finish()).await;
+    let _ = crate::tasks::blocking(move || cgroups.finish()).await;
     drop(server);
     // Collecting the exit of processes stopped last (the rest go to init with the daemon).
     crate::tasks::end_background(BACKGROUND_AT_EXIT).await;
@@ -185,7 +185,7 @@ async fn serve_until_exit(
 /// The home's directories and files, on the blocking pool like every other file access.
 async fn prepare_home(home: &Home) -> Result<(), DaemonError> {
     let setup_home = home.clone();
-    tokio::task::spawn_blocking(move || crate::home_setup::prepare_home(&setup_home))
+    crate::tasks::blocking(move || crate::home_setup::prepare_home(&setup_home))
         .await
         .map_err(|e| {
             DaemonError::io(
@@ -213,7 +213,7 @@ async fn take_control_socket(
         return Ok((listener, None));
     }
     let keeper_home = home.clone();
-    let reclaimed = tokio::task::spawn_blocking(move || crate::reclaim::reclaim(&keeper_home))
+    let reclaimed = crate::tasks::blocking(move || crate::reclaim::reclaim(&keeper_home))
         .await
         .ok()
         .flatten();
@@ -224,7 +224,7 @@ async fn take_control_socket(
 async fn write_pid_file(home: &Home) -> PathBuf {
     let pid_file = home.pid_file();
     let pid_path = pid_file.clone();
-    let _ = tokio::task::spawn_blocking(move || {
+    let _ = crate::tasks::blocking(move || {
         std::fs::write(pid_path, format!("{}\n", std::process::id()))
     })
     .await;
@@ -249,7 +249,7 @@ async fn start_logs(
     foreground: &Option<ForegroundSetup>,
 ) -> Result<LogService, DaemonError> {
     // Starting it waits for its thread's runtime: off the async thread.
-    let log_service = tokio::task::spawn_blocking(move || LogService::start(defaults))
+    let log_service = crate::tasks::blocking(move || LogService::start(defaults))
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))
         .and_then(|started| started)
@@ -291,7 +291,7 @@ async fn restore_state(
     mut resumed: Option<update::Resumed>,
 ) -> Option<update::Resumed> {
     let restore_home = supervisor.services.home.clone();
-    let loaded = tokio::task::spawn_blocking(move || {
+    let loaded = crate::tasks::blocking(move || {
         let loaded = load_with_orphans(&restore_home, resumed.as_mut());
         (loaded, resumed)
     })

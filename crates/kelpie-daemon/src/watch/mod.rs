@@ -303,6 +303,10 @@ fn serve(mut inotify: Inotify, commands: Receiver<Command>, mut woken: UnixStrea
                 Ok(ready) => ready,
                 Err(e) => {
                     crate::daemon_log!("watch: cannot wait for file events: {e}");
+                    #[expect(
+                        clippy::disallowed_methods,
+                        reason = "the watch thread's own loop: a pause after a failure"
+                    )]
                     std::thread::sleep(ERROR_PAUSE);
                     [true, true]
                 }
@@ -323,6 +327,10 @@ fn serve(mut inotify: Inotify, commands: Receiver<Command>, mut woken: UnixStrea
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => {
                         crate::daemon_log!("watch: cannot read file events: {e}");
+                        #[expect(
+                            clippy::disallowed_methods,
+                            reason = "the watch thread's own loop: a pause after a failure"
+                        )]
                         std::thread::sleep(ERROR_PAUSE);
                         break;
                     }

@@ -33,7 +33,7 @@ pub async fn serve(shared: &Shared) -> hyper::Response<Body> {
             .collect()
     };
     // /proc is a file system: read off the async thread.
-    let (own, host) = tokio::task::spawn_blocking(|| {
+    let (own, host) = crate::tasks::blocking(|| {
         (
             kelpie_sys::sample_process(std::process::id()),
             crate::host::read_now(),

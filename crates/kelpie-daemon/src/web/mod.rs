@@ -193,7 +193,7 @@ async fn apply(
         });
     }
     let path = home.settings_file();
-    let file = tokio::task::spawn_blocking(move || kelpie_config::DaemonSettings::load(&path))
+    let file = crate::tasks::blocking(move || kelpie_config::DaemonSettings::load(&path))
         .await
         .map_err(|e| failure(ErrorKind::Internal, e.to_string()))?
         .map_err(|e| failure(ErrorKind::Invalid, e.to_string()))?;
@@ -229,7 +229,7 @@ async fn serve(
         (None, false) => {
             let path = token_file.clone();
             let stored =
-                tokio::task::spawn_blocking(move || kelpie_config::stored_web_token(&path))
+                crate::tasks::blocking(move || kelpie_config::stored_web_token(&path))
                     .await
                     .map_err(|e| failure(ErrorKind::Internal, e.to_string()))?
                     .map_err(|e| {
