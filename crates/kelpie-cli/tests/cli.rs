@@ -31,6 +31,7 @@ mod cli {
     mod pm2_runtime;
     mod restart_counts;
     mod runtime;
+    mod runtime_metrics;
     mod security;
     mod serve;
     mod source_maps;

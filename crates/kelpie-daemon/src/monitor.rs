@@ -17,6 +17,7 @@
 //! counters (`counters`), which instances did not run (`quiet`), the processes of each tree
 //! read from /proc (`members`), and the readings summed per tree (`tree`).
 
+mod activity;
 mod counters;
 mod members;
 mod quiet;
@@ -104,6 +105,8 @@ pub struct Monitor {
     thread: Option<std::thread::Thread>,
     /// Set with a new process to read; the thread reads early when it sees it.
     new_process: Arc<std::sync::atomic::AtomicBool>,
+    /// Each instance's last page faults and context switches (see `activity`).
+    counters: activity::SharedCounters,
 }
 
 /// The instances to sample, by id, and the list the thread reads, built again after a change:
@@ -137,6 +140,8 @@ impl Monitor {
         let shared = targets.clone();
         let new_process: Arc<std::sync::atomic::AtomicBool> = Arc::default();
         let told = new_process.clone();
+        let counters = activity::SharedCounters::default();
+        let counters_read = counters.clone();
         let thread = std::thread::Builder::new()
             .name("kelpie-monitor".into())
             .spawn(move || {
@@ -144,6 +149,7 @@ impl Monitor {
                 let mut members = Members::default();
                 let mut counters = CgroupCounters::default();
                 let mut quiet = Quiet::default();
+                let mut activity = activity::Activity::default();
                 let mut sent: IdMap<u32, (u32, Usage)> = IdMap::default();
                 // Whether no process ran in the second before the last reading too.
                 let mut quiet_before = false;
@@ -195,6 +201,7 @@ impl Monitor {
                         members = Members::default();
                         counters = CgroupCounters::default();
                         quiet = Quiet::default();
+                        activity.keep_only(&current, &counters_read);
                         sent.clear();
                         quiet_before = false;
                         if readings.is_closed() {
@@ -233,6 +240,12 @@ impl Monitor {
                         now,
                         uptime_ticks(),
                     );
+                    let ran: IdSet<u32> = batch
+                        .iter()
+                        .filter(|r| r.cpu_seconds > 0.0)
+                        .map(|r| r.pm_id)
+                        .collect();
+                    activity.read(&current, &ran, ticks, &counters_read);
                     // A reading of an instance that used no CPU and did not change tells the
                     // supervisor nothing new.
                     let batch: Vec<Reading> = batch
@@ -245,6 +258,7 @@ impl Monitor {
                     if changed_at == ticks {
                         let live: IdSet<u32> = current.iter().map(|t| t.pm_id).collect();
                         sent.retain(|pm_id, _| live.contains(pm_id));
+                        activity.keep_only(&current, &counters_read);
                     }
                     if readings.is_closed() {
                         return;
@@ -258,6 +272,7 @@ impl Monitor {
             targets,
             thread: Some(thread.thread().clone()),
             new_process,
+            counters,
         })
     }
 
@@ -291,6 +306,16 @@ impl Monitor {
         if new {
             self.read_soon();
         }
+    }
+
+    /// The last page faults and context switches of instance `pm_id`'s process `pid`, if they
+    /// were read since it started.
+    pub fn counters(&self, pm_id: u32, pid: u32) -> Option<kelpie_sys::ProcessCounters> {
+        let counters = self.counters.lock().ok()?;
+        counters
+            .get(&pm_id)
+            .filter(|(read_for, _)| *read_for == pid)
+            .map(|(_, counters)| *counters)
     }
 
     /// Read the instances again as soon as [`EARLIEST_AFTER`] allows (a process started, or
@@ -358,6 +383,7 @@ impl Monitor {
             targets: Arc::default(),
             thread: None,
             new_process: Arc::default(),
+            counters: Arc::default(),
         }
     }
 

@@ -20,7 +20,8 @@ pub use requests::{
     StartRequest, TriggerRequest, WebRequest,
 };
 pub use responses::{
-    ErrorKind, ProcessInfo, Response, StartOutcome, TriggerReply, Triggered, WireError,
+    ErrorKind, ProcessCounters, ProcessInfo, Response, StartOutcome, TriggerReply, Triggered,
+    WireError,
 };
 
 use serde::{Deserialize, Serialize};

@@ -21,6 +21,7 @@ mod memory;
 mod notify_socket;
 mod pipes;
 mod poll;
+mod proc_counters;
 mod procfs;
 mod ready_set;
 mod reap;
@@ -53,6 +54,7 @@ pub use memory::{forget_code_pages, release_free_memory, resident_pages, use_sin
 pub use notify_socket::{abstract_name, bind_notify_socket, pass_credentials, recv_notify};
 pub use pipes::{set_pipe_capacity, O_NONBLOCK};
 pub use poll::{wait_readable, wait_readable_any, wait_readable_many};
+pub use proc_counters::{read_counters, ProcessCounters};
 pub use procfs::{
     catches_signal, children_of, clock_ticks_per_second, page_size, sample_process, scan_processes,
     ProcessEntry, ProcessSample, StatFile,

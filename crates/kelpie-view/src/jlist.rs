@@ -140,6 +140,9 @@ struct Pm2Env<'a> {
     /// an exit record holds them too.
     #[serde(skip_serializing_if = "Option::is_none")]
     exits: Option<&'a std::collections::VecDeque<std::sync::Arc<kelpie_core::ExitRecord>>>,
+    /// Kelpie's: its process's page faults and context switches, read by the daemon from /proc.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    counters: Option<&'a kelpie_proto::ProcessCounters>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exit_code: Option<i32>,
     username: &'a str,
@@ -252,6 +255,7 @@ fn entry<'a>(
             axm_options: &p.sdk.options,
             node_version: p.sdk.node_version.as_ref(),
             exits: with_exits.then_some(&state.exits),
+            counters: p.counters.as_ref(),
             exit_code: state.exits.back().and_then(|e| e.code),
             username: &p.username,
             env: EnvView {

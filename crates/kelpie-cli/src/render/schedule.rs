@@ -113,6 +113,7 @@ mod tests {
             status_text: None,
             metrics: Default::default(),
             sdk: Default::default(),
+            counters: None,
         }
     }
 

@@ -39,7 +39,7 @@ fn read(name: &str) -> String {
 }
 
 /// `promtool` on the PATH, or a skip.
-fn promtool() -> Option<PathBuf> {
+pub(super) fn promtool() -> Option<PathBuf> {
     let found = super::tools::program("promtool");
     if found.is_none() {
         kelpie_testkit::skip(
@@ -457,6 +457,48 @@ pub(super) fn scrape(port: u16) -> String {
     body.to_string()
 }
 
+/// What `promtool check metrics` finds wrong with the exposition `text`: the format and
+/// Prometheus's naming rules. node_exporter's two memory names are camelCase
+/// (`node_memory_MemTotal_bytes`), which promtool's lint flags in node_exporter's own output
+/// too: they are kept as node_exporter spells them, so that its dashboards and alerts work, and
+/// are allowed. So are prom-client's two gauges named `_total` (`nodejs_active_handles_total`,
+/// `nodejs_active_requests_total`), kept as prom-client spells them for the same reason: the
+/// stock Grafana Node dashboards query them by that name.
+pub(super) fn metrics_problems(promtool: &Path, dir: &Path, text: &str) -> Vec<String> {
+    const NODE_EXPORTER_NAMES: [&str; 2] = [
+        "node_memory_MemAvailable_bytes",
+        "node_memory_MemTotal_bytes",
+    ];
+    const PROM_CLIENT_GAUGES: [&str; 2] = [
+        "nodejs_active_handles_total",
+        "nodejs_active_requests_total",
+    ];
+    let out = run_promtool(promtool, dir, &["check", "metrics"], text);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let problems: Vec<String> = said
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter(|l| {
+            !NODE_EXPORTER_NAMES.iter().any(|name| {
+                *l == format!(
+                    "{name} metric names should be written in 'snake_case' not 'camelCase'"
+                )
+            })
+        })
+        .filter(|l| {
+            !PROM_CLIENT_GAUGES.iter().any(|name| {
+                *l == format!("{name} non-counter metrics should not have \"_total\" suffix")
+            })
+        })
+        .map(str::to_string)
+        .collect();
+    problems
+}
+
 /// The samples of an exposition: (metric name, labels as written, value).
 fn samples(text: &str) -> Vec<(String, String, String)> {
     text.lines()
@@ -552,32 +594,8 @@ fn rules_and_dashboard_match_a_real_daemons_metrics() {
             && text.contains("\nkelpie_daemon_cpu_seconds_total ")
     });
 
-    // Prometheus's own checker: the format and its naming rules. node_exporter's two memory
-    // names are camelCase (`node_memory_MemTotal_bytes`), which promtool's lint flags in
-    // node_exporter's own output too: they are kept as node_exporter spells them, so that its
-    // dashboards and alerts work, and are the only complaint allowed.
-    const NODE_EXPORTER_NAMES: [&str; 2] = [
-        "node_memory_MemAvailable_bytes",
-        "node_memory_MemTotal_bytes",
-    ];
-    let out = run_promtool(&promtool, k.home(), &["check", "metrics"], &text);
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let problems: Vec<&str> = said
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .filter(|l| {
-            !NODE_EXPORTER_NAMES.iter().any(|name| {
-                *l == format!(
-                    "{name} metric names should be written in 'snake_case' not 'camelCase'"
-                )
-            })
-        })
-        .collect();
-    assert!(problems.is_empty(), "promtool check metrics:\n{said}");
+    let problems = metrics_problems(&promtool, k.home(), &text);
+    assert!(problems.is_empty(), "promtool check metrics:\n{problems:?}");
 
     // Every metric the rules and the dashboard use is served: a renamed metric fails here.
     let served: BTreeSet<String> = samples(&text).into_iter().map(|s| s.0).collect();

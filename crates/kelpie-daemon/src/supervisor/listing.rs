@@ -58,6 +58,16 @@ pub(super) fn process_info(
                 })
             })
             .unwrap_or_default(),
+        counters: entry
+            .state
+            .pid
+            .and_then(|pid| services.monitor.counters(pm_id, pid))
+            .map(|c| kelpie_proto::ProcessCounters {
+                minor_faults: c.minor_faults,
+                major_faults: c.major_faults,
+                voluntary_switches: c.voluntary_switches,
+                involuntary_switches: c.involuntary_switches,
+            }),
     }
 }
 

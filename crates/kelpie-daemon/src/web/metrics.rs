@@ -2,6 +2,7 @@
 //! for the host (`metrics/host.rs`).
 
 mod host;
+mod runtime;
 
 use super::body::Body;
 use super::{error, respond, Shared};
@@ -143,6 +144,8 @@ pub fn render(
     log_lines_family(&mut text, &named, lines);
     dropped_lines_family(&mut text, &named);
     app_metric_family(&mut text, &named);
+    runtime::runtime_families(&mut text, &named);
+    runtime::counter_families(&mut text, &named);
     daemon_families(&mut text, daemon);
     text
 }
@@ -426,6 +429,7 @@ mod tests {
                 status_text: None,
                 metrics: Default::default(),
                 sdk: Default::default(),
+                counters: None,
             },
             cpu_seconds: 0.0,
             processes: 0,

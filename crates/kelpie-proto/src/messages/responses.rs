@@ -145,6 +145,24 @@ pub struct ProcessInfo {
     /// metrics, actions, options, Node version. Not persisted.
     #[serde(default)]
     pub sdk: kelpie_core::SdkState,
+    /// Its running process's page faults and context switches, read by the daemon from /proc
+    /// every few seconds while it runs (none before the first reading). Not persisted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counters: Option<ProcessCounters>,
+}
+
+/// How often an instance's main process was held up by the kernel, each since it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProcessCounters {
+    /// Page faults served without a disk read (the whole process).
+    pub minor_faults: u64,
+    /// Page faults that read from disk (the whole process).
+    pub major_faults: u64,
+    /// Times its main thread gave the CPU up to wait (for Node, the event loop).
+    pub voluntary_switches: u64,
+    /// Times the kernel took the CPU from its main thread.
+    pub involuntary_switches: u64,
 }
 
 /// What a `trigger` did: who was sent the action, and what each answered in time.

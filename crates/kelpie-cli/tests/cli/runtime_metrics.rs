@@ -1,0 +1,273 @@
+//! Runtime metrics where users look (issue 50): a Node app's `axm:monitor` report under PM2's
+//! metric ids becomes prom-client's families in base units in `/metrics` (mapped by id, so the
+//! real `@pm2/io`'s reports get them too), `describe` shows the runtime's first with what each
+//! means, and every app, in any language, gets its page faults and context switches, read by
+//! the daemon.
+
+use super::kelpie;
+use super::monitoring::{low_port, metrics_problems, promtool, scrape};
+use kelpie_testkit::Kelpie;
+use std::net::TcpStream;
+use std::time::Duration;
+
+const SECS: Duration = Duration::from_secs(1);
+
+/// A Node app that reports what Kelpie's shim reports, as PM2's SDK does it (`process.send`
+/// of an `axm:monitor` message): PM2's names, units and ids, every half second. Started with
+/// `--no-pmx`, so the shim's own report does not mix in.
+pub(super) const RUNTIME_APP: &str = r#"
+const m = (value, unit, type, extra) => Object.assign({ value, unit, type, historic: true }, extra);
+const buckets = (counts, count, sum) => ({ histogram: { le: [0.001, 0.01, 0.1, 1, 2, 5], counts, count, sum } });
+const report = () => process.send({ type: 'axm:monitor', data: {
+  'Heap Size': m(64, 'MiB', 'internal/v8/heap/total'),
+  'Used Heap Size': m(32.5, 'MiB', 'internal/v8/heap/used'),
+  'Heap Usage': m(50.78, '%', 'internal/v8/heap/usage'),
+  'Active handles': m(4, '', 'internal/libuv/handles'),
+  'Active requests': m(1, '', 'internal/libuv/requests'),
+  'Event Loop Latency': m(1.5, 'ms', 'internal/libuv/latency/p50'),
+  'Event Loop Latency p95': m(180, 'ms', 'internal/libuv/latency/p95'),
+  'Event Loop Utilization': m(12.5, '%', 'internal/libuv/utilization'),
+  'HTTP': m(1000, 'req/min', 'internal/http/builtin/reqs', { total: 1234 }),
+  'HTTP Mean Latency': m(20, 'ms', 'internal/http/builtin/latency/p50'),
+  'HTTP P95 Latency': m(45, 'ms', 'internal/http/builtin/latency/p95'),
+  'HTTPS': m(6, 'req/min', 'internal/https/builtin/reqs', { total: 7 }),
+  'HTTPS Mean Latency': m(30, 'ms', 'internal/https/builtin/latency/p50'),
+  'HTTPS P95 Latency': m(90, 'ms', 'internal/https/builtin/latency/p95'),
+  'GC New Space Pause': m(0.5, 'ms', 'internal/v8/gc/new/pause/p50', buckets([10, 20, 20, 20, 20, 20], 21, 0.05)),
+  'GC New Space Pause p95': m(2, 'ms', 'internal/v8/gc/new/pause/p95'),
+  'GC Old Space Pause': m(12, 'ms', 'internal/v8/gc/old/pause/p50', buckets([0, 1, 3, 3, 3, 3], 3, 0.036)),
+  'GC Old Space Pause p95': m(20, 'ms', 'internal/v8/gc/old/pause/p95'),
+  'Orders': m(3, 'orders'),
+} });
+report();
+setInterval(report, 500);
+"#;
+
+/// Start `web` on a free low port and wait until it answers; the port.
+fn web(k: &Kelpie) -> u16 {
+    let port = low_port();
+    k.ok(&["web", "--port", &port.to_string()]);
+    k.wait_for("the web server", 10 * SECS, || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    port
+}
+
+/// The value of the sample `series` (name and labels as written) in `text`.
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn a_node_app_s_runtime_report_becomes_prom_client_families_in_base_units() {
+    let Some(promtool) = promtool() else { return };
+    let k = kelpie();
+    let app = k.write("runtime.js", RUNTIME_APP);
+    k.ok(&["start", &app, "--name", "api", "--no-pmx"]);
+    let port = web(&k);
+    let labels = "app=\"api\",namespace=\"default\",pm_id=\"0\"";
+    let mut text = String::new();
+    k.wait_for("the runtime families", 15 * SECS, || {
+        text = scrape(port);
+        text.contains("nodejs_gc_duration_seconds_count{")
+    });
+    let http = |scheme: &str| format!("{labels},scheme=\"{scheme}\"");
+    let gc = |kind: &str, le: &str| format!("{labels},kind=\"{kind}\",le=\"{le}\"");
+    let wanted: Vec<(String, f64)> = vec![
+        (
+            format!("nodejs_heap_size_total_bytes{{{labels}}}"),
+            64.0 * 1048576.0,
+        ),
+        (
+            format!("nodejs_heap_size_used_bytes{{{labels}}}"),
+            32.5 * 1048576.0,
+        ),
+        (
+            format!("nodejs_eventloop_lag_p50_seconds{{{labels}}}"),
+            0.0015,
+        ),
+        (
+            format!("nodejs_eventloop_lag_p95_seconds{{{labels}}}"),
+            0.18,
+        ),
+        (
+            format!("nodejs_eventloop_utilization_ratio{{{labels}}}"),
+            0.125,
+        ),
+        (format!("nodejs_active_handles_total{{{labels}}}"), 4.0),
+        (format!("nodejs_active_requests_total{{{labels}}}"), 1.0),
+        (
+            format!("kelpie_node_http_server_requests_total{{{}}}", http("http")),
+            1234.0,
+        ),
+        (
+            format!(
+                "kelpie_node_http_server_requests_total{{{}}}",
+                http("https")
+            ),
+            7.0,
+        ),
+        (
+            format!(
+                "kelpie_node_http_server_latency_p50_seconds{{{}}}",
+                http("http")
+            ),
+            0.02,
+        ),
+        (
+            format!(
+                "kelpie_node_http_server_latency_p95_seconds{{{}}}",
+                http("http")
+            ),
+            0.045,
+        ),
+        (
+            format!(
+                "kelpie_node_http_server_latency_p50_seconds{{{}}}",
+                http("https")
+            ),
+            0.03,
+        ),
+        (
+            format!(
+                "kelpie_node_http_server_latency_p95_seconds{{{}}}",
+                http("https")
+            ),
+            0.09,
+        ),
+        (
+            format!(
+                "nodejs_gc_duration_seconds_bucket{{{}}}",
+                gc("minor", "0.001")
+            ),
+            10.0,
+        ),
+        (
+            format!(
+                "nodejs_gc_duration_seconds_bucket{{{}}}",
+                gc("minor", "0.01")
+            ),
+            20.0,
+        ),
+        (
+            format!(
+                "nodejs_gc_duration_seconds_bucket{{{}}}",
+                gc("minor", "+Inf")
+            ),
+            21.0,
+        ),
+        (
+            format!("nodejs_gc_duration_seconds_count{{{labels},kind=\"minor\"}}"),
+            21.0,
+        ),
+        (
+            format!("nodejs_gc_duration_seconds_sum{{{labels},kind=\"minor\"}}"),
+            0.05,
+        ),
+        (
+            format!(
+                "nodejs_gc_duration_seconds_bucket{{{}}}",
+                gc("major", "0.1")
+            ),
+            3.0,
+        ),
+        (
+            format!(
+                "nodejs_gc_duration_seconds_bucket{{{}}}",
+                gc("major", "+Inf")
+            ),
+            3.0,
+        ),
+        (
+            format!("nodejs_gc_duration_seconds_sum{{{labels},kind=\"major\"}}"),
+            0.036,
+        ),
+        // The old series stays one more release beside the new ones, in PM2's units.
+        (
+            format!("kelpie_app_metric{{{labels},name=\"Heap Size\"}}"),
+            64.0,
+        ),
+        (
+            format!("kelpie_app_metric{{{labels},name=\"Orders\"}}"),
+            3.0,
+        ),
+    ];
+    for (series, expected) in &wanted {
+        let got = value(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+        assert!(
+            (got - expected).abs() <= expected.abs() * 1e-9,
+            "{series} = {got}, not {expected}"
+        );
+    }
+    // Metrics without a runtime id have no family of their own.
+    assert!(!text.contains("Orders\",") || !text.contains("nodejs_orders"));
+    let problems = metrics_problems(&promtool, k.home(), &text);
+    assert!(problems.is_empty(), "promtool check metrics:\n{problems:?}");
+}
+
+/// Page faults and context switches of the `kind`s in /metrics for pm_id 0: (first, second).
+fn counters(text: &str, family: &str, kinds: [&str; 2]) -> Option<(f64, f64)> {
+    let labels = "app=\"work\",namespace=\"default\",pm_id=\"0\"";
+    let read = |kind: &str| value(text, &format!("{family}{{{labels},kind=\"{kind}\"}}"));
+    Some((read(kinds[0])?, read(kinds[1])?))
+}
+
+#[test]
+fn any_app_s_page_faults_and_context_switches_move_while_it_works() {
+    let k = kelpie();
+    // A shell: each `sleep` it waits for gives the CPU up, each new child faults pages in.
+    let script = k.write_script("work.sh", "#!/bin/sh\nwhile :; do sleep 0.05; done\n");
+    k.ok(&["start", &script, "--name", "work"]);
+    let port = web(&k);
+    let mut first = None;
+    k.wait_for("the first counters", 20 * SECS, || {
+        let text = scrape(port);
+        first = counters(
+            &text,
+            "kelpie_app_context_switches_total",
+            ["voluntary", "involuntary"],
+        )
+        .zip(counters(
+            &text,
+            "kelpie_app_page_faults_total",
+            ["minor", "major"],
+        ));
+        first.is_some()
+    });
+    let (switches, faults) = first.expect("read");
+    assert!(faults.0 > 0.0, "minor faults {faults:?}");
+    // Read again at most every 10 s while it runs: both move.
+    k.wait_for("the counters to move", 40 * SECS, || {
+        let text = scrape(port);
+        let now = counters(
+            &text,
+            "kelpie_app_context_switches_total",
+            ["voluntary", "involuntary"],
+        )
+        .zip(counters(
+            &text,
+            "kelpie_app_page_faults_total",
+            ["minor", "major"],
+        ));
+        now.is_some_and(|(s, f)| s.0 > switches.0 && f.0 > faults.0)
+    });
+    // And in jlist (Kelpie's key, after PM2's) and describe.
+    let env = k.app("work")["pm2_env"].clone();
+    let counted = &env["counters"];
+    assert!(
+        counted["voluntary_switches"]
+            .as_u64()
+            .is_some_and(|v| v > 0),
+        "{env}"
+    );
+    assert!(
+        counted["minor_faults"].as_u64().is_some_and(|v| v > 0),
+        "{env}"
+    );
+    let described = k.ok(&["describe", "work"]);
+    for word in ["page faults", "context switches"] {
+        assert!(described.contains(word), "{word}:\n{described}");
+    }
+}
