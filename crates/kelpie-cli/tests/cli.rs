@@ -24,6 +24,7 @@ mod cli {
     mod monit;
     mod monitoring;
     mod node_api;
+    mod node_metrics;
     mod node_start;
     mod npm_package;
     mod persistence;

@@ -583,7 +583,8 @@ function mainModuleUrl(main) {
 // bus for the notifiers that follow it). Unhandled rejections too: Node turns them into
 // uncaught exceptions. Watched with 'uncaughtExceptionMonitor', which changes nothing of what
 // Node does next (print, exit 1). An app with @pm2/io sends its own exceptions: not twice. And
-// the runtime metrics PM2's agent gives (see reportRuntimeMetrics).
+// the runtime metrics PM2's agent gives, and what it says of itself in `axm_options` (both in
+// node-metrics.js, which launch.rs puts before this file).
 function reportToTheManager() {
   if (typeof process.send !== 'function') return;
   const send = (message) => {
@@ -599,49 +600,10 @@ function reportToTheManager() {
   // `pmx: false` (`--no-pmx`) turns them off, as it turns PM2's agent off.
   const metrics = process.env.KELPIE_NODE_METRICS !== '0';
   delete process.env.KELPIE_NODE_METRICS;
-  if (metrics) reportRuntimeMetrics(send);
-}
-
-// PM2's agent gives every Node app a few runtime metrics (heap, event loop, libuv handles and
-// requests), sent as the SDK sends its own (`axm:monitor`, @pm2/io's names, units and ids) about
-// every second; the shim does the same for apps without @pm2/io, which sends these itself.
-// Event-loop latency is measured as @pm2/io measures it without its native addon: how late the
-// metrics timer fires (p50 and p95 of the last minute). The timer does not keep the app alive.
-const METRICS_MS = 990;
-const LATENCY_SAMPLES = 60;
-function reportRuntimeMetrics(send) {
-  const v8 = require('v8');
-  const late = [];
-  let due = process.hrtime.bigint() + BigInt(METRICS_MS) * 1000000n;
-  const count = (name) => {
-    const list = typeof process[name] === 'function' ? process[name]() : null;
-    return Array.isArray(list) ? list.length : 0;
-  };
-  const timer = setInterval(() => {
-    const now = process.hrtime.bigint();
-    late.push(Math.max(0, Number(now - due) / 1e6));
-    if (late.length > LATENCY_SAMPLES) late.shift();
-    due = now + BigInt(METRICS_MS) * 1000000n;
-    if (global[Symbol.for('@pm2/io')]) return;
-    const sorted = late.slice().sort((a, b) => a - b);
-    const at = (p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))].toFixed(2);
-    const heap = v8.getHeapStatistics();
-    const mib = (bytes) => (bytes / 1048576).toFixed(2);
-    const metric = (value, type, unit) => (unit ? { value, unit, type, historic: true } : { value, type, historic: true });
-    send({
-      type: 'axm:monitor',
-      data: {
-        'Heap Size': metric(mib(heap.total_heap_size), 'internal/v8/heap/total', 'MiB'),
-        'Used Heap Size': metric(mib(heap.used_heap_size), 'internal/v8/heap/used', 'MiB'),
-        'Heap Usage': metric(Math.round((heap.used_heap_size / heap.total_heap_size) * 10000) / 100, 'internal/v8/heap/usage', '%'),
-        'Event Loop Latency': metric(at(0.5), 'internal/libuv/latency/p50', 'ms'),
-        'Event Loop Latency p95': metric(at(0.95), 'internal/libuv/latency/p95', 'ms'),
-        'Active handles': metric(count('_getActiveHandles'), 'internal/libuv/handles'),
-        'Active requests': metric(count('_getActiveRequests'), 'internal/libuv/requests'),
-      },
-    });
-  }, METRICS_MS);
-  timer.unref();
+  if (metrics) {
+    reportAgentOptions(send);
+    reportRuntimeMetrics(send); // node-metrics.js
+  }
 }
 
 function exceptionData(err) {

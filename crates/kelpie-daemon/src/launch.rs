@@ -113,8 +113,12 @@ pub fn node_shim_path(home: &Home) -> PathBuf {
     home.root().join("node-shim.cjs")
 }
 
-/// The shim's source, built into the binary.
-pub const NODE_SHIM: &str = include_str!("../assets/node-shim.js");
+/// The shim's source, built into the binary: the runtime metrics' declarations first (nothing
+/// runs at their load), then the shim, whose last lines start everything.
+pub const NODE_SHIM: &str = concat!(
+    include_str!("../assets/node-metrics.js"),
+    include_str!("../assets/node-shim.js")
+);
 
 /// What one process is started with beyond its spec: the shared socket, and the variables
 /// and descriptors of its link.

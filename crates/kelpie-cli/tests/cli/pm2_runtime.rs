@@ -16,13 +16,13 @@ use std::time::Duration;
 const SECS: Duration = Duration::from_secs(1);
 
 /// `@pm2/io` from npm, installed once under the target directory.
-fn pm2_io() -> Option<PathBuf> {
+pub(super) fn pm2_io() -> Option<PathBuf> {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     installed_or_skip(DIR.get_or_init(|| npm_packages("pm2-io", &["@pm2/io@6.1.0"])))
 }
 
 /// Write `name` into the test's directory, next to a `node_modules` holding `@pm2/io`.
-fn app(k: &Kelpie, modules: &Path, name: &str, source: &str) -> String {
+pub(super) fn app(k: &Kelpie, modules: &Path, name: &str, source: &str) -> String {
     let file = k.write(name, source);
     let link = Path::new(&file).with_file_name("node_modules");
     if !link.exists() {

@@ -1,0 +1,421 @@
+'use strict';
+// Kelpie's Node shim, first part: the runtime metrics (launch.rs puts this file before
+// node-shim.js, which starts them; declarations only here, nothing runs at load).
+//
+// PM2's agent gives every Node app runtime metrics; the shim does the same for an app without
+// @pm2/io (which sends them itself: the shim stops for good once it sees it), with @pm2/io's
+// names, units and type ids, in one `axm:monitor` message every METRICS_MS from one unref'd
+// timer: nothing here wakes an idle app more often, or keeps it alive. What it sends (the
+// contract the daemon's views and /metrics read; docs/observability.md lists it):
+//   - heap (Heap Size, Used Heap Size, Heap Usage) and libuv's active handles and requests;
+//   - Event Loop Utilization (%, over the last report window);
+//   - Event Loop Latency (+ p95): while the app is busy, from monitorEventLoopDelay at 10 ms,
+//     weighted by time (see DelayWindow); otherwise how late the report timer fired;
+//   - HTTP / HTTPS (requests in the last 60 s, and the total), their mean and p95 latency, from
+//     diagnostics_channel (no wrapping of the server), after the first request;
+//   - GC New / Old Space Pause (+ p95) from a PerformanceObserver reading every entry of each
+//     batch, with cumulative histogram counts for /metrics, after the first collection.
+
+const METRICS_MS = 990;
+const LATENCY_SAMPLES = 60; // drift samples kept: the last minute
+const RATE_MS = 60000; // HTTP: requests counted over the last minute (a true req/min)
+const HALF_MS = 30000; // latency windows: two halves, so figures cover the last 30-60 s
+const GC_BUCKETS = [0.001, 0.01, 0.1, 1, 2, 5]; // seconds: prom-client's nodejs_gc_duration_seconds
+// The event-loop delay monitor wakes the loop every ELD_RESOLUTION_MS: 100 wake-ups/s would
+// cost every idle app more than all its other metrics together, so it runs only while the app
+// is busy (utilisation or drift above these) and stops after ELD_QUIET_MS quiet.
+const ELD_RESOLUTION_MS = 10;
+const ELD_ARM_ELU = 0.02;
+const ELD_ARM_DRIFT_MS = 20;
+const ELD_QUIET_ELU = 0.01;
+const ELD_QUIET_MS = 10000;
+const ELD_MIN_SAMPLES = 5; // fewer: the drift figure (as OpenTelemetry's instrumentation does)
+const STARTED = Symbol('kelpie.started'); // on a response: when its request started (ms)
+
+function reportRuntimeMetrics(send) {
+  const perf = require('perf_hooks');
+  const v8 = require('v8');
+  const loop = new LoopMetrics(perf);
+  const http = HttpMetrics.start(perf);
+  const gc = GcMetrics.start(perf);
+  let due = process.hrtime.bigint() + BigInt(METRICS_MS) * 1000000n;
+  const count = (name) => {
+    const list = typeof process[name] === 'function' ? process[name]() : null;
+    return Array.isArray(list) ? list.length : 0;
+  };
+  const timer = setInterval(() => {
+    const at = process.hrtime.bigint();
+    const drift = Math.max(0, Number(at - due) / 1e6);
+    due = at + BigInt(METRICS_MS) * 1000000n;
+    if (global[Symbol.for('@pm2/io')]) {
+      // The app's own agent reports these: no double reporting, and no cost left behind.
+      clearInterval(timer);
+      loop.stop();
+      if (http) http.stop();
+      if (gc) gc.stop();
+      return;
+    }
+    const now = perf.performance.now();
+    loop.tick(now, drift);
+    const heap = v8.getHeapStatistics();
+    const mib = (bytes) => (bytes / 1048576).toFixed(2);
+    const data = {
+      'Heap Size': metric(mib(heap.total_heap_size), 'internal/v8/heap/total', 'MiB'),
+      'Used Heap Size': metric(mib(heap.used_heap_size), 'internal/v8/heap/used', 'MiB'),
+      'Heap Usage': metric(round(heap.used_heap_size / heap.total_heap_size * 100, 2), 'internal/v8/heap/usage', '%'),
+      'Event Loop Utilization': metric(round(loop.utilization * 100, 2), 'internal/libuv/utilization', '%'),
+    };
+    const latency = loop.latency();
+    data['Event Loop Latency'] = metric(latency.p50.toFixed(2), 'internal/libuv/latency/p50', 'ms');
+    data['Event Loop Latency p95'] = metric(latency.p95.toFixed(2), 'internal/libuv/latency/p95', 'ms');
+    data['Active handles'] = metric(count('_getActiveHandles'), 'internal/libuv/handles');
+    data['Active requests'] = metric(count('_getActiveRequests'), 'internal/libuv/requests');
+    if (http) http.report(now, data);
+    if (gc) gc.report(now, data);
+    send({ type: 'axm:monitor', data });
+  }, METRICS_MS);
+  timer.unref();
+}
+
+// What PM2's agent says of itself in `axm_options` (`axm:option:configuration`, once at start):
+// its module name is the app's name (PM2 sets `name` in every app's environment; so does
+// Kelpie), and which metrics it gathers.
+function reportAgentOptions(send) {
+  send({
+    type: 'axm:option:configuration',
+    data: {
+      error: true,
+      catchExceptions: true,
+      metrics: { v8: true, network: false, eventLoop: true, runtime: true, http: true },
+      standalone: false,
+      module_conf: {},
+      apm: { type: 'node' },
+      module_name: process.env.name || 'outside-pm2',
+    },
+  });
+}
+
+function metric(value, type, unit) {
+  return unit ? { value, unit, type, historic: true } : { value, type, historic: true };
+}
+
+function round(value, decimals) {
+  const scale = 10 ** decimals;
+  return Math.round(value * scale) / scale;
+}
+
+// Two alternating windows of HALF_MS: what is recorded goes to the newer, and figures are read
+// over both (the last 30 to 60 s) without a timer: `rotate` runs at each report.
+class Halves {
+  constructor(make, now) {
+    this.parts = [make(), make()];
+    this.since = now;
+  }
+
+  get current() {
+    return this.parts[0];
+  }
+
+  rotate(now) {
+    if (now - this.since < HALF_MS) return;
+    this.parts.reverse();
+    this.parts[0].reset();
+    this.since = now;
+  }
+}
+
+// Event-loop utilisation, and delay: the report timer's drift while the app idles, the
+// delay monitor while it is busy.
+class LoopMetrics {
+  constructor(perf) {
+    this.perf = perf;
+    this.elu = typeof perf.performance.eventLoopUtilization === 'function' ? perf.performance.eventLoopUtilization() : null;
+    this.utilization = 0;
+    this.drift = [];
+    this.eld = null; // the monitor, while armed
+    this.quietSince = null;
+    this.delays = null; // Halves of DelayWindow, while armed
+  }
+
+  tick(now, drift) {
+    this.drift.push(drift);
+    if (this.drift.length > LATENCY_SAMPLES) this.drift.shift();
+    if (this.elu) {
+      const elu = this.perf.performance.eventLoopUtilization();
+      this.utilization = this.perf.performance.eventLoopUtilization(elu, this.elu).utilization;
+      this.elu = elu;
+    }
+    if (!this.eld) {
+      if (this.utilization >= ELD_ARM_ELU || drift >= ELD_ARM_DRIFT_MS) this.arm(now);
+      return;
+    }
+    this.delays.rotate(now);
+    this.delays.current.take(this.eld);
+    this.eld.reset();
+    if (this.utilization >= ELD_QUIET_ELU) this.quietSince = null;
+    else if (this.quietSince === null) this.quietSince = now;
+    else if (now - this.quietSince >= ELD_QUIET_MS) this.stop();
+  }
+
+  arm(now) {
+    if (typeof this.perf.monitorEventLoopDelay !== 'function') return;
+    this.eld = this.perf.monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
+    this.eld.enable();
+    this.delays = new Halves(() => new DelayWindow(), now);
+    this.quietSince = null;
+  }
+
+  stop() {
+    if (this.eld) this.eld.disable();
+    this.eld = null;
+    this.delays = null;
+  }
+
+  // p50 and p95 in ms: the monitor's when it has enough samples, else the drift's.
+  latency() {
+    if (this.delays) {
+      const [a, b] = this.delays.parts;
+      if (a.samples + b.samples >= ELD_MIN_SAMPLES) {
+        return { p50: DelayWindow.percentile(a, b, 0.5), p95: DelayWindow.percentile(a, b, 0.95) };
+      }
+    }
+    const sorted = this.drift.slice().sort((x, y) => x - y);
+    const at = (p) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : 0;
+    return { p50: at(0.5), p95: at(0.95) };
+  }
+}
+
+// The delay monitor's samples, weighted by time. Each sample is one turn of its 10 ms timer:
+// an app blocking 200 ms every 2 s gives one 210 ms sample among 180 of 10 ms, so a plain
+// percentile says 0 ms where the loop was stuck 10 % of the time. Weighted by the time each
+// covers, p95 is the delay the loop was under for 5 % of the time (200 ms here). Delay is a
+// turn's length less the resolution, as the drift is the timer's lateness. Kept in log buckets
+// (10 % wide) so two windows add up; read from the monitor's percentile points once a report.
+const DELAY_BUCKETS = 128;
+const DELAY_FIRST_MS = 0.5;
+const DELAY_RATIO = Math.log(1.1);
+class DelayWindow {
+  constructor() {
+    this.time = new Float64Array(DELAY_BUCKETS); // ms of loop time spent in turns of each delay
+    this.samples = 0;
+  }
+
+  reset() {
+    this.time.fill(0);
+    this.samples = 0;
+  }
+
+  static bucket(delayMs) {
+    if (delayMs <= DELAY_FIRST_MS) return 0;
+    return Math.min(DELAY_BUCKETS - 1, 1 + Math.floor(Math.log(delayMs / DELAY_FIRST_MS) / DELAY_RATIO));
+  }
+
+  static upper(bucket) {
+    return bucket === 0 ? 0 : DELAY_FIRST_MS * Math.exp(bucket * DELAY_RATIO);
+  }
+
+  // Adds a monitor's samples: its percentile points (p, value) say that the share of samples
+  // between the previous point and this one had values up to `value`.
+  take(eld) {
+    const count = typeof eld.count === 'number' ? eld.count : 0;
+    if (count === 0) return;
+    let previous = 0;
+    for (const [p, ns] of eld.percentiles) {
+      const share = (p - previous) / 100;
+      previous = p;
+      if (share <= 0) continue;
+      const turnMs = ns / 1e6;
+      this.time[DelayWindow.bucket(turnMs - ELD_RESOLUTION_MS)] += share * count * turnMs;
+    }
+    this.samples += count;
+  }
+
+  // The delay under which the loop spent `p` of the time, over both windows.
+  static percentile(a, b, p) {
+    let total = 0;
+    for (let i = 0; i < DELAY_BUCKETS; i++) total += a.time[i] + b.time[i];
+    if (total <= 0) return 0;
+    let sum = 0;
+    for (let i = 0; i < DELAY_BUCKETS; i++) {
+      sum += a.time[i] + b.time[i];
+      if (sum >= p * total) return DelayWindow.upper(i);
+    }
+    return DelayWindow.upper(DELAY_BUCKETS - 1);
+  }
+}
+
+// One server kind's requests (HTTP or HTTPS): per request, a count and a histogram record.
+class RequestStats {
+  constructor(perf, now) {
+    this.perf = perf;
+    this.total = 0;
+    this.ticks = []; // [{at, n}]: requests finished in each report window of the last minute
+    this.pending = 0; // finished since the last report
+    this.latency = new Halves(() => new LatencyWindow(perf), now);
+    this.view = perf.createHistogram();
+  }
+
+  record(ns) {
+    this.pending++;
+    this.total++;
+    const window = this.latency.current;
+    window.histogram.record(ns);
+    window.sum += ns;
+    window.count++;
+  }
+
+  report(now, data, name, kind) {
+    this.ticks.push({ at: now, n: this.pending });
+    this.pending = 0;
+    while (this.ticks.length && now - this.ticks[0].at >= RATE_MS) this.ticks.shift();
+    this.latency.rotate(now);
+    if (this.total === 0) return; // PM2's keys appear with the first request
+    let perMinute = 0;
+    for (const tick of this.ticks) perMinute += tick.n;
+    const [a, b] = this.latency.parts;
+    const count = a.count + b.count;
+    this.view.reset();
+    this.view.add(a.histogram);
+    this.view.add(b.histogram);
+    const ms = (ns) => round(ns / 1e6, 2);
+    data[name] = Object.assign(metric(perMinute, `internal/${kind}/builtin/reqs`, 'req/min'), { total: this.total });
+    data[`${name} Mean Latency`] = metric(count ? ms((a.sum + b.sum) / count) : 0, `internal/${kind}/builtin/latency/p50`, 'ms');
+    data[`${name} P95 Latency`] = metric(count ? ms(this.view.percentile(95)) : 0, `internal/${kind}/builtin/latency/p95`, 'ms');
+  }
+}
+
+class LatencyWindow {
+  constructor(perf) {
+    this.histogram = perf.createHistogram();
+    this.sum = 0; // ns, for the exact mean
+    this.count = 0;
+  }
+
+  reset() {
+    this.histogram.reset();
+    this.sum = 0;
+    this.count = 0;
+  }
+}
+
+// HTTP and HTTPS servers' requests, from the channels Node publishes on (Node >= 18.6 and
+// 16.18; https servers publish on the same ones: `socket.encrypted` tells them apart). Nothing
+// per request but a number on the response, a count and a histogram record: no closure.
+class HttpMetrics {
+  static start(perf) {
+    let dc;
+    try {
+      dc = require('diagnostics_channel');
+    } catch (_) {
+      return null;
+    }
+    if (typeof dc.subscribe !== 'function' || typeof perf.createHistogram !== 'function') return null;
+    const metrics = new HttpMetrics(perf, dc);
+    dc.subscribe('http.server.request.start', metrics.onStart);
+    dc.subscribe('http.server.response.finish', metrics.onFinish);
+    return metrics;
+  }
+
+  constructor(perf, dc) {
+    const now = perf.performance.now();
+    this.dc = dc;
+    this.http = new RequestStats(perf, now);
+    this.https = new RequestStats(perf, now);
+    const clock = perf.performance;
+    this.onStart = (message) => {
+      if (message.response) message.response[STARTED] = clock.now();
+    };
+    this.onFinish = (message) => {
+      const response = message.response;
+      const started = response && response[STARTED];
+      if (started === undefined) return;
+      const stats = message.socket && message.socket.encrypted ? this.https : this.http;
+      stats.record(Math.max(1, Math.round((clock.now() - started) * 1e6)));
+    };
+  }
+
+  report(now, data) {
+    this.http.report(now, data, 'HTTP', 'http');
+    this.https.report(now, data, 'HTTPS', 'https');
+  }
+
+  stop() {
+    this.dc.unsubscribe('http.server.request.start', this.onStart);
+    this.dc.unsubscribe('http.server.response.finish', this.onFinish);
+  }
+}
+
+// GC pauses by kind: minor collections are the new space's, every other kind (major,
+// incremental marking, weak callbacks) the old space's. Node hands the entries in batches
+// (up to a dozen in an allocation-heavy loop): each is counted.
+class GcStats {
+  constructor(perf, now) {
+    this.count = 0;
+    this.sum = 0; // seconds
+    this.counts = GC_BUCKETS.map(() => 0); // cumulative: entries up to each bound
+    this.latency = new Halves(() => new LatencyWindow(perf), now);
+    this.view = perf.createHistogram();
+  }
+
+  record(ms) {
+    const seconds = ms / 1000;
+    this.count++;
+    this.sum += seconds;
+    for (let i = 0; i < GC_BUCKETS.length; i++) if (seconds <= GC_BUCKETS[i]) this.counts[i]++;
+    const ns = Math.max(1, Math.round(ms * 1e6));
+    const window = this.latency.current;
+    window.histogram.record(ns);
+    window.sum += ns;
+    window.count++;
+  }
+
+  report(now, data, name, kind) {
+    this.latency.rotate(now);
+    if (this.count === 0) return;
+    const [a, b] = this.latency.parts;
+    this.view.reset();
+    this.view.add(a.histogram);
+    this.view.add(b.histogram);
+    const recent = a.count + b.count > 0;
+    const ms = (p) => (recent ? round(this.view.percentile(p) / 1e6, 3) : 0);
+    const histogram = { le: GC_BUCKETS, counts: this.counts.slice(), count: this.count, sum: round(this.sum, 9) };
+    data[name] = Object.assign(metric(ms(50), `internal/v8/gc/${kind}/pause/p50`, 'ms'), { histogram });
+    data[`${name} p95`] = metric(ms(95), `internal/v8/gc/${kind}/pause/p95`, 'ms');
+  }
+}
+
+class GcMetrics {
+  static start(perf) {
+    if (typeof perf.PerformanceObserver !== 'function' || typeof perf.createHistogram !== 'function') return null;
+    const now = perf.performance.now();
+    const minor = perf.constants.NODE_PERFORMANCE_GC_MINOR;
+    const gc = new GcMetrics(new GcStats(perf, now), new GcStats(perf, now));
+    gc.observer = new perf.PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) {
+        const kind = entry.detail ? entry.detail.kind : entry.kind;
+        (kind === minor ? gc.young : gc.old).record(entry.duration);
+      }
+    });
+    try {
+      gc.observer.observe({ entryTypes: ['gc'] });
+    } catch (_) {
+      return null;
+    }
+    return gc;
+  }
+
+  constructor(young, old) {
+    this.young = young;
+    this.old = old;
+    this.observer = null;
+  }
+
+  report(now, data) {
+    this.young.report(now, data, 'GC New Space Pause', 'new');
+    this.old.report(now, data, 'GC Old Space Pause', 'old');
+  }
+
+  stop() {
+    this.observer.disconnect();
+  }
+}
