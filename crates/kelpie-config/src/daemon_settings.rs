@@ -239,7 +239,12 @@ impl DaemonSettings {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(DaemonSettings::default())
             }
-            Err(source) => return Err(ConfigError::Read { file, source }),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    file,
+                    cause: source,
+                })
+            }
         };
         let document = formats::parse_text(Format::Toml, &text, &file)?;
         let mut settings = DaemonSettings::default();

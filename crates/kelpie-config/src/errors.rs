@@ -6,13 +6,12 @@
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read at all.
-    #[error("cannot read {file}: {source}")]
+    #[error("cannot read {file}: {cause}")]
     Read {
         /// The file as the user named it.
         file: String,
         /// What the OS said.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The name does not end in an extension Kelpie knows how to read.
     #[error(

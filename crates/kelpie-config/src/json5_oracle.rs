@@ -156,9 +156,8 @@ fn values() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         (-1_000_000_000i64..1_000_000_000).prop_map(Value::from),
         // Decimals both readers give the same f64 for (few digits).
-        (-100_000i64..100_000, 1u32..4).prop_map(|(n, places)| {
-            Value::from(n as f64 / 10f64.powi(places as i32))
-        }),
+        (-100_000i64..100_000, 1u32..4)
+            .prop_map(|(n, places)| { Value::from(n as f64 / 10f64.powi(places as i32)) }),
         "[a-zA-Z0-9 _./:$'\"\\\\é\\n\\t-]{0,12}".prop_map(Value::String),
     ];
     leaf.prop_recursive(4, 40, 6, |inner| {
@@ -198,8 +197,7 @@ fn same(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x
-                    .iter()
+                && x.iter()
                     .all(|(key, a)| y.get(key).is_some_and(|b| same(a, b)))
         }
         _ => a == b,

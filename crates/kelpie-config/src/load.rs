@@ -62,14 +62,14 @@ fn read_value(
             // Checked first so a typo in the name is "not found", not a Node stack trace.
             std::fs::metadata(abs).map_err(|source| ConfigError::Read {
                 file: file.clone(),
-                source,
+                cause: source,
             })?;
             crate::node::evaluate(abs, &file, ctx)?
         }
         _ => {
             let text = std::fs::read_to_string(abs).map_err(|source| ConfigError::Read {
                 file: file.clone(),
-                source,
+                cause: source,
             })?;
             let parsed = match format {
                 Format::Json => formats::parse_json_noting(&text, &file).map(|(value, noted)| {
@@ -218,22 +218,21 @@ fn deploy_env(
         .map_err(|source| DeployEnvError {
             file: doc.file.clone(),
             profile: profile.to_string(),
-            source,
+            cause: source,
         })
 }
 
 /// A `deploy.<profile>.env` that is not an object of variables; `Display` is a complete
 /// message, naming the file.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}: `deploy.{profile}.env`: {source}")]
+#[error("{file}: `deploy.{profile}.env`: {cause}")]
 struct DeployEnvError {
     /// The file as the user named it.
     file: String,
     /// The profile (`--env`).
     profile: String,
     /// What is wrong with the section.
-    #[source]
-    source: crate::env::EnvError,
+    cause: crate::env::EnvError,
 }
 
 fn load_document(doc: Document, ctx: &LoadContext) -> Result<Loaded, ConfigError> {

@@ -175,13 +175,13 @@ pub fn load(path: &Path) -> Result<ConfStore, StoreError> {
         Err(source) => {
             return Err(StoreError::Read {
                 path: path.to_path_buf(),
-                source,
+                cause: source,
             })
         }
     };
     parse(&text).map_err(|source| StoreError::Parse {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })
 }
 

@@ -6,11 +6,10 @@ use serde_json::{Map, Value};
 
 /// The path of this kelpie binary, which `script: serve` runs, cannot be found.
 #[derive(Debug, thiserror::Error)]
-#[error("`script: serve` runs this kelpie binary, whose path cannot be found: {source}")]
+#[error("`script: serve` runs this kelpie binary, whose path cannot be found: {cause}")]
 pub struct NoServeBinary {
     /// What the OS said.
-    #[source]
-    pub source: std::io::Error,
+    pub cause: std::io::Error,
 }
 
 /// Why PM2's top-level `static` section cannot be read.
@@ -70,7 +69,7 @@ pub fn is_builtin(script: &str) -> bool {
 
 /// The program and first argument that run the built-in server: this kelpie binary.
 pub fn resolve() -> Result<Resolved, NoServeBinary> {
-    let exe = std::env::current_exe().map_err(|source| NoServeBinary { source })?;
+    let exe = std::env::current_exe().map_err(|source| NoServeBinary { cause: source })?;
     Ok(Resolved {
         script: exe.display().to_string(),
         interpreter: None,

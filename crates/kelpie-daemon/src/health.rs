@@ -149,7 +149,10 @@ pub(super) fn plain(e: &io::Error) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods, reason = "tests drive time and tasks themselves")]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "tests drive time and tasks themselves"
+)]
 mod tests {
     use super::*;
     use exec::REASON_LINE_MAX;

@@ -183,7 +183,10 @@ impl<T> Drop for Receiver<T> {
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods, reason = "tests drive time and tasks themselves")]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "tests drive time and tasks themselves"
+)]
 mod tests {
     use super::*;
     use std::time::Duration;

@@ -291,5 +291,8 @@ use {
     tokio::sync::oneshot,
 };
 #[cfg(test)]
-#[allow(clippy::disallowed_methods, reason = "tests drive time and tasks themselves")]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "tests drive time and tasks themselves"
+)]
 mod tests;

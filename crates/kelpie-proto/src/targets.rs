@@ -41,13 +41,12 @@ pub fn pattern_of(arg: &str) -> Option<&str> {
 
 /// A `/regex/` target whose expression does not compile.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("/{pattern}/ is not a valid regular expression: {source}")]
+#[error("/{pattern}/ is not a valid regular expression: {cause}")]
 pub struct InvalidPattern {
     /// The expression, without its slashes.
     pub pattern: String,
     /// Why the regex crate refused it.
-    #[source]
-    pub source: regex::Error,
+    pub cause: regex::Error,
 }
 
 /// Check a target's regular expression, for an error before anything is sent.
@@ -56,7 +55,7 @@ pub fn check_pattern(pattern: &str) -> Result<(), InvalidPattern> {
         .map(|_| ())
         .map_err(|source| InvalidPattern {
             pattern: pattern.to_string(),
-            source,
+            cause: source,
         })
 }
 

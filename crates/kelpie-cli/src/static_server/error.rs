@@ -20,45 +20,45 @@ pub enum ServeError {
     UnknownOption(String),
     /// The process has no working directory (it was removed).
     #[error("no working directory: {0}")]
-    NoWorkingDirectory(#[source] io::Error),
+    NoWorkingDirectory(io::Error),
     /// The settings are wrong.
     #[error(transparent)]
     Settings(#[from] SettingsError),
     /// The directory to serve cannot be resolved (it does not exist, most often).
-    #[error("cannot serve {path}: {source}")]
+    #[error("cannot serve {path}: {cause}")]
     Root {
         /// The directory, as given.
         path: String,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// What to serve is not a directory.
     #[error("{0} is not a directory")]
     NotDirectory(String),
     /// The async runtime could not be made.
     #[error("cannot start the runtime: {0}")]
-    Runtime(#[source] io::Error),
+    Runtime(io::Error),
     /// A stop signal's handler could not be installed.
-    #[error("cannot handle {signal}: {source}")]
+    #[error("cannot handle {signal}: {cause}")]
     Signal {
         /// `SIGINT` or `SIGTERM`.
         signal: &'static str,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The address cannot be listened on (taken, not local, not allowed).
-    #[error("cannot listen on {host}:{port}: {source}")]
+    #[error("cannot listen on {host}:{port}: {cause}")]
     Listen {
         /// The host.
         host: String,
         /// The port.
         port: u16,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The address listened on cannot be read back.
     #[error("cannot read the listening address: {0}")]
-    Address(#[source] io::Error),
+    Address(io::Error),
 }
 
 impl ServeError {
@@ -70,7 +70,7 @@ impl ServeError {
             | ServeError::Settings(_)
             | ServeError::Root { .. }
             | ServeError::NotDirectory(_) => Status::Invalid,
-            ServeError::Listen { source, .. } if source.kind() == io::ErrorKind::AddrInUse => {
+            ServeError::Listen { cause, .. } if cause.kind() == io::ErrorKind::AddrInUse => {
                 Status::Conflict
             }
             _ => Status::Failure,
@@ -93,7 +93,7 @@ mod tests {
         let listen = |kind: io::ErrorKind| ServeError::Listen {
             host: "0.0.0.0".into(),
             port: 8080,
-            source: io::Error::from(kind),
+            cause: io::Error::from(kind),
         };
         assert_eq!(listen(io::ErrorKind::AddrInUse).status(), Status::Conflict);
         assert_eq!(

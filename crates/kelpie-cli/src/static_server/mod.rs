@@ -47,7 +47,7 @@ fn run(words: &[String]) -> Result<(), ServeError> {
         .canonicalize()
         .map_err(|source| ServeError::Root {
             path: site.root.display().to_string(),
-            source,
+            cause: source,
         })?;
     if !site.root.is_dir() {
         return Err(ServeError::NotDirectory(site.root.display().to_string()));

@@ -17,7 +17,12 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serve `site` until a stop signal (then `Ok`), or fail to listen.
 pub async fn serve(site: Settings) -> Result<(), ServeError> {
-    let handle = |signal: &'static str| move |source| ServeError::Signal { signal, source };
+    let handle = |signal: &'static str| {
+        move |source| ServeError::Signal {
+            signal,
+            cause: source,
+        }
+    };
     // Installed before listening: a stop signal from then on ends the server cleanly.
     let mut interrupt = signal(SignalKind::interrupt()).map_err(handle("SIGINT"))?;
     let mut terminate = signal(SignalKind::terminate()).map_err(handle("SIGTERM"))?;
@@ -26,7 +31,7 @@ pub async fn serve(site: Settings) -> Result<(), ServeError> {
         .map_err(|source| ServeError::Listen {
             host: site.host.clone(),
             port: site.port,
-            source,
+            cause: source,
         })?;
     let addr = listener.local_addr().map_err(ServeError::Address)?;
     outln!("serving {} on http://{addr}/", site.root.display());

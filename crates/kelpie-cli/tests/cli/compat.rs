@@ -682,6 +682,29 @@ fn exit_statuses_tell_the_kind_of_failure() {
     );
 }
 
+/// An error names its cause once: a cause is either in the message or a `source`, never both
+/// (the CLI prints the whole chain).
+#[test]
+fn an_error_says_its_cause_once() {
+    let k = kelpie();
+    let out = k.run(&["start", "absent.json"]);
+    assert_eq!(out.status.code(), Some(4), "a config that cannot be read");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        "kelpie: error: cannot read absent.json: No such file or directory (os error 2)"
+    );
+    // A cause from the regex crate, from a message built in kelpie-proto.
+    let out = k.run(&["stop", "/(unclosed/"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.matches("unclosed group").count(),
+        1,
+        "the regex's complaint once: {stderr}"
+    );
+}
+
 #[test]
 fn instance_var_and_increment_var_are_in_jlist_as_in_pm2() {
     let k = kelpie();

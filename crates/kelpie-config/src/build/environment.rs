@@ -107,11 +107,21 @@ fn env_files(
         let path = absolutize(cwd, Path::new(&expand_tilde(&path, home)));
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
-            Err(source) => return Err(EnvFileError::Read { path, source }),
+            Err(source) => {
+                return Err(EnvFileError::Read {
+                    path,
+                    cause: source,
+                })
+            }
         };
         match crate::env::dotenv(&text) {
             Ok(read) => variables.extend(read),
-            Err(source) => return Err(EnvFileError::Dotenv { path, source }),
+            Err(source) => {
+                return Err(EnvFileError::Dotenv {
+                    path,
+                    cause: source,
+                })
+            }
         }
     }
     Ok(variables)
@@ -125,21 +135,19 @@ enum EnvFileError {
     #[error(transparent)]
     Value(#[from] convert::ValueError),
     /// A file that cannot be read.
-    #[error("cannot read `{}`: {source}", path.display())]
+    #[error("cannot read `{}`: {cause}", path.display())]
     Read {
         /// The file, resolved.
         path: PathBuf,
         /// What the OS said.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A line of a file that is not `NAME=value`.
-    #[error("`{}` {source}", path.display())]
+    #[error("`{}` {cause}", path.display())]
     Dotenv {
         /// The file, resolved.
         path: PathBuf,
         /// The line and what is wrong with it.
-        #[source]
-        source: crate::env::DotenvError,
+        cause: crate::env::DotenvError,
     },
 }

@@ -135,22 +135,20 @@ pub enum MultisetError {
 #[non_exhaustive]
 pub enum StoreError {
     /// The file exists but cannot be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {cause}", path.display())]
     Read {
         /// The store's file.
         path: PathBuf,
         /// What the OS said.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file does not hold a store.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Parse {
         /// The store's file.
         path: PathBuf,
         /// What is wrong with its text.
-        #[source]
-        source: StoreTextError,
+        cause: StoreTextError,
     },
 }
 
@@ -166,5 +164,5 @@ pub enum StoreTextError {
     },
     /// Not JSON.
     #[error("not valid JSON: {0}")]
-    Json(#[source] serde_json::Error),
+    Json(serde_json::Error),
 }

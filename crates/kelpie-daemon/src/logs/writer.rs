@@ -193,7 +193,10 @@ fn system_time_ms(at: std::time::SystemTime) -> i64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods, reason = "tests drive time and tasks themselves")]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "tests drive time and tasks themselves"
+)]
 mod tests {
     use super::*;
     use std::collections::HashMap;

@@ -126,7 +126,10 @@ fn find_tree(target: &Target, known: &[u32]) -> Vec<u32> {
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods, reason = "tests drive time and tasks themselves")]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "tests drive time and tasks themselves"
+)]
 mod tests {
     use super::*;
     use std::time::Duration;

@@ -228,16 +228,15 @@ async fn serve(
         (None, true) => Access::Open,
         (None, false) => {
             let path = token_file.clone();
-            let stored =
-                crate::tasks::blocking(move || kelpie_config::stored_web_token(&path))
-                    .await
-                    .map_err(|e| failure(ErrorKind::Internal, e.to_string()))?
-                    .map_err(|e| {
-                        failure(
-                            ErrorKind::Internal,
-                            format!("cannot keep the web token in {}: {e}", token_file.display()),
-                        )
-                    })?;
+            let stored = crate::tasks::blocking(move || kelpie_config::stored_web_token(&path))
+                .await
+                .map_err(|e| failure(ErrorKind::Internal, e.to_string()))?
+                .map_err(|e| {
+                    failure(
+                        ErrorKind::Internal,
+                        format!("cannot keep the web token in {}: {e}", token_file.display()),
+                    )
+                })?;
             Access::Stored(stored)
         }
     };
