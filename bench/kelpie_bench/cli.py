@@ -16,6 +16,7 @@ from .check_command import check_main
 from .common import log, SCRIPT
 from .deploy import deploy_main
 from .managers import build_kelpie
+from .node_metrics import node_metrics_main
 from .output import print_results, run_info
 from .processes import cleanup_on_exit, loadavg
 from .report_file import write_report
@@ -32,10 +33,11 @@ def parse_args() -> argparse.Namespace:
                     help="fewer repetitions (1 round, 5 list runs, 5 crash rounds)")
     ap.add_argument("--apps", type=int, default=200, help="number of apps (default 200)")
     ap.add_argument("--only", choices=["core", "logs", "cluster", "health", "runtime",
-                                       "reliability", "scale", "deploy"],
+                                       "reliability", "scale", "deploy", "nodemetrics"],
                     help="run only this scenario: core (RSS, list, start/stop, crash), logs, "
-                         "cluster, health, runtime, reliability, scale or deploy (default: all "
-                         "but scale and deploy, which are run only on their own; deploy needs "
+                         "cluster, health, runtime, reliability, scale, deploy or nodemetrics (the "
+                         "Node shim's runtime metrics; default: all but scale, deploy and "
+                         "nodemetrics, which are run only on their own; deploy needs "
                          "root and sshd, and is skipped with the reason without them)")
     ap.add_argument("--wrk-seconds", type=float, default=4.0,
                     help="length of each cluster throughput run (default 4)")
@@ -157,6 +159,10 @@ def main() -> int:
         if not cfg.no_build:
             build_kelpie()
         return scale_main(cfg, argv_str)
+    if cfg.only == "nodemetrics":
+        if not cfg.no_build:
+            build_kelpie()
+        return node_metrics_main(cfg, argv_str)
     tools = prepare_tools(cfg)
     if tools is None:
         return 1
