@@ -35,6 +35,10 @@ pub struct DumpedApp {
     /// A periodic job between two runs is not paused: its schedule runs it again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
+    /// Its instances' ids when saved: `resurrect` numbers the instances in their order, as
+    /// PM2 does (ids 0 to n come back as they were). Empty in a dump written before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ids: Vec<u32>,
 }
 
 fn parse(bytes: &[u8]) -> Result<DumpFile, Invalid> {
@@ -178,6 +182,7 @@ mod tests {
                     }),
                     run: true,
                     paused: false,
+                    ids: Vec::new(),
                 })
                 .collect(),
         }

@@ -123,6 +123,14 @@ impl Apps {
         self.next_id
     }
 
+    /// Set `count` ids aside for instances about to be created, after every id given; the
+    /// first of them.
+    pub(super) fn reserve(&mut self, count: u32) -> u32 {
+        let first = self.next_id;
+        self.next_id += count;
+        first
+    }
+
     /// Go on numbering from `next_id` (a state restored from disk).
     pub(super) fn number_from(&mut self, next_id: u32) {
         self.next_id = next_id;
@@ -342,7 +350,7 @@ impl Apps {
     /// any of them runs.
     pub(super) fn dump(&self) -> DumpFile {
         let mut apps: Vec<DumpedApp> = Vec::new();
-        for entry in self.entries.values() {
+        for (pm_id, entry) in &self.entries {
             let running = !entry.state.status.is_down();
             let paused = !running && entry.state.stopped_by_user;
             match apps.iter_mut().find(|a| a.spec.name == entry.spec.name) {
@@ -350,6 +358,7 @@ impl Apps {
                     Arc::make_mut(&mut app.spec).instances += 1;
                     app.run |= running;
                     app.paused &= paused;
+                    app.ids.push(*pm_id);
                 }
                 None => {
                     let mut spec = (*entry.spec).clone();
@@ -358,6 +367,7 @@ impl Apps {
                         spec: Arc::new(spec),
                         run: running,
                         paused,
+                        ids: vec![*pm_id],
                     });
                 }
             }

@@ -87,14 +87,29 @@ impl Supervisor {
         start: bool,
         waiters: &mut Vec<oneshot::Receiver<()>>,
     ) -> Vec<u32> {
-        let count = spec.instances.max(1);
+        let first = self.apps.next_id();
+        let ids: Vec<u32> = (first..first + spec.instances.max(1)).collect();
+        self.create_as(spec, &ids, socket, start, waiters)
+    }
+
+    /// [`Supervisor::create`] with the ids the instances get (free ones, one per instance:
+    /// a file's start gives them in PM2's order).
+    pub(super) fn create_as(
+        &mut self,
+        spec: AppSpec,
+        ids: &[u32],
+        socket: Option<Arc<ListenSocket>>,
+        start: bool,
+        waiters: &mut Vec<oneshot::Receiver<()>>,
+    ) -> Vec<u32> {
         if socket.is_some() {
             self.ports.keep(&spec.name, socket);
         }
         let mut spec = Arc::new(spec);
         self.apps.share_inherited_env(&mut spec);
-        (0..count)
-            .map(|_| self.create_one(spec.clone(), start && spec.autostart, waiters))
+        let run = start && spec.autostart;
+        ids.iter()
+            .map(|pm_id| self.create_with_id(*pm_id, spec.clone(), run, waiters))
             .collect()
     }
 
@@ -105,6 +120,16 @@ impl Supervisor {
         waiters: &mut Vec<oneshot::Receiver<()>>,
     ) -> u32 {
         let pm_id = self.apps.next_id();
+        self.create_with_id(pm_id, spec, run, waiters)
+    }
+
+    fn create_with_id(
+        &mut self,
+        pm_id: u32,
+        spec: Arc<AppSpec>,
+        run: bool,
+        waiters: &mut Vec<oneshot::Receiver<()>>,
+    ) -> u32 {
         let instance = self.apps.lowest_free_instance(&spec.name);
         let socket = self.ports.socket_of(&spec.name);
         self.add_entry(

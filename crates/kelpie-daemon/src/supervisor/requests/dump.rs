@@ -1,7 +1,7 @@
 //! `save` and `resurrect`: the list written to the dump, and brought back from it.
 
 use crate::control::{Finish, Reply};
-use crate::dump::DumpFile;
+use crate::dump::{DumpFile, DumpedApp};
 use crate::supervisor::requests::fail;
 use crate::supervisor::{Back, Supervisor};
 use kelpie_core::Control;
@@ -56,18 +56,25 @@ pub(in crate::supervisor) fn resurrect_loaded(
     let mut notes: Vec<String> = note.into_iter().collect();
     let mut waiters = Vec::new();
     let mut outcomes = Vec::new();
-    for app in dump.apps {
-        if !sup.apps.ids_named(&app.spec.name).is_empty() {
-            notes.push(format!(
-                "`{}` is already in the list; left as it is",
-                app.spec.name
-            ));
-            continue;
-        }
+    let (apps, present): (Vec<DumpedApp>, Vec<DumpedApp>) = dump
+        .apps
+        .into_iter()
+        .partition(|app| sup.apps.ids_named(&app.spec.name).is_empty());
+    for app in present {
+        notes.push(format!(
+            "`{}` is already in the list; left as it is",
+            app.spec.name
+        ));
+    }
+    let mut given = renumbered(sup, &apps).into_iter();
+    for app in apps {
         let spec = Arc::new((*app.spec).clone());
-        let ids: Vec<u32> = (0..spec.instances.max(1))
-            .map(|_| sup.create_one(spec.clone(), app.run, &mut waiters))
-            .collect();
+        let ids = match given.next().flatten() {
+            Some(ids) => sup.create_as((*app.spec).clone(), &ids, None, app.run, &mut waiters),
+            None => (0..spec.instances.max(1))
+                .map(|_| sup.create_one(spec.clone(), app.run, &mut waiters))
+                .collect(),
+        };
         if app.paused {
             // Stopped by a user when saved: its schedule stays paused, as it was.
             for id in &ids {
@@ -77,4 +84,31 @@ pub(in crate::supervisor) fn resurrect_loaded(
         outcomes.push(StartOutcome::Created(ids));
     }
     sup.finish_after(waiters, Finish::Started(outcomes, notes, Vec::new()), reply);
+}
+
+/// The ids the apps brought back get, as PM2's `resurrect` gives them: the next ids, in the
+/// order of the ids they had when saved (so ids 0 to n kept as they were, and log files named
+/// by them found again; gaps closed). None for all when an app was saved without its ids (a
+/// dump written before they were kept, or edited): they are numbered app by app, as then.
+fn renumbered(sup: &mut Supervisor, apps: &[DumpedApp]) -> Vec<Option<Vec<u32>>> {
+    let complete = apps
+        .iter()
+        .all(|app| app.ids.len() == app.spec.instances.max(1) as usize);
+    if !complete {
+        return apps.iter().map(|_| None).collect();
+    }
+    let mut saved: Vec<u32> = apps
+        .iter()
+        .flat_map(|app| app.ids.iter().copied())
+        .collect();
+    saved.sort_unstable();
+    if saved.windows(2).any(|pair| pair[0] == pair[1]) {
+        // An id given twice (a dump edited by hand): no order to follow.
+        return apps.iter().map(|_| None).collect();
+    }
+    let first = sup.apps.reserve(saved.len() as u32);
+    let new_id = |old: &u32| first + saved.partition_point(|id| id < old) as u32;
+    apps.iter()
+        .map(|app| Some(app.ids.iter().map(new_id).collect()))
+        .collect()
 }

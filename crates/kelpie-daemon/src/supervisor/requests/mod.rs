@@ -9,6 +9,7 @@ mod conf;
 mod control;
 mod dump;
 mod logs;
+mod numbering;
 mod start;
 
 pub(super) use dump::resurrect_loaded;

@@ -96,8 +96,10 @@ pub(in crate::supervisor) fn start(
     // Instances acted on by this request so far, and the starts that wait for them.
     let mut in_flight = BTreeSet::new();
     let mut gated = Gated::default();
+    let mut given = numbered(sup, &plans).into_iter();
     for plan in plans {
-        let (outcome, acts) = carry_out(sup, plan, &in_flight, &mut gated, &mut waiters);
+        let ids = given.next().unwrap_or_default();
+        let (outcome, acts) = carry_out(sup, plan, &ids, &in_flight, &mut gated, &mut waiters);
         let (StartOutcome::Created(ids)
         | StartOutcome::Restarted(ids)
         | StartOutcome::Started(ids)) = &outcome;
@@ -117,6 +119,23 @@ pub(in crate::supervisor) fn start(
         outcomes.push(outcome);
     }
     finish_start_after(sup, waiters, gated, outcomes, reply);
+}
+
+/// The ids of the instances each plan creates, given in PM2's order (see
+/// [`super::numbering`]) and set aside: instances a plan adds to a running app come after.
+fn numbered(sup: &mut Supervisor, plans: &[StartPlan]) -> Vec<Vec<u32>> {
+    let counts: Vec<u32> = plans
+        .iter()
+        .map(|plan| match plan {
+            StartPlan::Create(spec, _) => spec.instances.max(1),
+            _ => 0,
+        })
+        .collect();
+    let first = sup.apps.reserve(counts.iter().sum());
+    super::numbering::in_pm2_order(&counts)
+        .into_iter()
+        .map(|offsets| offsets.into_iter().map(|offset| first + offset).collect())
+        .collect()
 }
 
 /// The specs of an ecosystem file, about to be applied (`start`, `restart` or `reload` of the
@@ -258,12 +277,13 @@ fn plan_app(
     }
 }
 
-/// Carry out one plan: create, update or start the app's instances, now or once their
-/// dependencies are up. Gives what was done and whether instances were acted on (an app
+/// Carry out one plan: create (as `ids`), update or start the app's instances, now or once
+/// their dependencies are up. Gives what was done and whether instances were acted on (an app
 /// registered without being started is not in flight: nothing will report).
 fn carry_out(
     sup: &mut Supervisor,
     plan: StartPlan,
+    ids: &[u32],
     in_flight: &BTreeSet<u32>,
     gated: &mut Gated,
     waiters: &mut Vec<oneshot::Receiver<()>>,
@@ -275,7 +295,7 @@ fn carry_out(
     let outcome = match plan {
         StartPlan::Create(spec, socket) if !spec.depends_on.is_empty() => {
             let run = spec.autostart;
-            let ids = sup.create(spec, socket, false, waiters);
+            let ids = sup.create_as(spec, ids, socket, false, waiters);
             if run {
                 let done = sup.after_dependencies(ids.clone(), Control::Start, in_flight);
                 acts = gated.add(done);
@@ -283,7 +303,7 @@ fn carry_out(
             StartOutcome::Created(ids)
         }
         StartPlan::Create(spec, socket) => {
-            StartOutcome::Created(sup.create(spec, socket, true, waiters))
+            StartOutcome::Created(sup.create_as(spec, ids, socket, true, waiters))
         }
         StartPlan::Restart(ids, spec, socket) if !spec.depends_on.is_empty() => {
             let kept = sup.update_instances(ids, spec, socket, false, waiters);
