@@ -11,7 +11,7 @@ use crate::process::ProcessHandle;
 use crate::spawn_error::SpawnError;
 use kelpie_core::{AppSpec, Published};
 use kelpie_proto::LogStream;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 /// A process started by the instance, with what it can tell us.
@@ -76,7 +76,9 @@ async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
     let (pm_id, instance) = (given.pm_id, given.instance);
     let socket = given.socket.clone();
     let cgroups = given.cgroups.clone();
-    let (spawned, cgroup, identity) = crate::tasks::blocking(move || {
+    // The keeper's copies of the link's ends, given with the process right after its spawn.
+    let link_ends = LinkEnds::of(&link);
+    let (spawned, cgroup, identity, readers, kept) = crate::tasks::blocking(move || {
         let who = InstanceIdentity {
             home: &home,
             pm_id,
@@ -99,6 +101,9 @@ async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
             cgroup_dir,
             cgroup_procs,
         };
+        // The keeper holds the pipes before the process exists, and the process as soon as it
+        // does: a daemon killed in between leaves nothing the next one cannot find.
+        let kept_pipes = hold_pipes(pm_id, readers.as_ref());
         // Recorded as ours before anyone can reap it: under `kelpie runtime` the orphan
         // reaper must leave this child's exit status to its wait below.
         let spawning = crate::reaper::spawning();
@@ -109,10 +114,15 @@ async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
             })
         });
         spawning.record(spawned.as_ref().ok().map(|c| c.pid));
+        let kept = spawned
+            .as_ref()
+            .ok()
+            .and_then(|c| link_ends.hold(pm_id, c.pid, cgroup.as_ref()));
         drop(ends.fds);
         // Read here (/etc/passwd) rather than on the async thread; it was just used.
         let identity = launch::identity(&spec).ok().flatten();
-        (spawned, cgroup, identity)
+        let readers = readers.map(|fds| (fds, kept_pipes));
+        (spawned, cgroup, identity, readers, kept)
     })
     .await
     .unwrap_or_else(|e| {
@@ -120,7 +130,7 @@ async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
             program: given.spec.command_line()[0].clone(),
             source: std::io::Error::other(e.to_string()),
         };
-        (Err(failed), None, None)
+        (Err(failed), None, None, None, None)
     });
     let spawned = spawned?;
     let pid = spawned.pid;
@@ -128,38 +138,17 @@ async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
     // Registering the pidfd only fails if the runtime is shutting down.
     let child =
         ProcessHandle::spawned(spawned).map_err(|source| SpawnError::Wait { pid, source })?;
-    let mut stderr = None;
-    if let (Some(route), Some((out, err))) = (route.clone(), readers) {
-        let watch = |stream| {
-            given
-                .ready_pattern()
-                .map(|pattern| LineWatch {
-                    pattern,
-                    matched: link.sender(),
-                })
-                .filter(|_| stream == LogStream::Out || stream == LogStream::Err)
-        };
-        let (tail, reader) = crate::logs::exit_tail();
-        stderr = Some(reader);
-        given.logs.attach(
-            route.clone(),
-            LogStream::Out,
-            out,
-            watch(LogStream::Out),
-            None,
-        );
-        given.logs.attach(
-            route,
-            LogStream::Err,
-            err,
-            watch(LogStream::Err),
-            Some(tail),
-        );
-    }
+    let stderr = match (route.clone(), readers) {
+        (Some(route), Some((fds, kept_pipes))) => {
+            Some(read_output(given, &link, route, fds, kept_pipes))
+        }
+        _ => None,
+    };
     if let (true, Some(port)) = (given.spec.reuse_port, given.reuse_port_number()) {
         link.hold(crate::readiness::watch_port(pid, port, link.sender()));
     }
-    let kept = keep_process(given.pm_id, &child, &link, cgroup.as_ref());
+    // Held at the spawn, unless the keeper could not be reached then.
+    let kept = kept.or_else(|| keep_process(given.pm_id, &child, &link, cgroup.as_ref()));
     Ok(Launched {
         child,
         pid,
@@ -172,6 +161,106 @@ async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
         stderr,
         published: Published::default(),
     })
+}
+
+/// Read a new process's stdout and stderr on the log thread (what the keeper holds of them
+/// given along); gives back the reader of its last lines of stderr.
+fn read_output(
+    given: &Given,
+    link: &ProcessLink,
+    route: Arc<crate::logs::Route>,
+    (out, err): (OwnedFd, OwnedFd),
+    [kept_out, kept_err]: [Option<crate::keeper::Held>; 2],
+) -> TailReader {
+    let watch = |stream| {
+        given
+            .ready_pattern()
+            .map(|pattern| LineWatch {
+                pattern,
+                matched: link.sender(),
+            })
+            .filter(|_| stream == LogStream::Out || stream == LogStream::Err)
+    };
+    let (tail, reader) = crate::logs::exit_tail();
+    given.logs.attach(
+        route.clone(),
+        LogStream::Out,
+        out,
+        watch(LogStream::Out),
+        None,
+        kept_out,
+    );
+    given.logs.attach(
+        route,
+        LogStream::Err,
+        err,
+        watch(LogStream::Err),
+        Some(tail),
+        kept_err,
+    );
+    reader
+}
+
+/// Have the keeper hold a new process's output pipes before the process is spawned: its
+/// output outlives a daemon killed at any moment after (blocking).
+fn hold_pipes(
+    pm_id: u32,
+    readers: Option<&(OwnedFd, OwnedFd)>,
+) -> [Option<crate::keeper::Held>; 2] {
+    let Some((out, err)) = readers else {
+        return [None, None];
+    };
+    [(LogStream::Out, out), (LogStream::Err, err)].map(|(stream, fd)| {
+        crate::keeper::hold_now(
+            crate::keeper::Holding::Pipe { pm_id, stream },
+            &[fd.as_fd()],
+        )
+    })
+}
+
+/// Second descriptors of a process's link ends (its own notify socket from an old daemon, its
+/// Node IPC end), taken before the spawn so that the keeper can be given them on the blocking
+/// pool right after it.
+struct LinkEnds {
+    notify: Option<OwnedFd>,
+    ipc: Option<OwnedFd>,
+}
+
+impl LinkEnds {
+    fn of(link: &ProcessLink) -> LinkEnds {
+        let copy = |fd: Option<BorrowedFd<'_>>| fd.and_then(|fd| fd.try_clone_to_owned().ok());
+        LinkEnds {
+            notify: copy(link.dedicated_fd()),
+            ipc: copy(link.ipc_fd()),
+        }
+    }
+
+    /// Have the keeper hold process `pid` now, with these ends (blocking; see [`keep_process`]).
+    fn hold(
+        &self,
+        pm_id: u32,
+        pid: u32,
+        cgroup: Option<&ProcessCgroup>,
+    ) -> Option<crate::keeper::Held> {
+        let fds: Vec<BorrowedFd<'_>> = self
+            .notify
+            .iter()
+            .chain(&self.ipc)
+            .map(AsFd::as_fd)
+            .collect();
+        crate::keeper::hold_now(
+            crate::keeper::Holding::Process {
+                pm_id,
+                pid,
+                cgroup: cgroup.map(|c| c.cgroup().path().to_path_buf()),
+                pidfd: false,
+                notify: self.notify.is_some(),
+                ipc: self.ipc.is_some(),
+                started: None,
+            },
+            &fds,
+        )
+    }
 }
 
 /// Two pipes for a process's stdout and stderr: the write ends for the child, the read ends

@@ -26,6 +26,8 @@ enum Order {
         holding: Holding,
         fds: Vec<OwnedFd>,
         owners: Vec<Owner>,
+        /// Answered once the keeper has the descriptors (see [`hold_now`]).
+        sent: Option<mpsc::SyncSender<()>>,
     },
     Release(u64),
     /// Say goodbye to the keeper (daemon exit, or the exec of an update); answered once it
@@ -91,6 +93,29 @@ impl std::fmt::Debug for Held {
 /// Have the keeper hold a second descriptor of each of `fds` (see [`Holding`] for which, in
 /// which order). `None` without a keeper, or when a descriptor cannot be duplicated.
 pub fn hold(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held> {
+    order_hold(holding, fds, None)
+}
+
+/// How long [`hold_now`] waits for the keeper thread.
+const HOLD_NOW_WITHIN: Duration = Duration::from_secs(2);
+
+/// [`hold`], returning once the keeper has the descriptors (they are in its socket's queue:
+/// a daemon killed right after does not take them with it). Blocking: for the blocking pool,
+/// around a spawn, so that a process is never without its keeper.
+pub fn hold_now(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held> {
+    let (sent, done) = mpsc::sync_channel(1);
+    let held = order_hold(holding, fds, Some(sent))?;
+    // The keeper thread answers after its send (or at once without a keeper process); a wait
+    // that times out leaves the hold queued, as [`hold`] does.
+    let _ = done.recv_timeout(HOLD_NOW_WITHIN);
+    Some(held)
+}
+
+fn order_hold(
+    holding: Holding,
+    fds: &[BorrowedFd<'_>],
+    sent: Option<mpsc::SyncSender<()>>,
+) -> Option<Held> {
     let client = CLIENT.get()?;
     let owned = || -> std::io::Result<(Vec<OwnedFd>, Vec<Owner>)> {
         let mut copies = Vec::with_capacity(fds.len());
@@ -115,6 +140,7 @@ pub fn hold(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held> {
             holding,
             fds,
             owners,
+            sent,
         })
         .ok()?;
     Some(Held(id))
@@ -172,6 +198,7 @@ impl Link {
                     holding,
                     fds,
                     owners,
+                    sent,
                 }) => {
                     let message = ToKeeper::Hold {
                         id,
@@ -182,6 +209,9 @@ impl Link {
                     let fds: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
                     if !self.send(&message, fds) && !self.dismissed {
                         self.replace_keeper();
+                    }
+                    if let Some(sent) = sent {
+                        let _ = sent.try_send(());
                     }
                 }
                 Ok(Order::Release(id)) => {

@@ -23,6 +23,6 @@ mod client;
 mod server;
 pub(crate) mod wire;
 
-pub use client::{dismiss, hold, restart, start, Held};
+pub use client::{dismiss, hold, hold_now, restart, start, Held};
 pub use server::run;
 pub use wire::Holding;

@@ -50,8 +50,9 @@ impl LogService {
         fd: OwnedFd,
         watch: Option<LineWatch>,
         tail: Option<TailWriter>,
+        kept: Option<crate::keeper::Held>,
     ) {
-        self.read(route, stream, fd, Vec::new(), watch, tail);
+        self.read(route, stream, fd, Vec::new(), (watch, tail), kept);
     }
 
     /// Read a pipe handed over by an earlier daemon (or by its keeper), after what was read
@@ -65,7 +66,7 @@ impl LogService {
                 Err(_) => return,
             },
         };
-        self.read(route, pipe.stream, fd, pipe.backlog, None, tail);
+        self.read(route, pipe.stream, fd, pipe.backlog, (None, tail), None);
     }
 
     fn read(
@@ -74,20 +75,23 @@ impl LogService {
         stream: LogStream,
         fd: OwnedFd,
         backlog: Vec<u8>,
-        watch: Option<LineWatch>,
-        tail: Option<TailWriter>,
+        (watch, tail): (Option<LineWatch>, Option<TailWriter>),
+        kept: Option<crate::keeper::Held>,
     ) {
         let big = (stream == LogStream::Out)
             .then(|| self.enlarge(&fd))
             .flatten();
-        // A second descriptor for the keeper, so the pipe outlives this daemon.
-        let kept = crate::keeper::hold(
-            crate::keeper::Holding::Pipe {
-                pm_id: route.pm_id,
-                stream,
-            },
-            &[fd.as_fd()],
-        );
+        // A second descriptor for the keeper, so the pipe outlives this daemon (a new process's
+        // pipes are held before it is spawned: `kept`).
+        let kept = kept.or_else(|| {
+            crate::keeper::hold(
+                crate::keeper::Holding::Pipe {
+                    pm_id: route.pm_id,
+                    stream,
+                },
+                &[fd.as_fd()],
+            )
+        });
         self.shared.readers.fetch_add(1, Ordering::AcqRel);
         let counted = ReaderGuard(self.shared.clone());
         let reader = reader::read_pipe(
