@@ -41,6 +41,7 @@ mod cli {
     mod survival;
     mod targets;
     mod tools;
+    mod unrecorded;
     mod update;
     mod versioning;
     mod web;

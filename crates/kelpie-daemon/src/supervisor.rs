@@ -36,6 +36,7 @@ mod shutdown;
 mod signals;
 mod startup;
 mod targets;
+mod unrecorded;
 mod update;
 mod watching;
 

@@ -1,6 +1,8 @@
 //! `describe`: every detail of one instance, then its last exits.
 
-use super::format::{bytes, sdk_metric, short_duration, utc};
+pub(super) mod runtime;
+
+use super::format::{bytes, short_duration, utc};
 use kelpie_proto::ProcessInfo;
 use std::io::Write;
 
@@ -74,6 +76,8 @@ fn state_rows(p: &ProcessInfo) -> Vec<Row> {
         ("created at", utc(state.created_at_ms)),
         ("cpu", format!("{}%", p.cpu)),
         ("memory", bytes(p.memory)),
+        ("page faults", runtime::faults(p)),
+        ("context switches", runtime::switches(p)),
         (
             "health",
             match (state.health, &state.health_detail) {
@@ -307,11 +311,9 @@ fn write_metrics(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<()> {
 fn write_code_metrics(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<()> {
     let sdk = &p.sdk;
     if !sdk.monitor.is_empty() {
+        // The runtime's first, each with what it means.
         writeln!(out, "Code metrics (@pm2/io):")?;
-        let width = sdk.monitor.keys().map(String::len).max().unwrap_or(0);
-        for (name, entry) in &sdk.monitor {
-            writeln!(out, "  {name:<width$}  {}", sdk_metric(entry))?;
-        }
+        runtime::write_code_metrics(out, &sdk.monitor)?;
     }
     let actions: Vec<&str> = sdk
         .actions

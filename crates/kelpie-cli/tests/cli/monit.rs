@@ -17,7 +17,7 @@ const SECS: Duration = Duration::from_secs(1);
 const PROMPT: &str = "shell$";
 
 /// One terminal: a tmux server of its own with one 80×24 pane running `sh`.
-struct Tmux {
+pub(super) struct Tmux {
     socket: String,
     /// The server's socket file, removed at the end (`kill-server` leaves it).
     socket_path: Option<PathBuf>,
@@ -27,7 +27,7 @@ struct Tmux {
 
 impl Tmux {
     /// A terminal whose shell uses `k`'s home; `None` (with the reason printed) without tmux.
-    fn start(k: &Kelpie) -> Option<Tmux> {
+    pub(super) fn start(k: &Kelpie) -> Option<Tmux> {
         if Command::new("tmux").arg("-V").output().is_err() {
             kelpie_testkit::skip("tmux is not installed (apt-get install tmux)");
             return None;
@@ -93,7 +93,7 @@ impl Tmux {
     }
 
     /// Type keys (tmux key names: `Enter`, `Down`, `C-c`, or literal text).
-    fn keys(&self, keys: &[&str]) {
+    pub(super) fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys"];
         args.extend_from_slice(keys);
         let out = self.command(&args).output().expect("tmux send-keys");
@@ -101,7 +101,7 @@ impl Tmux {
     }
 
     /// Type a command line and Enter.
-    fn type_line(&self, line: &str) {
+    pub(super) fn type_line(&self, line: &str) {
         self.keys(&["-l", line]);
         self.keys(&["Enter"]);
     }
@@ -127,7 +127,7 @@ impl Tmux {
     }
 
     /// Wait until the screen satisfies `cond`; the last screen is in the panic message.
-    fn wait_for_screen(
+    pub(super) fn wait_for_screen(
         &self,
         what: &str,
         timeout: Duration,
@@ -182,12 +182,12 @@ impl Drop for Tmux {
     }
 }
 
-fn kelpie_bin() -> PathBuf {
+pub(super) fn kelpie_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kelpie"))
 }
 
 /// The rows of the dashboard's app list (between its top and bottom borders).
-fn list_rows(screen: &str) -> Vec<&str> {
+pub(super) fn list_rows(screen: &str) -> Vec<&str> {
     screen
         .lines()
         .skip_while(|l| !l.starts_with("┌ Apps"))

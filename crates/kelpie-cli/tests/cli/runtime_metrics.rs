@@ -5,6 +5,7 @@
 //! the daemon.
 
 use super::kelpie;
+use super::monit::{kelpie_bin, list_rows, Tmux};
 use super::monitoring::{low_port, metrics_problems, promtool, scrape};
 use kelpie_testkit::Kelpie;
 use std::net::TcpStream;
@@ -201,6 +202,31 @@ fn a_node_app_s_runtime_report_becomes_prom_client_families_in_base_units() {
             "{series} = {got}, not {expected}"
         );
     }
+    // describe: the runtime's first, each with its meaning, then the app's own.
+    let described = k.ok(&["describe", "api"]);
+    let section: Vec<&str> = described
+        .split("Code metrics (@pm2/io):\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no code metrics:\n{described}"))
+        .lines()
+        .collect();
+    assert!(
+        section[0]
+            .trim_start()
+            .starts_with("Event Loop Utilization")
+            && section[0].contains("12.5 %")
+            && section[0].contains("event loop was busy"),
+        "{described}"
+    );
+    let at = |name: &str| {
+        section
+            .iter()
+            .position(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no {name}:\n{described}"))
+    };
+    assert!(at("HTTP P95 Latency") < at("Orders"), "{described}");
+    assert!(at("GC Old Space Pause p95") < at("Orders"), "{described}");
+    assert!(section[at("HTTP")].contains("last minute"), "{described}");
     // Metrics without a runtime id have no family of their own.
     assert!(!text.contains("Orders\",") || !text.contains("nodejs_orders"));
     let problems = metrics_problems(&promtool, k.home(), &text);
@@ -270,4 +296,45 @@ fn any_app_s_page_faults_and_context_switches_move_while_it_works() {
     for word in ["page faults", "context switches"] {
         assert!(described.contains(word), "{word}:\n{described}");
     }
+}
+
+#[test]
+fn monit_shows_the_runtime_metrics_first_and_the_loop_in_the_app_s_row() {
+    let k = kelpie();
+    let app = k.write("runtime.js", RUNTIME_APP);
+    k.ok(&["start", &app, "--name", "api", "--no-pmx"]);
+    k.wait_for("the report", 10 * SECS, || {
+        k.app("api")["pm2_env"]["axm_monitor"]["Orders"].is_object()
+    });
+    let Some(term) = Tmux::start(&k) else { return };
+    term.type_line(&format!("{} monit", kelpie_bin().display()));
+    let screen = term.wait_for_screen("api's row and code metrics", 15 * SECS, |s| {
+        s.contains("Code metrics (@pm2/io)")
+            && list_rows(s)
+                .iter()
+                .any(|r| r.contains(" api ") && r.contains("180ms"))
+    });
+    // The row: event loop utilisation and latency p95.
+    let row = list_rows(&screen)
+        .into_iter()
+        .find(|r| r.contains(" api "))
+        .expect("api's row");
+    assert!(row.contains("12%") || row.contains("13%"), "{screen}");
+    // The panel, filled column by column: the runtime's first, so on an 80x24 terminal the
+    // app's own metric is the one left for `describe`.
+    let panel: Vec<&str> = screen
+        .lines()
+        .skip_while(|l| !l.contains("Code metrics (@pm2/io)"))
+        .skip(1)
+        .take_while(|l| !l.starts_with('└'))
+        .collect();
+    assert!(
+        panel
+            .first()
+            .is_some_and(|l| l.contains("Event Loop Utilization")),
+        "{screen}"
+    );
+    assert!(screen.contains("Event Loop Latency p95"), "{screen}");
+    assert!(!screen.contains("Orders"), "{screen}");
+    term.keys(&["q"]);
 }

@@ -30,6 +30,8 @@ pub async fn run(
     handoff: Option<crate::update::Handoff>,
 ) -> Result<u8, DaemonError> {
     prepare_home(&home).await?;
+    // Read before this daemon's pid replaces it.
+    let crashed = handoff.is_none() && foreground.is_none() && last_daemon_died(&home).await;
     let (listener, mut resumed) = take_control_socket(&home, handoff, foreground.is_some()).await?;
     if foreground.is_none() {
         crate::keeper::start(&home);
@@ -50,7 +52,7 @@ pub async fn run(
         // The runtime's apps are the ones it was given: a state.json in its home (a daemon's,
         // or a runtime's killed with -9) is neither restored nor overwritten.
         Some(apps) => foreground::start_foreground_apps(&mut supervisor, apps),
-        None => resumed = restore_state(&mut supervisor, resumed).await,
+        None => resumed = restore_state(&mut supervisor, resumed, crashed).await,
     }
     if let Some(resumed) = resumed {
         resumed.report(&supervisor.services.home);
@@ -220,6 +222,19 @@ async fn take_control_socket(
     Ok((listener, reclaimed.map(update::Resumed::from_keeper)))
 }
 
+/// Whether the last daemon of this home died (killed, crashed) rather than exited: its pid
+/// file, which it removes when it exits, is still there. Its apps' processes may then still
+/// run, some of them described by nothing it left (see `unrecorded`).
+async fn last_daemon_died(home: &Home) -> bool {
+    let pid_file = home.pid_file();
+    crate::tasks::blocking(move || std::fs::read_to_string(pid_file))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .is_some_and(|pid| pid != std::process::id())
+}
+
 /// Write the daemon's pid where the home (or `KELPIE_PID_FILE`) says; returns that path.
 async fn write_pid_file(home: &Home) -> PathBuf {
     let pid_file = home.pid_file();
@@ -289,10 +304,11 @@ fn start_foreground(
 async fn restore_state(
     supervisor: &mut Supervisor,
     mut resumed: Option<update::Resumed>,
+    crashed: bool,
 ) -> Option<update::Resumed> {
     let restore_home = supervisor.services.home.clone();
     let loaded = crate::tasks::blocking(move || {
-        let loaded = load_with_orphans(&restore_home, resumed.as_mut());
+        let loaded = load_with_orphans(&restore_home, resumed.as_mut(), crashed);
         (loaded, resumed)
     })
     .await;

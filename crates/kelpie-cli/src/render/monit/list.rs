@@ -9,8 +9,10 @@ use ratatui::widgets::{Block, Cell, Row, Table, TableState};
 use ratatui::Frame;
 
 pub(super) fn draw_list(frame: &mut Frame, area: Rect, view: &View) {
-    let header = Row::new(["id", "name", "pid", "status", "↺", "cpu", "mem", "uptime"])
-        .style(Style::new().add_modifier(Modifier::BOLD));
+    let header = Row::new([
+        "id", "name", "pid", "status", "↺", "cpu", "mem", "uptime", "loop", "lag95",
+    ])
+    .style(Style::new().add_modifier(Modifier::BOLD));
     let rows = view.rows.iter().map(|p| {
         let online = p.state.status == Status::Online;
         Row::new([
@@ -31,6 +33,13 @@ pub(super) fn draw_list(frame: &mut Frame, area: Rect, view: &View) {
             } else {
                 "-".into()
             }),
+            Cell::from(
+                runtime(p, "internal/libuv/utilization")
+                    .map_or_else(|| "-".into(), |percent| format!("{percent:.0}%")),
+            ),
+            Cell::from(
+                runtime(p, "internal/libuv/latency/p95").map_or_else(|| "-".into(), milliseconds),
+            ),
         ])
     });
     let widths = [
@@ -41,6 +50,8 @@ pub(super) fn draw_list(frame: &mut Frame, area: Rect, view: &View) {
         Constraint::Length(4),
         Constraint::Length(6),
         Constraint::Length(8),
+        Constraint::Length(6),
+        Constraint::Length(4),
         Constraint::Length(6),
     ];
     let title = if view.rows.is_empty() && view.total > 0 {
@@ -58,4 +69,28 @@ pub(super) fn draw_list(frame: &mut Frame, area: Rect, view: &View) {
         .column_spacing(1);
     let mut state = TableState::default().with_selected(view.selected);
     frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// The value of the Node runtime metric with PM2 id `id` that `p` reported, if any (event loop
+/// utilisation in %, latency p95 in ms): a number, or text holding one (PM2's SDK sends text).
+fn runtime(p: &kelpie_proto::ProcessInfo, id: &str) -> Option<f64> {
+    let entry = p
+        .sdk
+        .monitor
+        .values()
+        .find(|entry| entry["type"].as_str() == Some(id))?;
+    match &entry["value"] {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A delay in ms as the column shows it: `180ms`, `2.5s`.
+fn milliseconds(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.1}s", ms / 1000.0)
+    } else {
+        format!("{ms:.0}ms")
+    }
 }

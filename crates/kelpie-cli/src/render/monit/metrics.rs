@@ -1,5 +1,6 @@
 //! The selected process's code metrics (what `@pm2/io` reports, `pm2 monit`'s "Custom Metrics"),
-//! laid out in columns like `ls`: `name  value unit`, in the order `describe` lists them.
+//! laid out in columns like `ls`: `name  value unit`, in the order `describe` lists them (the
+//! runtime's first), each runtime metric with its meaning when the panel has room for all.
 
 use super::super::format::sdk_metric;
 use super::printable;
@@ -17,15 +18,36 @@ const GAP: usize = 3;
 /// does not force everything else into a single column.
 const NAME_MAX: usize = 28;
 const VALUE_MAX: usize = 24;
+/// And with a meaning after the value.
+const EXPLAINED_MAX: usize = 80;
 
-/// Each metric of `p` as its printable name and `value unit`, in the map's order (by name, as
-/// `describe` lists them).
-fn entries(p: &ProcessInfo) -> Vec<(String, String)> {
-    p.sdk
-        .monitor
-        .iter()
-        .map(|(name, entry)| (printable(name), printable(&sdk_metric(entry))))
+/// Each metric of `p` as its printable name, `value unit` and meaning (runtime metrics), in
+/// the order `describe` lists them.
+fn entries(p: &ProcessInfo) -> Vec<(String, String, Option<&'static str>)> {
+    super::super::describe::runtime::ordered(&p.sdk.monitor)
+        .into_iter()
+        .map(|(name, entry, meaning)| (printable(name), printable(&sdk_metric(entry)), meaning))
         .collect()
+}
+
+/// The metrics with each runtime one's meaning after its value (values aligned), when all of
+/// them fit in `width` and `max_rows` that way.
+fn explained(
+    entries: &[(String, String, Option<&'static str>)],
+    width: usize,
+    max_rows: usize,
+) -> Option<Vec<String>> {
+    let value_width = widest(entries.iter().map(|e| &e.1)).min(VALUE_MAX);
+    let metrics: Vec<(String, String)> = entries
+        .iter()
+        .map(|(name, value, meaning)| match meaning {
+            Some(meaning) => (name.clone(), format!("{value:<value_width$}  {meaning}")),
+            None => (name.clone(), value.clone()),
+        })
+        .collect();
+    let (_, _, _, columns) = layout(&metrics, width, EXPLAINED_MAX);
+    (metrics.len() <= columns * max_rows)
+        .then(|| rows_within(&metrics, width, max_rows, EXPLAINED_MAX))
 }
 
 /// The rows of `p`'s metrics for a panel as wide as the screen (`width`), under which the
@@ -35,24 +57,50 @@ pub(super) fn fitted(p: &ProcessInfo, width: u16, spare: u16) -> Vec<String> {
     if spare < 6 {
         return Vec::new();
     }
-    rows(
-        &entries(p),
+    let entries = entries(p);
+    let (width, max_rows) = (
         usize::from(width.saturating_sub(2)),
         usize::from((spare / 2).saturating_sub(2).clamp(1, 8)),
-    )
+    );
+    if let Some(rows) = explained(&entries, width, max_rows) {
+        return rows;
+    }
+    let plain: Vec<(String, String)> = entries.into_iter().map(|(n, v, _)| (n, v)).collect();
+    rows(&plain, width, max_rows)
+}
+
+/// How `metrics` lay out in `width` with values of at most `value_max` characters: the name
+/// and value widths, a cell's width and the number of columns.
+fn layout(
+    metrics: &[(String, String)],
+    width: usize,
+    value_max: usize,
+) -> (usize, usize, usize, usize) {
+    let name_width = widest(metrics.iter().map(|(n, _)| n)).min(NAME_MAX);
+    let value_width = widest(metrics.iter().map(|(_, v)| v)).min(value_max);
+    let cell_width = (name_width + 2 + value_width).min(width);
+    let columns = ((width + GAP) / (cell_width + GAP)).max(1);
+    (name_width, value_width, cell_width, columns)
 }
 
 /// The text rows showing `metrics` in `width` columns of text and at most `max_rows` rows:
 /// as many columns as fit, filled top to bottom then left to right; when they do not all fit,
 /// the last cell says how many more there are. No rows for no metrics (or no room).
 pub(super) fn rows(metrics: &[(String, String)], width: usize, max_rows: usize) -> Vec<String> {
+    rows_within(metrics, width, max_rows, VALUE_MAX)
+}
+
+/// [`rows`], values cut at `value_max` characters.
+fn rows_within(
+    metrics: &[(String, String)],
+    width: usize,
+    max_rows: usize,
+    value_max: usize,
+) -> Vec<String> {
     if metrics.is_empty() || width == 0 || max_rows == 0 {
         return Vec::new();
     }
-    let name_width = widest(metrics.iter().map(|(n, _)| n)).min(NAME_MAX);
-    let value_width = widest(metrics.iter().map(|(_, v)| v)).min(VALUE_MAX);
-    let cell_width = (name_width + 2 + value_width).min(width);
-    let columns = ((width + GAP) / (cell_width + GAP)).max(1);
+    let (name_width, _, cell_width, columns) = layout(metrics, width, value_max);
     let mut cells: Vec<String> = metrics
         .iter()
         .map(|(name, value)| {

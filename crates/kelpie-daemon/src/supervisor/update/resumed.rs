@@ -117,6 +117,58 @@ impl Resumed {
         }
     }
 
+    /// Take the processes of this home's apps found running that a keeper did not hold (spawned
+    /// just before their daemon died) as candidates too, by the `pm_id` in their environment,
+    /// when that instance has no other: their pipes, held since before their spawn, are the
+    /// keeper's. Nothing after an update. Blocking (/proc).
+    pub(in crate::supervisor) fn add_found(
+        &mut self,
+        found: &[crate::supervisor::unrecorded::Found],
+    ) {
+        if !matches!(self.origin, Origin::Keeper { .. }) {
+            return;
+        }
+        let held: std::collections::BTreeSet<u32> = self
+            .processes
+            .values()
+            .chain(self.strays.iter().map(|(_, p)| p))
+            .map(|p| p.pid)
+            .collect();
+        for process in found {
+            let Some(pm_id) = process.pm_id else { continue };
+            if held.contains(&process.pid) || self.processes.contains_key(&pm_id) {
+                continue;
+            }
+            // A pidfd now, if it is still that process (checked after the pidfd is open).
+            let Ok(pidfd) = kelpie_sys::pidfd_open(process.pid) else {
+                continue;
+            };
+            if kelpie_sys::sample_process(process.pid)
+                .is_none_or(|live| live.zombie || live.start_ticks != process.start_ticks)
+            {
+                continue;
+            }
+            crate::daemon_log!(
+                "app `{}` (id {pm_id}): process {} was running but not yet held by the keeper (spawned just before daemon died); taking it with the rest",
+                process.name,
+                process.pid
+            );
+            self.processes.insert(
+                pm_id,
+                HandedProcess {
+                    pid: process.pid,
+                    link: crate::link::LinkFds {
+                        notify: None,
+                        ipc: None,
+                        sdk: Default::default(),
+                    },
+                    cgroup: None,
+                    pidfd: Some(pidfd),
+                },
+            );
+        }
+    }
+
     /// Processes kept by a keeper that are not an instance's: stopped before anything starts.
     pub fn take_strays(&mut self) -> Vec<(u32, HandedProcess)> {
         std::mem::take(&mut self.strays)
