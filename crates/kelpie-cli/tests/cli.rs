@@ -4,6 +4,7 @@
 
 mod cli {
     mod apps;
+    mod chaos;
     mod cluster;
     mod cluster_ports;
     mod compat;

@@ -14,10 +14,10 @@ pub use load::{run_load, BackgroundLoad, LoadReport};
 pub use ports::free_port;
 
 use serde_json::Value;
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The variable that names a daemon's home (`kelpie_proto::HOME_ENV`; the testkit does not link
@@ -33,7 +33,7 @@ pub struct Kelpie {
     fake_app: PathBuf,
     /// Every app pid seen, with its start time (so a pid reused since by another test's process
     /// is never killed).
-    seen_pids: RefCell<BTreeMap<u32, Option<u64>>>,
+    seen_pids: Mutex<BTreeMap<u32, Option<u64>>>,
 }
 
 impl Kelpie {
@@ -57,7 +57,7 @@ impl Kelpie {
                 .expect("temp dir"),
             bin,
             fake_app,
-            seen_pids: RefCell::new(BTreeMap::new()),
+            seen_pids: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -215,9 +215,15 @@ impl Kelpie {
         self.remember(pid);
     }
 
-    fn remember(&self, pid: u32) {
+    /// The pids seen (shared by the threads of a test that drive one home together).
+    fn seen(&self) -> MutexGuard<'_, BTreeMap<u32, Option<u64>>> {
         self.seen_pids
-            .borrow_mut()
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn remember(&self, pid: u32) {
+        self.seen()
             .entry(pid)
             .or_insert_with(|| kelpie_sys::sample_process(pid).map(|p| p.start_ticks));
     }
@@ -369,7 +375,7 @@ impl Drop for Kelpie {
         // run in parallel and pids are reused, so a number is only killed while it is still the
         // process seen (same start time), or, when no process has it any more, as the id of the
         // group it led (a group id stays taken while any member lives, so it is still ours).
-        for (pid, started) in self.seen_pids.borrow().iter() {
+        for (pid, started) in self.seen().iter() {
             match kelpie_sys::sample_process(*pid) {
                 Some(now) if Some(now.start_ticks) != *started => continue,
                 Some(_) => {
