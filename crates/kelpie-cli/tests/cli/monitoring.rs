@@ -94,7 +94,8 @@ fn kelpie_metrics(expr: &str) -> BTreeSet<String> {
             }
             let token = &expr[start..i];
             // A label name (`{kelpie_x="…"}`) is followed by `=`, `!` or `~`; none is used.
-            if token.starts_with("kelpie_") {
+            // Kelpie's, and the Node runtime's under prom-client's names.
+            if token.starts_with("kelpie_") || token.starts_with("nodejs_") {
                 names.insert(token.to_string());
             }
         } else {
@@ -392,6 +393,15 @@ fn the_dashboard_is_well_formed_and_every_query_parses() {
         "kelpie_daemon_cpu_seconds_total",
         "kelpie_daemon_memory_bytes",
         "kelpie_app_metric",
+        "kelpie_app_page_faults_total",
+        "kelpie_app_context_switches_total",
+        "nodejs_eventloop_utilization_ratio",
+        "nodejs_eventloop_lag_p95_seconds",
+        "nodejs_heap_size_used_bytes",
+        "nodejs_gc_duration_seconds_sum",
+        "nodejs_gc_duration_seconds_bucket",
+        "kelpie_node_http_server_requests_total",
+        "kelpie_node_http_server_latency_p95_seconds",
     ] {
         assert!(used.contains(metric), "no panel shows {metric}");
     }
@@ -570,6 +580,9 @@ fn rules_and_dashboard_match_a_real_daemons_metrics() {
     // Stopped on purpose.
     k.ok(&["start", &app, "--name", "idle", "--", "--tick", "500"]);
     k.ok(&["stop", "idle"]);
+    // A Node app reporting the runtime's metrics (as the shim and @pm2/io do).
+    let node = k.write("runtime.js", super::runtime_metrics::RUNTIME_APP);
+    k.ok(&["start", &node, "--name", "node", "--no-pmx"]);
     let port = low_port();
     k.ok(&["web", "--port", &port.to_string()]);
     k.wait_for("the web server", 10 * SECS, || {
@@ -592,6 +605,8 @@ fn rules_and_dashboard_match_a_real_daemons_metrics() {
         text = scrape(port);
         wanted.iter().all(|w| text.lines().any(|l| l == w.as_str()))
             && text.contains("\nkelpie_daemon_cpu_seconds_total ")
+            && text.contains("\nnodejs_gc_duration_seconds_count{")
+            && text.contains("\nkelpie_app_context_switches_total{")
     });
 
     let problems = metrics_problems(&promtool, k.home(), &text);
