@@ -443,8 +443,13 @@ fn the_dashboard_is_well_formed_and_every_query_parses() {
 }
 
 /// A port below 32768 (outside the kernel's ephemeral range) that nothing listens on.
+/// Each call starts its search elsewhere: tests of one process run at the same time, and two
+/// that found the same port free before either listened on it would clash.
 pub(super) fn low_port() -> u16 {
-    let start = 20_000 + (std::process::id() % 10_000) as u16;
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let start = 20_000
+        + ((std::process::id() % 10_000) as u16).wrapping_add(call.wrapping_mul(97)) % 12_000;
     (start..32_000)
         .chain(20_000..start)
         .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())

@@ -112,7 +112,7 @@ fn a_node_app_s_runtime_report_becomes_prom_client_families_in_base_units() {
         ),
         (
             format!(
-                "kelpie_node_http_server_latency_p50_seconds{{{}}}",
+                "kelpie_node_http_server_latency_mean_seconds{{{}}}",
                 http("http")
             ),
             0.02,
@@ -126,7 +126,7 @@ fn a_node_app_s_runtime_report_becomes_prom_client_families_in_base_units() {
         ),
         (
             format!(
-                "kelpie_node_http_server_latency_p50_seconds{{{}}}",
+                "kelpie_node_http_server_latency_mean_seconds{{{}}}",
                 http("https")
             ),
             0.03,

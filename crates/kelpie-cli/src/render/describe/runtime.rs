@@ -28,7 +28,7 @@ pub(in crate::render) const MEANINGS: [(&str, &str); 19] = [
     ),
     (
         "internal/http/builtin/latency/p50",
-        "median time to answer an HTTP request",
+        "mean time to answer an HTTP request (last 30-60 s)",
     ),
     (
         "internal/http/builtin/latency/p95",
@@ -40,7 +40,7 @@ pub(in crate::render) const MEANINGS: [(&str, &str); 19] = [
     ),
     (
         "internal/https/builtin/latency/p50",
-        "median time to answer an HTTPS request",
+        "mean time to answer an HTTPS request (last 30-60 s)",
     ),
     (
         "internal/https/builtin/latency/p95",

@@ -63,14 +63,14 @@ const GAUGES: [Gauge; 9] = [
         PLAIN,
     ),
     (
-        "kelpie_node_http_server_latency_p50_seconds",
-        "Median time the instance's HTTP server took to answer, by scheme, in seconds (PM2's HTTP Mean Latency, which is a median too).",
+        "kelpie_node_http_server_latency_mean_seconds",
+        "Mean time the instance's Node HTTP servers took to answer over the last 30-60 s, by scheme, in seconds (PM2's HTTP Mean Latency; @pm2/io sends its median under this id).",
         "internal/http/builtin/latency/p50",
         MS,
     ),
     (
         "kelpie_node_http_server_latency_p95_seconds",
-        "95th percentile time the instance's HTTP server took to answer, by scheme, in seconds (PM2's HTTP P95 Latency).",
+        "95th percentile time the instance's Node HTTP servers took to answer over the last 30-60 s, by scheme, in seconds (PM2's HTTP P95 Latency).",
         "internal/http/builtin/latency/p95",
         MS,
     ),
