@@ -146,7 +146,10 @@ class LoopMetrics {
       this.elu = elu;
     }
     if (!this.eld) {
-      if (this.utilization >= ELD_ARM_ELU || drift >= ELD_ARM_DRIFT_MS) this.arm(now);
+      // Not on the first report: its window holds the app's start (loading its modules),
+      // which would arm the monitor, and its 100 wake-ups/s, in every app for 10 s.
+      const busy = this.utilization >= ELD_ARM_ELU || drift >= ELD_ARM_DRIFT_MS;
+      if (busy && this.drift.length > 1) this.arm(now);
       return;
     }
     this.delays.rotate(now);
