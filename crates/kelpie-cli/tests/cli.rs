@@ -30,6 +30,7 @@ mod cli {
     mod npm_package;
     mod persistence;
     mod pid1;
+    mod pm2_listing;
     mod pm2_runtime;
     mod restart_counts;
     mod runtime;

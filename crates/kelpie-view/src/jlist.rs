@@ -8,20 +8,25 @@
 //! The shape is built from borrowing structs, not a `serde_json::Value` tree: with hundreds of
 //! apps, building the tree was a third of the command's time.
 
+mod program;
+
 pub use crate::secrets::{is_secret_name, shown_env, MASK};
 use crate::versioning::Versioning;
 use kelpie_proto::ProcessInfo;
+use program::{shown_interpreter, shown_log_path, Lookups};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 
+/// One process, its keys in PM2's order (`pm_id` is not the last, so its `prettylist` line ends
+/// with a comma as PM2's does).
 #[derive(Serialize)]
 struct Entry<'a> {
     pid: u32,
     name: &'a str,
+    pm2_env: Pm2Env<'a>,
     pm_id: u32,
     monit: Monit,
-    pm2_env: Pm2Env<'a>,
 }
 
 #[derive(Serialize)]
@@ -55,24 +60,17 @@ impl Serialize for AxmMonitor<'_> {
     }
 }
 
+/// `pm2_env`. The keys PM2 also shows come in PM2's order (PM2 7's for an app of an ecosystem
+/// file): scripts read `prettylist` line by line (PM2's own e2e scripts take every `pm_id: N,`
+/// line with grep and sed), so the same keys must be on the same lines, each followed by
+/// another. Settings PM2 shows only when a file sets them come after `env`, where PM2 puts a
+/// file's own keys; what only Kelpie shows comes last.
 #[derive(Serialize)]
 #[allow(non_snake_case)]
 struct Pm2Env<'a> {
     name: &'a str,
-    namespace: &'a str,
-    pm_id: u32,
-    status: &'static str,
-    restart_time: u32,
-    unstable_restarts: u32,
-    pm_uptime: u64,
-    created_at: u64,
-    exec_mode: &'static str,
-    instances: u32,
-    /// The instance's index under the app's `instance_var` (`NODE_APP_INSTANCE: 0`), and the
-    /// `increment_var`'s value (`PORT: 3001`), at the top of `pm2_env` as in PM2.
-    #[serde(flatten)]
-    instance_vars: InstanceVars<'a>,
-    instance_var: &'a str,
+    env: EnvView<'a>,
+    args: std::borrow::Cow<'a, [String]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     increment_var: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,30 +79,15 @@ struct Pm2Env<'a> {
     wait_ready: bool,
     listen_timeout: u64,
     shutdown_with_message: bool,
-    pm_exec_path: std::borrow::Cow<'a, str>,
-    pm_cwd: &'a str,
-    exec_interpreter: std::borrow::Cow<'a, str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    node_args: Option<&'a [String]>,
-    args: std::borrow::Cow<'a, [String]>,
-    pm_out_log_path: &'a str,
-    pm_err_log_path: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pm_log_path: Option<&'a str>,
-    merge_logs: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     log_date_format: Option<&'a str>,
     log_type: &'static str,
     disable_logs: bool,
-    autorestart: bool,
-    autostart: bool,
-    watch: bool,
     kill_timeout: u64,
     kill_signal: &'a str,
     restart_delay: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     exp_backoff_restart_delay: Option<u64>,
-    prev_restart_delay: u64,
     min_uptime: u64,
     max_restarts: u32,
     stop_exit_codes: &'a [i32],
@@ -114,27 +97,66 @@ struct Pm2Env<'a> {
     max_cpu: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cron_restart: Option<&'a str>,
-    /// Kelpie's, for an app with `cron_restart`: when it runs next and how its runs went.
+    depends_on: &'a [String],
+    merge_logs: bool,
+    /// PM2's: whether the git metadata of the app's directory is read (`vizion` setting).
+    vizion: bool,
+    autostart: bool,
+    autorestart: bool,
+    watch: bool,
+    instance_var: &'a str,
+    /// PM2's: whether the app gets the runtime metrics of PM2's agent (`pmx` setting).
+    pmx: bool,
+    username: &'a str,
+    namespace: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    schedule: Option<Schedule<'a>>,
+    node_args: Option<&'a [String]>,
+    pm_exec_path: std::borrow::Cow<'a, str>,
+    pm_cwd: &'a str,
+    exec_interpreter: std::borrow::Cow<'a, str>,
+    exec_mode: &'static str,
+    instances: u32,
+    pm_out_log_path: &'a str,
+    pm_err_log_path: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pm_log_path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pm_pid_path: Option<String>,
+    /// The instance's index under the app's `instance_var` (`NODE_APP_INSTANCE: 0`), and the
+    /// `increment_var`'s value (`PORT: 3001`), at the top of `pm2_env` as in PM2.
+    #[serde(flatten)]
+    instance_vars: InstanceVars<'a>,
+    unique_id: String,
+    status: &'static str,
+    pm_uptime: u64,
+    /// The actions its PM2 SDK registered (`io.action`), as PM2 lists them.
+    axm_actions: &'a [serde_json::Value],
+    /// The same metrics in PM2's shape for custom metrics (`@pm2/io`): `{ name: { value } }`.
+    axm_monitor: AxmMonitor<'a>,
+    /// The options its PM2 SDK sent (`isModule`, `module_conf`...), as PM2 keeps them.
+    axm_options: &'a serde_json::Map<String, serde_json::Value>,
+    created_at: u64,
+    pm_id: u32,
+    restart_time: u32,
+    unstable_restarts: u32,
+    version: &'static str,
+    /// The Node version the process said it runs (Node apps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_version: Option<&'a serde_json::Value>,
+    prev_restart_delay: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     health: Option<&'static str>,
-    depends_on: &'a [String],
     /// Kelpie's: the last `STATUS=` its process sent on `NOTIFY_SOCKET`.
     #[serde(skip_serializing_if = "Option::is_none")]
     status_text: Option<&'a str>,
     /// Kelpie's: the metrics its process sends on `NOTIFY_SOCKET`
     /// (`X_KELPIE_METRIC=<name>=<number>`), by name.
     metrics: &'a BTreeMap<String, f64>,
-    /// The same metrics in PM2's shape for custom metrics (`@pm2/io`): `{ name: { value } }`.
-    axm_monitor: AxmMonitor<'a>,
-    /// The actions its PM2 SDK registered (`io.action`), as PM2 lists them.
-    axm_actions: &'a [serde_json::Value],
-    /// The options its PM2 SDK sent (`isModule`, `module_conf`...), as PM2 keeps them.
-    axm_options: &'a serde_json::Map<String, serde_json::Value>,
-    /// The Node version the process said it runs (Node apps).
+    /// Kelpie's, for an app with `cron_restart`: when it runs next and how its runs went.
     #[serde(skip_serializing_if = "Option::is_none")]
-    node_version: Option<&'a serde_json::Value>,
+    schedule: Option<Schedule<'a>>,
     /// Kelpie's: the last exits and automatic restarts, oldest first, with their cause. Only in
     /// `describe --json`: scripts count status words in `jlist` (`grep -o stopped | wc -l`), and
     /// an exit record holds them too.
@@ -143,18 +165,6 @@ struct Pm2Env<'a> {
     /// Kelpie's: its process's page faults and context switches, read by the daemon from /proc.
     #[serde(skip_serializing_if = "Option::is_none")]
     counters: Option<&'a kelpie_proto::ProcessCounters>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    exit_code: Option<i32>,
-    username: &'a str,
-    env: EnvView<'a>,
-    version: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pm_pid_path: Option<String>,
-    unique_id: String,
-    /// PM2's: whether the git metadata of the app's directory is read (`vizion` setting).
-    vizion: bool,
-    /// PM2's: whether the app gets the runtime metrics of PM2's agent (`pmx` setting).
-    pmx: bool,
     /// That metadata, when `vizion` is on and the directory is in a repository.
     #[serde(skip_serializing_if = "Option::is_none")]
     versioning: Option<&'a Versioning>,
@@ -318,57 +328,6 @@ impl<'a> Schedule<'a> {
     }
 }
 
-/// What a listing looks up once for all its apps: the git metadata of each distinct directory
-/// of the apps that have `vizion` on (200 apps in one directory cost one read of the
-/// repository, not 200), and the path of each distinct bare program (`sleep`) in each `PATH`
-/// (200 `sleep` apps cost one walk of `PATH`, not 200: it was 1 600 failed `statx` calls).
-#[derive(Default)]
-struct Lookups<'a>(
-    HashMap<&'a str, Option<Versioning>>,
-    HashMap<(&'a str, Option<&'a str>), Option<String>>,
-);
-
-impl<'a> Lookups<'a> {
-    fn read(list: impl IntoIterator<Item = &'a ProcessInfo>) -> Self {
-        let mut by_cwd = HashMap::new();
-        let mut programs = HashMap::new();
-        for p in list {
-            if p.spec.vizion {
-                by_cwd
-                    .entry(p.spec.cwd.as_str())
-                    .or_insert_with(|| crate::versioning::read(std::path::Path::new(&p.spec.cwd)));
-            }
-            if let Some((program, path)) = bare_program(&p.spec) {
-                programs
-                    .entry((program, path))
-                    .or_insert_with(|| which(program, path));
-            }
-        }
-        Lookups(by_cwd, programs)
-    }
-
-    /// The program `spec` runs, as an absolute path as in PM2: a bare command is looked up in
-    /// the app's `$PATH` (found when the listing was read, else now: `description` reads no
-    /// listing).
-    fn exec_path(&self, spec: &'a kelpie_core::AppSpec) -> std::borrow::Cow<'a, str> {
-        let Some((program, path)) = bare_program(spec) else {
-            return std::borrow::Cow::Borrowed(program_of(spec));
-        };
-        let found = match self.1.get(&(program, path)) {
-            Some(found) => found.clone(),
-            None => which(program, path),
-        };
-        found.map_or(std::borrow::Cow::Borrowed(program), std::borrow::Cow::Owned)
-    }
-
-    fn of(&self, spec: &kelpie_core::AppSpec) -> Option<&Versioning> {
-        if !spec.vizion {
-            return None;
-        }
-        self.0.get(spec.cwd.as_str()).and_then(Option::as_ref)
-    }
-}
-
 /// Variables of one instance, shown as keys of `pm2_env`.
 struct InstanceVars<'a> {
     index: (&'a str, u32),
@@ -430,87 +389,6 @@ impl Serialize for EnvView<'_> {
         }
         map.end()
     }
-}
-
-/// The extensions of PM2's table of interpreters (its `interpreter.json`): for these, Kelpie's
-/// choice is PM2's (or differs by a documented choice: `python3`, `.ts` with Node).
-const PM2_EXTENSIONS: &[&str] = &[
-    "sh", "py", "rb", "php", "pl", "js", "coffee", "ls", "ts", "tsx",
-];
-
-/// `exec_interpreter` as PM2 shows it. A command line: `none` (the shell runs itself with
-/// `-c <line>`). An interpreter the app named: that one. Else PM2 picks by the script's
-/// extension from its table, and for any other script runs a binary itself (`none`) and
-/// anything else with the Node that runs PM2 (its absolute path): an `.mjs` file, a script on
-/// `PATH` (`npm`, `ts-node`), an extensionless `bin/www`. Kelpie runs those with Node too, or
-/// by their `#!` line (docs/differences-from-pm2.md), and shows them as PM2 does.
-fn shown_interpreter<'a>(
-    spec: &'a kelpie_core::AppSpec,
-    lookups: &Lookups<'a>,
-) -> std::borrow::Cow<'a, str> {
-    use std::borrow::Cow;
-    if spec.is_shell_command_line() {
-        return Cow::Borrowed("none");
-    }
-    let chosen = Cow::Borrowed(spec.interpreter.as_deref().unwrap_or("none"));
-    if !spec.interpreter_auto {
-        return chosen;
-    }
-    let program = lookups.exec_path(spec);
-    let extension = std::path::Path::new(program.as_ref())
-        .extension()
-        .and_then(|e| e.to_str());
-    if extension.is_some_and(|e| PM2_EXTENSIONS.contains(&e)) {
-        return chosen;
-    }
-    if is_binary(std::path::Path::new(program.as_ref())) {
-        return Cow::Borrowed("none");
-    }
-    let path = spec.inherited_env.get("PATH").map(String::as_str);
-    which("node", path).map_or(Cow::Borrowed("node"), Cow::Owned)
-}
-
-/// Whether the file at `path` is a binary (a NUL byte in its first 512 bytes), as PM2 tells a
-/// program to execute from a script to give to Node; unreadable: not one.
-fn is_binary(path: &std::path::Path) -> bool {
-    use std::io::Read;
-    let mut head = [0u8; 512];
-    let read = std::fs::File::open(path).and_then(|mut f| f.read(&mut head));
-    read.is_ok_and(|n| head[..n].contains(&0))
-}
-
-/// A log file as PM2 shows it: both ways of discarding a stream (`NULL`, `/dev/null`) are
-/// `/dev/null`.
-fn shown_log_path(path: &str) -> &str {
-    match kelpie_core::files::is_discard(path) {
-        true => "/dev/null",
-        false => path,
-    }
-}
-
-/// The program an app runs: a command line's is its shell, as PM2 shows it (`/usr/bin/bash`).
-fn program_of(spec: &kelpie_core::AppSpec) -> &str {
-    match (spec.is_shell_command_line(), spec.interpreter.as_deref()) {
-        (true, Some(shell)) => shell,
-        _ => spec.script.as_str(),
-    }
-}
-
-/// A bare program (`kelpie start sleep`, kept bare in the spec so that the app follows the
-/// command if it moves), and the app's own `PATH` to find it in (`None`: the environment's).
-fn bare_program(spec: &kelpie_core::AppSpec) -> Option<(&str, Option<&str>)> {
-    let program = program_of(spec);
-    let bare = !program.contains('/') && !program.contains(char::is_whitespace);
-    bare.then(|| (program, spec.inherited_env.get("PATH").map(String::as_str)))
-}
-
-/// Where `program` is in `path` (else the environment's `PATH`).
-fn which(program: &str, path: Option<&str>) -> Option<String> {
-    let path_var = path
-        .map(std::ffi::OsString::from)
-        .or_else(|| std::env::var_os("PATH"))
-        .unwrap_or_default();
-    kelpie_config::which(program, &path_var).map(|found| found.display().to_string())
 }
 
 /// Write the whole list as one line of JSON (secret-looking env values masked unless

@@ -2,9 +2,89 @@
 //! `pm2 prettylist` is `util.inspect` of the `jlist` data): unquoted keys, single-quoted
 //! strings, and a short object or array on one line (`node_args: [ '--harmony' ]`). Scripts
 //! grep this output for `restart_time: 1` or `status: 'online'`, so the spacing of one-line
-//! values follows Node's.
+//! values follows Node's. Keys stay in the order they were written (PM2's): scripts take lines
+//! by what precedes and follows them (`pm_id: 0,` with its comma).
 
-use serde_json::Value;
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// A JSON value whose objects keep their keys in the order they came (`serde_json::Value`
+/// sorts them).
+#[derive(Debug)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(String),
+    Array(Vec<Value>),
+    Object(Vec<(String, Value)>),
+}
+
+impl Value {
+    /// `json` read as a value, its objects' keys in their order.
+    pub fn parse(json: &[u8]) -> serde_json::Result<Value> {
+        serde_json::from_slice(json)
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_string()))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(entry) = map.next_entry::<String, Value>()? {
+            entries.push(entry);
+        }
+        Ok(Value::Object(entries))
+    }
+}
 
 /// Node's default `breakLength`: a value is put on one line only if it fits in this width.
 const BREAK_LENGTH: usize = 80;
@@ -126,38 +206,41 @@ fn quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn inspect_json(json: &str) -> String {
+        inspect(&Value::parse(json.as_bytes()).expect("test JSON"))
+    }
 
     #[test]
     fn short_values_go_on_one_line_as_node_prints_them() {
-        assert_eq!(inspect(&json!({"node_args": []})), "{ node_args: [] }");
+        assert_eq!(inspect_json(r#"{"node_args": []}"#), "{ node_args: [] }");
         assert_eq!(
-            inspect(&json!({"node_args": ["--harmony"]})),
+            inspect_json(r#"{"node_args": ["--harmony"]}"#),
             "{ node_args: [ '--harmony' ] }"
         );
         assert_eq!(
-            inspect(&json!({"memory": 53776384, "cpu": 47.8})),
-            "{ cpu: 47.8, memory: 53776384 }"
+            inspect_json(r#"{"memory": 53776384, "cpu": 47.8}"#),
+            "{ memory: 53776384, cpu: 47.8 }"
         );
     }
 
     #[test]
     fn long_values_take_a_line_per_entry() {
-        let value = json!([{
+        let value = r#"[{
             "name": "echo",
-            "pm2_env": {"status": "online", "restart_time": 0, "pm_exec_path": "/srv/app/a-rather-long-path/echo.js"},
-        }]);
+            "pm2_env": {"status": "online", "restart_time": 0, "pm_exec_path": "/srv/app/a-rather-long-path/echo.js"}
+        }]"#;
         assert_eq!(
-            inspect(&value),
-            "[\n  {\n    name: 'echo',\n    pm2_env: {\n      pm_exec_path: '/srv/app/a-rather-long-path/echo.js',\n      restart_time: 0,\n      status: 'online'\n    }\n  }\n]"
+            inspect_json(value),
+            "[\n  {\n    name: 'echo',\n    pm2_env: {\n      status: 'online',\n      restart_time: 0,\n      pm_exec_path: '/srv/app/a-rather-long-path/echo.js'\n    }\n  }\n]"
         );
     }
 
     #[test]
     fn keys_and_strings_are_quoted_like_node() {
         assert_eq!(
-            inspect(&json!({"a-b": "it's", "c": "x\ny", "_ok": null})),
-            "{ _ok: null, 'a-b': \"it's\", c: 'x\\ny' }"
+            inspect_json(r#"{"a-b": "it's", "c": "x\ny", "_ok": null}"#),
+            "{ 'a-b': \"it's\", c: 'x\\ny', _ok: null }"
         );
     }
 }

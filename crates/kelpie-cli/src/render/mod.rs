@@ -26,7 +26,11 @@ pub fn write_prettylist(
     list: &[kelpie_proto::ProcessInfo],
     show_secrets: bool,
 ) -> std::io::Result<()> {
-    let value = kelpie_view::jlist::to_value(list, show_secrets)?;
+    // Through the JSON text, which has `jlist`'s key order (PM2's); a `serde_json::Value`
+    // would sort the keys.
+    let mut json = Vec::new();
+    kelpie_view::jlist::write_jlist(&mut json, list, show_secrets)?;
+    let value = inspect::Value::parse(&json)?;
     writeln!(out, "{}", inspect::inspect(&value))
 }
 
