@@ -22,6 +22,7 @@ mod cli {
     mod image;
     mod jobs;
     mod logs;
+    mod logs_pm2;
     mod monit;
     mod monitoring;
     mod node_api;

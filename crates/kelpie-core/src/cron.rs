@@ -40,6 +40,8 @@
 mod error;
 mod fields;
 mod next;
+#[cfg(test)]
+mod oracle_tests;
 mod parse;
 mod value_set;
 

@@ -4,6 +4,8 @@
 //! The time zone is not looked up here: the caller passes the local offset east of UTC
 //! (`kelpie_sys::utc_offset_secs`), which shifts the wall time and is what `Z`/`ZZ` print.
 
+#[cfg(test)]
+mod oracle_tests;
 mod read;
 
 /// What dayjs formats with when the format is empty.

@@ -4,6 +4,8 @@
 //! The supervisor only says which instances the targets mean; the lines come straight from the
 //! log pipeline's hub, so a busy `logs` client never occupies the supervisor.
 
+mod remembered;
+
 use crate::control::{Command, LogSelection, SelectedInstance};
 use crate::logs::hub::{Following, LogLine};
 use crate::logs::{file_tail, LogService};
@@ -12,6 +14,7 @@ use kelpie_proto::LogsRequest;
 use kelpie_proto::{
     encode, ErrorKind, LogBytes, LogStream, Response, Target, WireError, WireLogLine,
 };
+use remembered::Remembered;
 use std::path::PathBuf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -106,13 +109,14 @@ pub async fn serve(
         (hub.tail(&filter, &ids, lines), hub.last_seq())
     };
     let reads = file_reads(&selection, &tail.short);
-    let mut shown = from_files(logs, reads.clone(), lines).await;
     let read_from_file = |line: &&LogLine| {
         let chunk = line.chunk();
         reads
             .iter()
             .any(|r| r.shows.contains(&(chunk.pm_id, chunk.stream)))
     };
+    let memory = remembered_by_read(&selection, &reads, &tail.lines);
+    let mut shown = from_files(logs, reads.clone(), lines, memory).await;
     shown.extend(tail.lines.iter().filter(|l| !read_from_file(l)).map(wire));
     let (since, live) = {
         let mut hub = logs.lock_hub();
@@ -199,8 +203,51 @@ fn file_of(
     Some((selected, path))
 }
 
-/// The last lines of these files, as far as the writer has written everything read so far.
-async fn from_files(logs: &LogService, reads: Vec<FileRead>, lines: usize) -> Vec<WireLogLine> {
+/// For each file to read, the lines memory holds that were written to it (by any selected
+/// instance and stream whose file it is), in arrival order.
+fn remembered_by_read(
+    selection: &LogSelection,
+    reads: &[FileRead],
+    memory: &[LogLine],
+) -> Vec<Vec<Remembered>> {
+    let mut files: Vec<((u32, LogStream), PathBuf)> = Vec::new();
+    for instance in &selection.instances {
+        for stream in [LogStream::Out, LogStream::Err] {
+            if let Some((_, path)) = file_of(selection, instance.pm_id, stream) {
+                files.push(((instance.pm_id, stream), path));
+            }
+        }
+    }
+    let file_of_line = |line: &LogLine| {
+        let chunk = line.chunk();
+        let key = (chunk.pm_id, chunk.stream);
+        files.iter().find(|(k, _)| *k == key).map(|(_, path)| path)
+    };
+    reads
+        .iter()
+        .map(|read| {
+            memory
+                .iter()
+                .filter(|line| file_of_line(line) == Some(&read.path))
+                .map(|line| Remembered {
+                    pm_id: line.chunk().pm_id,
+                    stream: line.chunk().stream,
+                    at_ms: line.chunk().at_ms,
+                    written: line.as_written(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The last lines of these files, as far as the writer has written everything read so far;
+/// those memory still holds (`memory`, by file) with the instance that wrote them and when.
+async fn from_files(
+    logs: &LogService,
+    reads: Vec<FileRead>,
+    lines: usize,
+    memory: Vec<Vec<Remembered>>,
+) -> Vec<WireLogLine> {
     if reads.is_empty() || lines == 0 {
         return Vec::new();
     }
@@ -210,16 +257,39 @@ async fn from_files(logs: &LogService, reads: Vec<FileRead>, lines: usize) -> Ve
         reads
             .into_iter()
             .zip(limits)
-            .flat_map(|(read, limit)| {
-                file_tail(&read.path, lines, limit)
+            .zip(memory)
+            .flat_map(|((read, limit), memory)| {
+                let file_lines = file_tail(&read.path, lines, limit);
+                let writers: Vec<Option<(u32, LogStream, i64)>> =
+                    remembered::match_lines(&file_lines, &memory)
+                        .into_iter()
+                        .map(|found| found.map(|r| (r.pm_id, r.stream, r.at_ms)))
+                        .collect();
+                let shows = read.shows.clone();
+                file_lines
                     .into_iter()
-                    .map(move |bytes| WireLogLine {
-                        pm_id: read.pm_id,
-                        app_name: read.name.clone(),
-                        stream: read.stream,
-                        at_ms: read.line_dates.as_ref().and_then(|d| written_at(d, &bytes)),
-                        bytes: LogBytes(bytes),
+                    .zip(writers)
+                    // A line of a stream not read from the file is shown from memory.
+                    .filter(move |(_, writer)| {
+                        writer.is_none_or(|(pm_id, stream, _)| shows.contains(&(pm_id, stream)))
                     })
+                    .map(move |(bytes, writer)| match writer {
+                        Some((pm_id, stream, at_ms)) => WireLogLine {
+                            pm_id,
+                            app_name: read.name.clone(),
+                            stream,
+                            at_ms: Some(at_ms),
+                            bytes: LogBytes(bytes),
+                        },
+                        None => WireLogLine {
+                            pm_id: read.pm_id,
+                            app_name: read.name.clone(),
+                            stream: read.stream,
+                            at_ms: read.line_dates.as_ref().and_then(|d| written_at(d, &bytes)),
+                            bytes: LogBytes(bytes),
+                        },
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect()
     })

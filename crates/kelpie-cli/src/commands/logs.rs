@@ -22,6 +22,10 @@ pub fn logs(home: &Home, args: LogsArgs) -> Result<ExitCode> {
     // layout only (`--raw` and `--json` are the apps' lines alone), both streams.
     let with_daemon = args.target.is_none() && !args.raw && !args.json && args.out == args.err;
     let color = std::io::stdout().is_terminal();
+    // As PM2: no header when no past line is asked for (`--lines 0`).
+    if !args.raw && !args.json && args.lines > 0 {
+        print_header(&args, color)?;
+    }
     if with_daemon {
         let end = daemon::print_tail(&home.daemon_log(), args.lines as usize, color);
         if !args.nostream {
@@ -54,6 +58,23 @@ pub fn logs(home: &Home, args: LogsArgs) -> Result<ExitCode> {
             Response::Error(e) => return Err(crate::exit::from_wire(&e)),
             other => bail!("unexpected answer from the daemon: {other:?}"),
         }
+    }
+}
+
+/// PM2's first line: what is shown (`--raw` and `--json` print the lines alone, for programs).
+fn print_header(args: &LogsArgs, color: bool) -> std::io::Result<()> {
+    let which = match &args.target {
+        None => "[all] processes".to_string(),
+        Some(target) => format!("[{target}] process"),
+    };
+    let header = format!(
+        "[TAILING] Tailing last {} lines for {which} (change the value with --lines option)",
+        args.lines
+    );
+    let mut out = std::io::stdout().lock();
+    match color {
+        true => writeln!(out, "\x1b[1m\x1b[90m{header}\x1b[39m\x1b[22m"),
+        false => writeln!(out, "{header}"),
     }
 }
 
@@ -138,17 +159,31 @@ impl Printer {
     }
 }
 
+/// PM2's `logs --json` object, its keys in PM2's order.
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    message: std::borrow::Cow<'a, str>,
+    /// When the line was written; `null` for a line read back from a file that holds no time
+    /// for it (no `log_date_format`, older than the daemon's memory).
+    timestamp: Option<String>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    process_id: u32,
+    app_name: &'a str,
+}
+
 /// PM2's `logs --json` object.
 pub(super) fn json_line(line: &WireLogLine) -> String {
-    let at = line.at_ms.unwrap_or_else(now_ms);
-    serde_json::json!({
-        "message": String::from_utf8_lossy(&line.bytes.0),
-        "timestamp": kelpie_core::format_utc(at.max(0) as u64, true),
-        "type": line.stream.pm2_name(),
-        "process_id": line.pm_id,
-        "app_name": line.app_name,
-    })
-    .to_string()
+    let entry = JsonLine {
+        message: String::from_utf8_lossy(&line.bytes.0),
+        timestamp: line
+            .at_ms
+            .map(|at| kelpie_core::format_utc(at.max(0) as u64, true)),
+        kind: line.stream.pm2_name(),
+        process_id: line.pm_id,
+        app_name: &line.app_name,
+    };
+    serde_json::to_string(&entry).unwrap_or_default()
 }
 
 fn now_ms() -> i64 {

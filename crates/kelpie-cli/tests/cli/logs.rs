@@ -457,12 +457,13 @@ fn logs_shows_the_last_lines_by_stream_app_and_format() {
 
     let out_only = k.ok(&["logs", "api", "--out", "--nostream"]);
     assert!(!out_only.contains("error line"), "{out_only}");
+    // After PM2's header line (`[TAILING] Tailing last 15 lines for [api] process ...`).
     let err_only = k.ok(&["logs", "api", "--err", "--nostream"]);
-    assert_eq!(err_only.lines().count(), 3, "{err_only}");
+    assert_eq!(err_only.lines().skip(1).count(), 3, "{err_only}");
 
     let by_regex = k.ok(&["logs", "/^wor/", "--nostream"]);
     assert!(
-        by_regex.lines().all(|l| l.starts_with("1|worker")),
+        by_regex.lines().skip(1).all(|l| l.starts_with("1|worker")),
         "{by_regex}"
     );
 
@@ -478,7 +479,7 @@ fn logs_shows_the_last_lines_by_stream_app_and_format() {
     assert_eq!(raw, "line 0\nline 1\n");
 
     let timed = k.ok(&["logs", "worker", "--nostream", "--timestamp", "YYYY"]);
-    for line in timed.lines() {
+    for line in timed.lines().skip(1) {
         let (year, rest) = line.split_once(' ').expect("a time prefix");
         assert!(
             year.len() == 4 && year.chars().all(|c| c.is_ascii_digit()),
@@ -836,7 +837,8 @@ fn a_shared_log_file_is_shown_once_in_the_tail() {
     });
     let shown = k.ok(&["logs", "twins", "--out", "--nostream"]);
     assert_eq!(shown.matches("| line 0\n").count(), 2, "{shown}");
-    assert_eq!(shown.lines().count(), 6, "{shown}");
+    // PM2's header line, and the six lines.
+    assert_eq!(shown.lines().count(), 7, "{shown}");
 }
 
 #[test]
@@ -925,9 +927,14 @@ fn logs_without_a_name_shows_the_daemons_lines_too_and_follows_them() {
     let all = k.ok(&["logs", "--nostream", "--lines", "50"]);
     let exit = all
         .lines()
-        .find(|l| l.starts_with("kelpie | ") && l.contains("app `short` (id 0"))
+        .find(|l| l.starts_with("kelpie | ") && l.contains("app `short` (id 0, pid "))
         .unwrap_or_else(|| panic!("no exit line of the daemon's:\n{all}"));
     assert!(exit.contains("exited with code 3"), "{exit}");
+    // And each start, as PM2's `App [short:0] starting in -fork mode-`.
+    assert!(
+        all.contains("kelpie: app `short` (id 0): started in fork mode (pid "),
+        "{all}"
+    );
     assert!(all.contains("0|short | line 0"), "{all}");
     // A name, --raw and --json are the apps' lines alone.
     for args in [

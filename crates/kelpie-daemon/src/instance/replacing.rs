@@ -24,6 +24,7 @@ impl Instance {
         match launching::launch(&self.given).await {
             Ok(launched) => {
                 let pid = launched.pid;
+                log_start(&self.given, pid, "");
                 let awaits_ready = launched.awaits_ready;
                 self.adopt(launched);
                 if awaits_ready {
@@ -100,6 +101,7 @@ impl Instance {
         };
         match launching::launch(&self.given).await {
             Ok(launched) => {
+                log_start(&self.given, launched.pid, " for a reload");
                 let ready_now = !launched.awaits_ready;
                 self.reload.started(launched, reply, ready_within_ms);
                 if ready_now {
@@ -168,4 +170,16 @@ impl Instance {
             }
         });
     }
+}
+
+/// The daemon log's line for a process started, as PM2's log has one for each start (`kelpie
+/// logs` without a name shows them). One line per start: an app in a crash loop writes two
+/// per restart with its exit's, where PM2 writes three.
+fn log_start(given: &super::given::Given, pid: u32, why: &str) {
+    crate::daemon_log!(
+        "app `{}` (id {}): started in {} mode{why} (pid {pid})",
+        given.spec.name,
+        given.pm_id,
+        given.spec.exec_mode.pm2_name().trim_end_matches("_mode"),
+    );
 }

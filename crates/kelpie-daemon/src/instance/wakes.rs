@@ -157,17 +157,11 @@ impl Instance {
         }
     }
 
-    /// The daemon log's line for an exit the user did not ask for, as PM2's log has one
-    /// (`kelpie logs` without a name shows them): which app, how it ended, why, and what comes
-    /// next. Exits of a user's stop, restart or delete are the command's own doing (`events`
-    /// lists them): a `stop all` of 10 000 apps does not write 10 000 lines.
+    /// The daemon log's line for an exit, as PM2's log has one for each (`kelpie logs` without
+    /// a name shows them): which app, how it ended, why, and what comes next. A user's `stop`
+    /// writes one line per process, where PM2 writes four.
     fn log_exit(&self, pid: Option<u32>) {
-        let Some(exit) = self
-            .state
-            .exits
-            .back()
-            .filter(|e| e.pid == pid && e.cause != kelpie_core::Cause::User)
-        else {
+        let Some(exit) = self.state.exits.back().filter(|e| e.pid == pid) else {
             return;
         };
         let how = match (&exit.code, &exit.signal) {

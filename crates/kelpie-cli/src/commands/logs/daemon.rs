@@ -15,13 +15,23 @@ const PREFIX: &str = "kelpie | ";
 const POLL: Duration = Duration::from_millis(250);
 
 /// Print the last `lines` lines of the daemon log (read as the daemon reads the apps' files
-/// back); where they ended (the file's identity and size), for [`follow`].
+/// back) under PM2's header for a file (`<path> last 15 lines:`), and a blank line after them
+/// (nothing for none); where they ended (the file's identity and size), for [`follow`].
 pub fn print_tail(path: &Path, lines: usize, color: bool) -> Option<(u64, u64)> {
     let meta = std::fs::metadata(path).ok()?;
+    if lines == 0 {
+        return Some((meta.ino(), meta.len()));
+    }
     let mut out = std::io::stdout().lock();
+    let header = format!("{} last {lines} lines:", path.display());
+    match color {
+        true => writeln!(out, "\x1b[90m{header}\x1b[39m").ok()?,
+        false => writeln!(out, "{header}").ok()?,
+    }
     for line in kelpie_view::tail::last_lines(path, lines, Some(meta.len())) {
         write_line(&mut out, &String::from_utf8_lossy(&line), color).ok()?;
     }
+    writeln!(out).ok()?;
     Some((meta.ino(), meta.len()))
 }
 
