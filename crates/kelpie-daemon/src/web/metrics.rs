@@ -78,35 +78,66 @@ impl<'a> Family<'a> {
         Family { text }
     }
 
+    /// One sample, written straight into the text: no string is made per label or value (a
+    /// scrape of 500 apps writes about 7 000 samples).
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.text.push_str(name);
+        let text = &mut *self.text;
+        text.push_str(name);
         if !labels.is_empty() {
-            self.text.push('{');
+            text.push('{');
             for (i, (key, value)) in labels.iter().enumerate() {
                 if i > 0 {
-                    self.text.push(',');
+                    text.push(',');
                 }
-                let _ = write!(self.text, "{key}=\"{}\"", escape(value));
+                text.push_str(key);
+                text.push_str("=\"");
+                escape_into(text, value);
+                text.push('"');
             }
-            self.text.push('}');
+            text.push('}');
         }
-        let _ = writeln!(self.text, " {}", number(value));
+        text.push(' ');
+        number_into(text, value);
+        text.push('\n');
     }
 }
 
 /// A label value with `\`, `"` and newlines escaped.
+#[cfg(test)]
 fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    let mut text = String::new();
+    escape_into(&mut text, value);
+    text
+}
+
+/// `value` appended with `\`, `"` and newlines escaped.
+fn escape_into(text: &mut String, value: &str) {
+    if !value.contains(['\\', '"', '\n']) {
+        text.push_str(value);
+        return;
+    }
+    for c in value.chars() {
+        match c {
+            '\\' => text.push_str("\\\\"),
+            '"' => text.push_str("\\\""),
+            '\n' => text.push_str("\\n"),
+            c => text.push(c),
+        }
+    }
 }
 
 fn number(value: f64) -> String {
+    let mut text = String::new();
+    number_into(&mut text, value);
+    text
+}
+
+/// `value` appended as Prometheus reads it: whole numbers without a fraction.
+fn number_into(text: &mut String, value: f64) {
     if value.is_finite() && value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{}", value as i64)
+        let _ = write!(text, "{}", value as i64);
     } else {
-        format!("{value}")
+        let _ = write!(text, "{value}");
     }
 }
 
