@@ -267,3 +267,39 @@ pub(super) fn counter_families(text: &mut String, named: &[Named]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_histogram_is_taken_only_when_it_is_one() {
+        let good =
+            serde_json::json!({"le": [0.001, 0.01], "counts": [1, 3], "count": 4, "sum": 0.02});
+        let (buckets, count, sum) = histogram(&good).expect("a histogram");
+        assert_eq!(buckets, [(0.001, 1.0), (0.01, 3.0)]);
+        assert_eq!((count, sum), (4.0, 0.02));
+        for bad in [
+            serde_json::json!({"le": [0.001, 0.01], "counts": [1], "count": 4, "sum": 0.02}),
+            serde_json::json!({"le": [0.01, 0.001], "counts": [1, 3], "count": 4, "sum": 0.02}),
+            serde_json::json!({"le": [0.001, 0.01], "counts": [3, 1], "count": 4, "sum": 0.02}),
+            serde_json::json!({"le": [0.001, 0.01], "counts": [1, 5], "count": 4, "sum": 0.02}),
+            serde_json::json!({"le": [0.001, 0.01], "counts": [1, 3], "sum": 0.02}),
+            serde_json::json!("12"),
+        ] {
+            assert!(histogram(&bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn https_ids_read_as_their_http_twins() {
+        assert_eq!(
+            by_scheme("internal/https/builtin/latency/p95"),
+            (1, "internal/http/builtin/latency/p95".into())
+        );
+        assert_eq!(
+            by_scheme("internal/http/builtin/reqs"),
+            (0, "internal/http/builtin/reqs".into())
+        );
+    }
+}
