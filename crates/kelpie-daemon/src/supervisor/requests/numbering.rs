@@ -6,9 +6,9 @@
 //! with `app1` of 4 instances and `app2`: app1 0, 2, 3, 4 and app2 1), and runbooks, scripts
 //! and log file names written against PM2 (`pm2 logs 1`, `app1-out-2.log`) name the same
 //! process under Kelpie. PM2's own order depends on which instance comes up first, and varies
-//! from run to run when apps start at different paces; this is the order it gives when they
-//! start at the same pace, the one it gives most often (measured with PM2 7.0.4, docs/
-//! differences-from-pm2.md).
+//! from run to run; this is the order it gives when the instances come up at the same pace
+//! (seed 001's file gets it every time), and Kelpie gives it every time (measured with PM2
+//! 7.0.4, docs/differences-from-pm2.md).
 
 /// How many apps PM2 starts at the same time.
 const IN_FLIGHT: usize = 2;

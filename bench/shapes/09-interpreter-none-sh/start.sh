@@ -1,0 +1,3 @@
+#!/bin/sh
+# Stays up.
+while true; do sleep 1; done

@@ -1,0 +1,2 @@
+# Runs once and exits.
+echo done

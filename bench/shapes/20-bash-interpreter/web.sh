@@ -1,0 +1,3 @@
+# Stays up; run by bash.
+echo "args: $*"
+while true; do sleep 1; done
