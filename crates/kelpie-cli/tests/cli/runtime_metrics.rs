@@ -338,3 +338,104 @@ fn monit_shows_the_runtime_metrics_first_and_the_loop_in_the_app_s_row() {
     assert!(!screen.contains("Orders"), "{screen}");
     term.keys(&["q"]);
 }
+
+/// `count` HTTP GETs to `127.0.0.1:port`, each on its own connection, each answered.
+fn get_many(port: u16, count: usize) {
+    use std::io::{Read, Write};
+    for _ in 0..count {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the app");
+        stream.set_read_timeout(Some(10 * SECS)).expect("timeout");
+        write!(
+            stream,
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+}
+
+#[test]
+fn the_shim_s_report_of_a_real_server_reaches_metrics() {
+    let Some(promtool) = promtool() else { return };
+    let k = kelpie();
+    // Kelpie's own shim reports (no --no-pmx): a plain server that collects its garbage
+    // twice on purpose (major GCs).
+    let app = k.write(
+        "server.js",
+        "require('http').createServer((req, res) => res.end('ok'))\n\
+         .listen(process.env.APP_PORT, () => { global.gc(); global.gc(); });\n",
+    );
+    let app_port = low_port();
+    let app_port_text = app_port.to_string();
+    let mut start = k.command(&["start", &app, "--name", "server", "--node-args=--expose-gc"]);
+    start.env("APP_PORT", &app_port_text);
+    let out = start.output().expect("start");
+    assert!(out.status.success(), "{out:?}");
+    k.wait_for("the server", 15 * SECS, || {
+        TcpStream::connect(("127.0.0.1", app_port)).is_ok()
+    });
+    get_many(app_port, 40);
+    let port = web(&k);
+    let labels = "app=\"server\",namespace=\"default\",pm_id=\"0\"";
+    let requests = format!("kelpie_node_http_server_requests_total{{{labels},scheme=\"http\"}}");
+    let major = format!("nodejs_gc_duration_seconds_count{{{labels},kind=\"major\"}}");
+    let mut text = String::new();
+    k.wait_for("40 requests and the GCs in /metrics", 20 * SECS, || {
+        text = scrape(port);
+        value(&text, &requests) == Some(40.0) && value(&text, &major).is_some_and(|n| n >= 2.0)
+    });
+    let used = value(&text, &format!("nodejs_heap_size_used_bytes{{{labels}}}")).expect("heap");
+    assert!(used > 1e6, "{used} bytes of heap used");
+    let ratio = value(
+        &text,
+        &format!("nodejs_eventloop_utilization_ratio{{{labels}}}"),
+    )
+    .expect("utilisation");
+    assert!((0.0..=1.0).contains(&ratio), "{ratio}");
+    assert!(
+        value(
+            &text,
+            &format!("kelpie_node_http_server_latency_p95_seconds{{{labels},scheme=\"http\"}}")
+        )
+        .is_some_and(|s| (0.0..10.0).contains(&s)),
+        "{text}"
+    );
+    let problems = metrics_problems(&promtool, k.home(), &text);
+    assert!(problems.is_empty(), "promtool check metrics:\n{problems:?}");
+}
+
+#[test]
+fn an_app_with_the_real_pm2_io_gets_the_same_families() {
+    let Some(modules) = super::tools::installed_or_skip(&super::tools::npm_packages(
+        "pm2-io-runtime",
+        &["@pm2/io@6.1.0"],
+    )) else {
+        return;
+    };
+    let k = kelpie();
+    let file = k.write(
+        "io.js",
+        "require('@pm2/io');\nsetInterval(() => {}, 1000);\n",
+    );
+    std::os::unix::fs::symlink(
+        &modules,
+        std::path::Path::new(&file).with_file_name("node_modules"),
+    )
+    .expect("link node_modules");
+    k.ok(&["start", &file, "--name", "io"]);
+    let port = web(&k);
+    let labels = "app=\"io\",namespace=\"default\",pm_id=\"0\"";
+    let mut text = String::new();
+    // @pm2/io's own heap figures (sent as text, "10.48"), found by their PM2 ids.
+    k.wait_for("@pm2/io's heap in /metrics", 30 * SECS, || {
+        text = scrape(port);
+        value(&text, &format!("nodejs_heap_size_used_bytes{{{labels}}}")).is_some()
+    });
+    let used = value(&text, &format!("nodejs_heap_size_used_bytes{{{labels}}}")).expect("used");
+    let total = value(&text, &format!("nodejs_heap_size_total_bytes{{{labels}}}")).expect("total");
+    assert!(used > 1e6 && total >= used, "used {used}, total {total}");
+    let monitor = k.app("io")["pm2_env"]["axm_monitor"].clone();
+    assert!(monitor["Heap Size"]["value"].is_string(), "{monitor}");
+}
