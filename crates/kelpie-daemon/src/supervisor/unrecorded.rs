@@ -53,6 +53,28 @@ pub(super) fn scan(home: &Home) -> Vec<Found> {
         .collect()
 }
 
+/// The cgroup a daemon made for process `pid` (in a `kelpie-<daemon pid>` directory), as a path
+/// in the mounted hierarchy; `None` for a process in any other cgroup (it is never the new
+/// daemon's to kill as a whole). Blocking (/proc).
+pub(super) fn kelpie_cgroup(pid: u32) -> Option<std::path::PathBuf> {
+    let relative = |membership: String| {
+        membership
+            .lines()
+            .find_map(|line| line.strip_prefix("0::"))
+            .map(|path| path.trim().trim_start_matches('/').to_string())
+    };
+    let own = relative(std::fs::read_to_string("/proc/self/cgroup").ok()?)?;
+    let theirs = relative(std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?)?;
+    let depth = std::path::Path::new(&own).components().count();
+    let mount = kelpie_sys::cgroup::own_cgroup_dir()?
+        .ancestors()
+        .nth(depth)?
+        .to_path_buf();
+    let path = mount.join(theirs);
+    let base = path.parent()?.file_name()?.to_str()?;
+    (base.starts_with("kelpie-") && path.is_dir()).then_some(path)
+}
+
 /// Kelpie's variables in an app process's environment.
 struct Variables {
     name: String,

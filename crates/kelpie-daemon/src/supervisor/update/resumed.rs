@@ -149,7 +149,7 @@ impl Resumed {
                 continue;
             }
             crate::daemon_log!(
-                "app `{}` (id {pm_id}): process {} was running but not yet held by the keeper (spawned just before daemon died); taking it with the rest",
+                "app `{}` (id {pm_id}): process {} was running but not yet held by the keeper (spawned just before its daemon died); taking it with the rest",
                 process.name,
                 process.pid
             );
@@ -162,7 +162,7 @@ impl Resumed {
                         ipc: None,
                         sdk: Default::default(),
                     },
-                    cgroup: None,
+                    cgroup: crate::supervisor::unrecorded::kelpie_cgroup(process.pid),
                     pidfd: Some(pidfd),
                 },
             );
