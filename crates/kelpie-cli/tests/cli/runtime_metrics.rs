@@ -296,6 +296,30 @@ fn any_app_s_page_faults_and_context_switches_move_while_it_works() {
     for word in ["page faults", "context switches"] {
         assert!(described.contains(word), "{word}:\n{described}");
     }
+    // And in the HTTP API, which the web page's detail panel shows.
+    let api = http_get(port, "/api/processes/work");
+    let listed: serde_json::Value = serde_json::from_str(&api).expect("JSON");
+    assert!(
+        listed[0]["counters"]["involuntary_switches"].is_u64(),
+        "{listed}"
+    );
+}
+
+/// `GET path` on the web server: the body of its 200 answer.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(10 * SECS)).expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
 }
 
 #[test]
