@@ -227,7 +227,7 @@ fn an_app_that_prints_fast_is_not_slowed_down() {
 #[test]
 fn a_log_that_cannot_be_written_costs_lines_not_the_app() {
     let k = kelpie();
-    // A FIFO that is open but never read: every write fails at once, as a dead disk would.
+    // A FIFO that is open but never read: it takes nothing, as a hung disk would.
     let fifo = k.home().join("stuck.fifo");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -256,8 +256,13 @@ fn a_log_that_cannot_be_written_costs_lines_not_the_app() {
     k.wait_for("the app finished printing", 20 * SECS, || {
         elapsed_ms(&String::from_utf8_lossy(&read(&err_log))).is_some()
     });
-    let describe = k.ok(&["describe", "stuck"]);
-    assert!(describe.contains("FAILING: cannot write"), "{describe}");
+    // A full file that takes nothing is given up on after a few seconds (before, the app's
+    // writes wait for it as for a slow disk).
+    let mut describe = String::new();
+    k.wait_for("the file shown as failing", 30 * SECS, || {
+        describe = k.ok(&["describe", "stuck"]);
+        describe.contains("FAILING: cannot write")
+    });
     let dropped: u64 = describe
         .lines()
         .find(|l| l.contains("lines dropped") && l.contains("stuck.fifo"))
@@ -955,4 +960,180 @@ fn logs_without_a_name_shows_the_daemons_lines_too_and_follows_them() {
         follower.seen("exited with code 3")
     });
     drop(follower);
+}
+
+/// The dropped-lines count `describe` shows for the log file whose path contains `file`.
+fn dropped_lines(describe: &str, file: &str) -> u64 {
+    describe
+        .lines()
+        .find(|l| l.contains("lines dropped") && l.contains(file))
+        .and_then(|l| l.rsplit("; ").next())
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no dropped count for {file} in {describe}"))
+}
+
+/// Sends SIGSTOP to a process, and SIGCONT when dropped (also when the test fails).
+struct Stopped(u32);
+
+impl Stopped {
+    fn new(pid: u32) -> Stopped {
+        let sent = std::process::Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .expect("kill -STOP");
+        assert!(sent.success(), "SIGSTOP to {pid}");
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}
+
+#[test]
+fn a_daemon_stopped_for_seconds_loses_no_line_of_an_app_printing_fast() {
+    let _heavy = heavy();
+    let k = kelpie();
+    // 2.5 MB/s for 8 s in lines of 100 bytes; behind its schedule (its writes waited), it
+    // writes what it owes at once, as a program with a clock does.
+    let lines = 200_000;
+    let script = k.write(
+        "paced.py",
+        &format!(
+            "import sys, time\nout = sys.stdout.buffer\nstart = time.monotonic()\ni = 0\n\
+             while i < {lines}:\n    due = min({lines}, int((time.monotonic() - start) * 25000) + 250)\n    \
+             out.write(b''.join(b'line %07d %s\\n' % (n, b'x' * 86) for n in range(i, due)))\n    \
+             out.flush()\n    i = due\n    time.sleep(0.005)\n"
+        ),
+    );
+    k.ok(&[
+        "start",
+        &script,
+        "--name",
+        "paced",
+        "--interpreter",
+        "python3",
+        "--no-autorestart",
+    ]);
+    let log = out_log(&k, "paced");
+    k.wait_for("the first lines on disk", 30 * SECS, || {
+        !read(&log).is_empty()
+    });
+    // The daemon frozen mid-flood: the app fills its pipe and waits; on waking, the daemon
+    // reads the backlog faster than it is written, which must slow its reading, not drop
+    // lines.
+    let stopped = Stopped::new(k.daemon_pid().expect("daemon pid"));
+    std::thread::sleep(4 * SECS);
+    drop(stopped);
+    let expected: Vec<u8> = (0..lines)
+        .flat_map(|n| format!("line {n:07} {}\n", "x".repeat(86)).into_bytes())
+        .collect();
+    let last = format!("line {:07} ", lines - 1);
+    k.wait_for("every line on disk", 120 * SECS, || {
+        String::from_utf8_lossy(&read(&log)).contains(&last)
+    });
+    k.wait_for("the app to end", 30 * SECS, || {
+        k.status("paced") == "stopped"
+    });
+    // The log rotates at 10 MB: its archives, then the live file.
+    let content = all_content(&log).unwrap_or_default();
+    assert!(
+        content == expected,
+        "lines lost, doubled or out of order: {} bytes of {}",
+        content.len(),
+        expected.len()
+    );
+    let describe = k.ok(&["describe", "paced"]);
+    assert_eq!(dropped_lines(&describe, "paced-out.log"), 0, "{describe}");
+}
+
+#[test]
+fn a_log_read_slowly_holds_the_app_back_instead_of_losing_its_lines() {
+    let _heavy = heavy();
+    let k = kelpie();
+    // The log is a FIFO this test reads at a few MB/s: a real file that is writable but slower
+    // than the app, like a slow disk.
+    let fifo = k.home().join("slow.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags_nonblock()
+        .open(&fifo)
+        .expect("open the fifo's read end");
+    let lines = 2_500_000;
+    let expected: Vec<u8> = (0..lines)
+        .flat_map(|i| format!("line {i}\n").into_bytes())
+        .collect();
+    let total = expected.len();
+    let read_back = std::thread::spawn(move || {
+        // At most RATE bytes a second, as a slow disk takes them.
+        const RATE: f64 = 4_000_000.0;
+        let started = std::time::Instant::now();
+        let mut got = Vec::with_capacity(total);
+        let mut buf = vec![0; 32 * 1024];
+        let mut last_data = std::time::Instant::now();
+        // Until every byte came, or nothing did for long (lines were lost).
+        while got.len() < total && last_data.elapsed() < 30 * SECS {
+            let ahead = got.len() as f64 / RATE - started.elapsed().as_secs_f64();
+            if ahead > 0.0 {
+                std::thread::sleep(Duration::from_secs_f64(ahead));
+            }
+            match reader.read(&mut buf) {
+                // No writer yet (the daemon opens the file at its first line).
+                Ok(0) => std::thread::sleep(Duration::from_millis(5)),
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    last_data = std::time::Instant::now();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("reading the fifo: {e}"),
+            }
+        }
+        got
+    });
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "slow",
+        "--no-autorestart",
+        "-o",
+        &fifo.display().to_string(),
+        "--",
+        "--quiet",
+        "--print",
+        &lines.to_string(),
+        "--report-elapsed",
+    ]);
+    let got = read_back.join().expect("the fifo's reader");
+    assert!(
+        got == expected,
+        "lines lost, doubled or out of order: {} bytes of {}",
+        got.len(),
+        total
+    );
+    let describe = k.ok(&["describe", "slow"]);
+    assert_eq!(dropped_lines(&describe, "slow.fifo"), 0, "{describe}");
+    // Held back: what the daemon buffers (its pipe, the file's pending bytes and the batch
+    // being written, about 10 MiB) is far less than the app prints, so it could only finish
+    // once the reader had taken the rest at its pace (well over 3 s at 4 MB/s). Printing to a
+    // file takes it a fraction of that.
+    let err_log = k.home().join("logs/slow-error.log");
+    let mut elapsed = None;
+    k.wait_for("the app's report", 30 * SECS, || {
+        elapsed = elapsed_ms(&String::from_utf8_lossy(&read(&err_log)));
+        elapsed.is_some()
+    });
+    let elapsed = elapsed.expect("elapsed");
+    assert!(elapsed >= 2_000, "the app printed in {elapsed} ms");
 }

@@ -7,8 +7,10 @@
 //! **writer thread** ([`writer`]) drains pending buffers into the files and rotates them; the
 //! **archiver thread** ([`rotation`]) gzips and prunes rotated files.
 //!
-//! Nothing on the reading side ever waits for a disk: when a buffer is full the lines are
-//! dropped and counted, so an app can never be slowed or frozen by its logs. The supervisor's
+//! Nothing on the reading side ever blocks on a disk. When a writable file's buffer is full, its
+//! readers stop reading their pipes (an async wait) until the writer takes it, so the apps'
+//! writes wait instead of lines being lost; a file that fails or makes no progress has its
+//! lines dropped and counted instead, so no app is frozen by a broken disk. The supervisor's
 //! thread is not involved at all, so a flood of output does not delay commands.
 //!
 //! Here: the service, its shared state and what an instance's output is routed by. Its

@@ -1,10 +1,12 @@
-//! Reading an app's stdout or stderr pipe. Runs on the log thread; never waits for anything
-//! but the pipe, so the app can always write.
+//! Reading an app's stdout or stderr pipe. Runs on the log thread and never blocks it: it waits
+//! (asynchronously) for the pipe, and for the writer when one of its files is behind — then the
+//! pipe is not read, so the app's writes wait as they would on a slow terminal, instead of its
+//! lines being dropped. Other pipes are read meanwhile.
 
 use super::format::Who;
 use super::framer::Framer;
 use super::hub::NewLines;
-use super::sink::lock;
+use super::sink::{lock, Room, PROGRESS_CHECK, STALL_CHECKS};
 use super::writer::WriterMsg;
 use super::{BigPipe, LineWatch, ReaderGuard, Route, Shared};
 use kelpie_proto::LogStream;
@@ -44,6 +46,10 @@ struct Scratch {
     ends: Vec<u32>,
 }
 
+/// Where a reader learns that its pipe is asked back (`kelpie update`).
+type HandBack =
+    tokio::sync::watch::Receiver<Option<tokio::sync::mpsc::UnboundedSender<super::HandedPipe>>>;
+
 /// What a waiting reader woke up for.
 enum Woke {
     /// The pipe is readable (or the partial line's wait ended).
@@ -57,6 +63,8 @@ enum Outcome {
     Data,
     Drained,
     Closed,
+    /// A file of this pipe's is behind: read no more until the writer takes its bytes.
+    Behind,
 }
 
 /// A pipe to read, and what was read from it before (by a keeper while no daemon ran).
@@ -113,6 +121,8 @@ pub async fn read_pipe(
         tail,
     };
     for part in backlog.chunks(READ_SIZE) {
+        // The backlog is already in memory; waiting keeps the files' buffers bounded.
+        chunk.wait_for_room(&mut hand_back).await;
         chunk.process(&mut framer, Some(part));
     }
     drop(backlog);
@@ -182,6 +192,8 @@ pub async fn read_pipe(
                 Outcome::Data if hand_back.borrow().is_some() => break false,
                 // Still more to read: let the other pipes have a turn first.
                 Outcome::Data => tokio::task::yield_now().await,
+                // The app's next writes wait in the pipe (and then in the app) meanwhile.
+                Outcome::Behind => chunk.wait_for_room(&mut hand_back).await,
             }
         };
         fd = OwnedFd::from(file);
@@ -197,6 +209,9 @@ fn read_available(file: &mut std::fs::File, framer: &mut Framer, chunk: &mut Chu
     READ_BUF.with(|buf| {
         let mut buf = buf.borrow_mut();
         for _ in 0..READS_PER_TURN {
+            if chunk.behind() {
+                return Outcome::Behind;
+            }
             match file.read(&mut buf) {
                 Ok(0) => return Outcome::Closed,
                 Ok(n) => chunk.process(framer, Some(&buf[..n])),
@@ -221,6 +236,52 @@ struct Chunk<'a> {
 }
 
 impl Chunk<'_> {
+    /// Whether a file of this stream is behind (its readers must wait).
+    fn behind(&self) -> bool {
+        self.route
+            .sinks(self.stream)
+            .iter()
+            .any(|sink| sink.room() == Room::Behind)
+    }
+
+    /// Wait until every file of this stream has room, or the pipe is asked back. A file that
+    /// makes no progress for [`STALL_CHECKS`] checks is given up on (its lines are then
+    /// dropped and counted), so a hung disk does not block the app forever.
+    async fn wait_for_room(&self, hand_back: &mut HandBack) {
+        for sink in self.route.sinks(self.stream) {
+            let mut seen = sink.progress();
+            let mut quiet = 0;
+            let mut next_check = tokio::time::Instant::now() + PROGRESS_CHECK;
+            loop {
+                let drained = sink.drained();
+                tokio::pin!(drained);
+                drained.as_mut().enable();
+                if sink.room() == Room::Free || hand_back.borrow().is_some() {
+                    break;
+                }
+                let checked = tokio::select! {
+                    _ = hand_back.changed() => false,
+                    woke = tokio::time::timeout_at(next_check, drained) => woke.is_err(),
+                };
+                if !checked {
+                    continue;
+                }
+                // Progress is looked at on a clock of its own: wake-ups without progress (a
+                // full FIFO retried) do not put the check off.
+                next_check = tokio::time::Instant::now() + PROGRESS_CHECK;
+                let now = sink.progress();
+                if now != seen {
+                    (seen, quiet) = (now, 0);
+                    continue;
+                }
+                quiet += 1;
+                if quiet >= STALL_CHECKS {
+                    sink.give_up_waiting(seen);
+                }
+            }
+        }
+    }
+
     /// Frame `bytes` (or, with `None`, flush the partial line) and hand the records to the
     /// files and the hub.
     fn process(&mut self, framer: &mut Framer, bytes: Option<&[u8]>) {

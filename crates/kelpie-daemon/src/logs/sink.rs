@@ -1,16 +1,31 @@
-//! One log file as seen from both sides: readers append formatted lines to its pending buffer
-//! (never waiting on the disk), the writer thread drains that buffer into the file.
+//! One log file as seen from both sides: readers append formatted lines to its pending buffer,
+//! the writer thread drains that buffer into the file. A reader never blocks on the disk: when
+//! the buffer is full it stops reading its pipe (an async wait, [`Sink::room`]) until the
+//! writer takes the buffer, so the app's own writes wait instead of its lines being lost; lines
+//! are dropped (and counted) only for a file that cannot be written or makes no progress.
 
 use super::rotation::RotationPolicy;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// Bytes a file may have waiting for the writer. Beyond this, new lines are dropped (and
-/// counted) instead of waiting: the app's pipe must always be drained.
+/// Bytes a file may have waiting for the writer before its readers stop reading their pipes
+/// (backpressure) until the writer takes them.
 pub const MAX_PENDING: usize = 4 * 1024 * 1024;
+/// Bytes a file may have waiting at all. Readers check [`MAX_PENDING`] before each read, so
+/// a healthy file only passes it by what one read of each of its readers formats to; this
+/// bound is for a file that fails or makes no progress, whose readers no longer wait: beyond
+/// it, lines are dropped at a line boundary and counted.
+pub const MAX_PENDING_HARD: usize = 4 * MAX_PENDING;
+/// A reader waiting for room looks at the writer's progress this often.
+pub const PROGRESS_CHECK: Duration = Duration::from_millis(250);
+/// Checks in a row without progress after which a file is taken as stuck (a hung disk, a FIFO
+/// nobody reads): its readers stop waiting and drop its lines, so an app is never blocked
+/// forever by its log. Counted in checks rather than by the clock, so a daemon that was
+/// itself stopped (SIGSTOP) does not take its own pause for the writer's.
+pub const STALL_CHECKS: u32 = 20;
 
 /// Lock a mutex even if a panicking thread poisoned it: the data (buffers, counters) stays
 /// usable, and a log pipeline that stops working is worse than one that loses a line.
@@ -47,6 +62,8 @@ pub struct FileSlot {
     /// regular file, or truncating failed): the next write starts with a newline, so the next
     /// line does not continue the cut one.
     pub cut_line: bool,
+    /// Timed attempts in a row that wrote nothing to this file while it was full.
+    pub full_attempts: u32,
 }
 
 /// A log file.
@@ -67,6 +84,23 @@ pub struct Sink {
     pub overrides: Mutex<kelpie_core::LogRotation>,
     dropped_lines: AtomicU64,
     error: Mutex<Option<String>>,
+    /// Told when the writer took the pending bytes or wrote or dropped some: readers waiting
+    /// for room look again.
+    drained: tokio::sync::Notify,
+    /// Bumped by the writer each time bytes reach the file (or are dropped for an error).
+    progress: AtomicU64,
+    /// `progress` when readers gave up waiting (the file made none): they do not wait again
+    /// until it moves. `u64::MAX`: not stuck.
+    stuck_at: AtomicU64,
+}
+
+/// Whether a reader may go on reading into a sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Room {
+    /// Under the bound, or the file fails (its lines are dropped anyway): read.
+    Free,
+    /// The writer is behind: wait for [`Sink::drained`], then ask again.
+    Behind,
 }
 
 /// What `describe` shows about a file.
@@ -90,6 +124,9 @@ impl Sink {
             overrides: Mutex::default(),
             dropped_lines: AtomicU64::new(0),
             error: Mutex::new(None),
+            drained: tokio::sync::Notify::new(),
+            progress: AtomicU64::new(0),
+            stuck_at: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -98,14 +135,65 @@ impl Sink {
         &self.path
     }
 
-    /// Queue formatted bytes. Whatever does not fit under [`MAX_PENDING`] is dropped at a line
-    /// boundary and counted. Returns true when the writer must be told (nothing queued yet).
+    /// Whether a reader may read more for this file: only a file that is writable and behind
+    /// makes its readers wait. One that fails (an error is shown) or is stuck (no progress
+    /// for [`STALL_CHECKS`] checks) has its lines dropped instead, as before backpressure.
+    pub fn room(&self) -> Room {
+        if lock(&self.pending).bytes.len() < MAX_PENDING
+            || lock(&self.error).is_some()
+            || self.stuck_at.load(Ordering::Acquire) == self.progress()
+        {
+            Room::Free
+        } else {
+            Room::Behind
+        }
+    }
+
+    /// Resolves when the writer has taken, written or dropped something of this file. Create
+    /// it before calling [`Sink::room`] and poll it after, or a wake-up in between is lost.
+    pub fn drained(&self) -> tokio::sync::futures::Notified<'_> {
+        self.drained.notified()
+    }
+
+    /// The writer's progress count on this file.
+    pub fn progress(&self) -> u64 {
+        self.progress.load(Ordering::Acquire)
+    }
+
+    /// The writer took, wrote or dropped bytes: wake the readers waiting for room. `moved`:
+    /// bytes reached the file or were dropped (taking alone is not progress).
+    pub fn note_drained(&self, moved: bool) {
+        if moved {
+            self.progress.fetch_add(1, Ordering::AcqRel);
+        }
+        self.drained.notify_waiters();
+    }
+
+    /// The readers waited [`STALL_CHECKS`] checks and the writer made no progress on this
+    /// file since `seen`: drop its lines (counted) until it moves again, and say so once.
+    pub fn give_up_waiting(&self, seen: u64) {
+        if self.stuck_at.swap(seen, Ordering::AcqRel) == seen {
+            return;
+        }
+        let waited = PROGRESS_CHECK * STALL_CHECKS;
+        let message = format!(
+            "cannot write {}: no progress in {} s",
+            self.path.display(),
+            waited.as_secs()
+        );
+        crate::daemon_log!("{message}; its lines are dropped until it moves again");
+        self.set_error(Some(message));
+    }
+
+    /// Queue formatted bytes. Whatever does not fit under [`MAX_PENDING_HARD`] is dropped at a
+    /// line boundary and counted. Returns true when the writer must be told (nothing queued
+    /// yet).
     pub fn append(&self, bytes: &[u8]) -> bool {
         if bytes.is_empty() {
             return false;
         }
         let mut pending = lock(&self.pending);
-        let room = MAX_PENDING.saturating_sub(pending.bytes.len());
+        let room = MAX_PENDING_HARD.saturating_sub(pending.bytes.len());
         let kept = if bytes.len() <= room {
             bytes.len()
         } else {
@@ -132,6 +220,16 @@ impl Sink {
     pub fn take_pending(&self) -> Vec<u8> {
         self.queued.store(false, Ordering::Release);
         std::mem::take(&mut lock(&self.pending).bytes)
+    }
+
+    /// Put back at the head of the pending bytes what the file did not take yet (a FIFO or
+    /// pipe that is full): written first at the next attempt.
+    pub fn put_back(&self, rest: &[u8]) {
+        if rest.is_empty() {
+            return;
+        }
+        let mut pending = lock(&self.pending);
+        pending.bytes.splice(0..0, rest.iter().copied());
     }
 
     /// Forget everything pending (flush).
@@ -173,20 +271,47 @@ mod tests {
             chunk.push(b'\n');
         }
         let mut notified = 0;
-        for _ in 0..(MAX_PENDING / chunk.len() + 5) {
+        for _ in 0..(MAX_PENDING_HARD / chunk.len() + 5) {
             notified += usize::from(sink.append(&chunk));
         }
         assert_eq!(notified, 1, "one wake-up until the writer takes the batch");
         let pending = sink.take_pending();
-        assert!(pending.len() <= MAX_PENDING);
+        assert!(pending.len() <= MAX_PENDING_HARD);
         assert!(pending.ends_with(b"\n"), "only whole lines are kept");
         let kept = count_lines(&pending);
-        let sent = (MAX_PENDING / chunk.len() + 5) as u64 * 1000;
+        let sent = (MAX_PENDING_HARD / chunk.len() + 5) as u64 * 1000;
         assert_eq!(kept + sink.status().dropped_lines, sent);
         assert!(
             sink.append(b"again\n"),
             "the writer is told again after a take"
         );
+    }
+
+    #[test]
+    fn a_writable_file_past_the_bound_makes_readers_wait_a_failing_or_stuck_one_does_not() {
+        let sink = Sink::new("/x.log".into(), RotationPolicy::default());
+        let line = [b'a'; 1023];
+        for _ in 0..MAX_PENDING / 1024 {
+            assert_eq!(sink.room(), Room::Free);
+            sink.append(&[&line[..], b"\n"].concat());
+        }
+        assert_eq!(sink.room(), Room::Behind, "behind: readers wait");
+        // No progress seen for long: given up on, its lines are dropped until it moves.
+        sink.give_up_waiting(sink.progress());
+        assert_eq!(sink.room(), Room::Free);
+        assert!(sink.status().error.is_some(), "shown as failing");
+        sink.set_error(None);
+        assert_eq!(sink.room(), Room::Free, "still stuck: no progress since");
+        sink.note_drained(true);
+        assert_eq!(sink.room(), Room::Behind, "it moved: readers wait again");
+        let taken = sink.take_pending();
+        assert_eq!(sink.room(), Room::Free, "taken: room again");
+        // What a full FIFO did not take goes back ahead of what came since.
+        sink.append(b"later\n");
+        sink.put_back(b"first\n");
+        assert_eq!(sink.take_pending(), b"first\nlater\n");
+        assert_eq!(sink.status().dropped_lines, 0);
+        assert_eq!(count_lines(&taken), (MAX_PENDING / 1024) as u64);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! for `flush`, reopens them for `reloadLogs`, and survives a full disk or an unwritable path
 //! (the lines are dropped and counted, the error is shown, writing resumes by itself).
 //!
-//! It runs on its own thread so a slow disk only ever delays the writer: readers keep draining
-//! the apps' pipes into bounded buffers meanwhile.
+//! It runs on its own thread so a slow disk only ever delays the writer and the apps writing to
+//! that disk's files (their readers wait for room, see `sink`); a full FIFO is retried, not
+//! given up on, until it takes nothing for about 5 s.
 //!
 //! Here: the thread, its messages and its time. Its parts, in `writer/`: writing a file's
 //! pending bytes (`files`), rotating a file (`rotate`), the ticks that look after every file
@@ -28,6 +29,9 @@ use tokio::sync::oneshot;
 
 /// How often the writer checks time-based rotation and retries files it could not open.
 const TICK: Duration = Duration::from_secs(1);
+/// First wait before writing again to a file that was full (a FIFO read slowly); doubled at
+/// each attempt that writes nothing, up to [`TICK`].
+const RETRY_FULL: Duration = Duration::from_millis(5);
 
 /// A request to the writer thread.
 pub enum WriterMsg {
@@ -69,6 +73,7 @@ pub fn start(
         daemon_log: None,
         open_files: Cell::new(0),
         writes: Cell::new(0),
+        full: Full::default(),
     };
     std::thread::Builder::new()
         .name("kelpie-log-writer".into())
@@ -101,6 +106,16 @@ struct Writer {
     open_files: Cell<usize>,
     /// Writes so far: each file's `last_write` is a point on it.
     writes: Cell<u64>,
+    /// Files that were full for now, to write again soon.
+    full: Full,
+}
+
+/// Files full for now (FIFOs or pipes read slowly) and when to try them again.
+#[derive(Default)]
+struct Full {
+    sinks: Vec<Arc<Sink>>,
+    retry_at: Option<Instant>,
+    delay: Duration,
 }
 
 /// The daemon's own log (`<home>/kelpie.log`, its stderr).
@@ -114,11 +129,15 @@ impl Writer {
     fn run(&mut self, rx: &mpsc::Receiver<WriterMsg>) {
         let mut next_tick = Instant::now() + TICK;
         loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            let until = self.full.retry_at.map_or(next_tick, |at| at.min(next_tick));
+            let wait = until.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
                 Ok(msg) => self.handle(msg),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            if self.full.retry_at.is_some_and(|at| Instant::now() >= at) {
+                self.retry_full();
             }
             if Instant::now() >= next_tick {
                 self.tick();
@@ -129,7 +148,11 @@ impl Writer {
 
     fn handle(&mut self, msg: WriterMsg) {
         match msg {
-            WriterMsg::Write(sink) => self.drain(&sink),
+            WriterMsg::Write(sink) => {
+                if self.drain(&sink) {
+                    self.wait_full(sink);
+                }
+            }
             WriterMsg::Truncate(sinks, done) => {
                 for sink in sinks {
                     truncate(&sink);
@@ -169,6 +192,42 @@ impl Writer {
                 self.daemon_log = Some(DaemonLog { path, period });
             }
         }
+    }
+
+    /// `sink` is full for now: write it again soon (its readers wait meanwhile).
+    fn wait_full(&mut self, sink: Arc<Sink>) {
+        if !self.full.sinks.iter().any(|s| Arc::ptr_eq(s, &sink)) {
+            self.full.sinks.push(sink);
+        }
+        if self.full.retry_at.is_none() {
+            self.full.delay = RETRY_FULL;
+            self.full.retry_at = Some(Instant::now() + RETRY_FULL);
+        }
+    }
+
+    /// Write the full files again. The wait grows while none of them moves, so a FIFO nobody
+    /// reads costs a wake-up a second, not a busy loop.
+    fn retry_full(&mut self) {
+        let mut moved = false;
+        for sink in std::mem::take(&mut self.full.sinks) {
+            let before = sink.progress();
+            let still_full = self.drain(&sink);
+            let progressed = sink.progress() != before;
+            moved |= progressed;
+            if still_full && !files::still_stuck(&sink, progressed) {
+                self.full.sinks.push(sink);
+            }
+        }
+        if self.full.sinks.is_empty() {
+            self.full.retry_at = None;
+            return;
+        }
+        self.full.delay = if moved {
+            RETRY_FULL
+        } else {
+            (self.full.delay * 2).min(TICK)
+        };
+        self.full.retry_at = Some(Instant::now() + self.full.delay);
     }
 
     fn live_sinks(&self) -> Vec<Arc<Sink>> {
@@ -233,6 +292,7 @@ mod tests {
             daemon_log: None,
             open_files: Cell::new(0),
             writes: Cell::new(0),
+            full: Full::default(),
         };
         (writer, sink, archived)
     }

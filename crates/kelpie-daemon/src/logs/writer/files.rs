@@ -12,33 +12,55 @@ use std::time::{Duration, Instant};
 
 /// Wait between attempts to open a file that could not be opened.
 const RETRY_OPEN: Duration = Duration::from_secs(1);
+/// Timed attempts in a row that write nothing to a full file (a FIFO nobody reads) after which
+/// it is taken as failing: its pending lines are dropped and counted. With the writer's
+/// growing wait between attempts (5 ms doubling, up to 1 s), about 5 s. Counted in attempts
+/// rather than by the clock, so a daemon stopped meanwhile does not count its own pause.
+const FULL_GIVE_UP: u32 = 12;
 
 impl Writer {
-    /// Write everything pending for `sink`.
-    pub(super) fn drain(&mut self, sink: &Sink) {
+    /// Write everything pending for `sink`. True when the file is full for now (a FIFO or pipe
+    /// read slowly): what it did not take is pending again, to retry soon.
+    pub(super) fn drain(&mut self, sink: &Sink) -> bool {
         let batch = sink.take_pending();
         let mut slot = lock(&sink.slot);
         let policy = *lock(&sink.policy);
+        let mut put_back = 0;
         if self.ensure_open(sink, &mut slot) {
             self.rotate_if_period_ended(sink, &mut slot, &policy);
-            self.write_batch(sink, &mut slot, &policy, &batch);
+            put_back = self.write_batch(sink, &mut slot, &policy, &batch);
             self.writes.set(self.writes.get() + 1);
             slot.last_write = self.writes.get();
         } else {
             slot.dropped_while_failing += sink.count_dropped(&batch);
         }
         self.note(sink, &slot, &policy);
+        drop(slot);
+        // Readers waiting for room look again; some bytes written or dropped is progress.
+        sink.note_drained(put_back < batch.len());
+        put_back > 0
     }
 
     /// Write `batch`, rotating whenever the next line would take the file past its size limit.
-    fn write_batch(&self, sink: &Sink, slot: &mut FileSlot, policy: &RotationPolicy, batch: &[u8]) {
+    /// Returns how many of its bytes were put back pending because the file is full for now.
+    fn write_batch(
+        &self,
+        sink: &Sink,
+        slot: &mut FileSlot,
+        policy: &RotationPolicy,
+        batch: &[u8],
+    ) -> usize {
         if slot.cut_line && !batch.is_empty() {
             // End the half line a cut write left before anything else goes in.
             let ended = write_some(sink, slot, b"\n");
-            slot.size += ended as u64;
-            if ended == 0 {
+            slot.size += ended.bytes as u64;
+            if ended.full {
+                sink.put_back(batch);
+                return batch.len();
+            }
+            if ended.bytes == 0 {
                 slot.dropped_while_failing += sink.count_dropped(batch);
-                return;
+                return 0;
             }
             slot.cut_line = false;
         }
@@ -59,7 +81,17 @@ impl Writer {
                 },
                 _ => rest.len(),
             };
-            let written = write_some(sink, slot, &rest[..take]);
+            let Written {
+                bytes: written,
+                full,
+            } = write_some(sink, slot, &rest[..take]);
+            if full {
+                // Writable, only behind (a FIFO read slowly): the rest waits, from the exact
+                // byte the file stopped at, so nothing is cut.
+                slot.size += written as u64;
+                sink.put_back(&rest[written..]);
+                return rest.len() - written;
+            }
             if written < take {
                 // Cut short (a full disk): the part of a line written is taken back, so the
                 // file ends on a line boundary and the next line, once writing works again,
@@ -72,7 +104,7 @@ impl Writer {
                     slot.cut_line = true;
                 }
                 slot.dropped_while_failing += sink.count_dropped(&rest[whole..]);
-                return;
+                return 0;
             }
             slot.size += written as u64;
             rest = &rest[take..];
@@ -80,6 +112,7 @@ impl Writer {
                 self.rotate(sink, slot, policy);
             }
         }
+        0
     }
 
     /// Open the file if it is not open (and a retry is due). True when it is open.
@@ -159,6 +192,35 @@ impl Writer {
     }
 }
 
+/// After a timed attempt at a full file: whether it has been full without taking anything for
+/// [`FULL_GIVE_UP`] attempts, in which case it now fails (said once) and what waited for it is
+/// dropped and counted, so its readers stop waiting on it.
+pub(super) fn still_stuck(sink: &Sink, progressed: bool) -> bool {
+    let mut slot = lock(&sink.slot);
+    if progressed {
+        slot.full_attempts = 0;
+        return false;
+    }
+    slot.full_attempts += 1;
+    if slot.full_attempts < FULL_GIVE_UP {
+        return false;
+    }
+    slot.full_attempts = 0;
+    // Counted before the failure is shown, so whoever sees the one sees the other.
+    let dropped = sink.take_pending();
+    slot.dropped_while_failing += sink.count_dropped(&dropped);
+    failed(
+        sink,
+        format!(
+            "cannot write {}: it takes nothing (full, nobody reads it?)",
+            sink.path().display()
+        ),
+    );
+    drop(slot);
+    sink.note_drained(true);
+    true
+}
+
 /// Bytes that still fit under the size limit (`None`: no limit applies).
 fn size_room(slot: &FileSlot, policy: &RotationPolicy) -> Option<usize> {
     if policy.max_size == 0 || !slot_is_regular(slot) {
@@ -180,11 +242,24 @@ fn open_append(sink: &Sink) -> std::io::Result<File> {
         .open(sink.path())
 }
 
-/// Write as much of `bytes` as the file takes; returns how much was written. A failure marks
-/// the sink as failing (once) until a later write succeeds.
-fn write_some(sink: &Sink, slot: &mut FileSlot, bytes: &[u8]) -> usize {
+/// What a write did.
+struct Written {
+    /// Bytes the file took.
+    bytes: usize,
+    /// It stopped because the file is full for now (`EAGAIN`: a FIFO or pipe not read fast
+    /// enough), not failing: the rest is to be retried, not dropped.
+    full: bool,
+}
+
+/// Write as much of `bytes` as the file takes. A failure marks the sink as failing (once) until
+/// a later write succeeds. A full FIFO is a failure only while the sink already fails (its
+/// readers gave up waiting on it): otherwise it is a file that is behind.
+fn write_some(sink: &Sink, slot: &mut FileSlot, bytes: &[u8]) -> Written {
     let Some(file) = slot.file.as_mut() else {
-        return 0;
+        return Written {
+            bytes: 0,
+            full: false,
+        };
     };
     let mut written = 0;
     while written < bytes.len() {
@@ -194,18 +269,41 @@ fn write_some(sink: &Sink, slot: &mut FileSlot, bytes: &[u8]) -> usize {
                     sink,
                     format!("cannot write {}: no space written", sink.path().display()),
                 );
-                return written;
+                return Written {
+                    bytes: written,
+                    full: false,
+                };
             }
             Ok(n) => written += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // Full for now. After some bytes went in it is moving (a FIFO read again after
+            // its readers gave up on it): behind, not failing.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && (written > 0 || sink.status().error.is_none()) =>
+            {
+                if written > 0 {
+                    resumed(sink, slot);
+                }
+                return Written {
+                    bytes: written,
+                    full: true,
+                };
+            }
             Err(e) => {
                 failed(sink, format!("cannot write {}: {e}", sink.path().display()));
-                return written;
+                return Written {
+                    bytes: written,
+                    full: false,
+                };
             }
         }
     }
     resumed(sink, slot);
-    written
+    Written {
+        bytes: written,
+        full: false,
+    }
 }
 
 /// Remove the last `bytes` bytes of a regular file (a line cut by a failed write); truncating
