@@ -19,6 +19,7 @@ from .managers import build_kelpie
 from .node_metrics import node_metrics_main
 from .output import print_results, run_info
 from .processes import cleanup_on_exit, loadavg
+from .report import keep_sections_of
 from .report_file import write_report
 from .runtime import build_static, unshare_permitted
 from .scale_report import scale_main
@@ -176,5 +177,7 @@ def main() -> int:
     ri = run_info(cfg, session, argv_str, started, load_before)
     print_results(cfg, session, ri, cluster_skipped, runtime_skipped)
     if cfg.output:
+        previous = cfg.output.read_text() if cfg.output.exists() else ""
         write_report(cfg, session, ri)
+        keep_sections_of(cfg.output, previous)  # nodemetrics, and any other it does not know
     return 0

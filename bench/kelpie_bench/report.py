@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 
 
 README_LINE = "See `bench/README.md` for the method."
+SECTION_BEGIN = re.compile(r"<!-- bench:([A-Za-z0-9_-]+):begin -->")
 
 
 def merge_section(report: str, begin: str, end: str, section: str | None) -> str:
@@ -37,6 +39,28 @@ def existing_section(path: Path | None, begin: str, end: str) -> str | None:
         return None
     i, j = text.find(begin), text.find(end)
     return text[i:j + len(end)] if i >= 0 and j > i else None
+
+
+def keep_missing_sections(report: str, previous: str) -> str:
+    """report with every marked section of previous that report lacks put back (in previous's
+    order, before the "See bench/README.md" line). A full run writes the report anew from the
+    sections it knows; a section measured only on its own (--only scale, deploy, nodemetrics,
+    or one added later) must not vanish with it."""
+    for m in SECTION_BEGIN.finditer(previous):
+        begin, end = m.group(0), f"<!-- bench:{m.group(1)}:end -->"
+        j = previous.find(end, m.end())
+        if begin in report or j < 0:
+            continue
+        report = merge_section(report, begin, end, previous[m.start():j + len(end)])
+    return report
+
+
+def keep_sections_of(path: Path, previous: str) -> None:
+    """The report at path, just written, given back the sections its previous text had."""
+    text = path.read_text()
+    kept = keep_missing_sections(text, previous)
+    if kept != text:
+        path.write_text(kept)
 
 
 def machine_info() -> dict[str, str]:

@@ -11,6 +11,7 @@ from .tests.test_health import HealthTest
 from .tests.test_layout import LayoutTest
 from .tests.test_logs import LogCounterTest
 from .tests.test_reliability import ReliabilityTest
+from .tests.test_report import ReportTest
 from .tests.test_runtime import RuntimeTest
 from .tests.test_scale import ScaleTest
 
@@ -25,6 +26,7 @@ def self_test() -> int:
                                 loader.loadTestsFromTestCase(ReliabilityTest),
                                 loader.loadTestsFromTestCase(DeployTest),
                                 loader.loadTestsFromTestCase(CheckTest),
-                                loader.loadTestsFromTestCase(LayoutTest)])
+                                loader.loadTestsFromTestCase(LayoutTest),
+                                loader.loadTestsFromTestCase(ReportTest)])
     result = unittest.TextTestRunner(verbosity=2).run(suite)
     return 0 if result.wasSuccessful() else 1
