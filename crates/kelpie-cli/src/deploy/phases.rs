@@ -10,6 +10,20 @@ use anyhow::{Context, Result};
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 
+/// Whether a deploy goes on to its next stage, or stops here with this end.
+enum Stage<T> {
+    Go(T),
+    Stop(Result<ExitCode>),
+}
+
+/// A release ready on a host: its directory's name, its commit, and whether this deploy built
+/// it (a revert finds one that exists).
+struct Built {
+    id: String,
+    sha: String,
+    new: bool,
+}
+
 impl Run {
     /// `setup` on every host.
     pub(super) fn setup(&self, cwd: &Path) -> Result<ExitCode> {
@@ -75,43 +89,70 @@ impl Run {
             Release::Back(_) => "revert",
         };
         // R1: the lock on every host before anything changes.
+        if let Stage::Stop(end) = self.lock_everywhere(action) {
+            return end;
+        }
+        // R2-R4: pre-deploy, fetch and build on every host (the barrier).
+        let releases = match self.prepare_everywhere(action, &release) {
+            Stage::Go(releases) => releases,
+            Stage::Stop(end) => return end,
+        };
+        // R5-R6: post-deploy in the new release, then the switch, host by host.
+        let ends = self.each(|connection| {
+            let index = self
+                .connections
+                .iter()
+                .position(|c| std::ptr::eq(c, connection))
+                .unwrap_or(0);
+            match &releases[index] {
+                Some(built) => self.activate(connection, built),
+                None => HostEnd::Failed("no release".into()),
+            }
+        });
+        self.finish(action, &ends)
+    }
+
+    /// Take the lock on every host; if one cannot be taken, release those taken and stop.
+    fn lock_everywhere(&self, action: &str) -> Stage<()> {
         let locks = self.each(|connection| {
             self.progress(connection, "lock");
             self.run_on(connection, &self.prelude(connection).lock())
         });
         let locked: Vec<bool> = locks.iter().map(|o| o.report("locked").is_some()).collect();
-        if locked.iter().any(|l| !l) || self.interrupted() {
-            let held = locks.iter().any(|o| o.report("held").is_some());
-            let ends = self.give_up(&locked, &[], |index, connection| {
-                let outcome = &locks[index];
-                if let Some(owner) = outcome.report("held") {
-                    let owner = if owner.trim().is_empty() {
-                        "a deploy that has not written its name yet"
-                    } else {
-                        owner
-                    };
-                    HostEnd::Failed(format!(
-                        "locked by {owner}; if that deploy is no longer running: kelpie deploy {} unlock",
-                        self.target.env
-                    ))
-                } else if locked[index] {
-                    HostEnd::Unchanged("not changed: another host could not be locked".into())
-                } else {
-                    HostEnd::Failed(self.explain(connection, outcome))
-                }
-            });
-            return self.finish_with(
-                action,
-                &ends,
-                if held {
-                    Status::Conflict
-                } else {
-                    Status::Failure
-                },
-            );
+        if !locked.iter().any(|l| !l) && !self.interrupted() {
+            return Stage::Go(());
         }
-        // R2-R4: pre-deploy, fetch and build on every host (the barrier).
-        let git_ref = match &release {
+        let held = locks.iter().any(|o| o.report("held").is_some());
+        let ends = self.give_up(&locked, &[], |index, connection| {
+            let outcome = &locks[index];
+            if let Some(owner) = outcome.report("held") {
+                let owner = if owner.trim().is_empty() {
+                    "a deploy that has not written its name yet"
+                } else {
+                    owner
+                };
+                HostEnd::Failed(format!(
+                    "locked by {owner}; if that deploy is no longer running: kelpie deploy {} unlock",
+                    self.target.env
+                ))
+            } else if locked[index] {
+                HostEnd::Unchanged("not changed: another host could not be locked".into())
+            } else {
+                HostEnd::Failed(self.explain(connection, outcome))
+            }
+        });
+        let status = if held {
+            Status::Conflict
+        } else {
+            Status::Failure
+        };
+        Stage::Stop(self.finish_with(action, &ends, status))
+    }
+
+    /// Build the release on every host (or find the one to revert to); if any host fails, undo
+    /// the others' new releases and stop: no host changes unless all are ready.
+    fn prepare_everywhere(&self, action: &str, release: &Release) -> Stage<Vec<Option<Built>>> {
+        let git_ref = match release {
             Release::Ref(git_ref) => git_ref
                 .clone()
                 .unwrap_or_else(|| self.target.git_ref.clone()),
@@ -120,7 +161,7 @@ impl Run {
         let prepared = self.each(|connection| {
             self.progress(
                 connection,
-                &match &release {
+                &match release {
                     Release::Ref(_) => format!("prepare {git_ref}"),
                     Release::Back(n) => format!("prepare revert {n}"),
                 },
@@ -128,86 +169,80 @@ impl Run {
             let prelude = self.prelude(connection);
             let script = match release {
                 Release::Ref(_) => prelude.prepare(&git_ref),
-                Release::Back(back) => prelude.prepare_revert(back),
+                Release::Back(back) => prelude.prepare_revert(*back),
             };
             self.run_on(connection, &script)
         });
-        let releases: Vec<Option<(String, String, bool)>> = prepared
+        let releases: Vec<Option<Built>> = prepared
             .iter()
             .map(|outcome| {
                 let rest = outcome.report("release")?;
                 let mut parts = rest.split(' ');
                 let id = parts.next()?.to_string();
                 let sha = parts.next()?.to_string();
-                Some((id, sha, parts.next() == Some("new")))
+                Some(Built {
+                    id,
+                    sha,
+                    new: parts.next() == Some("new"),
+                })
             })
             .collect();
-        if releases.iter().any(Option::is_none) || self.interrupted() {
-            let new: Vec<Option<String>> = releases
-                .iter()
-                .map(|r| {
-                    r.as_ref()
-                        .filter(|(_, _, new)| *new)
-                        .map(|(id, _, _)| id.clone())
-                })
-                .collect();
-            let everyone = vec![true; self.connections.len()];
-            let ends = self.give_up(&everyone, &new, |index, connection| {
-                if releases[index].is_some() {
-                    HostEnd::Unchanged(if self.interrupted() {
-                        "not changed: interrupted".to_string()
-                    } else {
-                        "not changed: another host failed before the switch".to_string()
-                    })
-                } else {
-                    HostEnd::Failed(self.explain(connection, &prepared[index]))
-                }
-            });
-            if self.interrupted() {
-                self.report(action, &ends);
-                return Ok(ExitCode::from(INTERRUPTED));
-            }
-            return self.finish(action, &ends);
+        if !releases.iter().any(Option::is_none) && !self.interrupted() {
+            return Stage::Go(releases);
         }
-        // R5-R6: post-deploy in the new release, then the switch, host by host.
-        let ends = self.each(|connection| {
-            let index = self
-                .connections
-                .iter()
-                .position(|c| std::ptr::eq(c, connection))
-                .unwrap_or(0);
-            let Some((id, sha, _)) = &releases[index] else {
-                return HostEnd::Failed("no release".into());
-            };
-            self.progress(connection, &format!("activate releases/{id}"));
-            let outcome = self.run_on(connection, &self.prelude(connection).activate(id, sha));
-            if outcome.report("live").is_none() && outcome.report("fail").is_none() {
-                // The script did not get to the end (the connection dropped, Ctrl-C): the
-                // lock it holds is released; the release stays for a later revert or prune.
-                let _ = connection.run(&self.prelude(connection).abort(None), &|_| {});
-            }
-            match outcome.report("live") {
-                Some(_) if outcome.status == Some(0) => {
-                    HostEnd::Done(format!("live: releases/{id} ({})", short(sha)))
-                }
-                _ => {
-                    let mut why = self.explain(connection, &outcome);
-                    why.push_str("; current not switched: the previous release still serves");
-                    if let Some(status) = outcome.report("restored") {
-                        why.push_str(&if status.trim() == "0" {
-                            "; its apps were activated again from current".to_string()
-                        } else {
-                            format!(
-                                "; activating its apps again from current failed too (status {})",
-                                status.trim()
-                            )
-                        });
-                    }
-                    HostEnd::Failed(why)
-                }
+        let new: Vec<Option<String>> = releases
+            .iter()
+            .map(|r| r.as_ref().filter(|b| b.new).map(|b| b.id.clone()))
+            .collect();
+        let everyone = vec![true; self.connections.len()];
+        let ends = self.give_up(&everyone, &new, |index, connection| {
+            if releases[index].is_some() {
+                HostEnd::Unchanged(if self.interrupted() {
+                    "not changed: interrupted".to_string()
+                } else {
+                    "not changed: another host failed before the switch".to_string()
+                })
+            } else {
+                HostEnd::Failed(self.explain(connection, &prepared[index]))
             }
         });
-        self.finish(action, &ends)
+        if self.interrupted() {
+            self.report(action, &ends);
+            return Stage::Stop(Ok(ExitCode::from(INTERRUPTED)));
+        }
+        Stage::Stop(self.finish(action, &ends))
+    }
+
+    /// Post-deploy in `built`, then the switch of `current`, on one host.
+    fn activate(&self, connection: &Connection, built: &Built) -> HostEnd {
+        let Built { id, sha, .. } = built;
+        self.progress(connection, &format!("activate releases/{id}"));
+        let outcome = self.run_on(connection, &self.prelude(connection).activate(id, sha));
+        if outcome.report("live").is_none() && outcome.report("fail").is_none() {
+            // The script did not get to the end (the connection dropped, Ctrl-C): the lock it
+            // holds is released; the release stays for a later revert or prune.
+            let _ = connection.run(&self.prelude(connection).abort(None), &|_| {});
+        }
+        match outcome.report("live") {
+            Some(_) if outcome.status == Some(0) => {
+                HostEnd::Done(format!("live: releases/{id} ({})", short(sha)))
+            }
+            _ => {
+                let mut why = self.explain(connection, &outcome);
+                why.push_str("; current not switched: the previous release still serves");
+                if let Some(status) = outcome.report("restored") {
+                    why.push_str(&if status.trim() == "0" {
+                        "; its apps were activated again from current".to_string()
+                    } else {
+                        format!(
+                            "; activating its apps again from current failed too (status {})",
+                            status.trim()
+                        )
+                    });
+                }
+                HostEnd::Failed(why)
+            }
+        }
     }
 
     /// Undo what a deploy did before any switch: remove the releases it built (`new`), release

