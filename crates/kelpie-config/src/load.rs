@@ -8,10 +8,18 @@ use crate::formats::{self, Format};
 use crate::normalize::{self, RawApp};
 use crate::paths::absolutize;
 use crate::{LoadContext, Loaded, ScriptOptions};
-use kelpie_core::AppSpec;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+mod checks;
+mod selected;
+
+use checks::{
+    cluster_warnings, counted, rename_dependencies, renamed_duplicates, unknown_warnings,
+    unsupported_warnings,
+};
+use selected::{build_selected, in_start_order, sort_refusals, Selected};
 
 /// Label used for `kelpie start <script>` errors, where there is no file.
 const COMMAND_LINE: &str = "command line";
@@ -265,27 +273,12 @@ fn load_document(doc: Document, ctx: &LoadContext) -> Result<Loaded, ConfigError
 
     let selected = select(&names, &ctx.only, file)?;
     let mut warnings: Vec<String> = doc.notes.iter().map(|n| format!("{file}: {n}")).collect();
-    let mut apps = Vec::new();
-    let mut written = BTreeMap::new();
-    let mut refused = Vec::new();
-    let mut kept = Vec::new();
-    for &i in &selected {
-        match build::build(&doc.apps[i], &origin) {
-            Ok(built) if !built.refused.is_empty() => {
-                warnings.extend(built.warnings.into_iter().map(|w| format!("{file}: {w}")));
-                refused.push((i, built.refused));
-            }
-            Ok(built) => {
-                warnings.extend(built.warnings.into_iter().map(|w| format!("{file}: {w}")));
-                written.insert(built.spec.name.clone(), built.written);
-                apps.push(built.spec);
-                kept.push(i);
-            }
-            Err(app_errors) => {
-                errors.extend(app_errors.into_iter().map(|e| format!("{file}: {e}")))
-            }
-        }
-    }
+    let Selected {
+        mut apps,
+        written,
+        refused,
+        kept,
+    } = build_selected(&doc, &selected, &origin, &mut warnings, &mut errors);
     let depends_on: Vec<Vec<String>> = doc
         .apps
         .iter()
@@ -321,24 +314,7 @@ fn load_document(doc: Document, ctx: &LoadContext) -> Result<Loaded, ConfigError
             }
         }
     }
-    // An app another one depends on cannot be left out, and a file with nothing left to start
-    // is invalid: the file is refused whole.
-    let mut refused_apps = Vec::new();
-    let nothing_left = apps.is_empty();
-    for (i, reasons) in refused {
-        let needed = nothing_left
-            || names[i]
-                .as_ref()
-                .is_some_and(|name| apps.iter().any(|app| app.depends_on.contains(name)));
-        let reasons = reasons.into_iter().map(|r| format!("{file}: {r}"));
-        if needed && !nothing_left {
-            errors.extend(reasons.map(|r| format!("{r} (and other apps depend on it)")));
-        } else if needed {
-            errors.extend(reasons);
-        } else {
-            refused_apps.extend(reasons);
-        }
-    }
+    let refused_apps = sort_refusals(refused, &names, &apps, file, &mut errors);
     let selected = kept;
     if errors.is_empty() {
         errors.extend(renamed_duplicates(&apps, file));
@@ -350,146 +326,13 @@ fn load_document(doc: Document, ctx: &LoadContext) -> Result<Loaded, ConfigError
         });
     }
     rename_dependencies(&mut apps, &selected, &names);
-    // Every selected app was built (no errors), so `apps[k]` is the app at `selected[k]`.
-    let mut built: Vec<Option<AppSpec>> = apps.into_iter().map(Some).collect();
-    let position_of: std::collections::HashMap<usize, usize> =
-        selected.iter().enumerate().map(|(k, &i)| (i, k)).collect();
-    let apps = graph
-        .start_order(&selected)
-        .into_iter()
-        .filter_map(|i| {
-            let k = *position_of.get(&i)?;
-            built.get_mut(k)?.take()
-        })
-        .collect();
+    let apps = in_start_order(apps, &selected, &graph);
     Ok(Loaded {
         apps,
         warnings,
         refused: refused_apps,
         written,
     })
-}
-
-/// Two apps that `append_env_to_name` gave the same name (`web` with `--env dev`, and another
-/// app already named `web-dev`).
-fn renamed_duplicates(apps: &[AppSpec], file: &str) -> Vec<String> {
-    counted(apps.iter().map(|app| &app.name))
-        .filter(|(_, count)| *count > 1)
-        .map(|(name, count)| format!(
-            "{file}: app name `{name}` is used by {count} apps once `append_env_to_name` adds the `--env` name; names must be unique within a file"
-        ))
-        .collect()
-}
-
-/// Each distinct name with how many times it comes, in the order of their first appearance:
-/// one pass, so a file of 10 000 apps is checked as fast as one of 10.
-fn counted<'a>(
-    names: impl Iterator<Item = &'a String>,
-) -> impl Iterator<Item = (&'a String, usize)> {
-    let mut order = Vec::new();
-    let mut counts: std::collections::HashMap<&'a String, usize> = std::collections::HashMap::new();
-    for name in names {
-        let count = counts.entry(name).or_insert(0);
-        if *count == 0 {
-            order.push(name);
-        }
-        *count += 1;
-    }
-    order.into_iter().map(move |name| (name, counts[name]))
-}
-
-/// `depends_on` names the apps of the file as written: follow those that `append_env_to_name`
-/// renamed. `apps[k]` is the app at `selected[k]`; `names` are the file's declared names.
-fn rename_dependencies(apps: &mut [AppSpec], selected: &[usize], names: &[Option<String>]) {
-    let renamed: Vec<(String, String)> = selected
-        .iter()
-        .zip(apps.iter())
-        .filter_map(|(&i, app)| {
-            let declared = names.get(i)?.as_ref()?;
-            (*declared != app.name).then(|| (declared.clone(), app.name.clone()))
-        })
-        .collect();
-    if renamed.is_empty() {
-        return;
-    }
-    for app in apps.iter_mut() {
-        for dependency in &mut app.depends_on {
-            if let Some((_, new)) = renamed.iter().find(|(old, _)| old == dependency) {
-                *dependency = new.clone();
-            }
-        }
-    }
-}
-
-/// Several cluster-mode instances with no port to share, of an app the shim does not serve
-/// (Bun): each would bind the port itself, and all but one would fail. (Node apps share the
-/// ports their code listens on; other apps are refused: see `build::check_cluster_port`.)
-fn cluster_warnings(apps: &[kelpie_core::AppSpec]) -> Vec<String> {
-    apps.iter()
-        .filter(|app| {
-            app.exec_mode == kelpie_core::ExecMode::Cluster
-                && !app.shares_node_ports()
-                && app.instances > 1
-                && app.listen.is_none()
-                && !app.reuse_port
-                && app.increment_var.is_none()
-        })
-        .map(|app| {
-            format!(
-                "app `{}`: cluster mode without a port: its {} instances will each bind their port themselves; set `port` (--port), or PORT in its env, so they share one socket",
-                app.name, app.instances
-            )
-        })
-        .collect()
-}
-
-/// One warning per key that is no field at all, naming the file, the app and the key, with the
-/// field it most likely misspells. PM2 ignores such keys; so does Kelpie, but says so.
-fn unknown_warnings(doc: &Document, selected: &[usize], origin: &Origin<'_>) -> Vec<String> {
-    let mut warnings = Vec::new();
-    for &i in selected {
-        let raw = &doc.apps[i];
-        let label = build::label(raw, origin);
-        for (key, suggestion) in &raw.unknown {
-            warnings.push(match suggestion {
-                Some(known) => format!(
-                    "{}: {label}: unknown field `{key}` is ignored (did you mean `{known}`?)",
-                    doc.file
-                ),
-                None => format!("{}: {label}: unknown field `{key}` is ignored", doc.file),
-            });
-        }
-    }
-    warnings
-}
-
-/// One warning per ignored field, naming every app that sets it.
-fn unsupported_warnings(doc: &Document, selected: &[usize], origin: &Origin<'_>) -> Vec<String> {
-    let mut by_field: Vec<(&str, Vec<String>)> = Vec::new();
-    for &i in selected {
-        let raw = &doc.apps[i];
-        let name = build::app_name(raw, origin).unwrap_or_else(|| format!("#{}", i + 1));
-        for key in &raw.unsupported {
-            match by_field.iter_mut().find(|(k, _)| k == key) {
-                Some((_, apps)) => apps.push(name.clone()),
-                None => by_field.push((key, vec![name.clone()])),
-            }
-        }
-    }
-    by_field
-        .into_iter()
-        .map(|(key, apps)| {
-            let noun = if apps.len() == 1 { "app" } else { "apps" };
-            let list = apps
-                .iter()
-                .map(|a| format!("`{a}`"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let why = crate::fields::ignored_because(&crate::fields::to_snake_case(key))
-                .unwrap_or("is not supported yet by kelpie");
-            format!("{}: {noun} {list}: `{key}` {why} and is ignored", doc.file)
-        })
-        .collect()
 }
 
 /// Names of the apps declared in a file, honouring `ctx.only` (used by `stop`/`delete <file>`).
