@@ -217,6 +217,10 @@ fn inject(
                 orphaned.extend(app_processes(k).keys());
                 sigkill(daemon);
                 sigkill(keeper);
+                // And a process the daemon was starting (between its fork and its exec it is
+                // still a kelpie, which the first look leaves out).
+                std::thread::sleep(Duration::from_millis(50));
+                orphaned.extend(app_processes(k).keys());
                 "kill -9 daemon and keeper"
             }
             3 => {
@@ -442,6 +446,12 @@ fn random_faults_leave_every_app_running_once_and_every_line_whole_once_and_in_o
         }
     }
     let found = violations.0.lock().expect("violations").clone();
+    if !found.is_empty() {
+        // The home goes with the test: keep the daemon's log to read what happened.
+        let kept = std::env::temp_dir().join(format!("kelpie-chaos-{seed}.log"));
+        let _ = std::fs::copy(k.home().join("kelpie.log"), &kept);
+        eprintln!("chaos: the daemon's log is kept in {}", kept.display());
+    }
     assert!(
         found.is_empty(),
         "seed {seed}: {} violations (replay: KELPIE_CHAOS_SEED={seed}):\n{}",
