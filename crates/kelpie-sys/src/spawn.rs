@@ -27,35 +27,16 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod clone;
+
+use clone::{clone_vfork, Child, CloneArgs, NO_CLEAR_SIGHAND};
+
 /// `CLONE_INTO_CGROUP` (Linux 5.7); not in the libc crate.
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// Set once the kernel has refused `CLONE_INTO_CGROUP` as unknown: the migration is used from
 /// then on without trying again.
 static NO_CLONE_INTO_CGROUP: AtomicBool = AtomicBool::new(false);
-
-/// Set once the kernel has refused `CLONE_CLEAR_SIGHAND` (before 5.5).
-static NO_CLEAR_SIGHAND: AtomicBool = AtomicBool::new(false);
-
-/// Reset every handled signal to its default in the child (Linux 5.5).
-const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
-
-/// `struct clone_args` of clone3(2), up to `cgroup` (size 88, "CLONE_ARGS_SIZE_VER2").
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
 
 /// How an app's process is started (see [`Spawn::spawn`]).
 pub struct Spawn {
@@ -444,139 +425,6 @@ pub fn open_cgroup_dir(path: &Path) -> io::Result<OwnedFd> {
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?)
-}
-
-/// What the child of [`clone_vfork`] works on. It shares the parent's memory: `error` is how it
-/// tells the parent why it could not exec.
-struct Child<'a> {
-    spawn: &'a mut Spawn,
-    migrate: Option<RawFd>,
-    error: i32,
-}
-
-/// The child's entry point, on its own stack.
-extern "C" fn child_main(child: *mut libc::c_void) -> ! {
-    // SAFETY: `child` is the `Child` the parent passed, alive until this process execs or
-    // exits (the parent is suspended until then: CLONE_VFORK).
-    let child = unsafe { &mut *child.cast::<Child<'_>>() };
-    let error = child.spawn.in_child(child.migrate);
-    child.error = error.raw_os_error().unwrap_or(libc::EINVAL).max(1);
-    // SAFETY: _exit(2) ends this process only; it is async-signal-safe.
-    unsafe { libc::_exit(127) }
-}
-
-/// Room for the child's stack: it runs `in_child` and `execve`, nothing deep.
-const CHILD_STACK: usize = 64 * 1024;
-
-/// clone3 with `args` as vfork does it: the child shares this address space on a stack of its
-/// own, and this thread waits until it has exec'd or exited. No page is copied or made
-/// copy-on-write (a fork of the daemon would, and then pay a page fault and a TLB shootdown
-/// for each page it writes next). Signals are blocked around the call; the child gets default
-/// handlers (CLONE_CLEAR_SIGHAND) and unblocks them before it execs. Returns the child's pid.
-#[cfg(target_arch = "x86_64")]
-fn clone_vfork(args: &mut CloneArgs, child: &mut Child<'_>) -> io::Result<u32> {
-    let mut stack = vec![0u128; CHILD_STACK / 16];
-    args.flags |= (libc::CLONE_VM | libc::CLONE_VFORK) as u64;
-    if !NO_CLEAR_SIGHAND.load(Ordering::Relaxed) {
-        args.flags |= CLONE_CLEAR_SIGHAND;
-    }
-    args.stack = stack.as_mut_ptr() as u64;
-    args.stack_size = (stack.len() * 16) as u64;
-    let blocked = block_all_signals();
-    let ret: i64;
-    // SAFETY: clone3(2) with a fully initialised clone_args of the size passed. In the parent
-    // it returns like any system call (only rax, rcx and r11 change). The child starts on
-    // `stack` (16-byte aligned: u128 elements; its top is 16-aligned, as `call` needs) with
-    // the parent's other registers: it clears the frame pointer and calls `child_main(child)`,
-    // which never returns. `stack` and `child` outlive the child's use of them: CLONE_VFORK
-    // keeps this thread here until the child has exec'd or exited.
-    unsafe {
-        std::arch::asm!(
-            "syscall",
-            "test rax, rax",
-            "jnz 2f",
-            "xor ebp, ebp",
-            "mov rdi, r13",
-            "call r12",
-            "ud2",
-            "2:",
-            inlateout("rax") libc::SYS_clone3 => ret,
-            in("rdi") args as *mut CloneArgs,
-            in("rsi") std::mem::size_of::<CloneArgs>(),
-            in("r12") child_main as extern "C" fn(*mut libc::c_void) -> !,
-            in("r13") child as *mut Child<'_> as *mut libc::c_void,
-            lateout("rcx") _,
-            lateout("r11") _,
-        );
-    }
-    restore_signals(&blocked);
-    drop(stack);
-    if ret < 0 {
-        return Err(io::Error::from_raw_os_error(-ret as i32));
-    }
-    u32::try_from(ret).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
-}
-
-/// Elsewhere: clone3 as fork does it (copy-on-write, CLONE_VFORK so this thread still waits
-/// for the exec), then the same child code; the child's error comes back through a pipe.
-#[cfg(not(target_arch = "x86_64"))]
-fn clone_vfork(args: &mut CloneArgs, child: &mut Child<'_>) -> io::Result<u32> {
-    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    args.flags |= libc::CLONE_VFORK as u64;
-    let blocked = block_all_signals();
-    // SAFETY: clone3(2) with a fully initialised clone_args of the size passed, no CLONE_VM
-    // and no stack: the child gets a copy of this address space and returns here with 0, like
-    // fork(2).
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            args as *mut CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    if ret == 0 {
-        let code = child
-            .spawn
-            .in_child(child.migrate)
-            .raw_os_error()
-            .unwrap_or(libc::EINVAL)
-            .max(1);
-        // rustix's write is the bare system call: async-signal-safe.
-        let _ = rustix::io::write(&write, &code.to_ne_bytes());
-        // SAFETY: _exit(2) ends this process only; it is async-signal-safe.
-        unsafe { libc::_exit(127) }
-    }
-    let error = (ret < 0).then(io::Error::last_os_error);
-    restore_signals(&blocked);
-    drop(write);
-    if let Some(error) = error {
-        return Err(error);
-    }
-    // The child has exec'd (the pipe closed: nothing to read) or exited after writing 4 bytes.
-    let mut code = [0u8; 4];
-    if rustix::io::read(&read, &mut code).ok() == Some(4) {
-        child.error = i32::from_ne_bytes(code);
-    }
-    u32::try_from(ret).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
-}
-
-/// Block every signal in this thread; returns the mask to restore.
-fn block_all_signals() -> libc::sigset_t {
-    // SAFETY: sigfillset and pthread_sigmask write into live locals of type sigset_t.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        old
-    }
-}
-
-fn restore_signals(old: &libc::sigset_t) {
-    // SAFETY: pthread_sigmask reads a live sigset_t.
-    unsafe {
-        libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
-    }
 }
 
 /// Collect a child that failed before its exec (it has exited or is exiting).
