@@ -770,6 +770,9 @@ const { chromium } = require(process.env.PLAYWRIGHT);
     // An app using PM2's SDK protocol: its code metrics and actions.
     await page.locator('tr[data-name="sdk"] td.name').click();
     await page.locator("#facts", { hasText: "code metrics" }).waitFor({ timeout });
+    // The Node runtime's metrics (Kelpie's shim) and the counters the daemon reads.
+    await page.locator("#facts", { hasText: "Event Loop Utilization" }).waitFor({ timeout });
+    await page.locator("#facts", { hasText: "page faults" }).waitFor({ timeout });
     const sdkFacts = await page.locator("#facts").textContent();
     // The host's use in the header, as `kelpie list` shows it under the table.
     await page.locator("#host", { hasText: "cpus" }).waitFor({ timeout });
@@ -891,9 +894,23 @@ fn the_page_shows_apps_restarts_them_and_shows_their_logs_in_chromium() {
         "a periodic job shows its next run: {seen}"
     );
     let sdk_facts = seen["sdkFacts"].as_str().unwrap_or_default();
-    for fact in ["code metrics", "Realtime users 42 users", "actions", "ping"] {
+    for fact in [
+        "code metrics",
+        "Realtime users 42 users",
+        "actions",
+        "ping",
+        "page faults",
+        "context switches",
+        "event loop was busy",
+    ] {
         assert!(sdk_facts.contains(fact), "{fact}: {seen}");
     }
+    // The runtime's first, each with its meaning, then the app's own.
+    let at = |what: &str| sdk_facts.find(what).unwrap_or(usize::MAX);
+    assert!(
+        at("Event Loop Utilization") < at("code metrics"),
+        "{sdk_facts}"
+    );
     let job_facts = seen["jobFacts"].as_str().unwrap_or_default();
     for fact in ["next run", "last run", "exit 3", "failed runs in a row"] {
         assert!(job_facts.contains(fact), "{fact}: {seen}");

@@ -338,7 +338,7 @@ fn app_metric_family(text: &mut String, named: &[Named]) {
         text,
         name,
         "gauge",
-        "A value the instance's process published on its notify socket (X_KELPIE_METRIC=<name>=<number>), by its name.",
+        "A value the instance's process published (X_KELPIE_METRIC=<name>=<number> on its notify socket, or a numeric @pm2/io metric), by its name. Deprecated for the Node runtime's metrics (Heap Size, Event Loop Latency...): use the nodejs_* families; the next release lists only the app's own here.",
     );
     for (m, [app, namespace, pm_id]) in named {
         for (metric, value) in &m.info.metrics {
