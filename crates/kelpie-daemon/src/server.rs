@@ -1,22 +1,23 @@
 //! The control socket: accepts CLI connections, checks who they are, speaks the Hello
 //! handshake, and passes each request to the supervisor.
 
+mod answers;
 mod errors;
+mod frames;
 
-use crate::control::{Command, Reply};
+use crate::control::Command;
 use crate::gate::Gate;
 use crate::logs::LogService;
+use answers::{dispatch, error, jlist, start_config};
 pub(crate) use errors::ConfigLoadError;
 use errors::Refused;
-use kelpie_proto::{
-    decode, encode, ConfigSource, ErrorKind, Hello, Request, Response, WireError, MAX_FRAME_LEN,
-    PROTOCOL_VERSION,
-};
+use frames::{read_frame, write_message, FrameProblem};
+use kelpie_proto::{decode, ErrorKind, Hello, Request, Response, MAX_FRAME_LEN, PROTOCOL_VERSION};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 /// Bind the socket at `path` (mode 0600). A socket file with a live daemon behind it is an
@@ -246,78 +247,6 @@ fn out_of_descriptors(error: &std::io::Error) -> bool {
     matches!(error.raw_os_error(), Some(ENFILE | EMFILE))
 }
 
-/// Why a frame was not read: the peer closed, it broke a bound, or the socket failed.
-enum FrameProblem {
-    /// The peer closed the connection between frames.
-    Closed,
-    /// Said to the peer, then the connection is closed.
-    Refused(String),
-    /// The socket failed (nothing to say to the peer).
-    Io,
-}
-
-/// Read one frame of at most `max` bytes: its length (waited for as long as the peer likes,
-/// unless `idle` fires first), then its body within [`gate::FRAME_WAIT`] and the gate's budget.
-async fn read_frame(
-    stream: &mut UnixStream,
-    gate: &Gate,
-    max: usize,
-    idle: Option<crate::gate::Idle>,
-) -> Result<Vec<u8>, FrameProblem> {
-    let len = match idle {
-        Some(mut idle) => tokio::select! {
-            len = stream.read_u32() => len,
-            _ = &mut idle.closed => return Err(FrameProblem::Refused(
-                "closed to make room: the daemon serves as many connections as it can, and this one was idle the longest".into(),
-            )),
-        },
-        None => stream.read_u32().await,
-    };
-    let len = match len {
-        Ok(len) => len as usize,
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            return Err(FrameProblem::Closed)
-        }
-        Err(_) => return Err(FrameProblem::Io),
-    };
-    if len > max {
-        return Err(FrameProblem::Refused(format!(
-            "frame of {len} bytes refused (at most {max} here)"
-        )));
-    }
-    let Some(_room) = gate.reading(len) else {
-        return Err(FrameProblem::Refused(format!(
-            "frame of {len} bytes refused: the daemon is reading {} MiB of other requests already; try again",
-            crate::gate::BODY_BUDGET / (1024 * 1024)
-        )));
-    };
-    // Grown as the bytes arrive: a client that only sends a length reserves nothing.
-    let mut body = Vec::new();
-    let mut limited = (&mut *stream).take(len as u64);
-    let read = limited.read_to_end(&mut body);
-    match tokio::time::timeout(crate::gate::FRAME_WAIT, read).await {
-        Ok(Ok(_)) if body.len() == len => Ok(body),
-        Ok(_) => Err(FrameProblem::Io),
-        Err(_) => Err(FrameProblem::Refused(format!(
-            "a frame of {len} bytes did not arrive within {} s",
-            crate::gate::FRAME_WAIT.as_secs()
-        ))),
-    }
-}
-
-async fn write_message<T: serde::Serialize>(
-    stream: &mut UnixStream,
-    value: &T,
-) -> std::io::Result<()> {
-    let frame = encode(value)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
-    stream.write_all(&frame).await
-}
-
-fn error(kind: ErrorKind, message: String) -> Response {
-    Response::Error(WireError { kind, message })
-}
-
 /// What a connection's requests go to.
 #[derive(Clone)]
 pub struct Services {
@@ -423,136 +352,5 @@ async fn handle_connection(
         if result.is_err() {
             return;
         }
-    }
-}
-
-/// The list in PM2's `jlist` shape, built off the async threads (it reads the apps' git
-/// metadata from their repositories' files).
-async fn jlist(
-    show_secrets: bool,
-    commands: &mpsc::Sender<Command>,
-) -> (Response, Option<oneshot::Sender<()>>) {
-    match dispatch(Request::List, commands).await {
-        (Response::Processes(list), written) => {
-            let built = crate::tasks::blocking(move || {
-                kelpie_view::jlist::to_value(&list, show_secrets).map_err(|e| e.to_string())
-            })
-            .await
-            .unwrap_or_else(|e| Err(format!("building the list failed: {e}")));
-            match built {
-                Ok(value) => (Response::Json(value), written),
-                Err(e) => (error(ErrorKind::Internal, e), written),
-            }
-        }
-        other => other,
-    }
-}
-
-/// `StartConfig` (the Node API's `start`): the config read here, off the supervisor, then
-/// started as a file's apps are, with its warnings in the answer's notes.
-async fn start_config(
-    request: kelpie_proto::StartConfigRequest,
-    commands: &mpsc::Sender<Command>,
-) -> (Response, Option<oneshot::Sender<()>>) {
-    let kelpie_proto::StartConfigRequest {
-        source,
-        cwd,
-        env,
-        profile,
-        only,
-        force,
-        from_file,
-    } = request;
-    let from_file = from_file || matches!(source, ConfigSource::File(_));
-    let ctx = kelpie_config::LoadContext {
-        cwd: cwd.into(),
-        env,
-        profile,
-        only,
-    };
-    match load_config(source, ctx).await {
-        Ok(loaded) => {
-            let request = Request::Start(kelpie_proto::StartRequest {
-                apps: loaded.apps,
-                force,
-                from_file,
-            });
-            let answer = dispatch(request, commands).await;
-            with_notes(answer, loaded.warnings, loaded.refused)
-        }
-        Err(e) => (error(e.kind(), e.to_string()), None),
-    }
-}
-
-/// Read a config the way `kelpie start` does, off the async threads (a JavaScript file runs
-/// Node).
-async fn load_config(
-    source: ConfigSource,
-    ctx: kelpie_config::LoadContext,
-) -> Result<kelpie_config::Loaded, ConfigLoadError> {
-    let loaded = crate::tasks::blocking(move || match source {
-        ConfigSource::File(path) => {
-            kelpie_config::load_file(&kelpie_config::absolutize(&ctx.cwd, path.as_ref()), &ctx)
-        }
-        ConfigSource::Json(text) => kelpie_config::load_stdin(&text, &ctx),
-    })
-    .await??;
-    Ok(loaded)
-}
-
-/// A start's answer with the config's warnings added to its notes, and the apps it refused to
-/// its failures.
-fn with_notes(
-    answer: (Response, Option<oneshot::Sender<()>>),
-    warnings: Vec<String>,
-    refused: Vec<String>,
-) -> (Response, Option<oneshot::Sender<()>>) {
-    match answer {
-        (
-            Response::Started {
-                outcomes,
-                processes,
-                mut notes,
-                mut failures,
-            },
-            written,
-        ) => {
-            notes.splice(0..0, warnings);
-            failures.splice(0..0, refused);
-            (
-                Response::Started {
-                    outcomes,
-                    processes,
-                    notes,
-                    failures,
-                },
-                written,
-            )
-        }
-        other => other,
-    }
-}
-
-async fn dispatch(
-    request: Request,
-    commands: &mpsc::Sender<Command>,
-) -> (Response, Option<oneshot::Sender<()>>) {
-    let (tx, rx) = oneshot::channel();
-    if commands
-        .send(Command::Request { request, reply: tx })
-        .await
-        .is_err()
-    {
-        return (
-            error(ErrorKind::Internal, "the daemon is shutting down".into()),
-            None,
-        );
-    }
-    match rx.await {
-        Ok(Reply { response, written }) => (response, written),
-        Err(_) => (
-            error(ErrorKind::Internal, "the daemon is shutting down".into()),
-            None,
-        ),
     }
 }
