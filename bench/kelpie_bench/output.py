@@ -11,6 +11,7 @@ from .cluster_report import build_cluster_table, cluster_notes
 from .core_report import build_table
 from .health_report import build_health_table, health_notes
 from .logs_report import build_logs_table, logs_notes
+from .logs_slow import slow_disk_notes, slow_disk_table
 from .reliability_report import build_reliability_table, reliability_notes
 from .report import machine_info
 from .runtime_report import build_runtime_table, runtime_notes
@@ -89,6 +90,8 @@ def print_results(cfg: argparse.Namespace, s: Session, ri: RunInfo,
         sections.append(build_table(cfg.apps, s.pm2_res, s.kel_res))
     if logs:
         sections.append(build_logs_table(cfg.log_lines, logs))
+    if s.logs_slow:
+        sections.append(slow_disk_table(s.logs_slow))
     if cluster:
         sections.append(build_cluster_table(cluster.get("pm2"), cluster["kelpie"]))
     if health:
@@ -102,6 +105,8 @@ def print_results(cfg: argparse.Namespace, s: Session, ri: RunInfo,
     print("\n\n".join(sections))
     if logs:
         print("\n" + logs_notes(cfg.log_lines, logs))
+    if s.logs_slow:
+        print("\n" + slow_disk_notes(s.logs_slow))
     if cluster:
         print("\n" + cluster_notes(cfg, s.versions["wrk"]))
     if health:

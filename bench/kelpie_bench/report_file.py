@@ -20,6 +20,7 @@ from .health_report import (
 from .logs_report import (
     build_logs_table, existing_logs_section, logs_notes, logs_section, merge_logs_section,
 )
+from .logs_slow import slow_disk_notes, slow_disk_table
 from .output import RunInfo, logs_repetitions
 from .reliability_report import (
     build_reliability_table, existing_reliability_section, merge_reliability_section,
@@ -61,12 +62,16 @@ def scenario_sections(cfg: argparse.Namespace, s: Session, ri: RunInfo
     node_linux = (f"{prefix}; {ri.ver_line}; {info['nproc']} CPUs ({info['cpu']}), "
                   f"node {info['node']}, Linux {info['kernel']}")
     if s.logs:
-        lsection = logs_section(
-            build_logs_table(cfg.log_lines, s.logs), logs_notes(cfg.log_lines, s.logs),
-            f"{node_linux}; {logs_repetitions(cfg)}",
-            {k: {"pm2": d.get("pm2") and d["pm2"]["raw"], "kelpie": d["kelpie"]["raw"],
-                 "app_alone_s": d["alone"]["raw"]}
-             for k, d in s.logs.items()})
+        raw = {k: {"pm2": d.get("pm2") and d["pm2"]["raw"], "kelpie": d["kelpie"]["raw"],
+                   "app_alone_s": d["alone"]["raw"]}
+               for k, d in s.logs.items()}
+        table = build_logs_table(cfg.log_lines, s.logs)
+        notes = logs_notes(cfg.log_lines, s.logs)
+        if s.logs_slow:
+            raw["slow_log_file"] = s.logs_slow
+            table += "\n\n" + slow_disk_table(s.logs_slow)
+            notes += "\n\n" + slow_disk_notes(s.logs_slow)
+        lsection = logs_section(table, notes, f"{node_linux}; {logs_repetitions(cfg)}", raw)
     else:
         lsection = existing_logs_section(cfg.output)  # kept as the file has it
     section = None

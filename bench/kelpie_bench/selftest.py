@@ -10,6 +10,7 @@ from .tests.test_deploy import DeployTest
 from .tests.test_health import HealthTest
 from .tests.test_layout import LayoutTest
 from .tests.test_logs import LogCounterTest
+from .tests.test_logs_slow import SlowLogFileTest
 from .tests.test_reliability import ReliabilityTest
 from .tests.test_report import ReportTest
 from .tests.test_runtime import RuntimeTest
@@ -19,6 +20,7 @@ from .tests.test_scale import ScaleTest
 def self_test() -> int:
     loader = unittest.defaultTestLoader
     suite = unittest.TestSuite([loader.loadTestsFromTestCase(LogCounterTest),
+                                loader.loadTestsFromTestCase(SlowLogFileTest),
                                 loader.loadTestsFromTestCase(ClusterTest),
                                 loader.loadTestsFromTestCase(HealthTest),
                                 loader.loadTestsFromTestCase(RuntimeTest),

@@ -19,6 +19,7 @@ from .health import bench_health_memory
 from .health_cpu import bench_health_cpu
 from .logs import app_alone, bench_logs
 from .logs_apps import LOG_VARIANTS
+from .logs_slow import bench_slow_disk, write_slow_app, SLOW_LINES
 from .managers import install_pm2, Kelpie, KelpieUnprivileged, Manager, Pm2, unprivileged_possible
 from .processes import free_port, kill_with_marker
 from .reliability import bench_reliability
@@ -52,6 +53,8 @@ class Session:
         self.pm2_res: dict | None = None
         self.kel_res: dict | None = None
         self.logs: dict[str, dict] = {v.key: {} for v in LOG_VARIANTS} if cfg.logs else {}
+        # The app faster than its log file (logs_slow.py): manager -> result.
+        self.logs_slow: dict[str, dict] = {}
         self.cluster: dict[str, dict | None] = {}
         self.health: dict[str, dict] = {}
         self.runtime: dict | None = None
@@ -140,6 +143,10 @@ class Session:
             self.logs[v.key]["pm2"] = run_one(
                 Pm2(tmp / f"pm2-logs-{v.key}", pm2_bin),
                 lambda m, v=v: bench_logs(m, self.log_scripts[v.key], cfg))
+        if cfg.logs:
+            self.logs_slow["pm2"] = run_one(
+                Pm2(tmp / "pm2-logs-slow", pm2_bin),
+                lambda m: bench_slow_disk(m, write_slow_app(tmp), SLOW_LINES))
         if cfg.cluster:
             self.cluster["pm2"] = run_one(
                 Pm2(tmp / "pm2-cluster", pm2_bin),
@@ -179,6 +186,10 @@ class Session:
             self.logs[v.key]["kelpie"] = run_one(
                 Kelpie(tmp / f"kelpie-logs-{v.key}"),
                 lambda m, v=v: bench_logs(m, self.log_scripts[v.key], cfg))
+        if cfg.logs:
+            self.logs_slow["kelpie"] = run_one(
+                Kelpie(tmp / "kelpie-logs-slow"),
+                lambda m: bench_slow_disk(m, write_slow_app(tmp), SLOW_LINES))
         if cfg.cluster:
             self.cluster["kelpie"] = run_one(
                 Kelpie(tmp / "kelpie-cluster"),
