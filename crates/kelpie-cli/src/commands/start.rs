@@ -84,43 +84,12 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
 
     let strict = strict_mode(home, args.strict);
     let existing = existing_names(home, &targets)?;
-    let mut file_apps: Vec<AppSpec> = Vec::new();
-    let mut script_apps: Vec<AppSpec> = Vec::new();
-    let mut restart_targets = Vec::new();
-    // Apps of a file refused on their own (the others start): the command then fails.
-    let mut some_refused = false;
-    let scripts = targets
-        .iter()
-        .filter(|t| !is_ecosystem(t) && !existing.contains(t))
-        .count();
-    if scripts > 1 && args.app.name.is_some() {
-        bail!("--name applies to one script; start the scripts one at a time");
-    }
-    for target in &targets {
-        if is_ecosystem(target) {
-            let (apps, refused) = load_ecosystem_noting_refusals(target, &ctx, strict)?;
-            file_apps.extend(apps);
-            some_refused |= refused;
-        } else if existing.contains(target) {
-            restart_targets.push(super::parse_target(target)?);
-        } else {
-            if ctx.profile.is_some() {
-                bail!("--env selects an env_<profile> of an ecosystem file and cannot be used with a script; put the app in an ecosystem file (`kelpie init`)");
-            }
-            if let Some(hint) = watch_path_read_as_script(&args, target, &ctx.cwd) {
-                bail!(hint);
-            }
-            let loaded = kelpie_config::from_script(target, &args.app, &ctx)?;
-            let loaded = if strict {
-                loaded.strict()?
-            } else {
-                render::print_warnings(&loaded.warnings);
-                loaded
-            };
-            script_apps.extend(loaded.apps);
-        }
-    }
-
+    let Gathered {
+        mut file_apps,
+        mut script_apps,
+        restart_targets,
+        some_refused,
+    } = gather(&args, &targets, &ctx, strict, &existing)?;
     for spec in file_apps.iter_mut().chain(script_apps.iter_mut()) {
         spec.env.extend(variables.clone());
     }
@@ -154,33 +123,7 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
         )?);
     }
     if !restart_targets.is_empty() {
-        // `start 0 --name new` renames, `start api --node-args ...` changes them, as in PM2.
-        let changes = kelpie_proto::SpecChanges {
-            name: args.app.name.clone(),
-            interpreter_args: args
-                .app
-                .interpreter_args
-                .as_deref()
-                .map(super::control::interpreter_args),
-            toggle_watch: false,
-        };
-        if !changes.is_empty() {
-            call(
-                home,
-                &Request::Change {
-                    targets: restart_targets.clone(),
-                    changes,
-                },
-            )?;
-        }
-        let update_env = args.update_env.then(shell_env);
-        last = Some(call(
-            home,
-            &Request::Restart {
-                targets: restart_targets,
-                update_env,
-            },
-        )?);
+        last = Some(restart_running(home, &args, restart_targets)?);
     }
     let code = match last {
         Some(response) => report(&response)?,
@@ -191,6 +134,100 @@ pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
     } else {
         code
     })
+}
+
+/// What `start`'s words are: apps of ecosystem files, apps of scripts, and running apps
+/// (`start <name>` restarts them, as in PM2).
+struct Gathered {
+    file_apps: Vec<AppSpec>,
+    script_apps: Vec<AppSpec>,
+    restart_targets: Vec<kelpie_proto::Target>,
+    /// Apps of a file refused on their own (the others start): the command then fails.
+    some_refused: bool,
+}
+
+/// Read each word of the command line: a file's apps, a script's app, or a running app.
+fn gather(
+    args: &StartArgs,
+    targets: &[String],
+    ctx: &kelpie_config::LoadContext,
+    strict: bool,
+    existing: &[String],
+) -> Result<Gathered> {
+    let mut gathered = Gathered {
+        file_apps: Vec::new(),
+        script_apps: Vec::new(),
+        restart_targets: Vec::new(),
+        some_refused: false,
+    };
+    let scripts = targets
+        .iter()
+        .filter(|t| !is_ecosystem(t) && !existing.contains(t))
+        .count();
+    if scripts > 1 && args.app.name.is_some() {
+        bail!("--name applies to one script; start the scripts one at a time");
+    }
+    for target in targets {
+        if is_ecosystem(target) {
+            let (apps, refused) = load_ecosystem_noting_refusals(target, ctx, strict)?;
+            gathered.file_apps.extend(apps);
+            gathered.some_refused |= refused;
+        } else if existing.contains(target) {
+            gathered.restart_targets.push(super::parse_target(target)?);
+        } else {
+            if ctx.profile.is_some() {
+                bail!("--env selects an env_<profile> of an ecosystem file and cannot be used with a script; put the app in an ecosystem file (`kelpie init`)");
+            }
+            if let Some(hint) = watch_path_read_as_script(args, target, &ctx.cwd) {
+                bail!(hint);
+            }
+            let loaded = kelpie_config::from_script(target, &args.app, ctx)?;
+            let loaded = if strict {
+                loaded.strict()?
+            } else {
+                render::print_warnings(&loaded.warnings);
+                loaded
+            };
+            gathered.script_apps.extend(loaded.apps);
+        }
+    }
+
+    Ok(gathered)
+}
+
+/// `start` of running apps: their restart, after the changes the flags ask for.
+fn restart_running(
+    home: &Home,
+    args: &StartArgs,
+    restart_targets: Vec<kelpie_proto::Target>,
+) -> Result<Response> {
+    // `start 0 --name new` renames, `start api --node-args ...` changes them, as in PM2.
+    let changes = kelpie_proto::SpecChanges {
+        name: args.app.name.clone(),
+        interpreter_args: args
+            .app
+            .interpreter_args
+            .as_deref()
+            .map(super::control::interpreter_args),
+        toggle_watch: false,
+    };
+    if !changes.is_empty() {
+        call(
+            home,
+            &Request::Change {
+                targets: restart_targets.clone(),
+                changes,
+            },
+        )?;
+    }
+    let update_env = args.update_env.then(shell_env);
+    call(
+        home,
+        &Request::Restart {
+            targets: restart_targets,
+            update_env,
+        },
+    )
 }
 
 /// The variables of `--env K=V[,K=V...]`, empty when the value is a profile's name (no `=`).
