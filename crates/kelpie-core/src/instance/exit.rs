@@ -29,26 +29,7 @@ impl InstanceState {
         };
 
         if self.status == Status::Stopping {
-            // The stop completes when the whole group is gone, not only its leader.
-            self.leader_exited = true;
-            match self.stop_why.take() {
-                Some(why) => {
-                    record.cause = why.cause;
-                    record.reason = why.detail;
-                }
-                None => {
-                    record.cause = Cause::User;
-                    record.reason = "stopped by kelpie".into();
-                }
-            }
-            record.action = match self.after_stop {
-                AfterStop::Start => "restart".into(),
-                AfterStop::StartAfter(_) => "waiting restart".into(),
-                AfterStop::GiveUp => "errored".into(),
-                AfterStop::StayStopped => "stopped".into(),
-            };
-            self.push_exit(record);
-            return vec![Effect::WatchGroup];
+            return self.stop_ended(record);
         }
 
         // The app ended on its own: whatever it left behind in its group goes with it, so a
@@ -104,18 +85,7 @@ impl InstanceState {
             return effects;
         }
 
-        let delay_ms = match spec.exp_backoff_restart_delay_ms {
-            Some(initial) => {
-                if uptime_ms >= BACKOFF_RESET_AFTER_MS {
-                    self.prev_restart_delay_ms = 0;
-                }
-                let delay = next_backoff_delay(initial, self.prev_restart_delay_ms);
-                self.prev_restart_delay_ms = delay;
-                delay
-            }
-            None if spec.restart_delay_ms == 0 => crash_loop_delay(self.unstable_restarts),
-            None => spec.restart_delay_ms,
-        };
+        let delay_ms = self.restart_delay_ms(spec, uptime_ms);
         if delay_ms > 0 {
             self.status = Status::WaitingRestart;
             record.action = "waiting restart".into();
@@ -128,6 +98,47 @@ impl InstanceState {
             effects.extend(self.spawn());
         }
         effects
+    }
+
+    /// The main process of a stop in progress ended: the stop completes when the whole group
+    /// is gone, not only its leader.
+    fn stop_ended(&mut self, mut record: ExitRecord) -> Vec<Effect> {
+        self.leader_exited = true;
+        match self.stop_why.take() {
+            Some(why) => {
+                record.cause = why.cause;
+                record.reason = why.detail;
+            }
+            None => {
+                record.cause = Cause::User;
+                record.reason = "stopped by kelpie".into();
+            }
+        }
+        record.action = match self.after_stop {
+            AfterStop::Start => "restart".into(),
+            AfterStop::StartAfter(_) => "waiting restart".into(),
+            AfterStop::GiveUp => "errored".into(),
+            AfterStop::StayStopped => "stopped".into(),
+        };
+        self.push_exit(record);
+        vec![Effect::WatchGroup]
+    }
+
+    /// How long to wait before the next start: the exponential backoff when it is set, else
+    /// `restart_delay`, else the crash-loop delay (none for a first crash).
+    fn restart_delay_ms(&mut self, spec: &AppSpec, uptime_ms: u64) -> u64 {
+        match spec.exp_backoff_restart_delay_ms {
+            Some(initial) => {
+                if uptime_ms >= BACKOFF_RESET_AFTER_MS {
+                    self.prev_restart_delay_ms = 0;
+                }
+                let delay = next_backoff_delay(initial, self.prev_restart_delay_ms);
+                self.prev_restart_delay_ms = delay;
+                delay
+            }
+            None if spec.restart_delay_ms == 0 => crash_loop_delay(self.unstable_restarts),
+            None => spec.restart_delay_ms,
+        }
     }
 }
 
