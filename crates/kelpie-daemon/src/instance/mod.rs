@@ -71,8 +71,8 @@ pub enum InstanceMsg {
     /// (and `reload` is true), else a restart. Ignored unless a process runs, and, with `of_pid`,
     /// unless that process is still the instance's.
     AutoRestart {
-        /// The cause and its detail (boxed, as are the stderr lines: every instance's mailbox
-        /// allocates room for 32 messages at once, so the message's size is paid per app).
+        /// The cause and its detail (boxed, as are the stderr lines: a queued message takes
+        /// the room of the largest variant, so a big one would cost every message its size).
         why: Box<Why>,
         /// Reload when the app shares a socket.
         reload: bool,
