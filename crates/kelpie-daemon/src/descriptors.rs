@@ -1,5 +1,5 @@
 //! Where the daemon's open descriptors go, so a start it cannot hold is refused before anything
-//! is spawned (`instance/launching.rs`), and what bounds each part:
+//! is spawned (`supervisor/requests/start.rs`), and what bounds each part:
 //!
 //! - per instance, [`per_instance`]: its two output pipes and its pidfd (a Node app's IPC
 //!   channel adds two; the notify socket is one for all, `link/notify.rs`). The keeper holds its own copies; the daemon keeps
