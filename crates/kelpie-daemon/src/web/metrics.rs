@@ -1,15 +1,19 @@
 //! `GET /metrics`: Prometheus's text format (version 0.0.4), per instance, for the daemon and
-//! for the host (`metrics/host.rs`).
+//! for the host (`metrics/host.rs`), the Node runtime and the kernel's counters
+//! (`metrics/runtime.rs`); the text format itself is in `metrics/text.rs`.
 
 mod host;
 mod runtime;
+mod text;
 
 use super::body::Body;
 use super::{error, respond, Shared};
 use crate::control::{Command, InstanceMetrics};
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::fmt::Write;
+#[cfg(test)]
+use text::escape;
+use text::{number, Family};
 use tokio::sync::oneshot;
 
 /// Answer a scrape.
@@ -64,81 +68,6 @@ pub struct DaemonSample {
     pub memory_bytes: Option<u64>,
     /// Since it started (seconds).
     pub uptime_seconds: f64,
-}
-
-/// One metric family: its header, then its samples.
-struct Family<'a> {
-    text: &'a mut String,
-}
-
-impl<'a> Family<'a> {
-    fn new(text: &'a mut String, name: &str, kind: &str, help: &str) -> Family<'a> {
-        let _ = writeln!(text, "# HELP {name} {help}");
-        let _ = writeln!(text, "# TYPE {name} {kind}");
-        Family { text }
-    }
-
-    /// One sample, written straight into the text: no string is made per label or value (a
-    /// scrape of 500 apps writes about 7 000 samples).
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        let text = &mut *self.text;
-        text.push_str(name);
-        if !labels.is_empty() {
-            text.push('{');
-            for (i, (key, value)) in labels.iter().enumerate() {
-                if i > 0 {
-                    text.push(',');
-                }
-                text.push_str(key);
-                text.push_str("=\"");
-                escape_into(text, value);
-                text.push('"');
-            }
-            text.push('}');
-        }
-        text.push(' ');
-        number_into(text, value);
-        text.push('\n');
-    }
-}
-
-/// A label value with `\`, `"` and newlines escaped.
-#[cfg(test)]
-fn escape(value: &str) -> String {
-    let mut text = String::new();
-    escape_into(&mut text, value);
-    text
-}
-
-/// `value` appended with `\`, `"` and newlines escaped.
-fn escape_into(text: &mut String, value: &str) {
-    if !value.contains(['\\', '"', '\n']) {
-        text.push_str(value);
-        return;
-    }
-    for c in value.chars() {
-        match c {
-            '\\' => text.push_str("\\\\"),
-            '"' => text.push_str("\\\""),
-            '\n' => text.push_str("\\n"),
-            c => text.push(c),
-        }
-    }
-}
-
-fn number(value: f64) -> String {
-    let mut text = String::new();
-    number_into(&mut text, value);
-    text
-}
-
-/// `value` appended as Prometheus reads it: whole numbers without a fraction.
-fn number_into(text: &mut String, value: f64) {
-    if value.is_finite() && value.fract() == 0.0 && value.abs() < 1e15 {
-        let _ = write!(text, "{}", value as i64);
-    } else {
-        let _ = write!(text, "{value}");
-    }
 }
 
 /// An instance and the labels that name it in every per-instance family (app, namespace,
