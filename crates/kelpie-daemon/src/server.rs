@@ -327,7 +327,7 @@ async fn handle_connection(
                 Ok(Request::Trigger(request)) => {
                     (crate::trigger::trigger(&commands, &bus, request).await, None)
                 }
-                Ok(Request::Jlist { show_secrets }) => jlist(show_secrets, &commands).await,
+                Ok(Request::Jlist(kelpie_proto::JlistRequest { show_secrets })) => jlist(show_secrets, &commands).await,
                 // The monitor thread keeps it: the supervisor has no part in it.
                 Ok(Request::Host) => (Response::Host(crate::host::latest()), None),
                 Ok(Request::StartConfig(request)) => start_config(request, &commands).await,

@@ -44,7 +44,12 @@ pub async fn trigger(
         }
     };
     let targets = received.iter().map(|r| Target::Id(r.pm_id)).collect();
-    if let Response::Error(e) = ask(commands, Request::SendMessage { targets, message }).await {
+    if let Response::Error(e) = ask(
+        commands,
+        Request::SendMessage(kelpie_proto::SendMessageRequest { targets, message }),
+    )
+    .await
+    {
         return Response::Error(e);
     }
     let mut triggered = Triggered {

@@ -78,9 +78,9 @@ mod tests {
 
     #[test]
     fn frames_round_trip() {
-        let request = Request::Stop {
+        let request = Request::Stop(crate::Targets {
             targets: vec![Target::Name("api".into()), Target::Id(3)],
-        };
+        });
         let frame = encode(&request).expect("encode");
         let body = read_frame(&mut frame.as_slice()).expect("read");
         assert_eq!(decode::<Request>(&body).expect("decode"), request);

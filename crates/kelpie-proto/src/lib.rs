@@ -14,10 +14,11 @@ mod targets;
 pub use frame::{decode, encode, read_frame, write_frame, FrameError, MAX_FRAME_LEN};
 pub use home::{FileNames, Home, FILE_NAMES_ENV, HOME_ENV, UPDATE_SIGNAL};
 pub use messages::{
-    BadScaleCount, BusEvent, ConfRequest, ConfigSource, ErrorKind, Hello, HostFilesystem,
-    HostMetrics, LogBytes, LogFileInfo, LogStream, LogsRequest, ProcessCounters, ProcessInfo,
-    ReloadRequest, Request, Response, ScaleCount, SpecChanges, StartConfigRequest, StartOutcome,
-    StartRequest, Target, TriggerReply, TriggerRequest, Triggered, WebRequest, WireError,
-    WireLogLine, PROTOCOL_VERSION,
+    BadScaleCount, BusEvent, ChangeRequest, ConfRequest, ConfigSource, ErrorKind, FlushRequest,
+    Hello, HostFilesystem, HostMetrics, JlistRequest, LogBytes, LogFileInfo, LogStream,
+    LogsRequest, ProcessCounters, ProcessInfo, ReloadRequest, Request, Response, RestartRequest,
+    SaveRequest, ScaleCount, ScaleRequest, SendMessageRequest, SignalRequest, SpecChanges,
+    StartConfigRequest, StartOutcome, StartRequest, Target, Targets, TriggerReply, TriggerRequest,
+    Triggered, WebRequest, WireError, WireLogLine, PROTOCOL_VERSION,
 };
 pub use targets::{check_pattern, pattern_of, resolve_targets, InvalidPattern, Targetable};

@@ -16,8 +16,9 @@ pub use events::BusEvent;
 pub use host::{HostFilesystem, HostMetrics};
 pub use logs::{LogBytes, LogFileInfo, LogStream, WireLogLine};
 pub use requests::{
-    ConfigSource, LogsRequest, ReloadRequest, Request, SpecChanges, StartConfigRequest,
-    StartRequest, TriggerRequest, WebRequest,
+    ChangeRequest, ConfigSource, FlushRequest, JlistRequest, LogsRequest, ReloadRequest, Request,
+    RestartRequest, SaveRequest, ScaleRequest, SendMessageRequest, SignalRequest, SpecChanges,
+    StartConfigRequest, StartRequest, Targets, TriggerRequest, WebRequest,
 };
 pub use responses::{
     ErrorKind, ProcessCounters, ProcessInfo, Response, StartOutcome, TriggerReply, Triggered,

@@ -61,17 +61,19 @@ fn request() -> impl Strategy<Value = Request> {
         any::<String>().prop_map(|key| Request::Conf(ConfRequest::Unset { key })),
         prop::collection::vec((any::<String>(), any::<String>()), 0..4)
             .prop_map(|pairs| Request::Conf(ConfRequest::Set { pairs })),
-        targets().prop_map(|targets| Request::Stop { targets }),
-        targets().prop_map(|targets| Request::Delete { targets }),
-        targets().prop_map(|targets| Request::Reset { targets }),
-        targets().prop_map(|targets| Request::Flush {
+        targets().prop_map(|targets| Request::Stop(kelpie_proto::Targets { targets })),
+        targets().prop_map(|targets| Request::Delete(kelpie_proto::Targets { targets })),
+        targets().prop_map(|targets| Request::Reset(kelpie_proto::Targets { targets })),
+        targets().prop_map(|targets| Request::Flush(kelpie_proto::FlushRequest {
             targets,
             deleted: false,
-        }),
-        (targets(), env()).prop_map(|(targets, update_env)| Request::Restart {
-            targets,
-            update_env
-        }),
+        })),
+        (targets(), env()).prop_map(|(targets, update_env)| Request::Restart(
+            kelpie_proto::RestartRequest {
+                targets,
+                update_env
+            }
+        )),
         (targets(), env(), any::<u32>()).prop_map(|(targets, update_env, parallel)| {
             Request::Reload(kelpie_proto::ReloadRequest {
                 targets,
@@ -88,10 +90,11 @@ fn request() -> impl Strategy<Value = Request> {
                 any::<u32>().prop_map(ScaleCount::Down),
             ]
         )
-            .prop_map(|(name, count)| Request::Scale { name, count }),
-        (any::<String>(), targets())
-            .prop_map(|(signal, targets)| Request::Signal { signal, targets }),
-        any::<bool>().prop_map(|force| Request::Save { force }),
+            .prop_map(|(name, count)| Request::Scale(kelpie_proto::ScaleRequest { name, count })),
+        (any::<String>(), targets()).prop_map(|(signal, targets)| Request::Signal(
+            kelpie_proto::SignalRequest { signal, targets }
+        )),
+        any::<bool>().prop_map(|force| Request::Save(kelpie_proto::SaveRequest { force })),
         (
             targets(),
             any::<u32>(),

@@ -52,10 +52,10 @@ pub fn restart(home: &Home, args: RestartArgs) -> Result<ExitCode> {
         let update_env = args.update_env.then(shell_env);
         let response = call(
             home,
-            &Request::Restart {
+            &Request::Restart(kelpie_proto::RestartRequest {
                 targets,
                 update_env,
-            },
+            }),
         )?;
         outln!("[kelpie] {} restarted", names.join(" "));
         render::print_response(&response)?;
@@ -191,10 +191,10 @@ fn apply_changes(home: &Home, args: &RestartArgs, targets: &[Target]) -> Result<
     }
     call(
         home,
-        &Request::Change {
+        &Request::Change(kelpie_proto::ChangeRequest {
             targets: targets.to_vec(),
             changes,
-        },
+        }),
     )?;
     Ok(())
 }
@@ -212,10 +212,10 @@ pub fn scale(home: &Home, name: &str, count: &str) -> Result<ExitCode> {
     let count = ScaleCount::parse(count).map_err(anyhow::Error::msg)?;
     let response = call(
         home,
-        &Request::Scale {
+        &Request::Scale(kelpie_proto::ScaleRequest {
             name: name.to_string(),
             count,
-        },
+        }),
     )?;
     outln!("[kelpie] {name} scaled");
     render::print_response(&response)?;
@@ -227,10 +227,10 @@ pub fn signal(home: &Home, signal: &str, args: &TargetArgs) -> Result<ExitCode> 
     let targets = resolve_targets(&args.targets, &args.only)?;
     let response = call(
         home,
-        &Request::Signal {
+        &Request::Signal(kelpie_proto::SignalRequest {
             signal: signal.to_string(),
             targets,
-        },
+        }),
     )?;
     render::print_response(&response)?;
     Ok(ExitCode::SUCCESS)

@@ -172,7 +172,10 @@ fn wait_until_gone(home: &Home) -> Result<()> {
 }
 
 pub fn save(home: &Home, force: bool) -> Result<ExitCode> {
-    render::print_response(&call(home, &Request::Save { force })?)?;
+    render::print_response(&call(
+        home,
+        &Request::Save(kelpie_proto::SaveRequest { force }),
+    )?)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -195,7 +195,10 @@ fn now_ms() -> i64 {
 /// `flush [targets]`: empty the log files (all apps without a target).
 pub fn flush(home: &Home, targets: &[String], deleted: bool) -> Result<ExitCode> {
     let targets = resolve_targets(targets, &[])?;
-    if let Response::Done(message) = call(home, &Request::Flush { targets, deleted })? {
+    if let Response::Done(message) = call(
+        home,
+        &Request::Flush(kelpie_proto::FlushRequest { targets, deleted }),
+    )? {
         outln!("[kelpie] {message}");
     }
     Ok(ExitCode::SUCCESS)

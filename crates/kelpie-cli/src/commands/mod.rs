@@ -95,21 +95,27 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Start(args) => start::start(&home, *args),
         Command::StartOrRestart(args) => start::start_or(&home, *args, start::Then::Restart),
         Command::StartOrReload(args) => start::start_or(&home, *args, start::Then::Reload),
-        Command::Stop(args) => {
-            control::targeted(&home, &args, |targets| Request::Stop { targets }, "stopped")
-        }
+        Command::Stop(args) => control::targeted(
+            &home,
+            &args,
+            |targets| Request::Stop(kelpie_proto::Targets { targets }),
+            "stopped",
+        ),
         Command::Restart(args) => control::restart(&home, args),
         Command::Reload(args) => control::reload(&home, args),
         Command::Scale { name, count } => control::scale(&home, &name, &count),
         Command::Delete(args) => control::targeted(
             &home,
             &args,
-            |targets| Request::Delete { targets },
+            |targets| Request::Delete(kelpie_proto::Targets { targets }),
             "deleted",
         ),
-        Command::Reset(args) => {
-            control::targeted(&home, &args, |targets| Request::Reset { targets }, "reset")
-        }
+        Command::Reset(args) => control::targeted(
+            &home,
+            &args,
+            |targets| Request::Reset(kelpie_proto::Targets { targets }),
+            "reset",
+        ),
         Command::Signal { signal, targets } => control::signal(&home, &signal, &targets),
         Command::Pid { target } => inspect::pid(&home, target.as_deref()),
         Command::Trigger {

@@ -214,19 +214,19 @@ fn restart_running(
     if !changes.is_empty() {
         call(
             home,
-            &Request::Change {
+            &Request::Change(kelpie_proto::ChangeRequest {
                 targets: restart_targets.clone(),
                 changes,
-            },
+            }),
         )?;
     }
     let update_env = args.update_env.then(shell_env);
     call(
         home,
-        &Request::Restart {
+        &Request::Restart(kelpie_proto::RestartRequest {
             targets: restart_targets,
             update_env,
-        },
+        }),
     )
 }
 

@@ -35,17 +35,9 @@ pub enum Request {
     /// that is stopped is started; one that runs is refused unless `force` (then it is duplicated).
     Start(StartRequest),
     /// Stop instances (they stay in the list).
-    Stop {
-        /// What to stop.
-        targets: Vec<Target>,
-    },
+    Stop(Targets),
     /// Restart instances. With `update_env`, the inherited environment is replaced by this one.
-    Restart {
-        /// What to restart.
-        targets: Vec<Target>,
-        /// New inherited environment (`--update-env`).
-        update_env: Option<BTreeMap<String, String>>,
-    },
+    Restart(RestartRequest),
     /// Replace each instance's process by a new one without a gap (start the new one, wait
     /// until it is ready, stop the old one); instances without a Kelpie-owned port restart.
     /// The answer is an error naming every instance whose new process failed (its old process
@@ -53,45 +45,21 @@ pub enum Request {
     Reload(ReloadRequest),
     /// Change settings of instances' apps without restarting them (PM2's `restart app
     /// --name new --node-args ...` sends this, then the restart). Answered with the list.
-    Change {
-        /// Whose apps.
-        targets: Vec<Target>,
-        /// What changes.
-        changes: SpecChanges,
-    },
+    Change(ChangeRequest),
     /// Set the number of instances of an app.
-    Scale {
-        /// The app's name.
-        name: String,
-        /// How many it should have.
-        count: ScaleCount,
-    },
+    Scale(ScaleRequest),
     /// Stop and forget instances.
-    Delete {
-        /// What to delete.
-        targets: Vec<Target>,
-    },
+    Delete(Targets),
     /// Zero the restart counters.
-    Reset {
-        /// What to reset.
-        targets: Vec<Target>,
-    },
+    Reset(Targets),
     /// Send a signal to the main process of instances.
-    Signal {
-        /// Signal name (`SIGUSR2`) or number.
-        signal: String,
-        /// Who gets it.
-        targets: Vec<Target>,
-    },
+    Signal(SignalRequest),
     /// Every instance with its state.
     List,
     /// The host's use (answered with [`Response::Host`](super::Response::Host)).
     Host,
     /// Write the dump used by `resurrect`.
-    Save {
-        /// Overwrite a non-empty dump with an empty list.
-        force: bool,
-    },
+    Save(SaveRequest),
     /// Start the apps of the dump that are not in the list.
     Resurrect,
     /// Stop every app, forget them, and exit.
@@ -103,13 +71,7 @@ pub enum Request {
     Logs(LogsRequest),
     /// Empty the log files of instances (empty targets = all, and the daemon's own log). A name
     /// that no listed app has empties the files a deleted app of that name left.
-    Flush {
-        /// Whose files.
-        targets: Vec<Target>,
-        /// Also empty every file deleted apps left in the logs directory.
-        #[serde(default)]
-        deleted: bool,
-    },
+    Flush(FlushRequest),
     /// Close and reopen every log file (after an external logrotate).
     ReloadLogs,
     /// The configuration store (`kelpie set`, `get`, `unset`, `multiset`, `conf`). Answered with
@@ -124,25 +86,93 @@ pub enum Request {
     /// [`Request::Start`], with the config's warnings in `notes`.
     StartConfig(StartConfigRequest),
     /// The list in PM2's `jlist` shape, answered with [`Response::Json`](super::Response::Json).
-    Jlist {
-        /// Show the values of secret-looking variables instead of masking them.
-        #[serde(default)]
-        show_secrets: bool,
-    },
+    Jlist(JlistRequest),
     /// Send a JSON message to instances' processes over their Node IPC channel (PM2's
     /// `sendDataToProcessId`): the process receives it with `process.on('message')`.
-    SendMessage {
-        /// Who gets it.
-        targets: Vec<Target>,
-        /// The message.
-        message: serde_json::Value,
-    },
+    SendMessage(SendMessageRequest),
     /// Run an action the target's running processes registered with their PM2 SDK (`@pm2/io`'s
     /// `io.action`), as PM2's `trigger` does, and collect each one's reply.
     Trigger(TriggerRequest),
     /// What happens to the processes from now on, as [`Response::Event`](super::Response::Event) frames, until the
     /// client closes the connection (the Node API's `launchBus`).
     Events,
+}
+
+/// What a [`Request::Stop`], [`Request::Delete`] or [`Request::Reset`] acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Targets {
+    /// What to stop.
+    pub targets: Vec<Target>,
+}
+
+/// What `restart` sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestartRequest {
+    /// What to restart.
+    pub targets: Vec<Target>,
+    /// New inherited environment (`--update-env`).
+    pub update_env: Option<BTreeMap<String, String>>,
+}
+
+/// What a [`Request::Change`] changes, and whose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRequest {
+    /// Whose apps.
+    pub targets: Vec<Target>,
+    /// What changes.
+    pub changes: SpecChanges,
+}
+
+/// What `scale` sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScaleRequest {
+    /// The app's name.
+    pub name: String,
+    /// How many it should have.
+    pub count: ScaleCount,
+}
+
+/// What `sendSignal` sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalRequest {
+    /// Signal name (`SIGUSR2`) or number.
+    pub signal: String,
+    /// Who gets it.
+    pub targets: Vec<Target>,
+}
+
+/// What `save` sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaveRequest {
+    /// Overwrite a non-empty dump with an empty list.
+    pub force: bool,
+}
+
+/// What `flush` sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlushRequest {
+    /// Whose files.
+    pub targets: Vec<Target>,
+    /// Also empty every file deleted apps left in the logs directory.
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+/// What `jlist` asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JlistRequest {
+    /// Show the values of secret-looking variables instead of masking them.
+    #[serde(default)]
+    pub show_secrets: bool,
+}
+
+/// What `sendDataToProcessId` sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendMessageRequest {
+    /// Who gets it.
+    pub targets: Vec<Target>,
+    /// The message.
+    pub message: serde_json::Value,
 }
 
 /// Where a [`Request::StartConfig`] finds its config.

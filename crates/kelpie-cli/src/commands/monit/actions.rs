@@ -43,23 +43,23 @@ impl Action {
 
     pub(super) fn request(&self) -> Request {
         match self {
-            Action::Restart { id, .. } => Request::Restart {
+            Action::Restart { id, .. } => Request::Restart(kelpie_proto::RestartRequest {
                 targets: vec![Target::Id(*id)],
                 update_env: None,
-            },
+            }),
             Action::Reload { id, .. } => Request::Reload(kelpie_proto::ReloadRequest {
                 targets: vec![Target::Id(*id)],
                 apps: Vec::new(),
                 update_env: None,
                 parallel: 1,
             }),
-            Action::Stop { id, .. } => Request::Stop {
+            Action::Stop { id, .. } => Request::Stop(kelpie_proto::Targets {
                 targets: vec![Target::Id(*id)],
-            },
-            Action::Scale { name, count } => Request::Scale {
+            }),
+            Action::Scale { name, count } => Request::Scale(kelpie_proto::ScaleRequest {
                 name: name.clone(),
                 count: *count,
-            },
+            }),
         }
     }
 }

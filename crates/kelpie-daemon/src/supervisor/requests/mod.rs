@@ -50,42 +50,54 @@ pub(super) fn handle(sup: &mut Supervisor, request: Request, reply: oneshot::Sen
             }
             start::start(sup, request, reply)
         }
-        Request::Stop { targets } => control::control(sup, &targets, Control::Stop, None, reply),
-        Request::Restart {
+        Request::Stop(kelpie_proto::Targets { targets }) => {
+            control::control(sup, &targets, Control::Stop, None, reply)
+        }
+        Request::Restart(kelpie_proto::RestartRequest {
             targets,
             update_env,
-        } => control::control(sup, &targets, Control::Restart, update_env, reply),
+        }) => control::control(sup, &targets, Control::Restart, update_env, reply),
         Request::Reload(mut request) => {
             request.apps = start::keep_scaled_counts(sup, request.apps);
             cluster::reload(sup, request, reply)
         }
-        Request::Scale { name, count } => cluster::scale(sup, &name, count, reply),
-        Request::Change { targets, changes } => control::change(sup, &targets, changes, reply),
-        Request::Delete { targets } => control::delete(sup, &targets, reply),
-        Request::Reset { targets } => match sup.apps.resolve_some(&targets) {
-            Ok(ids) => {
-                let waiters = ids
-                    .into_iter()
-                    .map(|id| {
-                        let (tx, rx) = oneshot::channel();
-                        sup.apps.send(id, InstanceMsg::Reset(tx));
-                        rx
-                    })
-                    .collect();
-                sup.finish_after(waiters, Finish::List, reply);
+        Request::Scale(kelpie_proto::ScaleRequest { name, count }) => {
+            cluster::scale(sup, &name, count, reply)
+        }
+        Request::Change(kelpie_proto::ChangeRequest { targets, changes }) => {
+            control::change(sup, &targets, changes, reply)
+        }
+        Request::Delete(kelpie_proto::Targets { targets }) => control::delete(sup, &targets, reply),
+        Request::Reset(kelpie_proto::Targets { targets }) => {
+            match sup.apps.resolve_some(&targets) {
+                Ok(ids) => {
+                    let waiters = ids
+                        .into_iter()
+                        .map(|id| {
+                            let (tx, rx) = oneshot::channel();
+                            sup.apps.send(id, InstanceMsg::Reset(tx));
+                            rx
+                        })
+                        .collect();
+                    sup.finish_after(waiters, Finish::List, reply);
+                }
+                Err(e) => fail(reply, e.kind, e.message),
             }
-            Err(e) => fail(reply, e.kind, e.message),
-        },
-        Request::Signal { signal, targets } => ask::send_signal(sup, &signal, &targets, reply),
-        Request::Save { force } => dump::save(sup, force, reply),
+        }
+        Request::Signal(kelpie_proto::SignalRequest { signal, targets }) => {
+            ask::send_signal(sup, &signal, &targets, reply)
+        }
+        Request::Save(kelpie_proto::SaveRequest { force }) => dump::save(sup, force, reply),
         Request::Resurrect => dump::resurrect(sup, reply),
         Request::Kill => control::kill(sup, reply),
         Request::Shutdown => sup.begin_shutdown("shutdown requested", Some(reply)),
-        Request::Flush { targets, deleted } => logs::flush_logs(sup, &targets, deleted, reply),
+        Request::Flush(kelpie_proto::FlushRequest { targets, deleted }) => {
+            logs::flush_logs(sup, &targets, deleted, reply)
+        }
         Request::ReloadLogs => reload_logs(sup, Some(reply)),
         Request::Conf(request) => conf::conf_request(sup, request, reply),
         Request::Web(request) => sup.services.web.apply(request, reply),
-        Request::SendMessage { targets, message } => {
+        Request::SendMessage(kelpie_proto::SendMessageRequest { targets, message }) => {
             ask::send_message(sup, &targets, message, reply)
         }
         // The connection answers these itself (see `crate::server`).
@@ -94,7 +106,7 @@ pub(super) fn handle(sup: &mut Supervisor, request: Request, reply: oneshot::Sen
         | Request::Trigger(_)
         | Request::StartConfig(_)
         | Request::Host
-        | Request::Jlist { .. } => fail(
+        | Request::Jlist(kelpie_proto::JlistRequest { .. }) => fail(
             reply,
             ErrorKind::Invalid,
             "the connection answers this request, not the supervisor".into(),

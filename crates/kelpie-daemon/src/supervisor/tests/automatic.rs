@@ -184,18 +184,20 @@ async fn a_burst_of_changes_restarts_a_watched_app_and_a_stop_ends_watching_unti
     );
     // Stopped, it is no longer watched: a burst does nothing.
     daemon
-        .request(Request::Stop {
+        .request(Request::Stop(kelpie_proto::Targets {
             targets: name("api"),
-        })
+        }))
         .await;
     assert!(daemon.commands.send(burst(1)).await.is_ok());
     daemon.at(3_000).await;
     assert_eq!(starts_of(&daemon.events()).len(), 2);
     assert_eq!(daemon.on_disk(), [(0, Status::Stopped, None)]);
     // Started again (`kelpie start api` restarts it), it stays unwatched, as in PM2.
-    let restart = || Request::Restart {
-        targets: name("api"),
-        update_env: None,
+    let restart = || {
+        Request::Restart(kelpie_proto::RestartRequest {
+            targets: name("api"),
+            update_env: None,
+        })
     };
     daemon.request(restart()).await;
     assert!(daemon.state_on_disk().apps[0].spec.watch.is_empty());
@@ -203,13 +205,13 @@ async fn a_burst_of_changes_restarts_a_watched_app_and_a_stop_ends_watching_unti
     daemon.at(4_000).await;
     assert_eq!(starts_of(&daemon.events()).len(), 3);
     // `restart --watch` watches its directory again.
-    let watch_again = Request::Change {
+    let watch_again = Request::Change(kelpie_proto::ChangeRequest {
         targets: name("api"),
         changes: kelpie_proto::SpecChanges {
             toggle_watch: true,
             ..kelpie_proto::SpecChanges::default()
         },
-    };
+    });
     daemon.request(watch_again).await;
     daemon.request(restart()).await;
     assert_eq!(daemon.state_on_disk().apps[0].spec.watch, [path]);

@@ -67,9 +67,9 @@ async fn depends_on_starts_an_app_once_its_dependency_is_up_and_stops_it_first()
     // Stopped in reverse order: db only once api is gone (killed at its kill_timeout).
     daemon.at(2_000).await;
     daemon
-        .request(Request::Stop {
+        .request(Request::Stop(kelpie_proto::Targets {
             targets: vec![Target::All],
-        })
+        }))
         .await;
     assert_eq!(daemon.now_ms(), 3_000);
     assert_eq!(
@@ -292,9 +292,9 @@ async fn a_users_stop_cancels_a_start_still_waiting_for_its_dependencies() {
     let api = daemon.send(start(vec![depends_on("db", app("api"))])).await;
     daemon.at(1_000).await;
     let stop = daemon
-        .request(Request::Stop {
+        .request(Request::Stop(kelpie_proto::Targets {
             targets: name("api"),
-        })
+        }))
         .await;
     assert_eq!(daemon.now_ms(), 1_000, "nothing to wait for");
     assert_eq!(
@@ -334,9 +334,9 @@ async fn a_deleted_app_still_stopping_holds_back_the_app_it_depends_on() {
     daemon.request(start(vec![app("db"), api])).await;
     daemon.at(1_000).await;
     let answer = daemon
-        .request(Request::Delete {
+        .request(Request::Delete(kelpie_proto::Targets {
             targets: vec![Target::All],
-        })
+        }))
         .await;
     // api left the table at once but its process was leaving until 3 s: db went only then.
     assert_eq!(daemon.now_ms(), 3_000);

@@ -54,9 +54,9 @@ async fn stop_is_answered_once_the_process_is_gone_and_the_state_is_on_disk() {
     assert_eq!(daemon.now_ms(), 0);
     daemon.at(1_000).await;
     let answer = daemon
-        .request(Request::Stop {
+        .request(Request::Stop(kelpie_proto::Targets {
             targets: name("api"),
-        })
+        }))
         .await;
     // Asked to stop at 1 s, killed at kill_timeout: only then answered, stopped on disk.
     assert_eq!(daemon.now_ms(), 3_000);
@@ -83,10 +83,10 @@ async fn restart_is_answered_once_the_new_process_is_online_and_on_disk() {
     daemon.request(start(vec![waits_ready(app("api"))])).await;
     daemon.at(1_000).await;
     let answer = daemon
-        .request(Request::Restart {
+        .request(Request::Restart(kelpie_proto::RestartRequest {
             targets: name("api"),
             update_env: None,
-        })
+        }))
         .await;
     assert_eq!(daemon.now_ms(), 1_400);
     assert_eq!(
@@ -114,9 +114,9 @@ async fn delete_is_answered_once_the_process_is_gone_and_the_app_is_off_disk() {
         .request(start(vec![kill_timeout(500, app("api")), app("web")]))
         .await;
     let answer = daemon
-        .request(Request::Delete {
+        .request(Request::Delete(kelpie_proto::Targets {
             targets: name("api"),
-        })
+        }))
         .await;
     assert_eq!(daemon.now_ms(), 500);
     assert_eq!(
@@ -126,9 +126,9 @@ async fn delete_is_answered_once_the_process_is_gone_and_the_app_is_off_disk() {
     assert_eq!(daemon.on_disk(), [(1, Status::Online, Some(FIRST_PID + 1))]);
     // The last app deleted: numbering starts again from 0, on disk too.
     let answer = daemon
-        .request(Request::Delete {
+        .request(Request::Delete(kelpie_proto::Targets {
             targets: name("web"),
-        })
+        }))
         .await;
     assert_eq!(
         daemon.now_ms(),
@@ -150,9 +150,9 @@ async fn a_request_that_fails_changes_nothing() {
     daemon.at(1_000).await;
     // One target matches nothing: the other is not stopped either.
     let answer = daemon
-        .request(Request::Stop {
+        .request(Request::Stop(kelpie_proto::Targets {
             targets: vec![Target::Name("api".into()), Target::Name("nope".into())],
-        })
+        }))
         .await;
     let Response::Error(error) = answer else {
         panic!("not refused: {answer:?}")
@@ -184,10 +184,10 @@ async fn scale_starts_new_instances_and_removes_the_oldest() {
     daemon.request(start(vec![waits_ready(app("web"))])).await;
     assert_eq!(daemon.now_ms(), 200);
     let answer = daemon
-        .request(Request::Scale {
+        .request(Request::Scale(kelpie_proto::ScaleRequest {
             name: "web".into(),
             count: kelpie_proto::ScaleCount::Up(2),
-        })
+        }))
         .await;
     assert_eq!(daemon.now_ms(), 400);
     assert_eq!(
@@ -209,10 +209,10 @@ async fn scale_starts_new_instances_and_removes_the_oldest() {
     // Down to one: the oldest two go.
     daemon.at(1_000).await;
     let answer = daemon
-        .request(Request::Scale {
+        .request(Request::Scale(kelpie_proto::ScaleRequest {
             name: "web".into(),
             count: kelpie_proto::ScaleCount::To(1),
-        })
+        }))
         .await;
     assert_eq!(daemon.now_ms(), 1_000);
     assert_eq!(
@@ -242,16 +242,18 @@ async fn a_saved_list_comes_back_with_resurrect_running_what_ran() {
     };
     daemon.request(start(vec![app("api"), web])).await;
     daemon
-        .request(Request::Stop {
+        .request(Request::Stop(kelpie_proto::Targets {
             targets: name("api"),
-        })
+        }))
         .await;
-    let saved = daemon.request(Request::Save { force: false }).await;
+    let saved = daemon
+        .request(Request::Save(kelpie_proto::SaveRequest { force: false }))
+        .await;
     assert!(matches!(saved, Response::Done(_)), "{saved:?}");
     daemon
-        .request(Request::Delete {
+        .request(Request::Delete(kelpie_proto::Targets {
             targets: vec![Target::All],
-        })
+        }))
         .await;
     assert!(daemon.state_on_disk().apps.is_empty());
     daemon.at(1_000).await;
@@ -347,9 +349,9 @@ async fn setting_an_apps_section_restarts_it_with_the_value_in_its_environment()
     assert!(conf.contains("GREETING"), "{conf}");
     // Started again from scratch, it gets its section from the store.
     daemon
-        .request(Request::Delete {
+        .request(Request::Delete(kelpie_proto::Targets {
             targets: name("api"),
-        })
+        }))
         .await;
     daemon.request(start(vec![app("api")])).await;
     let state = daemon.state_on_disk();

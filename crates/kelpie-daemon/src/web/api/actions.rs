@@ -29,11 +29,11 @@ pub(super) async fn process_action(
     };
     let targets = vec![Target::parse(target)];
     let request = match action {
-        "stop" => Request::Stop { targets },
-        "restart" => Request::Restart {
+        "stop" => Request::Stop(kelpie_proto::Targets { targets }),
+        "restart" => Request::Restart(kelpie_proto::RestartRequest {
             targets,
             update_env: None,
-        },
+        }),
         "reload" => match body.get("parallel").map(serde_json::Value::as_u64) {
             None => Request::Reload(kelpie_proto::ReloadRequest {
                 targets,
@@ -51,8 +51,8 @@ pub(super) async fn process_action(
             }
             Some(_) => return error(400, "Invalid", "`parallel` must be a whole number ≥ 1"),
         },
-        "reset" => Request::Reset { targets },
-        "delete" => Request::Delete { targets },
+        "reset" => Request::Reset(kelpie_proto::Targets { targets }),
+        "delete" => Request::Delete(kelpie_proto::Targets { targets }),
         _ => return not_found(path),
     };
     call(shared, request).await
@@ -89,10 +89,10 @@ pub(super) async fn scale(
         Ok(count) => {
             call(
                 shared,
-                Request::Scale {
+                Request::Scale(kelpie_proto::ScaleRequest {
                     name: name.to_string(),
                     count,
-                },
+                }),
             )
             .await
         }
@@ -161,7 +161,7 @@ pub(super) async fn save(shared: &Shared, request: HttpRequest<Incoming>) -> Htt
         Some(serde_json::Value::Bool(force)) => *force,
         Some(_) => return error(400, "Invalid", "`force` must be true or false"),
     };
-    call(shared, Request::Save { force }).await
+    call(shared, Request::Save(kelpie_proto::SaveRequest { force })).await
 }
 
 /// A request body: nothing, or a JSON object.
