@@ -71,40 +71,61 @@ pub struct Reply {
     pub written: Option<oneshot::Sender<()>>,
 }
 
+/// What a client is told when the supervisor is gone: the daemon is ending.
+pub const SHUTTING_DOWN: &str = "the daemon is shutting down";
+
+/// [`SHUTTING_DOWN`] as the error a client gets.
+pub fn shutting_down() -> kelpie_proto::WireError {
+    kelpie_proto::WireError {
+        kind: kelpie_proto::ErrorKind::Internal,
+        message: SHUTTING_DOWN.into(),
+    }
+}
+
+/// The round trip of a request to the supervisor: its reply (with the way to say it was
+/// written, for the control socket), or [`shutting_down`] when the supervisor is gone.
+pub async fn round_trip(
+    commands: &tokio::sync::mpsc::Sender<Command>,
+    request: Request,
+) -> Result<Reply, kelpie_proto::WireError> {
+    let (tx, rx) = oneshot::channel();
+    commands
+        .send(Command::Request { request, reply: tx })
+        .await
+        .map_err(|_| shutting_down())?;
+    rx.await.map_err(|_| shutting_down())
+}
+
 /// Ask the supervisor `request` as a client would, and take its answer as written at once
 /// (for callers that answer their own client with something else: the HTTP API, `trigger`).
 pub async fn ask(commands: &tokio::sync::mpsc::Sender<Command>, request: Request) -> Response {
-    let gone = || {
-        Response::Error(kelpie_proto::WireError {
-            kind: kelpie_proto::ErrorKind::Internal,
-            message: "the daemon is shutting down".into(),
-        })
-    };
-    let (tx, rx) = oneshot::channel();
-    if commands
-        .send(Command::Request { request, reply: tx })
-        .await
-        .is_err()
-    {
-        return gone();
-    }
-    match rx.await {
+    match round_trip(commands, request).await {
         Ok(Reply { response, written }) => {
             if let Some(written) = written {
                 let _ = written.send(());
             }
             response
         }
-        Err(_) => gone(),
+        Err(gone) => Response::Error(gone),
     }
+}
+
+/// The outcome of a start, answered with the list.
+pub struct Started {
+    /// Each app's outcome.
+    pub outcomes: Vec<kelpie_proto::StartOutcome>,
+    /// Notes for the user (a config's warnings).
+    pub notes: Vec<String>,
+    /// Apps not started, and why.
+    pub failures: Vec<String>,
 }
 
 /// How to answer once asynchronous work is done.
 pub enum Finish {
     /// With the process list.
     List,
-    /// With the list and the outcome of a start: notes, and apps not started and why.
-    Started(Vec<kelpie_proto::StartOutcome>, Vec<String>, Vec<String>),
+    /// With the list and the outcome of a start.
+    Started(Started),
     /// With a message.
     Done(String),
     /// With an error.

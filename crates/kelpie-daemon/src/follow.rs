@@ -176,10 +176,7 @@ async fn select(
     commands: &mpsc::Sender<Command>,
     targets: Vec<Target>,
 ) -> Result<LogSelection, WireError> {
-    let gone = || WireError {
-        kind: ErrorKind::Internal,
-        message: "the daemon is shutting down".into(),
-    };
+    let gone = crate::control::shutting_down;
     let (tx, rx) = oneshot::channel();
     commands
         .send(Command::LogSelection { targets, reply: tx })

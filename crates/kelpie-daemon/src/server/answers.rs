@@ -122,22 +122,8 @@ pub(super) async fn dispatch(
     request: Request,
     commands: &mpsc::Sender<Command>,
 ) -> (Response, Option<oneshot::Sender<()>>) {
-    let (tx, rx) = oneshot::channel();
-    if commands
-        .send(Command::Request { request, reply: tx })
-        .await
-        .is_err()
-    {
-        return (
-            error(ErrorKind::Internal, "the daemon is shutting down".into()),
-            None,
-        );
-    }
-    match rx.await {
+    match crate::control::round_trip(commands, request).await {
         Ok(Reply { response, written }) => (response, written),
-        Err(_) => (
-            error(ErrorKind::Internal, "the daemon is shutting down".into()),
-            None,
-        ),
+        Err(gone) => (Response::Error(gone), None),
     }
 }

@@ -22,7 +22,11 @@ impl Supervisor {
     pub(super) fn finish(&mut self, finish: Finish, reply: oneshot::Sender<Reply>) {
         match finish {
             Finish::List => self.reply_with_list(reply, Response::Processes),
-            Finish::Started(outcomes, notes, mut failures) => {
+            Finish::Started(crate::control::Started {
+                outcomes,
+                notes,
+                mut failures,
+            }) => {
                 failures.extend(spawn_failures(self, &outcomes));
                 self.reply_with_list(reply, move |processes| Response::Started {
                     outcomes,

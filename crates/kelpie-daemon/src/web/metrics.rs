@@ -25,10 +25,10 @@ pub async fn serve(shared: &Shared) -> hyper::Response<Body> {
         .await
         .is_err()
     {
-        return error(500, "Internal", "the daemon is shutting down");
+        return error(500, "Internal", crate::control::SHUTTING_DOWN);
     }
     let Ok(instances) = rx.await else {
-        return error(500, "Internal", "the daemon is shutting down");
+        return error(500, "Internal", crate::control::SHUTTING_DOWN);
     };
     let lines: HashMap<u32, (u64, u64)> = {
         let hub = shared.logs.lock_hub();

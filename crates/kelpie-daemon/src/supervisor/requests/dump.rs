@@ -83,7 +83,15 @@ pub(in crate::supervisor) fn resurrect_loaded(
         }
         outcomes.push(StartOutcome::Created(ids));
     }
-    sup.finish_after(waiters, Finish::Started(outcomes, notes, Vec::new()), reply);
+    sup.finish_after(
+        waiters,
+        Finish::Started(crate::control::Started {
+            outcomes,
+            notes,
+            failures: Vec::new(),
+        }),
+        reply,
+    );
 }
 
 /// The ids the apps brought back get, as PM2's `resurrect` gives them: the next ids, in the

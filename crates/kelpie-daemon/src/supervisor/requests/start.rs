@@ -356,7 +356,11 @@ fn finish_start_after(
                 failures.push(why);
             }
         }
-        let finish = Finish::Started(outcomes, Vec::new(), failures);
+        let finish = Finish::Started(crate::control::Started {
+            outcomes,
+            notes: Vec::new(),
+            failures,
+        });
         crate::supervisor::Back::Settled { finish, reply }
     });
 }
