@@ -1137,3 +1137,79 @@ fn a_log_read_slowly_holds_the_app_back_instead_of_losing_its_lines() {
     let elapsed = elapsed.expect("elapsed");
     assert!(elapsed >= 2_000, "the app printed in {elapsed} ms");
 }
+
+/// Whether `pid` is blocked writing to a full pipe.
+fn blocked_on_pipe(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w.contains("pipe"))
+}
+
+#[test]
+fn an_update_while_a_log_file_is_behind_hands_the_pipe_over_and_loses_nothing() {
+    let k = kelpie();
+    let fifo = k.home().join("behind.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags_nonblock()
+        .open(&fifo)
+        .expect("open the fifo's read end");
+    // More than the pipe, the file's buffer and the FIFO hold: the app ends up waiting.
+    let lines = 1_000_000;
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "behind",
+        "--no-autorestart",
+        "-o",
+        &fifo.display().to_string(),
+        "--",
+        "--quiet",
+        "--print",
+        &lines.to_string(),
+    ]);
+    let pid = k.pid("behind");
+    k.wait_for("the app held back by its log", 30 * SECS, || {
+        blocked_on_pipe(pid)
+    });
+    let expected: Vec<u8> = (0..lines)
+        .flat_map(|i| format!("line {i}\n").into_bytes())
+        .collect();
+    let total = expected.len();
+    // The file is read again while the daemon replaces itself.
+    let read_back = std::thread::spawn(move || {
+        let mut got = Vec::with_capacity(total);
+        let mut buf = vec![0; 64 * 1024];
+        let mut last_data = std::time::Instant::now();
+        while got.len() < total && last_data.elapsed() < 30 * SECS {
+            match reader.read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    got.extend_from_slice(&buf[..n]);
+                    last_data = std::time::Instant::now();
+                }
+                Ok(_) => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("reading the fifo: {e}"),
+            }
+        }
+        got
+    });
+    let out = k.ok(&["update"]);
+    assert!(out.contains("1 processes kept running"), "{out}");
+    let got = read_back.join().expect("the fifo's reader");
+    assert!(
+        got == expected,
+        "lines lost, doubled or out of order across the update: {} bytes of {}",
+        got.len(),
+        total
+    );
+    assert_eq!(k.pid("behind"), pid, "the same process");
+    let describe = k.ok(&["describe", "behind"]);
+    assert_eq!(dropped_lines(&describe, "behind.fifo"), 0, "{describe}");
+}

@@ -188,8 +188,9 @@ pub async fn read_pipe(
             match read_available(&mut file, &mut framer, &mut chunk) {
                 Outcome::Drained => break false,
                 Outcome::Closed => break true,
-                // Asked to give the pipe back: the wait above takes it from here.
-                Outcome::Data if hand_back.borrow().is_some() => break false,
+                // Asked to give the pipe back: the wait above takes it from here (a reader
+                // behind must not loop here: its wait for room ends at once meanwhile).
+                Outcome::Data | Outcome::Behind if hand_back.borrow().is_some() => break false,
                 // Still more to read: let the other pipes have a turn first.
                 Outcome::Data => tokio::task::yield_now().await,
                 // The app's next writes wait in the pipe (and then in the app) meanwhile.

@@ -114,6 +114,8 @@ struct Writer {
 #[derive(Default)]
 struct Full {
     sinks: Vec<Arc<Sink>>,
+    /// Barriers that came while some file was full: answered once none is.
+    barriers: Vec<oneshot::Sender<()>>,
     retry_at: Option<Instant>,
     delay: Duration,
 }
@@ -172,7 +174,13 @@ impl Writer {
                 let _ = done.send(sinks.len());
             }
             WriterMsg::Barrier(done) => {
-                let _ = done.send(());
+                // What waits for a full FIFO is not written yet: answer once it is (or it is
+                // given up on), so `kelpie update` does not exec over those lines.
+                if self.full.sinks.is_empty() {
+                    let _ = done.send(());
+                } else {
+                    self.full.barriers.push(done);
+                }
             }
             WriterMsg::Sizes(sinks, done) => {
                 let sizes = sinks.iter().map(|sink| lock(&sink.slot).size).collect();
@@ -220,6 +228,9 @@ impl Writer {
         }
         if self.full.sinks.is_empty() {
             self.full.retry_at = None;
+            for done in self.full.barriers.drain(..) {
+                let _ = done.send(());
+            }
             return;
         }
         self.full.delay = if moved {
