@@ -190,12 +190,16 @@ fn persist_loop(
 
 /// Write `state.json`, keeping the state it replaces as `state.json.bak`: a hard link to the
 /// old file, made before the new one is renamed over it, so it costs no copy and no space.
-/// A new daemon that cannot read `state.json` recovers from it ([`load_state`]). A state with no
+/// A new daemon that cannot read `state.json` recovers from it ([`load_state`]). With no
+/// `state.json` to replace (it was unreadable and moved aside, and the state recovered from the
+/// backup), the backup stays: it is the last good state until this write is. A state with no
 /// `apps` keeps no backup: after `kill` or `delete all`, what the user removed never comes back.
 fn write_state_file(home: &Home, bytes: &[u8], apps: bool) -> std::io::Result<()> {
     let (path, backup) = (home.state_file(), home.state_backup());
-    let _ = fs::remove_file(&backup);
-    if apps {
+    if !apps {
+        let _ = fs::remove_file(&backup);
+    } else if path.exists() {
+        let _ = fs::remove_file(&backup);
         let _ = fs::hard_link(&path, &backup);
     }
     atomic_write(&path, bytes)
@@ -395,6 +399,19 @@ mod tests {
         assert!(load_state(&home).is_none());
         let notices = fs::read_to_string(home.notices_file()).expect("notices");
         assert!(notices.contains("there is no readable"), "{notices}");
+        // Recovered from the backup, the next write keeps it (state.json was moved aside): a
+        // state corrupted again before a second write still finds it.
+        write_state_file(&home, &bytes(11), true).expect("first");
+        write_state_file(&home, &bytes(12), true).expect("second");
+        fs::write(home.state_file(), b"garbage").expect("corrupt");
+        assert_eq!(load_state(&home).map(|s| s.next_id), Some(11));
+        write_state_file(&home, &bytes(13), true).expect("the write after a recovery");
+        fs::write(home.state_file(), b"garbage again").expect("corrupt again");
+        assert_eq!(
+            load_state(&home).map(|s| s.next_id),
+            Some(11),
+            "the backup outlived the first write after the recovery"
+        );
         // An empty state keeps no backup: what the user removed never comes back.
         write_state_file(&home, &bytes(9), true).expect("write");
         write_state_file(&home, &bytes(10), false).expect("write an empty state");
