@@ -14,6 +14,7 @@ from pathlib import Path
 from .budgets import BUDGETS_FILE, CHECK_APPS
 from .check_command import check_main
 from .common import log, SCRIPT
+from .chaos import chaos_main
 from .deploy import deploy_main
 from .managers import build_kelpie
 from .node_metrics import node_metrics_main
@@ -34,11 +35,13 @@ def parse_args() -> argparse.Namespace:
                     help="fewer repetitions (1 round, 5 list runs, 5 crash rounds)")
     ap.add_argument("--apps", type=int, default=200, help="number of apps (default 200)")
     ap.add_argument("--only", choices=["core", "logs", "cluster", "health", "runtime",
-                                       "reliability", "scale", "deploy", "nodemetrics"],
+                                       "reliability", "scale", "deploy", "nodemetrics",
+                                       "chaos"],
                     help="run only this scenario: core (RSS, list, start/stop, crash), logs, "
-                         "cluster, health, runtime, reliability, scale, deploy or nodemetrics (the "
-                         "Node shim's runtime metrics; default: all but scale, deploy and "
-                         "nodemetrics, which are run only on their own; deploy needs "
+                         "cluster, health, runtime, reliability, scale, deploy, nodemetrics (the "
+                         "Node shim's runtime metrics) or chaos (random faults for "
+                         "--chaos-secs); default: all but scale, deploy, nodemetrics and "
+                         "chaos, which are run only on their own; deploy needs "
                          "root and sshd, and is skipped with the reason without them)")
     ap.add_argument("--wrk-seconds", type=float, default=4.0,
                     help="length of each cluster throughput run (default 4)")
@@ -50,6 +53,10 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--cpu-window", type=float,
                     help="length of each window of the health scenario's CPU measurement, in s "
                          "(default 30, 10 with --quick)")
+    ap.add_argument("--chaos-secs", type=int, default=600,
+                    help="how long the chaos scenario injects faults, in s (default 600)")
+    ap.add_argument("--chaos-seed", type=int,
+                    help="the chaos scenario's seed (default: a new one, printed)")
     ap.add_argument("--kelpie-only", action="store_true", help="skip PM2")
     ap.add_argument("--output", type=Path, help="also write a markdown report to this file")
     ap.add_argument("--no-build", action="store_true", help="use the existing release binaries")
@@ -160,6 +167,8 @@ def main() -> int:
         if not cfg.no_build:
             build_kelpie()
         return scale_main(cfg, argv_str)
+    if cfg.only == "chaos":
+        return chaos_main(cfg, argv_str)
     if cfg.only == "nodemetrics":
         if not cfg.no_build:
             build_kelpie()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unittest
 
+from .tests.test_chaos import ParseOutput as ChaosTest
 from .tests.test_check import CheckTest
 from .tests.test_cluster import ClusterTest
 from .tests.test_deploy import DeployTest
@@ -29,6 +30,7 @@ def self_test() -> int:
                                 loader.loadTestsFromTestCase(DeployTest),
                                 loader.loadTestsFromTestCase(CheckTest),
                                 loader.loadTestsFromTestCase(LayoutTest),
-                                loader.loadTestsFromTestCase(ReportTest)])
+                                loader.loadTestsFromTestCase(ReportTest),
+                                loader.loadTestsFromTestCase(ChaosTest)])
     result = unittest.TextTestRunner(verbosity=2).run(suite)
     return 0 if result.wasSuccessful() else 1
