@@ -21,19 +21,16 @@ mod activity;
 mod counters;
 mod members;
 mod quiet;
+mod sampling;
 mod tree;
 
 use crate::cgroups::Cgroups;
-use counters::CgroupCounters;
 use kelpie_core::limits::Usage;
-use members::Members;
-use quiet::Quiet;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
-use tree::TreeSampler;
 
 /// Maps and sets keyed by ids and pids, looked up for every process every second: a fast hash
 /// (SipHash was a fifth of the thread's time with 3 000 apps), the keys being no one's choice.
@@ -134,7 +131,7 @@ impl Monitor {
         every: Duration,
         cgroups: Cgroups,
         readings: mpsc::UnboundedSender<Vec<Reading>>,
-        mut host: crate::host::HostSampler,
+        host: crate::host::HostSampler,
     ) -> std::io::Result<Monitor> {
         let targets: Arc<Mutex<Targets>> = Arc::default();
         let shared = targets.clone();
@@ -142,132 +139,18 @@ impl Monitor {
         let told = new_process.clone();
         let counters = activity::SharedCounters::default();
         let counters_read = counters.clone();
+        let sampling = sampling::Sampling::new(sampling::Inputs {
+            every,
+            cgroups,
+            readings,
+            host,
+            targets: shared,
+            new_process: told,
+            counters: counters_read,
+        });
         let thread = std::thread::Builder::new()
             .name("kelpie-monitor".into())
-            .spawn(move || {
-                let mut sampler = TreeSampler::default();
-                let mut members = Members::default();
-                let mut counters = CgroupCounters::default();
-                let mut quiet = Quiet::default();
-                let mut activity = activity::Activity::default();
-                let mut sent: IdMap<u32, (u32, Usage)> = IdMap::default();
-                // Whether no process ran in the second before the last reading too.
-                let mut quiet_before = false;
-                let (mut ticks, mut changed_at, mut last_signature) = (0u64, 0u64, 0u64);
-                let mut resident_at_last_look: Option<u64> = None;
-                let mut last_reading = Instant::now();
-                loop {
-                    let instances = shared.lock().map_or(0, |targets| targets.by_id.len());
-                    let earliest = EARLIEST_AFTER.max(
-                        EARLIEST_AFTER_PER_INSTANCE * u32::try_from(instances).unwrap_or(u32::MAX),
-                    );
-                    wait_for_next_reading(last_reading, every, earliest, &told);
-                    last_reading = Instant::now();
-                    ticks += 1;
-                    cgroups.tidy();
-                    // The baseline that tells a likely OOM kill (see `forensics.rs`).
-                    crate::forensics::sample_system_oom_kills();
-                    host.sample();
-                    let current = match shared.lock() {
-                        Ok(mut targets) => targets.snapshot(),
-                        Err(_) => return,
-                    };
-                    // A burst of work (apps started, stopped, restarted) changes the targets.
-                    let signature = targets_signature(&current);
-                    if signature != last_signature {
-                        last_signature = signature;
-                        changed_at = ticks;
-                    }
-                    // Periodically only if the daemon grew since the last look (a CLI call, a
-                    // web request ran): an idle daemon runs the same few pages of code every
-                    // second, and advising them away would only cost it CPU to fault them in
-                    // again.
-                    let periodic = ticks % FORGET_CODE_EVERY == 3 && {
-                        let now = kelpie_sys::resident_pages();
-                        let grew = match (now, resident_at_last_look) {
-                            (Some(now), Some(before)) => now > before + RESIDENT_SLACK_PAGES,
-                            _ => true,
-                        };
-                        resident_at_last_look = now;
-                        grew
-                    };
-                    if ticks == changed_at + 1 || periodic {
-                        kelpie_sys::forget_code_pages();
-                        // And what the burst freed.
-                        kelpie_sys::release_free_memory();
-                    }
-                    if current.is_empty() {
-                        sampler.forget();
-                        members = Members::default();
-                        counters = CgroupCounters::default();
-                        quiet = Quiet::default();
-                        activity.keep_only(&current, &counters_read);
-                        sent.clear();
-                        quiet_before = false;
-                        if readings.is_closed() {
-                            return;
-                        }
-                        continue;
-                    }
-                    let now = Instant::now();
-                    // Without the memory controller, trying each cgroup's memory.current would
-                    // only cost a failed open per app and second.
-                    let cgroup_readings = match cgroups.account_memory() {
-                        true => counters.read(&current, now),
-                        false => IdMap::default(),
-                    };
-                    let refresh = ticks.is_multiple_of(READ_IDLE_EVERY);
-                    let idle = quiet.idle(cgroups.base_path(), &current, refresh);
-                    // Idle apps cost one read a second, whatever their number: no process
-                    // ran, so every reading holds and none is sent. The first such second is
-                    // read as usual: it sends 0 % CPU for what ran the second before.
-                    let nothing_ran =
-                        quiet.nothing_ran() && cgroup_readings.is_empty() && changed_at != ticks;
-                    let skip = nothing_ran && quiet_before;
-                    quiet_before = nothing_ran;
-                    if skip {
-                        sampler.nothing_ran_until(now);
-                        if readings.is_closed() {
-                            return;
-                        }
-                        continue;
-                    }
-                    let (processes, trees) = members.sample(&current, &cgroup_readings, &idle, now);
-                    let batch = sampler.sample(
-                        &current,
-                        &cgroup_readings,
-                        (&processes, trees, &idle),
-                        now,
-                        uptime_ticks(),
-                    );
-                    let ran: IdSet<u32> = batch
-                        .iter()
-                        .filter(|r| r.cpu_seconds > 0.0)
-                        .map(|r| r.pm_id)
-                        .collect();
-                    activity.read(&current, &ran, ticks, &counters_read);
-                    // A reading of an instance that used no CPU and did not change tells the
-                    // supervisor nothing new.
-                    let batch: Vec<Reading> = batch
-                        .into_iter()
-                        .filter(|r| {
-                            let before = sent.insert(r.pm_id, (r.pid, r.usage));
-                            r.cpu_seconds > 0.0 || before != Some((r.pid, r.usage))
-                        })
-                        .collect();
-                    if changed_at == ticks {
-                        let live: IdSet<u32> = current.iter().map(|t| t.pm_id).collect();
-                        sent.retain(|pm_id, _| live.contains(pm_id));
-                        activity.keep_only(&current, &counters_read);
-                    }
-                    if readings.is_closed() {
-                        return;
-                    }
-                    if !batch.is_empty() && readings.send(batch).is_err() {
-                        return;
-                    }
-                }
-            })?;
+            .spawn(move || sampling.run())?;
         Ok(Monitor {
             targets,
             thread: Some(thread.thread().clone()),
@@ -329,51 +212,6 @@ impl Monitor {
     }
 }
 
-/// Sleep until the next reading: `every` after the last one, or, for a new process, `earliest`
-/// after it.
-fn wait_for_next_reading(
-    last: Instant,
-    every: Duration,
-    earliest: Duration,
-    new_process: &std::sync::atomic::AtomicBool,
-) {
-    use std::sync::atomic::Ordering;
-    loop {
-        let since = last.elapsed();
-        if since >= every {
-            break;
-        }
-        if since >= earliest && new_process.load(Ordering::Acquire) {
-            break;
-        }
-        let until = match new_process.load(Ordering::Acquire) {
-            true => earliest,
-            false => every,
-        };
-        std::thread::park_timeout(until.saturating_sub(since));
-    }
-    new_process.store(false, Ordering::Release);
-}
-
-/// Tells when the set of instances (or their processes) changed.
-fn targets_signature(targets: &[Target]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    for target in targets {
-        (target.pm_id, target.pid).hash(&mut hasher);
-    }
-    hasher.finish()
-}
-
-/// Time since boot in clock ticks (the unit of process start times).
-fn uptime_ticks() -> u64 {
-    let seconds = std::fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    (seconds * kelpie_sys::clock_ticks_per_second() as f64) as u64
-}
-
 /// The in-process tests' monitor: no thread, so nothing reads /proc (their pids are fake); the
 /// test sends the readings itself, and can see which processes it was told to sample.
 #[cfg(test)]
@@ -398,7 +236,11 @@ impl Monitor {
 
 #[cfg(test)]
 mod tests {
+    use super::members::Members;
+    use super::sampling::uptime_ticks;
+    use super::tree::TreeSampler;
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn the_real_system_can_be_sampled() {
