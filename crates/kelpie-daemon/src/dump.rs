@@ -68,7 +68,7 @@ pub fn save(home: &Home, dump: &DumpFile, force: bool) -> Result<String, DumpErr
                 let backup = home.dump_backup();
                 atomic_write(&backup, &previous).map_err(|source| DumpError::Write {
                     path: backup.display().to_string(),
-                    source,
+                    cause: source,
                 })?;
             }
             // A corrupt dump is not copied over a backup that may be good, nor lost: it is
@@ -79,7 +79,7 @@ pub fn save(home: &Home, dump: &DumpFile, force: bool) -> Result<String, DumpErr
                     return Err(DumpError::CannotSetAside {
                         path: path.display().to_string(),
                         invalid,
-                        source,
+                        cause: source,
                     });
                 }
                 crate::daemon_log!(
@@ -97,7 +97,7 @@ pub fn save(home: &Home, dump: &DumpFile, force: bool) -> Result<String, DumpErr
     let bytes = serde_json::to_vec_pretty(dump).map_err(DumpError::Encode)?;
     atomic_write(&path, &bytes).map_err(|source| DumpError::Write {
         path: path.display().to_string(),
-        source,
+        cause: source,
     })?;
     Ok(format!(
         "saved {} apps to {}{kept_aside}",
@@ -111,11 +111,11 @@ fn read(path: &Path) -> Result<DumpFile, Unusable> {
     let shown = || path.display().to_string();
     let bytes = fs::read(path).map_err(|source| Unusable::Read {
         path: shown(),
-        source,
+        cause: source,
     })?;
     parse(&bytes).map_err(|source| Unusable::Invalid {
         path: shown(),
-        source,
+        cause: source,
     })
 }
 
@@ -235,7 +235,7 @@ mod tests {
                 &err,
                 DumpError::Unusable {
                     dump: Unusable::Invalid {
-                        source: Invalid::Pm2List,
+                        cause: Invalid::Pm2List,
                         ..
                     },
                     ..

@@ -558,7 +558,7 @@ mod tests {
             .await
             .expect_err("no cwd");
         assert!(
-            matches!(&error, ProbeError::ExecStart { source, .. } if source.kind() == io::ErrorKind::NotFound),
+            matches!(&error, ProbeError::ExecStart { cause: source, .. } if source.kind() == io::ErrorKind::NotFound),
             "{error:?}"
         );
     }

@@ -302,7 +302,7 @@ fn read_state(path: &Path) -> Result<Option<StateFile>, Unreadable> {
         Err(source) => {
             return Err(Unreadable::Read {
                 path: shown(),
-                source,
+                cause: source,
             })
         }
     };
@@ -310,7 +310,7 @@ fn read_state(path: &Path) -> Result<Option<StateFile>, Unreadable> {
         .map(Some)
         .map_err(|source| Unreadable::Invalid {
             path: shown(),
-            source,
+            cause: source,
         })
 }
 

@@ -248,13 +248,13 @@ impl Handoff {
         let path = || file.display().to_string();
         let bytes = std::fs::read(file).map_err(|source| HandoffError::Read {
             path: path(),
-            source,
+            cause: source,
         })?;
         let _ = std::fs::remove_file(file);
         let wire: WireHandoff =
             serde_json::from_slice(&bytes).map_err(|source| HandoffError::Parse {
                 path: path(),
-                source,
+                cause: source,
             })?;
         if !HANDOFF_READ.contains(&wire.version) {
             return Err(HandoffError::Format {
@@ -276,7 +276,7 @@ impl Handoff {
         let owned = kelpie_sys::take_inherited_fds(&numbers).map_err(|source| {
             HandoffError::Descriptors {
                 path: path(),
-                source,
+                cause: source,
             }
         })?;
         let mut owned: BTreeMap<RawFd, OwnedFd> = numbers.into_iter().zip(owned).collect();
@@ -451,7 +451,7 @@ fn check_program(program: &Path) -> Result<(), ProgramError> {
         .output()
         .map_err(|source| ProgramError::Run {
             path: path(),
-            source,
+            cause: source,
         })?;
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() || !looks_like_kelpie_version(&text) {
@@ -469,7 +469,7 @@ fn check_program(program: &Path) -> Result<(), ProgramError> {
         .output()
         .map_err(|source| ProgramError::Run {
             path: path(),
-            source,
+            cause: source,
         })?;
     let reads: Vec<u32> = String::from_utf8_lossy(&formats.stdout)
         .split_whitespace()

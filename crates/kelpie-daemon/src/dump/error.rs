@@ -21,20 +21,20 @@ pub enum Invalid {
 #[non_exhaustive]
 pub enum Unusable {
     /// It cannot be read (missing, unreadable).
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         /// The file.
         path: String,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// It was read, but is not a dump.
-    #[error("{path} is not a valid dump: {source}")]
+    #[error("{path} is not a valid dump: {cause}")]
     Invalid {
         /// The file.
         path: String,
         /// What is wrong with it.
-        source: Invalid,
+        cause: Invalid,
     },
 }
 
@@ -42,8 +42,8 @@ impl Unusable {
     /// What is wrong, without the file's name (said once already where the backup is named).
     fn reason(&self) -> &dyn fmt::Display {
         match self {
-            Unusable::Read { source, .. } => source,
-            Unusable::Invalid { source, .. } => source,
+            Unusable::Read { cause: source, .. } => source,
+            Unusable::Invalid { cause: source, .. } => source,
         }
     }
 }
@@ -65,22 +65,22 @@ pub enum DumpError {
         apps: usize,
     },
     /// A file could not be written (the dump or its backup).
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {cause}")]
     Write {
         /// The file.
         path: String,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The previous dump is not valid, and could not be moved aside to keep it.
-    #[error("the previous dump {path} is not valid ({invalid}) and cannot be moved aside ({source}); nothing saved")]
+    #[error("the previous dump {path} is not valid ({invalid}) and cannot be moved aside ({cause}); nothing saved")]
     CannotSetAside {
         /// The previous dump.
         path: String,
         /// What is wrong with it.
         invalid: Invalid,
         /// Why the rename failed.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The apps could not be encoded.
     #[error(transparent)]

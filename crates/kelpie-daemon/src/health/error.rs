@@ -21,12 +21,12 @@ pub enum ProbeError {
         from: String,
     },
     /// The host name does not resolve.
-    #[error("cannot resolve {host}: {}", plain(.source))]
+    #[error("cannot resolve {host}: {}", plain(.cause))]
     Resolve {
         /// The host.
         host: String,
         /// The resolver's error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The host name resolves to no address at all.
     #[error("{host} resolves to no address")]
@@ -41,28 +41,28 @@ pub enum ProbeError {
         at: String,
     },
     /// Connecting failed otherwise (unreachable, reset...).
-    #[error("cannot connect to {at}: {}", plain(.source))]
+    #[error("cannot connect to {at}: {}", plain(.cause))]
     Connect {
         /// `host:port`.
         at: String,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The HTTP request could not be sent.
-    #[error("cannot send the request to {at}: {}", plain(.source))]
+    #[error("cannot send the request to {at}: {}", plain(.cause))]
     Send {
         /// `host:port`.
         at: String,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The answer could not be read.
-    #[error("cannot read the answer from {url}: {}", plain(.source))]
+    #[error("cannot read the answer from {url}: {}", plain(.cause))]
     Read {
         /// The URL.
         url: String,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The server closed the connection before any answer.
     #[error("{url} closed the connection without answering")]
@@ -90,22 +90,22 @@ pub enum ProbeError {
     },
     /// The command of an `exec` check could not be started (its working directory missing,
     /// no shell, the user it runs as...).
-    #[error("exec `{command}` could not start in {cwd}: {}", plain(.source))]
+    #[error("exec `{command}` could not start in {cwd}: {}", plain(.cause))]
     ExecStart {
         /// The command.
         command: String,
         /// Where it was to run.
         cwd: String,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The command started, but waiting for it failed.
-    #[error("exec `{command}`: cannot wait for it: {}", plain(.source))]
+    #[error("exec `{command}`: cannot wait for it: {}", plain(.cause))]
     ExecWait {
         /// The command.
         command: String,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The command did not finish within the timeout (its process group was killed).
     #[error("exec `{command}` timed out after {ms} ms")]

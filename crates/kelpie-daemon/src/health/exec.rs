@@ -77,7 +77,7 @@ pub(super) async fn exec_probe(
     let mut child = spawned.map_err(|source| ProbeError::ExecStart {
         command: command.to_string(),
         cwd: ctx.cwd.display().to_string(),
-        source,
+        cause: source,
     })?;
     // Declared after `child`, hence dropped before it: the group is killed while its leader
     // is still unreaped.
@@ -92,7 +92,7 @@ pub(super) async fn exec_probe(
         Ok(Err(e)) => {
             return Err(ProbeError::ExecWait {
                 command: command.to_string(),
-                source: e,
+                cause: e,
             })
         }
         Err(_) => {

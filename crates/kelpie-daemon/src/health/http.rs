@@ -112,7 +112,7 @@ pub(super) async fn http_probe(
             .await
             .map_err(|source| ProbeError::Send {
                 at: target.authority.clone(),
-                source,
+                cause: source,
             })?;
         read_status(&mut stream, url).await
     })
@@ -142,7 +142,7 @@ async fn read_status(stream: &mut (impl AsyncRead + Unpin), url: &str) -> Result
             .await
             .map_err(|source| ProbeError::Read {
                 url: url.to_string(),
-                source,
+                cause: source,
             })?;
         if n == 0 {
             if line.is_empty() {

@@ -20,7 +20,7 @@ pub(super) async fn connect(host: &str, port: u16, shown: &str) -> Result<TcpStr
         .await
         .map_err(|source| ProbeError::Resolve {
             host: host.to_string(),
-            source,
+            cause: source,
         })?;
     let mut last_error = None;
     for address in addresses {
@@ -38,7 +38,7 @@ pub(super) async fn connect(host: &str, port: u16, shown: &str) -> Result<TcpStr
         },
         Some(source) => ProbeError::Connect {
             at: shown.to_string(),
-            source,
+            cause: source,
         },
     })
 }

@@ -9,12 +9,12 @@ use std::sync::Arc;
 #[non_exhaustive]
 pub enum WriteError {
     /// The file could not be written (the home removed, read-only, full).
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {cause}")]
     Io {
         /// The file.
         path: String,
         /// The error.
-        source: Arc<io::Error>,
+        cause: Arc<io::Error>,
     },
     /// What was to be written could not be encoded.
     #[error(transparent)]
@@ -26,7 +26,7 @@ impl WriteError {
     pub(super) fn io(path: &std::path::Path, source: io::Error) -> Self {
         WriteError::Io {
             path: path.display().to_string(),
-            source: Arc::new(source),
+            cause: Arc::new(source),
         }
     }
 }
@@ -35,19 +35,19 @@ impl WriteError {
 #[derive(Debug, thiserror::Error)]
 pub(super) enum Unreadable {
     /// It exists but cannot be read (a directory, no permission).
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         /// The file.
         path: String,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// It was read but is not a state (empty, truncated, garbage).
-    #[error("{path} is not valid ({source})")]
+    #[error("{path} is not valid ({cause})")]
     Invalid {
         /// The file.
         path: String,
         /// What is wrong with it.
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
 }

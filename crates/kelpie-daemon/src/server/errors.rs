@@ -16,7 +16,7 @@ pub(super) enum Refused {
     },
     /// Its credentials cannot be read, so it cannot be told apart from another user.
     #[error("permission denied: cannot check the peer's credentials: {0}")]
-    NoCredentials(#[source] std::io::Error),
+    NoCredentials(std::io::Error),
 }
 
 impl Refused {

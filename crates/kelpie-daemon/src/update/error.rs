@@ -8,20 +8,20 @@ use std::io;
 #[non_exhaustive]
 pub enum HandoffError {
     /// It cannot be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         /// The hand-off file.
         path: String,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// It is not a hand-off.
-    #[error("cannot understand {path}: {source}")]
+    #[error("cannot understand {path}: {cause}")]
     Parse {
         /// The hand-off file.
         path: String,
         /// What is wrong with it.
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     /// It is of a format this program does not read.
     #[error("{path} is of format {version}, this kelpie reads formats {reads:?}")]
@@ -34,12 +34,12 @@ pub enum HandoffError {
         reads: &'static [u32],
     },
     /// The descriptors it names cannot be taken.
-    #[error("the descriptors named by {path}: {source}")]
+    #[error("the descriptors named by {path}: {cause}")]
     Descriptors {
         /// The hand-off file.
         path: String,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// It names a descriptor twice.
     #[error("descriptor {0} is named twice")]
@@ -55,14 +55,14 @@ pub enum ProgramError {
     Interrupted(#[from] crate::tasks::Interrupted),
     /// No program was named, and the daemon's own cannot be found.
     #[error("cannot tell which program this daemon runs: {0}")]
-    OwnProgram(#[source] io::Error),
+    OwnProgram(io::Error),
     /// It cannot be run.
-    #[error("cannot run {path}: {source}")]
+    #[error("cannot run {path}: {cause}")]
     Run {
         /// The program.
         path: String,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// It runs, but its `--version` is not a kelpie's.
     #[error("{path} is not a kelpie program (`--version` printed {printed:?})")]

@@ -13,16 +13,16 @@ pub enum WatchError {
     #[error("no path to watch")]
     NoPath,
     /// An `ignore_watch` pattern is not a glob.
-    #[error("invalid ignore_watch glob {written:?}: {source}")]
+    #[error("invalid ignore_watch glob {written:?}: {cause}")]
     Glob {
         /// The pattern as the app wrote it.
         written: String,
         /// What is wrong with it.
-        source: globset::Error,
+        cause: globset::Error,
     },
     /// The `ignore_watch` globs cannot be put together.
     #[error("invalid ignore_watch globs: {0}")]
-    Globs(#[source] globset::Error),
+    Globs(globset::Error),
     /// A path to watch does not exist.
     #[error("cannot watch {path}: it does not exist")]
     Missing {
@@ -43,12 +43,12 @@ pub enum WatchError {
         path: String,
     },
     /// A path cannot be read or watched otherwise.
-    #[error("cannot watch {path}: {source}")]
+    #[error("cannot watch {path}: {cause}")]
     Io {
         /// The path.
         path: String,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The watching thread is gone.
     #[error("the file watching service has stopped")]

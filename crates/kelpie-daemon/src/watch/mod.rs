@@ -267,7 +267,7 @@ fn add_error(dir: &Path, e: io::Error) -> WatchError {
     if is_limit(&e) {
         WatchError::Limit { path }
     } else {
-        WatchError::Io { path, source: e }
+        WatchError::Io { path, cause: e }
     }
 }
 

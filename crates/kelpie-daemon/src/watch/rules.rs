@@ -60,7 +60,7 @@ impl Rules {
                     .build()
                     .map_err(|source| WatchError::Glob {
                         written: written.clone(),
-                        source,
+                        cause: source,
                     })?;
                 set.add(glob);
                 Ok(())

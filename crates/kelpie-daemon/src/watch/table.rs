@@ -269,7 +269,7 @@ impl Table {
                 } else {
                     WatchError::Io {
                         path: path(),
-                        source: e,
+                        cause: e,
                     }
                 }
             })?;
@@ -378,7 +378,7 @@ impl Table {
                 Err(source) if is_top && strict => {
                     return Err(WatchError::Io {
                         path: dir.display().to_string(),
-                        source,
+                        cause: source,
                     })
                 }
                 Err(_) => continue,
