@@ -118,7 +118,6 @@ impl WebSettings {
 
 /// Why web settings cannot be served ([`WebSettings::socket_addr`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum WebSettingsError {
     /// A host that is neither an IP address nor `localhost`.
     #[error(

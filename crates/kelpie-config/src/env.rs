@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 /// Why an `env`-like object is refused. `Display` is the message after "field `env`: ".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum EnvError {
     /// Not an object.
     #[error("expected an object of environment variables, got {got}")]
@@ -57,7 +56,6 @@ pub struct DotenvError {
 
 /// What is wrong with one line of a dotenv file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum DotenvProblem {
     /// No `=` (so no value to leak: the line is quoted).
     #[error("expected NAME=value, got {text:?}")]

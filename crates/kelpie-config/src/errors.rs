@@ -3,7 +3,6 @@
 /// Why a configuration could not be loaded. `Display` is a complete message for the user.
 /// Non-exhaustive: new kinds of failure may be told apart later.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read at all.
     #[error("cannot read {file}: {cause}")]

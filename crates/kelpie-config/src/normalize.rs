@@ -161,7 +161,6 @@ pub fn top_level(doc: &Value) -> Result<TopLevel, ShapeError> {
 /// Why a document is not an app list. `Display` follows the file's name in
 /// [`ConfigError::Shape`](crate::ConfigError::Shape).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum ShapeError {
     /// Not an object, a list or one app.
     #[error("expected an object with `apps`, a list of apps or one app object, got {kind}")]

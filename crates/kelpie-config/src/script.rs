@@ -71,7 +71,6 @@ fn is_command_line(expanded: &str, cwd: &Path) -> bool {
 /// Why a script or its interpreter cannot run. `Display` is a complete sentence about the
 /// script or interpreter, without the app prefix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum ScriptError {
     /// The script is a directory.
     #[error("script `{}` is a directory", path.display())]

@@ -14,7 +14,6 @@ pub struct NoServeBinary {
 
 /// Why PM2's top-level `static` section cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum StaticError {
     /// Neither a list nor one object.
     #[error("`static` must be a list of {{path, port, ...}} objects, got {kind}")]
@@ -34,7 +33,6 @@ pub enum StaticError {
 
 /// What is wrong with one entry of `static`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum StaticEntryError {
     /// Not an object.
     #[error("expected an object, got {got}")]

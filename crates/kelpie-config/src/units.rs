@@ -2,7 +2,6 @@
 
 /// Text that is not a size or a duration; `Display` says what was expected and what was given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum AmountError {
     /// Not a size ([`parse_bytes`]).
     #[error("expected a size like 200M, 1G or a number of bytes, got {text:?}")]

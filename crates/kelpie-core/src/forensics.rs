@@ -127,7 +127,6 @@ pub enum NotifyLine {
 
 /// Why a metric a process published was not taken. `Display` is the line the daemon logs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum MetricError {
     /// No `=` between the name and the value.
     #[error("`{METRIC_VARIABLE}={assignment}`: expected {METRIC_VARIABLE}=<name>=<number>")]

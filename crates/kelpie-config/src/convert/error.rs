@@ -10,7 +10,6 @@ use serde_json::Value;
 
 /// Why a field's value was refused. `Display` is the message's "expected …, got …" part.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum ValueError {
     /// Not of the shape the field takes (a string where a number is wanted, a word that is not a
     /// number...).

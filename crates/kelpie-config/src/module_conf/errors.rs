@@ -9,7 +9,6 @@ use std::path::PathBuf;
 
 /// Why `set` or `unset` refused a key or a value; nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum ConfKeyError {
     /// A `"` that does not close.
     #[error("key `{key}` has an unclosed quote")]
@@ -76,7 +75,6 @@ fn hint(suggestion: Option<&str>) -> String {
 
 /// Why a `pm2-logrotate` value cannot be used (set now, or found in the file: then skipped).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum LogrotateError {
     /// Not of the key's type (a size, a boolean, a count...).
     #[error(transparent)]
@@ -114,7 +112,6 @@ pub enum LogrotateError {
 
 /// Why a `multiset` argument is not pairs of words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum MultisetError {
     /// A `"` that does not close.
     #[error("unclosed quote")]
@@ -132,7 +129,6 @@ pub enum MultisetError {
 
 /// Why the store's file could not be loaded.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum StoreError {
     /// The file exists but cannot be read.
     #[error("cannot read {}: {cause}", path.display())]
@@ -154,7 +150,6 @@ pub enum StoreError {
 
 /// Why a text is not a store.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum StoreTextError {
     /// JSON, but not an object.
     #[error("expected a JSON object, got {kind}")]

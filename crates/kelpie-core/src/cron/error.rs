@@ -4,7 +4,6 @@
 
 /// Why a cron expression, or the time zone it is read in, was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum CronError {
     /// Neither 5 nor 6 fields.
     #[error(
@@ -52,7 +51,6 @@ pub enum CronError {
 /// What is wrong with one field of an expression (the field itself is named by
 /// [`CronError::Field`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum FieldError {
     /// `?` outside the two day fields.
     #[error("`?` is only allowed in day-of-month and day-of-week")]

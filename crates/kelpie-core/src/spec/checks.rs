@@ -25,7 +25,6 @@ pub fn check_instances(count: u32) -> Result<(), TooManyInstances> {
 
 /// Why a name cannot name an app ([`check_app_name`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum AppNameError {
     /// Empty or only white space.
     #[error("an app name cannot be empty")]

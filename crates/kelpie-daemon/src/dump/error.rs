@@ -6,7 +6,6 @@ use std::io;
 
 /// Why a dump's bytes are not a dump.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Invalid {
     /// PM2's `dump.pm2` (a list of its processes), where Kelpie writes an object.
     #[error("it is a list of processes as PM2 writes it, not a dump Kelpie wrote (start the apps from their ecosystem file, then save)")]
@@ -18,7 +17,6 @@ pub enum Invalid {
 
 /// Why one dump file (the dump or its backup) cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Unusable {
     /// It cannot be read (missing, unreadable).
     #[error("cannot read {path}: {cause}")]
@@ -50,7 +48,6 @@ impl Unusable {
 
 /// Why `save` or `resurrect` failed.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum DumpError {
     /// The work ended without its result (see [`crate::tasks::Interrupted`]).
     #[error(transparent)]

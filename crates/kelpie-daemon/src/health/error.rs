@@ -7,7 +7,6 @@ use std::io;
 
 /// Why one probe failed.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ProbeError {
     /// The check's URL cannot be used.
     #[error(transparent)]
@@ -143,7 +142,6 @@ pub enum Ended {
 
 /// Why an HTTP check's URL cannot be used: the probe cannot run at all.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum UrlError {
     /// Not `http://` (there is no TLS client in the daemon).
     #[error("not an http:// URL: {0}")]

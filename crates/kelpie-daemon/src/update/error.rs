@@ -5,7 +5,6 @@ use std::io;
 
 /// Why the hand-off file cannot be used; the new program then starts as a new daemon.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum HandoffError {
     /// It cannot be read.
     #[error("cannot read {path}: {cause}")]
@@ -48,7 +47,6 @@ pub enum HandoffError {
 
 /// Why the program `kelpie update` asked for is not run.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ProgramError {
     /// The work ended without its result (see [`crate::tasks::Interrupted`]).
     #[error(transparent)]

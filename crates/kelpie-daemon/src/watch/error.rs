@@ -4,7 +4,6 @@ use std::io;
 
 /// Why a watch could not be set up.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum WatchError {
     /// The work ended without its result (see [`crate::tasks::Interrupted`]).
     #[error(transparent)]
