@@ -44,7 +44,12 @@ fn write_line_to(
         }
         unwritten.fetch_sub(missed, Ordering::Relaxed);
     }
-    if writeln!(out, "{at} kelpie: {message}").is_err() {
+    // Formatted first and written at once: stderr is unbuffered, and formatting straight into
+    // it made one write(2) per piece of the line (a dozen for a process's exit, the daemon's
+    // most frequent line, written at every restart of a crash loop).
+    let mut line = Vec::with_capacity(128);
+    let formatted = writeln!(line, "{at} kelpie: {message}");
+    if formatted.is_err() || out.write_all(&line).is_err() {
         unwritten.fetch_add(1, Ordering::Relaxed);
     }
 }
