@@ -210,12 +210,23 @@ fn hold_pipes(
     let Some((out, err)) = readers else {
         return [None, None];
     };
-    [(LogStream::Out, out), (LogStream::Err, err)].map(|(stream, fd)| {
-        crate::keeper::hold_now(
-            crate::keeper::Holding::Pipe { pm_id, stream },
-            &[fd.as_fd()],
-        )
-    })
+    // One wait for both: the keeper thread takes its orders in turn, so once it answers for
+    // stderr it has sent stdout too (a round trip between threads less per spawn).
+    let out = crate::keeper::hold(
+        crate::keeper::Holding::Pipe {
+            pm_id,
+            stream: LogStream::Out,
+        },
+        &[out.as_fd()],
+    );
+    let err = crate::keeper::hold_now(
+        crate::keeper::Holding::Pipe {
+            pm_id,
+            stream: LogStream::Err,
+        },
+        &[err.as_fd()],
+    );
+    [out, err]
 }
 
 /// Second descriptors of a process's link ends (its own notify socket from an old daemon, its

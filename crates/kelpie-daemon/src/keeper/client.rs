@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 /// How often the thread looks whether the keeper still lives when nothing else happens.
@@ -29,7 +29,6 @@ enum Order {
         /// Answered once the keeper has the descriptors (see [`hold_now`]).
         sent: Option<mpsc::SyncSender<()>>,
     },
-    Release(u64),
     /// Say goodbye to the keeper (daemon exit, or the exec of an update); answered once it
     /// has exited. Holds are kept, not sent, until [`Order::Start`].
     Dismiss(tokio::sync::oneshot::Sender<()>),
@@ -39,6 +38,11 @@ enum Order {
 
 struct Client {
     orders: mpsc::Sender<Order>,
+    /// Holds let go of, for the thread to tell the keeper at its next wake (an order, or its
+    /// look at the keeper every [`LOOK_EVERY`]): an order each woke it, three times for each
+    /// process that ended (its two pipes and itself), the most of its work in a crash loop.
+    /// A release is never late for the hold after it: the thread sends these first.
+    released: Mutex<Vec<u64>>,
     next_id: AtomicU64,
 }
 
@@ -50,6 +54,7 @@ pub fn start(home: &Home) {
     let (orders, received) = mpsc::channel();
     let client = Client {
         orders,
+        released: Mutex::new(Vec::new()),
         next_id: AtomicU64::new(0),
     };
     if CLIENT.set(client).is_err() {
@@ -79,7 +84,9 @@ pub struct Held(u64);
 impl Drop for Held {
     fn drop(&mut self) {
         if let Some(client) = CLIENT.get() {
-            let _ = client.orders.send(Order::Release(self.0));
+            if let Ok(mut released) = client.released.lock() {
+                released.push(self.0);
+            }
         }
     }
 }
@@ -192,7 +199,9 @@ impl Link {
     fn run(mut self, orders: mpsc::Receiver<Order>) {
         self.keeper = self.spawn();
         loop {
-            match orders.recv_timeout(LOOK_EVERY) {
+            let order = orders.recv_timeout(LOOK_EVERY);
+            self.release_let_go();
+            match order {
                 Ok(Order::Hold {
                     id,
                     holding,
@@ -214,14 +223,6 @@ impl Link {
                         let _ = sent.try_send(());
                     }
                 }
-                Ok(Order::Release(id)) => {
-                    if self.held.remove(&id).is_some()
-                        && !self.send(&ToKeeper::Release { id }, Vec::new())
-                        && !self.dismissed
-                    {
-                        self.replace_keeper();
-                    }
-                }
                 Ok(Order::Dismiss(done)) => {
                     self.say_goodbye();
                     self.dismissed = true;
@@ -238,6 +239,29 @@ impl Link {
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// Tell the keeper what the daemon let go of (see [`Client::released`]). An id whose hold
+    /// is still in the queue of orders stays for the next wake.
+    fn release_let_go(&mut self) {
+        let Some(client) = CLIENT.get() else { return };
+        let let_go = match client.released.lock() {
+            Ok(mut released) if !released.is_empty() => std::mem::take(&mut *released),
+            _ => return,
+        };
+        let mut not_yet = Vec::new();
+        for id in let_go {
+            if self.held.remove(&id).is_none() {
+                not_yet.push(id);
+            } else if !self.send(&ToKeeper::Release { id }, Vec::new()) && !self.dismissed {
+                self.replace_keeper();
+            }
+        }
+        if !not_yet.is_empty() {
+            if let Ok(mut released) = client.released.lock() {
+                released.extend(not_yet);
             }
         }
     }
