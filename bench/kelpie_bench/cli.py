@@ -24,6 +24,7 @@ from .report import keep_sections_of
 from .report_file import write_report
 from .runtime import build_static, unshare_permitted
 from .scale_report import scale_main
+from .soak_report import soak_main
 from .selftest import self_test
 from .session import Session
 from .wrk import ensure_wrk
@@ -35,14 +36,15 @@ def parse_args() -> argparse.Namespace:
                     help="fewer repetitions (1 round, 5 list runs, 5 crash rounds)")
     ap.add_argument("--apps", type=int, default=200, help="number of apps (default 200)")
     ap.add_argument("--only", choices=["core", "logs", "cluster", "health", "runtime",
-                                       "reliability", "scale", "deploy", "nodemetrics",
-                                       "chaos"],
+                                       "reliability", "scale", "soak", "deploy",
+                                       "nodemetrics", "chaos"],
                     help="run only this scenario: core (RSS, list, start/stop, crash), logs, "
-                         "cluster, health, runtime, reliability, scale, deploy, nodemetrics (the "
-                         "Node shim's runtime metrics) or chaos (random faults for "
-                         "--chaos-secs); default: all but scale, deploy, nodemetrics and "
-                         "chaos, which are run only on their own; deploy needs "
-                         "root and sshd, and is skipped with the reason without them)")
+                         "cluster, health, runtime, reliability, scale, soak (crash-looping apps "
+                         "of each kind), deploy, nodemetrics (the Node shim's runtime "
+                         "metrics) or chaos (random faults for --chaos-secs); default: all but "
+                         "scale, soak, deploy, nodemetrics and chaos, which are run only on "
+                         "their own; deploy needs root and sshd, and is skipped with the reason "
+                         "without them)")
     ap.add_argument("--wrk-seconds", type=float, default=4.0,
                     help="length of each cluster throughput run (default 4)")
     ap.add_argument("--log-lines", type=int, default=500_000,
@@ -167,6 +169,10 @@ def main() -> int:
         if not cfg.no_build:
             build_kelpie()
         return scale_main(cfg, argv_str)
+    if cfg.only == "soak":
+        if not cfg.no_build:
+            build_kelpie()
+        return soak_main(cfg, argv_str)
     if cfg.only == "chaos":
         return chaos_main(cfg, argv_str)
     if cfg.only == "nodemetrics":

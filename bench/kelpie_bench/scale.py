@@ -117,25 +117,49 @@ def cost_of_apps(m: Manager, n: int, idle_s: float = SCALE_IDLE_S,
     }
 
 
-def soak(m: Manager, seconds: float, skip: int = SOAK_SKIP_RESTARTS,
-         printing: bool = False) -> dict:
-    """SOAK_APPS fake-apps that exit every ~0.3-0.6 s and are restarted, for `seconds`: the
-    daemon's CPU and RssAnon per restart from the SOAK_SKIP_RESTARTS-th restart on, and its
-    RssAnon at that point and at the end (flat means nothing is left behind per restart).
-    Quiet apps exit 0; `printing` ones print a line to stdout and one to stderr and exit 1, as
-    apps really crash (their lines go to the logs and to each instance's last lines in memory)."""
-    if printing:
+SOAK_KINDS = ("quiet", "printing", "sh", "node")
+SOAK_MILESTONES = (1000, 2000, 4000, 8000, 12000, 16000)  # RssAnon is read past each
+SOAK_SH = "echo out; echo err >&2; sleep {life}; exit 1"
+SOAK_NODE = ("console.log('out'); console.error('err');\n"
+             "setTimeout(() => process.exit(1), Number(process.argv[2]));\n")
+
+
+def soak_apps(m: Manager, kind: str) -> list[dict]:
+    """The soak's SOAK_APPS apps of `kind`, each living SOAK_LIFE_MS + 10 ms x its index:
+    quiet: fake-app exiting 0; printing: fake-app printing a line to stdout and one to stderr
+    and exiting 1; sh: `sh -c` doing the same (two processes: the shell and its `sleep`);
+    node: a Node script doing the same."""
+    common = {"min_uptime": 100, "restart_delay": 0, "max_restarts": 10_000_000}
+    if kind == "node":
+        script = m.workdir / "soak-crash.js"
+        script.write_text(SOAK_NODE)
+        return [{"name": f"crash{i}", "script": str(script), "args": [str(SOAK_LIFE_MS + 10 * i)],
+                 **common} for i in range(SOAK_APPS)]
+    if kind == "sh":
+        return [{"name": f"crash{i}", "script": "/bin/sh", "interpreter": "none",
+                 "args": ["-c", SOAK_SH.format(life=(SOAK_LIFE_MS + 10 * i) / 1000)], **common}
+                for i in range(SOAK_APPS)]
+    if kind == "printing":
         life = ["--quiet", "--print", "1", "--print-err", "1"]
         code = "1"
     else:
         life = ["--quiet"]
         code = "0"
-    apps = [{"name": f"crash{i}", "script": str(FAKE_APP), "interpreter": "none",
+    return [{"name": f"crash{i}", "script": str(FAKE_APP), "interpreter": "none",
              "args": [*life, "--exit-after", str(SOAK_LIFE_MS + 10 * i), "--exit-code", code],
-             "min_uptime": 100, "restart_delay": 0, "max_restarts": 10_000_000}
+             **common}
             for i in range(SOAK_APPS)]
-    file = m.workdir / "soak.json"
-    file.write_text(json.dumps({"apps": apps}))
+
+
+def soak(m: Manager, seconds: float, skip: int = SOAK_SKIP_RESTARTS,
+         printing: bool = False, kind: str | None = None) -> dict:
+    """SOAK_APPS apps that exit every ~0.3-0.6 s and are restarted, for `seconds` (see
+    soak_apps for each kind; `printing` is kind "printing"): the daemon's CPU and RssAnon per
+    restart from the `skip`-th restart on, its RssAnon at that point and at the end (flat
+    means nothing is left behind per restart), and past each of SOAK_MILESTONES' restarts."""
+    kind = kind or ("printing" if printing else "quiet")
+    file = m.workdir / f"soak-{kind}.json"
+    file.write_text(json.dumps({"apps": soak_apps(m, kind)}))
     dpid = m.daemon_pid()
     m.run("start", str(file))
     began = time.monotonic()
@@ -143,20 +167,25 @@ def soak(m: Manager, seconds: float, skip: int = SOAK_SKIP_RESTARTS,
     def restarts() -> int:
         return sum((a.get("pm2_env") or {}).get("restart_time", 0) for a in m.jlist())
 
-    warm = None  # (restarts, cpu ticks, anon MB) at the first look past SOAK_SKIP_RESTARTS
+    warm = None  # (restarts, cpu ticks, anon MB) at the first look past `skip`
+    anon_at: dict[int, float | None] = {}  # milestone: RssAnon at the first look past it
+    r = 0
     while time.monotonic() - began < seconds:
         time.sleep(2.0)
-        if warm is None:
-            r = restarts()
-            if r >= skip:
-                warm = (r, daemon_cpu_ticks(dpid) or 0, read_anon_mb(dpid))
+        r = restarts()
+        if warm is None and r >= skip:
+            warm = (r, daemon_cpu_ticks(dpid) or 0, read_anon_mb(dpid))
+        for milestone in SOAK_MILESTONES:
+            if r >= milestone and milestone not in anon_at:
+                anon_at[milestone] = read_anon_mb(dpid)
     end = (restarts(), daemon_cpu_ticks(dpid) or 0, read_anon_mb(dpid))
     m.run("delete", "all", timeout=120)
     if warm is None or end[0] <= warm[0]:
-        log(f"{m.label}: soak: too few restarts to measure ({end[0]})")
-        return {"restarts": end[0]}
+        log(f"{m.label}: soak ({kind}): too few restarts to measure ({end[0]})")
+        return {"kind": kind, "restarts": end[0]}
     counted = end[0] - warm[0]
     return {
+        "kind": kind,
         "restarts": end[0],
         "counted": counted,
         "cpu_ms_per_restart": (end[1] - warm[1]) * 1000 / CLK_TCK / counted,
@@ -164,6 +193,7 @@ def soak(m: Manager, seconds: float, skip: int = SOAK_SKIP_RESTARTS,
         "anon_mb_at_end": end[2],
         "anon_kb_per_restart": None if warm[2] is None or end[2] is None
         else (end[2] - warm[2]) * 1024 / counted,
+        "anon_mb_at": anon_at,
         "seconds": time.monotonic() - began,
     }
 

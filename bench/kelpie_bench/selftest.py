@@ -16,6 +16,7 @@ from .tests.test_reliability import ReliabilityTest
 from .tests.test_report import ReportTest
 from .tests.test_runtime import RuntimeTest
 from .tests.test_scale import ScaleTest
+from .tests.test_soak import SoakTest
 
 
 def self_test() -> int:
@@ -26,6 +27,7 @@ def self_test() -> int:
                                 loader.loadTestsFromTestCase(HealthTest),
                                 loader.loadTestsFromTestCase(RuntimeTest),
                                 loader.loadTestsFromTestCase(ScaleTest),
+                                loader.loadTestsFromTestCase(SoakTest),
                                 loader.loadTestsFromTestCase(ReliabilityTest),
                                 loader.loadTestsFromTestCase(DeployTest),
                                 loader.loadTestsFromTestCase(CheckTest),
