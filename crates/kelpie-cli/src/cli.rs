@@ -7,16 +7,16 @@
 
 mod deploy;
 mod lifecycle;
-pub mod other_verbs;
+pub(crate) mod other_verbs;
 mod pm2_flags;
 mod serving;
 mod views;
 
-pub use deploy::{DeployArgs, ExportArgs, RuntimeArgs, StartupArgs};
-pub use lifecycle::{ReloadArgs, RestartArgs, StartArgs, TargetArgs};
-pub use pm2_flags::{IgnoredPm2Flags, StartOnlyFlags};
-pub use serving::{ServeArgs, WebArgs};
-pub use views::{EventsArgs, ListArgs, LogsArgs, MonitArgs};
+pub(crate) use deploy::{DeployArgs, ExportArgs, RuntimeArgs, StartupArgs};
+pub(crate) use lifecycle::{ReloadArgs, RestartArgs, StartArgs, TargetArgs};
+pub(crate) use pm2_flags::{IgnoredPm2Flags, StartOnlyFlags};
+pub(crate) use serving::{ServeArgs, WebArgs};
+pub(crate) use views::{EventsArgs, ListArgs, LogsArgs, MonitArgs};
 
 use clap::{Parser, Subcommand};
 
@@ -29,7 +29,7 @@ use clap::{Parser, Subcommand};
     propagate_version = true,
     disable_version_flag = true
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Print the version (`-v` as in PM2, or `-V`)
     #[arg(short = 'v', visible_short_alias = 'V', long, action = clap::ArgAction::Version)]
     version: Option<bool>,
@@ -38,7 +38,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Start a script, binary, command or ecosystem file (or restart apps by name or id)
     Start(Box<StartArgs>),
     /// Start an ecosystem file's apps, restarting those already in the list (deploy scripts)

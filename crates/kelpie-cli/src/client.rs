@@ -36,7 +36,7 @@ fn show_notices(home: &Home) {
 }
 
 /// A connection to the daemon, after the Hello exchange.
-pub struct Client {
+pub(crate) struct Client {
     stream: UnixStream,
 }
 
@@ -46,7 +46,7 @@ impl Client {
     /// start, went away while starting, or was killed and is still exiting: its threads hold
     /// the listening socket for a while after its main thread is gone) is tried again, for up
     /// to `RESET_RETRY_TIMEOUT`.
-    pub fn connect_or_start(home: &Home) -> Result<Client> {
+    pub(crate) fn connect_or_start(home: &Home) -> Result<Client> {
         let deadline = Instant::now() + RESET_RETRY_TIMEOUT;
         let connected = loop {
             match Client::connect_or_start_once(home) {
@@ -82,7 +82,7 @@ impl Client {
     }
 
     /// Connect to the daemon of `home` if one answers.
-    pub fn connect(home: &Home) -> Result<Option<Client>> {
+    pub(crate) fn connect(home: &Home) -> Result<Option<Client>> {
         let socket = home.socket();
         let stream = match UnixStream::connect(&socket) {
             Ok(stream) => stream,
@@ -158,18 +158,18 @@ impl Client {
     }
 
     /// Send one request and read its response.
-    pub fn request(&mut self, request: &Request) -> Result<Response> {
+    pub(crate) fn request(&mut self, request: &Request) -> Result<Response> {
         self.send(request)?;
         self.receive()
     }
 
     /// Send a request whose answer comes as several responses (`logs`).
-    pub fn send(&mut self, request: &Request) -> Result<()> {
+    pub(crate) fn send(&mut self, request: &Request) -> Result<()> {
         write_frame(&mut self.stream, request).context("cannot send the request to the daemon")
     }
 
     /// Read the next response.
-    pub fn receive(&mut self) -> Result<Response> {
+    pub(crate) fn receive(&mut self) -> Result<Response> {
         let body = read_frame(&mut self.stream)
             .context("the daemon closed the connection before answering")?;
         decode(&body).map_err(|e| anyhow!("cannot understand the daemon's answer ({e}); run `kelpie update` so CLI and daemon match"))
@@ -252,7 +252,7 @@ fn running_daemon_of(home: &Home) -> Option<u32> {
 
 /// Run as `pm2`, Kelpie's files have PM2's names in PM2's home: a PM2 daemon still running
 /// there would share its pid file and dump with Kelpie's. Its socket answering says it runs.
-pub fn refuse_a_home_pm2_runs_in(home: &Home) -> Result<()> {
+pub(crate) fn refuse_a_home_pm2_runs_in(home: &Home) -> Result<()> {
     let pm2_socket = home.root().join("rpc.sock");
     if home.names() == kelpie_proto::FileNames::Pm2 && UnixStream::connect(&pm2_socket).is_ok() {
         bail!(

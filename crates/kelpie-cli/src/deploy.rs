@@ -52,7 +52,7 @@ ecosystem.config.js, .cjs, .mjs, ecosystem.json5, package.json. See docs/deploy.
 const INTERRUPTED: u8 = 130;
 
 /// Run `kelpie deploy`.
-pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
+pub(crate) fn deploy(args: DeployArgs) -> Result<ExitCode> {
     let (words, force, json) = split_options(args);
     let words = match words::parse(&words) {
         Ok(words) => words,

@@ -7,7 +7,7 @@ use kelpie_proto::{ErrorKind, WireError};
 /// Why a command failed, as its exit status. (2, a wrong command line, comes from the argument
 /// parser itself.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     /// Any other failure (the daemon could not carry the command out, an app did not start).
     Failure = 1,
     /// A target names no app.
@@ -24,7 +24,7 @@ pub enum Status {
 
 impl Status {
     /// The status of a failure the daemon reported.
-    pub fn of_wire(kind: ErrorKind) -> Status {
+    pub(crate) fn of_wire(kind: ErrorKind) -> Status {
         match kind {
             ErrorKind::NotFound => Status::NotFound,
             ErrorKind::Conflict => Status::Conflict,
@@ -40,7 +40,7 @@ impl Status {
 
 /// An error carrying its exit status; the message is shown as it is.
 #[derive(Debug)]
-pub struct Failed {
+pub(crate) struct Failed {
     /// The exit status.
     pub status: Status,
     message: String,
@@ -55,7 +55,7 @@ impl std::fmt::Display for Failed {
 impl std::error::Error for Failed {}
 
 /// An error that exits with `status`.
-pub fn failed(status: Status, message: impl Into<String>) -> anyhow::Error {
+pub(crate) fn failed(status: Status, message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Failed {
         status,
         message: message.into(),
@@ -63,13 +63,13 @@ pub fn failed(status: Status, message: impl Into<String>) -> anyhow::Error {
 }
 
 /// The daemon's error answer as an error of the CLI.
-pub fn from_wire(error: &WireError) -> anyhow::Error {
+pub(crate) fn from_wire(error: &WireError) -> anyhow::Error {
     failed(Status::of_wire(error.kind), error.message.clone())
 }
 
 /// The exit status for `error`: the first [`Failed`] in its chain; a config that could not be
 /// loaded is [`Status::Invalid`]; anything else is [`Status::Failure`].
-pub fn status_of(error: &anyhow::Error) -> Status {
+pub(crate) fn status_of(error: &anyhow::Error) -> Status {
     error
         .chain()
         .find_map(|cause| {

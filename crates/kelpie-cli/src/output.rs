@@ -8,7 +8,7 @@ use std::io::Write;
 
 /// Write `text` to stdout. A closed pipe ends the process quietly (exit 0, as when `main`
 /// meets the same error from a `?`); any other write error is said on stderr, once.
-pub fn write(text: std::fmt::Arguments<'_>) {
+pub(crate) fn write(text: std::fmt::Arguments<'_>) {
     let mut stdout = std::io::stdout().lock();
     if let Err(error) = stdout.write_fmt(text) {
         quit_on(&error);

@@ -57,7 +57,7 @@ mod cli {
     static HEAVY: Mutex<()> = Mutex::new(());
 
     /// Wait for the other heavy tests (a failed one does not poison the others).
-    pub fn heavy() -> MutexGuard<'static, ()> {
+    pub(crate) fn heavy() -> MutexGuard<'static, ()> {
         HEAVY
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -66,7 +66,7 @@ mod cli {
     /// Whether this run includes the test `name` (`cli::module::test`), as libtest's arguments
     /// select: filters (substrings of the name, or the whole name with `--exact`) and `--skip`s.
     /// Only for starting slow preparations early: it never decides whether a test runs.
-    pub fn selected(name: &str) -> bool {
+    pub(crate) fn selected(name: &str) -> bool {
         selected_by(std::env::args().skip(1), name)
     }
 
@@ -137,18 +137,18 @@ mod cli {
     }
 
     /// A TCP port nothing listens on now, on 127.0.0.1.
-    pub fn free_port() -> u16 {
+    pub(crate) fn free_port() -> u16 {
         kelpie_testkit::free_port()
     }
 
     /// 127.0.0.1:`port`.
-    pub fn local(port: u16) -> std::net::SocketAddr {
+    pub(crate) fn local(port: u16) -> std::net::SocketAddr {
         std::net::SocketAddr::from(([127, 0, 0, 1], port))
     }
 
     /// A fresh home driven by the `kelpie` binary under test. (Every test's first step: it also
     /// starts the image tests' static build early, when they are in the run.)
-    pub fn kelpie() -> Kelpie {
+    pub(crate) fn kelpie() -> Kelpie {
         image::start_static_build_early();
         Kelpie::new(env!("CARGO_BIN_EXE_kelpie"))
     }

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use triggers::{read_cron, read_dependencies, read_health, read_watch};
 
 /// Where an app comes from: decides defaults that differ between files and `kelpie start`.
-pub struct Origin<'a> {
+pub(crate) struct Origin<'a> {
     /// Default working directory, and the base for a relative `cwd`.
     pub base_dir: &'a Path,
     /// Absolute path of the ecosystem file, if any.
@@ -80,7 +80,7 @@ fn in_release(path: PathBuf, ctx: &LoadContext) -> PathBuf {
 }
 
 /// The app's name: `name`, else derived from `script`; `None` when neither is usable.
-pub fn app_name(raw: &RawApp, origin: &Origin<'_>) -> Option<String> {
+pub(crate) fn app_name(raw: &RawApp, origin: &Origin<'_>) -> Option<String> {
     if let Some(name) = raw.explicit_name() {
         return Some(name.to_string());
     }
@@ -90,7 +90,7 @@ pub fn app_name(raw: &RawApp, origin: &Origin<'_>) -> Option<String> {
 }
 
 /// How apps are named in messages: by name, or by position when they have none.
-pub fn label(raw: &RawApp, origin: &Origin<'_>) -> String {
+pub(crate) fn label(raw: &RawApp, origin: &Origin<'_>) -> String {
     match app_name(raw, origin) {
         Some(name) => format!("app `{name}`"),
         None => format!("app #{}", raw.index + 1),
@@ -163,7 +163,7 @@ impl Reader<'_> {
 }
 
 /// One app's spec, and the warnings about it (each prefixed with the app's label).
-pub struct Built {
+pub(crate) struct Built {
     pub spec: AppSpec,
     /// What the entry wrote, for `kelpie export`.
     pub written: crate::Written,
@@ -173,7 +173,7 @@ pub struct Built {
 }
 
 /// The spec of one app, or every problem found in it (each prefixed with the app's label).
-pub fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<Built, Vec<String>> {
+pub(crate) fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<Built, Vec<String>> {
     let ctx = origin.ctx;
     let mut r = Reader {
         raw,

@@ -14,20 +14,20 @@ mod names;
 mod numbers;
 mod patterns;
 
-pub use amounts::{bytes, duration, duration_at_least, rotate_interval, watchdog, DAILY_MS};
-pub use choices::{exec_mode, log_file, log_type, signal};
+pub(crate) use amounts::{bytes, duration, duration_at_least, rotate_interval, watchdog, DAILY_MS};
+pub(crate) use choices::{exec_mode, log_file, log_type, signal};
 pub use error::ValueError;
 pub(crate) use error::{expected, out_of_range, too_small, unknown_choice};
-pub use names::{account, app_names, env_var_name, listen, port, watch};
-pub use numbers::{
+pub(crate) use names::{account, app_names, env_var_name, listen, port, watch};
+pub(crate) use numbers::{
     cpu_percent, exit_codes, instances, instances_cpu_relative, max_processes, nice,
 };
-pub use patterns::{cron, globs, regex, time_zone};
+pub(crate) use patterns::{cron, globs, regex, time_zone};
 
 use serde_json::Value;
 
 /// A value as shown in messages: strings quoted, other values as JSON.
-pub fn describe(value: &Value) -> String {
+pub(crate) fn describe(value: &Value) -> String {
     match value {
         Value::String(s) => format!("{s:?}"),
         other => other.to_string(),
@@ -35,7 +35,7 @@ pub fn describe(value: &Value) -> String {
 }
 
 /// The JSON type of a value in words, for shape errors.
-pub fn kind_of(value: &Value) -> &'static str {
+pub(crate) fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "nothing (null)",
         Value::Bool(_) => "a boolean",
@@ -47,7 +47,7 @@ pub fn kind_of(value: &Value) -> &'static str {
 }
 
 /// A non-empty string.
-pub fn string(value: &Value) -> Result<String, ValueError> {
+pub(crate) fn string(value: &Value) -> Result<String, ValueError> {
     match value {
         Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
         _ => Err(expected("a non-empty string", value)),
@@ -55,7 +55,7 @@ pub fn string(value: &Value) -> Result<String, ValueError> {
 }
 
 /// `true`/`false` (or those words as strings).
-pub fn boolean(value: &Value) -> Result<bool, ValueError> {
+pub(crate) fn boolean(value: &Value) -> Result<bool, ValueError> {
     match value {
         Value::Bool(b) => Ok(*b),
         Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
@@ -78,14 +78,14 @@ pub(super) fn integer(value: &Value) -> Option<i64> {
 }
 
 /// A whole number ≥ 0 that fits in `u32`.
-pub fn count(value: &Value) -> Result<u32, ValueError> {
+pub(crate) fn count(value: &Value) -> Result<u32, ValueError> {
     integer(value)
         .and_then(|n| u32::try_from(n).ok())
         .ok_or_else(|| expected("a whole number ≥ 0", value))
 }
 
 /// A whole number ≥ 1 that fits in `u32`.
-pub fn positive_count(value: &Value) -> Result<u32, ValueError> {
+pub(crate) fn positive_count(value: &Value) -> Result<u32, ValueError> {
     integer(value)
         .and_then(|n| u32::try_from(n).ok())
         .filter(|n| *n >= 1)
@@ -93,7 +93,7 @@ pub fn positive_count(value: &Value) -> Result<u32, ValueError> {
 }
 
 /// An HTTP status code, 100 to 599.
-pub fn http_status(value: &Value) -> Result<u16, ValueError> {
+pub(crate) fn http_status(value: &Value) -> Result<u16, ValueError> {
     const WHAT: &str = "an HTTP status code from 100 to 599";
     let n = integer(value).ok_or_else(|| expected(WHAT, value))?;
     u16::try_from(n)
@@ -103,7 +103,7 @@ pub fn http_status(value: &Value) -> Result<u16, ValueError> {
 }
 
 /// A list of words: a string (split like a shell would) or a list of scalars.
-pub fn words(value: &Value) -> Result<Vec<String>, ValueError> {
+pub(crate) fn words(value: &Value) -> Result<Vec<String>, ValueError> {
     match value {
         Value::String(s) => Ok(crate::words::split_words(s)?),
         Value::Array(items) => items

@@ -5,7 +5,7 @@
 //! the daemon, which checks them.
 
 /// The dependency graph of a file's apps, by position in the file.
-pub struct Graph<'a> {
+pub(crate) struct Graph<'a> {
     names: &'a [Option<String>],
     /// For each app, the positions of the apps of this file it depends on, in the order written,
     /// without itself (depending on itself is reported with the app's fields).
@@ -22,7 +22,7 @@ enum Mark {
 impl<'a> Graph<'a> {
     /// `names[i]` is app `i`'s name (`None` when it has none), `depends_on[i]` the names it
     /// depends on.
-    pub fn new(names: &'a [Option<String>], depends_on: &[Vec<String>]) -> Graph<'a> {
+    pub(crate) fn new(names: &'a [Option<String>], depends_on: &[Vec<String>]) -> Graph<'a> {
         let position = |name: &String| names.iter().position(|n| n.as_ref() == Some(name));
         let edges = depends_on
             .iter()
@@ -46,7 +46,7 @@ impl<'a> Graph<'a> {
 
     /// Cycles reachable from the apps at `from`, each as names with the first repeated at the
     /// end (`api -> worker -> api`), each reported once.
-    pub fn cycles(&self, from: &[usize]) -> Vec<String> {
+    pub(crate) fn cycles(&self, from: &[usize]) -> Vec<String> {
         let mut marks = vec![Mark::New; self.edges.len()];
         let mut path = Vec::new();
         let mut found: Vec<Vec<usize>> = Vec::new();
@@ -105,7 +105,7 @@ impl<'a> Graph<'a> {
     /// The apps at `selected` in start order: each app's dependencies (through apps of the file,
     /// selected or not) right before it, otherwise file order. Meant for a graph without cycles;
     /// with one, every app still appears once.
-    pub fn start_order(&self, selected: &[usize]) -> Vec<usize> {
+    pub(crate) fn start_order(&self, selected: &[usize]) -> Vec<usize> {
         let mut marks = vec![Mark::New; self.edges.len()];
         let mut order = Vec::with_capacity(selected.len());
         for &i in selected {

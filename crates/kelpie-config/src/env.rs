@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 /// Why an `env`-like object is refused. `Display` is the message after "field `env`: ".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EnvError {
+pub(crate) enum EnvError {
     /// Not an object.
     #[error("expected an object of environment variables, got {got}")]
     NotAnObject {
@@ -36,7 +36,7 @@ pub enum EnvError {
     "environment variable {name:?} is {size} bytes long (NAME=value): Linux passes at most {} KiB in one variable",
     MAX_ARG_STRLEN / 1024
 )]
-pub struct TooLong {
+pub(crate) struct TooLong {
     /// The variable's name.
     pub name: String,
     /// `NAME=value` and its NUL, in bytes.
@@ -47,7 +47,7 @@ pub struct TooLong {
 /// secrets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {problem}")]
-pub struct DotenvError {
+pub(crate) struct DotenvError {
     /// 1-based line number.
     pub line: usize,
     /// What is wrong with it.
@@ -56,7 +56,7 @@ pub struct DotenvError {
 
 /// What is wrong with one line of a dotenv file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DotenvProblem {
+pub(crate) enum DotenvProblem {
     /// No `=` (so no value to leak: the line is quoted).
     #[error("expected NAME=value, got {text:?}")]
     NoAssignment {
@@ -87,7 +87,7 @@ pub enum DotenvProblem {
 /// their JSON (PM2 JSON-stringifies them so apps can parse them back).
 /// The names of `value`'s variables given as a JSON number or boolean (`PORT: 3000`), which
 /// `jlist` shows with their type, as PM2 does.
-pub fn typed_names(value: &Value) -> impl Iterator<Item = &String> {
+pub(crate) fn typed_names(value: &Value) -> impl Iterator<Item = &String> {
     value
         .as_object()
         .into_iter()
@@ -96,7 +96,7 @@ pub fn typed_names(value: &Value) -> impl Iterator<Item = &String> {
         .map(|(name, _)| name)
 }
 
-pub fn variables(value: &Value) -> Result<BTreeMap<String, String>, EnvError> {
+pub(crate) fn variables(value: &Value) -> Result<BTreeMap<String, String>, EnvError> {
     let Value::Object(object) = value else {
         return Err(EnvError::NotAnObject {
             got: crate::convert::describe(value),
@@ -130,7 +130,7 @@ pub fn variables(value: &Value) -> Result<BTreeMap<String, String>, EnvError> {
 /// `export ` before the name is allowed; a value in single quotes is taken as written, one in
 /// double quotes understands `\n`, `\t`, `\"` and `\\`; an unquoted value is trimmed and
 /// ends at ` #` (a comment). Errors name the line.
-pub fn dotenv(text: &str) -> Result<BTreeMap<String, String>, DotenvError> {
+pub(crate) fn dotenv(text: &str) -> Result<BTreeMap<String, String>, DotenvError> {
     let mut out = BTreeMap::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -167,7 +167,7 @@ pub fn dotenv(text: &str) -> Result<BTreeMap<String, String>, DotenvError> {
 
 /// The longest string Linux passes to a new program (`MAX_ARG_STRLEN`, 32 pages): a variable,
 /// `NAME=value` and its NUL, any longer makes the spawn fail with E2BIG.
-pub const MAX_ARG_STRLEN: usize = 32 * 4096;
+pub(crate) const MAX_ARG_STRLEN: usize = 32 * 4096;
 
 /// Refuse a variable the kernel cannot pass to the app, when the file is read rather than at
 /// every spawn (where it made the app `errored` after a `start` that said "started").

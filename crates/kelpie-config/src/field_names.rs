@@ -10,7 +10,7 @@ use std::fmt;
 
 /// The names `value`'s `Serialize` gives its fields, in declaration order. Empty for anything
 /// that does not serialize as a struct.
-pub fn of<T: Serialize>(value: &T) -> Vec<&'static str> {
+pub(crate) fn of<T: Serialize>(value: &T) -> Vec<&'static str> {
     let mut names = Vec::new();
     // A value that is no struct is refused by the recorder; it then has no field names.
     let _ = value.serialize(Recorder { names: &mut names });

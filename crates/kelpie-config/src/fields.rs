@@ -3,7 +3,7 @@
 
 /// Canonical (snake_case) app fields Kelpie supports: those of `kelpie start`'s flags (as a
 /// file names them) and those only a file can set. Derived, never listed twice.
-pub fn supported() -> &'static [&'static str] {
+pub(crate) fn supported() -> &'static [&'static str] {
     static SUPPORTED: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
         let mut names = crate::field_names::of(&crate::ScriptOptions::default());
         names.extend(crate::options::FILE_ONLY);
@@ -13,7 +13,7 @@ pub fn supported() -> &'static [&'static str] {
 }
 
 /// Why a PM2 field is ignored, when "not supported yet" would mislead (it never will be).
-pub fn ignored_because(key: &str) -> Option<&'static str> {
+pub(crate) fn ignored_because(key: &str) -> Option<&'static str> {
     match key {
         "watch_options" => Some(
             "holds options of PM2's file watcher (chokidar), which do not apply to kelpie's watcher,",
@@ -24,7 +24,7 @@ pub fn ignored_because(key: &str) -> Option<&'static str> {
 
 /// What a (snake_case) key means.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A supported field, by canonical name.
     Supported(&'static str),
     /// `env_<profile>`, with the profile name.
@@ -36,7 +36,7 @@ pub enum Kind {
 }
 
 /// Classify a key already passed through [`to_snake_case`].
-pub fn classify(key: &str) -> Kind {
+pub(crate) fn classify(key: &str) -> Kind {
     if let Some(name) = supported().iter().find(|f| **f == key) {
         return Kind::Supported(name);
     }
@@ -57,7 +57,7 @@ pub fn classify(key: &str) -> Kind {
 
 /// PM2 accepts every key in camelCase too (`maxMemoryRestart`). `env_<profile>` keys are kept as
 /// written so the profile name matches `--env` exactly.
-pub fn to_snake_case(key: &str) -> String {
+pub(crate) fn to_snake_case(key: &str) -> String {
     if key.starts_with("env_") {
         return key.to_string();
     }
@@ -92,7 +92,10 @@ fn suggest(key: &str) -> Option<&'static str> {
 
 /// The candidate nearest to `key`, if close enough to be a plausible typo (also used for the
 /// keys of `kelpie.toml`).
-pub fn closest<'a>(key: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    key: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     // Longer names tolerate more typos; short ones would match almost anything.
     let limit = match key.chars().count() {
         0..=4 => 1,

@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// How a file is read, chosen by its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// `.json`, read as JSON5: PM2 evaluates these files as JavaScript object literals, so
     /// unquoted keys, single quotes, trailing commas and comments are accepted.
     Json,
@@ -19,7 +19,7 @@ pub enum Format {
 }
 
 /// The format for `path`'s extension, if Kelpie reads it.
-pub fn format_of(path: &Path) -> Option<Format> {
+pub(crate) fn format_of(path: &Path) -> Option<Format> {
     let extension = path.extension()?.to_str()?.to_ascii_lowercase();
     match extension.as_str() {
         "json" => Some(Format::Json),
@@ -51,7 +51,7 @@ pub fn is_ecosystem_file(arg: &str) -> bool {
 }
 
 /// Parse the text of a JSON, YAML or TOML file. `file` is the name used in messages.
-pub fn parse_text(format: Format, text: &str, file: &str) -> Result<Value, ConfigError> {
+pub(crate) fn parse_text(format: Format, text: &str, file: &str) -> Result<Value, ConfigError> {
     match format {
         Format::Json => parse_json(text, file),
         Format::Yaml => parse_yaml(text, file),
@@ -66,7 +66,10 @@ fn parse_json(text: &str, file: &str) -> Result<Value, ConfigError> {
 
 /// Parse a JSON (JSON5) file, with a note for each key given twice in an object (`line 4: key
 /// `script` is given twice; the later value is used`).
-pub fn parse_json_noting(text: &str, file: &str) -> Result<(Value, Vec<String>), ConfigError> {
+pub(crate) fn parse_json_noting(
+    text: &str,
+    file: &str,
+) -> Result<(Value, Vec<String>), ConfigError> {
     let (value, duplicates) =
         crate::json5::parse_noting_duplicates(text).map_err(|e| ConfigError::Syntax {
             file: file.into(),

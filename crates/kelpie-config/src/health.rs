@@ -11,7 +11,7 @@ mod http;
 mod http_block;
 mod keys;
 
-pub use http_block::read_http_block;
+pub(crate) use http_block::read_http_block;
 
 use crate::convert::{self, describe};
 use address::tcp;
@@ -42,7 +42,7 @@ const LOCALHOST: &str = "127.0.0.1";
 /// Read the `health_check` field, written `field` by the user, of an app whose port, instances
 /// and environment are already set in `spec`. `false` means none. Errors are complete
 /// "field `health_check.interval`: …" messages.
-pub fn read(
+pub(crate) fn read(
     field: &str,
     value: &Value,
     spec: &AppSpec,

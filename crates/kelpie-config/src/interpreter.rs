@@ -3,7 +3,7 @@
 use std::path::Path;
 
 /// The interpreter PM2 would pick for `script`'s extension; `None` runs the script directly.
-pub fn by_extension(script: &str) -> Option<&'static str> {
+pub(crate) fn by_extension(script: &str) -> Option<&'static str> {
     let extension = Path::new(script)
         .extension()?
         .to_str()?
@@ -22,7 +22,7 @@ pub fn by_extension(script: &str) -> Option<&'static str> {
 
 /// Python buffers stdout when it is not a terminal, so logs would arrive late; PM2 sets
 /// `PYTHONUNBUFFERED=1` for these interpreters.
-pub fn is_python(interpreter: &str) -> bool {
+pub(crate) fn is_python(interpreter: &str) -> bool {
     Path::new(interpreter)
         .file_name()
         .and_then(|n| n.to_str())
@@ -30,7 +30,7 @@ pub fn is_python(interpreter: &str) -> bool {
 }
 
 /// Node and Bun: with `instances` set and no `exec_mode`, PM2 runs them in cluster mode.
-pub fn is_node_or_bun(interpreter: &str) -> bool {
+pub(crate) fn is_node_or_bun(interpreter: &str) -> bool {
     Path::new(interpreter)
         .file_name()
         .and_then(|n| n.to_str())

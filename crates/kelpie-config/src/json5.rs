@@ -7,7 +7,7 @@ use serde_json::{Map, Number, Value};
 
 /// Why the text is not JSON5, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyntaxError {
+pub(crate) struct SyntaxError {
     /// 1-based line.
     pub line: usize,
     /// 1-based column, in characters.
@@ -28,7 +28,7 @@ fn parse(text: &str) -> Result<Value, SyntaxError> {
 /// A key given twice in one object: the later value is used, as in JavaScript, but the earlier
 /// one is most likely a mistake the author wants to hear about.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DuplicateKey {
+pub(crate) struct DuplicateKey {
     /// 1-based line of the later one.
     pub line: usize,
     /// The key.
@@ -36,7 +36,9 @@ pub struct DuplicateKey {
 }
 
 /// Parse a whole JSON5 document, and say which keys were given twice in an object.
-pub fn parse_noting_duplicates(text: &str) -> Result<(Value, Vec<DuplicateKey>), SyntaxError> {
+pub(crate) fn parse_noting_duplicates(
+    text: &str,
+) -> Result<(Value, Vec<DuplicateKey>), SyntaxError> {
     let mut parser = Parser {
         text,
         pos: 0,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// How long Node may take to evaluate a config file before it is killed: the code of a file
 /// runs with no other bound (`while (true) {}` would hang `kelpie start` forever).
-pub const EVAL_LIMIT: Duration = Duration::from_secs(10);
+pub(crate) const EVAL_LIMIT: Duration = Duration::from_secs(10);
 
 /// Imports `process.argv[1]` and prints its export as JSON. `import()` reads CommonJS
 /// (`module.exports`) and ESM alike; both `export default` and CommonJS arrive as `default`,
@@ -48,13 +48,17 @@ try {
 
 /// Evaluate the JavaScript file at `abs_path` (named `file` in messages) with the CLI's
 /// environment and working directory, as PM2 does when it `require`s the file.
-pub fn evaluate(abs_path: &Path, file: &str, ctx: &LoadContext) -> Result<Value, ConfigError> {
+pub(crate) fn evaluate(
+    abs_path: &Path,
+    file: &str,
+    ctx: &LoadContext,
+) -> Result<Value, ConfigError> {
     run(EVALUATOR, abs_path, file, ctx, EVAL_LIMIT)
 }
 
 /// Evaluate a `.json` file that is not JSON5 as a JavaScript expression, as PM2 does; `None`
 /// when Node is not installed.
-pub fn evaluate_expression(
+pub(crate) fn evaluate_expression(
     abs_path: &Path,
     file: &str,
     ctx: &LoadContext,
@@ -113,7 +117,7 @@ const CHECK_LIMIT: Duration = Duration::from_secs(10);
 /// `NODE_OPTIONS`, as the `node` on the app's `PATH` says (so its version decides, not a list
 /// kept here); `None` when no node answers. Node is asked without the caller's own
 /// `NODE_OPTIONS`, which could keep it from starting.
-pub fn refused_in_node_options(flags: &[&str], ctx: &LoadContext) -> Option<Vec<usize>> {
+pub(crate) fn refused_in_node_options(flags: &[&str], ctx: &LoadContext) -> Option<Vec<usize>> {
     let node = crate::paths::which("node", &ctx.path_var())?;
     let mut command = Command::new(node);
     command

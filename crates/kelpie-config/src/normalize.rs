@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 /// A value and the key the user wrote for it (messages quote the user's spelling).
 #[derive(Debug, Clone)]
-pub struct Field {
+pub(crate) struct Field {
     /// The key as written (`maxMemoryRestart`, `cmd`, ...).
     pub key: String,
     /// Its value.
@@ -17,7 +17,7 @@ pub struct Field {
 
 /// One app's keys, sorted but not yet validated.
 #[derive(Debug, Default)]
-pub struct RawApp {
+pub(crate) struct RawApp {
     /// 0-based position in the file, to name apps that have neither `name` nor `script`.
     pub index: usize,
     /// Supported fields by canonical name.
@@ -37,7 +37,7 @@ pub struct RawApp {
 
 impl RawApp {
     /// Sort the keys of the app at `index`.
-    pub fn from_value(index: usize, value: &Value) -> RawApp {
+    pub(crate) fn from_value(index: usize, value: &Value) -> RawApp {
         let mut raw = RawApp {
             index,
             ..RawApp::default()
@@ -56,7 +56,7 @@ impl RawApp {
     }
 
     /// Record one key. Public so `kelpie start` flags can be fed through the same checks.
-    pub fn add(&mut self, key: &str, value: Value) {
+    pub(crate) fn add(&mut self, key: &str, value: Value) {
         match fields::classify(&fields::to_snake_case(key)) {
             Kind::Supported(canonical) => {
                 let Some(previous) = self.fields.get(canonical) else {
@@ -102,7 +102,7 @@ impl RawApp {
 
     /// The value of a supported field. Asking for a name no declaration has is a reader's typo,
     /// which would silently ignore the setting: debug builds (and so every test) stop there.
-    pub fn get(&self, canonical: &str) -> Option<&Field> {
+    pub(crate) fn get(&self, canonical: &str) -> Option<&Field> {
         debug_assert!(
             fields::supported().contains(&canonical),
             "a reader asks for `{canonical}`, which is not declared: a typo, or a field to declare in options.rs (ScriptOptions, or FILE_ONLY)"
@@ -113,7 +113,7 @@ impl RawApp {
     }
 
     /// The `name` field, when it is a non-empty string.
-    pub fn explicit_name(&self) -> Option<&str> {
+    pub(crate) fn explicit_name(&self) -> Option<&str> {
         self.get("name")
             .and_then(|f| f.value.as_str())
             .filter(|n| !n.trim().is_empty())
@@ -122,7 +122,7 @@ impl RawApp {
 
 /// A document's top level: its apps, and what else it says.
 #[derive(Debug, Default)]
-pub struct TopLevel {
+pub(crate) struct TopLevel {
     /// The app objects, in file order.
     pub apps: Vec<Value>,
     /// Warnings about ignored top-level keys, without the file's name.
@@ -135,7 +135,7 @@ pub struct TopLevel {
 /// PM2: `{apps: [...]}` (or `apps` as one object, or PM2's older `pm2` key), a bare array of
 /// apps, or one app object. Other top-level keys next to `apps` are ignored with a warning, as
 /// PM2 ignores them.
-pub fn top_level(doc: &Value) -> Result<TopLevel, ShapeError> {
+pub(crate) fn top_level(doc: &Value) -> Result<TopLevel, ShapeError> {
     let mut top = TopLevel::default();
     match doc {
         Value::Array(items) => top.apps = items.clone(),

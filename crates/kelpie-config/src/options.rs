@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 /// Fields a file may set that have no `kelpie start` flag (objects, or settings that only make
 /// sense in a file).
-pub const FILE_ONLY: &[&str] = &[
+pub(crate) const FILE_ONLY: &[&str] = &[
     "script",
     "exec_mode",
     "increment_var",
@@ -26,7 +26,7 @@ pub const FILE_ONLY: &[&str] = &[
 
 /// PM2's other names of fields (in files, also camelCased), mapped to the name Kelpie reads:
 /// declared here beside the fields, so a setting with a PM2 spelling is still one place.
-pub const ALIASES: &[(&str, &str)] = &[
+pub(crate) const ALIASES: &[(&str, &str)] = &[
     ("exec", "script"),
     ("cmd", "script"),
     ("command", "script"),
@@ -51,7 +51,7 @@ pub const ALIASES: &[(&str, &str)] = &[
 
 /// PM2 fields that are valid in PM2 but not implemented by Kelpie yet: accepted with a warning so
 /// existing ecosystem files keep working.
-pub const UNSUPPORTED: &[&str] = &[
+pub(crate) const UNSUPPORTED: &[&str] = &[
     "watch_options",
     "treekill",
     "username",

@@ -25,7 +25,7 @@ pub fn absolutize(base: &Path, p: &Path) -> PathBuf {
 }
 
 /// `~` and `~/x` expanded with `home`; other strings unchanged.
-pub fn expand_tilde(s: &str, home: Option<&str>) -> String {
+pub(crate) fn expand_tilde(s: &str, home: Option<&str>) -> String {
     match (s, home) {
         ("~", Some(home)) => home.to_string(),
         (_, Some(home)) if s.starts_with("~/") => {
@@ -47,7 +47,7 @@ pub fn which(name: &str, path_var: &OsString) -> Option<PathBuf> {
 }
 
 /// A regular file with an execute bit (any file off Unix).
-pub fn is_executable(p: &Path) -> bool {
+pub(crate) fn is_executable(p: &Path) -> bool {
     let Ok(meta) = std::fs::metadata(p) else {
         return false;
     };

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// How the app chose its interpreter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Choice<'a> {
+pub(crate) enum Choice<'a> {
     /// Not given: pick by extension (or a shell for command lines).
     Auto,
     /// Given; `None` is `interpreter: none` (execute the script itself).
@@ -16,7 +16,7 @@ pub enum Choice<'a> {
 }
 
 /// Where the PATH and home directory come from, for lookups and `~`.
-pub struct Lookup<'a> {
+pub(crate) struct Lookup<'a> {
     /// `$PATH` to search.
     pub path_var: &'a OsString,
     /// `$HOME` for `~`.
@@ -25,7 +25,7 @@ pub struct Lookup<'a> {
 
 /// The script and interpreter to store in the spec.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     /// Absolute path, a bare `$PATH` command, or a shell command line.
     pub script: String,
     /// Program that runs the script, if any.
@@ -36,7 +36,7 @@ pub struct Resolved {
 
 /// The name an app gets when it has none: the script's file name without extension, or for a
 /// command line the file name of its first word (`python3 -m http.server` → `python3`).
-pub fn default_name(script: &str, cwd: &Path, home: Option<&str>) -> String {
+pub(crate) fn default_name(script: &str, cwd: &Path, home: Option<&str>) -> String {
     let script = script.trim();
     let expanded = expand_tilde(script, home);
     if is_command_line(&expanded, cwd) {
@@ -71,7 +71,7 @@ fn is_command_line(expanded: &str, cwd: &Path) -> bool {
 /// Why a script or its interpreter cannot run. `Display` is a complete sentence about the
 /// script or interpreter, without the app prefix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ScriptError {
+pub(crate) enum ScriptError {
     /// The script is a directory.
     #[error("script `{}` is a directory", path.display())]
     Directory {
@@ -118,7 +118,7 @@ pub enum ScriptError {
 }
 
 /// Resolve `script` (relative to `cwd`) and its interpreter.
-pub fn resolve(
+pub(crate) fn resolve(
     script: &str,
     cwd: &Path,
     choice: Choice<'_>,

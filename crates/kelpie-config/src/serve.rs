@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 /// The path of this kelpie binary, which `script: serve` runs, cannot be found.
 #[derive(Debug, thiserror::Error)]
 #[error("`script: serve` runs this kelpie binary, whose path cannot be found: {cause}")]
-pub struct NoServeBinary {
+pub(crate) struct NoServeBinary {
     /// What the OS said.
     pub cause: std::io::Error,
 }
@@ -61,12 +61,12 @@ pub const SERVE_SCRIPT: &str = "serve";
 pub const STATIC_SERVER_COMMAND: &str = "serve-static";
 
 /// Whether `script` names the built-in server (`serve`; `./serve` is a file).
-pub fn is_builtin(script: &str) -> bool {
+pub(crate) fn is_builtin(script: &str) -> bool {
     script.trim() == SERVE_SCRIPT
 }
 
 /// The program and first argument that run the built-in server: this kelpie binary.
-pub fn resolve() -> Result<Resolved, NoServeBinary> {
+pub(crate) fn resolve() -> Result<Resolved, NoServeBinary> {
     let exe = std::env::current_exe().map_err(|source| NoServeBinary { cause: source })?;
     Ok(Resolved {
         script: exe.display().to_string(),
@@ -86,7 +86,7 @@ pub fn default_name(port: impl std::fmt::Display) -> String {
 /// PM2's top-level `static: [{path, port, host, spa, homepage, basic_auth: {username,
 /// password}, name}]`: each entry becomes an app running the built-in server, with its settings
 /// in the `PM2_SERVE_*` variables the server reads.
-pub fn static_section(value: &Value) -> Result<Vec<Value>, StaticError> {
+pub(crate) fn static_section(value: &Value) -> Result<Vec<Value>, StaticError> {
     let entries = match value {
         Value::Array(items) => items.as_slice(),
         Value::Object(_) => std::slice::from_ref(value),

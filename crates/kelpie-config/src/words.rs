@@ -12,7 +12,7 @@ pub struct UnterminatedQuote {
 
 /// Split on whitespace, honouring single quotes (literal), double quotes (where `\` escapes `"`
 /// and `\`) and backslash escapes outside quotes, like a POSIX shell without expansions.
-pub fn split_words(s: &str) -> Result<Vec<String>, UnterminatedQuote> {
+pub(crate) fn split_words(s: &str) -> Result<Vec<String>, UnterminatedQuote> {
     let mut words = Vec::new();
     let mut current = String::new();
     // A word can be empty but present (`''`), so track presence separately from content.

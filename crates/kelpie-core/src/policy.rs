@@ -20,14 +20,14 @@ pub fn next_backoff_delay(initial_ms: u64, previous_ms: u64) -> u64 {
 /// Without a restart delay of its own, an app that keeps crashing before `min_uptime` is not
 /// restarted at once each time (PM2 burns its 15 restarts in a few seconds that way): the
 /// second unstable run in a row waits this long, and each next one 1.5× longer.
-pub const CRASH_LOOP_INITIAL_MS: u64 = 100;
+pub(crate) const CRASH_LOOP_INITIAL_MS: u64 = 100;
 /// The longest wait of a crash loop's backoff (ms).
-pub const CRASH_LOOP_CAP_MS: u64 = 5_000;
+pub(crate) const CRASH_LOOP_CAP_MS: u64 = 5_000;
 
 /// The wait before restarting an app with no restart delay of its own after its
 /// `unstable_runs`-th unstable run in a row: none after the first (one crash is restarted at
 /// once), then 100 ms growing by half, capped at 5 s.
-pub fn crash_loop_delay(unstable_runs: u32) -> u64 {
+pub(crate) fn crash_loop_delay(unstable_runs: u32) -> u64 {
     if unstable_runs < 2 {
         return 0;
     }

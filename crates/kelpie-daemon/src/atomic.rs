@@ -1,12 +1,12 @@
 //! The daemon's file replacement (`kelpie_sys`'s, durable or not), and where an unreadable file
 //! is kept aside.
 
-pub use kelpie_sys::{atomic_write, atomic_write_mode, replace_unsynced, temp_names_glob};
+pub(crate) use kelpie_sys::{atomic_write, atomic_write_mode, replace_unsynced, temp_names_glob};
 use std::path::Path;
 
 /// Where to move an unreadable `path` (`state.json` → `state.json.corrupt-<ms>`) to keep it:
 /// never over an earlier copy.
-pub fn aside_path(path: &Path) -> std::path::PathBuf {
+pub(crate) fn aside_path(path: &Path) -> std::path::PathBuf {
     let base = format!("corrupt-{}", crate::clock::wall_ms());
     let name = path
         .file_name()

@@ -16,7 +16,7 @@ const BACKLOG: usize = 1024;
 
 /// The sending side, shared by the supervisor and the connections.
 #[derive(Clone)]
-pub struct Bus {
+pub(crate) struct Bus {
     sender: broadcast::Sender<BusEvent>,
 }
 
@@ -29,7 +29,7 @@ impl Default for Bus {
 }
 
 /// Who an event is about.
-pub struct About<'a> {
+pub(crate) struct About<'a> {
     /// The instance's id.
     pub pm_id: u32,
     /// Its app's name.
@@ -40,7 +40,7 @@ pub struct About<'a> {
 
 impl<'a> About<'a> {
     /// Instance `pm_id` of the app `spec`.
-    pub fn of(pm_id: u32, spec: &'a kelpie_core::AppSpec) -> Self {
+    pub(crate) fn of(pm_id: u32, spec: &'a kelpie_core::AppSpec) -> Self {
         About {
             pm_id,
             name: &spec.name,
@@ -51,19 +51,19 @@ impl<'a> About<'a> {
 
 impl Bus {
     /// Tell the followers, if any.
-    pub fn publish(&self, event: BusEvent) {
+    pub(crate) fn publish(&self, event: BusEvent) {
         if self.sender.receiver_count() > 0 {
             let _ = self.sender.send(event);
         }
     }
 
     /// Whether anyone follows the bus (what only they need is not worked out otherwise).
-    pub fn has_followers(&self) -> bool {
+    pub(crate) fn has_followers(&self) -> bool {
         self.sender.receiver_count() > 0
     }
 
     /// Publish what changed between two states of an instance, described as `process`.
-    pub fn publish_changes(
+    pub(crate) fn publish_changes(
         &self,
         about: &About<'_>,
         old: &InstanceState,
@@ -88,13 +88,13 @@ impl Bus {
     }
 
     /// A new follower.
-    pub fn subscribe(&self) -> broadcast::Receiver<BusEvent> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<BusEvent> {
         self.sender.subscribe()
     }
 }
 
 /// An event about an instance in its state `state`.
-pub fn event(kind: &str, about: &About<'_>, state: &InstanceState) -> BusEvent {
+pub(crate) fn event(kind: &str, about: &About<'_>, state: &InstanceState) -> BusEvent {
     BusEvent {
         event: kind.to_string(),
         pm_id: about.pm_id,
@@ -132,7 +132,7 @@ fn changes(old: &InstanceState, new: &InstanceState) -> Vec<&'static str> {
 }
 
 /// An event about no instance (`subscribed`, `lagged`, `kill`).
-pub fn daemon_event(kind: &str, count: u32) -> BusEvent {
+pub(crate) fn daemon_event(kind: &str, count: u32) -> BusEvent {
     BusEvent {
         event: kind.into(),
         pm_id: 0,
@@ -153,7 +153,7 @@ pub fn daemon_event(kind: &str, count: u32) -> BusEvent {
 /// event is `subscribed`: from then on nothing published is missed (a client that sends a
 /// message and waits for the answer, as `trigger` does, subscribes first). A reader that fell
 /// behind gets an event `lagged` whose `restart_time` holds how many it missed.
-pub async fn serve(stream: &mut UnixStream, bus: &Bus) {
+pub(crate) async fn serve(stream: &mut UnixStream, bus: &Bus) {
     let mut events = bus.subscribe();
     let (mut reader, mut writer) = stream.split();
     let mut scratch = [0u8; 64];

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 /// The daemon's cgroups (cheap to clone); `None` inside when they cannot be used.
 #[derive(Clone, Default)]
-pub struct Cgroups {
+pub(crate) struct Cgroups {
     inner: Option<Arc<Inner>>,
 }
 
@@ -38,7 +38,7 @@ struct Inner {
 impl Cgroups {
     /// Set up `kelpie-<pid>` in the daemon's own cgroup, or say (in the daemon log) why the
     /// daemon goes without. Blocking (file work): call it off the async workers.
-    pub fn setup() -> Cgroups {
+    pub(crate) fn setup() -> Cgroups {
         let Some(own) = cgroup::own_cgroup_dir() else {
             crate::daemon_log!("cgroups: no cgroup v2 hierarchy; sampling /proc instead");
             return Cgroups::default();
@@ -82,7 +82,7 @@ impl Cgroups {
 
     /// The cgroups of the daemon this one replaced in place (`kelpie update`, same pid): its
     /// base directory and how far its numbering went.
-    pub fn resume(handed: HandedCgroups) -> Cgroups {
+    pub(crate) fn resume(handed: HandedCgroups) -> Cgroups {
         crate::daemon_log!(
             "cgroups: one per app process under {} (kept from the previous program)",
             handed.base.display()
@@ -99,7 +99,7 @@ impl Cgroups {
     }
 
     /// What the next program needs to go on with these cgroups.
-    pub fn hand_over(&self) -> Option<HandedCgroups> {
+    pub(crate) fn hand_over(&self) -> Option<HandedCgroups> {
         let inner = self.inner.as_ref()?;
         Some(HandedCgroups {
             base: inner.base.path().to_path_buf(),
@@ -110,7 +110,7 @@ impl Cgroups {
     }
 
     /// The cgroup at `path` of a process handed over by the previous program.
-    pub fn adopt(&self, path: PathBuf) -> Option<ProcessCgroup> {
+    pub(crate) fn adopt(&self, path: PathBuf) -> Option<ProcessCgroup> {
         let inner = self.inner.as_ref()?;
         Some(ProcessCgroup {
             cgroup: Cgroup::at(path),
@@ -123,7 +123,11 @@ impl Cgroups {
     /// A new cgroup for a process of instance `pm_id`, holding at most `max_processes`; `None`
     /// without cgroups (or if this one cannot be created: the process then runs without, as
     /// everywhere before cgroups).
-    pub fn for_process(&self, pm_id: u32, max_processes: Option<u32>) -> Option<ProcessCgroup> {
+    pub(crate) fn for_process(
+        &self,
+        pm_id: u32,
+        max_processes: Option<u32>,
+    ) -> Option<ProcessCgroup> {
         let inner = self.inner.as_ref()?;
         let n = inner.next.fetch_add(1, Ordering::Relaxed);
         let name = format!("{pm_id}.{n}");
@@ -160,17 +164,17 @@ impl Cgroups {
     }
 
     /// The daemon's own directory, which holds every app process's cgroup.
-    pub fn base_path(&self) -> Option<&std::path::Path> {
+    pub(crate) fn base_path(&self) -> Option<&std::path::Path> {
         self.inner.as_ref().map(|inner| inner.base.path())
     }
 
     /// Whether the cgroups account memory (and so can replace the /proc walk for sampling).
-    pub fn account_memory(&self) -> bool {
+    pub(crate) fn account_memory(&self) -> bool {
         self.inner.as_ref().is_some_and(|inner| inner.memory)
     }
 
     /// Remove the cgroups of gone processes that were not empty when dropped. Blocking (cheap).
-    pub fn tidy(&self) {
+    pub(crate) fn tidy(&self) {
         let Some(inner) = &self.inner else { return };
         let Ok(mut leftovers) = inner.leftovers.lock() else {
             return;
@@ -179,7 +183,7 @@ impl Cgroups {
     }
 
     /// At exit, once every app is stopped: remove what is left, then the daemon's directory.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         self.tidy();
         if let Some(inner) = &self.inner {
             let _ = inner.base.remove();
@@ -192,7 +196,7 @@ impl Cgroups {
 
 /// Where the pids controller is, for `max_processes`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Pids {
+pub(crate) enum Pids {
     /// Nowhere: `max_processes` cannot be enforced.
     #[default]
     Unavailable,
@@ -235,7 +239,7 @@ impl Pids {
 
 /// The daemon's cgroups as handed to the program that replaces it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct HandedCgroups {
+pub(crate) struct HandedCgroups {
     /// `<own>/kelpie-<pid>`.
     pub base: PathBuf,
     /// Whether memory is accounted there.
@@ -248,7 +252,7 @@ pub struct HandedCgroups {
 }
 
 /// The cgroup of one process; removed when dropped (later, if it is not empty yet).
-pub struct ProcessCgroup {
+pub(crate) struct ProcessCgroup {
     cgroup: Cgroup,
     /// Its cgroup in the v1 pids hierarchy, holding `max_processes` there.
     legacy_pids: Option<Cgroup>,
@@ -259,13 +263,13 @@ pub struct ProcessCgroup {
 
 impl ProcessCgroup {
     /// Give it to the next program: its path, and nothing removed here.
-    pub fn hand_over(mut self) -> PathBuf {
+    pub(crate) fn hand_over(mut self) -> PathBuf {
         self.handed_over = true;
         self.cgroup.path().to_path_buf()
     }
 
     /// The cgroup.
-    pub fn cgroup(&self) -> &Cgroup {
+    pub(crate) fn cgroup(&self) -> &Cgroup {
         &self.cgroup
     }
 
@@ -273,7 +277,7 @@ impl ProcessCgroup {
     /// created in, and the `cgroup.procs` of the v1 pids hierarchy's cgroup when
     /// `max_processes` is set there, which it joins before it execs. Nothing if they cannot
     /// be opened (the process then runs without, as everywhere before cgroups).
-    pub fn placement(&self) -> (Option<OwnedFd>, Vec<OwnedFd>) {
+    pub(crate) fn placement(&self) -> (Option<OwnedFd>, Vec<OwnedFd>) {
         let legacy: std::io::Result<Vec<_>> = self
             .legacy_pids
             .iter()

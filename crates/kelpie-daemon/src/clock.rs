@@ -22,7 +22,7 @@ fn origin() -> Instant {
 
 /// Go on with the clock of the program this daemon replaced in place (`kelpie update`), which
 /// had counted `ms`: monotonic marks handed over stay meaningful. Call before the first `now()`.
-pub fn continue_from(ms: u64) {
+pub(crate) fn continue_from(ms: u64) {
     let start = Instant::now()
         .checked_sub(std::time::Duration::from_millis(ms))
         .unwrap_or_else(Instant::now);
@@ -30,7 +30,7 @@ pub fn continue_from(ms: u64) {
 }
 
 /// Milliseconds since the Unix epoch.
-pub fn wall_ms() -> u64 {
+pub(crate) fn wall_ms() -> u64 {
     #[cfg(test)]
     if let Some(wall) = test_wall::now() {
         return wall.as_millisecond().max(0) as u64;
@@ -42,7 +42,7 @@ pub fn wall_ms() -> u64 {
 }
 
 /// The wall-clock time, for schedules (`cron_restart`).
-pub fn wall() -> jiff::Timestamp {
+pub(crate) fn wall() -> jiff::Timestamp {
     #[cfg(test)]
     if let Some(wall) = test_wall::now() {
         return wall;
@@ -52,7 +52,7 @@ pub fn wall() -> jiff::Timestamp {
 
 /// Now, on both clocks. The monotonic one is tokio's, so that the instance's decisions follow
 /// its timers (and a paused clock in the in-process tests); it is the system's in the daemon.
-pub fn now() -> Now {
+pub(crate) fn now() -> Now {
     let mono = tokio::time::Instant::now().into_std();
     Now {
         mono_ms: mono.saturating_duration_since(origin()).as_millis() as u64,
@@ -65,7 +65,7 @@ pub fn now() -> Now {
 /// on to its next timer as soon as its runtime has nothing to run, and it cannot know that such
 /// a thread is about to answer, so a test would see an answer arrive at the time of whatever
 /// timer came next. Held until dropped. In the daemon, nothing (a unit struct).
-pub struct Held {
+pub(crate) struct Held {
     /// Dropping it ends the blocking task that holds the clock.
     #[cfg(test)]
     _release: Option<std::sync::mpsc::Sender<()>>,
@@ -74,14 +74,14 @@ pub struct Held {
 /// Hold the paused clock until the returned value is dropped (see [`Held`]).
 #[cfg(not(test))]
 #[inline]
-pub fn hold() -> Held {
+pub(crate) fn hold() -> Held {
     Held {}
 }
 
 /// Hold the paused clock until the returned value is dropped: tokio does not move a paused
 /// clock while a blocking task runs, and this one runs until the value is dropped.
 #[cfg(test)]
-pub fn hold() -> Held {
+pub(crate) fn hold() -> Held {
     if tokio::runtime::Handle::try_current().is_err() {
         return Held { _release: None };
     }
@@ -101,7 +101,7 @@ pub fn hold() -> Held {
 
 /// A random number drawn once per daemon: with the pid, names what must be unique across
 /// daemons that may share a pid (each the pid 1 of its own namespace).
-pub fn daemon_tag() -> u64 {
+pub(crate) fn daemon_tag() -> u64 {
     use std::hash::BuildHasher;
     static TAG: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     // std seeds each RandomState from the system's randomness: no dependency needed for this.
@@ -111,7 +111,7 @@ pub fn daemon_tag() -> u64 {
 /// The in-process tests' wall clock: it starts where the test says and moves with tokio's
 /// paused clock, on the test's thread only (its runtime is single-threaded).
 #[cfg(test)]
-pub mod test_wall {
+pub(crate) mod test_wall {
     use std::cell::Cell;
 
     thread_local! {
@@ -119,7 +119,7 @@ pub mod test_wall {
     }
 
     /// From now on (on this thread), the wall clock reads `at`, and moves as tokio's clock does.
-    pub fn set(at: jiff::Timestamp) {
+    pub(crate) fn set(at: jiff::Timestamp) {
         START.with(|start| start.set(Some((at, tokio::time::Instant::now()))));
     }
 

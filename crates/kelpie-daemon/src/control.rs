@@ -9,7 +9,7 @@ use kelpie_proto::{ProcessInfo, Request, Response};
 use tokio::sync::oneshot;
 
 /// A message to the supervisor.
-pub enum Command {
+pub(crate) enum Command {
     /// A request from a client; the reply goes back to its connection.
     Request {
         /// The request.
@@ -52,7 +52,7 @@ pub enum Command {
 
 /// One instance as `/metrics` shows it: what `list` shows, and the counters only the daemon
 /// keeps.
-pub struct InstanceMetrics {
+pub(crate) struct InstanceMetrics {
     /// The instance as `list` shows it.
     pub info: ProcessInfo,
     /// CPU time its processes used since this daemon started (seconds).
@@ -64,7 +64,7 @@ pub struct InstanceMetrics {
 }
 
 /// A response, and for the last response before exit a way to learn it was written.
-pub struct Reply {
+pub(crate) struct Reply {
     /// The response.
     pub response: Response,
     /// Fired by the connection once the response is on the socket.
@@ -72,10 +72,10 @@ pub struct Reply {
 }
 
 /// What a client is told when the supervisor is gone: the daemon is ending.
-pub const SHUTTING_DOWN: &str = "the daemon is shutting down";
+pub(crate) const SHUTTING_DOWN: &str = "the daemon is shutting down";
 
 /// [`SHUTTING_DOWN`] as the error a client gets.
-pub fn shutting_down() -> kelpie_proto::WireError {
+pub(crate) fn shutting_down() -> kelpie_proto::WireError {
     kelpie_proto::WireError {
         kind: kelpie_proto::ErrorKind::Internal,
         message: SHUTTING_DOWN.into(),
@@ -84,7 +84,7 @@ pub fn shutting_down() -> kelpie_proto::WireError {
 
 /// The round trip of a request to the supervisor: its reply (with the way to say it was
 /// written, for the control socket), or [`shutting_down`] when the supervisor is gone.
-pub async fn round_trip(
+pub(crate) async fn round_trip(
     commands: &tokio::sync::mpsc::Sender<Command>,
     request: Request,
 ) -> Result<Reply, kelpie_proto::WireError> {
@@ -98,7 +98,10 @@ pub async fn round_trip(
 
 /// Ask the supervisor `request` as a client would, and take its answer as written at once
 /// (for callers that answer their own client with something else: the HTTP API, `trigger`).
-pub async fn ask(commands: &tokio::sync::mpsc::Sender<Command>, request: Request) -> Response {
+pub(crate) async fn ask(
+    commands: &tokio::sync::mpsc::Sender<Command>,
+    request: Request,
+) -> Response {
     match round_trip(commands, request).await {
         Ok(Reply { response, written }) => {
             if let Some(written) = written {
@@ -111,7 +114,7 @@ pub async fn ask(commands: &tokio::sync::mpsc::Sender<Command>, request: Request
 }
 
 /// The outcome of a start, answered with the list.
-pub struct Started {
+pub(crate) struct Started {
     /// Each app's outcome.
     pub outcomes: Vec<kelpie_proto::StartOutcome>,
     /// Notes for the user (a config's warnings).
@@ -121,7 +124,7 @@ pub struct Started {
 }
 
 /// How to answer once asynchronous work is done.
-pub enum Finish {
+pub(crate) enum Finish {
     /// With the process list.
     List,
     /// With the list and the outcome of a start.
@@ -137,7 +140,7 @@ pub enum Finish {
 }
 
 /// One instance a `logs` client reads.
-pub struct SelectedInstance {
+pub(crate) struct SelectedInstance {
     /// Its id.
     pub pm_id: u32,
     /// Its app's name.
@@ -152,7 +155,7 @@ pub struct SelectedInstance {
 /// What a `logs` client reads: the instances to tail now, and the filter for following (which
 /// also takes in instances started later: `all` and names are kept as such).
 #[derive(Default)]
-pub struct LogSelection {
+pub(crate) struct LogSelection {
     /// Instances matched now.
     pub instances: Vec<SelectedInstance>,
     /// Which new lines to send (streams not set yet).

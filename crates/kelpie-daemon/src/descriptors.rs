@@ -11,34 +11,34 @@
 
 /// Descriptors the daemon holds per instance: what a start is checked against. A black-box
 /// test holds it at or above what instances really cost.
-pub fn per_instance(spec: &kelpie_core::AppSpec) -> usize {
+pub(crate) fn per_instance(spec: &kelpie_core::AppSpec) -> usize {
     // Output pipes, pidfd; a Node app's IPC channel (two ends in the daemon: the one its
     // tasks read and write, and one kept for a hand-over).
     3 + if spec.runs_on_node() { 2 } else { 0 }
 }
 
 /// Descriptors the daemon keeps for itself (its files, sockets, threads), whatever its apps.
-pub const RESERVED: usize = 32;
+pub(crate) const RESERVED: usize = 32;
 
 /// How many files of one kind (log files, `/proc` stat files, `cpu.stat` files) are kept open at
 /// most: a sixteenth of the open-files limit, between 4 and 1 024.
-pub fn cache_size(limit: u64) -> usize {
+pub(crate) fn cache_size(limit: u64) -> usize {
     usize::try_from(limit / 16)
         .unwrap_or(usize::MAX)
         .clamp(4, 1024)
 }
 
 /// The kinds of files kept open in [`cache_size`]s.
-pub const CACHES: usize = 3;
+pub(crate) const CACHES: usize = 3;
 
 /// Descriptors in use or set aside whatever the number of instances at this limit, but the
 /// clients' connections (`gate.rs`).
-pub fn fixed(limit: u64) -> usize {
+pub(crate) fn fixed(limit: u64) -> usize {
     RESERVED + CACHES * cache_size(limit)
 }
 
 /// [`cache_size`] at this process's limit now.
-pub fn cache_size_now() -> usize {
+pub(crate) fn cache_size_now() -> usize {
     cache_size(kelpie_sys::fd_limit())
 }
 

@@ -2,7 +2,7 @@
 
 mod error;
 
-pub use error::{DumpError, Invalid, Unusable};
+pub(crate) use error::{DumpError, Invalid, Unusable};
 
 use crate::atomic::atomic_write;
 use kelpie_core::AppSpec;
@@ -13,11 +13,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Current format of the dump.
-pub const DUMP_VERSION: u32 = 1;
+pub(crate) const DUMP_VERSION: u32 = 1;
 
 /// Content of `dump.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DumpFile {
+pub(crate) struct DumpFile {
     /// Format version.
     pub version: u32,
     /// One entry per app (its instances are recreated from `spec.instances`).
@@ -26,7 +26,7 @@ pub struct DumpFile {
 
 /// One app in the dump.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DumpedApp {
+pub(crate) struct DumpedApp {
     /// Its spec; `instances` is the number of instances it had when saved.
     pub spec: Arc<AppSpec>,
     /// Whether it was running (a stopped app is brought back stopped).
@@ -53,7 +53,7 @@ fn parse(bytes: &[u8]) -> Result<DumpFile, Invalid> {
 
 /// Write the dump, keeping the previous one (if it was valid) as `dump.json.bak`. Refuses to
 /// replace a dump that has apps with an empty one unless `force`.
-pub fn save(home: &Home, dump: &DumpFile, force: bool) -> Result<String, DumpError> {
+pub(crate) fn save(home: &Home, dump: &DumpFile, force: bool) -> Result<String, DumpError> {
     let path = home.dump_file();
     let mut kept_aside = String::new();
     if let Ok(previous) = fs::read(&path) {
@@ -121,7 +121,7 @@ fn read(path: &Path) -> Result<DumpFile, Unusable> {
 
 /// Read the dump, falling back to the backup when the dump is missing or corrupt. Returns the
 /// dump and a note for the user when the backup was used.
-pub fn load(home: &Home) -> Result<(DumpFile, Option<String>), DumpError> {
+pub(crate) fn load(home: &Home) -> Result<(DumpFile, Option<String>), DumpError> {
     let path = home.dump_file();
     let backup = home.dump_backup();
     let dump_unusable = match read(&path) {
@@ -150,7 +150,7 @@ pub fn load(home: &Home) -> Result<(DumpFile, Option<String>), DumpError> {
 /// [`load`], for `resurrect`: a dump that cannot be read, when its backup could, is moved aside
 /// (`dump.json.corrupt-<ms>`), where PM2 deletes it, so that the next `resurrect` or `save`
 /// does not meet it again. Nothing is lost.
-pub fn load_setting_aside(home: &Home) -> Result<(DumpFile, Option<String>), DumpError> {
+pub(crate) fn load_setting_aside(home: &Home) -> Result<(DumpFile, Option<String>), DumpError> {
     let (dump, note) = load(home)?;
     let path = home.dump_file();
     // Read as it is, missing, or written again since (a `save` meanwhile): nothing to set aside.

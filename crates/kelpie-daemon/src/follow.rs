@@ -26,25 +26,25 @@ const FRAME_LINES: usize = 2000;
 const FRAME_BYTES: usize = 1024 * 1024;
 /// Most lines per stream a client may ask for first, over the socket and HTTP alike: more is
 /// refused, so that no request makes the daemon read and hold an unbounded tail.
-pub const MAX_TAIL_LINES: u32 = 10_000;
+pub(crate) const MAX_TAIL_LINES: u32 = 10_000;
 
 /// More lines asked for first than [`MAX_TAIL_LINES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{asked} lines asked for; at most {MAX_TAIL_LINES} lines of each stream")]
-pub struct TooManyLines {
+pub(crate) struct TooManyLines {
     /// How many were asked for.
     pub asked: u32,
 }
 
 impl TooManyLines {
     /// The kind of the wire error it is answered with: the request is refused as asked.
-    pub fn kind(&self) -> ErrorKind {
+    pub(crate) fn kind(&self) -> ErrorKind {
         ErrorKind::Invalid
     }
 }
 
 /// Why a client cannot ask for `lines` lines of each stream first, if it cannot.
-pub fn check_tail_lines(lines: u32) -> Result<(), TooManyLines> {
+pub(crate) fn check_tail_lines(lines: u32) -> Result<(), TooManyLines> {
     if lines > MAX_TAIL_LINES {
         return Err(TooManyLines { asked: lines });
     }
@@ -78,7 +78,7 @@ impl LogOutput for UnixStream {
 ///    written when everything read before step 1 was on disk. 3. Lines that arrived meanwhile
 ///    come from memory, and following starts under the same lock: none is missed; one written
 ///    in the instant between steps 1 and 2 can show twice.
-pub async fn serve(
+pub(crate) async fn serve(
     stream: &mut impl LogOutput,
     commands: &mpsc::Sender<Command>,
     logs: &LogService,

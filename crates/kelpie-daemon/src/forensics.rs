@@ -17,7 +17,7 @@ static SAMPLES: Mutex<[Option<u64>; 2]> = Mutex::new([None, None]);
 
 /// Take a sample of the machine's OOM-kill counter (the monitor thread, once a second).
 /// Blocking (a /proc read).
-pub fn sample_system_oom_kills() {
+pub(crate) fn sample_system_oom_kills() {
     let now = kelpie_sys::cgroup::system_oom_kills();
     if let Ok(mut samples) = SAMPLES.lock() {
         *samples = [samples[1], now];
@@ -32,7 +32,7 @@ fn rose(samples: [Option<u64>; 2], now: Option<u64>) -> Option<bool> {
 
 /// What can be seen right after a process ended on its own: its cgroup's OOM kills (when the
 /// cgroup has the memory controller) and whether the machine's counter just rose. Blocking.
-pub fn oom_evidence(cgroup: Option<&kelpie_sys::cgroup::Cgroup>) -> OomEvidence {
+pub(crate) fn oom_evidence(cgroup: Option<&kelpie_sys::cgroup::Cgroup>) -> OomEvidence {
     let cgroup_kills = cgroup.and_then(kelpie_sys::cgroup::Cgroup::oom_kills);
     let system_rose = match cgroup_kills {
         Some(_) => None,

@@ -24,28 +24,28 @@ use tokio::sync::oneshot;
 
 /// Connections served at once, at most: a quarter of the open-files limit, so that apps keep
 /// the rest ([`Gate::for_this_process`]), between 16 and this.
-pub const MAX_CONNECTIONS: usize = 1024;
+pub(crate) const MAX_CONNECTIONS: usize = 1024;
 /// The fewest connections served at once, however low the open-files limit.
 const MIN_CONNECTIONS: usize = 16;
 /// The largest first frame: a Hello is about 40 bytes.
-pub const MAX_HELLO_LEN: usize = 4096;
+pub(crate) const MAX_HELLO_LEN: usize = 4096;
 /// How long a new connection may take to send its Hello.
-pub const HELLO_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const HELLO_WAIT: Duration = Duration::from_secs(5);
 /// How long a frame may take to arrive once its length is known.
-pub const FRAME_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const FRAME_WAIT: Duration = Duration::from_secs(30);
 /// The frame bodies being read at once, all connections together.
-pub const BODY_BUDGET: usize = 64 * 1024 * 1024;
+pub(crate) const BODY_BUDGET: usize = 64 * 1024 * 1024;
 
 /// The connections served at once under an open-files limit of `limit`: a quarter of it,
 /// between 16 and [`MAX_CONNECTIONS`].
-pub fn connections_for(limit: u64) -> usize {
+pub(crate) fn connections_for(limit: u64) -> usize {
     let quarter = usize::try_from(limit / 4).unwrap_or(usize::MAX);
     quarter.clamp(MIN_CONNECTIONS, MAX_CONNECTIONS)
 }
 
 /// The gate of one control socket (cheap to clone).
 #[derive(Clone)]
-pub struct Gate {
+pub(crate) struct Gate {
     inner: Arc<Inner>,
 }
 
@@ -62,7 +62,7 @@ struct Inner {
 }
 
 /// A connection let in: counted until dropped.
-pub struct Admitted {
+pub(crate) struct Admitted {
     gate: Gate,
 }
 
@@ -74,7 +74,7 @@ impl Drop for Admitted {
 
 /// A connection waiting for its next request: `closed` fires when the gate closes it to make
 /// room for a new one. Dropping it (a request came) takes it off the idle list.
-pub struct Idle {
+pub(crate) struct Idle {
     gate: Gate,
     key: u64,
     /// Fires when the gate wants the connection closed.
@@ -90,7 +90,7 @@ impl Drop for Idle {
 }
 
 /// Room for a frame body being read: released when dropped.
-pub struct Reading {
+pub(crate) struct Reading {
     gate: Gate,
     len: usize,
 }
@@ -106,7 +106,7 @@ impl Drop for Reading {
 
 impl Gate {
     /// A gate serving at most `max` connections at once.
-    pub fn new(max: usize) -> Gate {
+    pub(crate) fn new(max: usize) -> Gate {
         Gate {
             inner: Arc::new(Inner {
                 max,
@@ -117,18 +117,18 @@ impl Gate {
 
     /// A gate for this process: a quarter of its open-files limit, between 16 and
     /// [`MAX_CONNECTIONS`] (1024 from a limit of 4096 up).
-    pub fn for_this_process() -> Gate {
+    pub(crate) fn for_this_process() -> Gate {
         Gate::new(connections_for(kelpie_sys::fd_limit()))
     }
 
     /// Connections served at once.
-    pub fn max(&self) -> usize {
+    pub(crate) fn max(&self) -> usize {
         self.inner.max
     }
 
     /// Let a new connection in, closing the one idle the longest when at the cap; `None` when
     /// every connection is busy (it is then told so and closed).
-    pub fn admit(&self) -> Option<Admitted> {
+    pub(crate) fn admit(&self) -> Option<Admitted> {
         let open = self.inner.open.fetch_add(1, Ordering::Relaxed);
         if open >= self.inner.max && !self.close_longest_idle() {
             self.inner.open.fetch_sub(1, Ordering::Relaxed);
@@ -139,7 +139,7 @@ impl Gate {
 
     /// Close the connection idle the longest; false when none is idle. Also what frees a
     /// descriptor when the process has none left.
-    pub fn close_longest_idle(&self) -> bool {
+    pub(crate) fn close_longest_idle(&self) -> bool {
         let Ok(mut idle) = self.inner.idle.lock() else {
             return false;
         };
@@ -152,7 +152,7 @@ impl Gate {
     }
 
     /// The connection waits for its next request.
-    pub fn idle(&self) -> Idle {
+    pub(crate) fn idle(&self) -> Idle {
         let key = self.inner.next_idle.fetch_add(1, Ordering::Relaxed);
         let (close, closed) = oneshot::channel();
         if let Ok(mut idle) = self.inner.idle.lock() {
@@ -168,7 +168,7 @@ impl Gate {
     /// Room for a body of `len` bytes, if the bodies being read leave it. A frame of up to
     /// [`MAX_HELLO_LEN`] bytes always has room (a Hello, `list`, `stop`, `kill`): those hold at
     /// most that much per connection, and must get through while big ones wait.
-    pub fn reading(&self, len: usize) -> Option<Reading> {
+    pub(crate) fn reading(&self, len: usize) -> Option<Reading> {
         if len <= MAX_HELLO_LEN {
             return Some(Reading {
                 gate: self.clone(),
@@ -188,7 +188,7 @@ impl Gate {
 
     /// Connections open now.
     #[cfg(test)]
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         self.inner.open.load(Ordering::Relaxed)
     }
 }

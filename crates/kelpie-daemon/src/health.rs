@@ -14,7 +14,7 @@ mod http;
 mod tcp;
 mod verdicts;
 
-pub use error::{Ended, ProbeError, UrlError};
+pub(crate) use error::{Ended, ProbeError, UrlError};
 use exec::exec_probe;
 use http::http_probe;
 use kelpie_core::{HealthCheck, HealthProbe};
@@ -29,7 +29,7 @@ use verdicts::Verdicts;
 
 /// Where an `exec` probe runs: the app's working directory and its whole environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExecContext {
+pub(crate) struct ExecContext {
     /// Working directory of the command.
     pub cwd: PathBuf,
     /// The command's environment, exactly (nothing of the daemon's is inherited).
@@ -40,7 +40,7 @@ pub struct ExecContext {
 
 /// What the check loop tells the instance task.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HealthReport {
+pub(crate) enum HealthReport {
     /// A probe succeeded: the first success, or the first after counted failures.
     Healthy,
     /// A probe failed and the failure counts; `consecutive` failures in a row so far.
@@ -62,7 +62,7 @@ pub enum HealthReport {
 ///
 /// The whole probe (name lookup, connection, answer; or the command's run) takes at most
 /// `timeout`, plus the moment needed to kill and reap a timed-out command.
-pub async fn probe(
+pub(crate) async fn probe(
     probe: &HealthProbe,
     timeout: Duration,
     exec: &ExecContext,
@@ -79,7 +79,7 @@ pub async fn probe(
 ///
 /// The instance task spawns this when its process starts and aborts it when the process ends;
 /// an abort in the middle of an exec probe kills the command's whole process group.
-pub async fn run_checks(
+pub(crate) async fn run_checks(
     check: HealthCheck,
     exec: ExecContext,
     reports: UnboundedSender<HealthReport>,
@@ -91,7 +91,7 @@ pub async fn run_checks(
 
 /// [`run_checks`] with its probe given: the instance's in-process tests probe a fake process.
 /// Only the text of a failure goes on, in the reports.
-pub async fn run_checks_with<F, E>(
+pub(crate) async fn run_checks_with<F, E>(
     check: &HealthCheck,
     mut probe_once: impl FnMut() -> F,
     reports: UnboundedSender<HealthReport>,

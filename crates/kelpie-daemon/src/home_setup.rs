@@ -6,7 +6,7 @@ use kelpie_proto::Home;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 
 /// Make the home (mode 0700) and its logs directory, and write the Node shim.
-pub fn prepare_home(home: &Home) -> Result<(), DaemonError> {
+pub(crate) fn prepare_home(home: &Home) -> Result<(), DaemonError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)

@@ -25,7 +25,7 @@ static LATEST: Mutex<Option<HostMetrics>> = Mutex::new(None);
 
 /// The host's use as last sampled: `None` until two readings were taken. Asking keeps the
 /// readings coming each second for a while.
-pub fn latest() -> Option<HostMetrics> {
+pub(crate) fn latest() -> Option<HostMetrics> {
     WATCHED_UNTIL_MS.store(
         crate::clock::now().mono_ms + WATCHED_FOR_MS,
         Ordering::Relaxed,
@@ -37,7 +37,7 @@ pub fn latest() -> Option<HostMetrics> {
 static SCRAPE: Mutex<Option<HostReader>> = Mutex::new(None);
 
 /// The counters and gauges as they are now, for `/metrics` (blocking: off the async threads).
-pub fn read_now() -> (HostCounters, HostGauges) {
+pub(crate) fn read_now() -> (HostCounters, HostGauges) {
     let Ok(mut reader) = SCRAPE.lock() else {
         return Default::default();
     };
@@ -46,7 +46,7 @@ pub fn read_now() -> (HostCounters, HostGauges) {
 }
 
 /// The monitor thread's sampler.
-pub struct HostSampler {
+pub(crate) struct HostSampler {
     reader: HostReader,
     previous: Option<(HostCounters, Instant)>,
     /// Samples skipped since the last reading.
@@ -55,7 +55,7 @@ pub struct HostSampler {
 
 impl HostSampler {
     /// A sampler reporting the space of the file system that holds `home`.
-    pub fn new(home: &Path) -> HostSampler {
+    pub(crate) fn new(home: &Path) -> HostSampler {
         if let Ok(mut scrape) = SCRAPE.lock() {
             *scrape = Some(HostReader::new(home));
         }
@@ -68,7 +68,7 @@ impl HostSampler {
 
     /// At each of the monitor's samples: read the host when someone looks or it is time to,
     /// and publish its rates since the previous reading.
-    pub fn sample(&mut self) {
+    pub(crate) fn sample(&mut self) {
         let watched = crate::clock::now().mono_ms < WATCHED_UNTIL_MS.load(Ordering::Relaxed);
         // Two readings from the start, so that the first `list` has rates.
         let starting = self.previous.is_none() || LATEST.lock().is_ok_and(|l| l.is_none());

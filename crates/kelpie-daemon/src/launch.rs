@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 /// Where one instance's output goes, as shown to users (`/dev/null` when discarded).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogPaths {
+pub(crate) struct LogPaths {
     /// stdout.
     pub out: String,
     /// stderr.
@@ -22,7 +22,7 @@ pub struct LogPaths {
 
 impl LogPaths {
     /// The files to write; `None` for a discarded stream.
-    pub fn files(&self) -> LogFiles {
+    pub(crate) fn files(&self) -> LogFiles {
         let file = |path: &str| (!is_discard(path)).then(|| PathBuf::from(path));
         LogFiles {
             out: file(&self.out),
@@ -35,7 +35,7 @@ impl LogPaths {
 /// Where one instance's output goes: PM2's names (`<home>/logs/<name>-out.log`, `-error.log`,
 /// `<name>.log` for the combined file), a `-<pm_id>` suffix when the app has several instances
 /// and does not merge its logs.
-pub fn log_paths(home: &Home, spec: &AppSpec, pm_id: u32) -> LogPaths {
+pub(crate) fn log_paths(home: &Home, spec: &AppSpec, pm_id: u32) -> LogPaths {
     if spec.disable_logs {
         return LogPaths {
             out: "/dev/null".into(),
@@ -85,7 +85,7 @@ fn with_instance_suffix(path: &str, pm_id: u32) -> String {
 }
 
 /// The write ends of an instance's output pipes, given to the child.
-pub struct OutputPipes {
+pub(crate) struct OutputPipes {
     /// stdout's write end.
     pub out: std::io::PipeWriter,
     /// stderr's write end.
@@ -93,7 +93,7 @@ pub struct OutputPipes {
 }
 
 /// Identity of an instance, for the variables Kelpie sets in its environment.
-pub struct InstanceIdentity<'a> {
+pub(crate) struct InstanceIdentity<'a> {
     /// The home the daemon serves.
     pub home: &'a Home,
     /// Its id.
@@ -103,26 +103,26 @@ pub struct InstanceIdentity<'a> {
 }
 
 /// Descriptor number of the listening socket in the child (socket activation's first).
-pub const LISTEN_FD: RawFd = kelpie_sys::LISTEN_FDS_START;
+pub(crate) const LISTEN_FD: RawFd = kelpie_sys::LISTEN_FDS_START;
 
 /// Where the Node shim lives in a home: written at daemon start, preloaded (`--require`) into
 /// every Node app (it says when the main module ran, and shares Kelpie-owned sockets). `.cjs`:
 /// a home inside a project whose package.json says `"type": "module"` must not make Node
 /// read it as an ES module.
-pub fn node_shim_path(home: &Home) -> PathBuf {
+pub(crate) fn node_shim_path(home: &Home) -> PathBuf {
     home.root().join("node-shim.cjs")
 }
 
 /// The shim's source, built into the binary: the runtime metrics' declarations first (nothing
 /// runs at their load), then the shim, whose last lines start everything.
-pub const NODE_SHIM: &str = concat!(
+pub(crate) const NODE_SHIM: &str = concat!(
     include_str!("../assets/node-metrics.js"),
     include_str!("../assets/node-shim.js")
 );
 
 /// What one process is started with beyond its spec: the shared socket, and the variables
 /// and descriptors of its link.
-pub struct Extras<'a> {
+pub(crate) struct Extras<'a> {
     /// The app's Kelpie-owned listening socket.
     pub socket: Option<&'a ListenSocket>,
     /// Variables for the link (NOTIFY_SOCKET, NODE_CHANNEL_FD...).
@@ -141,7 +141,7 @@ pub struct Extras<'a> {
 /// the app disables its logs), and exactly the environment the spec defines plus Kelpie's
 /// variables. With a shared socket or link descriptors, the descriptors are placed at their
 /// numbers in the child and, with a socket, `LISTEN_PID` is set to the child's own pid.
-pub fn command(
+pub(crate) fn command(
     spec: &AppSpec,
     who: &InstanceIdentity<'_>,
     output: Option<OutputPipes>,
@@ -213,7 +213,7 @@ pub fn command(
     )
     .map_err(|source| SpawnError::Exec {
         program: program_name.clone(),
-        source,
+        cause: source,
     })?;
     if let Some(dir) = extras.cgroup_dir {
         spawn.in_cgroup(dir);
@@ -223,7 +223,7 @@ pub fn command(
     }
     let identity = identity(spec).map_err(|source| SpawnError::Identity {
         program: program_name,
-        source,
+        cause: source,
     })?;
     spawn.nice_and_identity(spec.nice, identity);
     spawn.original_fd_limit();
@@ -244,7 +244,7 @@ fn node_options_requiring(options: &str, shim: &str) -> String {
 
 /// Who the app runs as (`user` / `group`): the user's ids and its groups from /etc/passwd and
 /// /etc/group. Only root may run apps as someone else.
-pub fn identity(spec: &AppSpec) -> std::io::Result<Option<kelpie_sys::Identity>> {
+pub(crate) fn identity(spec: &AppSpec) -> std::io::Result<Option<kelpie_sys::Identity>> {
     if spec.user.is_none() && spec.group.is_none() {
         return Ok(None);
     }

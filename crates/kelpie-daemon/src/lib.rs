@@ -67,14 +67,14 @@ pub use update::{handoff_format, handoff_formats};
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     /// The home or one of its files could not be set up.
-    #[error("{about} {path}: {source}")]
+    #[error("{about} {path}: {cause}")]
     Io {
         /// What we were doing.
         about: &'static str,
         /// The path involved.
         path: String,
         /// The error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Another daemon answers on this home's socket.
     #[error("a kelpie daemon is already running for {0}")]
@@ -87,7 +87,7 @@ impl DaemonError {
         DaemonError::Io {
             about,
             path: path.display().to_string(),
-            source,
+            cause: source,
         }
     }
 }

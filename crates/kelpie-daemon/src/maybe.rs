@@ -6,7 +6,7 @@ use std::future::Future;
 use tokio::time::Instant;
 
 /// `wait(value)` when there is a value; never ready when there is none.
-pub async fn when<T, F: Future>(value: Option<T>, wait: impl FnOnce(T) -> F) -> F::Output {
+pub(crate) async fn when<T, F: Future>(value: Option<T>, wait: impl FnOnce(T) -> F) -> F::Output {
     match value {
         Some(value) => wait(value).await,
         None => std::future::pending().await,
@@ -14,7 +14,7 @@ pub async fn when<T, F: Future>(value: Option<T>, wait: impl FnOnce(T) -> F) -> 
 }
 
 /// Ready at `at`; never without a deadline.
-pub async fn until(at: Option<Instant>) {
+pub(crate) async fn until(at: Option<Instant>) {
     when(at, tokio::time::sleep_until).await
 }
 

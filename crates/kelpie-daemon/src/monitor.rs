@@ -38,11 +38,11 @@ type IdMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 type IdSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// How often every tree is sampled.
-pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 /// How often the processes of each tree are found again (its known members are read every
 /// [`SAMPLE_EVERY`]).
-pub const FIND_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const FIND_EVERY: Duration = Duration::from_secs(5);
 
 /// How often, in samples, instances that did not run are read all the same (a process that does
 /// not run does not grow, but the kernel may take pages back from it).
@@ -61,7 +61,7 @@ const RESIDENT_SLACK_PAGES: u64 = 32;
 
 /// One instance to sample: its id and its main process (also its process group's id).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     /// The instance.
     pub pm_id: u32,
     /// Its main process.
@@ -72,7 +72,7 @@ pub struct Target {
 
 /// A reading of one instance.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Reading {
+pub(crate) struct Reading {
     /// The instance.
     pub pm_id: u32,
     /// The main process it was taken for (the instance may have a new one by now).
@@ -95,7 +95,7 @@ const EARLIEST_AFTER_PER_INSTANCE: Duration = Duration::from_millis(1);
 
 /// The supervisor's handle on the sampling thread.
 #[derive(Clone)]
-pub struct Monitor {
+pub(crate) struct Monitor {
     /// Changed one instance at a time by the supervisor; the thread takes a snapshot.
     targets: Arc<Mutex<Targets>>,
     /// The thread, woken early when a new process is to be read (none in the in-process tests).
@@ -127,7 +127,7 @@ impl Targets {
 impl Monitor {
     /// Start sampling every `every`; readings go to `readings`, the host's use to `host`. The
     /// thread ends when the receiver is dropped.
-    pub fn start(
+    pub(crate) fn start(
         every: Duration,
         cgroups: Cgroups,
         readings: mpsc::UnboundedSender<Vec<Reading>>,
@@ -161,7 +161,7 @@ impl Monitor {
 
     /// The process to sample for instance `pm_id` from now on (`None`: none, it runs nothing
     /// or is deleted).
-    pub fn set_target(&self, pm_id: u32, target: Option<Target>) {
+    pub(crate) fn set_target(&self, pm_id: u32, target: Option<Target>) {
         let Ok(mut targets) = self.targets.lock() else {
             return;
         };
@@ -193,7 +193,7 @@ impl Monitor {
 
     /// The last page faults and context switches of instance `pm_id`'s process `pid`, if they
     /// were read since it started.
-    pub fn counters(&self, pm_id: u32, pid: u32) -> Option<kelpie_sys::ProcessCounters> {
+    pub(crate) fn counters(&self, pm_id: u32, pid: u32) -> Option<kelpie_sys::ProcessCounters> {
         let counters = self.counters.lock().ok()?;
         counters
             .get(&pm_id)
@@ -203,7 +203,7 @@ impl Monitor {
 
     /// Read the instances again as soon as [`EARLIEST_AFTER`] allows (a process started, or
     /// came online: the first `list` after it shows what it uses).
-    pub fn read_soon(&self) {
+    pub(crate) fn read_soon(&self) {
         self.new_process
             .store(true, std::sync::atomic::Ordering::Release);
         if let Some(thread) = &self.thread {
@@ -216,7 +216,7 @@ impl Monitor {
 /// test sends the readings itself, and can see which processes it was told to sample.
 #[cfg(test)]
 impl Monitor {
-    pub fn not_started() -> Monitor {
+    pub(crate) fn not_started() -> Monitor {
         Monitor {
             targets: Arc::default(),
             thread: None,
@@ -226,7 +226,7 @@ impl Monitor {
     }
 
     /// The processes it was told to sample last.
-    pub fn targets(&self) -> Vec<Target> {
+    pub(crate) fn targets(&self) -> Vec<Target> {
         self.targets
             .lock()
             .map(|targets| targets.by_id.values().cloned().collect())

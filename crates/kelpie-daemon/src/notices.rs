@@ -8,7 +8,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
 /// Add `text` (one line) for the next command, and to the daemon's log. Blocking (a file).
-pub fn post(home: &Home, text: &str) {
+pub(crate) fn post(home: &Home, text: &str) {
     crate::daemon_log!("{text}");
     let line: String = text
         .chars()

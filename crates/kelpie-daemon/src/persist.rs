@@ -10,7 +10,7 @@ use crate::atomic::atomic_write;
 use crate::dump::{self, DumpFile};
 use crate::state::StateFile;
 use error::Unreadable;
-pub use error::WriteError;
+pub(crate) use error::WriteError;
 use kelpie_proto::Home;
 use std::collections::HashMap;
 use std::fs;
@@ -20,10 +20,10 @@ use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
 
 /// Answer to a write of the state or the configuration store: on disk, or why not.
-pub type Ack = oneshot::Sender<Result<(), WriteError>>;
+pub(crate) type Ack = oneshot::Sender<Result<(), WriteError>>;
 
 /// Answer to a `save`: what was saved (a message for people), or why not.
-pub type DumpAck = oneshot::Sender<Result<String, dump::DumpError>>;
+pub(crate) type DumpAck = oneshot::Sender<Result<String, dump::DumpError>>;
 
 enum Job {
     State {
@@ -46,16 +46,16 @@ enum Job {
 struct Queued(Job, crate::clock::Held);
 
 /// Which exact process a pid is (its start time in clock ticks after boot), if it runs.
-pub type StartTicks = fn(u32) -> Option<u64>;
+pub(crate) type StartTicks = fn(u32) -> Option<u64>;
 
 /// The system's answer, from `/proc/<pid>/stat`.
-pub fn start_ticks_from_proc(pid: u32) -> Option<u64> {
+pub(crate) fn start_ticks_from_proc(pid: u32) -> Option<u64> {
     kelpie_sys::sample_process(pid).map(|sample| sample.start_ticks)
 }
 
 /// Handle to the persister thread.
 #[derive(Clone)]
-pub struct Persister {
+pub(crate) struct Persister {
     tx: mpsc::Sender<Queued>,
     /// How long the last state write took (µs): reading the processes' start times,
     /// serializing, writing. It grows with the number of apps.
@@ -66,7 +66,7 @@ impl Persister {
     /// Start the thread for `home`. Each state written records its processes' start times as
     /// `start_ticks` tells them ([`start_ticks_from_proc`] in the daemon; the in-process
     /// tests' fake pids must never be looked up in /proc).
-    pub fn start(home: Home, start_ticks: StartTicks) -> std::io::Result<Persister> {
+    pub(crate) fn start(home: Home, start_ticks: StartTicks) -> std::io::Result<Persister> {
         let (tx, rx) = mpsc::channel();
         let last_write_us = Arc::new(AtomicU64::new(0));
         let cost = last_write_us.clone();
@@ -77,7 +77,7 @@ impl Persister {
     }
 
     /// How long the last state write took.
-    pub fn last_write(&self) -> std::time::Duration {
+    pub(crate) fn last_write(&self) -> std::time::Duration {
         std::time::Duration::from_micros(self.last_write_us.load(Ordering::Relaxed))
     }
 
@@ -87,18 +87,18 @@ impl Persister {
     }
 
     /// Write `state`; `ack` is answered once it is on disk.
-    pub fn write_state(&self, state: StateFile, ack: Option<Ack>) {
+    pub(crate) fn write_state(&self, state: StateFile, ack: Option<Ack>) {
         self.queue(Job::State { state, ack });
     }
 
     /// Write the configuration store (`module_conf.json`). Writes happen in the order asked,
     /// so the file always ends as the newest store.
-    pub fn write_conf(&self, text: String, ack: Ack) {
+    pub(crate) fn write_conf(&self, text: String, ack: Ack) {
         self.queue(Job::Conf { text, ack });
     }
 
     /// Write the dump (keeping the previous one as `.bak`).
-    pub fn save_dump(&self, dump: DumpFile, force: bool, ack: DumpAck) {
+    pub(crate) fn save_dump(&self, dump: DumpFile, force: bool, ack: DumpAck) {
         self.queue(Job::SaveDump { dump, force, ack });
     }
 }
@@ -258,7 +258,7 @@ impl KnownStarts {
 /// has) and the state is recovered from `state.json.bak`, the state before its last change; when
 /// that cannot be read either, the daemon starts with no apps. Either way the next command is
 /// told ([`crate::notices`]).
-pub fn load_state(home: &Home) -> Option<StateFile> {
+pub(crate) fn load_state(home: &Home) -> Option<StateFile> {
     let path = home.state_file();
     let problem = match read_state(&path) {
         Ok(state) => return state,
@@ -317,7 +317,7 @@ fn read_state(path: &Path) -> Result<Option<StateFile>, Unreadable> {
 /// Load the configuration store (`module_conf.json`). A file that cannot be read or is not a
 /// JSON object is moved aside (the next `kelpie set` must not overwrite what the user wrote)
 /// and the store starts empty, saying so in the daemon log.
-pub fn load_conf(home: &Home) -> kelpie_config::module_conf::ConfStore {
+pub(crate) fn load_conf(home: &Home) -> kelpie_config::module_conf::ConfStore {
     let path = home.conf_file();
     match kelpie_config::module_conf::load(&path) {
         Ok(store) => store,

@@ -34,14 +34,14 @@ fn writer() -> Option<Sender<Op>> {
 }
 
 /// Process `pid` runs: its pid goes to `path`.
-pub fn running(path: PathBuf, pid: u32) {
+pub(crate) fn running(path: PathBuf, pid: u32) {
     if let Some(tx) = writer() {
         let _ = tx.send(Op::Write(path, pid));
     }
 }
 
 /// Process `pid` ended: `path` goes, if it still names it.
-pub fn ended(path: PathBuf, pid: u32) {
+pub(crate) fn ended(path: PathBuf, pid: u32) {
     if let Some(tx) = writer() {
         let _ = tx.send(Op::Remove(path, pid));
     }

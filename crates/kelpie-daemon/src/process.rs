@@ -8,7 +8,7 @@ use std::process::ExitStatus;
 use tokio::net::unix::pipe;
 
 /// A process of an instance.
-pub struct ProcessHandle {
+pub(crate) struct ProcessHandle {
     pid: u32,
     exit: ExitSource,
     status: Option<ExitStatus>,
@@ -74,7 +74,7 @@ impl ExitSource {
 impl ProcessHandle {
     /// A process of the in-process tests: it "exits" with the status sent on `exit`.
     #[cfg(test)]
-    pub fn scripted(
+    pub(crate) fn scripted(
         pid: u32,
         exit: tokio::sync::watch::Receiver<Option<ExitStatus>>,
     ) -> ProcessHandle {
@@ -87,12 +87,12 @@ impl ProcessHandle {
     }
 
     /// A process this daemon just spawned.
-    pub fn spawned(spawned: kelpie_sys::Spawned) -> std::io::Result<ProcessHandle> {
+    pub(crate) fn spawned(spawned: kelpie_sys::Spawned) -> std::io::Result<ProcessHandle> {
         ProcessHandle::adopted(spawned.pid, Some(spawned.pidfd))
     }
 
     /// Adopt `pid`, through `pidfd` when one was kept since it was known to be this process.
-    pub fn adopted(pid: u32, pidfd: Option<OwnedFd>) -> std::io::Result<ProcessHandle> {
+    pub(crate) fn adopted(pid: u32, pidfd: Option<OwnedFd>) -> std::io::Result<ProcessHandle> {
         let pidfd = match pidfd {
             Some(fd) => fd,
             None => kelpie_sys::pidfd_open(pid)?,
@@ -106,17 +106,17 @@ impl ProcessHandle {
     }
 
     /// Its pid.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.pid
     }
 
     /// Its pidfd (a scripted process has none).
-    pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+    pub(crate) fn pidfd(&self) -> Option<BorrowedFd<'_>> {
         self.exit.pidfd().map(|pidfd| pidfd.0.as_fd())
     }
 
     /// Wait until it exits and collect its status.
-    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+    pub(crate) async fn wait(&mut self) -> std::io::Result<ExitStatus> {
         if let Some(status) = self.status {
             return Ok(status);
         }
@@ -147,7 +147,7 @@ impl ProcessHandle {
 
     /// Hand it over to the next daemon: nothing here may wait for it any more (the next daemon
     /// would find no status to collect).
-    pub fn hand_over(mut self) {
+    pub(crate) fn hand_over(mut self) {
         self.handed_over = true;
     }
 }
@@ -182,7 +182,7 @@ impl Drop for ProcessHandle {
 
 /// The wait of a process that ended as someone else's child: it exited, how is not known.
 #[derive(Debug)]
-pub struct UnknownStatus;
+pub(crate) struct UnknownStatus;
 
 impl std::fmt::Display for UnknownStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -193,7 +193,7 @@ impl std::fmt::Display for UnknownStatus {
 impl std::error::Error for UnknownStatus {}
 
 /// Whether a failed wait only means the exit status is unknown.
-pub fn status_unknown(error: &std::io::Error) -> bool {
+pub(crate) fn status_unknown(error: &std::io::Error) -> bool {
     error
         .get_ref()
         .is_some_and(|inner| inner.is::<UnknownStatus>())

@@ -10,7 +10,7 @@ use std::time::Duration;
 const POLL: Duration = Duration::from_millis(50);
 
 /// Report [`ProcessSignal::PortOpen`] once the process group led by `pgid` listens on `port`.
-pub async fn watch_port(pgid: u32, port: u16, to: crate::mailbox::Sender<ProcessSignal>) {
+pub(crate) async fn watch_port(pgid: u32, port: u16, to: crate::mailbox::Sender<ProcessSignal>) {
     loop {
         let found = crate::tasks::blocking(move || group_listens_on(pgid, port))
             .await

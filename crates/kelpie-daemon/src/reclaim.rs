@@ -19,7 +19,7 @@ const SPOOL_BUDGET: u64 = 256 * 1024 * 1024;
 
 /// Everything a keeper handed over.
 #[derive(Default)]
-pub struct Reclaimed {
+pub(crate) struct Reclaimed {
     /// The pid of the daemon that died.
     pub daemon_pid: u32,
     /// Listening sockets, by app name.
@@ -52,7 +52,7 @@ enum ReclaimError {
 
 /// Take everything from the keeper of a daemon that died, if one waits for us. Blocking: call
 /// it off the async thread, once the control socket is ours (so no other daemon takes it too).
-pub fn reclaim(home: &Home) -> Option<Reclaimed> {
+pub(crate) fn reclaim(home: &Home) -> Option<Reclaimed> {
     let socket = kelpie_sys::seqpacket_connect(&home.keeper_socket()).ok()?;
     match take_all(home, &socket) {
         Ok(reclaimed) => {

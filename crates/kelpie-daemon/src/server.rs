@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 
 /// Bind the socket at `path` (mode 0600). A socket file with a live daemon behind it is an
 /// error; a stale one (daemon killed) is replaced.
-pub fn bind(path: &Path) -> Result<UnixListener, crate::DaemonError> {
+pub(crate) fn bind(path: &Path) -> Result<UnixListener, crate::DaemonError> {
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(crate::DaemonError::AlreadyRunning(
@@ -40,7 +40,10 @@ pub fn bind(path: &Path) -> Result<UnixListener, crate::DaemonError> {
 
 /// The control socket handed over by the program this daemon replaced (`kelpie update`): still
 /// listening at `path`, with the clients that connected meanwhile waiting in its backlog.
-pub fn resume(fd: std::os::fd::OwnedFd, path: &Path) -> Result<UnixListener, crate::DaemonError> {
+pub(crate) fn resume(
+    fd: std::os::fd::OwnedFd,
+    path: &Path,
+) -> Result<UnixListener, crate::DaemonError> {
     let listener = std::os::unix::net::UnixListener::from(fd);
     listener
         .set_nonblocking(true)
@@ -54,7 +57,11 @@ const SOCKET_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 /// Accept connections forever. When the socket file disappears (the home was removed under
 /// the running daemon), set the home up again and listen on a new socket at the same path, so
 /// the CLI finds this daemon, with its apps, rather than starting a second, empty one.
-pub async fn serve(mut listener: UnixListener, home: kelpie_proto::Home, services: Services) {
+pub(crate) async fn serve(
+    mut listener: UnixListener,
+    home: kelpie_proto::Home,
+    services: Services,
+) {
     let path = home.socket();
     let mut ours = socket_identity(&path).await;
     let mut check = tokio::time::interval(SOCKET_CHECK);
@@ -249,7 +256,7 @@ fn out_of_descriptors(error: &std::io::Error) -> bool {
 
 /// What a connection's requests go to.
 #[derive(Clone)]
-pub struct Services {
+pub(crate) struct Services {
     /// The supervisor's mailbox.
     pub commands: mpsc::Sender<Command>,
     /// The log pipeline (`logs` streams from it).

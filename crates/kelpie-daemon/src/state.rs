@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Current format of `state.json`.
-pub const STATE_VERSION: u32 = 1;
+pub(crate) const STATE_VERSION: u32 = 1;
 
 /// Content of `state.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StateFile {
+pub(crate) struct StateFile {
     /// Format version.
     pub version: u32,
     /// Next `pm_id` to hand out.
@@ -21,7 +21,7 @@ pub struct StateFile {
 
 /// One instance as persisted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PersistedInstance {
+pub(crate) struct PersistedInstance {
     /// Its id.
     pub pm_id: u32,
     /// Its index among its app's instances.
@@ -67,7 +67,7 @@ struct Read {
 
 impl StateFile {
     /// The bytes of `state.json`, the shared environment written once.
-    pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+    pub(crate) fn to_json(&self) -> serde_json::Result<Vec<u8>> {
         let env = shared_env::pick(self.apps.iter().map(|app| &app.spec.inherited_env));
         let shared: Vec<usize> = self
             .apps
@@ -89,7 +89,7 @@ impl StateFile {
     }
 
     /// Read `state.json`.
-    pub fn from_json(bytes: &[u8]) -> serde_json::Result<StateFile> {
+    pub(crate) fn from_json(bytes: &[u8]) -> serde_json::Result<StateFile> {
         let read: Read = serde_json::from_slice(bytes)?;
         let mut apps = read.apps;
         if let Some(env) = read.env {

@@ -40,10 +40,15 @@ mod unrecorded;
 mod update;
 mod watching;
 
-pub use startup::run;
+pub(crate) use startup::run;
 
 use crate::control::{Command, Finish, Reply};
-pub use foreground::{ForegroundOptions, ForegroundSetup, OutputBatch, OUTPUT_QUEUE};
+pub(crate) use foreground::ForegroundSetup;
+#[allow(
+    unreachable_pub,
+    reason = "lib.rs exports them to the CLI's `kelpie runtime`"
+)]
+pub use foreground::{ForegroundOptions, OutputBatch, OUTPUT_QUEUE};
 
 use crate::instance::InstanceEvent;
 use crate::monitor::Reading;

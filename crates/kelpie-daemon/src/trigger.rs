@@ -17,11 +17,11 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
 /// Longest wait for the replies a client may ask for.
-pub const TIMEOUT_MAX: Duration = Duration::from_secs(600);
+pub(crate) const TIMEOUT_MAX: Duration = Duration::from_secs(600);
 
 /// Send the action to the target's running processes that registered it, then wait until each
 /// replied or the time ran out: who received it and what each replied, or why nobody could.
-pub async fn trigger(
+pub(crate) async fn trigger(
     commands: &mpsc::Sender<Command>,
     bus: &Bus,
     request: TriggerRequest,

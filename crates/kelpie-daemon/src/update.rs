@@ -14,7 +14,7 @@ use crate::cgroups::HandedCgroups;
 use crate::link::LinkFds;
 use crate::logs::HandedPipe;
 use crate::sockets::HandedSocket;
-pub use error::{HandoffError, ProgramError};
+pub(crate) use error::{HandoffError, ProgramError};
 use kelpie_proto::{Home, LogStream};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -31,10 +31,10 @@ const HANDOFF_READ: [u32; 2] = [1, HANDOFF_VERSION];
 
 /// For tests of an old daemon meeting a new CLI: the daemon answers the Hello with this
 /// `version:protocol` instead of its own. Not passed on to the program an update executes.
-pub const TEST_VERSION_ENV: &str = "KELPIE_TEST_DAEMON_VERSION";
+pub(crate) const TEST_VERSION_ENV: &str = "KELPIE_TEST_DAEMON_VERSION";
 
 /// A process of an instance, handed to the next program.
-pub struct HandedProcess {
+pub(crate) struct HandedProcess {
     /// Its pid (and process group).
     pub pid: u32,
     /// Its link's sockets.
@@ -46,7 +46,7 @@ pub struct HandedProcess {
 }
 
 /// Everything the next program takes over.
-pub struct Handoff {
+pub(crate) struct Handoff {
     /// The version of the program handing over.
     pub from_version: String,
     /// Its monotonic clock (ms since it started), so the next one's clock goes on from there.
@@ -195,7 +195,7 @@ impl Handoff {
     /// waits for the new program's handlers instead of killing it (their default action).
     /// Returns only if the exec failed; then the descriptors are this daemon's again, to go on
     /// with.
-    pub fn exec(self, home: &Home, program: &Path) -> (Handoff, std::io::Error) {
+    pub(crate) fn exec(self, home: &Home, program: &Path) -> (Handoff, std::io::Error) {
         let file = home.handoff_file();
         let wire = match serde_json::to_vec(&self.to_wire()) {
             Ok(wire) => wire,
@@ -236,7 +236,7 @@ impl Handoff {
     /// removed). Call it first thing at start, before anything else runs. When it cannot be
     /// used, every inherited descriptor is closed (a control socket left listening would make
     /// the daemon think another one runs).
-    pub fn take(file: &Path) -> Result<Handoff, HandoffError> {
+    pub(crate) fn take(file: &Path) -> Result<Handoff, HandoffError> {
         let taken = Self::read(file);
         if taken.is_err() {
             let _ = kelpie_sys::close_inherited_fds();
@@ -346,7 +346,7 @@ impl Handoff {
 
 /// The signals the daemon handles: blocked across the exec of an update, unblocked by the new
 /// program once its handlers are in place.
-pub fn daemon_signals() -> Vec<i32> {
+pub(crate) fn daemon_signals() -> Vec<i32> {
     ["SIGHUP", "SIGINT", "SIGTERM", "SIGUSR1", "SIGUSR2"]
         .into_iter()
         .filter_map(kelpie_sys::signal_number)
@@ -366,7 +366,7 @@ pub fn handoff_formats() -> &'static [u32] {
 }
 
 /// The Hello this daemon answers with (see [`TEST_VERSION_ENV`]).
-pub fn daemon_hello() -> kelpie_proto::Hello {
+pub(crate) fn daemon_hello() -> kelpie_proto::Hello {
     let pretend = std::env::var(TEST_VERSION_ENV).ok().and_then(|value| {
         let (version, protocol) = value.split_once(':')?;
         Some(kelpie_proto::Hello {
@@ -379,7 +379,7 @@ pub fn daemon_hello() -> kelpie_proto::Hello {
 
 /// How an update went, in words for the `kelpie update` waiting for it.
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// This program runs now (or a keeper's processes were taken back).
     Updated(String),
     /// The daemon goes on as it was, and why.
@@ -388,7 +388,7 @@ pub enum Outcome {
 
 /// Say how the update went, for the `kelpie update` waiting for it (and in the daemon log).
 /// Writes a file: from async code, go through [`report_later`].
-pub fn report(home: &Home, outcome: Outcome) {
+pub(crate) fn report(home: &Home, outcome: Outcome) {
     let (head, text) = match &outcome {
         Outcome::Updated(text) => ("ok", text),
         Outcome::NotUpdated(text) => ("error", text),
@@ -403,7 +403,7 @@ pub fn report(home: &Home, outcome: Outcome) {
 
 /// [`report`] on the blocking pool, as background work the daemon waits for at its end (the
 /// report is what `kelpie update` reads: it must not be lost to the daemon's exit).
-pub fn report_later(home: &Home, outcome: Outcome) {
+pub(crate) fn report_later(home: &Home, outcome: Outcome) {
     let home = home.clone();
     crate::tasks::background(async move {
         let _ = crate::tasks::blocking(move || report(&home, outcome)).await;
@@ -412,7 +412,7 @@ pub fn report_later(home: &Home, outcome: Outcome) {
 
 /// The program `kelpie update` asked for (removing the request), else the one this daemon
 /// runs: `cargo install` and package managers replace the file at the same path.
-pub fn requested_program(home: &Home) -> Result<PathBuf, ProgramError> {
+pub(crate) fn requested_program(home: &Home) -> Result<PathBuf, ProgramError> {
     let request = home.update_request();
     let asked = std::fs::read_to_string(&request).ok();
     let _ = std::fs::remove_file(&request);

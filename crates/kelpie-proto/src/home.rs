@@ -12,7 +12,7 @@ pub const FILE_NAMES_ENV: &str = "KELPIE_FILE_NAMES";
 
 /// Environment variables that put the daemon's pid file elsewhere than in the home: Kelpie's
 /// name, then PM2's (`PM2_PID_FILE_PATH`), so that a monitor configured for PM2 finds it.
-pub const PID_FILE_ENVS: [&str; 2] = ["KELPIE_PID_FILE", "PM2_PID_FILE_PATH"];
+pub(crate) const PID_FILE_ENVS: [&str; 2] = ["KELPIE_PID_FILE", "PM2_PID_FILE_PATH"];
 
 /// The signal that tells a daemon to re-execute itself (`kelpie update`). A signal rather than
 /// a request: a daemon of any version understands it, even one whose protocol the CLI no

@@ -5,7 +5,7 @@ use super::StartArgs;
 use clap::Args;
 
 #[derive(Debug, Args)]
-pub struct StartupArgs {
+pub(crate) struct StartupArgs {
     /// systemd (ubuntu, debian, centos...), openrc or launchd (macos); detected when left out
     pub platform: Option<String>,
     /// The user the daemon runs as (default: you)
@@ -28,7 +28,7 @@ pub struct StartupArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RuntimeArgs {
+pub(crate) struct RuntimeArgs {
     #[command(flatten)]
     pub start: StartArgs,
     /// Each line after an `id|name |` prefix (pm2-runtime's --format); by default the apps'
@@ -49,7 +49,7 @@ pub struct RuntimeArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     /// The engine to export to
     #[arg(value_enum)]
     pub target: crate::export::Target,
@@ -81,7 +81,7 @@ pub struct ExportArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DeployArgs {
+pub(crate) struct DeployArgs {
     /// `[file] <env> [setup | update | revert [n] | curr | prev | list | exec <cmd> | ref <ref> |
     /// <ref> | unlock]`, as PM2's deploy takes them
     #[arg(

@@ -5,7 +5,7 @@ use super::StartOnlyFlags;
 use clap::Args;
 
 #[derive(Debug, Args)]
-pub struct TargetArgs {
+pub(crate) struct TargetArgs {
     /// Names, ids, namespaces, `all`, /regex/ on names, script paths, an ecosystem file, or `-`
     /// (an ecosystem file on stdin)
     #[arg(required = true)]
@@ -16,7 +16,7 @@ pub struct TargetArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RestartArgs {
+pub(crate) struct RestartArgs {
     #[command(flatten)]
     pub targets: TargetArgs,
     /// Replace the apps' inherited environment with this shell's
@@ -41,7 +41,7 @@ pub struct RestartArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ReloadArgs {
+pub(crate) struct ReloadArgs {
     #[command(flatten)]
     pub restart: RestartArgs,
     /// Instances of one app replaced at once
@@ -50,7 +50,7 @@ pub struct ReloadArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct StartArgs {
+pub(crate) struct StartArgs {
     /// Script, binary, "command line", ecosystem file, or names/ids of existing apps
     /// (default: the ecosystem file of the current directory)
     pub targets: Vec<String>,

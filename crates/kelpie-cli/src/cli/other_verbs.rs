@@ -87,7 +87,7 @@ const PM2_OPTIONS: &[(&str, Option<char>, Takes)] = &[
 
 /// The PM2 options `verb` is given that it does not take, removed from `args` (the whole
 /// command line, program name first), as typed; nothing when there is no such verb.
-pub fn remove_foreign_options(args: &mut Vec<String>) -> Vec<String> {
+pub(crate) fn remove_foreign_options(args: &mut Vec<String>) -> Vec<String> {
     // Most command lines have no PM2 option: the command's definition is built only for those
     // that do (`list` stays as fast as it was).
     if !args.iter().skip(1).any(|word| is_pm2_option(word)) {

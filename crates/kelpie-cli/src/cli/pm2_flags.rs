@@ -7,7 +7,7 @@ use clap::Args;
 /// Start flags that PM2's `restart` and `reload` accept without applying them (the app keeps
 /// the setting it was started with): accepted with the same one-line note, not a usage error.
 #[derive(Debug, Args, Default)]
-pub struct StartOnlyFlags {
+pub(crate) struct StartOnlyFlags {
     #[arg(long, hide = true)]
     no_vizion: bool,
     #[arg(long, hide = true)]
@@ -22,7 +22,7 @@ pub struct StartOnlyFlags {
 
 impl StartOnlyFlags {
     /// Print the one-line note, if any of them was given.
-    pub fn note(&self) {
+    pub(crate) fn note(&self) {
         let given: Vec<&str> = [
             (self.no_vizion, "--no-vizion"),
             (self.no_pmx, "--no-pmx"),
@@ -48,7 +48,7 @@ impl StartOnlyFlags {
 /// PM2 flags that change nothing in Kelpie, accepted so that PM2 command lines keep working;
 /// naming them prints one line (docs/differences-from-pm2.md says why each has no effect).
 #[derive(Debug, Args, Default)]
-pub struct IgnoredPm2Flags {
+pub(crate) struct IgnoredPm2Flags {
     #[arg(short = 'x', long, hide = true)]
     execute_command: bool,
     #[arg(long, hide = true)]
@@ -81,7 +81,7 @@ pub struct IgnoredPm2Flags {
 impl IgnoredPm2Flags {
     /// The flags given that have no effect, as typed (`--silent` and `--no-color` are not
     /// worth a note).
-    pub fn given(&self) -> Vec<&'static str> {
+    pub(crate) fn given(&self) -> Vec<&'static str> {
         [
             (self.execute_command, "-x"),
             (self.no_automation, "--no-automation"),
@@ -101,7 +101,7 @@ impl IgnoredPm2Flags {
     }
 
     /// Print the one-line note, if any of them was given.
-    pub fn note(&self) {
+    pub(crate) fn note(&self) {
         let given = self.given();
         if !given.is_empty() {
             eprintln!(

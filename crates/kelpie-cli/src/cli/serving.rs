@@ -5,7 +5,7 @@ use clap::Args;
 use kelpie_config::ScriptOptions;
 
 #[derive(Debug, Args)]
-pub struct WebArgs {
+pub(crate) struct WebArgs {
     /// TCP port (default: `[web]`'s in kelpie.toml, else 9615)
     #[arg(short, long)]
     pub port: Option<u16>,
@@ -34,7 +34,7 @@ pub struct WebArgs {
 /// [`ScriptOptions`] (`--name`, `--port`, `--max-memory-restart`, `--watch`, the log flags, …),
 /// as PM2's `serve` takes its start options.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Directory to serve (default: the current one)
     pub path: Option<String>,
     /// TCP port (default 8080; also --port)

@@ -4,7 +4,7 @@ use clap::Args;
 use std::time::Duration;
 
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Redraw the table in place every --interval until q or Ctrl-C
     #[arg(short = 'w', long)]
     pub watch: bool,
@@ -18,7 +18,7 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct EventsArgs {
+pub(crate) struct EventsArgs {
     /// Name, id, namespace or `all` (default: every app)
     pub target: Option<String>,
     /// Print JSON (one array, oldest first, each with its last lines of stderr)
@@ -33,7 +33,7 @@ pub struct EventsArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct LogsArgs {
+pub(crate) struct LogsArgs {
     /// Name, id, namespace, `all`, or a regular expression on names between slashes (`/^api/`)
     pub target: Option<String>,
     /// Lines of each stream to show first
@@ -60,7 +60,7 @@ pub struct LogsArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct MonitArgs {
+pub(crate) struct MonitArgs {
     /// How often the list is refreshed (2s, 500ms; a bare number is seconds)
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 /// The shells `kelpie completions` writes a script for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Shell {
+pub(crate) enum Shell {
     Bash,
     Zsh,
     Fish,
@@ -32,13 +32,13 @@ const ZSH_APPS: &str = include_str!("completions/apps.zsh");
 const FISH_APPS: &str = include_str!("completions/apps.fish");
 
 /// `kelpie completions <shell>`: print the script.
-pub fn completions(shell: Shell) -> Result<ExitCode> {
+pub(crate) fn completions(shell: Shell) -> Result<ExitCode> {
     out!("{}", script(shell)?);
     Ok(ExitCode::SUCCESS)
 }
 
 /// The whole script for `shell`: clap_complete's, with app names added.
-pub fn script(shell: Shell) -> Result<String> {
+pub(crate) fn script(shell: Shell) -> Result<String> {
     let generated = generated(shell)?;
     Ok(match shell {
         Shell::Bash => format!("{generated}\n{BASH_APPS}"),
@@ -114,7 +114,7 @@ fn zsh_with_apps(generated: &str) -> Result<String> {
 /// completion must not start one. Any other failure (a daemon of another version, a home that
 /// is not ours) also prints nothing: a completion has nowhere to show an error, and the shell
 /// falls back to its other completions.
-pub fn complete_apps(home: &Home, words: &[String]) -> Result<ExitCode> {
+pub(crate) fn complete_apps(home: &Home, words: &[String]) -> Result<ExitCode> {
     if !words.is_empty() && !is_app_position(words) {
         return Ok(ExitCode::SUCCESS);
     }

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 /// The commands of this module, flattened into the CLI's.
 #[derive(Debug, Subcommand)]
-pub enum ConfCommand {
+pub(crate) enum ConfCommand {
     /// Set a key of the configuration store (`kelpie set pm2-logrotate:max_size 10M`)
     ///
     /// The pm2-logrotate keys (max_size, retain, compress, rotateInterval…) set the log rotation
@@ -71,7 +71,7 @@ pub enum ConfCommand {
 }
 
 /// Run one of these commands.
-pub fn run(home: &Home, command: ConfCommand) -> Result<ExitCode> {
+pub(crate) fn run(home: &Home, command: ConfCommand) -> Result<ExitCode> {
     match command {
         ConfCommand::Set { key, value } => set(home, vec![(key, value)]),
         ConfCommand::Multiset { pairs } => {

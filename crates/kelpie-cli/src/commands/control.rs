@@ -9,7 +9,7 @@ use kelpie_proto::{Home, Request, Response, ScaleCount, SpecChanges, Target};
 use std::process::ExitCode;
 
 /// A command that acts on targets and answers with the list.
-pub fn targeted(
+pub(super) fn targeted(
     home: &Home,
     args: &TargetArgs,
     make: impl FnOnce(Vec<Target>) -> Request,
@@ -24,7 +24,7 @@ pub fn targeted(
 
 /// `restart`: by name/id (environment kept unless `--update-env`), or by ecosystem file (the
 /// file's current config is applied, as PM2 does).
-pub fn restart(home: &Home, args: RestartArgs) -> Result<ExitCode> {
+pub(super) fn restart(home: &Home, args: RestartArgs) -> Result<ExitCode> {
     let files: Vec<&String> = args
         .targets
         .targets
@@ -135,7 +135,7 @@ fn restart_files<'a>(
 
 /// `reload`: by name/id, or by ecosystem file (its current config is applied, then the apps
 /// are reloaded). Exits non-zero, naming each instance, when a new process was not ready.
-pub fn reload(home: &Home, args: ReloadArgs) -> Result<ExitCode> {
+pub(super) fn reload(home: &Home, args: ReloadArgs) -> Result<ExitCode> {
     let restart = &args.restart;
     let (files, names): (Vec<&String>, Vec<&String>) = restart
         .targets
@@ -208,7 +208,7 @@ pub(super) fn interpreter_args(text: &str) -> Vec<String> {
 }
 
 /// `scale <app> N|+N|-N`.
-pub fn scale(home: &Home, name: &str, count: &str) -> Result<ExitCode> {
+pub(super) fn scale(home: &Home, name: &str, count: &str) -> Result<ExitCode> {
     let count = ScaleCount::parse(count).map_err(anyhow::Error::msg)?;
     let response = call(
         home,
@@ -223,7 +223,7 @@ pub fn scale(home: &Home, name: &str, count: &str) -> Result<ExitCode> {
 }
 
 /// `signal <SIG> <targets>`.
-pub fn signal(home: &Home, signal: &str, args: &TargetArgs) -> Result<ExitCode> {
+pub(super) fn signal(home: &Home, signal: &str, args: &TargetArgs) -> Result<ExitCode> {
     let targets = resolve_targets(&args.targets, &args.only)?;
     let response = call(
         home,

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-pub fn export(args: ExportArgs) -> Result<ExitCode> {
+pub(super) fn export(args: ExportArgs) -> Result<ExitCode> {
     if !kelpie_config::is_ecosystem_file(&args.file) {
         bail!(
             "`{}` is not an ecosystem file (.json, .yaml, .yml, .toml, or ecosystem*.js/.cjs/.mjs / *.config.js)",

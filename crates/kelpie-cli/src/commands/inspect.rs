@@ -20,7 +20,7 @@ pub(super) fn processes(home: &Home) -> Result<Vec<ProcessInfo>> {
     }
 }
 
-pub fn list(home: &Home, args: &ListArgs) -> Result<ExitCode> {
+pub(super) fn list(home: &Home, args: &ListArgs) -> Result<ExitCode> {
     let order = args.sort.as_deref().and_then(|text| {
         let (order, warnings) = ListOrder::parse(text);
         for warning in warnings {
@@ -292,7 +292,7 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-pub fn jlist(home: &Home, show_secrets: bool) -> Result<ExitCode> {
+pub(super) fn jlist(home: &Home, show_secrets: bool) -> Result<ExitCode> {
     let list = processes(home)?;
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     render::write_jlist(&mut out, &list, show_secrets)?;
@@ -309,7 +309,12 @@ pub(super) fn select<'a>(list: &'a [ProcessInfo], target: &Target) -> Result<Vec
     Ok(list.iter().filter(|p| ids.contains(&p.pm_id)).collect())
 }
 
-pub fn describe(home: &Home, target: &str, json: bool, show_secrets: bool) -> Result<ExitCode> {
+pub(super) fn describe(
+    home: &Home,
+    target: &str,
+    json: bool,
+    show_secrets: bool,
+) -> Result<ExitCode> {
     let target = super::parse_target(target)?;
     let list = processes(home)?;
     let found = select(&list, &target)?;
@@ -328,7 +333,7 @@ pub fn describe(home: &Home, target: &str, json: bool, show_secrets: bool) -> Re
 }
 
 /// `prettylist`: the `jlist` data as PM2 prints it.
-pub fn prettylist(home: &Home, show_secrets: bool) -> Result<ExitCode> {
+pub(super) fn prettylist(home: &Home, show_secrets: bool) -> Result<ExitCode> {
     let list = processes(home)?;
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     render::write_prettylist(&mut out, &list, show_secrets)?;
@@ -338,7 +343,7 @@ pub fn prettylist(home: &Home, show_secrets: bool) -> Result<ExitCode> {
 
 /// `env <target>`: `NAME: value` lines of the environment the first selected instance was
 /// given: its config's `env` over the environment it inherited from the shell that started it.
-pub fn env(home: &Home, target: &str, show_secrets: bool) -> Result<ExitCode> {
+pub(super) fn env(home: &Home, target: &str, show_secrets: bool) -> Result<ExitCode> {
     let target = super::parse_target(target)?;
     let list = processes(home)?;
     let Some(process) = select(&list, &target)?.into_iter().next() else {
@@ -354,7 +359,7 @@ pub fn env(home: &Home, target: &str, show_secrets: bool) -> Result<ExitCode> {
 }
 
 /// `id <name>`: the ids of the app's instances, printed as PM2 prints them (`[ 0, 1 ]`).
-pub fn ids(home: &Home, name: &str) -> Result<ExitCode> {
+pub(super) fn ids(home: &Home, name: &str) -> Result<ExitCode> {
     let list = processes(home)?;
     let ids: Vec<String> = list
         .iter()
@@ -370,7 +375,7 @@ pub fn ids(home: &Home, name: &str) -> Result<ExitCode> {
 }
 
 /// `events [target]`: the exits of the selected instances, newest last.
-pub fn events(home: &Home, args: &crate::cli::EventsArgs) -> Result<ExitCode> {
+pub(super) fn events(home: &Home, args: &crate::cli::EventsArgs) -> Result<ExitCode> {
     let target = args
         .target
         .as_deref()
@@ -391,7 +396,7 @@ pub fn events(home: &Home, args: &crate::cli::EventsArgs) -> Result<ExitCode> {
 }
 
 /// `pid [target]`: one pid per line (0 for an instance that is not running, like PM2).
-pub fn pid(home: &Home, target: Option<&str>) -> Result<ExitCode> {
+pub(super) fn pid(home: &Home, target: Option<&str>) -> Result<ExitCode> {
     let target = target
         .map(super::parse_target)
         .transpose()?

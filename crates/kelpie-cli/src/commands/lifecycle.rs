@@ -8,12 +8,12 @@ use kelpie_proto::{Home, Request, Response};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-pub fn daemon(home: Home, options: kelpie_daemon::DaemonOptions) -> Result<ExitCode> {
+pub(super) fn daemon(home: Home, options: kelpie_daemon::DaemonOptions) -> Result<ExitCode> {
     kelpie_daemon::run_with(home, options)?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn ping(home: &Home) -> Result<ExitCode> {
+pub(super) fn ping(home: &Home) -> Result<ExitCode> {
     if let Response::Pong { pid, version, .. } = call(home, &Request::Ping)? {
         outln!(
             "pong (daemon v{version}, pid {pid}, home {})",
@@ -24,7 +24,7 @@ pub fn ping(home: &Home) -> Result<ExitCode> {
 }
 
 /// `web`: the daemon serves the page, the API and /metrics (or stops serving them).
-pub fn web(home: &Home, args: crate::cli::WebArgs) -> Result<ExitCode> {
+pub(super) fn web(home: &Home, args: crate::cli::WebArgs) -> Result<ExitCode> {
     let token = match args.show_token || args.stop {
         true => None,
         false => args
@@ -55,7 +55,7 @@ pub fn web(home: &Home, args: crate::cli::WebArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn kill(home: &Home) -> Result<ExitCode> {
+pub(super) fn kill(home: &Home) -> Result<ExitCode> {
     let mut client = match Client::connect(home)? {
         Some(client) => client,
         // A daemon killed with -9 left its apps running, kept by its keeper: a new daemon takes
@@ -87,7 +87,7 @@ const UPDATE_ANSWER: Duration = Duration::from_secs(30);
 /// its pid, its apps (not restarted), their pipes and sockets (see docs/startup.md). The
 /// request goes by a file and a signal, not the protocol, so it works with a daemon of any
 /// version, even one this CLI cannot talk to.
-pub fn update(home: &Home) -> Result<ExitCode> {
+pub(super) fn update(home: &Home) -> Result<ExitCode> {
     let pid = std::fs::read_to_string(home.pid_file())
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
@@ -171,7 +171,7 @@ fn wait_until_gone(home: &Home) -> Result<()> {
     Ok(())
 }
 
-pub fn save(home: &Home, force: bool) -> Result<ExitCode> {
+pub(super) fn save(home: &Home, force: bool) -> Result<ExitCode> {
     render::print_response(&call(
         home,
         &Request::Save(kelpie_proto::SaveRequest { force }),
@@ -179,7 +179,7 @@ pub fn save(home: &Home, force: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn resurrect(home: &Home) -> Result<ExitCode> {
+pub(super) fn resurrect(home: &Home) -> Result<ExitCode> {
     let response = call(home, &Request::Resurrect)?;
     if let Response::Started {
         outcomes, notes, ..
@@ -194,7 +194,7 @@ pub fn resurrect(home: &Home) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn init() -> Result<ExitCode> {
+pub(super) fn init() -> Result<ExitCode> {
     let path = std::path::Path::new("ecosystem.config.js");
     if path.exists() {
         // PM2 writes over it; a user's file is never lost here.

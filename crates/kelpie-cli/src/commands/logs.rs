@@ -12,7 +12,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 /// `logs [target]`: the last lines, then (unless `--nostream`) every new line until Ctrl-C.
-pub fn logs(home: &Home, args: LogsArgs) -> Result<ExitCode> {
+pub(super) fn logs(home: &Home, args: LogsArgs) -> Result<ExitCode> {
     let targets = match &args.target {
         None => Vec::new(),
         Some(target) => vec![super::parse_target(target)?],
@@ -193,7 +193,7 @@ fn now_ms() -> i64 {
 }
 
 /// `flush [targets]`: empty the log files (all apps without a target).
-pub fn flush(home: &Home, targets: &[String], deleted: bool) -> Result<ExitCode> {
+pub(super) fn flush(home: &Home, targets: &[String], deleted: bool) -> Result<ExitCode> {
     let targets = resolve_targets(targets, &[])?;
     if let Response::Done(message) = call(
         home,
@@ -205,7 +205,7 @@ pub fn flush(home: &Home, targets: &[String], deleted: bool) -> Result<ExitCode>
 }
 
 /// `reloadLogs`: reopen every log file.
-pub fn reload(home: &Home) -> Result<ExitCode> {
+pub(super) fn reload(home: &Home) -> Result<ExitCode> {
     if let Response::Done(message) = call(home, &Request::ReloadLogs)? {
         outln!("[kelpie] {message}");
     }

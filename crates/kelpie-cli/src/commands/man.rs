@@ -9,13 +9,13 @@ use clap::CommandFactory;
 use std::process::ExitCode;
 
 /// `kelpie man`: print the page.
-pub fn man() -> Result<ExitCode> {
+pub(super) fn man() -> Result<ExitCode> {
     out!("{}", page()?);
     Ok(ExitCode::SUCCESS)
 }
 
 /// kelpie(1).
-pub fn page() -> Result<String> {
+pub(super) fn page() -> Result<String> {
     let command = Cli::command();
     let man = clap_mangen::Man::new(command.clone())
         .source(format!("kelpie {}", env!("CARGO_PKG_VERSION")))

@@ -1,7 +1,7 @@
 //! One module per group of commands; `run` dispatches.
 
-pub mod completions;
-pub mod conf;
+pub(crate) mod completions;
+pub(crate) mod conf;
 mod control;
 mod export;
 mod inspect;
@@ -27,7 +27,7 @@ use std::process::ExitCode;
 /// --keeper`), run without going through the CLI's parser: a long-lived process then never
 /// touches (nor keeps resident) the code and tables of every other command. Any other form of
 /// `daemon` goes through the parser as usual.
-pub fn run_daemon_directly() -> Option<ExitCode> {
+pub(crate) fn run_daemon_directly() -> Option<ExitCode> {
     let mut args = std::env::args_os().skip(1);
     let first = args.next()?;
     let second = args.next();
@@ -54,7 +54,7 @@ pub fn run_daemon_directly() -> Option<ExitCode> {
 }
 
 /// Run one command.
-pub fn run(cli: Cli) -> Result<ExitCode> {
+pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
     let home = Home::from_env();
     match cli.command {
         Command::Daemon {

@@ -69,7 +69,7 @@ enum Msg {
 }
 
 /// `monit`: the dashboard until `q`, Esc or Ctrl-C.
-pub fn monit(home: &Home, interval: Duration) -> Result<ExitCode> {
+pub(super) fn monit(home: &Home, interval: Duration) -> Result<ExitCode> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         bail!("monit needs a terminal; `kelpie list --watch` or `kelpie jlist` work without one");
     }

@@ -27,7 +27,7 @@ enum Style {
     Json,
 }
 
-pub fn runtime(home: Home, args: RuntimeArgs) -> Result<ExitCode> {
+pub(super) fn runtime(home: Home, args: RuntimeArgs) -> Result<ExitCode> {
     crate::client::refuse_a_home_pm2_runs_in(&home)?;
     // The lines as the apps wrote them by default, as pm2-runtime prints them.
     let style = if args.json {

@@ -8,7 +8,7 @@ use kelpie_config::ScriptOptions;
 use kelpie_proto::{Home, Request};
 use std::process::ExitCode;
 
-pub fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
+pub(super) fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
     let mut ctx = load_context(None, Vec::new())?;
     // As in PM2, PM2_SERVE_PATH and PM2_SERVE_PORT from the shell stand in for missing words.
     let from_shell = |name: &str| ctx.env.get(name).filter(|v| !v.is_empty()).cloned();

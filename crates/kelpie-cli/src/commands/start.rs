@@ -24,7 +24,7 @@ pub(super) const DEFAULT_FILES: &[&str] = &[
 ];
 
 /// What `startOrRestart` / `startOrReload` do with the apps already in the list.
-pub enum Then {
+pub(super) enum Then {
     Restart,
     Reload,
 }
@@ -32,7 +32,7 @@ pub enum Then {
 /// `startOrRestart` / `startOrReload <ecosystem file>`: the file's apps not in the list are
 /// started; the others are restarted (as `start <file>` does) or reloaded with the file's
 /// config.
-pub fn start_or(home: &Home, args: StartArgs, then: Then) -> Result<ExitCode> {
+pub(super) fn start_or(home: &Home, args: StartArgs, then: Then) -> Result<ExitCode> {
     if args.targets.is_empty()
         || !args
             .targets
@@ -65,7 +65,7 @@ pub fn start_or(home: &Home, args: StartArgs, then: Then) -> Result<ExitCode> {
     }
 }
 
-pub fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
+pub(super) fn start(home: &Home, mut args: StartArgs) -> Result<ExitCode> {
     let argv: Vec<String> = std::env::args().collect();
     script_given_to_log(&mut args, &argv);
     args.ignored.note();

@@ -12,7 +12,7 @@ use std::process::{Command, ExitCode};
 
 /// An init system Kelpie can write a boot service for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InitSystem {
+pub(super) enum InitSystem {
     /// systemd: a unit in /etc/systemd/system.
     Systemd,
     /// OpenRC: a script in /etc/init.d.
@@ -253,7 +253,7 @@ impl Service {
 }
 
 /// `kelpie startup [platform]`.
-pub fn startup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
+pub(super) fn startup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
     let service = Service::from_args(args, home)?;
     let text = service.render();
     if args.print {
@@ -303,7 +303,7 @@ pub fn startup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
 }
 
 /// `kelpie unstartup [platform]`.
-pub fn unstartup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
+pub(super) fn unstartup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
     let service = Service::from_args(args, home)?;
     let file = service.file(args);
     if kelpie_sys::current_uid() != 0 && args.dir.is_none() {

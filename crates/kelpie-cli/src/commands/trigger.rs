@@ -11,7 +11,7 @@ use kelpie_proto::{Home, Request, Response};
 use std::process::ExitCode;
 use std::time::Duration;
 
-pub fn trigger(
+pub(super) fn trigger(
     home: &Home,
     target_text: &str,
     action: &str,

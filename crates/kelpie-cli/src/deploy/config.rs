@@ -35,11 +35,11 @@ const KEYS: &[&str] = &[
 const HOST_KEYS: &[&str] = &["host", "port", "user", "key", "path"];
 
 /// How many releases a host keeps by default (Capistrano's).
-pub const DEFAULT_KEEP_RELEASES: u32 = 5;
+pub(super) const DEFAULT_KEEP_RELEASES: u32 = 5;
 
 /// One `deploy.<env>` section, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(super) struct Target {
     /// The env's name (`production`).
     pub env: String,
     /// The hosts, in the file's order.
@@ -66,7 +66,7 @@ pub struct Target {
 
 /// The hook commands of a section.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Hooks {
+pub(super) struct Hooks {
     /// Before `setup` (a local file's name as its first word: that file runs on the host).
     pub pre_setup: Option<String>,
     /// After `setup`, in `current`.
@@ -82,7 +82,7 @@ pub struct Hooks {
 
 /// Where and how to reach one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Host {
+pub(super) struct Host {
     /// The login (`user`), or ssh's default.
     pub user: Option<String>,
     /// The host name or address.
@@ -103,7 +103,7 @@ pub struct Host {
 
 impl Host {
     /// How the host is named in output: `user@host:port`.
-    pub fn label(&self) -> String {
+    pub(super) fn label(&self) -> String {
         let mut label = String::new();
         if let Some(user) = &self.user {
             label.push_str(user);
@@ -119,7 +119,7 @@ impl Host {
 
 /// Why a section cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SectionError {
+pub(super) enum SectionError {
     /// The file has no such env (or no `deploy` section at all).
     #[error("`{env}` environment is not defined in {file}'s deploy section{}", known_envs(.known))]
     NoSuchEnv {
@@ -149,7 +149,7 @@ fn known_envs(known: &[String]) -> String {
 }
 
 /// The section `env` of the file's `deploy` value, checked; `warnings` gets unknown keys.
-pub fn target(
+pub(super) fn target(
     deploy: Option<&Value>,
     env: &str,
     file: &str,

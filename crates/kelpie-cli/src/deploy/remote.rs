@@ -106,7 +106,7 @@ kd_activate() {
 "#;
 
 /// Quote `text` as one shell word.
-pub fn quote(text: &str) -> String {
+pub(super) fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
@@ -122,7 +122,7 @@ fn path_expression(path: &str) -> String {
 }
 
 /// What the scripts of one run share: the target, the host, who holds the lock.
-pub struct Prelude<'a> {
+pub(super) struct Prelude<'a> {
     /// The section.
     pub target: &'a Target,
     /// The host the script is for.
@@ -197,7 +197,7 @@ impl Prelude<'_> {
     }
 
     /// `setup`: the layout made or completed, a PM2 host adopted, the first release built.
-    pub fn setup(&self, pre_setup: PreSetup<'_>) -> String {
+    pub(super) fn setup(&self, pre_setup: PreSetup<'_>) -> String {
         let (pre_setup_var, pre_setup_step) = match pre_setup {
             PreSetup::None => (String::new(), ""),
             PreSetup::Command(command) => (
@@ -244,7 +244,7 @@ impl Prelude<'_> {
     }
 
     /// The lock, taken on a host that is set up.
-    pub fn lock(&self) -> String {
+    pub(super) fn lock(&self) -> String {
         self.script(
             &[],
             r#"    kd_is_setup || { kd_say "notsetup"; exit 1; }
@@ -253,7 +253,7 @@ impl Prelude<'_> {
     }
 
     /// `pre-deploy`, the fetch and the new release of `git_ref`, built beside the live one.
-    pub fn prepare(&self, git_ref: &str) -> String {
+    pub(super) fn prepare(&self, git_ref: &str) -> String {
         self.script(
             &[("WANT", git_ref)],
             r#"    kd_dir=$P/current; [ -d "$kd_dir" ] || kd_dir=$P
@@ -266,7 +266,7 @@ impl Prelude<'_> {
     }
 
     /// The release to go back to for `revert n`: kept if it still is, else built again.
-    pub fn prepare_revert(&self, back: u32) -> String {
+    pub(super) fn prepare_revert(&self, back: u32) -> String {
         self.script(
             &[("BACK", &back.to_string())],
             r#"    kd_cur=$(kd_current_sha)
@@ -291,7 +291,7 @@ impl Prelude<'_> {
     /// The release activated: `post-deploy` in it, then `current` switched, `.deploys`
     /// appended, old releases pruned, the lock released. A failing `post-deploy` marks the
     /// release FAILED and, when an app already runs from it, activates `current` again.
-    pub fn activate(&self, id: &str, sha: &str) -> String {
+    pub(super) fn activate(&self, id: &str, sha: &str) -> String {
         self.script(
             &[("ID", id), ("SHA", sha)],
             r#"    R=$P/releases/$ID
@@ -319,7 +319,7 @@ impl Prelude<'_> {
     }
 
     /// A deploy given up before any switch: the release it built removed, its lock released.
-    pub fn abort(&self, new_release: Option<&str>) -> String {
+    pub(super) fn abort(&self, new_release: Option<&str>) -> String {
         self.script(
             &[("NEWID", new_release.unwrap_or(""))],
             r#"    [ -n "$NEWID" ] && rm -rf "$P/releases/$NEWID"
@@ -329,7 +329,7 @@ impl Prelude<'_> {
     }
 
     /// `unlock`: the lock removed, whoever holds it.
-    pub fn unlock(&self) -> String {
+    pub(super) fn unlock(&self) -> String {
         self.script(
             &[],
             r#"    if [ -d "$P/.kelpie-deploy/lock" ]; then
@@ -342,7 +342,7 @@ impl Prelude<'_> {
     }
 
     /// `curr`: the live release's short sha, as `git rev-parse --short`.
-    pub fn current(&self) -> String {
+    pub(super) fn current(&self) -> String {
         self.script(
             &[],
             r#"    kd_s=$(kd_current_sha)
@@ -352,7 +352,7 @@ impl Prelude<'_> {
     }
 
     /// `prev`: the second-last line of `.deploys`, as PM2.
-    pub fn previous(&self) -> String {
+    pub(super) fn previous(&self) -> String {
         self.script(
             &[],
             r#"    [ -f "$P/.deploys" ] || { kd_say "nodeploys"; exit 1; }
@@ -361,7 +361,7 @@ impl Prelude<'_> {
     }
 
     /// `list`: `<n>\t<sha>`, newest first, as PM2.
-    pub fn list(&self) -> String {
+    pub(super) fn list(&self) -> String {
         self.script(
             &[],
             r#"    [ -f "$P/.deploys" ] || { kd_say "nodeploys"; exit 1; }
@@ -370,7 +370,7 @@ impl Prelude<'_> {
     }
 
     /// `exec`: the command in `current`, in a login shell with the env.
-    pub fn exec(&self, command: &str) -> String {
+    pub(super) fn exec(&self, command: &str) -> String {
         self.script(
             &[("CMD", command)],
             r#"    kd_dir=$P/current; [ -d "$kd_dir" ] || { kd_say "notsetup"; exit 1; }
@@ -382,7 +382,7 @@ impl Prelude<'_> {
 
 /// What `pre-setup` runs.
 #[derive(Debug, Clone, Copy)]
-pub enum PreSetup<'a> {
+pub(super) enum PreSetup<'a> {
     /// No hook.
     None,
     /// A command, run on the host in the user's home.

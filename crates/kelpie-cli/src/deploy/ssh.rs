@@ -12,7 +12,7 @@ const MARKER: &str = "@@kelpie:";
 const STDERR_KEPT: usize = 8;
 
 /// A host to run scripts on.
-pub struct Connection {
+pub(super) struct Connection {
     /// The host's settings.
     pub host: Host,
     /// `user@host:port`.
@@ -22,7 +22,7 @@ pub struct Connection {
 
 /// What a script shows while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Seen<'a> {
+pub(super) enum Seen<'a> {
     /// A line of a hook's or git's output.
     Line(&'a str),
     /// The step it is now at (`pre-deploy`, `fetch`, `build`, `post-deploy`, `switch`…).
@@ -31,7 +31,7 @@ pub enum Seen<'a> {
 
 /// What a script run ended with.
 #[derive(Debug, Default)]
-pub struct Outcome {
+pub(super) struct Outcome {
     /// ssh's exit status (255: ssh itself failed; else the script's), `None` if killed.
     pub status: Option<i32>,
     /// The script's reports: (word, rest of the line).
@@ -42,7 +42,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// The rest of the first report line starting with `word`.
-    pub fn report(&self, word: &str) -> Option<&str> {
+    pub(super) fn report(&self, word: &str) -> Option<&str> {
         self.reports
             .iter()
             .find(|(w, _)| w == word)
@@ -50,12 +50,12 @@ impl Outcome {
     }
 
     /// Whether ssh could not reach the host or log in.
-    pub fn unreachable(&self) -> bool {
+    pub(super) fn unreachable(&self) -> bool {
         self.status == Some(255) && self.reports.is_empty()
     }
 
     /// Why the script failed, in words: the step and status it reported, or ssh's error.
-    pub fn failure(&self) -> Failure {
+    pub(super) fn failure(&self) -> Failure {
         if let Some(rest) = self.report("fail") {
             let mut parts = rest.splitn(2, ' ');
             let step = parts.next().unwrap_or("").to_string();
@@ -77,7 +77,7 @@ impl Outcome {
 
 /// The step a script failed at, and the status it ended with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
+pub(super) struct Failure {
     /// `pre-deploy`, `fetch`, `post-deploy`, `connect`…
     pub step: String,
     /// The step's exit status, when it has one.
@@ -86,7 +86,7 @@ pub struct Failure {
 
 impl Connection {
     /// A connection to `host`, its master socket in `control_dir`.
-    pub fn new(host: Host, control_dir: &Path) -> Connection {
+    pub(super) fn new(host: Host, control_dir: &Path) -> Connection {
         let label = host.label();
         Connection {
             label,
@@ -136,7 +136,7 @@ impl Connection {
 
     /// Run `script` on the host; each line it prints that is not a report, and each step it
     /// reaches, goes to `seen` as it comes.
-    pub fn run(&self, script: &str, seen: &(dyn Fn(Seen<'_>) + Sync)) -> Outcome {
+    pub(super) fn run(&self, script: &str, seen: &(dyn Fn(Seen<'_>) + Sync)) -> Outcome {
         let mut ssh = self.ssh();
         let on_stdin = !self.host.needs_tty;
         if on_stdin {
@@ -204,7 +204,7 @@ impl Connection {
     }
 
     /// Close the shared connection (nothing is left running on this machine).
-    pub fn close(&self) {
+    pub(super) fn close(&self) {
         let _ = self
             .ssh_control()
             .arg("-O")

@@ -4,7 +4,7 @@ use std::path::Path;
 
 /// What a deploy command asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub(super) enum Action {
     /// Prepare the hosts (`setup`).
     Setup,
     /// Deploy a ref: the config's (`update`, or no command) or the one named (`ref <r>`, `<r>`).
@@ -25,7 +25,7 @@ pub enum Action {
 
 /// The command line, read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Words {
+pub(super) struct Words {
     /// The ecosystem file named, if any.
     pub file: Option<String>,
     /// The env (`production`); `None`: print the usage.
@@ -35,7 +35,7 @@ pub struct Words {
 }
 
 /// The files PM2's deploy looks for, in its order, when none is named.
-pub const DEFAULT_FILES: &[&str] = &[
+pub(super) const DEFAULT_FILES: &[&str] = &[
     "ecosystem.json",
     "ecosystem.yml",
     "ecosystem.yaml",
@@ -48,7 +48,7 @@ pub const DEFAULT_FILES: &[&str] = &[
 
 /// What is wrong with the words.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum WordsError {
+pub(super) enum WordsError {
     /// `revert x`.
     #[error("`revert` takes a number of releases back (got {0:?})")]
     RevertCount(String),
@@ -64,7 +64,7 @@ pub enum WordsError {
 }
 
 /// Read the words; an error says what is wrong with them.
-pub fn parse(words: &[String]) -> Result<Words, WordsError> {
+pub(super) fn parse(words: &[String]) -> Result<Words, WordsError> {
     let mut words = words.iter().map(String::as_str).peekable();
     let file = words
         .next_if(|word| is_config_file(word))

@@ -30,7 +30,7 @@ fn service_name(name: &str) -> String {
         .to_string()
 }
 
-pub fn export(apps: &[AppSpec], ctx: &Context<'_>) -> Result<Export> {
+pub(super) fn export(apps: &[AppSpec], ctx: &Context<'_>) -> Result<Export> {
     let names = unique_names(apps, "Compose service name", service_name)?;
     let by_app: BTreeMap<&str, (&str, bool)> = apps
         .iter()

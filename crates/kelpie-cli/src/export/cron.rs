@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 /// Why an expression cannot be turned into a calendar event or a CronJob schedule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CronError {
+pub(super) enum CronError {
     /// Not 5 or 6 fields (nor a macro such as `@daily`).
     #[error("`{0}` does not have 5 or 6 fields")]
     Fields(String),
@@ -126,7 +126,10 @@ fn unrestricted(text: &str) -> bool {
 /// systemd `OnCalendar=` values equivalent to `expression` in `timezone`. Two values (a timer
 /// fires on any of its `OnCalendar=`) when both day fields are restricted: cron then matches a
 /// day if either matches, while one calendar event requires both.
-pub fn on_calendar(expression: &str, timezone: Option<&str>) -> Result<Vec<String>, CronError> {
+pub(super) fn on_calendar(
+    expression: &str,
+    timezone: Option<&str>,
+) -> Result<Vec<String>, CronError> {
     let fields = split(expression)?;
     let mut sets = Vec::new();
     for (index, text) in fields.texts.iter().enumerate() {
@@ -158,7 +161,7 @@ pub fn on_calendar(expression: &str, timezone: Option<&str>) -> Result<Vec<Strin
 
 /// A Kubernetes CronJob schedule (five fields). A seconds field other than `0` cannot be
 /// expressed.
-pub fn five_fields(expression: &str) -> Result<String, CronError> {
+pub(super) fn five_fields(expression: &str) -> Result<String, CronError> {
     let fields = split(expression)?;
     if values(fields.texts[0], 0)? != BTreeSet::from([0]) {
         return Err(CronError::Seconds(expression.to_string()));

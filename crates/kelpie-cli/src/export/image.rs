@@ -9,10 +9,10 @@ use kelpie_core::AppSpec;
 
 /// The image's working directory when neither `--workdir` nor a Dockerfile says otherwise (the
 /// usual `WORKDIR` of Node, Python and Go images' guides).
-pub const DEFAULT_WORKDIR: &str = "/app";
+pub(crate) const DEFAULT_WORKDIR: &str = "/app";
 
 /// How the apps of a file are placed in an image.
-pub struct ImagePlan<'a> {
+pub(crate) struct ImagePlan<'a> {
     /// The image to run (`--image`); `None` writes a placeholder.
     pub image: Option<&'a str>,
     /// Where the project directory is in the image.
@@ -26,7 +26,7 @@ pub struct ImagePlan<'a> {
 
 impl ImagePlan<'_> {
     /// The image of an app whose objects are named `name`, and whether it is a placeholder.
-    pub fn image(&self, name: &str) -> (String, bool) {
+    pub(crate) fn image(&self, name: &str) -> (String, bool) {
         match self.image {
             Some(image) => (image.to_string(), false),
             None => (format!("{PLACEHOLDER_REGISTRY}/{name}:replace-me"), true),
@@ -46,7 +46,7 @@ impl ImagePlan<'_> {
     }
 
     /// The app's working directory in the image.
-    pub fn cwd(&self, app: &AppSpec, warnings: &mut Vec<String>) -> String {
+    pub(crate) fn cwd(&self, app: &AppSpec, warnings: &mut Vec<String>) -> String {
         self.in_image(&app.cwd).unwrap_or_else(|| {
             warnings.push(outside(app, "cwd", &app.cwd, self.project_dir));
             app.cwd.clone()
@@ -55,7 +55,7 @@ impl ImagePlan<'_> {
 
     /// The command the container runs: the interpreter (by name, or in the image when it is
     /// the project's own), its arguments, the script in the image and the app's arguments.
-    pub fn command(&self, app: &AppSpec, warnings: &mut Vec<String>) -> Vec<String> {
+    pub(crate) fn command(&self, app: &AppSpec, warnings: &mut Vec<String>) -> Vec<String> {
         let mut argv = app.command_line();
         let script_at = argv.len() - 1 - app.args.len();
         if let Some(interpreter) = app.interpreter.as_deref() {
@@ -96,13 +96,13 @@ fn outside(app: &AppSpec, field: &str, path: &str, project: &str) -> String {
 }
 
 /// The file name of a program (`/usr/bin/python3` -> `python3`): images have their own paths.
-pub fn program_name(path: &str) -> &str {
+pub(super) fn program_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
 /// The working directory the final stage of a Dockerfile sets (its last `WORKDIR`, relative
 /// ones joined to the one before), when it sets one Kelpie can read (no variables).
-pub fn dockerfile_workdir(text: &str) -> Option<String> {
+pub(crate) fn dockerfile_workdir(text: &str) -> Option<String> {
     let mut workdir: Option<String> = None;
     for line in text.lines() {
         let mut words = line.split_whitespace();

@@ -73,9 +73,9 @@ fn metadata(name: &str, annotations: Option<Yaml>) -> Yaml {
 }
 
 /// The file that lists every other one, so `kubectl apply -k DIR` takes the whole set.
-pub const KUSTOMIZATION: &str = "kustomization.yaml";
+pub(super) const KUSTOMIZATION: &str = "kustomization.yaml";
 
-pub fn export(apps: &[AppSpec], ctx: &Context<'_>) -> Result<Export> {
+pub(super) fn export(apps: &[AppSpec], ctx: &Context<'_>) -> Result<Export> {
     let names = unique_names(apps, "Kubernetes object name", object_name)?;
     let mut export = Export::default();
     let mut placeholder = false;

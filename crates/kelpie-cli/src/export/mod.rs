@@ -16,12 +16,12 @@ use kelpie_config::Written;
 use kelpie_core::AppSpec;
 use std::collections::BTreeMap;
 
-pub use image::{dockerfile_workdir, ImagePlan, DEFAULT_WORKDIR};
-pub use systemd::PathLookup;
+pub(crate) use image::{dockerfile_workdir, ImagePlan, DEFAULT_WORKDIR};
+pub(crate) use systemd::PathLookup;
 
 /// The engine to export to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Target {
+pub(crate) enum Target {
     /// One unit per app (plus sockets, timers and targets when needed).
     Systemd,
     /// One `compose.yaml` with a service per app.
@@ -33,14 +33,14 @@ pub enum Target {
 /// What an export produced: files (name, text) in a stable order, and the values that could
 /// not be carried over, each naming its app and field.
 #[derive(Debug, Default)]
-pub struct Export {
+pub(crate) struct Export {
     pub files: Vec<(String, String)>,
     pub warnings: Vec<String>,
 }
 
 /// What the pure exporters need besides the apps: what the file wrote, and where the apps are
 /// on this machine (systemd) or in their image (Compose, Kubernetes).
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     /// Finds a program in `PATH` (systemd wants absolute paths in `ExecStart=`).
     pub lookup: &'a PathLookup,
     /// What each app's entry wrote, by app name: only what was written is exported.
@@ -63,7 +63,7 @@ impl Context<'_> {
 }
 
 /// Export `apps` to `target`.
-pub fn export(target: Target, apps: &[AppSpec], ctx: &Context<'_>) -> Result<Export> {
+pub(crate) fn export(target: Target, apps: &[AppSpec], ctx: &Context<'_>) -> Result<Export> {
     if apps.is_empty() {
         bail!("no app to export (check --only)");
     }
@@ -77,7 +77,7 @@ pub fn export(target: Target, apps: &[AppSpec], ctx: &Context<'_>) -> Result<Exp
 /// The files as one stream for stdout. YAML files are already one document (compose) or a
 /// `---`-separated stream (kubernetes, a single file); systemd units get a comment naming each
 /// file so the stream can be split by hand.
-pub fn as_stream(target: Target, export: &Export) -> String {
+pub(crate) fn as_stream(target: Target, export: &Export) -> String {
     match target {
         Target::Systemd => export
             .files

@@ -9,12 +9,12 @@ use kelpie_core::AppSpec;
 use std::collections::BTreeMap;
 
 /// The app's environment split into plain variables and secrets, each sorted by name.
-pub struct SplitEnv<'a> {
+pub(super) struct SplitEnv<'a> {
     pub plain: BTreeMap<&'a str, &'a str>,
     pub secret: BTreeMap<&'a str, &'a str>,
 }
 
-pub fn split_env<'a>(app: &'a AppSpec, written: &Written) -> SplitEnv<'a> {
+pub(super) fn split_env<'a>(app: &'a AppSpec, written: &Written) -> SplitEnv<'a> {
     let mut split = SplitEnv {
         plain: BTreeMap::new(),
         secret: BTreeMap::new(),

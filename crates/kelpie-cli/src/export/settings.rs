@@ -157,7 +157,7 @@ const COMPOSE: &[(&str, Rule)] = &[
 
 /// A container engine's table of settings.
 #[derive(Debug, Clone, Copy)]
-pub enum Engine {
+pub(super) enum Engine {
     Kubernetes,
     Compose,
 }
@@ -177,7 +177,7 @@ impl Engine {
 
 /// The settings `written` holds that `engine` leaves out for `app`, each with why, in the
 /// file's order of fields (sorted by name).
-pub fn left_out<'a>(
+pub(super) fn left_out<'a>(
     engine: Engine,
     app: &AppSpec,
     written: impl IntoIterator<Item = &'a &'static str>,

@@ -29,7 +29,7 @@ use timer::{cron_units, job_timer};
 use unit::{install_section, target_unit, unit_section};
 
 /// Finds a program in `PATH`, giving its absolute path.
-pub type PathLookup = dyn Fn(&str) -> Option<String>;
+pub(crate) type PathLookup = dyn Fn(&str) -> Option<String>;
 
 /// The exported apps' units, by app name.
 type Units<'a> = BTreeMap<&'a str, Unit>;
@@ -83,7 +83,7 @@ fn common_warnings(app: &AppSpec, warnings: &mut Vec<String>) {
 }
 
 /// The apps' units. `kelpie` is this program's path, for the units that run `kelpie runtime`.
-pub fn export(apps: &[AppSpec], lookup: &PathLookup, kelpie: &str) -> Result<Export> {
+pub(super) fn export(apps: &[AppSpec], lookup: &PathLookup, kelpie: &str) -> Result<Export> {
     let names = unique_names(apps, "systemd unit name", |n| {
         format!("kelpie-{}", kelpie_core::sanitize_log_name(n))
     })?;

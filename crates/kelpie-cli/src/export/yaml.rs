@@ -6,7 +6,7 @@
 
 /// A YAML value.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Yaml {
+pub(super) enum Yaml {
     Str(String),
     Int(i64),
     Bool(bool),
@@ -16,55 +16,55 @@ pub enum Yaml {
 
 /// One line of a mapping: a key and its value, or a comment.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Entry {
+pub(super) enum Entry {
     Field(String, Yaml),
     Comment(String),
 }
 
 /// A string value.
-pub fn s(text: impl Into<String>) -> Yaml {
+pub(super) fn s(text: impl Into<String>) -> Yaml {
     Yaml::Str(text.into())
 }
 
 /// A sequence of strings.
-pub fn strs<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Yaml {
+pub(super) fn strs<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Yaml {
     Yaml::Seq(items.into_iter().map(|i| Yaml::Str(i.into())).collect())
 }
 
 /// A mapping being built.
 #[derive(Debug, Default)]
-pub struct Map(Vec<Entry>);
+pub(super) struct Map(Vec<Entry>);
 
 impl Map {
-    pub fn new() -> Map {
+    pub(super) fn new() -> Map {
         Map(Vec::new())
     }
 
     /// Add `key: value`.
-    pub fn put(&mut self, key: &str, value: Yaml) -> &mut Map {
+    pub(super) fn put(&mut self, key: &str, value: Yaml) -> &mut Map {
         self.0.push(Entry::Field(key.to_string(), value));
         self
     }
 
     /// Add a comment line (several lines are split).
-    pub fn comment(&mut self, text: &str) -> &mut Map {
+    pub(super) fn comment(&mut self, text: &str) -> &mut Map {
         for line in text.lines() {
             self.0.push(Entry::Comment(line.to_string()));
         }
         self
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
-    pub fn build(self) -> Yaml {
+    pub(super) fn build(self) -> Yaml {
         Yaml::Map(self.0)
     }
 }
 
 /// The document's text, with `header` lines as comments first.
-pub fn document(header: &[String], value: &Yaml) -> String {
+pub(super) fn document(header: &[String], value: &Yaml) -> String {
     let mut out = String::new();
     for line in header.iter().flat_map(|h| h.lines()) {
         push_comment(&mut out, 0, line);

@@ -11,7 +11,7 @@ const DESCRIBE_STDERR_LINES: usize = 5;
 
 /// Write the description of one instance: its settings and state as aligned rows, then its
 /// environment, log files, revision control, metrics and last exits.
-pub fn write_describe(
+pub(crate) fn write_describe(
     out: &mut impl Write,
     p: &ProcessInfo,
     show_secrets: bool,

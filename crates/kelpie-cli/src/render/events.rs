@@ -8,7 +8,7 @@ use std::io::Write;
 
 /// One exit with the instance it belongs to.
 #[derive(Debug, Serialize)]
-pub struct Event<'a> {
+pub(crate) struct Event<'a> {
     /// When (ms since the epoch).
     pub at_ms: u64,
     /// The same, RFC 3339 UTC.
@@ -65,7 +65,7 @@ impl<'a> Event<'a> {
 }
 
 /// The exits of `processes`, oldest first, the newest `last` of them.
-pub fn collect_events<'a>(processes: &[&'a ProcessInfo], last: usize) -> Vec<Event<'a>> {
+pub(crate) fn collect_events<'a>(processes: &[&'a ProcessInfo], last: usize) -> Vec<Event<'a>> {
     let mut events: Vec<Event<'a>> = processes
         .iter()
         .flat_map(|p| p.state.exits.iter().map(move |exit| Event::of(p, exit)))
@@ -76,7 +76,7 @@ pub fn collect_events<'a>(processes: &[&'a ProcessInfo], last: usize) -> Vec<Eve
 }
 
 /// `code 3`, `signal SIGKILL`, `-`.
-pub fn how_it_ended(code: Option<i32>, signal: Option<&str>) -> String {
+pub(super) fn how_it_ended(code: Option<i32>, signal: Option<&str>) -> String {
     match (signal, code) {
         (Some(signal), _) => format!("signal {signal}"),
         (None, Some(code)) => format!("code {code}"),
@@ -85,7 +85,7 @@ pub fn how_it_ended(code: Option<i32>, signal: Option<&str>) -> String {
 }
 
 /// ` OOM` (certain) or ` OOM?` (likely), or nothing.
-pub fn oom_mark(oom: Option<kelpie_core::OomKill>) -> &'static str {
+pub(super) fn oom_mark(oom: Option<kelpie_core::OomKill>) -> &'static str {
     match oom {
         Some(kelpie_core::OomKill::Cgroup) => " OOM",
         Some(kelpie_core::OomKill::Likely) => " OOM?",
@@ -94,7 +94,7 @@ pub fn oom_mark(oom: Option<kelpie_core::OomKill>) -> &'static str {
 }
 
 /// One line per exit; with `stderr`, its last lines of stderr under it.
-pub fn write_events(
+pub(crate) fn write_events(
     out: &mut impl Write,
     events: &[Event<'_>],
     stderr: bool,
@@ -131,7 +131,7 @@ pub fn write_events(
 
 /// The exception an exit came of: its name and message, then at most `frames` lines of its
 /// stack (each under `indent`).
-pub fn write_exception(
+pub(super) fn write_exception(
     out: &mut impl Write,
     exception: &kelpie_core::AppException,
     frames: usize,
@@ -148,7 +148,7 @@ pub fn write_exception(
 }
 
 /// The exits as one JSON array (one line, like `jlist`).
-pub fn write_events_json(out: &mut impl Write, events: &[Event<'_>]) -> std::io::Result<()> {
+pub(crate) fn write_events_json(out: &mut impl Write, events: &[Event<'_>]) -> std::io::Result<()> {
     serde_json::to_writer(&mut *out, events)?;
     writeln!(out)
 }

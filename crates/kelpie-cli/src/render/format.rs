@@ -1,7 +1,7 @@
 //! Small formatting helpers shared by the renderers.
 
 /// PM2-style short duration: `45s`, `12m`, `5h`, `3D`.
-pub fn short_duration(ms: u64) -> String {
+pub(super) fn short_duration(ms: u64) -> String {
     let s = ms / 1000;
     match s {
         0..=59 => format!("{s}s"),
@@ -12,7 +12,7 @@ pub fn short_duration(ms: u64) -> String {
 }
 
 /// PM2-style memory: `0b`, `812.0kb`, `12.3mb`, `1.2gb`.
-pub fn bytes(n: u64) -> String {
+pub(super) fn bytes(n: u64) -> String {
     const K: f64 = 1024.0;
     let f = n as f64;
     if n == 0 {
@@ -28,7 +28,7 @@ pub fn bytes(n: u64) -> String {
 
 /// One `@pm2/io` metric as `pm2 show` writes it: its value, then its unit when it has one
 /// (`10.48 MiB`). The SDK sends numbers, text (`"10.48"`, shown without quotes) or booleans.
-pub fn sdk_metric(entry: &serde_json::Value) -> String {
+pub(super) fn sdk_metric(entry: &serde_json::Value) -> String {
     let value = match &entry["value"] {
         serde_json::Value::String(text) => text.clone(),
         other => other.to_string(),
@@ -40,14 +40,14 @@ pub fn sdk_metric(entry: &serde_json::Value) -> String {
 }
 
 /// The wall clock now, in ms since the Unix epoch.
-pub fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// ms since the epoch as RFC 3339 UTC (`2026-11-22T08:17:27Z`).
-pub fn utc(ms: u64) -> String {
+pub(super) fn utc(ms: u64) -> String {
     kelpie_core::format_utc(ms, false)
 }
 

@@ -6,7 +6,7 @@ use kelpie_proto::HostMetrics;
 
 /// `host  cpu 12% (2 cpus) · mem 10.2gb free of 23.5gb · load 0.52 0.61 0.70 · disk / 45.1gb free
 /// of 100.0gb, read 0b/s, write 12.0kb/s · net in 1.2kb/s, out 812.0b/s`
-pub fn host_line(host: &HostMetrics) -> String {
+pub(crate) fn host_line(host: &HostMetrics) -> String {
     let [one, five, fifteen] = host.load;
     let mut parts = vec![
         format!("cpu {:.0}% ({} cpus)", host.cpu_percent, host.cpus),

@@ -10,7 +10,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 /// A JSON value whose objects keep their keys in the order they came (`serde_json::Value`
 /// sorts them).
 #[derive(Debug)]
-pub enum Value {
+pub(super) enum Value {
     Null,
     Bool(bool),
     Number(serde_json::Number),
@@ -21,7 +21,7 @@ pub enum Value {
 
 impl Value {
     /// `json` read as a value, its objects' keys in their order.
-    pub fn parse(json: &[u8]) -> serde_json::Result<Value> {
+    pub(super) fn parse(json: &[u8]) -> serde_json::Result<Value> {
         serde_json::from_slice(json)
     }
 }
@@ -92,7 +92,7 @@ const BREAK_LENGTH: usize = 80;
 const COMPACT: usize = 3;
 
 /// `value` as `util.inspect(value, { depth: null })` prints it.
-pub fn inspect(value: &Value) -> String {
+pub(super) fn inspect(value: &Value) -> String {
     format_value(value, 0).text
 }
 

@@ -5,23 +5,25 @@ mod events;
 mod format;
 mod host;
 mod inspect;
-pub mod monit;
+pub(crate) mod monit;
 mod schedule;
 mod table;
 mod terminal;
 
-pub use describe::write_describe;
-pub use events::{collect_events, write_events, write_events_json};
-pub use host::host_line;
-pub use kelpie_view::jlist::{is_secret_name, shown_env, write_describe_json, write_jlist, MASK};
-pub use table::{print_table, write_table};
-pub use terminal::RawTerminal;
+pub(crate) use describe::write_describe;
+pub(crate) use events::{collect_events, write_events, write_events_json};
+pub(crate) use host::host_line;
+pub(crate) use kelpie_view::jlist::{
+    is_secret_name, shown_env, write_describe_json, write_jlist, MASK,
+};
+pub(crate) use table::{print_table, write_table};
+pub(crate) use terminal::RawTerminal;
 
 use anyhow::Result;
 use kelpie_proto::{Response, StartOutcome};
 
 /// `prettylist`: the `jlist` data as Node's `util.inspect` prints it, as PM2 does.
-pub fn write_prettylist(
+pub(crate) fn write_prettylist(
     out: &mut impl std::io::Write,
     list: &[kelpie_proto::ProcessInfo],
     show_secrets: bool,
@@ -35,7 +37,7 @@ pub fn write_prettylist(
 }
 
 /// Print a daemon answer the way PM2 users expect: the table after a command.
-pub fn print_response(response: &Response) -> Result<()> {
+pub(crate) fn print_response(response: &Response) -> Result<()> {
     match response {
         Response::Processes(list)
         | Response::Started {
@@ -55,14 +57,14 @@ pub fn print_response(response: &Response) -> Result<()> {
 }
 
 /// Warnings from loading a config, once each, on stderr.
-pub fn print_warnings(warnings: &[String]) {
+pub(crate) fn print_warnings(warnings: &[String]) {
     for warning in warnings {
         eprintln!("kelpie: warning: {warning}");
     }
 }
 
 /// One line per started spec.
-pub fn print_start_outcomes(outcomes: &[StartOutcome]) {
+pub(crate) fn print_start_outcomes(outcomes: &[StartOutcome]) {
     for outcome in outcomes {
         let (verb, ids) = match outcome {
             StartOutcome::Created(ids) => ("started", ids),
@@ -76,7 +78,7 @@ pub fn print_start_outcomes(outcomes: &[StartOutcome]) {
 
 /// Log files of the instances a start acted on that cannot be written (`-o /no/such/dir`),
 /// one line each on stderr, with the system's reason.
-pub fn print_log_problems(outcomes: &[StartOutcome], response: &Response) {
+pub(crate) fn print_log_problems(outcomes: &[StartOutcome], response: &Response) {
     let Response::Started { processes, .. } = response else {
         return;
     };

@@ -30,7 +30,7 @@ use ratatui::Frame;
 
 /// One line of an app's output, ready to show (control characters removed).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogEntry {
+pub(crate) struct LogEntry {
     /// Instance it came from.
     pub pm_id: u32,
     /// From stderr.
@@ -41,7 +41,7 @@ pub struct LogEntry {
 
 impl LogEntry {
     /// A line as received from the daemon, invalid UTF-8 replaced and made [`printable`].
-    pub fn new(pm_id: u32, err: bool, bytes: &[u8]) -> LogEntry {
+    pub(crate) fn new(pm_id: u32, err: bool, bytes: &[u8]) -> LogEntry {
         let text = printable(&String::from_utf8_lossy(bytes));
         LogEntry { pm_id, err, text }
     }
@@ -50,7 +50,7 @@ impl LogEntry {
 /// Text an app chose (a log line, a metric's name or value) made safe to draw: escape sequences
 /// (colours) dropped, tabs expanded and other control characters shown as `?`, so it can never
 /// move the cursor or change the terminal's state.
-pub fn printable(raw: &str) -> String {
+pub(crate) fn printable(raw: &str) -> String {
     let mut text = String::with_capacity(raw.len());
     let mut chars = raw.chars().peekable();
     while let Some(c) = chars.next() {
@@ -77,7 +77,7 @@ pub fn printable(raw: &str) -> String {
 }
 
 /// What one frame shows.
-pub struct View<'a> {
+pub(crate) struct View<'a> {
     /// The instances shown (after the filter), in list order.
     pub rows: Vec<&'a ProcessInfo>,
     /// How many instances there are in all.
@@ -107,7 +107,7 @@ pub struct View<'a> {
 }
 
 /// Draw the whole screen.
-pub fn draw(frame: &mut Frame, view: &View) {
+pub(crate) fn draw(frame: &mut Frame, view: &View) {
     let [title, host, body, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),

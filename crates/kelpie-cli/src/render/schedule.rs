@@ -8,7 +8,7 @@ use kelpie_proto::ProcessInfo;
 
 /// `list`'s column: `in 42s · last ok`, `in 5m · last exit 2 (3 failed)`, `paused · last ok`;
 /// `None` for an app without a schedule.
-pub fn column(p: &ProcessInfo, now_ms: u64) -> Option<String> {
+pub(super) fn column(p: &ProcessInfo, now_ms: u64) -> Option<String> {
     p.spec.cron_restart.as_ref()?;
     let state = &p.state;
     let next = match (state.stopped_by_user, state.next_run_ms) {
@@ -29,7 +29,7 @@ pub fn column(p: &ProcessInfo, now_ms: u64) -> Option<String> {
 }
 
 /// `describe`'s rows for a scheduled app: next run, last run, failed runs in a row.
-pub fn rows(p: &ProcessInfo) -> Vec<(&'static str, String)> {
+pub(super) fn rows(p: &ProcessInfo) -> Vec<(&'static str, String)> {
     if p.spec.cron_restart.is_none() {
         return Vec::new();
     }
@@ -62,7 +62,7 @@ pub fn rows(p: &ProcessInfo) -> Vec<(&'static str, String)> {
 }
 
 /// How a run ended, in a few words: `exit 0`, `exit 2`, `SIGKILL`, `restarted by its schedule`.
-pub fn outcome(exit: &ExitRecord) -> String {
+pub(super) fn outcome(exit: &ExitRecord) -> String {
     match (exit.cause, exit.code, exit.signal.as_deref()) {
         (Cause::Spawn, ..) => "could not start".into(),
         (Cause::Cron, ..) => "still running at the next tick, restarted".into(),

@@ -90,7 +90,7 @@ fn status_colour(status: &str) -> &'static str {
 }
 
 /// Print the table (box drawing like PM2; status coloured on a terminal).
-pub fn print_table(list: &[ProcessInfo]) -> std::io::Result<()> {
+pub(crate) fn print_table(list: &[ProcessInfo]) -> std::io::Result<()> {
     let tty = std::io::stdout().is_terminal();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     write_table(&mut out, list, tty)?;
@@ -98,7 +98,7 @@ pub fn print_table(list: &[ProcessInfo]) -> std::io::Result<()> {
 }
 
 /// Write the table, the status coloured with `colour`.
-pub fn write_table(
+pub(crate) fn write_table(
     out: &mut impl Write,
     list: &[ProcessInfo],
     colour: bool,

@@ -18,7 +18,7 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 /// The terminal in raw mode until this is dropped.
-pub struct RawTerminal {
+pub(crate) struct RawTerminal {
     alternate: bool,
     signalled: Arc<AtomicBool>,
     /// Cleared on drop, which ends the watchdog.
@@ -38,7 +38,7 @@ static HOOK: Once = Once::new();
 impl RawTerminal {
     /// Raw mode, the cursor hidden, and with `alternate` the alternate screen (the shell's
     /// screen comes back untouched when it ends).
-    pub fn enter(alternate: bool) -> std::io::Result<RawTerminal> {
+    pub(crate) fn enter(alternate: bool) -> std::io::Result<RawTerminal> {
         HOOK.call_once(|| {
             let previous = std::panic::take_hook();
             std::panic::set_hook(Box::new(move |info| {
@@ -79,7 +79,7 @@ impl RawTerminal {
     }
 
     /// A signal asked this process to end: leave as if the user had pressed `q`.
-    pub fn signalled(&self) -> bool {
+    pub(crate) fn signalled(&self) -> bool {
         self.signalled.load(Ordering::Relaxed)
     }
 }

@@ -5,7 +5,7 @@ use base64::Engine;
 
 /// The user name and password every request must carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credentials {
+pub(super) struct Credentials {
     /// User name.
     pub username: String,
     /// Password.
@@ -13,11 +13,11 @@ pub struct Credentials {
 }
 
 /// The `WWW-Authenticate` challenge sent with a 401.
-pub const CHALLENGE: &str = "Basic realm=\"kelpie serve\", charset=\"UTF-8\"";
+pub(super) const CHALLENGE: &str = "Basic realm=\"kelpie serve\", charset=\"UTF-8\"";
 
 impl Credentials {
     /// Whether `header` (the `Authorization` value, if any) carries these credentials.
-    pub fn accept(&self, header: Option<&[u8]>) -> bool {
+    pub(super) fn accept(&self, header: Option<&[u8]>) -> bool {
         let Some(given) = header.and_then(decode) else {
             return false;
         };

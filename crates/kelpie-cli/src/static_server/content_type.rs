@@ -6,7 +6,7 @@ use std::path::Path;
 const UNKNOWN: &str = "application/octet-stream";
 
 /// The media type of `path`, by its extension (case-insensitive).
-pub fn of(path: &Path) -> &'static str {
+pub(super) fn of(path: &Path) -> &'static str {
     let Some(extension) = path.extension().and_then(|e| e.to_str()) else {
         return UNKNOWN;
     };

@@ -9,7 +9,7 @@ use std::io;
 
 /// Why the server did not start (or stopped other than by a signal).
 #[derive(Debug, thiserror::Error)]
-pub enum ServeError {
+pub(super) enum ServeError {
     /// A word of the command line is not UTF-8.
     #[error("argument {0:?} is not UTF-8")]
     NotUtf8(OsString),
@@ -63,7 +63,7 @@ pub enum ServeError {
 
 impl ServeError {
     /// The exit status for it.
-    pub fn status(&self) -> Status {
+    pub(super) fn status(&self) -> Status {
         match self {
             ServeError::NotUtf8(_)
             | ServeError::UnknownOption(_)

@@ -22,7 +22,7 @@ const CHUNK: usize = 64 * 1024;
 
 /// What a file's validators are.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Validators {
+pub(super) struct Validators {
     /// Strong: the modification time to the nanosecond and the size, so a file replaced within
     /// the same second still gets a new one.
     pub etag: String,
@@ -31,7 +31,7 @@ pub struct Validators {
 }
 
 impl Validators {
-    pub fn of(meta: &Metadata) -> Validators {
+    pub(super) fn of(meta: &Metadata) -> Validators {
         let since_epoch = meta
             .modified()
             .ok()
@@ -53,7 +53,7 @@ impl Validators {
 
 /// What to send for a file of `length` bytes with `validators`, given the request's headers.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Decision {
+pub(super) enum Decision {
     /// 304: the client's copy is current.
     NotModified,
     /// 412: a precondition (`If-Match`, `If-Unmodified-Since`) failed.
@@ -68,7 +68,12 @@ pub enum Decision {
 
 /// RFC 9110 §13.2.2's order: If-Match, else If-Unmodified-Since; If-None-Match, else
 /// If-Modified-Since; then Range, if If-Range (when given) still holds.
-pub fn decide(request: &HeaderMap, validators: &Validators, length: u64, ranges: bool) -> Decision {
+pub(super) fn decide(
+    request: &HeaderMap,
+    validators: &Validators,
+    length: u64,
+    ranges: bool,
+) -> Decision {
     let text = |name: header::HeaderName| request.get(name).and_then(|v| v.to_str().ok());
     if let Some(wanted) = text(header::IF_MATCH) {
         if !any_matches(wanted, &validators.etag, false) {
@@ -161,7 +166,7 @@ fn one_range(header: &str, length: u64) -> Option<Result<(u64, u64), ()>> {
 }
 
 /// The response's status, headers and (unless HEAD or nothing to send) body for `file`.
-pub async fn respond(
+pub(super) async fn respond(
     file: tokio::fs::File,
     meta: &Metadata,
     request: &HeaderMap,
@@ -213,7 +218,7 @@ pub async fn respond(
 }
 
 /// `remaining` bytes of a file, read a chunk at a time as the connection takes them.
-pub struct FileBody {
+pub(super) struct FileBody {
     file: tokio::fs::File,
     remaining: u64,
     /// The chunk being read: kept across the polls that wait for the read, given away (frozen)

@@ -16,10 +16,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// A response body: a file streamed, or a short text.
-pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+pub(super) type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// The answer to `request`.
-pub async fn handle<B>(site: Arc<Settings>, request: Request<B>) -> Response<Body> {
+pub(super) async fn handle<B>(site: Arc<Settings>, request: Request<B>) -> Response<Body> {
     let head = match *request.method() {
         Method::GET => false,
         Method::HEAD => true,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// What a path leads to.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Resolved {
+pub(super) enum Resolved {
     /// This file.
     File(PathBuf),
     /// A directory named without its final `/`: the client is sent there, so the relative
@@ -22,7 +22,7 @@ pub enum Resolved {
 }
 
 /// The file for the request path `path` (as sent, percent-encoded, without the query).
-pub fn find(site: &Settings, path: &str) -> Resolved {
+pub(super) fn find(site: &Settings, path: &str) -> Resolved {
     let Some(decoded) = percent_decode(path) else {
         return Resolved::BadRequest;
     };
@@ -72,7 +72,7 @@ fn homepage(site: &Settings) -> Option<PathBuf> {
 }
 
 /// The root's `404.html`, sent with 404s when it exists (as in PM2).
-pub fn not_found_page(site: &Settings) -> PathBuf {
+pub(super) fn not_found_page(site: &Settings) -> PathBuf {
     site.root.join("404.html")
 }
 

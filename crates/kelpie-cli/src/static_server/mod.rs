@@ -19,7 +19,7 @@ use settings::Settings;
 use std::process::ExitCode;
 
 /// Run the server when the command line is `kelpie serve-static …`; `None` otherwise.
-pub fn run_directly() -> Option<ExitCode> {
+pub(crate) fn run_directly() -> Option<ExitCode> {
     let mut args = std::env::args_os().skip(1);
     if args.next()? != kelpie_config::STATIC_SERVER_COMMAND {
         return None;

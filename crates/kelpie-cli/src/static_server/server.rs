@@ -16,7 +16,7 @@ const MAX_CONNECTIONS: usize = 256;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serve `site` until a stop signal (then `Ok`), or fail to listen.
-pub async fn serve(site: Settings) -> Result<(), ServeError> {
+pub(super) async fn serve(site: Settings) -> Result<(), ServeError> {
     let handle = |signal: &'static str| {
         move |source| ServeError::Signal {
             signal,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// The server's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
+pub(super) struct Settings {
     /// The directory served (absolute).
     pub root: PathBuf,
     /// Address to listen on.
@@ -23,7 +23,7 @@ pub struct Settings {
 
 /// Why the settings cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SettingsError {
+pub(super) enum SettingsError {
     /// More than `[path] [port] [host]`.
     #[error("too many arguments {0:?}: expected [path] [port] [host]")]
     TooManyArguments(Vec<String>),
@@ -41,7 +41,7 @@ const DEFAULT_HOMEPAGE: &str = "/index.html";
 
 impl Settings {
     /// The settings from `var` (the environment) and the command's words, relative to `cwd`.
-    pub fn read(
+    pub(super) fn read(
         var: impl Fn(&str) -> Option<String>,
         words: &[String],
         cwd: &Path,

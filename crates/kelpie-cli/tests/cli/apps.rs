@@ -7,14 +7,14 @@ use std::path::PathBuf;
 /// it writes `yes` to [`GracefulNode::shutdown`] and exits; when its IPC channel closes it writes
 /// `yes` to [`GracefulNode::disconnect`]. `more` is added to its code (`process.send('ready')`,
 /// output) before the timer that keeps it running.
-pub struct GracefulNode {
+pub(super) struct GracefulNode {
     pub file: String,
     pub shutdown: PathBuf,
     pub disconnect: PathBuf,
 }
 
 impl GracefulNode {
-    pub fn write(k: &Kelpie, more: &str) -> GracefulNode {
+    pub(super) fn write(k: &Kelpie, more: &str) -> GracefulNode {
         let shutdown = k.dir.path().join("got-shutdown");
         let disconnect = k.dir.path().join("got-disconnect");
         let file = k.write(
@@ -37,7 +37,7 @@ impl GracefulNode {
 
     /// Start it as `name`, stopped with the `shutdown` message and online once it says it is
     /// ready (`more` must send `ready`).
-    pub fn start_with_message(&self, k: &Kelpie, name: &str) {
+    pub(super) fn start_with_message(&self, k: &Kelpie, name: &str) {
         k.ok(&[
             "start",
             &self.file,
@@ -49,7 +49,7 @@ impl GracefulNode {
     }
 
     /// Whether its `shutdown` handler ran.
-    pub fn shut_down(&self) -> bool {
+    pub(super) fn shut_down(&self) -> bool {
         std::fs::read_to_string(&self.shutdown).is_ok_and(|s| s == "yes")
     }
 }

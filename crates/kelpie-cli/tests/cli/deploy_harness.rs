@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use kelpie_testkit::{load, BackgroundLoad, LoadReport};
 
 /// Longest any `kelpie deploy` may run before it is killed and the test fails.
-pub const DEPLOY_TIMEOUT: Duration = Duration::from_secs(120);
+pub(super) const DEPLOY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest a helper command (useradd, su, ssh-keygen, git) may run.
 const HELPER_TIMEOUT: Duration = Duration::from_secs(60);
 const SSHD: &str = "/usr/sbin/sshd";
@@ -34,7 +34,7 @@ const SSHD: &str = "/usr/sbin/sshd";
 // Commands with a timeout
 
 /// How a command ended and what it printed.
-pub struct Exec {
+pub(super) struct Exec {
     /// What was run, for messages.
     pub what: String,
     /// The exit status; `None` when killed by a signal (a timeout among them).
@@ -47,7 +47,7 @@ pub struct Exec {
 
 impl Exec {
     /// Everything about the run, for an assertion's message.
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         format!(
             "`{}` exited {:?}{} after {:.1?}\n--- stdout ---\n{}\n--- stderr ---\n{}\n---",
             self.what,
@@ -64,11 +64,11 @@ impl Exec {
     }
 
     /// stdout and stderr together.
-    pub fn output(&self) -> String {
+    pub(super) fn output(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
 
-    pub fn ok(&self) -> bool {
+    pub(super) fn ok(&self) -> bool {
         self.code == Some(0)
     }
 }
@@ -76,7 +76,7 @@ impl Exec {
 /// A running command whose stdout and stderr go to files (not pipes: a process it leaves
 /// behind, an ssh master with `ControlPersist`, cannot make the test wait for them), in a
 /// process group of its own (killed whole at its timeout).
-pub struct Spawned {
+pub(super) struct Spawned {
     child: Child,
     what: String,
     began: Instant,
@@ -87,7 +87,7 @@ pub struct Spawned {
 }
 
 impl Spawned {
-    pub fn start(mut cmd: Command, what: impl Into<String>) -> Spawned {
+    pub(super) fn start(mut cmd: Command, what: impl Into<String>) -> Spawned {
         let what = what.into();
         let files = tempfile::Builder::new()
             .prefix("kelpie-deploylab-out-")
@@ -114,12 +114,12 @@ impl Spawned {
     }
 
     /// Its process group (its own pid): where a terminal's Ctrl-C would go.
-    pub fn pgid(&self) -> u32 {
+    pub(super) fn pgid(&self) -> u32 {
         self.child.id()
     }
 
     /// Wait for the end, at most `timeout` (then its whole process group is SIGKILLed).
-    pub fn wait(mut self, timeout: Duration) -> Exec {
+    pub(super) fn wait(mut self, timeout: Duration) -> Exec {
         let mut timed_out = false;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -144,7 +144,7 @@ impl Spawned {
     }
 
     /// `kill -9` of this process only (not its group), as a user would, then its output.
-    pub fn kill9(mut self) -> Exec {
+    pub(super) fn kill9(mut self) -> Exec {
         let _ = self.child.kill();
         self.wait(Duration::from_secs(10))
     }
@@ -166,7 +166,7 @@ fn kill_group(pgid: u32) {
 }
 
 /// Run `cmd` to its end (or `timeout`).
-pub fn run(cmd: Command, what: impl Into<String>, timeout: Duration) -> Exec {
+pub(super) fn run(cmd: Command, what: impl Into<String>, timeout: Duration) -> Exec {
     Spawned::start(cmd, what).wait(timeout)
 }
 
@@ -223,7 +223,7 @@ fn has(program: &str) -> bool {
 }
 
 /// What this machine lacks for the ssh tests (`None`: nothing).
-pub fn missing_for_ssh() -> Option<String> {
+pub(super) fn missing_for_ssh() -> Option<String> {
     let root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
     let mut missing = Vec::new();
     if !root {
@@ -262,7 +262,7 @@ pub fn missing_for_ssh() -> Option<String> {
 // Users
 
 /// A throw-away Unix user; deleted with its home and everything it runs on drop.
-pub struct TestUser {
+pub(super) struct TestUser {
     pub name: String,
     pub home: PathBuf,
 }
@@ -311,7 +311,7 @@ impl TestUser {
     }
 
     /// `script` in this user's login shell (`su - <user> -c`), locally.
-    pub fn shell(&self, script: &str) -> Exec {
+    pub(super) fn shell(&self, script: &str) -> Exec {
         let mut cmd = Command::new("su");
         cmd.args(["-", &self.name, "-c", script]);
         run(
@@ -322,12 +322,12 @@ impl TestUser {
     }
 
     /// A path in this user's home.
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(super) fn path(&self, rel: &str) -> PathBuf {
         self.home.join(rel)
     }
 
     /// The pids of the app `name` in this user's daemon (`kelpie jlist`).
-    pub fn pids(&self, name: &str) -> Vec<u64> {
+    pub(super) fn pids(&self, name: &str) -> Vec<u64> {
         let exec = self.shell("kelpie jlist");
         assert!(exec.ok(), "{}", exec.describe());
         let list: serde_json::Value = serde_json::from_str(&exec.stdout)
@@ -344,12 +344,12 @@ impl TestUser {
     }
 
     /// Whether this user runs a process named `comm`.
-    pub fn runs(&self, comm: &str) -> bool {
+    pub(super) fn runs(&self, comm: &str) -> bool {
         attempt("pgrep", &["-u", &self.name, "-x", comm]).ok()
     }
 
     /// The end of this user's daemon log, for failure messages.
-    pub fn daemon_log_tail(&self) -> String {
+    pub(super) fn daemon_log_tail(&self) -> String {
         tail(&self.path(".kelpie/kelpie.log"), 25)
     }
 }
@@ -391,7 +391,7 @@ fn remove_user(name: &str) {
 // sshd
 
 /// An sshd on 127.0.0.1:`port`, killed on drop.
-pub struct Sshd {
+pub(super) struct Sshd {
     pub port: u16,
     pub log: PathBuf,
     pid_file: PathBuf,
@@ -446,7 +446,7 @@ impl Sshd {
     }
 
     /// How many logins it accepted so far.
-    pub fn accepted(&self) -> usize {
+    pub(super) fn accepted(&self) -> usize {
         fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
@@ -476,7 +476,7 @@ impl Drop for Sshd {
 // The lab
 
 /// Full shas of the repo's tags.
-pub struct Shas {
+pub(super) struct Shas {
     pub v1: String,
     pub v2: String,
     pub v3: String,
@@ -484,7 +484,7 @@ pub struct Shas {
 
 /// Users, sshds, keys and the repo of one test. Fields drop in order: users (and what they
 /// run) first, then the sshds, then the temp dir.
-pub struct Lab {
+pub(super) struct Lab {
     pub users: Vec<TestUser>,
     pub sshds: Vec<Sshd>,
     /// `$T`: keys, sshd configs and logs, the repo and its bare clone.
@@ -509,7 +509,7 @@ struct Names<'a> {
 impl Lab {
     /// A lab with users `<prefix>1`…`<prefix><count>`, one sshd each (every sshd lets all of
     /// them in). `None` when the machine lacks something (the test then returns: a skip).
-    pub fn new(prefix: &str, count: usize) -> Option<Lab> {
+    pub(super) fn new(prefix: &str, count: usize) -> Option<Lab> {
         if let Some(missing) = missing_for_ssh() {
             kelpie_testkit::skip(format!("kelpie deploy's ssh tests need {missing}"));
             return None;
@@ -600,7 +600,7 @@ impl Lab {
     }
 
     /// `cmd` run by `user` over ssh on `port` (the test's own ssh, as deploy.md's `R`).
-    pub fn ssh(&self, user: &TestUser, port: u16, cmd: &str) -> Exec {
+    pub(super) fn ssh(&self, user: &TestUser, port: u16, cmd: &str) -> Exec {
         let t = self.dir.path();
         let mut ssh = Command::new("ssh");
         ssh.args(["-p", &port.to_string(), "-i"])
@@ -630,7 +630,7 @@ impl Lab {
     }
 
     /// Run `kelpie deploy ecosystem.config.js <args>` to its end.
-    pub fn deploy(&self, args: &[&str]) -> Exec {
+    pub(super) fn deploy(&self, args: &[&str]) -> Exec {
         run(
             self.deploy_command(args),
             format!("kelpie deploy ecosystem.config.js {}", args.join(" ")),
@@ -639,7 +639,7 @@ impl Lab {
     }
 
     /// Start `kelpie deploy ecosystem.config.js <args>` in the background.
-    pub fn spawn_deploy(&self, args: &[&str]) -> Spawned {
+    pub(super) fn spawn_deploy(&self, args: &[&str]) -> Spawned {
         Spawned::start(
             self.deploy_command(args),
             format!("kelpie deploy ecosystem.config.js {}", args.join(" ")),
@@ -647,19 +647,19 @@ impl Lab {
     }
 
     /// [`Lab::deploy`] that must exit `code`.
-    pub fn deploy_expect(&self, args: &[&str], code: i32) -> Exec {
+    pub(super) fn deploy_expect(&self, args: &[&str], code: i32) -> Exec {
         let exec = self.deploy(args);
         self.expect(&exec, code);
         exec
     }
 
     /// [`Lab::deploy`] that must succeed.
-    pub fn deploy_ok(&self, args: &[&str]) -> Exec {
+    pub(super) fn deploy_ok(&self, args: &[&str]) -> Exec {
         self.deploy_expect(args, 0)
     }
 
     /// Fail with everything useful unless `exec` exited `code`.
-    pub fn expect(&self, exec: &Exec, code: i32) {
+    pub(super) fn expect(&self, exec: &Exec, code: i32) {
         assert!(
             exec.code == Some(code),
             "expected exit {code}: {}\n{}",
@@ -669,7 +669,7 @@ impl Lab {
     }
 
     /// The sshd logs and the users' daemon logs (their ends).
-    pub fn diagnostics(&self) -> String {
+    pub(super) fn diagnostics(&self) -> String {
         let mut text = String::new();
         for sshd in &self.sshds {
             let _ = writeln!(
@@ -691,12 +691,12 @@ impl Lab {
     }
 
     /// The sshd port of the `i`-th user.
-    pub fn port(&self, i: usize) -> u16 {
+    pub(super) fn port(&self, i: usize) -> u16 {
         self.sshds[i].port
     }
 
     /// `git rev-parse --short=7 <rev>` in the source repo.
-    pub fn short(&self, rev: &str) -> String {
+    pub(super) fn short(&self, rev: &str) -> String {
         kelpie_testkit::git(
             &self.src,
             &["rev-parse", "--short=7", &format!("{rev}^{{commit}}")],
@@ -824,14 +824,14 @@ deploy.pairbar = Object.assign({}, pair, { 'pre-deploy': 'test "$(id -un)" != @U
 // Files and HTTP
 
 /// The last `lines` lines of a file ("" if unreadable).
-pub fn tail(path: &Path, lines: usize) -> String {
+pub(super) fn tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// A file's content, trimmed ("" if missing).
-pub fn read(path: &Path) -> String {
+pub(super) fn read(path: &Path) -> String {
     fs::read_to_string(path)
         .unwrap_or_default()
         .trim()
@@ -839,14 +839,14 @@ pub fn read(path: &Path) -> String {
 }
 
 /// Where a symlink points, as written ("" if it is not one).
-pub fn readlink(path: &Path) -> String {
+pub(super) fn readlink(path: &Path) -> String {
     fs::read_link(path)
         .map(|p| p.display().to_string())
         .unwrap_or_default()
 }
 
 /// The names in `releases/` of a deploy path, sorted.
-pub fn releases(path: &Path) -> Vec<String> {
+pub(super) fn releases(path: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(path.join("releases"))
         .map(|dir| {
             dir.flatten()
@@ -859,7 +859,7 @@ pub fn releases(path: &Path) -> Vec<String> {
 }
 
 /// The lines of `<path>/.deploys`.
-pub fn deploys(path: &Path) -> Vec<String> {
+pub(super) fn deploys(path: &Path) -> Vec<String> {
     fs::read_to_string(path.join(".deploys"))
         .unwrap_or_default()
         .lines()
@@ -868,7 +868,7 @@ pub fn deploys(path: &Path) -> Vec<String> {
 }
 
 /// Whether `link` is `releases/<UTC yyyymmddHHMMSS>-<sha7>`.
-pub fn is_release_link(link: &str) -> bool {
+pub(super) fn is_release_link(link: &str) -> bool {
     let Some(id) = link.strip_prefix("releases/") else {
         return false;
     };
@@ -882,12 +882,12 @@ pub fn is_release_link(link: &str) -> bool {
 }
 
 /// One `GET /` on 127.0.0.1:`port`: the body of a 200, else what went wrong.
-pub fn get(port: u16) -> Result<String, String> {
+pub(super) fn get(port: u16) -> Result<String, String> {
     load::get(SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 /// Poll `GET /` until it answers `want`; the last answer otherwise.
-pub fn wait_body(port: u16, want: &str, timeout: Duration) -> Result<(), String> {
+pub(super) fn wait_body(port: u16, want: &str, timeout: Duration) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     loop {
         let got = get(port);
@@ -905,7 +905,7 @@ pub fn wait_body(port: u16, want: &str, timeout: Duration) -> Result<(), String>
 
 /// HTTP load on one port while a deploy runs: keep-alive clients, clients with a new
 /// connection per request (`Connection: close`), and a sampler that keeps every body seen.
-pub struct Load {
+pub(super) struct Load {
     keep_alive: Option<BackgroundLoad>,
     close: Option<BackgroundLoad>,
     stop: Arc<AtomicBool>,
@@ -914,7 +914,7 @@ pub struct Load {
 }
 
 /// What a [`Load`] saw.
-pub struct Seen {
+pub(super) struct Seen {
     pub keep_alive: LoadReport,
     pub close: LoadReport,
     /// Every sampled answer, in order.
@@ -922,15 +922,15 @@ pub struct Seen {
 }
 
 impl Seen {
-    pub fn failed(&self) -> u64 {
+    pub(super) fn failed(&self) -> u64 {
         self.keep_alive.failed + self.close.failed
     }
 
-    pub fn ok(&self) -> u64 {
+    pub(super) fn ok(&self) -> u64 {
         self.keep_alive.ok + self.close.ok
     }
 
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         let mut distinct: Vec<String> = Vec::new();
         for body in &self.bodies {
             let text = format!("{body:?}");
@@ -952,7 +952,7 @@ impl Seen {
 }
 
 impl Load {
-    pub fn start(port: u16) -> Load {
+    pub(super) fn start(port: u16) -> Load {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let stop = Arc::new(AtomicBool::new(false));
         let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -976,7 +976,7 @@ impl Load {
     }
 
     /// Wait until the clients have had `n` answers (the load is on before the deploy starts).
-    pub fn warm(&self, n: u64) {
+    pub(super) fn warm(&self, n: u64) {
         let deadline = Instant::now() + Duration::from_secs(10);
         let seen = |load: &Option<BackgroundLoad>| {
             load.as_ref().map(BackgroundLoad::seen).unwrap_or_default()
@@ -992,7 +992,7 @@ impl Load {
         }
     }
 
-    pub fn finish(mut self) -> Seen {
+    pub(super) fn finish(mut self) -> Seen {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(sampler) = self.sampler.take() {
             let _ = sampler.join();
@@ -1018,7 +1018,7 @@ impl Drop for Load {
 }
 
 /// Read all of `reader` (for a command whose stdout is a pipe).
-pub fn read_all(mut reader: impl Read) -> String {
+pub(super) fn read_all(mut reader: impl Read) -> String {
     let mut text = String::new();
     let _ = reader.read_to_string(&mut text);
     text

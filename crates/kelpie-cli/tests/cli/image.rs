@@ -526,7 +526,7 @@ static BUILD: (Mutex<Option<Result<StaticBinaries, String>>>, Condvar) =
 /// by every test's first step ([`super::kelpie`]), so that the build (about 160 s from cold on two
 /// cores) runs while the rest of the suite waits on its processes, instead of in front of the two
 /// image tests. A no-op after the first call.
-pub fn start_static_build_early() {
+pub(super) fn start_static_build_early() {
     if STATIC_TESTS.iter().any(|name| super::selected(name)) {
         start_static_build();
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// Can this machine make pid namespaces? When not, the caller's test is skipped: this says why
 /// (and fails the test under `KELPIE_NO_SKIP`, see `kelpie_testkit::skip`).
-pub fn unshare_permitted() -> bool {
+pub(super) fn unshare_permitted() -> bool {
     let ok = Command::new("unshare")
         .args(["--pid", "--fork", "--mount-proc", "true"])
         .stdout(Stdio::null())
@@ -27,7 +27,7 @@ pub fn unshare_permitted() -> bool {
 }
 
 /// Everything `from` gives, read on a thread, as text.
-pub fn collect(from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+pub(super) fn collect(from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
     collect_to_the_end(from).0
 }
 
@@ -51,7 +51,7 @@ fn collect_to_the_end(
 }
 
 /// The `unshare` that runs PID 1, and what PID 1 prints.
-pub struct Pid1 {
+pub(super) struct Pid1 {
     unshare: Child,
     out: Arc<Mutex<String>>,
     err: Arc<Mutex<String>>,
@@ -63,7 +63,7 @@ pub struct Pid1 {
 
 impl Pid1 {
     /// Spawn `cmd` (an `unshare --pid --fork …` command line) with its output collected.
-    pub fn spawn(mut cmd: Command) -> Pid1 {
+    pub(super) fn spawn(mut cmd: Command) -> Pid1 {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -79,16 +79,16 @@ impl Pid1 {
         }
     }
 
-    pub fn out(&self) -> String {
+    pub(super) fn out(&self) -> String {
         self.out.lock().expect("stdout").clone()
     }
 
-    pub fn err(&self) -> String {
+    pub(super) fn err(&self) -> String {
         self.err.lock().expect("stderr").clone()
     }
 
     /// PID 1's pid on the host (the child of the last unshare), once it exists.
-    pub fn host_pid(&self) -> Option<u32> {
+    pub(super) fn host_pid(&self) -> Option<u32> {
         let unshare = self.unshare.id();
         kelpie_sys::scan_processes()
             .ok()?
@@ -98,7 +98,7 @@ impl Pid1 {
     }
 
     /// Wait until its stdout contains `text`.
-    pub fn wait_out(&self, text: &str, timeout: Duration) {
+    pub(super) fn wait_out(&self, text: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while !self.out().contains(text) {
             assert!(
@@ -112,7 +112,7 @@ impl Pid1 {
     }
 
     /// Wait for it to exit; `None` after `timeout`.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+    pub(super) fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.unshare.try_wait().expect("try_wait") {
@@ -133,13 +133,13 @@ impl Pid1 {
     }
 
     /// Send `signal` to PID 1 (`docker stop`'s; as init it only gets those it handles).
-    pub fn signal(&self, signal: i32) {
+    pub(super) fn signal(&self, signal: i32) {
         let pid = self.host_pid().expect("PID 1 runs");
         kelpie_sys::send_signal(pid, signal).expect("signal PID 1");
     }
 
     /// Every process of the namespace below PID 1 (host pids): (pid, zombie).
-    pub fn descendants(&self) -> Vec<(u32, bool)> {
+    pub(super) fn descendants(&self) -> Vec<(u32, bool)> {
         let Some(root) = self.host_pid() else {
             return Vec::new();
         };

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// `name` on PATH.
-pub fn program(name: &str) -> Option<PathBuf> {
+pub(super) fn program(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
@@ -14,7 +14,7 @@ pub fn program(name: &str) -> Option<PathBuf> {
 /// What was installed from the registries, or why not: `None` after a skip when
 /// `KELPIE_TEST_OFFLINE` is set (a machine without the registries); otherwise the failure
 /// fails the test, since a test that skips itself checked nothing.
-pub fn installed_or_skip<T: Clone>(installed: &Result<T, String>) -> Option<T> {
+pub(super) fn installed_or_skip<T: Clone>(installed: &Result<T, String>) -> Option<T> {
     match installed {
         Ok(found) => Some(found.clone()),
         Err(e) if std::env::var_os("KELPIE_TEST_OFFLINE").is_some() => {
@@ -26,7 +26,7 @@ pub fn installed_or_skip<T: Clone>(installed: &Result<T, String>) -> Option<T> {
 }
 
 /// Run `cmd` (`what` names it in errors); its stdout, or why it failed.
-pub fn run(cmd: &mut Command, what: &str) -> Result<String, String> {
+pub(super) fn run(cmd: &mut Command, what: &str) -> Result<String, String> {
     let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -41,7 +41,7 @@ pub fn run(cmd: &mut Command, what: &str) -> Result<String, String> {
 
 /// The python of a venv `<target tmp>/<name>/venv` with `packages` installed from PyPI (made
 /// once; a marker names the packages, so a changed list is installed again).
-pub fn python_venv(name: &str, packages: &[&str]) -> Result<PathBuf, String> {
+pub(super) fn python_venv(name: &str, packages: &[&str]) -> Result<PathBuf, String> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let python = dir.join("venv/bin/python");
     let ready = dir.join("venv/.kelpie-ready");
@@ -68,7 +68,7 @@ pub fn python_venv(name: &str, packages: &[&str]) -> Result<PathBuf, String> {
 
 /// `<target tmp>/<name>/node_modules` with `packages` installed from npm (once; a marker names
 /// the packages, so a changed list is installed again).
-pub fn npm_packages(name: &str, packages: &[&str]) -> Result<PathBuf, String> {
+pub(super) fn npm_packages(name: &str, packages: &[&str]) -> Result<PathBuf, String> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let ready = dir.join(".kelpie-ready");
     let wanted = packages.join(" ");

@@ -7,7 +7,7 @@ use kelpie_core::{AppSpec, LogRotation, LogType};
 use std::path::Path;
 
 /// What `time: true` sets `log_date_format` to, as PM2 does.
-pub const TIME_FORMAT: &str = "YYYY-MM-DDTHH:mm:ss";
+pub(super) const TIME_FORMAT: &str = "YYYY-MM-DDTHH:mm:ss";
 
 /// Log paths are made absolute against the app's cwd (as PM2 does), after `~` expansion;
 /// `NULL` (PM2's "discard") is kept as is, like `/dev/null`.

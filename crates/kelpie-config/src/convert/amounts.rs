@@ -7,7 +7,7 @@ use crate::units::{parse_bytes, parse_duration_ms};
 use serde_json::Value;
 
 /// Milliseconds: a number of ms, or a string like `10s`.
-pub fn duration(value: &Value) -> Result<u64, ValueError> {
+pub(crate) fn duration(value: &Value) -> Result<u64, ValueError> {
     match value {
         Value::String(s) => Ok(parse_duration_ms(s)?),
         _ => integer(value)
@@ -22,7 +22,7 @@ pub fn duration(value: &Value) -> Result<u64, ValueError> {
 }
 
 /// Bytes: a number of bytes, or a string like `200M`.
-pub fn bytes(value: &Value) -> Result<u64, ValueError> {
+pub(crate) fn bytes(value: &Value) -> Result<u64, ValueError> {
     match value {
         Value::String(s) => Ok(parse_bytes(s)?),
         _ => integer(value)
@@ -32,7 +32,7 @@ pub fn bytes(value: &Value) -> Result<u64, ValueError> {
 }
 
 /// A [`duration`] of at least `min_ms`; `min` says it in words for the message.
-pub fn duration_at_least(value: &Value, min_ms: u64, min: &str) -> Result<u64, ValueError> {
+pub(crate) fn duration_at_least(value: &Value, min_ms: u64, min: &str) -> Result<u64, ValueError> {
     let ms = duration(value)?;
     if ms < min_ms {
         return Err(too_small(min, value));
@@ -41,15 +41,15 @@ pub fn duration_at_least(value: &Value, min_ms: u64, min: &str) -> Result<u64, V
 }
 
 /// One day in milliseconds: rotation at local midnight.
-pub const DAILY_MS: u64 = 86_400_000;
+pub(crate) const DAILY_MS: u64 = 86_400_000;
 /// One hour in milliseconds.
-pub const HOURLY_MS: u64 = 3_600_000;
+pub(super) const HOURLY_MS: u64 = 3_600_000;
 /// Shortest rotation period accepted (a shorter one is almost certainly a unit mistake).
 const MIN_ROTATE_INTERVAL_MS: u64 = 60_000;
 
 /// Rotation period in ms: `daily`, `hourly`, `never` (0), or a duration of at least one minute
 /// (`6h`, `30m`, a number of ms; `0` also means never).
-pub fn rotate_interval(value: &Value) -> Result<u64, ValueError> {
+pub(crate) fn rotate_interval(value: &Value) -> Result<u64, ValueError> {
     let ms = match value.as_str().map(|s| s.trim().to_ascii_lowercase()).as_deref() {
         Some("daily") => DAILY_MS,
         Some("hourly") => HOURLY_MS,
@@ -70,7 +70,7 @@ pub fn rotate_interval(value: &Value) -> Result<u64, ValueError> {
 /// `watchdog`: like systemd's `WatchdogSec`, a bare number is SECONDS (`30`, `"1.5"`), unlike
 /// every other duration field; with a unit it reads as they do (`30s`, `1m`, `1500ms`). At least
 /// one second.
-pub fn watchdog(value: &Value) -> Result<u64, ValueError> {
+pub(crate) fn watchdog(value: &Value) -> Result<u64, ValueError> {
     let bad = || {
         expected(
             "a duration like 30s, 1m or a number of seconds (not milliseconds)",

@@ -6,7 +6,7 @@ use kelpie_core::{ExecMode, LogType};
 use serde_json::Value;
 
 /// `exec_mode`: `fork`/`fork_mode`/`cluster`/`cluster_mode`.
-pub fn exec_mode(value: &Value) -> Result<ExecMode, ValueError> {
+pub(crate) fn exec_mode(value: &Value) -> Result<ExecMode, ValueError> {
     match value.as_str().map(str::trim) {
         Some("fork" | "fork_mode") => Ok(ExecMode::Fork),
         Some("cluster" | "cluster_mode") => Ok(ExecMode::Cluster),
@@ -15,7 +15,7 @@ pub fn exec_mode(value: &Value) -> Result<ExecMode, ValueError> {
 }
 
 /// `log_type`: `raw` or `json`.
-pub fn log_type(value: &Value) -> Result<LogType, ValueError> {
+pub(crate) fn log_type(value: &Value) -> Result<LogType, ValueError> {
     match value
         .as_str()
         .map(|s| s.trim().to_ascii_lowercase())
@@ -29,7 +29,7 @@ pub fn log_type(value: &Value) -> Result<LogType, ValueError> {
 
 /// `log_file`: `true` is the default combined file (`Some("")`), `false` none, or a path
 /// (resolved by the caller).
-pub fn log_file(value: &Value) -> Result<Option<String>, ValueError> {
+pub(crate) fn log_file(value: &Value) -> Result<Option<String>, ValueError> {
     match value {
         Value::Bool(b) => Ok(b.then(String::new)),
         Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok(Some(String::new())),
@@ -70,7 +70,7 @@ const STOP_SIGNALS: &[&str] = &[
 ];
 
 /// A stop signal name; `TERM`, `sigterm` and `SIGTERM` all give `SIGTERM`.
-pub fn signal(value: &Value) -> Result<String, ValueError> {
+pub(crate) fn signal(value: &Value) -> Result<String, ValueError> {
     let refuse = || {
         unknown_choice(
             "a signal name such as SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 or SIGKILL",

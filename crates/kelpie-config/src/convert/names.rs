@@ -6,7 +6,7 @@ use kelpie_core::ListenAddress;
 use serde_json::Value;
 
 /// The name of an environment variable: a letter or `_`, then letters, digits or `_`.
-pub fn env_var_name(value: &Value) -> Result<String, ValueError> {
+pub(crate) fn env_var_name(value: &Value) -> Result<String, ValueError> {
     let name = value.as_str().map(str::trim).unwrap_or_default();
     let mut chars = name.chars();
     let valid = chars
@@ -25,7 +25,7 @@ pub fn env_var_name(value: &Value) -> Result<String, ValueError> {
 
 /// `uid`/`gid`: a name or a number, kept as text. Whether it exists is the daemon's check (it
 /// is the one that switches to it, maybe on another machine's user database).
-pub fn account(value: &Value, what: &str) -> Result<String, ValueError> {
+pub(crate) fn account(value: &Value, what: &str) -> Result<String, ValueError> {
     match value {
         Value::String(s) if !s.trim().is_empty() && !s.trim().contains(char::is_whitespace) => {
             Ok(s.trim().to_string())
@@ -39,7 +39,7 @@ pub fn account(value: &Value, what: &str) -> Result<String, ValueError> {
 }
 
 /// `depends_on`: an app name or a list of them; repeated names count once.
-pub fn app_names(value: &Value) -> Result<Vec<String>, ValueError> {
+pub(crate) fn app_names(value: &Value) -> Result<Vec<String>, ValueError> {
     let one = |item: &Value| match item {
         Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
         other => Err(expected("an app name or a list of app names", other)),
@@ -59,7 +59,7 @@ pub fn app_names(value: &Value) -> Result<Vec<String>, ValueError> {
 
 /// `watch`: `true` (the app's directory, returned as `.`), `false` (nothing), a path or a list
 /// of paths, as written: the caller resolves them against the app's cwd.
-pub fn watch(value: &Value) -> Result<Vec<String>, ValueError> {
+pub(crate) fn watch(value: &Value) -> Result<Vec<String>, ValueError> {
     let what = "true, false, a path or a list of paths";
     match value {
         Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok(vec![".".to_string()]),
@@ -79,7 +79,7 @@ pub fn watch(value: &Value) -> Result<Vec<String>, ValueError> {
 }
 
 /// A TCP port, 1 to 65535.
-pub fn port(value: &Value) -> Result<u16, ValueError> {
+pub(crate) fn port(value: &Value) -> Result<u16, ValueError> {
     const WHAT: &str = "a port number between 1 and 65535";
     let n = integer(value).ok_or_else(|| expected(WHAT, value))?;
     u16::try_from(n)
@@ -94,7 +94,7 @@ const LISTEN_FORMS: &str =
 
 /// `port`: a port number, or a string read by [`ListenAddress::parse`] (`3000`,
 /// `127.0.0.1:3000`, `[::1]:3000`, `unix:/run/app.sock`, `/run/app.sock`).
-pub fn listen(value: &Value) -> Result<ListenAddress, ValueError> {
+pub(crate) fn listen(value: &Value) -> Result<ListenAddress, ValueError> {
     match value {
         Value::String(s) => ListenAddress::parse(s).map_err(|_| expected(LISTEN_FORMS, value)),
         Value::Number(_) => port(value).map(|port| ListenAddress::Tcp { host: None, port }),

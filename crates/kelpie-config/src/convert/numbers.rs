@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// `instances`: a positive count; `0` and `"max"` mean one per CPU; `-N` means N fewer than the
 /// CPUs, at least one (PM2's rules: `-1` is "all CPUs but one").
-pub fn instances(value: &Value, cpus: u32) -> Result<u32, ValueError> {
+pub(crate) fn instances(value: &Value, cpus: u32) -> Result<u32, ValueError> {
     if value
         .as_str()
         .is_some_and(|s| s.trim().eq_ignore_ascii_case("max"))
@@ -39,7 +39,7 @@ pub fn instances(value: &Value, cpus: u32) -> Result<u32, ValueError> {
 
 /// `instances` as a number of CPUs left out (`"max"` and `0`: none; `-N`: N), or `None` for a
 /// plain count: the same file means another count on another machine.
-pub fn instances_cpu_relative(value: &Value) -> Option<u32> {
+pub(crate) fn instances_cpu_relative(value: &Value) -> Option<u32> {
     if value
         .as_str()
         .is_some_and(|s| s.trim().eq_ignore_ascii_case("max"))
@@ -54,7 +54,7 @@ pub fn instances_cpu_relative(value: &Value) -> Option<u32> {
 
 /// `max_cpu`: a percentage of one core, `80`, `"80%"` or `"150"` (two cores are 200), from 1
 /// to 100 × the CPUs available.
-pub fn cpu_percent(value: &Value, cpus: u32) -> Result<u32, ValueError> {
+pub(crate) fn cpu_percent(value: &Value, cpus: u32) -> Result<u32, ValueError> {
     let max = cpus.max(1).saturating_mul(100);
     let number = match value {
         Value::String(s) => {
@@ -75,11 +75,11 @@ pub fn cpu_percent(value: &Value, cpus: u32) -> Result<u32, ValueError> {
 }
 
 /// Most processes `max_processes` accepts: Linux's own limit on pids (`pid_max`'s maximum).
-pub const MAX_PROCESSES: u32 = 4_194_304;
+pub(super) const MAX_PROCESSES: u32 = 4_194_304;
 
 /// `max_processes`: a whole number of processes from 1 to [`MAX_PROCESSES`], as a number or a
 /// string.
-pub fn max_processes(value: &Value) -> Result<u32, ValueError> {
+pub(crate) fn max_processes(value: &Value) -> Result<u32, ValueError> {
     let number = match value {
         Value::String(s) => Value::from(s.trim()),
         other => other.clone(),
@@ -93,7 +93,7 @@ pub fn max_processes(value: &Value) -> Result<u32, ValueError> {
 }
 
 /// `nice`: -20 (highest priority) to 19 (lowest), as `nice(1)`.
-pub fn nice(value: &Value) -> Result<i32, ValueError> {
+pub(crate) fn nice(value: &Value) -> Result<i32, ValueError> {
     const WHAT: &str = "a nice value from -20 (highest priority) to 19 (lowest)";
     let n = integer(value).ok_or_else(|| expected(WHAT, value))?;
     Some(n)
@@ -103,7 +103,7 @@ pub fn nice(value: &Value) -> Result<i32, ValueError> {
 }
 
 /// Exit codes: one number or a list of them.
-pub fn exit_codes(value: &Value) -> Result<Vec<i32>, ValueError> {
+pub(crate) fn exit_codes(value: &Value) -> Result<Vec<i32>, ValueError> {
     let one = |v: &Value| {
         integer(v)
             .and_then(|n| i32::try_from(n).ok())

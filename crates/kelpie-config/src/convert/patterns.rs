@@ -5,7 +5,7 @@ use super::{expected, integer, string, ValueError};
 use serde_json::Value;
 
 /// A regular expression, checked to compile; kept as written.
-pub fn regex(value: &Value) -> Result<String, ValueError> {
+pub(crate) fn regex(value: &Value) -> Result<String, ValueError> {
     let pattern = string(value).map_err(|_| expected("a regular expression", value))?;
     match regex::Regex::new(&pattern) {
         Ok(_) => Ok(pattern),
@@ -29,7 +29,7 @@ fn regex_problem(error: &regex::Error) -> String {
 }
 
 /// `ignore_watch`: one glob or a list of them, each checked to compile.
-pub fn globs(value: &Value) -> Result<Vec<String>, ValueError> {
+pub(crate) fn globs(value: &Value) -> Result<Vec<String>, ValueError> {
     let one = |item: &Value| match item {
         Value::String(s) if !s.trim().is_empty() => {
             let pattern = s.trim();
@@ -52,7 +52,7 @@ pub fn globs(value: &Value) -> Result<Vec<String>, ValueError> {
 
 /// `cron_restart`: a cron expression, checked by the parser the daemon uses. `0` (number or
 /// string) means none, as in PM2.
-pub fn cron(value: &Value) -> Result<Option<String>, ValueError> {
+pub(crate) fn cron(value: &Value) -> Result<Option<String>, ValueError> {
     match value {
         Value::Number(_) if integer(value) == Some(0) => Ok(None),
         Value::String(s) if s.trim() == "0" => Ok(None),
@@ -69,7 +69,7 @@ pub fn cron(value: &Value) -> Result<Option<String>, ValueError> {
 }
 
 /// `cron_timezone`: `UTC`, `local` or an IANA name, checked against the time zone database.
-pub fn time_zone(value: &Value) -> Result<String, ValueError> {
+pub(crate) fn time_zone(value: &Value) -> Result<String, ValueError> {
     let name = string(value).map_err(|_| {
         expected(
             "a time zone name such as \"UTC\" or \"Europe/Paris\"",

@@ -24,7 +24,7 @@ const HTTP_BLOCK_KEYS: &[&str] = &[
 /// user: an HTTP health check, the same as `health_check: {http: {port, path, host}, status,
 /// interval, ...}`. `false` (or null) means none. PM2 itself ignores this block; production
 /// templates written for PM2 use it, and Kelpie honours what they ask for.
-pub fn read_http_block(
+pub(crate) fn read_http_block(
     field: &str,
     value: &Value,
     spec: &AppSpec,

@@ -11,7 +11,7 @@ use crate::spec::AppSpec;
 /// How soon after its start a process over its memory limit counts as over it "from its start"
 /// (at least `min_uptime`): the daemon reads memory once a second, so such a process is caught
 /// within about a second of its start; 2.5 s leaves room for a busy machine.
-pub const AT_START_MS: u64 = 2_500;
+pub(super) const AT_START_MS: u64 = 2_500;
 
 impl InstanceState {
     /// `why` for an automatic restart, told that it is part of a memory crash loop when it is

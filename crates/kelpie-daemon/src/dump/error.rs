@@ -6,7 +6,7 @@ use std::io;
 
 /// Why a dump's bytes are not a dump.
 #[derive(Debug, thiserror::Error)]
-pub enum Invalid {
+pub(crate) enum Invalid {
     /// PM2's `dump.pm2` (a list of its processes), where Kelpie writes an object.
     #[error("it is a list of processes as PM2 writes it, not a dump Kelpie wrote (start the apps from their ecosystem file, then save)")]
     Pm2List,
@@ -17,7 +17,7 @@ pub enum Invalid {
 
 /// Why one dump file (the dump or its backup) cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum Unusable {
+pub(crate) enum Unusable {
     /// It cannot be read (missing, unreadable).
     #[error("cannot read {path}: {cause}")]
     Read {
@@ -48,7 +48,7 @@ impl Unusable {
 
 /// Why `save` or `resurrect` failed.
 #[derive(Debug, thiserror::Error)]
-pub enum DumpError {
+pub(crate) enum DumpError {
     /// The work ended without its result (see [`crate::tasks::Interrupted`]).
     #[error(transparent)]
     Interrupted(#[from] crate::tasks::Interrupted),

@@ -7,7 +7,7 @@ use std::io;
 
 /// Why one probe failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
+pub(crate) enum ProbeError {
     /// The check's URL cannot be used.
     #[error(transparent)]
     Url(#[from] UrlError),
@@ -128,7 +128,7 @@ pub enum ProbeError {
 
 /// How a failed command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Ended {
+pub(crate) enum Ended {
     /// It exited with this code (not 0).
     #[error("exited with code {0}")]
     Code(i32),
@@ -142,7 +142,7 @@ pub enum Ended {
 
 /// Why an HTTP check's URL cannot be used: the probe cannot run at all.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum UrlError {
+pub(crate) enum UrlError {
     /// Not `http://` (there is no TLS client in the daemon).
     #[error("not an http:// URL: {0}")]
     NotHttp(String),

@@ -17,7 +17,7 @@ use tokio::time::{sleep, Instant};
 
 /// What one fake process does.
 #[derive(Debug, Clone, Default)]
-pub struct Behaviour {
+pub(crate) struct Behaviour {
     /// It exits by itself this long after its start, with this code.
     pub exits_after: Option<(Duration, i32)>,
     /// It says READY=1 this long after its start.
@@ -33,7 +33,7 @@ pub struct Behaviour {
 
 /// What happened to the fake processes, at the time (ms since the fake was made) it happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// Process `pid` was started.
     Started(u32),
     /// Signal `1` was sent to process (group) `0`.
@@ -45,7 +45,7 @@ pub enum Event {
 }
 
 /// The fake system: starts processes that do what [`Behaviour`] says.
-pub struct FakeProcesses {
+pub(crate) struct FakeProcesses {
     /// The behaviour of the n-th process started (from 0).
     script: Box<dyn Fn(usize) -> Behaviour + Send + Sync>,
     origin: Instant,
@@ -67,11 +67,11 @@ struct Running {
 }
 
 /// Fake pids start high, to read apart from anything else in a failure message.
-pub const FIRST_PID: u32 = 100_000;
+pub(crate) const FIRST_PID: u32 = 100_000;
 
 impl FakeProcesses {
     /// Processes that each do what `script` says for their start number.
-    pub fn new(script: impl Fn(usize) -> Behaviour + Send + Sync + 'static) -> Arc<Self> {
+    pub(crate) fn new(script: impl Fn(usize) -> Behaviour + Send + Sync + 'static) -> Arc<Self> {
         Arc::new(FakeProcesses {
             script: Box::new(script),
             origin: Instant::now(),
@@ -91,17 +91,17 @@ impl FakeProcesses {
     }
 
     /// Milliseconds since the fake was made.
-    pub fn elapsed_ms(&self) -> u64 {
+    pub(crate) fn elapsed_ms(&self) -> u64 {
         self.origin.elapsed().as_millis() as u64
     }
 
     /// Everything that happened so far, with when (ms).
-    pub fn events(&self) -> Vec<(u64, Event)> {
+    pub(crate) fn events(&self) -> Vec<(u64, Event)> {
         self.lock().events.clone()
     }
 
     /// When each process started (ms).
-    pub fn starts(&self) -> Vec<u64> {
+    pub(crate) fn starts(&self) -> Vec<u64> {
         let events = self.events();
         let started = events
             .iter()
@@ -110,12 +110,12 @@ impl FakeProcesses {
     }
 
     /// Whether process (group) `pid` still runs.
-    pub fn running(&self, pid: u32) -> bool {
+    pub(crate) fn running(&self, pid: u32) -> bool {
         self.lock().running.contains_key(&pid)
     }
 
     /// A health probe of process `pid`: recorded, and answered as its behaviour says.
-    pub fn probe(&self, pid: u32) -> Result<(), String> {
+    pub(crate) fn probe(&self, pid: u32) -> Result<(), String> {
         let mut inner = self.lock();
         self.record(&mut inner, Event::Probed(pid));
         let process = inner.running.get(&pid).ok_or("the process is gone")?;
@@ -129,7 +129,7 @@ impl FakeProcesses {
 
     /// A signal to process (group) `pid`: recorded; it ends the process unless the process
     /// ignores signals and this is not SIGKILL.
-    pub fn signal(&self, pid: u32, signal: i32) {
+    pub(crate) fn signal(&self, pid: u32, signal: i32) {
         let mut inner = self.lock();
         self.record(&mut inner, Event::Signalled(pid, signal));
         let ends = inner

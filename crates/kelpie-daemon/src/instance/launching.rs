@@ -110,7 +110,7 @@ async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
         let spawned = launch::command(&spec, &who, pipes, extras).and_then(|c| {
             c.spawn().map_err(|source| SpawnError::Exec {
                 program: spec.command_line()[0].clone(),
-                source,
+                cause: source,
             })
         });
         spawning.record(spawned.as_ref().ok().map(|c| c.pid));
@@ -128,7 +128,7 @@ async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
     .unwrap_or_else(|e| {
         let failed = SpawnError::Exec {
             program: given.spec.command_line()[0].clone(),
-            source: std::io::Error::other(e.to_string()),
+            cause: std::io::Error::other(e.to_string()),
         };
         (Err(failed), None, None, None, None)
     });
@@ -136,8 +136,8 @@ async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
     let pid = spawned.pid;
     link.attach(pid);
     // Registering the pidfd only fails if the runtime is shutting down.
-    let child =
-        ProcessHandle::spawned(spawned).map_err(|source| SpawnError::Wait { pid, source })?;
+    let child = ProcessHandle::spawned(spawned)
+        .map_err(|source| SpawnError::Wait { pid, cause: source })?;
     let stderr = match (route.clone(), readers) {
         (Some(route), Some((fds, kept_pipes))) => {
             Some(read_output(given, &link, route, fds, kept_pipes))

@@ -58,7 +58,7 @@ use launching::Launched;
 use tokio::time::Instant;
 
 /// Messages from the supervisor to an instance task.
-pub enum InstanceMsg {
+pub(crate) enum InstanceMsg {
     /// A user command; `done` is answered once the instance has settled (online, stopped or errored).
     Control(Control, Option<oneshot::Sender<()>>),
     /// Use this spec (and this shared socket) for the next process it starts.
@@ -108,7 +108,7 @@ pub enum InstanceMsg {
 }
 
 /// What an instance task gave up for `kelpie update`.
-pub struct HandedOver {
+pub(crate) struct HandedOver {
     /// Its state at that moment.
     pub state: InstanceState,
     /// Its running process, if one runs.
@@ -118,7 +118,7 @@ pub struct HandedOver {
 }
 
 /// A report from an instance task to the supervisor.
-pub enum InstanceEvent {
+pub(crate) enum InstanceEvent {
     /// Its new state.
     State(StateReport),
     /// What its process published on its notify socket changed (not persisted).
@@ -147,7 +147,7 @@ pub enum InstanceEvent {
 }
 
 /// An instance's new state.
-pub struct StateReport {
+pub(crate) struct StateReport {
     /// Which instance.
     pub pm_id: u32,
     /// Its new state.
@@ -157,7 +157,7 @@ pub struct StateReport {
 }
 
 /// What an instance task is started with.
-pub struct InstanceSetup {
+pub(crate) struct InstanceSetup {
     /// Its id.
     pub pm_id: u32,
     /// Its index among its app's instances.
@@ -192,7 +192,7 @@ pub struct InstanceSetup {
 /// Start the task, owned by `tasks` (whose owner lets go of it once it ended); returns its
 /// mailbox. The task ends by itself once its mailbox is dropped and its process stopped (or
 /// handed over).
-pub fn spawn(
+pub(crate) fn spawn(
     setup: InstanceSetup,
     events: mpsc::UnboundedSender<InstanceEvent>,
     tasks: &mut tokio::task::JoinSet<()>,

@@ -47,7 +47,7 @@ pub(crate) enum HandOverRefused {
     Unknown,
     /// Its link could not be turned into descriptors to pass on; the process stays supervised.
     #[error("cannot pass on its notify socket: {0}")]
-    Link(#[source] io::Error),
+    Link(io::Error),
 }
 
 /// Why a reload failed or was refused; the old process keeps running. Worded by

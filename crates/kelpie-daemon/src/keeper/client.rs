@@ -50,7 +50,7 @@ static CLIENT: OnceLock<Client> = OnceLock::new();
 
 /// Start the keeper for this daemon (once; not under `kelpie runtime`, whose container ends
 /// with it anyway).
-pub fn start(home: &Home) {
+pub(crate) fn start(home: &Home) {
     let (orders, received) = mpsc::channel();
     let client = Client {
         orders,
@@ -79,7 +79,7 @@ struct Owner {
 }
 
 /// Something held by the keeper until this is dropped.
-pub struct Held(u64);
+pub(crate) struct Held(u64);
 
 impl Drop for Held {
     fn drop(&mut self) {
@@ -99,7 +99,7 @@ impl std::fmt::Debug for Held {
 
 /// Have the keeper hold a second descriptor of each of `fds` (see [`Holding`] for which, in
 /// which order). `None` without a keeper, or when a descriptor cannot be duplicated.
-pub fn hold(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held> {
+pub(crate) fn hold(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held> {
     order_hold(holding, fds, None)
 }
 
@@ -109,7 +109,7 @@ const HOLD_NOW_WITHIN: Duration = Duration::from_secs(2);
 /// [`hold`], returning once the keeper has the descriptors (they are in its socket's queue:
 /// a daemon killed right after does not take them with it). Blocking: for the blocking pool,
 /// around a spawn, so that a process is never without its keeper.
-pub fn hold_now(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held> {
+pub(crate) fn hold_now(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held> {
     let (sent, done) = mpsc::sync_channel(1);
     let held = order_hold(holding, fds, Some(sent))?;
     // The keeper thread answers after its send (or at once without a keeper process); a wait
@@ -155,7 +155,7 @@ fn order_hold(
 
 /// Tell the keeper goodbye and wait until it has exited: the daemon ends on purpose (or
 /// re-executes itself), so nothing must be drained from the pipes behind its back.
-pub async fn dismiss() {
+pub(crate) async fn dismiss() {
     let Some(client) = CLIENT.get() else {
         return;
     };
@@ -166,7 +166,7 @@ pub async fn dismiss() {
 }
 
 /// Start a keeper again after [`dismiss`] (an update whose exec failed).
-pub fn restart() {
+pub(crate) fn restart() {
     if let Some(client) = CLIENT.get() {
         let _ = client.orders.send(Order::Start);
     }

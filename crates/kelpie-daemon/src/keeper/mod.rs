@@ -23,6 +23,6 @@ mod client;
 mod server;
 pub(crate) mod wire;
 
-pub use client::{dismiss, hold, hold_now, restart, start, Held};
-pub use server::run;
-pub use wire::Holding;
+pub(crate) use client::{dismiss, hold, hold_now, restart, start, Held};
+pub(crate) use server::run;
+pub(crate) use wire::Holding;

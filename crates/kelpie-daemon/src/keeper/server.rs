@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The descriptor the daemon's end of the pair is placed at.
-pub const KEEPER_FD: i32 = 3;
+pub(super) const KEEPER_FD: i32 = 3;
 /// Most bytes kept per pipe while no daemon runs; beyond that they are counted and dropped.
 const SPOOL_LIMIT: u64 = 64 * 1024 * 1024;
 /// How often a keeper with no daemon looks whether it is still of use.
@@ -51,7 +51,7 @@ struct Keeper {
 }
 
 /// Run the keeper until a daemon says goodbye or takes everything. Returns the exit code.
-pub fn run(home: Home) -> i32 {
+pub(crate) fn run(home: Home) -> i32 {
     let daemon = match kelpie_sys::take_inherited_fds(&[KEEPER_FD]) {
         Ok(mut fds) if fds.len() == 1 => fds.remove(0),
         _ => {

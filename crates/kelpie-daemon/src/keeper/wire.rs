@@ -14,7 +14,7 @@ const MAX_MESSAGE: usize = 64 * 1024;
 /// What a held entry is, and which descriptors come with it (in this order).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Holding {
+pub(crate) enum Holding {
     /// A process's stdout or stderr pipe: `[read end]`.
     Pipe {
         /// Whose.
@@ -65,7 +65,7 @@ pub enum Holding {
 
 impl Holding {
     /// How many descriptors come with it.
-    pub fn fd_count(&self) -> usize {
+    pub(crate) fn fd_count(&self) -> usize {
         match self {
             Holding::Pipe { .. }
             | Holding::Socket { .. }
@@ -85,7 +85,7 @@ fn yes() -> bool {
 /// From a daemon to a keeper.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ToKeeper {
+pub(crate) enum ToKeeper {
     /// Hold these descriptors until released (the daemon that started the keeper).
     Hold {
         /// The daemon's number for it.
@@ -109,7 +109,7 @@ pub enum ToKeeper {
 /// From a keeper to the daemon taking over.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum FromKeeper {
+pub(crate) enum FromKeeper {
     /// One held entry, with its descriptors (a pipe that reached its end comes without).
     Entry {
         /// What it is.
@@ -132,7 +132,7 @@ pub enum FromKeeper {
 }
 
 /// Send `message` with `fds` as one packet.
-pub fn send<T: Serialize>(
+pub(crate) fn send<T: Serialize>(
     socket: BorrowedFd<'_>,
     message: &T,
     fds: &[BorrowedFd<'_>],
@@ -142,7 +142,9 @@ pub fn send<T: Serialize>(
 }
 
 /// Receive one packet: `None` when the peer closed.
-pub fn recv<T: DeserializeOwned>(socket: BorrowedFd<'_>) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
+pub(crate) fn recv<T: DeserializeOwned>(
+    socket: BorrowedFd<'_>,
+) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
     let mut buf = vec![0u8; MAX_MESSAGE];
     let (n, fds) = kelpie_sys::recv_with_fds(socket, &mut buf)?;
     if n == 0 && fds.is_empty() {

@@ -7,7 +7,7 @@ mod ipc;
 mod notify;
 mod pacer;
 
-pub use notify::{
+pub(crate) use notify::{
     adopt_shared as adopt_notify_sockets, keep_in_keeper as keep_notify_sockets,
     shared_sockets as notify_sockets,
 };
@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 /// Something a process said.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ProcessSignal {
+pub(crate) enum ProcessSignal {
     /// `READY=1`, or `process.send('ready')`.
     Ready,
     /// The Node shim saw the app's main module run (its first tick, or for an ES module its
@@ -54,7 +54,7 @@ pub enum ProcessSignal {
 /// What a process's PM2 SDK (`@pm2/io`, pmx, tx2) said for the manager itself: metrics,
 /// actions, options, its Node version. Written by the link's IPC task as each message comes
 /// (an app sends its metrics every second: no other task is woken for them), read by `list`.
-pub type SharedSdk = Arc<std::sync::Mutex<kelpie_core::SdkState>>;
+pub(crate) type SharedSdk = Arc<std::sync::Mutex<kelpie_core::SdkState>>;
 
 /// What one IPC message is for.
 #[derive(Debug, PartialEq)]
@@ -67,7 +67,7 @@ enum Routed {
 
 /// What the child needs to reach its link: variables and descriptors to place.
 #[derive(Default)]
-pub struct ChildEnds {
+pub(crate) struct ChildEnds {
     /// Variables to add to its environment.
     pub env: Vec<(String, String)>,
     /// Descriptors and the numbers they get in the child.
@@ -77,7 +77,7 @@ pub struct ChildEnds {
 /// The daemon's ends of a link as descriptors: what `kelpie update` carries across the exec,
 /// so the process keeps the same `NOTIFY_SOCKET` and IPC channel under the new daemon. (The
 /// shared notify socket travels once, apart: [`notify_sockets`].)
-pub struct LinkFds {
+pub(crate) struct LinkFds {
     /// The process's own notify socket, given by a daemon from before the shared one.
     pub notify: Option<OwnedFd>,
     /// The daemon's end of the Node IPC channel.
@@ -88,7 +88,7 @@ pub struct LinkFds {
 }
 
 /// The daemon's side of one process's link.
-pub struct ProcessLink {
+pub(crate) struct ProcessLink {
     signals: crate::mailbox::Receiver<ProcessSignal>,
     sender: crate::mailbox::Sender<ProcessSignal>,
     /// JSON lines to write to the Node IPC channel.
@@ -123,7 +123,7 @@ impl ProcessLink {
     /// socket (what it sends there reaches this link once [`ProcessLink::attach`] gave its
     /// pid) and, with `ipc_fd`, a Node IPC channel whose child end goes at that number. With
     /// `claims`, the process may ask for its app's shared sockets over the channel.
-    pub fn open(
+    pub(crate) fn open(
         ipc_fd: Option<RawFd>,
         claims: Option<Arc<ClaimedSockets>>,
     ) -> std::io::Result<(ProcessLink, ChildEnds)> {
@@ -154,7 +154,7 @@ impl ProcessLink {
 
     /// The link of a process from its descriptors: a new one's, or one handed over by the
     /// daemon this one replaced (then [`ProcessLink::attach`] it to its pid).
-    pub fn resume(
+    pub(crate) fn resume(
         fds: LinkFds,
         claims: Option<Arc<ClaimedSockets>>,
     ) -> std::io::Result<ProcessLink> {
@@ -191,7 +191,7 @@ impl ProcessLink {
 
     /// The process is `pid`: what it (or a process of its group, or a descendant) sends on
     /// `NOTIFY_SOCKET` comes to this link from now on, and what it sent before, if recent.
-    pub fn attach(&mut self, pid: u32) {
+    pub(crate) fn attach(&mut self, pid: u32) {
         self.registration = Some(notify::register(
             pid,
             self.sender.clone(),
@@ -203,7 +203,7 @@ impl ProcessLink {
     /// not received yet (an uncaught exception, reported just before the exit), read to the
     /// channel's end without waiting for the pacer; bounded by [`LAST_WORDS_WAIT`] (a child
     /// may hold the channel open). Before a restart, so that it comes before it.
-    pub async fn last_words(&mut self) -> Vec<ProcessSignal> {
+    pub(crate) async fn last_words(&mut self) -> Vec<ProcessSignal> {
         self.exited.notify_one();
         if let Some(task) = self.ipc_task.as_mut() {
             if tokio::time::timeout(LAST_WORDS_WAIT, task).await.is_ok() {
@@ -218,12 +218,12 @@ impl ProcessLink {
     }
 
     /// What the process's PM2 SDK said, as the link keeps it.
-    pub fn sdk(&self) -> SharedSdk {
+    pub(crate) fn sdk(&self) -> SharedSdk {
         self.sdk.clone()
     }
 
     /// Stop reading and give the sockets up, for the next daemon.
-    pub fn into_fds(mut self) -> std::io::Result<LinkFds> {
+    pub(crate) fn into_fds(mut self) -> std::io::Result<LinkFds> {
         let sdk = self
             .sdk
             .lock()
@@ -244,33 +244,33 @@ impl ProcessLink {
     }
 
     /// The IPC end, for the keeper to hold a copy of (the shared notify socket it holds once).
-    pub fn ipc_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+    pub(crate) fn ipc_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.ipc_fd.as_ref().map(AsFd::as_fd)
     }
 
     /// The process's own notify socket, if a daemon from before the shared one gave it one:
     /// the keeper holds it with the process.
-    pub fn dedicated_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+    pub(crate) fn dedicated_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.dedicated.as_deref().map(AsFd::as_fd)
     }
 
     /// A sender for other sources of readiness (the log reader, the port watch).
-    pub fn sender(&self) -> crate::mailbox::Sender<ProcessSignal> {
+    pub(crate) fn sender(&self) -> crate::mailbox::Sender<ProcessSignal> {
         self.sender.clone()
     }
 
     /// Run `task` while the link lives.
-    pub fn hold(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+    pub(crate) fn hold(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         self.tasks.spawn(task);
     }
 
     /// The next thing the process said.
-    pub async fn recv(&mut self) -> Option<ProcessSignal> {
+    pub(crate) async fn recv(&mut self) -> Option<ProcessSignal> {
         self.signals.recv().await
     }
 
     /// Send a message (a JSON value) over the IPC channel; false without one.
-    pub fn send_message(&self, message: &serde_json::Value) -> bool {
+    pub(crate) fn send_message(&self, message: &serde_json::Value) -> bool {
         match &self.ipc {
             Some(ipc) => ipc.send(format!("{message}\n")).is_ok(),
             None => false,

@@ -81,7 +81,7 @@ fn hub() -> MutexGuard<'static, Hub> {
 
 /// What a new process's `NOTIFY_SOCKET` is (with its `@`): the daemon's shared socket, bound
 /// (and given to the keeper) the first time.
-pub fn socket_name() -> std::io::Result<String> {
+pub(super) fn socket_name() -> std::io::Result<String> {
     let mut hub = hub();
     if let Some(name) = &hub.own {
         return Ok(format!("@{name}"));
@@ -102,7 +102,7 @@ pub fn socket_name() -> std::io::Result<String> {
 
 /// Read the shared sockets the daemon this one replaced handed over (its processes keep
 /// their names); the first becomes this daemon's own when it has none yet.
-pub fn adopt_shared(sockets: Vec<OwnedFd>) {
+pub(crate) fn adopt_shared(sockets: Vec<OwnedFd>) {
     let mut hub = hub();
     for socket in sockets {
         let name = kelpie_sys::abstract_name(socket.as_fd()).ok();
@@ -121,7 +121,7 @@ pub fn adopt_shared(sockets: Vec<OwnedFd>) {
 }
 
 /// Have the keeper hold the shared sockets it does not hold yet (those adopted before it ran).
-pub fn keep_in_keeper() {
+pub(crate) fn keep_in_keeper() {
     let mut hub = hub();
     for listened in &mut hub.sockets {
         if listened.owner.is_none() && listened.kept.is_none() {
@@ -132,7 +132,7 @@ pub fn keep_in_keeper() {
 }
 
 /// Second descriptors of the shared sockets, for `kelpie update`'s hand-off.
-pub fn shared_sockets() -> std::io::Result<Vec<OwnedFd>> {
+pub(crate) fn shared_sockets() -> std::io::Result<Vec<OwnedFd>> {
     hub()
         .sockets
         .iter()
@@ -143,7 +143,7 @@ pub fn shared_sockets() -> std::io::Result<Vec<OwnedFd>> {
 
 /// Process `pid`'s link from now on, until the returned registration is dropped; with its
 /// own `dedicated` socket (handed over by a daemon from before the shared one), read too.
-pub fn register(pid: u32, route: Route, dedicated: Option<Arc<OwnedFd>>) -> Registration {
+pub(super) fn register(pid: u32, route: Route, dedicated: Option<Arc<OwnedFd>>) -> Registration {
     let mut hub = hub();
     if let Some(socket) = dedicated {
         hub.add_dedicated(socket, pid);
@@ -171,7 +171,7 @@ pub fn register(pid: u32, route: Route, dedicated: Option<Arc<OwnedFd>>) -> Regi
 
 /// A process's place in the table: left when dropped.
 #[derive(Debug)]
-pub struct Registration {
+pub(super) struct Registration {
     pid: u32,
     /// Which registration of `pid` this is: a later one (the pid reused) is not removed.
     number: u64,

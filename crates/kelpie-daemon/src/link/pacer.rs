@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 /// How often paced channels are looked at.
-pub const PERIOD: Duration = Duration::from_millis(250);
+pub(super) const PERIOD: Duration = Duration::from_millis(250);
 
 /// The channels handed over, and whether the timer runs.
 struct Pacer {
@@ -33,7 +33,7 @@ struct Paced {
 }
 
 /// A channel handed over to the pacer, until dropped.
-pub struct PacedChannel<'a> {
+pub(super) struct PacedChannel<'a> {
     fd: BorrowedFd<'a>,
     token: u64,
     woken: Arc<Notify>,
@@ -41,7 +41,7 @@ pub struct PacedChannel<'a> {
 
 impl PacedChannel<'_> {
     /// Once the channel has something to read (or was closed), at the next period.
-    pub async fn readable(&self) {
+    pub(super) async fn readable(&self) {
         self.woken.notified().await;
     }
 }
@@ -71,7 +71,7 @@ fn pacer() -> Option<&'static Pacer> {
 
 /// Hand `fd` (a descriptor the event loop does not watch) over to the pacer. `None` if it
 /// cannot take it (the caller then keeps reading it itself). Must be called on the runtime.
-pub fn pace(fd: BorrowedFd<'_>) -> Option<PacedChannel<'_>> {
+pub(super) fn pace(fd: BorrowedFd<'_>) -> Option<PacedChannel<'_>> {
     let pacer = pacer()?;
     let woken = Arc::new(Notify::new());
     let mut state = pacer.state.lock().ok()?;

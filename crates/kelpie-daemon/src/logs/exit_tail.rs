@@ -25,19 +25,19 @@ struct Kept {
 }
 
 /// The reader's side: chunks go in; dropped when the reader ends, which tells the other side.
-pub struct TailWriter {
+pub(crate) struct TailWriter {
     kept: Arc<Mutex<Kept>>,
     _done: oneshot::Sender<()>,
 }
 
 /// The instance's side.
-pub struct TailReader {
+pub(crate) struct TailReader {
     kept: Arc<Mutex<Kept>>,
     done: oneshot::Receiver<()>,
 }
 
 /// A new, empty tail for one process's stderr.
-pub fn exit_tail() -> (TailWriter, TailReader) {
+pub(crate) fn exit_tail() -> (TailWriter, TailReader) {
     let kept = Arc::new(Mutex::new(Kept::default()));
     let (done_tx, done_rx) = oneshot::channel();
     (
@@ -54,7 +54,7 @@ pub fn exit_tail() -> (TailWriter, TailReader) {
 
 impl TailWriter {
     /// Keep `chunk`, dropping the oldest chunks the last lines no longer need.
-    pub fn push(&self, chunk: Arc<LogChunk>) {
+    pub(crate) fn push(&self, chunk: Arc<LogChunk>) {
         let Ok(mut kept) = self.kept.lock() else {
             return;
         };
@@ -81,7 +81,7 @@ impl TailWriter {
 impl TailReader {
     /// Wait until the reader has read the pipe to its end, at most `limit` (a process the app
     /// left running may hold the pipe open), then the lines, bounded for the exit's record.
-    pub async fn finish(self, limit: std::time::Duration) -> Vec<String> {
+    pub(crate) async fn finish(self, limit: std::time::Duration) -> Vec<String> {
         let _ = tokio::time::timeout(limit, self.done).await;
         let Ok(kept) = self.kept.lock() else {
             return Vec::new();

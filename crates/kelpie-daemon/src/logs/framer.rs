@@ -7,18 +7,18 @@
 //! by `\n`), the records reproduce the input exactly.
 
 /// Longest record. Longer lines are cut into pieces of this many bytes.
-pub const MAX_RECORD: usize = 64 * 1024;
+pub(super) const MAX_RECORD: usize = 64 * 1024;
 
 /// Records still waiting for their end: the start of a line whose `\n` has not arrived yet.
 #[derive(Debug, Default)]
-pub struct Framer {
+pub(super) struct Framer {
     partial: Vec<u8>,
 }
 
 impl Framer {
     /// Frame `chunk`, calling `emit(record, complete)` for each record it finishes, in order.
     /// `complete` is true when the record ended with a newline (which is not included).
-    pub fn push(&mut self, chunk: &[u8], emit: &mut impl FnMut(&[u8], bool)) {
+    pub(super) fn push(&mut self, chunk: &[u8], emit: &mut impl FnMut(&[u8], bool)) {
         let mut rest = chunk;
         while !rest.is_empty() {
             match memchr::memchr(b'\n', rest) {
@@ -44,13 +44,13 @@ impl Framer {
     }
 
     /// Whether part of a line is waiting for its end.
-    pub fn has_partial(&self) -> bool {
+    pub(super) fn has_partial(&self) -> bool {
         !self.partial.is_empty()
     }
 
     /// Emit the waiting part of a line as an incomplete record (the pipe closed, or the app has
     /// been quiet for a while after printing a prompt).
-    pub fn flush(&mut self, emit: &mut impl FnMut(&[u8], bool)) {
+    pub(super) fn flush(&mut self, emit: &mut impl FnMut(&[u8], bool)) {
         if !self.partial.is_empty() {
             emit(&self.partial, false);
             self.clear_partial();

@@ -23,7 +23,7 @@ mod exit_tail;
 mod files;
 mod format;
 mod framer;
-pub mod hub;
+pub(crate) mod hub;
 mod pipes;
 mod reader;
 mod ring;
@@ -32,12 +32,12 @@ mod routing;
 mod sink;
 mod writer;
 
-pub use ending::HandedPipe;
-pub use exit_tail::{exit_tail, TailReader, TailWriter};
-pub use rotation::RotationPolicy;
-pub use sink::SinkStatus;
+pub(crate) use ending::HandedPipe;
+pub(crate) use exit_tail::{exit_tail, TailReader, TailWriter};
+pub(crate) use rotation::RotationPolicy;
+pub(crate) use sink::SinkStatus;
 
-pub use format::LineFormat;
+pub(crate) use format::LineFormat;
 use hub::{AppLabel, Hub};
 use kelpie_core::AppSpec;
 use kelpie_proto::LogStream;
@@ -59,7 +59,7 @@ type Registry = Arc<Mutex<HashMap<PathBuf, Weak<Sink>>>>;
 const WRITER_ANSWER: Duration = Duration::from_secs(5);
 
 /// What the log thread, the writer and the daemon share.
-pub struct Shared {
+pub(crate) struct Shared {
     writer: mpsc::Sender<WriterMsg>,
     hub: Mutex<Hub>,
     /// Capacity of the enlarged pipes now open.
@@ -73,7 +73,7 @@ pub struct Shared {
 
 /// Handle on the pipeline; cheap to clone.
 #[derive(Clone)]
-pub struct LogService {
+pub(crate) struct LogService {
     shared: Arc<Shared>,
     registry: Registry,
     runtime: tokio::runtime::Handle,
@@ -84,7 +84,7 @@ pub struct LogService {
 }
 
 /// Where an instance's output goes, for the life of one process.
-pub struct Route {
+pub(crate) struct Route {
     pm_id: u32,
     instance: u32,
     app: Arc<AppLabel>,
@@ -104,7 +104,7 @@ impl Route {
 
 /// An instance's log files; `None` = discarded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogFiles {
+pub(crate) struct LogFiles {
     /// stdout's file.
     pub out: Option<PathBuf>,
     /// stderr's file.
@@ -115,7 +115,7 @@ pub struct LogFiles {
 
 /// Tells an instance when a line of a process's output matches its app's `ready_pattern`.
 /// Checked on complete lines only, until the first match.
-pub struct LineWatch {
+pub(crate) struct LineWatch {
     /// The pattern.
     pub pattern: Arc<regex::bytes::Regex>,
     /// Where the match is reported.
@@ -124,7 +124,7 @@ pub struct LineWatch {
 
 impl LogService {
     /// Start the log thread, the writer and the archiver.
-    pub fn start(defaults: RotationPolicy) -> std::io::Result<LogService> {
+    pub(crate) fn start(defaults: RotationPolicy) -> std::io::Result<LogService> {
         let registry = Registry::default();
         let archiver = rotation::start_archiver()?;
         let writer = writer::start(registry.clone(), archiver, defaults)?;
@@ -166,7 +166,7 @@ impl LogService {
     }
 
     /// This service, writing no file: output only reaches the hub. Call before cloning it.
-    pub fn without_files(self) -> LogService {
+    pub(crate) fn without_files(self) -> LogService {
         LogService {
             files: false,
             ..self
@@ -174,36 +174,36 @@ impl LogService {
     }
 
     /// The daemon's stderr is its log file `path`: rotate it like the apps' logs.
-    pub fn rotate_daemon_log(&self, path: PathBuf) {
+    pub(crate) fn rotate_daemon_log(&self, path: PathBuf) {
         let _ = self.shared.writer.send(WriterMsg::DaemonLog(path));
     }
 
     /// Replace the daemon-wide rotation defaults, for every file from now on.
-    pub fn set_defaults(&self, defaults: RotationPolicy) {
+    pub(crate) fn set_defaults(&self, defaults: RotationPolicy) {
         *lock(&self.defaults) = defaults;
         let _ = self.shared.writer.send(WriterMsg::Defaults(defaults));
     }
 
     /// The hub of recent lines and followers, locked (never hold it across an await).
-    pub fn lock_hub(&self) -> std::sync::MutexGuard<'_, Hub> {
+    pub(crate) fn lock_hub(&self) -> std::sync::MutexGuard<'_, Hub> {
         lock(&self.shared.hub)
     }
 
     /// An instance was deleted: forget its recent lines.
-    pub fn forget(&self, pm_id: u32) {
+    pub(crate) fn forget(&self, pm_id: u32) {
         lock(&self.shared.hub).forget(pm_id);
     }
 
     /// A new instance takes `pm_id`: the recent lines kept under that id are now its own (late
     /// lines of a deleted instance that had the id are no longer kept).
-    pub fn claim(&self, pm_id: u32, spec: &AppSpec) {
+    pub(crate) fn claim(&self, pm_id: u32, spec: &AppSpec) {
         lock(&self.shared.hub).claim(pm_id, &spec.name, &spec.namespace);
     }
 }
 
 /// The last `n` lines among the first `limit` bytes of a file, each cut into pieces of at most
 /// the line cap (blocking: call on the blocking pool).
-pub fn file_tail(path: &Path, n: usize, limit: Option<u64>) -> Vec<Vec<u8>> {
+pub(crate) fn file_tail(path: &Path, n: usize, limit: Option<u64>) -> Vec<Vec<u8>> {
     kelpie_view::tail::last_lines(path, n, limit)
         .into_iter()
         .flat_map(|line| {

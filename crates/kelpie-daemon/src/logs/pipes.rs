@@ -19,7 +19,7 @@ const BIG_PIPE: usize = 1024 * 1024;
 const BIG_PIPE_BUDGET: usize = 32 * 1024 * 1024;
 
 /// Counts a reader while it runs.
-pub struct ReaderGuard(Arc<Shared>);
+pub(super) struct ReaderGuard(Arc<Shared>);
 
 impl Drop for ReaderGuard {
     fn drop(&mut self) {
@@ -28,7 +28,7 @@ impl Drop for ReaderGuard {
 }
 
 /// An enlarged pipe's share of the budget, given back when its reader ends.
-pub struct BigPipe {
+pub(super) struct BigPipe {
     shared: Arc<Shared>,
     bytes: usize,
 }
@@ -43,7 +43,7 @@ impl Drop for BigPipe {
 
 impl LogService {
     /// Read `fd` (a process's `stream`) on the log thread until it closes.
-    pub fn attach(
+    pub(crate) fn attach(
         &self,
         route: Arc<Route>,
         stream: LogStream,
@@ -57,7 +57,12 @@ impl LogService {
 
     /// Read a pipe handed over by an earlier daemon (or by its keeper), after what was read
     /// from it meanwhile.
-    pub fn attach_handed(&self, route: Arc<Route>, pipe: HandedPipe, tail: Option<TailWriter>) {
+    pub(crate) fn attach_handed(
+        &self,
+        route: Arc<Route>,
+        pipe: HandedPipe,
+        tail: Option<TailWriter>,
+    ) {
         let fd = match pipe.fd {
             Some(fd) => fd,
             // It had reached its end: only the backlog is left, then an end-of-file.

@@ -68,7 +68,7 @@ enum Outcome {
 }
 
 /// A pipe to read, and what was read from it before (by a keeper while no daemon ran).
-pub struct Pipe {
+pub(super) struct Pipe {
     /// Its read end.
     pub fd: OwnedFd,
     /// Which stream of its process it is.
@@ -85,7 +85,7 @@ pub struct Pipe {
 /// it is taken out again and output is left to gather for [`GATHER`] before being read: with the
 /// pipe registered, every line an app writes would wake the thread (edge-triggered epoll
 /// signals each write), and an app printing line by line would cost a wake-up per line.
-pub async fn read_pipe(
+pub(super) async fn read_pipe(
     pipe: Pipe,
     route: Arc<Route>,
     shared: Arc<Shared>,

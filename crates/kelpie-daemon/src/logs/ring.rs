@@ -12,9 +12,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// Lines kept per instance.
-pub const RING_LINES: usize = 500;
+pub(super) const RING_LINES: usize = 500;
 /// Bytes kept per instance (lines, their date prefixes and their records).
-pub const RING_BYTES: usize = 128 * 1024;
+pub(super) const RING_BYTES: usize = 128 * 1024;
 
 /// One line kept: where its bytes are is the sum of the lengths after it.
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +33,7 @@ const RECORD_BYTES: usize = std::mem::size_of::<Kept>();
 
 /// The last lines of one instance, bounded by [`RING_LINES`] and [`RING_BYTES`].
 #[derive(Default)]
-pub struct Ring {
+pub(super) struct Ring {
     kept: VecDeque<Kept>,
     bytes: VecDeque<u8>,
     /// The app the lines are of (the latest label seen).
@@ -43,7 +43,7 @@ pub struct Ring {
 
 impl Ring {
     /// An empty ring for instance `pm_id`.
-    pub fn new(pm_id: u32) -> Ring {
+    pub(super) fn new(pm_id: u32) -> Ring {
         Ring {
             pm_id,
             ..Ring::default()
@@ -52,12 +52,12 @@ impl Ring {
 
     /// Lines kept.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.kept.len()
     }
 
     /// Keep the lines of `chunk`, dropping the oldest beyond the bounds.
-    pub fn push(&mut self, chunk: &LogChunk) {
+    pub(super) fn push(&mut self, chunk: &LogChunk) {
         let prefix = chunk.prefix.as_deref().unwrap_or_default();
         let prefix = &prefix[..prefix.len().min(usize::from(u16::MAX))];
         // Of a big chunk (a flood), only the lines the ring can keep are copied.
@@ -88,13 +88,13 @@ impl Ring {
     }
 
     /// Forget every line.
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.kept.clear();
         self.bytes.clear();
     }
 
     /// Lines from newest to oldest, copied out.
-    pub fn newest_first(&self) -> impl Iterator<Item = LogLine> + '_ {
+    pub(super) fn newest_first(&self) -> impl Iterator<Item = LogLine> + '_ {
         let mut end = self.bytes.len();
         self.kept.iter().rev().filter_map(move |kept| {
             let start = end - kept.len as usize;
@@ -119,7 +119,7 @@ impl Ring {
 
     /// Bytes of memory the kept lines take (their buffers' capacity).
     #[cfg(test)]
-    pub fn memory(&self) -> usize {
+    pub(crate) fn memory(&self) -> usize {
         self.bytes.capacity() + self.kept.capacity() * RECORD_BYTES
     }
 }

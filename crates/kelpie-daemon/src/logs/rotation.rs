@@ -16,11 +16,11 @@ const GZIP_LEVEL: u32 = 1;
 
 /// When one log file rotates and what is kept: an app's settings over `kelpie.toml`'s over the
 /// built-in defaults (10 MiB, daily at local midnight, 10 files kept, gzip).
-pub type RotationPolicy = kelpie_config::LogDefaults;
+pub(crate) type RotationPolicy = kelpie_config::LogDefaults;
 
 /// The period (of `interval_ms`, counted in local time) that `unix_ms` falls in; a file rotates
 /// by time when the period changes. Always 0 when rotation by time is off.
-pub fn period_of(policy: &RotationPolicy, unix_ms: i64, utc_offset_secs: i32) -> i64 {
+pub(super) fn period_of(policy: &RotationPolicy, unix_ms: i64, utc_offset_secs: i32) -> i64 {
     if policy.interval_ms == 0 {
         return 0;
     }
@@ -70,7 +70,7 @@ impl<'a> LogName<'a> {
 /// or with `_001`, `_002`... after the time when that second already has rotated files (always
 /// above the highest number in use, even after older ones were pruned). Sorting the names sorts
 /// the files oldest first (up to 999 rotations in one second).
-pub fn rotated_path(path: &Path, unix_ms: i64, utc_offset_secs: i32) -> PathBuf {
+pub(super) fn rotated_path(path: &Path, unix_ms: i64, utc_offset_secs: i32) -> PathBuf {
     let name = LogName::of(path);
     let stamp = DateFormat::parse("YYYY-MM-DD_HH-mm-ss").format(unix_ms, utc_offset_secs);
     let same_second = format!("{}__{stamp}", name.stem);
@@ -103,7 +103,7 @@ pub fn rotated_path(path: &Path, unix_ms: i64, utc_offset_secs: i32) -> PathBuf 
 }
 
 /// The rotated files of `path`, oldest first.
-pub fn archives(path: &Path) -> Vec<PathBuf> {
+pub(super) fn archives(path: &Path) -> Vec<PathBuf> {
     let name = LogName::of(path);
     let Ok(entries) = std::fs::read_dir(name.dir) else {
         return Vec::new();
@@ -118,7 +118,7 @@ pub fn archives(path: &Path) -> Vec<PathBuf> {
 }
 
 /// Work for the archiver thread.
-pub struct ArchiveJob {
+pub(super) struct ArchiveJob {
     /// The live file's path (names its archives).
     pub live: PathBuf,
     /// The file just rotated.
@@ -128,7 +128,7 @@ pub struct ArchiveJob {
 }
 
 /// Start the thread that compresses rotated files and prunes old ones, off the writer's path.
-pub fn start_archiver() -> std::io::Result<mpsc::Sender<ArchiveJob>> {
+pub(super) fn start_archiver() -> std::io::Result<mpsc::Sender<ArchiveJob>> {
     let (tx, rx) = mpsc::channel::<ArchiveJob>();
     std::thread::Builder::new()
         .name("kelpie-archiver".into())

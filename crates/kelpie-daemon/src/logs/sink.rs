@@ -13,36 +13,36 @@ use std::time::{Duration, Instant};
 
 /// Bytes a file may have waiting for the writer before its readers stop reading their pipes
 /// (backpressure) until the writer takes them.
-pub const MAX_PENDING: usize = 4 * 1024 * 1024;
+pub(super) const MAX_PENDING: usize = 4 * 1024 * 1024;
 /// Bytes a file may have waiting at all. Readers check [`MAX_PENDING`] before each read, so
 /// a healthy file only passes it by what one read of each of its readers formats to; this
 /// bound is for a file that fails or makes no progress, whose readers no longer wait: beyond
 /// it, lines are dropped at a line boundary and counted.
-pub const MAX_PENDING_HARD: usize = 4 * MAX_PENDING;
+pub(super) const MAX_PENDING_HARD: usize = 4 * MAX_PENDING;
 /// A reader waiting for room looks at the writer's progress this often.
-pub const PROGRESS_CHECK: Duration = Duration::from_millis(250);
+pub(super) const PROGRESS_CHECK: Duration = Duration::from_millis(250);
 /// Checks in a row without progress after which a file is taken as stuck (a hung disk, a FIFO
 /// nobody reads): its readers stop waiting and drop its lines, so an app is never blocked
 /// forever by its log. Counted in checks rather than by the clock, so a daemon that was
 /// itself stopped (SIGSTOP) does not take its own pause for the writer's.
-pub const STALL_CHECKS: u32 = 20;
+pub(super) const STALL_CHECKS: u32 = 20;
 
 /// Lock a mutex even if a panicking thread poisoned it: the data (buffers, counters) stays
 /// usable, and a log pipeline that stops working is worse than one that loses a line.
-pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Formatted bytes waiting to be written.
 #[derive(Debug, Default)]
-pub struct Pending {
+pub(super) struct Pending {
     /// The bytes, whole lines except for an unfinished raw record.
     pub bytes: Vec<u8>,
 }
 
 /// The writer's side of a file: only the writer thread touches it.
 #[derive(Debug, Default)]
-pub struct FileSlot {
+pub(super) struct FileSlot {
     /// The open file, `None` until opened or after opening failed.
     pub file: Option<File>,
     /// Bytes in the file (as far as we wrote them).
@@ -68,7 +68,7 @@ pub struct FileSlot {
 
 /// A log file.
 #[derive(Debug)]
-pub struct Sink {
+pub(super) struct Sink {
     path: PathBuf,
     /// Set while a "please write me" message is queued for the writer, so readers send one
     /// message per batch, not one per chunk.
@@ -96,7 +96,7 @@ pub struct Sink {
 
 /// Whether a reader may go on reading into a sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Room {
+pub(super) enum Room {
     /// Under the bound, or the file fails (its lines are dropped anyway): read.
     Free,
     /// The writer is behind: wait for [`Sink::drained`], then ask again.
@@ -105,7 +105,7 @@ pub enum Room {
 
 /// What `describe` shows about a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SinkStatus {
+pub(crate) struct SinkStatus {
     /// Lines that never reached the file (writer behind, disk full, file unwritable).
     pub dropped_lines: u64,
     /// The current problem writing it, if any.
@@ -114,7 +114,7 @@ pub struct SinkStatus {
 
 impl Sink {
     /// A sink for `path`, nothing opened yet.
-    pub fn new(path: PathBuf, policy: RotationPolicy) -> Sink {
+    pub(super) fn new(path: PathBuf, policy: RotationPolicy) -> Sink {
         Sink {
             path,
             queued: AtomicBool::new(false),
@@ -131,14 +131,14 @@ impl Sink {
     }
 
     /// The file's path.
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Whether a reader may read more for this file: only a file that is writable and behind
     /// makes its readers wait. One that fails (an error is shown) or is stuck (no progress
     /// for [`STALL_CHECKS`] checks) has its lines dropped instead, as before backpressure.
-    pub fn room(&self) -> Room {
+    pub(super) fn room(&self) -> Room {
         if lock(&self.pending).bytes.len() < MAX_PENDING
             || lock(&self.error).is_some()
             || self.stuck_at.load(Ordering::Acquire) == self.progress()
@@ -151,18 +151,18 @@ impl Sink {
 
     /// Resolves when the writer has taken, written or dropped something of this file. Create
     /// it before calling [`Sink::room`] and poll it after, or a wake-up in between is lost.
-    pub fn drained(&self) -> tokio::sync::futures::Notified<'_> {
+    pub(super) fn drained(&self) -> tokio::sync::futures::Notified<'_> {
         self.drained.notified()
     }
 
     /// The writer's progress count on this file.
-    pub fn progress(&self) -> u64 {
+    pub(super) fn progress(&self) -> u64 {
         self.progress.load(Ordering::Acquire)
     }
 
     /// The writer took, wrote or dropped bytes: wake the readers waiting for room. `moved`:
     /// bytes reached the file or were dropped (taking alone is not progress).
-    pub fn note_drained(&self, moved: bool) {
+    pub(super) fn note_drained(&self, moved: bool) {
         if moved {
             self.progress.fetch_add(1, Ordering::AcqRel);
         }
@@ -171,7 +171,7 @@ impl Sink {
 
     /// The readers waited [`STALL_CHECKS`] checks and the writer made no progress on this
     /// file since `seen`: drop its lines (counted) until it moves again, and say so once.
-    pub fn give_up_waiting(&self, seen: u64) {
+    pub(super) fn give_up_waiting(&self, seen: u64) {
         if self.stuck_at.swap(seen, Ordering::AcqRel) == seen {
             return;
         }
@@ -188,7 +188,7 @@ impl Sink {
     /// Queue formatted bytes. Whatever does not fit under [`MAX_PENDING_HARD`] is dropped at a
     /// line boundary and counted. Returns true when the writer must be told (nothing queued
     /// yet).
-    pub fn append(&self, bytes: &[u8]) -> bool {
+    pub(super) fn append(&self, bytes: &[u8]) -> bool {
         if bytes.is_empty() {
             return false;
         }
@@ -209,7 +209,7 @@ impl Sink {
     }
 
     /// Count the lines in `bytes` as dropped.
-    pub fn count_dropped(&self, bytes: &[u8]) -> u64 {
+    pub(super) fn count_dropped(&self, bytes: &[u8]) -> u64 {
         let lines = count_lines(bytes);
         self.dropped_lines.fetch_add(lines, Ordering::Relaxed);
         lines
@@ -217,14 +217,14 @@ impl Sink {
 
     /// Take everything pending. The buffer left behind starts empty (no capacity), so an idle
     /// file holds no memory after a burst.
-    pub fn take_pending(&self) -> Vec<u8> {
+    pub(super) fn take_pending(&self) -> Vec<u8> {
         self.queued.store(false, Ordering::Release);
         std::mem::take(&mut lock(&self.pending).bytes)
     }
 
     /// Put back at the head of the pending bytes what the file did not take yet (a FIFO or
     /// pipe that is full): written first at the next attempt.
-    pub fn put_back(&self, rest: &[u8]) {
+    pub(super) fn put_back(&self, rest: &[u8]) {
         if rest.is_empty() {
             return;
         }
@@ -233,17 +233,17 @@ impl Sink {
     }
 
     /// Forget everything pending (flush).
-    pub fn discard_pending(&self) {
+    pub(super) fn discard_pending(&self) {
         lock(&self.pending).bytes.clear();
     }
 
     /// Record the current write problem (`None`: writing works).
-    pub fn set_error(&self, error: Option<String>) {
+    pub(super) fn set_error(&self, error: Option<String>) {
         *lock(&self.error) = error;
     }
 
     /// Dropped lines and current problem.
-    pub fn status(&self) -> SinkStatus {
+    pub(super) fn status(&self) -> SinkStatus {
         SinkStatus {
             dropped_lines: self.dropped_lines.load(Ordering::Relaxed),
             error: lock(&self.error).clone(),
@@ -252,7 +252,7 @@ impl Sink {
 }
 
 /// Lines in `bytes`: its newlines, plus one for an unfinished last line.
-pub fn count_lines(bytes: &[u8]) -> u64 {
+pub(super) fn count_lines(bytes: &[u8]) -> u64 {
     let newlines = memchr::memchr_iter(b'\n', bytes).count() as u64;
     newlines + u64::from(bytes.last().is_some_and(|&b| b != b'\n'))
 }

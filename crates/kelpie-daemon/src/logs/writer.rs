@@ -34,7 +34,7 @@ const TICK: Duration = Duration::from_secs(1);
 const RETRY_FULL: Duration = Duration::from_millis(5);
 
 /// A request to the writer thread.
-pub enum WriterMsg {
+pub(super) enum WriterMsg {
     /// This file has pending bytes (or must be created).
     Write(Arc<Sink>),
     /// Empty these files (`flush`).
@@ -54,7 +54,7 @@ pub enum WriterMsg {
 }
 
 /// Start the writer thread.
-pub fn start(
+pub(super) fn start(
     registry: Registry,
     archiver: mpsc::Sender<ArchiveJob>,
     defaults: RotationPolicy,

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 /// What a process's cgroup says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CgroupReading {
+pub(super) struct CgroupReading {
     /// `memory.current` (the memory controller).
     pub memory_bytes: u64,
     /// `cpu.stat`'s `usage_usec`.

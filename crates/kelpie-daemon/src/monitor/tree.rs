@@ -11,7 +11,7 @@ use std::time::Instant;
 /// Turns cgroup readings and scans of `/proc` into per-tree readings; remembers CPU times, so
 /// CPU is the use since the previous reading.
 #[derive(Default)]
-pub struct TreeSampler {
+pub(super) struct TreeSampler {
     /// CPU ticks of each process (pid → its start time, its ticks) at the previous reading.
     ticks: IdMap<u32, (u64, u64)>,
     /// CPU microseconds of each instance's cgroup (pm_id, main pid) at the previous reading.
@@ -26,7 +26,7 @@ impl TreeSampler {
     /// Sum every target's tree from `processes` (read at `now`, when the system had been up
     /// `uptime_ticks`): the main process and the processes `members` lists for it (found by
     /// [`Members`]), each counted once. `idle` targets keep their last reading, with no CPU.
-    pub fn sample(
+    pub(super) fn sample(
         &mut self,
         targets: &[Target],
         cgroups: &IdMap<u32, CgroupReading>,
@@ -146,11 +146,11 @@ impl TreeSampler {
 
     /// Nothing to sample: forget the previous scan.
     /// Nothing ran since the last reading: the next one's CPU counts from `now`.
-    pub fn nothing_ran_until(&mut self, now: Instant) {
+    pub(super) fn nothing_ran_until(&mut self, now: Instant) {
         self.last_scan = Some(now);
     }
 
-    pub fn forget(&mut self) {
+    pub(super) fn forget(&mut self) {
         self.ticks.clear();
         self.cgroup_usec.clear();
         self.last_scan = None;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 /// Why a write of the persister failed. Cheap to clone: one state write answers every
 /// command that waited for it.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum WriteError {
+pub(crate) enum WriteError {
     /// The file could not be written (the home removed, read-only, full).
     #[error("cannot write {path}: {cause}")]
     Io {

@@ -42,7 +42,7 @@ pub struct ForegroundOptions {
 }
 
 /// What the supervisor is started with in the foreground.
-pub struct ForegroundSetup {
+pub(crate) struct ForegroundSetup {
     /// The apps to run.
     pub apps: Vec<AppSpec>,
     /// How.

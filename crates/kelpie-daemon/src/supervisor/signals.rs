@@ -8,7 +8,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// A signal the daemon acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DaemonSignal {
+pub(super) enum DaemonSignal {
     /// SIGTERM: stop every app and exit, keeping the list.
     Term,
     /// SIGINT: as SIGTERM.
@@ -23,7 +23,7 @@ pub enum DaemonSignal {
 
 impl DaemonSignal {
     /// Its name, for the log.
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             DaemonSignal::Term => "SIGTERM",
             DaemonSignal::Int => "SIGINT",
@@ -35,7 +35,7 @@ impl DaemonSignal {
 }
 
 /// Where the supervisor's signals come from.
-pub enum Signals {
+pub(super) enum Signals {
     /// The process's own.
     System(SystemSignals),
     /// Sent by an in-process test.
@@ -44,7 +44,7 @@ pub enum Signals {
 }
 
 /// tokio's handler of each signal the daemon acts on.
-pub struct SystemSignals {
+pub(super) struct SystemSignals {
     term: Signal,
     int: Signal,
     hup: Signal,
@@ -56,7 +56,7 @@ impl Signals {
     /// Handle the daemon's signals from now on, then let through those that a program started
     /// by `kelpie update` finds blocked (see `update.rs`): sent meanwhile, they are delivered
     /// now.
-    pub fn install(home: &Home) -> Result<Signals, DaemonError> {
+    pub(super) fn install(home: &Home) -> Result<Signals, DaemonError> {
         let install = |kind| {
             signal(kind)
                 .map_err(|source| DaemonError::io("cannot handle signals in", home.root(), source))
@@ -74,7 +74,7 @@ impl Signals {
 
     /// The next signal; a stop first when several are pending (SIGTERM, SIGINT, SIGHUP,
     /// SIGUSR2, then SIGUSR1). `None` once none can come any more.
-    pub async fn recv(&mut self) -> Option<DaemonSignal> {
+    pub(super) async fn recv(&mut self) -> Option<DaemonSignal> {
         match self {
             Signals::System(signals) => {
                 let SystemSignals {
@@ -100,7 +100,7 @@ impl Signals {
     }
 
     /// A SIGTERM or SIGINT received and not handled yet (taken), without waiting.
-    pub fn stop_pending(&mut self) -> Option<&'static str> {
+    pub(super) fn stop_pending(&mut self) -> Option<&'static str> {
         match self {
             Signals::System(signals) => {
                 let mut context = std::task::Context::from_waker(std::task::Waker::noop());

@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 /// Set up the home, serve it, and supervise until told to exit. With `foreground`
 /// (`kelpie runtime`): start these apps, hand their output over, reap orphans, and exit once
 /// they have all ended. Returns the code to exit with.
-pub async fn run(
+pub(crate) async fn run(
     home: Home,
     options: crate::DaemonOptions,
     foreground: Option<ForegroundSetup>,

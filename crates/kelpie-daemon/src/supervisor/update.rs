@@ -44,7 +44,7 @@ pub(super) enum NotNow {
 }
 mod take;
 
-pub use resumed::Resumed;
+pub(super) use resumed::Resumed;
 
 use super::Supervisor;
 use crate::logs::HandedPipe;
@@ -106,7 +106,7 @@ impl Updating {
 /// process group that a daemon killed with -9 left running (to stop first), or what this
 /// daemon's previous program handed over (to go on with).
 #[derive(Default)]
-pub struct Inherited {
+pub(super) struct Inherited {
     /// A process group left by a daemon that died.
     pub orphan_group: Option<u32>,
     /// Its running process, handed over.

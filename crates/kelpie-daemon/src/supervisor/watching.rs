@@ -19,7 +19,7 @@ const EDITOR_FILES: &[&str] = &["*.swp", "*.swx", "*~", "4913", ".#*"];
 
 /// What an app's watch was set up from: other settings (a new spec, new instances with their
 /// own log files) need a new watch.
-pub type WatchKey = WatchSettings;
+pub(super) type WatchKey = WatchSettings;
 
 /// One app's watch.
 pub(super) enum Watching {

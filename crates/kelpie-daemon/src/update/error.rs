@@ -5,7 +5,7 @@ use std::io;
 
 /// Why the hand-off file cannot be used; the new program then starts as a new daemon.
 #[derive(Debug, thiserror::Error)]
-pub enum HandoffError {
+pub(crate) enum HandoffError {
     /// It cannot be read.
     #[error("cannot read {path}: {cause}")]
     Read {
@@ -47,7 +47,7 @@ pub enum HandoffError {
 
 /// Why the program `kelpie update` asked for is not run.
 #[derive(Debug, thiserror::Error)]
-pub enum ProgramError {
+pub(crate) enum ProgramError {
     /// The work ended without its result (see [`crate::tasks::Interrupted`]).
     #[error(transparent)]
     Interrupted(#[from] crate::tasks::Interrupted),

@@ -4,7 +4,7 @@ use std::io;
 
 /// Why a watch could not be set up.
 #[derive(Debug, thiserror::Error)]
-pub enum WatchError {
+pub(crate) enum WatchError {
     /// The work ended without its result (see [`crate::tasks::Interrupted`]).
     #[error(transparent)]
     Interrupted(#[from] crate::tasks::Interrupted),

@@ -75,7 +75,7 @@ mod error;
 mod rules;
 mod table;
 
-pub use error::WatchError;
+pub(crate) use error::WatchError;
 
 use table::{Table, Watcher};
 
@@ -95,7 +95,7 @@ const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// What to watch for one app.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WatchSettings {
+pub(crate) struct WatchSettings {
     /// Absolute files or directories (directories with everything under them). A relative path
     /// is taken from `cwd`.
     pub paths: Vec<PathBuf>,
@@ -112,7 +112,7 @@ pub struct WatchSettings {
 
 /// One burst of changes: sent when it is over (see the module's documentation).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WatchBurst {
+pub(crate) struct WatchBurst {
     /// The path of the burst's first change.
     pub first_path: PathBuf,
     /// How many changes the burst had (a lower bound: the kernel merges repeated events).
@@ -122,13 +122,13 @@ pub struct WatchBurst {
 /// Handle on the daemon's file watching thread; cheap to clone. The thread ends when the last
 /// handle (service or [`WatchHandle`]) is dropped.
 #[derive(Clone)]
-pub struct WatchService {
+pub(crate) struct WatchService {
     link: Arc<Link>,
 }
 
 /// One app's watch: dropping it stops watching (its inotify watches are removed unless another
 /// app uses them) and closes its channel of bursts.
-pub struct WatchHandle {
+pub(crate) struct WatchHandle {
     id: u64,
     link: Arc<Link>,
 }
@@ -180,7 +180,7 @@ enum Command {
 
 impl WatchService {
     /// Create the inotify instance and start the thread.
-    pub fn start() -> io::Result<WatchService> {
+    pub(crate) fn start() -> io::Result<WatchService> {
         let inotify = Inotify::init().map_err(|e| {
             if e.raw_os_error() == Some(EMFILE) {
                 io::Error::new(
@@ -213,7 +213,7 @@ impl WatchService {
     ///
     /// Errors (nothing is left watched): no path, a path that does not exist or cannot be
     /// watched, a `never` path, an invalid glob, the inotify watch limit.
-    pub fn watch(
+    pub(crate) fn watch(
         &self,
         settings: WatchSettings,
         changes: UnboundedSender<WatchBurst>,

@@ -33,7 +33,7 @@ const OPENAPI: &str = include_str!("../../assets/web/openapi.json");
 type HttpResponse = hyper::Response<Body>;
 
 /// Answer one request.
-pub async fn handle(shared: &Arc<Shared>, request: HttpRequest<Incoming>) -> HttpResponse {
+pub(super) async fn handle(shared: &Arc<Shared>, request: HttpRequest<Incoming>) -> HttpResponse {
     let path = request.uri().path().to_string();
     if let Some(refused) = check_host(shared, &request) {
         return refused;

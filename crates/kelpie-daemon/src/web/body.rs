@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 
 /// A response body.
-pub enum Body {
+pub(super) enum Body {
     /// All of it (taken once sent).
     Full(Option<Bytes>),
     /// Chunks as they come from the task that writes them; the body ends when every sender
@@ -21,7 +21,7 @@ pub enum Body {
 
 impl Body {
     /// A whole body.
-    pub fn full(bytes: Bytes) -> Body {
+    pub(super) fn full(bytes: Bytes) -> Body {
         Body::Full(Some(bytes))
     }
 }

@@ -17,7 +17,7 @@ use text::{number, Family};
 use tokio::sync::oneshot;
 
 /// Answer a scrape.
-pub async fn serve(shared: &Shared) -> hyper::Response<Body> {
+pub(super) async fn serve(shared: &Shared) -> hyper::Response<Body> {
     let (tx, rx) = oneshot::channel();
     if shared
         .commands
@@ -61,7 +61,7 @@ pub async fn serve(shared: &Shared) -> hyper::Response<Body> {
 }
 
 /// The daemon's own use.
-pub struct DaemonSample {
+pub(super) struct DaemonSample {
     /// CPU time used (seconds), when /proc could be read.
     pub cpu_seconds: Option<f64>,
     /// Resident memory (bytes), when /proc could be read.
@@ -75,7 +75,7 @@ pub struct DaemonSample {
 type Named<'a> = (&'a InstanceMetrics, [(&'static str, &'a str); 3]);
 
 /// The whole exposition.
-pub fn render(
+pub(super) fn render(
     instances: &[InstanceMetrics],
     lines: &HashMap<u32, (u64, u64)>,
     daemon: &DaemonSample,

@@ -40,7 +40,7 @@ enum ControlMsg {
 
 /// The handle on the web server's controller task, which ends with it (and with the task, the
 /// server and its connections).
-pub struct WebControl {
+pub(crate) struct WebControl {
     tx: mpsc::UnboundedSender<ControlMsg>,
     _controller: crate::tasks::Owned<()>,
 }
@@ -97,7 +97,7 @@ impl Running {
 
 impl WebControl {
     /// Start the controller (serving nothing yet).
-    pub fn start(home: Home, daemon: crate::server::Services) -> WebControl {
+    pub(crate) fn start(home: Home, daemon: crate::server::Services) -> WebControl {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let controller = crate::tasks::spawn(async move {
             let mut running: Option<Running> = None;
@@ -151,12 +151,12 @@ impl WebControl {
     }
 
     /// Serve what `[web]` says (a failure is written to the daemon's log).
-    pub fn serve_at_start(&self, settings: WebSettings) {
+    pub(crate) fn serve_at_start(&self, settings: WebSettings) {
         let _ = self.tx.send(ControlMsg::AtStart(settings));
     }
 
     /// `kelpie web`: (re)start or stop serving, then answer.
-    pub fn apply(&self, request: WebRequest, reply: oneshot::Sender<Reply>) {
+    pub(crate) fn apply(&self, request: WebRequest, reply: oneshot::Sender<Reply>) {
         if let Err(mpsc::error::SendError(ControlMsg::Apply(_, reply))) =
             self.tx.send(ControlMsg::Apply(request, reply))
         {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 /// Every `.rs` file under `dir`.
-pub fn rust_files(dir: &Path, into: &mut Vec<PathBuf>) {
+pub(crate) fn rust_files(dir: &Path, into: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read src") {
         let path = entry.expect("entry").path();
         if path.is_dir() {
@@ -21,7 +21,7 @@ pub fn rust_files(dir: &Path, into: &mut Vec<PathBuf>) {
 /// `#[cfg(test)]` item is left out, and only it: a test-only variant or import near the top
 /// must not hide the rest of the file; a `#[cfg(test)] mod` ends what is read (test modules
 /// come last, and their string literals need not balance braces).
-pub fn code_of(text: &str) -> String {
+pub(crate) fn code_of(text: &str) -> String {
     const TEST_ONLY: &str = "#[cfg(test)]";
     let mut code = String::new();
     let mut rest = text;
@@ -78,7 +78,7 @@ fn after_item(item: &str) -> &str {
 
 /// The library files under `src`: every `.rs` file but those that only tests compile (a
 /// module declared `#[cfg(test)] mod name;`, a `tests` module's file or directory).
-pub fn library_files(src: &Path) -> Vec<PathBuf> {
+pub(crate) fn library_files(src: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     rust_files(src, &mut files);
     let mut test_only: Vec<PathBuf> = Vec::new();
@@ -123,7 +123,7 @@ fn module_dir(file: &Path) -> PathBuf {
 
 /// How many `Result<T, String>` `code` has: results whose error is a bare string (`Result<
 /// BTreeMap<String, String>, E>` is not one).
-pub fn string_results(code: &str) -> usize {
+pub(crate) fn string_results(code: &str) -> usize {
     let mut count = 0;
     for (at, _) in code.match_indices("Result<") {
         if code[..at]

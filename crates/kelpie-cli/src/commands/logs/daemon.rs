@@ -17,7 +17,7 @@ const POLL: Duration = Duration::from_millis(250);
 /// Print the last `lines` lines of the daemon log (read as the daemon reads the apps' files
 /// back) under PM2's header for a file (`<path> last 15 lines:`), and a blank line after them
 /// (nothing for none); where they ended (the file's identity and size), for [`follow`].
-pub fn print_tail(path: &Path, lines: usize, color: bool) -> Option<(u64, u64)> {
+pub(super) fn print_tail(path: &Path, lines: usize, color: bool) -> Option<(u64, u64)> {
     let meta = std::fs::metadata(path).ok()?;
     if lines == 0 {
         return Some((meta.ino(), meta.len()));
@@ -37,7 +37,7 @@ pub fn print_tail(path: &Path, lines: usize, color: bool) -> Option<(u64, u64)> 
 
 /// Print the lines added to the daemon log from `from` (identity, size) on, every [`POLL`], on
 /// a thread of its own, until the process ends.
-pub fn follow(path: PathBuf, from: Option<(u64, u64)>, color: bool) {
+pub(super) fn follow(path: PathBuf, from: Option<(u64, u64)>, color: bool) {
     std::thread::spawn(move || {
         let (mut inode, mut offset) = from.unwrap_or((0, 0));
         let mut partial = Vec::new();

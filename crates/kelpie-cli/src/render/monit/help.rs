@@ -7,7 +7,7 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 use ratatui::Frame;
 
 /// The keys, for the help.
-pub const KEYS: [(&str, &str); 9] = [
+pub(super) const KEYS: [(&str, &str); 9] = [
     ("↑ ↓", "select an app (PgUp PgDn Home End too)"),
     ("r", "restart the selected instance (starts it if stopped)"),
     ("g", "reload it: start a new process, then stop the old one"),

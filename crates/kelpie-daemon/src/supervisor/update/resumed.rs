@@ -19,7 +19,7 @@ enum Origin {
 
 /// What a new daemon goes on with (besides the control socket): what its previous program
 /// handed over, or what the keeper of a daemon that died kept.
-pub struct Resumed {
+pub(crate) struct Resumed {
     origin: Origin,
     /// The cgroups (taken when the daemon sets its cgroups up).
     pub cgroups: Option<crate::cgroups::HandedCgroups>,
@@ -37,7 +37,7 @@ pub struct Resumed {
 
 impl Resumed {
     /// The control socket, and the rest.
-    pub fn split(handoff: Handoff) -> (std::os::fd::OwnedFd, Resumed) {
+    pub(crate) fn split(handoff: Handoff) -> (std::os::fd::OwnedFd, Resumed) {
         crate::link::adopt_notify_sockets(handoff.notify);
         let resumed = Resumed {
             origin: Origin::Update {
@@ -57,7 +57,7 @@ impl Resumed {
 
     /// What the keeper of a daemon that died kept. Its processes are only candidates until
     /// [`Resumed::verify`] checked them against the state.
-    pub fn from_keeper(reclaimed: crate::reclaim::Reclaimed) -> Resumed {
+    pub(crate) fn from_keeper(reclaimed: crate::reclaim::Reclaimed) -> Resumed {
         crate::link::adopt_notify_sockets(reclaimed.notify);
         let mut processes = BTreeMap::new();
         let mut strays = Vec::new();
@@ -92,7 +92,7 @@ impl Resumed {
     /// Keep only the processes that are still the very ones `state` records for their
     /// instance: same pid, alive (their pidfd, kept since they were known, is not readable),
     /// and the same start time. The others become strays. Blocking (/proc).
-    pub fn verify(&mut self, state: &crate::state::StateFile) {
+    pub(crate) fn verify(&mut self, state: &crate::state::StateFile) {
         if !matches!(self.origin, Origin::Keeper { .. }) {
             return;
         }
@@ -170,13 +170,13 @@ impl Resumed {
     }
 
     /// Processes kept by a keeper that are not an instance's: stopped before anything starts.
-    pub fn take_strays(&mut self) -> Vec<(u32, HandedProcess)> {
+    pub(crate) fn take_strays(&mut self) -> Vec<(u32, HandedProcess)> {
         std::mem::take(&mut self.strays)
     }
 
     /// The processes a keeper kept (`pm_id` → pid), before [`Resumed::verify`]; none after an
     /// update (whose state is always written).
-    pub fn candidates(&self) -> BTreeMap<u32, u32> {
+    pub(crate) fn candidates(&self) -> BTreeMap<u32, u32> {
         match self.origin {
             Origin::Keeper { .. } => self.processes.iter().map(|(id, p)| (*id, p.pid)).collect(),
             Origin::Update { .. } => BTreeMap::new(),
@@ -184,12 +184,12 @@ impl Resumed {
     }
 
     /// The pids of the processes handed over.
-    pub fn pids(&self) -> std::collections::BTreeSet<u32> {
+    pub(crate) fn pids(&self) -> std::collections::BTreeSet<u32> {
         self.processes.values().map(|p| p.pid).collect()
     }
 
     /// What was handed over for instance `pm_id`.
-    pub fn take(&mut self, pm_id: u32) -> Inherited {
+    pub(crate) fn take(&mut self, pm_id: u32) -> Inherited {
         let process = self.processes.remove(&pm_id);
         self.kept.extend(process.as_ref().map(|p| p.pid));
         let (pipes, others) = std::mem::take(&mut self.pipes)
@@ -208,7 +208,7 @@ impl Resumed {
 impl Resumed {
     /// The listening sockets handed over, and those cluster-mode Node apps' code had asked
     /// for (see [`super::ports::Ports::resume`]).
-    pub fn take_sockets(
+    pub(crate) fn take_sockets(
         &mut self,
     ) -> (
         Vec<crate::sockets::HandedSocket>,
@@ -221,7 +221,7 @@ impl Resumed {
     }
 
     /// Tell `kelpie update` (and the log) how it went.
-    pub fn report(self, home: &Home) {
+    pub(crate) fn report(self, home: &Home) {
         for (pm_id, process) in &self.processes {
             crate::daemon_log!(
                 "update: process {} (id {pm_id}) was handed over for an instance that is not in the state; it is left running",

@@ -13,10 +13,18 @@ pub(super) enum QueryError {
     Lines(String),
     /// `lines` is more than a client may ask for.
     #[error("`lines`: {0}")]
-    TooManyLines(#[from] TooManyLines),
+    TooManyLines(TooManyLines),
     /// `stream` is none of `out`, `err`, `all`.
     #[error("`stream` must be `out`, `err` or `all`, got `{0}`")]
     Stream(String),
+}
+
+/// The cause is in the message (`lines: <why>`), so not also a `#[source]` (see
+/// docs/architecture.md, "Errors are types, not strings").
+impl From<TooManyLines> for QueryError {
+    fn from(cause: TooManyLines) -> Self {
+        QueryError::TooManyLines(cause)
+    }
 }
 
 /// `%XX` sequences of a path segment decoded (an app name may hold spaces).

@@ -50,7 +50,7 @@ impl Shared {
 }
 
 /// Serve until stopped; never returns.
-pub fn run(o: &Options) -> ! {
+pub(crate) fn run(o: &Options) -> ! {
     // Both while this is still the only thread: the passed descriptors are ours to take,
     // and the mask of the threads spawned below inherits the blocked signals.
     let (listener, label) = match open_listener(o.reuse_port) {
