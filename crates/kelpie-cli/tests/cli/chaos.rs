@@ -40,10 +40,13 @@ impl Rng {
 
 /// The apps: a printer prints `<its pid> <counter>` lines, so each process's lines can be
 /// checked for order and repeats across its restarts.
-/// After each line it writes the line's counter to `TRUTH/<its pid>`: what it printed last,
+/// A process is named by its pid and its start time (`<pid>.<ticks>`, field 22 of its
+/// `/proc/<pid>/stat`): in ten minutes of faults the pids wrap around (`pid_max` is 32 768 here,
+/// and the sh printers' `sleep`s take thousands), so a pid alone names several processes.
+/// After each line it writes the line's counter to `TRUTH/<its name>`: what it printed last,
 /// against which its log's last line is checked (a lost tail shows no gap).
-const SH_PRINTER: &str = "i=0\nwhile :; do\n  echo \"$$ $i\"\n  echo $i > TRUTH/$$\n  i=$((i+1))\n  if [ $((i % 40)) -eq 0 ]; then sleep 0.05; fi\ndone\n";
-const NODE_PRINTER: &str = "const fs = require('fs');\nlet i = 0;\nsetInterval(() => {\n  for (let k = 0; k < 20; k++) console.log(process.pid + ' ' + i++);\n  fs.writeFileSync('TRUTH/' + process.pid, String(i - 1));\n}, 25);\n";
+const SH_PRINTER: &str = "id=$$.$(cut -d' ' -f22 /proc/$$/stat)\ni=0\nwhile :; do\n  echo \"$id $i\"\n  echo $i > TRUTH/$id\n  i=$((i+1))\n  if [ $((i % 40)) -eq 0 ]; then sleep 0.05; fi\ndone\n";
+const NODE_PRINTER: &str = "const fs = require('fs');\nconst stat = fs.readFileSync('/proc/self/stat', 'utf8');\nconst id = process.pid + '.' + stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];\nlet i = 0;\nsetInterval(() => {\n  for (let k = 0; k < 20; k++) console.log(id + ' ' + i++);\n  fs.writeFileSync('TRUTH/' + id, String(i - 1));\n}, 25);\n";
 const CRASHER: &str = "echo up\nsleep 0.3\nexit 1\n";
 const PRINTERS: [&str; 3] = ["p1", "p2", "p3"];
 
@@ -138,6 +141,23 @@ fn app_processes(k: &Kelpie) -> BTreeMap<u32, u32> {
     found
 }
 
+/// A process's name as the printers write it: `<pid>.<start time in ticks>`.
+fn process_name(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = stat.rsplit_once(')')?.1;
+    // Field 22 (start time) is the 20th after the name.
+    let ticks = after_name.split_whitespace().nth(19)?;
+    Some(format!("{pid}.{ticks}"))
+}
+
+/// The names of the app processes running now.
+fn app_process_names(k: &Kelpie) -> BTreeSet<String> {
+    app_processes(k)
+        .into_keys()
+        .filter_map(process_name)
+        .collect()
+}
+
 /// What a printer's log holds of each of its processes: the last line, and the lines missing
 /// before it.
 struct Logged {
@@ -147,14 +167,23 @@ struct Logged {
 
 /// Check a printer's log: each line whole (`<pid> <n>`), and each process's counters rising
 /// without repeats. Returns how many lines, and what it holds of each process.
-fn check_lines(name: &str, log: &str, violations: &Violations) -> (usize, BTreeMap<u64, Logged>) {
-    let mut last: BTreeMap<u64, Logged> = BTreeMap::new();
+fn check_lines(
+    name: &str,
+    log: &str,
+    violations: &Violations,
+) -> (usize, BTreeMap<String, Logged>) {
+    let mut last: BTreeMap<String, Logged> = BTreeMap::new();
     let mut lines = 0;
     for line in log.lines() {
         lines += 1;
         let parsed = line
             .split_once(' ')
-            .and_then(|(pid, n)| Some((pid.parse::<u64>().ok()?, n.parse::<u64>().ok()?)));
+            .filter(|(id, _)| {
+                id.split_once('.').is_some_and(|(pid, ticks)| {
+                    pid.parse::<u32>().is_ok() && ticks.parse::<u64>().is_ok()
+                })
+            })
+            .and_then(|(id, n)| Some((id.to_string(), n.parse::<u64>().ok()?)));
         let Some((pid, n)) = parsed else {
             violations.add(format!("{name}: a line that is not whole: {line:?}"));
             continue;
@@ -184,12 +213,12 @@ fn check_lines(name: &str, log: &str, violations: &Violations) -> (usize, BTreeM
 }
 
 /// The last counter each printer process says it printed.
-fn truth(dir: &Path) -> BTreeMap<u64, u64> {
+fn truth(dir: &Path) -> BTreeMap<String, u64> {
     std::fs::read_dir(dir)
         .expect("truth dir")
         .flatten()
         .filter_map(|entry| {
-            let pid = entry.file_name().to_str()?.parse().ok()?;
+            let pid = entry.file_name().to_str()?.to_string();
             let n = std::fs::read_to_string(entry.path())
                 .ok()?
                 .trim()
@@ -204,21 +233,21 @@ fn truth(dir: &Path) -> BTreeMap<u64, u64> {
 #[derive(Default)]
 struct Witness {
     /// Alive when daemon and keeper were both killed: their pipes lost every reader.
-    orphaned: BTreeSet<u32>,
+    orphaned: BTreeSet<String>,
     /// Alive when the daemon (alone or with the keeper) was killed.
-    through_daemon_kill: BTreeSet<u32>,
+    through_daemon_kill: BTreeSet<String>,
 }
 
 impl Witness {
     /// The app processes alive around `fault`: before it, and just after (a process the daemon
     /// was starting is still a kelpie between its fork and its exec, which the first look
     /// leaves out).
-    fn around(&mut self, k: &Kelpie, fault: impl FnOnce()) -> BTreeSet<u32> {
-        let mut alive: BTreeSet<u32> = app_processes(k).into_keys().collect();
+    fn around(&mut self, k: &Kelpie, fault: impl FnOnce()) -> BTreeSet<String> {
+        let mut alive = app_process_names(k);
         fault();
         std::thread::sleep(Duration::from_millis(50));
-        alive.extend(app_processes(k).into_keys());
-        self.through_daemon_kill.extend(&alive);
+        alive.extend(app_process_names(k));
+        self.through_daemon_kill.extend(alive.iter().cloned());
         alive
     }
 
@@ -455,9 +484,9 @@ fn random_faults_leave_every_app_running_once_and_every_line_whole_once_and_in_o
         if lost == 0 {
             continue;
         }
-        if witness.orphaned.contains(&(pid as u32)) {
+        if witness.orphaned.contains(&pid) {
             orphan_lost += lost;
-        } else if witness.through_daemon_kill.contains(&(pid as u32)) {
+        } else if witness.through_daemon_kill.contains(&pid) {
             // Finding 3 of issue 51, not fixed yet: what the daemon had read but not yet
             // written when it was killed. Counted, and shown, until it is.
             killed_lost += lost;
