@@ -34,6 +34,9 @@ enum Order {
     Dismiss(tokio::sync::oneshot::Sender<()>),
     /// Start a keeper again and give it everything held.
     Start,
+    /// Send the releases let go of now, not at the next wake: a listening socket's (see
+    /// [`Held`]).
+    ReleaseNow,
 }
 
 struct Client {
@@ -78,14 +81,22 @@ struct Owner {
     identity: kelpie_sys::FileIdentity,
 }
 
-/// Something held by the keeper until this is dropped.
-pub(crate) struct Held(u64);
+/// Something held by the keeper until this is dropped. A pipe's or a process's release waits
+/// for the keeper thread's next wake; a listening socket's is sent at once (`urgent`): the
+/// keeper's copy would keep the port open after its last app is gone.
+pub(crate) struct Held {
+    id: u64,
+    urgent: bool,
+}
 
 impl Drop for Held {
     fn drop(&mut self) {
         if let Some(client) = CLIENT.get() {
             if let Ok(mut released) = client.released.lock() {
-                released.push(self.0);
+                released.push(self.id);
+            }
+            if self.urgent {
+                let _ = client.orders.send(Order::ReleaseNow);
             }
         }
     }
@@ -93,7 +104,7 @@ impl Drop for Held {
 
 impl std::fmt::Debug for Held {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Held({})", self.0)
+        write!(f, "Held({})", self.id)
     }
 }
 
@@ -140,6 +151,7 @@ fn order_hold(
         .inspect_err(|e| crate::daemon_log!("keeper: cannot pass on {holding:?}: {e}"))
         .ok()?;
     let id = client.next_id.fetch_add(1, Ordering::Relaxed);
+    let urgent = matches!(holding, Holding::Socket { .. } | Holding::Claimed { .. });
     client
         .orders
         .send(Order::Hold {
@@ -150,7 +162,7 @@ fn order_hold(
             sent,
         })
         .ok()?;
-    Some(Held(id))
+    Some(Held { id, urgent })
 }
 
 /// Tell the keeper goodbye and wait until it has exited: the daemon ends on purpose (or
@@ -232,6 +244,8 @@ impl Link {
                     self.dismissed = false;
                     self.replace_keeper();
                 }
+                // Its releases were sent above.
+                Ok(Order::ReleaseNow) => {}
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if !self.dismissed && !self.keeper_alive() {
                         crate::daemon_log!("keeper: it exited; starting another");
