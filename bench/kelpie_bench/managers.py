@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .cluster_apps import CLUSTER_APP, CLUSTER_INSTANCES
 from .common import FAKE_APP, KELPIE_BIN, log, REPO
-from .processes import kill9, read_pidfile
+from .processes import cleanup_on_exit, kill9, read_pidfile
 
 
 class Manager:
@@ -263,3 +263,17 @@ def install_pm2(prefix: Path) -> Path:
     if not pm2_bin.exists():
         sys.exit(f"pm2 binary not found at {pm2_bin}")
     return pm2_bin
+
+
+def clean_up_on_exit(managers: list[Manager]) -> None:
+    """At exit (or on a stop signal), clean up every manager in `managers` (the list may grow
+    after this call), each on its own: one failing does not spare the others."""
+
+    def cleanup() -> None:
+        for m in managers:
+            try:
+                m.cleanup()
+            except Exception as e:  # noqa: BLE001 - best effort
+                log(f"{m.label}: cleanup failed: {e}")
+
+    cleanup_on_exit(cleanup)

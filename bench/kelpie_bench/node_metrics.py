@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from .common import log
-from .managers import Kelpie, Manager, Pm2, install_pm2
-from .processes import cleanup_on_exit, free_port, loadavg, read_rss_mb
+from .managers import clean_up_on_exit, Kelpie, Manager, Pm2, install_pm2
+from .processes import free_port, loadavg, read_rss_mb
 from .report import machine_info, merge_section
 from .wrk import ensure_wrk, parse_wrk
 
@@ -113,15 +113,7 @@ def node_metrics_main(cfg: argparse.Namespace, argv_str: str) -> int:
     script = tmp / "hello.js"
     script.write_text(HELLO)
     managers: list[Manager] = []
-
-    def cleanup() -> None:
-        for m in managers:
-            try:
-                m.cleanup()
-            except Exception as e:  # noqa: BLE001 - best effort
-                log(f"{m.label}: cleanup failed: {e}")
-
-    cleanup_on_exit(cleanup)
+    clean_up_on_exit(managers)
     results: dict = {"idle": {}, "requests": {}}
     ports = {"off": free_port(), "on": free_port(), "pm2": free_port()}
     pids: dict[str, int] = {}

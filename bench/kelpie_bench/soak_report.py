@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 
 from .common import log
-from .managers import Kelpie, Manager, Pm2, install_pm2
-from .processes import cleanup_on_exit, loadavg
+from .managers import clean_up_on_exit, Kelpie, Manager, Pm2, install_pm2
+from .processes import loadavg
 from .report import machine_info, merge_section
 from .scale import SOAK_APPS, SOAK_MILESTONES, SOAK_SH, SOAK_SKIP_RESTARTS, soak
 from .stats import round_floats
@@ -113,15 +113,7 @@ def soak_main(cfg: argparse.Namespace, argv_str: str) -> int:
     load = loadavg()
     tmp = Path(tempfile.mkdtemp(prefix="kelpie-bench-soak-"))
     managers: list[Manager] = []
-
-    def cleanup() -> None:
-        for m in managers:
-            try:
-                m.cleanup()
-            except Exception as e:  # noqa: BLE001 - best effort
-                log(f"{m.label}: cleanup failed: {e}")
-
-    cleanup_on_exit(cleanup)
+    clean_up_on_exit(managers)
     pm2 = None
     try:
         if not cfg.kelpie_only:
