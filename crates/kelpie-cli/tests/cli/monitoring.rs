@@ -458,11 +458,16 @@ pub(super) fn low_port() -> u16 {
 
 /// `GET /metrics` on `port`: the body.
 pub(super) fn scrape(port: u16) -> String {
+    http_get(port, "/metrics")
+}
+
+/// `GET path` on `127.0.0.1:port`, a connection of its own: the body of its 200 answer.
+pub(super) fn http_get(port: u16, path: &str) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream.set_read_timeout(Some(10 * SECS)).expect("timeout");
     write!(
         stream,
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
     )
     .expect("send");
     let mut raw = String::new();

@@ -6,7 +6,7 @@
 
 use super::kelpie;
 use super::monit::{kelpie_bin, list_rows, Tmux};
-use super::monitoring::{low_port, metrics_problems, promtool, scrape};
+use super::monitoring::{http_get, low_port, metrics_problems, promtool, scrape};
 use kelpie_testkit::Kelpie;
 use std::net::TcpStream;
 use std::time::Duration;
@@ -305,23 +305,6 @@ fn any_app_s_page_faults_and_context_switches_move_while_it_works() {
     );
 }
 
-/// `GET path` on the web server: the body of its 200 answer.
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream.set_read_timeout(Some(10 * SECS)).expect("timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).expect("read");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP answer");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_string()
-}
-
 #[test]
 fn monit_shows_the_runtime_metrics_first_and_the_loop_in_the_app_s_row() {
     let k = kelpie();
@@ -365,18 +348,8 @@ fn monit_shows_the_runtime_metrics_first_and_the_loop_in_the_app_s_row() {
 
 /// `count` HTTP GETs to `127.0.0.1:port`, each on its own connection, each answered.
 fn get_many(port: u16, count: usize) {
-    use std::io::{Read, Write};
     for _ in 0..count {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the app");
-        stream.set_read_timeout(Some(10 * SECS)).expect("timeout");
-        write!(
-            stream,
-            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .expect("send");
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).expect("read");
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        http_get(port, "/");
     }
 }
 
