@@ -229,16 +229,7 @@ fn a_log_that_cannot_be_written_costs_lines_not_the_app() {
     let k = kelpie();
     // A FIFO that is open but never read: it takes nothing, as a hung disk would.
     let fifo = k.home().join("stuck.fifo");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("mkfifo");
-    assert!(made.success());
-    let _never_read = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags_nonblock()
-        .open(&fifo)
-        .expect("open the fifo's read end");
+    let _never_read = make_fifo(&fifo);
     k.ok(&[
         "start",
         &k.fake_app(),
@@ -274,15 +265,53 @@ fn a_log_that_cannot_be_written_costs_lines_not_the_app() {
     assert_eq!(k.app("stuck")["pm2_env"]["restart_time"], 0);
 }
 
-/// `OpenOptions::custom_flags(O_NONBLOCK)` without a libc dependency in tests.
-trait NonBlocking {
-    fn custom_flags_nonblock(&mut self) -> &mut Self;
+/// A FIFO made at `path`, and its read end opened without blocking (O_NONBLOCK, without a
+/// libc dependency in tests): the daemon opens the other end as an app's log file.
+fn make_fifo(path: &Path) -> std::fs::File {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let mut options = std::fs::OpenOptions::new();
+    std::os::unix::fs::OpenOptionsExt::custom_flags(options.read(true), 0o4000);
+    options.open(path).expect("open the fifo's read end")
 }
 
-impl NonBlocking for std::fs::OpenOptions {
-    fn custom_flags_nonblock(&mut self) -> &mut Self {
-        std::os::unix::fs::OpenOptionsExt::custom_flags(self, 0o4000)
-    }
+/// Read `reader` on a thread of its own until `total` bytes came or none did for 30 s (lines
+/// were lost), taking at most `rate` bytes a second when given (as a slow disk takes them).
+fn read_fifo(
+    mut reader: std::fs::File,
+    total: usize,
+    rate: Option<f64>,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let mut got = Vec::with_capacity(total);
+        let mut buf = vec![0; 32 * 1024];
+        let mut last_data = std::time::Instant::now();
+        while got.len() < total && last_data.elapsed() < 30 * SECS {
+            if let Some(rate) = rate {
+                let ahead = got.len() as f64 / rate - started.elapsed().as_secs_f64();
+                if ahead > 0.0 {
+                    std::thread::sleep(Duration::from_secs_f64(ahead));
+                }
+            }
+            match reader.read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    got.extend_from_slice(&buf[..n]);
+                    last_data = std::time::Instant::now();
+                }
+                // No writer yet (the daemon opens the file at its first line), or nothing now.
+                Ok(_) => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("reading the fifo: {e}"),
+            }
+        }
+        got
+    })
 }
 
 /// A small tmpfs, unmounted when dropped.
@@ -1058,49 +1087,14 @@ fn a_log_read_slowly_holds_the_app_back_instead_of_losing_its_lines() {
     // The log is a FIFO this test reads at a few MB/s: a real file that is writable but slower
     // than the app, like a slow disk.
     let fifo = k.home().join("slow.fifo");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("mkfifo");
-    assert!(made.success());
-    let mut reader = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags_nonblock()
-        .open(&fifo)
-        .expect("open the fifo's read end");
+    let reader = make_fifo(&fifo);
     let lines = 2_500_000;
     let expected: Vec<u8> = (0..lines)
         .flat_map(|i| format!("line {i}\n").into_bytes())
         .collect();
     let total = expected.len();
-    let read_back = std::thread::spawn(move || {
-        // At most RATE bytes a second, as a slow disk takes them.
-        const RATE: f64 = 4_000_000.0;
-        let started = std::time::Instant::now();
-        let mut got = Vec::with_capacity(total);
-        let mut buf = vec![0; 32 * 1024];
-        let mut last_data = std::time::Instant::now();
-        // Until every byte came, or nothing did for long (lines were lost).
-        while got.len() < total && last_data.elapsed() < 30 * SECS {
-            let ahead = got.len() as f64 / RATE - started.elapsed().as_secs_f64();
-            if ahead > 0.0 {
-                std::thread::sleep(Duration::from_secs_f64(ahead));
-            }
-            match reader.read(&mut buf) {
-                // No writer yet (the daemon opens the file at its first line).
-                Ok(0) => std::thread::sleep(Duration::from_millis(5)),
-                Ok(n) => {
-                    got.extend_from_slice(&buf[..n]);
-                    last_data = std::time::Instant::now();
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(e) => panic!("reading the fifo: {e}"),
-            }
-        }
-        got
-    });
+    // At most 4 MB a second, as a slow disk takes them.
+    let read_back = read_fifo(reader, total, Some(4_000_000.0));
     k.ok(&[
         "start",
         &k.fake_app(),
@@ -1147,16 +1141,7 @@ fn blocked_on_pipe(pid: u32) -> bool {
 fn an_update_while_a_log_file_is_behind_hands_the_pipe_over_and_loses_nothing() {
     let k = kelpie();
     let fifo = k.home().join("behind.fifo");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("mkfifo");
-    assert!(made.success());
-    let mut reader = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags_nonblock()
-        .open(&fifo)
-        .expect("open the fifo's read end");
+    let reader = make_fifo(&fifo);
     // More than the pipe, the file's buffer and the FIFO hold: the app ends up waiting.
     let lines = 1_000_000;
     k.ok(&[
@@ -1181,25 +1166,7 @@ fn an_update_while_a_log_file_is_behind_hands_the_pipe_over_and_loses_nothing() 
         .collect();
     let total = expected.len();
     // The file is read again while the daemon replaces itself.
-    let read_back = std::thread::spawn(move || {
-        let mut got = Vec::with_capacity(total);
-        let mut buf = vec![0; 64 * 1024];
-        let mut last_data = std::time::Instant::now();
-        while got.len() < total && last_data.elapsed() < 30 * SECS {
-            match reader.read(&mut buf) {
-                Ok(n) if n > 0 => {
-                    got.extend_from_slice(&buf[..n]);
-                    last_data = std::time::Instant::now();
-                }
-                Ok(_) => std::thread::sleep(Duration::from_millis(5)),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(e) => panic!("reading the fifo: {e}"),
-            }
-        }
-        got
-    });
+    let read_back = read_fifo(reader, total, None);
     let out = k.ok(&["update"]);
     assert!(out.contains("1 processes kept running"), "{out}");
     let got = read_back.join().expect("the fifo's reader");
