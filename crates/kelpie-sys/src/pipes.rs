@@ -1,9 +1,12 @@
-//! Pipes and non-blocking opens.
+//! Pipes and non-blocking opens, and moving a pipe's bytes without consuming them (`tee`) or
+//! consuming them only into their destination (`splice`): what lets the daemon look at an app's
+//! output without taking it out of the pipe until it is in the log file.
 
 /// `O_NONBLOCK` for `OpenOptionsExt::custom_flags`: opening a FIFO nobody reads, or a device,
 /// must never hang the caller.
 pub const O_NONBLOCK: i32 = libc::O_NONBLOCK;
 
+use rustix::pipe::SpliceFlags;
 use std::os::fd::BorrowedFd;
 
 /// Ask the kernel for a pipe buffer of `bytes` (Linux `F_SETPIPE_SZ`); returns the capacity it
@@ -14,10 +17,120 @@ pub fn set_pipe_capacity(fd: BorrowedFd<'_>, bytes: usize) -> std::io::Result<us
     Ok(rustix::pipe::fcntl_setpipe_size(fd, wanted)?)
 }
 
+/// A pipe whose both ends are non-blocking and close-on-exec: `(read end, write end)`.
+pub fn nonblocking_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use rustix::pipe::PipeFlags;
+    Ok(rustix::pipe::pipe_with(
+        PipeFlags::CLOEXEC | PipeFlags::NONBLOCK,
+    )?)
+}
+
+/// Copy up to `len` bytes from the head of pipe `from` into pipe `to` without consuming them
+/// (`tee(2)`, non-blocking): the bytes stay in `from` for whoever consumes it. Ok(0): `from` is
+/// empty and every writer has closed it. `WouldBlock`: `from` is empty (writers remain) or `to`
+/// is full.
+pub fn tee(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> std::io::Result<usize> {
+    Ok(rustix::pipe::tee(from, to, len, SpliceFlags::NONBLOCK)?)
+}
+
+/// Move up to `len` bytes from the head of pipe `from` into `to` (`splice(2)`: a file at its
+/// current position, a pipe or FIFO, a socket), consuming exactly what it moved. Non-blocking
+/// on the pipe; on `to` as its own flags say. A file opened with `O_APPEND` is refused
+/// (`EINVAL`), as is a destination that cannot take spliced bytes (a terminal).
+pub fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> std::io::Result<usize> {
+    Ok(rustix::pipe::splice(
+        from,
+        None,
+        to,
+        None,
+        len,
+        SpliceFlags::NONBLOCK | SpliceFlags::MOVE,
+    )?)
+}
+
+/// Whether every writer of pipe `fd` has closed it (`POLLHUP`), even while it still holds
+/// bytes.
+pub fn pipe_hung_up(fd: BorrowedFd<'_>) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
+    poll(&mut fds, Some(&Timespec::default()))
+        .is_ok_and(|n| n > 0 && fds[0].revents().contains(PollFlags::HUP))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
     use std::os::fd::AsFd;
+
+    #[test]
+    fn tee_looks_without_consuming_and_splice_consumes_exactly_what_it_moved() {
+        let (app_reader, mut app_writer) = std::io::pipe().expect("pipe");
+        let (mut scratch_reader, scratch_writer) = std::io::pipe().expect("pipe");
+        app_writer.write_all(b"one\ntwo\n").expect("write");
+        assert_eq!(
+            tee(app_reader.as_fd(), scratch_writer.as_fd(), 64).expect("tee"),
+            8
+        );
+        let mut seen = [0u8; 8];
+        scratch_reader.read_exact(&mut seen).expect("read");
+        assert_eq!(&seen, b"one\ntwo\n");
+        // Still all there: a second look sees the same bytes.
+        assert_eq!(
+            tee(app_reader.as_fd(), scratch_writer.as_fd(), 64).expect("tee"),
+            8
+        );
+        scratch_reader.read_exact(&mut seen).expect("read");
+
+        let dir = tempfile::tempdir().expect("dir");
+        let file = std::fs::File::create(dir.path().join("log")).expect("file");
+        assert_eq!(
+            splice(app_reader.as_fd(), file.as_fd(), 4).expect("splice"),
+            4
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("log")).expect("log"),
+            b"one\n"
+        );
+        assert_eq!(
+            tee(app_reader.as_fd(), scratch_writer.as_fd(), 64).expect("tee"),
+            4
+        );
+        scratch_reader.read_exact(&mut seen[..4]).expect("read");
+        assert_eq!(&seen[..4], b"two\n");
+
+        assert!(!pipe_hung_up(app_reader.as_fd()));
+        drop(app_writer);
+        assert!(
+            pipe_hung_up(app_reader.as_fd()),
+            "hung up, bytes still in it"
+        );
+        assert_eq!(
+            splice(app_reader.as_fd(), file.as_fd(), 64).expect("splice"),
+            4
+        );
+        assert_eq!(
+            tee(app_reader.as_fd(), scratch_writer.as_fd(), 64).expect("tee"),
+            0
+        );
+        let empty = std::io::pipe().expect("pipe");
+        let err = tee(empty.0.as_fd(), scratch_writer.as_fd(), 64).expect_err("empty");
+        assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn splice_refuses_a_file_opened_for_appending() {
+        let (app_reader, mut app_writer) = std::io::pipe().expect("pipe");
+        app_writer.write_all(b"x\n").expect("write");
+        let dir = tempfile::tempdir().expect("dir");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("log"))
+            .expect("file");
+        let err = splice(app_reader.as_fd(), file.as_fd(), 2).expect_err("append");
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    }
 
     #[test]
     fn a_pipe_can_be_enlarged() {
