@@ -113,7 +113,7 @@ fn take_all(home: &Home, socket: &OwnedFd) -> Result<Reclaimed, ReclaimError> {
 fn add_entry(reclaimed: &mut Reclaimed, holding: Holding, fds: Vec<OwnedFd>, backlog: Vec<u8>) {
     let mut fds = fds.into_iter();
     match holding {
-        Holding::Pipe { pm_id, stream } => reclaimed.pipes.push(HandedPipe {
+        Holding::Pipe { pm_id, stream, .. } => reclaimed.pipes.push(HandedPipe {
             pm_id,
             stream,
             fd: fds.next(),

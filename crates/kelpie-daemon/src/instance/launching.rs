@@ -54,6 +54,13 @@ async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
     let route = given
         .logs
         .route(&given.spec, given.pm_id, given.instance, &files);
+    // Where the keeper writes each stream itself while no daemon runs.
+    let route_files = route.as_ref().map(|route| {
+        [
+            route.keeper_file(LogStream::Out),
+            route.keeper_file(LogStream::Err),
+        ]
+    });
     let (pipes, readers) = match route.as_ref().map(|_| output_pipes()).transpose() {
         Ok(Some((pipes, readers))) => (Some(pipes), Some(readers)),
         Ok(None) => (None, None),
@@ -103,7 +110,7 @@ async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
         };
         // The keeper holds the pipes before the process exists, and the process as soon as it
         // does: a daemon killed in between leaves nothing the next one cannot find.
-        let kept_pipes = hold_pipes(pm_id, readers.as_ref());
+        let kept_pipes = hold_pipes(pm_id, readers.as_ref(), route_files);
         // Recorded as ours before anyone can reap it: under `kelpie runtime` the orphan
         // reaper must leave this child's exit status to its wait below.
         let spawning = crate::reaper::spawning();
@@ -206,16 +213,19 @@ fn read_output(
 fn hold_pipes(
     pm_id: u32,
     readers: Option<&(OwnedFd, OwnedFd)>,
+    files: Option<[Option<std::path::PathBuf>; 2]>,
 ) -> [Option<crate::keeper::Held>; 2] {
     let Some((out, err)) = readers else {
         return [None, None];
     };
+    let [out_file, err_file] = files.unwrap_or_default();
     // One wait for both: the keeper thread takes its orders in turn, so once it answers for
     // stderr it has sent stdout too (a round trip between threads less per spawn).
     let out = crate::keeper::hold(
         crate::keeper::Holding::Pipe {
             pm_id,
             stream: LogStream::Out,
+            file: out_file,
         },
         &[out.as_fd()],
     );
@@ -223,6 +233,7 @@ fn hold_pipes(
         crate::keeper::Holding::Pipe {
             pm_id,
             stream: LogStream::Err,
+            file: err_file,
         },
         &[err.as_fd()],
     );

@@ -8,8 +8,10 @@
 //! So the daemon starts a small process of its own program, the keeper (`kelpie daemon
 //! --keeper`), and sends it a second descriptor of each of those ends as it appears
 //! ([`hold`], by `SCM_RIGHTS`), and tells it when each is gone. The keeper does nothing else
-//! while the daemon lives. When the daemon goes without saying goodbye, the keeper reads the
-//! pipes into spool files (no app blocks on a full pipe), and waits at `<home>/keeper.sock`.
+//! while the daemon lives. When the daemon goes without saying goodbye, the keeper takes what
+//! the pipes hold (no app blocks on a full pipe): raw output straight into the app's log file
+//! (`splice`: it never sits in a memory or a spool a next daemon could lose), other output into
+//! spool files; and it waits at `<home>/keeper.sock`.
 //! The next daemon (started by the next command, or by the boot service) connects there first,
 //! takes everything ([`crate::reclaim`], a module above this one: it
 //! builds the other modules' hand-over types), and adopts the processes that are still the ones its
@@ -20,6 +22,7 @@
 //! re-executes itself for `kelpie update` (which passes the same descriptors by itself).
 
 mod client;
+mod kept;
 mod server;
 pub(crate) mod wire;
 

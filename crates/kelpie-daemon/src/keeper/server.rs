@@ -4,40 +4,20 @@
 //! so no app ever blocks or gets SIGPIPE, and waits at `<home>/keeper.sock` for the next daemon,
 //! which takes everything and lets it exit.
 
+use super::kept::{open_log_file, Kept, Out};
 use super::wire::{self, FromKeeper, Holding, ToKeeper};
 use kelpie_proto::Home;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// The descriptor the daemon's end of the pair is placed at.
 pub(super) const KEEPER_FD: i32 = 3;
-/// Most bytes kept per pipe while no daemon runs; beyond that they are counted and dropped.
-const SPOOL_LIMIT: u64 = 64 * 1024 * 1024;
 /// How often a keeper with no daemon looks whether it is still of use.
 const LOOK_AGAIN: Duration = Duration::from_secs(1);
 /// How long a daemon taking over may take to answer.
 const TAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// One held entry.
-struct Kept {
-    holding: Holding,
-    /// Its descriptors; a pipe's is in `pipe` instead.
-    fds: Vec<OwnedFd>,
-    pipe: Option<std::fs::File>,
-    /// A pipe that reached its end (every writer closed it), or a process that exited.
-    ended: bool,
-    spool: Option<Spool>,
-    dropped: u64,
-}
-
-struct Spool {
-    path: PathBuf,
-    file: std::fs::File,
-    written: u64,
-}
 
 struct Keeper {
     home: Home,
@@ -249,7 +229,7 @@ impl Keeper {
         let output_kept = self
             .entries
             .values()
-            .any(|kept| kept.spool.as_ref().is_some_and(|s| s.written > 0));
+            .any(|kept| matches!(&kept.out, Out::Spool(s) if s.written > 0));
         let findable = self.listener.is_some() && self.home.keeper_socket().exists();
         self.daemon.is_none() && all_ended && !(output_kept && findable)
     }
@@ -289,7 +269,7 @@ impl Keeper {
                             fds,
                             pipe,
                             ended,
-                            spool: None,
+                            out: Out::None,
                             dropped: 0,
                         },
                     );
@@ -310,7 +290,7 @@ impl Keeper {
                     .filter(|k| matches!(k.holding, Holding::Process { .. }))
                     .count();
                 crate::daemon_log!(
-                    "keeper: the daemon (pid {}) is gone; keeping {processes} processes' pipes and sockets open and their output in {} until the next daemon takes them",
+                    "keeper: the daemon (pid {}) is gone; keeping {processes} processes' pipes and sockets open, their raw output written to their log files and any other kept in {}, until the next daemon takes them",
                     self.daemon_pid,
                     self.home.keeper_spool_dir().display()
                 );
@@ -319,42 +299,29 @@ impl Keeper {
         Ok(None)
     }
 
-    /// Read what a pipe holds into its spool file.
+    /// Take what a pipe holds: into its log file when it has one (raw lines), else into its
+    /// spool file.
     fn drain(&mut self, id: u64) {
         let spool_dir = self.home.keeper_spool_dir();
         let Some(kept) = self.entries.get_mut(&id) else {
             return;
         };
-        let Some(mut pipe) = kept.pipe.as_ref() else {
-            return;
-        };
-        let mut buf = [0u8; 64 * 1024];
-        let n = match pipe.read(&mut buf) {
-            Ok(0) => {
-                kept.ended = true;
+        if matches!(kept.out, Out::None) {
+            kept.out = match &kept.holding {
+                Holding::Pipe {
+                    file: Some(path), ..
+                } => open_log_file(path).map_or(Out::None, |file| Out::File(file, 0)),
+                _ => Out::None,
+            };
+        }
+        if let Out::File(..) = kept.out {
+            if kept.splice_to_file() {
                 return;
             }
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return,
-            Err(_) => {
-                kept.ended = true;
-                return;
-            }
-        };
-        if kept.spool.is_none() {
-            kept.spool = open_spool(&spool_dir, id);
+            // It could not be written: the next daemon writes what comes from the spool.
+            kept.out = Out::None;
         }
-        match &mut kept.spool {
-            Some(spool) if spool.written + n as u64 <= SPOOL_LIMIT => {
-                if spool.file.write_all(&buf[..n]).is_ok() {
-                    spool.written += n as u64;
-                } else {
-                    kept.dropped += n as u64;
-                }
-            }
-            _ => kept.dropped += n as u64,
-        }
+        kept.spool_some(&spool_dir, id);
     }
 
     /// A daemon connected: hand everything over if ours is gone. True once it has it all.
@@ -417,7 +384,7 @@ impl Keeper {
 
     fn hand_over(&mut self, taker: &OwnedFd) -> bool {
         for kept in self.entries.values_mut() {
-            if let Some(spool) = &mut kept.spool {
+            if let Out::Spool(spool) = &mut kept.out {
                 let _ = spool.file.flush();
             }
             let mut fds: Vec<BorrowedFd<'_>> = kept.fds.iter().map(AsFd::as_fd).collect();
@@ -426,7 +393,10 @@ impl Keeper {
             }
             let entry = FromKeeper::Entry {
                 holding: kept.holding.clone(),
-                spool: kept.spool.as_ref().map(|s| s.path.clone()),
+                spool: match &kept.out {
+                    Out::Spool(spool) => Some(spool.path.clone()),
+                    Out::None | Out::File(..) => None,
+                },
                 dropped: kept.dropped,
             };
             if wire::send(taker.as_fd(), &entry, &fds).is_err() {
@@ -449,28 +419,4 @@ enum Watched {
     Listener,
     Pipe(u64),
     Process(u64),
-}
-
-fn open_spool(dir: &std::path::Path, id: u64) -> Option<Spool> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let _ = std::fs::create_dir_all(dir);
-    let path = dir.join(format!("{}-{id}.spool", std::process::id()));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .inspect_err(|e| {
-            crate::daemon_log!(
-                "keeper: cannot keep output in {} ({e}); it is dropped until a daemon returns",
-                path.display()
-            )
-        })
-        .ok()?;
-    Some(Spool {
-        path,
-        file,
-        written: 0,
-    })
 }

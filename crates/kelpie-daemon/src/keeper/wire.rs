@@ -21,6 +21,11 @@ pub(crate) enum Holding {
         pm_id: u32,
         /// Which stream.
         stream: LogStream,
+        /// The one log file its bytes go to as they are (raw lines): while no daemon runs, the
+        /// keeper moves them there itself (`splice`), so they never sit in a spool that a
+        /// daemon killed again right after taking it over would lose. `None`: into a spool.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file: Option<PathBuf>,
     },
     /// A running process: `[pidfd (when `pidfd`), its own notify socket (when `notify`), IPC
     /// end (when `ipc`)]`. A daemon gives neither a pidfd nor a notify socket now: the keeper

@@ -48,6 +48,11 @@ impl Framer {
         !self.partial.is_empty()
     }
 
+    /// Bytes of the line waiting for its end.
+    pub(super) fn partial_len(&self) -> usize {
+        self.partial.len()
+    }
+
     /// Emit the waiting part of a line as an incomplete record (the pipe closed, or the app has
     /// been quiet for a while after printing a prompt).
     pub(super) fn flush(&mut self, emit: &mut impl FnMut(&[u8], bool)) {

@@ -18,6 +18,8 @@
 //! (`pipes`), the readers' end at exit or for `kelpie update` (`ending`), and what is asked of
 //! the files (`files`).
 
+mod batch;
+mod cursor;
 mod ending;
 mod exit_tail;
 mod files;
@@ -98,6 +100,15 @@ impl Route {
         match stream {
             LogStream::Out => &self.out,
             LogStream::Err => &self.err,
+        }
+    }
+
+    /// The file a keeper writes `stream`'s bytes to while no daemon runs: its one file, when
+    /// its lines are written raw (the bytes as they are in the pipe). Else the keeper spools.
+    pub(crate) fn keeper_file(&self, stream: LogStream) -> Option<PathBuf> {
+        match (self.sinks(stream), &self.format) {
+            ([only], LineFormat::Raw) => Some(only.path().to_path_buf()),
+            _ => None,
         }
     }
 }

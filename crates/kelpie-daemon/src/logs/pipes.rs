@@ -93,6 +93,7 @@ impl LogService {
                 crate::keeper::Holding::Pipe {
                     pm_id: route.pm_id,
                     stream,
+                    file: route.keeper_file(stream),
                 },
                 &[fd.as_fd()],
             )

@@ -3,6 +3,9 @@
 //! pipe is not read, so the app's writes wait as they would on a slow terminal, instead of its
 //! lines being dropped. Other pipes are read meanwhile.
 
+mod looking;
+
+use super::cursor::PipeCursor;
 use super::format::Who;
 use super::framer::Framer;
 use super::hub::NewLines;
@@ -10,6 +13,7 @@ use super::sink::{lock, Room, PROGRESS_CHECK, STALL_CHECKS};
 use super::writer::WriterMsg;
 use super::{BigPipe, LineWatch, ReaderGuard, Route, Shared};
 use kelpie_proto::LogStream;
+use looking::Looked;
 use std::cell::RefCell;
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -81,10 +85,9 @@ pub(super) struct Pipe {
 /// reader, holds the pipe's share of the enlarged-pipe budget and the keeper's copy of the
 /// pipe, all given back when it ends.
 ///
-/// The pipe is registered with the runtime only while waiting for it to become readable. Then
-/// it is taken out again and output is left to gather for [`GATHER`] before being read: with the
-/// pipe registered, every line an app writes would wake the thread (edge-triggered epoll
-/// signals each write), and an app printing line by line would cost a wake-up per line.
+/// A stream with a file is only looked at (`looking`): the writer takes its bytes out of the
+/// pipe once they are in the file, so none is lost if the daemon is killed. A stream with no
+/// file (discarded, or `kelpie runtime`'s output) is read (`read_loop`).
 pub(super) async fn read_pipe(
     pipe: Pipe,
     route: Arc<Route>,
@@ -99,7 +102,7 @@ pub(super) async fn read_pipe(
         backlog,
     } = pipe;
     // Checks that it is a pipe and makes it non-blocking.
-    let mut fd = match pipe::Receiver::from_owned_fd(fd).and_then(|p| p.into_nonblocking_fd()) {
+    let fd = match pipe::Receiver::from_owned_fd(fd).and_then(|p| p.into_nonblocking_fd()) {
         Ok(fd) => fd,
         Err(e) => {
             crate::daemon_log!(
@@ -119,6 +122,7 @@ pub(super) async fn read_pipe(
         stream,
         watch,
         tail,
+        cursor: None,
     };
     for part in backlog.chunks(READ_SIZE) {
         // The backlog is already in memory; waiting keeps the files' buffers bounded.
@@ -126,17 +130,61 @@ pub(super) async fn read_pipe(
         chunk.process(&mut framer, Some(part));
     }
     drop(backlog);
+    let mut fd = Some(fd);
+    if !route.sinks(stream).is_empty() {
+        // The backlog's unfinished line goes as it is: what follows is the pipe's, which the
+        // writer consumes from its own start.
+        chunk.process(&mut framer, None);
+        fd = match fd.take() {
+            Some(fd) => match looking::look_at(fd, &mut framer, &mut chunk, &mut hand_back).await {
+                Looked::Ended => None,
+                Looked::HandedBack => return,
+                // The writer makes no progress: read on, dropping what cannot be written.
+                Looked::TakenOver(fd) => Some(fd),
+            },
+            None => None,
+        };
+    }
+    if let Some(fd) = fd {
+        if read_loop(fd, &mut framer, &mut chunk, &mut hand_back).await == Ended::HandedBack {
+            return;
+        }
+    }
+    chunk.process(&mut framer, None);
+}
+
+/// How reading a pipe ended.
+#[derive(PartialEq, Eq)]
+enum Ended {
+    /// Every writer closed it (or it failed).
+    Closed,
+    /// It was given back for `kelpie update`.
+    HandedBack,
+}
+
+/// Read the pipe (taking its bytes out of it) until it closes or is asked back.
+///
+/// The pipe is registered with the runtime only while waiting for it to become readable. Then
+/// it is taken out again and output is left to gather for [`GATHER`] before being read: with
+/// the pipe registered, every line an app writes would wake the thread (edge-triggered epoll
+/// signals each write), and an app printing line by line would cost a wake-up per line.
+async fn read_loop(
+    mut fd: OwnedFd,
+    framer: &mut Framer,
+    chunk: &mut Chunk<'_>,
+    hand_back: &mut HandBack,
+) -> Ended {
     loop {
         let pipe = match pipe::Receiver::from_owned_fd_unchecked(fd) {
             Ok(pipe) => pipe,
             Err(e) => {
                 crate::daemon_log!(
                     "app `{}` (id {}): cannot watch its {}: {e}",
-                    route.app.name,
-                    route.pm_id,
-                    stream.pm2_name()
+                    chunk.route.app.name,
+                    chunk.route.pm_id,
+                    chunk.stream.pm2_name()
                 );
-                return;
+                return Ended::Closed;
             }
         };
         // The wait with a time limit (a partial line waiting for its end) is boxed: it is rare,
@@ -150,42 +198,35 @@ pub(super) async fn read_pipe(
         };
         let woke = tokio::select! {
             biased;
-            to = async { hand_back.wait_for(Option::is_some).await.ok().and_then(|to| to.clone()) } => Woke::HandBack(to),
+            to = asked_back(hand_back) => Woke::HandBack(to),
             ready = readable => Woke::Pipe(ready),
         };
         fd = match pipe.into_nonblocking_fd() {
             Ok(fd) => fd,
-            Err(_) => break,
+            Err(_) => return Ended::Closed,
         };
         let ready = match woke {
             Woke::Pipe(ready) => ready,
             Woke::HandBack(to) => {
                 // `kelpie update`: what was read is written by this daemon, the rest of the pipe
                 // is read by the next one.
-                chunk.process(&mut framer, None);
-                if let Some(to) = to {
-                    let _ = to.send(super::HandedPipe {
-                        pm_id: route.pm_id,
-                        stream,
-                        fd: Some(fd),
-                        backlog: Vec::new(),
-                    });
-                }
-                return;
+                chunk.process(framer, None);
+                chunk.hand_back(to, Some(fd));
+                return Ended::HandedBack;
             }
         };
         match ready {
             Err(_quiet) => {
-                chunk.process(&mut framer, None);
+                chunk.process(framer, None);
                 continue;
             }
-            Ok(Err(_)) => break,
+            Ok(Err(_)) => return Ended::Closed,
             Ok(Ok(())) => {}
         }
         tokio::time::sleep(GATHER).await;
         let mut file = std::fs::File::from(fd);
         let closed = loop {
-            match read_available(&mut file, &mut framer, &mut chunk) {
+            match read_available(&mut file, framer, chunk) {
                 Outcome::Drained => break false,
                 Outcome::Closed => break true,
                 // Asked to give the pipe back: the wait above takes it from here (a reader
@@ -194,15 +235,25 @@ pub(super) async fn read_pipe(
                 // Still more to read: let the other pipes have a turn first.
                 Outcome::Data => tokio::task::yield_now().await,
                 // The app's next writes wait in the pipe (and then in the app) meanwhile.
-                Outcome::Behind => chunk.wait_for_room(&mut hand_back).await,
+                Outcome::Behind => chunk.wait_for_room(hand_back).await,
             }
         };
         fd = OwnedFd::from(file);
         if closed {
-            break;
+            return Ended::Closed;
         }
     }
-    chunk.process(&mut framer, None);
+}
+
+/// Resolves once the pipes are asked back (`kelpie update`), with where to send them.
+async fn asked_back(
+    hand_back: &mut HandBack,
+) -> Option<tokio::sync::mpsc::UnboundedSender<super::HandedPipe>> {
+    hand_back
+        .wait_for(Option::is_some)
+        .await
+        .ok()
+        .and_then(|to| to.clone())
 }
 
 /// Read what the pipe holds, up to [`READS_PER_TURN`] reads.
@@ -234,9 +285,28 @@ struct Chunk<'a> {
     watch: Option<LineWatch>,
     /// The process's last lines, for the record of its exit (stderr only).
     tail: Option<super::TailWriter>,
+    /// The pipe the chunks are still in, while it is only looked at: the first file of the
+    /// stream consumes their bytes from it once written.
+    cursor: Option<Arc<PipeCursor>>,
 }
 
 impl Chunk<'_> {
+    /// Give the pipe to the daemon taking over (`kelpie update`).
+    fn hand_back(
+        &self,
+        to: Option<tokio::sync::mpsc::UnboundedSender<super::HandedPipe>>,
+        fd: Option<OwnedFd>,
+    ) {
+        if let Some(to) = to {
+            let _ = to.send(super::HandedPipe {
+                pm_id: self.route.pm_id,
+                stream: self.stream,
+                fd,
+                backlog: Vec::new(),
+            });
+        }
+    }
+
     /// Whether a file of this stream is behind (its readers must wait).
     fn behind(&self) -> bool {
         self.route
@@ -299,6 +369,7 @@ impl Chunk<'_> {
             };
             let frame = self.route.format.frame(now, self.stream, &who);
             let watch = &mut self.watch;
+            let held_before = framer.partial_len();
             let mut emit = |record: &[u8], complete: bool| {
                 if let Some(w) = watch.as_ref().filter(|w| w.pattern.is_match(record)) {
                     let _ = w.matched.send(crate::link::ProcessSignal::ReadyLine);
@@ -308,6 +379,7 @@ impl Chunk<'_> {
                 scratch.raw.extend_from_slice(record);
                 scratch.ends.push(scratch.raw.len() as u32);
             };
+            let new = bytes.map_or(0, <[u8]>::len);
             match bytes {
                 Some(bytes) => framer.push(bytes, &mut emit),
                 None => framer.flush(&mut emit),
@@ -315,8 +387,18 @@ impl Chunk<'_> {
             if scratch.ends.is_empty() {
                 return;
             }
-            for sink in self.route.sinks(self.stream) {
-                if sink.append(&scratch.formatted) {
+            // The pipe's bytes the records just made hold (their newlines included): the
+            // bytes given, and the start of a line held before, less the line held now.
+            let from_pipe = (held_before + new - framer.partial_len()) as u64;
+            let exact = matches!(self.route.format, super::LineFormat::Raw);
+            for (i, sink) in self.route.sinks(self.stream).iter().enumerate() {
+                let wake = match (&self.cursor, i) {
+                    (Some(cursor), 0) => {
+                        sink.append_from(&scratch.formatted, cursor, from_pipe, exact)
+                    }
+                    _ => sink.append(&scratch.formatted),
+                };
+                if wake {
                     let _ = self.shared.writer.send(WriterMsg::Write(sink.clone()));
                 }
             }

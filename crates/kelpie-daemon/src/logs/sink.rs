@@ -4,11 +4,13 @@
 //! writer takes the buffer, so the app's own writes wait instead of its lines being lost; lines
 //! are dropped (and counted) only for a file that cannot be written or makes no progress.
 
+use super::batch::Batch;
+use super::cursor::PipeCursor;
 use super::rotation::RotationPolicy;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Bytes a file may have waiting for the writer before its readers stop reading their pipes
@@ -31,13 +33,6 @@ pub(super) const STALL_CHECKS: u32 = 20;
 /// usable, and a log pipeline that stops working is worse than one that loses a line.
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Formatted bytes waiting to be written.
-#[derive(Debug, Default)]
-pub(super) struct Pending {
-    /// The bytes, whole lines except for an unfinished raw record.
-    pub bytes: Vec<u8>,
 }
 
 /// The writer's side of a file: only the writer thread touches it.
@@ -64,6 +59,9 @@ pub(super) struct FileSlot {
     pub cut_line: bool,
     /// Timed attempts in a row that wrote nothing to this file while it was full.
     pub full_attempts: u32,
+    /// The file takes no spliced bytes (a terminal, say): raw lines are written from their
+    /// copy, then taken out of their pipe.
+    pub no_splice: bool,
 }
 
 /// A log file.
@@ -74,7 +72,7 @@ pub(super) struct Sink {
     /// message per batch, not one per chunk.
     pub queued: AtomicBool,
     /// Bytes waiting for the writer.
-    pub pending: Mutex<Pending>,
+    pub pending: Mutex<Batch>,
     /// The writer's side.
     pub slot: Mutex<FileSlot>,
     /// Current rotation settings: the daemon's defaults under the overrides of the last app
@@ -106,7 +104,7 @@ pub(super) enum Room {
 /// What `describe` shows about a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SinkStatus {
-    /// Lines that never reached the file (writer behind, disk full, file unwritable).
+    /// Lines that never reached the file (disk full, file unwritable or stuck).
     pub dropped_lines: u64,
     /// The current problem writing it, if any.
     pub error: Option<String>,
@@ -139,7 +137,7 @@ impl Sink {
     /// makes its readers wait. One that fails (an error is shown) or is stuck (no progress
     /// for [`STALL_CHECKS`] checks) has its lines dropped instead, as before backpressure.
     pub(super) fn room(&self) -> Room {
-        if lock(&self.pending).bytes.len() < MAX_PENDING
+        if lock(&self.pending).len() < MAX_PENDING
             || lock(&self.error).is_some()
             || self.stuck_at.load(Ordering::Acquire) == self.progress()
         {
@@ -185,26 +183,43 @@ impl Sink {
         self.set_error(Some(message));
     }
 
-    /// Queue formatted bytes. Whatever does not fit under [`MAX_PENDING_HARD`] is dropped at a
-    /// line boundary and counted. Returns true when the writer must be told (nothing queued
-    /// yet).
+    /// Queue bytes that are in memory only (a second file's copy, what a keeper kept).
+    /// Whatever does not fit under [`MAX_PENDING_HARD`] is dropped at a line boundary and
+    /// counted. Returns true when the writer must be told (nothing queued yet).
     pub(super) fn append(&self, bytes: &[u8]) -> bool {
         if bytes.is_empty() {
             return false;
         }
         let mut pending = lock(&self.pending);
-        let room = MAX_PENDING_HARD.saturating_sub(pending.bytes.len());
+        let room = MAX_PENDING_HARD.saturating_sub(pending.len());
         let kept = if bytes.len() <= room {
             bytes.len()
         } else {
             // The largest prefix of whole lines that fits.
             memchr::memrchr(b'\n', &bytes[..room]).map_or(0, |nl| nl + 1)
         };
-        pending.bytes.extend_from_slice(&bytes[..kept]);
+        pending.push(&bytes[..kept]);
         drop(pending);
         if kept < bytes.len() {
             self.count_dropped(&bytes[kept..]);
         }
+        !self.queued.swap(true, Ordering::AcqRel)
+    }
+
+    /// Queue bytes read from `cursor`'s pipe, which still holds `pipe_bytes` of theirs (the
+    /// writer consumes them once these are written). Never dropped here: the pipe bounds them.
+    /// Returns true when the writer must be told.
+    pub(super) fn append_from(
+        &self,
+        bytes: &[u8],
+        cursor: &Arc<PipeCursor>,
+        pipe_bytes: u64,
+        exact: bool,
+    ) -> bool {
+        if bytes.is_empty() && pipe_bytes == 0 {
+            return false;
+        }
+        lock(&self.pending).push_from(bytes, cursor, pipe_bytes, exact);
         !self.queued.swap(true, Ordering::AcqRel)
     }
 
@@ -217,24 +232,18 @@ impl Sink {
 
     /// Take everything pending. The buffer left behind starts empty (no capacity), so an idle
     /// file holds no memory after a burst.
-    pub(super) fn take_pending(&self) -> Vec<u8> {
+    pub(super) fn take_pending(&self) -> Batch {
         self.queued.store(false, Ordering::Release);
-        std::mem::take(&mut lock(&self.pending).bytes)
+        std::mem::take(&mut *lock(&self.pending))
     }
 
     /// Put back at the head of the pending bytes what the file did not take yet (a FIFO or
     /// pipe that is full): written first at the next attempt.
-    pub(super) fn put_back(&self, rest: &[u8]) {
+    pub(super) fn put_back(&self, rest: Batch) {
         if rest.is_empty() {
             return;
         }
-        let mut pending = lock(&self.pending);
-        pending.bytes.splice(0..0, rest.iter().copied());
-    }
-
-    /// Forget everything pending (flush).
-    pub(super) fn discard_pending(&self) {
-        lock(&self.pending).bytes.clear();
+        lock(&self.pending).prepend(rest);
     }
 
     /// Record the current write problem (`None`: writing works).
@@ -275,7 +284,7 @@ mod tests {
             notified += usize::from(sink.append(&chunk));
         }
         assert_eq!(notified, 1, "one wake-up until the writer takes the batch");
-        let pending = sink.take_pending();
+        let pending = sink.take_pending().bytes;
         assert!(pending.len() <= MAX_PENDING_HARD);
         assert!(pending.ends_with(b"\n"), "only whole lines are kept");
         let kept = count_lines(&pending);
@@ -304,12 +313,14 @@ mod tests {
         assert_eq!(sink.room(), Room::Free, "still stuck: no progress since");
         sink.note_drained(true);
         assert_eq!(sink.room(), Room::Behind, "it moved: readers wait again");
-        let taken = sink.take_pending();
+        let taken = sink.take_pending().bytes;
         assert_eq!(sink.room(), Room::Free, "taken: room again");
         // What a full FIFO did not take goes back ahead of what came since.
         sink.append(b"later\n");
-        sink.put_back(b"first\n");
-        assert_eq!(sink.take_pending(), b"first\nlater\n");
+        let mut first = Batch::default();
+        first.push(b"first\n");
+        sink.put_back(first);
+        assert_eq!(sink.take_pending().bytes, b"first\nlater\n");
         assert_eq!(sink.status().dropped_lines, 0);
         assert_eq!(count_lines(&taken), (MAX_PENDING / 1024) as u64);
     }

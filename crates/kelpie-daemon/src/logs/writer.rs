@@ -15,6 +15,7 @@ mod daemon_log;
 mod files;
 mod rotate;
 mod ticks;
+mod writing;
 
 use super::rotation::{period_of, ArchiveJob, RotationPolicy};
 use super::sink::{lock, Sink};

@@ -1,0 +1,337 @@
+//! An app's output pipe that the log thread looks at without consuming it: no byte an app wrote
+//! is lost when the daemon is killed (issue 51, finding 3).
+//!
+//! A `read(2)` takes bytes out of the pipe, and until the writer has put them in the file they
+//! exist only in the daemon's memory: a SIGKILL in between lost them. Here the reader only
+//! *looks*: it `tee(2)`s the pipe's head into a scratch pipe of its thread and reads that copy
+//! (for framing, the recent lines, `ready_pattern`, the exit's last lines). The pipe is consumed
+//! only by the writer thread, and only once the bytes are in the file: for raw lines (the
+//! default) by `splice(2)`, which moves them from the pipe into the file in one step; for dated
+//! or JSON lines by discarding them from the pipe right after their formatted copy is written.
+//! At any instant of a SIGKILL, each byte is in the file or still in the pipe, which the keeper
+//! holds and hands to the next daemon.
+//!
+//! `tee` always copies from the pipe's head, which holds bytes already seen until the writer
+//! consumes them: the cursor counts what was seen and what was consumed, under a lock the reader
+//! only tries (it never waits on the writer, which may be on a slow disk) and the writer holds
+//! for each consumption, so the reader knows how many of the bytes it copies are old.
+
+use super::sink::lock;
+use std::cell::RefCell;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{Mutex, OnceLock, TryLockError};
+
+/// Capacity asked for the log thread's scratch pipe: as much as an app's enlarged pipe holds,
+/// so one look can take all of it.
+const SCRATCH_CAPACITY: usize = 1024 * 1024;
+/// The kernel's default pipe capacity.
+const DEFAULT_CAPACITY: usize = 64 * 1024;
+
+/// An app's output pipe, shared by its reader (which looks) and the writer (which consumes).
+#[derive(Debug)]
+pub(super) struct PipeCursor {
+    state: Mutex<CursorState>,
+}
+
+#[derive(Debug, Default)]
+struct CursorState {
+    /// The pipe; lent to the reader while it waits for the pipe to become readable (the
+    /// runtime registers a descriptor it owns), which it does only when the writer has nothing
+    /// of it to consume.
+    fd: Option<OwnedFd>,
+    /// Bytes of the pipe the reader has seen, since it began.
+    seen: u64,
+    /// Bytes taken out of the pipe (into the file, or discarded), since the reader began.
+    consumed: u64,
+    /// The reader reads the pipe itself now (the writer made no progress for seconds): what the
+    /// writer still has of it is written from memory, never consumed from the pipe again.
+    read_by_reader: bool,
+}
+
+/// What a look at the pipe found.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Look {
+    /// This many new bytes, handed to the caller.
+    New(usize),
+    /// Nothing new now (the pipe is empty, or holds only bytes already seen).
+    Nothing,
+    /// The pipe is empty and every writer has closed it.
+    Ended,
+    /// The writer is consuming the pipe this instant: look again once it says it moved.
+    Busy,
+    /// The bytes already seen fill the scratch pipe: nothing more can be seen until the writer
+    /// consumes some.
+    Full,
+}
+
+/// What one consumption did.
+#[derive(Debug)]
+pub(super) struct Moved {
+    /// Bytes taken out of the pipe (into the destination).
+    pub bytes: usize,
+    /// Why it stopped short, if it did.
+    pub error: Option<std::io::Error>,
+}
+
+impl PipeCursor {
+    pub(super) fn new(fd: OwnedFd) -> PipeCursor {
+        PipeCursor {
+            state: Mutex::new(CursorState {
+                fd: Some(fd),
+                ..CursorState::default()
+            }),
+        }
+    }
+
+    /// The pipe, to wait until it is readable: only when every byte seen has been consumed
+    /// (the writer has nothing of it to do). Give it back with [`PipeCursor::give_back`].
+    pub(super) fn lend(&self) -> Option<OwnedFd> {
+        let mut state = lock(&self.state);
+        if state.seen != state.consumed {
+            return None;
+        }
+        state.fd.take()
+    }
+
+    /// The pipe lent by [`PipeCursor::lend`], back.
+    pub(super) fn give_back(&self, fd: OwnedFd) {
+        lock(&self.state).fd = Some(fd);
+    }
+
+    /// Whether every writer of the pipe has closed it (it may still hold bytes).
+    pub(super) fn hung_up(&self) -> bool {
+        let state = lock(&self.state);
+        state
+            .fd
+            .as_ref()
+            .is_none_or(|fd| kelpie_sys::pipe_hung_up(fd.as_fd()))
+    }
+
+    /// Bytes seen and not yet consumed: they are at the pipe's head.
+    pub(super) fn unconsumed(&self) -> u64 {
+        let state = lock(&self.state);
+        state.seen - state.consumed
+    }
+
+    /// Look at the bytes the pipe holds past those already seen, handing them to `each` in
+    /// pieces of at most `buf`'s length (the log thread's read buffer). Never blocks: the pipe
+    /// is only copied (`tee`), and a writer consuming it at this instant makes it `Busy`.
+    pub(super) fn look(&self, buf: &mut [u8], each: impl FnMut(&[u8])) -> Look {
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let Some(scratch) = scratch.get_or_insert_with(Scratch::open).as_mut() else {
+                return Look::Ended;
+            };
+            let (old, new) = match self.copy_head(scratch) {
+                Ok(counts) => counts,
+                Err(look) => return look,
+            };
+            // The copy is the thread's own: the pipe needs no lock while it is read.
+            discard(scratch.reader.as_fd(), old);
+            read_exactly(&mut scratch.reader, new, buf, each);
+            if new == 0 {
+                Look::Nothing
+            } else {
+                Look::New(new)
+            }
+        })
+    }
+
+    /// Copy the pipe's head into the scratch pipe: how many of the bytes copied were seen
+    /// before, and how many are new (now counted as seen).
+    fn copy_head(&self, scratch: &Scratch) -> Result<(usize, usize), Look> {
+        let mut state = match self.state.try_lock() {
+            Ok(state) => state,
+            Err(TryLockError::WouldBlock) => return Err(Look::Busy),
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        };
+        let old = (state.seen - state.consumed) as usize;
+        if old >= scratch.capacity {
+            return Err(Look::Full);
+        }
+        let Some(fd) = state.fd.as_ref() else {
+            return Err(Look::Busy);
+        };
+        match kelpie_sys::tee(fd.as_fd(), scratch.writer.as_fd(), scratch.capacity) {
+            Ok(0) => Err(Look::Ended),
+            Ok(copied) => {
+                let new = copied.saturating_sub(old);
+                state.seen += new as u64;
+                Ok((copied - new, new))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(Look::Nothing),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Err(Look::Nothing),
+            // Not a pipe any more, or closed under us: nothing more will come.
+            Err(_) => Err(Look::Ended),
+        }
+    }
+
+    /// Move `len` bytes from the pipe's head into `to` (the file, at its position). `Err` when
+    /// the reader reads the pipe itself now: the caller writes its copy instead.
+    pub(super) fn splice_into(&self, to: BorrowedFd<'_>, len: usize) -> Result<Moved, TakenOver> {
+        let mut state = lock(&self.state);
+        if state.read_by_reader {
+            return Err(TakenOver);
+        }
+        let mut moved = Moved {
+            bytes: 0,
+            error: None,
+        };
+        // Lent only while nothing is left to consume: cannot be out now.
+        let Some(fd) = state.fd.as_ref().map(|fd| fd.as_fd()) else {
+            return Ok(moved);
+        };
+        while moved.bytes < len {
+            match kelpie_sys::splice(fd, to, len - moved.bytes) {
+                // The pipe holds fewer bytes than were seen: cannot be, but never spin on it.
+                Ok(0) => break,
+                Ok(n) => moved.bytes += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    moved.error = Some(e);
+                    break;
+                }
+            }
+        }
+        state.consumed += moved.bytes as u64;
+        Ok(moved)
+    }
+
+    /// Take `len` bytes out of the pipe without writing them anywhere: their copy was written
+    /// (dated and JSON lines), or they are dropped (a file that fails, `flush`). Nothing when
+    /// the reader reads the pipe itself now (it consumed them already).
+    pub(super) fn consume(&self, len: u64) {
+        let mut state = lock(&self.state);
+        if state.read_by_reader || len == 0 {
+            return;
+        }
+        let len = len.min(state.seen - state.consumed);
+        if let Some(fd) = &state.fd {
+            discard(fd.as_fd(), len as usize);
+        }
+        state.consumed += len;
+    }
+
+    /// The writer made no progress for seconds: the reader reads the pipe itself from now on.
+    /// What the writer still has of it (seen, not consumed) is taken out of the pipe now; the
+    /// writer writes those bytes from its copy. Returns false when the writer is consuming this
+    /// pipe at this instant (stuck in it): then nothing changes.
+    pub(super) fn take_over(&self) -> bool {
+        let mut state = match self.state.try_lock() {
+            Ok(state) => state,
+            Err(TryLockError::WouldBlock) => return false,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        };
+        if !state.read_by_reader {
+            if let Some(fd) = &state.fd {
+                discard(fd.as_fd(), (state.seen - state.consumed) as usize);
+            }
+            state.consumed = state.seen;
+            state.read_by_reader = true;
+        }
+        true
+    }
+
+    /// A second descriptor of the pipe, for a daemon that takes over (`kelpie update`): the
+    /// writer may still use this one for what it has not written yet.
+    pub(super) fn dup(&self) -> Option<OwnedFd> {
+        lock(&self.state)
+            .fd
+            .as_ref()
+            .and_then(|fd| fd.try_clone().ok())
+    }
+}
+
+/// The reader took the pipe over: the writer writes its copy instead.
+#[derive(Debug)]
+pub(super) struct TakenOver;
+
+/// The log thread's scratch pipe, where it copies an app's pipe to read it; `None` when it
+/// could not be made.
+struct Scratch {
+    reader: std::fs::File,
+    writer: OwnedFd,
+    capacity: usize,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Option<Option<Scratch>>> = const { RefCell::new(None) };
+}
+
+impl Scratch {
+    fn open() -> Option<Scratch> {
+        let made = kelpie_sys::nonblocking_pipe().map(|(reader, writer)| {
+            // A pipe that cannot be enlarged keeps the kernel's default capacity.
+            let capacity = kelpie_sys::set_pipe_capacity(writer.as_fd(), SCRATCH_CAPACITY)
+                .unwrap_or(DEFAULT_CAPACITY);
+            Scratch {
+                reader: std::fs::File::from(reader),
+                writer,
+                capacity,
+            }
+        });
+        match made {
+            Ok(scratch) => Some(scratch),
+            Err(e) => {
+                crate::daemon_log!("logs: cannot make the log thread's scratch pipe: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// Read `len` bytes from the scratch pipe, handing them to `each` in pieces of `buf`'s size.
+fn read_exactly(
+    reader: &mut std::fs::File,
+    mut len: usize,
+    buf: &mut [u8],
+    mut each: impl FnMut(&[u8]),
+) {
+    while len > 0 {
+        let want = len.min(buf.len());
+        match reader.read(&mut buf[..want]) {
+            Ok(0) => return,
+            Ok(n) => {
+                each(&buf[..n]);
+                len -= n;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // Cannot be (tee put them there); never leave the loop spinning.
+            Err(_) => return,
+        }
+    }
+}
+
+/// Take `len` bytes out of pipe `fd` and drop them: spliced into /dev/null (no copy), else read
+/// into a buffer.
+fn discard(fd: BorrowedFd<'_>, mut len: usize) {
+    while len > 0 {
+        let moved = match dev_null() {
+            Some(null) => kelpie_sys::splice(fd, null.as_fd(), len),
+            None => {
+                let mut buf = [0u8; 4096];
+                fd.try_clone_to_owned()
+                    .and_then(|fd| std::fs::File::from(fd).read(&mut buf[..len.min(4096)]))
+            }
+        };
+        match moved {
+            Ok(0) => return,
+            Ok(n) => len -= n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// `/dev/null`, open once for the daemon's life.
+fn dev_null() -> Option<&'static std::fs::File> {
+    static NULL: OnceLock<Option<std::fs::File>> = OnceLock::new();
+    NULL.get_or_init(|| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .ok()
+    })
+    .as_ref()
+}
