@@ -23,6 +23,7 @@ mod cli {
     mod jobs;
     mod logs;
     mod logs_pm2;
+    mod lossless;
     mod monit;
     mod monitoring;
     mod node_api;

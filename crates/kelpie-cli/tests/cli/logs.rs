@@ -267,7 +267,7 @@ fn a_log_that_cannot_be_written_costs_lines_not_the_app() {
 
 /// A FIFO made at `path`, and its read end opened without blocking (O_NONBLOCK, without a
 /// libc dependency in tests): the daemon opens the other end as an app's log file.
-fn make_fifo(path: &Path) -> std::fs::File {
+pub(super) fn make_fifo(path: &Path) -> std::fs::File {
     let made = std::process::Command::new("mkfifo")
         .arg(path)
         .status()
@@ -280,7 +280,7 @@ fn make_fifo(path: &Path) -> std::fs::File {
 
 /// Read `reader` on a thread of its own until `total` bytes came or none did for 30 s (lines
 /// were lost), taking at most `rate` bytes a second when given (as a slow disk takes them).
-fn read_fifo(
+pub(super) fn read_fifo(
     mut reader: std::fs::File,
     total: usize,
     rate: Option<f64>,
@@ -992,7 +992,7 @@ fn logs_without_a_name_shows_the_daemons_lines_too_and_follows_them() {
 }
 
 /// The dropped-lines count `describe` shows for the log file whose path contains `file`.
-fn dropped_lines(describe: &str, file: &str) -> u64 {
+pub(super) fn dropped_lines(describe: &str, file: &str) -> u64 {
     describe
         .lines()
         .find(|l| l.contains("lines dropped") && l.contains(file))
@@ -1133,7 +1133,7 @@ fn a_log_read_slowly_holds_the_app_back_instead_of_losing_its_lines() {
 }
 
 /// Whether `pid` is blocked writing to a full pipe.
-fn blocked_on_pipe(pid: u32) -> bool {
+pub(super) fn blocked_on_pipe(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w.contains("pipe"))
 }
 

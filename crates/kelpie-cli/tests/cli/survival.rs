@@ -60,14 +60,8 @@ fn numbered(k: &Kelpie, file: &str, prefix: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Every line once and in order: nothing lost, doubled or reordered.
 fn assert_consecutive(seen: &[u64], what: &str) {
-    assert_in_order(seen, what, 0);
-}
-
-/// Every line once and in order, with at most `kills` gaps: what a daemon killed with SIGKILL
-/// had read from a pipe but not yet written is lost, as documented (one read per pipe; under
-/// load the ticker's line can be in it).
-fn assert_in_order(seen: &[u64], what: &str, kills: usize) {
     assert!(!seen.is_empty(), "no {what}");
     let breaks: Vec<(u64, u64)> = seen
         .windows(2)
@@ -75,8 +69,8 @@ fn assert_in_order(seen: &[u64], what: &str, kills: usize) {
         .map(|pair| (pair[0], pair[1]))
         .collect();
     assert!(
-        breaks.iter().all(|(before, after)| after > before) && breaks.len() <= kills,
-        "{what}: not every line once and in order (at most {kills} gap(s) allowed): {breaks:?}"
+        breaks.is_empty(),
+        "{what}: not every line once and in order: {breaks:?}"
     );
 }
 
@@ -188,7 +182,9 @@ fn apps_outlive_a_daemon_killed_with_sigkill_and_the_next_one_adopts_them() {
     k.wait_for("more ticks", 10 * SECS, || {
         numbered(&k, "ticker-out.log", "tick ").len() > count + 20
     });
-    assert_in_order(&numbered(&k, "ticker-out.log", "tick "), "ticks", 1);
+    // Nothing lost to the kill either: what the daemon had seen but not written was still in
+    // the pipe (issue 51, finding 3).
+    assert_consecutive(&numbered(&k, "ticker-out.log", "tick "), "ticks");
     assert!(k
         .ok(&["logs", "ticker", "--nostream", "--lines", "3"])
         .contains("tick "));
@@ -250,7 +246,9 @@ fn after_an_update_or_a_killed_keeper_a_new_keeper_still_keeps_everything() {
     k.wait_for("more ticks", 10 * SECS, || {
         numbered(&k, "ticker-out.log", "tick ").len() > count + 20
     });
-    assert_in_order(&numbered(&k, "ticker-out.log", "tick "), "ticks", 1);
+    // Nothing lost to the kill either: what the daemon had seen but not written was still in
+    // the pipe (issue 51, finding 3).
+    assert_consecutive(&numbered(&k, "ticker-out.log", "tick "), "ticks");
 }
 
 #[test]
