@@ -6,7 +6,7 @@ use super::engines::{
     carried, compose_exit_codes, compose_starts_every_service, deployment_exit_codes,
     deployment_restarts, kubernetes_stop_signal, RESTART_POLICY,
 };
-use super::{Export, Setting, OPTIONAL};
+use super::{Export, OnRestart, Setting, OPTIONAL};
 
 pub(super) const ROWS: &[Setting] = &[
     Setting {
@@ -38,8 +38,12 @@ pub(super) const ROWS: &[Setting] = &[
         name: "autorestart",
         value: "boolean",
         default: "`true`",
-        doc: "Restart the app when it exits on its own.",
+        doc: "Restart the app when it exits on its own. `--no-autorestart` on `restart` or \
+            `reload` (or on `start` of an app in the list) turns it off for the apps named, as \
+            PM2's do, and it stays off (`save` keeps it); `restart` of the ecosystem file, or \
+            `delete` then `start`, turns it back on.",
         flags: &["no-autorestart"],
+        restart: OnRestart::Applied,
         ts: Some("boolean"),
         export: Export::Each {
             kubernetes: deployment_restarts,
