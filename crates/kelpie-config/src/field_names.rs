@@ -1,5 +1,5 @@
-//! The field names a `#[derive(Serialize)]` struct writes, read from the derive itself: so a
-//! list of supported fields never has to repeat the struct that declares them.
+//! The field names a `#[derive(Serialize)]` struct writes, read from the derive itself: the
+//! settings table's tests check that every field `ScriptOptions` writes has its row.
 //!
 //! The derive calls `serialize_field` for every field it writes and `skip_field` for every
 //! field a `skip_serializing_if` left out, both with the (renamed) name; recording those two

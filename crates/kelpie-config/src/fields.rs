@@ -1,14 +1,11 @@
 //! Which app keys Kelpie knows: supported fields, their PM2 aliases and the PM2 fields not
-//! supported yet (all declared in `options.rs`), and a "did you mean" for the rest.
+//! supported yet (all declared in `settings.rs`), and a "did you mean" for the rest.
 
-/// Canonical (snake_case) app fields Kelpie supports: those of `kelpie start`'s flags (as a
-/// file names them) and those only a file can set. Derived, never listed twice.
+/// Canonical (snake_case) app fields Kelpie supports: the settings table's fields, in its
+/// order. Derived, never listed twice.
 pub(crate) fn supported() -> &'static [&'static str] {
-    static SUPPORTED: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
-        let mut names = crate::field_names::of(&crate::ScriptOptions::default());
-        names.extend(crate::options::FILE_ONLY);
-        names
-    });
+    static SUPPORTED: std::sync::LazyLock<Vec<&'static str>> =
+        std::sync::LazyLock::new(|| crate::settings::fields().map(|s| s.name).collect());
     &SUPPORTED
 }
 
@@ -40,16 +37,13 @@ pub(crate) fn classify(key: &str) -> Kind {
     if let Some(name) = supported().iter().find(|f| **f == key) {
         return Kind::Supported(name);
     }
-    if let Some((_, canonical)) = crate::options::ALIASES
-        .iter()
-        .find(|(alias, _)| *alias == key)
-    {
+    if let Some((_, canonical)) = crate::settings::aliases().find(|(alias, _)| *alias == key) {
         return Kind::Supported(canonical);
     }
     if let Some(profile) = key.strip_prefix("env_").filter(|p| !p.is_empty()) {
         return Kind::Profile(profile.to_string());
     }
-    if crate::options::UNSUPPORTED.contains(&key) {
+    if crate::settings::NOT_SUPPORTED.contains(&key) {
         return Kind::Unsupported;
     }
     Kind::Unknown(suggest(key))
@@ -85,8 +79,8 @@ fn suggest(key: &str) -> Option<&'static str> {
         supported()
             .iter()
             .copied()
-            .chain(crate::options::ALIASES.iter().map(|(alias, _)| *alias))
-            .chain(crate::options::UNSUPPORTED.iter().copied()),
+            .chain(crate::settings::aliases().map(|(alias, _)| alias))
+            .chain(crate::settings::NOT_SUPPORTED.iter().copied()),
     )
 }
 
@@ -175,7 +169,7 @@ mod tests {
             "log_type",
             "disable_logs",
         ] {
-            assert!(!crate::options::UNSUPPORTED.contains(&field), "{field}");
+            assert!(!crate::settings::NOT_SUPPORTED.contains(&field), "{field}");
             assert!(matches!(classify(field), Kind::Supported(_)), "{field}");
         }
         assert_eq!(
@@ -185,13 +179,13 @@ mod tests {
     }
 
     #[test]
-    fn the_supported_fields_are_the_flags_and_the_file_only_fields_each_once() {
+    fn the_supported_fields_are_the_rows_of_the_settings_table_each_once() {
         let names = supported();
         let mut unique = names.to_vec();
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), names.len(), "{names:?}");
-        // From the flags, under the names files use (`--uid` is `uid`, `--no-vizion` sets
+        // Fields with flags, under the names files use (`--uid` is `uid`, `--no-vizion` sets
         // `vizion`, the `--health-*` flags make `health_check`)...
         for flag_field in [
             "kill_timeout",

@@ -12,6 +12,7 @@ mod daemon_settings;
 mod dependencies;
 mod env;
 mod errors;
+#[cfg(test)]
 mod field_names;
 mod fields;
 mod formats;
@@ -28,6 +29,7 @@ mod options;
 mod paths;
 mod script;
 mod serve;
+pub mod settings;
 mod template;
 mod units;
 mod words;

@@ -105,7 +105,7 @@ impl RawApp {
     pub(crate) fn get(&self, canonical: &str) -> Option<&Field> {
         debug_assert!(
             fields::supported().contains(&canonical),
-            "a reader asks for `{canonical}`, which is not declared: a typo, or a field to declare in options.rs (ScriptOptions, or FILE_ONLY)"
+            "a reader asks for `{canonical}`, which is not declared: a typo, or a field to declare in the settings table (settings/)"
         );
         #[cfg(test)]
         fields_read::record(canonical);

@@ -1,76 +1,16 @@
-//! The app settings as `kelpie start` flags: one declaration that is at once clap's flags
+//! The app settings as `kelpie start` flags: one struct that is at once clap's flags
 //! (`kelpie start`, `kelpie run`, `kelpie serve` flatten it) and, serialized, the fields of an
 //! app object with the names a file uses, so flags and files go through one validator
-//! (`build.rs`). The names it serializes to, with [`FILE_ONLY`], are the fields Kelpie supports
-//! (`fields::supported()` is derived from them).
+//! (`build.rs`).
 //!
-//! Adding a setting: a field here (its flag, `rename` when the file's name differs, PM2's other
-//! spellings in [`ALIASES`], and out of [`UNSUPPORTED`] if PM2 has it), its typed field in
-//! `kelpie_core::AppSpec`, its reader in `build/`, and its row in docs/configuration.md (tests
-//! fail on a field no reader reads, a reader's key not declared here, and a missing row).
+//! The settings are declared in the table of `settings.rs`; a flag here is checked against its
+//! row (`settings/tests.rs`: the flags a row names are exactly this struct's, and each sets its
+//! row's field). Adding a flag: its row first, then its field here (`rename` when the file's
+//! name differs).
 
 use clap::Args;
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
-
-/// Fields a file may set that have no `kelpie start` flag (objects, or settings that only make
-/// sense in a file).
-pub(crate) const FILE_ONLY: &[&str] = &[
-    "script",
-    "exec_mode",
-    "increment_var",
-    "http",
-    "append_env_to_name",
-    "source_map_support",
-];
-
-/// PM2's other names of fields (in files, also camelCased), mapped to the name Kelpie reads:
-/// declared here beside the fields, so a setting with a PM2 spelling is still one place.
-pub(crate) const ALIASES: &[(&str, &str)] = &[
-    ("exec", "script"),
-    ("cmd", "script"),
-    ("command", "script"),
-    ("exec_interpreter", "interpreter"),
-    ("node_args", "interpreter_args"),
-    ("out", "out_file"),
-    ("output", "out_file"),
-    ("out_log", "out_file"),
-    ("error", "error_file"),
-    ("err", "error_file"),
-    ("err_file", "error_file"),
-    ("err_log", "error_file"),
-    ("combine_logs", "merge_logs"),
-    ("log", "log_file"),
-    ("stop_signal", "kill_signal"),
-    ("user", "uid"),
-    ("group", "gid"),
-    ("cron", "cron_restart"),
-    ("cron_tz", "cron_timezone"),
-    ("pid", "pid_file"),
-];
-
-/// PM2 fields that are valid in PM2 but not implemented by Kelpie yet: accepted with a warning so
-/// existing ecosystem files keep working.
-pub(crate) const UNSUPPORTED: &[&str] = &[
-    "watch_options",
-    "treekill",
-    "username",
-    "post_update",
-    "force",
-    "execute_command",
-    "automation",
-    "trace",
-    "disable_trace",
-    "v8",
-    "event_loop_inspector",
-    "deep_monitoring",
-    "io",
-    "write",
-    "windows_hide",
-    "kill_retry_time",
-    "name_prefix",
-    "install_url",
-];
 
 /// Options for starting a single script/command from CLI flags (`None` = not given, written as
 /// `null` and left out of the fields). Values are the flags' text; they are validated like the
@@ -302,9 +242,10 @@ pub struct ScriptOptions {
     #[arg(long)]
     #[serde(skip_serializing_if = "off")]
     pub disable_source_map_support: bool,
-    /// PM2's flag to turn source maps on: they already are for Node apps
+    /// PM2's flag to turn source maps on: they already are for Node apps (the field is read
+    /// and changes nothing)
     #[arg(long, hide = true)]
-    #[serde(skip)]
+    #[serde(skip_serializing_if = "off")]
     pub source_map_support: bool,
     /// Variable holding the instance index (default NODE_APP_INSTANCE)
     #[arg(long, value_name = "NAME")]
@@ -474,6 +415,7 @@ mod tests {
                 "ignore_watch": ["node_modules", "*.log", "tmp"],
                 "depends_on": ["db"],
                 "health_check": {"tcp": "5432", "interval": "2s"},
+                "source_map_support": true,
             })
         );
     }

@@ -19,32 +19,49 @@ declare namespace kelpie {
 
   /** An app's options, as in an ecosystem file (PM2's names; camelCase accepted too). */
   interface StartOptions {
-    script?: string;
+    // Written from Kelpie's settings table (crates/kelpie-config/src/settings/): each typed field
+    // under its name and PM2's other names; `cargo test -p kelpie-config` compares them with it.
+    // Begin: the settings table's fields.
     name?: string;
-    namespace?: string;
-    cwd?: string;
+    script?: string;
+    exec?: string;
+    cmd?: string;
+    command?: string;
     args?: string | string[];
     interpreter?: string;
+    exec_interpreter?: string;
     interpreter_args?: string | string[];
     node_args?: string | string[];
+    cwd?: string;
+    namespace?: string;
+    env?: Record<string, string | number | boolean> | string;
     instances?: number | string;
     exec_mode?: 'fork' | 'cluster' | 'fork_mode' | 'cluster_mode';
-    env?: Record<string, string | number | boolean> | string;
-    watch?: boolean | string | string[];
-    ignore_watch?: string | string[];
-    max_memory_restart?: string | number;
     autorestart?: boolean;
-    max_restarts?: number;
     min_uptime?: string | number;
+    max_restarts?: number;
     restart_delay?: number;
     kill_timeout?: number;
-    listen_timeout?: number;
-    wait_ready?: boolean;
-    cron_restart?: string;
     out_file?: string;
+    out?: string;
+    output?: string;
+    out_log?: string;
     error_file?: string;
+    error?: string;
+    err?: string;
+    err_file?: string;
+    err_log?: string;
     merge_logs?: boolean;
+    combine_logs?: boolean;
     log_date_format?: string;
+    max_memory_restart?: string | number;
+    cron_restart?: string;
+    cron?: string;
+    watch?: boolean | string | string[];
+    ignore_watch?: string | string[];
+    wait_ready?: boolean;
+    listen_timeout?: number;
+    // End: the settings table's fields.
     /** Start a second copy of a running app. */
     force?: boolean;
     /** With an ecosystem file: only these apps (comma-separated or a list). */

@@ -34,6 +34,9 @@ pub(crate) struct RestartArgs {
     /// Watch the app's directory if it is not watched, else stop watching
     #[arg(long)]
     pub watch: bool,
+    /// Do not restart the apps when they exit, from now on (kept by `save`)
+    #[arg(long)]
+    pub no_autorestart: bool,
     #[command(flatten)]
     pub ignored: IgnoredPm2Flags,
     #[command(flatten)]

@@ -174,7 +174,8 @@ pub(super) fn reload(home: &Home, args: ReloadArgs) -> Result<ExitCode> {
 }
 
 /// The settings `restart`/`reload` change before acting, as PM2's do (`--name`,
-/// `--node-args`, `--watch`); with an ecosystem file its own settings apply instead.
+/// `--node-args`, `--watch`, `--no-autorestart`: the settings table's rows that say
+/// `OnRestart::Applied`); with an ecosystem file its own settings apply instead.
 fn apply_changes(home: &Home, args: &RestartArgs, targets: &[Target]) -> Result<()> {
     args.ignored.note();
     args.start_only.note();
@@ -182,12 +183,13 @@ fn apply_changes(home: &Home, args: &RestartArgs, targets: &[Target]) -> Result<
         name: args.name.clone(),
         interpreter_args: args.interpreter_args.as_deref().map(interpreter_args),
         toggle_watch: args.watch,
+        autorestart: args.no_autorestart.then_some(false),
     };
     if changes.is_empty() {
         return Ok(());
     }
     if targets.is_empty() {
-        anyhow::bail!("--name, --node-args and --watch change apps given by name or id, not an ecosystem file (edit the file)");
+        anyhow::bail!("--name, --node-args, --watch and --no-autorestart change apps given by name or id, not an ecosystem file (edit the file)");
     }
     call(
         home,

@@ -56,6 +56,7 @@ pub(super) fn start_or(home: &Home, args: StartArgs, then: Then) -> Result<ExitC
                     name: None,
                     interpreter_args: None,
                     watch: false,
+                    no_autorestart: false,
                     ignored: args.ignored,
                     start_only: Default::default(),
                 },
@@ -201,7 +202,8 @@ fn restart_running(
     args: &StartArgs,
     restart_targets: Vec<kelpie_proto::Target>,
 ) -> Result<Response> {
-    // `start 0 --name new` renames, `start api --node-args ...` changes them, as in PM2.
+    // `start 0 --name new` renames, `start api --node-args ...` changes them, and
+    // `start api --no-autorestart` turns it off, as in PM2.
     let changes = kelpie_proto::SpecChanges {
         name: args.app.name.clone(),
         interpreter_args: args
@@ -210,6 +212,7 @@ fn restart_running(
             .as_deref()
             .map(super::control::interpreter_args),
         toggle_watch: false,
+        autorestart: args.app.no_autorestart.then_some(false),
     };
     if !changes.is_empty() {
         call(

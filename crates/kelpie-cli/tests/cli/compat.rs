@@ -488,6 +488,69 @@ fn restart_takes_start_options_and_stop_turns_watching_off() {
     assert!(err.contains("control character"), "{err}");
 }
 
+/// PM2's `restart <app> --no-autorestart` (PM2 applies a start flag given to `restart`; users
+/// ask for "a way to cancel autorestart" of a running app, PM2 issue 5745): the apps named
+/// restart, and from then on stay down when they exit; `reload` and `start` of an app in the list
+/// take it too, and `save` keeps it.
+#[test]
+fn restart_with_no_autorestart_leaves_the_app_down_at_its_next_exit() {
+    let k = kelpie();
+    let app = k.fake_app();
+    // Each run ends with code 1 after 3 s (a stable run: it is restarted each time).
+    let exits = ["--", "--exit-after", "3000", "--exit-code", "1"];
+    for name in ["job", "other"] {
+        k.ok(&[&["start", app.as_str(), "--name", name][..], &exits].concat());
+    }
+    let restarts = |name: &str| {
+        k.app(name)["pm2_env"]["restart_time"]
+            .as_u64()
+            .expect("count")
+    };
+    let autorestart = |name: &str| k.app(name)["pm2_env"]["autorestart"].clone();
+    assert_eq!(autorestart("job"), true);
+
+    let out = k.run(&["restart", "job", "--no-autorestart"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // Taken by `restart`, not removed as a PM2 option it does not use.
+    assert!(!err.contains("--no-autorestart"), "{err}");
+    assert_eq!(autorestart("job"), false);
+    assert_eq!(autorestart("other"), true, "only the app named");
+    assert_eq!(k.status("job"), "online", "it was restarted");
+    let job_restarts = restarts("job");
+    let other_restarts = restarts("other");
+    k.wait_for("job's exit", Duration::from_secs(15), || {
+        k.status("job") == "stopped"
+    });
+    k.wait_for("other's exit and restart", Duration::from_secs(15), || {
+        restarts("other") > other_restarts
+    });
+    assert_eq!(
+        restarts("job"),
+        job_restarts,
+        "not restarted after its exit"
+    );
+
+    // `save` keeps it: the app comes back with it off.
+    k.ok(&["save"]);
+    k.ok(&["kill"]);
+    k.ok(&["resurrect"]);
+    assert_eq!(autorestart("job"), false);
+    assert_eq!(autorestart("other"), true);
+
+    // `reload` takes it (a fork app's reload is a restart), and `start` of an app in the list.
+    k.ok(&["reload", "other", "--no-autorestart"]);
+    assert_eq!(autorestart("other"), false);
+    k.wait_for("other's exit", Duration::from_secs(15), || {
+        k.status("other") == "stopped"
+    });
+    k.ok(&["start", &app, "--name", "third"]);
+    k.ok(&["start", "third", "--no-autorestart"]);
+    assert_eq!(autorestart("third"), false);
+    assert_eq!(restarts("third"), 1);
+    assert_eq!(k.status("third"), "online");
+}
+
 #[test]
 fn a_name_with_a_control_character_is_refused() {
     let k = kelpie();

@@ -16,6 +16,10 @@ pub struct SpecChanges {
     pub interpreter_args: Option<Vec<String>>,
     /// Watch the app's directory if it is not watched, else stop watching (`--watch`).
     pub toggle_watch: bool,
+    /// A new `autorestart` (`--no-autorestart`: `Some(false)`). Not written when `None`, so
+    /// the other changes read as before to a daemon that does not know it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autorestart: Option<bool>,
 }
 
 impl SpecChanges {
@@ -324,5 +328,30 @@ mod tests {
             serde_json::from_str::<Request>(trigger).expect("decode"),
             Request::Trigger(TriggerRequest { timeout_ms: 5, .. })
         ));
+    }
+
+    #[test]
+    fn a_change_without_autorestart_reads_and_writes_as_before() {
+        let rename = SpecChanges {
+            name: Some("api".into()),
+            ..SpecChanges::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&rename).expect("encode"),
+            serde_json::json!({"name": "api", "interpreter_args": null, "toggle_watch": false})
+        );
+        let older = r#"{"name": null, "interpreter_args": null, "toggle_watch": true}"#;
+        let read: SpecChanges = serde_json::from_str(older).expect("decode");
+        assert_eq!(read.autorestart, None);
+        assert!(read.toggle_watch);
+        let off = SpecChanges {
+            autorestart: Some(false),
+            ..SpecChanges::default()
+        };
+        let json = serde_json::to_string(&off).expect("encode");
+        assert_eq!(
+            serde_json::from_str::<SpecChanges>(&json).expect("decode"),
+            off
+        );
     }
 }

@@ -73,7 +73,7 @@ impl Supervisor {
     }
 }
 
-/// `Request::Change`: PM2's `restart <app> --name new --node-args ... --watch`.
+/// `Request::Change`: PM2's `restart <app> --name new --node-args ... --watch --no-autorestart`.
 pub(super) fn change(
     sup: &mut Supervisor,
     targets: &[Target],
@@ -119,6 +119,9 @@ pub(super) fn change(
             spec.interpreter_args = args.clone();
             spec.interpreter_args_cleared = args.is_empty();
         });
+    }
+    if let Some(autorestart) = changes.autorestart {
+        sup.change_specs(&ids, |spec| spec.autorestart = autorestart);
     }
     if changes.toggle_watch {
         let watched = ids
