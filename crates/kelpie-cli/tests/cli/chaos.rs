@@ -1,9 +1,12 @@
-//! Random faults, as production delivers them (issue 51): apps printing numbered lines, a
-//! Node app, a crash loop; every 0.5-2 s one of: SIGKILL of the daemon, of the keeper, of
-//! both, of an app; SIGSTOP of the daemon for 1-3 s; a burst of commands on one app; a
-//! corrupt `state.json` then SIGKILL; while two clients run commands all along. Then the
-//! invariants: every command ended within 30 s; every app runs exactly its instances and no
-//! process of this home runs outside the list; every line in a log is whole, once and in order;
+//! Random faults, as production delivers them (issue 51): apps printing numbered lines (sh and
+//! Node), a Node cluster of two instances sharing a port, a job restarted by `cron_restart`
+//! every 3 s, a crash loop; every 0.5-2 s one of: SIGKILL of the daemon, of the keeper, of
+//! both, of an app; SIGSTOP of the daemon for 1-3 s; a burst of commands on one app; a corrupt
+//! `state.json` then SIGKILL; the home filled for 1-3 s (when the test may mount a tmpfs for
+//! it: root); while three clients run commands all along. Then the invariants: every command
+//! ended within 30 s; every app runs exactly its instances and no process of this home runs
+//! outside the list; every line in a log is whole, once and in order, and none is missing but
+//! what was in a pipe while daemon and keeper were both dead or what a full disk dropped;
 //! `kill` leaves nothing.
 //!
 //! Seeded and replayable: it prints its seed; `KELPIE_CHAOS_SEED=<seed>` runs the same faults
@@ -47,8 +50,22 @@ impl Rng {
 /// against which its log's last line is checked (a lost tail shows no gap).
 const SH_PRINTER: &str = "id=$$.$(cut -d' ' -f22 /proc/$$/stat)\ni=0\nwhile :; do\n  echo \"$id $i\"\n  echo $i > TRUTH/$id\n  i=$((i+1))\n  if [ $((i % 40)) -eq 0 ]; then sleep 0.05; fi\ndone\n";
 const NODE_PRINTER: &str = "const fs = require('fs');\nconst stat = fs.readFileSync('/proc/self/stat', 'utf8');\nconst id = process.pid + '.' + stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];\nlet i = 0;\nsetInterval(() => {\n  for (let k = 0; k < 20; k++) console.log(id + ' ' + i++);\n  fs.writeFileSync('TRUTH/' + id, String(i - 1));\n}, 25);\n";
+/// A Node server of the cluster: listens on its port in its code (the daemon passes every
+/// instance the one socket) and prints like the Node printer.
+const NODE_SERVER: &str = "const fs = require('fs');\nconst stat = fs.readFileSync('/proc/self/stat', 'utf8');\nconst id = process.pid + '.' + stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];\nlet i = 0;\nsetInterval(() => {\n  for (let k = 0; k < 10; k++) console.log(id + ' ' + i++);\n  fs.writeFileSync('TRUTH/' + id, String(i - 1));\n}, 25);\nrequire('http').createServer((req, res) => res.end('ok')).listen(PORT);\n";
 const CRASHER: &str = "echo up\nsleep 0.3\nexit 1\n";
 const PRINTERS: [&str; 3] = ["p1", "p2", "p3"];
+/// The apps whose lines are checked, with their instances.
+const CHECKED: [(&str, usize); 6] = [
+    ("p1", 1),
+    ("p2", 1),
+    ("p3", 1),
+    ("node", 1),
+    ("web", 2),
+    ("cron", 1),
+];
+/// The apps a burst of commands, or a client, picks from.
+const COMMANDED: [&str; 4] = ["p1", "p2", "p3", "web"];
 
 /// What went wrong, collected from every thread.
 #[derive(Default)]
@@ -236,6 +253,8 @@ struct Witness {
     orphaned: BTreeSet<String>,
     /// Alive when the daemon (alone or with the keeper) was killed.
     through_daemon_kill: BTreeSet<String>,
+    /// Alive while the home was full: what they printed then may be dropped (and counted).
+    filled: BTreeSet<String>,
 }
 
 impl Witness {
@@ -247,12 +266,33 @@ impl Witness {
         fault();
         std::thread::sleep(Duration::from_millis(50));
         alive.extend(app_process_names(k));
-        self.through_daemon_kill.extend(alive.iter().cloned());
         alive
     }
 
+    /// The app processes alive at any moment of `fault`, which takes a while (looked at every
+    /// 10 ms from another thread: clients start processes meanwhile).
+    fn during(k: &Kelpie, fault: impl FnOnce()) -> BTreeSet<String> {
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let seen = scope.spawn(|| {
+                let mut seen = BTreeSet::new();
+                while !done.load(Ordering::Relaxed) {
+                    seen.extend(app_process_names(k));
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                seen.extend(app_process_names(k));
+                seen
+            });
+            fault();
+            done.store(true, Ordering::Relaxed);
+            seen.join().unwrap_or_default()
+        })
+    }
+
     fn daemon_killed(&mut self, k: &Kelpie, kill: impl FnOnce()) {
-        self.around(k, kill);
+        let alive = self.around(k, kill);
+        self.through_daemon_kill.extend(alive);
     }
 }
 
@@ -263,6 +303,7 @@ fn inject(
     secs: u64,
     violations: &Violations,
     witness: &mut Witness,
+    fillable: bool,
 ) -> BTreeMap<&'static str, u32> {
     let mut counts = BTreeMap::new();
     let end = Instant::now() + Duration::from_secs(secs);
@@ -270,7 +311,7 @@ fn inject(
         std::thread::sleep(rng.millis(500, 2000));
         let daemon = k.daemon_pid().filter(|p| alive(*p));
         let keeper = k.keeper_pid().filter(|p| alive(*p));
-        let fault = match rng.below(8) {
+        let fault = match rng.below(9) {
             0 => {
                 witness.daemon_killed(k, || sigkill(daemon));
                 "kill -9 daemon"
@@ -285,6 +326,7 @@ fn inject(
                     sigkill(daemon);
                     sigkill(keeper);
                 });
+                witness.through_daemon_kill.extend(orphaned.iter().cloned());
                 witness.orphaned.extend(orphaned);
                 "kill -9 daemon and keeper"
             }
@@ -306,7 +348,7 @@ fn inject(
                 "SIGSTOP daemon 1-3 s"
             }
             5 => {
-                let app = PRINTERS[rng.below(3) as usize];
+                let app = COMMANDED[rng.below(COMMANDED.len() as u64) as usize];
                 for args in [
                     &["restart", app][..],
                     &["stop", app],
@@ -323,6 +365,12 @@ fn inject(
                 witness.daemon_killed(k, || sigkill(daemon));
                 "corrupt state.json, then kill -9 daemon"
             }
+            7 if fillable => {
+                let hold = rng.millis(1000, 3000);
+                let alive = Witness::during(k, || fill_home(k, hold));
+                witness.filled.extend(alive);
+                "the home filled for 1-3 s"
+            }
             _ => {
                 bounded(k, &["ping"], violations);
                 "nothing"
@@ -336,7 +384,7 @@ fn inject(
 /// A client running commands until `stop`.
 fn client(k: &Kelpie, mut rng: Rng, stop: &AtomicBool, violations: &Violations) {
     while !stop.load(Ordering::Relaxed) {
-        let app = PRINTERS[rng.below(3) as usize];
+        let app = COMMANDED[rng.below(COMMANDED.len() as u64) as usize];
         let args: &[&str] = match rng.below(4) {
             0 => &["jlist"],
             1 => &["describe", app],
@@ -366,6 +414,9 @@ fn random_faults_leave_every_app_running_once_and_every_line_whole_once_and_in_o
     eprintln!("chaos: seed {seed} for {secs} s (replay: KELPIE_CHAOS_SEED={seed})");
     let mut rng = Rng(seed);
     let k = kelpie();
+    // The home on a tmpfs of its own, so that it can be filled (root only; elsewhere that one
+    // fault is left out, the others run).
+    let home_disk = home_on_tmpfs(&k);
     let truth_dir = k.dir.path().join("truth");
     std::fs::create_dir(&truth_dir).expect("truth dir");
     let truth_path = truth_dir.display().to_string();
@@ -376,6 +427,22 @@ fn random_faults_leave_every_app_running_once_and_every_line_whole_once_and_in_o
         k.ok(&["start", &printer, "--name", name]);
     }
     k.ok(&["start", &node, "--name", "node"]);
+    let port = super::free_port();
+    let server = k.write(
+        "server.js",
+        &NODE_SERVER
+            .replace("TRUTH", &truth_path)
+            .replace("PORT", &port.to_string()),
+    );
+    k.ok(&["start", &server, "--name", "web", "-i", "2"]);
+    k.ok(&[
+        "start",
+        &printer,
+        "--name",
+        "cron",
+        "--cron-restart",
+        "*/3 * * * * *",
+    ]);
     k.ok(&[
         "start",
         &crasher,
@@ -389,13 +456,20 @@ fn random_faults_leave_every_app_running_once_and_every_line_whole_once_and_in_o
     let stop = AtomicBool::new(false);
     let mut witness = Witness::default();
     let counts = std::thread::scope(|scope| {
-        // Two clients running commands all along.
-        for n in 0..2u64 {
+        // Three clients running commands all along.
+        for n in 0..3u64 {
             let rng = Rng(seed ^ 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(n + 1));
             let (k, stop, violations) = (&k, &stop, &violations);
             scope.spawn(move || client(k, rng, stop, violations));
         }
-        let counts = inject(&k, &mut rng, secs, &violations, &mut witness);
+        let counts = inject(
+            &k,
+            &mut rng,
+            secs,
+            &violations,
+            &mut witness,
+            home_disk.is_some(),
+        );
         stop.store(true, Ordering::Relaxed);
         counts
     });
@@ -403,24 +477,30 @@ fn random_faults_leave_every_app_running_once_and_every_line_whole_once_and_in_o
 
     // Settle: a daemon answers, every app is back.
     bounded(&k, &["ping"], &violations);
-    let expected: BTreeSet<&str> = PRINTERS.iter().copied().chain(["node", "crash"]).collect();
+    let expected: BTreeSet<&str> = CHECKED
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(["crash"])
+        .collect();
     let settled = Instant::now() + Duration::from_secs(60);
     loop {
         // A burst may have left an app stopped: the commands allow that; start it again so the
         // count below is of running apps.
         let list = jlist(&k, &violations);
         let names: BTreeSet<&str> = list.iter().filter_map(|p| p["name"].as_str()).collect();
-        let online = PRINTERS.iter().chain(&["node"]).all(|name| {
+        let online = CHECKED.iter().all(|(name, instances)| {
             list.iter()
-                .any(|p| p["name"] == *name && p["pm2_env"]["status"] == "online")
+                .filter(|p| p["name"] == *name && p["pm2_env"]["status"] == "online")
+                .count()
+                == *instances
         });
         if names == expected && online {
             break;
         }
-        for name in PRINTERS.iter().chain(&["node"]) {
+        for (name, _) in CHECKED {
             if list
                 .iter()
-                .any(|p| p["name"] == *name && p["pm2_env"]["status"] == "stopped")
+                .any(|p| p["name"] == name && p["pm2_env"]["status"] == "stopped")
             {
                 bounded(&k, &["start", name], &violations);
             }
@@ -444,22 +524,36 @@ fn random_faults_leave_every_app_running_once_and_every_line_whole_once_and_in_o
         .filter(|p| *p > 0)
         .map(|p| p as u32)
         .collect();
-    for (pid, pgid) in app_processes(&k) {
-        if !listed.contains(&pgid) && !listed.contains(&pid) {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            violations.add(format!(
-                "process {pid} (group {pgid}, {:?}) runs outside the list {listed:?}",
-                String::from_utf8_lossy(&cmdline).replace('\0', " ")
-            ));
+    // A crash loop may start a process between the list and the look at /proc: one not listed
+    // is looked for again in a list taken after it was seen.
+    let unlisted: Vec<(u32, u32)> = app_processes(&k)
+        .into_iter()
+        .filter(|(pid, pgid)| !listed.contains(pgid) && !listed.contains(pid))
+        .collect();
+    if !unlisted.is_empty() {
+        let relisted: BTreeSet<u32> = jlist(&k, &violations)
+            .iter()
+            .filter_map(|p| p["pid"].as_u64())
+            .map(|p| p as u32)
+            .collect();
+        for (pid, pgid) in unlisted {
+            let still = app_processes(&k).get(&pid) == Some(&pgid);
+            if still && !relisted.contains(&pgid) && !relisted.contains(&pid) {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                violations.add(format!(
+                    "process {pid} (group {pgid}, {:?}) runs outside the list {listed:?}",
+                    String::from_utf8_lossy(&cmdline).replace('\0', " ")
+                ));
+            }
         }
     }
-    for name in PRINTERS.iter().chain(&["node"]) {
+    for (name, instances) in CHECKED {
         let running = list
             .iter()
-            .filter(|p| p["name"] == *name && p["pid"].as_u64() > Some(0))
+            .filter(|p| p["name"] == name && p["pid"].as_u64() > Some(0))
             .count();
-        if running != 1 {
-            violations.add(format!("{name} has {running} processes, not 1"));
+        if running != instances {
+            violations.add(format!("{name} has {running} processes, not {instances}"));
         }
     }
     // Every line whole, once, in order, and none missing but what was in the pipe of a process
@@ -468,13 +562,13 @@ fn random_faults_leave_every_app_running_once_and_every_line_whole_once_and_in_o
     bounded(&k, &["stop", "all"], &violations);
     let mut lines = 0;
     let mut logged = BTreeMap::new();
-    for name in PRINTERS.iter().chain(&["node"]) {
-        let log = k.log(&format!("{name}-out.log"));
+    for (name, _) in CHECKED {
+        let log = out_logs(&k, name);
         let (count, last) = check_lines(name, &log, &violations);
         lines += count;
         logged.extend(last);
     }
-    let (mut orphan_lost, mut processes) = (0, 0);
+    let (mut orphan_lost, mut full_lost, mut processes) = (0, 0, 0);
     for (pid, printed) in truth(&truth_dir) {
         processes += 1;
         let (last, missing) = logged
@@ -486,6 +580,9 @@ fn random_faults_leave_every_app_running_once_and_every_line_whole_once_and_in_o
         }
         if witness.orphaned.contains(&pid) {
             orphan_lost += lost;
+        } else if witness.filled.contains(&pid) {
+            // Dropped (and counted) while the home was full: what a full disk costs.
+            full_lost += lost;
         } else {
             // A daemon's SIGKILL loses nothing: what it had seen and not yet written was
             // still in the pipe, for the keeper and the next daemon (issue 51, finding 3).
@@ -505,8 +602,9 @@ fn random_faults_leave_every_app_running_once_and_every_line_whole_once_and_in_o
         .count();
     eprintln!(
         "chaos: {lines} lines of {processes} processes checked; {orphan_lost} lost from pipes left \
-         without a reader (daemon and keeper both killed); {through_kills} processes lived \
-         through a daemon's SIGKILL with their keeper (a line lost there is a violation)"
+         without a reader (daemon and keeper both killed); {full_lost} dropped while the home \
+         was full; {through_kills} processes lived through a daemon's SIGKILL with their keeper \
+         (a line lost there is a violation)"
     );
     // `kill` leaves nothing of this home running.
     bounded(&k, &["kill"], &violations);
@@ -537,6 +635,57 @@ fn random_faults_leave_every_app_running_once_and_every_line_whole_once_and_in_o
         found.len(),
         found.join("\n")
     );
+}
+
+/// An app's stdout log files, one after the other: `<name>-out.log`, or one per instance in
+/// cluster mode (`<name>-out-<id>.log`). Each process writes one of them.
+fn out_logs(k: &Kelpie, name: &str) -> String {
+    let dir = k.home().join("logs");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|file| {
+            file == &format!("{name}-out.log")
+                || file
+                    .strip_prefix(&format!("{name}-out-"))
+                    .and_then(|rest| rest.strip_suffix(".log"))
+                    .is_some_and(|id| id.parse::<u32>().is_ok())
+        })
+        .collect();
+    files.sort();
+    files.iter().map(|file| k.log(file)).collect()
+}
+
+/// A tmpfs mounted on the home (before the daemon starts), unmounted when dropped; `None` when
+/// this test may not mount one (not root).
+fn home_on_tmpfs(k: &Kelpie) -> Option<super::logs::Tmpfs> {
+    if kelpie_sys::current_uid() != 0 {
+        eprintln!("chaos: not root: the home is not filled (no tmpfs of its own)");
+        return None;
+    }
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256m,mode=0700", "tmpfs"])
+        .arg(k.home())
+        .status()
+        .is_ok_and(|status| status.success());
+    assert!(mounted, "mount a tmpfs on the home");
+    Some(super::logs::Tmpfs(k.home().to_path_buf()))
+}
+
+/// Fill the home's disk to the last byte, hold it full for `hold`, then free it.
+fn fill_home(k: &Kelpie, hold: Duration) {
+    use std::io::Write;
+    let filler = k.home().join("filler");
+    if let Ok(mut file) = std::fs::File::create(&filler) {
+        let block = vec![0u8; 1 << 20];
+        while file.write_all(&block).is_ok() {}
+        // The last partial block: byte by byte is slow, 4 KiB pieces are enough.
+        while file.write_all(&block[..4096]).is_ok() {}
+    }
+    std::thread::sleep(hold);
+    let _ = std::fs::remove_file(&filler);
 }
 
 fn is_of_home(pid: u32, home: &Path) -> bool {

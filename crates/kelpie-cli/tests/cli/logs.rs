@@ -315,7 +315,7 @@ pub(super) fn read_fifo(
 }
 
 /// A small tmpfs, unmounted when dropped.
-struct Tmpfs(PathBuf);
+pub(super) struct Tmpfs(pub(super) PathBuf);
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
