@@ -94,6 +94,7 @@ impl Writer {
         if batch.is_empty() {
             return None;
         }
+        go_to_end(slot);
         if slot.cut_line {
             // End the half line a cut write left before anything else goes in.
             let ended = write_some(sink, slot, b"\n", Mover::Memory);
@@ -107,7 +108,6 @@ impl Writer {
             }
             slot.cut_line = false;
         }
-        go_to_end(slot);
         // Where the batch stopped: (offset, whether what is left waits or is dropped).
         let mut stopped = None;
         for segment in batch.segments() {
