@@ -269,6 +269,7 @@ fn system_time_ms(at: std::time::SystemTime) -> i64 {
     reason = "tests drive time and tasks themselves"
 )]
 mod tests {
+    use super::super::cursor::{Look, PipeCursor};
     use super::*;
     use std::collections::HashMap;
     use std::path::Path;
@@ -307,6 +308,67 @@ mod tests {
             full: Full::default(),
         };
         (writer, sink, archived)
+    }
+
+    /// A pipe holding `bytes`, and the cursor a reader looks at it through, having seen them.
+    fn pipe_seen(bytes: &[u8]) -> (Arc<PipeCursor>, std::io::PipeWriter) {
+        use std::io::Write;
+        let (reader, mut app) = std::io::pipe().expect("pipe");
+        app.write_all(bytes).expect("write");
+        let cursor = Arc::new(PipeCursor::new(std::os::fd::OwnedFd::from(reader)));
+        let mut buf = vec![0; 64 * 1024];
+        let mut seen = Vec::new();
+        let look = cursor.look(&mut buf, |chunk| seen.extend_from_slice(chunk));
+        assert_eq!(look, Look::New(bytes.len()));
+        assert_eq!(seen, bytes);
+        (cursor, app)
+    }
+
+    #[test]
+    fn raw_runs_are_spliced_from_their_pipe_and_formatted_ones_taken_out_once_written() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut writer, sink, _) = writer_with_sink(dir.path(), 0);
+        let (cursor, app) = pipe_seen(b"one\ntwo\nx\n");
+        let mut buf = vec![0; 64 * 1024];
+        assert_eq!(cursor.look(&mut buf, |_| {}), Look::Nothing, "seen already");
+        sink.append_from(b"one\ntwo\n", &cursor, 8, true);
+        sink.append(b"a copy from memory\n");
+        sink.append_from(b"{\"message\":\"x\"}\n", &cursor, 2, false);
+        assert_eq!(
+            cursor.unconsumed(),
+            10,
+            "nothing leaves the pipe before the writer"
+        );
+        writer.drain(&sink);
+        assert_eq!(
+            std::fs::read(sink.path()).expect("log"),
+            b"one\ntwo\na copy from memory\n{\"message\":\"x\"}\n"
+        );
+        assert_eq!(cursor.unconsumed(), 0, "every byte written left the pipe");
+        assert_eq!(
+            cursor.look(&mut buf, |_| {}),
+            Look::Nothing,
+            "the pipe is empty"
+        );
+        drop(app);
+        assert_eq!(cursor.look(&mut buf, |_| {}), Look::Ended);
+    }
+
+    #[test]
+    fn a_batch_that_cannot_be_written_is_dropped_counted_and_taken_out_of_its_pipe() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A directory cannot be opened as a log file.
+        let (mut writer, _, _) = writer_with_sink(dir.path(), 0);
+        let sink = Arc::new(Sink::new(
+            dir.path().to_path_buf(),
+            RotationPolicy::default(),
+        ));
+        let (cursor, _app) = pipe_seen(b"one\ntwo\n");
+        sink.append_from(b"one\ntwo\n", &cursor, 8, true);
+        writer.drain(&sink);
+        assert_eq!(cursor.unconsumed(), 0, "dropped lines leave the pipe");
+        assert_eq!(sink.status().dropped_lines, 2);
+        assert!(sink.status().error.is_some());
     }
 
     #[test]
