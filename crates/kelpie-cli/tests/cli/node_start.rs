@@ -92,15 +92,19 @@ fn apps_of_one_start_run_their_main_modules_in_parallel_and_start_waits_for_all(
     }
     let k = kelpie();
     let stamps = k.home().join("stamps").display().to_string();
-    // Each main module stamps when it begins and ends (a 600 ms synchronous sleep between).
+    // Each main module stamps when it begins and ends, busy 2 s between: longer than the
+    // spread of five starts on a loaded machine (over 600 ms at a load average of 39), so that
+    // starts one after another would begin each after the previous one ended, and parallel
+    // ones all begin first. `start` waits for a main module up to listen_timeout (3 s by
+    // default, less than 2 s and a slow start): 10 s here.
     let app = format!(
         "const fs = require('fs');\n{SLEEP}\n\
          const stamp = (what) => fs.appendFileSync({stamps:?}, `${{what}} ${{process.env.name}} ${{Date.now()}}\\n`);\n\
-         stamp('begin');\nsleep(600);\nstamp('end');\nsetInterval(() => {{}}, 1000);\n"
+         stamp('begin');\nsleep(2000);\nstamp('end');\nsetInterval(() => {{}}, 1000);\n"
     );
     let script = k.write("app.js", &app);
     let apps: Vec<String> = (0..4)
-        .map(|i| format!(r#"{{"name": "app{i}", "script": {script:?}}}"#))
+        .map(|i| format!(r#"{{"name": "app{i}", "script": {script:?}, "listen_timeout": 10000}}"#))
         .collect();
     let file = k.write(
         "ecosystem.json",
