@@ -89,13 +89,34 @@ def figures():
         for function, line, length in functions(lines):
             if length > FUNCTION_LIMIT:
                 long_functions.append((length, f"{name}:{line} {function}"))
+    return sorted(long_files, reverse=True), sorted(long_functions, reverse=True), sleeps()
+
+
+def is_pacing(lines: list[str], index: int) -> bool:
+    """Whether the sleep on `lines[index]` says why it paces: `pacing:` in its line's comment or
+    in the comment lines right above it."""
+    _, _, comment = lines[index].partition("//")
+    if "pacing:" in comment:
+        return True
+    i = index - 1
+    while i >= 0 and lines[i].strip().startswith("//"):
+        if "pacing:" in lines[i]:
+            return True
+        i -= 1
+    return False
+
+
+def sleeps():
+    """(pacing, waiting): where the black-box tests sleep, the pacing ones and the others."""
     black_box = ROOT / "crates" / "kelpie-cli" / "tests"
-    sleeps = []
+    pacing, waiting = [], []
     for path in sorted(black_box.rglob("*.rs")):
-        for number, line in enumerate(path.read_text().splitlines(), 1):
+        lines = path.read_text().splitlines()
+        for index, line in enumerate(lines):
             if "thread::sleep(" in code_only(line):
-                sleeps.append(f"{path.relative_to(ROOT)}:{number}")
-    return sorted(long_files, reverse=True), sorted(long_functions, reverse=True), sleeps
+                where = f"{path.relative_to(ROOT)}:{index + 1}"
+                (pacing if is_pacing(lines, index) else waiting).append(where)
+    return pacing, waiting
 
 
 def main() -> int:
@@ -109,7 +130,14 @@ def main() -> int:
     print(f"functions over {FUNCTION_LIMIT} lines: {len(long_functions)}")
     for length, name in long_functions:
         print(f"  {length:5}  {name}")
-    print(f"fixed sleeps in the black-box tests (crates/kelpie-cli/tests): {len(sleeps)}")
+    pacing, waiting = sleeps
+    print(
+        f"fixed sleeps in the black-box tests (crates/kelpie-cli/tests): {len(pacing) + len(waiting)}"
+    )
+    print(f"  pacing (`// pacing:` says why): {len(pacing)}")
+    print(f"  waiting on time instead of a condition: {len(waiting)}")
+    for where in waiting:
+        print(f"    {where}")
     if args.check and (long_files or long_functions):
         return 1
     return 0

@@ -176,16 +176,13 @@ impl Kelpie {
             .to_string()
     }
 
-    /// Wait until `cond` holds, polling; panics with `what` after `timeout`.
+    /// Wait until `cond` holds, polling; panics with `what` after `timeout` ([`wait_until`]).
+    #[track_caller]
     pub fn wait_for(&self, what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-        let deadline = Instant::now() + timeout;
-        while !cond() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} waiting for {what}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(what, timeout, || match cond() {
+            true => Ok(()),
+            false => Err("the condition did not hold"),
+        });
     }
 
     /// Wait until `file` (written by `fake-app --children-file`) lists `count` pids, and return
@@ -261,6 +258,33 @@ impl Kelpie {
     /// Content of a file of the home's `logs/` dir ("" if missing).
     pub fn log(&self, file: &str) -> String {
         std::fs::read_to_string(self.home.path().join("logs").join(file)).unwrap_or_default()
+    }
+}
+
+/// How often [`wait_until`] looks again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Wait for what a test needs rather than for a fixed time: call `probe` every 20 ms until it
+/// gives `Ok`, and return that value. After `timeout` (make it generous: CI is a loaded 2-core
+/// machine, and a wait that holds ends as soon as it holds), panic naming `what` it waited for
+/// and the last `Err`: what was seen instead.
+#[track_caller]
+pub fn wait_until<T, E: std::fmt::Display>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Result<T, E>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen = match probe() {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}; last seen: {seen}"
+        );
+        std::thread::sleep(POLL);
     }
 }
 
@@ -403,8 +427,32 @@ impl Drop for Kelpie {
 
 #[cfg(test)]
 mod tests {
-    use super::skips_fail;
+    use super::{skips_fail, wait_until};
     use std::ffi::OsStr;
+    use std::time::Duration;
+
+    #[test]
+    fn wait_until_returns_what_the_probe_gave_once_it_gives_it() {
+        let mut looks = 0;
+        let got = wait_until("the third look", Duration::from_secs(10), || {
+            looks += 1;
+            match looks {
+                3 => Ok("found"),
+                n => Err(format!("look {n}")),
+            }
+        });
+        assert_eq!((got, looks), ("found", 3));
+    }
+
+    #[test]
+    #[should_panic(expected = "waiting for a value that never comes; last seen: nothing yet")]
+    fn wait_until_names_what_it_waited_for_and_what_it_saw_when_it_times_out() {
+        wait_until::<(), _>(
+            "a value that never comes",
+            Duration::from_millis(50),
+            || Err("nothing yet"),
+        );
+    }
 
     #[test]
     fn skips_fail_when_the_variable_is_set_to_anything_but_empty_or_0() {

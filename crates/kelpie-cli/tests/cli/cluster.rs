@@ -52,18 +52,13 @@ impl Load {
     /// Wait until what each mode has seen so far satisfies `done` (given the mode's name);
     /// panics with the reports after 20 s (a loaded machine).
     pub(super) fn wait_until(&self, what: &str, done: impl Fn(&str, &LoadReport) -> bool) {
-        let deadline = Instant::now() + 20 * SECS;
-        loop {
+        kelpie_testkit::wait_until(what, 20 * SECS, || {
             let seen = self.seen();
-            if seen.iter().all(|(mode, report)| done(mode, report)) {
-                return;
+            match seen.iter().all(|(mode, report)| done(mode, report)) {
+                true => Ok(()),
+                false => Err(format!("{seen:?}")),
             }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {seen:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        });
     }
 
     /// Stop and return each mode's report.

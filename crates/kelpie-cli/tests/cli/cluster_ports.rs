@@ -658,27 +658,29 @@ fn spreads_evenly(pids: &[u32], port: u16, load: BackgroundLoad) {
     let mut seen = Vec::new();
     let mut even_since: Option<u64> = None;
     let mut looks = 0;
-    let deadline = std::time::Instant::now() + 20 * SECS;
-    loop {
-        let counts = spread();
-        let answered = load.seen().ok;
-        if even(&counts) {
-            looks += 1;
-            let since = *even_since.get_or_insert(answered);
-            if looks >= 10 && answered >= since + 800 {
-                break;
+    // A look every 20 ms (wait_until's poll).
+    kelpie_testkit::wait_until(
+        "connections spread evenly, and staying so",
+        20 * SECS,
+        || {
+            let counts = spread();
+            let answered = load.seen().ok;
+            if even(&counts) {
+                looks += 1;
+                let since = *even_since.get_or_insert(answered);
+                if looks >= 10 && answered >= since + 800 {
+                    return Ok(());
+                }
+            } else {
+                (even_since, looks) = (None, 0);
             }
-        } else {
-            (even_since, looks) = (None, 0);
-        }
-        seen.push(counts);
-        assert!(
-            std::time::Instant::now() < deadline,
-            "connections per instance, every 20 ms (the last 25 looks): {:?}",
-            &seen[seen.len().saturating_sub(25)..]
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+            seen.push(counts);
+            Err(format!(
+                "connections per instance, every 20 ms (the last 25 looks): {:?}",
+                &seen[seen.len().saturating_sub(25)..]
+            ))
+        },
+    );
     let report = load.finish();
     assert_eq!(report.failed, 0, "{report:?}");
     for pid in pids {

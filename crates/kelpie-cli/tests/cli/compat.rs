@@ -6,6 +6,8 @@
 use super::kelpie;
 use std::time::Duration;
 
+const SECS: Duration = Duration::from_secs(1);
+
 /// A script that runs until stopped (bash is its interpreter, from the extension).
 const SLEEPER: &str = "exec sleep 600\n";
 
@@ -1112,41 +1114,41 @@ fn list_sort_orders_the_rows_by_pm2s_fields() {
         "--",
         "--burn",
     ]);
-    std::thread::sleep(Duration::from_millis(20));
+    // Each restart in a later millisecond than the start before it: the sort by uptime (the
+    // start time, in ms) has an order to find.
+    after_the_last_start(&k);
     k.ok(&["restart", "bravo"]);
     for _ in 0..2 {
-        std::thread::sleep(Duration::from_millis(20));
+        after_the_last_start(&k);
         k.ok(&["restart", "alpha"]);
     }
     k.ok(&["stop", "bravo"]);
     // On a loaded 2-core CI machine charlie's burn gets what the scheduler leaves it: it only
     // has to be clearly busier than idle alpha for the cpu sort to be decided.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let list = k.jlist();
-        let memory = |p: &serde_json::Value| p["monit"]["memory"].as_u64().unwrap_or(0);
-        let cpu = |p: &serde_json::Value| p["monit"]["cpu"].as_f64().unwrap_or(0.0);
-        if memory(&list[1]) > 60 << 20
-            && cpu(&list[2]) >= 5.0
-            && cpu(&list[2]) > cpu(&list[1]) + 2.0
-            && memory(&list[2]) > 0
-            && memory(&list[2]) < memory(&list[1])
-        {
-            break;
-        }
-        let seen = format!(
-            "alpha {} bytes {}% cpu, charlie {} bytes {}% cpu",
-            memory(&list[1]),
-            cpu(&list[1]),
-            memory(&list[2]),
-            cpu(&list[2])
-        );
-        assert!(
-            std::time::Instant::now() < deadline,
-            "alpha's 64 MiB and charlie's busy core never showed: {seen}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    kelpie_testkit::wait_until(
+        "alpha's 64 MiB and charlie's busy core",
+        Duration::from_secs(60),
+        || {
+            let list = k.jlist();
+            let memory = |p: &serde_json::Value| p["monit"]["memory"].as_u64().unwrap_or(0);
+            let cpu = |p: &serde_json::Value| p["monit"]["cpu"].as_f64().unwrap_or(0.0);
+            if memory(&list[1]) > 60 << 20
+                && cpu(&list[2]) >= 5.0
+                && cpu(&list[2]) > cpu(&list[1]) + 2.0
+                && memory(&list[2]) > 0
+                && memory(&list[2]) < memory(&list[1])
+            {
+                return Ok(());
+            }
+            Err(format!(
+                "alpha {} bytes {}% cpu, charlie {} bytes {}% cpu",
+                memory(&list[1]),
+                cpu(&list[1]),
+                memory(&list[2]),
+                cpu(&list[2])
+            ))
+        },
+    );
     let sorted = |args: &[&str]| listed_names(&k.ok(args));
     // Without --sort, by id.
     assert_eq!(sorted(&["list"]), ["bravo", "alpha", "charlie"]);
@@ -1219,29 +1221,84 @@ fn list_sort_orders_the_rows_by_pm2s_fields() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // `list --watch` sorts each table it draws.
-    let mut watch = k
-        .command(&[
-            "list",
-            "--watch",
-            "--interval",
-            "200ms",
-            "--sort",
-            "name:desc",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("list --watch");
-    std::thread::sleep(Duration::from_millis(1500));
-    watch.kill().expect("kill list --watch");
-    let out = watch.wait_with_output().expect("list --watch output");
-    let tables = String::from_utf8_lossy(&out.stdout);
-    let first = tables.split("\n\n").next().unwrap_or_default();
-    assert_eq!(
-        listed_names(first),
-        ["charlie", "bravo", "alpha"],
-        "{tables}"
-    );
+    // `list --watch` sorts each table it draws: the first two, once drawn (without a terminal,
+    // each is followed by a blank line).
+    let watch = Drawn::start(k.command(&[
+        "list",
+        "--watch",
+        "--interval",
+        "200ms",
+        "--sort",
+        "name:desc",
+    ]));
+    let tables = kelpie_testkit::wait_until("two tables of list --watch", 20 * SECS, || {
+        let tables = watch.output();
+        match tables.matches("\n\n").count() >= 2 {
+            true => Ok(tables),
+            false => Err(tables),
+        }
+    });
+    drop(watch);
+    for table in tables.split("\n\n").take(2) {
+        assert_eq!(
+            listed_names(table),
+            ["charlie", "bravo", "alpha"],
+            "{tables}"
+        );
+    }
+}
+
+/// A command running in the background, what it printed so far kept; killed when dropped.
+struct Drawn {
+    child: std::process::Child,
+    output: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Drawn {
+    fn start(mut command: std::process::Command) -> Drawn {
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buf) {
+                sink.lock()
+                    .expect("output")
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Drawn { child, output }
+    }
+
+    fn output(&self) -> String {
+        self.output.lock().expect("output").clone()
+    }
+}
+
+impl Drop for Drawn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Wait until the wall clock is past the start of every app's process (ms since the epoch).
+fn after_the_last_start(k: &kelpie_testkit::Kelpie) {
+    let last = k
+        .jlist()
+        .iter()
+        .filter_map(|app| app["pm2_env"]["pm_uptime"].as_u64())
+        .max()
+        .unwrap_or(0);
+    k.wait_for("the clock past the last start", 5 * SECS, || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .is_ok_and(|now| now.as_millis() as u64 > last)
+    });
 }
 
 #[test]

@@ -75,6 +75,7 @@ fn run_shell(k: &Kelpie, shell: &Path, args: &[&str], env: &[(&str, &str)]) -> S
             let _ = child.wait();
             break None;
         }
+        // pacing: the poll of a wait that kills the shell at its deadline.
         std::thread::sleep(Duration::from_millis(10));
     };
     let out = std::fs::read_to_string(&out_file).unwrap_or_default();

@@ -50,6 +50,20 @@ fn daemon_rss_kb(k: &Kelpie) -> u64 {
         .expect("VmRSS")
 }
 
+/// Bytes sent to the daemon's ends of its connections that it has not read yet (`ss`: their
+/// Recv-Q).
+fn unread_by_daemon(k: &Kelpie) -> u64 {
+    let out = std::process::Command::new("ss")
+        .args(["-xnH", "src"])
+        .arg(k.home().join("kelpie.sock"))
+        .output()
+        .expect("run ss (iproute2)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok())
+        .sum()
+}
+
 /// Whether the daemon closed `stream`: its end of file (after an error frame, maybe), or a
 /// reset (closed with bytes of ours unread); not a read that times out.
 fn closed_by_daemon(stream: &mut UnixStream) -> bool {
@@ -105,7 +119,13 @@ fn huge_frames_stalled_midway_hold_at_most_the_budget_and_commands_still_work() 
         }
         held.push(stream);
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // Each write ended with its last bytes in the socket's buffer, or refused: measured once
+    // the daemon took them.
+    k.wait_for(
+        "the daemon to read every byte sent",
+        Duration::from_secs(10),
+        || unread_by_daemon(&k) == 0,
+    );
     let after = daemon_rss_kb(&k);
     // 64 MiB of bodies at most (four such frames); the others were refused.
     assert!(

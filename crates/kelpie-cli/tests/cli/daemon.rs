@@ -148,14 +148,14 @@ fn queued_on(path: &std::path::Path) -> u32 {
 /// Wait until a client is queued on the listener bound at `path` (its name when bound: `ss`
 /// knows it by that, whatever its file is called now).
 fn wait_until_queued(path: &std::path::Path) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while queued_on(path) == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no client queued on {path:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    kelpie_testkit::wait_until(
+        &format!("a client queued on {path:?}"),
+        std::time::Duration::from_secs(10),
+        || match queued_on(path) {
+            0 => Err("none queued"),
+            _ => Ok(()),
+        },
+    );
 }
 
 #[test]

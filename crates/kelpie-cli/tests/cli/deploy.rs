@@ -30,6 +30,7 @@ fn wait_path(path: &Path, exists: bool, timeout: Duration) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
+        // pacing: the deploy harness's poll (its caller says what a timeout means).
         std::thread::sleep(Duration::from_millis(20));
     }
     true
@@ -190,9 +191,11 @@ fn one_host_setup_deploy_reload_revert_failures_lock_and_pm2_words() {
     // ---- T3: update to v2 under load: no failed request.
     let load = Load::start(web);
     load.warm(50);
+    // pacing: the load runs a second before the deploy, and half a second after it.
     std::thread::sleep(SECS);
     let exec = lab.deploy_ok(&["production", "ref", "v2"]);
     let answers: Vec<_> = (0..10).map(|_| get(web)).collect();
+    // pacing: as above.
     std::thread::sleep(SECS / 2);
     let seen = load.finish();
     eprintln!(
@@ -308,6 +311,7 @@ fn one_host_setup_deploy_reload_revert_failures_lock_and_pm2_words() {
     let load = Load::start(web);
     load.warm(50);
     let exec = lab.deploy_expect(&["production", "ref", "v3"], 1);
+    // pacing: the load runs on half a second after the failed deploy.
     std::thread::sleep(SECS / 2);
     let seen = load.finish();
     eprintln!(
@@ -416,6 +420,7 @@ fn one_host_setup_deploy_reload_revert_failures_lock_and_pm2_words() {
     );
     let deadline = Instant::now() + 10 * SECS;
     while !user.runs("sleep") && Instant::now() < deadline {
+        // pacing: the deploy harness's poll (killed at its deadline anyway).
         std::thread::sleep(Duration::from_millis(20));
     }
     let killed = slow.kill9();
@@ -424,8 +429,11 @@ fn one_host_setup_deploy_reload_revert_failures_lock_and_pm2_words() {
     // What the killed deploy left running on the host (its pre-deploy's sleep) ends first.
     let deadline = Instant::now() + 15 * SECS;
     while user.runs("sleep") && Instant::now() < deadline {
+        // pacing: the deploy harness's poll.
         std::thread::sleep(Duration::from_millis(100));
     }
+    // pacing: the killed deploy's remote shell goes on after its `sleep`, with no process
+    // name of its own to wait for.
     std::thread::sleep(SECS);
     let unlock = lab.deploy(&["production", "unlock"]);
     assert!(
@@ -460,6 +468,7 @@ fn one_host_setup_deploy_reload_revert_failures_lock_and_pm2_words() {
     );
     let deadline = Instant::now() + 15 * SECS;
     while user.runs("sleep") && Instant::now() < deadline {
+        // pacing: the deploy harness's poll.
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(read(&app.join("current/REVISION")), *v2);
@@ -814,6 +823,7 @@ fn a_bad_config_is_refused_before_any_connection() {
                     Ok(_) => {
                         connections.fetch_add(1, Ordering::SeqCst);
                     }
+                    // pacing: the poll of a non-blocking accept, until told to stop.
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }

@@ -130,6 +130,7 @@ impl Spawned {
                 kill_group(self.child.id());
                 break self.child.wait().expect("wait after kill");
             }
+            // pacing: the harness's poll (the process group killed at the timeout).
             std::thread::sleep(Duration::from_millis(10));
         };
         self.done = true;
@@ -196,6 +197,7 @@ fn must_retrying(program: &str, args: &[&str]) {
             return;
         }
         last = Some(exec);
+        // pacing: a retry's rhythm, while another test holds the tools' lock.
         std::thread::sleep(Duration::from_millis(200));
     }
     panic!("{}", last.expect("tried").describe());
@@ -371,6 +373,7 @@ fn remove_user(name: &str) {
         if !attempt("pgrep", &["-u", name]).ok() {
             break;
         }
+        // pacing: a clean-up's retries.
         std::thread::sleep(Duration::from_millis(100));
     }
     for _ in 0..50 {
@@ -379,6 +382,7 @@ fn remove_user(name: &str) {
         if exec.ok() || !attempt("id", &["-u", name]).ok() {
             break;
         }
+        // pacing: a clean-up's retries.
         std::thread::sleep(Duration::from_millis(200));
     }
     let home = PathBuf::from("/home").join(name);
@@ -436,6 +440,7 @@ impl Sshd {
                 "sshd did not listen on {port}: {}",
                 tail(&log, 20)
             );
+            // pacing: the harness's poll.
             std::thread::sleep(Duration::from_millis(20));
         }
         sshd
@@ -461,6 +466,7 @@ impl Drop for Sshd {
             let _ = Command::new("kill").arg(pid.to_string()).output();
             let deadline = Instant::now() + Duration::from_secs(5);
             while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                // pacing: a clean-up's poll (SIGKILL after it).
                 std::thread::sleep(Duration::from_millis(20));
             }
             if Path::new(&format!("/proc/{pid}")).exists() {
@@ -899,6 +905,7 @@ pub(super) fn wait_body(port: u16, want: &str, timeout: Duration) -> Result<(), 
                 "GET :{port} answered {got:?} for {timeout:?}, not {want:?}"
             ));
         }
+        // pacing: the harness's poll (a timeout is its caller's answer).
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -962,6 +969,7 @@ impl Load {
                 while !stop.load(Ordering::SeqCst) {
                     let got = load::get(addr);
                     bodies.lock().unwrap_or_else(|p| p.into_inner()).push(got);
+                    // pacing: the sampler's rhythm under the load.
                     std::thread::sleep(Duration::from_millis(20));
                 }
             })
@@ -988,6 +996,7 @@ impl Load {
                 seen(&self.keep_alive),
                 seen(&self.close)
             );
+            // pacing: the harness's poll.
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -11,7 +11,7 @@ use kelpie_testkit::Kelpie;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Three apps covering what the exporters map: instances and a port, health checks of each
 /// kind, limits, a schedule, readiness, a watchdog and dependencies, plus fields no engine has.
@@ -930,17 +930,11 @@ fn a_node_cluster_app_with_a_port_runs_unchanged_from_its_systemd_unit() {
 
     // systemd's stop: SIGTERM to the main process only, SIGKILL at TimeoutStopSec.
     kelpie_sys::send_signal(runtime.id(), 15).expect("SIGTERM");
-    let stopped = Instant::now();
-    let status = loop {
-        if let Some(status) = runtime.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            stopped.elapsed() < Duration::from_secs(7),
-            "the runtime outlived TimeoutStopSec"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = kelpie_testkit::wait_until(
+        "the runtime to end within TimeoutStopSec",
+        Duration::from_secs(7),
+        || runtime.try_wait().expect("wait").ok_or("still running"),
+    );
     assert!(status.success(), "the runtime's exit: {status}");
     for pid in pids {
         assert!(

@@ -379,6 +379,7 @@ fn a_burst_of_fifty_writes_gives_one_restart_and_stop_ends_watching() {
     ]);
     for i in 0..50 {
         std::fs::write(src.join(format!("file{}.js", i % 5)), format!("v{i}")).expect("write");
+        // pacing: a burst spread over 200 ms, inside the watch delay.
         std::thread::sleep(Duration::from_millis(4));
     }
     k.wait_for("a restart", 5 * SECS, || stamps(&stamp).len() >= 2);
@@ -439,6 +440,17 @@ fn what_kelpie_writes_in_a_watched_directory_never_restarts_the_app() {
     // `data/logs` ignored): PM2 cannot write it (EISDIR) and runs the app; so does Kelpie,
     // without a temporary file beside it in the watched `data`.
     std::fs::create_dir_all(dir.join("data/logs")).expect("mkdir");
+    // A witness, watching a directory of its own with the same delay: the one watcher reads
+    // its changes in order, so once a change made there has restarted the witness, anything
+    // written before it in the others' directory would have asked for their restart.
+    let elsewhere = tempfile::tempdir().expect("the witness's dir");
+    let witness_dir = elsewhere.path();
+    let witnessed = |n: u64| {
+        std::fs::write(witness_dir.join(format!("change{n}.js")), "x").expect("write");
+        k.wait_for("the witness's restart", 10 * SECS, || {
+            k.app("witness")["pm2_env"]["restart_time"] == n
+        });
+    };
     let config = k.write(
         "watched.json",
         &format!(
@@ -447,10 +459,12 @@ fn what_kelpie_writes_in_a_watched_directory_never_restarts_the_app() {
                   "ignore_watch": ["data/logs"],
                   "pid_file": "./run/file.pid", "out_file": "./logs/deep/file.log"}},
                 {{"name": "dir", "script": "{app}", "cwd": "{dir}", "watch": true,
-                  "ignore_watch": ["node_modules", "data/logs"], "pid": "./data/logs/"}}
+                  "ignore_watch": ["node_modules", "data/logs"], "pid": "./data/logs/"}},
+                {{"name": "witness", "script": "{app}", "cwd": "{witness}", "watch": true}}
             ]}}"#,
             app = k.fake_app(),
             dir = dir.display(),
+            witness = witness_dir.display(),
         ),
     );
     k.ok(&["start", &config]);
@@ -462,7 +476,7 @@ fn what_kelpie_writes_in_a_watched_directory_never_restarts_the_app() {
         k.app("dir")["pm2_env"]["pm_pid_path"],
         dir.join("data/logs").display().to_string()
     );
-    std::thread::sleep(3 * SECS);
+    witnessed(1);
     for app in ["file", "dir"] {
         assert_eq!(
             k.app(app)["pm2_env"]["restart_time"],
@@ -486,17 +500,17 @@ fn what_kelpie_writes_in_a_watched_directory_never_restarts_the_app() {
     // wakes nothing either).
     std::fs::write(dir.join("index.js"), "changed").expect("write");
     for app in ["file", "dir"] {
-        k.wait_for("the restart for the change", 5 * SECS, || {
+        k.wait_for("the restart for the change", 10 * SECS, || {
             k.app(app)["pm2_env"]["restart_time"] == 1
         });
     }
-    std::thread::sleep(3 * SECS);
+    k.wait_for("the new pid file", 10 * SECS, || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == k.pid("file").to_string())
+    });
+    witnessed(2);
     for app in ["file", "dir"] {
         assert_eq!(k.app(app)["pm2_env"]["restart_time"], 1, "{app}");
     }
-    k.wait_for("the new pid file", 5 * SECS, || {
-        std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == k.pid("file").to_string())
-    });
 }
 
 /// Whether the daemon makes a cgroup per app process; skips (with its log) when not.

@@ -792,6 +792,7 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Exec {
             let _ = child.wait();
             break None;
         }
+        // pacing: the poll of a wait whose timeout is an answer (`status` None), not a failure.
         std::thread::sleep(Duration::from_millis(5));
     };
     let took = began.elapsed();
@@ -799,6 +800,7 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Exec {
     // it left behind (a daemon a `kelpie ping` would start) could hold them for ever.
     let deadline = Instant::now() + Duration::from_secs(2);
     while Arc::strong_count(&out) + Arc::strong_count(&err) > 2 && Instant::now() < deadline {
+        // pacing: as above, the output read so far is taken after 2 s.
         std::thread::sleep(Duration::from_millis(5));
     }
     let text = |t: &Arc<Mutex<String>>| t.lock().expect("output").clone();
@@ -1040,16 +1042,13 @@ fn the_example_image_runs_its_cmd_as_pid_1_and_stops_on_sigterm() {
         true,
     );
     // Both instances of `web` print their start line through the runtime, as they wrote it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while ct.out().matches(&format!("listening on {port}")).count() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "two start lines expected:\n{}\n{}",
-            ct.out(),
-            ct.err()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    kelpie_testkit::wait_until("two start lines", Duration::from_secs(20), || {
+        let out = ct.out();
+        match out.matches(&format!("listening on {port}")).count() >= 2 {
+            true => Ok(()),
+            false => Err(format!("{out}\n{}", ct.err())),
+        }
+    });
     ct.wait_out(&format!("listening on {port}"), Duration::from_secs(5));
     let pid1 = ct.host_pid().expect("PID 1");
     assert!(is_pid_1(pid1), "kelpie runtime is PID 1 of its namespace");
@@ -1192,21 +1191,22 @@ fn the_static_binary_alone_runs_as_pid_1_non_root_in_an_empty_root() {
     assert_eq!(uids(pid1), user);
 
     // The orphans were re-parented to PID 1, lived 100 ms and exited: none may stay a zombie.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let inside = ct.descendants();
-        let zombies = inside.iter().filter(|p| p.1).count();
-        if zombies == 0 && inside.len() == 1 {
-            assert_eq!(uids(inside[0].0), user, "the app runs as the image's USER");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{zombies} zombies among {inside:?}\nstderr:\n{}",
-            ct.err()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let app = kelpie_testkit::wait_until(
+        "the orphans reaped, the app alone left",
+        Duration::from_secs(10),
+        || {
+            let inside = ct.descendants();
+            let zombies = inside.iter().filter(|p| p.1).count();
+            match (zombies, inside.as_slice()) {
+                (0, [(app, _)]) => Ok(*app),
+                _ => Err(format!(
+                    "{zombies} zombies among {inside:?}\nstderr:\n{}",
+                    ct.err()
+                )),
+            }
+        },
+    );
+    assert_eq!(uids(app), user, "the app runs as the image's USER");
 
     let check = ct.exec(&image.healthcheck, image.health_timeout);
     assert!(

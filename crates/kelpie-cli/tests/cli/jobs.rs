@@ -1,13 +1,17 @@
 //! Periodic jobs (`autorestart: false` with `cron_restart`, PM2's way to run a backup or a
 //! report): the real daemon runs them at every tick of their schedule, on the real clock; a
 //! user's stop pauses the schedule and a start resumes it; `list`, `describe`, `jlist` and
-//! `events` show when a job runs next and how its runs ended. (Edge cases to the millisecond,
-//! a tick during a run or a stop, DST, are the instance's in-process tests.)
+//! `events` show when a job runs next and how its runs ended. When runs happen, to the
+//! millisecond, is the in-process tests' (paused clock): the instance's (every tick, a tick
+//! during a run or a stop, a paused schedule over 600 ticks, a start running the job at once,
+//! DST) and the supervisor's (a paused job brought back by `resurrect` runs at no tick).
 
 use super::kelpie;
 use kelpie_testkit::Kelpie;
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+const SECS: Duration = Duration::from_secs(1);
 
 /// A job that appends the time it ran (ms since the epoch) to `runs.txt` and exits with `code`;
 /// its ecosystem file, on a `*/2 * * * * *` schedule (every even second).
@@ -52,28 +56,30 @@ fn a_periodic_job_runs_at_every_tick_and_says_when_it_runs_next() {
     let k = kelpie();
     let file = job(&k, 0);
     k.ok(&["start", &file]);
-    k.wait_for("the first run", Duration::from_secs(5), || {
-        !runs(&k).is_empty()
+    // Run at once, then by the schedule.
+    let all = kelpie_testkit::wait_until("three runs by the schedule", 30 * SECS, || {
+        let all = runs(&k);
+        match all.len() >= 4 {
+            true => Ok(all),
+            false => Err(format!("runs {all:?}")),
+        }
     });
-    let first = runs(&k)[0];
-    // 7.5 s after the first run: every even second in between started it again.
-    std::thread::sleep(
-        Duration::from_millis(7_500)
-            .saturating_sub(Duration::from_millis(now_ms().saturating_sub(first))),
-    );
-    let scheduled: Vec<u64> = runs(&k).into_iter().skip(1).collect();
-    assert!(
-        (3..=4).contains(&scheduled.len()),
-        "runs by the schedule within 7.5 s: {scheduled:?} (first at {first})"
-    );
-    for at in &scheduled {
-        // Each started on an even second (the shell writes its time down a little later).
+    let scheduled = &all[1..];
+    for at in scheduled {
+        // Each started on an even second of the real clock (the shell writes its time down a
+        // little later).
         assert!(
             at % 2_000 < 1_500,
             "not on an even second: {at} in {scheduled:?}"
         );
     }
-    k.wait_for("the job between runs", Duration::from_secs(5), || {
+    // Once at every tick: each run in the tick after the one before.
+    let ticks: Vec<u64> = scheduled.iter().map(|at| at / 2_000).collect();
+    assert!(
+        ticks.windows(2).all(|w| w[1] == w[0] + 1),
+        "not one run per tick: {scheduled:?}"
+    );
+    k.wait_for("the job between runs", 10 * SECS, || {
         k.status("job") == "stopped"
     });
     let schedule = schedule(&k);
@@ -115,29 +121,29 @@ fn a_stop_pauses_the_schedule_and_a_start_resumes_it() {
     let k = kelpie();
     let file = job(&k, 0);
     k.ok(&["start", &file]);
-    k.wait_for("two runs", Duration::from_secs(6), || runs(&k).len() >= 2);
+    k.wait_for("two runs", 10 * SECS, || runs(&k).len() >= 2);
     k.ok(&["stop", "job"]);
+    // Paused: no next run armed (that its ticks then start nothing is the instance's test).
     let paused = schedule(&k);
     assert_eq!(paused["paused"], true, "{paused}");
     assert_eq!(paused["next_run_at"], Value::Null, "{paused}");
     assert!(k.ok(&["list"]).contains("paused"));
     let before = runs(&k).len();
-    std::thread::sleep(Duration::from_millis(4_500));
-    assert_eq!(runs(&k).len(), before, "a stopped job ran: {:?}", runs(&k));
-    // Kept across save and resurrect: still paused.
+    // Kept across save and resurrect: still paused, nothing armed (the supervisor's test: it
+    // runs at no tick).
     k.ok(&["save"]);
     k.ok(&["delete", "job"]);
     k.ok(&["resurrect"]);
-    assert_eq!(schedule(&k)["paused"], true);
-    std::thread::sleep(Duration::from_millis(2_500));
-    assert_eq!(runs(&k).len(), before, "a resurrected paused job ran");
-    // `start` runs it at once and resumes the schedule.
+    let resurrected = schedule(&k);
+    assert_eq!(resurrected["paused"], true, "{resurrected}");
+    assert_eq!(resurrected["next_run_at"], Value::Null, "{resurrected}");
+    // `start` runs it (at once: the instance's test) and resumes the schedule.
     k.ok(&["start", "job"]);
-    let started = Instant::now();
-    k.wait_for("two runs after start", Duration::from_secs(6), || {
-        runs(&k).len() >= before + 3
-    });
-    assert!(started.elapsed() < Duration::from_secs(6));
+    k.wait_for(
+        "a run at the start and two by the schedule",
+        30 * SECS,
+        || runs(&k).len() >= before + 3,
+    );
     assert_eq!(schedule(&k)["paused"], false);
     k.ok(&["delete", "job"]);
 }
@@ -147,7 +153,7 @@ fn a_job_whose_runs_fail_shows_it_without_reading_logs() {
     let k = kelpie();
     let file = job(&k, 3);
     k.ok(&["start", &file]);
-    k.wait_for("three failed runs", Duration::from_secs(10), || {
+    k.wait_for("three failed runs", 30 * SECS, || {
         schedule(&k)["failed_runs"].as_u64() >= Some(3)
     });
     let schedule = schedule(&k);

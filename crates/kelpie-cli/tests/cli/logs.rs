@@ -294,6 +294,7 @@ pub(super) fn read_fifo(
             if let Some(rate) = rate {
                 let ahead = got.len() as f64 / rate - started.elapsed().as_secs_f64();
                 if ahead > 0.0 {
+                    // pacing: no faster than `rate`, as a slow disk takes the bytes.
                     std::thread::sleep(Duration::from_secs_f64(ahead));
                 }
             }
@@ -303,8 +304,10 @@ pub(super) fn read_fifo(
                     last_data = std::time::Instant::now();
                 }
                 // No writer yet (the daemon opens the file at its first line), or nothing now.
+                // pacing: the poll of a non-blocking read, until the 30 s without data above.
                 Ok(_) => std::thread::sleep(Duration::from_millis(5)),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    // pacing: as above.
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Err(e) => panic!("reading the fifo: {e}"),
@@ -414,6 +417,24 @@ impl Follower {
             .iter()
             .any(|l| l.contains(what))
     }
+
+    /// Wait until it shows a tick of `app` (a `fake-app --tick`), printed after it was
+    /// connected: from then on it shows every new line, the daemon's own included (it took
+    /// where the daemon log ends before asking the daemon for the apps' lines).
+    fn wait_connected(&self, k: &Kelpie, app: &str) {
+        // `0|ticker | tick 3`, the name padded to the longest shown.
+        let prefix = format!("|{app} ");
+        k.wait_for(
+            &format!("`kelpie logs` connected (a tick of `{app}` shown)"),
+            20 * SECS,
+            || {
+                let lines = self.lines.lock().expect("lines");
+                lines
+                    .iter()
+                    .any(|l| l.contains(&prefix) && l.contains("| tick"))
+            },
+        );
+    }
 }
 
 impl Drop for Follower {
@@ -439,7 +460,7 @@ fn following_goes_on_across_a_restart_and_rotations() {
     ]);
     let first = k.pid("ticker");
     let follower = Follower::start(&k, &["logs", "ticker", "--lines", "0"]);
-    k.wait_for("live lines", 10 * SECS, || follower.seen("| tick"));
+    follower.wait_connected(&k, "ticker");
     k.ok(&["restart", "ticker"]);
     let second = k.pid("ticker");
     assert_ne!(first, second);
@@ -910,9 +931,12 @@ fn logs_show_each_line_as_it_stands_in_the_file_date_and_all() {
     );
 
     // Read back from the file by a daemon that never saw the line written (the last one was
-    // killed; the app lived on), `--json` carries the time the line was written, not read.
-    let written_by = kelpie_core::format_utc(now_ms(), true);
-    std::thread::sleep(Duration::from_millis(1500));
+    // killed; the app lived on), `--json` carries the time the line was written, not read:
+    // read in a later second, so that a time read, even cut to whole seconds as the file's
+    // date is, would be after `written_by`.
+    let written_by_ms = now_ms();
+    let written_by = kelpie_core::format_utc(written_by_ms, true);
+    wait_for_a_later_second(&k, written_by_ms);
     super::survival::kill_daemon(&k);
     let json = k.ok(&["logs", "tk", "--json", "--nostream", "--lines", "5"]);
     let line: serde_json::Value = json
@@ -936,6 +960,15 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Wait until the wall clock reads a later second than `ms` (ms since the epoch).
+pub(super) fn wait_for_a_later_second(k: &Kelpie, ms: u64) {
+    k.wait_for(
+        &format!("the wall clock past the second of {ms} ms"),
+        5 * SECS,
+        || now_ms() / 1000 > ms / 1000,
+    );
 }
 
 #[test]
@@ -980,10 +1013,20 @@ fn logs_without_a_name_shows_the_daemons_lines_too_and_follows_them() {
         assert!(!out.contains("kelpie | "), "{args:?}: {out}");
     }
 
-    // Following: a later exit shows as it is written.
+    // Following: a later exit shows as it is written, once the follower is connected (a
+    // ticking app's lines show it).
     k.ok(&["stop", "short"]);
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "pulse",
+        "--",
+        "--tick",
+        "50",
+    ]);
     let follower = Follower::start(&k, &["logs", "--lines", "0"]);
-    std::thread::sleep(Duration::from_millis(500));
+    follower.wait_connected(&k, "pulse");
     k.ok(&["start", "short"]);
     k.wait_for("the next exit, followed", 10 * SECS, || {
         follower.seen("exited with code 3")
@@ -1056,6 +1099,7 @@ fn a_daemon_stopped_for_seconds_loses_no_line_of_an_app_printing_fast() {
     // reads the backlog faster than it is written, which must slow its reading, not drop
     // lines.
     let stopped = Stopped::new(k.daemon_pid().expect("daemon pid"));
+    // pacing: how long the daemon stays stopped is the fault tested.
     std::thread::sleep(4 * SECS);
     drop(stopped);
     let expected: Vec<u8> = (0..lines)

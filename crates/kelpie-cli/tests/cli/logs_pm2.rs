@@ -144,9 +144,11 @@ fn json_lines_carry_their_own_time_or_none() {
         k.ok(&["logs", "tk", "--raw", "--nostream"])
             .contains("line 2")
     });
-    let printed_by = kelpie_core::format_utc(now_ms(), true);
-    // Read later, the lines still carry the time they were written (memory knows it).
-    std::thread::sleep(Duration::from_millis(1500));
+    let printed_by_ms = now_ms();
+    let printed_by = kelpie_core::format_utc(printed_by_ms, true);
+    // Read in a later second, the lines still carry the time they were written (memory knows
+    // it): a time read, even cut to whole seconds, would be after `printed_by`.
+    super::logs::wait_for_a_later_second(&k, printed_by_ms);
     let lines = json_lines(&k, &["logs", "tk", "--json", "--nostream"]);
     assert_eq!(lines.len(), 3, "{lines:?}");
     for line in &lines {

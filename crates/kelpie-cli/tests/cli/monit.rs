@@ -10,7 +10,7 @@ use kelpie_testkit::Kelpie;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SECS: Duration = Duration::from_secs(1);
 /// The prompt of the shell the terminal runs, to tell when a command gave the terminal back.
@@ -133,18 +133,13 @@ impl Tmux {
         timeout: Duration,
         cond: impl Fn(&str) -> bool,
     ) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
+        kelpie_testkit::wait_until(what, timeout, || {
             let screen = self.screen().join("\n");
-            if cond(&screen) {
-                return screen;
+            match cond(&screen) {
+                true => Ok(screen),
+                false => Err(format!("the screen:\n{screen}")),
             }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} waiting for {what}; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        })
     }
 
     /// Clear the screen and wait until only the prompt is left: a line typed before `clear`

@@ -278,11 +278,9 @@ fn apps_with_pm2_io_or_pmx_false_get_none_of_the_shim_s_metrics() {
         30 * SECS,
         || monitor(&k, "with-io")["HTTP"].is_object() && monitor(&k, "quiet")["own"].is_object(),
     );
-    // Two more reports of the shim's timer, had it been running.
-    let settle = Instant::now();
-    k.wait_for("two seconds of reports", 10 * SECS, || {
-        settle.elapsed() >= 2 * SECS
-    });
+    // pacing: the window is what is tested: two periods of the shim's timer, in which a shim
+    // running beside @pm2/io would have reported (nothing reports that it did not).
+    std::thread::sleep(2 * SECS);
     let io = monitor(&k, "with-io");
     for key in SHIM_ONLY {
         assert!(

@@ -42,10 +42,14 @@ fn signal_right_after_start(k: &Kelpie, script: &str, name: &str, signals: &str)
     k.ok(&["start", script, "--name", name]);
     let pid = k.pid(name);
     k.ok(&["sendSignal", "SIGUSR2", name]);
-    k.wait_for("the handler's line", Duration::from_secs(5), || {
-        std::fs::read_to_string(signals).is_ok_and(|s| s.contains("usr2"))
+    let handled =
+        |n: usize| std::fs::read_to_string(signals).is_ok_and(|s| s.matches("usr2").count() >= n);
+    k.wait_for("the handler's line", Duration::from_secs(10), || handled(1));
+    // It lives on: the same process handles a second one.
+    k.ok(&["sendSignal", "SIGUSR2", name]);
+    k.wait_for("the handler's second line", Duration::from_secs(10), || {
+        handled(2)
     });
-    std::thread::sleep(Duration::from_millis(200));
     assert_eq!(k.pid(name), pid, "the app lives on");
     assert!(k.exits(name).is_empty(), "{:?}", k.exits(name));
     assert_eq!(k.app(name)["pm2_env"]["status"], "online");
@@ -88,15 +92,19 @@ fn apps_of_one_start_run_their_main_modules_in_parallel_and_start_waits_for_all(
     }
     let k = kelpie();
     let stamps = k.home().join("stamps").display().to_string();
-    // Each main module stamps when it begins and ends (a 600 ms synchronous sleep between).
+    // Each main module stamps when it begins and ends, busy 2 s between: longer than the
+    // spread of five starts on a loaded machine (over 600 ms at a load average of 39), so that
+    // starts one after another would begin each after the previous one ended, and parallel
+    // ones all begin first. `start` waits for a main module up to listen_timeout (3 s by
+    // default, less than 2 s and a slow start): 10 s here.
     let app = format!(
         "const fs = require('fs');\n{SLEEP}\n\
          const stamp = (what) => fs.appendFileSync({stamps:?}, `${{what}} ${{process.env.name}} ${{Date.now()}}\\n`);\n\
-         stamp('begin');\nsleep(600);\nstamp('end');\nsetInterval(() => {{}}, 1000);\n"
+         stamp('begin');\nsleep(2000);\nstamp('end');\nsetInterval(() => {{}}, 1000);\n"
     );
     let script = k.write("app.js", &app);
     let apps: Vec<String> = (0..4)
-        .map(|i| format!(r#"{{"name": "app{i}", "script": {script:?}}}"#))
+        .map(|i| format!(r#"{{"name": "app{i}", "script": {script:?}, "listen_timeout": 10000}}"#))
         .collect();
     let file = k.write(
         "ecosystem.json",

@@ -11,7 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -419,14 +419,14 @@ fn a_kill_of_the_launcher_reaches_kelpie() {
         .status()
         .expect("run kill");
     assert!(sent.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = launched.launcher.try_wait().expect("wait for the launcher") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the launcher outlived SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = kelpie_testkit::wait_until(
+        "the launcher to end on SIGTERM",
+        Duration::from_secs(10),
+        || {
+            let ended = launched.launcher.try_wait();
+            ended.expect("wait for the launcher").ok_or("still running")
+        },
+    );
     // It ends the way kelpie ended: killed by the same signal.
     assert_eq!(status.signal(), Some(15), "launcher ended with {status}");
     k.wait_for(

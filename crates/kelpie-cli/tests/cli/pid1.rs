@@ -99,16 +99,18 @@ impl Pid1 {
 
     /// Wait until its stdout contains `text`.
     pub(super) fn wait_out(&self, text: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.out().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "no `{text}` on PID 1's stdout after {timeout:?}\nstdout:\n{}\nstderr:\n{}",
-                self.out(),
-                self.err()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        kelpie_testkit::wait_until(
+            &format!("`{text}` on PID 1's stdout"),
+            timeout,
+            || match self.out().contains(text) {
+                true => Ok(()),
+                false => Err(format!(
+                    "\nstdout:\n{}\nstderr:\n{}",
+                    self.out(),
+                    self.err()
+                )),
+            },
+        );
     }
 
     /// Wait for it to exit; `None` after `timeout`.
@@ -121,6 +123,7 @@ impl Pid1 {
                 // processes, which hold them too, end with PID 1), for a few seconds at most.
                 let read_by = Instant::now() + Duration::from_secs(5);
                 while Instant::now() < read_by && self.readers.iter().any(|r| !r.is_finished()) {
+                    // pacing: the poll of a wait whose end is not a failure.
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 return Some(status);
@@ -128,6 +131,7 @@ impl Pid1 {
             if Instant::now() >= deadline {
                 return None;
             }
+            // pacing: the poll of a wait whose timeout is an answer (None), not a failure.
             std::thread::sleep(Duration::from_millis(5));
         }
     }

@@ -322,7 +322,10 @@ fn exceptions_messages_and_replies_reach_the_bus_as_pm2_sends_them() {
     let reply = bus.wait(&k, "axm:reply", |p| p["data"]["action_name"] == "fail");
     assert_eq!(reply["data"]["return"], "noted");
     assert_eq!(reply["process"]["name"], "io");
-    std::thread::sleep(SECS / 2);
+    // What the app sent after it (a second report of the same exception would be among it)
+    // has reached the bus once the reply of a later action has.
+    k.ok(&["trigger", "io", "ping"]);
+    bus.wait(&k, "axm:reply", |p| p["data"]["action_name"] == "ping");
     let failures = bus
         .events()
         .iter()

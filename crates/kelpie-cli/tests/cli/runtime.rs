@@ -109,21 +109,22 @@ fn orphans_that_double_fork_are_reaped_as_pid_1() {
         .expect("NSpid");
     assert!(nspid.trim_end().ends_with("\t1"), "{nspid}");
     // The orphans were re-parented to it, lived 200 ms and exited: none may stay a zombie.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let inside = rt.descendants();
-        let zombies: Vec<u32> = inside.iter().filter(|p| p.1).map(|p| p.0).collect();
-        // Only the app itself is left (its orphans are gone, reaped).
-        if zombies.is_empty() && inside.len() == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "zombies {zombies:?} among {inside:?}\nstderr:\n{}",
-            rt.err()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    kelpie_testkit::wait_until(
+        "the orphans reaped, the app alone left",
+        Duration::from_secs(10),
+        || {
+            let inside = rt.descendants();
+            let zombies: Vec<u32> = inside.iter().filter(|p| p.1).map(|p| p.0).collect();
+            // Only the app itself is left (its orphans are gone, reaped).
+            match zombies.is_empty() && inside.len() == 1 {
+                true => Ok(()),
+                false => Err(format!(
+                    "zombies {zombies:?} among {inside:?}\nstderr:\n{}",
+                    rt.err()
+                )),
+            }
+        },
+    );
     // The app's own exit status still reached its instance (the reaper left it to tokio):
     // it is online with no restart, and a restart by the CLI sees the exit.
     let list = rt.cli(&k, &["jlist"]);
@@ -170,11 +171,14 @@ fn sigterm_stops_the_apps_within_kill_timeout_and_exits_0() {
         "{list}"
     );
     // stderr lines go to stderr, as they are.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !rt.err().contains("error line 0") {
-        assert!(Instant::now() < deadline, "stderr:\n{}", rt.err());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    kelpie_testkit::wait_until(
+        "the app's error line on stderr",
+        Duration::from_secs(10),
+        || match rt.err().contains("error line 0") {
+            true => Ok(()),
+            false => Err(format!("stderr:\n{}", rt.err())),
+        },
+    );
     assert!(!rt.out().contains("error line 0"), "{}", rt.out());
     // The stop begins, the app runs on through its stop signal, then SIGKILL at kill_timeout
     // (exactly then: the instance's in-process test) ends it and the runtime exits 0.
@@ -481,29 +485,24 @@ fn the_apps_lines_are_printed_as_written_dated_and_the_files_it_names_are_writte
         "not JSON any more: {json_line}"
     );
     // A dated app's line with its date, as in its file.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let dated = loop {
-        if let Some(line) = rt.out().lines().find(|l| l.ends_with(": line 0")) {
-            break line.to_string();
+    let dated = kelpie_testkit::wait_until("the dated app's line", Duration::from_secs(10), || {
+        let out = rt.out();
+        match out.lines().find(|l| l.ends_with(": line 0")) {
+            Some(line) => Ok(line.to_string()),
+            None => Err(out),
         }
-        assert!(Instant::now() < deadline, "{}", rt.out());
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    });
     let date = dated.trim_end_matches(": line 0");
     assert!(
         date.len() == 19 && date.as_bytes()[4] == b'-' && date.as_bytes()[13] == b':',
         "{dated}"
     );
     // The file the app names is written, as pm2-runtime writes it; no other file is.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&out_file).is_ok_and(|t| t.contains("\"msg\":\"up\"")) {
-        assert!(
-            Instant::now() < deadline,
-            "{} not written",
-            out_file.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    k.wait_for(
+        &format!("the line in {}", out_file.display()),
+        Duration::from_secs(10),
+        || std::fs::read_to_string(&out_file).is_ok_and(|t| t.contains("\"msg\":\"up\"")),
+    );
     assert!(!k.home().join("logs/dated-out.log").exists());
     rt.signal(SIGTERM);
     assert_eq!(

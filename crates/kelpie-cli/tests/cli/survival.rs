@@ -540,7 +540,8 @@ fn the_shared_notify_socket_outlives_the_daemon_and_an_update() {
     let pids = |k: &Kelpie| -> Vec<u32> { (0..10).map(|i| k.pid(&format!("w{i}"))).collect() };
     let before = pids(&k);
     let no_restarts = |k: &Kelpie, when: &str| {
-        // Four watchdog periods: a daemon that heard nothing would have restarted them all.
+        // pacing: the window is what is tested: four watchdog periods, in which a daemon that
+        // heard nothing would have restarted them all (no event says "heard").
         std::thread::sleep(4 * SECS);
         assert_eq!(pids(k), before, "{when}: same processes");
         for i in 0..10 {

@@ -948,6 +948,13 @@ fn proc_cpus() -> Vec<(String, u64)> {
         .collect()
 }
 
+/// Now, in ms since the epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// A sample's value in a Prometheus exposition, by its name and labels as written.
 fn sample(scrape: &str, series: &str) -> Option<f64> {
     scrape
@@ -961,13 +968,18 @@ fn the_hosts_use_is_read_from_proc_under_list_on_the_api_and_in_metrics() {
     let port = serving(&k);
     // One core kept busy, so the host's CPU use has something to show.
     k.ok(&["start", &k.fake_app(), "--name", "burn", "--", "--burn"]);
+    let burning_since = now_ms();
     let host = || get(port, "/api/host").json();
-    k.wait_for("a reading of the host", 10 * SECS, || {
-        host()["cpu_percent"].is_number()
+    // A reading over a whole second of the burn: its interval began once the burn ran.
+    let h = kelpie_testkit::wait_until("a reading over a second of the burn", 30 * SECS, || {
+        let h = host();
+        let at = h["at_ms"].as_u64().unwrap_or(0);
+        let interval = h["interval_ms"].as_u64().unwrap_or(0);
+        match interval >= 1_000 && at.saturating_sub(interval) >= burning_since {
+            true => Ok(h),
+            false => Err(h.to_string()),
+        }
     });
-    // A reading over a whole second of the burn.
-    std::thread::sleep(2 * SECS);
-    let h = host();
     let cpus = proc_cpus().len() as u64;
     assert_eq!(h["cpus"], cpus, "{h}");
     let cpu = h["cpu_percent"].as_f64().expect("cpu");

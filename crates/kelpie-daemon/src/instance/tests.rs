@@ -332,6 +332,64 @@ async fn cron_restart_fires_on_the_wall_clock_schedule() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn after_the_wall_clock_jumps_cron_restart_fires_once_forward_and_waits_for_its_time_back() {
+    // Every 2 s, then the wall clock set 3 h forward, then 6 h back (as tests/cli/faults.rs
+    // does to a real daemon with libfaketime).
+    crate::clock::test_wall::set("2026-11-23T13:00:00.500Z".parse().expect("time"));
+    let fake = FakeProcesses::new(|_| Behaviour::default());
+    let app_spec = AppSpec {
+        cron_restart: Some("*/2 * * * * *".into()),
+        cron_timezone: Some("UTC".into()),
+        ..spec()
+    };
+    let mut app = Harness::start(app_spec, fake.clone()).await;
+    app.until_started(3).await;
+    // 13:00:02, 13:00:04.
+    assert_eq!(fake.starts(), [0, 1_500, 3_500]);
+    // 3 h 1 s forward at 3 600 ms: 16:00:05.100. The firing armed for 13:00:06 comes when it
+    // was due on the monotonic clock (16:00:07 on the wall), once for the 3 h skipped, then
+    // the schedule goes on from the wall clock's time: 16:00:08, 16:00:10.
+    at(&fake, 3_600).await;
+    crate::clock::test_wall::set("2026-11-23T16:00:05.100Z".parse().expect("time"));
+    app.until_started(5).await;
+    assert_eq!(fake.starts()[3..], [5_500, 6_500]);
+    // 6 h back at 8 000 ms: 10:00:09.500. The firing armed for 16:00:10 wakes at 8 500 ms,
+    // sees the wall clock short of it and waits until it reads 16:00:10 again: none of the
+    // slots between fires, none fires twice.
+    at(&fake, 8_000).await;
+    crate::clock::test_wall::set("2026-11-23T10:00:09.500Z".parse().expect("time"));
+    let six_hours = 6 * 3_600_000;
+    at(&fake, 8_500 + six_hours - 1).await;
+    assert_eq!(
+        fake.starts().len(),
+        5,
+        "a firing before the wall clock's time"
+    );
+    app.until_started(7).await;
+    assert_eq!(fake.starts()[5..], [8_500 + six_hours, 10_500 + six_hours]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_delay_is_on_the_monotonic_clock_whatever_the_wall_clock_does() {
+    crate::clock::test_wall::set("2026-11-23T13:00:00Z".parse().expect("time"));
+    // Runs of 300 ms (stable: over min_uptime), restarted 1 s after each exit.
+    let fake = FakeProcesses::new(|_| exits_after(300, 1));
+    let app_spec = AppSpec {
+        restart_delay_ms: 1_000,
+        min_uptime_ms: 100,
+        ..spec()
+    };
+    let mut app = Harness::start(app_spec, fake.clone()).await;
+    // 3 h forward during the first delay, 6 h back during the second run.
+    at(&fake, 1_000).await;
+    crate::clock::test_wall::set("2026-11-23T16:00:01Z".parse().expect("time"));
+    at(&fake, 1_500).await;
+    crate::clock::test_wall::set("2026-11-23T10:00:01.500Z".parse().expect("time"));
+    app.until_started(4).await;
+    assert_eq!(fake.starts(), [0, 1_300, 2_600, 3_900]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn health_checks_probe_each_interval_and_restart_after_the_failures_in_a_row() {
     // The first process stops answering after 10 s; the next one stays healthy.
     let fake = FakeProcesses::new(|n| Behaviour {
@@ -715,10 +773,14 @@ async fn a_stop_between_runs_pauses_the_schedule_and_start_resumes_it() {
         reports += usize::from(matches!(event, InstanceEvent::State(_)));
     }
     assert_eq!(reports, 0, "a paused schedule's ticks reported a state");
+    let resumed_at = fake.elapsed_ms();
     app.control(Control::Start);
     app.until("resumed", |s| !s.stopped_by_user && s.exits.len() >= 5)
         .await;
-    assert!(fake.starts().len() >= before + 2);
+    // Run at once, then at the next tick: the wall clock's next whole second (it read
+    // 12:59:58 at 0 ms).
+    let next_tick = (resumed_at / 1_000 + 1) * 1_000;
+    assert_eq!(fake.starts()[before..], [resumed_at, next_tick]);
 }
 
 #[tokio::test(start_paused = true)]

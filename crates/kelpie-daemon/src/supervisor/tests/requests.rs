@@ -286,6 +286,55 @@ async fn a_saved_list_comes_back_with_resurrect_running_what_ran() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_job_stopped_when_saved_comes_back_paused_with_resurrect_and_runs_at_no_tick() {
+    crate::clock::test_wall::set("2026-11-23T12:59:58Z".parse().expect("time"));
+    // A job every second, each run 100 ms.
+    let fake = FakeProcesses::new(|_| Behaviour {
+        exits_after: Some((Duration::from_millis(100), 0)),
+        ..Behaviour::default()
+    });
+    let daemon = Daemon::start(fake);
+    let job = AppSpec {
+        autorestart: false,
+        cron_restart: Some("* * * * * *".into()),
+        cron_timezone: Some("UTC".into()),
+        ..app("job")
+    };
+    daemon.request(start(vec![job])).await;
+    daemon.at(2_500).await;
+    assert_eq!(
+        starts_of(&daemon.events()).len(),
+        3,
+        "at 0, 1 000, 2 000 ms"
+    );
+    daemon
+        .request(Request::Stop(kelpie_proto::Targets {
+            targets: name("job"),
+        }))
+        .await;
+    daemon
+        .request(Request::Save(kelpie_proto::SaveRequest { force: false }))
+        .await;
+    daemon
+        .request(Request::Delete(kelpie_proto::Targets {
+            targets: vec![Target::All],
+        }))
+        .await;
+    let answer = daemon.request(Request::Resurrect).await;
+    assert_eq!(listed(&answer), [(0, "job".into(), Status::Stopped, None)]);
+    let resurrected = &daemon.state_on_disk().apps[0].state;
+    assert!(resurrected.stopped_by_user, "{resurrected:?}");
+    assert_eq!(resurrected.next_run_ms, None, "{resurrected:?}");
+    // Ten minutes of ticks.
+    daemon.at(602_500).await;
+    assert_eq!(
+        starts_of(&daemon.events()).len(),
+        3,
+        "a paused job ran after resurrect"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn kill_stops_every_app_forgets_them_and_ends_the_supervisor() {
     let fake = FakeProcesses::new(|_| stubborn());
     let daemon = Daemon::start(fake);
