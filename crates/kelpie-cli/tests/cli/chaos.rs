@@ -99,6 +99,7 @@ fn bounded(k: &Kelpie, args: &[&str], violations: &Violations) -> Option<std::pr
                 ));
                 return None;
             }
+            // pacing: the poll of a command's end, up to its 30 s limit above.
             None => std::thread::sleep(Duration::from_millis(20)),
         }
     }
@@ -264,6 +265,7 @@ impl Witness {
     fn around(&mut self, k: &Kelpie, fault: impl FnOnce()) -> BTreeSet<String> {
         let mut alive = app_process_names(k);
         fault();
+        // pacing: a process being started when the fault struck has exec'd 50 ms later.
         std::thread::sleep(Duration::from_millis(50));
         alive.extend(app_process_names(k));
         alive
@@ -278,8 +280,10 @@ impl Witness {
                 let mut seen = BTreeSet::new();
                 while !done.load(Ordering::Relaxed) {
                     seen.extend(app_process_names(k));
+                    // pacing: a look every 10 ms while the fault lasts.
                     std::thread::sleep(Duration::from_millis(10));
                 }
+                // pacing: as in `around`, a process started at the end has exec'd.
                 std::thread::sleep(Duration::from_millis(50));
                 seen.extend(app_process_names(k));
                 seen
@@ -308,6 +312,7 @@ fn inject(
     let mut counts = BTreeMap::new();
     let end = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < end {
+        // pacing: a fault every 0.5-2 s, at random.
         std::thread::sleep(rng.millis(500, 2000));
         let daemon = k.daemon_pid().filter(|p| alive(*p));
         let keeper = k.keeper_pid().filter(|p| alive(*p));
@@ -342,6 +347,7 @@ fn inject(
             4 => {
                 if let Some(p) = daemon {
                     signal(p, libc_sigstop());
+                    // pacing: the daemon stays stopped this long (the fault itself).
                     std::thread::sleep(rng.millis(1000, 3000));
                     signal(p, libc_sigcont());
                 }
@@ -392,6 +398,7 @@ fn client(k: &Kelpie, mut rng: Rng, stop: &AtomicBool, violations: &Violations) 
             _ => &["list"],
         };
         bounded(k, args, violations);
+        // pacing: a client's commands come 0.1-0.6 s apart.
         std::thread::sleep(rng.millis(100, 600));
     }
 }
@@ -513,9 +520,11 @@ fn random_faults_leave_every_app_running_once_and_every_line_whole_once_and_in_o
             violations.add(format!("apps not back within 60 s: {seen:?}"));
             break;
         }
+        // pacing: the list looked at again until every app is back, up to 60 s above.
         std::thread::sleep(Duration::from_millis(200));
     }
     // Exactly one live process group per instance, and none outside the list.
+    // pacing: a restart that began with the last look (the crash loop, cron) ends first.
     std::thread::sleep(Duration::from_secs(1));
     let list = jlist(&k, &violations);
     let listed: BTreeSet<u32> = list
@@ -611,6 +620,7 @@ fn random_faults_leave_every_app_running_once_and_every_line_whole_once_and_in_o
     let gone = Instant::now() + Duration::from_secs(10);
     let mut left = app_processes(&k);
     while !left.is_empty() && Instant::now() < gone {
+        // pacing: looked at again until nothing is left, up to 10 s (a violation after).
         std::thread::sleep(Duration::from_millis(100));
         left = app_processes(&k);
     }
@@ -684,6 +694,7 @@ fn fill_home(k: &Kelpie, hold: Duration) {
         // The last partial block: byte by byte is slow, 4 KiB pieces are enough.
         while file.write_all(&block[..4096]).is_ok() {}
     }
+    // pacing: the home stays full this long (the fault itself).
     std::thread::sleep(hold);
     let _ = std::fs::remove_file(&filler);
 }

@@ -90,6 +90,8 @@ fn a_burst_through_repeated_daemon_kills_reaches_its_file_once_and_in_order() {
     );
     let began = Instant::now();
     while size() < expected.len() && began.elapsed() < 60 * SECS {
+        // pacing: looked at until the whole burst is in, up to 60 s; the comparison below
+        // says what is missing when it is not.
         std::thread::sleep(Duration::from_millis(50));
     }
     let got = std::fs::read(&log).expect("the burst's log");
