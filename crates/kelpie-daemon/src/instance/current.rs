@@ -6,7 +6,7 @@ use super::given::Given;
 use super::launching::Launched;
 use super::refusal::HandOverRefused;
 use super::stopping::{ask_to_stop, Retiring};
-use super::{Host, InstanceEvent, InstanceMsg};
+use super::{InstanceEvent, InstanceMsg, Platform};
 use crate::cgroups::ProcessCgroup;
 use crate::health::{ExecContext, HealthReport};
 use crate::link::{ProcessLink, ProcessSignal};
@@ -79,10 +79,10 @@ impl HealthChecks {
             identity: launched.identity.clone(),
         };
         let (tx, reports) = mpsc::unbounded_channel();
-        let task = match &given.host {
-            Host::System => crate::tasks::spawn(crate::health::run_checks(check, exec, tx)),
+        let task = match &given.platform {
+            Platform::System => crate::tasks::spawn(crate::health::run_checks(check, exec, tx)),
             #[cfg(test)]
-            Host::Fake(fake) => {
+            Platform::Fake(fake) => {
                 let (fake, pid) = (fake.clone(), launched.pid);
                 let probe_once = move || std::future::ready(fake.probe(pid));
                 crate::tasks::spawn(async move {
@@ -142,10 +142,15 @@ impl Current {
 
     /// Process `pid` was handed over but cannot be supervised: killed, so that the state
     /// machine restarts it once it has exited.
-    pub(super) fn kill_unsupervised(&mut self, host: &Host, pid: u32, child: ProcessHandle) {
+    pub(super) fn kill_unsupervised(
+        &mut self,
+        platform: &Platform,
+        pid: u32,
+        child: ProcessHandle,
+    ) {
         self.pgid = Some(pid);
         self.child = Some(child);
-        host.kill_group(pid, kelpie_sys::SIGKILL);
+        platform.kill_group(pid, kelpie_sys::SIGKILL);
     }
 
     /// A process runs (the task can wait on it).
@@ -268,14 +273,20 @@ impl Current {
     pub(super) fn ask_to_stop(&self, given: &Given) {
         if let Some(pgid) = self.pgid {
             let link = self.link.as_ref();
-            ask_to_stop(&given.host, &given.spec, pgid, link, self.cgroup.as_ref());
+            ask_to_stop(
+                &given.platform,
+                &given.spec,
+                pgid,
+                link,
+                self.cgroup.as_ref(),
+            );
         }
     }
 
     /// SIGKILL to its group, and to what left the group (setsid) but is still in its cgroup.
-    pub(super) fn kill(&self, host: &Host) {
+    pub(super) fn kill(&self, platform: &Platform) {
         if let Some(pgid) = self.pgid {
-            host.kill_group(pgid, kelpie_sys::SIGKILL);
+            platform.kill_group(pgid, kelpie_sys::SIGKILL);
         }
         if let Some(cgroup) = self.cgroup() {
             cgroup.kill();
@@ -283,9 +294,9 @@ impl Current {
     }
 
     /// It is replaced (a reload's new process is ready): what is needed to stop it apart.
-    pub(super) fn retire(&mut self, host: &Host) -> Retiring {
+    pub(super) fn retire(&mut self, platform: &Platform) -> Retiring {
         Retiring {
-            host: host.clone(),
+            platform: platform.clone(),
             child: self.child.take(),
             pgid: self.pgid,
             link: self.link.take(),

@@ -3,7 +3,7 @@
 //! reports to (the supervisor, and its own mailbox for what it tells itself later).
 
 use super::refusal::NotDelivered;
-use super::{Host, Inherited, InstanceEvent, InstanceMsg, InstanceSetup};
+use super::{Inherited, InstanceEvent, InstanceMsg, InstanceSetup, Platform};
 use crate::cgroups::Cgroups;
 use crate::logs::LogService;
 use crate::sockets::{ClaimedSockets, ListenSocket};
@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 /// ([`Given::update`]).
 pub(super) struct Given {
     /// Where its processes run.
-    pub(super) host: Host,
+    pub(super) platform: Platform,
     /// Its id.
     pub(super) pm_id: u32,
     /// Its index among its app's instances.
@@ -55,7 +55,7 @@ impl Given {
             restart_in: setup.restart_in,
         };
         let given = Given {
-            host: setup.host,
+            platform: setup.platform,
             pm_id: setup.pm_id,
             instance: setup.instance,
             spec: setup.spec,

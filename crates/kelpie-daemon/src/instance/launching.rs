@@ -2,7 +2,7 @@
 //! publishes on its notify socket once it runs.
 
 use super::given::Given;
-use super::Host;
+use super::Platform;
 use crate::cgroups::ProcessCgroup;
 use crate::launch::{self, Extras, InstanceIdentity, OutputPipes};
 use crate::link::{ProcessLink, ProcessSignal};
@@ -36,10 +36,10 @@ pub(super) struct Launched {
 
 /// Start a process of the instance, where its processes run.
 pub(super) async fn launch(given: &Given) -> Result<Launched, SpawnError> {
-    match &given.host {
-        Host::System => launch_on_system(given).await,
+    match &given.platform {
+        Platform::System => launch_on_system(given).await,
         #[cfg(test)]
-        Host::Fake(fake) => {
+        Platform::Fake(fake) => {
             let awaits_ready = awaits_ready(&given.spec);
             fake.clone().launch(awaits_ready)
         }

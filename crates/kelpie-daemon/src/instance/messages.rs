@@ -41,7 +41,7 @@ impl Instance {
             InstanceMsg::Signal(signal, reply) => {
                 let result = match self.state.pid.filter(|_| self.current.runs()) {
                     Some(pid) => {
-                        (self.given.host.send_signal(pid, signal)).map_err(NotDelivered::Signal)
+                        (self.given.platform.send_signal(pid, signal)).map_err(NotDelivered::Signal)
                     }
                     None => Err(self.given.not_running()),
                 };

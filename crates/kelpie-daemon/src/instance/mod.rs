@@ -26,9 +26,9 @@ mod current;
 pub(crate) mod fake;
 mod given;
 mod handover;
-mod host;
 mod launching;
 mod messages;
+mod platform;
 pub(crate) mod refusal;
 mod reload;
 mod replacing;
@@ -41,7 +41,7 @@ mod wakes;
 
 use current::{Current, ProcessWake};
 use given::Given;
-pub(crate) use host::Host;
+pub(crate) use platform::Platform;
 use reload::{CandidateWake, Reloading};
 use stopping::GroupWatch;
 use timers::{TimerWake, Timers};
@@ -186,7 +186,7 @@ pub(crate) struct InstanceSetup {
     /// Handed over waiting to restart: the wait left.
     pub restart_in: Option<Duration>,
     /// Where its processes run: the system, but for the in-process tests.
-    pub host: Host,
+    pub platform: Platform,
 }
 
 /// Start the task, owned by `tasks` (whose owner lets go of it once it ended); returns its
@@ -340,14 +340,14 @@ impl Instance {
     }
 
     async fn apply(&mut self, effect: Effect) -> Option<Input> {
-        let host = &self.given.host;
+        let platform = &self.given.platform;
         match effect {
             Effect::Spawn => return Some(self.spawn_process().await),
             Effect::SignalGroup(_) => self.current.ask_to_stop(&self.given),
-            Effect::KillGroup => self.current.kill(host),
+            Effect::KillGroup => self.current.kill(platform),
             Effect::WatchGroup => {
                 let (pgid, cgroup) = (self.current.pgid(), self.current.cgroup());
-                if !self.group.start(host, pgid, cgroup) {
+                if !self.group.start(platform, pgid, cgroup) {
                     return Some(Input::GroupGone);
                 }
             }

@@ -7,7 +7,7 @@ use super::given::Given;
 use super::launching::Launched;
 use super::refusal::{HandOverRefused, ReloadFailed};
 use super::stopping::Retiring;
-use super::{Host, InstanceMsg};
+use super::{InstanceMsg, Platform};
 use crate::link::ProcessSignal;
 use kelpie_core::forensics::NotifyLine;
 use kelpie_core::reload::{AutoRestartPlan, GiveUp, ReloadPlan, ReloadState, Serving};
@@ -170,7 +170,7 @@ impl Reloading {
             given.pm_id,
             abandoned.why
         );
-        let failed = retiring(&given.host, candidate.launched);
+        let failed = retiring(&given.platform, candidate.launched);
         // Answered once it is gone: until then it may still take connections.
         let answer = Err(ReloadFailed(abandoned.answer));
         self.retire(failed, &given.spec, candidate.reply, answer);
@@ -194,9 +194,9 @@ impl Reloading {
 }
 
 /// A candidate that failed, to be stopped apart.
-fn retiring(host: &Host, launched: Launched) -> Retiring {
+fn retiring(platform: &Platform, launched: Launched) -> Retiring {
     Retiring {
-        host: host.clone(),
+        platform: platform.clone(),
         pgid: Some(launched.pid),
         child: Some(launched.child),
         link: Some(launched.link),

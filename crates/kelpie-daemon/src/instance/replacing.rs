@@ -64,7 +64,8 @@ impl Instance {
                 self.feed(exited).await;
             }
             Resumed::Unsupervised { pid, child } => {
-                self.current.kill_unsupervised(&self.given.host, pid, child);
+                self.current
+                    .kill_unsupervised(&self.given.platform, pid, child);
             }
         }
     }
@@ -118,7 +119,7 @@ impl Instance {
         let Some(promoted) = self.reload.promote() else {
             return;
         };
-        let old = self.current.retire(&self.given.host);
+        let old = self.current.retire(&self.given.platform);
         self.adopt(promoted.launched);
         self.feed(promoted.replaced).await;
         self.reload

@@ -2,7 +2,7 @@
 //! the process group is left.
 
 use super::given::Given;
-use super::Host;
+use super::Platform;
 use crate::cgroups::ProcessCgroup;
 use crate::link::ProcessLink;
 use crate::maybe::when;
@@ -30,13 +30,13 @@ impl GroupWatch {
     /// already (nothing to watch then).
     pub(super) fn start(
         &mut self,
-        host: &Host,
+        platform: &Platform,
         pgid: Option<u32>,
         cgroup: Option<&kelpie_sys::cgroup::Cgroup>,
     ) -> bool {
         self.checks = GroupChecks::default();
         let escaped = cgroup.is_some_and(|c| c.populated());
-        self.watching = escaped || pgid.is_some_and(|pgid| host.group_alive(pgid));
+        self.watching = escaped || pgid.is_some_and(|pgid| platform.group_alive(pgid));
         self.watching
     }
 
@@ -48,12 +48,12 @@ impl GroupWatch {
     /// Look whether the group is gone; once it is, the watch ends.
     pub(super) async fn gone(
         &mut self,
-        host: &Host,
+        platform: &Platform,
         pgid: Option<u32>,
         cgroup: Option<&kelpie_sys::cgroup::Cgroup>,
     ) -> bool {
         let running = match pgid {
-            Some(pgid) => self.checks.running(host, pgid, cgroup).await,
+            Some(pgid) => self.checks.running(platform, pgid, cgroup).await,
             None => false,
         };
         if !running {
@@ -72,7 +72,7 @@ pub(super) async fn stop_orphan_group(given: &Given, pgid: u32) {
         given.pm_id
     );
     let orphan = Retiring {
-        host: given.host.clone(),
+        platform: given.platform.clone(),
         child: None,
         pgid: Some(pgid),
         link: None,
@@ -85,7 +85,7 @@ pub(super) async fn stop_orphan_group(given: &Given, pgid: u32) {
 /// daemon that died), stopped apart from the instance's current process: its stop signal (or
 /// the `shutdown` message), `kill_timeout`, then SIGKILL to whatever is left of its group.
 pub(super) struct Retiring {
-    pub(super) host: Host,
+    pub(super) platform: Platform,
     pub(super) child: Option<ProcessHandle>,
     pub(super) pgid: Option<u32>,
     pub(super) link: Option<ProcessLink>,
@@ -104,7 +104,7 @@ struct GroupChecks {
 /// The polite part of a stop: PM2's `shutdown` message when the app asks for it and has a Node
 /// IPC channel, else its kill signal to the whole group.
 pub(super) fn ask_to_stop(
-    host: &Host,
+    platform: &Platform,
     spec: &AppSpec,
     pgid: u32,
     link: Option<&ProcessLink>,
@@ -114,13 +114,13 @@ pub(super) fn ask_to_stop(
         && link.is_some_and(|l| l.send_message(&serde_json::json!("shutdown")));
     if !by_message {
         let signal = kelpie_sys::signal_number(&spec.kill_signal).unwrap_or(libc_sigint());
-        host.kill_group(pgid, signal);
+        platform.kill_group(pgid, signal);
         // Processes that left the group are still in the cgroup: told too, as systemd does.
         // Only those: a second signal to a process that is draining means "now" (Node's shim).
         if let Some(cgroup) = cgroup {
             for pid in cgroup.cgroup().pids() {
                 if kelpie_sys::sample_process(pid).is_some_and(|p| p.pgrp != pgid) {
-                    let _ = host.send_signal(pid, signal);
+                    let _ = platform.send_signal(pid, signal);
                 }
             }
         }
@@ -151,18 +151,24 @@ impl Retiring {
         let Some(pgid) = self.pgid else {
             return;
         };
-        let host = &self.host;
-        ask_to_stop(host, spec, pgid, self.link.as_ref(), self.cgroup.as_ref());
+        let platform = &self.platform;
+        ask_to_stop(
+            platform,
+            spec,
+            pgid,
+            self.link.as_ref(),
+            self.cgroup.as_ref(),
+        );
         let deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms);
         if let Some(child) = self.child.as_mut() {
             let _ = tokio::time::timeout_at(deadline, child.wait()).await;
         }
         let cgroup = self.cgroup.as_ref().map(ProcessCgroup::cgroup);
         let mut checks = GroupChecks::default();
-        while checks.running(host, pgid, cgroup).await && Instant::now() < deadline {
+        while checks.running(platform, pgid, cgroup).await && Instant::now() < deadline {
             sleep(GROUP_POLL).await;
         }
-        host.kill_group(pgid, kelpie_sys::SIGKILL);
+        platform.kill_group(pgid, kelpie_sys::SIGKILL);
         if let Some(cgroup) = cgroup {
             cgroup.kill();
         }
@@ -172,7 +178,7 @@ impl Retiring {
         if let Some(child) = self.child.as_mut() {
             let _ = tokio::time::timeout_at(killed_by, child.wait()).await;
         }
-        while checks.running(host, pgid, cgroup).await && Instant::now() < killed_by {
+        while checks.running(platform, pgid, cgroup).await && Instant::now() < killed_by {
             sleep(GROUP_POLL).await;
         }
     }
@@ -187,20 +193,20 @@ impl GroupChecks {
     /// exited (a read of `cgroup.events`, a small in-kernel file), group or not.
     async fn running(
         &mut self,
-        host: &Host,
+        platform: &Platform,
         pgid: u32,
         cgroup: Option<&kelpie_sys::cgroup::Cgroup>,
     ) -> bool {
         if let Some(cgroup) = cgroup {
             return cgroup.populated();
         }
-        if !host.group_alive(pgid) {
+        if !platform.group_alive(pgid) {
             return false;
         }
         self.polls += 1;
         if !self.polls.is_multiple_of(SCAN_EVERY) {
             return true;
         }
-        host.group_has_live_members(pgid).await
+        platform.group_has_live_members(pgid).await
     }
 }

@@ -68,7 +68,7 @@ impl Harness {
             adopted: None,
             pipes: Vec::new(),
             restart_in: None,
-            host: Host::Fake(fake.clone()),
+            platform: Platform::Fake(fake.clone()),
         };
         let (events_tx, events) = mpsc::unbounded_channel();
         let mut tasks = tokio::task::JoinSet::new();

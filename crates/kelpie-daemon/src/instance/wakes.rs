@@ -198,7 +198,7 @@ impl Instance {
     /// A stopping instance looks whether its process group (and cgroup) is empty yet.
     async fn on_group_poll(&mut self) {
         let (pgid, cgroup) = (self.current.pgid(), self.current.cgroup());
-        if self.group.gone(&self.given.host, pgid, cgroup).await {
+        if self.group.gone(&self.given.platform, pgid, cgroup).await {
             self.feed(Input::GroupGone).await;
         }
     }

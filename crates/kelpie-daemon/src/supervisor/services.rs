@@ -29,7 +29,7 @@ pub(super) struct Setup {
     /// The event bus (the web server has it too).
     pub(super) bus: crate::bus::Bus,
     /// Where the instances' processes run.
-    pub(super) host: instance::Host,
+    pub(super) platform: instance::Platform,
     /// A second descriptor of the control socket, for `kelpie update`.
     pub(super) control: std::os::fd::OwnedFd,
     /// The configuration store (`kelpie set`), as on disk.
@@ -52,7 +52,7 @@ pub(super) struct Services {
     pub(super) cgroups: crate::cgroups::Cgroups,
     pub(super) web: crate::web::WebControl,
     /// Where the instances' processes run.
-    pub(super) host: instance::Host,
+    pub(super) platform: instance::Platform,
     /// What happens to the processes, for the clients following it (`Request::Events`).
     pub(super) bus: crate::bus::Bus,
     /// The user the apps run as by default, for `list`.
@@ -91,7 +91,7 @@ impl Services {
             adopted: inherited.process,
             pipes: inherited.pipes,
             restart_in: inherited.restart_in,
-            host: self.host.clone(),
+            platform: self.platform.clone(),
         };
         instance::spawn(setup, self.events.clone(), apps.tasks())
     }

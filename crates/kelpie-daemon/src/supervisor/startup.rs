@@ -131,7 +131,7 @@ async fn start_supervisor(
         cgroups,
         web,
         bus,
-        host: crate::instance::Host::System,
+        platform: crate::instance::Platform::System,
         control,
         conf,
         toml_logs,

@@ -61,7 +61,7 @@ impl Daemon {
             logs,
             monitor: Monitor::not_started(),
             cgroups: crate::cgroups::Cgroups::default(),
-            host: instance::Host::Fake(fake.clone()),
+            platform: instance::Platform::Fake(fake.clone()),
             control: control.into(),
             conf: Default::default(),
             toml_logs: Default::default(),

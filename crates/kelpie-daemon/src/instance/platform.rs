@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 /// Where an instance's processes live.
 #[derive(Clone)]
-pub(crate) enum Host {
+pub(crate) enum Platform {
     /// Real processes.
     System,
     /// The in-process tests' fake processes.
@@ -17,16 +17,16 @@ pub(crate) enum Host {
     Fake(Arc<super::fake::FakeProcesses>),
 }
 
-impl Host {
+impl Platform {
     /// Send `signal` to the process group `pgid`. ESRCH only means the group is already gone,
     /// which is what a stop wants, so failures are not reported.
     pub(super) fn kill_group(&self, pgid: u32, signal: i32) {
         match self {
-            Host::System => {
+            Platform::System => {
                 let _ = kelpie_sys::kill_group(pgid, signal);
             }
             #[cfg(test)]
-            Host::Fake(fake) => fake.signal(pgid, signal),
+            Platform::Fake(fake) => fake.signal(pgid, signal),
         }
     }
 
@@ -34,9 +34,9 @@ impl Host {
     /// group but not its cgroup).
     pub(super) fn send_signal(&self, pid: u32, signal: i32) -> std::io::Result<()> {
         match self {
-            Host::System => kelpie_sys::send_signal(pid, signal),
+            Platform::System => kelpie_sys::send_signal(pid, signal),
             #[cfg(test)]
-            Host::Fake(fake) => {
+            Platform::Fake(fake) => {
                 fake.signal(pid, signal);
                 Ok(())
             }
@@ -46,22 +46,22 @@ impl Host {
     /// Whether process group `pgid` exists (one system call).
     pub(super) fn group_alive(&self, pgid: u32) -> bool {
         match self {
-            Host::System => kelpie_sys::group_alive(pgid),
+            Platform::System => kelpie_sys::group_alive(pgid),
             #[cfg(test)]
-            Host::Fake(fake) => fake.running(pgid),
+            Platform::Fake(fake) => fake.running(pgid),
         }
     }
 
     /// Whether process group `pgid` has a member that has not exited (a scan of /proc).
     pub(super) async fn group_has_live_members(&self, pgid: u32) -> bool {
         match self {
-            Host::System => {
+            Platform::System => {
                 crate::tasks::blocking(move || kelpie_sys::group_has_live_members(pgid))
                     .await
                     .unwrap_or(true)
             }
             #[cfg(test)]
-            Host::Fake(fake) => fake.running(pgid),
+            Platform::Fake(fake) => fake.running(pgid),
         }
     }
 }

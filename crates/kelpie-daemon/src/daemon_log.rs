@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[macro_export]
 macro_rules! daemon_log {
     ($($arg:tt)*) => {
-        $crate::log::write_line(format_args!($($arg)*))
+        $crate::daemon_log::write_line(format_args!($($arg)*))
     };
 }
 
