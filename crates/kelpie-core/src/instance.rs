@@ -6,14 +6,14 @@
 //!
 //! Here: the state ([`InstanceState`]) and how each input is dispatched. Its parts, in
 //! `instance/`: the states people see (`status`), what goes in and out (`messages`), why a
-//! process ended (`cause`), the exits remembered (`history`), a user's commands (`control`),
+//! process ended (`cause`), the exits remembered (`history`), a user's commands (`lifecycle`),
 //! an exit of the main process (`exit`), the ends of waits (`waits`), the schedule of periodic
 //! jobs (`schedule`), and the state across daemons (`restore`).
 
 mod cause;
-mod control;
 mod exit;
 mod history;
+mod lifecycle;
 mod memory_loop;
 mod messages;
 mod restore;
@@ -23,7 +23,7 @@ mod waits;
 
 pub use cause::{Cause, Why};
 pub use history::{ExitRecord, EXIT_HISTORY};
-pub use messages::{Control, Effect, Input, Now};
+pub use messages::{Effect, Input, Lifecycle, Now};
 pub use status::{Health, Status};
 
 use crate::spec::AppSpec;
@@ -130,7 +130,7 @@ impl InstanceState {
     /// Apply one input and return the effects to carry out, in order.
     pub fn handle(&mut self, spec: &AppSpec, input: Input, now: Now) -> Vec<Effect> {
         match input {
-            Input::Control(control) => self.on_control(spec, control, now),
+            Input::Lifecycle(lifecycle) => self.on_lifecycle(spec, lifecycle, now),
             Input::Spawned { pid } => {
                 self.status = Status::Online;
                 self.pid = Some(pid);

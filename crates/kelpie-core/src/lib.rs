@@ -22,7 +22,7 @@ mod time;
 pub use datefmt::DateFormat;
 pub use forensics::{OomKill, Published};
 pub use instance::{
-    Cause, Control, Effect, ExitRecord, Health, Input, InstanceState, Now, Status, Why,
+    Cause, Effect, ExitRecord, Health, Input, InstanceState, Lifecycle, Now, Status, Why,
     EXIT_HISTORY,
 };
 pub use policy::{next_backoff_delay, BACKOFF_CAP_MS, BACKOFF_GROWTH, BACKOFF_RESET_AFTER_MS};

@@ -7,7 +7,7 @@
 //! daemon's instance task holds the processes and carries the decisions out, as it does
 //! [`InstanceState::handle`](crate::InstanceState::handle)'s effects.
 
-use crate::instance::{Control, Input, Status, Why};
+use crate::instance::{Input, Lifecycle, Status, Why};
 use crate::spec::AppSpec;
 
 /// What the instance task knows about its process when a reload or an automatic restart is
@@ -64,7 +64,7 @@ pub enum GiveUp {
     /// It was not ready within `listen_timeout`.
     Late,
     /// A user's command came meanwhile.
-    Command(Control),
+    Command(Lifecycle),
     /// The app is being deleted or the daemon is stopping.
     Shutdown,
     /// The process it was to replace exited.
@@ -177,8 +177,8 @@ impl ReloadState {
                 "the new process was not ready within listen_timeout ({} ms)",
                 spec.listen_timeout_ms
             ),
-            GiveUp::Command(control) => {
-                format!("interrupted by a {control:?} command").to_lowercase()
+            GiveUp::Command(lifecycle) => {
+                format!("interrupted by a {lifecycle:?} command").to_lowercase()
             }
             GiveUp::Shutdown => "the app is being deleted or the daemon is stopping".into(),
             GiveUp::OldExited => "the running process exited during the reload".into(),

@@ -6,9 +6,9 @@
 
 mod remembered;
 
-use crate::control::{Command, LogSelection, SelectedInstance};
 use crate::logs::hub::{Following, LogLine};
 use crate::logs::{file_tail, LogService};
+use crate::supervisor_channel::{Command, LogSelection, SelectedInstance};
 use kelpie_core::DateFormat;
 use kelpie_proto::LogsRequest;
 use kelpie_proto::{
@@ -176,7 +176,7 @@ async fn select(
     commands: &mpsc::Sender<Command>,
     targets: Vec<Target>,
 ) -> Result<LogSelection, WireError> {
-    let gone = crate::control::shutting_down;
+    let gone = crate::supervisor_channel::shutting_down;
     let (tx, rx) = oneshot::channel();
     commands
         .send(Command::LogSelection { targets, reply: tx })

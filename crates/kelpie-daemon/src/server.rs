@@ -5,9 +5,9 @@ mod answers;
 mod errors;
 mod frames;
 
-use crate::control::Command;
 use crate::gate::Gate;
 use crate::logs::LogService;
+use crate::supervisor_channel::Command;
 use answers::{dispatch, error, jlist, start_config};
 pub(crate) use errors::ConfigLoadError;
 use errors::Refused;

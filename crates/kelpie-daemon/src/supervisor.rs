@@ -42,7 +42,7 @@ mod watching;
 
 pub(crate) use startup::run;
 
-use crate::control::{Command, Finish, Reply};
+use crate::supervisor_channel::{Command, Finish, Reply};
 pub(crate) use foreground::ForegroundSetup;
 #[allow(
     unreachable_pub,

@@ -7,7 +7,7 @@
 //! it waits for the processes, and the supervisor waits for nobody.
 
 use crate::bus::Bus;
-use crate::control::{ask, Command};
+use crate::supervisor_channel::{ask, Command};
 use kelpie_proto::TriggerRequest;
 use kelpie_proto::{
     resolve_targets, ErrorKind, ProcessInfo, Request, Response, Target, Targetable, TriggerReply,

@@ -2,7 +2,6 @@
 
 pub(crate) mod completions;
 pub(crate) mod conf;
-mod control;
 mod export;
 mod inspect;
 mod lifecycle;
@@ -13,6 +12,7 @@ mod runtime;
 mod serve;
 mod start;
 mod startup;
+mod targeted;
 mod trigger;
 
 use crate::cli::{Cli, Command};
@@ -95,28 +95,28 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Start(args) => start::start(&home, *args),
         Command::StartOrRestart(args) => start::start_or(&home, *args, start::Then::Restart),
         Command::StartOrReload(args) => start::start_or(&home, *args, start::Then::Reload),
-        Command::Stop(args) => control::targeted(
+        Command::Stop(args) => targeted::targeted(
             &home,
             &args,
             |targets| Request::Stop(kelpie_proto::Targets { targets }),
             "stopped",
         ),
-        Command::Restart(args) => control::restart(&home, args),
-        Command::Reload(args) => control::reload(&home, args),
-        Command::Scale { name, count } => control::scale(&home, &name, &count),
-        Command::Delete(args) => control::targeted(
+        Command::Restart(args) => targeted::restart(&home, args),
+        Command::Reload(args) => targeted::reload(&home, args),
+        Command::Scale { name, count } => targeted::scale(&home, &name, &count),
+        Command::Delete(args) => targeted::targeted(
             &home,
             &args,
             |targets| Request::Delete(kelpie_proto::Targets { targets }),
             "deleted",
         ),
-        Command::Reset(args) => control::targeted(
+        Command::Reset(args) => targeted::targeted(
             &home,
             &args,
             |targets| Request::Reset(kelpie_proto::Targets { targets }),
             "reset",
         ),
-        Command::Signal { signal, targets } => control::signal(&home, &signal, &targets),
+        Command::Signal { signal, targets } => targeted::signal(&home, &signal, &targets),
         Command::Pid { target } => inspect::pid(&home, target.as_deref()),
         Command::Trigger {
             target,

@@ -43,7 +43,7 @@ pub(super) fn start_or(home: &Home, args: StartArgs, then: Then) -> Result<ExitC
     }
     match then {
         Then::Restart => start(home, args),
-        Then::Reload => super::control::reload(
+        Then::Reload => super::targeted::reload(
             home,
             crate::cli::ReloadArgs {
                 restart: crate::cli::RestartArgs {
@@ -210,7 +210,7 @@ fn restart_running(
             .app
             .interpreter_args
             .as_deref()
-            .map(super::control::interpreter_args),
+            .map(super::targeted::interpreter_args),
         toggle_watch: false,
         autorestart: args.app.no_autorestart.then_some(false),
     };

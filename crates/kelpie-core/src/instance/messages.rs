@@ -1,5 +1,5 @@
 //! What goes into the machine and what comes out: the time ([`Now`]), what can happen
-//! ([`Input`], a user's [`Control`] among them) and what the daemon must do ([`Effect`]).
+//! ([`Input`], a user's [`Lifecycle`] among them) and what the daemon must do ([`Effect`]).
 
 use super::Why;
 
@@ -15,7 +15,7 @@ pub struct Now {
 
 /// What a user (or the daemon on their behalf) asks of an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
+pub enum Lifecycle {
     /// Run it if it does not run.
     Start,
     /// Stop it and keep it stopped.
@@ -28,7 +28,7 @@ pub enum Control {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// A user command.
-    Control(Control),
+    Lifecycle(Lifecycle),
     /// The process asked for by [`Effect::Spawn`] was started.
     Spawned {
         /// Its pid (also its process group id).

@@ -34,7 +34,7 @@ impl Run {
     }
     fn online(&mut self, t: u64, pid: u32) {
         assert_eq!(
-            self.feed(t, Input::Control(Control::Start)),
+            self.feed(t, Input::Lifecycle(Lifecycle::Start)),
             vec![Effect::Spawn]
         );
         self.feed(t, Input::Spawned { pid });
@@ -206,7 +206,7 @@ fn stop_signals_the_group_and_completes_when_the_group_is_gone() {
         ..spec()
     });
     run.online(0, 10);
-    let effects = run.feed(1_000, Input::Control(Control::Stop));
+    let effects = run.feed(1_000, Input::Lifecycle(Lifecycle::Stop));
     assert_eq!(
         effects,
         vec![Effect::SignalGroup("SIGTERM".into()), Effect::ArmTimer(500)]
@@ -236,7 +236,7 @@ fn restart_stops_then_spawns_and_resets_unstable_counters() {
     run.crash(100, 1);
     run.feed(100, Input::Spawned { pid: 11 });
     assert_eq!(run.state.unstable_restarts, 1);
-    let effects = run.feed(2_000, Input::Control(Control::Restart));
+    let effects = run.feed(2_000, Input::Lifecycle(Lifecycle::Restart));
     assert_eq!(
         effects,
         vec![Effect::SignalGroup("SIGINT".into()), Effect::ArmTimer(1600)]
@@ -265,7 +265,7 @@ fn stop_during_waiting_restart_cancels_the_restart() {
     run.online(0, 10);
     run.crash(5_000, 1);
     assert_eq!(
-        run.feed(5_100, Input::Control(Control::Stop)),
+        run.feed(5_100, Input::Lifecycle(Lifecycle::Stop)),
         vec![Effect::CancelTimer]
     );
     assert_eq!(run.state.status, Status::Stopped);
@@ -275,7 +275,7 @@ fn stop_during_waiting_restart_cancels_the_restart() {
 #[test]
 fn a_failed_spawn_is_errored_with_the_reason() {
     let mut run = Run::new(spec());
-    run.feed(0, Input::Control(Control::Start));
+    run.feed(0, Input::Lifecycle(Lifecycle::Start));
     run.feed(
         0,
         Input::SpawnFailed {
@@ -292,7 +292,7 @@ fn a_failed_spawn_is_errored_with_the_reason() {
         .contains("No such file"));
     // Starting it again tries again.
     assert_eq!(
-        run.feed(10, Input::Control(Control::Start)),
+        run.feed(10, Input::Lifecycle(Lifecycle::Start)),
         vec![Effect::Spawn]
     );
 }
@@ -300,9 +300,9 @@ fn a_failed_spawn_is_errored_with_the_reason() {
 #[test]
 fn commands_on_settled_states_do_nothing() {
     let mut run = Run::new(spec());
-    assert!(run.feed(0, Input::Control(Control::Stop)).is_empty());
+    assert!(run.feed(0, Input::Lifecycle(Lifecycle::Stop)).is_empty());
     run.online(0, 10);
-    assert!(run.feed(0, Input::Control(Control::Start)).is_empty());
+    assert!(run.feed(0, Input::Lifecycle(Lifecycle::Start)).is_empty());
     assert!(
         run.feed(0, Input::GroupGone).is_empty(),
         "a stray report changes nothing"
@@ -329,10 +329,10 @@ fn a_restart_in_progress_wants_to_run_and_a_stop_does_not() {
     let mut run = Run::new(spec());
     run.online(0, 10);
     assert!(run.state.wants_to_run());
-    run.feed(10, Input::Control(Control::Restart));
+    run.feed(10, Input::Lifecycle(Lifecycle::Restart));
     assert_eq!(run.state.status, Status::Stopping);
     assert!(run.state.wants_to_run());
-    run.feed(20, Input::Control(Control::Stop));
+    run.feed(20, Input::Lifecycle(Lifecycle::Stop));
     assert!(!run.state.wants_to_run());
 }
 
@@ -342,7 +342,7 @@ fn a_started_process_is_online_once_ready() {
         listen_timeout_ms: 3000,
         ..spec()
     });
-    run.feed(0, Input::Control(Control::Start));
+    run.feed(0, Input::Lifecycle(Lifecycle::Start));
     assert_eq!(
         run.feed(10, Input::Started { pid: 7 }),
         vec![Effect::ArmTimer(3000)]
@@ -365,7 +365,7 @@ fn not_ready_in_time_counts_as_online_with_a_note() {
         wait_ready: true,
         ..spec()
     });
-    run.feed(0, Input::Control(Control::Start));
+    run.feed(0, Input::Lifecycle(Lifecycle::Start));
     run.feed(10, Input::Started { pid: 7 });
     assert_eq!(run.feed(3010, Input::TimerFired), Vec::new());
     assert_eq!(run.state.status, Status::Online);
@@ -382,7 +382,7 @@ fn a_node_main_module_still_running_at_listen_timeout_is_online_without_a_note()
         interpreter: Some("node".into()),
         ..spec()
     });
-    run.feed(0, Input::Control(Control::Start));
+    run.feed(0, Input::Lifecycle(Lifecycle::Start));
     run.feed(10, Input::Started { pid: 7 });
     assert_eq!(run.feed(3010, Input::TimerFired), Vec::new());
     assert_eq!(run.state.status, Status::Online);
@@ -392,9 +392,9 @@ fn a_node_main_module_still_running_at_listen_timeout_is_online_without_a_note()
 #[test]
 fn a_stop_while_waiting_for_ready_stops_the_process() {
     let mut run = Run::new(spec());
-    run.feed(0, Input::Control(Control::Start));
+    run.feed(0, Input::Lifecycle(Lifecycle::Start));
     run.feed(10, Input::Started { pid: 7 });
-    let effects = run.feed(20, Input::Control(Control::Stop));
+    let effects = run.feed(20, Input::Lifecycle(Lifecycle::Stop));
     assert_eq!(
         effects,
         vec![Effect::SignalGroup("SIGINT".into()), Effect::ArmTimer(1600)]
@@ -486,7 +486,7 @@ fn a_stop_during_an_automatic_restarts_stop_is_no_restart() {
     let mut run = Run::new(spec());
     run.online(0, 10);
     run.feed(5_000, Input::AutoRestart(why(Cause::Memory, "over")));
-    run.feed(5_010, Input::Control(Control::Stop));
+    run.feed(5_010, Input::Lifecycle(Lifecycle::Stop));
     run.feed(
         5_020,
         Input::Exited {
@@ -508,7 +508,7 @@ fn an_automatic_restart_of_an_instance_without_a_process_does_nothing() {
     );
     assert_eq!(run.state.status, Status::Stopped);
     run.online(0, 10);
-    run.feed(10, Input::Control(Control::Stop));
+    run.feed(10, Input::Lifecycle(Lifecycle::Stop));
     assert_eq!(
         run.feed(20, Input::AutoRestart(why(Cause::Watch, "a.js changed"))),
         Vec::new(),
@@ -521,7 +521,7 @@ fn a_users_command_wins_over_an_automatic_restart_in_progress() {
     let mut run = Run::new(spec());
     run.online(0, 10);
     run.feed(10, Input::AutoRestart(why(Cause::Health, "HTTP 500")));
-    run.feed(20, Input::Control(Control::Stop));
+    run.feed(20, Input::Lifecycle(Lifecycle::Stop));
     run.feed(
         30,
         Input::Exited {
@@ -650,7 +650,7 @@ fn forensics_are_added_to_the_record_of_the_process_that_ended() {
     assert_eq!(exit.stderr_tail, ["out of memory?"]);
 
     // A stop's SIGKILL (kill_timeout) is Kelpie's, never the OOM killer's.
-    run.feed(6_000, Input::Control(Control::Stop));
+    run.feed(6_000, Input::Lifecycle(Lifecycle::Stop));
     run.feed(
         7_600,
         Input::Exited {
@@ -702,7 +702,7 @@ fn a_users_stop_pauses_the_schedule_until_start_or_restart() {
     run.online(0, 10);
     run.crash(1_000, 0);
     // Stopped by the user while it waited for its schedule: the schedule is paused.
-    run.feed(2_000, Input::Control(Control::Stop));
+    run.feed(2_000, Input::Lifecycle(Lifecycle::Stop));
     assert!(run.state.stopped_by_user);
     assert!(!run.state.waits_for_schedule(&run.spec));
     assert!(run.feed(60_000, Input::ScheduledStart).is_empty());
@@ -717,7 +717,7 @@ fn a_users_stop_pauses_the_schedule_until_start_or_restart() {
     );
     // A stop while it runs pauses it too; `restart` resumes it.
     run.feed(120_001, Input::Spawned { pid: 12 });
-    run.feed(121_000, Input::Control(Control::Stop));
+    run.feed(121_000, Input::Lifecycle(Lifecycle::Stop));
     run.feed(
         121_001,
         Input::Exited {
@@ -729,7 +729,7 @@ fn a_users_stop_pauses_the_schedule_until_start_or_restart() {
     assert_eq!(run.state.status, Status::Stopped);
     assert!(run.feed(180_000, Input::ScheduledStart).is_empty());
     assert_eq!(
-        run.feed(181_000, Input::Control(Control::Restart)),
+        run.feed(181_000, Input::Lifecycle(Lifecycle::Restart)),
         vec![Effect::Spawn]
     );
     assert!(!run.state.stopped_by_user);

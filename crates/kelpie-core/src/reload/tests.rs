@@ -238,11 +238,11 @@ fn a_candidate_is_given_up_at_its_exit_its_deadline_or_a_command_and_says_why() 
             "the new process was not ready within listen_timeout (3000 ms)",
         ),
         (
-            GiveUp::Command(Control::Stop),
+            GiveUp::Command(Lifecycle::Stop),
             "interrupted by a stop command",
         ),
         (
-            GiveUp::Command(Control::Restart),
+            GiveUp::Command(Lifecycle::Restart),
             "interrupted by a restart command",
         ),
         (

@@ -9,12 +9,12 @@ use kelpie_core::{Input, Status};
 impl Instance {
     pub(super) async fn on_message(&mut self, msg: InstanceMsg) {
         match msg {
-            InstanceMsg::Control(control, done) => {
-                self.give_up_reload(GiveUp::Command(control));
+            InstanceMsg::Lifecycle(lifecycle, done) => {
+                self.give_up_reload(GiveUp::Command(lifecycle));
                 if let Some(done) = done {
                     self.waiters.on_settled(done);
                 }
-                self.feed(Input::Control(control)).await;
+                self.feed(Input::Lifecycle(lifecycle)).await;
             }
             InstanceMsg::UpdateSpec(spec, socket) => {
                 if self.given.update(spec, socket) {
@@ -61,7 +61,8 @@ impl Instance {
             InstanceMsg::Shutdown(done) => {
                 self.give_up_reload(GiveUp::Shutdown);
                 self.waiters.shut_down(done);
-                self.feed(Input::Control(kelpie_core::Control::Stop)).await;
+                self.feed(Input::Lifecycle(kelpie_core::Lifecycle::Stop))
+                    .await;
             }
             InstanceMsg::HandOver(reply) => {
                 let handed = self.hand_over();

@@ -15,7 +15,7 @@ use crate::logs::{HandedPipe, LogService};
 use crate::maybe::when;
 use crate::sockets::{ClaimedSockets, ListenSocket};
 use crate::update::HandedProcess;
-use kelpie_core::{AppSpec, Control, Effect, Input, InstanceState, Published, Status, Why};
+use kelpie_core::{AppSpec, Effect, Input, InstanceState, Lifecycle, Published, Status, Why};
 use kelpie_proto::Home;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,7 +60,7 @@ use tokio::time::Instant;
 /// Messages from the supervisor to an instance task.
 pub(crate) enum InstanceMsg {
     /// A user command; `done` is answered once the instance has settled (online, stopped or errored).
-    Control(Control, Option<oneshot::Sender<()>>),
+    Lifecycle(Lifecycle, Option<oneshot::Sender<()>>),
     /// Use this spec (and this shared socket) for the next process it starts.
     UpdateSpec(Arc<AppSpec>, Option<Arc<ListenSocket>>),
     /// Replace the process by a new one without a gap: start it, wait until it is ready, then
@@ -319,7 +319,7 @@ impl Instance {
     fn cancel_pending_restart(&mut self) {
         self.timers.cancel();
         if self.state.status == Status::WaitingRestart {
-            let stop = Input::Control(Control::Stop);
+            let stop = Input::Lifecycle(Lifecycle::Stop);
             self.state.handle(&self.given.spec, stop, clock::now());
         }
     }

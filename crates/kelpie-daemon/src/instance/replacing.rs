@@ -10,7 +10,7 @@ use super::{Instance, InstanceMsg};
 use crate::logs::HandedPipe;
 use crate::update::HandedProcess;
 use kelpie_core::reload::{self, AutoRestartPlan, GiveUp, ReloadPlan, Serving};
-use kelpie_core::{Control, Input, Why};
+use kelpie_core::{Input, Lifecycle, Why};
 use tokio::sync::oneshot;
 
 impl Instance {
@@ -91,7 +91,7 @@ impl Instance {
             ReloadPlan::Restart => {
                 let (done, settled) = oneshot::channel();
                 self.waiters.on_settled(done);
-                self.feed(Input::Control(Control::Restart)).await;
+                self.feed(Input::Lifecycle(Lifecycle::Restart)).await;
                 self.helpers.spawn(async move {
                     let _ = settled.await;
                     let _ = reply.send(Ok(()));

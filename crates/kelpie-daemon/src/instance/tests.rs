@@ -81,7 +81,7 @@ impl Harness {
             state: InstanceState::new(clock::now()),
             _home: home,
         };
-        harness.control(Control::Start);
+        harness.ask(Lifecycle::Start);
         harness
     }
 
@@ -93,8 +93,8 @@ impl Harness {
         answer
     }
 
-    fn control(&mut self, control: Control) {
-        let sent = self.mailbox.send(InstanceMsg::Control(control, None));
+    fn ask(&mut self, lifecycle: Lifecycle) {
+        let sent = self.mailbox.send(InstanceMsg::Lifecycle(lifecycle, None));
         assert!(sent.is_ok(), "the instance task ended");
     }
 
@@ -261,7 +261,7 @@ async fn a_stop_ignored_is_followed_by_sigkill_after_exactly_kill_timeout() {
     let mut app = Harness::start(app_spec, fake.clone()).await;
     app.until_started(1).await;
     tokio::time::sleep(Duration::from_secs(10)).await;
-    app.control(Control::Stop);
+    app.ask(Lifecycle::Stop);
     app.until("stopped", |s| s.status == Status::Stopped).await;
     let pid = FIRST_PID;
     let signals: Vec<(u64, Event)> = fake
@@ -542,7 +542,7 @@ async fn cron_restart_never_revives_an_app_a_user_stopped() {
     app.until_started(4).await;
     // Every second, on the second.
     assert_eq!(fake.starts(), [0, 1_000, 2_000, 3_000]);
-    app.control(Control::Stop);
+    app.ask(Lifecycle::Stop);
     app.until("stopped", |s| s.status == Status::Stopped).await;
     tokio::time::sleep(Duration::from_secs(3600)).await;
     assert_eq!(fake.starts().len(), 4, "the cron revived a stopped app");
@@ -662,7 +662,7 @@ async fn a_second_reload_is_refused_and_a_stop_gives_the_first_up() {
         Err("a reload of this instance is already in progress".into())
     );
     at(&fake, 1_000).await;
-    app.control(Control::Stop);
+    app.ask(Lifecycle::Stop);
     let error = first
         .await
         .expect("answered")
@@ -757,7 +757,7 @@ async fn a_stop_between_runs_pauses_the_schedule_and_start_resumes_it() {
     crate::clock::test_wall::set("2026-11-23T12:59:58Z".parse().expect("time"));
     let (mut app, fake) = periodic_job("* * * * * *", "UTC", |_| exits_after(100, 0)).await;
     app.until("three runs", |s| s.exits.len() == 3).await;
-    app.control(Control::Stop);
+    app.ask(Lifecycle::Stop);
     app.until("paused", |s| s.stopped_by_user).await;
     assert_eq!(
         app.state.next_run_ms, None,
@@ -774,7 +774,7 @@ async fn a_stop_between_runs_pauses_the_schedule_and_start_resumes_it() {
     }
     assert_eq!(reports, 0, "a paused schedule's ticks reported a state");
     let resumed_at = fake.elapsed_ms();
-    app.control(Control::Start);
+    app.ask(Lifecycle::Start);
     app.until("resumed", |s| !s.stopped_by_user && s.exits.len() >= 5)
         .await;
     // Run at once, then at the next tick: the wall clock's next whole second (it read
@@ -799,7 +799,7 @@ async fn a_tick_during_a_stop_does_not_start_the_job_again() {
     };
     let mut app = Harness::start(app_spec, fake.clone()).await;
     app.until_started(1).await;
-    app.control(Control::Stop);
+    app.ask(Lifecycle::Stop);
     app.until("stopped", |s| s.status == Status::Stopped).await;
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(

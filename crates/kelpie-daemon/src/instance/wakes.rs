@@ -12,7 +12,7 @@ use crate::clock;
 use crate::health::HealthReport;
 use crate::link::ProcessSignal;
 use kelpie_core::reload::GiveUp;
-use kelpie_core::{Cause, Control, Health, Input, Status, Why};
+use kelpie_core::{Cause, Health, Input, Lifecycle, Status, Why};
 use std::os::unix::process::ExitStatusExt;
 use tokio::sync::oneshot;
 
@@ -82,7 +82,7 @@ impl Instance {
         if !self.waiters.shutting_down() {
             let (done, _) = oneshot::channel();
             self.waiters.shut_down(done);
-            self.feed(Input::Control(Control::Stop)).await;
+            self.feed(Input::Lifecycle(Lifecycle::Stop)).await;
         }
     }
 

@@ -3,7 +3,7 @@
 //! `StartConfig` (the config read here, then started as a file's apps).
 
 use super::ConfigLoadError;
-use crate::control::{Command, Reply};
+use crate::supervisor_channel::{Command, Reply};
 use kelpie_proto::{ConfigSource, ErrorKind, Request, Response, WireError};
 use tokio::sync::{mpsc, oneshot};
 
@@ -122,7 +122,7 @@ pub(super) async fn dispatch(
     request: Request,
     commands: &mpsc::Sender<Command>,
 ) -> (Response, Option<oneshot::Sender<()>>) {
-    match crate::control::round_trip(commands, request).await {
+    match crate::supervisor_channel::round_trip(commands, request).await {
         Ok(Reply { response, written }) => (response, written),
         Err(gone) => (Response::Error(gone), None),
     }

@@ -8,7 +8,7 @@ use crate::instance::InstanceMsg;
 use crate::monitor::{Reading, Target as Sampled};
 use crate::state::{PersistedInstance, StateFile, STATE_VERSION};
 use kelpie_core::limits::{LimitWatch, Usage};
-use kelpie_core::{AppSpec, Control, InstanceState};
+use kelpie_core::{AppSpec, InstanceState, Lifecycle};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -202,10 +202,10 @@ impl Apps {
             .collect()
     }
 
-    /// Send `control` to instance `pm_id`; the receiver fires once it has settled.
-    pub(super) fn command(&self, pm_id: u32, control: Control) -> oneshot::Receiver<()> {
+    /// Send `lifecycle` to instance `pm_id`; the receiver fires once it has settled.
+    pub(super) fn command(&self, pm_id: u32, lifecycle: Lifecycle) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
-        self.send(pm_id, InstanceMsg::Control(control, Some(tx)));
+        self.send(pm_id, InstanceMsg::Lifecycle(lifecycle, Some(tx)));
         rx
     }
 

@@ -6,7 +6,7 @@ use super::apps::Entry;
 use super::{update, NewInstance, Supervisor};
 use crate::instance::InstanceMsg;
 use crate::sockets::ListenSocket;
-use kelpie_core::{AppSpec, Control, InstanceState};
+use kelpie_core::{AppSpec, InstanceState, Lifecycle};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -141,7 +141,7 @@ impl Supervisor {
             update::Inherited::default(),
         );
         if run {
-            waiters.push(self.apps.command(pm_id, Control::Start));
+            waiters.push(self.apps.command(pm_id, Lifecycle::Start));
         }
         pm_id
     }

@@ -2,7 +2,7 @@
 //! settled state is on disk, or at once for what changes nothing.
 
 use super::{listing, Back, Supervisor};
-use crate::control::{Finish, Reply};
+use crate::supervisor_channel::{Finish, Reply};
 use kelpie_proto::{ProcessInfo, Response, StartOutcome};
 use tokio::sync::oneshot;
 
@@ -22,7 +22,7 @@ impl Supervisor {
     pub(super) fn finish(&mut self, finish: Finish, reply: oneshot::Sender<Reply>) {
         match finish {
             Finish::List => self.reply_with_list(reply, Response::Processes),
-            Finish::Started(crate::control::Started {
+            Finish::Started(crate::supervisor_channel::Started {
                 outcomes,
                 notes,
                 mut failures,

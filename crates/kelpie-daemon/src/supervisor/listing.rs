@@ -5,7 +5,7 @@ use super::apps::{Apps, Entry};
 use super::logs::log_file_infos;
 use super::Services;
 use crate::clock;
-use crate::control::InstanceMetrics;
+use crate::supervisor_channel::InstanceMetrics;
 use kelpie_core::AppSpec;
 use kelpie_proto::ProcessInfo;
 

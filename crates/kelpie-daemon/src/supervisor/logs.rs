@@ -3,11 +3,11 @@
 //! `requests/logs.rs`).
 
 use super::apps::Apps;
-use crate::control::{LogSelection, SelectedInstance};
 use crate::launch::LogPaths;
 use crate::logs::hub::LogFilter;
 use crate::logs::LogService;
 use crate::server::ConfigLoadError;
+use crate::supervisor_channel::{LogSelection, SelectedInstance};
 use kelpie_proto::{Home, LogFileInfo, Target, WireError};
 use std::path::PathBuf;
 

@@ -7,7 +7,7 @@
 use super::apps::{Apps, Entry};
 use super::Supervisor;
 use crate::maybe::until;
-use kelpie_core::{Control, Health, Status};
+use kelpie_core::{Health, Lifecycle, Status};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
@@ -36,7 +36,7 @@ pub(super) struct Pending {
 #[derive(Clone, Copy)]
 pub(super) enum PendingAction {
     /// Send this command.
-    Control(Control),
+    Lifecycle(Lifecycle),
     /// Take the instances out of the table (delete).
     Remove,
 }
@@ -103,13 +103,13 @@ impl Dependencies {
         self.pending.is_empty()
     }
 
-    /// Send `control` to `ids` (of app `app`) once `deps`, the instances of the apps it depends
+    /// Send `lifecycle` to `ids` (of app `app`) once `deps`, the instances of the apps it depends
     /// on, are up; `in_flight` are the instances the same request has just acted on. The
     /// receiver hears how it went.
     pub(super) fn once_up(
         &mut self,
         ids: Vec<u32>,
-        control: Control,
+        lifecycle: Lifecycle,
         app: String,
         deps: Vec<u32>,
         in_flight: &BTreeSet<u32>,
@@ -122,7 +122,7 @@ impl Dependencies {
             .collect();
         self.pending.push(Pending {
             ids,
-            action: PendingAction::Control(control),
+            action: PendingAction::Lifecycle(lifecycle),
             wait: Wait::Up {
                 app,
                 deps,
@@ -299,7 +299,7 @@ impl Supervisor {
     pub(super) fn after_dependencies(
         &mut self,
         ids: Vec<u32>,
-        control: Control,
+        lifecycle: Lifecycle,
         in_flight: &BTreeSet<u32>,
     ) -> oneshot::Receiver<Option<String>> {
         let Some(spec) = ids
@@ -314,7 +314,7 @@ impl Supervisor {
         let deps = self.apps.instances_of(&spec.depends_on);
         let heard = self
             .dependencies
-            .once_up(ids, control, spec.name.clone(), deps, in_flight);
+            .once_up(ids, lifecycle, spec.name.clone(), deps, in_flight);
         self.run_pending();
         heard
     }
@@ -355,10 +355,10 @@ impl Supervisor {
                 }
                 Ok(()) => {
                     let waiters: Vec<oneshot::Receiver<()>> = match pending.action {
-                        PendingAction::Control(control) => pending
+                        PendingAction::Lifecycle(lifecycle) => pending
                             .ids
                             .iter()
-                            .map(|id| self.apps.command(*id, control))
+                            .map(|id| self.apps.command(*id, lifecycle))
                             .collect(),
                         PendingAction::Remove => {
                             pending.ids.iter().map(|id| self.remove(*id)).collect()

@@ -14,8 +14,8 @@
 //! Every task is in one `JoinSet` owned by the supervisor: none outlives it, a panic in one is
 //! logged instead of lost, and dropping the supervisor aborts what is left.
 
-use crate::control::{Finish, Reply};
 use crate::dump::DumpFile;
+use crate::supervisor_channel::{Finish, Reply};
 use kelpie_proto::Response;
 use std::future::Future;
 use std::path::PathBuf;

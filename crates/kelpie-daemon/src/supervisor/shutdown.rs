@@ -1,7 +1,7 @@
 //! The daemon stopping: every app stopped, the list kept on disk as it is, then the exit.
 
 use super::{Back, Supervisor};
-use crate::control::{Finish, Reply};
+use crate::supervisor_channel::{Finish, Reply};
 use tokio::sync::oneshot;
 
 impl Supervisor {

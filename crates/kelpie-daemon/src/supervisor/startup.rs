@@ -13,7 +13,7 @@ use crate::monitor::Monitor;
 use crate::persist::{self, Persister};
 use crate::state::StateFile;
 use crate::{server, DaemonError};
-use kelpie_core::Control;
+use kelpie_core::Lifecycle;
 use kelpie_proto::{Home, Response};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -441,11 +441,11 @@ impl Supervisor {
                 }
                 _ => self
                     .apps
-                    .send(pm_id, InstanceMsg::Control(Control::Start, None)),
+                    .send(pm_id, InstanceMsg::Lifecycle(Lifecycle::Start, None)),
             }
         }
         for ids in gated.into_values() {
-            drop(self.after_dependencies(ids, Control::Start, &in_flight));
+            drop(self.after_dependencies(ids, Lifecycle::Start, &in_flight));
         }
         let started: std::collections::BTreeSet<String> = in_flight
             .iter()

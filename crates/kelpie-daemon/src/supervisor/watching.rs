@@ -6,7 +6,7 @@ use super::apps::Apps;
 use super::Command;
 use crate::instance::InstanceMsg;
 use crate::watch::{WatchBurst, WatchHandle, WatchService, WatchSettings};
-use kelpie_core::{AppSpec, Cause, Control, Status, Why};
+use kelpie_core::{AppSpec, Cause, Lifecycle, Status, Why};
 use kelpie_proto::Home;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -194,7 +194,7 @@ impl Watches {
         for (_, entry) in apps.iter().filter(|(_, e)| e.spec.name == name) {
             let msg = match entry.state.status {
                 Status::Stopped => continue,
-                Status::Errored => InstanceMsg::Control(Control::Restart, None),
+                Status::Errored => InstanceMsg::Lifecycle(Lifecycle::Restart, None),
                 _ => InstanceMsg::AutoRestart {
                     why: Box::new(Why {
                         cause: Cause::Watch,

@@ -8,7 +8,7 @@ mod text;
 
 use super::body::Body;
 use super::{error, respond, Shared};
-use crate::control::{Command, InstanceMetrics};
+use crate::supervisor_channel::{Command, InstanceMetrics};
 use bytes::Bytes;
 use std::collections::HashMap;
 #[cfg(test)]
@@ -25,10 +25,10 @@ pub(super) async fn serve(shared: &Shared) -> hyper::Response<Body> {
         .await
         .is_err()
     {
-        return error(500, "Internal", crate::control::SHUTTING_DOWN);
+        return error(500, "Internal", crate::supervisor_channel::SHUTTING_DOWN);
     }
     let Ok(instances) = rx.await else {
-        return error(500, "Internal", crate::control::SHUTTING_DOWN);
+        return error(500, "Internal", crate::supervisor_channel::SHUTTING_DOWN);
     };
     let lines: HashMap<u32, (u64, u64)> = {
         let hub = shared.logs.lock_hub();

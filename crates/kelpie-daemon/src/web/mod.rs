@@ -14,8 +14,8 @@ mod api;
 mod body;
 mod metrics;
 
-use crate::control::{Command, Reply};
 use crate::logs::LogService;
+use crate::supervisor_channel::{Command, Reply};
 use body::Body;
 use bytes::Bytes;
 use kelpie_config::WebSettings;

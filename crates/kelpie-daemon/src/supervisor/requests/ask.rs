@@ -1,11 +1,11 @@
 //! `sendSignal` and `sendDataToProcessId`: asking each targeted instance to do something to its
 //! process, and answering how many did.
 
-use crate::control::{Finish, Reply};
 use crate::instance::refusal::NotDelivered;
 use crate::instance::InstanceMsg;
 use crate::supervisor::requests::fail;
 use crate::supervisor::{Back, Supervisor};
+use crate::supervisor_channel::{Finish, Reply};
 use kelpie_proto::{ErrorKind, Target, WireError};
 use std::sync::Arc;
 use tokio::sync::oneshot;

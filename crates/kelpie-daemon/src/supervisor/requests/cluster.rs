@@ -4,7 +4,7 @@ use crate::instance::InstanceMsg;
 use crate::supervisor::apps::Entry;
 use crate::supervisor::requests::fail;
 use crate::supervisor::{Finish, Reply, Supervisor};
-use kelpie_core::Control;
+use kelpie_core::Lifecycle;
 use kelpie_proto::{ErrorKind, ReloadRequest, ScaleCount, WireError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -173,7 +173,7 @@ pub(in crate::supervisor) fn scale(
     for _ in current..wanted {
         let id = sup.create_one(spec.clone(), false, &mut waiters);
         if running {
-            waiters.push(sup.apps.command(id, Control::Start));
+            waiters.push(sup.apps.command(id, Lifecycle::Start));
         }
     }
     // As in PM2, scaling down removes the oldest instances (the lowest ids: PM2's `scale`

@@ -1,11 +1,11 @@
 //! `set`, `get`, `unset`, `multiset`: the configuration store (`conf.rs` keeps it).
 
-use crate::control::{Finish, Reply};
 use crate::instance::InstanceMsg;
 use crate::supervisor::conf::describe_rotation;
 use crate::supervisor::requests::fail;
 use crate::supervisor::Supervisor;
-use kelpie_core::Control;
+use crate::supervisor_channel::{Finish, Reply};
+use kelpie_core::Lifecycle;
 use kelpie_proto::{ConfRequest, Response};
 use kelpie_proto::{ErrorKind, WireError};
 use tokio::sync::oneshot;
@@ -60,7 +60,7 @@ pub(in crate::supervisor) fn conf_request(
             let socket = sup.ports.socket_of(&spec.name);
             sup.apps.send(id, InstanceMsg::UpdateSpec(spec, socket));
             sup.dependencies.forget(id);
-            waiters.push(sup.apps.command(id, Control::Restart));
+            waiters.push(sup.apps.command(id, Lifecycle::Restart));
             restarted.push(id);
         }
     }

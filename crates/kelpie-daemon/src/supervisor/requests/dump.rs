@@ -1,10 +1,10 @@
 //! `save` and `resurrect`: the list written to the dump, and brought back from it.
 
-use crate::control::{Finish, Reply};
 use crate::dump::{DumpFile, DumpedApp};
 use crate::supervisor::requests::fail;
 use crate::supervisor::{Back, Supervisor};
-use kelpie_core::Control;
+use crate::supervisor_channel::{Finish, Reply};
+use kelpie_core::Lifecycle;
 use kelpie_proto::StartOutcome;
 use kelpie_proto::{ErrorKind, WireError};
 use std::sync::Arc;
@@ -78,14 +78,14 @@ pub(in crate::supervisor) fn resurrect_loaded(
         if app.paused {
             // Stopped by a user when saved: its schedule stays paused, as it was.
             for id in &ids {
-                waiters.push(sup.apps.command(*id, Control::Stop));
+                waiters.push(sup.apps.command(*id, Lifecycle::Stop));
             }
         }
         outcomes.push(StartOutcome::Created(ids));
     }
     sup.finish_after(
         waiters,
-        Finish::Started(crate::control::Started {
+        Finish::Started(crate::supervisor_channel::Started {
             outcomes,
             notes,
             failures: Vec::new(),

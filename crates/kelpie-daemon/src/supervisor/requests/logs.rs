@@ -1,9 +1,9 @@
 //! `flush` and `reloadLogs` (which instances a `logs` client reads is in `logs.rs`).
 
-use crate::control::LogSelection;
-use crate::control::{Finish, Reply};
 use crate::supervisor::logs::read_settings;
 use crate::supervisor::{Back, Supervisor};
+use crate::supervisor_channel::LogSelection;
+use crate::supervisor_channel::{Finish, Reply};
 use kelpie_proto::{Target, WireError};
 use std::path::PathBuf;
 use tokio::sync::oneshot;

@@ -6,8 +6,8 @@
 mod ask;
 mod cluster;
 mod conf;
-mod control;
 mod dump;
+mod lifecycle;
 mod logs;
 mod numbering;
 mod start;
@@ -17,7 +17,7 @@ pub(super) use logs::{logs_settings_read, reload_logs};
 
 use super::{Finish, Reply, Supervisor};
 use crate::instance::InstanceMsg;
-use kelpie_core::Control;
+use kelpie_core::Lifecycle;
 use kelpie_proto::{ErrorKind, Request, Response, WireError};
 use tokio::sync::oneshot;
 
@@ -51,12 +51,12 @@ pub(super) fn handle(sup: &mut Supervisor, request: Request, reply: oneshot::Sen
             start::start(sup, request, reply)
         }
         Request::Stop(kelpie_proto::Targets { targets }) => {
-            control::control(sup, &targets, Control::Stop, None, reply)
+            lifecycle::stop_or_restart(sup, &targets, Lifecycle::Stop, None, reply)
         }
         Request::Restart(kelpie_proto::RestartRequest {
             targets,
             update_env,
-        }) => control::control(sup, &targets, Control::Restart, update_env, reply),
+        }) => lifecycle::stop_or_restart(sup, &targets, Lifecycle::Restart, update_env, reply),
         Request::Reload(mut request) => {
             request.apps = start::keep_scaled_counts(sup, request.apps);
             cluster::reload(sup, request, reply)
@@ -65,9 +65,11 @@ pub(super) fn handle(sup: &mut Supervisor, request: Request, reply: oneshot::Sen
             cluster::scale(sup, &name, count, reply)
         }
         Request::Change(kelpie_proto::ChangeRequest { targets, changes }) => {
-            control::change(sup, &targets, changes, reply)
+            lifecycle::change(sup, &targets, changes, reply)
         }
-        Request::Delete(kelpie_proto::Targets { targets }) => control::delete(sup, &targets, reply),
+        Request::Delete(kelpie_proto::Targets { targets }) => {
+            lifecycle::delete(sup, &targets, reply)
+        }
         Request::Reset(kelpie_proto::Targets { targets }) => {
             match sup.apps.resolve_some(&targets) {
                 Ok(ids) => {
@@ -89,7 +91,7 @@ pub(super) fn handle(sup: &mut Supervisor, request: Request, reply: oneshot::Sen
         }
         Request::Save(kelpie_proto::SaveRequest { force }) => dump::save(sup, force, reply),
         Request::Resurrect => dump::resurrect(sup, reply),
-        Request::Kill => control::kill(sup, reply),
+        Request::Kill => lifecycle::kill(sup, reply),
         Request::Shutdown => sup.begin_shutdown("shutdown requested", Some(reply)),
         Request::Flush(kelpie_proto::FlushRequest { targets, deleted }) => {
             logs::flush_logs(sup, &targets, deleted, reply)

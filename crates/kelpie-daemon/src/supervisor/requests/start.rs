@@ -5,7 +5,7 @@
 use crate::sockets::ListenSocket;
 use crate::supervisor::requests::fail;
 use crate::supervisor::{Finish, Reply, Supervisor};
-use kelpie_core::{AppSpec, Control};
+use kelpie_core::{AppSpec, Lifecycle};
 use kelpie_proto::{ErrorKind, StartOutcome, StartRequest};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -297,7 +297,7 @@ fn carry_out(
             let run = spec.autostart;
             let ids = sup.create_as(spec, ids, socket, false, waiters);
             if run {
-                let done = sup.after_dependencies(ids.clone(), Control::Start, in_flight);
+                let done = sup.after_dependencies(ids.clone(), Lifecycle::Start, in_flight);
                 acts = gated.add(done);
             }
             StartOutcome::Created(ids)
@@ -307,7 +307,7 @@ fn carry_out(
         }
         StartPlan::Restart(ids, spec, socket) if !spec.depends_on.is_empty() => {
             let kept = sup.update_instances(ids, spec, socket, false, waiters);
-            let done = sup.after_dependencies(kept.clone(), Control::Restart, in_flight);
+            let done = sup.after_dependencies(kept.clone(), Lifecycle::Restart, in_flight);
             acts = gated.add(done);
             StartOutcome::Restarted(kept)
         }
@@ -320,11 +320,11 @@ fn carry_out(
                 .and_then(|id| sup.apps.get(*id))
                 .is_some_and(|e| !e.spec.depends_on.is_empty());
             if depends {
-                let done = sup.after_dependencies(ids.clone(), Control::Start, in_flight);
+                let done = sup.after_dependencies(ids.clone(), Lifecycle::Start, in_flight);
                 acts = gated.add(done);
             } else {
                 for id in &ids {
-                    waiters.push(sup.apps.command(*id, Control::Start));
+                    waiters.push(sup.apps.command(*id, Lifecycle::Start));
                 }
             }
             StartOutcome::Started(ids)
@@ -356,7 +356,7 @@ fn finish_start_after(
                 failures.push(why);
             }
         }
-        let finish = Finish::Started(crate::control::Started {
+        let finish = Finish::Started(crate::supervisor_channel::Started {
             outcomes,
             notes: Vec::new(),
             failures,
@@ -377,7 +377,7 @@ fn reapply(
     let existing = ids.len().min(spec.instances.max(1) as usize);
     let kept = sup.update_instances(ids, spec, socket, true, waiters);
     for id in &kept[..existing] {
-        waiters.push(sup.apps.command(*id, Control::Restart));
+        waiters.push(sup.apps.command(*id, Lifecycle::Restart));
     }
     kept
 }

@@ -7,7 +7,7 @@ use kelpie_proto::{resolve_targets, ErrorKind, ProcessInfo, Request, Response, T
 
 /// Send `request` to the supervisor, as the control socket does.
 pub(super) async fn ask(shared: &Shared, request: Request) -> Response {
-    crate::control::ask(&shared.commands, request).await
+    crate::supervisor_channel::ask(&shared.commands, request).await
 }
 
 pub(super) async fn call(shared: &Shared, request: Request) -> HttpResponse {

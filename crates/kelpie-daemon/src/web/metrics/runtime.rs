@@ -6,7 +6,7 @@
 //! dashboard's query is valid before the first Node app reports.
 
 use super::{sdk_number, Family, Named};
-use crate::control::InstanceMetrics;
+use crate::supervisor_channel::InstanceMetrics;
 use serde_json::Value;
 
 /// A gauge read from one PM2 metric id: family, help, id, and to base units (multiplied by

@@ -1,17 +1,22 @@
-//! A user's command ([`Control`]: start, stop, restart) in each state, and the two moves it
+//! A user's command ([`Lifecycle`]: start, stop, restart) in each state, and the two moves it
 //! starts: a stop (the stop signal, then SIGKILL after `kill_timeout`) and a spawn.
 
-use super::{AfterStop, Control, Effect, InstanceState, Now, Status};
+use super::{AfterStop, Effect, InstanceState, Lifecycle, Now, Status};
 use crate::spec::AppSpec;
 
 impl InstanceState {
-    pub(super) fn on_control(&mut self, spec: &AppSpec, control: Control, now: Now) -> Vec<Effect> {
+    pub(super) fn on_lifecycle(
+        &mut self,
+        spec: &AppSpec,
+        lifecycle: Lifecycle,
+        now: Now,
+    ) -> Vec<Effect> {
         // A user's command overrides the reason of an automatic restart in progress.
         self.stop_why = None;
         // A user's stop pauses the schedule until they start or restart the app.
-        self.stopped_by_user = control == Control::Stop;
-        match control {
-            Control::Start => match self.status {
+        self.stopped_by_user = lifecycle == Lifecycle::Stop;
+        match lifecycle {
+            Lifecycle::Start => match self.status {
                 Status::Stopped | Status::Errored => {
                     self.unstable_restarts = 0;
                     self.prev_restart_delay_ms = 0;
@@ -28,7 +33,7 @@ impl InstanceState {
                 }
                 Status::Launching | Status::Online => Vec::new(),
             },
-            Control::Stop => match self.status {
+            Lifecycle::Stop => match self.status {
                 Status::Launching | Status::Online => {
                     self.after_stop = AfterStop::StayStopped;
                     self.begin_stop(spec)
@@ -43,7 +48,7 @@ impl InstanceState {
                 }
                 Status::Stopped | Status::Errored => Vec::new(),
             },
-            Control::Restart => {
+            Lifecycle::Restart => {
                 self.unstable_restarts = 0;
                 self.prev_restart_delay_ms = 0;
                 self.created_at_ms = now.wall_ms;

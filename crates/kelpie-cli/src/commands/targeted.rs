@@ -1,4 +1,5 @@
-//! stop, restart, delete, reset, signal.
+//! The commands that act on targets (names, ids, namespaces, `all`...): stop, restart, reload,
+//! scale, delete, reset, signal.
 
 use super::strict_mode;
 use super::{call, is_ecosystem, load_context, load_ecosystem, resolve_targets, shell_env};

@@ -1,11 +1,11 @@
 //! `stop`, `restart` (with `--update-env`, or PM2's changes of name, interpreter arguments and
 //! watch), `delete` and `kill`.
 
-use crate::control::{Finish, Reply};
 use crate::supervisor::order::PendingAction;
 use crate::supervisor::requests::fail;
 use crate::supervisor::Supervisor;
-use kelpie_core::Control;
+use crate::supervisor_channel::{Finish, Reply};
+use kelpie_core::Lifecycle;
 use kelpie_proto::SpecChanges;
 use kelpie_proto::{ErrorKind, Target};
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,10 +14,10 @@ use tokio::sync::oneshot;
 
 /// `stop` and `restart`: a stop in reverse dependency order (and the end of the apps'
 /// watches), a restart of each instance (with the shell's environment for `--update-env`).
-pub(super) fn control(
+pub(super) fn stop_or_restart(
     sup: &mut Supervisor,
     targets: &[Target],
-    control: Control,
+    lifecycle: Lifecycle,
     update_env: Option<BTreeMap<String, String>>,
     reply: oneshot::Sender<Reply>,
 ) {
@@ -32,7 +32,7 @@ pub(super) fn control(
     for id in &ids {
         sup.dependencies.forget(*id);
     }
-    if control == Control::Stop {
+    if lifecycle == Lifecycle::Stop {
         // As in PM2, a stopped app is no longer watched, even once started again (until
         // `restart --watch` or its ecosystem file turns it back on).
         let watched: Vec<u32> = ids
@@ -41,12 +41,12 @@ pub(super) fn control(
             .filter(|id| sup.apps.get(*id).is_some_and(|e| !e.spec.watch.is_empty()))
             .collect();
         sup.change_specs(&watched, |spec| spec.watch.clear());
-        let stopped = sup.stop_in_order(&ids, PendingAction::Control(Control::Stop));
+        let stopped = sup.stop_in_order(&ids, PendingAction::Lifecycle(Lifecycle::Stop));
         return sup.finish_after(stopped, Finish::List, reply);
     }
     let mut waiters: Vec<oneshot::Receiver<()>> = ids
         .iter()
-        .map(|id| sup.apps.command(*id, control))
+        .map(|id| sup.apps.command(*id, lifecycle))
         .collect();
     // A stopped app that starts again is watched again: answered once the watch is in
     // place, so that a change made right after the command is seen.
