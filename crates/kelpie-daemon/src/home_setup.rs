@@ -18,15 +18,15 @@ pub(crate) fn prepare_home(home: &Home) -> Result<(), DaemonError> {
     std::fs::create_dir_all(home.logs_dir())
         .map_err(|e| DaemonError::io("cannot create", &home.logs_dir(), e))?;
     write_node_shim(home)
-        .map_err(|e| DaemonError::io("cannot write", &crate::launch::node_shim_path(home), e))
+        .map_err(|e| DaemonError::io("cannot write", &crate::spawn_plan::node_shim_path(home), e))
 }
 
 /// The Node shim is written by each daemon (an update may change it), atomically, so a Node app
 /// starting meanwhile never reads half of it; readable by apps running as other users.
 fn write_node_shim(home: &Home) -> std::io::Result<()> {
-    let path = crate::launch::node_shim_path(home);
-    if std::fs::read_to_string(&path).is_ok_and(|current| current == crate::launch::NODE_SHIM) {
+    let path = crate::spawn_plan::node_shim_path(home);
+    if std::fs::read_to_string(&path).is_ok_and(|current| current == crate::spawn_plan::NODE_SHIM) {
         return Ok(());
     }
-    crate::atomic::atomic_write_mode(&path, crate::launch::NODE_SHIM.as_bytes(), 0o644)
+    crate::atomic::atomic_write_mode(&path, crate::spawn_plan::NODE_SHIM.as_bytes(), 0o644)
 }

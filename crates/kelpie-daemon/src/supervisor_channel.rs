@@ -3,8 +3,8 @@
 //! clients, its own tasks). It sits below all of them, so that none imports the supervisor:
 //! the supervisor starts them and hands them the sending end of its channel.
 
-use crate::launch::LogPaths;
 use crate::logs::hub::LogFilter;
+use crate::spawn_plan::LogPaths;
 use kelpie_proto::{ProcessInfo, Request, Response};
 use tokio::sync::oneshot;
 

@@ -3,10 +3,10 @@
 
 use super::given::Given;
 use super::launching::{keep_process, Launched};
-use crate::launch;
 use crate::link::ProcessLink;
 use crate::logs::HandedPipe;
 use crate::process::ProcessHandle;
+use crate::spawn_plan;
 use crate::update::HandedProcess;
 use kelpie_core::Published;
 use kelpie_proto::LogStream;
@@ -42,7 +42,7 @@ pub(super) async fn resume(
     process: Option<HandedProcess>,
     pipes: Vec<HandedPipe>,
 ) -> Resumed {
-    let files = launch::log_paths(&given.home, &given.spec, given.pm_id).files();
+    let files = spawn_plan::log_paths(&given.home, &given.spec, given.pm_id).files();
     let route = given
         .logs
         .route(&given.spec, given.pm_id, given.instance, &files);
@@ -97,7 +97,7 @@ pub(super) async fn resume(
         }
     };
     let spec = given.spec.clone();
-    let identity = crate::tasks::blocking(move || launch::identity(&spec).ok().flatten())
+    let identity = crate::tasks::blocking(move || spawn_plan::identity(&spec).ok().flatten())
         .await
         .ok()
         .flatten();

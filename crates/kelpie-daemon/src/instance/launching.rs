@@ -4,11 +4,11 @@
 use super::given::Given;
 use super::Platform;
 use crate::cgroups::ProcessCgroup;
-use crate::launch::{self, Extras, InstanceIdentity, OutputPipes};
 use crate::link::{ProcessLink, ProcessSignal};
 use crate::logs::{LineWatch, TailReader};
 use crate::process::ProcessHandle;
 use crate::spawn_error::SpawnError;
+use crate::spawn_plan::{self, Extras, InstanceIdentity, OutputPipes};
 use kelpie_core::{AppSpec, Published};
 use kelpie_proto::LogStream;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -50,7 +50,7 @@ pub(super) async fn launch(given: &Given) -> Result<Launched, SpawnError> {
 /// until the child has exec'd, and doing it there lets several instances start in parallel
 /// (200 apps start in about half the time on two cores) without stalling the supervisor.
 async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
-    let files = launch::log_paths(&given.home, &given.spec, given.pm_id).files();
+    let files = spawn_plan::log_paths(&given.home, &given.spec, given.pm_id).files();
     let route = given
         .logs
         .route(&given.spec, given.pm_id, given.instance, &files);
@@ -68,9 +68,9 @@ async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
     };
     let node = given.spec.runs_on_node();
     let ipc_fd = node.then_some(if given.socket.is_some() {
-        launch::LISTEN_FD + 1
+        spawn_plan::LISTEN_FD + 1
     } else {
-        launch::LISTEN_FD
+        spawn_plan::LISTEN_FD
     });
     let (mut link, ends) =
         ProcessLink::open(ipc_fd, given.link_claims()).map_err(SpawnError::NotifySocket)?;
@@ -114,7 +114,7 @@ async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
         // Recorded as ours before anyone can reap it: under `kelpie runtime` the orphan
         // reaper must leave this child's exit status to its wait below.
         let spawning = crate::reaper::spawning();
-        let spawned = launch::command(&spec, &who, pipes, extras).and_then(|c| {
+        let spawned = spawn_plan::command(&spec, &who, pipes, extras).and_then(|c| {
             c.spawn().map_err(|source| SpawnError::Exec {
                 program: spec.command_line()[0].clone(),
                 cause: source,
@@ -127,7 +127,7 @@ async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
             .and_then(|c| link_ends.hold(pm_id, c.pid, cgroup.as_ref()));
         drop(ends.fds);
         // Read here (/etc/passwd) rather than on the async thread; it was just used.
-        let identity = launch::identity(&spec).ok().flatten();
+        let identity = spawn_plan::identity(&spec).ok().flatten();
         let readers = readers.map(|fds| (fds, kept_pipes));
         (spawned, cgroup, identity, readers, kept)
     })

@@ -24,7 +24,7 @@ pub(super) fn process_info(
     services: &Services,
     now: kelpie_core::Now,
 ) -> ProcessInfo {
-    let paths = crate::launch::log_paths(&services.home, &entry.spec, pm_id);
+    let paths = crate::spawn_plan::log_paths(&services.home, &entry.spec, pm_id);
     let log_files = log_file_infos(&services.logs, &paths);
     // The inherited shell environment is never shown (it may hold secrets) and is most of a
     // spec's size: it stays in the daemon.

@@ -3,10 +3,10 @@
 //! `requests/logs.rs`).
 
 use super::apps::Apps;
-use crate::launch::LogPaths;
 use crate::logs::hub::LogFilter;
 use crate::logs::LogService;
 use crate::server::ConfigLoadError;
+use crate::spawn_plan::LogPaths;
 use crate::supervisor_channel::{LogSelection, SelectedInstance};
 use kelpie_proto::{Home, LogFileInfo, Target, WireError};
 use std::path::PathBuf;
@@ -57,7 +57,7 @@ impl Apps {
                 Some(SelectedInstance {
                     pm_id: id,
                     name: entry.spec.name.clone(),
-                    paths: crate::launch::log_paths(home, &entry.spec, id),
+                    paths: crate::spawn_plan::log_paths(home, &entry.spec, id),
                     line_dates: crate::logs::LineFormat::for_spec(&entry.spec).line_dates(),
                 })
             })

@@ -215,7 +215,7 @@ impl Watches {
         let root = self.home.root().to_path_buf();
         let mut never: Vec<PathBuf> = vec![root.clone(), self.home.logs_dir()];
         for (pm_id, entry) in apps.iter() {
-            let paths = crate::launch::log_paths(&self.home, &entry.spec, pm_id);
+            let paths = crate::spawn_plan::log_paths(&self.home, &entry.spec, pm_id);
             let mut written: Vec<PathBuf> = [Some(paths.out), Some(paths.err), paths.combined]
                 .into_iter()
                 .flatten()

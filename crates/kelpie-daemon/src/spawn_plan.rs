@@ -1,4 +1,5 @@
-//! How an instance's process is started: command line, environment, log files.
+//! What an instance's process is spawned with: its command line, environment, descriptors,
+//! identity and log files (`instance/launching.rs` spawns it).
 
 use crate::logs::LogFiles;
 use crate::sockets::ListenSocket;
