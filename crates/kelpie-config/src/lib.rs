@@ -6,7 +6,6 @@
 //! existing files keep working; [`Loaded::strict`] turns those warnings into an error.
 #![warn(missing_docs)]
 
-mod build;
 mod convert;
 mod daemon_settings;
 mod dependencies;
@@ -27,6 +26,7 @@ mod node;
 mod normalize;
 mod options;
 mod paths;
+mod readers;
 mod script;
 mod serve;
 pub mod settings;

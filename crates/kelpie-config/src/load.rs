@@ -1,12 +1,12 @@
 //! The public entry points: read a file (or take flags), select apps, build specs, gather
 //! warnings and errors.
 
-use crate::build::{self, Origin};
 use crate::dependencies::Graph;
 use crate::errors::ConfigError;
 use crate::formats::{self, Format};
 use crate::normalize::{self, RawApp};
 use crate::paths::absolutize;
+use crate::readers::{self, Origin};
 use crate::{LoadContext, Loaded, ScriptOptions};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -177,7 +177,7 @@ fn select(
 fn app_names_of(doc: &Document, origin: &Origin<'_>) -> Vec<Option<String>> {
     doc.apps
         .iter()
-        .map(|raw| build::app_name(raw, origin))
+        .map(|raw| readers::app_name(raw, origin))
         .collect()
 }
 
@@ -309,7 +309,7 @@ fn load_document(doc: Document, ctx: &LoadContext) -> Result<Loaded, ConfigError
             if !raw.profiles.contains_key(profile) && deploy_env.is_none() {
                 warnings.push(format!(
                     "{file}: {}: no `env_{profile}` section; `--env {profile}` applies only its `env`",
-                    build::label(raw, &origin)
+                    readers::label(raw, &origin)
                 ));
             }
         }
@@ -394,7 +394,7 @@ fn from_options(
         ctx,
         builtin_serve,
     };
-    match build::build(&raw, &origin) {
+    match readers::read_app(&raw, &origin) {
         // One app that cannot run as asked: nothing else to start.
         Ok(built) if !built.refused.is_empty() => Err(ConfigError::Invalid {
             file: COMMAND_LINE.to_string(),

@@ -5,7 +5,7 @@ use super::*;
 use kelpie_core::{HealthCheck, HealthProbe};
 
 fn cpus() -> u32 {
-    crate::build::cpu_count()
+    crate::readers::cpu_count()
 }
 
 fn names(loaded: &Loaded) -> Vec<&str> {

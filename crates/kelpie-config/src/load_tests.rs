@@ -1848,6 +1848,6 @@ fn every_declared_field_is_read_by_a_reader() {
         .collect();
     assert!(
         never_read.is_empty(),
-        "declared (settings/) but read by no reader in build/: {never_read:?}"
+        "declared (settings/) but read by no reader in readers/: {never_read:?}"
     );
 }

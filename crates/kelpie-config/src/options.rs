@@ -1,7 +1,7 @@
 //! The app settings as `kelpie start` flags: one struct that is at once clap's flags
 //! (`kelpie start`, `kelpie run`, `kelpie serve` flatten it) and, serialized, the fields of an
 //! app object with the names a file uses, so flags and files go through one validator
-//! (`build.rs`).
+//! (`readers.rs`).
 //!
 //! The settings are declared in the table of `settings.rs`; a flag here is checked against its
 //! row (`settings/tests.rs`: the flags a row names are exactly this struct's, and each sets its

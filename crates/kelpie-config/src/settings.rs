@@ -9,11 +9,11 @@
 //! both written from [`reference_table`] and [`typescript_fields`] and compared with them by
 //! `settings/tests.rs`. Checked against it: the flags of [`ScriptOptions`] (clap's derive needs
 //! a struct: each flag a row names must set that row's field, and no other flag may exist), the
-//! readers of `build/` (`RawApp::get` refuses a name no row has; a test fails on a row no reader
+//! readers of `readers/` (`RawApp::get` refuses a name no row has; a test fails on a row no reader
 //! reads), the flags `restart` takes (the CLI's tests) and the flag tables of the reference.
 //!
 //! Adding a setting: its row in `settings/`; its flag in `options.rs`, if it has one; its reader
-//! in `build/` and its field in `kelpie_core::AppSpec`; then
+//! in `readers/` and its field in `kelpie_core::AppSpec`; then
 //! `KELPIE_UPDATE_GENERATED=1 cargo test -p kelpie-config --lib settings` writes its reference
 //! row (and its TypeScript type, if it has one). A test names whatever is missing.
 //!

@@ -3,7 +3,7 @@
 //! unknown and ignored fields.
 
 use super::Document;
-use crate::build::{self, Origin};
+use crate::readers::{self, Origin};
 use kelpie_core::AppSpec;
 
 /// Two apps that `append_env_to_name` gave the same name (`web` with `--env dev`, and another
@@ -63,7 +63,7 @@ pub(super) fn rename_dependencies(
 
 /// Several cluster-mode instances with no port to share, of an app the shim does not serve
 /// (Bun): each would bind the port itself, and all but one would fail. (Node apps share the
-/// ports their code listens on; other apps are refused: see `build::check_cluster_port`.)
+/// ports their code listens on; other apps are refused: see `readers::check_cluster_port`.)
 pub(super) fn cluster_warnings(apps: &[kelpie_core::AppSpec]) -> Vec<String> {
     apps.iter()
         .filter(|app| {
@@ -93,7 +93,7 @@ pub(super) fn unknown_warnings(
     let mut warnings = Vec::new();
     for &i in selected {
         let raw = &doc.apps[i];
-        let label = build::label(raw, origin);
+        let label = readers::label(raw, origin);
         for (key, suggestion) in &raw.unknown {
             warnings.push(match suggestion {
                 Some(known) => format!(
@@ -116,7 +116,7 @@ pub(super) fn unsupported_warnings(
     let mut by_field: Vec<(&str, Vec<String>)> = Vec::new();
     for &i in selected {
         let raw = &doc.apps[i];
-        let name = build::app_name(raw, origin).unwrap_or_else(|| format!("#{}", i + 1));
+        let name = readers::app_name(raw, origin).unwrap_or_else(|| format!("#{}", i + 1));
         for key in &raw.unsupported {
             match by_field.iter_mut().find(|(k, _)| k == key) {
                 Some((_, apps)) => apps.push(name.clone()),

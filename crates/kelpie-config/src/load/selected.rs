@@ -2,8 +2,8 @@
 //! without and those left out, and the rest put in the order they start.
 
 use super::Document;
-use crate::build::{self, Origin};
 use crate::dependencies::Graph;
+use crate::readers::{self, Origin};
 use kelpie_core::AppSpec;
 use std::collections::BTreeMap;
 
@@ -33,7 +33,7 @@ pub(super) fn build_selected(
         kept: Vec::new(),
     };
     for &i in selected {
-        match build::build(&doc.apps[i], origin) {
+        match readers::read_app(&doc.apps[i], origin) {
             Ok(built) if !built.refused.is_empty() => {
                 warnings.extend(built.warnings.into_iter().map(|w| format!("{file}: {w}")));
                 built_apps.refused.push((i, built.refused));

@@ -1,7 +1,7 @@
 //! One raw app to one `AppSpec`: every field validated, every problem collected.
 //!
 //! Here: where an app comes from, its name, the field reader and the order fields are read
-//! in. The readers by group of fields, in `build/`: what the app runs and its name
+//! in. The readers by group of fields, in `readers/`: what the app runs and its name
 //! (`program`), its environment (`environment`), how it runs and restarts (`policy`), its port
 //! (`listen`), its logs (`logs`), and what it reacts to besides its exits (`triggers`).
 
@@ -173,7 +173,7 @@ pub(crate) struct Built {
 }
 
 /// The spec of one app, or every problem found in it (each prefixed with the app's label).
-pub(crate) fn build(raw: &RawApp, origin: &Origin<'_>) -> Result<Built, Vec<String>> {
+pub(crate) fn read_app(raw: &RawApp, origin: &Origin<'_>) -> Result<Built, Vec<String>> {
     let ctx = origin.ctx;
     let mut r = Reader {
         raw,
