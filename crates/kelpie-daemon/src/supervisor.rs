@@ -232,12 +232,12 @@ impl Supervisor {
                 if self.exit.exiting() && self.foreground.is_some() =>
             {
                 crate::daemon_log!("{why} again: killing every app now");
-                self.kill_now();
+                foreground::kill_now(&self.apps);
             }
             DaemonSignal::Term | DaemonSignal::Int => self.begin_shutdown(why, None),
             DaemonSignal::Hup if self.foreground.is_some() => self.begin_shutdown(why, None),
             DaemonSignal::Hup => crate::daemon_log!("SIGHUP received; nothing to reload yet"),
-            DaemonSignal::Usr2 => requests::reload_logs(self, None),
+            DaemonSignal::Usr2 => requests::reload_logs((&self.services, &mut self.pending), None),
             DaemonSignal::Usr1 => crate::supervisor::update::update_asked(self),
         }
     }
@@ -271,13 +271,17 @@ impl Supervisor {
             Back::Settled { finish, reply } => self.persist_then_finish(finish, reply),
             Back::Answer { finish, reply } => self.finish(finish, reply),
             Back::DumpLoaded { result, reply } => requests::resurrect_loaded(self, result, reply),
-            Back::UpdateChecked(result) => crate::supervisor::update::update_checked(self, result),
+            Back::UpdateChecked(result) => {
+                update::update_checked((&mut self.update, &self.services), result)
+            }
             Back::ForegroundStarted(response) => {
                 crate::supervisor::foreground::foreground_started(self, response)
             }
-            Back::SettingsRead { settings, reply } => {
-                requests::logs_settings_read(self, settings, reply)
-            }
+            Back::SettingsRead { settings, reply } => requests::logs_settings_read(
+                (&mut self.settings, &self.services, &mut self.pending),
+                settings,
+                reply,
+            ),
             Back::AppsStopped(reply) => self.apps_stopped(reply),
             Back::Nothing => {}
         }

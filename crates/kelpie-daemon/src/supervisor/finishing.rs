@@ -64,18 +64,6 @@ impl Supervisor {
         }
     }
 
-    /// Finish `finish` once every waiter has fired (the instances have settled) and then the
-    /// settled state is on disk: when a command returns, a `kill -9` cannot undo it.
-    pub(super) fn finish_after<W: std::future::Future + Send + 'static>(
-        &mut self,
-        waiters: Vec<W>,
-        finish: Finish,
-        reply: oneshot::Sender<Reply>,
-    ) {
-        self.pending
-            .after(waiters, move || Back::Settled { finish, reply });
-    }
-
     pub(super) fn persist_then_finish(&mut self, finish: Finish, reply: oneshot::Sender<Reply>) {
         let (ack_tx, ack_rx) = oneshot::channel();
         self.persistence.write(&self.apps, Some(ack_tx));

@@ -183,20 +183,20 @@ impl Supervisor {
         }
         self.begin_shutdown(&why, None);
     }
+}
 
-    /// A second SIGTERM/SIGINT (or an app that could not start): SIGKILL every app's process
-    /// group now, and as pid 1 every process of the namespace. The instance tasks then see
-    /// their processes gone and the stop in progress completes.
-    pub(super) fn kill_now(&mut self) {
-        for (_, entry) in self.apps.iter() {
-            if let Some(pid) = entry.state.pid {
-                let _ = kelpie_sys::kill_group(pid, kelpie_sys::SIGKILL);
-            }
+/// A second SIGTERM/SIGINT (or an app that could not start): SIGKILL every app's process group
+/// now, and as pid 1 every process of the namespace. The instance tasks then see their
+/// processes gone and the stop in progress completes.
+pub(super) fn kill_now(apps: &super::apps::Apps) {
+    for (_, entry) in apps.iter() {
+        if let Some(pid) = entry.state.pid {
+            let _ = kelpie_sys::kill_group(pid, kelpie_sys::SIGKILL);
         }
-        if std::process::id() == 1 {
-            if let Err(e) = kelpie_sys::kill_namespace() {
-                crate::daemon_log!("cannot kill every process of the namespace: {e}");
-            }
+    }
+    if std::process::id() == 1 {
+        if let Err(e) = kelpie_sys::kill_namespace() {
+            crate::daemon_log!("cannot kill every process of the namespace: {e}");
         }
     }
 }
@@ -243,5 +243,5 @@ pub(super) fn foreground_started(sup: &mut Supervisor, response: Response) {
     }
     foreground.exit_code = 1;
     sup.begin_shutdown("an app could not start", None);
-    sup.kill_now();
+    kill_now(&sup.apps);
 }

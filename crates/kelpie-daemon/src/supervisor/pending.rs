@@ -79,6 +79,18 @@ impl PendingWork {
         });
     }
 
+    /// Finish `finish` once every waiter has fired (the instances have settled) and then the
+    /// settled state is on disk (`Back::Settled`): when a command returns, a `kill -9` cannot
+    /// undo it.
+    pub(super) fn finish_after<W: Future + Send + 'static>(
+        &mut self,
+        waiters: Vec<W>,
+        finish: Finish,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        self.after(waiters, move || Back::Settled { finish, reply });
+    }
+
     /// Abort the tasks left, and wait until they are gone.
     pub(super) async fn end(&mut self) {
         self.running.shutdown().await;

@@ -148,7 +148,10 @@ pub(super) fn update_asked(sup: &mut Supervisor) {
 }
 
 /// The program to become is known (or why not).
-pub(super) fn update_checked(sup: &mut Supervisor, program: Result<PathBuf, update::ProgramError>) {
+pub(super) fn update_checked(
+    (updating, services): (&mut Updating, &super::services::Services),
+    program: Result<PathBuf, update::ProgramError>,
+) {
     match program {
         Ok(program) => {
             crate::daemon_log!(
@@ -156,7 +159,7 @@ pub(super) fn update_checked(sup: &mut Supervisor, program: Result<PathBuf, upda
                 program.display()
             );
             let now = Instant::now();
-            sup.update.pending = Some(PendingUpdate {
+            updating.pending = Some(PendingUpdate {
                 program,
                 deadline: now + SETTLE_WITHIN,
                 next_look: now,
@@ -164,7 +167,7 @@ pub(super) fn update_checked(sup: &mut Supervisor, program: Result<PathBuf, upda
             });
         }
         Err(e) => update::report_later(
-            &sup.services.home,
+            &services.home,
             update::Outcome::NotUpdated(format!("not updated: {e}")),
         ),
     }

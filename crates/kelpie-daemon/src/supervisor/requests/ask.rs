@@ -3,15 +3,16 @@
 
 use crate::instance::refusal::NotDelivered;
 use crate::instance::InstanceMsg;
+use crate::supervisor::apps::Apps;
+use crate::supervisor::pending::{Back, PendingWork};
 use crate::supervisor::requests::fail;
-use crate::supervisor::{Back, Supervisor};
 use crate::supervisor_channel::{Finish, Reply};
 use kelpie_proto::{ErrorKind, Target, WireError};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
 pub(super) fn send_signal(
-    sup: &mut Supervisor,
+    (apps, pending): (&Apps, &mut PendingWork),
     signal: &str,
     targets: &[Target],
     reply: oneshot::Sender<Reply>,
@@ -24,34 +25,38 @@ pub(super) fn send_signal(
         );
     };
     let what = format!("sent {}", kelpie_sys::signal_name(number));
-    ask_each(sup, targets, what, reply, |tx| {
+    ask_each((apps, pending), targets, what, reply, |tx| {
         InstanceMsg::Signal(number, tx)
     });
 }
 
 /// PM2's `sendDataToProcessId`: a JSON message to processes over their Node IPC channel.
 pub(super) fn send_message(
-    sup: &mut Supervisor,
+    (apps, pending): (&Apps, &mut PendingWork),
     targets: &[Target],
     message: serde_json::Value,
     reply: oneshot::Sender<Reply>,
 ) {
     let message = Arc::new(message);
-    ask_each(sup, targets, "sent the message".into(), reply, |tx| {
-        InstanceMsg::SendMessage(Arc::clone(&message), tx)
-    });
+    ask_each(
+        (apps, pending),
+        targets,
+        "sent the message".into(),
+        reply,
+        |tx| InstanceMsg::SendMessage(Arc::clone(&message), tx),
+    );
 }
 
 /// Ask each targeted instance to do something to its process, and answer how many did
 /// (`what` to N processes) or, when some could not, why.
 fn ask_each(
-    sup: &mut Supervisor,
+    (apps, pending): (&Apps, &mut PendingWork),
     targets: &[Target],
     what: String,
     reply: oneshot::Sender<Reply>,
     ask: impl Fn(oneshot::Sender<Result<(), NotDelivered>>) -> InstanceMsg,
 ) {
-    let ids = match sup.apps.resolve_some(targets) {
+    let ids = match apps.resolve_some(targets) {
         Ok(ids) => ids,
         Err(e) => return fail(reply, e.kind, e.message),
     };
@@ -59,11 +64,11 @@ fn ask_each(
         .iter()
         .map(|id| {
             let (tx, rx) = oneshot::channel();
-            sup.apps.send(*id, ask(tx));
+            apps.send(*id, ask(tx));
             rx
         })
         .collect();
-    sup.pending.spawn(async move {
+    pending.spawn(async move {
         let mut sent = 0;
         let mut errors = Vec::new();
         for result in results {

@@ -95,7 +95,9 @@ pub(in crate::supervisor) fn reload(
         ids.extend(&kept[..count]);
     }
     if let Some(env) = update_env {
-        sup.replace_inherited_env(&ids, env);
+        // Replaced, not merged (as `restart --update-env`).
+        let env = std::sync::Arc::new(env);
+        sup.change_specs(&ids, |spec| spec.inherited_env = env.clone());
     }
     let mut by_app: BTreeMap<String, Vec<ReloadStep>> = BTreeMap::new();
     for id in ids {
@@ -182,7 +184,7 @@ pub(in crate::supervisor) fn scale(
     for id in ids.iter().take(current.saturating_sub(wanted) as usize) {
         waiters.push(sup.remove(*id));
     }
-    sup.finish_after(waiters, Finish::List, reply);
+    sup.pending.finish_after(waiters, Finish::List, reply);
 }
 
 /// Whether an app is meant to run, from what was asked of it rather than from what its

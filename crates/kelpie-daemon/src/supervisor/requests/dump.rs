@@ -1,7 +1,11 @@
 //! `save` and `resurrect`: the list written to the dump, and brought back from it.
 
 use crate::dump::{DumpFile, DumpedApp};
+use crate::supervisor::apps::Apps;
+use crate::supervisor::pending::PendingWork;
+use crate::supervisor::persistence::Persistence;
 use crate::supervisor::requests::fail;
+use crate::supervisor::services::Services;
 use crate::supervisor::{Back, Supervisor};
 use crate::supervisor_channel::{Finish, Reply};
 use kelpie_core::Lifecycle;
@@ -12,9 +16,12 @@ use tokio::sync::oneshot;
 
 /// `resurrect`: the dump is read off the loop (and set aside if unreadable, the backup read
 /// instead); its apps are then added by [`resurrect_loaded`].
-pub(super) fn resurrect(sup: &mut Supervisor, reply: oneshot::Sender<Reply>) {
-    let home = sup.services.home.clone();
-    sup.pending.spawn(async move {
+pub(super) fn resurrect(
+    (services, pending): (&Services, &mut PendingWork),
+    reply: oneshot::Sender<Reply>,
+) {
+    let home = services.home.clone();
+    pending.spawn(async move {
         let result = crate::tasks::blocking(move || crate::dump::load_setting_aside(&home))
             .await
             .unwrap_or_else(|e| Err(e.into()));
@@ -23,12 +30,14 @@ pub(super) fn resurrect(sup: &mut Supervisor, reply: oneshot::Sender<Reply>) {
 }
 
 /// `save`: the list written to the dump, the last one kept as its backup.
-pub(super) fn save(sup: &mut Supervisor, force: bool, reply: oneshot::Sender<Reply>) {
+pub(super) fn save(
+    (apps, persistence, pending): (&Apps, &Persistence, &mut PendingWork),
+    force: bool,
+    reply: oneshot::Sender<Reply>,
+) {
     let (tx, rx) = oneshot::channel();
-    sup.persistence
-        .persister()
-        .save_dump(sup.apps.dump(), force, tx);
-    sup.pending.spawn(async move {
+    persistence.persister().save_dump(apps.dump(), force, tx);
+    pending.spawn(async move {
         let finish = match rx.await {
             Ok(Ok(message)) => Finish::Done(message),
             Ok(Err(e)) => Finish::Failed(WireError {
@@ -66,7 +75,7 @@ pub(in crate::supervisor) fn resurrect_loaded(
             app.spec.name
         ));
     }
-    let mut given = renumbered(sup, &apps).into_iter();
+    let mut given = renumbered(&mut sup.apps, &apps).into_iter();
     for app in apps {
         let spec = Arc::new((*app.spec).clone());
         let ids = match given.next().flatten() {
@@ -83,7 +92,7 @@ pub(in crate::supervisor) fn resurrect_loaded(
         }
         outcomes.push(StartOutcome::Created(ids));
     }
-    sup.finish_after(
+    sup.pending.finish_after(
         waiters,
         Finish::Started(crate::supervisor_channel::Started {
             outcomes,
@@ -98,7 +107,7 @@ pub(in crate::supervisor) fn resurrect_loaded(
 /// order of the ids they had when saved (so ids 0 to n kept as they were, and log files named
 /// by them found again; gaps closed). None for all when an app was saved without its ids (a
 /// dump written before they were kept, or edited): they are numbered app by app, as then.
-fn renumbered(sup: &mut Supervisor, apps: &[DumpedApp]) -> Vec<Option<Vec<u32>>> {
+fn renumbered(table: &mut Apps, apps: &[DumpedApp]) -> Vec<Option<Vec<u32>>> {
     let complete = apps
         .iter()
         .all(|app| app.ids.len() == app.spec.instances.max(1) as usize);
@@ -114,7 +123,7 @@ fn renumbered(sup: &mut Supervisor, apps: &[DumpedApp]) -> Vec<Option<Vec<u32>>>
         // An id given twice (a dump edited by hand): no order to follow.
         return apps.iter().map(|_| None).collect();
     }
-    let first = sup.apps.reserve(saved.len() as u32);
+    let first = table.reserve(saved.len() as u32);
     let new_id = |old: &u32| first + saved.partition_point(|id| id < old) as u32;
     apps.iter()
         .map(|app| Some(app.ids.iter().map(new_id).collect()))

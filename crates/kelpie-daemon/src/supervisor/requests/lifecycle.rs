@@ -1,8 +1,12 @@
 //! `stop`, `restart` (with `--update-env`, or PM2's changes of name, interpreter arguments and
 //! watch), `delete` and `kill`.
 
+use crate::supervisor::apps::Apps;
 use crate::supervisor::order::PendingAction;
+use crate::supervisor::pending::PendingWork;
+use crate::supervisor::ports::Ports;
 use crate::supervisor::requests::fail;
+use crate::supervisor::services::Services;
 use crate::supervisor::Supervisor;
 use crate::supervisor_channel::{Finish, Reply};
 use kelpie_core::Lifecycle;
@@ -26,7 +30,10 @@ pub(super) fn stop_or_restart(
         Err(e) => return fail(reply, e.kind, e.message),
     };
     if let Some(env) = update_env {
-        sup.replace_inherited_env(&ids, env);
+        // `--update-env`: the inherited environment is replaced, not merged, so a variable
+        // that is gone from the shell is gone from the app.
+        let env = Arc::new(env);
+        sup.change_specs(&ids, |spec| spec.inherited_env = env.clone());
     }
     // A user's command wins over a start still waiting for its dependencies.
     for id in &ids {
@@ -42,7 +49,7 @@ pub(super) fn stop_or_restart(
             .collect();
         sup.change_specs(&watched, |spec| spec.watch.clear());
         let stopped = sup.stop_in_order(&ids, PendingAction::Lifecycle(Lifecycle::Stop));
-        return sup.finish_after(stopped, Finish::List, reply);
+        return sup.pending.finish_after(stopped, Finish::List, reply);
     }
     let mut waiters: Vec<oneshot::Receiver<()>> = ids
         .iter()
@@ -57,20 +64,7 @@ pub(super) fn stop_or_restart(
     for name in names {
         waiters.extend(sup.watches.ensure(&name, &sup.apps));
     }
-    sup.finish_after(waiters, Finish::List, reply);
-}
-
-impl Supervisor {
-    /// `--update-env`: the inherited environment is replaced, not merged, so a variable that
-    /// is gone from the shell is gone from the app.
-    pub(in crate::supervisor) fn replace_inherited_env(
-        &mut self,
-        ids: &[u32],
-        env: BTreeMap<String, String>,
-    ) {
-        let env = Arc::new(env);
-        self.change_specs(ids, |spec| spec.inherited_env = env.clone());
-    }
+    sup.pending.finish_after(waiters, Finish::List, reply);
 }
 
 /// `Request::Change`: PM2's `restart <app> --name new --node-args ... --watch --no-autorestart`.
@@ -143,7 +137,7 @@ pub(super) fn change(
     for name in names {
         waiters.extend(sup.watches.ensure(&name, &sup.apps));
     }
-    sup.finish_after(waiters, Finish::List, reply);
+    sup.pending.finish_after(waiters, Finish::List, reply);
 }
 
 pub(super) fn delete(sup: &mut Supervisor, targets: &[Target], reply: oneshot::Sender<Reply>) {
@@ -152,19 +146,20 @@ pub(super) fn delete(sup: &mut Supervisor, targets: &[Target], reply: oneshot::S
         Err(e) => return fail(reply, e.kind, e.message),
     };
     let removed = sup.stop_in_order(&ids, PendingAction::Remove);
-    sup.finish_after(removed, Finish::List, reply);
+    sup.pending.finish_after(removed, Finish::List, reply);
 }
 
 /// Stop and forget every app, then exit (PM2's `kill`: the dump is not touched).
-pub(super) fn kill(sup: &mut Supervisor, reply: oneshot::Sender<Reply>) {
+pub(super) fn kill(
+    (apps, ports, services, pending): (&mut Apps, &mut Ports, &Services, &mut PendingWork),
+    reply: oneshot::Sender<Reply>,
+) {
     // PM2's `pm2:kill`, for the tools that follow the bus.
-    sup.services
-        .bus
-        .publish(crate::bus::daemon_event("kill", 0));
-    let waiters = sup.apps.shut_down_all();
-    sup.apps.clear();
-    sup.ports.clear();
-    sup.finish_after(
+    services.bus.publish(crate::bus::daemon_event("kill", 0));
+    let waiters = apps.shut_down_all();
+    apps.clear();
+    ports.clear();
+    pending.finish_after(
         waiters,
         Finish::Exit("every app stopped; daemon exiting".into()),
         reply,

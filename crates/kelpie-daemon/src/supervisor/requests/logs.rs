@@ -1,7 +1,10 @@
 //! `flush` and `reloadLogs` (which instances a `logs` client reads is in `logs.rs`).
 
+use crate::supervisor::apps::Apps;
+use crate::supervisor::conf::Settings;
 use crate::supervisor::logs::read_settings;
-use crate::supervisor::{Back, Supervisor};
+use crate::supervisor::pending::{Back, PendingWork};
+use crate::supervisor::services::Services;
 use crate::supervisor_channel::LogSelection;
 use crate::supervisor_channel::{Finish, Reply};
 use kelpie_proto::{Target, WireError};
@@ -13,16 +16,16 @@ use tokio::sync::oneshot;
 /// are kept unless named (a name no listed app has) or asked for with `deleted`: a user who
 /// deleted an app to keep its logs does not lose them.
 pub(in crate::supervisor) fn flush_logs(
-    sup: &mut Supervisor,
+    (apps, services, pending): (&Apps, &Services, &mut PendingWork),
     targets: &[Target],
     deleted: bool,
     reply: oneshot::Sender<Reply>,
 ) {
-    let home = &sup.services.home;
+    let home = &services.home;
     // Names no listed app has: the files a deleted app of that name left.
     let (gone, listed): (Vec<&Target>, Vec<&Target>) = targets.iter().partition(|t| {
-        matches!(t, Target::Name(name) if sup.apps.ids_named(name).is_empty()
-            && !sup.apps.iter().any(|(_, e)| e.spec.namespace == *name))
+        matches!(t, Target::Name(name) if apps.ids_named(name).is_empty()
+            && !apps.iter().any(|(_, e)| e.spec.namespace == *name))
     });
     let gone: Vec<String> = gone
         .into_iter()
@@ -35,7 +38,7 @@ pub(in crate::supervisor) fn flush_logs(
     let selection = if listed.is_empty() && !gone.is_empty() {
         LogSelection::default()
     } else {
-        match sup.apps.log_selection(&listed, home) {
+        match apps.log_selection(&listed, home) {
             Ok(selection) => selection,
             Err(e) => return crate::supervisor::requests::fail(reply, e.kind, e.message),
         }
@@ -57,8 +60,8 @@ pub(in crate::supervisor) fn flush_logs(
         all: deleted,
         daemon_log: everything.then(|| home.daemon_log()),
     };
-    let logs = sup.services.logs.clone();
-    sup.pending.spawn(async move {
+    let logs = services.logs.clone();
+    pending.spawn(async move {
         logs.flush(&ids, &paths).await;
         let in_use = paths.clone();
         let count = paths.len();
@@ -78,11 +81,11 @@ pub(in crate::supervisor) fn flush_logs(
 /// them). A `kelpie.toml` with errors is refused and changes nothing; the files are still
 /// reopened. The configuration store's `pm2-logrotate` keys stay over `[logs]`.
 pub(in crate::supervisor) fn reload_logs(
-    sup: &mut Supervisor,
+    (services, pending): (&Services, &mut PendingWork),
     reply: Option<oneshot::Sender<Reply>>,
 ) {
-    let settings_path = sup.services.home.settings_file();
-    sup.pending.spawn(async move {
+    let settings_path = services.home.settings_file();
+    pending.spawn(async move {
         let settings = read_settings(settings_path).await;
         Back::SettingsRead { settings, reply }
     });
@@ -91,20 +94,20 @@ pub(in crate::supervisor) fn reload_logs(
 /// `kelpie.toml` was read again for `reloadLogs`: its rotation applied (under the
 /// configuration store's keys), then every log file reopened.
 pub(in crate::supervisor) fn logs_settings_read(
-    sup: &mut Supervisor,
+    (conf, services, pending): (&mut Settings, &Services, &mut PendingWork),
     settings: Result<kelpie_config::DaemonSettings, crate::server::ConfigLoadError>,
     reply: Option<oneshot::Sender<Reply>>,
 ) {
     let problem = match settings {
         Ok(settings) => {
-            let rotation = sup.settings.set_toml_logs(settings.logs);
-            sup.services.logs.set_defaults(rotation);
+            let rotation = conf.set_toml_logs(settings.logs);
+            services.logs.set_defaults(rotation);
             None
         }
         Err(e) => Some(format!("{e}; the previous rotation settings stay")),
     };
-    let logs = sup.services.logs.clone();
-    sup.pending.spawn(async move {
+    let logs = services.logs.clone();
+    pending.spawn(async move {
         let count = logs.reopen().await;
         crate::daemon_log!("reopened {count} log file(s)");
         if let Some(problem) = &problem {

@@ -81,26 +81,41 @@ pub(super) fn handle(sup: &mut Supervisor, request: Request, reply: oneshot::Sen
                             rx
                         })
                         .collect();
-                    sup.finish_after(waiters, Finish::List, reply);
+                    sup.pending.finish_after(waiters, Finish::List, reply);
                 }
                 Err(e) => fail(reply, e.kind, e.message),
             }
         }
         Request::Signal(kelpie_proto::SignalRequest { signal, targets }) => {
-            ask::send_signal(sup, &signal, &targets, reply)
+            ask::send_signal((&sup.apps, &mut sup.pending), &signal, &targets, reply)
         }
-        Request::Save(kelpie_proto::SaveRequest { force }) => dump::save(sup, force, reply),
-        Request::Resurrect => dump::resurrect(sup, reply),
-        Request::Kill => lifecycle::kill(sup, reply),
+        Request::Save(kelpie_proto::SaveRequest { force }) => dump::save(
+            (&sup.apps, &sup.persistence, &mut sup.pending),
+            force,
+            reply,
+        ),
+        Request::Resurrect => dump::resurrect((&sup.services, &mut sup.pending), reply),
+        Request::Kill => lifecycle::kill(
+            (
+                &mut sup.apps,
+                &mut sup.ports,
+                &sup.services,
+                &mut sup.pending,
+            ),
+            reply,
+        ),
         Request::Shutdown => sup.begin_shutdown("shutdown requested", Some(reply)),
-        Request::Flush(kelpie_proto::FlushRequest { targets, deleted }) => {
-            logs::flush_logs(sup, &targets, deleted, reply)
-        }
-        Request::ReloadLogs => reload_logs(sup, Some(reply)),
+        Request::Flush(kelpie_proto::FlushRequest { targets, deleted }) => logs::flush_logs(
+            (&sup.apps, &sup.services, &mut sup.pending),
+            &targets,
+            deleted,
+            reply,
+        ),
+        Request::ReloadLogs => reload_logs((&sup.services, &mut sup.pending), Some(reply)),
         Request::Conf(request) => conf::conf_request(sup, request, reply),
         Request::Web(request) => sup.services.web.apply(request, reply),
         Request::SendMessage(kelpie_proto::SendMessageRequest { targets, message }) => {
-            ask::send_message(sup, &targets, message, reply)
+            ask::send_message((&sup.apps, &mut sup.pending), &targets, message, reply)
         }
         // The connection answers these itself (see `crate::server`).
         Request::Logs(_)

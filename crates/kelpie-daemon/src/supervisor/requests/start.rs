@@ -3,7 +3,10 @@
 //! sent once they have settled.
 
 use crate::sockets::ListenSocket;
+use crate::supervisor::apps::Apps;
+use crate::supervisor::pending::PendingWork;
 use crate::supervisor::requests::fail;
+use crate::supervisor::services::Services;
 use crate::supervisor::{Finish, Reply, Supervisor};
 use kelpie_core::{AppSpec, Lifecycle};
 use kelpie_proto::{ErrorKind, StartOutcome, StartRequest};
@@ -96,7 +99,7 @@ pub(in crate::supervisor) fn start(
     // Instances acted on by this request so far, and the starts that wait for them.
     let mut in_flight = BTreeSet::new();
     let mut gated = Gated::default();
-    let mut given = numbered(sup, &plans).into_iter();
+    let mut given = numbered(&mut sup.apps, &plans).into_iter();
     for plan in plans {
         let ids = given.next().unwrap_or_default();
         let (outcome, acts) = carry_out(sup, plan, &ids, &in_flight, &mut gated, &mut waiters);
@@ -118,12 +121,18 @@ pub(in crate::supervisor) fn start(
         }
         outcomes.push(outcome);
     }
-    finish_start_after(sup, waiters, gated, outcomes, reply);
+    finish_start_after(
+        (&sup.services, &mut sup.pending),
+        waiters,
+        gated,
+        outcomes,
+        reply,
+    );
 }
 
 /// The ids of the instances each plan creates, given in PM2's order (see
 /// [`super::numbering`]) and set aside: instances a plan adds to a running app come after.
-fn numbered(sup: &mut Supervisor, plans: &[StartPlan]) -> Vec<Vec<u32>> {
+fn numbered(table: &mut Apps, plans: &[StartPlan]) -> Vec<Vec<u32>> {
     let counts: Vec<u32> = plans
         .iter()
         .map(|plan| match plan {
@@ -131,7 +140,7 @@ fn numbered(sup: &mut Supervisor, plans: &[StartPlan]) -> Vec<Vec<u32>> {
             _ => 0,
         })
         .collect();
-    let first = sup.apps.reserve(counts.iter().sum());
+    let first = table.reserve(counts.iter().sum());
     super::numbering::in_pm2_order(&counts)
         .into_iter()
         .map(|offsets| offsets.into_iter().map(|offset| first + offset).collect())
@@ -336,14 +345,14 @@ fn carry_out(
 /// Answer a start once its instances have settled and the starts waiting for dependencies
 /// are done (or failed: said in the answer).
 fn finish_start_after(
-    sup: &mut Supervisor,
+    (services, pending): (&Services, &mut PendingWork),
     waiters: Vec<oneshot::Receiver<()>>,
     gated: Gated,
     outcomes: Vec<StartOutcome>,
     reply: oneshot::Sender<Reply>,
 ) {
-    let logs = sup.services.logs.clone();
-    sup.pending.spawn(async move {
+    let logs = services.logs.clone();
+    pending.spawn(async move {
         for waiter in waiters {
             let _ = waiter.await;
         }

@@ -1,8 +1,12 @@
 //! The hand-over itself: take everything, write the state, pass the sockets on, exec; and if
 //! the exec fails, take everything back and say why.
 
+use super::super::apps::Apps;
+use super::super::persistence::Persistence;
+use super::super::ports::Ports;
 use super::super::signals::Signals;
 use super::super::Supervisor;
+use super::Updating;
 use super::{Inherited, NotNow};
 use crate::instance::InstanceEvent;
 use crate::update::{self, Handoff};
@@ -40,18 +44,19 @@ pub(super) async fn hand_over_and_exec(
     }
     let handed = crate::supervisor::update::take::take_instances(sup).await?;
     let handed = crate::supervisor::update::take::take_pipes(sup, handed).await?;
-    let parts = match write_for_handoff(sup).await {
-        Ok(parts) => parts,
-        Err(why) => {
-            crate::supervisor::update::take::resume_instances(sup, handed);
-            sup.update.pending = None;
-            update::report_later(
-                &sup.services.home,
-                update::Outcome::NotUpdated(format!("not updated: {why}")),
-            );
-            return Ok(());
-        }
-    };
+    let parts =
+        match write_for_handoff((&mut sup.persistence, &sup.apps, &sup.ports, &sup.update)).await {
+            Ok(parts) => parts,
+            Err(why) => {
+                crate::supervisor::update::take::resume_instances(sup, handed);
+                sup.update.pending = None;
+                update::report_later(
+                    &sup.services.home,
+                    update::Outcome::NotUpdated(format!("not updated: {why}")),
+                );
+                return Ok(());
+            }
+        };
     // A stop asked for meanwhile wins over the update.
     if let Some(stop) = signals.stop_pending() {
         crate::supervisor::update::take::resume_instances(sup, handed);
@@ -89,11 +94,13 @@ pub(super) async fn hand_over_and_exec(
 
 /// Write the state (waiting until it is on disk) and take second descriptors of the
 /// sockets to pass on; `Err` says which failed.
-async fn write_for_handoff(sup: &mut Supervisor) -> Result<HandoffSockets, HandoffFailed> {
+async fn write_for_handoff(
+    (persistence, apps, ports, updating): (&mut Persistence, &Apps, &Ports, &Updating),
+) -> Result<HandoffSockets, HandoffFailed> {
     let (ack, written) = oneshot::channel();
-    sup.persistence.write(&sup.apps, Some(ack));
+    persistence.write(apps, Some(ack));
     let saved = written.await;
-    match (saved, handoff_parts(sup)) {
+    match (saved, handoff_parts(ports, updating)) {
         (Ok(Ok(())), Ok(parts)) => Ok(parts),
         (Ok(Err(e)), _) => Err(HandoffFailed::State(Some(e))),
         (_, Err(e)) => Err(HandoffFailed::Sockets(e)),
@@ -144,9 +151,9 @@ fn handoff(sup: &Supervisor, parts: HandoffSockets, handed: BTreeMap<u32, Inheri
 }
 
 /// Second descriptors of the control socket and of every app's listening sockets.
-fn handoff_parts(sup: &Supervisor) -> std::io::Result<HandoffSockets> {
-    let control = sup.update.control.try_clone()?;
-    let (sockets, claimed) = sup.ports.hand_over()?;
+fn handoff_parts(ports: &Ports, updating: &Updating) -> std::io::Result<HandoffSockets> {
+    let control = updating.control.try_clone()?;
+    let (sockets, claimed) = ports.hand_over()?;
     Ok(HandoffSockets {
         control,
         sockets,
