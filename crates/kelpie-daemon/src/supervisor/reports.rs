@@ -54,6 +54,9 @@ impl Supervisor {
         let old = std::mem::replace(&mut entry.state, event.state);
         let came_online = old.status != kelpie_core::Status::Online
             && entry.state.status == kelpie_core::Status::Online;
+        // A new daemon would do something else with the instance only when it stopped wanting
+        // to run, or wants to again: the rest can wait (see `persistence.rs`).
+        let run_changed = old.wants_to_run() != entry.state.wants_to_run();
         entry.cgroup = event.cgroup;
         // PM2's `process:event` carries the process's description: worked out for followers only.
         let description = self.services.bus.has_followers().then(|| {
@@ -83,7 +86,11 @@ impl Supervisor {
             // What `start` answers after: the next `list` shows what it uses by now.
             self.services.monitor.read_soon();
         }
-        self.persistence.changed();
+        if run_changed {
+            self.persistence.changed();
+        } else {
+            self.persistence.changed_lazily();
+        }
         if watched {
             self.watches.sync(&name, &self.apps);
         }
