@@ -108,7 +108,8 @@ SOAK_NOTES = (
     "the end, divided by the restarts in between; for PM2, its God daemon. RssAnon: the "
     "daemon's own memory at the first look past each count of restarts, and the most it was "
     f"at any look; issue 48 asks for at most {SOAK_MOST_MB:g} MB at any point of a 12 000-"
-    f"restart soak and at most {SOAK_GROWTH_PCT:g} % growth from 6 000 to 12 000. A restart of a Node "
+    f"restart soak and at most {SOAK_GROWTH_PCT:g} % growth from 6 000 to 12 000. A restart "
+    "of a Node "
     "app costs the apps far more CPU than the daemon (Node's start-up), so fewer are done in "
     "the same time on two cores. PM2 is run for less time: its figures settle within a "
     "minute.")

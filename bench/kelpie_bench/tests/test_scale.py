@@ -14,7 +14,8 @@ from ..scale_report import (
 
 
 class ScaleTest(unittest.TestCase):
-    KELPIE = {"fresh_anon_mb": 1.0, "apps": {300: {"start_s": 0.42, "start_cpu_ms_per_app": 0.73, "jlist_ms": 21.0,
+    KELPIE = {"fresh_anon_mb": 1.0,
+              "apps": {300: {"start_s": 0.42, "start_cpu_ms_per_app": 0.73, "jlist_ms": 21.0,
                              "fds": 2400, "fds_per_app": 8.0, "keeper_fds": 1205,
                              "anon_mb": 7.3, "anon_kb_per_app": 18.5, "idle_cpu_pct": 0.2,
                              "stop_all_s": 0.1, "anon_after_delete_mb": 2.0},
