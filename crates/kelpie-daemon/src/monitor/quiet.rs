@@ -221,6 +221,55 @@ mod tests {
             .is_empty());
     }
 
+    /// An instance whose cgroup's counters were just read takes its CPU time from them: its
+    /// `cpu.stat` is not opened or read a second time.
+    #[test]
+    fn the_counters_reading_is_used_rather_than_read_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (base, app) = (dir.path().to_path_buf(), dir.path().join("0.0"));
+        // No cpu.stat in the app's directory: only the counters' reading can tell its time.
+        std::fs::create_dir(&app).expect("app dir");
+        std::fs::write(base.join("cpu.stat"), "usage_usec 100\n").expect("write cpu.stat");
+        let target = Target {
+            pm_id: 0,
+            pid: 7,
+            cgroup: Some(app),
+        };
+        let targets = std::slice::from_ref(&target);
+        let read = |usec| {
+            IdMap::from_iter([(
+                0,
+                CgroupReading {
+                    memory_bytes: 1,
+                    cpu_usec: usec,
+                    pids: vec![7],
+                },
+            )])
+        };
+        let mut quiet = Quiet::default();
+        assert!(quiet
+            .idle(Some(&base), targets, &read(40), false)
+            .is_empty());
+        assert_eq!(
+            quiet.idle(Some(&base), targets, &read(40), false),
+            IdSet::from_iter([0]),
+            "the same time twice: idle"
+        );
+        // It ran (and so did the base): its new time comes from the counters.
+        std::fs::write(base.join("cpu.stat"), "usage_usec 150\n").expect("write cpu.stat");
+        assert!(quiet
+            .idle(Some(&base), targets, &read(45), false)
+            .is_empty());
+        assert_eq!(
+            quiet.idle(Some(&base), targets, &read(45), false),
+            IdSet::from_iter([0])
+        );
+        assert!(
+            quiet.apps[&0].file.is_none(),
+            "no file of its own kept open"
+        );
+    }
+
     /// The base's CPU time tells only of the cgroups under it: one of a process adopted from a
     /// daemon that died (under that daemon's base) is read all the same.
     #[test]
