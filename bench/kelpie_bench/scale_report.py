@@ -33,10 +33,11 @@ def measure_manager(m: Manager, counts: tuple[int, ...], soak_s: float | None,
     out: dict = {"apps": {}}
     m.start_daemon("scale")
     fresh = settled_anon_mb(m.daemon_pid())
+    out["fresh_anon_mb"] = fresh
     for n in counts:
         log(f"{m.label}: scale: {n} idle apps")
         try:
-            out["apps"][n] = cost_of_apps(m, n, anon_base=fresh)
+            out["apps"][n] = cost_of_apps(m, n, anon_base=fresh, give_back=True)
         except Exception as e:  # noqa: BLE001 - recorded in the report
             out["apps"][n] = {"error": f"{type(e).__name__}: {e}"}
             log(f"{m.label}: scale: {n} apps failed: {e}")
@@ -46,8 +47,10 @@ def measure_manager(m: Manager, counts: tuple[int, ...], soak_s: float | None,
             m.run("kill", timeout=120)
             m.start_daemon("scale, new daemon")
             fresh = settled_anon_mb(m.daemon_pid())
+            out["new_daemon_fresh_anon_mb"] = fresh
             out["new_daemon"] = {again_in_new_daemon: cost_of_apps(m, again_in_new_daemon,
-                                                                   anon_base=fresh)}
+                                                                   anon_base=fresh,
+                                                                   give_back=True)}
         except Exception as e:  # noqa: BLE001 - recorded in the report
             out["new_daemon"] = {again_in_new_daemon: {"error": f"{type(e).__name__}: {e}"}}
     if soak_s:
@@ -61,16 +64,27 @@ def cell(d: dict | None, key: str, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def given_back(d: dict, fresh: float | None) -> str:
+    """RssAnon once the apps are deleted, and as a multiple of the fresh daemon's."""
+    after = d.get("anon_after_delete_mb")
+    if after is None:
+        return "-"
+    return f"{after:.1f} MB ({after / fresh:.1f}x)" if fresh else f"{after:.1f} MB"
+
+
 def build_scale_table(kelpie: dict, pm2: dict | None) -> str:
     rows = ["| Manager, apps | Start | CPU per app (start) | `jlist` | Descriptors (per app) "
-            "| Keeper's descriptors | RssAnon (per app) | Idle CPU | `stop all` |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    runs = [("Kelpie", kelpie.get("apps")), ("Kelpie, new daemon", kelpie.get("new_daemon")),
-            ("PM2 7", (pm2 or {}).get("apps"))]
-    for label, counts in runs:
+            "| Keeper's descriptors | RssAnon (per app) | Idle CPU | `stop all` "
+            "| RssAnon after `delete all` (x fresh) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    runs = [("Kelpie", kelpie.get("apps"), kelpie.get("fresh_anon_mb")),
+            ("Kelpie, new daemon", kelpie.get("new_daemon"),
+             kelpie.get("new_daemon_fresh_anon_mb")),
+            ("PM2 7", (pm2 or {}).get("apps"), (pm2 or {}).get("fresh_anon_mb"))]
+    for label, counts, fresh in runs:
         for n, d in sorted((counts or {}).items(), key=lambda kv: int(kv[0])):
             if "error" in d:
-                rows.append(f"| {label}, {n} | {d['error']} | | | | | | | |")
+                rows.append(f"| {label}, {n} | {d['error']} | | | | | | | | |")
                 continue
             rows.append(
                 f"| {label}, {n} | {cell(d, 'start_s', '.2f')} s "
@@ -79,7 +93,8 @@ def build_scale_table(kelpie: dict, pm2: dict | None) -> str:
                 f"| {cell(d, 'fds', 'd')} ({cell(d, 'fds_per_app', '.1f')}) "
                 f"| {cell(d, 'keeper_fds', 'd')} "
                 f"| {cell(d, 'anon_mb', '.1f')} MB ({cell(d, 'anon_kb_per_app', '.1f')} KB) "
-                f"| {cell(d, 'idle_cpu_pct', '.1f')} % | {cell(d, 'stop_all_s', '.2f')} s |")
+                f"| {cell(d, 'idle_cpu_pct', '.1f')} % | {cell(d, 'stop_all_s', '.2f')} s "
+                f"| {given_back(d, fresh)} |")
     s = kelpie.get("soak") or {}
     soak_line = (
         f"Soak (Kelpie): {SOAK_APPS} apps exiting every 0.3-0.6 s and restarted at once, "
@@ -105,7 +120,9 @@ SCALE_NOTES = (
     "which both managers give back within seconds (per app: its growth over the fresh "
     "daemon's, the counts running one after the other in it: glibc's heap keeps pages that "
     "still hold a few long-lived allocations, so a daemon that started and deleted apps holds "
-    "more than their count needs; the new-daemon row is the largest count alone). Idle "
+    "more than their count needs; the new-daemon row is the largest count alone; the last "
+    "column is its RssAnon once they are deleted and it stopped moving, against the fresh "
+    "daemon's: issue 48 asks for at most 2x after 3 000). Idle "
     "CPU: the daemon's over 30 s once all are online (Kelpie reads every idle app's files "
     "each 30th second, the other seconds one file for all). PM2 runs 1 000 only: it needs minutes per thousand apps "
     "to stop them.")
@@ -146,7 +163,7 @@ def scale_main(cfg: argparse.Namespace, argv_str: str) -> int:
     load = loadavg()
     tmp = Path(tempfile.mkdtemp(prefix="kelpie-bench-scale-"))
     managers: list[Manager] = []
-    clean_up_on_exit(managers)
+    cleanup = clean_up_on_exit(managers)
     pm2 = None
     try:
         if not cfg.kelpie_only:

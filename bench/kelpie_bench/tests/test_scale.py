@@ -14,10 +14,11 @@ from ..scale_report import (
 
 
 class ScaleTest(unittest.TestCase):
-    KELPIE = {"apps": {300: {"start_s": 0.42, "start_cpu_ms_per_app": 0.73, "jlist_ms": 21.0,
+    KELPIE = {"fresh_anon_mb": 1.0,
+              "apps": {300: {"start_s": 0.42, "start_cpu_ms_per_app": 0.73, "jlist_ms": 21.0,
                              "fds": 2400, "fds_per_app": 8.0, "keeper_fds": 1205,
                              "anon_mb": 7.3, "anon_kb_per_app": 18.5, "idle_cpu_pct": 0.2,
-                             "stop_all_s": 0.1},
+                             "stop_all_s": 0.1, "anon_after_delete_mb": 2.0},
                        3000: {"error": "RuntimeError: boom"}},
               "new_daemon": {3000: {"start_s": 2.5, "anon_mb": 42.0, "anon_kb_per_app": 13.9}},
               "soak": {"restarts": 12000, "counted": 11000, "cpu_ms_per_restart": 1.8,
@@ -27,7 +28,7 @@ class ScaleTest(unittest.TestCase):
     def test_the_table_has_a_row_per_manager_and_count_and_says_the_soak(self):
         table = build_scale_table(self.KELPIE, {"apps": {1000: {"start_s": 11.3}}})
         self.assertIn("| Kelpie, 300 | 0.42 s | 0.73 ms | 21 ms | 2400 (8.0) | 1205 | 7.3 MB "
-                      "(18.5 KB) | 0.2 % | 0.10 s |", table)
+                      "(18.5 KB) | 0.2 % | 0.10 s | 2.0 MB (2.0x) |", table)
         self.assertIn("| Kelpie, 3000 | RuntimeError: boom |", table)
         self.assertIn("| PM2 7, 1000 | 11.30 s | - ms |", table)
         self.assertIn("| Kelpie, new daemon, 3000 | 2.50 s |", table)

@@ -15,18 +15,24 @@ from ..soak_report import SOAK_BEGIN, SOAK_END, build_soak_table, soak_section
 class SoakTest(unittest.TestCase):
     KELPIE = {"sh": {"restarts": 12500, "counted": 11500, "cpu_ms_per_restart": 0.65,
                      "anon_mb_at_warm": 3.1, "anon_mb_at_end": 3.2, "anon_kb_per_restart": 0.009,
-                     "anon_mb_at": {"1000": 3.0, "2000": 3.1}, "seconds": 180.0},
+                     "anon_mb_at": {"1000": 3.0, "2000": 3.1, "6000": 3.2, "12000": 3.3},
+                     "anon_mb_max": 3.4, "seconds": 180.0},
               "node": {"error": "RuntimeError: boom"}}
 
     def test_the_table_has_a_row_per_manager_and_kind_with_memory_at_each_doubling(self):
         table = build_soak_table(self.KELPIE, {"node": {"restarts": 900, "seconds": 60.0}})
         self.assertIn("| Kelpie | `sh -c 'echo out; echo err >&2; sleep 0.3..0.6; exit 1'` "
                       "| 12500 (180 s) | 0.65 ms | 3.10 → 3.20 MB (0.009 KB) "
-                      "| 3.0 / 3.1 / - / - / - / - |", table)
+                      "| 3.0 / 3.1 / - / 3.2 / - / 3.3 | 3.4 MB (ok) | +3.1 % (ok) |", table)
         self.assertIn("| Kelpie | Node: `console.log`, `console.error`, `process.exit(1)` after "
                       "0.3..0.6 s | RuntimeError: boom |", table)
         self.assertIn("| PM2 7 | Node: ", table)
         self.assertIn("| 900 (60 s) | - ms |", table)
+
+    def test_the_issues_memory_checks_say_over(self):
+        over = {"sh": {"anon_mb_at": {"6000": 4.0, "12000": 4.4}, "anon_mb_max": 8.5}}
+        table = build_soak_table(over, None)
+        self.assertIn("| 8.5 MB (over) | +10.0 % (over) |", table)
 
     def test_the_section_is_replaced_in_place(self):
         report = f"# Results\n\n{README_LINE}\n"

@@ -160,8 +160,9 @@ impl Monitor {
     }
 
     /// The process to sample for instance `pm_id` from now on (`None`: none, it runs nothing
-    /// or is deleted).
-    pub(crate) fn set_target(&self, pm_id: u32, target: Option<Target>) {
+    /// or is deleted). A new process is read as soon as [`EARLIEST_AFTER`] allows when `soon`,
+    /// else at the next period.
+    pub(crate) fn set_target(&self, pm_id: u32, target: Option<Target>, soon: bool) {
         let Ok(mut targets) = self.targets.lock() else {
             return;
         };
@@ -186,7 +187,7 @@ impl Monitor {
         };
         targets.snapshot = None;
         drop(targets);
-        if new {
+        if new && soon {
             self.read_soon();
         }
     }
@@ -241,6 +242,28 @@ mod tests {
     use super::tree::TreeSampler;
     use super::*;
     use std::time::Instant;
+
+    #[test]
+    fn a_new_process_is_read_early_only_when_asked() {
+        let monitor = Monitor::not_started();
+        let target = |pid| Target {
+            pm_id: 3,
+            pid,
+            cgroup: None,
+        };
+        let asked = || {
+            monitor
+                .new_process
+                .swap(false, std::sync::atomic::Ordering::AcqRel)
+        };
+        monitor.set_target(3, Some(target(10)), false);
+        assert!(!asked(), "a crash loop's restart waits for the next period");
+        assert_eq!(monitor.targets(), [target(10)]);
+        monitor.set_target(3, Some(target(11)), true);
+        assert!(asked(), "a started process is read early");
+        monitor.set_target(3, Some(target(11)), true);
+        assert!(!asked(), "the same process again is nothing new");
+    }
 
     #[test]
     fn the_real_system_can_be_sampled() {

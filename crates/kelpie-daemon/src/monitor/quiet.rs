@@ -1,7 +1,7 @@
 //! Which instances did not run since the previous reading, told by their cgroup's CPU time
 //! ([`Quiet`]): their previous reading holds, and their processes need not be read.
 
-use super::counters::{read_at_start, usage_usec};
+use super::counters::{read_at_start, usage_usec, CgroupReading};
 use super::Target;
 use super::{IdMap, IdSet};
 use std::path::PathBuf;
@@ -40,10 +40,13 @@ struct Known {
 }
 
 impl Quiet {
+    /// `read`: the instances whose cgroup's counters were just read (their CPU time is taken
+    /// from there, not read a second time).
     pub(super) fn idle(
         &mut self,
         base: Option<&std::path::Path>,
         targets: &[Target],
+        read: &IdMap<u32, CgroupReading>,
         refresh: bool,
     ) -> IdSet<u32> {
         let buffer = &mut self.buffer;
@@ -95,8 +98,12 @@ impl Quiet {
             // adopted from a daemon that died, under that daemon's base).
             let covered = all_quiet && base.is_some_and(|base| within(base, path));
             all_covered &= covered;
-            let now = match (covered, known.usage) {
-                (true, Some(before)) => Some(before),
+            let now = match (covered, known.usage, read.get(&target.pm_id)) {
+                (true, Some(before), _) => Some(before),
+                (_, _, Some(reading)) => {
+                    known.file = None;
+                    Some(reading.cpu_usec)
+                }
                 _ => {
                     if known.file.is_none() {
                         known.file = std::fs::File::open(path.join("cpu.stat")).ok();
@@ -164,29 +171,35 @@ mod tests {
         let targets = std::slice::from_ref(&target);
         let mut quiet = Quiet::default();
         assert!(
-            quiet.idle(Some(&base), targets, false).is_empty(),
+            quiet
+                .idle(Some(&base), targets, &IdMap::default(), false)
+                .is_empty(),
             "first look"
         );
         assert_eq!(
-            quiet.idle(Some(&base), targets, false),
+            quiet.idle(Some(&base), targets, &IdMap::default(), false),
             IdSet::from_iter([0])
         );
         assert!(
-            quiet.idle(Some(&base), targets, true).is_empty(),
+            quiet
+                .idle(Some(&base), targets, &IdMap::default(), true)
+                .is_empty(),
             "a refresh reads all"
         );
         // It ran: read again.
         usage(&base, 150);
         usage(&app, 90);
-        assert!(quiet.idle(Some(&base), targets, false).is_empty());
+        assert!(quiet
+            .idle(Some(&base), targets, &IdMap::default(), false)
+            .is_empty());
         assert_eq!(
-            quiet.idle(Some(&base), targets, false),
+            quiet.idle(Some(&base), targets, &IdMap::default(), false),
             IdSet::from_iter([0])
         );
         // Another app ran (the base grew), this one did not: still idle.
         usage(&base, 200);
         assert_eq!(
-            quiet.idle(Some(&base), targets, false),
+            quiet.idle(Some(&base), targets, &IdMap::default(), false),
             IdSet::from_iter([0])
         );
         // Without a cgroup, an instance is always read.
@@ -196,9 +209,65 @@ mod tests {
             cgroup: None,
         };
         assert!(quiet
-            .idle(Some(&base), std::slice::from_ref(&bare), false)
+            .idle(
+                Some(&base),
+                std::slice::from_ref(&bare),
+                &IdMap::default(),
+                false
+            )
             .is_empty());
-        assert!(quiet.idle(None, &[bare], false).is_empty());
+        assert!(quiet
+            .idle(None, &[bare], &IdMap::default(), false)
+            .is_empty());
+    }
+
+    /// An instance whose cgroup's counters were just read takes its CPU time from them: its
+    /// `cpu.stat` is not opened or read a second time.
+    #[test]
+    fn the_counters_reading_is_used_rather_than_read_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (base, app) = (dir.path().to_path_buf(), dir.path().join("0.0"));
+        // No cpu.stat in the app's directory: only the counters' reading can tell its time.
+        std::fs::create_dir(&app).expect("app dir");
+        std::fs::write(base.join("cpu.stat"), "usage_usec 100\n").expect("write cpu.stat");
+        let target = Target {
+            pm_id: 0,
+            pid: 7,
+            cgroup: Some(app),
+        };
+        let targets = std::slice::from_ref(&target);
+        let read = |usec| {
+            IdMap::from_iter([(
+                0,
+                CgroupReading {
+                    memory_bytes: 1,
+                    cpu_usec: usec,
+                    pids: vec![7],
+                },
+            )])
+        };
+        let mut quiet = Quiet::default();
+        assert!(quiet
+            .idle(Some(&base), targets, &read(40), false)
+            .is_empty());
+        assert_eq!(
+            quiet.idle(Some(&base), targets, &read(40), false),
+            IdSet::from_iter([0]),
+            "the same time twice: idle"
+        );
+        // It ran (and so did the base): its new time comes from the counters.
+        std::fs::write(base.join("cpu.stat"), "usage_usec 150\n").expect("write cpu.stat");
+        assert!(quiet
+            .idle(Some(&base), targets, &read(45), false)
+            .is_empty());
+        assert_eq!(
+            quiet.idle(Some(&base), targets, &read(45), false),
+            IdSet::from_iter([0])
+        );
+        assert!(
+            quiet.apps[&0].file.is_none(),
+            "no file of its own kept open"
+        );
     }
 
     /// The base's CPU time tells only of the cgroups under it: one of a process adopted from a
@@ -225,22 +294,25 @@ mod tests {
         };
         let mut quiet = Quiet::default();
         let only_ours = [target(0, &ours)];
-        quiet.idle(Some(&base), &only_ours, false);
+        quiet.idle(Some(&base), &only_ours, &IdMap::default(), false);
         assert!(!quiet.nothing_ran(), "first look");
-        quiet.idle(Some(&base), &only_ours, false);
+        quiet.idle(Some(&base), &only_ours, &IdMap::default(), false);
         assert!(quiet.nothing_ran());
-        quiet.idle(Some(&base), &only_ours, true);
+        quiet.idle(Some(&base), &only_ours, &IdMap::default(), true);
         assert!(!quiet.nothing_ran(), "a refresh reads all");
 
         let both = [target(0, &ours), target(1, &adopted)];
-        quiet.idle(Some(&base), &both, false);
-        quiet.idle(Some(&base), &both, false);
+        quiet.idle(Some(&base), &both, &IdMap::default(), false);
+        quiet.idle(Some(&base), &both, &IdMap::default(), false);
         assert!(
             !quiet.nothing_ran(),
             "the adopted one is not under the base"
         );
         // The adopted one ran, the base did not grow: it is not taken as idle.
         usage(&adopted, 30);
-        assert_eq!(quiet.idle(Some(&base), &both, false), IdSet::from_iter([0]));
+        assert_eq!(
+            quiet.idle(Some(&base), &both, &IdMap::default(), false),
+            IdSet::from_iter([0])
+        );
     }
 }

@@ -46,6 +46,8 @@ pub(super) struct Sampling {
     last_signature: u64,
     resident_at_last_look: Option<u64>,
     last_reading: Instant,
+    /// When the machine's OOM-kill counter was last sampled.
+    oom_sampled_at: Option<Instant>,
 }
 
 impl Sampling {
@@ -64,6 +66,7 @@ impl Sampling {
             last_signature: 0,
             resident_at_last_look: None,
             last_reading: Instant::now(),
+            oom_sampled_at: None,
         }
     }
 
@@ -86,8 +89,15 @@ impl Sampling {
             self.last_reading = Instant::now();
             self.ticks += 1;
             self.inputs.cgroups.tidy();
-            // The baseline that tells a likely OOM kill (see `forensics.rs`).
-            crate::forensics::sample_system_oom_kills();
+            // The baseline that tells a likely OOM kill (see `forensics.rs`): once a period,
+            // not at each early reading (/proc/vmstat is the largest file the thread reads).
+            if self
+                .oom_sampled_at
+                .is_none_or(|at| at.elapsed() >= self.inputs.every)
+            {
+                crate::forensics::sample_system_oom_kills();
+                self.oom_sampled_at = Some(Instant::now());
+            }
             self.inputs.host.sample();
             let current = match self.inputs.targets.lock() {
                 Ok(mut targets) => targets.snapshot(),
@@ -156,7 +166,9 @@ impl Sampling {
             false => IdMap::default(),
         };
         let refresh = self.ticks.is_multiple_of(READ_IDLE_EVERY);
-        let idle = self.quiet.idle(cgroups.base_path(), current, refresh);
+        let idle = self
+            .quiet
+            .idle(cgroups.base_path(), current, &cgroup_readings, refresh);
         // Idle apps cost one read a second, whatever their number: no process ran, so every
         // reading holds and none is sent. The first such second is read as usual: it sends
         // 0 % CPU for what ran the second before.

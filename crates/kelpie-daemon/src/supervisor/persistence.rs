@@ -1,8 +1,18 @@
 //! When the state goes to disk: with a command, before its answer (the answer waits for the
-//! write); after a change no command caused (a crash, a restart), at most 100 ms later, or ten
-//! times as long as the last write took when that is longer (a state of thousands of apps
-//! takes milliseconds to write: the persister then spends at most a tenth of its time on
-//! them, instead of writing the whole table every 100 ms while they start). Under
+//! write); after a change no command caused that a new daemon would act on (an app that
+//! stopped wanting to run: it errored, it finished), at most 100 ms later; after one it would
+//! not (a crash loop's restart: a new pid, its counters), at most a second later. Either wait
+//! is ten times as long as the last write took when that is longer (a state of thousands of
+//! apps takes milliseconds to write: the persister then spends at most a tenth of its time on
+//! them, instead of writing the whole table every 100 ms while they start).
+//!
+//! Why a restart can wait: what a new daemon needs of a running instance is that it runs, and
+//! that was on disk already. A process whose pid is not on disk yet is found all the same by
+//! a daemon that follows one that died (its keeper hands it over, or the look in /proc for the
+//! home's processes finds it: `supervisor/unrecorded.rs`), and a daemon that ends on purpose
+//! writes the state first (`shutdown.rs`). What waits is the counters' last second after a
+//! crash of the daemon. Writing each restart cost a crash loop of 30 apps ten state writes a
+//! second (a fifth of a millisecond of CPU per restart). Under
 //! `kelpie runtime` nothing is written (its apps live as long as it does), nor once the daemon
 //! is exiting (the state on disk stays the one from before the apps were stopped, so the next
 //! daemon starts them again).
@@ -14,8 +24,11 @@ use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// State changes not caused by a command (a crash, a restart) are written at most this often.
+/// State changes not caused by a command that a new daemon would act on (an app that stopped
+/// wanting to run) are written at most this often.
 const PERSIST_DEBOUNCE: Duration = Duration::from_millis(100);
+/// Those it would not act on (a restart: a new pid, the counters) at most this often.
+const PERSIST_LAZILY: Duration = Duration::from_secs(1);
 /// ... and at most this share of the time: the wait is this many times the last write.
 const WRITE_COST_FACTOR: u32 = 10;
 
@@ -40,11 +53,26 @@ impl Persistence {
         }
     }
 
-    /// The table changed without a command: written within [`PERSIST_DEBOUNCE`].
+    /// The table changed without a command, in a way a new daemon would act on: written within
+    /// [`PERSIST_DEBOUNCE`].
     pub(super) fn changed(&mut self) {
-        if self.writes && self.due.is_none() {
-            let wait = PERSIST_DEBOUNCE.max(self.persister.last_write() * WRITE_COST_FACTOR);
-            self.due = Some(Instant::now() + wait);
+        self.due_within(PERSIST_DEBOUNCE);
+    }
+
+    /// The table changed without a command, in a way a new daemon would not act on (see the
+    /// module's note): written within [`PERSIST_LAZILY`], or with an earlier change.
+    pub(super) fn changed_lazily(&mut self) {
+        self.due_within(PERSIST_LAZILY);
+    }
+
+    fn due_within(&mut self, debounce: Duration) {
+        if !self.writes {
+            return;
+        }
+        let wait = debounce.max(self.persister.last_write() * WRITE_COST_FACTOR);
+        let at = Instant::now() + wait;
+        if self.due.is_none_or(|due| at < due) {
+            self.due = Some(at);
         }
     }
 

@@ -54,6 +54,18 @@ impl Supervisor {
         let old = std::mem::replace(&mut entry.state, event.state);
         let came_online = old.status != kelpie_core::Status::Online
             && entry.state.status == kelpie_core::Status::Online;
+        // A new daemon would do something else with the instance only when it stopped wanting
+        // to run, or wants to again: the rest can wait (see `persistence.rs`).
+        let run_changed = old.wants_to_run() != entry.state.wants_to_run();
+        // Its process replaced one that ended on its own and was restarted for it (a crash
+        // loop), not one a command or a limit replaced, nor an errored app started again: the
+        // last exit recorded says why the previous one ended and what followed.
+        let after_its_own_end = entry.state.exits.back().is_some_and(|exit| {
+            matches!(
+                exit.cause,
+                kelpie_core::Cause::Crash | kelpie_core::Cause::Exit
+            ) && matches!(exit.action.as_str(), "restart" | "waiting restart")
+        });
         entry.cgroup = event.cgroup;
         // PM2's `process:event` carries the process's description: worked out for followers only.
         let description = self.services.bus.has_followers().then(|| {
@@ -77,13 +89,19 @@ impl Supervisor {
         }
         let name = entry.spec.name.clone();
         let watched = !entry.spec.watch.is_empty() || self.watches.has(&name);
-        if new_process {
+        if new_process && after_its_own_end {
+            self.services.sample_later(&self.apps, event.pm_id);
+        } else if new_process {
             self.services.sample(&self.apps, event.pm_id);
-        } else if came_online {
+        } else if came_online && !after_its_own_end {
             // What `start` answers after: the next `list` shows what it uses by now.
             self.services.monitor.read_soon();
         }
-        self.persistence.changed();
+        if run_changed {
+            self.persistence.changed();
+        } else {
+            self.persistence.changed_lazily();
+        }
         if watched {
             self.watches.sync(&name, &self.apps);
         }

@@ -96,8 +96,16 @@ impl Services {
         instance::spawn(setup, self.events.clone(), apps.tasks())
     }
 
-    /// Tell the monitor which process is instance `pm_id`'s now (none once deleted).
+    /// Tell the monitor which process is instance `pm_id`'s now (none once deleted), to be
+    /// read at once (for the next `list`).
     pub(super) fn sample(&self, apps: &Apps, pm_id: u32) {
-        self.monitor.set_target(pm_id, apps.sampled(pm_id));
+        self.monitor.set_target(pm_id, apps.sampled(pm_id), true);
+    }
+
+    /// The same for a process that replaced one that ended on its own (a crash loop): read at
+    /// the monitor's next period. Nobody waits to see it, and reading every instance early
+    /// for each restart was ten readings a second of a crash-looping fleet.
+    pub(super) fn sample_later(&self, apps: &Apps, pm_id: u32) {
+        self.monitor.set_target(pm_id, apps.sampled(pm_id), false);
     }
 }

@@ -36,8 +36,9 @@ fn reading(pid: u32, memory_mb: u64, cpu_percent: f64) -> Reading {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_change_no_command_caused_is_written_100_ms_later() {
-    // The first process crashes at 500 ms and is restarted at once; the second runs.
+async fn a_restart_is_written_a_second_later() {
+    // The first process crashes at 500 ms and is restarted at once; the second runs. A new
+    // daemon would do nothing else with the instance (it runs): its new pid and counters wait.
     let fake = FakeProcesses::new(|n| Behaviour {
         exits_after: (n == 0).then_some((Duration::from_millis(500), 1)),
         ..Behaviour::default()
@@ -55,8 +56,9 @@ async fn a_change_no_command_caused_is_written_100_ms_later() {
             (500, Event::Started(FIRST_PID + 1)),
         ]
     );
+    daemon.at(1499).await;
     assert_eq!(daemon.on_disk(), [(0, Status::Online, Some(FIRST_PID))]);
-    daemon.at(600).await;
+    daemon.at(1500).await;
     until_on_disk(&daemon, "the restart", |state| {
         state.apps[0].state.pid == Some(FIRST_PID + 1)
     })
@@ -67,6 +69,29 @@ async fn a_change_no_command_caused_is_written_100_ms_later() {
         state.apps[0].state.exits.back().map(|e| e.cause),
         Some(Cause::Crash)
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_app_that_stops_running_by_itself_is_written_100_ms_later() {
+    // Its process exits at 500 ms and is not restarted: a new daemon must not start it again.
+    let fake = FakeProcesses::new(|_| Behaviour {
+        exits_after: Some((Duration::from_millis(500), 0)),
+        ..Behaviour::default()
+    });
+    let daemon = Daemon::start(fake);
+    let api = AppSpec {
+        autorestart: false,
+        ..app("api")
+    };
+    daemon.request(start(vec![api])).await;
+    daemon.at(599).await;
+    assert_eq!(daemon.on_disk(), [(0, Status::Online, Some(FIRST_PID))]);
+    // Written 100 ms after its group is seen empty (a few ms after the exit), not a second.
+    daemon.at(700).await;
+    until_on_disk(&daemon, "the app stopped", |state| {
+        !state.apps[0].run && state.apps[0].state.status == Status::Stopped
+    })
+    .await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -140,6 +165,11 @@ async fn cpu_over_max_cpu_for_its_window_restarts_the_process() {
             (4_000, Event::Started(FIRST_PID + 1)),
         ]
     );
+    // A restart is written within a second.
+    until_on_disk(&daemon, "the restart", |state| {
+        !state.apps[0].state.exits.is_empty()
+    })
+    .await;
     let state = daemon.state_on_disk();
     let exit = state.apps[0].state.exits.back().expect("an exit");
     assert_eq!(exit.cause, Cause::Cpu);
@@ -175,6 +205,10 @@ async fn a_burst_of_changes_restarts_a_watched_app_and_a_stop_ends_watching_unti
             (1_000, Event::Started(FIRST_PID + 1)),
         ]
     );
+    until_on_disk(&daemon, "the restart", |state| {
+        !state.apps[0].state.exits.is_empty()
+    })
+    .await;
     let state = daemon.state_on_disk();
     let exit = state.apps[0].state.exits.back().expect("an exit");
     assert_eq!(exit.cause, Cause::Watch);
