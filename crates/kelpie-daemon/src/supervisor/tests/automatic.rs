@@ -7,16 +7,17 @@
 use super::*;
 
 /// Wait until `state.json` satisfies `done`, without letting virtual time pass (the persister
-/// thread is writing it).
+/// thread is writing it: a real thread, on the real clock, on a machine that may be loaded).
 async fn until_on_disk(daemon: &Daemon, what: &str, done: impl Fn(&StateFile) -> bool) {
     let at = daemon.now_ms();
-    let give_up = std::time::Instant::now() + Duration::from_secs(10);
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
     while !done(&daemon.state_on_disk()) {
         assert!(
             std::time::Instant::now() < give_up,
             "never on disk: {what}; {:?}",
             daemon.on_disk()
         );
+        // Lets the daemon's tasks run, never idle (so no virtual time passes).
         tokio::task::yield_now().await;
     }
     assert_eq!(daemon.now_ms(), at, "written later than {at} ms: {what}");
