@@ -186,11 +186,11 @@ def slow_disk_notes(d: dict) -> str:
         "the app, as a slow disk; one run per manager. PM2 reads the app's pipe at full speed and "
         "keeps what the file has not taken in its daemon's memory (a Node stream buffers without "
         "bound): the app is never held back, the daemon grows by about what the file is behind. "
-        "Kelpie reads the pipe until 4 MiB wait for the file, then stops reading it until the "
-        "writer takes them: the app's writes wait (its own time to print becomes about the "
-        "file's time, less the ~10 MiB in the pipe and the daemon's buffers) and the daemon's "
-        "memory stays bounded. Kelpie drops (and counts) only for a file that fails or takes "
-        "nothing for about 5 s.")
+        "Kelpie only looks at the app's pipe and takes bytes out of it by writing them to the "
+        "file (spliced from the pipe into the FIFO): what the file has not taken stays in the "
+        "pipe (1 MiB), and then the app's writes wait (its own time to print becomes about the "
+        "file's time, less what the pipe holds) while the daemon's memory stays flat. Kelpie "
+        "drops (and counts) only for a file that fails or takes nothing for about 5 s.")
     p = d.get("pm2") or {}
     if p.get("lost"):
         notes += (f" PM2 lost {p['lost']:,} lines in this run: the end of the output never "
