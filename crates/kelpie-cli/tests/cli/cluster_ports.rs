@@ -248,7 +248,18 @@ fn reloads_of_apps_with_the_port_in_their_code_lose_no_request() {
     ] {
         let port = free_port();
         let file = app(&k, &modules, file, &source(port));
-        k.ok(&["start", &file, "--name", name, "-i", "2"]);
+        // What is tested is that no request fails, not the start's speed: on a loaded 2-core
+        // machine a Node app took over the default 3 s to listen during a reload.
+        k.ok(&[
+            "start",
+            &file,
+            "--name",
+            name,
+            "-i",
+            "2",
+            "--listen-timeout",
+            "15000",
+        ]);
         k.wait_for("listening", 10 * SECS, || load::get(local(port)).is_ok());
         for round in 0..2 {
             eprintln!("{name}: reload {round}");
@@ -267,7 +278,18 @@ fn sockets_of_apps_with_the_port_in_their_code_survive_resurrect_kill_9_and_upda
     let k = kelpie();
     let port = free_port();
     let file = app(&k, &modules, "express.js", &express_app(port));
-    k.ok(&["start", &file, "--name", "api", "-i", "2"]);
+    // What is tested is the sockets' life, not the start's speed: on a loaded 2-core machine
+    // an express app under the shim took over the default 3 s to listen during a reload.
+    k.ok(&[
+        "start",
+        &file,
+        "--name",
+        "api",
+        "-i",
+        "2",
+        "--listen-timeout",
+        "15000",
+    ]);
     k.wait_for("listening", 10 * SECS, || load::get(local(port)).is_ok());
     // A stopped instance stays stopped through save/kill/resurrect.
     k.ok(&["start", &file, "--name", "spare", "-i", "1"]);
