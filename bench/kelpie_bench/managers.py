@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .cluster_apps import CLUSTER_APP, CLUSTER_INSTANCES
@@ -265,9 +266,10 @@ def install_pm2(prefix: Path) -> Path:
     return pm2_bin
 
 
-def clean_up_on_exit(managers: list[Manager]) -> None:
+def clean_up_on_exit(managers: list[Manager]) -> Callable[[], None]:
     """At exit (or on a stop signal), clean up every manager in `managers` (the list may grow
-    after this call), each on its own: one failing does not spare the others."""
+    after this call), each on its own: one failing does not spare the others. Returns that
+    cleanup, for the caller's own `finally` (it is safe to run twice)."""
 
     def cleanup() -> None:
         for m in managers:
@@ -277,3 +279,4 @@ def clean_up_on_exit(managers: list[Manager]) -> None:
                 log(f"{m.label}: cleanup failed: {e}")
 
     cleanup_on_exit(cleanup)
+    return cleanup

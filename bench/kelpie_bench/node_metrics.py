@@ -113,7 +113,7 @@ def node_metrics_main(cfg: argparse.Namespace, argv_str: str) -> int:
     script = tmp / "hello.js"
     script.write_text(HELLO)
     managers: list[Manager] = []
-    clean_up_on_exit(managers)
+    cleanup = clean_up_on_exit(managers)
     results: dict = {"idle": {}, "requests": {}}
     ports = {"off": free_port(), "on": free_port(), "pm2": free_port()}
     pids: dict[str, int] = {}

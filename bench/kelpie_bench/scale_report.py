@@ -146,7 +146,7 @@ def scale_main(cfg: argparse.Namespace, argv_str: str) -> int:
     load = loadavg()
     tmp = Path(tempfile.mkdtemp(prefix="kelpie-bench-scale-"))
     managers: list[Manager] = []
-    clean_up_on_exit(managers)
+    cleanup = clean_up_on_exit(managers)
     pm2 = None
     try:
         if not cfg.kelpie_only:

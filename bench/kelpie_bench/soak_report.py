@@ -113,7 +113,7 @@ def soak_main(cfg: argparse.Namespace, argv_str: str) -> int:
     load = loadavg()
     tmp = Path(tempfile.mkdtemp(prefix="kelpie-bench-soak-"))
     managers: list[Manager] = []
-    clean_up_on_exit(managers)
+    cleanup = clean_up_on_exit(managers)
     pm2 = None
     try:
         if not cfg.kelpie_only:
