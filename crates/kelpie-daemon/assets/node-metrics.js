@@ -51,18 +51,19 @@ function reportRuntimeMetrics(send) {
     const list = typeof process[name] === 'function' ? process[name]() : null;
     return Array.isArray(list) ? list.length : 0;
   };
+  // Everything stops: nothing left running, no cost left behind.
+  const stop = () => {
+    clearInterval(timer);
+    loop.stop();
+    if (http) http.stop();
+    if (gc) gc.stop();
+  };
   const timer = setInterval(() => {
     const at = process.hrtime.bigint();
     const drift = Math.max(0, Number(at - due) / 1e6);
     due = at + BigInt(METRICS_MS) * 1000000n;
-    if (global[Symbol.for('@pm2/io')]) {
-      // The app's own agent reports these: no double reporting, and no cost left behind.
-      clearInterval(timer);
-      loop.stop();
-      if (http) http.stop();
-      if (gc) gc.stop();
-      return;
-    }
+    // The app's own agent reports these: no double reporting.
+    if (global[Symbol.for('@pm2/io')]) return stop();
     const now = perf.performance.now();
     loop.tick(now, drift);
     const heap = v8.getHeapStatistics();
@@ -83,6 +84,7 @@ function reportRuntimeMetrics(send) {
     send({ type: 'axm:monitor', data });
   }, METRICS_MS);
   timer.unref();
+  return stop;
 }
 
 // What PM2's agent says of itself in `axm_options` (`axm:option:configuration`, once at start):
