@@ -35,6 +35,11 @@ const send = (message) => {
 // eslint-disable-next-line no-new-func
 const start = new Function('require', 'send', `${source}\nreturn () => reportRuntimeMetrics(send);\n`)(require, send);
 let stop = start();
+// KELPIE_METRICS_STOPPED=1: stopped at once (what their start leaves in a process, without them).
+if (process.env.KELPIE_METRICS_STOPPED === '1') {
+  stop();
+  stop = null;
+}
 // KELPIE_METRICS_TOGGLE=<file>: SIGUSR2 stops the metrics at once (everything the shim
 // started: as when it finds @pm2/io) or starts them again, and writes `on` or `off` to the
 // file once done, so one process can be measured both ways (perreq.py --toggle).
