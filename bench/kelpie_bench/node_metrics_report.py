@@ -16,9 +16,8 @@ NOTES = (
     "server started by Kelpie (`pmx: false`, the metrics loaded by "
     "bench/nodemetrics/preload.js) whose metrics are stopped and started between rounds, so "
     "that no difference between two processes counts; (3) instructions per request counted "
-    "by valgrind (callgrind) for servers answering 25 000 and 5 000 requests (one connection, "
-    "one request per event-loop turn, since the section of 2026-11-25 22:11), which the "
-    "machine's load does not change. Budgets (issue 50): idle <= 0.05 % of a core, <= 2 "
+    "by valgrind (callgrind) for servers answering 25 000 and 5 000 requests on one "
+    "connection (one request per event-loop turn), which the machine's load does not change. Budgets (issue 50): idle <= 0.05 % of a core, <= 2 "
     "wake-ups/s and <= +2 MB over off; <= 150 ns and <= +2 % CPU per request over off.")
 
 LABELS = {"off": "Kelpie, metrics off", "on": "Kelpie, metrics on", "pm2": "PM2 7 (agent)"}
