@@ -10,8 +10,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .cluster_apps import CLUSTER_APP, CLUSTER_INSTANCES
 from .common import FAKE_APP, KELPIE_BIN, log, REPO
@@ -269,7 +269,7 @@ def install_pm2(prefix: Path) -> Path:
 def clean_up_on_exit(managers: list[Manager]) -> Callable[[], None]:
     """At exit (or on a stop signal), clean up every manager in `managers` (the list may grow
     after this call), each on its own: one failing does not spare the others. Returns that
-    cleanup, for the caller to run itself once it is done."""
+    cleanup, for the caller's own `finally` (it is safe to run twice)."""
 
     def cleanup() -> None:
         for m in managers:

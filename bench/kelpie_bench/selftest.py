@@ -12,6 +12,7 @@ from .tests.test_health import HealthTest
 from .tests.test_layout import LayoutTest
 from .tests.test_logs import LogCounterTest
 from .tests.test_logs_slow import SlowLogFileTest
+from .tests.test_node_metrics import NodeMetricsTest
 from .tests.test_reliability import ReliabilityTest
 from .tests.test_report import ReportTest
 from .tests.test_runtime import RuntimeTest
@@ -33,6 +34,7 @@ def self_test() -> int:
                                 loader.loadTestsFromTestCase(CheckTest),
                                 loader.loadTestsFromTestCase(LayoutTest),
                                 loader.loadTestsFromTestCase(ReportTest),
+                                loader.loadTestsFromTestCase(NodeMetricsTest),
                                 loader.loadTestsFromTestCase(ChaosTest)])
     result = unittest.TextTestRunner(verbosity=2).run(suite)
     return 0 if result.wasSuccessful() else 1

@@ -1,39 +1,37 @@
 #!/usr/bin/env python3
-"""CPU per request of a hello-world Node server, the shim's metrics off vs on, without a daemon.
+"""CPU per request of a hello-world Node server, the shim's metrics off vs on
+(bench/kelpie_bench/node_requests.py has the method: the app's own CPU time, pinned, adjacent
+rounds, medians with quartiles and a 95 % interval of the paired difference).
 
-Each variant is one server (`node [-r preload] hello.js`) pinned to CPU 0; `wrk -t1 -c32` pinned
-to CPU 1 asks one variant at a time, rounds interleaved (order reversed every other round); the
-server's CPU (first field of /proc/<pid>/task/*/schedstat, ns) over the requests wrk counted.
-Prints each round and the medians, and the paired (same round) difference to the first variant.
-
-  python3 bench/nodemetrics/perreq.py [--rounds 7] [--seconds 5] [name=preload.js ...]
-  (default variants: off = no preload, on = bench/nodemetrics/preload.js; name=preload@K=V,K2=V2
-  sets variables for that variant's server)"""
+  python3 bench/nodemetrics/perreq.py [--rounds 12] [--seconds 3] [name=preload.js ...]
+      separate processes, by hand (no daemon); default variants: off = no preload, on =
+      bench/nodemetrics/preload.js; `name=preload@K=V@K2=V2` sets variables for that server
+  python3 bench/nodemetrics/perreq.py --toggle [--env K=V ...]
+      one process, by hand, its metrics stopped and started between rounds (SIGUSR2)
+  python3 bench/nodemetrics/perreq.py --kelpie [--toggle]
+      the same through a Kelpie daemon (target/release/kelpie, a temporary home): apps
+      `pmx: false` (off) and default (on); with --toggle one app, `pmx: false` with the
+      metrics from preload.js (sending to the daemon), stopped and started
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import re
-import signal
+import shutil
 import socket
-import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
 
-
-def schedstat_ns(pid: int) -> int:
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
+from kelpie_bench import node_requests as nr  # noqa: E402 - needs the path above
+from kelpie_bench.managers import clean_up_on_exit, Kelpie, Manager  # noqa: E402
 
 
 def free_port() -> int:
@@ -43,7 +41,7 @@ def free_port() -> int:
 
 
 def wait_port(port: int) -> None:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), 0.5).close()
@@ -53,108 +51,95 @@ def wait_port(port: int) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def wrk(port: int, seconds: int) -> int:
-    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c32", f"-d{seconds}s",
-                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
-                         check=True).stdout
-    m = re.search(r"(\d+) requests in", out)
-    if not m or "Non-2xx" in out or "Socket errors" in out:
-        raise RuntimeError(f"wrk: {out}")
-    return int(m.group(1))
-
-
-def toggle(a: argparse.Namespace) -> int:
-    """The same process measured with the metrics on and off, alternately (no difference of
-    heap layout or placement between two processes); off is reached as with @pm2/io present."""
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "KELPIE_METRICS_TOGGLE": "1",
-           **dict(kv.split("=", 1) for kv in a.env)}
-    p = subprocess.Popen(["taskset", "-c", "0", "node", *a.node_args.split(), "-r",
-                          os.environ.get("PRELOAD", str(HERE / "preload.js")), str(HERE / "hello.js")], env=env)
-    per: dict[str, list[float]] = {"on": [], "off": []}
-    try:
+def by_hand(a: argparse.Namespace, tmp: Path, procs: list[subprocess.Popen]) -> dict:
+    hello = str(HERE / "hello.js")
+    if a.toggle:
+        port, state = free_port(), tmp / "state"
+        env = {**os.environ, "PORT": str(port), "KELPIE_METRICS_TOGGLE": str(state),
+               **dict(kv.split("=", 1) for kv in a.env)}
+        procs.append(subprocess.Popen(["taskset", "-c", "0", "node", *a.node_args.split(), "-r",
+                                       str(nr.PRELOAD), hello], env=env))
         wait_port(port)
-        wrk(port, 2)
-        state = "on"
-        for r in range(a.rounds * 2):
-            before = schedstat_ns(p.pid)
-            n = wrk(port, a.seconds)
-            per[state].append((schedstat_ns(p.pid) - before) / n)
-            if state == "off" or r == a.rounds * 2 - 1:
-                print(f"round {len(per['off'])}: on {per['on'][-1]:.0f}, off {per['off'][-1] if per['off'] else 0:.0f} "
-                      f"ns/req; load {os.getloadavg()[0]:.2f}", flush=True)
-            os.kill(p.pid, signal.SIGUSR2)
-            state = "off" if state == "on" else "on"
-            time.sleep(1.5)  # the metrics stop at their next report
-            wrk(port, 1)
-        d = [x - y for x, y in zip(per["on"], per["off"])]
-        pct = [x / y * 100 for x, y in zip(d, per["off"])]
-        q = lambda xs: statistics.quantiles(xs, n=4)[0] if len(xs) > 1 else xs[0]
-        print(f"lowest quartile: off {q(per['off']):.0f}, on {q(per['on']):.0f} ({q(per['on']) - q(per['off']):+.0f} ns); "
-              f"minimum: off {min(per['off']):.0f}, on {min(per['on']):.0f} ({min(per['on']) - min(per['off']):+.0f} ns)")
-        print(f"off: median {statistics.median(per['off']):.0f} ns/req; on: median "
-              f"{statistics.median(per['on']):.0f}; on over off paired: median "
-              f"{statistics.median(d):+.0f} ns ({statistics.median(pct):+.1f} %), rounds "
-              + ", ".join(f"{x:+.0f}" for x in d))
-    finally:
-        p.terminate()
-        p.wait()
-    return 0
+        return nr.toggled(a.wrk, procs[-1].pid, port, state, a.rounds, a.seconds)
+    variants = [v.split("=", 1) for v in a.variants] or [["off", ""], ["on", str(nr.PRELOAD)]]
+    targets = {}
+    for name, spec in variants:
+        preload, _, env = spec.partition("@")
+        port = free_port()
+        cmd = ["taskset", "-c", "0", "node", *a.node_args.split()]
+        if preload:
+            cmd += ["-r", str(Path(preload).resolve())]
+        extra = dict(kv.split("=", 1) for kv in env.split("@") if kv)
+        procs.append(subprocess.Popen([*cmd, hello],
+                                      env={**os.environ, **extra, "PORT": str(port)}))
+        targets[name] = (procs[-1].pid, port)
+    for _, port in targets.values():
+        wait_port(port)
+    return nr.interleaved(a.wrk, targets, a.rounds, a.seconds)
+
+
+def through_kelpie(a: argparse.Namespace, tmp: Path, managers: list[Manager]) -> dict:
+    k = Kelpie(tmp / "kelpie")
+    managers.append(k)
+    apps, ports = [], {}
+    state = tmp / "state"
+    if a.toggle:
+        ports["toggle"] = free_port()
+        apps.append({"name": "toggle", "script": str(HERE / "hello.js"), "pmx": False,
+                     "node_args": ["-r", str(nr.PRELOAD)], "autorestart": False,
+                     "env": {"PORT": str(ports["toggle"]), "KELPIE_METRICS_TOGGLE": str(state)}})
+    else:
+        for name, pmx in (("off", False), ("on", True)):
+            ports[name] = free_port()
+            apps.append({"name": name, "script": str(HERE / "hello.js"), "pmx": pmx,
+                         "autorestart": False, "env": {"PORT": str(ports[name])}})
+    eco = tmp / "ecosystem.json"
+    eco.write_text(json.dumps({"apps": apps}))
+    k.run("start", str(eco), timeout=120)
+    pids = {a["name"]: a["pid"] for a in k.jlist()}
+    for port in ports.values():
+        wait_port(port)
+    if a.toggle:
+        return nr.toggled(a.wrk, pids["toggle"], ports["toggle"], state, a.rounds, a.seconds)
+    return nr.interleaved(a.wrk, {n: (pids[n], ports[n]) for n in ports}, a.rounds, a.seconds)
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--node-args", default="", help="extra node flags for every variant")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=12, help="rounds (pairs with --toggle)")
+    ap.add_argument("--seconds", type=int, default=3, help="each counted wrk run")
+    ap.add_argument("--node-args", default="", help="extra node flags (by hand)")
     ap.add_argument("--toggle", action="store_true",
-                    help="one server with the metrics, turned off and on (SIGUSR2) between runs")
+                    help="one server whose metrics are stopped and started between rounds")
+    ap.add_argument("--kelpie", action="store_true", help="apps started by a Kelpie daemon")
     ap.add_argument("--env", action="append", default=[], metavar="K=V",
-                    help="a variable for the server (--toggle)")
+                    help="a variable for the server (--toggle by hand)")
+    ap.add_argument("--json", type=Path, help="write the rounds and the summary there")
     ap.add_argument("variants", nargs="*")
     a = ap.parse_args()
-    if a.toggle:
-        return toggle(a)
-    variants = [v.split("=", 1) for v in a.variants] or [["off", ""], ["on", str(HERE / "preload.js")]]
-    procs: dict[str, subprocess.Popen] = {}
-    ports: dict[str, int] = {}
+    a.wrk = shutil.which("wrk")
+    if not a.wrk:
+        sys.exit("wrk is not installed (apt-get install wrk)")
+    print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="kelpie-perreq-"))
+    procs: list[subprocess.Popen] = []
+    managers: list[Manager] = []
+    cleanup = clean_up_on_exit(managers)
     try:
-        for name, preload in variants:
-            preload, _, env = preload.partition("@")
-            ports[name] = free_port()
-            cmd = ["taskset", "-c", "0", "node", *a.node_args.split()]
-            if preload:
-                cmd += ["-r", str(Path(preload).resolve())]
-            cmd.append(str(HERE / "hello.js"))
-            extra = dict(kv.split("=", 1) for kv in env.split(",") if kv)
-            procs[name] = subprocess.Popen(cmd, env={**os.environ, **extra, "PORT": str(ports[name])})
-        for name, _ in variants:
-            wait_port(ports[name])
-            wrk(ports[name], 2)  # warm up: JIT, buffers
-        per: dict[str, list[float]] = {n: [] for n, _ in variants}
-        names = [n for n, _ in variants]
-        for r in range(a.rounds):
-            for name in (names if r % 2 == 0 else names[::-1]):
-                pid = procs[name].pid
-                before = schedstat_ns(pid)
-                n = wrk(ports[name], a.seconds)
-                per[name].append((schedstat_ns(pid) - before) / n)
-            print(f"round {r + 1}: " + ", ".join(f"{n} {per[n][-1]:.0f}" for n in names)
-                  + f" ns/req; load {os.getloadavg()[0]:.2f}", flush=True)
-        base = names[0]
-        for name in names:
-            med = statistics.median(per[name])
-            line = f"{name}: median {med:.0f} ns/req (min {min(per[name]):.0f}, max {max(per[name]):.0f})"
-            if name != base:
-                d = [x - y for x, y in zip(per[name], per[base])]
-                pct = [x / y * 100 for x, y in zip(d, per[base])]
-                line += (f"; over {base} paired: median {statistics.median(d):+.0f} ns "
-                         f"({statistics.median(pct):+.1f} %), rounds {', '.join(f'{x:+.0f}' for x in d)}")
-            print(line)
+        per = through_kelpie(a, tmp, managers) if a.kelpie else by_hand(a, tmp, procs)
     finally:
-        for p in procs.values():
+        for p in procs:
             p.terminate()
             p.wait()
+        cleanup()
+        managers.clear()
+        shutil.rmtree(tmp, ignore_errors=True)
+    base = "off"
+    summary = nr.summarize(per, base)
+    for line in nr.describe(summary, base):
+        print(line)
+    if a.json:
+        a.json.write_text(json.dumps({"rounds": per, "summary": summary}, indent=1))
     return 0
 
 

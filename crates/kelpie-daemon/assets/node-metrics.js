@@ -12,8 +12,8 @@
 //   - Event Loop Latency (+ p95): while the app is busy, from monitorEventLoopDelay at 10 ms,
 //     weighted by time (see DelayWindow); otherwise how late the report timer fired;
 //   - HTTP / HTTPS (requests in the last 60 s, and the total), their mean and p95 latency, from
-//     diagnostics_channel (no wrapping of the server), after the first request; per request: two
-//     clock reads, a number on the response, a count and a bucket (Spread), ~100 ns;
+//     diagnostics_channel (no wrapping of the server), after the first request; per request: a
+//     count, and a sample of the requests timed (all of them below TIMED_PER_S a second);
 //   - GC New / Old Space Pause (+ p95) from a PerformanceObserver reading every entry of each
 //     batch, with cumulative histogram counts for /metrics, after the first collection.
 
@@ -38,7 +38,11 @@ const ELD_ARM_DRIFT_MS = 20;
 const ELD_QUIET_ELU = 0.01;
 const ELD_QUIET_MS = 10000;
 const ELD_MIN_SAMPLES = 5; // fewer: the drift figure (as OpenTelemetry's instrumentation does)
-const STARTED = Symbol('kelpie.started'); // on a response: when its request started (ms)
+// HTTP latency is timed on every request while fewer than TIMED_PER_S come a second, else on
+// one in `stride` (a power of two, set at each report from the last window's rate): enough
+// for the mean and p95 of the last 30-60 s, for a few ns a request. Every request is counted.
+const TIMED_PER_S = 500;
+const TIMED_SLOTS = 16; // requests being timed at once, at most
 
 function reportRuntimeMetrics(send) {
   const perf = require('perf_hooks');
@@ -47,22 +51,24 @@ function reportRuntimeMetrics(send) {
   const http = HttpMetrics.start(perf);
   const gc = GcMetrics.start(perf);
   let due = process.hrtime.bigint() + BigInt(METRICS_MS) * 1000000n;
+  let last = perf.performance.now(); // the last report
   const count = (name) => {
     const list = typeof process[name] === 'function' ? process[name]() : null;
     return Array.isArray(list) ? list.length : 0;
+  };
+  // Everything stops: nothing left running, no cost left behind.
+  const stop = () => {
+    clearInterval(timer);
+    loop.stop();
+    if (http) http.stop();
+    if (gc) gc.stop();
   };
   const timer = setInterval(() => {
     const at = process.hrtime.bigint();
     const drift = Math.max(0, Number(at - due) / 1e6);
     due = at + BigInt(METRICS_MS) * 1000000n;
-    if (global[Symbol.for('@pm2/io')]) {
-      // The app's own agent reports these: no double reporting, and no cost left behind.
-      clearInterval(timer);
-      loop.stop();
-      if (http) http.stop();
-      if (gc) gc.stop();
-      return;
-    }
+    // The app's own agent reports these: no double reporting.
+    if (global[Symbol.for('@pm2/io')]) return stop();
     const now = perf.performance.now();
     loop.tick(now, drift);
     const heap = v8.getHeapStatistics();
@@ -78,11 +84,13 @@ function reportRuntimeMetrics(send) {
     data['Event Loop Latency p95'] = metric(latency.p95.toFixed(2), 'internal/libuv/latency/p95', 'ms');
     data['Active handles'] = metric(count('_getActiveHandles'), 'internal/libuv/handles');
     data['Active requests'] = metric(count('_getActiveRequests'), 'internal/libuv/requests');
-    if (http) http.report(now, data);
+    if (http) http.report(now, data, now - last);
     if (gc) gc.report(now, data);
+    last = now;
     send({ type: 'axm:monitor', data });
   }, METRICS_MS);
   timer.unref();
+  return stop;
 }
 
 // What PM2's agent says of itself in `axm_options` (`axm:option:configuration`, once at start):
@@ -267,7 +275,8 @@ class DelayWindow {
   }
 }
 
-// One server kind's requests (HTTP or HTTPS): per request, a count and a bucket.
+// One server kind's requests (HTTP or HTTPS): per request a count (`pending`, which the
+// report adds up); per timed request a bucket.
 class RequestStats {
   constructor(now) {
     this.total = 0;
@@ -277,17 +286,18 @@ class RequestStats {
   }
 
   record(us) {
-    this.pending++;
-    this.total++;
     this.latency.parts[0].record(us);
   }
 
+  // Returns the requests finished since the last report.
   report(now, data, name, kind) {
-    this.ticks.push({ at: now, n: this.pending });
+    const finished = this.pending;
     this.pending = 0;
+    this.total += finished;
+    this.ticks.push({ at: now, n: finished });
     while (this.ticks.length && now - this.ticks[0].at >= RATE_MS) this.ticks.shift();
     this.latency.rotate(now);
-    if (this.total === 0) return; // PM2's keys appear with the first request
+    if (this.total === 0) return finished; // PM2's keys appear with the first request
     let perMinute = 0;
     for (const tick of this.ticks) perMinute += tick.n;
     const [a, b] = this.latency.parts;
@@ -296,6 +306,7 @@ class RequestStats {
     data[name] = Object.assign(metric(perMinute, `internal/${kind}/builtin/reqs`, 'req/min'), { total: this.total });
     data[`${name} Mean Latency`] = metric(count ? ms((a.sum + b.sum) / count) : 0, `internal/${kind}/builtin/latency/p50`, 'ms');
     data[`${name} P95 Latency`] = metric(count ? ms(Spread.percentile(a, b, 0.95)) : 0, `internal/${kind}/builtin/latency/p95`, 'ms');
+    return finished;
   }
 }
 
@@ -353,10 +364,13 @@ class Spread {
 }
 
 // HTTP and HTTPS servers' requests, from the channels Node publishes on (Node >= 18.6 and
-// 16.18; https servers publish on the same ones: `socket.encrypted` tells them apart). Nothing
-// per request but two clock reads, a number on the response, a count and a bucket: no closure,
-// no allocation (bench/nodemetrics measures it). performance.now(): a plain number, cheaper
-// than process.hrtime.bigint() (a BigInt per call and BigInt arithmetic).
+// 16.18; https servers publish on the same ones: `socket.encrypted` tells them apart). Per
+// request: a count, and a countdown to the next request to time. A timed request (one in
+// `stride`) takes a slot: its response and when it started (performance.now(): a plain
+// number); its finish, found among the slots in use, gives its time. Nothing is allocated or
+// stored on Node's objects (a property added to every response costs a map transition and,
+// past the object's spare fields, a properties array); the clock is read twice per timed
+// request only (bench/nodemetrics measures it).
 class HttpMetrics {
   static start(perf) {
     let dc;
@@ -377,24 +391,65 @@ class HttpMetrics {
     this.dc = dc;
     this.http = new RequestStats(now);
     this.https = new RequestStats(now);
+    this.stride = 1; // time one request in `stride`
+    this.countdown = 1; // requests to start before the next one timed
+    this.slots = new Array(TIMED_SLOTS).fill(null); // responses being timed
+    this.startedAt = new Float64Array(TIMED_SLOTS); // when each started (ms)
+    this.used = 0; // slots in use
+    this.end = 0; // slots below this index may be in use
     const clock = perf.performance;
     this.onStart = (message) => {
+      if (--this.countdown !== 0) return;
+      if (this.used === TIMED_SLOTS) {
+        this.countdown = 1; // all taken (long requests): time the next one that can be
+        return;
+      }
+      this.countdown = this.stride;
       const response = message.response;
-      if (response) response[STARTED] = clock.now();
+      if (!response) return;
+      let i = 0;
+      while (this.slots[i] !== null) i++;
+      this.slots[i] = response;
+      this.startedAt[i] = clock.now();
+      this.used++;
+      if (i >= this.end) this.end = i + 1;
     };
     this.onFinish = (message) => {
-      const response = message.response;
-      const started = response && response[STARTED];
-      if (started === undefined) return;
-      const us = (clock.now() - started) * 1000;
       const socket = message.socket;
-      (socket && socket.encrypted ? this.https : this.http).record(us);
+      const stats = socket && socket.encrypted ? this.https : this.http;
+      stats.pending++;
+      if (this.used === 0) return;
+      const response = message.response;
+      for (let i = 0; i < this.end; i++) {
+        if (this.slots[i] !== response) continue;
+        stats.record((clock.now() - this.startedAt[i]) * 1000);
+        this.free(i);
+        return;
+      }
     };
   }
 
-  report(now, data) {
-    this.http.report(now, data, 'HTTP', 'http');
-    this.https.report(now, data, 'HTTPS', 'https');
+  free(i) {
+    this.slots[i] = null;
+    this.used--;
+    while (this.end > 0 && this.slots[this.end - 1] === null) this.end--;
+  }
+
+  report(now, data, elapsedMs) {
+    const finished = this.http.report(now, data, 'HTTP', 'http') + this.https.report(now, data, 'HTTPS', 'https');
+    // The next window times about TIMED_PER_S requests a second at this one's rate.
+    const perSecond = elapsedMs > 0 ? finished * 1000 / elapsedMs : 0;
+    let stride = 1;
+    while (stride * 2 * TIMED_PER_S <= perSecond && stride < 1 << 20) stride *= 2;
+    if (stride !== this.stride) {
+      this.stride = stride;
+      if (this.countdown > stride) this.countdown = stride;
+    }
+    // A request never finished (its client went away: no finish is published) frees its slot
+    // after a minute, unrecorded.
+    for (let i = 0; i < this.end; i++) {
+      if (this.slots[i] !== null && now - this.startedAt[i] >= RATE_MS) this.free(i);
+    }
   }
 
   stop() {
