@@ -46,6 +46,7 @@ mod process;
 mod readiness;
 mod reaper;
 mod reclaim;
+mod room;
 mod server;
 mod sockets;
 mod spawn_error;

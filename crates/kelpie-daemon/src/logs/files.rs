@@ -12,17 +12,14 @@ use tokio::sync::oneshot;
 impl LogService {
     /// Dropped lines and errors of a file, if it is in use.
     pub(crate) fn status(&self, path: &Path) -> Option<SinkStatus> {
-        lock(&self.registry)
-            .get(path)
-            .and_then(Weak::upgrade)
-            .map(|sink| sink.status())
+        self.registry.get(path).map(|sink| sink.status())
     }
 
     /// Empty these files and forget these instances' recent lines.
     pub(crate) async fn flush(&self, pm_ids: &[u32], paths: &[PathBuf]) {
         lock(&self.shared.hub).clear(pm_ids);
         let sinks: Vec<Arc<Sink>> = {
-            let registry = lock(&self.registry);
+            let registry = self.registry.lock();
             paths
                 .iter()
                 .map(|path| {
@@ -72,7 +69,7 @@ impl LogService {
     /// written (`None` for a file not in use, or when the writer does not answer in time).
     pub(crate) async fn written_sizes(&self, paths: &[PathBuf]) -> Vec<Option<u64>> {
         let sinks: Vec<Option<Arc<Sink>>> = {
-            let registry = lock(&self.registry);
+            let registry = self.registry.lock();
             paths
                 .iter()
                 .map(|p| registry.get(p).and_then(Weak::upgrade))

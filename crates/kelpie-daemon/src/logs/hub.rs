@@ -397,9 +397,10 @@ impl Hub {
         }
     }
 
-    /// An instance was deleted: drop its ring.
+    /// An instance was deleted: drop its ring (and the table's room once most are gone).
     pub(crate) fn forget(&mut self, pm_id: u32) {
         self.rings.remove(&pm_id);
+        crate::room::shrink_if_sparse(&mut self.rings);
     }
 }
 

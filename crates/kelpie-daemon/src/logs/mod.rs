@@ -28,6 +28,7 @@ mod framer;
 pub(crate) mod hub;
 mod pipes;
 mod reader;
+mod registry;
 mod ring;
 mod rotation;
 mod routing;
@@ -45,16 +46,14 @@ use kelpie_core::AppSpec;
 use kelpie_proto::LogStream;
 use pipes::{BigPipe, ReaderGuard};
 use sink::{lock, Sink};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
-use std::sync::{mpsc, Arc, Mutex, Weak};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 use writer::WriterMsg;
 
-/// Every open log file by path, so instances that share a file (merged logs, a combined log)
-/// share one writer-side state and one buffer.
-type Registry = Arc<Mutex<HashMap<PathBuf, Weak<Sink>>>>;
+/// Every open log file by path (`registry`), shared by the service and the writer.
+type Registry = Arc<registry::Registry>;
 
 /// How long a command waits for the writer (which may be stuck on a dead disk) before answering
 /// anyway.

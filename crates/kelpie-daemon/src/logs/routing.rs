@@ -56,7 +56,7 @@ impl LogService {
     /// The sink of `path`, created (and its file opened by the writer) if new.
     pub(super) fn sink(&self, path: &Path, overrides: &LogRotation) -> Arc<Sink> {
         let policy = lock(&self.defaults).for_app(overrides);
-        let mut registry = lock(&self.registry);
+        let mut registry = self.registry.lock();
         if let Some(sink) = registry.get(path).and_then(Weak::upgrade) {
             let before = std::mem::replace(&mut *lock(&sink.policy), policy);
             *lock(&sink.overrides) = *overrides;
@@ -65,10 +65,10 @@ impl LogService {
             }
             return sink;
         }
-        registry.retain(|_, sink| sink.strong_count() > 0);
-        let sink = Arc::new(Sink::new(path.to_path_buf(), policy));
+        let sink = self
+            .registry
+            .insert_new(&mut registry, Sink::new(path.to_path_buf(), policy));
         *lock(&sink.overrides) = *overrides;
-        registry.insert(path.to_path_buf(), Arc::downgrade(&sink));
         // Create the file now, as PM2 does, rather than at the first line.
         sink.queued
             .store(true, std::sync::atomic::Ordering::Release);

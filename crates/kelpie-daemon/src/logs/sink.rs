@@ -9,7 +9,7 @@ use super::cursor::PipeCursor;
 use super::rotation::RotationPolicy;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -90,6 +90,9 @@ pub(super) struct Sink {
     /// `progress` when readers gave up waiting (the file made none): they do not wait again
     /// until it moves. `u64::MAX`: not stuck.
     stuck_at: AtomicU64,
+    /// The count of dropped sinks of the registry this one is in, bumped when it is dropped
+    /// (see `registry`).
+    dropped: Option<Arc<AtomicUsize>>,
 }
 
 /// Whether a reader may go on reading into a sink.
@@ -125,7 +128,14 @@ impl Sink {
             drained: tokio::sync::Notify::new(),
             progress: AtomicU64::new(0),
             stuck_at: AtomicU64::new(u64::MAX),
+            dropped: None,
         }
+    }
+
+    /// This sink, counting itself in `dropped` when it is dropped.
+    pub(super) fn counted_in(mut self, dropped: Arc<AtomicUsize>) -> Sink {
+        self.dropped = Some(dropped);
+        self
     }
 
     /// The file's path.
@@ -256,6 +266,16 @@ impl Sink {
         SinkStatus {
             dropped_lines: self.dropped_lines.load(Ordering::Relaxed),
             error: lock(&self.error).clone(),
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        // Only counted: the registry may be locked by this very thread (a lookup that drops the
+        // last `Arc` it upgraded), so it is pruned later, by whoever looks at the count.
+        if let Some(dropped) = &self.dropped {
+            dropped.fetch_add(1, Ordering::AcqRel);
         }
     }
 }

@@ -143,6 +143,7 @@ impl Writer {
                 self.retry_full();
             }
             if Instant::now() >= next_tick {
+                self.registry.prune();
                 self.tick();
                 next_tick = Instant::now() + TICK;
             }
@@ -243,7 +244,8 @@ impl Writer {
     }
 
     fn live_sinks(&self) -> Vec<Arc<Sink>> {
-        lock(&self.registry)
+        self.registry
+            .lock()
             .values()
             .filter_map(std::sync::Weak::upgrade)
             .collect()
@@ -271,9 +273,7 @@ fn system_time_ms(at: std::time::SystemTime) -> i64 {
 mod tests {
     use super::super::cursor::{Look, PipeCursor};
     use super::*;
-    use std::collections::HashMap;
     use std::path::Path;
-    use std::sync::Mutex;
 
     /// A writer over one sink in `dir`, rotating every `interval_ms`, not by size.
     fn writer_with_sink(
@@ -287,10 +287,10 @@ mod tests {
             interval_ms,
         };
         let sink = Arc::new(Sink::new(dir.join("app-out.log"), policy));
-        let registry: Registry = Arc::new(Mutex::new(HashMap::from([(
-            sink.path().to_path_buf(),
-            Arc::downgrade(&sink),
-        )])));
+        let registry = Registry::default();
+        registry
+            .lock()
+            .insert(sink.path().to_path_buf(), Arc::downgrade(&sink));
         let (archiver, archived) = mpsc::channel();
         let writer = Writer {
             registry,
@@ -383,7 +383,10 @@ mod tests {
                 dir.path().join(format!("app{i}-out.log")),
                 policy,
             ));
-            lock(&writer.registry).insert(sink.path().to_path_buf(), Arc::downgrade(&sink));
+            writer
+                .registry
+                .lock()
+                .insert(sink.path().to_path_buf(), Arc::downgrade(&sink));
             sinks.push(sink);
         }
         for (i, sink) in sinks.iter().enumerate() {

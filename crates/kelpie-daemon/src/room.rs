@@ -1,0 +1,48 @@
+//! Giving back a table's room once it emptied. A hash map keeps the capacity it grew to: after
+//! 3 000 apps were deleted, each per-app table would go on holding room for 3 000, and its one
+//! large block, made late in the burst, sits among the freed apps' memory, so the allocator
+//! cannot return the pages around it either (docs/architecture.md, "Memory, and costs that grow
+//! with the apps").
+
+use std::collections::HashMap;
+
+/// Below this capacity a table is left as it is: its room is small.
+const SMALL: usize = 64;
+
+/// Give back a map's room when it is less than a quarter full, keeping twice what it holds: a
+/// table that shrinks a lot (a bulk delete) then holds little more than its entries need, and
+/// one that goes up and down by a little is not reallocated each time. Call it after removing
+/// entries: the check costs nothing, and the pass it may make (a move of what is left) is
+/// paid for by the three quarters removed since the table was last this size.
+pub(crate) fn shrink_if_sparse<K, V, S>(map: &mut HashMap<K, V, S>)
+where
+    K: Eq + std::hash::Hash,
+    S: std::hash::BuildHasher,
+{
+    if is_sparse(map.len(), map.capacity()) {
+        map.shrink_to(map.len() * 2);
+    }
+}
+
+fn is_sparse(len: usize, capacity: usize) -> bool {
+    capacity > SMALL && len < capacity / 4
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sparse_table_is_shrunk_a_full_or_small_one_left_alone() {
+        let mut map: HashMap<u32, u32> = (0..1000).map(|i| (i, i)).collect();
+        let full = map.capacity();
+        shrink_if_sparse(&mut map);
+        assert_eq!(map.capacity(), full, "full: kept");
+        map.retain(|k, _| *k < 100);
+        shrink_if_sparse(&mut map);
+        assert!(map.capacity() < full / 4 && map.capacity() >= 200);
+        map.clear();
+        shrink_if_sparse(&mut map);
+        assert_eq!(map.capacity(), 0, "emptied: all given back");
+    }
+}
