@@ -8,7 +8,7 @@ OUTPUT = """running 1 test
 chaos: seed 42 for 600 s (replay: KELPIE_CHAOS_SEED=42)
 chaos: faults injected: {"SIGSTOP daemon 1-3 s": 3, "kill -9 daemon": 5}
 chaos: VIOLATION p1: process 7's line 3 after its line 5 (repeated or out of order)
-chaos: 1200 lines of 9 processes checked; 14 lost from pipes left without a reader (daemon and keeper both killed); 2 lost at a daemon's SIGKILL (read, not yet written: issue 51's finding 3)
+chaos: 1200 lines of 9 processes checked; 14 lost from pipes left without a reader (daemon and keeper both killed); 30 dropped while the home was full; 4 processes lived through a daemon's SIGKILL with their keeper (a line lost there is a violation)
 test result: FAILED.
 """
 
@@ -18,8 +18,9 @@ class ParseOutput(unittest.TestCase):
         r = parse_output(OUTPUT, passed=False)
         self.assertEqual(r["seed"], 42)
         self.assertEqual(r["faults"], {"SIGSTOP daemon 1-3 s": 3, "kill -9 daemon": 5})
-        self.assertEqual((r["lines"], r["processes"], r["orphan_lost"], r["killed_lost"]),
-                         (1200, 9, 14, 2))
+        self.assertEqual(
+            (r["lines"], r["processes"], r["orphan_lost"], r["full_dropped"], r["through_kills"]),
+            (1200, 9, 14, 30, 4))
         self.assertEqual(len(r["violations"]), 1)
 
     def test_a_failure_without_a_violation_line_keeps_the_output(self):
@@ -35,6 +36,9 @@ class ParseOutput(unittest.TestCase):
         self.assertTrue(text.startswith("<!-- bench:chaos:begin -->"))
         self.assertIn("**FAILED**", text)
         self.assertIn("| kill -9 daemon | 5 |", text)
+        self.assertIn("1200 lines of\n9 processes checked", text)
+        self.assertIn("30 dropped while the home was full", text)
+        self.assertIn("4 processes lived through a daemon's SIGKILL", text)
 
 
 if __name__ == "__main__":
