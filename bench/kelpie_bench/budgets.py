@@ -80,6 +80,8 @@ CHECK_METRICS += (
     CheckMetric("scale_cpu_ratio", "x", "the daemon's CPU per app starting 3000 idle apps over "
                 "that starting 300 (1.0: linear)"),
     CheckMetric("scale_fds_per_app", "fd", "the daemon's descriptors per app with 3000 idle apps"),
+    CheckMetric("scale_anon_after_delete_mb", "MB", "the daemon's RssAnon once those 3000 apps "
+                "are deleted and it stopped moving (what it gives back)"),
     CheckMetric("soak_cpu_ms_per_restart", "ms", "the daemon's CPU per restart, 30 apps exiting "
                 "every 0.3-0.6 s, from the 300th restart over 25 s"),
     CheckMetric("soak_anon_kb_per_restart", "kB", "the daemon's RssAnon growth per restart over "

@@ -232,19 +232,21 @@ CHECK_SOAK_SKIP = 300     # --check: its figures count from this restart on
 def check_scale(m: Manager, figures: dict, raw: dict) -> None:
     """--check's scale figures, with the check's daemon (no app running): the linearity of a
     start's cost (CPU per app at CHECK_SCALE_LARGE over CHECK_SCALE_SMALL apps), the daemon's
-    descriptors per app, and a short soak's CPU and memory per restart."""
+    descriptors per app, what it holds once they are deleted, and a short soak's CPU and
+    memory per restart."""
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     n_large = (CHECK_SCALE_LARGE if hard == resource.RLIM_INFINITY or hard >= CHECK_SCALE_NEEDS_FDS
                else CHECK_SCALE_FALLBACK)
     log(f"check: scale: {CHECK_SCALE_SMALL} then {n_large} idle apps")
     small = cost_of_apps(m, CHECK_SCALE_SMALL, CHECK_IDLE_S)
-    large = cost_of_apps(m, n_large, CHECK_IDLE_S)
+    large = cost_of_apps(m, n_large, CHECK_IDLE_S, give_back=True)
     raw["scale"] = [small, large]
     if not (small["online"] and large["online"]):
         raise RuntimeError("scale: not every app came online")
     figures["scale_cpu_ratio"] = (large["start_cpu_ms_per_app"]
                                   / max(small["start_cpu_ms_per_app"], 1e-9))
     figures["scale_fds_per_app"] = large["fds_per_app"]
+    figures["scale_anon_after_delete_mb"] = large["anon_after_delete_mb"]
     log(f"check: soak: {SOAK_APPS} apps exiting every ~0.3-0.6 s, {CHECK_SOAK_S:g} s")
     s = soak(m, CHECK_SOAK_S, CHECK_SOAK_SKIP)
     raw["soak"] = s

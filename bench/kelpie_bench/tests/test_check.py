@@ -19,7 +19,8 @@ class CheckTest(unittest.TestCase):
             "stop_all_ms": 40.0, "list_ms": 12.0, "jlist_ms": 12.5, "anon_idle_mb": 4.4, "rss_idle_mb": 5.0,
             "rss_200_mb": 10.0, "cpu_idle_200_pct": 0.4, "cpu_sdk_200_pct": 0.9,
             "node_app_rss_mb": 42.0, "node_app_idle_cpu_pct": 0.1, "scale_cpu_ratio": 1.1,
-            "scale_fds_per_app": 5.0, "soak_cpu_ms_per_restart": 1.8,
+            "scale_fds_per_app": 5.0, "scale_anon_after_delete_mb": 9.0,
+            "soak_cpu_ms_per_restart": 1.8,
             "soak_anon_kb_per_restart": 0.1, "soak_print_cpu_ms_per_restart": 1.9,
             "soak_print_anon_kb_per_restart": 0.2}
 
@@ -126,6 +127,7 @@ class CheckTest(unittest.TestCase):
                               "cpu_idle_200_pct": "ok", "cpu_sdk_200_pct": "ok",
                               "node_app_rss_mb": "ok", "node_app_idle_cpu_pct": "ok",
                               "scale_cpu_ratio": "ok", "scale_fds_per_app": "ok",
+                              "scale_anon_after_delete_mb": "ok",
                               "soak_cpu_ms_per_restart": "ok",
                               "soak_anon_kb_per_restart": "ok",
                               "soak_print_cpu_ms_per_restart": "ok",
