@@ -1,7 +1,9 @@
 //! The daemon's file replacement (`kelpie_sys`'s, durable or not), and where an unreadable file
 //! is kept aside.
 
-pub(crate) use kelpie_sys::{atomic_write, atomic_write_mode, replace_unsynced, temp_names_glob};
+pub(crate) use kelpie_sys::{
+    atomic_write, atomic_write_keeping, atomic_write_mode, replace_unsynced, temp_names_glob,
+};
 use std::path::Path;
 
 /// Where to move an unreadable `path` (`state.json` → `state.json.corrupt-<ms>`) to keep it:

@@ -6,7 +6,7 @@
 
 mod error;
 
-use crate::atomic::atomic_write;
+use crate::atomic::{atomic_write, atomic_write_keeping};
 use crate::dump::{self, DumpFile};
 use crate::state::StateFile;
 use error::Unreadable;
@@ -189,20 +189,21 @@ fn persist_loop(
 }
 
 /// Write `state.json`, keeping the state it replaces as `state.json.bak`: a hard link to the
-/// old file, made before the new one is renamed over it, so it costs no copy and no space.
+/// old file, so it costs no copy and no space, which becomes the backup only once the new state
+/// is in place ([`atomic_write_keeping`]): a write that fails (a full disk) leaves both files as
+/// they were, never one file that a write into `state.json` in place would corrupt twice.
 /// A new daemon that cannot read `state.json` recovers from it ([`load_state`]). With no
 /// `state.json` to replace (it was unreadable and moved aside, and the state recovered from the
 /// backup), the backup stays: it is the last good state until this write is. A state with no
 /// `apps` keeps no backup: after `kill` or `delete all`, what the user removed never comes back.
 fn write_state_file(home: &Home, bytes: &[u8], apps: bool) -> std::io::Result<()> {
     let (path, backup) = (home.state_file(), home.state_backup());
-    if !apps {
+    if apps {
+        atomic_write_keeping(&path, bytes, &backup)
+    } else {
         let _ = fs::remove_file(&backup);
-    } else if path.exists() {
-        let _ = fs::remove_file(&backup);
-        let _ = fs::hard_link(&path, &backup);
+        atomic_write(&path, bytes)
     }
-    atomic_write(&path, bytes)
 }
 
 /// A state with no apps (after `kill` or `delete all`) that could not be written (a full
@@ -412,6 +413,18 @@ mod tests {
             Some(11),
             "the backup outlived the first write after the recovery"
         );
+        // A write that fails (a full disk) leaves the backup a file of its own: a state then
+        // corrupted in place is still recovered from it.
+        write_state_file(&home, &bytes(14), true).expect("write");
+        write_state_file(&home, &bytes(15), true).expect("write");
+        let temp = dir
+            .path()
+            .join(format!(".state.json.tmp{}", std::process::id()));
+        fs::create_dir(&temp).expect("block the temp file");
+        assert!(write_state_file(&home, &bytes(16), true).is_err());
+        fs::remove_dir(&temp).expect("unblock");
+        fs::write(home.state_file(), b"garbage").expect("corrupt in place");
+        assert_eq!(load_state(&home).map(|s| s.next_id), Some(14));
         // An empty state keeps no backup: what the user removed never comes back.
         write_state_file(&home, &bytes(9), true).expect("write");
         write_state_file(&home, &bytes(10), false).expect("write an empty state");

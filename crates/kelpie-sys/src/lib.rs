@@ -31,7 +31,9 @@ mod sockets;
 mod spawn;
 mod spawner;
 
-pub use atomic::{atomic_write, atomic_write_mode, replace_unsynced, temp_names_glob};
+pub use atomic::{
+    atomic_write, atomic_write_keeping, atomic_write_mode, replace_unsynced, temp_names_glob,
+};
 pub use creds::{
     current_uid, groups_of, lookup_group, lookup_user, set_nice_and_identity, username, Identity,
 };
