@@ -273,10 +273,17 @@ pub(crate) fn load_state(home: &Home) -> Option<StateFile> {
     let backup = home.state_backup();
     match read_state(&backup) {
         Ok(Some(state)) => {
+            // The recovered state is put back in place at once: a daemon killed before its
+            // first write would otherwise leave no `state.json`, which the next one reads as no
+            // apps (an app without a running process, a crash loop between two starts, lost).
+            let restored = match fs::read(&backup).and_then(|bytes| atomic_write(&path, &bytes)) {
+                Ok(()) => String::new(),
+                Err(e) => format!(" (it could not be copied back to {}: {e})", path.display()),
+            };
             crate::notices::post(
                 home,
                 &format!(
-                    "{problem} ({moved}); recovered {} instances from {}, the state before its last change",
+                    "{problem} ({moved}); recovered {} instances from {}, the state before its last change{restored}",
                     state.apps.len(),
                     backup.display()
                 ),
@@ -388,7 +395,16 @@ mod tests {
                 "recovered from the backup"
             );
         }
+        // The recovered state was put back in place.
+        assert_eq!(
+            read_state(&home.state_file())
+                .ok()
+                .flatten()
+                .map(|s| s.next_id),
+            Some(7)
+        );
         // A directory in its place too.
+        fs::remove_file(home.state_file()).expect("rm");
         fs::create_dir(home.state_file()).expect("dir");
         assert_eq!(load_state(&home).map(|s| s.next_id), Some(7));
         let notices = fs::read_to_string(home.notices_file()).expect("the next command is told");
@@ -400,8 +416,19 @@ mod tests {
         assert!(load_state(&home).is_none());
         let notices = fs::read_to_string(home.notices_file()).expect("notices");
         assert!(notices.contains("there is no readable"), "{notices}");
-        // Recovered from the backup, the next write keeps it (state.json was moved aside): a
-        // state corrupted again before a second write still finds it.
+        // Recovered from the backup, the state is back in place before any write: a daemon
+        // killed before its first write leaves the recovered state to the next one.
+        write_state_file(&home, &bytes(5), true).expect("write");
+        write_state_file(&home, &bytes(6), true).expect("write");
+        fs::write(home.state_file(), b"garbage").expect("corrupt");
+        assert_eq!(load_state(&home).map(|s| s.next_id), Some(5));
+        assert_eq!(
+            load_state(&home).map(|s| s.next_id),
+            Some(5),
+            "read again with no write in between"
+        );
+        // Recovered from the backup, the next write keeps it: a state corrupted again before a
+        // second write still finds it.
         write_state_file(&home, &bytes(11), true).expect("first");
         write_state_file(&home, &bytes(12), true).expect("second");
         fs::write(home.state_file(), b"garbage").expect("corrupt");
