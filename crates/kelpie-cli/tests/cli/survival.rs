@@ -439,6 +439,45 @@ fn a_corrupt_state_and_a_daemon_crash_recover_the_state_before_its_last_change()
 }
 
 #[test]
+fn a_daemon_killed_right_after_a_recovery_leaves_the_recovered_state_to_the_next() {
+    let k = kelpie();
+    let (pids, _keeper) = three_apps_saved(&k);
+    // An app with no process: only the state knows it, no keeper does.
+    k.ok(&["start", &k.fake_app(), "--name", "d"]);
+    k.ok(&["stop", "d"]);
+    k.ok(&["reset", "a"]);
+    let backup = k.home().join("state.json.bak");
+    k.wait_for("the backup to know the stopped app", 5 * SECS, || {
+        std::fs::read_to_string(&backup).is_ok_and(|text| text.contains("\"stopped\""))
+    });
+    std::fs::write(k.home().join("state.json"), "{\"version\": 1, garbage").expect("corrupt");
+    kill_daemon(&k);
+    let told = first_command_stderr(&k);
+    assert!(told.contains("recovered 4 instances"), "{told}");
+    // Killed before it wrote anything: the next daemon still has the recovered state (it
+    // read a missing state.json as no apps, and the stopped app was lost).
+    kill_daemon(&k);
+    let list = k.jlist();
+    let status = |name: &str| {
+        list.iter().find(|p| p["name"] == name).map(|p| {
+            p["pm2_env"]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+    };
+    let listed: Vec<String> = list
+        .iter()
+        .map(|p| format!("{} {}", p["name"], p["pm2_env"]["status"]))
+        .collect();
+    assert_eq!(status("d").as_deref(), Some("stopped"), "{listed:?}");
+    let now: Vec<u32> = ["a", "b", "c"].iter().map(|n| k.pid(n)).collect();
+    assert_eq!(now, pids, "the same processes, adopted: none started again");
+    assert_eq!(list.len(), 4, "{listed:?}");
+    all_ended(&k, &pids);
+}
+
+#[test]
 fn processes_no_state_describes_are_listed_and_managed_never_run_twice() {
     let k = kelpie();
     let (pids, _keeper) = three_apps_saved(&k);
