@@ -252,6 +252,11 @@ fn truth(dir: &Path) -> BTreeMap<String, u64> {
 struct Witness {
     /// Alive when daemon and keeper were both killed: their pipes lost every reader.
     orphaned: BTreeSet<String>,
+    /// When daemon and keeper were both killed, in clock ticks since boot (a process's start
+    /// time): from just before the first look to just after the kill. A process started in
+    /// one may be missed by both looks (started after the first, stopped by the next daemon
+    /// before the second on a loaded machine) and was running at the kill all the same.
+    orphaning: Vec<(u64, u64)>,
     /// Alive when the daemon (alone or with the keeper) was killed.
     through_daemon_kill: BTreeSet<String>,
     /// Alive while the home was full: what they printed then may be dropped (and counted).
@@ -298,6 +303,44 @@ impl Witness {
         let alive = self.around(k, kill);
         self.through_daemon_kill.extend(alive);
     }
+
+    /// Daemon and keeper killed by `kill`: what the app processes alive then had in their
+    /// pipes has no reader left.
+    fn orphaning(&mut self, k: &Kelpie, kill: impl FnOnce()) {
+        let (from, mut to) = (ticks_since_boot(), 0);
+        let alive = self.around(k, || {
+            kill();
+            to = ticks_since_boot() + 1;
+        });
+        self.orphaning.push((from, to));
+        self.through_daemon_kill.extend(alive.iter().cloned());
+        self.orphaned.extend(alive);
+    }
+
+    /// Whether process `name` (`<pid>.<start time>`) was alive when daemon and keeper were
+    /// both killed.
+    fn was_orphaned(&self, name: &str) -> bool {
+        let started = name
+            .split_once('.')
+            .and_then(|(_, ticks)| ticks.parse::<u64>().ok());
+        self.orphaned.contains(name)
+            || started.is_some_and(|started| {
+                self.orphaning
+                    .iter()
+                    .any(|(from, to)| (*from..=*to).contains(&started))
+            })
+    }
+}
+
+/// Now, in the clock ticks since boot that a process's start time is counted in.
+fn ticks_since_boot() -> u64 {
+    let uptime = std::fs::read_to_string("/proc/uptime").unwrap_or_default();
+    let seconds: f64 = uptime
+        .split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.0);
+    (seconds * kelpie_sys::clock_ticks_per_second() as f64) as u64
 }
 
 /// Inject faults for `secs` seconds; returns how many of each.
@@ -327,12 +370,10 @@ fn inject(
             }
             2 => {
                 // What is in these processes' pipes now has no reader left: it may be lost.
-                let orphaned = witness.around(k, || {
+                witness.orphaning(k, || {
                     sigkill(daemon);
                     sigkill(keeper);
                 });
-                witness.through_daemon_kill.extend(orphaned.iter().cloned());
-                witness.orphaned.extend(orphaned);
                 "kill -9 daemon and keeper"
             }
             3 => {
@@ -616,7 +657,7 @@ fn random_faults_leave_every_app_running_once_and_every_line_whole_once_and_in_o
         if lost == 0 {
             continue;
         }
-        if witness.orphaned.contains(&pid) {
+        if witness.was_orphaned(&pid) {
             orphan_lost += lost;
         } else if witness.filled.contains(&pid) {
             // Dropped (and counted) while the home was full: what a full disk costs.
