@@ -192,9 +192,9 @@ fn persist_loop(
 /// old file, so it costs no copy and no space, which becomes the backup only once the new state
 /// is in place ([`atomic_write_keeping`]): a write that fails (a full disk) leaves both files as
 /// they were, never one file that a write into `state.json` in place would corrupt twice.
-/// A new daemon that cannot read `state.json` recovers from it ([`load_state`]). With no
-/// `state.json` to replace (it was unreadable and moved aside, and the state recovered from the
-/// backup), the backup stays: it is the last good state until this write is. A state with no
+/// A new daemon that cannot read `state.json` recovers from it and copies it back in place
+/// ([`load_state`]). With no `state.json` to replace (that copy failed, or the user removed
+/// the file), the backup stays: it is the last good state until this write is. A state with no
 /// `apps` keeps no backup: after `kill` or `delete all`, what the user removed never comes back.
 fn write_state_file(home: &Home, bytes: &[u8], apps: bool) -> std::io::Result<()> {
     let (path, backup) = (home.state_file(), home.state_backup());
