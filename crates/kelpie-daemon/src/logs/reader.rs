@@ -25,12 +25,35 @@ use tokio::net::unix::pipe;
 const READ_SIZE: usize = 64 * 1024;
 /// A line without its newline is written after the app has been quiet this long (a prompt).
 const PARTIAL_IDLE: Duration = Duration::from_millis(100);
-/// After a pipe becomes readable, how long to let more output gather before reading it. Bounds
-/// wake-ups to a few hundred a second per pipe; a 64 KiB pipe holds several milliseconds of even
-/// a very chatty app, so the app does not wait.
+/// The least time between two reads (or looks) of one pipe: output that comes sooner is left
+/// to gather until then. Bounds wake-ups to a few hundred a second per pipe; a 64 KiB pipe
+/// holds several milliseconds of even a very chatty app, so the app does not wait.
 const GATHER: Duration = Duration::from_millis(2);
 /// Reads in a row from one pipe before letting the other pipes have a turn.
 const READS_PER_TURN: usize = 16;
+
+/// When a pipe that became readable is read: at once if it was last read [`GATHER`] ago or
+/// more (an app that writes now and then: a crash loop's few lines, a line a second), else
+/// once that time has passed, so that a chatty app's output gathers. Waiting [`GATHER`] after
+/// every wake-up would cost each sporadic write a second wake-up of the log thread (the
+/// timer's), and each process's end one more.
+#[derive(Default)]
+struct Pace {
+    last: Option<tokio::time::Instant>,
+}
+
+impl Pace {
+    /// Wait until the pipe may be read again, and count the read that follows.
+    async fn gather(&mut self) {
+        if let Some(last) = self.last {
+            let due = last + GATHER;
+            if due > tokio::time::Instant::now() {
+                tokio::time::sleep_until(due).await;
+            }
+        }
+        self.last = Some(tokio::time::Instant::now());
+    }
+}
 
 thread_local! {
     /// The log thread reads every pipe into this one buffer (no await between a read and the
@@ -165,7 +188,7 @@ enum Ended {
 /// Read the pipe (taking its bytes out of it) until it closes or is asked back.
 ///
 /// The pipe is registered with the runtime only while waiting for it to become readable. Then
-/// it is taken out again and output is left to gather for [`GATHER`] before being read: with
+/// it is taken out again and output is left to gather (see [`Pace`]) before being read: with
 /// the pipe registered, every line an app writes would wake the thread (edge-triggered epoll
 /// signals each write), and an app printing line by line would cost a wake-up per line.
 async fn read_loop(
@@ -174,6 +197,7 @@ async fn read_loop(
     chunk: &mut Chunk<'_>,
     hand_back: &mut HandBack,
 ) -> Ended {
+    let mut pace = Pace::default();
     loop {
         let pipe = match pipe::Receiver::from_owned_fd_unchecked(fd) {
             Ok(pipe) => pipe,
@@ -223,7 +247,7 @@ async fn read_loop(
             Ok(Err(_)) => return Ended::Closed,
             Ok(Ok(())) => {}
         }
-        tokio::time::sleep(GATHER).await;
+        pace.gather().await;
         let mut file = std::fs::File::from(fd);
         let closed = loop {
             match read_available(&mut file, framer, chunk) {

@@ -6,7 +6,7 @@
 
 use super::super::cursor::{Look, PipeCursor};
 use super::super::sink::{Sink, PROGRESS_CHECK, STALL_CHECKS};
-use super::{asked_back, Chunk, Framer, HandBack, GATHER, PARTIAL_IDLE, READ_BUF};
+use super::{asked_back, Chunk, Framer, HandBack, Pace, PARTIAL_IDLE, READ_BUF};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +52,7 @@ pub(super) async fn look_at(
     let mut stall = Stall::new(&owner);
     // Since when the start of a line waits in the pipe with nothing new, and the next wait.
     let mut line_end: Option<(Instant, Duration)> = None;
+    let mut pace = Pace::default();
     loop {
         if hand_back.borrow().is_some() {
             let to = asked_back(hand_back).await;
@@ -74,7 +75,7 @@ pub(super) async fn look_at(
                 if !readable(&cursor, hand_back).await {
                     continue;
                 }
-                tokio::time::sleep(GATHER).await;
+                pace.gather().await;
             }
             Next::Writer => {
                 if !stall.wait_for_writer(&cursor, held, hand_back).await {
