@@ -117,6 +117,7 @@ impl Cgroups {
             legacy_pids: None,
             owner: inner.clone(),
             handed_over: false,
+            removed: false,
         })
     }
 
@@ -143,6 +144,7 @@ impl Cgroups {
             legacy_pids: None,
             owner: inner.clone(),
             handed_over: false,
+            removed: false,
         };
         if let Some(max) = max_processes {
             let limited = match &inner.pids {
@@ -259,6 +261,8 @@ pub(crate) struct ProcessCgroup {
     owner: Arc<Inner>,
     /// Its process now belongs to the next program, and so does the cgroup.
     handed_over: bool,
+    /// It was removed already (see [`ProcessCgroup::remove_if_empty`]).
+    removed: bool,
 }
 
 impl ProcessCgroup {
@@ -266,6 +270,16 @@ impl ProcessCgroup {
     pub(crate) fn hand_over(mut self) -> PathBuf {
         self.handed_over = true;
         self.cgroup.path().to_path_buf()
+    }
+
+    /// Remove it now if no process is left in it (the kernel refuses to remove a cgroup that
+    /// still holds one): whether it is gone. A cgroup with a twin in the v1 pids hierarchy is
+    /// left to its drop.
+    pub(crate) fn remove_if_empty(&mut self) -> bool {
+        if !self.removed && !self.handed_over && self.legacy_pids.is_none() {
+            self.removed = self.cgroup.remove().is_ok();
+        }
+        self.removed
     }
 
     /// The cgroup.
@@ -292,7 +306,7 @@ impl ProcessCgroup {
 
 impl Drop for ProcessCgroup {
     fn drop(&mut self) {
-        if self.handed_over {
+        if self.handed_over || self.removed {
             return;
         }
         for cgroup in std::iter::once(&self.cgroup).chain(self.legacy_pids.as_ref()) {

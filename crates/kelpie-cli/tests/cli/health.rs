@@ -660,6 +660,92 @@ fn with_cgroups_a_process_that_left_the_group_is_counted_and_stopped_with_the_ap
 }
 
 #[test]
+fn with_cgroups_a_crash_loop_leaves_no_cgroups_and_nothing_that_escaped_its_processes() {
+    let k = kelpie();
+    // `plain` crashes alone; each process of `escaping` leaves a process behind (setsid), which
+    // must be killed at its exit (its cgroup cannot be removed while that one is in it).
+    let escaped = k.home().join("escaped.pids");
+    let escaping = k.write_script(
+        "escaping.sh",
+        &format!(
+            "#!/bin/sh
+setsid sleep 300 &
+echo $! >> {escaped}
+sleep 0.2
+exit 1
+",
+            escaped = escaped.display()
+        ),
+    );
+    let plain = k.write_script(
+        "plain.sh",
+        "#!/bin/sh
+echo out
+sleep 0.2
+exit 1
+",
+    );
+    for (script, name) in [(&plain, "plain"), (&escaping, "escaping")] {
+        k.ok(&["start", script, "--name", name, "--restart-delay", "0"]);
+    }
+    if !makes_cgroups(&k) {
+        return;
+    }
+    // Where the daemon makes them (`<base>/<pm_id>.<n>`), as its log says.
+    let log = daemon_log(&k);
+    let base = log
+        .split_once("cgroups: one per app process under ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .map(std::path::PathBuf::from)
+        .expect("the daemon's cgroup in its log");
+    let cgroups_of = |pm_id: u64| {
+        std::fs::read_dir(&base)
+            .expect("the daemon's cgroup")
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{pm_id}."))
+            })
+            .count()
+    };
+    let plain_id = k.app("plain")["pm_id"].as_u64().expect("pm_id");
+    let restarts = |name: &str| k.app(name)["pm2_env"]["restart_time"].as_u64().unwrap_or(0);
+    let mut most = 0;
+    k.wait_for("5 restarts of each", 30 * SECS, || {
+        most = most.max(cgroups_of(plain_id));
+        restarts("plain") >= 5 && restarts("escaping") >= 5
+    });
+    // The running process's cgroup, and at most the last one's while it is replaced.
+    assert!(
+        (1..=2).contains(&most),
+        "{most} cgroups of `plain` at once in {}",
+        base.display()
+    );
+    let pids: Vec<u32> = std::fs::read_to_string(&escaped)
+        .expect("the escaped pids")
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    for &pid in &pids {
+        k.track(pid);
+    }
+    assert!(pids.len() >= 5, "{pids:?}");
+    // Each process that escaped was killed when its app's process exited (all but the last
+    // one's, which may still run).
+    k.wait_for("the escaped processes killed", 10 * SECS, || {
+        pids[..pids.len() - 1].iter().all(|&pid| !alive(pid))
+    });
+    k.ok(&["delete", "all"]);
+    k.wait_for("the last one killed with the app", 10 * SECS, || {
+        pids.iter().all(|&pid| !alive(pid))
+    });
+    k.wait_for("the cgroups removed", 10 * SECS, || {
+        cgroups_of(plain_id) == 0 && cgroups_of(plain_id + 1) == 0
+    });
+}
+
+#[test]
 fn a_memory_limit_below_the_start_up_memory_is_a_crash_loop_that_says_so() {
     let k = kelpie();
     // Seed 003's example: no process can start under 1 KB.

@@ -36,6 +36,9 @@ pub(super) struct Current {
     link: Option<ProcessLink>,
     /// Its cgroup (the last one's until the next process starts), when the daemon uses them.
     cgroup: Option<ProcessCgroup>,
+    /// The last process's cgroup is being read for evidence of an OOM kill: it stays until the
+    /// next process starts.
+    cgroup_examined: bool,
     /// Its health checks.
     health: Option<HealthChecks>,
     /// Its last lines of stderr, for the record of its exit.
@@ -116,6 +119,7 @@ impl Current {
         self.health = HealthChecks::start(given, &launched);
         self.route = launched.route;
         self.cgroup = launched.cgroup;
+        self.cgroup_examined = false;
         self.pgid = Some(launched.pid);
         self.child = Some(launched.child);
         // What its PM2 SDK says is read from its link from now on.
@@ -166,6 +170,13 @@ impl Current {
     /// Its cgroup, if it has one.
     pub(super) fn cgroup(&self) -> Option<&kelpie_sys::cgroup::Cgroup> {
         self.cgroup.as_ref().map(ProcessCgroup::cgroup)
+    }
+
+    /// The last process's cgroup, to read for evidence of an OOM kill: kept until the next
+    /// process starts (not removed when what is left of it is killed).
+    pub(super) fn cgroup_to_examine(&mut self) -> Option<kelpie_sys::cgroup::Cgroup> {
+        self.cgroup_examined = true;
+        self.cgroup().cloned()
     }
 
     /// Where its cgroup is, for the monitor.
@@ -284,11 +295,20 @@ impl Current {
     }
 
     /// SIGKILL to its group, and to what left the group (setsid) but is still in its cgroup.
-    pub(super) fn kill(&self, platform: &Platform) {
+    /// Once the process exited, its cgroup is removed at once if nothing is left in it (a crash
+    /// loop's usual case): there is nothing to kill there then, and its removal was due anyway
+    /// (the kill's write cost a crash loop a thirtieth of its CPU).
+    pub(super) fn kill(&mut self, platform: &Platform) {
         if let Some(pgid) = self.pgid {
             platform.kill_group(pgid, kelpie_sys::SIGKILL);
         }
-        if let Some(cgroup) = self.cgroup() {
+        let emptied = self.child.is_none()
+            && !self.cgroup_examined
+            && self
+                .cgroup
+                .as_mut()
+                .is_some_and(ProcessCgroup::remove_if_empty);
+        if let (false, Some(cgroup)) = (emptied, self.cgroup()) {
             cgroup.kill();
         }
     }

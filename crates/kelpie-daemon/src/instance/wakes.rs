@@ -110,7 +110,7 @@ impl Instance {
         let killed = matches!(&result, Ok(status) if status.signal() == Some(kelpie_sys::SIGKILL));
         let oom = match (pid, self.state.status) {
             (Some(_), Status::Online | Status::Launching) if killed => {
-                let cgroup = self.current.cgroup().cloned();
+                let cgroup = self.current.cgroup_to_examine();
                 Some(crate::tasks::blocking(move || {
                     crate::forensics::oom_evidence(cgroup.as_ref())
                 }))
