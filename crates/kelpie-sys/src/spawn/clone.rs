@@ -52,6 +52,17 @@ extern "C" fn child_main(child: *mut libc::c_void) -> ! {
 /// Room for the child's stack: it runs `in_child` and `execve`, nothing deep.
 const CHILD_STACK: usize = 64 * 1024;
 
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// The child's stack, kept by each thread that spawns (the spawner thread does them all):
+    /// allocating and zeroing 64 KiB for every spawn made glibc consolidate its free lists
+    /// each time. Never initialised here: only the pages a child writes (the top few KiB) are
+    /// ever resident. One spawn at a time per thread: CLONE_VFORK holds the thread until the
+    /// child has exec'd or exited, and nothing in between spawns from it.
+    static CHILD_STACKS: std::cell::RefCell<Option<Box<[std::mem::MaybeUninit<u128>]>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// clone3 with `args` as vfork does it: the child shares this address space on a stack of its
 /// own, and this thread waits until it has exec'd or exited. No page is copied or made
 /// copy-on-write (a fork of the daemon would, and then pay a page fault and a TLB shootdown
@@ -59,7 +70,20 @@ const CHILD_STACK: usize = 64 * 1024;
 /// handlers (CLONE_CLEAR_SIGHAND) and unblocks them before it execs. Returns the child's pid.
 #[cfg(target_arch = "x86_64")]
 pub(super) fn clone_vfork(args: &mut CloneArgs, child: &mut Child<'_>) -> io::Result<u32> {
-    let mut stack = vec![0u128; CHILD_STACK / 16];
+    CHILD_STACKS.with(|stack| {
+        let mut stack = stack.borrow_mut();
+        let stack = stack.get_or_insert_with(|| Box::new_uninit_slice(CHILD_STACK / 16));
+        clone_vfork_on(args, child, stack)
+    })
+}
+
+/// [`clone_vfork`] with the child on `stack`.
+#[cfg(target_arch = "x86_64")]
+fn clone_vfork_on(
+    args: &mut CloneArgs,
+    child: &mut Child<'_>,
+    stack: &mut [std::mem::MaybeUninit<u128>],
+) -> io::Result<u32> {
     args.flags |= (libc::CLONE_VM | libc::CLONE_VFORK) as u64;
     if !NO_CLEAR_SIGHAND.load(Ordering::Relaxed) {
         args.flags |= CLONE_CLEAR_SIGHAND;
@@ -94,7 +118,6 @@ pub(super) fn clone_vfork(args: &mut CloneArgs, child: &mut Child<'_>) -> io::Re
         );
     }
     restore_signals(&blocked);
-    drop(stack);
     if ret < 0 {
         return Err(io::Error::from_raw_os_error(-ret as i32));
     }
