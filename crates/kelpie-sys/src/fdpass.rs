@@ -89,6 +89,14 @@ pub fn set_receive_timeout(socket: BorrowedFd<'_>, timeout: std::time::Duration)
     Ok(())
 }
 
+/// Give a socket a send timeout: a send that could not queue its message within it fails
+/// (`WouldBlock`) instead of waiting for a peer that stopped reading. Zero means none.
+pub fn set_send_timeout(socket: BorrowedFd<'_>, timeout: std::time::Duration) -> io::Result<()> {
+    let timeout = (!timeout.is_zero()).then_some(timeout);
+    rustix::net::sockopt::set_socket_timeout(socket, rustix::net::sockopt::Timeout::Send, timeout)?;
+    Ok(())
+}
+
 /// Send `data` as one message on `socket`, with `fds` attached (at most
 /// [`MAX_FDS_PER_MESSAGE`]). Never raises SIGPIPE: a closed peer is an `Err`.
 pub fn send_with_fds(

@@ -41,7 +41,7 @@ pub use exec::{exec_with_fds, resolve_program};
 pub use fdpass::{
     accept, dup_if_still, file_identity, peer_uid, recv_with_fds, send_stream_with_fds,
     send_with_fds, seqpacket_connect, seqpacket_listen, seqpacket_pair, set_receive_timeout,
-    FileIdentity, MAX_FDS_PER_MESSAGE,
+    set_send_timeout, FileIdentity, MAX_FDS_PER_MESSAGE,
 };
 pub use handoff::{
     close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec, pidfd_open,

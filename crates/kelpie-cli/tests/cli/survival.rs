@@ -251,6 +251,77 @@ fn after_an_update_or_a_killed_keeper_a_new_keeper_still_keeps_everything() {
     assert_consecutive(&numbered(&k, "ticker-out.log", "tick "), "ticks");
 }
 
+/// The blocking pool sends a spawn's holds to the keeper itself: a keeper that stops taking
+/// them (stopped here) must not hold a restart back for longer than the send's timeout. It is
+/// replaced, and the new one is given everything, the new processes' output included.
+#[test]
+fn a_stopped_keeper_is_replaced_and_holds_no_restart_back() {
+    let k = kelpie();
+    let fake = k.fake_app();
+    k.ok(&["start", &fake, "--name", "ticker", "--", "--tick", "5"]);
+    let ticker = k.pid("ticker");
+    // Up 50 ms, longer than its min_uptime: it never counts as unstable, so it never errors.
+    let crash = k.write_script(
+        "crash.sh",
+        "#!/bin/sh\necho out\necho err >&2\nsleep 0.05\nexit 1\n",
+    );
+    k.ok(&[
+        "start",
+        &crash,
+        "--name",
+        "crash",
+        "--restart-delay",
+        "0",
+        "--min-uptime",
+        "10",
+        "--max-restarts",
+        "1000000",
+    ]);
+    let restarts = || {
+        k.app("crash")["pm2_env"]["restart_time"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let first = keeper_of(&k);
+    let status = std::process::Command::new("kill")
+        .args(["-STOP", &first.to_string()])
+        .status()
+        .expect("kill -STOP");
+    assert!(status.success());
+    let before = restarts();
+    // Its socket's buffer (about 250 messages, 6 a restart) fills within seconds; a send then
+    // waits 2 s at most.
+    k.wait_for("another keeper", 15 * SECS, || {
+        k.keeper_pid().is_some_and(|p| p != first && alive(p))
+    });
+    k.wait_for("the stopped keeper gone", 5 * SECS, || !alive(first));
+    let replaced = restarts();
+    k.wait_for("the crash loop going on", 10 * SECS, || {
+        restarts() > replaced + 20
+    });
+    assert!(
+        replaced > before,
+        "restarts went on while the keeper was stopped"
+    );
+    let second = second_keeper(&k, first);
+    k.wait_for("the new keeper holding the app's output", 10 * SECS, || {
+        holds_output_of(second, ticker)
+    });
+    // A process started after the replacement is held too.
+    k.ok(&["restart", "ticker"]);
+    let restarted = k.pid("ticker");
+    assert_ne!(restarted, ticker);
+    k.wait_for(
+        "the new keeper holding the new process's output",
+        10 * SECS,
+        || holds_output_of(second, restarted),
+    );
+    kill_daemon(&k);
+    k.ok(&["ping"]);
+    assert_eq!(k.pid("ticker"), restarted, "adopted");
+    k.ok(&["delete", "crash"]);
+}
+
 #[test]
 fn a_process_that_ended_while_no_daemon_ran_is_started_again_not_adopted() {
     let k = kelpie();

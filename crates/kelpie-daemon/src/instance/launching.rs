@@ -219,9 +219,8 @@ fn hold_pipes(
         return [None, None];
     };
     let [out_file, err_file] = files.unwrap_or_default();
-    // One wait for both: the keeper thread takes its orders in turn, so once it answers for
-    // stderr it has sent stdout too (a round trip between threads less per spawn).
-    let out = crate::keeper::hold(
+    // Both sent from here, before the spawn (nothing waits on another thread).
+    let out = crate::keeper::hold_now(
         crate::keeper::Holding::Pipe {
             pm_id,
             stream: LogStream::Out,

@@ -1,5 +1,7 @@
 //! The daemon's side: one thread that starts the keeper, sends it a second descriptor of
-//! everything the apps are connected to as it appears, and what is gone as it goes. A keeper
+//! everything the apps are connected to as it appears, and what is gone as it goes. The
+//! blocking pool sends a spawn's holds itself ([`hold_now`]), under the same lock: a restart
+//! then wakes no other thread for them (it was two round trips to this thread per spawn). A keeper
 //! that dies (or is dismissed for an update that then fails) is replaced and given everything
 //! again: the thread remembers each held descriptor by its number in the daemon and the file
 //! it is (device and inode), and copies it again from its owner's descriptor then. It keeps no
@@ -19,6 +21,10 @@ use std::time::Duration;
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// How long a keeper told goodbye may take to exit.
 const BYE_WITHIN: Duration = Duration::from_secs(2);
+/// How long a send may wait for the keeper to take what is queued on its socket (at most
+/// `net.unix.max_dgram_qlen` messages): a keeper stopped for that long is replaced, so a hung
+/// keeper never holds a spawn (or the daemon's exit) for longer.
+const SEND_WITHIN: Duration = Duration::from_secs(2);
 
 enum Order {
     Hold {
@@ -26,8 +32,6 @@ enum Order {
         holding: Holding,
         fds: Vec<OwnedFd>,
         owners: Vec<Owner>,
-        /// Answered once the keeper has the descriptors (see [`hold_now`]).
-        sent: Option<mpsc::SyncSender<()>>,
     },
     /// Say goodbye to the keeper (daemon exit, or the exec of an update); answered once it
     /// has exited. Holds are kept, not sent, until [`Order::Start`].
@@ -41,10 +45,14 @@ enum Order {
 
 struct Client {
     orders: mpsc::Sender<Order>,
-    /// Holds let go of, for the thread to tell the keeper at its next wake (an order, or its
-    /// look at the keeper every [`LOOK_EVERY`]): an order each woke it, three times for each
-    /// process that ended (its two pipes and itself), the most of its work in a crash loop.
-    /// A release is never late for the hold after it: the thread sends these first.
+    /// The keeper and what it holds: whoever sends to it (the thread, or a spawn's
+    /// [`hold_now`]) holds this lock, so messages never interleave and a replaced keeper is
+    /// given everything exactly once.
+    link: Mutex<Link>,
+    /// Holds let go of, for the keeper to be told at the next send (a hold, or the thread's
+    /// look at the keeper every [`LOOK_EVERY`]): an order each woke the thread, three times for
+    /// each process that ended (its two pipes and itself), the most of its work in a crash loop.
+    /// A release is never late for the hold after it: these are sent first.
     released: Mutex<Vec<u64>>,
     next_id: AtomicU64,
 }
@@ -57,16 +65,16 @@ pub(crate) fn start(home: &Home) {
     let (orders, received) = mpsc::channel();
     let client = Client {
         orders,
+        link: Mutex::new(Link::new(home.clone())),
         released: Mutex::new(Vec::new()),
         next_id: AtomicU64::new(0),
     };
     if CLIENT.set(client).is_err() {
         return;
     }
-    let home = home.clone();
     let spawned = std::thread::Builder::new()
         .name("kelpie-keeper".into())
-        .spawn(move || Link::new(home).run(received));
+        .spawn(move || run(received));
     if let Err(e) = spawned {
         crate::daemon_log!(
             "keeper: cannot start its thread ({e}); apps will not outlive a daemon crash"
@@ -109,60 +117,74 @@ impl std::fmt::Debug for Held {
 }
 
 /// Have the keeper hold a second descriptor of each of `fds` (see [`Holding`] for which, in
-/// which order). `None` without a keeper, or when a descriptor cannot be duplicated.
+/// which order), sent by the keeper thread: it never waits for the keeper (for async code).
+/// `None` without a keeper, or when a descriptor cannot be duplicated.
 pub(crate) fn hold(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held> {
-    order_hold(holding, fds, None)
-}
-
-/// How long [`hold_now`] waits for the keeper thread.
-const HOLD_NOW_WITHIN: Duration = Duration::from_secs(2);
-
-/// [`hold`], returning once the keeper has the descriptors (they are in its socket's queue:
-/// a daemon killed right after does not take them with it). Blocking: for the blocking pool,
-/// around a spawn, so that a process is never without its keeper.
-pub(crate) fn hold_now(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held> {
-    let (sent, done) = mpsc::sync_channel(1);
-    let held = order_hold(holding, fds, Some(sent))?;
-    // The keeper thread answers after its send (or at once without a keeper process); a wait
-    // that times out leaves the hold queued, as [`hold`] does.
-    let _ = done.recv_timeout(HOLD_NOW_WITHIN);
-    Some(held)
-}
-
-fn order_hold(
-    holding: Holding,
-    fds: &[BorrowedFd<'_>],
-    sent: Option<mpsc::SyncSender<()>>,
-) -> Option<Held> {
     let client = CLIENT.get()?;
     let owned = || -> std::io::Result<(Vec<OwnedFd>, Vec<Owner>)> {
-        let mut copies = Vec::with_capacity(fds.len());
-        let mut owners = Vec::with_capacity(fds.len());
-        for fd in fds {
-            owners.push(Owner {
-                fd: std::os::fd::AsRawFd::as_raw_fd(fd),
-                identity: kelpie_sys::file_identity(*fd)?,
-            });
-            copies.push(fd.try_clone_to_owned()?);
-        }
-        Ok((copies, owners))
+        let copies = fds
+            .iter()
+            .map(|fd| fd.try_clone_to_owned())
+            .collect::<std::io::Result<_>>()?;
+        Ok((copies, owners_of(fds)?))
     };
     let (fds, owners) = owned()
         .inspect_err(|e| crate::daemon_log!("keeper: cannot pass on {holding:?}: {e}"))
         .ok()?;
-    let id = client.next_id.fetch_add(1, Ordering::Relaxed);
-    let urgent = matches!(holding, Holding::Socket { .. } | Holding::Claimed { .. });
+    let held = client.new_held(&holding);
     client
         .orders
         .send(Order::Hold {
-            id,
+            id: held.id,
             holding,
             fds,
             owners,
-            sent,
         })
         .ok()?;
-    Some(Held { id, urgent })
+    Some(held)
+}
+
+/// [`hold`], sent from this thread: once it returns the keeper has the descriptors (they are
+/// in its socket's queue: a daemon killed right after does not take them with it). Blocking
+/// (for the blocking pool, around a spawn, so that a process is never without its keeper): a
+/// keeper that takes nothing for [`SEND_WITHIN`] is replaced.
+pub(crate) fn hold_now(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held> {
+    let client = CLIENT.get()?;
+    let owners = owners_of(fds)
+        .inspect_err(|e| crate::daemon_log!("keeper: cannot pass on {holding:?}: {e}"))
+        .ok()?;
+    let held = client.new_held(&holding);
+    let mut link = client.link();
+    link.release_let_go(client);
+    link.hold(held.id, holding, owners, fds.to_vec());
+    Some(held)
+}
+
+/// The daemon's number and file of each of `fds`.
+fn owners_of(fds: &[BorrowedFd<'_>]) -> std::io::Result<Vec<Owner>> {
+    fds.iter()
+        .map(|fd| {
+            Ok(Owner {
+                fd: std::os::fd::AsRawFd::as_raw_fd(fd),
+                identity: kelpie_sys::file_identity(*fd)?,
+            })
+        })
+        .collect()
+}
+
+impl Client {
+    fn link(&self) -> std::sync::MutexGuard<'_, Link> {
+        self.link
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn new_held(&self, holding: &Holding) -> Held {
+        Held {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            urgent: matches!(holding, Holding::Socket { .. } | Holding::Claimed { .. }),
+        }
+    }
 }
 
 /// Tell the keeper goodbye and wait until it has exited: the daemon ends on purpose (or
@@ -184,7 +206,46 @@ pub(crate) fn restart() {
     }
 }
 
-/// The thread's state.
+/// The keeper thread: the holds of async code, goodbyes and restarts, and a look every
+/// [`LOOK_EVERY`] whether the keeper still lives (and at what was let go of since).
+fn run(orders: mpsc::Receiver<Order>) {
+    let Some(client) = CLIENT.get() else { return };
+    // Given anything a spawn held before this thread ran.
+    client.link().replace_keeper();
+    loop {
+        let order = orders.recv_timeout(LOOK_EVERY);
+        let mut link = client.link();
+        link.release_let_go(client);
+        match order {
+            Ok(Order::Hold {
+                id,
+                holding,
+                fds,
+                owners,
+            }) => link.hold(id, holding, owners, fds.iter().map(AsFd::as_fd).collect()),
+            Ok(Order::Dismiss(done)) => {
+                link.say_goodbye();
+                link.dismissed = true;
+                let _ = done.send(());
+            }
+            Ok(Order::Start) => {
+                link.dismissed = false;
+                link.replace_keeper();
+            }
+            // Its releases were sent above.
+            Ok(Order::ReleaseNow) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if !link.dismissed && !link.keeper_alive() {
+                    crate::daemon_log!("keeper: it exited; starting another");
+                    link.replace_keeper();
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// The keeper, and what it holds.
 struct Link {
     home: Home,
     /// What the keeper holds, and where its descriptors are in the daemon.
@@ -208,59 +269,20 @@ impl Link {
         }
     }
 
-    fn run(mut self, orders: mpsc::Receiver<Order>) {
-        self.keeper = self.spawn();
-        loop {
-            let order = orders.recv_timeout(LOOK_EVERY);
-            self.release_let_go();
-            match order {
-                Ok(Order::Hold {
-                    id,
-                    holding,
-                    fds,
-                    owners,
-                    sent,
-                }) => {
-                    let message = ToKeeper::Hold {
-                        id,
-                        holding: holding.clone(),
-                    };
-                    self.held.insert(id, (holding, owners));
-                    // A keeper that does not take it is replaced, and given everything held.
-                    let fds: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
-                    if !self.send(&message, fds) && !self.dismissed {
-                        self.replace_keeper();
-                    }
-                    if let Some(sent) = sent {
-                        let _ = sent.try_send(());
-                    }
-                }
-                Ok(Order::Dismiss(done)) => {
-                    self.say_goodbye();
-                    self.dismissed = true;
-                    let _ = done.send(());
-                }
-                Ok(Order::Start) => {
-                    self.dismissed = false;
-                    self.replace_keeper();
-                }
-                // Its releases were sent above.
-                Ok(Order::ReleaseNow) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if !self.dismissed && !self.keeper_alive() {
-                        crate::daemon_log!("keeper: it exited; starting another");
-                        self.replace_keeper();
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            }
-        }
+    /// Send the keeper a hold, remembered for a keeper that replaces it; a keeper that does
+    /// not take it is replaced, and given everything held.
+    fn hold(&mut self, id: u64, holding: Holding, owners: Vec<Owner>, fds: Vec<BorrowedFd<'_>>) {
+        let message = ToKeeper::Hold {
+            id,
+            holding: holding.clone(),
+        };
+        self.held.insert(id, (holding, owners));
+        self.send_or_replace(&message, fds);
     }
 
     /// Tell the keeper what the daemon let go of (see [`Client::released`]). An id whose hold
     /// is still in the queue of orders stays for the next wake.
-    fn release_let_go(&mut self) {
-        let Some(client) = CLIENT.get() else { return };
+    fn release_let_go(&mut self, client: &Client) {
         let let_go = match client.released.lock() {
             Ok(mut released) if !released.is_empty() => std::mem::take(&mut *released),
             _ => return,
@@ -269,8 +291,8 @@ impl Link {
         for id in let_go {
             if self.held.remove(&id).is_none() {
                 not_yet.push(id);
-            } else if !self.send(&ToKeeper::Release { id }, Vec::new()) && !self.dismissed {
-                self.replace_keeper();
+            } else {
+                self.send_or_replace(&ToKeeper::Release { id }, Vec::new());
             }
         }
         if !not_yet.is_empty() {
@@ -288,6 +310,16 @@ impl Link {
             .iter()
             .map(|owner| kelpie_sys::dup_if_still(owner.fd, owner.identity))
             .collect()
+    }
+
+    /// Send the keeper `message` with `fds`; a keeper that does not take it (gone, or stopped
+    /// for [`SEND_WITHIN`]) is replaced, and given everything held.
+    fn send_or_replace(&mut self, message: &ToKeeper, fds: Vec<BorrowedFd<'_>>) {
+        if self.send(message, fds) || self.dismissed {
+            return;
+        }
+        crate::daemon_log!("keeper: it does not take what it is sent; starting another");
+        self.replace_keeper();
     }
 
     /// Send the keeper `message` with `fds`; false if it did not take it (true with no keeper:
@@ -355,6 +387,7 @@ impl Link {
     fn spawn(&self) -> Option<Running> {
         let started = (|| -> std::io::Result<Running> {
             let (ours, theirs) = kelpie_sys::seqpacket_pair()?;
+            kelpie_sys::set_send_timeout(ours.as_fd(), SEND_WITHIN)?;
             let program = std::path::PathBuf::from("/proc/self/exe");
             let argv = vec![
                 "kelpie".to_string(),
