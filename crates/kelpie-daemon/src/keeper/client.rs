@@ -21,9 +21,9 @@ use std::time::Duration;
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// How long a keeper told goodbye may take to exit.
 const BYE_WITHIN: Duration = Duration::from_secs(2);
-/// How long a send may wait for the keeper to take what is queued on its socket (at most
-/// `net.unix.max_dgram_qlen` messages): a keeper stopped for that long is replaced, so a hung
-/// keeper never holds a spawn (or the daemon's exit) for longer.
+/// How long a send may wait for the keeper to take what is queued on its socket (a full socket
+/// buffer: some 250 messages): a keeper stopped for that long is replaced, so a hung keeper
+/// never holds a spawn (or the daemon's exit) for longer.
 const SEND_WITHIN: Duration = Duration::from_secs(2);
 
 enum Order {
