@@ -440,3 +440,44 @@ impl Chunk<'_> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    /// A pipe read now and then is read as soon as it is readable (no second wake-up for a
+    /// timer); one readable again within [`GATHER`] of its last read waits until then, so a
+    /// chatty app's output gathers.
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_pipe_is_read_at_once_and_a_chatty_one_gathers() {
+        let mut pace = Pace::default();
+        let first = Instant::now();
+        pace.gather().await;
+        assert_eq!(first.elapsed(), Duration::ZERO, "the first read is at once");
+        let second = Instant::now();
+        pace.gather().await;
+        let waited = second.elapsed();
+        assert!(
+            waited >= GATHER && waited < GATHER + Duration::from_millis(1),
+            "a read within {GATHER:?} of the last waits for it: {waited:?}"
+        );
+        tokio::time::advance(GATHER * 5).await;
+        let quiet = Instant::now();
+        pace.gather().await;
+        assert_eq!(
+            quiet.elapsed(),
+            Duration::ZERO,
+            "after a quiet spell, at once again"
+        );
+        // Partly quiet: only the rest of GATHER is waited.
+        tokio::time::advance(GATHER / 2).await;
+        let partly = Instant::now();
+        pace.gather().await;
+        let waited = partly.elapsed();
+        assert!(
+            waited >= GATHER / 2 && waited < GATHER,
+            "only the rest of {GATHER:?}: {waited:?}"
+        );
+    }
+}
