@@ -101,6 +101,12 @@ mod tests {
 
         assert!(!pipe_hung_up(app_reader.as_fd()));
         drop(app_writer);
+        // A child another test of this binary spawns at this moment holds a copy of the write
+        // end (close-on-exec) until it execs: wait for that, not for anything of ours.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !pipe_hung_up(app_reader.as_fd()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         assert!(
             pipe_hung_up(app_reader.as_fd()),
             "hung up, bytes still in it"
