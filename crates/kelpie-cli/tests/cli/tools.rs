@@ -39,9 +39,27 @@ pub(super) fn run(cmd: &mut Command, what: &str) -> Result<String, String> {
     }
 }
 
+/// An exclusive lock on `<target tmp>/<name>.lock`, held until dropped: two tests that need the
+/// same install (checkov for two export tests) would otherwise run pip or npm into one directory
+/// at once, and one of them fails on a file the other replaced (it did in CI).
+fn install_lock(name: &str) -> Result<std::fs::File, String> {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.lock()
+        .map_err(|e| format!("lock {}: {e}", path.display()))?;
+    Ok(file)
+}
+
 /// The python of a venv `<target tmp>/<name>/venv` with `packages` installed from PyPI (made
-/// once; a marker names the packages, so a changed list is installed again).
+/// once, by one test at a time; a marker names the packages, so a changed list is installed
+/// again).
 pub(super) fn python_venv(name: &str, packages: &[&str]) -> Result<PathBuf, String> {
+    let _installing = install_lock(name)?;
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let python = dir.join("venv/bin/python");
     let ready = dir.join("venv/.kelpie-ready");
@@ -66,9 +84,10 @@ pub(super) fn python_venv(name: &str, packages: &[&str]) -> Result<PathBuf, Stri
     Ok(python)
 }
 
-/// `<target tmp>/<name>/node_modules` with `packages` installed from npm (once; a marker names
-/// the packages, so a changed list is installed again).
+/// `<target tmp>/<name>/node_modules` with `packages` installed from npm (once, by one test at a
+/// time; a marker names the packages, so a changed list is installed again).
 pub(super) fn npm_packages(name: &str, packages: &[&str]) -> Result<PathBuf, String> {
+    let _installing = install_lock(name)?;
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let ready = dir.join(".kelpie-ready");
     let wanted = packages.join(" ");
