@@ -1,8 +1,10 @@
 //! Programs the tests need beyond Rust: found on PATH, or installed from the registries into the
 //! target directory (a Python venv), once per build directory.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 /// `name` on PATH.
 pub(super) fn program(name: &str) -> Option<PathBuf> {
@@ -39,20 +41,21 @@ pub(super) fn run(cmd: &mut Command, what: &str) -> Result<String, String> {
     }
 }
 
-/// An exclusive lock on `<target tmp>/<name>.lock`, held until dropped: two tests that need the
-/// same install (checkov for two export tests) would otherwise run pip or npm into one directory
-/// at once, and one of them fails on a file the other replaced (it did in CI).
-fn install_lock(name: &str) -> Result<std::fs::File, String> {
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.lock"));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    file.lock()
-        .map_err(|e| format!("lock {}: {e}", path.display()))?;
-    Ok(file)
+/// The lock of installs named `name`, held until dropped: two tests that need the same install
+/// (checkov for two export tests) would otherwise run pip or npm into one directory at once,
+/// and one of them fails on a file the other replaced (it did in CI). Every test that
+/// installs is in this one test binary, so a lock in memory is enough.
+fn install_lock(name: &str) -> Result<std::sync::MutexGuard<'static, ()>, String> {
+    static LOCKS: Mutex<BTreeMap<String, &'static Mutex<()>>> = Mutex::new(BTreeMap::new());
+    let lock: &'static Mutex<()> = LOCKS
+        .lock()
+        .map_err(|_| "the install locks are poisoned".to_string())?
+        .entry(name.to_string())
+        .or_insert_with(|| Box::leak(Box::default()));
+    // A test that failed while installing leaves the marker unwritten: the next one tries again.
+    Ok(lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner))
 }
 
 /// The python of a venv `<target tmp>/<name>/venv` with `packages` installed from PyPI (made
