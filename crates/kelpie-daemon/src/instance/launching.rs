@@ -219,24 +219,25 @@ fn hold_pipes(
         return [None, None];
     };
     let [out_file, err_file] = files.unwrap_or_default();
-    // Both sent from here, before the spawn (nothing waits on another thread).
-    let out = crate::keeper::hold_now(
-        crate::keeper::Holding::Pipe {
-            pm_id,
-            stream: LogStream::Out,
-            file: out_file,
-        },
-        &[out.as_fd()],
-    );
-    let err = crate::keeper::hold_now(
-        crate::keeper::Holding::Pipe {
-            pm_id,
-            stream: LogStream::Err,
-            file: err_file,
-        },
-        &[err.as_fd()],
-    );
-    [out, err]
+    // Both sent from here, in one message, before the spawn (nothing waits on another thread).
+    crate::keeper::hold_all_now([
+        (
+            crate::keeper::Holding::Pipe {
+                pm_id,
+                stream: LogStream::Out,
+                file: out_file,
+            },
+            &[out.as_fd()],
+        ),
+        (
+            crate::keeper::Holding::Pipe {
+                pm_id,
+                stream: LogStream::Err,
+                file: err_file,
+            },
+            &[err.as_fd()],
+        ),
+    ])
 }
 
 /// Second descriptors of a process's link ends (its own notify socket from an old daemon, its

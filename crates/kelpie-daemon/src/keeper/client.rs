@@ -8,7 +8,7 @@
 //! copy of its own: that was 4 more descriptors per app in the daemon, for a rare event.
 
 use super::server::KEEPER_FD;
-use super::wire::{self, Holding, ToKeeper};
+use super::wire::{self, HoldEntry, Holding, ToKeeper};
 use kelpie_proto::Home;
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -149,15 +149,39 @@ pub(crate) fn hold(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held> {
 /// (for the blocking pool, around a spawn, so that a process is never without its keeper): a
 /// keeper that takes nothing for [`SEND_WITHIN`] is replaced.
 pub(crate) fn hold_now(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held> {
-    let client = CLIENT.get()?;
-    let owners = owners_of(fds)
-        .inspect_err(|e| crate::daemon_log!("keeper: cannot pass on {holding:?}: {e}"))
-        .ok()?;
-    let held = client.new_held(&holding);
-    let mut link = client.link();
-    link.release_let_go(client);
-    link.hold(held.id, holding, owners, fds.to_vec());
-    Some(held)
+    let [held] = hold_all_now([(holding, fds)]);
+    held
+}
+
+/// [`hold_now`] for each of `holds`, in one message to the keeper (with what was let go of
+/// since the last): a spawn's two pipes, after its last process's three releases, cost one
+/// `sendmsg` and one wake-up of the keeper, not five. At most
+/// [`kelpie_sys::MAX_FDS_PER_MESSAGE`] descriptors in all.
+pub(crate) fn hold_all_now<const N: usize>(
+    holds: [(Holding, &[BorrowedFd<'_>]); N],
+) -> [Option<Held>; N] {
+    let Some(client) = CLIENT.get() else {
+        return [const { None }; N];
+    };
+    let mut entries = Vec::with_capacity(N);
+    let mut fds = Vec::new();
+    let held = holds.map(|(holding, these)| {
+        let owners = owners_of(these)
+            .inspect_err(|e| crate::daemon_log!("keeper: cannot pass on {holding:?}: {e}"))
+            .ok()?;
+        let held = client.new_held(&holding);
+        entries.push((
+            HoldEntry {
+                id: held.id,
+                holding,
+            },
+            owners,
+        ));
+        fds.extend_from_slice(these);
+        Some(held)
+    });
+    client.link().change(client, entries, fds);
+    held
 }
 
 /// The daemon's number and file of each of `fds`.
@@ -215,14 +239,20 @@ fn run(orders: mpsc::Receiver<Order>) {
     loop {
         let order = orders.recv_timeout(LOOK_EVERY);
         let mut link = client.link();
-        link.release_let_go(client);
+        if !matches!(order, Ok(Order::Hold { .. })) {
+            // What was let go of goes first, whatever comes next (a hold carries it along).
+            link.change(client, Vec::new(), Vec::new());
+        }
         match order {
             Ok(Order::Hold {
                 id,
                 holding,
                 fds,
                 owners,
-            }) => link.hold(id, holding, owners, fds.iter().map(AsFd::as_fd).collect()),
+            }) => {
+                let entry = (HoldEntry { id, holding }, owners);
+                link.change(client, vec![entry], fds.iter().map(AsFd::as_fd).collect());
+            }
             Ok(Order::Dismiss(done)) => {
                 link.say_goodbye();
                 link.dismissed = true;
@@ -269,37 +299,57 @@ impl Link {
         }
     }
 
-    /// Send the keeper a hold, remembered for a keeper that replaces it; a keeper that does
-    /// not take it is replaced, and given everything held.
-    fn hold(&mut self, id: u64, holding: Holding, owners: Vec<Owner>, fds: Vec<BorrowedFd<'_>>) {
-        let message = ToKeeper::Hold {
-            id,
-            holding: holding.clone(),
-        };
-        self.held.insert(id, (holding, owners));
-        self.send_or_replace(&message, fds);
+    /// Tell the keeper what the daemon let go of since the last message (see
+    /// [`Client::released`]), and have it hold `hold` (with `fds`, in their order), in one
+    /// message; the holds are remembered for a keeper that replaces it. A keeper that does not
+    /// take it is replaced, and given everything held.
+    fn change(
+        &mut self,
+        client: &Client,
+        hold: Vec<(HoldEntry, Vec<Owner>)>,
+        fds: Vec<BorrowedFd<'_>>,
+    ) {
+        let mut release = self.let_go(client);
+        // More than a message's worth (a `delete all`): the first ones on their own.
+        while release.len() > wire::MAX_RELEASES {
+            let rest = release.split_off(wire::MAX_RELEASES);
+            let message = ToKeeper::Change {
+                release,
+                hold: Vec::new(),
+            };
+            self.send_or_replace(&message, Vec::new());
+            release = rest;
+        }
+        if release.is_empty() && hold.is_empty() {
+            return;
+        }
+        let hold = hold
+            .into_iter()
+            .map(|(entry, owners)| {
+                self.held.insert(entry.id, (entry.holding.clone(), owners));
+                entry
+            })
+            .collect();
+        self.send_or_replace(&ToKeeper::Change { release, hold }, fds);
     }
 
-    /// Tell the keeper what the daemon let go of (see [`Client::released`]). An id whose hold
-    /// is still in the queue of orders stays for the next wake.
-    fn release_let_go(&mut self, client: &Client) {
+    /// The ids let go of (see [`Client::released`]) that the keeper was sent, taken out of
+    /// what it holds. An id whose hold is still in the queue of orders stays for the next
+    /// message.
+    fn let_go(&mut self, client: &Client) -> Vec<u64> {
         let let_go = match client.released.lock() {
             Ok(mut released) if !released.is_empty() => std::mem::take(&mut *released),
-            _ => return,
+            _ => return Vec::new(),
         };
-        let mut not_yet = Vec::new();
-        for id in let_go {
-            if self.held.remove(&id).is_none() {
-                not_yet.push(id);
-            } else {
-                self.send_or_replace(&ToKeeper::Release { id }, Vec::new());
-            }
-        }
+        let (sent, not_yet): (Vec<u64>, Vec<u64>) = let_go
+            .into_iter()
+            .partition(|id| self.held.remove(id).is_some());
         if !not_yet.is_empty() {
             if let Ok(mut released) = client.released.lock() {
                 released.extend(not_yet);
             }
         }
+        sent
     }
 
     /// New descriptors of what is held under `id`, from their owners': `None` when one is
@@ -349,9 +399,12 @@ impl Link {
         }
         self.keeper = self.spawn();
         for (id, (holding, _)) in &self.held {
-            let message = ToKeeper::Hold {
-                id: *id,
-                holding: holding.clone(),
+            let message = ToKeeper::Change {
+                release: Vec::new(),
+                hold: vec![HoldEntry {
+                    id: *id,
+                    holding: holding.clone(),
+                }],
             };
             let Some(fds) = self.held_fds(*id) else {
                 continue;

@@ -26,6 +26,6 @@ mod kept;
 mod server;
 pub(crate) mod wire;
 
-pub(crate) use client::{dismiss, hold, hold_now, restart, start, Held};
+pub(crate) use client::{dismiss, hold, hold_all_now, hold_now, restart, start, Held};
 pub(crate) use server::run;
 pub(crate) use wire::Holding;

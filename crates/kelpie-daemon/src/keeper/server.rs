@@ -28,6 +28,8 @@ struct Keeper {
     listener: Option<OwnedFd>,
     /// When the processes held without a pidfd were last looked at.
     looked_at_processes: Option<std::time::Instant>,
+    /// Where the daemon's messages are received.
+    buf: Vec<u8>,
 }
 
 /// Run the keeper until a daemon says goodbye or takes everything. Returns the exit code.
@@ -47,6 +49,7 @@ pub(crate) fn run(home: Home) -> i32 {
         daemon_pid: std::os::unix::process::parent_id(),
         listener: None,
         looked_at_processes: None,
+        buf: Vec::new(),
     };
     keeper.remove_stale_spools();
     keeper.listen();
@@ -222,6 +225,11 @@ impl Keeper {
     /// a next daemon to adopt (it restarts the apps from its state), so the keeper goes, unless
     /// it has output for that daemon to write and a socket where the daemon can find it.
     fn nothing_left(&self) -> bool {
+        // Asked after every message: while the daemon lives, that is all (not a walk over
+        // every entry and a look at the socket's path, per spawn).
+        if self.daemon.is_some() {
+            return false;
+        }
         let all_ended = self.entries.values().all(|kept| match kept.holding {
             Holding::Pipe { .. } | Holding::Process { .. } => kept.ended,
             Holding::Socket { .. } | Holding::Claimed { .. } | Holding::Notify => true,
@@ -231,7 +239,7 @@ impl Keeper {
             .values()
             .any(|kept| matches!(&kept.out, Out::Spool(s) if s.written > 0));
         let findable = self.listener.is_some() && self.home.keeper_socket().exists();
-        self.daemon.is_none() && all_ended && !(output_kept && findable)
+        all_ended && !(output_kept && findable)
     }
 
     /// One message from the daemon (or its end).
@@ -239,44 +247,21 @@ impl Keeper {
         let Some(daemon) = &self.daemon else {
             return Ok(None);
         };
-        match wire::recv::<ToKeeper>(daemon.as_fd()) {
-            Ok(Some((ToKeeper::Hold { id, holding }, fds))) => {
-                if fds.len() == holding.fd_count() {
-                    let (fds, pipe) = match holding {
-                        Holding::Pipe { .. } => {
-                            (Vec::new(), fds.into_iter().next().map(std::fs::File::from))
-                        }
-                        _ => (fds, None),
-                    };
-                    let mut holding = holding;
-                    let mut ended = false;
-                    if let Holding::Process {
-                        pid,
-                        pidfd: false,
-                        started,
-                        ..
-                    } = &mut holding
-                    {
-                        *started = kelpie_sys::sample_process(*pid)
-                            .filter(|sample| !sample.zombie)
-                            .map(|sample| sample.start_ticks);
-                        ended = started.is_none();
-                    }
-                    self.entries.insert(
-                        id,
-                        Kept {
-                            holding,
-                            fds,
-                            pipe,
-                            ended,
-                            out: Out::None,
-                            dropped: 0,
-                        },
-                    );
+        match wire::recv_with::<ToKeeper>(daemon.as_fd(), &mut self.buf) {
+            Ok(Some((ToKeeper::Change { release, hold }, fds))) => {
+                for id in release {
+                    self.entries.remove(&id);
                 }
-            }
-            Ok(Some((ToKeeper::Release { id }, _))) => {
-                self.entries.remove(&id);
+                let wanted: usize = hold.iter().map(|entry| entry.holding.fd_count()).sum();
+                // Descriptors that do not add up mean a message of another program: hold none.
+                if fds.len() == wanted {
+                    let mut fds = fds.into_iter();
+                    for entry in hold {
+                        let count = entry.holding.fd_count();
+                        let these = fds.by_ref().take(count).collect();
+                        self.hold(entry.id, entry.holding, these);
+                    }
+                }
             }
             Ok(Some((ToKeeper::Bye, _))) => return Ok(Some(0)),
             Ok(Some((other, _))) => {
@@ -297,6 +282,38 @@ impl Keeper {
             }
         }
         Ok(None)
+    }
+
+    /// Hold `fds`, what `holding` says they are, under the daemon's `id`.
+    fn hold(&mut self, id: u64, mut holding: Holding, fds: Vec<OwnedFd>) {
+        let (fds, pipe) = match holding {
+            Holding::Pipe { .. } => (Vec::new(), fds.into_iter().next().map(std::fs::File::from)),
+            _ => (fds, None),
+        };
+        let mut ended = false;
+        if let Holding::Process {
+            pid,
+            pidfd: false,
+            started,
+            ..
+        } = &mut holding
+        {
+            *started = kelpie_sys::sample_process(*pid)
+                .filter(|sample| !sample.zombie)
+                .map(|sample| sample.start_ticks);
+            ended = started.is_none();
+        }
+        self.entries.insert(
+            id,
+            Kept {
+                holding,
+                fds,
+                pipe,
+                ended,
+                out: Out::None,
+                dropped: 0,
+            },
+        );
     }
 
     /// Take what a pipe holds: into its log file when it has one (raw lines), else into its
@@ -419,4 +436,100 @@ enum Watched {
     Listener,
     Pipe(u64),
     Process(u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keeper::wire::HoldEntry;
+    use kelpie_proto::LogStream;
+    use std::os::fd::AsRawFd;
+
+    fn keeper_beside(daemon: OwnedFd, home: &std::path::Path) -> Keeper {
+        Keeper {
+            home: Home::at(home.to_path_buf()),
+            entries: BTreeMap::new(),
+            daemon: Some(daemon),
+            daemon_pid: std::process::id(),
+            listener: None,
+            looked_at_processes: None,
+            buf: Vec::new(),
+        }
+    }
+
+    fn pipe_of(pm_id: u32, stream: LogStream) -> Holding {
+        Holding::Pipe {
+            pm_id,
+            stream,
+            file: None,
+        }
+    }
+
+    /// One message releases what it names first, then holds each entry with its own
+    /// descriptors, in their order; descriptors that do not add up hold nothing.
+    #[test]
+    fn one_change_releases_then_holds_each_entry_with_its_own_descriptors() {
+        let home = tempfile::tempdir().expect("home");
+        let (ours, theirs) = kelpie_sys::seqpacket_pair().expect("pair");
+        let mut keeper = keeper_beside(theirs, home.path());
+        let (out_read, _out_write) = std::io::pipe().expect("pipe");
+        let (err_read, _err_write) = std::io::pipe().expect("pipe");
+        let (old_read, _old_write) = std::io::pipe().expect("pipe");
+
+        let first = ToKeeper::Change {
+            release: Vec::new(),
+            hold: vec![HoldEntry {
+                id: 1,
+                holding: pipe_of(7, LogStream::Out),
+            }],
+        };
+        wire::send(ours.as_fd(), &first, &[old_read.as_fd()]).expect("send");
+        assert_eq!(keeper.hear_daemon().expect("hear"), None);
+        assert_eq!(keeper.entries.keys().copied().collect::<Vec<_>>(), [1]);
+
+        let second = ToKeeper::Change {
+            release: vec![1],
+            hold: vec![
+                HoldEntry {
+                    id: 2,
+                    holding: pipe_of(7, LogStream::Out),
+                },
+                HoldEntry {
+                    id: 3,
+                    holding: pipe_of(7, LogStream::Err),
+                },
+            ],
+        };
+        wire::send(ours.as_fd(), &second, &[out_read.as_fd(), err_read.as_fd()]).expect("send");
+        assert_eq!(keeper.hear_daemon().expect("hear"), None);
+        assert_eq!(keeper.entries.keys().copied().collect::<Vec<_>>(), [2, 3]);
+        // Each holds its own pipe: the same file as the daemon's end it was sent for.
+        for (id, sent) in [(2, &out_read), (3, &err_read)] {
+            let kept = keeper.entries[&id].pipe.as_ref().expect("a pipe");
+            assert_eq!(
+                kelpie_sys::file_identity(kept.as_fd()).expect("identity"),
+                kelpie_sys::file_identity(sent.as_fd()).expect("identity"),
+                "entry {id} (fd {})",
+                kept.as_raw_fd()
+            );
+        }
+        assert_eq!(keeper.entries[&3].holding, pipe_of(7, LogStream::Err));
+
+        let short = ToKeeper::Change {
+            release: vec![2],
+            hold: vec![
+                HoldEntry {
+                    id: 4,
+                    holding: pipe_of(8, LogStream::Out),
+                },
+                HoldEntry {
+                    id: 5,
+                    holding: pipe_of(8, LogStream::Err),
+                },
+            ],
+        };
+        wire::send(ours.as_fd(), &short, &[out_read.as_fd()]).expect("send");
+        assert_eq!(keeper.hear_daemon().expect("hear"), None);
+        assert_eq!(keeper.entries.keys().copied().collect::<Vec<_>>(), [3]);
+    }
 }

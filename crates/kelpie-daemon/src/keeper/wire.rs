@@ -87,21 +87,35 @@ fn yes() -> bool {
     true
 }
 
+/// Ids a daemon releases in one message at most: its JSON stays far below [`MAX_MESSAGE`]
+/// (`delete all` of thousands of apps lets go of three entries each at once).
+pub(crate) const MAX_RELEASES: usize = 1000;
+
+/// One entry for the keeper to hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct HoldEntry {
+    /// The daemon's number for it.
+    pub(crate) id: u64,
+    /// What it is.
+    pub(crate) holding: Holding,
+}
+
 /// From a daemon to a keeper.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum ToKeeper {
-    /// Hold these descriptors until released (the daemon that started the keeper).
-    Hold {
-        /// The daemon's number for it.
-        id: u64,
-        /// What it is.
-        holding: Holding,
-    },
-    /// Close what was held under `id`.
-    Release {
-        /// The daemon's number for it.
-        id: u64,
+    /// Close what was held under each of `release`, then hold the descriptors of each of
+    /// `hold` until released (they come in its order, [`Holding::fd_count`] each). One message
+    /// for what a spawn has the keeper do (the last process's releases, the new pipes): each
+    /// message is a wake-up of the keeper and a `sendmsg` of the daemon's. Only the daemon that
+    /// started the keeper sends it (a keeper of the same program).
+    Change {
+        /// Ids let go of (at most [`MAX_RELEASES`]).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        release: Vec<u64>,
+        /// What to hold (at most [`kelpie_sys::MAX_FDS_PER_MESSAGE`] descriptors in all).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        hold: Vec<HoldEntry>,
     },
     /// The daemon ends on purpose (its apps are stopped, or it re-executes itself): exit.
     Bye,
@@ -150,8 +164,17 @@ pub(crate) fn send<T: Serialize>(
 pub(crate) fn recv<T: DeserializeOwned>(
     socket: BorrowedFd<'_>,
 ) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
-    let mut buf = vec![0u8; MAX_MESSAGE];
-    let (n, fds) = kelpie_sys::recv_with_fds(socket, &mut buf)?;
+    recv_with(socket, &mut Vec::new())
+}
+
+/// [`recv`] into `buf`, kept by a caller that receives many (the keeper: a message per
+/// spawn, where 64 KiB allocated, zeroed and freed each time was a tenth of its CPU).
+pub(crate) fn recv_with<T: DeserializeOwned>(
+    socket: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
+    buf.resize(MAX_MESSAGE, 0);
+    let (n, fds) = kelpie_sys::recv_with_fds(socket, buf)?;
     if n == 0 && fds.is_empty() {
         return Ok(None);
     }
