@@ -465,6 +465,18 @@ mod tests {
         }
     }
 
+    /// A process's two pipes, as a spawn has them held: stdout under `first_id`, stderr next.
+    fn both_pipes(pm_id: u32, first_id: u64) -> Vec<HoldEntry> {
+        [LogStream::Out, LogStream::Err]
+            .into_iter()
+            .zip(first_id..)
+            .map(|(stream, id)| HoldEntry {
+                id,
+                holding: pipe_of(pm_id, stream),
+            })
+            .collect()
+    }
+
     /// One message releases what it names first, then holds each entry with its own
     /// descriptors, in their order; descriptors that do not add up hold nothing.
     #[test]
@@ -489,16 +501,7 @@ mod tests {
 
         let second = ToKeeper::Change {
             release: vec![1],
-            hold: vec![
-                HoldEntry {
-                    id: 2,
-                    holding: pipe_of(7, LogStream::Out),
-                },
-                HoldEntry {
-                    id: 3,
-                    holding: pipe_of(7, LogStream::Err),
-                },
-            ],
+            hold: both_pipes(7, 2),
         };
         wire::send(ours.as_fd(), &second, &[out_read.as_fd(), err_read.as_fd()]).expect("send");
         assert_eq!(keeper.hear_daemon().expect("hear"), None);
@@ -517,16 +520,7 @@ mod tests {
 
         let short = ToKeeper::Change {
             release: vec![2],
-            hold: vec![
-                HoldEntry {
-                    id: 4,
-                    holding: pipe_of(8, LogStream::Out),
-                },
-                HoldEntry {
-                    id: 5,
-                    holding: pipe_of(8, LogStream::Err),
-                },
-            ],
+            hold: both_pipes(8, 4),
         };
         wire::send(ours.as_fd(), &short, &[out_read.as_fd()]).expect("send");
         assert_eq!(keeper.hear_daemon().expect("hear"), None);
