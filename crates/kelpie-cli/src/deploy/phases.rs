@@ -136,11 +136,21 @@ impl Run {
                     self.target.env
                 ))
             } else if locked[index] {
-                HostEnd::Unchanged("not changed: another host could not be locked".into())
+                HostEnd::Unchanged(if self.interrupted() {
+                    "not changed: interrupted".to_string()
+                } else {
+                    "not changed: another host could not be locked".to_string()
+                })
             } else {
                 HostEnd::Failed(self.explain(connection, outcome))
             }
         });
+        // Ctrl-C while the locks were being taken: every host locked, none changed, and the
+        // deploy says so and fails as interrupted (it exited 0 there before: nothing failed).
+        if self.interrupted() {
+            self.report(action, &ends);
+            return Stage::Stop(Ok(ExitCode::from(INTERRUPTED)));
+        }
         let status = if held {
             Status::Conflict
         } else {
