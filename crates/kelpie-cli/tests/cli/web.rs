@@ -742,8 +742,20 @@ const { chromium } = require(process.env.PLAYWRIGHT);
     const row = page.locator('tr[data-name="tick"]');
     await row.locator(".status.online").waitFor({ timeout });
     const before = (await row.locator("td.pid").textContent()).trim();
-    await row.locator('button[data-action="restart"]').click();
-    await page.locator("#token-input").fill(process.env.TOKEN, { timeout });
+    // The table's rows are built again at each update: a click whose press and release fall on
+    // either side of one lands on no button (CI's loaded machine met it). Clicked again until
+    // the page asks for the token.
+    const asked = page.locator("#token-input");
+    for (let tries = 1; ; tries++) {
+      await row.locator('button[data-action="restart"]').click();
+      try {
+        await asked.waitFor({ state: "visible", timeout: 3000 });
+        break;
+      } catch (e) {
+        if (tries >= 5) throw e;
+      }
+    }
+    await asked.fill(process.env.TOKEN, { timeout });
     await page.locator("#token-form button").click();
     await page.waitForFunction((pid) => {
       const cell = document.querySelector('tr[data-name="tick"] td.pid');
