@@ -108,8 +108,10 @@ async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
             cgroup_dir,
             cgroup_procs,
         };
-        // The keeper holds the pipes before the process exists, and the process as soon as it
-        // does: a daemon killed in between leaves nothing the next one cannot find.
+        // The keeper holds the pipes (and the notify socket the process is told of) before
+        // the process exists, and the process as soon as it does: a daemon killed in between
+        // leaves nothing the next one cannot find.
+        crate::link::keep_own_notify_socket_now();
         let kept_pipes = hold_pipes(pm_id, readers.as_ref(), route_files);
         // Recorded as ours before anyone can reap it: under `kelpie runtime` the orphan
         // reaper must leave this child's exit status to its wait below.

@@ -9,7 +9,7 @@ mod pacer;
 
 pub(crate) use notify::{
     adopt_shared as adopt_notify_sockets, keep_in_keeper as keep_notify_sockets,
-    shared_sockets as notify_sockets,
+    keep_own_now as keep_own_notify_socket_now, shared_sockets as notify_sockets,
 };
 
 use crate::sockets::ClaimedSockets;

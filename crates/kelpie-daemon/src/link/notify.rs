@@ -68,6 +68,9 @@ struct Hub {
     unrouted: VecDeque<Unrouted>,
     /// Written to when `sockets` changed, so the thread waits on the new list.
     wake: Option<Arc<std::os::unix::net::UnixDatagram>>,
+    /// Whether the socket bound by [`socket_name`] was offered to the keeper yet (by
+    /// [`keep_own_now`]).
+    own_offered: bool,
 }
 
 static HUB: OnceLock<Mutex<Hub>> = OnceLock::new();
@@ -80,7 +83,7 @@ fn hub() -> MutexGuard<'static, Hub> {
 }
 
 /// What a new process's `NOTIFY_SOCKET` is (with its `@`): the daemon's shared socket, bound
-/// (and given to the keeper) the first time.
+/// the first time (and given to the keeper by the spawn, [`keep_own_now`]).
 pub(super) fn socket_name() -> std::io::Result<String> {
     let mut hub = hub();
     if let Some(name) = &hub.own {
@@ -116,6 +119,25 @@ pub(crate) fn adopt_shared(sockets: Vec<OwnedFd>) {
             Err(e) => crate::daemon_log!(
                 "a notify socket handed over cannot be read ({e}); its apps' readiness and watchdog messages are not heard"
             ),
+        }
+    }
+}
+
+/// Have the keeper hold the socket [`socket_name`] bound, the first time only; from the
+/// blocking pool, before a spawn: once it returns the keeper has it, so a daemon killed right
+/// after leaves the processes that carry its name to a daemon that still hears them. (Sent
+/// under the table's lock so that a second spawn does not go ahead of the first one's send;
+/// this happens once in a daemon's life.)
+pub(crate) fn keep_own_now() {
+    let mut hub = hub();
+    if hub.own_offered || hub.own.is_none() {
+        return;
+    }
+    hub.own_offered = true;
+    for listened in &mut hub.sockets {
+        if listened.owner.is_none() && listened.kept.is_none() {
+            listened.kept =
+                crate::keeper::hold_now(crate::keeper::Holding::Notify, &[listened.socket.as_fd()]);
         }
     }
 }
@@ -198,14 +220,14 @@ impl Drop for Registration {
 }
 
 impl Hub {
-    /// Read the shared `socket` too, and have the keeper hold it.
+    /// Read the shared `socket` too (the keeper is given it by [`keep_in_keeper`] or
+    /// [`keep_own_now`]).
     fn add(&mut self, socket: OwnedFd) -> std::io::Result<()> {
         self.start_thread()?;
-        let kept = crate::keeper::hold(crate::keeper::Holding::Notify, &[socket.as_fd()]);
         self.sockets.push(Listened {
             socket: Arc::new(socket),
             owner: None,
-            kept,
+            kept: None,
         });
         self.wake_thread();
         Ok(())
