@@ -107,7 +107,7 @@ fn every_cause_counts_one_restart_per_process_ended_and_started_again() {
             "{name}: {processes} processes ran, restart_time says {counted} ({:?})",
             k.exits(name)
                 .iter()
-                .map(|e| e["cause"].clone())
+                .map(|e| format!("{}: {}", e["cause"], e["reason"]))
                 .collect::<Vec<_>>()
         );
         assert_eq!(list_restarts(&list, name), counted.to_string(), "{name}");
