@@ -97,6 +97,10 @@ pub struct InstanceState {
     /// Started, waiting for the process to say it is ready.
     #[serde(skip)]
     awaiting_ready: bool,
+    /// The spawn under way is a restart: counted in `restart_time` once its process exists
+    /// (a spawn that fails started nothing again).
+    #[serde(skip)]
+    restart_pending: bool,
 }
 
 impl InstanceState {
@@ -132,6 +136,9 @@ impl InstanceState {
         match input {
             Input::Lifecycle(lifecycle) => self.on_lifecycle(spec, lifecycle, now),
             Input::Spawned { pid } => {
+                if std::mem::take(&mut self.restart_pending) {
+                    self.restart_time += 1;
+                }
                 self.status = Status::Online;
                 self.pid = Some(pid);
                 self.started_at_ms = now.wall_ms;
@@ -172,13 +179,15 @@ impl InstanceState {
                     cause,
                     ..ExitRecord::default()
                 });
+                // A restart, its process already there.
+                self.restart_pending = true;
                 self.handle(spec, Input::Spawned { pid }, now);
-                self.restart_time += 1;
                 self.unstable_restarts = 0;
                 self.prev_restart_delay_ms = 0;
                 Vec::new()
             }
             Input::SpawnFailed { error } => {
+                self.restart_pending = false;
                 self.status = Status::Errored;
                 self.pid = None;
                 self.push_exit(ExitRecord {

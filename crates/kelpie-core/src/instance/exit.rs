@@ -94,8 +94,7 @@ impl InstanceState {
         } else {
             record.action = "restart".into();
             self.push_exit(record);
-            self.restart_time += 1;
-            effects.extend(self.spawn());
+            effects.extend(self.respawn());
         }
         effects
     }

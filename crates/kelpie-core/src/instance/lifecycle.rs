@@ -63,9 +63,8 @@ impl InstanceState {
                         Vec::new()
                     }
                     Status::WaitingRestart => {
-                        self.restart_time += 1;
                         let mut effects = vec![Effect::CancelTimer];
-                        effects.extend(self.spawn());
+                        effects.extend(self.respawn());
                         effects
                     }
                     Status::Stopped | Status::Errored => self.spawn(),
@@ -88,5 +87,12 @@ impl InstanceState {
         self.status = Status::Launching;
         self.pid = None;
         vec![Effect::Spawn]
+    }
+
+    /// [`Self::spawn`] as a restart: counted in `restart_time` when its process exists
+    /// (`Input::Spawned`), so a spawn that fails (the program gone, `fork` refused) counts none.
+    pub(super) fn respawn(&mut self) -> Vec<Effect> {
+        self.restart_pending = true;
+        self.spawn()
     }
 }

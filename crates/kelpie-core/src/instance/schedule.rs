@@ -13,10 +13,9 @@ impl InstanceState {
         }
         // The schedule's start is a restart for PM2's counters, and a new run: the unstable-run
         // count of the runs before does not carry over (the schedule, not a crash, started it).
-        self.restart_time += 1;
         self.unstable_restarts = 0;
         self.prev_restart_delay_ms = 0;
-        self.spawn()
+        self.respawn()
     }
 
     /// Not running now, but its schedule will start it by itself: a periodic job between runs.

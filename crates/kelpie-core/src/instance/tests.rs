@@ -58,6 +58,11 @@ fn a_crash_is_restarted_at_once_and_counted() {
     let effects = run.crash(5_000, 1);
     assert_eq!(effects, vec![Effect::KillGroup, Effect::Spawn]);
     assert_eq!(run.state.status, Status::Launching);
+    assert_eq!(
+        run.state.restart_time, 0,
+        "counted once the new process exists"
+    );
+    run.feed(5_000, Input::Spawned { pid: 11 });
     assert_eq!(run.state.restart_time, 1);
     assert_eq!(run.state.unstable_restarts, 0, "a 5 s run is stable");
     let exit = run.state.exits.back().expect("exit recorded");
@@ -168,6 +173,29 @@ fn restart_delay_waits_then_spawns() {
     );
     assert_eq!(run.state.status, Status::WaitingRestart);
     assert_eq!(run.feed(7_000, Input::TimerFired), vec![Effect::Spawn]);
+    run.feed(7_000, Input::Spawned { pid: 11 });
+    assert_eq!(run.state.restart_time, 1);
+}
+
+#[test]
+fn a_restart_whose_spawn_fails_counts_no_restart() {
+    let mut run = Run::new(spec());
+    run.online(0, 10);
+    assert_eq!(run.crash(5_000, 1), vec![Effect::KillGroup, Effect::Spawn]);
+    run.feed(
+        5_000,
+        Input::SpawnFailed {
+            error: "fork: Resource temporarily unavailable".into(),
+        },
+    );
+    assert_eq!(run.state.status, Status::Errored);
+    assert_eq!(run.state.restart_time, 0, "nothing was started again");
+    // A later start is no restart either, and the one after its crash counts one.
+    run.feed(6_000, Input::Lifecycle(Lifecycle::Start));
+    run.feed(6_000, Input::Spawned { pid: 11 });
+    assert_eq!(run.state.restart_time, 0);
+    run.crash(12_000, 1);
+    run.feed(12_000, Input::Spawned { pid: 12 });
     assert_eq!(run.state.restart_time, 1);
 }
 
@@ -253,6 +281,7 @@ fn restart_stops_then_spawns_and_resets_unstable_counters() {
         run.feed(2_020, Input::GroupGone),
         vec![Effect::CancelTimer, Effect::Spawn]
     );
+    run.feed(2_020, Input::Spawned { pid: 13 });
     assert_eq!(run.state.restart_time, 2);
 }
 
@@ -314,6 +343,7 @@ fn restored_state_is_stopped_and_keeps_counters() {
     let mut run = Run::new(spec());
     run.online(0, 10);
     run.crash(5_000, 1);
+    run.feed(5_000, Input::Spawned { pid: 11 });
     let json = serde_json::to_string(&run.state).expect("serialize");
     let restored: InstanceState = serde_json::from_str::<InstanceState>(&json)
         .expect("decode")
@@ -478,6 +508,7 @@ fn an_automatic_restart_stops_then_starts_and_records_its_cause() {
         run.feed(5_100, Input::GroupGone),
         vec![Effect::CancelTimer, Effect::Spawn]
     );
+    run.feed(5_100, Input::Spawned { pid: 12 });
     assert_eq!(run.state.restart_time, 2);
 }
 
@@ -692,6 +723,7 @@ fn a_periodic_job_that_ended_is_started_by_its_schedule() {
     assert!(run.state.waits_for_schedule(&run.spec));
     assert_eq!(run.feed(60_000, Input::ScheduledStart), vec![Effect::Spawn]);
     assert_eq!(run.state.status, Status::Launching);
+    run.feed(60_000, Input::Spawned { pid: 12 });
     assert_eq!(run.state.restart_time, 1);
     assert!(!run.state.waits_for_schedule(&run.spec));
 }

@@ -11,12 +11,9 @@ impl InstanceState {
         }
         let mut effects = vec![Effect::CancelTimer];
         match std::mem::take(&mut self.after_stop) {
-            // A restart is counted here, once the old process is gone and a new one starts: one
-            // per process ended and started again, whatever asked for it.
-            AfterStop::Start => {
-                self.restart_time += 1;
-                effects.extend(self.spawn());
-            }
+            // A restart, once the old process is gone: one per process ended and started
+            // again, whatever asked for it.
+            AfterStop::Start => effects.extend(self.respawn()),
             AfterStop::StartAfter(ms) => {
                 self.status = Status::WaitingRestart;
                 effects.push(Effect::ArmTimer(ms));
@@ -45,10 +42,7 @@ impl InstanceState {
             }
             // kill_timeout is over: whatever is left of the group is killed.
             Status::Stopping => vec![Effect::KillGroup],
-            Status::WaitingRestart => {
-                self.restart_time += 1;
-                self.spawn()
-            }
+            Status::WaitingRestart => self.respawn(),
             _ => Vec::new(),
         }
     }
