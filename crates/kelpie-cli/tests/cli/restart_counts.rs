@@ -121,3 +121,30 @@ fn every_cause_counts_one_restart_per_process_ended_and_started_again() {
         );
     }
 }
+
+/// A restart whose spawn fails started nothing again: it counts no restart. (The program
+/// removes itself, then exits 1: the restart cannot exec it and the app ends errored.)
+#[test]
+fn a_restart_that_cannot_start_its_program_counts_none() {
+    let k = kelpie();
+    let program = k.write_script("vanishing", "#!/bin/sh\nsleep 0.5\nrm -- \"$0\"\nexit 1\n");
+    k.ok(&[
+        "start",
+        &program,
+        "--interpreter",
+        "none",
+        "--name",
+        "vanishing",
+    ]);
+    k.wait_for("the failed restart", 10 * SECS, || {
+        k.status("vanishing") == "errored"
+    });
+    let causes: Vec<String> = k
+        .exits("vanishing")
+        .iter()
+        .map(|e| e["cause"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(causes, ["crash", "spawn"], "{:?}", k.exits("vanishing"));
+    assert_eq!(restart_time(&k, "vanishing"), 0, "no process started again");
+    assert_eq!(list_restarts(&k.ok(&["list"]), "vanishing"), "0");
+}

@@ -20,6 +20,7 @@ use super::ProcessSignal;
 use kelpie_core::forensics::{parse_notify_line, NotifyLine};
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -68,12 +69,14 @@ struct Hub {
     unrouted: VecDeque<Unrouted>,
     /// Written to when `sockets` changed, so the thread waits on the new list.
     wake: Option<Arc<std::os::unix::net::UnixDatagram>>,
-    /// Whether the socket bound by [`socket_name`] was offered to the keeper yet (by
-    /// [`keep_own_now`]).
-    own_offered: bool,
 }
 
 static HUB: OnceLock<Mutex<Hub>> = OnceLock::new();
+
+/// Whether the socket bound by [`socket_name`] was offered to the keeper yet (by
+/// [`keep_own_now`]): read by every spawn without taking the table's lock, which the notify
+/// thread takes for each datagram.
+static OWN_OFFERED: AtomicBool = AtomicBool::new(false);
 
 fn hub() -> MutexGuard<'static, Hub> {
     // A poisoned lock only means a thread panicked while holding it; the table is still sound.
@@ -129,17 +132,21 @@ pub(crate) fn adopt_shared(sockets: Vec<OwnedFd>) {
 /// under the table's lock so that a second spawn does not go ahead of the first one's send;
 /// this happens once in a daemon's life.)
 pub(crate) fn keep_own_now() {
-    let mut hub = hub();
-    if hub.own_offered || hub.own.is_none() {
+    if OWN_OFFERED.load(Ordering::Acquire) {
         return;
     }
-    hub.own_offered = true;
+    let mut hub = hub();
+    // Set only once the send is done: a spawn that saw it unset waited here, for the lock.
+    if hub.own.is_none() || OWN_OFFERED.load(Ordering::Acquire) {
+        return;
+    }
     for listened in &mut hub.sockets {
         if listened.owner.is_none() && listened.kept.is_none() {
             listened.kept =
                 crate::keeper::hold_now(crate::keeper::Holding::Notify, &[listened.socket.as_fd()]);
         }
     }
+    OWN_OFFERED.store(true, Ordering::Release);
 }
 
 /// Have the keeper hold the shared sockets it does not hold yet (those adopted before it ran).
