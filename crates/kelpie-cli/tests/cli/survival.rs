@@ -577,10 +577,13 @@ fn processes_no_state_describes_are_listed_and_managed_never_run_twice() {
     all_ended(&k, &pids);
 }
 
-/// How many of process `pid`'s open descriptors are of each kind: `socket`, `pipe`,
-/// `anon_inode:[pidfd]`, or `file`.
+/// How many of process `pid`'s open descriptors are of each kind: `socket`, `pipe` (one end
+/// of a pipe whose other end is elsewhere: an app's output), `own pipe` (both ends held here:
+/// the log thread's scratch pipe, made when it first reads a line), `anon_inode:[pidfd]`, or
+/// `file`.
 fn descriptor_kinds(pid: u32) -> std::collections::BTreeMap<String, usize> {
     let mut kinds = std::collections::BTreeMap::new();
+    let mut pipes: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
     for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
         .into_iter()
         .flatten()
@@ -592,10 +595,18 @@ fn descriptor_kinds(pid: u32) -> std::collections::BTreeMap<String, usize> {
         let target = target.to_string_lossy().into_owned();
         let kind = match target.split_once(':') {
             Some(("anon_inode", what)) => format!("anon_inode:{what}"),
-            Some((kind @ ("socket" | "pipe"), _)) => kind.to_string(),
+            Some(("pipe", inode)) => {
+                *pipes.entry(inode.to_string()).or_default() += 1;
+                continue;
+            }
+            Some(("socket", _)) => "socket".to_string(),
             _ => "file".to_string(),
         };
         *kinds.entry(kind).or_default() += 1;
+    }
+    for ends in pipes.into_values() {
+        let kind = if ends == 1 { "pipe" } else { "own pipe" };
+        *kinds.entry(kind.to_string()).or_default() += ends;
     }
     kinds
 }
