@@ -59,6 +59,7 @@ impl ConnectionLoads {
             loads.remove(&process);
             if loads.is_empty() {
                 apps.remove(app);
+                crate::room::shrink_if_sparse(&mut *apps);
             }
         }
     }

@@ -119,6 +119,7 @@ fn reap_orphans() -> usize {
     ours.retain(|pid, start| {
         kelpie_sys::sample_process(*pid).is_some_and(|s| s.ppid == me && s.start_ticks == *start)
     });
+    crate::room::shrink_if_sparse(ours);
     let mut reaped = 0;
     for (pid, start) in zombies {
         // A record under this pid means a fork of ours has it (whatever the start time: the

@@ -4,23 +4,50 @@
 //! cannot return the pages around it either (docs/architecture.md, "Memory, and costs that grow
 //! with the apps").
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Below this capacity a table is left as it is: its room is small.
 const SMALL: usize = 64;
 
-/// Give back a map's room when it is less than a quarter full, keeping twice what it holds: a
-/// table that shrinks a lot (a bulk delete) then holds little more than its entries need, and
-/// one that goes up and down by a little is not reallocated each time. Call it after removing
-/// entries: the check costs nothing, and the pass it may make (a move of what is left) is
-/// paid for by the three quarters removed since the table was last this size.
-pub(crate) fn shrink_if_sparse<K, V, S>(map: &mut HashMap<K, V, S>)
-where
-    K: Eq + std::hash::Hash,
-    S: std::hash::BuildHasher,
-{
-    if is_sparse(map.len(), map.capacity()) {
-        map.shrink_to(map.len() * 2);
+/// A hash table whose room can be given back: `HashMap` and `HashSet`.
+pub(crate) trait Table {
+    fn entries(&self) -> usize;
+    fn room(&self) -> usize;
+    fn shrink_room_to(&mut self, room: usize);
+}
+
+impl<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher> Table for HashMap<K, V, S> {
+    fn entries(&self) -> usize {
+        self.len()
+    }
+    fn room(&self) -> usize {
+        self.capacity()
+    }
+    fn shrink_room_to(&mut self, room: usize) {
+        self.shrink_to(room);
+    }
+}
+
+impl<K: Eq + std::hash::Hash, S: std::hash::BuildHasher> Table for HashSet<K, S> {
+    fn entries(&self) -> usize {
+        self.len()
+    }
+    fn room(&self) -> usize {
+        self.capacity()
+    }
+    fn shrink_room_to(&mut self, room: usize) {
+        self.shrink_to(room);
+    }
+}
+
+/// Give back a table's room when it is less than a quarter full, keeping twice what it holds:
+/// a table that shrinks a lot (a bulk delete) then holds little more than its entries need,
+/// and one that goes up and down by a little is not reallocated each time. Call it after
+/// removing entries: the check costs nothing, and the pass it may make (a move of what is
+/// left) is paid for by the three quarters removed since the table was last this size.
+pub(crate) fn shrink_if_sparse(table: &mut impl Table) {
+    if is_sparse(table.entries(), table.room()) {
+        table.shrink_room_to(table.entries() * 2);
     }
 }
 
@@ -44,5 +71,9 @@ mod tests {
         map.clear();
         shrink_if_sparse(&mut map);
         assert_eq!(map.capacity(), 0, "emptied: all given back");
+        let mut set: HashSet<u32> = (0..1000).collect();
+        set.retain(|k| *k < 10);
+        shrink_if_sparse(&mut set);
+        assert!(set.capacity() < 64, "a set too");
     }
 }

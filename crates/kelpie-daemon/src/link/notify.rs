@@ -217,6 +217,7 @@ impl Drop for Registration {
             return;
         }
         hub.routes.remove(&self.pid);
+        crate::room::shrink_if_sparse(&mut hub.routes);
         let before = hub.sockets.len();
         hub.sockets
             .retain(|listened| listened.owner != Some(self.pid));

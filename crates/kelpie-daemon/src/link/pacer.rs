@@ -52,6 +52,7 @@ impl Drop for PacedChannel<'_> {
             let _ = pacer.set.remove(self.fd);
             if let Ok(mut state) = pacer.state.lock() {
                 state.links.remove(&self.token);
+                crate::room::shrink_if_sparse(&mut state.links);
             }
         }
     }

@@ -71,8 +71,11 @@ impl Activity {
         let live: IdSet<u32> = targets.iter().map(|t| t.pm_id).collect();
         self.read_at.retain(|pm_id, _| live.contains(pm_id));
         self.ran.retain(|pm_id| live.contains(pm_id));
+        crate::room::shrink_if_sparse(&mut self.read_at);
+        crate::room::shrink_if_sparse(&mut self.ran);
         if let Ok(mut shared) = shared.lock() {
             shared.retain(|pm_id, _| live.contains(pm_id));
+            crate::room::shrink_if_sparse(&mut *shared);
         }
     }
 }

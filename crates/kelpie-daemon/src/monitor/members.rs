@@ -44,6 +44,8 @@ impl Members {
             .collect();
         self.pids.retain(|pm_id, _| wanted.contains(pm_id));
         self.found.retain(|pm_id, _| wanted.contains(pm_id));
+        crate::room::shrink_if_sparse(&mut self.pids);
+        crate::room::shrink_if_sparse(&mut self.found);
         let mut entries = Vec::new();
         let max_open = crate::descriptors::cache_size_now();
         for target in targets.iter().filter(|t| wanted.contains(&t.pm_id)) {
@@ -97,6 +99,7 @@ impl Members {
         }
         // Files of processes no tree had this time are closed.
         self.stats.retain(|_, (_, read_at)| *read_at == reading);
+        crate::room::shrink_if_sparse(&mut self.stats);
         (entries, &self.pids)
     }
 }

@@ -127,6 +127,7 @@ impl Quiet {
             known.usage = Some(now);
         }
         self.apps.retain(|_, known| known.read_at == reading);
+        crate::room::shrink_if_sparse(&mut self.apps);
         self.nothing_ran = all_covered && !refresh;
         idle
     }

@@ -153,7 +153,7 @@ impl Sampling {
             self.counters = CgroupCounters::default();
             self.quiet = Quiet::default();
             self.activity.keep_only(current, counters_read);
-            self.sent.clear();
+            self.sent = IdMap::default();
             self.quiet_before = false;
             return None;
         }
@@ -207,6 +207,7 @@ impl Sampling {
         if self.changed_at == self.ticks {
             let live: IdSet<u32> = current.iter().map(|t| t.pm_id).collect();
             self.sent.retain(|pm_id, _| live.contains(pm_id));
+            crate::room::shrink_if_sparse(&mut self.sent);
             self.activity.keep_only(current, counters_read);
         }
         Some(batch)

@@ -144,16 +144,15 @@ impl TreeSampler {
         readings
     }
 
-    /// Nothing to sample: forget the previous scan.
     /// Nothing ran since the last reading: the next one's CPU counts from `now`.
     pub(super) fn nothing_ran_until(&mut self, now: Instant) {
         self.last_scan = Some(now);
     }
 
+    /// Nothing to sample: forget the previous scan, and the tables' room (sized for the
+    /// instances there were: thousands after a bulk delete).
     pub(super) fn forget(&mut self) {
-        self.ticks.clear();
-        self.cgroup_usec.clear();
-        self.last_scan = None;
+        *self = TreeSampler::default();
     }
 }
 
