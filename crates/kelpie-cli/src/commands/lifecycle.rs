@@ -9,6 +9,14 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 pub(super) fn daemon(home: Home, options: kelpie_daemon::DaemonOptions) -> Result<ExitCode> {
+    // A long-lived process: glibc's per-thread caches of freed blocks would keep megabytes
+    // resident after a burst (see the function). Not in an update's new program, which takes
+    // over its descriptors first: it is given the old daemon's environment, the tunable in it.
+    if options.handoff.is_none() {
+        if let Err(e) = kelpie_sys::run_again_without_thread_caches() {
+            eprintln!("kelpie: memory: cannot run again without glibc's thread caches: {e}");
+        }
+    }
     kelpie_daemon::run_with(home, options)?;
     Ok(ExitCode::SUCCESS)
 }
