@@ -13,9 +13,11 @@ pub fn use_single_malloc_arena() {
 }
 
 /// The glibc tunable that sizes its per-thread caches of freed blocks (the "tcache").
+#[cfg(target_env = "gnu")]
 const THREAD_CACHE_SIZE: &str = "glibc.malloc.tcache_count";
 /// That tunable, turning them off.
-pub const NO_THREAD_CACHES: &str = "glibc.malloc.tcache_count=0";
+#[cfg(target_env = "gnu")]
+const NO_THREAD_CACHES: &str = "glibc.malloc.tcache_count=0";
 
 /// Run this program again, in this process (same pid, arguments and descriptors), with glibc's
 /// per-thread caches of freed blocks turned off ([`NO_THREAD_CACHES`] added to
