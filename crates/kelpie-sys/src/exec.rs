@@ -6,7 +6,8 @@
 //! given number nor edit the environment in the child, and `setenv` is not async-signal-safe
 //! (the daemon is multithreaded). So everything the child needs is built before the fork
 //! (program path, argv and envp as C strings, with a zeroed slot for the pid's digits), and a
-//! `pre_exec` hook in the child only moves descriptors, writes the digits and calls `execve`:
+//! `pre_exec` hook in the child only moves descriptors (and marks the others close-on-exec),
+//! writes the digits and calls `execve`:
 //! all async-signal-safe, no allocation. std has already set up stdio, the working directory
 //! and the process group by then.
 
@@ -157,6 +158,20 @@ impl Prepared {
                 return io::Error::last_os_error();
             }
         }
+        // Nothing else of the parent's table crosses the exec: a spawn from a thread of the
+        // daemon's table (see `spawner`) would otherwise hand the app every descriptor the
+        // daemon holds without close-on-exec. Refused before Linux 5.11: then only the
+        // close-on-exec ones are closed.
+        // SAFETY: close_range(2) on this child's own copy of the table (no CLONE_FILES), over
+        // the numbers above the placed descriptors; async-signal-safe.
+        unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                above,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+        }
         if let Some(index) = self.listen_pid_entry {
             // rustix's getpid is the bare system call: async-signal-safe, no libc cache.
             let pid = rustix::process::getpid().as_raw_nonzero().get();
@@ -219,7 +234,8 @@ pub fn exec_with_fds(
     }
     let mut prepared = Prepared::new(program, argv, env, listen_pid, fds)?;
     // SAFETY: the hook runs in the child between fork and exec; it only calls
-    // async-signal-safe functions (fcntl, dup2, getpid, execve) and does not allocate.
+    // async-signal-safe functions (fcntl, dup2, close_range, getpid, execve) and does not
+    // allocate.
     unsafe {
         command.pre_exec(move || Err(prepared.exec_in_child()));
     }

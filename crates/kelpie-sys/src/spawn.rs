@@ -165,6 +165,18 @@ impl Spawn {
         })
     }
 
+    /// The highest number among its descriptors (see [`crate::spawner`]).
+    pub(crate) fn highest_fd(&self) -> RawFd {
+        [&self.stdin, &self.stdout, &self.stderr]
+            .into_iter()
+            .chain(&self.cgroup)
+            .chain(&self.join)
+            .map(AsRawFd::as_raw_fd)
+            .chain(self.exec.sources())
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The spawn as its descriptors and the rest, to move it to another descriptor table.
     pub(crate) fn into_parts(self) -> (Descriptors, Parts) {
         let Spawn {
@@ -598,6 +610,32 @@ mod tests {
             "{text}"
         );
         cgroup.remove_once_empty().expect("rmdir the empty cgroup");
+    }
+
+    #[test]
+    fn no_descriptor_of_the_parent_reaches_the_child_from_either_thread() {
+        let (read, write) = std::io::pipe().expect("pipe");
+        // SAFETY: dup(2) of a descriptor this test owns; the copy (without close-on-exec, as
+        // one a daemon inherited would be) is owned by `leaky` from here.
+        let leaky = unsafe { OwnedFd::from_raw_fd(libc::dup(read.as_raw_fd())) };
+        assert!(leaky.as_raw_fd() >= 0, "dup");
+        let n = leaky.as_raw_fd();
+        let script = format!("test -e /proc/$$/fd/{n} && echo leaked || echo clean");
+        let run = |spawn: fn(Spawn) -> io::Result<Spawned>| {
+            let (spawn_it, mut reader) = shell_for_test(&script);
+            let spawned = spawn(spawn_it).expect("spawn");
+            let mut text = String::new();
+            reader.read_to_string(&mut text).expect("read");
+            assert_eq!(wait(&spawned), 0);
+            text.trim().to_string()
+        };
+        assert_eq!(run(Spawn::spawn_here), "clean", "spawned from this thread");
+        assert_eq!(
+            run(crate::spawner::from_the_spawner),
+            "clean",
+            "spawned from the spawner thread"
+        );
+        drop((leaky, write));
     }
 
     #[test]

@@ -16,6 +16,12 @@
 //!
 //! The thread never touches a descriptor of the shared table (no logging, no global file):
 //! the same number means another file there.
+//!
+//! While the daemon's table is small, a spawn is made from the calling thread instead: copying
+//! a few hundred descriptors costs less than the hand-over (the spawner thread woken and the
+//! caller woken back, the descriptors sent and the pidfd received: about 0.1 ms of CPU per
+//! spawn, measured in a crash loop of 30 apps). The child marks every descriptor above its own
+//! close-on-exec (see `exec.rs`), so nothing the daemon holds reaches the app either way.
 
 use crate::spawn::{Spawn, Spawned};
 use std::io;
@@ -39,9 +45,26 @@ struct Spawner {
 
 static SPAWNER: OnceLock<Option<Mutex<Spawner>>> = OnceLock::new();
 
+/// A spawn whose descriptors all have lower numbers is made from the calling thread. The
+/// spawn's descriptors were just made (its pipes, its link's ends): the kernel gave them the
+/// lowest free numbers, so they say about how many the table holds. At 512 a spawn from the
+/// daemon's table costs about as much as the hand-over to the spawner thread (its cost grows
+/// by roughly 60 ns per descriptor: 1 500 apps made a spawn 0.44 ms dearer than 300 did).
+const SPAWN_HERE_BELOW: RawFd = 512;
+
+/// Start `spawn`: from this thread while the caller's table is small (see
+/// [`SPAWN_HERE_BELOW`]), else from the spawner thread (started on first use), or from this
+/// thread if the spawner cannot run.
+pub(crate) fn spawn(spawn: Spawn) -> io::Result<Spawned> {
+    if spawn.highest_fd() < SPAWN_HERE_BELOW {
+        return spawn.spawn_here();
+    }
+    from_the_spawner(spawn)
+}
+
 /// Start `spawn` from the spawner thread (started on first use); directly from this thread if
 /// the spawner cannot run.
-pub(crate) fn spawn(spawn: Spawn) -> io::Result<Spawned> {
+pub(crate) fn from_the_spawner(spawn: Spawn) -> io::Result<Spawned> {
     let Some(spawner) = SPAWNER.get_or_init(start).as_ref() else {
         return spawn.spawn_here();
     };
