@@ -545,6 +545,7 @@ function reportMainRan() {
   const runMain = Module.runMain;
   if (typeof runMain !== 'function') return;
   const say = () => {
+    startMessages.flush();
     try {
       if (process.connected) process.send({ kelpie: 'main-ran' }, () => {});
     } catch (_) {}
@@ -588,11 +589,13 @@ function mainModuleUrl(main) {
 function reportToTheManager() {
   if (typeof process.send !== 'function') return;
   const send = (message) => {
+    startMessages.flush();
     try {
       if (process.connected) process.send(message, () => {});
     } catch (_) {}
   };
-  send({ node_version: process.versions.node });
+  const sendAtStart = (message) => startMessages.hold(message);
+  sendAtStart({ node_version: process.versions.node });
   process.on('uncaughtExceptionMonitor', (err) => {
     if (global[Symbol.for('@pm2/io')]) return;
     send({ type: 'process:exception', data: exceptionData(err) });
@@ -601,10 +604,33 @@ function reportToTheManager() {
   const metrics = process.env.KELPIE_NODE_METRICS !== '0';
   delete process.env.KELPIE_NODE_METRICS;
   if (metrics) {
-    reportAgentOptions(send);
+    reportAgentOptions(sendAtStart);
     reportRuntimeMetrics(send); // node-metrics.js
   }
 }
+
+// What the shim says once at start (the Node version, the agent's options) waits for the main
+// module to have run, and goes with `main-ran`: the daemon reads them all at one wake-up instead
+// of two (about 0.03 ms of its CPU per start, which a crash loop pays at every restart). Any
+// other message sends them first (an exception in the main module), and so does the first turn
+// of the event loop (an ES module main, reported only once its evaluation is over).
+const startMessages = {
+  held: [],
+  hold(message) {
+    if (this.held.length === 0) setImmediate(() => this.flush());
+    this.held.push(message);
+  },
+  flush() {
+    const held = this.held;
+    if (held.length === 0) return;
+    this.held = [];
+    for (const message of held) {
+      try {
+        if (process.connected) process.send(message, () => {});
+      } catch (_) {}
+    }
+  },
+};
 
 function exceptionData(err) {
   if (!(err instanceof Error)) {
