@@ -133,6 +133,16 @@ impl Prepared {
     /// Runs in the forked child: place the descriptors, fill in the pid, exec. Returns only on
     /// failure.
     pub(crate) fn exec_in_child(&mut self) -> io::Error {
+        if let Err(e) = self.place_descriptors() {
+            return e;
+        }
+        self.exec_placed()
+    }
+
+    /// In the child: put each descriptor at its number, and mark every other one above them
+    /// close-on-exec. Before a lower open-files limit is set: the copies made on the way take
+    /// free numbers of the parent's table, which may be above that limit.
+    pub(crate) fn place_descriptors(&mut self) -> Result<(), io::Error> {
         // Copy every source above every target first, so placing one cannot overwrite another
         // source that happens to sit at a target's number. The copies are close-on-exec.
         let above = self
@@ -147,7 +157,7 @@ impl Prepared {
             // the spawn; async-signal-safe.
             let copy = unsafe { libc::fcntl(*source, libc::F_DUPFD_CLOEXEC, above) };
             if copy < 0 {
-                return io::Error::last_os_error();
+                return Err(io::Error::last_os_error());
             }
             *slot = copy;
         }
@@ -155,7 +165,7 @@ impl Prepared {
             // SAFETY: dup2 between two descriptors of this process; the target loses
             // close-on-exec, which is the point. Async-signal-safe.
             if unsafe { libc::dup2(*copy, *target) } < 0 {
-                return io::Error::last_os_error();
+                return Err(io::Error::last_os_error());
             }
         }
         // Nothing else of the parent's table crosses the exec: a spawn from a thread of the
@@ -172,6 +182,12 @@ impl Prepared {
                 libc::CLOSE_RANGE_CLOEXEC,
             );
         }
+        Ok(())
+    }
+
+    /// In the child, once the descriptors are placed: fill in the pid, exec. Returns only on
+    /// failure.
+    pub(crate) fn exec_placed(&mut self) -> io::Error {
         if let Some(index) = self.listen_pid_entry {
             // rustix's getpid is the bare system call: async-signal-safe, no libc cache.
             let pid = rustix::process::getpid().as_raw_nonzero().get();

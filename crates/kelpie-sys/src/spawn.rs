@@ -411,11 +411,15 @@ impl Spawn {
                     }
                 }
             }
+            // Placed before the limit is lowered (see `place_descriptors`).
+            if let Err(e) = self.exec.place_descriptors() {
+                return e;
+            }
             if let Some(limit) = &self.nofile {
                 libc::setrlimit(libc::RLIMIT_NOFILE, limit);
             }
         }
-        self.exec.exec_in_child()
+        self.exec.exec_placed()
     }
 }
 
@@ -636,6 +640,52 @@ mod tests {
             "spawned from the spawner thread"
         );
         drop((leaky, write));
+    }
+
+    #[test]
+    fn a_lower_open_files_limit_for_the_child_does_not_fail_a_spawn_from_a_full_table() {
+        // Fill this table's low numbers, as a daemon running a few dozen apps does: the copies
+        // the child makes while placing its descriptors land above them.
+        let null = std::fs::File::open("/dev/null").expect("/dev/null");
+        let filler: Vec<OwnedFd> = (0..200)
+            .map(|_| OwnedFd::from(null.try_clone().expect("dup")))
+            .collect();
+        let (mut reader, writer) = std::io::pipe().expect("pipe");
+        let (extra_read, extra_write) = std::io::pipe().expect("pipe");
+        let mut spawn = Spawn::new(
+            &sh(),
+            &[
+                "sh".into(),
+                "-c".into(),
+                "ulimit -n; echo to-fd5 >&5".into(),
+            ],
+            &[("PATH".into(), std::env::var("PATH").unwrap_or_default())],
+            Path::new("/"),
+            (Some(OwnedFd::from(writer)), None),
+            vec![(extra_write.as_raw_fd(), 5)],
+            false,
+        )
+        .expect("prepare");
+        assert!(
+            spawn.highest_fd() > 64,
+            "the spawn's descriptors sit above the limit"
+        );
+        let max = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
+        spawn.nofile = Some(libc::rlimit {
+            rlim_cur: 64,
+            rlim_max: max.unwrap_or(libc::RLIM_INFINITY),
+        });
+        let spawned = spawn.spawn_here().expect("spawn");
+        drop(extra_write);
+        let mut text = String::new();
+        reader.read_to_string(&mut text).expect("read");
+        assert_eq!(wait(&spawned), 0);
+        assert_eq!(text.trim(), "64");
+        let mut extra = String::new();
+        let mut extra_read = extra_read;
+        extra_read.read_to_string(&mut extra).expect("read fd 5");
+        assert_eq!(extra.trim(), "to-fd5");
+        drop(filler);
     }
 
     #[test]

@@ -54,7 +54,8 @@ const CHILD_STACK: usize = 64 * 1024;
 
 #[cfg(target_arch = "x86_64")]
 thread_local! {
-    /// The child's stack, kept by each thread that spawns (the spawner thread does them all):
+    /// The child's stack, kept by each thread that spawns (the spawner thread, or a pool
+    /// thread while the daemon's table is small; a pool thread's goes when it ends idle):
     /// allocating and zeroing 64 KiB for every spawn made glibc consolidate its free lists
     /// each time. Never initialised here: only the pages a child writes (the top few KiB) are
     /// ever resident. One spawn at a time per thread: CLONE_VFORK holds the thread until the
