@@ -544,12 +544,7 @@ function reportMainRan() {
   const Module = require('module');
   const runMain = Module.runMain;
   if (typeof runMain !== 'function') return;
-  const say = () => {
-    startMessages.flush();
-    try {
-      if (process.connected) process.send({ kelpie: 'main-ran' }, () => {});
-    } catch (_) {}
-  };
+  const say = () => tellTheDaemon({ kelpie: 'main-ran' });
   let wrapped = true;
   Module.runMain = function kelpieRunMain(...args) {
     Module.runMain = runMain;
@@ -588,12 +583,7 @@ function mainModuleUrl(main) {
 // node-metrics.js, which launch.rs puts before this file).
 function reportToTheManager() {
   if (typeof process.send !== 'function') return;
-  const send = (message) => {
-    startMessages.flush();
-    try {
-      if (process.connected) process.send(message, () => {});
-    } catch (_) {}
-  };
+  const send = tellTheDaemon;
   const sendAtStart = (message) => startMessages.hold(message);
   sendAtStart({ node_version: process.versions.node });
   process.on('uncaughtExceptionMonitor', (err) => {
@@ -624,13 +614,22 @@ const startMessages = {
     const held = this.held;
     if (held.length === 0) return;
     this.held = [];
-    for (const message of held) {
-      try {
-        if (process.connected) process.send(message, () => {});
-      } catch (_) {}
-    }
+    for (const message of held) sendNow(message);
   },
 };
+
+// A message to the daemon over the IPC channel, after what the shim holds from its start.
+function tellTheDaemon(message) {
+  startMessages.flush();
+  sendNow(message);
+}
+
+// Never throws: with no channel any more, there is nobody to tell.
+function sendNow(message) {
+  try {
+    if (process.connected) process.send(message, () => {});
+  } catch (_) {}
+}
 
 function exceptionData(err) {
   if (!(err instanceof Error)) {

@@ -180,3 +180,45 @@ fn start_of_a_node_app_that_throws_at_once_answers_without_waiting_out_its_crash
             .is_ok_and(|log| log.contains("throw-string.js"))
     });
 }
+
+/// The shim holds what it says at start (`node_version`, the agent's options) until the main
+/// module has run, to send it with `main-ran` in one write: it still comes for an ES module
+/// main (sent at the event loop's first turn) and for a main that throws before it returns
+/// (sent ahead of the exception).
+#[test]
+fn the_shims_start_up_report_comes_whatever_the_main_module_does() {
+    if !has_node() {
+        return kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
+    }
+    let k = kelpie();
+    k.write(
+        "esm.mjs",
+        "await new Promise((done) => setTimeout(done, 300));\nsetInterval(() => {}, 1000);\n",
+    );
+    k.write("throws.js", "throw new Error('at once');\n");
+    let file = k.write(
+        "ecosystem.json",
+        r#"{"apps": [
+            {"name": "esm", "script": "./esm.mjs"},
+            {"name": "throws", "script": "./throws.js", "restart_delay": 1000}
+        ]}"#,
+    );
+    // The throwing app never comes online: whatever `start` says of it, both are started.
+    k.run(&["start", &file]);
+    for name in ["esm", "throws"] {
+        k.wait_for(
+            &format!("{name}'s Node version and agent options"),
+            Duration::from_secs(30),
+            || {
+                let env = &k.app(name)["pm2_env"];
+                env["node_version"].is_string() && env["axm_options"]["module_name"] == name
+            },
+        );
+    }
+    assert!(
+        k.app("throws")["pm2_env"]["restart_time"].as_u64() >= Some(1)
+            || k.status("throws") != "online",
+        "the throwing app really failed: {}",
+        k.app("throws")
+    );
+}
