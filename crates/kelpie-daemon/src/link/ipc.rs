@@ -174,6 +174,18 @@ fn read_available(mut stream: &std::os::unix::net::UnixStream, channel: &mut Cha
     }
 }
 
+/// The messages of the shim's batch (`{"kelpie": "batch", "messages": [...]}`), taken out of
+/// it; `None` for any other message.
+fn shim_batch(message: &mut serde_json::Value) -> Option<Vec<serde_json::Value>> {
+    if message.get("kelpie").and_then(serde_json::Value::as_str) != Some("batch") {
+        return None;
+    }
+    match message.get_mut("messages").map(serde_json::Value::take) {
+        Some(serde_json::Value::Array(messages)) => Some(messages),
+        _ => Some(Vec::new()),
+    }
+}
+
 /// What the lines taken were.
 enum Taken {
     /// The last one: its SDK's metrics.
@@ -256,12 +268,40 @@ impl Channel {
         }
     }
 
-    /// Act on one line the process sent.
+    /// Act on one line the process sent: one message, or the shim's batch of them (what it
+    /// says at start, in one write).
     async fn take(&mut self, stream: &UnixStream, line: &[u8]) -> Taken {
         // Not JSON: nothing Kelpie reads.
-        let Ok(message) = serde_json::from_slice::<serde_json::Value>(line) else {
+        let Ok(mut message) = serde_json::from_slice::<serde_json::Value>(line) else {
             return Taken::Other;
         };
+        let Some(batch) = shim_batch(&mut message) else {
+            return self.take_message(stream, message, line.len()).await;
+        };
+        let mut last = Taken::Other;
+        for message in batch {
+            // Each message's own size, for the bound on what is kept, only when the batch's
+            // could exceed it.
+            let size = if line.len() > kelpie_core::sdk::SDK_MESSAGE_MAX {
+                serde_json::to_vec(&message).map_or(usize::MAX, |bytes| bytes.len())
+            } else {
+                line.len()
+            };
+            last = self.take_message(stream, message, size).await;
+            if let Taken::Closed = last {
+                break;
+            }
+        }
+        last
+    }
+
+    /// Act on one message the process sent (`size` bytes of JSON).
+    async fn take_message(
+        &mut self,
+        stream: &UnixStream,
+        message: serde_json::Value,
+        size: usize,
+    ) -> Taken {
         if let Some(process) = &self.process {
             if let Some(request) = socket_request(&message) {
                 // Answered in order with the other messages written to the channel.
@@ -285,7 +325,7 @@ impl Channel {
                 return Taken::Other;
             }
         }
-        let signal = match ipc_signal(message, line.len()) {
+        let signal = match ipc_signal(message, size) {
             Some(Routed::Sdk(said)) => {
                 let metrics = matches!(said, kelpie_core::SdkMessage::Monitor(_));
                 if let Ok(mut state) = self.sdk.lock() {
@@ -331,5 +371,32 @@ impl Channel {
                 Err(_) => self.writing = false,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shim_batch;
+    use serde_json::json;
+
+    #[test]
+    fn the_shims_batch_gives_its_messages_and_nothing_else_is_one() {
+        let mut batch = json!({"kelpie": "batch", "messages": [
+            {"node_version": "20.20.2"}, {"kelpie": "main-ran"}
+        ]});
+        assert_eq!(
+            shim_batch(&mut batch),
+            Some(vec![
+                json!({"node_version": "20.20.2"}),
+                json!({"kelpie": "main-ran"})
+            ])
+        );
+        assert_eq!(
+            shim_batch(&mut json!({"kelpie": "batch"})),
+            Some(Vec::new())
+        );
+        assert_eq!(shim_batch(&mut json!({"kelpie": "main-ran"})), None);
+        assert_eq!(shim_batch(&mut json!({"messages": []})), None);
+        assert_eq!(shim_batch(&mut json!("ready")), None);
     }
 }
