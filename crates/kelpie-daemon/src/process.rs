@@ -211,7 +211,7 @@ mod tests {
         kelpie_sys::Spawn::new(
             &sh,
             &["sh".into(), "-c".into(), script.into()],
-            &[("PATH".into(), path)],
+            &[("PATH", path)],
             Path::new("/"),
             (None, None),
             Vec::new(),

@@ -7,6 +7,8 @@ use crate::spawn_error::SpawnError;
 use kelpie_core::files::is_discard;
 use kelpie_core::{sanitize_log_name, AppSpec, ExecMode};
 use kelpie_proto::Home;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
@@ -157,50 +159,60 @@ pub(crate) fn command(
         let shim = node_shim_path(who.home).display().to_string();
         argv.splice(1..1, ["--require".to_string(), shim]);
     }
-    // Later sources win: config over inherited, Kelpie's variables over both.
-    let mut env = spec.merged_env();
-    env.extend(kelpie_variables(spec, who));
-    env.extend(extras.env);
+    // Later sources win: config over inherited, Kelpie's variables over both. Borrowed where
+    // it can be (the spec's environment is copied into the child's once, below).
+    let kelpie_vars = kelpie_variables(spec, who);
+    let mut env: BTreeMap<&str, Cow<'_, str>> = spec
+        .merged_env_borrowed()
+        .into_iter()
+        .map(|(name, value)| (name, Cow::Borrowed(value)))
+        .collect();
+    env.extend(
+        kelpie_vars
+            .iter()
+            .chain(&extras.env)
+            .map(|(name, value)| (name.as_str(), Cow::Borrowed(value.as_str()))),
+    );
     let mut fds = extras.fds;
     if let Some(socket) = extras.socket {
         fds.push((socket.fd().as_raw_fd(), LISTEN_FD));
-        env.insert("LISTEN_FDS".into(), "1".into());
-        env.insert("LISTEN_FDNAMES".into(), sanitize_log_name(&spec.name));
-        env.insert("KELPIE_LISTEN".into(), socket.address().to_string());
+        env.insert("LISTEN_FDS", "1".into());
+        env.insert("LISTEN_FDNAMES", sanitize_log_name(&spec.name).into());
+        env.insert("KELPIE_LISTEN", socket.address().to_string().into());
         if let Some(port) = socket.address().port() {
-            env.insert("KELPIE_LISTEN_PORT".into(), port.to_string());
+            env.insert("KELPIE_LISTEN_PORT", port.to_string().into());
         }
     }
     if node {
-        env.insert("KELPIE_KILL_SIGNAL".into(), spec.kill_signal.clone());
+        env.insert("KELPIE_KILL_SIGNAL", spec.kill_signal.as_str().into());
         if !spec.pmx {
             // `pmx: false`: no runtime metrics from the shim.
-            env.insert("KELPIE_NODE_METRICS".into(), "0".into());
+            env.insert("KELPIE_NODE_METRICS", "0".into());
         }
     } else if extras.socket.is_some() {
         // Node below the app's own program (`npm start`, `bash -c 'node app.js'`) binding the
         // port would find it taken by Kelpie's socket: every Node process of the tree gets the
         // shim, and the first to listen on the port takes the socket at fd 3.
         let shim = node_shim_path(who.home).display().to_string();
-        let options = env.get("NODE_OPTIONS").map(String::as_str).unwrap_or("");
-        env.insert(
-            "NODE_OPTIONS".into(),
-            node_options_requiring(options, &shim),
-        );
-        env.insert("KELPIE_LISTEN_INHERITED".into(), "1".into());
-        env.insert("KELPIE_KILL_SIGNAL".into(), spec.kill_signal.clone());
+        let options = env
+            .get("NODE_OPTIONS")
+            .map_or("", |options| options.as_ref());
+        let options = node_options_requiring(options, &shim);
+        env.insert("NODE_OPTIONS", options.into());
+        env.insert("KELPIE_LISTEN_INHERITED", "1".into());
+        env.insert("KELPIE_KILL_SIGNAL", spec.kill_signal.as_str().into());
     }
     if shares_ports {
         // The shim asks the daemon for the socket of each port the app listens on.
-        env.insert("KELPIE_SHARE_PORTS".into(), "1".into());
+        env.insert("KELPIE_SHARE_PORTS", "1".into());
     }
-    let path_var = env.get("PATH").map(String::as_str);
+    let path_var = env.get("PATH").map(|path| path.as_ref());
     let program = kelpie_sys::resolve_program(&argv[0], path_var).ok_or_else(|| {
         SpawnError::ProgramNotFound {
             program: program_name.clone(),
         }
     })?;
-    let env: Vec<(String, String)> = env.into_iter().collect();
+    let env: Vec<(&str, Cow<'_, str>)> = env.into_iter().collect();
     let output = output.map(|pipes| (OwnedFd::from(pipes.out), OwnedFd::from(pipes.err)));
     let (out, err) = output.map_or((None, None), |(out, err)| (Some(out), Some(err)));
     let mut spawn = kelpie_sys::Spawn::new(

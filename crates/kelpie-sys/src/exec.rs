@@ -58,10 +58,10 @@ fn c_string(bytes: &[u8], what: &str) -> io::Result<CString> {
 }
 
 impl Prepared {
-    pub(crate) fn new(
+    pub(crate) fn new<K: AsRef<str>, V: AsRef<str>>(
         program: &Path,
         argv: &[String],
-        env: &[(String, String)],
+        env: &[(K, V)],
         listen_pid: bool,
         fds: Vec<(RawFd, RawFd)>,
     ) -> io::Result<Prepared> {
@@ -72,6 +72,7 @@ impl Prepared {
             .collect::<io::Result<Vec<_>>>()?;
         let mut entries = Vec::with_capacity(env.len() + 1);
         for (key, value) in env {
+            let (key, value) = (key.as_ref(), value.as_ref());
             if key == "LISTEN_PID" {
                 continue;
             }

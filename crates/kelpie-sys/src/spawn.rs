@@ -112,10 +112,10 @@ impl Spawn {
     /// `env` in `cwd`, its stdin on /dev/null and its stdout/stderr on `stdout`/`stderr`
     /// (`None`: /dev/null), in a process group of its own. Each `(fd, target)` of `fds` is
     /// placed at `target` (3 or more); with `listen_pid`, `LISTEN_PID=<its pid>` is added.
-    pub fn new(
+    pub fn new<K: AsRef<str>, V: AsRef<str>>(
         program: &Path,
         argv: &[String],
-        env: &[(String, String)],
+        env: &[(K, V)],
         cwd: &Path,
         (stdout, stderr): (Option<OwnedFd>, Option<OwnedFd>),
         fds: Vec<(RawFd, RawFd)>,
@@ -462,7 +462,7 @@ pub(crate) fn shell_for_test(script: &str) -> (Spawn, std::io::PipeReader) {
     let spawn = Spawn::new(
         &sh,
         &["sh".into(), "-c".into(), script.into()],
-        &[("PATH".into(), std::env::var("PATH").unwrap_or_default())],
+        &[("PATH", std::env::var("PATH").unwrap_or_default())],
         Path::new("/"),
         (Some(OwnedFd::from(writer)), None),
         Vec::new(),
@@ -497,8 +497,8 @@ mod tests {
             &sh(),
             &["sh".into(), "-c".into(), script.into()],
             &[
-                ("A".into(), "b".into()),
-                ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+                ("A", "b".to_string()),
+                ("PATH", std::env::var("PATH").unwrap_or_default()),
             ],
             Path::new("/tmp"),
             (Some(OwnedFd::from(writer)), None),
@@ -533,7 +533,7 @@ mod tests {
         let missing = Spawn::new(
             Path::new("/nonexistent/prog"),
             &["prog".into()],
-            &[],
+            &[] as &[(&str, &str)],
             Path::new("/"),
             (None, None),
             Vec::new(),
@@ -546,7 +546,7 @@ mod tests {
         let bad_dir = Spawn::new(
             &sh(),
             &["sh".into(), "-c".into(), "true".into()],
-            &[],
+            &[] as &[(&str, &str)],
             Path::new("/nonexistent/dir"),
             (None, None),
             Vec::new(),
@@ -659,7 +659,7 @@ mod tests {
                 "-c".into(),
                 "ulimit -n; echo to-fd5 >&5".into(),
             ],
-            &[("PATH".into(), std::env::var("PATH").unwrap_or_default())],
+            &[("PATH", std::env::var("PATH").unwrap_or_default())],
             Path::new("/"),
             (Some(OwnedFd::from(writer)), None),
             vec![(extra_write.as_raw_fd(), 5)],

@@ -119,13 +119,22 @@ impl AppSpec {
     /// The environment an instance gets, before Kelpie's own variables are added: the inherited
     /// environment (less what `filter_env` leaves out), overridden by the config's.
     pub fn merged_env(&self) -> BTreeMap<String, String> {
-        let mut env: BTreeMap<String, String> = self
+        self.merged_env_borrowed()
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    /// [`AppSpec::merged_env`], borrowed from the spec: what a spawn reads, at every restart,
+    /// without copying the environment's strings.
+    pub fn merged_env_borrowed(&self) -> BTreeMap<&str, &str> {
+        let mut env: BTreeMap<&str, &str> = self
             .inherited_env
             .iter()
             .filter(|(name, _)| self.filter_env.keeps(name))
-            .map(|(name, value)| (name.clone(), value.clone()))
+            .map(|(name, value)| (name.as_str(), value.as_str()))
             .collect();
-        env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.extend(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         env
     }
 }
