@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -39,17 +40,26 @@ KIND_LABELS = {
 
 def soak_manager(m: Manager, seconds: dict[str, float], until: int | None = None) -> dict:
     """Each kind's soak in one daemon, one after the other, for its seconds (or until `until`
-    restarts, within them); an error is recorded and the next kind goes on."""
+    restarts, within them). A kind that fails is tried once more in a new daemon (PM2 7's
+    `start` after a `delete all` of crash-looping apps sometimes answers "Process with pid N
+    already exists" and throws); a second failure is recorded and the next kind goes on."""
     out: dict = {}
     m.start_daemon("soak")
     for kind, s in seconds.items():
         goal = f"until {until} restarts, at most " if until else ""
-        log(f"{m.label}: soak: {SOAK_APPS} apps ({kind}) {goal}{s:g} s")
-        try:
-            out[kind] = soak(m, s, kind=kind, until=until)
-        except Exception as e:  # noqa: BLE001 - recorded in the report
-            out[kind] = {"error": f"{type(e).__name__}: {e}"}
-            log(f"{m.label}: soak ({kind}) failed: {e}")
+        for attempt in (1, 2):
+            log(f"{m.label}: soak: {SOAK_APPS} apps ({kind}) {goal}{s:g} s")
+            try:
+                out[kind] = soak(m, s, kind=kind, until=until)
+                if attempt == 2:
+                    out[kind]["in_a_new_daemon"] = True
+                break
+            except Exception as e:  # noqa: BLE001 - recorded in the report
+                out[kind] = {"error": f"{type(e).__name__}: {e}"}
+                log(f"{m.label}: soak ({kind}) failed: {e}")
+                if attempt == 1:
+                    m.run(*m.kill_command(), timeout=60, check=False)
+                    m.start_daemon("soak, once more")
     return out
 
 
@@ -80,6 +90,13 @@ def most(d: dict) -> str:
     return "-" if v is None else f"{v:.1f} MB ({'ok' if v <= SOAK_MOST_MB else 'over'})"
 
 
+def one_line(error: str) -> str:
+    """An error as one cell of a table row: its first line, without terminal colours or
+    pipes (a PM2 error carries both, and a stack trace)."""
+    first = re.sub(r"\x1b\[[0-9;]*m", "", error).splitlines()[0] if error else ""
+    return first.replace("|", "/")
+
+
 def build_soak_table(kelpie: dict, pm2: dict | None) -> str:
     marks = " / ".join(f"{n:,}".replace(",", " ") for n in SOAK_MILESTONES)
     rows = [f"| Manager | Apps | Restarts (s) | CPU per restart | RssAnon from the "
@@ -90,10 +107,12 @@ def build_soak_table(kelpie: dict, pm2: dict | None) -> str:
     for label, runs in (("Kelpie", kelpie), ("PM2 7", pm2 or {})):
         for kind, d in runs.items():
             if "error" in d:
-                rows.append(f"| {label} | {KIND_LABELS[kind]} | {d['error']} | | | | | |")
+                rows.append(f"| {label} | {KIND_LABELS[kind]} | {one_line(d['error'])} "
+                            "| | | | | |")
                 continue
+            again = " (tried again in a new daemon)" if d.get("in_a_new_daemon") else ""
             rows.append(
-                f"| {label} | {KIND_LABELS[kind]} | {cell(d, 'restarts', 'd')} "
+                f"| {label} | {KIND_LABELS[kind]}{again} | {cell(d, 'restarts', 'd')} "
                 f"({cell(d, 'seconds', '.0f')} s) | {cell(d, 'cpu_ms_per_restart', '.2f')} ms "
                 f"| {cell(d, 'anon_mb_at_warm', '.2f')} → {cell(d, 'anon_mb_at_end', '.2f')} MB "
                 f"({cell(d, 'anon_kb_per_restart', '.3f')} KB) | {anon_path(d)} | {most(d)} "
