@@ -123,7 +123,17 @@ impl Run {
             return Stage::Go(());
         }
         let held = locks.iter().any(|o| o.report("held").is_some());
-        let ends = self.give_up(&locked, &[], |index, connection| {
+        // Ctrl-C can end a host's `ssh` after the lock was taken there and before it said so:
+        // that lock is ours, unreported. Released too (the release only removes a lock that
+        // holds this deploy's token, so a lock another deploy took is left alone).
+        let release: Vec<bool> = locks
+            .iter()
+            .zip(&locked)
+            .map(|(outcome, &locked)| {
+                locked || (self.interrupted() && outcome.report("held").is_none())
+            })
+            .collect();
+        let ends = self.give_up(&release, &[], |index, connection| {
             let outcome = &locks[index];
             if let Some(owner) = outcome.report("held") {
                 let owner = if owner.trim().is_empty() {
