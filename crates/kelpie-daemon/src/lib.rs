@@ -159,6 +159,14 @@ fn run_supervisor(
         clock::continue_from(handoff.mono_ms);
     }
     kelpie_sys::use_single_malloc_arena();
+    // Before the runtime and the daemon's threads exist: they all inherit it.
+    match kelpie_sys::keep_threads_on_one_cpu() {
+        Ok(Some(cpu)) => {
+            crate::daemon_log!("threads kept on CPU {cpu} (apps run on all it was given)")
+        }
+        Ok(None) => {}
+        Err(e) => crate::daemon_log!("cannot keep the threads on one CPU: {e}"),
+    }
     match kelpie_sys::raise_fd_limit() {
         Ok((before, after)) if after > before => {
             crate::daemon_log!(

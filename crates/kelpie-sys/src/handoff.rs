@@ -172,9 +172,15 @@ pub fn exec_in_place(
         Ok(built) => built,
         Err(e) => return e,
     };
+    // The new program starts on the CPUs this daemon was given, and keeps its own threads on
+    // one of them as this one did (see `affinity.rs`).
+    let given_back = crate::affinity::give_back_cpus_here();
     // nix's execve is execve(2) itself (it builds the null-terminated pointer arrays), unlike
     // std's exec: nothing is reset. It returns only on failure.
     let Err(errno) = nix::unistd::execve(&path, &argv, &envp);
+    if let Ok(Some(pinned)) = given_back {
+        let _ = rustix::thread::sched_setaffinity(None, &pinned);
+    }
     io::Error::from(errno)
 }
 

@@ -363,6 +363,7 @@ impl Spawn {
                     }
                 }
             }
+            crate::affinity::give_back_cpus();
             let mut none: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut none);
             libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());

@@ -4,6 +4,7 @@ use super::kelpie;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
+use std::time::Duration;
 
 #[test]
 fn ping_starts_the_daemon_with_a_private_home_and_socket() {
@@ -296,4 +297,100 @@ fn a_daemon_killed_mid_command_is_reported_with_its_cause_once() {
     // per error of the chain that carries it.
     let cause = message.rsplit(": ").next().unwrap_or_default();
     assert_eq!(message.matches(cause).count(), 1, "{message}");
+}
+
+/// The CPUs listed in `status` (a /proc status file's `Cpus_allowed_list`: "0-3,6").
+fn allowed_cpus(status: &str) -> Vec<u32> {
+    let list = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+        .unwrap_or_else(|| panic!("no Cpus_allowed_list in {status}"));
+    let mut cpus = Vec::new();
+    for range in list.trim().split(',') {
+        let (first, last) = range.split_once('-').unwrap_or((range, range));
+        let (first, last): (u32, u32) = (
+            first.parse().expect("a CPU number"),
+            last.parse().expect("a CPU number"),
+        );
+        cpus.extend(first..=last);
+    }
+    cpus
+}
+
+/// The CPUs of each thread of process `pid`.
+fn threads_cpus(pid: u32) -> Vec<Vec<u32>> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the process's threads")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("status")).ok())
+        .map(|status| allowed_cpus(&status))
+        .collect()
+}
+
+/// Wake-ups between the daemon's threads are cheap on one CPU (see kelpie-sys's `affinity`):
+/// its threads, and its keeper's, share one of the CPUs it was given; its apps and its health
+/// checks' commands get every one of them back, and so does the program that replaces it
+/// (`kelpie update`), which then keeps its own threads on one CPU again.
+#[test]
+fn the_daemon_keeps_to_one_cpu_and_what_it_starts_gets_every_cpu_it_was_given() {
+    let k = kelpie();
+    let given =
+        allowed_cpus(&std::fs::read_to_string("/proc/self/status").expect("our own status"));
+    let app_cpus = k.dir.path().join("app-cpus");
+    let check_cpus = k.dir.path().join("check-cpus");
+    let config = k.write(
+        "cpus.json",
+        &format!(
+            r#"{{"apps": [{{"name": "cpus", "script": "/bin/sh", "interpreter": "none",
+                "args": ["-c", "cat /proc/self/status > {app}; exec sleep 600"],
+                "health_check": {{"exec": "cat /proc/self/status > {check}", "interval": "100ms"}}}}]}}"#,
+            app = app_cpus.display(),
+            check = check_cpus.display(),
+        ),
+    );
+    let started_with_every_cpu = |what: &str| {
+        k.wait_for(what, Duration::from_secs(10), || {
+            [&app_cpus, &check_cpus].iter().all(|file| {
+                std::fs::read_to_string(file)
+                    .is_ok_and(|status| status.contains("Cpus_allowed_list"))
+            })
+        });
+        for file in [&app_cpus, &check_cpus] {
+            let status = std::fs::read_to_string(file).expect("a status");
+            assert_eq!(allowed_cpus(&status), given, "{}", file.display());
+        }
+    };
+    let kept_on_one_cpu = || {
+        let daemon = k.daemon_pid().expect("the daemon's pid");
+        let keeper: u32 = std::fs::read_to_string(k.home().join("keeper.pid"))
+            .expect("the keeper's pid file")
+            .trim()
+            .parse()
+            .expect("a pid");
+        let mut threads = threads_cpus(daemon);
+        threads.extend(threads_cpus(keeper));
+        let first = threads[0].clone();
+        for cpus in &threads {
+            assert_eq!(cpus, &first, "threads on different CPUs: {threads:?}");
+        }
+        if given.len() > 1 {
+            assert_eq!(first.len(), 1, "{threads:?}");
+        }
+        assert!(
+            first.iter().all(|cpu| given.contains(cpu)),
+            "{first:?} of {given:?}"
+        );
+    };
+    k.ok(&["start", &config]);
+    started_with_every_cpu("the app and its health check wrote their CPUs");
+    kept_on_one_cpu();
+    let daemon = k.daemon_pid();
+    k.ok(&["update"]);
+    assert_eq!(k.daemon_pid(), daemon);
+    kept_on_one_cpu();
+    for file in [&app_cpus, &check_cpus] {
+        std::fs::remove_file(file).expect("remove a status");
+    }
+    k.ok(&["restart", "cpus"]);
+    started_with_every_cpu("after the update, the app and its check wrote their CPUs again");
+    k.ok(&["delete", "all"]);
 }

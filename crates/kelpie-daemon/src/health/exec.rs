@@ -66,6 +66,7 @@ pub(super) async fn exec_probe(
     // Its own group, so that a timeout or an abort kills what the command started too.
     std::os::unix::process::CommandExt::process_group(&mut shell, 0);
     kelpie_sys::set_nice_and_identity(&mut shell, None, ctx.identity.clone());
+    kelpie_sys::give_apps_their_cpus(&mut shell);
     // Recorded as ours before anyone can reap it (see `crate::reaper`): tokio waits for it.
     let spawning = crate::reaper::spawning();
     let spawned = Command::from(shell)
