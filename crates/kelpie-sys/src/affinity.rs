@@ -54,6 +54,19 @@ pub(crate) fn give_back_cpus_here() -> io::Result<Option<CpuSet>> {
     Ok(Some(had))
 }
 
+/// Run `work` with this thread on every CPU the daemon was given, then keep it on its one CPU
+/// again: for work that reads how many CPUs there are (`instances: "max"`, Rust's and Node's
+/// `availableParallelism` read the thread's own set) or starts a program that does (the Node
+/// that evaluates an ecosystem file).
+pub fn on_every_cpu<R>(work: impl FnOnce() -> R) -> R {
+    let pinned = give_back_cpus_here().ok().flatten();
+    let result = work();
+    if let Some(pinned) = pinned {
+        let _ = sched_setaffinity(None, &pinned);
+    }
+    result
+}
+
 /// Have `command`'s process given back the CPUs the daemon was given, before it execs (a
 /// health check's command).
 pub fn give_apps_their_cpus(command: &mut std::process::Command) {

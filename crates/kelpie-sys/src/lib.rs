@@ -32,7 +32,7 @@ mod sockets;
 mod spawn;
 mod spawner;
 
-pub use affinity::{give_apps_their_cpus, keep_threads_on_one_cpu};
+pub use affinity::{give_apps_their_cpus, keep_threads_on_one_cpu, on_every_cpu};
 pub use atomic::{
     atomic_write, atomic_write_keeping, atomic_write_mode, replace_unsynced, temp_names_glob,
 };

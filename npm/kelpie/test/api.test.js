@@ -61,6 +61,19 @@ test('start(ecosystemFile, {only}) reads the file in the daemon', async () => {
   assert.equal((await kelpie.describe('eco-a')).length, 0);
 });
 
+test('a file read in the daemon counts the CPUs the caller has, not the daemon\'s one', async () => {
+  // The daemon keeps its threads on one CPU; what it starts, and the files it reads, see all.
+  const cpus = require('node:os').availableParallelism();
+  const file = writeFile('cpus.config.js', `module.exports = { apps: [
+    { name: 'cpus', script: 'sleep', args: '600', interpreter: 'none', instances: 'max',
+      env: { FILE_SAW: String(require('os').availableParallelism()) } },
+  ] };`);
+  const procs = await kelpie.start(file);
+  assert.equal(procs.length, cpus);
+  assert.equal(procs[0].pm2_env.env.FILE_SAW, String(cpus));
+  await kelpie.delete('cpus');
+});
+
 test('bad options are refused with the field named, and nothing starts', async () => {
   const before = (await kelpie.list()).length;
   await assert.rejects(

@@ -347,25 +347,39 @@ fn the_daemon_keeps_to_one_cpu_and_what_it_starts_gets_every_cpu_it_was_given() 
             check = check_cpus.display(),
         ),
     );
+    // Each file is read whole in one go, and parsed then: the check rewrites its file every
+    // 100 ms (`>` empties it first), so a second read could find it empty.
     let started_with_every_cpu = |what: &str| {
+        let mut seen = Vec::new();
         k.wait_for(what, Duration::from_secs(10), || {
-            [&app_cpus, &check_cpus].iter().all(|file| {
-                std::fs::read_to_string(file)
-                    .is_ok_and(|status| status.contains("Cpus_allowed_list"))
-            })
+            seen = [&app_cpus, &check_cpus]
+                .iter()
+                .filter_map(|file| std::fs::read_to_string(file).ok())
+                .filter(|status| status.ends_with('\n') && status.contains("Cpus_allowed_list"))
+                .map(|status| allowed_cpus(&status))
+                .collect();
+            seen.len() == 2
         });
-        for file in [&app_cpus, &check_cpus] {
-            let status = std::fs::read_to_string(file).expect("a status");
-            assert_eq!(allowed_cpus(&status), given, "{}", file.display());
-        }
+        assert_eq!(
+            seen,
+            [given.clone(), given.clone()],
+            "the app's, the check's"
+        );
     };
-    let kept_on_one_cpu = || {
+    // Returns the keeper's pid. An update dismisses the keeper and the new program starts
+    // another, which writes its pid file from its own process: `before`'s is not the one.
+    let kept_on_one_cpu = |before: u32| -> u32 {
         let daemon = k.daemon_pid().expect("the daemon's pid");
-        let keeper: u32 = std::fs::read_to_string(k.home().join("keeper.pid"))
-            .expect("the keeper's pid file")
-            .trim()
-            .parse()
-            .expect("a pid");
+        let mut keeper = 0;
+        k.wait_for("the keeper's pid file", Duration::from_secs(10), || {
+            keeper = std::fs::read_to_string(k.home().join("keeper.pid"))
+                .ok()
+                .and_then(|pid| pid.trim().parse().ok())
+                .unwrap_or(0);
+            keeper != 0
+                && keeper != before
+                && std::path::Path::new(&format!("/proc/{keeper}")).exists()
+        });
         let mut threads = threads_cpus(daemon);
         threads.extend(threads_cpus(keeper));
         let first = threads[0].clone();
@@ -379,14 +393,15 @@ fn the_daemon_keeps_to_one_cpu_and_what_it_starts_gets_every_cpu_it_was_given() 
             first.iter().all(|cpu| given.contains(cpu)),
             "{first:?} of {given:?}"
         );
+        keeper
     };
     k.ok(&["start", &config]);
     started_with_every_cpu("the app and its health check wrote their CPUs");
-    kept_on_one_cpu();
+    let keeper = kept_on_one_cpu(0);
     let daemon = k.daemon_pid();
     k.ok(&["update"]);
     assert_eq!(k.daemon_pid(), daemon);
-    kept_on_one_cpu();
+    kept_on_one_cpu(keeper);
     for file in [&app_cpus, &check_cpus] {
         std::fs::remove_file(file).expect("remove a status");
     }

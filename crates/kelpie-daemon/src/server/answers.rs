@@ -70,16 +70,19 @@ pub(super) async fn start_config(
 }
 
 /// Read a config the way `kelpie start` does, off the async threads (a JavaScript file runs
-/// Node).
+/// Node), and on every CPU the daemon was given, as the CLI would: `instances: "max"` and a
+/// file's own `os.availableParallelism()` count the machine's CPUs, not the daemon's one.
 async fn load_config(
     source: ConfigSource,
     ctx: kelpie_config::LoadContext,
 ) -> Result<kelpie_config::Loaded, ConfigLoadError> {
-    let loaded = crate::tasks::blocking(move || match source {
-        ConfigSource::File(path) => {
-            kelpie_config::load_file(&kelpie_config::absolutize(&ctx.cwd, path.as_ref()), &ctx)
-        }
-        ConfigSource::Json(text) => kelpie_config::load_stdin(&text, &ctx),
+    let loaded = crate::tasks::blocking(move || {
+        kelpie_sys::on_every_cpu(|| match source {
+            ConfigSource::File(path) => {
+                kelpie_config::load_file(&kelpie_config::absolutize(&ctx.cwd, path.as_ref()), &ctx)
+            }
+            ConfigSource::Json(text) => kelpie_config::load_stdin(&text, &ctx),
+        })
     })
     .await??;
     Ok(loaded)
