@@ -8,11 +8,19 @@
 //! Layout: `<the daemon's cgroup>/kelpie-<daemon pid>/<pm_id>.<n>`, one directory per process
 //! (a reload runs two processes of one instance at once).
 //!
+//! A process that ended and left nothing in its cgroup leaves it as a spare for its instance's
+//! next process (a restart), instead of the removal and the creation of a directory, which cost
+//! a crash loop about a tenth of its CPU (the kernel makes and unmakes each controller's files).
+//! A spare is taken only when it is as a new one would be: nothing in it, no OOM kill counted
+//! in it, next to no memory still charged to it (the page cache its last process filled); one
+//! not taken within a second or two is removed by the monitor's `tidy`.
+//!
 //! `max_processes` is the pids controller's `pids.max` of that cgroup. Where cgroup v2 does not
 //! offer the pids controller but a cgroup v1 hierarchy of it is mounted (a "hybrid" machine),
 //! the process also joins a cgroup of the same name in that hierarchy, which holds the limit.
 
 use kelpie_sys::cgroup::{self, Cgroup};
+use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +41,23 @@ struct Inner {
     next: AtomicU64,
     /// Cgroups of processes that are gone but were not empty yet when dropped: removed later.
     leftovers: Mutex<Vec<Cgroup>>,
+    /// Empty cgroups of processes that ended, by instance, for its next process.
+    spares: Mutex<HashMap<u32, Spare>>,
 }
+
+/// An empty cgroup kept for an instance's next process.
+struct Spare {
+    cgroup: Cgroup,
+    /// Its `pids.max`, as its last process had it.
+    pids_max: Option<u32>,
+    /// A `tidy` saw it already: the next one removes it.
+    seen: bool,
+}
+
+/// The most memory a spare may still have charged to it (`memory.current`: kernel objects and
+/// the page cache its last process filled) to be given to the next process, which would
+/// otherwise start out counted with it.
+const SPARE_MEMORY_MAX: u64 = 256 << 10;
 
 impl Cgroups {
     /// Set up `kelpie-<pid>` in the daemon's own cgroup, or say (in the daemon log) why the
@@ -76,6 +100,7 @@ impl Cgroups {
                 pids,
                 next: AtomicU64::new(0),
                 leftovers: Mutex::new(Vec::new()),
+                spares: Mutex::new(HashMap::new()),
             })),
         }
     }
@@ -94,13 +119,16 @@ impl Cgroups {
                 pids: handed.pids,
                 next: AtomicU64::new(handed.next),
                 leftovers: Mutex::new(Vec::new()),
+                spares: Mutex::new(HashMap::new()),
             })),
         }
     }
 
-    /// What the next program needs to go on with these cgroups.
+    /// What the next program needs to go on with these cgroups. The spares go: the next
+    /// program does not know them.
     pub(crate) fn hand_over(&self) -> Option<HandedCgroups> {
         let inner = self.inner.as_ref()?;
+        inner.remove_spares(|_| true);
         Some(HandedCgroups {
             base: inner.base.path().to_path_buf(),
             memory: inner.memory,
@@ -116,20 +144,32 @@ impl Cgroups {
             cgroup: Cgroup::at(path),
             legacy_pids: None,
             owner: inner.clone(),
+            spare_for: None,
             handed_over: false,
             removed: false,
         })
     }
 
-    /// A new cgroup for a process of instance `pm_id`, holding at most `max_processes`; `None`
-    /// without cgroups (or if this one cannot be created: the process then runs without, as
-    /// everywhere before cgroups).
+    /// A cgroup for a process of instance `pm_id`, holding at most `max_processes`: the spare
+    /// its last process left when it fits, else a new one; `None` without cgroups (or if this
+    /// one cannot be created: the process then runs without, as everywhere before cgroups).
+    /// Blocking (file work).
     pub(crate) fn for_process(
         &self,
         pm_id: u32,
         max_processes: Option<u32>,
     ) -> Option<ProcessCgroup> {
         let inner = self.inner.as_ref()?;
+        if let Some(spare) = inner.take_spare(pm_id, max_processes) {
+            return Some(ProcessCgroup {
+                cgroup: spare,
+                legacy_pids: None,
+                owner: inner.clone(),
+                spare_for: Some((pm_id, max_processes)),
+                handed_over: false,
+                removed: false,
+            });
+        }
         let n = inner.next.fetch_add(1, Ordering::Relaxed);
         let name = format!("{pm_id}.{n}");
         let cgroup = match Cgroup::create(inner.base.path().join(&name)) {
@@ -143,14 +183,15 @@ impl Cgroups {
             cgroup,
             legacy_pids: None,
             owner: inner.clone(),
+            spare_for: Some((pm_id, max_processes)),
             handed_over: false,
             removed: false,
         };
         if let Some(max) = max_processes {
             let limited = match &inner.pids {
-                Pids::Unified => process.cgroup.set_pids_max(max),
+                Pids::Unified => process.cgroup.set_pids_max(Some(max)),
                 Pids::Legacy(dir) => Cgroup::create(dir.join(&name)).and_then(|legacy| {
-                    let set = legacy.set_pids_max(max);
+                    let set = legacy.set_pids_max(Some(max));
                     process.legacy_pids = Some(legacy);
                     set
                 }),
@@ -175,23 +216,104 @@ impl Cgroups {
         self.inner.as_ref().is_some_and(|inner| inner.memory)
     }
 
-    /// Remove the cgroups of gone processes that were not empty when dropped. Blocking (cheap).
+    /// Remove the cgroups of gone processes that were not empty when dropped, and the spares
+    /// no process took since the last call (the monitor's, about once a second). Blocking
+    /// (cheap).
     pub(crate) fn tidy(&self) {
         let Some(inner) = &self.inner else { return };
-        let Ok(mut leftovers) = inner.leftovers.lock() else {
-            return;
-        };
-        leftovers.retain(|cgroup| cgroup.remove().is_err() && cgroup.path().exists());
+        inner.remove_spares(|spare| std::mem::replace(&mut spare.seen, true));
+        inner.remove_leftovers();
     }
 
     /// At exit, once every app is stopped: remove what is left, then the daemon's directory.
     pub(crate) fn finish(&self) {
-        self.tidy();
         if let Some(inner) = &self.inner {
+            inner.remove_spares(|_| true);
+            inner.remove_leftovers();
             let _ = inner.base.remove();
             if let Pids::Legacy(dir) = &inner.pids {
                 let _ = Cgroup::at(dir.clone()).remove();
             }
+        }
+    }
+}
+
+impl Inner {
+    /// The spare left for `pm_id`, made to hold at most `max_processes`, if there is one and it
+    /// is as a new cgroup would be (see the module's note). One that is not goes to the
+    /// leftovers.
+    fn take_spare(&self, pm_id: u32, max_processes: Option<u32>) -> Option<Cgroup> {
+        let spare = self.spares.lock().ok()?.remove(&pm_id)?;
+        // A limit in the v1 hierarchy needs its twin there, which a spare does not keep.
+        let limit_fits = match (&self.pids, max_processes) {
+            (Pids::Legacy(_), Some(_)) => false,
+            (Pids::Unified, max) if max != spare.pids_max => spare.cgroup.set_pids_max(max).is_ok(),
+            _ => true,
+        };
+        let as_new = limit_fits
+            && !spare.cgroup.populated()
+            && (!self.memory
+                || (spare.cgroup.oom_kills() == Some(0)
+                    && spare
+                        .cgroup
+                        .memory_bytes()
+                        .is_some_and(|bytes| bytes <= SPARE_MEMORY_MAX)));
+        if as_new {
+            return Some(spare.cgroup);
+        }
+        if let Ok(mut leftovers) = self.leftovers.lock() {
+            leftovers.push(spare.cgroup);
+        }
+        None
+    }
+
+    /// Keep `cgroup`, emptied, for `pm_id`'s next process; one kept already is removed.
+    fn keep_spare(&self, pm_id: u32, cgroup: Cgroup, pids_max: Option<u32>) {
+        let spare = Spare {
+            cgroup,
+            pids_max,
+            seen: false,
+        };
+        let replaced = match self.spares.lock() {
+            Ok(mut spares) => spares.insert(pm_id, spare),
+            Err(_) => Some(spare),
+        };
+        if let Some(replaced) = replaced {
+            self.remove_later_if_busy(replaced.cgroup);
+        }
+    }
+
+    /// Remove the spares `expired` says are due.
+    fn remove_spares(&self, mut expired: impl FnMut(&mut Spare) -> bool) {
+        let gone: Vec<Cgroup> = match self.spares.lock() {
+            Ok(mut spares) => {
+                let due: Vec<u32> = spares
+                    .iter_mut()
+                    .filter_map(|(pm_id, spare)| expired(spare).then_some(*pm_id))
+                    .collect();
+                due.iter()
+                    .filter_map(|pm_id| spares.remove(pm_id))
+                    .map(|spare| spare.cgroup)
+                    .collect()
+            }
+            Err(_) => return,
+        };
+        for cgroup in gone {
+            self.remove_later_if_busy(cgroup);
+        }
+    }
+
+    fn remove_later_if_busy(&self, cgroup: Cgroup) {
+        if cgroup.remove().is_err() {
+            if let Ok(mut leftovers) = self.leftovers.lock() {
+                leftovers.push(cgroup);
+            }
+        }
+    }
+
+    fn remove_leftovers(&self) {
+        if let Ok(mut leftovers) = self.leftovers.lock() {
+            leftovers.retain(|cgroup| cgroup.remove().is_err() && cgroup.path().exists());
         }
     }
 }
@@ -259,9 +381,12 @@ pub(crate) struct ProcessCgroup {
     /// Its cgroup in the v1 pids hierarchy, holding `max_processes` there.
     legacy_pids: Option<Cgroup>,
     owner: Arc<Inner>,
+    /// The instance whose next process may take it once emptied, and its `max_processes`
+    /// (`pids.max`); `None` for one adopted from the previous program.
+    spare_for: Option<(u32, Option<u32>)>,
     /// Its process now belongs to the next program, and so does the cgroup.
     handed_over: bool,
-    /// It was removed already (see [`ProcessCgroup::remove_if_empty`]).
+    /// It was removed, or kept as a spare, already (see [`ProcessCgroup::release_if_empty`]).
     removed: bool,
 }
 
@@ -272,13 +397,21 @@ impl ProcessCgroup {
         self.cgroup.path().to_path_buf()
     }
 
-    /// Remove it now if no process is left in it (the kernel refuses to remove a cgroup that
-    /// still holds one): whether it is gone. A cgroup with a twin in the v1 pids hierarchy is
-    /// left to its drop.
-    pub(crate) fn remove_if_empty(&mut self) -> bool {
-        if !self.removed && !self.handed_over && self.legacy_pids.is_none() {
-            self.removed = self.cgroup.remove().is_ok();
+    /// Let it go now if no process is left in it: kept as a spare for its instance's next
+    /// process, or removed (the kernel refuses to remove a cgroup that still holds one).
+    /// Whether it is gone. A cgroup with a twin in the v1 pids hierarchy is left to its drop.
+    pub(crate) fn release_if_empty(&mut self) -> bool {
+        if self.removed || self.handed_over || self.legacy_pids.is_some() {
+            return self.removed;
         }
+        self.removed = match self.spare_for {
+            // One read instead of the removal: whether the kernel still counts a process in it.
+            Some((pm_id, pids_max)) if !self.cgroup.populated() => {
+                self.owner.keep_spare(pm_id, self.cgroup.clone(), pids_max);
+                true
+            }
+            _ => self.cgroup.remove().is_ok(),
+        };
         self.removed
     }
 

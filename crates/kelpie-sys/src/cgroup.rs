@@ -124,9 +124,10 @@ impl Cgroup {
     }
 
     /// Allow at most `max` processes (and threads) in it at once (`pids.max`, of the pids
-    /// controller): a fork beyond fails with EAGAIN.
-    pub fn set_pids_max(&self, max: u32) -> io::Result<()> {
-        std::fs::write(self.path.join("pids.max"), max.to_string())
+    /// controller): a fork beyond fails with EAGAIN. `None`: no limit.
+    pub fn set_pids_max(&self, max: Option<u32>) -> io::Result<()> {
+        let value = max.map_or_else(|| "max".to_string(), |max| max.to_string());
+        std::fs::write(self.path.join("pids.max"), value)
     }
 
     /// How many processes (and threads) are in it now (`pids.current`), with the pids

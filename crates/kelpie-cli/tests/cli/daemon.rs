@@ -271,9 +271,11 @@ fn a_daemon_killed_mid_command_is_reported_with_its_cause_once() {
     // Its start line is printed once its handlers are in place: a SIGTERM before that would
     // end it at once, and the status would go past `stopping` unseen (a loaded CI machine can
     // take that long to exec and load it).
-    k.wait_for("the app's start line", std::time::Duration::from_secs(10), || {
-        k.log("slow-out.log").contains("started")
-    });
+    k.wait_for(
+        "the app's start line",
+        std::time::Duration::from_secs(10),
+        || k.log("slow-out.log").contains("started"),
+    );
     let stop = k
         .command(&["stop", "slow"])
         .stdout(std::process::Stdio::null())

@@ -663,12 +663,14 @@ fn with_cgroups_a_process_that_left_the_group_is_counted_and_stopped_with_the_ap
 fn with_cgroups_a_crash_loop_leaves_no_cgroups_and_nothing_that_escaped_its_processes() {
     let k = kelpie();
     // `plain` crashes alone; each process of `escaping` leaves a process behind (setsid), which
-    // must be killed at its exit (its cgroup cannot be removed while that one is in it).
+    // must be killed at its exit (its cgroup cannot be removed while that one is in it). Each
+    // process first prints its cgroup.
     let escaped = k.home().join("escaped.pids");
     let escaping = k.write_script(
         "escaping.sh",
         &format!(
             "#!/bin/sh
+grep '^0::' /proc/self/cgroup
 setsid sleep 300 &
 echo $! >> {escaped}
 sleep 0.2
@@ -680,7 +682,7 @@ exit 1
     let plain = k.write_script(
         "plain.sh",
         "#!/bin/sh
-echo out
+grep '^0::' /proc/self/cgroup
 sleep 0.2
 exit 1
 ",
@@ -736,6 +738,33 @@ exit 1
     k.wait_for("the escaped processes killed", 10 * SECS, || {
         pids[..pids.len() - 1].iter().all(|&pid| !alive(pid))
     });
+    // The cgroup a process left empty is its instance's next process's (no directory removed
+    // and made again per restart); one that held what escaped is never given to another.
+    let cgroups_printed = |name: &str| -> Vec<String> {
+        k.log(&format!("{name}-out.log"))
+            .lines()
+            .filter(|line| line.starts_with("0::"))
+            .map(str::to_string)
+            .collect()
+    };
+    let distinct = |printed: &[String]| {
+        printed
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    };
+    let plain_cgroups = cgroups_printed("plain");
+    assert!(plain_cgroups.len() >= 5, "{plain_cgroups:?}");
+    assert!(
+        distinct(&plain_cgroups) < plain_cgroups.len(),
+        "no process of `plain` was given the cgroup its last one left: {plain_cgroups:?}"
+    );
+    let escaping_cgroups = cgroups_printed("escaping");
+    assert_eq!(
+        distinct(&escaping_cgroups),
+        escaping_cgroups.len(),
+        "a cgroup that held an escaped process was given to the next one: {escaping_cgroups:?}"
+    );
     k.ok(&["delete", "all"]);
     k.wait_for("the last one killed with the app", 10 * SECS, || {
         pids.iter().all(|&pid| !alive(pid))

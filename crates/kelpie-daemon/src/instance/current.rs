@@ -295,9 +295,10 @@ impl Current {
     }
 
     /// SIGKILL to its group, and to what left the group (setsid) but is still in its cgroup.
-    /// Once the process exited, its cgroup is removed at once if nothing is left in it (a crash
-    /// loop's usual case): there is nothing to kill there then, and its removal was due anyway
-    /// (the kill's write cost a crash loop a thirtieth of its CPU).
+    /// Once the process exited, its cgroup is let go at once if nothing is left in it (a crash
+    /// loop's usual case): there is nothing to kill there then, and its release was due anyway
+    /// (the kill's write cost a crash loop a thirtieth of its CPU). It is kept as a spare for
+    /// the next process then (see `cgroups.rs`).
     pub(super) fn kill(&mut self, platform: &Platform) {
         if let Some(pgid) = self.pgid {
             platform.kill_group(pgid, kelpie_sys::SIGKILL);
@@ -307,7 +308,7 @@ impl Current {
             && self
                 .cgroup
                 .as_mut()
-                .is_some_and(ProcessCgroup::remove_if_empty);
+                .is_some_and(ProcessCgroup::release_if_empty);
         if let (false, Some(cgroup)) = (emptied, self.cgroup()) {
             cgroup.kill();
         }
