@@ -17,11 +17,21 @@ pub(super) struct Members {
     /// Each instance's processes.
     pids: IdMap<u32, Vec<u32>>,
     /// Each instance's main process, and when its tree was looked up.
-    found: IdMap<u32, (u32, Instant)>,
+    found: IdMap<u32, Found>,
     /// Each process's stat file, and the reading it was last read at.
     stats: IdMap<u32, (kelpie_sys::StatFile, u64)>,
     buffer: Vec<u8>,
     readings: u64,
+}
+
+/// When an instance's tree was looked up, and whether it may have changed since.
+struct Found {
+    /// Its main process then.
+    pid: u32,
+    at: Instant,
+    /// It ran at a reading since, which read the processes known then: it may have started one
+    /// that reading missed (a child that then allocated and went to sleep).
+    ran_since: bool,
 }
 
 impl Members {
@@ -50,9 +60,14 @@ impl Members {
         let max_open = crate::descriptors::cache_size_now();
         for target in targets.iter().filter(|t| wanted.contains(&t.pm_id)) {
             let pids = self.pids.entry(target.pm_id).or_default();
-            let found = self.found.entry(target.pm_id).or_insert((target.pid, now));
+            let found = self.found.entry(target.pm_id).or_insert(Found {
+                pid: target.pid,
+                at: now,
+                ran_since: false,
+            });
             let (stats, buffer) = (&mut self.stats, &mut self.buffer);
-            if idle.contains(&target.pm_id) && found.0 == target.pid && !pids.is_empty() {
+            let idle = idle.contains(&target.pm_id);
+            if idle && found.pid == target.pid && !pids.is_empty() && !found.ran_since {
                 // Did not run (so did not fork either): its files stay open, nothing is read.
                 for pid in pids.iter() {
                     if let Some((_, read_at)) = stats.get_mut(pid) {
@@ -61,13 +76,23 @@ impl Members {
                 }
                 continue;
             }
-            let stale = now.duration_since(found.1) >= FIND_EVERY;
-            if found.0 != target.pid || pids.is_empty() || stale {
-                if found.0 != target.pid {
+            // An instance that ran is read with the tree found within FIND_EVERY; the first
+            // reading that finds it idle afterwards looks its tree up again, so that a process
+            // it started meanwhile is read before it is left alone (a child that allocated
+            // and sleeps was left unread until every app is read again, ~30 s).
+            let stale = now.duration_since(found.at) >= FIND_EVERY;
+            if found.pid != target.pid || pids.is_empty() || stale || idle {
+                if found.pid != target.pid {
                     pids.clear();
                 }
                 *pids = find_tree(target, pids);
-                *found = (target.pid, now);
+                *found = Found {
+                    pid: target.pid,
+                    at: now,
+                    ran_since: false,
+                };
+            } else {
+                found.ran_since = true;
             }
             pids.retain(|pid| {
                 let kept = stats.get_mut(pid).map(|(stat, read_at)| {
@@ -190,5 +215,61 @@ mod tests {
         );
         assert!(processes.is_empty() && trees.is_empty());
         assert!(members.stats.is_empty(), "no file kept for it any more");
+    }
+
+    #[test]
+    fn a_process_started_while_it_ran_is_read_once_it_is_idle() {
+        use std::io::Write;
+        use std::os::unix::process::CommandExt;
+        // It starts its child when told, on its stdin.
+        let mut shell = std::process::Command::new("sh")
+            .args(["-c", "read go; sleep 30 & wait"])
+            .stdin(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("spawn sh");
+        let pgid = shell.id();
+        let target = Target {
+            pm_id: 5,
+            pid: shell.id(),
+            cgroup: None,
+        };
+        let mut members = Members::default();
+        let start = Instant::now();
+        let ran = IdSet::default();
+        let idle = IdSet::from_iter([5]);
+        let trees = |members: &mut Members, idle: &IdSet<u32>, at: Instant| {
+            let (_, trees) =
+                members.sample(std::slice::from_ref(&target), &IdMap::default(), idle, at);
+            trees[&5].clone()
+        };
+        assert_eq!(trees(&mut members, &ran, start), vec![pgid], "sh alone");
+        let _ = shell.stdin.as_mut().map(|stdin| stdin.write_all(b"go\n"));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while kelpie_sys::children_of(pgid).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let child = kelpie_sys::children_of(pgid);
+        // It ran: read with the tree found a moment ago (looked up again every FIND_EVERY)...
+        let while_running = trees(&mut members, &ran, start + Duration::from_secs(1));
+        // ... and the first reading that finds it idle looks again: the child is read.
+        let once_idle = trees(&mut members, &idle, start + Duration::from_secs(2));
+        let _ = kelpie_sys::kill_group(pgid, kelpie_sys::SIGKILL);
+        let _ = shell.wait();
+        assert_eq!(child.len(), 1, "the child started");
+        assert_eq!(
+            while_running,
+            vec![pgid],
+            "found again only every FIND_EVERY"
+        );
+        assert!(
+            once_idle.contains(&child[0]),
+            "{once_idle:?} lacks {child:?}"
+        );
+        assert_eq!(
+            trees(&mut members, &idle, start + Duration::from_secs(3)),
+            once_idle,
+            "idle since it was looked up: left as it was"
+        );
     }
 }
