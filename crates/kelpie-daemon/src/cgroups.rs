@@ -250,8 +250,8 @@ impl Inner {
             (Pids::Unified, max) if max != spare.pids_max => spare.cgroup.set_pids_max(max).is_ok(),
             _ => true,
         };
+        // Nothing is in it: its release read that, and nothing joins an empty cgroup of ours.
         let as_new = limit_fits
-            && !spare.cgroup.populated()
             && (!self.memory
                 || (spare.cgroup.oom_kills() == Some(0)
                     && spare
@@ -303,6 +303,7 @@ impl Inner {
         }
     }
 
+    /// Remove `cgroup`, or leave it to `tidy` while a process is still in it.
     fn remove_later_if_busy(&self, cgroup: Cgroup) {
         if cgroup.remove().is_err() {
             if let Ok(mut leftovers) = self.leftovers.lock() {
@@ -443,11 +444,7 @@ impl Drop for ProcessCgroup {
             return;
         }
         for cgroup in std::iter::once(&self.cgroup).chain(self.legacy_pids.as_ref()) {
-            if cgroup.remove().is_err() {
-                if let Ok(mut leftovers) = self.owner.leftovers.lock() {
-                    leftovers.push(cgroup.clone());
-                }
-            }
+            self.owner.remove_later_if_busy(cgroup.clone());
         }
     }
 }
