@@ -1216,9 +1216,9 @@ fn an_update_while_a_log_file_is_behind_hands_the_pipe_over_and_loses_nothing() 
     let got = read_back.join().expect("the fifo's reader");
     assert!(
         got == expected,
-        "lines lost, doubled or out of order across the update: {} bytes of {}",
-        got.len(),
-        total
+        "lines lost, doubled or out of order across the update: {}\n{}",
+        super::lossless::first_difference(&got, &expected),
+        String::from_utf8_lossy(&read(&k.home().join("kelpie.log")))
     );
     assert_eq!(k.pid("behind"), pid, "the same process");
     let describe = k.ok(&["describe", "behind"]);

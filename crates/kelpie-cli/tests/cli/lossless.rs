@@ -19,7 +19,7 @@ fn numbered_lines(n: u64) -> Vec<u8> {
 }
 
 /// Where `got` first differs from `expected`, said in lines.
-fn first_difference(got: &[u8], expected: &[u8]) -> String {
+pub(super) fn first_difference(got: &[u8], expected: &[u8]) -> String {
     let at = got
         .iter()
         .zip(expected)

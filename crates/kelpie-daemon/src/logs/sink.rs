@@ -57,8 +57,15 @@ pub(super) struct FileSlot {
     /// regular file, or truncating failed): the next write starts with a newline, so the next
     /// line does not continue the cut one.
     pub cut_line: bool,
-    /// Timed attempts in a row that wrote nothing to this file while it was full.
+    /// Timed attempts in a row at this file while it was full, with no progress on it since
+    /// the attempt before (by that attempt or by any write in between).
     pub full_attempts: u32,
+    /// The file's progress count at the last timed attempt.
+    pub progress_at_attempt: u64,
+    /// The last byte the file took ends no line: a write it took only part of (a FIFO read
+    /// slowly) stopped in a line, whose rest is pending. Should that be dropped, the next write
+    /// ends the half line first (`cut_line`).
+    pub mid_line: bool,
     /// The file takes no spliced bytes (a terminal, say): raw lines are written from their
     /// copy, then taken out of their pipe.
     pub no_splice: bool,

@@ -225,11 +225,10 @@ impl Writer {
     fn retry_full(&mut self) {
         let mut moved = false;
         for sink in std::mem::take(&mut self.full.sinks) {
-            let before = sink.progress();
             let still_full = self.drain(&sink);
-            let progressed = sink.progress() != before;
-            moved |= progressed;
-            if still_full && !files::still_stuck(&sink, progressed) {
+            let attempt = files::after_full_attempt(&sink, still_full);
+            moved |= attempt.moved;
+            if still_full && !attempt.given_up {
                 self.full.sinks.push(sink);
             }
         }
@@ -277,7 +276,10 @@ fn system_time_ms(at: std::time::SystemTime) -> i64 {
 )]
 mod tests {
     use super::super::cursor::{Look, PipeCursor};
+    use super::super::sink::SinkStatus;
     use super::*;
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::OpenOptionsExt;
     use std::path::Path;
 
     /// A writer over one sink in `dir`, rotating every `interval_ms`, not by size.
@@ -456,6 +458,100 @@ mod tests {
         assert!(
             writer.next_period_end_ms > end,
             "the next period's end is watched"
+        );
+    }
+
+    /// A FIFO at `sink`'s path holding at most 4 KiB, and its read end (non-blocking).
+    fn small_fifo(sink: &Sink) -> std::fs::File {
+        let made = std::process::Command::new("mkfifo")
+            .arg(sink.path())
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(kelpie_sys::O_NONBLOCK)
+            .open(sink.path())
+            .expect("open the fifo's read end");
+        kelpie_sys::set_pipe_capacity(reader.as_fd(), 4096).expect("a FIFO of 4 KiB");
+        reader
+    }
+
+    /// Read what `fifo` holds now.
+    fn take_all(fifo: &mut std::fs::File, into: &mut Vec<u8>) {
+        use std::io::Read;
+        let mut buf = [0u8; 64 * 1024];
+        while let Ok(n @ 1..) = fifo.read(&mut buf) {
+            into.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn a_fifo_read_between_the_timed_attempts_is_behind_not_failing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut writer, sink, _) = writer_with_sink(dir.path(), 0);
+        let mut fifo = small_fifo(&sink);
+        let mut got = Vec::new();
+        let mut expected = Vec::new();
+        let mut next = 0;
+        // Each round, the FIFO's reader takes what it holds and new lines come, which fill it
+        // again at once: every timed attempt finds it full, but it never stops moving.
+        for _ in 0..3 * files::FULL_GIVE_UP {
+            take_all(&mut fifo, &mut got);
+            let lines: Vec<u8> = (next..next + 1_000)
+                .flat_map(|i| format!("line {i}\n").into_bytes())
+                .collect();
+            next += 1_000;
+            expected.extend_from_slice(&lines);
+            sink.append(&lines);
+            writer.handle(WriterMsg::Write(sink.clone()));
+            writer.retry_full();
+        }
+        assert_eq!(
+            sink.status(),
+            SinkStatus {
+                dropped_lines: 0,
+                error: None
+            },
+            "never given up on"
+        );
+        while !writer.full.sinks.is_empty() {
+            take_all(&mut fifo, &mut got);
+            writer.retry_full();
+        }
+        take_all(&mut fifo, &mut got);
+        assert!(got == expected, "{} bytes of {}", got.len(), expected.len());
+    }
+
+    #[test]
+    fn a_fifo_given_up_in_the_middle_of_a_line_has_that_line_ended_first() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut writer, sink, _) = writer_with_sink(dir.path(), 0);
+        let mut fifo = small_fifo(&sink);
+        // 11-byte lines do not fill 4 KiB evenly: the FIFO takes part of one.
+        let lines: Vec<u8> = (0..1_000)
+            .flat_map(|i| format!("line {i:05}\n").into_bytes())
+            .collect();
+        sink.append(&lines);
+        writer.handle(WriterMsg::Write(sink.clone()));
+        // The first attempt sees the first write's progress; the next ones see none.
+        for _ in 0..=files::FULL_GIVE_UP {
+            writer.retry_full();
+        }
+        assert!(writer.full.sinks.is_empty(), "given up on");
+        let mut got = Vec::new();
+        take_all(&mut fifo, &mut got);
+        assert!(!got.ends_with(b"\n"), "the FIFO took part of a line");
+        sink.append(b"next\n");
+        writer.drain(&sink);
+        take_all(&mut fifo, &mut got);
+        let text = String::from_utf8(got).expect("text");
+        let last_lines: Vec<&str> = text.lines().rev().take(2).collect();
+        assert_eq!(last_lines[0], "next", "the FIFO's last lines: {last_lines:?}");
+        assert!(
+            "line 00000".len() > last_lines[1].len() && last_lines[1].starts_with("line"),
+            "the cut line ends before the next: {:?}",
+            last_lines[1]
         );
     }
 

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 /// Wait between attempts to open a file that could not be opened.
 const RETRY_OPEN: Duration = Duration::from_secs(1);
-/// Timed attempts in a row that write nothing to a full file (a FIFO nobody reads) after which
-/// it is taken as failing: its pending lines are dropped and counted. With the writer's
+/// Timed attempts in a row at a full file that find it took nothing since the attempt before
+/// (a FIFO nobody reads) after which it is taken as failing: its pending lines are dropped and counted. With the writer's
 /// growing wait between attempts (5 ms doubling, up to 1 s), about 5 s. Counted in attempts
 /// rather than by the clock, so a daemon stopped meanwhile does not count its own pause.
-const FULL_GIVE_UP: u32 = 12;
+pub(super) const FULL_GIVE_UP: u32 = 12;
 
 impl Writer {
     /// Open the file if it is not open (and a retry is due). True when it is open.
@@ -95,20 +95,41 @@ impl Writer {
     }
 }
 
-/// After a timed attempt at a full file: whether it has been full without taking anything for
-/// [`FULL_GIVE_UP`] attempts, in which case it now fails (said once) and what waited for it is
-/// dropped and counted, so its readers stop waiting on it.
-pub(super) fn still_stuck(sink: &Sink, progressed: bool) -> bool {
+/// What a timed attempt at a full file found.
+pub(super) struct FullAttempt {
+    /// The file took bytes since the attempt before: by this one, or by a write in between.
+    pub moved: bool,
+    /// It has been full without taking anything for [`FULL_GIVE_UP`] attempts in a row: it
+    /// now fails (said once) and what waited for it is dropped and counted, so its readers
+    /// stop waiting on it.
+    pub given_up: bool,
+}
+
+/// After a timed attempt at `sink`, which was full: whether it moved since the last attempt,
+/// and whether it is given up on now.
+pub(super) fn after_full_attempt(sink: &Sink, still_full: bool) -> FullAttempt {
     let mut slot = lock(&sink.slot);
-    if progressed {
+    let progress = sink.progress();
+    let moved = progress != slot.progress_at_attempt;
+    slot.progress_at_attempt = progress;
+    if moved || !still_full {
         slot.full_attempts = 0;
-        return false;
+        return FullAttempt {
+            moved,
+            given_up: false,
+        };
     }
     slot.full_attempts += 1;
     if slot.full_attempts < FULL_GIVE_UP {
-        return false;
+        return FullAttempt {
+            moved,
+            given_up: false,
+        };
     }
     slot.full_attempts = 0;
+    // The rest of a line the file took part of is dropped with the others: the next write
+    // ends it first, so the next line does not continue it.
+    slot.cut_line |= std::mem::take(&mut slot.mid_line);
     // Counted before the failure is shown, so whoever sees the one sees the other.
     slot.dropped_while_failing += super::writing::drop_batch(sink, &sink.take_pending());
     failed(
@@ -120,7 +141,10 @@ pub(super) fn still_stuck(sink: &Sink, progressed: bool) -> bool {
     );
     drop(slot);
     sink.note_drained(true);
-    true
+    FullAttempt {
+        moved,
+        given_up: true,
+    }
 }
 
 /// Bytes that still fit under the size limit (`None`: no limit applies).
@@ -191,6 +215,7 @@ pub(super) fn truncate(sink: &Sink) {
             slot.size = 0;
             // Nothing is left of a cut line to end (a FIFO or device had none to take back).
             slot.cut_line = false;
+            slot.mid_line = false;
         }
         Err(e) => crate::daemon_log!("cannot flush {}: {e}", sink.path().display()),
     }

@@ -49,6 +49,7 @@ impl Writer {
         slot.size = 0;
         // A new file has no cut line to end.
         slot.cut_line = false;
+        slot.mid_line = false;
         slot.period = period_of(policy, now_ms(), self.offset);
     }
 }

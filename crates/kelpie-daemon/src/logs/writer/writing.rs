@@ -107,6 +107,7 @@ impl Writer {
                 return None;
             }
             slot.cut_line = false;
+            slot.mid_line = false;
         }
         // Where the batch stopped: (offset, whether what is left waits or is dropped).
         let mut stopped = None;
@@ -165,6 +166,9 @@ impl Writer {
                 _ => rest.len(),
             };
             let written = write_some(sink, slot, &rest[..take], mover);
+            if written.bytes > 0 {
+                slot.mid_line = rest[written.bytes - 1] != b'\n';
+            }
             if matches!(mover, Mover::Memory) {
                 from_memory += written.bytes as u64;
             }
