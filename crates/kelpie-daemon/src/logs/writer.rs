@@ -547,7 +547,10 @@ mod tests {
         take_all(&mut fifo, &mut got);
         let text = String::from_utf8(got).expect("text");
         let last_lines: Vec<&str> = text.lines().rev().take(2).collect();
-        assert_eq!(last_lines[0], "next", "the FIFO's last lines: {last_lines:?}");
+        assert_eq!(
+            last_lines[0], "next",
+            "the FIFO's last lines: {last_lines:?}"
+        );
         assert!(
             "line 00000".len() > last_lines[1].len() && last_lines[1].starts_with("line"),
             "the cut line ends before the next: {:?}",
