@@ -144,11 +144,15 @@ pub(crate) struct Extras<'a> {
 /// the app disables its logs), and exactly the environment the spec defines plus Kelpie's
 /// variables. With a shared socket or link descriptors, the descriptors are placed at their
 /// numbers in the child and, with a socket, `LISTEN_PID` is set to the child's own pid.
+///
+/// `found`: where the program was found in PATH for the instance's last process, used again
+/// when the name and PATH are the same; set to where it is found now.
 pub(crate) fn command(
     spec: &AppSpec,
     who: &InstanceIdentity<'_>,
     output: Option<OutputPipes>,
     extras: Extras<'_>,
+    found: &mut Option<Box<FoundProgram>>,
 ) -> Result<kelpie_sys::Spawn, SpawnError> {
     let mut argv = spec.command_line();
     // How errors name it: as the app does, before any PATH search.
@@ -207,11 +211,10 @@ pub(crate) fn command(
         env.insert("KELPIE_SHARE_PORTS", "1".into());
     }
     let path_var = env.get("PATH").map(|path| path.as_ref());
-    let program = kelpie_sys::resolve_program(&argv[0], path_var).ok_or_else(|| {
-        SpawnError::ProgramNotFound {
+    let program =
+        find_program(&argv[0], path_var, found).ok_or_else(|| SpawnError::ProgramNotFound {
             program: program_name.clone(),
-        }
-    })?;
+        })?;
     let env: Vec<(&str, Cow<'_, str>)> = env.into_iter().collect();
     let output = output.map(|pipes| (OwnedFd::from(pipes.out), OwnedFd::from(pipes.err)));
     let (out, err) = output.map_or((None, None), |(out, err)| (Some(out), Some(err)));
@@ -241,6 +244,43 @@ pub(crate) fn command(
     spawn.nice_and_identity(spec.nice, identity);
     spawn.original_fd_limit();
     Ok(spawn)
+}
+
+/// Where an instance's program was found in PATH for its last process. Its next automatic
+/// restart runs it again without searching: a crash loop would otherwise look in every
+/// directory of PATH before each start (ten `statx` calls for `node` with this machine's PATH,
+/// a twentieth of the daemon's CPU per Node restart). Used only for the same program name and
+/// PATH, and only from one process to the next of what the instance does by itself (crash,
+/// memory, cron and watch restarts): it forgets it when a spawn fails and at every command
+/// (start, restart, reload, a new spec), so a `restart` finds a program installed in an earlier
+/// directory meanwhile, as a shell does after `hash -r`.
+pub(crate) struct FoundProgram {
+    /// The program's name and the PATH it was searched with, hashed.
+    key: u64,
+    at: PathBuf,
+}
+
+/// Find `name` as `execvp` would with `path_var`, or take it from `found` when it was found
+/// there with the same PATH. A name with a slash is not searched for.
+fn find_program(
+    name: &str,
+    path_var: Option<&str>,
+    found: &mut Option<Box<FoundProgram>>,
+) -> Option<PathBuf> {
+    use std::hash::{Hash, Hasher};
+    if name.contains('/') {
+        *found = None;
+        return kelpie_sys::resolve_program(name, path_var);
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (name, path_var).hash(&mut hasher);
+    let key = hasher.finish();
+    if let Some(known) = found.as_ref().filter(|known| known.key == key) {
+        return Some(known.at.clone());
+    }
+    let at = kelpie_sys::resolve_program(name, path_var);
+    *found = at.clone().map(|at| Box::new(FoundProgram { key, at }));
+    at
 }
 
 /// `NODE_OPTIONS` with `--require <shim>` added after the user's options. Node splits the
@@ -346,7 +386,51 @@ mod tests {
             cgroup_dir: None,
             cgroup_procs: Vec::new(),
         };
-        command(spec, &who, None, extras)
+        command(spec, &who, None, extras, &mut None)
+    }
+
+    #[test]
+    fn a_program_found_in_path_is_used_again_for_the_same_name_and_path() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (early, late) = (dir.path().join("early"), dir.path().join("late"));
+        let install = |dir: &std::path::Path| {
+            std::fs::create_dir_all(dir).expect("dir");
+            let program = dir.join("prog");
+            std::fs::write(&program, "#!/bin/sh\n").expect("write");
+            std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod");
+            program
+        };
+        let in_late = install(&late);
+        let path = format!("{}:{}", early.display(), late.display());
+        let mut found = None;
+        assert_eq!(
+            find_program("prog", Some(&path), &mut found),
+            Some(in_late.clone())
+        );
+        let in_early = install(&early);
+        assert_eq!(
+            find_program("prog", Some(&path), &mut found),
+            Some(in_late.clone()),
+            "kept: not searched again"
+        );
+        let other_path = format!("{path}:/nonexistent");
+        assert_eq!(
+            find_program("prog", Some(&other_path), &mut found),
+            Some(in_early.clone()),
+            "another PATH is searched"
+        );
+        assert_eq!(
+            find_program("prog", Some(&path), &mut None),
+            Some(in_early.clone()),
+            "forgotten: searched again"
+        );
+        let named = in_late.display().to_string();
+        assert_eq!(find_program(&named, Some(&path), &mut found), Some(in_late));
+        assert!(found.is_none(), "a path is not searched for, nor kept");
+        assert_eq!(find_program("no-such-prog", Some(&path), &mut found), None);
+        assert!(found.is_none());
     }
 
     #[test]

@@ -313,6 +313,59 @@ fn scripts_run_with_the_interpreter_of_their_extension_and_get_their_args() {
 }
 
 #[test]
+fn a_crash_loop_runs_the_interpreter_it_found_and_restart_looks_in_path_again() {
+    let k = kelpie();
+    let (early, late) = (k.home().join("early-bin"), k.home().join("late-bin"));
+    let interpreter = |dir: &std::path::Path, says: &str| {
+        std::fs::create_dir_all(dir).expect("bin dir");
+        let path = dir.join("tool");
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\necho {says}\nsleep 0.2\nexit 1\n"),
+        )
+        .expect("write");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    };
+    interpreter(&late, "late");
+    let script = k.write("job.txt", "");
+    let path = format!(
+        "{}:{}:{}",
+        early.display(),
+        late.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let started = k
+        .command(&[
+            "start",
+            &script,
+            "--name",
+            "job",
+            "--interpreter",
+            "tool",
+            "--restart-delay",
+            "50",
+            "--max-restarts",
+            "1000",
+        ])
+        .env("PATH", &path)
+        .output()
+        .expect("start");
+    assert!(started.status.success(), "{started:?}");
+    let runs = |says: &str| k.log("job-out.log").matches(says).count();
+    k.wait_for("a few runs", 10 * SECS, || runs("late") >= 2);
+    // A `tool` in an earlier directory of PATH: the crash loop goes on with the one it found
+    // (looked up once, not before every restart)...
+    interpreter(&early, "early");
+    let seen = runs("late");
+    k.wait_for("more runs", 10 * SECS, || runs("late") >= seen + 3);
+    assert_eq!(runs("early"), 0);
+    // ... and a command looks in PATH again.
+    k.ok(&["restart", "job"]);
+    k.wait_for("the new interpreter", 10 * SECS, || runs("early") >= 1);
+}
+
+#[test]
 fn exp_backoff_waits_longer_after_each_crash() {
     let k = kelpie();
     let app = k.fake_app();

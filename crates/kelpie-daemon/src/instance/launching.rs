@@ -8,7 +8,7 @@ use crate::link::{ProcessLink, ProcessSignal};
 use crate::logs::{LineWatch, TailReader};
 use crate::process::ProcessHandle;
 use crate::spawn_error::SpawnError;
-use crate::spawn_plan::{self, Extras, InstanceIdentity, OutputPipes};
+use crate::spawn_plan::{self, Extras, FoundProgram, InstanceIdentity, OutputPipes};
 use kelpie_core::{AppSpec, Published};
 use kelpie_proto::LogStream;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -35,9 +35,18 @@ pub(super) struct Launched {
 }
 
 /// Start a process of the instance, where its processes run.
-pub(super) async fn launch(given: &Given) -> Result<Launched, SpawnError> {
+/// `found`: where its program was found for the last process (see [`FoundProgram`]); where it
+/// was found for this one once it started, else `None`.
+pub(super) async fn launch(
+    given: &Given,
+    found: &mut Option<Box<FoundProgram>>,
+) -> Result<Launched, SpawnError> {
     match &given.platform {
-        Platform::System => launch_on_system(given).await,
+        Platform::System => {
+            let (launched, now) = launch_on_system(given, found.take()).await;
+            *found = now.filter(|_| launched.is_ok());
+            launched
+        }
         #[cfg(test)]
         Platform::Fake(fake) => {
             let awaits_ready = awaits_ready(&given.spec);
@@ -49,7 +58,18 @@ pub(super) async fn launch(given: &Given) -> Result<Launched, SpawnError> {
 /// Start a real process. The fork/exec runs on the blocking pool: it blocks its thread
 /// until the child has exec'd, and doing it there lets several instances start in parallel
 /// (200 apps start in about half the time on two cores) without stalling the supervisor.
-async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
+async fn launch_on_system(
+    given: &Given,
+    mut found: Option<Box<FoundProgram>>,
+) -> (Result<Launched, SpawnError>, Option<Box<FoundProgram>>) {
+    let launched = launch_with(given, &mut found).await;
+    (launched, found)
+}
+
+async fn launch_with(
+    given: &Given,
+    found: &mut Option<Box<FoundProgram>>,
+) -> Result<Launched, SpawnError> {
     let files = spawn_plan::log_paths(&given.home, &given.spec, given.pm_id).files();
     let route = given
         .logs
@@ -85,7 +105,8 @@ async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
     let cgroups = given.cgroups.clone();
     // The keeper's copies of the link's ends, given with the process right after its spawn.
     let link_ends = LinkEnds::of(&link);
-    let (spawned, cgroup, identity, readers, kept) = crate::tasks::blocking(move || {
+    let mut found_before = found.take();
+    let (spawned, cgroup, identity, readers, kept, found_now) = crate::tasks::blocking(move || {
         let who = InstanceIdentity {
             home: &home,
             pm_id,
@@ -116,12 +137,13 @@ async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
         // Recorded as ours before anyone can reap it: under `kelpie runtime` the orphan
         // reaper must leave this child's exit status to its wait below.
         let spawning = crate::reaper::spawning();
-        let spawned = spawn_plan::command(&spec, &who, pipes, extras).and_then(|c| {
-            c.spawn().map_err(|source| SpawnError::Exec {
-                program: spec.command_line()[0].clone(),
-                cause: source,
-            })
-        });
+        let spawned =
+            spawn_plan::command(&spec, &who, pipes, extras, &mut found_before).and_then(|c| {
+                c.spawn().map_err(|source| SpawnError::Exec {
+                    program: spec.command_line()[0].clone(),
+                    cause: source,
+                })
+            });
         spawning.record(spawned.as_ref().ok().map(|c| c.pid));
         let kept = spawned
             .as_ref()
@@ -131,7 +153,7 @@ async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
         // Read here (/etc/passwd) rather than on the async thread; it was just used.
         let identity = spawn_plan::identity(&spec).ok().flatten();
         let readers = readers.map(|fds| (fds, kept_pipes));
-        (spawned, cgroup, identity, readers, kept)
+        (spawned, cgroup, identity, readers, kept, found_before)
     })
     .await
     .unwrap_or_else(|e| {
@@ -139,8 +161,9 @@ async fn launch_on_system(given: &Given) -> Result<Launched, SpawnError> {
             program: given.spec.command_line()[0].clone(),
             cause: std::io::Error::other(e.to_string()),
         };
-        (Err(failed), None, None, None, None)
+        (Err(failed), None, None, None, None, None)
     });
+    *found = found_now;
     let spawned = spawned?;
     let pid = spawned.pid;
     link.attach(pid);

@@ -107,6 +107,17 @@ pub(crate) enum InstanceMsg {
     CanHandOver(oneshot::Sender<Result<(), refusal::HandOverRefused>>),
 }
 
+impl InstanceMsg {
+    /// A user's command (start, restart, reload, a new spec) rather than what the instance
+    /// does by itself: the next process's program is looked for in PATH again.
+    fn starts_afresh(&self) -> bool {
+        matches!(
+            self,
+            InstanceMsg::Lifecycle(..) | InstanceMsg::UpdateSpec(..) | InstanceMsg::Reload(_)
+        )
+    }
+}
+
 /// What an instance task gave up for `kelpie update`.
 pub(crate) struct HandedOver {
     /// Its state at that moment.
@@ -245,6 +256,9 @@ struct Instance {
     /// Its own tasks that wait apart (a reload's answer, an exited process's last stderr
     /// lines); they end with it.
     helpers: crate::tasks::Helpers,
+    /// Where its program was found in PATH for its last process: its automatic restarts use
+    /// it again; forgotten at any message (see [`crate::spawn_plan::FoundProgram`]).
+    found_program: Option<Box<crate::spawn_plan::FoundProgram>>,
 }
 
 impl Instance {
@@ -264,6 +278,7 @@ impl Instance {
             mailbox: Some(mailbox),
             handed_over: false,
             helpers: crate::tasks::Helpers::default(),
+            found_program: None,
         }
     }
 

@@ -21,7 +21,7 @@ impl Instance {
                 error: "the app is being deleted".into(),
             };
         }
-        match launching::launch(&self.given).await {
+        match launching::launch(&self.given, &mut self.found_program).await {
             Ok(launched) => {
                 let pid = launched.pid;
                 log_start(&self.given, pid, "");
@@ -100,7 +100,7 @@ impl Instance {
             }
             ReloadPlan::StartCandidate { ready_within_ms } => ready_within_ms,
         };
-        match launching::launch(&self.given).await {
+        match launching::launch(&self.given, &mut self.found_program).await {
             Ok(launched) => {
                 log_start(&self.given, launched.pid, " for a reload");
                 let ready_now = !launched.awaits_ready;

@@ -24,7 +24,12 @@ impl Instance {
     pub(super) async fn on_wake(&mut self, wake: Wake) {
         match wake {
             Wake::Msg(None) => self.on_mailbox_closed().await,
-            Wake::Msg(Some(msg)) => self.on_message(msg).await,
+            Wake::Msg(Some(msg)) => {
+                if msg.starts_afresh() {
+                    self.found_program = None;
+                }
+                self.on_message(msg).await;
+            }
             Wake::Process(ProcessWake::Exited(result)) => self.on_exited(result).await,
             Wake::Process(ProcessWake::Signal(signal)) => self.on_signal(signal).await,
             Wake::Process(ProcessWake::Health(report)) => self.on_health(report).await,
