@@ -43,8 +43,10 @@ pub(super) async fn launch(
 ) -> Result<Launched, SpawnError> {
     match &given.platform {
         Platform::System => {
-            let (launched, now) = launch_on_system(given, found.take()).await;
-            *found = now.filter(|_| launched.is_ok());
+            let launched = launch_on_system(given, found).await;
+            if launched.is_err() {
+                *found = None;
+            }
             launched
         }
         #[cfg(test)]
@@ -59,14 +61,6 @@ pub(super) async fn launch(
 /// until the child has exec'd, and doing it there lets several instances start in parallel
 /// (200 apps start in about half the time on two cores) without stalling the supervisor.
 async fn launch_on_system(
-    given: &Given,
-    mut found: Option<Box<FoundProgram>>,
-) -> (Result<Launched, SpawnError>, Option<Box<FoundProgram>>) {
-    let launched = launch_with(given, &mut found).await;
-    (launched, found)
-}
-
-async fn launch_with(
     given: &Given,
     found: &mut Option<Box<FoundProgram>>,
 ) -> Result<Launched, SpawnError> {

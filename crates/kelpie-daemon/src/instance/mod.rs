@@ -257,7 +257,7 @@ struct Instance {
     /// lines); they end with it.
     helpers: crate::tasks::Helpers,
     /// Where its program was found in PATH for its last process: its automatic restarts use
-    /// it again; forgotten at any message (see [`crate::spawn_plan::FoundProgram`]).
+    /// it again; forgotten at every command (see [`crate::spawn_plan::FoundProgram`]).
     found_program: Option<Box<crate::spawn_plan::FoundProgram>>,
 }
 
