@@ -109,18 +109,20 @@ impl Cgroup {
     /// CPU time used by everything that ever ran in it, in microseconds (`cpu.stat`'s
     /// `usage_usec`, kept by cgroup2 itself without any controller).
     pub fn cpu_usec(&self) -> Option<u64> {
-        let stat = std::fs::read_to_string(self.path.join("cpu.stat")).ok()?;
-        stat.lines()
-            .find_map(|line| line.strip_prefix("usage_usec "))
-            .and_then(|n| n.trim().parse().ok())
+        read_short(&self.path.join("cpu.stat"), |stat| {
+            stat.lines()
+                .find_map(|line| line.strip_prefix("usage_usec "))
+                .and_then(|n| n.trim().parse().ok())
+        })
     }
 
     /// How many of its processes the kernel's OOM killer killed (`memory.events`' `oom_kill`),
     /// when the memory controller is enabled for it. Counts kills by any OOM killer (the
     /// machine's as well as a cgroup limit's).
     pub fn oom_kills(&self) -> Option<u64> {
-        let events = std::fs::read_to_string(self.path.join("memory.events")).ok()?;
-        counter(&events, "oom_kill")
+        read_short(&self.path.join("memory.events"), |events| {
+            counter(events, "oom_kill")
+        })
     }
 
     /// Allow at most `max` processes (and threads) in it at once (`pids.max`, of the pids
@@ -148,10 +150,10 @@ impl Cgroup {
     /// Whether a process that has not exited is in it (`cgroup.events`' `populated`). A cgroup
     /// that cannot be read counts as empty.
     pub fn populated(&self) -> bool {
-        std::fs::read_to_string(self.path.join("cgroup.events"))
-            .unwrap_or_default()
-            .lines()
-            .any(|line| line.trim() == "populated 1")
+        read_short(&self.path.join("cgroup.events"), |events| {
+            Some(events.lines().any(|line| line.trim() == "populated 1"))
+        })
+        .unwrap_or(false)
     }
 
     /// SIGKILL everything in it: `cgroup.kill` (Linux 5.14), else each pid it lists.
@@ -204,12 +206,54 @@ pub fn system_oom_kills() -> Option<u64> {
 }
 
 fn read_number(path: &Path) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    read_short(path, |text| text.trim().parse().ok())
+}
+
+/// Bytes a cgroup file read each second or at each restart is expected to fit in.
+const SHORT_FILE_MAX: usize = 1024;
+
+/// `parse` of a cgroup file of a few lines, read in one `read` into a buffer on the stack:
+/// `read_to_string` would ask the file's size first (`statx`: 0 for these files) and read a
+/// second time to see the end, two system calls more, for files the monitor reads for each app
+/// each second and the daemon at each restart. The kernel writes such a file whole at the
+/// first read when the buffer holds it; a longer one is read to its end.
+fn read_short<T>(path: &Path, parse: impl FnOnce(&str) -> Option<T>) -> Option<T> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut buffer = [0u8; SHORT_FILE_MAX];
+    let n = file.read(&mut buffer).ok()?;
+    if n < buffer.len() {
+        return parse(std::str::from_utf8(&buffer[..n]).ok()?);
+    }
+    let mut whole = buffer.to_vec();
+    file.read_to_end(&mut whole).ok()?;
+    parse(std::str::from_utf8(&whole).ok()?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_file_is_read_in_one_read_and_a_longer_one_whole() {
+        let dir = std::env::temp_dir().join(format!("kelpie-short-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let short = dir.join("short");
+        std::fs::write(&short, "populated 1\nfrozen 0\n").expect("write");
+        let lines = |text: &str| Some(text.lines().count());
+        assert_eq!(read_short(&short, lines), Some(2));
+        // Longer than the buffer, and a line across its end.
+        let long = dir.join("long");
+        let text: String = (0..400).map(|i| format!("key{i} {i}\n")).collect();
+        assert!(text.len() > 2 * SHORT_FILE_MAX);
+        std::fs::write(&long, &text).expect("write");
+        assert_eq!(read_short(&long, |t| Some(t.to_string())), Some(text));
+        assert_eq!(read_number(&long), None);
+        std::fs::write(&short, "4096\n").expect("write");
+        assert_eq!(read_number(&short), Some(4096));
+        assert_eq!(read_short(&dir.join("missing"), lines), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn counters_are_read_by_name() {

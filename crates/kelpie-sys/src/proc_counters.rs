@@ -2,6 +2,8 @@
 //! context switches (`/proc/<pid>/status`), the figures `getrusage` gives a process about
 //! itself, read here for any process of any language at no cost to it.
 
+use crate::ProcessSample;
+
 /// One reading of a process's counters, each since the process started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ProcessCounters {
@@ -15,38 +17,35 @@ pub struct ProcessCounters {
     pub involuntary_switches: u64,
 }
 
-/// Read `pid`'s counters, `buffer` reused across calls; `None` when the process is gone.
-/// Blocking (two small /proc reads, about 17 µs together): call it off the async workers.
-pub fn read_counters(pid: u32, buffer: &mut String) -> Option<ProcessCounters> {
-    read_into(pid, "stat", buffer)?;
-    let (minor_faults, major_faults) = parse_faults(buffer)?;
-    read_into(pid, "status", buffer)?;
+/// Read `pid`'s counters, `buffer` reused across calls; `None` when the process is gone. Its
+/// faults come from `stat`, its `/proc/<pid>/stat` read a moment ago (the monitor has read it
+/// for its memory and CPU), or are read here when that is `None`. Blocking (one or two small
+/// /proc reads, about 17 µs both): call it off the async workers.
+pub fn read_counters(
+    pid: u32,
+    stat: Option<&ProcessSample>,
+    buffer: &mut String,
+) -> Option<ProcessCounters> {
+    use std::io::Read;
+    let read_here;
+    let stat = match stat {
+        Some(stat) => stat,
+        None => {
+            read_here = crate::sample_process(pid)?;
+            &read_here
+        }
+    };
+    buffer.clear();
+    std::fs::File::open(format!("/proc/{pid}/status"))
+        .and_then(|mut f| f.read_to_string(buffer))
+        .ok()?;
     let (voluntary_switches, involuntary_switches) = parse_switches(buffer)?;
     Some(ProcessCounters {
-        minor_faults,
-        major_faults,
+        minor_faults: stat.minor_faults,
+        major_faults: stat.major_faults,
         voluntary_switches,
         involuntary_switches,
     })
-}
-
-/// `/proc/<pid>/<file>` into `buffer`.
-fn read_into(pid: u32, file: &str, buffer: &mut String) -> Option<()> {
-    use std::io::Read;
-    buffer.clear();
-    std::fs::File::open(format!("/proc/{pid}/{file}"))
-        .and_then(|mut f| f.read_to_string(buffer))
-        .ok()
-        .map(|_| ())
-}
-
-/// Minor and major faults from a stat line: fields 10 and 12, counted after the command
-/// name's last ')' (the name may hold spaces and parentheses).
-fn parse_faults(stat: &str) -> Option<(u64, u64)> {
-    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split_ascii_whitespace();
-    let minor = fields.nth(7)?.parse().ok()?; // 10
-    let major = fields.nth(1)?.parse().ok()?; // 12
-    Some((minor, major))
 }
 
 /// Voluntary and involuntary context switches from a status file: those of the main thread
@@ -70,14 +69,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn faults_are_counted_after_the_command_name() {
-        let stat = "4242 (a (weird) name) S 1 4240 4240 0 -1 4194560 100 7 3 9 \
-                    7 3 0 0 20 0 1 0 123456 9999999 250";
-        assert_eq!(parse_faults(stat), Some((100, 3)));
-        assert_eq!(parse_faults("4242 (x) S 1 2"), None, "cut short");
-    }
-
-    #[test]
     fn switches_are_read_from_status() {
         let status = "Name:\tsh\nState:\tS (sleeping)\nvoluntary_ctxt_switches:\t42\n\
                       nonvoluntary_ctxt_switches:\t7\n";
@@ -93,14 +84,20 @@ mod tests {
             .spawn()
             .expect("spawn sh");
         let mut buffer = String::new();
-        let first = read_counters(child.id(), &mut buffer).expect("read it");
+        let first = read_counters(child.id(), None, &mut buffer).expect("read it");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let mut later = first;
         while later.voluntary_switches <= first.voluntary_switches
             && std::time::Instant::now() < deadline
         {
             std::thread::sleep(std::time::Duration::from_millis(20));
-            later = read_counters(child.id(), &mut buffer).expect("read it again");
+            // As the monitor reads it: its stat read already, for the faults.
+            let stat = crate::sample_process(child.id()).expect("its stat");
+            later = read_counters(child.id(), Some(&stat), &mut buffer).expect("read it again");
+            assert_eq!(
+                (later.minor_faults, later.major_faults),
+                (stat.minor_faults, stat.major_faults)
+            );
         }
         let _ = child.kill();
         let _ = child.wait();
@@ -110,7 +107,7 @@ mod tests {
         );
         assert!(later.minor_faults >= first.minor_faults && later.minor_faults > 0);
         assert_eq!(
-            read_counters(child.id(), &mut buffer),
+            read_counters(child.id(), None, &mut buffer),
             None,
             "gone once reaped"
         );

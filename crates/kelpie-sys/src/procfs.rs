@@ -15,6 +15,10 @@ pub struct ProcessSample {
     pub ppid: u32,
     /// It has exited and waits to be reaped by its parent: it holds no memory, files or ports.
     pub zombie: bool,
+    /// Page faults served without a disk read, since it started (field 10).
+    pub minor_faults: u64,
+    /// Page faults that had to read from disk, since it started (field 12).
+    pub major_faults: u64,
 }
 
 /// One process seen by [`scan_processes`].
@@ -131,7 +135,9 @@ fn parse_stat(stat: &str) -> Option<ProcessSample> {
     let zombie = fields.next()? == "Z";
     let ppid: u32 = fields.next()?.parse().ok()?; // 4
     let pgrp: u32 = fields.next()?.parse().ok()?; // 5
-    let utime: u64 = fields.nth(8)?.parse().ok()?; // 14
+    let minor_faults: u64 = fields.nth(4)?.parse().ok()?; // 10
+    let major_faults: u64 = fields.nth(1)?.parse().ok()?; // 12
+    let utime: u64 = fields.nth(1)?.parse().ok()?; // 14
     let stime: u64 = fields.next()?.parse().ok()?; // 15
     let start_ticks: u64 = fields.nth(6)?.parse().ok()?; // 22
     let rss_pages: u64 = fields.nth(1)?.parse().ok()?; // 24
@@ -142,6 +148,8 @@ fn parse_stat(stat: &str) -> Option<ProcessSample> {
         pgrp,
         ppid,
         zombie,
+        minor_faults,
+        major_faults,
     })
 }
 
@@ -175,7 +183,7 @@ mod tests {
 
     #[test]
     fn stat_fields_are_counted_after_the_command_name() {
-        let stat = "4242 (a (weird) name) S 1 4240 4240 0 -1 4194560 100 0 0 0 \
+        let stat = "4242 (a (weird) name) S 1 4240 4240 0 -1 4194560 100 0 4 0 \
                     7 3 0 0 20 0 1 0 123456 9999999 250 18446744073709551615";
         let sample = parse_stat(stat).expect("parse");
         assert_eq!(
@@ -187,6 +195,8 @@ mod tests {
                 pgrp: 4240,
                 ppid: 1,
                 zombie: false,
+                minor_faults: 100,
+                major_faults: 4,
             }
         );
         assert!(parse_stat("4242 (x) Z 1 2").is_none(), "cut short");

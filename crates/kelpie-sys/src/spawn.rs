@@ -38,6 +38,27 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// then on without trying again.
 static NO_CLONE_INTO_CGROUP: AtomicBool = AtomicBool::new(false);
 
+/// `/dev/null`, opened once: each spawn takes a copy of it (one `fcntl`) for its stdin rather
+/// than opening it again (a path lookup and a new open file, at each restart of each app).
+static DEV_NULL: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+
+/// A descriptor of `/dev/null`, read-write, close-on-exec (as std opens files).
+fn dev_null() -> io::Result<OwnedFd> {
+    if let Some(null) = DEV_NULL.get() {
+        return null.try_clone();
+    }
+    let opened = OwnedFd::from(
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")?,
+    );
+    let copy = opened.try_clone()?;
+    // Another thread may have opened it meanwhile: that one is kept, this one closed.
+    let _ = DEV_NULL.set(opened);
+    Ok(copy)
+}
+
 /// How an app's process is started (see [`Spawn::spawn`]).
 pub struct Spawn {
     exec: Prepared,
@@ -133,22 +154,14 @@ impl Spawn {
                 "the working directory contains a NUL byte",
             )
         })?;
-        let null = || -> io::Result<OwnedFd> {
-            Ok(OwnedFd::from(
-                std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open("/dev/null")?,
-            ))
-        };
-        let stdin = null()?;
+        let stdin = dev_null()?;
         let stdout = match stdout {
             Some(fd) => fd,
-            None => null()?,
+            None => dev_null()?,
         };
         let stderr = match stderr {
             Some(fd) => fd,
-            None => null()?,
+            None => dev_null()?,
         };
         Ok(Spawn {
             exec: Prepared::new(program, argv, env, listen_pid, fds)?,

@@ -1,12 +1,12 @@
 //! Page faults and context switches of each instance's main process ([`Activity`]), read on
 //! the sampling thread at a tenth of its rate: a process's stat and status cost about 17 µs
-//! together, so with 10 000 busy apps this is under 2 % of a core, and idle apps cost nothing
+//! together (its stat is most often read by the reading already, and not again here), so with 10 000 busy apps this is under 2 % of a core, and idle apps cost nothing
 //! (a process that used no CPU time since it was last read neither faulted nor switched). Kept for `describe`, `jlist` and
 //! `/metrics`, which read the last figures and never /proc themselves (a scrape of 500 apps
 //! would cost as much again as it does).
 
 use super::{IdMap, IdSet, Target};
-use kelpie_sys::ProcessCounters;
+use kelpie_sys::{ProcessCounters, ProcessEntry, ProcessSample};
 use std::sync::{Arc, Mutex};
 
 /// How often, in readings, the counters of an instance that ran meanwhile are read again (a
@@ -30,14 +30,16 @@ impl Activity {
     /// Note which of `targets` ran this second (`ran`: their reading counted CPU time), then
     /// read the counters that are due: a new process's, and those of processes that ran since
     /// their last, every [`COUNTERS_EVERY`].
+    /// `processes`: what this reading read of `/proc/<pid>/stat` (the faults are taken from
+    /// there rather than read again).
     pub(super) fn read(
         &mut self,
         targets: &[Target],
-        ran: &IdSet<u32>,
+        (ran, processes): (&IdSet<u32>, &[ProcessEntry]),
         reading: u64,
         shared: &SharedCounters,
     ) {
-        let mut fresh = Vec::new();
+        let mut to_read = Vec::new();
         for target in targets {
             if ran.contains(&target.pm_id) {
                 self.ran.insert(target.pm_id);
@@ -54,8 +56,24 @@ impl Activity {
             }
             self.read_at.insert(target.pm_id, (target.pid, reading));
             self.ran.remove(&target.pm_id);
-            if let Some(counters) = kelpie_sys::read_counters(target.pid, &mut self.buffer) {
-                fresh.push((target.pm_id, (target.pid, counters)));
+            to_read.push((target.pm_id, target.pid));
+        }
+        if to_read.is_empty() {
+            return;
+        }
+        // Their stat as this reading read it, found in one pass over what it read (a process
+        // of an app whose cgroup gave its memory was not read: its stat is read here).
+        let due_pids: IdSet<u32> = to_read.iter().map(|(_, pid)| *pid).collect();
+        let stats: IdMap<u32, &ProcessSample> = processes
+            .iter()
+            .filter(|entry| due_pids.contains(&entry.pid))
+            .map(|entry| (entry.pid, &entry.sample))
+            .collect();
+        let mut fresh = Vec::new();
+        for (pm_id, pid) in to_read {
+            let stat = stats.get(&pid).copied();
+            if let Some(counters) = kelpie_sys::read_counters(pid, stat, &mut self.buffer) {
+                fresh.push((pm_id, (pid, counters)));
             }
         }
         if fresh.is_empty() {
@@ -94,7 +112,7 @@ mod tests {
         let shared = SharedCounters::default();
         let mut activity = Activity::default();
         let idle = IdSet::default();
-        activity.read(std::slice::from_ref(&me), &idle, 1, &shared);
+        activity.read(std::slice::from_ref(&me), (&idle, &[]), 1, &shared);
         let first = shared.lock().expect("lock")[&4];
         assert_eq!(first.0, me.pid);
         assert!(first.1.minor_faults > 0);
@@ -102,7 +120,7 @@ mod tests {
         shared.lock().expect("lock").clear();
         activity.read(
             std::slice::from_ref(&me),
-            &idle,
+            (&idle, &[]),
             1 + 5 * COUNTERS_EVERY,
             &shared,
         );
@@ -111,7 +129,7 @@ mod tests {
         let busy = IdSet::from_iter([4]);
         activity.read(
             std::slice::from_ref(&me),
-            &busy,
+            (&busy, &[]),
             2 + 5 * COUNTERS_EVERY,
             &shared,
         );
@@ -119,13 +137,38 @@ mod tests {
         shared.lock().expect("lock").clear();
         activity.read(
             std::slice::from_ref(&me),
-            &busy,
+            (&busy, &[]),
             3 + 5 * COUNTERS_EVERY,
             &shared,
         );
         assert!(
             shared.lock().expect("lock").is_empty(),
             "read again too soon"
+        );
+        // A new process whose stat the reading read: its faults are taken from there.
+        let next = Target {
+            pid: 1,
+            ..me.clone()
+        };
+        let read = ProcessEntry {
+            pid: 1,
+            sample: ProcessSample {
+                minor_faults: 12_345,
+                major_faults: 6,
+                ..kelpie_sys::sample_process(1).expect("pid 1's stat")
+            },
+        };
+        activity.read(
+            std::slice::from_ref(&next),
+            (&busy, &[read]),
+            4 + 5 * COUNTERS_EVERY,
+            &shared,
+        );
+        let counters = shared.lock().expect("lock")[&4];
+        assert_eq!(counters.0, 1);
+        assert_eq!(
+            (counters.1.minor_faults, counters.1.major_faults),
+            (12_345, 6)
         );
         activity.keep_only(&[], &shared);
         assert!(activity.read_at.is_empty());

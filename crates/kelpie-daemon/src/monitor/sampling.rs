@@ -193,7 +193,8 @@ impl Sampling {
             .filter(|r| r.cpu_seconds > 0.0)
             .map(|r| r.pm_id)
             .collect();
-        self.activity.read(current, &ran, self.ticks, counters_read);
+        self.activity
+            .read(current, (&ran, &processes), self.ticks, counters_read);
         // A reading of an instance that used no CPU and did not change tells the supervisor
         // nothing new.
         let sent = &mut self.sent;

@@ -172,6 +172,8 @@ mod tests {
                 pgrp,
                 ppid,
                 zombie: false,
+                minor_faults: 0,
+                major_faults: 0,
             },
         }
     }
