@@ -1,9 +1,10 @@
 //! Page faults and context switches of each instance's main process ([`Activity`]), read on
 //! the sampling thread at a tenth of its rate: a process's stat and status cost about 17 µs
-//! together (its stat is most often read by the reading already, and not again here), so with 10 000 busy apps this is under 2 % of a core, and idle apps cost nothing
-//! (a process that used no CPU time since it was last read neither faulted nor switched). Kept for `describe`, `jlist` and
-//! `/metrics`, which read the last figures and never /proc themselves (a scrape of 500 apps
-//! would cost as much again as it does).
+//! together (the stat is most often the one the reading has just read, and is not read again),
+//! so with 10 000 busy apps this is under 2 % of a core, and idle apps cost nothing (a process
+//! that used no CPU time since it was last read neither faulted nor switched). Kept for
+//! `describe`, `jlist` and `/metrics`, which read the last figures and never /proc themselves
+//! (a scrape of 500 apps would cost as much again as it does).
 
 use super::{IdMap, IdSet, Target};
 use kelpie_sys::{ProcessCounters, ProcessEntry, ProcessSample};
@@ -30,6 +31,7 @@ impl Activity {
     /// Note which of `targets` ran this second (`ran`: their reading counted CPU time), then
     /// read the counters that are due: a new process's, and those of processes that ran since
     /// their last, every [`COUNTERS_EVERY`].
+    ///
     /// `processes`: what this reading read of `/proc/<pid>/stat` (the faults are taken from
     /// there rather than read again).
     pub(super) fn read(
