@@ -236,8 +236,8 @@ mod tests {
 
     #[test]
     fn a_short_file_is_read_in_one_read_and_a_longer_one_whole() {
-        let dir = std::env::temp_dir().join(format!("kelpie-short-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path();
         let short = dir.join("short");
         std::fs::write(&short, "populated 1\nfrozen 0\n").expect("write");
         let lines = |text: &str| Some(text.lines().count());
@@ -252,7 +252,6 @@ mod tests {
         std::fs::write(&short, "4096\n").expect("write");
         assert_eq!(read_number(&short), Some(4096));
         assert_eq!(read_short(&dir.join("missing"), lines), None);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

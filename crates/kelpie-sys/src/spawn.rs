@@ -631,6 +631,32 @@ mod tests {
     }
 
     #[test]
+    fn each_child_s_stdin_is_dev_null_from_one_kept_close_on_exec_copy() {
+        // The child's stdin, and its stderr (none given: /dev/null too), from both threads.
+        let script = "readlink /proc/$$/fd/0 /proc/$$/fd/2";
+        let run = |spawn: fn(Spawn) -> io::Result<Spawned>| {
+            let (spawn_it, mut reader) = shell_for_test(script);
+            let spawned = spawn(spawn_it).expect("spawn");
+            let mut text = String::new();
+            reader.read_to_string(&mut text).expect("read");
+            assert_eq!(wait(&spawned), 0);
+            text.split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        let null = vec!["/dev/null".to_string(); 2];
+        assert_eq!(run(Spawn::spawn_here), null);
+        assert_eq!(run(Spawn::spawn_here), null, "again, from the kept copy");
+        assert_eq!(run(crate::spawner::from_the_spawner), null);
+        let kept = DEV_NULL.get().expect("opened once and kept");
+        let flags = rustix::io::fcntl_getfd(kept).expect("its flags");
+        assert!(
+            flags.contains(rustix::io::FdFlags::CLOEXEC),
+            "never inherited by an app or the next program"
+        );
+    }
+
+    #[test]
     fn no_descriptor_of_the_parent_reaches_the_child_from_either_thread() {
         let (read, write) = std::io::pipe().expect("pipe");
         // SAFETY: dup(2) of a descriptor this test owns; the copy (without close-on-exec, as
