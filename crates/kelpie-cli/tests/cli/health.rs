@@ -238,6 +238,11 @@ fn a_depends_on_chain_starts_in_order_and_stops_in_reverse() {
         ),
     );
     k.ok(&["start", &config]);
+    // `start` returns once api is spawned (it has no readiness); its stamp is written by api
+    // itself a moment later.
+    k.wait_for("api's start stamp", 5 * SECS, || {
+        stamps(k.home().join("order").as_path()).len() >= 3
+    });
     let pids: Vec<u32> = stamps(k.home().join("order").as_path())
         .iter()
         .map(|(pid, _)| *pid)
