@@ -347,6 +347,10 @@ fn a_write_cut_by_a_full_home_leaves_only_whole_lines() {
         k.log("printer-out.log").lines().count() > written + 500
     });
     k.ok(&["stop", "printer"]);
+    // `stop` does not wait for the log writer: let it finish the last line.
+    k.wait_for("the log to end on a line boundary", 5 * SECS, || {
+        k.log("printer-out.log").ends_with('\n')
+    });
     let log = k.log("printer-out.log");
     let (bad, numbers) = printed_lines(&log);
     assert!(bad.is_empty(), "lines that are not whole: {bad:?}");

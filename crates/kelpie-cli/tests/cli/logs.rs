@@ -500,8 +500,11 @@ fn logs_shows_the_last_lines_by_stream_app_and_format() {
     k.ok(&[
         "start", &app, "--name", "worker", "--", "--quiet", "--print", "2",
     ]);
-    k.wait_for("api's lines", 5 * SECS, || {
+    // Each app's output and errors go through their own pipes: wait for all three files.
+    k.wait_for("api's and worker's lines", 5 * SECS, || {
         String::from_utf8_lossy(&read(&out_log(&k, "api"))).contains("line 29")
+            && k.log("api-error.log").contains("error line 2")
+            && k.log("worker-out.log").contains("line 1")
     });
     let both = k.ok(&["logs", "--nostream", "--lines", "5"]);
     assert!(both.contains("0|api    | line 29"), "{both}");

@@ -190,11 +190,10 @@ fn json_lines_of_a_shared_file_name_the_instance_that_wrote_them() {
         "2",
         "--merge-logs",
     ]);
+    // Both streams of both instances (`--raw` prints the error lines on stderr).
     k.wait_for("both instances' lines", 10 * SECS, || {
-        k.ok(&["logs", "twins", "--raw", "--nostream"])
-            .matches("hello from")
-            .count()
-            == 2
+        let json = k.ok(&["logs", "twins", "--json", "--nostream"]);
+        json.matches("\"hello from ").count() == 2 && json.matches("\"bye from ").count() == 2
     });
     let lines = json_lines(&k, &["logs", "twins", "--json", "--nostream"]);
     assert_eq!(lines.len(), 4, "{lines:?}");

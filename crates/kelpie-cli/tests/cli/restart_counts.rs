@@ -80,8 +80,16 @@ fn every_cause_counts_one_restart_per_process_ended_and_started_again() {
     );
     k.ok(&["start", &config]);
     // Two reloads, three changes of a watched file (each after the last restart).
+    // A process may stamp itself after `reload` returns: wait for the first process's stamp
+    // before the first reload, and for each new process's before counting.
+    k.wait_for("the first stamp", 5 * SECS, || {
+        started(&stamp("reload")) >= 1
+    });
     for round in 1..=2 {
         k.ok(&["reload", "reload"]);
+        k.wait_for("the new process's stamp", 5 * SECS, || {
+            started(&stamp("reload")) > round
+        });
         assert_eq!(started(&stamp("reload")), round + 1);
     }
     for round in 1..=3 {

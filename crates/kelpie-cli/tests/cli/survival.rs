@@ -27,7 +27,7 @@ fn kill9(pid: u32) {
 
 /// The daemon's keeper, once it has written its pid (it starts next to the daemon, which
 /// answers before the keeper is ready on a loaded machine).
-fn keeper_of(k: &Kelpie) -> u32 {
+pub(super) fn keeper_of(k: &Kelpie) -> u32 {
     k.wait_for("the keeper's pid file", 5 * SECS, || {
         k.keeper_pid().is_some()
     });
@@ -173,8 +173,9 @@ fn apps_outlive_a_daemon_killed_with_sigkill_and_the_next_one_adopts_them() {
     );
 
     // Every line printed while no daemon ran reached the files, once and in order.
-    k.wait_for("the whole burst in the log", 20 * SECS, || {
+    k.wait_for("the whole burst in the logs", 20 * SECS, || {
         numbered(&k, "burst-out.log", "burst ").len() == 300000
+            && numbered(&k, "burst-error.log", "oops ").len() == 20000
     });
     assert_consecutive(&numbered(&k, "burst-out.log", "burst "), "burst");
     assert_eq!(numbered(&k, "burst-error.log", "oops ").len(), 20000);

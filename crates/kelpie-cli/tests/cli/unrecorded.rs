@@ -7,7 +7,7 @@
 //! dump: none runs on unmanaged.
 
 use super::kelpie;
-use super::survival::kill_daemon;
+use super::survival::{keeper_of, kill_daemon};
 use kelpie_testkit::{alive, Kelpie};
 use std::time::Duration;
 
@@ -157,7 +157,7 @@ fn with_daemon_and_keeper_killed_and_no_readable_state_no_app_process_runs_unman
     k.ok(&["save"]);
     // c is in no dump: nothing could start it again.
     pids.extend(printers(&k, &["c"]));
-    let keeper = k.keeper_pid().expect("the keeper's pid");
+    let keeper = keeper_of(&k);
     kill_daemon(&k);
     std::process::Command::new("kill")
         .args(["-9", &keeper.to_string()])
