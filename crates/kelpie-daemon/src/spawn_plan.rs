@@ -167,8 +167,7 @@ pub(crate) fn command(
     // it can be (the spec's environment is copied into the child's once, below).
     let kelpie_vars = kelpie_variables(spec, who);
     let mut env: BTreeMap<&str, Cow<'_, str>> = spec
-        .merged_env_borrowed()
-        .into_iter()
+        .merged_env_pairs()
         .map(|(name, value)| (name, Cow::Borrowed(value)))
         .collect();
     env.extend(

@@ -30,11 +30,12 @@ pub(crate) struct Prepared {
     /// Keeps the argument strings alive for `argv`.
     _args: Vec<CString>,
     argv: Vec<*const libc::c_char>,
-    /// Environment entries, each NUL-terminated; the `LISTEN_PID` one has room for digits.
-    env: Vec<Vec<u8>>,
+    /// Environment entries back to back, each NUL-terminated, in one buffer (one allocation
+    /// per spawn rather than one per variable); the `LISTEN_PID` one has room for digits.
+    env: Vec<u8>,
     envp: Vec<*const libc::c_char>,
-    /// Index in `env` of the `LISTEN_PID=` entry, if asked for.
-    listen_pid_entry: Option<usize>,
+    /// Where in `env` the `LISTEN_PID=` entry's digits go, if asked for.
+    listen_pid_digits: Option<usize>,
     /// (descriptor in the parent, number it gets in the child).
     fds: Vec<(RawFd, RawFd)>,
     /// Scratch space for the temporary copies made in the child (no allocation there).
@@ -70,35 +71,49 @@ impl Prepared {
             .iter()
             .map(|arg| c_string(arg.as_bytes(), "an argument"))
             .collect::<io::Result<Vec<_>>>()?;
-        let mut entries = Vec::with_capacity(env.len() + 1);
-        for (key, value) in env {
-            let (key, value) = (key.as_ref(), value.as_ref());
-            if key == "LISTEN_PID" {
-                continue;
-            }
-            let mut entry = Vec::with_capacity(key.len() + value.len() + 2);
-            entry.extend_from_slice(key.as_bytes());
-            entry.push(b'=');
-            entry.extend_from_slice(value.as_bytes());
-            if entry.contains(&0) {
+        let kept = || {
+            env.iter()
+                .map(|(key, value)| (key.as_ref(), value.as_ref()))
+                .filter(|(key, _)| *key != "LISTEN_PID")
+        };
+        // The exact size first: the buffer never grows once pointers into it are taken.
+        let size = kept()
+            .map(|(key, value)| key.len() + value.len() + 2)
+            .sum::<usize>()
+            + if listen_pid {
+                LISTEN_PID_PREFIX.len() + PID_DIGITS + 1
+            } else {
+                0
+            };
+        let mut entries = Vec::with_capacity(size);
+        let mut starts = Vec::with_capacity(env.len() + 2);
+        for (key, value) in kept() {
+            if key.contains('\0') || value.contains('\0') {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!("environment variable `{key}` contains a NUL byte"),
                 ));
             }
-            entry.push(0);
-            entries.push(entry);
+            starts.push(entries.len());
+            entries.extend_from_slice(key.as_bytes());
+            entries.push(b'=');
+            entries.extend_from_slice(value.as_bytes());
+            entries.push(0);
         }
-        let listen_pid_entry = listen_pid.then(|| {
-            let mut entry = LISTEN_PID_PREFIX.to_vec();
-            entry.resize(LISTEN_PID_PREFIX.len() + PID_DIGITS + 1, 0);
-            entries.push(entry);
-            entries.len() - 1
+        let listen_pid_digits = listen_pid.then(|| {
+            starts.push(entries.len());
+            entries.extend_from_slice(LISTEN_PID_PREFIX);
+            let digits = entries.len();
+            entries.resize(digits + PID_DIGITS + 1, 0);
+            digits
         });
+        debug_assert_eq!(entries.len(), size);
         let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
-        let mut envp: Vec<*const libc::c_char> =
-            entries.iter().map(|e| e.as_ptr().cast()).collect();
+        let mut envp: Vec<*const libc::c_char> = starts
+            .iter()
+            .map(|start| entries[*start..].as_ptr().cast())
+            .collect();
         envp.push(std::ptr::null());
         let moved = vec![-1; fds.len()];
         Ok(Prepared {
@@ -107,7 +122,7 @@ impl Prepared {
             argv,
             env: entries,
             envp,
-            listen_pid_entry,
+            listen_pid_digits,
             fds,
             moved,
         })
@@ -189,13 +204,10 @@ impl Prepared {
     /// In the child, once the descriptors are placed: fill in the pid, exec. Returns only on
     /// failure.
     pub(crate) fn exec_placed(&mut self) -> io::Error {
-        if let Some(index) = self.listen_pid_entry {
+        if let Some(digits) = self.listen_pid_digits {
             // rustix's getpid is the bare system call: async-signal-safe, no libc cache.
             let pid = rustix::process::getpid().as_raw_nonzero().get();
-            write_decimal(
-                &mut self.env[index][LISTEN_PID_PREFIX.len()..],
-                u32::try_from(pid).unwrap_or(0),
-            );
+            write_decimal(&mut self.env[digits..], u32::try_from(pid).unwrap_or(0));
         }
         // SAFETY: program, argv and envp are NUL-terminated strings in buffers owned by self,
         // and both arrays end with a null pointer. The digits were written in place (the
@@ -317,6 +329,42 @@ mod tests {
         assert_eq!(words[0], words[1], "LISTEN_PID is the child's own pid");
         assert_eq!(words[0], child.id().to_string());
         assert_eq!(words[2], "b");
+    }
+
+    #[test]
+    fn the_environment_is_laid_out_whole_and_a_nul_in_it_is_refused() {
+        let env = [
+            ("A", "1"),
+            ("LISTEN_PID", "7"),
+            ("EMPTY", ""),
+            ("B", "two words"),
+        ];
+        let prepared = Prepared::new(Path::new("/bin/sh"), &["sh".into()], &env, true, Vec::new())
+            .expect("prepare");
+        let entries: Vec<&[u8]> = prepared.envp[..prepared.envp.len() - 1]
+            .iter()
+            // SAFETY: each pointer is to a NUL-terminated entry in `prepared.env`, alive here.
+            .map(|entry| unsafe { std::ffi::CStr::from_ptr(*entry) }.to_bytes())
+            .collect();
+        // The caller's LISTEN_PID is replaced by the child's own (digits filled in the child).
+        assert_eq!(
+            entries,
+            [&b"A=1"[..], b"EMPTY=", b"B=two words", b"LISTEN_PID="]
+        );
+        assert!(prepared.envp.last().is_some_and(|last| last.is_null()));
+        let refused = Prepared::new(
+            Path::new("/bin/sh"),
+            &["sh".into()],
+            &[("A", "1"), ("BAD", "x\0y")],
+            false,
+            Vec::new(),
+        )
+        .err()
+        .map(|e| e.to_string());
+        assert_eq!(
+            refused.as_deref(),
+            Some("environment variable `BAD` contains a NUL byte")
+        );
     }
 
     #[test]

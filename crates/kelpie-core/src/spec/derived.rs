@@ -119,23 +119,20 @@ impl AppSpec {
     /// The environment an instance gets, before Kelpie's own variables are added: the inherited
     /// environment (less what `filter_env` leaves out), overridden by the config's.
     pub fn merged_env(&self) -> BTreeMap<String, String> {
-        self.merged_env_borrowed()
-            .into_iter()
+        self.merged_env_pairs()
             .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect()
     }
 
-    /// [`AppSpec::merged_env`], borrowed from the spec: what a spawn reads, at every restart,
-    /// without copying the environment's strings.
-    pub fn merged_env_borrowed(&self) -> BTreeMap<&str, &str> {
-        let mut env: BTreeMap<&str, &str> = self
-            .inherited_env
+    /// [`AppSpec::merged_env`]'s variables, borrowed from the spec, in the order they apply (a
+    /// later one with the same name wins: collect them into a map): what a spawn reads, at
+    /// every restart, without copying the environment's strings.
+    pub fn merged_env_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.inherited_env
             .iter()
             .filter(|(name, _)| self.filter_env.keeps(name))
+            .chain(&self.env)
             .map(|(name, value)| (name.as_str(), value.as_str()))
-            .collect();
-        env.extend(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        env
     }
 }
 
