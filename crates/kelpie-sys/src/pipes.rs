@@ -25,6 +25,24 @@ pub fn nonblocking_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd:
     )?)
 }
 
+/// `fd`, checked to be a pipe (or FIFO), made non-blocking if it was not: a reader's end made
+/// ready for an event loop without registering it anywhere (tokio's pipe type registers it,
+/// which a caller that only wants the check pays two `epoll_ctl` for).
+pub fn nonblocking_pipe_reader(fd: std::os::fd::OwnedFd) -> std::io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{fcntl_getfl, fcntl_setfl, fstat, FileType, OFlags};
+    if FileType::from_raw_mode(fstat(&fd)?.st_mode) != FileType::Fifo {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a pipe",
+        ));
+    }
+    let flags = fcntl_getfl(&fd)?;
+    if !flags.contains(OFlags::NONBLOCK) {
+        fcntl_setfl(&fd, flags | OFlags::NONBLOCK)?;
+    }
+    Ok(fd)
+}
+
 /// Copy up to `len` bytes from the head of pipe `from` into pipe `to` without consuming them
 /// (`tee(2)`, non-blocking): the bytes stay in `from` for whoever consumes it. Ok(0): `from` is
 /// empty and every writer has closed it. `WouldBlock`: `from` is empty (writers remain) or `to`
@@ -62,6 +80,24 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::os::fd::AsFd;
+
+    #[test]
+    fn a_pipe_reader_is_made_non_blocking_and_anything_else_refused() {
+        let (reader, mut writer) = std::io::pipe().expect("pipe");
+        let reader = nonblocking_pipe_reader(reader.into()).expect("a pipe");
+        let mut buf = [0u8; 4];
+        let empty = rustix::io::read(&reader, &mut buf).expect_err("nothing to read");
+        assert_eq!(empty, rustix::io::Errno::AGAIN);
+        writer.write_all(b"hi").expect("write");
+        assert_eq!(rustix::io::read(&reader, &mut buf).expect("read"), 2);
+        // Already non-blocking: kept as it is.
+        let reader = nonblocking_pipe_reader(reader).expect("still a pipe");
+        drop(writer);
+        assert_eq!(rustix::io::read(&reader, &mut buf).expect("end"), 0);
+        let file = tempfile::tempfile().expect("a file");
+        let refused = nonblocking_pipe_reader(file.into()).expect_err("a file is no pipe");
+        assert_eq!(refused.kind(), std::io::ErrorKind::InvalidInput);
+    }
 
     #[test]
     fn tee_looks_without_consuming_and_splice_consumes_exactly_what_it_moved() {

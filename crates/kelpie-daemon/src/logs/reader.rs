@@ -124,8 +124,8 @@ pub(super) async fn read_pipe(
         stream,
         backlog,
     } = pipe;
-    // Checks that it is a pipe and makes it non-blocking.
-    let fd = match pipe::Receiver::from_owned_fd(fd).and_then(|p| p.into_nonblocking_fd()) {
+    // Checks that it is a pipe and makes it non-blocking (registered only while waited on).
+    let fd = match kelpie_sys::nonblocking_pipe_reader(fd) {
         Ok(fd) => fd,
         Err(e) => {
             crate::daemon_log!(
