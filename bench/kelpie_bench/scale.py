@@ -21,6 +21,8 @@ SCALE_IDLE_S = 30.0      # idle CPU window once all apps are online: as long as 
 CHECK_IDLE_S = 5.0        # --check: the same window (its idle figure is not checked)
 SOAK_APPS = 30           # crash-looping apps of the soak
 SOAK_LIFE_MS = 300       # each lives 300 ms + 10 ms x its index, then exits 0 and is restarted
+SOAK_SLOW_LIFE_MS = 1400  # kind "sh-slow": the sh apps living this long instead, which restarts
+                          # them about as often as the Node apps are here (Node's start-up)
 SOAK_SKIP_RESTARTS = 1000  # the soak's figures count from this restart on (warm caches, tables)
 
 
@@ -133,16 +135,18 @@ def soak_apps(m: Manager, kind: str) -> list[dict]:
     """The soak's SOAK_APPS apps of `kind`, each living SOAK_LIFE_MS + 10 ms x its index:
     quiet: fake-app exiting 0; printing: fake-app printing a line to stdout and one to stderr
     and exiting 1; sh: `sh -c` doing the same (two processes: the shell and its `sleep`);
-    node: a Node script doing the same."""
+    sh-slow: the same living SOAK_SLOW_LIFE_MS + 10 ms x its index; node: a Node script
+    doing the same."""
     common = {"min_uptime": 100, "restart_delay": 0, "max_restarts": 10_000_000}
     if kind == "node":
         script = m.workdir / "soak-crash.js"
         script.write_text(SOAK_NODE)
         return [{"name": f"crash{i}", "script": str(script), "args": [str(SOAK_LIFE_MS + 10 * i)],
                  **common} for i in range(SOAK_APPS)]
-    if kind == "sh":
+    if kind in ("sh", "sh-slow"):
+        life = SOAK_SLOW_LIFE_MS if kind == "sh-slow" else SOAK_LIFE_MS
         return [{"name": f"crash{i}", "script": "/bin/sh", "interpreter": "none",
-                 "args": ["-c", SOAK_SH.format(life=(SOAK_LIFE_MS + 10 * i) / 1000)], **common}
+                 "args": ["-c", SOAK_SH.format(life=(life + 10 * i) / 1000)], **common}
                 for i in range(SOAK_APPS)]
     if kind == "printing":
         life = ["--quiet", "--print", "1", "--print-err", "1"]

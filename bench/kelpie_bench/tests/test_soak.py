@@ -45,11 +45,13 @@ class SoakTest(unittest.TestCase):
     def test_each_kind_makes_its_apps_printing_ones_exit_1(self):
         with tempfile.TemporaryDirectory() as tmp:
             m = Kelpie(Path(tmp))
-            for kind in ("quiet", "printing", "sh", "node"):
+            for kind in ("quiet", "printing", "sh", "sh-slow", "node"):
                 apps = soak_apps(m, kind)
                 self.assertEqual(len(apps), SOAK_APPS)
                 self.assertEqual(apps[0]["restart_delay"], 0)
             self.assertIn("exit 1", soak_apps(m, "sh")[0]["args"][1])
+            self.assertIn("sleep 0.3;", soak_apps(m, "sh")[0]["args"][1])
+            self.assertIn("sleep 1.4;", soak_apps(m, "sh-slow")[0]["args"][1])
             self.assertIn("process.exit(1)", (m.workdir / "soak-crash.js").read_text())
             self.assertIn("--exit-code", soak_apps(m, "printing")[0]["args"])
 
