@@ -20,7 +20,7 @@ use super::sink::lock;
 use std::cell::RefCell;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Mutex, OnceLock, TryLockError};
+use std::sync::{Mutex, MutexGuard, OnceLock, TryLockError};
 
 /// Capacity asked for the log thread's scratch pipe: as much as an app's enlarged pipe holds,
 /// so one look can take all of it.
@@ -84,10 +84,21 @@ impl PipeCursor {
         }
     }
 
+    /// The cursor's state, unless the writer holds it this instant (consuming the pipe, which
+    /// may take as long as a slow disk does): the reader never waits for it.
+    fn try_state(&self) -> Option<MutexGuard<'_, CursorState>> {
+        match self.state.try_lock() {
+            Ok(state) => Some(state),
+            Err(TryLockError::WouldBlock) => None,
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        }
+    }
+
     /// The pipe, to wait until it is readable: only when every byte seen has been consumed
-    /// (the writer has nothing of it to do). Give it back with [`PipeCursor::give_back`].
+    /// (the writer has nothing of it to do), and not while the writer is consuming it. Give
+    /// it back with [`PipeCursor::give_back`].
     pub(super) fn lend(&self) -> Option<OwnedFd> {
-        let mut state = lock(&self.state);
+        let mut state = self.try_state()?;
         if state.seen != state.consumed {
             return None;
         }
@@ -99,19 +110,21 @@ impl PipeCursor {
         lock(&self.state).fd = Some(fd);
     }
 
-    /// Whether every writer of the pipe has closed it (it may still hold bytes).
+    /// Whether every writer of the pipe has closed it (it may still hold bytes); false while
+    /// the writer is consuming it (asked again later).
     pub(super) fn hung_up(&self) -> bool {
-        let state = lock(&self.state);
-        state
-            .fd
-            .as_ref()
-            .is_none_or(|fd| kelpie_sys::pipe_hung_up(fd.as_fd()))
+        self.try_state().is_some_and(|state| {
+            state
+                .fd
+                .as_ref()
+                .is_none_or(|fd| kelpie_sys::pipe_hung_up(fd.as_fd()))
+        })
     }
 
-    /// Bytes seen and not yet consumed: they are at the pipe's head.
-    pub(super) fn unconsumed(&self) -> u64 {
-        let state = lock(&self.state);
-        state.seen - state.consumed
+    /// Bytes seen and not yet consumed: they are at the pipe's head. `None` while the writer
+    /// is consuming the pipe this instant.
+    pub(super) fn unconsumed(&self) -> Option<u64> {
+        self.try_state().map(|state| state.seen - state.consumed)
     }
 
     /// Look at the bytes the pipe holds past those already seen, handing them to `each` in
@@ -141,11 +154,7 @@ impl PipeCursor {
     /// Copy the pipe's head into the scratch pipe: how many of the bytes copied were seen
     /// before, and how many are new (now counted as seen).
     fn copy_head(&self, scratch: &Scratch) -> Result<(usize, usize), Look> {
-        let mut state = match self.state.try_lock() {
-            Ok(state) => state,
-            Err(TryLockError::WouldBlock) => return Err(Look::Busy),
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-        };
+        let mut state = self.try_state().ok_or(Look::Busy)?;
         let old = (state.seen - state.consumed) as usize;
         if old >= scratch.capacity {
             return Err(Look::Full);
@@ -213,24 +222,20 @@ impl PipeCursor {
         state.consumed += len;
     }
 
-    /// The writer made no progress for seconds: the reader reads the pipe itself from now on.
-    /// What the writer still has of it (seen, not consumed) is taken out of the pipe now; the
-    /// writer writes those bytes from its copy. Returns false when the writer is consuming this
-    /// pipe at this instant (stuck in it): then nothing changes.
-    pub(super) fn take_over(&self) -> bool {
-        let mut state = match self.state.try_lock() {
-            Ok(state) => state,
-            Err(TryLockError::WouldBlock) => return false,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-        };
+    /// The writer made no progress for seconds: the reader reads the pipe itself from now on,
+    /// and gets it back. What the writer still has of it (seen, not consumed) is taken out of
+    /// the pipe now; the writer writes those bytes from its copy. `None` when the writer is
+    /// consuming this pipe at this instant (stuck in it): then nothing changes.
+    pub(super) fn take_over(&self) -> Option<OwnedFd> {
+        let mut state = self.try_state()?;
+        // Lent only while the reader waits for the pipe, never while it waits on the writer.
+        let fd = state.fd.take()?;
         if !state.read_by_reader {
-            if let Some(fd) = &state.fd {
-                discard(fd.as_fd(), (state.seen - state.consumed) as usize);
-            }
+            discard(fd.as_fd(), (state.seen - state.consumed) as usize);
             state.consumed = state.seen;
             state.read_by_reader = true;
         }
-        true
+        Some(fd)
     }
 
     /// A second descriptor of the pipe, for a daemon that takes over (`kelpie update`): the
@@ -334,4 +339,58 @@ fn dev_null() -> Option<&'static std::fs::File> {
             .ok()
     })
     .as_ref()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_reader_never_waits_while_the_writer_is_consuming_the_pipe() {
+        let (reader, mut app) = std::io::pipe().expect("pipe");
+        app.write_all(b"one\ntwo\n").expect("write");
+        let cursor = std::sync::Arc::new(PipeCursor::new(OwnedFd::from(reader)));
+        let mut buf = vec![0; 4096];
+        assert_eq!(cursor.look(&mut buf, |_| {}), Look::New(8));
+        // The writer moving bytes into a file holds the cursor for as long as the disk takes:
+        // here, until told to let go (or 5 s).
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let writer = std::thread::spawn({
+            let cursor = cursor.clone();
+            move || {
+                let _consuming = lock(&cursor.state);
+                held_tx.send(()).expect("tell");
+                let _ = released.recv_timeout(Duration::from_secs(5));
+            }
+        });
+        held.recv().expect("the writer holds the cursor");
+        let started = Instant::now();
+        assert_eq!(cursor.unconsumed(), None, "busy, not waited for");
+        assert_eq!(cursor.look(&mut buf, |_| {}), Look::Busy);
+        assert!(cursor.lend().is_none(), "not lent while consumed");
+        assert!(!cursor.hung_up());
+        assert!(cursor.take_over().is_none(), "nothing taken over mid-write");
+        let took = started.elapsed();
+        release.send(()).expect("let go");
+        writer.join().expect("writer");
+        assert!(took < Duration::from_secs(2), "the reader waited {took:?}");
+        // Once it let go, all is as it was: the bytes seen are still the writer's to consume.
+        assert_eq!(cursor.unconsumed(), Some(8));
+        drop(app);
+        assert!(cursor.hung_up(), "the app's end is closed");
+        let fd = cursor.take_over().expect("taken over");
+        assert_eq!(cursor.unconsumed(), Some(0), "what was seen left the pipe");
+        assert!(cursor.take_over().is_none(), "the pipe is the reader's now");
+        let mut rest = Vec::new();
+        std::fs::File::from(fd)
+            .read_to_end(&mut rest)
+            .expect("read");
+        assert!(
+            rest.is_empty(),
+            "the seen bytes are the writer's copy, not read twice"
+        );
+    }
 }

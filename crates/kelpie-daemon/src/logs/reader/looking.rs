@@ -60,14 +60,13 @@ pub(super) async fn look_at(
             chunk.hand_back(to, cursor.lend().or_else(|| cursor.dup()));
             return Looked::HandedBack;
         }
-        let unconsumed = cursor.unconsumed();
         let held = framer.partial_len() as u64;
-        let next = if unconsumed == 0 {
-            Next::Readable
-        } else if unconsumed > held {
-            Next::Writer
-        } else {
-            Next::LineEnd
+        let next = match cursor.unconsumed() {
+            Some(0) => Next::Readable,
+            Some(unconsumed) if unconsumed > held => Next::Writer,
+            Some(_) => Next::LineEnd,
+            // The writer is taking bytes out of the pipe this instant.
+            None => Next::Writer,
         };
         match next {
             Next::Readable => {
@@ -81,12 +80,10 @@ pub(super) async fn look_at(
                 if !stall.wait_for_writer(&cursor, held, hand_back).await {
                     continue;
                 }
-                if cursor.take_over() {
+                if let Some(fd) = cursor.take_over() {
                     stall.give_up();
                     chunk.cursor = None;
-                    if let Some(fd) = cursor.lend() {
-                        return Looked::TakenOver(fd);
-                    }
+                    return Looked::TakenOver(fd);
                 }
                 continue;
             }
@@ -173,7 +170,11 @@ impl Stall {
         let drained = self.owner.drained();
         tokio::pin!(drained);
         drained.as_mut().enable();
-        if cursor.unconsumed() <= held || hand_back.borrow().is_some() {
+        // Busy (`None`): the writer is consuming the pipe; it says when it is done.
+        let taken = cursor
+            .unconsumed()
+            .is_some_and(|unconsumed| unconsumed <= held);
+        if taken || hand_back.borrow().is_some() {
             self.quiet = 0;
             return false;
         }
