@@ -5,7 +5,7 @@ use super::given::Given;
 use super::Platform;
 use crate::cgroups::ProcessCgroup;
 use crate::link::{ProcessLink, ProcessSignal};
-use crate::logs::{LineWatch, TailReader};
+use crate::logs::{LineWatch, NewPipe, TailReader};
 use crate::process::ProcessHandle;
 use crate::spawn_error::SpawnError;
 use crate::spawn_plan::{self, Extras, FoundProgram, InstanceIdentity, OutputPipes};
@@ -209,20 +209,19 @@ fn read_output(
     };
     let (tail, reader) = crate::logs::exit_tail();
     given.logs.attach(
-        route.clone(),
-        LogStream::Out,
-        out,
-        watch(LogStream::Out),
-        None,
-        kept_out,
-    );
-    given.logs.attach(
         route,
-        LogStream::Err,
-        err,
-        watch(LogStream::Err),
-        Some(tail),
-        kept_err,
+        NewPipe {
+            fd: out,
+            watch: watch(LogStream::Out),
+            tail: None,
+            kept: kept_out,
+        },
+        NewPipe {
+            fd: err,
+            watch: watch(LogStream::Err),
+            tail: Some(tail),
+            kept: kept_err,
+        },
     );
     reader
 }

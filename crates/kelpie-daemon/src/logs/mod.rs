@@ -37,6 +37,7 @@ mod writer;
 
 pub(crate) use ending::HandedPipe;
 pub(crate) use exit_tail::{exit_tail, TailReader, TailWriter};
+pub(crate) use pipes::NewPipe;
 pub(crate) use rotation::RotationPolicy;
 pub(crate) use sink::SinkStatus;
 

@@ -27,6 +27,18 @@ impl Drop for ReaderGuard {
     }
 }
 
+/// One stream of a process, for [`LogService::attach`].
+pub(crate) struct NewPipe {
+    /// The pipe's read end.
+    pub fd: OwnedFd,
+    /// The line a process is ready at (`wait_ready` with a pattern), if it has one.
+    pub watch: Option<LineWatch>,
+    /// Where its last lines go for the exit's record (stderr).
+    pub tail: Option<TailWriter>,
+    /// The keeper's copy, when it was given one before the spawn.
+    pub kept: Option<crate::keeper::Held>,
+}
+
 /// An enlarged pipe's share of the budget, given back when its reader ends.
 pub(super) struct BigPipe {
     shared: Arc<Shared>,
@@ -42,17 +54,15 @@ impl Drop for BigPipe {
 }
 
 impl LogService {
-    /// Read `fd` (a process's `stream`) on the log thread until it closes.
-    pub(crate) fn attach(
-        &self,
-        route: Arc<Route>,
-        stream: LogStream,
-        fd: OwnedFd,
-        watch: Option<LineWatch>,
-        tail: Option<TailWriter>,
-        kept: Option<crate::keeper::Held>,
-    ) {
-        self.read(route, stream, fd, Vec::new(), (watch, tail), kept);
+    /// Read a new process's stdout and stderr on the log thread until both close: one task for
+    /// the two (one allocation, one wake-up of the log thread to start them, not two: a crash
+    /// loop starts a process several times a second).
+    pub(crate) fn attach(&self, route: Arc<Route>, out: NewPipe, err: NewPipe) {
+        let out = self.reader(route.clone(), LogStream::Out, out, Vec::new());
+        let err = self.reader(route, LogStream::Err, err, Vec::new());
+        crate::tasks::spawn_counted_on(&self.runtime, async move {
+            tokio::join!(out, err);
+        });
     }
 
     /// Read a pipe handed over by an earlier daemon (or by its keeper), after what was read
@@ -71,18 +81,35 @@ impl LogService {
                 Err(_) => return,
             },
         };
-        self.read(route, pipe.stream, fd, pipe.backlog, (None, tail), None);
+        let reader = self.reader(
+            route,
+            pipe.stream,
+            NewPipe {
+                fd,
+                watch: None,
+                tail,
+                kept: None,
+            },
+            pipe.backlog,
+        );
+        crate::tasks::spawn_counted_on(&self.runtime, reader);
     }
 
-    fn read(
+    /// The reader of one pipe (after `backlog`, what was read from it already), counted from
+    /// now on: the daemon's end waits for it.
+    fn reader(
         &self,
         route: Arc<Route>,
         stream: LogStream,
-        fd: OwnedFd,
+        pipe: NewPipe,
         backlog: Vec<u8>,
-        (watch, tail): (Option<LineWatch>, Option<TailWriter>),
-        kept: Option<crate::keeper::Held>,
-    ) {
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let NewPipe {
+            fd,
+            watch,
+            tail,
+            kept,
+        } = pipe;
         let big = (stream == LogStream::Out)
             .then(|| self.enlarge(&fd))
             .flatten();
@@ -100,7 +127,7 @@ impl LogService {
         });
         self.shared.readers.fetch_add(1, Ordering::AcqRel);
         let counted = ReaderGuard(self.shared.clone());
-        let reader = reader::read_pipe(
+        reader::read_pipe(
             reader::Pipe {
                 fd,
                 stream,
@@ -111,8 +138,7 @@ impl LogService {
             (counted, big, kept),
             watch,
             tail,
-        );
-        crate::tasks::spawn_counted_on(&self.runtime, reader);
+        )
     }
 
     /// Give a stdout pipe [`BIG_PIPE`] capacity if the budget allows.
