@@ -158,7 +158,7 @@ fn run_supervisor(
     if let Some(handoff) = &handoff {
         clock::continue_from(handoff.mono_ms);
     }
-    kelpie_sys::use_single_malloc_arena();
+    kelpie_sys::tune_allocator();
     // Before the runtime and the daemon's threads exist: they all inherit it.
     match kelpie_sys::keep_threads_on_one_cpu() {
         Ok(Some(cpu)) => {

@@ -56,7 +56,7 @@ pub use limits::{fd_limit, raise_fd_limit};
 pub use localtime::utc_offset_secs;
 pub use memory::{
     forget_code_pages, release_free_memory, resident_pages, run_again_without_thread_caches,
-    use_single_malloc_arena,
+    tune_allocator,
 };
 pub use notify_socket::{abstract_name, bind_notify_socket, pass_credentials, recv_notify};
 pub use pipes::{
