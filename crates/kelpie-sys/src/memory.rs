@@ -7,11 +7,11 @@
 ///   one arena costs nothing in speed and saves resident memory.
 /// - No "fast bins" (`M_MXFAST` 0): small blocks are merged with their free neighbours when
 ///   freed instead of being set aside, unmerged, until the next allocation of 1 KiB or more
-///   merges all of them at once (`malloc_consolidate`). The daemon's work is made of such
-///   allocations (each wake of an instance's task boxes its handler, each task spawned is one),
-///   so every one paid for the merging of everything freed since the last: a tenth of the
-///   daemon's allocator time in a crash loop of Node apps. Without, a Node app's restart costs
-///   about 3 % less CPU (concurrent A/B, issue 48); sh apps' did not move.
+///   merges all of them at once (`malloc_consolidate`). The daemon makes such allocations all
+///   the time (each wake of an instance's task boxes its handler, each task spawned is one),
+///   so each paid for merging everything freed since the last: a fifth of the daemon's
+///   allocator time in a crash loop of Node apps. Without, a Node app's restart costs about
+///   3 % less CPU (concurrent A/B, issue 48); sh apps' did not move, nor did RssAnon.
 pub fn tune_allocator() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt(3) only changes allocator tunables; it is called at start, before the

@@ -27,7 +27,7 @@ impl Drop for ReaderGuard {
     }
 }
 
-/// One stream of a process, for [`LogService::attach`].
+/// One stream of a process, to be read (see [`LogService::attach`]).
 pub(crate) struct NewPipe {
     /// The pipe's read end.
     pub fd: OwnedFd,
