@@ -234,26 +234,10 @@ impl Current {
         self.health = None;
     }
 
-    /// Once the stderr reader of process `pid` (which just exited) has read its pipe to the
-    /// end, or after [`STDERR_DRAIN`], its last lines go into the record of its exit (the task
-    /// mails them to itself). Waited for apart, so the restart is not delayed.
-    pub(super) fn collect_stderr_tail(
-        &mut self,
-        given: &Given,
-        pid: Option<u32>,
-        helpers: &mut crate::tasks::Helpers,
-    ) {
-        let (Some(tail), Some(pid)) = (self.stderr.take(), pid) else {
-            return;
-        };
-        let myself = given.myself();
-        helpers.spawn(async move {
-            let lines = tail.finish(STDERR_DRAIN).await;
-            if let Some(mailbox) = myself.upgrade() {
-                let lines = lines.into_boxed_slice();
-                let _ = mailbox.send(InstanceMsg::StderrTail { pid, lines });
-            }
-        });
+    /// The reader of the last lines the process that just exited wrote to stderr, for the
+    /// record of its exit (see [`stderr_tail`]).
+    pub(super) fn take_stderr_tail(&mut self) -> Option<TailReader> {
+        self.stderr.take()
     }
 
     /// What it published (`STATUS=`, a metric): kept and shown by `list`.
@@ -359,4 +343,30 @@ impl Current {
             pidfd: None,
         })
     }
+}
+
+/// The last lines process `pid` (which just exited) wrote to stderr, for the record of its exit:
+/// now if its reader has read the pipe to the end already (a crash loop's usual case, once the
+/// next process is spawned: the pipe ends as the process does), so they go in the record before
+/// it is published. Else they go in once the reader is done, or after [`STDERR_DRAIN`] (the task
+/// mails them to itself), waited for apart so that nothing waits for them.
+pub(super) fn stderr_tail(
+    given: &Given,
+    tail: TailReader,
+    pid: u32,
+    helpers: &mut crate::tasks::Helpers,
+) -> Option<Vec<String>> {
+    let tail = match tail.finished() {
+        Ok(lines) => return Some(lines),
+        Err(tail) => tail,
+    };
+    let myself = given.myself();
+    helpers.spawn(async move {
+        let lines = tail.finish(STDERR_DRAIN).await;
+        if let Some(mailbox) = myself.upgrade() {
+            let lines = lines.into_boxed_slice();
+            let _ = mailbox.send(InstanceMsg::StderrTail { pid, lines });
+        }
+    });
+    None
 }

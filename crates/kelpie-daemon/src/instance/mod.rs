@@ -342,6 +342,12 @@ impl Instance {
     /// Apply an input to the state machine and carry out its effects, which may produce further
     /// inputs (a spawn reports its result at once).
     async fn feed(&mut self, input: Input) {
+        self.feed_then(input, |_| {}).await;
+    }
+
+    /// [`feed`](Self::feed), with `then` done once every effect is carried out, before the
+    /// state is published.
+    async fn feed_then(&mut self, input: Input, then: impl FnOnce(&mut Instance)) {
         let mut pending = vec![input];
         while let Some(input) = pending.pop() {
             let effects = self.state.handle(&self.given.spec, input, clock::now());
@@ -351,6 +357,7 @@ impl Instance {
                 }
             }
         }
+        then(self);
         self.publish();
     }
 

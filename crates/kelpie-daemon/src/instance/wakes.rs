@@ -2,7 +2,7 @@
 //! something, a timer fired, a stopping group may be gone, the reload's new process said
 //! something, exited or is late.
 
-use super::current::ProcessWake;
+use super::current::{stderr_tail as stderr_tail_of, ProcessWake};
 use super::launching::accepts;
 use super::reload::CandidateWake;
 use super::stopping::describe_status;
@@ -122,8 +122,7 @@ impl Instance {
             }
             _ => None,
         };
-        self.current
-            .collect_stderr_tail(&self.given, pid, &mut self.helpers);
+        let stderr_tail = self.current.take_stderr_tail().zip(pid);
         let input = match result {
             Ok(status) => Input::Exited {
                 code: status.code(),
@@ -140,7 +139,19 @@ impl Instance {
             },
         };
         let was_launching = self.state.status == Status::Launching;
-        self.feed(input).await;
+        // Its stderr's last lines go in the record of its exit as late as can be (after an
+        // immediate restart's spawn), so they are most often at hand before the state is
+        // published: not published again for them.
+        self.feed_then(input, |instance| {
+            let Some((tail, pid)) = stderr_tail else {
+                return;
+            };
+            let lines = stderr_tail_of(&instance.given, tail, pid, &mut instance.helpers);
+            if let Some(lines) = lines.filter(|lines| !lines.is_empty()) {
+                instance.state.record_stderr_tail(pid, lines);
+            }
+        })
+        .await;
         // What it died of, if it said (a Node app's uncaught exception, just before its end).
         if let (Some(pid), Some(exception)) = (pid, died_of) {
             self.record_exception(pid, exception);

@@ -81,8 +81,21 @@ impl TailWriter {
 impl TailReader {
     /// Wait until the reader has read the pipe to its end, at most `limit` (a process the app
     /// left running may hold the pipe open), then the lines, bounded for the exit's record.
-    pub(crate) async fn finish(self, limit: std::time::Duration) -> Vec<String> {
-        let _ = tokio::time::timeout(limit, self.done).await;
+    pub(crate) async fn finish(mut self, limit: std::time::Duration) -> Vec<String> {
+        let _ = tokio::time::timeout(limit, &mut self.done).await;
+        self.lines()
+    }
+
+    /// The lines now if the reader is done already (a crash loop's usual case: the pipe ends
+    /// as the process does), else this reader back, to [`finish`](Self::finish).
+    pub(crate) fn finished(mut self) -> Result<Vec<String>, TailReader> {
+        match self.done.try_recv() {
+            Err(oneshot::error::TryRecvError::Empty) => Err(self),
+            _ => Ok(self.lines()),
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
         let Ok(kept) = self.kept.lock() else {
             return Vec::new();
         };
@@ -150,5 +163,21 @@ mod tests {
         let tail = reader.finish(Duration::from_millis(50)).await;
         assert_eq!(tail, ["boom"]);
         drop(writer);
+    }
+
+    #[test]
+    fn the_lines_are_there_at_once_only_once_the_reader_is_done() {
+        let mut hub = Hub::default();
+        let (writer, reader) = exit_tail();
+        writer.push(chunk(&mut hub, &["boom"]));
+        let Err(reader) = reader.finished() else {
+            panic!("the reader still goes: not finished");
+        };
+        writer.push(chunk(&mut hub, &["bang"]));
+        drop(writer);
+        let Ok(tail) = reader.finished() else {
+            panic!("the reader is done: finished");
+        };
+        assert_eq!(tail, ["boom", "bang"]);
     }
 }
