@@ -2,7 +2,7 @@
 //! something, a timer fired, a stopping group may be gone, the reload's new process said
 //! something, exited or is late.
 
-use super::current::{stderr_tail as stderr_tail_of, ProcessWake};
+use super::current::{stderr_tail, ProcessWake};
 use super::launching::accepts;
 use super::reload::CandidateWake;
 use super::stopping::describe_status;
@@ -122,7 +122,7 @@ impl Instance {
             }
             _ => None,
         };
-        let stderr_tail = self.current.take_stderr_tail().zip(pid);
+        let tail = self.current.take_stderr_tail().zip(pid);
         let input = match result {
             Ok(status) => Input::Exited {
                 code: status.code(),
@@ -143,10 +143,10 @@ impl Instance {
         // immediate restart's spawn), so they are most often at hand before the state is
         // published: not published again for them.
         self.feed_then(input, |instance| {
-            let Some((tail, pid)) = stderr_tail else {
+            let Some((tail, pid)) = tail else {
                 return;
             };
-            let lines = stderr_tail_of(&instance.given, tail, pid, &mut instance.helpers);
+            let lines = stderr_tail(&instance.given, tail, pid, &mut instance.helpers);
             if let Some(lines) = lines.filter(|lines| !lines.is_empty()) {
                 instance.state.record_stderr_tail(pid, lines);
             }
