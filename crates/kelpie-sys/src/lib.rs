@@ -60,8 +60,8 @@ pub use memory::{
 };
 pub use notify_socket::{abstract_name, bind_notify_socket, pass_credentials, recv_notify};
 pub use pipes::{
-    nonblocking_pipe, nonblocking_pipe_reader, pipe_hung_up, set_pipe_capacity, splice, tee,
-    O_NONBLOCK,
+    nonblocking_pipe, nonblocking_pipe_reader, pipe_bytes, pipe_hung_up, set_pipe_capacity, splice,
+    tee, O_NONBLOCK,
 };
 pub use poll::{wait_readable, wait_readable_any, wait_readable_many};
 pub use proc_counters::{read_counters, ProcessCounters};

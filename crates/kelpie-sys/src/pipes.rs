@@ -66,6 +66,11 @@ pub fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> std::io::
     )?)
 }
 
+/// How many bytes pipe `fd` holds (`FIONREAD`); 0 when it cannot be asked.
+pub fn pipe_bytes(fd: BorrowedFd<'_>) -> u64 {
+    rustix::io::ioctl_fionread(fd).unwrap_or(0)
+}
+
 /// Whether every writer of pipe `fd` has closed it (`POLLHUP`), even while it still holds
 /// bytes.
 pub fn pipe_hung_up(fd: BorrowedFd<'_>) -> bool {

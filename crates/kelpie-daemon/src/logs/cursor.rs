@@ -20,7 +20,8 @@ use super::sink::lock;
 use std::cell::RefCell;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Mutex, MutexGuard, OnceLock, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
+use tokio::net::unix::pipe;
 
 /// Capacity asked for the log thread's scratch pipe: as much as an app's enlarged pipe holds,
 /// so one look can take all of it.
@@ -32,14 +33,18 @@ const DEFAULT_CAPACITY: usize = 64 * 1024;
 #[derive(Debug)]
 pub(super) struct PipeCursor {
     state: Mutex<CursorState>,
+    /// Told when the writer has consumed every byte seen and the pipe still holds more: bytes
+    /// the reader has not seen. The reader waits for the pipe with it registered (see
+    /// `looking`), and a kernel that signals a pipe's writes only when they find it empty
+    /// (Linux 5.5 to 5.13) would not signal what the app wrote while seen bytes were still in
+    /// it: this tells the reader instead.
+    unseen: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
 struct CursorState {
-    /// The pipe; lent to the reader while it waits for the pipe to become readable (the
-    /// runtime registers a descriptor it owns), which it does only when the writer has nothing
-    /// of it to consume.
-    fd: Option<OwnedFd>,
+    /// The pipe; out only once handed to another daemon or taken over by the reader.
+    fd: Option<PipeEnd>,
     /// Bytes of the pipe the reader has seen, since it began.
     seen: u64,
     /// Bytes taken out of the pipe (into the file, or discarded), since the reader began.
@@ -78,9 +83,10 @@ impl PipeCursor {
     pub(super) fn new(fd: OwnedFd) -> PipeCursor {
         PipeCursor {
             state: Mutex::new(CursorState {
-                fd: Some(fd),
+                fd: Some(PipeEnd::Plain(fd)),
                 ..CursorState::default()
             }),
+            unseen: tokio::sync::Notify::new(),
         }
     }
 
@@ -94,20 +100,100 @@ impl PipeCursor {
         }
     }
 
-    /// The pipe, to wait until it is readable: only when every byte seen has been consumed
-    /// (the writer has nothing of it to do), and not while the writer is consuming it. Give
-    /// it back with [`PipeCursor::give_back`].
+    /// The pipe, to hand it to another daemon: only when every byte seen has been consumed
+    /// (the writer has nothing of it to do), and not while the writer is consuming it.
     pub(super) fn lend(&self) -> Option<OwnedFd> {
         let mut state = self.try_state()?;
         if state.seen != state.consumed {
             return None;
         }
-        state.fd.take()
+        let end = state.fd.take()?;
+        end.into_plain(&mut state.fd)
     }
 
-    /// The pipe lent by [`PipeCursor::lend`], back.
-    pub(super) fn give_back(&self, fd: OwnedFd) {
-        lock(&self.state).fd = Some(fd);
+    /// The pipe, registered with the (log thread's) event loop, to wait for the app's next
+    /// write while the writer may still consume it: it stays registered, and the cursor's,
+    /// until [`PipeCursor::unwatch`]. `None` while the writer is consuming it this instant, or
+    /// when it cannot be registered. Must be called on the runtime.
+    pub(super) fn watch(&self) -> Option<Arc<pipe::Receiver>> {
+        let mut state = self.try_state()?;
+        if let Some(PipeEnd::Plain(_)) = &state.fd {
+            let Some(PipeEnd::Plain(fd)) = state.fd.take() else {
+                return None;
+            };
+            // The descriptor itself is registered: the keeper's client knows the pipe by its
+            // number (it gives a new keeper a copy of it). A second one is kept until the
+            // registration succeeded, as tokio closes what it fails to register.
+            let spare = match fd.try_clone() {
+                Ok(spare) => spare,
+                Err(_) => {
+                    state.fd = Some(PipeEnd::Plain(fd));
+                    return None;
+                }
+            };
+            match pipe::Receiver::from_owned_fd_unchecked(fd) {
+                Ok(registered) => state.fd = Some(PipeEnd::Watched(Arc::new(registered))),
+                Err(_) => {
+                    state.fd = Some(PipeEnd::Plain(spare));
+                    return None;
+                }
+            }
+        }
+        match &state.fd {
+            Some(PipeEnd::Watched(registered)) => Some(registered.clone()),
+            _ => None,
+        }
+    }
+
+    /// Out of the event loop again (the app's writes no longer wake the log thread), unless
+    /// the writer is consuming the pipe this instant. The caller has let go of what
+    /// [`PipeCursor::watch`] gave it.
+    pub(super) fn unwatch(&self) {
+        let Some(mut state) = self.try_state() else {
+            return;
+        };
+        if !matches!(state.fd, Some(PipeEnd::Watched(_))) {
+            return;
+        }
+        if let Some(fd) = state
+            .fd
+            .take()
+            .and_then(|end| end.into_plain(&mut state.fd))
+        {
+            state.fd = Some(PipeEnd::Plain(fd));
+        }
+    }
+
+    /// Whether the pipe holds bytes the reader has not seen (a look takes at most what the
+    /// scratch pipe holds): false while the writer is consuming it this instant (it tells
+    /// the reader of any once done, see [`PipeCursor::unseen`]).
+    pub(super) fn holds_unseen(&self) -> bool {
+        self.try_state().is_some_and(|state| {
+            state.fd.as_ref().is_some_and(|end| {
+                kelpie_sys::pipe_bytes(end.as_fd()) > state.seen - state.consumed
+            })
+        })
+    }
+
+    /// Resolves once the writer has said the pipe holds bytes the reader has not seen (see
+    /// the field); at once if it said so since the last time.
+    pub(super) async fn unseen(&self) {
+        self.unseen.notified().await;
+    }
+
+    /// After a consumption: when it took every byte seen and the pipe holds more, tell the
+    /// reader (one `FIONREAD`, only then).
+    fn tell_if_unseen(&self, state: &CursorState) {
+        if state.consumed != state.seen || state.read_by_reader {
+            return;
+        }
+        if state
+            .fd
+            .as_ref()
+            .is_some_and(|end| kelpie_sys::pipe_bytes(end.as_fd()) > 0)
+        {
+            self.unseen.notify_one();
+        }
     }
 
     /// Whether every writer of the pipe has closed it (it may still hold bytes); false while
@@ -117,7 +203,7 @@ impl PipeCursor {
             state
                 .fd
                 .as_ref()
-                .is_none_or(|fd| kelpie_sys::pipe_hung_up(fd.as_fd()))
+                .is_none_or(|end| kelpie_sys::pipe_hung_up(end.as_fd()))
         })
     }
 
@@ -159,10 +245,10 @@ impl PipeCursor {
         if old >= scratch.capacity {
             return Err(Look::Full);
         }
-        let Some(fd) = state.fd.as_ref() else {
+        let Some(fd) = state.fd.as_ref().map(PipeEnd::as_fd) else {
             return Err(Look::Busy);
         };
-        match kelpie_sys::tee(fd.as_fd(), scratch.writer.as_fd(), scratch.capacity) {
+        match kelpie_sys::tee(fd, scratch.writer.as_fd(), scratch.capacity) {
             Ok(0) => Err(Look::Ended),
             Ok(copied) => {
                 let new = copied.saturating_sub(old);
@@ -188,7 +274,7 @@ impl PipeCursor {
             error: None,
         };
         // Lent only while nothing is left to consume: cannot be out now.
-        let Some(fd) = state.fd.as_ref().map(|fd| fd.as_fd()) else {
+        let Some(fd) = state.fd.as_ref().map(PipeEnd::as_fd) else {
             return Ok(moved);
         };
         while moved.bytes < len {
@@ -204,6 +290,7 @@ impl PipeCursor {
             }
         }
         state.consumed += moved.bytes as u64;
+        self.tell_if_unseen(&state);
         Ok(moved)
     }
 
@@ -216,10 +303,11 @@ impl PipeCursor {
             return;
         }
         let len = len.min(state.seen - state.consumed);
-        if let Some(fd) = &state.fd {
-            discard(fd.as_fd(), len as usize);
+        if let Some(end) = &state.fd {
+            discard(end.as_fd(), len as usize);
         }
         state.consumed += len;
+        self.tell_if_unseen(&state);
     }
 
     /// The writer made no progress for seconds: the reader reads the pipe itself from now on,
@@ -228,8 +316,8 @@ impl PipeCursor {
     /// consuming this pipe at this instant (stuck in it): then nothing changes.
     pub(super) fn take_over(&self) -> Option<OwnedFd> {
         let mut state = self.try_state()?;
-        // Lent only while the reader waits for the pipe, never while it waits on the writer.
-        let fd = state.fd.take()?;
+        let end = state.fd.take()?;
+        let fd = end.into_plain(&mut state.fd)?;
         if !state.read_by_reader {
             discard(fd.as_fd(), (state.seen - state.consumed) as usize);
             state.consumed = state.seen;
@@ -244,7 +332,47 @@ impl PipeCursor {
         lock(&self.state)
             .fd
             .as_ref()
-            .and_then(|fd| fd.try_clone().ok())
+            .and_then(|end| end.as_fd().try_clone_to_owned().ok())
+    }
+}
+
+/// The pipe, as the cursor holds it.
+#[derive(Debug)]
+enum PipeEnd {
+    Plain(OwnedFd),
+    /// Registered with the log thread's event loop ([`PipeCursor::watch`]), and shared with
+    /// the reader waiting on it.
+    Watched(Arc<pipe::Receiver>),
+}
+
+impl PipeEnd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            PipeEnd::Plain(fd) => fd.as_fd(),
+            PipeEnd::Watched(registered) => registered.as_fd(),
+        }
+    }
+
+    /// The pipe as a plain descriptor, out of the event loop (the same descriptor; a second
+    /// one if taking it out of the event loop fails, as tokio then closes the first). `None`,
+    /// the pipe put back in `place` as it was, while the reader still holds the registration.
+    fn into_plain(self, place: &mut Option<PipeEnd>) -> Option<OwnedFd> {
+        let registered = match self {
+            PipeEnd::Plain(fd) => return Some(fd),
+            PipeEnd::Watched(registered) => registered,
+        };
+        let registered = match Arc::try_unwrap(registered) {
+            Ok(registered) => registered,
+            Err(shared) => {
+                *place = Some(PipeEnd::Watched(shared));
+                return None;
+            }
+        };
+        let Ok(spare) = registered.as_fd().try_clone_to_owned() else {
+            *place = Some(PipeEnd::Watched(Arc::new(registered)));
+            return None;
+        };
+        Some(registered.into_nonblocking_fd().unwrap_or(spare))
     }
 }
 
@@ -392,5 +520,63 @@ mod tests {
             rest.is_empty(),
             "the seen bytes are the writer's copy, not read twice"
         );
+    }
+
+    /// Registered with the event loop, the pipe keeps its descriptor (the keeper's client knows
+    /// it by its number), the writer consumes it meanwhile, and it leaves the event loop as
+    /// the same descriptor.
+    #[tokio::test]
+    async fn a_watched_pipe_is_the_same_descriptor_and_is_consumed_while_watched() {
+        use std::os::fd::AsRawFd;
+        let (reader, mut app) = std::io::pipe().expect("pipe");
+        let reader = kelpie_sys::nonblocking_pipe_reader(reader.into()).expect("a pipe");
+        let number = reader.as_raw_fd();
+        let cursor = PipeCursor::new(reader);
+        let watched = cursor.watch().expect("registered");
+        assert_eq!(watched.as_raw_fd(), number, "the same descriptor");
+        app.write_all(b"one\n").expect("write");
+        tokio::time::timeout(Duration::from_secs(5), watched.readable())
+            .await
+            .expect("the write is signalled")
+            .expect("readable");
+        let mut buf = vec![0; 4096];
+        assert_eq!(cursor.look(&mut buf, |_| {}), Look::New(4));
+        cursor.consume(4);
+        assert_eq!(cursor.unconsumed(), Some(0), "consumed while watched");
+        cursor.unwatch();
+        assert!(
+            matches!(lock(&cursor.state).fd, Some(PipeEnd::Watched(_))),
+            "not taken out while the reader holds the registration"
+        );
+        drop(watched);
+        cursor.unwatch();
+        let fd = cursor.lend().expect("out of the event loop");
+        assert_eq!(fd.as_raw_fd(), number, "still the same descriptor");
+    }
+
+    /// The writer consumed everything the reader saw and the pipe holds more: the reader is
+    /// told (a kernel may signal a write to a pipe only when it found the pipe empty). Nothing
+    /// is said when nothing more is there.
+    #[tokio::test]
+    async fn the_writer_tells_the_reader_of_bytes_it_has_not_seen() {
+        let (reader, mut app) = std::io::pipe().expect("pipe");
+        let cursor = PipeCursor::new(OwnedFd::from(reader));
+        let mut buf = vec![0; 4096];
+        app.write_all(b"one\n").expect("write");
+        assert_eq!(cursor.look(&mut buf, |_| {}), Look::New(4));
+        assert!(!cursor.holds_unseen());
+        cursor.consume(4);
+        let told = tokio::time::timeout(Duration::from_millis(50), cursor.unseen()).await;
+        assert!(told.is_err(), "nothing unseen, nothing said");
+        app.write_all(b"two\n").expect("write");
+        assert_eq!(cursor.look(&mut buf, |_| {}), Look::New(4));
+        app.write_all(b"three\n").expect("write");
+        assert!(cursor.holds_unseen(), "three is not seen yet");
+        cursor.consume(4);
+        tokio::time::timeout(Duration::from_secs(1), cursor.unseen())
+            .await
+            .expect("told of three");
+        assert_eq!(cursor.look(&mut buf, |_| {}), Look::New(6));
+        assert!(!cursor.holds_unseen());
     }
 }

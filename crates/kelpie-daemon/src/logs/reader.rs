@@ -43,6 +43,12 @@ struct Pace {
 }
 
 impl Pace {
+    /// Whether [`Pace::gather`] would wait now.
+    fn waits(&self) -> bool {
+        self.last
+            .is_some_and(|last| last + GATHER > tokio::time::Instant::now())
+    }
+
     /// Wait until the pipe may be read again, and count the read that follows.
     async fn gather(&mut self) {
         if let Some(last) = self.last {

@@ -1,6 +1,17 @@
 //! Looking at a pipe whose bytes the writer consumes (see `cursor`): the reader copies what is
-//! new, frames it and queues it for the files, then waits for the writer to take it out of the
-//! pipe before it waits for the pipe again (a pipe that still holds bytes is always readable).
+//! new, frames it and queues it for the files, and the writer takes it out of the pipe once it
+//! is in them.
+//!
+//! Between looks the pipe stays registered with the log thread's event loop, which signals each
+//! write to it (edge-triggered): the reader waits for the app's next write while the writer is
+//! still consuming the last one, instead of waiting for the writer to say it is done (a wake-up
+//! of the log thread per burst of output, two per restart of an app that prints to stdout and
+//! stderr) and registering the pipe again (two `epoll_ctl`). It waits for the writer only when
+//! what the writer has not consumed yet could soon fill the pipe (the app would then wait on
+//! it, and a writer stuck on a hung disk must be noticed: [`Stall`]) and at the pipe's end.
+//! It is taken out of the event loop while the reader waits for the writer or lets a chatty
+//! app's output gather, so that the app's writes do not wake the thread meanwhile.
+//!
 //! The start of a line stays in the pipe until its end comes, or until the app has been quiet
 //! for [`PARTIAL_IDLE`]: looked at again now and then meanwhile.
 
@@ -10,12 +21,17 @@ use super::{asked_back, Chunk, Framer, HandBack, Pace, PARTIAL_IDLE, READ_BUF};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::unix::pipe;
+use tokio::io::Interest;
 use tokio::time::Instant;
 
 /// First wait before looking again at a pipe whose only unwritten bytes are the start of a
 /// line; doubled each time nothing new came, until [`PARTIAL_IDLE`].
 const PARTIAL_LOOK: Duration = Duration::from_millis(2);
+
+/// Bytes of the pipe the writer may still have to consume while the reader waits for the
+/// app's next write rather than for the writer: half the kernel's default pipe capacity. With
+/// more, the app may soon wait on a full pipe, and the reader watches the writer's progress.
+const AHEAD_OF_THE_WRITER: u64 = 32 * 1024;
 
 /// How looking at a pipe ended.
 pub(super) enum Looked {
@@ -29,12 +45,52 @@ pub(super) enum Looked {
 
 /// What the reader waits for next.
 enum Next {
-    /// Nothing of the pipe is left unconsumed: for the pipe to become readable.
+    /// The app's next write (the writer may still be consuming the last ones).
     Readable,
-    /// The writer has lines of it to take out of the pipe: for the writer.
+    /// The writer, to take the lines of the pipe out of it.
     Writer,
     /// Only the start of a line is in the pipe: for its end.
     LineEnd,
+    /// Nothing: every writer closed the pipe, and what is left in it is to be looked at.
+    Look,
+}
+
+/// The pipe's place in the log thread's event loop, while the reader waits for the app.
+#[derive(Default)]
+struct Registration {
+    /// Every writer has closed the pipe (the event loop said so; it stays said).
+    closed: bool,
+}
+
+impl Registration {
+    /// Wait for the app's next write to the pipe (or its end, or the writer's word that the
+    /// pipe holds bytes not seen yet). Registers the pipe if it is not: it is signalled at
+    /// once if it holds bytes then. When it cannot be registered (the writer is consuming it
+    /// this instant, or the runtime is ending), returns after [`PARTIAL_LOOK`]: looking tells
+    /// what is there.
+    async fn next_write(&mut self, cursor: &PipeCursor) {
+        let Some(registered) = cursor.watch() else {
+            tokio::time::sleep(PARTIAL_LOOK).await;
+            return;
+        };
+        tokio::select! {
+            ready = registered.ready(Interest::READABLE) => {
+                if let Ok(ready) = ready {
+                    self.closed = ready.is_read_closed();
+                }
+                // The signal is taken: the next is the next write. One that came since the
+                // event loop said so stays (it counts them), and the look that follows sees
+                // every byte written before this.
+                let _ = registered.try_io(|| Err::<(), _>(std::io::ErrorKind::WouldBlock.into()));
+            }
+            () = cursor.unseen() => {}
+        }
+    }
+
+    /// Out of the event loop: the app's writes do not wake the log thread meanwhile.
+    fn end(&mut self, cursor: &PipeCursor) {
+        cursor.unwatch();
+    }
 }
 
 /// Look at `fd` until it ends, is asked back or is taken over.
@@ -53,8 +109,10 @@ pub(super) async fn look_at(
     // Since when the start of a line waits in the pipe with nothing new, and the next wait.
     let mut line_end: Option<(Instant, Duration)> = None;
     let mut pace = Pace::default();
+    let mut registration = Registration::default();
     loop {
         if hand_back.borrow().is_some() {
+            registration.end(&cursor);
             let to = asked_back(hand_back).await;
             // What is not consumed yet stays in the pipe, for the next daemon to see.
             chunk.hand_back(to, cursor.lend().or_else(|| cursor.dup()));
@@ -62,8 +120,15 @@ pub(super) async fn look_at(
         }
         let held = framer.partial_len() as u64;
         let next = match cursor.unconsumed() {
+            Some(unconsumed) if unconsumed > held => {
+                if registration.closed || unconsumed >= AHEAD_OF_THE_WRITER {
+                    Next::Writer
+                } else {
+                    Next::Readable
+                }
+            }
+            Some(0) if registration.closed => Next::Look,
             Some(0) => Next::Readable,
-            Some(unconsumed) if unconsumed > held => Next::Writer,
             Some(_) => Next::LineEnd,
             // The writer is taking bytes out of the pipe this instant.
             None => Next::Writer,
@@ -71,12 +136,23 @@ pub(super) async fn look_at(
         match next {
             Next::Readable => {
                 line_end = None;
-                if !readable(&cursor, hand_back).await {
-                    continue;
+                // What the last look could not take is looked at without waiting: no write
+                // may come to signal it (the app may be waiting on the full pipe).
+                if !cursor.holds_unseen() {
+                    tokio::select! {
+                        biased;
+                        _ = hand_back.wait_for(Option::is_some) => continue,
+                        () = registration.next_write(&cursor) => {}
+                    }
+                }
+                if pace.waits() {
+                    // A chatty app: its output gathers out of the event loop.
+                    registration.end(&cursor);
                 }
                 pace.gather().await;
             }
             Next::Writer => {
+                registration.end(&cursor);
                 if !stall.wait_for_writer(&cursor, held, hand_back).await {
                     continue;
                 }
@@ -96,13 +172,18 @@ pub(super) async fn look_at(
                     continue;
                 }
                 let wait = wait.min(PARTIAL_IDLE.saturating_sub(since.elapsed()));
-                tokio::select! {
-                    biased;
-                    _ = hand_back.changed() => continue,
-                    () = tokio::time::sleep(wait) => {}
+                if !cursor.holds_unseen() {
+                    let open = !registration.closed;
+                    tokio::select! {
+                        biased;
+                        _ = hand_back.changed() => continue,
+                        () = registration.next_write(&cursor), if open => {}
+                        () = tokio::time::sleep(wait) => {}
+                    }
                 }
                 line_end = Some((since, wait * 2));
             }
+            Next::Look => {}
         }
         if chunk.behind() {
             chunk.wait_for_room(hand_back).await;
@@ -117,27 +198,6 @@ pub(super) async fn look_at(
             Look::Nothing | Look::Busy | Look::Full => {}
         }
     }
-}
-
-/// Wait until the pipe is readable (or closed). False when asked back meanwhile.
-async fn readable(cursor: &PipeCursor, hand_back: &mut HandBack) -> bool {
-    let Some(fd) = cursor.lend() else {
-        return true;
-    };
-    let pipe = match pipe::Receiver::from_owned_fd_unchecked(fd) {
-        Ok(pipe) => pipe,
-        // Cannot be watched (the runtime is ending): looking tells what is there.
-        Err(_) => return true,
-    };
-    let ready = tokio::select! {
-        biased;
-        _ = hand_back.wait_for(Option::is_some) => false,
-        _ = pipe.readable() => true,
-    };
-    if let Ok(fd) = pipe.into_nonblocking_fd() {
-        cursor.give_back(fd);
-    }
-    ready
 }
 
 /// Whether the writer still moves the first file of the stream.
