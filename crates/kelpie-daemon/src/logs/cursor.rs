@@ -54,6 +54,15 @@ struct CursorState {
     read_by_reader: bool,
 }
 
+impl CursorState {
+    /// Whether the pipe holds more than the bytes seen and not consumed yet (one `FIONREAD`).
+    fn holds_unseen(&self) -> bool {
+        self.fd
+            .as_ref()
+            .is_some_and(|end| kelpie_sys::pipe_bytes(end.as_fd()) > self.seen - self.consumed)
+    }
+}
+
 /// What a look at the pipe found.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Look {
@@ -168,11 +177,7 @@ impl PipeCursor {
     /// scratch pipe holds): false while the writer is consuming it this instant (it tells
     /// the reader of any once done, see [`PipeCursor::unseen`]).
     pub(super) fn holds_unseen(&self) -> bool {
-        self.try_state().is_some_and(|state| {
-            state.fd.as_ref().is_some_and(|end| {
-                kelpie_sys::pipe_bytes(end.as_fd()) > state.seen - state.consumed
-            })
-        })
+        self.try_state().is_some_and(|state| state.holds_unseen())
     }
 
     /// Resolves once the writer has said the pipe holds bytes the reader has not seen (see
@@ -184,14 +189,7 @@ impl PipeCursor {
     /// After a consumption: when it took every byte seen and the pipe holds more, tell the
     /// reader (one `FIONREAD`, only then).
     fn tell_if_unseen(&self, state: &CursorState) {
-        if state.consumed != state.seen || state.read_by_reader {
-            return;
-        }
-        if state
-            .fd
-            .as_ref()
-            .is_some_and(|end| kelpie_sys::pipe_bytes(end.as_fd()) > 0)
-        {
+        if state.consumed == state.seen && !state.read_by_reader && state.holds_unseen() {
             self.unseen.notify_one();
         }
     }

@@ -86,11 +86,6 @@ impl Registration {
             () = cursor.unseen() => {}
         }
     }
-
-    /// Out of the event loop: the app's writes do not wake the log thread meanwhile.
-    fn end(&mut self, cursor: &PipeCursor) {
-        cursor.unwatch();
-    }
 }
 
 /// Look at `fd` until it ends, is asked back or is taken over.
@@ -112,7 +107,7 @@ pub(super) async fn look_at(
     let mut registration = Registration::default();
     loop {
         if hand_back.borrow().is_some() {
-            registration.end(&cursor);
+            cursor.unwatch();
             let to = asked_back(hand_back).await;
             // What is not consumed yet stays in the pipe, for the next daemon to see.
             chunk.hand_back(to, cursor.lend().or_else(|| cursor.dup()));
@@ -147,12 +142,12 @@ pub(super) async fn look_at(
                 }
                 if pace.waits() {
                     // A chatty app: its output gathers out of the event loop.
-                    registration.end(&cursor);
+                    cursor.unwatch();
                 }
                 pace.gather().await;
             }
             Next::Writer => {
-                registration.end(&cursor);
+                cursor.unwatch();
                 if !stall.wait_for_writer(&cursor, held, hand_back).await {
                     continue;
                 }
