@@ -24,6 +24,7 @@ mod pipes;
 mod poll;
 mod proc_counters;
 mod procfs;
+mod read_watch;
 mod ready_set;
 mod reap;
 mod signals;
@@ -60,8 +61,8 @@ pub use memory::{
 };
 pub use notify_socket::{abstract_name, bind_notify_socket, pass_credentials, recv_notify};
 pub use pipes::{
-    nonblocking_pipe, nonblocking_pipe_reader, pipe_bytes, pipe_hung_up, set_pipe_capacity, splice,
-    tee, O_NONBLOCK,
+    nonblocking_pipe, output_pipe, pipe_bytes, pipe_hung_up, set_pipe_capacity, splice, tee,
+    PipeReader, O_NONBLOCK,
 };
 pub use poll::{wait_readable, wait_readable_any, wait_readable_many};
 pub use proc_counters::{read_counters, ProcessCounters};
@@ -69,6 +70,7 @@ pub use procfs::{
     catches_signal, children_of, clock_ticks_per_second, page_size, sample_process, scan_processes,
     ProcessEntry, ProcessSample, StatFile,
 };
+pub use read_watch::ReadWatch;
 pub use ready_set::ReadySet;
 pub use reap::{become_child_subreaper, kill_namespace, reap_child};
 pub use signals::{

@@ -25,22 +25,52 @@ pub fn nonblocking_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd:
     )?)
 }
 
-/// `fd`, checked to be a pipe (or FIFO), made non-blocking if it was not: a reader's end made
-/// ready for an event loop without registering it anywhere (tokio's pipe type registers it,
-/// which a caller that only wants the check pays two `epoll_ctl` for).
-pub fn nonblocking_pipe_reader(fd: std::os::fd::OwnedFd) -> std::io::Result<std::os::fd::OwnedFd> {
-    use rustix::fs::{fcntl_getfl, fcntl_setfl, fstat, FileType, OFlags};
-    if FileType::from_raw_mode(fstat(&fd)?.st_mode) != FileType::Fifo {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a pipe",
-        ));
+/// The read end of a pipe (or FIFO), non-blocking: ready for an event loop, not registered with
+/// any (tokio's pipe type registers it, which a caller that only wants the check pays two
+/// `epoll_ctl` for).
+#[derive(Debug)]
+pub struct PipeReader(std::os::fd::OwnedFd);
+
+impl PipeReader {
+    /// `fd`, checked to be a pipe (or FIFO), made non-blocking if it was not: a descriptor
+    /// this process did not make itself (a pipe handed over by an earlier daemon).
+    pub fn checked(fd: std::os::fd::OwnedFd) -> std::io::Result<PipeReader> {
+        use rustix::fs::{fcntl_getfl, fcntl_setfl, fstat, FileType, OFlags};
+        if FileType::from_raw_mode(fstat(&fd)?.st_mode) != FileType::Fifo {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a pipe",
+            ));
+        }
+        let flags = fcntl_getfl(&fd)?;
+        if !flags.contains(OFlags::NONBLOCK) {
+            fcntl_setfl(&fd, flags | OFlags::NONBLOCK)?;
+        }
+        Ok(PipeReader(fd))
     }
-    let flags = fcntl_getfl(&fd)?;
-    if !flags.contains(OFlags::NONBLOCK) {
-        fcntl_setfl(&fd, flags | OFlags::NONBLOCK)?;
+
+    /// The descriptor.
+    pub fn into_fd(self) -> std::os::fd::OwnedFd {
+        self.0
     }
-    Ok(fd)
+}
+
+impl std::os::fd::AsFd for PipeReader {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// A new pipe for a process's output, both ends close-on-exec: `(read end, write end)`. The
+/// read end is non-blocking, for the daemon's event loop; the write end blocking, as programs
+/// expect of their stdout. Made so from the start, the read end needs no check (two system
+/// calls for each of a process's two pipes).
+pub fn output_pipe() -> std::io::Result<(PipeReader, std::os::fd::OwnedFd)> {
+    use rustix::pipe::PipeFlags;
+    let (reader, writer) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+    // Each end is an open file of its own, with its own flags: the write end's is cleared.
+    rustix::fs::fcntl_setfl(&writer, rustix::fs::OFlags::empty())?;
+    Ok((PipeReader(reader), writer))
 }
 
 /// Copy up to `len` bytes from the head of pipe `from` into pipe `to` without consuming them
@@ -89,19 +119,37 @@ mod tests {
     #[test]
     fn a_pipe_reader_is_made_non_blocking_and_anything_else_refused() {
         let (reader, mut writer) = std::io::pipe().expect("pipe");
-        let reader = nonblocking_pipe_reader(reader.into()).expect("a pipe");
+        let reader = PipeReader::checked(reader.into()).expect("a pipe");
         let mut buf = [0u8; 4];
         let empty = rustix::io::read(&reader, &mut buf).expect_err("nothing to read");
         assert_eq!(empty, rustix::io::Errno::AGAIN);
         writer.write_all(b"hi").expect("write");
         assert_eq!(rustix::io::read(&reader, &mut buf).expect("read"), 2);
         // Already non-blocking: kept as it is.
-        let reader = nonblocking_pipe_reader(reader).expect("still a pipe");
+        let reader = PipeReader::checked(reader.into_fd()).expect("still a pipe");
         drop(writer);
         assert_eq!(rustix::io::read(&reader, &mut buf).expect("end"), 0);
         let file = tempfile::tempfile().expect("a file");
-        let refused = nonblocking_pipe_reader(file.into()).expect_err("a file is no pipe");
+        let refused = PipeReader::checked(file.into()).expect_err("a file is no pipe");
         assert_eq!(refused.kind(), std::io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn an_output_pipe_is_read_without_blocking_and_written_blocking() {
+        use rustix::fs::{fcntl_getfl, OFlags};
+        let (reader, writer) = output_pipe().expect("pipe");
+        let mut buf = [0u8; 4];
+        let empty = rustix::io::read(&reader, &mut buf).expect_err("nothing to read");
+        assert_eq!(empty, rustix::io::Errno::AGAIN);
+        assert!(!fcntl_getfl(&writer)
+            .expect("flags")
+            .contains(OFlags::NONBLOCK));
+        for end in [reader.as_fd(), writer.as_fd()] {
+            let flags = rustix::io::fcntl_getfd(end).expect("fd flags");
+            assert!(flags.contains(rustix::io::FdFlags::CLOEXEC));
+        }
+        rustix::io::write(&writer, b"hi").expect("write");
+        assert_eq!(rustix::io::read(&reader, &mut buf).expect("read"), 2);
     }
 
     #[test]

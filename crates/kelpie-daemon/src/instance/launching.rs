@@ -11,6 +11,7 @@ use crate::spawn_error::SpawnError;
 use crate::spawn_plan::{self, Extras, FoundProgram, InstanceIdentity, OutputPipes};
 use kelpie_core::{AppSpec, Published};
 use kelpie_proto::LogStream;
+use kelpie_sys::PipeReader;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
@@ -195,7 +196,7 @@ fn read_output(
     given: &Given,
     link: &ProcessLink,
     route: Arc<crate::logs::Route>,
-    (out, err): (OwnedFd, OwnedFd),
+    (out, err): (PipeReader, PipeReader),
     [kept_out, kept_err]: [Option<crate::keeper::Held>; 2],
 ) -> TailReader {
     let watch = |stream| {
@@ -230,7 +231,7 @@ fn read_output(
 /// output outlives a daemon killed at any moment after (blocking).
 fn hold_pipes(
     pm_id: u32,
-    readers: Option<&(OwnedFd, OwnedFd)>,
+    readers: Option<&(PipeReader, PipeReader)>,
     files: Option<[Option<std::path::PathBuf>; 2]>,
 ) -> [Option<crate::keeper::Held>; 2] {
     let Some((out, err)) = readers else {
@@ -305,15 +306,15 @@ impl LinkEnds {
 
 /// Two pipes for a process's stdout and stderr: the write ends for the child, the read ends
 /// for the log thread.
-pub(super) fn output_pipes() -> std::io::Result<(OutputPipes, (OwnedFd, OwnedFd))> {
-    let (out_read, out_write) = std::io::pipe()?;
-    let (err_read, err_write) = std::io::pipe()?;
+pub(super) fn output_pipes() -> std::io::Result<(OutputPipes, (PipeReader, PipeReader))> {
+    let (out_read, out_write) = kelpie_sys::output_pipe()?;
+    let (err_read, err_write) = kelpie_sys::output_pipe()?;
     Ok((
         OutputPipes {
-            out: out_write,
-            err: err_write,
+            out: out_write.into(),
+            err: err_write.into(),
         },
-        (out_read.into(), err_read.into()),
+        (out_read, err_read),
     ))
 }
 

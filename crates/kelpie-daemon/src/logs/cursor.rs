@@ -17,11 +17,11 @@
 //! for each consumption, so the reader knows how many of the bytes it copies are old.
 
 use super::sink::lock;
+use kelpie_sys::ReadWatch;
 use std::cell::RefCell;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
-use tokio::net::unix::pipe;
 
 /// Capacity asked for the log thread's scratch pipe: as much as an app's enlarged pipe holds,
 /// so one look can take all of it.
@@ -124,26 +124,18 @@ impl PipeCursor {
     /// write while the writer may still consume it: it stays registered, and the cursor's,
     /// until [`PipeCursor::unwatch`]. `None` while the writer is consuming it this instant, or
     /// when it cannot be registered. Must be called on the runtime.
-    pub(super) fn watch(&self) -> Option<Arc<pipe::Receiver>> {
+    pub(super) fn watch(&self) -> Option<Arc<ReadWatch>> {
         let mut state = self.try_state()?;
         if let Some(PipeEnd::Plain(_)) = &state.fd {
             let Some(PipeEnd::Plain(fd)) = state.fd.take() else {
                 return None;
             };
             // The descriptor itself is registered: the keeper's client knows the pipe by its
-            // number (it gives a new keeper a copy of it). A second one is kept until the
-            // registration succeeded, as tokio closes what it fails to register.
-            let spare = match fd.try_clone() {
-                Ok(spare) => spare,
-                Err(_) => {
-                    state.fd = Some(PipeEnd::Plain(fd));
-                    return None;
-                }
-            };
-            match pipe::Receiver::from_owned_fd_unchecked(fd) {
+            // number (it gives a new keeper a copy of it).
+            match ReadWatch::register(fd) {
                 Ok(registered) => state.fd = Some(PipeEnd::Watched(Arc::new(registered))),
-                Err(_) => {
-                    state.fd = Some(PipeEnd::Plain(spare));
+                Err((fd, _)) => {
+                    state.fd = Some(PipeEnd::Plain(fd));
                     return None;
                 }
             }
@@ -340,7 +332,7 @@ enum PipeEnd {
     Plain(OwnedFd),
     /// Registered with the log thread's event loop ([`PipeCursor::watch`]), and shared with
     /// the reader waiting on it.
-    Watched(Arc<pipe::Receiver>),
+    Watched(Arc<ReadWatch>),
 }
 
 impl PipeEnd {
@@ -351,26 +343,20 @@ impl PipeEnd {
         }
     }
 
-    /// The pipe as a plain descriptor, out of the event loop (the same descriptor; a second
-    /// one if taking it out of the event loop fails, as tokio then closes the first). `None`,
+    /// The pipe as a plain descriptor, out of the event loop (the same descriptor). `None`,
     /// the pipe put back in `place` as it was, while the reader still holds the registration.
     fn into_plain(self, place: &mut Option<PipeEnd>) -> Option<OwnedFd> {
         let registered = match self {
             PipeEnd::Plain(fd) => return Some(fd),
             PipeEnd::Watched(registered) => registered,
         };
-        let registered = match Arc::try_unwrap(registered) {
-            Ok(registered) => registered,
+        match Arc::try_unwrap(registered) {
+            Ok(registered) => Some(registered.into_fd()),
             Err(shared) => {
                 *place = Some(PipeEnd::Watched(shared));
-                return None;
+                None
             }
-        };
-        let Ok(spare) = registered.as_fd().try_clone_to_owned() else {
-            *place = Some(PipeEnd::Watched(Arc::new(registered)));
-            return None;
-        };
-        Some(registered.into_nonblocking_fd().unwrap_or(spare))
+        }
     }
 }
 
@@ -527,13 +513,15 @@ mod tests {
     async fn a_watched_pipe_is_the_same_descriptor_and_is_consumed_while_watched() {
         use std::os::fd::AsRawFd;
         let (reader, mut app) = std::io::pipe().expect("pipe");
-        let reader = kelpie_sys::nonblocking_pipe_reader(reader.into()).expect("a pipe");
+        let reader = kelpie_sys::PipeReader::checked(reader.into())
+            .expect("a pipe")
+            .into_fd();
         let number = reader.as_raw_fd();
         let cursor = PipeCursor::new(reader);
         let watched = cursor.watch().expect("registered");
-        assert_eq!(watched.as_raw_fd(), number, "the same descriptor");
+        assert_eq!(watched.as_fd().as_raw_fd(), number, "the same descriptor");
         app.write_all(b"one\n").expect("write");
-        tokio::time::timeout(Duration::from_secs(5), watched.readable())
+        tokio::time::timeout(Duration::from_secs(5), watched.next_readable())
             .await
             .expect("the write is signalled")
             .expect("readable");

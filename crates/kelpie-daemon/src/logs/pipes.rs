@@ -5,7 +5,8 @@
 use super::exit_tail::TailWriter;
 use super::{reader, HandedPipe, LineWatch, LogService, Route, Shared};
 use kelpie_proto::LogStream;
-use std::os::fd::{AsFd, OwnedFd};
+use kelpie_sys::PipeReader;
+use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -30,7 +31,7 @@ impl Drop for ReaderGuard {
 /// One stream of a process, to be read (see [`LogService::attach`]).
 pub(crate) struct NewPipe {
     /// The pipe's read end.
-    pub fd: OwnedFd,
+    pub fd: PipeReader,
     /// The line a process is ready at (`wait_ready` with a pattern), if it has one.
     pub watch: Option<LineWatch>,
     /// Where its last lines go for the exit's record (stderr).
@@ -73,11 +74,20 @@ impl LogService {
         pipe: HandedPipe,
         tail: Option<TailWriter>,
     ) {
-        let fd = match pipe.fd {
-            Some(fd) => fd,
+        let fd = match pipe.fd.map(PipeReader::checked) {
+            Some(Ok(fd)) => fd,
+            Some(Err(e)) => {
+                crate::daemon_log!(
+                    "app `{}` (id {}): cannot read its {}: {e}",
+                    route.app.name,
+                    route.pm_id,
+                    pipe.stream.pm2_name()
+                );
+                return;
+            }
             // It had reached its end: only the backlog is left, then an end-of-file.
-            None => match std::io::pipe() {
-                Ok((ended, _writer)) => OwnedFd::from(ended),
+            None => match kelpie_sys::output_pipe() {
+                Ok((ended, _writer)) => ended,
                 Err(_) => return,
             },
         };
@@ -142,7 +152,7 @@ impl LogService {
     }
 
     /// Give a stdout pipe [`BIG_PIPE`] capacity if the budget allows.
-    fn enlarge(&self, fd: &OwnedFd) -> Option<BigPipe> {
+    fn enlarge(&self, fd: &PipeReader) -> Option<BigPipe> {
         let reserved = self
             .shared
             .big_pipes
@@ -172,8 +182,8 @@ mod tests {
     #[test]
     fn enlarged_pipes_stay_within_the_budget_and_give_it_back() {
         let logs = LogService::start(RotationPolicy::default()).expect("start");
-        let pipes: Vec<OwnedFd> = (0..BIG_PIPE_BUDGET / BIG_PIPE + 8)
-            .map(|_| std::io::pipe().expect("pipe").0.into())
+        let pipes: Vec<PipeReader> = (0..BIG_PIPE_BUDGET / BIG_PIPE + 8)
+            .map(|_| kelpie_sys::output_pipe().expect("pipe").0)
             .collect();
         let shares: Vec<BigPipe> = pipes.iter().filter_map(|fd| logs.enlarge(fd)).collect();
         assert_eq!(shares.len(), BIG_PIPE_BUDGET / BIG_PIPE);

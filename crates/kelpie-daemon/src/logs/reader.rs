@@ -103,7 +103,7 @@ enum Outcome {
 /// A pipe to read, and what was read from it before (by a keeper while no daemon ran).
 pub(super) struct Pipe {
     /// Its read end.
-    pub fd: OwnedFd,
+    pub fd: kelpie_sys::PipeReader,
     /// Which stream of its process it is.
     pub stream: LogStream,
     /// Bytes to process before reading.
@@ -130,19 +130,7 @@ pub(super) async fn read_pipe(
         stream,
         backlog,
     } = pipe;
-    // Checks that it is a pipe and makes it non-blocking (registered only while waited on).
-    let fd = match kelpie_sys::nonblocking_pipe_reader(fd) {
-        Ok(fd) => fd,
-        Err(e) => {
-            crate::daemon_log!(
-                "app `{}` (id {}): cannot read its {}: {e}",
-                route.app.name,
-                route.pm_id,
-                stream.pm2_name()
-            );
-            return;
-        }
-    };
+    let fd = fd.into_fd();
     let mut hand_back = shared.hand_back.subscribe();
     let mut framer = Framer::default();
     let mut chunk = Chunk {

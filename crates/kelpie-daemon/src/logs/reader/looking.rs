@@ -21,7 +21,6 @@ use super::{asked_back, Chunk, Framer, HandBack, Pace, PARTIAL_IDLE, READ_BUF};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::Interest;
 use tokio::time::Instant;
 
 /// First wait before looking again at a pipe whose only unwritten bytes are the start of a
@@ -74,14 +73,13 @@ impl Registration {
             return;
         };
         tokio::select! {
-            ready = registered.ready(Interest::READABLE) => {
+            ready = registered.next_readable() => {
+                // Taken: the next signal is for the next write. One that came since the event
+                // loop said so stays, and the look that follows sees every byte written
+                // before this.
                 if let Ok(ready) = ready {
                     self.closed = ready.is_read_closed();
                 }
-                // The signal is taken: the next is the next write. One that came since the
-                // event loop said so stays (it counts them), and the look that follows sees
-                // every byte written before this.
-                let _ = registered.try_io(|| Err::<(), _>(std::io::ErrorKind::WouldBlock.into()));
             }
             () = cursor.unseen() => {}
         }
