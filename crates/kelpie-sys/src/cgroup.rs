@@ -140,11 +140,16 @@ impl Cgroup {
 
     /// The pids in it (`cgroup.procs`).
     pub fn pids(&self) -> Vec<u32> {
-        std::fs::read_to_string(self.path.join("cgroup.procs"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect()
+        // Read by the monitor for each new process (see `read_short`).
+        read_short(&self.path.join("cgroup.procs"), |procs| {
+            Some(
+                procs
+                    .lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .collect(),
+            )
+        })
+        .unwrap_or_default()
     }
 
     /// Whether a process that has not exited is in it (`cgroup.events`' `populated`). A cgroup
@@ -201,9 +206,21 @@ pub fn counter(text: &str, name: &str) -> Option<u64> {
 /// How many processes the kernel's OOM killer has killed on this machine since boot
 /// (`/proc/vmstat`'s `oom_kill`, Linux 4.13); `None` when it is not there.
 pub fn system_oom_kills() -> Option<u64> {
-    let vmstat = std::fs::read_to_string("/proc/vmstat").ok()?;
+    use std::io::Read;
+    // Read each second, about 6 KiB: into room made for it, in two reads, where
+    // `read_to_string` asks its size first (`statx`: 0 for /proc files) and grows its buffer
+    // from 32 bytes read by read (twelve system calls in all).
+    let mut vmstat = String::with_capacity(VMSTAT_ROOM);
+    std::fs::File::open("/proc/vmstat")
+        .ok()?
+        .take(u64::MAX)
+        .read_to_string(&mut vmstat)
+        .ok()?;
     counter(&vmstat, "oom_kill")
 }
+
+/// Room for `/proc/vmstat` (about 6 KiB on Linux 6; a longer one is read whole all the same).
+const VMSTAT_ROOM: usize = 16 * 1024;
 
 fn read_number(path: &Path) -> Option<u64> {
     read_short(path, |text| text.trim().parse().ok())
@@ -252,6 +269,21 @@ mod tests {
         std::fs::write(&short, "4096\n").expect("write");
         assert_eq!(read_number(&short), Some(4096));
         assert_eq!(read_short(&dir.join("missing"), lines), None);
+    }
+
+    #[test]
+    fn a_cgroups_pids_are_read_however_many() {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let cgroup = Cgroup::at(temp.path().to_path_buf());
+        assert_eq!(cgroup.pids(), Vec::<u32>::new(), "unreadable: none");
+        std::fs::write(temp.path().join("cgroup.procs"), "12\n345\n").expect("write");
+        assert_eq!(cgroup.pids(), vec![12, 345]);
+        // More than one read's worth.
+        let many: Vec<u32> = (100_000..100_400).collect();
+        let text: String = many.iter().map(|pid| format!("{pid}\n")).collect();
+        assert!(text.len() > SHORT_FILE_MAX);
+        std::fs::write(temp.path().join("cgroup.procs"), text).expect("write");
+        assert_eq!(cgroup.pids(), many);
     }
 
     #[test]
