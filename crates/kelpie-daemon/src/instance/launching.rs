@@ -259,20 +259,21 @@ fn hold_pipes(
     ])
 }
 
-/// Second descriptors of a process's link ends (its own notify socket from an old daemon, its
-/// Node IPC end), taken before the spawn so that the keeper can be given them on the blocking
-/// pool right after it.
+/// A process's link ends (its own notify socket from an old daemon, its Node IPC end), shared
+/// with the link before the spawn so that the keeper can be given them on the blocking pool
+/// right after it. Shared, not copied: the keeper's client knows them by their numbers, which
+/// stay theirs while the link lives (a copy closed after the message left it a number that
+/// no longer was the channel's).
 struct LinkEnds {
-    notify: Option<OwnedFd>,
-    ipc: Option<OwnedFd>,
+    notify: Option<Arc<OwnedFd>>,
+    ipc: Option<Arc<OwnedFd>>,
 }
 
 impl LinkEnds {
     fn of(link: &ProcessLink) -> LinkEnds {
-        let copy = |fd: Option<BorrowedFd<'_>>| fd.and_then(|fd| fd.try_clone_to_owned().ok());
         LinkEnds {
-            notify: copy(link.dedicated_fd()),
-            ipc: copy(link.ipc_fd()),
+            notify: link.dedicated_fd(),
+            ipc: link.ipc_fd(),
         }
     }
 
@@ -287,7 +288,7 @@ impl LinkEnds {
             .notify
             .iter()
             .chain(&self.ipc)
-            .map(AsFd::as_fd)
+            .map(|end| end.as_fd())
             .collect();
         crate::keeper::hold_now(
             crate::keeper::Holding::Process {
@@ -361,7 +362,8 @@ pub(super) fn keep_process(
     // A scripted process (the in-process tests') is not the keeper's to hold.
     child.pidfd()?;
     let (notify, ipc) = (link.dedicated_fd(), link.ipc_fd());
-    let fds: Vec<std::os::fd::BorrowedFd<'_>> = notify.into_iter().chain(ipc).collect();
+    let fds: Vec<std::os::fd::BorrowedFd<'_>> =
+        notify.iter().chain(&ipc).map(|end| end.as_fd()).collect();
     crate::keeper::hold(
         crate::keeper::Holding::Process {
             pm_id,

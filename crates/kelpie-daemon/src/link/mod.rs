@@ -104,8 +104,8 @@ pub(crate) struct ProcessLink {
     /// (also read by the notify thread).
     dedicated: Option<Arc<OwnedFd>>,
     /// A second descriptor of the IPC channel's end (read and written by tasks), for a
-    /// hand-over.
-    ipc_fd: Option<OwnedFd>,
+    /// hand-over, and the one the keeper is given a copy of.
+    ipc_fd: Option<Arc<OwnedFd>>,
     /// What the process's PM2 SDK said.
     sdk: SharedSdk,
     /// Told when the process has exited: what it sent last is read now, even if paced.
@@ -167,7 +167,12 @@ impl ProcessLink {
             ipc_task: None,
             registration: None,
             dedicated: fds.notify.map(Arc::new),
-            ipc_fd: fds.ipc.as_ref().map(OwnedFd::try_clone).transpose()?,
+            ipc_fd: fds
+                .ipc
+                .as_ref()
+                .map(OwnedFd::try_clone)
+                .transpose()?
+                .map(Arc::new),
             sdk: Arc::new(std::sync::Mutex::new(fds.sdk)),
             exited: Arc::default(),
         };
@@ -238,20 +243,25 @@ impl ProcessLink {
                 .as_ref()
                 .map(|socket| socket.as_fd().try_clone_to_owned())
                 .transpose()?,
-            ipc: self.ipc_fd.take(),
+            ipc: self
+                .ipc_fd
+                .take()
+                .map(|end| Arc::try_unwrap(end).or_else(|shared| shared.try_clone()))
+                .transpose()?,
             sdk,
         })
     }
 
     /// The IPC end, for the keeper to hold a copy of (the shared notify socket it holds once).
-    pub(crate) fn ipc_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.ipc_fd.as_ref().map(AsFd::as_fd)
+    /// Shared, not copied: the keeper's client knows it by its number while the link lives.
+    pub(crate) fn ipc_fd(&self) -> Option<Arc<OwnedFd>> {
+        self.ipc_fd.clone()
     }
 
     /// The process's own notify socket, if a daemon from before the shared one gave it one:
     /// the keeper holds it with the process.
-    pub(crate) fn dedicated_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.dedicated.as_deref().map(AsFd::as_fd)
+    pub(crate) fn dedicated_fd(&self) -> Option<Arc<OwnedFd>> {
+        self.dedicated.clone()
     }
 
     /// A sender for other sources of readiness (the log reader, the port watch).
