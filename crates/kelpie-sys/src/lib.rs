@@ -67,8 +67,8 @@ pub use pipes::{
 pub use poll::{wait_readable, wait_readable_any, wait_readable_many};
 pub use proc_counters::{read_counters, ProcessCounters};
 pub use procfs::{
-    catches_signal, children_of, clock_ticks_per_second, page_size, sample_process, scan_processes,
-    ProcessEntry, ProcessSample, StatFile,
+    catches_signal, children_of, clock_ticks_per_second, page_size, read_small_file,
+    sample_process, scan_processes, ProcessEntry, ProcessSample, StatFile,
 };
 pub use read_watch::ReadWatch;
 pub use ready_set::ReadySet;

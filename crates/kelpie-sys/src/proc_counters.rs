@@ -26,7 +26,6 @@ pub fn read_counters(
     stat: Option<&ProcessSample>,
     buffer: &mut String,
 ) -> Option<ProcessCounters> {
-    use std::io::Read;
     let read_here;
     let stat = match stat {
         Some(stat) => stat,
@@ -35,10 +34,7 @@ pub fn read_counters(
             &read_here
         }
     };
-    buffer.clear();
-    std::fs::File::open(format!("/proc/{pid}/status"))
-        .and_then(|mut f| f.read_to_string(buffer))
-        .ok()?;
+    crate::read_small_file(&format!("/proc/{pid}/status"), buffer).ok()?;
     let (voluntary_switches, involuntary_switches) = parse_switches(buffer)?;
     Some(ProcessCounters {
         minor_faults: stat.minor_faults,

@@ -120,6 +120,31 @@ pub fn clock_ticks_per_second() -> u64 {
 
 /// Read `/proc/<pid>/stat`; `None` when the process is gone. Blocking (a small file read): call
 /// it off the async workers.
+/// Room for a small file the kernel writes anew at each read (`/proc/<pid>/status`, about
+/// 1.5 KiB; `/proc/uptime`).
+const SMALL_FILE_ROOM: usize = 4096;
+
+/// The whole of such a small file into `text` (its earlier contents replaced): opened, then one
+/// `read` when it fits in [`SMALL_FILE_ROOM`] (the kernel writes it whole at the first read),
+/// where `read_to_string` would ask its size first (`statx`: 0 for these files) and where the
+/// file is (`lseek`), then read again to see its end: three system calls more, for each
+/// process the monitor meets. A longer one is read to its end.
+pub fn read_small_file(path: &str, text: &mut String) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut bytes = std::mem::take(text).into_bytes();
+    bytes.clear();
+    bytes.resize(SMALL_FILE_ROOM, 0);
+    let n = file.read(&mut bytes)?;
+    bytes.truncate(n);
+    if n == SMALL_FILE_ROOM {
+        file.read_to_end(&mut bytes)?;
+    }
+    *text = String::from_utf8(bytes)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    Ok(())
+}
+
 pub fn sample_process(pid: u32) -> Option<ProcessSample> {
     // One read: the kernel writes the whole line at once. `read_to_string` would stat the file
     // (a size of 0) and read it in growing pieces: six system calls more, for each process the
@@ -156,6 +181,21 @@ fn parse_stat(stat: &str) -> Option<ProcessSample> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_small_file_is_read_whole_however_long() {
+        let mut text = String::from("what was there");
+        read_small_file("/proc/self/status", &mut text).expect("status");
+        assert!(text.starts_with("Name:") && text.contains("voluntary_ctxt_switches:"));
+        let temp = tempfile::tempdir().expect("temp dir");
+        let long = temp.path().join("long");
+        let written: String = (0..2_000).map(|i| format!("line {i}\n")).collect();
+        assert!(written.len() > 2 * SMALL_FILE_ROOM);
+        std::fs::write(&long, &written).expect("write");
+        read_small_file(long.to_str().expect("utf-8"), &mut text).expect("long");
+        assert_eq!(text, written);
+        assert!(read_small_file("/proc/self/no-such-file", &mut text).is_err());
+    }
 
     #[test]
     fn a_kept_stat_file_reads_the_process_anew_and_children_are_found() {

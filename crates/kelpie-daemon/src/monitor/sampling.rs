@@ -253,9 +253,10 @@ fn targets_signature(targets: &[Target]) -> u64 {
 
 /// Time since boot in clock ticks (the unit of process start times).
 pub(super) fn uptime_ticks() -> u64 {
-    let seconds = std::fs::read_to_string("/proc/uptime")
+    let mut text = String::new();
+    let seconds = kelpie_sys::read_small_file("/proc/uptime", &mut text)
         .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse::<f64>().ok())
+        .and_then(|()| text.split_whitespace().next()?.parse::<f64>().ok())
         .unwrap_or(0.0);
     (seconds * kelpie_sys::clock_ticks_per_second() as f64) as u64
 }
