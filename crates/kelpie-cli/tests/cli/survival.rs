@@ -252,6 +252,55 @@ fn after_an_update_or_a_killed_keeper_a_new_keeper_still_keeps_everything() {
     assert_consecutive(&numbered(&k, "ticker-out.log", "tick "), "ticks");
 }
 
+/// A Node app counting over its IPC channel (`@pm2/io`'s message, no npm package), every 100 ms.
+const COUNTING_NODE_APP: &str = r#"
+let count = 0;
+setInterval(() => process.send({ type: 'axm:monitor', data: { count: { value: ++count } } }), 100);
+"#;
+
+/// The count a Node app last sent over its IPC channel, as `jlist` shows it.
+fn ipc_count(k: &Kelpie, name: &str) -> f64 {
+    k.app(name)["pm2_env"]["axm_monitor"]["count"]["value"]
+        .as_f64()
+        .unwrap_or(0.0)
+}
+
+/// A keeper that replaces a killed one is given each process with its IPC channel, and the
+/// next daemon reads the channel on: the keeper's client gives the new keeper copies of what
+/// it holds by their numbers in the daemon, and the process's IPC end was held by a copy
+/// closed right after the spawn (the new keeper then got nothing of the process).
+#[test]
+fn a_new_keeper_keeps_a_node_apps_ipc_channel_for_the_next_daemon() {
+    if super::tools::program("node").is_none() {
+        kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
+        return;
+    }
+    let k = kelpie();
+    let script = k.write("counting.js", COUNTING_NODE_APP);
+    k.ok(&["start", &script, "--name", "counting"]);
+    let pid = k.pid("counting");
+    k.wait_for("the count over IPC", 10 * SECS, || {
+        ipc_count(&k, "counting") > 0.0
+    });
+    let first = keeper_of(&k);
+    kill9(first);
+    k.wait_for("another keeper", 10 * SECS, || {
+        k.keeper_pid().is_some_and(|p| p != first && alive(p))
+    });
+    k.wait_for("the new keeper holding the app's output", 10 * SECS, || {
+        holds_output_of(second_keeper(&k, first), pid)
+    });
+    kill_daemon(&k);
+    k.ok(&["ping"]);
+    assert_eq!(k.pid("counting"), pid, "adopted");
+    assert_eq!(k.status("counting"), "online");
+    // What it sends from now on reaches the new daemon: its channel was handed over.
+    let adopted_at = ipc_count(&k, "counting");
+    k.wait_for("the count going on over IPC", 10 * SECS, || {
+        ipc_count(&k, "counting") > adopted_at + 5.0
+    });
+}
+
 /// The blocking pool sends a spawn's holds to the keeper itself: a keeper that stops taking
 /// them (stopped here) must not hold a restart back for longer than the send's timeout. It is
 /// replaced, and the new one is given everything, the new processes' output included.
