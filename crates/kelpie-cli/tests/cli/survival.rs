@@ -51,6 +51,19 @@ fn holds_output_of(holder: u32, app: u32) -> bool {
         .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == pipe))
 }
 
+/// `kill -9` of the keeper, until another one holds the output pipe of `app`'s process (the
+/// daemon gives it everything the first one held).
+fn replace_the_keeper(k: &Kelpie, app: u32) {
+    let first = keeper_of(k);
+    kill9(first);
+    k.wait_for("another keeper", 10 * SECS, || {
+        k.keeper_pid().is_some_and(|p| p != first && alive(p))
+    });
+    k.wait_for("the new keeper holding the app's output", 10 * SECS, || {
+        holds_output_of(second_keeper(k, first), app)
+    });
+}
+
 /// Lines of a log file that start with `prefix`, as numbers.
 fn numbered(k: &Kelpie, file: &str, prefix: &str) -> Vec<u64> {
     k.log(file)
@@ -224,16 +237,9 @@ fn after_an_update_or_a_killed_keeper_a_new_keeper_still_keeps_everything() {
             .is_some_and(|p| p != before_update && alive(p))
     });
     assert!(!alive(before_update));
-    let first = keeper_of(&k);
-    kill9(first);
-    k.wait_for("another keeper", 10 * SECS, || {
-        k.keeper_pid().is_some_and(|p| p != first && alive(p))
-    });
-    // It was given everything the first one held (the app's output pipe among it): the app
-    // survives the daemon, and goes on writing.
-    k.wait_for("the new keeper holding the app's output", 10 * SECS, || {
-        holds_output_of(second_keeper(&k, first), pid)
-    });
+    // The new keeper is given everything the first one held (the app's output pipe among it):
+    // the app survives the daemon, and goes on writing.
+    replace_the_keeper(&k, pid);
     kill_daemon(&k);
     let ticked = written(pid);
     k.wait_for("ticks written with no daemon", 10 * SECS, || {
@@ -282,14 +288,7 @@ fn a_new_keeper_keeps_a_node_apps_ipc_channel_for_the_next_daemon() {
     k.wait_for("the count over IPC", 10 * SECS, || {
         ipc_count(&k, "counting") > 0.0
     });
-    let first = keeper_of(&k);
-    kill9(first);
-    k.wait_for("another keeper", 10 * SECS, || {
-        k.keeper_pid().is_some_and(|p| p != first && alive(p))
-    });
-    k.wait_for("the new keeper holding the app's output", 10 * SECS, || {
-        holds_output_of(second_keeper(&k, first), pid)
-    });
+    replace_the_keeper(&k, pid);
     kill_daemon(&k);
     k.ok(&["ping"]);
     assert_eq!(k.pid("counting"), pid, "adopted");
