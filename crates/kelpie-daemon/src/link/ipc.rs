@@ -103,7 +103,7 @@ async fn prompt(
                     return Mode::Ended;
                 }
                 let mut chunk = [0u8; CHUNK];
-                match stream.try_read(&mut chunk) {
+                match read_once(stream, &mut chunk) {
                     // The process closed its end (it exited): nothing more can be written either.
                     Ok(0) => return Mode::Ended,
                     Ok(n) => channel.receive(&chunk[..n]),
@@ -118,6 +118,28 @@ async fn prompt(
             },
             message = outgoing.recv(), if channel.writing => channel.send(stream, message).await,
         }
+    }
+}
+
+/// One read of what the process sent. A read that does not fill `chunk` took all there was,
+/// so the socket is marked not readable with it (as tokio's own `AsyncRead` does): the read
+/// that would follow, only to learn that nothing more came, costs as much as the first, and
+/// a start message comes in one read. More sent after the read wakes the task again: the
+/// mark is only taken off if no new readiness came since.
+fn read_once(stream: &UnixStream, chunk: &mut [u8]) -> std::io::Result<usize> {
+    let mut took_all = None;
+    let read = stream.try_io(tokio::io::Interest::READABLE, || {
+        match stream.try_read(chunk) {
+            Ok(n) if n > 0 && n < chunk.len() => {
+                took_all = Some(n);
+                Err(std::io::ErrorKind::WouldBlock.into())
+            }
+            other => other,
+        }
+    });
+    match (read, took_all) {
+        (_, Some(n)) => Ok(n),
+        (read, None) => read,
     }
 }
 
@@ -376,8 +398,47 @@ impl Channel {
 
 #[cfg(test)]
 mod tests {
-    use super::shim_batch;
+    use super::{read_once, shim_batch, CHUNK};
     use serde_json::json;
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn a_read_that_takes_all_there_is_still_wakes_for_what_comes_next() {
+        let (daemon, mut process) = tokio::net::UnixStream::pair().expect("pair");
+        let mut chunk = [0u8; CHUNK];
+        for message in [
+            &b"{\"first\":1}\n"[..],
+            b"{\"second\":2}\n",
+            b"{\"third\":3}\n",
+        ] {
+            process.write_all(message).await.expect("write");
+            tokio::time::timeout(Duration::from_secs(5), daemon.readable())
+                .await
+                .expect("woken for the message")
+                .expect("readable");
+            let n = read_once(&daemon, &mut chunk).expect("read");
+            assert_eq!(&chunk[..n], message);
+            // All of it was taken: no readiness is left, so no second read is made for it.
+            let idle = tokio::time::timeout(Duration::from_millis(50), daemon.readable()).await;
+            assert!(
+                idle.is_err(),
+                "still marked readable after a read that took all"
+            );
+        }
+        // What fills the buffer leaves the socket marked readable: more may be waiting.
+        process
+            .write_all(&vec![b'x'; CHUNK + 10])
+            .await
+            .expect("write");
+        daemon.readable().await.expect("readable");
+        assert_eq!(read_once(&daemon, &mut chunk).expect("read"), CHUNK);
+        daemon.readable().await.expect("readable");
+        assert_eq!(read_once(&daemon, &mut chunk).expect("read"), 10);
+        drop(process);
+        daemon.readable().await.expect("readable");
+        assert_eq!(read_once(&daemon, &mut chunk).expect("the end"), 0);
+    }
 
     #[test]
     fn the_shims_batch_gives_its_messages_and_nothing_else_is_one() {
