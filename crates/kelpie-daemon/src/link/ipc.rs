@@ -122,10 +122,10 @@ async fn prompt(
 }
 
 /// One read of what the process sent. A read that does not fill `chunk` took all there was,
-/// so the socket is marked not readable with it (as tokio's own `AsyncRead` does): the read
-/// that would follow, only to learn that nothing more came, costs as much as the first, and
-/// a start message comes in one read. More sent after the read wakes the task again: the
-/// mark is only taken off if no new readiness came since.
+/// so the socket's readiness is cleared with it (as tokio's own `AsyncRead` does): the read
+/// that would follow, only to learn that nothing more came, costs as much as the first. tokio
+/// clears it only if no newer readiness came in the meantime, so what the process sends after
+/// this read still wakes the task.
 fn read_once(stream: &UnixStream, chunk: &mut [u8]) -> std::io::Result<usize> {
     let mut took_all = None;
     let read = stream.try_io(tokio::io::Interest::READABLE, || {
