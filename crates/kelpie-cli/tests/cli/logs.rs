@@ -90,21 +90,33 @@ fn output_is_stored_byte_for_byte_even_when_it_is_not_utf8() {
     let payload: &[u8] = b"plain\n\xff\xfe\x00 invalid utf-8 and a NUL\n\r\n\x1b[31mred\x1b[0m\n\tcarriage\rreturn\nno newline at the end";
     let file = k.write("payload.bin", "");
     std::fs::write(&file, payload).expect("write payload");
-    k.ok(&[
-        "start",
-        &k.fake_app(),
-        "--name",
-        "bin",
-        "--",
-        "--quiet",
-        "--cat",
-        &file,
-    ]);
-    let log = out_log(&k, "bin");
-    k.wait_for("the payload in the log", 5 * SECS, || read(&log) == payload);
+    // Several apps at once, each printing its lines and the start of one more in one write and
+    // then nothing (a prompt): that last line is written once the app has been quiet a while,
+    // even when the writer had not yet taken the lines before it when the reader looked (it
+    // waited for a next write that never came, and 1 to 5 of 10 such apps still had that line
+    // unwritten seconds later).
+    let names: Vec<String> = (0..8).map(|i| format!("bin{i}")).collect();
+    for name in &names {
+        k.ok(&[
+            "start",
+            &k.fake_app(),
+            "--name",
+            name,
+            "--",
+            "--quiet",
+            "--cat",
+            &file,
+        ]);
+    }
+    for name in &names {
+        let log = out_log(&k, name);
+        k.wait_for(&format!("{name}'s payload in its log"), 5 * SECS, || {
+            read(&log) == payload
+        });
+    }
     // `logs --raw` gives the same bytes back (each line ended by a newline).
     let shown = k
-        .command(&["logs", "bin", "--raw", "--nostream", "--lines", "100"])
+        .command(&["logs", "bin0", "--raw", "--nostream", "--lines", "100"])
         .output()
         .expect("logs");
     let mut expected = payload.to_vec();

@@ -8,7 +8,8 @@
 //! of the log thread per burst of output, two per restart of an app that prints to stdout and
 //! stderr) and registering the pipe again (two `epoll_ctl`). It waits for the writer only when
 //! what the writer has not consumed yet could soon fill the pipe (the app would then wait on
-//! it, and a writer stuck on a hung disk must be noticed: [`Stall`]) and at the pipe's end.
+//! it, and a writer stuck on a hung disk must be noticed: [`Stall`]), at the pipe's end, and
+//! while it holds the start of a line (the app may write nothing more: see `Next::LineEnd`).
 //! It is taken out of the event loop while the reader waits for the writer or lets a chatty
 //! app's output gather, so that the app's writes do not wake the thread meanwhile.
 //!
@@ -114,7 +115,11 @@ pub(super) async fn look_at(
         let held = framer.partial_len() as u64;
         let next = match cursor.unconsumed() {
             Some(unconsumed) if unconsumed > held => {
-                if registration.closed || unconsumed >= AHEAD_OF_THE_WRITER {
+                // With the start of a line held, the app may say nothing more (a prompt): its
+                // wait (`LineEnd`) can only begin once the writer has taken the lines before
+                // it, and only the writer says when (taking bytes out of a pipe signals no
+                // reader).
+                if registration.closed || unconsumed >= AHEAD_OF_THE_WRITER || held > 0 {
                     Next::Writer
                 } else {
                     Next::Readable
