@@ -28,7 +28,7 @@ use tokio::time::Instant;
 
 /// State changes not caused by a command that a new daemon would act on (an app that stopped
 /// wanting to run) are written at most this often.
-const PERSIST_DEBOUNCE: Duration = Duration::from_millis(100);
+pub(super) const PERSIST_DEBOUNCE: Duration = Duration::from_millis(100);
 /// Those it would not act on (a restart: a new pid, the counters) at most this often.
 pub(super) const PERSIST_LAZILY: Duration = Duration::from_secs(5);
 /// ... and at most this share of the time: the wait is this many times the last write.
@@ -43,6 +43,12 @@ pub(super) struct Persistence {
     due: Option<Instant>,
     /// Whether the state is written: not under `kelpie runtime`, nor once exiting.
     writes: bool,
+}
+
+/// How long a change waits to be written: `debounce`, or [`WRITE_COST_FACTOR`] times what the
+/// last write took (on the real clock), whichever is longer.
+pub(super) fn write_wait(debounce: Duration, last_write: Duration) -> Duration {
+    debounce.max(last_write * WRITE_COST_FACTOR)
 }
 
 impl Persistence {
@@ -71,8 +77,7 @@ impl Persistence {
         if !self.writes {
             return;
         }
-        let wait = debounce.max(self.persister.last_write() * WRITE_COST_FACTOR);
-        let at = Instant::now() + wait;
+        let at = Instant::now() + write_wait(debounce, self.persister.last_write());
         if self.due.is_none_or(|due| at < due) {
             self.due = Some(at);
         }

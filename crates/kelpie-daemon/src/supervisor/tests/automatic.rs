@@ -6,11 +6,17 @@
 
 use super::*;
 
+use super::super::persistence::{write_wait, PERSIST_DEBOUNCE, PERSIST_LAZILY};
+
+/// How long after a change it is written, in ms: `debounce`, or longer when the daemon's last
+/// write was slow. That write's cost is measured on the real clock (an fsync on a loaded
+/// machine can take tens of ms), so a test that assumed `debounce` alone would fail there.
+fn written_after_ms(daemon: &Daemon, debounce: Duration) -> u64 {
+    write_wait(debounce, daemon.persister.last_write()).as_millis() as u64
+}
+
 /// Wait until `state.json` satisfies `done`, without letting virtual time pass (the persister
 /// thread is writing it: a real thread, on the real clock, on a machine that may be loaded).
-/// How long a restart waits to be written (`persistence::PERSIST_LAZILY`), in ms.
-const LAZILY_MS: u64 = super::super::persistence::PERSIST_LAZILY.as_millis() as u64;
-
 async fn until_on_disk(daemon: &Daemon, what: &str, done: impl Fn(&StateFile) -> bool) {
     let at = daemon.now_ms();
     let give_up = std::time::Instant::now() + Duration::from_secs(60);
@@ -60,10 +66,11 @@ async fn a_restart_is_written_five_seconds_later() {
             (500, Event::Started(FIRST_PID + 1)),
         ]
     );
-    assert_eq!(LAZILY_MS, 5_000);
-    daemon.at(5499).await;
+    assert_eq!(PERSIST_LAZILY, Duration::from_secs(5));
+    let lazily = written_after_ms(&daemon, PERSIST_LAZILY);
+    daemon.at(500 + lazily - 1).await;
     assert_eq!(daemon.on_disk(), [(0, Status::Online, Some(FIRST_PID))]);
-    daemon.at(5500).await;
+    daemon.at(500 + lazily).await;
     until_on_disk(&daemon, "the restart", |state| {
         state.apps[0].state.pid == Some(FIRST_PID + 1)
     })
@@ -92,7 +99,10 @@ async fn an_app_that_stops_running_by_itself_is_written_100_ms_later() {
     daemon.at(599).await;
     assert_eq!(daemon.on_disk(), [(0, Status::Online, Some(FIRST_PID))]);
     // Written 100 ms after its group is seen empty (a few ms after the exit), not a second.
-    daemon.at(700).await;
+    assert_eq!(PERSIST_DEBOUNCE, Duration::from_millis(100));
+    daemon
+        .at(600 + written_after_ms(&daemon, PERSIST_DEBOUNCE))
+        .await;
     until_on_disk(&daemon, "the app stopped", |state| {
         !state.apps[0].run && state.apps[0].state.status == Status::Stopped
     })
@@ -128,7 +138,9 @@ async fn a_reading_over_max_memory_restart_restarts_that_process() {
             (2_000, Event::Started(FIRST_PID + 1)),
         ]
     );
-    daemon.at(2_000 + LAZILY_MS).await;
+    daemon
+        .at(2_000 + written_after_ms(&daemon, PERSIST_LAZILY))
+        .await;
     until_on_disk(&daemon, "the restart", |state| {
         !state.apps[0].state.exits.is_empty()
     })
@@ -176,7 +188,9 @@ async fn cpu_over_max_cpu_for_its_window_restarts_the_process() {
         ]
     );
     // A restart is written lazily.
-    daemon.at(4_000 + LAZILY_MS).await;
+    daemon
+        .at(4_000 + written_after_ms(&daemon, PERSIST_LAZILY))
+        .await;
     until_on_disk(&daemon, "the restart", |state| {
         !state.apps[0].state.exits.is_empty()
     })

@@ -21,6 +21,8 @@ struct Daemon {
     signals: mpsc::UnboundedSender<DaemonSignal>,
     fake: Arc<FakeProcesses>,
     monitor: Monitor,
+    /// The supervisor's persister: how long its last write took.
+    persister: Persister,
     run: tokio::task::JoinHandle<Result<(), DaemonError>>,
     home: Home,
     _dir: tempfile::TempDir,
@@ -48,7 +50,7 @@ impl Daemon {
         let bus = crate::bus::Bus::default();
         let setup = Setup {
             home: home.clone(),
-            persister,
+            persister: persister.clone(),
             web: crate::web::WebControl::start(
                 home.clone(),
                 crate::server::Services {
@@ -77,6 +79,7 @@ impl Daemon {
             signals,
             fake,
             monitor,
+            persister,
             run,
             home,
             _dir: dir,
