@@ -268,6 +268,13 @@ pub(crate) fn refuse_a_home_pm2_runs_in(home: &Home) -> Result<()> {
 /// daemon's log are created here first, so a home we cannot write to is reported clearly.
 fn start_daemon(home: &Home) -> Result<()> {
     refuse_a_home_pm2_runs_in(home)?;
+    // Checked before anything is made or opened there (the daemon checks again).
+    if let Err(refused) = kelpie_sys::check_owned_path(home.root()) {
+        bail!(
+            "refusing the kelpie home {}: {refused}. Another user could replace what the daemon runs (the Node shim every Node app loads, kelpie.toml); use a home of your own (KELPIE_HOME, or run `sudo -H` so that root's home is used)",
+            home.root().display()
+        );
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)

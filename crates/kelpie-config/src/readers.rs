@@ -193,6 +193,12 @@ pub(crate) fn read_app(raw: &RawApp, origin: &Origin<'_>) -> Result<Built, Vec<S
     let builtin_serve = read_script(&mut r, &mut spec, origin, (&cwd, cwd_ok), &mut node_options);
     read_name(&mut r, &mut spec, origin);
     if let Some(namespace) = r.get("namespace", convert::string) {
+        if let Err(e) = kelpie_core::check_namespace(&namespace) {
+            r.errors.push(format!(
+                "field `namespace`: {}",
+                e.to_string().replacen("app name", "namespace", 1)
+            ));
+        }
         spec.namespace = namespace;
     }
     spec.args = r.get("args", convert::words).unwrap_or_default();

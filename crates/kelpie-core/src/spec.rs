@@ -13,8 +13,8 @@ mod settings;
 pub mod shared_env;
 
 pub use checks::{
-    check_app_name, check_instances, log_name, sanitize_log_name, AppNameError, TooManyInstances,
-    MAX_INSTANCES,
+    check_app_name, check_instances, check_namespace, is_bidi_control, log_name, sanitize_log_name,
+    AppNameError, TooManyInstances, MAX_INSTANCES,
 };
 pub use health::{HealthCheck, HealthProbe};
 pub use listen::{BadListenAddress, ListenAddress};

@@ -5,8 +5,17 @@ use crate::DaemonError;
 use kelpie_proto::Home;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 
-/// Make the home (mode 0700) and its logs directory, and write the Node shim.
+/// Make the home (mode 0700) and its logs directory, and write the Node shim; refuse a home (or
+/// a `kelpie.toml` in it) that another user owns or may change, or that sits in a directory
+/// another user may change: they could replace the Node shim every Node app loads, or the
+/// settings, and so run their code with the daemon's rights.
 pub(crate) fn prepare_home(home: &Home) -> Result<(), DaemonError> {
+    for path in [home.root().to_path_buf(), home.settings_file()] {
+        kelpie_sys::check_owned_path(&path).map_err(|refused| DaemonError::UntrustedHome {
+            home: home.root().to_path_buf(),
+            refused: refused.to_string(),
+        })?;
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)

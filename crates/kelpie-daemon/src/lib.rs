@@ -80,6 +80,14 @@ pub enum DaemonError {
     /// Another daemon answers on this home's socket.
     #[error("a kelpie daemon is already running for {0}")]
     AlreadyRunning(String),
+    /// The home, or a directory above it, is another user's or may be changed by one.
+    #[error("refusing the kelpie home {}: {refused}. Another user could replace what the daemon runs (the Node shim every Node app loads, kelpie.toml); use a home of your own (KELPIE_HOME, or run `sudo -H` so that root's home is used)", home.display())]
+    UntrustedHome {
+        /// The home.
+        home: std::path::PathBuf,
+        /// What is wrong, and where.
+        refused: String,
+    },
 }
 
 impl DaemonError {

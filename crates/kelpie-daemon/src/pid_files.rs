@@ -57,8 +57,13 @@ fn write(path: &std::path::Path, pid: u32) {
         );
         return;
     }
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
+    // Its directory is made by a guarded walk (no link another user placed is followed), as
+    // the file is written (an unpredictable temporary name, made exclusively, renamed).
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        if let Err(e) = kelpie_sys::GuardedDir::open(dir, Some(0o755)) {
+            crate::daemon_log!("cannot write the pid file {}: {e}", path.display());
+            return;
+        }
     }
     // As PM2 writes it: the number alone, readable by the tools that read it; never half
     // written, not synced (it means nothing after a crash of the machine).
@@ -69,8 +74,14 @@ fn write(path: &std::path::Path, pid: u32) {
 }
 
 fn remove(path: &std::path::Path, pid: u32) {
-    let holds = std::fs::read_to_string(path).is_ok_and(|text| text.trim() == pid.to_string());
+    let Ok((dir, name)) = kelpie_sys::guarded_parent(path, None) else {
+        return;
+    };
+    let holds = dir
+        .open_file(&name, kelpie_sys::FileOpen::READ)
+        .and_then(|opened| std::io::read_to_string(opened.file))
+        .is_ok_and(|text| text.trim() == pid.to_string());
     if holds {
-        let _ = std::fs::remove_file(path);
+        let _ = dir.remove_file(&name);
     }
 }

@@ -168,6 +168,8 @@ pub(crate) fn command(
     let kelpie_vars = kelpie_variables(spec, who);
     let mut env: BTreeMap<&str, Cow<'_, str>> = spec
         .merged_env_pairs()
+        // Kelpie's control secrets never reach an app, whoever put them in its spec.
+        .filter(|(name, _)| !kelpie_view::secrets::is_control_secret(name))
         .map(|(name, value)| (name, Cow::Borrowed(value)))
         .collect();
     env.extend(

@@ -2,10 +2,10 @@
 //! leaves the old content or the new) for the daemon's state, the dump, the Node shim, the
 //! update hand-over file and the CLI's boot units; unsynced for pid files.
 
-use std::fs::{self, File, OpenOptions};
+use crate::guarded::{guarded_parent, GuardedDir};
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Replace `path` with `bytes` so that a crash at any moment leaves either the old or the new
 /// content, never a mix: temp file, fsync, rename, fsync of the directory. Mode 0600: the files
@@ -14,108 +14,118 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     atomic_write_mode(path, bytes, 0o600)
 }
 
-/// [`atomic_write`], keeping the content it replaces as `backup`, which changes only once the
-/// new content is in place: the old file is hard-linked aside (no copy, no space) after the new
-/// one is written and synced, and renamed to `backup` after the new one is renamed over `path`.
-/// So a write that fails (a full disk) leaves `path` and `backup` as they were, and the two are
-/// never one file that a write into `path` in place would change both of. With no `path` to
-/// replace, `backup` stays as it is.
+/// [`atomic_write`], keeping the content it replaces as `backup` (in the same directory), which
+/// changes only once the new content is in place: the old file is hard-linked aside (no copy,
+/// no space) after the new one is written and synced, and renamed to `backup` after the new
+/// one is renamed over `path`. So a write that fails (a full disk) leaves `path` and `backup` as
+/// they were, and the two are never one file that a write into `path` in place would change
+/// both of. With no `path` to replace, `backup` stays as it is.
 pub fn atomic_write_keeping(path: &Path, bytes: &[u8], backup: &Path) -> std::io::Result<()> {
-    let kept = temp_path(backup);
-    replace_with(path, bytes, 0o600, true, || {
-        let _ = fs::remove_file(&kept);
-        match fs::hard_link(path, &kept) {
-            Ok(()) => Ok(Some(kept.clone())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    })
-    .and_then(|kept| match kept {
-        Some(kept) => fs::rename(kept, backup),
-        None => Ok(()),
-    })
+    if backup.parent() != path.parent() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} is not beside {}", backup.display(), path.display()),
+        ));
+    }
+    let backup_name = backup.file_name().unwrap_or_default().to_os_string();
+    replace(path, bytes, 0o600, true, Some(backup_name))
 }
 
 /// [`atomic_write`], with the file's mode (exactly, whatever the umask).
 pub fn atomic_write_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    replace(path, bytes, mode, true)
+    replace(path, bytes, mode, true, None)
 }
 
 /// Replace `path` with `bytes` so that a reader sees the old content or the new, never a
 /// mix; not synced to disk, for files that mean nothing after a crash of the machine (pid
 /// files).
 pub fn replace_unsynced(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    replace(path, bytes, mode, false)
+    replace(path, bytes, mode, false, None)
 }
 
-/// The temporary file this process writes beside `path` before renaming it to `path`
-/// (`dir/.<name>.tmp<pid>`): a watcher that must not see the writes ignores it too.
-fn temp_path(path: &Path) -> PathBuf {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    dir.join(format!(".{file_name}.tmp{}", std::process::id()))
+/// The start of the names of the temporary files this process writes beside `path`
+/// (`.<name>.tmp<pid>.`, then 16 unpredictable hex digits): a watcher that must not see the
+/// writes ignores them ([`temp_names_glob`]).
+fn temp_prefix(name: &OsStr) -> String {
+    format!(".{}.tmp{}.", name.to_string_lossy(), std::process::id())
 }
 
-/// A glob of the names of every temporary file this process writes ([`temp_path`]).
+/// A glob of the names of every temporary file this process writes ([`temp_prefix`]).
 pub fn temp_names_glob() -> String {
-    format!(".*.tmp{}", std::process::id())
+    format!(".*.tmp{}.*", std::process::id())
 }
 
-/// Temp file, rename; with `durable`, the file and then its directory synced.
-fn replace(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> std::io::Result<()> {
-    replace_with(path, bytes, mode, durable, || Ok(None)).map(|_| ())
+#[cfg(test)]
+thread_local! {
+    /// The next write fails once its temporary file is made (a full disk, in a test).
+    static FAIL_NEXT_WRITE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// [`replace`], running `before_rename` once the new content is written (and synced), just
-/// before it is renamed over `path`. What it made (a path) is removed again if the rename
-/// fails, and returned otherwise.
-fn replace_with(
+/// Temp file (made exclusively, with an unpredictable name, in the directory reached by a
+/// guarded walk: no link another user placed is followed), rename; with `durable`, the file and
+/// then its directory synced; with `backup`, the old file kept under that name.
+fn replace(
     path: &Path,
     bytes: &[u8],
     mode: u32,
     durable: bool,
-    before_rename: impl FnOnce() -> std::io::Result<Option<PathBuf>>,
-) -> std::io::Result<Option<PathBuf>> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = temp_path(path);
-    let mut made = None;
+    backup: Option<OsString>,
+) -> std::io::Result<()> {
+    let (dir, name) = guarded_parent(path, None)?;
+    let (mut file, tmp) = dir.create_temp(&temp_prefix(&name), mode)?;
+    let mut kept: Option<OsString> = None;
     let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+        #[cfg(test)]
+        if FAIL_NEXT_WRITE.with(|fail| fail.replace(false)) {
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
         file.write_all(bytes)?;
         if durable {
             file.sync_all()?;
         }
-        made = before_rename()?;
-        fs::rename(&tmp, path)?;
+        if let Some(backup) = &backup {
+            kept = keep_aside(&dir, &name, backup)?;
+        }
+        dir.rename(&tmp, &name)?;
+        if let (Some(kept), Some(backup)) = (&kept, &backup) {
+            dir.rename(kept, backup)?;
+        }
         if durable {
-            File::open(dir)?.sync_all()?;
+            dir.sync()?;
         }
         Ok(())
     })();
-    match written {
-        Ok(()) => Ok(made),
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            if let Some(made) = made {
-                let _ = fs::remove_file(made);
-            }
-            Err(e)
+    if written.is_err() {
+        let _ = dir.remove_file(&tmp);
+        if let Some(kept) = kept {
+            let _ = dir.remove_file(&kept);
         }
     }
+    written
+}
+
+/// A second name for `name` (none when there is no `name`), to become the backup.
+fn keep_aside(dir: &GuardedDir, name: &OsStr, backup: &OsStr) -> std::io::Result<Option<OsString>> {
+    for _ in 0..16 {
+        let (file, aside) = dir.create_temp(&temp_prefix(backup), 0o600)?;
+        drop(file);
+        // linkat will not replace: the name just made is removed and taken at once; another
+        // process that takes it meanwhile makes the link fail, and a new name is tried.
+        dir.remove_file(&aside)?;
+        match dir.hard_link(name, &aside) {
+            Ok(()) => return Ok(Some(aside)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::from_raw_os_error(17))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
@@ -147,9 +157,8 @@ mod tests {
         assert_eq!(fs::read(&backup).expect("backup"), b"one");
         // A write that fails (its temp file cannot be made) changes neither file, and the two
         // stay two files: a write into `path` in place leaves the backup whole.
-        fs::create_dir(temp_path(&path)).expect("block the temp file");
+        FAIL_NEXT_WRITE.with(|fail| fail.set(true));
         assert!(atomic_write_keeping(&path, b"three", &backup).is_err());
-        fs::remove_dir(temp_path(&path)).expect("unblock");
         assert_eq!(fs::read(&path).expect("state"), b"two");
         assert_eq!(fs::read(&backup).expect("backup"), b"one");
         let inode = |p: &Path| fs::metadata(p).expect("meta").ino();

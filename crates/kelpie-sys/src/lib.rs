@@ -14,6 +14,7 @@ pub mod cgroup;
 mod creds;
 mod exec;
 mod fdpass;
+mod guarded;
 mod handoff;
 mod host;
 mod limits;
@@ -45,6 +46,9 @@ pub use fdpass::{
     accept, dup_if_still, file_identity, peer_uid, recv_with_fds, send_stream_with_fds,
     send_with_fds, seqpacket_connect, seqpacket_listen, seqpacket_pair, set_receive_timeout,
     set_send_timeout, FileIdentity, MAX_FDS_PER_MESSAGE,
+};
+pub use guarded::{
+    check_owned_path, guarded_parent, open_guarded, FileOpen, GuardedDir, Opened, Untrusted,
 };
 pub use handoff::{
     close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec, pidfd_open,

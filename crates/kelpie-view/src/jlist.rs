@@ -10,7 +10,7 @@
 
 mod program;
 
-pub use crate::secrets::{is_secret_name, shown_env, MASK};
+pub use crate::secrets::{is_secret, is_secret_name, shown_env, MASK};
 use crate::versioning::Versioning;
 use kelpie_proto::ProcessInfo;
 use program::{shown_interpreter, shown_log_path, Lookups};

@@ -9,4 +9,5 @@
 pub mod jlist;
 pub mod secrets;
 pub mod tail;
+pub mod terminal;
 pub mod versioning;

@@ -36,6 +36,15 @@ pub(super) fn export(args: ExportArgs) -> Result<ExitCode> {
         .context("cannot find the kelpie binary's path")?
         .display()
         .to_string();
+    // The units' secrets go beside them when they are written to a directory (named there by
+    // its absolute path), else where a system keeps its own configuration.
+    let env_dir = match &args.output {
+        Some(dir) => std::path::absolute(dir)
+            .unwrap_or_else(|_| dir.clone())
+            .display()
+            .to_string(),
+        None => "/etc/kelpie".to_string(),
+    };
     let result = export::export(
         args.target,
         &loaded.apps,
@@ -50,6 +59,7 @@ pub(super) fn export(args: ExportArgs) -> Result<ExitCode> {
             },
             secret_ref: args.secret_ref.as_deref(),
             kelpie: &kelpie,
+            env_dir: &env_dir,
         },
     )
     .with_context(|| args.file.clone())?;
@@ -63,7 +73,7 @@ pub(super) fn export(args: ExportArgs) -> Result<ExitCode> {
             stdout.flush()?;
         }
         Some(dir) => {
-            let written = write_files(dir, &result.files, args.force)?;
+            let written = write_files(dir, &result.files, &result.private, args.force)?;
             for path in written {
                 eprintln!("kelpie: wrote {}", path.display());
             }
@@ -75,7 +85,12 @@ pub(super) fn export(args: ExportArgs) -> Result<ExitCode> {
 /// Write every file into `dir`, each atomically (a temporary file, synced, then moved into
 /// place). Without `force`, nothing is written when any file exists already, and the move is a
 /// hard link, which fails rather than replacing a file created in the meantime.
-fn write_files(dir: &Path, files: &[(String, String)], force: bool) -> Result<Vec<PathBuf>> {
+fn write_files(
+    dir: &Path,
+    files: &[(String, String)],
+    private: &std::collections::BTreeSet<String>,
+    force: bool,
+) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     if !force {
         let existing: Vec<String> = files
@@ -96,7 +111,11 @@ fn write_files(dir: &Path, files: &[(String, String)], force: bool) -> Result<Ve
     for (name, text) in files {
         let path = dir.join(name);
         let temp = dir.join(format!(".{name}.kelpie-{}.tmp", std::process::id()));
-        let result = write_one(&temp, &path, text, force);
+        // One left by a run that was killed would stop the exclusive creation below.
+        let _ = std::fs::remove_file(&temp);
+        // A file of secrets is its owner's alone; the others as the umask says.
+        let mode = if private.contains(name) { 0o600 } else { 0o666 };
+        let result = write_one(&temp, &path, text, mode, force);
         // The temporary file is gone after a successful move; after a failure it must not stay.
         let _ = std::fs::remove_file(&temp);
         result.with_context(|| format!("cannot write {}", path.display()))?;
@@ -105,8 +124,13 @@ fn write_files(dir: &Path, files: &[(String, String)], force: bool) -> Result<Ve
     Ok(written)
 }
 
-fn write_one(temp: &Path, path: &Path, text: &str, force: bool) -> Result<()> {
-    let mut file = std::fs::File::create(temp)?;
+fn write_one(temp: &Path, path: &Path, text: &str, mode: u32, force: bool) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(temp)?;
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
     if force {
@@ -152,9 +176,9 @@ mod tests {
     fn existing_files_are_kept_without_force() {
         let dir = tempfile::tempdir().expect("tempdir");
         let files = vec![("a.service".to_string(), "one\n".to_string())];
-        write_files(dir.path(), &files, false).expect("first write");
+        write_files(dir.path(), &files, &Default::default(), false).expect("first write");
         let again = vec![("a.service".to_string(), "two\n".to_string())];
-        let err = write_files(dir.path(), &again, false).expect_err("exists");
+        let err = write_files(dir.path(), &again, &Default::default(), false).expect_err("exists");
         assert!(
             err.to_string().contains("a.service already exists"),
             "{err}"
@@ -163,7 +187,7 @@ mod tests {
             std::fs::read_to_string(dir.path().join("a.service")).expect("read"),
             "one\n"
         );
-        write_files(dir.path(), &again, true).expect("forced");
+        write_files(dir.path(), &again, &Default::default(), true).expect("forced");
         assert_eq!(
             std::fs::read_to_string(dir.path().join("a.service")).expect("read"),
             "two\n"

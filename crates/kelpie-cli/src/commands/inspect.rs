@@ -321,12 +321,20 @@ pub(super) fn describe(
     if found.is_empty() {
         bail!("there are no apps to describe");
     }
+    // What the apps said of themselves, their names and paths: shown, never obeyed by the
+    // terminal (the JSON form escapes them itself).
+    let shown: Vec<ProcessInfo> = match json {
+        true => Vec::new(),
+        false => {
+            kelpie_view::terminal::visible_strings(found.iter().map(|p| (*p).clone()).collect())
+        }
+    };
     let mut out = std::io::stdout().lock();
     if json {
         render::write_describe_json(&mut out, &found, show_secrets)?;
         return Ok(ExitCode::SUCCESS);
     }
-    for process in found {
+    for process in &shown {
         render::write_describe(&mut out, process, show_secrets)?;
     }
     Ok(ExitCode::SUCCESS)
@@ -334,7 +342,7 @@ pub(super) fn describe(
 
 /// `prettylist`: the `jlist` data as PM2 prints it.
 pub(super) fn prettylist(home: &Home, show_secrets: bool) -> Result<ExitCode> {
-    let list = processes(home)?;
+    let list = kelpie_view::terminal::visible_strings(processes(home)?);
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     render::write_prettylist(&mut out, &list, show_secrets)?;
     out.flush()?;
@@ -353,6 +361,10 @@ pub(super) fn env(home: &Home, target: &str, show_secrets: bool) -> Result<ExitC
     env.extend(process.spec.env.clone());
     let mut out = std::io::stdout().lock();
     for (name, value) in render::shown_env(&env, show_secrets).iter() {
+        let (name, value) = (
+            kelpie_view::terminal::visible(name),
+            kelpie_view::terminal::visible(value),
+        );
         writeln!(out, "{name}: {value}")?;
     }
     Ok(ExitCode::SUCCESS)
@@ -383,6 +395,10 @@ pub(super) fn events(home: &Home, args: &crate::cli::EventsArgs) -> Result<ExitC
         .transpose()?
         .unwrap_or(Target::All);
     let list = processes(home)?;
+    let list = match args.json {
+        true => list,
+        false => kelpie_view::terminal::visible_strings(list),
+    };
     let found = select(&list, &target)?;
     let events = render::collect_events(&found, args.lines);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -191,10 +191,12 @@ fn load_context(profile: Option<String>, only: Vec<String>) -> Result<LoadContex
     })
 }
 
-/// This shell's environment (variables that are not UTF-8 cannot be stored and are skipped).
+/// This shell's environment (variables that are not UTF-8 cannot be stored and are skipped), but
+/// Kelpie's own control secrets (`KELPIE_WEB_TOKEN`): they are the user's, not the apps'.
 fn shell_env() -> BTreeMap<String, String> {
     std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(name, _)| !kelpie_view::secrets::is_control_secret(name))
         .collect()
 }
 

@@ -364,7 +364,7 @@ mod tests {
             }),
             ..AppSpec::default()
         };
-        db.env.insert("PASS".into(), "a$b".into());
+        db.env.insert("GREETING".into(), "a$b".into());
         db.env.insert("DB_PASSWORD".into(), "hunter2".into());
         let api = AppSpec {
             name: "API".into(),
@@ -398,7 +398,7 @@ mod tests {
             "      - \"node\"",
             "      - \"/app/app.js\"",
             "    working_dir: \"/app\"",
-            "      PASS: \"a$$b\"",
+            "      GREETING: \"a$$b\"",
             "      DB_PASSWORD: \"${DB_PASSWORD:?set DB_PASSWORD in .env or the environment}\"",
             "    restart: \"always\"",
             "    stop_grace_period: \"1600ms\"",

@@ -218,6 +218,7 @@ fn secret_of(
     export
         .files
         .push((format!("{secret}.yaml"), document(header, &root.build())));
+    export.private.insert(format!("{secret}.yaml"));
     export.warnings.push(format!(
         "app `{}`: {} written to the Secret `{secret}` ({secret}.yaml), not into the Deployment: keep that file out of version control",
         app.name,

@@ -36,6 +36,8 @@ pub(crate) enum Target {
 pub(crate) struct Export {
     pub files: Vec<(String, String)>,
     pub warnings: Vec<String>,
+    /// The files among them that hold secrets: written readable by their owner alone (0600).
+    pub private: std::collections::BTreeSet<String>,
 }
 
 /// What the pure exporters need besides the apps: what the file wrote, and where the apps are
@@ -52,6 +54,9 @@ pub(crate) struct Context<'a> {
     pub secret_ref: Option<&'a str>,
     /// This program's path: the systemd units that run `kelpie runtime` start it.
     pub kelpie: &'a str,
+    /// Where the units' `EnvironmentFile=`s (their secrets) are: the output directory, or
+    /// `/etc/kelpie` when the units go to stdout.
+    pub env_dir: &'a str,
 }
 
 impl Context<'_> {
@@ -68,7 +73,7 @@ pub(crate) fn export(target: Target, apps: &[AppSpec], ctx: &Context<'_>) -> Res
         bail!("no app to export (check --only)");
     }
     match target {
-        Target::Systemd => systemd::export(apps, ctx.lookup, ctx.kelpie),
+        Target::Systemd => systemd::export(apps, ctx.lookup, ctx.kelpie, ctx.env_dir),
         Target::Compose => compose::export(apps, ctx),
         Target::Kubernetes => kubernetes::export(apps, ctx),
     }
@@ -162,6 +167,7 @@ fn with_context<T>(written: &BTreeMap<String, Written>, f: impl FnOnce(&Context<
         },
         secret_ref: None,
         kelpie: "/usr/bin/kelpie",
+        env_dir: "/etc/kelpie",
     };
     f(&ctx)
 }

@@ -3,7 +3,7 @@
 //! usually out of version control), the names Kelpie masks in `describe` and `jlist`, and URLs
 //! that hold a password (`postgres://user:pass@db/app`).
 
-use crate::render::is_secret_name;
+use crate::render::is_secret;
 use kelpie_config::Written;
 use kelpie_core::AppSpec;
 use std::collections::BTreeMap;
@@ -20,8 +20,7 @@ pub(super) fn split_env<'a>(app: &'a AppSpec, written: &Written) -> SplitEnv<'a>
         secret: BTreeMap::new(),
     };
     for (name, value) in &app.env {
-        let secret =
-            written.env_from_files.contains(name) || is_secret_name(name) || has_password(value);
+        let secret = written.env_from_files.contains(name) || is_secret(name, value);
         let side = if secret {
             &mut split.secret
         } else {
@@ -30,19 +29,6 @@ pub(super) fn split_env<'a>(app: &'a AppSpec, written: &Written) -> SplitEnv<'a>
         side.insert(name.as_str(), value.as_str());
     }
     split
-}
-
-/// `scheme://user:password@host…`: a URL that carries a password.
-fn has_password(value: &str) -> bool {
-    let Some((_, rest)) = value.split_once("://") else {
-        return false;
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    authority.rsplit_once('@').is_some_and(|(user_info, _)| {
-        user_info
-            .split_once(':')
-            .is_some_and(|(_, p)| !p.is_empty())
-    })
 }
 
 #[cfg(test)]

@@ -83,7 +83,12 @@ fn common_warnings(app: &AppSpec, warnings: &mut Vec<String>) {
 }
 
 /// The apps' units. `kelpie` is this program's path, for the units that run `kelpie runtime`.
-pub(super) fn export(apps: &[AppSpec], lookup: &PathLookup, kelpie: &str) -> Result<Export> {
+pub(super) fn export(
+    apps: &[AppSpec],
+    lookup: &PathLookup,
+    kelpie: &str,
+    env_dir: &str,
+) -> Result<Export> {
     let names = unique_names(apps, "systemd unit name", |n| {
         format!("kelpie-{}", kelpie_core::sanitize_log_name(n))
     })?;
@@ -110,7 +115,7 @@ pub(super) fn export(apps: &[AppSpec], lookup: &PathLookup, kelpie: &str) -> Res
             install_section(app, unit, &mut text);
             export.files.push((format!("{}.service", unit.base), text));
         } else {
-            app_units(app, unit, &units, lookup, &mut export);
+            app_units(app, unit, &units, lookup, env_dir, &mut export);
         }
     }
     Ok(export)
@@ -118,7 +123,14 @@ pub(super) fn export(apps: &[AppSpec], lookup: &PathLookup, kelpie: &str) -> Res
 
 /// Every file of one app: its service (or template and target), its socket and its cron
 /// timer, with the warnings for what does not carry over, in the order they are met.
-fn app_units(app: &AppSpec, unit: &Unit, units: &Units, lookup: &PathLookup, export: &mut Export) {
+fn app_units(
+    app: &AppSpec,
+    unit: &Unit,
+    units: &Units,
+    lookup: &PathLookup,
+    env_dir: &str,
+    export: &mut Export,
+) {
     let warnings = &mut export.warnings;
     common_warnings(app, warnings);
     let service_name = if unit.template {
@@ -137,12 +149,18 @@ fn app_units(app: &AppSpec, unit: &Unit, units: &Units, lookup: &PathLookup, exp
     }
     text.push_str(&output_comment(app, &unit.base, unit.template));
     let socket = unit_section(app, unit, units, &mut text, warnings);
-    service_section(app, unit, lookup, &mut text, warnings);
+    let env_file = format!("{}.env", unit.base);
+    let env_path = format!("{}/{env_file}", env_dir.trim_end_matches('/'));
+    let secrets = service_section(app, unit, lookup, &env_path, &mut text, warnings);
     if !app.is_periodic_job() {
         // A periodic job is started by its timer, not at boot.
         install_section(app, unit, &mut text);
     }
     export.files.push((service_name, text));
+    if let Some(secrets) = secrets {
+        export.files.push((env_file.clone(), secrets));
+        export.private.insert(env_file);
+    }
 
     if unit.template {
         export
@@ -241,7 +259,8 @@ mod tests {
 
     #[test]
     fn a_single_instance_app_is_a_service_with_its_settings() {
-        let export = export(&[db(), api()], &lookup, "/usr/bin/kelpie").expect("export");
+        let export =
+            export(&[db(), api()], &lookup, "/usr/bin/kelpie", "/etc/kelpie").expect("export");
         let unit = file(&export, "kelpie-api.service");
         for line in [
             "ExecStart=/usr/bin/python3 /srv/api/server.py --greeting \"hello world $$USER 100%%\"",
@@ -279,7 +298,7 @@ mod tests {
 
     #[test]
     fn several_instances_are_a_template_and_a_target() {
-        let export = export(&[db()], &lookup, "/usr/bin/kelpie").expect("export");
+        let export = export(&[db()], &lookup, "/usr/bin/kelpie", "/etc/kelpie").expect("export");
         let unit = file(&export, "kelpie-db@.service");
         assert!(unit.contains("\nExecStart=/usr/bin/sleep 1000\n"), "{unit}");
         assert!(unit.contains("\nEnvironment=\"NODE_APP_INSTANCE=%i\"\n"));
@@ -298,7 +317,7 @@ mod tests {
             autorestart: false,
             ..AppSpec::default()
         };
-        let export = export(&[app], &lookup, "/usr/bin/kelpie").expect("export");
+        let export = export(&[app], &lookup, "/usr/bin/kelpie", "/etc/kelpie").expect("export");
         let unit = file(&export, "kelpie-n.service");
         for line in [
             "Type=notify",

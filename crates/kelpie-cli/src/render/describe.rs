@@ -263,7 +263,7 @@ fn write_env(
     for (key, value) in super::shown_env(&spec.env, show_secrets).iter() {
         writeln!(out, "  {key}={value}")?;
     }
-    if !show_secrets && spec.env.keys().any(|k| super::is_secret_name(k)) {
+    if !show_secrets && spec.env.iter().any(|(k, v)| super::is_secret(k, v)) {
         writeln!(
             out,
             "  ({} hides the values of names with TOKEN, SECRET, PASSWORD or KEY; --show-secrets shows them)",

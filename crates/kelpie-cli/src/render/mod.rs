@@ -13,9 +13,7 @@ mod terminal;
 pub(crate) use describe::write_describe;
 pub(crate) use events::{collect_events, write_events, write_events_json};
 pub(crate) use host::host_line;
-pub(crate) use kelpie_view::jlist::{
-    is_secret_name, shown_env, write_describe_json, write_jlist, MASK,
-};
+pub(crate) use kelpie_view::jlist::{is_secret, shown_env, write_describe_json, write_jlist, MASK};
 pub(crate) use table::{print_table, write_table};
 pub(crate) use terminal::RawTerminal;
 

@@ -3,6 +3,7 @@
 use super::format::{bytes, short_duration};
 use kelpie_core::Status;
 use kelpie_proto::ProcessInfo;
+use kelpie_view::terminal::visible;
 use std::io::{IsTerminal, Write};
 
 const HEADERS: [&str; 12] = [
@@ -37,8 +38,8 @@ fn row(p: &ProcessInfo, app_status: bool, schedule: Option<u64>) -> Vec<String> 
     let running = p.state.status == Status::Online;
     let mut cells = vec![
         p.pm_id.to_string(),
-        p.spec.name.chars().take(40).collect(),
-        p.spec.namespace.clone(),
+        visible(&p.spec.name).chars().take(40).collect(),
+        visible(&p.spec.namespace).into_owned(),
         p.spec.exec_mode.short_name().to_string(),
         p.state
             .pid
@@ -67,10 +68,16 @@ fn row(p: &ProcessInfo, app_status: bool, schedule: Option<u64>) -> Vec<String> 
     ];
     if app_status {
         let text = p.status_text.as_deref().unwrap_or_default();
-        // One line per row, whatever the app sent.
+        // One line per row, whatever the app sent; nothing that reorders the text around it.
         let text: String = text
             .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
+            .map(|c| {
+                if c.is_control() || kelpie_core::is_bidi_control(c) {
+                    ' '
+                } else {
+                    c
+                }
+            })
             .collect();
         cells.push(cut(&text, APP_STATUS_CHARS));
     }

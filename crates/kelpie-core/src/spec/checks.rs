@@ -32,6 +32,10 @@ pub enum AppNameError {
     /// Holds a newline, a tab or another control character.
     #[error("the app name {0:?} holds a control character (newline, tab...)")]
     ControlCharacter(String),
+    /// Holds a character that changes the direction of the text around it (U+202E...), which
+    /// makes a name shown in a terminal read as another.
+    #[error("the app name {0:?} holds a bidirectional control character (U+202E...), which would show it as another name")]
+    Bidi(String),
     /// `all`, the target that means every app.
     #[error("`all` cannot name an app: it is the target for every app")]
     All,
@@ -47,10 +51,32 @@ pub fn check_app_name(name: &str) -> Result<(), AppNameError> {
     if name.chars().any(char::is_control) {
         return Err(AppNameError::ControlCharacter(name.to_string()));
     }
+    if name.chars().any(is_bidi_control) {
+        return Err(AppNameError::Bidi(name.to_string()));
+    }
     if name == "all" {
         return Err(AppNameError::All);
     }
     Ok(())
+}
+
+/// Why a namespace cannot be one: the same rules as a name's (it is shown and targeted the same
+/// way), but `all` is allowed (PM2 has no such namespace rule).
+pub fn check_namespace(namespace: &str) -> Result<(), AppNameError> {
+    match check_app_name(namespace) {
+        Err(AppNameError::All) | Ok(()) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The characters that reorder the text around them in a terminal (Unicode's bidirectional
+/// formatting characters: embeddings, overrides, isolates and marks): `"abc\u{202E}txt.exe"`
+/// shows as `abcexe.txt`.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 /// PM2's file-name sanitising of app names: anything but `[A-Za-z0-9.-]` becomes `-`.

@@ -152,30 +152,33 @@ fn archive(job: &ArchiveJob) {
     prune(&job.live, job.policy.retain);
 }
 
-/// `x.log` → `x.log.gz` (through `x.log.gz.tmp`, so a crash leaves either the original or the
-/// finished archive), then remove `x.log`.
+/// `x.log` → `x.log.gz` (through a hidden temporary file, so a crash leaves either the
+/// original or the finished archive), then remove `x.log`. Every step through the directory
+/// reached by a guarded walk, the original opened without following a link: a directory the
+/// app's user may write cannot make the daemon read or replace another file.
 fn gzip(path: &Path) -> std::io::Result<()> {
-    let mut gz_name = path.as_os_str().to_owned();
+    let (dir, name) = kelpie_sys::guarded_parent(path, None)?;
+    let mut gz_name = name.clone();
     gz_name.push(".gz");
-    let gz_path = PathBuf::from(gz_name);
-    let mut tmp_name = gz_path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp_path = PathBuf::from(tmp_name);
+    let input = dir.open_file(&name, kelpie_sys::FileOpen::READ)?.file;
+    let (output, tmp_name) =
+        dir.create_temp(&format!(".{}.gz.tmp", name.to_string_lossy()), 0o640)?;
     let result = (|| {
-        let mut input = BufReader::new(std::fs::File::open(path)?);
-        let output = BufWriter::new(std::fs::File::create(&tmp_path)?);
-        let mut encoder =
-            flate2::write::GzEncoder::new(output, flate2::Compression::new(GZIP_LEVEL));
+        let mut input = BufReader::new(input);
+        let mut encoder = flate2::write::GzEncoder::new(
+            BufWriter::new(output),
+            flate2::Compression::new(GZIP_LEVEL),
+        );
         std::io::copy(&mut input, &mut encoder)?;
         let output = encoder.finish()?;
         let file = output.into_inner().map_err(|e| e.into_error())?;
         // On disk before the original goes: a crash never leaves only a truncated archive.
         file.sync_all()?;
-        std::fs::rename(&tmp_path, &gz_path)?;
-        std::fs::remove_file(path)
+        dir.rename(&tmp_name, &gz_name)?;
+        dir.remove_file(&name)
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp_path);
+        let _ = dir.remove_file(&tmp_name);
     }
     result
 }
@@ -184,10 +187,19 @@ fn gzip(path: &Path) -> std::io::Result<()> {
 fn prune(live: &Path, retain: u32) {
     let found = archives(live);
     let excess = found.len().saturating_sub(retain as usize);
-    for old in &found[..excess] {
-        if let Err(e) = std::fs::remove_file(old) {
-            crate::daemon_log!("cannot remove old log {}: {e}", old.display());
+    if excess == 0 {
+        return;
+    }
+    let removed = kelpie_sys::guarded_parent(live, None).and_then(|(dir, _)| {
+        for old in &found[..excess] {
+            if let Err(e) = dir.remove_file(old.file_name().unwrap_or_default()) {
+                crate::daemon_log!("cannot remove old log {}: {e}", old.display());
+            }
         }
+        Ok(())
+    });
+    if let Err(e) = removed {
+        crate::daemon_log!("cannot remove the old logs of {}: {e}", live.display());
     }
 }
 

@@ -86,13 +86,13 @@ pub(super) fn draw_details(
         pair("health", health, "user", p.username.clone()),
         Line::from(vec![
             Span::styled("last exit ", label),
-            Span::raw(last_exit),
+            Span::raw(kelpie_view::terminal::visible(&last_exit).into_owned()),
         ]),
     ];
     if !said.is_empty() {
         lines.push(Line::from(vec![
             Span::styled("app says ", label),
-            Span::raw(said),
+            Span::raw(kelpie_view::terminal::visible(&said).into_owned()),
         ]));
     }
     let title = format!(" {} · id {} ", p.spec.name, p.pm_id);

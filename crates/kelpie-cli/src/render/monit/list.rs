@@ -17,7 +17,7 @@ pub(super) fn draw_list(frame: &mut Frame, area: Rect, view: &View) {
         let online = p.state.status == Status::Online;
         Row::new([
             Cell::from(p.pm_id.to_string()),
-            Cell::from(p.spec.name.clone()),
+            Cell::from(kelpie_view::terminal::visible(&p.spec.name).into_owned()),
             Cell::from(
                 p.state
                     .pid

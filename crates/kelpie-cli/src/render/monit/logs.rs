@@ -34,7 +34,7 @@ pub(super) fn draw_logs(
                     format!("{}|", entry.pm_id),
                     Style::new().fg(Color::DarkGray),
                 ),
-                Span::styled(entry.text.as_str(), text_style),
+                Span::styled(kelpie_view::terminal::visible(&entry.text), text_style),
             ])
         })
         .collect();

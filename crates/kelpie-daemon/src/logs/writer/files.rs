@@ -5,8 +5,7 @@ use super::super::rotation::{period_of, RotationPolicy};
 use super::super::sink::{lock, FileSlot, Sink};
 use super::rotate::slot_is_regular;
 use super::{now_ms, system_time_ms, Writer};
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::time::{Duration, Instant};
 
 /// Wait between attempts to open a file that could not be opened.
@@ -155,19 +154,24 @@ pub(super) fn size_room(slot: &FileSlot, policy: &RotationPolicy) -> Option<usiz
     Some(policy.max_size.saturating_sub(slot.size) as usize)
 }
 
-/// Open for writing at its end (positioned there before each batch), creating the file and
-/// its directory. Not for appending: a splice refuses a file opened so. Non-blocking, so a
-/// FIFO nobody reads cannot hang the writer.
+/// Open for writing at its end (positioned there before each batch), creating the file (mode
+/// 0640, with its directory's group) and its directory. Not for appending: a splice refuses a
+/// file opened so. Non-blocking, so a FIFO nobody reads cannot hang the writer. The path is
+/// walked without following a link another user could have placed
+/// ([`kelpie_sys::GuardedDir`]): an app's user who can write the directory of its log cannot make
+/// the daemon write elsewhere with the daemon's rights.
 fn open_for_writing(sink: &Sink) -> std::io::Result<File> {
-    if let Some(dir) = sink.path().parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    OpenOptions::new()
-        .create(true)
-        .write(true)
-        .custom_flags(kelpie_sys::O_NONBLOCK)
-        .open(sink.path())
+    kelpie_sys::open_guarded(sink.path(), LOG_FILE, Some(0o755)).map(|opened| opened.file)
 }
+
+/// How a log file is opened for writing: made 0640 when missing (read by its owner and the
+/// directory's group: the lines may hold what the app printed of its secrets).
+const LOG_FILE: kelpie_sys::FileOpen = kelpie_sys::FileOpen {
+    read: false,
+    write: true,
+    create: Some(0o640),
+    nonblock: true,
+};
 
 /// Record a failure; said in the daemon log only when it starts or changes.
 pub(super) fn failed(sink: &Sink, message: String) {
@@ -199,10 +203,15 @@ pub(super) fn truncate(sink: &Sink) {
     let result = match &slot.file {
         Some(file) if slot.regular => file.set_len(0),
         Some(_) => Ok(()),
-        None => match OpenOptions::new()
-            .write(true)
-            .custom_flags(kelpie_sys::O_NONBLOCK)
-            .open(sink.path())
+        None => match kelpie_sys::open_guarded(
+            sink.path(),
+            kelpie_sys::FileOpen {
+                create: None,
+                ..LOG_FILE
+            },
+            None,
+        )
+        .map(|opened| opened.file)
         {
             Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => file.set_len(0),
             Ok(_) => Ok(()),

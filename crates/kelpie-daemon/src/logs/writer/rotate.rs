@@ -29,7 +29,7 @@ impl Writer {
         let live = sink.path().to_path_buf();
         let rotated = rotated_path(&live, now_ms(), self.offset);
         slot.file = None;
-        match std::fs::rename(&live, &rotated) {
+        match rename_beside(&live, &rotated) {
             Ok(()) => {
                 let _ = self.archiver.send(ArchiveJob {
                     live,
@@ -52,6 +52,14 @@ impl Writer {
         slot.mid_line = false;
         slot.period = period_of(policy, now_ms(), self.offset);
     }
+}
+
+/// Rename `from` to `to` (in the same directory) through the directory reached by a guarded
+/// walk: the app's user cannot turn the rename into one of another file.
+fn rename_beside(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    let (dir, from_name) = kelpie_sys::guarded_parent(from, None)?;
+    let to_name = to.file_name().unwrap_or_default();
+    dir.rename(&from_name, to_name)
 }
 
 /// Only regular files rotate (not `/dev/stdout`, a FIFO, `/dev/full`...).
