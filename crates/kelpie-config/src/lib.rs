@@ -50,8 +50,9 @@ pub use normalize::ShapeError;
 pub use options::{HealthFlags, ScriptOptions};
 pub use paths::{absolutize, which};
 pub use serve::{
-    default_name as serve_default_name, StaticEntryError, StaticError,
-    DEFAULT_PORT as SERVE_DEFAULT_PORT, SERVE_SCRIPT, STATIC_SERVER_COMMAND,
+    default_host as serve_default_host, default_name as serve_default_name, StaticEntryError,
+    StaticError, DEFAULT_PORT as SERVE_DEFAULT_PORT, RUNTIME_VARIABLE, SERVE_SCRIPT,
+    STATIC_SERVER_COMMAND,
 };
 pub use template::{example_app, example_ecosystem};
 pub use units::{parse_bytes, parse_duration_ms, AmountError};

@@ -78,6 +78,22 @@ pub(crate) fn resolve() -> Result<Resolved, NoServeBinary> {
 /// The port the built-in server listens on when none is given, as in PM2.
 pub const DEFAULT_PORT: u16 = 8080;
 
+/// Set to `1` in the environment of every app `kelpie runtime` starts (a container's PID 1).
+pub const RUNTIME_VARIABLE: &str = "KELPIE_RUNTIME";
+
+/// The address the built-in server listens on when none is given: loopback, so files put in a
+/// directory for a local reverse proxy or a developer's browser are not handed to the network
+/// (PM2 binds every interface; Vite and `python -m http.server --bind` show the other way).
+/// Under `kelpie runtime` (a container's PID 1, `pm2-runtime`'s place), where the published
+/// ports are the boundary and loopback reaches nothing, every interface, as PM2.
+pub fn default_host(env: impl Fn(&str) -> Option<String>) -> &'static str {
+    if env(RUNTIME_VARIABLE).is_some_and(|v| v == "1") {
+        "0.0.0.0"
+    } else {
+        "127.0.0.1"
+    }
+}
+
 /// The name PM2 gives a static server that has none.
 pub fn default_name(port: impl std::fmt::Display) -> String {
     format!("static-page-server-{port}")

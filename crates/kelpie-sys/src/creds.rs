@@ -113,6 +113,31 @@ pub fn set_nice_and_identity(
     }
 }
 
+/// Give up root for good in this process, every thread of it: no supplementary groups, then
+/// `gid`, then `uid` (in that order: each needs the rights the next gives up). Checked
+/// afterwards: root cannot be taken back.
+pub fn drop_root(uid: u32, gid: u32) -> std::io::Result<()> {
+    // SAFETY: setgroups(2), setgid(2) and setuid(2) through the C library's wrappers, which
+    // apply the change to every thread of the process (glibc and musl both do); the group list
+    // is empty (a null pointer with a length of 0 is what setgroups takes for it).
+    let failed = unsafe {
+        libc::setgroups(0, std::ptr::null()) == -1
+            || libc::setgid(gid) == -1
+            || libc::setuid(uid) == -1
+    };
+    if failed {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: setuid(2) with a number: it only fails (EPERM) when root is really gone.
+    if unsafe { libc::setuid(0) } == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "root could be taken back after giving it up",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

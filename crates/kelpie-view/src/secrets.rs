@@ -27,7 +27,7 @@ const SECRET_PARTS: [&str; 9] = [
     "KEY",
     "CREDENTIAL",
     "PRIVATE",
-    "AUTH",
+    "AUTHORIZATION",
     "COOKIE",
     "DSN",
 ];
@@ -110,7 +110,7 @@ mod tests {
             "STRIPE_SK",
             "db_pwd",
             "SENTRY_DSN",
-            "BASIC_AUTH",
+            "HTTP_AUTHORIZATION",
             "SSH_PRIVATE",
         ] {
             assert!(is_secret_name(name), "{name}");

@@ -62,7 +62,11 @@ pub(super) fn runtime(home: Home, args: RuntimeArgs) -> Result<ExitCode> {
 fn load_apps(mut args: crate::cli::StartArgs) -> Result<Vec<AppSpec>> {
     let argv: Vec<String> = std::env::args().collect();
     start::script_given_to_log(&mut args, &argv);
-    let ctx = load_context(args.profile.clone(), args.only.clone())?;
+    let mut ctx = load_context(args.profile.clone(), args.only.clone())?;
+    // The apps know they run under `kelpie runtime`, a container's PID 1: the built-in static
+    // server then listens on every interface, as the published ports are the boundary there.
+    ctx.env
+        .insert(kelpie_config::RUNTIME_VARIABLE.to_string(), "1".to_string());
     let targets = if args.targets.is_empty() {
         match start::DEFAULT_FILES.iter().find(|f| Path::new(f).exists()) {
             Some(file) => vec![(*file).to_string()],

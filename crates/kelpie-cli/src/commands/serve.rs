@@ -12,16 +12,14 @@ pub(super) fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
     let mut ctx = load_context(None, Vec::new())?;
     // As in PM2, PM2_SERVE_PATH and PM2_SERVE_PORT from the shell stand in for missing words.
     let from_shell = |name: &str| ctx.env.get(name).filter(|v| !v.is_empty()).cloned();
-    let path = args
-        .path
-        .clone()
-        .or_else(|| from_shell("PM2_SERVE_PATH"))
-        .unwrap_or_else(|| ".".to_string());
+    let given = args.path.clone().or_else(|| from_shell("PM2_SERVE_PATH"));
+    let path = given.clone().unwrap_or_else(|| ".".to_string());
     let dir = ctx.cwd.join(&path);
     if !dir.is_dir() {
         bail!("cannot serve `{path}`: not a directory");
     }
     let dir = dir.canonicalize()?;
+    refuse_a_whole_home(given.is_none(), &dir, &ctx.env)?;
     refuse_what_the_server_decides(&args.app)?;
     let port = match args.port_arg.or(port_flag(&args.app)?) {
         Some(port) => port,
@@ -48,9 +46,44 @@ pub(super) fn serve(home: &Home, args: ServeArgs) -> Result<ExitCode> {
     )?;
     let code = super::start::report(&response)?;
     if code == ExitCode::SUCCESS {
-        outln!("[kelpie] serving {} on port {port}", dir.display());
+        let host = args.host.clone().unwrap_or_else(|| {
+            kelpie_config::serve_default_host(|n| ctx.env.get(n).cloned()).to_string()
+        });
+        let reach = if host == "127.0.0.1" {
+            " (this machine only; --host 0.0.0.0 serves other machines too)"
+        } else {
+            ""
+        };
+        outln!(
+            "[kelpie] serving {} on http://{host}:{port}/{reach}",
+            dir.display()
+        );
     }
     Ok(code)
+}
+
+/// `kelpie serve` without a path serves the current directory, as PM2's; but not when that is
+/// `/` or the user's home, where everything not hidden would be handed out (an SSH key's
+/// backup, a shell history under another name): such a directory must be named.
+fn refuse_a_whole_home(
+    defaulted: bool,
+    dir: &std::path::Path,
+    env: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    if !defaulted {
+        return Ok(());
+    }
+    let home = env
+        .get("HOME")
+        .and_then(|home| std::path::Path::new(home).canonicalize().ok());
+    if dir == std::path::Path::new("/") || home.as_deref() == Some(dir) {
+        bail!(
+            "not serving {} by default: it is {}; name the directory to serve (`kelpie serve ./public`)",
+            dir.display(),
+            if dir == std::path::Path::new("/") { "the whole file system" } else { "your home directory" }
+        );
+    }
+    Ok(())
 }
 
 /// `--port`, which for `start` is a socket the daemon shares between instances, is the server's

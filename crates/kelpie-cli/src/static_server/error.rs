@@ -59,6 +59,24 @@ pub(super) enum ServeError {
     /// The address listened on cannot be read back.
     #[error("cannot read the listening address: {0}")]
     Address(io::Error),
+    /// Started as root, and root could not be given up (no `nobody` user, or the call failed).
+    #[error("refusing to serve files as root, and cannot run as `{user}` instead: {why}; set the app's `user` (kelpie serve --user <name>)")]
+    StillRoot {
+        /// Who it tried to become.
+        user: String,
+        /// Why it could not.
+        why: String,
+    },
+    /// Once root was given up, the directory cannot be read.
+    #[error("serving as `{user}` (not as root): {root} cannot be read by it ({cause}); make it readable by others, or set the app's `user`")]
+    UnreadableAsUser {
+        /// Who it runs as.
+        user: String,
+        /// The directory served.
+        root: String,
+        /// The error.
+        cause: io::Error,
+    },
 }
 
 impl ServeError {

@@ -116,7 +116,10 @@ async fn serve(file: &Path, request: &HeaderMap, head: bool) -> std::io::Result<
 /// A 404, with the root's `404.html` as its page when there is one (as in PM2). The page is
 /// sent plainly: a client's Range or validators are about the path it asked for, not it.
 async fn not_found(site: &Settings, head: bool) -> Response<Body> {
-    match serve(&lookup::not_found_page(site), &HeaderMap::new(), head).await {
+    let Some(page) = lookup::not_found_page(site) else {
+        return text(StatusCode::NOT_FOUND, "404 Not Resolved");
+    };
+    match serve(&page, &HeaderMap::new(), head).await {
         Ok(mut response) if response.status() == StatusCode::OK => {
             *response.status_mut() = StatusCode::NOT_FOUND;
             let headers = response.headers_mut();

@@ -1,6 +1,8 @@
 //! Which file answers a request's path: the file itself, a directory's `index.html`, the
 //! homepage for `/`, and with `spa` the fallbacks of single-page apps. Never a file outside the
-//! root: a path with `..` is refused.
+//! root: a path with `..` is refused, and a file reached through a link is served only when
+//! what it resolves to is inside the root. Never a hidden file (`.env`, `.git/config`,
+//! `.htpasswd`): a name starting with `.` is not found, but `/.well-known/` (RFC 8615).
 
 use super::settings::Settings;
 use std::path::{Path, PathBuf};
@@ -35,14 +37,18 @@ pub(super) fn find(site: &Settings, path: &str) -> Resolved {
     }
     let candidate = under(&site.root, &segments);
     match std::fs::metadata(&candidate) {
-        Ok(meta) if meta.is_file() => Resolved::File(candidate),
+        Ok(meta) if meta.is_file() => {
+            within(site, candidate).map_or(Resolved::NotFound, Resolved::File)
+        }
         Ok(meta) if meta.is_dir() && !decoded.ends_with('/') => {
             Resolved::Redirect(location(&segments))
         }
-        Ok(meta) if meta.is_dir() => match is_file(candidate.join("index.html")) {
-            Some(index) => Resolved::File(index),
-            None => missing(site, &segments),
-        },
+        Ok(meta) if meta.is_dir() => {
+            match is_file(candidate.join("index.html")).and_then(|index| within(site, index)) {
+                Some(index) => Resolved::File(index),
+                None => missing(site, &segments),
+            }
+        }
         _ => missing(site, &segments),
     }
 }
@@ -55,7 +61,8 @@ fn missing(site: &Settings, segments: &[&str]) -> Resolved {
     }
     let same_name = segments
         .last()
-        .and_then(|last| is_file(site.root.join(last)));
+        .and_then(|last| is_file(site.root.join(last)))
+        .and_then(|file| within(site, file));
     match same_name.or_else(|| homepage(site)) {
         Some(file) => Resolved::File(file),
         None => Resolved::NotFound,
@@ -68,16 +75,35 @@ fn homepage(site: &Settings) -> Option<PathBuf> {
     if segments.is_empty() {
         return None;
     }
-    is_file(under(&site.root, &segments))
+    is_file(under(&site.root, &segments)).and_then(|file| within(site, file))
 }
 
 /// The root's `404.html`, sent with 404s when it exists (as in PM2).
-pub(super) fn not_found_page(site: &Settings) -> PathBuf {
-    site.root.join("404.html")
+pub(super) fn not_found_page(site: &Settings) -> Option<PathBuf> {
+    is_file(site.root.join("404.html")).and_then(|page| within(site, page))
 }
 
+/// `path` when it is a file that resolves inside the root (links followed) to a name that is
+/// not hidden.
 fn is_file(path: PathBuf) -> Option<PathBuf> {
     path.is_file().then_some(path)
+}
+
+/// `path`, resolved, when it is still inside the root and no name of it under the root is
+/// hidden: a link to `/etc/shadow` or to `.env` serves nothing.
+fn within(site: &Settings, path: PathBuf) -> Option<PathBuf> {
+    let resolved = path.canonicalize().ok()?;
+    let inside = resolved.strip_prefix(&site.root).ok()?;
+    let hidden = inside
+        .components()
+        .enumerate()
+        .any(|(i, name)| is_hidden(i, &name.as_os_str().to_string_lossy()));
+    (!hidden).then_some(resolved)
+}
+
+/// A name the server never serves: one starting with `.`, but `.well-known` at the top.
+fn is_hidden(index: usize, name: &str) -> bool {
+    name.starts_with('.') && !(index == 0 && name == ".well-known")
 }
 
 fn under(root: &Path, segments: &[&str]) -> PathBuf {
@@ -99,6 +125,14 @@ fn segments(decoded: &str) -> Result<Vec<&str>, Resolved> {
             ".." => return Err(Resolved::Forbidden),
             name => segments.push(name),
         }
+    }
+    // Hidden names are not found (not forbidden: which ones exist is not said).
+    if segments
+        .iter()
+        .enumerate()
+        .any(|(i, name)| is_hidden(i, name))
+    {
+        return Err(Resolved::NotFound);
     }
     Ok(segments)
 }
@@ -237,5 +271,40 @@ mod tests {
         assert_eq!(find(&s.settings, "/%zz"), Resolved::BadRequest);
         assert_eq!(find(&s.settings, "/%ff"), Resolved::BadRequest);
         assert_eq!(find(&s.settings, "/%4"), Resolved::BadRequest);
+    }
+
+    #[test]
+    fn no_hidden_file_and_no_link_out_of_the_root() {
+        let s = site(true);
+        let root = &s.settings.root;
+        std::fs::write(root.join(".env"), "SECRET=1").expect("write");
+        std::fs::create_dir_all(root.join(".git")).expect("mkdir");
+        std::fs::write(root.join(".git/config"), "[core]").expect("write");
+        std::fs::create_dir_all(root.join(".well-known")).expect("mkdir");
+        std::fs::write(root.join(".well-known/security.txt"), "Contact: x").expect("write");
+        std::os::unix::fs::symlink(s.dir.path().join("secret"), root.join("out.txt"))
+            .expect("link");
+        std::os::unix::fs::symlink(root.join(".env"), root.join("env.txt")).expect("link");
+        std::os::unix::fs::symlink(root.join("app.js"), root.join("alias.js")).expect("link");
+        let mut plain = site(false);
+        plain.settings.root = root.clone();
+        for path in [
+            "/.env",
+            "/.git/config",
+            "/%2egit/config",
+            "/docs/.env",
+            "/out.txt",
+            "/env.txt",
+            "/x/.well-known/security.txt",
+        ] {
+            assert_eq!(find(&plain.settings, path), Resolved::NotFound, "{path}");
+        }
+        // With spa, a hidden or outside file is not a fallback either: the homepage is.
+        assert_eq!(find(&s.settings, "/route/out.txt"), file(&s, "index.html"));
+        assert_eq!(
+            find(&plain.settings, "/.well-known/security.txt"),
+            file(&s, ".well-known/security.txt")
+        );
+        assert_eq!(find(&plain.settings, "/alias.js"), file(&s, "app.js"));
     }
 }

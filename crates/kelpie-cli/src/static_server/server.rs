@@ -34,13 +34,42 @@ pub(super) async fn serve(site: Settings) -> Result<(), ServeError> {
             cause: source,
         })?;
     let addr = listener.local_addr().map_err(ServeError::Address)?;
-    outln!("serving {} on http://{addr}/", site.root.display());
+    // The port is bound (below 1024 needs root): root is given up before any request is read.
+    let user = give_up_root(&site.root)?;
+    let who = user.map(|u| format!(" as {u}")).unwrap_or_default();
+    outln!("serving {} on http://{addr}/{who}", site.root.display());
     let site = Arc::new(site);
     tokio::select! {
         () = accept_loop(listener, site) => Ok(()),
         _ = interrupt.recv() => Ok(()),
         _ = terminate.recv() => Ok(()),
     }
+}
+
+/// The user a server started as root serves as: files are read with the rights of a user who
+/// owns nothing, so a link or a mistake in the directory cannot hand out root's files.
+const UNPRIVILEGED_USER: &str = "nobody";
+
+/// Started as root: become [`UNPRIVILEGED_USER`] for good, or refuse to serve; the name of who
+/// it runs as then. `None` when it was not root.
+fn give_up_root(root: &std::path::Path) -> Result<Option<&'static str>, ServeError> {
+    if kelpie_sys::current_uid() != 0 {
+        return Ok(None);
+    }
+    let still_root = |why: String| ServeError::StillRoot {
+        user: UNPRIVILEGED_USER.to_string(),
+        why,
+    };
+    let (uid, gid) = kelpie_sys::lookup_user(UNPRIVILEGED_USER)
+        .filter(|(uid, _)| *uid != 0)
+        .ok_or_else(|| still_root("this system has no such user".to_string()))?;
+    kelpie_sys::drop_root(uid, gid).map_err(|e| still_root(e.to_string()))?;
+    std::fs::read_dir(root).map_err(|cause| ServeError::UnreadableAsUser {
+        user: UNPRIVILEGED_USER.to_string(),
+        root: root.display().to_string(),
+        cause,
+    })?;
+    Ok(Some(UNPRIVILEGED_USER))
 }
 
 async fn accept_loop(listener: TcpListener, site: Arc<Settings>) {

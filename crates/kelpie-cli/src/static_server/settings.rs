@@ -35,8 +35,8 @@ pub(super) enum SettingsError {
     IncompleteAuth,
 }
 
-/// PM2's defaults.
-const DEFAULT_HOST: &str = "0.0.0.0";
+/// PM2's default homepage (its default host is every interface; Kelpie's is loopback outside
+/// a container: `kelpie_config::serve_default_host`).
 const DEFAULT_HOMEPAGE: &str = "/index.html";
 
 impl Settings {
@@ -63,7 +63,7 @@ impl Settings {
         };
         let host = var("PM2_SERVE_HOST")
             .or_else(|| word(2))
-            .unwrap_or_else(|| DEFAULT_HOST.to_string());
+            .unwrap_or_else(|| kelpie_config::serve_default_host(&var).to_string());
         let homepage = var("PM2_SERVE_HOMEPAGE").unwrap_or_else(|| DEFAULT_HOMEPAGE.to_string());
         let homepage = if homepage.starts_with('/') {
             homepage
@@ -123,11 +123,13 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_pm2s() {
+    fn defaults_are_pm2s_but_loopback_outside_a_container() {
         let s = read(&[], &[]).expect("settings");
         assert_eq!(s.root, Path::new("/srv/."));
         assert_eq!(s.port, 8080);
-        assert_eq!(s.host, "0.0.0.0");
+        assert_eq!(s.host, "127.0.0.1");
+        let s = read(&[("KELPIE_RUNTIME", "1")], &[]).expect("settings");
+        assert_eq!(s.host, "0.0.0.0", "under kelpie runtime");
         assert!(!s.spa);
         assert_eq!(s.homepage, "/index.html");
         assert_eq!(s.auth, None);

@@ -82,6 +82,9 @@ fn site(k: &Kelpie) -> String {
         std::fs::write(root.join(name), text).expect("write");
     }
     k.write("secret.txt", "not for the web\n");
+    // A server started as root serves as `nobody`, who must be able to reach the site.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(k.dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     root.display().to_string()
 }
 
@@ -92,7 +95,7 @@ fn serve_answers_files_index_pages_and_a_custom_404() {
     let port = free_port();
     let out = k.ok(&["serve", &root, &port.to_string(), "--host", "127.0.0.1"]);
     assert!(
-        out.contains(&format!("serving {root} on port {port}")),
+        out.contains(&format!("serving {root} on http://127.0.0.1:{port}/")),
         "{out}"
     );
     let name = format!("static-page-server-{port}");
