@@ -59,8 +59,25 @@ pub(super) fn web(home: &Home, args: crate::cli::WebArgs) -> Result<ExitCode> {
             true => outln!("{message}"),
             false => outln!("[kelpie] {message}"),
         }
+        if let Some(page) = page_with_token(home, &message) {
+            outln!("[kelpie] open {page}");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The page's address with the stored token after `#`, for a server that uses it: the page
+/// takes it from there (a fragment is never sent to a server, so it is in no request, log or
+/// proxy), keeps it in the tab and removes it from the address bar.
+fn page_with_token(home: &Home, message: &str) -> Option<String> {
+    if !message.contains(&home.web_token_file().display().to_string()) {
+        return None;
+    }
+    let url = message
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))?;
+    let token = std::fs::read_to_string(home.web_token_file()).ok()?;
+    Some(format!("{url}#token={}", token.trim()))
 }
 
 pub(super) fn kill(home: &Home) -> Result<ExitCode> {

@@ -8,6 +8,7 @@
 //! skip (a failure under `KELPIE_NO_SKIP`).
 
 use super::kelpie;
+use kelpie_testkit::Kelpie;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -457,17 +458,25 @@ pub(super) fn low_port() -> u16 {
 }
 
 /// `GET /metrics` on `port`: the body.
-pub(super) fn scrape(port: u16) -> String {
-    http_get(port, "/metrics")
+pub(super) fn scrape(k: &Kelpie, port: u16) -> String {
+    http_get(k, port, "/metrics")
 }
 
-/// `GET path` on `127.0.0.1:port`, a connection of its own: the body of its 200 answer.
-pub(super) fn http_get(port: u16, path: &str) -> String {
+/// `GET path` on `127.0.0.1:port` with the token of `k`'s web server (as Prometheus sends it:
+/// `authorization: { credentials_file: <home>/web.token }`), a connection of its own: the body
+/// of its 200 answer.
+pub(super) fn http_get(k: &Kelpie, port: u16, path: &str) -> String {
+    let token = std::fs::read_to_string(k.home().join("web.token")).unwrap_or_default();
+    http_get_with(&format!("Authorization: Bearer {}\r\n", token.trim()), port, path)
+}
+
+/// `GET path` on `127.0.0.1:port` with the header lines `headers`: the body of its 200 answer.
+pub(super) fn http_get_with(headers: &str, port: u16, path: &str) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream.set_read_timeout(Some(10 * SECS)).expect("timeout");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}Connection: close\r\n\r\n"
     )
     .expect("send");
     let mut raw = String::new();
@@ -612,7 +621,7 @@ fn rules_and_dashboard_match_a_real_daemons_metrics() {
     ];
     let mut text = String::new();
     k.wait_for("every kind of sample in /metrics", 15 * SECS, || {
-        text = scrape(port);
+        text = scrape(&k, port);
         wanted.iter().all(|w| text.lines().any(|l| l == w.as_str()))
             && text.contains("\nkelpie_daemon_cpu_seconds_total ")
             && text.contains("\nnodejs_gc_duration_seconds_count{")

@@ -6,7 +6,7 @@
 
 use super::kelpie;
 use super::monit::{kelpie_bin, list_rows, Tmux};
-use super::monitoring::{http_get, low_port, metrics_problems, promtool, scrape};
+use super::monitoring::{http_get, http_get_with, low_port, metrics_problems, promtool, scrape};
 use kelpie_testkit::Kelpie;
 use std::net::TcpStream;
 use std::time::Duration;
@@ -71,7 +71,7 @@ fn a_node_app_s_runtime_report_becomes_prom_client_families_in_base_units() {
     let labels = "app=\"api\",namespace=\"default\",pm_id=\"0\"";
     let mut text = String::new();
     k.wait_for("the runtime families", 15 * SECS, || {
-        text = scrape(port);
+        text = scrape(&k, port);
         text.contains("nodejs_gc_duration_seconds_count{")
     });
     let http = |scheme: &str| format!("{labels},scheme=\"{scheme}\"");
@@ -249,7 +249,7 @@ fn any_app_s_page_faults_and_context_switches_move_while_it_works() {
     let port = web(&k);
     let mut first = None;
     k.wait_for("the first counters", 20 * SECS, || {
-        let text = scrape(port);
+        let text = scrape(&k, port);
         first = counters(
             &text,
             "kelpie_app_context_switches_total",
@@ -266,7 +266,7 @@ fn any_app_s_page_faults_and_context_switches_move_while_it_works() {
     assert!(faults.0 > 0.0, "minor faults {faults:?}");
     // Read again at most every 10 s while it runs: both move.
     k.wait_for("the counters to move", 40 * SECS, || {
-        let text = scrape(port);
+        let text = scrape(&k, port);
         let now = counters(
             &text,
             "kelpie_app_context_switches_total",
@@ -297,7 +297,7 @@ fn any_app_s_page_faults_and_context_switches_move_while_it_works() {
         assert!(described.contains(word), "{word}:\n{described}");
     }
     // And in the HTTP API, which the web page's detail panel shows.
-    let api = http_get(port, "/api/processes/work");
+    let api = http_get(&k, port, "/api/processes/work");
     let listed: serde_json::Value = serde_json::from_str(&api).expect("JSON");
     assert!(
         listed[0]["counters"]["involuntary_switches"].is_u64(),
@@ -349,7 +349,7 @@ fn monit_shows_the_runtime_metrics_first_and_the_loop_in_the_app_s_row() {
 /// `count` HTTP GETs to `127.0.0.1:port`, each on its own connection, each answered.
 fn get_many(port: u16, count: usize) {
     for _ in 0..count {
-        http_get(port, "/");
+        http_get_with("", port, "/");
     }
 }
 
@@ -380,7 +380,7 @@ fn the_shim_s_report_of_a_real_server_reaches_metrics() {
     let major = format!("nodejs_gc_duration_seconds_count{{{labels},kind=\"major\"}}");
     let mut text = String::new();
     k.wait_for("40 requests and the GCs in /metrics", 20 * SECS, || {
-        text = scrape(port);
+        text = scrape(&k, port);
         value(&text, &requests) == Some(40.0) && value(&text, &major).is_some_and(|n| n >= 2.0)
     });
     let used = value(&text, &format!("nodejs_heap_size_used_bytes{{{labels}}}")).expect("heap");
@@ -427,7 +427,7 @@ fn an_app_with_the_real_pm2_io_gets_the_same_families() {
     let mut text = String::new();
     // @pm2/io's own heap figures (sent as text, "10.48"), found by their PM2 ids.
     k.wait_for("@pm2/io's heap in /metrics", 30 * SECS, || {
-        text = scrape(port);
+        text = scrape(&k, port);
         value(&text, &format!("nodejs_heap_size_used_bytes{{{labels}}}")).is_some()
     });
     let used = value(&text, &format!("nodejs_heap_size_used_bytes{{{labels}}}")).expect("used");

@@ -70,8 +70,15 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &st
     }
 }
 
+/// A GET without a token.
 fn get(port: u16, path: &str) -> Answer {
     http(port, "GET", path, &[], "")
+}
+
+/// A GET with `token`.
+fn get_with(port: u16, token: &str, path: &str) -> Answer {
+    let bearer = format!("Bearer {token}");
+    http(port, "GET", path, &[("Authorization", bearer.as_str())], "")
 }
 
 /// A POST without a token.
@@ -151,6 +158,25 @@ fn serving(k: &Kelpie) -> u16 {
 fn api_lists_restarts_scales_and_streams() {
     let k = kelpie();
     let port = serving(&k);
+    // Every call but the page and the API's description needs a token, reads too (another
+    // local user must not read the apps' logs): the one the daemon made and keeps in the home,
+    // which `kelpie web --show-token` prints.
+    let token = stored_token(&k);
+    assert_eq!(k.ok(&["web", "--show-token"]).trim(), token);
+    for path in [
+        "/api/processes",
+        "/api/processes/tick",
+        "/api/logs?target=tick",
+        "/api/events",
+        "/api/host",
+        "/metrics",
+    ] {
+        let refused = get(port, path);
+        assert_eq!(refused.status, 401, "{path}: {}", refused.body);
+        assert!(refused.body.contains("--show-token"), "{}", refused.body);
+        assert!(!refused.body.contains("tick 1"), "{}", refused.body);
+    }
+    let get = |port, path: &str| get_with(port, &token, path);
     let list = get(port, "/api/processes");
     assert_eq!(list.status, 200, "{}", list.body);
     let list = list.json();
@@ -161,10 +187,7 @@ fn api_lists_restarts_scales_and_streams() {
     let before = k.pid("tick");
     assert_eq!(list[0]["state"]["pid"], before);
 
-    // Reading needs no token on loopback, but changes do: the one the daemon made and keeps
-    // in the home, which `kelpie web --show-token` prints.
-    let token = stored_token(&k);
-    assert_eq!(k.ok(&["web", "--show-token"]).trim(), token);
+    // Changes need it as well.
     let refused = post(port, "/api/processes/tick/restart", "");
     assert_eq!(refused.status, 401, "{}", refused.body);
     assert!(refused.body.contains("--show-token"), "{}", refused.body);
@@ -227,7 +250,7 @@ fn api_lists_restarts_scales_and_streams() {
     );
 
     // Live updates: the list, then log lines as they are printed.
-    let events = read_events(port, "/api/events?target=tick&lines=2", 3 * SECS);
+    let events = read_events(port, &token, "/api/events?target=tick&lines=2", 3 * SECS);
     assert!(events.contains("event: processes\ndata: ["), "{events}");
     assert!(
         events.matches("event: log\ndata: {").count() >= 5,
@@ -247,13 +270,18 @@ fn api_lists_restarts_scales_and_streams() {
 }
 
 /// What `/api/events` sends within `within`.
-fn read_events(port: u16, path: &str, within: Duration) -> String {
+fn read_events(port: u16, token: &str, path: &str, within: Duration) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
     stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes())
+        .write_all(
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
         .expect("send");
     let deadline = Instant::now() + within;
     let mut raw = Vec::new();
@@ -325,8 +353,9 @@ fn token_is_required_beyond_loopback_and_enforced() {
     assert_eq!(stopped.status, 200, "{}", stopped.body);
     assert_eq!(k.status("guarded"), "stopped");
 
-    // Without a token, on loopback, only loopback names are answered (DNS rebinding); reading
-    // is open, changes need the token the daemon keeps in the home.
+    // Without a token, on loopback, only loopback names are answered (DNS rebinding); every
+    // call needs the token the daemon keeps in the home, and `kelpie web` says the page's
+    // address with it after `#` (never sent to the server).
     let out = k
         .command(&["web", "--port", &port_arg])
         .env_remove("KELPIE_WEB_TOKEN")
@@ -338,8 +367,15 @@ fn token_is_required_beyond_loopback_and_enforced() {
         said.contains("web.token") && said.contains("--show-token"),
         "{said}"
     );
-    assert_eq!(get(port, "/api/processes").status, 200);
-    assert_eq!(get(port, "/metrics").status, 200);
+    let stored = stored_token(&k);
+    assert!(
+        said.contains(&format!("open http://127.0.0.1:{port}/#token={stored}")),
+        "{said}"
+    );
+    assert_eq!(get(port, "/api/processes").status, 401);
+    assert_eq!(get(port, "/metrics").status, 401);
+    assert_eq!(get_with(port, &stored, "/api/processes").status, 200);
+    assert_eq!(get_with(port, &stored, "/metrics").status, 200);
     k.ok(&["restart", "guarded"]);
     let pid = k.pid("guarded");
     assert_eq!(post(port, "/api/processes/guarded/restart", "").status, 401);
@@ -349,7 +385,6 @@ fn token_is_required_beyond_loopback_and_enforced() {
         "the token given before is gone"
     );
     assert_eq!(k.pid("guarded"), pid, "a refused call changes nothing");
-    let stored = stored_token(&k);
     let restarted = post_with(port, &stored, "/api/processes/guarded/restart", "");
     assert_eq!(restarted.status, 200, "{}", restarted.body);
     assert_ne!(k.pid("guarded"), pid);
@@ -422,6 +457,8 @@ fn python() -> Option<PathBuf> {
 fn metrics_parse_with_the_prometheus_text_parser() {
     let k = kelpie();
     let port = serving(&k);
+    let token = stored_token(&k);
+    let get = |port, path: &str| get_with(port, &token, path);
     k.ok(&[
         "start",
         &k.fake_app(),
@@ -745,9 +782,9 @@ const { chromium } = require(process.env.PLAYWRIGHT);
     // The row is updated in place, never built again: a click whose press and release fell
     // on either side of an update would land on no button (a loaded machine met it).
     await page.evaluate(() => { window.tickRow = document.querySelector('tr[data-name="tick"]'); });
+    // The page took the token from the address and took it out of the address bar.
+    const address = page.url();
     await row.locator('button[data-action="restart"]').click();
-    await page.locator("#token-input").fill(process.env.TOKEN, { timeout });
-    await page.locator("#token-form button").click();
     await page.waitForFunction((pid) => {
       const cell = document.querySelector('tr[data-name="tick"] td.pid');
       return cell && /^[0-9]+$/.test(cell.textContent) && cell.textContent !== pid;
@@ -783,7 +820,7 @@ const { chromium } = require(process.env.PLAYWRIGHT);
     await page.locator("#host", { hasText: "cpus" }).waitFor({ timeout });
     const host = await page.locator("#host").textContent();
     if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT });
-    console.log(JSON.stringify({ before, after, sameRow, shown, exits, facts, jobStatus, jobFacts, sdkFacts, host, errors }));
+    console.log(JSON.stringify({ address, before, after, sameRow, shown, exits, facts, jobStatus, jobFacts, sdkFacts, host, errors }));
   } finally {
     await context.close();
   }
@@ -841,8 +878,11 @@ fn the_page_shows_apps_restarts_them_and_shows_their_logs_in_chromium() {
         .env("PLAYWRIGHT", playwright.join("playwright-core"))
         .env("CHROMIUM", &chromium)
         .env("PROFILE", profile.path())
-        .env("URL", format!("http://127.0.0.1:{port}/"))
-        .env("TOKEN", stored_token(&k))
+        // As `kelpie web` prints it: the token after `#`.
+        .env(
+            "URL",
+            format!("http://127.0.0.1:{port}/#token={}", stored_token(&k)),
+        )
         .env(
             "SCREENSHOT",
             std::env::var("KELPIE_WEB_SCREENSHOT").unwrap_or_default(),
@@ -857,6 +897,11 @@ fn the_page_shows_apps_restarts_them_and_shows_their_logs_in_chromium() {
     );
     let seen: Value = serde_json::from_str(stdout.trim()).expect("the script's JSON");
     assert_eq!(seen["errors"], serde_json::json!([]), "errors on the page");
+    assert_eq!(
+        seen["address"],
+        format!("http://127.0.0.1:{port}/"),
+        "the token is out of the address bar"
+    );
     let before: u32 = seen["before"]
         .as_str()
         .and_then(|p| p.parse().ok())
@@ -975,6 +1020,8 @@ fn sample(scrape: &str, series: &str) -> Option<f64> {
 fn the_hosts_use_is_read_from_proc_under_list_on_the_api_and_in_metrics() {
     let k = kelpie();
     let port = serving(&k);
+    let token = stored_token(&k);
+    let get = |port, path: &str| get_with(port, &token, path);
     // One core kept busy, so the host's CPU use has something to show.
     k.ok(&["start", &k.fake_app(), "--name", "burn", "--", "--burn"]);
     let burning_since = now_ms();

@@ -22,6 +22,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request as HttpRequest};
 use kelpie_proto::Request;
 use logs::{live, recent_logs};
+pub(super) use logs::MAX_STREAMS;
 use query::{percent_decode, Query};
 use std::sync::Arc;
 

@@ -54,6 +54,8 @@ struct Shared {
     access: Access,
     /// Bound to a loopback address: requests must name a loopback host (DNS rebinding).
     loopback: bool,
+    /// The live streams' slots (`api::MAX_STREAMS`).
+    streams: Arc<Semaphore>,
 }
 
 /// Which calls need which token.
@@ -62,8 +64,7 @@ enum Access {
     /// A token was configured (`[web] token`, `kelpie web --token`): every call but the page
     /// and the API's description needs it.
     Configured(String),
-    /// None was: reading is open (on loopback only), changes need the token of
-    /// `<home>/web.token`.
+    /// None was: every call needs the token of `<home>/web.token` (on loopback only).
     Stored(String),
     /// None, and `open_loopback`: nothing needs one (on loopback only).
     Open,
@@ -257,6 +258,7 @@ async fn serve(
         bus: daemon.bus.clone(),
         access: access.clone(),
         loopback: addr.ip().is_loopback(),
+        streams: Arc::new(Semaphore::new(api::MAX_STREAMS)),
     });
     let accept = crate::tasks::spawn(accept_loop(listener, shared));
     *running = Some(Running {
@@ -273,7 +275,7 @@ async fn serve(
             format!("serving the web page, the API and /metrics on {url} (token required)")
         }
         Access::Stored(_) => format!(
-            "serving the web page, the API and /metrics on {url} (reading needs no token on loopback; changes need the token in {}, which `kelpie web --show-token` prints)",
+            "serving the web page, the API and /metrics on {url} (every call needs the token in {}, on loopback too; `kelpie web --show-token` prints it)",
             token_file.display()
         ),
         Access::Open => format!(

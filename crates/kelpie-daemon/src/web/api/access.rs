@@ -4,7 +4,7 @@
 use super::super::{error, Access, Shared};
 use super::HttpResponse;
 use hyper::body::Incoming;
-use hyper::{Method, Request as HttpRequest};
+use hyper::Request as HttpRequest;
 
 /// The refusal of a request, if it is refused.
 type Refusal = Option<HttpResponse>;
@@ -38,15 +38,15 @@ pub(super) fn check_host(shared: &Shared, request: &HttpRequest<Incoming>) -> Re
     })
 }
 
-/// With a configured token, everything but the page and the API's description needs it;
-/// without, every call that may change something (any method but GET and HEAD) needs the stored
-/// one, unless `open_loopback`.
+/// Everything but the page and the API's description needs the token, configured or stored:
+/// reads too, since the apps' logs, arguments and last stderr lines are as private as their
+/// files on disk (the home is its owner's alone), and loopback is open to every local user. Only
+/// `open_loopback` lets every call through.
 pub(super) fn check_token(shared: &Shared, request: &HttpRequest<Incoming>) -> Refusal {
-    let reads = matches!(*request.method(), Method::GET | Method::HEAD);
     let (token, message) = match &shared.access {
         Access::Configured(token) => (token, "this kelpie web server needs `Authorization: Bearer <token>` (the token of `[web]` in kelpie.toml or of `kelpie web --token`)"),
-        Access::Stored(token) if !reads => (token, "changes need `Authorization: Bearer <token>`, even on loopback: the token in <home>/web.token, which `kelpie web --show-token` prints"),
-        Access::Stored(_) | Access::Open => return None,
+        Access::Stored(token) => (token, "this kelpie web server needs `Authorization: Bearer <token>`, even on loopback: the token in <home>/web.token, which `kelpie web --show-token` prints (`kelpie web` prints the page's address with it)"),
+        Access::Open => return None,
     };
     let given = request
         .headers()

@@ -9,9 +9,12 @@ use crate::follow::LogOutput;
 use bytes::Bytes;
 use kelpie_proto::LogsRequest;
 use kelpie_proto::{Request, Response, WireLogLine};
+use super::super::body::Outlet;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+
+/// Live streams served at once, at most (of the server's 64 connections).
+pub(in crate::web) const MAX_STREAMS: usize = 16;
 
 /// How often live updates carry the process list.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
@@ -54,7 +57,7 @@ pub(super) async fn recent_logs(shared: &Shared, request: LogsRequest) -> HttpRe
 
 /// Sends a following `logs` answer as server-sent events: one `log` event per line, and a
 /// `skipped` event when this client read too slowly and missed lines.
-struct Events(mpsc::Sender<Bytes>);
+struct Events(Outlet);
 
 impl LogOutput for Events {
     async fn send(&mut self, response: &Response) -> std::io::Result<()> {
@@ -82,7 +85,6 @@ impl LogOutput for Events {
         }
         self.0
             .send(Bytes::from(text))
-            .await
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
     }
 
@@ -101,44 +103,56 @@ fn event(text: &mut String, name: &str, data: &str) {
 }
 
 /// `GET /api/events`: the process list every second (`processes` events) and the log lines of
-/// the targets (`log` events), after the last `lines` of each, until the client goes.
+/// the targets (`log` events), after the last `lines` of each, until the client goes or is cut
+/// for reading too slowly (`super::super::body`: a `cut` event ends the stream). At most
+/// [`MAX_STREAMS`] at once, so live pages cannot take every connection of the server.
 pub(super) fn live(shared: &Arc<Shared>, request: LogsRequest) -> HttpResponse {
-    let (tx, rx) = mpsc::channel::<Bytes>(64);
-    let snapshots = tx.clone();
+    let Ok(slot) = shared.streams.clone().try_acquire_owned() else {
+        return super::super::error(
+            503,
+            "Unavailable",
+            &format!("{MAX_STREAMS} live streams are open already; close one (another tab?) and try again"),
+        );
+    };
     let from = shared.clone();
-    let snapshots = async move {
-        let mut tick = tokio::time::interval(SNAPSHOT_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = snapshots.closed() => return,
+    let body = Body::stream(move |outlet: Outlet| async move {
+        let _slot = slot;
+        let snapshots = {
+            let outlet = outlet.clone();
+            let from = from.clone();
+            async move {
+                let mut tick = tokio::time::interval(SNAPSHOT_EVERY);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        () = outlet.closed() => return,
+                    }
+                    let mut text = String::new();
+                    match ask(&from, Request::List).await {
+                        Response::Processes(list) => match serde_json::to_string(&redacted(list)) {
+                            Ok(data) => event(&mut text, "processes", &data),
+                            Err(_) => continue,
+                        },
+                        _ => return,
+                    }
+                    if outlet.send(Bytes::from(text)).is_err() {
+                        return;
+                    }
+                }
             }
-            let mut text = String::new();
-            match ask(&from, Request::List).await {
-                Response::Processes(list) => match serde_json::to_string(&redacted(list)) {
-                    Ok(data) => event(&mut text, "processes", &data),
-                    Err(_) => continue,
-                },
-                _ => return,
-            }
-            if snapshots.send(Bytes::from(text)).await.is_err() {
-                return;
-            }
+        };
+        let lines = async move {
+            let mut out = Events(outlet);
+            crate::follow::serve(&mut out, &from.commands, &from.logs, request).await;
+        };
+        // Either ends the stream: a cut, or the client gone.
+        tokio::select! {
+            () = snapshots => {}
+            () = lines => {}
         }
-    };
-    let from = shared.clone();
-    let lines = async move {
-        let mut out = Events(tx);
-        crate::follow::serve(&mut out, &from.commands, &from.logs, request).await;
-    };
-    let writer = crate::tasks::spawn(async move {
-        tokio::join!(snapshots, lines);
     });
-    let mut response = hyper::Response::new(Body::Stream {
-        chunks: rx,
-        _writer: writer,
-    });
+    let mut response = hyper::Response::new(body);
     let headers = response.headers_mut();
     headers.insert(
         hyper::header::CONTENT_TYPE,
