@@ -88,7 +88,76 @@ pub(crate) fn parse_json_noting(
     Ok((value, notes))
 }
 
+/// The deepest nesting of flow collections (`[...]`, `{...}`) a YAML file may have. The YAML
+/// parser's time grows with the square of that depth (a 40 KB file of `[[[...` took seconds
+/// before it was refused); no ecosystem file comes near it.
+const MAX_YAML_FLOW_DEPTH: usize = 64;
+
+/// Where a YAML text nests flow collections deeper than [`MAX_YAML_FLOW_DEPTH`]: one pass,
+/// skipping quoted scalars and comments (a quote or `#` counts where YAML starts one: at the
+/// start of a line or after a space or an indicator).
+fn flow_too_deep(text: &str) -> Option<(usize, usize)> {
+    #[derive(PartialEq)]
+    enum In {
+        Plain,
+        Single,
+        Double,
+        Comment,
+    }
+    let mut state = In::Plain;
+    let (mut depth, mut line, mut column) = (0usize, 1usize, 0usize);
+    let mut previous = '\n';
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        column += 1;
+        let starts_token = previous.is_whitespace() || "[{,:-".contains(previous);
+        match state {
+            In::Plain => match c {
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > MAX_YAML_FLOW_DEPTH {
+                        return Some((line, column));
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                '\'' if starts_token => state = In::Single,
+                '"' if starts_token => state = In::Double,
+                '#' if previous.is_whitespace() => state = In::Comment,
+                _ => {}
+            },
+            In::Single if c == '\'' => {
+                if chars.peek() == Some(&'\'') {
+                    chars.next();
+                } else {
+                    state = In::Plain;
+                }
+            }
+            In::Double if c == '\\' => {
+                chars.next();
+            }
+            In::Double if c == '"' => state = In::Plain,
+            In::Comment if c == '\n' => state = In::Plain,
+            _ => {}
+        }
+        if c == '\n' {
+            line += 1;
+            column = 0;
+        }
+        previous = c;
+    }
+    None
+}
+
 fn parse_yaml(text: &str, file: &str) -> Result<Value, ConfigError> {
+    if let Some(location) = flow_too_deep(text) {
+        return Err(ConfigError::Syntax {
+            file: file.into(),
+            location: Some(location),
+            message: format!(
+                "collections nested more than {MAX_YAML_FLOW_DEPTH} levels deep (`[[[...`): refused unread"
+            ),
+        });
+    }
     serde_norway::from_str(text).map_err(|e| ConfigError::Syntax {
         file: file.into(),
         location: e.location().map(|l| (l.line(), l.column())),
@@ -128,6 +197,28 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deeply_nested_yaml_is_refused_in_linear_time_and_quotes_do_not_count() {
+        let deep = format!("apps: {}{}\n", "[".repeat(200_000), "]".repeat(200_000));
+        let started = std::time::Instant::now();
+        let err = parse_text(Format::Yaml, &deep, "deep.yaml").expect_err("refused");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+        assert!(err.to_string().contains("nested more than 64 levels"), "{err}");
+        assert!(err.to_string().contains("deep.yaml:1:71"), "{err}");
+        // Brackets in quoted scalars, comments and plain words are text, not nesting.
+        let fine = format!(
+            "apps:\n  - name: \"{}\"\n    args: '{}' # {}\n    script: it's-{}\n",
+            "[".repeat(100),
+            "{".repeat(100),
+            "[".repeat(100),
+            "x"
+        );
+        let value = parse_text(Format::Yaml, &fine, "fine.yaml").expect("parses");
+        assert_eq!(value["apps"][0]["name"], "[".repeat(100));
+        let nested = format!("apps: {}{}\n", "[".repeat(64), "]".repeat(64));
+        assert!(parse_text(Format::Yaml, &nested, "ok.yaml").is_ok());
+    }
 
     #[test]
     fn recognises_ecosystem_file_names() {

@@ -140,8 +140,13 @@ pub(crate) fn refused_in_node_options(flags: &[&str], ctx: &LoadContext) -> Opti
         .collect()
 }
 
-/// Run `command` to its end and collect its output, killing it once `limit` has passed.
+/// Run `command` to its end and collect its output, within `limit` for all of it: Node's exit
+/// and the end of its output. It runs in a process group of its own, which is killed (SIGKILL)
+/// once Node has exited (whatever the file started is no part of reading it: a child left
+/// holding Node's stdout would otherwise keep the output open for ever) or when the limit has
+/// passed.
 fn output_within(mut command: Command, limit: Duration, file: &str) -> Result<Output, ConfigError> {
+    use std::os::unix::process::CommandExt;
     let cannot_run = |e: std::io::Error| ConfigError::Script {
         file: file.into(),
         message: format!("cannot run node: {e}"),
@@ -149,15 +154,24 @@ fn output_within(mut command: Command, limit: Duration, file: &str) -> Result<Ou
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .map_err(cannot_run)?;
-    // Read on threads, so a full pipe never blocks Node while it is waited for.
+    let group = child.id();
+    let end_group = || {
+        let _ = kelpie_sys::kill_group(group, kelpie_sys::SIGKILL);
+    };
+    // Read on threads, so a full pipe never blocks Node while it is waited for; each says when
+    // its pipe ended.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let read_all = |pipe: Option<Box<dyn Read + Send>>| {
+        let done = done_tx.clone();
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
             if let Some(mut pipe) = pipe {
                 let _ = pipe.read_to_end(&mut bytes);
             }
+            let _ = done.send(());
             bytes
         })
     };
@@ -173,26 +187,41 @@ fn output_within(mut command: Command, limit: Duration, file: &str) -> Result<Ou
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
+    drop(done_tx);
     let deadline = Instant::now() + limit;
+    let too_long = || ConfigError::Script {
+        file: file.into(),
+        message: format!(
+            "it did not finish within {} s and was stopped with every process it started: does its code loop forever, or wait for something that never comes?",
+            limit.as_secs_f64()
+        ),
+    };
     let mut pause = Duration::from_millis(1);
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(cannot_run)? {
-            break status;
+    // Node is collected only after its group was signalled: until then the group's number is
+    // still its own, never another's.
+    loop {
+        if kelpie_sys::child_has_ended(group).map_err(cannot_run)? {
+            break;
         }
         if Instant::now() >= deadline {
-            let _ = child.kill();
+            end_group();
             let _ = child.wait();
-            return Err(ConfigError::Script {
-                file: file.into(),
-                message: format!(
-                    "it did not finish within {} s and was stopped: does its code loop forever, or wait for something that never comes?",
-                    limit.as_secs_f64()
-                ),
-            });
+            return Err(too_long());
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(10));
-    };
+    }
+    // Node has said all it will: what it left in its group goes, closing the pipes it held.
+    end_group();
+    let status = child.wait().map_err(cannot_run)?;
+    for _ in 0..2 {
+        if done_rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .is_err()
+        {
+            return Err(too_long());
+        }
+    }
     Ok(Output {
         status,
         stdout: stdout.join().unwrap_or_default(),
@@ -303,6 +332,38 @@ mod tests {
             .expect("an open timer is fine");
         assert_eq!(value["apps"][0]["name"], "t");
         assert!(started.elapsed() < limit, "{:?}", started.elapsed());
+        // A child the file starts, holding Node's output, neither keeps the read waiting nor
+        // outlives it.
+        let pid_file = dir.path().join("child.pid");
+        std::fs::write(
+            &path,
+            format!(
+                "const c = require('child_process').spawn('sleep', ['60'], {{ stdio: 'inherit' }});\n\
+                 require('fs').writeFileSync({:?}, String(c.pid));\n\
+                 module.exports = {{ apps: [{{ name: 'c' }}] }};\n",
+                pid_file.display().to_string()
+            ),
+        )
+        .expect("write");
+        let started = Instant::now();
+        let value = run(EVALUATOR, &path, "hang.config.js", &ctx(dir.path()), limit)
+            .expect("a child left holding stdout is fine");
+        assert_eq!(value["apps"][0]["name"], "c");
+        assert!(started.elapsed() < limit, "{:?}", started.elapsed());
+        let child: u32 = std::fs::read_to_string(&pid_file)
+            .expect("pid")
+            .trim()
+            .parse()
+            .expect("pid");
+        let gone = |pid: u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map_or(true, |stat| stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z')))
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !gone(child) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(gone(child), "the child {child} outlived the evaluation");
     }
 
     #[test]

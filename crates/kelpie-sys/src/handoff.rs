@@ -211,6 +211,18 @@ pub fn try_wait_child(pid: u32) -> io::Result<Option<ExitStatus>> {
     Ok(waited.map(|(_, status)| ExitStatus::from_raw(status.as_raw())))
 }
 
+/// Whether the child `pid` has ended, without collecting it (`waitid` with `WNOWAIT`): until it
+/// is collected its number, and its process group's, cannot be given to another process, so
+/// its group can still be signalled safely.
+pub fn child_has_ended(pid: u32) -> io::Result<bool> {
+    use rustix::process::{waitid, WaitId, WaitIdOptions};
+    let waited = waitid(
+        WaitId::Pid(to_pid(pid)?),
+        WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT,
+    )?;
+    Ok(waited.is_some())
+}
+
 /// Point this process's stdout and stderr at `file` (the daemon's log, opened anew after its
 /// home was removed and made again). The previous targets are closed.
 pub fn redirect_output(file: BorrowedFd<'_>) -> io::Result<()> {

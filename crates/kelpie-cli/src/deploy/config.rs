@@ -179,8 +179,12 @@ pub(super) fn target(
             ));
         }
     }
+    let user = check.optional_text(section, "user");
+    if let Some(user) = &user {
+        check.not_an_option("user", user);
+    }
     let defaults = HostDefaults {
-        user: check.optional_text(section, "user"),
+        user,
         port: check.port(section.get("port"), "port"),
         key: check
             .optional_text(section, "key")
@@ -193,6 +197,11 @@ pub(super) fn target(
     let hosts = check.hosts(section.get("host"), &defaults);
     let repo = check.required_text(section, "repo");
     let git_ref = check.required_text(section, "ref");
+    for (key, value) in [("repo", &repo), ("ref", &git_ref)] {
+        if let Some(value) = value {
+            check.not_an_option(key, value);
+        }
+    }
     let shallow = match section.get("fetch") {
         None | Some(Value::Null) => false,
         Some(Value::String(mode)) => mode == "fast",
@@ -382,6 +391,8 @@ mod tests {
             ("x:99999", "not 1-65535"),
             ("x:abc", "not 1-65535"),
             ("a b", "must name a host"),
+            ("-oProxyCommand=touch", "must not start with `-`"),
+            ("-oProxyCommand=x@h", "must not start with `-`"),
         ] {
             assert!(
                 parse_address(address)
@@ -395,5 +406,22 @@ mod tests {
             parse_address("u@h:22").expect("ok"),
             (Some("u".into()), "h".into(), Some(22))
         );
+    }
+
+    #[test]
+    fn values_that_would_be_options_are_refused_at_the_check() {
+        for (key, value) in [
+            ("host", json!("-oProxyCommand=sh")),
+            ("host", json!({"host": "-oProxyCommand=sh"})),
+            ("host", json!({"host": "h", "user": "-oProxyCommand=sh"})),
+            ("user", json!("-l")),
+            ("repo", json!("--upload-pack=touch /tmp/x")),
+            ("ref", json!("--output=/etc/x")),
+        ] {
+            let mut deploy = base();
+            deploy["production"][key] = value.clone();
+            let err = read(deploy).expect_err("refused").to_string();
+            assert!(err.contains("must not start with `-`"), "{key} {value}: {err}");
+        }
     }
 }

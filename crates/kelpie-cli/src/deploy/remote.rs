@@ -40,7 +40,7 @@ kd_unlock() {
 }
 kd_fetch() {
     kd_say "step fetch"
-    git -C "$P/repo" remote set-url origin "$REPO" 2>&1 \
+    git -C "$P/repo" remote set-url -- origin "$REPO" 2>&1 \
         && git -C "$P/repo" fetch -q --prune $DEPTH origin 2>&1 \
         || kd_fail fetch $?
 }
@@ -225,7 +225,7 @@ impl Prelude<'_> {
     if [ ! -d "$P/repo" ]; then
         kd_say "step clone"
         rm -rf "$P/.repo.partial"
-        {{ git clone -q --mirror $DEPTH "$REPO" "$P/.repo.partial" 2>&1 && mv "$P/.repo.partial" "$P/repo"; }} || kd_fail clone $?
+        {{ git clone -q --mirror $DEPTH -- "$REPO" "$P/.repo.partial" 2>&1 && mv "$P/.repo.partial" "$P/repo"; }} || kd_fail clone $?
     fi
     if [ ! -e "$P/current" ]; then
         kd_fetch

@@ -123,7 +123,9 @@ impl Connection {
             // Nobody can answer a password or host-key prompt: fail instead of hanging.
             ssh.arg("-o").arg("BatchMode=yes");
         }
-        ssh.arg(self.destination());
+        // Options end here: a destination is never read as one (the config refuses a host or
+        // user that starts with `-` too).
+        ssh.arg("--").arg(self.destination());
         ssh
     }
 
@@ -209,6 +211,7 @@ impl Connection {
             .ssh_control()
             .arg("-O")
             .arg("exit")
+            .arg("--")
             .arg(self.destination())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -72,6 +72,17 @@ impl Check {
     }
 
     /// A port as a number or a string of digits (PM2 ignores a number: a bug).
+    /// A value that reaches a command line where an option could be (ssh's user, git's
+    /// repository and ref): one starting with `-` is refused.
+    pub(super) fn not_an_option(&mut self, key: &str, value: &str) {
+        if value.trim_start().starts_with('-') {
+            self.problem(
+                key,
+                &format!("must not start with `-`, which ssh or git would read as an option (got {value:?})"),
+            );
+        }
+    }
+
     pub(super) fn port(&mut self, value: Option<&Value>, key: &str) -> Option<u16> {
         let value = value.filter(|v| !v.is_null())?;
         let parsed = match value {
@@ -255,6 +266,7 @@ impl Check {
                     }
                 }
                 if let Some(user) = self.optional_text(object, "user") {
+                    self.not_an_option(&format!("{key}.user"), &user);
                     host.user = Some(user);
                 }
                 if let Some(port) = self.port(object.get("port"), &format!("{key}.port")) {
@@ -316,6 +328,8 @@ pub(super) enum AddressError {
     NoHost(String),
     #[error("has a port that is not 1-65535 (got {0:?})")]
     BadPort(String),
+    #[error("must not start with `-`, which ssh would read as an option (got {0:?})")]
+    Option(String),
 }
 
 /// `user@host:port`, `host:port`, `[v6]:port` or a bare host.
@@ -346,6 +360,9 @@ pub(super) fn parse_address(
     };
     if name.is_empty() || name.contains(char::is_whitespace) {
         return Err(AddressError::NoHost(address.to_string()));
+    }
+    if name.starts_with('-') || user.as_deref().is_some_and(|u| u.starts_with('-')) {
+        return Err(AddressError::Option(address.to_string()));
     }
     let port = match port {
         None => None,
