@@ -4,6 +4,7 @@
 
 mod cli {
     mod apps;
+    mod attacks;
     mod chaos;
     mod cluster;
     mod cluster_ports;

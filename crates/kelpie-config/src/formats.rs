@@ -203,8 +203,15 @@ mod tests {
         let deep = format!("apps: {}{}\n", "[".repeat(200_000), "]".repeat(200_000));
         let started = std::time::Instant::now();
         let err = parse_text(Format::Yaml, &deep, "deep.yaml").expect_err("refused");
-        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
-        assert!(err.to_string().contains("nested more than 64 levels"), "{err}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            err.to_string().contains("nested more than 64 levels"),
+            "{err}"
+        );
         assert!(err.to_string().contains("deep.yaml:1:71"), "{err}");
         // Brackets in quoted scalars, comments and plain words are text, not nesting.
         let fine = format!(

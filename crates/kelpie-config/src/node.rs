@@ -189,12 +189,14 @@ fn output_within(mut command: Command, limit: Duration, file: &str) -> Result<Ou
     );
     drop(done_tx);
     let deadline = Instant::now() + limit;
-    let too_long = || ConfigError::Script {
+    let too_long = || {
+        ConfigError::Script {
         file: file.into(),
         message: format!(
             "it did not finish within {} s and was stopped with every process it started: does its code loop forever, or wait for something that never comes?",
             limit.as_secs_f64()
         ),
+    }
     };
     let mut pause = Duration::from_millis(1);
     // Node is collected only after its group was signalled: until then the group's number is
@@ -356,8 +358,9 @@ mod tests {
             .parse()
             .expect("pid");
         let gone = |pid: u32| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map_or(true, |stat| stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z')))
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+                stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z'))
+            })
         };
         let deadline = Instant::now() + Duration::from_secs(2);
         while !gone(child) && Instant::now() < deadline {

@@ -52,8 +52,8 @@ pub use guarded::{
     check_owned_path, guarded_parent, open_guarded, FileOpen, GuardedDir, Opened, Untrusted,
 };
 pub use handoff::{
-    child_has_ended, close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec, pidfd_open,
-    redirect_output, take_inherited_fds, try_wait_child, ECHILD,
+    child_has_ended, close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec,
+    pidfd_open, redirect_output, take_inherited_fds, try_wait_child, ECHILD,
 };
 pub use host::{
     CpuTimes, DiskCounters, FilesystemSpace, HostCounters, HostGauges, HostReader, NetCounters,

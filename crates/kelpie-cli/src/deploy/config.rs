@@ -421,7 +421,10 @@ mod tests {
             let mut deploy = base();
             deploy["production"][key] = value.clone();
             let err = read(deploy).expect_err("refused").to_string();
-            assert!(err.contains("must not start with `-`"), "{key} {value}: {err}");
+            assert!(
+                err.contains("must not start with `-`"),
+                "{key} {value}: {err}"
+            );
         }
     }
 }

@@ -467,7 +467,11 @@ pub(super) fn scrape(k: &Kelpie, port: u16) -> String {
 /// of its 200 answer.
 pub(super) fn http_get(k: &Kelpie, port: u16, path: &str) -> String {
     let token = std::fs::read_to_string(k.home().join("web.token")).unwrap_or_default();
-    http_get_with(&format!("Authorization: Bearer {}\r\n", token.trim()), port, path)
+    http_get_with(
+        &format!("Authorization: Bearer {}\r\n", token.trim()),
+        port,
+        path,
+    )
 }
 
 /// `GET path` on `127.0.0.1:port` with the header lines `headers`: the body of its 200 answer.

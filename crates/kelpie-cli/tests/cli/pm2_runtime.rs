@@ -188,7 +188,9 @@ fn pm2_io_metrics_and_actions_show_in_jlist_and_trigger_runs_actions() {
     let wanted = "kelpie_app_metric{app=\"io\",namespace=\"default\",pm_id=\"0\",name=\"Realtime users\"} 42";
     k.wait_for("the SDK's metrics in /metrics", 15 * SECS, || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && super::monitoring::scrape(&k, port).lines().any(|l| l == wanted)
+            && super::monitoring::scrape(&k, port)
+                .lines()
+                .any(|l| l == wanted)
     });
     let scraped = super::monitoring::scrape(&k, port);
     assert!(

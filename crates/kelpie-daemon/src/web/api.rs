@@ -21,8 +21,8 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Method, Request as HttpRequest};
 use kelpie_proto::Request;
-use logs::{live, recent_logs};
 pub(super) use logs::MAX_STREAMS;
+use logs::{live, recent_logs};
 use query::{percent_decode, Query};
 use std::sync::Arc;
 
@@ -81,7 +81,7 @@ pub(super) async fn handle(shared: &Arc<Shared>, request: HttpRequest<Incoming>)
             Err(refused) => error(400, "Invalid", &refused.to_string()),
         },
         (&Method::GET, ["api", "events"]) => match query.logs_request(true, 0) {
-            Ok(request) => live(shared, request),
+            Ok(logs) => live(shared, request.extensions().get(), logs),
             Err(refused) => error(400, "Invalid", &refused.to_string()),
         },
         (_, ["metrics"] | ["api", "ping" | "processes" | "host" | "logs" | "events"])

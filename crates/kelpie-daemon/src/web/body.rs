@@ -13,13 +13,13 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Bytes waiting for one client, at most (beyond what hyper and the socket hold).
 pub(super) const MAX_QUEUED: usize = 256 * 1024;
-/// A client that takes nothing for this long while bytes wait for it is cut.
-pub(super) const STALLED_AFTER: Duration = Duration::from_secs(30);
+/// A client that takes nothing for this long while bytes wait for it is cut (and its
+/// connection closed: `super::patient`).
+use super::patient::STALLED_AFTER;
 /// Chunks waiting at most (each event is one; the bytes are the real bound).
 const MAX_CHUNKS: usize = 1024;
 

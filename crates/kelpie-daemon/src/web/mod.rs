@@ -13,6 +13,7 @@
 mod api;
 mod body;
 mod metrics;
+mod patient;
 
 use crate::logs::LogService;
 use crate::supervisor_channel::{Command, Reply};
@@ -303,17 +304,44 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         };
         let shared = shared.clone();
         crate::tasks::spawn_into(&mut connections, async move {
-            let service = hyper::service::service_fn(move |request| {
+            // A live stream's slot is the connection's until it closes: its bytes may still be
+            // on their way when the stream itself has ended.
+            let stream_slot = StreamSlot::default();
+            let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
                 let shared = shared.clone();
+                request.extensions_mut().insert(stream_slot.clone());
                 async move { Ok::<_, Infallible>(api::handle(&shared, request).await) }
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                .serve_connection(
+                    hyper_util::rt::TokioIo::new(patient::Patient::new(stream)),
+                    service,
+                );
             let _ = connection.await;
             drop(permit);
         });
+    }
+}
+
+/// The slot among the live streams (`api::MAX_STREAMS`) that a connection holds, if it serves
+/// one; freed when the connection closes.
+#[derive(Clone, Default)]
+struct StreamSlot(Arc<std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>);
+
+impl StreamSlot {
+    /// Take one of the server's slots for this connection; false when none is free.
+    fn take(&self, streams: &Arc<Semaphore>) -> bool {
+        match streams.clone().try_acquire_owned() {
+            Ok(permit) => {
+                if let Ok(mut held) = self.0.lock() {
+                    *held = Some(permit);
+                }
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
 

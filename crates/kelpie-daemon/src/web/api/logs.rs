@@ -2,6 +2,7 @@
 //! server-sent events: the process list every second, and the log lines as they come).
 
 use super::super::body::Body;
+use super::super::body::Outlet;
 use super::super::Shared;
 use super::answers::{answer, ask, redacted};
 use super::HttpResponse;
@@ -9,7 +10,6 @@ use crate::follow::LogOutput;
 use bytes::Bytes;
 use kelpie_proto::LogsRequest;
 use kelpie_proto::{Request, Response, WireLogLine};
-use super::super::body::Outlet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,8 +106,12 @@ fn event(text: &mut String, name: &str, data: &str) {
 /// the targets (`log` events), after the last `lines` of each, until the client goes or is cut
 /// for reading too slowly (`super::super::body`: a `cut` event ends the stream). At most
 /// [`MAX_STREAMS`] at once, so live pages cannot take every connection of the server.
-pub(super) fn live(shared: &Arc<Shared>, request: LogsRequest) -> HttpResponse {
-    let Ok(slot) = shared.streams.clone().try_acquire_owned() else {
+pub(super) fn live(
+    shared: &Arc<Shared>,
+    slot: Option<&super::super::StreamSlot>,
+    request: LogsRequest,
+) -> HttpResponse {
+    if !slot.is_some_and(|slot| slot.take(&shared.streams)) {
         return super::super::error(
             503,
             "Unavailable",
@@ -116,7 +120,6 @@ pub(super) fn live(shared: &Arc<Shared>, request: LogsRequest) -> HttpResponse {
     };
     let from = shared.clone();
     let body = Body::stream(move |outlet: Outlet| async move {
-        let _slot = slot;
         let snapshots = {
             let outlet = outlet.clone();
             let from = from.clone();
