@@ -21,6 +21,9 @@ pub struct Usage {
 pub struct LimitWatch {
     /// Since when (monotonic ms) CPU has stayed over `max_cpu`.
     cpu_over_since_ms: Option<u64>,
+    /// The current process was read under its memory limit at least once: over it now, it
+    /// grew (a leak), rather than being over it from its start.
+    memory_seen_under: bool,
 }
 
 impl LimitWatch {
@@ -39,8 +42,10 @@ impl LimitWatch {
                         processes(usage.processes),
                         megabytes(limit)
                     ),
+                    from_start: !self.memory_seen_under,
                 });
             }
+            self.memory_seen_under = true;
         }
         let Some(max_cpu) = spec.max_cpu else {
             self.cpu_over_since_ms = None;
@@ -57,6 +62,7 @@ impl LimitWatch {
         }
         self.cpu_over_since_ms = None;
         Some(Why {
+            from_start: false,
             cause: Cause::Cpu,
             detail: format!(
                 "CPU {:.0}% ({}) over max_cpu {max_cpu}% for {:.1} s",
@@ -70,6 +76,7 @@ impl LimitWatch {
     /// Forget what was seen (the process changed, or stopped).
     pub fn reset(&mut self) {
         self.cpu_over_since_ms = None;
+        self.memory_seen_under = false;
     }
 }
 

@@ -199,6 +199,7 @@ pub fn after_failed_reload(why: Why, error: &str) -> Why {
     Why {
         cause: why.cause,
         detail: format!("{}; the reload failed ({error})", why.detail),
+        from_start: why.from_start,
     }
 }
 

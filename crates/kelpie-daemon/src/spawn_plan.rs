@@ -332,6 +332,19 @@ pub(crate) fn identity(spec: &AppSpec) -> std::io::Result<Option<kelpie_sys::Ide
 }
 
 /// Variables Kelpie adds to every app (they win over the app's own, as in PM2).
+/// The environment an instance's process is given, but the variables of its process's own link
+/// and socket: the inherited one (as `filter_env` leaves it), the config's over it, Kelpie's
+/// variables over both; never Kelpie's control secrets.
+pub(crate) fn environment(spec: &AppSpec, who: &InstanceIdentity<'_>) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = spec
+        .merged_env_pairs()
+        .filter(|(name, _)| !kelpie_view::secrets::is_control_secret(name))
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    env.extend(kelpie_variables(spec, who));
+    env
+}
+
 fn kelpie_variables(spec: &AppSpec, who: &InstanceIdentity<'_>) -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = who
         .home

@@ -349,16 +349,23 @@ pub(super) fn prettylist(home: &Home, show_secrets: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `env <target>`: `NAME: value` lines of the environment the first selected instance was
-/// given: its config's `env` over the environment it inherited from the shell that started it.
+/// `env <target>`: `NAME: value` lines (PM2's shape) of the environment the first selected
+/// instance was given: the environment it inherited from the shell that started it, its
+/// config's `env` over it, and Kelpie's variables (`pm_id`, `name`, `NODE_APP_INSTANCE`...),
+/// secrets masked unless `show_secrets`.
 pub(super) fn env(home: &Home, target: &str, show_secrets: bool) -> Result<ExitCode> {
     let target = super::parse_target(target)?;
-    let list = processes(home)?;
-    let Some(process) = select(&list, &target)?.into_iter().next() else {
-        bail!("no app matches {}", target.describe());
+    let answer = call(
+        home,
+        &Request::Env(kelpie_proto::Targets {
+            targets: vec![target],
+        }),
+    )?;
+    let Response::Json(answer) = answer else {
+        bail!("unexpected answer from the daemon: {answer:?}");
     };
-    let mut env = (*process.spec.inherited_env).clone();
-    env.extend(process.spec.env.clone());
+    let env: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(answer["env"].clone()).unwrap_or_default();
     let mut out = std::io::stdout().lock();
     for (name, value) in render::shown_env(&env, show_secrets).iter() {
         let (name, value) = (

@@ -806,3 +806,67 @@ fn a_memory_limit_below_the_start_up_memory_is_a_crash_loop_that_says_so() {
     let events = k.ok(&["events"]);
     assert!(events.contains("start-up memory"), "{events}");
 }
+
+#[test]
+fn a_leak_found_after_start_up_is_restarted_at_once_and_a_memory_loop_counts_as_a_crash_loop() {
+    let k = kelpie();
+    // Runs 1.8 s at 1-2 MB, then grows past its 150 MB limit: a leak, not a start-up failure.
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "leak",
+        "--max-memory-restart",
+        "150M",
+        "--",
+        "--allocate",
+        "200",
+        "--allocate-after",
+        "1800",
+    ]);
+    k.wait_for("three memory restarts", 30 * SECS, || {
+        k.exits("leak").len() >= 3
+    });
+    for exit in k.exits("leak").iter().take(3) {
+        assert_eq!(exit["cause"], "memory", "{exit}");
+        assert_eq!(exit["action"], "restart", "restarted at once: {exit}");
+        let reason = exit["reason"].as_str().unwrap_or_default();
+        assert!(!reason.contains("start-up memory"), "{reason}");
+    }
+    let describe = k.ok(&["describe", "leak"]);
+    assert!(!describe.contains("start-up memory"), "{describe}");
+    k.ok(&["delete", "leak"]);
+    // Side by side, a limit no process can start under and an app that exits at its start are
+    // the same loop: the same count and the same waits.
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "tiny",
+        "--max-memory-restart",
+        "1K",
+    ]);
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "crash",
+        "--",
+        "--exit-after",
+        "0",
+        "--exit-code",
+        "1",
+    ]);
+    std::thread::sleep(12 * SECS);
+    let count = |name: &str| {
+        k.app(name)["pm2_env"]["restart_time"]
+            .as_u64()
+            .expect("restart_time")
+    };
+    let (tiny, crash) = (count("tiny"), count("crash"));
+    assert!(
+        tiny <= crash + 1 && crash <= tiny + 1,
+        "the memory loop restarted {tiny} times, the crash loop {crash}"
+    );
+    assert!(crash >= 5, "{crash}");
+}

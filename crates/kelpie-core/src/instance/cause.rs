@@ -53,10 +53,13 @@ impl Cause {
 
 /// An automatic restart's cause, with the detail people need (`tree RSS 312 MB over
 /// max_memory_restart 200 MB`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Why {
     /// The trigger.
     pub cause: Cause,
     /// What was seen.
     pub detail: String,
+    /// It held at the first reading of the process (a memory limit the app is over from its
+    /// start): a start-up failure, not something that happened to a running app.
+    pub from_start: bool,
 }

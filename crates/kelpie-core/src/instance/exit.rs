@@ -125,7 +125,7 @@ impl InstanceState {
 
     /// How long to wait before the next start: the exponential backoff when it is set, else
     /// `restart_delay`, else the crash-loop delay (none for a first crash).
-    fn restart_delay_ms(&mut self, spec: &AppSpec, uptime_ms: u64) -> u64 {
+    pub(super) fn restart_delay_ms(&mut self, spec: &AppSpec, uptime_ms: u64) -> u64 {
         match spec.exp_backoff_restart_delay_ms {
             Some(initial) => {
                 if uptime_ms >= BACKOFF_RESET_AFTER_MS {

@@ -460,6 +460,7 @@ fn why(cause: Cause, detail: &str) -> Why {
     Why {
         cause,
         detail: detail.into(),
+        from_start: false,
     }
 }
 
@@ -476,7 +477,7 @@ fn an_automatic_restart_stops_then_starts_and_records_its_cause() {
     let created = run.state.created_at_ms;
     let effects = run.feed(
         5_000,
-        Input::AutoRestart(why(Cause::Memory, "tree RSS 300 MB over 200 MB")),
+        Input::AutoRestart(why(Cause::Health, "health check failed 3 times in a row")),
     );
     assert_eq!(
         effects,
@@ -502,7 +503,11 @@ fn an_automatic_restart_stops_then_starts_and_records_its_cause() {
     let exit = run.state.exits.back().expect("exit recorded");
     assert_eq!(
         (exit.cause, exit.reason.as_str(), exit.action.as_str()),
-        (Cause::Memory, "tree RSS 300 MB over 200 MB", "restart")
+        (
+            Cause::Health,
+            "health check failed 3 times in a row",
+            "restart"
+        )
     );
     assert_eq!(
         run.feed(5_100, Input::GroupGone),
@@ -832,6 +837,7 @@ fn a_memory_limit_hit_right_after_each_start_is_a_crash_loop_that_ends_errored()
     let over = || Why {
         cause: Cause::Memory,
         detail: "tree RSS 30.0 MB over max_memory_restart 1.0 KB".into(),
+        from_start: true,
     };
     let mut t = 0;
     let mut pid = 10;
@@ -877,13 +883,19 @@ fn a_memory_limit_hit_right_after_each_start_is_a_crash_loop_that_ends_errored()
             assert!(exit.reason.contains("max_restarts is 3"), "{}", exit.reason);
         }
     }
-    // A limit hit after a long run is an ordinary restart, not part of a loop.
+    // A limit reached after a long run is an ordinary restart, not part of a loop.
     let mut run = Run::new(AppSpec {
         max_memory_restart: Some(1024),
         ..spec()
     });
     run.online(0, 10);
-    run.feed(60_000, Input::AutoRestart(over()));
+    run.feed(
+        60_000,
+        Input::AutoRestart(Why {
+            from_start: false,
+            ..over()
+        }),
+    );
     run.feed(
         60_000,
         Input::Exited {
@@ -902,4 +914,54 @@ fn a_memory_limit_hit_right_after_each_start_is_a_crash_loop_that_ends_errored()
         .expect("exit")
         .reason
         .contains("start-up memory"));
+}
+
+#[test]
+fn a_leak_found_after_start_up_is_restarted_at_once_and_one_within_min_uptime_is_unstable() {
+    let grew = || Why {
+        cause: Cause::Memory,
+        detail: "memory 160.0 MB (1 process) over max_memory_restart 150.0 MB".into(),
+        from_start: false,
+    };
+    let stop = |run: &mut Run, t: u64| {
+        run.feed(t, Input::AutoRestart(grew()));
+        run.feed(
+            t,
+            Input::Exited {
+                code: None,
+                signal: Some("SIGINT".into()),
+            },
+        );
+        run.feed(t, Input::GroupGone)
+    };
+    // Read under the limit, then over it 1.8 s after its start (min_uptime is 1 s): a leak.
+    for round in 0..3u64 {
+        let mut run = Run::new(AppSpec {
+            max_memory_restart: Some(150 << 20),
+            ..spec()
+        });
+        run.state.unstable_restarts = round as u32;
+        run.online(0, 10);
+        assert_eq!(
+            stop(&mut run, 1_800),
+            vec![Effect::CancelTimer, Effect::Spawn],
+            "restarted at once"
+        );
+        assert_eq!(
+            run.state.unstable_restarts, 0,
+            "a stable run starts the count again"
+        );
+        let reason = &run.state.exits.back().expect("exit").reason;
+        assert!(!reason.contains("start-up memory"), "{reason}");
+    }
+    // Over it 500 ms after its start, within min_uptime: an unstable run, as a crash then.
+    let mut run = Run::new(AppSpec {
+        max_memory_restart: Some(150 << 20),
+        ..spec()
+    });
+    run.online(0, 10);
+    stop(&mut run, 500);
+    assert_eq!(run.state.unstable_restarts, 1);
+    let reason = &run.state.exits.back().expect("exit").reason;
+    assert!(reason.contains("within min_uptime"), "{reason}");
 }

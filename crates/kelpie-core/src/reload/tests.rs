@@ -24,6 +24,7 @@ fn why(cause: Cause, detail: &str) -> Why {
     Why {
         cause,
         detail: detail.into(),
+        from_start: false,
     }
 }
 

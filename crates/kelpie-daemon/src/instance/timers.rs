@@ -140,6 +140,7 @@ impl Timers {
         Some(Why {
             cause: Cause::Cron,
             detail,
+            from_start: false,
         })
     }
 }
@@ -150,6 +151,7 @@ pub(super) fn watchdog_late(spec: &AppSpec) -> Why {
     Why {
         cause: Cause::Watchdog,
         detail: format!("no WATCHDOG=1 within watchdog ({})", seconds(limit)),
+        from_start: false,
     }
 }
 

@@ -277,6 +277,7 @@ impl Instance {
                 let why = Why {
                     cause: Cause::Health,
                     detail: format!("health check failed {failures} times in a row: {reason}"),
+                    from_start: false,
                 };
                 self.auto_restart(why, true, None).await;
             }

@@ -199,6 +199,7 @@ impl Watches {
                     why: Box::new(Why {
                         cause: Cause::Watch,
                         detail: detail.clone(),
+                        from_start: false,
                     }),
                     reload: true,
                     of_pid: None,

@@ -100,6 +100,11 @@ pub enum Request {
     /// What happens to the processes from now on, as [`Response::Event`](super::Response::Event) frames, until the
     /// client closes the connection (the Node API's `launchBus`).
     Events,
+    /// The environment the first instance of the targets was given (PM2's `env <id>`): the
+    /// inherited one, the config's over it, and Kelpie's variables, with nothing masked (the
+    /// client masks secrets; the socket is its owner's alone). Answered with
+    /// [`Response::Json`](super::Response::Json): `{"pm_id", "name", "env": {...}}`.
+    Env(Targets),
 }
 
 /// What a [`Request::Stop`], [`Request::Delete`] or [`Request::Reset`] acts on.

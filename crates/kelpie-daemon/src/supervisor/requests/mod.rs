@@ -114,6 +114,7 @@ pub(super) fn handle(sup: &mut Supervisor, request: Request, reply: oneshot::Sen
         Request::ReloadLogs => reload_logs((&sup.services, &mut sup.pending), Some(reply)),
         Request::Conf(request) => conf::conf_request(sup, request, reply),
         Request::Web(request) => sup.services.web.apply(request, reply),
+        Request::Env(kelpie_proto::Targets { targets }) => environment(sup, &targets, reply),
         Request::SendMessage(kelpie_proto::SendMessageRequest { targets, message }) => {
             ask::send_message((&sup.apps, &mut sup.pending), &targets, message, reply)
         }
@@ -129,4 +130,38 @@ pub(super) fn handle(sup: &mut Supervisor, request: Request, reply: oneshot::Sen
             "the connection answers this request, not the supervisor".into(),
         ),
     }
+}
+
+/// `env <target>`: the environment the first instance of `targets` was given (or would be, when
+/// stopped): what its process is started with, but the variables of its process's own link
+/// (its notify socket, Node's IPC channel, its listening socket).
+fn environment(sup: &Supervisor, targets: &[kelpie_proto::Target], reply: oneshot::Sender<Reply>) {
+    let found = sup
+        .apps
+        .resolve(targets)
+        .ok()
+        .and_then(|ids| ids.into_iter().min())
+        .and_then(|pm_id| sup.apps.get(pm_id).map(|entry| (pm_id, entry)));
+    let Some((pm_id, entry)) = found else {
+        let wanted: Vec<String> = targets.iter().map(kelpie_proto::Target::describe).collect();
+        return fail(
+            reply,
+            ErrorKind::NotFound,
+            format!("no app matches {}", wanted.join(" ")),
+        );
+    };
+    let who = crate::spawn_plan::InstanceIdentity {
+        home: &sup.services.home,
+        pm_id,
+        instance: entry.instance,
+    };
+    let env = crate::spawn_plan::environment(&entry.spec, &who);
+    let _ = reply.send(Reply {
+        response: Response::Json(serde_json::json!({
+            "pm_id": pm_id,
+            "name": entry.spec.name,
+            "env": env,
+        })),
+        written: None,
+    });
 }
