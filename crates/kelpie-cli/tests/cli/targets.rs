@@ -220,6 +220,36 @@ fn a_files_multi_instance_app_gets_its_later_ids_after_the_next_apps_first_as_in
 }
 
 #[test]
+fn each_apps_first_instance_takes_the_next_id_in_the_files_order_as_in_pm2() {
+    let k = kelpie();
+    // Issue 72's file: app1 of 4 instances, app2, app3 of 2. PM2 7.0.4 (measured three times):
+    // app1 0, 3, 5, 6; app2 1; app3 2, 4.
+    let file = file_of(
+        &k,
+        &[
+            ("app1", 4, serde_json::json!({})),
+            ("app2", 1, serde_json::json!({})),
+            ("app3", 2, serde_json::json!({})),
+        ],
+    );
+    k.ok(&["start", &file]);
+    assert_eq!(
+        ids_by_app(&k),
+        expect_ids(&[("app1", &[0, 3, 5, 6]), ("app2", &[1]), ("app3", &[2, 4])])
+    );
+    // `stop 2` reaches app3, as under PM2.
+    k.ok(&["stop", "2"]);
+    assert_eq!(
+        k.jlist()
+            .iter()
+            .filter(|p| p["pm2_env"]["status"] == "stopped")
+            .map(|p| (p["name"].as_str().unwrap_or_default().to_string(), p["pm_id"].as_u64()))
+            .collect::<Vec<_>>(),
+        [("app3".to_string(), Some(2))]
+    );
+}
+
+#[test]
 fn four_apps_two_of_them_multi_instance_are_numbered_two_at_a_time_as_in_pm2() {
     let k = kelpie();
     // Seed 002's shape: api-gateway and user-service of 2 instances, two single services

@@ -2,16 +2,23 @@
 //!
 //! PM2 starts a file's apps two at a time (its `CONCURRENT_ACTIONS`), in the file's order,
 //! and each app's instances one after the other; an instance takes the next id as it starts.
-//! So a multi-instance app's later instances get ids after the next app's first one (a file
-//! with `app1` of 4 instances and `app2`: app1 0, 2, 3, 4 and app2 1), and runbooks, scripts
-//! and log file names written against PM2 (`pm2 logs 1`, `app1-out-2.log`) name the same
-//! process under Kelpie. PM2's own order depends on which instance comes up first, and varies
-//! from run to run; this is the order it gives when the instances come up at the same pace
-//! (seed 001's file gets it every time), and Kelpie gives it every time (measured with PM2
-//! 7.0.4, docs/differences-from-pm2.md).
+//! So a multi-instance app's later instances get ids after the next apps' first ones, and
+//! runbooks, scripts and log file names written against PM2 (`pm2 logs 2`, `app1-out-3.log`)
+//! name the same process under Kelpie. PM2's order comes from a race between the two apps in
+//! flight, which this replays with the timing that reproduces every order measured with PM2
+//! 7.0.4 (docs/differences-from-pm2.md): an instance takes two ticks to start before its app's
+//! next one starts, and when an app has started its last instance the next app waiting starts
+//! its first one tick later (the daemon answers an app's start before its last instance has
+//! come up, so the next app's start overtakes the other app's next instance). At the same tick
+//! the app started first goes first. So for `app1` of 4 instances, `app2` and `app3` of 2: app1
+//! 0, 3, 5, 6, app2 1, app3 2, 4, as PM2 gives them.
 
 /// How many apps PM2 starts at the same time.
 const IN_FLIGHT: usize = 2;
+/// Ticks between an app's instances.
+const NEXT_INSTANCE: u32 = 2;
+/// Ticks between an app's last instance and the next app's first.
+const NEXT_APP: u32 = 1;
 
 /// For apps of `counts` instances each (in the order they are started), the offset of each
 /// instance's id from the first id given; an app of 0 instances gets none and takes no turn.
@@ -21,29 +28,30 @@ pub(super) fn in_pm2_order(counts: &[u32]) -> Vec<Vec<u32>> {
         .iter()
         .enumerate()
         .filter(|(_, count)| **count > 0)
-        .map(|(app, _)| app)
-        .fuse();
-    let mut slots = [None; IN_FLIGHT];
-    let mut next = 0;
-    loop {
-        let mut gave = false;
-        // Each app in flight starts its next instance; one that has started them all makes
-        // room for the next app waiting, which starts its first in that turn.
-        for slot in &mut slots {
-            let done = |app: usize| offsets[app].len() >= counts[app] as usize;
-            if slot.is_none_or(done) {
-                *slot = waiting.next();
-            }
-            if let Some(app) = *slot {
-                offsets[app].push(next);
-                next += 1;
-                gave = true;
-            }
-        }
-        if !gave {
-            return offsets;
-        }
+        .map(|(app, _)| app);
+    // Each slot's app and the tick its next instance starts at.
+    let mut slots: [Option<(usize, u32)>; IN_FLIGHT] = [None; IN_FLIGHT];
+    for slot in &mut slots {
+        *slot = waiting.next().map(|app| (app, 0));
     }
+    let mut next = 0;
+    // The earliest start (the first slot at a tie) takes the next id, then moves on.
+    while let Some(index) = (0..IN_FLIGHT)
+        .filter(|i| slots[*i].is_some())
+        .min_by_key(|i| slots[*i].map(|(_, at)| at))
+    {
+        let Some((app, at)) = slots[index] else {
+            break;
+        };
+        offsets[app].push(next);
+        next += 1;
+        slots[index] = if offsets[app].len() < counts[app] as usize {
+            Some((app, at + NEXT_INSTANCE))
+        } else {
+            waiting.next().map(|waiting_app| (waiting_app, at + NEXT_APP))
+        };
+    }
+    offsets
 }
 
 #[cfg(test)]
@@ -55,6 +63,12 @@ mod tests {
     #[test]
     fn a_multi_instance_app_shares_turns_with_the_next_app() {
         assert_eq!(in_pm2_order(&[4, 1]), [vec![0, 2, 3, 4], vec![1]]);
+        // Issue 72's file, measured again with PM2 7.0.4: each app's first instance in the
+        // file's order.
+        assert_eq!(
+            in_pm2_order(&[4, 1, 2]),
+            [vec![0, 3, 5, 6], vec![1], vec![2, 4]]
+        );
         assert_eq!(
             in_pm2_order(&[2, 2, 1, 1]),
             [vec![0, 2], vec![1, 3], vec![4], vec![5]]
