@@ -737,4 +737,37 @@ mod tests {
         assert!(!ignored("/srv/app/output.js"));
         assert!(!ignored("/srv/logs-old"));
     }
+
+    #[test]
+    fn the_directories_the_projects_gitignore_names_are_not_watched_but_its_files_are() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = dir.path();
+        for made in ["target/debug", "dist", "src/gen", "data"] {
+            std::fs::create_dir_all(app.join(made)).expect("mkdir");
+        }
+        std::fs::write(
+            app.join(".gitignore"),
+            "# build output\n/target\ndist/\n__pycache__/\nsrc/gen\n.env\n*.log\n!data/\n",
+        )
+        .expect("write");
+        let settings = WatchSettings {
+            paths: vec![app.to_path_buf()],
+            cwd: app.to_path_buf(),
+            ignore: Vec::new(),
+            never: Vec::new(),
+            delay: DELAY,
+        };
+        let rules = Rules::new(&settings).expect("rules");
+        let ignored = |rel: &str| {
+            let path = app.join(rel);
+            rules.ignores(&path, &path)
+        };
+        // (What is under an ignored directory is never reached: the directory is not watched.)
+        for build in ["target", "target/debug/app", "dist", "lib/__pycache__", "src/gen"] {
+            assert!(ignored(build), "{build}");
+        }
+        for source in [".env", "server.log", "src/index.js", "data", "lib/target-ish.js"] {
+            assert!(!ignored(source), "{source}");
+        }
+    }
 }

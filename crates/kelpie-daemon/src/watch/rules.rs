@@ -1,5 +1,6 @@
-//! What an app never watches: `node_modules` and `.git`, the `never` paths with their rotated
-//! log files, and the `ignore` globs (the rules are described in the module above).
+//! What an app never watches: `node_modules` and `.git`, the directories the project's
+//! `.gitignore` names (build output: `target/`, `dist/`, `.next/`), the `never` paths with their
+//! rotated log files, and the `ignore` globs (the rules are described in the module above).
 
 use super::{WatchError, WatchSettings};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -39,7 +40,8 @@ impl Rules {
         let mut names = GlobSetBuilder::new();
         let mut relative = GlobSetBuilder::new();
         let mut absolute = GlobSetBuilder::new();
-        for written in &settings.ignore {
+        let ignored = gitignored_directories(&settings.cwd);
+        for written in settings.ignore.iter().chain(&ignored) {
             let pattern = written.trim();
             let pattern = pattern.strip_prefix("./").unwrap_or(pattern);
             // `tmp/` (a directory, in gitignore's words) is the component `tmp`.
@@ -159,3 +161,39 @@ impl Rules {
         })
     }
 }
+
+/// The directories the `.gitignore` in `cwd` names, as ignore globs: the project's build output
+/// and caches (`/target`, `dist/`, `.next/`, `__pycache__/`), which nobody edits and which a
+/// build rewrites by the thousand files. Only directories: a pattern that ends with `/`, or
+/// names one that exists when the watch is set up; a file it names (`.env`, `*.log`) is still
+/// watched, as without a `.gitignore`. Negations (`!keep/`) and comments are left out.
+fn gitignored_directories(cwd: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(cwd.join(".gitignore")) else {
+        return Vec::new();
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#') && !line.starts_with('!'))
+        .filter_map(|line| {
+            let directory = line.ends_with('/');
+            let pattern = line.trim_end_matches('/');
+            let anchored = pattern.starts_with('/') || pattern.trim_start_matches('/').contains('/');
+            let pattern = pattern.trim_start_matches('/');
+            if pattern.is_empty() {
+                return None;
+            }
+            let exists = !pattern.contains(['*', '?', '[']) && cwd.join(pattern).is_dir();
+            if !directory && !exists {
+                return None;
+            }
+            // Anchored: relative to the project (`dir/**` ignores the directory itself too);
+            // a bare name: a directory of that name anywhere below it, as git reads it.
+            Some(if anchored {
+                format!("{pattern}/**")
+            } else {
+                pattern.to_string()
+            })
+        })
+        .collect()
+}
+
