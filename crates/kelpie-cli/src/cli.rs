@@ -174,6 +174,19 @@ pub(crate) enum Command {
     Resurrect,
     /// Is the daemon alive? (starts it if needed)
     Ping,
+    /// What a bug report needs (PM2's `report`): versions, the daemon, the system, the list
+    /// and the daemon's last log lines
+    Report,
+    /// PM2's `profile:cpu` and `profile:mem`, which profile PM2's own daemon: says what to use
+    #[command(name = "profile:cpu", hide = true, alias = "profile:mem")]
+    ProfileDaemon {
+        /// What PM2 takes (a duration): not used
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
+    /// PM2's `deepUpdate` (reinstall PM2 from npm and update its daemon): says how Kelpie does it
+    #[command(name = "deepUpdate", hide = true, alias = "deep-update")]
+    DeepUpdate,
     /// Serve the web dashboard, the HTTP API and Prometheus /metrics from the daemon (until it
     /// exits; `[web]` in kelpie.toml serves them at every start)
     Web(WebArgs),

@@ -207,15 +207,119 @@ pub(super) fn save(home: &Home, force: bool) -> Result<ExitCode> {
 pub(super) fn resurrect(home: &Home) -> Result<ExitCode> {
     let response = call(home, &Request::Resurrect)?;
     if let Response::Started {
-        outcomes, notes, ..
+        outcomes,
+        notes,
+        processes,
+        ..
     } = &response
     {
         for note in notes {
             outln!("[kelpie] {note}");
         }
-        render::print_start_outcomes(outcomes);
+        // An app saved stopped comes back stopped: said so, not "started".
+        let stopped: Vec<u32> = processes
+            .iter()
+            .filter(|p| p.state.status == kelpie_core::Status::Stopped)
+            .map(|p| p.pm_id)
+            .collect();
+        let brought: Vec<u32> = outcomes
+            .iter()
+            .flat_map(|outcome| match outcome {
+                kelpie_proto::StartOutcome::Created(ids)
+                | kelpie_proto::StartOutcome::Restarted(ids)
+                | kelpie_proto::StartOutcome::Started(ids) => ids.iter().copied(),
+            })
+            .collect();
+        let (kept_stopped, running): (Vec<u32>, Vec<u32>) =
+            brought.into_iter().partition(|id| stopped.contains(id));
+        let ids = |ids: &[u32]| {
+            ids.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !running.is_empty() {
+            outln!("[kelpie] resurrected and started (ids: {})", ids(&running));
+        }
+        if !kept_stopped.is_empty() {
+            outln!(
+                "[kelpie] resurrected stopped, as they were saved (ids: {}; `kelpie start <app>` starts them)",
+                ids(&kept_stopped)
+            );
+        }
     }
     render::print_response(&response)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `report`: what a bug report needs, as PM2's `report` gathers it: the CLI's and the daemon's
+/// versions, the home, the system, the list, and the daemon's last log lines.
+pub(super) fn report(home: &Home) -> Result<ExitCode> {
+    let rule = |title: &str| {
+        format!(
+            "--- {title} {}",
+            "-".repeat(70usize.saturating_sub(title.len()))
+        )
+    };
+    outln!("{}", rule("Kelpie report"));
+    outln!("date                 : {}", jiff::Timestamp::now());
+    outln!("{}", rule("CLI"));
+    outln!("kelpie               : v{}", env!("CARGO_PKG_VERSION"));
+    outln!(
+        "path                 : {}",
+        std::env::current_exe().map_or_else(|e| e.to_string(), |p| p.display().to_string())
+    );
+    outln!(
+        "user                 : {} (uid {})",
+        kelpie_sys::username(kelpie_sys::current_uid()),
+        kelpie_sys::current_uid()
+    );
+    outln!("{}", rule("Daemon"));
+    outln!("home                 : {}", home.root().display());
+    match call(home, &Request::Ping)? {
+        Response::Pong {
+            pid,
+            version,
+            uptime_ms,
+        } => {
+            outln!("kelpie               : v{version}");
+            outln!("pid                  : {pid}");
+            outln!("uptime               : {} s", uptime_ms / 1000);
+        }
+        other => outln!("answer               : {other:?}"),
+    }
+    outln!("{}", rule("System"));
+    outln!("arch                 : {}", std::env::consts::ARCH);
+    outln!("os                   : {}", std::env::consts::OS);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    outln!("kernel               : {}", kernel.trim());
+    outln!(
+        "cpus                 : {}",
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    for line in meminfo
+        .lines()
+        .filter(|l| l.starts_with("MemTotal:") || l.starts_with("MemAvailable:"))
+    {
+        outln!("{line}");
+    }
+    outln!("{}", rule("List"));
+    if let Response::Processes(list) = call(home, &Request::List)? {
+        render::print_table(&list)?;
+    }
+    let log = home.daemon_log();
+    outln!(
+        "{}",
+        rule(&format!("Daemon log ({}, last 20 lines)", log.display()))
+    );
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    for line in &lines[lines.len().saturating_sub(20)..] {
+        outln!("{}", kelpie_view::terminal::visible(line));
+    }
+    outln!("{}", rule(""));
+    outln!("Copy the above into your bug report (app environments are not in it; check the log lines for anything private).");
     Ok(ExitCode::SUCCESS)
 }
 

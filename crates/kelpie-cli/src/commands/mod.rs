@@ -152,6 +152,15 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Save { force } => lifecycle::save(&home, force),
         Command::Resurrect => lifecycle::resurrect(&home),
         Command::Ping => lifecycle::ping(&home),
+        Command::Report => lifecycle::report(&home),
+        Command::ProfileDaemon { .. } => {
+            outln!("[kelpie] PM2's profile:cpu and profile:mem profile the PM2 daemon itself. Kelpie's daemon is native code: profile it with `perf record -g -p <pid>` (`kelpie ping` prints its pid). To profile a Node app, start it with Node's own profiler: `kelpie restart <app> --node-args=\"--cpu-prof --cpu-prof-dir=/tmp/profiles\"` (`--heap-prof` for memory)");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DeepUpdate => {
+            outln!("[kelpie] PM2's deepUpdate reinstalls PM2 from npm, then updates its daemon. With Kelpie, install the new version the way you installed this one (`cargo install --locked --path crates/kelpie-cli`, or `npm install -g kelpie`), then `kelpie update`: the daemon becomes the new binary in place, no app restarted (docs/startup.md)");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Web(args) => lifecycle::web(&home, args),
         Command::Kill => lifecycle::kill(&home),
         Command::Update => lifecycle::update(&home),

@@ -358,7 +358,7 @@ fn run_all(commands: &[Vec<String>]) -> Result<()> {
             .with_context(|| format!("cannot run `{}`", words.join(" ")))?;
         if !status.success() {
             bail!(
-                "`{}` failed ({status}); the file is written, run it yourself once it can work",
+                "`{}` failed ({status}); the file is written: run it yourself once it can work, or undo everything with `kelpie unstartup`",
                 words.join(" ")
             );
         }

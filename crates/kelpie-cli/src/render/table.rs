@@ -25,6 +25,34 @@ const HEADERS: [&str; 12] = [
 /// to this many characters so the table stays narrow.
 const APP_STATUS_CHARS: usize = 24;
 
+/// Columns left out, in this order, while the table is wider than the terminal (PM2 shows a
+/// condensed list in a narrow one): what is least needed to tell the apps' state goes first.
+/// `id`, `name` and `status` always stay.
+const DROPPED_FIRST: [&str; 11] = [
+    "watching",
+    "user",
+    "namespace",
+    "app status",
+    "pid",
+    "uptime",
+    "mode",
+    "↺",
+    "cpu",
+    "mem",
+    "schedule",
+];
+
+/// The terminal's width when the table goes to one; `None` (every column) for a pipe or a
+/// file, which scripts read.
+fn columns(tty: bool) -> Option<usize> {
+    if !tty {
+        return None;
+    }
+    ratatui::crossterm::terminal::size()
+        .ok()
+        .map(|(width, _)| width as usize)
+}
+
 /// `text` within `max` characters, cut with `…`.
 fn cut(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
@@ -104,11 +132,22 @@ pub(crate) fn print_table(list: &[ProcessInfo]) -> std::io::Result<()> {
     out.flush()
 }
 
-/// Write the table, the status coloured with `colour`.
+/// Write the table, the status coloured with `colour` (a terminal, whose width it fits).
 pub(crate) fn write_table(
     out: &mut impl Write,
     list: &[ProcessInfo],
     colour: bool,
+) -> std::io::Result<()> {
+    write_table_within(out, list, colour, columns(colour))
+}
+
+/// Write the table within `width` columns when given: columns are left out
+/// ([`DROPPED_FIRST`]) until it fits.
+fn write_table_within(
+    out: &mut impl Write,
+    list: &[ProcessInfo],
+    colour: bool,
+    width: Option<usize>,
 ) -> std::io::Result<()> {
     let app_status = list.iter().any(|p| p.status_text.is_some());
     // Shown only when some app has a schedule: when it runs next, how its last run ended.
@@ -129,6 +168,44 @@ pub(crate) fn write_table(
             *w = (*w).max(cell.chars().count());
         }
     }
+    // What fits: a column costs its width and 3 (its padding and a border).
+    let mut shown: Vec<bool> = vec![true; headers.len()];
+    if let Some(width) = width {
+        let total = |shown: &[bool]| -> usize {
+            1 + widths
+                .iter()
+                .zip(shown)
+                .filter(|(_, s)| **s)
+                .map(|(w, _)| w + 3)
+                .sum::<usize>()
+        };
+        for name in DROPPED_FIRST {
+            if total(&shown) <= width {
+                break;
+            }
+            if let Some(i) = headers.iter().position(|h| *h == name) {
+                shown[i] = false;
+            }
+        }
+    }
+    let keep = |i: &usize| shown[*i];
+    let status_column = headers.iter().position(|h| *h == "status");
+    let headers: Vec<&str> = (0..headers.len())
+        .filter(keep)
+        .map(|i| headers[i])
+        .collect();
+    let widths: Vec<usize> = (0..widths.len()).filter(keep).map(|i| widths[i]).collect();
+    let status_column = status_column.map(|s| shown[..s].iter().filter(|k| **k).count());
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .enumerate()
+                .filter(|(i, _)| shown[*i])
+                .map(|(_, c)| c)
+                .collect()
+        })
+        .collect();
     let line = |l: &str, m: &str, r: &str| -> String {
         let parts: Vec<String> = widths.iter().map(|w| "─".repeat(w + 2)).collect();
         format!("{l}{}{r}", parts.join(m))
@@ -148,7 +225,7 @@ pub(crate) fn write_table(
             .enumerate()
             .map(|(i, (cell, w))| {
                 let padded = format!(" {cell:<w$} ");
-                if colour && i == 7 {
+                if colour && Some(i) == status_column {
                     format!("{}{padded}\x1b[0m", status_colour(cell))
                 } else {
                     padded
@@ -163,6 +240,58 @@ pub(crate) fn write_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_narrow_terminal_gets_the_columns_that_fit_status_last() {
+        let app = ProcessInfo {
+            pm_id: 0,
+            instance: 0,
+            spec: kelpie_core::AppSpec {
+                name: "reporting-job".into(),
+                namespace: "default".into(),
+                ..Default::default()
+            },
+            state: kelpie_core::InstanceState::default(),
+            memory: 12 << 20,
+            cpu: 1.5,
+            uptime_ms: 65_000,
+            out_log: String::new(),
+            err_log: String::new(),
+            username: "root".into(),
+            log_files: Vec::new(),
+            status_text: Some("exporting the nightly report".into()),
+            metrics: Default::default(),
+            sdk: Default::default(),
+            counters: None,
+        };
+        let list = [app];
+        let text = |width| {
+            let mut out = Vec::new();
+            write_table_within(&mut out, &list, false, width).expect("write");
+            String::from_utf8(out).expect("utf-8")
+        };
+        let all = text(None);
+        assert!(
+            all.contains("watching") && all.contains("app status"),
+            "{all}"
+        );
+        for width in [120, 80, 60, 40] {
+            let table = text(Some(width));
+            for line in table.lines() {
+                assert!(line.chars().count() <= width, "{width}: {line}");
+            }
+            assert!(
+                table.contains("reporting-job") && table.contains("status"),
+                "{table}"
+            );
+        }
+        let eighty = text(Some(80));
+        assert!(
+            !eighty.contains("watching") && !eighty.contains("namespace"),
+            "{eighty}"
+        );
+        assert!(eighty.contains("cpu") && eighty.contains("mem"), "{eighty}");
+    }
 
     #[test]
     fn app_status_is_cut_to_keep_the_table_narrow() {

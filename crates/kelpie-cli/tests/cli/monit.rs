@@ -400,6 +400,47 @@ fn list_watch_redraws_the_table_in_place_until_q() {
     assert!(screen.contains(" second "), "{screen}");
 }
 
+#[test]
+fn list_fits_an_80_column_terminal_with_a_scheduled_app_by_leaving_columns_out() {
+    let k = kelpie();
+    let fake = k.fake_app();
+    k.ok(&[
+        "start",
+        &fake,
+        "--name",
+        "nightly-report-exporter",
+        "--namespace",
+        "reporting",
+        "--cron-restart",
+        "0 3 * * *",
+        "--",
+        "--notify",
+        "STATUS=exporting yesterday's orders to the warehouse",
+    ]);
+    k.ok(&["start", &fake, "--name", "api", "--watch"]);
+    // Piped: every column, as scripts read it.
+    let piped = k.ok(&["list"]);
+    assert!(piped.lines().any(|l| l.chars().count() > 80), "{piped}");
+    let Some(term) = Tmux::start(&k) else { return };
+    term.type_line(&format!("{} list", kelpie_bin().display()));
+    let screen = term.wait_for_screen("the table", 10 * SECS, |s| s.contains('└'));
+    for line in screen.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "wider than the terminal: {line}"
+        );
+    }
+    // What tells the apps apart and their state stays; nothing wraps onto a second row.
+    for kept in ["nightly-report-exporter", "api", "status", "schedule"] {
+        assert!(screen.contains(kept), "{kept}: {screen}");
+    }
+    assert_eq!(
+        screen.lines().filter(|l| l.starts_with('│')).count(),
+        3,
+        "a header and two rows: {screen}"
+    );
+}
+
 /// A Node app speaking `@pm2/io`'s protocol itself over its IPC channel (no npm package): two
 /// metrics, one a number and one text, as the SDK sends them (every 200 ms).
 const SDK_APP: &str = r#"

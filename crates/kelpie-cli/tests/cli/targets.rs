@@ -243,7 +243,10 @@ fn each_apps_first_instance_takes_the_next_id_in_the_files_order_as_in_pm2() {
         k.jlist()
             .iter()
             .filter(|p| p["pm2_env"]["status"] == "stopped")
-            .map(|p| (p["name"].as_str().unwrap_or_default().to_string(), p["pm_id"].as_u64()))
+            .map(|p| (
+                p["name"].as_str().unwrap_or_default().to_string(),
+                p["pm_id"].as_u64()
+            ))
             .collect::<Vec<_>>(),
         [("app3".to_string(), Some(2))]
     );

@@ -763,10 +763,22 @@ mod tests {
             rules.ignores(&path, &path)
         };
         // (What is under an ignored directory is never reached: the directory is not watched.)
-        for build in ["target", "target/debug/app", "dist", "lib/__pycache__", "src/gen"] {
+        for build in [
+            "target",
+            "target/debug/app",
+            "dist",
+            "lib/__pycache__",
+            "src/gen",
+        ] {
             assert!(ignored(build), "{build}");
         }
-        for source in [".env", "server.log", "src/index.js", "data", "lib/target-ish.js"] {
+        for source in [
+            ".env",
+            "server.log",
+            "src/index.js",
+            "data",
+            "lib/target-ish.js",
+        ] {
             assert!(!ignored(source), "{source}");
         }
     }

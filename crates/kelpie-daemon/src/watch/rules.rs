@@ -177,7 +177,8 @@ fn gitignored_directories(cwd: &Path) -> Vec<String> {
         .filter_map(|line| {
             let directory = line.ends_with('/');
             let pattern = line.trim_end_matches('/');
-            let anchored = pattern.starts_with('/') || pattern.trim_start_matches('/').contains('/');
+            let anchored =
+                pattern.starts_with('/') || pattern.trim_start_matches('/').contains('/');
             let pattern = pattern.trim_start_matches('/');
             if pattern.is_empty() {
                 return None;
@@ -196,4 +197,3 @@ fn gitignored_directories(cwd: &Path) -> Vec<String> {
         })
         .collect()
 }
-

@@ -48,7 +48,9 @@ pub(super) fn in_pm2_order(counts: &[u32]) -> Vec<Vec<u32>> {
         slots[index] = if offsets[app].len() < counts[app] as usize {
             Some((app, at + NEXT_INSTANCE))
         } else {
-            waiting.next().map(|waiting_app| (waiting_app, at + NEXT_APP))
+            waiting
+                .next()
+                .map(|waiting_app| (waiting_app, at + NEXT_APP))
         };
     }
     offsets
