@@ -35,6 +35,7 @@ mod cli {
     mod pid1;
     mod pm2_listing;
     mod pm2_runtime;
+    mod readme;
     mod restart_counts;
     mod runtime;
     mod runtime_metrics;
