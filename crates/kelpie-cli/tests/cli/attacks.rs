@@ -54,6 +54,13 @@ fn vault(k: &Kelpie) -> PathBuf {
     vault
 }
 
+/// SIGKILL `pid` (the daemon), as `kill -9` does.
+fn unsafe_free_kill(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+}
+
 fn requires_root(what: &str) -> bool {
     if !is_root() {
         kelpie_testkit::skip(&format!("needs root: {what}"));
@@ -126,6 +133,16 @@ fn an_apps_user_cannot_make_the_root_daemon_write_through_its_log_and_pid_files(
         "root's own\n"
     );
     assert_eq!(mode(&vault.join("secret")), 0o600);
+    // With the daemon killed, its keeper writes the apps' output into their log files: with
+    // the daemon's rights, so through the same guarded walk.
+    let daemon = k.daemon_pid().expect("daemon");
+    unsafe_free_kill(daemon);
+    std::thread::sleep(2 * SECS);
+    assert!(
+        !vault.join("cron").exists(),
+        "the keeper created a file through the app's link"
+    );
+    k.ok(&["ping"]);
     // `kelpie flush` as root through a link nobody placed: nothing truncated.
     std::fs::remove_file(logs.join("err.log")).expect("rm");
     symlink(vault.join("secret"), logs.join("err.log")).expect("link");

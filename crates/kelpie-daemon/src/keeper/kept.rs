@@ -123,16 +123,18 @@ fn discard_some(mut pipe: &std::fs::File) -> u64 {
     pipe.read(&mut buf).map_or(0, |n| n as u64)
 }
 
-/// Open an app's log file to write at its end (created if missing); only a regular file (a
-/// FIFO nobody reads, or a device, is left to the spool).
+/// Open an app's log file to write at its end (created if missing, 0640, as the daemon makes
+/// it); only a regular file (a FIFO nobody reads, or a device, is left to the spool). Walked as
+/// the daemon walks it (`kelpie_sys::GuardedDir`): the keeper runs with the daemon's rights,
+/// and the app's user may control the directory.
 pub(super) fn open_log_file(path: &std::path::Path) -> Option<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .custom_flags(kelpie_sys::O_NONBLOCK)
-        .open(path)
-        .ok()?;
+    let how = kelpie_sys::FileOpen {
+        read: false,
+        write: true,
+        create: Some(0o640),
+        nonblock: true,
+    };
+    let file = kelpie_sys::open_guarded(path, how, Some(0o755)).ok()?.file;
     file.metadata().is_ok_and(|m| m.is_file()).then_some(file)
 }
 
