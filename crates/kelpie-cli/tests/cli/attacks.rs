@@ -54,6 +54,20 @@ fn vault(k: &Kelpie) -> PathBuf {
     vault
 }
 
+/// Ends a daemon started in a home other than the test's own, when dropped.
+struct KillHome(PathBuf);
+
+impl Drop for KillHome {
+    fn drop(&mut self) {
+        if self.0.join("kelpie.sock").exists() {
+            let _ = std::process::Command::new(env!("CARGO_BIN_EXE_kelpie"))
+                .arg("kill")
+                .env("KELPIE_HOME", &self.0)
+                .output();
+        }
+    }
+}
+
 /// SIGKILL `pid` (the daemon), as `kill -9` does.
 fn unsafe_free_kill(pid: u32) {
     let _ = std::process::Command::new("kill")
@@ -205,6 +219,8 @@ fn a_home_another_user_owns_or_may_change_is_refused() {
     let k = kelpie();
     let (uid, gid) = nobody();
     let refused = |home: &Path, blamed: &Path, owner: &str| {
+        // A daemon that did start there (the refusal failed) is ended with the test.
+        let _left = KillHome(home.to_path_buf());
         let out = k
             .command(&["start", &k.fake_app(), "--name", "x"])
             .env("KELPIE_HOME", home)
@@ -254,8 +270,22 @@ fn get(port: u16, path: &str) -> (u16, String) {
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     )
     .expect("send");
-    let mut raw = String::new();
-    let _ = stream.read_to_string(&mut raw);
+    // Within 10 s for the whole answer: a stream that never ends is cut there.
+    stream.set_read_timeout(Some(SECS)).expect("timeout");
+    let deadline = Instant::now() + 10 * SECS;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    while Instant::now() < deadline && raw.len() < 1 << 20 {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+    }
+    let raw = String::from_utf8_lossy(&raw).into_owned();
     let status = raw
         .split_whitespace()
         .nth(1)
