@@ -85,9 +85,10 @@ fn take_all(home: &Home, socket: &OwnedFd) -> Result<Reclaimed, ReclaimError> {
                 holding,
                 spool,
                 dropped,
+                skip_line,
             } => {
                 reclaimed.dropped += dropped;
-                let backlog = match &spool {
+                let mut backlog = match &spool {
                     Some(path) => {
                         spools.push(path.clone());
                         let (backlog, left) = read_spool(path, budget);
@@ -97,6 +98,11 @@ fn take_all(home: &Home, socket: &OwnedFd) -> Result<Reclaimed, ReclaimError> {
                     }
                     None => Vec::new(),
                 };
+                if let (true, Some(pipe)) = (skip_line, fds.first()) {
+                    let (skipped, rest) = drop_line_head(pipe);
+                    reclaimed.dropped += skipped;
+                    backlog.extend_from_slice(&rest);
+                }
                 add_entry(&mut reclaimed, holding, fds, backlog);
             }
         }
@@ -108,6 +114,31 @@ fn take_all(home: &Home, socket: &OwnedFd) -> Result<Reclaimed, ReclaimError> {
         }
     }
     Ok(reclaimed)
+}
+
+/// The rest of a line whose start a full disk dropped, at the head of `pipe`: read and dropped
+/// to its end (what was read after it is returned, to be written first). As much as the pipe
+/// holds now: a line whose end has not come yet keeps its tail.
+fn drop_line_head(pipe: &OwnedFd) -> (u64, Vec<u8>) {
+    let mut file = std::fs::File::from(match pipe.try_clone() {
+        Ok(fd) => fd,
+        Err(_) => return (0, Vec::new()),
+    });
+    let mut dropped = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        // Only what it holds now: never a wait for the app.
+        if !kelpie_sys::wait_readable(pipe.as_fd(), Duration::ZERO).unwrap_or(false) {
+            return (dropped, Vec::new());
+        }
+        match file.read(&mut buf) {
+            Ok(0) | Err(_) => return (dropped, Vec::new()),
+            Ok(n) => match memchr::memchr(b'\n', &buf[..n]) {
+                Some(end) => return (dropped + end as u64 + 1, buf[end + 1..n].to_vec()),
+                None => dropped += n as u64,
+            },
+        }
+    }
 }
 
 fn add_entry(reclaimed: &mut Reclaimed, holding: Holding, fds: Vec<OwnedFd>, backlog: Vec<u8>) {

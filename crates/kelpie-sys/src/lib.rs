@@ -66,8 +66,8 @@ pub use memory::{
 };
 pub use notify_socket::{abstract_name, bind_notify_socket, pass_credentials, recv_notify};
 pub use pipes::{
-    nonblocking_pipe, output_pipe, pipe_bytes, pipe_hung_up, set_pipe_capacity, splice, tee,
-    PipeReader, O_NONBLOCK,
+    free_space, nonblocking_pipe, output_pipe, pipe_bytes, pipe_hung_up, reserve_space,
+    set_pipe_capacity, splice, tee, PipeReader, O_NONBLOCK,
 };
 pub use poll::{wait_readable, wait_readable_any, wait_readable_many};
 pub use proc_counters::{read_counters, ProcessCounters};

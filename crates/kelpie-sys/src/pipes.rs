@@ -96,6 +96,44 @@ pub fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> std::io::
     )?)
 }
 
+/// Set aside room for `len` bytes of the file `fd` from `offset` (`fallocate` with
+/// `FALLOC_FL_KEEP_SIZE`: its size does not change), so that writing them cannot fail for want
+/// of space: on a full disk the reservation fails (`ENOSPC`) and nothing is written, where a
+/// write would take part of a line and stop. A file system that cannot reserve (it does not
+/// support it) is `Ok`: nothing is promised there.
+pub fn reserve_space(fd: BorrowedFd<'_>, offset: u64, len: u64) -> std::io::Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use rustix::io::Errno;
+        match rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::KEEP_SIZE, offset, len) {
+            Ok(()) => Ok(()),
+            Err(Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL | Errno::NODEV | Errno::SPIPE) => {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (fd, offset, len);
+        Ok(())
+    }
+}
+
+/// Bytes the file `fd` can still grow by: what its file system has left (those reserved for
+/// root included: what a root daemon can take), and what its last block has beyond its end;
+/// `None` when it cannot say.
+pub fn free_space(fd: BorrowedFd<'_>) -> Option<u64> {
+    let fs = rustix::fs::fstatvfs(fd).ok()?;
+    let file = rustix::fs::fstat(fd).ok()?;
+    let allocated = (file.st_blocks as u64).saturating_mul(512);
+    let slack = allocated.saturating_sub(file.st_size as u64);
+    Some(fs.f_bfree.saturating_mul(fs.f_frsize).saturating_add(slack))
+}
+
 /// How many bytes pipe `fd` holds (`FIONREAD`); 0 when it cannot be asked.
 pub fn pipe_bytes(fd: BorrowedFd<'_>) -> u64 {
     rustix::io::ioctl_fionread(fd).unwrap_or(0)

@@ -22,6 +22,11 @@ pub(super) struct Kept {
     /// Where a pipe's bytes go while no daemon runs: its log file (raw lines), else a spool.
     pub(super) out: Out,
     pub(super) dropped: u64,
+    /// The last byte put out (into the file or the spool) ended no line: a drop must take the
+    /// line's start back first.
+    pub(super) mid_line: bool,
+    /// The start of the line the pipe's head continues was dropped: its rest is dropped too.
+    pub(super) skip_line: bool,
 }
 
 /// Where the keeper puts what a pipe holds while no daemon runs.
@@ -55,31 +60,60 @@ impl Kept {
             return true;
         }
         // The daemon writes without appending too (a splice refuses that): its end, then.
-        if file.seek(SeekFrom::End(0)).is_err() {
+        let Ok(end) = file.seek(SeekFrom::End(0)) else {
+            return false;
+        };
+        // Room for what the pipe holds first: on a full disk nothing moves (rather than part of
+        // a line), and it goes to the spool, or is dropped whole lines at a time.
+        let holds = (kelpie_sys::pipe_bytes(pipe.as_fd()) as usize).min(SPLICE_STEP);
+        if let Err(e) = kelpie_sys::reserve_space(file.as_fd(), end, holds as u64) {
+            self.cannot_write(&e);
             return false;
         }
-        match kelpie_sys::splice(pipe.as_fd(), file.as_fd(), SPLICE_STEP) {
+        let step = if holds > 0 { holds } else { SPLICE_STEP };
+        match kelpie_sys::splice(pipe.as_fd(), file.as_fd(), step) {
             Ok(0) => self.ended = true,
-            Ok(n) => *written += n as u64,
+            Ok(n) => {
+                *written += n as u64;
+                self.mid_line = ends_mid_line(file, end + n as u64);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
-                if let Holding::Pipe {
-                    pm_id,
-                    stream,
-                    file: Some(path),
-                } = &self.holding
-                {
-                    crate::daemon_log!(
-                        "keeper: cannot write the {} of id {pm_id} to {}: {e}; keeping it in a spool file instead",
-                        stream.pm2_name(),
-                        path.display()
-                    );
-                }
+                self.cannot_write(&e);
                 return false;
             }
         }
         true
+    }
+
+    /// Say (in the daemon's log) that the pipe's log file cannot be written.
+    fn cannot_write(&self, e: &std::io::Error) {
+        if let Holding::Pipe {
+            pm_id,
+            stream,
+            file: Some(path),
+        } = &self.holding
+        {
+            crate::daemon_log!(
+                "keeper: cannot write the {} of id {pm_id} to {}: {e}; keeping it in a spool file instead",
+                stream.pm2_name(),
+                path.display()
+            );
+        }
+    }
+
+    /// The log file can no longer be written: the start of a line it holds without its end is
+    /// taken back (its rest is dropped as it comes), so the file ends on a line boundary.
+    pub(super) fn leave_file(&mut self) {
+        if let Out::File(file, _) = &self.out {
+            if self.mid_line {
+                self.dropped += take_back_line(file);
+                self.mid_line = false;
+                self.skip_line = true;
+            }
+        }
+        self.out = Out::None;
     }
 
     /// Read what the pipe holds into its spool file.
@@ -101,19 +135,87 @@ impl Kept {
                 return;
             }
         };
+        let mut bytes = &buf[..n];
+        if self.skip_line {
+            // The rest of a line whose start was dropped: dropped too, to its end.
+            match memchr::memchr(b'\n', bytes) {
+                Some(end) => {
+                    self.dropped += (end + 1) as u64;
+                    self.skip_line = false;
+                    bytes = &bytes[end + 1..];
+                }
+                None => {
+                    self.dropped += bytes.len() as u64;
+                    return;
+                }
+            }
+        }
+        if bytes.is_empty() {
+            return;
+        }
         if matches!(self.out, Out::None) {
             self.out = open_spool(spool_dir, id).map_or(Out::None, Out::Spool);
         }
-        match &mut self.out {
-            Out::Spool(spool) if spool.written + n as u64 <= SPOOL_LIMIT => {
-                if spool.file.write_all(&buf[..n]).is_ok() {
-                    spool.written += n as u64;
+        let kept = match &mut self.out {
+            Out::Spool(spool) if spool.written + bytes.len() as u64 <= SPOOL_LIMIT => {
+                // Room first (a full disk takes nothing), then the bytes.
+                let room = kelpie_sys::reserve_space(
+                    spool.file.as_fd(),
+                    spool.written,
+                    bytes.len() as u64,
+                );
+                if room.is_ok() && spool.file.write_all(bytes).is_ok() {
+                    spool.written += bytes.len() as u64;
+                    true
                 } else {
-                    self.dropped += n as u64;
+                    false
                 }
             }
-            _ => self.dropped += n as u64,
+            _ => false,
+        };
+        if kept {
+            self.mid_line = bytes.last() != Some(&b'\n');
+            return;
         }
+        // Dropped whole lines at a time: the start of a line the spool holds is taken back,
+        // and the rest of one these bytes start goes with them.
+        if self.mid_line {
+            if let Out::Spool(spool) = &mut self.out {
+                let taken = take_back_line(&spool.file);
+                spool.written = spool.written.saturating_sub(taken);
+                self.dropped += taken;
+            }
+            self.mid_line = false;
+        }
+        self.dropped += bytes.len() as u64;
+        self.skip_line = bytes.last() != Some(&b'\n');
+    }
+}
+
+/// Whether the file, `len` bytes long, ends in the middle of a line (its last byte is no
+/// newline).
+fn ends_mid_line(file: &std::fs::File, len: u64) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut last = [0u8; 1];
+    len > 0 && file.read_at(&mut last, len - 1).is_ok_and(|n| n == 1) && last[0] != b'\n'
+}
+
+/// Take back the last line of `file` that has no end (truncate it to after its last newline,
+/// looked for in its last 1 MiB; truncating needs no room on a full disk): how many bytes went.
+fn take_back_line(file: &std::fs::File) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let Ok(len) = file.metadata().map(|m| m.len()) else {
+        return 0;
+    };
+    let from = len.saturating_sub(1 << 20);
+    let mut tail = vec![0u8; (len - from) as usize];
+    if file.read_exact_at(&mut tail, from).is_err() {
+        return 0;
+    }
+    let keep = memchr::memrchr(b'\n', &tail).map_or(from, |nl| from + nl as u64 + 1);
+    match file.set_len(keep) {
+        Ok(()) => len - keep,
+        Err(_) => 0,
     }
 }
 

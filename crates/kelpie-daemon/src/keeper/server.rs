@@ -312,6 +312,8 @@ impl Keeper {
                 ended,
                 out: Out::None,
                 dropped: 0,
+                mid_line: false,
+                skip_line: false,
             },
         );
     }
@@ -336,7 +338,7 @@ impl Keeper {
                 return;
             }
             // It could not be written: the next daemon writes what comes from the spool.
-            kept.out = Out::None;
+            kept.leave_file();
         }
         kept.spool_some(&spool_dir, id);
     }
@@ -415,6 +417,7 @@ impl Keeper {
                     Out::None | Out::File(..) => None,
                 },
                 dropped: kept.dropped,
+                skip_line: kept.skip_line,
             };
             if wire::send(taker.as_fd(), &entry, &fds).is_err() {
                 return false;

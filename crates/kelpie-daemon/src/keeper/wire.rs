@@ -137,6 +137,10 @@ pub(crate) enum FromKeeper {
         spool: Option<PathBuf>,
         /// Bytes read from it meanwhile that could not be kept.
         dropped: u64,
+        /// The pipe's head continues a line whose start was dropped (a full disk): the next
+        /// daemon drops it to that line's end, so no line is written cut short.
+        #[serde(default)]
+        skip_line: bool,
     },
     /// That was everything.
     Done {

@@ -165,7 +165,31 @@ impl Writer {
                 },
                 _ => rest.len(),
             };
-            let written = write_some(sink, slot, &rest[..take], mover);
+            // Room first, for whole lines: a full disk then takes the lines that fit and no part
+            // of the next one, which only a later truncation (that a SIGKILL can prevent) would
+            // take back.
+            let room = match room_for(slot, &rest[..take]) {
+                Ok(room) => room,
+                Err(e) => {
+                    failed(sink, format!("cannot write {}: {e}", sink.path().display()));
+                    0
+                }
+            };
+            let mut written = match room {
+                0 => Written {
+                    bytes: 0,
+                    stop: None,
+                },
+                room => write_some(sink, slot, &rest[..room], mover),
+            };
+            if written.stop.is_none() && room < take {
+                let full = std::io::Error::from_raw_os_error(libc_enospc());
+                failed(
+                    sink,
+                    format!("cannot write {}: {full}", sink.path().display()),
+                );
+                written.stop = Some(Stop::Failed);
+            }
             if written.bytes > 0 {
                 slot.mid_line = rest[written.bytes - 1] != b'\n';
             }
@@ -334,6 +358,36 @@ fn write_some(sink: &Sink, slot: &mut FileSlot, bytes: &[u8], mover: Mover<'_>) 
     }
     resumed(sink, slot);
     written
+}
+
+/// How much of `part` (whole lines) the file has room for, set aside at its end
+/// (`kelpie_sys::reserve_space`): all of it, or on a full disk the whole lines that fit (0 when
+/// not one does). A FIFO or a device takes what it takes.
+fn room_for(slot: &FileSlot, part: &[u8]) -> std::io::Result<usize> {
+    let Some(file) = slot.file.as_ref().filter(|_| slot.regular) else {
+        return Ok(part.len());
+    };
+    let fd = file.as_fd();
+    match kelpie_sys::reserve_space(fd, slot.size, part.len() as u64) {
+        Ok(()) => return Ok(part.len()),
+        Err(e) if e.raw_os_error() != Some(libc_enospc()) => return Err(e),
+        Err(_) => {}
+    }
+    let free = kelpie_sys::free_space(fd)
+        .unwrap_or(0)
+        .min(part.len() as u64) as usize;
+    let Some(fits) = memchr::memrchr(b'\n', &part[..free]).map(|newline| newline + 1) else {
+        return Ok(0);
+    };
+    match kelpie_sys::reserve_space(fd, slot.size, fits as u64) {
+        Ok(()) => Ok(fits),
+        Err(_) => Ok(0),
+    }
+}
+
+/// ENOSPC's number (a full disk).
+const fn libc_enospc() -> i32 {
+    28
 }
 
 /// Remove the last `bytes` bytes of a regular file (a line cut by a failed write); truncating
