@@ -26,7 +26,7 @@ use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -90,6 +90,8 @@ fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
+// `st_mode`'s type differs between systems (u32 on Linux, u16 on macOS).
+#[allow(clippy::unnecessary_cast)]
 fn trust_of(stat: &rfs::Stat) -> Trust {
     let owner = stat.st_uid;
     if owner != 0 && owner != euid() {
@@ -110,6 +112,8 @@ fn is_trusted_uid(uid: u32) -> bool {
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
+// `f_type`'s type differs between Linux architectures.
+#[allow(clippy::unnecessary_cast)]
 fn on_procfs(fd: &OwnedFd) -> bool {
     // PROC_SUPER_MAGIC.
     rfs::fstatfs(fd).is_ok_and(|fs| fs.f_type as i64 == 0x9fa0)
@@ -156,6 +160,8 @@ impl GuardedDir {
         })
     }
 
+    // `st_mode`'s type differs between systems (u32 on Linux, u16 on macOS).
+    #[allow(clippy::unnecessary_cast)]
     fn mode(&self) -> Option<u32> {
         rfs::fstat(&self.fd).ok().map(|s| s.st_mode as u32)
     }
@@ -272,16 +278,6 @@ impl GuardedDir {
                 "its directory may be changed by another user",
             )),
         }
-    }
-
-    /// The path this directory was reached by.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Whether only trusted users (root, the caller) may change this directory's entries.
-    pub fn is_trusted(&self) -> bool {
-        self.trust == Trust::Trusted
     }
 
     /// Open the file `name` here: a link is followed only where [`GuardedDir`] allows, and in a
@@ -445,11 +441,6 @@ impl GuardedDir {
         )?;
         Ok(rfs::fsync(fd)?)
     }
-
-    /// The descriptor, for calls of the caller's own.
-    pub fn fd(&self) -> impl AsFd + '_ {
-        &self.fd
-    }
 }
 
 enum Step {
@@ -501,93 +492,6 @@ pub fn guarded_parent(path: &Path, create_dirs: Option<u32>) -> io::Result<(Guar
 pub fn open_guarded(path: &Path, how: FileOpen, create_dirs: Option<u32>) -> io::Result<Opened> {
     let (dir, name) = guarded_parent(path, create_dirs)?;
     dir.open_file(&name, how)
-}
-
-/// Why a directory or file cannot be trusted with what the caller keeps in it: it, or a
-/// directory above it, belongs to another user or may be changed by one (as OpenSSH's
-/// `StrictModes`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Untrusted {
-    /// The path at fault.
-    pub path: PathBuf,
-    /// Its owner's name (or number) and mode.
-    pub owner: String,
-    pub mode: u32,
-    /// What is wrong with it.
-    pub why: &'static str,
-}
-
-impl std::fmt::Display for Untrusted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} is owned by {} with mode {:o}: {}",
-            self.path.display(),
-            self.owner,
-            self.mode & 0o7777,
-            self.why
-        )
-    }
-}
-
-/// Check that `path` (a directory or file that need not exist yet) and every directory above
-/// it, as written and as resolved, belong to root or the caller and that nobody else may change
-/// them (a sticky directory such as `/tmp` may be writable by others above a path of the
-/// caller's own). `path` itself, when it exists, must be the caller's own.
-pub fn check_owned_path(path: &Path) -> Result<(), Untrusted> {
-    let absolute = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().unwrap_or_default().join(path)
-    };
-    let mut paths = vec![absolute.clone()];
-    if let Ok(resolved) = absolute.canonicalize() {
-        if resolved != absolute {
-            paths.push(resolved);
-        }
-    }
-    for whole in &paths {
-        let mut ancestors: Vec<&Path> = whole.ancestors().collect();
-        ancestors.reverse();
-        let last = ancestors.len().saturating_sub(1);
-        for (i, at) in ancestors.into_iter().enumerate() {
-            let Ok(stat) = rfs::lstat(at) else {
-                // Not made yet: nothing below it exists either.
-                break;
-            };
-            let mode = stat.st_mode as u32;
-            let file_type = FileType::from_raw_mode(stat.st_mode);
-            let owner = stat.st_uid;
-            let untrusted = |why| Untrusted {
-                path: at.to_path_buf(),
-                owner: crate::username(owner),
-                mode,
-                why,
-            };
-            if i == last {
-                if owner != euid() {
-                    return Err(untrusted("it must belong to the user who runs kelpie"));
-                }
-                if file_type != FileType::Symlink && mode & 0o022 != 0 {
-                    return Err(untrusted(
-                        "its group or other users may change it (make it private: chmod go-w)",
-                    ));
-                }
-            } else {
-                if !is_trusted_uid(owner) {
-                    return Err(untrusted(
-                        "a directory above it belongs to another user, who could replace what is in it",
-                    ));
-                }
-                if file_type == FileType::Directory && mode & 0o022 != 0 && mode & 0o1000 == 0 {
-                    return Err(untrusted(
-                        "a directory above it may be changed by other users, who could replace what is in it",
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -667,23 +571,5 @@ mod tests {
         let (_, one) = guarded.create_temp(".x.tmp", 0o600).expect("temp");
         let (_, two) = guarded.create_temp(".x.tmp", 0o600).expect("temp");
         assert_ne!(one, two);
-    }
-
-    #[test]
-    fn an_owned_path_under_a_private_tree_passes_and_a_writable_one_does_not() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let home = dir.path().join("home");
-        assert_eq!(check_owned_path(&home), Ok(()), "not made yet");
-        std::fs::create_dir(&home).expect("mkdir");
-        assert_eq!(check_owned_path(&home), Ok(()));
-        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-        let refused = check_owned_path(&home).expect_err("writable by others");
-        assert_eq!(refused.path, home);
-        assert!(refused.to_string().contains("mode 777"), "{refused}");
-        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
-            .expect("chmod");
-        let refused = check_owned_path(&home.join("kelpie.toml")).expect_err("above");
-        assert_eq!(refused.path, dir.path());
     }
 }

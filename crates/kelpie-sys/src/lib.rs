@@ -33,6 +33,7 @@ mod sigwait;
 mod sockets;
 mod spawn;
 mod spawner;
+mod strict_modes;
 
 pub use affinity::{give_apps_their_cpus, keep_threads_on_one_cpu, on_every_cpu};
 pub use atomic::{
@@ -48,9 +49,7 @@ pub use fdpass::{
     send_with_fds, seqpacket_connect, seqpacket_listen, seqpacket_pair, set_receive_timeout,
     set_send_timeout, FileIdentity, MAX_FDS_PER_MESSAGE,
 };
-pub use guarded::{
-    check_owned_path, guarded_parent, open_guarded, FileOpen, GuardedDir, Opened, Untrusted,
-};
+pub use guarded::{guarded_parent, open_guarded, FileOpen, GuardedDir, Opened};
 pub use handoff::{
     child_has_ended, close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec,
     pidfd_open, redirect_output, take_inherited_fds, try_wait_child, ECHILD,
@@ -88,3 +87,4 @@ pub use sockets::{
     LISTEN_FDS_START,
 };
 pub use spawn::{open_cgroup_dir, Spawn, Spawned};
+pub use strict_modes::{check_owned_path, Untrusted};

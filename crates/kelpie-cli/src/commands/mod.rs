@@ -153,21 +153,12 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Resurrect => lifecycle::resurrect(&home),
         Command::Ping => lifecycle::ping(&home),
         Command::Report => lifecycle::report(&home),
-        Command::ProfileDaemon { .. } => {
-            outln!("[kelpie] PM2's profile:cpu and profile:mem profile the PM2 daemon itself. Kelpie's daemon is native code: profile it with `perf record -g -p <pid>` (`kelpie ping` prints its pid). To profile a Node app, start it with Node's own profiler: `kelpie restart <app> --node-args=\"--cpu-prof --cpu-prof-dir=/tmp/profiles\"` (`--heap-prof` for memory)");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::DeepUpdate => {
-            outln!("[kelpie] PM2's deepUpdate reinstalls PM2 from npm, then updates its daemon. With Kelpie, install the new version the way you installed this one (`cargo install --locked --path crates/kelpie-cli`, or `npm install -g kelpie`), then `kelpie update`: the daemon becomes the new binary in place, no app restarted (docs/startup.md)");
-            Ok(ExitCode::SUCCESS)
+        command @ (Command::ProfileDaemon { .. } | Command::DeepUpdate | Command::Plus { .. }) => {
+            pm2_only(&command)
         }
         Command::Web(args) => lifecycle::web(&home, args),
         Command::Kill => lifecycle::kill(&home),
         Command::Update => lifecycle::update(&home),
-        Command::Plus { .. } => {
-            outln!("[kelpie] PM2 Plus (`pm2 plus`, `pm2 link`) is PM2's hosted dashboard; Kelpie's is on this machine, no account needed: `kelpie web` serves a page, an HTTP API and Prometheus /metrics (docs/web.md, docs/observability.md), `kelpie monit` is the terminal dashboard");
-            Ok(ExitCode::SUCCESS)
-        }
         // PM2's `init simple` and `init` write its two templates; Kelpie's one example serves both.
         Command::Init { mode: _ } => lifecycle::init(),
         Command::Runtime(args) => runtime::runtime(home, *args),
@@ -178,6 +169,16 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Man => man::man(),
         Command::Conf(command) => conf::run(&home, command),
     }
+}
+
+/// PM2's verbs Kelpie answers with what to use instead (they work with PM2's own services).
+fn pm2_only(command: &Command) -> Result<ExitCode> {
+    match command {
+        Command::ProfileDaemon { .. } => outln!("[kelpie] PM2's profile:cpu and profile:mem profile the PM2 daemon itself. Kelpie's daemon is native code: profile it with `perf record -g -p <pid>` (`kelpie ping` prints its pid). To profile a Node app, start it with Node's own profiler: `kelpie restart <app> --node-args=\"--cpu-prof --cpu-prof-dir=/tmp/profiles\"` (`--heap-prof` for memory)"),
+        Command::DeepUpdate => outln!("[kelpie] PM2's deepUpdate reinstalls PM2 from npm, then updates its daemon. With Kelpie, install the new version the way you installed this one (`cargo install --locked --path crates/kelpie-cli`, or `npm install -g kelpie`), then `kelpie update`: the daemon becomes the new binary in place, no app restarted (docs/startup.md)"),
+        _ => outln!("[kelpie] PM2 Plus (`pm2 plus`, `pm2 link`) is PM2's hosted dashboard; Kelpie's is on this machine, no account needed: `kelpie web` serves a page, an HTTP API and Prometheus /metrics (docs/web.md, docs/observability.md), `kelpie monit` is the terminal dashboard"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Send one request to the daemon (starting it if needed) and turn an error answer into an error.

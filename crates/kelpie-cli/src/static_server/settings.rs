@@ -63,7 +63,7 @@ impl Settings {
         };
         let host = var("PM2_SERVE_HOST")
             .or_else(|| word(2))
-            .unwrap_or_else(|| kelpie_config::serve_default_host(&var).to_string());
+            .unwrap_or_else(|| kelpie_config::serve_default_host(var).to_string());
         let homepage = var("PM2_SERVE_HOMEPAGE").unwrap_or_else(|| DEFAULT_HOMEPAGE.to_string());
         let homepage = if homepage.starts_with('/') {
             homepage

@@ -77,7 +77,7 @@ fn unsafe_free_kill(pid: u32) {
 
 fn requires_root(what: &str) -> bool {
     if !is_root() {
-        kelpie_testkit::skip(&format!("needs root: {what}"));
+        kelpie_testkit::skip(format!("needs root: {what}"));
         return false;
     }
     true
@@ -137,6 +137,7 @@ fn an_apps_user_cannot_make_the_root_daemon_write_through_its_log_and_pid_files(
         std::fs::read_to_string(k.home().join("kelpie.log"))
             .is_ok_and(|log| log.contains("refusing to follow the symbolic link"))
     });
+    // pacing: the app prints on; what does not happen (a file through the link) needs time.
     std::thread::sleep(2 * SECS);
     assert!(
         !vault.join("cron").exists(),
@@ -151,6 +152,7 @@ fn an_apps_user_cannot_make_the_root_daemon_write_through_its_log_and_pid_files(
     // the daemon's rights, so through the same guarded walk.
     let daemon = k.daemon_pid().expect("daemon");
     unsafe_free_kill(daemon);
+    // pacing: the keeper writes the app's lines meanwhile; what must not happen needs time.
     std::thread::sleep(2 * SECS);
     assert!(
         !vault.join("cron").exists(),
@@ -180,6 +182,7 @@ fn an_apps_user_cannot_make_the_root_daemon_write_through_its_log_and_pid_files(
         ),
     );
     k.ok(&["start", &file]);
+    // pacing: the app prints at once; what must not happen (a file in the vault) needs time.
     std::thread::sleep(SECS);
     assert!(
         !vault.join("out.log").exists(),
@@ -623,11 +626,13 @@ fn stalled_live_streams_are_cut_and_cost_the_daemon_little() {
     let token = token.trim();
     k.ok(&["start", &k.fake_app(), "--name", "flood", "--", "--flood"]);
     let daemon = k.daemon_pid().expect("daemon");
+    // pacing: the daemon's memory with the flood going, before any stream (no event says so).
     std::thread::sleep(2 * SECS);
     let before = rss_kb(daemon);
     // Without the token no stream opens at all.
     assert_eq!(get(port, "/api/events").0, 401);
     let stalled: Vec<_> = (0..16).map(|_| stalled_stream(port, token)).collect();
+    // pacing: the 16 requests reach the server (nothing answers them to wait on).
     std::thread::sleep(SECS);
     // Every slot for live streams is taken: the next is refused at once, and the rest of the
     // API still answers.
@@ -647,6 +652,7 @@ fn stalled_live_streams_are_cut_and_cost_the_daemon_little() {
     assert_eq!(status.as_deref(), Some("503"), "{body}");
     k.ok(&["list"]);
     // The flood goes on for a while: what the stalled readers would have held stays bounded.
+    // pacing: the length of the measurement.
     std::thread::sleep(8 * SECS);
     let grown = rss_kb(daemon).saturating_sub(before);
     assert!(
@@ -686,6 +692,7 @@ fn stalled_live_streams_are_cut_and_cost_the_daemon_little() {
         use std::io::Read;
         // Slowly at first, so it falls behind; then as fast as it can, to the stream's end.
         if started.elapsed() < 4 * SECS {
+            // pacing: a slow reader's pace.
             std::thread::sleep(Duration::from_millis(100));
         }
         match slow.read(

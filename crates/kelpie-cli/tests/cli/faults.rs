@@ -425,8 +425,10 @@ fn a_full_home_while_the_daemon_is_dead_costs_the_keeper_whole_lines_only() {
         let _ = Command::new("kill")
             .args(["-KILL", &daemon.to_string()])
             .status();
+        // pacing: the keeper takes the pipes over and writes them for a while.
         std::thread::sleep(Duration::from_millis(300));
         fill(&k, &filler);
+        // pacing: the home stays full this long (the fault itself).
         std::thread::sleep(2 * SECS);
         std::fs::remove_file(&filler).expect("free the space");
         // A daemon comes back and takes the apps over from the keeper.

@@ -857,6 +857,7 @@ fn a_leak_found_after_start_up_is_restarted_at_once_and_a_memory_loop_counts_as_
         "--exit-code",
         "1",
     ]);
+    // pacing: the two loops run side by side this long (the 12 s).
     std::thread::sleep(12 * SECS);
     let count = |name: &str| {
         k.app(name)["pm2_env"]["restart_time"]

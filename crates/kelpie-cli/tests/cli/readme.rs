@@ -159,6 +159,7 @@ fn every_line_of_the_quick_start_runs_as_written() {
                 std::fs::create_dir_all(&target).expect("target");
                 let touched = target.join(format!("readme-test-{}", std::process::id()));
                 std::fs::write(&touched, "x").expect("write");
+                // pacing: a restart that must not come has its watch delay and more to show.
                 std::thread::sleep(3 * SECS);
                 let _ = std::fs::remove_file(&touched);
                 assert_eq!(

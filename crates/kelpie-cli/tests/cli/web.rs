@@ -804,11 +804,12 @@ const { chromium } = require(process.env.PLAYWRIGHT);
     const facts = await page.locator("#facts").textContent();
     // A periodic job: when it runs next beside its status, and how its last run ended.
     const job = page.locator('tr[data-name="job"]');
-    await job.locator(".status", { hasText: "next" }).first().waitFor({ timeout });
-    const jobStatus = (await job.locator(".status").textContent()).trim();
+    await job.locator(".note", { hasText: "next" }).first().waitFor({ timeout });
+    const jobStatus = (await job.locator("td.status-cell").textContent()).trim();
     await job.locator("td.name").click();
     await page.locator("#facts", { hasText: "last run" }).waitFor({ timeout });
     const jobFacts = await page.locator("#facts").textContent();
+    const jobNextRun = await page.locator("#facts dt", { hasText: "next run" }).evaluate((dt) => dt.nextElementSibling.textContent);
     // An app using PM2's SDK protocol: its code metrics and actions.
     await page.locator('tr[data-name="sdk"] td.name').click();
     await page.locator("#facts", { hasText: "code metrics" }).waitFor({ timeout });
@@ -820,7 +821,7 @@ const { chromium } = require(process.env.PLAYWRIGHT);
     await page.locator("#host", { hasText: "cpus" }).waitFor({ timeout });
     const host = await page.locator("#host").textContent();
     if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT });
-    console.log(JSON.stringify({ address, before, after, sameRow, shown, exits, facts, jobStatus, jobFacts, sdkFacts, host, errors }));
+    console.log(JSON.stringify({ address, before, after, sameRow, shown, exits, facts, jobStatus, jobFacts, jobNextRun, sdkFacts, host, errors }));
   } finally {
     await context.close();
   }
@@ -868,34 +869,10 @@ fn the_page_shows_apps_restarts_them_and_shows_their_logs_in_chromium() {
     );
     k.ok(&["start", &sdk, "--name", "sdk"]);
     wait_http(&k, port);
-    let (Some(chromium), Some(playwright)) = (chromium(), playwright()) else {
+    let screenshot = std::env::var("KELPIE_WEB_SCREENSHOT").unwrap_or_default();
+    let Some(seen) = drive(&k, port, BROWSER_SCRIPT, &[("SCREENSHOT", &screenshot)]) else {
         return;
     };
-    let profile = tempfile::tempdir().expect("profile");
-    let script = k.write("drive.js", BROWSER_SCRIPT);
-    let out = Command::new("node")
-        .arg(&script)
-        .env("PLAYWRIGHT", playwright.join("playwright-core"))
-        .env("CHROMIUM", &chromium)
-        .env("PROFILE", profile.path())
-        // As `kelpie web` prints it: the token after `#`.
-        .env(
-            "URL",
-            format!("http://127.0.0.1:{port}/#token={}", stored_token(&k)),
-        )
-        .env(
-            "SCREENSHOT",
-            std::env::var("KELPIE_WEB_SCREENSHOT").unwrap_or_default(),
-        )
-        .output()
-        .expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the browser run failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: Value = serde_json::from_str(stdout.trim()).expect("the script's JSON");
     assert_eq!(seen["errors"], serde_json::json!([]), "errors on the page");
     assert_eq!(
         seen["address"],
@@ -944,8 +921,19 @@ fn the_page_shows_apps_restarts_them_and_shows_their_logs_in_chromium() {
     assert!(
         seen["jobStatus"]
             .as_str()
-            .is_some_and(|s| s.contains("· next ")),
+            .is_some_and(|s| s.contains("next ")),
         "a periodic job shows its next run: {seen}"
+    );
+    // Date, time and zone (the browser's, the job naming none), and how soon.
+    let next_run = seen["jobNextRun"].as_str().unwrap_or_default();
+    let words: Vec<&str> = next_run.split_whitespace().collect();
+    assert!(
+        words.len() >= 4
+            && is_date(words[0])
+            && is_time(words[1])
+            && !words[2].starts_with('(')
+            && (words[3] == "(in" || words[3] == "(now)"),
+        "the next run has its date, time and zone, and how soon: {next_run:?}"
     );
     let sdk_facts = seen["sdkFacts"].as_str().unwrap_or_default();
     for fact in [
@@ -973,6 +961,351 @@ fn the_page_shows_apps_restarts_them_and_shows_their_logs_in_chromium() {
     for figure in ["cpu ", "mem ", " free of ", "load ", "io ", "net "] {
         assert!(host.contains(figure), "{figure}: {seen}");
     }
+}
+
+/// Looks at the page at 1024, 1280, 1400 and 1920 px wide (screenshots of 1280 and 1920, in
+/// `$SHOTS`), checking at each that no control sticks out of its cell, row or panel, is cut
+/// or covered, and that the header is one line; then at 1280: which app is selected first, the
+/// buttons of a stopped app and of a running one, start, delete (refused, then confirmed), and
+/// the next run of a nightly job.
+const LAYOUT_SCRIPT: &str = r##"
+const { chromium } = require(process.env.PLAYWRIGHT);
+// What is cut, covered, sticks out or wraps at this width: [] when the layout holds.
+function layoutProblems() {
+  const problems = [];
+  const root = document.documentElement;
+  const name = (el) => {
+    const row = el.closest("tr[data-name]");
+    return el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + (el.dataset.action ? "[" + el.dataset.action + "]" : "")
+      + (row ? " of " + row.dataset.name : "") + " " + JSON.stringify(el.textContent.trim().slice(0, 40));
+  };
+  const shown = (el) => el.getClientRects().length > 0;
+  const inside = (r, box) => r.left >= box.left - 0.5 && r.right <= box.right + 0.5 && r.top >= box.top - 0.5 && r.bottom <= box.bottom + 0.5;
+  if (root.scrollWidth > root.clientWidth) problems.push("the page scrolls sideways: " + root.scrollWidth + " > " + root.clientWidth);
+  for (const box of document.querySelectorAll(".table-box")) {
+    if (box.scrollWidth > box.clientWidth) problems.push("the list is wider than its panel: " + box.scrollWidth + " > " + box.clientWidth);
+  }
+  const header = document.querySelector("header");
+  const elements = document.querySelectorAll("button, input, label, h1, h2, th, td, .status, .note, header > *, #host > span");
+  for (const el of elements) {
+    if (!shown(el)) continue;
+    const r = el.getBoundingClientRect();
+    const style = getComputedStyle(el);
+    // Its own content cut (an inline box has no scroll size of its own: its box is checked below).
+    if (style.display !== "inline" && el.tagName !== "INPUT" && el.scrollWidth > el.clientWidth + 1) {
+      problems.push(name(el) + " is cut: " + el.scrollWidth + " > " + el.clientWidth + " px");
+    }
+    if (r.left < 0 || r.right > root.clientWidth + 0.5) problems.push(name(el) + " is off the page");
+    // Within its cell, its row, its panel.
+    for (const holder of [el.parentElement.closest("td, th"), el.closest("tr"), el.parentElement.closest("section, header")]) {
+      if (holder && holder !== el && !inside(r, holder.getBoundingClientRect())) {
+        problems.push(name(el) + " sticks out of its " + holder.tagName.toLowerCase());
+      }
+    }
+    // Nothing painted over a control: what is at its middle and near its ends is itself.
+    if (el.matches("button, input")) {
+      const y = (r.top + r.bottom) / 2;
+      for (const x of [r.left + 2, (r.left + r.right) / 2, r.right - 2]) {
+        if (y < 0 || y >= root.clientHeight) continue;
+        const top = document.elementFromPoint(x, y);
+        if (!top || (top !== el && !el.contains(top))) {
+          problems.push(name(el) + " is covered at x=" + Math.round(x) + " by " + (top ? name(top) : "nothing"));
+          break;
+        }
+      }
+    }
+  }
+  // The header: one line, all of it.
+  if (header.scrollWidth > header.clientWidth) problems.push("the header is wider than the page");
+  const middles = [];
+  for (const el of header.children) {
+    if (!shown(el)) continue;
+    const r = el.getBoundingClientRect();
+    middles.push((r.top + r.bottom) / 2);
+    const range = document.createRange();
+    range.selectNodeContents(el);
+    const tops = [...range.getClientRects()].filter((b) => b.width > 0).map((b) => b.top);
+    if (tops.length && Math.max(...tops) - Math.min(...tops) > 3) problems.push(name(el) + " wraps onto " + "more than one line");
+  }
+  if (Math.max(...middles) - Math.min(...middles) > 3) problems.push("the header's parts are not on one line: " + middles.join(", "));
+  return problems;
+}
+// The actions a row offers, as shown.
+const offered = (row) => [...row.querySelectorAll("button")].filter((b) => b.getClientRects().length).map((b) => b.dataset.action);
+(async () => {
+  const context = await chromium.launchPersistentContext(process.env.PROFILE, {
+    executablePath: process.env.CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    viewport: { width: 1280, height: 1000 },
+  });
+  const timeout = 15000;
+  try {
+    const page = context.pages()[0] || await context.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    // The page before any data came (its calls held back): the header is one line already.
+    let release;
+    const held = new Promise((resolve) => { release = resolve; });
+    await page.route("**/api/**", async (route) => { await held; await route.continue(); });
+    await page.goto(process.env.URL);
+    const early = [await page.locator("#conn").textContent(), ...await page.evaluate(layoutProblems)];
+    release();
+    await page.unrouteAll({ behavior: "wait" });
+    // Everything there: the rows, the host's use, the daemon, the selected app's facts.
+    await page.locator('tr[data-name="tick"] .status.online').waitFor({ timeout });
+    await page.locator('tr[data-name="nightly"] .note', { hasText: "next" }).waitFor({ timeout });
+    await page.locator("#host", { hasText: "cpus" }).waitFor({ timeout });
+    await page.locator("#daemon", { hasText: "daemon" }).waitFor({ timeout });
+    await page.locator("#facts", { hasText: "status" }).waitFor({ timeout });
+    const firstListed = await page.locator("#apps tr").first().getAttribute("data-name");
+    const selected = await page.locator("#apps tr.selected").getAttribute("data-name");
+    const detailTitle = await page.locator("#detail-title").textContent();
+    const layout = {};
+    for (const width of [1024, 1280, 1400, 1920]) {
+      await page.setViewportSize({ width, height: 1000 });
+      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+      layout[width] = await page.evaluate(layoutProblems);
+      if (width === 1280 || width === 1920) {
+        await page.screenshot({ path: process.env.SHOTS + "/page-" + width + ".png", fullPage: true });
+      }
+    }
+    await page.setViewportSize({ width: 1280, height: 1000 });
+    const idle = page.locator('tr[data-name="idle"]');
+    const offers = {
+      stopped: await idle.evaluate(offered),
+      running: await page.locator('tr[data-name="tick"]').evaluate(offered),
+    };
+    // Start the stopped app from its row.
+    await idle.locator('button[data-action="start"]').click();
+    await idle.locator(".status.online").waitFor({ timeout });
+    await page.waitForFunction(() => {
+      const row = document.querySelector('tr[data-name="idle"]');
+      return [...row.querySelectorAll("button")].filter((b) => b.getClientRects().length).length === 3;
+    }, null, { timeout });
+    offers.started = await idle.evaluate(offered);
+    // Delete asks first: refused, the app stays; confirmed, it goes.
+    const asked = [];
+    const spare = page.locator('tr[data-name="spare"]');
+    page.once("dialog", (d) => { asked.push(d.message()); d.dismiss(); });
+    await spare.locator('button[data-action="delete"]').click();
+    await page.waitForTimeout(2500);
+    const keptAfterNo = await spare.count();
+    page.once("dialog", (d) => { asked.push(d.message()); d.accept(); });
+    await spare.locator('button[data-action="delete"]').click();
+    await spare.waitFor({ state: "detached", timeout });
+    // A nightly job's next run: date, time, zone, how soon; the same in its row's tooltip.
+    const nightly = page.locator('tr[data-name="nightly"]');
+    const nightlyNote = (await nightly.locator(".note").textContent()).trim();
+    const nightlyTitle = await nightly.locator(".note").getAttribute("title");
+    await nightly.locator("td.name").click();
+    const nextRun = page.locator("#facts dt", { hasText: "next run" });
+    await nextRun.waitFor({ timeout });
+    const nightlyNextRun = await nextRun.evaluate((dt) => dt.nextElementSibling.textContent);
+    console.log(JSON.stringify({ early, firstListed, selected, detailTitle, layout, offers, asked, keptAfterNo,
+      nightlyNote, nightlyTitle, nightlyNextRun, errors }));
+  } finally {
+    await context.close();
+  }
+})().catch((e) => { console.error(e); process.exit(1); });
+"##;
+
+#[test]
+fn the_page_fits_1024_to_1920_px_and_offers_start_and_delete_for_a_stopped_app_in_chromium() {
+    let k = kelpie();
+    let port = free_port();
+    write_settings(&k, &format!("[web]\nport = {port}\n"));
+    // The first app listed is stopped before the page opens: the page selects a running one.
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "idle",
+        "--",
+        "--tick",
+        "500",
+    ]);
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "tick",
+        "--",
+        "--tick",
+        "200",
+    ]);
+    k.ok(&["start", &k.fake_app(), "--name", "spare"]);
+    // A long name, and a job at 3 every night in Paris: its schedule under its status.
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "a-rather-long-application-name-for-the-api-server",
+    ]);
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "nightly",
+        "--no-autorestart",
+        "--cron-restart",
+        "0 3 * * *",
+        "--cron-timezone",
+        "Europe/Paris",
+        "--",
+        "--exit-after",
+        "50",
+    ]);
+    k.ok(&["stop", "idle"]);
+    k.ok(&["stop", "spare"]);
+    wait_http(&k, port);
+    // Kept where asked, else in the test's directory.
+    let shots = std::env::var("KELPIE_WEB_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| k.dir.path().to_path_buf());
+    std::fs::create_dir_all(&shots).expect("the screenshots' directory");
+    let shots_env = shots.display().to_string();
+    let Some(seen) = drive(&k, port, LAYOUT_SCRIPT, &[("SHOTS", &shots_env)]) else {
+        return;
+    };
+    assert_eq!(seen["errors"], serde_json::json!([]), "errors on the page");
+    for width in ["1024", "1280", "1400", "1920"] {
+        assert_eq!(
+            seen["layout"][width],
+            serde_json::json!([]),
+            "at {width} px wide, nothing may be cut, covered or stick out, and the header \
+             is one line: {seen}"
+        );
+    }
+    assert_eq!(
+        seen["early"],
+        serde_json::json!(["connecting"]),
+        "before any data, at 1280 px: {seen}"
+    );
+    for width in [1280, 1920] {
+        let shot = shots.join(format!("page-{width}.png"));
+        let size = std::fs::metadata(&shot).map_or(0, |m| m.len());
+        assert!(size > 10_000, "{}: {size} bytes", shot.display());
+    }
+
+    assert_eq!(seen["firstListed"], "idle", "{seen}");
+    assert_eq!(
+        seen["selected"], "tick",
+        "the first running app is selected, not the first listed (stopped): {seen}"
+    );
+    assert_eq!(seen["detailTitle"], "tick · id 1", "{seen}");
+
+    assert_eq!(
+        seen["offers"]["stopped"],
+        serde_json::json!(["start", "delete"]),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["offers"]["running"],
+        serde_json::json!(["restart", "reload", "stop"]),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["offers"]["started"],
+        serde_json::json!(["restart", "reload", "stop"]),
+        "once started, it offers what a running app does: {seen}"
+    );
+    assert_eq!(k.status("idle"), "online", "the click started it");
+    assert!(k.pid("idle") > 0);
+
+    let asked = seen["asked"].as_array().expect("the dialogs");
+    assert_eq!(asked.len(), 2, "delete asks each time: {seen}");
+    assert!(
+        asked
+            .iter()
+            .all(|m| m.as_str().is_some_and(|m| m.contains("spare (id 2)"))),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["keptAfterNo"], 1,
+        "refused, nothing is deleted: {seen}"
+    );
+    assert!(
+        k.jlist().iter().all(|p| p["name"] != "spare"),
+        "confirmed, it is deleted"
+    );
+    assert_eq!(k.jlist().len(), 4);
+
+    // 3 at night in Paris, whatever the browser's zone.
+    let next_run = seen["nightlyNextRun"].as_str().unwrap_or_default();
+    let words: Vec<&str> = next_run.split_whitespace().collect();
+    assert!(
+        words.len() >= 4
+            && is_date(words[0])
+            && words[1] == "03:00"
+            && words[2] == "Europe/Paris"
+            && words[3] == "(in",
+        "the next run with its date, time and zone, and how soon: {next_run:?}"
+    );
+    let title = seen["nightlyTitle"].as_str().unwrap_or_default();
+    assert!(
+        title.contains(&format!("{} 03:00 Europe/Paris", words[0])),
+        "the row's tooltip: {title:?}"
+    );
+    assert!(
+        seen["nightlyNote"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("next in ")),
+        "{seen}"
+    );
+}
+
+/// Runs `script` in node with Playwright and Chromium against the page on `port` (its address as
+/// `kelpie web` prints it: the token after `#`) and `env`; what the script printed, as JSON. None
+/// when the tools are not there (skipped).
+fn drive(k: &Kelpie, port: u16, script: &str, env: &[(&str, &str)]) -> Option<Value> {
+    let (Some(chromium), Some(playwright)) = (chromium(), playwright()) else {
+        return None;
+    };
+    let profile = tempfile::tempdir().expect("profile");
+    let script = k.write("drive.js", script);
+    let out = Command::new("node")
+        .arg(&script)
+        .env("PLAYWRIGHT", playwright.join("playwright-core"))
+        .env("CHROMIUM", &chromium)
+        .env("PROFILE", profile.path())
+        .env(
+            "URL",
+            format!("http://127.0.0.1:{port}/#token={}", stored_token(k)),
+        )
+        .envs(env.iter().copied())
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(serde_json::from_str(stdout.trim()).expect("the script's JSON"))
+}
+
+/// `2026-11-28`.
+fn is_date(word: &str) -> bool {
+    let b = word.as_bytes();
+    b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+}
+
+/// `03:00` or `03:00:07`.
+fn is_time(word: &str) -> bool {
+    let parts: Vec<&str> = word.split(':').collect();
+    (2..=3).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|c| c.is_ascii_digit()))
 }
 
 /// A field of /proc/meminfo, in bytes.

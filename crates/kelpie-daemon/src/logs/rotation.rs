@@ -190,16 +190,15 @@ fn prune(live: &Path, retain: u32) {
     if excess == 0 {
         return;
     }
-    let removed = kelpie_sys::guarded_parent(live, None).and_then(|(dir, _)| {
-        for old in &found[..excess] {
-            if let Err(e) = dir.remove_file(old.file_name().unwrap_or_default()) {
-                crate::daemon_log!("cannot remove old log {}: {e}", old.display());
+    match kelpie_sys::guarded_parent(live, None) {
+        Ok((dir, _)) => {
+            for old in &found[..excess] {
+                if let Err(e) = dir.remove_file(old.file_name().unwrap_or_default()) {
+                    crate::daemon_log!("cannot remove old log {}: {e}", old.display());
+                }
             }
         }
-        Ok(())
-    });
-    if let Err(e) = removed {
-        crate::daemon_log!("cannot remove the old logs of {}: {e}", live.display());
+        Err(e) => crate::daemon_log!("cannot remove the old logs of {}: {e}", live.display()),
     }
 }
 
