@@ -456,6 +456,27 @@ fn client(k: &Kelpie, mut rng: Rng, stop: &AtomicBool, violations: &Violations) 
     }
 }
 
+/// A process burning a core for the length of the test (ended when dropped).
+struct Burner(std::process::Child);
+
+impl Burner {
+    fn start(k: &Kelpie) -> Burner {
+        let child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .expect("a burner");
+        k.track(child.id());
+        Burner(child)
+    }
+}
+
+impl Drop for Burner {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn random_faults_leave_every_app_running_once_and_every_line_whole_once_and_in_order() {
     let seed = std::env::var("KELPIE_CHAOS_SEED")
@@ -474,6 +495,8 @@ fn random_faults_leave_every_app_running_once_and_every_line_whole_once_and_in_o
     eprintln!("chaos: seed {seed} for {secs} s (replay: KELPIE_CHAOS_SEED={seed})");
     let mut rng = Rng(seed);
     let k = kelpie();
+    // As a loaded server: a process keeps a core busy all along, where timing faults show.
+    let _burner = Burner::start(&k);
     // The home on a tmpfs of its own, so that it can be filled (root only; elsewhere that one
     // fault is left out, the others run).
     let home_disk = home_on_tmpfs(&k);
