@@ -292,7 +292,9 @@ pub(super) fn startup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
         // A directory of the user's choice: not the init system's, nothing to enable.
         return Ok(ExitCode::SUCCESS);
     }
-    run_all(&service.activation(&file, true))?;
+    run_all(&service.activation(&file, true)).map_err(|e| {
+        anyhow!("{e}; the file is written: run it yourself once it can work, or undo everything with `kelpie unstartup`")
+    })?;
     outln!(
         "[kelpie] {} starts the daemon at boot for {} ({}); it brings the apps back as they were, or the list saved with `kelpie save` when none is left",
         service.name,
@@ -328,11 +330,7 @@ pub(super) fn unstartup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
     outln!("[kelpie] removed {}", file.display());
     if let Err(e) = disabled {
         bail!(
-            "{}; run it yourself once the service manager runs, to drop what pointed at the file",
-            e.to_string().replace(
-                "; the file is written, run it yourself once it can work",
-                ""
-            )
+            "{e}; run it yourself once the service manager runs, to drop what pointed at the file"
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -346,7 +344,7 @@ fn platform_word(init: InitSystem) -> &'static str {
     }
 }
 
-/// Run each command; the first failure stops and says which (the file stays written).
+/// Run each command; the first failure stops and says which.
 fn run_all(commands: &[Vec<String>]) -> Result<()> {
     for words in commands {
         let (program, args) = words
@@ -357,10 +355,7 @@ fn run_all(commands: &[Vec<String>]) -> Result<()> {
             .status()
             .with_context(|| format!("cannot run `{}`", words.join(" ")))?;
         if !status.success() {
-            bail!(
-                "`{}` failed ({status}); the file is written: run it yourself once it can work, or undo everything with `kelpie unstartup`",
-                words.join(" ")
-            );
+            bail!("`{}` failed ({status})", words.join(" "));
         }
     }
     Ok(())

@@ -99,10 +99,15 @@ fn every_cause_counts_one_restart_per_process_ended_and_started_again() {
         });
     }
     // The loops run side by side for a while: the crash and memory loops back off alike.
-    k.wait_for("restarts of every cause", 30 * SECS, || {
-        ["crash", "memory", "cron", "health"]
+    kelpie_testkit::wait_until("restarts of every cause", 60 * SECS, || {
+        let counts: Vec<(&str, usize)> = ["crash", "memory", "cron", "health"]
             .iter()
-            .all(|name| started(&stamp(name)) >= 4)
+            .map(|name| (*name, started(&stamp(name))))
+            .collect();
+        match counts.iter().all(|(_, n)| *n >= 4) {
+            true => Ok(()),
+            false => Err(format!("processes started so far: {counts:?}")),
+        }
     });
     k.ok(&["stop", "all"]);
     let list = k.ok(&["list"]);

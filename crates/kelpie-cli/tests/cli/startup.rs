@@ -134,6 +134,11 @@ fn unstartup_removes_the_service_even_when_the_service_manager_cannot_be_reached
         "{}",
         String::from_utf8_lossy(&started.stderr)
     );
+    let said = String::from_utf8_lossy(&started.stderr);
+    assert!(
+        said.contains("`kelpie unstartup`"),
+        "how to undo it: {said}"
+    );
     let out = run("unstartup");
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
     let removed = !unit.exists();
