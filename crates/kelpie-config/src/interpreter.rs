@@ -37,6 +37,17 @@ pub(crate) fn is_node_or_bun(interpreter: &str) -> bool {
         .is_some_and(|n| n == "node" || n == "bun")
 }
 
+/// The package managers that run a project's scripts with Node (`npm start`, `yarn start`): an
+/// app started through one is a Node server below it. With instances and no `exec_mode`, it
+/// runs in cluster mode and shares its `PORT` through the daemon's socket (the shim reaches
+/// the Node process below through `NODE_OPTIONS`), as a Node app does.
+pub(crate) fn is_node_launcher(program: &str) -> bool {
+    Path::new(program)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| matches!(n, "npm" | "npx" | "yarn" | "yarnpkg" | "pnpm"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,19 @@ pub(crate) const EVAL_LIMIT: Duration = Duration::from_secs(10);
 /// never finishes (a loop, a promise never settled) is stopped from outside ([`EVAL_LIMIT`]).
 const EVALUATOR: &str = r#"
 const { pathToFileURL } = require('url');
-import(pathToFileURL(process.argv[1]).href)
+// `node -e` makes `module`, `exports`, `require` (and every built-in module, `module` among
+// them) globals, set back when this script returns: a file Node reads as an ES module (a
+// `"type": "module"` package) must not find them, or its `module.exports = ...` would land on
+// one and the file would seem to declare nothing. Once they are set back, they throw as in a
+// plain ES module (a CommonJS file has its own).
+setImmediate(() => {
+  for (const name of ['module', 'exports', 'require', '__filename', '__dirname']) {
+    Object.defineProperty(globalThis, name, {
+      configurable: true,
+      get() { throw new ReferenceError(name + ' is not defined in ES module scope'); },
+    });
+  }
+  import(pathToFileURL(process.argv[1]).href)
   .then(async (ns) => {
     const config = await (ns.default !== undefined ? ns.default : Object.assign({}, ns));
     const json = JSON.stringify(config === undefined ? null : config);
@@ -30,6 +42,7 @@ import(pathToFileURL(process.argv[1]).href)
     process.stderr.write(String((err && err.stack) || err) + '\n');
     process.exit(1);
   });
+});
 "#;
 
 /// Evaluates the text of `process.argv[1]` as one JavaScript expression and prints it as JSON:
@@ -91,9 +104,16 @@ fn run(
     }
     let output = output_within(command, limit, file)?;
     if !output.status.success() {
+        let mut message = without_internal_frames(&String::from_utf8_lossy(&output.stderr));
+        if message.contains("is not defined in ES module scope") {
+            message.insert_str(
+                0,
+                "the file uses CommonJS (`module.exports`) but Node reads it as an ES module (the nearest package.json says \"type\": \"module\"): rename it to ecosystem.config.cjs, or write `export default { apps: [...] }`\n",
+            );
+        }
         return Err(ConfigError::Script {
             file: file.into(),
-            message: without_internal_frames(&String::from_utf8_lossy(&output.stderr)),
+            message,
         });
     }
     serde_json::from_slice(&output.stdout).map_err(|e| ConfigError::Script {
@@ -384,6 +404,29 @@ mod tests {
         assert!(err.contains("bad.config.js:2"), "{err}");
         assert!(err.contains("SyntaxError"), "{err}");
         assert!(!err.contains("node:internal"), "{err}");
+    }
+
+    #[test]
+    fn a_commonjs_file_in_an_es_module_package_says_to_rename_it() {
+        if !have_node() {
+            kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
+            return;
+        }
+        // Nest 12's default project: `"type": "module"`, and PM2's usual ecosystem file.
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("package.json"), r#"{"type": "module"}"#).expect("write");
+        let path = dir.path().join("ecosystem.config.js");
+        std::fs::write(&path, "module.exports = { apps: [{ name: 'api' }] };\n").expect("write");
+        let err = evaluate(&path, "ecosystem.config.js", &ctx(dir.path()))
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("rename it to ecosystem.config.cjs"), "{err}");
+        assert!(!err.contains("declares no apps"), "{err}");
+        // Renamed, it reads.
+        let renamed = dir.path().join("ecosystem.config.cjs");
+        std::fs::rename(&path, &renamed).expect("rename");
+        let value = evaluate(&renamed, "ecosystem.config.cjs", &ctx(dir.path())).expect("reads");
+        assert_eq!(value["apps"][0]["name"], "api");
     }
 
     #[test]

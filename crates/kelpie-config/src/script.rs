@@ -145,7 +145,13 @@ pub(crate) fn resolve(
                     Some(interpreter) => Some(interpreter),
                     None => return Err(ScriptError::NoInterpreter { path: candidate }),
                 },
-                None => None,
+                // An executable whose `#!` line runs Node (`node_modules/next/dist/bin/next`,
+                // express's `bin/www`) is a Node app, whatever its name: run by that node, so it
+                // gets the IPC channel and, in cluster mode, shares its port (as PM2 runs it).
+                None => shebang_program(&candidate).filter(|program| {
+                    let base = program.rsplit('/').next().unwrap_or(program);
+                    base == "node" || base == "nodejs"
+                }),
             },
         };
         return Ok(Resolved {
@@ -189,6 +195,21 @@ pub(crate) fn resolve(
 /// `bin/www` after a copy lost its execute bit): its `#!` line's program, else node, as PM2
 /// runs it. `None` for anything else (a binary that lost its execute bit).
 fn text_script_interpreter(path: &Path) -> Option<String> {
+    let head = file_head(path)?;
+    match head.starts_with("#!") {
+        true => shebang_of(&head),
+        false => Some("node".to_string()),
+    }
+}
+
+/// The program the `#!` line of the text file `path` names (`#!/usr/bin/env node`: `node`);
+/// `None` without one.
+fn shebang_program(path: &Path) -> Option<String> {
+    shebang_of(&file_head(path)?)
+}
+
+/// The first 512 bytes of a text file (`None` for a binary one, or one that cannot be read).
+fn file_head(path: &Path) -> Option<String> {
     use std::io::Read;
     let mut head = [0u8; 512];
     let read = std::fs::File::open(path)
@@ -198,10 +219,12 @@ fn text_script_interpreter(path: &Path) -> Option<String> {
     if head.contains(&0) {
         return None;
     }
-    let text = String::from_utf8_lossy(head);
-    let Some(shebang) = text.strip_prefix("#!") else {
-        return Some("node".to_string());
-    };
+    Some(String::from_utf8_lossy(head).into_owned())
+}
+
+/// The program of a `#!` line at the start of `text`.
+fn shebang_of(text: &str) -> Option<String> {
+    let shebang = text.strip_prefix("#!")?;
     let mut words = shebang.lines().next()?.split_whitespace();
     let program = words.next()?;
     // `#!/usr/bin/env node`: the program env would find.
@@ -388,6 +411,27 @@ mod tests {
         assert_eq!(interpreter("plain"), Ok(Some("node".to_string())));
         assert_eq!(interpreter("job"), Ok(Some("/bin/bash".to_string())));
         assert!(interpreter("blob").is_err_and(|e| e.contains("not executable")));
+    }
+
+    #[test]
+    fn an_executable_whose_shebang_runs_node_is_a_node_app_and_others_run_themselves() {
+        use std::os::unix::fs::PermissionsExt;
+        let f = fixture();
+        let write = |name: &str, text: &str| {
+            let path = f.dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        };
+        // Next's `node_modules/next/dist/bin/next`, express's `bin/www`.
+        write("next", "#!/usr/bin/env node\n\"use strict\";\n");
+        write("www", "#!/usr/bin/node\nrequire('../app');\n");
+        write("tool", "#!/bin/sh\necho hi\n");
+        write("bare", "echo no shebang\n");
+        let interpreter = |name: &str| run(&f, name, Choice::Auto).map(|r| r.interpreter);
+        assert_eq!(interpreter("next"), Ok(Some("node".to_string())));
+        assert_eq!(interpreter("www"), Ok(Some("/usr/bin/node".to_string())));
+        assert_eq!(interpreter("tool"), Ok(None), "runs itself");
+        assert_eq!(interpreter("bare"), Ok(None), "runs itself");
     }
 
     #[test]

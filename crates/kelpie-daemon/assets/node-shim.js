@@ -100,7 +100,10 @@ function fdListen(address, port) {
   const unixPath = unix && path.resolve(unix);
   if (!port && !unixPath) return null;
   try {
-    if (!fs.fstatSync(LISTEN_FD).isSocket()) return null; // unusable: leave listen() alone
+    // `bigint`: a plain fstatSync leaves this socket's mode in the array Node shares between
+    // its stat calls, and Node 20's realpathSync then stops resolving a symlinked main module
+    // (`node_modules/.bin/next`: "Cannot find module '../server/require-hook'").
+    if (!fs.fstatSync(LISTEN_FD, { bigint: true }).isSocket()) return null; // unusable: leave listen() alone
   } catch (_) {
     return null;
   }

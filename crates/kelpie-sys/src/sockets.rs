@@ -44,6 +44,11 @@ fn listen_tcp_with(address: SocketAddr, reuse_port: bool) -> io::Result<OwnedFd>
             sockopt::set_ipv6_v6only(&socket, false)?;
         }
     }
+    // What a server sets itself: Linux gives accepted sockets the listening one's TCP_NODELAY,
+    // and a server handed this socket (uvicorn `--fd 3` wraps it as a Unix socket, so asyncio
+    // never sets it) would otherwise hold each small response back for the client's delayed
+    // ACK: 40 ms per keep-alive request.
+    sockopt::set_tcp_nodelay(&socket, true)?;
     rustix::net::bind(&socket, &address)?;
     rustix::net::listen(&socket, LISTEN_BACKLOG)?;
     Ok(socket)

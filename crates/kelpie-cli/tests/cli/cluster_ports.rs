@@ -840,3 +840,93 @@ fn a_node_server_below_npm_start_or_a_command_line_serves_the_kelpie_owned_port(
         "the old server is gone"
     );
 }
+
+#[test]
+fn an_npm_script_with_its_port_in_the_environment_runs_a_cluster_on_it_and_reloads_losing_nothing()
+{
+    let _heavy = heavy();
+    let k = kelpie();
+    // `PORT=… kelpie start npm --name web -i 2 -- start`: the Node server below npm is a Node
+    // app too; its PORT becomes the daemon's socket, shared by both instances.
+    k.write(
+        "server.js",
+        "require('http').createServer((q, s) => s.end(`pid=${process.pid}\\n`))\n\
+         .listen(Number(process.env.PORT));\n",
+    );
+    k.write(
+        "package.json",
+        r#"{"name": "web", "version": "1.0.0", "private": true, "scripts": {"start": "node server.js"}}"#,
+    );
+    let port = free_port();
+    let out = k
+        .command(&["start", "npm", "--name", "web", "-i", "2", "--", "start"])
+        .env("PORT", port.to_string())
+        .output()
+        .expect("start");
+    assert!(out.status.success(), "{out:?}");
+    wait_online(&k, "web", 2);
+    for p in k.jlist() {
+        assert_eq!(p["pm2_env"]["exec_mode"], "cluster_mode", "{p}");
+    }
+    // Both instances' servers answer on the one port.
+    let groups: std::collections::BTreeSet<u32> = pids_of(&k, "web").into_iter().collect();
+    let mut answered = std::collections::BTreeSet::new();
+    k.wait_for("both instances answering", 20 * SECS, || {
+        if let Some(group) = process_group(answering_pid(&k, port)) {
+            answered.insert(group);
+        }
+        answered == groups
+    });
+    // Reloads under load lose nothing, and never restart both at once.
+    for _ in 0..2 {
+        let load = Load::start(local(port));
+        load.wait_until("answers before the reload", |_, seen| seen.ok > 10);
+        k.ok(&["reload", "web"]);
+        load.wait_until("answers after the reload", |_, seen| seen.ok > 40);
+        for (mode, report) in load.finish() {
+            assert_eq!(report.failed, 0, "{mode}: {report:?}");
+        }
+    }
+    assert_eq!(k.app("web")["pm2_env"]["unstable_restarts"], 0);
+}
+
+#[test]
+fn a_connection_accepted_from_the_daemons_socket_has_tcp_nodelay_as_a_server_would_set() {
+    let k = kelpie();
+    // A server that takes its socket at fd 3 (LISTEN_FDS) the way uvicorn `--fd 3` and
+    // gunicorn do: it wraps it as it finds it and sets nothing. It answers with what its
+    // accepted connection has.
+    let server = k.write(
+        "fd_server.py",
+        "import socket\n\
+         listener = socket.socket(fileno=3)\n\
+         while True:\n\
+         \x20   conn, _ = listener.accept()\n\
+         \x20   conn.recv(4096)\n\
+         \x20   nodelay = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)\n\
+         \x20   body = f'nodelay={1 if nodelay else 0}'.encode()\n\
+         \x20   conn.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n' % len(body) + body)\n\
+         \x20   conn.close()\n",
+    );
+    let port = free_port();
+    k.ok(&[
+        "start",
+        &server,
+        "--name",
+        "fd",
+        "-i",
+        "2",
+        "--port",
+        &port.to_string(),
+    ]);
+    let mut body = String::new();
+    k.wait_for("an answer", 20 * SECS, || {
+        body = load::get(local(port)).unwrap_or_default();
+        !body.is_empty()
+    });
+    assert_eq!(
+        body.trim(),
+        "nodelay=1",
+        "small responses would wait for the delayed ACK"
+    );
+}

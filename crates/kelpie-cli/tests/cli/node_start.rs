@@ -7,6 +7,8 @@ use super::kelpie;
 use kelpie_testkit::Kelpie;
 use std::time::Duration;
 
+const SECS: Duration = Duration::from_secs(1);
+
 fn has_node() -> bool {
     std::process::Command::new("node")
         .arg("--version")
@@ -221,4 +223,64 @@ fn the_shims_start_up_report_comes_whatever_the_main_module_does() {
         "the throwing app really failed: {}",
         k.app("throws")
     );
+}
+
+#[test]
+fn a_symlinked_main_like_node_modules_bin_finds_its_own_modules_with_a_kelpie_owned_port() {
+    if !has_node() {
+        kelpie_testkit::skip("node is not installed (Debian's `nodejs`)");
+        return;
+    }
+    let k = kelpie();
+    // As npm installs a program: `node_modules/.bin/serve` a link to the package's file,
+    // which requires a module beside itself (Next's `.bin/next` requires
+    // `../server/require-hook`). Node resolves it from the link's target.
+    let pkg = k.dir.path().join("node_modules/serve-pkg/bin");
+    std::fs::create_dir_all(&pkg).expect("mkdir");
+    std::fs::write(pkg.join("helper.js"), "module.exports = 'found';\n").expect("write");
+    std::fs::write(
+        pkg.join("serve"),
+        "#!/usr/bin/env node\nconst word = require('./helper');\n\
+         require('http').createServer((q, s) => s.end(word)).listen(Number(process.env.PORT));\n",
+    )
+    .expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(pkg.join("serve"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let bin = k.dir.path().join("node_modules/.bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    std::os::unix::fs::symlink("../serve-pkg/bin/serve", bin.join("serve")).expect("link");
+    let port = super::free_port();
+    k.ok(&[
+        "start",
+        "node_modules/.bin/serve",
+        "--name",
+        "served",
+        "-i",
+        "2",
+        "--port",
+        &port.to_string(),
+    ]);
+    k.wait_for("both instances online", 10 * SECS, || {
+        k.jlist()
+            .iter()
+            .filter(|p| p["pm2_env"]["status"] == "online")
+            .count()
+            == 2
+    });
+    let err = k.log("served-error-0.log");
+    assert!(!err.contains("Cannot find module"), "{err}");
+    let answer = {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream.set_read_timeout(Some(5 * SECS)).expect("timeout");
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .expect("send");
+        let mut raw = String::new();
+        let _ = stream.read_to_string(&mut raw);
+        raw
+    };
+    assert!(answer.ends_with("\r\n\r\nfound"), "{answer}");
+    assert_eq!(k.app("served")["pm2_env"]["restart_time"], 0);
 }

@@ -15,13 +15,15 @@ pub(super) fn read_policy(r: &mut Reader<'_>, spec: &mut AppSpec) {
         spec.exec_mode = mode;
     } else if r.raw.get("exec_mode").is_none()
         && r.raw.get("instances").is_some()
-        && spec
+        && (spec
             .interpreter
             .as_deref()
             .is_some_and(crate::interpreter::is_node_or_bun)
+            || (spec.interpreter.is_none() && crate::interpreter::is_node_launcher(&spec.script)))
     {
         // PM2's rule (`Common.sink.determineExecMode`): asking for instances of a Node or Bun
-        // app, even one, selects cluster mode.
+        // app, even one, selects cluster mode. So for `npm start` and the like, whose Node
+        // server runs below them (PM2 runs npm's own script under Node).
         spec.exec_mode = ExecMode::Cluster;
     }
     if let Some(b) = r.get("autorestart", convert::boolean) {
