@@ -83,6 +83,19 @@ pub struct Abandoned {
     pub restart: Option<Why>,
 }
 
+/// How long a reload waits for its new process to be ready, at least: a new process that
+/// still runs at `listen_timeout` is waited for up to here (PM2 goes on without it at
+/// `listen_timeout`; the old process serves meanwhile, so waiting costs no request). A busy
+/// NestJS app takes more than PM2's 3 s to listen under load.
+pub const RELOAD_READY_MS: u64 = 30_000;
+
+/// How long a reload of `spec`'s instances waits for a new process to be ready: its
+/// `listen_timeout`, or [`RELOAD_READY_MS`] when that is longer. One that exits fails it at
+/// once.
+pub fn reload_ready_within_ms(spec: &AppSpec) -> u64 {
+    spec.listen_timeout_ms.max(RELOAD_READY_MS)
+}
+
 /// The reload of one instance, if one is under way.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReloadState {
@@ -116,7 +129,7 @@ impl ReloadState {
             deferred: None,
         });
         ReloadPlan::StartCandidate {
-            ready_within_ms: spec.listen_timeout_ms,
+            ready_within_ms: reload_ready_within_ms(spec),
         }
     }
 
@@ -174,7 +187,8 @@ impl ReloadState {
         let why = match reason {
             GiveUp::Exited(how) => format!("the new process exited ({how}) before it was ready"),
             GiveUp::Late => format!(
-                "the new process was not ready within listen_timeout ({} ms)",
+                "the new process was not ready within {} ms (listen_timeout is {} ms; a reload waits longer while its new process runs, since the old one serves meanwhile)",
+                reload_ready_within_ms(spec),
                 spec.listen_timeout_ms
             ),
             GiveUp::Command(lifecycle) => {

@@ -38,8 +38,9 @@ fn under_way() -> ReloadState {
 
 #[test]
 fn a_reload_asked_for_starts_a_candidate_only_where_one_can_share_the_port() {
+    // listen_timeout is 3 s; a running new process is waited for 30 s.
     let start = ReloadPlan::StartCandidate {
-        ready_within_ms: 3_000,
+        ready_within_ms: 30_000,
     };
     let table = [
         (serving(), start),
@@ -104,7 +105,7 @@ fn a_candidate_that_cannot_start_ends_the_reload_with_its_error() {
     assert_eq!(
         reload.ask(&spec(), serving(), None),
         ReloadPlan::StartCandidate {
-            ready_within_ms: 3_000
+            ready_within_ms: 30_000
         },
         "another may be asked for"
     );
@@ -236,7 +237,7 @@ fn a_candidate_is_given_up_at_its_exit_its_deadline_or_a_command_and_says_why() 
         ),
         (
             GiveUp::Late,
-            "the new process was not ready within listen_timeout (3000 ms)",
+            "the new process was not ready within 30000 ms (listen_timeout is 3000 ms; a reload waits longer while its new process runs, since the old one serves meanwhile)",
         ),
         (
             GiveUp::Command(Lifecycle::Stop),

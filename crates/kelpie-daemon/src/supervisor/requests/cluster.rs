@@ -20,6 +20,7 @@ struct ReloadStep {
 /// release does not take more instances down. Returns what failed.
 async fn reload_app(name: String, steps: Vec<ReloadStep>, parallel: usize) -> Vec<String> {
     let mut failures = Vec::new();
+    let mut reloaded = Vec::new();
     for (n, batch) in steps.chunks(parallel).enumerate() {
         let answers: Vec<(u32, oneshot::Receiver<_>)> = batch
             .iter()
@@ -31,7 +32,7 @@ async fn reload_app(name: String, steps: Vec<ReloadStep>, parallel: usize) -> Ve
             .collect();
         for (pm_id, answer) in answers {
             match answer.await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => reloaded.push(pm_id),
                 Ok(Err(why)) => failures.push(format!("app `{name}` (id {pm_id}): {why}")),
                 Err(_) => failures.push(format!(
                     "app `{name}` (id {pm_id}): deleted during the reload"
@@ -39,17 +40,37 @@ async fn reload_app(name: String, steps: Vec<ReloadStep>, parallel: usize) -> Ve
             }
         }
         if !failures.is_empty() {
-            let left = steps.len().saturating_sub((n + 1) * parallel);
-            if left > 0 {
+            let left: Vec<u32> = steps
+                .iter()
+                .skip((n + 1) * parallel)
+                .map(|step| step.pm_id)
+                .collect();
+            if !left.is_empty() {
                 failures.push(format!(
-                    "app `{name}`: {left} other instance{} not reloaded",
-                    if left == 1 { "" } else { "s" }
+                    "app `{name}`: {} not reloaded (a reload stops at its first failure, so a broken release takes no more instances down)",
+                    ids_text(&left)
+                ));
+            }
+            if !reloaded.is_empty() {
+                // Instances on two versions: said loudly, with the ways out.
+                failures.push(format!(
+                    "app `{name}` runs two versions now: {} the new one, the others the old; `kelpie reload {name}` again finishes the reload, `kelpie restart {name}` starts every instance anew at once",
+                    ids_text(&reloaded)
                 ));
             }
             break;
         }
     }
     failures
+}
+
+/// `id 3` or `ids 3, 5`.
+fn ids_text(ids: &[u32]) -> String {
+    let list: Vec<String> = ids.iter().map(u32::to_string).collect();
+    match ids.len() {
+        1 => format!("id {}", list[0]),
+        _ => format!("ids {}", list.join(", ")),
+    }
 }
 
 /// Reload `targets` (and the apps of a file, with their new config), `parallel` instances of
