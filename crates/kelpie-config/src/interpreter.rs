@@ -48,6 +48,26 @@ pub(crate) fn is_node_launcher(program: &str) -> bool {
         .is_some_and(|n| matches!(n, "npm" | "npx" | "yarn" | "yarnpkg" | "pnpm"))
 }
 
+/// Whether the app's program is gunicorn: `script: gunicorn` (or a virtualenv's
+/// `.venv/bin/gunicorn`), a command line that runs it, or `python -m gunicorn`.
+pub(crate) fn runs_gunicorn(spec: &kelpie_core::AppSpec) -> bool {
+    let is_gunicorn = |word: &str| {
+        Path::new(word)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n == "gunicorn")
+    };
+    let words: Vec<&str> = spec
+        .script
+        .split_whitespace()
+        .chain(spec.interpreter_args.iter().map(String::as_str))
+        .chain(spec.args.iter().map(String::as_str))
+        .collect();
+    words.first().is_some_and(|w| is_gunicorn(w))
+        || words.windows(2).any(|w| w[0] == "-m" && w[1] == "gunicorn")
+        || (spec.is_shell_command_line() && words.iter().take(3).any(|w| is_gunicorn(w)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +92,27 @@ mod tests {
         assert!(is_python("python3"));
         assert!(is_python("/usr/bin/python3.12"));
         assert!(!is_python("node"));
+    }
+
+    #[test]
+    fn recognises_gunicorn_however_it_is_started() {
+        let spec = |script: &str, args: &[&str]| kelpie_core::AppSpec {
+            script: script.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            ..Default::default()
+        };
+        assert!(runs_gunicorn(&spec("gunicorn", &["-w", "2", "app:app"])));
+        assert!(runs_gunicorn(&spec(
+            "/srv/.venv/bin/gunicorn",
+            &["app:app"]
+        )));
+        assert!(runs_gunicorn(&spec("gunicorn -w 2 app:app", &[])));
+        assert!(runs_gunicorn(&spec(
+            "python3",
+            &["-m", "gunicorn", "app:app"]
+        )));
+        assert!(!runs_gunicorn(&spec("uvicorn", &["main:app"])));
+        assert!(!runs_gunicorn(&spec("python3", &["serve.py", "gunicorn"])));
     }
 
     #[test]

@@ -50,6 +50,10 @@ pub(super) fn read_policy(r: &mut Reader<'_>, spec: &mut AppSpec) {
     }
     if let Some(signal) = r.get("kill_signal", convert::signal) {
         spec.kill_signal = signal;
+    } else if crate::interpreter::runs_gunicorn(spec) {
+        // gunicorn takes SIGINT (PM2's stop signal) for a quick shutdown, its workers dropping
+        // what they serve, and SIGTERM for a graceful one: a reload under load failed requests.
+        spec.kill_signal = "SIGTERM".to_string();
     }
     spec.max_memory_restart = r.get("max_memory_restart", convert::bytes);
 }
