@@ -19,6 +19,7 @@ mod cli {
     mod events;
     mod export;
     mod faults;
+    mod frameworks;
     mod health;
     mod image;
     mod jobs;

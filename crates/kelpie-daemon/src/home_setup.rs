@@ -26,8 +26,27 @@ pub(crate) fn prepare_home(home: &Home) -> Result<(), DaemonError> {
         .map_err(|e| DaemonError::io("cannot restrict permissions of", home.root(), e))?;
     std::fs::create_dir_all(home.logs_dir())
         .map_err(|e| DaemonError::io("cannot create", &home.logs_dir(), e))?;
-    write_node_shim(home)
-        .map_err(|e| DaemonError::io("cannot write", &crate::spawn_plan::node_shim_path(home), e))
+    write_node_shim(home).map_err(|e| {
+        DaemonError::io("cannot write", &crate::spawn_plan::node_shim_path(home), e)
+    })?;
+    write_python_shim(home)
+        .map_err(|e| DaemonError::io("cannot write", &crate::spawn_plan::python_shim_dir(home), e))
+}
+
+/// The Python shim, as the Node shim: written by each daemon, atomically, readable by apps.
+fn write_python_shim(home: &Home) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = crate::spawn_plan::python_shim_dir(home);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(&dir)?;
+    let path = dir.join("sitecustomize.py");
+    if std::fs::read_to_string(&path).is_ok_and(|current| current == crate::spawn_plan::PYTHON_SHIM)
+    {
+        return Ok(());
+    }
+    crate::atomic::atomic_write_mode(&path, crate::spawn_plan::PYTHON_SHIM.as_bytes(), 0o644)
 }
 
 /// The Node shim is written by each daemon (an update may change it), atomically, so a Node app

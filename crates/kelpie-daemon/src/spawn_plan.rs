@@ -116,6 +116,16 @@ pub(crate) fn node_shim_path(home: &Home) -> PathBuf {
     home.root().join("node-shim.cjs")
 }
 
+/// Where the Python shim lives in a home: a directory holding its `sitecustomize.py`, put first
+/// on the `PYTHONPATH` of apps that serve a socket Kelpie owns (it makes uvicorn drain its
+/// connections when it stops, as the Node shim does Node's).
+pub(crate) fn python_shim_dir(home: &Home) -> PathBuf {
+    home.root().join("python")
+}
+
+/// The Python shim's source, built into the binary.
+pub(crate) const PYTHON_SHIM: &str = include_str!("../assets/python/sitecustomize.py");
+
 /// The shim's source, built into the binary: the runtime metrics' declarations first (nothing
 /// runs at their load), then the shim, whose last lines start everything.
 pub(crate) const NODE_SHIM: &str = concat!(
@@ -206,6 +216,14 @@ pub(crate) fn command(
         env.insert("NODE_OPTIONS", options.into());
         env.insert("KELPIE_LISTEN_INHERITED", "1".into());
         env.insert("KELPIE_KILL_SIGNAL", spec.kill_signal.as_str().into());
+        // A Python server (uvicorn) drains as Node's do: the Python shim comes first on its
+        // path, before the app's own entries.
+        let shim = python_shim_dir(who.home).display().to_string();
+        let path = match env.get("PYTHONPATH").map(|path| path.as_ref()) {
+            Some(path) if !path.is_empty() => format!("{shim}:{path}"),
+            _ => shim,
+        };
+        env.insert("PYTHONPATH", path.into());
     }
     if shares_ports {
         // The shim asks the daemon for the socket of each port the app listens on.
