@@ -877,6 +877,74 @@ fn plus_and_link_say_what_kelpie_offers_locally() {
 }
 
 #[test]
+fn env_prints_the_environment_the_process_was_given_and_update_env_changes_it() {
+    let k = kelpie();
+    // Started with FOO=bar in the shell, no config env at all (issue 72: `env` printed nothing).
+    let out = k
+        .command(&["start", &k.fake_app(), "--name", "shell"])
+        .env("FOO", "bar")
+        .output()
+        .expect("start");
+    assert!(out.status.success(), "{out:?}");
+    let env = k.ok(&["env", "shell"]);
+    for line in [
+        "FOO: bar",
+        "name: shell",
+        "pm_id: 0",
+        "NODE_APP_INSTANCE: 0",
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line}: {env}");
+    }
+    let out = k
+        .command(&["restart", "shell", "--update-env"])
+        .env("FOO", "baz")
+        .output()
+        .expect("restart");
+    assert!(out.status.success(), "{out:?}");
+    assert!(k.ok(&["env", "0"]).lines().any(|l| l == "FOO: baz"));
+    // What the process really has.
+    let environ = std::fs::read(format!("/proc/{}/environ", k.pid("shell"))).expect("environ");
+    assert!(String::from_utf8_lossy(&environ).contains("FOO=baz"));
+    let out = k.run(&["env", "99"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+}
+
+#[test]
+fn pm2_verbs_kelpie_answers_otherwise_say_what_to_use() {
+    let k = kelpie();
+    for (words, says) in [
+        (&["profile:cpu"][..], "--cpu-prof"),
+        (&["profile:mem", "5000"][..], "--heap-prof"),
+        (&["deepUpdate"][..], "kelpie update"),
+    ] {
+        let said = k.ok(words);
+        assert!(said.contains(says), "{words:?}: {said}");
+    }
+    k.ok(&["start", &k.fake_app(), "--name", "reported"]);
+    let report = k.ok(&["report"]);
+    for part in [
+        "Kelpie report",
+        "--- Daemon",
+        "--- System",
+        "reported",
+        "kelpie.log",
+    ] {
+        assert!(report.contains(part), "{part}: {report}");
+    }
+    // resurrect says which apps came back stopped, as they were saved.
+    k.ok(&["start", &k.fake_app(), "--name", "idle"]);
+    k.ok(&["stop", "idle"]);
+    k.ok(&["save"]);
+    k.ok(&["kill"]);
+    let said = k.ok(&["resurrect"]);
+    assert!(said.contains("resurrected and started (ids: 0)"), "{said}");
+    assert!(
+        said.contains("resurrected stopped, as they were saved (ids: 1"),
+        "{said}"
+    );
+}
+
+#[test]
 fn pm2_options_on_verbs_that_do_not_use_them_are_named_and_the_verb_runs() {
     let k = kelpie();
     k.ok(&["start", &k.fake_app(), "--name", "api-gateway"]);
