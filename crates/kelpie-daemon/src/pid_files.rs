@@ -57,14 +57,8 @@ fn write(path: &std::path::Path, pid: u32) {
         );
         return;
     }
-    // Its directory is made by a guarded walk (no link another user placed is followed), as
-    // the file is written (an unpredictable temporary name, made exclusively, renamed).
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        if let Err(e) = kelpie_sys::GuardedDir::open(dir, Some(0o755)) {
-            crate::daemon_log!("cannot write the pid file {}: {e}", path.display());
-            return;
-        }
-    }
+    // Its directory is made by a guarded walk (no link another user placed is followed), and
+    // the file written there (an unpredictable temporary name, made exclusively, renamed).
     // As PM2 writes it: the number alone, readable by the tools that read it; never half
     // written, not synced (it means nothing after a crash of the machine).
     let pid = pid.to_string();

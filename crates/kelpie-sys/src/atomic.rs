@@ -38,9 +38,10 @@ pub fn atomic_write_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Resul
 
 /// Replace `path` with `bytes` so that a reader sees the old content or the new, never a
 /// mix; not synced to disk, for files that mean nothing after a crash of the machine (pid
-/// files).
+/// files). Its missing directories are made (mode 0755) by the same guarded walk.
 pub fn replace_unsynced(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    replace(path, bytes, mode, false, None)
+    let (dir, name) = guarded_parent(path, Some(0o755))?;
+    replace_in(&dir, &name, bytes, mode, false, None)
 }
 
 /// The start of the names of the temporary files this process writes beside `path`
@@ -72,7 +73,18 @@ fn replace(
     backup: Option<OsString>,
 ) -> std::io::Result<()> {
     let (dir, name) = guarded_parent(path, None)?;
-    let (mut file, tmp) = dir.create_temp(&temp_prefix(&name), mode)?;
+    replace_in(&dir, &name, bytes, mode, durable, backup)
+}
+
+fn replace_in(
+    dir: &GuardedDir,
+    name: &OsStr,
+    bytes: &[u8],
+    mode: u32,
+    durable: bool,
+    backup: Option<OsString>,
+) -> std::io::Result<()> {
+    let (mut file, tmp) = dir.create_temp(&temp_prefix(name), mode)?;
     let mut kept: Option<OsString> = None;
     let written = (|| {
         #[cfg(test)]
@@ -84,9 +96,9 @@ fn replace(
             file.sync_all()?;
         }
         if let Some(backup) = &backup {
-            kept = keep_aside(&dir, &name, backup)?;
+            kept = keep_aside(dir, name, backup)?;
         }
-        dir.rename(&tmp, &name)?;
+        dir.rename(&tmp, name)?;
         if let (Some(kept), Some(backup)) = (&kept, &backup) {
             dir.rename(kept, backup)?;
         }

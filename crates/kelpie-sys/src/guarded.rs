@@ -49,11 +49,14 @@ enum Trust {
 pub struct GuardedDir {
     fd: OwnedFd,
     trust: Trust,
-    /// Its owner and group (for messages, and the group of the files made in it).
+    /// Its owner, group and mode (for messages, and the group of the files made in it), and
+    /// its type (a descriptor opened without following may be a link's own).
     owner: u32,
     group: u32,
-    /// On procfs, whose links are the kernel's.
-    procfs: bool,
+    mode: u32,
+    file_type: FileType,
+    /// Which directory it is (a cached one is used again only while its path still names it).
+    identity: (u64, u64),
     /// The path it was reached by (for messages).
     path: PathBuf,
 }
@@ -141,29 +144,41 @@ fn refused(link: &Path, dir: &GuardedDir, why: &str) -> io::Error {
             link.display(),
             dir.path.display(),
             crate::username(dir.owner),
-            dir.mode().unwrap_or(0) & 0o7777,
+            dir.mode & 0o7777,
         ),
     )
 }
 
 impl GuardedDir {
+    // `st_mode`'s type differs between systems (u32 on Linux, u16 on macOS).
+    #[allow(clippy::unnecessary_cast)]
     fn from_fd(fd: OwnedFd, path: PathBuf) -> io::Result<GuardedDir> {
+        // One `fstat` per name walked: a walk is paid once per log file an app opens, and
+        // 10 000 apps open 20 000.
         let stat = rfs::fstat(&fd)?;
-        let procfs = on_procfs(&fd);
         Ok(GuardedDir {
             trust: trust_of(&stat),
             owner: stat.st_uid,
             group: stat.st_gid,
-            procfs,
+            mode: stat.st_mode as u32,
+            file_type: FileType::from_raw_mode(stat.st_mode),
+            identity: (stat.st_dev as u64, stat.st_ino as u64),
             fd,
             path,
         })
     }
 
-    // `st_mode`'s type differs between systems (u32 on Linux, u16 on macOS).
+    /// `path` still names this directory (it may have been replaced since it was walked).
+    // `st_dev`'s and `st_ino`'s types differ between systems.
     #[allow(clippy::unnecessary_cast)]
-    fn mode(&self) -> Option<u32> {
-        rfs::fstat(&self.fd).ok().map(|s| s.st_mode as u32)
+    fn still_named_by(&self, path: &Path) -> bool {
+        rfs::stat(path).is_ok_and(|st| (st.st_dev as u64, st.st_ino as u64) == self.identity)
+    }
+
+    /// On procfs, whose links are the kernel's: asked only when a link is met (rare), not of
+    /// every directory walked.
+    fn is_procfs(&self) -> bool {
+        on_procfs(&self.fd)
     }
 
     fn root_or_cwd(path: &Path) -> io::Result<GuardedDir> {
@@ -216,11 +231,6 @@ impl GuardedDir {
     /// One name further: the directory it is, or the target of the link it is.
     fn step(&self, name: &OsStr, create: Option<u32>) -> io::Result<Step> {
         let shown = self.path.join(name);
-        if self.procfs {
-            // The kernel's own links (`self`, `fd/1`): followed by the kernel.
-            let fd = rfs::openat(&self.fd, name, DIR_FLAGS, Mode::empty())?;
-            return Ok(Step::Dir(GuardedDir::from_fd(fd, shown)?));
-        }
         let flags = DIR_FLAGS | OFlags::NOFOLLOW;
         let opened = match rfs::openat(&self.fd, name, flags, Mode::empty()) {
             Err(rustix::io::Errno::NOENT) if create.is_some() => {
@@ -237,15 +247,27 @@ impl GuardedDir {
             Ok(fd) => {
                 let dir = GuardedDir::from_fd(fd, shown)?;
                 // O_PATH with O_NOFOLLOW may open the link itself rather than refuse it.
-                match rfs::fstat(&dir.fd).map(|s| FileType::from_raw_mode(s.st_mode)) {
-                    Ok(FileType::Symlink) => self.link(name),
-                    Ok(FileType::Directory) => Ok(Step::Dir(dir)),
+                match dir.file_type {
+                    FileType::Symlink => self.link_or_kernels(name, dir.path),
+                    FileType::Directory => Ok(Step::Dir(dir)),
                     _ => Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
                 }
             }
-            Err(rustix::io::Errno::LOOP) | Err(rustix::io::Errno::NOTDIR) => self.link(name),
+            Err(rustix::io::Errno::LOOP) | Err(rustix::io::Errno::NOTDIR) => {
+                self.link_or_kernels(name, shown)
+            }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// `name` is a link: on procfs the kernel's own (`self`, `fd/1`), followed by the kernel;
+    /// elsewhere followed by this walk where allowed.
+    fn link_or_kernels(&self, name: &OsStr, shown: PathBuf) -> io::Result<Step> {
+        if self.is_procfs() {
+            let fd = rfs::openat(&self.fd, name, DIR_FLAGS, Mode::empty())?;
+            return Ok(Step::Dir(GuardedDir::from_fd(fd, shown)?));
+        }
+        self.link(name)
     }
 
     /// The target of the link `name`, if this directory lets it be followed.
@@ -304,13 +326,14 @@ impl GuardedDir {
         if how.nonblock {
             flags |= OFlags::NONBLOCK;
         }
-        if self.procfs {
+        let kernels_link = |flags: OFlags| -> io::Result<Opened> {
             let fd = rfs::openat(&self.fd, name, flags, Mode::empty())?;
-            return Ok(Opened {
+            Ok(Opened {
                 file: File::from(fd),
                 created: false,
-            });
-        }
+            })
+        };
+        let following = flags;
         flags |= OFlags::NOFOLLOW;
         let mut created = false;
         let opened = match how.create {
@@ -331,6 +354,7 @@ impl GuardedDir {
         };
         let fd = match opened {
             Ok(fd) => fd,
+            Err(rustix::io::Errno::LOOP) if self.is_procfs() => return kernels_link(following),
             Err(rustix::io::Errno::LOOP) => return self.follow_to_file(name, how, links),
             Err(e) => return Err(e.into()),
         };
@@ -338,6 +362,9 @@ impl GuardedDir {
         let file_type = FileType::from_raw_mode(stat.st_mode);
         if file_type == FileType::Symlink {
             // Some systems open the link itself; never write through it.
+            if self.is_procfs() {
+                return kernels_link(following);
+            }
             return self.follow_to_file(name, how, links);
         }
         if self.trust != Trust::Trusted && file_type == FileType::RegularFile && stat.st_nlink > 1 {
@@ -488,6 +515,60 @@ pub fn guarded_parent(path: &Path, create_dirs: Option<u32>) -> io::Result<(Guar
     Ok((dir, name.to_os_string()))
 }
 
+/// Directories reached by guarded walks, kept to open more files in them without walking
+/// again: the log writer opens two files per app, most in one directory, and a walk costs three
+/// calls per name of the path. A kept directory is used again only while its path still names
+/// it (one `stat`): a path changed since (a link put in place of a directory, another
+/// directory renamed there) is walked again, and checked as any walk is. The descriptor kept
+/// holds the directory, so its identity cannot pass to another while kept.
+pub struct DirCache {
+    dirs: VecDeque<(PathBuf, GuardedDir)>,
+    most: usize,
+}
+
+impl DirCache {
+    /// A cache of `most` directories (the first kept goes first).
+    pub fn new(most: usize) -> DirCache {
+        DirCache {
+            dirs: VecDeque::with_capacity(most),
+            most,
+        }
+    }
+
+    /// [`open_guarded`], walking `path`'s directory only when it is not kept or has changed.
+    pub fn open_file(
+        &mut self,
+        path: &Path,
+        how: FileOpen,
+        create_dirs: Option<u32>,
+    ) -> io::Result<Opened> {
+        let parent = path.parent().filter(|p| p.is_absolute());
+        let (Some(parent), Some(name)) = (parent, path.file_name()) else {
+            // A relative path depends on the working directory: walked each time.
+            return open_guarded(path, how, create_dirs);
+        };
+        if let Some(at) = self.dirs.iter().position(|(kept, _)| kept == parent) {
+            let still = self
+                .dirs
+                .get(at)
+                .filter(|(_, dir)| dir.still_named_by(parent));
+            if let Some((_, dir)) = still {
+                return dir.open_file(name, how);
+            }
+            self.dirs.remove(at);
+        }
+        let dir = GuardedDir::open(parent, create_dirs)?;
+        let opened = dir.open_file(name, how);
+        if self.most > 0 {
+            if self.dirs.len() >= self.most {
+                self.dirs.pop_front();
+            }
+            self.dirs.push_back((parent.to_path_buf(), dir));
+        }
+        opened
+    }
+}
+
 /// Open `path` by a guarded walk (see [`GuardedDir::open_file`]).
 pub fn open_guarded(path: &Path, how: FileOpen, create_dirs: Option<u32>) -> io::Result<Opened> {
     let (dir, name) = guarded_parent(path, create_dirs)?;
@@ -571,5 +652,55 @@ mod tests {
         let (_, one) = guarded.create_temp(".x.tmp", 0o600).expect("temp");
         let (_, two) = guarded.create_temp(".x.tmp", 0o600).expect("temp");
         assert_ne!(one, two);
+    }
+
+    #[test]
+    fn a_kept_directory_replaced_by_a_link_is_walked_again_and_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).expect("mkdir");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let secret = dir.path().join("secret");
+        std::fs::create_dir(&secret).expect("mkdir");
+        let how = FileOpen {
+            read: false,
+            write: true,
+            create: Some(0o640),
+            nonblock: true,
+        };
+        let mut cache = DirCache::new(4);
+        let logs = open.join("logs");
+        assert!(
+            cache
+                .open_file(&logs.join("a.log"), how, Some(0o755))
+                .expect("open")
+                .created
+        );
+        assert!(
+            cache
+                .open_file(&logs.join("b.log"), how, None)
+                .expect("kept")
+                .created
+        );
+        // The app's user swaps the directory for a link to one it may not write.
+        std::fs::rename(&logs, open.join("moved")).expect("rename");
+        symlink(&secret, &logs).expect("symlink");
+        let e = cache
+            .open_file(&logs.join("c.log"), how, None)
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("refusing to follow"), "{e}");
+        assert!(
+            !secret.join("c.log").exists(),
+            "nothing made through the link"
+        );
+        assert!(open.join("moved/b.log").exists());
+    }
+
+    #[test]
+    fn the_kernels_links_in_proc_are_followed() {
+        // `/dev/stdout` is `/proc/self/fd/1`: a log sent there reaches the daemon's own output.
+        let opened = open_guarded(Path::new("/proc/self/fd/1"), FileOpen::READ, None);
+        assert!(opened.is_ok(), "{:?}", opened.err());
     }
 }

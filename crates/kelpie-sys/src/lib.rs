@@ -49,7 +49,7 @@ pub use fdpass::{
     send_with_fds, seqpacket_connect, seqpacket_listen, seqpacket_pair, set_receive_timeout,
     set_send_timeout, FileIdentity, MAX_FDS_PER_MESSAGE,
 };
-pub use guarded::{guarded_parent, open_guarded, FileOpen, GuardedDir, Opened};
+pub use guarded::{guarded_parent, open_guarded, DirCache, FileOpen, GuardedDir, Opened};
 pub use handoff::{
     child_has_ended, close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec,
     pidfd_open, redirect_output, take_inherited_fds, try_wait_child, ECHILD,
