@@ -21,6 +21,10 @@
 //! unpredictable names), and renamed or removed through the descriptor of the directory that
 //! was checked, so swapping a directory for a link after the check changes nothing.
 
+mod cache;
+mod trust;
+
+pub use cache::DirCache;
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
@@ -29,21 +33,10 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path, PathBuf};
+use trust::{is_trusted_uid, on_procfs, trust_of, Trust};
 
 /// Links followed in one walk at most, as the kernel's own limit (ELOOP past it).
 const MAX_LINKS: u32 = 40;
-
-/// How far a directory's entries can be believed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Trust {
-    /// Owned by root or the caller, writable by nobody else.
-    Trusted,
-    /// Writable by others, but sticky and owned by a trusted user: only entries owned by a
-    /// trusted user can be believed.
-    Sticky,
-    /// Another user may change its entries.
-    Open,
-}
 
 /// A directory reached by a guarded walk, with what its entries may be trusted for.
 pub struct GuardedDir {
@@ -87,44 +80,6 @@ impl FileOpen {
 pub struct Opened {
     pub file: File,
     pub created: bool,
-}
-
-fn euid() -> u32 {
-    rustix::process::geteuid().as_raw()
-}
-
-// `st_mode`'s type differs between systems (u32 on Linux, u16 on macOS).
-#[allow(clippy::unnecessary_cast)]
-fn trust_of(stat: &rfs::Stat) -> Trust {
-    let owner = stat.st_uid;
-    if owner != 0 && owner != euid() {
-        return Trust::Open;
-    }
-    let mode = stat.st_mode as u32;
-    if mode & 0o022 == 0 {
-        Trust::Trusted
-    } else if mode & 0o1000 != 0 {
-        Trust::Sticky
-    } else {
-        Trust::Open
-    }
-}
-
-fn is_trusted_uid(uid: u32) -> bool {
-    uid == 0 || uid == euid()
-}
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-// `f_type`'s type differs between Linux architectures.
-#[allow(clippy::unnecessary_cast)]
-fn on_procfs(fd: &OwnedFd) -> bool {
-    // PROC_SUPER_MAGIC.
-    rfs::fstatfs(fd).is_ok_and(|fs| fs.f_type as i64 == 0x9fa0)
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn on_procfs(_fd: &OwnedFd) -> bool {
-    false
 }
 
 /// Flags of a descriptor that only names a directory (no read permission needed to walk).
@@ -515,60 +470,6 @@ pub fn guarded_parent(path: &Path, create_dirs: Option<u32>) -> io::Result<(Guar
     Ok((dir, name.to_os_string()))
 }
 
-/// Directories reached by guarded walks, kept to open more files in them without walking
-/// again: the log writer opens two files per app, most in one directory, and a walk costs three
-/// calls per name of the path. A kept directory is used again only while its path still names
-/// it (one `stat`): a path changed since (a link put in place of a directory, another
-/// directory renamed there) is walked again, and checked as any walk is. The descriptor kept
-/// holds the directory, so its identity cannot pass to another while kept.
-pub struct DirCache {
-    dirs: VecDeque<(PathBuf, GuardedDir)>,
-    most: usize,
-}
-
-impl DirCache {
-    /// A cache of `most` directories (the first kept goes first).
-    pub fn new(most: usize) -> DirCache {
-        DirCache {
-            dirs: VecDeque::with_capacity(most),
-            most,
-        }
-    }
-
-    /// [`open_guarded`], walking `path`'s directory only when it is not kept or has changed.
-    pub fn open_file(
-        &mut self,
-        path: &Path,
-        how: FileOpen,
-        create_dirs: Option<u32>,
-    ) -> io::Result<Opened> {
-        let parent = path.parent().filter(|p| p.is_absolute());
-        let (Some(parent), Some(name)) = (parent, path.file_name()) else {
-            // A relative path depends on the working directory: walked each time.
-            return open_guarded(path, how, create_dirs);
-        };
-        if let Some(at) = self.dirs.iter().position(|(kept, _)| kept == parent) {
-            let still = self
-                .dirs
-                .get(at)
-                .filter(|(_, dir)| dir.still_named_by(parent));
-            if let Some((_, dir)) = still {
-                return dir.open_file(name, how);
-            }
-            self.dirs.remove(at);
-        }
-        let dir = GuardedDir::open(parent, create_dirs)?;
-        let opened = dir.open_file(name, how);
-        if self.most > 0 {
-            if self.dirs.len() >= self.most {
-                self.dirs.pop_front();
-            }
-            self.dirs.push_back((parent.to_path_buf(), dir));
-        }
-        opened
-    }
-}
-
 /// Open `path` by a guarded walk (see [`GuardedDir::open_file`]).
 pub fn open_guarded(path: &Path, how: FileOpen, create_dirs: Option<u32>) -> io::Result<Opened> {
     let (dir, name) = guarded_parent(path, create_dirs)?;
@@ -652,49 +553,6 @@ mod tests {
         let (_, one) = guarded.create_temp(".x.tmp", 0o600).expect("temp");
         let (_, two) = guarded.create_temp(".x.tmp", 0o600).expect("temp");
         assert_ne!(one, two);
-    }
-
-    #[test]
-    fn a_kept_directory_replaced_by_a_link_is_walked_again_and_refused() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let open = dir.path().join("open");
-        std::fs::create_dir(&open).expect("mkdir");
-        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-        let secret = dir.path().join("secret");
-        std::fs::create_dir(&secret).expect("mkdir");
-        let how = FileOpen {
-            read: false,
-            write: true,
-            create: Some(0o640),
-            nonblock: true,
-        };
-        let mut cache = DirCache::new(4);
-        let logs = open.join("logs");
-        assert!(
-            cache
-                .open_file(&logs.join("a.log"), how, Some(0o755))
-                .expect("open")
-                .created
-        );
-        assert!(
-            cache
-                .open_file(&logs.join("b.log"), how, None)
-                .expect("kept")
-                .created
-        );
-        // The app's user swaps the directory for a link to one it may not write.
-        std::fs::rename(&logs, open.join("moved")).expect("rename");
-        symlink(&secret, &logs).expect("symlink");
-        let e = cache
-            .open_file(&logs.join("c.log"), how, None)
-            .err()
-            .expect("refused");
-        assert!(e.to_string().contains("refusing to follow"), "{e}");
-        assert!(
-            !secret.join("c.log").exists(),
-            "nothing made through the link"
-        );
-        assert!(open.join("moved/b.log").exists());
     }
 
     #[test]
