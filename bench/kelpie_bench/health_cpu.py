@@ -152,13 +152,16 @@ def scrape_cost(m: Manager, dpid: int) -> dict:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     m.run("web", "--port", str(port))
-    url = f"http://127.0.0.1:{port}/metrics"
-    body = urllib.request.urlopen(url, timeout=30).read()  # warm: the first answer
+    # Every call needs the daemon's token, /metrics too (as Prometheus reads it from the file).
+    token = (m.home / "web.token").read_text().strip()
+    scrape = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                    headers={"Authorization": f"Bearer {token}"})
+    body = urllib.request.urlopen(scrape, timeout=30).read()  # warm: the first answer
     times = []
     c0 = daemon_cpu_ticks(dpid)
     for _ in range(SCRAPES):
         t = time.perf_counter()
-        body = urllib.request.urlopen(url, timeout=30).read()
+        body = urllib.request.urlopen(scrape, timeout=30).read()
         times.append(time.perf_counter() - t)
     c1 = daemon_cpu_ticks(dpid)
     m.run("web", "--stop", check=False)

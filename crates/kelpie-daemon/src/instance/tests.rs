@@ -480,7 +480,7 @@ async fn a_reload_hands_over_when_the_new_process_is_ready_then_stops_the_old_on
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_reload_whose_new_process_is_never_ready_gives_up_at_listen_timeout_and_keeps_the_old() {
+async fn a_reload_whose_new_process_is_never_ready_gives_up_after_its_wait_and_keeps_the_old() {
     let fake = FakeProcesses::new(|n| {
         if n == 0 {
             ready_after(100)
@@ -493,8 +493,10 @@ async fn a_reload_whose_new_process_is_never_ready_gives_up_at_listen_timeout_an
     app.until_started(1).await;
     let answer = app.reload().await.expect("answered").map_err(|e| e.0);
     let error = answer.expect_err("the reload failed");
+    // A new process that runs is waited for past listen_timeout (3 s): the reload's wait,
+    // 30 s, since the old one serves meanwhile.
     assert!(
-        error.contains("not ready within listen_timeout (3000 ms)"),
+        error.contains("not ready within 30000 ms (listen_timeout is 3000 ms"),
         "{error}"
     );
     assert!(
@@ -506,9 +508,9 @@ async fn a_reload_whose_new_process_is_never_ready_gives_up_at_listen_timeout_an
         fake.events()[1..],
         [
             (100, Event::Started(new)),
-            (3_100, Event::Signalled(new, stopping::libc_sigint())),
-            (3_100, Event::Ended(new)),
-            (3_100, Event::Signalled(new, kelpie_sys::SIGKILL)),
+            (30_100, Event::Signalled(new, stopping::libc_sigint())),
+            (30_100, Event::Ended(new)),
+            (30_100, Event::Signalled(new, kelpie_sys::SIGKILL)),
         ]
     );
     assert!(fake.running(FIRST_PID));
@@ -594,12 +596,13 @@ async fn a_restart_due_during_a_reload_that_fails_applies_to_the_old_process_aft
         events[..2],
         [(0, Event::Started(old)), (1_000, Event::Started(new))]
     );
-    // At listen_timeout the new process is given up (stopped apart, on its own task), and the
-    // watchdog's restart of the old one is carried out: all within that millisecond.
+    // At the end of the reload's wait (30 s: the new process runs) the new process is given
+    // up (stopped apart, on its own task), and the watchdog's restart of the old one is
+    // carried out: all within that millisecond.
     let mut at_timeout: Vec<Event> = events[2..]
         .iter()
         .map(|(at, event)| {
-            assert_eq!(*at, 4_000, "{events:?}");
+            assert_eq!(*at, 31_000, "{events:?}");
             event.clone()
         })
         .collect();
