@@ -102,9 +102,18 @@ pub(crate) fn remove_foreign_options(args: &mut Vec<String>) -> Vec<String> {
     else {
         return Vec::new();
     };
-    let Some(verb) = command.find_subcommand(&args[verb_at]) else {
+    let Some(mut verb) = command.find_subcommand(&args[verb_at]) else {
         return Vec::new();
     };
+    // A verb with verbs of its own (`profile cpu`): the options are the inner verb's.
+    let mut verb_at = verb_at;
+    while let Some(inner) = args
+        .get(verb_at + 1)
+        .and_then(|word| verb.find_subcommand(word))
+    {
+        verb = inner;
+        verb_at += 1;
+    }
     // Whether an option of the verb (or of its subcommands' shared flags) has this name.
     let takes_long = |name: &str| {
         verb.get_arguments().any(|a| {
@@ -210,6 +219,13 @@ mod tests {
         let (args, removed) = run("kelpie stop api --wiat-ready");
         assert!(removed.is_empty());
         assert_eq!(args, ["kelpie", "stop", "api", "--wiat-ready"]);
+        // A verb's own verb keeps its options (`-o` is PM2's `--output` elsewhere).
+        let (args, removed) = run("kelpie profile cpu api -o x.cpuprofile -i 4");
+        assert_eq!(
+            args,
+            ["kelpie", "profile", "cpu", "api", "-o", "x.cpuprofile"]
+        );
+        assert_eq!(removed, ["-i 4"]);
     }
 
     #[test]
