@@ -12,11 +12,11 @@ mod pm2_flags;
 mod serving;
 mod views;
 
-pub(crate) use deploy::{DeployArgs, ExportArgs, RuntimeArgs, StartupArgs};
+pub(crate) use deploy::{DeployArgs, ExportArgs, FleetArgs, RuntimeArgs, StartupArgs};
 pub(crate) use lifecycle::{ReloadArgs, RestartArgs, StartArgs, TargetArgs};
 pub(crate) use pm2_flags::{IgnoredPm2Flags, StartOnlyFlags};
 pub(crate) use serving::{ServeArgs, WebArgs};
-pub(crate) use views::{EventsArgs, ListArgs, LogsArgs, MonitArgs};
+pub(crate) use views::{parse_duration, EventsArgs, ListArgs, LogsArgs, MonitArgs, ProfileKind};
 
 use clap::{Parser, Subcommand};
 
@@ -75,6 +75,21 @@ pub(crate) enum Command {
         signal: String,
         #[command(flatten)]
         targets: TargetArgs,
+    },
+    /// Write a line to the stdin of apps in fork mode (`kelpie send api "reload config"`)
+    Send {
+        /// Name, id, namespace or `all`
+        target: String,
+        /// The line (several words are joined with spaces; a newline ends it)
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        line: Vec<String>,
+    },
+    /// Show an app's output and send each line you type to its stdin, until Ctrl-C or Ctrl-D
+    Attach {
+        /// An id, or the name of an app with one process
+        target: String,
+        /// What ends each line sent (a newline by default)
+        separator: Option<String>,
     },
     /// Run an action that apps registered with @pm2/io (`io.action('name', fn)`) in every
     /// running instance of the target, and print each instance's reply
@@ -177,6 +192,25 @@ pub(crate) enum Command {
     /// What a bug report needs (PM2's `report`): versions, the daemon, the system, the list
     /// and the daemon's last log lines
     Report,
+    /// A CPU profile or a heap snapshot of a running Node app, written to a file (no restart)
+    Profile {
+        #[command(subcommand)]
+        kind: ProfileKind,
+    },
+    /// Open the Node inspector of a running app on 127.0.0.1 and print its address
+    Inspect {
+        /// An id, or an app (its lowest id)
+        target: String,
+        /// The port (0: a free one)
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// How long it stays open (10m, 90s; a bare number is seconds)
+        #[arg(long = "for", value_name = "DURATION", default_value = "10m", value_parser = views::parse_duration)]
+        open_for: std::time::Duration,
+        /// Close the inspector `kelpie inspect` opened, now
+        #[arg(long)]
+        close: bool,
+    },
     /// PM2's `profile:cpu` and `profile:mem`, which profile PM2's own daemon: says what to use
     #[command(name = "profile:cpu", hide = true, alias = "profile:mem")]
     ProfileDaemon {
@@ -213,6 +247,9 @@ pub(crate) enum Command {
     /// Ship an ecosystem file's apps to servers over SSH (PM2's `deploy` sections): releases
     /// built on every host, live only once their apps are ready (docs/deploy.md)
     Deploy(DeployArgs),
+    /// Run `list`, `jlist`, `describe`, `logs` or `start|stop|restart|reload` on every host of a
+    /// deploy section, over its SSH, and show the answers together (`kelpie fleet production list`)
+    Fleet(FleetArgs),
     /// Turn the apps of an ecosystem file into systemd units, a Compose file or Kubernetes
     /// manifests (no daemon needed)
     Export(ExportArgs),
@@ -247,22 +284,26 @@ pub(crate) enum Command {
     Conf(crate::commands::conf::ConfCommand),
     /// Run the daemon in the foreground (started for you by any other command)
     #[command(hide = true)]
-    Daemon {
-        /// With no app left from the last daemon, bring back the saved list (boot services)
-        #[arg(long)]
-        resurrect_if_empty: bool,
-        /// Go on from a daemon that re-executed itself (`kelpie update`)
-        #[arg(long, hide = true)]
-        handoff: Option<std::path::PathBuf>,
-        /// Print hand-off format 1, which this kelpie reads, and exit (asked by the `kelpie
-        /// update` of daemons that know one format)
-        #[arg(long, hide = true)]
-        handoff_format: bool,
-        /// Print every hand-off format this kelpie reads, and exit (asked by `kelpie update`)
-        #[arg(long, hide = true)]
-        handoff_formats: bool,
-        /// Be the keeper of the daemon that started this (holds the apps' pipes and sockets)
-        #[arg(long, hide = true)]
-        keeper: bool,
-    },
+    Daemon(DaemonArgs),
+}
+
+/// `kelpie daemon`'s options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DaemonArgs {
+    /// With no app left from the last daemon, bring back the saved list (boot services)
+    #[arg(long)]
+    pub(crate) resurrect_if_empty: bool,
+    /// Go on from a daemon that re-executed itself (`kelpie update`)
+    #[arg(long, hide = true)]
+    pub(crate) handoff: Option<std::path::PathBuf>,
+    /// Print hand-off format 1, which this kelpie reads, and exit (asked by the `kelpie
+    /// update` of daemons that know one format)
+    #[arg(long, hide = true)]
+    pub(crate) handoff_format: bool,
+    /// Print every hand-off format this kelpie reads, and exit (asked by `kelpie update`)
+    #[arg(long, hide = true)]
+    pub(crate) handoff_formats: bool,
+    /// Be the keeper of the daemon that started this (holds the apps' pipes and sockets)
+    #[arg(long, hide = true)]
+    pub(crate) keeper: bool,
 }

@@ -12,6 +12,7 @@
 //! command's words (`words`), the scripts the hosts run (`remote`), and ssh (`ssh`).
 
 mod config;
+mod fleet;
 mod phases;
 mod remote;
 mod report;
@@ -26,6 +27,8 @@ use run::Run;
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use words::Action;
+
+pub(crate) use fleet::fleet;
 
 /// PM2's usage text for `deploy`, with Kelpie's additions.
 const USAGE: &str = "Usage: kelpie deploy [file] <env> [command] [--force] [--json]
@@ -66,28 +69,7 @@ pub(crate) fn deploy(args: DeployArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let file = match words.file {
-        Some(file) => file,
-        None => default_file(&cwd)?,
-    };
-    let load = kelpie_config::LoadContext {
-        cwd: cwd.clone(),
-        env: std::env::vars().collect(),
-        profile: None,
-        only: Vec::new(),
-    };
-    let section = kelpie_config::deploy_section(Path::new(&file), &load)?;
-    let mut warnings = Vec::new();
-    let target = config::target(section.as_ref(), &env, &file, &mut warnings).map_err(|e| {
-        let status = match e {
-            config::SectionError::NoSuchEnv { .. } => Status::NotFound,
-            config::SectionError::Invalid { .. } => Status::Invalid,
-        };
-        failed(status, e.to_string())
-    })?;
-    for warning in &warnings {
-        eprintln!("[kelpie] warning: {warning}");
-    }
+    let (target, file) = load_target(&cwd, words.file, &env)?;
     let run = Run::new(target, &file, json)?;
     let code = match words.action {
         Action::Setup => run.setup(&cwd),
@@ -106,6 +88,34 @@ pub(crate) fn deploy(args: DeployArgs) -> Result<ExitCode> {
     };
     run.close();
     code
+}
+
+/// The deploy section's `env`, from `file` or the first of PM2's default files here; its
+/// warnings said on stderr.
+fn load_target(cwd: &Path, file: Option<String>, env: &str) -> Result<(config::Target, String)> {
+    let file = match file {
+        Some(file) => file,
+        None => default_file(cwd)?,
+    };
+    let load = kelpie_config::LoadContext {
+        cwd: cwd.to_path_buf(),
+        env: std::env::vars().collect(),
+        profile: None,
+        only: Vec::new(),
+    };
+    let section = kelpie_config::deploy_section(Path::new(&file), &load)?;
+    let mut warnings = Vec::new();
+    let target = config::target(section.as_ref(), env, &file, &mut warnings).map_err(|e| {
+        let status = match e {
+            config::SectionError::NoSuchEnv { .. } => Status::NotFound,
+            config::SectionError::Invalid { .. } => Status::Invalid,
+        };
+        failed(status, e.to_string())
+    })?;
+    for warning in &warnings {
+        eprintln!("[kelpie] warning: {warning}");
+    }
+    Ok((target, file))
 }
 
 /// The words, and the options PM2's deploy takes among them (`--force`, `-F`; `-f` as its

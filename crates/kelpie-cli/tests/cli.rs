@@ -22,6 +22,7 @@ mod cli {
     mod frameworks;
     mod health;
     mod image;
+    mod insight;
     mod jobs;
     mod logs;
     mod logs_pm2;

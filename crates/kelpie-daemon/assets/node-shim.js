@@ -655,6 +655,9 @@ try {
   reportToTheManager();
 } catch (_) {}
 try {
+  answerInspections(); // node-inspection.js
+} catch (_) {}
+try {
   reportMainRan();
 } catch (err) {
   try { process.emitWarning(`kelpie shim: cannot tell when the main module ran: ${err && err.message}`); } catch (_) {}

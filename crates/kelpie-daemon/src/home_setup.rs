@@ -1,14 +1,14 @@
 //! The daemon's home on disk before anything else runs: the directory, private to its owner,
-//! the logs directory and the Node shim apps load.
+//! the logs directory, the apps' stdin FIFOs and the shims apps load.
 
 use crate::DaemonError;
 use kelpie_proto::Home;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 
-/// Make the home (mode 0700) and its logs directory, and write the Node shim; refuse a home (or
-/// a `kelpie.toml` in it) that another user owns or may change, or that sits in a directory
-/// another user may change: they could replace the Node shim every Node app loads, or the
-/// settings, and so run their code with the daemon's rights.
+/// Make the home (mode 0700), its logs directory and its apps' stdin directory, and write the
+/// Node shim; refuse a home (or a `kelpie.toml` in it) that another user owns or may change, or
+/// that sits in a directory another user may change: they could replace the Node shim every
+/// Node app loads, or the settings, and so run their code with the daemon's rights.
 pub(crate) fn prepare_home(home: &Home) -> Result<(), DaemonError> {
     for path in [home.root().to_path_buf(), home.settings_file()] {
         kelpie_sys::check_owned_path(&path).map_err(|refused| DaemonError::UntrustedHome {
@@ -26,6 +26,12 @@ pub(crate) fn prepare_home(home: &Home) -> Result<(), DaemonError> {
         .map_err(|e| DaemonError::io("cannot restrict permissions of", home.root(), e))?;
     std::fs::create_dir_all(home.logs_dir())
         .map_err(|e| DaemonError::io("cannot create", &home.logs_dir(), e))?;
+    // The apps' stdin FIFOs: only the daemon's user may write to an app's stdin.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(home.stdin_dir())
+        .map_err(|e| DaemonError::io("cannot create", &home.stdin_dir(), e))?;
     write_node_shim(home).map_err(|e| {
         DaemonError::io("cannot write", &crate::spawn_plan::node_shim_path(home), e)
     })?;

@@ -4,6 +4,7 @@
 mod answers;
 mod errors;
 mod frames;
+mod inspecting;
 
 use crate::gate::Gate;
 use crate::logs::LogService;
@@ -329,6 +330,10 @@ async fn handle_connection(
                 }
                 Ok(Request::Events) => {
                     crate::bus::serve(&mut stream, &bus).await;
+                    return;
+                }
+                Ok(Request::Inspect(request)) => {
+                    inspecting::serve(&mut stream, &commands, request).await;
                     return;
                 }
                 Ok(Request::Trigger(request)) => {

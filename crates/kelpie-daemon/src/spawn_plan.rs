@@ -126,10 +126,12 @@ pub(crate) fn python_shim_dir(home: &Home) -> PathBuf {
 /// The Python shim's source, built into the binary.
 pub(crate) const PYTHON_SHIM: &str = include_str!("../assets/python/sitecustomize.py");
 
-/// The shim's source, built into the binary: the runtime metrics' declarations first (nothing
-/// runs at their load), then the shim, whose last lines start everything.
+/// The shim's source, built into the binary: the runtime metrics' and the inspections'
+/// declarations first (nothing runs at their load), then the shim, whose last lines start
+/// everything.
 pub(crate) const NODE_SHIM: &str = concat!(
     include_str!("../assets/node-metrics.js"),
+    include_str!("../assets/node-inspection.js"),
     include_str!("../assets/node-shim.js")
 );
 
@@ -150,7 +152,8 @@ pub(crate) struct Extras<'a> {
 }
 
 /// How one process of `spec` is started: in its own process group (so a stop reaches every
-/// process it starts), stdin from /dev/null, stdout/stderr into the log pipes (or /dev/null when
+/// process it starts), stdin from its FIFO in fork mode and /dev/null in cluster mode,
+/// stdout/stderr into the log pipes (or /dev/null when
 /// the app disables its logs), and exactly the environment the spec defines plus Kelpie's
 /// variables. With a shared socket or link descriptors, the descriptors are placed at their
 /// numbers in the child and, with a socket, `LISTEN_PID` is set to the child's own pid.
@@ -250,6 +253,18 @@ pub(crate) fn command(
         program: program_name.clone(),
         cause: source,
     })?;
+    if spec.exec_mode == kelpie_core::ExecMode::Fork {
+        // As PM2's fork mode: a pipe on stdin that `kelpie send` writes to (cluster mode's
+        // stdin stays /dev/null, as PM2's workers read an end of file at once).
+        match kelpie_sys::open_stdin_fifo(&who.home.stdin_fifo(who.pm_id)) {
+            Ok(fifo) => spawn.stdin_from(fifo),
+            Err(e) => crate::daemon_log!(
+                "{} (id {}): its stdin is /dev/null: cannot open its FIFO: {e}",
+                spec.name,
+                who.pm_id
+            ),
+        }
+    }
     if let Some(dir) = extras.cgroup_dir {
         spawn.in_cgroup(dir);
     }

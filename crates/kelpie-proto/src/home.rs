@@ -188,6 +188,16 @@ impl Home {
         self.root.join("logs")
     }
 
+    /// The FIFOs that are fork-mode apps' stdin, one per id (`kelpie send` writes to them).
+    pub fn stdin_dir(&self) -> PathBuf {
+        self.root.join("stdin")
+    }
+
+    /// The stdin FIFO of the process of id `pm_id`.
+    pub fn stdin_fifo(&self, pm_id: u32) -> PathBuf {
+        self.stdin_dir().join(pm_id.to_string())
+    }
+
     /// `kelpie update` writes here which program the daemon should become, before sending it
     /// [`UPDATE_SIGNAL`].
     pub fn update_request(&self) -> PathBuf {

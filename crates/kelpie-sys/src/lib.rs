@@ -33,6 +33,7 @@ mod sigwait;
 mod sockets;
 mod spawn;
 mod spawner;
+mod stdin_fifo;
 mod strict_modes;
 
 pub use affinity::{give_apps_their_cpus, keep_threads_on_one_cpu, on_every_cpu};
@@ -87,4 +88,5 @@ pub use sockets::{
     LISTEN_FDS_START,
 };
 pub use spawn::{open_cgroup_dir, Spawn, Spawned};
+pub use stdin_fifo::{open_stdin_fifo, write_stdin_fifo, StdinWrite};
 pub use strict_modes::{check_owned_path, Untrusted};

@@ -178,6 +178,12 @@ impl Spawn {
         })
     }
 
+    /// Its stdin from `fd` rather than /dev/null (a fork-mode app's FIFO, see
+    /// [`crate::open_stdin_fifo`]).
+    pub fn stdin_from(&mut self, fd: OwnedFd) {
+        self.stdin = fd;
+    }
+
     /// The highest number among its descriptors (see [`crate::spawner`]).
     pub(crate) fn highest_fd(&self) -> RawFd {
         [&self.stdin, &self.stdout, &self.stderr]

@@ -81,6 +81,26 @@ pub(crate) struct ExportArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct FleetArgs {
+    /// `[file] <env> <command>`: `list`, `jlist`, `describe <app>`, `logs [app] [--lines N]`,
+    /// `start|stop|restart|reload <app>`
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "WORDS",
+        required = true
+    )]
+    pub words: Vec<String>,
+    /// One JSON document on stdout: the hosts' `jlist`s merged (each process with its `host`),
+    /// or each host's output and status
+    #[arg(long)]
+    pub json: bool,
+    /// How long a host may take to answer (20s, 1m; a bare number is seconds)
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = super::views::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct DeployArgs {
     /// `[file] <env> [setup | update | revert [n] | curr | prev | list | exec <cmd> | ref <ref> |
     /// <ref> | unlock]`, as PM2's deploy takes them

@@ -1,6 +1,6 @@
-//! The arguments of the commands that show apps: `list`, `events`, `logs` and `monit`.
+//! The arguments of the commands that show apps: `list`, `events`, `logs`, `monit` and `profile`.
 
-use clap::Args;
+use clap::{Args, Subcommand};
 use std::time::Duration;
 
 #[derive(Debug, Args)]
@@ -80,12 +80,45 @@ enum IntervalError {
 /// A refresh interval: `2s`, `500ms`, or a bare number of seconds (like `watch -n`); at least
 /// 100 ms.
 fn parse_interval(text: &str) -> Result<Duration, IntervalError> {
+    let interval = parse_duration(text)?;
+    if interval < Duration::from_millis(100) {
+        return Err(IntervalError::TooShort(text.to_string()));
+    }
+    Ok(interval)
+}
+
+/// A duration typed on the command line: `2s`, `500ms`, `10m`, or a bare number of seconds.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, kelpie_config::AmountError> {
     let ms = match text.trim().parse::<f64>() {
         Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => (seconds * 1000.0) as u64,
         _ => kelpie_config::parse_duration_ms(text)?,
     };
-    if ms < 100 {
-        return Err(IntervalError::TooShort(text.to_string()));
-    }
     Ok(Duration::from_millis(ms))
+}
+
+/// What `kelpie profile` makes.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProfileKind {
+    /// A CPU profile (`.cpuprofile`: Chrome DevTools, speedscope)
+    Cpu {
+        /// An id, or an app (its lowest id)
+        target: String,
+        /// How long it samples (10s, 500ms, 2m; a bare number is seconds)
+        #[arg(long, short = 'd', default_value = "10s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Microseconds between two samples
+        #[arg(long, default_value_t = 1000)]
+        interval: u32,
+        /// Where to write it (`-`: stdout; by default `<app>-<id>-<date>.cpuprofile` here)
+        #[arg(long, short = 'o')]
+        output: Option<std::path::PathBuf>,
+    },
+    /// A heap snapshot (`.heapsnapshot`: Chrome DevTools' Memory tab)
+    Heap {
+        /// An id, or an app (its lowest id)
+        target: String,
+        /// Where to write it (`-`: stdout; by default `<app>-<id>-<date>.heapsnapshot` here)
+        #[arg(long, short = 'o')]
+        output: Option<std::path::PathBuf>,
+    },
 }

@@ -8,10 +8,12 @@ mod lifecycle;
 mod logs;
 mod man;
 mod monit;
+mod profile;
 mod runtime;
 mod serve;
 mod start;
 mod startup;
+mod stdin;
 mod targeted;
 mod trigger;
 
@@ -57,39 +59,7 @@ pub(crate) fn run_daemon_directly() -> Option<ExitCode> {
 pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
     let home = Home::from_env();
     match cli.command {
-        Command::Daemon {
-            handoff_format: true,
-            ..
-        } => {
-            outln!("{}", kelpie_daemon::handoff_format());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Daemon {
-            handoff_formats: true,
-            ..
-        } => {
-            let formats: Vec<String> = kelpie_daemon::handoff_formats()
-                .iter()
-                .map(u32::to_string)
-                .collect();
-            outln!("{}", formats.join(" "));
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Daemon { keeper: true, .. } => {
-            let code = kelpie_daemon::run_keeper(home);
-            Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
-        }
-        Command::Daemon {
-            resurrect_if_empty,
-            handoff,
-            ..
-        } => lifecycle::daemon(
-            home,
-            kelpie_daemon::DaemonOptions {
-                resurrect_if_empty,
-                handoff,
-            },
-        ),
+        Command::Daemon(args) => daemon_command(home, args),
         Command::Startup(args) => startup::startup(&home, &args),
         Command::Unstartup(args) => startup::unstartup(&home, &args),
         Command::Start(args) => start::start(&home, *args),
@@ -117,6 +87,17 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             "reset",
         ),
         Command::Signal { signal, targets } => targeted::signal(&home, &signal, &targets),
+        Command::Profile { kind } => profile::profile(&home, kind),
+        Command::Inspect {
+            target,
+            port,
+            open_for,
+            close,
+        } => profile::inspect(&home, &target, port, open_for, close),
+        Command::Send { target, line } => stdin::send(&home, &target, &line),
+        Command::Attach { target, separator } => {
+            stdin::attach(&home, &target, separator.as_deref())
+        }
         Command::Pid { target } => inspect::pid(&home, target.as_deref()),
         Command::Trigger {
             target,
@@ -164,6 +145,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Runtime(args) => runtime::runtime(home, *args),
         Command::Export(args) => export::export(args),
         Command::Deploy(args) => crate::deploy::deploy(args),
+        Command::Fleet(args) => crate::deploy::fleet(args),
         Command::Completions { shell } => completions::completions(shell),
         Command::CompleteApps { words } => completions::complete_apps(&home, &words),
         Command::Man => man::man(),
@@ -171,10 +153,37 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// `kelpie daemon`'s forms that went through the parser (see [`run_daemon_directly`]).
+fn daemon_command(home: Home, args: crate::cli::DaemonArgs) -> Result<ExitCode> {
+    if args.handoff_format {
+        outln!("{}", kelpie_daemon::handoff_format());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.handoff_formats {
+        let formats: Vec<String> = kelpie_daemon::handoff_formats()
+            .iter()
+            .map(u32::to_string)
+            .collect();
+        outln!("{}", formats.join(" "));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.keeper {
+        let code = kelpie_daemon::run_keeper(home);
+        return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+    }
+    lifecycle::daemon(
+        home,
+        kelpie_daemon::DaemonOptions {
+            resurrect_if_empty: args.resurrect_if_empty,
+            handoff: args.handoff,
+        },
+    )
+}
+
 /// PM2's verbs Kelpie answers with what to use instead (they work with PM2's own services).
 fn pm2_only(command: &Command) -> Result<ExitCode> {
     match command {
-        Command::ProfileDaemon { .. } => outln!("[kelpie] PM2's profile:cpu and profile:mem profile the PM2 daemon itself. Kelpie's daemon is native code: profile it with `perf record -g -p <pid>` (`kelpie ping` prints its pid). To profile a Node app, start it with Node's own profiler: `kelpie restart <app> --node-args=\"--cpu-prof --cpu-prof-dir=/tmp/profiles\"` (`--heap-prof` for memory)"),
+        Command::ProfileDaemon { .. } => outln!("[kelpie] PM2's profile:cpu and profile:mem profile the PM2 daemon itself. To profile a running Node app, without a restart: `kelpie profile cpu <app>` (a .cpuprofile; Node's `--cpu-prof` does it from the start) or `kelpie profile heap <app>` (a .heapsnapshot). Kelpie's daemon is native code: profile it with `perf record -g -p <pid>` (`kelpie ping` prints its pid)"),
         Command::DeepUpdate => outln!("[kelpie] PM2's deepUpdate reinstalls PM2 from npm, then updates its daemon. With Kelpie, install the new version the way you installed this one (`cargo install --locked --path crates/kelpie-cli`, or `npm install -g kelpie`), then `kelpie update`: the daemon becomes the new binary in place, no app restarted (docs/startup.md)"),
         _ => outln!("[kelpie] PM2 Plus (`pm2 plus`, `pm2 link`) is PM2's hosted dashboard; Kelpie's is on this machine, no account needed: `kelpie web` serves a page, an HTTP API and Prometheus /metrics (docs/web.md, docs/observability.md), `kelpie monit` is the terminal dashboard"),
     }

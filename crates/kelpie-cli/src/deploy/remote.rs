@@ -369,6 +369,20 @@ impl Prelude<'_> {
         )
     }
 
+    /// `kelpie fleet`: a command in the user's home, in a login shell with the env; what it
+    /// prints on stderr reported apart (`stderr <line>`), and its status (`exit <n>`).
+    pub(super) fn fleet(&self, command: &str) -> String {
+        self.script(
+            &[("CMD", command)],
+            r#"    kd_e=$(mktemp 2>/dev/null) || kd_e=/tmp/.kelpie-fleet.$$
+    ( cd "$HOME" || exit 1; kd_env; kd_shell "$CMD" ) </dev/null 2>"$kd_e"
+    kd_rc=$?
+    while IFS= read -r kd_l || [ -n "$kd_l" ]; do kd_say "stderr $kd_l"; done < "$kd_e"
+    rm -f "$kd_e"
+    kd_say "exit $kd_rc""#,
+        )
+    }
+
     /// `exec`: the command in `current`, in a login shell with the env.
     pub(super) fn exec(&self, command: &str) -> String {
         self.script(

@@ -38,6 +38,8 @@ pub(super) struct Outcome {
     pub reports: Vec<(String, String)>,
     /// ssh's last error lines.
     pub stderr: Vec<String>,
+    /// It was killed for taking longer than its limit.
+    pub timed_out: bool,
 }
 
 impl Outcome {
@@ -139,6 +141,16 @@ impl Connection {
     /// Run `script` on the host; each line it prints that is not a report, and each step it
     /// reaches, goes to `seen` as it comes.
     pub(super) fn run(&self, script: &str, seen: &(dyn Fn(Seen<'_>) + Sync)) -> Outcome {
+        self.run_within(script, seen, None)
+    }
+
+    /// [`Connection::run`], ssh killed once `limit` has passed (`Outcome::timed_out`).
+    pub(super) fn run_within(
+        &self,
+        script: &str,
+        seen: &(dyn Fn(Seen<'_>) + Sync),
+        limit: Option<std::time::Duration>,
+    ) -> Outcome {
         let mut ssh = self.ssh();
         let on_stdin = !self.host.needs_tty;
         if on_stdin {
@@ -168,7 +180,21 @@ impl Connection {
         let stderr = child.stderr.take();
         let stdout = child.stdout.take();
         let mut outcome = Outcome::default();
+        let child = std::sync::Mutex::new(child);
+        let timed_out = std::sync::atomic::AtomicBool::new(false);
+        let (done, finished) = std::sync::mpsc::channel::<()>();
         std::thread::scope(|scope| {
+            if let Some(limit) = limit {
+                let (child, timed_out) = (&child, &timed_out);
+                scope.spawn(move || {
+                    if finished.recv_timeout(limit)
+                        == Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                    {
+                        timed_out.store(true, std::sync::atomic::Ordering::SeqCst);
+                        let _ = child.lock().unwrap_or_else(|p| p.into_inner()).kill();
+                    }
+                });
+            }
             let errors = scope.spawn(move || {
                 let mut text = String::new();
                 if let Some(mut stderr) = stderr {
@@ -200,8 +226,11 @@ impl Connection {
                 }
             }
             outcome.stderr = errors.join().unwrap_or_default();
+            drop(done);
         });
+        let mut child = child.into_inner().unwrap_or_else(|p| p.into_inner());
         outcome.status = child.wait().ok().and_then(|status| status.code());
+        outcome.timed_out = timed_out.into_inner();
         outcome
     }
 

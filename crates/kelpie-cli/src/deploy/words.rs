@@ -104,7 +104,7 @@ pub(super) fn parse(words: &[String]) -> Result<Words, WordsError> {
 }
 
 /// PM2's test for a config file's name (`Common.isConfigFile`), and Kelpie's formats.
-fn is_config_file(word: &str) -> bool {
+pub(super) fn is_config_file(word: &str) -> bool {
     let name = Path::new(word)
         .file_name()
         .and_then(|n| n.to_str())

@@ -1,7 +1,7 @@
 //! Small formatting helpers shared by the renderers.
 
 /// PM2-style short duration: `45s`, `12m`, `5h`, `3D`.
-pub(super) fn short_duration(ms: u64) -> String {
+pub(crate) fn short_duration(ms: u64) -> String {
     let s = ms / 1000;
     match s {
         0..=59 => format!("{s}s"),
@@ -12,7 +12,7 @@ pub(super) fn short_duration(ms: u64) -> String {
 }
 
 /// PM2-style memory: `0b`, `812.0kb`, `12.3mb`, `1.2gb`.
-pub(super) fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const K: f64 = 1024.0;
     let f = n as f64;
     if n == 0 {
@@ -40,7 +40,7 @@ pub(super) fn sdk_metric(entry: &serde_json::Value) -> String {
 }
 
 /// The wall clock now, in ms since the Unix epoch.
-pub(super) fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

@@ -2,7 +2,7 @@
 
 mod describe;
 mod events;
-mod format;
+pub(crate) mod format;
 mod host;
 mod inspect;
 pub(crate) mod monit;
@@ -50,6 +50,10 @@ pub(crate) fn print_response(response: &Response) -> Result<()> {
         Response::Triggered(triggered) => outln!("{}", serde_json::to_string(triggered)?),
         Response::Host(Some(host)) => outln!("{}", host_line(host)),
         Response::Host(None) => outln!("[kelpie] the host has not been sampled yet"),
+        Response::Inspecting { name, pm_id, pid } => {
+            outln!("[kelpie] {name} (id {pm_id}, pid {pid})")
+        }
+        Response::ProfilePart(text) => outln!("{text}"),
     }
     Ok(())
 }

@@ -1006,3 +1006,115 @@ fn setup_adopts_a_host_pm2_deployed() {
         "the adopted release (the previous one) was pruned"
     );
 }
+
+/// `kelpie fleet`: one command on every host of a deploy section over its SSH, the answers
+/// together; a host that is down is named while the other is listed, and the status says not
+/// every host answered.
+#[test]
+fn fleet_lists_two_hosts_in_one_table_and_names_the_one_that_is_down() {
+    let Some(lab) = Lab::new("kdtf", 2) else {
+        return;
+    };
+    let (u1, u2) = (&lab.users[0], &lab.users[1]);
+    for (user, app) in [(u1, "alpha"), (u2, "beta")] {
+        let exec = user.shell(&format!(
+            "kelpie start sleep --name {app} -- 3600 && kelpie start sleep --name shared -- 3600"
+        ));
+        assert!(exec.ok(), "{}", exec.describe());
+    }
+    let label = |i: usize| format!("{}@127.0.0.1:{}", lab.users[i].name, lab.port(i));
+
+    // One table with a host column.
+    let exec = lab.fleet(&["pair", "list"]);
+    lab.expect(&exec, 0);
+    let rows: Vec<&str> = exec.stdout.lines().collect();
+    assert!(
+        rows[0].starts_with("host") && rows[0].contains("status"),
+        "{}",
+        exec.describe()
+    );
+    for (host, app) in [
+        (label(0), "alpha"),
+        (label(0), "shared"),
+        (label(1), "beta"),
+        (label(1), "shared"),
+    ] {
+        assert!(
+            rows.iter().any(|row| row.starts_with(&host)
+                && words(row).contains(&app)
+                && row.contains("online")),
+            "no row for {app} on {host}: {}",
+            exec.describe()
+        );
+    }
+
+    // The jlists merged, each process with its host.
+    let exec = lab.fleet(&["pair", "jlist"]);
+    lab.expect(&exec, 0);
+    let merged: Vec<serde_json::Value> = serde_json::from_str(exec.stdout.trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", exec.describe()));
+    assert_eq!(merged.len(), 4, "{}", exec.describe());
+    assert!(merged
+        .iter()
+        .any(|p| p["name"] == "beta" && p["host"] == label(1).as_str()));
+    assert!(merged.iter().all(|p| p["pm2_env"]["status"] == "online"));
+
+    // A control command on every host, then each host's logs and description.
+    let exec = lab.fleet(&["pair", "restart", "shared"]);
+    lab.expect(&exec, 0);
+    assert!(
+        exec.stdout.contains(&format!("=== {}", label(0)))
+            && exec.stdout.contains(&format!("=== {}", label(1))),
+        "{}",
+        exec.describe()
+    );
+    let exec = lab.fleet(&["pair", "jlist"]);
+    let merged: Vec<serde_json::Value> = serde_json::from_str(exec.stdout.trim()).expect("jlist");
+    let restarted: Vec<&serde_json::Value> =
+        merged.iter().filter(|p| p["name"] == "shared").collect();
+    assert!(
+        restarted.len() == 2 && restarted.iter().all(|p| p["pm2_env"]["restart_time"] == 1),
+        "{}",
+        exec.describe()
+    );
+    let exec = lab.fleet(&["pair", "describe", "beta"]);
+    // beta runs on the second host only: the first says it has no such app.
+    assert_eq!(exec.code, Some(1), "{}", exec.describe());
+    assert!(exec.stdout.contains("beta"), "{}", exec.describe());
+    // Each host's exits, every line under its host's name (the restarts above ended one
+    // process on each).
+    let exec = lab.fleet(&["pair", "events", "shared"]);
+    lab.expect(&exec, 0);
+    for i in 0..2 {
+        let prefix = format!("[{}]", label(i));
+        assert!(
+            exec.stdout
+                .lines()
+                .any(|line| line.starts_with(&prefix) && line.contains("shared")),
+            "{}",
+            exec.describe()
+        );
+    }
+    // No exception inbox yet: said so, and what to use.
+    let exec = lab.fleet(&["pair", "errors"]);
+    assert_eq!(exec.code, Some(2), "{}", exec.describe());
+    assert!(exec.stderr.contains("`events`"), "{}", exec.describe());
+
+    // The second host down: the first still listed, the second named, status 1.
+    lab.sshds[1].stop();
+    let exec = lab.fleet(&["pair", "list", "--timeout", "15s"]);
+    assert_eq!(exec.code, Some(1), "{}", exec.describe());
+    assert!(
+        exec.stdout
+            .lines()
+            .any(|row| row.starts_with(&label(0)) && words(row).contains(&"alpha")),
+        "{}",
+        exec.describe()
+    );
+    assert!(!exec.stdout.contains(&label(1)), "{}", exec.describe());
+    assert!(
+        exec.stderr.contains(&label(1)) && exec.stderr.contains("1 of 2 hosts did not answer"),
+        "{}",
+        exec.describe()
+    );
+}

@@ -462,6 +462,13 @@ impl Sshd {
 
 impl Drop for Sshd {
     fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Sshd {
+    /// Stop it (SIGTERM, then SIGKILL after 5 s): the host is down for ssh.
+    pub(super) fn stop(&self) {
         if let Some(pid) = self.pid() {
             let _ = Command::new("kill").arg(pid.to_string()).output();
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -474,6 +481,8 @@ impl Drop for Sshd {
                     .args(["-KILL", &pid.to_string()])
                     .output();
             }
+            // Stopped once: a later stop (the drop) must not signal the pid's next owner.
+            let _ = fs::remove_file(&self.pid_file);
         }
     }
 }
@@ -633,6 +642,22 @@ impl Lab {
             .env("KELPIE_HOME", self.local_home.path())
             .env_remove("SSH_AUTH_SOCK");
         cmd
+    }
+
+    /// Run `kelpie fleet ecosystem.config.js <args>` in `$T/src`, as root, to its end.
+    pub(super) fn fleet(&self, args: &[&str]) -> Exec {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kelpie"));
+        cmd.arg("fleet")
+            .arg("ecosystem.config.js")
+            .args(args)
+            .current_dir(&self.src)
+            .env("KELPIE_HOME", self.local_home.path())
+            .env_remove("SSH_AUTH_SOCK");
+        run(
+            cmd,
+            format!("kelpie fleet ecosystem.config.js {}", args.join(" ")),
+            DEPLOY_TIMEOUT,
+        )
     }
 
     /// Run `kelpie deploy ecosystem.config.js <args>` to its end.

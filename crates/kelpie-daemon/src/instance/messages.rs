@@ -58,6 +58,9 @@ impl Instance {
                 };
                 let _ = reply.send(result);
             }
+            InstanceMsg::SendLine(text, reply) => {
+                let _ = reply.send(self.write_stdin(&text));
+            }
             InstanceMsg::Shutdown(done) => {
                 self.give_up_reload(GiveUp::Shutdown);
                 self.waiters.shut_down(done);
@@ -75,6 +78,30 @@ impl Instance {
                     None => Ok(()),
                 });
             }
+        }
+    }
+
+    /// `kelpie send`: `text` into the running process's stdin FIFO, whole or not at all, never
+    /// waiting for the app to read.
+    fn write_stdin(&self, text: &str) -> Result<(), NotDelivered> {
+        let (name, pm_id) = (self.given.spec.name.clone(), self.given.pm_id);
+        if self.given.spec.exec_mode != kelpie_core::ExecMode::Fork {
+            return Err(NotDelivered::ClusterStdin { name, pm_id });
+        }
+        if self.state.pid.filter(|_| self.current.runs()).is_none() {
+            return Err(self.given.not_running());
+        }
+        let fifo = self.given.home.stdin_fifo(pm_id);
+        match kelpie_sys::write_stdin_fifo(&fifo, text.as_bytes()) {
+            Ok(kelpie_sys::StdinWrite::Written) => Ok(()),
+            Ok(kelpie_sys::StdinWrite::NoReader) => Err(NotDelivered::StdinClosed { name, pm_id }),
+            Ok(kelpie_sys::StdinWrite::Full { unread, capacity }) => Err(NotDelivered::StdinFull {
+                name,
+                pm_id,
+                unread,
+                capacity,
+            }),
+            Err(cause) => Err(NotDelivered::Stdin { name, pm_id, cause }),
         }
     }
 

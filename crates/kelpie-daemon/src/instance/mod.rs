@@ -89,6 +89,11 @@ pub(crate) enum InstanceMsg {
         Arc<serde_json::Value>,
         oneshot::Sender<Result<(), refusal::NotDelivered>>,
     ),
+    /// Write text to the process's stdin (`kelpie send`, `attach`): fork mode only.
+    SendLine(
+        Arc<String>,
+        oneshot::Sender<Result<(), refusal::NotDelivered>>,
+    ),
     /// Stop the process and end the task (delete, daemon exit).
     Shutdown(oneshot::Sender<()>),
     /// The last lines process `pid` wrote to stderr, read once its pipe reached its end: added

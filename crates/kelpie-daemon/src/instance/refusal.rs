@@ -1,5 +1,5 @@
-//! Why an instance does not do what the supervisor asked of its process: send it a signal or
-//! a message, reload it, or hand it over to the next program (`kelpie update`).
+//! Why an instance does not do what the supervisor asked of its process: send it a signal, a
+//! message or a line on its stdin, reload it, or hand it over to the next program (`kelpie update`).
 
 use std::io;
 
@@ -25,6 +25,44 @@ pub(crate) enum NotDelivered {
     /// The system refused the signal.
     #[error(transparent)]
     Signal(io::Error),
+    /// A cluster-mode process has no stdin to write to (PM2 refuses the same).
+    #[error("Cannot send line to processes in cluster mode: `{name}` (id {pm_id}) runs in cluster mode, whose stdin is /dev/null as PM2's workers'; start it in fork mode to write to its stdin")]
+    ClusterStdin {
+        /// The app.
+        name: String,
+        /// The instance.
+        pm_id: u32,
+    },
+    /// Its process does not hold its stdin open any more (it closed it).
+    #[error("`{name}` (id {pm_id}) closed its stdin")]
+    StdinClosed {
+        /// The app.
+        name: String,
+        /// The instance.
+        pm_id: u32,
+    },
+    /// It has not read what was sent before, and the text would not fit in its pipe.
+    #[error("`{name}` (id {pm_id}) has not read the {unread} bytes sent to its stdin before, and its pipe holds {capacity}: nothing was written (does the app read its stdin?)")]
+    StdinFull {
+        /// The app.
+        name: String,
+        /// The instance.
+        pm_id: u32,
+        /// Bytes it has not read.
+        unread: u64,
+        /// What its pipe holds.
+        capacity: u64,
+    },
+    /// Writing to its FIFO failed.
+    #[error("cannot write to the stdin of `{name}` (id {pm_id}): {cause}")]
+    Stdin {
+        /// The app.
+        name: String,
+        /// The instance.
+        pm_id: u32,
+        /// Why.
+        cause: io::Error,
+    },
 }
 
 /// Why an instance cannot be handed over now; an update waits for it to settle, then gives up.

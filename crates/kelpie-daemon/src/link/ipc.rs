@@ -347,6 +347,11 @@ impl Channel {
                 return Taken::Other;
             }
         }
+        if crate::profile_parts::is_part(&message) {
+            // A profile's text, to the client that asked for it (waits while it reads).
+            crate::profile_parts::deliver(message).await;
+            return Taken::Other;
+        }
         let signal = match ipc_signal(message, size) {
             Some(Routed::Sdk(said)) => {
                 let metrics = matches!(said, kelpie_core::SdkMessage::Monitor(_));

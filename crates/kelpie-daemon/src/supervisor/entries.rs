@@ -55,6 +55,9 @@ impl Supervisor {
             self.services.sample(&self.apps, pm_id);
             let _ = mailbox.send(InstanceMsg::Shutdown(tx));
             self.services.logs.forget(pm_id);
+            // Its stdin FIFO (a process still stopping keeps its own descriptor); the id's
+            // next app gets a new one.
+            let _ = std::fs::remove_file(self.services.home.stdin_fifo(pm_id));
             // The port is closed with the app's last instance (the processes still stopping
             // hold their own copies until they exit).
             if self.apps.ids_named(&spec.name).is_empty() {

@@ -3,13 +3,14 @@
 //!
 //! Here: the routing, the public documents and the refusals of unknown URLs. Its parts, in
 //! `api/`: who may call (`access`), the query and path decoding (`query`), the calls that change
-//! something (`actions`), asking the supervisor and answering in JSON (`answers`), and the logs
-//! and live updates (`logs`).
+//! something (`actions`), asking the supervisor and answering in JSON (`answers`), the logs
+//! and live updates (`logs`), and profiles of Node apps (`profile`).
 
 mod access;
 mod actions;
 mod answers;
 mod logs;
+mod profile;
 mod query;
 
 use super::body::Body;
@@ -70,6 +71,9 @@ pub(super) async fn handle(shared: &Arc<Shared>, request: HttpRequest<Incoming>)
         (&Method::GET, ["api", "processes", target]) => describe(shared, target).await,
         (&Method::POST, ["api", "processes", target, "trigger"]) => {
             trigger(shared, request, target).await
+        }
+        (&Method::POST, ["api", "processes", target, "profile"]) => {
+            profile::profile(shared, request, target).await
         }
         (&Method::POST, ["api", "processes", target, action]) => {
             process_action(shared, request, target, action, &path).await

@@ -92,6 +92,18 @@ impl Outlet {
         Ok(())
     }
 
+    /// Queue `chunk` for the client once it has taken enough of what came before (a
+    /// download, which must arrive whole, rather than live updates, which may be cut).
+    pub(super) async fn send_waiting(&self, chunk: Bytes) -> Result<(), Closed> {
+        let len = chunk.len();
+        self.gauge.queued.fetch_add(len, Ordering::Relaxed);
+        if self.tx.send(chunk).await.is_err() {
+            self.gauge.queued.fetch_sub(len, Ordering::Relaxed);
+            return Err(Closed);
+        }
+        Ok(())
+    }
+
     /// Until the client is gone.
     pub(super) async fn closed(&self) {
         self.tx.closed().await;

@@ -105,6 +105,15 @@ pub enum Request {
     /// client masks secrets; the socket is its owner's alone). Answered with
     /// [`Response::Json`](super::Response::Json): `{"pm_id", "name", "env": {...}}`.
     Env(Targets),
+    /// `send` and `attach`: text written to the stdin of each targeted fork-mode process (its
+    /// FIFO in the home). Answered with `Done`, or an error naming who did not get it and why.
+    SendLine(SendLineRequest),
+    /// `profile cpu|heap` and `inspect`: look inside a running Node process through its
+    /// Kelpie shim. Answered by the connection: [`Response::Inspecting`](super::Response::Inspecting)
+    /// (which process), then for a profile its text in
+    /// [`Response::ProfilePart`](super::Response::ProfilePart)s, then `Json` with how it ended
+    /// (`{"bytes", "pause_ms"}`, or the inspector's `{"url"}`).
+    Inspect(InspectRequest),
 }
 
 /// What a [`Request::Stop`], [`Request::Delete`] or [`Request::Reset`] acts on.
@@ -173,6 +182,47 @@ pub struct JlistRequest {
     /// Show the values of secret-looking variables instead of masking them.
     #[serde(default)]
     pub show_secrets: bool,
+}
+
+/// What `profile` and `inspect` ask of a Node process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InspectRequest {
+    /// Whose process: an id, or an app (its lowest id).
+    pub target: Target,
+    /// What to do.
+    pub action: InspectAction,
+}
+
+/// What [`InspectRequest`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InspectAction {
+    /// A CPU profile (V8's `.cpuprofile`) of `duration_ms`, sampled every `interval_us`.
+    CpuProfile {
+        /// How long it samples.
+        duration_ms: u64,
+        /// Microseconds between samples.
+        interval_us: u32,
+    },
+    /// A heap snapshot (V8's `.heapsnapshot`).
+    HeapSnapshot,
+    /// Open the Node inspector on 127.0.0.1:`port` (0: a free port) for `open_ms`.
+    OpenInspector {
+        /// The port.
+        port: u16,
+        /// How long it stays open.
+        open_ms: u64,
+    },
+    /// Close the inspector `OpenInspector` opened.
+    CloseInspector,
+}
+
+/// What `send` writes to apps' stdin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendLineRequest {
+    /// Who gets it.
+    pub targets: Vec<Target>,
+    /// The bytes, as written (the line and its separator).
+    pub text: String,
 }
 
 /// What `sendDataToProcessId` sends.

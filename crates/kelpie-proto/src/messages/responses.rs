@@ -61,6 +61,18 @@ pub enum Response {
     Triggered(Triggered),
     /// One event of a [`Request::Events`](super::Request::Events) stream.
     Event(BusEvent),
+    /// Answer to [`Request::Inspect`](super::Request::Inspect): the process it looks into
+    /// (what follows comes from it).
+    Inspecting {
+        /// Its id.
+        pm_id: u32,
+        /// Its app.
+        name: String,
+        /// Its pid.
+        pid: u32,
+    },
+    /// Part of a profile's text (a `.cpuprofile` or `.heapsnapshot`), in order.
+    ProfilePart(String),
     /// The command failed; nothing was changed.
     Error(WireError),
 }

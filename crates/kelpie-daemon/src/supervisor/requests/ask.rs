@@ -1,4 +1,4 @@
-//! `sendSignal` and `sendDataToProcessId`: asking each targeted instance to do something to its
+//! `sendSignal`, `sendDataToProcessId` and `send`: asking each targeted instance to do something to its
 //! process, and answering how many did.
 
 use crate::instance::refusal::NotDelivered;
@@ -44,6 +44,23 @@ pub(super) fn send_message(
         "sent the message".into(),
         reply,
         |tx| InstanceMsg::SendMessage(Arc::clone(&message), tx),
+    );
+}
+
+/// `send` and `attach`: text to the stdin of each targeted process (fork mode).
+pub(super) fn send_line(
+    (apps, pending): (&Apps, &mut PendingWork),
+    targets: &[Target],
+    text: String,
+    reply: oneshot::Sender<Reply>,
+) {
+    let text = Arc::new(text);
+    ask_each(
+        (apps, pending),
+        targets,
+        "sent the line".into(),
+        reply,
+        |tx| InstanceMsg::SendLine(Arc::clone(&text), tx),
     );
 }
 

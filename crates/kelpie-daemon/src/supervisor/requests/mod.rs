@@ -118,10 +118,14 @@ pub(super) fn handle(sup: &mut Supervisor, request: Request, reply: oneshot::Sen
         Request::SendMessage(kelpie_proto::SendMessageRequest { targets, message }) => {
             ask::send_message((&sup.apps, &mut sup.pending), &targets, message, reply)
         }
+        Request::SendLine(kelpie_proto::SendLineRequest { targets, text }) => {
+            ask::send_line((&sup.apps, &mut sup.pending), &targets, text, reply)
+        }
         // The connection answers these itself (see `crate::server`).
         Request::Logs(_)
         | Request::Events
         | Request::Trigger(_)
+        | Request::Inspect(_)
         | Request::StartConfig(_)
         | Request::Host
         | Request::Jlist(kelpie_proto::JlistRequest { .. }) => fail(

@@ -165,7 +165,7 @@ pub(super) async fn save(shared: &Shared, request: HttpRequest<Incoming>) -> Htt
 }
 
 /// A request body: nothing, or a JSON object.
-async fn read_json(
+pub(super) async fn read_json(
     request: HttpRequest<Incoming>,
 ) -> Result<serde_json::Map<String, serde_json::Value>, HttpResponse> {
     let limited = http_body_util::Limited::new(request.into_body(), MAX_BODY);

@@ -1,8 +1,9 @@
 //! Asking the supervisor as the control socket does, and its answer as JSON (environment values
 //! left out); `GET /api/processes/{target}`.
 
-use super::super::{error, json, Shared};
+use super::super::{error, json, respond, Shared};
 use super::HttpResponse;
+use bytes::Bytes;
 use kelpie_proto::{resolve_targets, ErrorKind, ProcessInfo, Request, Response, Target};
 
 /// Send `request` to the supervisor, as the control socket does.
@@ -40,6 +41,11 @@ pub(in crate::web) fn answer(response: Response) -> HttpResponse {
         Response::Host(host) => json(200, &host),
         Response::Event(event) => json(200, &event),
         Response::Triggered(triggered) => json(200, &triggered),
+        Response::Inspecting { pm_id, name, pid } => json(
+            200,
+            &serde_json::json!({"pm_id": pm_id, "name": name, "pid": pid}),
+        ),
+        Response::ProfilePart(text) => respond(200, "application/json", Bytes::from(text)),
         Response::LogLines { lines, skipped } => json(
             200,
             &serde_json::json!({"lines": lines, "skipped": skipped}),
