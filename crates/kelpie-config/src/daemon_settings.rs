@@ -75,6 +75,8 @@ pub struct WebSettings {
     /// On loopback without a token, let the calls that change something (every method but
     /// GET) through without one too. Off by default: any local user could stop your apps.
     pub open_loopback: bool,
+    /// `[[web.hosts]]`: other machines' daemons the page shows too (read-only).
+    pub hosts: Vec<crate::WebHost>,
 }
 
 /// The port of `[web]` and `kelpie web` when none is given.
@@ -87,6 +89,7 @@ impl Default for WebSettings {
             host: "127.0.0.1".to_string(),
             token: None,
             open_loopback: false,
+            hosts: Vec::new(),
         }
     }
 }
@@ -226,7 +229,7 @@ const SECTIONS: &[&str] = &["logs", "web"];
 /// Keys of `[logs]`.
 const LOG_KEYS: &[&str] = &["max_size", "retain", "compress", "rotate_interval"];
 /// Keys of `[web]`.
-const WEB_KEYS: &[&str] = &["port", "host", "token", "open_loopback"];
+const WEB_KEYS: &[&str] = &["port", "host", "token", "open_loopback", "hosts"];
 
 impl DaemonSettings {
     /// Read `<path>` (TOML). A missing file = defaults. Any error names the file and the key;
@@ -323,12 +326,16 @@ fn read_web(keys: &serde_json::Map<String, Value>, errors: &mut Vec<String>) -> 
                 Err(e) => Some(e),
             },
             "open_loopback" => convert::boolean(value).map(|v| web.open_loopback = v).err(),
+            "hosts" => {
+                web.hosts = crate::web_hosts::read_hosts(value, errors);
+                None
+            }
             other => {
                 errors.push(
                     match crate::fields::closest(other, WEB_KEYS.iter().copied()) {
                         Some(k) => format!("unknown key `web.{other}` (did you mean `{k}`?)"),
                         None => format!(
-                            "unknown key `web.{other}` (known keys: `port`, `host`, `token`, `open_loopback`)"
+                            "unknown key `web.{other}` (known keys: `port`, `host`, `token`, `open_loopback`, `hosts`)"
                         ),
                     },
                 );
@@ -577,6 +584,22 @@ mod tests {
         let new = stored_web_token(&path).expect("remade");
         assert_ne!(new, token);
         assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+    }
+
+    #[test]
+    fn other_hosts_are_tables_of_the_web_section() {
+        let (_dir, settings) = load_text(
+            "[web]\nport = 9615\n\n[[web.hosts]]\nname = \"web-2\"\nurl = \"http://10.0.0.12:9615\"\ntoken = \"0123456789abcdef0123\"\n",
+        );
+        let web = settings.expect("web").web.expect("section");
+        assert_eq!(web.hosts.len(), 1);
+        assert_eq!(web.hosts[0].name, "web-2");
+        let (_dir, settings) = load_text("[[web.hosts]]\nname = \"x\"\n");
+        let message = settings.expect_err("incomplete").to_string();
+        assert!(
+            message.contains("`web.hosts[0]`: `url` is missing"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -32,6 +32,7 @@ mod serve;
 pub mod settings;
 mod template;
 mod units;
+mod web_hosts;
 mod words;
 
 pub use convert::ValueError;
@@ -56,6 +57,7 @@ pub use serve::{
 };
 pub use template::{example_app, example_ecosystem};
 pub use units::{parse_bytes, parse_duration_ms, AmountError};
+pub use web_hosts::WebHost;
 pub use words::UnterminatedQuote;
 
 use std::collections::BTreeMap;

@@ -15,13 +15,16 @@ mod tcp;
 mod verdicts;
 
 pub(crate) use error::{Ended, ProbeError, UrlError};
+// The web page's view of other hosts asks them over the same plain HTTP.
 use exec::exec_probe;
 use http::http_probe;
+pub(crate) use http::parse_http_url;
 use kelpie_core::{HealthCheck, HealthProbe};
 use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
+pub(crate) use tcp::connect;
 use tcp::tcp_probe;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;

@@ -913,8 +913,8 @@ fn env_prints_the_environment_the_process_was_given_and_update_env_changes_it() 
 fn pm2_verbs_kelpie_answers_otherwise_say_what_to_use() {
     let k = kelpie();
     for (words, says) in [
-        (&["profile:cpu"][..], "--cpu-prof"),
-        (&["profile:mem", "5000"][..], "--heap-prof"),
+        (&["profile:cpu"][..], "kelpie profile cpu <app>"),
+        (&["profile:mem", "5000"][..], "kelpie profile heap <app>"),
         (&["deepUpdate"][..], "kelpie update"),
     ] {
         let said = k.ok(words);

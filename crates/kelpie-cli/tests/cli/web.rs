@@ -643,7 +643,7 @@ fn api_conforms_to_its_openapi_document() {
         "schemathesis found the API and its document disagree:\n{report}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(report.contains("Tested: 14"), "{report}");
+    assert!(report.contains("Tested: 16"), "{report}");
 }
 
 /// An app speaking @pm2/io's action protocol by hand: it registers `echo`, and answers it with
@@ -1473,5 +1473,138 @@ fn the_hosts_use_is_read_from_proc_under_list_on_the_api_and_in_metrics() {
             .any(|l| l.starts_with("node_filesystem_avail_bytes{")
                 && l.contains(&format!("mountpoint=\"{mountpoint}\""))),
         "{scrape}"
+    );
+}
+
+/// Reads the page's "Other hosts" section once it lists the other daemon's app.
+const HOSTS_SCRIPT: &str = r##"
+const { chromium } = require(process.env.PLAYWRIGHT);
+(async () => {
+  const context = await chromium.launchPersistentContext(process.env.PROFILE, {
+    executablePath: process.env.CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    viewport: { width: 1280, height: 860 },
+  });
+  const timeout = 15000;
+  try {
+    const page = context.pages()[0] || await context.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(process.env.URL);
+    await page.locator('#hosts tr[data-name="far-api"] .status.online').waitFor({ timeout });
+    const rows = await page.locator("#hosts tr").allTextContents();
+    const html = await page.content();
+    console.log(JSON.stringify({ rows, tokenInPage: html.includes(process.env.FAR_TOKEN), errors }));
+  } finally {
+    await context.close();
+  }
+})().catch((e) => { console.error(e); process.exit(1); });
+"##;
+
+/// `[[web.hosts]]`: another machine's daemon (here a second daemon, in its own home, serving
+/// with its own token) is shown on the page and over `/api/hosts`, asked by this daemon with
+/// that host's token, which never reaches the page; a host that does not answer, and one whose
+/// token is wrong, are shown with why.
+#[test]
+fn other_hosts_are_shown_read_only_and_their_tokens_stay_in_the_daemon() {
+    let far = kelpie();
+    let far_port = free_port();
+    write_settings(
+        &far,
+        &format!("[web]\nport = {far_port}\ntoken = \"{TOKEN}\"\n"),
+    );
+    far.ok(&["start", &far.fake_app(), "--name", "far-api"]);
+    wait_http(&far, far_port);
+
+    let near = kelpie();
+    let near_port = free_port();
+    let nobody = free_port();
+    let host = |name: &str, port: u16, token: &str| {
+        format!("\n[[web.hosts]]\nname = \"{name}\"\nurl = \"http://127.0.0.1:{port}/\"\ntoken = \"{token}\"\n")
+    };
+    write_settings(
+        &near,
+        &format!(
+            "[web]\nport = {near_port}\n{}{}{}",
+            host("edge-2", far_port, TOKEN),
+            host("gone", nobody, TOKEN),
+            host("stale", far_port, "another-token-0123456789"),
+        ),
+    );
+    near.ok(&["start", &near.fake_app(), "--name", "near-api"]);
+    wait_http(&near, near_port);
+
+    // Not without this daemon's own token.
+    assert_eq!(get(near_port, "/api/hosts").status, 401);
+    let answer = get_with(near_port, &stored_token(&near), "/api/hosts");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(
+        !answer.body.contains(TOKEN) && !answer.body.contains("another-token"),
+        "a token in the answer: {}",
+        answer.body
+    );
+    let hosts = answer.json();
+    let names: Vec<&str> = hosts
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|h| h["name"].as_str())
+        .collect();
+    assert_eq!(names, ["edge-2", "gone", "stale"], "in the file's order");
+    let far_pid = far.pid("far-api");
+    let listed = &hosts[0]["processes"];
+    assert!(
+        listed.as_array().is_some_and(|list| list.len() == 1
+            && list[0]["name"] == "far-api"
+            && list[0]["status"] == "online"
+            && list[0]["pm_id"] == 0),
+        "{hosts}"
+    );
+    assert_eq!(hosts[0]["url"], format!("http://127.0.0.1:{far_port}"));
+    // Only what the page shows passes: not the far process's pid, command or environment.
+    assert!(listed[0].get("pid").is_none() && listed[0].get("spec").is_none());
+    assert_eq!(far.pid("far-api"), far_pid);
+    assert!(
+        hosts[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("connection refused")),
+        "{hosts}"
+    );
+    assert!(
+        hosts[2]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("401")),
+        "{hosts}"
+    );
+    // Read-only: nothing on this daemon reaches the other's apps.
+    assert_eq!(far.app("far-api")["pm2_env"]["restart_time"], 0);
+
+    let Some(seen) = drive(&near, near_port, HOSTS_SCRIPT, &[("FAR_TOKEN", TOKEN)]) else {
+        return;
+    };
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["tokenInPage"], false, "{seen}");
+    let rows: Vec<&str> = seen["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("edge-2") && r.contains("far-api") && r.contains("online")),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("gone") && r.contains("connection refused")),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("stale") && r.contains("401")),
+        "{rows:?}"
     );
 }

@@ -11,19 +11,19 @@ const STATUS_LINE_MAX: usize = 1024;
 
 /// The parts of an `http://` URL a GET needs.
 #[derive(Debug, PartialEq, Eq)]
-struct HttpTarget {
+pub(crate) struct HttpTarget {
     /// Host for the resolver: a name or an address, IPv6 without brackets.
-    host: String,
-    port: u16,
+    pub(crate) host: String,
+    pub(crate) port: u16,
     /// `host:port` for the `Host` header and for reasons.
-    authority: String,
+    pub(crate) authority: String,
     /// Path and query, percent-encoded where needed, never empty.
-    target: String,
+    pub(crate) target: String,
 }
 
 /// Parse `http://host[:port][/path][?query][#fragment]` (IPv6 in brackets, port 80 by
 /// default). Only plain HTTP: there is no TLS client in the daemon.
-fn parse_http_url(url: &str) -> Result<HttpTarget, UrlError> {
+pub(crate) fn parse_http_url(url: &str) -> Result<HttpTarget, UrlError> {
     let rest = url
         .get(..7)
         .filter(|scheme| scheme.eq_ignore_ascii_case("http://"))

@@ -15,7 +15,7 @@ pub(super) fn authority(host: &str, port: u16) -> String {
 }
 
 /// Connect to the first address of `host` that accepts; `shown` names it in reasons.
-pub(super) async fn connect(host: &str, port: u16, shown: &str) -> Result<TcpStream, ProbeError> {
+pub(crate) async fn connect(host: &str, port: u16, shown: &str) -> Result<TcpStream, ProbeError> {
     let addresses = tokio::net::lookup_host((host, port))
         .await
         .map_err(|source| ProbeError::Resolve {

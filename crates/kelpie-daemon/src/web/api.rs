@@ -4,11 +4,12 @@
 //! Here: the routing, the public documents and the refusals of unknown URLs. Its parts, in
 //! `api/`: who may call (`access`), the query and path decoding (`query`), the calls that change
 //! something (`actions`), asking the supervisor and answering in JSON (`answers`), the logs
-//! and live updates (`logs`), and profiles of Node apps (`profile`).
+//! and live updates (`logs`), profiles of Node apps (`profile`), and other hosts' apps (`hosts`).
 
 mod access;
 mod actions;
 mod answers;
+mod hosts;
 mod logs;
 mod profile;
 mod query;
@@ -69,6 +70,7 @@ pub(super) async fn handle(shared: &Arc<Shared>, request: HttpRequest<Incoming>)
             answers::answer(kelpie_proto::Response::Host(crate::host::latest()))
         }
         (&Method::GET, ["api", "processes", target]) => describe(shared, target).await,
+        (&Method::GET, ["api", "hosts"]) => hosts::other_hosts(&shared.hosts).await,
         (&Method::POST, ["api", "processes", target, "trigger"]) => {
             trigger(shared, request, target).await
         }
@@ -88,7 +90,7 @@ pub(super) async fn handle(shared: &Arc<Shared>, request: HttpRequest<Incoming>)
             Ok(logs) => live(shared, request.extensions().get(), logs),
             Err(refused) => error(400, "Invalid", &refused.to_string()),
         },
-        (_, ["metrics"] | ["api", "ping" | "processes" | "host" | "logs" | "events"])
+        (_, ["metrics"] | ["api", "ping" | "processes" | "host" | "hosts" | "logs" | "events"])
         | (_, ["api", "processes", _]) => not_allowed("GET"),
         (_, ["api", "processes", _, _] | ["api", "apps", _, "scale"] | ["api", "save"]) => {
             not_allowed("POST")

@@ -57,6 +57,8 @@ struct Shared {
     loopback: bool,
     /// The live streams' slots (`api::MAX_STREAMS`).
     streams: Arc<Semaphore>,
+    /// Other machines' daemons the page shows (`[[web.hosts]]`), with their tokens.
+    hosts: Arc<[kelpie_config::WebHost]>,
 }
 
 /// Which calls need which token.
@@ -210,6 +212,7 @@ async fn apply(
         host: request.host.unwrap_or(base.host),
         open_loopback: request.open_loopback || (base.open_loopback && token.is_none()),
         token,
+        hosts: base.hosts,
     };
     serve(home, &settings, running, daemon).await
 }
@@ -260,6 +263,7 @@ async fn serve(
         access: access.clone(),
         loopback: addr.ip().is_loopback(),
         streams: Arc::new(Semaphore::new(api::MAX_STREAMS)),
+        hosts: settings.hosts.clone().into(),
     });
     let accept = crate::tasks::spawn(accept_loop(listener, shared));
     *running = Some(Running {
