@@ -6,8 +6,9 @@ tests, and `#[non_exhaustive]` on what no other crate sees.
     python3 bench/code_shape.py            # the figures
     python3 bench/code_shape.py --check    # exit 1 when a limit is passed
 
-Test code is a file under `tests/`, a `*_tests.rs` or `tests.rs` file, or what follows the
-first `#[cfg(test)]` line of a file (where the tests module sits, by the codebase's habit).
+Test code is a file under `tests/`, a `*_tests.rs` or `tests.rs` file, or a module under
+`#[cfg(test)]` (`mod tests { ... }`). Anything else under `#[cfg(test)]` (an import, a function,
+a match arm) counts: a file is read whole, so nothing high in it hides the rest.
 """
 
 import argparse
@@ -32,13 +33,50 @@ def is_test_file(path: Path) -> bool:
     )
 
 
+TEST_MODULE = re.compile(r"^\s*(pub(\([^)]*\))?\s+)?mod\s+\w+\s*(\{|;)")
+
+
 def library_lines(path: Path) -> list[str]:
-    """The file's lines up to its first `#[cfg(test)]`."""
+    """The file's lines without its test modules (a module under `#[cfg(test)]`)."""
     lines = path.read_text(errors="replace").splitlines()
-    for i, line in enumerate(lines):
-        if line.strip() == "#[cfg(test)]":
-            return lines[:i]
-    return lines
+    kept, i = [], 0
+    while i < len(lines):
+        if lines[i].strip() != "#[cfg(test)]":
+            kept.append(lines[i])
+            i += 1
+            continue
+        # The item the attribute is on, past any other attributes and comments.
+        j = i + 1
+        while j < len(lines):
+            if lines[j].strip().startswith("//"):
+                j += 1
+            elif lines[j].strip().startswith("#["):
+                # An attribute, over as many lines as its brackets take.
+                depth = 0
+                while j < len(lines):
+                    code = code_only(lines[j])
+                    depth += code.count("[") - code.count("]")
+                    j += 1
+                    if depth <= 0:
+                        break
+            else:
+                break
+        module = TEST_MODULE.match(lines[j]) if j < len(lines) else None
+        if not module:
+            kept.append(lines[i])
+            i += 1
+            continue
+        if module.group(3) == ";":
+            i = j + 1
+            continue
+        # rustfmt closes a module with `}` at the indentation of its `mod` line (counting
+        # braces would trip on raw strings and characters in the tests).
+        indent = lines[j][: len(lines[j]) - len(lines[j].lstrip())]
+        j += 1
+        while j < len(lines) and lines[j].rstrip() != indent + "}":
+            j += 1
+        i = j + 1
+    return kept
 
 
 def code_only(line: str) -> str:

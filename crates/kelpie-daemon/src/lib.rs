@@ -30,6 +30,7 @@ mod follow;
 mod forensics;
 mod gate;
 mod health;
+mod hello;
 mod home_setup;
 mod host;
 mod inspection;

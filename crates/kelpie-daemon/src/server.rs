@@ -283,7 +283,7 @@ async fn handle_connection(
             "the daemon serves {} connections already, all busy; try again",
             gate.max()
         );
-        let _ = write_message(&mut stream, &crate::update::daemon_hello()).await;
+        let _ = write_message(&mut stream, &crate::hello::daemon_hello()).await;
         let _ = write_message(&mut stream, &error(ErrorKind::Internal, busy)).await;
         return;
     };
@@ -293,7 +293,7 @@ async fn handle_connection(
         return;
     };
     let peer_hello: Option<Hello> = decode(&body).ok();
-    if write_message(&mut stream, &crate::update::daemon_hello())
+    if write_message(&mut stream, &crate::hello::daemon_hello())
         .await
         .is_err()
     {

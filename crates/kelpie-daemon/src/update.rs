@@ -29,10 +29,6 @@ const HANDOFF_VERSION: u32 = 2;
 /// The formats this program reads: those of every earlier kelpie too.
 const HANDOFF_READ: [u32; 2] = [1, HANDOFF_VERSION];
 
-/// For tests of an old daemon meeting a new CLI: the daemon answers the Hello with this
-/// `version:protocol` instead of its own. Not passed on to the program an update executes.
-pub(crate) const TEST_VERSION_ENV: &str = "KELPIE_TEST_DAEMON_VERSION";
-
 /// A process of an instance, handed to the next program.
 pub(crate) struct HandedProcess {
     /// Its pid (and process group).
@@ -211,7 +207,7 @@ impl Handoff {
         let error = match kept.and_then(|()| kelpie_sys::block_signals(&daemon_signals())) {
             Ok(_) => {
                 let env: Vec<_> = std::env::vars_os()
-                    .filter(|(key, _)| key != TEST_VERSION_ENV)
+                    .filter(|(key, _)| key != crate::hello::TEST_VERSION_ENV)
                     .collect();
                 let args = [
                     std::ffi::OsStr::new("daemon"),
@@ -363,18 +359,6 @@ pub fn handoff_format() -> u32 {
 /// update checks it before handing anything over (an older kelpie has no such flag).
 pub fn handoff_formats() -> &'static [u32] {
     &HANDOFF_READ
-}
-
-/// The Hello this daemon answers with (see [`TEST_VERSION_ENV`]).
-pub(crate) fn daemon_hello() -> kelpie_proto::Hello {
-    let pretend = std::env::var(TEST_VERSION_ENV).ok().and_then(|value| {
-        let (version, protocol) = value.split_once(':')?;
-        Some(kelpie_proto::Hello {
-            protocol: protocol.parse().ok()?,
-            version: version.to_string(),
-        })
-    });
-    pretend.unwrap_or_else(kelpie_proto::Hello::current)
 }
 
 /// How an update went, in words for the `kelpie update` waiting for it.

@@ -65,22 +65,12 @@ async fn launch_on_system(
     given: &Given,
     found: &mut Option<Box<FoundProgram>>,
 ) -> Result<Launched, SpawnError> {
-    let files = spawn_plan::log_paths(&given.home, &given.spec, given.pm_id).files();
-    let route = given
-        .logs
-        .route(&given.spec, given.pm_id, given.instance, &files);
-    // Where the keeper writes each stream itself while no daemon runs.
-    let route_files = route.as_ref().map(|route| {
-        [
-            route.keeper_file(LogStream::Out),
-            route.keeper_file(LogStream::Err),
-        ]
-    });
-    let (pipes, readers) = match route.as_ref().map(|_| output_pipes()).transpose() {
-        Ok(Some((pipes, readers))) => (Some(pipes), Some(readers)),
-        Ok(None) => (None, None),
-        Err(e) => return Err(SpawnError::OutputPipes(e)),
-    };
+    let Output {
+        route,
+        route_files,
+        pipes,
+        readers,
+    } = Output::of(given)?;
     let node = given.spec.runs_on_node();
     let ipc_fd = node.then_some(if given.socket.is_some() {
         spawn_plan::LISTEN_FD + 1
@@ -188,6 +178,42 @@ async fn launch_on_system(
         stderr,
         published: Published::default(),
     })
+}
+
+/// Where a new process's output goes: none of it without a log route (`disable_logs`).
+struct Output {
+    route: Option<Arc<crate::logs::Route>>,
+    /// Where the keeper writes each stream itself while no daemon runs.
+    route_files: Option<[Option<std::path::PathBuf>; 2]>,
+    /// The process's ends of its output pipes, and the daemon's.
+    pipes: Option<OutputPipes>,
+    readers: Option<(PipeReader, PipeReader)>,
+}
+
+impl Output {
+    fn of(given: &Given) -> Result<Output, SpawnError> {
+        let files = spawn_plan::log_paths(&given.home, &given.spec, given.pm_id).files();
+        let route = given
+            .logs
+            .route(&given.spec, given.pm_id, given.instance, &files);
+        let route_files = route.as_ref().map(|route| {
+            [
+                route.keeper_file(LogStream::Out),
+                route.keeper_file(LogStream::Err),
+            ]
+        });
+        let (pipes, readers) = match route.as_ref().map(|_| output_pipes()).transpose() {
+            Ok(Some((pipes, readers))) => (Some(pipes), Some(readers)),
+            Ok(None) => (None, None),
+            Err(e) => return Err(SpawnError::OutputPipes(e)),
+        };
+        Ok(Output {
+            route,
+            route_files,
+            pipes,
+            readers,
+        })
+    }
 }
 
 /// Read a new process's stdout and stderr on the log thread (what the keeper holds of them

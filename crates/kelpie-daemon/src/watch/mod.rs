@@ -71,6 +71,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
+mod burst;
 mod error;
 mod rules;
 mod table;

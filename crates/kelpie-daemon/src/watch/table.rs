@@ -1,6 +1,7 @@
 //! The watching thread's state: the watch descriptors of every directory, shared between apps
 //! that watch it, the apps' views of their trees, and the bursts being gathered.
 
+use super::burst::Burst;
 use super::rules::{normalize, real_path, Rules};
 use super::{
     add_error, change_mask, is_limit, Command, RawEvent, WatchBurst, WatchError, WatchSettings,
@@ -68,39 +69,6 @@ pub(super) struct View {
 pub(super) enum Interest {
     Tree,
     Name(OsString),
-}
-
-/// A burst in progress.
-pub(super) struct Burst {
-    pub(super) first_path: PathBuf,
-    pub(super) changes: usize,
-    pub(super) first: Instant,
-    pub(super) last: Instant,
-}
-
-impl App {
-    pub(super) fn record(&mut self, path: &Path, now: Instant) {
-        match &mut self.burst {
-            Some(burst) => {
-                burst.changes += 1;
-                burst.last = now;
-            }
-            None => {
-                self.burst = Some(Burst {
-                    first_path: path.to_path_buf(),
-                    changes: 1,
-                    first: now,
-                    last: now,
-                })
-            }
-        }
-    }
-
-    pub(super) fn deadline(&self) -> Option<Instant> {
-        self.burst
-            .as_ref()
-            .map(|burst| (burst.last + self.delay).min(burst.first + self.hold))
-    }
 }
 
 impl Watcher {

@@ -35,7 +35,7 @@ pub(super) fn handle(sup: &mut Supervisor, request: Request, reply: oneshot::Sen
         Request::Ping => {
             let response = Response::Pong {
                 pid: std::process::id(),
-                version: crate::update::daemon_hello().version,
+                version: crate::hello::daemon_hello().version,
                 uptime_ms: crate::clock::now().mono_ms,
             };
             let _ = reply.send(Reply {

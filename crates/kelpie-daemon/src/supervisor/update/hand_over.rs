@@ -127,7 +127,7 @@ fn handoff(sup: &Supervisor, parts: HandoffSockets, handed: BTreeMap<u32, Inheri
         notify,
     } = parts;
     let mut handoff = Handoff {
-        from_version: update::daemon_hello().version,
+        from_version: crate::hello::daemon_hello().version,
         mono_ms: crate::clock::now().mono_ms,
         control,
         cgroups: sup.services.cgroups.hand_over(),
