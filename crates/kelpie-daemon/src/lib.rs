@@ -28,6 +28,8 @@ mod descriptors;
 mod dump;
 mod follow;
 mod forensics;
+#[cfg(test)]
+mod format_fixtures_tests;
 mod gate;
 mod health;
 mod hello;
