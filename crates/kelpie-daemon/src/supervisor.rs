@@ -29,6 +29,7 @@ mod pending;
 mod persistence;
 mod ports;
 mod recovered;
+mod refusal;
 mod reports;
 mod requests;
 mod services;
@@ -250,7 +251,8 @@ impl Supervisor {
                 self.watches.files_changed(&name, burst, &self.apps)
             }
             Command::LogSelection { targets, reply } => {
-                let _ = reply.send(self.apps.log_selection(&targets, &self.services.home));
+                let selection = self.apps.log_selection(&targets, &self.services.home);
+                let _ = reply.send(selection.map_err(kelpie_proto::WireError::from));
             }
             Command::Metrics { reply } => {
                 let _ = reply.send(listing::instance_metrics(&self.apps, &self.services));

@@ -3,12 +3,13 @@
 //! `requests/logs.rs`).
 
 use super::apps::Apps;
+use super::refusal::Refusal;
 use crate::logs::hub::LogFilter;
 use crate::logs::LogService;
 use crate::server::ConfigLoadError;
 use crate::spawn_plan::LogPaths;
 use crate::supervisor_channel::{LogSelection, SelectedInstance};
-use kelpie_proto::{Home, LogFileInfo, Target, WireError};
+use kelpie_proto::{Home, LogFileInfo, Target};
 use std::path::PathBuf;
 
 impl Apps {
@@ -17,7 +18,7 @@ impl Apps {
         &self,
         targets: &[Target],
         home: &Home,
-    ) -> Result<LogSelection, WireError> {
+    ) -> Result<LogSelection, Refusal> {
         let targets = if targets.is_empty() {
             vec![Target::All]
         } else {

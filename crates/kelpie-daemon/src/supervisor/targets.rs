@@ -2,7 +2,8 @@
 //! with the CLI (`kelpie_proto::resolve_targets`).
 
 use super::apps::Apps;
-use kelpie_proto::{resolve_targets, ErrorKind, Target, Targetable, WireError};
+use super::refusal::Refusal;
+use kelpie_proto::{resolve_targets, Target, Targetable};
 
 impl Apps {
     /// Ids of the instances named `name`, in id order.
@@ -15,7 +16,7 @@ impl Apps {
 
     /// Resolve every target, or fail naming each one that matches nothing (so a typo in one
     /// target changes nothing at all).
-    pub(super) fn resolve(&self, targets: &[Target]) -> Result<Vec<u32>, WireError> {
+    pub(super) fn resolve(&self, targets: &[Target]) -> Result<Vec<u32>, Refusal> {
         let instances: Vec<Targetable<'_>> = self
             .iter()
             .map(|(pm_id, e)| Targetable {
@@ -34,25 +35,19 @@ impl Apps {
                 format!("known apps: {}", names.join(", "))
             };
             let unknown: Vec<String> = unknown.iter().map(Target::describe).collect();
-            WireError {
-                kind: ErrorKind::NotFound,
-                message: format!(
-                    "no app matches {} ({hint}); nothing was changed",
-                    unknown.join(", ")
-                ),
+            Refusal::NoMatch {
+                unknown: unknown.join(", "),
+                hint,
             }
         })
     }
 
     /// [`Self::resolve`] for a command that changes apps: `all` with no app is an error too,
     /// as in PM2 (`kelpie restart all` with nothing to restart exits non-zero).
-    pub(super) fn resolve_some(&self, targets: &[Target]) -> Result<Vec<u32>, WireError> {
+    pub(super) fn resolve_some(&self, targets: &[Target]) -> Result<Vec<u32>, Refusal> {
         let ids = self.resolve(targets)?;
         if ids.is_empty() {
-            return Err(WireError {
-                kind: ErrorKind::NotFound,
-                message: "no apps are running; nothing was changed".into(),
-            });
+            return Err(Refusal::NoneRunning);
         }
         Ok(ids)
     }

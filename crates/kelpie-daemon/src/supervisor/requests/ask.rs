@@ -5,6 +5,7 @@ use crate::instance::refusal::NotDelivered;
 use crate::instance::InstanceMsg;
 use crate::supervisor::apps::Apps;
 use crate::supervisor::pending::{Back, PendingWork};
+use crate::supervisor::refusal::Refusal;
 use crate::supervisor::requests::fail;
 use crate::supervisor_channel::{Finish, Reply};
 use kelpie_proto::{ErrorKind, Target, WireError};
@@ -18,11 +19,7 @@ pub(super) fn send_signal(
     reply: oneshot::Sender<Reply>,
 ) {
     let Some(number) = kelpie_sys::signal_number(signal) else {
-        return fail(
-            reply,
-            ErrorKind::Invalid,
-            format!("unknown signal `{signal}` (try SIGUSR2, SIGHUP, 15...)"),
-        );
+        return fail(reply, Refusal::UnknownSignal(signal.to_string()));
     };
     let what = format!("sent {}", kelpie_sys::signal_name(number));
     ask_each((apps, pending), targets, what, reply, |tx| {
@@ -75,7 +72,7 @@ fn ask_each(
 ) {
     let ids = match apps.resolve_some(targets) {
         Ok(ids) => ids,
-        Err(e) => return fail(reply, e.kind, e.message),
+        Err(refusal) => return fail(reply, refusal),
     };
     let results: Vec<oneshot::Receiver<Result<(), NotDelivered>>> = ids
         .iter()

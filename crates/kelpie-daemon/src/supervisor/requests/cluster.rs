@@ -2,6 +2,7 @@
 
 use crate::instance::InstanceMsg;
 use crate::supervisor::apps::Entry;
+use crate::supervisor::refusal::Refusal;
 use crate::supervisor::requests::fail;
 use crate::supervisor::{Finish, Reply, Supervisor};
 use kelpie_core::Lifecycle;
@@ -92,7 +93,7 @@ pub(in crate::supervisor) fn reload(
     } else {
         match sup.apps.resolve_some(&targets) {
             Ok(ids) => ids,
-            Err(e) => return fail(reply, e.kind, e.message),
+            Err(refusal) => return fail(reply, refusal),
         }
     };
     // A file's apps: sockets first (a port in use fails the request before any change).
@@ -100,7 +101,7 @@ pub(in crate::supervisor) fn reload(
     for spec in &apps {
         match sup.ports.open(spec) {
             Ok(socket) => sockets.push(socket),
-            Err(e) => return fail(reply, ErrorKind::Conflict, e.to_string()),
+            Err(e) => return fail(reply, Refusal::Port(e)),
         }
     }
     let mut started = Vec::new();
@@ -166,20 +167,17 @@ pub(in crate::supervisor) fn scale(
 ) {
     let ids = sup.apps.ids_named(name);
     let Some(first) = ids.first().and_then(|id| sup.apps.get(*id)) else {
-        return fail(reply, ErrorKind::NotFound, format!("no app named `{name}`"));
+        return fail(reply, Refusal::NoAppNamed(name.to_string()));
     };
     let running = meant_to_run(ids.iter().filter_map(|id| sup.apps.get(*id)));
     let current = ids.len() as u32;
     let wanted = count.apply(current);
-    if let Err(why) = kelpie_core::check_instances(wanted) {
-        return fail(reply, ErrorKind::Invalid, format!("app `{name}`: {why}"));
+    if let Err(cause) = kelpie_core::check_instances(wanted) {
+        let app = name.to_string();
+        return fail(reply, Refusal::TooManyInstances { app, cause });
     }
     if wanted == 0 {
-        return fail(
-            reply,
-            ErrorKind::Invalid,
-            format!("an app keeps at least one instance; use `kelpie delete {name}` to remove it"),
-        );
+        return fail(reply, Refusal::ScaleToNone(name.to_string()));
     }
     let mut spec = (*first.spec).clone();
     spec.instances = wanted;

@@ -2,6 +2,7 @@
 
 use crate::instance::InstanceMsg;
 use crate::supervisor::conf::describe_rotation;
+use crate::supervisor::refusal::Refusal;
 use crate::supervisor::requests::fail;
 use crate::supervisor::Supervisor;
 use crate::supervisor_channel::{Finish, Reply};
@@ -31,7 +32,7 @@ pub(in crate::supervisor) fn conf_request(
     }
     let change = match sup.settings.change(request) {
         Ok(change) => change,
-        Err(e) => return fail(reply, ErrorKind::Invalid, e.to_string()),
+        Err(e) => return fail(reply, Refusal::Conf(e)),
     };
     let mut notes = Vec::new();
     if let Some(logs) = change.rotation {

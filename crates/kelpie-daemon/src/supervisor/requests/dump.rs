@@ -4,6 +4,7 @@ use crate::dump::{DumpFile, DumpedApp};
 use crate::supervisor::apps::Apps;
 use crate::supervisor::pending::PendingWork;
 use crate::supervisor::persistence::Persistence;
+use crate::supervisor::refusal::Refusal;
 use crate::supervisor::requests::fail;
 use crate::supervisor::services::Services;
 use crate::supervisor::{Back, Supervisor};
@@ -60,7 +61,7 @@ pub(in crate::supervisor) fn resurrect_loaded(
 ) {
     let (dump, note) = match result {
         Ok(loaded) => loaded,
-        Err(e) => return fail(reply, ErrorKind::NotFound, e.to_string()),
+        Err(e) => return fail(reply, Refusal::Dump(e)),
     };
     let mut notes: Vec<String> = note.into_iter().collect();
     let mut waiters = Vec::new();

@@ -5,13 +5,14 @@ use crate::supervisor::apps::Apps;
 use crate::supervisor::order::PendingAction;
 use crate::supervisor::pending::PendingWork;
 use crate::supervisor::ports::Ports;
+use crate::supervisor::refusal::Refusal;
 use crate::supervisor::requests::fail;
 use crate::supervisor::services::Services;
 use crate::supervisor::Supervisor;
 use crate::supervisor_channel::{Finish, Reply};
 use kelpie_core::Lifecycle;
 use kelpie_proto::SpecChanges;
-use kelpie_proto::{ErrorKind, Target};
+use kelpie_proto::Target;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -27,7 +28,7 @@ pub(super) fn stop_or_restart(
 ) {
     let ids = match sup.apps.resolve_some(targets) {
         Ok(ids) => ids,
-        Err(e) => return fail(reply, e.kind, e.message),
+        Err(refusal) => return fail(reply, refusal),
     };
     if let Some(env) = update_env {
         // `--update-env`: the inherited environment is replaced, not merged, so a variable
@@ -76,7 +77,7 @@ pub(super) fn change(
 ) {
     let ids = match sup.apps.resolve_some(targets) {
         Ok(ids) => ids,
-        Err(e) => return fail(reply, e.kind, e.message),
+        Err(refusal) => return fail(reply, refusal),
     };
     let names: BTreeSet<String> = ids
         .iter()
@@ -84,21 +85,13 @@ pub(super) fn change(
         .collect();
     if let Some(new_name) = &changes.name {
         if let Err(e) = kelpie_core::check_app_name(new_name) {
-            return fail(reply, ErrorKind::Invalid, format!("--name: {e}"));
+            return fail(reply, Refusal::BadName(e));
         }
         if names.len() > 1 {
-            return fail(
-                reply,
-                ErrorKind::Invalid,
-                "--name renames one app; these targets select several".into(),
-            );
+            return fail(reply, Refusal::RenameSeveral);
         }
         if !names.contains(new_name) && !sup.apps.ids_named(new_name).is_empty() {
-            return fail(
-                reply,
-                ErrorKind::Conflict,
-                format!("an app is already named `{new_name}`; nothing was changed"),
-            );
+            return fail(reply, Refusal::NameTaken(new_name.clone()));
         }
         // Every instance of the app takes the new name, with the port and watch it had.
         let all_ids: Vec<u32> = names.iter().flat_map(|n| sup.apps.ids_named(n)).collect();
@@ -143,7 +136,7 @@ pub(super) fn change(
 pub(super) fn delete(sup: &mut Supervisor, targets: &[Target], reply: oneshot::Sender<Reply>) {
     let ids = match sup.apps.resolve_some(targets) {
         Ok(ids) => ids,
-        Err(e) => return fail(reply, e.kind, e.message),
+        Err(refusal) => return fail(reply, refusal),
     };
     let removed = sup.stop_in_order(&ids, PendingAction::Remove);
     sup.pending.finish_after(removed, Finish::List, reply);

@@ -40,7 +40,7 @@ pub(in crate::supervisor) fn flush_logs(
     } else {
         match apps.log_selection(&listed, home) {
             Ok(selection) => selection,
-            Err(e) => return crate::supervisor::requests::fail(reply, e.kind, e.message),
+            Err(refusal) => return crate::supervisor::requests::fail(reply, refusal),
         }
     };
     let ids: Vec<u32> = selection.instances.iter().map(|i| i.pm_id).collect();

@@ -15,16 +15,17 @@ mod start;
 pub(super) use dump::resurrect_loaded;
 pub(super) use logs::{logs_settings_read, reload_logs};
 
+use super::refusal::Refusal;
 use super::{Finish, Reply, Supervisor};
 use crate::instance::InstanceMsg;
 use kelpie_core::Lifecycle;
-use kelpie_proto::{ErrorKind, Request, Response, WireError};
+use kelpie_proto::{Request, Response};
 use tokio::sync::oneshot;
 
-/// Answer `reply` with an error: the request changed nothing.
-pub(super) fn fail(reply: oneshot::Sender<Reply>, kind: ErrorKind, message: String) {
+/// Answer `reply` with a refusal: the request changed nothing.
+pub(super) fn fail(reply: oneshot::Sender<Reply>, refusal: Refusal) {
     let _ = reply.send(Reply {
-        response: Response::Error(WireError { kind, message }),
+        response: Response::Error(refusal.wire()),
         written: None,
     });
 }
@@ -83,7 +84,7 @@ pub(super) fn handle(sup: &mut Supervisor, request: Request, reply: oneshot::Sen
                         .collect();
                     sup.pending.finish_after(waiters, Finish::List, reply);
                 }
-                Err(e) => fail(reply, e.kind, e.message),
+                Err(refusal) => fail(reply, refusal),
             }
         }
         Request::Signal(kelpie_proto::SignalRequest { signal, targets }) => {
@@ -128,11 +129,9 @@ pub(super) fn handle(sup: &mut Supervisor, request: Request, reply: oneshot::Sen
         | Request::Inspect(_)
         | Request::StartConfig(_)
         | Request::Host
-        | Request::Jlist(kelpie_proto::JlistRequest { .. }) => fail(
-            reply,
-            ErrorKind::Invalid,
-            "the connection answers this request, not the supervisor".into(),
-        ),
+        | Request::Jlist(kelpie_proto::JlistRequest { .. }) => {
+            fail(reply, Refusal::NotForSupervisor)
+        }
     }
 }
 
@@ -148,11 +147,7 @@ fn environment(sup: &Supervisor, targets: &[kelpie_proto::Target], reply: onesho
         .and_then(|pm_id| sup.apps.get(pm_id).map(|entry| (pm_id, entry)));
     let Some((pm_id, entry)) = found else {
         let wanted: Vec<String> = targets.iter().map(kelpie_proto::Target::describe).collect();
-        return fail(
-            reply,
-            ErrorKind::NotFound,
-            format!("no app matches {}", wanted.join(" ")),
-        );
+        return fail(reply, Refusal::NoAppMatches(wanted.join(" ")));
     };
     let who = crate::spawn_plan::InstanceIdentity {
         home: &sup.services.home,

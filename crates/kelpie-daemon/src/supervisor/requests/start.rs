@@ -5,11 +5,12 @@
 use crate::sockets::ListenSocket;
 use crate::supervisor::apps::Apps;
 use crate::supervisor::pending::PendingWork;
+use crate::supervisor::refusal::Refusal;
 use crate::supervisor::requests::fail;
 use crate::supervisor::services::Services;
 use crate::supervisor::{Finish, Reply, Supervisor};
 use kelpie_core::{AppSpec, Lifecycle};
-use kelpie_proto::{ErrorKind, StartOutcome, StartRequest};
+use kelpie_proto::{StartOutcome, StartRequest};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -86,13 +87,7 @@ pub(in crate::supervisor) fn start(
     } = request;
     let plans = match plan_start(sup, apps, force, from_file) {
         Ok(plans) => plans,
-        Err(conflicts) => {
-            return fail(
-                reply,
-                ErrorKind::Conflict,
-                format!("{}\nnothing was started", conflicts.join("\n")),
-            )
-        }
+        Err(conflicts) => return fail(reply, Refusal::StartConflicts(conflicts)),
     };
     let mut waiters = Vec::new();
     let mut outcomes = Vec::new();
