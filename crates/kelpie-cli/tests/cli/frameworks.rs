@@ -184,16 +184,14 @@ fn as_fast_as_its_own_port(k: &Kelpie, name: &str, port: u16, own_command: &mut 
         // The rest of the suite runs beside: a busy stretch can slow one side for a whole
         // measurement (0.86 was seen, 1.0 alone). Measured again up to three times, the best
         // kept: a real shortfall fails all three.
-        let mut ratio = 0.0_f64;
-        for _ in 0..3 {
-            ratio = ratio.max(throughput_ratio(port, own, keep_alive));
-            if ratio >= 0.9 {
-                break;
-            }
+        let mut ratios = Vec::new();
+        while ratios.len() < 3 && !ratios.iter().any(|r| *r >= 0.9) {
+            ratios.push(throughput_ratio(port, own, keep_alive));
         }
         assert!(
-            ratio >= 0.9,
-            "{name}: through Kelpie's socket {ratio:.2} of its own port's throughput ({})",
+            ratios.iter().any(|r| *r >= 0.9),
+            "{name}: through Kelpie's socket {ratios:.2?} of its own port's throughput ({}), \
+             three measurements",
             if keep_alive {
                 "keep-alive"
             } else {
