@@ -40,7 +40,9 @@ pub(super) const ROWS: &[Setting] = &[
         default: "`3000` ms",
         doc: "How long a starting instance may take to become ready (see \
             [cluster.md](cluster.md#readiness) for what ready means; a Node app is ready at least \
-            once its main module has run, so `start` answers then).",
+            once its main module has run, so `start` answers then). A reload waits for a new \
+            process that still runs up to 30 s, or this when longer \
+            ([cluster.md](cluster.md#reload)).",
         flags: &["listen-timeout"],
         ts: Some("number"),
         export: Export::Each {
