@@ -20,6 +20,19 @@ pub(crate) fn per_instance(spec: &kelpie_core::AppSpec) -> usize {
 /// Descriptors the daemon keeps for itself (its files, sockets, threads), whatever its apps.
 pub(crate) const RESERVED: usize = 32;
 
+/// Connections the control socket serves at once, at most (`gate.rs`): a quarter of the
+/// open-files limit, so that apps keep the rest, between 16 and this.
+pub(crate) const MAX_CONNECTIONS: usize = 1024;
+/// The fewest connections served at once, however low the open-files limit.
+const MIN_CONNECTIONS: usize = 16;
+
+/// The connections served at once under an open-files limit of `limit`: a quarter of it,
+/// between 16 and [`MAX_CONNECTIONS`].
+pub(crate) fn connections_for(limit: u64) -> usize {
+    let quarter = usize::try_from(limit / 4).unwrap_or(usize::MAX);
+    quarter.clamp(MIN_CONNECTIONS, MAX_CONNECTIONS)
+}
+
 /// How many files of one kind (log files, `/proc` stat files, `cpu.stat` files) are kept open at
 /// most: a sixteenth of the open-files limit, between 4 and 1 024.
 pub(crate) fn cache_size(limit: u64) -> usize {

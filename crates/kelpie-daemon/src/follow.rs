@@ -117,14 +117,19 @@ pub(crate) async fn serve(
     };
     let memory = remembered_by_read(&selection, &reads, &tail.lines);
     let mut shown = from_files(logs, reads.clone(), lines, memory).await;
-    shown.extend(tail.lines.iter().filter(|l| !read_from_file(l)).map(wire));
+    shown.extend(
+        tail.lines
+            .iter()
+            .filter(|l| !read_from_file(l))
+            .map(LogLine::to_wire),
+    );
     let (since, live) = {
         let mut hub = logs.lock_hub();
         let since = hub.since(&filter, &ids, seen);
         let live = request.follow.then(|| hub.follow(filter.clone()));
         (since, live)
     };
-    shown.extend(since.iter().map(wire));
+    shown.extend(since.iter().map(LogLine::to_wire));
     if send_lines(stream, shown, 0).await.is_err() {
         return;
     }
@@ -301,24 +306,13 @@ fn written_at(dates: &DateFormat, line: &[u8]) -> Option<i64> {
     line[len..].starts_with(b": ").then_some(at_ms)
 }
 
-pub(crate) fn wire(line: &LogLine) -> WireLogLine {
-    let chunk = line.chunk();
-    WireLogLine {
-        pm_id: chunk.pm_id,
-        app_name: chunk.app.name.clone(),
-        stream: chunk.stream,
-        at_ms: Some(chunk.at_ms),
-        bytes: LogBytes(line.as_written()),
-    }
-}
-
 /// Stream new lines until the client closes the connection.
 async fn follow(stream: &mut impl LogOutput, mut live: Following) {
     loop {
         tokio::select! {
             batch = live.recv() => {
                 let Some(batch) = batch else { return };
-                let lines = LogLine::all_of(&batch.chunk).map(|line| wire(&line)).collect();
+                let lines = LogLine::all_of(&batch.chunk).map(|line| line.to_wire()).collect();
                 if send_lines(stream, lines, batch.skipped).await.is_err() {
                     return;
                 }

@@ -1,7 +1,7 @@
 //! What the control socket lets in, so that no client (a buggy tool, a hostile local process of
 //! the same user) can exhaust the daemon's memory or descriptors and lock everyone else out:
 //!
-//! - at most a quarter of the open-files limit in connections at once ([`MAX_CONNECTIONS`] at
+//! - at most a quarter of the open-files limit in connections at once ([`MAX_CONNECTIONS`](crate::descriptors::MAX_CONNECTIONS) at
 //!   most), so apps keep the rest; when a new one comes at the cap, the one
 //!   idle the longest (waiting for its next request, not in the middle of one) is closed to make
 //!   room, so `list`, `stop` and `kill` always get in; when none is idle, the new one is told
@@ -13,7 +13,7 @@
 //!   small frame, a Hello or a `list`, `stop` or `kill`, always gets through).
 //!
 //! Daemon memory under such a client is thus bounded: [`BODY_BUDGET`], plus [`MAX_HELLO_LEN`]
-//! and a few KB of buffers per connection: about 80 MiB at [`MAX_CONNECTIONS`]. Descriptors: [`MAX_CONNECTIONS`], and one spare kept to accept and answer a
+//! and a few KB of buffers per connection: about 80 MiB at [`MAX_CONNECTIONS`](crate::descriptors::MAX_CONNECTIONS). Descriptors: [`MAX_CONNECTIONS`](crate::descriptors::MAX_CONNECTIONS), and one spare kept to accept and answer a
 //! client when the process has no descriptor left (see `server.rs`).
 
 use std::collections::BTreeMap;
@@ -22,11 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-/// Connections served at once, at most: a quarter of the open-files limit, so that apps keep
-/// the rest ([`Gate::for_this_process`]), between 16 and this.
-pub(crate) const MAX_CONNECTIONS: usize = 1024;
-/// The fewest connections served at once, however low the open-files limit.
-const MIN_CONNECTIONS: usize = 16;
+use crate::descriptors::connections_for;
+
 /// The largest first frame: a Hello is about 40 bytes.
 pub(crate) const MAX_HELLO_LEN: usize = 4096;
 /// How long a new connection may take to send its Hello.
@@ -35,13 +32,6 @@ pub(crate) const HELLO_WAIT: Duration = Duration::from_secs(5);
 pub(crate) const FRAME_WAIT: Duration = Duration::from_secs(30);
 /// The frame bodies being read at once, all connections together.
 pub(crate) const BODY_BUDGET: usize = 64 * 1024 * 1024;
-
-/// The connections served at once under an open-files limit of `limit`: a quarter of it,
-/// between 16 and [`MAX_CONNECTIONS`].
-pub(crate) fn connections_for(limit: u64) -> usize {
-    let quarter = usize::try_from(limit / 4).unwrap_or(usize::MAX);
-    quarter.clamp(MIN_CONNECTIONS, MAX_CONNECTIONS)
-}
 
 /// The gate of one control socket (cheap to clone).
 #[derive(Clone)]
@@ -116,7 +106,7 @@ impl Gate {
     }
 
     /// A gate for this process: a quarter of its open-files limit, between 16 and
-    /// [`MAX_CONNECTIONS`] (1024 from a limit of 4096 up).
+    /// [`MAX_CONNECTIONS`](crate::descriptors::MAX_CONNECTIONS) (1024 from a limit of 4096 up).
     pub(crate) fn for_this_process() -> Gate {
         Gate::new(connections_for(kelpie_sys::fd_limit()))
     }
@@ -196,6 +186,7 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::descriptors::MAX_CONNECTIONS;
 
     #[test]
     fn at_the_cap_the_longest_idle_connection_makes_room() {

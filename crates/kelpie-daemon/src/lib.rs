@@ -23,6 +23,7 @@ mod balance;
 mod bus;
 mod cgroups;
 mod clock;
+mod config_load;
 pub mod daemon_log;
 mod descriptors;
 mod dump;
@@ -56,6 +57,7 @@ mod server;
 mod sockets;
 mod spawn_error;
 mod spawn_plan;
+mod startup;
 mod state;
 mod supervisor;
 mod supervisor_channel;
@@ -198,5 +200,5 @@ fn run_supervisor(
         .map_err(|source| {
             DaemonError::io("cannot start the async runtime for", home.root(), source)
         })?;
-    runtime.block_on(supervisor::run(home, daemon, foreground, handoff))
+    runtime.block_on(startup::run(home, daemon, foreground, handoff))
 }

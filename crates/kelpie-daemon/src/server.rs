@@ -7,10 +7,8 @@ mod frames;
 mod inspecting;
 
 use crate::gate::Gate;
-use crate::logs::LogService;
-use crate::supervisor_channel::Command;
-use answers::{dispatch, error, jlist, start_config};
-pub(crate) use errors::ConfigLoadError;
+use crate::supervisor_channel::ClientServices;
+use answers::{dispatch, error, jlist, start_config, web_request};
 use errors::Refused;
 use frames::{read_frame, write_message, FrameProblem};
 use kelpie_proto::{decode, ErrorKind, Hello, Request, Response, MAX_FRAME_LEN, PROTOCOL_VERSION};
@@ -18,7 +16,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 /// Bind the socket at `path` (mode 0600). A socket file with a live daemon behind it is an
@@ -117,7 +114,7 @@ pub(crate) async fn serve(
                         new.as_fd().try_clone_to_owned()
                     };
                     if let Ok(control) = control {
-                        let _ = services.commands.send(Command::ControlSocket(control)).await;
+                        let _ = services.daemon.commands.send(crate::supervisor_channel::Command::ControlSocket(control)).await;
                     }
                     listener = new;
                 }
@@ -255,15 +252,14 @@ fn out_of_descriptors(error: &std::io::Error) -> bool {
     matches!(error.raw_os_error(), Some(ENFILE | EMFILE))
 }
 
-/// What a connection's requests go to.
+/// What a connection's requests go to: the daemon's (the supervisor's mailbox, the log
+/// pipeline, the event bus) and the web server's controller (`kelpie web`).
 #[derive(Clone)]
 pub(crate) struct Services {
-    /// The supervisor's mailbox.
-    pub commands: mpsc::Sender<Command>,
-    /// The log pipeline (`logs` streams from it).
-    pub logs: LogService,
-    /// The event bus (`Events` streams from it).
-    pub bus: crate::bus::Bus,
+    /// The daemon's.
+    pub daemon: ClientServices,
+    /// The web server's controller.
+    pub web: crate::web::WebControl,
 }
 
 async fn handle_connection(
@@ -273,9 +269,12 @@ async fn handle_connection(
     admitted: Option<crate::gate::Admitted>,
 ) {
     let Services {
-        commands,
-        logs,
-        bus,
+        daemon: ClientServices {
+            commands,
+            logs,
+            bus,
+        },
+        web,
     } = services;
     let Some(_admitted) = admitted else {
         // At the cap with no idle connection to close: said, then closed.
@@ -343,6 +342,7 @@ async fn handle_connection(
                 // The monitor thread keeps it: the supervisor has no part in it.
                 Ok(Request::Host) => (Response::Host(crate::host::latest()), None),
                 Ok(Request::StartConfig(request)) => start_config(request, &commands).await,
+                Ok(Request::Web(request)) => web_request(&web, request).await,
                 Ok(request) => dispatch(request, &commands).await,
                 Err(e) => (
                     error(

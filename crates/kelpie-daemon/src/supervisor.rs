@@ -13,7 +13,8 @@
 //! the state, then `Answer` replies (`finishing.rs`). What touches several parts at once: what
 //! the supervisor is built from and uses, and starting an instance task (`services.rs`), the
 //! instances' reports (`reports.rs`), an instance into and out of the table (`entries.rs`) and
-//! the daemon stopping (`shutdown.rs`).
+//! the daemon stopping (`shutdown.rs`). The daemon's start-up (`crate::startup`) builds it,
+//! gives it its apps (`restore.rs`), runs it and finishes it (`lifetime.rs`).
 
 mod apps;
 mod conf;
@@ -21,6 +22,7 @@ mod entries;
 mod exit;
 mod finishing;
 mod foreground;
+mod lifetime;
 mod listing;
 mod logs;
 mod order;
@@ -32,24 +34,25 @@ mod recovered;
 mod refusal;
 mod reports;
 mod requests;
+mod restore;
 mod services;
 mod shutdown;
 mod signals;
-mod startup;
 mod targets;
 mod unrecorded;
 mod update;
 mod watching;
 
-pub(crate) use startup::run;
-
 use crate::supervisor_channel::{Command, Finish, Reply};
-pub(crate) use foreground::ForegroundSetup;
+pub(crate) use conf::rotation as conf_rotation;
+pub(crate) use foreground::{Foreground, ForegroundSetup};
 #[allow(
     unreachable_pub,
     reason = "lib.rs exports them to the CLI's `kelpie runtime`"
 )]
 pub use foreground::{ForegroundOptions, OutputBatch, OUTPUT_QUEUE};
+pub(crate) use services::Setup;
+pub(crate) use update::Resumed;
 
 use crate::instance::InstanceEvent;
 use crate::monitor::Reading;
@@ -61,18 +64,11 @@ use order::Dependencies;
 use pending::{Back, PendingWork};
 use persistence::Persistence;
 use ports::Ports;
-use services::{NewInstance, Services, Setup};
+use services::{NewInstance, Services};
 use signals::{DaemonSignal, Signals};
-use std::time::Duration;
 use tokio::sync::mpsc;
 use update::Updating;
 use watching::Watches;
-
-/// At exit, how long the log pipeline may take to write what the stopping apps printed.
-const LOGS_AT_EXIT: Duration = Duration::from_secs(3);
-
-/// At exit, how long the background work (`crate::tasks::background`) may take to end.
-const BACKGROUND_AT_EXIT: Duration = Duration::from_millis(200);
 
 /// What woke the supervisor up.
 enum Wake {
@@ -89,21 +85,21 @@ enum Wake {
 }
 
 /// The receiving ends of the supervisor's channels, for [`Supervisor::run`].
-struct Inboxes {
+pub(crate) struct Inboxes {
     commands: mpsc::Receiver<Command>,
     events: mpsc::UnboundedReceiver<InstanceEvent>,
     readings: mpsc::UnboundedReceiver<Vec<Reading>>,
 }
 
 /// The sending ends: requests, the instances' reports, the monitor's readings.
-struct Outboxes {
-    commands: mpsc::Sender<Command>,
+pub(crate) struct Outboxes {
+    pub(crate) commands: mpsc::Sender<Command>,
     events: mpsc::UnboundedSender<InstanceEvent>,
-    readings: mpsc::UnboundedSender<Vec<Reading>>,
+    pub(crate) readings: mpsc::UnboundedSender<Vec<Reading>>,
 }
 
 /// The supervisor's channels.
-fn channels() -> (Outboxes, Inboxes) {
+pub(crate) fn channels() -> (Outboxes, Inboxes) {
     let (commands_tx, commands) = mpsc::channel(1024);
     let (events_tx, events) = mpsc::unbounded_channel();
     let (readings_tx, readings) = mpsc::unbounded_channel();
@@ -123,7 +119,7 @@ fn channels() -> (Outboxes, Inboxes) {
 }
 
 /// The actor: its parts, and the services it uses.
-struct Supervisor {
+pub(crate) struct Supervisor {
     services: Services,
     apps: Apps,
     persistence: Persistence,
@@ -144,14 +140,13 @@ struct Supervisor {
 impl Supervisor {
     /// A supervisor with no app yet; its instances report on `events`, and it sends its own
     /// tasks' results to itself on `commands`.
-    fn new(setup: Setup, outboxes: &Outboxes) -> Supervisor {
+    pub(crate) fn new(setup: Setup, outboxes: &Outboxes) -> Supervisor {
         let Setup {
             home,
             persister,
             logs,
             monitor,
             cgroups,
-            web,
             bus,
             platform,
             control,
@@ -174,12 +169,10 @@ impl Supervisor {
             pending: PendingWork::default(),
             services: Services {
                 home,
-                commands,
                 events: outboxes.events.clone(),
                 logs,
                 monitor,
                 cgroups,
-                web,
                 platform,
                 bus,
                 username: kelpie_sys::username(kelpie_sys::current_uid()),

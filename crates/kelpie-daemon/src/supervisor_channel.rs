@@ -8,6 +8,18 @@ use crate::spawn_plan::LogPaths;
 use kelpie_proto::{ProcessInfo, Request, Response};
 use tokio::sync::oneshot;
 
+/// What a face of the daemon (a control-socket connection, the web server) reaches the daemon
+/// by.
+#[derive(Clone)]
+pub(crate) struct ClientServices {
+    /// The supervisor's mailbox.
+    pub commands: tokio::sync::mpsc::Sender<Command>,
+    /// The log pipeline (`logs` streams from it).
+    pub logs: crate::logs::LogService,
+    /// The event bus (`Events` streams from it).
+    pub bus: crate::bus::Bus,
+}
+
 /// A message to the supervisor.
 pub(crate) enum Command {
     /// A request from a client; the reply goes back to its connection.

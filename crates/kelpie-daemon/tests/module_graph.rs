@@ -106,10 +106,22 @@ fn the_daemons_modules_import_each_other_one_way_only() {
         named.remove(&module);
         edges.entry(module).or_default().extend(named);
     }
-    // The checker sees what it must: the supervisor starts the server, which uses the types of
-    // the supervisor's channel.
-    assert!(edges["supervisor"].contains("server"), "{edges:?}");
+    // The checker sees what it must: the start-up starts the supervisor and the server, which
+    // uses the types of the supervisor's channel.
+    assert!(edges["startup"].contains("supervisor"), "{edges:?}");
+    assert!(edges["startup"].contains("server"), "{edges:?}");
     assert!(edges["server"].contains("supervisor_channel"), "{edges:?}");
+    // The composition root is at the top: the supervisor knows none of its faces (they reach it
+    // through its channel) and not the start-up that builds it.
+    let faces = ["startup", "server", "web", "gate", "follow"];
+    let known: Vec<&str> = faces
+        .into_iter()
+        .filter(|face| edges["supervisor"].contains(*face))
+        .collect();
+    assert!(
+        known.is_empty(),
+        "the supervisor imports its faces {known:?}"
+    );
 
     let cycles: Vec<String> = modules
         .iter()

@@ -6,7 +6,7 @@
 //! slowing anything down.
 
 use super::ring::Ring;
-use kelpie_proto::LogStream;
+use kelpie_proto::{LogBytes, LogStream, WireLogLine};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -127,6 +127,18 @@ impl LogLine {
         line.extend_from_slice(prefix);
         line.extend_from_slice(self.bytes());
         line
+    }
+
+    /// The line as a client receives it (`logs`, a runtime's output).
+    pub(crate) fn to_wire(&self) -> WireLogLine {
+        let chunk = self.chunk();
+        WireLogLine {
+            pm_id: chunk.pm_id,
+            app_name: chunk.app.name.clone(),
+            stream: chunk.stream,
+            at_ms: Some(chunk.at_ms),
+            bytes: LogBytes(self.as_written()),
+        }
     }
 
     /// The one line of a one-line chunk.

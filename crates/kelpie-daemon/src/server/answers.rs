@@ -2,7 +2,7 @@
 //! the supervisor (`dispatch`), `jlist` built off the async threads, and the Node API's
 //! `StartConfig` (the config read here, then started as a file's apps).
 
-use super::ConfigLoadError;
+use crate::config_load::ConfigLoadError;
 use crate::supervisor_channel::{Command, Reply};
 use kelpie_proto::{ConfigSource, ErrorKind, Request, Response, WireError};
 use tokio::sync::{mpsc, oneshot};
@@ -118,6 +118,25 @@ fn with_notes(
             )
         }
         other => other,
+    }
+}
+
+/// `kelpie web`: the web server's controller answers it.
+pub(super) async fn web_request(
+    web: &crate::web::WebControl,
+    request: kelpie_proto::WebRequest,
+) -> (Response, Option<oneshot::Sender<()>>) {
+    let (reply, answer) = oneshot::channel();
+    web.apply(request, reply);
+    match answer.await {
+        Ok(Reply { response, written }) => (response, written),
+        Err(_) => (
+            error(
+                kelpie_proto::ErrorKind::Internal,
+                "the web server's controller has stopped".into(),
+            ),
+            None,
+        ),
     }
 }
 

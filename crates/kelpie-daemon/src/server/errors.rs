@@ -1,5 +1,4 @@
-//! Why the control socket refuses a client, and why a config cannot be read (the one a client
-//! sent for `start`, or `kelpie.toml`): each knows the kind of wire error the client gets.
+//! Why the control socket refuses a client: it knows the kind of wire error the client gets.
 
 use kelpie_proto::ErrorKind;
 
@@ -23,25 +22,5 @@ impl Refused {
     /// The kind of the wire error it is answered with.
     pub(super) fn kind(&self) -> ErrorKind {
         ErrorKind::PermissionDenied
-    }
-}
-
-/// Why a config cannot be used: the apps of a `start` from a file (or stdin), or the daemon's
-/// own settings (`kelpie.toml`), read on the blocking pool.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ConfigLoadError {
-    /// The config itself is wrong: the user's to fix.
-    #[error(transparent)]
-    Config(#[from] kelpie_config::ConfigError),
-    /// The blocking work reading it ended without a result (a panic, or the daemon's end).
-    #[error(transparent)]
-    Interrupted(#[from] crate::tasks::Interrupted),
-}
-
-impl ConfigLoadError {
-    /// The kind of the wire error it is answered with: "invalid" whatever went wrong, as every
-    /// failure to load was before the kinds were told apart (the Node API's callers see it).
-    pub(super) fn kind(&self) -> ErrorKind {
-        ErrorKind::Invalid
     }
 }

@@ -10,7 +10,7 @@ use kelpie_proto::{ConfRequest, Home};
 
 /// The rotation defaults: `kelpie.toml`'s `[logs]` with the store's `pm2-logrotate` keys over
 /// them. Keys that cannot be used (a hand-edited file) are skipped and said in the daemon log.
-pub(super) fn rotation(home: &Home, conf: &ConfStore, toml: LogDefaults) -> LogDefaults {
+pub(crate) fn rotation(home: &Home, conf: &ConfStore, toml: LogDefaults) -> LogDefaults {
     let (logs, problems) = module_conf::log_rotation(conf, toml);
     for problem in problems {
         crate::daemon_log!("{}: {problem}; ignored", home.conf_file().display());

@@ -50,7 +50,7 @@ pub(crate) struct ForegroundSetup {
 }
 
 /// The foreground mode's state in the supervisor.
-pub(super) struct Foreground {
+pub(crate) struct Foreground {
     /// The apps' start was answered: from then on, every app ended means exit.
     pub started: bool,
     /// The code to exit with.
@@ -64,7 +64,7 @@ pub(super) struct Foreground {
 
 impl Foreground {
     /// Start reaping and forwarding output (before any app starts, so no line is missed).
-    pub(super) fn start(
+    pub(crate) fn start(
         logs: &LogService,
         output: SyncSender<OutputBatch>,
     ) -> std::io::Result<Self> {
@@ -103,7 +103,7 @@ async fn forward(mut following: crate::logs::hub::Following, output: SyncSender<
     let mut dropped = 0;
     while let Some(batch) = following.recv().await {
         let lines = LogLine::all_of(&batch.chunk)
-            .map(|line| crate::follow::wire(&line))
+            .map(|line| line.to_wire())
             .collect();
         let batch = OutputBatch {
             lines,

@@ -1,16 +1,13 @@
 //! The logs as the supervisor knows them: which instances a `logs` client reads, the files
-//! `describe` shows, and `kelpie.toml` read again (`flush` and `reloadLogs` are in
-//! `requests/logs.rs`).
+//! `describe` shows (`flush` and `reloadLogs` are in `requests/logs.rs`).
 
 use super::apps::Apps;
 use super::refusal::Refusal;
 use crate::logs::hub::LogFilter;
 use crate::logs::LogService;
-use crate::server::ConfigLoadError;
 use crate::spawn_plan::LogPaths;
 use crate::supervisor_channel::{LogSelection, SelectedInstance};
 use kelpie_proto::{Home, LogFileInfo, Target};
-use std::path::PathBuf;
 
 impl Apps {
     /// The instances and follow filter for `targets` (empty = all).
@@ -87,11 +84,4 @@ pub(super) fn log_file_infos(logs: &LogService, paths: &LogPaths) -> Vec<LogFile
         })
     })
     .collect()
-}
-
-/// Read `kelpie.toml` off the async thread.
-pub(super) async fn read_settings(
-    path: PathBuf,
-) -> Result<kelpie_config::DaemonSettings, ConfigLoadError> {
-    Ok(crate::tasks::blocking(move || kelpie_config::DaemonSettings::load(&path)).await??)
 }

@@ -45,7 +45,7 @@ pub(super) enum Back {
     ForegroundStarted(Response),
     /// `kelpie.toml` was read again for `reloadLogs` (or why not); then the files reopen.
     SettingsRead {
-        settings: Result<kelpie_config::DaemonSettings, crate::server::ConfigLoadError>,
+        settings: Result<kelpie_config::DaemonSettings, crate::config_load::ConfigLoadError>,
         reply: Option<oneshot::Sender<Reply>>,
     },
     /// Every app stopped for the daemon's end; answer `reply` if a client asked for it.

@@ -2,7 +2,7 @@
 //! ([`Services`]), and how it starts an instance task ([`NewInstance`]).
 
 use super::apps::Apps;
-use super::{foreground, update, Command};
+use super::{foreground, update};
 use crate::instance::{self, InstanceEvent, InstanceMsg, InstanceSetup};
 use crate::logs::LogService;
 use crate::monitor::Monitor;
@@ -13,44 +13,39 @@ use kelpie_proto::Home;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// What a supervisor is built from. `startup.rs` starts the daemon's services; the in-process
+/// What a supervisor is built from. `crate::startup` starts the daemon's services; the in-process
 /// tests (`supervisor/tests/`) start theirs with fake processes and no monitor thread.
-pub(super) struct Setup {
-    pub(super) home: Home,
+pub(crate) struct Setup {
+    pub(crate) home: Home,
     /// Writes `state.json`, the dump and the configuration store.
-    pub(super) persister: Persister,
-    pub(super) logs: LogService,
+    pub(crate) persister: Persister,
+    pub(crate) logs: LogService,
     /// Samples the instances' processes (in the tests: not started, fed by the test).
-    pub(super) monitor: Monitor,
+    pub(crate) monitor: Monitor,
     /// One cgroup per app process, when the daemon can create them.
-    pub(super) cgroups: crate::cgroups::Cgroups,
-    /// Starts and stops the web server (`kelpie web`, `[web]`).
-    pub(super) web: crate::web::WebControl,
+    pub(crate) cgroups: crate::cgroups::Cgroups,
     /// The event bus (the web server has it too).
-    pub(super) bus: crate::bus::Bus,
+    pub(crate) bus: crate::bus::Bus,
     /// Where the instances' processes run.
-    pub(super) platform: instance::Platform,
+    pub(crate) platform: instance::Platform,
     /// A second descriptor of the control socket, for `kelpie update`.
-    pub(super) control: std::os::fd::OwnedFd,
+    pub(crate) control: std::os::fd::OwnedFd,
     /// The configuration store (`kelpie set`), as on disk.
-    pub(super) conf: kelpie_config::module_conf::ConfStore,
+    pub(crate) conf: kelpie_config::module_conf::ConfStore,
     /// The rotation defaults of `kelpie.toml` (`[logs]`).
-    pub(super) toml_logs: kelpie_config::LogDefaults,
+    pub(crate) toml_logs: kelpie_config::LogDefaults,
     /// Under `kelpie runtime`: its apps' exit, output and orphans.
-    pub(super) foreground: Option<foreground::Foreground>,
+    pub(crate) foreground: Option<foreground::Foreground>,
 }
 
 /// Handles on what the supervisor uses and does not own: none of them is its state.
 pub(super) struct Services {
     pub(super) home: Home,
-    /// Its own channel, for the tasks it spawns to send their results back.
-    pub(super) commands: mpsc::Sender<Command>,
     /// Where its instances report.
     pub(super) events: mpsc::UnboundedSender<InstanceEvent>,
     pub(super) logs: LogService,
     pub(super) monitor: Monitor,
     pub(super) cgroups: crate::cgroups::Cgroups,
-    pub(super) web: crate::web::WebControl,
     /// Where the instances' processes run.
     pub(super) platform: instance::Platform,
     /// What happens to the processes, for the clients following it (`Request::Events`).

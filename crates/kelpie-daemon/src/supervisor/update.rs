@@ -44,7 +44,7 @@ pub(super) enum NotNow {
 }
 mod take;
 
-pub(super) use resumed::Resumed;
+pub(crate) use resumed::Resumed;
 
 use super::Supervisor;
 use crate::logs::HandedPipe;

@@ -39,11 +39,13 @@ enum ControlMsg {
     Apply(WebRequest, oneshot::Sender<Reply>),
 }
 
-/// The handle on the web server's controller task, which ends with it (and with the task, the
-/// server and its connections).
+/// A handle on the web server's controller task, which ends with the last handle (and with the
+/// task, the server and its connections): the start-up holds one, the control socket's
+/// connections (`kelpie web`) theirs.
+#[derive(Clone)]
 pub(crate) struct WebControl {
     tx: mpsc::UnboundedSender<ControlMsg>,
-    _controller: crate::tasks::Owned<()>,
+    _controller: Arc<crate::tasks::Owned<()>>,
 }
 
 /// What every connection needs.
@@ -101,7 +103,10 @@ impl Running {
 
 impl WebControl {
     /// Start the controller (serving nothing yet).
-    pub(crate) fn start(home: Home, daemon: crate::server::Services) -> WebControl {
+    pub(crate) fn start(
+        home: Home,
+        daemon: crate::supervisor_channel::ClientServices,
+    ) -> WebControl {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let controller = crate::tasks::spawn(async move {
             let mut running: Option<Running> = None;
@@ -150,7 +155,7 @@ impl WebControl {
         });
         WebControl {
             tx,
-            _controller: controller,
+            _controller: Arc::new(controller),
         }
     }
 
@@ -184,7 +189,7 @@ async fn apply(
     home: &Home,
     request: WebRequest,
     running: &mut Option<Running>,
-    daemon: &crate::server::Services,
+    daemon: &crate::supervisor_channel::ClientServices,
 ) -> Result<String, WireError> {
     if request.stop {
         return Ok(match running.take() {
@@ -222,7 +227,7 @@ async fn serve(
     home: &Home,
     settings: &WebSettings,
     running: &mut Option<Running>,
-    daemon: &crate::server::Services,
+    daemon: &crate::supervisor_channel::ClientServices,
 ) -> Result<String, WireError> {
     let addr = settings
         .socket_addr()

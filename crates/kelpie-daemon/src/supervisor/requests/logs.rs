@@ -1,8 +1,8 @@
 //! `flush` and `reloadLogs` (which instances a `logs` client reads is in `logs.rs`).
 
+use crate::config_load::{read_daemon_settings, ConfigLoadError};
 use crate::supervisor::apps::Apps;
 use crate::supervisor::conf::Settings;
-use crate::supervisor::logs::read_settings;
 use crate::supervisor::pending::{Back, PendingWork};
 use crate::supervisor::services::Services;
 use crate::supervisor_channel::LogSelection;
@@ -86,7 +86,7 @@ pub(in crate::supervisor) fn reload_logs(
 ) {
     let settings_path = services.home.settings_file();
     pending.spawn(async move {
-        let settings = read_settings(settings_path).await;
+        let settings = read_daemon_settings(settings_path).await;
         Back::SettingsRead { settings, reply }
     });
 }
@@ -95,7 +95,7 @@ pub(in crate::supervisor) fn reload_logs(
 /// configuration store's keys), then every log file reopened.
 pub(in crate::supervisor) fn logs_settings_read(
     (conf, services, pending): (&mut Settings, &Services, &mut PendingWork),
-    settings: Result<kelpie_config::DaemonSettings, crate::server::ConfigLoadError>,
+    settings: Result<kelpie_config::DaemonSettings, ConfigLoadError>,
     reply: Option<oneshot::Sender<Reply>>,
 ) {
     let problem = match settings {

@@ -114,7 +114,6 @@ pub(super) fn handle(sup: &mut Supervisor, request: Request, reply: oneshot::Sen
         ),
         Request::ReloadLogs => reload_logs((&sup.services, &mut sup.pending), Some(reply)),
         Request::Conf(request) => conf::conf_request(sup, request, reply),
-        Request::Web(request) => sup.services.web.apply(request, reply),
         Request::Env(kelpie_proto::Targets { targets }) => environment(sup, &targets, reply),
         Request::SendMessage(kelpie_proto::SendMessageRequest { targets, message }) => {
             ask::send_message((&sup.apps, &mut sup.pending), &targets, message, reply)
@@ -129,6 +128,7 @@ pub(super) fn handle(sup: &mut Supervisor, request: Request, reply: oneshot::Sen
         | Request::Inspect(_)
         | Request::StartConfig(_)
         | Request::Host
+        | Request::Web(_)
         | Request::Jlist(kelpie_proto::JlistRequest { .. }) => {
             fail(reply, Refusal::NotForSupervisor)
         }

@@ -224,7 +224,7 @@ fn descriptors_short(sup: &Supervisor, plans: &[StartPlan]) -> Option<String> {
         needed += new * per_instance(spec);
     }
     let limit = kelpie_sys::fd_limit();
-    let in_use = fixed(limit) + crate::gate::connections_for(limit) + sup.apps.descriptors();
+    let in_use = fixed(limit) + crate::descriptors::connections_for(limit) + sup.apps.descriptors();
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     if in_use.saturating_add(needed) <= limit {
         return None;

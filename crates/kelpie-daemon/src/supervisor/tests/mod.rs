@@ -13,6 +13,7 @@ use crate::instance::fake::{Behaviour, Event, FakeProcesses, FIRST_PID};
 use crate::state::StateFile;
 use kelpie_core::{Cause, Status};
 use kelpie_proto::{Request, Target};
+use std::time::Duration;
 
 /// A supervisor running in-process, and what a test drives it with.
 struct Daemon {
@@ -51,14 +52,6 @@ impl Daemon {
         let setup = Setup {
             home: home.clone(),
             persister: persister.clone(),
-            web: crate::web::WebControl::start(
-                home.clone(),
-                crate::server::Services {
-                    commands: outboxes.commands.clone(),
-                    logs: logs.clone(),
-                    bus: bus.clone(),
-                },
-            ),
             bus,
             logs,
             monitor: Monitor::not_started(),

@@ -189,7 +189,7 @@ impl Resumed {
     }
 
     /// What was handed over for instance `pm_id`.
-    pub(crate) fn take(&mut self, pm_id: u32) -> Inherited {
+    pub(in crate::supervisor) fn take(&mut self, pm_id: u32) -> Inherited {
         let process = self.processes.remove(&pm_id);
         self.kept.extend(process.as_ref().map(|p| p.pid));
         let (pipes, others) = std::mem::take(&mut self.pipes)
@@ -208,7 +208,7 @@ impl Resumed {
 impl Resumed {
     /// The listening sockets handed over, and those cluster-mode Node apps' code had asked
     /// for (see [`super::ports::Ports::resume`]).
-    pub(crate) fn take_sockets(
+    pub(in crate::supervisor) fn take_sockets(
         &mut self,
     ) -> (
         Vec<crate::sockets::HandedSocket>,
