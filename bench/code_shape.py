@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The code's shape, as figures anyone can re-run (docs/architecture.md, "How the code is kept"):
-files over 500 lines and functions over 120 (test code left out), fixed sleeps in the black-box
-tests, and `#[non_exhaustive]` on what no other crate sees.
+files over 500 lines and functions over 120 (test code left out), file names used more than
+four times, fixed sleeps in the black-box tests, and `#[non_exhaustive]` on what no other crate
+sees.
 
     python3 bench/code_shape.py            # the figures
     python3 bench/code_shape.py --check    # exit 1 when a limit is passed
@@ -19,6 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FILE_LIMIT = 500
 FUNCTION_LIMIT = 120
+# A name a newcomer can follow: at most four files of the workspace's code share one (`mod.rs`
+# and `lib.rs` aside, whose names are Rust's; `error.rs` counts once per crate).
+NAME_LIMIT = 4
 FN_START = re.compile(r"^\s*(pub(\([^)]*\))?\s+)?(const\s+)?(async\s+)?(unsafe\s+)?fn\s+(\w+)")
 
 
@@ -130,6 +134,22 @@ def figures():
     return sorted(long_files, reverse=True), sorted(long_functions, reverse=True), sleeps()
 
 
+def crowded_names():
+    """The file names of the workspace's code (tests left out) used more than NAME_LIMIT times,
+    with their paths."""
+    by_name: dict[str, list[str]] = {}
+    error_crates = set()
+    for path in rust_files():
+        if is_test_file(path) or path.name in ("mod.rs", "lib.rs", "main.rs"):
+            continue
+        relative = path.relative_to(ROOT)
+        if path.name == "error.rs" and relative.parts[1] not in error_crates:
+            error_crates.add(relative.parts[1])
+            continue
+        by_name.setdefault(path.name, []).append(str(relative))
+    return sorted((name, paths) for name, paths in by_name.items() if len(paths) > NAME_LIMIT)
+
+
 def is_pacing(lines: list[str], index: int) -> bool:
     """Whether the sleep on `lines[index]` says why it paces: `pacing:` in its line's comment or
     in the comment lines right above it."""
@@ -168,6 +188,10 @@ def main() -> int:
     print(f"functions over {FUNCTION_LIMIT} lines: {len(long_functions)}")
     for length, name in long_functions:
         print(f"  {length:5}  {name}")
+    crowded = crowded_names()
+    print(f"file names used more than {NAME_LIMIT} times: {len(crowded)}")
+    for name, paths in crowded:
+        print(f"  {name}: {', '.join(paths)}")
     pacing, waiting = sleeps
     print(
         f"fixed sleeps in the black-box tests (crates/kelpie-cli/tests): {len(pacing) + len(waiting)}"
@@ -177,7 +201,7 @@ def main() -> int:
     for where in waiting:
         print(f"    {where}")
     # A black-box test waits for what it needs; a fixed sleep says why it paces (`// pacing:`).
-    if args.check and (long_files or long_functions or waiting):
+    if args.check and (long_files or long_functions or crowded or waiting):
         return 1
     return 0
 

@@ -7,7 +7,7 @@
 
 mod environment;
 mod listen;
-mod logs;
+mod log_files;
 mod policy;
 mod program;
 mod triggers;
@@ -21,7 +21,7 @@ use crate::LoadContext;
 use environment::read_env;
 use kelpie_core::AppSpec;
 use listen::{check_cluster_port, listen_from_env, read_listen};
-use logs::read_logs;
+use log_files::read_logs;
 use policy::{read_account, read_instances, read_limits, read_policy, read_source_maps};
 use program::{read_cwd, read_name, read_script};
 use serde_json::Value;

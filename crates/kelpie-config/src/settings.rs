@@ -22,7 +22,7 @@
 mod engines;
 mod environment;
 mod limits;
-mod logs;
+mod log_files;
 mod policy;
 mod program;
 mod running;
@@ -171,7 +171,7 @@ const GROUPS: &[&[Setting]] = &[
     program::ROWS,
     environment::ROWS,
     policy::ROWS,
-    logs::ROWS,
+    log_files::ROWS,
     limits::ROWS,
     triggers::ROWS,
     running::ROWS,

@@ -8,13 +8,13 @@
 //! Here: the probe by kind and the loop. Its parts, in `health/`: the counting (`verdicts`),
 //! and the probes: `http`, `tcp` and `exec`.
 
-mod error;
 mod exec;
 mod http;
+mod probe_error;
 mod tcp;
 mod verdicts;
 
-pub(crate) use error::{Ended, ProbeError, UrlError};
+pub(crate) use probe_error::{Ended, ProbeError, UrlError};
 // The web page's view of other hosts asks them over the same plain HTTP.
 use exec::exec_probe;
 use http::http_probe;

@@ -4,13 +4,11 @@
 //! when several are waiting only the newest is written, and every waiter is answered after it
 //! is on disk.
 
-mod error;
+mod write_error;
 
 use crate::atomic::{atomic_write, atomic_write_keeping};
 use crate::dump::{self, DumpFile};
 use crate::state::StateFile;
-use error::Unreadable;
-pub(crate) use error::WriteError;
 use kelpie_proto::Home;
 use std::collections::HashMap;
 use std::fs;
@@ -18,6 +16,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
+use write_error::Unreadable;
+pub(crate) use write_error::WriteError;
 
 /// Answer to a write of the state or the configuration store: on disk, or why not.
 pub(crate) type Ack = oneshot::Sender<Result<(), WriteError>>;

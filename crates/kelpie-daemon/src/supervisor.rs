@@ -24,7 +24,7 @@ mod finishing;
 mod foreground;
 mod lifetime;
 mod listing;
-mod logs;
+mod log_selection;
 mod order;
 mod orphans;
 mod pending;

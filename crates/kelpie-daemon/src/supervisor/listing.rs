@@ -2,7 +2,7 @@
 //! `/metrics` adds. Built from the last reports and readings: no /proc read on a request.
 
 use super::apps::{Apps, Entry};
-use super::logs::log_file_infos;
+use super::log_selection::log_file_infos;
 use super::Services;
 use crate::clock;
 use crate::supervisor_channel::InstanceMetrics;

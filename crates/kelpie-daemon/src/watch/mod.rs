@@ -72,11 +72,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 mod burst;
-mod error;
 mod rules;
 mod table;
+mod watch_error;
 
-pub(crate) use error::WatchError;
+pub(crate) use watch_error::WatchError;
 
 use table::{Table, Watcher};
 

@@ -1,8 +1,8 @@
 //! `GET /metrics`: Prometheus's text format (version 0.0.4), per instance, for the daemon and
-//! for the host (`metrics/host.rs`), the Node runtime and the kernel's counters
+//! for the host (`metrics/host_families.rs`), the Node runtime and the kernel's counters
 //! (`metrics/runtime.rs`); the text format itself is in `metrics/text.rs`.
 
-mod host;
+mod host_families;
 mod runtime;
 mod text;
 
@@ -52,7 +52,7 @@ pub(super) async fn serve(shared: &Shared) -> hyper::Response<Body> {
         uptime_seconds: crate::clock::now().mono_ms as f64 / 1000.0,
     };
     let mut text = render(&instances, &lines, &daemon);
-    host::host_families(&mut text, &host.0, &host.1);
+    host_families::host_families(&mut text, &host.0, &host.1);
     respond(
         200,
         "text/plain; version=0.0.4; charset=utf-8",

@@ -1,4 +1,4 @@
-//! `flush` and `reloadLogs` (which instances a `logs` client reads is in `logs.rs`).
+//! `flush` and `reloadLogs` (which instances a `logs` client reads is in `log_selection.rs`).
 
 use crate::config_load::{read_daemon_settings, ConfigLoadError};
 use crate::supervisor::apps::Apps;
