@@ -225,29 +225,21 @@ fn wait_for_running_daemon(home: &Home) -> Result<Option<Client>> {
 fn running_daemon_of(home: &Home) -> Option<u32> {
     let marker = format!("{}={}", kelpie_proto::HOME_ENV, home.root().display());
     let own = std::process::id();
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            if pid == own {
-                return None;
-            }
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let mut args = cmdline.split(|b| *b == 0);
-            if args.nth(1) != Some(b"daemon".as_slice()) {
-                return None;
-            }
-            // A daemon's keeper outlives a daemon killed with -9: it is no daemon to wait for.
-            if args.any(|arg| arg == b"--keeper") {
-                return None;
-            }
-            let environ = std::fs::read(entry.path().join("environ")).ok()?;
-            environ
-                .split(|b| *b == 0)
-                .any(|var| var == marker.as_bytes())
-                .then_some(pid)
-        })
+    kelpie_sys::all_pids().into_iter().find(|pid| {
+        if *pid == own {
+            return false;
+        }
+        let Some(args) = kelpie_sys::process_arguments(*pid) else {
+            return false;
+        };
+        // A daemon's keeper outlives a daemon killed with -9: it is no daemon to wait for.
+        if args.get(1).map(String::as_str) != Some("daemon") || args.iter().any(|a| a == "--keeper")
+        {
+            return false;
+        }
+        kelpie_sys::process_environment(*pid)
+            .is_some_and(|environment| environment.iter().any(|var| var == marker.as_bytes()))
+    })
 }
 
 /// Run as `pm2`, Kelpie's files have PM2's names in PM2's home: a PM2 daemon still running

@@ -6,6 +6,13 @@
 //! A change to a format fails here. Then: bump its version (`STATE_VERSION`, `DUMP_VERSION`),
 //! add a fixture of the new version written by a real daemon, and keep the old fixture's test:
 //! it must still load (or be refused with a message that says what to do).
+//!
+//! The keeper's messages (`keeper/wire.rs`) are read across versions too: a keeper started by
+//! one Kelpie hands over to the next daemon, which may be a newer one. They carry no version;
+//! `keeper-v1.jsonl` holds each kind as real daemons and keepers sent them (taken with strace:
+//! an ecosystem file with a cluster app, a port and a shared log file, a restart, the daemon
+//! killed with -9 and a new one taking over, then `kelpie kill`), and today's code must read
+//! every one of them and write it back the same.
 
 use crate::dump::{self, DUMP_VERSION};
 use crate::persist;
@@ -15,6 +22,7 @@ use serde_json::Value;
 
 const STATE_V1: &str = include_str!("../tests/fixtures/state-v1.json");
 const DUMP_V1: &str = include_str!("../tests/fixtures/dump-v1.json");
+const KEEPER_V1: &str = include_str!("../tests/fixtures/keeper-v1.jsonl");
 
 /// A home holding `name` with `text`.
 fn home_with(name: &str, text: &str) -> (tempfile::TempDir, Home) {
@@ -118,4 +126,64 @@ fn dump_v1_loads_and_is_written_back_the_same() {
         json(DUMP_V1.as_bytes()),
         "today's code writes dump.json differently from dump-v1.json: a format change needs a new version and fixture"
     );
+}
+
+/// `text` read as a `T` and written back: the same JSON, or why not.
+fn round_trip<T: serde::Serialize + serde::de::DeserializeOwned>(text: &str) -> Result<(), String> {
+    let message: T = serde_json::from_str(text).map_err(|e| format!("unreadable: {e}"))?;
+    let written = serde_json::to_vec(&message).map_err(|e| e.to_string())?;
+    if json(&written) == json(text.as_bytes()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "written back as {}",
+            String::from_utf8_lossy(&written)
+        ))
+    }
+}
+
+#[test]
+fn the_keepers_messages_of_v1_are_read_and_written_back_the_same() {
+    use crate::keeper::wire::{FromKeeper, ToKeeper};
+    let mut kinds = std::collections::BTreeSet::new();
+    for line in KEEPER_V1.lines() {
+        let (direction, message) = line.split_once('\t').expect("direction, tab, message");
+        let result = match direction {
+            "to_keeper" => round_trip::<ToKeeper>(message),
+            "from_keeper" => round_trip::<FromKeeper>(message),
+            other => panic!("unknown direction {other}"),
+        };
+        assert!(
+            result.is_ok(),
+            "{direction} {message}: {result:?}: a keeper of the last Kelpie could not hand over to this one"
+        );
+        let kind = json(message.as_bytes());
+        let kind = match &kind {
+            Value::String(unit) => unit.clone(),
+            Value::Object(map) => map.keys().next().cloned().unwrap_or_default(),
+            _ => String::new(),
+        };
+        kinds.insert(format!("{direction}:{kind}"));
+    }
+    // Every message a hand-over uses is there: what the daemon sends, what the keeper answers.
+    let expected = [
+        "from_keeper:done",
+        "from_keeper:entry",
+        "to_keeper:bye",
+        "to_keeper:change",
+        "to_keeper:take",
+        "to_keeper:taken",
+    ];
+    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), expected);
+    // And every kind of held entry, as both sides write it.
+    for holding in ["socket", "notify", "pipe", "process", "claimed"] {
+        for direction in ["to_keeper", "from_keeper"] {
+            assert!(
+                KEEPER_V1
+                    .lines()
+                    .any(|l| l.starts_with(direction) && l.contains(&format!("\"{holding}\""))),
+                "{direction} holding {holding}"
+            );
+        }
+    }
 }

@@ -238,7 +238,6 @@ impl Monitor {
 #[cfg(test)]
 mod tests {
     use super::members::Members;
-    use super::sampling::uptime_ticks;
     use super::tree::TreeSampler;
     use super::*;
     use std::time::Instant;
@@ -282,7 +281,7 @@ mod tests {
             &IdMap::default(),
             (&processes, trees, &IdSet::default()),
             now,
-            uptime_ticks(),
+            kelpie_sys::ticks_since_boot(),
         );
         assert!(readings[0].usage.memory_bytes > 0);
         assert!(readings[0].usage.processes >= 1);

@@ -139,10 +139,7 @@ async fn rebind(home: &kelpie_proto::Home) -> Option<UnixListener> {
     let prepared = crate::tasks::blocking(move || {
         crate::home_setup::prepare_home(&setup)?;
         // The daemon's log went with the home (when it writes there): write to a new one.
-        let log_gone = std::fs::read_link("/proc/self/fd/2").is_ok_and(|target| {
-            target.as_os_str().to_string_lossy()
-                == format!("{} (deleted)", setup.daemon_log().display())
-        });
+        let log_gone = kelpie_sys::stderr_is_removed(&setup.daemon_log());
         if let Some(log) = log_gone
             .then(|| {
                 std::fs::OpenOptions::new()

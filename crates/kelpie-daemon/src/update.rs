@@ -8,13 +8,13 @@
 //! Nothing is restarted, and nothing an app prints is lost: the log readers stop, what they read
 //! is written, and the rest waits in the pipes for the new daemon's readers.
 
-mod error;
+mod handoff_error;
 
 use crate::cgroups::HandedCgroups;
 use crate::link::LinkFds;
 use crate::logs::HandedPipe;
 use crate::sockets::HandedSocket;
-pub(crate) use error::{HandoffError, ProgramError};
+pub(crate) use handoff_error::{HandoffError, ProgramError};
 use kelpie_proto::{Home, LogStream};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -477,7 +477,34 @@ fn check_program(program: &Path) -> Result<(), ProgramError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{looks_like_kelpie_version, WireHandoff, HANDOFF_READ};
+    use super::{looks_like_kelpie_version, WireHandoff, HANDOFF_READ, HANDOFF_VERSION};
+
+    /// A real daemon's hand-off at today's format (`kelpie update` to a program that kept a copy
+    /// of it: a cluster app, a port, a shared log file, a restarted process).
+    const HANDOFF_V2: &str = include_str!("../tests/fixtures/handoff-v2.json");
+
+    /// The hand-off format is pinned: today's code reads a real v2 hand-off and writes it back
+    /// the same. A change fails here; then bump `HANDOFF_VERSION`, add its fixture, keep the
+    /// older ones read (`HANDOFF_READ`).
+    #[test]
+    fn a_format_2_hand_off_of_a_real_daemon_reads_and_is_written_back_the_same() {
+        assert_eq!(
+            HANDOFF_VERSION, 2,
+            "the hand-off's format changed: add tests/fixtures/handoff-v{HANDOFF_VERSION}.json (a real daemon's) and keep handoff-v2.json read"
+        );
+        let wire: WireHandoff = serde_json::from_str(HANDOFF_V2).expect("format 2");
+        assert_eq!(wire.version, 2);
+        assert_eq!(wire.processes.len(), 4);
+        assert!(wire.processes.iter().all(|p| p.notify.is_none()));
+        assert_eq!((wire.sockets.len(), wire.claimed.len()), (1, 1));
+        assert_eq!((wire.notify.len(), wire.pipes.len()), (1, 8));
+        let written = serde_json::to_value(&wire).expect("written");
+        let fixture: serde_json::Value = serde_json::from_str(HANDOFF_V2).expect("JSON");
+        assert_eq!(
+            written, fixture,
+            "today's code writes the hand-off differently from handoff-v2.json: a format change needs a new version and fixture"
+        );
+    }
 
     /// A daemon from before the shared notify socket (format 1) gave each process its own:
     /// its hand-off still reads, each socket with its process.

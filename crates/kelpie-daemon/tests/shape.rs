@@ -113,6 +113,28 @@ fn the_supervisor_keeps_to_its_loop_and_what_spans_its_parts() {
     );
 }
 
+/// The daemon asks the operating system only through `kelpie-sys` (its platform seam, where a
+/// second system plugs in). Its calls are kept out by the compiler (the daemon does not depend
+/// on libc, rustix or nix); what it cannot keep is a path into the kernel's files, a string:
+/// none in the daemon's library code.
+#[test]
+fn the_daemon_reads_no_kernel_file_itself() {
+    let mut found = Vec::new();
+    for file in library_files(&daemon_src()) {
+        let code = code_of(&std::fs::read_to_string(&file).expect("read"));
+        for kernel in ["\"/proc", "\"/sys/", "/proc/{", "/proc/self"] {
+            if code.contains(kernel) {
+                found.push(format!("{} names {kernel}", file.display()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "ask kelpie-sys, by what is wanted (kelpie_sys::process_environment, ...):\n{}",
+        found.join("\n")
+    );
+}
+
 #[test]
 fn library_code_returns_typed_errors() {
     // 159 before the config's readers, the daemon's and the CLI's errors were typed (2026-11-25);

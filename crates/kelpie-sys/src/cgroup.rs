@@ -29,6 +29,22 @@ pub fn own_cgroup_dir() -> Option<PathBuf> {
     Some(Path::new(mount_point).join(relative.trim_start_matches('/')))
 }
 
+/// The cgroup2 directory process `pid` is in, in the mounted hierarchy (found from this
+/// process's own, so both must be in the same cgroup namespace); `None` when it cannot be told.
+pub fn cgroup_dir_of(pid: u32) -> Option<PathBuf> {
+    let relative = |membership: String| {
+        membership
+            .lines()
+            .find_map(|line| line.strip_prefix("0::"))
+            .map(|path| path.trim().trim_start_matches('/').to_string())
+    };
+    let own = relative(std::fs::read_to_string("/proc/self/cgroup").ok()?)?;
+    let theirs = relative(std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?)?;
+    let depth = Path::new(&own).components().count();
+    let mount = own_cgroup_dir()?.ancestors().nth(depth)?.to_path_buf();
+    Some(mount.join(theirs))
+}
+
 /// The directory of this process's cgroup in the cgroup v1 hierarchy of `controller` (`pids`),
 /// when the machine mounts one (a "hybrid" setup: cgroup v2 without that controller, v1 with it).
 pub fn own_v1_dir(controller: &str) -> Option<PathBuf> {
@@ -250,6 +266,14 @@ fn read_short<T>(path: &Path, parse: impl FnOnce(&str) -> Option<T>) -> Option<T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn our_own_cgroup_is_found_by_our_pid() {
+        // Where the unified hierarchy is mounted (it is on the machines the tests run on).
+        let own = own_cgroup_dir().expect("a cgroup2 hierarchy");
+        assert_eq!(cgroup_dir_of(std::process::id()), Some(own));
+        assert_eq!(cgroup_dir_of(u32::MAX), None);
+    }
 
     #[test]
     fn a_short_file_is_read_in_one_read_and_a_longer_one_whole() {

@@ -24,6 +24,7 @@ mod notify_socket;
 mod pipes;
 mod poll;
 mod proc_counters;
+mod process_info;
 mod procfs;
 mod read_watch;
 mod ready_set;
@@ -71,6 +72,11 @@ pub use pipes::{
 };
 pub use poll::{wait_readable, wait_readable_any, wait_readable_many};
 pub use proc_counters::{read_counters, ProcessCounters};
+pub use process_info::{
+    all_pids, group_listens_on, host_name, kernel_release, memory_total_and_available_kib,
+    own_program, process_arguments, process_directory, process_environment, stderr_is_removed,
+    stderr_metadata, ticks_since_boot,
+};
 pub use procfs::{
     catches_signal, children_of, clock_ticks_per_second, page_size, read_small_file,
     sample_process, scan_processes, ProcessEntry, ProcessSample, StatFile,

@@ -291,18 +291,17 @@ pub(super) fn report(home: &Home) -> Result<ExitCode> {
     outln!("{}", rule("System"));
     outln!("arch                 : {}", std::env::consts::ARCH);
     outln!("os                   : {}", std::env::consts::OS);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    outln!("kernel               : {}", kernel.trim());
+    let kernel = kelpie_sys::kernel_release().unwrap_or_default();
+    outln!("kernel               : {kernel}");
     outln!(
         "cpus                 : {}",
         std::thread::available_parallelism().map_or(0, usize::from)
     );
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    for line in meminfo
-        .lines()
-        .filter(|l| l.starts_with("MemTotal:") || l.starts_with("MemAvailable:"))
-    {
-        outln!("{line}");
+    let (total, available) = kelpie_sys::memory_total_and_available_kib();
+    for (name, kib) in [("MemTotal:", total), ("MemAvailable:", available)] {
+        if let Some(kib) = kib {
+            outln!("{name:<16}{kib:>8} kB");
+        }
     }
     outln!("{}", rule("List"));
     if let Response::Processes(list) = call(home, &Request::List)? {

@@ -179,7 +179,8 @@ pub(super) fn control_dir() -> Result<PathBuf> {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let pid = name.to_str().and_then(|n| n.strip_prefix("kelpie-deploy-"));
-            if pid.is_some_and(|pid| !Path::new("/proc").join(pid).exists()) {
+            let pid = pid.and_then(|pid| pid.parse::<u32>().ok());
+            if pid.is_some_and(|pid| !kelpie_sys::pid_alive(pid)) {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
@@ -196,9 +197,7 @@ pub(super) fn control_dir() -> Result<PathBuf> {
 /// Who deploys, as the lock names them: `user@machine (pid, since): deploy <env>`.
 pub(super) fn owner(env: &str) -> String {
     let user = kelpie_sys::username(kelpie_sys::current_uid());
-    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".to_string());
+    let machine = kelpie_sys::host_name().unwrap_or_else(|| "localhost".to_string());
     let since = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ");
     format!(
         "{user}@{machine} (pid {}, since {since}) deploying {env}",

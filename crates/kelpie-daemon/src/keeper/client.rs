@@ -441,7 +441,7 @@ impl Link {
         let started = (|| -> std::io::Result<Running> {
             let (ours, theirs) = kelpie_sys::seqpacket_pair()?;
             kelpie_sys::set_send_timeout(ours.as_fd(), SEND_WITHIN)?;
-            let program = std::path::PathBuf::from("/proc/self/exe");
+            let program = kelpie_sys::own_program();
             let argv = vec![
                 "kelpie".to_string(),
                 "daemon".to_string(),

@@ -186,7 +186,7 @@ impl Sampling {
             &cgroup_readings,
             (&processes, trees, &idle),
             now,
-            uptime_ticks(),
+            kelpie_sys::ticks_since_boot(),
         );
         let ran: IdSet<u32> = batch
             .iter()
@@ -249,14 +249,4 @@ fn targets_signature(targets: &[Target]) -> u64 {
         (target.pm_id, target.pid).hash(&mut hasher);
     }
     hasher.finish()
-}
-
-/// Time since boot in clock ticks (the unit of process start times).
-pub(super) fn uptime_ticks() -> u64 {
-    let mut text = String::new();
-    let seconds = kelpie_sys::read_small_file("/proc/uptime", &mut text)
-        .ok()
-        .and_then(|()| text.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    (seconds * kelpie_sys::clock_ticks_per_second() as f64) as u64
 }

@@ -68,26 +68,23 @@ pub(super) fn describe(home: &Home, processes: &BTreeMap<u32, u32>) -> Option<St
 
 /// The Kelpie app name process `pid` was started as (`KELPIE_APP_NAME` in its environment).
 fn app_name(pid: u32) -> Option<String> {
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-    environ
-        .split(|b| *b == 0)
+    kelpie_sys::process_environment(pid)?
+        .iter()
         .find_map(|var| var.strip_prefix(b"KELPIE_APP_NAME="))
         .map(|name| String::from_utf8_lossy(name).into_owned())
         .filter(|name| !name.is_empty())
 }
 
-/// What `/proc` tells of process `pid`: its command line and directory. Not restarted when it
+/// What the system tells of process `pid`: its command line and directory. Not restarted when it
 /// ends (`autorestart: false`): its environment and interpreter settings are not known.
 fn from_proc(pid: u32, name: String) -> AppSpec {
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let mut argv = cmdline
-        .split(|b| *b == 0)
-        .filter(|arg| !arg.is_empty())
-        .map(|arg| String::from_utf8_lossy(arg).into_owned());
+    let mut argv = kelpie_sys::process_arguments(pid)
+        .unwrap_or_default()
+        .into_iter();
     let script = argv.next().unwrap_or_else(|| format!("(process {pid})"));
-    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))
+    let cwd = kelpie_sys::process_directory(pid)
         .map(|dir| dir.display().to_string())
-        .unwrap_or_else(|_| "/".into());
+        .unwrap_or_else(|| "/".into());
     AppSpec {
         name,
         script,

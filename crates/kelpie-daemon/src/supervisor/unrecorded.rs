@@ -57,20 +57,7 @@ pub(super) fn scan(home: &Home) -> Vec<Found> {
 /// in the mounted hierarchy; `None` for a process in any other cgroup (it is never the new
 /// daemon's to kill as a whole). Blocking (/proc).
 pub(super) fn kelpie_cgroup(pid: u32) -> Option<std::path::PathBuf> {
-    let relative = |membership: String| {
-        membership
-            .lines()
-            .find_map(|line| line.strip_prefix("0::"))
-            .map(|path| path.trim().trim_start_matches('/').to_string())
-    };
-    let own = relative(std::fs::read_to_string("/proc/self/cgroup").ok()?)?;
-    let theirs = relative(std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?)?;
-    let depth = std::path::Path::new(&own).components().count();
-    let mount = kelpie_sys::cgroup::own_cgroup_dir()?
-        .ancestors()
-        .nth(depth)?
-        .to_path_buf();
-    let path = mount.join(theirs);
+    let path = kelpie_sys::cgroup::cgroup_dir_of(pid)?;
     let base = path.parent()?.file_name()?.to_str()?;
     (base.starts_with("kelpie-") && path.is_dir()).then_some(path)
 }
@@ -84,10 +71,10 @@ struct Variables {
 
 /// Kelpie's variables of process `pid`, when it is an app process of the home at `root`.
 fn app_variables(pid: u32, root: &[u8]) -> Option<Variables> {
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let environment = kelpie_sys::process_environment(pid)?;
     let text = |value: &[u8]| String::from_utf8_lossy(value).into_owned();
     let (mut home, mut name, mut pm_id, mut kill_signal) = (None, None, None, None);
-    for var in environ.split(|b| *b == 0) {
+    for var in &environment {
         if let Some(value) = var.strip_prefix(b"KELPIE_HOME=") {
             home = Some(value);
         } else if let Some(value) = var.strip_prefix(b"KELPIE_APP_NAME=") {

@@ -14,10 +14,9 @@ impl Writer {
         };
         use std::os::unix::fs::MetadataExt;
         // Only while stderr is still that file (not after the home was removed, say).
-        let (Ok(current), Ok(at_path)) = (
-            std::fs::metadata("/proc/self/fd/2"),
-            std::fs::metadata(&log.path),
-        ) else {
+        let (Ok(current), Ok(at_path)) =
+            (kelpie_sys::stderr_metadata(), std::fs::metadata(&log.path))
+        else {
             return;
         };
         if (current.dev(), current.ino()) != (at_path.dev(), at_path.ino()) || !current.is_file() {
