@@ -228,11 +228,18 @@ impl Kelpie {
     /// Whether `pid` is the daemon of this home (and not a process that reused its number).
     fn is_our_daemon(&self, pid: u32) -> bool {
         let marker = format!("{HOME_ENV}={}", self.home.path().display());
-        std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
-            environ
-                .split(|b| *b == 0)
-                .any(|entry| entry == marker.as_bytes())
-        })
+        kelpie_sys::process_environment(pid)
+            .is_some_and(|environment| environment.iter().any(|entry| entry == marker.as_bytes()))
+    }
+
+    /// The processes started for this home (its variable in their environment): a daemon, its
+    /// keeper, their apps.
+    fn processes_of_this_home(&self) -> Vec<u32> {
+        let own = std::process::id();
+        kelpie_sys::all_pids()
+            .into_iter()
+            .filter(|pid| *pid != own && self.is_our_daemon(*pid))
+            .collect()
     }
 
     /// The daemon's pid, if it wrote one (`pm2.pid` when it was run as `pm2`).
@@ -421,6 +428,19 @@ impl Drop for Kelpie {
             .filter(|p| alive(*p) && self.is_our_daemon(*p))
         {
             sigkill(i64::from(pid));
+        }
+        // A CLI that a test's thread or child ran meanwhile may have started a daemon as this
+        // ended (seen: one started as the home went, which made the home again and outlived the
+        // run). The home goes now, then whatever still runs for it, twice: a daemon being
+        // started shows within moments.
+        let _ = std::fs::remove_dir_all(self.home.path());
+        for look in 0..2 {
+            if look > 0 {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            for pid in self.processes_of_this_home() {
+                sigkill(i64::from(pid));
+            }
         }
     }
 }

@@ -865,8 +865,12 @@ fn a_leak_found_after_start_up_is_restarted_at_once_and_a_memory_loop_counts_as_
             .expect("restart_time")
     };
     let (tiny, crash) = (count("tiny"), count("crash"));
+    // About the same: ±1 alone (a loop's cycles differ by how the end is found: a sample of
+    // its memory, or its exit), within a third when the machine is loaded (16 and 11 were
+    // seen beside a build). A memory loop not held back would restart a hundred times; one
+    // taken for a start-up failure, once or twice.
     assert!(
-        tiny <= crash + 1 && crash <= tiny + 1,
+        tiny.abs_diff(crash) <= 1 + tiny.max(crash) / 3,
         "the memory loop restarted {tiny} times, the crash loop {crash}"
     );
     assert!(crash >= 5, "{crash}");
