@@ -20,6 +20,7 @@ mod apps;
 mod conf;
 mod entries;
 mod exit;
+mod failure;
 mod finishing;
 mod foreground;
 mod lifetime;

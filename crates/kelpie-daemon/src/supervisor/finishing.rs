@@ -1,6 +1,7 @@
 //! Answering a request: its [`Finish`] once the instances concerned have settled and the
 //! settled state is on disk, or at once for what changes nothing.
 
+use super::failure::Failure;
 use super::{listing, Back, Supervisor};
 use crate::supervisor_channel::{Finish, Reply};
 use kelpie_proto::{ProcessInfo, Response, StartOutcome};
@@ -75,10 +76,7 @@ impl Supervisor {
                     crate::daemon_log!("exiting without saving the state: {e}");
                     Finish::Exit(format!("{message} (the state could not be saved: {e})"))
                 }
-                (Ok(Err(e)), _) => Finish::Failed(kelpie_proto::WireError {
-                    kind: kelpie_proto::ErrorKind::Internal,
-                    message: format!("the change was made but could not be saved: {e}"),
-                }),
+                (Ok(Err(e)), _) => Finish::Failed(Failure::NotSaved(e.to_string()).into()),
                 (_, finish) => finish,
             };
             Back::Answer { finish, reply }

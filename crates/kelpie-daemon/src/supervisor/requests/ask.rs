@@ -4,11 +4,12 @@
 use crate::instance::refusal::NotDelivered;
 use crate::instance::InstanceMsg;
 use crate::supervisor::apps::Apps;
+use crate::supervisor::failure::Failure;
 use crate::supervisor::pending::{Back, PendingWork};
 use crate::supervisor::refusal::Refusal;
 use crate::supervisor::requests::fail;
 use crate::supervisor_channel::{Finish, Reply};
-use kelpie_proto::{ErrorKind, Target, WireError};
+use kelpie_proto::Target;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -98,10 +99,7 @@ fn ask_each(
                 if sent == 1 { "" } else { "es" }
             ))
         } else {
-            Finish::Failed(WireError {
-                kind: ErrorKind::Conflict,
-                message: format!("{what} to {sent}; {}", errors.join("; ")),
-            })
+            Finish::Failed(Failure::NotAllSent { what, sent, errors }.into())
         };
         Back::Answer { finish, reply }
     });

@@ -2,11 +2,12 @@
 
 use crate::instance::InstanceMsg;
 use crate::supervisor::apps::Entry;
+use crate::supervisor::failure::Failure;
 use crate::supervisor::refusal::Refusal;
 use crate::supervisor::requests::fail;
 use crate::supervisor::{Finish, Reply, Supervisor};
 use kelpie_core::Lifecycle;
-use kelpie_proto::{ErrorKind, ReloadRequest, ScaleCount, WireError};
+use kelpie_proto::{ReloadRequest, ScaleCount};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -148,10 +149,7 @@ pub(in crate::supervisor) fn reload(
         let finish = if failures.is_empty() {
             Finish::List
         } else {
-            Finish::Failed(WireError {
-                kind: ErrorKind::Conflict,
-                message: failures.join("\n"),
-            })
+            Finish::Failed(Failure::ScaleIncomplete(failures).into())
         };
         crate::supervisor::Back::Settled { finish, reply }
     });

@@ -2,13 +2,13 @@
 
 use crate::instance::InstanceMsg;
 use crate::supervisor::conf::describe_rotation;
+use crate::supervisor::failure::Failure;
 use crate::supervisor::refusal::Refusal;
 use crate::supervisor::requests::fail;
 use crate::supervisor::Supervisor;
 use crate::supervisor_channel::{Finish, Reply};
 use kelpie_core::Lifecycle;
 use kelpie_proto::{ConfRequest, Response};
-use kelpie_proto::{ErrorKind, WireError};
 use tokio::sync::oneshot;
 
 /// `kelpie set` / `get` / `unset` / `multiset`: the store changed and written, the rotation
@@ -81,12 +81,7 @@ pub(in crate::supervisor) fn conf_request(
         }
         let finish = match lost {
             None => Finish::Reply(response),
-            Some(e) => Finish::Failed(WireError {
-                kind: ErrorKind::Internal,
-                message: format!(
-                    "{e}: the change is in force but will be lost when the daemon stops"
-                ),
-            }),
+            Some(e) => Finish::Failed(Failure::ConfNotSaved(e.to_string()).into()),
         };
         crate::supervisor::Back::Settled { finish, reply }
     });

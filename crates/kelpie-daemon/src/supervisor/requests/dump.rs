@@ -2,6 +2,7 @@
 
 use crate::dump::{DumpFile, DumpedApp};
 use crate::supervisor::apps::Apps;
+use crate::supervisor::failure::Failure;
 use crate::supervisor::pending::PendingWork;
 use crate::supervisor::persistence::Persistence;
 use crate::supervisor::refusal::Refusal;
@@ -11,7 +12,6 @@ use crate::supervisor::{Back, Supervisor};
 use crate::supervisor_channel::{Finish, Reply};
 use kelpie_core::Lifecycle;
 use kelpie_proto::StartOutcome;
-use kelpie_proto::{ErrorKind, WireError};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -41,14 +41,8 @@ pub(super) fn save(
     pending.spawn(async move {
         let finish = match rx.await {
             Ok(Ok(message)) => Finish::Done(message),
-            Ok(Err(e)) => Finish::Failed(WireError {
-                kind: ErrorKind::Conflict,
-                message: e.to_string(),
-            }),
-            Err(_) => Finish::Failed(WireError {
-                kind: ErrorKind::Internal,
-                message: "the dump was not written".into(),
-            }),
+            Ok(Err(e)) => Finish::Failed(Failure::DumpNotSaved(e.to_string()).into()),
+            Err(_) => Finish::Failed(Failure::DumpNoAnswer.into()),
         };
         Back::Answer { finish, reply }
     });

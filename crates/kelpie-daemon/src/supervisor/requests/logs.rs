@@ -3,11 +3,12 @@
 use crate::config_load::{read_daemon_settings, ConfigLoadError};
 use crate::supervisor::apps::Apps;
 use crate::supervisor::conf::Settings;
+use crate::supervisor::failure::Failure;
 use crate::supervisor::pending::{Back, PendingWork};
 use crate::supervisor::services::Services;
 use crate::supervisor_channel::LogSelection;
 use crate::supervisor_channel::{Finish, Reply};
-use kelpie_proto::{Target, WireError};
+use kelpie_proto::Target;
 use std::path::PathBuf;
 use tokio::sync::oneshot;
 
@@ -67,10 +68,7 @@ pub(in crate::supervisor) fn flush_logs(
         let count = paths.len();
         let finish = match crate::tasks::blocking(move || left.flush(&in_use)).await {
             Ok(Ok(said)) => Finish::Done(format!("flushed {count} log file(s){said}")),
-            Ok(Err(e)) => Finish::Failed(WireError {
-                kind: kelpie_proto::ErrorKind::NotFound,
-                message: e.to_string(),
-            }),
+            Ok(Err(e)) => Finish::Failed(Failure::FlushFailed(e.to_string()).into()),
             Err(e) => Finish::Done(format!("flushed {count} log file(s) ({e})")),
         };
         Back::Answer { finish, reply }
@@ -118,10 +116,7 @@ pub(in crate::supervisor) fn logs_settings_read(
         };
         let finish = match problem {
             None => Finish::Done(format!("reopened {count} log file(s)")),
-            Some(problem) => Finish::Failed(kelpie_proto::WireError {
-                kind: kelpie_proto::ErrorKind::Invalid,
-                message: format!("reopened {count} log file(s), but {problem}"),
-            }),
+            Some(problem) => Finish::Failed(Failure::ReopenedBut { count, problem }.into()),
         };
         Back::Answer { finish, reply }
     });
