@@ -33,11 +33,11 @@ struct Keeper {
 }
 
 /// Run the keeper until a daemon says goodbye or takes everything. Returns the exit code.
-pub(crate) fn run(home: Home) -> i32 {
+pub fn run(home: Home) -> i32 {
     let daemon = match kelpie_sys::take_inherited_fds(&[KEEPER_FD]) {
         Ok(mut fds) if fds.len() == 1 => fds.remove(0),
         _ => {
-            crate::daemon_log!("keeper: started without its daemon's socket; exiting");
+            kelpie_base::daemon_log!("keeper: started without its daemon's socket; exiting");
             return 2;
         }
     };
@@ -65,7 +65,7 @@ pub(crate) fn run(home: Home) -> i32 {
                 return code;
             }
             Err(e) => {
-                crate::daemon_log!("keeper: {e}");
+                kelpie_base::daemon_log!("keeper: {e}");
                 #[expect(
                     clippy::disallowed_methods,
                     reason = "the keeper is its own process: a pause before it tries again"
@@ -105,7 +105,7 @@ impl Keeper {
                 let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
                 self.listener = Some(listener);
             }
-            Err(e) => crate::daemon_log!(
+            Err(e) => kelpie_base::daemon_log!(
                 "keeper: cannot listen at {} ({e}); a new daemon will restart the apps instead of adopting them",
                 path.display()
             ),
@@ -187,7 +187,7 @@ impl Keeper {
             self.look_at_processes();
         }
         if self.nothing_left() {
-            crate::daemon_log!(
+            kelpie_base::daemon_log!(
                 "keeper: every process it kept has exited and every pipe is read; exiting"
             );
             return Ok(Some(0));
@@ -265,7 +265,7 @@ impl Keeper {
             }
             Ok(Some((ToKeeper::Bye, _))) => return Ok(Some(0)),
             Ok(Some((other, _))) => {
-                crate::daemon_log!("keeper: unexpected message from the daemon: {other:?}");
+                kelpie_base::daemon_log!("keeper: unexpected message from the daemon: {other:?}");
             }
             Ok(None) | Err(_) => {
                 self.daemon = None;
@@ -274,7 +274,7 @@ impl Keeper {
                     .values()
                     .filter(|k| matches!(k.holding, Holding::Process { .. }))
                     .count();
-                crate::daemon_log!(
+                kelpie_base::daemon_log!(
                     "keeper: the daemon (pid {}) is gone; keeping {processes} processes' pipes and sockets open, their raw output written to their log files and any other kept in {}, until the next daemon takes them",
                     self.daemon_pid,
                     self.home.keeper_spool_dir().display()
@@ -389,14 +389,14 @@ impl Keeper {
                 Ok(Some((ToKeeper::Taken, _)))
             );
             if taken {
-                crate::daemon_log!(
+                kelpie_base::daemon_log!(
                     "keeper: the new daemon took {} entries; exiting",
                     self.entries.len()
                 );
                 return true;
             }
         }
-        crate::daemon_log!("keeper: the daemon taking over went away; keeping everything");
+        kelpie_base::daemon_log!("keeper: the daemon taking over went away; keeping everything");
         self.listen();
         false
     }
@@ -444,7 +444,7 @@ enum Watched {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keeper::wire::HoldEntry;
+    use crate::wire::HoldEntry;
     use kelpie_proto::LogStream;
     use std::os::fd::AsRawFd;
 

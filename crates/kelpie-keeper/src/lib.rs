@@ -13,7 +13,7 @@
 //! (`splice`: it never sits in a memory or a spool a next daemon could lose), other output into
 //! spool files; and it waits at `<home>/keeper.sock`.
 //! The next daemon (started by the next command, or by the boot service) connects there first,
-//! takes everything ([`crate::reclaim`], a module above this one: it
+//! takes everything (the daemon's `reclaim.rs`, above this crate: it
 //! builds the other modules' hand-over types), and adopts the processes that are still the ones its
 //! `state.json` recorded (pid and start time, which the keeper read when given each), processing
 //! the spooled output first.
@@ -24,8 +24,8 @@
 mod client;
 mod kept;
 mod server;
-pub(crate) mod wire;
+pub mod wire;
 
-pub(crate) use client::{dismiss, hold, hold_all_now, hold_now, restart, start, Held};
-pub(crate) use server::run;
-pub(crate) use wire::Holding;
+pub use client::{dismiss, hold, hold_all_now, hold_now, restart, start, Held};
+pub use server::run;
+pub use wire::Holding;

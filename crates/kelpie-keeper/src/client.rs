@@ -61,7 +61,7 @@ static CLIENT: OnceLock<Client> = OnceLock::new();
 
 /// Start the keeper for this daemon (once; not under `kelpie runtime`, whose container ends
 /// with it anyway).
-pub(crate) fn start(home: &Home) {
+pub fn start(home: &Home) {
     let (orders, received) = mpsc::channel();
     let client = Client {
         orders,
@@ -76,7 +76,7 @@ pub(crate) fn start(home: &Home) {
         .name("kelpie-keeper".into())
         .spawn(move || run(received));
     if let Err(e) = spawned {
-        crate::daemon_log!(
+        kelpie_base::daemon_log!(
             "keeper: cannot start its thread ({e}); apps will not outlive a daemon crash"
         );
     }
@@ -92,7 +92,7 @@ struct Owner {
 /// Something held by the keeper until this is dropped. A pipe's or a process's release waits
 /// for the keeper thread's next wake; a listening socket's is sent at once (`urgent`): the
 /// keeper's copy would keep the port open after its last app is gone.
-pub(crate) struct Held {
+pub struct Held {
     id: u64,
     urgent: bool,
 }
@@ -119,7 +119,7 @@ impl std::fmt::Debug for Held {
 /// Have the keeper hold a second descriptor of each of `fds` (see [`Holding`] for which, in
 /// which order), sent by the keeper thread: it never waits for the keeper (for async code).
 /// `None` without a keeper, or when a descriptor cannot be duplicated.
-pub(crate) fn hold(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held> {
+pub fn hold(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held> {
     let client = CLIENT.get()?;
     let owned = || -> std::io::Result<(Vec<OwnedFd>, Vec<Owner>)> {
         let copies = fds
@@ -129,7 +129,7 @@ pub(crate) fn hold(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held> {
         Ok((copies, owners_of(fds)?))
     };
     let (fds, owners) = owned()
-        .inspect_err(|e| crate::daemon_log!("keeper: cannot pass on {holding:?}: {e}"))
+        .inspect_err(|e| kelpie_base::daemon_log!("keeper: cannot pass on {holding:?}: {e}"))
         .ok()?;
     let held = client.new_held(&holding);
     client
@@ -148,7 +148,7 @@ pub(crate) fn hold(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held> {
 /// in its socket's queue: a daemon killed right after does not take them with it). Blocking
 /// (for the blocking pool, around a spawn, so that a process is never without its keeper): a
 /// keeper that takes nothing for [`SEND_WITHIN`] is replaced.
-pub(crate) fn hold_now(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held> {
+pub fn hold_now(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held> {
     let [held] = hold_all_now([(holding, fds)]);
     held
 }
@@ -157,9 +157,7 @@ pub(crate) fn hold_now(holding: Holding, fds: &[BorrowedFd<'_>]) -> Option<Held>
 /// since the last): a spawn's two pipes, after its last process's three releases, cost one
 /// `sendmsg` and one wake-up of the keeper, not five. At most
 /// [`kelpie_sys::MAX_FDS_PER_MESSAGE`] descriptors in all.
-pub(crate) fn hold_all_now<const N: usize>(
-    holds: [(Holding, &[BorrowedFd<'_>]); N],
-) -> [Option<Held>; N] {
+pub fn hold_all_now<const N: usize>(holds: [(Holding, &[BorrowedFd<'_>]); N]) -> [Option<Held>; N] {
     let Some(client) = CLIENT.get() else {
         return [const { None }; N];
     };
@@ -167,7 +165,7 @@ pub(crate) fn hold_all_now<const N: usize>(
     let mut fds = Vec::new();
     let held = holds.map(|(holding, these)| {
         let owners = owners_of(these)
-            .inspect_err(|e| crate::daemon_log!("keeper: cannot pass on {holding:?}: {e}"))
+            .inspect_err(|e| kelpie_base::daemon_log!("keeper: cannot pass on {holding:?}: {e}"))
             .ok()?;
         let held = client.new_held(&holding);
         entries.push((
@@ -213,7 +211,7 @@ impl Client {
 
 /// Tell the keeper goodbye and wait until it has exited: the daemon ends on purpose (or
 /// re-executes itself), so nothing must be drained from the pipes behind its back.
-pub(crate) async fn dismiss() {
+pub async fn dismiss() {
     let Some(client) = CLIENT.get() else {
         return;
     };
@@ -224,7 +222,7 @@ pub(crate) async fn dismiss() {
 }
 
 /// Start a keeper again after [`dismiss`] (an update whose exec failed).
-pub(crate) fn restart() {
+pub fn restart() {
     if let Some(client) = CLIENT.get() {
         let _ = client.orders.send(Order::Start);
     }
@@ -266,7 +264,7 @@ fn run(orders: mpsc::Receiver<Order>) {
             Ok(Order::ReleaseNow) => {}
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if !link.dismissed && !link.keeper_alive() {
-                    crate::daemon_log!("keeper: it exited; starting another");
+                    kelpie_base::daemon_log!("keeper: it exited; starting another");
                     link.replace_keeper();
                 }
             }
@@ -368,7 +366,7 @@ impl Link {
         if self.send(message, fds) || self.dismissed {
             return;
         }
-        crate::daemon_log!("keeper: it does not take what it is sent; starting another");
+        kelpie_base::daemon_log!("keeper: it does not take what it is sent; starting another");
         self.replace_keeper();
     }
 
@@ -410,7 +408,7 @@ impl Link {
                 continue;
             };
             if !self.send(&message, fds.iter().map(AsFd::as_fd).collect()) {
-                crate::daemon_log!("keeper: the new keeper does not take what it is given");
+                kelpie_base::daemon_log!("keeper: the new keeper does not take what it is given");
                 break;
             }
         }
@@ -474,7 +472,7 @@ impl Link {
         })();
         started
             .inspect_err(|e| {
-                crate::daemon_log!(
+                kelpie_base::daemon_log!(
                     "keeper: cannot start it ({e}); apps will not outlive a daemon crash"
                 )
             })

@@ -95,7 +95,7 @@ impl Kept {
             file: Some(path),
         } = &self.holding
         {
-            crate::daemon_log!(
+            kelpie_base::daemon_log!(
                 "keeper: cannot write the {} of id {pm_id} to {}: {e}; keeping it in a spool file instead",
                 stream.pm2_name(),
                 path.display()
@@ -251,7 +251,7 @@ fn open_spool(dir: &std::path::Path, id: u64) -> Option<Spool> {
         .mode(0o600)
         .open(&path)
         .inspect_err(|e| {
-            crate::daemon_log!(
+            kelpie_base::daemon_log!(
                 "keeper: cannot keep output in {} ({e}); it is dropped until a daemon returns",
                 path.display()
             )

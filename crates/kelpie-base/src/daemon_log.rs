@@ -56,7 +56,10 @@ fn write_line_to(
 
 /// Current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn timestamp() -> String {
-    kelpie_core::format_utc(crate::clock::wall_ms(), true)
+    let wall_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    kelpie_core::format_utc(wall_ms, true)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ const MAX_MESSAGE: usize = 64 * 1024;
 /// What a held entry is, and which descriptors come with it (in this order).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum Holding {
+pub enum Holding {
     /// A process's stdout or stderr pipe: `[read end]`.
     Pipe {
         /// Whose.
@@ -89,11 +89,11 @@ fn yes() -> bool {
 
 /// Ids a daemon releases in one message at most: its JSON stays far below [`MAX_MESSAGE`]
 /// (`delete all` of thousands of apps lets go of three entries each at once).
-pub(crate) const MAX_RELEASES: usize = 1000;
+pub const MAX_RELEASES: usize = 1000;
 
 /// One entry for the keeper to hold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct HoldEntry {
+pub struct HoldEntry {
     /// The daemon's number for it.
     pub(crate) id: u64,
     /// What it is.
@@ -103,7 +103,7 @@ pub(crate) struct HoldEntry {
 /// From a daemon to a keeper.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum ToKeeper {
+pub enum ToKeeper {
     /// Close what was held under each of `release`, then hold the descriptors of each of
     /// `hold` until released (they come in its order, [`Holding::fd_count`] each). One message
     /// for what a spawn has the keeper do (the last process's releases, the new pipes): each
@@ -128,7 +128,7 @@ pub(crate) enum ToKeeper {
 /// From a keeper to the daemon taking over.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum FromKeeper {
+pub enum FromKeeper {
     /// One held entry, with its descriptors (a pipe that reached its end comes without).
     Entry {
         /// What it is.
@@ -155,7 +155,7 @@ pub(crate) enum FromKeeper {
 }
 
 /// Send `message` with `fds` as one packet.
-pub(crate) fn send<T: Serialize>(
+pub fn send<T: Serialize>(
     socket: BorrowedFd<'_>,
     message: &T,
     fds: &[BorrowedFd<'_>],
@@ -165,15 +165,13 @@ pub(crate) fn send<T: Serialize>(
 }
 
 /// Receive one packet: `None` when the peer closed.
-pub(crate) fn recv<T: DeserializeOwned>(
-    socket: BorrowedFd<'_>,
-) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
+pub fn recv<T: DeserializeOwned>(socket: BorrowedFd<'_>) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
     recv_with(socket, &mut Vec::new())
 }
 
 /// [`recv`] into `buf`, kept by a caller that receives many (the keeper: a message per
 /// spawn, where 64 KiB allocated, zeroed and freed each time was a tenth of its CPU).
-pub(crate) fn recv_with<T: DeserializeOwned>(
+pub fn recv_with<T: DeserializeOwned>(
     socket: BorrowedFd<'_>,
     buf: &mut Vec<u8>,
 ) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
