@@ -204,6 +204,25 @@ fn same(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// Whether `text` has `\0` followed by a decimal digit: JSON5 (as ES5) allows `\0` only when no
+/// digit follows, and the reference implementation (npm's `json5`) refuses it, as Kelpie's
+/// reader does; the oracle crate takes it. Where they disagree on such a text, the oracle is
+/// the one that is wrong.
+fn zero_escape_before_a_digit(text: &str) -> bool {
+    text.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'\\' && w[1] == b'0' && w[2].is_ascii_digit())
+}
+
+#[test]
+fn a_zero_escape_before_a_digit_is_refused_as_the_spec_says() {
+    assert!(parse_noting_duplicates(r#""\01""#).is_err());
+    assert!(parse_noting_duplicates(r#"{"a": "\0"}"#).is_ok());
+    assert!(zero_escape_before_a_digit(r#""}\00""#));
+    // The oracle takes it: the divergence excused above is still there.
+    assert!(json5::from_str::<Value>(r#""\01""#).is_ok());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2_000))]
 
@@ -244,6 +263,7 @@ proptest! {
         match (&ours, &oracle) {
             (Ok(ours), Ok(oracle)) => prop_assert!(same(ours, oracle), "{damaged}\nours: {ours}\noracle: {oracle}"),
             (Err(_), Err(_)) => {}
+            (Err(_), Ok(_)) if zero_escape_before_a_digit(&damaged) => {}
             _ => prop_assert!(false, "they disagree on {damaged:?}\nours: {ours:?}\noracle: {oracle:?}"),
         }
     }
