@@ -228,9 +228,14 @@ fn read_output(
     let watch = |stream| {
         given
             .ready_pattern()
-            .map(|pattern| LineWatch {
-                pattern,
-                matched: link.sender(),
+            .map(|pattern| {
+                let signals = link.sender();
+                LineWatch {
+                    pattern,
+                    matched: Box::new(move || {
+                        let _ = signals.send(ProcessSignal::ReadyLine);
+                    }),
+                }
             })
             .filter(|_| stream == LogStream::Out || stream == LogStream::Err)
     };

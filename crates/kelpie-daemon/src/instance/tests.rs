@@ -52,6 +52,7 @@ impl Harness {
         fake: Arc<FakeProcesses>,
         socket: Option<Arc<ListenSocket>>,
     ) -> Harness {
+        crate::clock::paused_tests();
         let home = tempfile::tempdir().expect("home");
         let registry = Arc::new(crate::sockets::PortRegistry::default());
         let setup = InstanceSetup {

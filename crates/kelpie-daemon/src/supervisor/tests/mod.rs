@@ -40,6 +40,7 @@ fn log_service() -> LogService {
 impl Daemon {
     /// A supervisor with no app, whose processes do what `fake` says.
     fn start(fake: Arc<FakeProcesses>) -> Daemon {
+        crate::clock::paused_tests();
         let dir = tempfile::tempdir().expect("home");
         let home = Home::at(dir.path().to_path_buf());
         crate::home_setup::prepare_home(&home).expect("home set up");

@@ -12,7 +12,7 @@ use std::sync::{Arc, Weak};
 
 impl LogService {
     /// The route for the next process of an instance; `None` when the app discards its output.
-    pub(crate) fn route(
+    pub fn route(
         &self,
         spec: &AppSpec,
         pm_id: u32,

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 /// A new channel.
-pub(crate) fn channel<T>() -> (Sender<T>, Receiver<T>) {
+pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             queue: VecDeque::new(),
@@ -56,13 +56,13 @@ impl<T> Shared<T> {
 }
 
 /// Sends to the channel; cloned freely.
-pub(crate) struct Sender<T> {
+pub struct Sender<T> {
     shared: Arc<Shared<T>>,
 }
 
 impl<T> Sender<T> {
     /// Queue `message`; given back when the receiver is gone.
-    pub(crate) fn send(&self, message: T) -> Result<(), T> {
+    pub fn send(&self, message: T) -> Result<(), T> {
         let mut state = self.shared.lock();
         if !state.receiving {
             return Err(message);
@@ -74,7 +74,7 @@ impl<T> Sender<T> {
     }
 
     /// A sender that does not keep the channel open.
-    pub(crate) fn downgrade(&self) -> WeakSender<T> {
+    pub fn downgrade(&self) -> WeakSender<T> {
         WeakSender {
             shared: self.shared.clone(),
         }
@@ -104,12 +104,12 @@ impl<T> Drop for Sender<T> {
 
 /// A sender that does not keep the channel open: [`WeakSender::upgrade`] gives a [`Sender`]
 /// while another one lives.
-pub(crate) struct WeakSender<T> {
+pub struct WeakSender<T> {
     shared: Arc<Shared<T>>,
 }
 
 impl<T> WeakSender<T> {
-    pub(crate) fn upgrade(&self) -> Option<Sender<T>> {
+    pub fn upgrade(&self) -> Option<Sender<T>> {
         let mut state = self.shared.lock();
         if state.senders == 0 {
             return None;
@@ -130,13 +130,13 @@ impl<T> Clone for WeakSender<T> {
 }
 
 /// Receives from the channel.
-pub(crate) struct Receiver<T> {
+pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
 }
 
 /// Why [`Receiver::try_recv`] returned nothing.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Empty {
+pub enum Empty {
     /// Nothing waiting now.
     Now,
     /// Nothing waiting, and no sender left.
@@ -146,7 +146,7 @@ pub(crate) enum Empty {
 impl<T> Receiver<T> {
     /// The next message; `None` once every sender is gone and the queue is empty. Cancel-safe:
     /// a message is only taken when this returns it.
-    pub(crate) async fn recv(&mut self) -> Option<T> {
+    pub async fn recv(&mut self) -> Option<T> {
         // Counts against the task's budget, as tokio's channels do: an app flooding its notify
         // socket (read on another thread) keeps this queue full, and its instance's loop must
         // still let the daemon's other tasks run.
@@ -161,7 +161,7 @@ impl<T> Receiver<T> {
     }
 
     /// The next message if one is waiting.
-    pub(crate) fn try_recv(&mut self) -> Result<T, Empty> {
+    pub fn try_recv(&mut self) -> Result<T, Empty> {
         let mut state = self.shared.lock();
         match state.queue.pop_front() {
             Some(message) => Ok(message),

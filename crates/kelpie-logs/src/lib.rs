@@ -17,6 +17,14 @@
 //! operations, by kind: making routes and their files' sinks (`routing`), reading pipes
 //! (`pipes`), the readers' end at exit or for `kelpie update` (`ending`), and what is asked of
 //! the files (`files`).
+//!
+//! A crate of its own, below the supervisor: "the supervisor is never in the output path" is a
+//! fact of the crate graph (this crate does not depend on the daemon's), not a rule to read.
+//! What an instance needs to hear from its output (a line matching its `ready_pattern`) it
+//! hears through the callback it gives ([`LineWatch`]).
+
+use kelpie_base::{clock, daemon_log, descriptors, room, tasks};
+use kelpie_keeper as keeper;
 
 mod batch;
 mod cursor;
@@ -25,7 +33,7 @@ mod exit_tail;
 mod files;
 mod format;
 mod framer;
-pub(crate) mod hub;
+pub mod hub;
 mod pipes;
 mod reader;
 mod registry;
@@ -35,13 +43,13 @@ mod routing;
 mod sink;
 mod writer;
 
-pub(crate) use ending::HandedPipe;
-pub(crate) use exit_tail::{exit_tail, TailReader, TailWriter};
-pub(crate) use pipes::NewPipe;
-pub(crate) use rotation::RotationPolicy;
-pub(crate) use sink::SinkStatus;
+pub use ending::HandedPipe;
+pub use exit_tail::{exit_tail, TailReader, TailWriter};
+pub use pipes::NewPipe;
+pub use rotation::RotationPolicy;
+pub use sink::SinkStatus;
 
-pub(crate) use format::LineFormat;
+pub use format::LineFormat;
 use hub::{AppLabel, Hub};
 use kelpie_core::AppSpec;
 use kelpie_proto::LogStream;
@@ -61,7 +69,7 @@ type Registry = Arc<registry::Registry>;
 const WRITER_ANSWER: Duration = Duration::from_secs(5);
 
 /// What the log thread, the writer and the daemon share.
-pub(crate) struct Shared {
+pub struct Shared {
     writer: mpsc::Sender<WriterMsg>,
     hub: Mutex<Hub>,
     /// Capacity of the enlarged pipes now open.
@@ -75,7 +83,7 @@ pub(crate) struct Shared {
 
 /// Handle on the pipeline; cheap to clone.
 #[derive(Clone)]
-pub(crate) struct LogService {
+pub struct LogService {
     shared: Arc<Shared>,
     registry: Registry,
     runtime: tokio::runtime::Handle,
@@ -86,7 +94,7 @@ pub(crate) struct LogService {
 }
 
 /// Where an instance's output goes, for the life of one process.
-pub(crate) struct Route {
+pub struct Route {
     pm_id: u32,
     instance: u32,
     app: Arc<AppLabel>,
@@ -105,7 +113,7 @@ impl Route {
 
     /// The file a keeper writes `stream`'s bytes to while no daemon runs: its one file, when
     /// its lines are written raw (the bytes as they are in the pipe). Else the keeper spools.
-    pub(crate) fn keeper_file(&self, stream: LogStream) -> Option<PathBuf> {
+    pub fn keeper_file(&self, stream: LogStream) -> Option<PathBuf> {
         match (self.sinks(stream), &self.format) {
             ([only], LineFormat::Raw) => Some(only.path().to_path_buf()),
             _ => None,
@@ -115,7 +123,7 @@ impl Route {
 
 /// An instance's log files; `None` = discarded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LogFiles {
+pub struct LogFiles {
     /// stdout's file.
     pub out: Option<PathBuf>,
     /// stderr's file.
@@ -126,16 +134,16 @@ pub(crate) struct LogFiles {
 
 /// Tells an instance when a line of a process's output matches its app's `ready_pattern`.
 /// Checked on complete lines only, until the first match.
-pub(crate) struct LineWatch {
+pub struct LineWatch {
     /// The pattern.
     pub pattern: Arc<regex::bytes::Regex>,
-    /// Where the match is reported.
-    pub matched: crate::mailbox::Sender<crate::link::ProcessSignal>,
+    /// Called at the first match (on the log thread: it only passes the news on).
+    pub matched: Box<dyn FnOnce() + Send + Sync>,
 }
 
 impl LogService {
     /// Start the log thread, the writer and the archiver.
-    pub(crate) fn start(defaults: RotationPolicy) -> std::io::Result<LogService> {
+    pub fn start(defaults: RotationPolicy) -> std::io::Result<LogService> {
         let registry = Registry::default();
         let archiver = rotation::start_archiver()?;
         let writer = writer::start(registry.clone(), archiver, defaults)?;
@@ -177,7 +185,7 @@ impl LogService {
     }
 
     /// This service, writing no file: output only reaches the hub. Call before cloning it.
-    pub(crate) fn without_files(self) -> LogService {
+    pub fn without_files(self) -> LogService {
         LogService {
             files: false,
             ..self
@@ -185,36 +193,36 @@ impl LogService {
     }
 
     /// The daemon's stderr is its log file `path`: rotate it like the apps' logs.
-    pub(crate) fn rotate_daemon_log(&self, path: PathBuf) {
+    pub fn rotate_daemon_log(&self, path: PathBuf) {
         let _ = self.shared.writer.send(WriterMsg::DaemonLog(path));
     }
 
     /// Replace the daemon-wide rotation defaults, for every file from now on.
-    pub(crate) fn set_defaults(&self, defaults: RotationPolicy) {
+    pub fn set_defaults(&self, defaults: RotationPolicy) {
         *lock(&self.defaults) = defaults;
         let _ = self.shared.writer.send(WriterMsg::Defaults(defaults));
     }
 
     /// The hub of recent lines and followers, locked (never hold it across an await).
-    pub(crate) fn lock_hub(&self) -> std::sync::MutexGuard<'_, Hub> {
+    pub fn lock_hub(&self) -> std::sync::MutexGuard<'_, Hub> {
         lock(&self.shared.hub)
     }
 
     /// An instance was deleted: forget its recent lines.
-    pub(crate) fn forget(&self, pm_id: u32) {
+    pub fn forget(&self, pm_id: u32) {
         lock(&self.shared.hub).forget(pm_id);
     }
 
     /// A new instance takes `pm_id`: the recent lines kept under that id are now its own (late
     /// lines of a deleted instance that had the id are no longer kept).
-    pub(crate) fn claim(&self, pm_id: u32, spec: &AppSpec) {
+    pub fn claim(&self, pm_id: u32, spec: &AppSpec) {
         lock(&self.shared.hub).claim(pm_id, &spec.name, &spec.namespace);
     }
 }
 
 /// The last `n` lines among the first `limit` bytes of a file, each cut into pieces of at most
 /// the line cap (blocking: call on the blocking pool).
-pub(crate) fn file_tail(path: &Path, n: usize, limit: Option<u64>) -> Vec<Vec<u8>> {
+pub fn file_tail(path: &Path, n: usize, limit: Option<u64>) -> Vec<Vec<u8>> {
     kelpie_view::tail::last_lines(path, n, limit)
         .into_iter()
         .flat_map(|line| {

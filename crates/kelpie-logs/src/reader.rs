@@ -389,9 +389,10 @@ impl Chunk<'_> {
             let watch = &mut self.watch;
             let held_before = framer.partial_len();
             let mut emit = |record: &[u8], complete: bool| {
-                if let Some(w) = watch.as_ref().filter(|w| w.pattern.is_match(record)) {
-                    let _ = w.matched.send(crate::link::ProcessSignal::ReadyLine);
-                    *watch = None;
+                if watch.as_ref().is_some_and(|w| w.pattern.is_match(record)) {
+                    if let Some(w) = watch.take() {
+                        (w.matched)();
+                    }
                 }
                 frame.append(record, complete, &mut scratch.formatted);
                 scratch.raw.extend_from_slice(record);

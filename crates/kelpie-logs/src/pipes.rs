@@ -29,7 +29,7 @@ impl Drop for ReaderGuard {
 }
 
 /// One stream of a process, to be read (see [`LogService::attach`]).
-pub(crate) struct NewPipe {
+pub struct NewPipe {
     /// The pipe's read end.
     pub fd: PipeReader,
     /// The line a process is ready at (`wait_ready` with a pattern), if it has one.
@@ -58,7 +58,7 @@ impl LogService {
     /// Read a new process's stdout and stderr on the log thread until both close: one task for
     /// the two (one allocation, one wake-up of the log thread to start them, not two: a crash
     /// loop starts a process several times a second).
-    pub(crate) fn attach(&self, route: Arc<Route>, out: NewPipe, err: NewPipe) {
+    pub fn attach(&self, route: Arc<Route>, out: NewPipe, err: NewPipe) {
         let out = self.reader(route.clone(), LogStream::Out, out, Vec::new());
         let err = self.reader(route, LogStream::Err, err, Vec::new());
         crate::tasks::spawn_counted_on(&self.runtime, async move {
@@ -68,12 +68,7 @@ impl LogService {
 
     /// Read a pipe handed over by an earlier daemon (or by its keeper), after what was read
     /// from it meanwhile.
-    pub(crate) fn attach_handed(
-        &self,
-        route: Arc<Route>,
-        pipe: HandedPipe,
-        tail: Option<TailWriter>,
-    ) {
+    pub fn attach_handed(&self, route: Arc<Route>, pipe: HandedPipe, tail: Option<TailWriter>) {
         let fd = match pipe.fd.map(PipeReader::checked) {
             Some(Ok(fd)) => fd,
             Some(Err(e)) => {

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 const SMALL: usize = 64;
 
 /// A hash table whose room can be given back: `HashMap` and `HashSet`.
-pub(crate) trait Table {
+pub trait Table {
     fn entries(&self) -> usize;
     fn room(&self) -> usize;
     fn shrink_room_to(&mut self, room: usize);
@@ -45,7 +45,7 @@ impl<K: Eq + std::hash::Hash, S: std::hash::BuildHasher> Table for HashSet<K, S>
 /// and one that goes up and down by a little is not reallocated each time. Call it after
 /// removing entries: the check costs nothing, and the pass it may make (a move of what is
 /// left) is paid for by the three quarters removed since the table was last this size.
-pub(crate) fn shrink_if_sparse(table: &mut impl Table) {
+pub fn shrink_if_sparse(table: &mut impl Table) {
     if is_sparse(table.entries(), table.room()) {
         table.shrink_room_to(table.entries() * 2);
     }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// A pipe a reader gave back, still open, for the daemon that replaces this one.
-pub(crate) struct HandedPipe {
+pub struct HandedPipe {
     /// The instance whose process writes it.
     pub pm_id: u32,
     /// Which of its streams it is.
@@ -22,7 +22,7 @@ pub(crate) struct HandedPipe {
 impl LogService {
     /// At daemon exit, once the apps have stopped: let the readers reach the end of their pipes
     /// (what the apps printed while stopping) and the writer write it, within `limit`.
-    pub(crate) async fn finish(&self, limit: Duration) {
+    pub async fn finish(&self, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
         while self.shared.readers.load(Ordering::Acquire) > 0
             && tokio::time::Instant::now() < deadline
@@ -36,10 +36,7 @@ impl LogService {
     /// (still open, with what the apps print meanwhile waiting in them) for the next daemon.
     /// `Err` with the pipes given back when some reader did not stop within `limit`: the update
     /// must not go on (the exec would close that pipe under its app).
-    pub(crate) async fn take_pipes(
-        &self,
-        limit: Duration,
-    ) -> Result<Vec<HandedPipe>, Vec<HandedPipe>> {
+    pub async fn take_pipes(&self, limit: Duration) -> Result<Vec<HandedPipe>, Vec<HandedPipe>> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         self.shared.hand_back.send_replace(Some(tx));
         let deadline = tokio::time::Instant::now() + limit;

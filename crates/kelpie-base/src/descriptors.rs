@@ -3,55 +3,55 @@
 //!
 //! - per instance, [`per_instance`]: its two output pipes and its pidfd (a Node app's IPC
 //!   channel adds two; the notify socket is one for all, `link/notify.rs`). The keeper holds its own copies; the daemon keeps
-//!   none (`keeper/client.rs`).
+//!   none (`kelpie-keeper`'s `client.rs`).
 //! - files kept open to be cheap to use again, each kind at most [`cache_size`]: the apps' log
-//!   files (`logs/writer/files.rs`), the processes' `/proc/<pid>/stat` and the cgroups'
+//!   files (`kelpie-logs`'s `writer/files.rs`), the processes' `/proc/<pid>/stat` and the cgroups'
 //!   `cpu.stat` (`monitor/`). Beyond, they are opened when used.
 //! - the daemon's own ([`RESERVED`]) and its clients' connections (`gate.rs`).
 
 /// Descriptors the daemon holds per instance: what a start is checked against. A black-box
 /// test holds it at or above what instances really cost.
-pub(crate) fn per_instance(spec: &kelpie_core::AppSpec) -> usize {
+pub fn per_instance(spec: &kelpie_core::AppSpec) -> usize {
     // Output pipes, pidfd; a Node app's IPC channel (two ends in the daemon: the one its
     // tasks read and write, and one kept for a hand-over).
     3 + if spec.runs_on_node() { 2 } else { 0 }
 }
 
 /// Descriptors the daemon keeps for itself (its files, sockets, threads), whatever its apps.
-pub(crate) const RESERVED: usize = 32;
+pub const RESERVED: usize = 32;
 
 /// Connections the control socket serves at once, at most (`gate.rs`): a quarter of the
 /// open-files limit, so that apps keep the rest, between 16 and this.
-pub(crate) const MAX_CONNECTIONS: usize = 1024;
+pub const MAX_CONNECTIONS: usize = 1024;
 /// The fewest connections served at once, however low the open-files limit.
 const MIN_CONNECTIONS: usize = 16;
 
 /// The connections served at once under an open-files limit of `limit`: a quarter of it,
 /// between 16 and [`MAX_CONNECTIONS`].
-pub(crate) fn connections_for(limit: u64) -> usize {
+pub fn connections_for(limit: u64) -> usize {
     let quarter = usize::try_from(limit / 4).unwrap_or(usize::MAX);
     quarter.clamp(MIN_CONNECTIONS, MAX_CONNECTIONS)
 }
 
 /// How many files of one kind (log files, `/proc` stat files, `cpu.stat` files) are kept open at
 /// most: a sixteenth of the open-files limit, between 4 and 1 024.
-pub(crate) fn cache_size(limit: u64) -> usize {
+pub fn cache_size(limit: u64) -> usize {
     usize::try_from(limit / 16)
         .unwrap_or(usize::MAX)
         .clamp(4, 1024)
 }
 
 /// The kinds of files kept open in [`cache_size`]s.
-pub(crate) const CACHES: usize = 3;
+pub const CACHES: usize = 3;
 
 /// Descriptors in use or set aside whatever the number of instances at this limit, but the
 /// clients' connections (`gate.rs`).
-pub(crate) fn fixed(limit: u64) -> usize {
+pub fn fixed(limit: u64) -> usize {
     RESERVED + CACHES * cache_size(limit)
 }
 
 /// [`cache_size`] at this process's limit now.
-pub(crate) fn cache_size_now() -> usize {
+pub fn cache_size_now() -> usize {
     cache_size(kelpie_sys::fd_limit())
 }
 

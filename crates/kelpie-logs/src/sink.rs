@@ -113,7 +113,7 @@ pub(super) enum Room {
 
 /// What `describe` shows about a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SinkStatus {
+pub struct SinkStatus {
     /// Lines that never reached the file (disk full, file unwritable or stuck).
     pub dropped_lines: u64,
     /// The current problem writing it, if any.

@@ -24,12 +24,12 @@ use tokio::task::{JoinError, JoinHandle, JoinSet};
 
 /// A task that ends with its owner: dropped, it is aborted; awaited, it gives its result.
 #[must_use = "an Owned task is aborted when dropped"]
-pub(crate) struct Owned<T> {
+pub struct Owned<T> {
     handle: JoinHandle<T>,
 }
 
 /// Start `future` as a task owned by the caller.
-pub(crate) fn spawn<F>(future: F) -> Owned<F::Output>
+pub fn spawn<F>(future: F) -> Owned<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -44,12 +44,12 @@ where
 
 impl<T> Owned<T> {
     /// Whether the task has ended (returned, panicked or was aborted).
-    pub(crate) fn is_finished(&self) -> bool {
+    pub fn is_finished(&self) -> bool {
         self.handle.is_finished()
     }
 
     /// End the task now (at its next await).
-    pub(crate) fn abort(&self) {
+    pub fn abort(&self) {
         self.handle.abort();
     }
 }
@@ -71,25 +71,25 @@ impl<T> Drop for Owned<T> {
 /// A few tasks of one owner (an instance's helpers): dropped with it, ended ones let go as new
 /// ones start. Empty, it allocates nothing (every instance has one; few ever use it).
 #[derive(Default)]
-pub(crate) struct Helpers {
+pub struct Helpers {
     running: Vec<Owned<()>>,
 }
 
 impl Helpers {
     /// Start `future`, owned by this set.
-    pub(crate) fn spawn(&mut self, future: impl Future<Output = ()> + Send + 'static) {
+    pub fn spawn(&mut self, future: impl Future<Output = ()> + Send + 'static) {
         self.running.retain(|task| !task.is_finished());
         self.running.push(spawn(future));
     }
 
     /// Whether none of them is still running.
-    pub(crate) fn all_ended(&mut self) -> bool {
+    pub fn all_ended(&mut self) -> bool {
         self.running.retain(|task| !task.is_finished());
         self.running.is_empty()
     }
 
     /// Wait until every one has ended.
-    pub(crate) async fn ended(&mut self) {
+    pub async fn ended(&mut self) {
         for task in self.running.drain(..) {
             let _ = task.await;
         }
@@ -98,7 +98,7 @@ impl Helpers {
 
 /// Start `future` on `runtime` for an owner that counts its tasks itself (`future` holds its
 /// guard) and waits for the count to fall to zero at its end.
-pub(crate) fn spawn_counted_on(
+pub fn spawn_counted_on(
     runtime: &tokio::runtime::Handle,
     future: impl Future<Output = ()> + Send + 'static,
 ) {
@@ -113,7 +113,7 @@ pub(crate) fn spawn_counted_on(
 /// Run `work` on the blocking pool, starting now, and give its result (or why there is none) to
 /// whoever awaits the returned future: the caller owns the work. Work whose result nobody waits
 /// for goes through [`background`], which the daemon waits for at its end.
-pub(crate) fn blocking<T: Send + 'static>(
+pub fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> impl Future<Output = Result<T, Interrupted>> {
     #[expect(
@@ -128,11 +128,11 @@ pub(crate) fn blocking<T: Send + 'static>(
 /// or the runtime is shutting down. Its caller answers or logs it like its own failures.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub(crate) struct Interrupted(String);
+pub struct Interrupted(String);
 
 /// Add `future` to `set`, reaping the tasks of the set that have ended first (an owner of many
 /// tasks that never awaits them one by one keeps no record of ended ones).
-pub(crate) fn spawn_into<T: Send + 'static>(
+pub fn spawn_into<T: Send + 'static>(
     set: &mut JoinSet<T>,
     future: impl Future<Output = T> + Send + 'static,
 ) {
@@ -150,13 +150,13 @@ fn background_set() -> MutexGuard<'static, Option<JoinSet<()>>> {
 }
 
 /// Run `future` to its end even if what started it is gone. Must be called on the runtime.
-pub(crate) fn background(future: impl Future<Output = ()> + Send + 'static) {
+pub fn background(future: impl Future<Output = ()> + Send + 'static) {
     let mut set = background_set();
     spawn_into(set.get_or_insert_with(JoinSet::new), future);
 }
 
 /// At the daemon's end: wait up to `within` for the background work, then abort what is left.
-pub(crate) async fn end_background(within: Duration) {
+pub async fn end_background(within: Duration) {
     let Some(mut set) = background_set().take() else {
         return;
     };

@@ -16,7 +16,7 @@ const GZIP_LEVEL: u32 = 1;
 
 /// When one log file rotates and what is kept: an app's settings over `kelpie.toml`'s over the
 /// built-in defaults (10 MiB, daily at local midnight, 10 files kept, gzip).
-pub(crate) type RotationPolicy = kelpie_config::LogDefaults;
+pub type RotationPolicy = kelpie_config::LogDefaults;
 
 /// The period (of `interval_ms`, counted in local time) that `unix_ms` falls in; a file rotates
 /// by time when the period changes. Always 0 when rotation by time is off.

@@ -11,12 +11,12 @@ use tokio::sync::oneshot;
 
 impl LogService {
     /// Dropped lines and errors of a file, if it is in use.
-    pub(crate) fn status(&self, path: &Path) -> Option<SinkStatus> {
+    pub fn status(&self, path: &Path) -> Option<SinkStatus> {
         self.registry.get(path).map(|sink| sink.status())
     }
 
     /// Empty these files and forget these instances' recent lines.
-    pub(crate) async fn flush(&self, pm_ids: &[u32], paths: &[PathBuf]) {
+    pub async fn flush(&self, pm_ids: &[u32], paths: &[PathBuf]) {
         lock(&self.shared.hub).clear(pm_ids);
         let sinks: Vec<Arc<Sink>> = {
             let registry = self.registry.lock();
@@ -44,7 +44,7 @@ impl LogService {
     }
 
     /// Close and reopen every file (after an external logrotate moved them); how many.
-    pub(crate) async fn reopen(&self) -> usize {
+    pub async fn reopen(&self) -> usize {
         let (tx, rx) = oneshot::channel();
         if self.shared.writer.send(WriterMsg::Reopen(tx)).is_err() {
             return 0;
@@ -56,7 +56,7 @@ impl LogService {
     }
 
     /// Wait until everything read so far is written.
-    pub(crate) async fn written(&self) {
+    pub async fn written(&self) {
         // The writer is a thread of its own: an in-process test's paused clock waits for it.
         let _held = crate::clock::hold();
         let (tx, rx) = oneshot::channel();
@@ -67,7 +67,7 @@ impl LogService {
 
     /// Wait until everything read so far is written, then the size of each of `paths` as
     /// written (`None` for a file not in use, or when the writer does not answer in time).
-    pub(crate) async fn written_sizes(&self, paths: &[PathBuf]) -> Vec<Option<u64>> {
+    pub async fn written_sizes(&self, paths: &[PathBuf]) -> Vec<Option<u64>> {
         let sinks: Vec<Option<Arc<Sink>>> = {
             let registry = self.registry.lock();
             paths

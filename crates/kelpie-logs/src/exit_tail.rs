@@ -25,19 +25,19 @@ struct Kept {
 }
 
 /// The reader's side: chunks go in; dropped when the reader ends, which tells the other side.
-pub(crate) struct TailWriter {
+pub struct TailWriter {
     kept: Arc<Mutex<Kept>>,
     _done: oneshot::Sender<()>,
 }
 
 /// The instance's side.
-pub(crate) struct TailReader {
+pub struct TailReader {
     kept: Arc<Mutex<Kept>>,
     done: oneshot::Receiver<()>,
 }
 
 /// A new, empty tail for one process's stderr.
-pub(crate) fn exit_tail() -> (TailWriter, TailReader) {
+pub fn exit_tail() -> (TailWriter, TailReader) {
     let kept = Arc::new(Mutex::new(Kept::default()));
     let (done_tx, done_rx) = oneshot::channel();
     (
@@ -54,7 +54,7 @@ pub(crate) fn exit_tail() -> (TailWriter, TailReader) {
 
 impl TailWriter {
     /// Keep `chunk`, dropping the oldest chunks the last lines no longer need.
-    pub(crate) fn push(&self, chunk: Arc<LogChunk>) {
+    pub fn push(&self, chunk: Arc<LogChunk>) {
         let Ok(mut kept) = self.kept.lock() else {
             return;
         };
@@ -81,14 +81,14 @@ impl TailWriter {
 impl TailReader {
     /// Wait until the reader has read the pipe to its end, at most `limit` (a process the app
     /// left running may hold the pipe open), then the lines, bounded for the exit's record.
-    pub(crate) async fn finish(mut self, limit: std::time::Duration) -> Vec<String> {
+    pub async fn finish(mut self, limit: std::time::Duration) -> Vec<String> {
         let _ = tokio::time::timeout(limit, &mut self.done).await;
         self.lines()
     }
 
     /// The lines now if the reader is done already (a crash loop's usual case: the pipe ends
     /// as the process does), else this reader back, to [`finish`](Self::finish).
-    pub(crate) fn finished(mut self) -> Result<Vec<String>, TailReader> {
+    pub fn finished(mut self) -> Result<Vec<String>, TailReader> {
         match self.done.try_recv() {
             Err(oneshot::error::TryRecvError::Empty) => Err(self),
             _ => Ok(self.lines()),

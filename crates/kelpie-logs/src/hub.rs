@@ -21,7 +21,7 @@ const LINE_OVERHEAD: usize = 64;
 
 /// An app's name and namespace, shared by its lines.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct AppLabel {
+pub struct AppLabel {
     /// Name.
     pub name: String,
     /// Namespace.
@@ -31,7 +31,7 @@ pub(crate) struct AppLabel {
 /// The lines of one chunk read from one stream of one instance: one allocation for all of
 /// them (a chatty app's lines cost a few allocations per read, not two per line).
 #[derive(Debug)]
-pub(crate) struct LogChunk {
+pub struct LogChunk {
     /// Sequence number of the first line (arrival order across all apps).
     pub first_seq: u64,
     /// Arrival time (ms since the epoch).
@@ -80,48 +80,53 @@ impl LogChunk {
     }
 
     /// Number of lines.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.ends.len()
     }
 
+    /// Whether it holds no line.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
     /// Line `i`, without its newline.
-    pub(crate) fn line(&self, i: usize) -> &[u8] {
+    pub fn line(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
         &self.raw[start..self.ends[i] as usize]
     }
 
     /// Bytes of its lines, newlines left out.
-    pub(crate) fn bytes(&self) -> usize {
+    pub fn bytes(&self) -> usize {
         self.raw.len()
     }
 }
 
 /// One line of a chunk.
 #[derive(Debug, Clone)]
-pub(crate) struct LogLine {
+pub struct LogLine {
     chunk: Arc<LogChunk>,
     index: usize,
 }
 
 impl LogLine {
     /// Its chunk (instance, app, stream, arrival time).
-    pub(crate) fn chunk(&self) -> &LogChunk {
+    pub fn chunk(&self) -> &LogChunk {
         &self.chunk
     }
 
     /// Arrival order across all apps.
-    pub(crate) fn seq(&self) -> u64 {
+    pub fn seq(&self) -> u64 {
         self.chunk.first_seq + self.index as u64
     }
 
     /// The bytes, without the newline.
-    pub(crate) fn bytes(&self) -> &[u8] {
+    pub fn bytes(&self) -> &[u8] {
         self.chunk.line(self.index)
     }
 
     /// The line as it stands in the log file (its date before it, with `log_date_format`),
     /// without the newline.
-    pub(crate) fn as_written(&self) -> Vec<u8> {
+    pub fn as_written(&self) -> Vec<u8> {
         let prefix = self.chunk.prefix.as_deref().unwrap_or_default();
         let mut line = Vec::with_capacity(prefix.len() + self.bytes().len());
         line.extend_from_slice(prefix);
@@ -130,7 +135,7 @@ impl LogLine {
     }
 
     /// The line as a client receives it (`logs`, a runtime's output).
-    pub(crate) fn to_wire(&self) -> WireLogLine {
+    pub fn to_wire(&self) -> WireLogLine {
         let chunk = self.chunk();
         WireLogLine {
             pm_id: chunk.pm_id,
@@ -150,7 +155,7 @@ impl LogLine {
     }
 
     /// Every line of `chunk`.
-    pub(crate) fn all_of(chunk: &Arc<LogChunk>) -> impl Iterator<Item = LogLine> + '_ {
+    pub fn all_of(chunk: &Arc<LogChunk>) -> impl Iterator<Item = LogLine> + '_ {
         (0..chunk.len()).map(|index| LogLine {
             chunk: chunk.clone(),
             index,
@@ -160,7 +165,7 @@ impl LogLine {
 
 /// Which lines a reader wants.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct LogFilter {
+pub struct LogFilter {
     /// Every app, including ones started later.
     pub all: bool,
     /// These instances.
@@ -177,7 +182,7 @@ pub(crate) struct LogFilter {
 
 impl LogFilter {
     /// Do the lines of `chunk` pass?
-    pub(crate) fn accepts(&self, chunk: &LogChunk) -> bool {
+    pub fn accepts(&self, chunk: &LogChunk) -> bool {
         let stream = match chunk.stream {
             LogStream::Out => self.out,
             LogStream::Err => self.err,
@@ -192,7 +197,7 @@ impl LogFilter {
 
 /// What a follower receives.
 #[derive(Debug)]
-pub(crate) struct LogBatch {
+pub struct LogBatch {
     /// New lines, in arrival order.
     pub chunk: Arc<LogChunk>,
     /// Lines this follower missed just before these, because it was too slow.
@@ -209,14 +214,14 @@ struct Follower {
 }
 
 /// The receiving end of a follow: batches of new lines, within a memory budget.
-pub(crate) struct Following {
+pub struct Following {
     rx: mpsc::Receiver<LogBatch>,
     queued: Arc<AtomicUsize>,
 }
 
 impl Following {
     /// The next batch; `None` when the hub dropped this follower.
-    pub(crate) async fn recv(&mut self) -> Option<LogBatch> {
+    pub async fn recv(&mut self) -> Option<LogBatch> {
         let batch = self.rx.recv().await?;
         self.queued.fetch_sub(batch.cost, Ordering::AcqRel);
         Some(batch)
@@ -235,14 +240,14 @@ struct Kept {
 
 /// The rings and the followers.
 #[derive(Default)]
-pub(crate) struct Hub {
+pub struct Hub {
     seq: u64,
     rings: HashMap<u32, Kept>,
     followers: Vec<Follower>,
 }
 
 /// Lines of one chunk, before they are numbered.
-pub(crate) struct NewLines<'a> {
+pub struct NewLines<'a> {
     /// Instance id.
     pub pm_id: u32,
     /// Its app.
@@ -258,7 +263,7 @@ pub(crate) struct NewLines<'a> {
 impl Hub {
     /// Add the lines of one chunk: `raw` holds them back to back, `ends` says where each ends.
     /// Returns the chunk (`None` without lines).
-    pub(crate) fn publish(
+    pub fn publish(
         &mut self,
         from: &NewLines<'_>,
         raw: &[u8],
@@ -318,7 +323,7 @@ impl Hub {
     }
 
     /// A new instance takes `pm_id`: an empty ring that keeps only its app's lines.
-    pub(crate) fn claim(&mut self, pm_id: u32, name: &str, namespace: &str) {
+    pub fn claim(&mut self, pm_id: u32, name: &str, namespace: &str) {
         self.rings.insert(
             pm_id,
             Kept {
@@ -330,7 +335,7 @@ impl Hub {
     }
 
     /// Lines each instance printed since it took its id: `(pm_id, stdout, stderr)`.
-    pub(crate) fn line_counts(&self) -> Vec<(u32, u64, u64)> {
+    pub fn line_counts(&self) -> Vec<(u32, u64, u64)> {
         self.rings
             .iter()
             .map(|(pm_id, kept)| (*pm_id, kept.received[0], kept.received[1]))
@@ -338,13 +343,13 @@ impl Hub {
     }
 
     /// The newest sequence number given so far.
-    pub(crate) fn last_seq(&self) -> u64 {
+    pub fn last_seq(&self) -> u64 {
         self.seq
     }
 
     /// The last `n` lines of each stream of each instance `filter` accepts, in arrival order,
     /// and the (instance, stream) pairs that had fewer than `n` in memory.
-    pub(crate) fn tail(&self, filter: &LogFilter, pm_ids: &[u32], n: usize) -> Tail {
+    pub fn tail(&self, filter: &LogFilter, pm_ids: &[u32], n: usize) -> Tail {
         let mut tail = Tail::default();
         for pm_id in pm_ids {
             let Some(ring) = self.rings.get(pm_id).map(|kept| &kept.ring) else {
@@ -370,7 +375,7 @@ impl Hub {
     }
 
     /// Lines of these instances that `filter` accepts and that arrived after `seq`, in order.
-    pub(crate) fn since(&self, filter: &LogFilter, pm_ids: &[u32], seq: u64) -> Vec<LogLine> {
+    pub fn since(&self, filter: &LogFilter, pm_ids: &[u32], seq: u64) -> Vec<LogLine> {
         let mut lines: Vec<LogLine> = pm_ids
             .iter()
             .filter_map(|pm_id| self.rings.get(pm_id))
@@ -382,7 +387,7 @@ impl Hub {
     }
 
     /// Follow new lines that pass `filter`.
-    pub(crate) fn follow(&mut self, filter: LogFilter) -> Following {
+    pub fn follow(&mut self, filter: LogFilter) -> Following {
         let (tx, rx) = mpsc::channel(FOLLOWER_QUEUE);
         let queued = Arc::new(AtomicUsize::new(0));
         self.followers.push(Follower {
@@ -396,12 +401,12 @@ impl Hub {
 
     /// End every follow: each follower gets what is queued, then the end (at exit, so that
     /// whoever prints the lines knows when it has them all).
-    pub(crate) fn close_followers(&mut self) {
+    pub fn close_followers(&mut self) {
         self.followers.clear();
     }
 
     /// Forget the lines of these instances (`flush`).
-    pub(crate) fn clear(&mut self, pm_ids: &[u32]) {
+    pub fn clear(&mut self, pm_ids: &[u32]) {
         for pm_id in pm_ids {
             if let Some(kept) = self.rings.get_mut(pm_id) {
                 kept.ring.clear();
@@ -410,7 +415,7 @@ impl Hub {
     }
 
     /// An instance was deleted: drop its ring (and the table's room once most are gone).
-    pub(crate) fn forget(&mut self, pm_id: u32) {
+    pub fn forget(&mut self, pm_id: u32) {
         self.rings.remove(&pm_id);
         crate::room::shrink_if_sparse(&mut self.rings);
     }
@@ -431,7 +436,7 @@ fn streams(filter: &LogFilter) -> impl Iterator<Item = LogStream> {
 
 /// Answer of [`Hub::tail`].
 #[derive(Debug, Default)]
-pub(crate) struct Tail {
+pub struct Tail {
     /// Lines in arrival order.
     pub lines: Vec<LogLine>,
     /// Streams that had fewer lines in memory than asked for (read their files instead).
@@ -441,7 +446,7 @@ pub(crate) struct Tail {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logs::ring::{RING_BYTES, RING_LINES};
+    use crate::ring::{RING_BYTES, RING_LINES};
 
     fn label(name: &str) -> Arc<AppLabel> {
         Arc::new(AppLabel {

@@ -5,7 +5,7 @@ use kelpie_proto::LogStream;
 
 /// The format of one app's log lines.
 #[derive(Debug)]
-pub(crate) enum LineFormat {
+pub enum LineFormat {
     /// The bytes as the app wrote them.
     Raw,
     /// `<time>: <line>` (PM2's fork-mode prefix).
@@ -16,7 +16,7 @@ pub(crate) enum LineFormat {
 
 impl LineFormat {
     /// The format an app asks for.
-    pub(crate) fn for_spec(spec: &AppSpec) -> LineFormat {
+    pub fn for_spec(spec: &AppSpec) -> LineFormat {
         let date = spec.log_date_format.as_deref().map(DateFormat::parse);
         match (spec.log_type, date) {
             (LogType::Json, date) => LineFormat::Json(date),
@@ -26,7 +26,7 @@ impl LineFormat {
     }
 
     /// The date each line starts with in the file, when there is one.
-    pub(crate) fn line_dates(self) -> Option<DateFormat> {
+    pub fn line_dates(self) -> Option<DateFormat> {
         match self {
             LineFormat::Dated(date) => Some(date),
             LineFormat::Raw | LineFormat::Json(_) => None,
@@ -35,7 +35,7 @@ impl LineFormat {
 
     /// What goes around each record of a chunk that arrived at `now_ms` (computed once per chunk,
     /// not per line).
-    pub(crate) fn frame(&self, now_ms: i64, stream: LogStream, who: &Who<'_>) -> Frame {
+    pub fn frame(&self, now_ms: i64, stream: LogStream, who: &Who<'_>) -> Frame {
         let offset = || kelpie_sys::utc_offset_secs(now_ms.div_euclid(1000));
         match self {
             LineFormat::Raw => Frame::Raw,
@@ -69,7 +69,7 @@ impl LineFormat {
 }
 
 /// The instance a line comes from, as written in JSON lines.
-pub(crate) struct Who<'a> {
+pub struct Who<'a> {
     /// Its id.
     pub pm_id: u32,
     /// Its index among its app's instances.
@@ -79,7 +79,7 @@ pub(crate) struct Who<'a> {
 }
 
 /// The bytes around each record of one chunk.
-pub(crate) enum Frame {
+pub enum Frame {
     /// Nothing: the record and its newline, byte for byte.
     Raw,
     /// This prefix, the record, a newline.
@@ -90,7 +90,7 @@ pub(crate) enum Frame {
 
 impl Frame {
     /// What goes before each record (its date), when that is all the format adds.
-    pub(crate) fn prefix(&self) -> Option<&[u8]> {
+    pub fn prefix(&self) -> Option<&[u8]> {
         match self {
             Frame::Prefixed(prefix) => Some(prefix),
             Frame::Raw | Frame::Json(_) => None,
@@ -99,7 +99,7 @@ impl Frame {
 
     /// Append one record. Raw output is byte-exact (a record cut short gets no newline, so the
     /// pieces join up again); the other formats end every record with a newline.
-    pub(crate) fn append(&self, record: &[u8], complete: bool, out: &mut Vec<u8>) {
+    pub fn append(&self, record: &[u8], complete: bool, out: &mut Vec<u8>) {
         match self {
             Frame::Raw => {
                 out.extend_from_slice(record);
