@@ -1,5 +1,5 @@
 'use strict';
-// Loads the Node shim's runtime metrics alone (crates/kelpie-daemon/assets/node-metrics.js),
+// Loads the Node shim's runtime metrics alone (crates/kelpie-supervisor/assets/node-metrics.js),
 // started as the shim starts them: `node -r ./preload.js app.js`. What they send goes to the
 // daemon when the app has an IPC channel (an app Kelpie started with `pmx: false`, so that its
 // shim sends none itself), else it is serialised (as process.send would) and dropped. For

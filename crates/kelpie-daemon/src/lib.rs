@@ -18,93 +18,29 @@
 //! threads read, frame, format and write them, rotate the files, and keep recent lines for
 //! `kelpie logs` ([`follow`]). The supervisor is never in the output path.
 
-mod atomic;
-mod balance;
-mod bus;
-mod cgroups;
-mod config_load;
+// The crates below, by the names the modules have always used (`crate::supervisor`,
+// `crate::tasks`, `crate::logs`).
 pub use kelpie_base::daemon_log;
-// The bottom layer, a crate of its own; its modules keep their names here.
-use kelpie_base::{clock, descriptors, mailbox, room, tasks};
-mod dump;
-mod follow;
-mod forensics;
-#[cfg(test)]
-mod format_fixtures_tests;
-mod gate;
-mod health;
-mod hello;
-mod home_setup;
-mod host;
-mod inspection;
-mod instance;
+use kelpie_base::{clock, descriptors, tasks};
 use kelpie_keeper as keeper;
-mod link;
-// The log pipeline, a crate of its own: it does not know the supervisor.
 use kelpie_logs as logs;
-mod maybe;
-mod monitor;
-mod notices;
-mod persist;
-mod pid_files;
-mod process;
-mod profile_parts;
-mod readiness;
-mod reaper;
-mod reclaim;
+use kelpie_supervisor::{
+    bus, cgroups, config_load, health, hello, home_setup, host, instance, link, monitor, persist,
+    profile_parts, reclaim, supervisor, supervisor_channel, update,
+};
+
+mod follow;
+mod gate;
+mod inspection;
 mod server;
-mod sockets;
-mod spawn_error;
-mod spawn_plan;
 mod startup;
-mod state;
-mod supervisor;
-mod supervisor_channel;
 mod trigger;
-mod update;
-mod watch;
 mod web;
 
 use kelpie_proto::Home;
-pub use supervisor::{ForegroundOptions, OutputBatch, OUTPUT_QUEUE};
-pub use update::{handoff_format, handoff_formats};
-
-/// Why the daemon could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum DaemonError {
-    /// The home or one of its files could not be set up.
-    #[error("{about} {path}: {cause}")]
-    Io {
-        /// What we were doing.
-        about: &'static str,
-        /// The path involved.
-        path: String,
-        /// The error.
-        cause: std::io::Error,
-    },
-    /// Another daemon answers on this home's socket.
-    #[error("a kelpie daemon is already running for {0}")]
-    AlreadyRunning(String),
-    /// The home, or a directory above it, is another user's or may be changed by one.
-    #[error("refusing the kelpie home {}: {refused}. Another user could replace what the daemon runs (the Node shim every Node app loads, kelpie.toml); use a home of your own (KELPIE_HOME, or run `sudo -H` so that root's home is used)", home.display())]
-    UntrustedHome {
-        /// The home.
-        home: std::path::PathBuf,
-        /// What is wrong, and where.
-        refused: String,
-    },
-}
-
-impl DaemonError {
-    /// `about` (what was being done) the file or directory `path` failed with `source`.
-    pub(crate) fn io(about: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
-        DaemonError::Io {
-            about,
-            path: path.display().to_string(),
-            cause: source,
-        }
-    }
-}
+pub use kelpie_supervisor::{
+    handoff_format, handoff_formats, DaemonError, ForegroundOptions, OutputBatch, OUTPUT_QUEUE,
+};
 
 /// How a daemon starts, beyond its home.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
