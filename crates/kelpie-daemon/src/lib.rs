@@ -23,10 +23,11 @@
 pub use kelpie_base::daemon_log;
 use kelpie_base::{clock, descriptors, tasks};
 use kelpie_keeper as keeper;
+use kelpie_link::{self as link, profile_parts};
 use kelpie_logs as logs;
 use kelpie_supervisor::{
-    bus, cgroups, config_load, health, hello, home_setup, host, instance, link, monitor, persist,
-    profile_parts, reclaim, supervisor, supervisor_channel, update,
+    bus, cgroups, config_load, health, hello, home_setup, host, instance, monitor, persist,
+    reclaim, supervisor, supervisor_channel, update,
 };
 
 mod follow;

@@ -847,3 +847,10 @@ fn ms_of(text: &str) -> u64 {
     let at: jiff::Timestamp = text.parse().expect("time");
     at.as_millisecond() as u64
 }
+
+/// Every instance's mailbox keeps its queue's buffer once a message came: what it carries stays
+/// small (large payloads are boxed; a process's link, the same in the link crate).
+#[test]
+fn what_a_mailbox_carries_stays_small() {
+    assert!(std::mem::size_of::<super::InstanceMsg>() <= 24);
+}

@@ -18,7 +18,7 @@ use std::sync::{Mutex, PoisonError};
 /// long as its link's IPC task (see `link::Presence`), so deleted apps, renames and a `kill`
 /// need no bookkeeping here.
 #[derive(Debug, Default)]
-pub(crate) struct ConnectionLoads {
+pub struct ConnectionLoads {
     /// app -> process (its IPC channel's number) -> open connections.
     apps: Mutex<HashMap<String, BTreeMap<u64, u64>>>,
 }
@@ -31,7 +31,7 @@ impl ConnectionLoads {
     /// Process `process` of `app` holds `connections`. Returns how many it should keep when
     /// that is fewer: the app's connections divided evenly among its processes, rounded up
     /// (so that a spread as even as whole connections allow is never disturbed).
-    pub(crate) fn report(&self, app: &str, process: u64, connections: u64) -> Option<u64> {
+    pub fn report(&self, app: &str, process: u64, connections: u64) -> Option<u64> {
         let mut apps = self.lock();
         let loads = apps.entry(app.to_string()).or_default();
         loads.insert(process, connections);
@@ -44,7 +44,7 @@ impl ConnectionLoads {
     /// on, with what it reported or none. An instance that no connection reached yet reports
     /// nothing, and left out of the count it would make the others' share too large for any
     /// of them to be told to shed: it would stay idle for as long as the connections last.
-    pub(crate) fn join(&self, app: &str, process: u64) {
+    pub fn join(&self, app: &str, process: u64) {
         self.lock()
             .entry(app.to_string())
             .or_default()
@@ -53,7 +53,7 @@ impl ConnectionLoads {
     }
 
     /// Process `process` of `app` is gone (its channel closed).
-    pub(crate) fn leave(&self, app: &str, process: u64) {
+    pub fn leave(&self, app: &str, process: u64) {
         let mut apps = self.lock();
         if let Some(loads) = apps.get_mut(app) {
             loads.remove(&process);

@@ -30,7 +30,7 @@ fn waiting() -> std::sync::MutexGuard<'static, Option<HashMap<u64, mpsc::Sender<
 }
 
 /// Whether `message` (from a process's IPC channel) is part of an answer to an inspection.
-pub(crate) fn is_part(message: &serde_json::Value) -> bool {
+pub fn is_part(message: &serde_json::Value) -> bool {
     matches!(
         message.get("kelpie").and_then(|k| k.as_str()),
         Some("profile-part" | "profile-end")
@@ -38,7 +38,7 @@ pub(crate) fn is_part(message: &serde_json::Value) -> bool {
 }
 
 /// Hand a part ([`is_part`]) to whoever waits for its request; dropped when nobody does.
-pub(crate) async fn deliver(mut message: serde_json::Value) {
+pub async fn deliver(mut message: serde_json::Value) {
     let Some(id) = message.get("id").and_then(serde_json::Value::as_u64) else {
         return;
     };

@@ -2,6 +2,19 @@
 //! `NOTIFY_SOCKET` (any language), and Node's IPC channel (`process.send('ready')`, the cluster
 //! shim's `listening`, PM2's `shutdown` message the other way). One link per process: a reload
 //! runs two processes of one instance at once, and each must be told apart.
+//!
+//! A crate of its own, below the supervisor, with what a process's link needs beside it: the
+//! listening sockets and their port registry ([`sockets`]), the spread of connections between
+//! an app's processes ([`balance`]), readiness by a listening port ([`readiness`]), and the
+//! parts of profiles on their way to whoever asked ([`profile_parts`]).
+
+use kelpie_base::{clock, daemon_log, mailbox, room, tasks};
+use kelpie_keeper as keeper;
+
+pub mod balance;
+pub mod profile_parts;
+pub mod readiness;
+pub mod sockets;
 
 mod ipc;
 mod notify;
@@ -23,7 +36,7 @@ use tokio::sync::mpsc;
 
 /// Something a process said.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum ProcessSignal {
+pub enum ProcessSignal {
     /// `READY=1`, or `process.send('ready')`.
     Ready,
     /// The Node shim saw the app's main module run (its first tick, or for an ES module its
@@ -54,7 +67,7 @@ pub(crate) enum ProcessSignal {
 /// What a process's PM2 SDK (`@pm2/io`, pmx, tx2) said for the manager itself: metrics,
 /// actions, options, its Node version. Written by the link's IPC task as each message comes
 /// (an app sends its metrics every second: no other task is woken for them), read by `list`.
-pub(crate) type SharedSdk = Arc<std::sync::Mutex<kelpie_core::SdkState>>;
+pub type SharedSdk = Arc<std::sync::Mutex<kelpie_core::SdkState>>;
 
 /// What one IPC message is for.
 #[derive(Debug, PartialEq)]
@@ -67,7 +80,7 @@ enum Routed {
 
 /// What the child needs to reach its link: variables and descriptors to place.
 #[derive(Default)]
-pub(crate) struct ChildEnds {
+pub struct ChildEnds {
     /// Variables to add to its environment.
     pub env: Vec<(String, String)>,
     /// Descriptors and the numbers they get in the child.
@@ -88,7 +101,7 @@ pub struct LinkFds {
 }
 
 /// The daemon's side of one process's link.
-pub(crate) struct ProcessLink {
+pub struct ProcessLink {
     signals: crate::mailbox::Receiver<ProcessSignal>,
     sender: crate::mailbox::Sender<ProcessSignal>,
     /// JSON lines to write to the Node IPC channel.
@@ -123,7 +136,7 @@ impl ProcessLink {
     /// socket (what it sends there reaches this link once [`ProcessLink::attach`] gave its
     /// pid) and, with `ipc_fd`, a Node IPC channel whose child end goes at that number. With
     /// `claims`, the process may ask for its app's shared sockets over the channel.
-    pub(crate) fn open(
+    pub fn open(
         ipc_fd: Option<RawFd>,
         claims: Option<Arc<ClaimedSockets>>,
     ) -> std::io::Result<(ProcessLink, ChildEnds)> {
@@ -154,7 +167,7 @@ impl ProcessLink {
 
     /// The link of a process from its descriptors: a new one's, or one handed over by the
     /// daemon this one replaced (then [`ProcessLink::attach`] it to its pid).
-    pub(crate) fn resume(
+    pub fn resume(
         fds: LinkFds,
         claims: Option<Arc<ClaimedSockets>>,
     ) -> std::io::Result<ProcessLink> {
@@ -196,7 +209,7 @@ impl ProcessLink {
 
     /// The process is `pid`: what it (or a process of its group, or a descendant) sends on
     /// `NOTIFY_SOCKET` comes to this link from now on, and what it sent before, if recent.
-    pub(crate) fn attach(&mut self, pid: u32) {
+    pub fn attach(&mut self, pid: u32) {
         self.registration = Some(notify::register(
             pid,
             self.sender.clone(),
@@ -208,7 +221,7 @@ impl ProcessLink {
     /// not received yet (an uncaught exception, reported just before the exit), read to the
     /// channel's end without waiting for the pacer; bounded by [`LAST_WORDS_WAIT`] (a child
     /// may hold the channel open). Before a restart, so that it comes before it.
-    pub(crate) async fn last_words(&mut self) -> Vec<ProcessSignal> {
+    pub async fn last_words(&mut self) -> Vec<ProcessSignal> {
         self.exited.notify_one();
         if let Some(task) = self.ipc_task.as_mut() {
             if tokio::time::timeout(LAST_WORDS_WAIT, task).await.is_ok() {
@@ -223,12 +236,12 @@ impl ProcessLink {
     }
 
     /// What the process's PM2 SDK said, as the link keeps it.
-    pub(crate) fn sdk(&self) -> SharedSdk {
+    pub fn sdk(&self) -> SharedSdk {
         self.sdk.clone()
     }
 
     /// Stop reading and give the sockets up, for the next daemon.
-    pub(crate) fn into_fds(mut self) -> std::io::Result<LinkFds> {
+    pub fn into_fds(mut self) -> std::io::Result<LinkFds> {
         let sdk = self
             .sdk
             .lock()
@@ -254,33 +267,33 @@ impl ProcessLink {
 
     /// The IPC end, for the keeper to hold a copy of (the shared notify socket it holds once).
     /// Shared, not copied: the keeper's client knows it by its number while the link lives.
-    pub(crate) fn ipc_fd(&self) -> Option<Arc<OwnedFd>> {
+    pub fn ipc_fd(&self) -> Option<Arc<OwnedFd>> {
         self.ipc_fd.clone()
     }
 
     /// The process's own notify socket, if a daemon from before the shared one gave it one:
     /// the keeper holds it with the process.
-    pub(crate) fn dedicated_fd(&self) -> Option<Arc<OwnedFd>> {
+    pub fn dedicated_fd(&self) -> Option<Arc<OwnedFd>> {
         self.dedicated.clone()
     }
 
     /// A sender for other sources of readiness (the log reader, the port watch).
-    pub(crate) fn sender(&self) -> crate::mailbox::Sender<ProcessSignal> {
+    pub fn sender(&self) -> crate::mailbox::Sender<ProcessSignal> {
         self.sender.clone()
     }
 
     /// Run `task` while the link lives.
-    pub(crate) fn hold(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+    pub fn hold(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         self.tasks.spawn(task);
     }
 
     /// The next thing the process said.
-    pub(crate) async fn recv(&mut self) -> Option<ProcessSignal> {
+    pub async fn recv(&mut self) -> Option<ProcessSignal> {
         self.signals.recv().await
     }
 
     /// Send a message (a JSON value) over the IPC channel; false without one.
-    pub(crate) fn send_message(&self, message: &serde_json::Value) -> bool {
+    pub fn send_message(&self, message: &serde_json::Value) -> bool {
         match &self.ipc {
             Some(ipc) => ipc.send(format!("{message}\n")).is_ok(),
             None => false,
@@ -457,12 +470,11 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-    /// Every instance's mailbox and every process's link keep their queue's buffer once a
-    /// message came: what they carry stays small (large payloads are boxed).
+    /// Every process's link keeps its queue's buffer once a message came: what it carries stays
+    /// small (large payloads are boxed; an instance's mailbox, the same in `instance/tests.rs`).
     #[test]
     fn what_a_link_and_a_mailbox_carry_stays_small() {
         assert!(std::mem::size_of::<ProcessSignal>() <= 16);
-        assert!(std::mem::size_of::<crate::instance::InstanceMsg>() <= 24);
     }
 
     #[test]

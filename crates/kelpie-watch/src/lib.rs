@@ -59,6 +59,8 @@
 //! `hold` is 10 × `delay` but at most 5 s (and never less than `delay`). The count of changes
 //! is a lower bound: the kernel merges identical events that follow each other unread.
 
+use kelpie_base::{daemon_log, tasks};
+
 use inotify::{EventMask, Inotify, WatchMask};
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -76,7 +78,7 @@ mod rules;
 mod table;
 pub mod watch_error;
 
-pub(crate) use watch_error::WatchError;
+pub use watch_error::WatchError;
 
 use table::{Table, Watcher};
 
@@ -123,7 +125,7 @@ pub struct WatchBurst {
 /// Handle on the daemon's file watching thread; cheap to clone. The thread ends when the last
 /// handle (service or [`WatchHandle`]) is dropped.
 #[derive(Clone)]
-pub(crate) struct WatchService {
+pub struct WatchService {
     link: Arc<Link>,
 }
 
@@ -181,7 +183,7 @@ enum Command {
 
 impl WatchService {
     /// Create the inotify instance and start the thread.
-    pub(crate) fn start() -> io::Result<WatchService> {
+    pub fn start() -> io::Result<WatchService> {
         let inotify = Inotify::init().map_err(|e| {
             if e.raw_os_error() == Some(EMFILE) {
                 io::Error::new(
@@ -214,7 +216,7 @@ impl WatchService {
     ///
     /// Errors (nothing is left watched): no path, a path that does not exist or cannot be
     /// watched, a `never` path, an invalid glob, the inotify watch limit.
-    pub(crate) fn watch(
+    pub fn watch(
         &self,
         settings: WatchSettings,
         changes: UnboundedSender<WatchBurst>,

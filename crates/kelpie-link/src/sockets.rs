@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 /// One listening socket and the address it was asked for.
 #[derive(Debug)]
-pub(crate) struct ListenSocket {
+pub struct ListenSocket {
     address: ListenAddress,
     fd: OwnedFd,
     /// The file of a Unix socket, removed when the socket is closed.
@@ -23,7 +23,7 @@ pub(crate) struct ListenSocket {
 impl ListenSocket {
     /// Bind and listen. Hosts are IP addresses or `localhost` (no name lookup: it would block
     /// the daemon). The error names the address, for a message that also names the app.
-    pub(crate) fn open(address: &ListenAddress) -> Result<ListenSocket, ListenError> {
+    pub fn open(address: &ListenAddress) -> Result<ListenSocket, ListenError> {
         let failed = |e: std::io::Error| ListenError::new(address, &e);
         match address {
             ListenAddress::Tcp { host, port } => {
@@ -78,7 +78,7 @@ impl ListenSocket {
 
     /// The socket of `address` handed over by the daemon this one replaced (`kelpie update`):
     /// still bound and listening, with its queue of waiting connections.
-    pub(crate) fn resume(address: &ListenAddress, fd: OwnedFd) -> ListenSocket {
+    pub fn resume(address: &ListenAddress, fd: OwnedFd) -> ListenSocket {
         let unix_path = match address {
             ListenAddress::Unix { path } => Some(PathBuf::from(path)),
             ListenAddress::Tcp { .. } => None,
@@ -93,7 +93,7 @@ impl ListenSocket {
 
     /// Have the keeper hold a copy for app `app`, so clients are still queued (never refused)
     /// while no daemon runs.
-    pub(crate) fn kept_for(mut self, app: &str) -> ListenSocket {
+    pub fn kept_for(mut self, app: &str) -> ListenSocket {
         self.kept = crate::keeper::hold(
             crate::keeper::Holding::Socket {
                 app: app.to_string(),
@@ -117,12 +117,12 @@ impl ListenSocket {
     }
 
     /// The address it was opened for.
-    pub(crate) fn address(&self) -> &ListenAddress {
+    pub fn address(&self) -> &ListenAddress {
         &self.address
     }
 
     /// The descriptor, to hand to a child.
-    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+    pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
 }
@@ -130,7 +130,7 @@ impl ListenSocket {
 /// Why a socket could not be opened: the message names the address; the kind and the system's
 /// error number (when there is one) let the Node shim give the error Node would.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ListenError {
+pub struct ListenError {
     /// What failed, naming the address.
     pub message: String,
     /// What kind of failure.
@@ -155,7 +155,7 @@ impl ListenError {
     }
 
     /// The error's name as Node (libuv) names it (`EADDRINUSE`...), for the Node shim.
-    pub(crate) fn code(&self) -> &'static str {
+    pub fn code(&self) -> &'static str {
         use std::io::ErrorKind;
         match self.kind {
             ErrorKind::AddrInUse => "EADDRINUSE",
@@ -191,7 +191,7 @@ fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
 /// held by the keeper) while an app that asked for it exists, so a reload or a restart never
 /// leaves the port without a listener.
 #[derive(Debug, Default)]
-pub(crate) struct PortRegistry {
+pub struct PortRegistry {
     sockets: Mutex<Vec<Claimed>>,
     /// How the apps' keep-alive connections are spread across their instances.
     loads: crate::balance::ConnectionLoads,
@@ -211,7 +211,7 @@ impl PortRegistry {
 
     /// The socket for `address`, for app `app`: the one already bound, or a new one (held by
     /// the keeper too). Binding does not block: no name lookup is made here.
-    pub(crate) fn claim(
+    pub fn claim(
         &self,
         app: &str,
         address: &ListenAddress,
@@ -236,7 +236,7 @@ impl PortRegistry {
 
     /// A socket handed over by the daemon this one replaced (or kept by the keeper of one that
     /// died), for its app's instances to be given again.
-    pub(crate) fn adopt(&self, handed: HandedSocket) {
+    pub fn adopt(&self, handed: HandedSocket) {
         let HandedSocket { app, address, fd } = handed;
         let mut sockets = self.lock();
         if let Some(claimed) = sockets.iter_mut().find(|c| c.socket.address() == &address) {
@@ -252,13 +252,13 @@ impl PortRegistry {
 
     /// Whether app `app` has asked for a socket: its processes then listen on shared sockets,
     /// and a new process is ready once it does.
-    pub(crate) fn any_for(&self, app: &str) -> bool {
+    pub fn any_for(&self, app: &str) -> bool {
         self.lock().iter().any(|c| c.apps.contains(app))
     }
 
     /// App `app` is gone: the sockets no other app uses are closed (the processes still
     /// stopping hold their own copies until they exit).
-    pub(crate) fn forget_app(&self, app: &str) {
+    pub fn forget_app(&self, app: &str) {
         self.lock().retain_mut(|c| {
             c.apps.remove(app);
             !c.apps.is_empty()
@@ -266,7 +266,7 @@ impl PortRegistry {
     }
 
     /// App `old` is now called `new`.
-    pub(crate) fn rename_app(&self, old: &str, new: &str) {
+    pub fn rename_app(&self, old: &str, new: &str) {
         for claimed in self.lock().iter_mut() {
             if claimed.apps.remove(old) {
                 claimed.apps.insert(new.to_string());
@@ -275,13 +275,13 @@ impl PortRegistry {
     }
 
     /// Every app is gone.
-    pub(crate) fn clear(&self) {
+    pub fn clear(&self) {
         self.lock().clear();
     }
 
     /// Second descriptors of every socket, with one app that uses it, for `kelpie update` to
     /// pass on.
-    pub(crate) fn hand_over(&self) -> std::io::Result<Vec<HandedSocket>> {
+    pub fn hand_over(&self) -> std::io::Result<Vec<HandedSocket>> {
         let mut handed = Vec::new();
         for claimed in self.lock().iter() {
             if let Some(app) = claimed.apps.first() {
@@ -298,14 +298,14 @@ impl PortRegistry {
 
 /// One app's view of the [`PortRegistry`], given to its instances' links.
 #[derive(Debug, Clone)]
-pub(crate) struct ClaimedSockets {
+pub struct ClaimedSockets {
     app: String,
     registry: Arc<PortRegistry>,
 }
 
 impl ClaimedSockets {
     /// App `app`'s view of `registry`.
-    pub(crate) fn of(app: &str, registry: &Arc<PortRegistry>) -> Arc<ClaimedSockets> {
+    pub fn of(app: &str, registry: &Arc<PortRegistry>) -> Arc<ClaimedSockets> {
         Arc::new(ClaimedSockets {
             app: app.to_string(),
             registry: registry.clone(),
@@ -313,29 +313,29 @@ impl ClaimedSockets {
     }
 
     /// See [`PortRegistry::claim`].
-    pub(crate) fn claim(&self, address: &ListenAddress) -> Result<Arc<ListenSocket>, ListenError> {
+    pub fn claim(&self, address: &ListenAddress) -> Result<Arc<ListenSocket>, ListenError> {
         self.registry.claim(&self.app, address)
     }
 
     /// Whether the app has asked for a socket (see [`PortRegistry::any_for`]).
-    pub(crate) fn any(&self) -> bool {
+    pub fn any(&self) -> bool {
         self.registry.any_for(&self.app)
     }
 
     /// Process `process` of the app holds `connections` on its shared sockets; how many it
     /// should keep, when fewer (see [`crate::balance`]).
-    pub(crate) fn report_connections(&self, process: u64, connections: u64) -> Option<u64> {
+    pub fn report_connections(&self, process: u64, connections: u64) -> Option<u64> {
         self.registry.loads.report(&self.app, process, connections)
     }
 
     /// Process `process` of the app serves on its shared sockets: it counts in the app's
     /// spread from now on, with no connection until it reports some.
-    pub(crate) fn join(&self, process: u64) {
+    pub fn join(&self, process: u64) {
         self.registry.loads.join(&self.app, process);
     }
 
     /// Process `process` of the app is gone.
-    pub(crate) fn leave(&self, process: u64) {
+    pub fn leave(&self, process: u64) {
         self.registry.loads.leave(&self.app, process);
     }
 }

@@ -3,14 +3,14 @@
 //! group_listens_on`; a connection attempt cannot tell: with SO_REUSEPORT the old instance
 //! answers it too).
 
-use crate::link::ProcessSignal;
+use crate::ProcessSignal;
 use std::time::Duration;
 
 /// How often a starting process is checked.
 const POLL: Duration = Duration::from_millis(50);
 
 /// Report [`ProcessSignal::PortOpen`] once the process group led by `pgid` listens on `port`.
-pub(crate) async fn watch_port(pgid: u32, port: u16, to: crate::mailbox::Sender<ProcessSignal>) {
+pub async fn watch_port(pgid: u32, port: u16, to: crate::mailbox::Sender<ProcessSignal>) {
     loop {
         let found = crate::tasks::blocking(move || kelpie_sys::group_listens_on(pgid, port))
             .await
