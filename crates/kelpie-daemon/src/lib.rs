@@ -20,7 +20,7 @@
 
 // The crates below, by the names the modules have always used (`crate::supervisor`,
 // `crate::tasks`, `crate::logs`).
-pub use kelpie_base::daemon_log;
+use kelpie_base::daemon_log;
 use kelpie_base::{clock, descriptors, tasks};
 use kelpie_keeper as keeper;
 use kelpie_link::{self as link, profile_parts};

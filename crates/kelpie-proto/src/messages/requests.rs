@@ -27,6 +27,28 @@ impl SpecChanges {
     pub fn is_empty(&self) -> bool {
         *self == SpecChanges::default()
     }
+
+    /// Make every change but the name to one app's `spec`. The name is the supervisor's to give
+    /// (it checks it against the other apps and gives it to every instance of the app); a
+    /// watch toggle turns every targeted instance one way, off when `watched` (any of them is
+    /// watched now), else on (its directory). Beside the fields, so a change declared here is
+    /// applied here (a test sets each field and sees the spec change).
+    pub fn apply_to(&self, spec: &mut AppSpec, watched: bool) {
+        if let Some(args) = &self.interpreter_args {
+            spec.interpreter_args = args.clone();
+            spec.interpreter_args_cleared = args.is_empty();
+        }
+        if let Some(autorestart) = self.autorestart {
+            spec.autorestart = autorestart;
+        }
+        if self.toggle_watch {
+            spec.watch = if watched {
+                Vec::new()
+            } else {
+                vec![spec.cwd.clone()]
+            };
+        }
+    }
 }
 
 /// A request from the CLI.
@@ -345,6 +367,46 @@ pub struct TriggerRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every change `restart` can ask for is applied by `apply_to` (the name, the supervisor's
+    /// to give, aside): each field, set alone, changes a spec.
+    #[test]
+    fn every_change_but_the_name_is_applied_to_the_spec() {
+        let all = SpecChanges {
+            name: Some("renamed".into()),
+            interpreter_args: Some(vec!["--inspect".into()]),
+            toggle_watch: true,
+            autorestart: Some(false),
+        };
+        let serde_json::Value::Object(fields) = serde_json::to_value(&all).expect("JSON") else {
+            panic!("an object");
+        };
+        let spec = AppSpec {
+            name: "api".into(),
+            cwd: "/srv/api".into(),
+            autorestart: true,
+            ..AppSpec::default()
+        };
+        let mut applied = Vec::new();
+        for (field, value) in fields {
+            let mut one = serde_json::Map::new();
+            one.insert(field.clone(), value);
+            let alone: SpecChanges =
+                serde_json::from_value(serde_json::Value::Object(one)).expect("one change");
+            assert!(!alone.is_empty(), "{field} alone is a change");
+            let mut changed = spec.clone();
+            alone.apply_to(&mut changed, false);
+            if changed != spec {
+                applied.push(field);
+            } else {
+                assert_eq!(
+                    field, "name",
+                    "SpecChanges::{field} is not applied by apply_to"
+                );
+            }
+        }
+        assert_eq!(applied.len(), 3, "{applied:?}");
+    }
 
     #[test]
     fn a_request_passed_as_a_struct_reads_and_writes_as_before() {

@@ -101,26 +101,15 @@ pub(super) fn change(
         }
         sup.change_specs(&all_ids, |spec| spec.name = new_name.clone());
     }
-    if let Some(args) = &changes.interpreter_args {
-        sup.change_specs(&ids, |spec| {
-            spec.interpreter_args = args.clone();
-            spec.interpreter_args_cleared = args.is_empty();
-        });
-    }
-    if let Some(autorestart) = changes.autorestart {
-        sup.change_specs(&ids, |spec| spec.autorestart = autorestart);
-    }
-    if changes.toggle_watch {
+    let others = SpecChanges {
+        name: None,
+        ..changes
+    };
+    if !others.is_empty() {
         let watched = ids
             .iter()
             .any(|id| sup.apps.get(*id).is_some_and(|e| !e.spec.watch.is_empty()));
-        sup.change_specs(&ids, |spec| {
-            spec.watch = if watched {
-                Vec::new()
-            } else {
-                vec![spec.cwd.clone()]
-            };
-        });
+        sup.change_specs(&ids, |spec| others.apply_to(spec, watched));
     }
     let names: BTreeSet<String> = ids
         .iter()
