@@ -437,7 +437,7 @@ impl Link {
     /// Start `kelpie daemon --keeper` with our end of a new pair at [`KEEPER_FD`].
     fn spawn(&self) -> Option<Running> {
         let started = (|| -> std::io::Result<Running> {
-            let (ours, theirs) = kelpie_sys::seqpacket_pair()?;
+            let (ours, theirs) = kelpie_sys::message_socket_pair()?;
             kelpie_sys::set_send_timeout(ours.as_fd(), SEND_WITHIN)?;
             let program = kelpie_sys::own_program();
             let argv = vec![

@@ -71,7 +71,7 @@ impl Kept {
             return false;
         }
         let step = if holds > 0 { holds } else { SPLICE_STEP };
-        match kelpie_sys::splice(pipe.as_fd(), file.as_fd(), step) {
+        match kelpie_sys::move_from_pipe(pipe.as_fd(), file.as_fd(), step) {
             Ok(0) => self.ended = true,
             Ok(n) => {
                 *written += n as u64;

@@ -99,7 +99,7 @@ impl Keeper {
     fn listen(&mut self) {
         let path = self.home.keeper_socket();
         let _ = std::fs::remove_file(&path);
-        match kelpie_sys::seqpacket_listen(&path) {
+        match kelpie_sys::message_socket_listen(&path) {
             Ok(listener) => {
                 use std::os::unix::fs::PermissionsExt;
                 let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
@@ -485,7 +485,7 @@ mod tests {
     #[test]
     fn one_change_releases_then_holds_each_entry_with_its_own_descriptors() {
         let home = tempfile::tempdir().expect("home");
-        let (ours, theirs) = kelpie_sys::seqpacket_pair().expect("pair");
+        let (ours, theirs) = kelpie_sys::message_socket_pair().expect("pair");
         let mut keeper = keeper_beside(theirs, home.path());
         let (out_read, _out_write) = std::io::pipe().expect("pipe");
         let (err_read, _err_write) = std::io::pipe().expect("pipe");

@@ -111,8 +111,8 @@ pub(super) fn socket_name() -> std::io::Result<String> {
 pub fn adopt_shared(sockets: Vec<OwnedFd>) {
     let mut hub = hub();
     for socket in sockets {
-        let name = kelpie_sys::abstract_name(socket.as_fd()).ok();
-        let added = kelpie_sys::pass_credentials(socket.as_fd()).and_then(|()| hub.add(socket));
+        let name = kelpie_sys::notify_socket_name(socket.as_fd()).ok();
+        let added = kelpie_sys::learn_sender_pids(socket.as_fd()).and_then(|()| hub.add(socket));
         match added {
             Ok(()) => {
                 if hub.own.is_none() {

@@ -238,7 +238,7 @@ impl PipeCursor {
         let Some(fd) = state.fd.as_ref().map(PipeEnd::as_fd) else {
             return Err(Look::Busy);
         };
-        match kelpie_sys::tee(fd, scratch.writer.as_fd(), scratch.capacity) {
+        match kelpie_sys::peek_pipe(fd, scratch.writer.as_fd(), scratch.capacity) {
             Ok(0) => Err(Look::Ended),
             Ok(copied) => {
                 let new = copied.saturating_sub(old);
@@ -268,7 +268,7 @@ impl PipeCursor {
             return Ok(moved);
         };
         while moved.bytes < len {
-            match kelpie_sys::splice(fd, to, len - moved.bytes) {
+            match kelpie_sys::move_from_pipe(fd, to, len - moved.bytes) {
                 // The pipe holds fewer bytes than were seen: cannot be, but never spin on it.
                 Ok(0) => break,
                 Ok(n) => moved.bytes += n,
@@ -425,7 +425,7 @@ fn read_exactly(
 fn discard(fd: BorrowedFd<'_>, mut len: usize) {
     while len > 0 {
         let moved = match dev_null() {
-            Some(null) => kelpie_sys::splice(fd, null.as_fd(), len),
+            Some(null) => kelpie_sys::move_from_pipe(fd, null.as_fd(), len),
             None => {
                 let mut buf = [0u8; 4096];
                 fd.try_clone_to_owned()

@@ -95,7 +95,7 @@ impl ProcessHandle {
     pub(crate) fn adopted(pid: u32, pidfd: Option<OwnedFd>) -> std::io::Result<ProcessHandle> {
         let pidfd = match pidfd {
             Some(fd) => fd,
-            None => kelpie_sys::pidfd_open(pid)?,
+            None => kelpie_sys::watch_exit(pid)?,
         };
         Ok(ProcessHandle {
             pid,

@@ -74,7 +74,7 @@ impl Reaper {
     /// Become a subreaper unless we are pid 1, record forks from now on, and start the thread.
     pub(crate) fn start() -> std::io::Result<Reaper> {
         if std::process::id() != 1 {
-            kelpie_sys::become_child_subreaper()?;
+            kelpie_sys::adopt_orphans()?;
         }
         ENABLED.store(true, Ordering::Release);
         let (wake, woken) = std::sync::mpsc::channel::<()>();

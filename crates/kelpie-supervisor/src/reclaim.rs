@@ -53,7 +53,7 @@ enum ReclaimError {
 /// Take everything from the keeper of a daemon that died, if one waits for us. Blocking: call
 /// it off the async thread, once the control socket is ours (so no other daemon takes it too).
 pub fn reclaim(home: &Home) -> Option<Reclaimed> {
-    let socket = kelpie_sys::seqpacket_connect(&home.keeper_socket()).ok()?;
+    let socket = kelpie_sys::message_socket_connect(&home.keeper_socket()).ok()?;
     match take_all(home, &socket) {
         Ok(reclaimed) => {
             let _ = wire::send(socket.as_fd(), &ToKeeper::Taken, &[]);
@@ -179,7 +179,7 @@ fn add_entry(reclaimed: &mut Reclaimed, holding: Holding, fds: Vec<OwnedFd>, bac
             // Held by pid and start time: a pidfd now, if it is still that process (checked
             // after the pidfd is open, so a process that ended meanwhile is not mistaken).
             let pidfd = pidfd.or_else(|| {
-                let pidfd = kelpie_sys::pidfd_open(pid).ok()?;
+                let pidfd = kelpie_sys::watch_exit(pid).ok()?;
                 let live = kelpie_sys::sample_process(pid)?;
                 (!live.zombie && Some(live.start_ticks) == started).then_some(pidfd)
             });

@@ -19,7 +19,7 @@ pub const MAX_FDS_PER_MESSAGE: usize = 16;
 const CONTROL_SPACE: usize = rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE));
 
 /// A connected pair of sequenced-packet sockets, both close-on-exec.
-pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+pub fn message_socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(rustix::net::socketpair(
         AddressFamily::UNIX,
         SocketType::SEQPACKET,
@@ -54,7 +54,7 @@ fn seqpacket_socket() -> io::Result<OwnedFd> {
 }
 
 /// A sequenced-packet socket listening at `path` (which must not exist), close-on-exec.
-pub fn seqpacket_listen(path: &Path) -> io::Result<OwnedFd> {
+pub fn message_socket_listen(path: &Path) -> io::Result<OwnedFd> {
     let address = unix_address(path)?;
     let socket = seqpacket_socket()?;
     rustix::net::bind(&socket, &address)?;
@@ -63,7 +63,7 @@ pub fn seqpacket_listen(path: &Path) -> io::Result<OwnedFd> {
 }
 
 /// A sequenced-packet socket connected to the listener at `path`, close-on-exec.
-pub fn seqpacket_connect(path: &Path) -> io::Result<OwnedFd> {
+pub fn message_socket_connect(path: &Path) -> io::Result<OwnedFd> {
     let address = unix_address(path)?;
     let socket = seqpacket_socket()?;
     rustix::net::connect(&socket, &address)?;
@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn a_pipe_sent_over_a_pair_reads_what_was_written_to_the_original() {
-        let (left, right) = seqpacket_pair().expect("pair");
+        let (left, right) = message_socket_pair().expect("pair");
         let (reader, mut writer) = std::io::pipe().expect("pipe");
         send_with_fds(left.as_fd(), b"hello", &[reader.as_fd()]).expect("send");
         drop(reader);
@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn messages_keep_their_boundaries_and_a_closed_peer_reads_as_empty() {
-        let (left, right) = seqpacket_pair().expect("pair");
+        let (left, right) = message_socket_pair().expect("pair");
         send_with_fds(left.as_fd(), b"one", &[]).expect("send");
         send_with_fds(left.as_fd(), b"two", &[]).expect("send");
         drop(left);
@@ -214,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_message_with_more_descriptors_than_allowed_is_refused() {
-        let (left, right) = seqpacket_pair().expect("pair");
+        let (left, right) = message_socket_pair().expect("pair");
         let (reader, _writer) = std::io::pipe().expect("pipe");
         let many = vec![reader.as_fd(); MAX_FDS_PER_MESSAGE + 1];
         // Our own send refuses it; a peer that is not us may still send one.
@@ -244,8 +244,8 @@ mod tests {
         let _ = std::fs::create_dir_all(&dir);
         let path = dir.join("s.sock");
         let _ = std::fs::remove_file(&path);
-        let listener = seqpacket_listen(&path).expect("listen");
-        let client = seqpacket_connect(&path).expect("connect");
+        let listener = message_socket_listen(&path).expect("listen");
+        let client = message_socket_connect(&path).expect("connect");
         let server = accept(listener.as_fd()).expect("accept");
         assert_eq!(peer_uid(server.as_fd()).expect("peer"), own_uid());
         let pipes: Vec<_> = (0..3).map(|_| std::io::pipe().expect("pipe")).collect();

@@ -185,7 +185,7 @@ pub fn exec_in_place(
 }
 
 /// A pidfd for `pid`: readable once the process has exited (close-on-exec).
-pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+pub fn watch_exit(pid: u32) -> io::Result<OwnedFd> {
     Ok(rustix::process::pidfd_open(
         to_pid(pid)?,
         rustix::process::PidfdFlags::empty(),
@@ -297,7 +297,7 @@ mod tests {
             .spawn()
             .expect("spawn");
         let pid = child.id();
-        let pidfd = pidfd_open(pid).expect("pidfd");
+        let pidfd = watch_exit(pid).expect("pidfd");
         assert!(
             crate::wait_readable(pidfd.as_fd(), std::time::Duration::from_secs(10)).expect("poll")
         );

@@ -6,6 +6,31 @@
 //! constructor); signal masks, sigwait and the daemon's re-exec go through nix; libc remains
 //! where neither has a safe call (the spawn's pre-exec hooks, clone3 and execve, glibc's malloc
 //! tuning).
+//!
+//! # The platform seam
+//!
+//! Every other crate asks the operating system through here (none depends on libc, rustix or
+//! nix, and none names a kernel file: `kelpie-supervisor/tests/shape.rs`), by what it wants
+//! done, not by the Linux call that does it, so that a second system plugs in behind the same
+//! names (docs/architecture.md, "Crates"):
+//!
+//! - **processes**: spawn one into its own group ([`Spawn`]), know when it exits
+//!   ([`watch_exit`], [`try_wait_child`]), signal it or its group ([`send_signal`],
+//!   [`kill_group`]), adopt orphans ([`adopt_orphans`]), end everything as PID 1
+//!   ([`kill_all_but_self`]); what it is ([`process_info`](process_environment) and
+//!   [`sample_process`]: memory, CPU, children, start time).
+//! - **pipes and files**: peek at a pipe's head without consuming it ([`peek_pipe`]), move bytes
+//!   from a pipe into a file ([`move_from_pipe`]), size a pipe ([`set_pipe_capacity`]), replace
+//!   a file atomically ([`atomic_write`]), open a path no other user controls ([`open_guarded`]).
+//! - **sockets**: the apps' notify socket ([`bind_notify_socket`], [`recv_notify`],
+//!   [`learn_sender_pids`], [`notify_socket_name`]), descriptors passed between processes
+//!   ([`message_socket_pair`], [`send_with_fds`]), listening sockets ([`listen_tcp`]).
+//! - **resource groups**: Linux's cgroups ([`cgroup`]); a system without them has none, and the
+//!   supervisor then limits and attributes by polling (`kelpie-supervisor`'s `cgroups.rs`).
+//!
+//! Each is Linux's today (pidfd, splice and tee, `PR_SET_CHILD_SUBREAPER`, abstract sockets
+//! and `SO_PASSCRED`, sequenced-packet sockets, epoll, `/proc`); the macOS port (issue 75) adds
+//! its own behind these names.
 #![allow(unsafe_code)]
 
 mod affinity;
@@ -47,14 +72,14 @@ pub use creds::{
 };
 pub use exec::{exec_with_fds, resolve_program};
 pub use fdpass::{
-    accept, dup_if_still, file_identity, peer_uid, recv_with_fds, send_stream_with_fds,
-    send_with_fds, seqpacket_connect, seqpacket_listen, seqpacket_pair, set_receive_timeout,
-    set_send_timeout, FileIdentity, MAX_FDS_PER_MESSAGE,
+    accept, dup_if_still, file_identity, message_socket_connect, message_socket_listen,
+    message_socket_pair, peer_uid, recv_with_fds, send_stream_with_fds, send_with_fds,
+    set_receive_timeout, set_send_timeout, FileIdentity, MAX_FDS_PER_MESSAGE,
 };
 pub use guarded::{guarded_parent, open_guarded, DirCache, FileOpen, GuardedDir, Opened};
 pub use handoff::{
     child_has_ended, close_inherited_fds, close_on_exec, exec_in_place, keep_across_exec,
-    pidfd_open, redirect_output, take_inherited_fds, try_wait_child, ECHILD,
+    redirect_output, take_inherited_fds, try_wait_child, watch_exit, ECHILD,
 };
 pub use host::{
     CpuTimes, DiskCounters, FilesystemSpace, HostCounters, HostGauges, HostReader, NetCounters,
@@ -65,10 +90,10 @@ pub use memory::{
     forget_code_pages, release_free_memory, resident_pages, run_again_without_thread_caches,
     tune_allocator,
 };
-pub use notify_socket::{abstract_name, bind_notify_socket, pass_credentials, recv_notify};
+pub use notify_socket::{bind_notify_socket, learn_sender_pids, notify_socket_name, recv_notify};
 pub use pipes::{
-    free_space, nonblocking_pipe, output_pipe, pipe_bytes, pipe_hung_up, reserve_space,
-    set_pipe_capacity, splice, tee, PipeReader, O_NONBLOCK,
+    free_space, move_from_pipe, nonblocking_pipe, output_pipe, peek_pipe, pipe_bytes, pipe_hung_up,
+    reserve_space, set_pipe_capacity, PipeReader, O_NONBLOCK,
 };
 pub use poll::{wait_readable, wait_readable_any, wait_readable_many};
 pub use proc_counters::{read_counters, ProcessCounters};
@@ -83,7 +108,7 @@ pub use procfs::{
 };
 pub use read_watch::ReadWatch;
 pub use ready_set::ReadySet;
-pub use reap::{become_child_subreaper, kill_namespace, reap_child};
+pub use reap::{adopt_orphans, kill_all_but_self, reap_child};
 pub use signals::{
     detach_into_new_session, group_alive, group_has_live_members, kill_group, pid_alive,
     send_signal, signal_name, signal_number, SIGKILL,

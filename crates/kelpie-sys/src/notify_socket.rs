@@ -33,7 +33,7 @@ pub fn bind_notify_socket(name: &str) -> io::Result<OwnedFd> {
 }
 
 /// The abstract name a socket is bound to (what `NOTIFY_SOCKET` names, without its `@`).
-pub fn abstract_name(socket: BorrowedFd<'_>) -> io::Result<String> {
+pub fn notify_socket_name(socket: BorrowedFd<'_>) -> io::Result<String> {
     let address = rustix::net::getsockname(socket)?;
     let unix = SocketAddrUnix::try_from(address).map_err(io::Error::from)?;
     let name = unix
@@ -44,7 +44,7 @@ pub fn abstract_name(socket: BorrowedFd<'_>) -> io::Result<String> {
 }
 
 /// Make a socket handed over by an earlier daemon learn its senders' pids too.
-pub fn pass_credentials(socket: BorrowedFd<'_>) -> io::Result<()> {
+pub fn learn_sender_pids(socket: BorrowedFd<'_>) -> io::Result<()> {
     Ok(rustix::net::sockopt::set_socket_passcred(socket, true)?)
 }
 
@@ -86,7 +86,7 @@ mod tests {
     fn a_datagram_comes_with_its_senders_pid_and_the_socket_tells_its_name() {
         let name = format!("kelpie-sys-test/{}/notify", std::process::id());
         let socket = bind_notify_socket(&name).expect("bind");
-        assert_eq!(abstract_name(socket.as_fd()).expect("name"), name);
+        assert_eq!(notify_socket_name(socket.as_fd()).expect("name"), name);
         let mut buf = [0u8; 64];
         let empty = recv_notify(socket.as_fd(), &mut buf).expect_err("nothing queued");
         assert_eq!(empty.kind(), io::ErrorKind::WouldBlock);

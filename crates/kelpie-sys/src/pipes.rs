@@ -77,7 +77,7 @@ pub fn output_pipe() -> std::io::Result<(PipeReader, std::os::fd::OwnedFd)> {
 /// (`tee(2)`, non-blocking): the bytes stay in `from` for whoever consumes it. Ok(0): `from` is
 /// empty and every writer has closed it. `WouldBlock`: `from` is empty (writers remain) or `to`
 /// is full.
-pub fn tee(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> std::io::Result<usize> {
+pub fn peek_pipe(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> std::io::Result<usize> {
     Ok(rustix::pipe::tee(from, to, len, SpliceFlags::NONBLOCK)?)
 }
 
@@ -85,7 +85,11 @@ pub fn tee(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> std::io::Res
 /// current position, a pipe or FIFO, a socket), consuming exactly what it moved. Non-blocking
 /// on the pipe; on `to` as its own flags say. A file opened with `O_APPEND` is refused
 /// (`EINVAL`), as is a destination that cannot take spliced bytes (a terminal).
-pub fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> std::io::Result<usize> {
+pub fn move_from_pipe(
+    from: BorrowedFd<'_>,
+    to: BorrowedFd<'_>,
+    len: usize,
+) -> std::io::Result<usize> {
     Ok(rustix::pipe::splice(
         from,
         None,
@@ -196,7 +200,7 @@ mod tests {
         let (mut scratch_reader, scratch_writer) = std::io::pipe().expect("pipe");
         app_writer.write_all(b"one\ntwo\n").expect("write");
         assert_eq!(
-            tee(app_reader.as_fd(), scratch_writer.as_fd(), 64).expect("tee"),
+            peek_pipe(app_reader.as_fd(), scratch_writer.as_fd(), 64).expect("peek_pipe"),
             8
         );
         let mut seen = [0u8; 8];
@@ -204,7 +208,7 @@ mod tests {
         assert_eq!(&seen, b"one\ntwo\n");
         // Still all there: a second look sees the same bytes.
         assert_eq!(
-            tee(app_reader.as_fd(), scratch_writer.as_fd(), 64).expect("tee"),
+            peek_pipe(app_reader.as_fd(), scratch_writer.as_fd(), 64).expect("peek_pipe"),
             8
         );
         scratch_reader.read_exact(&mut seen).expect("read");
@@ -212,7 +216,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let file = std::fs::File::create(dir.path().join("log")).expect("file");
         assert_eq!(
-            splice(app_reader.as_fd(), file.as_fd(), 4).expect("splice"),
+            move_from_pipe(app_reader.as_fd(), file.as_fd(), 4).expect("move_from_pipe"),
             4
         );
         assert_eq!(
@@ -220,7 +224,7 @@ mod tests {
             b"one\n"
         );
         assert_eq!(
-            tee(app_reader.as_fd(), scratch_writer.as_fd(), 64).expect("tee"),
+            peek_pipe(app_reader.as_fd(), scratch_writer.as_fd(), 64).expect("peek_pipe"),
             4
         );
         scratch_reader.read_exact(&mut seen[..4]).expect("read");
@@ -239,15 +243,15 @@ mod tests {
             "hung up, bytes still in it"
         );
         assert_eq!(
-            splice(app_reader.as_fd(), file.as_fd(), 64).expect("splice"),
+            move_from_pipe(app_reader.as_fd(), file.as_fd(), 64).expect("move_from_pipe"),
             4
         );
         assert_eq!(
-            tee(app_reader.as_fd(), scratch_writer.as_fd(), 64).expect("tee"),
+            peek_pipe(app_reader.as_fd(), scratch_writer.as_fd(), 64).expect("peek_pipe"),
             0
         );
         let empty = std::io::pipe().expect("pipe");
-        let err = tee(empty.0.as_fd(), scratch_writer.as_fd(), 64).expect_err("empty");
+        let err = peek_pipe(empty.0.as_fd(), scratch_writer.as_fd(), 64).expect_err("empty");
         assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
     }
 
@@ -261,7 +265,7 @@ mod tests {
             .append(true)
             .open(dir.path().join("log"))
             .expect("file");
-        let err = splice(app_reader.as_fd(), file.as_fd(), 2).expect_err("append");
+        let err = move_from_pipe(app_reader.as_fd(), file.as_fd(), 2).expect_err("append");
         assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
     }
 

@@ -10,7 +10,7 @@ use std::io;
 /// Adopt the orphaned descendants of this process (`PR_SET_CHILD_SUBREAPER`): when a process
 /// below us loses its parent, it is re-parented to us instead of to the namespace's init, so
 /// we can reap it. PID 1 needs no such call.
-pub fn become_child_subreaper() -> io::Result<()> {
+pub fn adopt_orphans() -> io::Result<()> {
     // Any pid: only "set or not" matters (the kernel stores a flag).
     Ok(rustix::process::set_child_subreaper(Some(
         rustix::process::getpid(),
@@ -25,7 +25,7 @@ pub fn reap_child(pid: u32) -> io::Result<bool> {
 
 /// SIGKILL every process of this pid namespace but ourselves. Refused unless we are its init
 /// (pid 1): anywhere else `kill(-1)` would reach every process the user may signal.
-pub fn kill_namespace() -> io::Result<()> {
+pub fn kill_all_but_self() -> io::Result<()> {
     if std::process::id() != 1 {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -68,7 +68,7 @@ mod tests {
     #[test]
     fn only_init_may_kill_its_namespace() {
         if std::process::id() != 1 {
-            assert!(kill_namespace().is_err());
+            assert!(kill_all_but_self().is_err());
         }
     }
 }

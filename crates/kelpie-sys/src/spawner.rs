@@ -109,7 +109,7 @@ pub(crate) fn from_the_spawner(spawn: Spawn) -> io::Result<Spawned> {
 
 /// The spawner thread, with its table of its own; `None` if it cannot be set up.
 fn start() -> Option<Mutex<Spawner>> {
-    let (ours, theirs) = crate::seqpacket_pair().ok()?;
+    let (ours, theirs) = crate::message_socket_pair().ok()?;
     let (jobs, received) = mpsc::channel::<Job>();
     let (ready, is_ready) = mpsc::sync_channel(1);
     // The thread takes its end by number into a table of its own; this table's copy stays

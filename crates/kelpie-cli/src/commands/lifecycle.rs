@@ -85,7 +85,7 @@ pub(super) fn kill(home: &Home) -> Result<ExitCode> {
         Some(client) => client,
         // A daemon killed with -9 left its apps running, kept by its keeper: a new daemon takes
         // them over, then stops them.
-        None if kelpie_sys::seqpacket_connect(&home.keeper_socket()).is_ok() => {
+        None if kelpie_sys::message_socket_connect(&home.keeper_socket()).is_ok() => {
             Client::connect_or_start(home)?
         }
         None => {

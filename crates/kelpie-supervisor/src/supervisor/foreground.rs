@@ -192,7 +192,7 @@ pub(super) fn kill_now(apps: &super::apps::Apps) {
         }
     }
     if std::process::id() == 1 {
-        if let Err(e) = kelpie_sys::kill_namespace() {
+        if let Err(e) = kelpie_sys::kill_all_but_self() {
             crate::daemon_log!("cannot kill every process of the namespace: {e}");
         }
     }

@@ -140,7 +140,7 @@ impl Resumed {
                 continue;
             }
             // A pidfd now, if it is still that process (checked after the pidfd is open).
-            let Ok(pidfd) = kelpie_sys::pidfd_open(process.pid) else {
+            let Ok(pidfd) = kelpie_sys::watch_exit(process.pid) else {
                 continue;
             };
             if kelpie_sys::sample_process(process.pid)
