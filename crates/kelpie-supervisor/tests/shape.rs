@@ -181,6 +181,42 @@ fn library_code_returns_typed_errors() {
     );
 }
 
+/// docs/architecture.md's map of the crates ("### Crates": a line per crate, `- **`name/`**`) is
+/// the workspace's crates, no more and no fewer.
+#[test]
+fn the_architecture_map_names_every_crate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("the repository")
+        .to_path_buf();
+    let mut on_disk: Vec<String> = std::fs::read_dir(root.join("crates"))
+        .expect("read crates")
+        .flatten()
+        .filter(|entry| entry.path().join("Cargo.toml").is_file())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let map = std::fs::read_to_string(root.join("docs/architecture.md")).expect("read the map");
+    let section = map
+        .split("\n### Crates\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("docs/architecture.md has a Crates section");
+    let mut mapped: Vec<String> = section
+        .lines()
+        .filter_map(|line| line.strip_prefix("- **`"))
+        .filter_map(|rest| rest.split("/`**").next())
+        .map(str::to_string)
+        .collect();
+    mapped.sort();
+    assert!(on_disk.len() >= 10, "the crates were found: {on_disk:?}");
+    assert_eq!(
+        mapped, on_disk,
+        "docs/architecture.md's Crates section against crates/"
+    );
+}
+
 #[test]
 fn the_measures_read_what_they_claim() {
     assert_eq!(

@@ -2,9 +2,10 @@
 
 pub(crate) mod completions;
 pub(crate) mod conf;
+mod daemon;
+mod dump;
 mod export;
 mod inspect;
-mod lifecycle;
 mod logs;
 mod man;
 mod monit;
@@ -39,7 +40,7 @@ pub(crate) fn run_daemon_directly() -> Option<ExitCode> {
     let home = Home::from_env();
     match second {
         None => Some(
-            match lifecycle::daemon(home, kelpie_daemon::DaemonOptions::default()) {
+            match daemon::daemon(home, kelpie_daemon::DaemonOptions::default()) {
                 Ok(code) => code,
                 Err(error) => {
                     eprintln!("kelpie: error: {error:#}");
@@ -130,18 +131,18 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Flush { targets, deleted } => logs::flush(&home, &targets, deleted),
         Command::ReloadLogs => logs::reload(&home),
         Command::Serve(args) => serve::serve(&home, *args),
-        Command::Save { force } => lifecycle::save(&home, force),
-        Command::Resurrect => lifecycle::resurrect(&home),
-        Command::Ping => lifecycle::ping(&home),
-        Command::Report => lifecycle::report(&home),
+        Command::Save { force } => dump::save(&home, force),
+        Command::Resurrect => dump::resurrect(&home),
+        Command::Ping => daemon::ping(&home),
+        Command::Report => daemon::report(&home),
         command @ (Command::ProfileDaemon { .. } | Command::DeepUpdate | Command::Plus { .. }) => {
             pm2_only(&command)
         }
-        Command::Web(args) => lifecycle::web(&home, args),
-        Command::Kill => lifecycle::kill(&home),
-        Command::Update => lifecycle::update(&home),
+        Command::Web(args) => daemon::web(&home, args),
+        Command::Kill => daemon::kill(&home),
+        Command::Update => daemon::update(&home),
         // PM2's `init simple` and `init` write its two templates; Kelpie's one example serves both.
-        Command::Init { mode: _ } => lifecycle::init(),
+        Command::Init { mode: _ } => daemon::init(),
         Command::Runtime(args) => runtime::runtime(home, *args),
         Command::Export(args) => export::export(args),
         Command::Deploy(args) => crate::deploy::deploy(args),
@@ -171,7 +172,7 @@ fn daemon_command(home: Home, args: crate::cli::DaemonArgs) -> Result<ExitCode> 
         let code = kelpie_daemon::run_keeper(home);
         return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
     }
-    lifecycle::daemon(
+    daemon::daemon(
         home,
         kelpie_daemon::DaemonOptions {
             resurrect_if_empty: args.resurrect_if_empty,
