@@ -30,7 +30,8 @@
 //!
 //! Each is Linux's today (pidfd, splice and tee, `PR_SET_CHILD_SUBREAPER`, abstract sockets
 //! and `SO_PASSCRED`, sequenced-packet sockets, epoll, `/proc`); the macOS port (issue 75) adds
-//! its own behind these names.
+//! its own behind these names. File watching is the one Linux interface used elsewhere:
+//! `kelpie-watch` is built on inotify, and is the seam for another system's file events.
 #![allow(unsafe_code)]
 
 mod affinity;
