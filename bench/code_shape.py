@@ -13,6 +13,7 @@ a match arm) counts: a file is read whole, so nothing high in it hides the rest.
 """
 
 import argparse
+import functools
 import re
 import sys
 from pathlib import Path
@@ -43,8 +44,10 @@ def is_test_file(path: Path) -> bool:
 TEST_MODULE = re.compile(r"^\s*(pub(\([^)]*\))?\s+)?mod\s+\w+\s*(\{|;)")
 
 
+@functools.cache
 def library_lines(path: Path) -> list[str]:
-    """The file's lines without its test modules (a module under `#[cfg(test)]`)."""
+    """The file's lines without its test modules (a module under `#[cfg(test)]`); read once
+    for every figure that counts them."""
     lines = path.read_text(errors="replace").splitlines()
     kept, i = [], 0
     while i < len(lines):

@@ -23,8 +23,7 @@
 //! fact of the crate graph.
 
 // The crates below, by the names the modules have always used (`crate::tasks`, `crate::logs`).
-pub use kelpie_base::daemon_log;
-use kelpie_base::{clock, descriptors, mailbox, room, tasks};
+use kelpie_base::{clock, daemon_log, descriptors, mailbox, room, tasks};
 use kelpie_keeper as keeper;
 use kelpie_link as link;
 use kelpie_link::{readiness, sockets};
