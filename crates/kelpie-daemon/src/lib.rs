@@ -92,6 +92,13 @@ fn run_supervisor(
     daemon: DaemonOptions,
     foreground: Option<supervisor::ForegroundSetup>,
 ) -> Result<u8, DaemonError> {
+    // The backend first, so that the log's first line says what the rest ran on.
+    let backend = kelpie_sys::platform::check_choice().map_err(DaemonError::Platform)?;
+    crate::daemon_log!(
+        "platform: {}, {} backend",
+        kelpie_sys::platform::system_name(),
+        backend.name()
+    );
     // What the program this one replaced handed over (`kelpie update`): taken first, before
     // anything else runs or opens a file.
     let handoff = match daemon.handoff.as_deref() {

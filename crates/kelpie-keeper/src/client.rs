@@ -445,12 +445,17 @@ impl Link {
                 "daemon".to_string(),
                 "--keeper".to_string(),
             ];
-            let env: Vec<(String, String)> = self
+            let mut env: Vec<(String, String)> = self
                 .home
                 .environment()
                 .into_iter()
                 .map(|(name, value)| (name.to_string(), value.to_string_lossy().into_owned()))
                 .collect();
+            // The keeper speaks over the pair as the daemon does: the same backend.
+            env.push((
+                kelpie_sys::platform::PLATFORM_VARIABLE.to_string(),
+                kelpie_sys::platform::backend().name().to_string(),
+            ));
             let mut command = std::process::Command::new(&program);
             command
                 .stdin(std::process::Stdio::null())

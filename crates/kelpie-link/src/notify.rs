@@ -90,20 +90,32 @@ fn hub() -> MutexGuard<'static, Hub> {
 pub(super) fn socket_name() -> std::io::Result<String> {
     let mut hub = hub();
     if let Some(name) = &hub.own {
-        return Ok(format!("@{name}"));
+        return Ok(kelpie_sys::notify_socket_address(name));
     }
-    // Abstract names are per network namespace, pids per pid namespace: several runtimes
-    // that are each pid 1 of their own namespace share the network's names, hence the
-    // daemon's random tag next to its pid.
-    let name = format!(
-        "kelpie/{}-{:x}/notify",
-        std::process::id(),
-        crate::clock::daemon_tag()
-    );
+    let name = own_socket_name()?;
     let socket = kelpie_sys::bind_notify_socket(&name)?;
     hub.add(socket)?;
     hub.own = Some(name.clone());
-    Ok(format!("@{name}"))
+    Ok(kelpie_sys::notify_socket_address(&name))
+}
+
+/// The name this daemon's socket is bound to. Abstract names are per network namespace, pids
+/// per pid namespace: several runtimes that are each pid 1 of their own namespace share the
+/// network's names, hence the daemon's random tag next to its pid. The portable backend's
+/// socket is a file, in a directory of its own under the system's temporary directory (made
+/// here, so no other user's file is ever bound over; others may only pass through it).
+fn own_socket_name() -> std::io::Result<String> {
+    let tag = format!("{}-{:x}", std::process::id(), crate::clock::daemon_tag());
+    if !kelpie_sys::platform::portable() {
+        return Ok(format!("kelpie/{tag}/notify"));
+    }
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = std::env::temp_dir().join(format!("kelpie-{tag}"));
+    std::fs::DirBuilder::new().mode(0o711).create(&dir)?;
+    dir.join("notify")
+        .into_os_string()
+        .into_string()
+        .map_err(|_| std::io::Error::other("the temporary directory's path is not UTF-8"))
 }
 
 /// Read the shared sockets the daemon this one replaced handed over (its processes keep

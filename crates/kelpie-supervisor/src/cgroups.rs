@@ -64,7 +64,11 @@ impl Cgroups {
     /// daemon goes without. Blocking (file work): call it off the async workers.
     pub fn setup() -> Cgroups {
         let Some(own) = cgroup::own_cgroup_dir() else {
-            crate::daemon_log!("cgroups: no cgroup v2 hierarchy; sampling /proc instead");
+            if kelpie_sys::platform::portable() {
+                crate::daemon_log!("cgroups: none on the portable backend; sampling processes");
+            } else {
+                crate::daemon_log!("cgroups: no cgroup v2 hierarchy; sampling /proc instead");
+            }
             return Cgroups::default();
         };
         remove_stale(&own);

@@ -24,6 +24,9 @@ pub enum DaemonError {
         /// What is wrong, and where.
         refused: String,
     },
+    /// `KELPIE_PLATFORM` names no backend of this system.
+    #[error("{0}")]
+    Platform(String),
 }
 
 impl DaemonError {

@@ -74,7 +74,14 @@ impl Reaper {
     /// Become a subreaper unless we are pid 1, record forks from now on, and start the thread.
     pub(crate) fn start() -> std::io::Result<Reaper> {
         if std::process::id() != 1 {
-            kelpie_sys::adopt_orphans()?;
+            match kelpie_sys::adopt_orphans() {
+                // The portable backend: an app's orphans go to the system's init, which reaps
+                // them; only those of our own children are left for the passes below.
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                    crate::daemon_log!("reaper: {e}; orphaned processes go to the system's init")
+                }
+                other => other?,
+            }
         }
         ENABLED.store(true, Ordering::Release);
         let (wake, woken) = std::sync::mpsc::channel::<()>();

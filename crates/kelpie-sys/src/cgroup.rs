@@ -12,7 +12,12 @@ use std::path::{Path, PathBuf};
 
 /// The cgroup2 directory this process is in (`/sys/fs/cgroup/<path from /proc/self/cgroup>`),
 /// if the unified hierarchy is mounted.
+///
+/// `None` on the portable backend: it has no cgroups, whatever the system mounts.
 pub fn own_cgroup_dir() -> Option<PathBuf> {
+    if crate::platform::portable() {
+        return None;
+    }
     let membership = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let relative = membership
         .lines()
@@ -32,6 +37,9 @@ pub fn own_cgroup_dir() -> Option<PathBuf> {
 /// The cgroup2 directory process `pid` is in, in the mounted hierarchy (found from this
 /// process's own, so both must be in the same cgroup namespace); `None` when it cannot be told.
 pub fn cgroup_dir_of(pid: u32) -> Option<PathBuf> {
+    if crate::platform::portable() {
+        return None;
+    }
     let relative = |membership: String| {
         membership
             .lines()
@@ -48,6 +56,9 @@ pub fn cgroup_dir_of(pid: u32) -> Option<PathBuf> {
 /// The directory of this process's cgroup in the cgroup v1 hierarchy of `controller` (`pids`),
 /// when the machine mounts one (a "hybrid" setup: cgroup v2 without that controller, v1 with it).
 pub fn own_v1_dir(controller: &str) -> Option<PathBuf> {
+    if crate::platform::portable() {
+        return None;
+    }
     let has = |list: &str| list.split(',').any(|c| c == controller);
     let membership = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let relative = membership.lines().find_map(|line| {

@@ -97,9 +97,7 @@ pub fn set_nice_and_identity(
             }
             if let Some(identity) = &identity {
                 let groups: &[libc::gid_t] = &identity.groups;
-                if libc::setgroups(groups.len(), groups.as_ptr()) == -1
-                    || libc::setgid(identity.gid) == -1
-                {
+                if setgroups(groups) == -1 || libc::setgid(identity.gid) == -1 {
                     return Err(std::io::Error::last_os_error());
                 }
                 if let Some(uid) = identity.uid {
@@ -111,6 +109,19 @@ pub fn set_nice_and_identity(
             Ok(())
         });
     }
+}
+
+/// setgroups(2), whose length is a `size_t` on Linux and an `int` on macOS.
+///
+/// # Safety
+/// As setgroups(2): it changes the process's groups.
+unsafe fn setgroups(groups: &[libc::gid_t]) -> libc::c_int {
+    #[cfg(target_os = "linux")]
+    let len = groups.len();
+    #[cfg(not(target_os = "linux"))]
+    let len = libc::c_int::try_from(groups.len()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a live slice of that many groups.
+    unsafe { libc::setgroups(len, groups.as_ptr()) }
 }
 
 /// Give up root for good in this process, every thread of it: no supplementary groups, then

@@ -128,16 +128,19 @@ impl Prepared {
         })
     }
 
+    #[cfg(target_os = "linux")]
     /// How many descriptors are placed in the child.
     pub(crate) fn source_count(&self) -> usize {
         self.fds.len()
     }
 
+    #[cfg(target_os = "linux")]
     /// The descriptors placed in the child, as numbers of the parent's table.
     pub(crate) fn sources(&self) -> Vec<RawFd> {
         self.fds.iter().map(|(source, _)| *source).collect()
     }
 
+    #[cfg(target_os = "linux")]
     /// The same descriptors as numbers of another table (the spawn moved there), in the order
     /// of [`Prepared::sources`].
     pub(crate) fn set_sources(&mut self, sources: &[RawFd]) {
@@ -187,9 +190,12 @@ impl Prepared {
         // Nothing else of the parent's table crosses the exec: a spawn from a thread of the
         // daemon's table (see `spawner`) would otherwise hand the app every descriptor the
         // daemon holds without close-on-exec. Refused before Linux 5.11: then only the
-        // close-on-exec ones are closed.
+        // close-on-exec ones are closed. Elsewhere (macOS has no close_range) only those: every
+        // descriptor Kelpie opens is close-on-exec, made so under the portable backend's fork
+        // lock where it takes two calls (`portable/mod.rs`).
         // SAFETY: close_range(2) on this child's own copy of the table (no CLONE_FILES), over
         // the numbers above the placed descriptors; async-signal-safe.
+        #[cfg(target_os = "linux")]
         unsafe {
             libc::syscall(
                 libc::SYS_close_range,

@@ -3,37 +3,49 @@
 //! daemon and its keeper (which holds the apps' pipes and sockets while no daemon runs) talk
 //! this way. std has no stable API for either part.
 
+#[cfg(target_os = "linux")]
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
-    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketAddrUnix,
 };
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::Path;
 
+use crate::portable::message_socket;
+
 /// Most descriptors one message carries (the kernel's limit is 253).
 pub const MAX_FDS_PER_MESSAGE: usize = 16;
 
 /// Room for the control message of [`MAX_FDS_PER_MESSAGE`] descriptors.
-const CONTROL_SPACE: usize = rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE));
+pub(crate) const CONTROL_SPACE: usize = rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE));
 
-/// A connected pair of sequenced-packet sockets, both close-on-exec.
+/// A connected pair of sequenced-packet sockets, both close-on-exec (the portable backend:
+/// stream sockets that carry the same messages, see `portable/message_socket.rs`).
 pub fn message_socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    Ok(rustix::net::socketpair(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )?)
+    #[cfg(target_os = "linux")]
+    if !crate::platform::portable() {
+        return Ok(rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )?);
+    }
+    message_socket::pair()
 }
 
 /// The address of a socket file; our own message for a path that cannot be one (rustix's
 /// would be a bare errno).
 fn unix_address(path: &Path) -> io::Result<SocketAddrUnix> {
     use std::os::unix::ffi::OsStrExt;
-    // `sun_path` is 108 bytes, the NUL included.
+    // `sun_path` is 108 bytes on Linux, 104 on macOS, the NUL included.
+    #[cfg(target_os = "linux")]
     const SUN_PATH_LEN: usize = 108;
+    #[cfg(not(target_os = "linux"))]
+    const SUN_PATH_LEN: usize = 104;
     let bytes = path.as_os_str().as_bytes();
     if bytes.is_empty() || bytes.len() >= SUN_PATH_LEN || bytes.contains(&0) {
         return Err(io::Error::new(
@@ -44,6 +56,7 @@ fn unix_address(path: &Path) -> io::Result<SocketAddrUnix> {
     Ok(SocketAddrUnix::new(path)?)
 }
 
+#[cfg(target_os = "linux")]
 fn seqpacket_socket() -> io::Result<OwnedFd> {
     Ok(rustix::net::socket_with(
         AddressFamily::UNIX,
@@ -56,29 +69,52 @@ fn seqpacket_socket() -> io::Result<OwnedFd> {
 /// A sequenced-packet socket listening at `path` (which must not exist), close-on-exec.
 pub fn message_socket_listen(path: &Path) -> io::Result<OwnedFd> {
     let address = unix_address(path)?;
-    let socket = seqpacket_socket()?;
-    rustix::net::bind(&socket, &address)?;
-    rustix::net::listen(&socket, 16)?;
-    Ok(socket)
+    #[cfg(target_os = "linux")]
+    if !crate::platform::portable() {
+        let socket = seqpacket_socket()?;
+        rustix::net::bind(&socket, &address)?;
+        rustix::net::listen(&socket, 16)?;
+        return Ok(socket);
+    }
+    message_socket::listen(&address)
 }
 
 /// A sequenced-packet socket connected to the listener at `path`, close-on-exec.
 pub fn message_socket_connect(path: &Path) -> io::Result<OwnedFd> {
     let address = unix_address(path)?;
-    let socket = seqpacket_socket()?;
-    rustix::net::connect(&socket, &address)?;
-    Ok(socket)
+    #[cfg(target_os = "linux")]
+    if !crate::platform::portable() {
+        let socket = seqpacket_socket()?;
+        rustix::net::connect(&socket, &address)?;
+        return Ok(socket);
+    }
+    message_socket::connect(&address)
 }
 
 /// Accept one connection on `listener` (blocking unless the listener is non-blocking),
 /// close-on-exec.
 pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    Ok(rustix::net::accept_with(listener, SocketFlags::CLOEXEC)?)
+    #[cfg(target_os = "linux")]
+    if !crate::platform::portable() {
+        return Ok(rustix::net::accept_with(listener, SocketFlags::CLOEXEC)?);
+    }
+    message_socket::accept(listener)
 }
 
 /// The uid of the process at the other end of a connected Unix socket (`SO_PEERCRED`).
 pub fn peer_uid(socket: BorrowedFd<'_>) -> io::Result<u32> {
-    Ok(rustix::net::sockopt::socket_peercred(socket)?.uid.as_raw())
+    #[cfg(target_os = "linux")]
+    return Ok(rustix::net::sockopt::socket_peercred(socket)?.uid.as_raw());
+    #[cfg(not(target_os = "linux"))]
+    {
+        use std::os::fd::AsRawFd;
+        let (mut uid, mut gid) = (0, 0);
+        // SAFETY: getpeereid(3) writes two integers into live locals.
+        if unsafe { libc::getpeereid(socket.as_raw_fd(), &mut uid, &mut gid) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(uid)
+    }
 }
 
 /// Give a socket a receive timeout, so a peer that stops answering cannot hold us forever.
@@ -104,7 +140,11 @@ pub fn send_with_fds(
     data: &[u8],
     fds: &[BorrowedFd<'_>],
 ) -> io::Result<()> {
-    send_stream_with_fds(socket, data, fds).map(drop)
+    #[cfg(target_os = "linux")]
+    if !crate::platform::portable() {
+        return send_stream_with_fds(socket, data, fds).map(drop);
+    }
+    message_socket::send(socket, data, fds)
 }
 
 /// Like [`send_with_fds`], returning how many bytes were sent: on a stream socket that may be
@@ -132,19 +172,29 @@ pub fn send_stream_with_fds(
     }
     let iov = [IoSlice::new(data)];
     Ok(rustix::io::retry_on_intr(|| {
-        rustix::net::sendmsg(socket, &iov, &mut control, SendFlags::NOSIGNAL)
+        rustix::net::sendmsg(socket, &iov, &mut control, NO_SIGPIPE)
     })?)
 }
+
+/// Keeps a send from raising SIGPIPE where the system can (macOS cannot per send: the daemon
+/// ignores SIGPIPE there, and a closed peer is an `EPIPE` error all the same).
+#[cfg(target_os = "linux")]
+const NO_SIGPIPE: SendFlags = SendFlags::NOSIGNAL;
+#[cfg(not(target_os = "linux"))]
+const NO_SIGPIPE: SendFlags = SendFlags::empty();
 
 /// Receive one message from `socket` into `buf`, with the descriptors it carries (made
 /// close-on-exec). `Ok((0, []))` means the peer closed. A message longer than `buf` or with
 /// more than [`MAX_FDS_PER_MESSAGE`] descriptors is an error (its descriptors are closed).
 pub fn recv_with_fds(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    if crate::platform::portable() {
+        return message_socket::recv(socket, buf);
+    }
     let mut space = [MaybeUninit::<u8>::uninit(); CONTROL_SPACE];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let mut iov = [IoSliceMut::new(buf)];
     let received = rustix::io::retry_on_intr(|| {
-        rustix::net::recvmsg(socket, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)
+        rustix::net::recvmsg(socket, &mut iov, &mut control, cmsg_cloexec())
     })?;
     // Take every descriptor that came, so that those of a refused message are closed.
     let mut fds = Vec::new();
@@ -166,6 +216,15 @@ pub fn recv_with_fds(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usiz
         ));
     }
     Ok((received.bytes, fds))
+}
+
+/// `MSG_CMSG_CLOEXEC`, which only Linux's sequenced-packet path uses (the portable one marks
+/// the descriptors itself).
+fn cmsg_cloexec() -> RecvFlags {
+    #[cfg(target_os = "linux")]
+    return RecvFlags::CMSG_CLOEXEC;
+    #[cfg(not(target_os = "linux"))]
+    return RecvFlags::empty();
 }
 
 #[cfg(test)]
@@ -269,9 +328,11 @@ pub struct FileIdentity {
 /// The identity of the file `fd` refers to.
 pub fn file_identity(fd: BorrowedFd<'_>) -> io::Result<FileIdentity> {
     let stat = rustix::fs::fstat(fd)?;
+    // Their widths differ by system (macOS's `st_dev` is 32 bits).
+    #[allow(clippy::unnecessary_cast, clippy::cast_sign_loss)]
     Ok(FileIdentity {
-        dev: stat.st_dev,
-        ino: stat.st_ino,
+        dev: stat.st_dev as u64,
+        ino: stat.st_ino as u64,
     })
 }
 

@@ -34,6 +34,9 @@ pub fn close_on_exec(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// /proc/self/fdinfo, where the kernel adds `O_CLOEXEC` to them for a close-on-exec descriptor.
 /// No such file: not open. /proc unreadable: not inheritable, so nothing is taken.
 fn inheritable(fd: RawFd) -> bool {
+    if crate::platform::portable() {
+        return inheritable_by_flags(fd);
+    }
     let Ok(info) = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else {
         return false;
     };
@@ -43,6 +46,17 @@ fn inheritable(fd: RawFd) -> bool {
         .find_map(|line| line.strip_prefix("flags:"))
         .and_then(|octal| u32::from_str_radix(octal.trim(), 8).ok());
     flags.is_some_and(|flags| flags & libc::O_CLOEXEC as u32 == 0)
+}
+
+/// [`inheritable`] without /proc: the descriptor's flags asked by number (`F_GETFD` fails with
+/// `EBADF` for a number that is not open; it touches nothing).
+fn inheritable_by_flags(fd: RawFd) -> bool {
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: fcntl(F_GETFD) on a bare number only reads its flags, or fails for a closed one.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    flags >= 0 && flags & libc::FD_CLOEXEC == 0
 }
 
 /// Held while a descriptor is checked and taken, so two threads cannot take the same one.
@@ -117,7 +131,13 @@ pub fn close_inherited_fds() -> io::Result<usize> {
         return Err(io::Error::other("inherited descriptors were taken already"));
     }
     let mut numbers = Vec::new();
-    for entry in std::fs::read_dir("/proc/self/fd")? {
+    // /dev/fd lists this process's descriptors on macOS as /proc/self/fd does on Linux.
+    let listing = if cfg!(target_os = "linux") {
+        "/proc/self/fd"
+    } else {
+        "/dev/fd"
+    };
+    for entry in std::fs::read_dir(listing)? {
         let Some(fd) = entry?
             .file_name()
             .to_str()
@@ -179,17 +199,22 @@ pub fn exec_in_place(
     // std's exec: nothing is reset. It returns only on failure.
     let Err(errno) = nix::unistd::execve(&path, &argv, &envp);
     if let Ok(Some(pinned)) = given_back {
-        let _ = rustix::thread::sched_setaffinity(None, &pinned);
+        crate::affinity::pin_again(&pinned);
     }
     io::Error::from(errno)
 }
 
-/// A pidfd for `pid`: readable once the process has exited (close-on-exec).
+/// A descriptor readable once the process `pid` has exited (close-on-exec): its pidfd on
+/// Linux; the portable backend's watch (`portable/exit_watch.rs`) elsewhere.
 pub fn watch_exit(pid: u32) -> io::Result<OwnedFd> {
-    Ok(rustix::process::pidfd_open(
-        to_pid(pid)?,
-        rustix::process::PidfdFlags::empty(),
-    )?)
+    #[cfg(target_os = "linux")]
+    if !crate::platform::portable() {
+        return Ok(rustix::process::pidfd_open(
+            to_pid(pid)?,
+            rustix::process::PidfdFlags::empty(),
+        )?);
+    }
+    crate::portable::exit_watch::watch_exit(pid)
 }
 
 fn to_pid(pid: u32) -> io::Result<Pid> {

@@ -48,7 +48,9 @@ mod localtime;
 mod memory;
 mod notify_socket;
 mod pipes;
+pub mod platform;
 mod poll;
+mod portable;
 mod proc_counters;
 mod process_info;
 mod procfs;
@@ -59,6 +61,7 @@ mod signals;
 mod sigwait;
 mod sockets;
 mod spawn;
+#[cfg(target_os = "linux")]
 mod spawner;
 mod stdin_fifo;
 mod strict_modes;
@@ -91,7 +94,9 @@ pub use memory::{
     forget_code_pages, release_free_memory, resident_pages, run_again_without_thread_caches,
     tune_allocator,
 };
-pub use notify_socket::{bind_notify_socket, learn_sender_pids, notify_socket_name, recv_notify};
+pub use notify_socket::{
+    bind_notify_socket, learn_sender_pids, notify_socket_address, notify_socket_name, recv_notify,
+};
 pub use pipes::{
     free_space, move_from_pipe, nonblocking_pipe, output_pipe, peek_pipe, pipe_bytes, pipe_hung_up,
     reserve_space, set_pipe_capacity, PipeReader, O_NONBLOCK,

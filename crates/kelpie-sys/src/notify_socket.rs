@@ -1,23 +1,44 @@
 //! The receiving side of systemd's notify protocol for many processes at once: one datagram
 //! socket in the abstract namespace, each datagram coming with its sender's pid
-//! (`SO_PASSCRED`), so that one socket serves every app instead of one per process.
+//! (`SO_PASSCRED`), so that one socket serves every app instead of one per process. The
+//! portable backend's socket is a file, and tells no sender (`portable/notify.rs`).
 
+use rustix::net::SocketAddrUnix;
+#[cfg(target_os = "linux")]
 use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketAddrUnix,
-    SocketFlags, SocketType,
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketFlags, SocketType,
 };
-use std::io::{self, IoSliceMut};
+use std::io;
+#[cfg(target_os = "linux")]
+use std::io::IoSliceMut;
+#[cfg(target_os = "linux")]
 use std::mem::MaybeUninit;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
 /// Room for the sender's credentials and a few descriptors (`sd_notify_barrier` sends one; any
 /// sent is closed at once, which is what the barrier waits for).
+#[cfg(target_os = "linux")]
 const CONTROL_SPACE: usize = rustix::cmsg_space!(ScmCredentials(1), ScmRights(4));
 
 /// A datagram socket bound to `name` in the abstract namespace (no file, no path length
 /// limit, gone with its last descriptor), non-blocking and close-on-exec, that learns each
 /// sender's pid.
+///
+/// The portable backend binds at the path `name` instead (see `portable/notify.rs`).
 pub fn bind_notify_socket(name: &str) -> io::Result<OwnedFd> {
+    if crate::platform::portable() {
+        return crate::portable::notify::bind(name);
+    }
+    bind_abstract(name)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn bind_abstract(_: &str) -> io::Result<OwnedFd> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+#[cfg(target_os = "linux")]
+fn bind_abstract(name: &str) -> io::Result<OwnedFd> {
     let socket = rustix::net::socket_with(
         AddressFamily::UNIX,
         SocketType::DGRAM,
@@ -34,24 +55,61 @@ pub fn bind_notify_socket(name: &str) -> io::Result<OwnedFd> {
 
 /// The abstract name a socket is bound to (what `NOTIFY_SOCKET` names, without its `@`).
 pub fn notify_socket_name(socket: BorrowedFd<'_>) -> io::Result<String> {
+    if crate::platform::portable() {
+        return crate::portable::notify::name(socket);
+    }
     let address = rustix::net::getsockname(socket)?;
     let unix = SocketAddrUnix::try_from(address).map_err(io::Error::from)?;
-    let name = unix
-        .abstract_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an abstract socket"))?;
+    #[cfg(not(target_os = "linux"))]
+    let name: Option<&[u8]> = {
+        let _ = unix;
+        None
+    };
+    #[cfg(target_os = "linux")]
+    let name = unix.abstract_name();
+    let name =
+        name.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an abstract socket"))?;
     String::from_utf8(name.to_vec())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "a name that is not UTF-8"))
 }
 
 /// Make a socket handed over by an earlier daemon learn its senders' pids too.
 pub fn learn_sender_pids(socket: BorrowedFd<'_>) -> io::Result<()> {
-    Ok(rustix::net::sockopt::set_socket_passcred(socket, true)?)
+    #[cfg(target_os = "linux")]
+    if !crate::platform::portable() {
+        return Ok(rustix::net::sockopt::set_socket_passcred(socket, true)?);
+    }
+    // No system call tells a datagram's sender: the caller tells senders apart itself.
+    let _ = socket;
+    Ok(())
+}
+
+/// What `NOTIFY_SOCKET` holds for a socket bound with [`bind_notify_socket`]: `@name` for an
+/// abstract name, the path itself for the portable backend's file.
+pub fn notify_socket_address(name: &str) -> String {
+    if crate::platform::portable() {
+        return name.to_string();
+    }
+    format!("@{name}")
 }
 
 /// One datagram without waiting: its length and its sender's pid (`None` when the kernel gave
 /// none). `WouldBlock` when none is queued. A datagram longer than `buf` is cut, as systemd
 /// does; descriptors it carries are closed.
 pub fn recv_notify(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<u32>)> {
+    if crate::platform::portable() {
+        return crate::portable::notify::recv(socket, buf);
+    }
+    recv_with_sender(socket, buf)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn recv_with_sender(_: BorrowedFd<'_>, _: &mut [u8]) -> io::Result<(usize, Option<u32>)> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+#[cfg(target_os = "linux")]
+fn recv_with_sender(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<u32>)> {
     let mut space = [MaybeUninit::<u8>::uninit(); CONTROL_SPACE];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let mut iov = [IoSliceMut::new(buf)];

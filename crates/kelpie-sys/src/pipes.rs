@@ -6,23 +6,26 @@
 /// must never hang the caller.
 pub const O_NONBLOCK: i32 = libc::O_NONBLOCK;
 
-use rustix::pipe::SpliceFlags;
+use crate::portable::pipe_copy;
 use std::os::fd::BorrowedFd;
 
 /// Ask the kernel for a pipe buffer of `bytes` (Linux `F_SETPIPE_SZ`); returns the capacity it
 /// gave. An unprivileged process may get at most `/proc/sys/fs/pipe-max-size` (1 MiB by default).
+/// The portable backend cannot (macOS sizes its pipes itself, up to 64 KiB): `Unsupported`.
 pub fn set_pipe_capacity(fd: BorrowedFd<'_>, bytes: usize) -> std::io::Result<usize> {
-    // The kernel takes an int: ask for the most it can be told.
-    let wanted = bytes.min(libc::c_int::MAX as usize);
-    Ok(rustix::pipe::fcntl_setpipe_size(fd, wanted)?)
+    #[cfg(target_os = "linux")]
+    if !crate::platform::portable() {
+        // The kernel takes an int: ask for the most it can be told.
+        let wanted = bytes.min(libc::c_int::MAX as usize);
+        return Ok(rustix::pipe::fcntl_setpipe_size(fd, wanted)?);
+    }
+    let _ = (fd, bytes);
+    Err(std::io::ErrorKind::Unsupported.into())
 }
 
 /// A pipe whose both ends are non-blocking and close-on-exec: `(read end, write end)`.
 pub fn nonblocking_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
-    use rustix::pipe::PipeFlags;
-    Ok(rustix::pipe::pipe_with(
-        PipeFlags::CLOEXEC | PipeFlags::NONBLOCK,
-    )?)
+    crate::portable::pipe_pair(true)
 }
 
 /// The read end of a pipe (or FIFO), non-blocking: ready for an event loop, not registered with
@@ -66,8 +69,7 @@ impl std::os::fd::AsFd for PipeReader {
 /// expect of their stdout. Made so from the start, the read end needs no check (two system
 /// calls for each of a process's two pipes).
 pub fn output_pipe() -> std::io::Result<(PipeReader, std::os::fd::OwnedFd)> {
-    use rustix::pipe::PipeFlags;
-    let (reader, writer) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+    let (reader, writer) = crate::portable::pipe_pair(true)?;
     // Each end is an open file of its own, with its own flags: the write end's is cleared.
     rustix::fs::fcntl_setfl(&writer, rustix::fs::OFlags::empty())?;
     Ok((PipeReader(reader), writer))
@@ -76,9 +78,15 @@ pub fn output_pipe() -> std::io::Result<(PipeReader, std::os::fd::OwnedFd)> {
 /// Copy up to `len` bytes from the head of pipe `from` into pipe `to` without consuming them
 /// (`tee(2)`, non-blocking): the bytes stay in `from` for whoever consumes it. Ok(0): `from` is
 /// empty and every writer has closed it. `WouldBlock`: `from` is empty (writers remain) or `to`
-/// is full.
+/// is full. The portable backend reads the bytes out and keeps them in this process until
+/// they are moved (see `portable/pipe_copy.rs`).
 pub fn peek_pipe(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> std::io::Result<usize> {
-    Ok(rustix::pipe::tee(from, to, len, SpliceFlags::NONBLOCK)?)
+    #[cfg(target_os = "linux")]
+    if !crate::platform::portable() {
+        use rustix::pipe::SpliceFlags;
+        return Ok(rustix::pipe::tee(from, to, len, SpliceFlags::NONBLOCK)?);
+    }
+    pipe_copy::peek(from, to, len)
 }
 
 /// Move up to `len` bytes from the head of pipe `from` into `to` (`splice(2)`: a file at its
@@ -90,14 +98,19 @@ pub fn move_from_pipe(
     to: BorrowedFd<'_>,
     len: usize,
 ) -> std::io::Result<usize> {
-    Ok(rustix::pipe::splice(
-        from,
-        None,
-        to,
-        None,
-        len,
-        SpliceFlags::NONBLOCK | SpliceFlags::MOVE,
-    )?)
+    #[cfg(target_os = "linux")]
+    if !crate::platform::portable() {
+        use rustix::pipe::SpliceFlags;
+        return Ok(rustix::pipe::splice(
+            from,
+            None,
+            to,
+            None,
+            len,
+            SpliceFlags::NONBLOCK | SpliceFlags::MOVE,
+        )?);
+    }
+    pipe_copy::take(from, to, len)
 }
 
 /// Set aside room for `len` bytes of the file `fd` from `offset` (`fallocate` with
@@ -140,7 +153,12 @@ pub fn free_space(fd: BorrowedFd<'_>) -> Option<u64> {
 
 /// How many bytes pipe `fd` holds (`FIONREAD`); 0 when it cannot be asked.
 pub fn pipe_bytes(fd: BorrowedFd<'_>) -> u64 {
-    rustix::io::ioctl_fionread(fd).unwrap_or(0)
+    let queued = rustix::io::ioctl_fionread(fd).unwrap_or(0);
+    if crate::platform::portable() {
+        // Those a look took out are still the pipe's.
+        return queued + pipe_copy::kept_bytes(fd);
+    }
+    queued
 }
 
 /// Whether every writer of pipe `fd` has closed it (`POLLHUP`), even while it still holds

@@ -3,28 +3,51 @@
 //! time one of its descriptors became readable; descriptors kept here wake nobody, and are
 //! looked at together on a timer (see the daemon's link pacing).
 
-use rustix::event::epoll;
-use rustix::event::Timespec;
+#[cfg(target_os = "linux")]
+use rustix::event::{epoll, Timespec};
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
+#[cfg(target_os = "linux")]
+use std::os::fd::{AsFd, OwnedFd};
+
+use crate::portable::ready_poll::PollSet;
 
 /// Descriptors, each with a number the caller gave it.
 pub struct ReadySet {
-    epoll: OwnedFd,
+    #[cfg(target_os = "linux")]
+    epoll: Option<OwnedFd>,
+    /// The portable backend's list (see `portable/ready_poll.rs`).
+    polled: PollSet,
 }
 
 impl ReadySet {
     pub fn new() -> io::Result<ReadySet> {
         Ok(ReadySet {
-            epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
+            #[cfg(target_os = "linux")]
+            epoll: if crate::platform::portable() {
+                None
+            } else {
+                Some(epoll::create(epoll::CreateFlags::CLOEXEC)?)
+            },
+            polled: PollSet::default(),
         })
     }
 
     /// Watch `fd` for something to read (or its other end closing), as `token`.
-    /// Level-triggered: a descriptor with unread bytes is ready at every look.
+    /// Level-triggered: a descriptor with unread bytes is ready at every look. The caller
+    /// keeps `fd` open until it removes it.
     pub fn add(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(epoll) = &self.epoll {
+            return Self::epoll_add(epoll, fd, token);
+        }
+        self.polled.add(fd, token)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn epoll_add(epoll: &OwnedFd, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
         epoll::add(
-            &self.epoll,
+            epoll,
             fd,
             epoll::EventData::new_u64(token),
             epoll::EventFlags::IN | epoll::EventFlags::RDHUP,
@@ -34,20 +57,33 @@ impl ReadySet {
 
     /// Stop watching `fd`.
     pub fn remove(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
-        epoll::delete(&self.epoll, fd)?;
-        Ok(())
+        #[cfg(target_os = "linux")]
+        if let Some(epoll) = &self.epoll {
+            epoll::delete(epoll, fd)?;
+            return Ok(());
+        }
+        self.polled.remove(fd)
     }
 
     /// The tokens of the descriptors ready now (without waiting), at most `max`, added to
     /// `ready`.
     pub fn ready_now(&self, ready: &mut Vec<u64>, max: usize) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(epoll) = &self.epoll {
+            return Self::epoll_ready(epoll, ready, max);
+        }
+        self.polled.ready_now(ready, max)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn epoll_ready(epoll: &OwnedFd, ready: &mut Vec<u64>, max: usize) -> io::Result<()> {
         let mut events: Vec<epoll::Event> = Vec::with_capacity(max.max(1));
         let zero = Timespec {
             tv_sec: 0,
             tv_nsec: 0,
         };
         match epoll::wait(
-            self.epoll.as_fd(),
+            epoll.as_fd(),
             rustix::buffer::spare_capacity(&mut events),
             Some(&zero),
         ) {

@@ -10,11 +10,21 @@ use std::io;
 /// Adopt the orphaned descendants of this process (`PR_SET_CHILD_SUBREAPER`): when a process
 /// below us loses its parent, it is re-parented to us instead of to the namespace's init, so
 /// we can reap it. PID 1 needs no such call.
+///
+/// The portable backend cannot (macOS has no subreaper): an orphan of an app goes to the
+/// system's init, and `Unsupported` says so.
 pub fn adopt_orphans() -> io::Result<()> {
-    // Any pid: only "set or not" matters (the kernel stores a flag).
-    Ok(rustix::process::set_child_subreaper(Some(
-        rustix::process::getpid(),
-    ))?)
+    #[cfg(target_os = "linux")]
+    if !crate::platform::portable() {
+        // Any pid: only "set or not" matters (the kernel stores a flag).
+        return Ok(rustix::process::set_child_subreaper(Some(
+            rustix::process::getpid(),
+        ))?);
+    }
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "this system cannot adopt orphans (no subreaper)",
+    ))
 }
 
 /// Reap the child `pid` if it has exited; `Ok(true)` when it was reaped, `Ok(false)` when it

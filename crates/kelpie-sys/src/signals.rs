@@ -1,6 +1,7 @@
 //! Signals, process groups and sessions.
 
 use rustix::process::{Pid, Signal};
+#[cfg(target_os = "linux")]
 use rustix_libc_wrappers::process::SignalExt;
 use std::io;
 use std::os::unix::process::CommandExt;
@@ -37,6 +38,7 @@ const SIGNALS: &[(&str, i32)] = &[
     ("SIGPROF", libc::SIGPROF),
     ("SIGWINCH", libc::SIGWINCH),
     ("SIGIO", libc::SIGIO),
+    #[cfg(target_os = "linux")]
     ("SIGPWR", libc::SIGPWR),
     ("SIGSYS", libc::SIGSYS),
 ];
@@ -81,8 +83,13 @@ fn to_signal(signal: i32) -> io::Result<Option<Signal>> {
     if signal == 0 {
         return Ok(None);
     }
-    // The named signals, and the real-time ones from libc's SIGRTMIN to its SIGRTMAX.
-    match Signal::from_raw(signal) {
+    // The named signals, and the real-time ones from libc's SIGRTMIN to its SIGRTMAX (macOS
+    // has none).
+    #[cfg(target_os = "linux")]
+    let known = Signal::from_raw(signal);
+    #[cfg(not(target_os = "linux"))]
+    let known = Signal::from_named_raw(signal);
+    match known {
         Some(signal) => Ok(Some(signal)),
         None => Err(io::Error::from_raw_os_error(libc::EINVAL)),
     }

@@ -1,7 +1,7 @@
 //! Listening sockets the daemon owns and hands to instances, and the receiving side of systemd's
 //! socket activation (`LISTEN_FDS`), used by test apps.
 
-use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
+use rustix::net::{sockopt, AddressFamily, SocketType};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
@@ -34,7 +34,7 @@ fn listen_tcp_with(address: SocketAddr, reuse_port: bool) -> io::Result<OwnedFd>
     } else {
         AddressFamily::INET
     };
-    let socket = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    let socket = crate::portable::new_socket(family, SocketType::STREAM, false)?;
     sockopt::set_socket_reuseaddr(&socket, true)?;
     if reuse_port {
         sockopt::set_socket_reuseport(&socket, true)?;

@@ -22,18 +22,26 @@ use rustix::fs::{Mode, OFlags};
 use rustix::process::Pid;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+#[cfg(target_os = "linux")]
+use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+#[cfg(target_os = "linux")]
 use std::sync::atomic::{AtomicBool, Ordering};
 
+#[cfg(target_os = "linux")]
 mod clone;
+mod fork;
 
+#[cfg(target_os = "linux")]
 use clone::{clone_vfork, Child, CloneArgs, NO_CLEAR_SIGHAND};
 
 /// `CLONE_INTO_CGROUP` (Linux 5.7); not in the libc crate.
+#[cfg(target_os = "linux")]
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
+#[cfg(target_os = "linux")]
 /// Set once the kernel has refused `CLONE_INTO_CGROUP` as unknown: the migration is used from
 /// then on without trying again.
 static NO_CLONE_INTO_CGROUP: AtomicBool = AtomicBool::new(false);
@@ -74,10 +82,12 @@ pub struct Spawn {
     /// `cgroup.procs` files it writes itself (v1 hierarchies; v2 where clone3 cannot).
     join: Vec<OwnedFd>,
     /// Copies of the sources of `exec`'s descriptors, when the spawn moved to the spawner
-    /// thread's table (see [`crate::spawner`]): open until the spawn is done.
+    /// thread's table (see `spawner.rs`): open until the spawn is done.
+    #[cfg(target_os = "linux")]
     kept: Vec<OwnedFd>,
 }
 
+#[cfg(target_os = "linux")]
 /// A spawn's descriptors, taken out of it to move it to another descriptor table.
 pub(crate) struct Descriptors {
     /// stdin, stdout, stderr, then the cgroup directory (if any), then the `cgroup.procs` files.
@@ -89,6 +99,7 @@ pub(crate) struct Descriptors {
     kept: Vec<OwnedFd>,
 }
 
+#[cfg(target_os = "linux")]
 impl Descriptors {
     /// The descriptors of `parts` as received in another table, in the order of
     /// [`Spawn::into_parts`]: owned ones, then copies of the borrowed ones.
@@ -106,6 +117,7 @@ impl Descriptors {
     }
 }
 
+#[cfg(target_os = "linux")]
 /// A spawn without its descriptors (see [`Spawn::into_parts`]).
 pub(crate) struct Parts {
     exec: Prepared,
@@ -174,6 +186,7 @@ impl Spawn {
             nofile: None,
             cgroup: None,
             join: Vec::new(),
+            #[cfg(target_os = "linux")]
             kept: Vec::new(),
         })
     }
@@ -184,6 +197,7 @@ impl Spawn {
         self.stdin = fd;
     }
 
+    #[cfg(target_os = "linux")]
     /// The highest number among its descriptors (see [`crate::spawner`]).
     pub(crate) fn highest_fd(&self) -> RawFd {
         [&self.stdin, &self.stdout, &self.stderr]
@@ -196,6 +210,7 @@ impl Spawn {
             .unwrap_or(0)
     }
 
+    #[cfg(target_os = "linux")]
     /// The spawn as its descriptors and the rest, to move it to another descriptor table.
     pub(crate) fn into_parts(self) -> (Descriptors, Parts) {
         let Spawn {
@@ -231,6 +246,7 @@ impl Spawn {
         (fds, parts)
     }
 
+    #[cfg(target_os = "linux")]
     /// The spawn again from [`Spawn::into_parts`]'s halves (its descriptors possibly received
     /// in another table).
     pub(crate) fn from_parts(mut parts: Parts, fds: Descriptors) -> io::Result<Spawn> {
@@ -293,11 +309,30 @@ impl Spawn {
     /// grow with the number of descriptors the caller's process holds). Returns once it has
     /// exec'd, or with the error that stopped it (the child is then reaped).
     pub fn spawn(self) -> io::Result<Spawned> {
-        crate::spawner::spawn(self)
+        #[cfg(target_os = "linux")]
+        if !crate::platform::portable() {
+            return crate::spawner::spawn(self);
+        }
+        // Portable: from this thread's table (no other thread can have a table of its own),
+        // by fork: see `spawn/fork.rs`.
+        self.spawn_here()
     }
 
     /// [`Spawn::spawn`] from this thread, with this thread's descriptor table.
     pub(crate) fn spawn_here(mut self) -> io::Result<Spawned> {
+        if crate::platform::portable() {
+            return self.fork_and_exec();
+        }
+        #[cfg(target_os = "linux")]
+        return self.clone_with_fallbacks();
+        #[cfg(not(target_os = "linux"))]
+        unreachable!("only Linux has a backend besides the portable one")
+    }
+
+    /// [`Spawn::spawn_here`] with Linux's clone3, trying again without the flags an older
+    /// kernel refuses.
+    #[cfg(target_os = "linux")]
+    fn clone_with_fallbacks(mut self) -> io::Result<Spawned> {
         let mut into_cgroup =
             self.cgroup.is_some() && !NO_CLONE_INTO_CGROUP.load(Ordering::Relaxed);
         loop {
@@ -321,6 +356,7 @@ impl Spawn {
         }
     }
 
+    #[cfg(target_os = "linux")]
     fn clone_and_exec(&mut self, into_cgroup: bool) -> io::Result<Spawned> {
         // Without CLONE_INTO_CGROUP the child moves itself: open the directory's cgroup.procs.
         let mut migrate = None;
@@ -364,15 +400,17 @@ impl Spawn {
         })
     }
 
-    /// In the child: everything between the clone and the exec. Returns only on failure.
-    fn in_child(&mut self, migrate: Option<RawFd>) -> io::Error {
+    /// In the child: everything between the clone (or fork) and the exec, resetting the
+    /// daemon's signal handlers first unless the clone did. Returns only on failure.
+    fn in_child(&mut self, migrate: Option<RawFd>, reset_handlers: bool) -> io::Error {
         // SAFETY (for every call below): only async-signal-safe system calls on descriptors
         // and buffers prepared before the clone; nothing allocates, nothing takes a lock.
         unsafe {
             // Signals: the daemon's handlers are not the app's (CLONE_CLEAR_SIGHAND, or here on
-            // an older kernel), it ignores SIGPIPE, and blocked them all around the clone.
-            if NO_CLEAR_SIGHAND.load(Ordering::Relaxed) {
-                for signal in 1..libc::SIGRTMAX() {
+            // an older kernel or after a fork), it ignores SIGPIPE, and blocked them all
+            // around the clone.
+            if reset_handlers {
+                for signal in 1..SIGNAL_LIMIT() {
                     let mut action: libc::sigaction = std::mem::zeroed();
                     if libc::sigaction(signal, std::ptr::null(), &mut action) == 0
                         && action.sa_sigaction != libc::SIG_IGN
@@ -418,17 +456,8 @@ impl Spawn {
                 }
             }
             if let Some(identity) = &self.identity {
-                // Raw calls: this process has one thread, whatever glibc remembers.
-                let groups: &[libc::gid_t] = &identity.groups;
-                if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) < 0
-                    || libc::syscall(libc::SYS_setgid, identity.gid) < 0
-                {
-                    return io::Error::last_os_error();
-                }
-                if let Some(uid) = identity.uid {
-                    if libc::syscall(libc::SYS_setuid, uid) < 0 {
-                        return io::Error::last_os_error();
-                    }
+                if let Err(e) = become_identity(identity) {
+                    return e;
                 }
             }
             // Placed before the limit is lowered (see `place_descriptors`).
@@ -443,13 +472,79 @@ impl Spawn {
     }
 }
 
+/// Signals 1 to this (excluded) are reset in a child: Linux's real-time ones included.
+#[cfg(target_os = "linux")]
+#[allow(non_snake_case)]
+fn SIGNAL_LIMIT() -> i32 {
+    libc::SIGRTMAX()
+}
+
+/// Signals 1 to this (excluded) are reset in a child (macOS's `NSIG`).
+#[cfg(not(target_os = "linux"))]
+#[allow(non_snake_case)]
+fn SIGNAL_LIMIT() -> i32 {
+    32
+}
+
+/// In a child between clone (or fork) and exec: its groups, group and user. Raw system calls
+/// on Linux: this process has one thread, whatever glibc remembers of the daemon's (glibc's
+/// `setuid` would try to tell them). Elsewhere the C library's, which after a fork act on the
+/// one thread there is.
+///
+/// # Safety
+/// Only between clone (or fork) and exec: it changes the credentials of the whole process.
+unsafe fn become_identity(identity: &Identity) -> io::Result<()> {
+    let groups: &[libc::gid_t] = &identity.groups;
+    // SAFETY: async-signal-safe system calls on a list built before the clone.
+    unsafe {
+        #[cfg(target_os = "linux")]
+        let failed = libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) < 0
+            || libc::syscall(libc::SYS_setgid, identity.gid) < 0
+            || identity
+                .uid
+                .is_some_and(|uid| libc::syscall(libc::SYS_setuid, uid) < 0);
+        #[cfg(not(target_os = "linux"))]
+        let failed = libc::setgroups(
+            libc::c_int::try_from(groups.len()).unwrap_or(libc::c_int::MAX),
+            groups.as_ptr(),
+        ) < 0
+            || libc::setgid(identity.gid) < 0
+            || identity.uid.is_some_and(|uid| libc::setuid(uid) < 0);
+        if failed {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Block every signal in this thread; returns the mask to restore.
+fn block_all_signals() -> libc::sigset_t {
+    // SAFETY: sigfillset and pthread_sigmask write into live locals of type sigset_t.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    }
+}
+
+fn restore_signals(old: &libc::sigset_t) {
+    // SAFETY: pthread_sigmask reads a live sigset_t.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
+    }
+}
+
 /// Whether a clone3 failure with `CLONE_INTO_CGROUP` may be that flag's (an old kernel: E2BIG,
 /// EINVAL; a cgroup that cannot take processes that way: EBUSY, EOPNOTSUPP...) rather than the
 /// spawn's: anything but a lack of memory or processes.
+#[cfg(target_os = "linux")]
 fn refuses_into_cgroup(error: &io::Error) -> bool {
     !matches!(error.raw_os_error(), Some(libc::EAGAIN | libc::ENOMEM))
 }
 
+#[cfg(target_os = "linux")]
 fn open_at(dir: &OwnedFd, name: &std::ffi::CStr, flags: OFlags) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(dir, name, flags, Mode::empty())?)
 }

@@ -59,27 +59,41 @@
 //! `hold` is 10 × `delay` but at most 5 s (and never less than `delay`). The count of changes
 //! is a lower bound: the kernel merges identical events that follow each other unread.
 
-use kelpie_base::{daemon_log, tasks};
+#[cfg(target_os = "linux")]
+use kelpie_base::daemon_log;
+use kelpie_base::tasks;
 
+#[cfg(target_os = "linux")]
 use inotify::{EventMask, Inotify, WatchMask};
+#[cfg(target_os = "linux")]
 use std::collections::HashMap;
+#[cfg(target_os = "linux")]
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read, Write};
+#[cfg(target_os = "linux")]
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+#[cfg(target_os = "linux")]
+use std::path::Path;
+use std::path::PathBuf;
+#[cfg(target_os = "linux")]
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(target_os = "linux")]
+use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 
 mod burst;
+mod polled;
 mod rules;
+#[cfg(target_os = "linux")]
 mod table;
 pub mod watch_error;
 
 pub use watch_error::WatchError;
 
+#[cfg(target_os = "linux")]
 use table::{Table, Watcher};
 
 /// A burst is sent at the latest this many `delay`s after its first change...
@@ -91,9 +105,11 @@ const MAX_HOLD: Duration = Duration::from_secs(5);
 const MAX_DELAY: Duration = Duration::from_secs(24 * 3600);
 /// Read buffer for events: room for hundreds of events per read, and always more than the
 /// largest single event (header + NAME_MAX + 1), which `read` requires.
+#[cfg(target_os = "linux")]
 const EVENT_BUFFER: usize = 16 * 1024;
 /// Pause after a failed wait or read, so a persistent error is logged once a second, not in a
 /// loop.
+#[cfg(target_os = "linux")]
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// What to watch for one app.
@@ -182,26 +198,26 @@ enum Command {
 }
 
 impl WatchService {
-    /// Create the inotify instance and start the thread.
+    /// Create the inotify instance and start the thread; with the portable backend, the thread
+    /// that walks the trees (`polled.rs`).
     pub fn start() -> io::Result<WatchService> {
-        let inotify = Inotify::init().map_err(|e| {
-            if e.raw_os_error() == Some(EMFILE) {
-                io::Error::new(
-                    e.kind(),
-                    "cannot watch files: the limit of inotify instances is reached (raise it \
-                     with `sysctl fs.inotify.max_user_instances=1024`)",
-                )
-            } else {
-                io::Error::new(e.kind(), format!("cannot watch files: inotify: {e}"))
-            }
-        })?;
         let (wake, woken) = UnixStream::pair()?;
         wake.set_nonblocking(true)?;
         woken.set_nonblocking(true)?;
         let (commands, receiver) = std::sync::mpsc::channel();
+        #[cfg(target_os = "linux")]
+        if !kelpie_sys::platform::portable() {
+            let inotify = inotify_instance()?;
+            std::thread::Builder::new()
+                .name("kelpie-watch".into())
+                .spawn(move || serve(inotify, receiver, woken))?;
+            return Ok(WatchService {
+                link: Arc::new(Link { commands, wake }),
+            });
+        }
         std::thread::Builder::new()
             .name("kelpie-watch".into())
-            .spawn(move || serve(inotify, receiver, woken))?;
+            .spawn(move || polled::serve(receiver, woken))?;
         Ok(WatchService {
             link: Arc::new(Link { commands, wake }),
         })
@@ -248,12 +264,31 @@ impl WatchService {
     }
 }
 
+/// The daemon's one inotify instance.
+#[cfg(target_os = "linux")]
+fn inotify_instance() -> io::Result<Inotify> {
+    Inotify::init().map_err(|e| {
+        if e.raw_os_error() == Some(EMFILE) {
+            io::Error::new(
+                e.kind(),
+                "cannot watch files: the limit of inotify instances is reached (raise it \
+                 with `sysctl fs.inotify.max_user_instances=1024`)",
+            )
+        } else {
+            io::Error::new(e.kind(), format!("cannot watch files: inotify: {e}"))
+        }
+    })
+}
+
 /// `EMFILE` and `ENOSPC` on Linux (every architecture): the daemon does not link libc directly.
+#[cfg(target_os = "linux")]
 const EMFILE: i32 = 24;
+#[cfg(target_os = "linux")]
 const ENOSPC: i32 = 28;
 
 /// The events that count as changes (see the module's documentation), and `IN_EXCL_UNLINK` so
 /// that files unlinked while still open report nothing more.
+#[cfg(target_os = "linux")]
 fn change_mask() -> WatchMask {
     WatchMask::CLOSE_WRITE
         | WatchMask::CREATE
@@ -263,6 +298,7 @@ fn change_mask() -> WatchMask {
         | WatchMask::EXCL_UNLINK
 }
 
+#[cfg(target_os = "linux")]
 /// Why inotify refused to watch directory `dir`.
 fn add_error(dir: &Path, e: io::Error) -> WatchError {
     let path = dir.display().to_string();
@@ -274,10 +310,12 @@ fn add_error(dir: &Path, e: io::Error) -> WatchError {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn is_limit(e: &io::Error) -> bool {
     e.raw_os_error() == Some(ENOSPC)
 }
 
+#[cfg(target_os = "linux")]
 /// One inotify event, copied out of the read buffer.
 struct RawEvent {
     wd: i32,
@@ -285,6 +323,7 @@ struct RawEvent {
     name: Option<OsString>,
 }
 
+#[cfg(target_os = "linux")]
 /// The thread: it sleeps in poll() on the inotify descriptor and the wake-up socket, at most
 /// until the next burst is due, so it costs nothing while nothing changes.
 fn serve(mut inotify: Inotify, commands: Receiver<Command>, mut woken: UnixStream) {
@@ -359,6 +398,7 @@ fn drain(woken: &mut UnixStream) -> bool {
     }
 }
 
+#[cfg(target_os = "linux")]
 /// Read what is there (the descriptor is non-blocking: `WouldBlock` when nothing is).
 fn read_events(inotify: &mut Inotify, buffer: &mut [u8]) -> io::Result<Vec<RawEvent>> {
     let events = inotify.read_events(buffer)?;

@@ -2,7 +2,7 @@
 //! [`Spawn::in_child`](super::Spawn) then `execve`, with every signal blocked around the call.
 //! The one file of the crate with inline assembly (x86-64); elsewhere a copy-on-write clone.
 
-use super::Spawn;
+use super::{block_all_signals, restore_signals, Spawn};
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,7 +43,8 @@ extern "C" fn child_main(child: *mut libc::c_void) -> ! {
     // SAFETY: `child` is the `Child` the parent passed, alive until this process execs or
     // exits (the parent is suspended until then: CLONE_VFORK).
     let child = unsafe { &mut *child.cast::<Child<'_>>() };
-    let error = child.spawn.in_child(child.migrate);
+    let reset = NO_CLEAR_SIGHAND.load(Ordering::Relaxed);
+    let error = child.spawn.in_child(child.migrate, reset);
     child.error = error.raw_os_error().unwrap_or(libc::EINVAL).max(1);
     // SAFETY: _exit(2) ends this process only; it is async-signal-safe.
     unsafe { libc::_exit(127) }
@@ -196,7 +197,7 @@ pub(super) fn clone_vfork(args: &mut CloneArgs, child: &mut Child<'_>) -> io::Re
     if ret == 0 {
         let code = child
             .spawn
-            .in_child(child.migrate)
+            .in_child(child.migrate, NO_CLEAR_SIGHAND.load(Ordering::Relaxed))
             .raw_os_error()
             .unwrap_or(libc::EINVAL)
             .max(1);
@@ -217,23 +218,4 @@ pub(super) fn clone_vfork(args: &mut CloneArgs, child: &mut Child<'_>) -> io::Re
         child.error = i32::from_ne_bytes(code);
     }
     u32::try_from(ret).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
-}
-
-/// Block every signal in this thread; returns the mask to restore.
-fn block_all_signals() -> libc::sigset_t {
-    // SAFETY: sigfillset and pthread_sigmask write into live locals of type sigset_t.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        old
-    }
-}
-
-fn restore_signals(old: &libc::sigset_t) {
-    // SAFETY: pthread_sigmask reads a live sigset_t.
-    unsafe {
-        libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
-    }
 }

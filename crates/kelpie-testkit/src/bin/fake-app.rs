@@ -482,19 +482,41 @@ fn resident_bytes_of(process: &str) -> Option<u64> {
 
 /// `sd_notify(message)`: one datagram to `NOTIFY_SOCKET`, if set.
 fn notify(message: &str) {
-    use std::os::linux::net::SocketAddrExt;
-    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    use std::os::unix::net::UnixDatagram;
     let Ok(target) = std::env::var("NOTIFY_SOCKET") else {
         return;
     };
     let sent = UnixDatagram::unbound().and_then(|socket| match target.strip_prefix('@') {
-        Some(name) => SocketAddr::from_abstract_name(name.as_bytes())
-            .and_then(|address| socket.send_to_addr(message.as_bytes(), &address)),
+        Some(name) => send_to_abstract(&socket, name, message),
         None => socket.send_to(message.as_bytes(), &target),
     });
     if let Err(e) = sent {
         eprintln!("fake-app: sending {message} to {target}: {e}");
     }
+}
+
+/// A datagram to an abstract socket name (Linux's; the portable backend's socket is a file).
+#[cfg(target_os = "linux")]
+fn send_to_abstract(
+    socket: &std::os::unix::net::UnixDatagram,
+    name: &str,
+    message: &str,
+) -> std::io::Result<usize> {
+    use std::os::linux::net::SocketAddrExt;
+    let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+    socket.send_to_addr(message.as_bytes(), &address)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_to_abstract(
+    _: &std::os::unix::net::UnixDatagram,
+    name: &str,
+    _: &str,
+) -> std::io::Result<usize> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        format!("no abstract socket names here (@{name})"),
+    ))
 }
 
 /// `--serve`: a small HTTP/1.1 server with a graceful stop, for the cluster mode's tests.
