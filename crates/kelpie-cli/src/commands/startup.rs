@@ -17,7 +17,9 @@ pub(super) enum InitSystem {
     Systemd,
     /// OpenRC: a script in /etc/init.d.
     OpenRc,
-    /// launchd (macOS): a property list in /Library/LaunchDaemons.
+    /// launchd (macOS): a property list, a LaunchDaemon in /Library/LaunchDaemons as root (at
+    /// boot, as the user named), else the user's own LaunchAgent in ~/Library/LaunchAgents (at
+    /// login, no root needed: where PM2 writes it).
     Launchd,
 }
 
@@ -53,6 +55,8 @@ impl InitSystem {
 /// Everything a boot service file is made of.
 struct Service {
     init: InitSystem,
+    /// A launchd LaunchAgent (the user's own, at login) rather than a LaunchDaemon.
+    agent: bool,
     name: String,
     user: String,
     home: Home,
@@ -94,6 +98,7 @@ impl Service {
         let kelpie = std::env::current_exe()
             .and_then(|p| p.canonicalize())
             .context("cannot tell where the kelpie binary is")?;
+        let agent = init == InitSystem::Launchd && kelpie_sys::current_uid() != 0;
         let name = args.service_name.clone().unwrap_or_else(|| match init {
             InitSystem::Systemd => format!("kelpie-{user}"),
             InitSystem::OpenRc => "kelpie".to_string(),
@@ -101,6 +106,7 @@ impl Service {
         });
         Ok(Service {
             init,
+            agent,
             name,
             user,
             home,
@@ -130,11 +136,21 @@ impl Service {
     }
 
     fn default_dir(&self) -> PathBuf {
+        if self.agent {
+            let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("~"), PathBuf::from);
+            return home.join("Library/LaunchAgents");
+        }
         PathBuf::from(match self.init {
             InitSystem::Systemd => "/etc/systemd/system",
             InitSystem::OpenRc => "/etc/init.d",
             InitSystem::Launchd => "/Library/LaunchDaemons",
         })
+    }
+
+    /// Whether writing it needs root: every system's directory does, a user's LaunchAgents
+    /// does not.
+    fn needs_root(&self, args: &StartupArgs) -> bool {
+        kelpie_sys::current_uid() != 0 && args.dir.is_none() && !self.agent
     }
 
     fn render(&self) -> String {
@@ -206,28 +222,54 @@ impl Service {
                 path = self.path_var,
                 variables = each_variable(&|name, value| format!("export {name}=\"{value}\"\n")),
             ),
-            InitSystem::Launchd => format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-                 <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
-                 <plist version=\"1.0\">\n\
-                 <dict>\n\
-                 \x20 <key>Label</key><string>{name}</string>\n\
-                 \x20 <key>UserName</key><string>{user}</string>\n\
-                 \x20 <key>ProgramArguments</key>\n\
-                 \x20 <array><string>{kelpie}</string><string>daemon</string><string>--resurrect-if-empty</string></array>\n\
-                 \x20 <key>EnvironmentVariables</key>\n\
-                 \x20 <dict>{variables}<key>PATH</key><string>{path}</string></dict>\n\
-                 \x20 <key>RunAtLoad</key><true/>\n\
-                 \x20 <key>StandardErrorPath</key><string>{log}</string>\n\
-                 \x20 <key>KeepAlive</key><dict><key>SuccessfulExit</key><false/></dict>\n\
-                 </dict>\n\
-                 </plist>\n",
-                name = self.name,
-                user = self.user,
-                path = self.path_var,
-                variables = each_variable(&|name, value| format!("<key>{name}</key><string>{value}</string>")),
-            ),
+            InitSystem::Launchd => self.render_plist(),
         }
+    }
+
+    /// The launchd job (launchd.plist(5)): the daemon in the foreground, started at load
+    /// (boot for a LaunchDaemon, login for a LaunchAgent) and again if it ends in failure, its
+    /// output appended to kelpie.log. `AbandonProcessGroup`: when the daemon ends, launchd
+    /// leaves the rest of its process group alone (its keeper, which holds the apps' pipes for
+    /// the next daemon), as systemd's `KillMode=process` does; the apps have groups of their
+    /// own. `UserName` only for a LaunchDaemon (an agent runs as the user who loads it).
+    fn render_plist(&self) -> String {
+        let string = |value: &str| format!("<string>{}</string>", xml_escape(value));
+        let kelpie = self.kelpie.display().to_string();
+        let log = self.home.daemon_log().display().to_string();
+        let variables: String = self
+            .home
+            .environment()
+            .iter()
+            .map(|(name, value)| format!("<key>{name}</key>{}", string(&value.to_string_lossy())))
+            .collect();
+        let user = if self.agent {
+            String::new()
+        } else {
+            format!("  <key>UserName</key>{}\n", string(&self.user))
+        };
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+             <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
+             <plist version=\"1.0\">\n\
+             <dict>\n\
+             \x20 <key>Label</key>{label}\n\
+             {user}\
+             \x20 <key>ProgramArguments</key>\n\
+             \x20 <array>{kelpie}<string>daemon</string><string>--resurrect-if-empty</string></array>\n\
+             \x20 <key>EnvironmentVariables</key>\n\
+             \x20 <dict>{variables}<key>PATH</key>{path}</dict>\n\
+             \x20 <key>RunAtLoad</key><true/>\n\
+             \x20 <key>KeepAlive</key><dict><key>SuccessfulExit</key><false/></dict>\n\
+             \x20 <key>AbandonProcessGroup</key><true/>\n\
+             \x20 <key>StandardOutPath</key>{log}\n\
+             \x20 <key>StandardErrorPath</key>{log}\n\
+             </dict>\n\
+             </plist>\n",
+            label = string(&self.name),
+            kelpie = string(&kelpie),
+            path = string(&self.path_var),
+            log = string(&log),
+        )
     }
 
     /// The commands that enable (or disable) it once written.
@@ -246,6 +288,7 @@ impl Service {
             ],
             (InitSystem::OpenRc, true) => vec![words(&["rc-update", "add", &name, "default"])],
             (InitSystem::OpenRc, false) => vec![words(&["rc-update", "del", &name, "default"])],
+            // As PM2 runs them (launchctl's older verbs, which every macOS still takes).
             (InitSystem::Launchd, true) => vec![words(&["launchctl", "load", "-w", &file])],
             (InitSystem::Launchd, false) => vec![words(&["launchctl", "unload", "-w", &file])],
         }
@@ -261,7 +304,7 @@ pub(super) fn startup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let file = service.file(args);
-    if kelpie_sys::current_uid() != 0 && args.dir.is_none() {
+    if service.needs_root(args) {
         outln!("[kelpie] writing a boot service needs root. Run:\n");
         // The binary's own name, not `pm2`: the names go as a variable.
         let names = match service.home.names() {
@@ -285,6 +328,13 @@ pub(super) fn startup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
     } else {
         0o644
     };
+    // A fresh Mac has no ~/Library/LaunchAgents (PM2 #5193).
+    if service.agent {
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+    }
     kelpie_sys::atomic_write_mode(&file, text.as_bytes(), mode)
         .with_context(|| format!("cannot write {}", file.display()))?;
     outln!("[kelpie] wrote {}", file.display());
@@ -296,8 +346,9 @@ pub(super) fn startup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
         anyhow!("{e}; the file is written: run it yourself once it can work, or undo everything with `kelpie unstartup`")
     })?;
     outln!(
-        "[kelpie] {} starts the daemon at boot for {} ({}); it brings the apps back as they were, or the list saved with `kelpie save` when none is left",
+        "[kelpie] {} starts the daemon at {} for {} ({}); it brings the apps back as they were, or the list saved with `kelpie save` when none is left",
         service.name,
+        if service.agent { "login" } else { "boot" },
         service.user,
         service.home.root().display()
     );
@@ -308,7 +359,7 @@ pub(super) fn startup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
 pub(super) fn unstartup(home: &Home, args: &StartupArgs) -> Result<ExitCode> {
     let service = Service::from_args(args, home)?;
     let file = service.file(args);
-    if kelpie_sys::current_uid() != 0 && args.dir.is_none() {
+    if service.needs_root(args) {
         outln!(
             "[kelpie] removing a boot service needs root. Run:\n\nsudo {} unstartup {} -u {}",
             service.kelpie.display(),
@@ -342,6 +393,21 @@ fn platform_word(init: InitSystem) -> &'static str {
         InitSystem::OpenRc => "openrc",
         InitSystem::Launchd => "launchd",
     }
+}
+
+/// `text` as XML character data: a path or a variable with `&` or `<` must not end the plist.
+fn xml_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
 }
 
 /// Run each command; the first failure stops and says which.
@@ -387,6 +453,7 @@ mod tests {
     fn service(init: InitSystem) -> Service {
         Service {
             init,
+            agent: false,
             name: "kelpie-www".into(),
             user: "www".into(),
             home: Home::at("/home/www/.kelpie".into()),
@@ -426,5 +493,27 @@ mod tests {
         let plist = service(InitSystem::Launchd).render();
         assert!(plist.contains("<string>/usr/local/bin/kelpie</string><string>daemon</string>"));
         assert!(plist.contains("<key>KELPIE_HOME</key><string>/home/www/.kelpie</string>"));
+        assert!(plist.contains("<key>UserName</key><string>www</string>"));
+        let agent = Service {
+            agent: true,
+            ..service(InitSystem::Launchd)
+        };
+        assert!(
+            !agent.render().contains("UserName"),
+            "an agent runs as its user"
+        );
+    }
+
+    #[test]
+    fn plist_values_are_escaped() {
+        let odd = Service {
+            kelpie: "/opt/a&b/<kelpie>".into(),
+            ..service(InitSystem::Launchd)
+        };
+        let plist = odd.render();
+        assert!(
+            plist.contains("<string>/opt/a&amp;b/&lt;kelpie&gt;</string>"),
+            "{plist}"
+        );
     }
 }

@@ -150,3 +150,97 @@ fn unstartup_removes_the_service_even_when_the_service_manager_cannot_be_reached
         "unstartup's own words: {said}"
     );
 }
+
+/// The launchd job, read back by a real property-list parser (Python's `plistlib`, which
+/// reads the XML format launchd reads), and its keys against launchd.plist(5): the types
+/// launchd expects of each, the daemon in the foreground with the home, the log appended to.
+#[test]
+fn the_launchd_plist_parses_and_has_the_keys_launchd_documents() {
+    let k = kelpie();
+    let dir = tempfile::tempdir().expect("plist dir");
+    let dir_arg = dir.path().to_str().expect("utf-8");
+    let name = "dev.kelpie.test&co";
+    k.ok(&[
+        "startup",
+        "launchd",
+        "--dir",
+        dir_arg,
+        "--service-name",
+        name,
+    ]);
+    let plist = dir.path().join(format!("{name}.plist"));
+    // Each key with its value as JSON, the value's Python type beside it.
+    let script = r#"
+import json, plistlib, sys
+with open(sys.argv[1], 'rb') as f:
+    job = plistlib.load(f)
+print(json.dumps({k: [type(v).__name__, v] for k, v in job.items()}))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&plist)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let typed = |key: &str, kind: &str| -> serde_json::Value {
+        let entry = &job[key];
+        assert_eq!(
+            entry[0], kind,
+            "{key} is a {kind} in launchd.plist(5): {job}"
+        );
+        entry[1].clone()
+    };
+    assert_eq!(typed("Label", "str"), name, "escaped and read back whole");
+    let arguments = typed("ProgramArguments", "list");
+    assert_eq!(arguments[1], "daemon");
+    assert_eq!(arguments[2], "--resurrect-if-empty");
+    assert!(std::path::Path::new(arguments[0].as_str().expect("a path")).is_absolute());
+    assert_eq!(typed("RunAtLoad", "bool"), true);
+    assert_eq!(typed("AbandonProcessGroup", "bool"), true);
+    assert_eq!(typed("KeepAlive", "dict")["SuccessfulExit"], false);
+    let log = format!("{}/kelpie.log", k.home().display());
+    assert_eq!(typed("StandardOutPath", "str"), log);
+    assert_eq!(typed("StandardErrorPath", "str"), log);
+    let environment = typed("EnvironmentVariables", "dict");
+    assert_eq!(environment["KELPIE_HOME"], k.home().display().to_string());
+    assert!(environment["PATH"].is_string());
+    // As root, a LaunchDaemon for the user named; as anyone else, the user's own LaunchAgent,
+    // which names no user (it runs as the one who loads it).
+    let uid = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .expect("id");
+    if String::from_utf8_lossy(&uid.stdout).trim() == "0" {
+        assert_eq!(typed("UserName", "str"), "root");
+    } else {
+        assert!(job.get("UserName").is_none(), "{job}");
+    }
+    let known = [
+        "Label",
+        "UserName",
+        "ProgramArguments",
+        "EnvironmentVariables",
+        "RunAtLoad",
+        "KeepAlive",
+        "AbandonProcessGroup",
+        "StandardOutPath",
+        "StandardErrorPath",
+    ];
+    for key in job.as_object().expect("a dict").keys() {
+        assert!(known.contains(&key.as_str()), "{key} is not a launchd key");
+    }
+    k.ok(&[
+        "unstartup",
+        "launchd",
+        "--dir",
+        dir_arg,
+        "--service-name",
+        name,
+    ]);
+    assert!(!plist.exists());
+}
