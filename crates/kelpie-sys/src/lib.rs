@@ -45,6 +45,8 @@ mod handoff;
 mod host;
 mod limits;
 mod localtime;
+#[cfg(target_os = "macos")]
+mod macos;
 mod memory;
 mod notify_socket;
 mod pipes;

@@ -30,12 +30,17 @@ pub fn process_directory(pid: u32) -> Option<PathBuf> {
 
 /// The pids of every process of the system (of this pid namespace).
 pub fn all_pids() -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .collect()
+    #[cfg(target_os = "macos")]
+    return crate::macos::libproc::all_pids();
+    #[cfg(not(target_os = "macos"))]
+    {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .collect()
+    }
 }
 
 /// This machine's name.
@@ -96,12 +101,17 @@ pub fn stderr_is_removed(path: &Path) -> bool {
 /// Time since boot in clock ticks (the unit of process start times, see
 /// [`crate::sample_process`]).
 pub fn ticks_since_boot() -> u64 {
-    let mut text = String::new();
-    let seconds = crate::read_small_file("/proc/uptime", &mut text)
-        .ok()
-        .and_then(|()| text.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    (seconds * crate::clock_ticks_per_second() as f64) as u64
+    #[cfg(target_os = "macos")]
+    return crate::macos::libproc::ticks_since_boot();
+    #[cfg(not(target_os = "macos"))]
+    {
+        let mut text = String::new();
+        let seconds = crate::read_small_file("/proc/uptime", &mut text)
+            .ok()
+            .and_then(|()| text.split_whitespace().next()?.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        (seconds * crate::clock_ticks_per_second() as f64) as u64
+    }
 }
 
 /// Whether a process of process group `pgid` holds a TCP socket listening on `port` (IPv4 or

@@ -33,42 +33,76 @@ pub struct ProcessEntry {
 /// Every process of the system (of this pid namespace), read from `/proc/*/stat` in one pass.
 /// Processes that end during the scan are left out. Blocking: call it off the async workers.
 pub fn scan_processes() -> std::io::Result<Vec<ProcessEntry>> {
-    let mut entries = Vec::new();
-    // One buffer for every read: a scan of 1000 processes then allocates once.
-    let mut text = String::with_capacity(512);
-    let mut path = String::with_capacity(32);
-    for dirent in std::fs::read_dir("/proc")? {
-        let Ok(dirent) = dirent else { continue };
-        let name = dirent.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        path.clear();
-        path.push_str("/proc/");
-        path.push_str(name.to_str().unwrap_or_default());
-        path.push_str("/stat");
-        text.clear();
-        let read = std::fs::File::open(&path)
-            .and_then(|mut file| std::io::Read::read_to_string(&mut file, &mut text));
-        if read.is_err() {
-            continue;
+    #[cfg(target_os = "macos")]
+    return Ok(crate::macos::libproc::all_pids()
+        .into_iter()
+        .filter_map(|pid| {
+            let sample = crate::macos::libproc::sample(pid)?;
+            Some(ProcessEntry { pid, sample })
+        })
+        .collect());
+    #[cfg(not(target_os = "macos"))]
+    {
+        let mut entries = Vec::new();
+        // One buffer for every read: a scan of 1000 processes then allocates once.
+        let mut text = String::with_capacity(512);
+        let mut path = String::with_capacity(32);
+        for dirent in std::fs::read_dir("/proc")? {
+            let Ok(dirent) = dirent else { continue };
+            let name = dirent.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            path.clear();
+            path.push_str("/proc/");
+            path.push_str(name.to_str().unwrap_or_default());
+            path.push_str("/stat");
+            text.clear();
+            let read = std::fs::File::open(&path)
+                .and_then(|mut file| std::io::Read::read_to_string(&mut file, &mut text));
+            if read.is_err() {
+                continue;
+            }
+            if let Some(sample) = parse_stat(&text) {
+                entries.push(ProcessEntry { pid, sample });
+            }
         }
-        if let Some(sample) = parse_stat(&text) {
-            entries.push(ProcessEntry { pid, sample });
-        }
+        Ok(entries)
     }
-    Ok(entries)
 }
 
 /// A process's `/proc/<pid>/stat`, kept open to be read again each second without a path
 /// lookup (a `pread` at 0 makes the kernel write it anew). Bound to that process: once it has
 /// ended, reads fail, even if its pid is used again.
+///
+/// On macOS there is no such file: it is the pid and its start time, and each read asks
+/// libproc (a read of a later process given the same pid fails, as the file's would).
 pub struct StatFile {
+    #[cfg(not(target_os = "macos"))]
     file: std::fs::File,
+    #[cfg(target_os = "macos")]
+    process: (u32, u64),
 }
 
 impl StatFile {
     /// Open it; `None` when the process is gone (or the descriptor cannot be had).
+    #[cfg(target_os = "macos")]
+    pub fn open(pid: u32) -> Option<StatFile> {
+        let started = crate::macos::libproc::sample(pid)?.start_ticks;
+        Some(StatFile {
+            process: (pid, started),
+        })
+    }
+
+    /// Read it now; `None` once the process is gone.
+    #[cfg(target_os = "macos")]
+    pub fn read(&self, _: &mut Vec<u8>) -> Option<ProcessSample> {
+        let (pid, started) = self.process;
+        crate::macos::libproc::sample(pid).filter(|sample| sample.start_ticks == started)
+    }
+
+    /// Open it; `None` when the process is gone (or the descriptor cannot be had).
+    #[cfg(not(target_os = "macos"))]
     pub fn open(pid: u32) -> Option<StatFile> {
         std::fs::File::open(format!("/proc/{pid}/stat"))
             .ok()
@@ -76,6 +110,7 @@ impl StatFile {
     }
 
     /// Read it now, into `buffer` (reused across reads); `None` once the process is gone.
+    #[cfg(not(target_os = "macos"))]
     pub fn read(&self, buffer: &mut Vec<u8>) -> Option<ProcessSample> {
         use std::os::unix::fs::FileExt;
         buffer.resize(1024, 0);
@@ -87,20 +122,25 @@ impl StatFile {
 /// The children of `pid`, from each of its threads' `/proc/<pid>/task/<tid>/children`
 /// (a child belongs to the thread that forked it). Empty when the process is gone.
 pub fn children_of(pid: u32) -> Vec<u32> {
-    let mut children = Vec::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return children;
-    };
-    for task in tasks.flatten() {
-        let Ok(list) = std::fs::read_to_string(task.path().join("children")) else {
-            continue;
+    #[cfg(target_os = "macos")]
+    return crate::macos::libproc::children_of(pid);
+    #[cfg(not(target_os = "macos"))]
+    {
+        let mut children = Vec::new();
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return children;
         };
-        children.extend(
-            list.split_whitespace()
-                .filter_map(|n| n.parse::<u32>().ok()),
-        );
+        for task in tasks.flatten() {
+            let Ok(list) = std::fs::read_to_string(task.path().join("children")) else {
+                continue;
+            };
+            children.extend(
+                list.split_whitespace()
+                    .filter_map(|n| n.parse::<u32>().ok()),
+            );
+        }
+        children
     }
-    children
 }
 
 /// Bytes per memory page (from the auxiliary vector the kernel gave this program).
@@ -146,12 +186,18 @@ pub fn read_small_file(path: &str, text: &mut String) -> std::io::Result<()> {
 }
 
 pub fn sample_process(pid: u32) -> Option<ProcessSample> {
-    // One read: the kernel writes the whole line at once. `read_to_string` would stat the file
-    // (a size of 0) and read it in growing pieces: six system calls more, for each process the
-    // persister records and each one the monitor meets.
-    StatFile::open(pid)?.read(&mut Vec::new())
+    #[cfg(target_os = "macos")]
+    return crate::macos::libproc::sample(pid);
+    #[cfg(not(target_os = "macos"))]
+    {
+        // One read: the kernel writes the whole line at once. `read_to_string` would stat the file
+        // (a size of 0) and read it in growing pieces: six system calls more, for each process the
+        // persister records and each one the monitor meets.
+        StatFile::open(pid)?.read(&mut Vec::new())
+    }
 }
 
+#[cfg(not(target_os = "macos"))]
 fn parse_stat(stat: &str) -> Option<ProcessSample> {
     // The command name (field 2) may contain spaces and parentheses: fields are counted from
     // the last ')'. `rest` starts at field 3 (state); read in one pass, without allocating (the

@@ -43,7 +43,15 @@ struct Watched {
 struct Watcher {
     watched: Mutex<Watched>,
     /// Written to (one byte, never blocking) to wake the thread: by the SIGCHLD handler, and
-    /// when a process that is not a child is added.
+    /// when a process that is not a child is added. Kept open for the handler, which writes to
+    /// its number.
+    #[cfg_attr(
+        target_os = "macos",
+        expect(
+            dead_code,
+            reason = "macOS adds no process to poll: only the handler writes"
+        )
+    )]
     wake: OwnedFd,
 }
 
@@ -86,21 +94,34 @@ pub(crate) fn watch_exit(pid: u32) -> io::Result<OwnedFd> {
             );
         }
         None => {
-            let Some(started) = alive_since(pid) else {
-                return Ok(read);
-            };
-            watched.others.insert(
-                pid,
-                Watch {
-                    _write: write,
-                    started: Some(started),
-                },
-            );
             drop(watched);
-            // The thread may be asleep with no timeout: it polls from now on.
-            wake(&watcher.wake);
+            return watch_other(watcher, pid, read, write);
         }
     }
+    Ok(read)
+}
+
+/// A process that is not a child: macOS watches it with kqueue (`macos/exit_event.rs`);
+/// elsewhere the thread polls it. `read` and `write` are the watch's pipe.
+#[cfg(target_os = "macos")]
+fn watch_other(_: &Watcher, pid: u32, read: OwnedFd, _: OwnedFd) -> io::Result<OwnedFd> {
+    Ok(crate::macos::exit_event::watch(pid)?.unwrap_or(read))
+}
+
+#[cfg(not(target_os = "macos"))]
+fn watch_other(watcher: &Watcher, pid: u32, read: OwnedFd, write: OwnedFd) -> io::Result<OwnedFd> {
+    let Some(started) = alive_since(pid) else {
+        return Ok(read);
+    };
+    lock(&watcher.watched).others.insert(
+        pid,
+        Watch {
+            _write: write,
+            started: Some(started),
+        },
+    );
+    // The thread may be asleep with no timeout: it polls from now on.
+    wake(&watcher.wake);
     Ok(read)
 }
 
@@ -110,6 +131,7 @@ fn child_state(pid: u32) -> Option<bool> {
     crate::child_has_ended(pid).ok()
 }
 
+#[cfg(not(target_os = "macos"))]
 fn wake(fd: &OwnedFd) {
     // Full means a wake-up is pending already.
     let _ = rustix::io::write(fd, &[1]);
