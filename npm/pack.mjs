@@ -121,7 +121,14 @@ function binaryFormat(file) {
     const libc = interpreter === null || interpreter.includes('ld-musl') ? 'musl' : 'glibc';
     return { os: 'linux', cpu: machine || 'unknown', libc, interpreter };
   }
-  return { error: 'not a 64-bit ELF executable (kelpie is built for Linux only)' };
+  // Mach-O, 64-bit, little-endian (MH_MAGIC_64 as written by both darwin targets).
+  if (bytes.length >= 32 && bytes.readUInt32LE(0) === 0xfeedfacf) {
+    const machine = { 0x01000007: 'x64', 0x0100000c: 'arm64' }[bytes.readUInt32LE(4)];
+    const fileType = bytes.readUInt32LE(12);
+    if (fileType !== 2 /* MH_EXECUTE */) return { error: 'a Mach-O file that is not an executable' };
+    return { os: 'darwin', cpu: machine || 'unknown', libc: null, interpreter: null };
+  }
+  return { error: 'not a 64-bit ELF or Mach-O executable (kelpie is built for Linux and macOS)' };
 }
 
 /** Refuse a binary that is not for `key`'s platform or not of `version`. */
@@ -132,9 +139,10 @@ function checkBinary(key, file, version) {
   const expected = { os: platform.os, cpu: platform.cpu, libc: platform.libc };
   for (const field of ['os', 'cpu', 'libc']) {
     if (format[field] !== expected[field]) {
+      const libc = format.libc === null ? '' : ` (${format.libc})`;
       throw new Refusal(
-        `--binary ${key}=${file}: built for ${format.os} ${format.cpu}` +
-          ` (${format.libc}), not ${platform.description}`
+        `--binary ${key}=${file}: built for ${format.os} ${format.cpu}${libc}, not ` +
+          `${platform.description}`
       );
     }
   }
@@ -194,7 +202,7 @@ function stagePlatform(dir, key, binary, version) {
     license: 'MIT OR Apache-2.0',
     os: [platform.os],
     cpu: [platform.cpu],
-    libc: [platform.libc],
+    ...(platform.libc === null ? {} : { libc: [platform.libc] }),
     files: ['bin/kelpie'],
     // Yarn's Plug'n'Play must unpack it: a binary is run from the disk.
     preferUnplugged: true,

@@ -10,15 +10,16 @@ const BINARY_ENV = 'KELPIE_BINARY';
 
 /**
  * Every platform kelpie is published for: the key used by npm/pack.mjs, the package carrying the
- * binary, and the `os`, `cpu` and `libc` fields npm matches against the machine. Linux only:
- * kelpie supervises through Linux's own interfaces (pidfd, cgroups, /proc, clone3) and does not
- * build for macOS or Windows.
+ * binary, and the `os`, `cpu` and `libc` fields npm matches against the machine (macOS has no
+ * libc variants: `libc` null). Linux and macOS; Windows is not built (docs/platforms.md).
  */
 const PLATFORMS = {
   'linux-x64-gnu': { os: 'linux', cpu: 'x64', libc: 'glibc', description: 'Linux x64 (glibc)' },
   'linux-x64-musl': { os: 'linux', cpu: 'x64', libc: 'musl', description: 'Linux x64 (musl)' },
   'linux-arm64-gnu': { os: 'linux', cpu: 'arm64', libc: 'glibc', description: 'Linux arm64 (glibc)' },
   'linux-arm64-musl': { os: 'linux', cpu: 'arm64', libc: 'musl', description: 'Linux arm64 (musl)' },
+  'darwin-arm64': { os: 'darwin', cpu: 'arm64', libc: null, description: 'macOS arm64 (Apple silicon)' },
+  'darwin-x64': { os: 'darwin', cpu: 'x64', libc: null, description: 'macOS x64 (Intel)' },
 };
 
 /** The npm package that carries the binary of the platform `key`. */
@@ -80,11 +81,11 @@ function binaryPath() {
   const key = platformKey();
   if (key === null) {
     const supported = Object.keys(PLATFORMS).join(', ');
-    if (process.platform !== 'linux') {
+    if (process.platform !== 'linux' && process.platform !== 'darwin') {
       throw new Error(
-        `kelpie runs on Linux only (it supervises apps through Linux's pidfd, cgroups and ` +
-          `/proc), and this is ${process.platform}: run it in a Linux container or VM, for ` +
-          `example from the Dockerfile in Kelpie's repository. It is published for ${supported}.`
+        `kelpie runs on Linux and macOS, and this is ${process.platform}: run it in WSL or a ` +
+          `Linux container, for example from the Dockerfile in Kelpie's repository. It is ` +
+          `published for ${supported}.`
       );
     }
     throw new Error(

@@ -330,22 +330,40 @@ fn without_its_platform_package_the_launcher_names_it_and_kelpie_binary_override
         text(&out.stderr)
     );
 
-    // On macOS (here: the launcher's Node told so by a preloaded script), it says that kelpie
-    // runs on Linux only and where to run it, rather than how to build a binary that cannot be.
-    let macos = scratch.path().join("as-macos.js");
-    std::fs::write(
-        &macos,
-        "Object.defineProperty(process, 'platform', { value: 'darwin' });\n",
-    )
-    .expect("write the preload");
-    let out = launcher(&prefix, &k, &["--version"])
-        .env("NODE_OPTIONS", format!("--require {}", macos.display()))
-        .output()
-        .expect("run");
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // The launcher's platform table, seen from other systems (the launcher's Node told so by a
+    // preloaded script): on macOS it looks for the darwin package of the machine's
+    // architecture; on Windows, which is not built, it says where kelpie runs instead.
+    let as_platform = |platform: &str, arch: &str| -> (Option<i32>, String) {
+        let preload = scratch.path().join(format!("as-{platform}-{arch}.js"));
+        std::fs::write(
+            &preload,
+            format!(
+                "Object.defineProperty(process, 'platform', {{ value: '{platform}' }});\n\
+                 Object.defineProperty(process, 'arch', {{ value: '{arch}' }});\n"
+            ),
+        )
+        .expect("write the preload");
+        let out = launcher(&prefix, &k, &["--version"])
+            .env("NODE_OPTIONS", format!("--require {}", preload.display()))
+            .output()
+            .expect("run");
+        (out.status.code(), text(&out.stderr))
+    };
+    for (arch, package) in [
+        ("arm64", "@kelpie/darwin-arm64"),
+        ("x64", "@kelpie/darwin-x64"),
+    ] {
+        let (code, stderr) = as_platform("darwin", arch);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(
+            stderr.contains(package) && stderr.contains("--omit=optional"),
+            "macOS {arch}: {stderr}"
+        );
+    }
+    let (code, stderr) = as_platform("win32", "x64");
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("Linux only") && stderr.contains("darwin") && stderr.contains("container"),
+        stderr.contains("Linux and macOS") && stderr.contains("win32") && stderr.contains("WSL"),
         "{stderr}"
     );
 }
@@ -489,16 +507,24 @@ fn pack_refuses_a_binary_of_another_platform_or_version() {
         "{stderr}"
     );
 
-    // Kelpie is built for Linux only: there is no macOS or Windows package to pack.
-    for unknown in ["windows-x64", "darwin-arm64"] {
-        let out = pack(&format!("{unknown}=/bin/sh"));
-        assert_eq!(out.status.code(), Some(1));
+    // A Linux binary is not a macOS one.
+    for darwin in ["darwin-arm64", "darwin-x64"] {
+        let out = pack(&format!("{darwin}={binary}"));
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(
-            text(&out.stderr).contains(&format!("unknown platform `{unknown}`")),
-            "{}",
-            text(&out.stderr)
+            stderr.contains("built for linux") && stderr.contains("not macOS"),
+            "{stderr}"
         );
     }
+    // Windows is not built: there is no package to pack.
+    let out = pack(&format!("windows-x64={binary}"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unknown platform `windows-x64`"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(
         !out_dir.exists(),
         "a refused pack wrote {}",
