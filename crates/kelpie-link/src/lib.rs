@@ -113,9 +113,11 @@ pub struct ProcessLink {
     ipc_task: Option<crate::tasks::Owned<()>>,
     /// Where the notify thread sends what the process says there (once it is known by pid).
     registration: Option<notify::Registration>,
-    /// The process's own notify socket, handed over by a daemon from before the shared one
-    /// (also read by the notify thread).
+    /// The process's own notify socket: the portable backend's (see [`ProcessLink::open`]), or
+    /// one handed over by a daemon from before the shared one (also read by the notify thread).
     dedicated: Option<Arc<OwnedFd>>,
+    /// The file of a dedicated socket this daemon bound, removed with the link.
+    socket_file: Option<notify::SocketFile>,
     /// A second descriptor of the IPC channel's end (read and written by tasks), for a
     /// hand-over, and the one the keeper is given a copy of.
     ipc_fd: Option<Arc<OwnedFd>>,
@@ -141,8 +143,15 @@ impl ProcessLink {
         claims: Option<Arc<ClaimedSockets>>,
     ) -> std::io::Result<(ProcessLink, ChildEnds)> {
         let mut ends = ChildEnds::default();
-        ends.env
-            .push(("NOTIFY_SOCKET".into(), notify::socket_name()?));
+        // The portable backend's shared socket cannot tell senders apart: each process has its
+        // own there (docs/platforms.md, "Readiness").
+        let (notify_name, dedicated, socket_file) = if kelpie_sys::platform::portable() {
+            let (path, socket, file) = notify::dedicated_socket()?;
+            (path, Some(socket), Some(file))
+        } else {
+            (notify::socket_name()?, None, None)
+        };
+        ends.env.push(("NOTIFY_SOCKET".into(), notify_name));
         let ipc = match ipc_fd {
             Some(fd) => {
                 let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
@@ -154,14 +163,15 @@ impl ProcessLink {
             }
             None => None,
         };
-        let link = ProcessLink::resume(
+        let mut link = ProcessLink::resume(
             LinkFds {
-                notify: None,
+                notify: dedicated,
                 ipc,
                 sdk: kelpie_core::SdkState::default(),
             },
             claims,
         )?;
+        link.socket_file = socket_file;
         Ok((link, ends))
     }
 
@@ -180,6 +190,7 @@ impl ProcessLink {
             ipc_task: None,
             registration: None,
             dedicated: fds.notify.map(Arc::new),
+            socket_file: None,
             ipc_fd: fds
                 .ipc
                 .as_ref()
@@ -242,6 +253,9 @@ impl ProcessLink {
 
     /// Stop reading and give the sockets up, for the next daemon.
     pub fn into_fds(mut self) -> std::io::Result<LinkFds> {
+        if let Some(file) = self.socket_file.take() {
+            file.keep();
+        }
         let sdk = self
             .sdk
             .lock()

@@ -105,17 +105,70 @@ pub(super) fn socket_name() -> std::io::Result<String> {
 /// socket is a file, in a directory of its own under the system's temporary directory (made
 /// here, so no other user's file is ever bound over; others may only pass through it).
 fn own_socket_name() -> std::io::Result<String> {
-    let tag = format!("{}-{:x}", std::process::id(), crate::clock::daemon_tag());
     if !kelpie_sys::platform::portable() {
+        let tag = format!("{}-{:x}", std::process::id(), crate::clock::daemon_tag());
         return Ok(format!("kelpie/{tag}/notify"));
     }
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = std::env::temp_dir().join(format!("kelpie-{tag}"));
-    std::fs::DirBuilder::new().mode(0o711).create(&dir)?;
-    dir.join("notify")
+    socket_path("notify")
+}
+
+/// The portable backend's directory of notify sockets: under the system's temporary directory,
+/// made by this daemon (so no other user's file is ever bound over; others may only pass
+/// through it to send).
+fn socket_dir() -> std::io::Result<&'static std::path::Path> {
+    static DIR: OnceLock<Result<std::path::PathBuf, String>> = OnceLock::new();
+    let made = DIR.get_or_init(|| {
+        use std::os::unix::fs::DirBuilderExt;
+        let tag = format!("{}-{:x}", std::process::id(), crate::clock::daemon_tag());
+        let dir = std::env::temp_dir().join(format!("kelpie-{tag}"));
+        std::fs::DirBuilder::new()
+            .mode(0o711)
+            .create(&dir)
+            .map(|()| dir)
+            .map_err(|e| e.to_string())
+    });
+    made.as_deref().map_err(|e| {
+        std::io::Error::other(format!("cannot make the notify sockets' directory: {e}"))
+    })
+}
+
+fn socket_path(name: &str) -> std::io::Result<String> {
+    socket_dir()?
+        .join(name)
         .into_os_string()
         .into_string()
         .map_err(|_| std::io::Error::other("the temporary directory's path is not UTF-8"))
+}
+
+/// A notify socket of one process's own, for the portable backend (whose shared socket cannot
+/// tell senders apart): bound at a new path, which the returned [`SocketFile`] removes when
+/// dropped. Read once the process is registered ([`register`], as a dedicated socket).
+pub(super) fn dedicated_socket() -> std::io::Result<(String, OwnedFd, SocketFile)> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = socket_path(&format!("{n}.sock"))?;
+    let socket = kelpie_sys::bind_notify_socket(&path)?;
+    Ok((path.clone(), socket, SocketFile(Some(path.into()))))
+}
+
+/// A dedicated notify socket's file, removed when dropped (the process has ended) unless
+/// [`SocketFile::keep`] handed it on to the next daemon.
+#[derive(Debug)]
+pub(super) struct SocketFile(Option<std::path::PathBuf>);
+
+impl SocketFile {
+    /// Leave the file in place: the socket goes to the next daemon, with the process.
+    pub(super) fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Read the shared sockets the daemon this one replaced handed over (its processes keep

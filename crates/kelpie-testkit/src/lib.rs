@@ -336,7 +336,7 @@ pub const PORTABLE_DIFFERENCES: &[&str] = &[
     "max_processes",
     "Logs across a daemon",
     "reuse_port",
-    "Readiness",
+    "Descriptors per app",
     "File watching",
     "Spawning with thousands of descriptors open",
 ];
