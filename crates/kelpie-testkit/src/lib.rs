@@ -339,6 +339,7 @@ pub const PORTABLE_DIFFERENCES: &[&str] = &[
     "Descriptors per app",
     "File watching",
     "Spawning with thousands of descriptors open",
+    "The daemon's threads on one CPU",
 ];
 
 /// Whether the daemons this test starts run Linux's own backend. Under the portable one

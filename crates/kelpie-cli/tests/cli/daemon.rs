@@ -340,6 +340,9 @@ fn threads_cpus(pid: u32) -> Vec<Vec<u32>> {
 /// (`kelpie update`), which then keeps its own threads on one CPU again.
 #[test]
 fn the_daemon_keeps_to_one_cpu_and_what_it_starts_gets_every_cpu_it_was_given() {
+    if !kelpie_testkit::linux_backend_only("The daemon's threads on one CPU") {
+        return;
+    }
     let k = kelpie();
     let given =
         allowed_cpus(&std::fs::read_to_string("/proc/self/status").expect("our own status"));
