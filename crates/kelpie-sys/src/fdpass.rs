@@ -197,12 +197,7 @@ pub fn recv_with_fds(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usiz
         rustix::net::recvmsg(socket, &mut iov, &mut control, cmsg_cloexec())
     })?;
     // Take every descriptor that came, so that those of a refused message are closed.
-    let mut fds = Vec::new();
-    for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(rights) = message {
-            fds.extend(rights);
-        }
-    }
+    let fds = received_fds(&mut control);
     // rustix's buffer has a little more room than the descriptors need (for its alignment):
     // more than MAX_FDS_PER_MESSAGE may then fit, and are refused all the same.
     if received
@@ -216,6 +211,17 @@ pub fn recv_with_fds(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usiz
         ));
     }
     Ok((received.bytes, fds))
+}
+
+/// Every descriptor a received message carried (owned from here: closed if dropped).
+pub(crate) fn received_fds(control: &mut RecvAncillaryBuffer<'_>) -> Vec<OwnedFd> {
+    let mut fds = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(rights) = message {
+            fds.extend(rights);
+        }
+    }
+    fds
 }
 
 /// `MSG_CMSG_CLOEXEC`, which only Linux's sequenced-packet path uses (the portable one marks

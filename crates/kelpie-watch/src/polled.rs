@@ -10,10 +10,8 @@
 //! (a project of 5 000 files: a few milliseconds of CPU per walk).
 
 use super::burst::Burst;
-use super::rules::{normalize, real_path, Rules};
-use super::{
-    drain, Command, WatchBurst, WatchError, WatchSettings, HOLD_FACTOR, MAX_DELAY, MAX_HOLD,
-};
+use super::rules::{real_path, Prepared, Rules};
+use super::{drain, Command, WatchBurst, WatchError, WatchSettings};
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
@@ -221,15 +219,12 @@ fn start_app(
     settings: WatchSettings,
     changes: UnboundedSender<WatchBurst>,
 ) -> Result<PolledApp, WatchError> {
-    if settings.paths.is_empty() {
-        return Err(WatchError::NoPath);
-    }
-    let rules = Rules::new(&settings)?;
-    let roots: Vec<PathBuf> = settings
-        .paths
-        .iter()
-        .map(|path| normalize(&settings.cwd.join(path)))
-        .collect();
+    let Prepared {
+        rules,
+        roots,
+        delay,
+        hold,
+    } = Prepared::new(&settings)?;
     for root in &roots {
         if rules.is_never(root, &real_path(root)) {
             return Err(WatchError::Never {
@@ -237,12 +232,11 @@ fn start_app(
             });
         }
     }
-    let delay = settings.delay.min(MAX_DELAY);
     let mut app = PolledApp {
         rules,
         roots,
         delay,
-        hold: delay.saturating_mul(HOLD_FACTOR).min(MAX_HOLD).max(delay),
+        hold,
         changes,
         seen: BTreeMap::new(),
         burst: None,

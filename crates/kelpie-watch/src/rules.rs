@@ -19,6 +19,40 @@ pub(super) fn real_path(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// What both watchers make of an app's settings: its rules, its roots (lexically normalized),
+/// its quiet period and its longest hold (see "Bursts").
+pub(super) struct Prepared {
+    pub(super) rules: Rules,
+    pub(super) roots: Vec<PathBuf>,
+    pub(super) delay: std::time::Duration,
+    pub(super) hold: std::time::Duration,
+}
+
+impl Prepared {
+    pub(super) fn new(settings: &WatchSettings) -> Result<Prepared, WatchError> {
+        if settings.paths.is_empty() {
+            return Err(WatchError::NoPath);
+        }
+        let rules = Rules::new(settings)?;
+        let roots = settings
+            .paths
+            .iter()
+            .map(|path| normalize(&settings.cwd.join(path)))
+            .collect();
+        let delay = settings.delay.min(super::MAX_DELAY);
+        let hold = delay
+            .saturating_mul(super::HOLD_FACTOR)
+            .min(super::MAX_HOLD)
+            .max(delay);
+        Ok(Prepared {
+            rules,
+            roots,
+            delay,
+            hold,
+        })
+    }
+}
+
 /// What an app never watches.
 pub(super) struct Rules {
     pub(super) cwd: PathBuf,

@@ -2,10 +2,9 @@
 //! that watch it, the apps' views of their trees, and the bursts being gathered.
 
 use super::burst::Burst;
-use super::rules::{normalize, real_path, Rules};
+use super::rules::{real_path, Prepared, Rules};
 use super::{
     add_error, change_mask, is_limit, Command, RawEvent, WatchBurst, WatchError, WatchSettings,
-    HOLD_FACTOR, MAX_DELAY, MAX_HOLD,
 };
 use inotify::{EventMask, WatchDescriptor, WatchMask, Watches};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -98,17 +97,12 @@ impl Watcher {
         settings: WatchSettings,
         changes: UnboundedSender<WatchBurst>,
     ) -> Result<u64, WatchError> {
-        if settings.paths.is_empty() {
-            return Err(WatchError::NoPath);
-        }
-        let rules = Rules::new(&settings)?;
-        let roots: Vec<PathBuf> = settings
-            .paths
-            .iter()
-            .map(|path| normalize(&settings.cwd.join(path)))
-            .collect();
-        let delay = settings.delay.min(MAX_DELAY);
-        let hold = delay.saturating_mul(HOLD_FACTOR).min(MAX_HOLD).max(delay);
+        let Prepared {
+            rules,
+            roots,
+            delay,
+            hold,
+        } = Prepared::new(&settings)?;
         let id = self.next_id;
         self.next_id += 1;
         let mut app = App {

@@ -9,8 +9,8 @@
 //! closed sequenced-packet one would be.
 
 use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketType,
+    AddressFamily, RecvAncillaryBuffer, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage,
+    SendFlags, SocketAddrUnix, SocketType,
 };
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
@@ -132,12 +132,7 @@ pub(crate) fn recv(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize,
             rustix::net::recvmsg(socket, &mut iov, &mut control, RecvFlags::empty())
         })?
     };
-    let mut fds = Vec::new();
-    for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(rights) = message {
-            fds.extend(rights);
-        }
-    }
+    let fds = crate::fdpass::received_fds(&mut control);
     // Close-on-exec, as `MSG_CMSG_CLOEXEC` would have made them: under the fork lock.
     making_descriptors(|| fds.iter().try_for_each(|fd| set_flags(fd.as_fd(), false)))?;
     if got.bytes == 0 {

@@ -62,17 +62,22 @@ fn write_out(kept: &mut Vec<u8>, to: BorrowedFd<'_>, len: usize) -> io::Result<u
     Ok(n)
 }
 
+/// What a look or a move that found nothing says: the pipe's end (`Ok(0)`), or nothing yet.
+fn nothing(ended: bool) -> io::Result<usize> {
+    if ended {
+        Ok(0)
+    } else {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+}
+
 /// [`crate::peek_pipe`]: copy up to `len` bytes of `from`'s head into `to`, keeping them as
 /// `from`'s.
 pub(crate) fn peek(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
     with_taken(from, |kept| {
         let ended = top_up(from, kept, len)?;
         if kept.is_empty() {
-            return if ended {
-                Ok(0)
-            } else {
-                Err(io::ErrorKind::WouldBlock.into())
-            };
+            return nothing(ended);
         }
         // A copy: what is kept stays kept.
         let head = &kept[..len.min(kept.len())];
@@ -86,11 +91,7 @@ pub(crate) fn take(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::
         if kept.is_empty() {
             let ended = top_up(from, kept, len)?;
             if kept.is_empty() {
-                return if ended {
-                    Ok(0)
-                } else {
-                    Err(io::ErrorKind::WouldBlock.into())
-                };
+                return nothing(ended);
             }
         }
         write_out(kept, to, len)
