@@ -45,6 +45,9 @@ pub(super) fn first_difference(got: &[u8], expected: &[u8]) -> String {
 
 #[test]
 fn a_burst_through_repeated_daemon_kills_reaches_its_file_once_and_in_order() {
+    if !kelpie_testkit::linux_backend_only("Logs across a daemon") {
+        return;
+    }
     let _heavy = heavy();
     let k = kelpie();
     // Block-buffered (64 KiB writes that cut lines), far more than the pipes and the daemon's
@@ -108,6 +111,9 @@ fn a_burst_through_repeated_daemon_kills_reaches_its_file_once_and_in_order() {
 
 #[test]
 fn lines_waiting_for_a_slow_log_when_the_daemon_is_killed_are_written_after_it() {
+    if !kelpie_testkit::linux_backend_only("Logs across a daemon") {
+        return;
+    }
     let _heavy = heavy();
     let k = kelpie();
     // The log is a FIFO read at 2 MB/s: the daemon holds megabytes for it when it is killed.
