@@ -30,9 +30,16 @@ use std::path::Path;
 #[cfg(target_os = "linux")]
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod child;
 #[cfg(target_os = "linux")]
 mod clone;
 mod fork;
+#[cfg(target_os = "linux")]
+mod handover;
+
+use child::{block_all_signals, restore_signals};
+#[cfg(target_os = "linux")]
+pub(crate) use handover::{Descriptors, Parts};
 
 #[cfg(target_os = "linux")]
 use clone::{clone_vfork, Child, CloneArgs, NO_CLEAR_SIGHAND};
@@ -85,48 +92,6 @@ pub struct Spawn {
     /// thread's table (see `spawner.rs`): open until the spawn is done.
     #[cfg(target_os = "linux")]
     kept: Vec<OwnedFd>,
-}
-
-#[cfg(target_os = "linux")]
-/// A spawn's descriptors, taken out of it to move it to another descriptor table.
-pub(crate) struct Descriptors {
-    /// stdin, stdout, stderr, then the cgroup directory (if any), then the `cgroup.procs` files.
-    pub(crate) owned: Vec<OwnedFd>,
-    /// The sources of the descriptors placed in the child (as numbers of this table: their
-    /// owner is the caller of [`Spawn::new`]).
-    pub(crate) borrowed: Vec<RawFd>,
-    /// Copies of `borrowed` received in another table, kept open until the spawn is done.
-    kept: Vec<OwnedFd>,
-}
-
-#[cfg(target_os = "linux")]
-impl Descriptors {
-    /// The descriptors of `parts` as received in another table, in the order of
-    /// [`Spawn::into_parts`]: owned ones, then copies of the borrowed ones.
-    pub(crate) fn from_received(mut fds: Vec<OwnedFd>, parts: &Parts) -> io::Result<Descriptors> {
-        let owned = 3 + usize::from(parts.has_cgroup) + parts.joins;
-        if fds.len() != owned + parts.exec.source_count() {
-            return Err(io::Error::other("a spawn came with the wrong descriptors"));
-        }
-        let kept = fds.split_off(owned);
-        Ok(Descriptors {
-            owned: fds,
-            borrowed: kept.iter().map(AsRawFd::as_raw_fd).collect(),
-            kept,
-        })
-    }
-}
-
-#[cfg(target_os = "linux")]
-/// A spawn without its descriptors (see [`Spawn::into_parts`]).
-pub(crate) struct Parts {
-    exec: Prepared,
-    cwd: CString,
-    nice: Option<i32>,
-    identity: Option<Identity>,
-    nofile: Option<libc::rlimit>,
-    has_cgroup: bool,
-    joins: usize,
 }
 
 /// A process started by [`Spawn::spawn`]: the daemon's child, with a pidfd to wait on.
@@ -195,91 +160,6 @@ impl Spawn {
     /// [`crate::open_stdin_fifo`]).
     pub fn stdin_from(&mut self, fd: OwnedFd) {
         self.stdin = fd;
-    }
-
-    #[cfg(target_os = "linux")]
-    /// The highest number among its descriptors (see [`crate::spawner`]).
-    pub(crate) fn highest_fd(&self) -> RawFd {
-        [&self.stdin, &self.stdout, &self.stderr]
-            .into_iter()
-            .chain(&self.cgroup)
-            .chain(&self.join)
-            .map(AsRawFd::as_raw_fd)
-            .chain(self.exec.sources())
-            .max()
-            .unwrap_or(0)
-    }
-
-    #[cfg(target_os = "linux")]
-    /// The spawn as its descriptors and the rest, to move it to another descriptor table.
-    pub(crate) fn into_parts(self) -> (Descriptors, Parts) {
-        let Spawn {
-            exec,
-            cwd,
-            stdin,
-            stdout,
-            stderr,
-            nice,
-            identity,
-            nofile,
-            cgroup,
-            join,
-            kept,
-        } = self;
-        let parts = Parts {
-            cwd,
-            nice,
-            identity,
-            nofile,
-            has_cgroup: cgroup.is_some(),
-            joins: join.len(),
-            exec,
-        };
-        let mut owned = vec![stdin, stdout, stderr];
-        owned.extend(cgroup);
-        owned.extend(join);
-        let fds = Descriptors {
-            owned,
-            borrowed: parts.exec.sources(),
-            kept,
-        };
-        (fds, parts)
-    }
-
-    #[cfg(target_os = "linux")]
-    /// The spawn again from [`Spawn::into_parts`]'s halves (its descriptors possibly received
-    /// in another table).
-    pub(crate) fn from_parts(mut parts: Parts, fds: Descriptors) -> io::Result<Spawn> {
-        let wrong = || io::Error::other("a spawn's descriptors do not match it");
-        let mut owned = fds.owned.into_iter();
-        let (stdin, stdout, stderr) = (
-            owned.next().ok_or_else(wrong)?,
-            owned.next().ok_or_else(wrong)?,
-            owned.next().ok_or_else(wrong)?,
-        );
-        let cgroup = if parts.has_cgroup {
-            Some(owned.next().ok_or_else(wrong)?)
-        } else {
-            None
-        };
-        let join: Vec<OwnedFd> = owned.collect();
-        if join.len() != parts.joins || fds.borrowed.len() != parts.exec.source_count() {
-            return Err(wrong());
-        }
-        parts.exec.set_sources(&fds.borrowed);
-        Ok(Spawn {
-            exec: parts.exec,
-            cwd: parts.cwd,
-            stdin,
-            stdout,
-            stderr,
-            nice: parts.nice,
-            identity: parts.identity,
-            nofile: parts.nofile,
-            cgroup,
-            join,
-            kept: fds.kept,
-        })
     }
 
     /// Run at scheduling priority `nice`, then as `identity` (in that order: a negative nice
@@ -398,141 +278,6 @@ impl Spawn {
             pidfd,
             into_cgroup,
         })
-    }
-
-    /// In the child: everything between the clone (or fork) and the exec, resetting the
-    /// daemon's signal handlers first unless the clone did. Returns only on failure.
-    fn in_child(&mut self, migrate: Option<RawFd>, reset_handlers: bool) -> io::Error {
-        // SAFETY (for every call below): only async-signal-safe system calls on descriptors
-        // and buffers prepared before the clone; nothing allocates, nothing takes a lock.
-        unsafe {
-            // Signals: the daemon's handlers are not the app's (CLONE_CLEAR_SIGHAND, or here on
-            // an older kernel or after a fork), it ignores SIGPIPE, and blocked them all
-            // around the clone.
-            if reset_handlers {
-                for signal in 1..SIGNAL_LIMIT() {
-                    let mut action: libc::sigaction = std::mem::zeroed();
-                    if libc::sigaction(signal, std::ptr::null(), &mut action) == 0
-                        && action.sa_sigaction != libc::SIG_IGN
-                        && action.sa_sigaction != libc::SIG_DFL
-                    {
-                        libc::signal(signal, libc::SIG_DFL);
-                    }
-                }
-            }
-            crate::affinity::give_back_cpus();
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-            for (fd, target) in [
-                (self.stdin.as_raw_fd(), 0),
-                (self.stdout.as_raw_fd(), 1),
-                (self.stderr.as_raw_fd(), 2),
-            ] {
-                if libc::dup2(fd, target) < 0 {
-                    return io::Error::last_os_error();
-                }
-            }
-            if libc::chdir(self.cwd.as_ptr()) < 0 {
-                return io::Error::last_os_error();
-            }
-            if libc::setpgid(0, 0) < 0 {
-                return io::Error::last_os_error();
-            }
-            // Joining a cgroup needs the daemon's privileges: before the identity switch.
-            for procs in migrate
-                .iter()
-                .copied()
-                .chain(self.join.iter().map(AsRawFd::as_raw_fd))
-            {
-                if libc::write(procs, b"0".as_ptr().cast(), 1) < 0 {
-                    return io::Error::last_os_error();
-                }
-            }
-            if let Some(nice) = self.nice {
-                if libc::setpriority(libc::PRIO_PROCESS, 0, nice) < 0 {
-                    return io::Error::last_os_error();
-                }
-            }
-            if let Some(identity) = &self.identity {
-                if let Err(e) = become_identity(identity) {
-                    return e;
-                }
-            }
-            // Placed before the limit is lowered (see `place_descriptors`).
-            if let Err(e) = self.exec.place_descriptors() {
-                return e;
-            }
-            if let Some(limit) = &self.nofile {
-                libc::setrlimit(libc::RLIMIT_NOFILE, limit);
-            }
-        }
-        self.exec.exec_placed()
-    }
-}
-
-/// Signals 1 to this (excluded) are reset in a child: Linux's real-time ones included.
-#[cfg(target_os = "linux")]
-#[allow(non_snake_case)]
-fn SIGNAL_LIMIT() -> i32 {
-    libc::SIGRTMAX()
-}
-
-/// Signals 1 to this (excluded) are reset in a child (macOS's `NSIG`).
-#[cfg(not(target_os = "linux"))]
-#[allow(non_snake_case)]
-fn SIGNAL_LIMIT() -> i32 {
-    32
-}
-
-/// In a child between clone (or fork) and exec: its groups, group and user. Raw system calls
-/// on Linux: this process has one thread, whatever glibc remembers of the daemon's (glibc's
-/// `setuid` would try to tell them). Elsewhere the C library's, which after a fork act on the
-/// one thread there is.
-///
-/// # Safety
-/// Only between clone (or fork) and exec: it changes the credentials of the whole process.
-unsafe fn become_identity(identity: &Identity) -> io::Result<()> {
-    let groups: &[libc::gid_t] = &identity.groups;
-    // SAFETY: async-signal-safe system calls on a list built before the clone.
-    unsafe {
-        #[cfg(target_os = "linux")]
-        let failed = libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) < 0
-            || libc::syscall(libc::SYS_setgid, identity.gid) < 0
-            || identity
-                .uid
-                .is_some_and(|uid| libc::syscall(libc::SYS_setuid, uid) < 0);
-        #[cfg(not(target_os = "linux"))]
-        let failed = libc::setgroups(
-            libc::c_int::try_from(groups.len()).unwrap_or(libc::c_int::MAX),
-            groups.as_ptr(),
-        ) < 0
-            || libc::setgid(identity.gid) < 0
-            || identity.uid.is_some_and(|uid| libc::setuid(uid) < 0);
-        if failed {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-/// Block every signal in this thread; returns the mask to restore.
-fn block_all_signals() -> libc::sigset_t {
-    // SAFETY: sigfillset and pthread_sigmask write into live locals of type sigset_t.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        old
-    }
-}
-
-fn restore_signals(old: &libc::sigset_t) {
-    // SAFETY: pthread_sigmask reads a live sigset_t.
-    unsafe {
-        libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
     }
 }
 
