@@ -23,8 +23,8 @@ use rustix::process::Pid;
 use std::ffi::CString;
 use std::io;
 #[cfg(target_os = "linux")]
-use std::os::fd::FromRawFd;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 #[cfg(target_os = "linux")]
