@@ -323,9 +323,10 @@ mod tests {
             .expect("spawn");
         let pid = child.id();
         let pidfd = watch_exit(pid).expect("pidfd");
-        assert!(
-            crate::wait_readable(pidfd.as_fd(), std::time::Duration::from_secs(10)).expect("poll")
-        );
+        assert!(crate::poll::readable_within(
+            pidfd.as_fd(),
+            std::time::Duration::from_secs(10)
+        ));
         let status = try_wait_child(pid).expect("wait").expect("ended");
         assert_eq!(status.code(), Some(7));
         // Reaped once: a second wait has nothing left.

@@ -186,21 +186,6 @@ fn alive_since(pid: u32) -> Option<u64> {
 mod tests {
     use super::*;
 
-    /// Whether `fd` becomes readable within `limit` (a wait that a signal cut short, as the
-    /// SIGCHLD of the child watched does, is made again).
-    fn readable_within(fd: &OwnedFd, limit: Duration) -> bool {
-        let deadline = std::time::Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if crate::wait_readable(fd.as_fd(), left).expect("poll") {
-                return true;
-            }
-            if left.is_zero() {
-                return false;
-            }
-        }
-    }
-
     #[test]
     fn a_child_s_watch_is_readable_once_it_exits_and_its_status_is_left_to_collect() {
         let child = std::process::Command::new("sh")
@@ -210,10 +195,13 @@ mod tests {
         let pid = child.id();
         let watch = watch_exit(pid).expect("watch");
         assert!(
-            !readable_within(&watch, Duration::from_millis(50)),
+            !crate::poll::readable_within(watch.as_fd(), Duration::from_millis(50)),
             "still running"
         );
-        assert!(readable_within(&watch, Duration::from_secs(10)));
+        assert!(crate::poll::readable_within(
+            watch.as_fd(),
+            Duration::from_secs(10)
+        ));
         let status = crate::try_wait_child(pid).expect("wait").expect("ended");
         assert_eq!(status.code(), Some(7), "the status was left to collect");
         drop(child);
@@ -231,8 +219,14 @@ mod tests {
             .parse()
             .expect("pid");
         let watch = watch_exit(pid).expect("watch");
-        assert!(!readable_within(&watch, Duration::from_millis(50)));
-        assert!(readable_within(&watch, Duration::from_secs(10)));
+        assert!(!crate::poll::readable_within(
+            watch.as_fd(),
+            Duration::from_millis(50)
+        ));
+        assert!(crate::poll::readable_within(
+            watch.as_fd(),
+            Duration::from_secs(10)
+        ));
         assert!(alive_since(pid).is_none());
     }
 
@@ -244,7 +238,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         let watch = watch_exit(pid).expect("watch");
-        assert!(readable_within(&watch, Duration::from_millis(0)));
+        assert!(crate::poll::readable_within(
+            watch.as_fd(),
+            Duration::from_millis(0)
+        ));
         child.wait().expect("collect");
     }
 }

@@ -103,16 +103,11 @@ mod tests {
         let mut extra = String::new();
         extra_read.read_to_string(&mut extra).expect("read fd 5");
         assert_eq!(extra.trim(), "to-fd5");
-        // Its exit makes the watch readable (a wait a signal cut short is made again).
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !crate::wait_readable(spawned.pidfd.as_fd(), Duration::from_millis(100))
-            .expect("poll")
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the exit was not seen"
-            );
-        }
+        // Its exit makes the watch readable.
+        assert!(crate::poll::readable_within(
+            spawned.pidfd.as_fd(),
+            Duration::from_secs(10)
+        ));
         let status = crate::try_wait_child(spawned.pid)
             .expect("wait")
             .expect("ended");
