@@ -66,10 +66,12 @@ fn watcher() -> io::Result<&'static Watcher> {
 
 fn start() -> io::Result<Watcher> {
     let (woken, wake) = crate::portable::pipe_pair(true)?;
-    crate::portable::on_sigchld(wake.as_fd())?;
     std::thread::Builder::new()
         .name("kelpie-exits".into())
         .spawn(move || run(&woken))?;
+    // Last: from here the handler writes to `wake`'s number, which the watcher then keeps
+    // open for the life of the process (a failure before would have closed it).
+    crate::portable::on_sigchld(wake.as_fd())?;
     Ok(Watcher {
         watched: Mutex::new(Watched::default()),
         wake,

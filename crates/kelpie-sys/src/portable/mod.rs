@@ -86,8 +86,8 @@ pub(crate) fn new_socket(
     })
 }
 
-/// The write ends woken on SIGCHLD (see [`on_sigchld`]): read by the handler, so only ever
-/// appended to, and leaked for the life of the process.
+/// The write end woken on SIGCHLD (see [`on_sigchld`]): set once, since a second handler
+/// would only write a second byte for the same wake-up.
 static SIGCHLD_TARGETS: std::sync::OnceLock<RawFd> = std::sync::OnceLock::new();
 
 /// Write a byte to `wake` (a non-blocking pipe's write end, kept open for the life of the
