@@ -146,6 +146,15 @@ function checkBinary(key, file, version) {
       );
     }
   }
+  // A binary of another system is never run: Linux's execvp hands a Mach-O it cannot execute to
+  // /bin/sh, whose failure would read as a wrong version.
+  if (format.os !== process.platform || format.cpu !== process.arch) {
+    process.stderr.write(
+      `pack: ${key}: ${file} is for ${format.os} ${format.cpu}, not this machine; its format is ` +
+        'checked, its version is not\n'
+    );
+    return false;
+  }
   const run = spawnSync(file, ['--version'], { encoding: 'utf8', timeout: 10_000 });
   if (run.error || run.status === 126 || run.status === 127) {
     const why = run.error ? run.error.message : `exit status ${run.status}`;
