@@ -65,7 +65,9 @@ impl Cgroups {
     pub fn setup() -> Cgroups {
         let Some(own) = cgroup::own_cgroup_dir() else {
             if kelpie_sys::platform::portable() {
-                crate::daemon_log!("cgroups: none on the portable backend; sampling processes");
+                crate::daemon_log!(
+                    "cgroups: none on the portable backend; sampling processes, and max_processes is not enforced"
+                );
             } else {
                 crate::daemon_log!("cgroups: no cgroup v2 hierarchy; sampling /proc instead");
             }
