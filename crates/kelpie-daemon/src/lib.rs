@@ -93,7 +93,7 @@ fn run_supervisor(
     foreground: Option<supervisor::ForegroundSetup>,
 ) -> Result<u8, DaemonError> {
     // The backend first, so that the log's first line says what the rest ran on.
-    let backend = kelpie_sys::platform::check_choice().map_err(DaemonError::Platform)?;
+    let backend = kelpie_sys::platform::check_choice()?;
     crate::daemon_log!(
         "platform: {}, {} backend",
         kelpie_sys::platform::system_name(),

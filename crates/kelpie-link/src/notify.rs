@@ -116,7 +116,7 @@ fn own_socket_name() -> std::io::Result<String> {
 /// made by this daemon (so no other user's file is ever bound over; others may only pass
 /// through it to send).
 fn socket_dir() -> std::io::Result<&'static std::path::Path> {
-    static DIR: OnceLock<Result<std::path::PathBuf, String>> = OnceLock::new();
+    static DIR: OnceLock<Result<std::path::PathBuf, Arc<std::io::Error>>> = OnceLock::new();
     let made = DIR.get_or_init(|| {
         use std::os::unix::fs::DirBuilderExt;
         let tag = format!("{}-{:x}", std::process::id(), crate::clock::daemon_tag());
@@ -125,10 +125,13 @@ fn socket_dir() -> std::io::Result<&'static std::path::Path> {
             .mode(0o711)
             .create(&dir)
             .map(|()| dir)
-            .map_err(|e| e.to_string())
+            .map_err(Arc::new)
     });
     made.as_deref().map_err(|e| {
-        std::io::Error::other(format!("cannot make the notify sockets' directory: {e}"))
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot make the notify sockets' directory: {e}"),
+        )
     })
 }
 

@@ -26,7 +26,7 @@ pub enum DaemonError {
     },
     /// `KELPIE_PLATFORM` names no backend of this system.
     #[error("{0}")]
-    Platform(String),
+    Platform(#[from] kelpie_sys::platform::UnknownBackend),
 }
 
 impl DaemonError {

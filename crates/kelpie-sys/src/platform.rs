@@ -30,23 +30,42 @@ impl Backend {
     }
 }
 
-static CHOSEN: OnceLock<Result<Backend, String>> = OnceLock::new();
+/// A `KELPIE_PLATFORM` that names no backend of this system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownBackend {
+    /// What it says.
+    pub asked: String,
+}
 
-/// What `KELPIE_PLATFORM` asks for: unset or empty is the system's own backend.
-fn from_environment() -> Result<Backend, String> {
-    let asked = std::env::var(PLATFORM_VARIABLE).unwrap_or_default();
-    match asked.trim() {
-        "" => Ok(native()),
-        "portable" => Ok(Backend::Portable),
-        "linux" if cfg!(target_os = "linux") => Ok(Backend::Linux),
-        other => Err(format!(
-            "{PLATFORM_VARIABLE}={other:?} is not a backend of this system: {}",
+impl std::fmt::Display for UnknownBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{PLATFORM_VARIABLE}={:?} is not a backend of this system: {}",
+            self.asked,
             if cfg!(target_os = "linux") {
                 "use linux (the default) or portable"
             } else {
                 "only portable runs here (unset it)"
             }
-        )),
+        )
+    }
+}
+
+impl std::error::Error for UnknownBackend {}
+
+static CHOSEN: OnceLock<Result<Backend, UnknownBackend>> = OnceLock::new();
+
+/// What `KELPIE_PLATFORM` asks for: unset or empty is the system's own backend.
+fn from_environment() -> Result<Backend, UnknownBackend> {
+    let asked = std::env::var(PLATFORM_VARIABLE).unwrap_or_default();
+    match asked.trim() {
+        "" => Ok(native()),
+        "portable" => Ok(Backend::Portable),
+        "linux" if cfg!(target_os = "linux") => Ok(Backend::Linux),
+        other => Err(UnknownBackend {
+            asked: other.to_string(),
+        }),
     }
 }
 
@@ -76,7 +95,7 @@ pub fn portable() -> bool {
 
 /// The error of a `KELPIE_PLATFORM` that names no backend of this system, for the daemon to
 /// refuse to start with.
-pub fn check_choice() -> Result<Backend, String> {
+pub fn check_choice() -> Result<Backend, UnknownBackend> {
     CHOSEN.get_or_init(from_environment).clone()
 }
 
