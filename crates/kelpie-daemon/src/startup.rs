@@ -183,6 +183,7 @@ async fn serve_until_exit(
     // Collecting the exit of processes stopped last (the rest go to init with the daemon).
     crate::tasks::end_background(BACKGROUND_AT_EXIT).await;
     remove_own_files(home, pid_file);
+    crate::link::remove_notify_socket_dir();
     crate::daemon_log!("daemon exited");
     result?;
     Ok(supervisor.exit_code())

@@ -22,7 +22,8 @@ mod pacer;
 
 pub use notify::{
     adopt_shared as adopt_notify_sockets, keep_in_keeper as keep_notify_sockets,
-    keep_own_now as keep_own_notify_socket_now, shared_sockets as notify_sockets,
+    keep_own_now as keep_own_notify_socket_now, remove_socket_dir as remove_notify_socket_dir,
+    shared_sockets as notify_sockets,
 };
 
 use crate::sockets::ClaimedSockets;

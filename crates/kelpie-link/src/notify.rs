@@ -112,12 +112,23 @@ fn own_socket_name() -> std::io::Result<String> {
     socket_path("notify")
 }
 
+/// The directory [`socket_dir`] made, once made.
+static SOCKET_DIR: OnceLock<Result<std::path::PathBuf, Arc<std::io::Error>>> = OnceLock::new();
+
+/// At the daemon's exit, its apps stopped: remove the portable backend's directory of notify
+/// sockets, if this daemon made one and it is empty (each process's socket file went with its
+/// link; one still there belongs to a process that outlives the daemon).
+pub fn remove_socket_dir() {
+    if let Some(Ok(dir)) = SOCKET_DIR.get() {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
 /// The portable backend's directory of notify sockets: under the system's temporary directory,
 /// made by this daemon (so no other user's file is ever bound over; others may only pass
 /// through it to send).
 fn socket_dir() -> std::io::Result<&'static std::path::Path> {
-    static DIR: OnceLock<Result<std::path::PathBuf, Arc<std::io::Error>>> = OnceLock::new();
-    let made = DIR.get_or_init(|| {
+    let made = SOCKET_DIR.get_or_init(|| {
         use std::os::unix::fs::DirBuilderExt;
         let tag = format!("{}-{:x}", std::process::id(), crate::clock::daemon_tag());
         let dir = std::env::temp_dir().join(format!("kelpie-{tag}"));
