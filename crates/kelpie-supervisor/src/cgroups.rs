@@ -64,13 +64,9 @@ impl Cgroups {
     /// daemon goes without. Blocking (file work): call it off the async workers.
     pub fn setup() -> Cgroups {
         let Some(own) = cgroup::own_cgroup_dir() else {
-            if kelpie_sys::platform::portable() {
-                crate::daemon_log!(
-                    "cgroups: none on the portable backend; sampling processes, and max_processes is not enforced"
-                );
-            } else {
-                crate::daemon_log!("cgroups: no cgroup v2 hierarchy; sampling /proc instead");
-            }
+            crate::daemon_log!(
+                "cgroups: none (no cgroup v2 hierarchy, or the portable backend); sampling processes, and max_processes is not enforced"
+            );
             return Cgroups::default();
         };
         remove_stale(&own);
