@@ -1300,6 +1300,9 @@ time.sleep(30)
 
 #[test]
 fn a_fork_bomb_is_held_under_max_processes_and_the_rest_stays_responsive() {
+    if !kelpie_testkit::linux_backend_only("max_processes") {
+        return;
+    }
     let k = kelpie();
     let _heavy = super::heavy();
     k.ok(&["ping"]);
