@@ -86,6 +86,18 @@ pub struct ChildEnds {
     pub env: Vec<(String, String)>,
     /// Descriptors and the numbers they get in the child.
     pub fds: Vec<(OwnedFd, RawFd)>,
+    /// The portable backend's notify socket of this process, a file.
+    notify_file: Option<String>,
+}
+
+impl ChildEnds {
+    /// Let only the process's user (`uid`, or the daemon's own) send to its notify socket
+    /// before it starts (see `notify::only_for`).
+    pub fn notify_socket_for(&self, uid: Option<u32>) -> std::io::Result<()> {
+        self.notify_file
+            .as_deref()
+            .map_or(Ok(()), |file| notify::only_for(file, uid))
+    }
 }
 
 /// The daemon's ends of a link as descriptors: what `kelpie update` carries across the exec,
@@ -148,6 +160,7 @@ impl ProcessLink {
         // own there (docs/platforms.md, "Readiness").
         let (notify_name, dedicated, socket_file) = if kelpie_sys::platform::portable() {
             let (path, socket, file) = notify::dedicated_socket()?;
+            ends.notify_file = Some(path.clone());
             (path, Some(socket), Some(file))
         } else {
             (notify::socket_name()?, None, None)

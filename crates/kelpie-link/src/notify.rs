@@ -165,6 +165,19 @@ pub(super) fn dedicated_socket() -> std::io::Result<(String, OwnedFd, SocketFile
     Ok((path.clone(), socket, SocketFile(Some(path.into()))))
 }
 
+/// Make a dedicated socket's `file` sendable by `uid` (or the daemon's user) alone: its
+/// datagrams tell no sender, so another local user who could reach it could say `READY=1` or
+/// `WATCHDOG=1` for the app. (Anyone may send to an abstract socket, but the kernel names each
+/// sender there.)
+pub(super) fn only_for(file: &str, uid: Option<u32>) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
+    if uid.is_some() {
+        std::os::unix::fs::chown(file, uid, None)?;
+    }
+    Ok(())
+}
+
 /// A dedicated notify socket's file, removed when dropped (the process has ended) unless
 /// [`SocketFile::keep`] handed it on to the next daemon.
 #[derive(Debug)]

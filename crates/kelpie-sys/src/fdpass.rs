@@ -179,9 +179,9 @@ pub fn send_stream_with_fds(
 /// Keeps a send from raising SIGPIPE where the system can (macOS cannot per send: the daemon
 /// ignores SIGPIPE there, and a closed peer is an `EPIPE` error all the same).
 #[cfg(target_os = "linux")]
-const NO_SIGPIPE: SendFlags = SendFlags::NOSIGNAL;
+pub(crate) const NO_SIGPIPE: SendFlags = SendFlags::NOSIGNAL;
 #[cfg(not(target_os = "linux"))]
-const NO_SIGPIPE: SendFlags = SendFlags::empty();
+pub(crate) const NO_SIGPIPE: SendFlags = SendFlags::empty();
 
 /// Receive one message from `socket` into `buf`, with the descriptors it carries (made
 /// close-on-exec). `Ok((0, []))` means the peer closed. A message longer than `buf` or with

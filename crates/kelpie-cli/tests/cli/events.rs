@@ -349,3 +349,64 @@ fn a_sigkill_from_someone_else_is_not_called_an_oom_kill() {
     assert_eq!(events[0]["signal"], "SIGKILL");
     assert_eq!(events[0]["oom"], Value::Null, "{:?}", events[0]);
 }
+
+/// Another local user cannot speak for an app on its notify socket. Linux's abstract socket
+/// takes anyone's datagram, but the kernel names the sender and nobody's pid is no app's; the
+/// portable backend's socket is a file whose datagrams name no sender, so only the app's user
+/// may send to it (mode 0600, the app's owner).
+#[test]
+fn another_user_cannot_speak_for_an_app_on_its_notify_socket() {
+    let k = kelpie();
+    k.ok(&[
+        "start",
+        &k.fake_app(),
+        "--name",
+        "quiet",
+        "--",
+        "--tick",
+        "50",
+    ]);
+    let pid = k.pid("quiet");
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("its environment");
+    let socket = environ
+        .split(|b| *b == 0)
+        .find_map(|entry| entry.strip_prefix(b"NOTIFY_SOCKET="))
+        .map(|value| String::from_utf8_lossy(value).into_owned())
+        .expect("NOTIFY_SOCKET");
+    if !socket.starts_with('@') {
+        use std::os::unix::fs::MetadataExt;
+        let file = std::fs::metadata(&socket).expect("the socket's file");
+        assert_eq!(file.mode() & 0o777, 0o600, "{socket}");
+        assert_eq!(file.uid(), 0, "the app's user (root here)");
+    }
+    let spoof = "import socket, sys\n\
+                 a = sys.argv[1]\n\
+                 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+                 try:\n    s.sendto(b'STATUS=spoofed', '\\0' + a[1:] if a.startswith('@') else a)\n\
+                 except PermissionError:\n    print('refused')\n";
+    let sent = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            // Debian's, which any user may run (a version manager's may sit in root's home).
+            "/usr/bin/python3",
+            "-c",
+        ])
+        .arg(spoof)
+        .arg(&socket)
+        .output()
+        .expect("setpriv (util-linux) and python3");
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    // pacing: what is tested is that nothing arrives; a second is many times the delivery.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_ne!(
+        k.app("quiet")["pm2_env"]["status_text"],
+        "spoofed",
+        "another user's datagram was taken as the app's"
+    );
+}

@@ -58,6 +58,17 @@ pub(super) async fn launch(
     }
 }
 
+/// The app's identity (read on the blocking pool: /etc/passwd), and its notify socket, when it
+/// has one of its own, made its user's alone (see `ChildEnds::notify_socket_for`).
+fn identity_and_notify_socket(
+    spec: &AppSpec,
+    ends: &kelpie_link::ChildEnds,
+) -> (Option<kelpie_sys::Identity>, std::io::Result<()>) {
+    let identity = spawn_plan::identity(spec).ok().flatten();
+    let restricted = ends.notify_socket_for(identity.as_ref().and_then(|i| i.uid));
+    (identity, restricted)
+}
+
 /// Start a real process. The fork/exec runs on the blocking pool: it blocks its thread
 /// until the child has exec'd, and doing it there lets several instances start in parallel
 /// (200 apps start in about half the time on two cores) without stalling the supervisor.
@@ -97,6 +108,7 @@ async fn launch_on_system(
             pm_id,
             instance,
         };
+        let (identity, notify_for) = identity_and_notify_socket(&spec, &ends);
         // Its own cgroup (a directory to create: blocking too), joined before it execs.
         let cgroup = cgroups.for_process(pm_id, spec.max_processes);
         let (cgroup_dir, cgroup_procs) = cgroup
@@ -122,8 +134,10 @@ async fn launch_on_system(
         // Recorded as ours before anyone can reap it: under `kelpie runtime` the orphan
         // reaper must leave this child's exit status to its wait below.
         let spawning = crate::reaper::spawning();
-        let spawned =
-            spawn_plan::command(&spec, &who, pipes, extras, &mut found_before).and_then(|c| {
+        let spawned = notify_for
+            .map_err(SpawnError::NotifySocket)
+            .and_then(|()| spawn_plan::command(&spec, &who, pipes, extras, &mut found_before))
+            .and_then(|c| {
                 c.spawn().map_err(|source| SpawnError::Exec {
                     program: spec.command_line()[0].clone(),
                     cause: source,
@@ -135,8 +149,6 @@ async fn launch_on_system(
             .ok()
             .and_then(|c| link_ends.hold(pm_id, c.pid, cgroup.as_ref()));
         drop(ends.fds);
-        // Read here (/etc/passwd) rather than on the async thread; it was just used.
-        let identity = spawn_plan::identity(&spec).ok().flatten();
         let readers = readers.map(|fds| (fds, kept_pipes));
         (spawned, cgroup, identity, readers, kept, found_before)
     })

@@ -10,14 +10,14 @@
 
 use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage,
-    SendFlags, SocketAddrUnix, SocketType,
+    SocketAddrUnix, SocketType,
 };
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::{making_descriptors, set_flags};
-use crate::fdpass::{CONTROL_SPACE, MAX_FDS_PER_MESSAGE};
+use crate::fdpass::{CONTROL_SPACE, MAX_FDS_PER_MESSAGE, NO_SIGPIPE};
 
 /// A Unix stream socket, close-on-exec.
 fn stream_socket() -> io::Result<OwnedFd> {
@@ -63,15 +63,6 @@ pub(crate) fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     })
 }
 
-/// Flags that keep a send from raising SIGPIPE where the system has one (macOS has none: the
-/// daemon ignores SIGPIPE, and a closed peer is an `EPIPE` error).
-fn no_signal() -> SendFlags {
-    #[cfg(target_os = "linux")]
-    return SendFlags::NOSIGNAL;
-    #[cfg(not(target_os = "linux"))]
-    return SendFlags::empty();
-}
-
 /// [`crate::send_with_fds`]: the length and the bytes, the descriptors with the first.
 pub(crate) fn send(socket: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     let length = u32::try_from(data.len())
@@ -86,9 +77,8 @@ pub(crate) fn send(socket: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) 
         ));
     }
     let iov = [IoSlice::new(&length), IoSlice::new(data)];
-    let mut sent = rustix::io::retry_on_intr(|| {
-        rustix::net::sendmsg(socket, &iov, &mut control, no_signal())
-    })?;
+    let mut sent =
+        rustix::io::retry_on_intr(|| rustix::net::sendmsg(socket, &iov, &mut control, NO_SIGPIPE))?;
     // The rest of a message cut short, plainly.
     let whole: Vec<u8> = if sent < length.len() + data.len() {
         [&length[..], data].concat()
@@ -97,7 +87,7 @@ pub(crate) fn send(socket: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) 
     };
     while sent < whole.len() {
         sent +=
-            rustix::io::retry_on_intr(|| rustix::net::send(socket, &whole[sent..], no_signal()))?;
+            rustix::io::retry_on_intr(|| rustix::net::send(socket, &whole[sent..], NO_SIGPIPE))?;
     }
     Ok(())
 }
