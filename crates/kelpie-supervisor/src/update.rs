@@ -112,6 +112,10 @@ struct WirePipe {
     pm_id: u32,
     stream: LogStream,
     fd: RawFd,
+    /// The pipe's head that the portable backend had read out of it (`kelpie_sys::
+    /// looked_bytes`): still the pipe's, so it goes across the exec too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    looked: Vec<u8>,
 }
 
 impl Handoff {
@@ -171,10 +175,12 @@ impl Handoff {
                 .pipes
                 .iter()
                 .filter_map(|p| {
+                    let fd = p.fd.as_ref()?;
                     Some(WirePipe {
                         pm_id: p.pm_id,
                         stream: p.stream,
-                        fd: p.fd.as_ref()?.as_raw_fd(),
+                        fd: fd.as_raw_fd(),
+                        looked: kelpie_sys::looked_bytes(fd.as_fd()),
                     })
                 })
                 .collect(),
@@ -314,10 +320,17 @@ impl Handoff {
             .collect::<Result<Vec<_>, _>>()?;
         let mut pipes = Vec::new();
         for p in wire.pipes {
+            let fd = take(p.fd)?;
+            kelpie_sys::give_back_looked_bytes(fd.as_fd(), p.looked).map_err(|source| {
+                HandoffError::Descriptors {
+                    path: path(),
+                    cause: source,
+                }
+            })?;
             pipes.push(HandedPipe {
                 pm_id: p.pm_id,
                 stream: p.stream,
-                fd: Some(take(p.fd)?),
+                fd: Some(fd),
                 backlog: Vec::new(),
             });
         }

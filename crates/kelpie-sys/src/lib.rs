@@ -100,8 +100,9 @@ pub use notify_socket::{
     bind_notify_socket, learn_sender_pids, notify_socket_address, notify_socket_name, recv_notify,
 };
 pub use pipes::{
-    free_space, move_from_pipe, nonblocking_pipe, output_pipe, peek_pipe, pipe_bytes, pipe_hung_up,
-    reserve_space, set_pipe_capacity, PipeReader, O_NONBLOCK,
+    free_space, give_back_looked_bytes, looked_bytes, move_from_pipe, nonblocking_pipe,
+    output_pipe, peek_pipe, pipe_bytes, pipe_hung_up, reserve_space, set_pipe_capacity, PipeReader,
+    O_NONBLOCK,
 };
 pub use poll::{wait_readable, wait_readable_any, wait_readable_many};
 pub use proc_counters::{read_counters, ProcessCounters};

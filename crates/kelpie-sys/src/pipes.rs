@@ -161,6 +161,27 @@ pub fn pipe_bytes(fd: BorrowedFd<'_>) -> u64 {
     queued
 }
 
+/// Bytes of pipe `fd`'s head that this process holds for it: those the portable backend's
+/// looks read out and no move has written yet, part of what the pipe holds. An exec that
+/// passes the pipe on must carry them too (`kelpie update`), and the next program gives them
+/// back with [`give_back_looked_bytes`]. Always empty on Linux's backend, where they stay in
+/// the pipe.
+pub fn looked_bytes(fd: BorrowedFd<'_>) -> Vec<u8> {
+    if crate::platform::portable() {
+        return pipe_copy::kept_copy(fd);
+    }
+    Vec::new()
+}
+
+/// Give back bytes of pipe `fd`'s head that the previous program held (see [`looked_bytes`]):
+/// they come before anything read from the pipe since.
+pub fn give_back_looked_bytes(fd: BorrowedFd<'_>, bytes: Vec<u8>) -> std::io::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    pipe_copy::give_back(fd, bytes)
+}
+
 /// Whether every writer of pipe `fd` has closed it (`POLLHUP`), even while it still holds
 /// bytes.
 pub fn pipe_hung_up(fd: BorrowedFd<'_>) -> bool {

@@ -108,6 +108,21 @@ pub(crate) fn kept_bytes(fd: BorrowedFd<'_>) -> u64 {
         .map_or(0, |kept| kept.len() as u64)
 }
 
+/// A copy of the bytes kept from `fd`'s head (they stay kept): what an exec must carry to the
+/// next program, which gives them back with [`give_back`].
+pub(crate) fn kept_copy(fd: BorrowedFd<'_>) -> Vec<u8> {
+    with_taken(fd, |kept| kept.clone()).unwrap_or_default()
+}
+
+/// Bytes of `fd`'s head that a previous program had read out by looks (carried across its
+/// exec): they go before anything read from the pipe since.
+pub(crate) fn give_back(fd: BorrowedFd<'_>, mut bytes: Vec<u8>) -> io::Result<()> {
+    with_taken(fd, |kept| {
+        bytes.append(kept);
+        *kept = bytes;
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +173,32 @@ mod tests {
         file.rewind().expect("rewind");
         file.read_to_string(&mut written).expect("read");
         assert_eq!(written, "one\ntwo\nthree\n");
+    }
+
+    /// What an exec carries (`kelpie update`): the bytes a look kept, given back to the same
+    /// pipe, come before what it holds, as if they had never left it.
+    #[test]
+    fn kept_bytes_given_back_come_before_the_pipes_own() {
+        let (app_reader, mut app_writer) = std::io::pipe().expect("pipe");
+        let (_scratch_reader, scratch_writer) = crate::nonblocking_pipe().expect("pipe");
+        let app_reader = crate::PipeReader::checked(app_reader.into()).expect("pipe");
+        let from = app_reader.as_fd();
+        app_writer.write_all(b"li").expect("write");
+        assert_eq!(peek(from, scratch_writer.as_fd(), 64).expect("look"), 2);
+        let carried = kept_copy(from);
+        assert_eq!(carried, b"li");
+        // The next program starts with nothing kept, and is given the carried bytes back.
+        let _ = with_taken(from, std::mem::take);
+        assert_eq!(kept_bytes(from), 0);
+        app_writer.write_all(b"ne 1\n").expect("write");
+        give_back(from, carried).expect("given back");
+        let mut file = tempfile::tempfile().expect("file");
+        while take(from, file.as_fd(), 64).is_ok_and(|n| n > 0) && kept_bytes(from) > 0 {}
+        assert_eq!(take(from, file.as_fd(), 64).expect("the pipe's own"), 5);
+        let mut written = String::new();
+        use std::io::Seek;
+        file.rewind().expect("rewind");
+        file.read_to_string(&mut written).expect("read");
+        assert_eq!(written, "line 1\n");
     }
 }
