@@ -1,7 +1,8 @@
 //! Daemon-wide settings: `<home>/kelpie.toml`: the log rotation defaults that apply to apps
 //! which do not set their own `log_max_size`, `log_retain`, `log_compress` or
 //! `log_rotate_interval` (`[logs]`), the web dashboard, HTTP API and metrics (`[web]`), and
-//! `strict = true` (top level), which makes warnings about ecosystem files errors.
+//! `strict = true` (top level), which makes warnings about ecosystem files errors, and the
+//! targets of notifications (`[[notify]]`, see `notify_targets.rs`).
 
 use crate::convert;
 use crate::errors::ConfigError;
@@ -59,6 +60,8 @@ pub struct DaemonSettings {
     /// about an ecosystem file (unknown fields, PM2 fields without effect) as an error, as
     /// `--strict` does.
     pub strict: bool,
+    /// `[[notify]]`: where to say that something went wrong.
+    pub notify: Vec<crate::NotifyTarget>,
 }
 
 /// Where and how the daemon serves HTTP (`[web]`, or `kelpie web`).
@@ -225,7 +228,7 @@ fn read_stored_token(path: &Path) -> std::io::Result<Option<String>> {
 }
 
 /// Sections of `kelpie.toml`.
-const SECTIONS: &[&str] = &["logs", "web"];
+const SECTIONS: &[&str] = &["logs", "web", "notify"];
 /// Keys of `[logs]`.
 const LOG_KEYS: &[&str] = &["max_size", "retain", "compress", "rotate_interval"];
 /// Keys of `[web]`.
@@ -262,6 +265,9 @@ impl DaemonSettings {
                 }
                 ("web", Value::Object(keys)) => {
                     settings.web = Some(read_web(keys, &mut errors));
+                }
+                ("notify", value) => {
+                    settings.notify = crate::notify_targets::read_targets(value, &mut errors);
                 }
                 ("strict", value) => match convert::boolean(value) {
                     Ok(strict) => settings.strict = strict,
@@ -516,7 +522,7 @@ mod tests {
         assert_eq!(
             errors("retain = 3\n[daemon]\n"),
             [
-                "<home>/kelpie.toml: unknown section `daemon` (known sections: `[logs]`, `[web]`)",
+                "<home>/kelpie.toml: unknown section `daemon` (known sections: `[logs]`, `[web]`, `[notify]`)",
                 "<home>/kelpie.toml: unknown key `retain` (did you mean `retain` in the `[logs]` section?)",
             ]
         );

@@ -24,6 +24,7 @@ mod load;
 pub mod module_conf;
 mod node;
 mod normalize;
+mod notify_targets;
 mod options;
 mod paths;
 mod readers;
@@ -48,6 +49,7 @@ pub use load::{
     STDIN,
 };
 pub use normalize::ShapeError;
+pub use notify_targets::{mask_url, NotifyKind, NotifyTarget, DEFAULT_PER_MINUTE, NOTIFY_EVENTS};
 pub use options::{HealthFlags, ScriptOptions};
 pub use paths::{absolutize, which};
 pub use serve::{
