@@ -224,6 +224,16 @@ pub(crate) enum Command {
     /// Serve the web dashboard, the HTTP API and Prometheus /metrics from the daemon (until it
     /// exits; `[web]` in kelpie.toml serves them at every start)
     Web(WebArgs),
+    /// The notification targets of kelpie.toml (`[[notify]]`) with what each was sent, failed
+    /// and dropped; `notify test` reads kelpie.toml again and sends each a test message
+    Notify {
+        /// `test`: send a test message to every target and print how each went
+        #[arg(value_parser = ["test"])]
+        action: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop every app and the daemon
     Kill,
     /// Replace the running daemon by this kelpie, in place: same pid, apps not restarted

@@ -32,6 +32,7 @@ mod cli {
     mod node_api;
     mod node_metrics;
     mod node_start;
+    mod notify;
     mod npm_package;
     mod persistence;
     mod pid1;

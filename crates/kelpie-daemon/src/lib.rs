@@ -26,7 +26,7 @@ use kelpie_keeper as keeper;
 use kelpie_link::{self as link, profile_parts};
 use kelpie_logs as logs;
 use kelpie_supervisor::{
-    bus, cgroups, config_load, health, hello, home_setup, host, instance, monitor, persist,
+    alerts, bus, cgroups, config_load, health, hello, home_setup, host, instance, monitor, persist,
     reclaim, supervisor, supervisor_channel, update,
 };
 

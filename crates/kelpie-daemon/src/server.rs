@@ -266,11 +266,13 @@ async fn handle_connection(
     admitted: Option<crate::gate::Admitted>,
 ) {
     let Services {
-        daemon: ClientServices {
-            commands,
-            logs,
-            bus,
-        },
+        daemon:
+            ClientServices {
+                commands,
+                logs,
+                bus,
+                alerts,
+            },
         web,
     } = services;
     let Some(_admitted) = admitted else {
@@ -340,6 +342,7 @@ async fn handle_connection(
                 Ok(Request::Host) => (Response::Host(crate::host::latest()), None),
                 Ok(Request::StartConfig(request)) => start_config(request, &commands).await,
                 Ok(Request::Web(request)) => web_request(&web, request).await,
+                Ok(Request::Notify(request)) => (crate::alerts::answer(&alerts, request).await, None),
                 Ok(request) => dispatch(request, &commands).await,
                 Err(e) => (
                     error(

@@ -56,6 +56,14 @@ pub(crate) async fn run(
         Some(apps) => supervisor.start_foreground_apps(apps),
         None => resumed = supervisor.restore_state(resumed, crashed).await,
     }
+    if crashed {
+        faces
+            .daemon
+            .alerts
+            .observe(crate::alerts::Observation::DaemonRestart {
+                apps: supervisor.instance_count(),
+            });
+    }
     if let Some(resumed) = resumed {
         resumed.report(&home);
     }
@@ -118,10 +126,13 @@ async fn start_supervisor(
             .unwrap_or_default(),
     };
     let bus = crate::bus::Bus::default();
+    let alerts = crate::alerts::Alerts::default();
+    alerts.start(settings.notify, home);
     let daemon = ClientServices {
         commands: outboxes.commands.clone(),
         logs: log_service.clone(),
         bus: bus.clone(),
+        alerts: alerts.clone(),
     };
     let web = WebControl::start(home.clone(), daemon.clone());
     if let Some(settings) = settings.web {
@@ -144,6 +155,7 @@ async fn start_supervisor(
         monitor,
         cgroups,
         bus,
+        alerts,
         platform: crate::instance::Platform::System,
         control,
         conf,

@@ -17,7 +17,7 @@ pub use host::{HostFilesystem, HostMetrics};
 pub use logs::{LogBytes, LogFileInfo, LogStream, WireLogLine};
 pub use requests::{
     ChangeRequest, ConfigSource, FlushRequest, InspectAction, InspectRequest, JlistRequest,
-    LogsRequest, ReloadRequest, Request, RestartRequest, SaveRequest, ScaleRequest,
+    LogsRequest, NotifyRequest, ReloadRequest, Request, RestartRequest, SaveRequest, ScaleRequest,
     SendLineRequest, SendMessageRequest, SignalRequest, SpecChanges, StartConfigRequest,
     StartRequest, Targets, TriggerRequest, WebRequest,
 };

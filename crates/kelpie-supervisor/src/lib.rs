@@ -30,6 +30,7 @@ use kelpie_link::{readiness, sockets};
 use kelpie_logs as logs;
 use kelpie_watch as watch;
 
+pub mod alerts;
 mod atomic;
 pub mod bus;
 pub mod cgroups;

@@ -149,6 +149,7 @@ impl Supervisor {
             monitor,
             cgroups,
             bus,
+            alerts,
             platform,
             control,
             conf,
@@ -176,6 +177,7 @@ impl Supervisor {
                 cgroups,
                 platform,
                 bus,
+                alerts,
                 username: kelpie_sys::username(kelpie_sys::current_uid()),
             },
         }

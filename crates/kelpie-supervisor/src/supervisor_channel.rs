@@ -18,6 +18,8 @@ pub struct ClientServices {
     pub logs: crate::logs::LogService,
     /// The event bus (`Events` streams from it).
     pub bus: crate::bus::Bus,
+    /// The notifications (`kelpie notify`).
+    pub alerts: crate::alerts::Alerts,
 }
 
 /// A message to the supervisor.

@@ -9,6 +9,7 @@ mod inspect;
 mod logs;
 mod man;
 mod monit;
+mod notify;
 mod profile;
 mod runtime;
 mod serve;
@@ -139,6 +140,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             pm2_only(&command)
         }
         Command::Web(args) => daemon::web(&home, args),
+        Command::Notify { action, json } => notify::notify(&home, action.is_some(), json),
         Command::Kill => daemon::kill(&home),
         Command::Update => daemon::update(&home),
         // PM2's `init simple` and `init` write its two templates; Kelpie's one example serves both.

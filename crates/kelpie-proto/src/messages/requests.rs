@@ -136,6 +136,21 @@ pub enum Request {
     /// [`Response::ProfilePart`](super::Response::ProfilePart)s, then `Json` with how it ended
     /// (`{"bytes", "pause_ms"}`, or the inspector's `{"url"}`).
     Inspect(InspectRequest),
+    /// `kelpie notify`: the notification targets of `[[notify]]` and their counters, or (`test`)
+    /// kelpie.toml read again and a test message sent to each. Answered with
+    /// [`Response::Json`](super::Response::Json): `{"targets": [...], "dropped"}`, with each
+    /// test's `result` or `error`.
+    Notify(NotifyRequest),
+}
+
+/// What `kelpie notify` asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyRequest {
+    /// The targets and their counters.
+    Status,
+    /// Read kelpie.toml's targets again, and send each a test message.
+    Test,
 }
 
 /// What a [`Request::Stop`], [`Request::Delete`] or [`Request::Reset`] acts on.

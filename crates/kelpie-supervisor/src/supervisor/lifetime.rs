@@ -22,6 +22,11 @@ impl Supervisor {
         self.apps.is_empty()
     }
 
+    /// How many instances it has.
+    pub fn instance_count(&self) -> usize {
+        self.apps.len()
+    }
+
     /// The apps' cgroups, removed by the start-up once the supervisor has ended.
     pub fn cgroups(&self) -> &crate::cgroups::Cgroups {
         &self.services.cgroups

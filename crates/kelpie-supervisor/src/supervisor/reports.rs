@@ -52,6 +52,14 @@ impl Supervisor {
             entry.health_failures += 1;
         }
         let old = std::mem::replace(&mut entry.state, event.state);
+        if self.services.alerts.enabled() {
+            crate::alerts::observe_change(
+                &self.services.alerts,
+                (&entry.spec.name, event.pm_id),
+                &old,
+                &entry.state,
+            );
+        }
         let came_online = old.status != kelpie_core::Status::Online
             && entry.state.status == kelpie_core::Status::Online;
         // A new daemon would do something else with the instance only when it stopped wanting

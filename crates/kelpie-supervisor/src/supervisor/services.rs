@@ -26,6 +26,8 @@ pub struct Setup {
     pub cgroups: crate::cgroups::Cgroups,
     /// The event bus (the web server has it too).
     pub bus: crate::bus::Bus,
+    /// The notifications (`[[notify]]`; the control socket's server has them too).
+    pub alerts: crate::alerts::Alerts,
     /// Where the instances' processes run.
     pub platform: instance::Platform,
     /// A second descriptor of the control socket, for `kelpie update`.
@@ -50,6 +52,8 @@ pub(super) struct Services {
     pub(super) platform: instance::Platform,
     /// What happens to the processes, for the clients following it (`Request::Events`).
     pub(super) bus: crate::bus::Bus,
+    /// Where what went wrong is told (`[[notify]]`).
+    pub(super) alerts: crate::alerts::Alerts,
     /// The user the apps run as by default, for `list`.
     pub(super) username: String,
 }

@@ -129,6 +129,7 @@ pub(super) fn handle(sup: &mut Supervisor, request: Request, reply: oneshot::Sen
         | Request::StartConfig(_)
         | Request::Host
         | Request::Web(_)
+        | Request::Notify(_)
         | Request::Jlist(kelpie_proto::JlistRequest { .. }) => {
             fail(reply, Refusal::NotForSupervisor)
         }

@@ -54,6 +54,7 @@ impl Daemon {
             home: home.clone(),
             persister: persister.clone(),
             bus,
+            alerts: Default::default(),
             logs,
             monitor: Monitor::not_started(),
             cgroups: crate::cgroups::Cgroups::default(),
