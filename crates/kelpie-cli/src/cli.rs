@@ -224,6 +224,18 @@ pub(crate) enum Command {
     /// Serve the web dashboard, the HTTP API and Prometheus /metrics from the daemon (until it
     /// exits; `[web]` in kelpie.toml serves them at every start)
     Web(WebArgs),
+    /// The exception inbox: uncaught exceptions of every app grouped by type and the app's own
+    /// frames, with counts, first and last seen, the apps hit and the last stack
+    Errors {
+        /// Only this app's
+        app: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+        /// Empty the inbox (or this app's part of it) after printing it
+        #[arg(long)]
+        clear: bool,
+    },
     /// The notification targets of kelpie.toml (`[[notify]]`) with what each was sent, failed
     /// and dropped; `notify test` reads kelpie.toml again and sends each a test message
     Notify {

@@ -29,6 +29,8 @@ pub const NOTIFY_EVENTS: &[&str] = &[
     "errored",
     "memory_restart",
     "oom",
+    "exception",
+    "bad_behaviour",
     "daemon_restart",
 ];
 

@@ -343,6 +343,7 @@ async fn handle_connection(
                 Ok(Request::StartConfig(request)) => start_config(request, &commands).await,
                 Ok(Request::Web(request)) => web_request(&web, request).await,
                 Ok(Request::Notify(request)) => (crate::alerts::answer(&alerts, request).await, None),
+                Ok(Request::Errors(request)) => (crate::alerts::errors_answer(&alerts, request).await, None),
                 Ok(request) => dispatch(request, &commands).await,
                 Err(e) => (
                     error(

@@ -127,6 +127,7 @@ async fn start_supervisor(
     };
     let bus = crate::bus::Bus::default();
     let alerts = crate::alerts::Alerts::default();
+    alerts.load_inbox(home).await;
     alerts.start(settings.notify, home);
     let daemon = ClientServices {
         commands: outboxes.commands.clone(),
@@ -178,6 +179,7 @@ async fn serve_until_exit(
     pid_file: &std::path::Path,
 ) -> Result<u8, DaemonError> {
     let Faces { daemon, web } = faces;
+    let alerts = daemon.alerts.clone();
     let server = crate::tasks::spawn(server::serve(
         listener,
         home.clone(),
@@ -188,6 +190,7 @@ async fn serve_until_exit(
     // The apps are stopped: what they printed while stopping is written before exiting. The
     // socket still accepts meanwhile, so a `kill` that waits for it to go waits for this too.
     supervisor.finish_at_exit().await;
+    alerts.save_now().await;
     // Exiting on purpose: the keeper must not read the pipes behind a next daemon's back.
     crate::keeper::dismiss().await;
     let _ = crate::tasks::blocking(move || cgroups.finish()).await;

@@ -179,6 +179,10 @@ impl Home {
     pub fn settings_file(&self) -> PathBuf {
         self.root.join("kelpie.toml")
     }
+    /// The exception inbox (`kelpie errors`): its groups, kept across daemon restarts.
+    pub fn exceptions_file(&self) -> PathBuf {
+        self.root.join("exceptions.json")
+    }
     /// The configuration store of `kelpie set` / `get` (PM2's `module_conf.json`).
     pub fn conf_file(&self) -> PathBuf {
         self.root.join("module_conf.json")

@@ -9,8 +9,10 @@
 //! costs its own queue, whose overflow is counted as dropped, and nothing else.
 
 mod deliver;
+mod inbox;
 mod incidents;
 mod payload;
+mod traces;
 mod transport;
 
 use kelpie_config::NotifyTarget;
@@ -19,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 pub use deliver::TargetStatus;
+pub use inbox::{Group, Inbox};
 pub use payload::Notice;
 pub use transport::DeliveryError;
 
@@ -40,6 +43,14 @@ pub enum Observation {
         pm_id: u32,
         record: Arc<ExitRecord>,
     },
+    /// A process of `app` reported an exception (a Node app: `process:exception`, from the
+    /// shim, `@pm2/io` or its `notifyError`).
+    Exception {
+        app: String,
+        pm_id: u32,
+        pid: Option<u32>,
+        exception: kelpie_core::AppException,
+    },
     /// An instance of `app` runs.
     Online { app: String, pm_id: u32 },
     /// Kelpie gave up restarting an instance of `app` (`errored`).
@@ -52,6 +63,8 @@ pub enum Observation {
 #[derive(Clone, Default)]
 pub struct Alerts {
     inner: Arc<Mutex<Running>>,
+    /// The exception inbox, kept across a reload of the targets.
+    inbox: Arc<Mutex<Inbox>>,
 }
 
 #[derive(Default)]
@@ -79,24 +92,69 @@ impl Alerts {
             home: Some(home.clone()),
             ..Running::default()
         };
-        if targets.is_empty() {
-            return;
+        if !targets.is_empty() {
+            let shown: Vec<String> = targets.iter().map(NotifyTarget::shown).collect();
+            crate::daemon_log!("notify: {} targets: {}", shown.len(), shown.join("; "));
         }
-        let shown: Vec<String> = targets.iter().map(NotifyTarget::shown).collect();
-        crate::daemon_log!("notify: {} targets: {}", shown.len(), shown.join("; "));
         let (senders, mut tasks): (Vec<deliver::TargetSender>, Vec<_>) = targets
             .into_iter()
             .map(|target| deliver::start(target, home.root().to_path_buf()))
             .unzip();
         running.targets = senders.iter().map(|s| s.counters.clone()).collect();
         let (tx, rx) = mpsc::channel(OBSERVATIONS_QUEUE);
-        tasks.push(crate::tasks::spawn(incidents::run(rx, senders.clone())));
+        tasks.push(crate::tasks::spawn(incidents::run(
+            rx,
+            senders.clone(),
+            self.inbox.clone(),
+            home.exceptions_file(),
+        )));
         running.tasks = tasks;
         running.observations = Some(tx);
         running.senders = senders;
     }
 
-    /// Whether any target listens (what only they need is not worked out otherwise).
+    /// Read the inbox kept in the home (at start, before [`Self::start`]).
+    pub async fn load_inbox(&self, home: &kelpie_proto::Home) {
+        let file = home.exceptions_file();
+        let loaded = crate::tasks::blocking(move || Inbox::load(&file)).await;
+        if let Ok(loaded) = loaded {
+            *self.inbox.lock().unwrap_or_else(|p| p.into_inner()) = loaded;
+        }
+    }
+
+    /// The inbox's groups (of `app`'s), the one seen last first; with `clear`, then forgotten
+    /// (and the file written at once).
+    pub async fn errors(&self, app: Option<&str>, clear: bool) -> (Vec<Group>, usize) {
+        let (groups, cleared) = {
+            let mut inbox = self.inbox.lock().unwrap_or_else(|p| p.into_inner());
+            let groups = inbox.list(app);
+            let cleared = if clear { inbox.clear(app) } else { 0 };
+            (groups, cleared)
+        };
+        let home = self.lock().home.clone();
+        if let (true, Some(home)) = (clear, home) {
+            incidents::save(&self.inbox, &home.exceptions_file()).await;
+        }
+        (groups, cleared)
+    }
+
+    /// Write the inbox now if it changed (the daemon's exit; otherwise every 2 s).
+    pub async fn save_now(&self) {
+        let home = self.lock().home.clone();
+        if let Some(home) = home {
+            incidents::save(&self.inbox, &home.exceptions_file()).await;
+        }
+    }
+
+    /// Each app's count of each exception group, for `/metrics`: (app, group, type, count).
+    pub fn exception_counts(&self) -> Vec<(String, String, String, u64)> {
+        self.inbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .counts()
+    }
+
+    /// Whether observations are taken (once started).
     pub fn enabled(&self) -> bool {
         self.lock().observations.is_some()
     }
@@ -220,4 +278,13 @@ pub(crate) fn observe_change(
             pm_id,
         });
     }
+}
+
+/// `kelpie errors` (the control socket's server answers it): the inbox's groups.
+pub async fn errors_answer(
+    alerts: &Alerts,
+    request: kelpie_proto::ErrorsRequest,
+) -> kelpie_proto::Response {
+    let (groups, cleared) = alerts.errors(request.app.as_deref(), request.clear).await;
+    kelpie_proto::Response::Json(serde_json::json!({"groups": groups, "cleared": cleared}))
 }

@@ -337,6 +337,10 @@ pub(super) fn describe(
     for process in &shown {
         render::write_describe(&mut out, process, show_secrets)?;
     }
+    drop(out);
+    let mut names: Vec<&str> = found.iter().map(|p| p.spec.name.as_str()).collect();
+    names.dedup();
+    super::notify::describe_exceptions(home, &names)?;
     Ok(ExitCode::SUCCESS)
 }
 

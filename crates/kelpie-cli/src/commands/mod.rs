@@ -141,6 +141,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Web(args) => daemon::web(&home, args),
         Command::Notify { action, json } => notify::notify(&home, action.is_some(), json),
+        Command::Errors { app, json, clear } => notify::errors(&home, app, json, clear),
         Command::Kill => daemon::kill(&home),
         Command::Update => daemon::update(&home),
         // PM2's `init simple` and `init` write its two templates; Kelpie's one example serves both.

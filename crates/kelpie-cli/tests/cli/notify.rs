@@ -536,3 +536,201 @@ fn an_email_arrives_over_starttls_with_auth_and_the_crash_in_its_subject() {
     assert!(content.contains("card is undefined"), "{content}");
     drop(server);
 }
+
+/// A Python app that fails in `charge`, from one of two lines, with another message each time.
+const PYTHON_CRASH: &str = r#"
+import os, sys
+print("loading the card from the queue", file=sys.stderr)
+def charge(card):
+    if os.environ.get("OTHER_LINE"):
+        return card["expiry"]
+    return card["number"]
+charge(None)
+"#;
+
+/// A Go program that indexes out of range.
+const GO_PANIC: &str = r#"package main
+
+import "os"
+
+func lookup(xs []int, i int) int { return xs[i] }
+
+func main() {
+	println("looking up", len(os.Args))
+	lookup([]int{1, 2, 3}, 5+len(os.Args))
+}
+"#;
+
+/// A Node app that reports an error it survives (`@pm2/io`'s `notifyError`) every 200 ms.
+const NODE_NOTIFY: &str = r#"
+const io = require('@pm2/io');
+let n = 0;
+setInterval(() => { if (n++ < 8) io.notifyError(new RangeError('quota exceeded for ' + n)); }, 200);
+"#;
+
+#[test]
+fn exceptions_of_python_go_and_node_land_in_their_groups_and_survive_a_daemon_restart() {
+    let Some(modules) = super::pm2_runtime::pm2_io() else {
+        return;
+    };
+    let k = kelpie();
+    let hook = Receiver::start(Answer::Ok);
+    std::fs::write(
+        k.home().join("kelpie.toml"),
+        format!(
+            "[[notify]]\nwebhook = \"{}\"\nevents = [\"exception\", \"bad_behaviour\"]\n",
+            hook.url("/errors")
+        ),
+    )
+    .expect("kelpie.toml");
+    let python = k.write("billing.py", PYTHON_CRASH);
+    // Three crashes from one line, one from another line of the same function: one group.
+    for n in 0..3 {
+        k.ok(&[
+            "start",
+            &python,
+            "--name",
+            &format!("billing-{n}"),
+            "--no-autorestart",
+            "--interpreter",
+            "python3",
+        ]);
+    }
+    let mut other_line = k.command(&[
+        "start",
+        &python,
+        "--name",
+        "billing-3",
+        "--no-autorestart",
+        "--interpreter",
+        "python3",
+    ]);
+    other_line.env("OTHER_LINE", "1");
+    assert!(other_line.output().expect("start").status.success());
+    let go_source = k.write("lookup.go", GO_PANIC);
+    let go_binary = k.dir.path().join("lookup");
+    let built = std::process::Command::new("go")
+        .args(["build", "-o"])
+        .arg(&go_binary)
+        .arg(&go_source)
+        .env("GOCACHE", k.dir.path().join("gocache"))
+        .env("HOME", k.dir.path())
+        .output()
+        .expect("go build");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    k.ok(&[
+        "start",
+        &go_binary.display().to_string(),
+        "--name",
+        "lookup",
+        "--no-autorestart",
+    ]);
+    let node = super::pm2_runtime::app(&k, &modules, "quota.js", NODE_NOTIFY);
+    k.ok(&["start", &node, "--name", "quota"]);
+    let node_crash = k.write("payments.js", THROWER);
+    k.ok(&[
+        "start",
+        &node_crash,
+        "--name",
+        "payments",
+        "--no-autorestart",
+    ]);
+
+    let groups = |k: &Kelpie| -> Vec<Value> {
+        serde_json::from_str::<Value>(&k.ok(&["errors", "--json"]))
+            .expect("errors --json")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let by_type = |groups: &[Value], kind: &str| -> Value {
+        groups
+            .iter()
+            .find(|g| g["type"] == kind)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    k.wait_for("every language's exceptions", 20 * SECS, || {
+        let groups = groups(&k);
+        by_type(&groups, "TypeError").is_object()
+            && by_type(&groups, "runtime error").is_object()
+            && by_type(&groups, "RangeError")["count"] == 8
+            && groups
+                .iter()
+                .filter(|g| g["language"] == "python")
+                .map(|g| g["count"].as_u64().unwrap_or(0))
+                .sum::<u64>()
+                == 4
+    });
+    let all = groups(&k);
+    let python_groups: Vec<&Value> = all.iter().filter(|g| g["language"] == "python").collect();
+    assert_eq!(
+        python_groups.len(),
+        1,
+        "one function, two lines: one group: {all:#?}"
+    );
+    let python_group = python_groups[0];
+    assert_eq!(python_group["type"], "TypeError");
+    assert_eq!(python_group["apps"].as_object().map(|a| a.len()), Some(4));
+    assert_eq!(
+        python_group["lines_before"],
+        serde_json::json!(["loading the card from the queue"])
+    );
+    assert!(python_group["stack"]
+        .as_str()
+        .unwrap_or("")
+        .contains("in charge"));
+    let go = by_type(&all, "runtime error");
+    assert_eq!(go["language"], "go");
+    assert!(
+        go["stack"].as_str().unwrap_or("").contains("main.lookup"),
+        "{go:#}"
+    );
+    let node_groups: Vec<&Value> = all.iter().filter(|g| g["language"] == "node").collect();
+    assert_eq!(
+        node_groups.len(),
+        2,
+        "notifyError's and the crash's: {all:#?}"
+    );
+    let crash = node_groups
+        .iter()
+        .find(|g| g["apps"]["payments"].is_number())
+        .expect("the crash");
+    assert_eq!(
+        crash["count"], 1,
+        "counted once, not again from its stderr: {crash:#}"
+    );
+    // A new group and bad behaviour (8 in 1.6 s) were said.
+    hook.wait("a new group's message", 10 * SECS, |r| {
+        r.body["event"] == "exception"
+    });
+    let bad = hook.wait("bad behaviour", 10 * SECS, |r| {
+        r.body["event"] == "bad_behaviour"
+    });
+    assert_eq!(bad.body["app"], "quota");
+    // describe says it; the daemon's restart keeps it.
+    let described = k.ok(&["describe", "billing-0"]);
+    assert!(
+        described.contains("Exceptions of billing-0: 1 in 1 groups; the last: TypeError"),
+        "{described}"
+    );
+    k.ok(&["kill"]);
+    let after = groups(&k);
+    assert_eq!(after.len(), all.len(), "kept across the daemon's restart");
+    assert_eq!(by_type(&after, "RangeError")["count"], 8);
+    let shown = k.ok(&["errors", "billing-1"]);
+    assert!(
+        shown.contains("TypeError: 'NoneType' object is not subscriptable"),
+        "{shown}"
+    );
+    let cleared = k.ok(&["errors", "--clear"]);
+    assert!(
+        cleared.contains(&format!("cleared {} groups", all.len())),
+        "{cleared}"
+    );
+    assert!(groups(&k).is_empty());
+}

@@ -71,6 +71,11 @@ pub(super) async fn handle(shared: &Arc<Shared>, request: HttpRequest<Incoming>)
         }
         (&Method::GET, ["api", "processes", target]) => describe(shared, target).await,
         (&Method::GET, ["api", "hosts"]) => hosts::other_hosts(&shared.hosts).await,
+        (&Method::GET, ["api", "errors"]) => {
+            let app = query.get("app");
+            let (groups, _) = shared.alerts.errors(app, false).await;
+            answers::answer(kelpie_proto::Response::Json(serde_json::json!(groups)))
+        }
         (&Method::POST, ["api", "processes", target, "trigger"]) => {
             trigger(shared, request, target).await
         }
@@ -90,7 +95,11 @@ pub(super) async fn handle(shared: &Arc<Shared>, request: HttpRequest<Incoming>)
             Ok(logs) => live(shared, request.extensions().get(), logs),
             Err(refused) => error(400, "Invalid", &refused.to_string()),
         },
-        (_, ["metrics"] | ["api", "ping" | "processes" | "host" | "hosts" | "logs" | "events"])
+        (
+            _,
+            ["metrics"]
+            | ["api", "ping" | "processes" | "host" | "hosts" | "logs" | "events" | "errors"],
+        )
         | (_, ["api", "processes", _]) => not_allowed("GET"),
         (_, ["api", "processes", _, _] | ["api", "apps", _, "scale"] | ["api", "save"]) => {
             not_allowed("POST")

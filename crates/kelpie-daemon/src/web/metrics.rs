@@ -2,6 +2,7 @@
 //! for the host (`metrics/host_families.rs`), the Node runtime and the kernel's counters
 //! (`metrics/runtime.rs`); the text format itself is in `metrics/text.rs`.
 
+mod exceptions;
 mod host_families;
 mod runtime;
 mod text;
@@ -53,6 +54,7 @@ pub(super) async fn serve(shared: &Shared) -> hyper::Response<Body> {
     };
     let mut text = render(&instances, &lines, &daemon);
     host_families::host_families(&mut text, &host.0, &host.1);
+    exceptions::exceptions_family(&mut text, &shared.alerts.exception_counts());
     respond(
         200,
         "text/plain; version=0.0.4; charset=utf-8",

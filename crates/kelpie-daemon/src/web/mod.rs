@@ -54,6 +54,8 @@ struct Shared {
     logs: LogService,
     /// The event bus (`trigger` waits for the replies on it).
     bus: crate::bus::Bus,
+    /// The notifications and the exception inbox (`/metrics`, `/api/errors`).
+    alerts: crate::alerts::Alerts,
     access: Access,
     /// Bound to a loopback address: requests must name a loopback host (DNS rebinding).
     loopback: bool,
@@ -265,6 +267,7 @@ async fn serve(
         commands: daemon.commands.clone(),
         logs: daemon.logs.clone(),
         bus: daemon.bus.clone(),
+        alerts: daemon.alerts.clone(),
         access: access.clone(),
         loopback: addr.ip().is_loopback(),
         streams: Arc::new(Semaphore::new(api::MAX_STREAMS)),

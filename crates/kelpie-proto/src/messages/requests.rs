@@ -141,6 +141,19 @@ pub enum Request {
     /// [`Response::Json`](super::Response::Json): `{"targets": [...], "dropped"}`, with each
     /// test's `result` or `error`.
     Notify(NotifyRequest),
+    /// `kelpie errors`: the exception inbox's groups (of one app's), the one seen last first,
+    /// and with `clear` then forgotten. Answered with [`Response::Json`](super::Response::Json):
+    /// `{"groups": [...], "cleared"}`.
+    Errors(ErrorsRequest),
+}
+
+/// What `kelpie errors` asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorsRequest {
+    /// Only the groups this app saw (its name).
+    pub app: Option<String>,
+    /// Forget them after answering.
+    pub clear: bool,
 }
 
 /// What `kelpie notify` asks.

@@ -27,6 +27,18 @@ impl Supervisor {
                 message,
             } => {
                 if let Some(entry) = self.apps.get(pm_id) {
+                    let now = crate::clock::now().wall_ms;
+                    if let Some(exception) = kelpie_core::AppException::from_message(&message, now)
+                    {
+                        self.services
+                            .alerts
+                            .observe(crate::alerts::Observation::Exception {
+                                app: entry.spec.name.clone(),
+                                pm_id,
+                                pid,
+                                exception,
+                            });
+                    }
                     let about = crate::bus::About::of(pm_id, &entry.spec);
                     let mut event = crate::bus::event("message", &about, &entry.state);
                     event.pid = pid;

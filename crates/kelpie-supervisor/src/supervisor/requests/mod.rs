@@ -130,6 +130,7 @@ pub(super) fn handle(sup: &mut Supervisor, request: Request, reply: oneshot::Sen
         | Request::Host
         | Request::Web(_)
         | Request::Notify(_)
+        | Request::Errors(_)
         | Request::Jlist(kelpie_proto::JlistRequest { .. }) => {
             fail(reply, Refusal::NotForSupervisor)
         }

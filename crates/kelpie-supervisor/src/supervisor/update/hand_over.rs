@@ -76,6 +76,8 @@ pub(super) async fn hand_over_and_exec(
     );
     // The exec passes everything on by itself; a keeper left running would read the pipes.
     crate::keeper::dismiss().await;
+    // The exception inbox's last counts, for the next program to read.
+    sup.services.alerts.save_now().await;
     let (handoff, error) = handoff.exec(&sup.services.home, &program);
     // Still this program: take everything back.
     crate::keeper::restart();
