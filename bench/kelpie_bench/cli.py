@@ -27,6 +27,7 @@ from .scale_report import scale_main
 from .soak_report import soak_main
 from .selftest import self_test
 from .session import Session
+from .notify import notify_main
 from .wrk import ensure_wrk
 
 
@@ -37,13 +38,14 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--apps", type=int, default=200, help="number of apps (default 200)")
     ap.add_argument("--only", choices=["core", "logs", "cluster", "health", "runtime",
                                        "reliability", "scale", "soak", "deploy",
-                                       "nodemetrics", "chaos"],
+                                       "nodemetrics", "chaos", "notify"],
                     help="run only this scenario: core (RSS, list, start/stop, crash), logs, "
                          "cluster, health, runtime, reliability, scale, soak (crash-looping apps "
                          "of each kind), deploy, nodemetrics (the Node shim's runtime "
-                         "metrics) or chaos (random faults for --chaos-secs); default: all but "
-                         "scale, soak, deploy, nodemetrics and chaos, which are run only on "
-                         "their own; deploy needs root and sshd, and is skipped with the reason "
+                         "metrics), chaos (random faults for --chaos-secs) or notify "
+                         "(notifications on against off with crash-looping apps, and an "
+                         "exception burst; Kelpie only); default: all but scale, soak, deploy, "
+                         "nodemetrics, chaos and notify, which are run only on their own; deploy needs root and sshd, and is skipped with the reason "
                          "without them)")
     ap.add_argument("--wrk-seconds", type=float, default=4.0,
                     help="length of each cluster throughput run (default 4)")
@@ -175,6 +177,10 @@ def main() -> int:
         return soak_main(cfg, argv_str)
     if cfg.only == "chaos":
         return chaos_main(cfg, argv_str)
+    if cfg.only == "notify":
+        if not cfg.no_build:
+            build_kelpie()
+        return notify_main(cfg, argv_str)
     if cfg.only == "nodemetrics":
         if not cfg.no_build:
             build_kelpie()

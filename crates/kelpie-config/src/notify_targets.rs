@@ -29,8 +29,11 @@ pub const NOTIFY_EVENTS: &[&str] = &[
     "errored",
     "memory_restart",
     "oom",
+    "health_failed",
+    "health_recovered",
     "exception",
     "bad_behaviour",
+    "deploy",
     "daemon_restart",
 ];
 

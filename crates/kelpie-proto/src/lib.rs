@@ -14,12 +14,12 @@ mod targets;
 pub use frame::{decode, encode, read_frame, write_frame, FrameError, MAX_FRAME_LEN};
 pub use home::{FileNames, Home, FILE_NAMES_ENV, HOME_ENV, UPDATE_SIGNAL};
 pub use messages::{
-    BadScaleCount, BusEvent, ChangeRequest, ConfRequest, ConfigSource, ErrorKind, ErrorsRequest,
-    FlushRequest, Hello, HostFilesystem, HostMetrics, InspectAction, InspectRequest, JlistRequest,
-    LogBytes, LogFileInfo, LogStream, LogsRequest, NotifyRequest, ProcessCounters, ProcessInfo,
-    ReloadRequest, Request, Response, RestartRequest, SaveRequest, ScaleCount, ScaleRequest,
-    SendLineRequest, SendMessageRequest, SignalRequest, SpecChanges, StartConfigRequest,
-    StartOutcome, StartRequest, Target, Targets, TriggerReply, TriggerRequest, Triggered,
-    WebRequest, WireError, WireLogLine, PROTOCOL_VERSION,
+    BadScaleCount, BusEvent, ChangeRequest, ConfRequest, ConfigSource, DeployOutcome, ErrorKind,
+    ErrorsRequest, FlushRequest, Hello, HostFilesystem, HostMetrics, InspectAction, InspectRequest,
+    JlistRequest, LogBytes, LogFileInfo, LogStream, LogsRequest, NotifyRequest, ProcessCounters,
+    ProcessInfo, ReloadRequest, Request, Response, RestartRequest, SaveRequest, ScaleCount,
+    ScaleRequest, SendLineRequest, SendMessageRequest, SignalRequest, SpecChanges,
+    StartConfigRequest, StartOutcome, StartRequest, Target, Targets, TriggerReply, TriggerRequest,
+    Triggered, WebRequest, WireError, WireLogLine, PROTOCOL_VERSION,
 };
 pub use targets::{check_pattern, pattern_of, resolve_targets, InvalidPattern, Targetable};

@@ -16,10 +16,10 @@ pub use events::BusEvent;
 pub use host::{HostFilesystem, HostMetrics};
 pub use logs::{LogBytes, LogFileInfo, LogStream, WireLogLine};
 pub use requests::{
-    ChangeRequest, ConfigSource, ErrorsRequest, FlushRequest, InspectAction, InspectRequest,
-    JlistRequest, LogsRequest, NotifyRequest, ReloadRequest, Request, RestartRequest, SaveRequest,
-    ScaleRequest, SendLineRequest, SendMessageRequest, SignalRequest, SpecChanges,
-    StartConfigRequest, StartRequest, Targets, TriggerRequest, WebRequest,
+    ChangeRequest, ConfigSource, DeployOutcome, ErrorsRequest, FlushRequest, InspectAction,
+    InspectRequest, JlistRequest, LogsRequest, NotifyRequest, ReloadRequest, Request,
+    RestartRequest, SaveRequest, ScaleRequest, SendLineRequest, SendMessageRequest, SignalRequest,
+    SpecChanges, StartConfigRequest, StartRequest, Targets, TriggerRequest, WebRequest,
 };
 pub use responses::{
     ErrorKind, ProcessCounters, ProcessInfo, Response, StartOutcome, TriggerReply, Triggered,

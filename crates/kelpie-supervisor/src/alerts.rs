@@ -51,10 +51,20 @@ pub enum Observation {
         pid: Option<u32>,
         exception: kelpie_core::AppException,
     },
+    /// An instance's health check failed (`healthy: false`, with what it found) or passed
+    /// again.
+    Health {
+        app: String,
+        pm_id: u32,
+        healthy: bool,
+        detail: Option<String>,
+    },
     /// An instance of `app` runs.
     Online { app: String, pm_id: u32 },
     /// Kelpie gave up restarting an instance of `app` (`errored`).
     Errored { app: String, pm_id: u32 },
+    /// A `kelpie deploy` run on this machine ended (a host at a time).
+    Deploy(kelpie_proto::DeployOutcome),
     /// The daemon started again after the previous one died.
     DaemonRestart { apps: usize },
 }
@@ -213,6 +223,10 @@ pub async fn answer(
     request: kelpie_proto::NotifyRequest,
 ) -> kelpie_proto::Response {
     use kelpie_proto::{ErrorKind, NotifyRequest, Response, WireError};
+    if let NotifyRequest::Deploy(outcome) = request {
+        alerts.observe(Observation::Deploy(outcome));
+        return Response::Done(String::new());
+    }
     let mut tests = Vec::new();
     if request == NotifyRequest::Test {
         if let Err(e) = alerts.reload().await {
@@ -270,6 +284,21 @@ pub(crate) fn observe_change(
         alerts.observe(Observation::Online {
             app: app.to_string(),
             pm_id,
+        });
+    }
+    // Failing: its first failed probe in a row (the restart comes after `failures` of them);
+    // recovered: healthy again (the incidents say it only after a failure).
+    use kelpie_core::Health;
+    let failing = old.health_detail.is_none() && new.health_detail.is_some();
+    let healthy = new.health == Some(Health::Healthy)
+        && new.health_detail.is_none()
+        && (old.health != Some(Health::Healthy) || old.health_detail.is_some());
+    if failing || healthy {
+        alerts.observe(Observation::Health {
+            app: app.to_string(),
+            pm_id,
+            healthy: !failing,
+            detail: new.health_detail.clone(),
         });
     }
     if new.status == Status::Errored && old.status != Status::Errored {

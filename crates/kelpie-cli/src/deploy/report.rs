@@ -73,7 +73,36 @@ impl Run {
         status: Status,
     ) -> Result<ExitCode> {
         self.report(action, ends);
+        if matches!(action, "deploy" | "revert") {
+            self.tell_daemon(action, ends);
+        }
         self.failure(action, ends, status)
+    }
+
+    /// The daemon running here, if one runs, tells its notification targets (`deploy`) how
+    /// each host ended. None is started for it; a failure to tell changes nothing of the run.
+    fn tell_daemon(&self, action: &str, ends: &[HostEnd]) {
+        let hosts = self
+            .connections
+            .iter()
+            .zip(ends)
+            .filter_map(|(connection, end)| match end {
+                HostEnd::Done(what) => Some((connection.label.clone(), true, what.clone())),
+                HostEnd::Failed(why) => Some((connection.label.clone(), false, why.clone())),
+                HostEnd::Unchanged(_) => None,
+            })
+            .collect();
+        let outcome = kelpie_proto::DeployOutcome {
+            env: self.target.env.clone(),
+            action: action.to_string(),
+            hosts,
+        };
+        let home = kelpie_proto::Home::from_env();
+        if let Ok(Some(mut client)) = crate::client::Client::connect(&home) {
+            let request =
+                kelpie_proto::Request::Notify(kelpie_proto::NotifyRequest::Deploy(outcome));
+            let _ = client.request(&request);
+        }
     }
 
     /// Only the failures (for queries, whose answer is their output).

@@ -641,12 +641,41 @@ fn two_hosts_deploy_in_parallel_behind_a_barrier() {
     }
 
     let _heavy = heavy();
+    // The daemon running where the deploy runs tells its notification targets.
+    let hook = super::notify::Receiver::start(super::notify::Answer::Ok);
+    std::fs::write(
+        lab.local_home().join("kelpie.toml"),
+        format!(
+            "[[notify]]\nwebhook = \"{}\"\nevents = [\"deploy\"]\n",
+            hook.url("/deploys")
+        ),
+    )
+    .expect("kelpie.toml");
+    let local = LocalDaemon(lab.local_home().to_path_buf());
+    local.run(&["ping"]);
 
     // ---- T8: both hosts at once: the pre-deploy windows overlap (the proof: a wall-time bound
     // alone would be at the mercy of a loaded CI machine), and the deploy ends in well under
     // the 6 s two serial 3 s pre-deploys take, plus setup costs (about 4 s seen here).
     let exec = lab.deploy_ok(&["pair", "ref", "v2"]);
     eprintln!("T8: two hosts with 3 s pre-deploys took {:.1?}", exec.took);
+    for label in [&b1.name, &b2.name] {
+        let said = hook.wait("a deploy message", 10 * SECS, |r| {
+            r.body["title"]
+                .as_str()
+                .is_some_and(|t| t.contains("is live on") && t.contains(label.as_str()))
+        });
+        assert_eq!(said.body["event"], "deploy");
+        assert!(
+            said.body["title"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("deploy to pair"),
+            "{:#}",
+            said.body
+        );
+    }
+    drop(local);
     assert!(
         exec.took < 10 * SECS,
         "two 3 s pre-deploys took {:?}",
@@ -1117,4 +1146,31 @@ fn fleet_lists_two_hosts_in_one_table_and_names_the_one_that_is_down() {
         "{}",
         exec.describe()
     );
+}
+
+/// The local side's daemon (started for the deploy's notifications), killed when dropped.
+struct LocalDaemon(std::path::PathBuf);
+
+impl LocalDaemon {
+    fn run(&self, args: &[&str]) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kelpie"))
+            .args(args)
+            .env("KELPIE_HOME", &self.0)
+            .output()
+            .expect("kelpie");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for LocalDaemon {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(env!("CARGO_BIN_EXE_kelpie"))
+            .arg("kill")
+            .env("KELPIE_HOME", &self.0)
+            .output();
+    }
 }

@@ -632,6 +632,11 @@ impl Lab {
         )
     }
 
+    /// The KELPIE_HOME of the local side (where `kelpie deploy` runs).
+    pub(super) fn local_home(&self) -> &Path {
+        self.local_home.path()
+    }
+
     /// A `kelpie deploy ecosystem.config.js <args>` command, run in `$T/src` as root.
     fn deploy_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kelpie"));

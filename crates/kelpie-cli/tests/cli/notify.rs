@@ -16,7 +16,7 @@ const SECS: Duration = Duration::from_secs(1);
 
 /// What a receiver does with a request.
 #[derive(Clone, Copy, PartialEq)]
-enum Answer {
+pub(super) enum Answer {
     /// `200 OK`.
     Ok,
     /// Reads it and never answers.
@@ -25,15 +25,15 @@ enum Answer {
 
 /// One request a receiver got.
 #[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    body: Value,
+pub(super) struct Received {
+    pub(super) path: String,
+    pub(super) body: Value,
     /// When it arrived (ms since the epoch).
     at_ms: u64,
 }
 
 /// An HTTP server on loopback recording what it is sent, until dropped.
-struct Receiver {
+pub(super) struct Receiver {
     port: u16,
     got: Arc<Mutex<Vec<Received>>>,
     stop: Arc<AtomicBool>,
@@ -47,7 +47,7 @@ fn now_ms() -> u64 {
 }
 
 impl Receiver {
-    fn start(answer: Answer) -> Receiver {
+    pub(super) fn start(answer: Answer) -> Receiver {
         let port = free_port();
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("receiver's port");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -86,16 +86,21 @@ impl Receiver {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn got(&self) -> Vec<Received> {
+    pub(super) fn got(&self) -> Vec<Received> {
         self.got.lock().expect("received").clone()
     }
 
     /// Wait until a request matching `want` arrived; it.
-    fn wait(&self, what: &str, timeout: Duration, want: impl Fn(&Received) -> bool) -> Received {
+    pub(super) fn wait(
+        &self,
+        what: &str,
+        timeout: Duration,
+        want: impl Fn(&Received) -> bool,
+    ) -> Received {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(found) = self.got().into_iter().find(|r| want(r)) {
@@ -170,7 +175,7 @@ fn a_crash_reaches_a_webhook_and_a_command_within_2_s_with_the_app_cause_and_exc
     std::fs::write(
         k.home().join("kelpie.toml"),
         format!(
-            "[[notify]]\nwebhook = \"{}\"\n[[notify]]\ncommand = \"cat >> '{}'; echo \\\" $KELPIE_EVENT\\\" >> '{}'\"\nevents = [\"crash\"]\n",
+            "[[notify]]\nwebhook = \"{}\"\nevents = [\"crash\"]\n[[notify]]\ncommand = \"cat >> '{}'; echo \\\" $KELPIE_EVENT\\\" >> '{}'\"\nevents = [\"crash\"]\n",
             hook.url("/kelpie"),
             got_by_command.display(),
             got_by_command.display()
@@ -733,4 +738,55 @@ fn exceptions_of_python_go_and_node_land_in_their_groups_and_survive_a_daemon_re
         "{cleared}"
     );
     assert!(groups(&k).is_empty());
+}
+
+#[test]
+fn a_failing_health_check_is_said_once_and_its_recovery_once() {
+    let k = kelpie();
+    let hook = Receiver::start(Answer::Ok);
+    std::fs::write(
+        k.home().join("kelpie.toml"),
+        format!(
+            "[[notify]]\nwebhook = \"{}\"\nevents = [\"health_failed\", \"health_recovered\"]\n",
+            hook.url("/health")
+        ),
+    )
+    .expect("kelpie.toml");
+    let sick = k.home().join("sick");
+    let file = k.write(
+        "apps.json",
+        &serde_json::json!({"apps": [{
+            "name": "checked",
+            "script": "/bin/sh",
+            "args": ["-c", "sleep 600"],
+            // Many failures before a restart: the test sees the check fail and pass, no restart.
+            "health_check": {
+                "exec": format!("test ! -e '{}'", sick.display()),
+                "interval": "100ms",
+                "failures": 100000,
+            },
+        }]})
+        .to_string(),
+    );
+    k.ok(&["start", &file]);
+    k.wait_for("a passing check", 10 * SECS, || {
+        k.app("checked")["pm2_env"]["health"] == "healthy"
+    });
+    std::fs::write(&sick, "").expect("sick");
+    let failed = hook.wait("health_failed", 10 * SECS, |r| {
+        r.body["event"] == "health_failed"
+    });
+    assert_eq!(failed.body["app"], "checked");
+    // pacing: more failed probes (10 a second) are not more messages.
+    std::thread::sleep(Duration::from_secs(1));
+    std::fs::remove_file(&sick).expect("well");
+    hook.wait("health_recovered", 10 * SECS, |r| {
+        r.body["event"] == "health_recovered"
+    });
+    let events: Vec<String> = hook
+        .got()
+        .iter()
+        .map(|r| r.body["event"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(events, ["health_failed", "health_recovered"]);
 }

@@ -157,13 +157,27 @@ pub struct ErrorsRequest {
 }
 
 /// What `kelpie notify` asks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NotifyRequest {
     /// The targets and their counters.
     Status,
     /// Read kelpie.toml's targets again, and send each a test message.
     Test,
+    /// How a `kelpie deploy` (or revert) run here ended on each host, to tell the targets
+    /// (sent by the CLI to the daemon it finds running; answered with `Done`).
+    Deploy(DeployOutcome),
+}
+
+/// How a deploy ended, host by host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployOutcome {
+    /// The deploy section's environment (`production`).
+    pub env: String,
+    /// `deploy` or `revert`.
+    pub action: String,
+    /// Each host: its label, whether the new release is live there, and what was said.
+    pub hosts: Vec<(String, bool, String)>,
 }
 
 /// What a [`Request::Stop`], [`Request::Delete`] or [`Request::Reset`] acts on.

@@ -65,6 +65,8 @@ pub(super) struct Incidents {
     waiting: BTreeMap<u32, Waiting>,
     tails: BTreeMap<u32, Tail>,
     reported: VecDeque<u32>,
+    /// Instances whose health check failed and was said, until it passes again.
+    unhealthy: std::collections::BTreeSet<u32>,
     pub(super) inbox: Arc<Mutex<Inbox>>,
 }
 
@@ -120,6 +122,12 @@ impl Incidents {
                 said.extend(self.due(now_ms));
                 said
             }
+            Observation::Health {
+                app,
+                pm_id,
+                healthy,
+                detail,
+            } => self.health(&app, pm_id, healthy, detail),
             Observation::Online { app, .. } => {
                 let incidents = self.apps.entry(app).or_default();
                 incidents.online_since.get_or_insert(now_ms);
@@ -143,6 +151,24 @@ impl Incidents {
                 notice.exit = incidents.last.clone();
                 vec![notice]
             }
+            Observation::Deploy(outcome) => outcome
+                .hosts
+                .into_iter()
+                .map(|(host, live, detail)| {
+                    let (env, action) = (&outcome.env, &outcome.action);
+                    let mut notice = Notice::new(
+                        "deploy",
+                        None,
+                        None,
+                        match live {
+                            true => format!("{action} to {env} is live on {host}"),
+                            false => format!("{action} to {env} failed on {host}"),
+                        },
+                    );
+                    notice.text = detail;
+                    notice
+                })
+                .collect(),
             Observation::DaemonRestart { apps } => {
                 let mut notice = Notice::new(
                     "daemon_restart",
@@ -154,6 +180,33 @@ impl Incidents {
                 vec![notice]
             }
         }
+    }
+
+    /// A health check failing (said once), then passing again (said once, after a failure).
+    fn health(
+        &mut self,
+        app: &str,
+        pm_id: u32,
+        healthy: bool,
+        detail: Option<String>,
+    ) -> Vec<Notice> {
+        let mut notice = match healthy {
+            false if self.unhealthy.insert(pm_id) => Notice::new(
+                "health_failed",
+                Some(app),
+                Some(pm_id),
+                format!("{app} (id {pm_id}) fails its health check"),
+            ),
+            true if self.unhealthy.remove(&pm_id) => Notice::new(
+                "health_recovered",
+                Some(app),
+                Some(pm_id),
+                format!("{app} (id {pm_id}) passes its health check again"),
+            ),
+            _ => return Vec::new(),
+        };
+        notice.text = detail.unwrap_or_default();
+        vec![notice]
     }
 
     /// Read a crashed process's stderr tail for an exception once its details are in.
