@@ -189,7 +189,7 @@ fn pm2_only(command: &Command) -> Result<ExitCode> {
     match command {
         Command::ProfileDaemon { .. } => outln!("[kelpie] PM2's profile:cpu and profile:mem profile the PM2 daemon itself. To profile a running Node app, without a restart: `kelpie profile cpu <app>` (a .cpuprofile; Node's `--cpu-prof` does it from the start) or `kelpie profile heap <app>` (a .heapsnapshot). Kelpie's daemon is native code: profile it with `perf record -g -p <pid>` (`kelpie ping` prints its pid)"),
         Command::DeepUpdate => outln!("[kelpie] PM2's deepUpdate reinstalls PM2 from npm, then updates its daemon. With Kelpie, install the new version the way you installed this one (`cargo install --locked --path crates/kelpie-cli`, or `npm install -g kelpie`), then `kelpie update`: the daemon becomes the new binary in place, no app restarted (docs/startup.md)"),
-        _ => outln!("[kelpie] PM2 Plus (`pm2 plus`, `pm2 link`) is PM2's hosted dashboard; Kelpie's is on this machine, no account needed: `kelpie web` serves a page, an HTTP API and Prometheus /metrics (docs/web.md, docs/observability.md), `kelpie monit` is the terminal dashboard"),
+        _ => outln!("[kelpie] PM2 Plus (`pm2 plus`, `pm2 link`) is PM2's hosted dashboard; Kelpie's is on this machine, no account needed: `kelpie web` serves a page, an HTTP API and Prometheus /metrics (docs/web.md, docs/observability.md), `kelpie monit` is the terminal dashboard, `[[notify]]` in kelpie.toml sends crashes, crash loops and new exceptions to Slack, Discord, email or a webhook, and `kelpie errors` is the exception inbox (docs/notifications.md)"),
     }
     Ok(ExitCode::SUCCESS)
 }

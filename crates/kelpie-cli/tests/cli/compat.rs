@@ -870,7 +870,9 @@ fn plus_and_link_say_what_kelpie_offers_locally() {
     ] {
         let said = k.ok(words);
         assert!(
-            said.contains("PM2's hosted dashboard") && said.contains("kelpie web"),
+            said.contains("PM2's hosted dashboard")
+                && said.contains("kelpie web")
+                && said.contains("kelpie errors"),
             "{words:?}: {said}"
         );
     }

@@ -820,8 +820,14 @@ const { chromium } = require(process.env.PLAYWRIGHT);
     // The host's use in the header, as `kelpie list` shows it under the table.
     await page.locator("#host", { hasText: "cpus" }).waitFor({ timeout });
     const host = await page.locator("#host").textContent();
+    // The exception inbox's section: a group per exception, its stack behind a click.
+    const group = page.locator("#errors details", { hasText: "ledger is closed" });
+    await group.waitFor({ timeout });
+    await group.locator("summary").click();
+    const exception = { summary: await group.locator("summary").textContent(),
+      stack: await group.locator("pre").textContent() };
     if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT });
-    console.log(JSON.stringify({ address, before, after, sameRow, shown, exits, facts, jobStatus, jobFacts, jobNextRun, sdkFacts, host, errors }));
+    console.log(JSON.stringify({ address, before, after, sameRow, shown, exits, facts, jobStatus, jobFacts, jobNextRun, sdkFacts, host, exception, errors }));
   } finally {
     await context.close();
   }
@@ -864,6 +870,8 @@ fn the_page_shows_apps_restarts_them_and_shows_their_logs_in_chromium() {
     let sdk = k.write(
         "sdk.js",
         "process.send({ type: 'axm:action', data: { action_name: 'ping', arity: 1 } });\n\
+         process.send({ type: 'process:exception', data: { name: 'RangeError', message: 'ledger is closed <b>',\n\
+           stack: 'RangeError: ledger is closed <b>\\n    at settle (/srv/ledger.js:4:9)' } });\n\
          setInterval(() => process.send({ type: 'axm:monitor', data: {\n\
            'Realtime users': { value: 42, unit: 'users', historic: true } } }), 200);\n",
     );
@@ -874,6 +882,19 @@ fn the_page_shows_apps_restarts_them_and_shows_their_logs_in_chromium() {
         return;
     };
     assert_eq!(seen["errors"], serde_json::json!([]), "errors on the page");
+    let exception = &seen["exception"];
+    assert!(
+        exception["summary"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("RangeError: ledger is closed <b>")),
+        "the group, its markup shown as text: {exception}"
+    );
+    assert!(
+        exception["stack"]
+            .as_str()
+            .is_some_and(|s| s.contains("at settle (/srv/ledger.js:4:9)")),
+        "{exception}"
+    );
     assert_eq!(
         seen["address"],
         format!("http://127.0.0.1:{port}/"),
