@@ -643,7 +643,7 @@ fn api_conforms_to_its_openapi_document() {
         "schemathesis found the API and its document disagree:\n{report}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(report.contains("Tested: 16"), "{report}");
+    assert!(report.contains("Tested: 17"), "{report}");
 }
 
 /// An app speaking @pm2/io's action protocol by hand: it registers `echo`, and answers it with
