@@ -8,5 +8,6 @@ pub mod clock;
 pub mod daemon_log;
 pub mod descriptors;
 pub mod mailbox;
+pub mod reaper;
 pub mod room;
 pub mod tasks;

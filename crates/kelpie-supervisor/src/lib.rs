@@ -23,14 +23,16 @@
 //! fact of the crate graph.
 
 // The crates below, by the names the modules have always used (`crate::tasks`, `crate::logs`).
-use kelpie_base::{clock, daemon_log, descriptors, mailbox, room, tasks};
+/// The notifications and the exception inbox, which the supervisor feeds (the daemon's faces
+/// answer `notify` and `errors` from the same handle).
+pub use kelpie_alerts as alerts;
+use kelpie_base::{clock, daemon_log, descriptors, mailbox, reaper, room, tasks};
 use kelpie_keeper as keeper;
 use kelpie_link as link;
 use kelpie_link::{readiness, sockets};
 use kelpie_logs as logs;
 use kelpie_watch as watch;
 
-pub mod alerts;
 mod atomic;
 pub mod bus;
 pub mod cgroups;
@@ -51,7 +53,7 @@ mod notices;
 pub mod persist;
 mod pid_files;
 mod process;
-mod reaper;
+
 pub mod reclaim;
 mod spawn_error;
 pub mod spawn_plan;

@@ -25,28 +25,7 @@ impl Supervisor {
                 pm_id,
                 pid,
                 message,
-            } => {
-                if let Some(entry) = self.apps.get(pm_id) {
-                    let now = crate::clock::now().wall_ms;
-                    if let Some(exception) = kelpie_core::AppException::from_message(&message, now)
-                    {
-                        self.services
-                            .alerts
-                            .observe(crate::alerts::Observation::Exception {
-                                app: entry.spec.name.clone(),
-                                pm_id,
-                                pid,
-                                exception,
-                            });
-                    }
-                    let about = crate::bus::About::of(pm_id, &entry.spec);
-                    let mut event = crate::bus::event("message", &about, &entry.state);
-                    event.pid = pid;
-                    event.data = Some(message);
-                    self.services.bus.publish(event);
-                }
-                return;
-            }
+            } => return self.on_message(pm_id, pid, message),
         };
         let Some(entry) = self.apps.get_mut(event.pm_id) else {
             // A deleted instance's process is gone: apps it depended on may now stop.
@@ -128,5 +107,29 @@ impl Supervisor {
         self.dependencies.note_reported(event.pm_id);
         self.run_pending();
         self.check_all_ended();
+    }
+
+    /// A message a process sent over its IPC channel: to the bus, and an exception it
+    /// reports to the inbox.
+    fn on_message(&mut self, pm_id: u32, pid: Option<u32>, message: serde_json::Value) {
+        let Some(entry) = self.apps.get(pm_id) else {
+            return;
+        };
+        let now = crate::clock::now().wall_ms;
+        if let Some(exception) = kelpie_core::AppException::from_message(&message, now) {
+            self.services
+                .alerts
+                .observe(crate::alerts::Observation::Exception {
+                    app: entry.spec.name.clone(),
+                    pm_id,
+                    pid,
+                    exception,
+                });
+        }
+        let about = crate::bus::About::of(pm_id, &entry.spec);
+        let mut event = crate::bus::event("message", &about, &entry.state);
+        event.pid = pid;
+        event.data = Some(message);
+        self.services.bus.publish(event);
     }
 }

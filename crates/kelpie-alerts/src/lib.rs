@@ -1,4 +1,6 @@
-//! Notifications (`[[notify]]` in kelpie.toml): telling people that something went wrong.
+//! Kelpie's notifications and exception inbox, below the supervisor: telling people that
+//! something went wrong (`[[notify]]` in kelpie.toml), and keeping every uncaught exception,
+//! grouped (`kelpie errors`).
 //!
 //! The supervisor hands what it sees ([`Observation`]: an exit and its record, an instance
 //! online, an app given up on, an OOM kill found, the daemon back after a crash) to
@@ -6,9 +8,14 @@
 //! task turns observations into incidents (`incidents.rs`: a crash loop of 200 restarts is one
 //! "crash_loop" message and one "recovered"), and each target has a task of its own
 //! (`deliver.rs`) with a bounded queue, a rate limit, retries and a timeout. A target that hangs
-//! costs its own queue, whose overflow is counted as dropped, and nothing else.
+//! costs its own queue, whose overflow is counted as dropped, and nothing else. The same task
+//! feeds the inbox (`exceptions.rs`, `inbox.rs`, `traces.rs`) and writes it to the home.
+
+// The crates below, by the names the modules use (`crate::tasks`, `crate::reaper`).
+use kelpie_base::{clock, daemon_log, reaper, tasks};
 
 mod deliver;
+mod exceptions;
 mod inbox;
 mod incidents;
 mod payload;
@@ -67,6 +74,17 @@ pub enum Observation {
     Deploy(kelpie_proto::DeployOutcome),
     /// The daemon started again after the previous one died.
     DaemonRestart { apps: usize },
+}
+
+/// Why kelpie.toml's targets could not be read again.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file is wrong: the user's to fix.
+    #[error(transparent)]
+    Config(#[from] kelpie_config::ConfigError),
+    /// The blocking work reading it ended without a result (the daemon's end).
+    #[error(transparent)]
+    Interrupted(#[from] kelpie_base::tasks::Interrupted),
 }
 
 /// The handle: cheap to clone; does nothing without targets.
@@ -201,11 +219,13 @@ impl Alerts {
     }
 
     /// Read kelpie.toml's targets again and notify them from now on.
-    pub async fn reload(&self) -> Result<usize, crate::config_load::ConfigLoadError> {
+    pub async fn reload(&self) -> Result<usize, ReloadError> {
         let Some(home) = self.lock().home.clone() else {
             return Ok(0);
         };
-        let settings = crate::config_load::read_daemon_settings(home.settings_file()).await?;
+        let path = home.settings_file();
+        let settings =
+            crate::tasks::blocking(move || kelpie_config::DaemonSettings::load(&path)).await??;
         let count = settings.notify.len();
         self.start(settings.notify, &home);
         Ok(count)
@@ -257,7 +277,7 @@ pub async fn answer(
 
 /// What a change of an instance's state means for the notifications: a new exit, more detail
 /// on the last one (its stderr tail, OOM evidence), the instance online, or given up on.
-pub(crate) fn observe_change(
+pub fn observe_change(
     alerts: &Alerts,
     (app, pm_id): (&str, u32),
     old: &kelpie_core::InstanceState,

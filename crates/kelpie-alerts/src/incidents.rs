@@ -9,9 +9,11 @@
 //! [`Incidents`] is plain state fed with times, tested without a clock; [`run`] is its task.
 
 use super::deliver::TargetSender;
-use super::inbox::{Hit, Inbox, Seen};
+pub(super) use super::exceptions::save;
+use super::exceptions::Exceptions;
+use super::inbox::Inbox;
 use super::payload::{how_it_ended, Notice};
-use super::{traces, Observation};
+use super::Observation;
 use kelpie_core::{Cause, ExitRecord};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -47,27 +49,15 @@ struct Waiting {
     notice: Notice,
 }
 
-/// A crashed process's stderr tail, read for an exception once every detail is in.
-struct Tail {
-    due_ms: u64,
-    app: String,
-    record: Arc<ExitRecord>,
-}
-
-/// Pids whose process reported its exceptions itself, remembered so that its stderr is not
-/// read for them again.
-const REPORTED_PIDS: usize = 1024;
-
 /// Every app's incidents, the crash messages waiting for their details, and the exceptions.
 #[derive(Default)]
 pub(super) struct Incidents {
     apps: BTreeMap<String, AppIncidents>,
     waiting: BTreeMap<u32, Waiting>,
-    tails: BTreeMap<u32, Tail>,
-    reported: VecDeque<u32>,
     /// Instances whose health check failed and was said, until it passes again.
     unhealthy: std::collections::BTreeSet<u32>,
-    pub(super) inbox: Arc<Mutex<Inbox>>,
+    /// The exceptions, into the inbox.
+    pub(super) exceptions: Exceptions,
 }
 
 impl Incidents {
@@ -75,27 +65,20 @@ impl Incidents {
     pub(super) fn observe(&mut self, observation: Observation, now_ms: u64) -> Vec<Notice> {
         match observation {
             Observation::Exit { app, pm_id, record } => {
-                self.read_tail_later(&app, pm_id, &record, now_ms);
-                self.exit(app, pm_id, record, now_ms)
+                let mut said = self.exceptions.exit_seen(&app, pm_id, &record, now_ms);
+                said.extend(self.exit(app, pm_id, record, now_ms));
+                said
             }
             Observation::Exception {
                 app,
                 pm_id,
                 pid,
                 exception,
-            } => {
-                if let Some(pid) = pid {
-                    if self.reported.len() >= REPORTED_PIDS {
-                        self.reported.pop_front();
-                    }
-                    self.reported.push_back(pid);
-                }
-                let trace = traces::from_node(&exception);
-                self.record_exception(&app, pm_id, &trace, &[], now_ms)
-            }
+            } => self
+                .exceptions
+                .reported(&app, pm_id, pid, &exception, now_ms),
             Observation::ExitDetail { app, pm_id, record } => {
-                self.read_tail_later(&app, pm_id, &record, now_ms);
-                let mut said = Vec::new();
+                let mut said = self.exceptions.exit_seen(&app, pm_id, &record, now_ms);
                 if record.oom.is_some() {
                     let mut notice = Notice::new(
                         "oom",
@@ -206,91 +189,6 @@ impl Incidents {
             _ => return Vec::new(),
         };
         notice.text = detail.unwrap_or_default();
-        vec![notice]
-    }
-
-    /// Read a crashed process's stderr tail for an exception once its details are in.
-    fn read_tail_later(&mut self, app: &str, pm_id: u32, record: &Arc<ExitRecord>, now_ms: u64) {
-        if record.cause != Cause::Crash {
-            return;
-        }
-        let due_ms = match self.tails.get(&pm_id) {
-            Some(tail) if tail.record.pid == record.pid => tail.due_ms,
-            _ => now_ms + DETAIL_WAIT.as_millis() as u64,
-        };
-        let tail = Tail {
-            due_ms,
-            app: app.to_string(),
-            record: record.clone(),
-        };
-        // An earlier process's tail, not read yet, is read now.
-        let earlier = self
-            .tails
-            .insert(pm_id, tail)
-            .filter(|t| t.record.pid != record.pid);
-        if let Some(earlier) = earlier {
-            self.read_tail(pm_id, &earlier, now_ms);
-        }
-    }
-
-    /// The uncaught exception a crashed process printed, into the inbox; unless it reported
-    /// it itself (a Node app: counted from its message).
-    fn read_tail(&mut self, pm_id: u32, tail: &Tail, now_ms: u64) -> Vec<Notice> {
-        let record = &tail.record;
-        let reported = record.exception.is_some()
-            || record.pid.is_some_and(|pid| self.reported.contains(&pid));
-        if reported {
-            return Vec::new();
-        }
-        match traces::from_stderr(&record.stderr_tail) {
-            Some((trace, at)) => {
-                let before = &record.stderr_tail[..at];
-                self.record_exception(&tail.app, pm_id, &trace, before, now_ms)
-            }
-            None => Vec::new(),
-        }
-    }
-
-    /// An exception into the inbox: a message for a new group, and for bad behaviour.
-    fn record_exception(
-        &mut self,
-        app: &str,
-        pm_id: u32,
-        trace: &traces::Trace,
-        before: &[String],
-        now_ms: u64,
-    ) -> Vec<Notice> {
-        let hit = Hit {
-            app,
-            pm_id,
-            at_ms: now_ms,
-        };
-        let seen = self
-            .inbox
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .record(&hit, trace, before);
-        let summary = format!("{}: {}", trace.kind, trace.message);
-        let mut notice = match seen {
-            Seen::Again => return Vec::new(),
-            Seen::New => Notice::new(
-                "exception",
-                Some(app),
-                Some(pm_id),
-                format!("{app} (id {pm_id}) threw a new exception: {summary}"),
-            ),
-            Seen::BadBehaviour(count) => Notice::new(
-                "bad_behaviour",
-                Some(app),
-                Some(pm_id),
-                format!("{app} (id {pm_id}) threw the same exception {count} times within a minute: {summary}"),
-            ),
-        };
-        notice.text = format!(
-            "Group {} (`kelpie errors {app}`):\n{}",
-            trace.fingerprint(),
-            trace.stack
-        );
         vec![notice]
     }
 
@@ -423,17 +321,7 @@ impl Incidents {
             .filter_map(|pm_id| self.waiting.remove(&pm_id))
             .map(|w| w.notice)
             .collect();
-        let tails: Vec<u32> = self
-            .tails
-            .iter()
-            .filter(|(_, t)| t.due_ms <= now_ms)
-            .map(|(pm_id, _)| *pm_id)
-            .collect();
-        for pm_id in tails {
-            if let Some(tail) = self.tails.remove(&pm_id) {
-                said.extend(self.read_tail(pm_id, &tail, now_ms));
-            }
-        }
+        said.extend(self.exceptions.due(now_ms));
         let after = RECOVERED_AFTER.as_millis() as u64;
         for (app, incidents) in &mut self.apps {
             let Some((began, count)) = incidents.looping else {
@@ -467,7 +355,7 @@ impl Incidents {
 
     /// When [`Self::due`] should be asked next, if anything waits.
     fn next_due(&self) -> Option<Duration> {
-        let waiting = !self.waiting.is_empty() || !self.tails.is_empty();
+        let waiting = !self.waiting.is_empty() || self.exceptions.waiting();
         let looping = self.apps.values().any(|a| a.looping.is_some());
         (waiting || looping).then_some(Duration::from_millis(100))
     }
@@ -492,7 +380,7 @@ pub(super) async fn run(
     inbox_file: PathBuf,
 ) {
     let mut incidents = Incidents {
-        inbox,
+        exceptions: Exceptions::new(inbox),
         ..Incidents::default()
     };
     let mut saves = tokio::time::interval(SAVE_EVERY);
@@ -506,7 +394,7 @@ pub(super) async fn run(
             },
             () = sleep_or_never(tick) => incidents.due(crate::clock::now().wall_ms),
             _ = saves.tick() => {
-                save(&incidents.inbox, &inbox_file).await;
+                save(&incidents.exceptions.inbox, &inbox_file).await;
                 Vec::new()
             }
         };
@@ -515,20 +403,6 @@ pub(super) async fn run(
                 target.offer(&notice);
             }
         }
-    }
-}
-
-/// Write the inbox if it changed, off the async threads.
-pub(super) async fn save(inbox: &Mutex<Inbox>, file: &std::path::Path) {
-    let bytes = inbox
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .changes_to_save();
-    if let Some(bytes) = bytes {
-        let file = file.to_path_buf();
-        let _ =
-            crate::tasks::blocking(move || crate::atomic::atomic_write_mode(&file, &bytes, 0o600))
-                .await;
     }
 }
 

@@ -31,13 +31,13 @@ static OURS: Mutex<Option<HashMap<u32, u64>>> = Mutex::new(None);
 const PASS_EVERY: Duration = Duration::from_secs(2);
 
 /// Held across a fork; [`Spawning::record`] notes the child before it is let go.
-pub(crate) struct Spawning {
+pub struct Spawning {
     gate: Option<RwLockReadGuard<'static, ()>>,
 }
 
 /// Call before forking a process the daemon will wait for, and keep the result until the
 /// child is recorded with [`Spawning::record`] (or the spawn failed).
-pub(crate) fn spawning() -> Spawning {
+pub fn spawning() -> Spawning {
     if !ENABLED.load(Ordering::Acquire) {
         return Spawning { gate: None };
     }
@@ -49,7 +49,7 @@ pub(crate) fn spawning() -> Spawning {
 impl Spawning {
     /// This fork's child is `pid` (`None`: the spawn failed): tokio will reap it, the reaper
     /// must not. Lets the gate go.
-    pub(crate) fn record(self, pid: Option<u32>) {
+    pub fn record(self, pid: Option<u32>) {
         let Some(pid) = pid.filter(|_| self.gate.is_some()) else {
             return;
         };
@@ -66,13 +66,13 @@ impl Spawning {
 
 /// The running reaper: wake it on SIGCHLD.
 #[derive(Clone)]
-pub(crate) struct Reaper {
+pub struct Reaper {
     wake: std::sync::mpsc::Sender<()>,
 }
 
 impl Reaper {
     /// Become a subreaper unless we are pid 1, record forks from now on, and start the thread.
-    pub(crate) fn start() -> std::io::Result<Reaper> {
+    pub fn start() -> std::io::Result<Reaper> {
         if std::process::id() != 1 {
             match kelpie_sys::adopt_orphans() {
                 // The portable backend: an app's orphans go to the system's init, which reaps
@@ -101,7 +101,7 @@ impl Reaper {
     }
 
     /// A child changed state: look for orphans to reap.
-    pub(crate) fn wake(&self) {
+    pub fn wake(&self) {
         let _ = self.wake.send(());
     }
 }
