@@ -112,8 +112,10 @@ impl Incidents {
                 detail,
             } => self.health(&app, pm_id, healthy, detail),
             Observation::Online { app, .. } => {
-                let incidents = self.apps.entry(app).or_default();
-                incidents.online_since.get_or_insert(now_ms);
+                // Only an app with an incident under way is followed.
+                if let Some(incidents) = self.apps.get_mut(&app) {
+                    incidents.online_since.get_or_insert(now_ms);
+                }
                 Vec::new()
             }
             Observation::Errored { app, pm_id } => {
@@ -134,24 +136,27 @@ impl Incidents {
                 notice.exit = incidents.last.clone();
                 vec![notice]
             }
-            Observation::Deploy(outcome) => outcome
-                .hosts
-                .into_iter()
-                .map(|(host, live, detail)| {
-                    let (env, action) = (&outcome.env, &outcome.action);
-                    let mut notice = Notice::new(
-                        "deploy",
-                        None,
-                        None,
-                        match live {
-                            true => format!("{action} to {env} is live on {host}"),
-                            false => format!("{action} to {env} failed on {host}"),
-                        },
-                    );
-                    notice.text = detail;
-                    notice
-                })
-                .collect(),
+            Observation::Deploy(outcome) => {
+                let outcome = *outcome;
+                outcome
+                    .hosts
+                    .into_iter()
+                    .map(|(host, live, detail)| {
+                        let (env, action) = (&outcome.env, &outcome.action);
+                        let mut notice = Notice::new(
+                            "deploy",
+                            None,
+                            None,
+                            match live {
+                                true => format!("{action} to {env} is live on {host}"),
+                                false => format!("{action} to {env} failed on {host}"),
+                            },
+                        );
+                        notice.text = detail;
+                        notice
+                    })
+                    .collect()
+            }
             Observation::DaemonRestart { apps } => {
                 let mut notice = Notice::new(
                     "daemon_restart",
@@ -217,8 +222,6 @@ impl Incidents {
         record: Arc<ExitRecord>,
         now_ms: u64,
     ) -> Vec<Notice> {
-        let incidents = self.apps.entry(app.clone()).or_default();
-        incidents.online_since = None;
         match record.cause {
             Cause::Memory => {
                 let mut notice = Notice::new(
@@ -235,6 +238,8 @@ impl Incidents {
             // Ended with code 0, or by a command, a reload, a schedule, a watch: no incident.
             _ => return Vec::new(),
         }
+        let incidents = self.apps.entry(app.clone()).or_default();
+        incidents.online_since = None;
         incidents.last = Some(record.clone());
         incidents.crashes.push_back(now_ms);
         let window = LOOP_WINDOW.as_millis() as u64;
@@ -350,14 +355,26 @@ impl Incidents {
                 said.push(notice);
             }
         }
+        // An app with no loop and no crash within the window is followed no more.
+        let window = LOOP_WINDOW.as_millis() as u64;
+        self.apps.retain(|_, incidents| {
+            incidents.looping.is_some()
+                || incidents
+                    .crashes
+                    .back()
+                    .is_some_and(|t| now_ms.saturating_sub(*t) <= window)
+        });
         said
     }
 
     /// When [`Self::due`] should be asked next, if anything waits.
     fn next_due(&self) -> Option<Duration> {
         let waiting = !self.waiting.is_empty() || self.exceptions.waiting();
-        let looping = self.apps.values().any(|a| a.looping.is_some());
-        (waiting || looping).then_some(Duration::from_millis(100))
+        if waiting || self.apps.values().any(|a| a.looping.is_some()) {
+            return Some(Duration::from_millis(100));
+        }
+        // Apps with recent crashes only: to forget them once their window has passed.
+        (!self.apps.is_empty()).then_some(Duration::from_secs(1))
     }
 }
 

@@ -32,8 +32,10 @@ pub use inbox::{Group, Inbox};
 pub use payload::Notice;
 pub use transport::DeliveryError;
 
-/// Observations waiting for the incidents task; beyond that they are dropped and counted.
-const OBSERVATIONS_QUEUE: usize = 4096;
+/// Observations waiting for the incidents task; beyond that they are dropped and counted. The
+/// channel keeps the blocks of its busiest moment: small, with small observations (the big
+/// ones boxed), so that a burst costs the daemon little memory after it.
+const OBSERVATIONS_QUEUE: usize = 1024;
 
 /// What the supervisor saw, for the notifications.
 #[derive(Debug, Clone)]
@@ -56,7 +58,7 @@ pub enum Observation {
         app: String,
         pm_id: u32,
         pid: Option<u32>,
-        exception: kelpie_core::AppException,
+        exception: Box<kelpie_core::AppException>,
     },
     /// An instance's health check failed (`healthy: false`, with what it found) or passed
     /// again.
@@ -71,7 +73,7 @@ pub enum Observation {
     /// Kelpie gave up restarting an instance of `app` (`errored`).
     Errored { app: String, pm_id: u32 },
     /// A `kelpie deploy` run on this machine ended (a host at a time).
-    Deploy(kelpie_proto::DeployOutcome),
+    Deploy(Box<kelpie_proto::DeployOutcome>),
     /// The daemon started again after the previous one died.
     DaemonRestart { apps: usize },
 }
@@ -244,7 +246,7 @@ pub async fn answer(
 ) -> kelpie_proto::Response {
     use kelpie_proto::{ErrorKind, NotifyRequest, Response, WireError};
     if let NotifyRequest::Deploy(outcome) = request {
-        alerts.observe(Observation::Deploy(outcome));
+        alerts.observe(Observation::Deploy(Box::new(outcome)));
         return Response::Done(String::new());
     }
     let mut tests = Vec::new();
@@ -284,7 +286,13 @@ pub fn observe_change(
     new: &kelpie_core::InstanceState,
 ) {
     use kelpie_core::Status;
-    if let Some(record) = new.exits.back() {
+    // Only the exits the incidents and the inbox look at: those that end on their own or a
+    // limit ended (not a stop, a reload, a schedule or a watch).
+    let telling = |record: &ExitRecord| {
+        use kelpie_core::Cause::{Cpu, Crash, Health, Memory, Watchdog};
+        matches!(record.cause, Crash | Memory | Health | Watchdog | Cpu) || record.oom.is_some()
+    };
+    if let Some(record) = new.exits.back().filter(|r| telling(r)) {
         let before = old
             .exits
             .back()

@@ -123,7 +123,7 @@ impl Supervisor {
                     app: entry.spec.name.clone(),
                     pm_id,
                     pid,
-                    exception,
+                    exception: Box::new(exception),
                 });
         }
         let about = crate::bus::About::of(pm_id, &entry.spec);
