@@ -113,7 +113,7 @@ struct WirePipe {
     stream: LogStream,
     fd: RawFd,
     /// The pipe's head that the portable backend had read out of it (`kelpie_sys::
-    /// looked_bytes`): still the pipe's, so it goes across the exec too.
+    /// LookedBytes`): still the pipe's, so it goes across the exec too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     looked: Vec<u8>,
 }
@@ -137,7 +137,8 @@ impl Handoff {
         fds
     }
 
-    fn to_wire(&self) -> WireHandoff {
+    /// The hand-off's file, with what `looked` holds of the pipes' heads.
+    fn to_wire(&self, looked: &kelpie_sys::LookedBytes) -> WireHandoff {
         WireHandoff {
             version: HANDOFF_VERSION,
             from_version: self.from_version.clone(),
@@ -180,7 +181,7 @@ impl Handoff {
                         pm_id: p.pm_id,
                         stream: p.stream,
                         fd: fd.as_raw_fd(),
-                        looked: kelpie_sys::looked_bytes(fd.as_fd()),
+                        looked: looked.of(fd.as_fd()),
                     })
                 })
                 .collect(),
@@ -199,7 +200,10 @@ impl Handoff {
     /// with.
     pub(crate) fn exec(self, home: &Home, program: &Path) -> (Handoff, std::io::Error) {
         let file = home.handoff_file();
-        let wire = match serde_json::to_vec(&self.to_wire()) {
+        // Held until the exec: the log writer, which may still be writing from a pipe, must not
+        // write what the next program is given (it would be written twice).
+        let looked = kelpie_sys::LookedBytes::hold();
+        let wire = match serde_json::to_vec(&self.to_wire(&looked)) {
             Ok(wire) => wire,
             Err(e) => return (self, std::io::Error::other(e)),
         };

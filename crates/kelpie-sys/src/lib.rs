@@ -100,8 +100,8 @@ pub use notify_socket::{
     bind_notify_socket, learn_sender_pids, notify_socket_address, notify_socket_name, recv_notify,
 };
 pub use pipes::{
-    free_space, give_back_looked_bytes, looked_bytes, move_from_pipe, nonblocking_pipe,
-    output_pipe, peek_pipe, pipe_bytes, pipe_hung_up, reserve_space, set_pipe_capacity, PipeReader,
+    free_space, give_back_looked_bytes, move_from_pipe, nonblocking_pipe, output_pipe, peek_pipe,
+    pipe_bytes, pipe_hung_up, reserve_space, set_pipe_capacity, LookedBytes, PipeReader,
     O_NONBLOCK,
 };
 pub use poll::{wait_readable, wait_readable_any, wait_readable_many};

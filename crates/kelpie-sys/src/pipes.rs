@@ -161,19 +161,30 @@ pub fn pipe_bytes(fd: BorrowedFd<'_>) -> u64 {
     queued
 }
 
-/// Bytes of pipe `fd`'s head that this process holds for it: those the portable backend's
-/// looks read out and no move has written yet, part of what the pipe holds. An exec that
-/// passes the pipe on must carry them too (`kelpie update`), and the next program gives them
-/// back with [`give_back_looked_bytes`]. Always empty on Linux's backend, where they stay in
-/// the pipe.
-pub fn looked_bytes(fd: BorrowedFd<'_>) -> Vec<u8> {
-    if crate::platform::portable() {
-        return pipe_copy::kept_copy(fd);
+/// What this process holds of its pipes' heads: the bytes the portable backend's looks read
+/// out and no move has written yet, part of what each pipe holds. An exec that passes the
+/// pipes on must carry them too (`kelpie update`): take a hold, read each pipe's with
+/// [`LookedBytes::of`], and keep the hold until the exec, so that nothing of them is written
+/// meanwhile; the next program gives them back with [`give_back_looked_bytes`]. Empty on
+/// Linux's backend, where they stay in the pipe (and nothing is held).
+pub struct LookedBytes(Option<pipe_copy::Hold>);
+
+impl LookedBytes {
+    /// Hold every pipe's looked bytes still until dropped.
+    pub fn hold() -> LookedBytes {
+        LookedBytes(crate::platform::portable().then(pipe_copy::Hold::new))
     }
-    Vec::new()
+
+    /// The bytes held of pipe `fd`'s head (any descriptor of the pipe).
+    pub fn of(&self, fd: BorrowedFd<'_>) -> Vec<u8> {
+        self.0
+            .as_ref()
+            .map(|hold| hold.kept(fd))
+            .unwrap_or_default()
+    }
 }
 
-/// Give back bytes of pipe `fd`'s head that the previous program held (see [`looked_bytes`]):
+/// Give back bytes of pipe `fd`'s head that the previous program held (see [`LookedBytes`]):
 /// they come before anything read from the pipe since.
 pub fn give_back_looked_bytes(fd: BorrowedFd<'_>, bytes: Vec<u8>) -> std::io::Result<()> {
     if bytes.is_empty() {

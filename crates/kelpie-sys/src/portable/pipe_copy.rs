@@ -10,25 +10,30 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
-use std::sync::Mutex;
+use std::os::fd::BorrowedFd;
+use std::sync::{Mutex, MutexGuard};
 
-/// A pipe: its descriptor's number and the pipe's identity (a number alone may be closed and
-/// given to another pipe).
-type PipeKey = (RawFd, u64, u64);
+/// A pipe, by its identity (device and inode): every descriptor of it, a `dup` handed to the
+/// next daemon or the one its writer still uses, shares what was looked at.
+type PipeKey = (u64, u64);
 
 /// Bytes read out of each pipe by a look and not yet moved: only pipes that have some.
-static TAKEN: Mutex<Option<HashMap<PipeKey, Vec<u8>>>> = Mutex::new(None);
+type Taken = Option<HashMap<PipeKey, Vec<u8>>>;
+static TAKEN: Mutex<Taken> = Mutex::new(None);
 
 fn key(fd: BorrowedFd<'_>) -> io::Result<PipeKey> {
     let stat = rustix::fs::fstat(fd)?;
     #[allow(clippy::unnecessary_cast)]
-    Ok((fd.as_raw_fd(), stat.st_dev as u64, stat.st_ino as u64))
+    Ok((stat.st_dev as u64, stat.st_ino as u64))
+}
+
+fn lock() -> MutexGuard<'static, Taken> {
+    TAKEN.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn with_taken<R>(fd: BorrowedFd<'_>, work: impl FnOnce(&mut Vec<u8>) -> R) -> io::Result<R> {
     let key = key(fd)?;
-    let mut taken = TAKEN.lock().unwrap_or_else(|p| p.into_inner());
+    let mut taken = lock();
     let map = taken.get_or_insert_with(HashMap::new);
     let bytes = map.entry(key).or_default();
     let result = work(bytes);
@@ -101,17 +106,40 @@ pub(crate) fn take(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::
 /// Bytes kept from `fd`'s head by looks, not yet moved: part of what the pipe holds.
 pub(crate) fn kept_bytes(fd: BorrowedFd<'_>) -> u64 {
     let Ok(key) = key(fd) else { return 0 };
-    let taken = TAKEN.lock().unwrap_or_else(|p| p.into_inner());
+    let taken = lock();
     taken
         .as_ref()
         .and_then(|map| map.get(&key))
         .map_or(0, |kept| kept.len() as u64)
 }
 
-/// A copy of the bytes kept from `fd`'s head (they stay kept): what an exec must carry to the
-/// next program, which gives them back with [`give_back`].
-pub(crate) fn kept_copy(fd: BorrowedFd<'_>) -> Vec<u8> {
-    with_taken(fd, |kept| kept.clone()).unwrap_or_default()
+/// Every pipe's kept bytes, held still: no look or move changes them while this lives (an exec
+/// carries them, and nothing may be written of them meanwhile).
+pub(crate) struct Hold(MutexGuard<'static, Taken>);
+
+impl Hold {
+    pub(crate) fn new() -> Hold {
+        Hold(lock())
+    }
+
+    /// A copy of the bytes kept from `fd`'s head: what an exec must carry to the next
+    /// program, which gives them back with [`give_back`].
+    pub(crate) fn kept(&self, fd: BorrowedFd<'_>) -> Vec<u8> {
+        let Ok(key) = key(fd) else {
+            return Vec::new();
+        };
+        self.0
+            .as_ref()
+            .and_then(|map| map.get(&key))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// [`Hold::kept`] of one pipe.
+#[cfg(test)]
+fn kept_copy(fd: BorrowedFd<'_>) -> Vec<u8> {
+    Hold::new().kept(fd)
 }
 
 /// Bytes of `fd`'s head that a previous program had read out by looks (carried across its
