@@ -622,12 +622,15 @@ fn with_cgroups_a_process_that_left_the_group_is_counted_and_stopped_with_the_ap
     let escaped = k.home().join("escaped.pid");
     // What the escaped process got: the stop signal, which it says, or SIGKILL, which it cannot.
     let got = k.home().join("escaped.got");
+    // Says so once its trap is set: a stop before that would kill it by the signal's default.
+    let trapping = k.home().join("escaped.trapping");
     let script = k.write_script(
         "escape.sh",
         &format!(
-            "#!/bin/sh\nsetsid sh -c 'trap \"echo TERM > {got}; exit 0\" TERM; sleep 300 & wait' &\necho $! > {escaped}\nexec sleep 300\n",
+            "#!/bin/sh\nsetsid sh -c 'trap \"echo TERM > {got}; exit 0\" TERM; echo > {trapping}; sleep 300 & wait' &\necho $! > {escaped}\nexec sleep 300\n",
             got = got.display(),
-            escaped = escaped.display()
+            escaped = escaped.display(),
+            trapping = trapping.display()
         ),
     );
     // SIGTERM: sh starts background jobs with SIGINT ignored. A kill_timeout of a minute: a
@@ -655,6 +658,7 @@ fn with_cgroups_a_process_that_left_the_group_is_counted_and_stopped_with_the_ap
     k.wait_for("its memory sampled", 5 * SECS, || {
         k.app("escape")["monit"]["memory"].as_u64().unwrap_or(0) > 0
     });
+    k.wait_for("its trap set", 10 * SECS, || trapping.exists());
     // It gets the stop signal too (it is in the app's cgroup), so the stop takes no kill_timeout.
     k.ok(&["stop", "escape"]);
     assert!(
