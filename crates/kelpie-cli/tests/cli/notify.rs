@@ -236,14 +236,16 @@ fn a_crash_loop_is_a_handful_of_messages_then_recovered_once_fixed() {
     .expect("kelpie.toml");
     let broken = k.home().join("broken");
     std::fs::write(&broken, "").expect("flag");
-    // Crashes at once while the flag file is there; runs once it is gone.
-    let app = k.write(
-        "flaky.js",
+    // Crashes at once while the flag file is there; runs once it is gone. A shell script: a
+    // crash loop of Node apps would hold a core for the whole test.
+    let app = k.write_script(
+        "flaky.sh",
         &format!(
-            "if (require('fs').existsSync('{}')) {{ console.error('config missing'); process.exit(3); }}\nsetInterval(() => {{}}, 1000);\n",
+            "#!/bin/sh\nif [ -e '{}' ]; then echo 'config missing' >&2; exit 3; fi\nexec sleep 600\n",
             broken.display()
         ),
     );
+    let _heavy = super::heavy();
     // Not given up on after 16 quick crashes (PM2's default): a service that loops for minutes.
     k.ok(&[
         "start",
@@ -578,6 +580,8 @@ fn exceptions_of_python_go_and_node_land_in_their_groups_and_survive_a_daemon_re
     let Some(modules) = super::pm2_runtime::pm2_io() else {
         return;
     };
+    // `go build` and five interpreters: not beside the other heavy tests.
+    let _heavy = super::heavy();
     let k = kelpie();
     let hook = Receiver::start(Answer::Ok);
     std::fs::write(

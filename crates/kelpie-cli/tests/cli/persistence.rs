@@ -34,7 +34,7 @@ fn resurrect_after_kill_brings_back_names_config_and_env() {
         "stopped",
         "a saved stopped app comes back stopped"
     );
-    k.wait_for("env restored", Duration::from_secs(5), || {
+    k.wait_for("env restored", Duration::from_secs(15), || {
         k.log("api-out-0.log").matches("GREETING=hello").count() >= 2
     });
     // Resurrect again: names already present are left alone.
