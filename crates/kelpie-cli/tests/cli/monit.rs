@@ -476,7 +476,7 @@ fn monit_shows_the_selected_app_s_code_metrics_with_their_units() {
     );
     term.keys(&["Down"]);
     // By name, as `describe` lists them, each with its value and unit.
-    let screen = term.wait_for_screen("sdk's code metrics", 10 * SECS, |s| {
+    let screen = term.wait_for_screen("sdk's code metrics", 30 * SECS, |s| {
         s.contains("sdk · id 1")
             && s.contains("Code metrics (@pm2/io)")
             && s.lines()
