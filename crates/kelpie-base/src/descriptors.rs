@@ -12,9 +12,9 @@
 /// Descriptors the daemon holds per instance: what a start is checked against. A black-box
 /// test holds it at or above what instances really cost.
 pub fn per_instance(spec: &kelpie_core::AppSpec) -> usize {
-    // Output pipes, pidfd; a Node app's IPC channel (two ends in the daemon: the one its
-    // tasks read and write, and one kept for a hand-over).
-    3 + if spec.runs_on_node() { 2 } else { 0 }
+    // Output pipes, pidfd; a Node, Bun or Deno app's IPC channel (two ends in the daemon: the
+    // one its tasks read and write, and one kept for a hand-over).
+    3 + if spec.js_runtime().is_some() { 2 } else { 0 }
 }
 
 /// Descriptors the daemon keeps for itself (its files, sockets, threads), whatever its apps.

@@ -24,6 +24,7 @@ mod cli {
     mod image;
     mod insight;
     mod jobs;
+    mod js_runtimes;
     mod logs;
     mod logs_pm2;
     mod lossless;

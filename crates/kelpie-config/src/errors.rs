@@ -38,6 +38,14 @@ pub enum ConfigError {
         /// The file as the user named it.
         file: String,
     },
+    /// A TypeScript ecosystem file, and nothing here that reads TypeScript.
+    #[error(
+        "cannot read {file}: a TypeScript ecosystem file needs Node.js 22.6 or later (type stripping), Bun or Deno in PATH, or tsx in the project (npm install --save-dev tsx); none was found. Or write it as ecosystem.config.js"
+    )]
+    NoTypeScript {
+        /// The file as the user named it.
+        file: String,
+    },
     /// `node` ran but the file threw (syntax or runtime error) or printed something unusable.
     #[error("cannot read {file}: Node.js failed to evaluate it:\n{message}")]
     Script {

@@ -14,7 +14,8 @@ pub(crate) enum Format {
     Yaml,
     /// `.toml`.
     Toml,
-    /// `.js` / `.cjs` / `.mjs`, evaluated by Node.js.
+    /// `.js` / `.cjs` / `.mjs`, evaluated by Node.js; `.ts` / `.cts` / `.mts`, by what reads
+    /// TypeScript (see `typescript.rs`).
     JavaScript,
 }
 
@@ -25,7 +26,7 @@ pub(crate) fn format_of(path: &Path) -> Option<Format> {
         "json" => Some(Format::Json),
         "yaml" | "yml" => Some(Format::Yaml),
         "toml" => Some(Format::Toml),
-        "js" | "cjs" | "mjs" => Some(Format::JavaScript),
+        "js" | "cjs" | "mjs" | "ts" | "cts" | "mts" => Some(Format::JavaScript),
         _ => None,
     }
 }

@@ -29,12 +29,10 @@ pub(crate) fn is_python(interpreter: &str) -> bool {
         .is_some_and(|n| n.starts_with("python"))
 }
 
-/// Node and Bun: with `instances` set and no `exec_mode`, PM2 runs them in cluster mode.
-pub(crate) fn is_node_or_bun(interpreter: &str) -> bool {
-    Path::new(interpreter)
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n == "node" || n == "bun")
+/// Node, Bun and Deno: with `instances` set and no `exec_mode`, PM2 runs Node and Bun apps in
+/// cluster mode; Kelpie does so for Deno too, whose instances share their ports as Bun's do.
+pub(crate) fn is_js_runtime(interpreter: &str) -> bool {
+    kelpie_core::JsRuntime::named(interpreter).is_some()
 }
 
 /// The package managers that run a project's scripts with Node (`npm start`, `yarn start`): an
@@ -116,10 +114,11 @@ mod tests {
     }
 
     #[test]
-    fn recognises_node_and_bun() {
-        assert!(is_node_or_bun("node"));
-        assert!(is_node_or_bun("/usr/local/bin/bun"));
-        assert!(!is_node_or_bun("nodemon"));
-        assert!(!is_node_or_bun("python3"));
+    fn recognises_javascript_runtimes() {
+        assert!(is_js_runtime("node"));
+        assert!(is_js_runtime("/usr/local/bin/bun"));
+        assert!(is_js_runtime("/home/me/.deno/bin/deno"));
+        assert!(!is_js_runtime("nodemon"));
+        assert!(!is_js_runtime("python3"));
     }
 }

@@ -32,6 +32,7 @@ mod script;
 mod serve;
 pub mod settings;
 mod template;
+mod typescript;
 mod units;
 mod web_hosts;
 mod words;

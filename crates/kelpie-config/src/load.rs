@@ -16,8 +16,7 @@ mod checks;
 mod selected;
 
 use checks::{
-    cluster_warnings, counted, rename_dependencies, renamed_duplicates, unknown_warnings,
-    unsupported_warnings,
+    counted, rename_dependencies, renamed_duplicates, unknown_warnings, unsupported_warnings,
 };
 use selected::{build_selected, in_start_order, sort_refusals, Selected};
 
@@ -298,11 +297,6 @@ fn load_document(doc: Document, ctx: &LoadContext) -> Result<Loaded, ConfigError
     );
     warnings.extend(unknown_warnings(&doc, &selected, &origin));
     warnings.extend(unsupported_warnings(&doc, &selected, &origin));
-    warnings.extend(
-        cluster_warnings(&apps)
-            .into_iter()
-            .map(|w| format!("{file}: {w}")),
-    );
     if let Some(profile) = ctx.profile.as_deref() {
         for &i in &selected {
             let raw = &doc.apps[i];
@@ -401,11 +395,7 @@ fn from_options(
             errors: built.refused,
         }),
         Ok(built) => Ok(Loaded {
-            warnings: built
-                .warnings
-                .into_iter()
-                .chain(cluster_warnings(std::slice::from_ref(&built.spec)))
-                .collect(),
+            warnings: built.warnings,
             apps: vec![built.spec],
             refused: Vec::new(),
             written: BTreeMap::new(),

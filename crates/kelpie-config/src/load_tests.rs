@@ -20,7 +20,7 @@ impl Project {
         let dir = tempfile::tempdir().expect("tempdir");
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).expect("mkdir");
-        for exe in ["node", "bun", "bash", "python3", "mytool"] {
+        for exe in ["node", "bun", "deno", "bash", "python3", "mytool"] {
             executable(&bin.join(exe));
         }
         for script in ["app.js", "worker.js", "job.py"] {
@@ -1388,6 +1388,7 @@ fn instances_of_node_or_bun_apps_select_cluster_mode() {
                 {"name": "py", "script": "job.py", "instances": 4},
                 {"name": "forked", "script": "app.js", "instances": 4, "exec_mode": "fork"},
                 {"name": "bun", "script": "app.js", "interpreter": "bun", "instances": 2},
+                {"name": "deno", "script": "app.js", "interpreter": "deno", "instances": 2},
                 {"name": "direct", "script": "mytool", "instances": 2},
                 {"name": "shell", "script": "node app.js", "instances": 2},
                 {"name": "py-cluster", "script": "job.py", "exec_mode": "cluster"}]"#,
@@ -1407,6 +1408,7 @@ fn instances_of_node_or_bun_apps_select_cluster_mode() {
             ("py", ExecMode::Fork),
             ("forked", ExecMode::Fork),
             ("bun", ExecMode::Cluster),
+            ("deno", ExecMode::Cluster),
             ("direct", ExecMode::Fork),
             ("shell", ExecMode::Fork),
             ("py-cluster", ExecMode::Cluster),
@@ -1583,20 +1585,24 @@ fn cluster_instances_without_a_port_share_through_the_shim_or_are_refused() {
     let node = script("app.js", "2");
     assert!(node.warnings.is_empty(), "{:?}", node.warnings);
     assert!(node.apps[0].shares_node_ports());
-    // Bun is not served by the shim: warned.
-    let bun = p
-        .load(
-            "bun.json",
-            r#"[{"name": "b", "script": "app.js", "interpreter": "bun", "instances": 2}]"#,
-        )
-        .expect("loads");
-    assert!(
-        bun.warnings
-            .iter()
-            .any(|w| w.contains("cluster mode without a port")),
-        "{:?}",
-        bun.warnings
-    );
+    // Bun and Deno: the runtime shim binds their ports with SO_REUSEPORT; nothing to warn about.
+    for runtime in ["bun", "deno"] {
+        let loaded = p
+            .load(
+                &format!("{runtime}.json"),
+                &format!(
+                    r#"[{{"name": "b", "script": "app.js", "interpreter": "{runtime}", "instances": 2, "port": 3000}}]"#
+                ),
+            )
+            .expect("loads");
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let app = &loaded.apps[0];
+        assert_eq!(app.exec_mode, kelpie_core::ExecMode::Cluster, "{runtime}");
+        assert!(app.shares_reused_ports(), "{runtime}");
+        // `port` sets PORT; Kelpie owns no socket the runtime could not serve.
+        assert_eq!(app.listen, None, "{runtime}");
+        assert_eq!(app.env.get("PORT").map(String::as_str), Some("3000"));
+    }
     // Anything else in cluster mode with no way to share its port: that app is refused, naming
     // the file, the app, the field and the fixes; the file's other apps start.
     let loaded = p

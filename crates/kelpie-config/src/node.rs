@@ -66,6 +66,9 @@ pub(crate) fn evaluate(
     file: &str,
     ctx: &LoadContext,
 ) -> Result<Value, ConfigError> {
+    if crate::typescript::is_typescript(abs_path) {
+        return crate::typescript::evaluate(abs_path, file, ctx);
+    }
     run(EVALUATOR, abs_path, file, ctx, EVAL_LIMIT)
 }
 
@@ -90,11 +93,18 @@ fn run(
     let node = crate::paths::which("node", &ctx.path_var())
         .ok_or_else(|| ConfigError::NodeNotFound { file: file.into() })?;
     let mut command = Command::new(node);
-    command
-        .arg("-e")
-        .arg(evaluator)
-        .arg(abs_path)
-        .stdin(Stdio::null());
+    command.arg("-e").arg(evaluator).arg(abs_path);
+    printed_json(command, file, ctx, limit)
+}
+
+/// Run `command` (an evaluator given the file) as the CLI would, and read the JSON it prints.
+pub(crate) fn printed_json(
+    mut command: Command,
+    file: &str,
+    ctx: &LoadContext,
+    limit: Duration,
+) -> Result<Value, ConfigError> {
+    command.stdin(Stdio::null());
     // An empty context (library callers, tests) means "no opinion": keep the process's own env.
     if !ctx.env.is_empty() {
         command.env_clear().envs(&ctx.env);
@@ -118,7 +128,7 @@ fn run(
     }
     serde_json::from_slice(&output.stdout).map_err(|e| ConfigError::Script {
         file: file.into(),
-        message: format!("node printed something that is not JSON: {e}"),
+        message: format!("the evaluator printed something that is not JSON: {e}"),
     })
 }
 

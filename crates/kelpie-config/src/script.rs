@@ -32,6 +32,9 @@ pub(crate) struct Resolved {
     pub interpreter: Option<String>,
     /// `["-c"]` when the script is a command line run by a shell.
     pub shell_args: Vec<String>,
+    /// The arguments of an executable's `#!` line after its runtime (`run --allow-net`), the
+    /// interpreter's arguments unless the app gives its own.
+    pub shebang_args: Vec<String>,
 }
 
 /// The name an app gets when it has none: the script's file name without extension, or for a
@@ -145,19 +148,30 @@ pub(crate) fn resolve(
                     Some(interpreter) => Some(interpreter),
                     None => return Err(ScriptError::NoInterpreter { path: candidate }),
                 },
-                // An executable whose `#!` line runs Node (`node_modules/next/dist/bin/next`,
-                // express's `bin/www`) is a Node app, whatever its name: run by that node, so it
-                // gets the IPC channel and, in cluster mode, shares its port (as PM2 runs it).
-                None => shebang_program(&candidate).filter(|program| {
-                    let base = program.rsplit('/').next().unwrap_or(program);
-                    base == "node" || base == "nodejs"
-                }),
+                // An executable whose `#!` line runs Node, Bun or Deno
+                // (`node_modules/next/dist/bin/next`, express's `bin/www`,
+                // `#!/usr/bin/env -S deno run --allow-net`) is that runtime's app, whatever its
+                // name: run by it, with the `#!` line's arguments, so it gets the IPC channel
+                // and, in cluster mode, shares its port (as PM2 runs a Node one).
+                None => {
+                    let (program, args) = file_head(&candidate)
+                        .and_then(|head| shebang_words(&head))
+                        .filter(|(program, _)| crate::interpreter::is_js_runtime(program))
+                        .unzip();
+                    return Ok(Resolved {
+                        script: candidate.display().to_string(),
+                        interpreter: program,
+                        shell_args: Vec::new(),
+                        shebang_args: args.unwrap_or_default(),
+                    });
+                }
             },
         };
         return Ok(Resolved {
             script: candidate.display().to_string(),
             interpreter,
             shell_args: Vec::new(),
+            shebang_args: Vec::new(),
         });
     }
     // `interpreter: none` with a command line (`script: "node server.js"`) means the same: run
@@ -174,6 +188,7 @@ pub(crate) fn resolve(
             script: expanded,
             interpreter: Some(shell.to_string()),
             shell_args: vec!["-c".to_string()],
+            shebang_args: Vec::new(),
         });
     }
     if which(&expanded, lookup.path_var).is_some() {
@@ -186,6 +201,7 @@ pub(crate) fn resolve(
             script: expanded,
             interpreter,
             shell_args: Vec::new(),
+            shebang_args: Vec::new(),
         });
     }
     Err(ScriptError::NotFound { path: candidate })
@@ -200,12 +216,6 @@ fn text_script_interpreter(path: &Path) -> Option<String> {
         true => shebang_of(&head),
         false => Some("node".to_string()),
     }
-}
-
-/// The program the `#!` line of the text file `path` names (`#!/usr/bin/env node`: `node`);
-/// `None` without one.
-fn shebang_program(path: &Path) -> Option<String> {
-    shebang_of(&file_head(path)?)
 }
 
 /// The first 512 bytes of a text file (`None` for a binary one, or one that cannot be read).
@@ -224,6 +234,12 @@ fn file_head(path: &Path) -> Option<String> {
 
 /// The program of a `#!` line at the start of `text`.
 fn shebang_of(text: &str) -> Option<String> {
+    shebang_words(text).map(|(program, _)| program)
+}
+
+/// The program of a `#!` line at the start of `text`, and the arguments that follow it
+/// (`#!/usr/bin/env -S deno run --allow-net`: `deno`, `run --allow-net`).
+fn shebang_words(text: &str) -> Option<(String, Vec<String>)> {
     let shebang = text.strip_prefix("#!")?;
     let mut words = shebang.lines().next()?.split_whitespace();
     let program = words.next()?;
@@ -232,7 +248,7 @@ fn shebang_of(text: &str) -> Option<String> {
         Some("env") => words.find(|w| !w.starts_with('-'))?,
         _ => program,
     };
-    Some(program.to_string())
+    Some((program.to_string(), words.map(str::to_string).collect()))
 }
 
 /// An interpreter named by the user must exist: a path (made absolute) or a `$PATH` command.
@@ -414,7 +430,7 @@ mod tests {
     }
 
     #[test]
-    fn an_executable_whose_shebang_runs_node_is_a_node_app_and_others_run_themselves() {
+    fn an_executable_whose_shebang_runs_a_js_runtime_is_its_app_and_others_run_themselves() {
         use std::os::unix::fs::PermissionsExt;
         let f = fixture();
         let write = |name: &str, text: &str| {
@@ -432,6 +448,23 @@ mod tests {
         assert_eq!(interpreter("www"), Ok(Some("/usr/bin/node".to_string())));
         assert_eq!(interpreter("tool"), Ok(None), "runs itself");
         assert_eq!(interpreter("bare"), Ok(None), "runs itself");
+        // Bun and Deno too, with the `#!` line's arguments.
+        write("bunny", "#!/usr/bin/env bun\nBun.serve({});\n");
+        write(
+            "dino",
+            "#!/usr/bin/env -S deno run --allow-net\nDeno.serve(() => 0);\n",
+        );
+        let resolved =
+            |name: &str| run(&f, name, Choice::Auto).map(|r| (r.interpreter, r.shebang_args));
+        assert_eq!(resolved("bunny"), Ok((Some("bun".to_string()), vec![])));
+        assert_eq!(
+            resolved("dino"),
+            Ok((
+                Some("deno".to_string()),
+                vec!["run".to_string(), "--allow-net".to_string()]
+            ))
+        );
+        assert_eq!(resolved("tool"), Ok((None, vec![])));
     }
 
     #[test]

@@ -72,6 +72,7 @@ pub(crate) fn resolve() -> Result<Resolved, NoServeBinary> {
         script: exe.display().to_string(),
         interpreter: None,
         shell_args: Vec::new(),
+        shebang_args: Vec::new(),
     })
 }
 

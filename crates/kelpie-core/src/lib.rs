@@ -31,7 +31,7 @@ pub use spec::shared_env;
 pub use spec::{
     check_app_name, check_instances, check_namespace, is_bidi_control, log_name, sanitize_log_name,
     AppNameError, AppSpec, BadListenAddress, EnvFilter, ExecMode, HealthCheck, HealthProbe,
-    ListenAddress, LogRotation, LogType, TooManyInstances, DEFAULT_INSTANCE_VAR,
+    JsRuntime, ListenAddress, LogRotation, LogType, TooManyInstances, DEFAULT_INSTANCE_VAR,
     DEFAULT_LISTEN_TIMEOUT_MS, DEFAULT_MAX_CPU_WINDOW_MS, DEFAULT_NAMESPACE,
     DEFAULT_WATCH_DELAY_MS, MAX_INSTANCES,
 };

@@ -16,6 +16,7 @@ pub use checks::{
     check_app_name, check_instances, check_namespace, is_bidi_control, log_name, sanitize_log_name,
     AppNameError, TooManyInstances, MAX_INSTANCES,
 };
+pub use derived::JsRuntime;
 pub use health::{HealthCheck, HealthProbe};
 pub use listen::{BadListenAddress, ListenAddress};
 pub use settings::{ExecMode, LogRotation, LogType};

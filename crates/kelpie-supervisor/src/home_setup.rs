@@ -35,8 +35,21 @@ pub fn prepare_home(home: &Home) -> Result<(), DaemonError> {
     write_node_shim(home).map_err(|e| {
         DaemonError::io("cannot write", &crate::spawn_plan::node_shim_path(home), e)
     })?;
-    write_python_shim(home)
-        .map_err(|e| DaemonError::io("cannot write", &crate::spawn_plan::python_shim_dir(home), e))
+    write_python_shim(home).map_err(|e| {
+        DaemonError::io("cannot write", &crate::spawn_plan::python_shim_dir(home), e)
+    })?;
+    let runtime_shim = crate::runtime_shim::runtime_shim_path(home);
+    write_if_changed(&runtime_shim, crate::runtime_shim::RUNTIME_SHIM)
+        .map_err(|e| DaemonError::io("cannot write", &runtime_shim, e))
+}
+
+/// A shim, written atomically (an app starting meanwhile never reads half of it) and readable
+/// by apps running as other users; left alone when it already says that.
+fn write_if_changed(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    if std::fs::read_to_string(path).is_ok_and(|current| current == text) {
+        return Ok(());
+    }
+    crate::atomic::atomic_write_mode(path, text.as_bytes(), 0o644)
 }
 
 /// The Python shim, as the Node shim: written by each daemon, atomically, readable by apps.

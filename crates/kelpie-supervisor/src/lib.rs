@@ -55,6 +55,7 @@ mod pid_files;
 mod process;
 
 pub mod reclaim;
+mod runtime_shim;
 mod spawn_error;
 pub mod spawn_plan;
 mod state;

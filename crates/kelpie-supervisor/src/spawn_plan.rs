@@ -5,7 +5,7 @@ use crate::logs::LogFiles;
 use crate::sockets::ListenSocket;
 use crate::spawn_error::SpawnError;
 use kelpie_core::files::is_discard;
-use kelpie_core::{sanitize_log_name, AppSpec, ExecMode};
+use kelpie_core::{sanitize_log_name, AppSpec, ExecMode, JsRuntime};
 use kelpie_proto::Home;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -170,11 +170,15 @@ pub(crate) fn command(
     let mut argv = spec.command_line();
     // How errors name it: as the app does, before any PATH search.
     let program_name = argv[0].clone();
-    let node = spec.runs_on_node();
-    let shares_ports = spec.shares_node_ports();
-    if node {
-        let shim = node_shim_path(who.home).display().to_string();
-        argv.splice(1..1, ["--require".to_string(), shim]);
+    let runtime = spec.js_runtime();
+    let shares_ports = spec.shares_node_ports() || spec.shares_reused_ports();
+    match runtime {
+        Some(JsRuntime::Node) => {
+            let shim = node_shim_path(who.home).display().to_string();
+            argv.splice(1..1, ["--require".to_string(), shim]);
+        }
+        Some(other) => crate::runtime_shim::preload(&mut argv, spec, other, who.home),
+        None => {}
     }
     // Later sources win: config over inherited, Kelpie's variables over both. Borrowed where
     // it can be (the spec's environment is copied into the child's once, below).
@@ -201,7 +205,7 @@ pub(crate) fn command(
             env.insert("KELPIE_LISTEN_PORT", port.to_string().into());
         }
     }
-    if node {
+    if runtime.is_some() {
         env.insert("KELPIE_KILL_SIGNAL", spec.kill_signal.as_str().into());
         if !spec.pmx {
             // `pmx: false`: no runtime metrics from the shim.
@@ -229,7 +233,8 @@ pub(crate) fn command(
         env.insert("PYTHONPATH", path.into());
     }
     if shares_ports {
-        // The shim asks the daemon for the socket of each port the app listens on.
+        // The Node shim asks the daemon for the socket of each port the app listens on; Bun's
+        // binds them with SO_REUSEPORT.
         env.insert("KELPIE_SHARE_PORTS", "1".into());
     }
     let path_var = env.get("PATH").map(|path| path.as_ref());

@@ -124,8 +124,8 @@ pub use signals::{
 };
 pub use sigwait::{block_signals, unblock_signals, BlockedSignals};
 pub use sockets::{
-    listen_tcp, listen_tcp_reuse_port, set_backlog, take_listen_fds, LISTEN_BACKLOG,
-    LISTEN_FDS_START,
+    enable_tcp_migrate_req, listen_tcp, listen_tcp_reuse_port, set_backlog, take_listen_fds,
+    LISTEN_BACKLOG, LISTEN_FDS_START,
 };
 pub use spawn::{open_cgroup_dir, Spawn, Spawned};
 pub use stdin_fifo::{open_stdin_fifo, write_stdin_fifo, StdinWrite};

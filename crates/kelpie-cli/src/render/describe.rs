@@ -314,6 +314,7 @@ fn write_code_metrics(out: &mut impl Write, p: &ProcessInfo) -> std::io::Result<
         // The runtime's first, each with what it means.
         writeln!(out, "Code metrics (@pm2/io):")?;
         runtime::write_code_metrics(out, &sdk.monitor)?;
+        runtime::write_unavailable(out, &p.spec)?;
     }
     let actions: Vec<&str> = sdk
         .actions

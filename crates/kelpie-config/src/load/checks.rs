@@ -61,28 +61,6 @@ pub(super) fn rename_dependencies(
     }
 }
 
-/// Several cluster-mode instances with no port to share, of an app the shim does not serve
-/// (Bun): each would bind the port itself, and all but one would fail. (Node apps share the
-/// ports their code listens on; other apps are refused: see `readers::check_cluster_port`.)
-pub(super) fn cluster_warnings(apps: &[kelpie_core::AppSpec]) -> Vec<String> {
-    apps.iter()
-        .filter(|app| {
-            app.exec_mode == kelpie_core::ExecMode::Cluster
-                && !app.shares_node_ports()
-                && app.instances > 1
-                && app.listen.is_none()
-                && !app.reuse_port
-                && app.increment_var.is_none()
-        })
-        .map(|app| {
-            format!(
-                "app `{}`: cluster mode without a port: its {} instances will each bind their port themselves; set `port` (--port), or PORT in its env, so they share one socket",
-                app.name, app.instances
-            )
-        })
-        .collect()
-}
-
 /// One warning per key that is no field at all, naming the file, the app and the key, with the
 /// field it most likely misspells. PM2 ignores such keys; so does Kelpie, but says so.
 pub(super) fn unknown_warnings(

@@ -40,6 +40,12 @@ pub(super) fn read_listen(r: &mut Reader<'_>, spec: &mut AppSpec) {
 /// listens there, so Node apps written for PM2's cluster mode share their port without a config
 /// change. A `PORT` that is not a port number is left to the app.
 pub(super) fn listen_from_env(spec: &mut AppSpec) {
+    if spec.shares_reused_ports() {
+        // Bun and Deno cannot serve a socket they are given: their instances bind the port
+        // with SO_REUSEPORT (the runtime shim), and `port` only sets their PORT.
+        spec.listen = None;
+        return;
+    }
     if spec.exec_mode != ExecMode::Cluster
         || spec.listen.is_some()
         || spec.reuse_port
@@ -52,15 +58,16 @@ pub(super) fn listen_from_env(spec: &mut AppSpec) {
     }
 }
 
-/// Several cluster-mode instances of an app that is not Node (Node apps share the ports their
-/// code listens on through the shim) with no port to share: each would bind its port itself,
+/// Several cluster-mode instances of an app that is not a JavaScript runtime's (Node apps share
+/// the ports their code listens on through the shim, Bun and Deno apps bind them with
+/// SO_REUSEPORT) with no port to share: each would bind its port itself,
 /// all but one would crash on EADDRINUSE and loop. This app is refused, naming the ways to share
 /// a port; the file's other apps start (PM2 starts it and lets it crash-loop).
 pub(super) fn check_cluster_port(r: &mut Reader<'_>, spec: &AppSpec) {
     let node = spec
         .interpreter
         .as_deref()
-        .is_some_and(crate::interpreter::is_node_or_bun);
+        .is_some_and(crate::interpreter::is_js_runtime);
     if spec.exec_mode != ExecMode::Cluster
         || node
         || spec.instances < 2
@@ -72,7 +79,7 @@ pub(super) fn check_cluster_port(r: &mut Reader<'_>, spec: &AppSpec) {
     }
     let key = r.spelled("exec_mode").to_string();
     r.refusals.push(format!(
-        "field `{key}`: cluster mode shares a port by itself only for Node apps; these {} instances would each bind the app's port and all but one would crash. Set `port` (Kelpie binds it once and passes the socket to every instance as fd 3, LISTEN_FDS=1: gunicorn/uvicorn `--fd 3`, Go's go-systemd activation...), or `reuse_port: true` if the app binds with SO_REUSEPORT; for instances that listen on no port, use `exec_mode: fork`",
+        "field `{key}`: cluster mode shares a port by itself only for Node, Bun and Deno apps; these {} instances would each bind the app's port and all but one would crash. Set `port` (Kelpie binds it once and passes the socket to every instance as fd 3, LISTEN_FDS=1: gunicorn/uvicorn `--fd 3`, Go's go-systemd activation...), or `reuse_port: true` if the app binds with SO_REUSEPORT; for instances that listen on no port, use `exec_mode: fork`",
         spec.instances
     ));
 }

@@ -18,11 +18,11 @@ pub(super) fn read_policy(r: &mut Reader<'_>, spec: &mut AppSpec) {
         && (spec
             .interpreter
             .as_deref()
-            .is_some_and(crate::interpreter::is_node_or_bun)
+            .is_some_and(crate::interpreter::is_js_runtime)
             || (spec.interpreter.is_none() && crate::interpreter::is_node_launcher(&spec.script)))
     {
         // PM2's rule (`Common.sink.determineExecMode`): asking for instances of a Node or Bun
-        // app, even one, selects cluster mode. So for `npm start` and the like, whose Node
+        // app (and here a Deno app), even one, selects cluster mode. So for `npm start` and the like, whose Node
         // server runs below them (PM2 runs npm's own script under Node).
         spec.exec_mode = ExecMode::Cluster;
     }

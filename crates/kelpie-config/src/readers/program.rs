@@ -102,7 +102,19 @@ pub(super) fn read_script(
                     spec.script = resolved.script;
                     spec.interpreter = resolved.interpreter;
                     spec.interpreter_auto = interpreter.is_none();
-                    spec.interpreter_args = user_interpreter_args;
+                    spec.interpreter_args = if user_interpreter_args.is_empty() {
+                        resolved.shebang_args
+                    } else {
+                        user_interpreter_args
+                    };
+                    if spec.interpreter_auto && crate::typescript::is_typescript(Path::new(&script))
+                    {
+                        // PM2 7 changed `.ts` to Bun when installed, in a patch release (#5751):
+                        // Kelpie keeps Node, and says so at each start.
+                        r.warnings.push(format!(
+                            "`{script}` runs with node (Kelpie's runtime for .ts, whatever else is installed; Node 22.6 or later runs TypeScript): set `interpreter: bun` or `interpreter: deno` to run it with those"
+                        ));
+                    }
                 }
                 Err(e) => r.errors.push(e.to_string()),
             }

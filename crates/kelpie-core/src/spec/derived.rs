@@ -81,6 +81,25 @@ impl AppSpec {
             && !self.interpreter_args.iter().any(says_it)
     }
 
+    /// The JavaScript runtime that runs the app, by its interpreter's name (`node`, `nodejs`,
+    /// `bun`, `deno`, or a path to one): such an app gets an IPC channel (`process.send`) and a
+    /// shim preloaded for its runtime.
+    pub fn js_runtime(&self) -> Option<JsRuntime> {
+        let interpreter = self.interpreter.as_deref()?;
+        JsRuntime::named(interpreter)
+    }
+
+    /// Whether the app's instances share the ports their code listens on by binding them with
+    /// `SO_REUSEPORT` (the runtime shim adds `reusePort` to `Bun.serve`, `Deno.serve` and
+    /// `listen()`): a Bun or Deno app in cluster mode. Neither runtime can serve a socket it
+    /// is given (Bun ignores a descriptor; Deno only serves one through `node:http`), so
+    /// Kelpie owns no socket for them; the kernel spreads connections over the instances, and
+    /// moves a stopping instance's queued connections to the others (`tcp_migrate_req`).
+    pub fn shares_reused_ports(&self) -> bool {
+        self.exec_mode == ExecMode::Cluster
+            && matches!(self.js_runtime(), Some(JsRuntime::Bun | JsRuntime::Deno))
+    }
+
     /// Whether the ports the app's code listens on are shared by its instances, as under PM2's
     /// Node cluster: a Node app in cluster mode (not binding with `SO_REUSEPORT` itself). Its
     /// processes run with the cluster shim, which asks the daemon for the socket of each port
@@ -97,6 +116,7 @@ impl AppSpec {
         self.wait_ready
             || self.ready_pattern.is_some()
             || self.reuse_port
+            || self.shares_reused_ports()
             || (self.runs_on_node() && (self.listen.is_some() || self.shares_node_ports()))
     }
 
@@ -133,6 +153,38 @@ impl AppSpec {
             .filter(|(name, _)| self.filter_env.keeps(name))
             .chain(&self.env)
             .map(|(name, value)| (name.as_str(), value.as_str()))
+    }
+}
+
+/// A JavaScript runtime Kelpie knows how to preload its shim into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsRuntime {
+    /// Node.js (`node`, `nodejs`).
+    Node,
+    /// Bun.
+    Bun,
+    /// Deno.
+    Deno,
+}
+
+impl JsRuntime {
+    /// The runtime a program runs, by its file name (`/usr/local/bin/bun`: Bun).
+    pub fn named(program: &str) -> Option<JsRuntime> {
+        match program.rsplit('/').next().unwrap_or(program) {
+            "node" | "nodejs" => Some(JsRuntime::Node),
+            "bun" => Some(JsRuntime::Bun),
+            "deno" => Some(JsRuntime::Deno),
+            _ => None,
+        }
+    }
+
+    /// Its usual name, as `describe` and the start's notice say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            JsRuntime::Node => "node",
+            JsRuntime::Bun => "bun",
+            JsRuntime::Deno => "deno",
+        }
     }
 }
 

@@ -114,7 +114,7 @@ impl Given {
     /// Whether a new process can serve the port beside the old one (see
     /// [`kelpie_core::reload::Serving::reloadable`]).
     pub(super) fn reloadable(&self) -> bool {
-        self.shares_socket() || self.spec.reuse_port
+        self.shares_socket() || self.spec.reuse_port || self.spec.shares_reused_ports()
     }
 
     /// What a process's link may hand out: the app's claimed sockets, for a cluster-mode Node

@@ -82,12 +82,16 @@ async fn launch_on_system(
         pipes,
         readers,
     } = Output::of(given)?;
-    let node = given.spec.runs_on_node();
-    let ipc_fd = node.then_some(if given.socket.is_some() {
-        spawn_plan::LISTEN_FD + 1
-    } else {
-        spawn_plan::LISTEN_FD
-    });
+    // Node, Bun and Deno all take Node's IPC channel (`process.send`).
+    let ipc_fd = given
+        .spec
+        .js_runtime()
+        .is_some()
+        .then_some(if given.socket.is_some() {
+            spawn_plan::LISTEN_FD + 1
+        } else {
+            spawn_plan::LISTEN_FD
+        });
     let (mut link, ends) =
         ProcessLink::open(ipc_fd, given.link_claims()).map_err(SpawnError::NotifySocket)?;
     // The command is built and spawned on the blocking pool (finding the program in PATH
@@ -108,6 +112,9 @@ async fn launch_on_system(
             pm_id,
             instance,
         };
+        if spec.shares_reused_ports() || spec.reuse_port {
+            crate::runtime_shim::migrate_queued_connections(&spec.name);
+        }
         let (identity, notify_for) = identity_and_notify_socket(&spec, &ends);
         // Its own cgroup (a directory to create: blocking too), joined before it execs.
         let cgroup = cgroups.for_process(pm_id, spec.max_processes);
@@ -364,9 +371,14 @@ pub(super) fn output_pipes() -> std::io::Result<(OutputPipes, (PipeReader, PipeR
 
 /// Whether the process must say it is ready before it counts as online. A Node app always
 /// does: at least that its main module ran (the shim says so), so that `start` answers once
-/// the app's code has installed its handlers (`start app.js && sendSignal SIGUSR2 app`).
+/// the app's code has installed its handlers (`start app.js && sendSignal SIGUSR2 app`). A Bun
+/// or Deno app in cluster mode does once its server listens.
 pub(super) fn awaits_ready(spec: &AppSpec) -> bool {
-    spec.wait_ready || spec.ready_pattern.is_some() || spec.reuse_port || spec.runs_on_node()
+    spec.wait_ready
+        || spec.ready_pattern.is_some()
+        || spec.reuse_port
+        || spec.runs_on_node()
+        || spec.shares_reused_ports()
 }
 
 /// Whether `signal` means ready for this app: an explicit signal always; with `wait_ready`
@@ -377,7 +389,10 @@ pub(super) fn accepts(spec: &AppSpec, shared_socket: bool, signal: &ProcessSigna
     match signal {
         // A process that says READY=1 is ready, whatever else was expected.
         ProcessSignal::Ready => true,
-        ProcessSignal::Listening => !spec.wait_ready && shared_socket && spec.runs_on_node(),
+        ProcessSignal::Listening => {
+            !spec.wait_ready
+                && ((shared_socket && spec.runs_on_node()) || spec.shares_reused_ports())
+        }
         // Only when nothing more was asked for: the main module running is the least of it.
         ProcessSignal::MainRan => {
             spec.runs_on_node()

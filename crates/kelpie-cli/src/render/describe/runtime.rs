@@ -133,6 +133,28 @@ pub(super) fn write_code_metrics(
     Ok(())
 }
 
+/// What the runtime shim of a Bun or Deno app cannot read (docs/observability.md), said rather
+/// than shown as zero.
+pub(super) fn write_unavailable(
+    out: &mut impl Write,
+    spec: &kelpie_core::AppSpec,
+) -> std::io::Result<()> {
+    use kelpie_core::JsRuntime;
+    let runtime = match spec.js_runtime() {
+        Some(runtime @ (JsRuntime::Bun | JsRuntime::Deno)) => runtime,
+        _ => return Ok(()),
+    };
+    let http = match runtime {
+        JsRuntime::Deno => ", HTTP of node:http servers (Deno.serve's are counted)",
+        _ => "",
+    };
+    writeln!(
+        out,
+        "  not available under {}: Event Loop Utilization, Active handles and requests, GC pauses{http}",
+        runtime.name()
+    )
+}
+
 /// The `page faults` row: minor and major since the process started.
 pub(super) fn faults(p: &ProcessInfo) -> String {
     p.counters.map_or_else(
