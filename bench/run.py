@@ -3,7 +3,7 @@
 bench/README.md); this file puts bench/ on sys.path and runs its command line, so that
 
     python3 bench/run.py [--quick] [--apps N] [--kelpie-only]
-                         [--only core|logs|cluster|health|runtime|reliability|scale|deploy|nodemetrics|chaos]
+                         [--only core|logs|cluster|health|runtime|reliability|scale|deploy|nodemetrics|chaos|notify|runtimes]
                          [--output FILE]
     python3 bench/run.py --self-test     # tests of the helpers (log line counter, wrk parser, …)
     python3 bench/run.py --check [--check-output FILE]   # Kelpie's figures against budgets.json

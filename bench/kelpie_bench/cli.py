@@ -28,6 +28,7 @@ from .soak_report import soak_main
 from .selftest import self_test
 from .session import Session
 from .notify import notify_main
+from .js_runtimes import runtimes_main
 from .wrk import ensure_wrk
 
 
@@ -38,14 +39,16 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--apps", type=int, default=200, help="number of apps (default 200)")
     ap.add_argument("--only", choices=["core", "logs", "cluster", "health", "runtime",
                                        "reliability", "scale", "soak", "deploy",
-                                       "nodemetrics", "chaos", "notify"],
+                                       "nodemetrics", "chaos", "notify", "runtimes"],
                     help="run only this scenario: core (RSS, list, start/stop, crash), logs, "
                          "cluster, health, runtime, reliability, scale, soak (crash-looping apps "
                          "of each kind), deploy, nodemetrics (the Node shim's runtime "
                          "metrics), chaos (random faults for --chaos-secs) or notify "
                          "(notifications on against off with crash-looping apps, and an "
-                         "exception burst; Kelpie only); default: all but scale, soak, deploy, "
-                         "nodemetrics, chaos and notify, which are run only on their own; deploy needs root and sshd, and is skipped with the reason "
+                         "exception burst; Kelpie only) or runtimes (Bun and Deno clusters "
+                         "against the same runtime's processes by hand); default: all but "
+                         "scale, soak, deploy, nodemetrics, chaos, notify and runtimes, which "
+                         "are run only on their own; deploy needs root and sshd, and is skipped with the reason "
                          "without them)")
     ap.add_argument("--wrk-seconds", type=float, default=4.0,
                     help="length of each cluster throughput run (default 4)")
@@ -181,6 +184,10 @@ def main() -> int:
         if not cfg.no_build:
             build_kelpie()
         return notify_main(cfg, argv_str)
+    if cfg.only == "runtimes":
+        if not cfg.no_build:
+            build_kelpie()
+        return runtimes_main(cfg, argv_str)
     if cfg.only == "nodemetrics":
         if not cfg.no_build:
             build_kelpie()

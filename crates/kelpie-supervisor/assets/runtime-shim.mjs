@@ -26,8 +26,7 @@ const METRICS_MS = 990;
 const LATENCY_SAMPLES = 60; // drift samples kept: the last minute
 const RATE_MS = 60000; // HTTP: requests counted over the last minute
 const HALF_MS = 30000; // latency windows: two halves, figures cover the last 30-60 s
-const TIMED_PER_WINDOW = 15000;
-const IDLE_MS = 100; // a Deno instance stopping exits once it answered nothing for this long // HTTP latencies kept per half window (a sample beyond)
+const TIMED_PER_REPORT = 500; // HTTP requests timed per report (all of them below 500 a second)
 
 function settings() {
   if (runtime === 'deno') {
@@ -75,33 +74,23 @@ function listening(port) {
 // `Connection: close` so that keep-alive clients reconnect to another instance.
 function wrapFetch(fetch, owner) {
   if (typeof fetch !== 'function') return fetch;
-  owner.inflight = 0;
-  owner.lastDone = 0;
-  owner.idle = () =>
-    new Promise((done) => {
-      const check = () => {
-        if (owner.inflight === 0 && performance.now() - owner.lastDone > IDLE_MS) done();
-        else setTimeout(check, IDLE_MS / 4);
-      };
-      check();
-    });
-  return async function kelpieFetch(request, ...rest) {
-    const start = performance.now();
-    owner.inflight += 1;
-    let response;
-    try {
-      response = await fetch.call(this, request, ...rest);
-    } finally {
-      owner.inflight -= 1;
-      owner.lastDone = performance.now();
+  // Not an async function: a handler that answers at once costs no promise more.
+  return function kelpieFetch(request, server) {
+    const start = http.timing() ? performance.now() : -1;
+    const result = fetch.call(this, request, server);
+    const finish = (response) => {
+      http.answered(start);
+      if (owner.draining && response instanceof Response) {
+        try {
+          response.headers.set('Connection', 'close');
+        } catch (_) {}
+      }
+      return response;
+    };
+    if (result && typeof result.then === 'function') {
+      return result.then(finish);
     }
-    http.record(performance.now() - start);
-    if (owner.draining && response instanceof Response) {
-      try {
-        response.headers.set('Connection', 'close');
-      } catch (_) {}
-    }
-    return response;
+    return finish(result);
   };
 }
 
@@ -152,9 +141,12 @@ function patchDeno() {
     const server = handler ? original.call(this, options, handler) : original.call(this, options);
     if (share) {
       owner.server = server;
+      // Deno.serve cannot close its listener alone: shutdown() closes it, answers what is in
+      // flight, and closes every connection with no request under way, including one
+      // accepted an instant before whose request was not read yet (docs/cluster.md).
       owner.stop = () => {
         owner.draining = true;
-        return owner.idle();
+        return server.shutdown();
       };
       shared.add(owner);
     }
@@ -205,10 +197,14 @@ async function patchNodeListen() {
 
 // --- the stop signal ----------------------------------------------------------------------
 
-let appSignalHandlers = 0; // the app's own Deno.addSignalListener handlers for the stop signal
+// The app's own handlers for the stop signal, under Deno: Deno.addSignalListener sees them all
+// (its `process.on` goes through it). The shim's own handler is added with the original.
+let appSignalHandlers = 0;
+let addDenoSignalListener = null;
 
 function watchDenoSignalListeners() {
   const add = Deno.addSignalListener;
+  addDenoSignalListener = add;
   const remove = Deno.removeSignalListener;
   Deno.addSignalListener = function (signal, handler) {
     if (signal === config.kill) appSignalHandlers += 1;
@@ -230,7 +226,8 @@ function onStop() {
   if (stopping) return;
   stopping = true;
   for (const owner of shared) owner.draining = true;
-  const appHandlers = process.listenerCount(config.kill) - 1 + appSignalHandlers;
+  const appHandlers =
+    runtime === 'deno' ? appSignalHandlers : process.listenerCount(config.kill) - 1;
   if (appHandlers > 0) {
     // The app decides when to exit: stop accepting now, before its handler has run.
     for (const owner of shared) owner.stop();
@@ -244,32 +241,43 @@ function onStop() {
 
 // --- runtime metrics ----------------------------------------------------------------------
 
-// HTTP requests of the last minute and their latency over the last 30-60 s, in two halves.
+// HTTP requests of the last minute (counted per report, kept with the report's time) and their
+// latency over the last 30-60 s, in two halves: at most TIMED_PER_REPORT requests timed per
+// report (a second), so a busy server pays a counter per request and no clock.
 const http = {
   total: 0,
-  stamps: [], // end times of the requests of the last minute (at most one per ms kept)
+  sinceReport: 0, // requests answered since the last report
+  timed: 0, // of those, how many were timed
+  minute: [], // [report time, requests] of the reports of the last minute
   halves: [[], []],
   half: 0,
   halfSince: 0,
-  record(ms) {
-    const now = performance.now();
+  timing() {
+    return this.timed < TIMED_PER_REPORT;
+  },
+  answered(start) {
     this.total += 1;
-    this.stamps.push(now);
+    this.sinceReport += 1;
+    if (start < 0) return;
+    this.timed += 1;
+    this.halves[this.half].push(performance.now() - start);
+  },
+  report(now, data) {
     if (now - this.halfSince > HALF_MS) {
       this.half = 1 - this.half;
       this.halves[this.half] = [];
       this.halfSince = now;
     }
-    const kept = this.halves[this.half];
-    if (kept.length < TIMED_PER_WINDOW) kept.push(ms);
-  },
-  report(now, data) {
+    this.minute.push([now, this.sinceReport]);
+    this.sinceReport = 0;
+    this.timed = 0;
+    while (this.minute.length && now - this.minute[0][0] > RATE_MS) this.minute.shift();
     if (this.total === 0) return;
-    while (this.stamps.length && now - this.stamps[0] > RATE_MS) this.stamps.shift();
+    const perMinute = this.minute.reduce((sum, [, n]) => sum + n, 0);
     const timed = this.halves[0].concat(this.halves[1]).sort((a, b) => a - b);
     const mean = timed.length ? timed.reduce((a, b) => a + b, 0) / timed.length : 0;
     const p95 = timed.length ? timed[Math.min(timed.length - 1, Math.floor(timed.length * 0.95))] : 0;
-    data.HTTP = { ...metric(this.stamps.length, 'internal/http/builtin/reqs', 'req/min'), total: this.total };
+    data.HTTP = { ...metric(perMinute, 'internal/http/builtin/reqs', 'req/min'), total: this.total };
     data['HTTP Mean Latency'] = metric(mean.toFixed(2), 'internal/http/builtin/latency/p50', 'ms');
     data['HTTP P95 Latency'] = metric(p95.toFixed(2), 'internal/http/builtin/latency/p95', 'ms');
   },
@@ -351,7 +359,8 @@ try {
   }
   if (config.share) {
     if (runtime === 'deno') await patchNodeListen();
-    process.on(config.kill, onStop);
+    if (runtime === 'deno') addDenoSignalListener.call(Deno, config.kill, onStop);
+    else process.on(config.kill, onStop);
   }
   reportToTheManager();
   reportMetrics();

@@ -89,6 +89,28 @@ pub fn take_listen_fds() -> Vec<OwnedFd> {
         .collect()
 }
 
+/// Where Linux says whether a closing listener's queued connections move to the other
+/// listeners of its `SO_REUSEPORT` group (1) or are reset (0, the default).
+#[cfg(target_os = "linux")]
+const TCP_MIGRATE_REQ: &str = "/proc/sys/net/ipv4/tcp_migrate_req";
+
+/// Turn on `net.ipv4.tcp_migrate_req` (Linux 5.14) in this network namespace: a listener of an
+/// `SO_REUSEPORT` group that closes then hands its queued connections to the group's other
+/// listeners instead of resetting them. `Ok(true)` when it was off and is now on, `Ok(false)`
+/// when it already was (or the system has no such setting to turn: not Linux).
+pub fn enable_tcp_migrate_req() -> io::Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        if std::fs::read_to_string(TCP_MIGRATE_REQ)?.trim() != "0" {
+            return Ok(false);
+        }
+        std::fs::write(TCP_MIGRATE_REQ, "1")?;
+        Ok(true)
+    }
+    #[cfg(not(target_os = "linux"))]
+    Ok(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,26 +161,4 @@ mod tests {
             Some(io::ErrorKind::AddrInUse)
         );
     }
-}
-
-/// Where Linux says whether a closing listener's queued connections move to the other
-/// listeners of its `SO_REUSEPORT` group (1) or are reset (0, the default).
-#[cfg(target_os = "linux")]
-const TCP_MIGRATE_REQ: &str = "/proc/sys/net/ipv4/tcp_migrate_req";
-
-/// Turn on `net.ipv4.tcp_migrate_req` (Linux 5.14) in this network namespace: a listener of an
-/// `SO_REUSEPORT` group that closes then hands its queued connections to the group's other
-/// listeners instead of resetting them. `Ok(true)` when it was off and is now on, `Ok(false)`
-/// when it already was (or the system has no such setting to turn: not Linux).
-pub fn enable_tcp_migrate_req() -> io::Result<bool> {
-    #[cfg(target_os = "linux")]
-    {
-        if std::fs::read_to_string(TCP_MIGRATE_REQ)?.trim() != "0" {
-            return Ok(false);
-        }
-        std::fs::write(TCP_MIGRATE_REQ, "1")?;
-        Ok(true)
-    }
-    #[cfg(not(target_os = "linux"))]
-    Ok(false)
 }
