@@ -74,24 +74,35 @@ function listening(port) {
 // `Connection: close` so that keep-alive clients reconnect to another instance.
 function wrapFetch(fetch, owner) {
   if (typeof fetch !== 'function') return fetch;
-  // Not an async function: a handler that answers at once costs no promise more.
+  // Not an async function: a handler that answers at once costs no promise more. Under Deno,
+  // of the handler's own arity: Deno builds no Request for a handler that takes no argument
+  // (and calls it with none: the same for the handler either way).
+  if (runtime === 'deno' && fetch.length === 0) {
+    return function kelpieFetch() {
+      const start = http.timing() ? performance.now() : -1;
+      return answered(fetch.call(this), start, owner);
+    };
+  }
   return function kelpieFetch(request, server) {
     const start = http.timing() ? performance.now() : -1;
-    const result = fetch.call(this, request, server);
-    const finish = (response) => {
-      http.answered(start);
-      if (owner.draining && response instanceof Response) {
-        try {
-          response.headers.set('Connection', 'close');
-        } catch (_) {}
-      }
-      return response;
-    };
-    if (result && typeof result.then === 'function') {
-      return result.then(finish);
-    }
-    return finish(result);
+    return answered(fetch.call(this, request, server), start, owner);
   };
+}
+
+// What a wrapped handler returns (a response, or a promise of one): counted, timed, and told
+// to close its connection once the instance stops.
+function answered(result, start, owner) {
+  const finish = (response) => {
+    http.answered(start);
+    if (owner.draining && response instanceof Response) {
+      try {
+        response.headers.set('Connection', 'close');
+      } catch (_) {}
+    }
+    return response;
+  };
+  if (result && typeof result.then === 'function') return result.then(finish);
+  return finish(result);
 }
 
 function patchBun() {

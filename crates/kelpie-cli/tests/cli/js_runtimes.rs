@@ -14,13 +14,19 @@ use std::time::Duration;
 
 const SECS: Duration = Duration::from_secs(1);
 
-/// Bun, Deno, Express and tsx from npm, installed once under the target directory.
+/// Bun, Deno, Express, tsx and @pm2/io from npm, installed once under the target directory.
 fn packages() -> Option<PathBuf> {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
         npm_packages(
             "js-runtimes",
-            &["bun@1.4.5", "deno@2.9.6", "express@4.21.2", "tsx@4.20.6"],
+            &[
+                "bun@1.4.5",
+                "deno@2.9.6",
+                "express@4.21.2",
+                "tsx@4.20.6",
+                "@pm2/io@6.1.0",
+            ],
         )
     });
     installed_or_skip(dir)
@@ -353,6 +359,27 @@ fn bun_and_deno_apps_say_ready_stop_gracefully_and_report_exceptions() {
                 .any(|exit| exit.to_string().contains("the answer is not 42"))
         });
     }
+}
+
+#[test]
+fn pm2_io_under_bun_sends_its_metrics_and_answers_its_actions() {
+    let Some(modules) = packages() else { return };
+    let k = kelpie();
+    let app = project_file(
+        &k,
+        &modules,
+        "io-app.js",
+        "const io = require('@pm2/io');\n\
+         io.metric({ name: 'Realtime users', unit: 'users' }).set(42);\n\
+         io.action('ping', (reply) => reply({ pong: typeof Bun }));\n\
+         setInterval(() => {}, 1000);\n",
+    );
+    let bun = runtime(&modules, "bun");
+    k.ok(&["start", &app, "--interpreter", &bun, "--name", "io"]);
+    let metrics = metrics_with(&k, "io", "Realtime users");
+    assert_eq!(metrics["Realtime users"]["value"], 42, "{metrics}");
+    let ping = k.ok(&["trigger", "io", "ping"]);
+    assert!(ping.contains(r#"{"pong":"object"}"#), "answered from Bun: {ping}");
 }
 
 #[test]
