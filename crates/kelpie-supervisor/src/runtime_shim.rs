@@ -72,7 +72,11 @@ fn deno_shim_url(shim: &Path, spec: &AppSpec) -> String {
 /// instead of being reset (`net.ipv4.tcp_migrate_req`, Linux 5.14): apps whose instances bind
 /// their port with SO_REUSEPORT each have their own accept queue, and a reload closes one.
 /// Done once per daemon, by the first such app, and said in the daemon's log either way.
-pub(crate) fn migrate_queued_connections(app: &str) {
+pub(crate) fn migrate_queued_connections(spec: &AppSpec) {
+    if !spec.shares_reused_ports() && !spec.reuse_port {
+        return;
+    }
+    let app = &spec.name;
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| match kelpie_sys::enable_tcp_migrate_req() {
         Ok(true) => crate::daemon_log!(

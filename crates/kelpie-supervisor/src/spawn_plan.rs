@@ -172,14 +172,7 @@ pub(crate) fn command(
     let program_name = argv[0].clone();
     let runtime = spec.js_runtime();
     let shares_ports = spec.shares_node_ports() || spec.shares_reused_ports();
-    match runtime {
-        Some(JsRuntime::Node) => {
-            let shim = node_shim_path(who.home).display().to_string();
-            argv.splice(1..1, ["--require".to_string(), shim]);
-        }
-        Some(other) => crate::runtime_shim::preload(&mut argv, spec, other, who.home),
-        None => {}
-    }
+    preload_shim(&mut argv, spec, who.home);
     // Later sources win: config over inherited, Kelpie's variables over both. Borrowed where
     // it can be (the spec's environment is copied into the child's once, below).
     let kelpie_vars = kelpie_variables(spec, who);
@@ -283,6 +276,18 @@ pub(crate) fn command(
     spawn.nice_and_identity(spec.nice, identity);
     spawn.original_fd_limit();
     Ok(spawn)
+}
+
+/// A Node, Bun or Deno app's command line with its runtime's shim preloaded.
+fn preload_shim(argv: &mut Vec<String>, spec: &AppSpec, home: &Home) {
+    match spec.js_runtime() {
+        Some(JsRuntime::Node) => {
+            let shim = node_shim_path(home).display().to_string();
+            argv.splice(1..1, ["--require".to_string(), shim]);
+        }
+        Some(other) => crate::runtime_shim::preload(argv, spec, other, home),
+        None => {}
+    }
 }
 
 /// Where an instance's program was found in PATH for its last process. Its next automatic

@@ -379,7 +379,10 @@ fn pm2_io_under_bun_sends_its_metrics_and_answers_its_actions() {
     let metrics = metrics_with(&k, "io", "Realtime users");
     assert_eq!(metrics["Realtime users"]["value"], 42, "{metrics}");
     let ping = k.ok(&["trigger", "io", "ping"]);
-    assert!(ping.contains(r#"{"pong":"object"}"#), "answered from Bun: {ping}");
+    assert!(
+        ping.contains(r#"{"pong":"object"}"#),
+        "answered from Bun: {ping}"
+    );
 }
 
 #[test]

@@ -69,6 +69,20 @@ fn identity_and_notify_socket(
     (identity, restricted)
 }
 
+/// The descriptor of a Node, Bun or Deno process's IPC channel (`process.send`), after the
+/// shared socket when it has one; none for other apps.
+fn ipc_channel_fd(given: &Given) -> Option<std::os::fd::RawFd> {
+    given
+        .spec
+        .js_runtime()
+        .is_some()
+        .then_some(if given.socket.is_some() {
+            spawn_plan::LISTEN_FD + 1
+        } else {
+            spawn_plan::LISTEN_FD
+        })
+}
+
 /// Start a real process. The fork/exec runs on the blocking pool: it blocks its thread
 /// until the child has exec'd, and doing it there lets several instances start in parallel
 /// (200 apps start in about half the time on two cores) without stalling the supervisor.
@@ -82,18 +96,8 @@ async fn launch_on_system(
         pipes,
         readers,
     } = Output::of(given)?;
-    // Node, Bun and Deno all take Node's IPC channel (`process.send`).
-    let ipc_fd = given
-        .spec
-        .js_runtime()
-        .is_some()
-        .then_some(if given.socket.is_some() {
-            spawn_plan::LISTEN_FD + 1
-        } else {
-            spawn_plan::LISTEN_FD
-        });
-    let (mut link, ends) =
-        ProcessLink::open(ipc_fd, given.link_claims()).map_err(SpawnError::NotifySocket)?;
+    let (mut link, ends) = ProcessLink::open(ipc_channel_fd(given), given.link_claims())
+        .map_err(SpawnError::NotifySocket)?;
     // The command is built and spawned on the blocking pool (finding the program in PATH
     // reads directories). Its pipes' write ends and the child's ends of the link are
     // dropped there right after the spawn, so the reader sees end-of-file when the app's
@@ -112,9 +116,7 @@ async fn launch_on_system(
             pm_id,
             instance,
         };
-        if spec.shares_reused_ports() || spec.reuse_port {
-            crate::runtime_shim::migrate_queued_connections(&spec.name);
-        }
+        crate::runtime_shim::migrate_queued_connections(&spec);
         let (identity, notify_for) = identity_and_notify_socket(&spec, &ends);
         // Its own cgroup (a directory to create: blocking too), joined before it execs.
         let cgroup = cgroups.for_process(pm_id, spec.max_processes);
