@@ -56,6 +56,7 @@ mod process;
 
 pub mod reclaim;
 mod runtime_shim;
+mod shims;
 mod spawn_error;
 pub mod spawn_plan;
 mod state;

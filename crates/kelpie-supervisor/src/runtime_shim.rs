@@ -3,33 +3,22 @@
 //! goes on their command line, and the kernel setting their reloads rely on.
 
 use kelpie_core::{AppSpec, JsRuntime};
-use kelpie_proto::Home;
-use std::path::{Path, PathBuf};
-
-/// The shim's source, built into the binary.
-pub(crate) const RUNTIME_SHIM: &str = include_str!("../assets/runtime-shim.mjs");
-
-/// Where the shim lives in a home: written at daemon start, as the Node shim is. `.mjs`: both
-/// runtimes read it as an ES module.
-pub(crate) fn runtime_shim_path(home: &Home) -> PathBuf {
-    home.root().join("runtime-shim.mjs")
-}
+use std::path::Path;
 
 /// Deno's subcommands that run a program with runtime flags (`--preload`).
 const DENO_RUNS: [&str; 2] = ["run", "serve"];
 
 /// `argv` (the app's command line, `bun app.ts` or `deno run --allow-net app.ts`) with the shim
-/// preloaded: `bun --preload <shim> ...`; `deno run --preload <shim's URL> ...`, `run` added
+/// (at `shim`, `crate::shims::runtime_shim`) preloaded: `bun --preload <shim> ...`; `deno run --preload <shim's URL> ...`, `run` added
 /// when the app's arguments do not start with a subcommand (`interpreter: deno` alone), and
 /// `--unstable-net` when its instances share ports (Deno asks for it for `reusePort`).
-pub(crate) fn preload(argv: &mut Vec<String>, spec: &AppSpec, runtime: JsRuntime, home: &Home) {
-    let shim = runtime_shim_path(home);
+pub(crate) fn preload(argv: &mut Vec<String>, spec: &AppSpec, runtime: JsRuntime, shim: &Path) {
     match runtime {
         JsRuntime::Bun => {
             argv.splice(1..1, ["--preload".to_string(), shim.display().to_string()]);
         }
         JsRuntime::Deno => {
-            let mut flags = vec!["--preload".to_string(), deno_shim_url(&shim, spec)];
+            let mut flags = vec!["--preload".to_string(), deno_shim_url(shim, spec)];
             let unstable = argv
                 .iter()
                 .any(|a| a == "--unstable-net" || a == "--unstable");
@@ -109,14 +98,9 @@ mod tests {
     }
 
     fn line(spec: &AppSpec) -> Vec<String> {
-        let home = Home::at("/home/k".into());
         let mut argv = spec.command_line();
-        preload(
-            &mut argv,
-            spec,
-            spec.js_runtime().expect("a runtime"),
-            &home,
-        );
+        let shim = Path::new("/home/k/runtime-shim.mjs");
+        preload(&mut argv, spec, spec.js_runtime().expect("a runtime"), shim);
         argv
     }
 

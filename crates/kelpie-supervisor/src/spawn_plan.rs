@@ -108,33 +108,6 @@ pub(crate) struct InstanceIdentity<'a> {
 /// Descriptor number of the listening socket in the child (socket activation's first).
 pub(crate) const LISTEN_FD: RawFd = kelpie_sys::LISTEN_FDS_START;
 
-/// Where the Node shim lives in a home: written at daemon start, preloaded (`--require`) into
-/// every Node app (it says when the main module ran, and shares Kelpie-owned sockets). `.cjs`:
-/// a home inside a project whose package.json says `"type": "module"` must not make Node
-/// read it as an ES module.
-pub(crate) fn node_shim_path(home: &Home) -> PathBuf {
-    home.root().join("node-shim.cjs")
-}
-
-/// Where the Python shim lives in a home: a directory holding its `sitecustomize.py`, put first
-/// on the `PYTHONPATH` of apps that serve a socket Kelpie owns (it makes uvicorn drain its
-/// connections when it stops, as the Node shim does Node's).
-pub(crate) fn python_shim_dir(home: &Home) -> PathBuf {
-    home.root().join("python")
-}
-
-/// The Python shim's source, built into the binary.
-pub(crate) const PYTHON_SHIM: &str = include_str!("../assets/python/sitecustomize.py");
-
-/// The shim's source, built into the binary: the runtime metrics' and the inspections'
-/// declarations first (nothing runs at their load), then the shim, whose last lines start
-/// everything.
-pub(crate) const NODE_SHIM: &str = concat!(
-    include_str!("../assets/node-metrics.js"),
-    include_str!("../assets/node-inspection.js"),
-    include_str!("../assets/node-shim.js")
-);
-
 /// What one process is started with beyond its spec: the shared socket, and the variables
 /// and descriptors of its link.
 pub(crate) struct Extras<'a> {
@@ -208,7 +181,7 @@ pub(crate) fn command(
         // Node below the app's own program (`npm start`, `bash -c 'node app.js'`) binding the
         // port would find it taken by Kelpie's socket: every Node process of the tree gets the
         // shim, and the first to listen on the port takes the socket at fd 3.
-        let shim = node_shim_path(who.home).display().to_string();
+        let shim = crate::shims::node_shim(who.home).display().to_string();
         let options = env
             .get("NODE_OPTIONS")
             .map_or("", |options| options.as_ref());
@@ -218,7 +191,7 @@ pub(crate) fn command(
         env.insert("KELPIE_KILL_SIGNAL", spec.kill_signal.as_str().into());
         // A Python server (uvicorn) drains as Node's do: the Python shim comes first on its
         // path, before the app's own entries.
-        let shim = python_shim_dir(who.home).display().to_string();
+        let shim = crate::shims::python_dir(who.home).display().to_string();
         let path = match env.get("PYTHONPATH").map(|path| path.as_ref()) {
             Some(path) if !path.is_empty() => format!("{shim}:{path}"),
             _ => shim,
@@ -282,10 +255,12 @@ pub(crate) fn command(
 fn preload_shim(argv: &mut Vec<String>, spec: &AppSpec, home: &Home) {
     match spec.js_runtime() {
         Some(JsRuntime::Node) => {
-            let shim = node_shim_path(home).display().to_string();
+            let shim = crate::shims::node_shim(home).display().to_string();
             argv.splice(1..1, ["--require".to_string(), shim]);
         }
-        Some(other) => crate::runtime_shim::preload(argv, spec, other, home),
+        Some(other) => {
+            crate::runtime_shim::preload(argv, spec, other, &crate::shims::runtime_shim(home));
+        }
         None => {}
     }
 }

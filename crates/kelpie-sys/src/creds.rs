@@ -5,6 +5,12 @@ pub fn current_uid() -> u32 {
     rustix::process::getuid().as_raw()
 }
 
+/// Effective uid of this process: whose rights it acts with (root's, for a daemon that may run
+/// apps as other users).
+pub fn effective_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
 /// The login name of `uid` from /etc/passwd, or the number when it has none.
 pub fn username(uid: u32) -> String {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();

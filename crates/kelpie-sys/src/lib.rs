@@ -73,8 +73,8 @@ pub use atomic::{
     atomic_write, atomic_write_keeping, atomic_write_mode, replace_unsynced, temp_names_glob,
 };
 pub use creds::{
-    current_uid, drop_root, groups_of, lookup_group, lookup_user, set_nice_and_identity, username,
-    Identity,
+    current_uid, drop_root, effective_uid, groups_of, lookup_group, lookup_user,
+    set_nice_and_identity, username, Identity,
 };
 pub use exec::{exec_with_fds, resolve_program};
 pub use fdpass::{

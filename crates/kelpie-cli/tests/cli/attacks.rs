@@ -263,6 +263,114 @@ fn a_home_another_user_owns_or_may_change_is_refused() {
     refused(&open, &open, "mode 777");
 }
 
+/// A Node app serving the path of the shim it loaded, and a Python app (on Kelpie's socket, fd
+/// 3) serving its `sitecustomize`'s: an app that cannot read its shim fails to start instead.
+const NODE_SAYS_ITS_SHIM: &str = r#"require('http').createServer((q, s) => s.end(
+  Object.keys(require.cache).find((path) => path.endsWith('node-shim.cjs')) || 'no shim'
+)).listen(process.env.PORT);
+"#;
+const PYTHON_SAYS_ITS_SHIM: &str = r#"import socket, sitecustomize
+server = socket.socket(fileno=3)
+body = sitecustomize.__file__.encode()
+while True:
+    connection, _ = server.accept()
+    connection.recv(65536)
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+    connection.close()
+"#;
+
+/// The first `program` on PATH that every user may run (not a version manager's in /root).
+fn runnable_by_everyone(program: &str) -> String {
+    let path = std::env::var("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|found| {
+            found.ancestors().all(|at| {
+                std::fs::metadata(at).is_ok_and(|meta| meta.permissions().mode() & 0o001 != 0)
+            })
+        })
+        .unwrap_or_else(|| panic!("no {program} on PATH that every user may run"))
+        .display()
+        .to_string()
+}
+
+/// Found in issue 78's review: every shim was written in the root daemon's home, which is 0700,
+/// so an app run as another user crash-looped on `Cannot find module '<home>/node-shim.cjs'`.
+#[test]
+fn apps_run_as_another_user_load_their_shims_from_a_directory_only_root_may_change() {
+    if !requires_root("runs apps as nobody") {
+        return;
+    }
+    let k = kelpie();
+    let dir = nobodys_dir(&k, "apps");
+    let node_app = dir.join("server.js");
+    std::fs::write(&node_app, NODE_SAYS_ITS_SHIM).expect("write");
+    let python_app = dir.join("server.py");
+    std::fs::write(&python_app, PYTHON_SAYS_ITS_SHIM).expect("write");
+    let (node_port, python_port) = (free_port(), free_port());
+    for (name, script, port) in [
+        ("node", &node_app, node_port),
+        ("python", &python_app, python_port),
+    ] {
+        let script = script.display().to_string();
+        let port = port.to_string();
+        let interpreter = runnable_by_everyone(if name == "node" { "node" } else { "python3" });
+        k.ok(&[
+            "start",
+            &script,
+            "--name",
+            name,
+            "-i",
+            "2",
+            "--port",
+            &port,
+            "--user",
+            "nobody",
+            "--interpreter",
+            &interpreter,
+        ]);
+    }
+    let served = |port: u16| {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let mut last = String::new();
+        k.wait_for("the app serving", 20 * SECS, || {
+            last = kelpie_testkit::load::get(addr).unwrap_or_else(|e| e);
+            last.contains("/kelpie-shims/")
+        });
+        PathBuf::from(last)
+    };
+    let node_shim = served(node_port);
+    let python_shim = served(python_port);
+    let shims = node_shim.parent().expect("the shims' directory");
+    assert_eq!(python_shim, shims.join("python/sitecustomize.py"));
+    assert!(
+        shims.starts_with("/run/kelpie-shims"),
+        "{}",
+        shims.display()
+    );
+    // Root's, readable by everyone, changed by nobody else; the home stays private.
+    for (path, expected) in [
+        (shims.parent().expect("parent"), 0o755),
+        (shims, 0o755),
+        (shims.join("python").as_path(), 0o755),
+        (node_shim.as_path(), 0o644),
+        (python_shim.as_path(), 0o644),
+        (shims.join("runtime-shim.mjs").as_path(), 0o644),
+    ] {
+        assert_eq!(mode(path), expected, "{}", path.display());
+        let owner = std::fs::metadata(path).expect("stat").uid();
+        assert_eq!(owner, 0, "{}", path.display());
+    }
+    assert_eq!(mode(k.home()), 0o700);
+    // Both apps run as nobody, and none of their instances restarted.
+    for app in k.jlist() {
+        let pid = app["pid"].as_u64().expect("pid");
+        let status = std::fs::metadata(format!("/proc/{pid}")).expect("the process");
+        assert_eq!(status.uid(), nobody().0, "{app}");
+        assert_eq!(app["pm2_env"]["restart_time"], 0, "{app}");
+    }
+}
+
 /// `GET path` on 127.0.0.1:`port`: the status and body.
 fn get(port: u16, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
