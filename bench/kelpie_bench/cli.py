@@ -29,6 +29,7 @@ from .selftest import self_test
 from .session import Session
 from .notify import notify_main
 from .js_runtimes import runtimes_main
+from .sockets import sockets_main
 from .wrk import ensure_wrk
 
 
@@ -39,15 +40,18 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--apps", type=int, default=200, help="number of apps (default 200)")
     ap.add_argument("--only", choices=["core", "logs", "cluster", "health", "runtime",
                                        "reliability", "scale", "soak", "deploy",
-                                       "nodemetrics", "chaos", "notify", "runtimes"],
+                                       "nodemetrics", "chaos", "notify", "runtimes",
+                                       "sockets"],
                     help="run only this scenario: core (RSS, list, start/stop, crash), logs, "
                          "cluster, health, runtime, reliability, scale, soak (crash-looping apps "
                          "of each kind), deploy, nodemetrics (the Node shim's runtime "
                          "metrics), chaos (random faults for --chaos-secs) or notify "
                          "(notifications on against off with crash-looping apps, and an "
-                         "exception burst; Kelpie only) or runtimes (Bun and Deno clusters "
-                         "against the same runtime's processes by hand); default: all but "
-                         "scale, soak, deploy, nodemetrics, chaos, notify and runtimes, which "
+                         "exception burst; Kelpie only), runtimes (Bun and Deno clusters "
+                         "against the same runtime's processes by hand) or sockets (uvicorn, "
+                         "gunicorn and a Go server on Kelpie's socket against their own "
+                         "port); default: all but scale, soak, deploy, nodemetrics, chaos, "
+                         "notify, runtimes and sockets, which "
                          "are run only on their own; deploy needs root and sshd, and is skipped with the reason "
                          "without them)")
     ap.add_argument("--wrk-seconds", type=float, default=4.0,
@@ -188,6 +192,10 @@ def main() -> int:
         if not cfg.no_build:
             build_kelpie()
         return runtimes_main(cfg, argv_str)
+    if cfg.only == "sockets":
+        if not cfg.no_build:
+            build_kelpie()
+        return sockets_main(cfg, argv_str)
     if cfg.only == "nodemetrics":
         if not cfg.no_build:
             build_kelpie()

@@ -113,10 +113,10 @@ def through_kelpie(k: Kelpie, bin_dir: Path, runtime: str) -> None:
     time.sleep(1.0)
 
 
-def measure(wrk: str, port: int, keep_alive: bool) -> dict:
+def measure(wrk: str, port: int, keep_alive: bool, seconds: float = SECONDS_PER_RUN) -> dict:
     extra = () if keep_alive else ("-H", "Connection: close")
-    res = finish_wrk(start_wrk(wrk_argv(wrk, port, SECONDS_PER_RUN, extra, CONNECTIONS)),
-                     timeout=SECONDS_PER_RUN + 60)
+    res = finish_wrk(start_wrk(wrk_argv(wrk, port, seconds, extra, CONNECTIONS)),
+                     timeout=seconds + 60)
     return {key: res[key] for key in ("rps", "requests", "failed", "latency_avg_ms")}
 
 

@@ -18,6 +18,7 @@ from .tests.test_report import ReportTest
 from .tests.test_runtime import RuntimeTest
 from .tests.test_scale import ScaleTest
 from .tests.test_soak import SoakTest
+from .tests.test_sockets import SocketsTest
 
 
 def self_test() -> int:
@@ -35,6 +36,7 @@ def self_test() -> int:
                                 loader.loadTestsFromTestCase(LayoutTest),
                                 loader.loadTestsFromTestCase(ReportTest),
                                 loader.loadTestsFromTestCase(NodeMetricsTest),
-                                loader.loadTestsFromTestCase(ChaosTest)])
+                                loader.loadTestsFromTestCase(ChaosTest),
+                                loader.loadTestsFromTestCase(SocketsTest)])
     result = unittest.TextTestRunner(verbosity=2).run(suite)
     return 0 if result.wasSuccessful() else 1
