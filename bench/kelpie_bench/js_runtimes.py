@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import signal
-import statistics
 import subprocess
 import tempfile
 import time
@@ -21,10 +19,10 @@ from pathlib import Path
 
 from .common import log
 from .managers import clean_up_on_exit, Kelpie, Manager
+from .paired import CONNECTIONS, measure_rounds, ratio_table, write_section
 from .processes import loadavg
-from .report import machine_info, merge_section
-from .stats import round_floats
-from .wrk import ensure_wrk, finish_wrk, start_wrk, wrk_argv
+from .report import machine_info
+from .wrk import ensure_wrk
 
 VERSIONS = {"bun": "1.4.5", "deno": "2.9.6"}  # as the black-box tests pin them
 # Each runtime's bound and Kelpie's apps listen at once, on ports of their own.
@@ -33,10 +31,7 @@ PORTS = {("bun", "bound"): 18411, ("bun", "kelpie"): 18412,
 INSTANCES = 2
 ROUNDS = 9
 SECONDS_PER_RUN = 5.0
-CONNECTIONS = 32
 BUDGET = 0.95
-BEGIN = "<!-- bench:runtimes:begin -->"
-END = "<!-- bench:runtimes:end -->"
 
 SOURCES = {
     "bun": "Bun.serve({ port: %d%s, fetch() { return new Response('hello'); } });\n",
@@ -113,13 +108,6 @@ def through_kelpie(k: Kelpie, bin_dir: Path, runtime: str) -> None:
     time.sleep(1.0)
 
 
-def measure(wrk: str, port: int, keep_alive: bool, seconds: float = SECONDS_PER_RUN) -> dict:
-    extra = () if keep_alive else ("-H", "Connection: close")
-    res = finish_wrk(start_wrk(wrk_argv(wrk, port, seconds, extra, CONNECTIONS)),
-                     timeout=seconds + 60)
-    return {key: res[key] for key in ("rps", "requests", "failed", "latency_avg_ms")}
-
-
 def runtimes_main(cfg: argparse.Namespace, argv_str: str) -> int:
     started = dt.datetime.now(dt.timezone.utc)
     load = loadavg()
@@ -137,26 +125,19 @@ def runtimes_main(cfg: argparse.Namespace, argv_str: str) -> int:
         managers.append(Kelpie(tmp / "kelpie"))
         k = managers[-1]
         for runtime in VERSIONS:
-            modes = (("keep-alive", True), ("new connections", False))
-            samples[runtime] = {mode: {"bound": [], "kelpie": []} for mode, _ in modes}
-            # Both run at once, each idle while the other is measured, alternated run by run:
-            # the machine's drift falls on both alike.
+            # Both run at once, each idle while the other is measured (paired.py).
             bound = ByHand(bin_dir, runtime, k.workdir)
             try:
                 through_kelpie(k, bin_dir, runtime)
-                for round_ in range(rounds):
-                    for mode, keep_alive in modes:
-                        # Which goes first alternates: no order favours either.
-                        order = ("bound", "kelpie") if round_ % 2 == 0 else ("kelpie", "bound")
-                        for setup in order:
-                            samples[runtime][mode][setup].append(
-                                measure(wrk, PORTS[(runtime, setup)], keep_alive))
+                ports = {side: PORTS[(runtime, side)] for side in ("bound", "kelpie")}
+                samples[runtime] = measure_rounds(wrk, ports, rounds, SECONDS_PER_RUN)
                 k.run("delete", runtime)
             finally:
                 bound.stop()
     finally:
         cleanup()
-    table, worst = build_table(samples)
+    table, worst = ratio_table(
+        samples, ("Runtime", "Bound (2 processes by hand)", "Through Kelpie (`-i 2`)"), BUDGET)
     print(table)
     if cfg.output:
         info = machine_info()
@@ -164,26 +145,8 @@ def runtimes_main(cfg: argparse.Namespace, argv_str: str) -> int:
                     f"at start; {info['nproc']} CPUs ({info['cpu']}), {info['memory']}, "
                     f"Linux {info['kernel']}; Bun {VERSIONS['bun']}, Deno {VERSIONS['deno']} "
                     f"(npm); wrk -t2 -c{CONNECTIONS} -d{SECONDS_PER_RUN:g}s, {rounds} rounds, median of each")
-        section = f"""{BEGIN}
-## Bun and Deno in cluster mode
-
-{run_line}
-
-{table}
-
-{NOTES}
-
-<details><summary>Raw samples (runtimes)</summary>
-
-```json
-{raw_samples(round_floats(samples))}
-```
-
-</details>
-{END}"""
-        text = cfg.output.read_text() if cfg.output.exists() else ""
-        cfg.output.write_text(merge_section(text, BEGIN, END, section))
-        log(f"updated the runtimes section of {cfg.output}")
+        write_section(cfg, "runtimes", "Bun and Deno in cluster mode", run_line, table, NOTES,
+                      samples)
     return 0 if worst >= BUDGET else 1
 
 
@@ -196,32 +159,3 @@ at the same time as Kelpie's on another port (each idle while the other is measu
 is in no request's path either way; what it adds is the shim's work per request. Bun answers
 `Connection: close` requests by closing at once, which wrk counts as read errors in both setups
 (the requests are answered; the column counts them as wrk does)."""
-
-
-def raw_samples(samples: dict) -> str:
-    """The samples as JSON, one line per runtime, load and setup."""
-    lines = [f' "{runtime} / {mode} / {setup}": {json.dumps(runs)}'
-             for runtime, modes in samples.items()
-             for mode, setups in modes.items()
-             for setup, runs in setups.items()]
-    return "{\n" + ",\n".join(lines) + "\n}"
-
-
-def build_table(samples: dict) -> tuple[str, float]:
-    rows = ["| Runtime | Load | Bound (2 processes by hand), median | Through Kelpie (`-i 2`), median "
-            "| Ratio (median of the rounds') | Budget |",
-            "|---|---|---:|---:|---:|---|"]
-    worst = float("inf")
-    for runtime, modes in samples.items():
-        for mode, setups in modes.items():
-            median = {setup: statistics.median(s["rps"] for s in runs)
-                      for setup, runs in setups.items()}
-            # Each round's two runs are next to each other in time: the median of their ratios
-            # leaves out the machine's drift from round to round.
-            ratio = statistics.median(k["rps"] / b["rps"]
-                                      for b, k in zip(setups["bound"], setups["kelpie"]))
-            worst = min(worst, ratio)
-            verdict = "ok" if ratio >= BUDGET else "under"
-            rows.append(f"| {runtime} | {mode} | {median['bound']:,.0f} req/s | "
-                        f"{median['kelpie']:,.0f} req/s | {ratio:.3f}x | >= {BUDGET}x: {verdict} |")
-    return "\n".join(rows), worst

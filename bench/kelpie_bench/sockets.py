@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import statistics
+import os
 import subprocess
 import tempfile
 from pathlib import Path
 
 from .common import log
-from .js_runtimes import measure, raw_samples, wait_port
+from .js_runtimes import wait_port
 from .managers import clean_up_on_exit, Kelpie, Manager
+from .paired import CONNECTIONS, measure_rounds, ratio_table, write_section
 from .processes import loadavg
-from .report import machine_info, merge_section
-from .stats import round_floats
+from .report import machine_info
 from .wrk import ensure_wrk
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,8 +43,6 @@ PORTS = {"uvicorn": (18431, 18432), "gunicorn": (18433, 18434), "go": (18435, 18
 ROUNDS = 15
 SECONDS_PER_RUN = 3.0
 BUDGET = 0.9
-BEGIN = "<!-- bench:sockets:begin -->"
-END = "<!-- bench:sockets:end -->"
 
 
 def venv(tmp: Path, name: str) -> Path:
@@ -67,7 +65,7 @@ def go_server(tmp: Path) -> Path:
     subprocess.run(["go", "mod", "init", "example.com/server"], cwd=where, check=True,
                    capture_output=True, timeout=120)
     subprocess.run(["go", "build", "-o", "server", "."], cwd=where, check=True, timeout=600,
-                   env={**__import__("os").environ, "GOFLAGS": "-mod=mod"})
+                   env={**os.environ, "GOFLAGS": "-mod=mod"})
     return where / "server"
 
 
@@ -120,46 +118,22 @@ def sockets_main(cfg: argparse.Namespace, argv_str: str) -> int:
         k = managers[-1]
         for name, setup in servers(tmp, k.workdir).items():
             start_both(k, name, setup)
-            modes = (("keep-alive", True), ("new connections", False))
-            samples[name] = {mode: {"bound": [], "kelpie": []} for mode, _ in modes}
-            for round_ in range(rounds):
-                for mode, keep_alive in modes:
-                    order = ("bound", "kelpie") if round_ % 2 == 0 else ("kelpie", "bound")
-                    for side in order:
-                        port = PORTS[name][0 if side == "kelpie" else 1]
-                        samples[name][mode][side].append(
-                            measure(wrk, port, keep_alive, SECONDS_PER_RUN))
+            ports = {"kelpie": PORTS[name][0], "bound": PORTS[name][1]}
+            samples[name] = measure_rounds(wrk, ports, rounds, SECONDS_PER_RUN)
             k.run("delete", "all")
     finally:
         cleanup()
-    table, worst = build_table(samples)
+    table, worst = ratio_table(samples, ("Server", "Own port", "Kelpie's socket"), BUDGET)
     print(table)
     if cfg.output:
         info = machine_info()
         run_line = (f"Command: `{argv_str}`; {started:%Y-%m-%d %H:%M} UTC; load average {load} "
                     f"at start; {info['nproc']} CPUs ({info['cpu']}), {info['memory']}, "
                     f"Linux {info['kernel']}; {', '.join(p for v in VENVS.values() for p in v)} "
-                    f"(PyPI); wrk -t2 -c32 -d{SECONDS_PER_RUN:g}s, {rounds} rounds, median of each")
-        section = f"""{BEGIN}
-## Other languages' servers on Kelpie's socket
-
-{run_line}
-
-{table}
-
-{NOTES}
-
-<details><summary>Raw samples (sockets)</summary>
-
-```json
-{raw_samples(round_floats(samples))}
-```
-
-</details>
-{END}"""
-        text = cfg.output.read_text() if cfg.output.exists() else ""
-        cfg.output.write_text(merge_section(text, BEGIN, END, section))
-        log(f"updated the sockets section of {cfg.output}")
+                    f"(PyPI); wrk -t2 -c{CONNECTIONS} -d{SECONDS_PER_RUN:g}s, {rounds} rounds, "
+                    "median of each")
+        write_section(cfg, "sockets", "Other languages' servers on Kelpie's socket", run_line,
+                      table, NOTES, samples)
     return 0 if worst >= BUDGET else 1
 
 
@@ -174,21 +148,3 @@ shim and without it, on the wildcard and on 127.0.0.1) and on its own port (127.
 `[::]`), five setups alternated five times, measured 3 189 to 3 497 req/s with new connections,
 in no order of setup; a 7-round run of this section once read gunicorn's new connections as
 0.848x, and this one 0.945x."""
-
-
-def build_table(samples: dict) -> tuple[str, float]:
-    rows = ["| Server | Load | Own port, median | Kelpie's socket, median "
-            "| Ratio (median of the rounds') | Budget |",
-            "|---|---|---:|---:|---:|---|"]
-    worst = float("inf")
-    for name, modes in samples.items():
-        for mode, sides in modes.items():
-            median = {side: statistics.median(s["rps"] for s in runs)
-                      for side, runs in sides.items()}
-            ratio = statistics.median(k["rps"] / max(b["rps"], 1.0)
-                                      for b, k in zip(sides["bound"], sides["kelpie"]))
-            worst = min(worst, ratio)
-            verdict = "ok" if ratio >= BUDGET else "under"
-            rows.append(f"| {name} | {mode} | {median['bound']:,.0f} req/s | "
-                        f"{median['kelpie']:,.0f} req/s | {ratio:.3f}x | >= {BUDGET}x: {verdict} |")
-    return "\n".join(rows), worst

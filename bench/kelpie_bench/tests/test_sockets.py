@@ -1,10 +1,11 @@
-"""Self-test of the sockets scenario's table and of what it reads from docs/cluster.md."""
+"""Self-test of the paired scenarios' table (paired.py) and of what it reads from docs/cluster.md."""
 
 from __future__ import annotations
 
 import unittest
 
-from ..sockets import BUDGET, ROOT, build_table
+from ..paired import ratio_table
+from ..sockets import BUDGET, ROOT
 
 
 class SocketsTest(unittest.TestCase):
@@ -16,7 +17,7 @@ class SocketsTest(unittest.TestCase):
             "gunicorn": {"new connections": {"bound": runs(10, 10, 10),
                                              "kelpie": runs(8, 9, 12)}},
         }
-        table, worst = build_table(samples)
+        table, worst = ratio_table(samples, ("Server", "Own port", "Kelpie's socket"), BUDGET)
         # go: 0.95, 0.5 and 1.1 per round, median 0.95; gunicorn: 0.8, 0.9, 1.2, median 0.9.
         self.assertIn("| go | keep-alive | 100 req/s | 100 req/s | 0.950x | >= 0.9x: ok |", table)
         self.assertIn("| gunicorn | new connections | 10 req/s | 9 req/s | 0.900x", table)
