@@ -89,7 +89,8 @@ fn shared_dir() -> Option<PathBuf> {
         return None;
     };
     let dir = run.join("kelpie-shims").join(digest());
-    match make_shared(&dir).and_then(|()| write_into(&dir)) {
+    let made = make_shared(&dir).and_then(|()| write_into(&dir).map_err(|e| e.to_string()));
+    match made {
         Ok(()) => Some(dir),
         Err(why) => {
             crate::daemon_log!(
@@ -102,25 +103,24 @@ fn shared_dir() -> Option<PathBuf> {
 
 /// `dir` and its parent, root's, mode 0755 whatever the umask, and trusted as the home is: no
 /// directory from `/` down that another user owns or may change.
-fn make_shared(dir: &Path) -> Result<(), DaemonError> {
+/// The error says what failed, naming the path.
+fn make_shared(dir: &Path) -> Result<(), String> {
     // Checked before anything is made too: nothing is made or changed through a link another
     // user could have placed.
     check_shared(dir)?;
-    std::fs::create_dir_all(dir).map_err(|e| DaemonError::io("cannot create", dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     for made in [dir.parent().unwrap_or(dir), dir] {
         std::fs::set_permissions(made, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| DaemonError::io("cannot set the permissions of", made, e))?;
+            .map_err(|e| format!("cannot set the permissions of {}: {e}", made.display()))?;
     }
     check_shared(dir)
 }
 
 /// `dir` (or what of it exists) and every directory above it are root's and nobody else's to
 /// change.
-fn check_shared(dir: &Path) -> Result<(), DaemonError> {
-    kelpie_sys::check_owned_path(dir).map_err(|refused| DaemonError::UntrustedHome {
-        home: dir.to_path_buf(),
-        refused: refused.to_string(),
-    })
+fn check_shared(dir: &Path) -> Result<(), String> {
+    kelpie_sys::check_owned_path(dir)
+        .map_err(|refused| format!("refusing {}: {refused}", dir.display()))
 }
 
 /// The shims' directory name: a digest of their sources (16 hex digits).
@@ -155,4 +155,51 @@ fn write_if_changed(path: &Path, text: &str) -> std::io::Result<()> {
         return Ok(());
     }
     crate::atomic::atomic_write_mode(path, text.as_bytes(), 0o644)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_directory_below_one_others_may_change_is_refused_before_it_is_made() {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let open = scratch.path().join("open");
+        std::fs::create_dir(&open).expect("mkdir");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let dir = open.join("kelpie-shims").join(digest());
+        let refused = make_shared(&dir).expect_err("refused");
+        assert!(
+            refused.contains(&dir.display().to_string())
+                && refused.contains("may be changed by other users"),
+            "{refused}"
+        );
+        assert!(!open.join("kelpie-shims").exists(), "nothing was made");
+    }
+
+    #[test]
+    fn a_shared_directory_is_made_0755_with_its_shims_0644() {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let dir = scratch.path().join("kelpie-shims").join(digest());
+        make_shared(&dir).expect("made");
+        write_into(&dir).expect("written");
+        let mode = |path: &Path| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(path).expect("stat").mode() & 0o7777
+        };
+        for path in [dir.parent().expect("parent"), &dir, &dir.join("python")] {
+            assert_eq!(mode(path), 0o755, "{}", path.display());
+        }
+        for name in [
+            "node-shim.cjs",
+            "python/sitecustomize.py",
+            "runtime-shim.mjs",
+        ] {
+            assert_eq!(mode(&dir.join(name)), 0o644, "{name}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(dir.join("node-shim.cjs")).expect("read"),
+            NODE_SHIM
+        );
+    }
 }
