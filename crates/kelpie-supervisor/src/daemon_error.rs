@@ -24,6 +24,15 @@ pub enum DaemonError {
         /// What is wrong, and where.
         refused: String,
     },
+    /// A root daemon's directory for the shims (`/run/kelpie-shims/...`), or a directory above
+    /// it, is another user's or may be changed by one.
+    #[error("refusing {} for the shims: {refused}", dir.display())]
+    UntrustedShimDir {
+        /// The shims' directory.
+        dir: std::path::PathBuf,
+        /// What is wrong, and where.
+        refused: String,
+    },
     /// `KELPIE_PLATFORM` names no backend of this system.
     #[error("{0}")]
     Platform(#[from] kelpie_sys::platform::UnknownBackend),

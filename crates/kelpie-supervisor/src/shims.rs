@@ -89,8 +89,7 @@ fn shared_dir() -> Option<PathBuf> {
         return None;
     };
     let dir = run.join("kelpie-shims").join(digest());
-    let made = make_shared(&dir).and_then(|()| write_into(&dir).map_err(|e| e.to_string()));
-    match made {
+    match make_shared(&dir).and_then(|()| write_into(&dir)) {
         Ok(()) => Some(dir),
         Err(why) => {
             crate::daemon_log!(
@@ -103,24 +102,25 @@ fn shared_dir() -> Option<PathBuf> {
 
 /// `dir` and its parent, root's, mode 0755 whatever the umask, and trusted as the home is: no
 /// directory from `/` down that another user owns or may change.
-/// The error says what failed, naming the path.
-fn make_shared(dir: &Path) -> Result<(), String> {
+fn make_shared(dir: &Path) -> Result<(), DaemonError> {
     // Checked before anything is made too: nothing is made or changed through a link another
     // user could have placed.
     check_shared(dir)?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| DaemonError::io("cannot create", dir, e))?;
     for made in [dir.parent().unwrap_or(dir), dir] {
         std::fs::set_permissions(made, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| format!("cannot set the permissions of {}: {e}", made.display()))?;
+            .map_err(|e| DaemonError::io("cannot set the permissions of", made, e))?;
     }
     check_shared(dir)
 }
 
 /// `dir` (or what of it exists) and every directory above it are root's and nobody else's to
 /// change.
-fn check_shared(dir: &Path) -> Result<(), String> {
-    kelpie_sys::check_owned_path(dir)
-        .map_err(|refused| format!("refusing {}: {refused}", dir.display()))
+fn check_shared(dir: &Path) -> Result<(), DaemonError> {
+    kelpie_sys::check_owned_path(dir).map_err(|refused| DaemonError::UntrustedShimDir {
+        dir: dir.to_path_buf(),
+        refused: refused.to_string(),
+    })
 }
 
 /// The shims' directory name: a digest of their sources (16 hex digits).
@@ -168,7 +168,7 @@ mod tests {
         std::fs::create_dir(&open).expect("mkdir");
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
         let dir = open.join("kelpie-shims").join(digest());
-        let refused = make_shared(&dir).expect_err("refused");
+        let refused = make_shared(&dir).expect_err("refused").to_string();
         assert!(
             refused.contains(&dir.display().to_string())
                 && refused.contains("may be changed by other users"),
