@@ -6,9 +6,10 @@ use kelpie_proto::Home;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 
 /// Make the home (mode 0700), its logs directory and its apps' stdin directory, and write the
-/// shims apps load (`crate::shims`: in the home, or a root daemon's own directory); refuse a home (or a `kelpie.toml` in it) that another user owns or may change, or
-/// that sits in a directory another user may change: they could replace the Node shim every
-/// Node app loads, or the settings, and so run their code with the daemon's rights.
+/// shims apps load (`crate::shims`: in the home, or a root daemon's own directory); refuse a
+/// home (or a `kelpie.toml` in it) that another user owns or may change, or that sits in a
+/// directory another user may change: they could replace the Node shim every Node app loads,
+/// or the settings, and so run their code with the daemon's rights.
 pub fn prepare_home(home: &Home) -> Result<(), DaemonError> {
     for path in [home.root().to_path_buf(), home.settings_file()] {
         kelpie_sys::check_owned_path(&path).map_err(|refused| DaemonError::UntrustedHome {

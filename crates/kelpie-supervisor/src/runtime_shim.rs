@@ -9,9 +9,10 @@ use std::path::Path;
 const DENO_RUNS: [&str; 2] = ["run", "serve"];
 
 /// `argv` (the app's command line, `bun app.ts` or `deno run --allow-net app.ts`) with the shim
-/// (at `shim`, `crate::shims::runtime_shim`) preloaded: `bun --preload <shim> ...`; `deno run --preload <shim's URL> ...`, `run` added
-/// when the app's arguments do not start with a subcommand (`interpreter: deno` alone), and
-/// `--unstable-net` when its instances share ports (Deno asks for it for `reusePort`).
+/// at `shim` (`crate::shims::runtime_shim`) preloaded: `bun --preload <shim> ...`;
+/// `deno run --preload <shim's URL> ...`, `run` added when the app's arguments do not start
+/// with a subcommand (`interpreter: deno` alone), and `--unstable-net` when its instances
+/// share ports (Deno asks for it for `reusePort`).
 pub(crate) fn preload(argv: &mut Vec<String>, spec: &AppSpec, runtime: JsRuntime, shim: &Path) {
     match runtime {
         JsRuntime::Bun => {
